@@ -1,0 +1,61 @@
+"""The environment an actor gets: the only door to time, randomness and I/O.
+
+Protocol code takes ``now()``, timers, the RNG, ``send`` and ``spawn`` from
+here and nowhere else.  The production runtime (``runtime.prod``) backs it
+with the monotonic clock, gevent timers and sockets; the simulator
+(``sim.runtime``) with virtual time, a seeded scheduler and an in-memory
+network.  The same actor classes run on both.
+"""
+
+from __future__ import annotations
+
+import abc
+import random
+from typing import Any, Protocol
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Env(abc.ABC):
+    """What one node's runtime offers its actors."""
+
+    node: str
+    rng: random.Random
+
+    @abc.abstractmethod
+    def now(self) -> float:
+        """Seconds on a monotonic clock (virtual in the simulator)."""
+
+    @abc.abstractmethod
+    def call_later(self, delay_s: float, ref: Any, msg: Any) -> TimerHandle:
+        """Tell *msg* to actor *ref* after *delay_s* seconds, unless cancelled."""
+
+    @abc.abstractmethod
+    def send(self, node: str, actor: str, msg: Any) -> None:
+        """Deliver *msg* to actor *actor* on *node*; never blocks, may be lost.
+
+        A message to the local node goes straight to the actor's inbox; one to
+        another node crosses the network through the wire codec.
+        """
+
+    @abc.abstractmethod
+    def spawn(self, cls: type, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Start actor *cls* on this node under *name*; returns its ActorRef."""
+
+    @abc.abstractmethod
+    def lookup(self, name: str) -> Any | None:
+        """The ActorRef of this node's actor *name*, or None."""
+
+    @abc.abstractmethod
+    def make_future(self) -> Any:
+        """A future of this runtime, for replies to the outside world.
+
+        The HTTP API and tests tell an actor a request carrying this future;
+        the actor sets it when the answer is ready (after a Raft commit, say),
+        and only the outside caller ever waits on it.
+        """
+
+    def report_failure(self, actor: str, error: str) -> None:  # noqa: B027
+        """An actor of this node died; the runtime tells the supervisor."""

@@ -1,0 +1,454 @@
+"""Production network edges: TCP (RPC, Raft) and UDP (gossip probes) under gevent.
+
+The process calls ``gevent.monkey.patch_all()`` first; every blocking call here
+only blocks the calling greenlet.  Node ids are address strings "host:port".
+
+Everything read from the network is untrusted (DESIGN.md §4): a stream is cut
+into length-bounded frames by :class:`~runtime.wire.FrameDecoder`, every
+decoded message must be an :class:`Envelope`, and any :class:`WireError` is
+counted, logged once and answered by closing that one connection (TCP) or
+dropping that one packet (UDP).  Nothing a peer sends can kill the transport.
+
+Sending never blocks the caller.  Each TCP peer gets a :class:`PeerLink`: a
+bounded queue of encoded frames drained by one sender greenlet, which owns the
+connection.  Loss is normal and counted, never hidden: the protocols above
+(Raft, gossip, RPC retries) already tolerate it, and a sender that blocked on a
+slow peer would stall the actor that called it.
+
+Backoff policy (decided here): after a failed connect or a broken write the
+link enters backoff, the frames still queued for it are dropped, and until the
+backoff expires ``send`` drops new frames for that peer at once (counted as
+``dropped_unreachable``) rather than queueing them.  Queueing during an outage
+would only deliver a burst of stale heartbeats and appends when the peer comes
+back, and would hold up to ``queue_limit`` frames of memory per dead peer.
+The first send after the backoff expires triggers the next connect attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gevent
+import gevent.pool
+import gevent.queue
+import gevent.select
+import gevent.socket
+from gevent.server import DatagramServer, StreamServer
+
+from runtime.messages import Envelope
+from runtime.wire import (
+    DEFAULT_MAX_FRAME_BYTES,
+    BadField,
+    FrameDecoder,
+    FrameTooLarge,
+    TruncatedFrame,
+    WireError,
+    decode,
+    encode,
+    encode_frame,
+)
+
+__all__ = [
+    "PeerLink",
+    "TcpTransport",
+    "TransportConfig",
+    "UdpTransport",
+    "format_address",
+    "parse_address",
+]
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[Envelope], None]
+
+# Bytes asked of recv() per call: big enough to take a burst in one syscall.
+_READ_CHUNK = 64 * 1024
+# A sender stops draining its queue into one sendall() past this many bytes,
+# so one batch never builds an unbounded join of many large frames.
+_MAX_BATCH_BYTES = 1024 * 1024
+# Largest payload a UDP datagram can carry over IPv4.
+_UDP_MAX_PAYLOAD = 65507
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransportConfig:
+    """Limits and timings of the network edges (one instance per transport)."""
+
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES  # bounds what a hostile length prefix can make us buffer
+    queue_limit: int = 4096  # frames queued per peer; bounds memory when a peer is slow
+    connect_timeout_s: float = 2.0  # a LAN connect slower than this means the peer is effectively down
+    backoff_min_s: float = 0.05  # first retry comes quickly: most breaks are a peer restarting
+    backoff_max_s: float = 5.0  # cap so a healed peer is reached again within seconds
+    write_timeout_s: float = 10.0  # a peer not draining its socket this long is treated as broken
+    udp_max_packet_bytes: int = 1400  # memberlist's UDPBufferSize: fits a 1500-byte MTU without fragmenting
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_frame_bytes",
+            "queue_limit",
+            "connect_timeout_s",
+            "backoff_min_s",
+            "backoff_max_s",
+            "write_timeout_s",
+            "udp_max_packet_bytes",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"TransportConfig.{name} must be a positive number, got {value!r}")
+        for name in ("max_frame_bytes", "queue_limit", "udp_max_packet_bytes"):
+            if not isinstance(getattr(self, name), int):
+                raise ValueError(f"TransportConfig.{name} must be an int, got {getattr(self, name)!r}")
+        if self.backoff_min_s > self.backoff_max_s:
+            raise ValueError(
+                f"TransportConfig.backoff_min_s ({self.backoff_min_s}) must not exceed "
+                f"backoff_max_s ({self.backoff_max_s})"
+            )
+        if self.udp_max_packet_bytes > _UDP_MAX_PAYLOAD:
+            raise ValueError(
+                f"TransportConfig.udp_max_packet_bytes ({self.udp_max_packet_bytes}) exceeds "
+                f"the UDP payload limit {_UDP_MAX_PAYLOAD}"
+            )
+
+
+def parse_address(node: str) -> tuple[str, int]:
+    """Split a node id "host:port" (or "[v6]:port") into a socket address."""
+    host, sep, port = node.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"bad node address {node!r}: expected host:port")
+    return host.strip("[]"), int(port)
+
+
+def format_address(host: str, port: int) -> str:
+    """The node id of a socket address (brackets IPv6 so parse_address round-trips)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _new_stats(*names: str) -> dict[str, int]:
+    return dict.fromkeys(names, 0)
+
+
+# ------------------------------------------------------------------- TCP
+
+
+class PeerLink:
+    """One outbound TCP connection to one peer.
+
+    A bounded queue of encoded frames and one sender greenlet that connects,
+    writes batches, and backs off after failures.  Only the sender greenlet
+    touches the socket, so frames to one peer are written in ``send`` order.
+    """
+
+    def __init__(self, transport: TcpTransport, node: str, addr: tuple[str, int]) -> None:
+        self.node = node
+        self._addr = addr
+        self._t = transport
+        self._cfg = transport.config
+        self.queue: gevent.queue.Queue[bytes] = gevent.queue.Queue(maxsize=self._cfg.queue_limit)
+        self._sock: gevent.socket.socket | None = None
+        self._failures = 0  # consecutive failures; drives the backoff delay
+        self._tried = False  # any connect attempted before (for the reconnects counter)
+        self.backoff_until = 0.0
+        self._greenlet = gevent.spawn(self._run)
+
+    def in_backoff(self) -> bool:
+        return time.monotonic() < self.backoff_until
+
+    def stop(self) -> None:
+        self._greenlet.kill(block=True, timeout=1)
+        self._close()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if self._sock is not None and self._peer_closed():
+                self._close()  # peer restarted while we were idle: reconnect, don't write into it
+            if self._sock is None and not self._connect():
+                self._fail(batch, "connect failed")
+                continue
+            try:
+                assert self._sock is not None
+                self._sock.sendall(b"".join(batch))
+            except OSError as exc:
+                self._close()
+                self._fail(batch, f"write failed: {exc}")
+                continue
+            self._failures = 0
+            self._t._stats["sent"] += len(batch)
+
+    def _next_batch(self) -> list[bytes]:
+        """Wait for one frame, then take whatever else is already queued (one sendall)."""
+        batch = [self.queue.get()]
+        size = len(batch[0])
+        while size < _MAX_BATCH_BYTES and not self.queue.empty():
+            frame = self.queue.get_nowait()
+            batch.append(frame)
+            size += len(frame)
+        return batch
+
+    def _connect(self) -> bool:
+        try:
+            sock = gevent.socket.create_connection(self._addr, timeout=self._cfg.connect_timeout_s)
+        except OSError as exc:
+            log.debug("connect to %s failed: %s", self.node, exc)
+            self._tried = True
+            return False
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self._cfg.write_timeout_s)
+        self._sock = sock
+        self._t._stats["connects"] += 1
+        if self._tried:
+            self._t._stats["reconnects"] += 1
+        self._tried = True
+        return True
+
+    def _peer_closed(self) -> bool:
+        """True if the peer closed (or, against protocol, wrote to) our outbound socket."""
+        assert self._sock is not None
+        readable, _, _ = gevent.select.select([self._sock], [], [], 0)
+        return bool(readable)
+
+    def _fail(self, batch: list[bytes], why: str) -> None:
+        """Drop the batch and everything queued, then back off with jitter.
+
+        Frames of a failed write may have partly reached the peer; they are
+        counted as dropped because we cannot know.
+        """
+        lost = len(batch)
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            lost += 1
+        self._t._stats["dropped_unreachable"] += lost
+        self._failures += 1
+        base = min(self._cfg.backoff_max_s, self._cfg.backoff_min_s * 2 ** min(self._failures - 1, 32))
+        delay = base * (0.5 + 0.5 * self._t._rng.random())  # "equal jitter": spread, never zero
+        self.backoff_until = time.monotonic() + delay
+        log.info("peer %s: %s; dropped %d frames, backing off %.3fs", self.node, why, lost, delay)
+        gevent.sleep(delay)
+
+    def _close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+class TcpTransport:
+    """Length-framed msgpack Envelopes over TCP, one outbound connection per peer."""
+
+    def __init__(self, bind: str, deliver: Deliver, *, config: TransportConfig | None = None) -> None:
+        self.config = config or TransportConfig()
+        self._bind = parse_address(bind)
+        self._deliver = deliver
+        self._rng = random.Random(os.urandom(16))  # edge code: real entropy for backoff jitter
+        self._links: dict[str, PeerLink] = {}
+        self._handlers = gevent.pool.Pool()
+        self._server: StreamServer | None = None
+        self._stopped = False
+        self._stats = _new_stats(
+            "sent",
+            "received",
+            "dropped_queue_full",
+            "dropped_unreachable",
+            "dropped_oversize",
+            "bad_frames",
+            "connects",
+            "reconnects",
+            "deliver_errors",
+        )
+
+    def start(self) -> None:
+        """Bind and start accepting; returns once listening."""
+        if self._server is not None or self._stopped:
+            raise RuntimeError("TcpTransport.start() called twice or after stop()")
+        self._server = StreamServer(self._bind, self._serve, spawn=self._handlers)
+        self._server.start()
+
+    @property
+    def address(self) -> str:
+        """The actual "host:port" being listened on (the real port when bound to 0)."""
+        if self._server is None:
+            raise RuntimeError("TcpTransport not started")
+        host, port = self._server.address[:2]
+        return format_address(host, port)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters (a copy).  ``connects`` counts established outbound
+        connections; ``reconnects`` those that followed an earlier attempt to
+        the same peer.  ``dropped_oversize`` counts Envelopes whose frame would
+        exceed ``max_frame_bytes``."""
+        return dict(self._stats)
+
+    def send(self, node: str, env: Envelope) -> bool:
+        """Queue *env* for *node*; never blocks.  False (and counted) when dropped.
+
+        Encoding happens here so a bug (an unregistered payload) raises in the
+        caller rather than in a sender greenlet; checks that drop come first
+        so a dead peer costs almost nothing per send.
+        """
+        link = self._links.get(node)
+        if link is None:
+            if self._stopped:
+                return self._drop("dropped_unreachable")
+            try:
+                link = self._links[node] = PeerLink(self, node, parse_address(node))
+            except ValueError as exc:
+                log.warning("not sending to %r: %s", node, exc)
+                return self._drop("dropped_unreachable")
+        if self._stopped or link.in_backoff():
+            return self._drop("dropped_unreachable")
+        if link.queue.full():
+            return self._drop("dropped_queue_full")
+        try:
+            frame = encode_frame(env, self.config.max_frame_bytes)
+        except FrameTooLarge as exc:
+            log.warning("not sending to %s: %s", node, exc)
+            return self._drop("dropped_oversize")
+        link.queue.put_nowait(frame)
+        return True
+
+    def stop(self) -> None:
+        """Close the listener, inbound connections and every peer link; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._server is not None:
+            self._server.stop(timeout=0)  # kills the reader greenlets; they close their sockets
+        for link in self._links.values():
+            link.stop()
+        self._links.clear()
+
+    def _drop(self, counter: str) -> bool:
+        self._stats[counter] += 1
+        return False
+
+    def _serve(self, sock: gevent.socket.socket, addr: tuple[str, int]) -> None:
+        """Read one inbound connection until EOF or the first bad frame."""
+        peer = format_address(addr[0], addr[1])
+        decoder = FrameDecoder(self.config.max_frame_bytes)
+        try:
+            while True:
+                data = sock.recv(_READ_CHUNK)
+                if not data:
+                    if decoder.pending_bytes:
+                        raise TruncatedFrame(f"connection closed inside a frame ({decoder.pending_bytes} bytes)")
+                    return
+                for msg in decoder.feed(data):
+                    if not isinstance(msg, Envelope):
+                        raise BadField(f"expected Envelope, got {type(msg).__name__}")
+                    self._stats["received"] += 1
+                    _call_deliver(self._deliver, msg, self._stats, peer)
+        except WireError as exc:
+            self._stats["bad_frames"] += 1
+            log.warning("closing connection from %s: bad frame: %s: %s", peer, type(exc).__name__, exc)
+        except OSError as exc:
+            log.debug("connection from %s ended: %s", peer, exc)
+        finally:
+            sock.close()
+
+
+def _call_deliver(deliver: Deliver, env: Envelope, stats: dict[str, int], peer: str) -> None:
+    """Hand *env* to the node; a failing callback is counted, never kills a reader."""
+    try:
+        deliver(env)
+    except Exception:  # noqa: BLE001 - the reader must survive any delivery bug
+        stats["deliver_errors"] += 1
+        log.exception("deliver failed for envelope from %s to %s", peer, env.dst_actor)
+
+
+# ------------------------------------------------------------------- UDP
+
+
+class UdpTransport:
+    """One Envelope per datagram (``encode(env)``, no length header), for gossip."""
+
+    def __init__(self, bind: str, deliver: Deliver, *, config: TransportConfig | None = None) -> None:
+        self.config = config or TransportConfig()
+        self._bind = parse_address(bind)
+        self._deliver = deliver
+        self._server: DatagramServer | None = None
+        self._sock: gevent.socket.socket | None = None
+        self._stopped = False
+        self._stats = _new_stats(
+            "sent",
+            "received",
+            "dropped_oversize",
+            "dropped_unreachable",
+            "bad_frames",
+            "deliver_errors",
+        )
+
+    def start(self) -> None:
+        """Bind and start receiving; returns once bound."""
+        if self._server is not None or self._stopped:
+            raise RuntimeError("UdpTransport.start() called twice or after stop()")
+        family = socket.AF_INET6 if ":" in self._bind[0] else socket.AF_INET
+        sock = gevent.socket.socket(family, socket.SOCK_DGRAM)
+        sock.bind(self._bind)
+        sock.settimeout(0.0)  # sendto raises instead of waiting when the buffer is full
+        self._sock = sock
+        self._server = DatagramServer(sock, self._handle)
+        self._server.start()
+
+    @property
+    def address(self) -> str:
+        if self._sock is None:
+            raise RuntimeError("UdpTransport not started")
+        host, port = self._sock.getsockname()[:2]
+        return format_address(host, port)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters (a copy); ``bad_frames`` counts undecodable datagrams."""
+        return dict(self._stats)
+
+    def send(self, node: str, env: Envelope) -> bool:
+        """Send one datagram; never blocks.  False (and counted) when dropped.
+
+        Packets over ``udp_max_packet_bytes`` are refused rather than left to
+        IP fragmentation, which loses the whole packet if any fragment is lost.
+        """
+        data = encode(env)
+        if len(data) > self.config.udp_max_packet_bytes:
+            log.warning("not sending %d-byte packet to %s: over udp_max_packet_bytes", len(data), node)
+            self._stats["dropped_oversize"] += 1
+            return False
+        if self._sock is None or self._stopped:
+            self._stats["dropped_unreachable"] += 1
+            return False
+        try:
+            self._sock.sendto(data, parse_address(node))
+        except (OSError, ValueError) as exc:  # full buffer, no route, bad address
+            log.debug("udp send to %s failed: %s", node, exc)
+            self._stats["dropped_unreachable"] += 1
+            return False
+        self._stats["sent"] += 1
+        return True
+
+    def stop(self) -> None:
+        """Close the socket; idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._server is not None:
+            self._server.stop(timeout=0)
+        if self._sock is not None:
+            self._sock.close()
+
+    def _handle(self, data: bytes, addr: tuple[str, int]) -> None:
+        peer = format_address(addr[0], addr[1])
+        try:
+            msg = decode(data, self.config.max_frame_bytes)
+            if not isinstance(msg, Envelope):
+                raise BadField(f"expected Envelope, got {type(msg).__name__}")
+        except WireError as exc:
+            self._stats["bad_frames"] += 1
+            log.warning("dropping packet from %s: %s: %s", peer, type(exc).__name__, exc)
+            return
+        self._stats["received"] += 1
+        _call_deliver(self._deliver, msg, self._stats, peer)

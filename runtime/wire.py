@@ -1,0 +1,359 @@
+"""The wire codec: immutable messages, append-only tags, msgpack frames.
+
+Every message that crosses a node boundary is a frozen, slotted, keyword-only
+dataclass registered with :func:`message` under a tag that never changes
+meaning (ONLY APPEND new tags; never reuse a retired one).  A message is
+encoded as ``[tag, field1, field2, ...]`` in declaration order; decoding is
+driven by the field annotations, so a decoded message is validated as it is
+built: unknown tags, wrong field types, wrong arity, truncated and oversized
+frames all raise a :class:`WireError` subclass.  Receivers catch
+``WireError`` at the edge, count it and drop the input: bad input from a peer
+is the peer's fault and must never kill an actor.
+
+Supported field types: ``int``, ``float``, ``str``, ``bytes``, ``bool``,
+``None``, ``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``frozenset[X]``,
+another registered message class, and :class:`Message` (any registered
+message).  Frozensets are encoded sorted so the bytes never depend on
+``PYTHONHASHSEED``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgpack
+
+__all__ = [
+    "BadField",
+    "FrameDecoder",
+    "FrameTooLarge",
+    "Message",
+    "TruncatedFrame",
+    "UnknownTag",
+    "WireError",
+    "decode",
+    "decode_frame",
+    "encode",
+    "encode_frame",
+    "message",
+    "registered",
+]
+
+# A frame is a 4-byte big-endian length followed by that many payload bytes.
+FRAME_HEADER = struct.Struct(">I")
+# Default frame limit: large enough for a Raft snapshot chunk (1 MiB) plus a
+# batch of entries, small enough that a hostile length prefix cannot make us
+# allocate much.  Every transport passes its own configured limit.
+DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+
+class WireError(ValueError):
+    """Input from the network could not be decoded: the sender's fault."""
+
+
+class FrameTooLarge(WireError):
+    """A frame (or its length prefix) exceeds the configured limit."""
+
+
+class TruncatedFrame(WireError):
+    """The bytes end before the frame or the msgpack value does."""
+
+
+class UnknownTag(WireError):
+    """The message tag is not registered here."""
+
+
+class BadField(WireError):
+    """A field has the wrong type, or the field count is wrong."""
+
+
+class Message:
+    """Marker base of every registered wire message (usable as a field type)."""
+
+    __slots__ = ()
+    TAG: typing.ClassVar[int]
+
+
+M = TypeVar("M", bound=type)
+
+_BY_TAG: dict[int, type] = {}
+_FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def message(tag: int) -> Callable[[M], M]:
+    """Register a frozen slotted dataclass as a wire message under *tag*."""
+
+    def register(cls: M) -> M:
+        if not (dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen):  # type: ignore[attr-defined]
+            raise TypeError(f"{cls.__name__} must be a frozen dataclass")
+        if not hasattr(cls, "__slots__"):
+            raise TypeError(f"{cls.__name__} must use slots=True")
+        if tag in _BY_TAG and _BY_TAG[tag].__qualname__ != cls.__qualname__:
+            raise TypeError(f"wire tag {tag} already used by {_BY_TAG[tag].__name__}")
+        hints = typing.get_type_hints(cls)
+        _FIELDS[cls] = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+        cls.TAG = tag  # type: ignore[attr-defined]
+        _BY_TAG[tag] = cls
+        return cls
+
+    return register
+
+
+def registered() -> dict[int, type]:
+    """Every registered message class by tag (a copy)."""
+    return dict(sorted(_BY_TAG.items()))
+
+
+def fields_of(cls: type) -> tuple[tuple[str, Any], ...]:
+    return _FIELDS[cls]
+
+
+# ---------------------------------------------------------------- encoding
+#
+# Each field type is compiled once, at first use, into a pair of closures
+# (to-wire, from-wire); this keeps the codec fast enough for the simulator,
+# where every message crosses it twice.
+
+_Enc = Callable[[Any], Any]
+_Dec = Callable[[Any, str], Any]
+_COMPILED: dict[Any, tuple[_Enc, _Dec]] = {}
+
+
+def _sort_key(v: Any) -> tuple[str, Any]:
+    # Frozenset members share one type in practice; the type name keeps mixed
+    # sets orderable and the order independent of hashing.
+    return (type(v).__name__, v if not isinstance(v, list) else repr(v))
+
+
+def _ident(v: Any) -> Any:
+    return v
+
+
+def _scalar(tp: type) -> tuple[_Enc, _Dec]:
+    name = tp.__name__
+
+    def dec(v: Any, where: str) -> Any:
+        if type(v) is not tp:
+            if tp is float and type(v) is int:
+                return float(v)
+            raise BadField(f"{where}: expected {name}, got {type(v).__name__}")
+        return v
+
+    return _ident, dec
+
+
+def _compile(tp: Any) -> tuple[_Enc, _Dec]:
+    got = _COMPILED.get(tp)
+    if got is None:
+        got = _build(tp)
+        _COMPILED[tp] = got
+    return got
+
+
+def _build(tp: Any) -> tuple[_Enc, _Dec]:  # noqa: C901 - one branch per wire type
+    origin = typing.get_origin(tp)
+    if tp in (int, float, str, bytes, bool):
+        return _scalar(tp)
+    if tp is type(None) or tp is None:
+        def dec_none(v: Any, where: str) -> Any:
+            if v is not None:
+                raise BadField(f"{where}: expected nil")
+            return None
+        return _ident, dec_none
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        nullable = len(args) < len(typing.get_args(tp))
+        variants = [_compile(a) for a in args]
+
+        def enc_union(v: Any) -> Any:
+            return None if v is None else _encode_any(v)
+
+        def dec_union(v: Any, where: str) -> Any:
+            if v is None and nullable:
+                return None
+            errors = []
+            for _, d in variants:
+                try:
+                    return d(v, where)
+                except WireError as exc:
+                    errors.append(str(exc))
+            raise BadField(f"{where}: no variant matched ({'; '.join(errors)})")
+        return enc_union, dec_union
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            ienc, idec = _compile(args[0])
+
+            def enc_seq(v: Any) -> Any:
+                return [ienc(x) for x in v]
+
+            def dec_seq(v: Any, where: str) -> Any:
+                if type(v) is not list:
+                    raise BadField(f"{where}: expected array, got {type(v).__name__}")
+                return tuple([idec(x, where) for x in v])
+            return enc_seq, dec_seq
+        parts = [_compile(a) for a in args]
+
+        def enc_tup(v: Any) -> Any:
+            return [e(x) for (e, _), x in zip(parts, v)]
+
+        def dec_tup(v: Any, where: str) -> Any:
+            if type(v) is not list or len(v) != len(parts):
+                raise BadField(f"{where}: expected array of {len(parts)}")
+            return tuple([d(x, where) for (_, d), x in zip(parts, v)])
+        return enc_tup, dec_tup
+    if origin is frozenset:
+        ienc, idec = _compile(typing.get_args(tp)[0])
+
+        def enc_set(v: Any) -> Any:
+            return sorted((ienc(x) for x in v), key=_sort_key)
+
+        def dec_set(v: Any, where: str) -> Any:
+            if type(v) is not list:
+                raise BadField(f"{where}: expected array, got {type(v).__name__}")
+            return frozenset([idec(x, where) for x in v])
+        return enc_set, dec_set
+    if tp is Message:
+        return _encode_any, lambda v, where: _decode_message(v, None, where)
+    if isinstance(tp, type) and issubclass(tp, Message):
+        return _encode_any, lambda v, where: _decode_message(v, tp, where)
+    raise TypeError(f"unsupported wire field type {tp!r}")
+
+
+def _encode_any(value: Any) -> Any:
+    cls = type(value)
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _plan(cls)
+    tag, fields = plan
+    return [tag, *[enc(getattr(value, name)) for name, enc, _, _ in fields]]
+
+
+_Field = tuple[str, _Enc, _Dec, str]  # name, encoder, decoder, "Class.name" for errors
+_PLANS: dict[type, tuple[int, tuple[_Field, ...]]] = {}
+
+
+def _plan(cls: type) -> tuple[int, tuple[_Field, ...]]:
+    if cls not in _FIELDS:
+        raise TypeError(f"cannot encode {cls.__name__}: not a registered message")
+    plan = (cls.TAG, tuple((name, *_compile(tp), f"{cls.__name__}.{name}")  # type: ignore[attr-defined]
+                           for name, tp in _FIELDS[cls]))
+    _PLANS[cls] = plan
+    return plan
+
+
+def encode(msg: Any) -> bytes:
+    """Encode a registered message to msgpack bytes (no frame header)."""
+    return _packb(_encode_any(msg))
+
+
+def encode_frame(msg: Any, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> bytes:
+    """Encode *msg* as one length-prefixed frame; refuse to build an oversized one."""
+    body = encode(msg)
+    if len(body) > max_frame_bytes:
+        raise FrameTooLarge(f"frame of {len(body)} bytes exceeds limit {max_frame_bytes}")
+    return FRAME_HEADER.pack(len(body)) + body
+
+
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _decode_message(value: Any, expected: type | None, where: str) -> Any:
+    if type(value) is not list or not value:
+        raise BadField(f"{where}: expected a message array")
+    tag = value[0]
+    if type(tag) is not int:
+        raise BadField(f"{where}: message tag must be an int")
+    cls = _BY_TAG.get(tag)
+    if cls is None:
+        raise UnknownTag(f"{where}: unknown message tag {tag}")
+    if expected is not None and cls is not expected:
+        raise BadField(f"{where}: expected {expected.__name__}, got {cls.__name__}")
+    plan = _PLANS.get(cls) or _plan(cls)
+    fields = plan[1]
+    if len(value) - 1 != len(fields):
+        raise BadField(f"{cls.__name__}: expected {len(fields)} fields, got {len(value) - 1}")
+    kwargs = {f: dec(v, where) for (f, _, dec, where), v in zip(fields, value[1:])}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:  # __post_init__ validation
+        raise BadField(f"{cls.__name__}: {exc}") from None
+
+
+def decode(data: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Any:
+    """Decode one message from msgpack bytes; raise WireError on anything bad."""
+    if len(data) > max_frame_bytes:
+        raise FrameTooLarge(f"payload of {len(data)} bytes exceeds limit {max_frame_bytes}")
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+        )
+    except msgpack.ExtraData:
+        raise BadField("trailing bytes after the message") from None
+    except (ValueError, msgpack.UnpackException) as exc:
+        if "incomplete" in str(exc).lower() or isinstance(exc, msgpack.OutOfData):
+            raise TruncatedFrame("message ends early") from None
+        raise BadField(f"malformed msgpack: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - msgpack raises assorted types on garbage
+        raise BadField(f"malformed msgpack: {type(exc).__name__}") from None
+    return _decode_message(value, None, "frame")
+
+
+def decode_frame(frame: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Any:
+    """Decode exactly one whole frame (header + body)."""
+    if len(frame) < FRAME_HEADER.size:
+        raise TruncatedFrame("frame shorter than its header")
+    (length,) = FRAME_HEADER.unpack_from(frame)
+    if length > max_frame_bytes:
+        raise FrameTooLarge(f"frame length {length} exceeds limit {max_frame_bytes}")
+    body = frame[FRAME_HEADER.size :]
+    if len(body) < length:
+        raise TruncatedFrame(f"frame body has {len(body)} of {length} bytes")
+    if len(body) > length:
+        raise BadField("bytes after the frame body")
+    return decode(body, max_frame_bytes)
+
+
+class FrameDecoder:
+    """Incremental decoder for a byte stream of frames (one per connection).
+
+    ``feed`` returns the messages completed by the new bytes.  A frame whose
+    length prefix exceeds the limit raises FrameTooLarge at once (before the
+    body arrives), and a bad body raises its WireError; after either the
+    stream cannot be re-synchronised and the connection should be closed.
+    """
+
+    __slots__ = ("_buf", "_max")
+
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self._buf = bytearray()
+        self._max = max_frame_bytes
+
+    def feed(self, data: bytes) -> list[Any]:
+        self._buf += data
+        out = []
+        while len(self._buf) >= FRAME_HEADER.size:
+            (length,) = FRAME_HEADER.unpack_from(self._buf)
+            if length > self._max:
+                raise FrameTooLarge(f"frame length {length} exceeds limit {self._max}")
+            end = FRAME_HEADER.size + length
+            if len(self._buf) < end:
+                break
+            body = bytes(self._buf[FRAME_HEADER.size : end])
+            del self._buf[:end]
+            out.append(decode(body, self._max))
+        return out
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._buf)

@@ -1,0 +1,149 @@
+"""The simulated network: the same contract as the production transports.
+
+Every message is encoded with the real wire codec on send and decoded on
+delivery, so anything a simulation passes would also pass the wire.  Faults
+are drawn from the ``<seed>:net`` RNG stream.  Knobs (all per-link
+overridable by :meth:`SimNetwork.set_link`):
+
+* ``latency_min_s`` / ``latency_max_s`` -- one-way delay, uniform.
+* ``loss`` -- probability a message is dropped.
+* ``duplicate`` -- probability a message is delivered twice.
+* ``reorder`` -- probability a message may overtake earlier ones on its link
+  (otherwise a link is FIFO, like a TCP stream).
+* partitions -- :meth:`partition` cuts links one way or both ways; a cut
+  link drops what is sent on it and what is in flight on it.
+* hold -- :meth:`hold` parks a link's messages until :meth:`release`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from runtime import wire
+from runtime.messages import Envelope
+
+if TYPE_CHECKING:
+    from sim.runtime import Scheduler
+
+
+@dataclass(frozen=True, slots=True)
+class LinkFaults:
+    latency_min_s: float = 0.001  # LAN round trips are ~0.1-1 ms; 1-10 ms one way is a slow LAN
+    latency_max_s: float = 0.010
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.latency_min_s <= self.latency_max_s:
+            raise ValueError("need 0 <= latency_min_s <= latency_max_s")
+        for name in ("loss", "duplicate", "reorder"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1]")
+
+
+class SimNetwork:
+    """In-memory network between a scheduler's nodes."""
+
+    def __init__(self, sched: Scheduler) -> None:
+        self.sched = sched
+        self.rng = random.Random(f"{sched.seed}:net")
+        self.defaults = LinkFaults()
+        self._links: dict[tuple[str, str], LinkFaults] = {}
+        self._cut: set[tuple[str, str]] = set()
+        self._held: dict[tuple[str, str], list[bytes]] = {}
+        self._last_arrival: dict[tuple[str, str], float] = {}
+        self.stats = {"sent": 0, "delivered": 0, "lost": 0, "cut": 0, "duplicated": 0,
+                      "undeliverable": 0, "bad": 0, "bytes": 0}
+
+    # ------------------------------------------------------------ fault verbs
+    def configure(self, **knobs: Any) -> None:
+        """Change the default knobs for every link (see LinkFaults)."""
+        self.defaults = replace(self.defaults, **knobs)
+
+    def set_link(self, src: str, dst: str, **knobs: Any) -> None:
+        self._links[(src, dst)] = replace(self._links.get((src, dst), self.defaults), **knobs)
+
+    def partition(self, side_a: list[str], side_b: list[str], *, one_way: bool = False) -> None:
+        """Cut links from side_a to side_b (and back, unless one_way)."""
+        for a in side_a:
+            for b in side_b:
+                self._cut.add((a, b))
+                if not one_way:
+                    self._cut.add((b, a))
+
+    def heal(self) -> None:
+        """Remove every partition and per-link override; release held links."""
+        self._cut.clear()
+        self._links.clear()
+        for link in sorted(self._held):
+            self.release(*link)
+
+    def is_cut(self, src: str, dst: str) -> bool:
+        return (src, dst) in self._cut
+
+    def hold(self, src: str, dst: str) -> None:
+        self._held.setdefault((src, dst), [])
+
+    def release(self, src: str, dst: str) -> None:
+        for data in self._held.pop((src, dst), []):
+            self._schedule(src, dst, data, self._faults(src, dst))
+
+    # ------------------------------------------------------------ traffic
+    def _faults(self, src: str, dst: str) -> LinkFaults:
+        return self._links.get((src, dst), self.defaults)
+
+    def transmit(self, src: str, dst: str, actor: str, msg: Any) -> None:
+        data = wire.encode(Envelope(src=src, dst_actor=actor, payload=msg))
+        self.transmit_bytes(src, dst, data)
+
+    def transmit_bytes(self, src: str, dst: str, data: bytes) -> None:
+        """Send raw bytes (tests use this to inject malformed frames)."""
+        self.stats["sent"] += 1
+        self.stats["bytes"] += len(data)
+        if (src, dst) in self._cut:
+            self.stats["cut"] += 1
+            return
+        held = self._held.get((src, dst))
+        if held is not None:
+            held.append(data)
+            return
+        faults = self._faults(src, dst)
+        rng = self.rng
+        if faults.loss and rng.random() < faults.loss:
+            self.stats["lost"] += 1
+            return
+        self._schedule(src, dst, data, faults)
+        if faults.duplicate and rng.random() < faults.duplicate:
+            self.stats["duplicated"] += 1
+            self._schedule(src, dst, data, faults)
+
+    def _schedule(self, src: str, dst: str, data: bytes, faults: LinkFaults) -> None:
+        now = self.sched.now
+        arrive = now + self.rng.uniform(faults.latency_min_s, faults.latency_max_s)
+        link = (src, dst)
+        if not (faults.reorder and self.rng.random() < faults.reorder):
+            arrive = max(arrive, self._last_arrival.get(link, 0.0))
+            self._last_arrival[link] = arrive
+        self.sched.at(arrive, lambda: self._deliver(src, dst, data))
+
+    def _deliver(self, src: str, dst: str, data: bytes) -> None:
+        if (src, dst) in self._cut:
+            self.stats["cut"] += 1
+            return
+        node = self.sched.nodes.get(dst)
+        if node is None or not node.up:
+            self.stats["undeliverable"] += 1
+            return
+        try:
+            env = wire.decode(data)
+            if not isinstance(env, Envelope):
+                raise wire.BadField(f"expected Envelope, got {type(env).__name__}")
+        except wire.WireError as exc:
+            self.stats["bad"] += 1
+            self.sched.record(repr(self.sched.now), "bad", src, dst, str(exc))
+            return
+        self.stats["delivered"] += 1
+        node.deliver_local(env.dst_actor, env.payload)

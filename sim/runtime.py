@@ -1,0 +1,400 @@
+"""The simulation runtime: the same actor classes, single-threaded, seeded.
+
+A :class:`Scheduler` owns virtual time, a heap of timed events (timers and
+network deliveries) and the set of actors with mail.  Each step it either
+runs one message of one ready actor — which one is drawn from the
+``<seed>:sched`` RNG stream — or, when none is ready, advances virtual time
+to the next event.  Actor classes are made concrete on :class:`SimActor`,
+which implements pykka's three runtime hooks:
+
+* the inbox is a deque; a put marks the actor ready;
+* the future's ``get()`` from outside the simulation runs the scheduler until
+  the future resolves (timeouts count virtual seconds); from inside an actor
+  it raises :class:`BlockingAskInSimulation`, because an actor must never
+  block on another;
+* pykka's own actor loop runs in a plain greenlet that yields back to the
+  scheduler before taking each message.
+
+Every RNG is seeded from a string (``random.Random(str)`` hashes it with
+SHA-512), so ``PYTHONHASHSEED`` cannot leak into a run.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import heapq
+import logging
+import random
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import greenlet
+import pykka
+from pykka import ActorRegistry
+
+from runtime import wire
+from runtime.env import Env
+from runtime.messages import ChildFailed
+
+log = logging.getLogger(__name__)
+
+
+class BlockingAskInSimulation(RuntimeError):
+    """An actor called ``ask().get()`` (or ``Future.get``) inside the simulation."""
+
+
+class SimulationStuck(pykka.Timeout):
+    """A future was awaited but nothing in the simulation can still resolve it."""
+
+
+class _Timer:
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class SimInbox:
+    """A deque inbox; putting mail marks the owning actor ready."""
+
+    __slots__ = ("_q", "_actor", "_sched")
+
+    def __init__(self, sched: Scheduler) -> None:
+        self._q: collections.deque[Any] = collections.deque()
+        self._actor: SimActor | None = None
+        self._sched = sched
+
+    def put(self, envelope: Any, /) -> None:
+        self._q.append(envelope)
+        actor = self._actor
+        if actor is not None and not actor._sim_ready:
+            self._sched._mark_ready(actor)
+
+    def get(self) -> Any:
+        # Yield to the scheduler before every message: it decides who runs next.
+        self._sched._main.switch()
+        return self._q.popleft()
+
+    def empty(self) -> bool:
+        return not self._q
+
+
+class SimFuture(pykka.Future[Any]):
+    """A future whose ``get`` drives the scheduler (from outside only)."""
+
+    _sim: Scheduler
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._done = False
+        self._value: Any = None
+        self._exc: Any = None
+
+    def set(self, value: Any = None) -> None:
+        if self._done or self._get_hook is not None:
+            raise ValueError("future already set")
+        self._done, self._value = True, value
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        if self._done or self._get_hook is not None:
+            raise ValueError("future already set")
+        self._done, self._exc = True, exc_info or sys.exc_info()
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        sched = self._sim
+        if greenlet.getcurrent() is not sched._main:
+            raise BlockingAskInSimulation(
+                "an actor called ask().get() or Future.get() inside the simulation; "
+                "actors must only tell (reply with a message to a reply-to address)"
+            )
+        try:
+            return super().get(timeout=timeout)
+        except NotImplementedError:
+            pass
+        deadline = None if timeout is None else sched.now + timeout
+        while not self._done:
+            if not sched.step(until=deadline):
+                if deadline is not None and sched.now >= deadline:
+                    raise pykka.Timeout(f"{timeout} virtual seconds")
+                raise SimulationStuck("simulation idle: the future can never resolve")
+        if self._exc is not None:
+            _, value, tb = self._exc
+            raise value.with_traceback(tb)
+        return self._value
+
+
+class SimActor(pykka.Actor):
+    """pykka's runtime hooks for the simulator (mixed into a concrete class)."""
+
+    _sim: Scheduler
+    _sim_ready = False
+    _sim_started = False
+    _sim_id = 0
+
+    def _create_actor_inbox(self) -> SimInbox:  # type: ignore[override]
+        return SimInbox(self._sim)
+
+    @classmethod
+    def _create_future(cls) -> pykka.Future[Any]:  # type: ignore[override]
+        return cls._sim.future_cls()
+
+    def _start_actor_loop(self) -> None:
+        sched = self._sim
+        self._sim_id = sched._next_actor_id()
+        self.actor_inbox._actor = self  # type: ignore[attr-defined]
+        self._sim_greenlet = greenlet.greenlet(self._actor_loop, parent=sched._main)
+        sched._actors[self._sim_id] = self
+        sched._mark_ready(self)  # its first turn runs on_start
+
+
+class SimEnv(Env):
+    """One simulated node's environment."""
+
+    def __init__(self, sched: Scheduler, node: SimNode) -> None:
+        self._sched = sched
+        self._node = node
+        self.node = node.name
+        self.rng = random.Random(f"{sched.seed}:node:{node.name}:{node.incarnation}")
+        self.incarnation = node.incarnation
+
+    def now(self) -> float:
+        return self._node.clock_offset + self._node.clock_rate * self._sched.now
+
+    def call_later(self, delay_s: float, ref: Any, msg: Any) -> _Timer:
+        timer = _Timer()
+        node, inc = self._node, self.incarnation
+
+        def fire() -> None:
+            if timer.cancelled or not node.up or node.incarnation != inc:
+                return
+            if ref.is_alive():
+                ref.tell(msg)
+
+        # A fast clock makes timers fire early in real (virtual) time.
+        self._sched.at(self._sched.now + max(0.0, delay_s) / self._node.clock_rate, fire)
+        return timer
+
+    def send(self, node: str, actor: str, msg: Any) -> None:
+        if node == self.node:
+            self._node.deliver_local(actor, msg)
+        else:
+            self._sched.network.transmit(self.node, node, actor, msg)
+
+    def spawn(self, cls: type, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self._node.spawn(cls, name, *args, **kwargs)
+
+    def lookup(self, name: str) -> Any | None:
+        return self._node.actors.get(name)
+
+    def make_future(self) -> SimFuture:
+        return self._sched.future_cls()
+
+    def report_failure(self, actor: str, error: str) -> None:
+        self._node.failures.append((actor, error))
+        sup = self._node.supervisor
+        if sup is not None and sup != actor:
+            self._node.deliver_local(sup, ChildFailed(node=self.node, actor=actor, error=error))
+
+
+class SimNode:
+    """A simulated machine: named actors, a clock, up or crashed."""
+
+    def __init__(self, sched: Scheduler, name: str, boot: Callable[[SimEnv], None] | None) -> None:
+        self.sched = sched
+        self.name = name
+        self.boot = boot
+        self.up = True
+        self.incarnation = 0
+        self.clock_offset = 0.0
+        self.clock_rate = 1.0
+        self.actors: dict[str, Any] = {}
+        self.supervisor: str | None = None
+        self.failures: list[tuple[str, str]] = []
+        self.dropped_local = 0
+        self.env = SimEnv(sched, self)
+
+    def spawn(self, cls: type, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name in self.actors and self.actors[name].is_alive():
+            raise ValueError(f"node {self.name} already has an actor named {name!r}")
+        ref = self.sched.concrete(cls).start(self.env, name, *args, **kwargs)
+        self.actors[name] = ref
+        return ref
+
+    def deliver_local(self, actor: str, msg: Any) -> None:
+        ref = self.actors.get(actor)
+        if ref is None or not ref.is_alive() or not self.up:
+            self.dropped_local += 1
+            return
+        ref.tell(msg)
+
+    def start(self) -> None:
+        if self.boot is not None:
+            self.boot(self.env)
+
+    def crash(self) -> None:
+        """Stop every actor at once: no on_stop, no flush; timers die too."""
+        self.up = False
+        for name in sorted(self.actors):
+            self.sched._kill(self.actors[name]._actor)
+        self.actors.clear()
+
+    def restart(self) -> None:
+        if self.up:
+            self.crash()
+        self.incarnation += 1
+        self.up = True
+        self.env = SimEnv(self.sched, self)
+        self.start()
+
+
+class Scheduler:
+    """Virtual time, seeded choice of who runs next, and the event heap."""
+
+    def __init__(self, seed: int, *, trace: bool = True) -> None:
+        from sim.network import SimNetwork  # noqa: PLC0415 - avoid an import cycle
+
+        self.seed = seed
+        self.now = 0.0
+        self.rng = random.Random(f"{seed}:sched")
+        self._main = greenlet.getcurrent()
+        self._events: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = 0
+        self._ready: list[SimActor] = []
+        self._actors: dict[int, SimActor] = {}
+        self._actor_ids = 0
+        self._classes: dict[type, type] = {}
+        self.future_cls = type("SimFuture", (SimFuture,), {"_sim": self})
+        self.nodes: dict[str, SimNode] = {}
+        self.steps = 0
+        self.messages = 0
+        self._trace = hashlib.sha256() if trace else None
+        self.network = SimNetwork(self)
+
+    # ------------------------------------------------------------ building
+    def concrete(self, cls: type) -> type:
+        made = self._classes.get(cls)
+        if made is None:
+            made = type(cls.__name__, (cls, SimActor), {"_sim": self})
+            self._classes[cls] = made
+        return made
+
+    def add_node(self, name: str, boot: Callable[[SimEnv], None] | None = None) -> SimNode:
+        if name in self.nodes:
+            raise ValueError(f"node {name!r} exists")
+        node = SimNode(self, name, boot)
+        self.nodes[name] = node
+        node.start()
+        return node
+
+    def _next_actor_id(self) -> int:
+        self._actor_ids += 1
+        return self._actor_ids
+
+    # ------------------------------------------------------------ events
+    def at(self, when: float, fn: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (when, self._seq, fn))
+
+    def _mark_ready(self, actor: SimActor) -> None:
+        actor._sim_ready = True
+        self._ready.append(actor)
+
+    def record(self, *parts: Any) -> None:
+        """Add one line to the trace hash (bytes are hashed as they are)."""
+        if self._trace is None:
+            return
+        for p in parts:
+            self._trace.update(p if isinstance(p, bytes) else str(p).encode())
+            self._trace.update(b"\x1f")
+        self._trace.update(b"\n")
+
+    def trace_hash(self) -> str:
+        return self._trace.hexdigest() if self._trace is not None else ""
+
+    # ------------------------------------------------------------ stepping
+    def step(self, until: float | None = None) -> bool:
+        """Run one actor turn or one due event; False when nothing can run."""
+        if self._ready:
+            self._run_one()
+            return True
+        if not self._events:
+            return False
+        when = self._events[0][0]
+        if until is not None and when > until:
+            self.now = max(self.now, until)
+            return False
+        _, _, fn = heapq.heappop(self._events)
+        if when > self.now:
+            self.now = when
+        fn()
+        self.steps += 1
+        return True
+
+    def _run_one(self) -> None:
+        ready = self._ready
+        i = self.rng.randrange(len(ready)) if len(ready) > 1 else 0
+        actor = ready[i]
+        ready[i] = ready[-1]
+        ready.pop()
+        actor._sim_ready = False
+        g = actor._sim_greenlet
+        if g.dead:
+            return
+        self.steps += 1
+        if actor._sim_started:
+            if self._trace is not None:
+                self._trace_turn(actor)
+            self.messages += 1
+        actor._sim_started = True
+        g.switch()
+        if g.dead:
+            self._actors.pop(actor._sim_id, None)
+        elif actor.actor_inbox._q and not actor._sim_ready:  # type: ignore[attr-defined]
+            self._mark_ready(actor)
+
+    def _trace_turn(self, actor: SimActor) -> None:
+        q = actor.actor_inbox._q  # type: ignore[attr-defined]
+        msg = q[0].message if q else None
+        body = wire.encode(msg) if type(msg) in wire._FIELDS else type(msg).__name__.encode()
+        self.record(repr(self.now), actor.env.node, actor.name, body)  # type: ignore[attr-defined]
+
+    def run_for(self, seconds: float) -> None:
+        self.run_until_time(self.now + seconds)
+
+    def run_until_time(self, t: float) -> None:
+        while self.step(until=t):
+            pass
+        self.now = max(self.now, t)
+
+    def run_until(self, cond: Callable[[], bool], timeout_s: float) -> bool:
+        """Step until *cond* holds or *timeout_s* virtual seconds pass."""
+        deadline = self.now + timeout_s
+        while not cond():
+            if not self.step(until=deadline):
+                return cond()
+        return True
+
+    # ------------------------------------------------------------ teardown
+    def _kill(self, actor: SimActor) -> None:
+        if actor.actor_stopped.is_set():
+            return
+        ActorRegistry.unregister(actor.actor_ref)
+        actor.actor_stopped.set()
+        actor._cancel_all_timers()  # type: ignore[attr-defined]
+        g = actor._sim_greenlet
+        if not g.dead and actor._sim_started:
+            g.throw(greenlet.GreenletExit)
+        self._actors.pop(actor._sim_id, None)
+
+    def close(self) -> None:
+        """Drop every actor (no on_stop) and unregister them from pykka."""
+        for aid in sorted(self._actors):
+            self._kill(self._actors[aid])
+        self._actors.clear()
+        self._ready.clear()
+        self._events.clear()
