@@ -166,14 +166,14 @@ class PeerLink:
     def _run(self) -> None:
         while True:
             batch = self._next_batch()
-            if self._sock is not None and self._peer_closed():
+            if self._sock is not None and self._peer_closed(self._sock):
                 self._close()  # peer restarted while we were idle: reconnect, don't write into it
-            if self._sock is None and not self._connect():
+            sock = self._sock or self._connect()
+            if sock is None:
                 self._fail(batch, "connect failed")
                 continue
             try:
-                assert self._sock is not None
-                self._sock.sendall(b"".join(batch))
+                sock.sendall(b"".join(batch))
             except OSError as exc:
                 self._close()
                 self._fail(batch, f"write failed: {exc}")
@@ -191,26 +191,24 @@ class PeerLink:
             size += len(frame)
         return batch
 
-    def _connect(self) -> bool:
+    def _connect(self) -> gevent.socket.socket | None:
+        tried, self._tried = self._tried, True
         try:
             sock = gevent.socket.create_connection(self._addr, timeout=self._cfg.connect_timeout_s)
         except OSError as exc:
             log.debug("connect to %s failed: %s", self.node, exc)
-            self._tried = True
-            return False
+            return None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self._cfg.write_timeout_s)
         self._sock = sock
         self._t._stats["connects"] += 1
-        if self._tried:
-            self._t._stats["reconnects"] += 1
-        self._tried = True
-        return True
+        self._t._stats["reconnects"] += int(tried)
+        return sock
 
-    def _peer_closed(self) -> bool:
+    @staticmethod
+    def _peer_closed(sock: gevent.socket.socket) -> bool:
         """True if the peer closed (or, against protocol, wrote to) our outbound socket."""
-        assert self._sock is not None
-        readable, _, _ = gevent.select.select([self._sock], [], [], 0)
+        readable, _, _ = gevent.select.select([sock], [], [], 0)
         return bool(readable)
 
     def _fail(self, batch: list[bytes], why: str) -> None:
@@ -238,7 +236,12 @@ class PeerLink:
 
 
 class TcpTransport:
-    """Length-framed msgpack Envelopes over TCP, one outbound connection per peer."""
+    """Length-framed msgpack Envelopes over TCP, one outbound connection per peer.
+
+    Inbound connections are read by one greenlet each, which calls *deliver*
+    directly: it should be quick and non-blocking (an actor ``tell``), since a
+    slow callback stalls that connection and, through TCP, its sender.
+    """
 
     def __init__(self, bind: str, deliver: Deliver, *, config: TransportConfig | None = None) -> None:
         self.config = config or TransportConfig()
@@ -336,7 +339,7 @@ class TcpTransport:
                 data = sock.recv(_READ_CHUNK)
                 if not data:
                     if decoder.pending_bytes:
-                        raise TruncatedFrame(f"connection closed inside a frame ({decoder.pending_bytes} bytes)")
+                        raise TruncatedFrame(f"closed inside a frame ({decoder.pending_bytes} bytes)")
                     return
                 for msg in decoder.feed(data):
                     if not isinstance(msg, Envelope):

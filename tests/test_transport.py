@@ -22,6 +22,8 @@ from runtime.wire import encode, encode_frame
 pytestmark = pytest.mark.timeout(30)
 
 LOCAL = "127.0.0.1:0"
+MakeTcp = Callable[..., TcpTransport]
+MakeUdp = Callable[..., UdpTransport]
 
 
 def wait_until(cond: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
@@ -33,7 +35,8 @@ def wait_until(cond: Callable[[], bool], timeout: float = 5.0, what: str = "cond
 
 
 def ping(src: str, seq: int, body: bytes = b"") -> Envelope:
-    return Envelope(src=src, dst_actor="echo", payload=Ping(seq=seq, reply_to_node=src, reply_to_actor="echo", body=body))
+    payload = Ping(seq=seq, reply_to_node=src, reply_to_actor="echo", body=body)
+    return Envelope(src=src, dst_actor="echo", payload=payload)
 
 
 def seqs(inbox: list[Envelope], src: str | None = None) -> list[int]:
@@ -99,7 +102,7 @@ def test_config_rejects_nonsense(kwargs: dict[str, object]) -> None:
 # ------------------------------------------------------------------- TCP
 
 
-def test_address_reports_actual_port_and_stop_is_idempotent(make_tcp: Callable[..., TcpTransport]) -> None:
+def test_address_reports_actual_port_and_stop_is_idempotent(make_tcp: MakeTcp) -> None:
     t = make_tcp(lambda env: None)
     host, port = t.address.rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 0
@@ -108,7 +111,7 @@ def test_address_reports_actual_port_and_stop_is_idempotent(make_tcp: Callable[.
     assert t.send(t.address, ping("x", 0)) is False
 
 
-def test_round_trip_preserves_order_per_sender(make_tcp: Callable[..., TcpTransport]) -> None:
+def test_round_trip_preserves_order_per_sender(make_tcp: MakeTcp) -> None:
     inbox: list[Envelope] = []
     b = make_tcp(inbox.append)
     a1, a2 = make_tcp(inbox.append), make_tcp(inbox.append)
@@ -126,7 +129,7 @@ def test_round_trip_preserves_order_per_sender(make_tcp: Callable[..., TcpTransp
     assert b.stats["received"] == 2 * n and b.stats["bad_frames"] == 0
 
 
-def test_send_to_unreachable_peer_is_prompt_counted_and_reconnects(make_tcp: Callable[..., TcpTransport]) -> None:
+def test_send_to_unreachable_peer_is_prompt_counted_and_reconnects(make_tcp: MakeTcp) -> None:
     port = free_port()
     target = f"127.0.0.1:{port}"
     a = make_tcp(lambda env: None, queue_limit=256, backoff_min_s=0.01, backoff_max_s=0.1)
@@ -160,7 +163,7 @@ def test_send_to_unreachable_peer_is_prompt_counted_and_reconnects(make_tcp: Cal
     assert seqs(inbox) == list(range(first, seq))  # after reconnect: nothing lost, in order
 
 
-def test_queue_full_drops_and_counts_without_blocking(make_tcp: Callable[..., TcpTransport]) -> None:
+def test_queue_full_drops_and_counts_without_blocking(make_tcp: MakeTcp) -> None:
     inbox: list[Envelope] = []
     b = make_tcp(inbox.append)
     a = make_tcp(lambda env: None, queue_limit=100)
@@ -191,7 +194,7 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_counted_closes_that_connection_and_others_keep_working(
-    make_tcp: Callable[..., TcpTransport], case: str, caplog: pytest.LogCaptureFixture
+    make_tcp: MakeTcp, case: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     data, error = BAD_INPUTS[case]
     inbox: list[Envelope] = []
@@ -225,7 +228,7 @@ def test_bad_input_is_counted_closes_that_connection_and_others_keep_working(
     assert a.stats["connects"] == 1 and b.stats["bad_frames"] == 1
 
 
-def test_raising_deliver_does_not_stop_later_deliveries(make_tcp: Callable[..., TcpTransport]) -> None:
+def test_raising_deliver_does_not_stop_later_deliveries(make_tcp: MakeTcp) -> None:
     got: list[int] = []
 
     def deliver(env: Envelope) -> None:
@@ -244,31 +247,27 @@ def test_raising_deliver_does_not_stop_later_deliveries(make_tcp: Callable[..., 
     assert b.stats["bad_frames"] == 0 and a.stats["connects"] == 1
 
 
-def test_peer_restart_is_detected_and_reconnected(make_tcp: Callable[..., TcpTransport]) -> None:
+def test_peer_restart_is_noticed_before_writing_so_nothing_is_lost(make_tcp: MakeTcp) -> None:
     inbox: list[Envelope] = []
     b = make_tcp(inbox.append)
     addr = b.address
-    a = make_tcp(lambda env: None, backoff_min_s=0.01, backoff_max_s=0.1)
+    a = make_tcp(lambda env: None)
     a.send(addr, ping(a.address, 0))
     wait_until(lambda: len(inbox) == 1, what="first ping")
-    b.stop()
-    b2 = make_tcp(inbox.append, bind=addr)
-    seq = 1
-
-    def keep_sending() -> bool:
-        nonlocal seq
-        a.send(addr, ping(a.address, seq))
-        seq += 1
-        return b2.stats["received"] > 0
-
-    wait_until(keep_sending, what="delivery to the restarted peer")
-    assert a.stats["reconnects"] >= 1
+    b.stop()  # closes a's idle connection from the far end
+    make_tcp(inbox.append, bind=addr)
+    for i in range(1, 11):
+        assert a.send(addr, ping(a.address, i))
+    wait_until(lambda: len(inbox) == 11, what="pings to the restarted peer")
+    assert seqs(inbox) == list(range(11))
+    assert a.stats["connects"] == 2 and a.stats["reconnects"] == 1
+    assert a.stats["dropped_unreachable"] == 0
 
 
 # ------------------------------------------------------------------- UDP
 
 
-def test_udp_round_trip(make_udp: Callable[..., UdpTransport]) -> None:
+def test_udp_round_trip(make_udp: MakeUdp) -> None:
     inbox: list[Envelope] = []
     b = make_udp(inbox.append)
     a = make_udp(lambda env: None)
@@ -279,7 +278,7 @@ def test_udp_round_trip(make_udp: Callable[..., UdpTransport]) -> None:
     assert a.stats["sent"] == 50 and b.stats["received"] == 50
 
 
-def test_udp_refuses_oversize_packet(make_udp: Callable[..., UdpTransport]) -> None:
+def test_udp_refuses_oversize_packet(make_udp: MakeUdp) -> None:
     inbox: list[Envelope] = []
     b = make_udp(inbox.append)
     a = make_udp(lambda env: None)
@@ -291,13 +290,14 @@ def test_udp_refuses_oversize_packet(make_udp: Callable[..., UdpTransport]) -> N
     assert seqs(inbox) == [1]
 
 
-def test_udp_garbage_packet_is_counted_and_ignored(make_udp: Callable[..., UdpTransport]) -> None:
+def test_udp_garbage_packet_is_counted_and_ignored(make_udp: MakeUdp) -> None:
     inbox: list[Envelope] = []
     b = make_udp(inbox.append)
     a = make_udp(lambda env: None)
     host, port = b.address.rsplit(":", 1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
-        for bad in (b"\xc1garbage", msgpack.packb([9999]), encode(Ping(seq=1, reply_to_node="n", reply_to_actor="a"))):
+        not_envelope = encode(Ping(seq=1, reply_to_node="n", reply_to_actor="a"))
+        for bad in (b"\xc1garbage", msgpack.packb([9999]), not_envelope):
             raw.sendto(bad, (host, int(port)))
     wait_until(lambda: b.stats["bad_frames"] == 3, what="bad packets counted")
     assert a.send(b.address, ping(a.address, 7))

@@ -1,0 +1,871 @@
+"""The Raft core: a pure state machine, message in, effects out.
+
+In the manner of etcd-io/raft: :class:`RaftCore` never touches a clock, a
+socket or a disk.  Its inputs are :meth:`tick` (one logical tick of
+``tick_s`` seconds, driven by the host's timer), :meth:`step` (a message from
+a peer), :meth:`propose`, :meth:`read_index`, :meth:`transfer_leadership`,
+:meth:`persisted` (the host made the log durable up to an index) and
+:meth:`compact` (the host snapshotted its state machine).  Its output is a
+:class:`Ready`, taken with :meth:`take_ready`, which the host must handle
+**in this order**:
+
+1. persist ``hard_state`` (term, vote), then ``snapshot``, then
+   ``truncate_from`` and ``entries`` -- and sync them to disk;
+2. send ``messages`` (never before step 1: a vote or an append
+   acknowledgement promises the state is durable);
+3. call :meth:`persisted` with the last index now durable;
+4. apply ``snapshot`` (if any) and then ``committed`` entries to the state
+   machine, in order; answer ``reads`` once applied reaches their index.
+
+Section numbers refer to the Raft paper (Ongaro & Ousterhout, 2014) and the
+thesis (Ongaro, 2014).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.raft.messages import (
+    CONFIG,
+    NOOP,
+    NORMAL,
+    AppendEntries,
+    AppendResp,
+    ConfigChange,
+    Entry,
+    InstallSnapshot,
+    InstallSnapshotResp,
+    RequestVote,
+    RequestVoteResp,
+    TimeoutNow,
+)
+from runtime import wire
+
+FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
+PROBE, REPLICATE, SNAPSHOT = "probe", "replicate", "snapshot"
+
+
+class RaftInvariantError(AssertionError):
+    """The core broke one of Raft's guarantees: a bug here, never a peer's fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class RaftTimings:
+    """Raft's timing and flow-control knobs, in ticks and counts.
+
+    Nomad runs hashicorp/raft with a 1 s heartbeat and election timeout scaled
+    by ``raft_multiplier``; heartbeats go out every tenth of it.  We tick every
+    ``tick_s`` and express the rest in ticks so the core stays pure.
+    """
+
+    tick_s: float = 0.1  # one logical tick; heartbeats go out every tick (hashicorp: HeartbeatTimeout/10)
+    election_ticks: int = 10  # election timeout 1 s at tick 0.1 s (Nomad: 1 s x raft_multiplier)
+    heartbeat_ticks: int = 1  # leader heartbeat interval
+    max_entries_per_msg: int = 1024  # cap one AppendEntries (hashicorp MaxAppendEntries: 64; we batch more)
+    max_bytes_per_msg: int = 1 << 20  # keeps a frame well under the transport's 4 MiB limit
+    max_inflight: int = 64  # pipelined AppendEntries per follower before pausing (flow control)
+    snapshot_chunk_bytes: int = 256 * 1024  # InstallSnapshot chunk size
+    pre_vote: bool = True  # §9.6 thesis: a rejoining partitioned server cannot disrupt a healthy leader
+    check_quorum: bool = True  # a leader that cannot reach a majority for an election timeout steps down
+
+    def __post_init__(self) -> None:
+        if self.tick_s <= 0:
+            raise ValueError("tick_s must be > 0")
+        if self.heartbeat_ticks < 1:
+            raise ValueError("heartbeat_ticks must be >= 1")
+        if self.election_ticks <= self.heartbeat_ticks:
+            raise ValueError("election_ticks must be greater than heartbeat_ticks")
+        for name in ("max_entries_per_msg", "max_bytes_per_msg", "max_inflight", "snapshot_chunk_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+
+@dataclass(slots=True)
+class Progress:
+    """The leader's view of one follower (etcd's Progress)."""
+
+    next: int
+    match: int = 0
+    state: str = PROBE
+    inflight: list[int] = field(default_factory=list)  # last index of each unacknowledged append
+    paused: bool = False  # probe: one append at a time
+    recent_active: bool = False
+    read_ctx: int = 0
+    snap_offset: int = 0
+    snap_index: int = 0
+    hb_match: int = -1  # match at the previous heartbeat
+    stalled: int = 0  # heartbeats in a row with appends outstanding and no progress
+
+
+@dataclass(slots=True)
+class Ready:
+    hard_state: tuple[int, str] | None = None
+    snapshot: tuple[int, int, tuple[str, ...], tuple[str, ...], bytes] | None = None
+    truncate_from: int | None = None
+    entries: list[Entry] = field(default_factory=list)
+    messages: list[tuple[str, Any]] = field(default_factory=list)
+    committed: list[Entry] = field(default_factory=list)
+    reads: list[tuple[int, int]] = field(default_factory=list)  # (request id, read index)
+    failed_reads: list[int] = field(default_factory=list)
+    role_changed: bool = False
+
+    def empty(self) -> bool:
+        return not (self.hard_state or self.snapshot or self.truncate_from is not None or self.entries
+                    or self.messages or self.committed or self.reads or self.failed_reads
+                    or self.role_changed)
+
+
+class RaftCore:
+    """One server's Raft state machine."""
+
+    def __init__(self, node: str, rng: random.Random, timings: RaftTimings | None = None) -> None:
+        self.id = node
+        self.rng = rng
+        self.t = timings or RaftTimings()
+        # Persistent state (§5, Figure 2), restored with restore().
+        self.term = 0
+        self.vote = ""
+        self.snap_index = 0
+        self.snap_term = 0
+        self.snap_data = b""
+        self.entries: list[Entry] = []
+        # Configuration: the latest in the log (thesis §4.1), with its history
+        # so a truncated config entry rolls back.
+        self.voters: tuple[str, ...] = ()
+        self.learners: tuple[str, ...] = ()
+        self._config_log: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
+        self.snap_voters: tuple[str, ...] = ()
+        self.snap_learners: tuple[str, ...] = ()
+        # Volatile state.
+        self.role = FOLLOWER
+        self.leader = ""
+        self.commit = 0
+        self.applied_to_ready = 0  # committed entries handed to the host so far
+        self.stable = 0  # last index the host has made durable
+        self.elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.timeout = self._random_timeout()
+        self.votes: dict[str, bool] = {}
+        self.progress: dict[str, Progress] = {}
+        self.pending_conf_index = 0
+        self.transferee = ""
+        self.transfer_elapsed = 0
+        self.read_seq = 0
+        self._pending_reads: list[tuple[int, int, int]] = []  # (request id, read index, ctx)
+        self._reads_waiting_commit: list[int] = []
+        self._snap_recv: bytearray | None = None
+        self._ready = Ready()
+        self._last_hard = (0, "")
+
+    # ================================================================ log
+    @property
+    def last_index(self) -> int:
+        return self.snap_index + len(self.entries)
+
+    @property
+    def last_term(self) -> int:
+        return self.entries[-1].term if self.entries else self.snap_term
+
+    def term_at(self, index: int) -> int | None:
+        """The term of the entry at *index*; None if compacted away or absent."""
+        if index == self.snap_index:
+            return self.snap_term
+        if index < self.snap_index or index > self.last_index:
+            return None
+        return self.entries[index - self.snap_index - 1].term
+
+    def entry(self, index: int) -> Entry:
+        return self.entries[index - self.snap_index - 1]
+
+    def _slice(self, lo: int, hi: int) -> list[Entry]:
+        """Entries lo..hi inclusive (all present)."""
+        return self.entries[lo - self.snap_index - 1 : hi - self.snap_index]
+
+    def _append(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        first = entries[0].index
+        if first <= self.commit:
+            raise RaftInvariantError(f"{self.id}: would overwrite committed index {first} <= {self.commit}")
+        if first <= self.last_index:
+            self._truncate(first)
+        if first != self.last_index + 1:
+            raise RaftInvariantError(f"{self.id}: gap appending {first} after {self.last_index}")
+        self.entries.extend(entries)
+        self._ready.entries.extend(entries)
+        for e in entries:
+            if e.kind == CONFIG:
+                self._apply_config_entry(e)
+
+    def _truncate(self, first: int) -> None:
+        del self.entries[first - self.snap_index - 1 :]
+        r = self._ready
+        r.entries = [e for e in r.entries if e.index < first]
+        r.truncate_from = first if r.truncate_from is None else min(r.truncate_from, first)
+        self.stable = min(self.stable, first - 1)
+        if self._config_log and self._config_log[-1][0] >= first:
+            while self._config_log and self._config_log[-1][0] >= first:
+                self._config_log.pop()
+            self._set_config(*self._current_config())
+
+    # ============================================================ config
+    def _current_config(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if self._config_log:
+            return self._config_log[-1][1], self._config_log[-1][2]
+        return self.snap_voters, self.snap_learners
+
+    def _set_config(self, voters: tuple[str, ...], learners: tuple[str, ...]) -> None:
+        self.voters, self.learners = voters, learners
+        if self.role == LEADER:
+            for peer in voters + learners:
+                if peer != self.id and peer not in self.progress:
+                    self.progress[peer] = Progress(next=self.last_index + 1)
+            for peer in list(self.progress):
+                if peer not in voters and peer not in learners:
+                    del self.progress[peer]
+
+    def _apply_config_entry(self, e: Entry) -> None:
+        change = wire.decode(e.data)
+        voters, learners = self._current_config()
+        vs, ls = list(voters), list(learners)
+        if change.op == "add_learner" and change.node not in vs and change.node not in ls:
+            ls.append(change.node)
+        elif change.op == "promote" and change.node in ls:
+            ls.remove(change.node)
+            vs.append(change.node)
+        elif change.op == "remove":
+            vs = [v for v in vs if v != change.node]
+            ls = [v for v in ls if v != change.node]
+        cfg = (tuple(sorted(vs)), tuple(sorted(ls)))
+        self._config_log.append((e.index, *cfg))
+        self._set_config(*cfg)
+
+    def _committed_config(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        for index, voters, learners in reversed(self._config_log):
+            if index <= self.commit:
+                return voters, learners
+        return self.snap_voters, self.snap_learners
+
+    def bootstrap(self, voters: tuple[str, ...]) -> None:
+        """Start a brand-new cluster with *voters* (only on an empty log)."""
+        if self.last_index or self.term:
+            raise RaftInvariantError("bootstrap on a non-empty server")
+        self.snap_voters = tuple(sorted(voters))
+        self._set_config(self.snap_voters, ())
+        self._ready.snapshot = (0, 0, self.snap_voters, (), b"")
+
+    def restore(self, term: int, vote: str, snapshot: tuple[int, int, tuple[str, ...], tuple[str, ...], bytes]
+                | None, entries: list[Entry]) -> None:
+        """Load durable state at start-up (nothing of it goes back into Ready)."""
+        self.term, self.vote = term, vote
+        self._last_hard = (term, vote)
+        if snapshot is not None:
+            (self.snap_index, self.snap_term, self.snap_voters, self.snap_learners,
+             self.snap_data) = snapshot
+        self.commit = self.applied_to_ready = self.snap_index
+        self.entries = list(entries)
+        self._set_config(self.snap_voters, self.snap_learners)
+        for e in self.entries:
+            if e.kind == CONFIG:
+                self._apply_config_entry(e)
+        self.stable = self.last_index
+
+    # ============================================================ ready
+    def take_ready(self) -> Ready:
+        if (self.term, self.vote) != self._last_hard:
+            self._last_hard = (self.term, self.vote)
+            self._ready.hard_state = self._last_hard
+        if self.commit > self.applied_to_ready:
+            lo = max(self.applied_to_ready + 1, self.snap_index + 1)
+            self._ready.committed = self._slice(lo, self.commit)
+            self.applied_to_ready = self.commit
+        r, self._ready = self._ready, Ready()
+        return r
+
+    def persisted(self, index: int) -> None:
+        """The host made the log durable through *index*."""
+        self.stable = max(self.stable, min(index, self.last_index))
+        if self.role == LEADER:
+            self._maybe_commit()
+
+    def _send(self, to: str, m: Any) -> None:
+        self._ready.messages.append((to, m))
+
+    # ============================================================ roles
+    def _random_timeout(self) -> int:
+        # §5.2: randomised in [T, 2T) so split votes are rare.
+        return self.t.election_ticks + self.rng.randrange(self.t.election_ticks)
+
+    def _reset(self, term: int) -> None:
+        if term != self.term:
+            self.term = term
+            self.vote = ""
+        self.leader = ""
+        self.elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.timeout = self._random_timeout()
+        self.votes = {}
+        self.transferee = ""
+        self._fail_reads()
+
+    def _become_follower(self, term: int, leader: str) -> None:
+        was = self.role
+        self._reset(term)
+        self.role = FOLLOWER
+        self.leader = leader
+        self.progress = {}
+        if was != FOLLOWER:
+            self._ready.role_changed = True
+
+    def _become_pre_candidate(self) -> None:
+        # Pre-vote does not touch the term or the vote (thesis §9.6).
+        self.role = PRE_CANDIDATE
+        self.votes = {}
+        self.leader = ""
+        self.elapsed = 0
+        self.timeout = self._random_timeout()
+
+    def _become_candidate(self) -> None:
+        self._reset(self.term + 1)
+        self.role = CANDIDATE
+        self.vote = self.id
+
+    def _become_leader(self) -> None:
+        self._reset(self.term)
+        self.role = LEADER
+        self.leader = self.id
+        self._ready.role_changed = True
+        self.progress = {p: Progress(next=self.last_index + 1, recent_active=True)
+                         for p in self.voters + self.learners if p != self.id}
+        # An uncommitted config entry in our log counts as pending.
+        self.pending_conf_index = max((i for i, _, _ in self._config_log), default=0)
+        # §5.4.2 / §8: commit an entry of our own term at once (also unblocks ReadIndex).
+        self._append([Entry(term=self.term, index=self.last_index + 1, kind=NOOP)])
+        self._broadcast_append()
+
+    # ============================================================ ticks
+    def tick(self) -> None:
+        if self.role == LEADER:
+            self._tick_leader()
+        else:
+            self.elapsed += 1
+            if self.elapsed >= self.timeout and self._promotable():
+                self.campaign()
+
+    def _promotable(self) -> bool:
+        return self.id in self.voters
+
+    def _tick_leader(self) -> None:
+        self.elapsed += 1
+        self.heartbeat_elapsed += 1
+        if self.transferee:
+            self.transfer_elapsed += 1
+            if self.transfer_elapsed >= self.t.election_ticks:
+                self.transferee = ""  # the transfer failed; carry on leading
+        if self.elapsed >= self.t.election_ticks:
+            self.elapsed = 0
+            if self.t.check_quorum and not self._quorum_active():
+                self._become_follower(self.term, "")
+                return
+        committed_voters = self._committed_config()[0]
+        if committed_voters and self.id not in committed_voters:
+            # Our removal is committed: step down (thesis §4.2.2).
+            self._become_follower(self.term, "")
+            return
+        if self.heartbeat_elapsed >= self.t.heartbeat_ticks:
+            self.heartbeat_elapsed = 0
+            self._broadcast_heartbeat(0)
+
+    def _quorum_active(self) -> bool:
+        active = 1 if self.id in self.voters else 0
+        for peer, pr in self.progress.items():
+            if peer in self.voters and pr.recent_active:
+                active += 1
+            pr.recent_active = False
+        return active >= self._quorum()
+
+    def _quorum(self) -> int:
+        return len(self.voters) // 2 + 1
+
+    # ============================================================ elections
+    def campaign(self, transfer: bool = False) -> None:
+        if not self._promotable():
+            return
+        if self.t.pre_vote and not transfer:
+            self._become_pre_candidate()
+            term, pre = self.term + 1, True
+        else:
+            self._become_candidate()
+            term, pre = self.term, False
+        self.votes = {self.id: True}
+        if self._won():  # a single voter wins at once
+            self._real_campaign() if pre else self._become_leader()
+            return
+        for peer in self.voters:
+            if peer != self.id:
+                self._send(peer, RequestVote(term=term, candidate=self.id, last_log_index=self.last_index,
+                                             last_log_term=self.last_term, pre_vote=pre, transfer=transfer))
+
+    def _real_campaign(self) -> None:
+        self._become_candidate()
+        self.votes = {self.id: True}
+        if self._won():
+            self._become_leader()
+            return
+        for peer in self.voters:
+            if peer != self.id:
+                self._send(peer, RequestVote(term=self.term, candidate=self.id,
+                                             last_log_index=self.last_index, last_log_term=self.last_term))
+
+    def _won(self) -> bool:
+        return sum(1 for v, ok in self.votes.items() if ok and v in self.voters) >= self._quorum()
+
+    def _lost(self) -> bool:
+        return sum(1 for v, ok in self.votes.items() if not ok and v in self.voters) >= self._quorum()
+
+    def _log_ok(self, last_index: int, last_term: int) -> bool:
+        # §5.4.1: the candidate's log is at least as up-to-date as ours.
+        return last_term > self.last_term or (last_term == self.last_term and last_index >= self.last_index)
+
+    def _in_lease(self) -> bool:
+        # With check-quorum, a follower that heard from a leader within the
+        # election timeout ignores votes: that leader may still be alive.
+        return self.t.check_quorum and self.leader != "" and self.elapsed < self.t.election_ticks
+
+    # ============================================================ step
+    def step(self, m: Any) -> None:
+        """Handle one message from a peer."""
+        term = m.term
+        if term > self.term:
+            if isinstance(m, RequestVote):
+                if not m.transfer and self._in_lease():
+                    return  # thesis §4.2.3: ignore disruptive servers while a leader is alive
+                if m.pre_vote:
+                    self._handle_vote(m)  # pre-votes never change our term
+                    return
+                self._become_follower(term, "")
+            elif isinstance(m, RequestVoteResp) and m.pre_vote and m.granted:
+                pass  # a granted pre-vote carries the future term
+            else:
+                leader = m.leader if isinstance(m, (AppendEntries, InstallSnapshot, TimeoutNow)) else ""
+                self._become_follower(term, leader)
+        elif term < self.term:
+            if isinstance(m, (AppendEntries, InstallSnapshot)):
+                # Tell a stale leader our term so it steps down (needed with
+                # check-quorum + pre-vote, else it may never learn).
+                self._send(m.leader, AppendResp(term=self.term, follower=self.id, success=False,
+                                                match_index=0))
+            elif isinstance(m, RequestVote) and m.pre_vote:
+                self._send(m.candidate, RequestVoteResp(term=self.term, voter=self.id, granted=False,
+                                                        pre_vote=True))
+            return
+        if isinstance(m, RequestVote):
+            self._handle_vote(m)
+        elif isinstance(m, RequestVoteResp):
+            self._handle_vote_resp(m)
+        elif isinstance(m, AppendEntries):
+            self._handle_append(m)
+        elif isinstance(m, AppendResp):
+            if self.role == LEADER:
+                self._handle_append_resp(m)
+        elif isinstance(m, InstallSnapshot):
+            self._handle_snapshot(m)
+        elif isinstance(m, InstallSnapshotResp):
+            if self.role == LEADER:
+                self._handle_snapshot_resp(m)
+        elif isinstance(m, TimeoutNow):
+            if self.role != LEADER:
+                self.campaign(transfer=True)
+
+    def _handle_vote(self, m: RequestVote) -> None:
+        if m.pre_vote:
+            grant = m.term > self.term and self._log_ok(m.last_log_index, m.last_log_term)
+            self._send(m.candidate, RequestVoteResp(term=m.term if grant else self.term, voter=self.id,
+                                                    granted=grant, pre_vote=True))
+            return
+        can_vote = self.vote in ("", m.candidate) and not (self.role == LEADER)
+        grant = can_vote and self._log_ok(m.last_log_index, m.last_log_term)
+        if grant:
+            self.vote = m.candidate
+            self.elapsed = 0
+        self._send(m.candidate, RequestVoteResp(term=self.term, voter=self.id, granted=grant))
+
+    def _handle_vote_resp(self, m: RequestVoteResp) -> None:
+        if m.pre_vote != (self.role == PRE_CANDIDATE) or self.role not in (PRE_CANDIDATE, CANDIDATE):
+            return
+        self.votes.setdefault(m.voter, m.granted)
+        if self._won():
+            if self.role == PRE_CANDIDATE:
+                self._real_campaign()
+            else:
+                self._become_leader()
+        elif self._lost():
+            self._become_follower(self.term, "")
+
+    # ============================================================ follower side
+    def _handle_append(self, m: AppendEntries) -> None:
+        if self.role != FOLLOWER or self.leader != m.leader:
+            self._become_follower(self.term, m.leader)
+        self.elapsed = 0
+        if m.prev_index < self.commit:
+            # The prefix is committed here already: skip what we have.
+            skip = self.commit - m.prev_index
+            entries = m.entries[skip:]
+            prev_index, prev_term = self.commit, self.term_at(self.commit)
+        else:
+            entries, prev_index, prev_term = m.entries, m.prev_index, m.prev_term
+        if prev_index == m.prev_index and self.term_at(prev_index) != prev_term:
+            self._reject_append(m)
+            return
+        new_last = prev_index + len(entries)
+        for i, e in enumerate(entries):
+            have = self.term_at(e.index)
+            if have != e.term:
+                if have is not None and e.index <= self.commit:
+                    raise RaftInvariantError(f"{self.id}: conflict at committed index {e.index}")
+                self._append(list(entries[i:]))
+                break
+        self.commit = max(self.commit, min(m.commit, new_last))
+        self._send(m.leader, AppendResp(term=self.term, follower=self.id, success=True,
+                                        match_index=new_last, read_ctx=m.read_ctx))
+
+    def _reject_append(self, m: AppendEntries) -> None:
+        # Fast back-tracking (thesis §5.3 optimisation): report the conflicting
+        # term and its first index, or our log's end if it is too short.
+        if m.prev_index > self.last_index:
+            hint_index, hint_term = self.last_index + 1, 0
+        else:
+            hint_term = self.term_at(m.prev_index) or 0
+            hint_index = m.prev_index
+            while hint_index - 1 > self.commit and self.term_at(hint_index - 1) == hint_term:
+                hint_index -= 1
+        self._send(m.leader, AppendResp(term=self.term, follower=self.id, success=False,
+                                        match_index=0, hint_index=hint_index, hint_term=hint_term,
+                                        read_ctx=m.read_ctx))
+
+    def _handle_snapshot(self, m: InstallSnapshot) -> None:
+        if self.role != FOLLOWER or self.leader != m.leader:
+            self._become_follower(self.term, m.leader)
+        self.elapsed = 0
+        if m.last_index <= self.commit:
+            self._send(m.leader, InstallSnapshotResp(term=self.term, follower=self.id,
+                                                     last_index=m.last_index, next_offset=0, done=True))
+            return
+        if m.offset == 0:
+            self._snap_recv = bytearray()
+        if self._snap_recv is None or len(self._snap_recv) != m.offset:
+            # Out of order: ask for the chunk we need.
+            need = 0 if self._snap_recv is None else len(self._snap_recv)
+            self._send(m.leader, InstallSnapshotResp(term=self.term, follower=self.id,
+                                                     last_index=m.last_index, next_offset=need, done=False))
+            return
+        self._snap_recv += m.data
+        if not m.done:
+            self._send(m.leader, InstallSnapshotResp(term=self.term, follower=self.id,
+                                                     last_index=m.last_index,
+                                                     next_offset=len(self._snap_recv), done=False))
+            return
+        data, self._snap_recv = bytes(self._snap_recv), None
+        self._install(m.last_index, m.last_term, m.voters, m.learners, data)
+        self._send(m.leader, InstallSnapshotResp(term=self.term, follower=self.id,
+                                                 last_index=m.last_index, next_offset=0, done=True))
+
+    def _install(self, index: int, term: int, voters: tuple[str, ...], learners: tuple[str, ...],
+                 data: bytes) -> None:
+        if self.term_at(index) == term:
+            keep = self.entries[index - self.snap_index :]  # §7: retain entries after the snapshot
+        else:
+            keep = []
+            if self.last_index >= index + 1 or self.entries:
+                self._ready.truncate_from = self.snap_index + 1
+                self._ready.entries = []
+        self.entries = keep
+        self.snap_index, self.snap_term, self.snap_data = index, term, data
+        self.snap_voters, self.snap_learners = voters, learners
+        self._config_log = [c for c in self._config_log if c[0] > index]
+        self._set_config(*self._current_config())
+        self.commit = max(self.commit, index)
+        self.applied_to_ready = max(self.applied_to_ready, index)
+        self.stable = max(self.stable, index)
+        self._ready.snapshot = (index, term, voters, learners, data)
+
+    # ============================================================ leader side
+    def propose(self, data: bytes, kind: int = NORMAL) -> tuple[int, int] | str:
+        """Append a command; returns (index, term) or a reason it was refused."""
+        if self.role != LEADER:
+            return "not leader"
+        if self.transferee:
+            return "leadership transfer in progress"
+        if kind == CONFIG:
+            if self.pending_conf_index > self.commit:
+                return "a configuration change is already in progress"
+        e = Entry(term=self.term, index=self.last_index + 1, kind=kind, data=data)
+        if kind == CONFIG:
+            self.pending_conf_index = e.index
+        self._append([e])
+        self._broadcast_append()
+        if len(self.voters) == 1 and self.voters[0] == self.id:
+            pass  # committed when persisted() reports the entry durable
+        return e.index, e.term
+
+    def propose_batch(self, datas: list[bytes]) -> tuple[int, int] | str:
+        """Append many commands at once; returns (first index, term)."""
+        if self.role != LEADER:
+            return "not leader"
+        if self.transferee:
+            return "leadership transfer in progress"
+        first = self.last_index + 1
+        self._append([Entry(term=self.term, index=first + i, data=d) for i, d in enumerate(datas)])
+        self._broadcast_append()
+        return first, self.term
+
+    def change_config(self, op: str, node: str) -> tuple[int, int] | str:
+        return self.propose(wire.encode(ConfigChange(op=op, node=node)), kind=CONFIG)
+
+    def transfer_leadership(self, target: str) -> str:
+        """Hand leadership to *target* (a caught-up voter); "" when started."""
+        if self.role != LEADER:
+            return "not leader"
+        if target == self.id or target not in self.voters:
+            return f"{target} is not another voter"
+        self.transferee = target
+        self.transfer_elapsed = 0
+        pr = self.progress[target]
+        if pr.match == self.last_index:
+            self._send(target, TimeoutNow(term=self.term, leader=self.id))
+        else:
+            self._send_append(target, pr)
+        return ""
+
+    def _broadcast_append(self) -> None:
+        for peer in sorted(self.progress):
+            self._send_append(peer, self.progress[peer])
+        if len(self.voters) == 1:
+            self._maybe_commit()
+
+    def _broadcast_heartbeat(self, ctx: int) -> None:
+        for peer in sorted(self.progress):
+            pr = self.progress[peer]
+            if ctx == 0 and pr.state == REPLICATE:
+                # Appends outstanding but no progress for two heartbeats: one
+                # was lost (a later one would have been rejected); probe again.
+                pr.stalled = pr.stalled + 1 if (pr.inflight and pr.match == pr.hb_match) else 0
+                pr.hb_match = pr.match
+                if pr.stalled >= 2:
+                    pr.state, pr.paused, pr.inflight, pr.next, pr.stalled = PROBE, False, [], pr.match + 1, 0
+            if pr.state == REPLICATE and self.term_at(pr.match) is not None:
+                self._send(peer, AppendEntries(term=self.term, leader=self.id, prev_index=pr.match,
+                                               prev_term=self.term_at(pr.match) or 0, entries=(),
+                                               commit=min(self.commit, pr.match), read_ctx=ctx))
+            else:
+                pr.paused = False  # a heartbeat re-probes a stuck follower
+                self._send_append(peer, pr, ctx=ctx, force=True)
+
+    def _send_append(self, peer: str, pr: Progress, ctx: int = 0, force: bool = False) -> None:
+        if pr.state == SNAPSHOT:
+            if force:
+                self._send_snapshot_chunk(peer, pr)
+            return
+        if not force and (pr.paused or len(pr.inflight) >= self.t.max_inflight):
+            return
+        prev = pr.next - 1
+        prev_term = self.term_at(prev)
+        if prev_term is None:
+            pr.state, pr.snap_offset, pr.snap_index = SNAPSHOT, 0, self.snap_index
+            pr.inflight.clear()
+            self._send_snapshot_chunk(peer, pr)
+            return
+        hi = min(self.last_index, prev + self.t.max_entries_per_msg)
+        entries = self._slice(prev + 1, hi) if hi > prev else []
+        size = 0
+        for i, e in enumerate(entries):
+            size += len(e.data) + 16
+            if size > self.t.max_bytes_per_msg and i > 0:
+                entries = entries[:i]
+                break
+        if not entries and not force and pr.state == REPLICATE:
+            return
+        self._send(peer, AppendEntries(term=self.term, leader=self.id, prev_index=prev, prev_term=prev_term,
+                                       entries=tuple(entries), commit=self.commit, read_ctx=ctx))
+        if entries:
+            last = entries[-1].index
+            if pr.state == REPLICATE:
+                pr.next = last + 1
+                pr.inflight.append(last)
+            else:
+                pr.paused = True
+
+    def _send_snapshot_chunk(self, peer: str, pr: Progress) -> None:
+        if pr.snap_index != self.snap_index:
+            pr.snap_index, pr.snap_offset = self.snap_index, 0
+        data = self.snap_data
+        lo = pr.snap_offset
+        hi = min(len(data), lo + self.t.snapshot_chunk_bytes)
+        self._send(peer, InstallSnapshot(term=self.term, leader=self.id, last_index=self.snap_index,
+                                         last_term=self.snap_term, voters=self.snap_voters,
+                                         learners=self.snap_learners, offset=lo, data=data[lo:hi],
+                                         done=hi >= len(data)))
+
+    def _handle_snapshot_resp(self, m: InstallSnapshotResp) -> None:
+        pr = self.progress.get(m.follower)
+        if pr is None:
+            return
+        pr.recent_active = True
+        if pr.state != SNAPSHOT:
+            return
+        if m.done:
+            pr.match = max(pr.match, m.last_index)
+            pr.next = pr.match + 1
+            pr.state, pr.paused = PROBE, False
+            self._send_append(m.follower, pr)
+        elif m.last_index == self.snap_index:
+            pr.snap_offset = m.next_offset
+            self._send_snapshot_chunk(m.follower, pr)
+
+    def _handle_append_resp(self, m: AppendResp) -> None:
+        pr = self.progress.get(m.follower)
+        if pr is None:
+            return
+        pr.recent_active = True
+        if m.read_ctx:
+            pr.read_ctx = max(pr.read_ctx, m.read_ctx)
+            self._check_reads()
+        if not m.success:
+            if m.match_index == 0 and m.hint_index == 0:
+                return  # a stale-term answer, already handled by the term check
+            self._back_off(m.follower, pr, m)
+            return
+        if m.match_index > pr.match:
+            pr.match = m.match_index
+            pr.next = max(pr.next, m.match_index + 1)
+            pr.inflight = [i for i in pr.inflight if i > m.match_index]
+            if pr.state == PROBE:
+                pr.state, pr.paused = REPLICATE, False
+                pr.inflight = []
+                pr.next = pr.match + 1
+            self._maybe_commit()
+            self._maybe_promote(m.follower, pr)
+            if self.transferee == m.follower and pr.match == self.last_index:
+                self._send(m.follower, TimeoutNow(term=self.term, leader=self.id))
+        elif pr.state == PROBE:
+            pr.paused = False
+        if self.role == LEADER and m.follower in self.progress:
+            self._send_append(m.follower, pr)
+
+    def _back_off(self, peer: str, pr: Progress, m: AppendResp) -> None:
+        if m.hint_index <= pr.match:
+            return  # stale rejection
+        nxt = m.hint_index
+        if m.hint_term:
+            # Skip the follower's whole conflicting term if we have it.
+            for i in range(min(m.hint_index, self.last_index), self.snap_index, -1):
+                t = self.term_at(i)
+                if t == m.hint_term:
+                    nxt = i + 1
+                    break
+                if t is not None and t < m.hint_term:
+                    break
+        pr.next = max(pr.match + 1, min(nxt, pr.next - 1 if pr.state == PROBE else nxt))
+        pr.state, pr.paused = PROBE, False
+        pr.inflight = []
+        self._send_append(peer, pr)
+
+    def _maybe_commit(self) -> None:
+        matches = sorted((self.stable if v == self.id else
+                          (self.progress[v].match if v in self.progress else 0)) for v in self.voters)
+        if not matches:
+            return
+        n = matches[len(matches) - self._quorum()]
+        # §5.4.2: only entries of the current term are committed by counting.
+        if n > self.commit and self.term_at(n) == self.term:
+            self.commit = n
+            self._release_reads_waiting_commit()
+            self._check_reads()
+
+    def _maybe_promote(self, peer: str, pr: Progress) -> None:
+        # A learner that has caught up with the commit index becomes a voter.
+        if peer in self.learners and pr.match >= self.commit and self.pending_conf_index <= self.commit:
+            self.change_config("promote", peer)
+
+    # ============================================================ reads
+    def read_index(self, req_id: int) -> str:
+        """Start a linearizable read (§8, thesis §6.4); "" when started."""
+        if self.role != LEADER:
+            return "not leader"
+        if self.term_at(self.commit) != self.term:
+            self._reads_waiting_commit.append(req_id)  # no entry of our term committed yet
+            return ""
+        self._start_read(req_id)
+        return ""
+
+    def _start_read(self, req_id: int) -> None:
+        if len(self.voters) == 1:
+            self._ready.reads.append((req_id, self.commit))
+            return
+        self.read_seq += 1
+        self._pending_reads.append((req_id, self.commit, self.read_seq))
+        self._broadcast_heartbeat(self.read_seq)
+
+    def _release_reads_waiting_commit(self) -> None:
+        waiting, self._reads_waiting_commit = self._reads_waiting_commit, []
+        for req_id in waiting:
+            self._start_read(req_id)
+
+    def _check_reads(self) -> None:
+        if not self._pending_reads:
+            return
+        done = []
+        for req_id, index, ctx in self._pending_reads:
+            acks = 1 + sum(1 for p, pr in self.progress.items() if p in self.voters and pr.read_ctx >= ctx)
+            if acks >= self._quorum():
+                done.append((req_id, index, ctx))
+        for item in done:
+            self._pending_reads.remove(item)
+            self._ready.reads.append((item[0], item[1]))
+
+    def _fail_reads(self) -> None:
+        for req_id, _, _ in self._pending_reads:
+            self._ready.failed_reads.append(req_id)
+        self._ready.failed_reads.extend(self._reads_waiting_commit)
+        self._pending_reads, self._reads_waiting_commit = [], []
+
+    # ============================================================ compaction
+    def compact(self, index: int, data: bytes) -> None:
+        """The host snapshotted the state machine at applied *index*: drop the log up to it."""
+        if index <= self.snap_index or index > self.applied_to_ready:
+            return
+        term = self.term_at(index) or 0
+        voters, learners = self._committed_config_at(index)
+        self.entries = self.entries[index - self.snap_index :]
+        self.snap_index, self.snap_term, self.snap_data = index, term, data
+        self.snap_voters, self.snap_learners = voters, learners
+        self._config_log = [c for c in self._config_log if c[0] > index]
+
+    def _committed_config_at(self, index: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        for i, voters, learners in reversed(self._config_log):
+            if i <= index:
+                return voters, learners
+        return self.snap_voters, self.snap_learners
+
+    # ============================================================ checks
+    def check_invariants(self) -> None:
+        if self.commit > self.last_index:
+            raise RaftInvariantError(f"{self.id}: commit {self.commit} beyond last {self.last_index}")
+        if self.snap_index > self.commit:
+            raise RaftInvariantError(f"{self.id}: snapshot {self.snap_index} beyond commit {self.commit}")
+        prev_term = self.snap_term
+        for i, e in enumerate(self.entries):
+            if e.index != self.snap_index + 1 + i:
+                raise RaftInvariantError(f"{self.id}: log index gap at {e.index}")
+            if e.term < prev_term:
+                raise RaftInvariantError(f"{self.id}: log terms decrease at {e.index}")
+            prev_term = e.term
+        if self.role == LEADER and self.vote != self.id and self.term > 0 and len(self.voters) > 1:
+            raise RaftInvariantError(f"{self.id}: leader of term {self.term} did not vote for itself")
+
+    def status(self) -> dict[str, Any]:
+        return {"id": self.id, "role": self.role, "term": self.term, "leader": self.leader,
+                "commit": self.commit, "last_index": self.last_index, "snap_index": self.snap_index,
+                "voters": list(self.voters), "learners": list(self.learners)}

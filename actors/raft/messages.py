@@ -1,0 +1,154 @@
+"""Raft's wire messages (tags 100-149; ONLY APPEND new tags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.wire import Message, message
+
+msg = dataclass(frozen=True, slots=True, kw_only=True)
+
+# Entry kinds.
+NORMAL = 0  # a state-machine command
+CONFIG = 1  # a ConfigChange, applied to the configuration when appended
+NOOP = 2  # appended by a new leader to commit entries of earlier terms (§5.4.2)
+
+
+@message(100)
+@msg
+class Entry(Message):
+    term: int
+    index: int
+    kind: int = NORMAL
+    data: bytes = b""
+
+
+@message(101)
+@msg
+class RequestVote(Message):
+    term: int
+    candidate: str
+    last_log_index: int
+    last_log_term: int
+    pre_vote: bool = False
+    transfer: bool = False  # a leadership transfer: ignore the leader lease
+
+
+@message(102)
+@msg
+class RequestVoteResp(Message):
+    term: int
+    voter: str
+    granted: bool
+    pre_vote: bool = False
+
+
+@message(103)
+@msg
+class AppendEntries(Message):
+    term: int
+    leader: str
+    prev_index: int
+    prev_term: int
+    entries: tuple[Entry, ...]
+    commit: int
+    read_ctx: int = 0  # echoed back; confirms leadership for ReadIndex
+
+
+@message(104)
+@msg
+class AppendResp(Message):
+    term: int
+    follower: str
+    success: bool
+    match_index: int  # on success: the last index known to match the leader
+    hint_index: int = 0  # on reject: where the leader should look next
+    hint_term: int = 0  # on reject: the term of the follower's conflicting entry
+    read_ctx: int = 0
+
+
+@message(105)
+@msg
+class InstallSnapshot(Message):
+    term: int
+    leader: str
+    last_index: int
+    last_term: int
+    voters: tuple[str, ...]
+    learners: tuple[str, ...]
+    offset: int
+    data: bytes
+    done: bool
+
+
+@message(106)
+@msg
+class InstallSnapshotResp(Message):
+    term: int
+    follower: str
+    last_index: int
+    next_offset: int
+    done: bool
+
+
+@message(107)
+@msg
+class TimeoutNow(Message):
+    term: int
+    leader: str
+
+
+@message(108)
+@msg
+class ConfigChange(Message):
+    """Single-server membership change (Raft thesis §4.1)."""
+
+    op: str  # "add_learner" | "promote" | "remove"
+    node: str
+
+    def __post_init__(self) -> None:
+        if self.op not in ("add_learner", "promote", "remove"):
+            raise ValueError(f"unknown config change op {self.op!r}")
+
+
+@message(109)
+@msg
+class ForwardApply(Message):
+    """A follower forwards a client's command to the leader."""
+
+    req_id: int
+    origin: str
+    origin_actor: str
+    data: bytes
+
+
+@message(110)
+@msg
+class ApplyResult(Message):
+    """The leader's answer to ForwardApply: the entry's index once applied, or an error."""
+
+    req_id: int
+    ok: bool
+    index: int
+    error: str = ""
+    leader: str = ""
+
+
+@message(111)
+@msg
+class ForwardRead(Message):
+    """A follower asks the leader for a ReadIndex."""
+
+    req_id: int
+    origin: str
+    origin_actor: str
+
+
+@message(112)
+@msg
+class ReadIndexResult(Message):
+    req_id: int
+    ok: bool
+    index: int
+    error: str = ""
+    leader: str = ""

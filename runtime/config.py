@@ -1,0 +1,633 @@
+"""The agent configuration: Nomad's config tree, in TOML, validated.
+
+Key names are Nomad's HCL names (DESIGN.md §1), so ``server { bootstrap_expect
+= 3 }`` becomes ``[server] bootstrap_expect = 3``.  Defaults are Nomad 2.0.6's
+(``command/agent/config.go`` ``DefaultConfig``, ``nomad/config.go``); the
+comment beside each field gives its source and reason.
+
+**Durations.**  In files and flags a duration is a Go duration string
+(``"10s"``, ``"5m"``, ``"1h30m"``, ``"500ms"``, ``"0"``); a bare number is
+rejected, because Nomad would read ``10`` as 10 nanoseconds.  In Python every
+duration is a ``float`` of seconds in a field whose name ends in ``_s``; its
+file key is the field name without ``_s`` (``heartbeat_grace_s`` is
+``server.heartbeat_grace``).  Error messages and :func:`reloadable_diff` use
+the file keys.
+
+**Merging** (``-config`` files in order, then flags; Nomad ``Config.Merge``):
+tables merge key by key; a key present later wins, even when it is false or
+zero (Nomad ignores zero values there, so a later file cannot switch anything
+off; we deviate on purpose).  ``client.servers`` is appended to and
+``client.meta`` / ``client.options`` merge key by key, as in Nomad's
+``ClientConfig.Merge``; every other list, notably ``server_join.start_join``
+and ``retry_join``, is replaced (``ServerJoin.Merge``).
+
+Maps are stored as sorted tuples of ``(key, value)`` pairs so a config is
+immutable and hashable; ``dict(cfg.client.meta)`` gives the mapping back.
+Flags and dev mode are in :mod:`runtime.config_flags`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import functools
+import re
+import sys
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Addresses",
+    "ClientConfig",
+    "Config",
+    "ConfigError",
+    "DrainOnShutdown",
+    "Ports",
+    "Reserved",
+    "ServerConfig",
+    "ServerJoin",
+    "Telemetry",
+    "dev_config",
+    "format_duration",
+    "load_files",
+    "parse_args",
+    "parse_duration",
+    "reloadable_diff",
+    "to_dict",
+    "validate",
+]
+
+conf = dataclass(frozen=True, slots=True, kw_only=True)
+
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "OFF")  # command.go LevelFilter
+MTLS_WARNING = "WARNING: mTLS is not configured - Nomad is not secure without mTLS!"
+BOOTSTRAP_ONE_WARNING = "WARNING: Bootstrap mode enabled! Potentially unsafe operation."
+BOOTSTRAP_EVEN_WARNING = (
+    "WARNING: Number of bootstrap servers should ideally be set to an odd number."
+)
+NO_ROLE_ERROR = "Must specify either server, client or dev mode for the agent."
+# What SIGHUP applies (NOMAD.md §2.3): Agent.Reload copies log_level (and TLS,
+# which we lack); Server.Reload applies num_schedulers and the raft timeouts
+# derived from raft_multiplier.  Everything else needs a restart.
+RELOADABLE = frozenset({"log_level", "server.num_schedulers", "server.raft_multiplier"})
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message is one line naming the key."""
+
+
+# -- field helpers: the metadata drives loading, merging, checking, output ----
+
+
+def _f(default: Any, **meta: Any) -> Any:
+    """A field with bounds (``ge``/``gt``/``le``) or flags (``secret``, ...)."""
+    return field(default=default, metadata=meta)
+
+
+def _dur(seconds: float, **meta: Any) -> Any:
+    """A duration: float seconds here, a Go duration string in files."""
+    return field(default=float(seconds), metadata={"dur": True, **meta})
+
+
+def _seq(**meta: Any) -> Any:
+    return field(default=(), metadata=meta)
+
+
+def _map() -> Any:
+    return field(default=(), metadata={"map": True})
+
+
+def _sub(cls: type) -> Any:
+    return field(default_factory=cls)
+
+
+# -- the tree ------------------------------------------------------------------
+
+
+@conf
+class Ports:
+    # DefaultConfig: 4646/4647/4648.  0 picks a free port (Nomad's Listener
+    # accepts 0..65535), which tests use.
+    http: int = _f(4646, ge=0, le=65535)
+    rpc: int = _f(4647, ge=0, le=65535)
+    serf: int = _f(4648, ge=0, le=65535)  # servers only (normalizeAddrs)
+
+
+@conf
+class Addresses:
+    """Per-service bind (``addresses``) or advertise (``advertise``) address.
+
+    None: bind to ``bind_addr`` / advertise a detected address (NOMAD.md §2.1).
+    """
+
+    http: str | None = None
+    rpc: str | None = None
+    serf: str | None = None
+
+
+@conf
+class ServerJoin:
+    # server_join block (retry_join.go); empty lists, 30s, 0 = retry forever.
+    start_join: tuple[str, ...] = _seq()  # servers only; exclusive with retry_join
+    retry_join: tuple[str, ...] = _seq()
+    retry_interval_s: float = _dur(30, gt=0)  # 0 would spin; Nomad's doc floor is 1s
+    retry_max: int = _f(0, ge=0)  # 0 = forever; exhausted -> exit 1
+
+
+@conf
+class ServerConfig:
+    enabled: bool = False
+    bootstrap_expect: int = _f(0, ge=0)  # dev: 1 (DevConfig)
+    data_dir: str | None = None  # None: <data_dir>/server (convertServerConfig)
+    num_schedulers: int | None = _f(None, ge=0)  # None: runtime.NumCPU(); reloadable
+    # Heartbeats (nomad/config.go DefaultConfig; NOMAD.md §3).
+    heartbeat_grace_s: float = _dur(10, ge=0)  # added to the TTL on the server timer
+    min_heartbeat_ttl_s: float = _dur(10, gt=0)  # TTL floor for small clusters
+    max_heartbeats_per_second: float = _f(50.0, gt=0)  # TTL = max(n/rate, min ttl)
+    failover_heartbeat_ttl_s: float = _dur(300, gt=0)  # flat TTL after an election
+    # Core GC thresholds (NOMAD.md §4); their intervals are fixed at 5m except jobs.
+    node_gc_threshold_s: float = _dur(24 * 3600, gt=0)
+    job_gc_interval_s: float = _dur(300, gt=0)
+    job_gc_threshold_s: float = _dur(4 * 3600, gt=0)
+    eval_gc_threshold_s: float = _dur(3600, gt=0)
+    batch_eval_gc_threshold_s: float = _dur(24 * 3600, gt=0)
+    deployment_gc_threshold_s: float = _dur(3600, gt=0)
+    raft_protocol: int = 3  # only 3 is accepted since Nomad 1.4
+    raft_multiplier: int = _f(1, ge=1, le=10)  # scales raft timeouts; reloadable
+    encrypt: str | None = _f(None, secret=True)  # base64 gossip key; redacted in to_dict
+    rejoin_after_leave: bool = False  # serf RejoinAfterLeave
+    server_join: ServerJoin = _sub(ServerJoin)
+
+
+@conf
+class Reserved:
+    # client.reserved: resources withheld from scheduling (MHz / MB / MB).
+    cpu: int = _f(0, ge=0)
+    memory: int = _f(0, ge=0)
+    disk: int = _f(0, ge=0)
+
+
+@conf
+class DrainOnShutdown:
+    # Defaults inside the block (client/config/drain.go DrainConfigFromAgent).
+    deadline_s: float = _dur(3600, ge=0)  # 0 = no deadline (DrainStrategy)
+    force: bool = False  # (quirk) parsed but never sent by Nomad's DrainSelf
+    ignore_system_jobs: bool = False
+
+
+@conf
+class ClientConfig:
+    enabled: bool = False
+    servers: tuple[str, ...] = _seq(append=True)  # merges by appending (ClientConfig.Merge)
+    state_dir: str | None = None  # None: <data_dir>/client
+    alloc_dir: str | None = None  # None: <data_dir>/alloc
+    node_class: str = ""
+    node_pool: str = "default"  # "all" is reserved
+    meta: tuple[tuple[str, str], ...] = _map()  # not reloadable (issue #1525)
+    options: tuple[tuple[str, str], ...] = _map()  # e.g. driver.raw_exec.enable (dev)
+    network_interface: str | None = None  # None: the default route's interface
+    reserved: Reserved = _sub(Reserved)
+    server_join: ServerJoin = _sub(ServerJoin)  # start_join is rejected for clients
+    # Absent block -> None: no drain on shutdown (NOMAD.md §2.2).
+    drain_on_shutdown: DrainOnShutdown | None = None
+    # Client-side alloc GC (client/config DefaultConfig).
+    gc_interval_s: float = _dur(60, gt=0)
+    gc_max_allocs: int = _f(50, ge=0)
+    gc_disk_usage_threshold: float = _f(80.0, ge=0, le=100)  # percent
+    gc_inode_usage_threshold: float = _f(70.0, ge=0, le=100)  # percent
+    no_host_uuid: bool = True  # random node ID instead of one from the host UUID
+
+
+@conf
+class Telemetry:
+    # DefaultConfig telemetry block; the in-memory sink backs /v1/metrics and SIGUSR1.
+    collection_interval_s: float = _dur(1, gt=0)
+    in_memory_collection_interval_s: float = _dur(10, gt=0)
+    in_memory_retention_period_s: float = _dur(60, gt=0)
+    disable_hostname: bool = False
+    prometheus_metrics: bool = False  # on in dev mode
+
+
+@conf
+class Config:
+    region: str = "global"
+    datacenter: str = "dc1"
+    name: str | None = None  # None: the hostname, resolved by the caller
+    data_dir: str | None = None  # required for a server outside dev mode
+    plugin_dir: str | None = None  # None: <data_dir>/plugins
+    bind_addr: str = "0.0.0.0"  # DefaultConfig; (quirk) help text says loopback
+    log_level: str = "INFO"  # reloadable
+    log_json: bool = False
+    leave_on_interrupt: bool = False  # not reloadable
+    leave_on_terminate: bool = False  # not reloadable
+    # Not a Nomad key: Nomad hard-codes gracefulTimeout = 5s (command.go line 48)
+    # for the whole leave, plus drain_on_shutdown.deadline.  We keep its value
+    # and make it tunable; see graceful_timeout_s().
+    leave_timeout_s: float = _dur(5, gt=0)
+    disable_update_check: bool = False  # we never phone home; kept for parity
+    ports: Ports = _sub(Ports)
+    addresses: Addresses = _sub(Addresses)
+    advertise: Addresses = _sub(Addresses)
+    server: ServerConfig = _sub(ServerConfig)
+    client: ClientConfig = _sub(ClientConfig)
+    telemetry: Telemetry = _sub(Telemetry)
+    dev_mode: bool = _f(False, file=False)  # set by -dev only (Nomad: hcl:"-")
+
+    def graceful_timeout_s(self) -> float:
+        """How long a graceful leave may take before the agent exits 1 (§1.3)."""
+        drain = self.client.drain_on_shutdown
+        if self.client.enabled and drain is not None:
+            return self.leave_timeout_s + drain.deadline_s
+        return self.leave_timeout_s
+
+
+def dev_config() -> Config:
+    """Nomad's ``DevConfig``: server and client on loopback, one-server bootstrap."""
+    return build_overlay(Config, DEV_OVERLAY)
+
+
+# DevConfig (command/agent/config.go) as an overlay on the defaults.
+DEV_OVERLAY: dict[str, Any] = {
+    "dev_mode": True,  # in-memory raft, node ID not persisted, drain ignored
+    "bind_addr": "127.0.0.1",
+    "log_level": "DEBUG",
+    "server": {"enabled": True, "bootstrap_expect": 1},
+    "client": {
+        "enabled": True,
+        "network_interface": "lo0" if sys.platform == "darwin" else "lo",
+        "options": {"driver.raw_exec.enable": "true", "driver.docker.volumes": "true"},
+        "gc_interval_s": 600.0,
+        "gc_disk_usage_threshold": 99.0,
+        "gc_inode_usage_threshold": 99.0,
+        "gc_max_allocs": 50,
+    },
+    "telemetry": {"prometheus_metrics": True},
+}
+
+
+# -- durations -----------------------------------------------------------------
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3,
+          "s": 1.0, "m": 60.0, "h": 3600.0}
+_TERM = r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)"
+_DURATION = re.compile(rf"([-+]?)((?:{_TERM})+)")
+
+
+def parse_duration(text: str) -> float:
+    """Go's ``time.ParseDuration``, in seconds: ``"1h30m"`` -> 5400.0."""
+    if text in ("0", "+0", "-0"):
+        return 0.0
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise ValueError(f'invalid duration "{text}" (use e.g. "10s", "5m", "1h30m", "500ms")')
+    total = sum(float(num) * _UNITS[unit] for num, unit in re.findall(_TERM, match[2]))
+    return -total if match[1] == "-" else total
+
+
+def format_duration(seconds: float) -> str:
+    """A Go-style duration string for messages: 5400 -> ``"1h30m"``."""
+    if seconds == 0:
+        return "0s"
+    sign, rest = ("-" if seconds < 0 else ""), abs(seconds)
+    if rest < 1:
+        for unit, size in (("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+            if rest >= size or unit == "ns":
+                return f"{sign}{rest / size:g}{unit}"
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{int(hours)}h" if hours else "", f"{int(minutes)}m" if minutes else ""]
+    parts.append(f"{secs:g}s" if secs else "")
+    return sign + "".join(parts)
+
+
+# -- schema walking ----------------------------------------------------------
+
+
+def _key(f: dataclasses.Field) -> str:
+    """The file key of a field: its name, without ``_s`` for durations."""
+    return f.name[:-2] if f.metadata.get("dur") else f.name
+
+
+@functools.cache
+def _schema(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
+    """File key -> (field, kind); kind is a type, a dataclass, or a tag string."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if typing.get_origin(hint) in (types.UnionType, typing.Union):
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if f.metadata.get("dur"):
+            kind: Any = "dur"
+        elif f.metadata.get("map"):
+            kind = "map"
+        elif typing.get_origin(hint) is tuple:
+            kind = "list"
+        else:
+            kind = hint
+        out[_key(f)] = (f, kind)
+    return out
+
+
+_WANTED = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+           "dur": 'a duration string like "10s"', "list": "a list of strings",
+           "map": "a table of strings"}
+_TOML_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string",
+               list: "array", dict: "table"}
+
+
+def _convert(value: Any, kind: Any, key: str, src: str) -> Any:
+    """A TOML value checked against *kind*; returns the overlay value."""
+    def wrong() -> ConfigError:
+        want = "a table" if dataclasses.is_dataclass(kind) else _WANTED[kind]
+        got = _TOML_TYPES.get(type(value), type(value).__name__)
+        return ConfigError(f"{key}: expected {want}, got {got} {value!r} (in {src})")
+
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise wrong()
+        return _parse_table(kind, value, key + ".", src)
+    if kind == "dur":
+        if not isinstance(value, str):
+            raise wrong()
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            raise ConfigError(f"{key}: {e} (in {src})") from None
+    if kind == "list":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong()
+        return list(value)
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise wrong()
+        for k, v in value.items():
+            _convert(v, str, f"{key}.{k}", src)  # Nomad maps are map[string]string
+        return dict(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise wrong()
+    return value
+
+
+def _parse_table(cls: type, table: dict, prefix: str, src: str) -> dict[str, Any]:
+    """A TOML table -> an overlay (field name -> value), rejecting unknown keys."""
+    schema, out = _schema(cls), {}
+    for key, value in table.items():
+        entry = schema.get(key)
+        if entry is None or entry[0].metadata.get("file") is False:
+            raise ConfigError(f'unknown key "{prefix}{key}" in {src}')
+        f, kind = entry
+        out[f.name] = _convert(value, kind, prefix + key, src)
+    return out
+
+
+def merge_overlays(cls: type, base: dict, over: dict) -> dict:
+    """Overlay *over* on *base* with Nomad's merge rules (module docstring)."""
+    out = dict(base)
+    kinds = {f.name: (f, kind) for f, kind in _schema(cls).values()}
+    for name, value in over.items():
+        f, kind = kinds[name]
+        if name not in out:
+            out[name] = value
+        elif dataclasses.is_dataclass(kind):
+            out[name] = merge_overlays(kind, out[name], value)
+        elif kind == "map":
+            out[name] = {**out[name], **value}
+        elif f.metadata.get("append"):
+            out[name] = out[name] + value
+        else:
+            out[name] = value
+    return out
+
+
+def build_overlay(cls: type, overlay: dict) -> Any:
+    """The defaults of *cls* with *overlay* applied."""
+    kinds = {f.name: kind for f, kind in _schema(cls).values()}
+    kwargs = {}
+    for name, value in overlay.items():
+        kind = kinds[name]
+        if dataclasses.is_dataclass(kind):
+            value = build_overlay(kind, value)
+        elif kind == "list":
+            value = tuple(value)
+        elif kind == "map":
+            value = tuple(sorted(value.items()))
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+# -- files ---------------------------------------------------------------------
+
+
+def _is_config_file(p: Path) -> bool:
+    # LoadConfigDir skips hidden and editor temporary files; we read *.toml.
+    return (p.is_file() and p.suffix == ".toml" and not p.name.startswith((".", "#"))
+            and not p.name.endswith("~"))
+
+
+def load_overlays(paths: list[str]) -> tuple[dict, list[str], list[str]]:
+    """Read and merge *paths* into one overlay; also the files read and warnings."""
+    overlay: dict = {}
+    loaded: list[str] = []
+    warnings: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            files = [str(p / c.name) for c in sorted(p.iterdir()) if _is_config_file(c)]
+        elif p.exists():
+            files = [path]
+        else:
+            raise ConfigError(f"Error loading configuration from {path}: no such file or directory")
+        found = False
+        for name in files:
+            try:
+                with open(name, "rb") as fh:
+                    table = tomllib.load(fh)
+            except (OSError, tomllib.TOMLDecodeError) as e:
+                raise ConfigError(f"Error loading configuration from {name}: {e}") from None
+            if not table:
+                continue
+            overlay = merge_overlays(Config, overlay, _parse_table(Config, table, "", name))
+            loaded.append(name)
+            found = True
+        if not found:
+            warnings.append(f"No configuration loaded from {path}")
+    return overlay, loaded, warnings
+
+
+def load_files(paths: list[str]) -> tuple[Config, list[str], list[str]]:
+    """The defaults with *paths* merged over them, in order (Nomad ``-config``).
+
+    Each path is a TOML file or a directory (its ``*.toml`` files, sorted by
+    name).  Returns the config, the files that contributed (for the banner's
+    ``Loaded configuration from ...``) and warnings (``No configuration loaded
+    from <p>``).  Raises :class:`ConfigError` for a missing path, bad TOML,
+    an unknown key, a wrong type or a bad duration.  Does not :func:`validate`.
+    """
+    overlay, loaded, warnings = load_overlays(paths)
+    return build_overlay(Config, overlay), loaded, warnings
+
+
+def parse_args(argv: list[str]) -> tuple[Config, list[str], list[str]]:
+    """``nomad agent`` flags; see :func:`runtime.config_flags.parse_args`."""
+    from runtime.config_flags import parse_args as parse
+
+    return parse(argv)
+
+
+# -- validation ----------------------------------------------------------------
+
+_META_KEY = re.compile(r"[^.]+(\.[^.]+)*")  # helper.IsValidInterpVariable
+_NODE_POOL = re.compile(r"[a-zA-Z0-9-_]{1,128}")  # structs.ValidateNodePoolName
+
+
+def validate(cfg: Config) -> list[str]:
+    """Raise :class:`ConfigError` if *cfg* cannot run; return Nomad's warnings.
+
+    The checks and messages follow ``Command.IsValidConfig``; each message is
+    one line that starts with the key at fault.
+    """
+    if not (cfg.server.enabled or cfg.client.enabled):
+        raise ConfigError(NO_ROLE_ERROR)
+    if "\0" in cfg.region:
+        raise ConfigError("region: contains invalid characters (null)")
+    if "\0" in cfg.datacenter or "*" in cfg.datacenter:
+        raise ConfigError("datacenter: contains invalid characters (null or '*')")
+    if cfg.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(f'log_level: invalid log level "{cfg.log_level}", '
+                          f"valid levels are {', '.join(LOG_LEVELS)}")
+    if not cfg.bind_addr:
+        raise ConfigError("bind_addr: must not be empty")
+    _check_bounds(cfg, "")
+    _check_server(cfg.server)
+    _check_client(cfg.client)
+    dirs = {"data_dir": cfg.data_dir, "plugin_dir": cfg.plugin_dir,
+            "server.data_dir": cfg.server.data_dir, "client.state_dir": cfg.client.state_dir,
+            "client.alloc_dir": cfg.client.alloc_dir}
+    for key, path in dirs.items():
+        if path is not None and not Path(path).is_absolute():
+            raise ConfigError(f'{key}: must be an absolute path, got "{path}"')
+    if cfg.dev_mode:
+        return []
+    if cfg.server.enabled and not cfg.data_dir:
+        raise ConfigError('data_dir: Must specify "data_dir" config option or "data-dir" CLI flag')
+    c = cfg.client
+    if c.enabled and not cfg.data_dir and not (c.state_dir and c.alloc_dir and cfg.plugin_dir):
+        raise ConfigError("data_dir: Must specify the state, alloc dir, and plugin dir "
+                          "if data-dir is omitted.")
+    warnings = [MTLS_WARNING]  # we have no TLS at all, so Nomad's warning always applies
+    if cfg.server.enabled and cfg.server.bootstrap_expect == 1:
+        warnings.append(BOOTSTRAP_ONE_WARNING)
+    if cfg.server.enabled and cfg.server.bootstrap_expect % 2 == 0:
+        warnings.append(BOOTSTRAP_EVEN_WARNING)  # (quirk) fires for 0 too
+    return warnings
+
+
+def _check_bounds(obj: Any, prefix: str) -> None:
+    """Every ``ge``/``gt``/``le`` bound declared on a field, recursively."""
+    for key, (f, kind) in _schema(type(obj)).items():
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(kind):
+            if value is not None:
+                _check_bounds(value, f"{prefix}{key}.")
+            continue
+        show = format_duration if kind == "dur" else str
+        for op, bad in (("ge", lambda v, b: v < b), ("gt", lambda v, b: v <= b),
+                        ("le", lambda v, b: v > b)):
+            bound = f.metadata.get(op)
+            if bound is not None and value is not None and bad(value, bound):
+                sign = {"ge": ">=", "gt": ">", "le": "<="}[op]
+                raise ConfigError(f"{prefix}{key}: must be {sign} {show(bound)}, got {show(value)}")
+
+
+def _check_server(s: ServerConfig) -> None:
+    if s.raft_protocol != 3:
+        raise ConfigError("server.raft_protocol: raft_protocol must be 3 in Nomad v1.4 "
+                          f"and later, got {s.raft_protocol}")
+    if s.server_join.start_join and s.server_join.retry_join:
+        raise ConfigError("server.server_join: start_join and retry_join are mutually exclusive")
+    if s.encrypt:
+        try:
+            key = base64.b64decode(s.encrypt, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError("server.encrypt: Invalid encryption key: not valid base64") from None
+        if len(key) not in (16, 24, 32):  # memberlist: AES-128/192/256
+            raise ConfigError("server.encrypt: Invalid encryption key: must decode to "
+                              f"16, 24 or 32 bytes, got {len(key)}")
+
+
+def _check_client(c: ClientConfig) -> None:
+    if c.server_join.start_join:
+        raise ConfigError("client.server_join.start_join: not allowed for clients "
+                          "(use retry_join or client.servers)")
+    if not _NODE_POOL.fullmatch(c.node_pool):
+        raise ConfigError(f'client.node_pool: invalid node pool "{c.node_pool}": '
+                          "want 1-128 letters, digits, '-' or '_'")
+    if c.node_pool == "all":
+        raise ConfigError('client.node_pool: node is not allowed to register in node pool "all"')
+    for key, _ in c.meta if c.enabled else ():
+        if not _META_KEY.fullmatch(key):
+            raise ConfigError(f'client.meta: invalid key "{key}"')
+
+
+# -- reload and output ---------------------------------------------------------
+
+
+def reloadable_diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
+    """Changed file keys, split into what SIGHUP applies and what needs a restart."""
+    changed: list[str] = []
+    _diff(old, new, "", changed)
+    return ([k for k in changed if k in RELOADABLE],
+            [k for k in changed if k not in RELOADABLE])
+
+
+def _diff(old: Any, new: Any, prefix: str, out: list[str]) -> None:
+    for key, (f, _) in _schema(type(old)).items():
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if a == b:
+            continue
+        if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
+            _diff(a, b, f"{prefix}{key}.", out)
+        else:
+            out.append(prefix + key)
+
+
+_GO_WORDS = {"http": "HTTP", "rpc": "RPC", "ttl": "TTL", "gc": "GC", "cpu": "CPU", "uuid": "UUID"}
+_GO_NAMES = {"name": "NodeName", "leave_on_interrupt": "LeaveOnInt",
+             "leave_on_terminate": "LeaveOnTerm", "encrypt": "EncryptKey",
+             "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
+             "retry_max": "RetryMaxAttempts"}
+
+
+def _go_name(key: str) -> str:
+    return _GO_NAMES.get(key) or "".join(_GO_WORDS.get(w, w.capitalize()) for w in key.split("_"))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The ``config`` section of ``/v1/agent/self``: Go field names, no secrets.
+
+    As Go's JSON does: durations are integer nanoseconds, maps are objects;
+    a set secret reads ``<redacted>``.
+    """
+    out: dict[str, Any] = {}
+    for key, (f, kind) in _schema(type(cfg)).items():
+        value = getattr(cfg, f.name)
+        if f.metadata.get("secret"):
+            value = "<redacted>" if value else ""
+        elif dataclasses.is_dataclass(kind):
+            value = None if value is None else to_dict(value)
+        elif kind == "dur":
+            value = round(value * 1e9)
+        elif kind == "map":
+            value = dict(value)
+        elif kind == "list":
+            value = list(value)
+        out[_go_name(key)] = value
+    return out
