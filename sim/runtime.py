@@ -149,6 +149,7 @@ class SimActor(pykka.Actor):
         self.actor_inbox._actor = self  # type: ignore[attr-defined]
         self._sim_greenlet = greenlet.greenlet(self._actor_loop, parent=sched._main)
         sched._actors[self._sim_id] = self
+        sched._by_urn[self.actor_urn] = self
         sched._mark_ready(self)  # its first turn runs on_start
 
 
@@ -240,7 +241,7 @@ class SimNode:
         """Stop every actor at once: no on_stop, no flush; timers die too."""
         self.up = False
         for name in sorted(self.actors):
-            self.sched._kill(self.actors[name]._actor)
+            self.sched._kill(self.sched.actor_of(self.actors[name]))
         self.actors.clear()
 
     def restart(self) -> None:
@@ -266,6 +267,7 @@ class Scheduler:
         self._seq = 0
         self._ready: list[SimActor] = []
         self._actors: dict[int, SimActor] = {}
+        self._by_urn: dict[str, SimActor] = {}
         self._actor_ids = 0
         self._classes: dict[type, type] = {}
         self.future_cls = type("SimFuture", (SimFuture,), {"_sim": self})
@@ -290,6 +292,10 @@ class Scheduler:
         self.nodes[name] = node
         node.start()
         return node
+
+    def actor_of(self, ref: Any) -> Any:
+        """The actor object behind *ref* (checkers and tests inspect state directly)."""
+        return self._by_urn[ref.actor_urn]
 
     def _next_actor_id(self) -> int:
         self._actor_ids += 1
@@ -354,6 +360,7 @@ class Scheduler:
         g.switch()
         if g.dead:
             self._actors.pop(actor._sim_id, None)
+            self._by_urn.pop(actor.actor_urn, None)
         elif actor.actor_inbox._q and not actor._sim_ready:  # type: ignore[attr-defined]
             self._mark_ready(actor)
 
@@ -390,11 +397,13 @@ class Scheduler:
         if not g.dead and actor._sim_started:
             g.throw(greenlet.GreenletExit)
         self._actors.pop(actor._sim_id, None)
+        self._by_urn.pop(actor.actor_urn, None)
 
     def close(self) -> None:
         """Drop every actor (no on_stop) and unregister them from pykka."""
         for aid in sorted(self._actors):
             self._kill(self._actors[aid])
         self._actors.clear()
+        self._by_urn.clear()
         self._ready.clear()
         self._events.clear()

@@ -230,7 +230,9 @@ class RaftCore:
         change = wire.decode(e.data)
         voters, learners = self._current_config()
         vs, ls = list(voters), list(learners)
-        if change.op == "add_learner" and change.node not in vs and change.node not in ls:
+        if change.op == "bootstrap":
+            vs, ls = list(change.voters), []
+        elif change.op == "add_learner" and change.node not in vs and change.node not in ls:
             ls.append(change.node)
         elif change.op == "promote" and change.node in ls:
             ls.remove(change.node)
@@ -249,12 +251,19 @@ class RaftCore:
         return self.snap_voters, self.snap_learners
 
     def bootstrap(self, voters: tuple[str, ...]) -> None:
-        """Start a brand-new cluster with *voters* (only on an empty log)."""
+        """Start a brand-new cluster with *voters* (only on an empty log).
+
+        Every bootstrapping server writes the same committed entry 1 holding
+        the configuration (as hashicorp/raft's BootstrapCluster does), so the
+        logs agree and a later joiner receives the configuration by
+        replication like any other entry.
+        """
         if self.last_index or self.term:
             raise RaftInvariantError("bootstrap on a non-empty server")
-        self.snap_voters = tuple(sorted(voters))
-        self._set_config(self.snap_voters, ())
-        self._ready.snapshot = (0, 0, self.snap_voters, (), b"")
+        self.term = 1
+        data = wire.encode(ConfigChange(op="bootstrap", node="", voters=tuple(sorted(voters))))
+        self._append([Entry(term=1, index=1, kind=CONFIG, data=data)])
+        self.commit = 1
 
     def restore(self, term: int, vote: str, snapshot: tuple[int, int, tuple[str, ...], tuple[str, ...], bytes]
                 | None, entries: list[Entry]) -> None:
@@ -751,6 +760,13 @@ class RaftCore:
                 self._send(m.follower, TimeoutNow(term=self.term, leader=self.id))
         elif pr.state == PROBE:
             pr.paused = False
+        elif pr.match < self.last_index and pr.next - 1 > pr.match:
+            # An ack without progress (a heartbeat's) while appends are out:
+            # probe with an empty append at next-1; if one was lost the
+            # follower rejects it and we back off (etcd does the same).
+            self._send(m.follower, AppendEntries(term=self.term, leader=self.id, prev_index=pr.next - 1,
+                                                 prev_term=self.term_at(pr.next - 1) or 0, entries=(),
+                                                 commit=min(self.commit, pr.match)))
         if self.role == LEADER and m.follower in self.progress:
             self._send_append(m.follower, pr)
 

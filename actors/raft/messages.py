@@ -103,11 +103,12 @@ class TimeoutNow(Message):
 class ConfigChange(Message):
     """Single-server membership change (Raft thesis §4.1)."""
 
-    op: str  # "add_learner" | "promote" | "remove"
+    op: str  # "bootstrap" | "add_learner" | "promote" | "remove"
     node: str
+    voters: tuple[str, ...] = ()  # the whole initial configuration, for "bootstrap"
 
     def __post_init__(self) -> None:
-        if self.op not in ("add_learner", "promote", "remove"):
+        if self.op not in ("bootstrap", "add_learner", "promote", "remove"):
             raise ValueError(f"unknown config change op {self.op!r}")
 
 
@@ -132,6 +133,7 @@ class ApplyResult(Message):
     index: int
     error: str = ""
     leader: str = ""
+    result: bytes = b""  # msgpack of the state machine's answer
 
 
 @message(111)

@@ -1,0 +1,462 @@
+"""RaftPeer: the actor that hosts a RaftCore, its storage and the state store.
+
+It turns time into ``tick`` timers, peer messages into ``core.step``, client
+requests into proposals and reads, and handles each ``Ready`` in the order
+the core documents (persist → send → persisted → apply).  Writes are group
+committed: a request only marks the peer dirty and queues one ``_Flush`` to
+itself, so every message already in the inbox is folded into the same
+storage transaction and fsync.
+
+Requests from the outside world (HTTP API, tests, benchmarks) carry a reply
+future made by ``env.make_future()``; the peer sets it when the answer is
+known and never blocks.  A follower forwards writes and linearizable reads
+to the leader with a request id, and answers its caller when the leader's
+reply arrives or ``forward_timeout_s`` passes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.raft.core import LEADER, RaftCore, RaftTimings, Ready
+from actors.raft.messages import (
+    CONFIG,
+    NORMAL,
+    AppendEntries,
+    AppendResp,
+    ApplyResult,
+    ForwardApply,
+    ForwardRead,
+    InstallSnapshot,
+    InstallSnapshotResp,
+    ReadIndexResult,
+    RequestVote,
+    RequestVoteResp,
+    TimeoutNow,
+)
+from actors.raft.storage import RaftStorage
+from actors.state.store import StateStore, decode_result, encode_result
+from runtime.actor import NodeActor
+from runtime.env import Env
+
+log = logging.getLogger("nomad.raft")
+
+RAFT_MESSAGES = (AppendEntries, AppendResp, RequestVote, RequestVoteResp, InstallSnapshot,
+                 InstallSnapshotResp, TimeoutNow)
+NO_LEADER = "No cluster leader"
+
+
+@dataclass(frozen=True, slots=True)
+class RaftConfig:
+    timings: RaftTimings = field(default_factory=RaftTimings)
+    snapshot_threshold: int = 8192  # entries applied since the last snapshot before taking one (hashicorp: 8192)
+    forward_timeout_s: float = 5.0  # a forwarded request unanswered this long fails (Nomad RPC hold timeout: 5 s)
+    max_batch_proposals: int = 4096  # proposals folded into one flush at most
+
+    def __post_init__(self) -> None:
+        if self.snapshot_threshold < 1:
+            raise ValueError("snapshot_threshold must be >= 1")
+        if self.forward_timeout_s <= 0:
+            raise ValueError("forward_timeout_s must be > 0")
+
+
+# ------------------------------------------------------------ local requests (never on the wire)
+@dataclass(frozen=True, slots=True)
+class Propose:
+    """Apply a state-machine command; reply gets ``(index, result)`` or an Exception."""
+
+    data: bytes
+    reply: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Run ``query(state)``: linearizable unless ``stale``; reply gets ``(index, value)``."""
+
+    query: Any
+    reply: Any
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeMembership:
+    op: str  # "add_learner" | "remove"
+    node: str
+    reply: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    target: str
+    reply: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrap:
+    voters: tuple[str, ...]
+    reply: Any
+
+
+class _Flush:
+    __slots__ = ()
+
+
+FLUSH = _Flush()
+
+
+class RaftError(Exception):
+    """A request the cluster could not serve (no leader, leadership lost, timeout)."""
+
+
+class RaftPeer(NodeActor):
+    def __init__(self, env: Env, name: str, *, storage: RaftStorage, config: RaftConfig | None = None,
+                 bootstrap: tuple[str, ...] = (), state: StateStore | None = None,
+                 on_leadership: Any = None) -> None:
+        super().__init__(env, name)
+        self.cfg = config or RaftConfig()
+        self.core = RaftCore(env.node, env.rng, self.cfg.timings)
+        self.storage = storage
+        self.state = state or StateStore()
+        self.bootstrap_voters = bootstrap
+        self.on_leadership = on_leadership  # callable(is_leader, term) for the host agent, optional
+        self._dirty = False
+        self._flush_queued = False
+        self._pending: dict[int, tuple[int, Any]] = {}  # index -> (term, reply) for local proposals
+        self._remote: dict[int, tuple[int, str, str, int]] = {}  # index -> (term, origin, actor, req id)
+        self._next_req = 0
+        self._forwarded: dict[int, tuple[str, Any, Any, float]] = {}  # req id -> (kind, reply, query, deadline)
+        self._reads: dict[int, tuple[Any, Any, str, str, int]] = {}  # read req id -> (reply, query, origin..)
+        self._waiting_apply: list[tuple[int, Any, Any]] = []  # (index, reply, query)
+        self._since_snapshot = 0
+        self.last_contact = 0.0
+        self.stats = {"proposals": 0, "flushes": 0, "entries_persisted": 0, "applied": 0, "snapshots": 0}
+
+    # ============================================================ lifecycle
+    def on_start(self) -> None:
+        term, vote, snap, entries = self.storage.load()
+        self.core.restore(term, vote, snap, entries)
+        if snap is not None:
+            self.state.restore(snap[4], snap[0])
+        if self.bootstrap_voters and self.core.last_index == 0 and term == 0:
+            self.core.bootstrap(self.bootstrap_voters)
+            self._mark_dirty()
+        self._since_snapshot = 0
+        self.set_timer("tick", self.cfg.timings.tick_s)
+
+    def on_timer(self, name: str) -> None:
+        if name == "tick":
+            self.core.tick()
+            self._expire_forwards()
+            self._mark_dirty()
+            self.set_timer("tick", self.cfg.timings.tick_s)
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        if self._dirty:
+            self._flush()
+        self._fail_all("raft peer stopped")
+        self.storage.close()
+
+    # ============================================================ messages
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, RAFT_MESSAGES):
+            if isinstance(message, (AppendEntries, InstallSnapshot)) and message.term >= self.core.term:
+                self.last_contact = self.env.now()
+            self.core.step(message)
+            self._mark_dirty()
+        elif message is FLUSH:
+            self._flush_queued = False
+            self._flush()
+        elif isinstance(message, Propose):
+            self._propose(message.data, message.reply)
+        elif isinstance(message, Read):
+            self._read(message)
+        elif isinstance(message, ForwardApply):
+            self._forwarded_apply(message)
+        elif isinstance(message, ApplyResult):
+            self._forward_answer(message.req_id, message.ok, message.index, message.error,
+                                 decode_result(message.result) if message.ok else None)
+        elif isinstance(message, ForwardRead):
+            self._forwarded_read(message)
+        elif isinstance(message, ReadIndexResult):
+            self._read_index_answer(message)
+        elif isinstance(message, ChangeMembership):
+            self._change(message)
+        elif isinstance(message, Transfer):
+            err = self.core.transfer_leadership(message.target)
+            self._answer(message.reply, None, err or None)
+            self._mark_dirty()
+        elif isinstance(message, Bootstrap):
+            if self.core.last_index or self.core.term:
+                self._answer(message.reply, None, "already bootstrapped")
+            else:
+                self.core.bootstrap(message.voters)
+                self._mark_dirty()
+                self._answer(message.reply, True, None)
+        elif message == "status":
+            return self.status()
+        return None
+
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+        if not self._flush_queued:
+            self._flush_queued = True
+            self.actor_ref.tell(FLUSH)
+
+    # ============================================================ ready handling
+    def _flush(self) -> None:
+        self._dirty = False
+        core = self.core
+        was_leader = core.role == LEADER
+        while True:
+            r = core.take_ready()
+            if r.empty():
+                break
+            self._handle_ready(r)
+        self.stats["flushes"] += 1
+        if was_leader != (core.role == LEADER):
+            self._leadership_changed(core.role == LEADER)
+        core.check_invariants()
+
+    def _handle_ready(self, r: Ready) -> None:
+        core = self.core
+        if r.hard_state or r.snapshot or r.truncate_from is not None or r.entries:
+            self.storage.save(hard_state=r.hard_state, snapshot=r.snapshot, truncate_from=r.truncate_from,
+                              entries=r.entries)
+            self.stats["entries_persisted"] += len(r.entries)
+        for to, m in r.messages:
+            self.send(to, self.name, m)
+        core.persisted(core.last_index)
+        if r.snapshot is not None:
+            self.state.restore(r.snapshot[4], r.snapshot[0])
+            self._since_snapshot = 0
+        for e in r.committed:
+            self._apply(e)
+        for req_id, index in r.reads:
+            self._read_ready(req_id, index)
+        for req_id in r.failed_reads:
+            self._read_failed(req_id)
+        self._release_waiting()
+        if self._since_snapshot >= self.cfg.snapshot_threshold:
+            self._snapshot()
+
+    def _apply(self, e: Any) -> None:
+        result: Any = None
+        if e.kind == NORMAL:
+            result = self.state.apply(e.index, e.data)
+            self.stats["applied"] += 1
+        else:
+            self.state.applied_index = max(self.state.applied_index, e.index)
+        self._since_snapshot += 1
+        pending = self._pending.pop(e.index, None)
+        if pending is not None:
+            term, reply = pending
+            if term == e.term:
+                self._answer(reply, (e.index, result), None)
+            else:
+                self._answer(reply, None, "leadership lost while committing")
+        remote = self._remote.pop(e.index, None)
+        if remote is not None:
+            term, origin, actor, req_id = remote
+            ok = term == e.term
+            self.send(origin, actor, ApplyResult(req_id=req_id, ok=ok, index=e.index,
+                                                 error="" if ok else "leadership lost while committing",
+                                                 result=encode_result(result) if ok else b""))
+
+    def _snapshot(self) -> None:
+        index = self.state.applied_index
+        data = self.state.snapshot()
+        self.core.compact(index, data)
+        if self.core.snap_index == index:
+            self.storage.compact((index, self.core.snap_term, self.core.snap_voters,
+                                  self.core.snap_learners, data))
+            self.stats["snapshots"] += 1
+        self._since_snapshot = 0
+
+    def _leadership_changed(self, leader: bool) -> None:
+        log.info("%s: %s (term %d)", self.env.node, "became leader" if leader else "lost leadership",
+                 self.core.term)
+        if not leader:
+            # Outcome unknown: the entries may still commit under the next leader.
+            for index in sorted(self._pending):
+                self._answer(self._pending[index][1], None, "leadership lost while committing")
+            self._pending.clear()
+            for index in sorted(self._remote):
+                _, origin, actor, req_id = self._remote[index]
+                self.send(origin, actor, ApplyResult(req_id=req_id, ok=False, index=0,
+                                                     error="leadership lost while committing"))
+            self._remote.clear()
+        if self.on_leadership is not None:
+            self.on_leadership(leader, self.core.term)
+
+    # ============================================================ writes
+    def _propose(self, data: bytes, reply: Any) -> None:
+        core = self.core
+        self.stats["proposals"] += 1
+        if core.role == LEADER:
+            res = core.propose(data)
+            if isinstance(res, str):
+                self._answer(reply, None, res)
+                return
+            self._pending[res[0]] = (res[1], reply)
+            self._mark_dirty()
+            return
+        if not core.leader:
+            self._answer(reply, None, NO_LEADER)
+            return
+        req_id = self._new_forward("apply", reply, None)
+        self.send(core.leader, self.name, ForwardApply(req_id=req_id, origin=self.env.node,
+                                                       origin_actor=self.name, data=data))
+
+    def _forwarded_apply(self, m: ForwardApply) -> None:
+        res = self.core.propose(m.data) if self.core.role == LEADER else "not leader"
+        if isinstance(res, str):
+            self.send(m.origin, m.origin_actor, ApplyResult(req_id=m.req_id, ok=False, index=0, error=res,
+                                                            leader=self.core.leader))
+            return
+        self._remote[res[0]] = (res[1], m.origin, m.origin_actor, m.req_id)
+        self._mark_dirty()
+
+    def _change(self, m: ChangeMembership) -> None:
+        if self.core.role != LEADER:
+            self._answer(m.reply, None, "not leader" if self.core.leader else NO_LEADER)
+            return
+        res = self.core.change_config(m.op, m.node)
+        if isinstance(res, str):
+            self._answer(m.reply, None, res)
+            return
+        self._pending[res[0]] = (res[1], m.reply)
+        self._mark_dirty()
+
+    # ============================================================ reads
+    def _read(self, m: Read) -> None:
+        if m.stale:
+            self._answer(m.reply, (self.state.applied_index, m.query(self.state)), None)
+            return
+        self._next_req += 1
+        req_id = self._next_req
+        if self.core.role == LEADER:
+            self._reads[req_id] = (m.reply, m.query, "", "", 0)
+            err = self.core.read_index(req_id)
+            if err:
+                self._reads.pop(req_id)
+                self._answer(m.reply, None, err)
+            self._mark_dirty()
+            return
+        if not self.core.leader:
+            self._answer(m.reply, None, NO_LEADER)
+            return
+        fid = self._new_forward("read", m.reply, m.query)
+        self.send(self.core.leader, self.name, ForwardRead(req_id=fid, origin=self.env.node,
+                                                           origin_actor=self.name))
+
+    def _forwarded_read(self, m: ForwardRead) -> None:
+        if self.core.role != LEADER:
+            self.send(m.origin, m.origin_actor, ReadIndexResult(req_id=m.req_id, ok=False, index=0,
+                                                                error="not leader", leader=self.core.leader))
+            return
+        self._next_req += 1
+        self._reads[self._next_req] = (None, None, m.origin, m.origin_actor, m.req_id)
+        self.core.read_index(self._next_req)
+        self._mark_dirty()
+
+    def _read_ready(self, req_id: int, index: int) -> None:
+        entry = self._reads.pop(req_id, None)
+        if entry is None:
+            return
+        reply, query, origin, actor, fid = entry
+        if origin:
+            self.send(origin, actor, ReadIndexResult(req_id=fid, ok=True, index=index))
+        else:
+            self._waiting_apply.append((index, reply, query))
+
+    def _read_failed(self, req_id: int) -> None:
+        entry = self._reads.pop(req_id, None)
+        if entry is None:
+            return
+        reply, _, origin, actor, fid = entry
+        if origin:
+            self.send(origin, actor, ReadIndexResult(req_id=fid, ok=False, index=0,
+                                                     error="leadership lost"))
+        else:
+            self._answer(reply, None, "leadership lost")
+
+    def _read_index_answer(self, m: ReadIndexResult) -> None:
+        fwd = self._forwarded.pop(m.req_id, None)
+        if fwd is None:
+            return
+        _, reply, query, _ = fwd
+        if not m.ok:
+            self._answer(reply, None, m.error or NO_LEADER)
+            return
+        self._waiting_apply.append((m.index, reply, query))
+        self._release_waiting()
+
+    def _release_waiting(self) -> None:
+        if not self._waiting_apply:
+            return
+        applied = self.state.applied_index
+        keep = []
+        for index, reply, query in self._waiting_apply:
+            if index <= applied:
+                self._answer(reply, (applied, query(self.state)), None)
+            else:
+                keep.append((index, reply, query))
+        self._waiting_apply = keep
+
+    # ============================================================ forwarding
+    def _new_forward(self, kind: str, reply: Any, query: Any) -> int:
+        self._next_req += 1
+        self._forwarded[self._next_req] = (kind, reply, query, self.env.now() + self.cfg.forward_timeout_s)
+        return self._next_req
+
+    def _forward_answer(self, req_id: int, ok: bool, index: int, error: str, result: Any) -> None:
+        fwd = self._forwarded.pop(req_id, None)
+        if fwd is None:
+            return
+        self._answer(fwd[1], (index, result) if ok else None, None if ok else error)
+
+    def _expire_forwards(self) -> None:
+        now = self.env.now()
+        for req_id in [r for r, f in self._forwarded.items() if f[3] <= now]:
+            self._answer(self._forwarded.pop(req_id)[1], None, "timed out waiting for the leader")
+
+    def _fail_all(self, why: str) -> None:
+        for _, reply in self._pending.values():
+            self._answer(reply, None, why)
+        for f in self._forwarded.values():
+            self._answer(f[1], None, why)
+        for _, reply, _ in self._waiting_apply:
+            self._answer(reply, None, why)
+        self._pending.clear()
+        self._forwarded.clear()
+        self._waiting_apply.clear()
+
+    @staticmethod
+    def _answer(reply: Any, value: Any, error: str | None) -> None:
+        if reply is None:
+            return
+        try:
+            if error:
+                reply.set_exception((RaftError, RaftError(error), None))
+            else:
+                reply.set(value)
+        except Exception:  # noqa: BLE001 - a reply already set (e.g. timed out) is not our failure
+            pass
+
+    # ============================================================ status
+    def status(self) -> dict[str, Any]:
+        st = self.core.status()
+        st.update(applied=self.state.applied_index, last_contact=self.last_contact, **self.stats)
+        return st
+
+    def configuration(self) -> list[dict[str, Any]]:
+        c = self.core
+        return [{"ID": n, "Address": n, "Leader": n == c.leader, "Voter": n in c.voters}
+                for n in sorted(c.voters + c.learners)]
+
+
+__all__ = ["CONFIG", "NO_LEADER", "Bootstrap", "ChangeMembership", "Propose", "RaftConfig", "RaftError",
+           "RaftPeer", "Read", "Transfer"]

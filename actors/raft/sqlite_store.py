@@ -1,0 +1,427 @@
+"""Raft's durable state in one SQLite file (WAL mode, synchronous=FULL).
+
+Layout (format version 1)::
+
+    meta(key TEXT PRIMARY KEY, value)        -- 'format', 'term', 'vote', 'hard_crc'
+    log(idx INTEGER PRIMARY KEY, term, kind, data BLOB, crc INTEGER)
+    snapshot(id=1, idx, term, voters, learners, data BLOB, crc INTEGER)   -- at most one row
+
+Durability: each :meth:`SqliteStorage.save` is one ``BEGIN IMMEDIATE ...
+COMMIT``; in WAL mode with ``synchronous=FULL`` the commit appends the
+transaction to the ``-wal`` file and fsyncs it before returning, so one Ready
+costs one fsync however many entries it carries.  A process killed at any
+moment (SIGKILL, OOM) or a power cut loses nothing that ``save`` returned
+for.  ``synchronous=NORMAL`` survives a process crash but not a power cut
+(the WAL is synced only at checkpoints) and is offered for benchmarks only.
+
+The file is opened with ``locking_mode=EXCLUSIVE``: a second process (say a
+second agent pointed at the same data dir) gets :class:`StorageLocked`
+instead of silently interleaving writes; it also means no ``-shm`` file.
+
+Corruption is detected when the store is opened and loaded, and reported as
+:class:`~actors.raft.storage.StorageCorrupt` naming the file and the fault:
+not a database / truncated / malformed pages (SQLite errors and ``PRAGMA
+quick_check``), a missing or unknown format version, a CRC32 mismatch in a
+log entry, the snapshot or the hard state (SQLite checks its page structure
+but not the bytes of a value), a gap in the log or a log that does not start
+right after the snapshot.  A new store is built beside its final name and
+renamed into place, so a file at *path* is never a half-made store: an empty
+or headless file there is corruption, not a fresh start (a server that
+forgets its vote can break Raft's safety).
+
+Entries are stored as columns (not as their wire encoding) so the file does
+not depend on the wire codec's tags; the CRC covers index, term, kind and
+data.
+
+Blocking: sqlite3 calls block the calling OS thread, i.e. under gevent the
+whole hub (every actor of the process) for the length of an fsync.
+``save`` is meant to be called from the Raft actor only, one call at a time.
+With ``use_threadpool=True`` every call runs in gevent's threadpool
+(``gevent.get_hub().threadpool.apply``): the Raft actor's greenlet waits, the
+other greenlets run during the fsync.  See benchmarks/fsync_bench.py for what
+it costs and buys.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sqlite3
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from actors.raft.messages import Entry
+from actors.raft.storage import (
+    Snapshot,
+    StorageCorrupt,
+    StorageError,
+    StorageLocked,
+    check_append,
+    check_snapshot,
+)
+
+__all__ = ["FORMAT_VERSION", "SqliteStorage"]
+
+FORMAT_VERSION = 1
+APPLICATION_ID = 0x52414654  # "RAFT": marks the file as ours (PRAGMA application_id)
+_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+_ENTRY_HEAD = struct.Struct(">QQB")  # index, term, kind
+_SNAP_HEAD = struct.Struct(">QQII")  # index, term, len(voters), len(learners)
+
+_SCHEMA = (
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    "CREATE TABLE log(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind INTEGER NOT NULL,"
+    " data BLOB NOT NULL, crc INTEGER NOT NULL)",
+    "CREATE TABLE snapshot(id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL,"
+    " term INTEGER NOT NULL, voters TEXT NOT NULL, learners TEXT NOT NULL, data BLOB NOT NULL,"
+    " crc INTEGER NOT NULL)",
+)
+
+T = TypeVar("T")
+
+
+def entry_crc(index: int, term: int, kind: int, data: bytes) -> int:
+    return zlib.crc32(data, zlib.crc32(_ENTRY_HEAD.pack(index, term, kind)))
+
+
+def snapshot_crc(index: int, term: int, voters: str, learners: str, data: bytes) -> int:
+    v, lr = voters.encode(), learners.encode()
+    head = _SNAP_HEAD.pack(index, term, len(v), len(lr))
+    return zlib.crc32(data, zlib.crc32(head + v + lr))
+
+
+def hard_state_crc(term: int, vote: str) -> int:
+    return zlib.crc32(struct.pack(">Q", term) + vote.encode())
+
+
+class SqliteStorage:
+    """A :class:`~actors.raft.storage.RaftStorage` in one SQLite file; see the module docstring.
+
+    ``check`` runs ``PRAGMA quick_check`` at open (O(file size); seconds for
+    a multi-GB file).  Opening validates the format and structure; ``load``
+    also reads every row and verifies its CRC.
+    """
+
+    def __init__(self, path: str, *, synchronous: str = "FULL", use_threadpool: bool = False,
+                 check: bool = True) -> None:
+        synchronous = synchronous.upper()
+        if synchronous not in _SYNC_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(_SYNC_MODES)}, got {synchronous!r}")
+        self.path = os.path.abspath(path)
+        self.synchronous = synchronous
+        self.use_threadpool = use_threadpool
+        self._threadpool: Any = None
+        if use_threadpool:
+            import gevent
+
+            self._threadpool = gevent.get_hub().threadpool
+        self._busy = False
+        self._pending: Any = None  # the threadpool's result of an interrupted call
+        self._db: sqlite3.Connection | None = None
+        self._snap_index = 0
+        self._last_index = 0
+        self._call(self._open, check)
+
+    # ------------------------------------------------------------ contract
+    def load(self) -> tuple[int, str, Snapshot | None, list[Entry]]:
+        return self._call(self._load)
+
+    def save(self, *, hard_state: tuple[int, str] | None = None, snapshot: Snapshot | None = None,
+             truncate_from: int | None = None, entries: Sequence[Entry] = ()) -> None:
+        if hard_state is None and snapshot is None and truncate_from is None and not entries:
+            return
+        self._call(self._save, hard_state, snapshot, truncate_from, entries)
+
+    def compact(self, snapshot: Snapshot) -> None:
+        check_snapshot(snapshot)
+        if snapshot[0] < self._snap_index:
+            return  # stale: we already hold a later snapshot
+        self._call(self._save, None, snapshot, None, ())
+
+    def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            self._call(db.close)
+
+    @property
+    def last_index(self) -> int:
+        return self._last_index
+
+    @property
+    def snapshot_index(self) -> int:
+        return self._snap_index
+
+    # ------------------------------------------------------------ plumbing
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run *fn* here, or in gevent's threadpool; one call at a time either way."""
+        if self._busy:
+            raise RuntimeError(f"raft store {self.path!r} used concurrently (one caller at a time)")
+        self._busy = True
+        try:
+            if self._threadpool is None:
+                return fn(*args)
+            if self._pending is not None:
+                # An earlier call's greenlet was killed while its worker ran: let the worker
+                # finish before the connection is touched again.
+                self._pending.wait()
+                self._pending = None
+            result = self._pending = self._threadpool.spawn(fn, *args)
+            try:
+                return result.get()
+            finally:
+                if result.ready():
+                    self._pending = None
+        finally:
+            self._busy = False
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StorageError(f"raft store {self.path!r} is closed")
+        return self._db
+
+    def _corrupt(self, problem: str) -> StorageCorrupt:
+        return StorageCorrupt(self.path, problem)
+
+    def _connect(self, path: str) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None, timeout=0.0,
+                             check_same_thread=not self.use_threadpool)
+        try:
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise self._corrupt(f"cannot switch to WAL mode (journal_mode is {mode})")
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
+            # Take the lock now (a read under EXCLUSIVE holds it until close).
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    # ------------------------------------------------------------ open
+    def _open(self, check: bool) -> None:
+        path = self.path
+        if not os.path.exists(path):
+            if os.path.exists(path + "-wal"):
+                raise self._corrupt("the database file is missing but its -wal file exists")
+            try:
+                self._create(path)
+            except (OSError, sqlite3.Error) as exc:
+                raise StorageError(f"cannot create raft store {path!r}: {exc}") from None
+        else:
+            self._check_header(path)
+        try:
+            self._db = self._connect(path)
+            self._validate(check)
+        except sqlite3.OperationalError as exc:
+            self._close_quietly()
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StorageLocked(f"raft store {path!r} is in use by another process") from None
+            raise self._corrupt(f"cannot open: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            raise self._corrupt(self._describe(exc)) from None
+        except BaseException:
+            self._close_quietly()
+            raise
+
+    def _check_header(self, path: str) -> None:
+        """Refuse a file that is not a SQLite database before SQLite writes to it."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(100)
+        except OSError as exc:
+            raise StorageError(f"raft store {path!r} cannot be read: {exc}") from None
+        if len(head) < 100:
+            raise self._corrupt(f"file is {len(head)} bytes, shorter than a SQLite header (truncated?)")
+        if not head.startswith(b"SQLite format 3\x00"):
+            raise self._corrupt(f"not a SQLite database (header starts {head[:16]!r})")
+
+    def _close_quietly(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+
+    def _describe(self, exc: sqlite3.DatabaseError) -> str:
+        size = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+        msg = str(exc)
+        if "not a database" in msg:
+            return f"not a SQLite database ({size} bytes; {msg})"
+        if "malformed" in msg:
+            return f"damaged or truncated SQLite file ({size} bytes; {msg})"
+        return f"{type(exc).__name__}: {msg}"
+
+    def _create(self, path: str) -> None:
+        """Build an empty store beside *path* and rename it into place (atomic, durable)."""
+        for stale in glob.glob(glob.escape(path) + ".init-*"):  # left by a crash mid-creation
+            os.unlink(stale)
+        tmp = f"{path}.init-{os.getpid()}"
+        db = self._connect(tmp)
+        try:
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            db.execute("BEGIN IMMEDIATE")
+            for stmt in _SCHEMA:
+                db.execute(stmt)
+            db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
+                           [("format", FORMAT_VERSION), ("term", 0), ("vote", ""),
+                            ("hard_crc", hard_state_crc(0, ""))])
+            db.execute("COMMIT")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()  # checkpoints the WAL into the file and removes it
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def _validate(self, check: bool) -> None:
+        db = self._conn()
+        app = db.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if app != APPLICATION_ID or not {"meta", "log", "snapshot"} <= tables:
+            if not tables:
+                raise self._corrupt("an empty SQLite file, not a raft store (it was never initialised,"
+                                    " or it was truncated to nothing)")
+            raise self._corrupt(f"not a raft store (application_id {app:#x}, tables {sorted(tables)})")
+        if check:
+            problems = [r[0] for r in db.execute("PRAGMA quick_check(5)")]
+            if problems != ["ok"]:
+                raise self._corrupt(f"quick_check failed: {'; '.join(problems)}")
+        row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if row is None:
+            raise self._corrupt("no format version in meta")
+        if row[0] != FORMAT_VERSION:
+            raise self._corrupt(f"format version {row[0]!r}, this build reads version {FORMAT_VERSION}")
+        snap = db.execute("SELECT idx FROM snapshot WHERE id = 1").fetchone()
+        self._snap_index = snap[0] if snap is not None else 0
+        last = db.execute("SELECT max(idx) FROM log").fetchone()[0]
+        self._last_index = last if last is not None else self._snap_index
+
+    # ------------------------------------------------------------ load
+    def _load(self) -> tuple[int, str, Snapshot | None, list[Entry]]:
+        try:
+            return self._load_checked()
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(self._describe(exc)) from None
+
+    def _load_checked(self) -> tuple[int, str, Snapshot | None, list[Entry]]:
+        db = self._conn()
+        db.execute("BEGIN")
+        try:
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            term, vote, crc = meta.get("term"), meta.get("vote"), meta.get("hard_crc")
+            if type(term) is not int or type(vote) is not str or type(crc) is not int:
+                raise self._corrupt(f"bad hard state in meta: term={term!r} vote={vote!r} crc={crc!r}")
+            if hard_state_crc(term, vote) != crc:
+                raise self._corrupt(f"hard state (term {term}, vote {vote!r}) fails its CRC check")
+
+            snapshot: Snapshot | None = None
+            row = db.execute("SELECT idx, term, voters, learners, data, crc FROM snapshot"
+                             " WHERE id = 1").fetchone()
+            if row is not None:
+                snapshot = self._decode_snapshot(*row)
+            snap_index = snapshot[0] if snapshot is not None else 0
+
+            entries: list[Entry] = []
+            append = entries.append
+            expect = snap_index + 1
+            prev_term = snapshot[1] if snapshot is not None else 0
+            for idx, eterm, kind, data, ecrc in db.execute(
+                    "SELECT idx, term, kind, data, crc FROM log ORDER BY idx"):
+                if idx != expect:
+                    if idx < expect:
+                        raise self._corrupt(f"log entry {idx} is at or below the snapshot index {snap_index}")
+                    raise self._corrupt(f"log gap: entry {idx} follows {expect - 1}")
+                if type(data) is not bytes or type(eterm) is not int or type(kind) is not int:
+                    raise self._corrupt(f"log entry {idx} has wrong column types")
+                if entry_crc(idx, eterm, kind, data) != ecrc:
+                    raise self._corrupt(f"log entry {idx} (term {eterm}, {len(data)} bytes) fails its"
+                                        " CRC check")
+                if eterm < prev_term:
+                    raise self._corrupt(f"log entry {idx} has term {eterm} after term {prev_term}")
+                append(Entry(term=eterm, index=idx, kind=kind, data=data))
+                prev_term = eterm
+                expect += 1
+        finally:
+            db.execute("COMMIT")
+        self._snap_index = snap_index
+        self._last_index = expect - 1
+        return term, vote, snapshot, entries
+
+    def _decode_snapshot(self, idx: Any, term: Any, voters: Any, learners: Any, data: Any,
+                         crc: Any) -> Snapshot:
+        if not (type(idx) is int and type(term) is int and type(voters) is str and type(learners) is str
+                and type(data) is bytes and type(crc) is int):
+            raise self._corrupt("snapshot row has wrong column types")
+        if snapshot_crc(idx, term, voters, learners, data) != crc:
+            raise self._corrupt(f"snapshot at index {idx} ({len(data)} bytes) fails its CRC check")
+        try:
+            v, lr = json.loads(voters), json.loads(learners)
+        except ValueError:
+            raise self._corrupt(f"snapshot at index {idx} has unreadable membership") from None
+        return idx, term, tuple(v), tuple(lr), data
+
+    # ------------------------------------------------------------ save
+    def _save(self, hard_state: tuple[int, str] | None, snapshot: Snapshot | None,
+              truncate_from: int | None, entries: Sequence[Entry]) -> None:
+        # Validate before writing (a host bug must not leave half a Ready on disk).
+        snap_index = self._snap_index
+        if snapshot is not None:
+            check_snapshot(snapshot)
+            if snapshot[0] < snap_index:
+                raise ValueError(f"snapshot at {snapshot[0]} is older than the stored one at {snap_index}")
+            snap_index = snapshot[0]
+        last = max(self._last_index, snap_index)
+        if truncate_from is not None:
+            last = min(last, max(truncate_from - 1, snap_index))
+        new = [e for e in entries if e.index > snap_index]
+        check_append(new, last)
+        if hard_state is not None:
+            term, vote = hard_state
+            if not (type(term) is int and type(vote) is str):
+                raise ValueError(f"hard_state must be (int, str), got {hard_state!r}")
+
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if hard_state is not None:
+                    db.executemany("UPDATE meta SET value = ? WHERE key = ?",
+                                   [(term, "term"), (vote, "vote"), (hard_state_crc(term, vote), "hard_crc")])
+                if snapshot is not None:
+                    idx, sterm, voters, learners, data = snapshot
+                    vj, lj = json.dumps(list(voters)), json.dumps(list(learners))
+                    db.execute("INSERT OR REPLACE INTO snapshot(id, idx, term, voters, learners, data, crc)"
+                               " VALUES (1, ?, ?, ?, ?, ?, ?)",
+                               (idx, sterm, vj, lj, data, snapshot_crc(idx, sterm, vj, lj, data)))
+                    db.execute("DELETE FROM log WHERE idx <= ?", (idx,))
+                if truncate_from is not None:
+                    db.execute("DELETE FROM log WHERE idx >= ?", (truncate_from,))
+                if new:
+                    db.executemany("INSERT INTO log(idx, term, kind, data, crc) VALUES (?, ?, ?, ?, ?)",
+                                   [(e.index, e.term, e.kind, e.data,
+                                     entry_crc(e.index, e.term, e.kind, e.data)) for e in new])
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            # A failed write (disk full, I/O error) must stop the server, not be retried blindly.
+            raise StorageError(f"raft store {self.path!r}: write failed: {exc}") from exc
+        self._snap_index = snap_index
+        self._last_index = new[-1].index if new else last

@@ -1,0 +1,264 @@
+"""The pure Raft core, property by property (section numbers from the Raft paper / thesis)."""
+
+from __future__ import annotations
+
+from actors.raft.core import CANDIDATE, FOLLOWER, LEADER, PRE_CANDIDATE, RaftTimings
+from actors.raft.messages import AppendEntries, Entry, RequestVote
+from tests.raft_harness import Net
+
+IDS = ["a", "b", "c"]
+
+
+def committed_data(net: Net, node: str) -> list[bytes]:
+    return [d for (_, _, k, d) in (x for x in net.applied[node] if x[0] != "snapshot") if k == 0]
+
+
+def test_single_server_elects_itself_and_commits():
+    net = Net(["a"])
+    net.tick(25)
+    assert net.cores["a"].role == LEADER
+    net.propose("a", b"x")
+    assert committed_data(net, "a") == [b"x"]
+
+
+def test_election_timeout_elects_exactly_one_leader():
+    net = Net(IDS)
+    net.tick(30)
+    assert len(net.leaders()) == 1
+
+
+def test_leader_replicates_and_commits_on_majority():
+    net = Net(IDS)
+    net.elect("a")
+    for i in range(10):
+        net.propose("a", f"w{i}".encode())
+    net.tick(2)
+    for n in IDS:
+        assert committed_data(net, n) == [f"w{i}".encode() for i in range(10)]
+
+
+def test_commit_needs_majority_not_minority():
+    net = Net(IDS)
+    net.elect("a")
+    net.cut |= {("a", "b"), ("a", "c")}
+    idx, _ = net.propose("a", b"lonely")
+    assert net.cores["a"].commit < idx
+
+
+def test_leader_steps_down_without_quorum():
+    net = Net(IDS)
+    net.elect("a")
+    net.isolate("a")
+    net.tick(25)
+    assert net.cores["a"].role != LEADER
+
+
+def test_prevote_keeps_partitioned_server_from_disrupting_the_leader():
+    net = Net(IDS)
+    net.elect("a")
+    net.isolate("c")
+    net.tick(50)
+    term_c = net.cores["c"].term
+    assert net.cores["c"].role in (FOLLOWER, PRE_CANDIDATE)
+    assert term_c == net.cores["a"].term  # pre-vote never bumped the term
+    net.heal()
+    net.tick(5)
+    assert net.cores["a"].role == LEADER and net.leaders() == ["a"]
+
+
+def test_without_prevote_a_rejoining_server_would_raise_the_term():
+    net = Net(IDS, timings=RaftTimings(pre_vote=False, check_quorum=False))
+    net.elect("a")
+    net.isolate("c")
+    net.tick(50)
+    assert net.cores["c"].term > net.cores["a"].term  # the disruption pre-vote prevents
+
+
+def test_vote_requires_up_to_date_log_5_4_1():
+    net = Net(IDS)
+    net.elect("a")
+    net.propose("a", b"x")
+    b = net.cores["b"]
+    b.step(RequestVote(term=b.term + 1, candidate="c", last_log_index=0, last_log_term=0))
+    r = b.take_ready()
+    assert not [m for _, m in r.messages if getattr(m, "granted", False)]
+
+
+def test_only_current_term_entries_commit_by_counting_5_4_2():
+    # Figure 8: an old-term entry replicated on a majority is not committed by counting.
+    net = Net(["a", "b", "c", "d", "e"])
+    net.elect("a")
+    net.cut |= {("a", x) for x in "bcde"}
+    net.propose("a", b"old")  # only on a
+    net.heal()
+    net.isolate("a")
+    net.elect("e")  # term 3-ish; e lacks "old"
+    net.heal()
+    # a comes back as follower; its uncommitted entry gets overwritten by e's log.
+    net.tick(5)
+    leader = net.leaders()[0]
+    net.propose(leader, b"new")
+    net.tick(3)
+    for n in "abcde":
+        assert b"old" not in committed_data(net, n)
+        assert b"new" in committed_data(net, n)
+
+
+def test_follower_conflicting_suffix_is_replaced():
+    net = Net(IDS)
+    net.elect("a")
+    net.propose("a", b"1")
+    net.isolate("a")
+    for i in range(5):
+        net.cores["a"].propose(f"lost{i}".encode())
+    net.flush()
+    net.queue.clear()
+    net.elect("b")
+    net.propose("b", b"2")
+    net.heal()
+    net.tick(30)
+    for n in IDS:
+        assert committed_data(net, n) == [b"1", b"2"]
+        assert net.cores[n].last_index == net.cores["b"].last_index
+
+
+def test_fast_backtracking_uses_few_round_trips():
+    net = Net(IDS)
+    net.elect("a")
+    net.isolate("c")
+    for i in range(300):
+        net.cores["a"].propose(b"x")
+    net.flush()
+    net.deliver()
+    net.heal()
+    net.cores["a"]._broadcast_heartbeat(0)
+    msgs = net.deliver()
+    assert net.cores["c"].last_index == net.cores["a"].last_index
+    assert msgs < 40
+
+
+def test_pipelining_sends_many_appends_before_acks():
+    net = Net(IDS)
+    net.elect("a")
+    net.tick(2)
+    a = net.cores["a"]
+    for i in range(20):
+        a.propose(f"p{i}".encode())
+    r = a.take_ready()
+    appends = [m for to, m in r.messages if to == "b" and isinstance(m, AppendEntries) and m.entries]
+    assert len(appends) == 20  # one per proposal, none waiting for an ack
+
+
+def test_leadership_transfer_hands_over():
+    net = Net(IDS)
+    net.elect("a")
+    net.propose("a", b"x")
+    assert net.cores["a"].transfer_leadership("b") == ""
+    net.flush()
+    net.deliver()
+    assert net.leaders() == ["b"]
+
+
+def test_membership_add_learner_then_promoted_when_caught_up():
+    net = Net(IDS)
+    net.elect("a")
+    for i in range(5):
+        net.propose("a", b"x")
+    net.add("d")
+    assert net.cores["a"].change_config("add_learner", "d") != "not leader"
+    net.flush()
+    net.deliver()
+    net.tick(5)
+    assert "d" in net.cores["a"].voters
+    assert net.cores["d"].voters == net.cores["a"].voters
+    assert committed_data(net, "d") == committed_data(net, "a")
+
+
+def test_one_config_change_at_a_time():
+    net = Net(IDS)
+    net.elect("a")
+    net.cut |= {("a", "b"), ("a", "c")}
+    assert isinstance(net.cores["a"].change_config("remove", "c"), tuple)
+    assert "already in progress" in net.cores["a"].change_config("remove", "b")
+
+
+def test_removed_leader_steps_down():
+    net = Net(IDS)
+    net.elect("a")
+    net.cores["a"].change_config("remove", "a")
+    net.flush()
+    net.deliver()
+    net.tick(3)
+    assert net.cores["a"].role != LEADER
+    net.tick(40)
+    assert len(net.leaders()) == 1 and net.leaders()[0] in ("b", "c")
+
+
+def test_snapshot_brings_a_lagging_follower_up_to_date():
+    net = Net(IDS, timings=RaftTimings(snapshot_chunk_bytes=10))
+    net.elect("a")
+    net.down.add("c")
+    for i in range(20):
+        net.propose("a", f"v{i}".encode())
+    a = net.cores["a"]
+    a.compact(a.commit, b"snapshot-bytes-of-state-machine-0123456789")
+    net.down.discard("c")
+    net.tick(5)
+    assert net.cores["c"].snap_index == a.snap_index
+    assert net.cores["c"].snap_data == a.snap_data
+    net.propose("a", b"after")
+    assert committed_data(net, "c")[-1] == b"after"
+
+
+def test_read_index_confirms_leadership_with_a_quorum():
+    net = Net(IDS)
+    net.elect("a")
+    net.propose("a", b"x")
+    a = net.cores["a"]
+    assert a.read_index(7) == ""
+    r = a.take_ready()
+    assert r.reads == []  # not before a quorum answers
+    for to, m in r.messages:
+        net.queue.append(("a", to, m))
+    net.deliver()
+    assert net.reads["a"] == [(7, a.commit)]
+
+
+def test_read_index_fails_when_isolated_leader_cannot_confirm():
+    net = Net(IDS)
+    net.elect("a")
+    net.isolate("a")
+    net.cores["a"].read_index(1)
+    reads, failed = [], []
+    for _ in range(30):
+        net.cores["a"].tick()
+        r = net.cores["a"].take_ready()
+        reads += r.reads
+        failed += r.failed_reads
+    assert reads == [] and failed == [1]
+
+
+def test_restart_restores_log_and_term():
+    net = Net(IDS)
+    net.elect("a")
+    net.propose("a", b"x")
+    a = net.cores["a"]
+    from actors.raft.core import RaftCore
+    import random
+
+    b2 = RaftCore("a", random.Random(1))
+    b2.restore(a.term, a.vote, (0, 0, tuple(IDS), (), b""), list(a.entries))
+    assert b2.last_index == a.last_index and b2.term == a.term and b2.voters == tuple(IDS)
+
+
+def test_candidate_with_stale_log_cannot_win():
+    net = Net(IDS)
+    net.elect("a")
+    net.isolate("c")
+    net.propose("a", b"x")
+    net.heal()
+    net.cores["c"].campaign(transfer=True)  # skip pre-vote and lease: a direct challenge
+    net.flush()
+    net.deliver()
+    assert net.cores["c"].role in (FOLLOWER, CANDIDATE)
+    assert net.cores["c"].role != LEADER
