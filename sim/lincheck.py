@@ -192,31 +192,49 @@ _INF = math.inf
 def _relevant(op: Op) -> bool:
     if op.status == FAIL:
         return False
-    if op.status != OK and op.kind == READ:
+    if op.kind == READ and (op.status != OK or op.ret is None):
         return False  # an indeterminate read constrains nothing
     return True
 
 
-def _dominated(failed_open: list[int], open_part: int) -> bool:
-    for o in failed_open:
-        if not o & ~open_part:
+def _dominated(failed: list[int], g: int) -> bool:
+    for f in failed:
+        if not f & ~g:
             return True
     return False
 
 
 def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
-    """Check one register's operations.  Returns (ok, longest linearized op indices)."""
+    """Check one register's operations.  Returns (ok, longest linearized op indices; only on failure).
+
+    Porcupine's search, over a linked list of the determinate operations'
+    call and return events, plus the open-ended operations (indeterminate
+    writes and cas, which have no return) on a second list: one of those is
+    a candidate while its call precedes the first pending return.  Open-ended
+    operations are tried after the determinate candidates, and the search is
+    restricted to *canonical* linearizations, which exist whenever any does:
+    an open-ended operation that could be moved to the very end (after the
+    last determinate operation, where it is always legal) is moved there.
+    Hence an open-ended operation is linearized early only if it changes the
+    state, and never immediately before a write (which would overwrite it);
+    and the search succeeds as soon as every determinate operation is placed.
+
+    Pruning: a configuration is (L = linearized set, state, f = "last op was
+    open-ended", which forbids a write next).  If (L', s, f') failed and
+    L' <= L, L - L' only open-ended, f' <= f, then (L, s, f) fails too:
+    any completion of it completes (L', s, f') once the extra open-ended
+    operations are moved to the end.  With L' = L this is Porcupine's cache.
+    """
     n = len(ops)
     if n == 0:
         return True, []
-    # Per-operation step data.
     kind = [0] * n
     arg_a: list[Any] = [None] * n
     arg_b: list[Any] = [None] * n
-    events = []
-    open_ended = [False] * n
+    is_open = [False] * n
+    events: list[tuple[float, int, int]] = []
     for i, op in enumerate(ops):
-        determinate = op.status == OK
+        determinate = op.status == OK and op.ret is not None
         if op.kind == READ:
             kind[i] = _K_READ
             arg_a[i] = op.result
@@ -233,87 +251,92 @@ def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
                 kind[i] = _K_CAS_OK
         else:
             raise ValueError(f"unknown operation kind {op.kind!r}")
-        ret = op.ret if determinate and op.ret is not None else _INF
-        open_ended[i] = ret == _INF
-        if ret < op.call:
-            raise ValueError(f"operation returns before its call: {op}")
         # Equal times: calls before returns (the operations overlap).
         events.append((op.call, 0, i))
-        events.append((ret, 1, i))
-    events.sort()
-    # Within a run of consecutive calls the order is free (it changes no
-    # call-before-return relation); try determinate operations first, as the
-    # indeterminate ones can always be put off to the end.
-    start = 0
-    for j in range(len(events) + 1):
-        if j == len(events) or events[j][1]:
-            if j - start > 1:
-                events[start:j] = sorted(events[start:j], key=lambda e: open_ended[e[2]])
-            start = j + 1
-
-    # Linked list in arrays: node 0 = head, 1..2n = events, 2n+1 = tail.
-    m = 2 * n
-    tail = m + 1
-    nxt = list(range(1, m + 2)) + [-1]
-    prv = [-1] + list(range(0, m + 1))
-    match = [-1] * (m + 2)  # call node -> its return node; -1 for returns
-    opi = [-1] * (m + 2)
-    call_node = [0] * n
-    for node, (_, is_ret, i) in enumerate(events, start=1):
-        opi[node] = i
-        if is_ret:
-            match[call_node[i]] = node
+        if determinate:
+            if op.ret < op.call:
+                raise ValueError(f"operation returns before its call: {op}")
+            events.append((op.ret, 1, i))
         else:
-            call_node[i] = node
-    bit = [1 << i for i in range(n)]
+            is_open[i] = True
+    events.sort()
 
-    cache: set[tuple[int, Any]] = set()
-    calls: list[tuple[int, Any]] = []  # stack of (call node, state before it)
+    # Linked lists in arrays.  Node 0 = head of the determinate events,
+    # node 1 = head of the open-ended calls, 2.. = events, then both tails.
+    HEAD, OHEAD = 0, 1
+    m = len(events)
+    TAIL, OTAIL = m + 2, m + 3
+    size = m + 4
+    nxt = [-1] * size
+    prv = [-1] * size
+    match = [-1] * size  # determinate call node -> its return node
+    opi = [-1] * size
+    rank = [0] * size  # position in time order
+    rank[TAIL] = rank[OTAIL] = m + 1
+    last, olast = HEAD, OHEAD
+    call_node = [0] * n
+    for pos, (_, is_ret, i) in enumerate(events):
+        node = pos + 2
+        opi[node] = i
+        rank[node] = pos
+        if is_open[i]:
+            nxt[olast], prv[node], olast = node, olast, node
+        else:
+            nxt[last], prv[node], last = node, last, node
+            if is_ret:
+                match[call_node[i]] = node
+            else:
+                call_node[i] = node
+    nxt[last], prv[TAIL] = TAIL, last
+    nxt[olast], prv[OTAIL] = OTAIL, olast
+
+    bit = [1 << i for i in range(n)]
+    open_mask = sum(bit[i] for i in range(n) if is_open[i])
+    closed_mask = ((1 << n) - 1) ^ open_mask
+    FLAG = 1 << n
+    # (closed part of L, state) -> antichain of (open part of L | f) that failed
+    failed: dict[tuple[int, Any], list[int]] = {}
+    # stack of (node, state before, phase, flag before, limit before)
+    calls: list[tuple[int, Any, int, int, int]] = []
     longest: list[int] = []
     state: Any = None
     lin = 0
-    entry = nxt[0]
+    flag = 0
+    phase = 0  # 0: scanning determinate calls; 1: open-ended calls
+    limit = 0  # in phase 1: rank of the first pending return
+    entry = nxt[HEAD]
     steps = 0
-    # Once every determinate operation is linearized, the open-ended ones
-    # can all follow (an indeterminate write or cas is always legal).
-    closed_left = n - sum(open_ended)
-    # Dominance pruning for open-ended operations: if (L, s) was explored and
-    # failed, so does (L + some open-ended ops, s) -- whatever completes the
-    # latter also completes the former, with those ops moved to the very end.
-    # failed: (closed part of L, s) -> open parts of the failed L's.
-    open_mask = sum(bit[i] for i in range(n) if open_ended[i])
-    closed_mask = ((1 << n) - 1) ^ open_mask
-    failed: dict[tuple[int, Any], list[int]] = {}
-    while closed_left:
-        ret_node = match[entry]
-        if ret_node >= 0:  # a call: try to linearize it now
+    while nxt[HEAD] != TAIL:
+        if phase == 0:
+            ret_node = match[entry]
+            if ret_node < 0:  # first pending return: now the open-ended calls
+                phase = 1
+                limit = rank[entry]
+                entry = nxt[OHEAD]
+                continue
             i = opi[entry]
             k = kind[i]
+            a = arg_a[i]
             if k == _K_READ:
-                ok = state == arg_a[i]
+                ok = state == a
                 new = state
             elif k == _K_WRITE:
-                ok = True
-                new = arg_a[i]
+                ok = not flag
+                new = a
             elif k == _K_CAS_OK:
-                ok = state == arg_a[i]
+                ok = state == a
                 new = arg_b[i]
-            elif k == _K_CAS_NO:
-                ok = state != arg_a[i]
+            else:  # _K_CAS_NO
+                ok = state != a
                 new = state
-            else:  # indeterminate cas: applies iff the comparison holds
-                ok = True
-                new = arg_b[i] if state == arg_a[i] else state
             if ok:
                 nl = lin | bit[i]
-                ck = (nl, new)
-                if ck not in cache and not (
-                        open_mask and (lst := failed.get((nl & closed_mask, new)))
-                        and _dominated(lst, nl & open_mask)):
-                    cache.add(ck)
-                    calls.append((entry, state))
+                lst = failed.get((nl & closed_mask, new))
+                if lst is None or not _dominated(lst, nl & open_mask):
+                    calls.append((entry, state, 0, flag, limit))
                     state = new
                     lin = nl
+                    flag = 0
                     # lift: unlink the call and its return
                     p, q = prv[entry], nxt[entry]
                     nxt[p] = q
@@ -321,38 +344,60 @@ def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
                     p, q = prv[ret_node], nxt[ret_node]
                     nxt[p] = q
                     prv[q] = p
-                    if not open_ended[i]:
-                        closed_left -= 1
-                    if len(calls) > len(longest):
-                        longest = [opi[e] for e, _ in calls]
-                    entry = nxt[0]
+                    entry = nxt[HEAD]
                     continue
             entry = nxt[entry]
-        else:  # a return whose operation is not linearized: backtrack
-            if not calls:
-                return False, longest
-            if open_mask:
-                fk = (lin & closed_mask, state)
-                lst = failed.get(fk)
-                if lst is None:
-                    failed[fk] = [lin & open_mask]
-                else:
-                    lst.append(lin & open_mask)
-            entry, state = calls.pop()
+            continue
+        if rank[entry] < limit:  # an open-ended candidate
             i = opi[entry]
-            lin ^= bit[i]
-            if not open_ended[i]:
-                closed_left += 1
-            # unlift: relink the return, then the call
+            a = arg_a[i]
+            if kind[i] == _K_WRITE:
+                new = a
+                ok = not flag and new != state
+            else:  # _K_CAS_MAYBE: only worth placing early if it applies
+                new = arg_b[i]
+                ok = state == a and new != state
+            if ok:
+                nl = lin | bit[i]
+                lst = failed.get((nl & closed_mask, new))
+                if lst is None or not _dominated(lst, (nl & open_mask) | FLAG):
+                    calls.append((entry, state, 1, flag, limit))
+                    state = new
+                    lin = nl
+                    flag = FLAG
+                    p, q = prv[entry], nxt[entry]
+                    nxt[p] = q
+                    prv[q] = p
+                    phase = 0
+                    entry = nxt[HEAD]
+                    continue
+            entry = nxt[entry]
+            continue
+        # Every candidate tried: this configuration fails.  Backtrack.
+        if len(calls) > len(longest):
+            longest = [opi[e[0]] for e in calls]
+        if not calls:
+            return False, longest
+        g = (lin & open_mask) | flag
+        fk = (lin & closed_mask, state)
+        lst = failed.get(fk)
+        if lst is None:
+            failed[fk] = [g]
+        else:  # keep an antichain: drop the entries g dominates
+            lst[:] = [f for f in lst if g & ~f]
+            lst.append(g)
+        entry, state, phase, flag, limit = calls.pop()
+        lin ^= bit[opi[entry]]
+        if phase == 0:  # unlift: relink the return, then the call
             r = match[entry]
             nxt[prv[r]] = r
             prv[nxt[r]] = r
-            nxt[prv[entry]] = entry
-            prv[nxt[entry]] = entry
-            entry = nxt[entry]
-            steps += 1
-            if deadline is not None and not steps & 0xFFF and _time.monotonic() > deadline:
-                raise CheckTimeout("linearizability check timed out")
+        nxt[prv[entry]] = entry
+        prv[nxt[entry]] = entry
+        entry = nxt[entry]
+        steps += 1
+        if deadline is not None and steps & 0x3FF == 1 and _time.monotonic() > deadline:
+            raise CheckTimeout("linearizability check timed out")
     return True, longest
 
 

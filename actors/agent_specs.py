@@ -1,0 +1,147 @@
+"""The agent's children: the plug-in point of the actor tree.
+
+:func:`child_specs` is a declarative list of :class:`ChildSpec` -- name,
+class, arguments, role, restart and leave flags -- built from the config;
+the :class:`~actors.agent.Agent` starts them in list order and stops them in
+reverse.  A later capability (RaftPeer, GossipMember, HeartbeatMonitor,
+ClientNode...) plugs in by adding its spec where it belongs in that order;
+out-of-tree plug-ins and tests append a factory to :data:`EXTRA_CHILD_SPECS`.
+
+Also here: :class:`AgentContext`, what the process hands the agent besides
+the config (identity, addresses, the metrics registry, the process edge),
+and :class:`Supervision`, the supervisor's restart and stop limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from actors.agent_messages import ProcessHooks
+from actors.metrics import Metrics, RuntimeStats, Sampler
+from runtime.config import Config
+
+__all__ = ["EXTRA_CHILD_SPECS", "VERSION", "AgentAddrs", "AgentContext", "ChildSpec", "SpecFactory",
+           "Supervision", "child_specs"]
+
+# The Nomad release whose behaviour this agent reproduces (NOMAD.md); shown in
+# the banner, /v1/agent/self and the gossip ``build`` tag so Nomad tooling reads it.
+VERSION = "2.0.6"
+
+Role = Literal["server", "client", "both"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Supervision:
+    """Restart and stop limits of the supervisor (not Nomad keys; Nomad has no supervisor)."""
+
+    # Restarts of one child allowed within restart_window_s before the agent
+    # gives up and exits 1.  A child failing five times a minute fails for a
+    # reason a restart will not fix (port taken, disk full); more restarts
+    # would only hide it.  (Erlang/OTP defaults to 1 per 5 s, Akka to 10 per minute.)
+    restart_max: int = 5
+    restart_window_s: float = 60.0
+    # First restart delay, doubled per restart within the window up to the
+    # cap: a child that fails on its first message would otherwise spin.
+    restart_backoff_s: float = 0.1
+    restart_backoff_max_s: float = 5.0
+    # A child not stopped after this is left behind (the process exit reaps
+    # it) so one wedged actor cannot hold the shutdown; Nomad's own graceful
+    # timeout is 5 s.
+    child_stop_timeout_s: float = 5.0
+    # Liveness sweep: catches a child that died without a ChildFailed (pykka
+    # stops an actor whose on_start raises without calling on_failure).
+    watch_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildSpec:
+    """How the agent starts one child: ``cls(env, name, *args, **kwargs)``.
+
+    A child's ``on_start`` must not raise: pykka then stops it without
+    ``on_failure``, so only the liveness sweep notices.  Fallible set-up
+    (binding, opening files) belongs in the first message, told to itself.
+    """
+
+    name: str  # the actor's name on this node (env.send / env.lookup)
+    cls: type  # a runtime.actor.NodeActor subclass
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    role: Role = "both"  # started only when that role is enabled
+    restartable: bool = True  # False: its failure stops the agent (exit 1)
+    leaves: bool = False  # gets Leave on a graceful leave and answers LeaveDone
+    reloads: bool = False  # gets ConfigReloaded after a reload
+
+    def wanted(self, config: Config) -> bool:
+        return (self.role == "both" or (self.role == "server" and config.server.enabled)
+                or (self.role == "client" and config.client.enabled))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentAddrs:
+    """Bind and advertise addresses, ``ip:port`` (resolved once by the process)."""
+
+    http_bind: str = "127.0.0.1:4646"
+    rpc_bind: str = "127.0.0.1:4647"
+    serf_bind: str = "127.0.0.1:4648"
+    http_adv: str = "127.0.0.1:4646"
+    rpc_adv: str = "127.0.0.1:4647"
+    serf_adv: str = "127.0.0.1:4648"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentContext:
+    """What the process gives the agent beyond the config: identity and edges."""
+
+    hooks: ProcessHooks
+    metrics: Metrics
+    node_id: str = ""  # the server's NodeID (<data_dir>/server/node-id); "" on clients
+    client_id: str = ""  # the client's node ID (<state_dir>/client-id); "" on servers
+    addrs: AgentAddrs = field(default_factory=AgentAddrs)
+    version: str = VERSION
+    http_listener: Any = None  # a bound socket for HttpApi; None: no HTTP API (simulator)
+    sampler: Sampler | None = None  # runtime gauges; None: no RuntimeStats child
+    runtime_info: Callable[[], dict[str, str]] | None = None  # stats.runtime of /v1/agent/self
+    supervision: Supervision = field(default_factory=Supervision)
+
+
+SpecFactory = Callable[[Config, AgentContext], list[ChildSpec]]
+# Extra children from plug-ins and tests, started after the built-in ones and
+# before the HTTP API.
+EXTRA_CHILD_SPECS: list[SpecFactory] = []
+
+
+def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
+    """The agent's children in start order (they stop in reverse).
+
+    Add a capability by adding its spec here, in dependency order, e.g.::
+
+        ChildSpec(name="raft", cls=RaftPeer, args=(...), role="server", leaves=True,
+                  restartable=False, reloads=True)
+        ChildSpec(name="gossip", cls=GossipMember, args=(...), role="server", leaves=True)
+        ChildSpec(name="heartbeats", cls=HeartbeatMonitor, role="server")
+        ChildSpec(name="client", cls=ClientNode, args=(...), role="client", leaves=True)
+
+    The signal router comes first so signals work while the rest starts and
+    until the end of the shutdown; the HTTP API comes last, so it answers only
+    once what it asks exists, and stops first.
+    """
+    # Imported here: the HTTP edge pulls in gevent's WSGI server, which
+    # simulations (which pass their own specs) never need.
+    from actors.http_api import HttpApi, HttpContext
+    from actors.signals import SignalRouter
+
+    specs = [ChildSpec(name="signals", cls=SignalRouter, args=(ctx.hooks, ctx.metrics))]
+    if ctx.sampler is not None:
+        specs.append(ChildSpec(name="runtime-stats", cls=RuntimeStats,
+                               args=(ctx.metrics, ctx.sampler,
+                                     config.telemetry.collection_interval_s)))
+    for factory in EXTRA_CHILD_SPECS:
+        specs.extend(factory(config, ctx))
+    if ctx.http_listener is not None:
+        host, port = ctx.http_listener.getsockname()[:2]
+        http = HttpContext(metrics=ctx.metrics, prometheus=config.telemetry.prometheus_metrics,
+                           runtime_info=ctx.runtime_info, bind=(host, port))
+        specs.append(ChildSpec(name="http", cls=HttpApi, args=(ctx.http_listener, http)))
+    return specs

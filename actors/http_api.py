@@ -1,0 +1,336 @@
+"""HttpApi: Nomad's ``/v1/...`` HTTP API on gevent's WSGI server.
+
+The actor only owns the server's lifetime (serve on its first message, stop
+in ``on_stop``).  Each request runs in its own pywsgi greenlet -- the
+outside world -- so a handler may ``ask`` an actor, always with
+:data:`ASK_TIMEOUT_S`; it never touches an actor's state.
+
+**Adding an endpoint**: write ``def handler(req: Request, api: Api) -> Any``
+and register it with ``@route("/v1/...")`` (a path ending in ``/`` matches
+its whole subtree, as Go's ``ServeMux`` does).  Return a JSON-able value,
+a :class:`Response`, or None for an empty 200; raise :class:`CodedError`
+for Nomad's plain-text errors (``Invalid method`` 405, 400, 415, 500...).
+Errors are logged as Nomad's ``wrap`` logs them: DEBUG for 4xx, ERROR for
+5xx, and every request ends with a DEBUG ``request complete`` line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gevent.pool
+import pykka
+from gevent.pywsgi import LoggingLogAdapter, WSGIServer
+
+from actors.agent_messages import GetHealth, GetSelf, Reload
+from actors.metrics import Metrics
+from runtime.actor import NodeActor
+from runtime.config import format_duration
+from runtime.env import Env
+
+__all__ = ["ROUTES", "Api", "CodedError", "HttpApi", "HttpContext", "Request", "Response",
+           "bind_listener", "route"]
+
+log = logging.getLogger("agent.http")
+
+# How long a handler waits for an actor's answer; Nomad's RPCs give up after
+# RPCHoldTimeout = 5s too.
+ASK_TIMEOUT_S = 5.0
+# In-flight requests get this long to finish when the API stops; pywsgi
+# cannot tell an idle keep-alive connection from a busy one, so it is short.
+STOP_TIMEOUT_S = 1.0
+# Concurrent connections served; more wait in the listen backlog.  Bounded so
+# a connection flood cannot create unbounded greenlets (Nomad's
+# limits.http_max_conns_per_client defaults to 100 per client IP).
+MAX_CONNECTIONS = 1024
+# Listen backlog: connections the kernel queues while all slots are busy.
+BACKLOG = 1024
+
+INVALID_METHOD = "Invalid method"  # Nomad's ErrInvalidMethod
+PLAIN = "text/plain; charset=utf-8"
+JSON = "application/json"
+
+
+class CodedError(Exception):
+    """An HTTP error with Nomad's shape: a status and a one-line plain-text body."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    url: str  # path and query as sent, for logs
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = PLAIN
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpContext:
+    """What the API serves from besides the actors: fixed at agent start."""
+
+    metrics: Metrics
+    prometheus: bool = False  # telemetry.prometheus_metrics (else 415, as Nomad)
+    runtime_info: Callable[[], dict[str, str]] | None = None
+    bind: tuple[str, int] = ("127.0.0.1", 4646)  # where to re-listen after a restart
+    agent: str = "agent"  # the supervisor's actor name
+
+
+@dataclass(slots=True)
+class Api:
+    """A handler's view of the agent: asks with a timeout, shared metrics."""
+
+    env: Env
+    ctx: HttpContext
+    ask_timeout_s: float = ASK_TIMEOUT_S
+
+    def ask(self, actor: str, message: Any) -> Any:
+        ref = self.env.lookup(actor)
+        if ref is None or not ref.is_alive():
+            raise CodedError(500, f"{actor} is not running")
+        try:
+            return ref.ask(message, timeout=self.ask_timeout_s)
+        except pykka.ActorDeadError:
+            raise CodedError(500, f"{actor} stopped before answering") from None
+        except pykka.Timeout:
+            raise CodedError(500, f"{actor} did not answer within {self.ask_timeout_s:g}s") from None
+
+
+Handler = Callable[[Request, Api], Any]
+ROUTES: dict[str, Handler] = {}
+
+
+def route(path: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        ROUTES[path] = fn
+        return fn
+    return register
+
+
+def find_route(path: str) -> Handler | None:
+    """Exact path first, then the longest registered ``.../`` prefix (Go ServeMux)."""
+    handler = ROUTES.get(path)
+    if handler is not None:
+        return handler
+    prefixes = [p for p in ROUTES if p.endswith("/") and path.startswith(p)]
+    return ROUTES[max(prefixes, key=len)] if prefixes else None
+
+
+def require(req: Request, *methods: str) -> None:
+    if req.method not in methods:
+        raise CodedError(405, INVALID_METHOD)
+
+
+def parse_query_options(req: Request) -> None:
+    """Nomad's ``parse``: reject malformed ``stale``, ``per_page``, ``wait``, ``index``."""
+    q = req.query
+    stale = q.get("stale", [""])[0]
+    if stale and stale.lower() not in ("1", "t", "true", "0", "f", "false"):
+        raise CodedError(400, "Expect `true` or `false` for `stale` query string parameter")
+    per_page = q.get("per_page", [""])[0]
+    if per_page and not per_page.lstrip("+-").isdigit():
+        raise CodedError(400, "Expect a number for `per_page` query string parameter")
+    wait = q.get("wait", [""])[0]
+    if wait:
+        from runtime.config import parse_duration
+        try:
+            parse_duration(wait)
+        except ValueError:
+            raise CodedError(400, "Invalid wait time") from None
+    index = q.get("index", [""])[0]
+    if index and not index.isdigit():
+        raise CodedError(400, "Invalid index")
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+@route("/v1/agent/self")
+def agent_self(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    info = api.ask(api.ctx.agent, GetSelf())
+    if api.ctx.runtime_info is not None:
+        info["stats"]["runtime"] = api.ctx.runtime_info()
+    return info
+
+
+@route("/v1/agent/health")
+def agent_health(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    parse_query_options(req)
+    health = api.ask(api.ctx.agent, GetHealth())
+    want_client = want_server = True
+    out: dict[str, Any] = {}
+    if "type" in req.query:  # Nomad: a requested role that is off reports "not enabled"
+        want_client = want_server = False
+        for kind in req.query["type"]:
+            if kind == "client":
+                want_client = True
+                out["client"] = {"ok": False, "message": "client not enabled"}
+            elif kind == "server":
+                want_server = True
+                out["server"] = {"ok": False, "message": "server not enabled"}
+    if want_client and health["client"] is not None:
+        out["client"] = health["client"]
+    if want_server and health["server"] is not None:
+        out["server"] = health["server"]
+    if all(v["ok"] for v in out.values()):
+        return out
+    raise CodedError(500, json.dumps(out, separators=(",", ":")))
+
+
+@route("/v1/agent/reload")
+def agent_reload(req: Request, api: Api) -> Any:
+    """The SIGHUP path, without the signal (Nomad ``AgentReloadRequest``); answers once applied."""
+    require(req, "PUT", "POST")
+    api.ask(api.ctx.agent, Reload())
+    return None
+
+
+@route("/v1/metrics")
+def metrics(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    if req.query.get("format", [""])[0] == "prometheus":
+        if not api.ctx.prometheus:
+            raise CodedError(415, "Prometheus is not enabled")
+        return Response(200, api.ctx.metrics.prometheus_text().encode(),
+                        "text/plain; version=0.0.4; charset=utf-8")
+    return api.ctx.metrics.summary()
+
+
+# ---------------------------------------------------------------- WSGI
+
+
+class App:
+    """The WSGI application: routing, Nomad's error shape, request logs."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        started = time.monotonic()
+        path = environ.get("PATH_INFO") or "/"
+        raw_query = environ.get("QUERY_STRING", "")
+        req = Request(method=environ.get("REQUEST_METHOD", "GET"), path=path,
+                      query=urllib.parse.parse_qs(raw_query, keep_blank_values=True),
+                      url=path + ("?" + raw_query if raw_query else ""))
+        resp = self._respond(req)
+        log.debug("request complete: method=%s path=%s duration=%s", req.method, req.url,
+                  format_duration(time.monotonic() - started))
+        headers = [("Content-Type", resp.content_type), ("Content-Length", str(len(resp.body))),
+                   *resp.headers]
+        start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}", headers)
+        return [resp.body]
+
+    def _respond(self, req: Request) -> Response:
+        try:
+            if req.path == "/":  # Nomad redirects the root to its web UI
+                target = "/ui/" + ("?" + req.url.partition("?")[2] if "?" in req.url else "")
+                return Response(307, b"", PLAIN, (("Location", target),))
+            handler = find_route(req.path)
+            if handler is None:
+                return Response(404, b"404 page not found\n")
+            return self._encode(req, handler(req, self.api))
+        except CodedError as e:
+            level = logging.DEBUG if 400 <= e.code < 500 else logging.ERROR
+            log.log(level, "request failed: method=%s path=%s error=%s code=%d",
+                    req.method, req.url, e.message, e.code)
+            return Response(e.code, e.message.encode())
+        except Exception as e:  # a handler bug must not take the server down
+            log.exception("request failed: method=%s path=%s error=%r code=500", req.method, req.url, e)
+            return Response(500, f"internal error: {type(e).__name__}: {e}".encode())
+
+    @staticmethod
+    def _encode(req: Request, result: Any) -> Response:
+        if isinstance(result, Response):
+            return result
+        if result is None:
+            return Response(200, b"")
+        pretty = "pretty" in req.query and req.query["pretty"][0] != "0"
+        if pretty:
+            return Response(200, (json.dumps(result, indent=4) + "\n").encode(), JSON)
+        return Response(200, json.dumps(result, separators=(",", ":")).encode(), JSON)
+
+
+_REASONS = {200: "OK", 307: "Temporary Redirect", 400: "Bad Request", 403: "Forbidden",
+            404: "Not Found", 405: "Method Not Allowed", 415: "Unsupported Media Type",
+            500: "Internal Server Error", 501: "Not Implemented"}
+
+
+def bind_listener(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
+    """A listening TCP socket (the process binds the first one, so a taken port fails start-up)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@dataclass(frozen=True, slots=True)
+class _Serve:
+    """Told to itself from on_start: binding can fail, and a failing on_start goes unreported."""
+
+
+class HttpApi(NodeActor):
+    """Owns the WSGI server's lifetime; requests are served by pywsgi's greenlets."""
+
+    def __init__(self, env: Env, name: str, listener: socket.socket, ctx: HttpContext) -> None:
+        super().__init__(env, name)
+        self.listener = listener
+        self.ctx = ctx
+        self.server: WSGIServer | None = None
+
+    def on_start(self) -> None:
+        self.actor_ref.tell(_Serve())
+
+    def receive(self, message: Any) -> Any:
+        if not isinstance(message, _Serve):
+            return super().receive(message)
+        listener = self.listener
+        if listener.fileno() == -1:  # closed by an earlier incarnation: this is a restart
+            listener = bind_listener(*self.ctx.bind)
+        # pywsgi's own error log reports clients' malformed requests (already
+        # answered 400/414): a client's fault, so DEBUG, as Nomad logs 4xx.
+        self.server = WSGIServer(listener, App(Api(self.env, self.ctx)), log=None,
+                                 error_log=LoggingLogAdapter(log, logging.DEBUG),
+                                 spawn=gevent.pool.Pool(MAX_CONNECTIONS))
+        self.server.start()
+        host, port = listener.getsockname()[:2]
+        log.info("serving the HTTP API on %s:%d", host, port)
+        return None
+
+    def _close(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop(timeout=STOP_TIMEOUT_S)
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        self._close()
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        self._close()
+        super().on_failure(exception_type, exception_value, traceback)

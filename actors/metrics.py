@@ -1,0 +1,301 @@
+"""Metrics: go-metrics' in-memory sink, read by /v1/metrics, SIGUSR1 and Prometheus.
+
+**Why a shared object and not an actor.**  Every method here runs to
+completion without yielding -- no I/O, no locks, no sleeps -- so under gevent
+no greenlet can ever see a half-made update, and the simulator is single
+threaded anyway.  An update is then a dict write (about a microsecond)
+rather than a tell and a context switch, and the HTTP greenlet reads it
+without an ``ask``.  Each agent process (or simulated node) owns one
+:class:`Metrics`; the agent hands it to the children that report.  Pure
+protocol cores never take it: the actor hosting a core updates it from the
+core's effects.
+
+**Shape.**  As go-metrics' ``InmemSink`` configured the way Nomad configures
+it (``setupTelemetry``): keys get the service prefix ``nomad``; every
+metric gets a ``host`` label unless ``telemetry.disable_hostname``; values
+aggregate into intervals of ``in_memory_collection_interval`` (10 s) kept
+for ``in_memory_retention_period`` (1 m); an interval starts at wall time
+truncated to the interval and is created lazily, on first use.
+``/v1/metrics`` shows the newest *finished* interval (the current one if it
+is the only one), ``DisplayMetrics``.  Prometheus counters and summaries are
+cumulative since start, as the Prometheus sink keeps them.
+
+The clock is injected: wall time in production, virtual time in the simulator.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.actor import NodeActor
+from runtime.env import Env
+
+__all__ = ["AggregateSample", "Metrics", "RuntimeStats"]
+
+Labels = tuple[tuple[str, str], ...]
+Key = str | Sequence[str]
+
+
+@dataclass(slots=True)
+class AggregateSample:
+    """go-metrics ``AggregateSample``: a rolled-up view of a counter or sample."""
+
+    count: int = 0
+    rate: float = 0.0  # sum per second of the interval (go-metrics rateDenom)
+    sum: float = 0.0
+    sumsq: float = 0.0
+    min: float = 0.0
+    max: float = 0.0
+    last_updated: float = 0.0  # wall seconds
+
+    def ingest(self, value: float, rate_denom: float, now: float) -> None:
+        self.count += 1
+        self.sum += value
+        self.sumsq += value * value
+        if self.count == 1 or value < self.min:
+            self.min = value
+        if self.count == 1 or value > self.max:
+            self.max = value
+        self.rate = self.sum / rate_denom
+        self.last_updated = now
+
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+    def stddev(self) -> float:
+        div = self.count * (self.count - 1)
+        if div == 0:
+            return 0.0
+        return math.sqrt(max(0.0, (self.count * self.sumsq - self.sum * self.sum) / div))
+
+    def go_string(self) -> str:
+        """``AggregateSample.String()``, as the SIGUSR1 dump prints it."""
+        if self.count == 0:
+            return "Count: 0"
+        when = go_time(self.last_updated, fraction=True)
+        if self.stddev() == 0:
+            return f"Count: {self.count} Sum: {self.sum:0.3f} LastUpdated: {when}"
+        return (f"Count: {self.count} Min: {self.min:0.3f} Mean: {self.mean():0.3f} "
+                f"Max: {self.max:0.3f} Stddev: {self.stddev():0.3f} Sum: {self.sum:0.3f} "
+                f"LastUpdated: {when}")
+
+
+@dataclass(slots=True)
+class Interval:
+    """One aggregation interval (go-metrics ``IntervalMetrics``)."""
+
+    start: float  # wall seconds, a multiple of the interval length
+    gauges: dict[str, tuple[str, float, Labels]] = field(default_factory=dict)
+    counters: dict[str, tuple[str, Labels, AggregateSample]] = field(default_factory=dict)
+    samples: dict[str, tuple[str, Labels, AggregateSample]] = field(default_factory=dict)
+
+
+def go_time(t: float, *, fraction: bool = False) -> str:
+    """Go's ``time.Time.String()`` in UTC: ``2026-11-26 09:30:00.5 +0000 UTC``."""
+    d = datetime.datetime.fromtimestamp(t, datetime.UTC)
+    text = d.strftime("%Y-%m-%d %H:%M:%S")
+    if fraction and d.microsecond:
+        text += f".{d.microsecond:06d}".rstrip("0")
+    return text + " +0000 UTC"
+
+
+def _go_number(v: float) -> float | int:
+    """Go prints a float32 ``23.0`` as ``23`` in JSON; keep integers integral."""
+    return int(v) if v.is_integer() and abs(v) < 1e15 else v
+
+
+class Metrics:
+    """The agent's metrics registry; see the module docstring for why it is shared."""
+
+    def __init__(self, *, clock: Callable[[], float], interval_s: float = 10.0,
+                 retain_s: float = 60.0, service: str = "nomad", hostname: str | None = None) -> None:
+        if interval_s <= 0 or retain_s < interval_s:
+            raise ValueError("metrics: need 0 < interval_s <= retain_s")
+        self._clock = clock
+        self._interval_s = interval_s
+        self._max_intervals = max(1, int(retain_s // interval_s))
+        self._service = service
+        self._host: Labels = (("host", hostname),) if hostname else ()
+        self._intervals: list[Interval] = []
+        # Cumulative state for Prometheus: last gauge value, counter totals,
+        # sample (count, sum).
+        self._prom_gauges: dict[str, tuple[str, Labels, float]] = {}
+        self._prom_counters: dict[str, tuple[str, Labels, float]] = {}
+        self._prom_samples: dict[str, tuple[str, Labels, int, float]] = {}
+
+    # ------------------------------------------------------------ updates
+    def set_gauge(self, key: Key, value: float, labels: Labels = ()) -> None:
+        name, flat, labels = self._name(key, labels)
+        self._current().gauges[flat] = (name, float(value), labels)
+        self._prom_gauges[flat] = (name, labels, float(value))
+
+    def incr_counter(self, key: Key, value: float = 1.0, labels: Labels = ()) -> None:
+        name, flat, labels = self._name(key, labels)
+        self._ingest(self._current().counters, name, flat, labels, float(value))
+        _, _, total = self._prom_counters.get(flat, (name, labels, 0.0))
+        self._prom_counters[flat] = (name, labels, total + value)
+
+    def add_sample(self, key: Key, value: float, labels: Labels = ()) -> None:
+        name, flat, labels = self._name(key, labels)
+        self._ingest(self._current().samples, name, flat, labels, float(value))
+        _, _, count, total = self._prom_samples.get(flat, (name, labels, 0, 0.0))
+        self._prom_samples[flat] = (name, labels, count + 1, total + value)
+
+    def _ingest(self, table: dict, name: str, flat: str, labels: Labels, value: float) -> None:
+        entry = table.get(flat)
+        if entry is None:
+            entry = table[flat] = (name, labels, AggregateSample())
+        entry[2].ingest(value, self._interval_s, self._clock())
+
+    def _name(self, key: Key, labels: Labels) -> tuple[str, str, Labels]:
+        """(display name, unique key with labels, labels incl. host) as go-metrics makes them."""
+        parts = [key] if isinstance(key, str) else list(key)
+        name = ".".join([self._service, *parts] if self._service else parts).replace(" ", "_")
+        labels = tuple(labels) + self._host
+        flat = name + "".join(f";{k}={v}" for k, v in labels).replace(" ", "_")
+        return name, flat, labels
+
+    def _current(self) -> Interval:
+        start = math.floor(self._clock() / self._interval_s) * self._interval_s
+        if self._intervals and self._intervals[-1].start == start:
+            return self._intervals[-1]
+        interval = Interval(start=start)
+        self._intervals.append(interval)
+        del self._intervals[:-self._max_intervals]
+        return interval
+
+    # ------------------------------------------------------------ reads
+    def intervals(self) -> list[Interval]:
+        """The retained intervals, oldest first; the last is still aggregating."""
+        self._current()
+        return list(self._intervals)
+
+    def summary(self) -> dict[str, Any]:
+        """``/v1/metrics`` JSON: go-metrics ``DisplayMetrics`` of one interval."""
+        data = self.intervals()
+        iv = data[-2] if len(data) > 1 else data[-1]
+
+        def sampled(table: dict) -> list[dict[str, Any]]:
+            return [{"Name": name, "Count": a.count, "Rate": a.rate, "Sum": a.sum, "Min": a.min,
+                     "Max": a.max, "Mean": a.mean(), "Stddev": a.stddev(), "Labels": dict(labels)}
+                    for _, (name, labels, a) in sorted(table.items())]
+
+        return {
+            "Timestamp": go_time(round(iv.start)),
+            "Gauges": [{"Name": name, "Value": _go_number(value), "Labels": dict(labels)}
+                       for _, (name, value, labels) in sorted(iv.gauges.items())],
+            "Points": [],
+            "Counters": sampled(iv.counters),
+            "Samples": sampled(iv.samples),
+        }
+
+    def dump_text(self) -> str:
+        """The SIGUSR1 dump (go-metrics ``InmemSignal.dumpStats``).
+
+        go-metrics skips the interval still being aggregated, so for the first
+        interval (10 s) after start it prints nothing, which looks like a lost
+        signal; we print the current interval when it is the only one.
+        """
+        data = self.intervals()
+        shown = data[:-1] if len(data) > 1 else data
+        out: list[str] = []
+        for iv in shown:
+            when = go_time(iv.start)
+            for _, (name, value, labels) in sorted(iv.gauges.items()):
+                out.append(f"[{when}][G] '{_flatten(name, labels)}': {value:0.3f}")
+            for kind, table in (("C", iv.counters), ("S", iv.samples)):
+                for _, (name, labels, agg) in sorted(table.items()):
+                    out.append(f"[{when}][{kind}] '{_flatten(name, labels)}': {agg.go_string()}")
+        return "".join(line + "\n" for line in out)
+
+    def prometheus_text(self) -> str:
+        """Prometheus text exposition (format 0.0.4) of the cumulative values.
+
+        Names as go-metrics' Prometheus sink makes them (``.`` and anything
+        not ``[a-zA-Z0-9_]`` become ``_``), help text is the name, samples are
+        summaries with ``_sum`` and ``_count`` only (quantiles are optional).
+        """
+        families: dict[str, tuple[str, list[str]]] = {}
+        for name, labels, value in self._prom_gauges.values():
+            _family(families, name, "gauge").append(f"{_prom(name)}{_prom_labels(labels)} {_num(value)}")
+        for name, labels, total in self._prom_counters.values():
+            _family(families, name, "counter").append(f"{_prom(name)}{_prom_labels(labels)} {_num(total)}")
+        for name, labels, count, total in self._prom_samples.values():
+            lines = _family(families, name, "summary")
+            lines.append(f"{_prom(name)}_sum{_prom_labels(labels)} {_num(total)}")
+            lines.append(f"{_prom(name)}_count{_prom_labels(labels)} {count}")
+        out: list[str] = []
+        for fam in sorted(families):
+            kind, lines = families[fam]
+            out += [f"# HELP {fam} {fam}", f"# TYPE {fam} {kind}", *sorted(lines)]
+        return "".join(line + "\n" for line in out)
+
+
+def _flatten(name: str, labels: Labels) -> str:
+    """InmemSignal.flattenLabels: ``name.value1.value2`` with spaces and ``:`` as ``_``."""
+    return name + "".join("." + v.replace(" ", "_").replace(":", "_") for _, v in labels)
+
+
+_PROM_BAD = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def _prom(name: str) -> str:
+    return _PROM_BAD.sub("_", name)
+
+
+def _prom_labels(labels: Labels) -> str:
+    if not labels:
+        return ""
+    body = ",".join(f'{_prom(k)}="{_escape(v)}"' for k, v in sorted(labels))
+    return "{" + body + "}"
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _num(v: float) -> str:
+    return repr(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
+
+
+def _family(families: dict[str, tuple[str, list[str]]], name: str, kind: str) -> list[str]:
+    return families.setdefault(_prom(name), (kind, []))[1]
+
+
+# ---------------------------------------------------------------------------
+# Runtime gauges
+
+
+Sampler = Callable[[], Iterable[tuple[str, float]]]
+
+
+class RuntimeStats(NodeActor):
+    """Publishes runtime gauges every ``telemetry.collection_interval`` (1 s).
+
+    go-metrics' ``emitRuntimeStats`` does this for Go; the *sampler* is the
+    edge that reads the process (greenlet count for ``num_goroutines``, RSS
+    for ``sys_bytes``, ...), injected so this actor touches no OS state and
+    runs in the simulator with a fake.
+    """
+
+    def __init__(self, env: Env, name: str, metrics: Metrics, sampler: Sampler,
+                 interval_s: float) -> None:
+        super().__init__(env, name)
+        self.metrics = metrics
+        self.sampler = sampler
+        self.interval_s = interval_s  # telemetry.collection_interval (Nomad default 1s)
+
+    def on_start(self) -> None:
+        self.set_timer("collect", 0.0)  # publish at once, so /v1/metrics is never empty
+
+    def on_timer(self, name: str) -> None:
+        if name != "collect":
+            return
+        for key, value in self.sampler():
+            self.metrics.set_gauge(key, value)
+        self.set_timer("collect", self.interval_s)

@@ -1,0 +1,390 @@
+"""`nomad-bench raft`: three Raft server processes on loopback, ours beside PySyncObj's.
+
+Each system runs as three processes on 127.0.0.1 (``benchmarks/raft_node.py``,
+``benchmarks/pysyncobj_node.py``), driven through their small HTTP control
+APIs.  Load is generated inside the leader's process (the same for both), so
+the figures are Raft's, not an HTTP client's:
+
+* **throughput**: committed writes/s with 256 proposals in flight for a few
+  seconds (ours: 256 greenlets each blocking on a reply future -- the "outside
+  world" of DESIGN.md -- and, for reference, 256 callback replies; PySyncObj:
+  256 callbacks in flight, its asynchronous API);
+* **latency**: p50/p99 of one sequential client's writes;
+* **failover**: a follower proposes a write every 5 ms; the leader is
+  SIGKILLed; the figure is the time from the kill to the commit of the first
+  write *sent after* the kill (``time.monotonic`` is CLOCK_MONOTONIC, shared
+  by all processes on Linux);
+* the raw two-process msgpack message rate of our runtime (two echo actors in
+  two processes, 64 round trips in flight), to put our throughput in scale.
+
+Ours runs with fsync on: SQLite WAL ``synchronous=FULL``, one fsync per
+group-committed Ready, on every server.  PySyncObj runs in its batching mode
+(its default) with ``journalFile``/``fullDumpFile`` (an mmap'ed journal that
+PySyncObj never fsyncs per entry) for its best throughput, and with
+``appendEntriesUseBatch=False`` for its best latency.
+
+Run: ``nomad-bench raft [--quick]`` or ``python -m benchmarks.raft_bench``.
+The helpers here (:class:`Cluster`) are also used by tests/test_raft_process.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlencode
+from urllib.request import urlopen
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = {
+    "ours": os.path.join(REPO, "benchmarks", "raft_node.py"),
+    "pysyncobj": os.path.join(REPO, "benchmarks", "pysyncobj_node.py"),
+}
+INFLIGHT = 256
+
+
+class NodeError(Exception):
+    """A control API call answered with an error (or not at all)."""
+
+    def __init__(self, code: int, error: str) -> None:
+        super().__init__(f"{code}: {error}")
+        self.code, self.error = code, error
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct ports nobody listens on (bound to 0 together, then released)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def http_get(port: int, path: str, timeout: float = 10.0, **params: Any) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}{path}"
+    if params:
+        url += "?" + urlencode(params)
+    try:
+        with urlopen(url, timeout=timeout) as r:
+            return json.loads(r.read())
+    except HTTPError as exc:
+        try:
+            body = json.loads(exc.read() or b"{}")
+        except ValueError:
+            body = {}
+        raise NodeError(exc.code, body.get("error", str(exc))) from None
+    except (URLError, OSError) as exc:
+        raise NodeError(0, f"{type(exc).__name__}: {exc}") from None
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Poll *cond* until it returns something truthy; AssertionError after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Cluster:
+    """n server processes of one kind on loopback, each with a data dir and a control port.
+
+    Every process is started by us and ended by us, by PID (:meth:`close`).
+    """
+
+    def __init__(self, kind: str, base_dir: str, n: int = 3, extra: Iterable[str] = ()) -> None:
+        self.kind = kind
+        self.script = SCRIPTS[kind]
+        self.base_dir = base_dir
+        ports = free_ports(2 * n)
+        self.ids = [f"127.0.0.1:{p}" for p in ports[:n]]
+        self.http = ports[n:]
+        self.name = f"{kind}-{ports[0]}"  # a fresh cluster never reuses another's data dirs
+        self.data = [os.path.join(base_dir, f"{self.name}-n{i}") for i in range(n)]
+        self.extra = list(extra)
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def log_path(self, i: int) -> str:
+        return os.path.join(self.base_dir, f"{self.name}-n{i}.log")
+
+    def start(self, i: int) -> None:
+        os.makedirs(self.data[i], exist_ok=True)
+        cmd = [sys.executable, self.script, "--id", self.ids[i], "--http", str(self.http[i]),
+               "--peers", ",".join(self.ids), "--data", self.data[i], *self.extra]
+        with open(self.log_path(i), "ab") as log:
+            self.procs[i] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT, cwd=REPO)
+
+    def alive(self, i: int) -> bool:
+        p = self.procs[i]
+        return p is not None and p.poll() is None
+
+    def status(self, i: int, timeout: float = 2.0) -> dict[str, Any] | None:
+        if not self.alive(i):
+            return None
+        try:
+            return http_get(self.http[i], "/status", timeout=timeout)
+        except NodeError:
+            return None
+
+    def wait_up(self, indices: Iterable[int] | None = None, timeout: float = 20.0) -> None:
+        for i in (range(self.n) if indices is None else indices):
+            def up(i: int = i) -> bool:
+                if not self.alive(i):
+                    raise AssertionError(f"{self.kind} node {i} exited early; log:\n{self.tail(i)}")
+                return self.status(i) is not None
+            wait_for(up, timeout, f"{self.kind} node {i} to answer /status")
+
+    def start_all(self, timeout: float = 20.0) -> None:
+        for i in range(self.n):
+            self.start(i)
+        self.wait_up(timeout=timeout)
+
+    def call(self, i: int, path: str, timeout: float = 10.0, **params: Any) -> dict[str, Any]:
+        return http_get(self.http[i], path, timeout=timeout, **params)
+
+    def leader(self, timeout: float = 15.0) -> int:
+        """The index of the leader once every live server agrees who it is."""
+        def find() -> int | None:
+            sts = {i: self.status(i) for i in range(self.n) if self.alive(i)}
+            if any(st is None for st in sts.values()):
+                return None
+            leaders = [i for i, st in sts.items() if st and st["role"] == "leader"]
+            if len(leaders) != 1:
+                return None
+            lid = self.ids[leaders[0]]
+            if all(st and st["leader"] == lid for st in sts.values()):
+                return leaders[0] + 1  # truthy
+            return None
+        return wait_for(find, timeout, f"{self.kind} leader") - 1
+
+    def kill(self, i: int, sig: int = signal.SIGKILL, timeout: float = 5.0) -> None:
+        p = self.procs[i]
+        if p is None:
+            return
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(timeout=timeout)
+
+    def close(self, grace_s: float = 3.0) -> None:
+        """SIGTERM every live process we started, SIGKILL what is left after *grace_s*."""
+        live = [p for p in self.procs if p is not None and p.poll() is None]
+        for p in live:
+            try:
+                os.kill(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        for p in live:
+            try:
+                p.wait(timeout=max(0.05, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(timeout=5)
+
+    def tail(self, i: int, lines: int = 30) -> str:
+        try:
+            with open(self.log_path(i), "rb") as f:
+                return b"".join(f.readlines()[-lines:]).decode(errors="replace")
+        except OSError:
+            return "(no log)"
+
+
+# ---------------------------------------------------------------- measurements
+def measure_raw_rate(base_dir: str, seconds: float) -> dict[str, Any]:
+    """Two echo processes of our runtime, 64 pings in flight: round trips/s and messages/s."""
+    ports = free_ports(4)
+    ids = [f"127.0.0.1:{p}" for p in ports[:2]]
+    procs = []
+    try:
+        for i in range(2):
+            with open(os.path.join(base_dir, f"echo-{i}.log"), "ab") as log:
+                procs.append(subprocess.Popen(
+                    [sys.executable, SCRIPTS["ours"], "--echo", "--id", ids[i], "--http", str(ports[2 + i])],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
+        for i in range(2):
+            wait_for(lambda i=i: _answers(ports[2 + i]), 20, f"echo node {i}")
+        return http_get(ports[2], "/pingpong", timeout=seconds + 30, target=ids[1], seconds=seconds,
+                        inflight=64)
+    finally:
+        _kill_all(procs)
+
+
+def _answers(port: int) -> bool:
+    try:
+        http_get(port, "/status", timeout=2)
+        return True
+    except NodeError:
+        return False
+
+
+def _kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 3
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.05, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(timeout=5)
+
+
+def measure_failover(c: Cluster, leader: int, timeout: float = 20.0) -> float:
+    """Seconds from SIGKILL of the leader to the commit of the first write sent after it."""
+    prober = (leader + 1) % c.n
+    c.call(prober, "/probe/start", interval_ms=5)
+    wait_for(lambda: c.call(prober, "/probe/result", after=0)["committed"] >= 20, 10, "probe writes to commit")
+    t_kill = time.monotonic()
+    c.kill(leader)
+    res = wait_for(lambda: (r := c.call(prober, "/probe/result", after=t_kill))["first_commit_after"] and r,
+                   timeout, f"{c.kind}: a write to commit after the leader was killed", interval=0.05)
+    c.call(prober, "/probe/stop")
+    return res["first_commit_after"] - t_kill
+
+
+def measure_system(kind: str, base_dir: str, extra: list[str], *, seconds: float, seq_writes: int,
+                   modes: tuple[str, ...] = ("future",), failover: bool = True,
+                   label: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with Cluster(kind, base_dir, extra=extra) as c:
+        c.start_all()
+        leader = c.leader()
+        # Warm up: connections, caches, the first snapshots.
+        c.call(leader, "/load", timeout=60, seconds=min(1.0, seconds), c=INFLIGHT, mode=modes[0])
+        for mode in modes:
+            r = c.call(leader, "/load", timeout=seconds + 60, seconds=seconds, c=INFLIGHT, mode=mode)
+            out[f"tput_{mode}"] = r
+            print(f"  {label:34} {INFLIGHT} in flight ({r['mode']}): {r['writes_per_s']:>9,.0f} writes/s"
+                  f"  (p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, errors {r['errors']})", flush=True)
+        r = c.call(leader, "/load", timeout=60 + seq_writes, n=seq_writes, c=1)
+        out["seq"] = r
+        print(f"  {label:34} one sequential client:  p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms"
+              f"  ({r['writes_per_s']:,.0f} writes/s, errors {r['errors']})", flush=True)
+        if failover:
+            out["failover_s"] = measure_failover(c, leader)
+            print(f"  {label:34} SIGKILL leader -> next commit: {out['failover_s']:.3f} s", flush=True)
+    return out
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    from actors.raft.core import RaftTimings
+
+    seconds = 2.0 if quick else 5.0
+    seq_writes = 300 if quick else 2000
+    timings = RaftTimings()
+    base = tempfile.mkdtemp(prefix="raft-bench-")
+    print(f"three servers per system on 127.0.0.1, data in {base}; {os.cpu_count()} CPUs", flush=True)
+    try:
+        raw = measure_raw_rate(base, 1.0 if quick else 3.0)
+        print(f"  raw two-process msgpack rate (our runtime, 64 in flight): {raw['round_trips_per_s']:,} round"
+              f" trips/s = {raw['messages_per_s']:,} messages/s", flush=True)
+
+        ours = measure_system("ours", base, ["--sync", "FULL"], seconds=seconds, seq_writes=seq_writes,
+                              modes=("future", "callback"), label="ours (sqlite FULL fsync)")
+        best = measure_system("pysyncobj", base, ["--journal"], seconds=seconds, seq_writes=seq_writes,
+                              modes=("callback",), label="pysyncobj (batch, journal)")
+        nobatch = measure_system("pysyncobj", base, ["--journal", "--no-batch"], seconds=seconds,
+                                 seq_writes=seq_writes, modes=("callback",), failover=False,
+                                 label="pysyncobj (no batch, journal)")
+        nobatch_mem = None
+        if not quick:
+            nobatch_mem = measure_system("pysyncobj", base, ["--no-batch"], seconds=seconds,
+                                         seq_writes=seq_writes, modes=("callback",), failover=False,
+                                         label="pysyncobj (no batch, memory)")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    election_timeout_s = round(timings.tick_s * timings.election_ticks, 3)
+    writes = ours["tput_future"]["writes_per_s"]
+    nobatch_p50 = nobatch["seq"]["p50_ms"]
+    if nobatch_mem is not None:
+        nobatch_p50 = min(nobatch_p50, nobatch_mem["seq"]["p50_ms"])
+    peer = {
+        "writes_per_s": best["tput_callback"]["writes_per_s"],
+        "p50_ms": best["seq"]["p50_ms"],
+        "p99_ms": best["seq"]["p99_ms"],
+        "failover_s": round(best["failover_s"], 3),
+        "election_timeout_s": 0.4,  # raftMinTimeout (timeouts drawn from [0.4, 1.4) s)
+        "best_writes_per_s": best["tput_callback"]["writes_per_s"],
+        "nobatch_p50_ms": nobatch_p50,
+        "nobatch_p99_ms": nobatch["seq"]["p99_ms"],
+        "nobatch_writes_per_s": nobatch["tput_callback"]["writes_per_s"],
+    }
+    figures: dict[str, Any] = {
+        "writes_per_s": writes,
+        "p50_ms": ours["seq"]["p50_ms"],
+        "p99_ms": ours["seq"]["p99_ms"],
+        "failover_s": round(ours["failover_s"], 3),
+        "election_timeout_s": election_timeout_s,
+        "callback_writes_per_s": ours["tput_callback"]["writes_per_s"],
+        "raw_round_trips_per_s": raw["round_trips_per_s"],
+        "raw_messages_per_s": raw["messages_per_s"],
+        "fraction_of_raw_messages": round(writes / raw["messages_per_s"], 3) if raw["messages_per_s"] else 0.0,
+        "fraction_of_raw_round_trips": (round(writes / raw["round_trips_per_s"], 3)
+                                        if raw["round_trips_per_s"] else 0.0),
+        "goal_throughput_met": writes >= peer["best_writes_per_s"],
+        "goal_latency_met": ours["seq"]["p50_ms"] <= peer["nobatch_p50_ms"],
+        "goal_failover_met": ours["failover_s"] < 2 * election_timeout_s,
+        "peer": peer,
+    }
+    print()
+    print(f"  {'':28}{'ours':>14}{'PySyncObj':>14}")
+    print(f"  {'writes/s, 256 in flight':28}{writes:>14,.0f}{peer['best_writes_per_s']:>14,.0f}"
+          "   (peer: batching + journal)")
+    print(f"  {'sequential p50 ms':28}{figures['p50_ms']:>14.3f}{peer['nobatch_p50_ms']:>14.3f}"
+          "   (peer: no batching)")
+    print(f"  {'sequential p99 ms':28}{figures['p99_ms']:>14.3f}{peer['nobatch_p99_ms']:>14.3f}"
+          "   (peer: no batching)")
+    print(f"  {'sequential p50 ms, batching':28}{'':>14}{peer['p50_ms']:>14.3f}")
+    print(f"  {'writes/s, no batching':28}{'':>14}{peer['nobatch_writes_per_s']:>14,.0f}")
+    print(f"  {'failover s':28}{figures['failover_s']:>14.3f}{peer['failover_s']:>14.3f}"
+          f"   (election timeout: ours {election_timeout_s} s, peer 0.4-1.4 s)")
+    print(f"  ours / raw msgpack rate: {figures['fraction_of_raw_messages']:.3f} of messages/s,"
+          f" {figures['fraction_of_raw_round_trips']:.3f} of round trips/s")
+    print(f"  goal (one config, fsync on): throughput >= peer best: {figures['goal_throughput_met']};"
+          f" p50 <= peer no-batch p50: {figures['goal_latency_met']};"
+          f" failover < 2x election timeout: {figures['goal_failover_met']}")
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick="--quick" in sys.argv), sort_keys=True))

@@ -1,0 +1,407 @@
+"""The agent process (Nomad ``command/agent/command.go`` ``Command.Run``).
+
+``bin/nomad-agent`` patches gevent and calls :func:`main`, which:
+
+1. parses flags and files (one ``==> <reason>`` line on stderr and exit 1
+   when they are bad), prints the warnings and ``Loaded configuration
+   from ...``;
+2. sets up Nomad-shaped logging, held back until the banner;
+3. creates and locks the data dir and loads or creates the node IDs;
+4. binds the HTTP listener (so a taken port fails here, clearly);
+5. spawns the :class:`~actors.agent.Agent` supervisor on a
+   :class:`~runtime.prod.ProdNode`, which starts the actor tree;
+6. prints the banner, releases the logs, routes OS signals to the signal
+   router, tells systemd ``READY=1``, and waits for the agent's exit code.
+
+Everything the actors need from the process goes through :class:`Process`,
+the production :class:`~actors.agent_messages.ProcessHooks`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import gc
+import logging
+import os
+import platform
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+import gevent
+import gevent.event
+import gevent.util
+import greenlet
+import psutil
+import pykka
+
+from actors.agent import VERSION, Agent, AgentAddrs, AgentContext
+from actors.agent_messages import GetStatus, OsSignal
+from actors.http_api import bind_listener
+from actors.metrics import Metrics
+from actors.signals import HANDLED_SIGNALS, SIGQUIT_EXIT_CODE
+from runtime.config import Config, ConfigError, parse_args
+from runtime.datadir import AgentState, DataDirError, open_state
+from runtime.logging_setup import LogControl, setup_logging
+from runtime.prod import ProdNode
+
+__all__ = ["Console", "Process", "banner_info", "main", "resolve_addrs"]
+
+log = logging.getLogger("agent")
+
+# Building the actor tree takes milliseconds; an agent not running after
+# this has a wedged child, and start-up fails rather than hangs.
+STARTUP_TIMEOUT_S = 10.0
+# The final sweep over whatever actors remain after the agent has stopped its
+# children (normally only the agent itself): per actor.
+TEARDOWN_TIMEOUT_S = 2.0
+# Nomad's info-block key column width (command.go: padding := 18).
+BANNER_PADDING = 18
+_GO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386"}
+
+
+class Console:
+    """Nomad's ``PrefixedUi``: ``==> `` output on stdout, errors on stderr.
+
+    With ``-log-json`` Nomad sends UI output through the logger instead
+    (``HcLogUI``), so machines see only JSON lines.
+    """
+
+    def __init__(self, out: TextIO, err: TextIO, *, json_log: bool = False) -> None:
+        self.out, self.err, self.json_log = out, err, json_log
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        try:
+            stream.write(text + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # the terminal went away; keep running
+            pass
+
+    def output(self, line: str) -> None:
+        if self.json_log:
+            if line.strip():
+                log.info(line.strip())
+        else:
+            self._write(self.out, f"==> {line}" if line else "")
+
+    def info(self, line: str) -> None:
+        if self.json_log:
+            if line.strip():
+                log.info(line.strip())
+        else:
+            self._write(self.out, f"    {line}" if line else "")
+
+    def warn(self, line: str) -> None:
+        if self.json_log:
+            log.warning(line)
+        else:
+            self._write(self.err, line)
+
+    def error(self, line: str) -> None:
+        if self.json_log:
+            log.error(line)
+        else:
+            self._write(self.err, f"==> {line}")
+
+
+class Process:
+    """The production :class:`~actors.agent_messages.ProcessHooks`."""
+
+    def __init__(self, argv: list[str], console: Console, logs: LogControl,
+                 state: AgentState | None = None) -> None:
+        self.argv = argv
+        self.console = console
+        self.logs = logs
+        self.state = state
+        self.done: gevent.event.AsyncResult = gevent.event.AsyncResult()
+
+    def output(self, line: str) -> None:
+        self.console.output(line)
+
+    def error(self, line: str) -> None:
+        self.console.error(line)
+
+    def write_stderr(self, text: str) -> None:
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+    def load_config(self) -> Config:
+        cfg, _, _ = parse_args(self.argv)
+        return resolve_name(cfg)
+
+    def set_log_level(self, level: str) -> None:
+        self.logs.set_level(level)
+
+    def notify(self, state: str) -> None:
+        if state.startswith("RELOADING"):
+            state += f"\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
+        sd_notify(state)
+
+    def dump_stacks(self) -> str:
+        return "\n".join(gevent.util.format_run_info()) + "\n"
+
+    def exit(self, code: int, *, force: bool = False) -> None:
+        if not force:
+            if not self.done.ready():
+                self.done.set(code)
+            return
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        if self.state is not None:
+            self.state.release()
+        os._exit(code)
+
+    def wait(self) -> int:
+        return int(self.done.get())
+
+
+def sd_notify(state: str) -> None:
+    """systemd's notify protocol: a datagram to ``$NOTIFY_SOCKET`` (no-op without it)."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    address = "\0" + path[1:] if path.startswith("@") else path
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.send(state.encode())
+    except OSError as e:
+        log.debug("notify socket could not be accessed: error=%s", e)
+
+
+# ---------------------------------------------------------------- config → facts
+
+
+def resolve_name(cfg: Config) -> Config:
+    """``name`` defaults to the hostname (Nomad ``DefaultConfig``)."""
+    return cfg if cfg.name else dataclasses.replace(cfg, name=socket.gethostname())
+
+
+def detect_ip() -> str:
+    """An address to advertise when bound to a wildcard: Nomad's ``GetPrivateIP``.
+
+    The first private IPv4 address of an interface that is up, else any
+    non-loopback IPv4 address, else loopback.
+    """
+    candidates: list[str] = []
+    stats = psutil.net_if_stats()
+    for iface, addrs in sorted(psutil.net_if_addrs().items()):
+        if iface in stats and not stats[iface].isup:
+            continue
+        candidates += [a.address for a in addrs if a.family == socket.AF_INET
+                       and not a.address.startswith("127.")]
+    private = [ip for ip in candidates if ip.startswith(("10.", "192.168."))
+               or (ip.startswith("172.") and 16 <= int(ip.split(".")[1]) <= 31)]
+    return (private or candidates or ["127.0.0.1"])[0]
+
+
+def resolve_addrs(cfg: Config, http_port: int) -> AgentAddrs:
+    """Bind and advertise ``ip:port`` per service (Nomad ``normalizeAddrs``)."""
+    detected: list[str] = []
+
+    def advertise(bind: str, override: str | None) -> str:
+        if override:
+            return override
+        if bind not in ("0.0.0.0", "::", ""):
+            return bind
+        if not detected:
+            detected.append(detect_ip())
+        return detected[0]
+
+    def join(host: str, port: int) -> str:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    out: dict[str, str] = {}
+    for svc, port in (("http", http_port), ("rpc", cfg.ports.rpc), ("serf", cfg.ports.serf)):
+        bind = getattr(cfg.addresses, svc) or cfg.bind_addr
+        adv = advertise(bind, getattr(cfg.advertise, svc))
+        out[f"{svc}_bind"] = join(bind, port)
+        out[f"{svc}_adv"] = adv if ":" in adv.rsplit("]", 1)[-1] else join(adv, port)
+    return AgentAddrs(**out)
+
+
+def banner_info(cfg: Config, addrs: AgentAddrs, node_id: str) -> list[str]:
+    """The ``Nomad agent configuration:`` block: sorted keys, Title Case, right-aligned."""
+    server = cfg.server.enabled
+    rpc_serf = f"; RPC: {addrs.rpc_adv}; Serf: {addrs.serf_adv}" if server else ""
+    info = {
+        "advertise addrs": f"HTTP: {addrs.http_adv}{rpc_serf}",
+        "bind addrs": f"HTTP: [{addrs.http_bind}]"
+                      + (f"; RPC: {addrs.rpc_bind}; Serf: {addrs.serf_bind}" if server else ""),
+        "client": str(cfg.client.enabled).lower(),
+        "log level": cfg.log_level,
+        "region": f"{cfg.region} (DC: {cfg.datacenter})",
+        "server": str(server).lower(),
+        "version": VERSION,
+    }
+    if server:
+        info["node id"] = node_id
+    return [f"{' ' * (BANNER_PADDING - len(k))}{k.title()}: {info[k]}" for k in sorted(info)]
+
+
+# ---------------------------------------------------------------- runtime stats
+
+
+class RuntimeProbe:
+    """Reads this process for the runtime gauges and ``stats.runtime`` (an edge)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.proc = psutil.Process()
+
+    @staticmethod
+    def census() -> tuple[int, int]:
+        """(greenlets, gc-tracked objects): one pass over the heap, ~2 ms."""
+        objs = gc.get_objects()
+        try:
+            by_type = collections.Counter(map(type, objs))
+            greenlets = sum(n for t, n in by_type.items() if issubclass(t, greenlet.greenlet))
+            return greenlets, len(objs)
+        finally:
+            del objs
+
+    def sample(self) -> Iterable[tuple[tuple[str, ...], float]]:
+        """go-metrics' runtime gauges, in Python terms (num_goroutines = greenlets)."""
+        greenlets, objects = self.census()
+        return [(("runtime", "num_goroutines"), greenlets),
+                (("runtime", "sys_bytes"), self.proc.memory_info().rss),
+                (("runtime", "heap_objects"), objects),
+                (("runtime", "total_gc_runs"), sum(s["collections"] for s in gc.get_stats())),
+                (("agent", "uptime"), time.monotonic() - self.started)]
+
+    def info(self) -> dict[str, str]:
+        """Nomad's ``RuntimeStats()`` map for ``/v1/agent/self``."""
+        return {"kernel.name": sys.platform, "arch": _GO_ARCH.get(platform.machine(), platform.machine()),
+                "version": f"{platform.python_implementation()} {platform.python_version()}",
+                "max_procs": "1",  # greenlets run on one OS thread
+                "goroutines": str(self.census()[0]), "cpu_count": str(os.cpu_count() or 1)}
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)  # journald and tests read lines as they come
+    plain = Console(sys.stdout, sys.stderr)
+    if any(a in ("-h", "-help", "--help") for a in argv):
+        sys.stdout.write(usage())
+        return 0
+    try:
+        cfg, loaded, warnings = parse_args(argv)
+    except ConfigError as e:
+        plain.error(str(e))
+        return 1
+    cfg = resolve_name(cfg)
+    console = Console(sys.stdout, sys.stderr, json_log=cfg.log_json)
+    logs = setup_logging(cfg.log_level, json_format=cfg.log_json)
+    for warning in warnings:
+        (console.error if warning.startswith("WARNING") else console.warn)(warning)
+    console.output(f"Loaded configuration from {', '.join(loaded)}" if loaded
+                   else "No configuration files loaded")
+    console.output("Starting Nomad agent...")
+    try:
+        state = open_state(cfg)
+    except DataDirError as e:
+        console.error(f"Error starting agent: {e}")
+        logs.open_gate()
+        return 1
+    try:
+        return _run(argv, cfg, console, logs, state)
+    finally:
+        logs.open_gate()
+        state.release()
+
+
+def usage() -> str:
+    """``nomad agent -h``, abridged: the flags this agent accepts."""
+    from runtime.config_flags import FLAGS
+
+    names = ["-dev", "-config=<path>", *(f"-{n}" if k is bool else f"-{n}=<{_KIND.get(k, 'value')}>"
+                                         for n, (_, k) in sorted(FLAGS.items()))]
+    return ("Usage: nomad-agent [options]\n\n"
+            "  Starts a Nomad agent: a server, a client, or both (-dev), configured by\n"
+            "  TOML files with Nomad's key names (-config, repeatable, merged in order)\n"
+            "  and these flags, merged over the files:\n\n"
+            + "".join(f"  {n}\n" for n in names))
+
+
+_KIND = {int: "int", str: "string", "dur": "duration", "list": "value, repeatable",
+         "csv": "a,b", "kv": "key=value, repeatable"}
+
+
+def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state: AgentState) -> int:
+    http_host = cfg.addresses.http or cfg.bind_addr
+    try:
+        listener = bind_listener(http_host, cfg.ports.http)
+    except OSError as e:
+        console.error(f"Error starting http server: listen tcp {http_host}:{cfg.ports.http}: "
+                      f"{e.strerror or e}")
+        return 1
+    addrs = resolve_addrs(cfg, listener.getsockname()[1])
+    tel = cfg.telemetry
+    metrics = Metrics(clock=time.time, interval_s=tel.in_memory_collection_interval_s,
+                      retain_s=max(tel.in_memory_retention_period_s, tel.in_memory_collection_interval_s),
+                      hostname=None if tel.disable_hostname else socket.gethostname())
+    process = Process(argv, console, logs, state)
+    probe = RuntimeProbe()
+    ctx = AgentContext(hooks=process, metrics=metrics, node_id=state.node_id,
+                       client_id=state.client_id, addrs=addrs, http_listener=listener,
+                       sampler=probe.sample, runtime_info=probe.info)
+    node = ProdNode(addrs.rpc_adv, supervisor="agent")
+    # Routed from here on: a stop signal during start-up ends the process at
+    # once (there is nothing to leave yet) instead of raising KeyboardInterrupt.
+    watchers = _route_signals(node, process)
+    try:
+        agent = node.spawn(Agent, "agent", cfg, ctx)
+        try:
+            phase = agent.ask(GetStatus(), timeout=STARTUP_TIMEOUT_S)["phase"]
+        except pykka.Timeout:
+            phase = f"not running after {STARTUP_TIMEOUT_S:g}s"
+        if phase != "running":
+            console.error(f"Error starting agent: the agent is {phase} (see the log)")
+            logs.open_gate()
+            process.done.wait(STARTUP_TIMEOUT_S)
+            return 1
+        console.output("Nomad agent configuration:\n")
+        for line in banner_info(cfg, addrs, state.node_id):
+            console.info(line)
+        console.output("")
+        console.output("Nomad agent started! Log data will stream in below:\n")
+        logs.open_gate()
+        process.notify("READY=1")
+        return process.wait()
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        node.stop_all(timeout_s=TEARDOWN_TIMEOUT_S)
+        listener.close()
+
+
+def _route_signals(node: ProdNode, process: Process) -> list[Any]:
+    """``gevent.signal_handler`` for each handled signal; the handler only tells the router."""
+
+    def deliver(name: str) -> None:
+        ref = node.lookup("signals")
+        if ref is not None and ref.is_alive():
+            node.deliver("signals", OsSignal(name=name))
+            return
+        # No router (start-up, a restart, or the very end of the shutdown): a
+        # stop signal must still stop the process.
+        if name in ("SIGINT", "SIGTERM", "SIGQUIT"):
+            process.write_stderr(f"==> Caught signal {name} without a signal router; exiting\n")
+            process.exit(SIGQUIT_EXIT_CODE if name == "SIGQUIT" else 1, force=True)
+
+    return [gevent.signal_handler(getattr(signal, name), deliver, name) for name in HANDLED_SIGNALS]

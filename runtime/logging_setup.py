@@ -1,0 +1,169 @@
+"""Logging in Nomad's shape (hclog), for the agent process.
+
+Levels are Nomad's: TRACE, DEBUG, INFO, WARN, ERROR and OFF.  A text line
+is hclog's::
+
+    2026-11-26T09:30:00.000Z [INFO]  agent: message: key=value
+
+written, as Nomad's ``UiWriter`` writes it, after the UI's 4-space info
+prefix; ``-log-json`` gives hclog's JSON lines (``@level``, ``@message``,
+``@module``, ``@timestamp``) without a prefix.  The module is the logger's
+name with a leading ``actors.`` or ``runtime.`` dropped (the agent's own
+loggers are named ``agent``, ``agent.http``).
+
+Until the banner is printed, log lines are held back (Nomad's gated
+writer) so they do not interleave with it; JSON logs are not held, as in
+Nomad.  The level changes at run time (SIGHUP) with :meth:`LogControl.set_level`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import sys
+from typing import TextIO
+
+__all__ = ["LEVELS", "TRACE", "JsonFormatter", "LogControl", "TextFormatter", "setup_logging"]
+
+TRACE = 5
+LEVELS = {"TRACE": TRACE, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
+          "WARN": logging.WARNING, "ERROR": logging.ERROR, "OFF": logging.CRITICAL + 10}
+logging.addLevelName(TRACE, "TRACE")
+# Nomad's UI info prefix, which its log writer goes through.
+INFO_PREFIX = "    "
+# Lines held before the banner; a start-up that logs more is broken anyway,
+# and the gate must not grow without bound.  The oldest are dropped.
+MAX_GATED_LINES = 10_000
+# Third-party loggers whose DEBUG chatter (pykka's "Starting ...") is TRACE to us.
+_CHATTY = ("pykka", "gevent")
+
+
+def _label(levelno: int) -> str:
+    if levelno >= logging.ERROR:
+        return "ERROR"
+    if levelno >= logging.WARNING:
+        return "WARN"
+    if levelno >= logging.INFO:
+        return "INFO"
+    return "DEBUG" if levelno >= logging.DEBUG else "TRACE"
+
+
+def module_of(name: str) -> str:
+    for prefix in ("actors.", "runtime."):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return "agent" if name == "root" else name
+
+
+def _local(t: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(t).astimezone()
+
+
+def _zone(d: datetime.datetime, colon: bool) -> str:
+    """Go's ``Z0700`` / ``Z07:00``: ``Z`` in UTC, else the offset."""
+    offset = d.utcoffset()
+    if not offset:
+        return "Z"
+    text = d.strftime("%z")
+    return f"{text[:3]}:{text[3:]}" if colon else text
+
+
+class TextFormatter(logging.Formatter):
+    """hclog's text format (``TimeFormat = "2006-01-02T15:04:05.000Z0700"``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        d = _local(record.created)
+        when = d.strftime("%Y-%m-%dT%H:%M:%S") + f".{d.microsecond // 1000:03d}" + _zone(d, False)
+        level = _label(record.levelno)
+        line = f"{when} [{level}]{' ' * (6 - len(level))}{module_of(record.name)}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """hclog's JSON format (``TimeFormatJSON = "2006-01-02T15:04:05.000000Z07:00"``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        d = _local(record.created)
+        entry = {"@level": _label(record.levelno).lower(), "@message": record.getMessage(),
+                 "@module": module_of(record.name),
+                 "@timestamp": d.strftime("%Y-%m-%dT%H:%M:%S.%f") + _zone(d, True)}
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, sort_keys=True)
+
+
+class _GatedHandler(logging.Handler):
+    """Writes lines to *stream*, holding them until :meth:`open` when gated."""
+
+    def __init__(self, stream: TextIO, prefix: str, gated: bool) -> None:
+        super().__init__(logging.NOTSET)
+        self.stream = stream
+        self.prefix = prefix
+        self.held: list[str] | None = [] if gated else None
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.prefix + self.format(record) + "\n"
+        except Exception:  # noqa: BLE001 - a bad log call must not kill its caller
+            self.handleError(record)
+            return
+        if self.held is not None:
+            self.held.append(line)
+            if len(self.held) > MAX_GATED_LINES:
+                del self.held[0]
+                self.dropped += 1
+            return
+        self._write(line)
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # stdout gone (closed pipe): nothing left to tell
+            pass
+
+    def open(self) -> None:
+        held, self.held = self.held, None
+        if held:
+            self._write("".join(held))
+
+
+class LogControl:
+    """The process's logging: level changes and the start-up gate."""
+
+    def __init__(self, handler: _GatedHandler) -> None:
+        self.handler = handler
+        self.level = "INFO"
+
+    def set_level(self, level: str) -> None:
+        name = level.upper()
+        self.level = name
+        number = LEVELS[name]
+        logging.getLogger().setLevel(number)
+        chatty_level = logging.DEBUG if number <= TRACE else max(number, logging.INFO)
+        for chatty in _CHATTY:
+            logging.getLogger(chatty).setLevel(chatty_level)
+
+    def open_gate(self) -> None:
+        self.handler.open()
+
+    def close(self) -> None:
+        logging.getLogger().removeHandler(self.handler)
+
+
+def setup_logging(level: str, *, json_format: bool, stream: TextIO | None = None) -> LogControl:
+    """Install Nomad-shaped logging on the root logger; returns its control."""
+    out = stream if stream is not None else sys.stdout
+    handler = _GatedHandler(out, "" if json_format else INFO_PREFIX, gated=not json_format)
+    handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    control = LogControl(handler)
+    control.set_level(level)
+    return control

@@ -1,0 +1,487 @@
+"""Real ``bin/nomad-agent`` processes on 127.0.0.1: banner, HTTP, signals, exit codes, state.
+
+Every agent gets free ports and its own data dir from the test, is waited
+for with deadlines (its output lines, or its health endpoint), and is
+killed by PID in the fixture's finalizer if a test leaves it running.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+AGENT = os.path.join(ROOT, "bin", "nomad-agent")
+# A healthy start takes ~0.3 s; this bounds a loaded CI machine, not a normal run.
+START_DEADLINE_S = 20.0
+# Signals, reloads and exits complete in milliseconds; same reasoning.
+STEP_DEADLINE_S = 10.0
+POLL_S = 0.01  # how often a wait re-checks its condition
+
+# An agent whose child takes 30 s to leave, plugged in through the documented
+# EXTRA_CHILD_SPECS point: the window a second signal needs.
+SLOW_LEAVE_AGENT = r"""
+from gevent import monkey; monkey.patch_all()
+import sys
+sys.path.insert(0, %(root)r)
+from actors.agent import EXTRA_CHILD_SPECS, ChildSpec
+from actors.agent_messages import Leave, LeaveDone
+from runtime.actor import NodeActor
+
+class SlowLeaver(NodeActor):
+    def receive(self, message):
+        if isinstance(message, Leave):
+            self.pending = message
+            self.set_timer("leave", 30.0)
+
+    def on_timer(self, name):
+        self.send(self.env.node, self.pending.reply_to,
+                  LeaveDone(actor=self.name, corr=self.pending.corr))
+
+EXTRA_CHILD_SPECS.append(lambda config, ctx: [ChildSpec(name="slow-leaver", cls=SlowLeaver, leaves=True)])
+from runtime.agent_main import main
+sys.exit(main(sys.argv[1:]))
+""" % {"root": ROOT}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond: Callable[[], Any], what: str, timeout_s: float = STEP_DEADLINE_S,
+             detail: Callable[[], str] = lambda: "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n{detail()}")
+        gevent.sleep(POLL_S)
+
+
+class AgentProc:
+    """One agent process, its output collected line by line as it comes."""
+
+    def __init__(self, args: list[str], *, code: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        cmd = [sys.executable, "-c", code, *args] if code else [sys.executable, AGENT, *args]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.readers = [gevent.spawn(self._pump, self.proc.stdout, self.out),
+                        gevent.spawn(self._pump, self.proc.stderr, self.err)]
+        self.http_port: int | None = None
+
+    @staticmethod
+    def _pump(stream: Any, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    def detail(self) -> str:
+        return ("--- stdout\n" + "\n".join(self.out[-40:]) + "\n--- stderr\n" + "\n".join(self.err[-40:]))
+
+    def wait_line(self, pattern: str, *, stream: str = "out", after: int = 0,
+                  timeout_s: float = STEP_DEADLINE_S) -> int:
+        """Index of the first line at or after *after* matching the regex *pattern*."""
+        lines = self.out if stream == "out" else self.err
+        rx = re.compile(pattern)
+
+        def find() -> int | None:
+            for i in range(after, len(lines)):
+                if rx.search(lines[i]):
+                    return i + 1  # +1 so index 0 is truthy; undone below
+            return None
+
+        return wait_for(find, f"{stream} line /{pattern}/", timeout_s, self.detail) - 1
+
+    def get(self, path: str, method: str = "GET") -> tuple[int, bytes, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=STEP_DEADLINE_S)
+        try:
+            conn.request(method, path)
+            resp = conn.getresponse()
+            return resp.status, resp.read(), resp.getheader("Content-Type", "")
+        finally:
+            conn.close()
+
+    def healthy(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"agent exited with {self.proc.returncode}\n{self.detail()}")
+        try:
+            return self.get("/v1/agent/health")[0] == 200
+        except OSError:
+            return False
+
+    def wait_healthy(self) -> AgentProc:
+        wait_for(self.healthy, "a healthy agent", START_DEADLINE_S, self.detail)
+        return self
+
+    def send(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout_s: float = STEP_DEADLINE_S) -> int:
+        try:
+            rc = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"agent still running after {timeout_s}s\n{self.detail()}") from None
+        gevent.joinall(self.readers, timeout=STEP_DEADLINE_S)
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        gevent.killall(self.readers)
+
+
+def agent_config(path: Any, data_dir: Any, *, ports: dict[str, int] | None = None,
+                 **top: Any) -> dict[str, Any]:
+    """A server+client agent config on (free) loopback ports; returns its facts."""
+    ports = ports or {"http": free_port(), "rpc": free_port(), "serf": free_port()}
+    lines = [f'data_dir = "{data_dir}"', 'bind_addr = "127.0.0.1"']
+    lines += [f"{k} = {json.dumps(v)}" for k, v in top.items()]
+    lines += ["[ports]", *(f"{k} = {v}" for k, v in ports.items()),
+              "[server]", "enabled = true", "bootstrap_expect = 1", "[client]", "enabled = true"]
+    path.write_text("\n".join(lines) + "\n")
+    return {"path": str(path), "data_dir": str(data_dir), **ports}
+
+
+@pytest.fixture
+def agents():
+    """Start agents; any still running at the end are killed by PID."""
+    started: list[AgentProc] = []
+
+    def start(args: list[str], *, http_port: int | None = None, code: str | None = None,
+              env: dict[str, str] | None = None) -> AgentProc:
+        agent = AgentProc(args, code=code, env=env)
+        agent.http_port = http_port
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.kill()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    """One server+client agent shared by the read-only tests."""
+    tmp = tmp_path_factory.mktemp("shared")
+    cfg = agent_config(tmp / "agent.toml", tmp / "data")
+    agent = AgentProc(["-config", cfg["path"]])
+    agent.http_port = cfg["http"]
+    try:
+        agent.wait_healthy()
+        yield agent, cfg
+    finally:
+        agent.kill()
+
+
+def banner_value(agent: AgentProc, key: str) -> str:
+    line = agent.out[agent.wait_line(rf"^ +{key}: ")]
+    return line.split(": ", 1)[1]
+
+
+# ---------------------------------------------------------------- banner, data dir, HTTP
+
+
+def test_banner_has_nomads_lines_fields_and_alignment(running):
+    agent, cfg = running
+    start = agent.wait_line(r"^==> Nomad agent started!")
+    with open(os.path.join(cfg["data_dir"], "server", "node-id")) as fh:
+        node_id = fh.read()
+    http, rpc, serf = (f"127.0.0.1:{cfg[k]}" for k in ("http", "rpc", "serf"))
+    assert agent.out[:start + 2] == [
+        f"==> Loaded configuration from {cfg['path']}",
+        "==> Starting Nomad agent...",
+        "==> Nomad agent configuration:",
+        "",
+        f"       Advertise Addrs: HTTP: {http}; RPC: {rpc}; Serf: {serf}",
+        f"            Bind Addrs: HTTP: [{http}]; RPC: {rpc}; Serf: {serf}",
+        "                Client: true",
+        "             Log Level: INFO",
+        f"               Node Id: {node_id}",
+        "                Region: global (DC: dc1)",
+        "                Server: true",
+        "               Version: 2.0.6",
+        "",
+        "==> Nomad agent started! Log data will stream in below:",
+        "",
+    ]
+    assert re.fullmatch(r"    \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d{4}) \[INFO\]  agent: .+",
+                        agent.out[start + 2])
+    assert "==> WARNING: mTLS is not configured - Nomad is not secure without mTLS!" in agent.err
+
+
+def test_data_dir_is_created_0700_with_the_node_ids(running):
+    _, cfg = running
+    assert stat.S_IMODE(os.stat(cfg["data_dir"]).st_mode) == 0o700
+    for name in ("server/node-id", "client/client-id", "client/secret-id"):
+        assert stat.S_IMODE(os.stat(os.path.join(cfg["data_dir"], name)).st_mode) == 0o600
+
+
+def test_http_endpoints_answer_in_nomads_shape(running):
+    agent, cfg = running
+    status, body, ctype = agent.get("/v1/agent/self")
+    info = json.loads(body)
+    assert (status, ctype) == (200, "application/json")
+    assert set(info) == {"config", "member", "stats"}
+    assert info["config"]["Ports"]["HTTP"] == cfg["http"] and info["config"]["LeaveOnTerm"] is False
+    assert info["member"]["Port"] == cfg["serf"] and info["member"]["Tags"]["role"] == "nomad"
+    assert {"nomad", "raft", "serf", "client", "runtime"} <= set(info["stats"])
+    assert int(info["stats"]["runtime"]["goroutines"]) > 0
+    status, body, _ = agent.get("/v1/agent/health")
+    assert json.loads(body) == {"client": {"ok": True, "message": "ok"},
+                                "server": {"ok": True, "message": "ok"}}
+    status, body, _ = agent.get("/v1/metrics")
+    summary = json.loads(body)
+    assert set(summary) == {"Timestamp", "Gauges", "Points", "Counters", "Samples"}
+    names = {g["Name"] for g in summary["Gauges"]}
+    assert {"nomad.runtime.num_goroutines", "nomad.runtime.sys_bytes", "nomad.agent.uptime"} <= names
+
+
+def test_bad_http_requests_are_answered_and_the_agent_keeps_serving(running):
+    agent, _ = running
+    assert agent.get("/v1/no/such/thing")[:2] == (404, b"404 page not found\n")
+    assert agent.get("/v1/agent/health", "DELETE")[:2] == (405, b"Invalid method")
+    assert agent.get("/v1/agent/health?index=abc")[:2] == (400, b"Invalid index")
+    assert agent.get("/v1/agent/health?wait=soon")[:2] == (400, b"Invalid wait time")
+    assert agent.get("/v1/metrics?format=prometheus")[:2] == (415, b"Prometheus is not enabled")
+    with socket.create_connection(("127.0.0.1", agent.http_port), timeout=STEP_DEADLINE_S) as s:
+        s.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+        assert s.recv(64).startswith(b"HTTP/1.1 400")
+    with socket.create_connection(("127.0.0.1", agent.http_port), timeout=STEP_DEADLINE_S) as s:
+        s.sendall(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n")
+        assert s.recv(64).startswith(b"HTTP/1.1 414")
+    assert agent.get("/v1/agent/health")[0] == 200
+    assert agent.proc.poll() is None
+
+
+def test_sigusr1_dumps_metrics_to_stderr_and_the_agent_keeps_serving(running):
+    agent, _ = running
+    before = len(agent.err)
+    agent.send(signal.SIGUSR1)
+    agent.wait_line(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000 UTC\]\[G\] 'nomad\.runtime\.num_goroutines\.",
+                    stream="err", after=before)
+    assert agent.get("/v1/agent/health")[0] == 200
+    assert agent.proc.poll() is None
+
+
+def test_dev_agent_serves_prometheus_and_logs_at_debug(agents, tmp_path):
+    port = free_port()
+    ports = tmp_path / "ports.toml"
+    ports.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n")
+    agent = agents(["-dev", "-config", str(ports)], http_port=port).wait_healthy()
+    assert banner_value(agent, "Log Level") == "DEBUG"
+    assert banner_value(agent, "Server") == "true" and banner_value(agent, "Client") == "true"
+    status, body, ctype = agent.get("/v1/metrics?format=prometheus")
+    assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
+    assert "# TYPE nomad_runtime_num_goroutines gauge" in body.decode()
+    agent.wait_line(r"\[DEBUG\] agent\.http: request complete: method=GET "
+                    r"path=/v1/metrics\?format=prometheus")
+    agent.send(signal.SIGTERM)
+    assert agent.wait_exit() == 1
+
+
+def test_log_json_writes_only_json_lines(agents, tmp_path):
+    port = free_port()
+    ports = tmp_path / "ports.toml"
+    ports.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n")
+    agent = agents(["-dev", "-log-json", "-config", str(ports)], http_port=port).wait_healthy()
+    agent.wait_line(r'"@message": "Nomad agent started!')
+    agent.send(signal.SIGINT)
+    assert agent.wait_exit() == 1
+    entries = [json.loads(line) for line in agent.out]
+    assert all({"@level", "@message", "@module", "@timestamp"} <= set(e) for e in entries)
+
+
+# ---------------------------------------------------------------- reload
+
+
+def test_sighup_reloads_the_log_level_and_reports_what_needs_a_restart(agents, tmp_path):
+    cfg = agent_config(tmp_path / "agent.toml", tmp_path / "data", log_level="INFO")
+    agent = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    same_ports = {k: cfg[k] for k in ("http", "rpc", "serf")}  # only the two keys below change
+    agent_config(tmp_path / "agent.toml", tmp_path / "data", ports=same_ports, log_level="DEBUG",
+                 leave_on_terminate=True)
+    agent.send(signal.SIGHUP)
+    reload_at = agent.wait_line(r"^==> Caught signal: hangup$")
+    agent.wait_line(r"^==> Reloading configuration\.\.\.$", after=reload_at)
+    agent.wait_line(r"\[WARN\]  agent: config change needs a restart to take effect: key=leave_on_terminate")
+    agent.wait_line(r"\[INFO\]  agent: log level changed: level=DEBUG")
+    assert agent.get("/v1/agent/health")[0] == 200
+    agent.wait_line(r"\[DEBUG\] agent\.http: request complete: method=GET path=/v1/agent/health")
+    assert not [line for line in agent.out[:reload_at] if "[DEBUG]" in line]
+    # leave_on_terminate is not reloadable (Nomad reads the start-up value): a plain stop, exit 1.
+    agent.send(signal.SIGTERM)
+    assert agent.wait_exit() == 1
+    assert "==> Gracefully shutting down agent..." not in agent.out
+
+
+def test_systemd_is_notified_of_ready_reloading_and_stopping(agents, tmp_path):
+    cfg = agent_config(tmp_path / "agent.toml", tmp_path / "data")
+    notify_path = str(tmp_path / "notify.sock")
+    got: list[str] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(notify_path)
+
+        def receive() -> None:
+            while True:
+                got.append(sock.recv(4096).decode())
+
+        reader = gevent.spawn(receive)
+        try:
+            agent = agents(["-config", cfg["path"]], http_port=cfg["http"],
+                           env={"NOTIFY_SOCKET": notify_path}).wait_healthy()
+            wait_for(lambda: got == ["READY=1"], "READY=1", detail=lambda: repr(got))
+            agent.send(signal.SIGHUP)
+            wait_for(lambda: len(got) == 3, "a reload's notifications", detail=lambda: repr(got))
+            assert re.fullmatch(r"RELOADING=1\nMONOTONIC_USEC=\d+", got[1]) and got[2] == "READY=1"
+            agent.send(signal.SIGINT)
+            assert agent.wait_exit() == 1
+            wait_for(lambda: len(got) == 4, "STOPPING=1", detail=lambda: repr(got))
+            assert got[3] == "STOPPING=1"
+        finally:
+            reader.kill()
+
+
+# ---------------------------------------------------------------- stop, leave, restart
+
+
+@pytest.mark.parametrize(("sig", "leave_key", "code", "go_name"), [
+    (signal.SIGINT, None, 1, "interrupt"),
+    (signal.SIGINT, "leave_on_interrupt", 0, "interrupt"),
+    (signal.SIGTERM, None, 1, "terminated"),
+    (signal.SIGTERM, "leave_on_terminate", 0, "terminated"),
+])
+def test_stop_signals_exit_like_nomad_and_a_restart_resumes_the_same_node(agents, tmp_path, sig,
+                                                                         leave_key, code, go_name):
+    top = {leave_key: True} if leave_key else {}
+    cfg = agent_config(tmp_path / "agent.toml", tmp_path / "data", **top)
+    first = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    node_id = banner_value(first, "Node Id")
+    first.send(sig)
+    assert first.wait_exit() == code
+    first.wait_line(rf"^==> Caught signal: {go_name}$")
+    assert ("==> Gracefully shutting down agent..." in first.out) == bool(leave_key)
+    first.wait_line(r"\[INFO\]  agent: shutdown complete")
+    data = tmp_path / "data"
+    assert (data / "server" / "node-id").read_text() == node_id
+    client_id = (data / "client" / "client-id").read_text()
+
+    second = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    assert banner_value(second, "Node Id") == node_id
+    assert json.loads(second.get("/v1/agent/self")[1])["stats"]["client"]["node_id"] == client_id
+    second.send(signal.SIGINT)
+    assert second.wait_exit() == (0 if leave_key == "leave_on_interrupt" else 1)
+
+
+def test_second_signal_during_the_leave_forces_exit_1(agents, tmp_path):
+    cfg = agent_config(tmp_path / "agent.toml", tmp_path / "data", leave_on_interrupt=True,
+                       leave_timeout="60s")
+    agent = agents(["-config", cfg["path"]], http_port=cfg["http"], code=SLOW_LEAVE_AGENT).wait_healthy()
+    agent.send(signal.SIGINT)
+    agent.wait_line(r"^==> Gracefully shutting down agent\.\.\.$")
+    forced_at = time.monotonic()
+    agent.send(signal.SIGINT)
+    assert agent.wait_exit() == 1
+    assert time.monotonic() - forced_at < 5.0  # not the 30 s leave, not the 60 s timeout
+    assert agent.out.count("==> Caught signal: interrupt") == 2
+
+
+def test_leave_that_outlasts_leave_timeout_exits_1(agents, tmp_path):
+    cfg = agent_config(tmp_path / "agent.toml", tmp_path / "data", leave_on_terminate=True,
+                       leave_timeout="300ms")
+    agent = agents(["-config", cfg["path"]], http_port=cfg["http"], code=SLOW_LEAVE_AGENT).wait_healthy()
+    agent.send(signal.SIGTERM)
+    agent.wait_line(r"^==> Gracefully shutting down agent\.\.\.$")
+    assert agent.wait_exit() == 1
+    agent.wait_line(r"\[WARN\]  agent: graceful leave did not finish within 0\.3s")
+
+
+def test_sigquit_prints_every_greenlet_stack_and_exits_2(agents, tmp_path):
+    cfg = agent_config(tmp_path / "agent.toml", tmp_path / "data")
+    agent = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    agent.send(signal.SIGQUIT)
+    assert agent.wait_exit() == 2
+    err = "\n".join(agent.err)
+    assert "SIGQUIT: quit" in err
+    assert "actors/signals.py" in err and "pykka/_actor.py" in err  # the actors' own stacks
+    assert "Greenlets" in err
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def _bad_file(tmp_path: Any, text: str) -> list[str]:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return ["-dev", "-config", str(path)]
+
+
+@pytest.mark.parametrize(("make_args", "message"), [
+    (lambda t: _bad_file(t, "bogus = 1\n"), r'unknown key "bogus" in .*bad\.toml'),
+    (lambda t: _bad_file(t, "ports = {\n"), r"Error loading configuration from .*bad\.toml: "),
+    (lambda t: _bad_file(t, '[ports]\nhttp = "x"\n'), r"ports\.http: expected an integer, got string 'x'"),
+    (lambda t: _bad_file(t, '[server]\nheartbeat_grace = "10"\n'),
+     r'server\.heartbeat_grace: invalid duration "10"'),
+    (lambda t: ["-dev", "-config", str(t / "missing.toml")], r"missing\.toml: no such file or directory"),
+    (lambda t: ["-dev", "-bogus"], r"flag provided but not defined: -bogus"),
+    (lambda t: [], r"Must specify either server, client or dev mode for the agent\."),
+    (lambda t: ["-dev", "-log-level=LOUD"], r'log_level: invalid log level "LOUD"'),
+    (lambda t: ["-server", "-data-dir=relative/dir"],
+     r'data_dir: must be an absolute path, got "relative/dir"'),
+    (lambda t: ["-dev", "-bootstrap-expect=x"], r'invalid value "x" for flag -bootstrap-expect'),
+])
+def test_bad_config_or_flags_exit_1_with_one_clear_line(tmp_path, make_args, message):
+    done = subprocess.run([sys.executable, AGENT, *make_args(tmp_path)], capture_output=True, text=True,
+                          timeout=STEP_DEADLINE_S, cwd=ROOT)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("==> ") and re.search(message, lines[0]), done.stderr
+
+
+def test_taken_http_port_fails_start_up_with_one_clear_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        ports = tmp_path / "ports.toml"
+        ports.write_text(f"[ports]\nhttp = {port}\n")
+        done = subprocess.run([sys.executable, AGENT, "-dev", "-config", str(ports)], capture_output=True,
+                              text=True, timeout=STEP_DEADLINE_S, cwd=ROOT)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"==> Error starting http server: listen tcp 127.0.0.1:{port}: Address already in use"]
+
+
+def test_second_agent_on_a_held_data_dir_is_refused(agents, tmp_path):
+    cfg = agent_config(tmp_path / "a.toml", tmp_path / "data")
+    holder = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    other = agent_config(tmp_path / "b.toml", tmp_path / "data")
+    refused = agents(["-config", other["path"]], http_port=other["http"])
+    assert refused.wait_exit() == 1
+    errors = [line for line in refused.err if not line.startswith("==> WARNING")]
+    assert errors == [f'==> Error starting agent: data_dir "{tmp_path / "data"}" is in use by another '
+                      f"agent (pid {holder.proc.pid}); each agent needs its own data_dir"]
+    assert holder.get("/v1/agent/health")[0] == 200
