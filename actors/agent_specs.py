@@ -104,6 +104,8 @@ class AgentContext:
     sampler: Sampler | None = None  # runtime gauges; None: no RuntimeStats child
     runtime_info: Callable[[], dict[str, str]] | None = None  # stats.runtime of /v1/agent/self
     supervision: Supervision = field(default_factory=Supervision)
+    raft_storage: Any = None  # an opened RaftStorage for a server; None: no Raft peer
+    raft_bootstrap: tuple[str, ...] = ()  # voters to bootstrap a new cluster with (bootstrap_expect=1)
 
 
 SpecFactory = Callable[[Config, AgentContext], list[ChildSpec]]
@@ -137,6 +139,15 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         specs.append(ChildSpec(name="runtime-stats", cls=RuntimeStats,
                                args=(ctx.metrics, ctx.sampler,
                                      config.telemetry.collection_interval_s)))
+    if config.server.enabled and ctx.raft_storage is not None:
+        from actors.raft.peer import RaftPeer, raft_config
+
+        # Not restartable: its storage is closed on stop, and a Raft peer that
+        # failed has hit a bug or a disk error that a restart would hide.
+        specs.append(ChildSpec(name="raft", cls=RaftPeer, role="server", restartable=False,
+                               kwargs=(("storage", ctx.raft_storage),
+                                       ("config", raft_config(config.server.raft_multiplier)),
+                                       ("bootstrap", ctx.raft_bootstrap))))
     for factory in EXTRA_CHILD_SPECS:
         specs.extend(factory(config, ctx))
     if ctx.http_listener is not None:

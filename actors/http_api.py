@@ -177,6 +177,10 @@ def agent_health(req: Request, api: Api) -> Any:
     require(req, "GET")
     parse_query_options(req)
     health = api.ask(api.ctx.agent, GetHealth())
+    server = health["server"]
+    if server is not None and server["ok"] and api.env.lookup("raft") is not None:
+        if not _raft_status(api)["leader"]:
+            health["server"] = {"ok": False, "message": "no leader"}  # Nomad's wording
     want_client = want_server = True
     out: dict[str, Any] = {}
     if "type" in req.query:  # Nomad: a requested role that is off reports "not enabled"
@@ -334,3 +338,56 @@ class HttpApi(NodeActor):
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         self._close()
         super().on_failure(exception_type, exception_value, traceback)
+
+
+# ---------------------------------------------------------------- status and raft operator
+
+
+def _raft_status(api: Api) -> dict[str, Any]:
+    ref = api.env.lookup("raft")
+    if ref is None or not ref.is_alive():
+        raise CodedError(500, "No cluster leader")  # a client-only agent has no Raft
+    return api.ask("raft", "status")
+
+
+@route("/v1/status/leader")
+def status_leader(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    return _raft_status(api)["leader"]
+
+
+@route("/v1/status/peers")
+def status_peers(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    return sorted(_raft_status(api)["voters"])
+
+
+@route("/v1/operator/raft/configuration")
+def raft_configuration(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    status = _raft_status(api)
+    servers = api.ask("raft", "configuration")
+    for s in servers:
+        s.update(Node="(unknown)", RaftProtocol="3")  # gossip names servers once it exists
+    return {"Servers": servers, "Index": status["commit"]}
+
+
+@route("/v1/operator/raft/peer")
+def raft_remove_peer(req: Request, api: Api) -> Any:
+    require(req, "DELETE")
+    from actors.raft.peer import ChangeMembership, RaftError
+
+    if "address" in req.query and "id" not in req.query:
+        raise CodedError(400, "Removing a peer by address is not supported")
+    ids = req.query.get("id") or [""]
+    if not ids[0]:
+        raise CodedError(400, "Must specify ?id with the server's ID")
+    fut = api.env.make_future()
+    api.env.lookup("raft").tell(ChangeMembership(op="remove", node=ids[0], reply=fut))
+    try:
+        fut.get(timeout=api.ask_timeout_s)
+    except RaftError as e:
+        raise CodedError(500, str(e)) from None
+    except pykka.Timeout:
+        raise CodedError(500, "timed out removing the peer") from None
+    return None

@@ -82,6 +82,9 @@ class NodeActor(pykka.Actor):
     def on_stop(self) -> None:
         self._cancel_all_timers()
 
-    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+    def _handle_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        # pykka calls this for a failure in on_start, on_receive or on_stop
+        # (on_failure only for on_receive), so the supervisor hears of all three.
+        super()._handle_failure(exception_type, exception_value, traceback)
         self._cancel_all_timers()
         self.env.report_failure(self.name, f"{getattr(exception_type, '__name__', '?')}: {exception_value}")

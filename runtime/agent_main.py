@@ -48,6 +48,9 @@ from runtime.config import Config, ConfigError, parse_args
 from runtime.datadir import AgentState, DataDirError, open_state
 from runtime.logging_setup import LogControl, setup_logging
 from runtime.prod import ProdNode
+from runtime.transport import TcpTransport
+from actors.raft.storage import MemoryStorage, StorageError
+from actors.raft.sqlite_store import SqliteStorage
 
 __all__ = ["Console", "Process", "banner_info", "main", "resolve_addrs"]
 
@@ -357,10 +360,24 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
                       hostname=None if tel.disable_hostname else socket.gethostname())
     process = Process(argv, console, logs, state)
     probe = RuntimeProbe()
+    node = ProdNode(addrs.rpc_adv, supervisor="agent")
+    try:
+        raft_storage, transport = _server_edges(cfg, addrs, state, node)
+    except (OSError, StorageError) as e:
+        console.error(f"Error starting agent: {e}")
+        listener.close()
+        return 1
+    if transport is not None and addrs.rpc_bind.endswith(":0"):
+        # Port 0 (tests): advertise the port the kernel gave us.
+        port = transport.address.rsplit(":", 1)[1]
+        addrs = dataclasses.replace(addrs, rpc_bind=transport.address,
+                                    rpc_adv=addrs.rpc_adv.rsplit(":", 1)[0] + ":" + port)
+        node.node = addrs.rpc_adv
+    bootstrap = (addrs.rpc_adv,) if cfg.server.enabled and cfg.server.bootstrap_expect == 1 else ()
     ctx = AgentContext(hooks=process, metrics=metrics, node_id=state.node_id,
                        client_id=state.client_id, addrs=addrs, http_listener=listener,
-                       sampler=probe.sample, runtime_info=probe.info)
-    node = ProdNode(addrs.rpc_adv, supervisor="agent")
+                       sampler=probe.sample, runtime_info=probe.info,
+                       raft_storage=raft_storage, raft_bootstrap=bootstrap)
     # Routed from here on: a stop signal during start-up ends the process at
     # once (there is nothing to leave yet) instead of raising KeyboardInterrupt.
     watchers = _route_signals(node, process)
@@ -387,7 +404,40 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
         for watcher in watchers:
             watcher.cancel()
         node.stop_all(timeout_s=TEARDOWN_TIMEOUT_S)
+        if transport is not None:
+            transport.stop()
         listener.close()
+
+
+def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
+                  node: ProdNode) -> tuple[Any, Any]:
+    """A server's Raft store and RPC transport; (None, None) on a client.
+
+    The store is opened here, before any actor starts, so a corrupt or locked
+    store is one clear error line and exit 1 (``StorageCorrupt`` names the
+    file).  ``-dev`` keeps Raft in memory, as Nomad's dev mode does.
+    """
+    if not cfg.server.enabled:
+        return None, None
+    if cfg.dev_mode or state.data_dir is None:
+        storage: Any = MemoryStorage()
+    else:
+        raft_dir = os.path.join(state.data_dir, "server", "raft")
+        os.makedirs(raft_dir, mode=0o700, exist_ok=True)
+        storage = SqliteStorage(os.path.join(raft_dir, "raft.db"), use_threadpool=True)
+        try:
+            storage.verify()
+        except StorageError:
+            storage.close()
+            raise
+    transport = TcpTransport(addrs.rpc_bind, node.deliver_envelope)
+    try:
+        transport.start()
+    except OSError as e:
+        storage.close()
+        raise OSError(e.errno, f"listen tcp {addrs.rpc_bind}: {e.strerror or e}") from None
+    node.transport = transport
+    return storage, transport
 
 
 def _route_signals(node: ProdNode, process: Process) -> list[Any]:

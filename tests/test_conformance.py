@@ -213,3 +213,16 @@ def test_blocking_ask_between_actors_is_refused_in_the_simulator():
     assert actor == "bad"
     assert "BlockingAskInSimulation" in error and "must only tell" in error
     sched.close()
+
+
+class FailsOnStart(NodeActor):
+    def on_start(self) -> None:
+        raise RuntimeError("cannot start")
+
+
+def test_failing_on_start_is_reported_to_the_supervisor(harness):
+    env = harness.node("n1", supervisor="sup")
+    log: list = []
+    env.spawn(Collector, "sup", log)
+    env.spawn(FailsOnStart, "fragile")
+    assert harness.wait_for(lambda: any(e[0] == "failed" and e[1] == "fragile" for e in log))

@@ -4,8 +4,8 @@ Each server is its own process with a TCP transport and a SQLite store
 (``synchronous=FULL``) in its own data dir under ``tmp_path``.  The test
 writes through the control API, SIGKILLs the leader, keeps writing, restarts
 the killed server on the same data dir, and checks that every acknowledged
-write is present on all three servers -- including the writes of a
-concurrent load that a follower was forwarding when the leader died.  Every wait polls a condition against
+write is present on all three servers -- including those of concurrent
+clients writing to the leader directly and through a follower when it died.  Every wait polls a condition against
 a deadline; every process is ended by PID in a finalizer.
 """
 
@@ -73,10 +73,23 @@ def test_acknowledged_writes_survive_leader_sigkill_and_restart(cluster: Cluster
     start_commit = c.status(leader)["commit"]
     bg = gevent.spawn(c.call, survivors[0], "/load", timeout=30, seconds=3, c=32, mode="future",
                       prefix="bg-", record=1, wait=2)
-    wait_for(lambda: (st := c.status(leader)) is not None and st["commit"] >= start_commit + 300, 10,
-             "the forwarded load to commit on the leader")
+    # And clients write straight to the leader: its acknowledgements reach us before it dies.
+    stop = False
+
+    def direct_writer(w: int) -> None:
+        for seq in itertools.count():
+            if stop:
+                return
+            _put(c, leader, f"direct-{w}-{seq}", f"v{seq}", acked)
+
+    writers = [gevent.spawn(direct_writer, w) for w in range(16)]
+    wait_for(lambda: (st := c.status(leader)) is not None and st["commit"] >= start_commit + 300
+             and sum(k.startswith("direct-") for k in list(acked)) >= 100, 10,
+             "the forwarded load and the direct writers to commit on the leader")
     c.kill(leader)
     t_kill = time.monotonic()
+    stop = True
+    gevent.joinall(writers, timeout=10)
     after = _write_until(c, survivors, 30, acked, "after-kill", timeout=15)
     assert after, "no write was acknowledged after the leader was killed"
     new_leader = c.leader(timeout=10)

@@ -62,6 +62,13 @@ class RaftConfig:
             raise ValueError("forward_timeout_s must be > 0")
 
 
+def raft_config(raft_multiplier: int = 1) -> RaftConfig:
+    """Nomad's timings: 1 s election timeout x ``server.raft_multiplier`` (1-10)."""
+    if not 1 <= raft_multiplier <= 10:
+        raise ValueError(f"server.raft_multiplier: must be within 1..10, got {raft_multiplier}")
+    return RaftConfig(timings=RaftTimings(election_ticks=10 * raft_multiplier))
+
+
 # ------------------------------------------------------------ local requests (never on the wire)
 @dataclass(frozen=True, slots=True)
 class Propose:
@@ -131,7 +138,7 @@ class RaftPeer(NodeActor):
         self._waiting_apply: list[tuple[int, Any, Any]] = []  # (index, reply, query)
         self._since_snapshot = 0
         self.last_contact = 0.0
-        self.stats = {"proposals": 0, "flushes": 0, "entries_persisted": 0, "applied": 0, "snapshots": 0}
+        self.stats = {"proposals": 0, "flushes": 0, "entries_persisted": 0, "entries_applied": 0, "snapshots": 0}
 
     # ============================================================ lifecycle
     def on_start(self) -> None:
@@ -143,6 +150,11 @@ class RaftPeer(NodeActor):
             self.core.bootstrap(self.bootstrap_voters)
             self._mark_dirty()
         self._since_snapshot = 0
+        if self.core.voters == (self.env.node,):
+            # The only voter is its own quorum: waiting out an election
+            # timeout would only delay start-up (a -dev agent is healthy at once).
+            self.core.campaign()
+            self._mark_dirty()
         self.set_timer("tick", self.cfg.timings.tick_s)
 
     def on_timer(self, name: str) -> None:
@@ -197,6 +209,8 @@ class RaftPeer(NodeActor):
                 self._answer(message.reply, True, None)
         elif message == "status":
             return self.status()
+        elif message == "configuration":
+            return self.configuration()
         return None
 
     def _mark_dirty(self) -> None:
@@ -246,7 +260,7 @@ class RaftPeer(NodeActor):
         result: Any = None
         if e.kind == NORMAL:
             result = self.state.apply(e.index, e.data)
-            self.stats["applied"] += 1
+            self.stats["entries_applied"] += 1
         else:
             self.state.applied_index = max(self.state.applied_index, e.index)
         self._since_snapshot += 1
@@ -459,4 +473,4 @@ class RaftPeer(NodeActor):
 
 
 __all__ = ["CONFIG", "NO_LEADER", "Bootstrap", "ChangeMembership", "Propose", "RaftConfig", "RaftError",
-           "RaftPeer", "Read", "Transfer"]
+           "RaftPeer", "Read", "Transfer", "raft_config"]

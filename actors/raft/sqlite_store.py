@@ -130,6 +130,16 @@ class SqliteStorage:
     def load(self) -> tuple[int, str, Snapshot | None, list[Entry]]:
         return self._call(self._load)
 
+    def verify(self) -> None:
+        """Read and check everything now, in the caller's thread.
+
+        The agent calls this before any actor starts, so a corrupt store is one
+        clear start-up error (and not a report from a threadpool worker).
+        """
+        if self._busy:
+            raise RuntimeError(f"raft store {self.path!r} used concurrently (one caller at a time)")
+        self._load()
+
     def save(self, *, hard_state: tuple[int, str] | None = None, snapshot: Snapshot | None = None,
              truncate_from: int | None = None, entries: Sequence[Entry] = ()) -> None:
         if hard_state is None and snapshot is None and truncate_from is None and not entries:

@@ -1,0 +1,61 @@
+"""A server agent's Raft over real sockets: leader, peers, durability across restarts, corrupt stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+
+import pytest
+
+from tests.test_agent_process import AgentProc, agent_config, agents, wait_for  # noqa: F401
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _json(agent: AgentProc, path: str):
+    status, body, _ = agent.get(path)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_single_server_leads_and_reports_itself_as_the_only_peer(agents, tmp_path):
+    cfg = agent_config(tmp_path / "a.toml", tmp_path / "data")
+    a = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    me = f"127.0.0.1:{cfg['rpc']}"
+    assert _json(a, "/v1/status/leader") == me
+    assert _json(a, "/v1/status/peers") == [me]
+    conf = _json(a, "/v1/operator/raft/configuration")
+    assert conf["Servers"][0] | {"Node": "x"} == {"ID": me, "Address": me, "Leader": True, "Voter": True,
+                                                  "Node": "x", "RaftProtocol": "3"}
+    status, body, _ = a.get("/v1/operator/raft/peer?address=1.2.3.4:4647", method="DELETE")
+    assert status == 400 and b"not supported" in body
+
+
+def test_raft_state_survives_a_restart_on_the_same_data_dir(agents, tmp_path):
+    cfg = agent_config(tmp_path / "a.toml", tmp_path / "data")
+    a = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    index1 = _json(a, "/v1/operator/raft/configuration")["Index"]
+    a.send(signal.SIGINT)
+    assert a.wait_exit() == 1
+    assert os.path.exists(tmp_path / "data" / "server" / "raft" / "raft.db")
+    b = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    # The log is back (bootstrap entry, earlier no-ops) and a new term's no-op follows it.
+    assert _json(b, "/v1/operator/raft/configuration")["Index"] > index1
+
+
+def test_corrupt_raft_store_stops_start_up_with_one_clear_line(agents, tmp_path):
+    cfg = agent_config(tmp_path / "a.toml", tmp_path / "data")
+    a = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    a.send(signal.SIGTERM)
+    a.wait_exit()
+    db = tmp_path / "data" / "server" / "raft" / "raft.db"
+    con = sqlite3.connect(db)
+    con.execute("UPDATE log SET data = X'deadbeef' WHERE idx = 1")
+    con.commit()
+    con.close()
+    b = agents(["-config", cfg["path"]], http_port=cfg["http"])
+    assert b.wait_exit() == 1
+    errors = [line for line in b.err if line.startswith("==> ") and "WARNING" not in line]
+    assert len(errors) == 1 and "corrupt" in errors[0] and "raft.db" in errors[0], b.detail()
