@@ -208,7 +208,7 @@ class Server:
                 t = time.perf_counter()
                 try:
                     self.kv.put(f"k{i % keyspace}", value, sync=True, timeout=timeout)
-                except Exception:  # noqa: BLE001 - counted
+                except Exception:
                     errors += 1
                     continue
                 lat.append(time.perf_counter() - t)
@@ -245,7 +245,7 @@ class Server:
 
 def make_handler(routes: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        def do_GET(self) -> None:
             url = urlsplit(self.path)
             q = {k: v[-1] for k, v in parse_qs(url.query).items()}
             handler = routes.get(url.path)
@@ -254,7 +254,7 @@ def make_handler(routes: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
             else:
                 try:
                     code, body = 200, handler(q)
-                except Exception as exc:  # noqa: BLE001 - reported to the caller
+                except Exception as exc:
                     code, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
             data = json.dumps(body).encode()
             self.send_response(code)
@@ -263,7 +263,7 @@ def make_handler(routes: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler

@@ -25,9 +25,10 @@ with a reply future and block on it.  Every answer is one JSON object:
 * ``/load?seconds=S&c=C[&n=N&mode=future|callback&keyspace=K&value_bytes=B&prefix=P&record=1]``
                                 C concurrent writers for S seconds (or N writes): writes/s,
                                 latency p50/p99 (with ``prefix``/``record``: unique keys, and the
-                                acknowledged writes listed in ``acked``).  ``future`` writers are greenlets blocking
-                                on a reply future each; ``callback`` writers are reply objects
-                                that issue the next write when answered (no greenlet per writer).
+                                acknowledged writes listed in ``acked``).  ``future`` writers
+                                are greenlets blocking on a reply future each; ``callback``
+                                writers are reply objects that issue the next write when
+                                answered (no greenlet per writer).
 * ``/probe/start?interval_ms=I`` a write every I ms, each answered asynchronously;
   ``/probe/result?after=T``     the first write sent at or after monotonic time T that
                                 committed, and when (``time.monotonic()`` is CLOCK_MONOTONIC,
@@ -225,7 +226,6 @@ class RaftServer:
         self.raft = self.node.spawn(RaftPeer, "raft", storage=self.storage, config=RaftConfig(),
                                     bootstrap=peers)
         self.prober: Prober | None = None
-        self._proxy: Any = None
 
     # -------------------------------------------------------- requests
     def _call(self, msg_factory: Any, timeout: float) -> Any:
@@ -234,26 +234,9 @@ class RaftServer:
         return f.get(timeout=timeout)
 
     def status(self, q: dict[str, str]) -> dict[str, Any]:
-        timeout = float(q.get("wait", 5))
-        try:
-            st = self.raft.ask("status", timeout=timeout)
-        except TypeError:
-            # RaftPeer.status() breaks on its own stats (its "applied" key collides with the
-            # applied= keyword); read the core and the counters through a proxy instead.
-            st = self._status_fallback(timeout)
+        st = self.raft.ask("status", timeout=float(q.get("wait", 5)))
         st["pid"] = os.getpid()
         st["transport"] = self.transport.stats
-        return st
-
-    def _status_fallback(self, timeout: float) -> dict[str, Any]:
-        if self._proxy is None:
-            self._proxy = self.raft.proxy()
-        core = self._proxy.core.get(timeout=timeout)
-        stats = dict(self._proxy.stats.get(timeout=timeout))
-        state = self._proxy.state.get(timeout=timeout)
-        st = core.status()  # gevent: no other greenlet runs while this copies the core's fields
-        st.update({f"stats_{k}": v for k, v in stats.items()})
-        st["applied"] = state.applied_index
         return st
 
     def put(self, q: dict[str, str]) -> dict[str, Any]:
@@ -263,12 +246,14 @@ class RaftServer:
 
     def get(self, q: dict[str, str]) -> dict[str, Any]:
         key = q["key"]
-        index, value = self._call(lambda f: Read(lambda st: st.get("kv", key), f, stale=q.get("stale") == "1"),
+        stale = q.get("stale") == "1"
+        index, value = self._call(lambda f: Read(lambda st: st.get("kv", key), f, stale=stale),
                                   float(q.get("wait", 5)))
         return {"index": index, "value": value}
 
     def dump(self, q: dict[str, str]) -> dict[str, Any]:
-        index, kv = self._call(lambda f: Read(lambda st: dict(st.tables["kv"]), f, stale=q.get("stale") == "1"),
+        stale = q.get("stale") == "1"
+        index, kv = self._call(lambda f: Read(lambda st: dict(st.tables["kv"]), f, stale=stale),
                                float(q.get("wait", 5)))
         return {"index": index, "kv": kv}
 
@@ -305,7 +290,7 @@ class RaftServer:
                 raft.tell(Propose(data, f))
                 try:
                     f.get(timeout=timeout)
-                except Exception as exc:  # noqa: BLE001 - counted (RaftError, pykka.Timeout)
+                except Exception as exc:
                     w.failed(exc)
                     continue
                 w.ok(key, value, t)
@@ -363,7 +348,8 @@ class _Echo(NodeActor):
             _, self.target, inflight = message
             self.running, self.received = True, 0
             for i in range(inflight):
-                self.send(self.target, "echo", Ping(seq=i, reply_to_node=self.env.node, reply_to_actor="echo"))
+                self.send(self.target, "echo",
+                          Ping(seq=i, reply_to_node=self.env.node, reply_to_actor="echo"))
         elif message == "halt":
             self.running = False
         elif message == "count":
@@ -415,7 +401,7 @@ def make_app(routes: dict[str, Any]) -> Any:
                 status, body = "200 OK", handler(q)
             except RaftError as exc:
                 status, body = "503 Service Unavailable", {"error": str(exc)}
-            except (gevent.Timeout, Exception) as exc:  # noqa: BLE001 - reported to the caller
+            except (gevent.Timeout, Exception) as exc:
                 status, body = "500 Internal Server Error", {"error": f"{type(exc).__name__}: {exc}"}
         data = json.dumps(body).encode()
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
@@ -431,7 +417,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--peers", default="", help="comma-separated node ids of the initial voters")
     p.add_argument("--data", default="", help="data directory (raft.db lives here)")
     p.add_argument("--sync", default="FULL", help="SQLite synchronous mode (FULL fsyncs every save)")
-    p.add_argument("--no-threadpool", action="store_true", help="run SQLite calls on the hub, not the threadpool")
+    p.add_argument("--no-threadpool", action="store_true",
+                   help="run SQLite calls on the hub, not in gevent's threadpool")
     p.add_argument("--echo", action="store_true", help="run an echo actor instead of Raft (raw message rate)")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)

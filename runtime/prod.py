@@ -13,10 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 import time
 from typing import Any, Protocol
 
 import gevent
+import gevent.event
 import pykka
 
 from runtime.env import Env
@@ -34,6 +36,39 @@ def concrete(cls: type) -> type:
         made = type(cls.__name__, (cls, pykka.ThreadingActor), {"use_daemon_thread": True})
         _CONCRETE[cls] = made
     return made
+
+
+class GeventFuture(pykka.Future[Any]):
+    """A pykka Future on gevent's AsyncResult: set and get cost ~1 µs, not ~6.
+
+    Replies to the outside world (HTTP handlers, benchmarks) wait on these;
+    pykka's ThreadingFuture pays for a Condition that under gevent buys nothing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._result = gevent.event.AsyncResult()
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        try:
+            return super().get(timeout=timeout)
+        except NotImplementedError:
+            pass
+        try:
+            return self._result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise pykka.Timeout(f"{timeout} seconds") from None
+
+    def set(self, value: Any = None) -> None:
+        if self._result.ready():
+            raise ValueError("future already set")
+        self._result.set(value)
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        if self._result.ready():
+            raise ValueError("future already set")
+        exc = (exc_info or sys.exc_info())[1]
+        self._result.set_exception(exc)
 
 
 class Transport(Protocol):
@@ -114,7 +149,7 @@ class ProdNode(Env):
         return self.actors.get(name)
 
     def make_future(self) -> pykka.Future[Any]:
-        return pykka.ThreadingFuture()
+        return GeventFuture()
 
     def report_failure(self, actor: str, error: str) -> None:
         log.error("actor %s failed: %s", actor, error)

@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "READ", "WRITE", "CAS", "OK", "FAIL", "INFO",
-    "Op", "History", "Result", "CheckTimeout",
-    "check", "check_operations", "parse_jepsen", "load_jepsen",
+    "CAS", "FAIL", "INFO", "OK", "READ", "WRITE",
+    "CheckTimeout", "History", "Op", "Result",
+    "check", "check_operations", "load_jepsen", "parse_jepsen",
 ]
 
 READ = "read"
@@ -205,25 +205,33 @@ def _dominated(failed: list[int], g: int) -> bool:
 
 
 def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
-    """Check one register's operations.  Returns (ok, longest linearized op indices; only on failure).
+    """Check one register's operations.
 
-    Porcupine's search, over a linked list of the determinate operations'
-    call and return events, plus the open-ended operations (indeterminate
-    writes and cas, which have no return) on a second list: one of those is
-    a candidate while its call precedes the first pending return.  Open-ended
-    operations are tried after the determinate candidates, and the search is
-    restricted to *canonical* linearizations, which exist whenever any does:
-    an open-ended operation that could be moved to the very end (after the
-    last determinate operation, where it is always legal) is moved there.
-    Hence an open-ended operation is linearized early only if it changes the
-    state, and never immediately before a write (which would overwrite it);
-    and the search succeeds as soon as every determinate operation is placed.
+    Returns (linearizable, indices of the longest linearized sequence found;
+    the latter only on failure).
 
-    Pruning: a configuration is (L = linearized set, state, f = "last op was
-    open-ended", which forbids a write next).  If (L', s, f') failed and
-    L' <= L, L - L' only open-ended, f' <= f, then (L, s, f) fails too:
-    any completion of it completes (L', s, f') once the extra open-ended
-    operations are moved to the end.  With L' = L this is Porcupine's cache.
+    Porcupine's search (``checker.go``: entries, lift/unlift, cache) over a
+    linked list of the determinate operations' call and return events, plus
+    the open-ended operations (indeterminate writes and cas: no return) on a
+    second list, where one is a candidate while its call precedes the first
+    pending return.  The search succeeds as soon as every determinate
+    operation is placed, as the open-ended ones left can all come last (or
+    never happen).  It only looks for *canonical* linearizations, which exist
+    whenever any does, as any linearization is made canonical by moving
+    open-ended operations to the very end:
+
+    * an open-ended operation is placed early only if it changes the state
+      (a cas only if it applies) and never right before a write;
+    * of open-ended operations with the same kind and arguments, only the
+      earliest called unused one is tried (twins are interchangeable once
+      both are called, so the used ones of a group are always its first few).
+
+    Open-ended candidates are tried after the determinate ones.  Pruning: a
+    configuration is (L = linearized set, state, f = "last op was open-ended",
+    which forbids a write next).  If (L', s, f') failed, L' <= L with L - L'
+    all open-ended, and f' <= f, then (L, s, f) fails too: a canonical
+    completion of it would be one of (L', s, f').  With L' = L that is
+    Porcupine's cache of (bitset, state).
     """
     n = len(ops)
     if n == 0:
@@ -290,6 +298,21 @@ def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
     nxt[last], prv[TAIL] = TAIL, last
     nxt[olast], prv[OTAIL] = OTAIL, olast
 
+    # Groups of open-ended twins; used[g] of group g's first members are used.
+    group = [0] * n
+    gpos = [0] * n
+    groups: dict[tuple[int, Any, Any], int] = {}
+    sizes: list[int] = []
+    for _, _is_ret, i in events:
+        if is_open[i]:
+            g = groups.setdefault((kind[i], arg_a[i], arg_b[i]), len(groups))
+            if g == len(sizes):
+                sizes.append(0)
+            group[i] = g
+            gpos[i] = sizes[g]
+            sizes[g] += 1
+    used = [0] * len(sizes)
+
     bit = [1 << i for i in range(n)]
     open_mask = sum(bit[i] for i in range(n) if is_open[i])
     closed_mask = ((1 << n) - 1) ^ open_mask
@@ -351,7 +374,9 @@ def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
         if rank[entry] < limit:  # an open-ended candidate
             i = opi[entry]
             a = arg_a[i]
-            if kind[i] == _K_WRITE:
+            if gpos[i] != used[group[i]]:
+                ok = False  # a twin called earlier is still unused
+            elif kind[i] == _K_WRITE:
                 new = a
                 ok = not flag and new != state
             else:  # _K_CAS_MAYBE: only worth placing early if it applies
@@ -365,6 +390,7 @@ def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
                     state = new
                     lin = nl
                     flag = FLAG
+                    used[group[i]] += 1
                     p, q = prv[entry], nxt[entry]
                     nxt[p] = q
                     prv[q] = p
@@ -387,11 +413,14 @@ def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
             lst[:] = [f for f in lst if g & ~f]
             lst.append(g)
         entry, state, phase, flag, limit = calls.pop()
-        lin ^= bit[opi[entry]]
+        i = opi[entry]
+        lin ^= bit[i]
         if phase == 0:  # unlift: relink the return, then the call
             r = match[entry]
             nxt[prv[r]] = r
             prv[nxt[r]] = r
+        else:
+            used[group[i]] -= 1
         nxt[prv[entry]] = entry
         prv[nxt[entry]] = entry
         entry = nxt[entry]

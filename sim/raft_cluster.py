@@ -48,6 +48,7 @@ class RaftChecker:
         peers = cluster.live_peers()
         for name, peer in peers.items():
             core = peer.core
+            core.check_invariants(full=True)
             if core.role == LEADER:
                 other = self.leaders.setdefault(core.term, name)
                 if other != name:

@@ -61,7 +61,7 @@ class Net:
                 if (src, dst) in self.cut or dst in self.down or src in self.down or dst not in self.cores:
                     continue
                 self.cores[dst].step(m)
-                self.cores[dst].check_invariants()
+                self.cores[dst].check_invariants(full=True)
             self.flush()
         return n
 

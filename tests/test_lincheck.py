@@ -315,7 +315,7 @@ def test_timeout_raises():
     n = 18
     ws = [h.invoke(i, "write", None, i) for i in range(n)]
     rs = [h.invoke(100 + i, "read", None, None) for i in range(n)]
-    for r, v in zip(rs, list(range(n))[::-1] + [0]):
+    for r, v in zip(rs, reversed(range(n)), strict=True):
         h.ok(r, v)
     for w in ws:
         h.ok(w)
@@ -355,7 +355,7 @@ def _brute_force(ops: list[Op]) -> bool:
     """Linearizable?  By trying every order: independent of the checker's
     search, its pruning and its per-key split."""
     must = [o for o in ops if o.status == "ok" and o.ret is not None]
-    may = [o for o in ops if o.status != "fail" and o.kind != "read" and not (o.status == "ok" and o.ret is not None)]
+    may = [o for o in ops if o.status != "fail" and o.kind != "read" and o not in must]
     inf = float("inf")
 
     def ret(o):
@@ -389,15 +389,15 @@ def _brute_force(ops: list[Op]) -> bool:
     return go(0, must + may, {})
 
 
-def _random_history(rng: random.Random) -> History:
+def _random_history(rng: random.Random, max_ops: int = 7) -> History:
     """Clients run operations against a real register (linearization point
     between call and return), some outcomes lost or failed; then maybe corrupt
     a result so that some histories are not linearizable."""
     keys = ["a", "b"][: rng.choice([1, 1, 2])]
-    n = rng.randint(1, 7)
+    n = rng.randint(1, max_ops)
     spans = []
     for i in range(n):
-        call = rng.random() * 10
+        call = rng.random() * 10 * max_ops / 7
         lin = call + rng.random() * 3
         end = lin + rng.random() * 3
         kind = rng.choice(["read", "read", "write", "cas"])
@@ -422,7 +422,7 @@ def _random_history(rng: random.Random) -> History:
                 reg[s["key"]] = s["value"][1]
             elif not s["result"] and s["outcome"] == "ok" and rng.random() < 0.5:
                 s["outcome"] = "fail"  # a cas that failed its comparison, Jepsen-style
-    if rng.random() < 0.5:
+    for _ in range(rng.choice([0, 1, 1, 2])):
         s = rng.choice(spans)
         if s["kind"] == "read":
             s["result"] = rng.choice([None, 0, 1, 2])
@@ -454,6 +454,74 @@ def test_agrees_with_brute_force_on_random_histories():
         assert got == expected, (trial, [str(o) for o in h.operations()])
         verdicts[got] += 1
     assert min(verdicts.values()) > 300, verdicts
+
+
+def _plain_porcupine(ops: list[Op]) -> bool:
+    """Porcupine's search as published, without the open-ended refinements
+    (an indeterminate operation just returns at infinity), one key."""
+    ops = [o for o in ops if lincheck._relevant(o)]
+    n = len(ops)
+    events = []
+    for i, o in enumerate(ops):
+        determinate = o.status == "ok" and o.ret is not None
+        events += [(o.call, 0, i), (o.ret if determinate else float("inf"), 1, i)]
+    events.sort()
+    tail = 2 * n + 1
+    nxt, prv = [*range(1, tail + 1), -1], [-1, *range(tail)]
+    match, opi, call_node = [-1] * (tail + 1), [-1] * (tail + 1), [0] * n
+    for node, (_, is_ret, i) in enumerate(events, 1):
+        opi[node] = i
+        if is_ret:
+            match[call_node[i]] = node
+        else:
+            call_node[i] = node
+
+    def step(st, o):
+        if o.kind == "read":
+            return st == o.result, st
+        if o.kind == "write":
+            return True, o.value
+        a, b = o.value
+        if o.status != "ok" or o.ret is None:
+            return True, b if st == a else st
+        return (st != a, st) if o.result is False else (st == a, b)
+
+    cache, calls, state, lin, entry = set(), [], None, 0, nxt[0]
+    while nxt[0] != tail:
+        ret = match[entry]
+        if ret >= 0:
+            i = opi[entry]
+            ok, new = step(state, ops[i])
+            if ok and (lin | 1 << i, new) not in cache:
+                cache.add((lin | 1 << i, new))
+                calls.append((entry, state))
+                state, lin = new, lin | 1 << i
+                for x in (entry, ret):
+                    nxt[prv[x]], prv[nxt[x]] = nxt[x], prv[x]
+                entry = nxt[0]
+            else:
+                entry = nxt[entry]
+        else:
+            if not calls:
+                return False
+            entry, state = calls.pop()
+            lin ^= 1 << opi[entry]
+            for x in (match[entry], entry):
+                nxt[prv[x]] = prv[nxt[x]] = x
+            entry = nxt[entry]
+    return True
+
+
+def test_agrees_with_plain_porcupine_on_larger_histories():
+    rng = random.Random(7)
+    verdicts = {True: 0, False: 0}
+    for trial in range(600):
+        h = _random_history(rng, max_ops=30)
+        ops = [o for o in h.operations() if o.key == "a"]
+        expected = _plain_porcupine(ops)
+        assert check(ops).linearizable == expected, (trial, [str(o) for o in ops])
+        verdicts[expected] += 1
+    assert min(verdicts.values()) > 60, verdicts
 
 
 # --------------------------------------------------------- Jepsen etcd data

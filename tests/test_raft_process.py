@@ -5,8 +5,9 @@ Each server is its own process with a TCP transport and a SQLite store
 writes through the control API, SIGKILLs the leader, keeps writing, restarts
 the killed server on the same data dir, and checks that every acknowledged
 write is present on all three servers -- including those of concurrent
-clients writing to the leader directly and through a follower when it died.  Every wait polls a condition against
-a deadline; every process is ended by PID in a finalizer.
+clients writing to the leader directly and through a follower when it died.
+Every wait polls a condition against a deadline; every process is ended by
+PID in a finalizer.
 """
 
 from __future__ import annotations
@@ -62,18 +63,15 @@ def test_acknowledged_writes_survive_leader_sigkill_and_restart(cluster: Cluster
     t0 = time.monotonic()
     c.start_all(timeout=20)
     leader = c.leader(timeout=15)
+    survivors = [i for i in range(3) if i != leader]
     acked: dict[str, str] = {}
 
     # Writes through the leader and through the followers (forwarded).
     _write_until(c, list(range(3)), 30, acked, "before", timeout=10)
 
-    # A follower forwards many concurrent writes to the leader (unique keys, acked ones
-    # recorded) while the leader is SIGKILLed: no chance to flush or say goodbye.
-    survivors = [i for i in range(3) if i != leader]
-    start_commit = c.status(leader)["commit"]
-    bg = gevent.spawn(c.call, survivors[0], "/load", timeout=30, seconds=3, c=32, mode="future",
-                      prefix="bg-", record=1, wait=2)
-    # And clients write straight to the leader: its acknowledgements reach us before it dies.
+    # While the leader is SIGKILLed (no chance to flush or say goodbye), a follower is
+    # forwarding many concurrent writes to it (unique keys, acknowledged ones recorded),
+    # and clients write to it directly (its acknowledgements reach us before it dies).
     stop = False
 
     def direct_writer(w: int) -> None:
@@ -82,22 +80,29 @@ def test_acknowledged_writes_survive_leader_sigkill_and_restart(cluster: Cluster
                 return
             _put(c, leader, f"direct-{w}-{seq}", f"v{seq}", acked)
 
+    start_commit = c.status(leader)["commit"]
+    bg = gevent.spawn(c.call, survivors[0], "/load", timeout=30, seconds=3, c=32, mode="future",
+                      prefix="bg-", record=1, wait=2)
     writers = [gevent.spawn(direct_writer, w) for w in range(16)]
-    wait_for(lambda: (st := c.status(leader)) is not None and st["commit"] >= start_commit + 300
-             and sum(k.startswith("direct-") for k in list(acked)) >= 100, 10,
-             "the forwarded load and the direct writers to commit on the leader")
-    c.kill(leader)
-    t_kill = time.monotonic()
-    stop = True
-    gevent.joinall(writers, timeout=10)
-    after = _write_until(c, survivors, 30, acked, "after-kill", timeout=15)
-    assert after, "no write was acknowledged after the leader was killed"
-    new_leader = c.leader(timeout=10)
-    load = bg.get(timeout=30)
+    try:
+        wait_for(lambda: (st := c.status(leader)) is not None and st["commit"] >= start_commit + 300
+                 and sum(k.startswith("direct-") for k in list(acked)) >= 100, 10,
+                 "the forwarded load and the direct writers to commit on the leader")
+        c.kill(leader)
+        t_kill = time.monotonic()
+        stop = True
+        gevent.joinall(writers, timeout=10)
+
+        # Writes continue through the survivors once they elect a new leader.
+        _write_until(c, survivors, 30, acked, "after-kill", timeout=15)
+        resumed_s = time.monotonic() - t_kill
+        assert c.leader(timeout=10) != leader
+        load = bg.get(timeout=30)
+    finally:
+        stop = True
+        gevent.killall([bg, *writers], timeout=5)
     assert load["writes"] >= 300, load
     acked.update(load["acked"])
-    assert new_leader != leader
-    failover = time.monotonic() - t_kill
 
     # Restart the killed server on the same data dir: it rejoins and catches up.
     c.start(leader)
@@ -118,7 +123,5 @@ def test_acknowledged_writes_survive_leader_sigkill_and_restart(cluster: Cluster
     for i, kv in enumerate(dumps):
         missing = sorted(k for k, v in acked.items() if kv.get(k) != v)
         assert not missing, f"server {c.ids[i]} lacks {len(missing)} acknowledged writes: {missing[:10]}"
-    restarted = c.status(leader)
-    assert restarted is not None and restarted["term"] >= 2
-    elapsed = time.monotonic() - t0
-    print(f"acked={len(acked)} failover~{failover:.2f}s elapsed={elapsed:.1f}s")
+    print(f"acked={len(acked)} (forwarded load {load['writes']}) 30 writes resumed {resumed_s:.2f}s after"
+          f" the kill; elapsed {time.monotonic() - t0:.1f}s")

@@ -53,7 +53,6 @@ class RaftConfig:
     timings: RaftTimings = field(default_factory=RaftTimings)
     snapshot_threshold: int = 8192  # entries applied since the last snapshot before taking one (hashicorp: 8192)
     forward_timeout_s: float = 5.0  # a forwarded request unanswered this long fails (Nomad RPC hold timeout: 5 s)
-    max_batch_proposals: int = 4096  # proposals folded into one flush at most
 
     def __post_init__(self) -> None:
         if self.snapshot_threshold < 1:
@@ -236,12 +235,21 @@ class RaftPeer(NodeActor):
 
     def _handle_ready(self, r: Ready) -> None:
         core = self.core
+        early = r.messages if core.role == LEADER and r.hard_state is None else []
+        if early:
+            # Thesis §10.2.1: a leader may replicate while it writes its own
+            # log (it counts itself only once persisted). Not when the term or
+            # vote changed: those must be durable before anything says so.
+            early = [(to, m) for to, m in r.messages if isinstance(m, (AppendEntries, InstallSnapshot))]
+            for to, m in early:
+                self.send(to, self.name, m)
         if r.hard_state or r.snapshot or r.truncate_from is not None or r.entries:
             self.storage.save(hard_state=r.hard_state, snapshot=r.snapshot, truncate_from=r.truncate_from,
                               entries=r.entries)
             self.stats["entries_persisted"] += len(r.entries)
         for to, m in r.messages:
-            self.send(to, self.name, m)
+            if not early or not isinstance(m, (AppendEntries, InstallSnapshot)):
+                self.send(to, self.name, m)
         core.persisted(core.last_index)
         if r.snapshot is not None:
             self.state.restore(r.snapshot[4], r.snapshot[0])
