@@ -232,8 +232,8 @@ class Cluster:
 
 
 # ---------------------------------------------------------------- measurements
-def measure_raw_rate(base_dir: str, seconds: float) -> dict[str, Any]:
-    """Two echo processes of our runtime, 64 pings in flight: round trips/s and messages/s."""
+def measure_raw_rate(base_dir: str, seconds: float, inflight: int = 64) -> dict[str, Any]:
+    """Two echo processes of our runtime, *inflight* pings in flight: round trips/s and messages/s."""
     ports = free_ports(4)
     ids = [f"127.0.0.1:{p}" for p in ports[:2]]
     procs = []
@@ -246,7 +246,7 @@ def measure_raw_rate(base_dir: str, seconds: float) -> dict[str, Any]:
         for i in range(2):
             wait_for(lambda i=i: _answers(ports[2 + i]), 20, f"echo node {i}")
         return http_get(ports[2], "/pingpong", timeout=seconds + 30, target=ids[1], seconds=seconds,
-                        inflight=64)
+                        inflight=inflight)
     finally:
         _kill_all(procs)
 
