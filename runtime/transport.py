@@ -416,7 +416,10 @@ class UdpTransport:
         Packets over ``udp_max_packet_bytes`` are refused rather than left to
         IP fragmentation, which loses the whole packet if any fragment is lost.
         """
-        data = encode(env)
+        return self.send_bytes(node, encode(env))
+
+    def send_bytes(self, node: str, data: bytes) -> bool:
+        """Send an already encoded Envelope as one datagram (see send)."""
         if len(data) > self.config.udp_max_packet_bytes:
             log.warning("not sending %d-byte packet to %s: over udp_max_packet_bytes", len(data), node)
             self._stats["dropped_oversize"] += 1
@@ -455,3 +458,48 @@ class UdpTransport:
             return
         self._stats["received"] += 1
         _call_deliver(self._deliver, msg, self._stats, peer)
+
+
+class GossipTransport:
+    """The gossip edge: UDP packets when a message fits, a TCP stream when not.
+
+    memberlist sends probes and piggybacked updates as UDP packets and uses
+    TCP for push-pull state exchanges that outgrow a packet; both listen on
+    the same port number (``ports.serf``).  Delivery is unreliable either way:
+    the gossip protocol expects loss.
+    """
+
+    def __init__(self, bind: str, deliver: Callable[[Envelope], None], *,
+                 config: TransportConfig | None = None) -> None:
+        self.udp = UdpTransport(bind, deliver, config=config)
+        self.tcp: TcpTransport | None = None
+        self._deliver = deliver
+        self._config = config
+
+    def start(self) -> None:
+        self.udp.start()
+        # TCP on the port UDP got (bind port 0 in tests picks it once).
+        self.tcp = TcpTransport(self.udp.address, self._deliver, config=self._config)
+        self.tcp.start()
+
+    @property
+    def address(self) -> str:
+        return self.udp.address
+
+    def send(self, node: str, env: Envelope) -> bool:
+        data = encode(env)
+        if len(data) <= self.udp.config.udp_max_packet_bytes:
+            return self.udp.send_bytes(node, data)
+        return self.tcp.send(node, env) if self.tcp is not None else False
+
+    @property
+    def stats(self) -> dict[str, int]:
+        out = {f"udp_{k}": v for k, v in self.udp.stats.items()}
+        if self.tcp is not None:
+            out.update({f"tcp_{k}": v for k, v in self.tcp.stats.items()})
+        return out
+
+    def stop(self) -> None:
+        self.udp.stop()
+        if self.tcp is not None:
+            self.tcp.stop()

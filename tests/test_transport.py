@@ -303,3 +303,27 @@ def test_udp_garbage_packet_is_counted_and_ignored(make_udp: MakeUdp) -> None:
     assert a.send(b.address, ping(a.address, 7))
     wait_until(lambda: len(inbox) == 1, what="good packet after garbage")
     assert seqs(inbox) == [7] and b.stats["received"] == 1
+
+
+@pytest.mark.timeout(30)
+def test_gossip_transport_sends_small_messages_as_packets_and_large_ones_over_tcp():
+    from runtime.transport import GossipTransport
+
+    got: list = []
+    a = GossipTransport("127.0.0.1:0", got.append)
+    b = GossipTransport("127.0.0.1:0", lambda e: None)
+    a.start()
+    b.start()
+    try:
+        small = Envelope(src=b.address, dst_actor="g", payload=Ping(seq=1, reply_to_node="x", reply_to_actor="y"))
+        large = Envelope(src=b.address, dst_actor="g", payload=Ping(seq=2, reply_to_node="x", reply_to_actor="y",
+                                                                    body=b"z" * 5000))
+        assert b.send(a.address, small) and b.send(a.address, large)
+        with gevent.Timeout(10):
+            while len(got) < 2:
+                gevent.sleep(0.005)
+        assert sorted(e.payload.seq for e in got) == [1, 2]
+        assert b.stats["udp_sent"] == 1 and b.stats["tcp_sent"] >= 1
+    finally:
+        a.stop()
+        b.stop()
