@@ -316,15 +316,16 @@ def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
     bit = [1 << i for i in range(n)]
     open_mask = sum(bit[i] for i in range(n) if is_open[i])
     closed_mask = ((1 << n) - 1) ^ open_mask
-    FLAG = 1 << n
-    # (closed part of L, state) -> antichain of (open part of L | f) that failed
-    failed: dict[tuple[int, Any], list[int]] = {}
-    # stack of (node, state before, phase, flag before, limit before)
-    calls: list[tuple[int, Any, int, int, int]] = []
+    # Configurations that failed: (closed part of L, state, after) -> antichain
+    # of the open parts of those L.  ``after`` is None, or (s,) when the last
+    # operation placed was open-ended and s is the state before it.
+    failed: dict[tuple[int, Any, Any], list[int]] = {}
+    # stack of (node, state before, phase, after before, limit before)
+    calls: list[tuple[int, Any, int, Any, int]] = []
     longest: list[int] = []
     state: Any = None
     lin = 0
-    flag = 0
+    after: Any = None
     phase = 0  # 0: scanning determinate calls; 1: open-ended calls
     limit = 0  # in phase 1: rank of the first pending return
     entry = nxt[HEAD]
@@ -340,26 +341,27 @@ def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
             i = opi[entry]
             k = kind[i]
             a = arg_a[i]
+            # Right after an open-ended operation, only what it enabled.
             if k == _K_READ:
                 ok = state == a
                 new = state
             elif k == _K_WRITE:
-                ok = not flag
+                ok = after is None
                 new = a
             elif k == _K_CAS_OK:
                 ok = state == a
                 new = arg_b[i]
             else:  # _K_CAS_NO
-                ok = state != a
+                ok = state != a and (after is None or after[0] == a)
                 new = state
             if ok:
                 nl = lin | bit[i]
-                lst = failed.get((nl & closed_mask, new))
+                lst = failed.get((nl & closed_mask, new, None))
                 if lst is None or not _dominated(lst, nl & open_mask):
-                    calls.append((entry, state, 0, flag, limit))
+                    calls.append((entry, state, 0, after, limit))
                     state = new
                     lin = nl
-                    flag = 0
+                    after = None
                     # lift: unlink the call and its return
                     p, q = prv[entry], nxt[entry]
                     nxt[p] = q
@@ -378,25 +380,29 @@ def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
                 ok = False  # a twin called earlier is still unused
             elif kind[i] == _K_WRITE:
                 new = a
-                ok = not flag and new != state
+                ok = after is None and new != state
             else:  # _K_CAS_MAYBE: only worth placing early if it applies
                 new = arg_b[i]
                 ok = state == a and new != state
             if ok:
                 nl = lin | bit[i]
-                lst = failed.get((nl & closed_mask, new))
-                if lst is None or not _dominated(lst, (nl & open_mask) | FLAG):
-                    calls.append((entry, state, 1, flag, limit))
-                    state = new
-                    lin = nl
-                    flag = FLAG
-                    used[group[i]] += 1
-                    p, q = prv[entry], nxt[entry]
-                    nxt[p] = q
-                    prv[q] = p
-                    phase = 0
-                    entry = nxt[HEAD]
-                    continue
+                closed = nl & closed_mask
+                opened = nl & open_mask
+                lst = failed.get((closed, new, None))
+                if lst is None or not _dominated(lst, opened):
+                    lst = failed.get((closed, new, (state,)))
+                    if lst is None or not _dominated(lst, opened):
+                        calls.append((entry, state, 1, after, limit))
+                        after = (state,)
+                        state = new
+                        lin = nl
+                        used[group[i]] += 1
+                        p, q = prv[entry], nxt[entry]
+                        nxt[p] = q
+                        prv[q] = p
+                        phase = 0
+                        entry = nxt[HEAD]
+                        continue
             entry = nxt[entry]
             continue
         # Every candidate tried: this configuration fails.  Backtrack.
@@ -404,15 +410,15 @@ def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
             longest = [opi[e[0]] for e in calls]
         if not calls:
             return False, longest
-        g = (lin & open_mask) | flag
-        fk = (lin & closed_mask, state)
+        g = lin & open_mask
+        fk = (lin & closed_mask, state, after)
         lst = failed.get(fk)
         if lst is None:
             failed[fk] = [g]
         else:  # keep an antichain: drop the entries g dominates
             lst[:] = [f for f in lst if g & ~f]
             lst.append(g)
-        entry, state, phase, flag, limit = calls.pop()
+        entry, state, phase, after, limit = calls.pop()
         i = opi[entry]
         lin ^= bit[i]
         if phase == 0:  # unlift: relink the return, then the call

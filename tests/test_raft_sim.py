@@ -121,3 +121,41 @@ def test_seeded_run_with_leader_crash_is_linearizable():
     digests = {n: p.state.digest() for n, p in c.live_peers().items()}
     assert len(set(digests.values())) == 1
     c.close()
+
+
+class _Sink(__import__("runtime.actor", fromlist=["NodeActor"]).NodeActor):
+    def __init__(self, env, name, log):
+        super().__init__(env, name)
+        self.log = log
+
+    def receive(self, message):
+        self.log.append(message)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("who", ["leader", "follower"])
+def test_leaving_server_hands_over_leadership_and_is_removed_from_the_peer_set(who):
+    from actors.agent_messages import Leave, LeaveDone
+
+    c = RaftCluster(21, 3, snapshot_threshold=32)
+    c.run(3)
+    leader = c.leader()
+    leaving = leader if who == "leader" else sorted(n for n in c.names if n != leader)[0]
+    got: list = []
+    node = c.sched.nodes[leaving]
+    node.spawn(_Sink, "sink", got)
+    node.actors["raft"].tell(Leave(reply_to="sink", corr=1))
+    c.start_clients(2)
+    assert c.sched.run_until(lambda: any(isinstance(m, LeaveDone) for m in got), 10.0)
+    c.run(3)
+    peers = c.live_peers()
+    rest = [n for n in c.names if n != leaving]
+    for n in rest:
+        assert leaving not in peers[n].core.voters
+    new_leader = c.leader()
+    assert new_leader in rest
+    c.stop_clients()
+    c.run(6)
+    c.finish()
+    assert check(c.history).linearizable
+    c.close()

@@ -154,3 +154,15 @@ class ReadIndexResult(Message):
     index: int
     error: str = ""
     leader: str = ""
+
+
+@message(113)
+@msg
+class ForwardConfigChange(Message):
+    """A server asks the leader for a membership change (e.g. its own removal on leave)."""
+
+    req_id: int
+    origin: str
+    origin_actor: str
+    op: str
+    node: str

@@ -28,6 +28,7 @@ from actors.raft.messages import (
     AppendResp,
     ApplyResult,
     ForwardApply,
+    ForwardConfigChange,
     ForwardRead,
     InstallSnapshot,
     InstallSnapshotResp,
@@ -38,6 +39,7 @@ from actors.raft.messages import (
 )
 from actors.raft.storage import RaftStorage
 from actors.state.store import StateStore, decode_result, encode_result
+from actors.agent_messages import Leave, LeaveDone
 from runtime.actor import NodeActor
 from runtime.env import Env
 
@@ -53,6 +55,7 @@ class RaftConfig:
     timings: RaftTimings = field(default_factory=RaftTimings)
     snapshot_threshold: int = 8192  # entries applied since the last snapshot before taking one (hashicorp: 8192)
     forward_timeout_s: float = 5.0  # a forwarded request unanswered this long fails (Nomad RPC hold timeout: 5 s)
+    leave_retry_s: float = 1.0  # a leaving server re-asks the leader for its removal this often
 
     def __post_init__(self) -> None:
         if self.snapshot_threshold < 1:
@@ -137,6 +140,8 @@ class RaftPeer(NodeActor):
         self._waiting_apply: list[tuple[int, Any, Any]] = []  # (index, reply, query)
         self._since_snapshot = 0
         self.last_contact = 0.0
+        self._leave: Leave | None = None
+        self._leave_asked_at = -1e18
         self.stats = {"proposals": 0, "flushes": 0, "entries_persisted": 0, "entries_applied": 0, "snapshots": 0}
 
     # ============================================================ lifecycle
@@ -189,6 +194,11 @@ class RaftPeer(NodeActor):
         elif isinstance(message, ApplyResult):
             self._forward_answer(message.req_id, message.ok, message.index, message.error,
                                  decode_result(message.result) if message.ok else None)
+        elif isinstance(message, ForwardConfigChange):
+            self._forwarded_change(message)
+        elif isinstance(message, Leave):
+            self._leave = message
+            self._leave_step()
         elif isinstance(message, ForwardRead):
             self._forwarded_read(message)
         elif isinstance(message, ReadIndexResult):
@@ -232,6 +242,8 @@ class RaftPeer(NodeActor):
         if was_leader != (core.role == LEADER):
             self._leadership_changed(core.role == LEADER)
         core.check_invariants()
+        if self._leave is not None:
+            self._leave_step()
 
     def _handle_ready(self, r: Ready) -> None:
         core = self.core
@@ -352,6 +364,49 @@ class RaftPeer(NodeActor):
         self._pending[res[0]] = (res[1], m.reply)
         self._mark_dirty()
 
+    def _forwarded_change(self, m: ForwardConfigChange) -> None:
+        res = self.core.change_config(m.op, m.node) if self.core.role == LEADER else "not leader"
+        if isinstance(res, str):
+            self.send(m.origin, m.origin_actor, ApplyResult(req_id=m.req_id, ok=False, index=0, error=res,
+                                                            leader=self.core.leader))
+            return
+        self._remote[res[0]] = (res[1], m.origin, m.origin_actor, m.req_id)
+        self._mark_dirty()
+
+    # ============================================================ graceful leave
+    def _leave_step(self) -> None:
+        """Leave the Raft peer set: hand leadership over first, then ask for removal.
+
+        Nomad's server leave: a leader transfers leadership, then the server
+        is removed from the configuration by the leader.  Done when our own
+        configuration no longer holds us, or when we are the only voter
+        (there is no one to hand the data to).
+        """
+        core, me = self.core, self.env.node
+        if me not in core.voters + core.learners or core.voters == (me,):
+            self._leave_done()
+            return
+        if core.role == LEADER:
+            if not core.transferee:
+                others = [v for v in core.voters if v != me and v in core.progress]
+                if others:
+                    target = max(others, key=lambda v: (core.progress[v].match, v))
+                    core.transfer_leadership(target)
+                    self._mark_dirty()
+            return
+        now = self.env.now()
+        if core.leader and now - self._leave_asked_at >= self.cfg.leave_retry_s:
+            self._leave_asked_at = now
+            req_id = self._new_forward("leave", None, None)
+            self.send(core.leader, self.name, ForwardConfigChange(req_id=req_id, origin=me,
+                                                                  origin_actor=self.name, op="remove", node=me))
+
+    def _leave_done(self) -> None:
+        leave, self._leave = self._leave, None
+        if leave is not None:
+            log.info("%s: left the Raft peer set", self.env.node)
+            self.send(self.env.node, leave.reply_to, LeaveDone(actor=self.name, corr=leave.corr))
+
     # ============================================================ reads
     def _read(self, m: Read) -> None:
         if m.stale:
@@ -437,6 +492,12 @@ class RaftPeer(NodeActor):
     def _forward_answer(self, req_id: int, ok: bool, index: int, error: str, result: Any) -> None:
         fwd = self._forwarded.pop(req_id, None)
         if fwd is None:
+            return
+        if fwd[0] == "leave":
+            # Our removal committed.  The leader sends a removed server
+            # nothing more, so this answer is how we learn it.
+            if ok and self._leave is not None:
+                self._leave_done()
             return
         self._answer(fwd[1], (index, result) if ok else None, None if ok else error)
 
