@@ -145,6 +145,7 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         # Not restartable: its storage is closed on stop, and a Raft peer that
         # failed has hit a bug or a disk error that a restart would hide.
         specs.append(ChildSpec(name="raft", cls=RaftPeer, role="server", restartable=False, leaves=True,
+                               reloads=True,
                                kwargs=(("storage", ctx.raft_storage),
                                        ("config", raft_config(config.server.raft_multiplier)),
                                        ("bootstrap", ctx.raft_bootstrap))))

@@ -262,3 +262,10 @@ def test_candidate_with_stale_log_cannot_win():
     net.deliver()
     assert net.cores["c"].role in (FOLLOWER, CANDIDATE)
     assert net.cores["c"].role != LEADER
+
+
+def test_new_timings_rescale_the_election_timeout():
+    net = Net(["a"])
+    c = net.cores["a"]
+    c.set_timings(RaftTimings(election_ticks=50))
+    assert 50 <= c.timeout < 100

@@ -360,6 +360,11 @@ class RaftCore:
         self._append([Entry(term=self.term, index=self.last_index + 1, kind=NOOP)])
         self._broadcast_append()
 
+    def set_timings(self, timings: RaftTimings) -> None:
+        """New timeouts (a reload): the next election timeout is drawn from them."""
+        self.t = timings
+        self.timeout = self._random_timeout()
+
     # ============================================================ ticks
     def tick(self) -> None:
         if self.role == LEADER:

@@ -39,7 +39,7 @@ from actors.raft.messages import (
 )
 from actors.raft.storage import RaftStorage
 from actors.state.store import StateStore, decode_result, encode_result
-from actors.agent_messages import Leave, LeaveDone
+from actors.agent_messages import ConfigReloaded, Leave, LeaveDone
 from runtime.actor import NodeActor
 from runtime.env import Env
 
@@ -199,6 +199,8 @@ class RaftPeer(NodeActor):
         elif isinstance(message, Leave):
             self._leave = message
             self._leave_step()
+        elif isinstance(message, ConfigReloaded):
+            self._reload(message.config.server.raft_multiplier)
         elif isinstance(message, ForwardRead):
             self._forwarded_read(message)
         elif isinstance(message, ReadIndexResult):
@@ -372,6 +374,17 @@ class RaftPeer(NodeActor):
             return
         self._remote[res[0]] = (res[1], m.origin, m.origin_actor, m.req_id)
         self._mark_dirty()
+
+    def _reload(self, raft_multiplier: int) -> None:
+        """SIGHUP: ``server.raft_multiplier`` rescales the election timeout at once."""
+        timings = raft_config(raft_multiplier).timings
+        if timings != self.core.t:
+            log.info("%s: raft_multiplier %d: election timeout now %.1fs", self.env.node, raft_multiplier,
+                     timings.election_ticks * timings.tick_s)
+            self.cfg = RaftConfig(timings=timings, snapshot_threshold=self.cfg.snapshot_threshold,
+                                  forward_timeout_s=self.cfg.forward_timeout_s,
+                                  leave_retry_s=self.cfg.leave_retry_s)
+            self.core.set_timings(timings)
 
     # ============================================================ graceful leave
     def _leave_step(self) -> None:
