@@ -121,6 +121,7 @@ class RaftCluster:
         self.n_clients = 0
         self.next_value = 0
         self.keys: tuple[str, ...] = ("k",)
+        self.timeline: Any = None  # a sim.timeline.Timeline when a picture is wanted
         for name in self.names:
             self.sched.add_node(name, boot=self._boot)
 
@@ -240,6 +241,8 @@ class RaftCluster:
                 if check:
                     self.checker.check(self)
                 self.collect()
+                if self.timeline is not None:
+                    self.timeline.maybe_sample(self)
         if check:
             self.checker.check(self)
         self.collect()

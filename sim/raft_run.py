@@ -27,8 +27,11 @@ class RunResult:
     wall_s: float
     ops: int
     faults: tuple[str, ...]
+    scenario: str = ""
 
     def replay(self, duration_s: float, servers: int) -> str:
+        if self.scenario:
+            return f"bin/nomad-sim raft --seed {self.seed} --scenario {self.scenario} --servers {servers}"
         return f"bin/nomad-sim raft --seed {self.seed} --duration {duration_s:g} --servers {servers}"
 
 
@@ -59,26 +62,56 @@ def _fault(c: RaftCluster, rng: random.Random, down: set[str]) -> str:
 
 
 def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clients: int = 3,
-                  verbose: bool = False) -> RunResult:
+                  verbose: bool = False, scenario: str | None = None,
+                  timeline: str | None = None) -> RunResult:
+    """Run one seed: generated faults (or a named scenario), then heal and check.
+
+    ``timeline`` is a path for an HTML picture of the run.
+    """
+    from sim.scenarios import NOT_YET, SCENARIOS, ScenarioRunner
+    from sim.timeline import Timeline
+
+    if scenario is not None and scenario not in SCENARIOS:
+        why = NOT_YET.get(scenario, f"known: {', '.join(sorted(SCENARIOS))}")
+        raise ValueError(f"no scenario {scenario!r} ({why})")
     wall = time.perf_counter()
     c = RaftCluster(seed, servers, snapshot_threshold=64)
+    if timeline:
+        c.timeline = Timeline(c.names)
     rng = random.Random(f"{seed}:faults")
     faults: list[str] = []
     down: set[str] = set()
     error = ""
+
+    def note(text: str) -> None:
+        faults.append(f"{c.sched.now:.2f}s {text}")
+        c.sched.record("fault", text)
+        if c.timeline is not None:
+            c.timeline.event(c.sched.now, text)
+        if verbose:
+            print(f"  {faults[-1]}")
+
     try:
         c.start_clients(clients)
-        while c.sched.now < duration_s:  # safety phase
+        if scenario is not None:  # safety phase: the scenario's script
+            runner = ScenarioRunner(c)
+            for at_s, verb, *args in sorted(SCENARIOS[scenario], key=lambda step: step[0]):
+                if at_s > c.sched.now:
+                    c.run(at_s - c.sched.now)
+                note(runner.apply(verb, *args))
+            c.run(2.0)
+            for name in c.names:
+                c.sched.nodes[name].clock_rate = 1.0
+            down = {n for n in c.names if not c.sched.nodes[n].up}
+        while scenario is None and c.sched.now < duration_s:  # safety phase: generated faults
             c.run(rng.uniform(0.5, 5.0))
-            f = _fault(c, rng, down)
-            faults.append(f"{c.sched.now:.2f}s {f}")
-            c.sched.record("fault", f)
-            if verbose:
-                print(f"  {faults[-1]}")
+            note(_fault(c, rng, down))
         c.sched.network.heal()  # liveness phase
-        c.sched.network.configure(loss=0.0, duplicate=0.0, reorder=0.0)
+        c.sched.network.configure(loss=0.0, duplicate=0.0, reorder=0.0, latency_min_s=0.001,
+                                  latency_max_s=0.010)
         for node in sorted(down):
             c.restart(node)
+        note("heal (liveness phase)")
         c.stop_clients()
         c.run(6.0)
         deadline = c.sched.now + LIVENESS_BOUND_S
@@ -101,8 +134,14 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
                 error = "linearizability check timed out"
     except AssertionError as exc:  # SafetyViolation and invariant errors
         error = f"{type(exc).__name__}: {exc}"
+        if verbose:
+            print("  last faults before the violation:\n    " + "\n    ".join(faults[-10:]))
     finally:
         trace, now = c.sched.trace_hash(), c.sched.now
+        if c.timeline is not None and timeline:
+            c.timeline.write_html(timeline, f"seed {seed}" + (f" scenario {scenario}" if scenario else "")
+                                  + (f" -- {error}" if error else " -- ok"))
         c.close()
     return RunResult(seed=seed, ok=not error, error=error, trace_hash=trace, virtual_s=now,
-                     wall_s=time.perf_counter() - wall, ops=len(c.history), faults=tuple(faults))
+                     wall_s=time.perf_counter() - wall, ops=len(c.history), faults=tuple(faults),
+                     scenario=scenario or "")

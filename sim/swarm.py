@@ -8,12 +8,19 @@ import sys
 import time
 from typing import Any
 
+import random
+
 from sim.raft_run import RunResult, run_raft_seed
+from sim.scenarios import SCENARIOS
 
 
 def _one(args: tuple[int, float, int]) -> RunResult:
     seed, duration_s, servers = args
-    return run_raft_seed(seed, duration_s=duration_s, servers=servers)
+    # The fault mix: a third of the seeds run a named scenario (picked by the
+    # seed), the rest generated fault schedules.
+    mix = random.Random(f"{seed}:mix")
+    scenario = mix.choice(sorted(SCENARIOS)) if mix.random() < 1 / 3 else None
+    return run_raft_seed(seed, duration_s=duration_s, servers=servers, scenario=scenario)
 
 
 def _bar(done: int, total: int, started: float, failed: int) -> str:

@@ -44,3 +44,27 @@ def test_swarm_runs_seeds_across_processes_and_summarises():
     assert out.returncode == 0, out.stdout + out.stderr
     assert "seeds run: 4 (from 500)" in out.stdout and "violations: 0" in out.stdout
     assert "simulated:" in out.stdout and "4/4 seeds" in out.stdout
+
+
+from sim.scenarios import NOT_YET, SCENARIOS  # noqa: E402
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_every_named_scenario_passes_safety_liveness_and_linearizability(name):
+    r = run_raft_seed(3, scenario=name)
+    assert r.ok, f"{name}: {r.error}"
+    assert r.faults and "heal (liveness phase)" in r.faults[-1]
+
+
+def test_a_scenario_that_cannot_run_yet_says_why():
+    name = sorted(NOT_YET)[0]
+    with pytest.raises(ValueError, match="needs"):
+        run_raft_seed(1, scenario=name)
+
+
+def test_timeline_draws_roles_faults_and_commits(tmp_path):
+    out = tmp_path / "run.html"
+    r = run_raft_seed(5, scenario="leader-crash", timeline=str(out))
+    text = out.read_text()
+    assert r.ok and "<svg" in text and "crash" in text and "leader" in text and "commit" in text
