@@ -221,16 +221,19 @@ def _check_key(ops: list[Op], deadline: float | None) -> tuple[bool, list[int]]:
     open-ended operations to the very end:
 
     * an open-ended operation is placed early only if it changes the state
-      (a cas only if it applies) and never right before a write;
+      (a cas only if it applies), and the operation right after it must be
+      one it enabled, i.e. one not legal (or a no-op) in the state before it:
+      not a write, nor a failed cas that could as well have come first;
     * of open-ended operations with the same kind and arguments, only the
       earliest called unused one is tried (twins are interchangeable once
       both are called, so the used ones of a group are always its first few).
 
     Open-ended candidates are tried after the determinate ones.  Pruning: a
-    configuration is (L = linearized set, state, f = "last op was open-ended",
-    which forbids a write next).  If (L', s, f') failed, L' <= L with L - L'
-    all open-ended, and f' <= f, then (L, s, f) fails too: a canonical
-    completion of it would be one of (L', s, f').  With L' = L that is
+    configuration is (L = linearized set, state, after = the state before the
+    last operation if that was open-ended, else None; it restricts the next
+    operation).  If (L', s, a') failed, L' <= L with L - L' all open-ended,
+    and a' is None or a' = a, then (L, s, a) fails too: a canonical
+    completion of it would be one of (L', s, a').  With L' = L that is
     Porcupine's cache of (bitset, state).
     """
     n = len(ops)

@@ -254,6 +254,24 @@ def test_indeterminate_cas_applies_only_if_comparison_holds():
     assert not check(h).linearizable
 
 
+def test_indeterminate_write_can_explain_a_failed_cas():
+    h = _seq(
+        ("invoke", "w", 1, "write", None, 3), ("ok", "w"),
+        ("invoke", "x", 2, "write", None, 7), ("info", "x"),
+        ("invoke", "c", 3, "cas", None, (3, 9)), ("ok", "c", False),
+        ("invoke", "r", 3, "read", None, None), ("ok", "r", 3),
+        ("invoke", "c2", 3, "cas", None, (3, 9)), ("ok", "c2", False),
+    )
+    assert not check(h).linearizable  # the read of 3 between the two failed cas
+    h = _seq(
+        ("invoke", "w", 1, "write", None, 3), ("ok", "w"),
+        ("invoke", "x", 2, "write", None, 7), ("info", "x"),
+        ("invoke", "c", 3, "cas", None, (3, 9)), ("ok", "c", False),
+        ("invoke", "c2", 3, "cas", None, (5, 9)), ("ok", "c2", False),
+    )
+    assert check(h).linearizable
+
+
 def test_concurrent_cas_only_one_wins():
     h = _seq(
         ("invoke", "w", 1, "write", None, 0), ("ok", "w"),
@@ -522,6 +540,60 @@ def test_agrees_with_plain_porcupine_on_larger_histories():
         assert check(ops).linearizable == expected, (trial, [str(o) for o in ops])
         verdicts[expected] += 1
     assert min(verdicts.values()) > 60, verdicts
+
+
+def _client_run(rng: random.Random, n_ops: int, p_unknown: float) -> History:
+    """Five clients against one register, unique written values, some
+    outcomes unknown: a linearizable history like the Raft simulator's."""
+    h = History()
+    reg, next_value, done, pending = None, 0, 0, {}
+    while done < n_ops or pending:
+        c = rng.randrange(5)
+        if c not in pending:
+            if done >= n_ops:
+                c = next(iter(pending))
+            else:
+                kind = rng.choice(["read", "read", "write", "cas"])
+                next_value += 1
+                value = {"read": None, "write": next_value,
+                         "cas": (rng.randrange(max(1, next_value - 3), next_value + 1), next_value)}[kind]
+                pending[c] = [h.invoke(c, kind, None, value), kind, value, False, None]
+                done += 1
+                continue
+        p = pending[c]
+        if not p[3]:  # the operation's linearization point
+            _, kind, value, _, _ = p
+            if kind == "read":
+                p[4] = reg
+            elif kind == "write":
+                reg = value
+            else:
+                p[4] = reg == value[0]
+                if p[4]:
+                    reg = value[1]
+            p[3] = True
+            continue
+        op_id, _, _, _, result = pending.pop(c)
+        if rng.random() < p_unknown:
+            h.info(op_id)
+        else:
+            h.ok(op_id, result)
+    return h
+
+
+@pytest.mark.parametrize("p_unknown", [0.0, 0.05])
+def test_long_client_history_and_a_stale_read_in_it(p_unknown):
+    h = _client_run(random.Random(3), 1500, p_unknown)
+    t0 = time.perf_counter()
+    assert check(h).linearizable
+    reads = [o for o in h.ops if o.kind == "read" and o.status == "ok" and o.result is not None]
+    stale = reads[len(reads) // 2]
+    writes = [o for o in h.ops if o.kind == "write" and o.status == "ok" and o.ret < stale.call]
+    stale.result = writes[-3].value  # two completed writes behind
+    r = check(h, timeout=30)
+    assert not r.linearizable
+    assert stale not in r.longest
+    assert time.perf_counter() - t0 < 10
 
 
 # --------------------------------------------------------- Jepsen etcd data

@@ -54,6 +54,9 @@ class StateStore:
             "upsert": self._upsert,
             "delete": self._delete,
             "batch": self._batch,
+            "node_register": self._node_register,
+            "node_update_status": self._node_update_status,
+            "node_gc": self._node_gc,
         }
 
     # ------------------------------------------------------------ apply
@@ -178,3 +181,100 @@ class StateStore:
         """A canonical encoding of the whole state, to compare servers."""
         return msgpack.packb([sorted((t, sorted(self.tables[t].items())) for t in TABLES)],
                              use_bin_type=True)
+
+    # ------------------------------------------------------------ nodes (issue 6)
+    # Nomad's Node.Register / Node.UpdateStatus / node GC writes
+    # (nomad/state/state_store.go upsertNodeTxn, updateNodeStatusTxn;
+    # NOMAD.md §3-4).  Timestamps come in the command ("now", chosen by the
+    # leader), so every server applies them identically.
+
+    NODE_STATUSES = ("initializing", "ready", "down", "disconnected")
+    MAX_NODE_EVENTS = 10  # Nomad MaxRetainedNodeEvents
+
+    @staticmethod
+    def _node_event(message: str, subsystem: str, now: float, index: int,
+                    details: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"Message": message, "Subsystem": subsystem, "Details": dict(details or {}),
+                "Timestamp": now, "CreateIndex": index}
+
+    def _node_register(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Create or update a node; an existing node keeps its status (only UpdateStatus changes it)."""
+        node, now = cmd["node"], float(cmd["now"])
+        if not isinstance(node, dict) or not isinstance(node.get("ID"), str) or not node["ID"]:
+            raise CommandError("node must be a map with a string ID")
+        nodes = self.tables["nodes"]
+        old = nodes.get(node["ID"])
+        if old is not None and old.get("SecretID") and node.get("SecretID") != old["SecretID"]:
+            return {"ok": False, "error": "node secret ID does not match"}
+        rec = dict(node)
+        rec["StatusUpdatedAt"] = now  # Nomad sets it on every Register
+        rec["ModifyIndex"] = index
+        if old is None:
+            status = rec.get("Status") or "initializing"
+            if status not in self.NODE_STATUSES:
+                raise CommandError(f"unknown node status {status!r}")
+            rec["Status"] = status
+            rec["SchedulingEligibility"] = rec.get("SchedulingEligibility") or "eligible"
+            rec["Events"] = [self._node_event("Node registered", "Cluster", now, index)]
+            rec["LastMissedHeartbeatIndex"] = 0
+            rec["CreateIndex"] = index
+        else:
+            for keep in ("Status", "SchedulingEligibility", "DrainStrategy", "LastDrain", "Events",
+                         "LastMissedHeartbeatIndex", "CreateIndex"):
+                if keep in old:
+                    rec[keep] = old[keep]
+        nodes[rec["ID"]] = rec
+        self._touch("nodes", index)
+        return {"ok": True, "index": index, "status": rec["Status"], "prev": old["Status"] if old else "",
+                "created": old is None}
+
+    def _node_update_status(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Set a node's status, record the event, and list its live allocations when it goes down."""
+        node_id, status, now = str(cmd["node_id"]), cmd["status"], float(cmd["now"])
+        if status not in self.NODE_STATUSES:
+            raise CommandError(f"unknown node status {status!r}")
+        nodes = self.tables["nodes"]
+        old = nodes.get(node_id)
+        if old is None:
+            return {"ok": False, "error": "node not found"}
+        prev = old.get("Status", "")
+        rec = dict(old)
+        rec["Status"] = status
+        rec["StatusUpdatedAt"] = now
+        rec["ModifyIndex"] = index
+        unresponsive = ("down", "disconnected")
+        if prev not in unresponsive and status in unresponsive:
+            rec["LastMissedHeartbeatIndex"] = index
+        elif prev != "ready" and status == "ready":
+            rec["LastMissedHeartbeatIndex"] = 0
+        event = cmd.get("event")
+        if event:
+            events = [*old.get("Events", ()),
+                      self._node_event(str(event.get("Message", "")), str(event.get("Subsystem", "Cluster")),
+                                       now, index, event.get("Details"))]
+            rec["Events"] = events[-self.MAX_NODE_EVENTS:]
+        nodes[node_id] = rec
+        self._touch("nodes", index)
+        live: list[str] = []
+        if status == "down":
+            from actors.server.node_gc import alloc_terminal  # noqa: PLC0415 - pure rule, shared with GC
+
+            live = sorted(a["ID"] for a in self.tables["allocs"].values()
+                          if a.get("NodeID") == node_id and not alloc_terminal(a))
+        return {"ok": True, "index": index, "status": status, "prev": prev, "allocs": live}
+
+    def _node_gc(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Remove the listed nodes that are still eligible at the command's cutoff."""
+        from actors.server.node_gc import allocs_by_node, gc_eligible  # noqa: PLC0415
+
+        ids, cutoff = cmd["ids"], float(cmd["cutoff"])
+        if not isinstance(ids, list):
+            raise CommandError("ids must be a list")
+        nodes = self.tables["nodes"]
+        by_node = allocs_by_node(self.tables["allocs"].values(), ids)
+        deleted = [i for i in ids if i in nodes and gc_eligible(nodes[i], by_node.get(i, ()), cutoff)]
+        for i in deleted:
+            del nodes[i]
+        if deleted:
+            self._touch("nodes", index)
+        return {"ok": True, "deleted": deleted}

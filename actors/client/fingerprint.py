@@ -1,0 +1,315 @@
+"""Host fingerprinting: facts from a probe, Nomad's attribute names, node resources.
+
+Three layers, so the rules are testable without a host:
+
+* a **probe** is the edge that reads the host: :class:`PsutilProbe` uses
+  psutil, ``platform`` and ``socket`` in production; :class:`FakeHost` is the
+  simulator's configurable twin.  Both return a frozen :class:`HostFacts`;
+* :func:`fingerprint` is pure: facts + config -> :class:`Fingerprint`
+  (attributes under Nomad's names, resources in MHz/MB, reserved resources);
+* :class:`Fingerprinter` is the actor: it probes on start and every
+  ``refresh_interval_s`` and tells its subscriber (the ClientNode) a
+  :class:`FingerprintChanged` only when something that matters changed.
+
+Nomad (NOMAD.md §6.1) runs host fingerprinters once and only drivers,
+Consul and Vault periodically.  We re-probe everything, but free disk space
+(``unique.storage.bytesfree``) alone is not a change: it moves with every
+write, and each change is a node update through Raft.  Unlike Nomad's
+``runFingerprint`` quirk, a probe error keeps the last fingerprint and the
+refresh timer running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import socket
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from actors.client.messages import Resources
+from runtime.actor import NodeActor
+from runtime.env import Env
+
+log = logging.getLogger("nomad.client")
+
+MIB = 1024 * 1024
+# Attributes whose change alone does not make a node update (see module doc).
+VOLATILE_ATTRIBUTES = ("unique.storage.bytesfree",)
+# Go's GOARCH for the machine names Python reports (Nomad's cpu.arch is GOARCH).
+GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i386": "386",
+          "i686": "386", "armv7l": "arm", "armv6l": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
+          "riscv64": "riscv64"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostFacts:
+    """What a probe learned about the host, in plain units."""
+
+    arch: str  # machine name as the OS reports it (x86_64, aarch64...)
+    num_cores: int
+    cpu_mhz: int  # per-core frequency
+    memory_bytes: int
+    kernel_name: str  # GOOS: linux, darwin, windows
+    kernel_version: str  # uname -r
+    os_name: str  # platform id: ubuntu, debian, darwin...
+    os_version: str
+    hostname: str
+    ip_address: str
+    storage_volume: str  # device holding the data dir
+    storage_bytes_total: int
+    storage_bytes_free: int
+    drivers: tuple[str, ...] = ()  # detected, healthy task drivers
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    attributes: tuple[tuple[str, str], ...]  # sorted (name, value)
+    resources: Resources
+    reserved: Resources
+    drivers: tuple[str, ...]
+
+    def attribute(self, name: str) -> str | None:
+        return dict(self.attributes).get(name)
+
+
+def goarch(machine: str) -> str:
+    return GOARCH.get(machine.lower(), machine.lower())
+
+
+def attributes(facts: HostFacts, nomad_version: str) -> dict[str, str]:
+    """Nomad's attribute names and string values for *facts*."""
+    attrs = {
+        "cpu.arch": goarch(facts.arch),
+        "cpu.numcores": str(facts.num_cores),
+        "cpu.frequency": str(facts.cpu_mhz),
+        "cpu.totalcompute": str(facts.num_cores * facts.cpu_mhz),
+        "memory.totalbytes": str(facts.memory_bytes),
+        "kernel.name": facts.kernel_name,
+        "kernel.version": facts.kernel_version,
+        "os.name": facts.os_name,
+        "os.version": facts.os_version,
+        "unique.hostname": facts.hostname,
+        "unique.network.ip-address": facts.ip_address,
+        "unique.storage.volume": facts.storage_volume,
+        "unique.storage.bytestotal": str(facts.storage_bytes_total),
+        "unique.storage.bytesfree": str(facts.storage_bytes_free),
+        "nomad.version": nomad_version,
+    }
+    for driver in facts.drivers:
+        attrs[f"driver.{driver}"] = "1"  # Nomad: "1" when detected, removed when not
+    return attrs
+
+
+def node_resources(facts: HostFacts) -> Resources:
+    """CPU = cores x MHz, memory in MB, disk = free MB (Nomad's storage fingerprint uses free space)."""
+    return Resources(cpu_mhz=facts.num_cores * facts.cpu_mhz, memory_mb=facts.memory_bytes // MIB,
+                     disk_mb=facts.storage_bytes_free // MIB)
+
+
+def fingerprint(facts: HostFacts, *, nomad_version: str, reserved: Resources = Resources()) -> Fingerprint:
+    return Fingerprint(attributes=tuple(sorted(attributes(facts, nomad_version).items())),
+                       resources=node_resources(facts), reserved=reserved,
+                       drivers=tuple(sorted(facts.drivers)))
+
+
+def significant_change(old: Fingerprint | None, new: Fingerprint) -> bool:
+    """True when *new* must update the node: anything but volatile attributes or free disk differs."""
+    if old is None:
+        return True
+    if old.reserved != new.reserved or old.drivers != new.drivers:
+        return True
+    if replace(old.resources, disk_mb=0) != replace(new.resources, disk_mb=0):
+        return True
+    strip = lambda fp: [kv for kv in fp.attributes if kv[0] not in VOLATILE_ATTRIBUTES]  # noqa: E731
+    return strip(old) != strip(new)
+
+
+# ------------------------------------------------------------ probes (edges)
+class HostProbe(Protocol):
+    def facts(self) -> HostFacts: ...
+
+
+@dataclass(slots=True)
+class FakeHost:
+    """The simulator's host: fixed facts that a test may change (``update``)."""
+
+    current: HostFacts = field(default_factory=lambda: fake_facts("sim-host", "10.0.0.1"))
+    probes: int = 0
+    fail: bool = False  # make the next probes raise, to test error handling
+
+    def facts(self) -> HostFacts:
+        self.probes += 1
+        if self.fail:
+            raise OSError("fake host probe failure")
+        return self.current
+
+    def update(self, **changes: Any) -> None:
+        self.current = replace(self.current, **changes)
+
+
+def fake_facts(hostname: str, ip: str, *, cores: int = 4, mhz: int = 2400, memory_gb: int = 16,
+               disk_gb: int = 100, drivers: tuple[str, ...] = ("raw_exec",)) -> HostFacts:
+    return HostFacts(arch="x86_64", num_cores=cores, cpu_mhz=mhz, memory_bytes=memory_gb << 30,
+                     kernel_name="linux", kernel_version="6.1.0-sim", os_name="debian", os_version="12",
+                     hostname=hostname, ip_address=ip, storage_volume="/dev/sim0",
+                     storage_bytes_total=disk_gb << 30, storage_bytes_free=(disk_gb << 30) // 2, drivers=drivers)
+
+
+class PsutilProbe:
+    """Production probe: psutil, platform, socket and /etc/os-release.
+
+    ``drivers`` is decided by the caller (see :func:`detect_drivers`) until
+    task drivers exist and fingerprint themselves.
+    """
+
+    def __init__(self, data_dir: str, *, network_interface: str | None = None,
+                 drivers: tuple[str, ...] = ()) -> None:
+        self.data_dir = data_dir
+        self.network_interface = network_interface
+        self.drivers = drivers
+
+    def facts(self) -> HostFacts:
+        import psutil  # noqa: PLC0415 - an edge dependency, not needed by the simulator
+
+        freq = psutil.cpu_freq()
+        mhz = int(freq.max or freq.current) if freq else _cpuinfo_mhz()
+        disk = psutil.disk_usage(self.data_dir)
+        os_name, os_version = _os_release()
+        return HostFacts(arch=platform.machine(), num_cores=psutil.cpu_count(logical=True) or 1, cpu_mhz=mhz,
+                         memory_bytes=psutil.virtual_memory().total, kernel_name=platform.system().lower(),
+                         kernel_version=platform.release(), os_name=os_name, os_version=os_version,
+                         hostname=socket.gethostname(), ip_address=self._ip(psutil),
+                         storage_volume=_volume_of(psutil, self.data_dir), storage_bytes_total=disk.total,
+                         storage_bytes_free=disk.free, drivers=tuple(sorted(self.drivers)))
+
+    def _ip(self, psutil: Any) -> str:
+        addrs = psutil.net_if_addrs()
+        stats = psutil.net_if_stats()
+        names = [self.network_interface] if self.network_interface else sorted(addrs)
+        for name in names:
+            if not self.network_interface and (name.startswith("lo") or not getattr(stats.get(name), "isup", False)):
+                continue
+            for a in addrs.get(name, ()):
+                if a.family == socket.AF_INET:
+                    return str(a.address)
+        return "127.0.0.1"
+
+
+def _cpuinfo_mhz() -> int:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("cpu mhz"):
+                    return int(float(line.split(":", 1)[1]))
+    except OSError:
+        pass
+    return 0
+
+
+def _os_release(path: str = "/etc/os-release") -> tuple[str, str]:
+    """(ID, VERSION_ID) as gopsutil's Platform/PlatformVersion; falls back to platform.system()."""
+    fields: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, sep, value = line.strip().partition("=")
+                if sep:
+                    fields[key] = value.strip().strip('"')
+    except OSError:
+        return platform.system().lower(), platform.release()
+    return fields.get("ID", platform.system().lower()), fields.get("VERSION_ID", "")
+
+
+def _volume_of(psutil: Any, path: str) -> str:
+    path = os.path.realpath(path)
+    best, device = "", ""
+    for part in psutil.disk_partitions(all=True):
+        mount = part.mountpoint
+        if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) > len(best):
+            best, device = mount, part.device
+    return device
+
+
+def detect_drivers(options: dict[str, str] | tuple[tuple[str, str], ...], *, is_root: bool,
+                   kernel_name: str = platform.system().lower()) -> tuple[str, ...]:
+    """Drivers Nomad would detect: raw_exec when enabled in client options; exec as root on Linux."""
+    opts = dict(options)
+    found = []
+    if opts.get("driver.raw_exec.enable", "").lower() in ("1", "true"):
+        found.append("raw_exec")
+    if is_root and kernel_name == "linux":
+        found.append("exec")
+    return tuple(sorted(found))
+
+
+# ------------------------------------------------------------ the actor
+@dataclass(frozen=True, slots=True)
+class FingerprintChanged:
+    """Fingerprinter -> subscriber: the node's new fingerprint (local only)."""
+
+    fingerprint: Fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeFingerprint:
+    """Subscriber -> Fingerprinter: send me the current fingerprint and every change (local only)."""
+
+    actor: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FingerprintConfig:
+    # Nomad's driver plugins re-fingerprint every 30 s; host facts rarely
+    # change, so this only bounds how soon a new driver or resize is seen.
+    refresh_interval_s: float = 30.0
+    nomad_version: str = "2.0.6"
+    reserved: Resources = Resources()  # client.reserved (MHz / MB / MB)
+
+    def __post_init__(self) -> None:
+        if self.refresh_interval_s <= 0:
+            raise ValueError("refresh_interval_s must be > 0")
+
+
+class Fingerprinter(NodeActor):
+    """Probes the host and tells its subscriber about significant changes."""
+
+    def __init__(self, env: Env, name: str, *, probe: HostProbe, config: FingerprintConfig | None = None,
+                 subscriber: str = "client") -> None:
+        super().__init__(env, name)
+        self.probe = probe
+        self.cfg = config or FingerprintConfig()
+        self.subscriber = subscriber
+        self.current: Fingerprint | None = None
+        self.errors = 0
+
+    def on_start(self) -> None:
+        self._refresh()
+        self.set_timer("refresh", self.cfg.refresh_interval_s)
+
+    def on_timer(self, name: str) -> None:
+        if name == "refresh":
+            self._refresh()
+            self.set_timer("refresh", self.cfg.refresh_interval_s)
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, SubscribeFingerprint):
+            self.subscriber = message.actor
+            if self.current is not None:
+                self.send(self.env.node, self.subscriber, FingerprintChanged(self.current))
+        elif message == "fingerprint":
+            return self.current
+        return None
+
+    def _refresh(self) -> None:
+        try:
+            facts = self.probe.facts()
+        except Exception as exc:  # noqa: BLE001 - a host probe error must not kill the client
+            self.errors += 1
+            log.warning("%s: fingerprint failed, keeping the last one: %s", self.env.node, exc)
+            return
+        new = fingerprint(facts, nomad_version=self.cfg.nomad_version, reserved=self.cfg.reserved)
+        if significant_change(self.current, new):
+            self.current = new
+            self.send(self.env.node, self.subscriber, FingerprintChanged(new))

@@ -1,0 +1,134 @@
+"""Node protocol wire messages: client <-> server and server <-> server (tags 300-349).
+
+ONLY APPEND new tags; never reuse a retired one.  These cross the network
+(a client's RPC to a server, a follower forwarding to the leader, the
+leader announcing itself), so every field is a wire type: maps travel as
+sorted tuples of pairs so the bytes never depend on dict order.
+
+Replies follow DESIGN.md §2: a request names where its answer goes
+(``reply_node``/``reply_actor``) and carries a correlation id (``req_id``);
+nobody blocks.  A follower that forwards a request rewrites those three
+fields to its own and relays the leader's answer back, so a client only ever
+needs a path to the server it asked (as with Nomad's RPC forwarding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.wire import Message, message
+
+msg = dataclass(frozen=True, slots=True, kw_only=True)
+
+# Node statuses (Nomad structs.NodeStatus*).
+INITIALIZING = "initializing"
+READY = "ready"
+DOWN = "down"
+DISCONNECTED = "disconnected"
+NODE_STATUSES = (INITIALIZING, READY, DOWN, DISCONNECTED)
+
+# Error strings the client acts on (Nomad's own texts where it has one).
+ERR_NO_LEADER = "No cluster leader"  # structs.ErrNoLeader: retryable
+ERR_NOT_LEADER = "not leader"  # a forwarded request met a non-leader: retryable
+ERR_NODE_NOT_FOUND = "node not found"  # the client re-registers
+ERR_SECRET_MISMATCH = "node secret ID does not match"
+ERR_TIMEOUT = "timed out waiting for the leader"  # forward expired: retryable
+RETRYABLE_ERRORS = (ERR_NO_LEADER, ERR_NOT_LEADER, ERR_TIMEOUT, "leadership lost", "rpc timeout",
+                    "failed to reset heartbeat since server is not leader")
+
+
+def is_retryable(error: str) -> bool:
+    """True when another server (or the same one a moment later) may succeed."""
+    return any(e in error for e in RETRYABLE_ERRORS)
+
+
+@message(300)
+@msg
+class Resources(Message):
+    """CPU in MHz, memory and disk in MB (Nomad NodeResources / NodeReservedResources)."""
+
+    cpu_mhz: int = 0
+    memory_mb: int = 0
+    disk_mb: int = 0
+
+    def __post_init__(self) -> None:
+        if min(self.cpu_mhz, self.memory_mb, self.disk_mb) < 0:
+            raise ValueError("resources must be >= 0")
+
+
+@message(301)
+@msg
+class NodeSpec(Message):
+    """What a client says about itself when it registers (Nomad structs.Node, client half)."""
+
+    node_id: str
+    secret_id: str
+    name: str
+    datacenter: str = "dc1"
+    node_class: str = ""
+    node_pool: str = "default"
+    http_addr: str = ""
+    attributes: tuple[tuple[str, str], ...] = ()  # sorted (name, value)
+    meta: tuple[tuple[str, str], ...] = ()  # sorted (key, value)
+    drivers: tuple[str, ...] = ()  # detected and healthy task drivers, sorted
+    resources: Resources = Resources()
+    reserved: Resources = Resources()
+
+    def __post_init__(self) -> None:
+        if not self.node_id:
+            raise ValueError("node_id is required")
+        if self.node_pool == "all":
+            raise ValueError("node pool 'all' is reserved")
+
+
+@message(302)
+@msg
+class RegisterNode(Message):
+    """Node.Register: create or update the node; the answer carries the heartbeat TTL."""
+
+    req_id: int
+    reply_node: str
+    reply_actor: str
+    node: NodeSpec
+    hops: int = 0  # times forwarded between servers; bounded so a stale hint cannot loop
+
+
+@message(303)
+@msg
+class UpdateNodeStatus(Message):
+    """Node.UpdateStatus: the client's heartbeat (status ``ready``)."""
+
+    req_id: int
+    reply_node: str
+    reply_actor: str
+    node_id: str
+    status: str = READY
+    hops: int = 0
+
+    def __post_init__(self) -> None:
+        if self.status not in NODE_STATUSES:
+            raise ValueError(f"unknown node status {self.status!r}")
+
+
+@message(304)
+@msg
+class NodeUpdateResponse(Message):
+    """Answer to Register and UpdateStatus (Nomad NodeUpdateResponse, the fields a client uses)."""
+
+    req_id: int
+    ok: bool
+    error: str = ""
+    heartbeat_ttl_s: float = 0.0  # 0: no heartbeat timer was set (the node is down)
+    leader: str = ""  # the leader's RPC address ("" if unknown); empty triggers discovery
+    servers: tuple[str, ...] = ()  # the servers' RPC addresses; replaces the client's list
+    num_nodes: int = 0  # nodes the leader tracks
+    index: int = 0  # Raft index if the request wrote state, else 0 (heartbeat after a miss)
+
+
+@message(305)
+@msg
+class LeaderHint(Message):
+    """The leader's node endpoint announces itself so followers can forward to it."""
+
+    leader: str
+    term: int

@@ -1,0 +1,352 @@
+"""Gossip wire messages: SWIM (memberlist) and Serf (tags 200-249; ONLY APPEND new tags).
+
+Three families, after memberlist's ``net.go`` and serf's ``messages.go``:
+
+* **broadcasts** -- :class:`Alive`, :class:`Suspect`, :class:`Dead` (SWIM
+  membership updates) and :class:`JoinIntent`, :class:`LeaveIntent` (Serf's
+  Lamport-clocked intents).  They never travel alone: they ride in the
+  ``gossip`` field of every packet (piggybacking, SWIM §4.1) up to the packet
+  byte budget, and in :class:`Gossip` packets the gossip timer sends.
+* **probes** -- :class:`Ping`, :class:`Ack`, :class:`Nack`,
+  :class:`IndirectPing`: unreliable packets (UDP in production).
+* **anti-entropy** -- :class:`PushPullReq` / :class:`PushPullResp`: a full
+  state exchange, a request/response over a stream (TCP in production).
+
+:class:`MemberEvent` is what a pool tells its subscribers (the server
+membership actor, tests); it is registered so a subscriber may live on
+another node.
+
+Every field is validated on construction, which the wire codec runs on
+decode: a peer that sends an empty name or oversized tags gets its packet
+dropped as a ``BadField`` at the edge, never an exception in the core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.wire import Message, message
+
+msg = dataclass(frozen=True, slots=True, kw_only=True)
+
+# Member states in a SWIM view (memberlist's NodeStateType order).
+ALIVE = 0
+SUSPECT = 1
+DEAD = 2
+LEFT = 3
+STATE_NAMES = ("alive", "suspect", "dead", "left")
+
+# Limits on what a peer may send (serf ValidateNodeNames: 128 characters;
+# memberlist MetaMaxSize: 512 bytes of encoded tags).
+MAX_NAME_LEN = 128
+MAX_ADDR_LEN = 64
+MAX_TAGS_BYTES = 512
+MAX_GOSSIP_ITEMS = 255  # memberlist's compound messages hold at most 255 parts
+MAX_PUSH_NODES = 1024 * 1024  # memberlist maxPushStateNodes
+
+# Protocol and delegate versions, in memberlist's order (pmin, pmax, pcur,
+# dmin, dmax, dcur), as Nomad's serf reports them in /v1/agent/members.
+VSN = (1, 5, 2, 2, 5, 4)
+
+Tags = tuple[tuple[str, str], ...]
+
+MEMBER_EVENT_KINDS = ("member-join", "member-update", "member-leave", "member-failed", "member-reap")
+
+
+def _check_name(value: str, what: str) -> None:
+    if not value or len(value) > MAX_NAME_LEN:
+        raise ValueError(f"{what} must be 1..{MAX_NAME_LEN} characters")
+
+
+def _check_addr(value: str, what: str) -> None:
+    if not value or len(value) > MAX_ADDR_LEN:
+        raise ValueError(f"{what} must be 1..{MAX_ADDR_LEN} characters")
+
+
+def check_tags(tags: Tags) -> None:
+    """Tags are sorted unique (key, value) pairs of at most MAX_TAGS_BYTES in all."""
+    size = 0
+    prev = None
+    for pair in tags:
+        if len(pair) != 2:
+            raise ValueError("tags must be (key, value) pairs")
+        key = pair[0]
+        if prev is not None and key <= prev:
+            raise ValueError("tags must be sorted by key with no duplicate key")
+        prev = key
+        size += len(key) + len(pair[1]) + 2
+    if size > MAX_TAGS_BYTES:
+        raise ValueError(f"tags take {size} bytes, over the {MAX_TAGS_BYTES}-byte limit")
+
+
+def make_tags(mapping: dict[str, str] | Tags) -> Tags:
+    """Tags from a dict (or pairs): sorted by key, values as strings."""
+    items = mapping.items() if isinstance(mapping, dict) else mapping
+    tags = tuple(sorted((str(k), str(v)) for k, v in items))
+    check_tags(tags)
+    return tags
+
+
+def _check_gossip(gossip: tuple[Message, ...]) -> None:
+    if len(gossip) > MAX_GOSSIP_ITEMS:
+        raise ValueError(f"at most {MAX_GOSSIP_ITEMS} piggybacked messages")
+
+
+# ---------------------------------------------------------------- broadcasts
+
+
+@message(200)
+@msg
+class Alive(Message):
+    """Member *name* at *addr* is alive at *incarnation* with these tags."""
+
+    name: str
+    addr: str
+    incarnation: int
+    tags: Tags = ()
+    vsn: tuple[int, ...] = VSN
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "Alive.name")
+        _check_addr(self.addr, "Alive.addr")
+        if self.incarnation < 0:
+            raise ValueError("Alive.incarnation must be >= 0")
+        check_tags(self.tags)
+        if len(self.vsn) != 6 or not 0 < self.vsn[0] <= self.vsn[1]:
+            raise ValueError("Alive.vsn must be (pmin, pmax, pcur, dmin, dmax, dcur) with 0 < pmin <= pmax")
+
+
+@message(201)
+@msg
+class Suspect(Message):
+    """*sender* suspects *name* (at *incarnation*) has failed."""
+
+    name: str
+    incarnation: int
+    sender: str
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "Suspect.name")
+        _check_name(self.sender, "Suspect.sender")
+        if self.incarnation < 0:
+            raise ValueError("Suspect.incarnation must be >= 0")
+
+
+@message(202)
+@msg
+class Dead(Message):
+    """*name* is dead at *incarnation*; when ``sender == name`` it left gracefully."""
+
+    name: str
+    incarnation: int
+    sender: str
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "Dead.name")
+        _check_name(self.sender, "Dead.sender")
+        if self.incarnation < 0:
+            raise ValueError("Dead.incarnation must be >= 0")
+
+
+@message(203)
+@msg
+class JoinIntent(Message):
+    """Serf: *name* joined at Lamport time *ltime* (refutes older leave intents)."""
+
+    name: str
+    ltime: int
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "JoinIntent.name")
+        if self.ltime < 0:
+            raise ValueError("JoinIntent.ltime must be >= 0")
+
+
+@message(204)
+@msg
+class LeaveIntent(Message):
+    """Serf: *name* leaves (or is force-left) at Lamport time *ltime*; ``prune`` erases it."""
+
+    name: str
+    ltime: int
+    prune: bool = False
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "LeaveIntent.name")
+        if self.ltime < 0:
+            raise ValueError("LeaveIntent.ltime must be >= 0")
+
+
+BROADCAST_TYPES = (Alive, Suspect, Dead, JoinIntent, LeaveIntent)
+
+
+# ---------------------------------------------------------------- probes
+
+
+@message(205)
+@msg
+class Ping(Message):
+    """Probe *target*; the answer is an :class:`Ack` with the same seq to ``src_addr``."""
+
+    seq: int
+    target: str
+    src_name: str
+    src_addr: str
+    gossip: tuple[Message, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_name(self.target, "Ping.target")
+        _check_name(self.src_name, "Ping.src_name")
+        _check_addr(self.src_addr, "Ping.src_addr")
+        _check_gossip(self.gossip)
+
+
+@message(206)
+@msg
+class Ack(Message):
+    seq: int
+    gossip: tuple[Message, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_gossip(self.gossip)
+
+
+@message(207)
+@msg
+class Nack(Message):
+    """A relay of an indirect probe heard nothing from the target within the probe timeout."""
+
+    seq: int
+    gossip: tuple[Message, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_gossip(self.gossip)
+
+
+@message(208)
+@msg
+class IndirectPing(Message):
+    """Ask the receiver to probe *target* at *target_addr* on behalf of ``src``."""
+
+    seq: int
+    target: str
+    target_addr: str
+    src_name: str
+    src_addr: str
+    nack: bool = True
+    gossip: tuple[Message, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_name(self.target, "IndirectPing.target")
+        _check_addr(self.target_addr, "IndirectPing.target_addr")
+        _check_name(self.src_name, "IndirectPing.src_name")
+        _check_addr(self.src_addr, "IndirectPing.src_addr")
+        _check_gossip(self.gossip)
+
+
+@message(209)
+@msg
+class Gossip(Message):
+    """A packet of broadcasts sent by the gossip timer."""
+
+    src_name: str
+    gossip: tuple[Message, ...]
+
+    def __post_init__(self) -> None:
+        _check_name(self.src_name, "Gossip.src_name")
+        _check_gossip(self.gossip)
+
+
+# ---------------------------------------------------------------- anti-entropy
+
+
+@message(210)
+@msg
+class PushNode(Message):
+    """One member of a push-pull state: what the sender believes about it."""
+
+    name: str
+    addr: str
+    incarnation: int
+    state: int
+    tags: Tags = ()
+    vsn: tuple[int, ...] = VSN
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, "PushNode.name")
+        _check_addr(self.addr, "PushNode.addr")
+        if self.incarnation < 0:
+            raise ValueError("PushNode.incarnation must be >= 0")
+        if self.state not in (ALIVE, SUSPECT, DEAD, LEFT):
+            raise ValueError(f"PushNode.state {self.state} is not a member state")
+        check_tags(self.tags)
+        if len(self.vsn) != 6:
+            raise ValueError("PushNode.vsn must have 6 entries")
+
+
+@msg
+class _PushPullFields:
+    """Fields shared by the request and the response (memberlist pushPull + serf messagePushPull)."""
+
+    seq: int
+    src_name: str
+    src_addr: str
+    join: bool
+    nodes: tuple[PushNode, ...]
+    ltime: int = 0  # serf member clock
+    status_ltimes: tuple[tuple[str, int], ...] = ()  # serf: per member, the Lamport time of its status
+    left: tuple[str, ...] = ()  # serf: members that left (their status_ltime is the join's)
+
+    def __post_init__(self) -> None:
+        _check_name(self.src_name, "PushPull.src_name")
+        _check_addr(self.src_addr, "PushPull.src_addr")
+        if len(self.nodes) > MAX_PUSH_NODES or len(self.status_ltimes) > MAX_PUSH_NODES:
+            raise ValueError("push-pull state too large")
+        if self.ltime < 0:
+            raise ValueError("PushPull.ltime must be >= 0")
+
+
+@message(211)
+@msg
+class PushPullReq(_PushPullFields, Message):
+    """Full state of the sender; the receiver answers :class:`PushPullResp` with its own."""
+
+
+@message(212)
+@msg
+class PushPullResp(_PushPullFields, Message):
+    """The answer to a :class:`PushPullReq` with the same ``seq``."""
+
+
+# ---------------------------------------------------------------- events
+
+
+@message(213)
+@msg
+class MemberEvent(Message):
+    """Told to each subscriber when a member joins, updates, leaves, fails or is reaped.
+
+    ``kind`` is one of ``MEMBER_EVENT_KINDS`` (Serf's EventMember* names);
+    ``pool`` the name of the pool actor ("gossip" LAN, "gossip-wan");
+    ``status`` the member's Serf status after the event.
+    """
+
+    kind: str
+    pool: str
+    name: str
+    addr: str
+    status: str
+    tags: Tags = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in MEMBER_EVENT_KINDS:
+            raise ValueError(f"MemberEvent.kind {self.kind!r} is not one of {MEMBER_EVENT_KINDS}")
+        _check_name(self.name, "MemberEvent.name")
+
+    def tags_dict(self) -> dict[str, str]:
+        return dict(self.tags)
+
+
+PROBE_TYPES = (Ping, Ack, Nack, IndirectPing, Gossip)
+PUSH_PULL_TYPES = (PushPullReq, PushPullResp)
+WIRE_TYPES = PROBE_TYPES + PUSH_PULL_TYPES

@@ -1,0 +1,343 @@
+"""Server-side heartbeats: the pure TTL and expiry core, and the HeartbeatMonitor actor.
+
+Nomad's ``nomad/heartbeat.go`` (NOMAD.md §3):
+
+* only the leader keeps timers, one per live (non-``down``) node;
+* every Register and UpdateStatus answers with a TTL scaled so the whole
+  cluster stays under ``max_heartbeats_per_second``, never below
+  ``min_heartbeat_ttl``, plus a uniform random stagger in ``[0, base)``;
+* the server's timer is ``TTL + heartbeat_grace``: the client heartbeats
+  every TTL, so grace is its slack for a slow or retried heartbeat;
+* a new leader first gives every non-down node exactly
+  ``failover_heartbeat_ttl`` (no grace, no stagger), so a leader change
+  never marks a healthy cluster down;
+* a leader that steps down clears every timer.
+
+:class:`HeartbeatTimers` is the core: deadlines in a dict plus a lazy heap,
+time passed in, no I/O.  :class:`HeartbeatMonitor` hosts it with a single
+actor timer armed at the earliest deadline (10,000 nodes cost one timer,
+not 10,000), answers the NodeEndpoint's ``ResetHeartbeat`` with the TTL, and
+tells the endpoint ``NodeExpired`` when a deadline passes -- the endpoint
+marks the node down through Raft, as Nomad's ``invalidateHeartbeat`` calls
+``Node.UpdateStatus``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from actors.client.messages import DOWN
+from actors.raft.peer import Read
+from actors.server import ENDPOINT, RAFT, Leadership, LeadershipChanged, RaftReply, ReplyTo, log
+from runtime.actor import NodeActor
+from runtime.config import ServerConfig
+from runtime.env import Env
+
+# Nomad helper.RateScaledInterval: at or below one event a day the rate is
+# treated as "unlimited" and the minimum applies.
+MIN_RATE = 1.0 / 86400
+MIN_TIMER_S = 1e-6  # shortest expiry timer: later than any float rounding of "now + delay"
+NOT_LEADER = "failed to reset heartbeat since server is not leader"  # Nomad's text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatConfig:
+    """The server's heartbeat knobs (``server.*`` keys; defaults from nomad/config.go)."""
+
+    # Floor of the TTL: small clusters heartbeat every 10-20 s, often enough
+    # to notice a dead node quickly, rare enough to cost nothing.
+    min_heartbeat_ttl_s: float = 10.0
+    # Cluster-wide heartbeat budget of the leader: TTL = n / rate, so 5,000
+    # nodes heartbeat every 100-200 s and the leader sees at most ~50/s.
+    max_heartbeats_per_second: float = 50.0
+    # Slack after the TTL before a node is marked down: covers a heartbeat
+    # that is late, lost once, or retried on another server.
+    heartbeat_grace_s: float = 10.0
+    # Flat TTL a new leader gives every node: clients must find the new
+    # leader (retries, server rotation) before anything is marked down.
+    failover_heartbeat_ttl_s: float = 300.0
+    # Retry delay of the new leader's read of the node table (a Raft
+    # barrier); it fails only while leadership is still settling.
+    init_retry_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.min_heartbeat_ttl_s <= 0:
+            raise ValueError("min_heartbeat_ttl_s must be > 0")
+        if self.max_heartbeats_per_second <= 0:
+            raise ValueError("max_heartbeats_per_second must be > 0")
+        if self.heartbeat_grace_s < 0:
+            raise ValueError("heartbeat_grace_s must be >= 0")
+        if self.failover_heartbeat_ttl_s <= 0:
+            raise ValueError("failover_heartbeat_ttl_s must be > 0")
+        if self.init_retry_s <= 0:
+            raise ValueError("init_retry_s must be > 0")
+
+    @classmethod
+    def from_server(cls, server: ServerConfig) -> HeartbeatConfig:
+        return cls(min_heartbeat_ttl_s=server.min_heartbeat_ttl_s,
+                   max_heartbeats_per_second=server.max_heartbeats_per_second,
+                   heartbeat_grace_s=server.heartbeat_grace_s,
+                   failover_heartbeat_ttl_s=server.failover_heartbeat_ttl_s)
+
+
+def rate_scaled_interval(rate: float, min_s: float, n: int) -> float:
+    """Nomad ``helper.RateScaledInterval``: ``max(n / rate, min_s)``; min_s if rate <= 1/day."""
+    if rate <= MIN_RATE:
+        return min_s
+    return max(n / rate, min_s)
+
+
+def random_stagger(rng: random.Random, interval_s: float) -> float:
+    """Nomad ``helper.RandomStagger``: uniform in ``[0, interval_s)``; 0 for a zero interval."""
+    if interval_s <= 0:
+        return 0.0
+    return rng.random() * interval_s
+
+
+def heartbeat_ttl(cfg: HeartbeatConfig, n: int, rng: random.Random) -> float:
+    """The TTL handed to a client when the leader tracks *n* timers: in ``[base, 2 base)``."""
+    base = rate_scaled_interval(cfg.max_heartbeats_per_second, cfg.min_heartbeat_ttl_s, n)
+    return base + random_stagger(rng, base)
+
+
+class HeartbeatTimers:
+    """The leader's node deadlines (pure: time is an argument, the RNG is passed in).
+
+    ``deadlines`` maps node ID to the time it expires.  A heap of
+    ``(deadline, node)`` finds the earliest; superseded entries stay in it
+    and are skipped (lazy deletion), and the heap is rebuilt once it holds
+    more than twice the live entries, so memory stays O(nodes).
+    """
+
+    def __init__(self, cfg: HeartbeatConfig) -> None:
+        self.cfg = cfg
+        self.deadlines: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.deadlines)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self.deadlines
+
+    def _set(self, node_id: str, deadline: float) -> None:
+        self.deadlines[node_id] = deadline
+        heapq.heappush(self._heap, (deadline, node_id))
+        if len(self._heap) > 2 * len(self.deadlines) + 64:
+            self._heap = [(d, n) for n, d in self.deadlines.items()]
+            heapq.heapify(self._heap)
+
+    def reset(self, node_id: str, now: float, rng: random.Random) -> float:
+        """A heartbeat (or registration) from *node_id*: returns the TTL for the client.
+
+        The TTL is computed from the timers tracked *before* this node is
+        (re)added, as Nomad does; the deadline is ``now + ttl + grace``.
+        """
+        ttl = heartbeat_ttl(self.cfg, len(self.deadlines), rng)
+        self._set(node_id, now + ttl + self.cfg.heartbeat_grace_s)
+        return ttl
+
+    def initialize(self, node_ids: Iterable[str], now: float) -> int:
+        """A new leader: every known live node gets exactly the failover TTL.
+
+        A node that already heartbeated to this leader keeps its (shorter)
+        timer: it holds a fresh TTL and will heartbeat again within it.
+        Returns how many timers were created.
+        """
+        made = 0
+        deadline = now + self.cfg.failover_heartbeat_ttl_s
+        for node_id in node_ids:
+            if node_id not in self.deadlines:
+                self._set(node_id, deadline)
+                made += 1
+        return made
+
+    def remove(self, node_id: str) -> None:
+        self.deadlines.pop(node_id, None)
+
+    def clear(self) -> None:
+        """Leadership lost: no timer survives (Nomad ``clearAllHeartbeatTimers``)."""
+        self.deadlines.clear()
+        self._heap.clear()
+
+    def _prune(self) -> None:
+        heap, live = self._heap, self.deadlines
+        while heap and live.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+
+    def next_deadline(self) -> float | None:
+        self._prune()
+        return self._heap[0][0] if self._heap else None
+
+    def pop_expired(self, now: float) -> list[str]:
+        """Remove and return (in deadline order) every node whose deadline is <= *now*."""
+        out = []
+        while True:
+            self._prune()
+            if not self._heap or self._heap[0][0] > now:
+                return out
+            _, node_id = heapq.heappop(self._heap)
+            del self.deadlines[node_id]
+            out.append(node_id)
+
+    def check_invariants(self) -> None:
+        live = set(self.deadlines.items())
+        in_heap = {(n, d) for d, n in self._heap}
+        if not live <= in_heap:
+            raise AssertionError("a live deadline is missing from the heap")
+
+
+# ------------------------------------------------------------ local messages (never on the wire)
+@dataclass(frozen=True, slots=True)
+class ResetHeartbeat:
+    """NodeEndpoint -> monitor: (re)start *node_id*'s timer; answered with HeartbeatReset."""
+
+    op_id: int
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReset:
+    op_id: int
+    node_id: str
+    ok: bool
+    ttl_s: float = 0.0
+    num_nodes: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearHeartbeat:
+    """NodeEndpoint -> monitor: the node is down or gone; stop its timer."""
+
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeExpired:
+    """Monitor -> NodeEndpoint: *node_id* missed TTL + grace; mark it down."""
+
+    node_id: str
+
+
+def live_node_ids(state: Any) -> list[str]:
+    """Read query (runs inside Raft): the IDs of every node that is not down, sorted."""
+    nodes = state.tables["nodes"]
+    return [nid for nid in sorted(nodes) if nodes[nid].get("Status") != DOWN]
+
+
+class HeartbeatMonitor(NodeActor):
+    """Per-node TTL timers on the leader; expiry -> ``NodeExpired`` to the endpoint."""
+
+    def __init__(self, env: Env, name: str, *, config: HeartbeatConfig | None = None, raft: str = RAFT,
+                 endpoint: str = ENDPOINT, leadership: Leadership | None = None) -> None:
+        super().__init__(env, name)
+        self.cfg = config or HeartbeatConfig()
+        self.timers = HeartbeatTimers(self.cfg)
+        self.raft = raft
+        self.endpoint = endpoint
+        self._leadership = leadership
+        self.is_leader = False
+        self.term = 0
+        self.initialized = False
+        self._armed_at: float | None = None
+        self.stats = {"resets": 0, "expired": 0, "initialized": 0}
+
+    def on_start(self) -> None:
+        if self._leadership is not None:
+            is_leader, term = self._leadership.current()
+            if is_leader:
+                self._become_leader(term)
+
+    # ------------------------------------------------------------ messages
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, ResetHeartbeat):
+            self._reset(message)
+        elif isinstance(message, ClearHeartbeat):
+            self.timers.remove(message.node_id)
+        elif isinstance(message, LeadershipChanged):
+            if message.is_leader:
+                self._become_leader(message.term)
+            else:
+                self._step_down()
+        elif isinstance(message, RaftReply):
+            self._initialized_reply(message)
+        elif message == "status":
+            return {"leader": self.is_leader, "active": len(self.timers), **self.stats}
+        return None
+
+    def _reset(self, m: ResetHeartbeat) -> None:
+        if not self.is_leader:
+            self.send(self.env.node, self.endpoint, HeartbeatReset(m.op_id, m.node_id, False, error=NOT_LEADER))
+            return
+        ttl = self.timers.reset(m.node_id, self.env.now(), self.env.rng)
+        self.stats["resets"] += 1
+        self._arm()
+        self.send(self.env.node, self.endpoint,
+                  HeartbeatReset(m.op_id, m.node_id, True, ttl_s=ttl, num_nodes=len(self.timers)))
+
+    # ------------------------------------------------------------ leadership
+    def _become_leader(self, term: int) -> None:
+        self.is_leader, self.term, self.initialized = True, term, False
+        self._read_nodes()
+
+    def _read_nodes(self) -> None:
+        # A linearizable read is the barrier Nomad runs before
+        # initializeHeartbeatTimers: it sees every node committed so far.
+        self.send(self.env.node, self.raft,
+                  Read(query=live_node_ids, reply=ReplyTo(self.env, self.name, ("init", self.term))))
+
+    def _initialized_reply(self, m: RaftReply) -> None:
+        if not (self.is_leader and m.tag == ("init", self.term)) or self.initialized:
+            return
+        if not m.ok:
+            self.set_timer("init", self.cfg.init_retry_s)
+            return
+        made = self.timers.initialize(m.value[1], self.env.now())
+        self.initialized = True
+        self.stats["initialized"] += made
+        log.info("%s: heartbeat timers initialized for %d nodes (failover TTL %.0fs)",
+                 self.env.node, made, self.cfg.failover_heartbeat_ttl_s)
+        self._arm()
+
+    def _step_down(self) -> None:
+        self.is_leader, self.initialized = False, False
+        self.timers.clear()
+        self.cancel_timer("expire")
+        self.cancel_timer("init")
+        self._armed_at = None
+
+    # ------------------------------------------------------------ expiry
+    def _arm(self) -> None:
+        nd = self.timers.next_deadline()
+        if nd is None:
+            self.cancel_timer("expire")
+            self._armed_at = None
+        elif self._armed_at is None or nd < self._armed_at:
+            # Only ever pull the timer earlier: a later deadline is picked up
+            # when the armed one fires and finds nothing due.
+            # The floor keeps a deadline a few ulps ahead of the clock from
+            # re-arming at the same instant forever (the timer must fire at
+            # or after the deadline: a node is never down early).
+            self._armed_at = nd
+            self.set_timer("expire", max(MIN_TIMER_S, nd - self.env.now()))
+
+    def on_timer(self, name: str) -> None:
+        if name == "init":
+            if self.is_leader and not self.initialized:
+                self._read_nodes()
+            return
+        if name != "expire":
+            return
+        self._armed_at = None
+        if not self.is_leader:
+            return
+        for node_id in self.timers.pop_expired(self.env.now()):
+            self.stats["expired"] += 1
+            log.warning("%s: node TTL expired node_id=%s", self.env.node, node_id)
+            self.send(self.env.node, self.endpoint, NodeExpired(node_id))
+        self._arm()

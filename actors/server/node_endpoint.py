@@ -1,0 +1,411 @@
+"""NodeEndpoint: the server actor that takes clients' Register and UpdateStatus.
+
+Nomad's ``nomad/node_endpoint.go`` (NOMAD.md §3, §6.2), as an actor that
+never blocks:
+
+* **On a follower** a request is forwarded to the leader's endpoint (the
+  follower rewrites the reply address to its own and relays the answer), or
+  answered ``No cluster leader`` when no leader is known, so the client
+  rotates to another server.  Followers learn the leader from
+  :class:`LeaderHint` messages the leader's endpoint sends on election and
+  every ``leader_hint_interval_s``; RaftPeer only tells a node about its own
+  leadership.
+* **On the leader** each request is a small state machine: read the node
+  (a stale read of the leader's own state store), write through Raft only
+  when something changes (a plain heartbeat is not a Raft write), then ask
+  the HeartbeatMonitor to reset the node's timer and answer with its TTL.
+  Requests for one node run one at a time, in arrival order, so a heartbeat
+  that arrives while the node is being marked down is applied after it
+  (down -> ready), never before it and lost.
+* ``NodeExpired`` from the monitor is an internal UpdateStatus(down) with the
+  event "Node heartbeat missed" (Nomad ``invalidateHeartbeat``).  Every status
+  change is told to the ``notify`` actors as :class:`NodeStatusChanged` --
+  the hook where the scheduler will mark a down node's allocations lost and
+  place replacements.
+
+Raft is asked with :class:`~actors.server.ReplyTo` adapters; answers come
+back as ``RaftReply`` messages tagged ``(stage, op_id)``.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from dataclasses import dataclass, replace
+from typing import Any
+
+from actors.client.messages import (
+    DOWN,
+    ERR_NO_LEADER,
+    ERR_NODE_NOT_FOUND,
+    ERR_NOT_LEADER,
+    ERR_SECRET_MISMATCH,
+    ERR_TIMEOUT,
+    INITIALIZING,
+    LeaderHint,
+    NodeSpec,
+    NodeUpdateResponse,
+    RegisterNode,
+    UpdateNodeStatus,
+)
+from actors.raft.peer import Propose, Read
+from actors.server import HEARTBEATS, RAFT, Leadership, LeadershipChanged, RaftReply, ReplyTo, log
+from actors.server.heartbeat import ClearHeartbeat, HeartbeatReset, NodeExpired, ResetHeartbeat
+from actors.state.store import command
+from runtime.actor import NodeActor
+from runtime.env import Env
+
+MISSED_EVENT = {"Message": "Node heartbeat missed", "Subsystem": "Cluster"}
+REREGISTERED_EVENT = {"Message": "Node reregistered by heartbeat", "Subsystem": "Cluster"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointConfig:
+    # A forwarded request unanswered this long is answered with a retryable
+    # error: the hinted leader may be dead.  Below the client's own attempt
+    # timeout (2 s) so the client hears why rather than timing out.
+    forward_timeout_s: float = 1.5
+    # A request for one node that has not finished in this long is failed so
+    # it cannot hold up that node's later requests (Raft answers every
+    # request, so this is a backstop).
+    op_timeout_s: float = 10.0
+    # The leader announces itself this often; 2 s keeps a restarted follower
+    # forwarding within seconds at two messages per interval.
+    leader_hint_interval_s: float = 2.0
+    # A follower stops trusting a hint not refreshed for this long (three
+    # intervals: one or two lost announcements do not matter).
+    leader_hint_ttl_s: float = 7.0
+    # Forwarding bound: client -> follower -> leader; a stale hint on the
+    # second server cannot bounce a request around.
+    max_forward_hops: int = 1
+    # How often expired forwards and stuck operations are swept.
+    sweep_interval_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("forward_timeout_s", "op_timeout_s", "leader_hint_interval_s", "sweep_interval_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.leader_hint_ttl_s <= self.leader_hint_interval_s:
+            raise ValueError("leader_hint_ttl_s must exceed leader_hint_interval_s")
+        if self.max_forward_hops < 0:
+            raise ValueError("max_forward_hops must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatusChanged:
+    """Told to the ``notify`` actors after a status change commits (local only)."""
+
+    node_id: str
+    prev: str  # "" for a new node
+    status: str
+    index: int
+    allocs: tuple[str, ...] = ()  # non-terminal allocations, when the node went down
+
+
+@dataclass(frozen=True, slots=True)
+class SetServers:
+    """Replace the server list handed to clients (Raft membership changed)."""
+
+    servers: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Op:
+    op_id: int
+    kind: str  # "register" | "status" | "expire"
+    node_id: str
+    started: float
+    request: RegisterNode | UpdateNodeStatus | None = None
+    status: str = ""
+    index: int = 0
+
+
+def node_view(state: Any, node_id: str) -> tuple[str, str] | None:
+    """Read query: the node's (Status, SecretID), or None when it is unknown."""
+    rec = state.tables["nodes"].get(node_id)
+    return None if rec is None else (rec.get("Status", ""), rec.get("SecretID", ""))
+
+
+def node_record(spec: NodeSpec) -> dict[str, Any]:
+    """The state-store record (Nomad's structs.Node field names) for a registering node."""
+    res, rsv = spec.resources, spec.reserved
+    return {
+        "ID": spec.node_id, "SecretID": spec.secret_id, "Name": spec.name, "Datacenter": spec.datacenter,
+        "NodeClass": spec.node_class, "NodePool": spec.node_pool, "HTTPAddr": spec.http_addr,
+        "Attributes": dict(spec.attributes), "Meta": dict(spec.meta),
+        "Drivers": {d: {"Detected": True, "Healthy": True, "HealthDescription": "Healthy", "Attributes": {}}
+                    for d in spec.drivers},
+        "NodeResources": {"Cpu": {"CpuShares": res.cpu_mhz}, "Memory": {"MemoryMB": res.memory_mb},
+                          "Disk": {"DiskMB": res.disk_mb}},
+        "ReservedResources": {"Cpu": {"CpuShares": rsv.cpu_mhz}, "Memory": {"MemoryMB": rsv.memory_mb},
+                              "Disk": {"DiskMB": rsv.disk_mb}},
+        "Status": INITIALIZING,
+    }
+
+
+class NodeEndpoint(NodeActor):
+    def __init__(self, env: Env, name: str, *, servers: tuple[str, ...], config: EndpointConfig | None = None,
+                 raft: str = RAFT, heartbeats: str = HEARTBEATS, leadership: Leadership | None = None,
+                 wall_clock: Any = None, notify: tuple[str, ...] = ()) -> None:
+        super().__init__(env, name)
+        self.cfg = config or EndpointConfig()
+        self.servers = tuple(servers)
+        self.raft = raft
+        self.heartbeats = heartbeats
+        self._leadership = leadership
+        # Node timestamps must mean the same on every server: production
+        # passes time.time; the simulator's shared virtual clock is env.now.
+        self._wall = wall_clock or env.now
+        self.notify = notify
+        self.is_leader = False
+        self.term = 0
+        self._hint: tuple[int, str, float] | None = None  # (term, leader, trusted until)
+        self._forwards: dict[int, tuple[str, str, int, float]] = {}  # fwd id -> reply node, actor, req id, deadline
+        self._ops: dict[int, _Op] = {}
+        self._queues: dict[str, collections.deque[_Op]] = {}  # node ID -> its ops, head running
+        self._next_id = 0
+        self.stats = {"requests": 0, "forwarded": 0, "writes": 0, "expired": 0, "errors": 0}
+
+    def on_start(self) -> None:
+        if self._leadership is not None:
+            is_leader, term = self._leadership.current()
+            if is_leader:
+                self._lead(LeadershipChanged(True, term))
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    # ------------------------------------------------------------ messages
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, (RegisterNode, UpdateNodeStatus)):
+            self._request(message)
+        elif isinstance(message, RaftReply):
+            self._raft_reply(message)
+        elif isinstance(message, HeartbeatReset):
+            self._reset_done(message)
+        elif isinstance(message, NodeUpdateResponse):
+            self._relay(message)
+        elif isinstance(message, NodeExpired):
+            if self.is_leader:
+                self.stats["expired"] += 1
+                self._submit(_Op(self._new_id(), "expire", message.node_id, self.env.now()))
+        elif isinstance(message, LeaderHint):
+            self._hint_in(message)
+        elif isinstance(message, LeadershipChanged):
+            self._lead(message)
+        elif isinstance(message, SetServers):
+            self.servers = tuple(message.servers)
+        elif message == "status":
+            return {"leader": self.is_leader, "known_leader": self.known_leader(), "ops": len(self._ops),
+                    "forwards": len(self._forwards), **self.stats}
+        return None
+
+    def _request(self, m: RegisterNode | UpdateNodeStatus) -> None:
+        self.stats["requests"] += 1
+        if self.is_leader:
+            if isinstance(m, RegisterNode):
+                op = _Op(self._new_id(), "register", m.node.node_id, self.env.now(), request=m)
+            else:
+                op = _Op(self._new_id(), "status", m.node_id, self.env.now(), request=m)
+            self._submit(op)
+            return
+        leader = self.known_leader()
+        if leader and m.hops < self.cfg.max_forward_hops:
+            fwd = self._new_id()
+            self._forwards[fwd] = (m.reply_node, m.reply_actor, m.req_id, self.env.now() + self.cfg.forward_timeout_s)
+            self.stats["forwarded"] += 1
+            self.send(leader, self.name, replace(m, req_id=fwd, reply_node=self.env.node, reply_actor=self.name,
+                                                 hops=m.hops + 1))
+            self._arm_sweep()
+            return
+        self._respond(m.reply_node, m.reply_actor, m.req_id, error=ERR_NOT_LEADER if leader else ERR_NO_LEADER,
+                      leader=leader)
+
+    def _respond(self, node: str, actor: str, req_id: int, *, error: str = "", ttl: float = 0.0,
+                 leader: str = "", num_nodes: int = 0, index: int = 0) -> None:
+        if error:
+            self.stats["errors"] += 1
+        self.send(node, actor, NodeUpdateResponse(req_id=req_id, ok=not error, error=error, heartbeat_ttl_s=ttl,
+                                                  leader=leader, servers=self.servers, num_nodes=num_nodes,
+                                                  index=index))
+
+    def _relay(self, m: NodeUpdateResponse) -> None:
+        fwd = self._forwards.pop(m.req_id, None)
+        if fwd is None:
+            return  # expired already: the client was told to retry
+        self.send(fwd[0], fwd[1], replace(m, req_id=fwd[2]))
+
+    # ------------------------------------------------------------ leader and hints
+    def known_leader(self) -> str:
+        if self.is_leader:
+            return self.env.node
+        hint = self._hint
+        if hint is None or hint[2] < self.env.now() or hint[1] == self.env.node:
+            return ""
+        return hint[1]
+
+    def _hint_in(self, m: LeaderHint) -> None:
+        if m.leader == self.env.node:
+            return
+        if self._hint is None or m.term >= self._hint[0]:
+            self._hint = (m.term, m.leader, self.env.now() + self.cfg.leader_hint_ttl_s)
+
+    def _announce(self) -> None:
+        hint = LeaderHint(leader=self.env.node, term=self.term)
+        for server in self.servers:
+            if server != self.env.node:
+                self.send(server, self.name, hint)
+
+    def _lead(self, m: LeadershipChanged) -> None:
+        was = self.is_leader
+        self.is_leader, self.term = m.is_leader, m.term
+        if m.is_leader:
+            self._hint = None
+            self._announce()
+            self.set_timer("hint", self.cfg.leader_hint_interval_s)
+            log.info("%s: node endpoint leading (term %d)", self.env.node, m.term)
+        elif was:
+            self.cancel_timer("hint")
+            for op in list(self._ops.values()):
+                self._fail(op, ERR_NOT_LEADER)
+            self._queues.clear()
+
+    def on_timer(self, name: str) -> None:
+        if name == "hint" and self.is_leader:
+            self._announce()
+            self.set_timer("hint", self.cfg.leader_hint_interval_s)
+        elif name == "sweep":
+            self._sweep()
+
+    def _arm_sweep(self) -> None:
+        if not self.timer_armed("sweep"):
+            self.set_timer("sweep", self.cfg.sweep_interval_s)
+
+    def _sweep(self) -> None:
+        now = self.env.now()
+        for fwd in [f for f, v in self._forwards.items() if v[3] <= now]:
+            node, actor, req_id, _ = self._forwards.pop(fwd)
+            self._respond(node, actor, req_id, error=ERR_TIMEOUT)
+        for op in [o for o in self._ops.values() if o.started + self.cfg.op_timeout_s <= now]:
+            self._fail(op, ERR_TIMEOUT)
+        if self._forwards or self._ops:
+            self._arm_sweep()
+
+    # ------------------------------------------------------------ per-node operations (leader)
+    def _submit(self, op: _Op) -> None:
+        queue = self._queues.setdefault(op.node_id, collections.deque())
+        queue.append(op)
+        self._ops[op.op_id] = op
+        self._arm_sweep()
+        if len(queue) == 1:
+            self._start(op)
+
+    def _start(self, op: _Op) -> None:
+        # A stale read of the leader's own store: it holds every committed
+        # write this leader made, and a leader that is not yet sure of its
+        # term learns so from Raft when it proposes.
+        query = functools.partial(node_view, node_id=op.node_id)
+        self.send(self.env.node, self.raft, Read(query=query, stale=True,
+                                                 reply=ReplyTo(self.env, self.name, ("read", op.op_id))))
+
+    def _finish(self, op: _Op) -> None:
+        self._ops.pop(op.op_id, None)
+        queue = self._queues.get(op.node_id)
+        if queue is None or op not in queue:
+            return
+        head = queue[0] is op
+        queue.remove(op)
+        if not queue:
+            del self._queues[op.node_id]
+        elif head:
+            self._start(queue[0])
+
+    def _fail(self, op: _Op, error: str) -> None:
+        if op.request is not None:
+            r = op.request
+            self._respond(r.reply_node, r.reply_actor, r.req_id, error=error, leader=self.known_leader())
+        self._finish(op)
+
+    def _reply(self, op: _Op, ttl: float, num_nodes: int) -> None:
+        if op.request is not None:
+            r = op.request
+            self._respond(r.reply_node, r.reply_actor, r.req_id, ttl=ttl, leader=self.env.node,
+                          num_nodes=num_nodes, index=op.index)
+        self._finish(op)
+
+    def _propose(self, op: _Op, data: bytes) -> None:
+        self.stats["writes"] += 1
+        self.send(self.env.node, self.raft, Propose(data=data, reply=ReplyTo(self.env, self.name, ("write", op.op_id))))
+
+    def _raft_reply(self, m: RaftReply) -> None:
+        stage, op_id = m.tag
+        op = self._ops.get(op_id)
+        if op is None:
+            return  # timed out or leadership lost meanwhile
+        if not m.ok:
+            self._fail(op, m.error)
+        elif stage == "read":
+            self._on_read(op, m.value[1])
+        else:
+            self._on_write(op, m.value)
+
+    def _on_read(self, op: _Op, view: tuple[str, str] | None) -> None:
+        now = self._wall()
+        if op.kind == "register":
+            assert isinstance(op.request, RegisterNode)
+            spec = op.request.node
+            if view is not None and view[1] and view[1] != spec.secret_id:
+                self._fail(op, ERR_SECRET_MISMATCH)
+                return
+            self._propose(op, command("node_register", node=node_record(spec), now=now))
+        elif op.kind == "status":
+            assert isinstance(op.request, UpdateNodeStatus)
+            want = op.request.status
+            if view is None:
+                self._fail(op, ERR_NODE_NOT_FOUND)
+            elif view[0] != want:
+                event = REREGISTERED_EVENT if view[0] == DOWN and want != DOWN else None
+                self._propose(op, command("node_update_status", node_id=op.node_id, status=want, event=event, now=now))
+            else:
+                op.status = want
+                self._after_write(op)
+        elif view is None or view[0] == DOWN:
+            self._finish(op)  # expired, but already down or gone
+        else:
+            self._propose(op, command("node_update_status", node_id=op.node_id, status=DOWN, event=MISSED_EVENT,
+                                      now=now))
+
+    def _on_write(self, op: _Op, value: tuple[int, Any]) -> None:
+        index, result = value
+        if not isinstance(result, dict) or not result.get("ok"):
+            error = result.get("error", "write refused") if isinstance(result, dict) else "write refused"
+            self._fail(op, error)
+            return
+        op.index, op.status = index, result["status"]
+        if result.get("prev") != op.status:
+            if op.status == DOWN:
+                log.warning("%s: node %s marked down", self.env.node, op.node_id)
+            changed = NodeStatusChanged(op.node_id, result.get("prev", ""), op.status, index,
+                                        tuple(result.get("allocs", ())))
+            for actor in self.notify:
+                self.send(self.env.node, actor, changed)
+        self._after_write(op)
+
+    def _after_write(self, op: _Op) -> None:
+        if op.kind == "expire" or op.status == DOWN:
+            # A down node has no timer and gets TTL 0 (Nomad only resets the
+            # timer for a node whose status is not terminal).
+            self.send(self.env.node, self.heartbeats, ClearHeartbeat(op.node_id))
+            self._reply(op, 0.0, 0)
+            return
+        self.send(self.env.node, self.heartbeats, ResetHeartbeat(op.op_id, op.node_id))
+
+    def _reset_done(self, m: HeartbeatReset) -> None:
+        op = self._ops.get(m.op_id)
+        if op is None:
+            return
+        if not m.ok:
+            self._fail(op, m.error)
+        else:
+            self._reply(op, m.ttl_s, m.num_nodes)
