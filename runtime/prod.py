@@ -104,6 +104,10 @@ class ProdNode(Env):
         # Edge code: the OS seeds the RNG (a fixed seed can be passed by tests).
         self.rng = random.Random(seed if seed is not None else os.urandom(16))
         self.transport = transport
+        # Per destination actor, a transport other than the default: gossip
+        # ("gossip", "gossip-wan") goes as UDP packets on the serf port while
+        # RPC and Raft go over TCP to the RPC port.
+        self.routes: dict[str, Transport] = {}
         self.supervisor = supervisor
         self.actors: dict[str, Any] = {}
         self.stats = {"dropped_local": 0, "dropped_no_transport": 0}
@@ -118,10 +122,11 @@ class ProdNode(Env):
         if node == self.node:
             self.deliver(actor, msg)
             return
-        if self.transport is None:
+        transport = self.routes.get(actor, self.transport)
+        if transport is None:
             self.stats["dropped_no_transport"] += 1
             return
-        self.transport.send(node, Envelope(src=self.node, dst_actor=actor, payload=msg))
+        transport.send(node, Envelope(src=self.node, dst_actor=actor, payload=msg))
 
     def deliver(self, actor: str, msg: Any) -> None:
         ref = self.actors.get(actor)
