@@ -103,6 +103,24 @@ class Transfer:
 
 
 @dataclass(frozen=True, slots=True)
+class RaftInfo:
+    """Told to ``leadership_subscribers`` when leadership changes, and as the answer to InfoQuery."""
+
+    is_leader: bool
+    term: int
+    leader: str
+    voters: tuple[str, ...]
+    learners: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InfoQuery:
+    """Ask for a RaftInfo, told back to local actor ``reply_to`` (actors must not ask)."""
+
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
 class Bootstrap:
     voters: tuple[str, ...]
     reply: Any
@@ -122,7 +140,7 @@ class RaftError(Exception):
 class RaftPeer(NodeActor):
     def __init__(self, env: Env, name: str, *, storage: RaftStorage, config: RaftConfig | None = None,
                  bootstrap: tuple[str, ...] = (), state: StateStore | None = None,
-                 on_leadership: Any = None) -> None:
+                 on_leadership: Any = None, leadership_subscribers: tuple[str, ...] = ()) -> None:
         super().__init__(env, name)
         self.cfg = config or RaftConfig()
         self.core = RaftCore(env.node, env.rng, self.cfg.timings)
@@ -130,6 +148,7 @@ class RaftPeer(NodeActor):
         self.state = state or StateStore()
         self.bootstrap_voters = bootstrap
         self.on_leadership = on_leadership  # callable(is_leader, term) for the host agent, optional
+        self.leadership_subscribers = leadership_subscribers  # local actors told RaftInfo on changes
         self._dirty = False
         self._flush_queued = False
         self._pending: dict[int, tuple[int, Any]] = {}  # index -> (term, reply) for local proposals
@@ -218,6 +237,8 @@ class RaftPeer(NodeActor):
                 self.core.bootstrap(message.voters)
                 self._mark_dirty()
                 self._answer(message.reply, True, None)
+        elif isinstance(message, InfoQuery):
+            self.send(self.env.node, message.reply_to, self.info())
         elif message == "status":
             return self.status()
         elif message == "configuration":
@@ -326,6 +347,8 @@ class RaftPeer(NodeActor):
             self._remote.clear()
         if self.on_leadership is not None:
             self.on_leadership(leader, self.core.term)
+        for actor in self.leadership_subscribers:
+            self.send(self.env.node, actor, self.info())
 
     # ============================================================ writes
     def _propose(self, data: bytes, reply: Any) -> None:
@@ -548,11 +571,16 @@ class RaftPeer(NodeActor):
         st.update(applied=self.state.applied_index, last_contact=self.last_contact, **self.stats)
         return st
 
+    def info(self) -> RaftInfo:
+        c = self.core
+        return RaftInfo(is_leader=c.role == LEADER, term=c.term, leader=c.leader, voters=c.voters,
+                        learners=c.learners)
+
     def configuration(self) -> list[dict[str, Any]]:
         c = self.core
         return [{"ID": n, "Address": n, "Leader": n == c.leader, "Voter": n in c.voters}
                 for n in sorted(c.voters + c.learners)]
 
 
-__all__ = ["CONFIG", "NO_LEADER", "Bootstrap", "ChangeMembership", "Propose", "RaftConfig", "RaftError",
-           "RaftPeer", "Read", "Transfer", "raft_config"]
+__all__ = ["CONFIG", "NO_LEADER", "Bootstrap", "ChangeMembership", "InfoQuery", "Propose", "RaftConfig",
+           "RaftError", "RaftInfo", "RaftPeer", "Read", "Transfer", "raft_config"]
