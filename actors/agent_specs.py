@@ -140,15 +140,7 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                                args=(ctx.metrics, ctx.sampler,
                                      config.telemetry.collection_interval_s)))
     if config.server.enabled and ctx.raft_storage is not None:
-        from actors.raft.peer import RaftPeer, raft_config
-
-        # Not restartable: its storage is closed on stop, and a Raft peer that
-        # failed has hit a bug or a disk error that a restart would hide.
-        specs.append(ChildSpec(name="raft", cls=RaftPeer, role="server", restartable=False, leaves=True,
-                               reloads=True,
-                               kwargs=(("storage", ctx.raft_storage),
-                                       ("config", raft_config(config.server.raft_multiplier)),
-                                       ("bootstrap", ctx.raft_bootstrap))))
+        specs.extend(server_specs(config, ctx))
     for factory in EXTRA_CHILD_SPECS:
         specs.extend(factory(config, ctx))
     if ctx.http_listener is not None:
@@ -157,3 +149,42 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                            runtime_info=ctx.runtime_info, bind=(host, port))
         specs.append(ChildSpec(name="http", cls=HttpApi, args=(ctx.http_listener, http)))
     return specs
+
+
+def _with_port(addr: str, default_port: int) -> str:
+    """``host`` → ``host:port`` (Nomad defaults a join address to the serf port)."""
+    return addr if addr.rsplit(":", 1)[-1].isdigit() and ":" in addr else f"{addr}:{default_port}"
+
+
+def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
+    """A server's Raft peer, the membership reconciler and the LAN gossip member.
+
+    Raft first, so gossip events find it; gossip last, so a stop leaves gossip
+    while Raft still runs.  Raft is not restartable: its store is closed on
+    stop, and a Raft peer that failed has met a bug or a disk error that a
+    restart would hide.
+    """
+    from actors.gossip.config import lan_config
+    from actors.gossip.member import LAN_POOL, GossipMember
+    from actors.raft.membership import SERVER_ROLE, ServerMembership
+    from actors.raft.peer import RaftPeer, raft_config
+
+    srv = config.server
+    join = srv.server_join
+    start_join = tuple(_with_port(a, 4648) for a in (join.start_join or join.retry_join))
+    tags = {"role": SERVER_ROLE, "region": config.region, "dc": config.datacenter,
+            "rpc_addr": ctx.addrs.rpc_adv, "port": ctx.addrs.rpc_adv.rsplit(":", 1)[1],
+            "expect": str(srv.bootstrap_expect), "build": ctx.version, "id": ctx.node_id}
+    return [
+        ChildSpec(name="raft", cls=RaftPeer, role="server", restartable=False, leaves=True, reloads=True,
+                  kwargs=(("storage", ctx.raft_storage), ("config", raft_config(srv.raft_multiplier)),
+                          ("bootstrap", ctx.raft_bootstrap),
+                          ("leadership_subscribers", ("server-membership",)))),
+        ChildSpec(name="server-membership", cls=ServerMembership, role="server",
+                  kwargs=(("region", config.region), ("bootstrap_expect", srv.bootstrap_expect))),
+        ChildSpec(name=LAN_POOL, cls=GossipMember, role="server", leaves=True,
+                  kwargs=(("member_name", f"{config.name}.{config.region}"), ("config", lan_config()),
+                          ("tags", tags), ("subscribers", ((ctx.addrs.rpc_adv, "server-membership"),)),
+                          ("advertise", ctx.addrs.serf_adv), ("start_join", start_join),
+                          ("retry_join_interval_s", join.retry_interval_s if join.retry_join else 0.0))),
+    ]

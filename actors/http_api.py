@@ -391,3 +391,74 @@ def raft_remove_peer(req: Request, api: Api) -> Any:
     except pykka.Timeout:
         raise CodedError(500, "timed out removing the peer") from None
     return None
+
+
+# ---------------------------------------------------------------- gossip membership
+
+
+def _gossip(api: Api) -> Any:
+    ref = api.env.lookup("gossip")
+    if ref is None or not ref.is_alive():
+        raise CodedError(501, "Server only endpoint")  # Nomad answers clients through an RPC
+    return ref
+
+
+# A join waits for each address's push-pull (memberlist TCPTimeout, 10 s) before
+# it can say none answered; leave a margin on top.
+JOIN_WAIT_S = 12.0
+
+
+def _await(api: Api, message_cls: Any, timeout_s: float | None = None, **kwargs: Any) -> Any:
+    """Tell the gossip member a request with a reply future and wait for it (outside world)."""
+    fut = api.env.make_future()
+    _gossip(api).tell(message_cls(reply=fut, **kwargs))
+    try:
+        return fut.get(timeout=timeout_s or api.ask_timeout_s)
+    except pykka.Timeout:
+        raise CodedError(500, "gossip did not answer in time") from None
+
+
+@route("/v1/agent/members")
+def agent_members(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    members = api.ask("gossip", "members") if api.env.lookup("gossip") else []
+    local = api.ask("gossip", "local") if api.env.lookup("gossip") else None
+    tags = (local or {}).get("Tags") or {}
+    name = (local or {}).get("Name", "")
+    return {"ServerName": name.rsplit(".", 1)[0] if name else "", "ServerRegion": tags.get("region", ""),
+            "ServerDC": tags.get("dc", ""), "Members": members}
+
+
+@route("/v1/agent/join")
+def agent_join(req: Request, api: Api) -> Any:
+    require(req, "PUT", "POST")
+    from actors.gossip.member import Join
+
+    addrs = tuple(a if ":" in a else f"{a}:4648" for a in req.query.get("address", []) if a)
+    if not addrs:
+        raise CodedError(400, "missing address to join")
+    try:
+        n = _await(api, Join, JOIN_WAIT_S, addresses=addrs)
+    except CodedError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a failed join is reported in the body, as Nomad does
+        return {"num_joined": 0, "error": str(e), "warning": ""}
+    return {"num_joined": n, "error": "" if n else f"no address answered: {', '.join(addrs)}", "warning": ""}
+
+
+@route("/v1/agent/force-leave")
+def agent_force_leave(req: Request, api: Api) -> Any:
+    require(req, "PUT", "POST")
+    from actors.gossip.member import ForceLeave
+
+    node = (req.query.get("node") or [""])[0]
+    if not node:
+        raise CodedError(400, "missing node to force leave")
+    prune = (req.query.get("prune") or ["false"])[0].lower() in ("1", "true")
+    try:
+        _await(api, ForceLeave, name=node, prune=prune)
+    except CodedError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise CodedError(500, str(e)) from None
+    return None

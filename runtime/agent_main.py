@@ -48,7 +48,7 @@ from runtime.config import Config, ConfigError, parse_args
 from runtime.datadir import AgentState, DataDirError, open_state
 from runtime.logging_setup import LogControl, setup_logging
 from runtime.prod import ProdNode
-from runtime.transport import TcpTransport
+from runtime.transport import GossipTransport, TcpTransport
 from actors.raft.storage import MemoryStorage, StorageError
 from actors.raft.sqlite_store import SqliteStorage
 
@@ -373,6 +373,10 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
         addrs = dataclasses.replace(addrs, rpc_bind=transport.address,
                                     rpc_adv=addrs.rpc_adv.rsplit(":", 1)[0] + ":" + port)
         node.node = addrs.rpc_adv
+    if transport is not None and addrs.serf_bind.endswith(":0"):
+        port = transport.gossip.address.rsplit(":", 1)[1]
+        addrs = dataclasses.replace(addrs, serf_bind=transport.gossip.address,
+                                    serf_adv=addrs.serf_adv.rsplit(":", 1)[0] + ":" + port)
     bootstrap = (addrs.rpc_adv,) if cfg.server.enabled and cfg.server.bootstrap_expect == 1 else ()
     ctx = AgentContext(hooks=process, metrics=metrics, node_id=state.node_id,
                        client_id=state.client_id, addrs=addrs, http_listener=listener,
@@ -437,7 +441,30 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         storage.close()
         raise OSError(e.errno, f"listen tcp {addrs.rpc_bind}: {e.strerror or e}") from None
     node.transport = transport
-    return storage, transport
+    gossip = GossipTransport(addrs.serf_bind, node.deliver_envelope)
+    try:
+        gossip.start()
+    except OSError as e:
+        transport.stop()
+        storage.close()
+        raise OSError(e.errno, f"listen udp/tcp {addrs.serf_bind}: {e.strerror or e}") from None
+    node.routes["gossip"] = gossip
+    return storage, _Both(transport, gossip)
+
+
+class _Both:
+    """Stops the RPC and gossip transports together."""
+
+    def __init__(self, rpc: TcpTransport, gossip: GossipTransport) -> None:
+        self.rpc, self.gossip = rpc, gossip
+
+    @property
+    def address(self) -> str:
+        return self.rpc.address
+
+    def stop(self) -> None:
+        self.gossip.stop()
+        self.rpc.stop()
 
 
 def _route_signals(node: ProdNode, process: Process) -> list[Any]:

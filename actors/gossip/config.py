@@ -1,7 +1,7 @@
 """Gossip configuration: memberlist's and Serf's tunables as named, validated fields.
 
 Defaults are memberlist's ``DefaultLANConfig`` and Serf's ``DefaultConfig``;
-:func:`wan_config`, :func:`local_config` and :func:`testing_config` (the "test" profile) derive from
+:func:`wan_config`, :func:`local_config` and :func:`fast_config` (the "test" profile) derive from
 it the way memberlist's ``DefaultWANConfig`` / ``DefaultLocalConfig`` do.
 Every formula the protocol uses (retransmit limit, suspicion timeouts,
 push-pull scaling) lives here too, next to the fields it reads, together
@@ -183,7 +183,7 @@ def local_config() -> GossipConfig:
     )
 
 
-def testing_config() -> GossipConfig:
+def fast_config() -> GossipConfig:
     """The LAN protocol with every timing scaled down 5-50x, for tests and simulations.
 
     Ratios that matter are kept: probe timeout half the probe interval,
@@ -209,7 +209,7 @@ def testing_config() -> GossipConfig:
     )
 
 
-PROFILES = {"lan": lan_config, "wan": wan_config, "local": local_config, "test": testing_config}
+PROFILES = {"lan": lan_config, "wan": wan_config, "local": local_config, "test": fast_config}
 
 
 def profile(name: str) -> GossipConfig:

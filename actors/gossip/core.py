@@ -55,7 +55,7 @@ from actors.gossip.messages import (
     LEFT,
     MAX_GOSSIP_ITEMS,
     SUSPECT,
-    VSN,
+    VSN_BYTES,
     Ack,
     Alive,
     Dead,
@@ -66,11 +66,10 @@ from actors.gossip.messages import (
     MemberEvent,
     Nack,
     Ping,
-    PushNode,
     PushPullReq,
     PushPullResp,
     Suspect,
-    Tags,
+    valid_member,
 )
 from runtime import wire
 
@@ -128,16 +127,16 @@ Effect = Send | SetTimer | CancelTimer | Emit | Reply
 class NodeState:
     """What this member believes about one member of the pool."""
 
-    __slots__ = ("addr", "incarnation", "name", "state", "state_change", "tags", "vsn")
+    __slots__ = ("addr", "incarnation", "meta", "name", "state", "state_change", "vsn")
 
     def __init__(self, name: str, addr: str, incarnation: int, state: int, state_change: float,
-                 tags: Tags, vsn: tuple[int, ...]) -> None:
+                 meta: bytes, vsn: bytes) -> None:
         self.name = name
         self.addr = addr
         self.incarnation = incarnation
         self.state = state
         self.state_change = state_change
-        self.tags = tags
+        self.meta = meta  # opaque to SWIM: the Serf layer's encoded tags
         self.vsn = vsn
 
     def dead_or_left(self) -> bool:
@@ -236,6 +235,9 @@ class BroadcastQueue:
 
     def __len__(self) -> int:
         return len(self._by_key)
+
+    def has(self, key: Any) -> bool:
+        return key in self._by_key
 
     def push(self, key: Any, msg: Any, size: int, notify: str | None = None) -> None:
         old = self._by_key.pop(key, None)
@@ -358,20 +360,24 @@ class _Probe:
         self.expected_nacks = 0
 
 
-# Envelope overhead on top of a message: source address, actor name, framing.
-_ENVELOPE_OVERHEAD = 48
+# A relay answers Nack when the target has not acked within this share of the probe timeout.
+NACK_TIMEOUT_FRACTION = 0.8
+
+# Envelope overhead on top of a message and the source address: the actor
+# name (up to 24 characters) and msgpack framing.
+_ENVELOPE_OVERHEAD = 32
 
 
 class SwimCore:
     """One member's SWIM state machine (see the module docstring)."""
 
     def __init__(self, name: str, addr: str, config: GossipConfig, rng: random.Random, *,
-                 tags: Tags = (), delegate: Delegate | None = None) -> None:
+                 meta: bytes = b"", delegate: Delegate | None = None) -> None:
         self.name = name
         self.addr = addr
         self.cfg = config
         self.rng = rng
-        self.tags = tags
+        self.meta = meta
         self.delegate: Delegate = delegate or _NullDelegate()
         self.incarnation = 0
         self.nodes: dict[str, NodeState] = {}
@@ -387,11 +393,12 @@ class SwimCore:
         self.joins: dict[int, list[int]] = {}  # join req -> [outstanding, contacted]
         self.leaving = False
         self.stopped = False
+        self.gossip_armed = False
         self.out: list[Effect] = []
         self.stats = dict.fromkeys(
             ("probes", "acks", "indirect_probes", "nacks", "suspects", "dead", "refutes", "packets",
-             "gossip_sent", "push_pulls", "conflicts", "ignored", "pruned"), 0)
-        self._gossip_overhead = len(wire.encode(Gossip(src_name=name, gossip=()))) + len(addr)
+             "gossip_sent", "push_pulls", "conflicts", "ignored", "pruned", "reasserts"), 0)
+        self._gossip_overhead = len(wire.encode(Gossip(src_name=name, gossip=()))) + len(addr) + _ENVELOPE_OVERHEAD
 
     # ============================================================ host interface
     def take_effects(self) -> list[Effect]:
@@ -401,11 +408,10 @@ class SwimCore:
     def start(self, now: float) -> None:
         """Become alive (incarnation 1) and start the periodic work, each with a random stagger."""
         self.incarnation += 1
-        self._alive(Alive(name=self.name, addr=self.addr, incarnation=self.incarnation, tags=self.tags),
+        self._alive(Alive(name=self.name, addr=self.addr, incarnation=self.incarnation, meta=self.meta),
                     now, bootstrap=True)
         cfg = self.cfg
         self._set_timer("probe", self.rng.uniform(0, cfg.probe_interval_s))
-        self._set_timer("gossip", self.rng.uniform(0, cfg.gossip_interval_s))
         if cfg.push_pull_interval_s > 0:
             self._set_timer("push-pull", self.rng.uniform(0, cfg.push_pull_interval_s))
 
@@ -501,16 +507,21 @@ class SwimCore:
         self.dead(Dead(name=self.name, incarnation=me.incarnation, sender=self.name), now)
         return self.any_alive()
 
-    def set_tags(self, tags: Tags, now: float) -> None:
-        """New tags for this member: a new incarnation, broadcast as an update."""
-        self.tags = tags
+    def set_meta(self, meta: bytes, now: float) -> None:
+        """New meta (tags) for this member: a new incarnation, broadcast as an update."""
+        self.meta = meta
         self.incarnation += 1
-        self._alive(Alive(name=self.name, addr=self.addr, incarnation=self.incarnation, tags=tags),
+        self._alive(Alive(name=self.name, addr=self.addr, incarnation=self.incarnation, meta=meta),
                     now, bootstrap=True)
 
     def broadcast(self, key: Any, msg: Any, notify: str | None = None) -> None:
         """Queue *msg* for dissemination, replacing what is queued under *key*."""
         self.queue.push(key, msg, len(wire.encode(msg)), notify)
+        if not self.gossip_armed and not self.stopped:
+            # A free-running gossip ticker (memberlist's) would fire at a random
+            # phase of its interval; an idle one resumes the same way.
+            self.gossip_armed = True
+            self._set_timer("gossip", self.rng.uniform(0, self.cfg.gossip_interval_s))
         if len(self.queue) > self.cfg.max_queue_depth:
             self.stats["pruned"] += self.queue.prune(self.cfg.max_queue_depth)
 
@@ -607,7 +618,10 @@ class SwimCore:
         self.relays[self.seq] = (ind.seq, ind.src_addr, ind.nack)
         self._send_packet(ind.target_addr, Ping(seq=self.seq, target=ind.target, src_name=self.name,
                                                 src_addr=self.addr))
-        self._set_timer(f"relay:{self.seq}", self.cfg.probe_timeout_s)
+        # Lifeguard §IV-A: nack after 80% of the probe timeout, so the nack reaches
+        # the prober before its probe interval ends (memberlist waits the whole
+        # timeout, and its nacks then mostly arrive too late to count).
+        self._set_timer(f"relay:{self.seq}", NACK_TIMEOUT_FRACTION * self.cfg.probe_timeout_s)
 
     def _relay_timeout(self, seq: int) -> None:
         relay = self.relays.pop(seq, None)
@@ -660,9 +674,12 @@ class SwimCore:
 
     # ============================================================ gossip
     def _gossip_tick(self, now: float) -> None:
-        self._set_timer("gossip", self.cfg.gossip_interval_s)
+        # The gossip timer idles while nothing is queued (see ``broadcast``).
+        self.gossip_armed = False
         if not len(self.queue):
             return
+        self.gossip_armed = True
+        self._set_timer("gossip", self.cfg.gossip_interval_s)
         cutoff = now - self.cfg.gossip_to_the_dead_s
 
         def exclude(n: NodeState) -> bool:
@@ -715,25 +732,30 @@ class SwimCore:
         if peers:
             self._send_push_pull(peers[0].addr, now)
 
-    def _push_state(self) -> tuple[PushNode, ...]:
-        return tuple(PushNode(name=n.name, addr=n.addr, incarnation=n.incarnation, state=n.state,
-                              tags=n.tags, vsn=n.vsn) for n in self.nodes.values())
+    def _push_state(self) -> dict[str, Any]:
+        nodes = self.nodes.values()
+        return {"names": tuple([n.name for n in nodes]), "addrs": tuple([n.addr for n in nodes]),
+                "incarnations": tuple([n.incarnation for n in nodes]),
+                "states": tuple([n.state for n in nodes]), "metas": tuple([n.meta for n in nodes]),
+                "vsns": tuple([n.vsn for n in nodes])}
 
     def _send_push_pull(self, addr: str, now: float, req: int | None = None, join: bool = False) -> None:
         self.seq += 1
         self.push_pulls[self.seq] = (now + self.cfg.stream_timeout_s, req)
         self.stats["push_pulls"] += 1
-        ltime, status_ltimes, left = self.delegate.local_state()
-        self.out.append(Send(addr, PushPullReq(
-            seq=self.seq, src_name=self.name, src_addr=self.addr, join=join, nodes=self._push_state(),
-            ltime=ltime, status_ltimes=status_ltimes, left=left)))
+        self.out.append(Send(addr, PushPullReq(seq=self.seq, src_name=self.name, src_addr=self.addr,
+                                               join=join, **self._push_state(), **self._serf_state())))
 
     def _on_push_pull_req(self, req: PushPullReq, now: float) -> None:
-        ltime, status_ltimes, left = self.delegate.local_state()
-        self.out.append(Send(req.src_addr, PushPullResp(
-            seq=req.seq, src_name=self.name, src_addr=self.addr, join=req.join, nodes=self._push_state(),
-            ltime=ltime, status_ltimes=status_ltimes, left=left)))
+        self.out.append(Send(req.src_addr, PushPullResp(seq=req.seq, src_name=self.name, src_addr=self.addr,
+                                                        join=req.join, **self._push_state(),
+                                                        **self._serf_state())))
         self._merge(req, now)
+
+    def _serf_state(self) -> dict[str, Any]:
+        ltime, status, left = self.delegate.local_state()
+        return {"ltime": ltime, "status_names": tuple([s[0] for s in status]),
+                "status_ltimes": tuple([s[1] for s in status]), "left": left}
 
     def _on_push_pull_resp(self, resp: PushPullResp, now: float) -> None:
         entry = self.push_pulls.pop(resp.seq, None)
@@ -760,22 +782,29 @@ class SwimCore:
         self.delegate.join_finished(req, contacted, now)
 
     def _merge(self, pp: PushPullReq | PushPullResp, now: float) -> None:
-        for r in pp.nodes:
-            if r.state == ALIVE:
-                self._alive_fields(r.name, r.addr, r.incarnation, r.tags, r.vsn, None, now)
-            elif r.state == LEFT:
-                self.dead(Dead(name=r.name, incarnation=r.incarnation, sender=r.name), now)
+        for name, addr, inc, state, meta, vsn in pp.rows():
+            if not valid_member(name, addr, inc, state, meta, vsn):
+                self.stats["ignored"] += 1
+                continue
+            if state == ALIVE:
+                self._alive_fields(name, addr, inc, meta, vsn, None, now)
+            elif state == LEFT:
+                self.dead(Dead(name=name, incarnation=inc, sender=name), now)
             else:
                 # A remote "dead" is only a suspicion here: it may be stale, and
-                # the member deserves the chance to refute.
-                self.suspect(Suspect(name=r.name, incarnation=r.incarnation, sender=self.name), now)
+                # the member deserves the chance to refute.  It is the peer's
+                # belief, not our observation: it must neither confirm a running
+                # suspicion nor be gossiped as a new accuser (memberlist does
+                # both, so two members that push-pull mid-suspicion become two
+                # "independent" confirmations everywhere and cut the timeout).
+                self.suspect(Suspect(name=name, incarnation=inc, sender=pp.src_name), now, hearsay=True)
         self.delegate.merge_remote_state(pp, now)
 
     # ============================================================ state changes
     def _alive(self, a: Alive, now: float, bootstrap: bool = False) -> None:
-        self._alive_fields(a.name, a.addr, a.incarnation, a.tags, a.vsn, a, now, bootstrap)
+        self._alive_fields(a.name, a.addr, a.incarnation, a.meta, a.vsn, a, now, bootstrap)
 
-    def _alive_fields(self, name: str, addr: str, incarnation: int, tags: Tags, vsn: tuple[int, ...],
+    def _alive_fields(self, name: str, addr: str, incarnation: int, meta: bytes, vsn: bytes,
                       msg: Alive | None, now: float, bootstrap: bool = False) -> None:
         local = name == self.name
         if local and self.leaving:
@@ -783,7 +812,7 @@ class SwimCore:
         node = self.nodes.get(name)
         updates_node = False
         if node is None:
-            node = NodeState(name, addr, 0, DEAD, now, tags, vsn)
+            node = NodeState(name, addr, 0, DEAD, now, meta, vsn)
             self._add_node(node)
             updates_node = True
         elif node.addr != addr:
@@ -795,17 +824,17 @@ class SwimCore:
             if incarnation < node.incarnation or (incarnation == node.incarnation and not local):
                 return
         self._clear_suspicion(name)
-        old_state, old_tags = node.state, node.tags
+        old_state, old_meta = node.state, node.meta
         if local and not bootstrap:
-            if incarnation == node.incarnation and tags == node.tags and vsn == node.vsn:
+            if incarnation == node.incarnation and meta == node.meta and vsn == node.vsn:
                 return
             self._refute(node, incarnation)
         else:
             if msg is None:
-                msg = Alive(name=name, addr=addr, incarnation=incarnation, tags=tags, vsn=vsn)
+                msg = Alive(name=name, addr=addr, incarnation=incarnation, meta=meta, vsn=vsn)
             self.broadcast(name, msg)
             node.incarnation = incarnation
-            node.tags = tags
+            node.meta = meta
             node.addr = addr
             node.vsn = vsn
             if node.state != ALIVE:
@@ -813,15 +842,22 @@ class SwimCore:
                 node.state_change = now
         if old_state == DEAD or old_state == LEFT:
             self.delegate.notify_join(node, now)
-        elif old_tags != node.tags:
+        elif old_meta != node.meta:
             self.delegate.notify_update(node, now)
 
-    def suspect(self, s: Suspect, now: float) -> None:
+    def suspect(self, s: Suspect, now: float, hearsay: bool = False) -> None:
+        """Handle a suspicion (SWIM §4.2, Lifeguard §IV-B); *hearsay* comes from a push-pull state."""
         node = self.nodes.get(s.name)
-        if node is None or s.incarnation < node.incarnation:
+        if node is None:
+            return
+        if s.incarnation < node.incarnation:
+            if s.name == self.name:
+                self._reassert()
             return
         sus = self.suspicions.get(s.name)
         if sus is not None:
+            if hearsay:
+                return
             remaining = sus.confirm(s.sender, now)
             if remaining is not None:
                 # New information: pass it on, so confirmations keep flowing.
@@ -833,7 +869,8 @@ class SwimCore:
         if s.name == self.name:
             self._refute(node, s.incarnation)
             return
-        self.broadcast(s.name, s)
+        if not hearsay:
+            self.broadcast(s.name, s)
         self.stats["suspects"] += 1
         node.incarnation = s.incarnation
         node.state = SUSPECT
@@ -854,7 +891,11 @@ class SwimCore:
 
     def dead(self, d: Dead, now: float) -> None:
         node = self.nodes.get(d.name)
-        if node is None or d.incarnation < node.incarnation:
+        if node is None:
+            return
+        if d.incarnation < node.incarnation:
+            if d.name == self.name:
+                self._reassert()
             return
         self._clear_suspicion(d.name)
         if node.dead_or_left():
@@ -881,7 +922,22 @@ class SwimCore:
         self.awareness.apply(1)  # Lifeguard: being accused hints that we are slow
         self.stats["refutes"] += 1
         self.broadcast(self.name, Alive(name=self.name, addr=self.addr, incarnation=self.incarnation,
-                                        tags=me.tags, vsn=me.vsn))
+                                        meta=me.meta, vsn=me.vsn))
+
+    def _reassert(self) -> None:
+        """A stale accusation reached us: someone missed our refutation; say it again.
+
+        An accuser still holding an older incarnation has not heard our last
+        alive (memberlist would ignore it and let the accuser's suspicion run
+        out).  Re-queue the alive we last sent, unchanged: members that have
+        it ignore it, so this cannot grow into a storm.
+        """
+        if self.leaving or self.queue.has(self.name):
+            return
+        me = self.nodes[self.name]
+        self.stats["reasserts"] += 1
+        self.broadcast(self.name, Alive(name=self.name, addr=self.addr, incarnation=me.incarnation,
+                                        meta=me.meta, vsn=me.vsn))
 
     def _clear_suspicion(self, name: str) -> None:
         if self.suspicions.pop(name, None) is not None:
@@ -903,7 +959,7 @@ class SwimCore:
         for a in alives:
             if a.name == self.name or a.name in self.nodes:
                 continue
-            self._add_node(NodeState(a.name, a.addr, a.incarnation, ALIVE, now, a.tags, a.vsn))
+            self._add_node(NodeState(a.name, a.addr, a.incarnation, ALIVE, now, a.meta, a.vsn))
 
     def check_invariants(self, full: bool = False) -> None:
         """Cheap checks always; ``full`` also walks every member and queued broadcast."""
@@ -942,7 +998,7 @@ class SwimCore:
 
 
 __all__ = [
-    "VSN",
+    "VSN_BYTES",
     "Awareness",
     "BroadcastQueue",
     "CancelTimer",

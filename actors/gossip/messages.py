@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgpack
+
 from runtime.wire import Message, message
 
 msg = dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,8 +47,10 @@ MAX_GOSSIP_ITEMS = 255  # memberlist's compound messages hold at most 255 parts
 MAX_PUSH_NODES = 1024 * 1024  # memberlist maxPushStateNodes
 
 # Protocol and delegate versions, in memberlist's order (pmin, pmax, pcur,
-# dmin, dmax, dcur), as Nomad's serf reports them in /v1/agent/members.
+# dmin, dmax, dcur), as Nomad's serf reports them in /v1/agent/members;
+# on the wire as 6 bytes.
 VSN = (1, 5, 2, 2, 5, 4)
+VSN_BYTES = bytes(VSN)
 
 Tags = tuple[tuple[str, str], ...]
 
@@ -87,6 +91,43 @@ def make_tags(mapping: dict[str, str] | Tags) -> Tags:
     return tags
 
 
+def encode_tags(tags: Tags) -> bytes:
+    """Tags as memberlist node meta: msgpack of the flat list [k1, v1, k2, v2, ...]."""
+    return msgpack.packb([x for pair in tags for x in pair], use_bin_type=True)
+
+
+def decode_tags(meta: bytes) -> Tags:
+    """The tags in *meta*; ValueError if it is not what :func:`encode_tags` makes."""
+    if not meta:
+        return ()
+    try:
+        flat = msgpack.unpackb(meta, raw=False)
+    except Exception as exc:  # noqa: BLE001 - msgpack raises assorted types on garbage
+        raise ValueError(f"malformed tags: {type(exc).__name__}") from None
+    if type(flat) is not list or len(flat) % 2 or not all(type(x) is str for x in flat):
+        raise ValueError("malformed tags: expected a flat list of key, value strings")
+    tags = tuple(zip(flat[0::2], flat[1::2]))
+    check_tags(tags)
+    return tags
+
+
+def _check_meta(meta: bytes, what: str) -> None:
+    if len(meta) > MAX_TAGS_BYTES:
+        raise ValueError(f"{what} is {len(meta)} bytes, over the {MAX_TAGS_BYTES}-byte limit")
+
+
+def _check_vsn(vsn: bytes, what: str) -> None:
+    if len(vsn) != 6 or not 0 < vsn[0] <= vsn[1]:
+        raise ValueError(f"{what} must be (pmin, pmax, pcur, dmin, dmax, dcur) with 0 < pmin <= pmax")
+
+
+def valid_member(name: str, addr: str, incarnation: int, state: int, meta: bytes, vsn: bytes) -> bool:
+    """Whether one push-pull row holds what an :class:`Alive` would accept."""
+    return (0 < len(name) <= MAX_NAME_LEN and 0 < len(addr) <= MAX_ADDR_LEN and incarnation >= 0
+            and state in (ALIVE, SUSPECT, DEAD, LEFT) and len(meta) <= MAX_TAGS_BYTES
+            and len(vsn) == 6 and 0 < vsn[0] <= vsn[1])
+
+
 def _check_gossip(gossip: tuple[Message, ...]) -> None:
     if len(gossip) > MAX_GOSSIP_ITEMS:
         raise ValueError(f"at most {MAX_GOSSIP_ITEMS} piggybacked messages")
@@ -98,22 +139,25 @@ def _check_gossip(gossip: tuple[Message, ...]) -> None:
 @message(200)
 @msg
 class Alive(Message):
-    """Member *name* at *addr* is alive at *incarnation* with these tags."""
+    """Member *name* at *addr* is alive at *incarnation*, with tags encoded in *meta*.
+
+    ``meta`` is opaque to SWIM (memberlist node meta, at most 512 bytes);
+    the Serf layer keeps its tags there (:func:`encode_tags`).
+    """
 
     name: str
     addr: str
     incarnation: int
-    tags: Tags = ()
-    vsn: tuple[int, ...] = VSN
+    meta: bytes = b""
+    vsn: bytes = VSN_BYTES
 
     def __post_init__(self) -> None:
         _check_name(self.name, "Alive.name")
         _check_addr(self.addr, "Alive.addr")
         if self.incarnation < 0:
             raise ValueError("Alive.incarnation must be >= 0")
-        check_tags(self.tags)
-        if len(self.vsn) != 6 or not 0 < self.vsn[0] <= self.vsn[1]:
-            raise ValueError("Alive.vsn must be (pmin, pmax, pcur, dmin, dmax, dcur) with 0 < pmin <= pmax")
+        _check_meta(self.meta, "Alive.meta")
+        _check_vsn(self.vsn, "Alive.vsn")
 
 
 @message(201)
@@ -260,59 +304,56 @@ class Gossip(Message):
 # ---------------------------------------------------------------- anti-entropy
 
 
-@message(210)
-@msg
-class PushNode(Message):
-    """One member of a push-pull state: what the sender believes about it."""
-
-    name: str
-    addr: str
-    incarnation: int
-    state: int
-    tags: Tags = ()
-    vsn: tuple[int, ...] = VSN
-
-    def __post_init__(self) -> None:
-        _check_name(self.name, "PushNode.name")
-        _check_addr(self.addr, "PushNode.addr")
-        if self.incarnation < 0:
-            raise ValueError("PushNode.incarnation must be >= 0")
-        if self.state not in (ALIVE, SUSPECT, DEAD, LEFT):
-            raise ValueError(f"PushNode.state {self.state} is not a member state")
-        check_tags(self.tags)
-        if len(self.vsn) != 6:
-            raise ValueError("PushNode.vsn must have 6 entries")
-
-
 @msg
 class _PushPullFields:
-    """Fields shared by the request and the response (memberlist pushPull + serf messagePushPull)."""
+    """Fields shared by the request and the response (memberlist pushPull + serf messagePushPull).
+
+    The member states are columns (one tuple per field, index i describes
+    member i), which keeps a thousand-member exchange cheap to encode and
+    decode; ``states`` holds ALIVE / SUSPECT / DEAD / LEFT.
+    """
 
     seq: int
     src_name: str
     src_addr: str
     join: bool
-    nodes: tuple[PushNode, ...]
+    names: tuple[str, ...]
+    addrs: tuple[str, ...]
+    incarnations: tuple[int, ...]
+    states: tuple[int, ...]
+    metas: tuple[bytes, ...]
+    vsns: tuple[bytes, ...]
     ltime: int = 0  # serf member clock
-    status_ltimes: tuple[tuple[str, int], ...] = ()  # serf: per member, the Lamport time of its status
-    left: tuple[str, ...] = ()  # serf: members that left (their status_ltime is the join's)
+    status_names: tuple[str, ...] = ()  # serf: members and the Lamport time of their status
+    status_ltimes: tuple[int, ...] = ()
+    left: tuple[str, ...] = ()  # serf: members that left (their status time is the join's)
 
     def __post_init__(self) -> None:
         _check_name(self.src_name, "PushPull.src_name")
         _check_addr(self.src_addr, "PushPull.src_addr")
-        if len(self.nodes) > MAX_PUSH_NODES or len(self.status_ltimes) > MAX_PUSH_NODES:
+        n = len(self.names)
+        if n > MAX_PUSH_NODES or len(self.status_names) > MAX_PUSH_NODES:
             raise ValueError("push-pull state too large")
+        if not (len(self.addrs) == len(self.incarnations) == len(self.states) == len(self.metas)
+                == len(self.vsns) == n):
+            raise ValueError("push-pull member columns differ in length")
+        if len(self.status_ltimes) != len(self.status_names):
+            raise ValueError("push-pull status columns differ in length")
         if self.ltime < 0:
             raise ValueError("PushPull.ltime must be >= 0")
 
+    def rows(self) -> zip:  # type: ignore[type-arg]
+        """(name, addr, incarnation, state, meta, vsn) per member; each row is checked when used."""
+        return zip(self.names, self.addrs, self.incarnations, self.states, self.metas, self.vsns)
 
-@message(211)
+
+@message(210)
 @msg
 class PushPullReq(_PushPullFields, Message):
     """Full state of the sender; the receiver answers :class:`PushPullResp` with its own."""
 
 
-@message(212)
+@message(211)
 @msg
 class PushPullResp(_PushPullFields, Message):
     """The answer to a :class:`PushPullReq` with the same ``seq``."""
@@ -321,7 +362,7 @@ class PushPullResp(_PushPullFields, Message):
 # ---------------------------------------------------------------- events
 
 
-@message(213)
+@message(212)
 @msg
 class MemberEvent(Message):
     """Told to each subscriber when a member joins, updates, leaves, fails or is reaped.

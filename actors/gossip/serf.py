@@ -49,12 +49,15 @@ from actors.gossip.core import (
 )
 from actors.gossip.messages import (
     LEFT,
+    MAX_NAME_LEN,
     JoinIntent,
     LeaveIntent,
     MemberEvent,
     PushPullReq,
     PushPullResp,
     Tags,
+    decode_tags,
+    encode_tags,
 )
 
 # Serf member statuses (as /v1/agent/members reports them).
@@ -93,7 +96,7 @@ class LamportClock:
 class SerfMember:
     __slots__ = ("addr", "leave_time", "name", "status", "status_ltime", "tags", "vsn")
 
-    def __init__(self, name: str, addr: str, tags: Tags, vsn: tuple[int, ...]) -> None:
+    def __init__(self, name: str, addr: str, tags: Tags, vsn: bytes) -> None:
         self.name = name
         self.addr = addr
         self.tags = tags
@@ -115,6 +118,10 @@ class SerfMember:
                 "DelegateMin": v[3], "DelegateMax": v[4], "DelegateCur": v[5]}
 
 
+def _valid_intent(name: str, ltime: int) -> bool:
+    return 0 < len(name) <= MAX_NAME_LEN and ltime >= 0
+
+
 class SerfCore:
     """One member of one gossip pool: Serf on SWIM, pure (see the module docstring)."""
 
@@ -124,7 +131,7 @@ class SerfCore:
         self.cfg = config
         self.rng = rng
         self.pool = pool
-        self.swim = SwimCore(name, addr, config, rng, tags=tags, delegate=self)
+        self.swim = SwimCore(name, addr, config, rng, meta=encode_tags(tags), delegate=self)
         self.clock = LamportClock()
         self.members: dict[str, SerfMember] = {}
         self.failed: dict[str, None] = {}  # ordered sets of member names
@@ -135,7 +142,9 @@ class SerfCore:
         self.leave_req: int | None = None
         self.force_reqs: dict[int, str] = {}  # req -> member being force-left
         self.join_reqs: dict[int, None] = {}
-        self.stats = dict.fromkeys(("joins", "leaves", "failures", "reaps", "updates", "intents"), 0)
+        self.stats = dict.fromkeys(("joins", "leaves", "failures", "reaps", "updates", "intents",
+                                    "bad_tags"), 0)
+        self._tags: dict[bytes, Tags] = {}  # decoded meta, shared by members with equal tags
 
     @property
     def out(self) -> list[Effect]:
@@ -222,14 +231,28 @@ class SerfCore:
         self._drain_finished(now)
 
     def set_tags(self, tags: Tags, now: float) -> None:
-        self.swim.set_tags(tags, now)
+        self.swim.set_meta(encode_tags(tags), now)
         self._drain_finished(now)
+
+    def tags_of(self, meta: bytes) -> Tags:
+        """The tags a member's meta encodes (empty, and counted, if it is malformed)."""
+        tags = self._tags.get(meta)
+        if tags is None:
+            try:
+                tags = decode_tags(meta)
+            except ValueError:
+                self.stats["bad_tags"] += 1
+                tags = ()
+            if len(self._tags) >= 4096:
+                self._tags.clear()
+            self._tags[meta] = tags
+        return tags
 
     # ============================================================ SWIM delegate
     def notify_join(self, node: NodeState, now: float) -> None:
         member = self.members.get(node.name)
         if member is None:
-            member = SerfMember(node.name, node.addr, node.tags, node.vsn)
+            member = SerfMember(node.name, node.addr, self.tags_of(node.meta), node.vsn)
             intent = self.intents.pop(node.name, None)
             if intent is not None:
                 member.status_ltime = intent[1]
@@ -239,7 +262,7 @@ class SerfCore:
         else:
             member.status = S_ALIVE
             member.leave_time = 0.0
-            member.addr, member.tags, member.vsn = node.addr, node.tags, node.vsn
+            member.addr, member.tags, member.vsn = node.addr, self.tags_of(node.meta), node.vsn
             self.failed.pop(node.name, None)
             self.left.pop(node.name, None)
         self.stats["joins"] += 1
@@ -267,7 +290,7 @@ class SerfCore:
         member = self.members.get(node.name)
         if member is None:
             return
-        member.addr, member.tags, member.vsn = node.addr, node.tags, node.vsn
+        member.addr, member.tags, member.vsn = node.addr, self.tags_of(node.meta), node.vsn
         self.stats["updates"] += 1
         self._emit("member-update", member)
 
@@ -286,17 +309,20 @@ class SerfCore:
     def merge_remote_state(self, pp: PushPullReq | PushPullResp, now: float) -> None:
         if pp.ltime > 0:
             self.clock.witness(pp.ltime - 1)  # no message has been stamped with pp.ltime yet
-        status_ltimes = dict(pp.status_ltimes)
+        status_ltimes = dict(zip(pp.status_names, pp.status_ltimes))
         left = dict.fromkeys(pp.left)
         # Left members first, one past their join time (the leave came after it).
         for name in left:
-            self._leave_intent(name, status_ltimes.get(name, 0) + 1, False, now)
-        for name, ltime in pp.status_ltimes:
-            if name not in left:
+            if _valid_intent(name, status_ltimes.get(name, 0)):
+                self._leave_intent(name, status_ltimes.get(name, 0) + 1, False, now)
+        for name, ltime in status_ltimes.items():
+            if name not in left and _valid_intent(name, ltime):
                 self._join_intent(name, ltime, now)
 
     def join_finished(self, req: int, contacted: int, now: float) -> None:
-        if self.join_reqs.pop(req, 0) is None and contacted > 0 and self.state == RUNNING:
+        asked = req in self.join_reqs
+        self.join_reqs.pop(req, None)
+        if asked and contacted > 0 and self.state == RUNNING:
             self._broadcast_join(self.clock.time(), now)
         self._reply(req, contacted)
 
@@ -430,6 +456,20 @@ class SerfCore:
             return
         name = list(self.failed)[self.rng.randrange(n_failed)]
         self.swim.join((self.members[name].addr,), None, now)
+
+    def seed_view(self, alives: list[Any], now: float, tags: dict[bytes, Tags] | None = None) -> None:
+        """Start from a converged view (see ``SwimCore.seed_view``); call before :meth:`start`.
+
+        *tags* may map each meta to its decoded tags, so a simulation of many
+        members decodes (and stores) each member's tags once, not once per view.
+        """
+        self.swim.seed_view(alives, now)
+        decoded = tags or {}
+        for a in alives:
+            if a.name != self.name and a.name not in self.members:
+                t = decoded.get(a.meta)
+                self.members[a.name] = SerfMember(a.name, a.addr, self.tags_of(a.meta) if t is None else t,
+                                                  a.vsn)
 
     # ============================================================ views
     def _has_alive_members(self) -> bool:

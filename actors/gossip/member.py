@@ -1,0 +1,231 @@
+"""GossipMember: the actor that hosts one member of one gossip pool.
+
+A node runs one per pool: ``"gossip"`` (the region's LAN pool) and, on
+servers, ``"gossip-wan"`` (servers of all regions).  The actor is a thin
+host around :class:`~actors.gossip.serf.SerfCore`: it turns timers, packets
+and local requests into core calls and applies the effects the core
+returns -- sends to ``(member address, this actor's name)``, timers,
+:class:`MemberEvent` tells to the subscribers, and replies.
+
+Over the network every send is ``env.send(addr, actor, msg)`` with member
+addresses as node ids ("ip:port", the gossip address).  Which transport
+carries a message is the host's business: treat probes and gossip as
+unreliable packets; :class:`PushPullReq` / :class:`PushPullResp` are one
+request/response exchange (a TCP stream in production).
+
+Local requests (never on the wire; ``reply`` is a future from
+``env.make_future()``, set when the answer is known -- the actor never
+blocks):
+
+* ``ask("members")`` -> list of dicts in Nomad's /v1/agent/members shape;
+  ``ask("stats")`` -> counters; ``ask("local")`` -> this member's dict.
+* :class:`Join` -> the number of addresses contacted (serf ``Join``).
+* :class:`Leave` -> None once the leave has propagated (serf ``Leave``).
+* :class:`ForceLeave` -> None once the removal is broadcast.
+* :class:`SetTags` -> None; members see a ``member-update``.
+* the agent's ``actors.agent_messages.Leave`` -> ``LeaveDone`` to its ``reply_to``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from actors.gossip.config import GossipConfig, lan_config
+from actors.gossip.core import CancelTimer, Emit, Reply, Send, SetTimer
+from actors.gossip.messages import WIRE_TYPES, Tags, make_tags
+from actors.gossip.serf import SerfCore
+from runtime.actor import NodeActor
+from runtime.env import Env
+
+log = logging.getLogger("nomad.gossip")
+
+LAN_POOL = "gossip"
+WAN_POOL = "gossip-wan"
+
+
+# ------------------------------------------------------------ local requests (never on the wire)
+@dataclass(frozen=True, slots=True)
+class Join:
+    """Contact each address (a push-pull); ``reply`` gets how many answered."""
+
+    addresses: tuple[str, ...]
+    reply: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """Leave the pool gracefully; ``reply`` gets None when done (or an error)."""
+
+    reply: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForceLeave:
+    """Mark failed member *name* left (``prune``: erase it at once); ``reply`` gets None."""
+
+    name: str
+    prune: bool = False
+    reply: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetTags:
+    """Replace this member's tags (a new incarnation is gossiped)."""
+
+    tags: Tags
+    reply: Any = None
+
+
+class GossipError(Exception):
+    """A gossip request could not be served (leave in progress, broadcast timed out)."""
+
+
+class GossipMember(NodeActor):
+    """One member of one pool (see the module docstring).
+
+    ``member_name`` is the name other members know (Nomad: ``<node>.<region>``);
+    ``advertise`` the address they reach it at (default: this node's id);
+    ``subscribers`` (node, actor) pairs told every :class:`MemberEvent`;
+    ``start_join`` addresses joined at start, retried every
+    ``retry_join_interval_s`` while none answers (0: no retry).
+    """
+
+    def __init__(self, env: Env, name: str, *, member_name: str, config: GossipConfig | None = None,
+                 tags: Tags | dict[str, str] = (), subscribers: tuple[tuple[str, str], ...] = (),
+                 advertise: str | None = None, start_join: tuple[str, ...] = (),
+                 retry_join_interval_s: float = 0.0) -> None:
+        super().__init__(env, name)
+        self.cfg = config or lan_config()
+        self.core = SerfCore(member_name, advertise or env.node, self.cfg, env.rng,
+                             tags=make_tags(tags), pool=name)
+        self.subscribers = tuple(subscribers)
+        self.start_join = tuple(start_join)
+        self.retry_join_interval_s = retry_join_interval_s
+        self._replies: dict[int, Any] = {}
+        self._next_req = 0
+        self._start_join_req: int | None = None
+        self.bad_messages = 0
+
+    # ============================================================ lifecycle
+    def on_start(self) -> None:
+        self.core.start(self.env.now())
+        self._start_join()
+        self._apply()
+
+    def on_timer(self, name: str) -> None:
+        if name == "retry-join":
+            self._start_join()
+        else:
+            self.core.on_timer(name, self.env.now())
+        self._apply()
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        for req in sorted(self._replies):
+            self._answer(self._replies.pop(req), None, "gossip member stopped")
+
+    # ============================================================ messages
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, WIRE_TYPES):
+            self.core.on_message(message, self.env.now())
+        elif isinstance(message, str):
+            return self._query(message)
+        elif isinstance(message, Join):
+            self.core.join(tuple(message.addresses), self._track(message.reply), self.env.now())
+        elif isinstance(message, Leave):
+            self.core.leave(self._track(message.reply), self.env.now())
+        elif isinstance(message, ForceLeave):
+            self.core.force_leave(message.name, message.prune, self._track(message.reply), self.env.now())
+        elif isinstance(message, SetTags):
+            self.core.set_tags(make_tags(message.tags), self.env.now())
+            self._answer(message.reply, None, "")
+        elif not self._agent_leave(message):
+            self.bad_messages += 1
+            log.debug("%s ignored %s", self.name, type(message).__name__)
+        self._apply()
+        return None
+
+    def _query(self, what: str) -> Any:
+        if what == "members":
+            return self.core.members_view()
+        if what == "local":
+            me = self.core.members.get(self.core.name)
+            return me.as_api() if me is not None else None
+        if what == "stats":
+            swim = self.core.swim
+            return {**swim.stats, **self.core.stats, "members": len(self.core.members),
+                    "swim_nodes": len(swim.nodes), "health_score": swim.awareness.score,
+                    "incarnation": swim.incarnation, "queued_broadcasts": len(swim.queue),
+                    "ltime": self.core.clock.time(), "state": self.core.state,
+                    "bad_messages": self.bad_messages}
+        self.bad_messages += 1
+        return None
+
+    def _agent_leave(self, message: Any) -> bool:
+        """The agent's graceful leave (actors.agent_messages.Leave): leave, then answer LeaveDone."""
+        from actors import agent_messages  # noqa: PLC0415 - only needed inside an agent
+
+        if not isinstance(message, agent_messages.Leave):
+            return False
+        req = self._track(("agent", message.reply_to, message.corr))
+        self.core.leave(req, self.env.now())
+        return True
+
+    # ============================================================ effects
+    def _track(self, reply: Any) -> int:
+        self._next_req += 1
+        self._replies[self._next_req] = reply
+        return self._next_req
+
+    def _start_join(self) -> None:
+        if not self.start_join or self.core.state != "alive":
+            return
+        self._start_join_req = self._track(None)
+        self.core.join(self.start_join, self._start_join_req, self.env.now())
+
+    def _apply(self) -> None:
+        core = self.core
+        for eff in core.take_effects():
+            kind = type(eff)
+            if kind is Send:
+                self.env.send(eff.to, self.name, eff.msg)
+            elif kind is SetTimer:
+                self.set_timer(eff.name, eff.delay_s)
+            elif kind is CancelTimer:
+                self.cancel_timer(eff.name)
+            elif kind is Emit:
+                for node, actor in self.subscribers:
+                    self.env.send(node, actor, eff.event)
+            elif kind is Reply:
+                self._on_reply(eff)
+        core.check_invariants()
+
+    def _on_reply(self, eff: Reply) -> None:
+        reply = self._replies.pop(eff.req, None)
+        if eff.req == self._start_join_req:
+            self._start_join_req = None
+            if eff.value == 0 and self.retry_join_interval_s > 0:
+                self.set_timer("retry-join", self.retry_join_interval_s)
+            return
+        if isinstance(reply, tuple) and reply and reply[0] == "agent":
+            from actors import agent_messages  # noqa: PLC0415
+
+            _, reply_to, corr = reply
+            self.env.send(self.env.node, reply_to, agent_messages.LeaveDone(
+                actor=self.name, corr=corr, ok=not eff.error, error=eff.error))
+            return
+        self._answer(reply, eff.value, eff.error)
+
+    @staticmethod
+    def _answer(reply: Any, value: Any, error: str) -> None:
+        if reply is None:
+            return
+        try:
+            if error:
+                reply.set_exception((GossipError, GossipError(error), None))
+            else:
+                reply.set(value)
+        except Exception:  # noqa: BLE001 - a reply already set (timed out) is not our failure
+            pass

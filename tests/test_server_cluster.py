@@ -1,0 +1,87 @@
+"""Real server processes find each other by gossip and form one Raft cluster.
+
+Three servers with ``bootstrap_expect = 3`` and ``retry_join`` bootstrap
+exactly one cluster with one leader; a fourth joins and is added to Raft; a
+server stopped with SIGINT under ``leave_on_interrupt`` shows ``left`` and
+leaves the Raft peers; a SIGKILLed one shows ``failed`` until force-left.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import Any
+
+import pytest
+
+from tests.test_agent_process import AgentProc, agents, free_port, wait_for  # noqa: F401
+
+pytestmark = pytest.mark.timeout(120)
+
+CLUSTER_DEADLINE_S = 30.0  # gossip joins, a bootstrap and an election, on a loaded CI machine
+
+
+def server_config(tmp: Any, i: int, join: list[str], expect: int = 3, serf: int = 0) -> dict[str, Any]:
+    ports = {"http": free_port(), "rpc": free_port(), "serf": serf or free_port()}
+    path = tmp / f"s{i}.toml"
+    path.write_text("\n".join([
+        f'name = "s{i}"', f'data_dir = "{tmp / f"data{i}"}"', 'bind_addr = "127.0.0.1"',
+        "leave_on_interrupt = true",
+        "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
+        "[server]", "enabled = true", f"bootstrap_expect = {expect}",
+        "[server.server_join]", f"retry_join = {json.dumps(join)}", 'retry_interval = "1s"',
+    ]) + "\n")
+    return {"path": str(path), **ports}
+
+
+def get_json(agent: AgentProc, path: str) -> Any:
+    try:
+        status, body, _ = agent.get(path)
+    except OSError:
+        return None
+    return json.loads(body) if status == 200 else None
+
+
+def members(agent: AgentProc) -> dict[str, str]:
+    got = get_json(agent, "/v1/agent/members") or {"Members": []}
+    return {m["Name"]: m["Status"] for m in got["Members"]}
+
+
+def test_servers_form_one_cluster_and_follow_joins_leaves_and_failures(agents, tmp_path):
+    serfs = [free_port() for _ in range(3)]
+    join = [f"127.0.0.1:{p}" for p in serfs]
+    cfgs = [server_config(tmp_path, i, join, serf=serfs[i]) for i in range(3)]
+    procs = [agents(["-config", c["path"]], http_port=c["http"]) for c in cfgs]
+
+    def one_cluster() -> bool:
+        leaders = {get_json(p, "/v1/status/leader") for p in procs}
+        peers = [sorted(get_json(p, "/v1/status/peers") or []) for p in procs]
+        return len(leaders) == 1 and "" not in leaders and None not in leaders \
+            and all(len(x) == 3 and x == peers[0] for x in peers)
+
+    wait_for(one_cluster, "one Raft cluster of three with one leader", CLUSTER_DEADLINE_S,
+             lambda: "\n".join(p.detail() for p in procs))
+    assert all(len(members(p)) == 3 for p in procs)
+
+    # A fourth server joins through gossip and is added to Raft.
+    c4 = server_config(tmp_path, 3, [f"127.0.0.1:{serfs[0]}"])
+    p4 = agents(["-config", c4["path"]], http_port=c4["http"])
+    rpc4 = f"127.0.0.1:{c4['rpc']}"
+    wait_for(lambda: rpc4 in (get_json(procs[0], "/v1/status/peers") or []), "the fourth server in Raft",
+             CLUSTER_DEADLINE_S, p4.detail)
+
+    # SIGINT with leave_on_interrupt: left in gossip, gone from Raft, exit 0.
+    p4.send(signal.SIGINT)
+    assert p4.wait_exit(timeout_s=20) == 0, p4.detail()
+    wait_for(lambda: members(procs[0]).get("s3.global") == "left", "s3 left", CLUSTER_DEADLINE_S)
+    wait_for(lambda: rpc4 not in (get_json(procs[0], "/v1/status/peers") or []),
+             "s3 removed from Raft", CLUSTER_DEADLINE_S)
+
+    # SIGKILL: failed; force-leave makes it left.
+    victim = procs[2]
+    victim.kill()
+    wait_for(lambda: members(procs[0]).get("s2.global") == "failed", "s2 failed", CLUSTER_DEADLINE_S)
+    status, body, _ = procs[0].get("/v1/agent/force-leave?node=s2.global", method="PUT")
+    assert status == 200, body
+    wait_for(lambda: members(procs[0]).get("s2.global") in ("left", None), "s2 force-left",
+             CLUSTER_DEADLINE_S)
