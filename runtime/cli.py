@@ -1,0 +1,155 @@
+"""``nomad`` -- the operator CLI: Nomad's commands over the HTTP API.
+
+Implemented: ``server members [-verbose]``, ``server join <addr>...``,
+``server force-leave [-prune] <name>``, ``operator raft list-peers``,
+``operator raft remove-peer -peer-id <id>``, ``agent-info``, ``status leader``.
+The address comes from ``-address`` or ``NOMAD_ADDR`` (default
+``http://127.0.0.1:4646``), as Nomad's CLI does.  Errors print one line and
+exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+DEFAULT_ADDR = "http://127.0.0.1:4646"
+TIMEOUT_S = 15.0  # a join may wait 10 s for an unreachable address (memberlist TCPTimeout)
+
+
+class CliError(Exception):
+    pass
+
+
+def call(addr: str, method: str, path: str, **query: Any) -> Any:
+    q = urllib.parse.urlencode([(k, v) for k, vs in query.items()
+                                for v in (vs if isinstance(vs, list) else [vs])])
+    url = f"{addr.rstrip('/')}{path}" + (f"?{q}" if q else "")
+    req = urllib.request.Request(url, method=method, data=b"" if method in ("PUT", "POST") else None)
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as e:
+        raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
+            from None
+    except (urllib.error.URLError, OSError) as e:
+        raise CliError(f"Error querying {addr}: {getattr(e, 'reason', e)}") from None
+    return json.loads(body) if body.strip() else None
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def server_members(addr: str, args: list[str]) -> str:
+    verbose = "-verbose" in args
+    got = call(addr, "GET", "/v1/agent/members")
+    leader = call(addr, "GET", "/v1/status/leader") or ""
+    head = ["Name", "Address", "Port", "Status", "Leader", "Raft Version", "Build", "Datacenter", "Region"]
+    rows = [head + (["Protocol", "Tags"] if verbose else [])]
+    for m in sorted(got["Members"], key=lambda m: m["Name"]):
+        tags = m.get("Tags") or {}
+        is_leader = f"{m['Addr']}:{tags.get('port', '')}" == leader
+        row = [m["Name"], m["Addr"], str(m["Port"]), m["Status"], str(is_leader).lower(),
+               tags.get("raft_vsn", "3"), tags.get("build", ""), tags.get("dc", ""), tags.get("region", "")]
+        if verbose:
+            row += [str(m.get("ProtocolCur", "")), ",".join(f"{k}={v}" for k, v in sorted(tags.items()))]
+        rows.append(row)
+    return table(rows)
+
+
+def server_join(addr: str, args: list[str]) -> str:
+    if not args:
+        raise CliError("server join requires at least one address")
+    got = call(addr, "PUT", "/v1/agent/join", address=args)
+    if got.get("error"):
+        raise CliError(f"Error joining: {got['error']}")
+    return f"Joined {got['num_joined']} servers successfully"
+
+
+def server_force_leave(addr: str, args: list[str]) -> str:
+    prune = "-prune" in args
+    names = [a for a in args if not a.startswith("-")]
+    if len(names) != 1:
+        raise CliError("server force-leave requires exactly one node name")
+    call(addr, "PUT", "/v1/agent/force-leave", node=names[0], **({"prune": "true"} if prune else {}))
+    return ""
+
+
+def raft_list_peers(addr: str, args: list[str]) -> str:
+    got = call(addr, "GET", "/v1/operator/raft/configuration")
+    rows = [["Node", "ID", "Address", "State", "Voter", "RaftProtocol"]]
+    for s in got["Servers"]:
+        rows.append([s["Node"], s["ID"], s["Address"], "leader" if s["Leader"] else "follower",
+                     str(s["Voter"]).lower(), s["RaftProtocol"]])
+    return table(rows)
+
+
+def raft_remove_peer(addr: str, args: list[str]) -> str:
+    peer = next((a.split("=", 1)[1] for a in args if a.startswith("-peer-id=")), None)
+    if peer is None and "-peer-id" in args and args.index("-peer-id") + 1 < len(args):
+        peer = args[args.index("-peer-id") + 1]
+    if not peer:
+        raise CliError("operator raft remove-peer requires -peer-id")
+    call(addr, "DELETE", "/v1/operator/raft/peer", id=peer)
+    return f"Removed peer with id {peer!r}"
+
+
+def agent_info(addr: str, args: list[str]) -> str:
+    got = call(addr, "GET", "/v1/agent/self")
+    lines = []
+    for section in sorted(got.get("stats", {})):
+        lines.append(section)
+        for k, v in sorted(got["stats"][section].items()):
+            lines.append(f"  {k} = {v}")
+    return "\n".join(lines)
+
+
+def status_leader(addr: str, args: list[str]) -> str:
+    return call(addr, "GET", "/v1/status/leader") or ""
+
+
+COMMANDS = {
+    ("server", "members"): server_members,
+    ("server", "join"): server_join,
+    ("server", "force-leave"): server_force_leave,
+    ("operator", "raft", "list-peers"): raft_list_peers,
+    ("operator", "raft", "remove-peer"): raft_remove_peer,
+    ("agent-info",): agent_info,
+    ("status", "leader"): status_leader,
+}
+
+
+def main(argv: list[str]) -> int:
+    addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
+    rest = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("-address="):
+            addr = a.split("=", 1)[1]
+        elif a == "-address" and i + 1 < len(argv):
+            addr = argv[i + 1]
+            i += 1
+        else:
+            rest.append(a)
+        i += 1
+    for words in sorted(COMMANDS, key=len, reverse=True):
+        if tuple(rest[: len(words)]) == words:
+            try:
+                out = COMMANDS[words](addr, rest[len(words):])
+            except CliError as e:
+                print(f"Error: {e}", file=sys.stderr)
+                return 1
+            if out:
+                print(out)
+            return 0
+    usage = "\n".join("  nomad " + " ".join(w) for w in COMMANDS)
+    print(f"Usage: nomad [-address=ADDR] <command>\n\nCommands:\n{usage}", file=sys.stderr)
+    return 1

@@ -1,0 +1,35 @@
+"""bin/nomad against a real agent: members, raft peers, join errors, unreachable agents."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_agent_process import ROOT, agent_config, agents  # noqa: F401
+
+pytestmark = pytest.mark.timeout(60)
+NOMAD = f"{ROOT}/bin/nomad"
+
+
+def nomad(addr: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, NOMAD, f"-address={addr}", *args], capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_cli_shows_members_and_raft_peers_and_reports_errors_in_one_line(agents, tmp_path):
+    cfg = agent_config(tmp_path / "a.toml", tmp_path / "data", name="cli-node")
+    agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    addr = f"http://127.0.0.1:{cfg['http']}"
+    out = nomad(addr, "server", "members")
+    assert out.returncode == 0, out.stderr
+    header, row = out.stdout.splitlines()
+    assert header.split()[:4] == ["Name", "Address", "Port", "Status"]
+    assert row.split()[:5] == ["cli-node.global", "127.0.0.1", str(cfg["serf"]), "alive", "true"]
+    peers = nomad(addr, "operator", "raft", "list-peers")
+    assert peers.returncode == 0 and f"127.0.0.1:{cfg['rpc']}" in peers.stdout and "leader" in peers.stdout
+    bad = nomad(addr, "server", "join", "127.0.0.1:9")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "127.0.0.1:9" in bad.stderr
+    gone = nomad("http://127.0.0.1:9", "server", "members")
+    assert gone.returncode == 1 and gone.stderr.startswith("Error: ")
