@@ -460,6 +460,9 @@ class UdpTransport:
         _call_deliver(self._deliver, msg, self._stats, peer)
 
 
+_BOTH_PORT_TRIES = 20  # port-0 binds: attempts to find a port free for both UDP and TCP
+
+
 class GossipTransport:
     """The gossip edge: UDP packets when a message fits, a TCP stream when not.
 
@@ -471,16 +474,35 @@ class GossipTransport:
 
     def __init__(self, bind: str, deliver: Callable[[Envelope], None], *,
                  config: TransportConfig | None = None) -> None:
+        self._bind = bind
         self.udp = UdpTransport(bind, deliver, config=config)
         self.tcp: TcpTransport | None = None
         self._deliver = deliver
         self._config = config
 
     def start(self) -> None:
-        self.udp.start()
-        # TCP on the port UDP got (bind port 0 in tests picks it once).
-        self.tcp = TcpTransport(self.udp.address, self._deliver, config=self._config)
-        self.tcp.start()
+        host, port = parse_address(self._bind)
+        if port != 0:
+            self.udp.start()
+            self.tcp = TcpTransport(self._bind, self._deliver, config=self._config)
+            self.tcp.start()
+            return
+        # Port 0 (tests): a port free for TCP need not be free for UDP; retry
+        # until one port is free for both.
+        last: OSError | None = None
+        for _ in range(_BOTH_PORT_TRIES):
+            tcp = TcpTransport(format_address(host, 0), self._deliver, config=self._config)
+            tcp.start()
+            udp = UdpTransport(tcp.address, self._deliver, config=self._config)
+            try:
+                udp.start()
+            except OSError as exc:
+                last = exc
+                tcp.stop()
+                continue
+            self.tcp, self.udp = tcp, udp
+            return
+        raise last or OSError("no port free for both UDP and TCP")
 
     @property
     def address(self) -> str:
