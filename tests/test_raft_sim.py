@@ -159,3 +159,24 @@ def test_leaving_server_hands_over_leadership_and_is_removed_from_the_peer_set(w
     c.finish()
     assert check(c.history).linearizable
     c.close()
+
+
+def test_leadership_subscribers_hear_of_an_election():
+    from actors.raft.peer import RaftInfo, RaftPeer
+
+    c = RaftCluster(32, 3)
+    heard: dict[str, list] = {n: [] for n in c.names}
+    for n in c.names:
+        # Replace each peer by one that tells a sink about leadership changes.
+        node = c.sched.nodes[n]
+        node.spawn(_Sink, "sink", heard[n])
+        node.actors["raft"].stop()
+        assert c.sched.run_until(lambda: not node.actors["raft"].is_alive(), 1.0)
+        node.actors.pop("raft")
+        node.spawn(RaftPeer, "raft", storage=c.disks[n], config=c.cfg, bootstrap=c.names,
+                   leadership_subscribers=("sink",))
+    c.run(5)
+    leader = c.leader()
+    assert leader is not None
+    assert any(isinstance(m, RaftInfo) and m.is_leader for m in heard[leader])
+    c.close()

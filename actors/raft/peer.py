@@ -160,6 +160,7 @@ class RaftPeer(NodeActor):
         self._since_snapshot = 0
         self.last_contact = 0.0
         self._leave: Leave | None = None
+        self._was_leader = False
         self._leave_asked_at = -1e18
         self.stats = {"proposals": 0, "flushes": 0, "entries_persisted": 0, "entries_applied": 0, "snapshots": 0}
 
@@ -255,15 +256,18 @@ class RaftPeer(NodeActor):
     def _flush(self) -> None:
         self._dirty = False
         core = self.core
-        was_leader = core.role == LEADER
+        was_leader = self._was_leader
         while True:
             r = core.take_ready()
             if r.empty():
                 break
             self._handle_ready(r)
         self.stats["flushes"] += 1
-        if was_leader != (core.role == LEADER):
-            self._leadership_changed(core.role == LEADER)
+        # Compared with the last flush, not the start of this one: elections
+        # complete inside core.step(), before the flush that follows.
+        self._was_leader = core.role == LEADER
+        if was_leader != self._was_leader:
+            self._leadership_changed(self._was_leader)
         core.check_invariants()
         if self._leave is not None:
             self._leave_step()
