@@ -108,7 +108,10 @@ def node_resources(facts: HostFacts) -> Resources:
                      disk_mb=facts.storage_bytes_free // MIB)
 
 
-def fingerprint(facts: HostFacts, *, nomad_version: str, reserved: Resources = Resources()) -> Fingerprint:
+NO_RESOURCES = Resources()
+
+
+def fingerprint(facts: HostFacts, *, nomad_version: str, reserved: Resources = NO_RESOURCES) -> Fingerprint:
     return Fingerprint(attributes=tuple(sorted(attributes(facts, nomad_version).items())),
                        resources=node_resources(facts), reserved=reserved,
                        drivers=tuple(sorted(facts.drivers)))
@@ -122,7 +125,7 @@ def significant_change(old: Fingerprint | None, new: Fingerprint) -> bool:
         return True
     if replace(old.resources, disk_mb=0) != replace(new.resources, disk_mb=0):
         return True
-    strip = lambda fp: [kv for kv in fp.attributes if kv[0] not in VOLATILE_ATTRIBUTES]  # noqa: E731
+    strip = lambda fp: [kv for kv in fp.attributes if kv[0] not in VOLATILE_ATTRIBUTES]
     return strip(old) != strip(new)
 
 
@@ -154,7 +157,8 @@ def fake_facts(hostname: str, ip: str, *, cores: int = 4, mhz: int = 2400, memor
     return HostFacts(arch="x86_64", num_cores=cores, cpu_mhz=mhz, memory_bytes=memory_gb << 30,
                      kernel_name="linux", kernel_version="6.1.0-sim", os_name="debian", os_version="12",
                      hostname=hostname, ip_address=ip, storage_volume="/dev/sim0",
-                     storage_bytes_total=disk_gb << 30, storage_bytes_free=(disk_gb << 30) // 2, drivers=drivers)
+                     storage_bytes_total=disk_gb << 30, storage_bytes_free=(disk_gb << 30) // 2,
+                     drivers=drivers)
 
 
 class PsutilProbe:
@@ -171,7 +175,7 @@ class PsutilProbe:
         self.drivers = drivers
 
     def facts(self) -> HostFacts:
-        import psutil  # noqa: PLC0415 - an edge dependency, not needed by the simulator
+        import psutil  # an edge dependency, not needed by the simulator
 
         freq = psutil.cpu_freq()
         mhz = int(freq.max or freq.current) if freq else _cpuinfo_mhz()
@@ -189,7 +193,8 @@ class PsutilProbe:
         stats = psutil.net_if_stats()
         names = [self.network_interface] if self.network_interface else sorted(addrs)
         for name in names:
-            if not self.network_interface and (name.startswith("lo") or not getattr(stats.get(name), "isup", False)):
+            up = getattr(stats.get(name), "isup", False)
+            if not self.network_interface and (name.startswith("lo") or not up):
                 continue
             for a in addrs.get(name, ()):
                 if a.family == socket.AF_INET:
@@ -265,7 +270,7 @@ class FingerprintConfig:
     # change, so this only bounds how soon a new driver or resize is seen.
     refresh_interval_s: float = 30.0
     nomad_version: str = "2.0.6"
-    reserved: Resources = Resources()  # client.reserved (MHz / MB / MB)
+    reserved: Resources = NO_RESOURCES  # client.reserved (MHz / MB / MB)
 
     def __post_init__(self) -> None:
         if self.refresh_interval_s <= 0:
@@ -282,6 +287,7 @@ class Fingerprinter(NodeActor):
         self.cfg = config or FingerprintConfig()
         self.subscriber = subscriber
         self.current: Fingerprint | None = None
+        self._facts: HostFacts | None = None
         self.errors = 0
 
     def on_start(self) -> None:
@@ -305,10 +311,13 @@ class Fingerprinter(NodeActor):
     def _refresh(self) -> None:
         try:
             facts = self.probe.facts()
-        except Exception as exc:  # noqa: BLE001 - a host probe error must not kill the client
+        except Exception as exc:  # a host probe error must not kill the client
             self.errors += 1
             log.warning("%s: fingerprint failed, keeping the last one: %s", self.env.node, exc)
             return
+        if facts == self._facts:
+            return  # nothing moved: skip building and comparing the attributes
+        self._facts = facts
         new = fingerprint(facts, nomad_version=self.cfg.nomad_version, reserved=self.cfg.reserved)
         if significant_change(self.current, new):
             self.current = new

@@ -125,10 +125,4 @@ class NodeUpdateResponse(Message):
     index: int = 0  # Raft index if the request wrote state, else 0 (heartbeat after a miss)
 
 
-@message(305)
-@msg
-class LeaderHint(Message):
-    """The leader's node endpoint announces itself so followers can forward to it."""
-
-    leader: str
-    term: int
+# Tag 305 is retired (LeaderHint, never released): do not reuse it.

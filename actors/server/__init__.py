@@ -7,18 +7,20 @@ Shared plumbing for the three actors lives here:
   Raft this adapter and gets a :class:`RaftReply` message back in its inbox.
   ``env.send`` to the local node is a plain ``tell`` in both runtimes, so the
   adapter never blocks the Raft actor either.
-* :class:`Leadership` fans RaftPeer's ``on_leadership(is_leader, term)``
-  callback out to the actors that only act on the leader, and remembers the
-  last value so an actor (re)started while its node leads learns it at once.
+* Leadership: the NodeEndpoint polls its RaftPeer with ``InfoQuery`` every
+  ``raft_poll_interval_s`` (and takes ``RaftInfo`` pushes from RaftPeer's
+  ``leadership_subscribers``), and tells the HeartbeatMonitor and NodeGC a
+  :class:`LeadershipChanged` when this server starts or stops leading.  Each
+  of them also asks Raft once on start, so a restarted actor learns at once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from actors.raft.peer import InfoQuery, RaftInfo
 from runtime.env import Env
 
 log = logging.getLogger("nomad.nodes")
@@ -29,8 +31,8 @@ NODE_GC = "node-gc"  # NodeGC
 RAFT = "raft"  # RaftPeer
 LEADER_ACTORS = (ENDPOINT, HEARTBEATS, NODE_GC)
 
-__all__ = ["ENDPOINT", "HEARTBEATS", "LEADER_ACTORS", "NODE_GC", "RAFT", "Leadership", "LeadershipChanged",
-           "RaftReply", "ReplyTo"]
+__all__ = ["ENDPOINT", "HEARTBEATS", "LEADER_ACTORS", "NODE_GC", "RAFT", "InfoQuery", "LeadershipChanged",
+           "RaftInfo", "RaftReply", "ReplyTo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,32 +85,3 @@ class ReplyTo:
         self._done = True
         exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
         self._env.send(self._env.node, self._actor, RaftReply(self._tag, False, None, str(exc)))
-
-
-class Leadership:
-    """RaftPeer's ``on_leadership`` callback for one server node.
-
-    Pass the same object to RaftPeer (``on_leadership=``) and to the node
-    actors (``leadership=``).  The callback runs inside the Raft actor; it
-    only records the value and tells each actor, so it never blocks.  The
-    recorded value is a tuple replaced whole (never mutated), which an actor
-    reads once in ``on_start``: under gevent there is no preemption between
-    greenlets and the simulator is single-threaded, so the read is atomic.
-    """
-
-    def __init__(self, env: Env, actors: tuple[str, ...] = LEADER_ACTORS,
-                 also: Callable[[bool, int], None] | None = None) -> None:
-        self._env = env
-        self._actors = actors
-        self._also = also  # e.g. the agent's own callback, chained
-        self.state: tuple[bool, int] = (False, 0)
-
-    def __call__(self, is_leader: bool, term: int) -> None:
-        self.state = (is_leader, term)
-        for actor in self._actors:
-            self._env.send(self._env.node, actor, LeadershipChanged(is_leader, term))
-        if self._also is not None:
-            self._also(is_leader, term)
-
-    def current(self) -> tuple[bool, int]:
-        return self.state

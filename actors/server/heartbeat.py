@@ -13,6 +13,14 @@ Nomad's ``nomad/heartbeat.go`` (NOMAD.md §3):
   never marks a healthy cluster down;
 * a leader that steps down clears every timer.
 
+One deliberate difference: a reset never moves a node's deadline earlier
+than one this leader already promised it.  Nomad replaces the timer, so a
+heartbeat answered with a short TTL right after one with a long TTL -- or
+a retried request the leader processes late -- can expire a node before
+the time its client was told.  Here every TTL handed out is honoured, which
+costs at most one earlier TTL of extra detection time.  The failover timer
+is not a promise to the client and is replaced as in Nomad.
+
 :class:`HeartbeatTimers` is the core: deadlines in a dict plus a lazy heap,
 time passed in, no I/O.  :class:`HeartbeatMonitor` hosts it with a single
 actor timer armed at the earliest deadline (10,000 nodes cost one timer,
@@ -20,6 +28,16 @@ not 10,000), answers the NodeEndpoint's ``ResetHeartbeat`` with the TTL, and
 tells the endpoint ``NodeExpired`` when a deadline passes -- the endpoint
 marks the node down through Raft, as Nomad's ``invalidateHeartbeat`` calls
 ``Node.UpdateStatus``.
+
+**Fast path.**  A plain heartbeat (``ready`` from a node whose status is
+already ``ready``) changes no state, so the endpoint hands it straight to
+the monitor (:class:`FastHeartbeat`), which answers the client itself when
+it holds a live timer for a node it knows is ready.  That knowledge is
+sound on the leader: only the endpoint's UpdateStatus changes a status, it
+tells the monitor the outcome with every reset, and expiry, step-down and
+``ClearHeartbeat`` forget it.  Anything else goes back to the endpoint
+(:class:`SlowHeartbeat`) for the full read/write path.  This halves the
+actor turns per heartbeat, the leader's main cost at 10,000 nodes.
 """
 
 from __future__ import annotations
@@ -30,9 +48,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from actors.client.messages import DOWN
+from actors.client.messages import DOWN, READY, NodeUpdateResponse, UpdateNodeStatus
 from actors.raft.peer import Read
-from actors.server import ENDPOINT, RAFT, Leadership, LeadershipChanged, RaftReply, ReplyTo, log
+from actors.server import ENDPOINT, RAFT, InfoQuery, LeadershipChanged, RaftInfo, RaftReply, ReplyTo, log
 from runtime.actor import NodeActor
 from runtime.config import ServerConfig
 from runtime.env import Env
@@ -116,6 +134,7 @@ class HeartbeatTimers:
     def __init__(self, cfg: HeartbeatConfig) -> None:
         self.cfg = cfg
         self.deadlines: dict[str, float] = {}
+        self.promised: dict[str, float] = {}  # the latest deadline any answered TTL implies
         self._heap: list[tuple[float, str]] = []
 
     def __len__(self) -> int:
@@ -135,10 +154,13 @@ class HeartbeatTimers:
         """A heartbeat (or registration) from *node_id*: returns the TTL for the client.
 
         The TTL is computed from the timers tracked *before* this node is
-        (re)added, as Nomad does; the deadline is ``now + ttl + grace``.
+        (re)added, as Nomad does; the deadline is ``now + ttl + grace``, or a
+        later one already promised to this node.
         """
         ttl = heartbeat_ttl(self.cfg, len(self.deadlines), rng)
-        self._set(node_id, now + ttl + self.cfg.heartbeat_grace_s)
+        deadline = max(now + ttl + self.cfg.heartbeat_grace_s, self.promised.get(node_id, 0.0))
+        self.promised[node_id] = deadline
+        self._set(node_id, deadline)
         return ttl
 
     def initialize(self, node_ids: Iterable[str], now: float) -> int:
@@ -158,10 +180,12 @@ class HeartbeatTimers:
 
     def remove(self, node_id: str) -> None:
         self.deadlines.pop(node_id, None)
+        self.promised.pop(node_id, None)
 
     def clear(self) -> None:
         """Leadership lost: no timer survives (Nomad ``clearAllHeartbeatTimers``)."""
         self.deadlines.clear()
+        self.promised.clear()
         self._heap.clear()
 
     def _prune(self) -> None:
@@ -182,6 +206,7 @@ class HeartbeatTimers:
                 return out
             _, node_id = heapq.heappop(self._heap)
             del self.deadlines[node_id]
+            self.promised.pop(node_id, None)
             out.append(node_id)
 
     def check_invariants(self) -> None:
@@ -189,6 +214,9 @@ class HeartbeatTimers:
         in_heap = {(n, d) for d, n in self._heap}
         if not live <= in_heap:
             raise AssertionError("a live deadline is missing from the heap")
+        for node_id, promised in self.promised.items():
+            if self.deadlines.get(node_id, -1.0) < promised:
+                raise AssertionError(f"node {node_id} expires before the deadline promised to it")
 
 
 # ------------------------------------------------------------ local messages (never on the wire)
@@ -198,6 +226,22 @@ class ResetHeartbeat:
 
     op_id: int
     node_id: str
+    status: str = ""  # the node's committed status, so the monitor knows who is ready
+
+
+@dataclass(frozen=True, slots=True)
+class FastHeartbeat:
+    """NodeEndpoint -> monitor: a heartbeat to answer directly if the node is known ready."""
+
+    request: UpdateNodeStatus
+    servers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SlowHeartbeat:
+    """Monitor -> NodeEndpoint: not known ready here; take the full path."""
+
+    request: UpdateNodeStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,36 +278,34 @@ class HeartbeatMonitor(NodeActor):
     """Per-node TTL timers on the leader; expiry -> ``NodeExpired`` to the endpoint."""
 
     def __init__(self, env: Env, name: str, *, config: HeartbeatConfig | None = None, raft: str = RAFT,
-                 endpoint: str = ENDPOINT, leadership: Leadership | None = None) -> None:
+                 endpoint: str = ENDPOINT) -> None:
         super().__init__(env, name)
         self.cfg = config or HeartbeatConfig()
         self.timers = HeartbeatTimers(self.cfg)
         self.raft = raft
         self.endpoint = endpoint
-        self._leadership = leadership
         self.is_leader = False
         self.term = 0
         self.initialized = False
+        self.ready: dict[str, None] = {}  # nodes with a timer whose committed status is ready
         self._armed_at: float | None = None
-        self.stats = {"resets": 0, "expired": 0, "initialized": 0}
+        self.stats = {"resets": 0, "fast": 0, "expired": 0, "initialized": 0}
 
     def on_start(self) -> None:
-        if self._leadership is not None:
-            is_leader, term = self._leadership.current()
-            if is_leader:
-                self._become_leader(term)
+        # Restarted while this server leads: learn it now, not at the next change.
+        self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
-        if isinstance(message, ResetHeartbeat):
+        if isinstance(message, FastHeartbeat):
+            self._fast(message)
+        elif isinstance(message, ResetHeartbeat):
             self._reset(message)
         elif isinstance(message, ClearHeartbeat):
             self.timers.remove(message.node_id)
-        elif isinstance(message, LeadershipChanged):
-            if message.is_leader:
-                self._become_leader(message.term)
-            else:
-                self._step_down()
+            self.ready.pop(message.node_id, None)
+        elif isinstance(message, (LeadershipChanged, RaftInfo)):
+            self._leadership(message.is_leader, message.term)
         elif isinstance(message, RaftReply):
             self._initialized_reply(message)
         elif message == "status":
@@ -272,16 +314,42 @@ class HeartbeatMonitor(NodeActor):
 
     def _reset(self, m: ResetHeartbeat) -> None:
         if not self.is_leader:
-            self.send(self.env.node, self.endpoint, HeartbeatReset(m.op_id, m.node_id, False, error=NOT_LEADER))
+            refused = HeartbeatReset(m.op_id, m.node_id, False, error=NOT_LEADER)
+            self.send(self.env.node, self.endpoint, refused)
             return
         ttl = self.timers.reset(m.node_id, self.env.now(), self.env.rng)
+        if m.status == READY:
+            self.ready[m.node_id] = None
+        else:
+            self.ready.pop(m.node_id, None)
         self.stats["resets"] += 1
         self._arm()
         self.send(self.env.node, self.endpoint,
                   HeartbeatReset(m.op_id, m.node_id, True, ttl_s=ttl, num_nodes=len(self.timers)))
 
+    def _fast(self, m: FastHeartbeat) -> None:
+        r = m.request
+        known = r.node_id in self.ready and r.node_id in self.timers
+        if not (self.is_leader and r.status == READY and known):
+            self.send(self.env.node, self.endpoint, SlowHeartbeat(r))
+            return
+        ttl = self.timers.reset(r.node_id, self.env.now(), self.env.rng)
+        self.stats["fast"] += 1
+        self._arm()
+        self.send(r.reply_node, r.reply_actor,
+                  NodeUpdateResponse(req_id=r.req_id, ok=True, heartbeat_ttl_s=ttl, leader=self.env.node,
+                                     servers=m.servers, num_nodes=len(self.timers)))
+
     # ------------------------------------------------------------ leadership
+    def _leadership(self, is_leader: bool, term: int) -> None:
+        if is_leader and not (self.is_leader and term == self.term):
+            self._become_leader(term)
+        elif not is_leader and self.is_leader:
+            self._step_down()
+
     def _become_leader(self, term: int) -> None:
+        self.timers.clear()
+        self.ready.clear()
         self.is_leader, self.term, self.initialized = True, term, False
         self._read_nodes()
 
@@ -307,6 +375,7 @@ class HeartbeatMonitor(NodeActor):
     def _step_down(self) -> None:
         self.is_leader, self.initialized = False, False
         self.timers.clear()
+        self.ready.clear()
         self.cancel_timer("expire")
         self.cancel_timer("init")
         self._armed_at = None
@@ -338,6 +407,7 @@ class HeartbeatMonitor(NodeActor):
             return
         for node_id in self.timers.pop_expired(self.env.now()):
             self.stats["expired"] += 1
+            self.ready.pop(node_id, None)
             log.warning("%s: node TTL expired node_id=%s", self.env.node, node_id)
             self.send(self.env.node, self.endpoint, NodeExpired(node_id))
         self._arm()

@@ -6,10 +6,11 @@ never blocks:
 * **On a follower** a request is forwarded to the leader's endpoint (the
   follower rewrites the reply address to its own and relays the answer), or
   answered ``No cluster leader`` when no leader is known, so the client
-  rotates to another server.  Followers learn the leader from
-  :class:`LeaderHint` messages the leader's endpoint sends on election and
-  every ``leader_hint_interval_s``; RaftPeer only tells a node about its own
-  leadership.
+  rotates to another server.  The endpoint learns who leads from its own
+  RaftPeer: it polls ``InfoQuery`` every ``raft_poll_interval_s`` and takes
+  ``RaftInfo`` pushes, and relays this server's leadership to the
+  HeartbeatMonitor and NodeGC as ``LeadershipChanged``.  The server list
+  handed to clients is the Raft configuration.
 * **On the leader** each request is a small state machine: read the node
   (a stale read of the leader's own state store), write through Raft only
   when something changes (a plain heartbeat is not a Raft write), then ask
@@ -18,10 +19,13 @@ never blocks:
   that arrives while the node is being marked down is applied after it
   (down -> ready), never before it and lost.
 * ``NodeExpired`` from the monitor is an internal UpdateStatus(down) with the
-  event "Node heartbeat missed" (Nomad ``invalidateHeartbeat``).  Every status
-  change is told to the ``notify`` actors as :class:`NodeStatusChanged` --
-  the hook where the scheduler will mark a down node's allocations lost and
-  place replacements.
+  event "Node heartbeat missed" (Nomad ``invalidateHeartbeat``).  Before it
+  proposes, the endpoint asks Raft afresh whether this server still leads in
+  the same term: a deposed leader's proposal would be forwarded to the new
+  leader and mark down a node that heartbeats there (Nomad PR #14481).
+  Every status change is told to the ``notify`` actors as
+  :class:`NodeStatusChanged` -- the hook where the scheduler will mark a
+  down node's allocations lost and place replacements.
 
 Raft is asked with :class:`~actors.server.ReplyTo` adapters; answers come
 back as ``RaftReply`` messages tagged ``(stage, op_id)``.
@@ -42,15 +46,32 @@ from actors.client.messages import (
     ERR_SECRET_MISMATCH,
     ERR_TIMEOUT,
     INITIALIZING,
-    LeaderHint,
+    READY,
     NodeSpec,
     NodeUpdateResponse,
     RegisterNode,
     UpdateNodeStatus,
 )
 from actors.raft.peer import Propose, Read
-from actors.server import HEARTBEATS, RAFT, Leadership, LeadershipChanged, RaftReply, ReplyTo, log
-from actors.server.heartbeat import ClearHeartbeat, HeartbeatReset, NodeExpired, ResetHeartbeat
+from actors.server import (
+    HEARTBEATS,
+    NODE_GC,
+    RAFT,
+    InfoQuery,
+    LeadershipChanged,
+    RaftInfo,
+    RaftReply,
+    ReplyTo,
+    log,
+)
+from actors.server.heartbeat import (
+    ClearHeartbeat,
+    FastHeartbeat,
+    HeartbeatReset,
+    NodeExpired,
+    ResetHeartbeat,
+    SlowHeartbeat,
+)
 from actors.state.store import command
 from runtime.actor import NodeActor
 from runtime.env import Env
@@ -69,12 +90,10 @@ class EndpointConfig:
     # it cannot hold up that node's later requests (Raft answers every
     # request, so this is a backstop).
     op_timeout_s: float = 10.0
-    # The leader announces itself this often; 2 s keeps a restarted follower
-    # forwarding within seconds at two messages per interval.
-    leader_hint_interval_s: float = 2.0
-    # A follower stops trusting a hint not refreshed for this long (three
-    # intervals: one or two lost announcements do not matter).
-    leader_hint_ttl_s: float = 7.0
+    # How often the local RaftPeer is asked who leads.  RaftPeer also pushes
+    # changes, but a poll bounds how stale the view can get: well under the
+    # 10 s heartbeat grace, at one local round trip a second.
+    raft_poll_interval_s: float = 1.0
     # Forwarding bound: client -> follower -> leader; a stale hint on the
     # second server cannot bounce a request around.
     max_forward_hops: int = 1
@@ -82,11 +101,9 @@ class EndpointConfig:
     sweep_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("forward_timeout_s", "op_timeout_s", "leader_hint_interval_s", "sweep_interval_s"):
+        for name in ("forward_timeout_s", "op_timeout_s", "raft_poll_interval_s", "sweep_interval_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
-        if self.leader_hint_ttl_s <= self.leader_hint_interval_s:
-            raise ValueError("leader_hint_ttl_s must exceed leader_hint_interval_s")
         if self.max_forward_hops < 0:
             raise ValueError("max_forward_hops must be >= 0")
 
@@ -118,6 +135,7 @@ class _Op:
     request: RegisterNode | UpdateNodeStatus | None = None
     status: str = ""
     index: int = 0
+    term: int = 0  # the leader term the op began in
 
 
 def node_view(state: Any, node_id: str) -> tuple[str, str] | None:
@@ -145,32 +163,33 @@ def node_record(spec: NodeSpec) -> dict[str, Any]:
 
 class NodeEndpoint(NodeActor):
     def __init__(self, env: Env, name: str, *, servers: tuple[str, ...], config: EndpointConfig | None = None,
-                 raft: str = RAFT, heartbeats: str = HEARTBEATS, leadership: Leadership | None = None,
-                 wall_clock: Any = None, notify: tuple[str, ...] = ()) -> None:
+                 raft: str = RAFT, heartbeats: str = HEARTBEATS,
+                 leader_actors: tuple[str, ...] = (HEARTBEATS, NODE_GC), wall_clock: Any = None,
+                 notify: tuple[str, ...] = ()) -> None:
         super().__init__(env, name)
         self.cfg = config or EndpointConfig()
         self.servers = tuple(servers)
         self.raft = raft
         self.heartbeats = heartbeats
-        self._leadership = leadership
+        self.leader_actors = leader_actors  # told LeadershipChanged when this server starts/stops leading
         # Node timestamps must mean the same on every server: production
         # passes time.time; the simulator's shared virtual clock is env.now.
         self._wall = wall_clock or env.now
         self.notify = notify
         self.is_leader = False
         self.term = 0
-        self._hint: tuple[int, str, float] | None = None  # (term, leader, trusted until)
-        self._forwards: dict[int, tuple[str, str, int, float]] = {}  # fwd id -> reply node, actor, req id, deadline
+        self.raft_leader = ""  # who the local RaftPeer last said leads ("" unknown)
+        self._configured = self.servers
+        self._awaiting_info: list[_Op] = []  # expire ops waiting for a fresh RaftInfo
+        # forward id -> (reply node, reply actor, original req id, deadline)
+        self._forwards: dict[int, tuple[str, str, int, float]] = {}
         self._ops: dict[int, _Op] = {}
         self._queues: dict[str, collections.deque[_Op]] = {}  # node ID -> its ops, head running
         self._next_id = 0
         self.stats = {"requests": 0, "forwarded": 0, "writes": 0, "expired": 0, "errors": 0}
 
     def on_start(self) -> None:
-        if self._leadership is not None:
-            is_leader, term = self._leadership.current()
-            if is_leader:
-                self._lead(LeadershipChanged(True, term))
+        self._poll()
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -184,18 +203,19 @@ class NodeEndpoint(NodeActor):
             self._raft_reply(message)
         elif isinstance(message, HeartbeatReset):
             self._reset_done(message)
+        elif isinstance(message, SlowHeartbeat):
+            m = message.request
+            self._submit(_Op(self._new_id(), "status", m.node_id, self.env.now(), request=m))
         elif isinstance(message, NodeUpdateResponse):
             self._relay(message)
         elif isinstance(message, NodeExpired):
             if self.is_leader:
                 self.stats["expired"] += 1
-                self._submit(_Op(self._new_id(), "expire", message.node_id, self.env.now()))
-        elif isinstance(message, LeaderHint):
-            self._hint_in(message)
-        elif isinstance(message, LeadershipChanged):
-            self._lead(message)
+                self._submit(_Op(self._new_id(), "expire", message.node_id, self.env.now(), term=self.term))
+        elif isinstance(message, RaftInfo):
+            self._info(message)
         elif isinstance(message, SetServers):
-            self.servers = tuple(message.servers)
+            self.servers = self._configured = tuple(message.servers)
         elif message == "status":
             return {"leader": self.is_leader, "known_leader": self.known_leader(), "ops": len(self._ops),
                     "forwards": len(self._forwards), **self.stats}
@@ -204,6 +224,10 @@ class NodeEndpoint(NodeActor):
     def _request(self, m: RegisterNode | UpdateNodeStatus) -> None:
         self.stats["requests"] += 1
         if self.is_leader:
+            if isinstance(m, UpdateNodeStatus) and m.status == READY and m.node_id not in self._queues:
+                # Plain heartbeat: the monitor answers it if the node is known ready.
+                self.send(self.env.node, self.heartbeats, FastHeartbeat(m, self.servers))
+                return
             if isinstance(m, RegisterNode):
                 op = _Op(self._new_id(), "register", m.node.node_id, self.env.now(), request=m)
             else:
@@ -213,22 +237,23 @@ class NodeEndpoint(NodeActor):
         leader = self.known_leader()
         if leader and m.hops < self.cfg.max_forward_hops:
             fwd = self._new_id()
-            self._forwards[fwd] = (m.reply_node, m.reply_actor, m.req_id, self.env.now() + self.cfg.forward_timeout_s)
+            deadline = self.env.now() + self.cfg.forward_timeout_s
+            self._forwards[fwd] = (m.reply_node, m.reply_actor, m.req_id, deadline)
             self.stats["forwarded"] += 1
-            self.send(leader, self.name, replace(m, req_id=fwd, reply_node=self.env.node, reply_actor=self.name,
-                                                 hops=m.hops + 1))
+            hop = replace(m, req_id=fwd, reply_node=self.env.node, reply_actor=self.name, hops=m.hops + 1)
+            self.send(leader, self.name, hop)
             self._arm_sweep()
             return
-        self._respond(m.reply_node, m.reply_actor, m.req_id, error=ERR_NOT_LEADER if leader else ERR_NO_LEADER,
-                      leader=leader)
+        error = ERR_NOT_LEADER if leader else ERR_NO_LEADER
+        self._respond(m.reply_node, m.reply_actor, m.req_id, error=error, leader=leader)
 
     def _respond(self, node: str, actor: str, req_id: int, *, error: str = "", ttl: float = 0.0,
                  leader: str = "", num_nodes: int = 0, index: int = 0) -> None:
         if error:
             self.stats["errors"] += 1
-        self.send(node, actor, NodeUpdateResponse(req_id=req_id, ok=not error, error=error, heartbeat_ttl_s=ttl,
-                                                  leader=leader, servers=self.servers, num_nodes=num_nodes,
-                                                  index=index))
+        self.send(node, actor, NodeUpdateResponse(req_id=req_id, ok=not error, error=error,
+                                                  heartbeat_ttl_s=ttl, leader=leader, servers=self.servers,
+                                                  num_nodes=num_nodes, index=index))
 
     def _relay(self, m: NodeUpdateResponse) -> None:
         fwd = self._forwards.pop(m.req_id, None)
@@ -236,45 +261,45 @@ class NodeEndpoint(NodeActor):
             return  # expired already: the client was told to retry
         self.send(fwd[0], fwd[1], replace(m, req_id=fwd[2]))
 
-    # ------------------------------------------------------------ leader and hints
+    # ------------------------------------------------------------ leadership
     def known_leader(self) -> str:
-        if self.is_leader:
-            return self.env.node
-        hint = self._hint
-        if hint is None or hint[2] < self.env.now() or hint[1] == self.env.node:
-            return ""
-        return hint[1]
+        return self.env.node if self.is_leader else self.raft_leader
 
-    def _hint_in(self, m: LeaderHint) -> None:
-        if m.leader == self.env.node:
-            return
-        if self._hint is None or m.term >= self._hint[0]:
-            self._hint = (m.term, m.leader, self.env.now() + self.cfg.leader_hint_ttl_s)
+    def _poll(self) -> None:
+        self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
+        self.set_timer("poll", self.cfg.raft_poll_interval_s)
 
-    def _announce(self) -> None:
-        hint = LeaderHint(leader=self.env.node, term=self.term)
-        for server in self.servers:
-            if server != self.env.node:
-                self.send(server, self.name, hint)
+    def _info(self, m: RaftInfo) -> None:
+        self.raft_leader = "" if m.leader == self.env.node and not m.is_leader else m.leader
+        members = tuple(sorted(m.voters + m.learners))
+        self.servers = members or self._configured
+        if m.is_leader != self.is_leader or (m.is_leader and m.term != self.term):
+            self._lead(m.is_leader, m.term)
+        waiting, self._awaiting_info = self._awaiting_info, []
+        for op in waiting:
+            if op.op_id not in self._ops:
+                continue
+            if self.is_leader and m.is_leader and m.term == op.term:
+                self._read(op)
+            else:
+                self._finish(op)
 
-    def _lead(self, m: LeadershipChanged) -> None:
+    def _lead(self, is_leader: bool, term: int) -> None:
         was = self.is_leader
-        self.is_leader, self.term = m.is_leader, m.term
-        if m.is_leader:
-            self._hint = None
-            self._announce()
-            self.set_timer("hint", self.cfg.leader_hint_interval_s)
-            log.info("%s: node endpoint leading (term %d)", self.env.node, m.term)
+        self.is_leader, self.term = is_leader, term
+        if is_leader:
+            log.info("%s: node endpoint leading (term %d)", self.env.node, term)
         elif was:
-            self.cancel_timer("hint")
             for op in list(self._ops.values()):
                 self._fail(op, ERR_NOT_LEADER)
             self._queues.clear()
+        changed = LeadershipChanged(is_leader, term)
+        for actor in self.leader_actors:
+            self.send(self.env.node, actor, changed)
 
     def on_timer(self, name: str) -> None:
-        if name == "hint" and self.is_leader:
-            self._announce()
-            self.set_timer("hint", self.cfg.leader_hint_interval_s)
+        if name == "poll":
+            self._poll()
         elif name == "sweep":
             self._sweep()
 
@@ -294,6 +319,12 @@ class NodeEndpoint(NodeActor):
 
     # ------------------------------------------------------------ per-node operations (leader)
     def _submit(self, op: _Op) -> None:
+        if not self.is_leader:
+            # Leadership went while this request was on its way (a slow-path
+            # heartbeat back from the monitor, say): never propose as a
+            # follower -- RaftPeer would forward the write to the new leader.
+            self._fail(op, ERR_NOT_LEADER)
+            return
         queue = self._queues.setdefault(op.node_id, collections.deque())
         queue.append(op)
         self._ops[op.op_id] = op
@@ -302,6 +333,14 @@ class NodeEndpoint(NodeActor):
             self._start(op)
 
     def _start(self, op: _Op) -> None:
+        if op.kind == "expire":
+            # Confirm leadership and term with Raft first (see module doc).
+            self._awaiting_info.append(op)
+            self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
+            return
+        self._read(op)
+
+    def _read(self, op: _Op) -> None:
         # A stale read of the leader's own store: it holds every committed
         # write this leader made, and a leader that is not yet sure of its
         # term learns so from Raft when it proposes.
@@ -335,8 +374,12 @@ class NodeEndpoint(NodeActor):
         self._finish(op)
 
     def _propose(self, op: _Op, data: bytes) -> None:
+        if not self.is_leader:
+            self._fail(op, ERR_NOT_LEADER)
+            return
         self.stats["writes"] += 1
-        self.send(self.env.node, self.raft, Propose(data=data, reply=ReplyTo(self.env, self.name, ("write", op.op_id))))
+        reply = ReplyTo(self.env, self.name, ("write", op.op_id))
+        self.send(self.env.node, self.raft, Propose(data=data, reply=reply))
 
     def _raft_reply(self, m: RaftReply) -> None:
         stage, op_id = m.tag
@@ -366,15 +409,16 @@ class NodeEndpoint(NodeActor):
                 self._fail(op, ERR_NODE_NOT_FOUND)
             elif view[0] != want:
                 event = REREGISTERED_EVENT if view[0] == DOWN and want != DOWN else None
-                self._propose(op, command("node_update_status", node_id=op.node_id, status=want, event=event, now=now))
+                self._propose(op, command("node_update_status", node_id=op.node_id, status=want, event=event,
+                                          now=now))
             else:
                 op.status = want
                 self._after_write(op)
         elif view is None or view[0] == DOWN:
             self._finish(op)  # expired, but already down or gone
         else:
-            self._propose(op, command("node_update_status", node_id=op.node_id, status=DOWN, event=MISSED_EVENT,
-                                      now=now))
+            self._propose(op, command("node_update_status", node_id=op.node_id, status=DOWN,
+                                      event=MISSED_EVENT, now=now))
 
     def _on_write(self, op: _Op, value: tuple[int, Any]) -> None:
         index, result = value
@@ -399,7 +443,7 @@ class NodeEndpoint(NodeActor):
             self.send(self.env.node, self.heartbeats, ClearHeartbeat(op.node_id))
             self._reply(op, 0.0, 0)
             return
-        self.send(self.env.node, self.heartbeats, ResetHeartbeat(op.op_id, op.node_id))
+        self.send(self.env.node, self.heartbeats, ResetHeartbeat(op.op_id, op.node_id, op.status))
 
     def _reset_done(self, m: HeartbeatReset) -> None:
         op = self._ops.get(m.op_id)

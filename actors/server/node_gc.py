@@ -22,7 +22,7 @@ from typing import Any
 
 from actors.client.messages import DOWN
 from actors.raft.peer import Propose, RaftError, Read
-from actors.server import RAFT, Leadership, LeadershipChanged, RaftReply, ReplyTo, log
+from actors.server import RAFT, InfoQuery, LeadershipChanged, RaftInfo, RaftReply, ReplyTo, log
 from actors.state.store import command
 from runtime.actor import NodeActor
 from runtime.config import ServerConfig
@@ -117,11 +117,10 @@ class NodeGC(NodeActor):
     """Periodic node GC on the leader, proposing ``node_gc`` through Raft."""
 
     def __init__(self, env: Env, name: str, *, config: NodeGCConfig | None = None, raft: str = RAFT,
-                 leadership: Leadership | None = None, wall_clock: Any = None) -> None:
+                 wall_clock: Any = None) -> None:
         super().__init__(env, name)
         self.cfg = config or NodeGCConfig()
         self.raft = raft
-        self._leadership = leadership
         # Timestamps must mean the same on every server: production passes
         # time.time; the simulator's shared virtual clock is env.now.
         self._wall = wall_clock or env.now
@@ -131,10 +130,11 @@ class NodeGC(NodeActor):
         self.collected: list[str] = []  # every node this actor removed (status, tests)
 
     def on_start(self) -> None:
-        if self._leadership is not None and self._leadership.current()[0]:
-            self._lead(True)
+        self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
 
     def _lead(self, leader: bool) -> None:
+        if leader == self.is_leader:
+            return
         self.is_leader = leader
         if leader:
             self.set_timer("gc", self.cfg.interval_s)
@@ -145,7 +145,7 @@ class NodeGC(NodeActor):
             self._runs.clear()
 
     def receive(self, message: Any) -> Any:
-        if isinstance(message, LeadershipChanged):
+        if isinstance(message, (LeadershipChanged, RaftInfo)):
             self._lead(message.is_leader)
         elif isinstance(message, ForceGC):
             if not self.is_leader:
@@ -170,7 +170,8 @@ class NodeGC(NodeActor):
         run = _Run(cutoff=now - threshold_s, now=now, forced=forced, reply=reply)
         self._runs[self._seq] = run
         query = functools.partial(gc_candidates_in_state, cutoff=run.cutoff)
-        self.send(self.env.node, self.raft, Read(query=query, reply=ReplyTo(self.env, self.name, ("scan", self._seq))))
+        reply = ReplyTo(self.env, self.name, ("scan", self._seq))
+        self.send(self.env.node, self.raft, Read(query=query, reply=reply))
 
     def _raft_reply(self, m: RaftReply) -> None:
         kind, seq = m.tag
@@ -187,8 +188,10 @@ class NodeGC(NodeActor):
             size = self.cfg.batch_size
             for i in range(0, len(ids), size):
                 run.batches += 1
-                data = command("node_gc", ids=ids[i:i + size], cutoff=run.cutoff, now=run.now, forced=run.forced)
-                self.send(self.env.node, self.raft, Propose(data=data, reply=ReplyTo(self.env, self.name, ("gc", seq))))
+                data = command("node_gc", ids=ids[i:i + size], cutoff=run.cutoff, now=run.now,
+                               forced=run.forced)
+                reply = ReplyTo(self.env, self.name, ("gc", seq))
+                self.send(self.env.node, self.raft, Propose(data=data, reply=reply))
         else:
             result = m.value[1]
             run.batches -= 1
@@ -198,12 +201,13 @@ class NodeGC(NodeActor):
             self._runs.pop(seq)
             deleted = sorted(run.deleted or [])
             if deleted:
-                log.info("%s: node GC removed %d nodes: %s", self.env.node, len(deleted), ", ".join(deleted[:10]))
+                log.info("%s: node GC removed %d nodes: %s", self.env.node, len(deleted),
+                         ", ".join(deleted[:10]))
             self.collected.extend(deleted)
             if run.reply is not None:
                 try:
                     run.reply.set(deleted)
-                except Exception:  # noqa: BLE001 - a caller's future already set is not our failure
+                except Exception:  # a caller's future already set is not our failure
                     pass
 
 
@@ -212,5 +216,5 @@ def _fail(reply: Any, error: str) -> None:
         return
     try:
         reply.set_exception((RaftError, RaftError(error), None))
-    except Exception:  # noqa: BLE001 - see above
+    except Exception:  # see above
         pass

@@ -257,7 +257,7 @@ class StateStore:
         self._touch("nodes", index)
         live: list[str] = []
         if status == "down":
-            from actors.server.node_gc import alloc_terminal  # noqa: PLC0415 - pure rule, shared with GC
+            from actors.server.node_gc import alloc_terminal  # pure rule, shared with GC
 
             live = sorted(a["ID"] for a in self.tables["allocs"].values()
                           if a.get("NodeID") == node_id and not alloc_terminal(a))
@@ -265,7 +265,7 @@ class StateStore:
 
     def _node_gc(self, index: int, cmd: dict[str, Any]) -> Any:
         """Remove the listed nodes that are still eligible at the command's cutoff."""
-        from actors.server.node_gc import allocs_by_node, gc_eligible  # noqa: PLC0415
+        from actors.server.node_gc import allocs_by_node, gc_eligible
 
         ids, cutoff = cmd["ids"], float(cmd["cutoff"])
         if not isinstance(ids, list):

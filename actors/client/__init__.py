@@ -1,0 +1,1 @@
+"""Client side of node management: fingerprinting, registration and heartbeats."""

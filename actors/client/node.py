@@ -1,0 +1,444 @@
+"""ClientNode: registration, heartbeats and server failover for one client agent.
+
+Nomad's ``client/client.go`` (NOMAD.md §6.2), as an actor:
+
+* the node ID and secret come from an injected :class:`IdentityStore`
+  (``<state_dir>/client-id`` and ``secret-id`` in production, a dict that
+  outlives crashes in the simulator), so a restarted client is the same node;
+* it registers once the Fingerprinter has sent the first fingerprint, and
+  re-registers (debounced) when the fingerprint changes, or at once when a
+  heartbeat is answered ``node not found`` (the node was collected);
+* it heartbeats (``UpdateStatus ready``) every TTL the server hands back --
+  the server's timer runs TTL + grace, so grace is the slack for a retry;
+* one RPC is in flight at a time.  An attempt unanswered within
+  ``rpc_attempt_timeout_s``, or answered with a retryable error, moves the
+  server to the back of the list (``NotifyFailedServer``) and is retried on
+  the next one after a short jitter until ``rpc_hold_timeout_s`` has passed
+  (Nomad's RPCHoldTimeout); then the outer retry policy applies:
+  register every 15 s + stagger, heartbeat per ``getHeartbeatRetryIntv``.
+* every reply replaces the server list with the servers' own list.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from actors.client.fingerprint import Fingerprint, FingerprintChanged, SubscribeFingerprint
+from actors.client.messages import (
+    ERR_NO_LEADER,
+    ERR_NODE_NOT_FOUND,
+    INITIALIZING,
+    READY,
+    NodeSpec,
+    NodeUpdateResponse,
+    RegisterNode,
+    UpdateNodeStatus,
+    is_retryable,
+)
+from actors.server import ENDPOINT
+from actors.server.heartbeat import random_stagger
+from runtime.actor import NodeActor
+from runtime.config import Config
+from runtime.env import Env
+
+log = logging.getLogger("nomad.client")
+
+AckHook = Callable[[str, float, float, float], None]  # node_id, sent at, acked at, ttl
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientNodeConfig:
+    servers: tuple[str, ...] = ()  # client.servers: the servers' RPC addresses
+    name: str = ""  # node name; "" = the node's address
+    datacenter: str = "dc1"
+    node_class: str = ""
+    node_pool: str = "default"
+    meta: tuple[tuple[str, str], ...] = ()
+    http_addr: str = ""
+    dev_mode: bool = False  # heartbeat at once, retry every dev_retry_s (Nomad DevMode)
+    # One attempt unanswered this long counts as a failed server.  LAN round
+    # trips are ms and a Raft write on a healthy cluster well under a second;
+    # Nomad relies on the connection failing instead (not a Nomad key).
+    rpc_attempt_timeout_s: float = 2.0
+    # Nomad's RPCHoldTimeout: retry on other servers (after a jitter of
+    # hold/16, structs.JitterFraction) until this long after the first try.
+    rpc_hold_timeout_s: float = 5.0
+    # Nomad registerRetryIntv: a failed registration is retried after this
+    # plus a stagger of the same, so a restarted cluster is not stampeded.
+    register_retry_s: float = 15.0
+    # Nomad noServerRetryIntv: with no server known, look again quickly.
+    no_servers_retry_s: float = 1.0
+    # Nomad initialHeartbeatStagger: first heartbeat within this after
+    # registering, spreading a cluster that started together.
+    initial_heartbeat_stagger_s: float = 10.0
+    # getHeartbeatRetryIntv: a heartbeat missed by more than this retries
+    # after |missed|; within it after 1 s + stagger(1 s); otherwise a stagger
+    # of the time left, clamped to [1 s, 25 s + stagger(5 s)].
+    heartbeat_missed_far_s: float = 30.0
+    heartbeat_retry_min_s: float = 1.0
+    heartbeat_retry_cap_s: float = 30.0
+    heartbeat_retry_high_s: float = 25.0
+    # Nomad watchNodeUpdates: fingerprint changes are batched this long
+    # (plus a stagger of it) into one re-registration.
+    node_update_debounce_s: float = 5.0
+    dev_retry_s: float = 1.0  # Nomad devModeRetryIntv
+    # Move the leader a reply names to the front of the server list: the
+    # follower's forwarding hop is saved (Nomad always forwards instead).
+    # Failover is unchanged: a failed leader rotates to the back like any server.
+    prefer_leader: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("rpc_attempt_timeout_s", "rpc_hold_timeout_s", "register_retry_s", "no_servers_retry_s",
+                     "heartbeat_missed_far_s", "heartbeat_retry_min_s", "heartbeat_retry_cap_s",
+                     "node_update_debounce_s", "dev_retry_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.initial_heartbeat_stagger_s < 0:
+            raise ValueError("initial_heartbeat_stagger_s must be >= 0")
+        if not self.heartbeat_retry_min_s <= self.heartbeat_retry_high_s <= self.heartbeat_retry_cap_s:
+            raise ValueError("need heartbeat_retry_min_s <= heartbeat_retry_high_s <= heartbeat_retry_cap_s")
+
+    @classmethod
+    def from_config(cls, config: Config, *, name: str, http_addr: str = "") -> ClientNodeConfig:
+        c = config.client
+        return cls(servers=tuple(_with_port(s) for s in c.servers), name=name, datacenter=config.datacenter,
+                   node_class=c.node_class, node_pool=c.node_pool, meta=tuple(sorted(c.meta)),
+                   http_addr=http_addr, dev_mode=config.dev_mode)
+
+
+def _with_port(server: str) -> str:
+    """``host`` without a port means ``:4647`` (Nomad client/rpc.go resolveServer)."""
+    if server.startswith("["):
+        return server if "]:" in server else f"{server}:4647"
+    return server if ":" in server else f"{server}:4647"
+
+
+def heartbeat_retry_interval(cfg: ClientNodeConfig, *, now: float, last_ok: float, ttl: float,
+                             ever_ok: bool, no_leader: bool, rng: random.Random) -> float:
+    """Nomad ``getHeartbeatRetryIntv``: when to retry a failed heartbeat (pure)."""
+    if cfg.dev_mode:
+        return cfg.dev_retry_s
+    if not ever_ok or no_leader:
+        # Treat it as a registration: a new leader will hand everyone the
+        # failover TTL, so hurrying only loads it.
+        return cfg.register_retry_s + random_stagger(rng, cfg.register_retry_s)
+    left = last_ok + ttl - now
+    lo = cfg.heartbeat_retry_min_s
+    if left < -cfg.heartbeat_missed_far_s:
+        return -left
+    if left < 0:
+        return lo + random_stagger(rng, lo)
+    s = random_stagger(rng, left)
+    if s < lo:
+        return lo + random_stagger(rng, lo)
+    if s > cfg.heartbeat_retry_cap_s:
+        high = cfg.heartbeat_retry_high_s
+        return high + random_stagger(rng, cfg.heartbeat_retry_cap_s - high)
+    return s
+
+
+# ------------------------------------------------------------ identity (an edge)
+class IdentityStore(Protocol):
+    def load(self) -> tuple[str, str] | None:
+        """(node_id, secret_id) if this client registered before."""
+
+    def save(self, node_id: str, secret_id: str) -> None: ...
+
+
+@dataclass(slots=True)
+class MemoryIdentityStore:
+    """The simulator's (and dev mode's) store: keep the object to survive a crash."""
+
+    data: dict[str, str] = field(default_factory=dict)
+
+    def load(self) -> tuple[str, str] | None:
+        if "node_id" not in self.data:
+            return None
+        return self.data["node_id"], self.data.get("secret_id", "")
+
+    def save(self, node_id: str, secret_id: str) -> None:
+        self.data["node_id"], self.data["secret_id"] = node_id, secret_id
+
+
+class FileIdentityStore:
+    """``<state_dir>/client-id`` and ``secret-id`` (files 0600, dir 0700), as Nomad lays them out."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = state_dir
+
+    def load(self) -> tuple[str, str] | None:
+        try:
+            with open(os.path.join(self.state_dir, "client-id"), encoding="ascii") as f:
+                node_id = f.read().strip()
+            with open(os.path.join(self.state_dir, "secret-id"), encoding="ascii") as f:
+                secret = f.read().strip()
+        except FileNotFoundError:
+            return None
+        return (node_id, secret) if node_id else None
+
+    def save(self, node_id: str, secret_id: str) -> None:
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        for name, value in (("client-id", node_id), ("secret-id", secret_id)):
+            _write_durably(os.path.join(self.state_dir, name), value)
+
+
+def _write_durably(path: str, value: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, value.encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(os.path.dirname(path), os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def new_uuid(rng: random.Random) -> str:
+    """A random UUID drawn from the injected RNG (deterministic in the simulator)."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def client_permission_warnings(euid: int | None) -> list[str]:
+    """What a non-root client cannot do, for one clear start-up warning each (issue 6)."""
+    if euid is None or euid == 0:
+        return []
+    return ["running the client as non-root: the exec driver (chroot, cgroups) is unavailable, "
+            "tasks cannot run as other users, and host volumes owned by root cannot be mounted"]
+
+
+# ------------------------------------------------------------ the actor
+@dataclass(slots=True)
+class _Rpc:
+    kind: str  # "register" | "heartbeat"
+    first_at: float
+    fp: Fingerprint | None = None  # what a registration sends
+    req_id: int = 0
+    server: str = ""
+    sent_at: float = 0.0
+
+
+class ClientNode(NodeActor):
+    def __init__(self, env: Env, name: str, *, config: ClientNodeConfig, identity: IdentityStore,
+                 fingerprinter: str = "fingerprint", endpoint: str = ENDPOINT,
+                 on_ack: AckHook | None = None) -> None:
+        super().__init__(env, name)
+        self.cfg = config
+        self.identity = identity
+        self.fingerprinter = fingerprinter
+        self.endpoint = endpoint
+        self.on_ack = on_ack  # observability: metrics in production, checkers in the simulator
+        self.servers: list[str] = list(config.servers)
+        env.rng.shuffle(self.servers)  # spread clients over the servers, as Nomad's server manager does
+        self.node_id = ""
+        self.secret_id = ""
+        self.fp: Fingerprint | None = None
+        self.registered = False
+        self.status = INITIALIZING
+        self.ttl = 0.0
+        self.last_ok = 0.0
+        self.ever_ok = False
+        self.num_nodes = 0
+        self._rpc: _Rpc | None = None
+        self._next_req = 0
+        self._want = {"register": False, "heartbeat": False}
+        self.stats = {"registrations": 0, "heartbeats": 0, "failures": 0, "timeouts": 0, "failovers": 0}
+
+    def on_start(self) -> None:
+        saved = self.identity.load()
+        if saved is None:
+            self.node_id, self.secret_id = new_uuid(self.env.rng), new_uuid(self.env.rng)
+            self.identity.save(self.node_id, self.secret_id)
+        else:
+            self.node_id, self.secret_id = saved
+        self.send(self.env.node, self.fingerprinter, SubscribeFingerprint(self.name))
+
+    # ------------------------------------------------------------ messages
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, NodeUpdateResponse):
+            self._response(message)
+        elif isinstance(message, FingerprintChanged):
+            first = self.fp is None
+            self.fp = message.fingerprint
+            in_flight = self._rpc is not None and self._rpc.kind == "register"
+            if first or (not self.registered and not in_flight):
+                self._start("register")
+            elif not self.timer_armed("node_update"):
+                d = self.cfg.node_update_debounce_s
+                self.set_timer("node_update", d + random_stagger(self.env.rng, d))
+        elif message == "status":
+            return {"node_id": self.node_id, "registered": self.registered, "status": self.status,
+                    "servers": list(self.servers), "heartbeat_ttl": self.ttl, "last_heartbeat": self.last_ok,
+                    **self.stats}
+        return None
+
+    def on_timer(self, name: str) -> None:
+        if name == "rpc":
+            self.stats["timeouts"] += 1
+            self._attempt_failed("rpc timeout")
+        elif name == "rpc_retry":
+            self._attempt()
+        elif name in ("register", "node_update"):
+            self._start("register")
+        elif name == "heartbeat":
+            self._start("heartbeat" if self.registered else "register")
+
+    # ------------------------------------------------------------ RPCs
+    def _start(self, kind: str) -> None:
+        if self.fp is None:
+            return  # registers on the first fingerprint
+        if self._rpc is not None:
+            self._want[kind] = True
+            return
+        if kind == "register":
+            self.cancel_timer("register")
+            self.cancel_timer("node_update")
+        else:
+            self.cancel_timer("heartbeat")
+        self._rpc = _Rpc(kind, self.env.now(), fp=self.fp)
+        self._attempt()
+
+    def _attempt(self) -> None:
+        rpc = self._rpc
+        assert rpc is not None
+        if not self.servers:
+            self._rpc = None
+            self._outer_failure(rpc.kind, "no servers")
+            return
+        self._next_req += 1
+        rpc.req_id, rpc.server, rpc.sent_at = self._next_req, self.servers[0], self.env.now()
+        if rpc.kind == "register":
+            rpc.fp = self.fp
+            msg: Any = RegisterNode(req_id=rpc.req_id, reply_node=self.env.node, reply_actor=self.name,
+                                    node=self._spec())
+        else:
+            msg = UpdateNodeStatus(req_id=rpc.req_id, reply_node=self.env.node, reply_actor=self.name,
+                                   node_id=self.node_id, status=READY)
+        self.send(rpc.server, self.endpoint, msg)
+        self.set_timer("rpc", self.cfg.rpc_attempt_timeout_s)
+
+    def _spec(self) -> NodeSpec:
+        fp = self.fp
+        assert fp is not None
+        c = self.cfg
+        return NodeSpec(node_id=self.node_id, secret_id=self.secret_id, name=c.name or self.env.node,
+                        datacenter=c.datacenter, node_class=c.node_class, node_pool=c.node_pool,
+                        http_addr=c.http_addr, attributes=fp.attributes, meta=c.meta,
+                        drivers=fp.drivers, resources=fp.resources, reserved=fp.reserved)
+
+    def _response(self, m: NodeUpdateResponse) -> None:
+        rpc = self._rpc
+        if rpc is None or m.req_id != rpc.req_id:
+            return  # an answer to an attempt we gave up on
+        self.cancel_timer("rpc")
+        if m.servers:
+            self._set_servers(m.servers)
+        if self.cfg.prefer_leader and m.leader and self.servers and self.servers[0] != m.leader \
+                and m.leader in self.servers:
+            self.servers.remove(m.leader)
+            self.servers.insert(0, m.leader)
+        if not m.ok:
+            self._attempt_failed(m.error)
+            return
+        self._rpc = None
+        now = self.env.now()
+        if m.heartbeat_ttl_s > 0:
+            self.ttl = m.heartbeat_ttl_s
+            if self.on_ack is not None:
+                self.on_ack(self.node_id, rpc.sent_at, now, m.heartbeat_ttl_s)
+        self.num_nodes = m.num_nodes
+        if rpc.kind == "register":
+            self._registered(rpc.fp)
+        else:
+            self._heartbeat_ok(now, m)
+        self._next()
+
+    def _attempt_failed(self, error: str) -> None:
+        rpc = self._rpc
+        assert rpc is not None
+        self.cancel_timer("rpc")
+        self._server_failed(rpc.server)
+        if is_retryable(error) and self.env.now() - rpc.first_at < self.cfg.rpc_hold_timeout_s:
+            self.set_timer("rpc_retry", random_stagger(self.env.rng, self.cfg.rpc_hold_timeout_s / 16))
+            return
+        self._rpc = None
+        self._outer_failure(rpc.kind, error)
+        self._next()
+
+    def _server_failed(self, server: str) -> None:
+        if self.servers and self.servers[0] == server and len(self.servers) > 1:
+            self.servers.append(self.servers.pop(0))
+            self.stats["failovers"] += 1
+
+    def _set_servers(self, servers: tuple[str, ...]) -> None:
+        if sorted(servers) == sorted(self.servers):
+            return
+        current = self.servers[0] if self.servers else ""
+        fresh = list(servers)
+        self.env.rng.shuffle(fresh)
+        if current in fresh:
+            fresh.remove(current)
+            fresh.insert(0, current)
+        self.servers = fresh
+
+    def _next(self) -> None:
+        for kind in ("register", "heartbeat"):
+            if self._want[kind]:
+                self._want[kind] = False
+                self._start(kind)
+                return
+
+    # ------------------------------------------------------------ outcomes
+    def _registered(self, sent: Fingerprint | None) -> None:
+        if sent != self.fp and not self.timer_armed("node_update"):
+            self.set_timer("node_update", self.cfg.node_update_debounce_s)  # changed while registering
+        was = self.registered
+        self.registered = True
+        self.status = READY
+        self.stats["registrations"] += 1
+        if not was or not self.timer_armed("heartbeat"):
+            stagger = self.cfg.initial_heartbeat_stagger_s
+            self.set_timer("heartbeat", 0.0 if self.cfg.dev_mode else random_stagger(self.env.rng, stagger))
+
+    def _heartbeat_ok(self, now: float, m: NodeUpdateResponse) -> None:
+        self.stats["heartbeats"] += 1
+        if m.index:
+            log.info("%s: missed heartbeat; node status restored (index %d)", self.env.node, m.index)
+        self.last_ok, self.ever_ok = now, True
+        self.set_timer("heartbeat", self.ttl)
+
+    def _outer_failure(self, kind: str, error: str) -> None:
+        self.stats["failures"] += 1
+        rng = self.env.rng
+        if kind == "register":
+            if not self.servers:
+                delay = self.cfg.no_servers_retry_s
+            elif self.cfg.dev_mode:
+                delay = self.cfg.dev_retry_s
+            else:
+                delay = self.cfg.register_retry_s + random_stagger(rng, self.cfg.register_retry_s)
+            log.debug("%s: registration failed (%s); retrying in %.1fs", self.env.node, error, delay)
+            self.set_timer("register", delay)
+            return
+        if ERR_NODE_NOT_FOUND in error:
+            log.info("%s: server does not know node %s; re-registering", self.env.node, self.node_id)
+            self.registered = False
+            self.status = INITIALIZING
+            self._want["register"] = True
+            return
+        delay = heartbeat_retry_interval(self.cfg, now=self.env.now(), last_ok=self.last_ok, ttl=self.ttl,
+                                         ever_ok=self.ever_ok, no_leader=ERR_NO_LEADER in error, rng=rng)
+        log.debug("%s: heartbeat failed (%s); retrying in %.1fs", self.env.node, error, delay)
+        self.set_timer("heartbeat", delay)
+
