@@ -14,6 +14,7 @@ and :class:`Supervision`, the supervisor's restart and stop limits.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -106,6 +107,7 @@ class AgentContext:
     supervision: Supervision = field(default_factory=Supervision)
     raft_storage: Any = None  # an opened RaftStorage for a server; None: no Raft peer
     raft_bootstrap: tuple[str, ...] = ()  # voters to bootstrap a new cluster with (bootstrap_expect=1)
+    client_state_dir: str | None = None  # the client's state dir; None: no client actors (simulator specs)
 
 
 SpecFactory = Callable[[Config, AgentContext], list[ChildSpec]]
@@ -141,6 +143,8 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                                      config.telemetry.collection_interval_s)))
     if config.server.enabled and ctx.raft_storage is not None:
         specs.extend(server_specs(config, ctx))
+    if config.client.enabled and ctx.client_state_dir is not None:
+        specs.extend(client_specs(config, ctx))
     for factory in EXTRA_CHILD_SPECS:
         specs.extend(factory(config, ctx))
     if ctx.http_listener is not None:
@@ -168,6 +172,9 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.gossip.member import LAN_POOL, GossipMember
     from actors.raft.membership import SERVER_ROLE, ServerMembership
     from actors.raft.peer import RaftPeer, raft_config
+    from actors.server.heartbeat import HeartbeatConfig, HeartbeatMonitor
+    from actors.server.node_endpoint import NodeEndpoint
+    from actors.server.node_gc import NodeGC, NodeGCConfig
 
     srv = config.server
     join = srv.server_join
@@ -179,7 +186,14 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="raft", cls=RaftPeer, role="server", restartable=False, leaves=True, reloads=True,
                   kwargs=(("storage", ctx.raft_storage), ("config", raft_config(srv.raft_multiplier)),
                           ("bootstrap", ctx.raft_bootstrap),
-                          ("leadership_subscribers", ("server-membership",)))),
+                          ("leadership_subscribers", ("server-membership", "node-endpoint", "heartbeats",
+                                                      "node-gc")))),
+        ChildSpec(name="node-endpoint", cls=NodeEndpoint, role="server",
+                  kwargs=(("servers", (ctx.addrs.rpc_adv,)), ("wall_clock", time.time))),
+        ChildSpec(name="heartbeats", cls=HeartbeatMonitor, role="server",
+                  kwargs=(("config", HeartbeatConfig.from_server(srv)),)),
+        ChildSpec(name="node-gc", cls=NodeGC, role="server",
+                  kwargs=(("config", NodeGCConfig.from_server(srv)), ("wall_clock", time.time))),
         ChildSpec(name="server-membership", cls=ServerMembership, role="server",
                   kwargs=(("region", config.region), ("bootstrap_expect", srv.bootstrap_expect))),
         ChildSpec(name=LAN_POOL, cls=GossipMember, role="server", leaves=True,
@@ -187,4 +201,38 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("tags", tags), ("subscribers", ((ctx.addrs.rpc_adv, "server-membership"),)),
                           ("advertise", ctx.addrs.serf_adv), ("start_join", start_join),
                           ("retry_join_interval_s", join.retry_interval_s if join.retry_join else 0.0))),
+    ]
+
+
+def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
+    """A client's fingerprinter and node (registration, heartbeats).
+
+    With no ``client.servers`` a client that is also a server (``-dev``) talks
+    to its own RPC address.  Production time is the wall clock: node records
+    carry timestamps every server must agree on.
+    """
+    import os
+
+    from actors.client.fingerprint import FingerprintConfig, Fingerprinter, PsutilProbe, detect_drivers
+    from actors.client.messages import Resources
+    from actors.client.node import ClientNode, ClientNodeConfig, FileIdentityStore, MemoryIdentityStore
+
+    assert ctx.client_state_dir is not None
+    c = config.client
+    r = c.reserved
+    probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface,
+                        drivers=detect_drivers(c.options, is_root=os.geteuid() == 0))
+    node_cfg = ClientNodeConfig.from_config(config, name=config.name or "", http_addr=ctx.addrs.http_adv)
+    if not node_cfg.servers and config.server.enabled:
+        import dataclasses
+
+        node_cfg = dataclasses.replace(node_cfg, servers=(ctx.addrs.rpc_adv,))
+    identity = MemoryIdentityStore() if config.dev_mode else FileIdentityStore(ctx.client_state_dir)
+    return [
+        ChildSpec(name="fingerprint", cls=Fingerprinter, role="client",
+                  kwargs=(("probe", probe),
+                          ("config", FingerprintConfig(nomad_version=ctx.version,
+                                                       reserved=Resources(cpu_mhz=r.cpu, memory_mb=r.memory,
+                                                                          disk_mb=r.disk))))),
+        ChildSpec(name="client", cls=ClientNode, role="client", kwargs=(("config", node_cfg), ("identity", identity))),
     ]

@@ -462,3 +462,51 @@ def agent_force_leave(req: Request, api: Api) -> Any:
     except Exception as e:  # noqa: BLE001
         raise CodedError(500, str(e)) from None
     return None
+
+
+# ---------------------------------------------------------------- nodes
+
+
+def _stale_read(api: Api, query: Callable[[Any], Any]) -> tuple[int, Any]:
+    """A read of the local state store (Nomad's ?stale); the index for X-Nomad-Index."""
+    from actors.raft.peer import RaftError, Read
+
+    ref = api.env.lookup("raft")
+    if ref is None or not ref.is_alive():
+        raise CodedError(501, "Server only endpoint")  # clients forward by RPC in Nomad
+    fut = api.env.make_future()
+    ref.tell(Read(query=query, reply=fut, stale=True))
+    try:
+        return fut.get(timeout=api.ask_timeout_s)
+    except RaftError as e:
+        raise CodedError(500, str(e)) from None
+    except pykka.Timeout:
+        raise CodedError(500, "state store did not answer in time") from None
+
+
+def _public_node(n: dict[str, Any]) -> dict[str, Any]:
+    out = dict(n)
+    out.pop("SecretID", None)  # Nomad never returns the node secret
+    return out
+
+
+@route("/v1/nodes")
+def nodes_list(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    prefix = (req.query.get("prefix") or [""])[0]
+    _, nodes = _stale_read(api, lambda st: st.list("nodes", prefix))
+    keys = ("ID", "Datacenter", "Name", "NodeClass", "NodePool", "Drain", "SchedulingEligibility",
+            "Status", "StatusDescription", "Version", "Address", "CreateIndex", "ModifyIndex")
+    return [{k: n.get(k) for k in keys if k in n} for n in nodes]
+
+
+@route("/v1/node/")
+def node_read(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    node_id = req.path[len("/v1/node/"):].split("/", 1)[0]
+    if not node_id:
+        raise CodedError(400, "missing node ID")
+    _, node = _stale_read(api, lambda st: st.get("nodes", node_id))
+    if node is None:
+        raise CodedError(404, "node not found")
+    return _public_node(node)

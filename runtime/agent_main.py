@@ -373,7 +373,7 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
         addrs = dataclasses.replace(addrs, rpc_bind=transport.address,
                                     rpc_adv=addrs.rpc_adv.rsplit(":", 1)[0] + ":" + port)
         node.node = addrs.rpc_adv
-    if transport is not None and addrs.serf_bind.endswith(":0"):
+    if isinstance(transport, _Both) and addrs.serf_bind.endswith(":0"):
         port = transport.gossip.address.rsplit(":", 1)[1]
         addrs = dataclasses.replace(addrs, serf_bind=transport.gossip.address,
                                     serf_adv=addrs.serf_adv.rsplit(":", 1)[0] + ":" + port)
@@ -381,7 +381,8 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
     ctx = AgentContext(hooks=process, metrics=metrics, node_id=state.node_id,
                        client_id=state.client_id, addrs=addrs, http_listener=listener,
                        sampler=probe.sample, runtime_info=probe.info,
-                       raft_storage=raft_storage, raft_bootstrap=bootstrap)
+                       raft_storage=raft_storage, raft_bootstrap=bootstrap,
+                       client_state_dir=_client_state_dir(cfg, state))
     # Routed from here on: a stop signal during start-up ends the process at
     # once (there is nothing to leave yet) instead of raising KeyboardInterrupt.
     watchers = _route_signals(node, process)
@@ -422,7 +423,17 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
     file).  ``-dev`` keeps Raft in memory, as Nomad's dev mode does.
     """
     if not cfg.server.enabled:
-        return None, None
+        if not cfg.client.enabled:
+            return None, None
+        # A client-only agent listens on its RPC port too: servers answer
+        # registrations and heartbeats to it there.
+        rpc = TcpTransport(addrs.rpc_bind, node.deliver_envelope)
+        try:
+            rpc.start()
+        except OSError as e:
+            raise OSError(e.errno, f"listen tcp {addrs.rpc_bind}: {e.strerror or e}") from None
+        node.transport = rpc
+        return None, rpc
     if cfg.dev_mode or state.data_dir is None:
         storage: Any = MemoryStorage()
     else:
@@ -450,6 +461,14 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         raise OSError(e.errno, f"listen udp/tcp {addrs.serf_bind}: {e.strerror or e}") from None
     node.routes["gossip"] = gossip
     return storage, _Both(transport, gossip)
+
+
+def _client_state_dir(cfg: Config, state: AgentState) -> str | None:
+    if not cfg.client.enabled:
+        return None
+    path = cfg.client.state_dir or os.path.join(state.data_dir or "", "client")
+    os.makedirs(path, mode=0o700, exist_ok=True)  # Nomad: the client's dirs are 0700
+    return path
 
 
 class _Both:
