@@ -452,7 +452,9 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         storage.close()
         raise OSError(e.errno, f"listen tcp {addrs.rpc_bind}: {e.strerror or e}") from None
     node.transport = transport
-    gossip = GossipTransport(addrs.serf_bind, node.deliver_envelope)
+    from actors.gossip.messages import PUSH_PULL_TYPES
+
+    gossip = GossipTransport(addrs.serf_bind, node.deliver_envelope, stream_types=PUSH_PULL_TYPES)
     try:
         gossip.start()
     except OSError as e:
@@ -466,6 +468,10 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
 def _client_state_dir(cfg: Config, state: AgentState) -> str | None:
     if not cfg.client.enabled:
         return None
+    from actors.client.node import client_permission_warnings
+
+    for warning in client_permission_warnings(os.geteuid()):
+        logging.getLogger("nomad.client").warning(warning)
     path = cfg.client.state_dir or os.path.join(state.data_dir or "", "client")
     os.makedirs(path, mode=0o700, exist_ok=True)  # Nomad: the client's dirs are 0700
     return path

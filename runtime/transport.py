@@ -473,7 +473,10 @@ class GossipTransport:
     """
 
     def __init__(self, bind: str, deliver: Callable[[Envelope], None], *,
-                 config: TransportConfig | None = None) -> None:
+                 config: TransportConfig | None = None, stream_types: tuple[type, ...] = ()) -> None:
+        # Payload types always sent over TCP whatever their size: memberlist's
+        # push-pull (and so a join) is a stream exchange, never a lossy packet.
+        self._stream_types = stream_types
         self._bind = bind
         self.udp = UdpTransport(bind, deliver, config=config)
         self.tcp: TcpTransport | None = None
@@ -509,9 +512,10 @@ class GossipTransport:
         return self.udp.address
 
     def send(self, node: str, env: Envelope) -> bool:
-        data = encode(env)
-        if len(data) <= self.udp.config.udp_max_packet_bytes:
-            return self.udp.send_bytes(node, data)
+        if not isinstance(env.payload, self._stream_types):
+            data = encode(env)
+            if len(data) <= self.udp.config.udp_max_packet_bytes:
+                return self.udp.send_bytes(node, data)
         return self.tcp.send(node, env) if self.tcp is not None else False
 
     @property
