@@ -29,6 +29,25 @@ What it does, with the paper sections it follows:
 * **Anti-entropy**: a periodic push-pull full state exchange with one random
   member, and one with each address on join.
 
+Where this departs from memberlist, it is to keep a healthy member from being
+declared dead when a refutation goes astray (found by the simulator at 10%
+loss, where memberlist's rules let roughly one member-hour in ten end in a
+false "failed"):
+
+* a push-pull's suspect / dead rows are *hearsay*: they start a suspicion
+  (attributed to the peer) but neither confirm a running one nor are
+  re-gossiped as a new accuser (memberlist counts them as our own
+  confirmation and re-broadcasts them, so two members that push-pull during
+  a suspicion become two "independent" confirmations everywhere);
+* the buddy system also applies to pings relayed for indirect probes;
+* a member that receives an accusation older than its incarnation
+  re-queues its current alive (``_reassert``): the accuser missed it;
+* a successful probe of a suspect un-marks it locally (SWIM §4.2);
+* relays nack after 80% of the probe timeout (Lifeguard §IV-A), so nacks
+  arrive while the probe still counts them;
+* the gossip timer idles while nothing is queued and resumes at a random
+  phase, as memberlist's free-running ticker would be found.
+
 Effects are applied in list order; none depends on another having
 completed (there is no persistence in gossip).  Timer names are
 ``probe``, ``probe-ack``, ``gossip``, ``push-pull``, ``relay:<seq>``,
@@ -318,6 +337,7 @@ class Delegate(Protocol):
     def notify_join(self, node: NodeState, now: float) -> None: ...
     def notify_leave(self, node: NodeState, now: float) -> None: ...
     def notify_update(self, node: NodeState, now: float) -> None: ...
+    def notify_alive(self, node: NodeState, now: float) -> None: ...
     def notify_msg(self, msg: JoinIntent | LeaveIntent, now: float) -> None: ...
     def local_state(self) -> tuple[int, tuple[tuple[str, int], ...], tuple[str, ...]]: ...
     def merge_remote_state(self, pp: PushPullReq | PushPullResp, now: float) -> None: ...
@@ -332,6 +352,9 @@ class _NullDelegate:
         pass
 
     def notify_update(self, node: NodeState, now: float) -> None:
+        pass
+
+    def notify_alive(self, node: NodeState, now: float) -> None:
         pass
 
     def notify_msg(self, msg: JoinIntent | LeaveIntent, now: float) -> None:
@@ -397,8 +420,9 @@ class SwimCore:
         self.out: list[Effect] = []
         self.stats = dict.fromkeys(
             ("probes", "acks", "indirect_probes", "nacks", "suspects", "dead", "refutes", "packets",
-             "gossip_sent", "push_pulls", "conflicts", "ignored", "pruned", "reasserts"), 0)
-        self._gossip_overhead = len(wire.encode(Gossip(src_name=name, gossip=()))) + len(addr) + _ENVELOPE_OVERHEAD
+             "gossip_sent", "push_pulls", "conflicts", "ignored", "pruned", "reasserts", "unmarked"), 0)
+        self._gossip_overhead = (len(wire.encode(Gossip(src_name=name, gossip=()))) + len(addr)
+                                 + _ENVELOPE_OVERHEAD)
 
     # ============================================================ host interface
     def take_effects(self) -> list[Effect]:
@@ -426,6 +450,10 @@ class SwimCore:
             self.out.append(CancelTimer(f"suspect:{name}"))
         self.relays.clear()
         self.suspicions.clear()
+        for req in sorted(self.joins):
+            _, contacted = self.joins.pop(req)
+            self.out.append(CancelTimer(f"join:{req}"))
+            self.delegate.join_finished(req, contacted, 0.0)
 
     def on_timer(self, name: str, now: float) -> bool:
         """Handle timer *name*; False if it is not one of this core's."""
@@ -460,7 +488,7 @@ class SwimCore:
             self._on_ping(msg)
         elif kind is Ack:
             self._absorb(msg.gossip, now)
-            self._on_ack(msg)
+            self._on_ack(msg, now)
         elif kind is Gossip:
             self._absorb(msg.gossip, now)
         elif kind is IndirectPing:
@@ -504,8 +532,24 @@ class SwimCore:
         """Broadcast our own death (``sender == name``: we left); True if anyone alive must hear it."""
         self.leaving = True
         me = self.nodes[self.name]
-        self.dead(Dead(name=self.name, incarnation=me.incarnation, sender=self.name), now)
+        dead = Dead(name=self.name, incarnation=me.incarnation, sender=self.name)
+        self.dead(dead, now)
+        self.fan_out(dead)
         return self.any_alive()
+
+    def fan_out(self, msg: Any) -> None:
+        """Send *msg* once, directly, to every member we believe alive (on top of gossiping it).
+
+        Used for leaving: gossip picks random targets, dead ones included, and
+        a small pool can let every live member miss a leave's few
+        transmissions; the leaving member would then be seen as failed.  One
+        packet per member, once per leave, makes a leave on a healthy network
+        reach everyone.
+        """
+        for node in self.nodes.values():
+            if node.name != self.name and not node.dead_or_left():
+                self.stats["packets"] += 1
+                self.out.append(Send(node.addr, Gossip(src_name=self.name, gossip=(msg,))))
 
     def set_meta(self, meta: bytes, now: float) -> None:
         """New meta (tags) for this member: a new incarnation, broadcast as an update."""
@@ -559,12 +603,21 @@ class SwimCore:
         self.probe = _Probe(self.seq, node.name, node.addr, node.incarnation)
         self.stats["probes"] += 1
         ping = Ping(seq=self.seq, target=node.name, src_name=self.name, src_addr=self.addr)
-        extra: tuple[Any, ...] = ()
-        if node.state == SUSPECT:
-            # Buddy system: tell the suspect first, so it can refute at once.
-            extra = (Suspect(name=node.name, incarnation=node.incarnation, sender=self.name),)
-        self._send_packet(node.addr, ping, extra)
+        self._send_packet(node.addr, ping, self._buddy(node.name))
         self._set_timer("probe-ack", self.cfg.probe_timeout_s)
+
+    def _buddy(self, target: str) -> tuple[Any, ...]:
+        """Lifeguard's buddy system: a ping to a member we suspect carries the suspicion first.
+
+        Applied to relayed pings too (memberlist only does it for its own
+        probes): a suspect that missed the gossip then hears it from every
+        prober, and a suspect that already refuted re-asserts its alive to a
+        member that missed the refutation (``_reassert``).
+        """
+        node = self.nodes.get(target)
+        if node is None or node.state != SUSPECT:
+            return ()
+        return (Suspect(name=node.name, incarnation=node.incarnation, sender=self.name),)
 
     def _probe_ack_timeout(self) -> None:
         probe = self.probe
@@ -600,24 +653,42 @@ class SwimCore:
             return
         self._send_packet(ping.src_addr, Ack(seq=ping.seq))
 
-    def _on_ack(self, ack: Ack) -> None:
+    def _on_ack(self, ack: Ack, now: float) -> None:
         probe = self.probe
         if probe is not None and ack.seq == probe.seq:
             if not probe.acked:
                 probe.acked = True
                 self.stats["acks"] += 1
                 self._cancel_timer("probe-ack")
+                self._unmark(probe, now)
             return
         relay = self.relays.pop(ack.seq, None)
         if relay is not None:
             self._cancel_timer(f"relay:{ack.seq}")
             self._send_packet(relay[1], Ack(seq=relay[0]))
 
+    def _unmark(self, probe: _Probe, now: float) -> None:
+        """SWIM §4.2: a suspect we just probed successfully is alive in our view again.
+
+        Only locally, and at the incarnation we suspected: we cannot speak
+        for it (the refutation with a higher incarnation is its own to send,
+        and the buddy system has asked for it), but a member that answers us
+        must not be declared dead by us because its refutation went astray.
+        A dead message at this incarnation still wins.
+        """
+        node = self.nodes.get(probe.target)
+        if node is None or node.state != SUSPECT or node.incarnation != probe.incarnation:
+            return
+        self._clear_suspicion(node.name)
+        node.state = ALIVE
+        node.state_change = now
+        self.stats["unmarked"] += 1
+
     def _on_indirect_ping(self, ind: IndirectPing) -> None:
         self.seq += 1
         self.relays[self.seq] = (ind.seq, ind.src_addr, ind.nack)
         self._send_packet(ind.target_addr, Ping(seq=self.seq, target=ind.target, src_name=self.name,
-                                                src_addr=self.addr))
+                                                src_addr=self.addr), self._buddy(ind.target))
         # Lifeguard §IV-A: nack after 80% of the probe timeout, so the nack reaches
         # the prober before its probe interval ends (memberlist waits the whole
         # timeout, and its nacks then mostly arrive too late to count).
@@ -740,6 +811,9 @@ class SwimCore:
                 "vsns": tuple([n.vsn for n in nodes])}
 
     def _send_push_pull(self, addr: str, now: float, req: int | None = None, join: bool = False) -> None:
+        if len(self.push_pulls) >= 64:  # forget exchanges nobody answered within the stream timeout
+            for seq in [s for s, (deadline, _) in self.push_pulls.items() if deadline < now]:
+                del self.push_pulls[seq]
         self.seq += 1
         self.push_pulls[self.seq] = (now + self.cfg.stream_timeout_s, req)
         self.stats["push_pulls"] += 1
@@ -844,6 +918,8 @@ class SwimCore:
             self.delegate.notify_join(node, now)
         elif old_meta != node.meta:
             self.delegate.notify_update(node, now)
+        else:
+            self.delegate.notify_alive(node, now)
 
     def suspect(self, s: Suspect, now: float, hearsay: bool = False) -> None:
         """Handle a suspicion (SWIM §4.2, Lifeguard §IV-B); *hearsay* comes from a push-pull state."""

@@ -165,7 +165,7 @@ class GossipMember(NodeActor):
 
     def _agent_leave(self, message: Any) -> bool:
         """The agent's graceful leave (actors.agent_messages.Leave): leave, then answer LeaveDone."""
-        from actors import agent_messages  # noqa: PLC0415 - only needed inside an agent
+        from actors import agent_messages
 
         if not isinstance(message, agent_messages.Leave):
             return False
@@ -210,7 +210,7 @@ class GossipMember(NodeActor):
                 self.set_timer("retry-join", self.retry_join_interval_s)
             return
         if isinstance(reply, tuple) and reply and reply[0] == "agent":
-            from actors import agent_messages  # noqa: PLC0415
+            from actors import agent_messages
 
             _, reply_to, corr = reply
             self.env.send(self.env.node, reply_to, agent_messages.LeaveDone(
@@ -227,5 +227,5 @@ class GossipMember(NodeActor):
                 reply.set_exception((GossipError, GossipError(error), None))
             else:
                 reply.set(value)
-        except Exception:  # noqa: BLE001 - a reply already set (timed out) is not our failure
+        except Exception:
             pass

@@ -45,6 +45,9 @@ MAX_ADDR_LEN = 64
 MAX_TAGS_BYTES = 512
 MAX_GOSSIP_ITEMS = 255  # memberlist's compound messages hold at most 255 parts
 MAX_PUSH_NODES = 1024 * 1024  # memberlist maxPushStateNodes
+# Incarnations, Lamport times and sequence numbers stay far below msgpack's
+# 64-bit limit, so a peer cannot push our counters past what we can send.
+MAX_COUNTER = 2**62
 
 # Protocol and delegate versions, in memberlist's order (pmin, pmax, pcur,
 # dmin, dmax, dcur), as Nomad's serf reports them in /v1/agent/members;
@@ -102,11 +105,11 @@ def decode_tags(meta: bytes) -> Tags:
         return ()
     try:
         flat = msgpack.unpackb(meta, raw=False)
-    except Exception as exc:  # noqa: BLE001 - msgpack raises assorted types on garbage
+    except Exception as exc:
         raise ValueError(f"malformed tags: {type(exc).__name__}") from None
     if type(flat) is not list or len(flat) % 2 or not all(type(x) is str for x in flat):
         raise ValueError("malformed tags: expected a flat list of key, value strings")
-    tags = tuple(zip(flat[0::2], flat[1::2]))
+    tags = tuple(zip(flat[0::2], flat[1::2], strict=True))
     check_tags(tags)
     return tags
 
@@ -123,9 +126,14 @@ def _check_vsn(vsn: bytes, what: str) -> None:
 
 def valid_member(name: str, addr: str, incarnation: int, state: int, meta: bytes, vsn: bytes) -> bool:
     """Whether one push-pull row holds what an :class:`Alive` would accept."""
-    return (0 < len(name) <= MAX_NAME_LEN and 0 < len(addr) <= MAX_ADDR_LEN and incarnation >= 0
+    return (0 < len(name) <= MAX_NAME_LEN and 0 < len(addr) <= MAX_ADDR_LEN and 0 <= incarnation < MAX_COUNTER
             and state in (ALIVE, SUSPECT, DEAD, LEFT) and len(meta) <= MAX_TAGS_BYTES
             and len(vsn) == 6 and 0 < vsn[0] <= vsn[1])
+
+
+def _check_counter(value: int, what: str) -> None:
+    if not 0 <= value < MAX_COUNTER:
+        raise ValueError(f"{what} must be within [0, 2**62)")
 
 
 def _check_gossip(gossip: tuple[Message, ...]) -> None:
@@ -154,8 +162,7 @@ class Alive(Message):
     def __post_init__(self) -> None:
         _check_name(self.name, "Alive.name")
         _check_addr(self.addr, "Alive.addr")
-        if self.incarnation < 0:
-            raise ValueError("Alive.incarnation must be >= 0")
+        _check_counter(self.incarnation, "Alive.incarnation")
         _check_meta(self.meta, "Alive.meta")
         _check_vsn(self.vsn, "Alive.vsn")
 
@@ -172,8 +179,7 @@ class Suspect(Message):
     def __post_init__(self) -> None:
         _check_name(self.name, "Suspect.name")
         _check_name(self.sender, "Suspect.sender")
-        if self.incarnation < 0:
-            raise ValueError("Suspect.incarnation must be >= 0")
+        _check_counter(self.incarnation, "Suspect.incarnation")
 
 
 @message(202)
@@ -188,8 +194,7 @@ class Dead(Message):
     def __post_init__(self) -> None:
         _check_name(self.name, "Dead.name")
         _check_name(self.sender, "Dead.sender")
-        if self.incarnation < 0:
-            raise ValueError("Dead.incarnation must be >= 0")
+        _check_counter(self.incarnation, "Dead.incarnation")
 
 
 @message(203)
@@ -202,8 +207,7 @@ class JoinIntent(Message):
 
     def __post_init__(self) -> None:
         _check_name(self.name, "JoinIntent.name")
-        if self.ltime < 0:
-            raise ValueError("JoinIntent.ltime must be >= 0")
+        _check_counter(self.ltime, "JoinIntent.ltime")
 
 
 @message(204)
@@ -217,8 +221,7 @@ class LeaveIntent(Message):
 
     def __post_init__(self) -> None:
         _check_name(self.name, "LeaveIntent.name")
-        if self.ltime < 0:
-            raise ValueError("LeaveIntent.ltime must be >= 0")
+        _check_counter(self.ltime, "LeaveIntent.ltime")
 
 
 BROADCAST_TYPES = (Alive, Suspect, Dead, JoinIntent, LeaveIntent)
@@ -339,12 +342,11 @@ class _PushPullFields:
             raise ValueError("push-pull member columns differ in length")
         if len(self.status_ltimes) != len(self.status_names):
             raise ValueError("push-pull status columns differ in length")
-        if self.ltime < 0:
-            raise ValueError("PushPull.ltime must be >= 0")
+        _check_counter(self.ltime, "PushPull.ltime")
 
     def rows(self) -> zip:  # type: ignore[type-arg]
         """(name, addr, incarnation, state, meta, vsn) per member; each row is checked when used."""
-        return zip(self.names, self.addrs, self.incarnations, self.states, self.metas, self.vsns)
+        return zip(self.names, self.addrs, self.incarnations, self.states, self.metas, self.vsns, strict=True)
 
 
 @message(210)

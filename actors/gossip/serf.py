@@ -29,6 +29,26 @@ broadcast SWIM's dead-by-itself message and wait likewise, then keep
 answering probes for ``leave_propagate_delay_s``, then stop.  Timers of this
 layer: ``reap``, ``reconnect``, ``leave``, ``force:<req>``, ``prune:<name>``
 (plus the SWIM core's).
+
+Where this departs from Serf, the simulator's generated fault schedules
+found views that never converged:
+
+* both leave messages also go directly to every member believed alive
+  (``SwimCore.fan_out``), so a leave on a healthy network is never lost
+  to gossip's random target choice;
+* SWIM's dead-by-itself makes an ``alive`` member ``left``, not ``failed``,
+  even when its leave intent was lost;
+* a join intent and a leave intent with equal Lamport times (two members'
+  clocks) resolve to the join at every member, whatever the arrival order,
+  and a running member refutes a leave intent about itself that ties its
+  own status time;
+* a buffered leave intent applied when its member appears, and a leave
+  held for a member that just refuted a suspicion, are passed on, so a
+  member force-left while it was unreachable hears it and refutes; so does
+  a member whose push-pull peer holds a newer status time for it;
+* a member erased by a prune or a reap while SWIM still saw it alive
+  becomes a member again on fresh evidence that it lives (a new
+  incarnation or a join intent), since SWIM will not report it joining.
 """
 
 from __future__ import annotations
@@ -49,6 +69,7 @@ from actors.gossip.core import (
 )
 from actors.gossip.messages import (
     LEFT,
+    MAX_COUNTER,
     MAX_NAME_LEN,
     JoinIntent,
     LeaveIntent,
@@ -119,7 +140,7 @@ class SerfMember:
 
 
 def _valid_intent(name: str, ltime: int) -> bool:
-    return 0 < len(name) <= MAX_NAME_LEN and ltime >= 0
+    return 0 < len(name) <= MAX_NAME_LEN and 0 <= ltime < MAX_COUNTER - 1
 
 
 class SerfCore:
@@ -208,9 +229,10 @@ class SerfCore:
         ltime = self.clock.time()
         self.clock.increment()
         self._leave_intent(self.name, ltime, False, now)
-        if self._has_alive_members():
-            self.swim.broadcast(("s", self.name), LeaveIntent(name=self.name, ltime=ltime),
-                                notify="leave-intent")
+        if self.has_alive_members():
+            intent = LeaveIntent(name=self.name, ltime=ltime)
+            self.swim.broadcast(("s", self.name), intent, notify="leave-intent")
+            self.swim.fan_out(intent)
             self.leave_phase = "intent"
             self.out.append(SetTimer("leave", self.cfg.broadcast_timeout_s))
         else:
@@ -222,11 +244,12 @@ class SerfCore:
         ltime = self.clock.time()
         self.clock.increment()
         self._leave_intent(name, ltime, prune, now)
-        if not self._has_alive_members():
+        if not self.has_alive_members():
             self._reply(req, None)
             return
         self.force_reqs[req] = name
-        self.swim.broadcast(("s", name), LeaveIntent(name=name, ltime=ltime, prune=prune), notify=f"force:{req}")
+        self.swim.broadcast(("s", name), LeaveIntent(name=name, ltime=ltime, prune=prune),
+                            notify=f"force:{req}")
         self.out.append(SetTimer(f"force:{req}", self.cfg.broadcast_timeout_s))
         self._drain_finished(now)
 
@@ -258,6 +281,9 @@ class SerfCore:
                 member.status_ltime = intent[1]
                 if intent[0] == "leave":
                     member.status = S_LEAVING
+                    # Pass it on: if the member is in fact running, it must hear
+                    # this to refute it (it may have been down when it was sent).
+                    self.swim.broadcast(("s", node.name), LeaveIntent(name=node.name, ltime=intent[1]))
             self.members[node.name] = member
         else:
             member.status = S_ALIVE
@@ -286,9 +312,27 @@ class SerfCore:
             self.stats["failures"] += 1
             self._emit("member-failed", member)
 
+    def notify_alive(self, node: NodeState, now: float) -> None:
+        """SWIM heard news that *node* is alive with the same tags (a new incarnation)."""
+        member = self.members.get(node.name)
+        if member is None:
+            self._rejoin(node, now)
+        elif member.status == S_LEAVING and node.name != self.name:
+            # It refuted a suspicion while we hold it leaving: if it is in fact
+            # running (force-left while unreachable), it must hear the intent
+            # to refute it; if it is leaving, it ignores its own intent.
+            self.swim.broadcast(("s", node.name), LeaveIntent(name=node.name, ltime=member.status_ltime))
+
+    def _rejoin(self, node: NodeState, now: float) -> None:
+        # Serf erased the member (force-leave -prune of a live member, or a reap)
+        # while SWIM kept it alive: SWIM will never report it as joining again,
+        # so fresh evidence that it lives makes it a member again.
+        self.notify_join(node, now)
+
     def notify_update(self, node: NodeState, now: float) -> None:
         member = self.members.get(node.name)
         if member is None:
+            self._rejoin(node, now)
             return
         member.addr, member.tags, member.vsn = node.addr, self.tags_of(node.meta), node.vsn
         self.stats["updates"] += 1
@@ -309,8 +353,14 @@ class SerfCore:
     def merge_remote_state(self, pp: PushPullReq | PushPullResp, now: float) -> None:
         if pp.ltime > 0:
             self.clock.witness(pp.ltime - 1)  # no message has been stamped with pp.ltime yet
-        status_ltimes = dict(zip(pp.status_names, pp.status_ltimes))
+        status_ltimes = dict(zip(pp.status_names, pp.status_ltimes, strict=True))
         left = dict.fromkeys(pp.left)
+        me = self.members.get(self.name)
+        # The peer holds a newer status for us than we do: some intent about us
+        # (a force-leave while we were down, say) never reached us.  Whatever
+        # it was, we are running: answer with a newer join intent.
+        refute = (self.state == RUNNING and me is not None
+                  and status_ltimes.get(self.name, -1) > me.status_ltime)
         # Left members first, one past their join time (the leave came after it).
         for name in left:
             if _valid_intent(name, status_ltimes.get(name, 0)):
@@ -318,6 +368,8 @@ class SerfCore:
         for name, ltime in status_ltimes.items():
             if name not in left and _valid_intent(name, ltime):
                 self._join_intent(name, ltime, now)
+        if refute and self.state == RUNNING:
+            self._broadcast_join(self.clock.time(), now)
 
     def join_finished(self, req: int, contacted: int, now: float) -> None:
         asked = req in self.join_reqs
@@ -344,8 +396,14 @@ class SerfCore:
         self.clock.witness(ltime)
         member = self.members.get(name)
         if member is None:
-            return self._upsert_intent(name, "join", ltime, now)
-        if ltime <= member.status_ltime:
+            node = self.swim.nodes.get(name)
+            if node is None or node.dead_or_left():
+                return self._upsert_intent(name, "join", ltime, now)
+            self._rejoin(node, now)  # erased here, alive in SWIM: its join says it is back
+            member = self.members[name]
+        # Equal Lamport times come from two members' clocks (a force-leave racing
+        # the member's own join): the join wins everywhere, whichever came first.
+        if ltime < member.status_ltime or (ltime == member.status_ltime and member.status != S_LEAVING):
             return False
         member.status_ltime = ltime
         if member.status == S_LEAVING:
@@ -358,10 +416,14 @@ class SerfCore:
         member = self.members.get(name)
         if member is None:
             return self._upsert_intent(name, "leave", ltime, now)
-        if ltime <= member.status_ltime:
-            return False
         if name == self.name and self.state == RUNNING:
-            self._broadcast_join(self.clock.time(), now)  # we are not leaving: refute
+            if ltime >= member.status_ltime:
+                # We are not leaving: refute.  A tie counts too -- Lamport times
+                # of two members' intents can be equal, and then every member
+                # would keep whichever of the two reached it first.
+                self._broadcast_join(self.clock.time(), now)
+            return False
+        if ltime <= member.status_ltime:
             return False
         # Record the time even when the status stays, so the same news is not passed on forever.
         member.status_ltime = ltime
@@ -438,10 +500,11 @@ class SerfCore:
 
     # ============================================================ reaping and reconnecting
     def _reap(self, now: float) -> None:
-        for name in [n for n in self.failed if now - self.members[n].leave_time > self.cfg.reconnect_timeout_s]:
-            self._erase(self.members[name])
-        for name in [n for n in self.left if now - self.members[n].leave_time > self.cfg.tombstone_timeout_s]:
-            self._erase(self.members[name])
+        members, cfg = self.members, self.cfg
+        for name in [n for n in self.failed if now - members[n].leave_time > cfg.reconnect_timeout_s]:
+            self._erase(members[name])
+        for name in [n for n in self.left if now - members[n].leave_time > cfg.tombstone_timeout_s]:
+            self._erase(members[name])
         cutoff = now - self.cfg.recent_intent_timeout_s
         for name in [n for n, (_, _, t) in self.intents.items() if t < cutoff]:
             del self.intents[name]
@@ -472,7 +535,7 @@ class SerfCore:
                                                   a.vsn)
 
     # ============================================================ views
-    def _has_alive_members(self) -> bool:
+    def has_alive_members(self) -> bool:
         return any(m.status == S_ALIVE and m.name != self.name for m in self.members.values())
 
     def _emit(self, kind: str, member: SerfMember) -> None:
@@ -498,12 +561,11 @@ class SerfCore:
                 raise GossipInvariantError(f"{self.name}: not among its own Serf members")
             if self.state == RUNNING and me.status != S_ALIVE:
                 raise GossipInvariantError(f"{self.name}: running but sees itself {me.status}")
-        for name in self.failed:
-            if self.members[name].status != S_FAILED:
-                raise GossipInvariantError(f"{self.name}: {name} on the failed list but {self.members[name].status}")
-        for name in self.left:
-            if self.members[name].status != S_LEFT:
-                raise GossipInvariantError(f"{self.name}: {name} on the left list but {self.members[name].status}")
+        for names, want in ((self.failed, S_FAILED), (self.left, S_LEFT)):
+            for name in names:
+                status = self.members[name].status
+                if status != want:
+                    raise GossipInvariantError(f"{self.name}: {name} on the {want} list but {status}")
         if not full:
             return
         for m in self.members.values():
@@ -512,5 +574,6 @@ class SerfCore:
             if m.status_ltime >= self.clock.time() and m.status_ltime > 0:
                 raise GossipInvariantError(f"{self.name}: {m.name}'s status time {m.status_ltime} "
                                            f"not below the clock {self.clock.time()}")
-            if (m.status == S_FAILED) != (m.name in self.failed) or (m.status == S_LEFT) != (m.name in self.left):
+            listed = (m.name in self.failed, m.name in self.left)
+            if listed != (m.status == S_FAILED, m.status == S_LEFT):
                 raise GossipInvariantError(f"{self.name}: {m.name} status {m.status} and lists disagree")
