@@ -6,16 +6,12 @@ Safety (:class:`GossipChecker`, raised as :class:`GossipSafetyViolation`):
 * a member's own incarnation and Lamport clock never go back within one
   process lifetime (a restart starts a new lifetime);
 * no member is ``left`` in anyone's view unless it left gracefully or was
-  force-left (left is a promise the member made, never a guess);
-* a member alive in its own view is never ``left`` in another's view at a
-  Lamport time after its latest join (checked through the statuses above).
+  force-left (left is a promise the member made, never a guess).
 
 Liveness (:func:`disagreements`): every live member sees every other live
 member ``alive``; a stopped member (crashed, or left and stopped) is not
 ``alive`` anywhere; a member that left while the network was healthy is
-``left`` or reaped (one that left during a partition may have told nobody).  False
-positives (a healthy, reachable member declared failed) are recorded, not
-raised: under loss they are the measure being tested.
+``left`` or reaped (one that left during a partition may have told nobody).
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ class GossipSafetyViolation(AssertionError):
 class GossipChecker:
     incarnations: dict[tuple[str, int], int] = field(default_factory=dict)  # (addr, lifetime) -> inc
     clocks: dict[tuple[str, int], int] = field(default_factory=dict)
-    false_failures: list[tuple[float, str, str]] = field(default_factory=list)  # (t, observer, member)
     checks: int = 0
 
     def check(self, cluster: GossipCluster, full: bool = True) -> None:
@@ -60,19 +55,6 @@ class GossipChecker:
         if value < before:
             raise GossipSafetyViolation(f"{key[0]}: {what} went back from {before} to {value}")
         seen[key] = value
-
-    def record_false_failures(self, cluster: GossipCluster, healthy: set[str] | None = None) -> int:
-        """Count views in which a running member is failed; returns how many were new."""
-        names = cluster.running_names() if healthy is None else healthy
-        new = 0
-        for core in cluster.live_cores().values():
-            for name in core.failed:
-                if name in names:
-                    entry = (cluster.sched.now, core.name, name)
-                    if not any(f[1:] == entry[1:] for f in self.false_failures):
-                        self.false_failures.append(entry)
-                        new += 1
-        return new
 
 
 def disagreements(cluster: GossipCluster, limit: int = 10) -> list[str]:

@@ -752,3 +752,20 @@ def test_leave_is_sent_directly_to_every_alive_member() -> None:
     direct = {d for s, d, m in b.sent if s == addr(7) and isinstance(m, Gossip)
               and any(isinstance(x, LeaveIntent) for x in m.gossip)}
     assert direct == {addr(i) for i in range(7)}
+
+
+def test_lone_survivor_reconnects_to_every_failed_member_each_interval() -> None:
+    # Serf caps reconnects at one member per interval; a lone survivor among
+    # many failed members tries them all (failed / alive of them).
+    b = Bench(6)
+    b.join_all()
+    for i in range(1, 6):
+        b.crash(i)
+    # Slower than one crash's bound: every probe fails and no relay nacks, so
+    # Lifeguard stretches the probe interval (the prober may be the problem).
+    b.run(CFG.awareness_max_multiplier * 5 * CFG.probe_interval_s + CFG.suspicion_max_timeout_s(6))
+    assert len(b.core(0).failed) == 5
+    b.sent.clear()
+    b.run(CFG.reconnect_interval_s)
+    tried = {d for s, d, m in b.sent if s == addr(0) and isinstance(m, PushPullReq) and m.join}
+    assert tried == {addr(i) for i in range(1, 6)}

@@ -510,15 +510,24 @@ class SerfCore:
             del self.intents[name]
 
     def _reconnect(self, now: float) -> None:
-        """Try one failed member, with probability failed / alive (once per interval cluster-wide)."""
+        """Re-contact failed members: failed / alive of them, so each is tried once per interval pool-wide.
+
+        Serf tries one member with probability failed / alive, which caps at
+        one a member per interval: a lone survivor of a partition among many
+        failed members would take that many intervals to find the one that
+        is back.  Here the expected count is the same below one and keeps
+        growing above it.
+        """
         n_failed = len(self.failed)
         if n_failed == 0:
             return
         n_alive = max(1, len(self.members) - n_failed - len(self.left))
-        if self.rng.random() > n_failed / n_alive:
+        share = n_failed / n_alive
+        count = int(share) + (1 if self.rng.random() < share - int(share) else 0)
+        if count == 0:
             return
-        name = list(self.failed)[self.rng.randrange(n_failed)]
-        self.swim.join((self.members[name].addr,), None, now)
+        names = self.rng.sample(list(self.failed), min(count, n_failed))
+        self.swim.join(tuple(self.members[name].addr for name in names), None, now)
 
     def seed_view(self, alives: list[Any], now: float, tags: dict[bytes, Tags] | None = None) -> None:
         """Start from a converged view (see ``SwimCore.seed_view``); call before :meth:`start`.
