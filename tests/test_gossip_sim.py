@@ -208,11 +208,7 @@ def test_force_leave_and_reap_in_a_pool() -> None:
     assert c.force_leave(1, member_name(5), prune=True).get(timeout=cfg.broadcast_timeout_s + 1) is None
     assert member_name(5) not in c.statuses(1)  # pruned: erased at once where it was asked
     c.run(cfg.dissemination_bound_s(6))
-    # Elsewhere too, unless the broadcast missed a member (gossip is probabilistic;
-    # with two dead members among six, a few percent of broadcasts do): then the
-    # reaper removes it after reconnect_timeout_s.
-    gone_now = sum(member_name(5) not in core.statuses() for core in c.live_cores().values())
-    assert gone_now >= 3
+    assert sees_gone(c, member_name(5), (None,))  # and everywhere else
     c.run(cfg.tombstone_timeout_s + cfg.reap_interval_s)
     assert sees_gone(c, member_name(4), (None,))  # the tombstone is reaped too
     assert sees_gone(c, member_name(5), (None,))
@@ -375,6 +371,7 @@ class GossipFaults(RuleBasedStateMachine):
         self.cluster.run(1.0)
         self.down: set[int] = set()
         self.gone: set[int] = set()  # left gracefully and stopped
+        self.force_left: set[int] = set()
 
     def _running(self) -> list[int]:
         return [i for i in range(MEMBERS) if i not in self.down and i not in self.gone]
@@ -429,6 +426,7 @@ class GossipFaults(RuleBasedStateMachine):
         victim = data.draw(st.sampled_from(sorted(self.down)))
         via = data.draw(st.sampled_from(self._running()))
         self.cluster.force_leave(via, member_name(victim), prune=prune)
+        self.force_left.add(victim)
 
     @invariant()
     def safety(self) -> None:
@@ -444,6 +442,12 @@ class GossipFaults(RuleBasedStateMachine):
             c.sched.network.configure(loss=0.0, duplicate=0.0, reorder=0.0)
             for i in sorted(self.down):
                 c.restart(i)
+            # Serf never reconnects to a member that was force-left, so one that
+            # came back during a partition may be known to no one on the other
+            # side: like an operator after a force-leave, join it again.
+            everyone = tuple(member_addr(j) for j in range(MEMBERS))
+            for i in sorted(self.force_left - self.gone):
+                c.join(i, everyone)
             bound = c.config.convergence_bound_s(MEMBERS)
             took = c.run_until(lambda: not disagreements(c), bound, poll_s=0.1)
             assert took is not None, f"views did not converge within {bound:.1f}s: {disagreements(c)}"
@@ -452,4 +456,7 @@ class GossipFaults(RuleBasedStateMachine):
 
 
 TestGossipFaults = GossipFaults.TestCase
-TestGossipFaults.settings = settings(max_examples=15, stateful_step_count=20, deadline=None)
+# A few seconds in the default run; HYPOTHESIS_PROFILE=nightly takes the profile's count.
+TestGossipFaults.settings = settings(
+    max_examples=settings.default.max_examples if os.environ.get("HYPOTHESIS_PROFILE") == "nightly" else 30,
+    stateful_step_count=25, deadline=None)

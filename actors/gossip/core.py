@@ -46,7 +46,8 @@ false "failed"):
 * relays nack after 80% of the probe timeout (Lifeguard §IV-A), so nacks
   arrive while the probe still counts them;
 * the gossip timer idles while nothing is queued and resumes at a random
-  phase, as memberlist's free-running ticker would be found.
+  phase, as memberlist's free-running ticker would be found; after a join
+  push-pull both sides gossip at once.
 
 Effects are applied in list order; none depends on another having
 completed (there is no persistence in gossip).  Timer names are
@@ -825,6 +826,18 @@ class SwimCore:
                                                         join=req.join, **self._push_state(),
                                                         **self._serf_state())))
         self._merge(req, now)
+        if req.join:
+            self._gossip_soon()
+
+    def _gossip_soon(self) -> None:
+        """A join was just merged: gossip the news now, not at the timer's next phase.
+
+        memberlist waits for its free-running gossip ticker (half an interval
+        on average); a join is rare and its news is what everyone waits for.
+        """
+        if len(self.queue) and not self.stopped:
+            self.gossip_armed = True
+            self._set_timer("gossip", 0.0)
 
     def _serf_state(self) -> dict[str, Any]:
         ltime, status, left = self.delegate.local_state()
@@ -839,12 +852,13 @@ class SwimCore:
         self._merge(resp, now)
         req = entry[1]
         pending = self.joins.get(req) if req is not None else None
-        if pending is None:
-            return
-        pending[0] -= 1
-        pending[1] += 1
-        if pending[0] <= 0:
-            self._finish_join(req, now)
+        if pending is not None:
+            pending[0] -= 1
+            pending[1] += 1
+            if pending[0] <= 0:
+                self._finish_join(req, now)
+        if resp.join:
+            self._gossip_soon()
 
     def _join_timeout(self, req: int, now: float) -> None:
         if req in self.joins:

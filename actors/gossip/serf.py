@@ -33,9 +33,9 @@ layer: ``reap``, ``reconnect``, ``leave``, ``force:<req>``, ``prune:<name>``
 Where this departs from Serf, the simulator's generated fault schedules
 found views that never converged:
 
-* both leave messages also go directly to every member believed alive
-  (``SwimCore.fan_out``), so a leave on a healthy network is never lost
-  to gossip's random target choice;
+* both leave messages, and a force-leave, also go directly to every member
+  believed alive (``SwimCore.fan_out``), so on a healthy network they are
+  never lost to gossip's random choice of targets (dead ones included);
 * SWIM's dead-by-itself makes an ``alive`` member ``left``, not ``failed``,
   even when its leave intent was lost;
 * a join intent and a leave intent with equal Lamport times (two members'
@@ -248,8 +248,9 @@ class SerfCore:
             self._reply(req, None)
             return
         self.force_reqs[req] = name
-        self.swim.broadcast(("s", name), LeaveIntent(name=name, ltime=ltime, prune=prune),
-                            notify=f"force:{req}")
+        intent = LeaveIntent(name=name, ltime=ltime, prune=prune)
+        self.swim.broadcast(("s", name), intent, notify=f"force:{req}")
+        self.swim.fan_out(intent)  # an operator's removal should reach every live member
         self.out.append(SetTimer(f"force:{req}", self.cfg.broadcast_timeout_s))
         self._drain_finished(now)
 
