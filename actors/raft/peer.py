@@ -56,6 +56,10 @@ class RaftConfig:
     snapshot_threshold: int = 8192  # entries applied since the last snapshot before taking one (hashicorp: 8192)
     forward_timeout_s: float = 5.0  # a forwarded request unanswered this long fails (Nomad RPC hold timeout: 5 s)
     leave_retry_s: float = 1.0  # a leaving server re-asks the leader for its removal this often
+    # Blocking queries parked at once (HTTP ?index=, clients watching their
+    # allocations).  Beyond it a Watch is answered at once and the caller
+    # simply polls: memory stays bounded under a flood of watchers.
+    max_watches: int = 20_000
 
     def __post_init__(self) -> None:
         if self.snapshot_threshold < 1:
@@ -87,6 +91,21 @@ class Read:
     query: Any
     reply: Any
     stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A blocking query: *reply* gets ``(index, query(state) or None)`` once any of
+    *tables* has an index above *min_index*, or when *timeout_s* passes
+    (Nomad's ``?index=N&wait=``).  Stale by nature: it reads this server's
+    state, as Nomad's blocking queries do.
+    """
+
+    tables: tuple[str, ...]
+    min_index: int
+    reply: Any
+    timeout_s: float
+    query: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +176,8 @@ class RaftPeer(NodeActor):
         self._forwarded: dict[int, tuple[str, Any, Any, float]] = {}  # req id -> (kind, reply, query, deadline)
         self._reads: dict[int, tuple[Any, Any, str, str, int]] = {}  # read req id -> (reply, query, origin..)
         self._waiting_apply: list[tuple[int, Any, Any]] = []  # (index, reply, query)
+        self._watches: list[tuple[float, Watch]] = []  # (deadline, watch), parked blocking queries
+        self._watch_seen = 0  # applied index at the last watch check
         self._since_snapshot = 0
         self.last_contact = 0.0
         self._leave: Leave | None = None
@@ -185,6 +206,8 @@ class RaftPeer(NodeActor):
         if name == "tick":
             self.core.tick()
             self._expire_forwards()
+            if self._watches:
+                self._check_watches(expire=True)
             self._mark_dirty()
             self.set_timer("tick", self.cfg.timings.tick_s)
 
@@ -209,6 +232,8 @@ class RaftPeer(NodeActor):
             self._propose(message.data, message.reply)
         elif isinstance(message, Read):
             self._read(message)
+        elif isinstance(message, Watch):
+            self._watch(message)
         elif isinstance(message, ForwardApply):
             self._forwarded_apply(message)
         elif isinstance(message, ApplyResult):
@@ -269,6 +294,8 @@ class RaftPeer(NodeActor):
         if was_leader != self._was_leader:
             self._leadership_changed(self._was_leader)
         core.check_invariants()
+        if self._watches and self.state.applied_index != self._watch_seen:
+            self._check_watches(expire=False)
         if self._leave is not None:
             self._leave_step()
 
@@ -546,7 +573,39 @@ class RaftPeer(NodeActor):
         for req_id in [r for r, f in self._forwarded.items() if f[3] <= now]:
             self._answer(self._forwarded.pop(req_id)[1], None, "timed out waiting for the leader")
 
+    # ============================================================ blocking queries
+    def _watch_index(self, w: Watch) -> int:
+        return max((self.state.table_index.get(t, 0) for t in w.tables), default=0)
+
+    def _watch(self, w: Watch) -> None:
+        if self._watch_index(w) > w.min_index or w.timeout_s <= 0 or len(self._watches) >= self.cfg.max_watches:
+            self._watch_answer(w)
+            return
+        self._watches.append((self.env.now() + w.timeout_s, w))
+
+    def _watch_answer(self, w: Watch) -> None:
+        try:
+            value = (self._watch_index(w), w.query(self.state) if w.query is not None else None)
+        except Exception as exc:  # noqa: BLE001 -- a caller's query bug must not stop Raft
+            self._answer(w.reply, None, f"query failed: {exc!r}")
+            return
+        self._answer(w.reply, value, None)
+
+    def _check_watches(self, *, expire: bool) -> None:
+        self._watch_seen = self.state.applied_index
+        now = self.env.now()
+        keep: list[tuple[float, Watch]] = []
+        for deadline, w in self._watches:
+            if self._watch_index(w) > w.min_index or (expire and deadline <= now):
+                self._watch_answer(w)
+            else:
+                keep.append((deadline, w))
+        self._watches = keep
+
     def _fail_all(self, why: str) -> None:
+        for _, w in self._watches:
+            self._answer(w.reply, None, why)
+        self._watches.clear()
         for _, reply in self._pending.values():
             self._answer(reply, None, why)
         for f in self._forwarded.values():
@@ -587,4 +646,4 @@ class RaftPeer(NodeActor):
 
 
 __all__ = ["CONFIG", "NO_LEADER", "Bootstrap", "ChangeMembership", "InfoQuery", "Propose", "RaftConfig",
-           "RaftError", "RaftInfo", "RaftPeer", "Read", "Transfer", "raft_config"]
+           "RaftError", "RaftInfo", "RaftPeer", "Read", "Transfer", "Watch", "raft_config"]

@@ -15,6 +15,7 @@ readers receive copies, never the store's own objects.
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,15 @@ class StateStore:
             "node_register": self._node_register,
             "node_update_status": self._node_update_status,
             "node_gc": self._node_gc,
+            "job_register": self._job_register,
+            "job_deregister": self._job_deregister,
+            "plan_apply": self._plan_apply,
+            "alloc_client_update": self._alloc_client_update,
+            "eval_update": self._eval_update,
+            "node_update_drain": self._node_update_drain,
+            "node_update_eligibility": self._node_update_eligibility,
+            "alloc_migrate": self._alloc_migrate,
+            "node_drain_complete": self._node_drain_complete,
         }
 
     # ------------------------------------------------------------ apply
@@ -256,12 +266,19 @@ class StateStore:
         nodes[node_id] = rec
         self._touch("nodes", index)
         live: list[str] = []
-        if status == "down":
+        evals: list[str] = []
+        if status == "down" and prev != "down":
             from actors.server.node_gc import alloc_terminal  # pure rule, shared with GC
 
-            live = sorted(a["ID"] for a in self.tables["allocs"].values()
-                          if a.get("NodeID") == node_id and not alloc_terminal(a))
-        return {"ok": True, "index": index, "status": status, "prev": prev, "allocs": live}
+            on_node = [a for a in self.tables["allocs"].values()
+                       if a.get("NodeID") == node_id and not alloc_terminal(a)]
+            live = sorted(a["ID"] for a in on_node)
+            # Nomad createNodeEvals: the scheduler marks them lost and re-places them.
+            evals = self._create_evals(index, sorted({a["JobID"] for a in on_node}), "node-update", now,
+                                       node_id=node_id)
+        elif status == "ready" and prev != "ready":
+            evals = self._node_capacity_evals(index, now, node_id)
+        return {"ok": True, "index": index, "status": status, "prev": prev, "allocs": live, "evals": evals}
 
     def _node_gc(self, index: int, cmd: dict[str, Any]) -> Any:
         """Remove the listed nodes that are still eligible at the command's cutoff."""
@@ -278,3 +295,328 @@ class StateStore:
         if deleted:
             self._touch("nodes", index)
         return {"ok": True, "deleted": deleted}
+
+    # ------------------------------------------------------------ jobs, evaluations, allocations (issue 7)
+    # Nomad's Job.Register / Deregister, Plan.Submit, Node.UpdateAlloc,
+    # Node.UpdateDrain / UpdateEligibility and the drainer's writes.  IDs of
+    # what a command creates are derived from its Raft index, so every
+    # server creates the same ones; timestamps come inside the command.
+
+    EVAL_NS = uuid.UUID("0e4b6f1a-9c7d-4b0e-8a51-3f2d6c9b7e20")
+    MAX_ALLOC_EVENTS = 10  # task events kept per task (Nomad keeps 10)
+
+    def _eval_id(self, index: int, n: int) -> str:
+        return str(uuid.uuid5(self.EVAL_NS, f"{index}/{n}"))
+
+    def _create_evals(self, index: int, job_ids: list[str], trigger: str, now: float, *,
+                      node_id: str = "", status: str = "pending", previous: str = "",
+                      first: int = 0) -> list[str]:
+        jobs, evals, out = self.tables["jobs"], self.tables["evals"], []
+        for n, job_id in enumerate(job_ids, start=first):
+            job = jobs.get(job_id)
+            ev = {"ID": self._eval_id(index, n), "Namespace": "default", "JobID": job_id,
+                  "Type": job["Type"] if job else "service", "Priority": job["Priority"] if job else 50,
+                  "TriggeredBy": trigger, "NodeID": node_id, "Status": status, "StatusDescription": "",
+                  "PreviousEval": previous, "JobModifyIndex": job.get("JobModifyIndex", 0) if job else 0,
+                  "FailedTGAllocs": {}, "CreateIndex": index, "ModifyIndex": index,
+                  "CreateTime": now, "ModifyTime": now}
+            evals[ev["ID"]] = ev
+            out.append(ev["ID"])
+        if out:
+            self._touch("evals", index)
+        return out
+
+    def _node_capacity_evals(self, index: int, now: float, node_id: str) -> list[str]:
+        """Capacity appeared (a node ready or eligible): system jobs and blocked evals get another go."""
+        system = sorted(j["ID"] for j in self.tables["jobs"].values()
+                        if j["Type"] == "system" and not j.get("Stop"))
+        out = self._create_evals(index, system, "node-update", now, node_id=node_id)
+        unblocked = False
+        for ev in self.tables["evals"].values():
+            if ev["Status"] == "blocked":
+                ev.update(Status="pending", ModifyIndex=index, ModifyTime=now,
+                          StatusDescription="unblocked: capacity changed")
+                out.append(ev["ID"])
+                unblocked = True
+        if unblocked:
+            self._touch("evals", index)
+        return out
+
+    def _job_register(self, index: int, cmd: dict[str, Any]) -> Any:
+        job, now = dict(cmd["job"]), float(cmd["now"])
+        if not isinstance(job.get("ID"), str) or not job["ID"]:
+            raise CommandError("job must be a map with a string ID")
+        from actors.scheduler.job import spec_digest
+
+        jobs = self.tables["jobs"]
+        old = jobs.get(job["ID"])
+        if old is not None and cmd.get("enforce_index") is not None and \
+                old.get("JobModifyIndex") != cmd["enforce_index"]:
+            return {"ok": False, "error": f"Enforcing job modify index {cmd['enforce_index']}: job exists with "
+                                          f"conflicting job modify index: {old.get('JobModifyIndex')}"}
+        changed = old is None or old.get("Stop") != job.get("Stop") or any(
+            spec_digest(old, g["Name"]) != spec_digest(job, g["Name"]) for g in job["TaskGroups"]) or \
+            [g["Name"] for g in old["TaskGroups"]] != [g["Name"] for g in job["TaskGroups"]] or \
+            [g["Count"] for g in old["TaskGroups"]] != [g["Count"] for g in job["TaskGroups"]] or \
+            old.get("Constraints") != job.get("Constraints") or old.get("Datacenters") != job.get("Datacenters")
+        job["Version"] = (old["Version"] + 1 if changed else old["Version"]) if old else 0
+        job["CreateIndex"] = old["CreateIndex"] if old else index
+        job["ModifyIndex"] = index
+        job["JobModifyIndex"] = index if changed else old["JobModifyIndex"]
+        job["SubmitTime"] = now
+        job["Status"] = old.get("Status", "pending") if old else "pending"
+        jobs[job["ID"]] = job
+        self._touch("jobs", index)
+        evals = self._create_evals(index, [job["ID"]], "job-register", now)
+        return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
+                "JobModifyIndex": job["JobModifyIndex"]}
+
+    def _job_deregister(self, index: int, cmd: dict[str, Any]) -> Any:
+        job_id, now = str(cmd["job_id"]), float(cmd["now"])
+        jobs = self.tables["jobs"]
+        old = jobs.get(job_id)
+        if old is None:
+            return {"ok": False, "error": "job not found"}
+        if cmd.get("purge"):
+            del jobs[job_id]
+        else:
+            jobs[job_id] = {**old, "Stop": True, "ModifyIndex": index, "JobModifyIndex": index,
+                            "Version": old["Version"] + (0 if old.get("Stop") else 1)}
+        self._touch("jobs", index)
+        evals = self._create_evals(index, [job_id], "job-deregister", now)
+        return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
+                "JobModifyIndex": index}
+
+    def _plan_apply(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Apply a scheduler's plan: stops first, then each placement that still fits.
+
+        Refused placements (the node went away, became ineligible, or another
+        plan used its room) leave the evaluation's work undone: a follow-up
+        evaluation is created so the job is looked at again with fresh state.
+        """
+        from actors.scheduler.scheduler import alloc_usage, live, node_capacity, node_ready
+
+        plan, now = cmd["plan"], float(cmd["now"])
+        evals, allocs, nodes = self.tables["evals"], self.tables["allocs"], self.tables["nodes"]
+        ev = evals.get(plan["EvalID"])
+        if ev is None or ev["Status"] not in ("pending",):
+            # Already done (a deposed leader's worker, or a retry): applying
+            # it twice would place twice.
+            return {"ok": False, "error": f"evaluation {plan['EvalID']} is not pending"}
+        touched = False
+        for s in plan["Stop"]:
+            a = allocs.get(s["ID"])
+            if a is None:
+                continue
+            rec = dict(a)
+            rec.update(DesiredStatus="stop", DesiredDescription=s.get("DesiredDescription", ""),
+                       ModifyIndex=index, AllocModifyIndex=index, ModifyTime=now)
+            if s.get("ClientStatus"):
+                rec["ClientStatus"] = s["ClientStatus"]
+                rec["ClientDescription"] = s.get("DesiredDescription", "")
+            allocs[rec["ID"]] = rec
+            touched = True
+        used: dict[str, list[int]] = {}
+        placing = {p["NodeID"] for p in plan["Place"]}
+        for a in allocs.values():
+            if a.get("NodeID") in placing and live(a):
+                u = used.setdefault(a["NodeID"], [0, 0])
+                c, m = alloc_usage(a)
+                u[0] += c
+                u[1] += m
+        placed, refused = [], []
+        job = plan.get("Job")
+        for p in plan["Place"]:
+            node = nodes.get(p["NodeID"])
+            u = used.setdefault(p["NodeID"], [0, 0])
+            c, m = alloc_usage(p)
+            if node is None or not node_ready(node) and not (job and job["Type"] == "system"
+                                                              and node.get("Status") == "ready"
+                                                              and not node.get("DrainStrategy")):
+                refused.append(p["ID"])
+                continue
+            cap = node_capacity(node)
+            if u[0] + c > cap[0] or u[1] + m > cap[1] or p["ID"] in allocs:
+                refused.append(p["ID"])
+                continue
+            u[0] += c
+            u[1] += m
+            rec = dict(p)
+            rec.update(Job=job, CreateIndex=index, ModifyIndex=index, AllocModifyIndex=index,
+                       CreateTime=now, ModifyTime=now)
+            allocs[rec["ID"]] = rec
+            placed.append(rec["ID"])
+            touched = True
+        if touched:
+            self._touch("allocs", index)
+        ev = dict(ev)
+        ev.update(Status="complete", ModifyIndex=index, ModifyTime=now, FailedTGAllocs=plan.get("Failed", {}),
+                  PlacedAllocs=len(placed), RefusedAllocs=len(refused))
+        evals[ev["ID"]] = ev
+        follow: list[str] = []
+        if refused:
+            follow = self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
+        elif plan.get("Failed"):
+            # One blocked evaluation per job waits for capacity (Nomad's blocked evals).
+            for other in evals.values():
+                if other["JobID"] == plan["JobID"] and other["Status"] == "blocked":
+                    other.update(Status="canceled", ModifyIndex=index, StatusDescription="superseded")
+            follow = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, status="blocked",
+                                        previous=ev["ID"])
+            ev["BlockedEval"] = follow[0]
+        self._touch("evals", index)
+        self._job_status(plan["JobID"], index)
+        return {"ok": True, "index": index, "placed": placed, "refused": refused, "evals": follow}
+
+    def _job_status(self, job_id: str, index: int) -> None:
+        job = self.tables["jobs"].get(job_id)
+        if job is None:
+            return
+        from actors.scheduler.scheduler import live
+
+        running = any(live(a) for a in self.tables["allocs"].values() if a.get("JobID") == job_id)
+        status = "running" if running else ("dead" if job.get("Stop") or job["Type"] == "batch" and any(
+            a.get("JobID") == job_id for a in self.tables["allocs"].values()) else "pending")
+        if job.get("Status") != status:
+            self.tables["jobs"][job_id] = {**job, "Status": status, "ModifyIndex": index}
+            self._touch("jobs", index)
+
+    def _alloc_client_update(self, index: int, cmd: dict[str, Any]) -> Any:
+        """A client reports its allocations' states (Node.UpdateAlloc)."""
+        now, allocs = float(cmd["now"]), self.tables["allocs"]
+        node_id = cmd.get("node_id")
+        failed_jobs: list[str] = []
+        jobs_touched: set[str] = set()
+        updated = []
+        for u in cmd["allocs"]:
+            a = allocs.get(u.get("ID"))
+            if a is None or (node_id and a["NodeID"] != node_id):
+                continue
+            if a.get("ClientStatus") == "lost" and u.get("ClientStatus") != "lost":
+                # The server already gave it up (its node was down); a late
+                # report must not resurrect it -- the client will be told to stop.
+                continue
+            rec = dict(a)
+            for k in ("ClientStatus", "ClientDescription", "TaskStates"):
+                if k in u:
+                    rec[k] = u[k]
+            rec.update(ModifyIndex=index, ModifyTime=now)
+            allocs[rec["ID"]] = rec
+            updated.append(rec["ID"])
+            jobs_touched.add(rec["JobID"])
+            if rec.get("ClientStatus") == "failed" and a.get("ClientStatus") != "failed" and \
+                    rec.get("DesiredStatus") == "run":
+                failed_jobs.append(rec["JobID"])
+        if updated:
+            self._touch("allocs", index)
+        evals = self._create_evals(index, sorted(set(failed_jobs)), "alloc-failure", now)
+        for job_id in sorted(jobs_touched):
+            self._job_status(job_id, index)
+        return {"ok": True, "index": index, "updated": updated, "evals": evals}
+
+    def _eval_update(self, index: int, cmd: dict[str, Any]) -> Any:
+        evals = self.tables["evals"]
+        for u in cmd["evals"]:
+            ev = evals.get(u.get("ID"))
+            if ev is None:
+                continue
+            evals[ev["ID"]] = {**ev, "Status": u.get("Status", ev["Status"]),
+                               "StatusDescription": u.get("StatusDescription", ""), "ModifyIndex": index}
+        self._touch("evals", index)
+        return {"ok": True, "index": index}
+
+    def _node_rec(self, node_id: str) -> dict[str, Any] | None:
+        old = self.tables["nodes"].get(node_id)
+        return dict(old) if old is not None else None
+
+    def _add_node_event(self, rec: dict[str, Any], message: str, now: float, index: int,
+                        details: dict[str, Any] | None = None) -> None:
+        rec["Events"] = [*rec.get("Events", ()), self._node_event(message, "Drain", now, index,
+                                                                  details)][-self.MAX_NODE_EVENTS:]
+
+    def _node_update_drain(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Set or clear a node's drain (Nomad Node.UpdateDrain; NOMAD.md §5.1)."""
+        node_id, now = str(cmd["node_id"]), float(cmd["now"])
+        rec = self._node_rec(node_id)
+        if rec is None:
+            return {"ok": False, "error": "node not found"}
+        spec = cmd.get("drain_spec")
+        evals: list[str] = []
+        if spec is not None:
+            deadline_ns = int(spec.get("Deadline", 0))
+            old = rec.get("DrainStrategy")
+            force_deadline = (now if deadline_ns < 0 else 0.0 if deadline_ns == 0 else now + deadline_ns / 1e9)
+            rec["DrainStrategy"] = {"Deadline": deadline_ns, "IgnoreSystemJobs": bool(spec.get("IgnoreSystemJobs")),
+                                    "ForceDeadline": force_deadline,
+                                    "StartedAt": old["StartedAt"] if old else now}
+            rec["SchedulingEligibility"] = "ineligible"
+            rec["LastDrain"] = {"Status": "draining", "StartedAt": rec["DrainStrategy"]["StartedAt"],
+                                "UpdatedAt": now, "Meta": dict(cmd.get("meta") or {})}
+            self._add_node_event(rec, "Node drain strategy updated" if old else "Node drain strategy set",
+                                 now, index)
+        else:
+            had = rec.pop("DrainStrategy", None)
+            rec["DrainStrategy"] = None
+            if had:
+                self._add_node_event(rec, "Node drain disabled", now, index)
+                if rec.get("LastDrain"):
+                    rec["LastDrain"] = {**rec["LastDrain"], "Status": "canceled", "UpdatedAt": now}
+            if cmd.get("mark_eligible"):
+                rec["SchedulingEligibility"] = "eligible"
+                evals = self._node_capacity_evals(index, now, node_id)
+        rec["ModifyIndex"] = index
+        self.tables["nodes"][node_id] = rec
+        self._touch("nodes", index)
+        return {"ok": True, "index": index, "evals": evals, "EvalIDs": evals, "NodeModifyIndex": index}
+
+    def _node_update_eligibility(self, index: int, cmd: dict[str, Any]) -> Any:
+        node_id, now, elig = str(cmd["node_id"]), float(cmd["now"]), cmd["eligibility"]
+        if elig not in ("eligible", "ineligible"):
+            raise CommandError(f"invalid scheduling eligibility {elig!r}")
+        rec = self._node_rec(node_id)
+        if rec is None:
+            return {"ok": False, "error": "node not found"}
+        if elig == "eligible" and rec.get("DrainStrategy"):
+            return {"ok": False, "error": "can not set node's scheduling eligibility to eligible while it is draining"}
+        prev = rec.get("SchedulingEligibility", "eligible")
+        rec["SchedulingEligibility"] = elig
+        rec["ModifyIndex"] = index
+        evals: list[str] = []
+        if prev != elig:
+            self._add_node_event(rec, "Node marked as eligible for scheduling" if elig == "eligible"
+                                 else "Node marked as ineligible for scheduling", now, index)
+            rec["Events"][-1]["Subsystem"] = "Cluster"
+        self.tables["nodes"][node_id] = rec
+        self._touch("nodes", index)
+        if prev != elig and elig == "eligible":
+            evals = self._node_capacity_evals(index, now, node_id)
+        return {"ok": True, "index": index, "evals": evals, "EvalIDs": evals, "NodeModifyIndex": index}
+
+    def _alloc_migrate(self, index: int, cmd: dict[str, Any]) -> Any:
+        """The drainer marks allocations for migration and asks the scheduler to move them."""
+        now, allocs, jobs = float(cmd["now"]), self.tables["allocs"], set()
+        for alloc_id in cmd["allocs"]:
+            a = allocs.get(alloc_id)
+            if a is None or a.get("DesiredStatus") != "run" or a.get("DesiredTransition", {}).get("Migrate"):
+                continue
+            allocs[alloc_id] = {**a, "DesiredTransition": {"Migrate": True}, "ModifyIndex": index,
+                                "AllocModifyIndex": index, "ModifyTime": now}
+            jobs.add(a["JobID"])
+        if jobs:
+            self._touch("allocs", index)
+        evals = self._create_evals(index, sorted(jobs), "node-drain", now, node_id=str(cmd.get("node_id", "")))
+        return {"ok": True, "index": index, "evals": evals}
+
+    def _node_drain_complete(self, index: int, cmd: dict[str, Any]) -> Any:
+        node_id, now = str(cmd["node_id"]), float(cmd["now"])
+        rec = self._node_rec(node_id)
+        if rec is None or not rec.get("DrainStrategy"):
+            return {"ok": False, "error": "node is not draining"}
+        rec["DrainStrategy"] = None
+        rec["ModifyIndex"] = index
+        rec["LastDrain"] = {**(rec.get("LastDrain") or {}), "Status": "complete", "UpdatedAt": now}
+        details = {"deadline_reached": "true"} if cmd.get("deadline_reached") else None
+        self._add_node_event(rec, "Node drain complete", now, index, details)
+        self.tables["nodes"][node_id] = rec
+        self._touch("nodes", index)
+        return {"ok": True, "index": index}

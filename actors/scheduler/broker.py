@@ -1,0 +1,262 @@
+"""EvalBroker: the leader's evaluation queue and its scheduling workers, as one actor.
+
+Nomad's ``eval_broker.go`` + ``worker.go`` + ``plan_apply.go``, reshaped for
+actors that never block:
+
+* Evaluations live in the replicated state (``evals`` table), created by the
+  same Raft command that made them necessary (a job registered, a node went
+  down, a drain, a failed allocation) -- so a new leader finds every pending
+  one there and nothing is lost in a failover (Nomad restores its broker
+  from the state store the same way).
+* On the leader the broker parks a blocking query (:class:`Watch`) on the
+  ``evals`` table; when it fires it reads the pending evaluations and queues
+  those it does not already hold, highest priority first, then oldest.
+* ``num_workers`` evaluations are scheduled at once, never two of one job
+  (Nomad's per-job serialization), so a job's plans see each other's
+  results.  A worker (a slot in this actor) makes a linearizable
+  :class:`Read` whose query *is* the scheduler -- it runs against the
+  leader's up-to-date state and returns the plan as a Raft command -- then
+  proposes it.  The state machine applies only what still fits, so workers
+  of different jobs racing for one node cannot over-commit it; it creates a
+  follow-up evaluation for refused placements.
+* A worker whose Raft step failed (leadership lost, a timeout) puts the
+  evaluation back; after ``delivery_limit`` failures it is marked failed
+  (Nomad's delivery limit of 3).
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from actors.raft.peer import Propose, Read, Watch
+from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo
+from actors.raft.peer import InfoQuery
+from actors.scheduler.scheduler import compute_plan
+from actors.state.store import command
+from runtime.actor import NodeActor
+from runtime.env import Env
+
+log = logging.getLogger("nomad.scheduler")
+
+BROKER = "eval-broker"
+SCHEDULER_TYPES = ("service", "batch", "system", "_core")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerConfig:
+    # Evaluations scheduled at once.  Nomad defaults num_schedulers to the
+    # CPU count; the work here is one Read + one Propose per evaluation, so
+    # more workers mostly add Raft batching.
+    num_workers: int = 2
+    # Nomad's eval delivery limit: an evaluation whose scheduling failed this
+    # many times is marked failed instead of retried forever.
+    delivery_limit: int = 3
+    # The blocking query on the evals table is renewed at least this often;
+    # also the backstop poll should a wake-up be missed.
+    watch_timeout_s: float = 5.0
+    # A worker step (Read or Propose) unanswered this long is failed and the
+    # evaluation put back (Raft answers every request; this is a backstop).
+    step_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1:
+            raise ValueError("num_workers must be >= 1")
+        if self.delivery_limit < 1:
+            raise ValueError("delivery_limit must be >= 1")
+        for name in ("watch_timeout_s", "step_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+
+
+def pending_evals(state: Any) -> list[tuple[int, int, str, str]]:
+    """Read query: (-priority, create index, eval ID, job ID) of every pending evaluation."""
+    return [(-ev.get("Priority", 50), ev["CreateIndex"], ev["ID"], ev["JobID"])
+            for ev in state.tables["evals"].values() if ev["Status"] == "pending"]
+
+
+def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, dict[str, int]]:
+    """Read query run by Raft on the leader: the evaluation's plan as a ``plan_apply`` command.
+
+    None when the evaluation is no longer pending (another worker or an
+    earlier leader finished it).  The plan is encoded here, inside the
+    query, so no reference to the live state leaves the Raft actor.
+    """
+    ev = state.tables["evals"].get(eval_id)
+    if ev is None or ev["Status"] != "pending":
+        return None, {}
+    plan = compute_plan(state.tables, ev)
+    return command("plan_apply", plan=plan, now=now), {"place": len(plan["Place"]), "stop": len(plan["Stop"])}
+
+
+@dataclass(slots=True)
+class _Work:
+    eval_id: str
+    job_id: str
+    attempts: int = 0
+    started: float = 0.0
+    stage: str = ""
+
+
+class EvalBroker(NodeActor):
+    def __init__(self, env: Env, name: str, *, config: BrokerConfig | None = None, raft: str = RAFT,
+                 wall_clock: Any = None) -> None:
+        super().__init__(env, name)
+        self.cfg = config or BrokerConfig()
+        self.raft = raft
+        self._wall = wall_clock or env.now
+        self.is_leader = False
+        self.term = 0
+        self._gen = 0  # bumps on every leadership change; stale replies are dropped
+        self._queue: list[tuple[int, int, str, str]] = []
+        self._queued: set[str] = set()
+        self._attempts: dict[str, int] = {}
+        self._running: dict[str, _Work] = {}  # eval ID -> work
+        self._jobs_running: set[str] = set()
+        self._seen_index = 0
+        self._watching = False
+        self.stats = {"scheduled": 0, "placed": 0, "stopped": 0, "refused": 0, "failed": 0, "retries": 0}
+
+    def on_start(self) -> None:
+        self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
+
+    # ------------------------------------------------------------ messages
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, (LeadershipChanged, RaftInfo)):
+            self._lead(message.is_leader, message.term)
+        elif isinstance(message, RaftReply):
+            self._reply(message)
+        elif message == "status":
+            return {"leader": self.is_leader, "queued": len(self._queue), "running": len(self._running),
+                    "workers": self.cfg.num_workers, **self.stats}
+        return None
+
+    def on_timer(self, name: str) -> None:
+        if name == "sweep" and self.is_leader:
+            now = self.env.now()
+            for w in [w for w in self._running.values() if now - w.started > self.cfg.step_timeout_s]:
+                self._retry(w, "timed out")
+            self._dispatch()
+            self.set_timer("sweep", self.cfg.step_timeout_s / 3)
+
+    def _lead(self, leader: bool, term: int) -> None:
+        if leader == self.is_leader and term == self.term:
+            return
+        self.is_leader, self.term = leader, term
+        self._gen += 1
+        self._queue.clear()
+        self._queued.clear()
+        self._running.clear()
+        self._jobs_running.clear()
+        self._attempts.clear()
+        self._watching = False
+        if leader:
+            log.info("%s: eval broker enabled; %d scheduling worker(s) for [%s]", self.env.node,
+                     self.cfg.num_workers, " ".join(SCHEDULER_TYPES))
+            self._seen_index = 0
+            self._watch()
+            self.set_timer("sweep", self.cfg.step_timeout_s / 3)
+        else:
+            self.cancel_timer("sweep")
+
+    # ------------------------------------------------------------ queue
+    def _watch(self) -> None:
+        if self._watching or not self.is_leader:
+            return
+        self._watching = True
+        reply = ReplyTo(self.env, self.name, ("watch", self._gen, ""))
+        self.send(self.env.node, self.raft, Watch(tables=("evals",), min_index=self._seen_index, reply=reply,
+                                                  timeout_s=self.cfg.watch_timeout_s, query=pending_evals))
+
+    def _enqueue(self, pending: list[tuple[int, int, str, str]]) -> None:
+        for item in pending:
+            eval_id = item[2]
+            if eval_id in self._queued or eval_id in self._running:
+                continue
+            heapq.heappush(self._queue, item)
+            self._queued.add(eval_id)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        if not self.is_leader:
+            return
+        skipped: list[tuple[int, int, str, str]] = []
+        while self._queue and len(self._running) < self.cfg.num_workers:
+            item = heapq.heappop(self._queue)
+            if item[3] in self._jobs_running:
+                skipped.append(item)  # one evaluation per job at a time
+                continue
+            self._queued.discard(item[2])
+            w = _Work(eval_id=item[2], job_id=item[3], attempts=self._attempts.get(item[2], 0),
+                      started=self.env.now(), stage="plan")
+            self._running[w.eval_id] = w
+            self._jobs_running.add(w.job_id)
+            query = functools.partial(plan_command, eval_id=w.eval_id, now=self._wall())
+            self.send(self.env.node, self.raft, Read(query=query, reply=ReplyTo(
+                self.env, self.name, ("plan", self._gen, w.eval_id))))
+        for item in skipped:
+            heapq.heappush(self._queue, item)
+
+    def _done(self, w: _Work) -> None:
+        self._running.pop(w.eval_id, None)
+        self._jobs_running.discard(w.job_id)
+        self._attempts.pop(w.eval_id, None)
+        self._dispatch()
+
+    def _retry(self, w: _Work, why: str) -> None:
+        self._running.pop(w.eval_id, None)
+        self._jobs_running.discard(w.job_id)
+        attempts = w.attempts + 1
+        if attempts >= self.cfg.delivery_limit:
+            self.stats["failed"] += 1
+            log.warning("%s: evaluation %s failed %d times (%s); marking it failed", self.env.node, w.eval_id,
+                        attempts, why)
+            data = command("eval_update", evals=[{"ID": w.eval_id, "Status": "failed",
+                                                  "StatusDescription": f"evaluation reached delivery limit "
+                                                                       f"({attempts}): {why}"}])
+            self.send(self.env.node, self.raft, Propose(data=data, reply=None))
+            self._attempts.pop(w.eval_id, None)
+        else:
+            self.stats["retries"] += 1
+            self._attempts[w.eval_id] = attempts
+            self._enqueue([(-50, 0, w.eval_id, w.job_id)])
+        self._dispatch()
+
+    # ------------------------------------------------------------ Raft answers
+    def _reply(self, m: RaftReply) -> None:
+        kind, gen, eval_id = m.tag
+        if gen != self._gen:
+            return  # from an earlier term of leadership
+        if kind == "watch":
+            self._watching = False
+            if m.ok:
+                index, pending = m.value
+                self._seen_index = max(self._seen_index, index)
+                self._enqueue(pending or [])
+            self._watch()
+            return
+        w = self._running.get(eval_id)
+        if w is None:
+            return
+        if not m.ok:
+            self._retry(w, m.error)
+            return
+        if kind == "plan":
+            data, counts = m.value[1]
+            if data is None:
+                self._done(w)  # no longer pending
+                return
+            w.stage = "apply"
+            w.started = self.env.now()
+            self.stats["scheduled"] += 1
+            self.send(self.env.node, self.raft, Propose(data=data, reply=ReplyTo(
+                self.env, self.name, ("apply", self._gen, eval_id))))
+        else:
+            result = m.value[1]
+            if isinstance(result, dict) and result.get("ok"):
+                self.stats["placed"] += len(result.get("placed", ()))
+                self.stats["refused"] += len(result.get("refused", ()))
+            self._done(w)

@@ -1,0 +1,302 @@
+"""Jobs in Nomad's JSON API shape: validation, defaults and constraint checks.
+
+:func:`canonical_job` takes what an operator submitted (``PUT /v1/jobs``
+``{"Job": {...}}`` or a job file) and returns the job the servers store,
+with Nomad's defaults filled in, or raises :class:`JobError` naming the
+offending field the way Nomad's ``Job.Validate`` does (``TaskGroups[0].Tasks[1].Driver:
+missing``).  Durations are Go ``time.Duration`` nanoseconds, as in Nomad's
+JSON.
+
+:func:`constraint_ok` evaluates one constraint against a node record
+(``structs.Node`` field names, as the state store keeps it): the operands
+``=``/``==``/``is``, ``!=``/``not``, ``regexp``, ``version``/``semver``,
+``is_set``/``is_not_set`` and the lexical ``<``/``<=``/``>``/``>=``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+SECOND_NS = 1_000_000_000
+JOB_TYPES = ("service", "batch", "system")
+RESTART_MODES = ("fail", "delay")
+
+# Nomad's structs defaults (structs.go DefaultServiceJobRestartPolicy,
+# DefaultBatchJobRestartPolicy, DefaultMigrateStrategy, DefaultResources).
+RESTART_DEFAULTS = {
+    "service": {"Attempts": 2, "Interval": 30 * 60 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
+    "system": {"Attempts": 2, "Interval": 30 * 60 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
+    "batch": {"Attempts": 3, "Interval": 24 * 3600 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
+}
+MIGRATE_DEFAULTS = {"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SECOND_NS,
+                    "HealthyDeadline": 5 * 60 * SECOND_NS}
+DEFAULT_CPU_MHZ = 100
+DEFAULT_MEMORY_MB = 300
+DEFAULT_KILL_TIMEOUT_NS = 5 * SECOND_NS
+DEFAULT_PRIORITY = 50
+MAX_COUNT = 10_000  # allocations per group: a typo of 1e9 must not make a plan of a billion placements
+OPERANDS = ("=", "==", "is", "!=", "not", "regexp", "version", "semver", "is_set", "is_not_set",
+            "<", "<=", ">", ">=", "distinct_hosts")
+_ID_RE = re.compile(r"^[^\s/?#%]{1,128}$")
+
+
+class JobError(ValueError):
+    """An invalid job; the message names the field."""
+
+
+def _need(cond: bool, field: str, why: str) -> None:
+    if not cond:
+        raise JobError(f"{field}: {why}")
+
+
+def _str(v: Any, field: str, *, required: bool = False, default: str = "") -> str:
+    if v is None or v == "":
+        _need(not required, field, "missing")
+        return default
+    _need(isinstance(v, str), field, f"must be a string, got {type(v).__name__}")
+    return v
+
+
+def _int(v: Any, field: str, *, default: int, minimum: int | None = 0, maximum: int | None = None) -> int:
+    if v is None:
+        return default
+    _need(isinstance(v, int) and not isinstance(v, bool), field, f"must be an integer, got {type(v).__name__}")
+    _need(minimum is None or v >= minimum, field, f"must be >= {minimum}, got {v}")
+    _need(maximum is None or v <= maximum, field, f"must be <= {maximum}, got {v}")
+    return v
+
+
+def _map(v: Any, field: str) -> dict[str, Any]:
+    if v is None:
+        return {}
+    _need(isinstance(v, dict), field, f"must be an object, got {type(v).__name__}")
+    return v
+
+
+def _list(v: Any, field: str) -> list[Any]:
+    if v is None:
+        return []
+    _need(isinstance(v, list), field, f"must be a list, got {type(v).__name__}")
+    return v
+
+
+def _constraints(raw: Any, field: str) -> list[dict[str, str]]:
+    out = []
+    for i, c in enumerate(_list(raw, field)):
+        f = f"{field}[{i}]"
+        c = _map(c, f)
+        operand = _str(c.get("Operand"), f"{f}.Operand", default="=")
+        _need(operand in OPERANDS, f"{f}.Operand", f"unknown operand {operand!r}")
+        ltarget = _str(c.get("LTarget"), f"{f}.LTarget")
+        rtarget = _str(c.get("RTarget"), f"{f}.RTarget")
+        if operand not in ("distinct_hosts",):
+            _need(bool(ltarget), f"{f}.LTarget", "missing")
+        if operand == "regexp":
+            try:
+                re.compile(rtarget)
+            except re.error as exc:
+                raise JobError(f"{f}.RTarget: invalid regexp: {exc}") from None
+        if operand in ("version", "semver"):
+            try:
+                _version_checks(rtarget)
+            except ValueError as exc:
+                raise JobError(f"{f}.RTarget: {exc}") from None
+        out.append({"LTarget": ltarget, "RTarget": rtarget, "Operand": operand})
+    return out
+
+
+def _task(raw: Any, field: str) -> dict[str, Any]:
+    t = dict(_map(raw, field))
+    t["Name"] = _str(t.get("Name"), f"{field}.Name", required=True)
+    t["Driver"] = _str(t.get("Driver"), f"{field}.Driver", required=True)
+    cfg = dict(_map(t.get("Config"), f"{field}.Config"))
+    if t["Driver"] in ("raw_exec", "exec", "mock_driver", "sim"):
+        if t["Driver"] != "sim":
+            _str(cfg.get("command"), f"{field}.Config.command", required=True)
+        args = _list(cfg.get("args"), f"{field}.Config.args")
+        _need(all(isinstance(a, str) for a in args), f"{field}.Config.args", "must be a list of strings")
+    t["Config"] = cfg
+    res = dict(_map(t.get("Resources"), f"{field}.Resources"))
+    res["CPU"] = _int(res.get("CPU"), f"{field}.Resources.CPU", default=DEFAULT_CPU_MHZ, minimum=1)
+    res["MemoryMB"] = _int(res.get("MemoryMB"), f"{field}.Resources.MemoryMB", default=DEFAULT_MEMORY_MB,
+                           minimum=10)  # Nomad's minimum memory
+    t["Resources"] = res
+    t["Constraints"] = _constraints(t.get("Constraints"), f"{field}.Constraints")
+    t["KillTimeout"] = _int(t.get("KillTimeout"), f"{field}.KillTimeout", default=DEFAULT_KILL_TIMEOUT_NS)
+    t["KillSignal"] = _str(t.get("KillSignal"), f"{field}.KillSignal")
+    t["Env"] = {str(k): str(v) for k, v in _map(t.get("Env"), f"{field}.Env").items()}
+    return t
+
+
+def _group(raw: Any, field: str, job_type: str) -> dict[str, Any]:
+    g = dict(_map(raw, field))
+    g["Name"] = _str(g.get("Name"), f"{field}.Name", required=True)
+    g["Count"] = _int(g.get("Count"), f"{field}.Count", default=1, maximum=MAX_COUNT)
+    if job_type == "system":
+        _need(g["Count"] <= 1, f"{field}.Count", "a system job's group runs once per node (count 0 or 1)")
+    tasks = _list(g.get("Tasks"), f"{field}.Tasks")
+    _need(bool(tasks), f"{field}.Tasks", "a task group needs at least one task")
+    g["Tasks"] = [_task(t, f"{field}.Tasks[{i}]") for i, t in enumerate(tasks)]
+    names = [t["Name"] for t in g["Tasks"]]
+    _need(len(set(names)) == len(names), f"{field}.Tasks", "task names must be unique")
+    rp = {**RESTART_DEFAULTS[job_type], **_map(g.get("RestartPolicy"), f"{field}.RestartPolicy")}
+    rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.RestartPolicy.Attempts", default=2)
+    rp["Interval"] = _int(rp.get("Interval"), f"{field}.RestartPolicy.Interval", default=0, minimum=0)
+    rp["Delay"] = _int(rp.get("Delay"), f"{field}.RestartPolicy.Delay", default=0, minimum=0)
+    _need(rp.get("Mode") in RESTART_MODES, f"{field}.RestartPolicy.Mode", f"must be one of {RESTART_MODES}")
+    _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], f"{field}.RestartPolicy",
+          "Delay * Attempts must fit in Interval")
+    g["RestartPolicy"] = rp
+    mg = {**MIGRATE_DEFAULTS, **_map(g.get("Migrate"), f"{field}.Migrate")}
+    mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
+    mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
+    g["Migrate"] = mg
+    g["Constraints"] = _constraints(g.get("Constraints"), f"{field}.Constraints")
+    return g
+
+
+def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
+    """Validate a submitted job and fill in Nomad's defaults; raises JobError."""
+    job = dict(_map(raw, "Job"))
+    _need(bool(job), "Job", "missing")
+    job["ID"] = _str(job.get("ID"), "ID", required=True)
+    _need(bool(_ID_RE.match(job["ID"])), "ID", "must be 1-128 characters without spaces, '/', '?', '#' or '%'")
+    job["Name"] = _str(job.get("Name"), "Name", default=job["ID"])
+    job["Type"] = _str(job.get("Type"), "Type", default="service")
+    _need(job["Type"] in JOB_TYPES, "Type", f"must be one of {JOB_TYPES}, got {job['Type']!r}")
+    job["Region"] = _str(job.get("Region"), "Region", default=region)
+    job["Namespace"] = _str(job.get("Namespace"), "Namespace", default="default")
+    job["Priority"] = _int(job.get("Priority"), "Priority", default=DEFAULT_PRIORITY, minimum=1, maximum=100)
+    dcs = _list(job.get("Datacenters"), "Datacenters") or ["*"]
+    _need(all(isinstance(d, str) and d for d in dcs), "Datacenters", "must be a list of names")
+    job["Datacenters"] = dcs
+    job["NodePool"] = _str(job.get("NodePool"), "NodePool", default="default")
+    job["Constraints"] = _constraints(job.get("Constraints"), "Constraints")
+    groups = _list(job.get("TaskGroups"), "TaskGroups")
+    _need(bool(groups), "TaskGroups", "a job needs at least one task group")
+    job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"]) for i, g in enumerate(groups)]
+    names = [g["Name"] for g in job["TaskGroups"]]
+    _need(len(set(names)) == len(names), "TaskGroups", "group names must be unique")
+    job["Stop"] = bool(job.get("Stop", False))
+    job["Meta"] = {str(k): str(v) for k, v in _map(job.get("Meta"), "Meta").items()}
+    for server_owned in ("Status", "StatusDescription", "Version", "CreateIndex", "ModifyIndex",
+                         "JobModifyIndex", "SubmitTime", "Stable"):
+        job.pop(server_owned, None)
+    return job
+
+
+def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
+    """What decides whether an allocation of *group* must be replaced after an update."""
+    for g in job.get("TaskGroups", ()):
+        if g["Name"] == group:
+            return (repr(sorted((t["Name"], t["Driver"], repr(sorted(t["Config"].items())),
+                                 t["Resources"]["CPU"], t["Resources"]["MemoryMB"],
+                                 repr(sorted(t.get("Env", {}).items()))) for t in g["Tasks"])),)
+    return ()
+
+
+def group_of(job: dict[str, Any], name: str) -> dict[str, Any] | None:
+    for g in job.get("TaskGroups", ()):
+        if g["Name"] == name:
+            return g
+    return None
+
+
+def group_resources(group: dict[str, Any]) -> tuple[int, int]:
+    """(CPU MHz, memory MB) one allocation of *group* asks for."""
+    return (sum(t["Resources"]["CPU"] for t in group["Tasks"]),
+            sum(t["Resources"]["MemoryMB"] for t in group["Tasks"]))
+
+
+# ------------------------------------------------------------ constraints
+def resolve_target(target: str, node: dict[str, Any]) -> str | None:
+    """``${attr.x}``, ``${node.datacenter}``, ``${meta.k}``... against a node; None when unset."""
+    if not (target.startswith("${") and target.endswith("}")):
+        return target
+    key = target[2:-1]
+    if key.startswith("attr."):
+        return node.get("Attributes", {}).get(key[5:])
+    if key.startswith("meta."):
+        return node.get("Meta", {}).get(key[5:])
+    fixed = {"node.unique.id": "ID", "node.datacenter": "Datacenter", "node.unique.name": "Name",
+             "node.class": "NodeClass", "node.pool": "NodePool"}
+    if key in fixed:
+        return node.get(fixed[key])
+    return None
+
+
+@lru_cache(maxsize=512)
+def _regexp(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _parse_version(v: str) -> tuple[int, ...]:
+    v = v.strip().lstrip("v")
+    parts = re.split(r"[.+-]", v)
+    nums = []
+    for p in parts:
+        if not p.isdigit():
+            break
+        nums.append(int(p))
+    if not nums:
+        raise ValueError(f"not a version: {v!r}")
+    return tuple(nums)
+
+
+@lru_cache(maxsize=512)
+def _version_checks(spec: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    checks = []
+    for part in spec.split(","):
+        m = re.match(r"^\s*(>=|<=|!=|~>|=|>|<)?\s*(\S+)\s*$", part)
+        if not m:
+            raise ValueError(f"invalid version constraint {spec!r}")
+        checks.append((m.group(1) or "=", _parse_version(m.group(2))))
+    return tuple(checks)
+
+
+def _cmp(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    n = max(len(a), len(b))
+    a, b = a + (0,) * (n - len(a)), b + (0,) * (n - len(b))
+    return (a > b) - (a < b)
+
+
+def version_ok(have: str, spec: str) -> bool:
+    try:
+        v = _parse_version(have)
+    except ValueError:
+        return False
+    for op, want in _version_checks(spec):
+        c = _cmp(v, want)
+        if op == "~>":  # pessimistic: >= want and < want with its last part bumped on the one before
+            upper = want[:-1][:-1] + (want[:-1][-1] + 1,) if len(want) > 1 else (want[0] + 1,)
+            ok = c >= 0 and _cmp(v, upper) < 0
+        else:
+            ok = {"=": c == 0, "!=": c != 0, ">": c > 0, ">=": c >= 0, "<": c < 0, "<=": c <= 0}[op]
+        if not ok:
+            return False
+    return True
+
+
+def constraint_ok(c: dict[str, str], node: dict[str, Any]) -> bool:
+    op = c["Operand"]
+    if op == "distinct_hosts":
+        return True  # checked by the scheduler, which knows the other placements
+    left = resolve_target(c["LTarget"], node)
+    if op == "is_set":
+        return left is not None
+    if op == "is_not_set":
+        return left is None
+    right = resolve_target(c["RTarget"], node)
+    if left is None or right is None:
+        return op in ("!=", "not") and left != right
+    if op in ("=", "==", "is"):
+        return left == right
+    if op in ("!=", "not"):
+        return left != right
+    if op == "regexp":
+        return _regexp(right).search(left) is not None
+    if op in ("version", "semver"):
+        return version_ok(left, right)
+    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]

@@ -1,0 +1,374 @@
+"""The scheduler: one evaluation in, one plan out -- a pure function of the state.
+
+Nomad's generic (service, batch) and system schedulers, kept to what this
+project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
+``system_sched.go``, ``rank.go``):
+
+* **Reconcile** each task group: allocations the server still wants running
+  are kept, or stopped and replaced when their node is down or gone (the
+  allocation is marked ``lost``), when they failed, when the drainer marked
+  them for migration, or when the job changed what they run; extra ones are
+  stopped and missing ones placed.  Batch allocations that completed count as
+  done; service ones are replaced.  A stopped (or deleted) job stops all.
+* **Feasibility**: a node is a candidate when it is ``ready``, eligible and
+  not draining, in one of the job's datacenters and its node pool, has every
+  task's driver, and satisfies the job, group and task constraints.
+* **Ranking** (bin-packing): nodes are visited in an order shuffled by the
+  evaluation's ID (Nomad's random iterator, so evaluations spread their
+  load), the first ``limit`` candidates with room are scored with Nomad's
+  ``ScoreFitBinPack`` minus a job anti-affinity penalty, and the best wins.
+  ``limit`` is ``max(2, ceil(log2(nodes)))`` as in Nomad's generic stack.
+* **System jobs** place one allocation of each group on every feasible node.
+
+The plan is only a proposal: the state machine applies it through Raft and
+refuses any placement that no longer fits (another worker's plan may have
+used the room meanwhile), so nodes are never over-committed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from typing import Any
+
+from actors.scheduler.job import constraint_ok, group_resources, spec_digest
+
+TERMINAL_CLIENT = ("complete", "failed", "lost")
+ALLOC_NS = uuid.UUID("5a1c0c8e-1d7e-4f55-9e37-6c2b8d7e0a11")
+
+STOP_JOB = "alloc not needed since job was stopped"
+STOP_LOST = "alloc is lost since its node is down"
+STOP_MIGRATE = "alloc is being migrated"
+STOP_UPDATE = "alloc is being updated due to job update"
+STOP_EXTRA = "alloc not needed due to job update"
+STOP_FAILED = "alloc was rescheduled because it failed"
+STOP_NODE_INELIGIBLE = "alloc not needed as node is not eligible"
+# Batch allocations that fail are re-placed at most this often (Nomad's
+# default batch ReschedulePolicy: 1 attempt); service ones always (Nomad:
+# unlimited, with a delay the task's restart policy already provides).
+BATCH_RESCHEDULE_ATTEMPTS = 1
+
+
+def alloc_id(eval_id: str, name: str, n: int) -> str:
+    """Deterministic: every server computes the same plan for the same eval and state."""
+    return str(uuid.uuid5(ALLOC_NS, f"{eval_id}/{name}/{n}"))
+
+
+def node_ready(node: dict[str, Any]) -> bool:
+    """Nomad ``Node.Ready()``: status ready, eligible, not draining."""
+    return (node.get("Status") == "ready" and node.get("SchedulingEligibility", "eligible") == "eligible"
+            and not node.get("DrainStrategy"))
+
+
+def node_capacity(node: dict[str, Any]) -> tuple[int, int]:
+    res, rsv = node.get("NodeResources", {}), node.get("ReservedResources", {})
+    cpu = res.get("Cpu", {}).get("CpuShares", 0) - rsv.get("Cpu", {}).get("CpuShares", 0)
+    mem = res.get("Memory", {}).get("MemoryMB", 0) - rsv.get("Memory", {}).get("MemoryMB", 0)
+    return cpu, mem
+
+
+def alloc_usage(alloc: dict[str, Any]) -> tuple[int, int]:
+    r = alloc.get("Resources", {})
+    return int(r.get("CPU", 0)), int(r.get("MemoryMB", 0))
+
+
+def live(alloc: dict[str, Any]) -> bool:
+    """Holds resources: neither server- nor client-terminal (Nomad TerminalStatus)."""
+    return alloc.get("DesiredStatus") == "run" and alloc.get("ClientStatus") not in TERMINAL_CLIENT
+
+
+def node_usage(allocs: dict[str, Any]) -> dict[str, list[int]]:
+    used: dict[str, list[int]] = {}
+    for a in allocs.values():
+        if live(a):
+            u = used.setdefault(a["NodeID"], [0, 0])
+            c, m = alloc_usage(a)
+            u[0] += c
+            u[1] += m
+    return used
+
+
+def fit_score(cap: tuple[int, int], used: tuple[int, int]) -> float:
+    """Nomad ScoreFitBinPack, normalised to 0..1: fuller nodes score higher."""
+    if cap[0] <= 0 or cap[1] <= 0:
+        return 0.0
+    free_cpu = max(0.0, 1.0 - used[0] / cap[0])
+    free_mem = max(0.0, 1.0 - used[1] / cap[1])
+    total = 10 ** free_cpu + 10 ** free_mem
+    return max(0.0, min(18.0, 20.0 - total)) / 18.0
+
+
+class _Placer:
+    """Node selection for one evaluation: feasibility cache, usage, shuffled cursor."""
+
+    def __init__(self, tables: dict[str, Any], job: dict[str, Any], eval_id: str,
+                 usage: dict[str, list[int]]) -> None:
+        self.nodes = tables["nodes"]
+        self.job = job
+        self.usage = usage
+        ids = sorted(self.nodes)
+        random.Random(eval_id).shuffle(ids)
+        self.order = ids
+        self.cursor = 0
+        self.limit = max(2, math.ceil(math.log2(len(ids)))) if len(ids) > 2 else 2
+        self._feasible: dict[tuple[str, str], bool] = {}
+        self.job_on_node: dict[tuple[str, str], int] = {}  # (node, group) -> allocs of this job there
+
+    def feasible(self, node: dict[str, Any], group: dict[str, Any]) -> bool:
+        key = (node["ID"], group["Name"])
+        ok = self._feasible.get(key)
+        if ok is None:
+            ok = self._check(node, group)
+            self._feasible[key] = ok
+        return ok
+
+    def _check(self, node: dict[str, Any], group: dict[str, Any]) -> bool:
+        job = self.job
+        if not node_ready(node):
+            return False
+        dcs = job.get("Datacenters", ["*"])
+        if "*" not in dcs and node.get("Datacenter") not in dcs:
+            return False
+        pool = job.get("NodePool", "default")
+        if pool != "all" and node.get("NodePool", "default") != pool:
+            return False
+        drivers = node.get("Drivers", {})
+        for t in group["Tasks"]:
+            d = drivers.get(t["Driver"])
+            if not d or not d.get("Healthy", d.get("Detected", False)):
+                return False
+        for c in (*job.get("Constraints", ()), *group.get("Constraints", ()),
+                  *(c for t in group["Tasks"] for c in t.get("Constraints", ()))):
+            if not constraint_ok(c, node):
+                return False
+        return True
+
+    def _distinct(self, group: dict[str, Any]) -> bool:
+        return any(c["Operand"] == "distinct_hosts" and c.get("RTarget", "true") != "false"
+                   for c in (*self.job.get("Constraints", ()), *group.get("Constraints", ())))
+
+    def select(self, group: dict[str, Any], metrics: dict[str, Any]) -> str | None:
+        need = group_resources(group)
+        distinct = self._distinct(group)
+        best, best_score, found = None, -1e9, 0
+        n = len(self.order)
+        for _ in range(n):
+            node_id = self.order[self.cursor]
+            self.cursor = (self.cursor + 1) % n
+            node = self.nodes[node_id]
+            metrics["NodesEvaluated"] += 1
+            if not self.feasible(node, group):
+                metrics["NodesFiltered"] += 1
+                continue
+            collisions = self.job_on_node.get((node_id, group["Name"]), 0)
+            if distinct and collisions:
+                metrics["ConstraintFiltered"]["distinct_hosts"] = \
+                    metrics["ConstraintFiltered"].get("distinct_hosts", 0) + 1
+                continue
+            cap = node_capacity(node)
+            used = self.usage.get(node_id, [0, 0])
+            after = (used[0] + need[0], used[1] + need[1])
+            if after[0] > cap[0] or after[1] > cap[1]:
+                metrics["NodesExhausted"] += 1
+                dim = "cpu" if after[0] > cap[0] else "memory"
+                metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+                continue
+            score = fit_score(cap, after)
+            if collisions:
+                score -= (collisions + 1) / max(1, group["Count"])  # Nomad JobAntiAffinityIterator
+            found += 1
+            if score > best_score:
+                best, best_score = node_id, score
+            if found >= self.limit:
+                break
+        if best is not None:
+            u = self.usage.setdefault(best, [0, 0])
+            u[0] += need[0]
+            u[1] += need[1]
+            key = (best, group["Name"])
+            self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
+        return best
+
+
+def _new_metrics() -> dict[str, Any]:
+    return {"NodesEvaluated": 0, "NodesFiltered": 0, "NodesExhausted": 0, "ConstraintFiltered": {},
+            "DimensionExhausted": {}, "CoalescedFailures": 0}
+
+
+def _name_index(name: str) -> int:
+    try:
+        return int(name.rsplit("[", 1)[1].rstrip("]"))
+    except (IndexError, ValueError):
+        return 1 << 30
+
+
+def compute_plan(tables: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
+    """The plan for evaluation *ev* against the state *tables* (read-only)."""
+    job_id = ev["JobID"]
+    job = tables["jobs"].get(job_id)
+    allocs = tables["allocs"]
+    nodes = tables["nodes"]
+    job_allocs = sorted((a for a in allocs.values() if a.get("JobID") == job_id), key=lambda a: a["Name"])
+    plan: dict[str, Any] = {"EvalID": ev["ID"], "JobID": job_id, "Job": None, "Place": [], "Stop": [],
+                            "Failed": {}}
+    stop = plan["Stop"]
+
+    def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "") -> None:
+        stop.append({"ID": a["ID"], "DesiredDescription": desc, "ClientStatus": client_status})
+
+    if job is None or job.get("Stop"):
+        for a in job_allocs:
+            if a.get("DesiredStatus") == "run":
+                lost = _node_lost(nodes.get(a["NodeID"])) and a.get("ClientStatus") not in TERMINAL_CLIENT
+                stop_alloc(a, STOP_LOST if lost else STOP_JOB, "lost" if lost else "")
+        return plan
+    plan["Job"] = job
+    usage = node_usage(allocs)
+    placer = _Placer(tables, job, ev["ID"], usage)
+    for a in job_allocs:
+        if live(a):
+            key = (a["NodeID"], a["TaskGroup"])
+            placer.job_on_node[key] = placer.job_on_node.get(key, 0) + 1
+    seq = 0
+    for group in job["TaskGroups"]:
+        group_allocs = [a for a in job_allocs if a["TaskGroup"] == group["Name"]]
+        if job["Type"] == "system":
+            _system_group(plan, job, group, group_allocs, nodes, placer, stop_alloc)
+            continue
+        kept: list[dict[str, Any]] = []
+        replace: list[tuple[str, dict[str, Any]]] = []  # (name, previous alloc)
+        digest = spec_digest(job, group["Name"])
+        for a in group_allocs:
+            if a.get("DesiredStatus") != "run":
+                continue
+            cs = a.get("ClientStatus")
+            node = nodes.get(a["NodeID"])
+            if cs == "complete" and job["Type"] == "batch":
+                kept.append(a)  # done: a batch allocation runs once
+            elif cs in ("complete", "lost"):
+                stop_alloc(a, STOP_JOB if cs == "complete" else STOP_LOST)
+                replace.append((a["Name"], a))
+            elif _node_lost(node):
+                stop_alloc(a, STOP_LOST, "lost")
+                replace.append((a["Name"], a))
+            elif cs == "failed":
+                stop_alloc(a, STOP_FAILED)
+                if job["Type"] == "batch" and a.get("RescheduleCount", 0) >= BATCH_RESCHEDULE_ATTEMPTS:
+                    kept.append(a)  # out of reschedule attempts: the name stays taken by the failure
+                else:
+                    replace.append((a["Name"], a))
+            elif a.get("DesiredTransition", {}).get("Migrate"):
+                stop_alloc(a, STOP_MIGRATE)
+                replace.append((a["Name"], a))
+            elif a.get("JobVersion", 0) != job.get("Version", 0) and \
+                    spec_digest(a.get("Job") or {}, group["Name"]) != digest:
+                stop_alloc(a, STOP_UPDATE)
+                replace.append((a["Name"], a))
+            else:
+                kept.append(a)
+        kept.sort(key=lambda a: (_name_index(a["Name"]), a["ID"]))
+        taken: set[int] = set()
+        for a in kept:
+            i = _name_index(a["Name"])
+            if i >= group["Count"] or i in taken:
+                if a.get("ClientStatus") != "complete" or job["Type"] != "batch":
+                    stop_alloc(a, STOP_EXTRA)
+                continue
+            taken.add(i)
+        prev_by_name = {name: a for name, a in replace}
+        missing = [i for i in range(group["Count"]) if i not in taken]
+        metrics = _new_metrics()
+        failed = 0
+        for i in missing:
+            name = f"{job['ID']}.{group['Name']}[{i}]"
+            prev = prev_by_name.get(name)
+            node_id = placer.select(group, metrics)
+            if node_id is None:
+                failed += 1
+                continue
+            seq += 1
+            plan["Place"].append(_alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev))
+        if failed:
+            metrics["CoalescedFailures"] = failed - 1
+            plan["Failed"][group["Name"]] = metrics
+    return plan
+
+
+def _node_lost(node: dict[str, Any] | None) -> bool:
+    return node is None or node.get("Status") == "down"
+
+
+def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
+                  group_allocs: list[dict[str, Any]], nodes: dict[str, Any], placer: _Placer,
+                  stop_alloc: Any) -> None:
+    digest = spec_digest(job, group["Name"])
+    have: dict[str, dict[str, Any]] = {}
+    for a in group_allocs:
+        if a.get("DesiredStatus") != "run":
+            continue
+        node = nodes.get(a["NodeID"])
+        cs = a.get("ClientStatus")
+        if _node_lost(node):
+            if cs not in TERMINAL_CLIENT:
+                stop_alloc(a, STOP_LOST, "lost")
+        elif a.get("DesiredTransition", {}).get("Migrate"):
+            stop_alloc(a, STOP_MIGRATE)
+        elif group["Count"] == 0 or a["NodeID"] in have:
+            stop_alloc(a, STOP_EXTRA)
+        elif cs in ("failed", "complete", "lost") or (
+                a.get("JobVersion", 0) != job.get("Version", 0)
+                and spec_digest(a.get("Job") or {}, group["Name"]) != digest):
+            stop_alloc(a, STOP_UPDATE if cs not in ("failed", "complete", "lost") else STOP_FAILED)
+            if node_ready(node):
+                have.setdefault(a["NodeID"], a)  # re-place below, on the same node
+                plan.setdefault("_replace", {})[a["NodeID"]] = a
+        else:
+            have[a["NodeID"]] = a
+    if group["Count"] == 0:
+        return
+    replace_on = plan.pop("_replace", {})
+    metrics = _new_metrics()
+    failed = 0
+    need = group_resources(group)
+    for node_id in sorted(nodes):
+        if node_id in have and node_id not in replace_on:
+            continue
+        node = nodes[node_id]
+        metrics["NodesEvaluated"] += 1
+        if not placer.feasible(node, group):
+            metrics["NodesFiltered"] += 1
+            continue
+        cap = node_capacity(node)
+        used = placer.usage.get(node_id, [0, 0])
+        prev = replace_on.get(node_id)
+        freed = alloc_usage(prev) if prev is not None and live(prev) else (0, 0)
+        if used[0] - freed[0] + need[0] > cap[0] or used[1] - freed[1] + need[1] > cap[1]:
+            metrics["NodesExhausted"] += 1
+            failed += 1
+            continue
+        u = placer.usage.setdefault(node_id, [0, 0])
+        u[0] += need[0] - freed[0]
+        u[1] += need[1] - freed[1]
+        name = f"{job['ID']}.{group['Name']}[0]"
+        plan["Place"].append(_alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
+                                    prev))
+    if failed:
+        metrics["CoalescedFailures"] = failed - 1
+        plan["Failed"][group["Name"]] = metrics
+
+
+def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, node: dict[str, Any],
+           eval_id: str, seq: int, prev: dict[str, Any] | None) -> dict[str, Any]:
+    cpu, mem = group_resources(group)
+    return {
+        "ID": alloc_id(eval_id, name, seq), "EvalID": eval_id, "Name": name, "Namespace": job["Namespace"],
+        "NodeID": node_id, "NodeName": node.get("Name", ""), "JobID": job["ID"],
+        "JobVersion": job.get("Version", 0), "TaskGroup": group["Name"],
+        "Resources": {"CPU": cpu, "MemoryMB": mem},
+        "DesiredStatus": "run", "DesiredDescription": "", "DesiredTransition": {},
+        "ClientStatus": "pending", "ClientDescription": "", "TaskStates": {},
+        "PreviousAllocation": prev["ID"] if prev else "",
+        "RescheduleCount": (prev.get("RescheduleCount", 0) + 1) if prev is not None
+        and prev.get("ClientStatus") == "failed" else (prev.get("RescheduleCount", 0) if prev else 0),
+    }

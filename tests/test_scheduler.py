@@ -1,0 +1,360 @@
+"""The scheduler, the job model and the state machine's job/alloc/eval/drain commands.
+
+The loop the leader's broker and drainer run is played here synchronously
+against one StateStore: apply a command, schedule every pending
+evaluation, apply its plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actors.scheduler.broker import pending_evals, plan_command
+from actors.scheduler.drainer import drain_actions
+from actors.scheduler.job import JobError, canonical_job, constraint_ok, version_ok
+from actors.scheduler.scheduler import live, node_capacity
+from actors.state.store import StateStore, command, decode_result
+
+SEC = 1_000_000_000
+
+
+class Cluster:
+    def __init__(self) -> None:
+        self.state = StateStore()
+        self.index = 0
+        self.now = 1000.0
+
+    def apply(self, op: str, **args: Any) -> Any:
+        self.index += 1
+        return self.state.apply(self.index, command(op, now=self.now, **args))
+
+    def node(self, i: int, *, cpu: int = 4000, mem: int = 8192, dc: str = "dc1", status: str = "ready",
+             attrs: dict[str, str] | None = None, drivers: tuple[str, ...] = ("raw_exec",)) -> str:
+        nid = f"node-{i:04d}"
+        rec = {"ID": nid, "SecretID": "s", "Name": f"n{i}", "Datacenter": dc, "NodePool": "default",
+               "Attributes": {"kernel.name": "linux", "nomad.version": "2.0.6", **(attrs or {})},
+               "Drivers": {d: {"Detected": True, "Healthy": True} for d in drivers},
+               "NodeResources": {"Cpu": {"CpuShares": cpu}, "Memory": {"MemoryMB": mem}},
+               "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0}}}
+        self.apply("node_register", node=rec)
+        self.apply("node_update_status", node_id=nid, status=status)
+        return nid
+
+    def register(self, **job: Any) -> dict[str, Any]:
+        res = self.apply("job_register", job=canonical_job(job))
+        assert res["ok"], res
+        return res
+
+    def schedule(self, max_rounds: int = 20) -> int:
+        """Run every pending evaluation to completion; returns how many plans applied."""
+        plans = 0
+        for _ in range(max_rounds):
+            pending = sorted(pending_evals(self.state))
+            if not pending:
+                return plans
+            for _, _, eval_id, _ in pending:
+                data, _ = plan_command(self.state, eval_id, self.now)
+                if data is not None:
+                    self.index += 1
+                    self.state.apply(self.index, data)
+                    plans += 1
+        raise AssertionError("evaluations did not settle")
+
+    def client(self, status: str = "running", node: str | None = None) -> None:
+        """Every client reports its desired-run allocations in *status*, stopped ones complete."""
+        ups = []
+        for a in self.state.tables["allocs"].values():
+            if node and a["NodeID"] != node:
+                continue
+            if a["ClientStatus"] in ("complete", "failed", "lost"):
+                continue
+            if a["DesiredStatus"] == "run":
+                ups.append({"ID": a["ID"], "ClientStatus": status})
+            else:
+                ups.append({"ID": a["ID"], "ClientStatus": "complete"})
+        if ups:
+            self.apply("alloc_client_update", allocs=ups)
+
+    def running(self, job_id: str) -> list[dict[str, Any]]:
+        return [a for a in self.state.tables["allocs"].values() if a["JobID"] == job_id and live(a)]
+
+    def assert_not_overcommitted(self) -> None:
+        used: dict[str, list[int]] = {}
+        for a in self.state.tables["allocs"].values():
+            if live(a):
+                u = used.setdefault(a["NodeID"], [0, 0])
+                u[0] += a["Resources"]["CPU"]
+                u[1] += a["Resources"]["MemoryMB"]
+        for nid, (cpu, mem) in used.items():
+            cap = node_capacity(self.state.tables["nodes"][nid])
+            assert cpu <= cap[0] and mem <= cap[1], (nid, cpu, mem, cap)
+
+
+def service(job_id: str = "web", count: int = 4, cpu: int = 500, mem: int = 256, **extra: Any) -> dict[str, Any]:
+    group = {"Name": "g", "Count": count,
+             "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["1000"]},
+                        "Resources": {"CPU": cpu, "MemoryMB": mem}}]}
+    group.update(extra.pop("group", {}))
+    return {"ID": job_id, "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [group], **extra}
+
+
+# ------------------------------------------------------------ job validation
+def test_invalid_job_names_the_field() -> None:
+    with pytest.raises(JobError, match=r"TaskGroups\[0\]\.Tasks\[0\]\.Driver: missing"):
+        canonical_job({"ID": "x", "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t"}]}]})
+    with pytest.raises(JobError, match=r"^Type: must be one of"):
+        canonical_job({"ID": "x", "Type": "cron", "TaskGroups": []})
+    with pytest.raises(JobError, match=r"TaskGroups\[0\]\.Count: must be an integer"):
+        canonical_job(service(group={"Count": "4"}))
+    with pytest.raises(JobError, match=r"Config\.command: missing"):
+        canonical_job({"ID": "x", "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "raw_exec"}]}]})
+    with pytest.raises(JobError, match=r"Constraints\[0\]\.RTarget: invalid regexp"):
+        canonical_job(service(Constraints=[{"LTarget": "${attr.kernel.name}", "RTarget": "(", "Operand": "regexp"}]))
+
+
+def test_job_defaults_follow_nomad() -> None:
+    job = canonical_job(service())
+    g = job["TaskGroups"][0]
+    assert g["RestartPolicy"] == {"Attempts": 2, "Interval": 1800 * SEC, "Delay": 15 * SEC, "Mode": "fail"}
+    assert g["Migrate"]["MaxParallel"] == 1
+    assert g["Tasks"][0]["KillTimeout"] == 5 * SEC
+    assert job["Priority"] == 50 and job["Name"] == "web"
+
+
+def test_constraint_operands() -> None:
+    node = {"ID": "n1", "Datacenter": "dc1", "Attributes": {"kernel.name": "linux", "nomad.version": "2.0.6"}}
+    c = lambda lt, rt, op: constraint_ok({"LTarget": lt, "RTarget": rt, "Operand": op}, node)  # noqa: E731
+    assert c("${attr.kernel.name}", "linux", "=")
+    assert not c("${attr.kernel.name}", "linux", "!=")
+    assert c("${attr.kernel.name}", "^lin", "regexp")
+    assert c("${attr.nomad.version}", ">= 1.5, < 3", "version")
+    assert not c("${attr.nomad.version}", "< 2.0", "version")
+    assert c("${node.datacenter}", "dc1", "=")
+    assert not c("${attr.missing}", "x", "=")
+    assert c("${attr.missing}", "x", "!=")
+    assert version_ok("1.2.3", "~> 1.2") and not version_ok("2.0.0", "~> 1.2")
+
+
+# ------------------------------------------------------------ placement
+def test_service_job_places_its_count_and_nodes_are_never_overcommitted() -> None:
+    c = Cluster()
+    for i in range(3):
+        c.node(i, cpu=1000, mem=1024)
+    c.register(**service(count=8, cpu=500, mem=256))
+    c.schedule()
+    placed = c.running("web")
+    assert len(placed) == 6  # 3 nodes x 2 fit by CPU
+    c.assert_not_overcommitted()
+    ev = [e for e in c.state.tables["evals"].values() if e["FailedTGAllocs"]]
+    assert ev and ev[0]["FailedTGAllocs"]["g"]["DimensionExhausted"].get("cpu")
+    assert [e for e in c.state.tables["evals"].values() if e["Status"] == "blocked"]
+    # Capacity arrives: the blocked evaluation places the rest.
+    c.node(9, cpu=1000, mem=1024)
+    c.schedule()
+    assert len(c.running("web")) == 8
+    assert sorted(a["Name"] for a in c.running("web")) == sorted(f"web.g[{i}]" for i in range(8))
+    c.assert_not_overcommitted()
+
+
+def test_constraints_and_datacenters_filter_nodes() -> None:
+    c = Cluster()
+    c.node(0, attrs={"kernel.name": "linux"})
+    c.node(1, attrs={"kernel.name": "darwin"})
+    c.node(2, dc="dc2")
+    c.register(**service(count=3, Constraints=[{"LTarget": "${attr.kernel.name}", "RTarget": "linux",
+                                                  "Operand": "="}]))
+    c.schedule()
+    assert {a["NodeID"] for a in c.running("web")} == {"node-0000"}
+
+
+def test_concurrent_plans_cannot_double_book_a_node() -> None:
+    c = Cluster()
+    c.node(0, cpu=1000, mem=4096)
+    c.register(**service("a", count=2, cpu=500))
+    c.register(**service("b", count=2, cpu=500))
+    pending = sorted(pending_evals(c.state))
+    plans = [plan_command(c.state, ev_id, c.now)[0] for _, _, ev_id, _ in pending]  # both see an empty node
+    results = []
+    for data in plans:
+        c.index += 1
+        results.append(c.state.apply(c.index, data))
+    assert len(results[0]["placed"]) == 2 and results[1]["refused"]
+    c.assert_not_overcommitted()
+    c.schedule()  # the refused plan's follow-up evaluation finds the node full
+    c.assert_not_overcommitted()
+    assert len(c.running("a")) + len(c.running("b")) == 2
+
+
+def test_a_plan_is_applied_once() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1))
+    (_, _, ev_id, _), = pending_evals(c.state)
+    data, _ = plan_command(c.state, ev_id, c.now)
+    c.index += 1
+    assert c.state.apply(c.index, data)["ok"]
+    c.index += 1
+    assert not c.state.apply(c.index, data)["ok"]  # a deposed leader's copy of the same plan
+    assert len(c.running("web")) == 1
+
+
+def test_node_down_marks_allocs_lost_and_replaces_them() -> None:
+    c = Cluster()
+    for i in range(3):
+        c.node(i)
+    c.register(**service(count=6))
+    c.schedule()
+    c.client("running")
+    victim = c.running("web")[0]["NodeID"]
+    on_victim = {a["ID"] for a in c.running("web") if a["NodeID"] == victim}
+    res = c.apply("node_update_status", node_id=victim, status="down")
+    assert res["evals"]
+    c.schedule()
+    allocs = c.state.tables["allocs"]
+    assert all(allocs[i]["ClientStatus"] == "lost" and allocs[i]["DesiredStatus"] == "stop" for i in on_victim)
+    assert len(c.running("web")) == 6 and victim not in {a["NodeID"] for a in c.running("web")}
+    # The node comes back: nothing is placed twice, the lost allocs stay stopped.
+    c.apply("node_update_status", node_id=victim, status="ready")
+    c.client("running", node=victim)  # a late report from the node must not revive them
+    c.schedule()
+    assert len(c.running("web")) == 6
+    assert all(allocs[i]["ClientStatus"] == "lost" for i in on_victim)
+
+
+def test_job_update_and_stop() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=2))
+    c.schedule()
+    first = {a["ID"] for a in c.running("web")}
+    c.register(**service(count=3))  # count only: kept, one added
+    c.schedule()
+    assert first < {a["ID"] for a in c.running("web")} and len(c.running("web")) == 3
+    c.register(**service(count=3, cpu=600))  # spec change: all replaced
+    c.schedule()
+    assert not first & {a["ID"] for a in c.running("web")} and len(c.running("web")) == 3
+    assert c.state.tables["jobs"]["web"]["Version"] == 2
+    res = c.apply("job_deregister", job_id="web", purge=False)
+    assert res["ok"] and res["EvalID"]
+    c.schedule()
+    assert c.running("web") == [] and c.state.tables["jobs"]["web"]["Stop"]
+
+
+def test_failed_alloc_is_rescheduled() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1))
+    c.schedule()
+    (a,) = c.running("web")
+    c.apply("alloc_client_update", allocs=[{"ID": a["ID"], "ClientStatus": "failed"}])
+    c.schedule()
+    (b,) = c.running("web")
+    assert b["ID"] != a["ID"] and b["PreviousAllocation"] == a["ID"] and b["Name"] == a["Name"]
+
+
+def test_batch_job_completes_and_is_not_replaced() -> None:
+    c = Cluster()
+    c.node(0)
+    job = service("once", count=2)
+    job["Type"] = "batch"
+    c.register(**job)
+    c.schedule()
+    c.client("complete")
+    c.apply("node_update_status", node_id="node-0000", status="ready")  # any later eval
+    c.register(**job)
+    c.schedule()
+    allocs = [a for a in c.state.tables["allocs"].values() if a["JobID"] == "once"]
+    assert len(allocs) == 2 and all(a["ClientStatus"] == "complete" for a in allocs)
+    assert c.state.tables["jobs"]["once"]["Status"] == "dead"
+
+
+def test_system_job_runs_on_every_feasible_node() -> None:
+    c = Cluster()
+    for i in range(4):
+        c.node(i)
+    c.node(9, drivers=())
+    c.register(ID="sys", Type="system", TaskGroups=[{"Name": "g", "Tasks": [
+        {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"}}]}])
+    c.schedule()
+    assert sorted(a["NodeID"] for a in c.running("sys")) == [f"node-{i:04d}" for i in range(4)]
+    c.node(5)  # a new node gets one too
+    c.schedule()
+    assert len(c.running("sys")) == 5
+
+
+# ------------------------------------------------------------ drain
+def test_drain_migrates_respecting_max_parallel_then_completes() -> None:
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    c.register(**service(count=4))
+    c.schedule()
+    c.client("running")
+    target = "node-0000"
+    if not any(a["NodeID"] == target for a in c.running("web")):
+        target = "node-0001"
+    n_on = sum(a["NodeID"] == target for a in c.running("web"))
+    assert c.apply("node_update_drain", node_id=target, drain_spec={"Deadline": 3600 * SEC})["ok"]
+    assert c.state.tables["nodes"][target]["SchedulingEligibility"] == "ineligible"
+    moving_max = 0
+    for _ in range(50):
+        for data in drain_actions(c.state, c.now):
+            c.index += 1
+            c.state.apply(c.index, data)
+        moving = [a for a in c.state.tables["allocs"].values() if a["JobID"] == "web"
+                  and a["DesiredStatus"] == "run" and a["ClientStatus"] != "running"]
+        c.schedule()
+        moving_max = max(moving_max, sum(1 for a in c.state.tables["allocs"].values()
+                                         if a["DesiredTransition"].get("Migrate") and a["ClientStatus"] == "running"
+                                         and a["DesiredStatus"] == "run") + len(moving))
+        c.client("running")
+        if not c.state.tables["nodes"][target].get("DrainStrategy"):
+            break
+    node = c.state.tables["nodes"][target]
+    assert not node["DrainStrategy"] and node["SchedulingEligibility"] == "ineligible"
+    assert node["Events"][-1]["Message"] == "Node drain complete"
+    assert len(c.running("web")) == 4 and all(a["NodeID"] != target for a in c.running("web"))
+    assert n_on == 0 or moving_max <= 1  # MaxParallel = 1
+
+
+def test_forced_drain_stops_everything_at_once() -> None:
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    c.register(**service(count=4))
+    c.schedule()
+    c.client("running")
+    c.apply("node_update_drain", node_id="node-0000", drain_spec={"Deadline": -1})
+    for data in drain_actions(c.state, c.now):
+        c.index += 1
+        c.state.apply(c.index, data)
+    assert all(a["DesiredTransition"].get("Migrate") for a in c.running("web") if a["NodeID"] == "node-0000")
+    c.schedule()
+    assert all(a["NodeID"] == "node-0001" for a in c.running("web"))
+
+
+def test_eligibility_refused_while_draining() -> None:
+    c = Cluster()
+    c.node(0)
+    c.apply("node_update_drain", node_id="node-0000", drain_spec={"Deadline": 0})
+    res = c.apply("node_update_eligibility", node_id="node-0000", eligibility="eligible")
+    assert not res["ok"] and "while it is draining" in res["error"]
+    c.apply("node_update_drain", node_id="node-0000", drain_spec=None, mark_eligible=True)
+    assert c.state.tables["nodes"]["node-0000"]["SchedulingEligibility"] == "eligible"
+
+
+def test_thousand_placements_over_thousand_nodes_fit() -> None:
+    c = Cluster()
+    for i in range(1000):
+        c.node(i, cpu=2000, mem=2048)
+    c.register(**service(count=1000, cpu=300, mem=256))
+    (_, _, ev_id, _), = pending_evals(c.state)
+    data, counts = plan_command(c.state, ev_id, c.now)
+    assert counts["place"] == 1000
+    c.index += 1
+    res = c.state.apply(c.index, data)
+    assert len(res["placed"]) == 1000
+    c.assert_not_overcommitted()
+    assert decode_result(b"") is None
