@@ -1,0 +1,1054 @@
+"""AllocRunner: runs the allocations the servers assign this client node.
+
+Nomad's ``client/allocrunner`` and ``taskrunner`` (NOMAD.md §6.2), as one
+actor.  Each step -- a :class:`SetAllocs`, a timer, a query -- works on the
+runner's private state and ends with :meth:`AllocRunner._flush`, whose order
+is fixed: **persist, then report** (a client that crashes after reporting
+must not forget a task it said is running).
+
+* :class:`SetAllocs` is the full set the servers assign this node.  New
+  allocations desired ``run`` start every task of their group through the
+  driver each task names; ``stop``/``evict`` kill them (``KillSignal``,
+  default SIGINT, then SIGKILL after ``KillTimeout``, default 5 s, capped by
+  ``max_kill_timeout_s`` as Nomad's client ``max_kill_timeout``); an
+  allocation absent from the set is killed and its local state removed,
+  without further reports (the servers no longer know it).
+* Task exits are found by polling the drivers every ``poll_interval_s``.
+  The restart policy is Nomad's ``RestartTracker``: at most ``Attempts``
+  restarts within ``Interval``, each after ``Delay`` plus up to 25 % jitter;
+  beyond that ``fail`` fails the task (and kills its siblings, as Nomad's
+  "Sibling Task Failed") and ``delay`` waits for the interval to end.  A
+  batch task exiting 0 is done, not restarted; service and system tasks are
+  restarted whatever their exit code.
+* Every change of an allocation's client state is told to the ``reporter``
+  actor as one :class:`AllocUpdates` per step.
+* Task handles and states are persisted through an :class:`AllocStateStore`;
+  on start the runner loads them and re-attaches: a task whose process still
+  lives (``driver.recover``) is not started again; a dead one is handled as
+  an exit with an unknown code.
+
+Time comes from ``env.now()`` (``StartedAt``, event times... are seconds on
+that clock, not wall time) and jitter from ``env.rng``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
+
+from actors.client.drivers import Driver, DriverError, ExitResult, TaskHandle, signal_number
+from runtime.actor import NodeActor
+from runtime.env import Env
+
+log = logging.getLogger("nomad.client.alloc")
+
+NS = 1_000_000_000  # Nomad's durations are Go time.Duration: nanoseconds
+
+# Nomad's structs: client statuses, task states, desired statuses.
+PENDING, RUNNING, COMPLETE, FAILED, LOST = "pending", "running", "complete", "failed", "lost"
+TASK_PENDING, TASK_RUNNING, TASK_DEAD = "pending", "running", "dead"
+DESIRED_RUN, DESIRED_STOP, DESIRED_EVICT = "run", "stop", "evict"
+JOB_TYPES = ("service", "batch", "system", "sysbatch")
+
+# Task event types (Nomad's structs.Task* event constants).
+EV_RECEIVED = "Received"
+EV_STARTED = "Started"
+EV_TERMINATED = "Terminated"
+EV_RESTARTING = "Restarting"
+EV_NOT_RESTARTING = "Not Restarting"
+EV_KILLING = "Killing"
+EV_KILLED = "Killed"
+EV_DRIVER_FAILURE = "Driver Failure"
+EV_SIBLING_FAILED = "Sibling Task Failed"
+EV_RESTORE_FAILED = "Failed Restoring Task"
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # alloc IDs become directory and file names
+
+
+# ------------------------------------------------------------ messages (local, not on the wire)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetAllocs:
+    """ClientNode -> AllocRunner: the full set of allocations assigned to this node.
+
+    Each alloc is a dict in Nomad's ``structs.Allocation`` shape, its ``Job``
+    included; the runner never mutates them (nor may the sender, afterwards).
+    ``index`` is the servers' index of the set: an older set is ignored.
+    """
+
+    allocs: tuple[dict[str, Any], ...]
+    index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskEvent:
+    type: str
+    time: float  # env.now()
+    message: str = ""
+    exit_code: int | None = None
+    signal: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskState:
+    """Nomad's ``structs.TaskState`` (times on env.now(); 0.0 = never)."""
+
+    state: str  # pending | running | dead
+    failed: bool = False
+    restarts: int = 0
+    last_restart: float = 0.0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    events: tuple[TaskEvent, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskState:
+        events = tuple(TaskEvent(**e) for e in d.get("events", ()))
+        return cls(state=d["state"], failed=bool(d.get("failed")), restarts=int(d.get("restarts", 0)),
+                   last_restart=float(d.get("last_restart", 0.0)), started_at=float(d.get("started_at", 0.0)),
+                   finished_at=float(d.get("finished_at", 0.0)), events=events)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocUpdate:
+    alloc_id: str
+    client_status: str  # pending | running | complete | failed (lost is the servers' call)
+    client_description: str
+    task_states: tuple[tuple[str, TaskState], ...]  # sorted by task name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocUpdates:
+    """AllocRunner -> reporter: the allocations whose client state changed in one step."""
+
+    updates: tuple[AllocUpdate, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetAllocStats:
+    """Query (ask): resource usage of running tasks, {alloc_id: {task: stats}}; "" = all allocs."""
+
+    alloc_id: str = ""
+
+
+# ------------------------------------------------------------ config
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartPolicy:
+    attempts: int
+    interval_s: float
+    delay_s: float
+    mode: str  # "fail" | "delay"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocRunnerConfig:
+    # How soon a task's exit is seen.  Nomad waits on the driver instead; a
+    # waitpid/psutil look per task per second costs nothing and bounds the
+    # latency of restarts and status reports to one interval.
+    poll_interval_s: float = 1.0
+    # Nomad's task kill_timeout default: time between KillSignal and SIGKILL.
+    default_kill_timeout_s: float = 5.0
+    # Nomad's client max_kill_timeout (30 s): a job cannot hold a stop longer.
+    max_kill_timeout_s: float = 30.0
+    # Nomad's default task kill_signal.
+    default_kill_signal: str = "SIGINT"
+    # Nomad keeps the last 10 events per task (taskrunner maxEvents).
+    max_events: int = 10
+    # Nomad's restart jitter: Delay + up to 25 % of Delay, so tasks that
+    # failed together do not restart in lock-step.
+    restart_jitter_fraction: float = 0.25
+    # Nomad's defaults when a group has no restart block (structs.DefaultServiceJobRestartPolicy
+    # and DefaultBatchJobRestartPolicy); system jobs use the service one.
+    service_restart: RestartPolicy = RestartPolicy(attempts=2, interval_s=1800.0, delay_s=15.0, mode="fail")
+    batch_restart: RestartPolicy = RestartPolicy(attempts=3, interval_s=86400.0, delay_s=15.0, mode="fail")
+    # Bounds one SetAllocs: more allocations than this on one client is an
+    # upstream bug; the extras are reported failed rather than run.
+    max_allocs: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("poll_interval_s", "max_kill_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if not 0 <= self.default_kill_timeout_s <= self.max_kill_timeout_s:
+            raise ValueError("need 0 <= default_kill_timeout_s <= max_kill_timeout_s")
+        if self.max_events < 1 or self.max_allocs < 1:
+            raise ValueError("max_events and max_allocs must be >= 1")
+        if not 0 <= self.restart_jitter_fraction <= 1:
+            raise ValueError("restart_jitter_fraction must be within [0, 1]")
+        for p in (self.service_restart, self.batch_restart):
+            if p.attempts < 0 or p.interval_s <= 0 or p.delay_s < 0 or p.mode not in ("fail", "delay"):
+                raise ValueError(f"bad default restart policy {p}")
+
+
+# ------------------------------------------------------------ pure rules
+class AllocError(ValueError):
+    """The allocation the servers sent is malformed (their fault, not ours)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    name: str
+    driver: str
+    config: dict[str, Any]
+    env: tuple[tuple[str, str], ...]
+    cpu: int
+    memory_mb: int
+    kill_timeout_s: float
+    kill_signal: str
+
+
+@dataclass(frozen=True, slots=True)
+class AllocSpec:
+    alloc_id: str
+    job_id: str
+    job_type: str
+    group: str
+    name: str
+    namespace: str
+    desired: str
+    modify_index: int
+    restart: RestartPolicy
+    tasks: tuple[TaskSpec, ...]
+
+
+def _get(d: Any, key: str, typ: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
+    if not isinstance(d, dict):
+        raise AllocError(f"{where} must be an object")
+    v = d.get(key, default)
+    if v is ...:
+        raise AllocError(f"{where}.{key} is missing")
+    if v is None and default is not ...:
+        v = default
+    ok = isinstance(v, typ) and not (isinstance(v, bool) and typ in (int, (int, float)))
+    if not ok:
+        name = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+        raise AllocError(f"{where}.{key} must be {name}, got {type(v).__name__}")
+    return v
+
+
+def alloc_id_of(raw: Any) -> str:
+    if not isinstance(raw, dict):
+        raise AllocError("allocation is not an object")
+    aid = raw.get("ID")
+    if not isinstance(aid, str) or not _SAFE_ID.match(aid):
+        raise AllocError(f"allocation ID {aid!r} missing or not a safe identifier")
+    return aid
+
+
+def parse_restart_policy(raw: Any, default: RestartPolicy, where: str) -> RestartPolicy:
+    if raw is None:
+        return default
+    w = f"{where}.RestartPolicy"
+    attempts = _get(raw, "Attempts", int, w, default.attempts)
+    interval = _get(raw, "Interval", (int, float), w, default.interval_s * NS) / NS
+    delay = _get(raw, "Delay", (int, float), w, default.delay_s * NS) / NS
+    mode = _get(raw, "Mode", str, w, default.mode)
+    if attempts < 0:
+        raise AllocError(f"{w}.Attempts must be >= 0")
+    if interval <= 0 or delay < 0:
+        raise AllocError(f"{w}: Interval must be > 0 and Delay >= 0 (nanoseconds)")
+    if mode not in ("fail", "delay"):
+        raise AllocError(f"{w}.Mode must be \"fail\" or \"delay\", got {mode!r}")
+    return RestartPolicy(attempts=attempts, interval_s=interval, delay_s=delay, mode=mode)
+
+
+def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
+    name = _get(raw, "Name", str, where)
+    if not name or "/" in name or "\x00" in name or name in (".", ".."):
+        raise AllocError(f"{where}.Name {name!r} is not a valid task name")
+    w = f"{where}[{name}]"
+    env = _get(raw, "Env", dict, w, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise AllocError(f"{w}.Env must map strings to strings")
+    res = _get(raw, "Resources", dict, w, {})
+    kill_timeout = _get(raw, "KillTimeout", (int, float), w, cfg.default_kill_timeout_s * NS) / NS
+    if kill_timeout < 0:
+        raise AllocError(f"{w}.KillTimeout must be >= 0")
+    kill_signal = _get(raw, "KillSignal", str, w, "") or cfg.default_kill_signal
+    try:
+        signal_number(kill_signal)
+    except DriverError as exc:
+        raise AllocError(f"{w}.KillSignal: {exc}") from exc
+    return TaskSpec(name=name, driver=_get(raw, "Driver", str, w), config=_get(raw, "Config", dict, w, {}),
+                    env=tuple(sorted(env.items())), cpu=_get(res, "CPU", int, f"{w}.Resources", 0),
+                    memory_mb=_get(res, "MemoryMB", int, f"{w}.Resources", 0),
+                    kill_timeout_s=min(kill_timeout, cfg.max_kill_timeout_s),
+                    kill_signal=kill_signal)
+
+
+def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
+    """Validate an allocation dict; AllocError names the bad field."""
+    aid = alloc_id_of(raw)
+    desired = _get(raw, "DesiredStatus", str, "Allocation")
+    if desired not in (DESIRED_RUN, DESIRED_STOP, DESIRED_EVICT):
+        raise AllocError(f"Allocation.DesiredStatus {desired!r} is not run, stop or evict")
+    job = _get(raw, "Job", dict, "Allocation")
+    job_type = _get(job, "Type", str, "Job", "service")
+    if job_type not in JOB_TYPES:
+        raise AllocError(f"Job.Type {job_type!r} is not one of {', '.join(JOB_TYPES)}")
+    group_name = _get(raw, "TaskGroup", str, "Allocation")
+    groups = _get(job, "TaskGroups", list, "Job")
+    group = next((g for g in groups if isinstance(g, dict) and g.get("Name") == group_name), None)
+    if group is None:
+        raise AllocError(f"Job.TaskGroups has no group named {group_name!r}")
+    where = f"Job.TaskGroups[{group_name}]"
+    default = cfg.batch_restart if job_type in ("batch", "sysbatch") else cfg.service_restart
+    restart = parse_restart_policy(group.get("RestartPolicy"), default, where)
+    raw_tasks = _get(group, "Tasks", list, where)
+    if not raw_tasks:
+        raise AllocError(f"{where}.Tasks is empty")
+    tasks = tuple(parse_task(t, f"{where}.Tasks", cfg) for t in raw_tasks)
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise AllocError(f"{where}.Tasks has duplicate task names")
+    return AllocSpec(alloc_id=aid, job_id=_get(job, "ID", str, "Job", ""), job_type=job_type,
+                     group=group_name,
+                     name=_get(raw, "Name", str, "Allocation", ""),
+                     namespace=_get(raw, "Namespace", str, "Allocation", "default"), desired=desired,
+                     modify_index=_get(raw, "AllocModifyIndex", int, "Allocation", 0), restart=restart,
+                     tasks=tasks)
+
+
+@dataclass(frozen=True, slots=True)
+class RestartDecision:
+    restart: bool
+    delay_s: float
+    failed: bool  # when not restarting: dead and failed, or dead and done
+    reason: str
+    count: int  # the tracker after this exit
+    interval_start: float
+
+
+def _go_duration(seconds: float) -> str:
+    s = int(seconds)
+    h, m, s = s // 3600, s // 60 % 60, s % 60
+    return (f"{h}h" if h else "") + (f"{m}m" if h or m else "") + f"{s}s"
+
+
+def decide_restart(policy: RestartPolicy, *, count: int, interval_start: float | None, now: float,
+                   successful: bool, restart_on_success: bool, recoverable: bool = True,
+                   jitter: float = 0.0) -> RestartDecision:
+    """Nomad's ``RestartTracker.GetState`` for one exit (or start error); *jitter* in [0, fraction)."""
+    end = None if interval_start is None else interval_start + policy.interval_s
+    if interval_start is None or end is None or now > end or interval_start > now:
+        count, interval_start = 0, now  # a new interval (a clock that went back also starts one)
+    assert interval_start is not None
+    if successful and not restart_on_success:
+        return RestartDecision(False, 0.0, False, "Restart unnecessary as task terminated successfully",
+                               count, interval_start)
+    if not recoverable:
+        return RestartDecision(False, 0.0, True, "Error was unrecoverable", count, interval_start)
+    if policy.attempts == 0:
+        return RestartDecision(False, 0.0, True, "Policy allows no restarts", count, interval_start)
+    count += 1
+    if count <= policy.attempts:
+        return RestartDecision(True, policy.delay_s * (1.0 + jitter), False, "Restart within policy",
+                               count, interval_start)
+    exceeded = f"Exceeded allowed attempts {policy.attempts} in interval {_go_duration(policy.interval_s)}"
+    if policy.mode == "delay":
+        return RestartDecision(True, max(0.0, interval_start + policy.interval_s - now), False,
+                               f"{exceeded} and mode is \"delay\"", count, interval_start)
+    return RestartDecision(False, 0.0, True, f"{exceeded} and mode is \"fail\"", count, interval_start)
+
+
+def client_status(states: list[TaskState]) -> tuple[str, str]:
+    """Nomad's ``getClientStatus``: failed > running > pending > complete."""
+    if any(s.state == TASK_DEAD and s.failed for s in states):
+        return FAILED, "Failed tasks"
+    if any(s.state == TASK_RUNNING for s in states):
+        return RUNNING, "Tasks are running"
+    if any(s.state == TASK_PENDING for s in states):
+        return PENDING, "No tasks have started"
+    return COMPLETE, "All tasks have completed"
+
+
+def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> dict[str, str]:
+    """Nomad's task environment variables (the subset that applies)."""
+    env = dict(task.env)
+    env.update({
+        "NOMAD_ALLOC_ID": spec.alloc_id, "NOMAD_ALLOC_NAME": spec.name, "NOMAD_JOB_ID": spec.job_id,
+        "NOMAD_JOB_NAME": spec.job_id, "NOMAD_GROUP_NAME": spec.group, "NOMAD_TASK_NAME": task.name,
+        "NOMAD_NAMESPACE": spec.namespace, "NOMAD_ALLOC_DIR": posixpath.join(alloc_dir, "alloc"),
+        "NOMAD_TASK_DIR": posixpath.join(task_dir, "local"),
+        "NOMAD_SECRETS_DIR": posixpath.join(task_dir, "secrets"),
+        "NOMAD_CPU_LIMIT": str(task.cpu), "NOMAD_MEMORY_LIMIT": str(task.memory_mb),
+    })
+    return env
+
+
+# ------------------------------------------------------------ state store (an edge)
+class AllocStateStore(Protocol):
+    def load_all(self) -> dict[str, dict[str, Any]]:
+        """Every persisted allocation record, by alloc ID."""
+
+    def put(self, alloc_id: str, record: dict[str, Any]) -> None: ...
+
+    def delete(self, alloc_id: str) -> None: ...
+
+
+@dataclass(slots=True)
+class MemoryAllocStore:
+    """The simulator's and tests' store; keep the object to survive a crash.
+
+    Records are kept as JSON text, so what works here serialises on disk too.
+    """
+
+    data: dict[str, str] = field(default_factory=dict)
+    fail: bool = False  # make writes raise, to test error handling
+
+    def load_all(self) -> dict[str, dict[str, Any]]:
+        return {k: json.loads(v) for k, v in sorted(self.data.items())}
+
+    def put(self, alloc_id: str, record: dict[str, Any]) -> None:
+        if self.fail:
+            raise OSError("simulated state store failure")
+        self.data[alloc_id] = json.dumps(record, sort_keys=True)
+
+    def delete(self, alloc_id: str) -> None:
+        self.data.pop(alloc_id, None)
+
+
+class FileAllocStore:
+    """``<state_dir>/allocs/<alloc_id>.json``, each written atomically (temp, fsync, rename, dir fsync)."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.dir = os.path.join(state_dir, "allocs")
+
+    def _path(self, alloc_id: str) -> str:
+        if not _SAFE_ID.match(alloc_id):
+            raise ValueError(f"unsafe allocation ID {alloc_id!r}")
+        return os.path.join(self.dir, f"{alloc_id}.json")
+
+    def load_all(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        try:
+            names = sorted(os.listdir(self.dir))
+        except FileNotFoundError:
+            return out
+        for fname in names:
+            if not fname.endswith(".json") or fname.startswith("."):
+                continue
+            try:
+                with open(os.path.join(self.dir, fname), encoding="utf-8") as f:
+                    record = json.load(f)
+            except (OSError, ValueError) as exc:
+                log.warning("skipping unreadable allocation state %s: %s", fname, exc)
+                continue
+            if isinstance(record, dict):
+                out[fname[: -len(".json")]] = record
+        return out
+
+    def put(self, alloc_id: str, record: dict[str, Any]) -> None:
+        path = self._path(alloc_id)
+        data = json.dumps(record, sort_keys=True).encode("utf-8")
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
+        try:
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        self._sync_dir()
+
+    def delete(self, alloc_id: str) -> None:
+        try:
+            os.unlink(self._path(alloc_id))
+        except FileNotFoundError:
+            return
+        self._sync_dir()
+
+    def _sync_dir(self) -> None:
+        dfd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# ------------------------------------------------------------ the actor's private state
+# A task's phase: what the runner is doing about it (finer than TaskState.state).
+P_PENDING, P_RUNNING, P_RESTART_WAIT = "pending", "running", "restart_wait"
+P_KILLING, P_DEAD = "killing", "dead"
+
+
+@dataclass(slots=True)
+class _Task:
+    spec: TaskSpec
+    phase: str = P_PENDING
+    state: TaskState = TaskState(state=TASK_PENDING)
+    handle: TaskHandle | None = None
+    count: int = 0  # restart tracker: restarts in the current interval
+    interval_start: float | None = None
+    restart_at: float = 0.0  # when a restart_wait ends (env.now())
+    escalated: bool = False  # SIGKILL sent
+    fail_reason: str = ""
+
+
+@dataclass(slots=True)
+class _Alloc:
+    alloc_id: str
+    raw: dict[str, Any]
+    spec: AllocSpec | None  # None: the allocation was malformed
+    invalid: str = ""
+    tasks: dict[str, _Task] = field(default_factory=dict)
+    removed: bool = False  # absent from the servers' set: kill, then forget
+
+    @property
+    def want_run(self) -> bool:
+        return self.spec is not None and self.spec.desired == DESIRED_RUN and not self.removed
+
+    def done(self) -> bool:
+        return all(t.phase == P_DEAD for t in self.tasks.values())
+
+    def update(self) -> AllocUpdate:
+        if self.spec is None:
+            return AllocUpdate(alloc_id=self.alloc_id, client_status=FAILED, client_description=self.invalid,
+                               task_states=())
+        states = [(n, self.tasks[n].state) for n in sorted(self.tasks)]
+        status, desc = client_status([s for _, s in states])
+        if status == FAILED:
+            why = [f"{n}: {t.fail_reason}" for n, t in sorted(self.tasks.items()) if t.fail_reason]
+            if why:
+                desc = f"{desc}: {'; '.join(why)}"
+        return AllocUpdate(alloc_id=self.alloc_id, client_status=status, client_description=desc,
+                           task_states=tuple(states))
+
+
+# ------------------------------------------------------------ the actor
+class AllocRunner(NodeActor):
+    """Runs this node's allocations through the drivers; see the module doc."""
+
+    def __init__(self, env: Env, name: str, *, driver_registry: dict[str, Driver], state: AllocStateStore,
+                 alloc_root: str, reporter: str, config: AllocRunnerConfig | None = None) -> None:
+        super().__init__(env, name)
+        self.drivers = driver_registry
+        self.store = state
+        self.alloc_root = alloc_root
+        self.reporter = reporter
+        self.cfg = config or AllocRunnerConfig()
+        self.index = 0
+        self.allocs: dict[str, _Alloc] = {}
+        self._dirty: set[str] = set()
+        self._reported: dict[str, AllocUpdate] = {}
+        self._timers: dict[str, tuple[str, str, str]] = {}  # timer name -> (kind, alloc, task)
+        self.stats = {"bad_allocs": 0, "stale_sets": 0, "starts": 0, "restarts": 0, "reattached": 0,
+                      "persist_errors": 0, "driver_errors": 0, "reports": 0}
+
+    # ------------------------------------------------------------ lifecycle
+    def on_start(self) -> None:
+        try:
+            records = self.store.load_all()
+        except Exception as exc:  # a broken store must not stop the client; tasks then restart fresh
+            log.error("%s: cannot load allocation state: %s", self.env.node, exc)
+            records = {}
+        for aid in sorted(records):
+            try:
+                self._restore(aid, records[aid])
+            except Exception as exc:  # a corrupt record costs that allocation only
+                self.stats["bad_allocs"] += 1
+                log.error("%s: cannot restore allocation %s: %s; killing its tasks", self.env.node, aid, exc)
+                self._kill_orphans(records[aid])
+        self._flush()
+
+    # ------------------------------------------------------------ messages
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, SetAllocs):
+            self._set_allocs(message)
+            self._flush()
+        elif isinstance(message, GetAllocStats):
+            return self._stats(message.alloc_id)
+        elif message == "stats":
+            return self._stats("")
+        elif message == "allocs":
+            return {aid: a.update() for aid, a in sorted(self.allocs.items())}
+        elif message == "status":
+            return {"allocs": len(self.allocs), "index": self.index, **self.stats}
+        return None
+
+    def on_timer(self, name: str) -> None:
+        if name == "poll":
+            self._poll()
+        else:
+            key = self._timers.pop(name, None)
+            if key is not None:
+                kind, aid, task = key
+                a = self.allocs.get(aid)
+                t = a.tasks.get(task) if a is not None else None
+                if a is not None and t is not None:
+                    if kind == "restart":
+                        self._restart_due(a, t)
+                    elif kind == "kill":
+                        self._escalate(a, t)
+        self._flush()
+
+    # ------------------------------------------------------------ the servers' set
+    def _set_allocs(self, m: SetAllocs) -> None:
+        if m.index < self.index:
+            self.stats["stale_sets"] += 1
+            return
+        self.index = m.index
+        seen: set[str] = set()
+        for raw in m.allocs:
+            try:
+                aid = alloc_id_of(raw)
+            except AllocError as exc:
+                self.stats["bad_allocs"] += 1
+                log.warning("%s: dropping an allocation without a usable ID: %s", self.env.node, exc)
+                continue
+            if aid in seen:
+                continue
+            seen.add(aid)
+            if aid not in self.allocs and len(self.allocs) >= self.cfg.max_allocs:
+                self._add_invalid(aid, raw, f"client holds more than max_allocs={self.cfg.max_allocs}")
+                continue
+            try:
+                self._apply(aid, raw)
+            except Exception as exc:
+                log.exception("%s: allocation %s could not be handled", self.env.node, aid)
+                self._add_invalid(aid, raw, f"client error handling the allocation: {exc}")
+        for aid in sorted(self.allocs):
+            if aid not in seen and not self.allocs[aid].removed:
+                a = self.allocs[aid]
+                a.removed = True
+                self._stop_alloc(a, "allocation removed from the node")
+                self._dirty.add(aid)
+
+    def _apply(self, aid: str, raw: dict[str, Any]) -> None:
+        a = self.allocs.get(aid)
+        if a is None:
+            try:
+                spec = parse_alloc(raw, self.cfg)
+            except AllocError as exc:
+                self.stats["bad_allocs"] += 1
+                self._add_invalid(aid, raw, f"invalid allocation: {exc}")
+                return
+            self._new_alloc(aid, raw, spec)
+            return
+        a.removed = False
+        if a.spec is None:
+            return  # malformed when it arrived: it stays failed
+        desired = raw.get("DesiredStatus")
+        index = raw.get("AllocModifyIndex", 0)
+        if not isinstance(index, int) or index < a.spec.modify_index:
+            return  # an older copy of the allocation
+        if desired in (DESIRED_STOP, DESIRED_EVICT) and a.spec.desired == DESIRED_RUN:
+            a.raw = raw
+            a.spec = _replace_desired(a.spec, desired, index)
+            self._stop_alloc(a, f"allocation desired status is {desired}")
+            self._dirty.add(aid)
+
+    def _add_invalid(self, aid: str, raw: Any, why: str) -> None:
+        log.warning("%s: allocation %s failed: %s", self.env.node, aid, why)
+        old = self.allocs.get(aid)
+        if old is not None:
+            self._stop_alloc(old, why)
+            if not old.done():
+                return  # leave it to finish dying; it is already tracked
+        raw = raw if isinstance(raw, dict) else {}
+        self.allocs[aid] = _Alloc(alloc_id=aid, raw=raw, spec=None, invalid=why)
+        self._dirty.add(aid)
+
+    def _new_alloc(self, aid: str, raw: dict[str, Any], spec: AllocSpec) -> None:
+        a = _Alloc(alloc_id=aid, raw=raw, spec=spec)
+        now = self.env.now()
+        for ts in spec.tasks:
+            t = _Task(spec=ts)
+            self._event(t, EV_RECEIVED, now, "Task received by client")
+            a.tasks[ts.name] = t
+        self.allocs[aid] = a
+        self._dirty.add(aid)
+        if spec.desired != DESIRED_RUN:
+            self._stop_alloc(a, f"allocation desired status is {spec.desired}")
+            return
+        for ts in spec.tasks:
+            t = a.tasks[ts.name]
+            if t.phase == P_PENDING:  # a sibling's failure may have ended it already
+                self._start_task(a, t)
+
+    # ------------------------------------------------------------ tasks
+    def _start_task(self, a: _Alloc, t: _Task) -> None:
+        assert a.spec is not None and t.handle is None
+        now = self.env.now()
+        driver = self.drivers.get(t.spec.driver)
+        if driver is None:
+            self._task_failed(a, t, EV_DRIVER_FAILURE, f"unknown driver {t.spec.driver!r}", now)
+            return
+        alloc_dir = posixpath.join(self.alloc_root, a.alloc_id)
+        task_dir = posixpath.join(alloc_dir, t.spec.name)
+        try:
+            handle = driver.start(a.alloc_id, t.spec.name, t.spec.config, task_dir,
+                                  task_env(a.spec, t.spec, alloc_dir, task_dir))
+        except DriverError as exc:
+            self._start_failed(a, t, str(exc), exc.recoverable, now)
+            return
+        except Exception as exc:
+            self.stats["driver_errors"] += 1
+            why = f"driver {t.spec.driver} failed: {type(exc).__name__}: {exc}"
+            self._start_failed(a, t, why, False, now)
+            return
+        self.stats["starts"] += 1
+        t.handle, t.phase, t.escalated = handle, P_RUNNING, False
+        t.state = _state(t.state, state=TASK_RUNNING, started_at=now)
+        self._event(t, EV_STARTED, now, "Task started by client")
+        self._dirty.add(a.alloc_id)
+        self._arm_poll()
+
+    def _start_failed(self, a: _Alloc, t: _Task, error: str, recoverable: bool, now: float) -> None:
+        self._event(t, EV_DRIVER_FAILURE, now, error)
+        self._after_exit(a, t, successful=False, recoverable=recoverable, now=now, cause=error)
+
+    def _on_exit(self, a: _Alloc, t: _Task, res: ExitResult, now: float) -> None:
+        t.handle = None
+        msg = f"Exit Code: {'unknown' if res.exit_code is None else res.exit_code}"
+        if res.signal:
+            msg += f", Signal: {res.signal}"
+        if res.err:
+            msg += f", Exit Message: {res.err}"
+        self._event(t, EV_TERMINATED, now, msg, exit_code=res.exit_code, signal=res.signal)
+        if t.phase == P_KILLING or not a.want_run:
+            self._cancel_task_timer("kill", a, t)
+            self._dead(a, t, EV_KILLED, "Task successfully killed", now)
+            return
+        self._after_exit(a, t, successful=res.successful, recoverable=True, now=now, cause=msg)
+
+    def _after_exit(self, a: _Alloc, t: _Task, *, successful: bool, recoverable: bool, now: float,
+                    cause: str) -> None:
+        """The restart policy's verdict on an exit or a start error."""
+        assert a.spec is not None
+        if not a.want_run:
+            self._dead(a, t, EV_KILLED, "Task not restarted: allocation is stopping", now)
+            return
+        jitter = self.env.rng.random() * self.cfg.restart_jitter_fraction
+        d = decide_restart(a.spec.restart, count=t.count, interval_start=t.interval_start, now=now,
+                           successful=successful,
+                           restart_on_success=a.spec.job_type not in ("batch", "sysbatch"),
+                           recoverable=recoverable, jitter=jitter)
+        t.count, t.interval_start = d.count, d.interval_start
+        if d.restart:
+            t.phase, t.restart_at = P_RESTART_WAIT, now + d.delay_s
+            t.state = _state(t.state, state=TASK_PENDING, restarts=t.state.restarts + 1, last_restart=now)
+            self._event(t, EV_RESTARTING, now, f"{d.reason}: restarting in {d.delay_s:.3f}s")
+            self._set_task_timer("restart", a, t, d.delay_s)
+        elif d.failed:
+            self._task_failed(a, t, EV_NOT_RESTARTING, f"{d.reason} (last: {cause})", now)
+        else:
+            self._dead(a, t, EV_NOT_RESTARTING, d.reason, now)
+
+    def _restart_due(self, a: _Alloc, t: _Task) -> None:
+        if t.phase != P_RESTART_WAIT:
+            return
+        if not a.want_run:
+            self._dead(a, t, EV_KILLED, "Task not restarted: allocation is stopping", self.env.now())
+            return
+        self.stats["restarts"] += 1
+        t.phase = P_PENDING
+        self._start_task(a, t)
+
+    def _task_failed(self, a: _Alloc, t: _Task, ev: str, reason: str, now: float) -> None:
+        t.fail_reason = reason
+        self._dead(a, t, ev, reason, now, failed=True)
+        for other in sorted(a.tasks):  # Nomad kills the siblings of a failed task
+            sib = a.tasks[other]
+            if sib is not t:
+                self._end_task(a, sib, EV_SIBLING_FAILED, f"Task's sibling {t.spec.name!r} failed", now)
+
+    def _dead(self, a: _Alloc, t: _Task, ev: str, message: str, now: float, *, failed: bool = False) -> None:
+        self._cancel_task_timer("restart", a, t)
+        self._cancel_task_timer("kill", a, t)
+        t.phase, t.handle = P_DEAD, None
+        t.state = _state(t.state, state=TASK_DEAD, failed=failed or t.state.failed,
+                         finished_at=t.state.finished_at or now)
+        self._event(t, ev, now, message)
+
+    # ------------------------------------------------------------ stopping
+    def _stop_alloc(self, a: _Alloc, why: str) -> None:
+        now = self.env.now()
+        for name in sorted(a.tasks):
+            self._end_task(a, a.tasks[name], EV_KILLING, why, now)
+
+    def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float) -> None:
+        """Kill a running task (signal, then SIGKILL after its timeout); end one that is not running."""
+        self._dirty.add(a.alloc_id)
+        if t.phase in (P_PENDING, P_RESTART_WAIT):
+            self._dead(a, t, EV_KILLED, f"Task not running: {why}", now)
+        elif t.phase == P_RUNNING:
+            assert t.handle is not None
+            t.phase = P_KILLING
+            timeout = t.spec.kill_timeout_s
+            self._event(t, ev, now, f"{why}; sent {t.spec.kill_signal}, force kill after {timeout:g}s")
+            self._signal(t, t.spec.kill_signal)
+            if not t.escalated:
+                self._set_task_timer("kill", a, t, timeout)
+
+    def _signal(self, t: _Task, signame: str) -> None:
+        driver = self.drivers.get(t.handle.driver) if t.handle else None
+        if driver is None or t.handle is None:
+            return
+        try:
+            driver.signal(t.handle, signame)
+        except Exception as exc:
+            self.stats["driver_errors"] += 1
+            log.warning("%s: %s on task %s failed (%s); killing it", self.env.node, signame, t.spec.name, exc)
+            self._force_kill(t)
+
+    def _escalate(self, a: _Alloc, t: _Task) -> None:
+        if t.phase == P_KILLING and t.handle is not None:
+            why = f"Kill timeout {t.spec.kill_timeout_s:g}s passed; SIGKILL"
+            self._event(t, EV_KILLING, self.env.now(), why)
+            self._dirty.add(a.alloc_id)
+            self._force_kill(t)
+
+    def _force_kill(self, t: _Task) -> None:
+        driver = self.drivers.get(t.handle.driver) if t.handle else None
+        t.escalated = True
+        if driver is None or t.handle is None:
+            return
+        try:
+            driver.kill(t.handle)
+        except Exception as exc:
+            self.stats["driver_errors"] += 1
+            log.warning("%s: SIGKILL of task %s failed: %s", self.env.node, t.spec.name, exc)
+
+    # ------------------------------------------------------------ polling
+    def _arm_poll(self) -> None:
+        if not self.timer_armed("poll"):
+            self.set_timer("poll", self.cfg.poll_interval_s)
+
+    def _poll(self) -> None:
+        now = self.env.now()
+        live = False
+        for aid in sorted(self.allocs):
+            a = self.allocs[aid]
+            for name in sorted(a.tasks):
+                t = a.tasks[name]
+                if t.handle is None:
+                    continue
+                res = self._poll_task(t)
+                if res is not None:
+                    self._dirty.add(aid)
+                    self._on_exit(a, t, res, now)
+                    continue
+                if t.phase == P_KILLING and t.escalated:
+                    self._force_kill(t)  # SIGKILL again until it is gone
+                live = True
+        if live:
+            self._arm_poll()
+
+    def _poll_task(self, t: _Task) -> ExitResult | None:
+        assert t.handle is not None
+        driver = self.drivers.get(t.handle.driver)
+        if driver is None:
+            return ExitResult(exit_code=None, err=f"driver {t.handle.driver!r} is gone")
+        try:
+            return driver.poll(t.handle)
+        except Exception as exc:
+            self.stats["driver_errors"] += 1
+            log.warning("%s: polling task %s failed: %s", self.env.node, t.spec.name, exc)
+            return None
+
+    def _stats(self, only: str) -> dict[str, dict[str, dict[str, Any]]]:
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for aid in sorted(self.allocs):
+            if only and aid != only:
+                continue
+            for name, t in sorted(self.allocs[aid].tasks.items()):
+                driver = self.drivers.get(t.handle.driver) if t.handle else None
+                if driver is None or t.handle is None:
+                    continue
+                try:
+                    s = driver.stats(t.handle)
+                except Exception:
+                    s = {}
+                out.setdefault(aid, {})[name] = s
+        return out
+
+    # ------------------------------------------------------------ timers per task
+    def _set_task_timer(self, kind: str, a: _Alloc, t: _Task, delay_s: float) -> None:
+        name = f"{kind}/{a.alloc_id}/{t.spec.name}"
+        self._timers[name] = (kind, a.alloc_id, t.spec.name)
+        self.set_timer(name, delay_s)
+
+    def _cancel_task_timer(self, kind: str, a: _Alloc, t: _Task) -> None:
+        name = f"{kind}/{a.alloc_id}/{t.spec.name}"
+        if self._timers.pop(name, None) is not None:
+            self.cancel_timer(name)
+
+    def _event(self, t: _Task, typ: str, now: float, message: str, *, exit_code: int | None = None,
+               signal: int = 0) -> None:
+        ev = TaskEvent(type=typ, time=now, message=message, exit_code=exit_code, signal=signal)
+        t.state = _state(t.state, events=(*t.state.events, ev)[-self.cfg.max_events:])
+
+    # ------------------------------------------------------------ persist, then report
+    def _flush(self) -> None:
+        dirty = sorted(self._dirty)
+        self._dirty.clear()
+        updates = []
+        for aid in dirty:
+            a = self.allocs.get(aid)
+            if a is None:
+                continue
+            if a.removed and a.done():
+                self._forget(a)
+                continue
+            self._persist(a)
+            if a.removed:
+                continue  # the servers no longer know it: no reports
+            u = a.update()
+            if self._reported.get(aid) != u:
+                self._reported[aid] = u
+                updates.append(u)
+        self.check_invariants()
+        if updates:
+            self.stats["reports"] += 1
+            self.send(self.env.node, self.reporter, AllocUpdates(updates=tuple(updates)))
+
+    def _forget(self, a: _Alloc) -> None:
+        for name in sorted(a.tasks):
+            self._cancel_task_timer("restart", a, a.tasks[name])
+            self._cancel_task_timer("kill", a, a.tasks[name])
+        del self.allocs[a.alloc_id]
+        self._reported.pop(a.alloc_id, None)
+        try:
+            self.store.delete(a.alloc_id)
+        except Exception as exc:
+            self.stats["persist_errors"] += 1
+            log.error("%s: cannot delete state of allocation %s: %s", self.env.node, a.alloc_id, exc)
+
+    def _persist(self, a: _Alloc) -> None:
+        record = {
+            "version": 1, "alloc": a.raw, "invalid": a.invalid, "removed": a.removed,
+            "desired": a.spec.desired if a.spec else "", "modify_index": a.spec.modify_index if a.spec else 0,
+            "tasks": {n: {"phase": t.phase, "state": t.state.to_dict(),
+                          "handle": t.handle.to_dict() if t.handle else None, "count": t.count,
+                          "interval_start": t.interval_start, "restart_at": t.restart_at,
+                          "escalated": t.escalated, "fail_reason": t.fail_reason}
+                      for n, t in sorted(a.tasks.items())},
+        }
+        try:
+            self.store.put(a.alloc_id, record)
+        except Exception as exc:
+            self.stats["persist_errors"] += 1
+            log.error("%s: cannot persist allocation %s: %s", self.env.node, a.alloc_id, exc)
+
+    # ------------------------------------------------------------ restore and re-attach
+    def _restore(self, aid: str, rec: dict[str, Any]) -> None:
+        raw = rec.get("alloc") or {}
+        if rec.get("invalid"):
+            self.allocs[aid] = _Alloc(alloc_id=aid, raw=raw, spec=None, invalid=rec["invalid"])
+            self._dirty.add(aid)
+            return
+        spec = parse_alloc(raw, self.cfg)
+        spec = _replace_desired(spec, rec.get("desired") or spec.desired, int(rec.get("modify_index", 0)))
+        a = _Alloc(alloc_id=aid, raw=raw, spec=spec, removed=bool(rec.get("removed")))
+        saved = rec.get("tasks", {})
+        for ts in spec.tasks:
+            t = _Task(spec=ts)
+            s = saved.get(ts.name)
+            if s is not None:
+                t.phase, t.state = s["phase"], TaskState.from_dict(s["state"])
+                t.count, t.interval_start = int(s.get("count", 0)), s.get("interval_start")
+                t.restart_at, t.escalated = float(s.get("restart_at", 0.0)), bool(s.get("escalated"))
+                t.fail_reason = s.get("fail_reason", "")
+                t.handle = _handle_or_none(s.get("handle"))
+            a.tasks[ts.name] = t
+        self.allocs[aid] = a
+        self._dirty.add(aid)
+        now = self.env.now()
+        for name in sorted(a.tasks):
+            self._reattach(a, a.tasks[name], now)
+        if not a.want_run:
+            why = "allocation removed from the node" if a.removed else "allocation is stopping"
+            self._stop_alloc(a, why)
+
+    def _kill_orphans(self, rec: Any) -> None:
+        """Best effort: SIGKILL the live tasks of a record that cannot be restored."""
+        tasks = rec.get("tasks") if isinstance(rec, dict) else None
+        for s in (tasks or {}).values():
+            handle = _handle_or_none(s.get("handle")) if isinstance(s, dict) else None
+            driver = self.drivers.get(handle.driver) if handle else None
+            if driver is None or handle is None:
+                continue
+            try:
+                if driver.recover(handle):
+                    driver.kill(handle)
+            except Exception as exc:
+                log.warning("%s: cannot kill orphaned task %s: %s", self.env.node, handle.task_name, exc)
+
+    def _reattach(self, a: _Alloc, t: _Task, now: float) -> None:
+        if t.phase in (P_RUNNING, P_KILLING):
+            driver = self.drivers.get(t.handle.driver) if t.handle else None
+            alive = False
+            if driver is not None and t.handle is not None:
+                try:
+                    alive = driver.recover(t.handle)
+                except Exception as exc:
+                    self.stats["driver_errors"] += 1
+                    log.warning("%s: re-attaching task %s failed: %s", self.env.node, t.spec.name, exc)
+            if alive:
+                self.stats["reattached"] += 1
+                self._arm_poll()
+                if t.phase == P_KILLING:  # finish the kill the last incarnation began
+                    t.phase = P_RUNNING
+                    self._end_task(a, t, EV_KILLING, "resuming a kill after a client restart", now)
+                return
+            self._event(t, EV_RESTORE_FAILED, now, "task process was gone when the client restarted")
+            self._on_exit(a, t, ExitResult(exit_code=None, err="task exited while the client was down"), now)
+        elif t.phase == P_RESTART_WAIT:
+            p = a.spec.restart if a.spec else self.cfg.service_restart
+            bound = max(p.delay_s * (1 + self.cfg.restart_jitter_fraction), p.interval_s)
+            self._set_task_timer("restart", a, t, min(max(0.0, t.restart_at - now), bound))
+        elif t.phase == P_PENDING and a.want_run:
+            self._start_task(a, t)
+
+    # ------------------------------------------------------------ invariants
+    def check_invariants(self) -> None:
+        for aid, a in self.allocs.items():
+            assert a.alloc_id == aid
+            assert (a.spec is None) == bool(a.invalid), f"{aid}: malformed exactly when invalid"
+            for t in a.tasks.values():
+                live = t.phase in (P_RUNNING, P_KILLING)
+                assert live == (t.handle is not None), f"{aid}/{t.spec.name}: handle iff running ({t.phase})"
+                assert (t.phase == P_DEAD) == (t.state.state == TASK_DEAD), f"{aid}/{t.spec.name}: dead"
+                if t.phase == P_RESTART_WAIT:
+                    assert f"restart/{aid}/{t.spec.name}" in self._timers, f"{aid}/{t.spec.name}: no timer"
+                assert len(t.state.events) <= self.cfg.max_events
+
+
+def _state(s: TaskState, **changes: Any) -> TaskState:
+    d = {f: getattr(s, f) for f in TaskState.__dataclass_fields__}
+    d.update(changes)
+    return TaskState(**d)
+
+
+def _replace_desired(spec: AllocSpec, desired: str, index: int) -> AllocSpec:
+    return replace(spec, desired=desired, modify_index=max(index, 0))
+
+
+def _handle_or_none(d: Any) -> TaskHandle | None:
+    if d is None:
+        return None
+    try:
+        return TaskHandle.from_dict(d)
+    except ValueError as exc:
+        log.warning("ignoring a corrupt task handle: %s", exc)
+        return None

@@ -1,0 +1,464 @@
+"""Task drivers: the I/O edge that runs an allocation's tasks.
+
+Only this module starts, signals and watches processes; the AllocRunner
+(``actors.client.alloc_runner``) holds the protocol (restart policy, kill
+timeouts, client status) and talks to a driver through this contract:
+
+* ``start(alloc_id, task_name, config, task_dir, env) -> TaskHandle`` or
+  :class:`DriverError` (bad config, missing command...);
+* ``poll(handle) -> ExitResult | None`` -- non-blocking; None while it runs;
+* ``signal(handle, signame)`` -- to the task's process group;
+* ``kill(handle)`` -- SIGKILL to the process group;
+* ``recover(handle) -> bool`` -- the task is still alive *and* is the same
+  process (pid and start time), so a restarted client re-attaches to it;
+* ``stats(handle) -> dict`` -- ``cpu_percent`` and ``rss_bytes``; {} if gone.
+
+Two drivers keep that contract: :class:`RawExecDriver` (Nomad's
+``raw_exec``: a real process in its own process group, output to Nomad's
+log files) and :class:`SimDriver` (the simulator's: no I/O, virtual time,
+and verbs a simulation uses to crash tasks or look at what runs).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal as _signal
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger("nomad.client.driver")
+
+# Nomad's executor reports a task killed by signal N as exit code 128 + N.
+EXIT_SIGNAL_BASE = 128
+
+
+class DriverError(Exception):
+    """A task could not be started (or signalled).
+
+    ``recoverable`` follows Nomad's ``structs.NewRecoverableError``: a
+    recoverable start error counts as a restart attempt under the restart
+    policy; any other (bad config, missing command) fails the task at once.
+    """
+
+    def __init__(self, message: str, *, recoverable: bool = False) -> None:
+        super().__init__(message)
+        self.recoverable = recoverable
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskHandle:
+    """What a client persists to find a task again after a restart."""
+
+    driver: str
+    alloc_id: str
+    task_name: str
+    pid: int
+    pgid: int  # the task's process group: signals go to all of it
+    start_time: float  # psutil create_time (the sim: virtual start time); detects pid reuse
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskHandle:
+        """Rebuild a persisted handle; ValueError names the bad field."""
+        if not isinstance(d, dict):
+            raise ValueError("task handle: not a mapping")
+        for key, typ in (("driver", str), ("alloc_id", str), ("task_name", str), ("pid", int), ("pgid", int)):
+            if not isinstance(d.get(key), typ) or isinstance(d.get(key), bool):
+                raise ValueError(f"task handle: {key} missing or not {typ.__name__}")
+        start = d.get("start_time")
+        if not isinstance(start, (int, float)) or isinstance(start, bool):
+            raise ValueError("task handle: start_time missing or not a number")
+        if d["pid"] <= 0 or d["pgid"] <= 0:
+            raise ValueError("task handle: pid and pgid must be > 0")
+        return cls(driver=d["driver"], alloc_id=d["alloc_id"], task_name=d["task_name"], pid=d["pid"],
+                   pgid=d["pgid"], start_time=float(start))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExitResult:
+    """How a task ended.  ``exit_code`` None: unknown (the exit was not seen)."""
+
+    exit_code: int | None
+    signal: int = 0
+    err: str = ""
+
+    @property
+    def successful(self) -> bool:
+        return self.exit_code == 0 and self.signal == 0 and not self.err
+
+
+class Driver(Protocol):
+    name: str
+
+    def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
+              env: dict[str, str]) -> TaskHandle: ...
+
+    def poll(self, handle: TaskHandle) -> ExitResult | None: ...
+
+    def signal(self, handle: TaskHandle, signame: str) -> None: ...
+
+    def kill(self, handle: TaskHandle) -> None: ...
+
+    def recover(self, handle: TaskHandle) -> bool: ...
+
+    def stats(self, handle: TaskHandle) -> dict[str, Any]: ...
+
+
+def check_command_config(driver: str, config: Any, *, required: bool = True) -> tuple[str, list[str]]:
+    """Validate raw_exec's ``command`` and ``args`` (shared by both drivers)."""
+    if not isinstance(config, dict):
+        raise DriverError(f"{driver}: task config must be a mapping, got {type(config).__name__}")
+    command = config.get("command")
+    if command is None and not required:
+        command = ""
+    elif not isinstance(command, str) or not command:
+        raise DriverError(f"{driver}: config.command is required and must be a non-empty string")
+    args = config.get("args", [])
+    if args is None:
+        args = []
+    if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
+        raise DriverError(f"{driver}: config.args must be a list of strings")
+    return command, list(args)
+
+
+def signal_number(signame: str) -> int:
+    """``SIGINT`` / ``INT`` / ``sigterm`` -> the number; DriverError if unknown."""
+    name = signame.strip().upper() if isinstance(signame, str) else ""
+    if name and not name.startswith("SIG"):
+        name = "SIG" + name
+    sig = getattr(_signal.Signals, name, None) if name else None
+    if sig is None:
+        raise DriverError(f"unknown signal {signame!r}")
+    return int(sig)
+
+
+# ------------------------------------------------------------ raw_exec (real processes)
+class RawExecDriver:
+    """Nomad's ``raw_exec``: the command runs unisolated, as the agent's user.
+
+    Layout as Nomad's: the task runs in ``<alloc_dir>/<task>`` (``task_dir``),
+    with ``local``, ``secrets`` and ``tmp`` under it, and writes stdout and
+    stderr to ``<alloc_dir>/alloc/logs/<task>.stdout.0`` / ``.stderr.0``.
+    The process starts a new session, so it leads its own process group and
+    signals reach its children too.
+
+    Children this driver started are reaped through ``Popen.poll`` (no
+    zombies).  A task re-attached after an agent restart is no longer our
+    child: psutil tells whether it lives, and its exit code is unknown.
+    """
+
+    def __init__(self, name: str = "raw_exec") -> None:
+        self.name = name
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}  # pid -> our child, until reaped
+        self._ps: dict[tuple[int, float], Any] = {}  # psutil.Process per task, for cpu_percent deltas
+
+    def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
+              env: dict[str, str]) -> TaskHandle:
+        import psutil
+
+        command, args = check_command_config(self.name, config)
+        alloc_dir = os.path.dirname(os.path.normpath(task_dir))
+        logs = os.path.join(alloc_dir, "alloc", "logs")
+        try:
+            for d in (logs, os.path.join(alloc_dir, "alloc", "data"), os.path.join(alloc_dir, "alloc", "tmp"),
+                      os.path.join(task_dir, "local"), os.path.join(task_dir, "tmp")):
+                os.makedirs(d, exist_ok=True)
+            os.makedirs(os.path.join(task_dir, "secrets"), mode=0o700, exist_ok=True)
+            out = open(os.path.join(logs, f"{task_name}.stdout.0"), "ab")
+        except OSError as exc:
+            why = f"{self.name}: cannot prepare the task directory: {exc}"
+            raise DriverError(why, recoverable=True) from exc
+        try:
+            err = open(os.path.join(logs, f"{task_name}.stderr.0"), "ab")
+        except OSError as exc:
+            out.close()
+            why = f"{self.name}: cannot open the task's stderr log: {exc}"
+            raise DriverError(why, recoverable=True) from exc
+        try:
+            proc = subprocess.Popen([command, *args], cwd=task_dir, env={**os.environ, **env},
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True, close_fds=True)
+        except FileNotFoundError as exc:
+            raise DriverError(f"{self.name}: command {command!r} not found") from exc
+        except PermissionError as exc:
+            raise DriverError(f"{self.name}: command {command!r} is not executable: {exc}") from exc
+        except OSError as exc:
+            raise DriverError(f"{self.name}: failed to start {command!r}: {exc}", recoverable=True) from exc
+        finally:
+            out.close()
+            err.close()
+        self._procs[proc.pid] = proc
+        try:
+            start_time = psutil.Process(proc.pid).create_time()
+        except psutil.Error:
+            start_time = 0.0  # exited (and not yet reaped) already: poll will report it
+        return TaskHandle(driver=self.name, alloc_id=alloc_id, task_name=task_name, pid=proc.pid,
+                          pgid=proc.pid, start_time=start_time)
+
+    def poll(self, handle: TaskHandle) -> ExitResult | None:
+        proc = self._procs.get(handle.pid)
+        if proc is not None:
+            code = proc.poll()  # reaps our child
+            if code is None:
+                return None
+            del self._procs[handle.pid]
+            self._forget(handle)
+            if code < 0:
+                return ExitResult(exit_code=EXIT_SIGNAL_BASE - code, signal=-code)
+            return ExitResult(exit_code=code)
+        if self._alive(handle):
+            return None
+        self._forget(handle)
+        return ExitResult(exit_code=None, err="exit code unknown: the task was re-attached, not our child")
+
+    def signal(self, handle: TaskHandle, signame: str) -> None:
+        self._signal_group(handle, signal_number(signame))
+
+    def kill(self, handle: TaskHandle) -> None:
+        self._signal_group(handle, _signal.SIGKILL)
+
+    def recover(self, handle: TaskHandle) -> bool:
+        proc = self._procs.get(handle.pid)
+        if proc is not None:
+            return proc.poll() is None and self._same_process(handle) is not False
+        return self._alive(handle)
+
+    def stats(self, handle: TaskHandle) -> dict[str, Any]:
+        import psutil
+
+        key = (handle.pid, handle.start_time)
+        proc = self._ps.get(key)
+        try:
+            if proc is None:
+                proc = psutil.Process(handle.pid)
+                if not _same_start(proc.create_time(), handle.start_time):
+                    return {}
+                self._ps[key] = proc
+            procs = [proc, *proc.children(recursive=True)]
+            cpu, rss = 0.0, 0
+            for p in procs:
+                try:
+                    # cpu_percent(None) compares with this object's last call: the first reads 0.0.
+                    cpu += p.cpu_percent(None) if p is proc else 0.0
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    continue
+            return {"pid": handle.pid, "cpu_percent": cpu, "rss_bytes": rss, "processes": len(procs)}
+        except psutil.Error:
+            self._ps.pop(key, None)
+            return {}
+
+    # ------------------------------------------------------------ helpers
+    def _same_process(self, handle: TaskHandle) -> bool | None:
+        """True: pid is the task; False: pid reused or gone; None: cannot tell (no start time)."""
+        import psutil
+
+        try:
+            p = psutil.Process(handle.pid)
+            if p.status() == psutil.STATUS_ZOMBIE:
+                return False
+            if handle.start_time == 0.0:
+                return None
+            return _same_start(p.create_time(), handle.start_time)
+        except psutil.Error:
+            return False
+
+    def _alive(self, handle: TaskHandle) -> bool:
+        return self._same_process(handle) is True
+
+    def _signal_group(self, handle: TaskHandle, signum: int) -> None:
+        """Signal the task's group unless its pid now belongs to another process.
+
+        A pgid is not reused while any member lives, so when the leader is gone
+        the group (if it still exists) holds only the task's own children.
+        """
+        import psutil
+
+        if handle.pid not in self._procs:
+            try:
+                p = psutil.Process(handle.pid)
+                if handle.start_time and not _same_start(p.create_time(), handle.start_time):
+                    return  # pid reused: not ours to signal
+            except psutil.Error:
+                pass
+        try:
+            os.killpg(handle.pgid, signum)
+        except ProcessLookupError:
+            return
+        except PermissionError as exc:
+            raise DriverError(f"{self.name}: not permitted to signal task {handle.task_name}: {exc}") from exc
+        except OSError as exc:
+            if exc.errno != errno.ESRCH:
+                raise DriverError(f"{self.name}: signalling task {handle.task_name} failed: {exc}") from exc
+
+    def _forget(self, handle: TaskHandle) -> None:
+        self._ps.pop((handle.pid, handle.start_time), None)
+
+
+def _same_start(a: float, b: float) -> bool:
+    # psutil derives create_time from boot time + ticks: identical for one process.
+    return abs(a - b) < 1e-3
+
+
+# ------------------------------------------------------------ the simulator's driver
+@dataclass(slots=True)
+class SimProcess:
+    """One simulated task process (the simulation may inspect these)."""
+
+    alloc_id: str
+    task_name: str
+    pid: int
+    started_at: float
+    config: dict[str, Any]
+    run_for_s: float | None  # exits by itself after this long; None = until killed
+    exit_code: int
+    ignore_signals: bool
+    signals: list[str] = field(default_factory=list)
+    result: ExitResult | None = None
+    ended_at: float | None = None
+
+
+class SimDriver:
+    """A deterministic fake driver on a clock callable (``env.now`` or the scheduler's).
+
+    Task config (everything optional; ``command``/``args`` are checked as
+    raw_exec's when present, so one job runs under either driver):
+
+    * ``run_for_s`` -- exits by itself that long after start; absent = runs until killed;
+    * ``exit_code`` -- the code it exits with then (default 0);
+    * ``fail_start`` -- start raises :class:`DriverError` (a string is the message);
+      ``fail_start_recoverable`` makes it a recoverable error;
+    * ``ignore_signals`` -- the kill signal is ignored, so only SIGKILL ends it;
+    * ``cpu_percent``, ``rss_bytes`` -- what ``stats`` reports.
+
+    Keep the object across a simulated client restart: like real processes
+    surviving an agent restart, its tasks keep running, so re-attach can be
+    tested.  :meth:`reboot` is a host reboot (every task dies unseen).
+    """
+
+    def __init__(self, clock: Callable[[], float], name: str = "sim") -> None:
+        self.name = name
+        self.clock = clock
+        self.procs: dict[int, SimProcess] = {}  # every process ever started, by pid
+        self.starts = 0
+        self._next_pid = 1000
+
+    # ------------------------------------------------------------ driver contract
+    def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
+              env: dict[str, str]) -> TaskHandle:
+        check_command_config(self.name, config, required=False)
+        fail = config.get("fail_start")
+        if fail:
+            msg = fail if isinstance(fail, str) else "simulated start failure"
+            raise DriverError(f"{self.name}: {msg}", recoverable=bool(config.get("fail_start_recoverable")))
+        run_for = config.get("run_for_s")
+        if run_for is not None and (not isinstance(run_for, (int, float)) or isinstance(run_for, bool)
+                                    or run_for < 0):
+            raise DriverError(f"{self.name}: config.run_for_s must be a number >= 0")
+        code = config.get("exit_code", 0)
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise DriverError(f"{self.name}: config.exit_code must be an integer")
+        self._next_pid += 1
+        self.starts += 1
+        now = self.clock()
+        proc = SimProcess(alloc_id=alloc_id, task_name=task_name, pid=self._next_pid, started_at=now,
+                          config=dict(config), run_for_s=None if run_for is None else float(run_for),
+                          exit_code=code, ignore_signals=bool(config.get("ignore_signals")))
+        self.procs[proc.pid] = proc
+        return TaskHandle(driver=self.name, alloc_id=alloc_id, task_name=task_name, pid=proc.pid,
+                          pgid=proc.pid, start_time=now)
+
+    def poll(self, handle: TaskHandle) -> ExitResult | None:
+        proc = self._proc(handle)
+        if proc is None:
+            return ExitResult(exit_code=None, err="exit code unknown: no such process")
+        self._advance(proc)
+        return proc.result
+
+    def signal(self, handle: TaskHandle, signame: str) -> None:
+        signum = signal_number(signame)
+        proc = self._proc(handle)
+        if proc is None:
+            return
+        self._advance(proc)
+        if proc.result is not None:
+            return
+        proc.signals.append(signame)
+        if not proc.ignore_signals:
+            self._end(proc, ExitResult(exit_code=EXIT_SIGNAL_BASE + signum, signal=signum))
+
+    def kill(self, handle: TaskHandle) -> None:
+        proc = self._proc(handle)
+        if proc is None:
+            return
+        self._advance(proc)
+        if proc.result is None:
+            proc.signals.append("SIGKILL")
+            self._end(proc, ExitResult(exit_code=EXIT_SIGNAL_BASE + 9, signal=9))
+
+    def recover(self, handle: TaskHandle) -> bool:
+        proc = self._proc(handle)
+        if proc is None:
+            return False
+        self._advance(proc)
+        return proc.result is None
+
+    def stats(self, handle: TaskHandle) -> dict[str, Any]:
+        proc = self._proc(handle)
+        if proc is None or self.poll(handle) is not None:
+            return {}
+        return {"pid": proc.pid, "cpu_percent": float(proc.config.get("cpu_percent", 0.0)),
+                "rss_bytes": int(proc.config.get("rss_bytes", 0)), "processes": 1}
+
+    # ------------------------------------------------------------ simulation verbs
+    def running(self) -> list[SimProcess]:
+        """Live processes, by pid."""
+        live = []
+        for pid in sorted(self.procs):
+            proc = self.procs[pid]
+            self._advance(proc)
+            if proc.result is None:
+                live.append(proc)
+        return live
+
+    def find(self, alloc_id: str, task_name: str) -> SimProcess | None:
+        """The live process of a task, if any."""
+        for proc in self.running():
+            if proc.alloc_id == alloc_id and proc.task_name == task_name:
+                return proc
+        return None
+
+    def crash(self, alloc_id: str, task_name: str, *, exit_code: int = 1, signal: int = 0) -> bool:
+        """Make a task's live process exit now; False if it was not running."""
+        proc = self.find(alloc_id, task_name)
+        if proc is None:
+            return False
+        self._end(proc, ExitResult(exit_code=exit_code, signal=signal))
+        return True
+
+    def reboot(self) -> None:
+        """A host reboot: every process is gone and no exit was seen."""
+        self.procs.clear()
+
+    # ------------------------------------------------------------ helpers
+    def _proc(self, handle: TaskHandle) -> SimProcess | None:
+        proc = self.procs.get(handle.pid)
+        if proc is None or proc.started_at != handle.start_time:
+            return None
+        return proc
+
+    def _advance(self, proc: SimProcess) -> None:
+        if proc.result is None and proc.run_for_s is not None \
+                and self.clock() >= proc.started_at + proc.run_for_s:
+            proc.result = ExitResult(exit_code=proc.exit_code)
+            proc.ended_at = proc.started_at + proc.run_for_s
+
+    def _end(self, proc: SimProcess, result: ExitResult) -> None:
+        proc.result = result
+        proc.ended_at = self.clock()
