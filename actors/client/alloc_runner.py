@@ -595,6 +595,7 @@ class AllocRunner(NodeActor):
                 a = self.allocs.get(aid)
                 t = a.tasks.get(task) if a is not None else None
                 if a is not None and t is not None:
+                    self._dirty.add(aid)
                     if kind == "restart":
                         self._restart_due(a, t)
                     elif kind == "kill":

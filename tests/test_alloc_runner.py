@@ -1,0 +1,562 @@
+"""AllocRunner in the simulator (virtual time) on the SimDriver.
+
+Each test builds one simulated client node whose boot spawns a reporter and
+the runner over a SimDriver and a MemoryAllocStore that outlive the node,
+so a node restart re-attaches to tasks that kept running.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from actors.client.alloc_runner import (
+    NS,
+    AllocRunner,
+    AllocRunnerConfig,
+    AllocUpdate,
+    AllocUpdates,
+    FileAllocStore,
+    GetAllocStats,
+    MemoryAllocStore,
+    RestartPolicy,
+    SetAllocs,
+    TaskState,
+    client_status,
+    decide_restart,
+)
+from actors.client.drivers import SimDriver, TaskHandle
+from runtime.actor import NodeActor
+from sim.runtime import Scheduler
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Reporter(NodeActor):
+    def __init__(self, env: Any, name: str, got: list[AllocUpdates]) -> None:
+        super().__init__(env, name)
+        self.got = got
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, AllocUpdates):
+            self.got.append(message)
+        return None
+
+
+class Client:
+    """One simulated client node: reporter + runner; driver and store survive restarts."""
+
+    def __init__(self, seed: int = 1, config: AllocRunnerConfig | None = None, store: Any = None) -> None:
+        self.sched = Scheduler(seed)
+        self.driver = SimDriver(lambda: self.sched.now)
+        self.store = store if store is not None else MemoryAllocStore()
+        self.got: list[AllocUpdates] = []
+        self.config = config or AllocRunnerConfig()
+        self.node = self.sched.add_node("c1", self._boot)
+
+    def _boot(self, env: Any) -> None:
+        env.spawn(Reporter, "reporter", self.got)
+        env.spawn(AllocRunner, "allocs", driver_registry={"sim": self.driver}, state=self.store,
+                  alloc_root="/sim/allocs", reporter="reporter", config=self.config)
+
+    @property
+    def runner(self) -> AllocRunner:
+        return self.sched.actor_of(self.node.actors["allocs"])
+
+    def set(self, *allocs: dict[str, Any], index: int = 1) -> None:
+        self.node.actors["allocs"].tell(SetAllocs(allocs=tuple(allocs), index=index))
+
+    def run(self, seconds: float) -> None:
+        self.sched.run_for(seconds)
+
+    def until(self, cond: Any, timeout_s: float = 120.0) -> None:
+        assert self.sched.run_until(cond, timeout_s), f"not within {timeout_s}s (now {self.sched.now})"
+
+    def latest(self, aid: str) -> AllocUpdate | None:
+        for m in reversed(self.got):
+            for u in m.updates:
+                if u.alloc_id == aid:
+                    return u
+        return None
+
+    def status(self, aid: str) -> str:
+        u = self.latest(aid)
+        return u.client_status if u else ""
+
+    def task(self, aid: str, name: str = "t") -> TaskState:
+        u = self.latest(aid)
+        return dict(u.task_states)[name] if u else TaskState(state="unreported")
+
+    def statuses(self, aid: str) -> list[str]:
+        return [u.client_status for m in self.got for u in m.updates if u.alloc_id == aid]
+
+    def starts_of(self, aid: str, name: str = "t") -> list[float]:
+        return [p.started_at for _, p in sorted(self.driver.procs.items())
+                if p.alloc_id == aid and p.task_name == name]
+
+
+def task(name: str = "t", **config: Any) -> dict[str, Any]:
+    return {"Name": name, "Driver": "sim", "Config": config, "Resources": {"CPU": 100, "MemoryMB": 64}}
+
+
+def alloc(aid: str, *tasks: dict[str, Any], job_type: str = "service", desired: str = "run", index: int = 1,
+          restart: dict[str, Any] | None = None, **task_fields: Any) -> dict[str, Any]:
+    tasks = tasks or (task(),)
+    tasks = tuple({**t, **task_fields} for t in tasks)
+    group: dict[str, Any] = {"Name": "g", "Count": 1, "Tasks": list(tasks)}
+    if restart is not None:
+        group["RestartPolicy"] = restart
+    job = {"ID": f"job-{aid}", "Type": job_type, "TaskGroups": [group]}
+    return {"ID": aid, "JobID": job["ID"], "TaskGroup": "g", "DesiredStatus": desired, "ClientStatus": "pending",
+            "AllocModifyIndex": index, "Job": job}
+
+
+def policy(attempts: int, interval_s: float, delay_s: float, mode: str = "fail") -> dict[str, Any]:
+    return {"Attempts": attempts, "Interval": int(interval_s * NS), "Delay": int(delay_s * NS), "Mode": mode}
+
+
+def events(state: TaskState) -> list[str]:
+    return [e.type for e in state.events]
+
+
+# ------------------------------------------------------------ start and stop
+def test_desired_run_starts_every_task_and_reports_running():
+    c = Client()
+    c.set(alloc("a1", task("web"), task("side")))
+    c.until(lambda: c.status("a1") == "running", 5)
+    assert sorted(p.task_name for p in c.driver.running()) == ["side", "web"]
+    st = c.task("a1", "web")
+    assert st.state == "running" and not st.failed and st.restarts == 0
+    assert events(st) == ["Received", "Started"]
+    assert c.runner.stats["starts"] == 2
+
+
+def test_updates_made_in_one_step_are_coalesced_into_one_message():
+    c = Client()
+    c.set(alloc("a1"), alloc("a2"), alloc("a3"))
+    c.until(lambda: len(c.got) >= 1, 5)
+    c.run(1)
+    assert len(c.got) == 1
+    assert sorted(u.alloc_id for u in c.got[0].updates) == ["a1", "a2", "a3"]
+
+
+def test_stop_sends_the_kill_signal_and_the_alloc_completes():
+    c = Client()
+    c.set(alloc("a1"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.set(alloc("a1", desired="stop", index=2), index=2)
+    c.until(lambda: c.status("a1") == "complete", 5)
+    st = c.task("a1")
+    assert st.state == "dead" and not st.failed and st.finished_at > 0
+    assert "Killing" in events(st) and events(st)[-1] == "Killed"
+    (proc,) = [p for p in c.driver.procs.values() if p.alloc_id == "a1"]
+    assert proc.signals == ["SIGINT"]  # Nomad's default kill_signal, and no SIGKILL needed
+
+
+def test_kill_signal_of_the_task_is_used():
+    c = Client()
+    c.set(alloc("a1", KillSignal="SIGTERM"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.set(alloc("a1", desired="evict", index=2, KillSignal="SIGTERM"), index=2)
+    c.until(lambda: c.status("a1") == "complete", 5)
+    (proc,) = c.driver.procs.values()
+    assert proc.signals == ["SIGTERM"]
+
+
+def test_a_task_ignoring_the_signal_is_sigkilled_after_its_kill_timeout():
+    c = Client()
+    c.set(alloc("a1", task(ignore_signals=True), KillTimeout=3 * NS))
+    c.until(lambda: c.status("a1") == "running", 5)
+    t0 = c.sched.now
+    c.set(alloc("a1", task(ignore_signals=True), desired="stop", index=2, KillTimeout=3 * NS), index=2)
+    c.run(2.9)
+    (proc,) = c.driver.procs.values()
+    assert proc.signals == ["SIGINT"] and proc.result is None  # still within its kill timeout
+    c.until(lambda: c.status("a1") == "complete", 5)
+    assert proc.signals == ["SIGINT", "SIGKILL"]
+    assert proc.ended_at is not None and 3.0 <= proc.ended_at - t0 < 3.1
+    assert c.task("a1").state == "dead" and not c.task("a1").failed
+
+
+def test_kill_timeout_is_capped_by_max_kill_timeout():
+    c = Client(config=AllocRunnerConfig(max_kill_timeout_s=10.0))
+    spec = dict(KillTimeout=3600 * NS)
+    c.set(alloc("a1", task(ignore_signals=True), **spec))
+    c.until(lambda: c.status("a1") == "running", 5)
+    t0 = c.sched.now
+    c.set(alloc("a1", task(ignore_signals=True), desired="stop", index=2, **spec), index=2)
+    c.until(lambda: c.status("a1") == "complete", 60)
+    (proc,) = c.driver.procs.values()
+    assert proc.ended_at is not None and proc.ended_at - t0 == pytest.approx(10.0, abs=0.01)
+
+
+def test_an_alloc_absent_from_the_set_is_stopped_and_its_state_removed():
+    c = Client()
+    c.set(alloc("a1"), alloc("a2"))
+    c.until(lambda: c.status("a1") == c.status("a2") == "running", 5)
+    assert sorted(c.store.data) == ["a1", "a2"]
+    reports = len(c.got)
+    c.set(alloc("a2"), index=2)
+    c.until(lambda: "a1" not in c.runner.allocs, 10)
+    assert [p.alloc_id for p in c.driver.running()] == ["a2"]
+    assert sorted(c.store.data) == ["a2"]
+    assert len(c.got) == reports  # the servers no longer know a1: nothing more is reported about it
+
+
+def test_an_older_set_is_ignored():
+    c = Client()
+    c.set(alloc("a1"), index=5)
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.set(index=4)  # stale: would remove a1
+    c.run(5)
+    assert c.status("a1") == "running" and c.runner.stats["stale_sets"] == 1
+
+
+def test_the_same_set_twice_starts_nothing_twice():
+    c = Client()
+    c.set(alloc("a1"), index=1)
+    c.set(alloc("a1"), index=2)
+    c.run(5)
+    assert c.driver.starts == 1 and len(c.driver.running()) == 1
+
+
+# ------------------------------------------------------------ batch and restarts
+def test_batch_task_exiting_zero_is_dead_not_failed_and_the_alloc_completes():
+    c = Client()
+    c.set(alloc("a1", task(run_for_s=5), job_type="batch"))
+    c.until(lambda: c.status("a1") == "complete", 20)
+    st = c.task("a1")
+    assert st.state == "dead" and not st.failed and st.restarts == 0
+    assert c.driver.starts == 1
+    assert c.statuses("a1") == ["running", "complete"]
+
+
+def test_batch_alloc_completes_only_when_all_tasks_are_dead():
+    c = Client()
+    c.set(alloc("a1", task("short", run_for_s=2), task("long", run_for_s=10), job_type="batch"))
+    c.until(lambda: c.task("a1", "short").state == "dead", 20)
+    assert c.status("a1") == "running"
+    c.until(lambda: c.status("a1") == "complete", 20)
+
+
+def test_failing_batch_task_is_restarted_per_policy_then_fails_the_alloc():
+    c = Client()
+    c.set(alloc("a1", task(run_for_s=1, exit_code=2), job_type="batch", restart=policy(2, 3600, 5)))
+    c.until(lambda: c.status("a1") == "failed", 120)
+    st = c.task("a1")
+    assert st.state == "dead" and st.failed and st.restarts == 2
+    assert c.driver.starts == 3
+    assert events(st)[-1] == "Not Restarting"
+    assert "Exceeded allowed attempts 2 in interval 1h0m0s" in c.latest("a1").client_description
+
+
+def test_service_task_is_restarted_whatever_its_exit_code():
+    c = Client()
+    c.set(alloc("a1", task(run_for_s=2, exit_code=0), restart=policy(5, 3600, 1)))
+    c.until(lambda: c.driver.starts >= 3, 30)
+    assert c.task("a1").restarts >= 2 and c.status("a1") in ("running", "pending")
+
+
+def test_restart_waits_delay_plus_at_most_a_quarter_of_jitter():
+    cfg = AllocRunnerConfig(poll_interval_s=0.5)
+    c = Client(config=cfg)
+    c.set(alloc("a1", restart=policy(10, 3600, 8)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    for _ in range(4):
+        n = c.driver.starts
+        crashed = c.sched.now
+        assert c.driver.crash("a1", "t", exit_code=1)
+        c.until(lambda: c.driver.starts == n + 1, 30)
+        gap = c.starts_of("a1")[-1] - crashed
+        assert 8.0 <= gap <= 8.0 * 1.25 + cfg.poll_interval_s
+
+
+def test_fail_mode_fails_the_task_after_attempts_within_the_interval():
+    c = Client()
+    c.set(alloc("a1", restart=policy(2, 600, 1, "fail")))
+    c.until(lambda: c.status("a1") == "running", 5)
+    for _ in range(3):
+        c.until(lambda: c.status("a1") == "running", 10)
+        c.driver.crash("a1", "t")
+        c.run(1.5)
+    c.until(lambda: c.status("a1") == "failed", 10)
+    assert c.driver.starts == 3 and c.task("a1").failed
+    assert not c.driver.running()
+
+
+def test_restart_count_resets_after_the_interval_in_fail_mode():
+    c = Client()
+    c.set(alloc("a1", task(run_for_s=40, exit_code=1), restart=policy(1, 30, 1, "fail")))
+    c.run(300)  # each exit comes ~41 s after the previous: past the 30 s interval the previous opened
+    assert c.status("a1") != "failed"
+    assert c.driver.starts >= 5
+
+
+def test_delay_mode_waits_for_the_interval_to_end_then_counts_afresh():
+    c = Client(config=AllocRunnerConfig(poll_interval_s=0.5))
+    c.set(alloc("a1", task(run_for_s=1, exit_code=1), restart=policy(1, 60, 2, "delay")))
+    c.run(75)
+    starts = c.starts_of("a1")
+    # start, exit at ~1 (interval opens), restart ~2.5 s later, exit: over the
+    # attempts, so wait until the interval ends (~61), then a fresh interval.
+    assert starts[0] == 0.0 and 3.0 <= starts[1] <= 4.5
+    assert 60.0 <= starts[2] <= 62.5 and 62.0 <= starts[3] <= 66.0
+    assert "failed" not in c.statuses("a1")
+    reasons = [e.message for e in c.task("a1").events if e.type == "Restarting"]
+    assert any('mode is "delay"' in r for r in reasons)
+
+
+def test_policy_of_zero_attempts_fails_the_first_exit():
+    c = Client()
+    c.set(alloc("a1", task(run_for_s=1), restart=policy(0, 60, 1)))
+    c.until(lambda: c.status("a1") == "failed", 10)
+    assert c.driver.starts == 1
+
+
+def test_a_failed_task_kills_its_siblings():
+    c = Client()
+    c.set(alloc("a1", task("main"), task("side"), restart=policy(0, 60, 1)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.driver.crash("a1", "main", exit_code=3)
+    c.until(lambda: c.status("a1") == "failed" and c.task("a1", "side").state == "dead", 10)
+    side = c.task("a1", "side")
+    assert not side.failed and "Sibling Task Failed" in events(side)
+    assert not c.driver.running()
+    assert "main" in c.latest("a1").client_description
+
+
+def test_events_kept_are_bounded():
+    c = Client(config=AllocRunnerConfig(max_events=4))
+    c.set(alloc("a1", task(run_for_s=1), restart=policy(20, 3600, 1)))
+    c.run(60)
+    assert len(c.task("a1").events) == 4
+
+
+# ------------------------------------------------------------ re-attach
+def test_restarted_client_reattaches_to_running_tasks_without_starting_them_again():
+    c = Client()
+    c.set(alloc("a1", task("web"), task("side")), alloc("a2"))
+    c.until(lambda: c.status("a1") == c.status("a2") == "running", 5)
+    pids = sorted(p.pid for p in c.driver.running())
+    c.node.restart()
+    c.set(alloc("a1", task("web"), task("side")), alloc("a2"))
+    c.run(10)
+    assert c.driver.starts == 3 and sorted(p.pid for p in c.driver.running()) == pids
+    assert c.runner.stats["reattached"] == 3 and c.runner.stats["starts"] == 0
+    assert c.status("a1") == "running"
+    # the new incarnation watches the re-attached task: a crash is restarted
+    c.driver.crash("a1", "web")
+    c.until(lambda: len(c.starts_of("a1", "web")) == 2, 60)
+
+
+def test_task_that_died_while_the_client_was_down_is_restarted_by_policy():
+    c = Client()
+    c.set(alloc("a1", restart=policy(3, 3600, 2)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.node.crash()
+    c.driver.crash("a1", "t", exit_code=1)
+    c.run(5)
+    c.node.restart()
+    c.until(lambda: len(c.starts_of("a1")) == 2, 30)
+    st = c.task("a1")
+    assert st.restarts == 1 and "Failed Restoring Task" in events(st)
+
+
+def test_host_reboot_loses_tasks_and_a_desired_run_alloc_restarts_them():
+    c = Client()
+    c.set(alloc("a1"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.node.crash()
+    c.driver.reboot()
+    c.node.restart()
+    c.until(lambda: len(c.driver.running()) == 1, 60)
+    assert c.driver.starts == 2
+
+
+def test_kill_in_progress_is_resumed_after_a_client_restart():
+    c = Client()
+    c.set(alloc("a1", task(ignore_signals=True), KillTimeout=5 * NS))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.set(alloc("a1", task(ignore_signals=True), desired="stop", index=2, KillTimeout=5 * NS), index=2)
+    c.run(1)
+    c.node.crash()
+    c.node.restart()
+    c.until(lambda: not c.driver.running(), 20)
+    c.until(lambda: c.status("a1") == "complete", 5)
+    assert c.driver.starts == 1
+
+
+def test_stopped_alloc_is_not_restarted_after_a_client_restart():
+    c = Client()
+    c.set(alloc("a1", task(run_for_s=3), job_type="batch"))
+    c.until(lambda: c.status("a1") == "complete", 20)
+    c.node.restart()
+    c.set(alloc("a1", task(run_for_s=3), job_type="batch"))
+    c.run(10)
+    assert c.driver.starts == 1 and c.status("a1") == "complete"
+
+
+def test_restore_survives_a_corrupt_record():
+    c = Client()
+    c.set(alloc("a1"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.node.crash()
+    c.store.data["zz"] = json.dumps({"alloc": {"ID": "zz"}, "tasks": {}})
+    c.node.restart()
+    c.run(2)
+    assert c.runner.stats["bad_allocs"] == 1 and c.status("a1") == "running"
+    assert c.node.actors["allocs"].is_alive()
+
+
+# ------------------------------------------------------------ bad input
+def _failed_with(c: Client, aid: str, text: str) -> None:
+    c.until(lambda: c.status(aid) == "failed", 10)
+    desc = c.latest(aid).client_description
+    assert text in desc, desc
+
+
+def test_alloc_missing_its_job_fails_with_a_clear_description():
+    c = Client()
+    bad = alloc("a1")
+    del bad["Job"]
+    c.set(bad, alloc("ok"))
+    _failed_with(c, "a1", "Allocation.Job is missing")
+    c.until(lambda: c.status("ok") == "running", 5)
+
+
+def test_malformed_fields_are_named_in_the_description():
+    c = Client()
+    c.set(alloc("a1", restart={"Attempts": "two"}), alloc("a2", KillSignal="SIGNOPE"),
+          {**alloc("a3"), "TaskGroup": "nope"}, alloc("a4", task(name="")))
+    _failed_with(c, "a1", "RestartPolicy.Attempts")
+    _failed_with(c, "a2", "KillSignal")
+    _failed_with(c, "a3", "no group named 'nope'")
+    _failed_with(c, "a4", "not a valid task name")
+    assert c.driver.starts == 0
+
+
+def test_alloc_without_a_usable_id_is_dropped_and_the_runner_lives_on():
+    c = Client()
+    c.set({"JobID": "x"}, "not a dict", {"ID": "../etc"}, alloc("ok"))  # type: ignore[arg-type]
+    c.until(lambda: c.status("ok") == "running", 5)
+    assert c.runner.stats["bad_allocs"] == 3
+
+
+def test_unknown_driver_fails_the_alloc():
+    c = Client()
+    c.set(alloc("a1", {"Name": "t", "Driver": "docker", "Config": {}}, task("side")))
+    _failed_with(c, "a1", "unknown driver 'docker'")
+    assert "Driver Failure" in events(c.task("a1"))
+    assert not c.driver.running()
+
+
+def test_driver_start_error_fails_the_task_without_restarts():
+    c = Client()
+    c.set(alloc("a1", task(fail_start="no such binary")))
+    _failed_with(c, "a1", "no such binary")
+    assert c.task("a1").restarts == 0
+
+
+def test_recoverable_start_error_is_retried_per_policy():
+    c = Client()
+    c.set(alloc("a1", task(fail_start="busy", fail_start_recoverable=True), restart=policy(2, 3600, 1)))
+    _failed_with(c, "a1", "Exceeded allowed attempts 2")
+    assert c.task("a1").restarts == 2
+
+
+def test_bad_driver_config_fails_the_task():
+    c = Client()
+    c.set(alloc("a1", task(args="not a list")))
+    _failed_with(c, "a1", "config.args must be a list of strings")
+
+
+def test_store_failures_are_counted_and_tasks_keep_running():
+    c = Client()
+    c.store.fail = True
+    c.set(alloc("a1"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    assert c.runner.stats["persist_errors"] >= 1 and c.node.actors["allocs"].is_alive()
+
+
+# ------------------------------------------------------------ queries
+def test_stats_report_resource_usage_of_running_tasks():
+    c = Client()
+    c.set(alloc("a1", task(cpu_percent=12.5, rss_bytes=4096)), alloc("a2"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    got = c.node.actors["allocs"].ask(GetAllocStats(alloc_id="a1"))
+    assert got == {"a1": {"t": {"pid": got["a1"]["t"]["pid"], "cpu_percent": 12.5, "rss_bytes": 4096,
+                                 "processes": 1}}}
+    assert sorted(c.node.actors["allocs"].ask("stats")) == ["a1", "a2"]
+    snap = c.node.actors["allocs"].ask("allocs")
+    assert snap["a1"].client_status == "running"
+
+
+def test_same_seed_same_history():
+    def history(seed: int) -> list[Any]:
+        c = Client(seed)
+        c.set(alloc("a1", task(run_for_s=3, exit_code=1), restart=policy(3, 3600, 4)), alloc("a2"))
+        c.run(100)
+        return [(p.pid, p.started_at, p.ended_at) for p in c.driver.procs.values()]
+
+    assert history(3) == history(3)
+
+
+# ------------------------------------------------------------ pure rules and stores
+def test_decide_restart_follows_nomads_restart_tracker():
+    p = RestartPolicy(attempts=2, interval_s=60, delay_s=10, mode="fail")
+    d1 = decide_restart(p, count=0, interval_start=None, now=100, successful=False, restart_on_success=True,
+                        jitter=0.1)
+    assert d1.restart and d1.delay_s == pytest.approx(11.0) and d1.count == 1 and d1.interval_start == 100
+    d2 = decide_restart(p, count=1, interval_start=100, now=120, successful=False, restart_on_success=True)
+    assert d2.restart and d2.count == 2
+    d3 = decide_restart(p, count=2, interval_start=100, now=130, successful=False, restart_on_success=True)
+    assert not d3.restart and d3.failed
+    d4 = decide_restart(p, count=2, interval_start=100, now=161, successful=False, restart_on_success=True)
+    assert d4.restart and d4.count == 1 and d4.interval_start == 161
+    ok = decide_restart(p, count=0, interval_start=None, now=1, successful=True, restart_on_success=False)
+    assert not ok.restart and not ok.failed
+    delay = decide_restart(RestartPolicy(attempts=1, interval_s=60, delay_s=5, mode="delay"), count=1,
+                           interval_start=100, now=130, successful=False, restart_on_success=True)
+    assert delay.restart and delay.delay_s == pytest.approx(30.0)
+
+
+def test_client_status_precedence():
+    dead, failed = TaskState(state="dead"), TaskState(state="dead", failed=True)
+    assert client_status([failed, TaskState(state="running")])[0] == "failed"
+    assert client_status([dead, TaskState(state="running")])[0] == "running"
+    assert client_status([dead, TaskState(state="pending")])[0] == "pending"
+    assert client_status([dead, dead]) == ("complete", "All tasks have completed")
+
+
+def test_task_handle_round_trips_and_rejects_garbage():
+    h = TaskHandle(driver="raw_exec", alloc_id="a", task_name="t", pid=10, pgid=10, start_time=1.5)
+    assert TaskHandle.from_dict(json.loads(json.dumps(h.to_dict()))) == h
+    with pytest.raises(ValueError, match="pid"):
+        TaskHandle.from_dict({**h.to_dict(), "pid": "10"})
+
+
+def test_file_store_writes_atomically_and_skips_corrupt_files(tmp_path):
+    store = FileAllocStore(str(tmp_path))
+    store.put("a1", {"x": 1})
+    store.put("a1", {"x": 2})
+    store.put("a2", {"y": [1, 2]})
+    (tmp_path / "allocs" / "bad.json").write_text("{not json")
+    assert store.load_all() == {"a1": {"x": 2}, "a2": {"y": [1, 2]}}
+    assert sorted(p.name for p in (tmp_path / "allocs").iterdir()) == ["a1.json", "a2.json", "bad.json"]
+    store.delete("a1")
+    store.delete("a1")
+    assert sorted(store.load_all()) == ["a2"]
+    with pytest.raises(ValueError):
+        store.put("../x", {})
+
+
+def test_runner_on_a_file_store_reattaches(tmp_path):
+    c = Client(store=FileAllocStore(str(tmp_path)))
+    c.set(alloc("a1"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    assert (tmp_path / "allocs" / "a1.json").exists()
+    c.node.restart()
+    c.run(5)
+    assert c.driver.starts == 1 and c.runner.stats["reattached"] == 1
