@@ -126,3 +126,78 @@ class NodeUpdateResponse(Message):
 
 
 # Tag 305 is retired (LeaderHint, never released): do not reuse it.
+
+
+# ------------------------------------------------------------ allocations (issue 7)
+# Nomad's Node.GetClientAllocs (a blocking query any server answers from its
+# own state, as Nomad allows stale reads there), Node.UpdateAlloc and
+# Node.UpdateDrain.  Allocation records travel msgpack-encoded: they are the
+# state store's own maps (Nomad's structs.Allocation, with the job).
+
+
+@message(306)
+@msg
+class GetClientAllocs(Message):
+    """The allocations assigned to a node, once its index passes ``min_index`` (or at ``wait_s``)."""
+
+    req_id: int
+    reply_node: str
+    reply_actor: str
+    node_id: str
+    secret_id: str
+    min_index: int = 0
+    wait_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.wait_s < 0 or self.min_index < 0:
+            raise ValueError("wait_s and min_index must be >= 0")
+
+
+@message(307)
+@msg
+class ClientAllocsResponse(Message):
+    req_id: int
+    ok: bool
+    error: str = ""
+    index: int = 0  # the node's allocation index: pass it back as min_index
+    allocs: bytes = b""  # msgpack list of allocation maps
+
+
+@message(308)
+@msg
+class UpdateAllocs(Message):
+    """A client's allocation and task states (Node.UpdateAlloc), msgpack-encoded list of maps."""
+
+    req_id: int
+    reply_node: str
+    reply_actor: str
+    node_id: str
+    secret_id: str
+    updates: bytes
+
+
+@message(309)
+@msg
+class UpdateDrain(Message):
+    """Node.UpdateDrain for the client's own node (drain_on_shutdown)."""
+
+    req_id: int
+    reply_node: str
+    reply_actor: str
+    node_id: str
+    secret_id: str
+    deadline_ns: int = 0  # Nomad DrainSpec.Deadline: <0 force, 0 none, >0 from now
+    ignore_system: bool = False
+    enable: bool = True
+    mark_eligible: bool = False
+
+
+@message(310)
+@msg
+class WriteResponse(Message):
+    """Answer to UpdateAllocs and UpdateDrain: the Raft index of the write, or an error."""
+
+    req_id: int
+    ok: bool
+    error: str = ""
+    index: int = 0

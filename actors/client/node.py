@@ -232,9 +232,10 @@ class _Rpc:
 class ClientNode(NodeActor):
     def __init__(self, env: Env, name: str, *, config: ClientNodeConfig, identity: IdentityStore,
                  fingerprinter: str = "fingerprint", endpoint: str = ENDPOINT,
-                 on_ack: AckHook | None = None) -> None:
+                 on_ack: AckHook | None = None, listeners: tuple[str, ...] = ()) -> None:
         super().__init__(env, name)
         self.cfg = config
+        self.listeners = listeners  # local actors told NodeRegistered (alloc sync)
         self.identity = identity
         self.fingerprinter = fingerprinter
         self.endpoint = endpoint
@@ -343,7 +344,10 @@ class ClientNode(NodeActor):
             return  # an answer to an attempt we gave up on
         self.cancel_timer("rpc")
         if m.servers:
+            before = list(self.servers)
             self._set_servers(m.servers)
+            if self.registered and sorted(before) != sorted(self.servers):
+                self._tell_listeners()
         if self.cfg.prefer_leader and m.leader and self.servers and self.servers[0] != m.leader \
                 and m.leader in self.servers:
             self.servers.remove(m.leader)
@@ -407,9 +411,18 @@ class ClientNode(NodeActor):
         self.registered = True
         self.status = READY
         self.stats["registrations"] += 1
+        self._tell_listeners()
         if not was or not self.timer_armed("heartbeat"):
             stagger = self.cfg.initial_heartbeat_stagger_s
             self.set_timer("heartbeat", 0.0 if self.cfg.dev_mode else random_stagger(self.env.rng, stagger))
+
+    def _tell_listeners(self) -> None:
+        if self.listeners:
+            from actors.client.alloc_sync import NodeRegistered
+
+            msg = NodeRegistered(self.node_id, self.secret_id, tuple(self.servers))
+            for actor in self.listeners:
+                self.send(self.env.node, actor, msg)
 
     def _heartbeat_ok(self, now: float, m: NodeUpdateResponse) -> None:
         self.stats["heartbeats"] += 1

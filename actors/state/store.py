@@ -47,6 +47,9 @@ class StateStore:
         self.tables: dict[str, dict[str, Any]] = {t: {} for t in TABLES}
         self.table_index: dict[str, int] = {t: 0 for t in TABLES}
         self.applied_index = 0
+        # Secondary index: node ID -> IDs of its allocations (what a client
+        # asks for on every blocking query; a scan would be O(all allocations)).
+        self.allocs_by_node: dict[str, set[str]] = {}
         self._watchers: list[Callable[[str, int], None]] = []
         self._ops: dict[str, Callable[[int, dict[str, Any]], Any]] = {
             "kv_put": self._kv_put,
@@ -90,6 +93,14 @@ class StateStore:
         except (CommandError, ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
             return {"error": f"{type(exc).__name__}: {exc}"}
 
+    def _index_alloc(self, alloc: dict[str, Any]) -> None:
+        self.allocs_by_node.setdefault(alloc.get("NodeID", ""), set()).add(alloc["ID"])
+
+    def node_allocs(self, node_id: str) -> list[dict[str, Any]]:
+        """The node's allocations (the store's own records: callers must not modify them)."""
+        t = self.tables["allocs"]
+        return [t[i] for i in sorted(self.allocs_by_node.get(node_id, ())) if i in t]
+
     def _touch(self, table: str, index: int) -> None:
         self.table_index[table] = index
         for w in list(self._watchers):
@@ -129,6 +140,8 @@ class StateStore:
         record["CreateIndex"] = old["CreateIndex"] if old else index
         record["ModifyIndex"] = index
         self.tables[table][record["ID"]] = record
+        if table == "allocs":
+            self._index_alloc(record)
         self._touch(table, index)
         return {"ok": True, "index": index}
 
@@ -181,6 +194,9 @@ class StateStore:
         watchers = self._watchers
         self.tables = {t: dict(snap["tables"].get(t, {})) for t in TABLES}
         self.table_index = {t: int(snap["index"].get(t, 0)) for t in TABLES}
+        self.allocs_by_node = {}
+        for a in self.tables["allocs"].values():
+            self._index_alloc(a)
         self.applied_index = index
         self._watchers = watchers
         for t in TABLES:
@@ -445,6 +461,7 @@ class StateStore:
             rec.update(Job=job, CreateIndex=index, ModifyIndex=index, AllocModifyIndex=index,
                        CreateTime=now, ModifyTime=now)
             allocs[rec["ID"]] = rec
+            self._index_alloc(rec)
             placed.append(rec["ID"])
             touched = True
         if touched:
@@ -485,6 +502,12 @@ class StateStore:
         """A client reports its allocations' states (Node.UpdateAlloc)."""
         now, allocs = float(cmd["now"]), self.tables["allocs"]
         node_id = cmd.get("node_id")
+        if node_id and cmd.get("secret_id") is not None:
+            node = self.tables["nodes"].get(node_id)
+            if node is None:
+                return {"ok": False, "error": "node not found"}
+            if node.get("SecretID") and node["SecretID"] != cmd["secret_id"]:
+                return {"ok": False, "error": "node secret ID does not match"}
         failed_jobs: list[str] = []
         jobs_touched: set[str] = set()
         updated = []

@@ -1,0 +1,311 @@
+"""AllocSync: the client's link between the servers' allocations and its AllocRunner.
+
+Nomad's ``client.go`` ``watchAllocations`` / ``allocSync`` and
+``drain.go`` ``DrainSelf`` (NOMAD.md §5.3), as an actor:
+
+* once ClientNode says the node is registered (:class:`NodeRegistered`),
+  it keeps one blocking ``GetClientAllocs`` in flight to a server, passing
+  back the index it last saw; each answer is handed to the AllocRunner as
+  the full set (``SetAllocs``).  A failed or unanswered query moves to the
+  next server after ``retry_s`` (plus a stagger).
+* the AllocRunner's ``AllocUpdates`` are merged (latest state per
+  allocation wins) and sent every ``sync_interval_s`` as one
+  ``UpdateAllocs`` write (Nomad's 200 ms allocSyncIntv); a failed write is
+  kept and retried, never dropped.
+* on a graceful leave with ``drain_on_shutdown`` it asks the servers to
+  drain its own node (``UpdateDrain``; not in dev mode, as Nomad), then
+  answers ``LeaveDone`` once every allocation it runs (system ones too unless
+  ``ignore_system_jobs``) is stopped and reported, or at ``deadline + 5 s``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from actors.agent_messages import Leave, LeaveDone
+from actors.client.alloc_runner import AllocUpdates, SetAllocs
+from actors.client.messages import (
+    ClientAllocsResponse,
+    GetClientAllocs,
+    UpdateAllocs,
+    UpdateDrain,
+    WriteResponse,
+)
+from actors.server.alloc_endpoint import ALLOC_ENDPOINT
+from actors.server.heartbeat import random_stagger
+from runtime.actor import NodeActor
+from runtime.env import Env
+
+log = logging.getLogger("nomad.client")
+
+TERMINAL = ("complete", "failed", "lost")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRegistered:
+    """ClientNode -> listeners: the node is registered; who it is and which servers to use (local)."""
+
+    node_id: str
+    secret_id: str
+    servers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocSyncConfig:
+    # How long one GetClientAllocs may block on the server.  Nomad's clients
+    # ask for 5 minutes; shorter only costs an idle round trip per period.
+    wait_s: float = 300.0
+    # An answer later than wait + this counts as a failed server.
+    rpc_margin_s: float = 10.0
+    # After a failed query or write, try again (on the next server) after
+    # this plus a stagger of it.  Nomad waits getAllocRetryIntv (30 s) but
+    # also fails over inside its RPC layer first; one second keeps a
+    # follower's death from delaying work by half a minute.
+    retry_s: float = 1.0
+    # Nomad allocSyncIntv: client state changes are batched this long.
+    sync_interval_s: float = 0.2
+    # drain_on_shutdown (client config): None = leave without draining.
+    drain_deadline_s: float | None = None
+    drain_ignore_system: bool = False
+    # Nomad gives up waiting for its own drain this long after the deadline.
+    drain_grace_s: float = 5.0
+    # How often the leave checks whether the drain has moved everything.
+    drain_poll_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("wait_s", "rpc_margin_s", "retry_s", "sync_interval_s", "drain_grace_s", "drain_poll_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.drain_deadline_s is not None and self.drain_deadline_s < 0:
+            raise ValueError("drain_deadline_s must be >= 0")
+
+
+def task_states_json(update: Any) -> dict[str, Any]:
+    """An AllocUpdate's task states in Nomad's JSON shape (structs.TaskState)."""
+    out = {}
+    for name, ts in update.task_states:
+        out[name] = {"State": ts.state, "Failed": ts.failed, "Restarts": ts.restarts,
+                     "LastRestart": ts.last_restart, "StartedAt": ts.started_at, "FinishedAt": ts.finished_at,
+                     "Events": [{"Type": e.type, "Time": e.time, "Message": e.message,
+                                 "ExitCode": e.exit_code, "Signal": e.signal} for e in ts.events]}
+    return out
+
+
+class AllocSync(NodeActor):
+    def __init__(self, env: Env, name: str, *, config: AllocSyncConfig | None = None,
+                 runner: str = "alloc-runner", endpoint: str = ALLOC_ENDPOINT) -> None:
+        super().__init__(env, name)
+        self.cfg = config or AllocSyncConfig()
+        self.runner = runner
+        self.endpoint = endpoint
+        self.node_id = ""
+        self.secret_id = ""
+        self.servers: list[str] = []
+        self.index = 0
+        self.allocs: dict[str, dict[str, Any]] = {}  # the servers' view, from the last answer
+        self.local: dict[str, str] = {}  # alloc ID -> the client status last reported by the runner
+        self._req = 0
+        self._watch_req = 0  # req id of the query in flight (0: none)
+        self._pending: dict[str, dict[str, Any]] = {}  # alloc ID -> update not yet written
+        self._writing: dict[str, dict[str, Any]] = {}
+        self._write_req = 0
+        self._leave: Leave | None = None
+        self._drain_req = 0
+        self._drain_sent = False
+        self._drain_at = 0.0
+        self._leave_deadline = 0.0
+        self.stats = {"queries": 0, "answers": 0, "writes": 0, "write_failures": 0, "query_failures": 0}
+
+    # ------------------------------------------------------------ messages
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, NodeRegistered):
+            self.node_id, self.secret_id = message.node_id, message.secret_id
+            if message.servers and sorted(message.servers) != sorted(self.servers):
+                current = self.servers[0] if self.servers else ""
+                self.servers = list(message.servers)
+                self.env.rng.shuffle(self.servers)
+                if current in self.servers:
+                    self.servers.remove(current)
+                    self.servers.insert(0, current)
+            if not self._watch_req and not self.timer_armed("watch_retry"):
+                self._query()
+            if self._pending and not self.timer_armed("sync"):
+                self.set_timer("sync", self.cfg.sync_interval_s)
+        elif isinstance(message, ClientAllocsResponse):
+            self._answer(message)
+        elif isinstance(message, AllocUpdates):
+            for u in message.updates:
+                self.local[u.alloc_id] = u.client_status
+                self._pending[u.alloc_id] = {"ID": u.alloc_id, "ClientStatus": u.client_status,
+                                             "ClientDescription": u.client_description,
+                                             "TaskStates": task_states_json(u)}
+            if not self.timer_armed("sync") and not self._write_req:
+                self.set_timer("sync", self.cfg.sync_interval_s)
+        elif isinstance(message, WriteResponse):
+            self._written(message)
+        elif isinstance(message, Leave):
+            self._start_leave(message)
+        elif message == "status":
+            return {"node_id": self.node_id, "index": self.index, "allocs": len(self.allocs),
+                    "pending_updates": len(self._pending) + len(self._writing), **self.stats}
+        return None
+
+    def on_timer(self, name: str) -> None:
+        if name == "watch_timeout":
+            self.stats["query_failures"] += 1
+            self._watch_req = 0
+            self._rotate()
+            self._query()
+        elif name == "watch_retry":
+            self._query()
+        elif name == "sync":
+            self._sync()
+        elif name == "write_timeout":
+            self._write_failed("write timed out")
+        elif name == "leave":
+            self._leave_step()
+
+    # ------------------------------------------------------------ allocations from the servers
+    def _rotate(self) -> None:
+        if len(self.servers) > 1:
+            self.servers.append(self.servers.pop(0))
+
+    def _query(self) -> None:
+        if not self.node_id or not self.servers:
+            return
+        self._req += 1
+        self._watch_req = self._req
+        self.stats["queries"] += 1
+        self.send(self.servers[0], self.endpoint, GetClientAllocs(
+            req_id=self._req, reply_node=self.env.node, reply_actor=self.name, node_id=self.node_id,
+            secret_id=self.secret_id, min_index=self.index, wait_s=self.cfg.wait_s))
+        self.set_timer("watch_timeout", self.cfg.wait_s + self.cfg.rpc_margin_s)
+
+    def _answer(self, m: ClientAllocsResponse) -> None:
+        if m.req_id != self._watch_req:
+            return
+        self._watch_req = 0
+        self.cancel_timer("watch_timeout")
+        if not m.ok:
+            self.stats["query_failures"] += 1
+            log.debug("%s: allocation query failed: %s", self.env.node, m.error)
+            self._rotate()
+            self.set_timer("watch_retry", self.cfg.retry_s + random_stagger(self.env.rng, self.cfg.retry_s))
+            return
+        self.stats["answers"] += 1
+        try:
+            allocs = msgpack.unpackb(m.allocs, raw=False) if m.allocs else []
+        except (ValueError, msgpack.UnpackException) as exc:
+            log.warning("%s: undecodable allocations from a server: %s", self.env.node, exc)
+            allocs = None
+        if isinstance(allocs, list):
+            if m.index != self.index or len(allocs) != len(self.allocs):
+                self.allocs = {a["ID"]: a for a in allocs if isinstance(a, dict) and "ID" in a}
+                self.send(self.env.node, self.runner, SetAllocs(allocs=tuple(self.allocs.values()),
+                                                                 index=m.index))
+            self.index = m.index
+        self._query()
+
+    # ------------------------------------------------------------ client state to the servers
+    def _sync(self) -> None:
+        if self._write_req or not self._pending or not self.node_id or not self.servers:
+            return
+        self._writing, self._pending = self._pending, {}
+        self._req += 1
+        self._write_req = self._req
+        self.stats["writes"] += 1
+        data = msgpack.packb(list(self._writing.values()), use_bin_type=True)
+        self.send(self.servers[0], self.endpoint, UpdateAllocs(
+            req_id=self._req, reply_node=self.env.node, reply_actor=self.name, node_id=self.node_id,
+            secret_id=self.secret_id, updates=data))
+        self.set_timer("write_timeout", self.cfg.rpc_margin_s)
+
+    def _written(self, m: WriteResponse) -> None:
+        if m.req_id == self._drain_req:
+            self._drain_req = 0
+            if m.ok:
+                self._drain_sent = True
+            else:
+                log.warning("%s: drain request failed: %s", self.env.node, m.error)
+            return
+        if m.req_id != self._write_req:
+            return
+        if not m.ok:
+            self._write_failed(m.error)
+            return
+        self.cancel_timer("write_timeout")
+        self._write_req = 0
+        self._writing = {}
+        if self._pending:
+            self.set_timer("sync", self.cfg.sync_interval_s)
+
+    def _write_failed(self, error: str) -> None:
+        self.stats["write_failures"] += 1
+        self.cancel_timer("write_timeout")
+        self._write_req = 0
+        for alloc_id, u in self._writing.items():
+            self._pending.setdefault(alloc_id, u)  # a newer state, if any, wins
+        self._writing = {}
+        log.debug("%s: allocation update failed (%s); retrying", self.env.node, error)
+        self._rotate()
+        self.set_timer("sync", self.cfg.retry_s + random_stagger(self.env.rng, self.cfg.retry_s))
+
+    # ------------------------------------------------------------ drain on shutdown
+    def _start_leave(self, m: Leave) -> None:
+        self._leave = m
+        if self.cfg.drain_deadline_s is None or not self.node_id or not self.servers:
+            self._leave_finish(True)
+            return
+        deadline = self.cfg.drain_deadline_s
+        self._leave_deadline = self.env.now() + (deadline if deadline > 0 else 3600.0) + self.cfg.drain_grace_s
+        log.info("%s: draining node %s before leaving (deadline %.0fs)", self.env.node, self.node_id, deadline)
+        self._send_drain()
+        self.set_timer("leave", self.cfg.drain_poll_s)
+
+    def _send_drain(self) -> None:
+        self._req += 1
+        self._drain_req = self._req
+        self._drain_at = self.env.now()
+        self.send(self.servers[0], self.endpoint, UpdateDrain(
+            req_id=self._req, reply_node=self.env.node, reply_actor=self.name, node_id=self.node_id,
+            secret_id=self.secret_id, deadline_ns=int((self.cfg.drain_deadline_s or 0) * 1e9),
+            ignore_system=self.cfg.drain_ignore_system))
+
+    def _drained(self) -> bool:
+        for a in self.allocs.values():
+            system = (a.get("Job") or {}).get("Type") == "system"
+            if system and self.cfg.drain_ignore_system:
+                continue
+            if a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in TERMINAL:
+                return False
+            if self.local.get(a["ID"], a.get("ClientStatus")) not in TERMINAL:
+                return False
+        return not self._pending and not self._writing
+
+    def _leave_step(self) -> None:
+        if self._leave is None:
+            return
+        if self.env.now() >= self._leave_deadline:
+            log.warning("%s: drain did not finish before the deadline; leaving anyway", self.env.node)
+            self._leave_finish(False)
+            return
+        if self._drain_req and self.env.now() - self._drain_at > self.cfg.rpc_margin_s:
+            self._drain_req = 0  # unanswered: ask the next server
+        if not self._drain_sent and not self._drain_req:
+            self._rotate()
+            self._send_drain()
+        elif self._drain_sent and self._drained():
+            log.info("%s: node drained", self.env.node)
+            self._leave_finish(True)
+            return
+        self.set_timer("leave", self.cfg.drain_poll_s)
+
+    def _leave_finish(self, ok: bool) -> None:
+        m, self._leave = self._leave, None
+        if m is not None:
+            self.send(self.env.node, m.reply_to, LeaveDone(actor=self.name, corr=m.corr, ok=True,
+                                                           error="" if ok else "drain deadline passed"))

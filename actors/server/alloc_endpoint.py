@@ -1,0 +1,163 @@
+"""AllocEndpoint: the server actor clients ask for their allocations and report to.
+
+Nomad's ``Node.GetClientAllocs``, ``Node.UpdateAlloc`` and
+``Node.UpdateDrain`` (NOMAD.md §5.3), on every server:
+
+* **GetClientAllocs** is a blocking query answered from this server's own
+  state (Nomad allows stale reads for it: any server can hold the watch, so
+  the leader does not carry every client's long poll).  The node's index is
+  the highest ``AllocModifyIndex`` of its allocations -- it moves when the
+  servers change what the node should run, not when the client reports --
+  and the request parks on a Raft :class:`Watch` of the ``allocs`` table
+  until that index passes the client's ``min_index`` or ``wait_s`` ends.
+* **UpdateAlloc** and **UpdateDrain** are Raft writes: proposed here, and
+  RaftPeer forwards a follower's proposal to the leader.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from actors.client.messages import ClientAllocsResponse, GetClientAllocs, UpdateAllocs, UpdateDrain, WriteResponse
+from actors.raft.peer import Propose, Watch
+from actors.server import RAFT, RaftReply, ReplyTo
+from actors.state.store import command
+from runtime.actor import NodeActor
+from runtime.env import Env
+
+ALLOC_ENDPOINT = "alloc-endpoint"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocEndpointConfig:
+    # Longest wait a client may ask for; Nomad caps blocking queries at 10 min
+    # (structs.MaxBlockingRPCQueryTime) and clients ask for 5 min.
+    max_wait_s: float = 600.0
+    # Requests parked at once on this server; beyond it a request is answered
+    # at once and the client polls (memory stays bounded).
+    max_parked: int = 20_000
+
+    def __post_init__(self) -> None:
+        if self.max_wait_s <= 0 or self.max_parked < 1:
+            raise ValueError("max_wait_s must be > 0 and max_parked >= 1")
+
+
+def client_allocs(state: Any, node_id: str, secret_id: str) -> tuple[str, int, bytes]:
+    """Watch query: ("", node index, msgpack allocs) or (error, 0, b"")."""
+    node = state.tables["nodes"].get(node_id)
+    if node is None:
+        return "node not found", 0, b""
+    if node.get("SecretID") and node["SecretID"] != secret_id:
+        return "node secret ID does not match", 0, b""
+    allocs = state.node_allocs(node_id)
+    index = max((a.get("AllocModifyIndex", a.get("ModifyIndex", 0)) for a in allocs), default=0)
+    return "", index, msgpack.packb(allocs, use_bin_type=True)
+
+
+@dataclass(slots=True)
+class _Parked:
+    req: GetClientAllocs
+    deadline: float
+
+
+class AllocEndpoint(NodeActor):
+    def __init__(self, env: Env, name: str, *, config: AllocEndpointConfig | None = None, raft: str = RAFT,
+                 wall_clock: Any = None) -> None:
+        super().__init__(env, name)
+        self.cfg = config or AllocEndpointConfig()
+        self.raft = raft
+        self._wall = wall_clock or env.now
+        self._parked: dict[int, _Parked] = {}
+        self._writes: dict[int, tuple[str, str, int]] = {}
+        self._next = 0
+        self.stats = {"queries": 0, "updates": 0, "drains": 0, "errors": 0}
+
+    def _id(self) -> int:
+        self._next += 1
+        return self._next
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, GetClientAllocs):
+            self.stats["queries"] += 1
+            wait = min(message.wait_s, self.cfg.max_wait_s)
+            if len(self._parked) >= self.cfg.max_parked:
+                wait = 0.0
+            pid = self._id()
+            self._parked[pid] = _Parked(message, self.env.now() + wait)
+            self._watch(pid, 0, 0.0)
+        elif isinstance(message, UpdateAllocs):
+            self.stats["updates"] += 1
+            try:
+                updates = msgpack.unpackb(message.updates, raw=False)
+                if not isinstance(updates, list) or not all(isinstance(u, dict) for u in updates):
+                    raise ValueError("updates must be a list of maps")
+            except (ValueError, msgpack.UnpackException) as exc:
+                self._write_reply(message.reply_node, message.reply_actor, message.req_id, f"bad updates: {exc}")
+                return None
+            self._propose(message, command("alloc_client_update", node_id=message.node_id,
+                                           secret_id=message.secret_id, allocs=updates, now=self._wall()))
+        elif isinstance(message, UpdateDrain):
+            self.stats["drains"] += 1
+            spec = {"Deadline": message.deadline_ns, "IgnoreSystemJobs": message.ignore_system} \
+                if message.enable else None
+            self._propose(message, command("node_update_drain", node_id=message.node_id, drain_spec=spec,
+                                           mark_eligible=message.mark_eligible,
+                                           meta={"message": "shutting down"} if message.enable else {},
+                                           now=self._wall()))
+        elif isinstance(message, RaftReply):
+            self._raft_reply(message)
+        elif message == "status":
+            return {"parked": len(self._parked), **self.stats}
+        return None
+
+    def _watch(self, pid: int, min_index: int, timeout_s: float) -> None:
+        p = self._parked[pid]
+        query = functools.partial(client_allocs, node_id=p.req.node_id, secret_id=p.req.secret_id)
+        self.send(self.env.node, self.raft, Watch(tables=("allocs", "nodes"), min_index=min_index,
+                                                  reply=ReplyTo(self.env, self.name, ("watch", pid)),
+                                                  timeout_s=timeout_s, query=query))
+
+    def _propose(self, m: UpdateAllocs | UpdateDrain, data: bytes) -> None:
+        wid = self._id()
+        self._writes[wid] = (m.reply_node, m.reply_actor, m.req_id)
+        self.send(self.env.node, self.raft, Propose(data=data, reply=ReplyTo(self.env, self.name, ("write", wid))))
+
+    def _write_reply(self, node: str, actor: str, req_id: int, error: str = "", index: int = 0) -> None:
+        if error:
+            self.stats["errors"] += 1
+        self.send(node, actor, WriteResponse(req_id=req_id, ok=not error, error=error, index=index))
+
+    def _raft_reply(self, m: RaftReply) -> None:
+        kind, key = m.tag
+        if kind == "write":
+            dest = self._writes.pop(key, None)
+            if dest is None:
+                return
+            if not m.ok:
+                self._write_reply(*dest, error=m.error)
+                return
+            index, result = m.value
+            error = "" if isinstance(result, dict) and result.get("ok") else \
+                (result.get("error", "write refused") if isinstance(result, dict) else "write refused")
+            self._write_reply(*dest, error=error, index=index)
+            return
+        p = self._parked.get(key)
+        if p is None:
+            return
+        r = p.req
+        if not m.ok:
+            del self._parked[key]
+            self.send(r.reply_node, r.reply_actor, ClientAllocsResponse(req_id=r.req_id, ok=False, error=m.error))
+            return
+        table_index, (error, node_index, data) = m.value
+        left = p.deadline - self.env.now()
+        if error or node_index > r.min_index or left <= 0:
+            del self._parked[key]
+            self.send(r.reply_node, r.reply_actor, ClientAllocsResponse(
+                req_id=r.req_id, ok=not error, error=error, index=node_index, allocs=data))
+            return
+        self._watch(key, table_index, left)

@@ -1,0 +1,184 @@
+"""A simulated cluster that runs jobs: servers schedule, clients run tasks on SimDriver.
+
+Builds on :class:`~sim.client_cluster.ClientCluster` (servers with Raft,
+node endpoint, heartbeats, node GC; clients with fingerprinter and node) and
+adds, as the agent wires them: on servers the AllocEndpoint, EvalBroker and
+NodeDrainer; on clients the AllocRunner over a :class:`SimDriver` (kept
+across client crashes, as real processes outlive an agent restart) and
+AllocSync.
+
+:class:`JobCheckers` assert, after every slice, that no node is ever
+over-committed by the committed state, and :meth:`JobCluster.converged`
+is the liveness rule the property test checks after a healed phase: every
+job's desired count runs exactly once, on live ready nodes, and the
+simulated processes match (no lost and no duplicated work).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, MemoryAllocStore
+from actors.client.alloc_sync import AllocSync, AllocSyncConfig
+from actors.client.drivers import SimDriver
+from actors.client.node import ClientNode
+from actors.scheduler.broker import BROKER, BrokerConfig, EvalBroker
+from actors.scheduler.drainer import DRAINER, DrainerConfig, NodeDrainer
+from actors.scheduler.job import canonical_job
+from actors.scheduler.scheduler import live, node_capacity
+from actors.server import ENDPOINT, HEARTBEATS, NODE_GC, RAFT
+from actors.server.alloc_endpoint import ALLOC_ENDPOINT, AllocEndpoint
+from actors.server.heartbeat import HeartbeatMonitor
+from actors.server.node_endpoint import NodeEndpoint
+from actors.server.node_gc import NodeGC
+from actors.raft.peer import RaftPeer
+from actors.client.fingerprint import Fingerprinter
+from actors.state.store import command
+from sim.client_cluster import CLIENT, FINGERPRINT, ClientCluster, ClusterConfig
+from sim.runtime import SimEnv
+
+RUNNER = "alloc-runner"
+SYNC = "alloc-sync"
+DRIVER = "raw_exec"  # the jobs name raw_exec; in the simulator SimDriver plays it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobClusterConfig:
+    base: ClusterConfig = field(default_factory=lambda: ClusterConfig(n_servers=3, n_clients=5))
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    drainer: DrainerConfig = field(default_factory=DrainerConfig)
+    runner: AllocRunnerConfig = field(default_factory=AllocRunnerConfig)
+    sync: AllocSyncConfig = field(default_factory=lambda: AllocSyncConfig(wait_s=60.0))
+
+
+class JobCluster(ClientCluster):
+    def __init__(self, seed: int, config: JobClusterConfig | None = None) -> None:
+        self.jcfg = config or JobClusterConfig()
+        # Created before the base class boots anyone; they outlive client crashes.
+        n = self.jcfg.base.n_clients
+        names = [f"c{i:04d}" for i in range(1, n + 1)]
+        self.drivers = {c: SimDriver(lambda: self.sched.now, name=DRIVER) for c in names}
+        self.alloc_stores = {c: MemoryAllocStore() for c in names}
+        self.overcommits: list[str] = []
+        super().__init__(seed, self.jcfg.base)
+
+    # ------------------------------------------------------------ boot
+    def _boot_server(self, env: SimEnv) -> None:
+        cfg = self.cfg
+        env.spawn(RaftPeer, RAFT, storage=self.disks[env.node], config=self.raft_cfg, bootstrap=self.servers,
+                  leadership_subscribers=(ENDPOINT, HEARTBEATS, NODE_GC, BROKER, DRAINER))
+        env.spawn(NodeEndpoint, ENDPOINT, servers=self.servers, config=cfg.endpoint)
+        env.spawn(HeartbeatMonitor, HEARTBEATS, config=cfg.heartbeat)
+        env.spawn(NodeGC, NODE_GC, config=cfg.gc)
+        env.spawn(AllocEndpoint, ALLOC_ENDPOINT)
+        env.spawn(EvalBroker, BROKER, config=self.jcfg.broker)
+        env.spawn(NodeDrainer, DRAINER, config=self.jcfg.drainer)
+
+    def _boot_client(self, env: SimEnv) -> None:
+        c = env.node
+        env.spawn(Fingerprinter, FINGERPRINT, probe=self.hosts[c], config=self.cfg.fingerprint, subscriber=CLIENT)
+        env.spawn(AllocRunner, RUNNER, driver_registry={DRIVER: self.drivers[c]}, state=self.alloc_stores[c],
+                  alloc_root=f"/sim/{c}/alloc", reporter=SYNC, config=self.jcfg.runner)
+        env.spawn(AllocSync, SYNC, config=self.jcfg.sync, runner=RUNNER)
+        env.spawn(ClientNode, CLIENT, config=self.client_cfg, identity=self.identities[c],
+                  fingerprinter=FINGERPRINT, on_ack=self.checker.on_ack, listeners=(SYNC,))
+
+    # ------------------------------------------------------------ checks
+    def check(self) -> None:
+        super().check()
+        state = self.checker.replica
+        used: dict[str, list[int]] = {}
+        for a in state.tables["allocs"].values():
+            if live(a):
+                u = used.setdefault(a["NodeID"], [0, 0])
+                u[0] += a["Resources"]["CPU"]
+                u[1] += a["Resources"]["MemoryMB"]
+        for nid, (cpu, mem) in used.items():
+            node = state.tables["nodes"].get(nid)
+            if node is None:
+                continue
+            cap = node_capacity(node)
+            if cpu > cap[0] or mem > cap[1]:
+                msg = f"t={self.sched.now:.1f}: node {nid} over-committed: cpu {cpu}/{cap[0]} mem {mem}/{cap[1]}"
+                self.overcommits.append(msg)
+                raise AssertionError(msg)
+
+    # ------------------------------------------------------------ operator actions
+    def register(self, job: dict[str, Any]) -> dict[str, Any]:
+        _, result = self.propose(command("job_register", job=canonical_job(job), now=self.sched.now))
+        assert result["ok"], result
+        return result
+
+    def stop_job(self, job_id: str, purge: bool = False) -> dict[str, Any]:
+        _, result = self.propose(command("job_deregister", job_id=job_id, purge=purge, now=self.sched.now))
+        return result
+
+    def drain(self, client: str, deadline_s: float = 3600.0, *, force: bool = False) -> dict[str, Any]:
+        spec = {"Deadline": -1 if force else int(deadline_s * 1e9), "IgnoreSystemJobs": False}
+        _, result = self.propose(command("node_update_drain", node_id=self.node_id(client), drain_spec=spec,
+                                         mark_eligible=False, now=self.sched.now))
+        return result
+
+    # ------------------------------------------------------------ views
+    def allocs(self, job_id: str | None = None) -> list[dict[str, Any]]:
+        return [a for a in self.checker.replica.tables["allocs"].values() if job_id is None or a["JobID"] == job_id]
+
+    def client_of(self, node_id: str) -> str | None:
+        for c in self.clients:
+            if self.node_id(c) == node_id:
+                return c
+        return None
+
+    def running_procs(self) -> dict[str, list[str]]:
+        """alloc ID -> the clients where a simulated process of it runs (each task counted)."""
+        out: dict[str, list[str]] = {}
+        for c, d in self.drivers.items():
+            for p in d.running():
+                out.setdefault(p.alloc_id, []).append(c)
+        return out
+
+    def converged(self, up: set[str] | None = None) -> list[str]:
+        """What is wrong with the steady state (empty: every job runs its count exactly once)."""
+        state = self.checker.replica
+        problems = []
+        procs = self.running_procs()
+        nodes = state.tables["nodes"]
+        for job in state.tables["jobs"].values():
+            if job.get("Stop"):
+                continue
+            for g in job["TaskGroups"]:
+                want = g["Count"]
+                if job["Type"] == "system":
+                    continue
+                runs = [a for a in state.tables["allocs"].values() if a["JobID"] == job["ID"]
+                        and a["TaskGroup"] == g["Name"] and live(a)]
+                running = [a for a in runs if a["ClientStatus"] == "running"
+                           and nodes.get(a["NodeID"], {}).get("Status") == "ready"]
+                names = [a["Name"] for a in runs]
+                if len(running) != want or len(runs) != want:
+                    problems.append(f"{job['ID']}.{g['Name']}: {len(running)} running / {len(runs)} live, want {want}")
+                if len(set(names)) != len(names):
+                    problems.append(f"{job['ID']}.{g['Name']}: duplicate names {sorted(names)}")
+        wanted = {a["ID"] for a in state.tables["allocs"].values() if live(a)}
+        for alloc_id, where in procs.items():
+            if alloc_id not in wanted:
+                problems.append(f"alloc {alloc_id[:8]} still runs on {where} but is not wanted")
+            elif len(where) > len(set(where)) or len(set(where)) > 1:
+                problems.append(f"alloc {alloc_id[:8]} runs on several clients / twice: {where}")
+        for alloc_id in wanted:
+            a = state.tables["allocs"][alloc_id]
+            if a["ClientStatus"] == "running" and alloc_id not in procs:
+                problems.append(f"alloc {alloc_id[:8]} reported running but no process runs it")
+        return problems
+
+
+def sim_job(job_id: str = "web", count: int = 4, *, cpu: int = 500, mem: int = 256, job_type: str = "service",
+            run_for_s: float | None = None, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {"command": "/bin/sleep", "args": ["3600"]}
+    if run_for_s is not None:
+        config["run_for_s"] = run_for_s
+    return {"ID": job_id, "Type": job_type, "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": count,
+        "Tasks": [{"Name": "t", "Driver": DRIVER, "Config": config, "Resources": {"CPU": cpu, "MemoryMB": mem}}],
+        **extra}]}
