@@ -14,6 +14,7 @@ and :class:`Supervision`, the supervisor's restart and stop limits.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -175,6 +176,9 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.server.heartbeat import HeartbeatConfig, HeartbeatMonitor
     from actors.server.node_endpoint import NodeEndpoint
     from actors.server.node_gc import NodeGC, NodeGCConfig
+    from actors.scheduler.broker import BrokerConfig, EvalBroker
+    from actors.scheduler.drainer import NodeDrainer
+    from actors.server.alloc_endpoint import AllocEndpoint
 
     srv = config.server
     join = srv.server_join
@@ -187,13 +191,21 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                   kwargs=(("storage", ctx.raft_storage), ("config", raft_config(srv.raft_multiplier)),
                           ("bootstrap", ctx.raft_bootstrap),
                           ("leadership_subscribers", ("server-membership", "node-endpoint", "heartbeats",
-                                                      "node-gc")))),
+                                                      "node-gc", "eval-broker", "drainer")))),
         ChildSpec(name="node-endpoint", cls=NodeEndpoint, role="server",
                   kwargs=(("servers", (ctx.addrs.rpc_adv,)), ("wall_clock", time.time))),
         ChildSpec(name="heartbeats", cls=HeartbeatMonitor, role="server",
                   kwargs=(("config", HeartbeatConfig.from_server(srv)),)),
         ChildSpec(name="node-gc", cls=NodeGC, role="server",
                   kwargs=(("config", NodeGCConfig.from_server(srv)), ("wall_clock", time.time))),
+        ChildSpec(name="alloc-endpoint", cls=AllocEndpoint, role="server",
+                  kwargs=(("wall_clock", time.time),)),
+        ChildSpec(name="eval-broker", cls=EvalBroker, role="server", reloads=True,
+                  kwargs=(("config", BrokerConfig(num_workers=max(1, srv.num_schedulers
+                                                                  if srv.num_schedulers is not None
+                                                                  else (os.cpu_count() or 1)))),
+                          ("wall_clock", time.time))),
+        ChildSpec(name="drainer", cls=NodeDrainer, role="server", kwargs=(("wall_clock", time.time),)),
         ChildSpec(name="server-membership", cls=ServerMembership, role="server",
                   kwargs=(("region", config.region), ("bootstrap_expect", srv.bootstrap_expect))),
         ChildSpec(name=LAN_POOL, cls=GossipMember, role="server", leaves=True,
@@ -211,10 +223,11 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     to its own RPC address.  Production time is the wall clock: node records
     carry timestamps every server must agree on.
     """
-    import os
-
     from actors.client.fingerprint import FingerprintConfig, Fingerprinter, PsutilProbe, detect_drivers
     from actors.client.messages import Resources
+    from actors.client.alloc_runner import AllocRunner, FileAllocStore
+    from actors.client.alloc_sync import AllocSync, AllocSyncConfig
+    from actors.client.drivers import RawExecDriver
     from actors.client.node import ClientNode, ClientNodeConfig, FileIdentityStore, MemoryIdentityStore
 
     assert ctx.client_state_dir is not None
@@ -228,11 +241,24 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
 
         node_cfg = dataclasses.replace(node_cfg, servers=(ctx.addrs.rpc_adv,))
     identity = MemoryIdentityStore() if config.dev_mode else FileIdentityStore(ctx.client_state_dir)
+    alloc_root = c.alloc_dir or os.path.join(os.path.dirname(os.path.abspath(ctx.client_state_dir)), "alloc")
+    drain = c.drain_on_shutdown
+    # Nomad drains on shutdown only through Agent.Leave, never in dev mode (NOMAD.md §5.3).
+    sync_cfg = AllocSyncConfig(drain_deadline_s=drain.deadline_s if drain is not None and not config.dev_mode
+                               else None,
+                               drain_ignore_system=bool(drain and drain.ignore_system_jobs))
     return [
         ChildSpec(name="fingerprint", cls=Fingerprinter, role="client",
                   kwargs=(("probe", probe),
                           ("config", FingerprintConfig(nomad_version=ctx.version,
                                                        reserved=Resources(cpu_mhz=r.cpu, memory_mb=r.memory,
                                                                           disk_mb=r.disk))))),
-        ChildSpec(name="client", cls=ClientNode, role="client", kwargs=(("config", node_cfg), ("identity", identity))),
+        ChildSpec(name="alloc-runner", cls=AllocRunner, role="client",
+                  kwargs=(("driver_registry", {"raw_exec": RawExecDriver()}),
+                          ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
+                          ("reporter", "alloc-sync"))),
+        ChildSpec(name="alloc-sync", cls=AllocSync, role="client", leaves=True,
+                  kwargs=(("config", sync_cfg),)),
+        ChildSpec(name="client", cls=ClientNode, role="client",
+                  kwargs=(("config", node_cfg), ("identity", identity), ("listeners", ("alloc-sync",)))),
     ]
