@@ -109,8 +109,8 @@ def alloc(aid: str, *tasks: dict[str, Any], job_type: str = "service", desired: 
     if restart is not None:
         group["RestartPolicy"] = restart
     job = {"ID": f"job-{aid}", "Type": job_type, "TaskGroups": [group]}
-    return {"ID": aid, "JobID": job["ID"], "TaskGroup": "g", "DesiredStatus": desired, "ClientStatus": "pending",
-            "AllocModifyIndex": index, "Job": job}
+    return {"ID": aid, "JobID": job["ID"], "TaskGroup": "g", "DesiredStatus": desired,
+            "ClientStatus": "pending", "AllocModifyIndex": index, "Job": job}
 
 
 def policy(attempts: int, interval_s: float, delay_s: float, mode: str = "fail") -> dict[str, Any]:
@@ -268,7 +268,7 @@ def test_restart_waits_delay_plus_at_most_a_quarter_of_jitter():
         n = c.driver.starts
         crashed = c.sched.now
         assert c.driver.crash("a1", "t", exit_code=1)
-        c.until(lambda: c.driver.starts == n + 1, 30)
+        c.until(lambda n=n: c.driver.starts == n + 1, 30)
         gap = c.starts_of("a1")[-1] - crashed
         assert 8.0 <= gap <= 8.0 * 1.25 + cfg.poll_interval_s
 
