@@ -1,0 +1,217 @@
+"""Jobs in the simulator: placement, lost work re-placed, drains, re-attach, and a fault-schedule property.
+
+Every run checks after each slice that no node is over-committed by the
+committed state (JobCluster.check) on top of the node rules
+(NodeCheckers); :meth:`JobCluster.converged` is the steady-state rule:
+every job's count runs exactly once on live nodes and the simulated
+processes match.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from actors.agent_messages import Leave
+from actors.client.alloc_sync import AllocSyncConfig
+from sim.client_cluster import ClusterConfig
+from sim.job_cluster import SYNC, JobCluster, JobClusterConfig, sim_job
+
+# Heartbeat TTL + grace is 10 s + 10 s with Nomad's defaults; a node is
+# marked down and its work re-placed well within this.
+LOST_BOUND_S = 60.0
+
+
+def settle(c: JobCluster, bound_s: float = 120.0) -> list[str]:
+    end = c.sched.now + bound_s
+    while c.sched.now < end and c.converged():
+        c.run(1.0)
+    return c.converged()
+
+
+def wait_leader(c: JobCluster, bound_s: float = 60.0) -> str:
+    end = c.sched.now + bound_s
+    while c.leader() is None and c.sched.now < end:
+        c.run(0.5)
+    leader = c.leader()
+    assert leader is not None, "no leader elected"
+    return leader
+
+
+def boot(seed: int = 1, n_clients: int = 4, **kw: object) -> JobCluster:
+    cfg = JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=n_clients), **kw)  # type: ignore[arg-type]
+    c = JobCluster(seed, cfg)
+    c.run(30.0)
+    assert c.statuses() == {"ready": n_clients}
+    return c
+
+
+def test_service_job_runs_its_count_once() -> None:
+    c = boot()
+    c.register(sim_job(count=6))
+    assert settle(c) == []
+    assert sum(d.starts for d in c.drivers.values()) == 6
+
+
+def test_partitioned_client_work_is_lost_and_replaced_then_stopped_there() -> None:
+    c = boot(seed=2)
+    c.register(sim_job(count=6))
+    assert settle(c) == []
+    victim = c.client_of(c.allocs("web")[0]["NodeID"])
+    assert victim is not None
+    before = {a["ID"] for a in c.allocs("web") if c.client_of(a["NodeID"]) == victim}
+    c.partition_clients([victim])
+    c.run(LOST_BOUND_S)
+    lost = {a["ID"] for a in c.allocs("web") if a["ClientStatus"] == "lost"}
+    assert lost == before
+    live = [a for a in c.allocs("web") if a["DesiredStatus"] == "run"]
+    assert len(live) == 6 and all(c.client_of(a["NodeID"]) != victim for a in live)
+    c.heal()
+    assert settle(c) == []  # the old processes on the victim were stopped
+    assert not any(p.alloc_id in before for p in c.drivers[victim].running())
+
+
+def test_leader_crash_neither_loses_nor_duplicates_work() -> None:
+    c = boot(seed=3)
+    c.register(sim_job(count=5))
+    assert settle(c) == []
+    leader = c.leader()
+    assert leader is not None
+    c.crash(leader)
+    wait_leader(c)
+    c.register(sim_job("api", count=3))
+    c.run(30.0)
+    c.restart(leader)
+    assert settle(c) == []
+    assert len([a for a in c.allocs() if a["DesiredStatus"] == "run"]) == 8
+
+
+def test_client_agent_restart_reattaches_instead_of_starting_twice() -> None:
+    c = boot(seed=4)
+    c.register(sim_job(count=4))
+    assert settle(c) == []
+    starts = sum(d.starts for d in c.drivers.values())
+    client = c.client_of(c.allocs("web")[0]["NodeID"])
+    assert client is not None
+    c.crash(client)
+    c.run(5.0)
+    c.restart(client)
+    c.run(30.0)
+    assert settle(c) == []
+    assert sum(d.starts for d in c.drivers.values()) == starts
+
+
+def test_drain_moves_work_within_max_parallel_and_completes() -> None:
+    c = boot(seed=5, n_clients=3)
+    c.register(sim_job(count=4, cpu=200))
+    assert settle(c) == []
+    counts: dict[str, int] = {}
+    for a in c.allocs("web"):
+        counts[a["NodeID"]] = counts.get(a["NodeID"], 0) + 1
+    busiest = max(counts, key=lambda n: counts[n])
+    client = c.client_of(busiest)
+    assert client is not None
+    assert c.drain(client, deadline_s=600)["ok"]
+    min_running = 4
+    end = c.sched.now + 300
+    while c.sched.now < end:
+        c.run(0.5)
+        running = [a for a in c.allocs("web") if a["DesiredStatus"] == "run" and a["ClientStatus"] == "running"
+                   and not a.get("DesiredTransition", {}).get("Migrate")]
+        min_running = min(min_running, len(running))
+        node = c.nodes()[busiest]
+        if not node.get("DrainStrategy"):
+            break
+    node = c.nodes()[busiest]
+    assert not node.get("DrainStrategy") and node["SchedulingEligibility"] == "ineligible"
+    assert node["Events"][-1]["Message"] == "Node drain complete"
+    assert min_running >= 4 - 1  # Migrate.MaxParallel = 1
+    assert settle(c) == []
+    assert all(a["NodeID"] != busiest for a in c.allocs("web") if a["DesiredStatus"] == "run")
+
+
+def test_drain_on_shutdown_moves_work_before_leaving() -> None:
+    sync = AllocSyncConfig(wait_s=60.0, drain_deadline_s=120.0)
+    c = boot(seed=6, n_clients=3, sync=sync)
+    c.register(sim_job(count=3, cpu=200))
+    assert settle(c) == []
+    client = c.client_of(c.allocs("web")[0]["NodeID"])
+    assert client is not None
+    node_id = c.node_id(client)
+    # The agent tells alloc-sync to leave on SIGTERM with leave_on_terminate.
+    c.sched.nodes[client].actors[SYNC].tell(Leave(reply_to="collector", corr=1))
+    end = c.sched.now + 200
+    while c.sched.now < end:
+        c.run(1.0)
+        moved = all(a["NodeID"] != node_id for a in c.allocs("web") if a["DesiredStatus"] == "run"
+                    and a["ClientStatus"] == "running")
+        if moved and not c.drivers[client].running():
+            break
+    assert all(a["NodeID"] != node_id for a in c.allocs("web") if a["DesiredStatus"] == "run")
+    assert not c.drivers[client].running()
+    assert c.nodes()[node_id]["SchedulingEligibility"] == "ineligible"
+
+
+def test_batch_job_runs_to_completion_once() -> None:
+    c = boot(seed=7)
+    c.register(sim_job("once", count=3, job_type="batch", run_for_s=20.0))
+    c.run(90.0)
+    allocs = c.allocs("once")
+    assert len(allocs) == 3 and all(a["ClientStatus"] == "complete" for a in allocs)
+    assert sum(d.starts for d in c.drivers.values()) == 3
+
+
+# ------------------------------------------------------------ property: generated fault schedules
+ACTIONS = st.lists(st.one_of(
+    st.tuples(st.just("crash_server"), st.integers(0, 2)),
+    st.tuples(st.just("partition_client"), st.integers(0, 4)),
+    st.tuples(st.just("crash_client"), st.integers(0, 4)),
+    st.tuples(st.just("scale"), st.integers(0, 8)),
+    st.tuples(st.just("drain"), st.integers(0, 4)),
+    st.tuples(st.just("wait"), st.integers(1, 40)),
+), min_size=1, max_size=8)
+
+
+@settings(max_examples=int(os.environ.get("JOB_SIM_EXAMPLES", "12")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), actions=ACTIONS)
+def test_every_job_runs_exactly_once_after_any_fault_schedule(seed: int, actions: list[tuple[str, int]]) -> None:
+    c = JobCluster(seed, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=5)))
+    c.run(30.0)
+    c.register(sim_job(count=4, cpu=400))
+    c.register(sim_job("api", count=2, cpu=300))
+    c.run(10.0)
+    down_servers: set[str] = set()
+    drained: list[str] = []
+    for action, arg in actions:
+        if action == "crash_server":
+            s = c.servers[arg]
+            if s in down_servers:
+                c.restart(s)
+                down_servers.discard(s)
+            elif len(down_servers) < 1:  # keep a quorum so the schedule can make progress
+                c.crash(s)
+                down_servers.add(s)
+        elif action == "partition_client":
+            c.partition_clients([c.clients[arg]])
+        elif action == "crash_client":
+            c.crash(c.clients[arg])
+            c.run(2.0)
+            c.restart(c.clients[arg])
+        elif action == "scale":
+            wait_leader(c)
+            c.register(sim_job(count=arg, cpu=400))
+        elif action == "drain":
+            if len(drained) < 2:
+                wait_leader(c)
+                c.drain(c.clients[arg], deadline_s=60)
+                drained.append(c.clients[arg])
+        c.run(float(arg) if action == "wait" else 5.0)
+    # Liveness phase: heal everything and wait.
+    c.heal()
+    for s in sorted(down_servers):
+        c.restart(s)
+    problems = settle(c, 400.0)
+    assert problems == [], problems
+    assert not c.overcommits
