@@ -187,6 +187,13 @@ def test_stats_while_running_and_empty_once_gone(driver, tmp_path):
     assert driver.stats(h) == {}
 
 
+def test_stats_count_the_cpu_of_the_tasks_children(driver, tmp_path):
+    h = run(driver, tmp_path, "while :; do :; done & wait")  # the busy process is the shell's child
+    seen: list[dict[str, Any]] = []
+    assert wait_for(lambda: seen.append(driver.stats(h)) or seen[-1].get("cpu_percent", 0) > 10.0), seen[-3:]
+    assert seen[-1]["processes"] == 2
+
+
 @pytest.mark.parametrize(("config", "message"), [
     ({}, "config.command is required"),
     ({"command": ""}, "config.command is required"),

@@ -132,7 +132,7 @@ def signal_number(signame: str) -> int:
     name = signame.strip().upper() if isinstance(signame, str) else ""
     if name and not name.startswith("SIG"):
         name = "SIG" + name
-    sig = getattr(_signal.Signals, name, None) if name else None
+    sig = _signal.Signals.__members__.get(name) if name else None
     if sig is None:
         raise DriverError(f"unknown signal {signame!r}")
     return int(sig)
@@ -156,7 +156,7 @@ class RawExecDriver:
     def __init__(self, name: str = "raw_exec") -> None:
         self.name = name
         self._procs: dict[int, subprocess.Popen[bytes]] = {}  # pid -> our child, until reaped
-        self._ps: dict[tuple[int, float], Any] = {}  # psutil.Process per task, for cpu_percent deltas
+        self._ps: dict[tuple[int, float], dict[int, Any]] = {}  # per task: pid -> psutil.Process
 
     def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
               env: dict[str, str]) -> TaskHandle:
@@ -230,29 +230,39 @@ class RawExecDriver:
         return self._alive(handle)
 
     def stats(self, handle: TaskHandle) -> dict[str, Any]:
+        """CPU percent and RSS of the task and its descendants; {} once it is gone.
+
+        ``cpu_percent`` compares with the previous call on the same psutil
+        object, so those objects are kept per task: the first call reads 0.0.
+        """
         import psutil
 
         key = (handle.pid, handle.start_time)
-        proc = self._ps.get(key)
+        known = self._ps.get(key)
         try:
-            if proc is None:
-                proc = psutil.Process(handle.pid)
-                if not _same_start(proc.create_time(), handle.start_time):
+            if known is None:
+                leader = psutil.Process(handle.pid)
+                if not _same_start(leader.create_time(), handle.start_time):
                     return {}
-                self._ps[key] = proc
-            procs = [proc, *proc.children(recursive=True)]
-            cpu, rss = 0.0, 0
-            for p in procs:
-                try:
-                    # cpu_percent(None) compares with this object's last call: the first reads 0.0.
-                    cpu += p.cpu_percent(None) if p is proc else 0.0
-                    rss += p.memory_info().rss
-                except psutil.Error:
-                    continue
-            return {"pid": handle.pid, "cpu_percent": cpu, "rss_bytes": rss, "processes": len(procs)}
+                known = self._ps[key] = {handle.pid: leader}
+            leader = known[handle.pid]
+            if leader.status() == psutil.STATUS_ZOMBIE:
+                return {}
+            procs = {handle.pid: leader}
+            for child in leader.children(recursive=True):
+                procs[child.pid] = known.get(child.pid, child)
         except psutil.Error:
             self._ps.pop(key, None)
             return {}
+        cpu, rss = 0.0, 0
+        for pid in sorted(procs):
+            try:
+                cpu += procs[pid].cpu_percent(None)
+                rss += procs[pid].memory_info().rss
+            except psutil.Error:
+                del procs[pid]
+        self._ps[key] = procs  # children that exited are dropped with the old map
+        return {"pid": handle.pid, "cpu_percent": cpu, "rss_bytes": rss, "processes": len(procs)}
 
     # ------------------------------------------------------------ helpers
     def _same_process(self, handle: TaskHandle) -> bool | None:
