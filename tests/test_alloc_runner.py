@@ -205,6 +205,25 @@ def test_an_alloc_absent_from_the_set_is_stopped_and_its_state_removed():
     assert len(c.got) == reports  # the servers no longer know a1: nothing more is reported about it
 
 
+def test_an_alloc_the_servers_hold_as_terminal_is_never_run_nor_reported():
+    c = Client()
+    lost = {**alloc("a1"), "ClientStatus": "lost"}
+    c.set(lost, alloc("a2"))
+    c.until(lambda: c.status("a2") == "running", 5)
+    c.node.restart()
+    c.set(lost, alloc("a2"))
+    c.run(5)
+    assert c.latest("a1") is None and c.starts_of("a1") == [] and "a1" in c.runner.allocs
+
+
+def test_more_allocs_than_max_allocs_are_failed_not_run():
+    c = Client(config=AllocRunnerConfig(max_allocs=2))
+    c.set(alloc("a1"), alloc("a2"), alloc("a3"))
+    c.until(lambda: c.status("a3") == "failed", 5)
+    assert "max_allocs=2" in c.latest("a3").client_description
+    assert c.driver.starts == 2
+
+
 def test_an_older_set_is_ignored():
     c = Client()
     c.set(alloc("a1"), index=5)

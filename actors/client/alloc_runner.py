@@ -512,10 +512,15 @@ class _Alloc:
     invalid: str = ""
     tasks: dict[str, _Task] = field(default_factory=dict)
     removed: bool = False  # absent from the servers' set: kill, then forget
+    # Arrived with a terminal client status (a client whose state was lost):
+    # never run, never reported, so the servers' status (lost, say) stands.
+    quiet: bool = False
 
     @property
     def want_run(self) -> bool:
-        return self.spec is not None and self.spec.desired == DESIRED_RUN and not self.removed
+        if self.spec is None or self.removed or self.quiet:
+            return False
+        return self.spec.desired == DESIRED_RUN
 
     def done(self) -> bool:
         return all(t.phase == P_DEAD for t in self.tasks.values())
@@ -678,6 +683,13 @@ class AllocRunner(NodeActor):
             a.tasks[ts.name] = t
         self.allocs[aid] = a
         self._dirty.add(aid)
+        server_status = raw.get("ClientStatus")
+        if server_status in (COMPLETE, FAILED, LOST):  # Nomad's shouldRun: terminal allocs never run
+            a.quiet = True
+            for name in sorted(a.tasks):
+                why = f"Not run: the servers hold it as {server_status}"
+                self._dead(a, a.tasks[name], EV_KILLED, why, now)
+            return
         if spec.desired != DESIRED_RUN:
             self._stop_alloc(a, f"allocation desired status is {spec.desired}")
             return
@@ -912,8 +924,8 @@ class AllocRunner(NodeActor):
                 self._forget(a)
                 continue
             self._persist(a)
-            if a.removed:
-                continue  # the servers no longer know it: no reports
+            if a.removed or a.quiet:
+                continue  # the servers no longer know it, or hold a terminal status: no reports
             u = a.update()
             if self._reported.get(aid) != u:
                 self._reported[aid] = u
@@ -937,7 +949,7 @@ class AllocRunner(NodeActor):
 
     def _persist(self, a: _Alloc) -> None:
         record = {
-            "version": 1, "alloc": a.raw, "invalid": a.invalid, "removed": a.removed,
+            "version": 1, "alloc": a.raw, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
             "desired": a.spec.desired if a.spec else "", "modify_index": a.spec.modify_index if a.spec else 0,
             "tasks": {n: {"phase": t.phase, "state": t.state.to_dict(),
                           "handle": t.handle.to_dict() if t.handle else None, "count": t.count,
@@ -960,7 +972,8 @@ class AllocRunner(NodeActor):
             return
         spec = parse_alloc(raw, self.cfg)
         spec = _replace_desired(spec, rec.get("desired") or spec.desired, int(rec.get("modify_index", 0)))
-        a = _Alloc(alloc_id=aid, raw=raw, spec=spec, removed=bool(rec.get("removed")))
+        a = _Alloc(alloc_id=aid, raw=raw, spec=spec, removed=bool(rec.get("removed")),
+                   quiet=bool(rec.get("quiet")))
         saved = rec.get("tasks", {})
         for ts in spec.tasks:
             t = _Task(spec=ts)
