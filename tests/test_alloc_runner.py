@@ -562,6 +562,7 @@ def test_file_store_writes_atomically_and_skips_corrupt_files(tmp_path):
     store.put("a1", {"x": 2})
     store.put("a2", {"y": [1, 2]})
     (tmp_path / "allocs" / "bad.json").write_text("{not json")
+    (tmp_path / "allocs" / ".tmp-cut-short").write_text("{")
     assert store.load_all() == {"a1": {"x": 2}, "a2": {"y": [1, 2]}}
     assert sorted(p.name for p in (tmp_path / "allocs").iterdir()) == ["a1.json", "a2.json", "bad.json"]
     store.delete("a1")

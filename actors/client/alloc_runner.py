@@ -434,6 +434,9 @@ class FileAllocStore:
         except FileNotFoundError:
             return out
         for fname in names:
+            if fname.startswith(".tmp-"):
+                _unlink_quietly(os.path.join(self.dir, fname))  # a write cut short by a crash
+                continue
             if not fname.endswith(".json") or fname.startswith("."):
                 continue
             try:
