@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 import time
 import urllib.parse
@@ -35,7 +36,7 @@ from runtime.actor import NodeActor
 from runtime.config import format_duration
 from runtime.env import Env
 
-__all__ = ["ROUTES", "Api", "CodedError", "HttpApi", "HttpContext", "Request", "Response",
+__all__ = ["ROUTES", "Answer", "Api", "CodedError", "HttpApi", "HttpContext", "Request", "Response",
            "bind_listener", "route"]
 
 log = logging.getLogger("agent.http")
@@ -73,6 +74,7 @@ class Request:
     path: str
     query: dict[str, list[str]]
     url: str  # path and query as sent, for logs
+    environ: Any = None  # the WSGI environ, for the body (read_body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +237,7 @@ class App:
         raw_query = environ.get("QUERY_STRING", "")
         req = Request(method=environ.get("REQUEST_METHOD", "GET"), path=path,
                       query=urllib.parse.parse_qs(raw_query, keep_blank_values=True),
-                      url=path + ("?" + raw_query if raw_query else ""))
+                      url=path + ("?" + raw_query if raw_query else ""), environ=environ)
         resp = self._respond(req)
         log.debug("request complete: method=%s path=%s duration=%s", req.method, req.url,
                   format_duration(time.monotonic() - started))
@@ -268,14 +270,18 @@ class App:
             return result
         if result is None:
             return Response(200, b"")
+        headers: tuple[tuple[str, str], ...] = ()
+        if isinstance(result, Answer):
+            result, headers = result.value, result.headers
         pretty = "pretty" in req.query and req.query["pretty"][0] != "0"
         if pretty:
-            return Response(200, (json.dumps(result, indent=4) + "\n").encode(), JSON)
-        return Response(200, json.dumps(result, separators=(",", ":")).encode(), JSON)
+            return Response(200, (json.dumps(result, indent=4) + "\n").encode(), JSON, headers)
+        return Response(200, json.dumps(result, separators=(",", ":")).encode(), JSON, headers)
 
 
 _REASONS = {200: "OK", 307: "Temporary Redirect", 400: "Bad Request", 403: "Forbidden",
-            404: "Not Found", 405: "Method Not Allowed", 415: "Unsupported Media Type",
+            404: "Not Found", 405: "Method Not Allowed", 413: "Request Entity Too Large",
+            415: "Unsupported Media Type",
             500: "Internal Server Error", 501: "Not Implemented"}
 
 
@@ -467,6 +473,160 @@ def agent_force_leave(req: Request, api: Api) -> Any:
     return None
 
 
+# ---------------------------------------------------------------- state reads and writes (QueryOptions / QueryMeta)
+
+# Nomad's structs.MaxBlockingRPCQueryTime and DefaultBlockingRPCQueryTime: a
+# blocking query (?index=) waits at most 5 minutes, and 5 minutes when ?wait
+# is absent (QueryOptions.TimeToBlock).
+MAX_QUERY_TIME_S = 300.0
+DEFAULT_QUERY_TIME_S = 300.0
+# structs.JitterFraction: a random stagger of up to wait/16 is added to each
+# blocking query so watchers that started together do not all return together.
+JITTER_FRACTION = 16
+# A read or write through the leader: Raft itself fails a forwarded request
+# after forward_timeout_s (5 s, Nomad's RPCHoldTimeout) and answers "No
+# cluster leader" at once when none is known; the handler waits a second
+# longer, so Raft's own answer is what the caller sees, never a hang.
+LEADER_WAIT_S = 6.0
+# A parked Watch is answered on Raft's first tick (0.1 s) after its deadline;
+# the handler gives it this much more before calling it lost.
+WATCH_MARGIN_S = 2.0
+# Request bodies above this are refused with 413 before they are read.  A job
+# is a few KB; one Raft entry must fit in a wire frame (4 MiB,
+# runtime.wire.DEFAULT_MAX_FRAME_BYTES) with the batch it travels in, and
+# etcd's --max-request-bytes default (1.5 MiB) makes the same trade.
+MAX_BODY_BYTES = 1024 * 1024
+_jitter = random.Random()  # blocking-query stagger; an edge, so not seeded
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A JSON value with Nomad's response headers (``X-Nomad-Index`` and the query meta)."""
+
+    value: Any
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def read_body(req: Request) -> bytes:
+    """The request body, refused with 413 above :data:`MAX_BODY_BYTES` (before reading it)."""
+    environ = req.environ or {}
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise CodedError(400, "Invalid Content-Length header") from None
+    if length > MAX_BODY_BYTES:
+        raise CodedError(413, f"Request body too large: {length} bytes (limit {MAX_BODY_BYTES})")
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    body = stream.read(length) if length > 0 else stream.read(MAX_BODY_BYTES + 1)  # chunked: bounded
+    if len(body) > MAX_BODY_BYTES:
+        raise CodedError(413, f"Request body too large: over {MAX_BODY_BYTES} bytes")
+    return body
+
+
+def query_flag(req: Request, name: str) -> bool:
+    """Nomad's boolean query parameters: ``?stale`` alone is true, else ``strconv.ParseBool``."""
+    if name not in req.query:
+        return False
+    value = req.query[name][0]
+    if value == "":
+        return True
+    low = value.lower()
+    if low not in ("1", "t", "true", "0", "f", "false"):
+        raise CodedError(400, f"Failed to parse value of {name!r} ({value}) as a bool")
+    return low in ("1", "t", "true")
+
+
+def time_to_block(req: Request) -> float:
+    """Nomad's ``QueryOptions.TimeToBlock`` plus ``blockingRPC``'s jitter, in seconds."""
+    from runtime.config import parse_duration
+
+    wait = (req.query.get("wait") or [""])[0]
+    block = parse_duration(wait) if wait else 0.0
+    block = MAX_QUERY_TIME_S if block > MAX_QUERY_TIME_S else DEFAULT_QUERY_TIME_S if block <= 0 else block
+    return block + _jitter.uniform(0.0, block / JITTER_FRACTION)
+
+
+def _raft(api: Api) -> Any:
+    ref = api.env.lookup("raft")
+    if ref is None or not ref.is_alive():
+        raise CodedError(501, "Server only endpoint")  # clients forward by RPC in Nomad
+    return ref
+
+
+def _await_raft(fut: Any, timeout_s: float) -> Any:
+    from actors.raft.peer import RaftError
+
+    try:
+        return fut.get(timeout=timeout_s)
+    except RaftError as e:
+        raise CodedError(500, str(e)) from None  # "No cluster leader" verbatim, as Nomad's ErrNoLeader
+    except pykka.Timeout:
+        raise CodedError(500, "timed out waiting for the leader") from None
+
+
+def _guarded(query: Callable[[Any], Any], tables: tuple[str, ...]) -> Callable[[Any], Any]:
+    """Runs inside the Raft actor: must never raise, and answers (table index, ok, value)."""
+    def run(state: Any) -> tuple[int, bool, Any]:
+        index = max([state.table_index.get(t, 0) for t in tables] + [1])  # never 0: it could not block
+        try:
+            return index, True, query(state)
+        except Exception as e:  # a query bug is this request's 500, not the Raft actor's death
+            return index, False, f"{type(e).__name__}: {e}"
+    return run
+
+
+def query_meta(api: Api, index: int) -> tuple[tuple[str, str], ...]:
+    """``X-Nomad-Index``, ``X-Nomad-KnownLeader`` and ``X-Nomad-LastContact`` (Nomad ``setQueryMeta``)."""
+    st = api.ask("raft", "status")
+    if st["role"] == "leader":
+        known, contact_ms = True, 0
+    else:
+        known = bool(st["leader"])
+        contact_ms = int(max(0.0, api.env.now() - st["last_contact"]) * 1000) if st["last_contact"] else 0
+    return (("X-Nomad-Index", str(index)), ("X-Nomad-KnownLeader", str(known).lower()),
+            ("X-Nomad-LastContact", str(contact_ms)))
+
+
+def state_query(req: Request, api: Api, tables: tuple[str, ...], query: Callable[[Any], Any]) -> Answer:
+    """A read of *tables* with Nomad's query options: ``?stale``, ``?index=&wait=`` (blocking).
+
+    Without ``?stale`` the read is linearizable (read index through the
+    leader; none known: 500 ``No cluster leader`` at once).  With ``?index=N``
+    it returns once a table's index passes N or after the wait; a
+    non-stale blocking query first does the linearizable read, so it fails
+    the same way without a leader.  *query* runs inside the Raft actor on
+    its state and must return copies, never the store's own records.
+    """
+    from actors.raft.peer import Read, Watch
+
+    parse_query_options(req)
+    stale = query_flag(req, "stale")
+    min_index = int((req.query.get("index") or ["0"])[0] or 0)
+    ref, guarded = _raft(api), _guarded(query, tables)
+    fut = api.env.make_future()
+    ref.tell(Read(query=guarded, reply=fut, stale=stale))
+    _, (index, ok, value) = _await_raft(fut, LEADER_WAIT_S)
+    if min_index > 0 and index <= min_index:
+        block = time_to_block(req)
+        fut = api.env.make_future()
+        ref.tell(Watch(tables=tables, min_index=min_index, reply=fut, timeout_s=block, query=guarded))
+        _, (index, ok, value) = _await_raft(fut, block + WATCH_MARGIN_S)
+    if not ok:
+        raise CodedError(500, value)
+    return Answer(value, query_meta(api, index))
+
+
+def propose(api: Api, data: bytes) -> tuple[int, Any]:
+    """Apply a state-machine command through Raft (a follower forwards it to the leader)."""
+    from actors.raft.peer import Propose
+
+    fut = api.env.make_future()
+    _raft(api).tell(Propose(data=data, reply=fut))
+    return _await_raft(fut, LEADER_WAIT_S)
+
+
 # ---------------------------------------------------------------- nodes
 
 
@@ -497,22 +657,35 @@ def _public_node(n: dict[str, Any]) -> dict[str, Any]:
 def nodes_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = (req.query.get("prefix") or [""])[0]
-    _, nodes = _stale_read(api, lambda st: st.list("nodes", prefix))
-    keys = ("ID", "Datacenter", "Name", "NodeClass", "NodePool", "Drain", "SchedulingEligibility",
+    keys = ("ID", "Datacenter", "Name", "NodeClass", "NodePool", "SchedulingEligibility",
             "Status", "StatusDescription", "Version", "Address", "CreateIndex", "ModifyIndex")
-    return [{k: n.get(k) for k in keys if k in n} for n in nodes]
+
+    def stubs(st: Any) -> list[dict[str, Any]]:  # scalars only: no copy of the store's records needed
+        nodes = st.tables["nodes"]
+        return [{**{k: n[k] for k in keys if k in n}, "Drain": bool(n.get("DrainStrategy"))}
+                for i, n in sorted(nodes.items()) if i.startswith(prefix)]
+    return state_query(req, api, ("nodes",), stubs)
+
+
+# Sub-resources ``/v1/node/<id>/<action>`` (Nomad's nodeSpecificRequest), registered
+# by actors.http_jobs: ``handler(req, api, node_id)``.
+NODE_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {}
 
 
 @route("/v1/node/")
 def node_read(req: Request, api: Api) -> Any:
+    node_id, _, action = req.path[len("/v1/node/"):].partition("/")
+    if action in NODE_ACTIONS:
+        return NODE_ACTIONS[action](req, api, node_id)
     require(req, "GET")
-    node_id = req.path[len("/v1/node/"):].split("/", 1)[0]
     if not node_id:
         raise CodedError(400, "missing node ID")
-    _, node = _stale_read(api, lambda st: st.get("nodes", node_id))
-    if node is None:
+    if action:  # Nomad reads "<id>/<unknown>" as a node ID, which matches none
         raise CodedError(404, "node not found")
-    return _public_node(node)
+    answer = state_query(req, api, ("nodes",), lambda st: st.get("nodes", node_id))
+    if answer.value is None:
+        raise CodedError(404, "node not found")
+    return Answer(_public_node(answer.value), answer.headers)
 
 
 @route("/v1/system/gc")
@@ -532,3 +705,8 @@ def system_gc(req: Request, api: Api) -> Any:
     except Exception as e:  # noqa: BLE001 - e.g. not the leader
         raise CodedError(500, str(e)) from None
     return None
+
+
+# The job, allocation, evaluation and node drain/eligibility endpoints register
+# their routes on import (a module of their own; it uses the plumbing above).
+import actors.http_jobs  # noqa: E402,F401

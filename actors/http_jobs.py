@@ -1,0 +1,417 @@
+"""Nomad's job, allocation, evaluation and node drain/eligibility endpoints.
+
+Registered on :mod:`actors.http_api`'s router when it is imported.  Reads go
+through :func:`~actors.http_api.state_query` (linearizable unless ``?stale``,
+blocking with ``?index=&wait=``, the ``X-Nomad-*`` headers); each query runs
+inside the Raft actor and returns copies, never the store's records.  Writes
+encode a state-machine command and go through Raft
+(:func:`~actors.http_api.propose`; a follower forwards them to the leader),
+with the wall clock as ``now``: the HTTP edge is outside the actors, and the
+servers' drainer reads the same clock.
+
+Shapes follow Nomad's API structs: ``JobListStub`` with its ``JobSummary``,
+the full ``Job``, ``AllocationListStub`` (the allocation without its
+``Job``), the full ``Allocation`` and ``Evaluation``, and the write replies
+(``JobRegisterResponse``, ``JobDeregisterResponse``,
+``NodeDrainUpdateResponse``).  Times are Unix nanoseconds, as Nomad's JSON
+has them; the store keeps the seconds its commands carried.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from actors.agent_messages import GetSelf
+from actors.http_api import (
+    NODE_ACTIONS,
+    Answer,
+    Api,
+    CodedError,
+    Request,
+    propose,
+    query_flag,
+    read_body,
+    require,
+    route,
+    state_query,
+)
+from actors.scheduler.job import JobError, canonical_job
+from actors.state.store import command
+
+__all__ = ["alloc_stub", "job_stub", "job_summaries"]
+
+ELIGIBILITIES = ("eligible", "ineligible")
+# Nomad's AllocClientStatus* -> the JobSummary counter it adds to.
+SUMMARY_OF_STATUS = {"pending": "Starting", "running": "Running", "complete": "Complete", "failed": "Failed",
+                     "lost": "Lost", "unknown": "Unknown"}
+SUMMARY_KEYS = ("Queued", "Complete", "Failed", "Running", "Starting", "Lost", "Unknown")
+# Legacy ``PUT /v1/node/<id>/drain?enable=true`` (Nomad's COMPAT path, still
+# used by python-nomad's drain_node): a forced drain, as Nomad maps it.
+LEGACY_DRAIN_DEADLINE_NS = -1_000_000_000
+_REGION: dict[int, str] = {}  # id(HttpContext) -> this agent's region (fixed at start)
+
+
+# ---------------------------------------------------------------- shapes
+
+
+def _ns(t: Any) -> Any:
+    """Store seconds -> Nomad's Unix nanoseconds (a value already in ns is left alone)."""
+    if isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t < 1e14:
+        return int(t * 1e9)
+    return t
+
+
+def _with_times(rec: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for k in keys:
+        if k in rec:
+            rec[k] = _ns(rec[k])
+    return rec
+
+
+def job_out(job: dict[str, Any]) -> dict[str, Any]:
+    return _with_times(copy.deepcopy(job), "SubmitTime")
+
+
+def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Nomad's ``JobSummary`` per job, counted from its allocations in one pass.
+
+    ``Queued`` is what a blocked evaluation still waits to place: the group's
+    count less its live allocations while the job has a blocked evaluation.
+    """
+    jobs, wanted = st.tables["jobs"], set(job_ids)
+    out: dict[str, dict[str, Any]] = {}
+    for jid in job_ids:
+        job = jobs[jid]
+        out[jid] = {"JobID": jid, "Namespace": job.get("Namespace", "default"),
+                    "Summary": {g["Name"]: dict.fromkeys(SUMMARY_KEYS, 0)
+                                for g in job.get("TaskGroups", ())},
+                    "Children": {"Pending": 0, "Running": 0, "Dead": 0},
+                    "CreateIndex": job.get("CreateIndex", 0), "ModifyIndex": job.get("ModifyIndex", 0)}
+    for a in st.tables["allocs"].values():
+        jid = a.get("JobID")
+        if jid not in wanted:
+            continue
+        group = out[jid]["Summary"].setdefault(a.get("TaskGroup", ""), dict.fromkeys(SUMMARY_KEYS, 0))
+        key = SUMMARY_OF_STATUS.get(a.get("ClientStatus", ""))
+        if key:
+            group[key] += 1
+    blocked = {e.get("JobID") for e in st.tables["evals"].values() if e.get("Status") == "blocked"}
+    for jid in wanted & blocked:
+        job = jobs[jid]
+        if job.get("Stop"):
+            continue
+        for g in job.get("TaskGroups", ()):
+            s = out[jid]["Summary"][g["Name"]]
+            s["Queued"] = max(0, g.get("Count", 0) - s["Running"] - s["Starting"])
+    return out
+
+
+def job_stub(job: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """Nomad's ``JobListStub``."""
+    return {"ID": job["ID"], "ParentID": job.get("ParentID", ""), "Name": job.get("Name", job["ID"]),
+            "Namespace": job.get("Namespace", "default"), "Datacenters": list(job.get("Datacenters", ())),
+            "Multiregion": None, "Type": job.get("Type", "service"), "Priority": job.get("Priority", 50),
+            "Periodic": False, "ParameterizedJob": False, "Stop": bool(job.get("Stop")),
+            "Status": job.get("Status", "pending"), "StatusDescription": job.get("StatusDescription", ""),
+            "JobSummary": summary, "CreateIndex": job.get("CreateIndex", 0),
+            "ModifyIndex": job.get("ModifyIndex", 0), "JobModifyIndex": job.get("JobModifyIndex", 0),
+            "SubmitTime": _ns(job.get("SubmitTime", 0)), "Meta": dict(job.get("Meta") or {})}
+
+
+_STUB_DEFAULTS = {"ID": "", "EvalID": "", "Name": "", "Namespace": "default", "NodeID": "", "NodeName": "",
+                  "JobID": "", "JobVersion": 0, "TaskGroup": "", "DesiredStatus": "",
+                  "DesiredDescription": "", "ClientStatus": "", "ClientDescription": "", "FollowupEvalID": "",
+                  "NextAllocation": "", "PreviousAllocation": "", "CreateIndex": 0, "ModifyIndex": 0}
+
+
+def alloc_stub(a: dict[str, Any], *, task_states: bool = True) -> dict[str, Any]:
+    """Nomad's ``AllocationListStub``: the allocation without its ``Job``."""
+    stub = {k: a.get(k, d) for k, d in _STUB_DEFAULTS.items()}
+    stub.update(JobType=(a.get("Job") or {}).get("Type", ""),
+                DesiredTransition=copy.deepcopy(a.get("DesiredTransition") or {}),
+                TaskStates=copy.deepcopy(a.get("TaskStates") or None) if task_states else None,
+                DeploymentStatus=None, RescheduleTracker=None,
+                CreateTime=_ns(a.get("CreateTime", 0)), ModifyTime=_ns(a.get("ModifyTime", 0)))
+    return stub
+
+
+def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
+    """The full ``Allocation``, its ``Job`` included."""
+    out = _with_times(copy.deepcopy(a), "CreateTime", "ModifyTime")
+    if isinstance(out.get("Job"), dict):
+        _with_times(out["Job"], "SubmitTime")
+    return out
+
+
+def eval_out(e: dict[str, Any]) -> dict[str, Any]:
+    return _with_times(copy.deepcopy(e), "CreateTime", "ModifyTime")
+
+
+# ---------------------------------------------------------------- request helpers
+
+
+def _json_body(req: Request) -> dict[str, Any]:
+    """The body as a JSON object, or 400 with the decoder's one-line reason."""
+    body = read_body(req)
+    if not body.strip():
+        raise CodedError(400, "Request body is empty")
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CodedError(400, f"Request body is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise CodedError(400, f"Request body must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _prefix(req: Request) -> str:
+    return (req.query.get("prefix") or [""])[0]
+
+
+def _region(api: Api) -> str:
+    key = id(api.ctx)
+    if key not in _REGION:
+        _REGION[key] = api.ask(api.ctx.agent, GetSelf())["config"].get("Region") or "global"
+    return _REGION[key]
+
+
+def _write(api: Api, op: str, **args: Any) -> tuple[int, dict[str, Any]]:
+    """Propose *op*; the result dict, or the store's refusal as Nomad's code and text."""
+    try:
+        data = command(op, now=time.time(), **args)
+    except (OverflowError, TypeError, ValueError) as e:  # e.g. an integer beyond 64 bits
+        raise CodedError(400, f"Request has a value that cannot be stored: {e}") from None
+    index, result = propose(api, data)
+    if not isinstance(result, dict):
+        raise CodedError(500, f"unexpected result from the state store: {result!r}")
+    if not result.get("ok"):
+        error = str(result.get("error") or "refused by the state store")
+        raise CodedError(404 if error.endswith("not found") else 500, error)
+    return index, result
+
+
+def _index_header(index: int) -> tuple[tuple[str, str], ...]:
+    return (("X-Nomad-Index", str(index)),)
+
+
+def _not_found(answer: Answer, message: str) -> Answer:
+    if answer.value is None:
+        raise CodedError(404, message)
+    return answer
+
+
+def _one(req: Request, api: Api, table: str, key: str, shape: Callable[[dict[str, Any]], Any],
+         message: str) -> Answer:
+    def query(st: Any) -> Any:
+        rec = st.tables[table].get(key)
+        return None if rec is None else shape(rec)
+    return _not_found(state_query(req, api, (table,), query), message)
+
+
+# ---------------------------------------------------------------- jobs
+
+
+@route("/v1/jobs")
+def jobs_request(req: Request, api: Api) -> Any:
+    if req.method in ("PUT", "POST"):
+        return _register(req, api, "")
+    require(req, "GET")
+    prefix = _prefix(req)
+
+    def query(st: Any) -> list[dict[str, Any]]:
+        jobs = st.tables["jobs"]
+        ids = sorted(i for i in jobs if i.startswith(prefix))
+        sums = job_summaries(st, ids)
+        return [job_stub(jobs[i], sums[i]) for i in ids]
+    # Nomad's list watches the jobs and job_summary tables; our summary comes from allocs.
+    return state_query(req, api, ("jobs", "allocs"), query)
+
+
+def _register(req: Request, api: Api, job_id: str) -> Any:
+    """``PUT /v1/jobs`` and ``PUT /v1/job/<id>`` (Nomad ``jobUpdate``): ``{"Job": {...}}``."""
+    body = _json_body(req)
+    raw = body.get("Job")
+    if raw is None:
+        raise CodedError(400, "Job must be specified")
+    if not isinstance(raw, dict):
+        raise CodedError(400, f"Job: must be an object, got {type(raw).__name__}")
+    if job_id:
+        if not raw.get("ID"):
+            raise CodedError(400, "Job ID hasn't been provided")
+        if raw["ID"] != job_id:
+            raise CodedError(400, "Job ID does not match name")
+    try:
+        job = canonical_job(raw, region=_region(api))
+    except JobError as e:
+        raise CodedError(400, f"Job validation failed: {e}") from None
+    enforce = None
+    if body.get("EnforceIndex"):
+        enforce = body.get("JobModifyIndex", 0)
+        if not isinstance(enforce, int) or isinstance(enforce, bool) or enforce < 0:
+            raise CodedError(400, "JobModifyIndex: must be a non-negative integer")
+    index, r = _write(api, "job_register", job=job, enforce_index=enforce)
+    return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"],
+                   "JobModifyIndex": r["JobModifyIndex"], "Warnings": "", "Index": index,
+                   "LastContact": 0, "KnownLeader": False}, _index_header(index))
+
+
+def _job_crud(req: Request, api: Api, job_id: str) -> Any:
+    if req.method in ("PUT", "POST"):
+        return _register(req, api, job_id)
+    if req.method == "DELETE":
+        purge = query_flag(req, "purge")
+        index, r = _write(api, "job_deregister", job_id=job_id, purge=purge)
+        return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"],
+                       "JobModifyIndex": r["JobModifyIndex"], "Index": index, "LastContact": 0,
+                       "KnownLeader": False}, _index_header(index))
+    require(req, "GET")
+    return _one(req, api, "jobs", job_id, job_out, "job not found")
+
+
+def _job_allocations(req: Request, api: Api, job_id: str) -> Any:
+    require(req, "GET")
+    return state_query(req, api, ("allocs",), lambda st: [
+        alloc_stub(a) for _, a in sorted(st.tables["allocs"].items()) if a.get("JobID") == job_id])
+
+
+def _job_evaluations(req: Request, api: Api, job_id: str) -> Any:
+    require(req, "GET")
+    return state_query(req, api, ("evals",), lambda st: [
+        eval_out(e) for _, e in sorted(st.tables["evals"].items()) if e.get("JobID") == job_id])
+
+
+def _job_summary(req: Request, api: Api, job_id: str) -> Any:
+    require(req, "GET")
+
+    def query(st: Any) -> Any:
+        return job_summaries(st, [job_id])[job_id] if job_id in st.tables["jobs"] else None
+    return _not_found(state_query(req, api, ("jobs", "allocs"), query), "job not found")
+
+
+# Nomad's jobSpecificRequest matches these suffixes; anything else is the job itself.
+JOB_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {
+    "allocations": _job_allocations,
+    "evaluations": _job_evaluations,
+    "summary": _job_summary,
+}
+
+
+@route("/v1/job/")
+def job_request(req: Request, api: Api) -> Any:
+    rest = req.path[len("/v1/job/"):]
+    job_id, _, action = rest.partition("/")
+    if action in JOB_ACTIONS and job_id:
+        return JOB_ACTIONS[action](req, api, job_id)
+    if not job_id or action:
+        raise CodedError(404, "job not found") if req.method == "GET" else CodedError(400, "Invalid job ID")
+    return _job_crud(req, api, job_id)
+
+
+# ---------------------------------------------------------------- allocations and evaluations
+
+
+@route("/v1/allocations")
+def allocations_list(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    prefix = _prefix(req)
+    task_states = (req.query.get("task_states") or ["true"])[0].lower() not in ("0", "f", "false")
+    return state_query(req, api, ("allocs",), lambda st: [
+        alloc_stub(a, task_states=task_states)
+        for i, a in sorted(st.tables["allocs"].items()) if i.startswith(prefix)])
+
+
+@route("/v1/allocation/")
+def allocation_read(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    alloc_id, _, action = req.path[len("/v1/allocation/"):].partition("/")
+    if not alloc_id or action:
+        raise CodedError(404, "alloc not found")
+    return _one(req, api, "allocs", alloc_id, alloc_out, "alloc not found")
+
+
+@route("/v1/evaluations")
+def evaluations_list(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    prefix = _prefix(req)
+    return state_query(req, api, ("evals",), lambda st: [
+        eval_out(e) for i, e in sorted(st.tables["evals"].items()) if i.startswith(prefix)])
+
+
+@route("/v1/evaluation/")
+def evaluation_read(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    eval_id, _, action = req.path[len("/v1/evaluation/"):].partition("/")
+    if action == "allocations" and eval_id:
+        return state_query(req, api, ("allocs",), lambda st: [
+            alloc_stub(a) for _, a in sorted(st.tables["allocs"].items()) if a.get("EvalID") == eval_id])
+    if not eval_id or action:
+        raise CodedError(404, "eval not found")
+    return _one(req, api, "evals", eval_id, eval_out, "eval not found")
+
+
+# ---------------------------------------------------------------- node allocations, drain, eligibility
+
+
+def node_allocations(req: Request, api: Api, node_id: str) -> Any:
+    """``GET /v1/node/<id>/allocations``: full allocations (Nomad ``Node.GetAllocs``: [] if unknown)."""
+    require(req, "GET")
+    return state_query(req, api, ("allocs",), lambda st: [
+        alloc_out(a) for _, a in sorted(st.tables["allocs"].items()) if a.get("NodeID") == node_id])
+
+
+def _drain_spec(req: Request) -> tuple[dict[str, Any] | None, bool, dict[str, str]]:
+    enable = (req.query.get("enable") or [""])[0]
+    if enable and not (req.environ or {}).get("CONTENT_LENGTH"):
+        if not query_flag(req, "enable"):
+            return None, False, {}
+        return {"Deadline": LEGACY_DRAIN_DEADLINE_NS, "IgnoreSystemJobs": False}, False, {}
+    body = _json_body(req)
+    spec = body.get("DrainSpec")
+    if spec is not None:
+        if not isinstance(spec, dict):
+            raise CodedError(400, f"DrainSpec: must be an object or null, got {type(spec).__name__}")
+        deadline, ignore = spec.get("Deadline", 0), spec.get("IgnoreSystemJobs", False)
+        if not isinstance(deadline, int) or isinstance(deadline, bool):
+            raise CodedError(400, f"DrainSpec.Deadline: must be an integer of nanoseconds, got {deadline!r}")
+        if not isinstance(ignore, bool):
+            raise CodedError(400, f"DrainSpec.IgnoreSystemJobs: must be a boolean, got {ignore!r}")
+        spec = {"Deadline": deadline, "IgnoreSystemJobs": ignore}
+    mark = body.get("MarkEligible", False)
+    if not isinstance(mark, bool):
+        raise CodedError(400, f"MarkEligible: must be a boolean, got {mark!r}")
+    meta = body.get("Meta") or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise CodedError(400, "Meta: must be an object of strings")
+    return spec, mark, meta
+
+
+def node_drain(req: Request, api: Api, node_id: str) -> Any:
+    """``PUT /v1/node/<id>/drain`` (Nomad ``Node.UpdateDrain``; NOMAD.md §5.1)."""
+    require(req, "PUT", "POST")
+    spec, mark, meta = _drain_spec(req)
+    index, r = _write(api, "node_update_drain", node_id=node_id, drain_spec=spec, mark_eligible=mark,
+                      meta=meta)
+    return _node_write_reply(index, r)
+
+
+def node_eligibility(req: Request, api: Api, node_id: str) -> Any:
+    """``PUT /v1/node/<id>/eligibility`` (Nomad ``Node.UpdateEligibility``)."""
+    require(req, "PUT", "POST")
+    elig = _json_body(req).get("Eligibility")
+    if elig not in ELIGIBILITIES:
+        raise CodedError(400, f"invalid scheduling eligibility {elig!r}: must be eligible or ineligible")
+    index, r = _write(api, "node_update_eligibility", node_id=node_id, eligibility=elig)
+    return _node_write_reply(index, r)
+
+
+def _node_write_reply(index: int, r: dict[str, Any]) -> Answer:
+    evals = list(r.get("EvalIDs") or [])
+    return Answer({"NodeModifyIndex": r.get("NodeModifyIndex", index), "EvalIDs": evals,
+                   "EvalCreateIndex": index if evals else 0, "Index": index}, _index_header(index))
+
+
+NODE_ACTIONS.update(allocations=node_allocations, drain=node_drain, eligibility=node_eligibility)
