@@ -52,6 +52,7 @@ from actors.agent_specs import (
     Supervision,
     child_specs,
 )
+from actors.gossip.member import JoinFailed
 from runtime.actor import NodeActor
 from runtime.config import Config, ConfigError, reloadable_diff, to_dict
 from runtime.env import Env
@@ -131,6 +132,8 @@ class Agent(NodeActor):
             return self.health()
         elif isinstance(message, GetSelf):
             return self.self_info()
+        elif isinstance(message, JoinFailed):
+            self._on_join_failed(message)
         else:
             return super().receive(message)
         return None
@@ -192,6 +195,13 @@ class Agent(NodeActor):
                 self._child_failed(name, "stopped without reporting a failure")
         if self.phase == "running":
             self.set_timer("watch", self.sup.watch_interval_s)
+
+    def _on_join_failed(self, failed: JoinFailed) -> None:
+        """start_join reached no server, or retry_join used up retry_max: Nomad exits 1."""
+        if self.phase not in ("starting", "running"):
+            return
+        self.hooks.error(failed.error)
+        self._begin_stop(1)
 
     # ------------------------------------------------------------ reload
     def _on_reload(self) -> None:

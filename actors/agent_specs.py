@@ -162,14 +162,21 @@ def _with_port(addr: str, default_port: int) -> str:
 
 
 def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
-    """A server's Raft peer, the membership reconciler and the LAN gossip member.
+    """A server's Raft peer, the membership reconciler and the gossip member.
 
     Raft first, so gossip events find it; gossip last, so a stop leaves gossip
     while Raft still runs.  Raft is not restartable: its store is closed on
     stop, and a Raft peer that failed has met a bug or a disk error that a
     restart would hide.
+
+    Gossip is Nomad's one serf pool: the servers of every region, WAN-tuned
+    (``server.gossip_profile``), named ``<name>.<region>`` and tagged with
+    their region, so joining a server of another region federates the two;
+    ServerMembership keeps Raft per region.  ``http_addr`` (not a Nomad tag)
+    is where ``?region=`` requests are forwarded.  A start-up join that
+    fails for good tells the agent, which exits 1.
     """
-    from actors.gossip.config import lan_config
+    from actors.gossip.config import profile
     from actors.gossip.member import LAN_POOL, GossipMember
     from actors.raft.membership import SERVER_ROLE, ServerMembership
     from actors.raft.peer import RaftPeer, raft_config
@@ -185,7 +192,8 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     start_join = tuple(_with_port(a, 4648) for a in (join.start_join or join.retry_join))
     tags = {"role": SERVER_ROLE, "region": config.region, "dc": config.datacenter,
             "rpc_addr": ctx.addrs.rpc_adv, "port": ctx.addrs.rpc_adv.rsplit(":", 1)[1],
-            "expect": str(srv.bootstrap_expect), "build": ctx.version, "id": ctx.node_id}
+            "expect": str(srv.bootstrap_expect), "build": ctx.version, "id": ctx.node_id,
+            "http_addr": ctx.addrs.http_adv}
     return [
         ChildSpec(name="raft", cls=RaftPeer, role="server", restartable=False, leaves=True, reloads=True,
                   kwargs=(("storage", ctx.raft_storage), ("config", raft_config(srv.raft_multiplier)),
@@ -209,10 +217,12 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="server-membership", cls=ServerMembership, role="server",
                   kwargs=(("region", config.region), ("bootstrap_expect", srv.bootstrap_expect))),
         ChildSpec(name=LAN_POOL, cls=GossipMember, role="server", leaves=True,
-                  kwargs=(("member_name", f"{config.name}.{config.region}"), ("config", lan_config()),
+                  kwargs=(("member_name", f"{config.name}.{config.region}"),
+                          ("config", profile(srv.gossip_profile)),
                           ("tags", tags), ("subscribers", ((ctx.addrs.rpc_adv, "server-membership"),)),
                           ("advertise", ctx.addrs.serf_adv), ("start_join", start_join),
-                          ("retry_join_interval_s", join.retry_interval_s if join.retry_join else 0.0))),
+                          ("retry_join_interval_s", join.retry_interval_s if join.retry_join else 0.0),
+                          ("retry_max", join.retry_max), ("report_to", "agent"))),
     ]
 
 

@@ -16,6 +16,7 @@ Errors are logged as Nomad's ``wrap`` logs them: DEBUG for 4xx, ERROR for
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -238,7 +239,7 @@ class App:
         req = Request(method=environ.get("REQUEST_METHOD", "GET"), path=path,
                       query=urllib.parse.parse_qs(raw_query, keep_blank_values=True),
                       url=path + ("?" + raw_query if raw_query else ""), environ=environ)
-        resp = self._respond(req)
+        resp = self._respond(req, environ)
         log.debug("request complete: method=%s path=%s duration=%s", req.method, req.url,
                   format_duration(time.monotonic() - started))
         headers = [("Content-Type", resp.content_type), ("Content-Length", str(len(resp.body))),
@@ -246,11 +247,14 @@ class App:
         start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}", headers)
         return [resp.body]
 
-    def _respond(self, req: Request) -> Response:
+    def _respond(self, req: Request, environ: dict[str, Any] | None = None) -> Response:
         try:
             if req.path == "/":  # Nomad redirects the root to its web UI
                 target = "/ui/" + ("?" + req.url.partition("?")[2] if "?" in req.url else "")
                 return Response(307, b"", PLAIN, (("Location", target),))
+            forwarded = forward_region(req, environ or {}, self.api)
+            if forwarded is not None:
+                return forwarded
             handler = find_route(req.path)
             if handler is None:
                 return Response(404, b"404 page not found\n")
@@ -412,8 +416,9 @@ def _gossip(api: Api) -> Any:
     return ref
 
 
-# A join waits for each address's push-pull (memberlist TCPTimeout, 10 s) before
-# it can say none answered; leave a margin on top.
+# A join waits for each address's push-pull up to the pool's join_timeout_s
+# (5 s in the lan and wan profiles, 1 s in local and test) before it can say
+# none answered; leave a margin on top.
 JOIN_WAIT_S = 12.0
 
 
@@ -452,7 +457,7 @@ def agent_join(req: Request, api: Api) -> Any:
         raise
     except Exception as e:  # noqa: BLE001 - a failed join is reported in the body, as Nomad does
         return {"num_joined": 0, "error": str(e), "warning": ""}
-    return {"num_joined": n, "error": "" if n else f"no address answered: {', '.join(addrs)}", "warning": ""}
+    return {"num_joined": n, "error": "", "warning": ""}
 
 
 @route("/v1/agent/force-leave")
@@ -471,6 +476,104 @@ def agent_force_leave(req: Request, api: Api) -> Any:
     except Exception as e:  # noqa: BLE001
         raise CodedError(500, str(e)) from None
     return None
+
+
+# ---------------------------------------------------------------- regions (federation)
+
+# Nomad's ErrNoRegionPath: no alive server of the asked region is known.
+NO_REGION_PATH = "No path to region"
+# Answered by this agent whatever ?region= says: Nomad's agent endpoints talk
+# to the local agent, never through an RPC that forwardRegion would send on.
+LOCAL_ONLY_PATHS = ("/v1/agent/", "/v1/regions", "/v1/metrics")
+# A request forwarded to another region waits this long for the answer (plus a
+# blocking query's ?wait): Nomad's RPCHoldTimeout (5 s) with room for a WAN
+# round trip and the other region's own forwarding to its leader.
+REGION_FORWARD_TIMEOUT_S = 10.0
+# Request headers passed on to the other region (the token, the body's type).
+FORWARD_HEADERS = ("Content-Type", "X-Nomad-Token")
+_forward_rng = random.Random()  # which server of the region; an edge, so not seeded
+
+
+def _gossip_members(api: Api) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """(every Nomad server gossip knows, this member) -- empty on an agent without gossip."""
+    ref = api.env.lookup("gossip")
+    if ref is None or not ref.is_alive():
+        return [], None
+    members = [m for m in api.ask("gossip", "members") if (m.get("Tags") or {}).get("role") == "nomad"]
+    return members, api.ask("gossip", "local")
+
+
+def _local_region(api: Api, local: dict[str, Any] | None) -> str:
+    region = ((local or {}).get("Tags") or {}).get("region")
+    return region or api.ask(api.ctx.agent, GetSelf())["config"].get("Region", "global")
+
+
+@route("/v1/regions")
+def regions_list(req: Request, api: Api) -> Any:
+    """The regions of the servers gossip knows (Nomad's peer cache drops left members), sorted."""
+    require(req, "GET")
+    members, local = _gossip_members(api)
+    known = {m["Tags"].get("region", "") for m in members if m["Status"] != "left"}
+    known.add(_local_region(api, local))
+    return sorted(r for r in known if r)
+
+
+def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response | None:
+    """Nomad's ``forwardRegion``: a request for another region goes to a random alive server of it.
+
+    None: answer here (no ``?region=``, this region, an agent endpoint, or an
+    agent without gossip).  The request is proxied as it came, ``?region=``
+    included, to the server's ``http_addr`` tag; that server is in the
+    region, so it answers itself.  No alive server of the region: 500
+    ``No path to region``.
+    """
+    region = (req.query.get("region") or [""])[0]
+    if not region or req.path.startswith(LOCAL_ONLY_PATHS):
+        return None
+    members, local = _gossip_members(api)
+    if local is None or region == _local_region(api, local):
+        return None
+    targets = [m["Tags"]["http_addr"] for m in members if m["Status"] == "alive"
+               and m["Tags"].get("region") == region and m["Tags"].get("http_addr")]
+    if not targets:
+        raise CodedError(500, NO_REGION_PATH)
+    _forward_rng.shuffle(targets)
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length > 0 and "wsgi.input" in environ else b""
+    headers = {h: environ[k] for h in FORWARD_HEADERS
+               if (k := "CONTENT_TYPE" if h == "Content-Type" else "HTTP_" + h.upper().replace("-", "_"))
+               in environ}
+    timeout_s = REGION_FORWARD_TIMEOUT_S + _wait_s(req)
+    errors = []
+    for target in targets:  # the first that answers; Nomad tries one, we try the rest on a dead link
+        try:
+            return _proxy(target, req, body, headers, timeout_s)
+        except OSError as e:
+            errors.append(f"{target}: {e}")
+    raise CodedError(500, f"failed forwarding to region {region}: {'; '.join(errors)}")
+
+
+def _wait_s(req: Request) -> float:
+    from runtime.config import parse_duration
+
+    try:
+        return parse_duration((req.query.get("wait") or ["0s"])[0] or "0s")
+    except ValueError:
+        return 0.0
+
+
+def _proxy(target: str, req: Request, body: bytes, headers: dict[str, str], timeout_s: float) -> Response:
+    host, _, port = target.rpartition(":")
+    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout_s)
+    try:
+        conn.request(req.method, req.url, body=body if body or req.method in ("PUT", "POST") else None,
+                     headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        passed = tuple((k, v) for k, v in resp.getheaders() if k.lower().startswith("x-nomad-"))
+        return Response(resp.status, data, resp.getheader("Content-Type", PLAIN), passed)
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------- state reads and writes (QueryOptions / QueryMeta)

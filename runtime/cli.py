@@ -19,7 +19,7 @@ import urllib.request
 from typing import Any
 
 DEFAULT_ADDR = "http://127.0.0.1:4646"
-TIMEOUT_S = 15.0  # a join may wait 10 s for an unreachable address (memberlist TCPTimeout)
+TIMEOUT_S = 15.0  # above the agent's own join wait (JOIN_WAIT_S, 12 s) for unreachable addresses
 
 
 class CliError(Exception):
@@ -47,15 +47,33 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
+def region_leaders(addr: str, members: list[dict[str, Any]]) -> dict[str, str]:
+    """Each member region's leader (``/v1/status/leader?region=``); a region without one is left out."""
+    leaders = {}
+    for region in sorted({(m.get("Tags") or {}).get("region", "") for m in members}):
+        try:
+            leaders[region] = call(addr, "GET", "/v1/status/leader", **({"region": region} if region else {}))
+        except CliError:
+            continue  # Nomad: a region may have no leader right now; not an error
+    return leaders
+
+
+def _member_order(m: dict[str, Any]) -> tuple[str, str, str]:
+    """Nomad's ``AgentMembersNameSort``: region, then datacenter, then name."""
+    tags = m.get("Tags") or {}
+    return tags.get("region", ""), tags.get("dc", ""), m["Name"]
+
+
 def server_members(addr: str, args: list[str]) -> str:
     verbose = "-verbose" in args
     got = call(addr, "GET", "/v1/agent/members")
-    leader = call(addr, "GET", "/v1/status/leader") or ""
+    leaders = region_leaders(addr, got["Members"])
     head = ["Name", "Address", "Port", "Status", "Leader", "Raft Version", "Build", "Datacenter", "Region"]
     rows = [head + (["Protocol", "Tags"] if verbose else [])]
-    for m in sorted(got["Members"], key=lambda m: m["Name"]):
+    for m in sorted(got["Members"], key=_member_order):
         tags = m.get("Tags") or {}
-        is_leader = f"{m['Addr']}:{tags.get('port', '')}" == leader
+        leader = leaders.get(tags.get("region", ""), "") or ""
+        is_leader = bool(leader) and f"{m['Addr']}:{tags.get('port', '')}" == leader
         row = [m["Name"], m["Addr"], str(m["Port"]), m["Status"], str(is_leader).lower(),
                tags.get("raft_vsn", "3"), tags.get("build", ""), tags.get("dc", ""), tags.get("region", "")]
         if verbose:

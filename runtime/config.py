@@ -70,6 +70,7 @@ BOOTSTRAP_ONE_WARNING = "WARNING: Bootstrap mode enabled! Potentially unsafe ope
 BOOTSTRAP_EVEN_WARNING = (
     "WARNING: Number of bootstrap servers should ideally be set to an odd number."
 )
+GOSSIP_PROFILES = ("lan", "local", "test", "wan")  # actors.gossip.config.PROFILES
 NO_ROLE_ERROR = "Must specify either server, client or dev mode for the agent."
 # What SIGHUP applies (NOMAD.md §2.3): Agent.Reload copies log_level (and TLS,
 # which we lack); Server.Reload applies num_schedulers and the raft timeouts
@@ -161,6 +162,11 @@ class ServerConfig:
     raft_multiplier: int = _f(1, ge=1, le=10)  # scales raft timeouts; reloadable
     encrypt: str | None = _f(None, secret=True)  # base64 gossip key; redacted in to_dict
     rejoin_after_leave: bool = False  # serf RejoinAfterLeave
+    # Not a Nomad key: Nomad hard-codes memberlist's DefaultWANConfig for its one
+    # serf pool (nomad/config.go), as "wan" does here.  "lan", "local" (loopback)
+    # and "test" (every timing scaled down) suit one-datacenter clusters and
+    # tests; actors/gossip/config.py documents each preset's fields.
+    gossip_profile: str = "wan"
     server_join: ServerJoin = _sub(ServerJoin)
 
 
@@ -553,6 +559,9 @@ def _check_server(s: ServerConfig) -> None:
                           f"and later, got {s.raft_protocol}")
     if s.server_join.start_join and s.server_join.retry_join:
         raise ConfigError("server.server_join: start_join and retry_join are mutually exclusive")
+    if s.gossip_profile not in GOSSIP_PROFILES:
+        raise ConfigError(f'server.gossip_profile: unknown profile "{s.gossip_profile}", '
+                          f"want one of {', '.join(GOSSIP_PROFILES)}")
     if s.encrypt:
         try:
             key = base64.b64decode(s.encrypt, validate=True)

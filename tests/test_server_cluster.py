@@ -28,7 +28,8 @@ def server_config(tmp: Any, i: int, join: list[str], expect: int = 3, serf: int 
         f'name = "s{i}"', f'data_dir = "{tmp / f"data{i}"}"', 'bind_addr = "127.0.0.1"',
         "leave_on_interrupt = true",
         "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
-        "[server]", "enabled = true", f"bootstrap_expect = {expect}",
+        # LAN timings: the WAN default (Nomad's) takes 30 s or more to mark a killed server failed.
+        "[server]", "enabled = true", f"bootstrap_expect = {expect}", 'gossip_profile = "lan"',
         "[server.server_join]", f"retry_join = {json.dumps(join)}", 'retry_interval = "1s"',
     ]) + "\n")
     return {"path": str(path), **ports}

@@ -37,7 +37,15 @@ class GossipConfig:
     gossip_nodes: int = 3  # LAN: to 3 random members each time
     gossip_to_the_dead_s: float = 30.0  # keep gossiping to a dead member this long so it can refute
     push_pull_interval_s: float = 30.0  # full state sync with one random member (scaled above 32 members)
-    stream_timeout_s: float = 10.0  # memberlist TCPTimeout: a push-pull (and a join) waits this long
+    stream_timeout_s: float = 10.0  # memberlist TCPTimeout: a push-pull waits this long for its answer
+    # A join gives up on an address whose push-pull has not been answered by
+    # then.  memberlist dials with TCPTimeout and learns of a refused
+    # connection at once; our transport sends without telling the sender that
+    # a connection was refused, so the exchange itself is bounded instead.  A
+    # live peer answers in one round trip (milliseconds on a LAN, well under a
+    # second between regions), so 5 s is ample and a dead -join address fails
+    # start-up (and `server join`) in 5 s rather than TCPTimeout.
+    join_timeout_s: float = 5.0
     max_packet_bytes: int = 1400  # memberlist UDPBufferSize: fits a 1500-byte MTU unfragmented
     max_queue_depth: int = 4096  # serf MaxQueueDepth: broadcasts beyond this are pruned, oldest first
 
@@ -57,6 +65,7 @@ class GossipConfig:
     def validate(self) -> None:
         """Reject values and combinations the protocol cannot work with."""
         positive = ("probe_interval_s", "probe_timeout_s", "gossip_interval_s", "stream_timeout_s",
+                    "join_timeout_s",
                     "broadcast_timeout_s", "reap_interval_s", "reconnect_interval_s",
                     "reconnect_timeout_s", "tombstone_timeout_s", "recent_intent_timeout_s")
         for name in positive:
@@ -73,6 +82,9 @@ class GossipConfig:
         if self.probe_timeout_s >= self.probe_interval_s:
             raise ValueError(f"gossip probe_timeout_s ({self.probe_timeout_s}) must be below "
                              f"probe_interval_s ({self.probe_interval_s}): indirect probes need the rest")
+        if self.join_timeout_s > self.stream_timeout_s:
+            raise ValueError(f"gossip join_timeout_s ({self.join_timeout_s}) must not exceed "
+                             f"stream_timeout_s ({self.stream_timeout_s}): a join is one push-pull")
         if self.suspicion_mult < 2:
             raise ValueError(f"gossip suspicion_mult must be >= 2 (Lifeguard waits for "
                              f"suspicion_mult - 2 confirmations), got {self.suspicion_mult}")
@@ -172,6 +184,7 @@ def local_config() -> GossipConfig:
     return GossipConfig(
         profile="local",
         stream_timeout_s=1.0,
+        join_timeout_s=1.0,  # loopback: an answer takes microseconds
         indirect_checks=1,
         retransmit_mult=2,
         suspicion_mult=3,
@@ -199,6 +212,7 @@ def fast_config() -> GossipConfig:
         gossip_to_the_dead_s=3.0,
         push_pull_interval_s=3.0,
         stream_timeout_s=1.0,
+        join_timeout_s=1.0,
         broadcast_timeout_s=1.0,
         leave_propagate_delay_s=0.2,
         reap_interval_s=0.5,

@@ -511,7 +511,7 @@ class SwimCore:
         """Push-pull with each address (memberlist ``Join``).
 
         With a request id, ``delegate.join_finished(req, contacted)`` follows
-        once every address answered or ``stream_timeout_s`` passed; with
+        once every address answered or ``join_timeout_s`` passed; with
         None (Serf's reconnects) nothing is reported.
         """
         targets = [a for a in dict.fromkeys(addrs) if a and a != self.addr]
@@ -527,7 +527,7 @@ class SwimCore:
         self.joins[req] = [len(targets), 0]
         for addr in targets:
             self._send_push_pull(addr, now, req=req, join=True)
-        self._set_timer(f"join:{req}", self.cfg.stream_timeout_s)
+        self._set_timer(f"join:{req}", self.cfg.join_timeout_s)
 
     def leave(self, now: float) -> bool:
         """Broadcast our own death (``sender == name``: we left); True if anyone alive must hear it."""

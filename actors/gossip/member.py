@@ -78,6 +78,19 @@ class SetTags:
     reply: Any = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JoinFailed:
+    """Told to ``report_to`` when the start-up join failed for good (Nomad then exits 1)."""
+
+    pool: str
+    error: str
+
+
+def join_error(addrs: tuple[str, ...], timeout_s: float) -> str:
+    """Why a join reached nobody, in memberlist's words, on one line (``; `` between addresses)."""
+    return "; ".join(f"Failed to join {a}: no answer within {timeout_s:g}s" for a in addrs)
+
+
 class GossipError(Exception):
     """A gossip request could not be served (leave in progress, broadcast timed out)."""
 
@@ -88,14 +101,19 @@ class GossipMember(NodeActor):
     ``member_name`` is the name other members know (Nomad: ``<node>.<region>``);
     ``advertise`` the address they reach it at (default: this node's id);
     ``subscribers`` (node, actor) pairs told every :class:`MemberEvent`;
-    ``start_join`` addresses joined at start, retried every
-    ``retry_join_interval_s`` while none answers (0: no retry).
+    ``start_join`` addresses joined at start.  With ``retry_join_interval_s``
+    0 (Nomad's ``start_join`` / ``-join``) a start-up join that reaches no
+    address is fatal: :class:`JoinFailed` goes to ``report_to`` (the agent,
+    which exits 1).  Otherwise (``retry_join``) it is retried every
+    ``retry_join_interval_s`` up to ``retry_max`` more times (0: forever),
+    then reported the same way.
     """
 
     def __init__(self, env: Env, name: str, *, member_name: str, config: GossipConfig | None = None,
                  tags: Tags | dict[str, str] = (), subscribers: tuple[tuple[str, str], ...] = (),
                  advertise: str | None = None, start_join: tuple[str, ...] = (),
-                 retry_join_interval_s: float = 0.0) -> None:
+                 retry_join_interval_s: float = 0.0, retry_max: int = 0,
+                 report_to: str | None = None) -> None:
         super().__init__(env, name)
         self.cfg = config or lan_config()
         self.core = SerfCore(member_name, advertise or env.node, self.cfg, env.rng,
@@ -103,6 +121,9 @@ class GossipMember(NodeActor):
         self.subscribers = tuple(subscribers)
         self.start_join = tuple(start_join)
         self.retry_join_interval_s = retry_join_interval_s
+        self.retry_max = retry_max  # retries after the first attempt; 0: forever (Nomad retry_max)
+        self.report_to = report_to
+        self.join_attempts = 0
         self._replies: dict[int, Any] = {}
         self._next_req = 0
         self._start_join_req: int | None = None
@@ -133,7 +154,8 @@ class GossipMember(NodeActor):
         elif isinstance(message, str):
             return self._query(message)
         elif isinstance(message, Join):
-            self.core.join(tuple(message.addresses), self._track(message.reply), self.env.now())
+            addrs = tuple(message.addresses)
+            self.core.join(addrs, self._track(("join", message.reply, addrs)), self.env.now())
         elif isinstance(message, Leave):
             self.core.leave(self._track(message.reply), self.env.now())
         elif isinstance(message, ForceLeave):
@@ -206,9 +228,13 @@ class GossipMember(NodeActor):
         reply = self._replies.pop(eff.req, None)
         if eff.req == self._start_join_req:
             self._start_join_req = None
-            if eff.value == 0 and self.retry_join_interval_s > 0:
-                self.set_timer("retry-join", self.retry_join_interval_s)
+            self._start_join_done(eff.value or 0, eff.error)
             return
+        if isinstance(reply, tuple) and reply and reply[0] == "join":
+            _, reply, addrs = reply
+            if eff.value == 0 and not eff.error:
+                self._answer(reply, 0, join_error(addrs, self.cfg.join_timeout_s))
+                return
         if isinstance(reply, tuple) and reply and reply[0] == "agent":
             from actors import agent_messages
 
@@ -217,6 +243,34 @@ class GossipMember(NodeActor):
                 actor=self.name, corr=corr, ok=not eff.error, error=eff.error))
             return
         self._answer(reply, eff.value, eff.error)
+
+    def _start_join_done(self, joined: int, error: str) -> None:
+        """Nomad's ``startupJoin`` and ``retryJoiner``: log success, retry, or report a fatal failure."""
+        retrying = self.retry_join_interval_s > 0
+        self.join_attempts += 1
+        if joined > 0:
+            if retrying:
+                log.info("%s: retry join completed: initial_servers=%d", self.name, joined)
+            else:
+                log.info("%s: join completed: synced with %d initial agents", self.name, joined)
+            return
+        others = tuple(a for a in self.start_join if a != self.core.swim.addr) or self.start_join
+        why = error or join_error(others, self.cfg.join_timeout_s)
+        if not retrying:
+            self._join_failed(why)
+            return
+        if self.retry_max > 0 and self.join_attempts > self.retry_max:
+            log.warning("%s: join failed: %s", self.name, why)
+            self._join_failed("max join retry exhausted, exiting")
+            return
+        log.warning("%s: join failed: retry=%gs error=%s", self.name, self.retry_join_interval_s,
+                    why)
+        self.set_timer("retry-join", self.retry_join_interval_s)
+
+    def _join_failed(self, error: str) -> None:
+        log.error("%s: %s", self.name, error)
+        if self.report_to is not None:
+            self.env.send(self.env.node, self.report_to, JoinFailed(pool=self.name, error=error))
 
     @staticmethod
     def _answer(reply: Any, value: Any, error: str) -> None:

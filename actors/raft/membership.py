@@ -1,7 +1,10 @@
 """ServerMembership: gossip events become the Raft configuration.
 
-Nomad's servers find each other through the region's LAN gossip pool and
-build one Raft cluster from what they see (``nomad/serf.go``, ``leader.go``):
+Nomad's servers find each other through gossip and build one Raft cluster
+per region from what they see (``nomad/serf.go``, ``leader.go``).  The pool
+holds the servers of every region (federation, NOMAD.md §7.5); only members
+whose ``region`` tag is this server's count below, so regions never share
+Raft peers and each bootstraps its own cluster:
 
 * **bootstrap** -- once ``bootstrap_expect`` alive servers of this region
   (each advertising the same ``expect``) are seen and this server is among

@@ -1,0 +1,153 @@
+"""Multi-region federation with real server processes on loopback.
+
+Nomad's servers of every region share one WAN-tuned serf pool (NOMAD.md
+§7.5); Raft stays per region.  Region ``a`` (three servers,
+``bootstrap_expect = 3``) and region ``b`` (one server) are joined by
+``-join`` from b to a server of a: every server then lists all four in
+``/v1/agent/members`` with its region, ``/v1/regions`` names both, each
+region has its own Raft peers and leader only, and ``?region=`` requests
+are forwarded to the other region (``No path to region`` for an unknown
+one).  A server whose ``-join`` reaches nobody, or whose ``retry_join``
+runs out of ``retry_max``, exits 1 with the reason on stderr.
+
+Every agent gets free ports and its own data dir, is waited for with
+deadlines, and is killed by PID at the end (the ``agents`` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.test_agent_process import ROOT, AgentProc, agents, free_port, wait_for  # noqa: F401
+
+pytestmark = pytest.mark.timeout(150)
+
+# Gossip joins, a bootstrap and an election in each region, on a loaded CI machine.
+CLUSTER_DEADLINE_S = 40.0
+# A dead -join address fails after the pool's join_timeout_s (5 s in the wan
+# profile); start-up and the exit add a few seconds on a loaded machine.
+JOIN_FAIL_DEADLINE_S = 25.0
+NOMAD_CLI = os.path.join(ROOT, "bin", "nomad")
+
+
+def server_config(tmp: Any, name: str, region: str, *, expect: int, serf: int = 0,
+                  join: tuple[str, list[str]] | None = None, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A server's TOML config; *join* is ("start_join" or "retry_join", addresses)."""
+    ports = {"http": free_port(), "rpc": free_port(), "serf": serf or free_port()}
+    lines = [f'name = "{name}"', f'region = "{region}"', f'data_dir = "{tmp / f"data-{name}"}"',
+             'bind_addr = "127.0.0.1"', "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
+             "[server]", "enabled = true", f"bootstrap_expect = {expect}"]
+    if join is not None:
+        kind, addrs = join
+        lines += ["[server.server_join]", f"{kind} = {json.dumps(addrs)}", *extra]
+    path = tmp / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return {"path": str(path), **ports}
+
+
+def get_json(agent: AgentProc, path: str) -> Any:
+    try:
+        status, body, _ = agent.get(path)
+    except OSError:
+        return None
+    return json.loads(body) if status == 200 else None
+
+
+def member_regions(agent: AgentProc) -> dict[str, tuple[str, str]]:
+    got = get_json(agent, "/v1/agent/members") or {"Members": []}
+    return {m["Name"]: (m["Status"], m["Tags"].get("region", "")) for m in got["Members"]}
+
+
+def nomad(agent: AgentProc, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, NOMAD_CLI, f"-address=http://127.0.0.1:{agent.http_port}", *args],
+                          capture_output=True, text=True, timeout=30, cwd=ROOT)
+
+
+def test_two_regions_share_gossip_but_keep_raft_apart_and_forward_by_region(agents, tmp_path):
+    serfs = [free_port() for _ in range(3)]
+    a_join = [f"127.0.0.1:{p}" for p in serfs]
+    a_cfgs = [server_config(tmp_path, f"a{i}", "a", expect=3, serf=serfs[i],
+                            join=("retry_join", a_join), extra=('retry_interval = "1s"',))
+              for i in range(3)]
+    a = [agents(["-config", c["path"]], http_port=c["http"]) for c in a_cfgs]
+    b_cfg = server_config(tmp_path, "b0", "b", expect=1)
+    # -join on the command line: Nomad's start_join, to a server of the other region.
+    b = agents(["-config", b_cfg["path"], "-join", f"127.0.0.1:{serfs[0]}"], http_port=b_cfg["http"])
+    everyone = [*a, b]
+    detail = lambda: "\n".join(p.detail() for p in everyone)
+    a_rpcs = sorted(f"127.0.0.1:{c['rpc']}" for c in a_cfgs)
+    b_rpc = f"127.0.0.1:{b_cfg['rpc']}"
+
+    want = {"a0.a": ("alive", "a"), "a1.a": ("alive", "a"), "a2.a": ("alive", "a"), "b0.b": ("alive", "b")}
+    wait_for(lambda: all(member_regions(p) == want for p in everyone),
+             "all four servers in every member list with their regions", CLUSTER_DEADLINE_S, detail)
+
+    def raft_per_region() -> bool:
+        a_peers = [sorted(get_json(p, "/v1/status/peers") or []) for p in a]
+        a_leaders = {get_json(p, "/v1/status/leader") for p in a}
+        return (all(x == a_rpcs for x in a_peers) and len(a_leaders) == 1 and a_leaders <= set(a_rpcs)
+                and get_json(b, "/v1/status/peers") == [b_rpc] and get_json(b, "/v1/status/leader") == b_rpc)
+
+    wait_for(raft_per_region, "one Raft cluster per region, no cross-region peers", CLUSTER_DEADLINE_S,
+             detail)
+    a_leader = get_json(a[0], "/v1/status/leader")
+
+    # /v1/regions: both, sorted, from either side.
+    assert get_json(a[1], "/v1/regions") == ["a", "b"]
+    assert get_json(b, "/v1/regions") == ["a", "b"]
+
+    # ?region= forwards to the other region; the own region answers locally.
+    assert get_json(a[2], "/v1/status/leader?region=b") == b_rpc
+    assert get_json(b, "/v1/status/leader?region=a") == a_leader
+    assert sorted(get_json(b, "/v1/status/peers?region=a")) == a_rpcs
+    assert get_json(a[0], "/v1/status/peers?region=a") == a_rpcs
+    # Agent endpoints are the local agent's, whatever the region says.
+    assert get_json(a[0], "/v1/agent/members?region=b")["ServerRegion"] == "a"
+    status, body, _ = a[0].get("/v1/status/leader?region=nowhere")
+    assert (status, body) == (500, b"No path to region")
+
+    # The operator CLI lists both regions' servers, each region's leader marked.
+    out = nomad(a[0], "server", "members")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].split() == ["Name", "Address", "Port", "Status", "Leader", "Raft", "Version", "Build",
+                                "Datacenter", "Region"]
+    rows = {ln.split()[0]: ln.split() for ln in lines[1:]}
+    assert [ln.split()[0] for ln in lines[1:]] == ["a0.a", "a1.a", "a2.a", "b0.b"]  # region, dc, name
+    assert [r[-1] for r in rows.values()] == ["a", "a", "a", "b"]
+    leaders = sorted(name for name, r in rows.items() if r[4] == "true")
+    a_leader_name = next(f"a{i}.a" for i, c in enumerate(a_cfgs) if f"127.0.0.1:{c['rpc']}" == a_leader)
+    assert leaders == sorted([a_leader_name, "b0.b"])
+
+    # A join to an address nobody answers fails within the join timeout, clearly.
+    dead = f"127.0.0.1:{free_port()}"
+    status, body, _ = b.get(f"/v1/agent/join?address={dead}", method="PUT")
+    got = json.loads(body)
+    assert status == 200 and got["num_joined"] == 0, got
+    assert f"Failed to join {dead}: no answer within" in got["error"]
+    out = nomad(b, "server", "join", dead)
+    assert out.returncode == 1 and f"Failed to join {dead}" in out.stderr, out
+
+
+def test_start_join_to_a_dead_address_exits_1_with_the_reason(agents, tmp_path):
+    dead = f"127.0.0.1:{free_port()}"
+    cfg = server_config(tmp_path, "lonely", "global", expect=1)
+    p = agents(["-config", cfg["path"], "-join", dead], http_port=cfg["http"])
+    assert p.wait_exit(timeout_s=JOIN_FAIL_DEADLINE_S) == 1, p.detail()
+    p.wait_line(rf"^==> Failed to join {dead}: no answer within 5s$", stream="err")
+
+
+def test_retry_join_gives_up_after_retry_max_and_exits_1(agents, tmp_path):
+    dead = f"127.0.0.1:{free_port()}"
+    cfg = server_config(tmp_path, "patient", "global", expect=1, join=("retry_join", [dead]),
+                        extra=('retry_interval = "1s"', "retry_max = 1"))
+    p = agents(["-config", cfg["path"]], http_port=cfg["http"])
+    # Two attempts (the first and one retry), each waiting the join timeout, one interval apart.
+    assert p.wait_exit(timeout_s=2 * JOIN_FAIL_DEADLINE_S) == 1, p.detail()
+    p.wait_line(r"==> max join retry exhausted, exiting", stream="err")
