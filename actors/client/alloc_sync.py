@@ -203,10 +203,10 @@ class AllocSync(NodeActor):
             log.warning("%s: undecodable allocations from a server: %s", self.env.node, exc)
             allocs = None
         if isinstance(allocs, list):
-            if m.index != self.index or len(allocs) != len(self.allocs):
-                self.allocs = {a["ID"]: a for a in allocs if isinstance(a, dict) and "ID" in a}
-                self.send(self.env.node, self.runner, SetAllocs(allocs=tuple(self.allocs.values()),
-                                                                 index=m.index))
+            # Always the full set, even when unchanged: a restarted AllocRunner
+            # (its supervisor's doing) learns the current set from the next answer.
+            self.allocs = {a["ID"]: a for a in allocs if isinstance(a, dict) and "ID" in a}
+            self.send(self.env.node, self.runner, SetAllocs(allocs=tuple(self.allocs.values()), index=m.index))
             self.index = m.index
         self._query()
 
