@@ -183,7 +183,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.server.heartbeat import HeartbeatConfig, HeartbeatMonitor
     from actors.server.node_endpoint import NodeEndpoint
     from actors.server.node_gc import NodeGC, NodeGCConfig
-    from actors.scheduler.broker import BrokerConfig, EvalBroker
+    from actors.scheduler.broker import BrokerConfig, EvalBroker, num_workers_for
     from actors.scheduler.drainer import NodeDrainer
     from actors.server.alloc_endpoint import AllocEndpoint
 
@@ -209,9 +209,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="alloc-endpoint", cls=AllocEndpoint, role="server",
                   kwargs=(("wall_clock", time.time),)),
         ChildSpec(name="eval-broker", cls=EvalBroker, role="server", reloads=True,
-                  kwargs=(("config", BrokerConfig(num_workers=max(1, srv.num_schedulers
-                                                                  if srv.num_schedulers is not None
-                                                                  else (os.cpu_count() or 1)))),
+                  kwargs=(("config", BrokerConfig(num_workers=num_workers_for(srv.num_schedulers))),
                           ("wall_clock", time.time))),
         ChildSpec(name="drainer", cls=NodeDrainer, role="server", kwargs=(("wall_clock", time.time),)),
         ChildSpec(name="server-membership", cls=ServerMembership, role="server",

@@ -29,9 +29,11 @@ from __future__ import annotations
 import functools
 import heapq
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from typing import Any
 
+from actors.agent_messages import ConfigReloaded
 from actors.raft.peer import Propose, Read, Watch
 from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo
 from actors.raft.peer import InfoQuery
@@ -70,6 +72,14 @@ class BrokerConfig:
         for name in ("watch_timeout_s", "step_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
+
+
+def num_workers_for(num_schedulers: int | None) -> int:
+    """``server.num_schedulers``, whose default is the CPU count (Nomad: runtime.NumCPU()).
+
+    Read from the host once, at configuration time, never in protocol logic.
+    """
+    return max(1, num_schedulers if num_schedulers is not None else (os.cpu_count() or 1))
 
 
 def pending_evals(state: Any) -> list[tuple[int, int, str, str]]:
@@ -121,6 +131,8 @@ class EvalBroker(NodeActor):
         self.stats = {"scheduled": 0, "placed": 0, "stopped": 0, "refused": 0, "failed": 0, "retries": 0}
 
     def on_start(self) -> None:
+        log.info("starting scheduling worker(s): num_workers=%d schedulers=[%s]", self.cfg.num_workers,
+                 " ".join(SCHEDULER_TYPES))
         self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
 
     # ------------------------------------------------------------ messages
@@ -129,6 +141,12 @@ class EvalBroker(NodeActor):
             self._lead(message.is_leader, message.term)
         elif isinstance(message, RaftReply):
             self._reply(message)
+        elif isinstance(message, ConfigReloaded):
+            n = num_workers_for(message.config.server.num_schedulers)
+            if n != self.cfg.num_workers:
+                log.info("reloaded scheduling workers: num_workers=%d", n)
+                self.cfg = replace(self.cfg, num_workers=n)
+                self._dispatch()
         elif message == "status":
             return {"leader": self.is_leader, "queued": len(self._queue), "running": len(self._running),
                     "workers": self.cfg.num_workers, **self.stats}
