@@ -2,7 +2,8 @@
 
 Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 ``server force-leave [-prune] <name>``, ``operator raft list-peers``,
-``operator raft remove-peer -peer-id <id>``, ``agent-info``, ``status leader``.
+``operator raft remove-peer -peer-id <id>``, ``agent-info``, ``status leader``,
+and the job, alloc and node commands of :mod:`runtime.cli_jobs`.
 The address comes from ``-address`` or ``NOMAD_ADDR`` (default
 ``http://127.0.0.1:4646``), as Nomad's CLI does.  Errors print one line and
 exit 1.
@@ -143,6 +144,11 @@ COMMANDS = {
     ("status", "leader"): status_leader,
 }
 
+# Job, alloc and node commands: their own module, which uses the helpers above.
+from runtime.cli_jobs import JOB_COMMANDS  # noqa: E402
+
+COMMANDS.update(JOB_COMMANDS)
+
 
 def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
@@ -165,9 +171,10 @@ def main(argv: list[str]) -> int:
             except CliError as e:
                 print(f"Error: {e}", file=sys.stderr)
                 return 1
+            out, code = out if isinstance(out, tuple) else (out, 0)  # (output, exit code): job run's 2
             if out:
                 print(out)
-            return 0
+            return code
     usage = "\n".join("  nomad " + " ".join(w) for w in COMMANDS)
     print(f"Usage: nomad [-address=ADDR] <command>\n\nCommands:\n{usage}", file=sys.stderr)
     return 1

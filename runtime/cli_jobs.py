@@ -1,0 +1,449 @@
+"""``nomad`` job, alloc and node commands: Nomad's CLI over the HTTP API.
+
+``job run [-detach] <file>``, ``job status [id]``, ``job stop [-purge]
+[-detach] [-yes] <id>``, ``alloc status <id>``, ``node status [-verbose]
+[id]``, ``node drain -enable|-disable [-deadline d] [-force] [-no-deadline]
+[-ignore-system] [-keep-ineligible] [-yes] [-m msg] <node>`` and ``node
+eligibility -enable|-disable <node>``.  Flags come before the arguments, as
+Go's flag package reads them; IDs may be unique prefixes, as in Nomad.
+
+A job file is Nomad's JSON job (``{"Job": {...}}`` or the bare job), or the
+same document in TOML: the keys are the JSON keys, one to one (durations in
+nanoseconds, as in the JSON).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from runtime.cli import TIMEOUT_S, CliError, table
+from runtime.config import parse_duration
+
+__all__ = ["JOB_COMMANDS", "load_job_file", "parse_flags"]
+
+# How long `job run` / `job stop` watch their evaluation before handing back
+# (Nomad watches until it completes; we bound it so a script never hangs on a
+# cluster that is not scheduling).  Each wait is one blocking query.
+MONITOR_TIMEOUT_S = 30.0
+MONITOR_WAIT = "5s"  # ?wait= of each blocking query while monitoring; below TIMEOUT_S
+SHORT_ID = 8  # Nomad shows IDs cut to 8 characters unless -verbose
+DEFAULT_DRAIN_DEADLINE = "1h"  # Nomad's node drain -deadline default
+EXIT_PLACEMENT_FAILED = 2  # Nomad's job run: the evaluation could not place everything
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+def request(addr: str, method: str, path: str, body: Any = None, **query: Any) -> Any:
+    """One HTTP call with a JSON body; Nomad's CLI error text on a non-200 answer."""
+    q = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+    url = f"{addr.rstrip('/')}{path}" + (f"?{q}" if q else "")
+    data = json.dumps(body).encode() if body is not None else (b"" if method in ("PUT", "POST") else None)
+    req = urllib.request.Request(url, method=method, data=data,
+                                 headers={"Content-Type": "application/json"} if body is not None else {})
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+            raw = resp.read()
+    except urllib.error.HTTPError as e:
+        raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
+            from None
+    except (urllib.error.URLError, OSError) as e:
+        raise CliError(f"Error querying {addr}: {getattr(e, 'reason', e)}") from None
+    return json.loads(raw) if raw.strip() else None
+
+
+def parse_flags(args: list[str], spec: dict[str, type]) -> tuple[dict[str, Any], list[str]]:
+    """Go's flag package: ``-name``, ``-name=value``, ``-name value``; stops at the first argument."""
+    flags: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        if not a.startswith("-") or a == "-":
+            break
+        name, eq, value = a.lstrip("-").partition("=")
+        if name not in spec:
+            raise CliError(f"flag provided but not defined: -{name}")
+        if spec[name] is bool:
+            if eq and value.lower() not in ("1", "t", "true", "0", "f", "false"):
+                raise CliError(f'invalid boolean value "{value}" for -{name}')
+            flags[name] = value.lower() in ("1", "t", "true") if eq else True
+        else:
+            if not eq:
+                if i + 1 >= len(args):
+                    raise CliError(f"flag needs an argument: -{name}")
+                i += 1
+                value = args[i]
+            if spec[name] is list:
+                flags.setdefault(name, []).append(value)
+            else:
+                flags[name] = value
+        i += 1
+    return flags, args[i:]
+
+
+def one_arg(rest: list[str], usage: str) -> str:
+    if len(rest) != 1:
+        raise CliError(f"This command takes one argument: {usage}")
+    return rest[0]
+
+
+def kv(pairs: list[tuple[str, Any]]) -> str:
+    """Nomad's ``formatKV``: keys padded so the ``=`` line up."""
+    width = max(len(k) for k, _ in pairs)
+    return "\n".join(f"{k.ljust(width)} = {v}" for k, v in pairs)
+
+
+def short(ident: str, verbose: bool = False) -> str:
+    return ident if verbose else ident[:SHORT_ID]
+
+
+def fmt_time(t: Any) -> str:
+    """Unix nanoseconds (Nomad's JSON) or seconds -> RFC 3339 UTC; anything else as it is."""
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or t <= 0:
+        return "<none>"
+    secs = t / 1e9 if t > 1e14 else t
+    if secs < 1e9:  # not a wall-clock time (e.g. a client's monotonic seconds)
+        return f"{t:g}"
+    return dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ago(t: Any) -> str:
+    """Nomad's ``prettyTimeDiff`` in short: ``3m12s ago``."""
+    if not isinstance(t, (int, float)) or t <= 0:
+        return "<none>"
+    secs = t / 1e9 if t > 1e14 else t
+    if secs < 1e9:
+        return f"{t:g}"
+    diff = max(0, int(time.time() - secs))
+    h, rest = divmod(diff, 3600)
+    m, s = divmod(rest, 60)
+    return ("".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m")) if v) + f"{s}s ago") if diff else "now"
+
+
+def resolve(addr: str, kind: str, ident: str) -> dict[str, Any] | str:
+    """A unique ID prefix -> the object's list entry (``/v1/<kind>s?prefix=``), as Nomad's CLI resolves."""
+    if not ident:
+        raise CliError(f"{kind} ID must not be empty")
+    got = request(addr, "GET", f"/v1/{kind}s", prefix=ident)
+    exact = [o for o in got if o["ID"] == ident]
+    if exact:
+        return exact[0]
+    if not got:
+        raise CliError(f'No {kind}(s) with prefix or id "{ident}" found')
+    if len(got) > 1:
+        ids = "\n".join(o["ID"] for o in got)
+        raise CliError(f"Prefix matched multiple {kind}s\n\n{ids}")
+    return got[0]
+
+
+# ---------------------------------------------------------------- job files
+
+
+def load_job_file(path: str) -> dict[str, Any]:
+    """A JSON (``{"Job": ...}`` or bare) or TOML job file -> the job object."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as e:
+        raise CliError(f"Error reading job file {path}: {e.strerror}") from None
+    toml = path.endswith(".toml") or not raw.lstrip().startswith(b"{")
+    try:
+        doc = tomllib.loads(raw.decode()) if toml else json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise CliError(f"Error parsing job file from {path}: {e}") from None
+    if not isinstance(doc, dict):
+        raise CliError(f"Error parsing job file from {path}: the top level must be an object")
+    job = doc.get("Job", doc) if set(doc) <= {"Job", "EnforceIndex", "JobModifyIndex"} else doc
+    if not isinstance(job, dict) or not job:
+        raise CliError(f"Error parsing job file from {path}: no job in it")
+    return job
+
+
+# ---------------------------------------------------------------- job
+
+
+def monitor(addr: str, eval_id: str) -> tuple[str, int]:
+    """Nomad's evaluation monitor, bounded by MONITOR_TIMEOUT_S: (output, exit code)."""
+    lines = [f'==> Monitoring evaluation "{short(eval_id)}"']
+    deadline = time.monotonic() + MONITOR_TIMEOUT_S
+    index, ev = 0, None
+    while time.monotonic() < deadline:
+        ev = request(addr, "GET", f"/v1/evaluation/{eval_id}", index=index or None,
+                     wait=MONITOR_WAIT if index else None)
+        if ev["Status"] not in ("pending",):
+            break
+        index = ev["ModifyIndex"]
+    if ev is None or ev["Status"] == "pending":
+        lines.append(f'    Evaluation still pending after {MONITOR_TIMEOUT_S:g}s; see "nomad job status"')
+        return "\n".join(lines), 0
+    lines.append(f'    Evaluation triggered by job "{ev["JobID"]}"')
+    for a in request(addr, "GET", f"/v1/evaluation/{eval_id}/allocations"):
+        lines.append(f'    Allocation "{short(a["ID"])}" created: node "{short(a["NodeID"])}", '
+                     f'group "{a["TaskGroup"]}"')
+    failed = ev.get("FailedTGAllocs") or {}
+    for group, metrics in sorted(failed.items()):
+        lines.append(f'    Task Group "{group}" (failed to place {metrics.get("CoalescedFailures", 0) + 1} '
+                     "allocation(s)):")
+        lines += [f"      * {why}" for why in alloc_metrics(metrics)]
+    if ev.get("BlockedEval"):
+        lines.append(f'    Evaluation "{short(ev["BlockedEval"])}" waiting for additional capacity to place '
+                     "remainder")
+    lines.append(f'    Evaluation status changed: "pending" -> "{ev["Status"]}"')
+    lines.append(f'==> Evaluation "{short(eval_id)}" finished with status "{ev["Status"]}"')
+    return "\n".join(lines), EXIT_PLACEMENT_FAILED if failed else 0
+
+
+def alloc_metrics(m: dict[str, Any]) -> list[str]:
+    """Nomad's ``formatAllocMetrics``: why a task group could not be placed."""
+    out = []
+    if not m.get("NodesEvaluated"):
+        out.append("No nodes were eligible for evaluation")
+    out += [f'Constraint "{c}": {n} nodes excluded by filter' for c, n in sorted((m.get("ConstraintFiltered")
+                                                                                   or {}).items())]
+    unexplained = m.get("NodesFiltered", 0) - sum((m.get("ConstraintFiltered") or {}).values())
+    if unexplained > 0:
+        out.append(f"{unexplained} nodes excluded by filter (not ready, ineligible or draining)")
+    if m.get("NodesExhausted"):
+        out.append(f"Resources exhausted on {m['NodesExhausted']} nodes")
+    out += [f'Dimension "{d}" exhausted on {n} nodes' for d, n in sorted((m.get("DimensionExhausted")
+                                                                          or {}).items())]
+    return out
+
+
+def _finish(addr: str, eval_id: str, detach: bool, what: str) -> tuple[str, int]:
+    """The evaluation's outcome as Nomad prints it, with the exit code (2: placement failed)."""
+    if detach or not eval_id:
+        return f"{what}\nEvaluation ID: {eval_id}", 0
+    return monitor(addr, eval_id)
+
+
+def job_run(addr: str, args: list[str]) -> tuple[str, int]:
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
+    job = load_job_file(one_arg(rest, "nomad job run [-detach] <path>"))
+    got = request(addr, "PUT", "/v1/jobs", {"Job": job})
+    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job registration successful")
+
+
+def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
+    flags, rest = parse_flags(args, {"purge": bool, "detach": bool, "yes": bool, "verbose": bool})
+    job = resolve(addr, "job", one_arg(rest, "nomad job stop [-purge] <job>"))
+    got = request(addr, "DELETE", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}",
+                  purge="true" if flags.get("purge") else None)
+    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job stop successful")
+
+
+def job_status(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "all-allocs": bool, "evals": bool})
+    verbose = flags.get("verbose", False)
+    if not rest:
+        jobs = request(addr, "GET", "/v1/jobs")
+        if not jobs:
+            return "No running jobs"
+        rows = [["ID", "Type", "Priority", "Status", "Submit Date"]]
+        rows += [[j["ID"], j["Type"], str(j["Priority"]), j["Status"], fmt_time(j["SubmitTime"])]
+                 for j in jobs]
+        return table(rows)
+    stub = resolve(addr, "job", one_arg(rest, "nomad job status [<job>]"))
+    path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}"
+    job = request(addr, "GET", path)
+    out = [kv([("ID", job["ID"]), ("Name", job.get("Name", job["ID"])),
+               ("Submit Date", fmt_time(job.get("SubmitTime"))), ("Type", job["Type"]),
+               ("Priority", job.get("Priority", 50)), ("Datacenters", ",".join(job.get("Datacenters", ()))),
+               ("Namespace", job.get("Namespace", "default")), ("Node Pool", job.get("NodePool", "default")),
+               ("Status", job.get("Status", "pending") + (" (stopped)" if job.get("Stop") else "")),
+               ("Periodic", "false"), ("Parameterized", "false")])]
+    if flags.get("short"):
+        return out[0]
+    summary = request(addr, "GET", f"{path}/summary")["Summary"]
+    rows = [["Task Group", "Queued", "Starting", "Running", "Failed", "Complete", "Lost", "Unknown"]]
+    rows += [[g] + [str(s[k]) for k in rows[0][1:]] for g, s in sorted(summary.items())]
+    out += ["", "Summary", table(rows)]
+    allocs = request(addr, "GET", f"{path}/allocations")
+    out += ["", "Allocations"]
+    if not allocs:
+        out.append("No allocations placed")
+    else:
+        out.append(alloc_table(allocs, verbose, with_node=True))
+    return "\n".join(out)
+
+
+def alloc_table(allocs: list[dict[str, Any]], verbose: bool, *, with_node: bool) -> str:
+    head = ["ID"] + (["Node ID"] if with_node else []) + ["Task Group", "Version", "Desired", "Status",
+                                                          "Created", "Modified"]
+    rows = [head]
+    for a in sorted(allocs, key=lambda a: (-a.get("CreateIndex", 0), a["ID"])):
+        rows.append([short(a["ID"], verbose)] + ([short(a["NodeID"], verbose)] if with_node else [])
+                    + [a["TaskGroup"], str(a.get("JobVersion", 0)), a["DesiredStatus"], a["ClientStatus"],
+                       ago(a.get("CreateTime")), ago(a.get("ModifyTime"))])
+    return table(rows)
+
+
+# ---------------------------------------------------------------- alloc
+
+
+def alloc_status(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"verbose": bool, "short": bool})
+    verbose = flags.get("verbose", False)
+    stub = resolve(addr, "allocation", one_arg(rest, "nomad alloc status <allocation>"))
+    a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
+    out = [kv([("ID", a["ID"]), ("Eval ID", short(a["EvalID"], verbose)), ("Name", a["Name"]),
+               ("Node ID", short(a["NodeID"], verbose)), ("Node Name", a.get("NodeName", "")),
+               ("Job ID", a["JobID"]), ("Job Version", a.get("JobVersion", 0)),
+               ("Client Status", a["ClientStatus"]),
+               ("Client Description", a.get("ClientDescription") or "<none>"),
+               ("Desired Status", a["DesiredStatus"]),
+               ("Desired Description", a.get("DesiredDescription") or "<none>"),
+               ("Created", ago(a.get("CreateTime"))), ("Modified", ago(a.get("ModifyTime")))])]
+    if flags.get("short"):
+        return out[0]
+    resources = a.get("Resources") or {}
+    for name, ts in sorted((a.get("TaskStates") or {}).items()):
+        out += ["", f'Task "{name}" is "{ts.get("State", "pending")}"',
+                kv([("Restarts", ts.get("Restarts", 0)), ("Failed", str(bool(ts.get("Failed"))).lower())])]
+        if resources:
+            out += ["Task Resources:", table([["CPU", "Memory"], [f"{resources.get('CPU', 0)} MHz",
+                                                                  f"{resources.get('MemoryMB', 0)} MiB"]])]
+        events = ts.get("Events") or []
+        if events:
+            rows = [["Time", "Type", "Description"]]
+            rows += [[fmt_time(e.get("Time")), e.get("Type", ""),
+                      e.get("DisplayMessage") or e.get("Message", "")] for e in reversed(events)]
+            out += ["", "Recent Events:", table(rows)]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- node
+
+
+def node_status(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "self": bool, "allocs": bool})
+    verbose = flags.get("verbose", False)
+    if not rest:
+        nodes = request(addr, "GET", "/v1/nodes")
+        if not nodes:
+            return "No nodes registered"
+        rows = [["ID", "Node Pool", "DC", "Name", "Class", "Drain", "Eligibility", "Status"]]
+        rows += [[short(n["ID"], verbose), n.get("NodePool", "default"), n.get("Datacenter", ""),
+                  n.get("Name", ""), n.get("NodeClass") or "<none>", str(bool(n.get("Drain"))).lower(),
+                  n.get("SchedulingEligibility", ""), n.get("Status", "")] for n in nodes]
+        return table(rows)
+    stub = resolve(addr, "node", one_arg(rest, "nomad node status [<node>]"))
+    node = request(addr, "GET", f"/v1/node/{stub['ID']}")
+    drain = node.get("DrainStrategy")
+    pairs = [("ID", node["ID"]), ("Name", node.get("Name", "")),
+             ("Node Pool", node.get("NodePool", "default")),
+             ("Class", node.get("NodeClass") or "<none>"), ("DC", node.get("Datacenter", "")),
+             ("Drain", str(bool(drain)).lower()), ("Eligibility", node.get("SchedulingEligibility", "")),
+             ("Status", node.get("Status", ""))]
+    if drain:
+        deadline = drain.get("Deadline", 0)
+        pairs.append(("Drain Deadline", "force" if deadline < 0 else "no deadline" if deadline == 0
+                      else fmt_time(drain.get("ForceDeadline"))))
+    out = [kv(pairs)]
+    if flags.get("short"):
+        return out[0]
+    if verbose:
+        attrs = node.get("Attributes") or {}
+        out += ["", "Attributes", kv(sorted(attrs.items())) if attrs else "<none>"]
+    allocs = request(addr, "GET", f"/v1/node/{node['ID']}/allocations")
+    out += ["", "Allocations"]
+    out.append(alloc_table(allocs, verbose, with_node=False) if allocs else "No allocations placed")
+    return "\n".join(out)
+
+
+def _confirm(question: str) -> bool:
+    """Nomad asks before acting on a node named by a prefix; no terminal answers no."""
+    if not sys.stdin or not sys.stdin.isatty():
+        return False
+    try:
+        answer = input(question + " ")
+    except EOFError:
+        return False
+    return answer.strip().lower().startswith("y")
+
+
+def _enable_disable(flags: dict[str, Any]) -> bool:
+    enable, disable = flags.get("enable", False), flags.get("disable", False)
+    if enable == disable:
+        raise CliError("Either the '-enable' or '-disable' flag must be set")
+    return enable
+
+
+def _drain_deadline_ns(flags: dict[str, Any]) -> int:
+    chosen = [f for f in ("deadline", "force", "no-deadline") if f in flags and flags[f] is not False]
+    if len(chosen) > 1:
+        raise CliError("Only one of -deadline, -force or -no-deadline may be given")
+    if flags.get("force"):
+        return -1_000_000_000  # Nomad: a negative deadline means stop everything now
+    if flags.get("no-deadline"):
+        return 0
+    text = flags.get("deadline", DEFAULT_DRAIN_DEADLINE)
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        raise CliError(f"Failed to parse -deadline: {e}") from None
+    if seconds <= 0:
+        raise CliError("-deadline must be a positive duration (use -force or -no-deadline)")
+    return int(seconds * 1e9)
+
+
+def node_drain(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"enable": bool, "disable": bool, "deadline": str, "force": bool,
+                                     "no-deadline": bool, "ignore-system": bool, "keep-ineligible": bool,
+                                     "yes": bool, "detach": bool, "monitor": bool, "m": str, "meta": list})
+    enable = _enable_disable(flags)
+    if not enable and any(flags.get(f) for f in ("deadline", "force", "no-deadline", "ignore-system")):
+        raise CliError("-deadline, -force, -no-deadline and -ignore-system apply only with -enable")
+    if enable and flags.get("keep-ineligible"):
+        raise CliError("-keep-ineligible applies only with -disable")
+    deadline = _drain_deadline_ns(flags) if enable else 0
+    meta = {}
+    for item in flags.get("meta", []):
+        k, eq, v = item.partition("=")
+        if not eq:
+            raise CliError(f'-meta: expected KEY=VALUE, got "{item}"')
+        meta[k] = v
+    if flags.get("m"):
+        meta["message"] = flags["m"]
+    ident = one_arg(rest, "nomad node drain [options] <node>")
+    node = resolve(addr, "node", ident)
+    verb = "enable" if enable else "disable"
+    if node["ID"] != ident and not flags.get("yes") and \
+            not _confirm(f'Are you sure you want to {verb} drain mode for node "{node["ID"]}"? [y/N]'):
+        return "Canceling drain toggle"
+    spec = {"Deadline": deadline, "IgnoreSystemJobs": bool(flags.get("ignore-system"))} if enable else None
+    request(addr, "PUT", f"/v1/node/{node['ID']}/drain",
+            {"NodeID": node["ID"], "DrainSpec": spec,
+             "MarkEligible": not enable and not flags.get("keep-ineligible"), "Meta": meta})
+    return f'Node "{node["ID"]}" drain strategy {"set" if enable else "unset"}'
+
+
+def node_eligibility(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"enable": bool, "disable": bool, "self": bool})
+    enable = _enable_disable(flags)
+    node = resolve(addr, "node", one_arg(rest, "nomad node eligibility [options] <node>"))
+    elig = "eligible" if enable else "ineligible"
+    request(addr, "PUT", f"/v1/node/{node['ID']}/eligibility", {"NodeID": node["ID"], "Eligibility": elig})
+    return f'Node "{node["ID"]}" scheduling eligibility set: {elig} for scheduling'
+
+
+JOB_COMMANDS = {
+    ("job", "run"): job_run,
+    ("job", "status"): job_status,
+    ("job", "stop"): job_stop,
+    ("alloc", "status"): alloc_status,
+    ("node", "status"): node_status,
+    ("node", "drain"): node_drain,
+    ("node", "eligibility"): node_eligibility,
+}
