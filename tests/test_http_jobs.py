@@ -1,0 +1,333 @@
+"""The job, allocation, evaluation and node drain/eligibility HTTP API against real ``-dev`` agents.
+
+One ``-dev`` agent (server and client in one process, raw_exec enabled) is
+shared by the module; each test leaves it as it found it (jobs purged, node
+eligible).  Every wait has a deadline; the agent is killed by PID at the end.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import time
+from typing import Any
+
+import gevent
+import pytest
+
+from tests.test_agent_process import STEP_DEADLINE_S, AgentProc, agents, free_port, wait_for  # noqa: F401
+
+pytestmark = pytest.mark.timeout(90)
+
+# Placement, then the client starting the task: well under a second here; the
+# bound is for a loaded machine.
+PLACE_DEADLINE_S = 20.0
+# Slack on a blocking query's own wait: Raft answers a parked Watch on its
+# next tick (0.1 s) after the deadline, plus HTTP and scheduling on 2 cores.
+BLOCK_SLACK_S = 1.5
+JITTER_FRACTION = 16  # Nomad's structs.JitterFraction: up to wait/16 added
+
+
+class Resp:
+    def __init__(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.status, self.body, self.headers = status, body, headers
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+def call(port: int, method: str, path: str, body: Any = None, raw: bytes | None = None,
+         timeout_s: float = STEP_DEADLINE_S) -> Resp:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        conn.request(method, path, body=data)
+        r = conn.getresponse()
+        return Resp(r.status, r.read(), {k.lower(): v for k, v in r.getheaders()})
+    finally:
+        conn.close()
+
+
+def sleep_job(job_id: str, count: int = 1, **extra: Any) -> dict[str, Any]:
+    return {"ID": job_id, "Type": "service", "Datacenters": ["dc1"], **extra,
+            "TaskGroups": [{"Name": "web", "Count": count, "Tasks": [{
+                "Name": "sleeper", "Driver": "raw_exec",
+                "Config": {"command": "/bin/sleep", "args": ["60"]},
+                "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+
+
+def dev_agent_config(tmp: Any) -> tuple[list[str], int]:
+    port = free_port()
+    path = tmp / "ports.toml"
+    path.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n")
+    return ["-dev", "-config", str(path)], port
+
+
+def stop_all_jobs(port: int) -> None:
+    """Purge every job and wait for its tasks to stop, so no task outlives the agent."""
+    for job in call(port, "GET", "/v1/jobs").json():
+        call(port, "DELETE", f"/v1/job/{job['ID']}?purge=true")
+    wait_for(lambda: not [a for a in call(port, "GET", "/v1/allocations").json()
+                          if a["ClientStatus"] in ("pending", "running")],
+             "every task stopped", PLACE_DEADLINE_S)
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    args, port = dev_agent_config(tmp_path_factory.mktemp("dev"))
+    agent = AgentProc(args)
+    agent.http_port = port
+    try:
+        agent.wait_healthy()
+        yield agent
+        stop_all_jobs(port)
+        agent.send(signal.SIGTERM)
+        agent.wait_exit()
+    finally:
+        agent.kill()
+
+
+def node_id(port: int) -> str:
+    return wait_for(lambda: next((n["ID"] for n in call(port, "GET", "/v1/nodes").json()
+                                  if n["Status"] == "ready"), None), "a ready node")
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def test_registered_job_is_read_back_listed_and_evaluated(dev):
+    port = dev.http_port
+    r = call(port, "PUT", "/v1/jobs", {"Job": sleep_job("api-read", count=0)})
+    assert r.status == 200, r.text
+    reg = r.json()
+    assert set(reg) >= {"EvalID", "EvalCreateIndex", "JobModifyIndex", "Warnings", "Index"}
+    assert reg["Warnings"] == "" and int(r.headers["x-nomad-index"]) == reg["Index"]
+
+    job = call(port, "GET", "/v1/job/api-read")
+    assert job.status == 200
+    body = job.json()
+    assert body["ID"] == "api-read" and body["Type"] == "service" and body["Region"] == "global"
+    assert body["TaskGroups"][0]["Tasks"][0]["Resources"] == {"CPU": 50, "MemoryMB": 32}
+    assert body["SubmitTime"] > 10**18  # Unix nanoseconds, as Nomad's JSON has it
+    assert job.headers["x-nomad-knownleader"] == "true" and job.headers["x-nomad-lastcontact"] == "0"
+
+    stubs = call(port, "GET", "/v1/jobs?prefix=api-r").json()
+    assert [s["ID"] for s in stubs] == ["api-read"]
+    assert {"ID", "Name", "Type", "Priority", "Status", "JobSummary", "CreateIndex", "ModifyIndex",
+            "JobModifyIndex", "SubmitTime", "Stop"} <= set(stubs[0])
+    assert "TaskGroups" not in stubs[0]
+    assert call(port, "GET", "/v1/jobs?prefix=zzz").json() == []
+
+    evals = call(port, "GET", "/v1/job/api-read/evaluations").json()
+    assert reg["EvalID"] in [e["ID"] for e in evals]
+    ev = call(port, "GET", f"/v1/evaluation/{reg['EvalID']}").json()
+    assert ev["JobID"] == "api-read" and ev["TriggeredBy"] == "job-register"
+    assert [e["ID"] for e in call(port, "GET", f"/v1/evaluations?prefix={reg['EvalID'][:8]}").json()] \
+        == [reg["EvalID"]]
+
+    summary = call(port, "GET", "/v1/job/api-read/summary").json()
+    assert summary["JobID"] == "api-read" and set(summary["Summary"]["web"]) >= {"Queued", "Running", "Lost"}
+
+    update = call(port, "POST", "/v1/job/api-read", {"Job": sleep_job("api-read", count=0, Priority=70)})
+    assert update.status == 200 and call(port, "GET", "/v1/job/api-read").json()["Priority"] == 70
+
+    stop = call(port, "DELETE", "/v1/job/api-read")
+    assert stop.status == 200 and "EvalID" in stop.json()
+    assert call(port, "GET", "/v1/job/api-read").json()["Stop"] is True
+    assert call(port, "DELETE", "/v1/job/api-read?purge=true").status == 200
+    gone = call(port, "GET", "/v1/job/api-read")
+    assert (gone.status, gone.text) == (404, "job not found")
+
+
+def test_job_is_placed_and_its_allocations_are_listed_by_job_node_and_id(dev):
+    """Needs the eval broker and the client task runner wired into the agent (issue 7)."""
+    port = dev.http_port
+    node = node_id(port)
+    reg = call(port, "PUT", "/v1/jobs", {"Job": sleep_job("api-place", count=2)}).json()
+
+    def running() -> list[dict[str, Any]] | None:
+        allocs = call(port, "GET", "/v1/job/api-place/allocations").json()
+        ok = len(allocs) == 2 and all(a["ClientStatus"] == "running" for a in allocs)
+        return allocs if ok else None
+    allocs = wait_for(running, "two running allocations", PLACE_DEADLINE_S, dev.detail)
+    assert all("Job" not in a and a["JobType"] == "service" and a["NodeID"] == node for a in allocs)
+    assert {a["EvalID"] for a in allocs} == {reg["EvalID"]}
+
+    full = call(port, "GET", f"/v1/allocation/{allocs[0]['ID']}").json()
+    assert full["Job"]["ID"] == "api-place" and full["TaskGroup"] == "web" and full["CreateTime"] > 10**18
+    on_node = call(port, "GET", f"/v1/node/{node}/allocations").json()
+    assert {a["ID"] for a in allocs} <= {a["ID"] for a in on_node} and all("Job" in a for a in on_node)
+    listed = call(port, "GET", f"/v1/allocations?prefix={allocs[0]['ID'][:6]}").json()
+    assert allocs[0]["ID"] in [a["ID"] for a in listed]
+    assert [a["ID"] for a in call(port, "GET", f"/v1/evaluation/{reg['EvalID']}/allocations").json()] \
+        == sorted(a["ID"] for a in allocs)
+    assert call(port, "GET", "/v1/job/api-place/summary").json()["Summary"]["web"]["Running"] == 2
+    assert call(port, "GET", "/v1/jobs?prefix=api-place").json()[0]["Status"] == "running"
+
+    assert call(port, "DELETE", "/v1/job/api-place").status == 200
+    wait_for(lambda: all(a["DesiredStatus"] == "stop" and a["ClientStatus"] == "complete"
+                         for a in call(port, "GET", "/v1/job/api-place/allocations").json()),
+             "the stopped job's tasks complete", PLACE_DEADLINE_S, dev.detail)
+    call(port, "DELETE", "/v1/job/api-place?purge=true")
+
+
+# ---------------------------------------------------------------- blocking queries and headers
+
+
+def test_blocking_query_wakes_on_a_change_with_the_new_index(dev):
+    port = dev.http_port
+    first = call(port, "GET", "/v1/jobs")
+    index = int(first.headers["x-nomad-index"])
+    started = time.monotonic()
+    waiter = gevent.spawn(call, port, "GET", f"/v1/jobs?index={index}&wait=20s", None, None, 30.0)
+    gevent.sleep(0.2)  # let the query park; a later answer is what is being shown
+    assert not waiter.ready(), "a blocking query returned before anything changed"
+    call(port, "PUT", "/v1/jobs", {"Job": sleep_job("api-block", count=0)})
+    woke = waiter.get(timeout=STEP_DEADLINE_S)
+    assert time.monotonic() - started < 10.0  # far below the 20 s wait: the change woke it
+    assert woke.status == 200 and int(woke.headers["x-nomad-index"]) > index
+    assert "api-block" in [j["ID"] for j in woke.json()]
+    call(port, "DELETE", "/v1/job/api-block?purge=true")
+
+
+def test_blocking_query_returns_at_its_wait_when_nothing_changes(dev):
+    port = dev.http_port
+    node = node_id(port)
+    path = f"/v1/node/{node}"
+    index = int(call(port, "GET", path).headers["x-nomad-index"])
+    wait_s = 0.5
+    started = time.monotonic()
+    r = call(port, "GET", f"{path}?index={index}&wait={int(wait_s * 1000)}ms")
+    elapsed = time.monotonic() - started
+    assert r.status == 200 and r.json()["ID"] == node
+    if int(r.headers["x-nomad-index"]) == index:  # nothing changed: it waited its wait and its jitter at most
+        assert wait_s <= elapsed <= wait_s * (1 + 1 / JITTER_FRACTION) + BLOCK_SLACK_S
+    else:  # the node did change meanwhile (a heartbeat's status write): then it must be newer
+        assert int(r.headers["x-nomad-index"]) > index
+
+
+def test_stale_reads_and_query_option_errors(dev):
+    port = dev.http_port
+    assert call(port, "GET", "/v1/jobs?stale").status == 200
+    assert call(port, "GET", "/v1/allocations?stale=true").status == 200
+    bad = call(port, "GET", "/v1/jobs?stale=maybe")
+    assert bad.status == 400 and "stale" in bad.text
+    assert call(port, "GET", "/v1/jobs?index=x").status == 400
+    assert call(port, "GET", "/v1/jobs?index=1&wait=soon").status == 400
+
+
+# ---------------------------------------------------------------- error paths
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "text"), [
+    ("PUT", "/v1/jobs", b"{not json", 400, "Request body is not valid JSON"),
+    ("PUT", "/v1/jobs", b"", 400, "Request body is empty"),
+    ("PUT", "/v1/jobs", b"[1, 2]", 400, "must be a JSON object"),
+    ("PUT", "/v1/jobs", b'{"Nope": {}}', 400, "Job must be specified"),
+    ("PUT", "/v1/jobs", b'{"Job": []}', 400, "Job: must be an object"),
+    ("PUT", "/v1/jobs", json.dumps({"Job": {"ID": "x", "TaskGroups": [{"Name": "g", "Tasks": [
+        {"Name": "t"}]}]}}).encode(), 400, "TaskGroups[0].Tasks[0].Driver: missing"),
+    ("PUT", "/v1/jobs", json.dumps({"Job": {**sleep_job("x"), "Type": "daemon"}}).encode(), 400, "Type:"),
+    ("PUT", "/v1/jobs", json.dumps({"Job": {**sleep_job("x"), "Priority": "high"}}).encode(), 400,
+     "Priority: must be an integer"),
+    ("PUT", "/v1/job/a", json.dumps({"Job": sleep_job("b")}).encode(), 400, "Job ID does not match name"),
+    ("GET", "/v1/job/no-such-job", None, 404, "job not found"),
+    ("DELETE", "/v1/job/no-such-job", None, 404, "job not found"),
+    ("GET", "/v1/job/no-such-job/summary", None, 404, "job not found"),
+    ("GET", "/v1/allocation/00000000-0000-0000-0000-000000000000", None, 404, "alloc not found"),
+    ("GET", "/v1/evaluation/00000000-0000-0000-0000-000000000000", None, 404, "eval not found"),
+    ("PUT", "/v1/node/00000000-0000-0000-0000-000000000000/drain", b'{"DrainSpec": null}', 404,
+     "node not found"),
+    ("PUT", "/v1/node/00000000-0000-0000-0000-000000000000/eligibility", b'{"Eligibility": "eligible"}',
+     404, "node not found"),
+    ("DELETE", "/v1/jobs", None, 405, "Invalid method"),
+    ("GET", "/v1/node/00000000-0000-0000-0000-000000000000/drain", None, 405, "Invalid method"),
+    ("PUT", "/v1/jobs", b"x" * (2 * 1024 * 1024), 413, "Request body too large"),
+])
+def test_bad_requests_get_nomads_code_and_a_one_line_reason(dev, method, path, body, status, text):
+    r = call(dev.http_port, method, path, raw=body)
+    assert (r.status, text in r.text) == (status, True), r.text
+    assert "\n" not in r.text.strip()
+    assert call(dev.http_port, "GET", "/v1/agent/health").status == 200  # still serving
+    assert dev.proc.poll() is None
+
+
+def test_unknown_job_and_node_have_empty_sub_lists_as_in_nomad(dev):
+    port = dev.http_port
+    assert call(port, "GET", "/v1/job/no-such-job/allocations").json() == []
+    assert call(port, "GET", "/v1/job/no-such-job/evaluations").json() == []
+    assert call(port, "GET", "/v1/node/no-such-node/allocations").json() == []
+
+
+# ---------------------------------------------------------------- drain and eligibility
+
+
+def test_drain_and_eligibility_endpoints_update_the_node(dev):
+    port = dev.http_port
+    node = node_id(port)
+    path = f"/v1/node/{node}"
+    r = call(port, "PUT", f"{path}/drain", {"DrainSpec": {"Deadline": 600 * 10**9, "IgnoreSystemJobs": True},
+                                            "Meta": {"message": "test"}})
+    assert r.status == 200, r.text
+    assert set(r.json()) >= {"NodeModifyIndex", "EvalIDs", "EvalCreateIndex", "Index"}
+    assert int(r.headers["x-nomad-index"]) == r.json()["Index"]
+    got = call(port, "GET", path).json()
+    assert got["DrainStrategy"]["Deadline"] == 600 * 10**9
+    assert got["DrainStrategy"]["IgnoreSystemJobs"] is True
+    assert got["SchedulingEligibility"] == "ineligible"
+    assert [n["Drain"] for n in call(port, "GET", "/v1/nodes").json() if n["ID"] == node] == [True]
+
+    refused = call(port, "PUT", f"{path}/eligibility", {"Eligibility": "eligible"})
+    assert refused.status == 500 and "draining" in refused.text
+
+    assert call(port, "POST", f"{path}/drain", {"DrainSpec": None, "MarkEligible": True}).status == 200
+    got = call(port, "GET", path).json()
+    assert not got["DrainStrategy"] and got["SchedulingEligibility"] == "eligible"
+
+    assert call(port, "PUT", f"{path}/eligibility", {"Eligibility": "ineligible"}).status == 200
+    assert call(port, "GET", path).json()["SchedulingEligibility"] == "ineligible"
+    assert call(port, "PUT", f"{path}/eligibility", {"Eligibility": "eligible"}).status == 200
+    assert call(port, "GET", path).json()["SchedulingEligibility"] == "eligible"
+
+    for body, field in [({"Eligibility": "maybe"}, "invalid scheduling eligibility"),
+                        ({"Eligibility": 1}, "invalid scheduling eligibility")]:
+        bad = call(port, "PUT", f"{path}/eligibility", body)
+        assert bad.status == 400 and field in bad.text
+    for body, field in [({"DrainSpec": "1h"}, "DrainSpec"), ({"DrainSpec": {"Deadline": "1h"}}, "Deadline"),
+                        ({"DrainSpec": None, "MarkEligible": "yes"}, "MarkEligible")]:
+        bad = call(port, "PUT", f"{path}/drain", body)
+        assert bad.status == 400 and field in bad.text
+
+
+# ---------------------------------------------------------------- no leader
+
+
+def test_without_a_leader_reads_and_writes_fail_fast_and_stale_reads_answer(agents, tmp_path):  # noqa: F811
+    """A server waiting for two more (bootstrap_expect = 3) has no leader: 500 at once, never a hang."""
+    ports = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
+    (tmp_path / "a.toml").write_text("\n".join([
+        f'data_dir = "{tmp_path / "data"}"', 'bind_addr = "127.0.0.1"', 'name = "lonely"',
+        "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
+        "[server]", "enabled = true", "bootstrap_expect = 3"]) + "\n")
+    a = agents(["-config", str(tmp_path / "a.toml")], http_port=ports["http"])
+
+    def up() -> bool:
+        try:
+            return call(ports["http"], "GET", "/v1/status/leader").status == 200
+        except OSError:
+            return False
+    wait_for(up, "the HTTP API", 20, a.detail)
+    for method, path, body in [("GET", "/v1/jobs", None), ("GET", "/v1/nodes", None),
+                               ("GET", "/v1/jobs?index=1&wait=30s", None),
+                               ("PUT", "/v1/jobs", {"Job": sleep_job("x")})]:
+        started = time.monotonic()
+        r = call(ports["http"], method, path, body)
+        assert (r.status, r.text) == (500, "No cluster leader"), (path, r.text)
+        assert time.monotonic() - started < 2.0, path
+    stale = call(ports["http"], "GET", "/v1/jobs?stale")
+    assert stale.status == 200 and stale.json() == [] and stale.headers["x-nomad-knownleader"] == "false"
