@@ -14,6 +14,7 @@ partition / heal, loss / duplication / reordering).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,12 @@ class GossipCluster:
     trace: bool = False
     record_events: bool = True
     retry_join_interval_s: float = 1.0
+    # Federation: member i is a server of regions[i % len(regions)], named
+    # ``s<i>.<region>``; empty: every member is in "global".
+    regions: tuple[str, ...] = ()
+    # Called on each node's boot before the member starts; returns more
+    # (node, actor) subscribers of its MemberEvents (e.g. a ServerMembership).
+    on_boot: Callable[[SimEnv], tuple[tuple[str, str], ...]] | None = None
 
     def __post_init__(self) -> None:
         self.sched = Scheduler(self.seed, trace=self.trace)
@@ -97,7 +104,8 @@ class GossipCluster:
     def add(self, i: int, *, seeds: tuple[str, ...] = (), tags: Tags | None = None) -> str:
         """Start member *i* joining *seeds* (addresses); returns its address."""
         addr = member_addr(i)
-        spec = _Spec(i, addr, member_name(i), tuple(seeds), server_tags(i) if tags is None else tags)
+        tags = server_tags(i, region=self.region_of(i)) if tags is None else tags
+        spec = _Spec(i, addr, self.member_name_of(i), tuple(seeds), tags)
         self.specs[addr] = spec
         self.by_name[spec.name] = addr
         self.sched.add_node(addr, boot=self._boot)
@@ -124,8 +132,8 @@ class GossipCluster:
         N^2 dissemination first.
         """
         addrs = [member_addr(i) for i in range(n)]
-        tags = [server_tags(i) for i in range(n)]
-        alives = [Alive(name=member_name(i), addr=addrs[i], incarnation=1, meta=encode_tags(tags[i]))
+        tags = [server_tags(i, region=self.region_of(i)) for i in range(n)]
+        alives = [Alive(name=self.member_name_of(i), addr=addrs[i], incarnation=1, meta=encode_tags(tags[i]))
                   for i in range(n)]
         self._seed_tags = {a.meta: t for a, t in zip(alives, tags, strict=True)}
         for i, addr in enumerate(addrs):
@@ -133,12 +141,21 @@ class GossipCluster:
             self.add(i, seeds=())
         return addrs
 
+    def region_of(self, i: int) -> str:
+        return self.regions[i % len(self.regions)] if self.regions else "global"
+
+    def member_name_of(self, i: int) -> str:
+        """Nomad's ``<name>.<region>`` (``member_name(i)`` when there are no regions)."""
+        return f"s{i}.{self.region_of(i)}" if self.regions else member_name(i)
+
     def _boot(self, env: SimEnv) -> None:
         spec = self.specs[env.node]
         subscribers: tuple[tuple[str, str], ...] = ()
         if self.record_events:
             env.spawn(EventLog, "events")
             subscribers = ((env.node, "events"),)
+        if self.on_boot is not None:
+            subscribers += self.on_boot(env)
         seeds = spec.seeds
         if env.incarnation > 0:
             # A restarted member rejoins as an agent with retry_join would: its

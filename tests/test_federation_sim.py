@@ -1,0 +1,141 @@
+"""Federation in the simulator: one gossip pool, Raft per region (NOMAD.md §7.5).
+
+Servers of several regions share one pool.  ServerMembership on each
+server counts only its own region: a region bootstraps once *its*
+``bootstrap_expect`` servers are seen, however many servers of other
+regions the pool holds, and its leader adds only its own region's joiners
+to Raft -- even when they joined through a server of another region.  A
+fake Raft actor on each node records what ServerMembership asks of it.
+
+The pool of 1,000 servers in three regions uses the production (WAN)
+profile: a joining server reaches every view within twice the O(log N)
+dissemination bound; the test prints ``gossip-figure`` lines (``-s``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from actors.gossip.config import fast_config, wan_config
+from actors.gossip.messages import make_tags
+from actors.raft.membership import ServerMembership
+from actors.raft.peer import Bootstrap, ChangeMembership, InfoQuery, RaftInfo
+from runtime.actor import NodeActor
+from runtime.env import Env
+from sim.gossip_checkers import sees_all
+from sim.gossip_cluster import GossipCluster, member_addr
+from sim.runtime import SimEnv
+
+EXPECT = 3
+# Virtual seconds for a region to see its servers and bootstrap on the test
+# profile: joins, a few gossip rounds and one reconcile tick (1 s) -- with room.
+REGION_DEADLINE_S = 20.0
+
+
+class FakeRaft(NodeActor):
+    """Records Bootstrap / ChangeMembership; answers InfoQuery (the first voter leads)."""
+
+    def __init__(self, env: Env, name: str) -> None:
+        super().__init__(env, name)
+        self.voters: tuple[str, ...] = ()
+        self.learners: tuple[str, ...] = ()
+        self.bootstraps: list[tuple[str, ...]] = []
+        self.changes: list[tuple[str, str]] = []
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, Bootstrap):
+            self.bootstraps.append(tuple(message.voters))
+            self.voters = self.voters or tuple(message.voters)
+        elif isinstance(message, ChangeMembership):
+            self.changes.append((message.op, message.node))
+            if message.op == "add_learner" and message.node not in self.learners:
+                self.learners += (message.node,)
+        elif isinstance(message, InfoQuery):
+            leader = self.voters[0] if self.voters else ""
+            self.send(self.env.node, message.reply_to, RaftInfo(
+                is_leader=leader == self.env.node, term=1, leader=leader, voters=self.voters,
+                learners=self.learners))
+        return None
+
+
+def region_tags(i: int, region: str) -> Any:
+    """A server's tags whose rpc_addr is its simulated node id (what ServerMembership gives Raft)."""
+    return make_tags({"role": "nomad", "region": region, "dc": "dc1", "build": "2.0.6", "vsn": "1",
+                      "raft_vsn": "3", "id": f"id-{i}", "rpc_addr": member_addr(i), "port": "4648",
+                      "expect": str(EXPECT)})
+
+
+def federated_cluster(seed: int) -> GossipCluster:
+    def boot(env: SimEnv) -> tuple[tuple[str, str], ...]:
+        region = dict(c.specs[env.node].tags)["region"]
+        env.spawn(FakeRaft, "raft")
+        env.spawn(ServerMembership, "server-membership", region=region, bootstrap_expect=EXPECT)
+        return ((env.node, "server-membership"),)
+
+    c = GossipCluster(seed=seed, config=fast_config(), regions=("a", "b"), on_boot=boot, record_events=False)
+    return c
+
+
+def raft(c: GossipCluster, i: int) -> FakeRaft:
+    return c.sched.actor_of(c.sched.nodes[member_addr(i)].actors["raft"])
+
+
+def test_each_region_bootstraps_and_grows_its_own_raft_only() -> None:
+    c = federated_cluster(seed=11)
+    region = {i: c.region_of(i) for i in range(7)}  # even: a, odd: b
+    # Region b's servers join through a server of region a: one pool.
+    for i in range(5):
+        c.add(i, seeds=(member_addr(0),) if i else (), tags=region_tags(i, region[i]))
+    a_addrs = tuple(sorted(member_addr(i) for i in (0, 2, 4)))
+
+    took = c.run_until(lambda: all(raft(c, i).bootstraps for i in (0, 2, 4)), REGION_DEADLINE_S)
+    assert took is not None, [raft(c, i).bootstraps for i in range(5)]
+    assert all(raft(c, i).bootstraps == [a_addrs] for i in (0, 2, 4))
+    c.run(2.0)  # more gossip and reconciles: b still has only two of its three servers
+    assert not raft(c, 1).bootstraps and not raft(c, 3).bootstraps
+
+    # b's third server joins through a server of region a; b bootstraps with b's servers only.
+    c.add(5, seeds=(member_addr(2),), tags=region_tags(5, region[5]))
+    b_addrs = tuple(sorted(member_addr(i) for i in (1, 3, 5)))
+    took = c.run_until(lambda: all(raft(c, i).bootstraps for i in (1, 3, 5)), REGION_DEADLINE_S)
+    assert took is not None
+    assert all(raft(c, i).bootstraps == [b_addrs] for i in (1, 3, 5))
+
+    # A fourth server of region a joins through a server of region b: a's leader adds it.
+    c.add(6, seeds=(member_addr(1),), tags=region_tags(6, region[6]))
+    a_leader = next(raft(c, i) for i in (0, 2, 4) if member_addr(i) == a_addrs[0])
+    b_leader = next(raft(c, i) for i in (1, 3, 5) if member_addr(i) == b_addrs[0])
+    took = c.run_until(lambda: ("add_learner", member_addr(6)) in a_leader.changes, REGION_DEADLINE_S)
+    assert took is not None, a_leader.changes
+    c.run(2.0)
+    assert a_leader.changes == [("add_learner", member_addr(6))]
+    assert b_leader.changes == []  # never a server of another region
+    for i in range(7):
+        for _, node in raft(c, i).changes:
+            assert c.region_of(int(c.name(node).split(".")[0][1:])) == region[i]
+    c.close()
+
+
+def test_1000_servers_in_three_regions_see_a_joiner_within_twice_the_dissemination_bound() -> None:
+    n = 1000
+    cfg = wan_config()  # the production profile (Nomad's DefaultWANConfig)
+    c = GossipCluster(seed=3, config=cfg, regions=("a", "b", "c"), record_events=False)
+    t0 = time.perf_counter()
+    c.add_converged(n)
+    c.run(2.0, check_every=0)
+    build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    c.add(n, seeds=(member_addr(17),))  # s1000.b joins through s17.c
+    joiner = c.name(n)
+    bound = cfg.dissemination_bound_s(n + 1)
+    took = c.run_until(lambda: sees_all(c, joiner), 2 * bound, poll_s=0.1, check=False)
+    wall = time.perf_counter() - t0
+    print(f"\ngossip-figure federated-join n={n} regions=3 profile=wan virtual="
+          f"{'never' if took is None else f'{took:.2f}s'} bound={bound:.2f}s wall={wall:.2f}s "
+          f"build_wall={build:.1f}s")
+    assert took is not None and took <= 2 * bound
+    view = c.core(n).members
+    assert {dict(m.tags)["region"] for m in view.values()} == {"a", "b", "c"}
+    assert len(view) == n + 1
+    c.close()
