@@ -1,0 +1,195 @@
+"""bin/nomad job, alloc and node commands against a real ``-dev`` agent: output, exit codes, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_agent_process import ROOT, wait_for
+from tests.test_http_jobs import PLACE_DEADLINE_S, call, dev, node_id, sleep_job  # noqa: F401
+
+pytestmark = pytest.mark.timeout(120)
+NOMAD = f"{ROOT}/bin/nomad"
+CLI_TIMEOUT_S = 60  # a command monitors its evaluation for at most 30 s (MONITOR_TIMEOUT_S)
+
+TOML_JOB = """\
+[Job]
+ID = "cli-toml"
+Type = "service"
+Datacenters = ["dc1"]
+
+[[Job.TaskGroups]]
+Name = "web"
+Count = 1
+
+[[Job.TaskGroups.Tasks]]
+Name = "sleeper"
+Driver = "raw_exec"
+Config = { command = "/bin/sleep", args = ["60"] }
+Resources = { CPU = 50, MemoryMB = 32 }
+"""
+
+
+def nomad(agent, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{agent.http_port}", *args],
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S, input=stdin)
+
+
+def columns(line: str) -> list[str]:
+    """Cells of a table line (two or more spaces apart, as the tables align them)."""
+    return re.split(r"\s{2,}", line.strip())
+
+
+def aligned(block: list[str]) -> bool:
+    """Every row's cells start where the header's do (Nomad's columnize)."""
+    starts = [m.start() for m in re.finditer(r"(?:^|(?<=\s\s))\S", block[0])]
+    return all(all(i < len(row) and row[i] != " " and (i == 0 or row[i - 1] == " ") for i in starts[:-1])
+               for row in block[1:])
+
+
+def section(out: str, title: str) -> list[str]:
+    lines = out.splitlines()
+    start = lines.index(title) + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[start:end]
+
+
+def test_job_run_json_and_toml_then_status_alloc_status_and_stop(dev, tmp_path):  # noqa: F811
+    json_file = tmp_path / "job.json"
+    json_file.write_text(json.dumps({"Job": sleep_job("cli-json", count=2)}))
+    toml_file = tmp_path / "job.toml"
+    toml_file.write_text(TOML_JOB)
+    for path in (json_file, toml_file):
+        run = nomad(dev, "job", "run", str(path))
+        assert run.returncode == 0, run.stderr
+        finished = r'==> Evaluation "[0-9a-f]{8}" finished with status "complete"'
+        assert re.search(finished, run.stdout), run.stdout
+        assert "Allocation " in run.stdout and " created: node " in run.stdout
+
+    listing = nomad(dev, "job", "status")
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert columns(lines[0]) == ["ID", "Type", "Priority", "Status", "Submit Date"] and aligned(lines)
+    assert {columns(line)[0] for line in lines[1:]} >= {"cli-json", "cli-toml"}
+
+    summary_path = "/v1/job/cli-json/summary"
+    wait_for(lambda: call(dev.http_port, "GET", summary_path).json()["Summary"]["web"]["Running"] == 2,
+             "cli-json running", PLACE_DEADLINE_S, dev.detail)
+    status = nomad(dev, "job", "status", "cli-js")  # a unique prefix, as Nomad resolves it
+    assert status.returncode == 0, status.stderr
+    assert re.search(r"^ID\s+= cli-json$", status.stdout, re.M) and re.search(r"^Status\s+= running$",
+                                                                               status.stdout, re.M)
+    summary = section(status.stdout, "Summary")
+    assert columns(summary[0])[:4] == ["Task Group", "Queued", "Starting", "Running"] and aligned(summary)
+    assert columns(summary[1])[:4] == ["web", "0", "0", "2"]
+    allocs = section(status.stdout, "Allocations")
+    assert columns(allocs[0])[:2] == ["ID", "Node ID"] and len(allocs) == 3 and aligned(allocs)
+
+    alloc_id = columns(allocs[1])[0]
+    alloc = nomad(dev, "alloc", "status", alloc_id)
+    assert alloc.returncode == 0, alloc.stderr
+    assert re.search(r"^Client Status\s+= running$", alloc.stdout, re.M)
+    assert re.search(r"^Job ID\s+= cli-json$", alloc.stdout, re.M)
+    assert 'Task "sleeper" is "running"' in alloc.stdout
+
+    stop = nomad(dev, "job", "stop", "-purge", "cli-json")
+    assert stop.returncode == 0 and "finished with status" in stop.stdout, stop.stderr
+    gone = nomad(dev, "job", "status", "cli-json")
+    assert gone.returncode == 1 and gone.stderr == 'Error: No job(s) with prefix or id "cli-json" found\n'
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-toml").returncode == 0
+
+
+def test_job_run_that_cannot_place_exits_2_with_the_reason(dev, tmp_path):  # noqa: F811
+    job = sleep_job("cli-unplaceable", Constraints=[{"LTarget": "${attr.kernel.name}", "RTarget": "plan9",
+                                                     "Operand": "="}])
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(job))  # the bare job, without {"Job": ...}
+    run = nomad(dev, "job", "run", str(path))
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert 'Task Group "web" (failed to place 1 allocation(s)):' in run.stdout
+    assert "excluded by filter" in run.stdout
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-unplaceable").returncode == 0
+
+
+@pytest.mark.parametrize(("content", "suffix", "message"), [
+    ("{not json", ".json", "Error parsing job file from"),
+    ("[Job\nID=", ".toml", "Error parsing job file from"),
+    ('{"Job": {"ID": "x", "TaskGroups": []}}', ".json", "TaskGroups: a job needs at least one task group"),
+    ('[Job]\nID = "x"\n[[Job.TaskGroups]]\nName = "g"\n[[Job.TaskGroups.Tasks]]\nName = "t"\n', ".toml",
+     "TaskGroups[0].Tasks[0].Driver: missing"),
+])
+def test_job_run_refuses_bad_files_in_one_line(dev, tmp_path, content, suffix, message):  # noqa: F811
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(content)
+    run = nomad(dev, "job", "run", str(path))
+    assert run.returncode == 1 and message in run.stderr and run.stderr.count("\n") == 1, run.stderr
+    missing = nomad(dev, "job", "run", str(tmp_path / "missing.json"))
+    assert missing.returncode == 1 and "Error reading job file" in missing.stderr
+
+
+def test_node_status_drain_and_eligibility(dev):  # noqa: F811
+    node = node_id(dev.http_port)
+    listing = nomad(dev, "node", "status")
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert columns(lines[0]) == ["ID", "Node Pool", "DC", "Name", "Class", "Drain", "Eligibility", "Status"]
+    assert columns(lines[1])[0] == node[:8] and aligned(lines)
+
+    drain = nomad(dev, "node", "drain", "-enable", "-deadline", "10m", "-ignore-system", "-yes", node[:8])
+    assert (drain.returncode, drain.stdout) == (0, f'Node "{node}" drain strategy set\n'), drain.stderr
+    got = call(dev.http_port, "GET", f"/v1/node/{node}").json()
+    assert got["DrainStrategy"]["Deadline"] == 600 * 10**9 and got["DrainStrategy"]["IgnoreSystemJobs"]
+    shown = nomad(dev, "node", "status", node)
+    assert re.search(r"^Drain\s+= true$", shown.stdout, re.M) and "Allocations" in shown.stdout
+
+    undrain = nomad(dev, "node", "drain", "-disable", node)
+    assert (undrain.returncode, undrain.stdout) == (0, f'Node "{node}" drain strategy unset\n')
+    assert call(dev.http_port, "GET", f"/v1/node/{node}").json()["SchedulingEligibility"] == "eligible"
+
+    forced = nomad(dev, "node", "drain", "-enable", "-force", node)
+    assert forced.returncode == 0
+    assert call(dev.http_port, "GET", f"/v1/node/{node}").json()["DrainStrategy"]["Deadline"] < 0
+    keep = nomad(dev, "node", "drain", "-disable", "-keep-ineligible", node)
+    assert keep.returncode == 0
+    assert call(dev.http_port, "GET", f"/v1/node/{node}").json()["SchedulingEligibility"] == "ineligible"
+
+    on = nomad(dev, "node", "eligibility", "-enable", node)
+    assert on.stdout == f'Node "{node}" scheduling eligibility set: eligible for scheduling\n'
+    off = nomad(dev, "node", "eligibility", "-disable", node)
+    assert off.returncode == 0 and "ineligible for scheduling" in off.stdout
+    assert call(dev.http_port, "GET", f"/v1/node/{node}").json()["SchedulingEligibility"] == "ineligible"
+    assert nomad(dev, "node", "eligibility", "-enable", node).returncode == 0
+
+
+def test_node_drain_of_a_prefix_without_yes_asks_and_no_terminal_cancels(dev):  # noqa: F811
+    node = node_id(dev.http_port)
+    asked = nomad(dev, "node", "drain", "-enable", node[:8], stdin="")
+    assert asked.returncode == 0 and asked.stdout == "Canceling drain toggle\n"
+    assert not call(dev.http_port, "GET", f"/v1/node/{node}").json().get("DrainStrategy")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["node", "drain", "NODE"], "Either the '-enable' or '-disable' flag must be set"),
+    (["node", "drain", "-enable", "-disable", "NODE"], "Either the '-enable' or '-disable' flag must be set"),
+    (["node", "drain", "-enable", "-force", "-deadline", "1m", "NODE"], "Only one of -deadline, -force"),
+    (["node", "drain", "-enable", "-deadline", "soon", "NODE"], "Failed to parse -deadline"),
+    (["node", "drain", "-disable", "-force", "NODE"], "apply only with -enable"),
+    (["node", "drain", "-enable", "-bogus", "NODE"], "flag provided but not defined: -bogus"),
+    (["node", "drain", "-enable", "-yes", "ffffffff-x"], 'No node(s) with prefix or id "ffffffff-x"'),
+    (["node", "eligibility", "NODE"], "Either the '-enable' or '-disable' flag must be set"),
+    (["node", "status", "ffffffff"], 'No node(s) with prefix or id "ffffffff" found'),
+    (["alloc", "status", "ffffffff"], 'No allocation(s) with prefix or id "ffffffff" found'),
+    (["job", "stop", "no-such-job"], 'No job(s) with prefix or id "no-such-job" found'),
+    (["job", "status", "a", "b"], "This command takes one argument"),
+])
+def test_cli_errors_go_to_stderr_in_one_line_with_exit_1(dev, args, message):  # noqa: F811
+    node = node_id(dev.http_port)
+    out = nomad(dev, *[node if a == "NODE" else a for a in args])
+    assert out.returncode == 1 and out.stdout == "", out.stdout
+    assert out.stderr.startswith("Error: ") and message in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert call(dev.http_port, "GET", f"/v1/node/{node}").json()["SchedulingEligibility"] == "eligible"
