@@ -190,10 +190,15 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     srv = config.server
     join = srv.server_join
     start_join = tuple(_with_port(a, 4648) for a in (join.start_join or join.retry_join))
+    # Nomad's server tags (NOMAD.md §7.1); rpc_addr carries the port too, as Raft addresses here do.
     tags = {"role": SERVER_ROLE, "region": config.region, "dc": config.datacenter,
             "rpc_addr": ctx.addrs.rpc_adv, "port": ctx.addrs.rpc_adv.rsplit(":", 1)[1],
-            "expect": str(srv.bootstrap_expect), "build": ctx.version, "id": ctx.node_id,
+            "build": ctx.version, "vsn": "1", "raft_vsn": "3", "id": ctx.node_id,
             "http_addr": ctx.addrs.http_adv}
+    if srv.bootstrap_expect > 0:
+        tags["expect"] = str(srv.bootstrap_expect)
+    if srv.bootstrap_expect == 1:
+        tags["bootstrap"] = "1"
     return [
         ChildSpec(name="raft", cls=RaftPeer, role="server", restartable=False, leaves=True, reloads=True,
                   kwargs=(("storage", ctx.raft_storage), ("config", raft_config(srv.raft_multiplier)),
