@@ -154,9 +154,9 @@ def eval_out(e: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- request helpers
 
 
-def _json_body(req: Request) -> dict[str, Any]:
-    """The body as a JSON object, or 400 with the decoder's one-line reason."""
-    body = read_body(req)
+def _json_body(req: Request, body: bytes | None = None) -> dict[str, Any]:
+    """The body (read here unless given) as a JSON object, or 400 with the decoder's one-line reason."""
+    body = read_body(req) if body is None else body
     if not body.strip():
         raise CodedError(400, "Request body is empty")
     try:
@@ -364,12 +364,12 @@ def node_allocations(req: Request, api: Api, node_id: str) -> Any:
 
 
 def _drain_spec(req: Request) -> tuple[dict[str, Any] | None, bool, dict[str, str]]:
-    enable = (req.query.get("enable") or [""])[0]
-    if enable and not (req.environ or {}).get("CONTENT_LENGTH"):
+    raw = read_body(req)
+    if "enable" in req.query and not raw.strip():
         if not query_flag(req, "enable"):
             return None, False, {}
         return {"Deadline": LEGACY_DRAIN_DEADLINE_NS, "IgnoreSystemJobs": False}, False, {}
-    body = _json_body(req)
+    body = _json_body(req, raw)
     spec = body.get("DrainSpec")
     if spec is not None:
         if not isinstance(spec, dict):

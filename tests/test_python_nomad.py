@@ -1,0 +1,154 @@
+"""The ``python-nomad`` client library (PyPI), unmodified, against real agents, used as a user would.
+
+A ``-dev`` agent for the agent, nodes, node, status, regions, operator raft,
+jobs, job, allocations, evaluations, system and metrics endpoints; a
+three-server cluster for the same reads and a job registered through a
+follower (forwarded to the leader).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.test_agent_process import AgentProc, agents, free_port, wait_for  # noqa: F401
+from tests.test_http_jobs import PLACE_DEADLINE_S, dev, sleep_job  # noqa: F401
+from tests.test_server_cluster import CLUSTER_DEADLINE_S, get_json, server_config
+
+nomad = pytest.importorskip("nomad", reason="python-nomad is in the test extras (pip install -e .[test])")
+exceptions = pytest.importorskip("nomad.api.exceptions")
+
+pytestmark = pytest.mark.timeout(120)
+CLIENT_TIMEOUT_S = 10  # python-nomad's own default is 5 s; a loaded CI machine gets more
+
+
+def client(agent: AgentProc, monkeypatch: Any) -> Any:
+    for var in ("NOMAD_ADDR", "NOMAD_REGION", "NOMAD_TOKEN", "NOMAD_NAMESPACE"):
+        monkeypatch.delenv(var, raising=False)  # the library reads them; the test names its agent
+    return nomad.Nomad(host="127.0.0.1", port=agent.http_port, timeout=CLIENT_TIMEOUT_S)
+
+
+def test_agent_status_regions_operator_nodes_system_and_metrics(dev, monkeypatch):  # noqa: F811
+    n = client(dev, monkeypatch)
+    me = n.agent.get_agent()
+    assert {"config", "member", "stats"} <= set(me)
+    members = n.agent.get_members()["Members"]
+    assert len(members) == 1 and members[0]["Status"] == "alive"
+    leader = n.status.leader.get_leader()
+    assert leader and n.status.peers.get_peers() == [leader]
+    assert n.regions.get_regions() == ["global"]
+    servers = n.operator.get_configuration()["Servers"]
+    assert [s["Address"] for s in servers] == [leader] and servers[0]["Leader"] is True
+    assert n.operator.get_configuration(stale=True)["Servers"] == servers
+
+    nodes = wait_for(lambda: [x for x in n.nodes.get_nodes() if x["Status"] == "ready"], "a ready node")
+    node_id = nodes[0]["ID"]
+    assert n.nodes.get_nodes(prefix=node_id[:4])[0]["ID"] == node_id
+    assert n.node.get_node(node_id)["ID"] == node_id and node_id in n.node
+    assert "SecretID" not in n.node.get_node(node_id)
+    assert isinstance(n.node.get_allocations(node_id), list)
+
+    assert n.system.initiate_garbage_collection() is True
+    metrics = n.metrics.get_metrics()
+    assert {"Timestamp", "Gauges", "Counters", "Samples"} <= set(metrics)
+
+
+def test_node_drain_and_eligibility_through_the_library(dev, monkeypatch):  # noqa: F811
+    n = client(dev, monkeypatch)
+    ready = wait_for(lambda: [x for x in n.nodes.get_nodes() if x["Status"] == "ready"], "a ready node")
+    node_id = ready[0]["ID"]
+
+    reply = n.node.eligible_node(node_id, ineligible=True)
+    assert {"NodeModifyIndex", "EvalIDs", "Index"} <= set(reply)
+    assert n.node.get_node(node_id)["SchedulingEligibility"] == "ineligible"
+    n.node.eligible_node(node_id, eligible=True)
+    assert n.node.get_node(node_id)["SchedulingEligibility"] == "eligible"
+
+    n.node.drain_node_with_spec(node_id, {"Deadline": 60 * 10**9, "IgnoreSystemJobs": True})
+    got = n.node.get_node(node_id)
+    assert got["DrainStrategy"]["Deadline"] == 60 * 10**9 and got["SchedulingEligibility"] == "ineligible"
+    n.node.drain_node_with_spec(node_id, None, mark_eligible=True)
+    got = n.node.get_node(node_id)
+    assert not got["DrainStrategy"] and got["SchedulingEligibility"] == "eligible"
+
+    n.node.drain_node(node_id, enable=True)  # the legacy ?enable= form: a forced drain, as Nomad maps it
+    assert n.node.get_node(node_id)["DrainStrategy"]["Deadline"] < 0
+    n.node.drain_node(node_id, enable=False)
+    assert not n.node.get_node(node_id)["DrainStrategy"]
+    n.node.eligible_node(node_id, eligible=True)
+
+    with pytest.raises(exceptions.URLNotFoundNomadException):
+        n.node.eligible_node("00000000-0000-0000-0000-000000000000", eligible=True)
+
+
+def test_jobs_job_allocations_and_evaluations_through_the_library(dev, monkeypatch):  # noqa: F811
+    n = client(dev, monkeypatch)
+    reg = n.jobs.register_job({"Job": sleep_job("pn-web", count=1)})
+    assert {"EvalID", "EvalCreateIndex", "JobModifyIndex", "Index"} <= set(reg)
+    assert "pn-web" in [j["ID"] for j in n.jobs.get_jobs()] and "pn-web" in n.jobs
+    assert n.jobs.get_jobs(prefix="pn-")[0]["ID"] == "pn-web"
+    job = n.job.get_job("pn-web")
+    assert job["ID"] == "pn-web" and "pn-web" in n.job
+
+    def running() -> list[dict[str, Any]]:
+        return [a for a in n.job.get_allocations("pn-web") if a["ClientStatus"] == "running"]
+    allocs = wait_for(running, "the job's allocation running", PLACE_DEADLINE_S, dev.detail)
+    alloc = n.allocation.get_allocation(allocs[0]["ID"])
+    assert alloc["JobID"] == "pn-web" and alloc["Job"]["ID"] == "pn-web"
+    assert allocs[0]["ID"] in [a["ID"] for a in n.allocations.get_allocations()]
+    assert [a["ID"] for a in n.allocations.get_allocations(prefix=allocs[0]["ID"][:8])] == [allocs[0]["ID"]]
+
+    evals = n.job.get_evaluations("pn-web")
+    assert reg["EvalID"] in [e["ID"] for e in evals]
+    assert n.evaluation.get_evaluation(reg["EvalID"])["JobID"] == "pn-web"
+    assert allocs[0]["ID"] in [a["ID"] for a in n.evaluation.get_allocations(reg["EvalID"])]
+    assert reg["EvalID"] in [e["ID"] for e in n.evaluations.get_evaluations()]
+    assert n.job.get_summary("pn-web")["Summary"]["web"]["Running"] == 1
+
+    update = n.job.register_job("pn-web", {"Job": sleep_job("pn-web", count=1, Priority=60)})
+    assert "EvalID" in update and n.job.get_job("pn-web")["Priority"] == 60
+
+    with pytest.raises(exceptions.BadRequestNomadException):
+        n.jobs.register_job({"Job": {"ID": "pn-bad", "TaskGroups": []}})
+    with pytest.raises(exceptions.URLNotFoundNomadException):
+        n.job.get_job("pn-missing")
+    with pytest.raises(exceptions.URLNotFoundNomadException):
+        n.allocation.get_allocation("00000000-0000-0000-0000-000000000000")
+
+    assert "EvalID" in n.job.deregister_job("pn-web", purge=True)
+    wait_for(lambda: "pn-web" not in [j["ID"] for j in n.jobs.get_jobs()], "the job purged")
+    wait_for(lambda: all(a["ClientStatus"] == "complete" for a in n.allocations.get_allocations()
+                         if a["JobID"] == "pn-web"), "its task stopped", PLACE_DEADLINE_S, dev.detail)
+
+
+def test_three_server_cluster_through_the_library(agents, tmp_path, monkeypatch):  # noqa: F811
+    serfs = [free_port() for _ in range(3)]
+    join = [f"127.0.0.1:{p}" for p in serfs]
+    cfgs = [server_config(tmp_path, i, join, serf=serfs[i]) for i in range(3)]
+    procs = [agents(["-config", c["path"]], http_port=c["http"]) for c in cfgs]
+
+    def leader() -> str | None:
+        leaders = {get_json(p, "/v1/status/leader") for p in procs}
+        peers = [sorted(get_json(p, "/v1/status/peers") or []) for p in procs]
+        one = len(leaders) == 1 and not leaders & {"", None} and all(len(x) == 3 for x in peers)
+        return next(iter(leaders)) if one else None
+    lead = wait_for(leader, "one Raft cluster of three", CLUSTER_DEADLINE_S,
+                    lambda: "\n".join(p.detail() for p in procs))
+    follower = next(p for p, c in zip(procs, cfgs, strict=True) if f"127.0.0.1:{c['rpc']}" != lead)
+
+    n = client(follower, monkeypatch)
+    assert n.status.leader.get_leader() == lead
+    assert sorted(n.status.peers.get_peers()) == sorted(f"127.0.0.1:{c['rpc']}" for c in cfgs)
+    servers = n.operator.get_configuration()["Servers"]
+    assert len(servers) == 3 and [s["Address"] for s in servers if s["Leader"]] == [lead]
+    assert len(n.agent.get_members()["Members"]) == 3 and n.regions.get_regions() == ["global"]
+
+    reg = n.jobs.register_job({"Job": sleep_job("pn-cluster", count=0)})  # a follower forwards the write
+    assert reg["EvalID"]
+    for p in procs:  # a linearizable read on every server sees the write
+        assert client(p, monkeypatch).job.get_job("pn-cluster")["ID"] == "pn-cluster"
+    assert n.evaluation.get_evaluation(reg["EvalID"])["JobID"] == "pn-cluster"
+    assert n.nodes.get_nodes() == [] and n.allocations.get_allocations() == []
+    assert "EvalID" in n.job.deregister_job("pn-cluster", purge=True)
+    assert "pn-cluster" not in [j["ID"] for j in n.jobs.get_jobs()]
