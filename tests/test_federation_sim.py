@@ -17,7 +17,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from actors.gossip.config import fast_config, wan_config
+from actors.gossip.member import GossipMember, JoinFailed
 from actors.gossip.messages import make_tags
 from actors.raft.membership import ServerMembership
 from actors.raft.peer import Bootstrap, ChangeMembership, InfoQuery, RaftInfo
@@ -25,7 +28,7 @@ from runtime.actor import NodeActor
 from runtime.env import Env
 from sim.gossip_checkers import sees_all
 from sim.gossip_cluster import GossipCluster, member_addr
-from sim.runtime import SimEnv
+from sim.runtime import Scheduler, SimEnv
 
 EXPECT = 3
 # Virtual seconds for a region to see its servers and bootstrap on the test
@@ -139,3 +142,67 @@ def test_1000_servers_in_three_regions_see_a_joiner_within_twice_the_disseminati
     assert {dict(m.tags)["region"] for m in view.values()} == {"a", "b", "c"}
     assert len(view) == n + 1
     c.close()
+
+
+# ======================================================================== start-up join failures
+
+
+class Supervisor(NodeActor):
+    """Stands in for the agent: records JoinFailed with the virtual time."""
+
+    def __init__(self, env: Env, name: str) -> None:
+        super().__init__(env, name)
+        self.failures: list[tuple[float, str]] = []
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, JoinFailed):
+            self.failures.append((self.env.now(), message.error))
+        return None
+
+
+def _lone_member(seeds: tuple[str, ...], **kwargs: Any) -> tuple[Scheduler, Any, Any]:
+    """A member (on the test profile) whose start-up join goes to *seeds*; (scheduler, supervisor, member)."""
+    sched = Scheduler(seed=4, trace=False)
+    refs: dict[str, Any] = {}
+
+    def boot(env: SimEnv) -> None:
+        refs["agent"] = env.spawn(Supervisor, "agent")
+        refs["gossip"] = env.spawn(GossipMember, "gossip", member_name="s0.a", config=fast_config(),
+                                   start_join=seeds, report_to="agent", **kwargs)
+    sched.add_node(member_addr(0), boot=boot)
+    sched.run_for(0.0)
+    return sched, sched.actor_of(refs["agent"]), sched.actor_of(refs["gossip"])
+
+
+def test_start_join_reaching_nobody_is_reported_once_after_the_join_timeout() -> None:
+    dead = member_addr(99)
+    sched, sup, _ = _lone_member((dead,))
+    sched.run_for(30.0)
+    assert [e for _, e in sup.failures] == [f"Failed to join {dead}: no answer within 1s"]
+    assert sup.failures[0][0] == pytest.approx(fast_config().join_timeout_s, abs=0.05)
+    sched.close()
+
+
+def test_retry_join_is_retried_retry_max_times_then_reported() -> None:
+    sched, sup, member = _lone_member((member_addr(99),), retry_join_interval_s=2.0, retry_max=2)
+    sched.run_for(60.0)
+    # Nomad's retryJoiner: the first attempt and retry_max retries, each after retry_interval.
+    assert [e for _, e in sup.failures] == ["max join retry exhausted, exiting"]
+    assert member.join_attempts == 3
+    assert sup.failures[0][0] == pytest.approx(3 * 1.0 + 2 * 2.0, abs=0.05)  # 3 join timeouts, 2 intervals
+    sched.close()
+
+
+def test_retry_join_with_retry_max_0_retries_forever_and_succeeds_once_a_server_answers() -> None:
+    sched, sup, member = _lone_member((member_addr(1),), retry_join_interval_s=1.0)
+    sched.run_for(20.0)
+    assert sup.failures == [] and member.join_attempts >= 9
+    sched.add_node(member_addr(1), boot=lambda env: env.spawn(
+        GossipMember, "gossip", member_name="s1.b", config=fast_config()))
+    sched.run_for(5.0)
+    assert sup.failures == []
+    assert sorted(member.core.statuses()) == ["s0.a", "s1.b"]
+    attempts = member.join_attempts
+    sched.run_for(10.0)
+    assert member.join_attempts == attempts  # joined: no more retries
+    sched.close()

@@ -1,7 +1,8 @@
 """GossipMember: the actor that hosts one member of one gossip pool.
 
-A node runs one per pool: ``"gossip"`` (the region's LAN pool) and, on
-servers, ``"gossip-wan"`` (servers of all regions).  The actor is a thin
+A server runs one, ``"gossip"``: as in Nomad, a single WAN-tuned pool holds
+the servers of every region, each tagged with its region (federation;
+Raft stays per region in ServerMembership).  The actor is a thin
 host around :class:`~actors.gossip.serf.SerfCore`: it turns timers, packets
 and local requests into core calls and applies the effects the core
 returns -- sends to ``(member address, this actor's name)``, timers,
@@ -41,8 +42,8 @@ from runtime.env import Env
 
 log = logging.getLogger("nomad.gossip")
 
-LAN_POOL = "gossip"
-WAN_POOL = "gossip-wan"
+LAN_POOL = "gossip"  # the servers' one pool (all regions), on the serf port
+WAN_POOL = "gossip-wan"  # a second pool's actor name; Nomad has none, so nothing runs one
 
 
 # ------------------------------------------------------------ local requests (never on the wire)
