@@ -334,3 +334,52 @@ def test_without_a_leader_reads_and_writes_fail_fast_and_stale_reads_answer(agen
         assert time.monotonic() - started < 2.0, path
     stale = call(ports["http"], "GET", "/v1/jobs?stale")
     assert stale.status == 200 and stale.json() == [] and stale.headers["x-nomad-knownleader"] == "false"
+
+
+def test_cluster_writes_through_a_follower_and_losing_quorum_never_hangs(agents, tmp_path):  # noqa: F811
+    """Three servers: a follower forwards writes and serves linearizable and blocking reads with the
+    leader's meta; with the other two killed its reads and writes fail within the leader wait, then
+    answer ``No cluster leader`` at once, while ``?stale`` still reads its own state."""
+    from tests.test_server_cluster import CLUSTER_DEADLINE_S, get_json, server_config
+
+    serfs = [free_port() for _ in range(3)]
+    cfgs = [server_config(tmp_path, i, [f"127.0.0.1:{p}" for p in serfs], serf=serfs[i]) for i in range(3)]
+    procs = [agents(["-config", c["path"]], http_port=c["http"]) for c in cfgs]
+
+    def leader() -> str | None:
+        leaders = {get_json(p, "/v1/status/leader") for p in procs}
+        return next(iter(leaders)) if len(leaders) == 1 and not leaders & {"", None} else None
+    lead = wait_for(leader, "one leader", CLUSTER_DEADLINE_S, lambda: "\n".join(p.detail() for p in procs))
+    follower = next(c["http"] for c in cfgs if f"127.0.0.1:{c['rpc']}" != lead)
+
+    index = int(call(follower, "GET", "/v1/jobs").headers["x-nomad-index"])
+    waiter = gevent.spawn(call, follower, "GET", f"/v1/jobs?index={index}&wait=20s", None, None, 30.0)
+    reg = call(follower, "PUT", "/v1/jobs", {"Job": sleep_job("quorum", count=0)})
+    assert reg.status == 200, reg.text
+    woke = waiter.get(timeout=STEP_DEADLINE_S)
+    assert int(woke.headers["x-nomad-index"]) > index
+    read = call(follower, "GET", "/v1/job/quorum")
+    assert read.status == 200 and read.headers["x-nomad-knownleader"] == "true"
+    assert 0 <= int(read.headers["x-nomad-lastcontact"]) < 5000  # the leader heartbeats every 0.1 s
+
+    for p, c in zip(procs, cfgs, strict=True):
+        if c["http"] != follower:
+            p.kill()
+    leader_wait_s = 6.0  # actors.http_api.LEADER_WAIT_S: Raft's own forward timeout answers first
+
+    def no_leader() -> bool:
+        for method, path, body in [("GET", "/v1/jobs", None), ("PUT", "/v1/jobs", {"Job": sleep_job("q2")})]:
+            started = time.monotonic()
+            r = call(follower, method, path, body, timeout_s=leader_wait_s + 5)
+            assert r.status == 500, r.text  # never a stale answer nor a write without a quorum
+            assert time.monotonic() - started < leader_wait_s + BLOCK_SLACK_S, path
+            if r.text != "No cluster leader":
+                return False
+        return True
+    wait_for(no_leader, "No cluster leader", CLUSTER_DEADLINE_S)
+    started = time.monotonic()
+    assert call(follower, "GET", "/v1/job/quorum").text == "No cluster leader"
+    assert time.monotonic() - started < 1.0
+    stale = call(follower, "GET", "/v1/job/quorum?stale")
+    assert stale.status == 200 and stale.json()["ID"] == "quorum"
+    assert stale.headers["x-nomad-knownleader"] == "false"
