@@ -10,17 +10,31 @@ from typing import Any
 
 import random
 
+from sim.cluster_run import CLUSTER_SCENARIOS, ClusterRunResult, run_cluster_seed
 from sim.raft_run import RunResult, run_raft_seed
 from sim.scenarios import SCENARIOS
 
+KINDS = ("raft", "cluster")
+CLUSTER_CLIENTS = 5
 
-def _one(args: tuple[int, float, int]) -> RunResult:
-    seed, duration_s, servers = args
-    # The fault mix: a third of the seeds run a named scenario (picked by the
-    # seed), the rest generated fault schedules.
+
+def _one(args: tuple[int, float, int, tuple[str, ...]]) -> RunResult | ClusterRunResult:
+    seed, duration_s, servers, kinds = args
+    # The fault mix, decided by the seed: which cluster (Raft alone with
+    # linearizability-checked clients, or servers + clients + jobs), and for a
+    # third of the seeds a named scenario, else a generated fault schedule.
     mix = random.Random(f"{seed}:mix")
+    kind = mix.choice(kinds)
+    if kind == "cluster":
+        scenario = mix.choice(sorted(CLUSTER_SCENARIOS)) if mix.random() < 1 / 3 else None
+        return run_cluster_seed(seed, duration_s=max(duration_s, 60.0), servers=servers,
+                                clients=CLUSTER_CLIENTS, scenario=scenario)
     scenario = mix.choice(sorted(SCENARIOS)) if mix.random() < 1 / 3 else None
     return run_raft_seed(seed, duration_s=duration_s, servers=servers, scenario=scenario)
+
+
+def replay_command(r: RunResult | ClusterRunResult, duration_s: float, servers: int) -> str:
+    return r.replay() if isinstance(r, ClusterRunResult) else r.replay(duration_s, servers)
 
 
 def _bar(done: int, total: int, started: float, failed: int) -> str:
@@ -33,12 +47,13 @@ def _bar(done: int, total: int, started: float, failed: int) -> str:
 
 
 def swarm(count: int, *, first_seed: int | None = None, duration_s: float = 30.0, servers: int = 3,
-          processes: int | None = None, out: Any = sys.stdout) -> list[RunResult]:
+          processes: int | None = None, out: Any = sys.stdout,
+          kinds: tuple[str, ...] = KINDS) -> list[RunResult | ClusterRunResult]:
     first = first_seed if first_seed is not None else int.from_bytes(os.urandom(4), "big")
-    seeds = [(first + i, duration_s, servers) for i in range(count)]
+    seeds = [(first + i, duration_s, servers, kinds) for i in range(count)]
     procs = processes or min(2, os.cpu_count() or 1)
     started = time.monotonic()
-    results: list[RunResult] = []
+    results: list[RunResult | ClusterRunResult] = []
     failed = 0
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(procs) as pool:
@@ -55,10 +70,12 @@ def swarm(count: int, *, first_seed: int | None = None, duration_s: float = 30.0
     sim_hours = sum(r.virtual_s for r in results) / 3600
     print(f"seeds run: {len(results)} (from {first})  processes: {procs}  "
           f"simulated: {sim_hours:.2f} h in {time.monotonic() - started:.1f} s wall  "
-          f"client ops: {sum(r.ops for r in results)}", file=out)
+          f"raft seeds: {sum(isinstance(r, RunResult) for r in results)}  "
+          f"cluster seeds: {sum(isinstance(r, ClusterRunResult) for r in results)}  "
+          f"client ops: {sum(getattr(r, 'ops', 0) for r in results)}", file=out)
     bad = sorted((r for r in results if not r.ok), key=lambda r: r.seed)
     print(f"violations: {len(bad)}", file=out)
     for r in bad:
         print(f"  seed {r.seed}: {r.error.splitlines()[0][:200]}", file=out)
-        print(f"    replay: {r.replay(duration_s, servers)}", file=out)
+        print(f"    replay: {replay_command(r, duration_s, servers)}", file=out)
     return results

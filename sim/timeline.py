@@ -13,7 +13,8 @@ import html
 from typing import Any
 
 COLORS = {"leader": "#2e9d4f", "follower": "#c8c8c8", "candidate": "#f0a030", "pre-candidate": "#f6d08a",
-          "down": "#222222"}
+          "down": "#222222", "ready": "#7cc7e8", "node-down": "#d03030", "initializing": "#e0e0ff",
+          "gone": "#ffffff", "agent-down": "#666666"}
 
 
 class Timeline:
@@ -32,6 +33,9 @@ class Timeline:
         peers = cluster.live_peers()
         lanes = {n: ((peers[n].core.role, peers[n].core.term) if n in peers else ("down", 0))
                  for n in self.names}
+        node_lanes = getattr(cluster, "timeline_lanes", None)
+        if node_lanes is not None:  # clusters with client nodes add one lane per client
+            lanes.update(node_lanes())
         commit = max((p.core.commit for p in peers.values()), default=0)
         self.samples.append((now, lanes, commit))
 
@@ -61,7 +65,7 @@ class Timeline:
                                      f'height="{lane_h}" fill="{COLORS.get(prev_state[0], "#888")}">'
                                      f'<title>{name} {prev_state[0]} term {prev_state[1]} '
                                      f'from {prev_t:.2f}s</title></rect>')
-                        if prev_state[1] != prev_term and prev_state[0] != "down":
+                        if prev_state[1] != prev_term and prev_state[0] != "down" and prev_state[1] > 0:
                             parts.append(f'<text x="{x(prev_t) + 2:.1f}" y="{y + 18}" font-size="10">'
                                          f't{prev_state[1]}</text>')
                             prev_term = prev_state[1]

@@ -358,3 +358,19 @@ def test_thousand_placements_over_thousand_nodes_fit() -> None:
     assert len(res["placed"]) == 1000
     c.assert_not_overcommitted()
     assert decode_result(b"") is None
+
+
+def test_failed_evaluation_gets_a_delayed_follow_up() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1))
+    (_, _, ev_id, _), = pending_evals(c.state)
+    res = c.apply("eval_update", evals=[{"ID": ev_id, "Status": "failed", "FollowUpWait": 60.0,
+                                         "StatusDescription": "delivery limit"}])
+    (follow,) = res["evals"]
+    assert c.state.tables["evals"][ev_id]["Status"] == "failed"
+    assert c.state.tables["evals"][follow]["TriggeredBy"] == "failed-follow-up"
+    assert pending_evals(c.state, now=c.now + 59) == []  # waits before it runs
+    assert [e[2] for e in pending_evals(c.state, now=c.now + 60)] == [follow]
+    c.schedule()
+    assert len(c.running("web")) == 1

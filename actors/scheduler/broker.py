@@ -63,13 +63,17 @@ class BrokerConfig:
     # A worker step (Read or Propose) unanswered this long is failed and the
     # evaluation put back (Raft answers every request; this is a backstop).
     step_timeout_s: float = 30.0
+    # A failed evaluation's follow-up runs this long after (Nomad waits
+    # failedEvalFollowUpBaseLineWait, 1 min, plus jitter), so a job whose
+    # scheduling kept failing is looked at again without hammering a sick cluster.
+    failed_follow_up_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.num_workers < 1:
             raise ValueError("num_workers must be >= 1")
         if self.delivery_limit < 1:
             raise ValueError("delivery_limit must be >= 1")
-        for name in ("watch_timeout_s", "step_timeout_s"):
+        for name in ("watch_timeout_s", "step_timeout_s", "failed_follow_up_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
 
@@ -82,10 +86,15 @@ def num_workers_for(num_schedulers: int | None) -> int:
     return max(1, num_schedulers if num_schedulers is not None else (os.cpu_count() or 1))
 
 
-def pending_evals(state: Any) -> list[tuple[int, int, str, str]]:
-    """Read query: (-priority, create index, eval ID, job ID) of every pending evaluation."""
+def pending_evals(state: Any, now: float | None = None) -> list[tuple[int, int, str, str]]:
+    """Read query: (-priority, create index, eval ID, job ID) of every pending evaluation.
+
+    With *now*, evaluations whose ``WaitUntil`` is later are left out (a
+    failed evaluation's follow-up waits before it runs).
+    """
     return [(-ev.get("Priority", 50), ev["CreateIndex"], ev["ID"], ev["JobID"])
-            for ev in state.tables["evals"].values() if ev["Status"] == "pending"]
+            for ev in state.tables["evals"].values() if ev["Status"] == "pending"
+            and (now is None or ev.get("WaitUntil", 0.0) <= now)]
 
 
 def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, dict[str, int]]:
@@ -186,8 +195,11 @@ class EvalBroker(NodeActor):
             return
         self._watching = True
         reply = ReplyTo(self.env, self.name, ("watch", self._gen, ""))
+        # The watch also wakes every watch_timeout_s: a follow-up whose wait
+        # has passed is picked up then even when nothing else changed.
+        query = functools.partial(pending_evals, now=self._wall())
         self.send(self.env.node, self.raft, Watch(tables=("evals",), min_index=self._seen_index, reply=reply,
-                                                  timeout_s=self.cfg.watch_timeout_s, query=pending_evals))
+                                                  timeout_s=self.cfg.watch_timeout_s, query=query))
 
     def _enqueue(self, pending: list[tuple[int, int, str, str]]) -> None:
         for item in pending:
@@ -232,9 +244,9 @@ class EvalBroker(NodeActor):
             self.stats["failed"] += 1
             log.warning("%s: evaluation %s failed %d times (%s); marking it failed", self.env.node, w.eval_id,
                         attempts, why)
-            data = command("eval_update", evals=[{"ID": w.eval_id, "Status": "failed",
-                                                  "StatusDescription": f"evaluation reached delivery limit "
-                                                                       f"({attempts}): {why}"}])
+            data = command("eval_update", now=self._wall(), evals=[{
+                "ID": w.eval_id, "Status": "failed", "FollowUpWait": self.cfg.failed_follow_up_s,
+                "StatusDescription": f"evaluation reached delivery limit ({attempts}): {why}"}])
             self.send(self.env.node, self.raft, Propose(data=data, reply=None))
             self._attempts.pop(w.eval_id, None)
         else:

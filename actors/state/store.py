@@ -538,15 +538,24 @@ class StateStore:
         return {"ok": True, "index": index, "updated": updated, "evals": evals}
 
     def _eval_update(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Set evaluations' status; a failed one gets a delayed follow-up (Nomad's failed-follow-up eval)."""
         evals = self.tables["evals"]
-        for u in cmd["evals"]:
+        now = float(cmd.get("now", 0.0))
+        follow: list[str] = []
+        for n, u in enumerate(cmd["evals"]):
             ev = evals.get(u.get("ID"))
             if ev is None:
                 continue
             evals[ev["ID"]] = {**ev, "Status": u.get("Status", ev["Status"]),
                                "StatusDescription": u.get("StatusDescription", ""), "ModifyIndex": index}
+            wait = u.get("FollowUpWait")
+            if u.get("Status") == "failed" and wait is not None:
+                (fid,) = self._create_evals(index, [ev["JobID"]], "failed-follow-up", now, previous=ev["ID"],
+                                            first=n)
+                evals[fid]["WaitUntil"] = now + float(wait)
+                follow.append(fid)
         self._touch("evals", index)
-        return {"ok": True, "index": index}
+        return {"ok": True, "index": index, "evals": follow}
 
     def _node_rec(self, node_id: str) -> dict[str, Any] | None:
         old = self.tables["nodes"].get(node_id)

@@ -1,0 +1,335 @@
+"""One seeded whole-cluster run: servers, clients and jobs under faults, then healed.
+
+The same actor classes as the agent (JobCluster: Raft, node endpoint,
+heartbeats, node GC, alloc endpoint, eval broker, drainer on servers;
+fingerprinter, ClientNode, AllocRunner over SimDriver, AllocSync on
+clients), on the simulated runtime and network.
+
+A run is decided by its seed: the **fault schedule** is generated first from
+``<seed>:faults`` as a list of steps ``(at_s, verb, *args)`` -- the same
+shape as a named scenario -- and then played, so a failing schedule can be
+**shrunk** by dropping steps (:func:`shrink`) and saved as a regression
+scenario (``tests/regressions/*.json``, replayed by the default test run).
+
+Checkers run after every slice of virtual time: Raft's five guarantees
+(:class:`~sim.raft_cluster.RaftChecker`), the heartbeat and node GC rules
+(:class:`~sim.node_checkers.NodeCheckers`) and "no node over-committed"
+(:class:`~sim.job_cluster.JobCluster`).  The **liveness phase** heals the
+network, restarts what is down and requires within ``LIVENESS_BOUND_S`` of
+virtual time: a leader, every client's node ready, every job at its count
+exactly once with matching processes (:meth:`JobCluster.converged`).
+
+Cluster fault verbs (on top of the Raft scenario verbs in ``sim.scenarios``):
+
+* ``crash_client C`` / ``restart_client C`` -- the client agent dies; its tasks keep running.
+* ``partition_clients C...`` -- cut clients from every server (both ways).
+* ``partition_servers S...`` -- cut servers from the other servers.
+* ``scale JOB COUNT`` -- register the job with a new count (background load).
+* ``drain C DEADLINE_S`` -- drain a client's node with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from actors.raft.peer import RaftError
+from sim.client_cluster import ClusterConfig
+from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
+from sim.raft_cluster import RaftChecker
+
+# After healing: a leader, every node ready and every job at its count.
+# Nodes that were down re-register at once, but a client partitioned past
+# its TTL waits out its heartbeat retry (up to ~30 s) and the failover TTL
+# a new leader hands out is 5 min -- the bound covers the worst of those.
+LIVENESS_BOUND_S = 400.0
+# Clock drift the generated schedules apply (a rate of 1 +/- this): well
+# beyond what NTP-disciplined hosts see (tens of ppm), within what the
+# heartbeat grace absorbs.  The checkers allow the skew it accumulates.
+MAX_DRIFT = 0.001
+JOBS = (("web", 6, 400), ("api", 3, 300))  # (job, initial count, CPU MHz per allocation)
+
+Step = tuple[Any, ...]
+
+# Whole-cluster scenarios (``nomad-sim cluster --scenario NAME``).
+CLUSTER_SCENARIOS: dict[str, list[Step]] = {
+    "clients-partitioned": [(20, "partition_clients", "c0001", "c0002"), (80, "heal")],
+    "leader-crash-with-clients": [(20, "crash", "@leader"), (45, "restart", "@crashed")],
+    "client-restarts": [(20, "crash_client", "c0001"), (25, "restart_client", "c0001"),
+                        (40, "crash_client", "c0003"), (70, "restart_client", "c0003")],
+    "drain-under-load": [(20, "drain", "c0001", 30), (25, "scale", "web", 8), (60, "scale", "web", 4)],
+    "server-partition-with-clients": [(20, "partition_servers", "@leader"), (60, "heal")],
+    "lossy-cluster": [(10, "loss", 0.1), (40, "loss", 0.25), (70, "loss", 0.0)],
+    "rolling-restart-with-clients": [(15, "crash", "s1"), (25, "restart", "s1"), (35, "crash", "s2"),
+                                     (45, "restart", "s2"), (55, "crash", "s3"), (65, "restart", "s3")],
+}
+
+
+@dataclass(frozen=True)
+class ClusterRunResult:
+    seed: int
+    ok: bool
+    error: str
+    trace_hash: str
+    virtual_s: float
+    wall_s: float
+    steps: tuple[Step, ...]  # the schedule that ran
+    faults: tuple[str, ...]  # what each step did, with times
+    scenario: str = ""
+    clients: int = 5
+    duration_s: float = 120.0
+
+    def replay(self) -> str:
+        base = f"bin/nomad-sim cluster --seed {self.seed} --clients {self.clients}"
+        if self.scenario:
+            return f"{base} --scenario {self.scenario}"
+        return f"{base} --duration {self.duration_s:g}"
+
+
+def set_clock_rate(node: Any, true_now: float, rate: float) -> None:
+    """Change a simulated node's clock rate without a jump: drift, not a step."""
+    local = node.clock_offset + node.clock_rate * true_now
+    node.clock_rate = rate
+    node.clock_offset = local - rate * true_now
+
+
+def generate_schedule(seed: int, duration_s: float, servers: tuple[str, ...],
+                      clients: tuple[str, ...]) -> list[Step]:
+    """The fault schedule of a seed: steps every 2-12 s until *duration_s*, healed at the end."""
+    rng = random.Random(f"{seed}:faults")
+    steps: list[Step] = []
+    t = 10.0
+    down_servers: list[str] = []
+    down_clients: list[str] = []
+    drained = 0
+    while True:
+        t += rng.uniform(2.0, 12.0)
+        if t >= duration_s:
+            break
+        roll = rng.random()
+        if roll < 0.15:
+            if down_servers:
+                steps.append((round(t, 2), "restart", down_servers.pop()))
+            else:
+                s = rng.choice(servers)
+                down_servers.append(s)
+                steps.append((round(t, 2), "crash", s))
+        elif roll < 0.3:
+            k = rng.randint(1, max(1, len(clients) // 3))
+            steps.append((round(t, 2), "partition_clients", *sorted(rng.sample(clients, k))))
+        elif roll < 0.4:
+            steps.append((round(t, 2), "heal"))
+        elif roll < 0.5:
+            if down_clients:
+                steps.append((round(t, 2), "restart_client", down_clients.pop()))
+            else:
+                cl = rng.choice(clients)
+                down_clients.append(cl)
+                steps.append((round(t, 2), "crash_client", cl))
+        elif roll < 0.6:
+            steps.append((round(t, 2), "loss", round(rng.choice((0.0, 0.05, 0.1, 0.3)), 2)))
+        elif roll < 0.7:
+            steps.append((round(t, 2), "partition_servers", rng.choice(servers)))
+        elif roll < 0.78:
+            steps.append((round(t, 2), "drift", rng.choice(servers), rng.choice((1 - MAX_DRIFT, 1.0, 1 + MAX_DRIFT))))
+        elif roll < 0.9:
+            job, _, _ = rng.choice(JOBS)
+            steps.append((round(t, 2), "scale", job, rng.randint(0, 8)))
+        elif drained < 2:
+            drained += 1
+            steps.append((round(t, 2), "drain", rng.choice(clients), rng.choice((0, 20, 60))))
+    return steps
+
+
+class ClusterScenarioRunner:
+    """Applies cluster steps to a JobCluster, resolving ``@leader``-style references."""
+
+    def __init__(self, c: JobCluster) -> None:
+        self.c = c
+        self.crashed: list[str] = []
+        self.clients_down: set[str] = set()
+
+    def resolve(self, arg: Any) -> Any:
+        c = self.c
+        if arg == "@leader":
+            return c.leader() or c.servers[0]
+        if arg == "@crashed":
+            return self.crashed[-1] if self.crashed else c.servers[0]
+        if arg == "@follower":
+            leader = c.leader()
+            return next((s for s in c.servers if s != leader and c.sched.nodes[s].up), c.servers[0])
+        return arg
+
+    def apply(self, verb: str, *raw: Any) -> str:
+        c, net = self.c, self.c.sched.network
+        args = [self.resolve(a) for a in raw]
+        if verb == "crash":
+            if c.sched.nodes[args[0]].up:
+                c.crash(args[0])
+                self.crashed.append(args[0])
+        elif verb == "restart":
+            if not c.sched.nodes[args[0]].up:
+                c.restart(args[0])
+        elif verb == "crash_client":
+            if c.sched.nodes[args[0]].up:
+                c.crash(args[0])
+                self.clients_down.add(args[0])
+        elif verb == "restart_client":
+            if not c.sched.nodes[args[0]].up:
+                c.restart(args[0])
+            self.clients_down.discard(args[0])
+        elif verb == "partition_clients":
+            c.partition_clients(list(args))
+        elif verb == "partition_servers":
+            net.partition(list(args), [s for s in c.servers if s not in args])
+        elif verb == "heal":
+            net.heal()
+        elif verb in ("loss", "duplicate", "reorder"):
+            net.configure(**{verb: float(args[0])})
+        elif verb == "delay":
+            net.configure(latency_min_s=float(args[0]), latency_max_s=float(args[1]))
+        elif verb == "drift":
+            set_clock_rate(c.sched.nodes[args[0]], c.sched.now, float(args[1]))
+        elif verb in ("scale", "drain"):
+            if c.leader() is None:
+                return f"{verb} skipped: no leader"
+            try:
+                if verb == "scale":
+                    cpu = next(cpu for j, _, cpu in JOBS if j == args[0])
+                    c.register(sim_job(args[0], count=int(args[1]), cpu=cpu))
+                else:
+                    c.drain(args[0], deadline_s=float(args[1]))
+            except (RaftError, RuntimeError, TimeoutError) as exc:
+                return f"{verb} failed: {exc}"  # an operator's request lost to a fault: not a violation
+        else:
+            raise ValueError(f"unknown cluster fault verb {verb!r}")
+        return " ".join([verb, *(str(a) for a in args)])
+
+
+def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, clients: int = 5,
+                     scenario: str | None = None, steps: list[Step] | None = None, verbose: bool = False,
+                     timeline: str | None = None) -> ClusterRunResult:
+    """Run one seed: boot, start the jobs, play the schedule, heal, and check liveness."""
+    from sim.timeline import Timeline
+
+    if scenario is not None and steps is None:
+        if scenario not in CLUSTER_SCENARIOS:
+            raise ValueError(f"no cluster scenario {scenario!r} (known: {', '.join(sorted(CLUSTER_SCENARIOS))})")
+        steps = list(CLUSTER_SCENARIOS[scenario])
+    wall = time.perf_counter()
+    cfg = JobClusterConfig(base=ClusterConfig(n_servers=servers, n_clients=clients, check_interval_s=1.0,
+                                              trace=True))
+    c = JobCluster(seed, cfg)
+    c.checker.skew_s = MAX_DRIFT * (duration_s + LIVENESS_BOUND_S + 60.0)
+    raft_checker = RaftChecker()
+    tl = Timeline(c.servers + c.clients[:20], every_s=0.5) if timeline else None
+    if steps is None:
+        steps = generate_schedule(seed, duration_s, c.servers, c.clients)
+    played: list[str] = []
+    error = ""
+
+    def step_run(seconds: float) -> None:
+        end = c.sched.now + seconds
+        while c.sched.now < end - 1e-9:
+            c.run(min(1.0, end - c.sched.now))
+            raft_checker.check(c)
+            if tl is not None:
+                tl.maybe_sample(c)
+
+    def note(text: str) -> None:
+        played.append(f"{c.sched.now:.2f}s {text}")
+        c.sched.record("fault", text)
+        if tl is not None:
+            tl.event(c.sched.now, text)
+        if verbose:
+            print(f"  {played[-1]}")
+
+    try:
+        step_run(10.0)
+        for job, count, cpu in JOBS:
+            for _ in range(30):  # an election may still be under way
+                try:
+                    c.register(sim_job(job, count=count, cpu=cpu))
+                    break
+                except (RaftError, RuntimeError, TimeoutError):
+                    step_run(2.0)
+            else:
+                raise AssertionError(f"liveness: could not register job {job} in 60 s after boot")
+        runner = ClusterScenarioRunner(c)
+        for at_s, verb, *args in sorted(steps, key=lambda s: s[0]):
+            if at_s > c.sched.now:
+                step_run(at_s - c.sched.now)
+            note(runner.apply(verb, *args))
+        step_run(2.0)
+        # Liveness phase.
+        c.sched.network.heal()
+        c.sched.network.configure(loss=0.0, duplicate=0.0, reorder=0.0)
+        for n in c.servers + c.clients:
+            set_clock_rate(c.sched.nodes[n], c.sched.now, 1.0)  # the skew it gathered stays
+            if not c.sched.nodes[n].up:
+                c.restart(n)
+        note("heal (liveness phase)")
+        deadline = c.sched.now + LIVENESS_BOUND_S
+        problems = ["not checked"]
+        while c.sched.now < deadline:
+            step_run(2.0)
+            problems = _liveness_problems(c)
+            if not problems:
+                break
+        if problems:
+            error = f"liveness: not converged {LIVENESS_BOUND_S:g}s after healing: " + "; ".join(problems[:5])
+    except AssertionError as exc:  # SafetyViolation, NodeViolation, over-commit, invariants
+        error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 -- a crash of the run is a finding too, with its replay
+        import traceback
+
+        error = f"crash: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+    finally:
+        trace, now = c.sched.trace_hash(), c.sched.now
+        if tl is not None and timeline:
+            tl.write_html(timeline, f"cluster seed {seed}" + (f" scenario {scenario}" if scenario else "")
+                          + (f" -- {error}" if error else " -- ok"))
+        c.close()
+    return ClusterRunResult(seed=seed, ok=not error, error=error, trace_hash=trace, virtual_s=now,
+                            wall_s=time.perf_counter() - wall, steps=tuple(tuple(s) for s in steps),
+                            faults=tuple(played), scenario=scenario or "", clients=clients, duration_s=duration_s)
+
+
+def _liveness_problems(c: JobCluster) -> list[str]:
+    if c.leader() is None:
+        return ["no leader"]
+    statuses = {cl: c.status(cl) for cl in c.clients}
+    not_ready = sorted(cl for cl, st in statuses.items() if st != "ready")
+    if not_ready:
+        return [f"nodes not ready: {', '.join(not_ready[:5])}"]
+    return c.converged()
+
+
+def shrink(seed: int, steps: list[Step], *, clients: int, servers: int = 3, max_runs: int = 200) -> list[Step]:
+    """Remove steps one at a time while the run still fails; returns a minimal failing schedule."""
+    def fails(candidate: list[Step]) -> bool:
+        return not run_cluster_seed(seed, steps=candidate, clients=clients, servers=servers).ok
+
+    current = list(steps)
+    runs = 0
+    changed = True
+    while changed and runs < max_runs:
+        changed = False
+        for i in range(len(current)):
+            candidate = current[:i] + current[i + 1:]
+            runs += 1
+            if fails(candidate):
+                current = candidate
+                changed = True
+                break
+    return current
+
+
+def save_regression(path: str, seed: int, steps: list[Step], *, clients: int, servers: int, error: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"seed": seed, "clients": clients, "servers": servers, "steps": [list(s) for s in steps],
+                   "found": error.splitlines()[0][:300] if error else ""}, f, indent=1)
+        f.write("\n")
