@@ -292,11 +292,32 @@ def _job_summary(req: Request, api: Api, job_id: str) -> Any:
     return _not_found(state_query(req, api, ("jobs", "allocs"), query), "job not found")
 
 
+def _job_versions(req: Request, api: Api, job_id: str) -> Any:
+    """``/v1/job/<id>/versions``: the store keeps only the current version, so that one alone."""
+    require(req, "GET")
+    answer = _one(req, api, "jobs", job_id, job_out, "job not found")
+    return Answer({"Versions": [answer.value], "Diffs": None}, answer.headers)
+
+
+def _job_deployments(req: Request, api: Api, job_id: str) -> Any:
+    """``/v1/job/<id>/deployments``: jobs here have no ``update`` block, so never a deployment."""
+    require(req, "GET")
+    return state_query(req, api, ("jobs",), lambda st: [])
+
+
+def _job_deployment(req: Request, api: Api, job_id: str) -> Any:
+    require(req, "GET")
+    return state_query(req, api, ("jobs",), lambda st: None)
+
+
 # Nomad's jobSpecificRequest matches these suffixes; anything else is the job itself.
 JOB_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {
     "allocations": _job_allocations,
     "evaluations": _job_evaluations,
     "summary": _job_summary,
+    "versions": _job_versions,
+    "deployments": _job_deployments,
+    "deployment": _job_deployment,
 }
 
 

@@ -105,6 +105,8 @@ def test_jobs_job_allocations_and_evaluations_through_the_library(dev, monkeypat
     assert allocs[0]["ID"] in [a["ID"] for a in n.evaluation.get_allocations(reg["EvalID"])]
     assert reg["EvalID"] in [e["ID"] for e in n.evaluations.get_evaluations()]
     assert n.job.get_summary("pn-web")["Summary"]["web"]["Running"] == 1
+    assert [v["ID"] for v in n.job.get_versions("pn-web")["Versions"]] == ["pn-web"]
+    assert n.job.get_deployments("pn-web") == [] and n.job.get_deployment("pn-web") is None
 
     update = n.job.register_job("pn-web", {"Job": sleep_job("pn-web", count=1, Priority=60)})
     assert "EvalID" in update and n.job.get_job("pn-web")["Priority"] == 60
