@@ -1,0 +1,79 @@
+"""Whole simulated clusters (servers, clients, jobs): named scenarios, replay, shrinking, regressions.
+
+Every run checks Raft's guarantees, the heartbeat and GC rules and "no node
+over-committed" after each slice, and ends with a healed liveness phase
+(sim/cluster_run.py).  Fault schedules the swarm found failing are kept
+under tests/regressions/ and replayed here.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import sim.cluster_run as cluster_run
+from sim.cluster_run import CLUSTER_SCENARIOS, generate_schedule, run_cluster_seed, shrink
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+REGRESSIONS = sorted((ROOT / "tests" / "regressions").glob("cluster-*.json"))
+
+
+@pytest.mark.parametrize("name", sorted(CLUSTER_SCENARIOS))
+def test_named_cluster_scenario_passes(name: str) -> None:
+    r = run_cluster_seed(11, scenario=name, clients=5)
+    assert r.ok, f"{r.error}\nreplay: {r.replay()}"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_generated_fault_schedules_pass(seed: int) -> None:
+    r = run_cluster_seed(seed, duration_s=90.0, clients=5)
+    assert r.ok, f"{r.error}\nreplay: {r.replay()}\n" + "\n".join(r.faults)
+
+
+@pytest.mark.parametrize("path", REGRESSIONS, ids=[p.stem for p in REGRESSIONS])
+def test_regression_schedule_passes(path: pathlib.Path) -> None:
+    saved = json.loads(path.read_text())
+    steps = [tuple(s) for s in saved["steps"]]
+    r = run_cluster_seed(saved["seed"], steps=steps, clients=saved["clients"], servers=saved["servers"])
+    assert r.ok, f"{path.name} (found: {saved['found']}) fails again: {r.error}"
+
+
+def test_a_seed_replays_identically() -> None:
+    a = run_cluster_seed(21, duration_s=60.0, clients=4)
+    b = run_cluster_seed(21, duration_s=60.0, clients=4)
+    assert a.trace_hash and a.trace_hash == b.trace_hash
+    assert a.faults == b.faults
+    assert generate_schedule(21, 60.0, ("s1", "s2", "s3"), ("c0001",)) == \
+        generate_schedule(21, 60.0, ("s1", "s2", "s3"), ("c0001",))
+
+
+def test_shrinking_keeps_only_the_faults_that_matter(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = cluster_run.run_cluster_seed
+    culprit = (30.0, "crash_client", "c0002")
+
+    def fake(seed: int, *, steps: list, clients: int, servers: int) -> object:
+        class R:
+            ok = culprit not in [tuple(s) for s in steps]
+        return R()
+
+    monkeypatch.setattr(cluster_run, "run_cluster_seed", fake)
+    steps = [(10.0, "loss", 0.1), culprit, (40.0, "heal"), (50.0, "scale", "web", 3)]
+    assert shrink(5, steps, clients=5) == [culprit]
+    monkeypatch.setattr(cluster_run, "run_cluster_seed", real)
+
+
+def test_cli_cluster_prints_seed_result_and_replay(tmp_path: pathlib.Path) -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bin" / "nomad-sim"), "cluster", "--seed", "7",
+                          "--scenario", "clients-partitioned", "--timeline", str(tmp_path / "t.html")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "seed: 7"
+    assert "result: ok" in out.stdout
+    assert "replay: bin/nomad-sim cluster --seed 7 --clients 5 --scenario clients-partitioned" in out.stdout
+    page = (tmp_path / "t.html").read_text()
+    assert "<svg" in page and "c0001" in page and "partition_clients" in page
