@@ -37,8 +37,10 @@ __all__ = [
     "UnknownTag",
     "WireError",
     "decode",
+    "decode_fields",
     "decode_frame",
     "encode",
+    "encode_fields",
     "encode_frame",
     "message",
     "registered",
@@ -187,26 +189,8 @@ def _build(tp: Any) -> tuple[_Enc, _Dec]:  # noqa: C901 - one branch per wire ty
     if origin is tuple:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            ienc, idec = _compile(args[0])
-
-            def enc_seq(v: Any) -> Any:
-                return [ienc(x) for x in v]
-
-            def dec_seq(v: Any, where: str) -> Any:
-                if type(v) is not list:
-                    raise BadField(f"{where}: expected array, got {type(v).__name__}")
-                return tuple([idec(x, where) for x in v])
-            return enc_seq, dec_seq
-        parts = [_compile(a) for a in args]
-
-        def enc_tup(v: Any) -> Any:
-            return [e(x) for (e, _), x in zip(parts, v)]
-
-        def dec_tup(v: Any, where: str) -> Any:
-            if type(v) is not list or len(v) != len(parts):
-                raise BadField(f"{where}: expected array of {len(parts)}")
-            return tuple([d(x, where) for (_, d), x in zip(parts, v)])
-        return enc_tup, dec_tup
+            return _seq(args[0])
+        return _fixed_tuple(args)
     if origin is frozenset:
         ienc, idec = _compile(typing.get_args(tp)[0])
 
@@ -225,13 +209,66 @@ def _build(tp: Any) -> tuple[_Enc, _Dec]:  # noqa: C901 - one branch per wire ty
     raise TypeError(f"unsupported wire field type {tp!r}")
 
 
+def _seq(item: Any) -> tuple[_Enc, _Dec]:
+    """``tuple[X, ...]``: a msgpack array; items of an exact scalar type take a fast path."""
+    ienc, idec = _compile(item)
+    exact = item if item in _EXACT else None
+
+    def dec_seq(v: Any, where: str) -> Any:
+        if type(v) is not list:
+            raise BadField(f"{where}: expected array, got {type(v).__name__}")
+        if exact is not None:
+            for x in v:
+                if type(x) is not exact:
+                    break
+            else:
+                return tuple(v)
+        return tuple([idec(x, where) for x in v])
+
+    if ienc is _ident:
+        return list, dec_seq
+
+    def enc_seq(v: Any) -> Any:
+        return [ienc(x) for x in v]
+    return enc_seq, dec_seq
+
+
+def _fixed_tuple(args: tuple[Any, ...]) -> tuple[_Enc, _Dec]:
+    """``tuple[X, Y]``: an array of exactly that many items."""
+    parts = [_compile(a) for a in args]
+    exact = tuple(args) if all(a in _EXACT for a in args) else None
+    n = len(parts)
+
+    def dec_tup(v: Any, where: str) -> Any:
+        if type(v) is not list or len(v) != n:
+            raise BadField(f"{where}: expected array of {n}")
+        if exact is not None and all(type(x) is t for x, t in zip(v, exact)):
+            return tuple(v)
+        return tuple([d(x, where) for (_, d), x in zip(parts, v)])
+
+    if all(e is _ident for e, _ in parts):
+        return list, dec_tup
+
+    def enc_tup(v: Any) -> Any:
+        return [e(x) for (e, _), x in zip(parts, v)]
+    return enc_tup, dec_tup
+
+
+# Scalar types a decoded value must have exactly (float also takes an int,
+# so it is not here: its decoder converts).
+_EXACT = (int, str, bytes, bool)
+
+# Per message class, an encoder and a decoder generated once from its fields
+# (straight-line code: the codec runs twice per simulated message).
+_ENCODERS: dict[type, Callable[[Any], list[Any]]] = {}
+_DECODERS: dict[type, Callable[[list[Any], str], Any]] = {}
+
+
 def _encode_any(value: Any) -> Any:
-    cls = type(value)
-    plan = _PLANS.get(cls)
-    if plan is None:
-        plan = _plan(cls)
-    tag, fields = plan
-    return [tag, *[enc(getattr(value, name)) for name, enc, _, _ in fields]]
+    enc = _ENCODERS.get(type(value))
+    if enc is None:
+        enc = _make_encoder(type(value))
+    return enc(value)
 
 
 _Field = tuple[str, _Enc, _Dec, str]  # name, encoder, decoder, "Class.name" for errors
@@ -247,9 +284,120 @@ def _plan(cls: type) -> tuple[int, tuple[_Field, ...]]:
     return plan
 
 
+def _make_encoder(cls: type) -> Callable[[Any], list[Any]]:
+    tag, fields = _PLANS.get(cls) or _plan(cls)
+    ns: dict[str, Any] = {}
+    items = [str(int(tag))]
+    for i, (name, enc, _, _) in enumerate(fields):
+        if enc is _ident:
+            items.append(f"v.{name}")
+        else:
+            ns[f"e{i}"] = enc
+            items.append(f"e{i}(v.{name})")
+    exec(f"def enc(v):\n    return [{', '.join(items)}]\n", ns)  # noqa: S102 - field names are identifiers
+    _ENCODERS[cls] = ns["enc"]
+    return ns["enc"]
+
+
+def _make_decoder(cls: type) -> Callable[[list[Any], str], Any]:
+    """``dec(value, where)`` for a message array whose tag names *cls* (checked by the caller)."""
+    _, fields = _PLANS.get(cls) or _plan(cls)
+    n = len(fields)
+    ns: dict[str, Any] = {"cls": cls, "BadField": BadField}
+    body = [f"    if len(v) != {n + 1}:",
+            f"        raise BadField(f\"{cls.__name__}: expected {n} fields, got {{len(v) - 1}}\")"]
+    args = []
+    for i, (name, _, dec, where) in enumerate(fields):
+        ns[f"d{i}"], ns[f"w{i}"] = dec, where
+        tp = _FIELDS[cls][i][1]
+        body.append(f"    f{i} = v[{i + 1}]")
+        if tp in _EXACT:
+            ns[f"t{i}"] = tp
+            body.append(f"    if type(f{i}) is not t{i}:")
+            body.append(f"        f{i} = d{i}(f{i}, w{i})")
+        else:
+            body.append(f"    f{i} = d{i}(f{i}, w{i})")
+        args.append(f"{name}=f{i}")
+    body += ["    try:",
+             f"        return cls({', '.join(args)})",
+             "    except (TypeError, ValueError) as exc:  # __post_init__ validation",
+             f"        raise BadField(f\"{cls.__name__}: {{exc}}\") from None"]
+    exec("def dec(v, where):\n" + "\n".join(body) + "\n", ns)  # noqa: S102 - field names are identifiers
+    _DECODERS[cls] = ns["dec"]
+    return ns["dec"]
+
+
 def encode(msg: Any) -> bytes:
     """Encode a registered message to msgpack bytes (no frame header)."""
     return _packb(_encode_any(msg))
+
+
+def encode_fields(cls: type, *values: Any) -> bytes:
+    """The bytes of ``encode(cls(*values))`` without building the message.
+
+    For hot paths (the simulated network wraps every message in an
+    Envelope) and only for classes with no validation of their own.
+    """
+    enc = _FIELD_ENCODERS.get(cls) or _make_field_encoder(cls)
+    return _packb(enc(values))
+
+
+def decode_fields(data: bytes, cls: type, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> tuple[Any, ...]:
+    """Decode bytes that must hold one *cls* message into its field values, without building it.
+
+    Checks exactly what ``decode`` does, plus that the message is a *cls*;
+    raises WireError otherwise.  Only for classes with no validation of
+    their own (see encode_fields).
+    """
+    value = _unpack(data, max_frame_bytes)
+    if type(value) is not list or not value or type(value[0]) is not int or value[0] != cls.TAG:  # type: ignore[attr-defined]
+        got = _decode_message(value, None, "frame")  # the error decode would raise, if any
+        raise BadField(f"expected {cls.__name__}, got {type(got).__name__}")
+    dec = _FIELD_DECODERS.get(cls) or _make_field_decoder(cls)
+    return dec(value)
+
+
+_FIELD_ENCODERS: dict[type, Callable[[tuple[Any, ...]], list[Any]]] = {}
+_FIELD_DECODERS: dict[type, Callable[[list[Any]], tuple[Any, ...]]] = {}
+
+
+def _make_field_encoder(cls: type) -> Callable[[tuple[Any, ...]], list[Any]]:
+    tag, fields = _PLANS.get(cls) or _plan(cls)
+    ns: dict[str, Any] = {}
+    items = [str(int(tag))]
+    for i, (_, enc, _, _) in enumerate(fields):
+        if enc is _ident:
+            items.append(f"t[{i}]")
+        else:
+            ns[f"e{i}"] = enc
+            items.append(f"e{i}(t[{i}])")
+    src = (f"def enc(t):\n    if len(t) != {len(fields)}:\n"
+           f"        raise TypeError('{cls.__name__} has {len(fields)} fields, got %d' % len(t))\n"
+           f"    return [{', '.join(items)}]\n")
+    exec(src, ns)  # noqa: S102 - generated from field positions only
+    _FIELD_ENCODERS[cls] = ns["enc"]
+    return ns["enc"]
+
+
+def _make_field_decoder(cls: type) -> Callable[[list[Any]], tuple[Any, ...]]:
+    _, fields = _PLANS.get(cls) or _plan(cls)
+    n = len(fields)
+    ns: dict[str, Any] = {"BadField": BadField}
+    body = [f"    if len(v) != {n + 1}:",
+            f"        raise BadField(f\"{cls.__name__}: expected {n} fields, got {{len(v) - 1}}\")"]
+    for i, (_, _, dec, where) in enumerate(fields):
+        ns[f"d{i}"], ns[f"w{i}"] = dec, where
+        tp = _FIELDS[cls][i][1]
+        body.append(f"    f{i} = v[{i + 1}]")
+        if tp in _EXACT:
+            ns[f"t{i}"] = tp
+            body += [f"    if type(f{i}) is not t{i}:", f"        f{i} = d{i}(f{i}, w{i})"]
+        else:
+            body.append(f"    f{i} = d{i}(f{i}, w{i})")
+    body.append(f"    return ({''.join(f'f{i}, ' for i in range(n))})")
+    exec("def dec(v):\n" + "\n".join(body) + "\n", ns)  # noqa: S102 - generated from field positions only
+    _FIELD_DECODERS[cls] = ns["dec"]
+    return ns["dec"]
 
 
 def encode_frame(msg: Any, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> bytes:
@@ -277,23 +425,20 @@ def _decode_message(value: Any, expected: type | None, where: str) -> Any:
         raise UnknownTag(f"{where}: unknown message tag {tag}")
     if expected is not None and cls is not expected:
         raise BadField(f"{where}: expected {expected.__name__}, got {cls.__name__}")
-    plan = _PLANS.get(cls) or _plan(cls)
-    fields = plan[1]
-    if len(value) - 1 != len(fields):
-        raise BadField(f"{cls.__name__}: expected {len(fields)} fields, got {len(value) - 1}")
-    kwargs = {f: dec(v, where) for (f, _, dec, where), v in zip(fields, value[1:])}
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:  # __post_init__ validation
-        raise BadField(f"{cls.__name__}: {exc}") from None
+    dec = _DECODERS.get(cls) or _make_decoder(cls)
+    return dec(value, where)
 
 
 def decode(data: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Any:
     """Decode one message from msgpack bytes; raise WireError on anything bad."""
+    return _decode_message(_unpack(data, max_frame_bytes), None, "frame")
+
+
+def _unpack(data: bytes, max_frame_bytes: int) -> Any:
     if len(data) > max_frame_bytes:
         raise FrameTooLarge(f"payload of {len(data)} bytes exceeds limit {max_frame_bytes}")
     try:
-        value = msgpack.unpackb(
+        return msgpack.unpackb(
             data,
             raw=False,
             strict_map_key=True,
@@ -306,7 +451,6 @@ def decode(data: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Any:
         raise BadField(f"malformed msgpack: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - msgpack raises assorted types on garbage
         raise BadField(f"malformed msgpack: {type(exc).__name__}") from None
-    return _decode_message(value, None, "frame")
 
 
 def decode_frame(frame: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Any:

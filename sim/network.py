@@ -96,8 +96,8 @@ class SimNetwork:
         return self._links.get((src, dst), self.defaults)
 
     def transmit(self, src: str, dst: str, actor: str, msg: Any) -> None:
-        data = wire.encode(Envelope(src=src, dst_actor=actor, payload=msg))
-        self.transmit_bytes(src, dst, data)
+        # The bytes of encode(Envelope(src, actor, msg)), without building the Envelope.
+        self.transmit_bytes(src, dst, wire.encode_fields(Envelope, src, actor, msg))
 
     def transmit_bytes(self, src: str, dst: str, data: bytes) -> None:
         """Send raw bytes (tests use this to inject malformed frames)."""
@@ -110,7 +110,7 @@ class SimNetwork:
         if held is not None:
             held.append(data)
             return
-        faults = self._faults(src, dst)
+        faults = self._links.get((src, dst), self.defaults) if self._links else self.defaults
         rng = self.rng
         if faults.loss and rng.random() < faults.loss:
             self.stats["lost"] += 1
@@ -121,16 +121,19 @@ class SimNetwork:
             self._schedule(src, dst, data, faults)
 
     def _schedule(self, src: str, dst: str, data: bytes, faults: LinkFaults) -> None:
-        now = self.sched.now
-        arrive = now + self.rng.uniform(faults.latency_min_s, faults.latency_max_s)
+        rng = self.rng
+        lo = faults.latency_min_s
+        arrive = self.sched.now + lo + (faults.latency_max_s - lo) * rng.random()  # = rng.uniform(lo, hi)
         link = (src, dst)
-        if not (faults.reorder and self.rng.random() < faults.reorder):
-            arrive = max(arrive, self._last_arrival.get(link, 0.0))
+        if not (faults.reorder and rng.random() < faults.reorder):
+            last = self._last_arrival.get(link, 0.0)
+            if last > arrive:
+                arrive = last
             self._last_arrival[link] = arrive
-        self.sched.at(arrive, lambda: self._deliver(src, dst, data))
+        self.sched.at_call(arrive, self._deliver, (src, dst, data))
 
     def _deliver(self, src: str, dst: str, data: bytes) -> None:
-        if (src, dst) in self._cut:
+        if self._cut and (src, dst) in self._cut:
             self.stats["cut"] += 1
             return
         node = self.sched.nodes.get(dst)
@@ -138,12 +141,10 @@ class SimNetwork:
             self.stats["undeliverable"] += 1
             return
         try:
-            env = wire.decode(data)
-            if not isinstance(env, Envelope):
-                raise wire.BadField(f"expected Envelope, got {type(env).__name__}")
+            _, actor, payload = wire.decode_fields(data, Envelope)
         except wire.WireError as exc:
             self.stats["bad"] += 1
             self.sched.record(repr(self.sched.now), "bad", src, dst, str(exc))
             return
         self.stats["delivered"] += 1
-        node.deliver_local(env.dst_actor, env.payload)
+        node.deliver_local(actor, payload)

@@ -33,6 +33,7 @@ from typing import Any
 import greenlet
 import pykka
 from pykka import ActorRegistry
+from pykka._envelope import Envelope as _PykkaEnvelope  # what ActorRef.tell puts in an inbox
 
 from runtime import wire
 from runtime.env import Env
@@ -168,16 +169,10 @@ class SimEnv(Env):
 
     def call_later(self, delay_s: float, ref: Any, msg: Any) -> _Timer:
         timer = _Timer()
-        node, inc = self._node, self.incarnation
-
-        def fire() -> None:
-            if timer.cancelled or not node.up or node.incarnation != inc:
-                return
-            if ref.is_alive():
-                ref.tell(msg)
-
+        node = self._node
         # A fast clock makes timers fire early in real (virtual) time.
-        self._sched.at(self._sched.now + max(0.0, delay_s) / self._node.clock_rate, fire)
+        self._sched.at_call(self._sched.now + max(0.0, delay_s) / node.clock_rate, _fire_timer,
+                            (timer, node, self.incarnation, ref, msg))
         return timer
 
     def send(self, node: str, actor: str, msg: Any) -> None:
@@ -200,6 +195,14 @@ class SimEnv(Env):
         sup = self._node.supervisor
         if sup is not None and sup != actor:
             self._node.deliver_local(sup, ChildFailed(node=self.node, actor=actor, error=error))
+
+
+def _fire_timer(timer: _Timer, node: SimNode, incarnation: int, ref: Any, msg: Any) -> None:
+    """A timer event: ``ref.tell(msg)`` unless cancelled, the node crashed since, or the actor is gone."""
+    if timer.cancelled or not node.up or node.incarnation != incarnation:
+        return
+    if not ref.actor_stopped.is_set():
+        ref.actor_inbox.put(_PykkaEnvelope(msg))  # ref.tell(msg), minus its second liveness check
 
 
 class SimNode:
@@ -228,10 +231,10 @@ class SimNode:
 
     def deliver_local(self, actor: str, msg: Any) -> None:
         ref = self.actors.get(actor)
-        if ref is None or not ref.is_alive() or not self.up:
+        if ref is None or ref.actor_stopped.is_set() or not self.up:
             self.dropped_local += 1
             return
-        ref.tell(msg)
+        ref.actor_inbox.put(_PykkaEnvelope(msg))  # ref.tell(msg), minus its second liveness check
 
     def start(self) -> None:
         if self.boot is not None:
@@ -263,7 +266,8 @@ class Scheduler:
         self.now = 0.0
         self.rng = random.Random(f"{seed}:sched")
         self._main = greenlet.getcurrent()
-        self._events: list[tuple[float, int, Callable[[], None]]] = []
+        # (when, seq, fn, args): fn(*args) runs at virtual time `when`; seq keeps ties in order.
+        self._events: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
         self._ready: list[SimActor] = []
         self._actors: dict[int, SimActor] = {}
@@ -304,7 +308,12 @@ class Scheduler:
     # ------------------------------------------------------------ events
     def at(self, when: float, fn: Callable[[], None]) -> None:
         self._seq += 1
-        heapq.heappush(self._events, (when, self._seq, fn))
+        heapq.heappush(self._events, (when, self._seq, fn, ()))
+
+    def at_call(self, when: float, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        """``fn(*args)`` at *when* (no closure to build: the network and timers use this)."""
+        self._seq += 1
+        heapq.heappush(self._events, (when, self._seq, fn, args))
 
     def _mark_ready(self, actor: SimActor) -> None:
         actor._sim_ready = True
@@ -334,10 +343,10 @@ class Scheduler:
         if until is not None and when > until:
             self.now = max(self.now, until)
             return False
-        _, _, fn = heapq.heappop(self._events)
+        _, _, fn, args = heapq.heappop(self._events)
         if when > self.now:
             self.now = when
-        fn()
+        fn(*args)
         self.steps += 1
         return True
 
@@ -374,8 +383,19 @@ class Scheduler:
         self.run_until_time(self.now + seconds)
 
     def run_until_time(self, t: float) -> None:
-        while self.step(until=t):
-            pass
+        # step(until=t) until it returns False, inlined: this loop is the simulator's hot path.
+        ready, events, pop, run_one = self._ready, self._events, heapq.heappop, self._run_one
+        while True:
+            if ready:
+                run_one()
+                continue
+            if not events or events[0][0] > t:
+                break
+            when, _, fn, args = pop(events)
+            if when > self.now:
+                self.now = when
+            fn(*args)
+            self.steps += 1
         self.now = max(self.now, t)
 
     def run_until(self, cond: Callable[[], bool], timeout_s: float) -> bool:
