@@ -106,6 +106,10 @@ class Watch:
     reply: Any
     timeout_s: float
     query: Any = None
+    # Optional ``index_fn(state) -> int`` used instead of the tables' index:
+    # a watch on one key (a client's own allocations) then wakes only when
+    # that key changes, not on every change to the table.
+    index_fn: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -575,6 +579,8 @@ class RaftPeer(NodeActor):
 
     # ============================================================ blocking queries
     def _watch_index(self, w: Watch) -> int:
+        if w.index_fn is not None:
+            return w.index_fn(self.state)
         return max((self.state.table_index.get(t, 0) for t in w.tables), default=0)
 
     def _watch(self, w: Watch) -> None:

@@ -46,6 +46,11 @@ class AllocEndpointConfig:
             raise ValueError("max_wait_s must be > 0 and max_parked >= 1")
 
 
+def node_alloc_index(state: Any, node_id: str) -> int:
+    """Watch index: the node's highest AllocModifyIndex (0 before it has any)."""
+    return state.node_alloc_index.get(node_id, 0)
+
+
 def client_allocs(state: Any, node_id: str, secret_id: str) -> tuple[str, int, bytes]:
     """Watch query: ("", node index, msgpack allocs) or (error, 0, b"")."""
     node = state.tables["nodes"].get(node_id)
@@ -88,7 +93,7 @@ class AllocEndpoint(NodeActor):
                 wait = 0.0
             pid = self._id()
             self._parked[pid] = _Parked(message, self.env.now() + wait)
-            self._watch(pid, 0, 0.0)
+            self._watch(pid, message.min_index, wait)
         elif isinstance(message, UpdateAllocs):
             self.stats["updates"] += 1
             try:
@@ -117,9 +122,12 @@ class AllocEndpoint(NodeActor):
     def _watch(self, pid: int, min_index: int, timeout_s: float) -> None:
         p = self._parked[pid]
         query = functools.partial(client_allocs, node_id=p.req.node_id, secret_id=p.req.secret_id)
-        self.send(self.env.node, self.raft, Watch(tables=("allocs", "nodes"), min_index=min_index,
+        # Wakes only when this node's allocations change (the store keeps a
+        # per-node index), not on every change to the allocs table.
+        index_fn = functools.partial(node_alloc_index, node_id=p.req.node_id)
+        self.send(self.env.node, self.raft, Watch(tables=("allocs",), min_index=min_index,
                                                   reply=ReplyTo(self.env, self.name, ("watch", pid)),
-                                                  timeout_s=timeout_s, query=query))
+                                                  timeout_s=timeout_s, query=query, index_fn=index_fn))
 
     def _propose(self, m: UpdateAllocs | UpdateDrain, data: bytes) -> None:
         wid = self._id()
@@ -153,11 +161,7 @@ class AllocEndpoint(NodeActor):
             del self._parked[key]
             self.send(r.reply_node, r.reply_actor, ClientAllocsResponse(req_id=r.req_id, ok=False, error=m.error))
             return
-        table_index, (error, node_index, data) = m.value
-        left = p.deadline - self.env.now()
-        if error or node_index > r.min_index or left <= 0:
-            del self._parked[key]
-            self.send(r.reply_node, r.reply_actor, ClientAllocsResponse(
-                req_id=r.req_id, ok=not error, error=error, index=node_index, allocs=data))
-            return
-        self._watch(key, table_index, left)
+        _, (error, node_index, data) = m.value
+        del self._parked[key]
+        self.send(r.reply_node, r.reply_actor, ClientAllocsResponse(
+            req_id=r.req_id, ok=not error, error=error, index=node_index, allocs=data))

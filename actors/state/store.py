@@ -50,6 +50,9 @@ class StateStore:
         # Secondary index: node ID -> IDs of its allocations (what a client
         # asks for on every blocking query; a scan would be O(all allocations)).
         self.allocs_by_node: dict[str, set[str]] = {}
+        # node ID -> the highest AllocModifyIndex of its allocations: what a
+        # client's blocking query waits on (server-side changes only).
+        self.node_alloc_index: dict[str, int] = {}
         self._watchers: list[Callable[[str, int], None]] = []
         self._ops: dict[str, Callable[[int, dict[str, Any]], Any]] = {
             "kv_put": self._kv_put,
@@ -94,7 +97,11 @@ class StateStore:
             return {"error": f"{type(exc).__name__}: {exc}"}
 
     def _index_alloc(self, alloc: dict[str, Any]) -> None:
-        self.allocs_by_node.setdefault(alloc.get("NodeID", ""), set()).add(alloc["ID"])
+        node = alloc.get("NodeID", "")
+        self.allocs_by_node.setdefault(node, set()).add(alloc["ID"])
+        mi = alloc.get("AllocModifyIndex", alloc.get("ModifyIndex", 0))
+        if mi > self.node_alloc_index.get(node, 0):
+            self.node_alloc_index[node] = mi
 
     def node_allocs(self, node_id: str) -> list[dict[str, Any]]:
         """The node's allocations (the store's own records: callers must not modify them)."""
@@ -195,6 +202,7 @@ class StateStore:
         self.tables = {t: dict(snap["tables"].get(t, {})) for t in TABLES}
         self.table_index = {t: int(snap["index"].get(t, 0)) for t in TABLES}
         self.allocs_by_node = {}
+        self.node_alloc_index = {}
         for a in self.tables["allocs"].values():
             self._index_alloc(a)
         self.applied_index = index
@@ -431,6 +439,7 @@ class StateStore:
                 rec["ClientStatus"] = s["ClientStatus"]
                 rec["ClientDescription"] = s.get("DesiredDescription", "")
             allocs[rec["ID"]] = rec
+            self._index_alloc(rec)
             touched = True
         used: dict[str, list[int]] = {}
         placing = {p["NodeID"] for p in plan["Place"]}
@@ -633,6 +642,7 @@ class StateStore:
                 continue
             allocs[alloc_id] = {**a, "DesiredTransition": {"Migrate": True}, "ModifyIndex": index,
                                 "AllocModifyIndex": index, "ModifyTime": now}
+            self._index_alloc(allocs[alloc_id])
             jobs.add(a["JobID"])
         if jobs:
             self._touch("allocs", index)
