@@ -109,6 +109,11 @@ class AgentContext:
     raft_storage: Any = None  # an opened RaftStorage for a server; None: no Raft peer
     raft_bootstrap: tuple[str, ...] = ()  # voters to bootstrap a new cluster with (bootstrap_expect=1)
     client_state_dir: str | None = None  # the client's state dir; None: no client actors (simulator specs)
+    # Gossip encryption (server.encrypt / serf.keyring): the keys, primary
+    # first (empty: off), and the edge hook that applies a changed list to the
+    # transport and persists it (runtime.gossip_crypto.GossipCrypto.install).
+    gossip_keyring: tuple[str, ...] = ()
+    gossip_keyring_sink: Callable[[tuple[str, ...]], None] | None = None
 
 
 SpecFactory = Callable[[Config, AgentContext], list[ChildSpec]]
@@ -151,7 +156,8 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     if ctx.http_listener is not None:
         host, port = ctx.http_listener.getsockname()[:2]
         http = HttpContext(metrics=ctx.metrics, prometheus=config.telemetry.prometheus_metrics,
-                           runtime_info=ctx.runtime_info, bind=(host, port))
+                           runtime_info=ctx.runtime_info, bind=(host, port),
+                           max_conns_per_client=config.limits.http_max_conns_per_client)
         specs.append(ChildSpec(name="http", cls=HttpApi, args=(ctx.http_listener, http)))
     return specs
 
@@ -221,12 +227,22 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                   kwargs=(("region", config.region), ("bootstrap_expect", srv.bootstrap_expect))),
         ChildSpec(name=LAN_POOL, cls=GossipMember, role="server", leaves=True,
                   kwargs=(("member_name", f"{config.name}.{config.region}"),
-                          ("config", profile(srv.gossip_profile)),
+                          ("config", _gossip_config(profile(srv.gossip_profile), ctx)),
                           ("tags", tags), ("subscribers", ((ctx.addrs.rpc_adv, "server-membership"),)),
                           ("advertise", ctx.addrs.serf_adv), ("start_join", start_join),
                           ("retry_join_interval_s", join.retry_interval_s if join.retry_join else 0.0),
-                          ("retry_max", join.retry_max), ("report_to", "agent"))),
+                          ("retry_max", join.retry_max), ("report_to", "agent"),
+                          ("keyring", ctx.gossip_keyring), ("keyring_sink", ctx.gossip_keyring_sink))),
     ]
+
+
+def _gossip_config(cfg: Any, ctx: AgentContext) -> Any:
+    """With a keyring every packet grows by the encryption overhead: leave it room in the budget."""
+    if not ctx.gossip_keyring:
+        return cfg
+    from runtime.gossip_crypto import OVERHEAD
+
+    return cfg.with_(encrypt_overhead_bytes=OVERHEAD)
 
 
 def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:

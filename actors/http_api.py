@@ -32,6 +32,7 @@ import pykka
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 
 from actors.agent_messages import GetHealth, GetSelf, Reload
+from actors.http_limits import LimitedWSGIServer
 from actors.metrics import Metrics
 from runtime.actor import NodeActor
 from runtime.config import format_duration
@@ -95,6 +96,7 @@ class HttpContext:
     runtime_info: Callable[[], dict[str, str]] | None = None
     bind: tuple[str, int] = ("127.0.0.1", 4646)  # where to re-listen after a restart
     agent: str = "agent"  # the supervisor's actor name
+    max_conns_per_client: int = 0  # limits.http_max_conns_per_client (actors.http_limits); 0: no cap
 
 
 @dataclass(slots=True)
@@ -331,9 +333,10 @@ class HttpApi(NodeActor):
             listener = bind_listener(*self.ctx.bind)
         # pywsgi's own error log reports clients' malformed requests (already
         # answered 400/414): a client's fault, so DEBUG, as Nomad logs 4xx.
-        self.server = WSGIServer(listener, App(Api(self.env, self.ctx)), log=None,
-                                 error_log=LoggingLogAdapter(log, logging.DEBUG),
-                                 spawn=gevent.pool.Pool(MAX_CONNECTIONS))
+        self.server = LimitedWSGIServer(listener, App(Api(self.env, self.ctx)), log=None,
+                                        max_conns_per_client=self.ctx.max_conns_per_client,
+                                        error_log=LoggingLogAdapter(log, logging.DEBUG),
+                                        spawn=gevent.pool.Pool(MAX_CONNECTIONS))
         self.server.start()
         host, port = listener.getsockname()[:2]
         log.info("serving the HTTP API on %s:%d", host, port)
@@ -813,3 +816,4 @@ def system_gc(req: Request, api: Api) -> Any:
 # The job, allocation, evaluation and node drain/eligibility endpoints register
 # their routes on import (a module of their own; it uses the plumbing above).
 import actors.http_jobs  # noqa: E402,F401
+import actors.http_keyring  # noqa: E402,F401  (gossip keyring endpoints)

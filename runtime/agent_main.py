@@ -48,7 +48,9 @@ from runtime.config import Config, ConfigError, parse_args
 from runtime.datadir import AgentState, DataDirError, open_state
 from runtime.logging_setup import LogControl, setup_logging
 from runtime.prod import ProdNode
-from runtime.transport import GossipTransport, TcpTransport
+from runtime.transport import GossipTransport, TcpTransport, TransportConfig
+from runtime.gossip_crypto import GossipCrypto, KeyringError, load_keyring_file, save_keyring_file
+from actors.gossip.keyring import normalize_key
 from actors.raft.storage import MemoryStorage, StorageError
 from actors.raft.sqlite_store import SqliteStorage
 
@@ -363,7 +365,7 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
     node = ProdNode(addrs.rpc_adv, supervisor="agent")
     try:
         raft_storage, transport = _server_edges(cfg, addrs, state, node)
-    except (OSError, StorageError) as e:
+    except (OSError, StorageError, KeyringError) as e:
         console.error(f"Error starting agent: {e}")
         listener.close()
         return 1
@@ -378,9 +380,12 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
         addrs = dataclasses.replace(addrs, serf_bind=transport.gossip.address,
                                     serf_adv=addrs.serf_adv.rsplit(":", 1)[0] + ":" + port)
     bootstrap = (addrs.rpc_adv,) if cfg.server.enabled and cfg.server.bootstrap_expect == 1 else ()
+    crypto = transport.gossip.crypto if isinstance(transport, _Both) else None
     ctx = AgentContext(hooks=process, metrics=metrics, node_id=state.node_id,
                        client_id=state.client_id, addrs=addrs, http_listener=listener,
-                       sampler=probe.sample, runtime_info=probe.info,
+                       sampler=_edge_sampler(probe, transport), runtime_info=probe.info,
+                       gossip_keyring=crypto.keyring.keys if crypto is not None else (),
+                       gossip_keyring_sink=crypto.install if crypto is not None else None,
                        raft_storage=raft_storage, raft_bootstrap=bootstrap,
                        client_state_dir=_client_state_dir(cfg, state))
     # Routed from here on: a stop signal during start-up ends the process at
@@ -427,7 +432,7 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
             return None, None
         # A client-only agent listens on its RPC port too: servers answer
         # registrations and heartbeats to it there.
-        rpc = TcpTransport(addrs.rpc_bind, node.deliver_envelope)
+        rpc = TcpTransport(addrs.rpc_bind, node.deliver_envelope, config=rpc_transport_config(cfg))
         try:
             rpc.start()
         except OSError as e:
@@ -445,7 +450,7 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         except StorageError:
             storage.close()
             raise
-    transport = TcpTransport(addrs.rpc_bind, node.deliver_envelope)
+    transport = TcpTransport(addrs.rpc_bind, node.deliver_envelope, config=rpc_transport_config(cfg))
     try:
         transport.start()
     except OSError as e:
@@ -454,7 +459,14 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
     node.transport = transport
     from actors.gossip.messages import PUSH_PULL_TYPES
 
-    gossip = GossipTransport(addrs.serf_bind, node.deliver_envelope, stream_types=PUSH_PULL_TYPES)
+    try:
+        crypto = gossip_crypto(cfg, state)
+    except KeyringError:
+        transport.stop()
+        storage.close()
+        raise
+    gossip = GossipTransport(addrs.serf_bind, node.deliver_envelope, stream_types=PUSH_PULL_TYPES,
+                             crypto=crypto, config=_gossip_transport_config(cfg))
     try:
         gossip.start()
     except OSError as e:
@@ -463,6 +475,70 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         raise OSError(e.errno, f"listen udp/tcp {addrs.serf_bind}: {e.strerror or e}") from None
     node.routes["gossip"] = gossip
     return storage, _Both(transport, gossip)
+
+
+# ---------------------------------------------------------------- security edges (issue 10)
+
+KEYRING_FILE = "serf.keyring"  # Nomad: <data_dir>/server/serf.keyring
+
+
+def gossip_crypto(cfg: Config, state: AgentState) -> GossipCrypto | None:
+    """The gossip keyring, as Nomad's ``setupKeyrings``; None when gossip is not encrypted.
+
+    An existing ``serf.keyring`` wins (it holds keys rotated since the first
+    start); otherwise ``server.encrypt`` starts it, and the file is written so
+    a restart keeps what later rotations change.  -dev keeps it in memory.
+    """
+    path = None
+    if not cfg.dev_mode and state.data_dir is not None:
+        path = os.path.join(state.data_dir, "server", KEYRING_FILE)
+    if path is not None and os.path.exists(path):
+        keys = load_keyring_file(path)
+        if cfg.server.encrypt and normalize_key(cfg.server.encrypt) not in keys:
+            log.warning("server.encrypt is not in the keyring %s: using the keyring's keys "
+                        "(they survive rotation; remove the file to start from server.encrypt)", path)
+        return GossipCrypto(keys, path=path)
+    if not cfg.server.encrypt:
+        return None
+    crypto = GossipCrypto([normalize_key(cfg.server.encrypt)], path=path)
+    if path is not None:
+        save_keyring_file(path, crypto.keyring.keys)
+    return crypto
+
+
+def rpc_transport_config(cfg: Config) -> TransportConfig:
+    """The RPC port's limits: per-IP connections and the first-frame deadline (``limits``)."""
+    return TransportConfig(max_conns_per_client=cfg.limits.rpc_max_conns_per_client,
+                           handshake_timeout_s=cfg.limits.rpc_handshake_timeout_s)
+
+
+def _gossip_transport_config(cfg: Config) -> TransportConfig:
+    """Gossip streams take the same per-IP and handshake limits as RPC (Nomad applies them to the
+    RPC listener only; the serf port is as exposed, so we bound it too)."""
+    return rpc_transport_config(cfg)
+
+
+def _edge_sampler(probe: RuntimeProbe, transport: Any) -> Any:
+    """The runtime gauges plus the network edges' refusals (decrypt failures, limits, timeouts)."""
+    def sample() -> list[tuple[tuple[str, ...], float]]:
+        out = list(probe.sample())
+        rpc = transport.rpc if isinstance(transport, _Both) else transport
+        if isinstance(rpc, TcpTransport):
+            st = rpc.stats
+            out += [(("rpc", "conn_limit_refused"), st["refused_conn_limit"]),
+                    (("rpc", "handshake_timeouts"), st["handshake_timeouts"]),
+                    (("rpc", "bad_frames"), st["bad_frames"])]
+        if isinstance(transport, _Both):
+            st = transport.gossip.stats
+            out += [(("memberlist", "decrypt_failed"),
+                     st.get("udp_decrypt_failed", 0) + st.get("tcp_decrypt_failed", 0)),
+                    (("memberlist", "bad_packets"),
+                     st.get("udp_bad_frames", 0) + st.get("tcp_bad_frames", 0))]
+        from actors.http_limits import HTTP_LIMIT_STATS
+
+        out.append((("http", "conn_limit_refused"), HTTP_LIMIT_STATS["refused_conn_limit"]))
+        return out
+    return sample
 
 
 def _client_state_dir(cfg: Config, state: AgentState) -> str | None:

@@ -149,6 +149,12 @@ from runtime.cli_jobs import JOB_COMMANDS  # noqa: E402
 
 COMMANDS.update(JOB_COMMANDS)
 
+# ---- gossip keyring (issue 10): operator gossip keyring generate|-list|-install|-use|-remove
+from runtime.cli_keyring import KEYRING_COMMANDS  # noqa: E402
+
+COMMANDS.update(KEYRING_COMMANDS)
+# ---- end gossip keyring
+
 
 def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)

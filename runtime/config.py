@@ -47,6 +47,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DrainOnShutdown",
+    "Limits",
     "Ports",
     "Reserved",
     "ServerConfig",
@@ -210,6 +211,22 @@ class ClientConfig:
 
 
 @conf
+class Limits:
+    """Nomad's ``limits`` block (command/agent/config.go ``DefaultLimits``): what one client may hold.
+
+    A slow or hostile client must not starve the agent: connections per
+    client IP are capped on the HTTP and RPC ports (beyond the cap a
+    connection is refused, logged and counted), and an RPC connection that
+    has not completed its first frame within the handshake timeout is
+    dropped (slow-loris).  0 disables a limit, as in Nomad.
+    """
+
+    http_max_conns_per_client: int = _f(100, ge=0)  # Nomad default 100; 0: no limit
+    rpc_max_conns_per_client: int = _f(100, ge=0)  # Nomad default 100; also bounds the serf TCP port
+    rpc_handshake_timeout_s: float = _dur(5, ge=0)  # Nomad default 5s: first frame within it; 0: none
+
+
+@conf
 class Telemetry:
     # DefaultConfig telemetry block; the in-memory sink backs /v1/metrics and SIGUSR1.
     collection_interval_s: float = _dur(1, gt=0)
@@ -242,6 +259,7 @@ class Config:
     server: ServerConfig = _sub(ServerConfig)
     client: ClientConfig = _sub(ClientConfig)
     telemetry: Telemetry = _sub(Telemetry)
+    limits: Limits = _sub(Limits)
     dev_mode: bool = _f(False, file=False)  # set by -dev only (Nomad: hcl:"-")
 
     def graceful_timeout_s(self) -> float:

@@ -33,6 +33,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gevent
 import gevent.pool
@@ -41,9 +42,12 @@ import gevent.select
 import gevent.socket
 from gevent.server import DatagramServer, StreamServer
 
+from runtime.gossip_crypto import OVERHEAD as ENCRYPT_OVERHEAD
+from runtime.gossip_crypto import GossipCrypto
 from runtime.messages import Envelope
 from runtime.wire import (
     DEFAULT_MAX_FRAME_BYTES,
+    FRAME_HEADER,
     BadField,
     FrameDecoder,
     FrameTooLarge,
@@ -87,6 +91,15 @@ class TransportConfig:
     backoff_max_s: float = 5.0  # cap so a healed peer is reached again within seconds
     write_timeout_s: float = 10.0  # a peer not draining its socket this long is treated as broken
     udp_max_packet_bytes: int = 1400  # memberlist's UDPBufferSize: fits a 1500-byte MTU without fragmenting
+    # Nomad limits.rpc_max_conns_per_client (100): inbound connections one IP
+    # may hold open; beyond it a connection is closed at once (logged,
+    # counted).  Bounds the greenlets and buffers one host can make us keep.
+    # 0: no limit (Nomad's meaning of 0).
+    max_conns_per_client: int = 0
+    # Nomad limits.rpc_handshake_timeout (5s): an inbound connection must
+    # complete its first frame within this, or it is dropped -- a slow-loris
+    # client that opens connections and dribbles bytes cannot pin them.  0: no deadline.
+    handshake_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -101,6 +114,13 @@ class TransportConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"TransportConfig.{name} must be a positive number, got {value!r}")
+        if not self.handshake_timeout_s >= 0:
+            raise ValueError(f"TransportConfig.handshake_timeout_s must be >= 0 (0: none), "
+                             f"got {self.handshake_timeout_s!r}")
+        if isinstance(self.max_conns_per_client, bool) or not isinstance(self.max_conns_per_client, int) \
+                or self.max_conns_per_client < 0:
+            raise ValueError("TransportConfig.max_conns_per_client must be an int >= 0 (0: no limit), "
+                             f"got {self.max_conns_per_client!r}")
         for name in ("max_frame_bytes", "queue_limit", "udp_max_packet_bytes"):
             if not isinstance(getattr(self, name), int):
                 raise ValueError(f"TransportConfig.{name} must be an int, got {getattr(self, name)!r}")
@@ -243,11 +263,16 @@ class TcpTransport:
     slow callback stalls that connection and, through TCP, its sender.
     """
 
-    def __init__(self, bind: str, deliver: Deliver, *, config: TransportConfig | None = None) -> None:
+    def __init__(self, bind: str, deliver: Deliver, *, config: TransportConfig | None = None,
+                 crypto: GossipCrypto | None = None) -> None:
         self.config = config or TransportConfig()
         self._bind = parse_address(bind)
         self._deliver = deliver
+        # Gossip streams: every frame's body is sealed with the keyring (runtime.gossip_crypto).
+        self.crypto = crypto
         self._rng = random.Random(os.urandom(16))  # edge code: real entropy for backoff jitter
+        self._conns_per_ip: dict[str, int] = {}
+        self._refusal_log = _RateLimitedLog(log, _REFUSAL_LOG_INTERVAL_S)
         self._links: dict[str, PeerLink] = {}
         self._handlers = gevent.pool.Pool()
         self._server: StreamServer | None = None
@@ -262,6 +287,9 @@ class TcpTransport:
             "connects",
             "reconnects",
             "deliver_errors",
+            "decrypt_failed",
+            "refused_conn_limit",
+            "handshake_timeouts",
         )
 
     def start(self) -> None:
@@ -308,12 +336,23 @@ class TcpTransport:
         if link.queue.full():
             return self._drop("dropped_queue_full")
         try:
-            frame = encode_frame(env, self.config.max_frame_bytes)
+            frame = self._frame(env)
         except FrameTooLarge as exc:
             log.warning("not sending to %s: %s", node, exc)
             return self._drop("dropped_oversize")
         link.queue.put_nowait(frame)
         return True
+
+    def _frame(self, env: Envelope) -> bytes:
+        """One length-prefixed frame; with a keyring its body is sealed (the limit counts the overhead)."""
+        if self.crypto is None:
+            return encode_frame(env, self.config.max_frame_bytes)
+        body = encode(env)
+        if len(body) + ENCRYPT_OVERHEAD > self.config.max_frame_bytes:
+            raise FrameTooLarge(f"frame of {len(body) + ENCRYPT_OVERHEAD} bytes exceeds limit "
+                                f"{self.config.max_frame_bytes}")
+        sealed = self.crypto.seal(body)
+        return FRAME_HEADER.pack(len(sealed)) + sealed
 
     def stop(self) -> None:
         """Close the listener, inbound connections and every peer link; idempotent."""
@@ -331,28 +370,135 @@ class TcpTransport:
         return False
 
     def _serve(self, sock: gevent.socket.socket, addr: tuple[str, int]) -> None:
-        """Read one inbound connection until EOF or the first bad frame."""
+        """Read one inbound connection until EOF, the first bad frame, or a missed handshake deadline."""
         peer = format_address(addr[0], addr[1])
-        decoder = FrameDecoder(self.config.max_frame_bytes)
+        ip = addr[0]
+        limit = self.config.max_conns_per_client
+        if limit and self._conns_per_ip.get(ip, 0) >= limit:
+            self._stats["refused_conn_limit"] += 1
+            self._refusal_log.warning(
+                "rejecting connection from %s: %d connections from %s already open "
+                "(limits.rpc_max_conns_per_client = %d)", peer, limit, ip, limit)
+            sock.close()
+            return
+        self._conns_per_ip[ip] = self._conns_per_ip.get(ip, 0) + 1
+        try:
+            self._read(sock, peer)
+        finally:
+            left = self._conns_per_ip.get(ip, 1) - 1
+            if left > 0:
+                self._conns_per_ip[ip] = left
+            else:
+                self._conns_per_ip.pop(ip, None)
+            sock.close()
+
+    def _read(self, sock: gevent.socket.socket, peer: str) -> None:
+        decoder: Any = (FrameDecoder(self.config.max_frame_bytes) if self.crypto is None
+                        else SealedFrameDecoder(self.crypto, self.config.max_frame_bytes))
+        # Until the first whole frame, every recv waits only for what is left
+        # of the handshake deadline: dribbling one byte at a time gains nothing.
+        timeout = self.config.handshake_timeout_s
+        deadline: float | None = time.monotonic() + timeout if timeout > 0 else None
         try:
             while True:
+                if deadline is not None:
+                    sock.settimeout(max(0.001, deadline - time.monotonic()))
                 data = sock.recv(_READ_CHUNK)
                 if not data:
                     if decoder.pending_bytes:
                         raise TruncatedFrame(f"closed inside a frame ({decoder.pending_bytes} bytes)")
                     return
                 for msg in decoder.feed(data):
+                    if deadline is not None:
+                        deadline = None
+                        sock.settimeout(None)
                     if not isinstance(msg, Envelope):
                         raise BadField(f"expected Envelope, got {type(msg).__name__}")
                     self._stats["received"] += 1
                     _call_deliver(self._deliver, msg, self._stats, peer)
+        except DecryptFailed as exc:
+            self._stats["decrypt_failed"] += 1
+            if self.crypto is not None:
+                self.crypto.failed(peer, "stream", str(exc))
         except WireError as exc:
             self._stats["bad_frames"] += 1
             log.warning("closing connection from %s: bad frame: %s: %s", peer, type(exc).__name__, exc)
+        except TimeoutError:
+            self._stats["handshake_timeouts"] += 1
+            self._refusal_log.info("closing connection from %s: no complete frame within the %gs "
+                                   "handshake timeout (limits.rpc_handshake_timeout)", peer,
+                                   self.config.handshake_timeout_s)
         except OSError as exc:
             log.debug("connection from %s ended: %s", peer, exc)
-        finally:
-            sock.close()
+
+
+class DecryptFailed(WireError):
+    """A sealed frame that no installed key opens (the stream is closed)."""
+
+
+class SealedFrameDecoder:
+    """:class:`~runtime.wire.FrameDecoder` for gossip streams: each frame body is opened first."""
+
+    __slots__ = ("_buf", "_crypto", "_max")
+
+    def __init__(self, crypto: GossipCrypto, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self._buf = bytearray()
+        self._crypto = crypto
+        self._max = max_frame_bytes
+
+    def feed(self, data: bytes) -> list[Any]:
+        self._buf += data
+        out = []
+        while len(self._buf) >= FRAME_HEADER.size:
+            (length,) = FRAME_HEADER.unpack_from(self._buf)
+            if length > self._max:
+                raise FrameTooLarge(f"frame length {length} exceeds limit {self._max}")
+            end = FRAME_HEADER.size + length
+            if len(self._buf) < end:
+                break
+            body = bytes(self._buf[FRAME_HEADER.size : end])
+            del self._buf[:end]
+            try:
+                plain = self._crypto.keyring.open(body)
+            except ValueError as exc:  # DecryptError
+                raise DecryptFailed(str(exc)) from None
+            self._crypto.stats["opened"] += 1
+            out.append(decode(plain, self._max))
+        return out
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._buf)
+
+
+# A refused or timed-out connection is logged at most this often per transport
+# (every one is counted): a flood must not turn into a flood of log lines.
+_REFUSAL_LOG_INTERVAL_S = 10.0
+
+
+class _RateLimitedLog:
+    """At most one line per interval; the next line says how many were suppressed."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float) -> None:
+        self._log, self._interval_s = logger, interval_s
+        self._last = float("-inf")
+        self._suppressed = 0
+
+    def warning(self, fmt: str, *args: Any) -> None:
+        self._emit(logging.WARNING, fmt, args)
+
+    def info(self, fmt: str, *args: Any) -> None:
+        self._emit(logging.INFO, fmt, args)
+
+    def _emit(self, level: int, fmt: str, args: tuple[Any, ...]) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval_s:
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            fmt += f" ({self._suppressed} more not logged)"
+        self._last, self._suppressed = now, 0
+        self._log.log(level, fmt, *args)
 
 
 def _call_deliver(deliver: Deliver, env: Envelope, stats: dict[str, int], peer: str) -> None:
@@ -370,10 +516,12 @@ def _call_deliver(deliver: Deliver, env: Envelope, stats: dict[str, int], peer: 
 class UdpTransport:
     """One Envelope per datagram (``encode(env)``, no length header), for gossip."""
 
-    def __init__(self, bind: str, deliver: Deliver, *, config: TransportConfig | None = None) -> None:
+    def __init__(self, bind: str, deliver: Deliver, *, config: TransportConfig | None = None,
+                 crypto: GossipCrypto | None = None) -> None:
         self.config = config or TransportConfig()
         self._bind = parse_address(bind)
         self._deliver = deliver
+        self.crypto = crypto  # every datagram sealed with the keyring (runtime.gossip_crypto)
         self._server: DatagramServer | None = None
         self._sock: gevent.socket.socket | None = None
         self._stopped = False
@@ -384,6 +532,7 @@ class UdpTransport:
             "dropped_unreachable",
             "bad_frames",
             "deliver_errors",
+            "decrypt_failed",
         )
 
     def start(self) -> None:
@@ -419,7 +568,9 @@ class UdpTransport:
         return self.send_bytes(node, encode(env))
 
     def send_bytes(self, node: str, data: bytes) -> bool:
-        """Send an already encoded Envelope as one datagram (see send)."""
+        """Send an already encoded Envelope as one datagram (see send); sealed here with a keyring."""
+        if self.crypto is not None:
+            data = self.crypto.seal(data)
         if len(data) > self.config.udp_max_packet_bytes:
             log.warning("not sending %d-byte packet to %s: over udp_max_packet_bytes", len(data), node)
             self._stats["dropped_oversize"] += 1
@@ -448,6 +599,12 @@ class UdpTransport:
 
     def _handle(self, data: bytes, addr: tuple[str, int]) -> None:
         peer = format_address(addr[0], addr[1])
+        if self.crypto is not None:
+            opened = self.crypto.open(data, peer, "packet")
+            if opened is None:
+                self._stats["decrypt_failed"] += 1
+                return
+            data = opened
         try:
             msg = decode(data, self.config.max_frame_bytes)
             if not isinstance(msg, Envelope):
@@ -473,30 +630,38 @@ class GossipTransport:
     """
 
     def __init__(self, bind: str, deliver: Callable[[Envelope], None], *,
-                 config: TransportConfig | None = None, stream_types: tuple[type, ...] = ()) -> None:
+                 config: TransportConfig | None = None, stream_types: tuple[type, ...] = (),
+                 crypto: GossipCrypto | None = None) -> None:
         # Payload types always sent over TCP whatever their size: memberlist's
         # push-pull (and so a join) is a stream exchange, never a lossy packet.
         self._stream_types = stream_types
         self._bind = bind
-        self.udp = UdpTransport(bind, deliver, config=config)
+        # With a keyring every packet and stream frame is sealed; None: plaintext
+        # (no server.encrypt).  Shared by both transports, so a key change made
+        # by the gossip actor (crypto.install) applies to both at once.
+        self.crypto = crypto
+        self.udp = UdpTransport(bind, deliver, config=config, crypto=crypto)
         self.tcp: TcpTransport | None = None
         self._deliver = deliver
         self._config = config
+
+    def _tcp(self, bind: str) -> TcpTransport:
+        return TcpTransport(bind, self._deliver, config=self._config, crypto=self.crypto)
 
     def start(self) -> None:
         host, port = parse_address(self._bind)
         if port != 0:
             self.udp.start()
-            self.tcp = TcpTransport(self._bind, self._deliver, config=self._config)
+            self.tcp = self._tcp(self._bind)
             self.tcp.start()
             return
         # Port 0 (tests): a port free for TCP need not be free for UDP; retry
         # until one port is free for both.
         last: OSError | None = None
         for _ in range(_BOTH_PORT_TRIES):
-            tcp = TcpTransport(format_address(host, 0), self._deliver, config=self._config)
+            tcp = self._tcp(format_address(host, 0))
             tcp.start()
-            udp = UdpTransport(tcp.address, self._deliver, config=self._config)
+            udp = UdpTransport(tcp.address, self._deliver, config=self._config, crypto=self.crypto)
             try:
                 udp.start()
             except OSError as exc:
@@ -511,10 +676,16 @@ class GossipTransport:
     def address(self) -> str:
         return self.udp.address
 
+    @property
+    def packet_budget(self) -> int:
+        """Bytes of encoded Envelope one UDP packet can carry (memberlist subtracts encryptOverhead)."""
+        overhead = ENCRYPT_OVERHEAD if self.crypto is not None else 0
+        return self.udp.config.udp_max_packet_bytes - overhead
+
     def send(self, node: str, env: Envelope) -> bool:
         if not isinstance(env.payload, self._stream_types):
             data = encode(env)
-            if len(data) <= self.udp.config.udp_max_packet_bytes:
+            if len(data) <= self.packet_budget:
                 return self.udp.send_bytes(node, data)
         return self.tcp.send(node, env) if self.tcp is not None else False
 

@@ -47,6 +47,14 @@ class GossipConfig:
     # start-up (and `server join`) in 5 s rather than TCPTimeout.
     join_timeout_s: float = 5.0
     max_packet_bytes: int = 1400  # memberlist UDPBufferSize: fits a 1500-byte MTU unfragmented
+    # Bytes the transport adds to every packet when gossip is encrypted
+    # (server.encrypt: runtime.gossip_crypto.OVERHEAD, 29); memberlist
+    # subtracts its encryptOverhead from the UDP budget the same way, so an
+    # encrypted packet still fits max_packet_bytes.  0: no encryption.
+    encrypt_overhead_bytes: int = 0
+    # serf QueryTimeoutMult: a keyring operation (serf's internal query)
+    # waits gossip_interval * 16 * ceil(log10(N+1)) for every member's answer.
+    query_timeout_mult: int = 16
     max_queue_depth: int = 4096  # serf MaxQueueDepth: broadcasts beyond this are pruned, oldest first
 
     # ------------------------------------------------ Serf
@@ -90,6 +98,11 @@ class GossipConfig:
                              f"suspicion_mult - 2 confirmations), got {self.suspicion_mult}")
         if self.max_packet_bytes < 512:
             raise ValueError(f"gossip max_packet_bytes must be >= 512, got {self.max_packet_bytes}")
+        if not 0 <= self.encrypt_overhead_bytes <= self.max_packet_bytes // 4:
+            raise ValueError(f"gossip encrypt_overhead_bytes must be 0..{self.max_packet_bytes // 4}, "
+                             f"got {self.encrypt_overhead_bytes}")
+        if self.query_timeout_mult < 1:
+            raise ValueError(f"gossip query_timeout_mult must be >= 1, got {self.query_timeout_mult}")
         if self.reconnect_timeout_s < self.gossip_to_the_dead_s:
             raise ValueError("gossip reconnect_timeout_s must not be below gossip_to_the_dead_s: "
                              "a failed member would be reaped while it may still refute")
@@ -97,6 +110,15 @@ class GossipConfig:
             raise ValueError("gossip tombstone_timeout_s must not be below gossip_to_the_dead_s")
 
     # ------------------------------------------------------------ formulas
+    @property
+    def packet_budget_bytes(self) -> int:
+        """What one packet's encoded Envelope may take: max_packet_bytes less the encryption overhead."""
+        return self.max_packet_bytes - self.encrypt_overhead_bytes
+
+    def query_timeout_s(self, n: int) -> float:
+        """serf ``DefaultQueryTimeout``: gossip_interval * query_timeout_mult * ceil(log10(n + 1))."""
+        return self.gossip_interval_s * self.query_timeout_mult * max(1, math.ceil(math.log10(max(0, n) + 1)))
+
     def retransmit_limit(self, n: int) -> int:
         """How many times a broadcast is sent: retransmit_mult * ceil(log10(n + 1))."""
         return self.retransmit_mult * math.ceil(math.log10(max(0, n) + 1))

@@ -759,7 +759,7 @@ class SwimCore:
                 return True
             return n.state == DEAD and n.state_change < cutoff
 
-        budget = self.cfg.max_packet_bytes - self._gossip_overhead
+        budget = self.cfg.packet_budget_bytes - self._gossip_overhead
         limit = self.retransmit_limit()
         for node in self._k_random(self.cfg.gossip_nodes, exclude):
             items = self.queue.take(budget, limit)
@@ -773,7 +773,7 @@ class SwimCore:
         """Send *msg* with as many queued broadcasts piggybacked as fit in one packet."""
         used = len(wire.encode(msg)) + len(self.addr) + _ENVELOPE_OVERHEAD
         used += sum(len(wire.encode(m)) for m in extra)
-        items = self.queue.take(self.cfg.max_packet_bytes - used, self.retransmit_limit()) if len(
+        items = self.queue.take(self.cfg.packet_budget_bytes - used, self.retransmit_limit()) if len(
             self.queue) else []
         if extra or items:
             self.stats["gossip_sent"] += len(items)

@@ -25,16 +25,30 @@ blocks):
 * :class:`ForceLeave` -> None once the removal is broadcast.
 * :class:`SetTags` -> None; members see a ``member-update``.
 * the agent's ``actors.agent_messages.Leave`` -> ``LeaveDone`` to its ``reply_to``.
+* :class:`~actors.gossip.keyring.KeyringRequest` -> the pool-wide tally of a
+  keyring operation (``actors.gossip.keyring``); ``ask("keyring")`` -> this
+  member's keys, primary first.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from actors.gossip.config import GossipConfig, lan_config
 from actors.gossip.core import CancelTimer, Emit, Reply, Send, SetTimer
+from actors.gossip.keyring import (
+    KEYRING_WIRE_TYPES,
+    NOT_ENABLED,
+    OPS,
+    KeyOp,
+    KeyOpResult,
+    KeyQuery,
+    KeyringRequest,
+    apply_op,
+)
 from actors.gossip.messages import WIRE_TYPES, Tags, make_tags
 from actors.gossip.serf import SerfCore
 from runtime.actor import NodeActor
@@ -114,7 +128,8 @@ class GossipMember(NodeActor):
                  tags: Tags | dict[str, str] = (), subscribers: tuple[tuple[str, str], ...] = (),
                  advertise: str | None = None, start_join: tuple[str, ...] = (),
                  retry_join_interval_s: float = 0.0, retry_max: int = 0,
-                 report_to: str | None = None) -> None:
+                 report_to: str | None = None, keyring: tuple[str, ...] = (),
+                 keyring_sink: Callable[[tuple[str, ...]], None] | None = None) -> None:
         super().__init__(env, name)
         self.cfg = config or lan_config()
         self.core = SerfCore(member_name, advertise or env.node, self.cfg, env.rng,
@@ -129,6 +144,12 @@ class GossipMember(NodeActor):
         self._next_req = 0
         self._start_join_req: int | None = None
         self.bad_messages = 0
+        # Gossip encryption keys, primary first (empty: encryption off).  The
+        # actor decides them; keyring_sink applies each new list at the edge
+        # (the transport's GossipCrypto, which persists serf.keyring).
+        self.keyring = tuple(keyring)
+        self.keyring_sink = keyring_sink
+        self._key_queries: dict[int, KeyQuery] = {}
 
     # ============================================================ lifecycle
     def on_start(self) -> None:
@@ -139,6 +160,8 @@ class GossipMember(NodeActor):
     def on_timer(self, name: str) -> None:
         if name == "retry-join":
             self._start_join()
+        elif name.startswith("keyring:"):
+            self._finish_key_query(int(name[8:]))
         else:
             self.core.on_timer(name, self.env.now())
         self._apply()
@@ -147,11 +170,15 @@ class GossipMember(NodeActor):
         super().on_stop()
         for req in sorted(self._replies):
             self._answer(self._replies.pop(req), None, "gossip member stopped")
+        for req in sorted(self._key_queries):
+            self._answer(self._key_queries.pop(req).reply, None, "gossip member stopped")
 
     # ============================================================ messages
     def receive(self, message: Any) -> Any:
         if isinstance(message, WIRE_TYPES):
             self.core.on_message(message, self.env.now())
+        elif isinstance(message, (*KEYRING_WIRE_TYPES, KeyringRequest)):
+            self._keyring_message(message)
         elif isinstance(message, str):
             return self._query(message)
         elif isinstance(message, Join):
@@ -176,6 +203,8 @@ class GossipMember(NodeActor):
         if what == "local":
             me = self.core.members.get(self.core.name)
             return me.as_api() if me is not None else None
+        if what == "keyring":
+            return list(self.keyring)
         if what == "stats":
             swim = self.core.swim
             return {**swim.stats, **self.core.stats, "members": len(self.core.members),
@@ -195,6 +224,79 @@ class GossipMember(NodeActor):
         req = self._track(("agent", message.reply_to, message.corr))
         self.core.leave(req, self.env.now())
         return True
+
+    # ============================================================ keyring (actors.gossip.keyring)
+    def _keyring_message(self, message: Any) -> None:
+        if isinstance(message, KeyOp):
+            error = self._apply_key_op(message.op, message.key)
+            self.env.send(message.reply_addr, self.name, KeyOpResult(
+                req=message.req, name=self.core.name, error=error, keys=self.keyring))
+        elif isinstance(message, KeyOpResult):
+            query = self._key_queries.get(message.req)
+            if query is not None and query.record(message):
+                self._finish_key_query(message.req)
+        else:
+            self._start_key_query(message)
+
+    def _key_hint(self) -> str:
+        """With encryption on, a member whose key differs drops our push-pull silently: say so."""
+        if not self.keyring:
+            return ""
+        return " (gossip is encrypted: does that server have the same server.encrypt key?)"
+
+    def _start_key_query(self, request: KeyringRequest) -> None:
+        """Serf KeyManager: ask every alive member (this one directly); tally until all answer or time out."""
+        if request.op not in OPS:
+            self._answer(request.reply, None, f"unknown keyring operation {request.op!r}")
+            return
+        if not self.keyring:
+            self._answer(request.reply, None, NOT_ENABLED)
+            return
+        self._next_req += 1
+        req = self._next_req
+        me = self.core.name
+        alive = sorted((m.name, m.addr) for m in self.core.members.values()
+                       if m.status == "alive" and m.name != me)
+        query = self._key_queries[req] = KeyQuery(request.op, tuple(sorted([me, *(n for n, _ in alive)])),
+                                                  request.reply)
+        error = self._apply_key_op(request.op, request.key)  # before the sends: they go out sealed by it
+        query.record(KeyOpResult(req=req, name=me, error=error, keys=self.keyring))
+        if error and request.op != "list":
+            self._finish_key_query(req)  # a key this member refuses, every member would refuse
+            return
+        for _, addr in alive:
+            self.env.send(addr, self.name, KeyOp(req=req, op=request.op, key=request.key,
+                                                 reply_addr=self.core.swim.addr))
+        if len(query.answers) == len(query.members):
+            self._finish_key_query(req)
+            return
+        self.set_timer(f"keyring:{req}", self.cfg.query_timeout_s(len(query.members)))
+
+    def _apply_key_op(self, op: str, key: str) -> str:
+        """Change this member's keyring; the sink (edge) applies it before we answer success."""
+        keys, error = apply_op(self.keyring, op, key)
+        if error or keys == self.keyring:
+            return error
+        if self.keyring_sink is not None:
+            try:
+                self.keyring_sink(keys)
+            except Exception as exc:  # e.g. the keyring file cannot be written
+                log.error("%s: keyring %s failed: %s", self.name, op, exc)
+                return f"Failed to {op} key: {exc}"
+        self.keyring = keys
+        log.info("%s: keyring %s done: %d key(s) installed", self.name, op, len(keys))
+        return ""
+
+    def _finish_key_query(self, req: int) -> None:
+        query = self._key_queries.pop(req, None)
+        if query is None:
+            return
+        self.cancel_timer(f"keyring:{req}")
+        value, error = query.response()
+        if error:
+            detail = "; ".join(f"{n}: {m}" for n, m in sorted(value["Messages"].items()))
+            error = f"{error}: {detail}" if detail else error
+        self._answer(query.reply, value, error)
 
     # ============================================================ effects
     def _track(self, reply: Any) -> int:
@@ -234,7 +336,7 @@ class GossipMember(NodeActor):
         if isinstance(reply, tuple) and reply and reply[0] == "join":
             _, reply, addrs = reply
             if eff.value == 0 and not eff.error:
-                self._answer(reply, 0, join_error(addrs, self.cfg.join_timeout_s))
+                self._answer(reply, 0, join_error(addrs, self.cfg.join_timeout_s) + self._key_hint())
                 return
         if isinstance(reply, tuple) and reply and reply[0] == "agent":
             from actors import agent_messages
@@ -256,7 +358,7 @@ class GossipMember(NodeActor):
                 log.info("%s: join completed: synced with %d initial agents", self.name, joined)
             return
         others = tuple(a for a in self.start_join if a != self.core.swim.addr) or self.start_join
-        why = error or join_error(others, self.cfg.join_timeout_s)
+        why = error or join_error(others, self.cfg.join_timeout_s) + self._key_hint()
         if not retrying:
             self._join_failed(why)
             return
