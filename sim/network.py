@@ -123,7 +123,7 @@ class SimNetwork:
     def _schedule(self, src: str, dst: str, data: bytes, faults: LinkFaults) -> None:
         rng = self.rng
         lo = faults.latency_min_s
-        arrive = self.sched.now + lo + (faults.latency_max_s - lo) * rng.random()  # = rng.uniform(lo, hi)
+        arrive = self.sched.now + (lo + (faults.latency_max_s - lo) * rng.random())  # rng.uniform(lo, hi), same rounding
         link = (src, dst)
         if not (faults.reorder and rng.random() < faults.reorder):
             last = self._last_arrival.get(link, 0.0)
