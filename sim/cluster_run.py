@@ -68,6 +68,12 @@ CLUSTER_SCENARIOS: dict[str, list[Step]] = {
 }
 
 
+# Two federated regions (servers only: gossip, ServerMembership, Raft per
+# region) lose the WAN between them and heal -- sim/region_run.py.
+REGION_CUT = "region-cut"
+SCENARIO_NAMES = tuple(sorted([*CLUSTER_SCENARIOS, REGION_CUT]))
+
+
 @dataclass(frozen=True)
 class ClusterRunResult:
     seed: int
@@ -215,9 +221,16 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
     """Run one seed: boot, start the jobs, play the schedule, heal, and check liveness."""
     from sim.timeline import Timeline
 
+    if scenario == REGION_CUT and steps is None:
+        from sim.region_run import run_region_seed
+
+        rr = run_region_seed(seed, verbose=verbose)
+        return ClusterRunResult(seed=seed, ok=rr.ok, error=rr.error, trace_hash=rr.trace_hash,
+                                virtual_s=rr.virtual_s, wall_s=rr.wall_s, steps=(), faults=rr.faults,
+                                scenario=REGION_CUT, clients=clients, duration_s=duration_s)
     if scenario is not None and steps is None:
         if scenario not in CLUSTER_SCENARIOS:
-            raise ValueError(f"no cluster scenario {scenario!r} (known: {', '.join(sorted(CLUSTER_SCENARIOS))})")
+            raise ValueError(f"no cluster scenario {scenario!r} (known: {', '.join(SCENARIO_NAMES)})")
         steps = list(CLUSTER_SCENARIOS[scenario])
     wall = time.perf_counter()
     cfg = JobClusterConfig(base=ClusterConfig(n_servers=servers, n_clients=clients, check_interval_s=1.0,

@@ -51,11 +51,11 @@ SCENARIOS: dict[str, list[Step]] = {
     "slow-network": [(2, "delay", 0.02, 0.2), (20, "delay", 0.001, 0.010)],
 }
 
-# Named in the issue but needing parts that do not exist yet in the simulated
-# cluster; asking for one says so instead of running something else.
-NOT_YET = {
-    "clients-partitioned": "needs simulated client nodes (the client-nodes issue)",
-    "region-cut": "needs multi-region WAN gossip (the gossip issue)",
+# Scenarios that need client nodes or several regions run on the whole
+# simulated cluster: ``nomad-sim cluster --scenario NAME`` (sim/cluster_run.py).
+NOT_YET: dict[str, str] = {
+    "clients-partitioned": "a whole-cluster scenario: bin/nomad-sim cluster --scenario clients-partitioned",
+    "region-cut": "a whole-cluster scenario: bin/nomad-sim cluster --scenario region-cut",
 }
 
 

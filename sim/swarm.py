@@ -10,7 +10,7 @@ from typing import Any
 
 import random
 
-from sim.cluster_run import CLUSTER_SCENARIOS, ClusterRunResult, run_cluster_seed
+from sim.cluster_run import SCENARIO_NAMES, ClusterRunResult, run_cluster_seed
 from sim.raft_run import RunResult, run_raft_seed
 from sim.scenarios import SCENARIOS
 
@@ -26,7 +26,7 @@ def _one(args: tuple[int, float, int, tuple[str, ...]]) -> RunResult | ClusterRu
     mix = random.Random(f"{seed}:mix")
     kind = mix.choice(kinds)
     if kind == "cluster":
-        scenario = mix.choice(sorted(CLUSTER_SCENARIOS)) if mix.random() < 1 / 3 else None
+        scenario = mix.choice(SCENARIO_NAMES) if mix.random() < 1 / 3 else None
         return run_cluster_seed(seed, duration_s=max(duration_s, 60.0), servers=servers,
                                 clients=CLUSTER_CLIENTS, scenario=scenario)
     scenario = mix.choice(sorted(SCENARIOS)) if mix.random() < 1 / 3 else None

@@ -16,13 +16,13 @@ import sys
 import pytest
 
 import sim.cluster_run as cluster_run
-from sim.cluster_run import CLUSTER_SCENARIOS, generate_schedule, run_cluster_seed, shrink
+from sim.cluster_run import SCENARIO_NAMES, generate_schedule, run_cluster_seed, shrink
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 REGRESSIONS = sorted((ROOT / "tests" / "regressions").glob("cluster-*.json"))
 
 
-@pytest.mark.parametrize("name", sorted(CLUSTER_SCENARIOS))
+@pytest.mark.parametrize("name", SCENARIO_NAMES)
 def test_named_cluster_scenario_passes(name: str) -> None:
     r = run_cluster_seed(11, scenario=name, clients=5)
     assert r.ok, f"{r.error}\nreplay: {r.replay()}"
@@ -77,3 +77,11 @@ def test_cli_cluster_prints_seed_result_and_replay(tmp_path: pathlib.Path) -> No
     assert "replay: bin/nomad-sim cluster --seed 7 --clients 5 --scenario clients-partitioned" in out.stdout
     page = (tmp_path / "t.html").read_text()
     assert "<svg" in page and "c0001" in page and "partition_clients" in page
+
+
+def test_region_cut_keeps_raft_per_region_and_the_pool_heals() -> None:
+    from sim.region_run import run_region_seed
+
+    r = run_region_seed(2, cut_s=120.0)
+    assert r.ok, r.error
+    assert any("cut the WAN" in f for f in r.faults) and "heal" in r.faults[-1]

@@ -57,9 +57,9 @@ def test_every_named_scenario_passes_safety_liveness_and_linearizability(name):
     assert r.faults and "heal (liveness phase)" in r.faults[-1]
 
 
-def test_a_scenario_that_cannot_run_yet_says_why():
+def test_a_whole_cluster_scenario_asked_of_the_raft_runner_says_where_it_runs():
     name = sorted(NOT_YET)[0]
-    with pytest.raises(ValueError, match="needs"):
+    with pytest.raises(ValueError, match="nomad-sim cluster --scenario"):
         run_raft_seed(1, scenario=name)
 
 
