@@ -32,6 +32,7 @@ import base64
 import binascii
 import dataclasses
 import functools
+import math
 import re
 import sys
 import tomllib
@@ -80,7 +81,18 @@ RELOADABLE = frozenset({"log_level", "server.num_schedulers", "server.raft_multi
 
 
 class ConfigError(ValueError):
-    """The configuration is unusable; the message is one line naming the key."""
+    """The configuration is unusable; the message is one line naming the key.
+
+    Line breaks and other control characters in the values it quotes are
+    escaped, so a hostile value cannot forge extra lines on the console.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_one_line(message))
+
+
+def _one_line(text: str) -> str:
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 # -- field helpers: the metadata drives loading, merging, checking, output ----
@@ -300,6 +312,8 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3,
           "s": 1.0, "m": 60.0, "h": 3600.0}
 _TERM = r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)"
 _DURATION = re.compile(rf"([-+]?)((?:{_TERM})+)")
+_MAX_DURATION_S = (2**63 - 1) / 1e9  # Go's maximum time.Duration
+_INT64 = (-(2**63), 2**63 - 1)  # Go's int: TOML integers beyond it are refused, as Nomad's HCL decoder does
 
 
 def parse_duration(text: str) -> float:
@@ -310,6 +324,8 @@ def parse_duration(text: str) -> float:
     if match is None:
         raise ValueError(f'invalid duration "{text}" (use e.g. "10s", "5m", "1h30m", "500ms")')
     total = sum(float(num) * _UNITS[unit] for num, unit in re.findall(_TERM, match[2]))
+    if total > _MAX_DURATION_S:  # Go: a Duration is int64 nanoseconds; ParseDuration refuses overflow
+        raise ValueError(f'invalid duration "{text}" (longer than a Go duration holds, about 292 years)')
     return -total if match[1] == "-" else total
 
 
@@ -397,6 +413,8 @@ def _convert(value: Any, kind: Any, key: str, src: str) -> Any:
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise wrong()
+    if kind is int and not _INT64[0] <= value <= _INT64[1]:
+        raise ConfigError(f"{key}: {value} does not fit a 64-bit integer (in {src})")
     return value
 
 
@@ -474,7 +492,7 @@ def load_overlays(paths: list[str]) -> tuple[dict, list[str], list[str]]:
             try:
                 with open(name, "rb") as fh:
                     table = tomllib.load(fh)
-            except (OSError, tomllib.TOMLDecodeError) as e:
+            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:  # not UTF-8: a decode error
                 raise ConfigError(f"Error loading configuration from {name}: {e}") from None
             if not table:
                 continue
@@ -563,6 +581,8 @@ def _check_bounds(obj: Any, prefix: str) -> None:
                 _check_bounds(value, f"{prefix}{key}.")
             continue
         show = format_duration if kind == "dur" else str
+        if isinstance(value, float) and not math.isfinite(value):  # nan passes every bound check
+            raise ConfigError(f"{prefix}{key}: must be a finite number, got {value}")
         for op, bad in (("ge", lambda v, b: v < b), ("gt", lambda v, b: v <= b),
                         ("le", lambda v, b: v > b)):
             bound = f.metadata.get(op)
