@@ -374,3 +374,56 @@ def test_failed_evaluation_gets_a_delayed_follow_up() -> None:
     assert [e[2] for e in pending_evals(c.state, now=c.now + 60)] == [follow]
     c.schedule()
     assert len(c.running("web")) == 1
+
+
+def _drain_until_done(c: Cluster, node: str, rounds: int = 30) -> None:
+    for _ in range(rounds):
+        for data in drain_actions(c.state, c.now):
+            c.index += 1
+            c.state.apply(c.index, data)
+        c.schedule()
+        c.client("running")
+        if not c.state.tables["nodes"][node].get("DrainStrategy"):
+            return
+    raise AssertionError("drain did not complete")
+
+
+@pytest.mark.parametrize("ignore_system", [False, True])
+def test_drain_stops_system_allocs_last_unless_ignore_system(ignore_system: bool) -> None:
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    c.register(**service(count=2))
+    c.register(ID="sys", Type="system", TaskGroups=[{"Name": "g", "Tasks": [
+        {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"}}]}])
+    c.schedule()
+    c.client("running")
+    c.apply("node_update_drain", node_id="node-0000",
+            drain_spec={"Deadline": 3600 * SEC, "IgnoreSystemJobs": ignore_system})
+    _drain_until_done(c, "node-0000")
+    sys_on_node = [a for a in c.running("sys") if a["NodeID"] == "node-0000"]
+    assert bool(sys_on_node) == ignore_system
+    assert all(a["NodeID"] != "node-0000" for a in c.running("web"))
+    assert len(c.running("web")) == 2
+
+
+def test_drain_deadline_forces_what_remains() -> None:
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    c.register(**service(count=2, group={"Migrate": {"MaxParallel": 1}}))
+    c.schedule()
+    # Nothing reports running, so the drainer cannot count anything healthy
+    # and migrates nothing -- until the deadline.
+    target = c.running("web")[0]["NodeID"]
+    on0 = [a for a in c.running("web") if a["NodeID"] == target]
+    c.apply("node_update_drain", node_id=target, drain_spec={"Deadline": 10 * SEC})
+    for data in drain_actions(c.state, c.now):
+        c.index += 1
+        c.state.apply(c.index, data)
+    assert not any(a["DesiredTransition"].get("Migrate") for a in c.running("web"))
+    c.now += 11
+    for data in drain_actions(c.state, c.now):
+        c.index += 1
+        c.state.apply(c.index, data)
+    assert on0 and all(c.state.tables["allocs"][a["ID"]]["DesiredTransition"].get("Migrate") for a in on0)
