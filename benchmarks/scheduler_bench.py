@@ -168,6 +168,54 @@ def cluster(n_clients: int, n_allocs: int, seed: int = 1) -> dict[str, Any]:
             "replace_node_virtual_s": round(replace_virtual, 3), "replaced_allocs": by_client[victim_node]}
 
 
+def real_server(n_nodes: int, n_allocs: int) -> dict[str, Any]:
+    """One real server process; N nodes registered and heartbeating over its RPC port (the
+    heartbeat benchmark's load generator, in this process); a job of N allocations over HTTP."""
+    import json as _json
+    import tempfile
+    import urllib.request
+
+    import gevent
+
+    from benchmarks.heartbeat_bench import start_server, stop
+    from benchmarks.heartbeat_loadgen import LoadGen
+
+    def http(method: str, path: str, body: Any = None) -> Any:
+        req = urllib.request.Request(f"http://127.0.0.1:{ports['http']}{path}", method=method,
+                                     data=_json.dumps(body).encode() if body is not None else None)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return _json.loads(r.read() or b"null")
+
+    with tempfile.TemporaryDirectory(prefix="sched-bench-") as tmp:
+        server, ports, log = start_server(tmp, {})
+        try:
+            gen = LoadGen(f"127.0.0.1:{ports['rpc']}", 16, 1)
+            gen.start()
+            gen.register(gen.add_nodes(n_nodes), 128, deadline_s=300)
+            deadline = time.monotonic() + 120
+            while sum(n["Status"] == "ready" for n in http("GET", "/v1/nodes")) < n_nodes:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("nodes not ready in 120 s")
+                gevent.sleep(0.2)
+            job = {"Job": {"ID": "bench", "Datacenters": ["dc1"], "TaskGroups": [{
+                "Name": "g", "Count": n_allocs, "Tasks": [{
+                    "Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["3600"]},
+                    "Resources": {"CPU": 100, "MemoryMB": 128}}]}]}}
+            t0 = time.perf_counter()
+            eval_id = http("PUT", "/v1/jobs", job)["EvalID"]
+            while http("GET", f"/v1/evaluation/{eval_id}")["Status"] != "complete":
+                if time.perf_counter() - t0 > 60:
+                    raise RuntimeError("evaluation not complete in 60 s")
+                gevent.sleep(0.005)
+            took = time.perf_counter() - t0
+            placed = sum(a["DesiredStatus"] == "run" for a in http("GET", "/v1/job/bench/allocations"))
+        finally:
+            stop(server)
+            log.close()
+    return {"server_placements_per_s": round(placed / took), "server_place_s": round(took, 3),
+            "server_placed": placed}
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     n_nodes, n_allocs = (100, 100) if quick else (N_NODES, N_ALLOCS)
     out: dict[str, Any] = {"nodes": n_nodes, "allocs": n_allocs}
@@ -181,4 +229,8 @@ def run(quick: bool = False) -> dict[str, Any]:
           f"{out['placements_per_s']} placements/s; goal: 1,000 in under 2 s")
     print(f"  node down -> its {out['replaced_allocs']} allocations re-placed in {out['replace_node_s']} s wall "
           f"({out['replace_node_virtual_s']} s virtual)")
+    print(f"real server: one agent process, {n_nodes} nodes heartbeating over its RPC port, the job over HTTP")
+    out.update(real_server(n_nodes, n_allocs))
+    print(f"  {out['server_placed']} placed in {out['server_place_s']} s (register to evaluation complete, "
+          f"fsync on): {out['server_placements_per_s']} placements/s")
     return out
