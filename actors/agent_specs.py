@@ -158,8 +158,19 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         http = HttpContext(metrics=ctx.metrics, prometheus=config.telemetry.prometheus_metrics,
                            runtime_info=ctx.runtime_info, bind=(host, port),
                            max_conns_per_client=config.limits.http_max_conns_per_client)
+        specs.extend(forwarding_specs(config, http))
         specs.append(ChildSpec(name="http", cls=HttpApi, args=(ctx.http_listener, http)))
     return specs
+
+
+def forwarding_specs(config: Config, http: Any) -> list[ChildSpec]:
+    """Client-only agents relay server-bound API requests to a server over RPC (actors.http_forward):
+    the server runs them through its own HTTP handlers, the client's forwarder waits for the answer."""
+    from actors.http_forward import ENDPOINT, FORWARDER, HttpEndpoint, HttpForwarder
+
+    if config.server.enabled:
+        return [ChildSpec(name=ENDPOINT, cls=HttpEndpoint, role="server", args=(http,))]
+    return [ChildSpec(name=FORWARDER, cls=HttpForwarder, role="client")]
 
 
 def _with_port(addr: str, default_port: int) -> str:
@@ -287,7 +298,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
                           ("reporter", "alloc-sync"))),
         ChildSpec(name="alloc-sync", cls=AllocSync, role="client", leaves=True,
-                  kwargs=(("config", sync_cfg),)),
+                  kwargs=(("config", sync_cfg), ("wall_clock", time.time))),
         ChildSpec(name="client", cls=ClientNode, role="client",
                   kwargs=(("config", node_cfg), ("identity", identity), ("listeners", ("alloc-sync",)))),
     ]

@@ -123,6 +123,12 @@ Handler = Callable[[Request, Api], Any]
 ROUTES: dict[str, Handler] = {}
 
 
+# Hooks tried before routing, after ?region= forwarding: ``fn(req, environ,
+# api)`` answers a Response to relay, or None to answer here
+# (actors.http_forward registers the client agent's relay to its servers).
+FORWARDERS: list[Callable[[Request, dict[str, Any], Api], Response | None]] = []
+
+
 def route(path: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         ROUTES[path] = fn
@@ -255,6 +261,8 @@ class App:
                 target = "/ui/" + ("?" + req.url.partition("?")[2] if "?" in req.url else "")
                 return Response(307, b"", PLAIN, (("Location", target),))
             forwarded = forward_region(req, environ or {}, self.api)
+            for forward in FORWARDERS:  # e.g. a client-only agent relaying to a server
+                forwarded = forwarded or forward(req, environ or {}, self.api)
             if forwarded is not None:
                 return forwarded
             handler = find_route(req.path)
@@ -815,5 +823,6 @@ def system_gc(req: Request, api: Api) -> Any:
 
 # The job, allocation, evaluation and node drain/eligibility endpoints register
 # their routes on import (a module of their own; it uses the plumbing above).
+import actors.http_forward  # noqa: E402,F401  (client agents relay server-bound requests)
 import actors.http_jobs  # noqa: E402,F401
 import actors.http_keyring  # noqa: E402,F401  (gossip keyring endpoints)

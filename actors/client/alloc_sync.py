@@ -20,6 +20,7 @@ Nomad's ``client.go`` ``watchAllocations`` / ``allocSync`` and
 
 from __future__ import annotations
 
+import datetime
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -84,21 +85,39 @@ class AllocSyncConfig:
             raise ValueError("drain_deadline_s must be >= 0")
 
 
-def task_states_json(update: Any) -> dict[str, Any]:
-    """An AllocUpdate's task states in Nomad's JSON shape (structs.TaskState)."""
+def _rfc3339(t: float) -> str | None:
+    if not t:
+        return None  # Go's zero time, which Nomad's API shows for "never"
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def task_states_json(update: Any, offset_s: float = 0.0) -> dict[str, Any]:
+    """An AllocUpdate's task states in Nomad's JSON shape (structs.TaskState).
+
+    The runner's times are on the actor clock; *offset_s* moves them to the
+    wall clock (RFC 3339 for StartedAt/FinishedAt/LastRestart, Unix
+    nanoseconds for event times, as Nomad's API shows them).
+    """
     out = {}
     for name, ts in update.task_states:
+        def wall(t: float) -> float:
+            return t + offset_s if t else 0.0
+
         out[name] = {"State": ts.state, "Failed": ts.failed, "Restarts": ts.restarts,
-                     "LastRestart": ts.last_restart, "StartedAt": ts.started_at, "FinishedAt": ts.finished_at,
-                     "Events": [{"Type": e.type, "Time": e.time, "Message": e.message,
+                     "LastRestart": _rfc3339(wall(ts.last_restart)), "StartedAt": _rfc3339(wall(ts.started_at)),
+                     "FinishedAt": _rfc3339(wall(ts.finished_at)),
+                     "Events": [{"Type": e.type, "Time": int(wall(e.time) * 1e9), "Message": e.message,
                                  "ExitCode": e.exit_code, "Signal": e.signal} for e in ts.events]}
     return out
 
 
 class AllocSync(NodeActor):
     def __init__(self, env: Env, name: str, *, config: AllocSyncConfig | None = None,
-                 runner: str = "alloc-runner", endpoint: str = ALLOC_ENDPOINT) -> None:
+                 runner: str = "alloc-runner", endpoint: str = ALLOC_ENDPOINT, wall_clock: Any = None) -> None:
         super().__init__(env, name)
+        # Task times reach the API on the wall clock: production passes
+        # time.time; the simulator's clock is env.now (offset 0).
+        self._wall = wall_clock or env.now
         self.cfg = config or AllocSyncConfig()
         self.runner = runner
         self.endpoint = endpoint
@@ -142,7 +161,7 @@ class AllocSync(NodeActor):
                 self.local[u.alloc_id] = u.client_status
                 self._pending[u.alloc_id] = {"ID": u.alloc_id, "ClientStatus": u.client_status,
                                              "ClientDescription": u.client_description,
-                                             "TaskStates": task_states_json(u)}
+                                             "TaskStates": task_states_json(u, self._wall() - self.env.now())}
             if not self.timer_armed("sync") and not self._write_req:
                 self.set_timer("sync", self.cfg.sync_interval_s)
         elif isinstance(message, WriteResponse):

@@ -1,0 +1,154 @@
+"""A client-only agent answers the server API by relaying each request to a server over RPC.
+
+Real processes on loopback: one server (``bootstrap_expect = 1``) and one
+client-only agent whose ``client.servers`` names it.  Every request below
+goes to the CLIENT's HTTP port; the answers are the server's (same bodies,
+same ``X-Nomad-*`` headers).  Then the server is killed: the client answers
+``500`` naming the unreachable server within the acknowledgement timeout,
+never hangs; a client that knows no server answers Nomad's ``500 no servers``.
+Every agent is killed by PID at the end (the ``agents`` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import gevent
+import pytest
+
+from tests.test_agent_process import ROOT, agents, free_port, wait_for  # noqa: F401
+from tests.test_http_jobs import call, sleep_job
+
+pytestmark = pytest.mark.timeout(120)
+
+NOMAD = f"{ROOT}/bin/nomad"
+CLI_TIMEOUT_S = 60  # the CLI monitors an evaluation for at most 30 s
+REGISTER_DEADLINE_S = 20.0  # the client registers once fingerprinted: a second or two here
+ACK_TIMEOUT_S = 2.0  # actors.http_forward.FORWARD_ACK_TIMEOUT_S
+SLACK_S = 2.0  # scheduling and process start-up on a loaded 2-core machine
+
+
+def _write(path: Any, lines: list[str]) -> str:
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _ports() -> dict[str, int]:
+    return {"http": free_port(), "rpc": free_port(), "serf": free_port()}
+
+
+def client_agent(agents, tmp_path, name: str, servers: list[str]) -> Any:  # noqa: F811
+    ports = _ports()
+    path = _write(tmp_path / f"{name}.toml", [
+        f'name = "{name}"', f'data_dir = "{tmp_path / name}"', 'bind_addr = "127.0.0.1"',
+        "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
+        "[client]", "enabled = true", f"servers = {json.dumps(servers)}"])
+    return agents(["-config", path], http_port=ports["http"])
+
+
+@pytest.fixture
+def pair(agents, tmp_path):  # noqa: F811
+    ports = _ports()
+    path = _write(tmp_path / "server.toml", [
+        'name = "srv"', f'data_dir = "{tmp_path / "srv"}"', 'bind_addr = "127.0.0.1"',
+        "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
+        "[server]", "enabled = true", "bootstrap_expect = 1"])
+    srv = agents(["-config", path], http_port=ports["http"]).wait_healthy()
+    cli = client_agent(agents, tmp_path, "cli", [f"127.0.0.1:{ports['rpc']}"]).wait_healthy()
+    wait_for(lambda: any(n["Name"] == "cli" and n["Status"] == "ready"
+                         for n in call(srv.http_port, "GET", "/v1/nodes").json()),
+             "the client registered", REGISTER_DEADLINE_S)
+    return srv, cli
+
+
+def nomad(agent: Any, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{agent.http_port}", *args],
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+
+
+def test_client_agent_relays_reads_and_writes_to_its_server_with_the_servers_answer(pair):
+    srv, cli = pair
+    nodes = call(cli.http_port, "GET", "/v1/nodes")
+    assert nodes.status == 200, nodes.text
+    assert [n["Name"] for n in nodes.json()] == ["cli"]
+    assert int(nodes.headers["x-nomad-index"]) > 0 and nodes.headers["x-nomad-knownleader"] == "true"
+    assert call(cli.http_port, "GET", "/v1/status/leader").json() == \
+        call(srv.http_port, "GET", "/v1/status/leader").json()
+
+    reg = call(cli.http_port, "PUT", "/v1/jobs", {"Job": sleep_job("fwd", count=0)})
+    assert reg.status == 200, reg.text
+    assert reg.json()["EvalID"] and reg.json()["JobModifyIndex"] > 0
+    assert call(srv.http_port, "GET", "/v1/job/fwd").json()["ID"] == "fwd"  # written on the server
+    assert call(cli.http_port, "GET", "/v1/job/fwd").json()["ID"] == "fwd"
+    assert [j["ID"] for j in call(cli.http_port, "GET", "/v1/jobs").json()] == ["fwd"]
+
+    # The server's errors come back as they are: status and one-line reason.
+    missing = call(cli.http_port, "GET", "/v1/job/nope")
+    assert (missing.status, missing.text) == (404, "job not found")
+    bad = call(cli.http_port, "PUT", "/v1/jobs", raw=b"{not json")
+    assert bad.status == 400, bad.text
+    # The client's own endpoints stay local: its health is the client's, not the server's.
+    health = call(cli.http_port, "GET", "/v1/agent/health")
+    assert health.status == 200 and set(health.json()) == {"client"}
+    assert call(cli.http_port, "DELETE", "/v1/job/fwd?purge=true").status == 200
+    assert call(srv.http_port, "GET", "/v1/job/fwd").status == 404
+
+
+def test_blocking_query_through_the_client_wakes_on_a_change(pair):
+    _, cli = pair
+    index = int(call(cli.http_port, "GET", "/v1/jobs").headers["x-nomad-index"])
+    waiter = gevent.spawn(call, cli.http_port, "GET", f"/v1/jobs?index={index}&wait=20s", None, None, 30.0)
+    gevent.sleep(0.3)  # parked on the server before the change
+    assert not waiter.ready()
+    started = time.monotonic()
+    assert call(cli.http_port, "PUT", "/v1/jobs", {"Job": sleep_job("woken", count=0)}).status == 200
+    woke = waiter.get(timeout=10.0)
+    assert woke.status == 200 and int(woke.headers["x-nomad-index"]) > index
+    assert [j["ID"] for j in woke.json()] == ["woken"]
+    assert time.monotonic() - started < 5.0  # the change wakes it, long before its 20 s wait
+    call(cli.http_port, "DELETE", "/v1/job/woken?purge=true")
+
+
+def test_nomad_cli_pointed_at_the_client_runs_jobs_and_lists_nodes(pair, tmp_path):
+    srv, cli = pair
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"Job": sleep_job("cli-fwd", count=0)}))
+    run = nomad(cli, "job", "run", str(job))  # monitors its evaluation through the client too
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert call(srv.http_port, "GET", "/v1/job/cli-fwd").status == 200
+    status = nomad(cli, "node", "status")
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0].split()[0] == "ID" and any(" cli " in f" {ln} " and "ready" in ln for ln in lines[1:])
+    jobs = nomad(cli, "job", "status")
+    assert jobs.returncode == 0 and "cli-fwd" in jobs.stdout, jobs.stderr
+    assert nomad(cli, "job", "stop", "-purge", "-detach", "cli-fwd").returncode == 0
+
+
+def test_with_its_server_gone_the_client_answers_500_within_the_ack_timeout(pair):
+    srv, cli = pair
+    srv.kill()
+    started = time.monotonic()
+    r = call(cli.http_port, "GET", "/v1/nodes", timeout_s=ACK_TIMEOUT_S + 10)
+    assert time.monotonic() - started < ACK_TIMEOUT_S + SLACK_S
+    assert r.status == 500 and r.text.startswith("rpc error: no server answered"), r.text
+    assert call(cli.http_port, "GET", "/v1/agent/health?type=client").status in (200, 500)  # still serving
+
+
+def test_a_client_that_knows_no_server_answers_no_servers(agents, tmp_path):  # noqa: F811
+    cli = client_agent(agents, tmp_path, "lonely", [])
+    wait_for(lambda: _answers(cli), "the client's HTTP API", 20.0, cli.detail)
+    for method, path in [("GET", "/v1/jobs"), ("GET", "/v1/nodes"), ("PUT", "/v1/jobs")]:
+        r = call(cli.http_port, method, path, {"Job": sleep_job("x")} if method == "PUT" else None)
+        assert (r.status, r.text) == (500, "no servers"), path
+
+
+def _answers(agent: Any) -> bool:
+    try:
+        return call(agent.http_port, "GET", "/v1/agent/self", timeout_s=2.0).status == 200
+    except OSError:
+        return False
