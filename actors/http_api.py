@@ -97,6 +97,7 @@ class HttpContext:
     bind: tuple[str, int] = ("127.0.0.1", 4646)  # where to re-listen after a restart
     agent: str = "agent"  # the supervisor's actor name
     max_conns_per_client: int = 0  # limits.http_max_conns_per_client (actors.http_limits); 0: no cap
+    acl_enabled: bool = False  # acl.enabled: every request's token is checked (actors.http_acl)
 
 
 @dataclass(slots=True)
@@ -127,6 +128,9 @@ ROUTES: dict[str, Handler] = {}
 # api)`` answers a Response to relay, or None to answer here
 # (actors.http_forward registers the client agent's relay to its servers).
 FORWARDERS: list[Callable[[Request, dict[str, Any], Api], Response | None]] = []
+# Checks run after routing, before the handler: ``fn(req, api)`` raises a
+# CodedError to refuse (actors.http_acl registers the ACL token check).
+GUARDS: list[Callable[[Request, Api], None]] = []
 
 
 def route(path: str) -> Callable[[Handler], Handler]:
@@ -268,6 +272,8 @@ class App:
             handler = find_route(req.path)
             if handler is None:
                 return Response(404, b"404 page not found\n")
+            for guard in GUARDS:
+                guard(req, self.api)
             return self._encode(req, handler(req, self.api))
         except CodedError as e:
             level = logging.DEBUG if 400 <= e.code < 500 else logging.ERROR
@@ -826,3 +832,4 @@ def system_gc(req: Request, api: Api) -> Any:
 import actors.http_forward  # noqa: E402,F401  (client agents relay server-bound requests)
 import actors.http_jobs  # noqa: E402,F401
 import actors.http_keyring  # noqa: E402,F401  (gossip keyring endpoints)
+import actors.http_acl  # noqa: E402,F401  (ACL endpoints and the token check)
