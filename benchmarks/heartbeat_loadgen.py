@@ -335,7 +335,7 @@ def node_statuses(http: str) -> dict[str, int]:
 
 
 def rung_window_s(n: int, *, min_ttl_s: float, rate: float, grace_s: float, cycles: float) -> float:
-    """Hold long enough for every node to heartbeat *cycles* times at its longest TTL (2 x base), plus grace."""
+    """Long enough for every node to heartbeat *cycles* times at its longest TTL (2 x base), plus grace."""
     base = max(n / rate, min_ttl_s)
     return cycles * 2 * base + grace_s
 

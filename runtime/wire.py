@@ -294,7 +294,7 @@ def _make_encoder(cls: type) -> Callable[[Any], list[Any]]:
         else:
             ns[f"e{i}"] = enc
             items.append(f"e{i}(v.{name})")
-    exec(f"def enc(v):\n    return [{', '.join(items)}]\n", ns)  # noqa: S102 - field names are identifiers
+    exec(f"def enc(v):\n    return [{', '.join(items)}]\n", ns)  # field names are identifiers
     _ENCODERS[cls] = ns["enc"]
     return ns["enc"]
 
@@ -322,7 +322,7 @@ def _make_decoder(cls: type) -> Callable[[list[Any], str], Any]:
              f"        return cls({', '.join(args)})",
              "    except (TypeError, ValueError) as exc:  # __post_init__ validation",
              f"        raise BadField(f\"{cls.__name__}: {{exc}}\") from None"]
-    exec("def dec(v, where):\n" + "\n".join(body) + "\n", ns)  # noqa: S102 - field names are identifiers
+    exec("def dec(v, where):\n" + "\n".join(body) + "\n", ns)  # field names are identifiers
     _DECODERS[cls] = ns["dec"]
     return ns["dec"]
 
@@ -374,7 +374,7 @@ def _make_field_encoder(cls: type) -> Callable[[tuple[Any, ...]], list[Any]]:
     src = (f"def enc(t):\n    if len(t) != {len(fields)}:\n"
            f"        raise TypeError('{cls.__name__} has {len(fields)} fields, got %d' % len(t))\n"
            f"    return [{', '.join(items)}]\n")
-    exec(src, ns)  # noqa: S102 - generated from field positions only
+    exec(src, ns)  # generated from field positions only
     _FIELD_ENCODERS[cls] = ns["enc"]
     return ns["enc"]
 
@@ -395,7 +395,7 @@ def _make_field_decoder(cls: type) -> Callable[[list[Any]], tuple[Any, ...]]:
         else:
             body.append(f"    f{i} = d{i}(f{i}, w{i})")
     body.append(f"    return ({''.join(f'f{i}, ' for i in range(n))})")
-    exec("def dec(v):\n" + "\n".join(body) + "\n", ns)  # noqa: S102 - generated from field positions only
+    exec("def dec(v):\n" + "\n".join(body) + "\n", ns)  # generated from field positions only
     _FIELD_DECODERS[cls] = ns["dec"]
     return ns["dec"]
 

@@ -123,7 +123,8 @@ class SimNetwork:
     def _schedule(self, src: str, dst: str, data: bytes, faults: LinkFaults) -> None:
         rng = self.rng
         lo = faults.latency_min_s
-        arrive = self.sched.now + (lo + (faults.latency_max_s - lo) * rng.random())  # rng.uniform(lo, hi), same rounding
+        # rng.uniform(lo, hi), added to now with exactly its rounding (traces stay byte-identical).
+        arrive = self.sched.now + (lo + (faults.latency_max_s - lo) * rng.random())
         link = (src, dst)
         if not (faults.reorder and rng.random() < faults.reorder):
             last = self._last_arrival.get(link, 0.0)

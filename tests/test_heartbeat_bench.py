@@ -1,4 +1,4 @@
-"""`nomad-bench heartbeat --quick`: a real server, a load-generator process and a short simulation, end to end."""
+"""`nomad-bench heartbeat --quick` end to end: a real server, a load-generator process, a short simulation."""
 
 from __future__ import annotations
 
