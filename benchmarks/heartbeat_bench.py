@@ -197,8 +197,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         print(f"  simulated day: {sim_day}s wall, {sim['cpu_s']}s of CPU (goal < {GOAL_SIM_DAY_S:.0f}s wall; "
               f"the wall time counts whatever else runs on this machine)")
     keep = ("heartbeats_per_s", "cpu_ms_per_1000_heartbeats", "max_nodes", "register_per_s",
-            "server_cpu_util", "loadgen_cpu_util", "saturate_rtt_p99_ms", "rungs", "lanes", "timeouts", "errors",
-            "server_survived")
+            "server_cpu_util", "loadgen_cpu_util", "saturate_rtt_p99_ms", "rungs", "lanes", "timeouts",
+            "errors", "server_survived")
     return {**{k: f[k] for k in keep}, "sim_day_wall_s": sim_day, "max_nodes_is_ladder_top": f["held_top"],
             "server_core_heartbeats_per_s_est": round(f["capacity"]),
             "sim_wall_s": sim["wall_s"], "sim_cpu_s": sim["cpu_s"], "sim_clients": p["sim_clients"],
