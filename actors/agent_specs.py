@@ -157,7 +157,8 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         host, port = ctx.http_listener.getsockname()[:2]
         http = HttpContext(metrics=ctx.metrics, prometheus=config.telemetry.prometheus_metrics,
                            runtime_info=ctx.runtime_info, bind=(host, port),
-                           max_conns_per_client=config.limits.http_max_conns_per_client)
+                           max_conns_per_client=config.limits.http_max_conns_per_client,
+                           acl_enabled=config.acl.enabled)
         specs.extend(forwarding_specs(config, http))
         specs.append(ChildSpec(name="http", cls=HttpApi, args=(ctx.http_listener, http)))
     return specs

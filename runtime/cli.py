@@ -5,7 +5,8 @@ Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 ``operator raft remove-peer -peer-id <id>``, ``agent-info``, ``status leader``,
 and the job, alloc and node commands of :mod:`runtime.cli_jobs`.
 The address comes from ``-address`` or ``NOMAD_ADDR`` (default
-``http://127.0.0.1:4646``), as Nomad's CLI does.  Errors print one line and
+``http://127.0.0.1:4646``), as Nomad's CLI does; the ACL token from ``-token``
+or ``NOMAD_TOKEN``, sent as ``X-Nomad-Token`` with every request.  Errors print one line and
 exit 1.
 """
 
@@ -155,9 +156,36 @@ from runtime.cli_keyring import KEYRING_COMMANDS  # noqa: E402
 COMMANDS.update(KEYRING_COMMANDS)
 # ---- end gossip keyring
 
+# ---- ACLs (issue 10): acl bootstrap|policy|token, and -token / NOMAD_TOKEN sent by every command
+from runtime.cli_acl import ACL_COMMANDS  # noqa: E402
+
+COMMANDS.update(ACL_COMMANDS)
+TOKEN_HEADER = "X-Nomad-Token"
+
+
+class _SendToken(urllib.request.BaseHandler):
+    """Adds the token to each request urllib makes in this process, so every helper sends it."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def http_request(self, req: urllib.request.Request) -> urllib.request.Request:
+        if not req.has_header(TOKEN_HEADER.capitalize()):  # urllib stores names capitalized
+            req.add_unredirected_header(TOKEN_HEADER, self.token)  # not replayed to a redirect's host
+        return req
+
+    https_request = http_request
+
+
+def use_token(token: str) -> None:
+    """Send *token* with every request from now on ("" sends none)."""
+    urllib.request.install_opener(urllib.request.build_opener(_SendToken(token)) if token else None)
+# ---- end ACLs
+
 
 def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
+    token = os.environ.get("NOMAD_TOKEN", "")
     rest = []
     i = 0
     while i < len(argv):
@@ -167,9 +195,15 @@ def main(argv: list[str]) -> int:
         elif a == "-address" and i + 1 < len(argv):
             addr = argv[i + 1]
             i += 1
+        elif a.startswith("-token="):
+            token = a.split("=", 1)[1]
+        elif a == "-token" and i + 1 < len(argv):
+            token = argv[i + 1]
+            i += 1
         else:
             rest.append(a)
         i += 1
+    use_token(token)
     for words in sorted(COMMANDS, key=len, reverse=True):
         if tuple(rest[: len(words)]) == words:
             try:
@@ -182,5 +216,5 @@ def main(argv: list[str]) -> int:
                 print(out)
             return code
     usage = "\n".join("  nomad " + " ".join(w) for w in COMMANDS)
-    print(f"Usage: nomad [-address=ADDR] <command>\n\nCommands:\n{usage}", file=sys.stderr)
+    print(f"Usage: nomad [-address=ADDR] [-token=SECRET] <command>\n\nCommands:\n{usage}", file=sys.stderr)
     return 1

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "Acl",
     "Addresses",
     "ClientConfig",
     "Config",
@@ -239,6 +240,19 @@ class Limits:
 
 
 @conf
+class Acl:
+    """Nomad's ``acl`` block (actors/acl.py, actors/http_acl.py).
+
+    Only ``enabled`` is read: tokens are resolved from this server's own
+    replicated state on every request, so Nomad's ``token_ttl`` /
+    ``policy_ttl`` (how long a *client* agent caches what servers told it)
+    have nothing to bound here.
+    """
+
+    enabled: bool = False  # Nomad default off; on: every endpoint but status/health/metrics needs a token
+
+
+@conf
 class Telemetry:
     # DefaultConfig telemetry block; the in-memory sink backs /v1/metrics and SIGUSR1.
     collection_interval_s: float = _dur(1, gt=0)
@@ -272,6 +286,7 @@ class Config:
     client: ClientConfig = _sub(ClientConfig)
     telemetry: Telemetry = _sub(Telemetry)
     limits: Limits = _sub(Limits)
+    acl: Acl = _sub(Acl)  # not reloadable (Nomad: ACLs switch on or off with a restart)
     dev_mode: bool = _f(False, file=False)  # set by -dev only (Nomad: hcl:"-")
 
     def graceful_timeout_s(self) -> float:
@@ -647,7 +662,7 @@ def _diff(old: Any, new: Any, prefix: str, out: list[str]) -> None:
 
 
 _GO_WORDS = {"http": "HTTP", "rpc": "RPC", "ttl": "TTL", "gc": "GC", "cpu": "CPU", "uuid": "UUID"}
-_GO_NAMES = {"name": "NodeName", "leave_on_interrupt": "LeaveOnInt",
+_GO_NAMES = {"name": "NodeName", "acl": "ACL", "leave_on_interrupt": "LeaveOnInt",
              "leave_on_terminate": "LeaveOnTerm", "encrypt": "EncryptKey",
              "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
              "retry_max": "RetryMaxAttempts"}

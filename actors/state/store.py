@@ -6,7 +6,8 @@ randomness: timestamps travel inside the command, chosen by the leader).
 
 Tables follow Nomad's state store: ``nodes``, ``jobs``, ``allocs``,
 ``evals``, plus ``kv`` (a register map used by the linearizability tests and
-the benchmark).  Each table has a modify index -- the Raft index of the last
+the benchmark) and the ACL tables of :mod:`actors.state.acl_ops`.  Each
+table has a modify index -- the Raft index of the last
 command that changed it -- which blocking queries wait on, as in Nomad's
 ``X-Nomad-Index``.  Records are plain msgpack-able dicts owned by the store;
 readers receive copies, never the store's own objects.
@@ -15,13 +16,18 @@ readers receive copies, never the store's own objects.
 from __future__ import annotations
 
 import copy
+import functools
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import msgpack
 
-TABLES = ("nodes", "jobs", "allocs", "evals", "kv")
+from actors.state import acl_ops
+
+# A snapshot without the ACL tables (taken before they existed) restores them
+# empty, so SNAPSHOT_VERSION stays 1.
+TABLES = ("nodes", "jobs", "allocs", "evals", "kv", *acl_ops.ACL_TABLES)
 SNAPSHOT_VERSION = 1
 
 
@@ -73,6 +79,7 @@ class StateStore:
             "node_update_eligibility": self._node_update_eligibility,
             "alloc_migrate": self._alloc_migrate,
             "node_drain_complete": self._node_drain_complete,
+            **{op: functools.partial(fn, self) for op, fn in acl_ops.OPS.items()},  # acl_bootstrap, ...
         }
 
     # ------------------------------------------------------------ apply

@@ -1,0 +1,468 @@
+"""Nomad's ACL system, the pure part: policy rules, compiled ACLs, what each route needs.
+
+Pure code (no I/O, no actors): the HTTP edge (:mod:`actors.http_acl`)
+resolves a token to its policies and asks this module whether a request may
+run.  The reference is Nomad's ``acl/policy.go`` (parsing and the shorthand
+``policy = ...`` expansions) and ``acl/acl.go`` (merging several policies
+into one ACL: the most privilege wins, except ``deny``, which always wins).
+
+**Policy rules** are Nomad's HCL, of which we read the subset policies use::
+
+    namespace "default" {
+      policy       = "read"                  # deny | read | write | scale
+      capabilities = ["submit-job"]          # added to what the policy grants
+    }
+    node     { policy = "read" }             # deny | read | write
+    agent    { policy = "write" }
+    operator { policy = "read" }
+
+``#``, ``//`` and ``/* */`` comments are allowed.  The same rules in HCL's
+JSON form (``{"namespace": {"default": {"policy": "read"}}, ...}``) are
+read too.  ``quota`` and ``plugin`` blocks are accepted and validated but
+grant nothing here (no quotas or CSI plugins exist); any other key is an
+error, as Nomad's strict parsing on policy writes makes it.
+
+**Route requirements** (:func:`required`) map an HTTP method and path to
+what Nomad's endpoint checks: ``read-job`` / ``list-jobs`` /
+``submit-job`` in the request's namespace, ``node``, ``agent`` or
+``operator`` read or write, or a management token.  Status, regions,
+metrics and agent health are open, as in Nomad; the ``/v1/acl/`` endpoints
+check tokens themselves.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ACL", "ANONYMOUS_POLICY", "MANAGEMENT_ACL", "PERMISSION_DENIED", "TOKEN_NOT_FOUND",
+    "Need", "Policy", "PolicyError", "compile_acl", "parse_hcl", "parse_policy", "required",
+]
+
+# Nomad's structs.ErrPermissionDenied and ErrTokenNotFound: both answered 403.
+PERMISSION_DENIED = "Permission denied"
+TOKEN_NOT_FOUND = "ACL token not found"
+# Requests without a token get what this policy grants (Nomad's AnonymousACLToken).
+ANONYMOUS_POLICY = "anonymous"
+DEFAULT_NAMESPACE = "default"
+
+DENY, READ, WRITE, SCALE = "deny", "read", "write", "scale"
+COARSE_POLICIES = (DENY, READ, WRITE)  # node, agent, operator, quota, plugin
+NAMESPACE_POLICIES = (DENY, READ, WRITE, SCALE)
+
+# acl/policy.go isNamespaceCapabilityValid (Nomad 1.9's list).
+NAMESPACE_CAPABILITIES = frozenset({
+    "deny", "list-jobs", "parse-job", "read-job", "submit-job", "dispatch-job", "read-logs", "read-fs",
+    "alloc-exec", "alloc-node-exec", "alloc-lifecycle", "csi-register-plugin", "csi-write-volume",
+    "csi-read-volume", "csi-list-volume", "csi-mount-volume", "host-volume-create",
+    "host-volume-register", "host-volume-read", "host-volume-write", "host-volume-delete",
+    "list-scaling-policies", "read-scaling-policy", "read-job-scaling", "scale-job",
+    "sentinel-override", "submit-recommendation",
+})
+# acl/policy.go expandNamespacePolicy: what each shorthand grants.
+_READ_CAPS = ("list-jobs", "parse-job", "read-job", "csi-list-volume", "csi-read-volume",
+              "read-job-scaling", "list-scaling-policies", "read-scaling-policy", "host-volume-read")
+_EXPAND = {
+    DENY: ("deny",),
+    READ: _READ_CAPS,
+    WRITE: (*_READ_CAPS, "scale-job", "submit-job", "dispatch-job", "read-logs", "read-fs", "alloc-exec",
+            "alloc-lifecycle", "csi-mount-volume", "csi-write-volume", "submit-recommendation",
+            "host-volume-create"),
+    SCALE: ("list-scaling-policies", "read-scaling-policy", "read-job-scaling", "scale-job", "read-job",
+            "submit-recommendation"),
+}
+_VALID_NAMESPACE = re.compile(r"[a-zA-Z0-9\-*]{1,128}")  # acl/policy.go validNamespace
+_COARSE_BLOCKS = ("node", "agent", "operator", "quota", "plugin")
+_PRIVILEGE = {"": 0, READ: 1, WRITE: 2}  # deny is handled apart: it always wins
+
+
+class PolicyError(ValueError):
+    """Rules that cannot be parsed or name something Nomad does not know; the message says where."""
+
+
+# ---------------------------------------------------------------- HCL subset
+
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<comment>\#[^\n]*|//[^\n]*|/\*.*?\*/)
+  | (?P<string>"(?:[^"\\\n]|\\.)*")
+  | (?P<number>-?\d+(?:\.\d+)?)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_\-.]*)
+  | (?P<punct>[{}\[\]=,])
+""", re.VERBOSE | re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    kind: str
+    text: str
+    line: int
+
+
+def _tokens(text: str) -> list[_Tok]:
+    out, pos, line = [], 0, 1
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise PolicyError(f"line {line}: unexpected character {text[pos]!r}")
+        kind = m.lastgroup or ""
+        if kind not in ("ws", "comment"):
+            out.append(_Tok(kind, m.group(), line))
+        line += m.group().count("\n")
+        pos = m.end()
+    return out
+
+
+class _Parser:
+    """``body := item*``; ``item := IDENT ('=' value | label* '{' body '}')``."""
+
+    def __init__(self, toks: list[_Tok]) -> None:
+        self.toks, self.i = toks, 0
+
+    def peek(self) -> _Tok | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self, what: str) -> _Tok:
+        tok = self.peek()
+        if tok is None:
+            raise PolicyError(f"unexpected end of rules, expected {what}")
+        self.i += 1
+        return tok
+
+    def expect(self, text: str) -> None:
+        tok = self.take(repr(text))
+        if tok.text != text:
+            raise PolicyError(f"line {tok.line}: expected {text!r}, got {tok.text!r}")
+
+    def body(self, closing: bool) -> list[tuple[str, Any]]:
+        items: list[tuple[str, Any]] = []
+        while True:
+            tok = self.peek()
+            if tok is None:
+                if closing:
+                    raise PolicyError("unexpected end of rules, expected '}'")
+                return items
+            if tok.text == "}" and closing:
+                self.i += 1
+                return items
+            items.append(self.item())
+
+    def item(self) -> tuple[str, Any]:
+        key = self.take("a key")
+        if key.kind not in ("ident", "string"):
+            raise PolicyError(f"line {key.line}: expected a key, got {key.text!r}")
+        name = _unquote(key)
+        labels: list[str] = []
+        while (tok := self.take("'=' or '{'")).kind == "string" or tok.kind == "ident":
+            labels.append(_unquote(tok))
+        if tok.text == "=" and not labels:
+            nxt = self.peek()
+            if nxt is not None and nxt.text == "{":  # ``node = { ... }``: a block written as an object
+                self.i += 1
+                return name, ((), self.body(closing=True))
+            return name, self.value()
+        if tok.text != "{":
+            raise PolicyError(f"line {tok.line}: expected '=' or '{{' after {name!r}, got {tok.text!r}")
+        return name, (tuple(labels), self.body(closing=True))
+
+    def value(self) -> Any:
+        tok = self.take("a value")
+        if tok.kind == "string":
+            return _unquote(tok)
+        if tok.kind == "number":
+            return float(tok.text) if "." in tok.text else int(tok.text)
+        if tok.kind == "ident" and tok.text in ("true", "false"):
+            return tok.text == "true"
+        if tok.text == "[":
+            values: list[Any] = []
+            while True:
+                nxt = self.peek()
+                if nxt is not None and nxt.text == "]":
+                    self.i += 1
+                    return values
+                values.append(self.value())
+                sep = self.take("',' or ']'")
+                if sep.text == "]":
+                    return values
+                if sep.text != ",":
+                    raise PolicyError(f"line {sep.line}: expected ',' or ']', got {sep.text!r}")
+        raise PolicyError(f"line {tok.line}: expected a value, got {tok.text!r}")
+
+
+def _unquote(tok: _Tok) -> str:
+    if tok.kind != "string":
+        return tok.text
+    try:
+        return json.loads(tok.text)  # HCL's escapes are JSON's
+    except ValueError:
+        raise PolicyError(f"line {tok.line}: invalid string {tok.text}") from None
+
+
+def parse_hcl(text: str) -> list[tuple[str, Any]]:
+    """The HCL subset policies use, as ``[(key, value)]`` in order.
+
+    An attribute's value is a string, number, bool or list; a block's is
+    ``(labels, items)``: ``namespace "default" { policy = "read" }`` gives
+    ``[("namespace", (("default",), [("policy", "read")]))]``.
+    """
+    return _Parser(_tokens(text)).body(closing=False)
+
+
+def _from_json(doc: Any, where: str = "") -> list[tuple[str, Any]]:
+    """HCL's JSON form -> the same items: an object is a block, nested objects are its labels."""
+    if not isinstance(doc, dict):
+        raise PolicyError(f"{where or 'rules'}: expected an object")
+    items: list[tuple[str, Any]] = []
+    for key, value in doc.items():
+        if key == "namespace" and not where:
+            if not isinstance(value, dict):
+                raise PolicyError("namespace: expected an object of namespaces")
+            items += [(key, ((ns,), _from_json(body, f"namespace {ns!r}"))) for ns, body in value.items()]
+        elif isinstance(value, dict):
+            items.append((key, ((), _from_json(value, key))))
+        else:
+            items.append((key, value))
+    return items
+
+
+# ---------------------------------------------------------------- policies
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A parsed policy: capabilities per namespace (shorthands expanded) and the coarse levels."""
+
+    namespaces: tuple[tuple[str, frozenset[str]], ...] = ()
+    node: str = ""
+    agent: str = ""
+    operator: str = ""
+
+
+def parse_policy(rules: str) -> Policy:
+    """Nomad's ``acl.Parse`` with strict keys: HCL (or its JSON form) -> :class:`Policy`."""
+    text = rules.strip()
+    if not text:
+        raise PolicyError("Invalid policy: no rules")
+    if text.startswith("{"):
+        try:
+            items = _from_json(json.loads(text))
+        except ValueError as e:
+            raise PolicyError(f"rules are not valid JSON: {e}") from None
+    else:
+        items = parse_hcl(text)
+    namespaces: dict[str, set[str]] = {}
+    coarse: dict[str, str] = {}
+    for key, value in items:
+        if key == "namespace":
+            name, caps = _namespace_block(value)
+            namespaces.setdefault(name, set()).update(caps)
+        elif key in _COARSE_BLOCKS:
+            if key in coarse:
+                raise PolicyError(f"{key}: block given twice")
+            coarse[key] = _coarse_block(key, value)
+        else:
+            raise PolicyError(f"unexpected key {key!r} (known: namespace, {', '.join(_COARSE_BLOCKS)})")
+    if not namespaces and not coarse:
+        raise PolicyError(f"Invalid policy: {rules}")
+    return Policy(namespaces=tuple(sorted((n, frozenset(c)) for n, c in namespaces.items())),
+                  node=coarse.get("node", ""), agent=coarse.get("agent", ""),
+                  operator=coarse.get("operator", ""))
+
+
+def _block(key: str, value: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    if not (isinstance(value, tuple) and len(value) == 2):
+        raise PolicyError(f"{key}: expected a block, like {key} {{ policy = \"read\" }}")
+    labels, items = value
+    body: dict[str, Any] = {}
+    for k, v in items:
+        if k in body:
+            raise PolicyError(f"{key}: {k!r} given twice")
+        body[k] = v
+    return labels, body
+
+
+def _namespace_block(value: Any) -> tuple[str, set[str]]:
+    labels, body = _block("namespace", value)
+    if len(labels) != 1:
+        raise PolicyError('namespace: expected one name, like namespace "default" { ... }')
+    name = labels[0]
+    if not _VALID_NAMESPACE.fullmatch(name):
+        raise PolicyError(f"Invalid namespace name: {name!r}")
+    unknown = sorted(set(body) - {"policy", "capabilities"})
+    if unknown:
+        raise PolicyError(f"namespace {name!r}: unexpected key {unknown[0]!r} (known: policy, capabilities)")
+    policy = body.get("policy", "")
+    if policy and policy not in NAMESPACE_POLICIES:
+        raise PolicyError(f"Invalid namespace policy {policy!r} in namespace {name!r}: "
+                          f"want one of {', '.join(NAMESPACE_POLICIES)}")
+    caps = body.get("capabilities", [])
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise PolicyError(f"namespace {name!r}: capabilities must be a list of strings")
+    for cap in caps:
+        if cap not in NAMESPACE_CAPABILITIES:
+            raise PolicyError(f"Invalid namespace capability {cap!r} in namespace {name!r}")
+    return name, set(caps) | set(_EXPAND.get(policy, ()))
+
+
+def _coarse_block(key: str, value: Any) -> str:
+    _, body = _block(key, value)
+    unknown = sorted(set(body) - {"policy", "capabilities"} if key == "operator" else set(body) - {"policy"})
+    if unknown:
+        raise PolicyError(f"{key}: unexpected key {unknown[0]!r}")
+    policy = body.get("policy")
+    allowed = COARSE_POLICIES + (("list",) if key == "plugin" else ())
+    if policy not in allowed:
+        raise PolicyError(f"Invalid {key} policy: {policy!r}: want one of {', '.join(allowed)}")
+    return str(policy)
+
+
+# ---------------------------------------------------------------- compiled ACLs
+
+
+def _max_privilege(a: str, b: str) -> str:
+    """acl.go maxPrivilege: deny beats everything, then write, then read."""
+    if DENY in (a, b):
+        return DENY
+    return a if _PRIVILEGE[a] >= _PRIVILEGE[b] else b
+
+
+@dataclass(frozen=True, slots=True)
+class ACL:
+    """Several policies merged (Nomad ``acl.NewACL``); a management ACL allows everything."""
+
+    management: bool = False
+    namespaces: tuple[tuple[str, frozenset[str]], ...] = ()  # exact names
+    wildcards: tuple[tuple[str, frozenset[str]], ...] = ()  # names with '*'
+    node: str = ""
+    agent: str = ""
+    operator: str = ""
+
+    def namespace_caps(self, namespace: str) -> frozenset[str]:
+        """Exact name first, else the closest matching glob (acl.go findClosestMatchingGlob)."""
+        for name, caps in self.namespaces:
+            if name == namespace:
+                return caps
+        best: tuple[int, frozenset[str]] | None = None
+        for pattern, caps in self.wildcards:
+            if fnmatch.fnmatchcase(namespace, pattern):
+                difference = len(namespace) - len(pattern.replace("*", ""))
+                if best is None or difference < best[0]:
+                    best = (difference, caps)
+        return best[1] if best else frozenset()
+
+    def allow_namespace(self, namespace: str, capability: str) -> bool:
+        if self.management:
+            return True
+        caps = self.namespace_caps(namespace)
+        return "deny" not in caps and capability in caps
+
+    def allow_level(self, area: str, level: str) -> bool:
+        """``node`` / ``agent`` / ``operator`` at ``read`` or ``write`` (write implies read)."""
+        if self.management:
+            return True
+        have = getattr(self, area)
+        return have != DENY and _PRIVILEGE.get(have, 0) >= _PRIVILEGE[level]
+
+    def allows(self, needs: tuple[Need, ...]) -> bool:
+        return all(self.allows_one(n) for n in needs)
+
+    def allows_one(self, need: Need) -> bool:
+        if need.area == "management":
+            return self.management
+        if need.area == "namespace":
+            return self.allow_namespace(need.namespace, need.what)
+        return self.allow_level(need.area, need.what)
+
+
+MANAGEMENT_ACL = ACL(management=True)
+DENY_ALL_ACL = ACL()
+
+
+def compile_acl(policies: list[Policy]) -> ACL:
+    """Merge *policies* (a token's, the missing ones already left out) into one ACL."""
+    caps: dict[str, set[str]] = {}
+    levels = {"node": "", "agent": "", "operator": ""}
+    for p in policies:
+        for name, granted in p.namespaces:
+            caps.setdefault(name, set()).update(granted)
+        for area in levels:
+            mine = getattr(p, area)
+            if mine:
+                levels[area] = _max_privilege(levels[area], mine)
+    merged = {n: frozenset({"deny"} if "deny" in c else c) for n, c in sorted(caps.items())}
+    return ACL(namespaces=tuple((n, c) for n, c in merged.items() if "*" not in n),
+               wildcards=tuple((n, c) for n, c in merged.items() if "*" in n), **levels)
+
+
+# ---------------------------------------------------------------- what each route needs
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """One permission: ``area`` is namespace / node / agent / operator / management."""
+
+    area: str
+    what: str = ""  # a namespace capability, or read / write
+    namespace: str = DEFAULT_NAMESPACE
+
+    def __str__(self) -> str:
+        if self.area == "namespace":
+            return f"namespace {self.namespace!r}: {self.what}"
+        return self.area if self.area == "management" else f"{self.area}:{self.what}"
+
+
+OPEN: tuple[Need, ...] = ()  # no token needed
+SELF_CHECKED = None  # the handler checks the token itself (the /v1/acl/ endpoints)
+_OPEN_PATHS = ("/v1/status/", "/v1/regions", "/v1/metrics", "/v1/agent/health")
+_READS = ("GET", "HEAD")
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    prefix: str
+    read: tuple[tuple[str, str], ...]  # (area, what) for GET
+    write: tuple[tuple[str, str], ...] = field(default=())  # for every other method
+
+
+# Longest prefix wins; the job, alloc and eval families are namespace-scoped.
+_ROUTES = sorted([
+    _Route("/v1/agent/self", (("agent", READ),), (("agent", WRITE),)),
+    _Route("/v1/agent/members", (("node", READ),), (("node", WRITE),)),
+    _Route("/v1/agent/", (("agent", READ),), (("agent", WRITE),)),  # join, force-leave, reload, keyring
+    _Route("/v1/operator/", (("operator", READ),), (("operator", WRITE),)),
+    _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),
+    _Route("/v1/node/", (("node", READ),), (("node", WRITE),)),
+    _Route("/v1/jobs", (("namespace", "list-jobs"),), (("namespace", "submit-job"),)),
+    _Route("/v1/job/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
+    _Route("/v1/allocations", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
+    _Route("/v1/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
+    _Route("/v1/evaluations", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
+    _Route("/v1/evaluation/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
+], key=lambda r: len(r.prefix), reverse=True)
+# Agent keyring operations are agent:write even when listed (Nomad KeyringOperationRequest).
+_ALWAYS_WRITE = ("/v1/agent/keyring/",)
+
+
+def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tuple[Need, ...] | None:
+    """What a request needs: :data:`OPEN`, :data:`SELF_CHECKED` (None), or the needs, all required.
+
+    A path no rule names needs a management token: a new endpoint is closed
+    until someone decides who may call it.
+    """
+    if path == "/" or path.startswith(_OPEN_PATHS):
+        return OPEN
+    if path.startswith("/v1/acl/"):
+        return SELF_CHECKED
+    namespace = namespace or DEFAULT_NAMESPACE
+    if path.startswith("/v1/node/") and path.endswith("/allocations") and method in _READS:
+        return (Need("node", READ), Need("namespace", "read-job", namespace))  # Node.GetAllocs
+    for r in _ROUTES:
+        if path.startswith(r.prefix):
+            reading = method in _READS and not path.startswith(_ALWAYS_WRITE)
+            return tuple(Need(area, what, namespace) for area, what in (r.read if reading else r.write))
+    return (Need("management"),)

@@ -1,0 +1,450 @@
+"""Nomad's ACL endpoints and the token check every request passes when ``acl.enabled``.
+
+Registered on :mod:`actors.http_api`'s router when it is imported: the
+``/v1/acl/...`` routes and :func:`acl_guard`, which
+:class:`~actors.http_api.App` calls after routing and before the handler.
+
+**Tokens** come in ``X-Nomad-Token`` or ``Authorization: Bearer <secret>``
+(Nomad's ``parseToken``; the ``?token=`` query parameter Nomad once had is
+not read, so a secret never lands in a logged URL).  A token is resolved
+against this server's own state store (a stale read, as Nomad's
+``ResolveToken`` reads its local FSM): an unknown secret is 403 ``ACL token
+not found``; no token is the anonymous token, which has what the policy
+named ``anonymous`` grants, or nothing.  Compiled ACLs are cached by the
+(policy, ModifyIndex) set they came from, so an edited policy takes effect
+at once.  A denied request is 403 ``Permission denied`` and reaches no
+handler.
+
+**Writes** go through Raft like the job endpoints: the edge makes the
+AccessorID and SecretID (``uuid4``, from ``os.urandom``), the hash and the
+time, and the state machine (:mod:`actors.state.acl_ops`) applies them
+deterministically.  Secrets are only ever answered to a management token
+or to the token's own holder, and never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import pykka
+
+from actors.acl import (
+    ACL,
+    ANONYMOUS_POLICY,
+    DENY_ALL_ACL,
+    MANAGEMENT_ACL,
+    OPEN,
+    PERMISSION_DENIED,
+    TOKEN_NOT_FOUND,
+    PolicyError,
+    compile_acl,
+    parse_policy,
+    required,
+)
+from actors.http_api import (
+    GUARDS,
+    Answer,
+    Api,
+    CodedError,
+    Request,
+    Response,
+    propose,
+    read_body,
+    require,
+    route,
+    state_query,
+)
+from actors.state.acl_ops import token_by_secret
+from actors.state.store import command
+
+__all__ = ["acl_guard", "request_secret", "resolve"]
+
+log = logging.getLogger("agent.http")
+
+ACL_DISABLED = "ACL support disabled"  # Nomad's aclDisabled, answered 400
+# Compiled ACLs kept (least recently used dropped first): Nomad's aclCacheSize.
+COMPILED_CACHE_SIZE = 512
+# acl token and policy validation (nomad/structs ACLToken.Validate, ACLPolicy.Validate).
+MAX_TOKEN_NAME_LENGTH = 256
+MAX_POLICY_DESCRIPTION_LENGTH = 256
+VALID_POLICY_NAME = re.compile(r"[a-zA-Z0-9-]{1,128}")
+# Nomad's AnonymousACLToken, as /v1/acl/token/self describes it.
+ANONYMOUS_TOKEN = {"AccessorID": "anonymous", "Name": "Anonymous Token", "Type": "client",
+                   "Policies": [ANONYMOUS_POLICY], "Global": False}
+
+_compiled: collections.OrderedDict[tuple[tuple[str, int], ...], ACL] = collections.OrderedDict()
+
+
+# ---------------------------------------------------------------- resolving tokens
+
+
+def request_secret(req: Request) -> str:
+    """``X-Nomad-Token``, else ``Authorization: Bearer <secret>``; "" for none."""
+    environ = req.environ or {}
+    token = str(environ.get("HTTP_X_NOMAD_TOKEN") or "").strip()
+    if token:
+        return token
+    scheme, _, value = str(environ.get("HTTP_AUTHORIZATION") or "").strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def _local_read(api: Api, query: Any) -> Any:
+    """Run *query* on this server's state store (stale); the outside world, so it may wait."""
+    from actors.raft.peer import RaftError, Read
+
+    ref = api.env.lookup("raft")
+    if ref is None or not ref.is_alive():
+        # A client-only agent relays server-bound requests, and the server checks those.
+        raise CodedError(500, "ACL tokens are resolved by servers: this agent holds no ACL state")
+    fut = api.env.make_future()
+    ref.tell(Read(query=query, reply=fut, stale=True))
+    try:
+        return fut.get(timeout=api.ask_timeout_s)[1]
+    except RaftError as e:
+        raise CodedError(500, str(e)) from None
+    except pykka.Timeout:
+        raise CodedError(500, "state store did not answer in time") from None
+
+
+def _token_query(secret: str) -> Any:
+    def query(st: Any) -> tuple[str, Any, dict[str, tuple[int, str]]]:
+        try:  # runs inside the Raft actor: must never raise
+            token = token_by_secret(st, secret) if secret else None
+            if secret and token is None:
+                return "missing", None, {}
+            names = token.get("Policies") or [] if token else [ANONYMOUS_POLICY]
+            table = st.tables["acl_policies"]
+            found = {n: (table[n]["ModifyIndex"], table[n]["Rules"]) for n in names if n in table}
+            return "ok", dict(token, Policies=list(token.get("Policies") or [])) if token else None, found
+        except Exception as e:
+            return "error", f"{type(e).__name__}: {e}", {}
+    return query
+
+
+def _compile(policies: dict[str, tuple[int, str]]) -> ACL:
+    key = tuple(sorted((name, idx) for name, (idx, _) in policies.items()))
+    if not key:
+        return DENY_ALL_ACL
+    acl = _compiled.get(key)
+    if acl is not None:
+        _compiled.move_to_end(key)
+        return acl
+    parsed = []
+    for name, (_, rules) in sorted(policies.items()):
+        try:
+            parsed.append(parse_policy(rules))
+        except PolicyError as e:  # validated on write; a stored bad policy grants nothing
+            log.warning("ACL policy %r cannot be parsed, ignoring it: %s", name, e)
+    acl = compile_acl(parsed)
+    _compiled[key] = acl
+    while len(_compiled) > COMPILED_CACHE_SIZE:
+        _compiled.popitem(last=False)
+    return acl
+
+
+def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
+    """(the token or None for anonymous, its ACL); 403 ``ACL token not found`` for an unknown secret."""
+    status, token, policies = _local_read(api, _token_query(request_secret(req)))
+    if status == "missing":
+        raise CodedError(403, TOKEN_NOT_FOUND)
+    if status != "ok":
+        raise CodedError(500, str(token))
+    if token is not None and token.get("Type") == "management":
+        return token, MANAGEMENT_ACL
+    return token, _compile(policies)
+
+
+def acl_guard(req: Request, api: Api) -> None:
+    """Refuse a request its token may not make (called by App before the handler)."""
+    if not api.ctx.acl_enabled:
+        return
+    needs = required(req.method, req.path, (req.query.get("namespace") or [""])[0])
+    if needs is None or needs == OPEN:
+        return
+    token, acl = resolve(req, api)
+    if not acl.allows(needs):
+        who = token["AccessorID"] if token else "anonymous"
+        log.debug("permission denied: method=%s path=%s accessor=%s needs=%s", req.method, req.path, who,
+                  ", ".join(str(n) for n in needs))
+        raise CodedError(403, PERMISSION_DENIED)
+
+
+GUARDS.append(acl_guard)
+
+
+# ---------------------------------------------------------------- shapes and helpers
+
+
+def _rfc3339(t: Any) -> Any:
+    """Store seconds -> Go's time.Time JSON (RFC 3339, UTC)."""
+    if not isinstance(t, (int, float)) or isinstance(t, bool):
+        return t
+    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def token_stub(t: dict[str, Any]) -> dict[str, Any]:
+    """Nomad's ``ACLTokenListStub``: everything but the secret."""
+    return {"AccessorID": t["AccessorID"], "Name": t.get("Name", ""), "Type": t.get("Type", ""),
+            "Policies": list(t.get("Policies") or []), "Roles": None, "Global": bool(t.get("Global")),
+            "Hash": t.get("Hash", ""), "CreateTime": _rfc3339(t.get("CreateTime")), "ExpirationTime": None,
+            "CreateIndex": t.get("CreateIndex", 0), "ModifyIndex": t.get("ModifyIndex", 0)}
+
+
+def token_out(t: dict[str, Any]) -> dict[str, Any]:
+    """Nomad's ``ACLToken``, secret included (for a management token or the token's holder)."""
+    return {**token_stub(t), "SecretID": t.get("SecretID", ""), "ExpirationTTL": 0}
+
+
+def policy_stub(p: dict[str, Any]) -> dict[str, Any]:
+    return {"Name": p["Name"], "Description": p.get("Description", ""), "Hash": p.get("Hash", ""),
+            "CreateIndex": p.get("CreateIndex", 0), "ModifyIndex": p.get("ModifyIndex", 0)}
+
+
+def policy_out(p: dict[str, Any]) -> dict[str, Any]:
+    return {**policy_stub(p), "Rules": p.get("Rules", ""), "JobACL": None}
+
+
+def _hash(*parts: Any) -> str:
+    """Nomad's SetHash: a digest of the fields that define the object (base64, as Go's []byte)."""
+    digest = hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=32).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _enabled(api: Api) -> None:
+    if not api.ctx.acl_enabled:
+        raise CodedError(400, ACL_DISABLED)
+
+
+def _management(req: Request, api: Api) -> dict[str, Any]:
+    token, acl = resolve(req, api)
+    if not acl.management or token is None:
+        raise CodedError(403, PERMISSION_DENIED)
+    return token
+
+
+def _body(req: Request, *, optional: bool = False) -> dict[str, Any]:
+    raw = read_body(req)
+    if not raw.strip():
+        if optional:
+            return {}
+        raise CodedError(400, "Request body is empty")
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CodedError(400, f"Request body is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise CodedError(400, f"Request body must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _write(api: Api, op: str, **args: Any) -> int:
+    """Propose *op*; its Raft index, or the store's refusal as Nomad's code and text."""
+    index, result = propose(api, command(op, **args))
+    if not isinstance(result, dict):
+        raise CodedError(500, f"unexpected result from the state store: {result!r}")
+    if not result.get("ok"):
+        raise CodedError(int(result.get("code") or 400 if "error" in result else 500),
+                         str(result.get("error") or "refused by the state store"))
+    return index
+
+
+def _index_only(index: int) -> Response:
+    return Response(200, b"", "text/plain; charset=utf-8", (("X-Nomad-Index", str(index)),))
+
+
+def _read_token(api: Api, accessor: str) -> dict[str, Any] | None:
+    """A linearizable read of one token (after a write, so the answer has it)."""
+    from actors.raft.peer import RaftError, Read
+
+    fut = api.env.make_future()
+    api.env.lookup("raft").tell(Read(query=lambda st: st.get("acl_tokens", accessor), reply=fut))
+    try:
+        return fut.get(timeout=api.ask_timeout_s)[1]
+    except RaftError as e:
+        raise CodedError(500, str(e)) from None
+    except pykka.Timeout:
+        raise CodedError(500, "state store did not answer in time") from None
+
+
+# ---------------------------------------------------------------- bootstrap
+
+
+@route("/v1/acl/bootstrap")
+def acl_bootstrap(req: Request, api: Api) -> Any:
+    """The first management token, once (Nomad ``ACL.Bootstrap``); open, as Nomad's is."""
+    require(req, "PUT", "POST")
+    _enabled(api)
+    secret = _body(req, optional=True).get("BootstrapSecret") or str(uuid.uuid4())
+    try:
+        if not isinstance(secret, str) or str(uuid.UUID(secret)) != secret.lower():
+            raise ValueError(secret)
+    except ValueError:
+        raise CodedError(400, "invalid acl token") from None
+    token = {"AccessorID": str(uuid.uuid4()), "SecretID": secret, "Name": "Bootstrap Token",
+             "Type": "management", "Policies": [], "Global": True, "CreateTime": time.time()}
+    token["Hash"] = _hash(token["Name"], token["Type"], token["Policies"], token["Global"])
+    index = _write(api, "acl_bootstrap", token=token, reset_index=0)
+    log.info("ACL bootstrap done: management token accessor=%s", token["AccessorID"])
+    return Answer(token_out({**token, "CreateIndex": index, "ModifyIndex": index}),
+                  (("X-Nomad-Index", str(index)),))
+
+
+# ---------------------------------------------------------------- policies
+
+
+@route("/v1/acl/policies")
+def acl_policies(req: Request, api: Api) -> Any:
+    """Every policy for a management token; otherwise those the token holds (Nomad ``ListPolicies``)."""
+    require(req, "GET")
+    _enabled(api)
+    token, acl = resolve(req, api)
+    mine = None if acl.management else set((token or ANONYMOUS_TOKEN).get("Policies") or [])
+    prefix = (req.query.get("prefix") or [""])[0]
+    return state_query(req, api, ("acl_policies",), lambda st: [
+        policy_stub(p) for n, p in sorted(st.tables["acl_policies"].items())
+        if n.startswith(prefix) and (mine is None or n in mine)])
+
+
+@route("/v1/acl/policy/")
+def acl_policy(req: Request, api: Api) -> Any:
+    _enabled(api)
+    name = req.path[len("/v1/acl/policy/"):]
+    if not name:
+        raise CodedError(400, "Missing policy name")
+    if req.method in ("PUT", "POST"):
+        return _policy_write(req, api, name)
+    if req.method == "DELETE":
+        _management(req, api)
+        return _index_only(_write(api, "acl_policy_delete", names=[name]))
+    require(req, "GET")
+    token, acl = resolve(req, api)
+    if not acl.management and name != ANONYMOUS_POLICY and name not in (token or {}).get("Policies", []):
+        raise CodedError(403, PERMISSION_DENIED)
+    answer = state_query(req, api, ("acl_policies",), lambda st: (
+        policy_out(st.tables["acl_policies"][name]) if name in st.tables["acl_policies"] else None))
+    if answer.value is None:
+        raise CodedError(404, "ACL policy not found")
+    return answer
+
+
+def _policy_write(req: Request, api: Api, name: str) -> Any:
+    """``POST /v1/acl/policy/<name>``: ``{"Name", "Description", "Rules"}``, rules checked here."""
+    _management(req, api)
+    body = _body(req)
+    if body.get("Name", name) != name:
+        raise CodedError(400, "Policy name does not match request path")
+    description, rules = body.get("Description", ""), body.get("Rules", "")
+    if not isinstance(description, str) or not isinstance(rules, str):
+        raise CodedError(400, "Description and Rules must be strings")
+    if not VALID_POLICY_NAME.fullmatch(name):
+        raise CodedError(400, f"policy 0 invalid: invalid name '{name}'")
+    if len(description) > MAX_POLICY_DESCRIPTION_LENGTH:
+        raise CodedError(400, f"policy 0 invalid: description longer than {MAX_POLICY_DESCRIPTION_LENGTH}")
+    try:
+        parse_policy(rules)
+    except PolicyError as e:
+        raise CodedError(400, f"policy 0 invalid: failed to parse rules: {e}") from None
+    policy = {"Name": name, "Description": description, "Rules": rules,
+              "Hash": _hash(name, description, rules)}
+    return _index_only(_write(api, "acl_policy_upsert", policies=[policy]))
+
+
+# ---------------------------------------------------------------- tokens
+
+
+@route("/v1/acl/tokens")
+def acl_tokens(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    _enabled(api)
+    _management(req, api)
+    prefix = (req.query.get("prefix") or [""])[0]
+    return state_query(req, api, ("acl_tokens",), lambda st: [
+        token_stub(t) for a, t in sorted(st.tables["acl_tokens"].items()) if a.startswith(prefix)])
+
+
+@route("/v1/acl/token")
+def acl_token_create(req: Request, api: Api) -> Any:
+    require(req, "PUT", "POST")
+    _enabled(api)
+    return _token_write(req, api, "")
+
+
+@route("/v1/acl/token/")
+def acl_token(req: Request, api: Api) -> Any:
+    _enabled(api)
+    accessor = req.path[len("/v1/acl/token/"):]
+    if accessor == "self":
+        require(req, "GET")
+        token, _ = resolve(req, api)
+        if token is None:
+            raise CodedError(404, TOKEN_NOT_FOUND)
+        return token_out(token)
+    if not accessor:
+        raise CodedError(400, "Missing token accessor")
+    if req.method in ("PUT", "POST"):
+        return _token_write(req, api, accessor)
+    if req.method == "DELETE":
+        _management(req, api)
+        return _index_only(_write(api, "acl_token_delete", accessor_ids=[accessor]))
+    require(req, "GET")
+    token, acl = resolve(req, api)
+    if not acl.management and (token is None or token["AccessorID"] != accessor):
+        raise CodedError(403, PERMISSION_DENIED)
+    answer = state_query(req, api, ("acl_tokens",), lambda st: (
+        token_out(st.tables["acl_tokens"][accessor]) if accessor in st.tables["acl_tokens"] else None))
+    if answer.value is None:
+        raise CodedError(404, TOKEN_NOT_FOUND)
+    return answer
+
+
+def _token_fields(body: dict[str, Any]) -> tuple[str, str, list[str], bool]:
+    """Nomad's ``ACLToken.Validate``; errors as its RPC words them ("token 0 invalid: ...")."""
+    name, kind, policies, is_global = (body.get("Name", ""), body.get("Type", ""),
+                                       body.get("Policies") or [], body.get("Global", False))
+    problem = ""
+    if not isinstance(name, str) or len(name) > MAX_TOKEN_NAME_LENGTH:
+        problem = "token name too long"
+    elif not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
+        problem = "Policies must be a list of policy names"
+    elif not isinstance(is_global, bool):
+        problem = "Global must be a boolean"
+    elif kind == "client" and not policies:
+        problem = "client token missing policies"
+    elif kind == "management" and policies:
+        problem = "management token cannot be associated with policies"
+    elif kind not in ("client", "management"):
+        problem = "token type must be client or management"
+    if problem:
+        raise CodedError(400, f"token 0 invalid: {problem}")
+    return name, kind, sorted(set(policies)), is_global
+
+
+def _token_write(req: Request, api: Api, accessor: str) -> Any:
+    """Create (no accessor) or update a token; answers it with its secret (Nomad ``UpsertTokens``)."""
+    _management(req, api)
+    body = _body(req)
+    given = body.get("AccessorID") or ""
+    if accessor and given and given != accessor:
+        raise CodedError(400, "Token Accessor ID does not match request path")
+    accessor = accessor or given
+    name, kind, policies, is_global = _token_fields(body)
+    token: dict[str, Any] = {"Name": name, "Type": kind, "Policies": policies, "Global": is_global,
+                             "Hash": _hash(name, kind, policies, is_global)}
+    if accessor:
+        token["AccessorID"] = accessor
+    else:
+        token.update(AccessorID=str(uuid.uuid4()), SecretID=str(uuid.uuid4()), CreateTime=time.time())
+    index = _write(api, "acl_token_upsert", tokens=[token])
+    stored = _read_token(api, token["AccessorID"])
+    if stored is None:  # deleted between the write and the read
+        raise CodedError(404, TOKEN_NOT_FOUND)
+    return Answer(token_out(stored), (("X-Nomad-Index", str(index)),))

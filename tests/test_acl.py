@@ -1,0 +1,280 @@
+"""ACL policies, capability checks, route requirements and the ACL state-machine commands (no processes).
+
+The reference is Nomad's ``acl/policy.go`` (parsing, shorthand expansion),
+``acl/acl.go`` (merging: most privilege wins, deny always wins) and
+``nomad/state/state_store_acl.go`` (bootstrap once, with its reset index).
+"""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from actors.acl import (
+    MANAGEMENT_ACL,
+    OPEN,
+    SELF_CHECKED,
+    Need,
+    PolicyError,
+    compile_acl,
+    parse_hcl,
+    parse_policy,
+    required,
+)
+from actors.state.store import StateStore, command
+
+SUBMIT_RULES = '''
+# a CI token: read jobs and submit them in the default namespace
+namespace "default" {
+  policy       = "read"
+  capabilities = ["submit-job",]  // a trailing comma is fine
+}
+node { policy = "read" }
+/* nothing on agents
+   or operators */
+'''
+
+
+# ---------------------------------------------------------------- the HCL subset
+
+
+def test_hcl_blocks_attributes_and_lists_parse_in_order():
+    items = parse_hcl(SUBMIT_RULES)
+    assert items == [
+        ("namespace", (("default",), [("policy", "read"), ("capabilities", ["submit-job"])])),
+        ("node", ((), [("policy", "read")])),
+    ]
+
+
+def test_hcl_strings_take_escapes_and_values_take_numbers_and_bools():
+    assert parse_hcl('a = "x\\"y" b = 3 c = true d = []') == [("a", 'x"y'), ("b", 3), ("c", True), ("d", [])]
+
+
+@pytest.mark.parametrize("text, where", [
+    ('namespace "default" { policy = "read"', "end of rules"),
+    ('node { policy = }', "expected a value"),
+    ('node { policy "read" }', "expected '=' or '{'"),
+    ('node { policy = "read" } }', "expected a key"),
+    ('node { policy = ["read" "write"] }', "expected ',' or ']'"),
+    ('node { policy = @ }', "unexpected character"),
+])
+def test_hcl_errors_say_what_was_expected(text, where):
+    with pytest.raises(PolicyError, match=where):
+        parse_hcl(text)
+
+
+# ---------------------------------------------------------------- policies
+
+
+def test_namespace_read_expands_and_capabilities_add_to_it():
+    p = parse_policy(SUBMIT_RULES)
+    caps = dict(p.namespaces)["default"]
+    assert {"list-jobs", "read-job", "submit-job"} <= caps
+    assert "dispatch-job" not in caps and "alloc-exec" not in caps
+    assert (p.node, p.agent, p.operator) == ("read", "", "")
+
+
+def test_write_grants_submit_and_deny_grants_only_deny():
+    p = parse_policy('namespace "a" { policy = "write" }\nnamespace "b" { policy = "deny" }')
+    ns = dict(p.namespaces)
+    assert {"submit-job", "read-job", "dispatch-job", "alloc-lifecycle"} <= ns["a"]
+    assert ns["b"] == frozenset({"deny"})
+
+
+def test_json_rules_mean_the_same_as_hcl():
+    as_json = '{"namespace": {"default": {"policy": "read", "capabilities": ["submit-job"]}}, ' \
+              '"node": {"policy": "read"}}'
+    assert parse_policy(as_json) == parse_policy(SUBMIT_RULES)
+
+
+@pytest.mark.parametrize("rules, message", [
+    ('namespace "default" { policy = "admin" }', "Invalid namespace policy"),
+    ('namespace "default" { capabilities = ["fly"] }', "Invalid namespace capability 'fly'"),
+    ('namespace "bad name" { policy = "read" }', "Invalid namespace name"),
+    ('namespace { policy = "read" }', "expected one name"),
+    ('node { policy = "scale" }', "Invalid node policy"),
+    ('agent { level = "read" }', "unexpected key 'level'"),
+    ('keyring { policy = "write" }', "unexpected key 'keyring'"),
+    ('node { policy = "read" }\nnode { policy = "write" }', "given twice"),
+    ("", "no rules"),
+    ("   # only a comment", "Invalid policy"),
+])
+def test_bad_policies_are_refused_with_the_reason(rules, message):
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(rules)
+
+
+def test_quota_and_plugin_blocks_are_accepted_but_grant_nothing():
+    p = parse_policy('quota { policy = "read" }\nplugin { policy = "list" }')
+    assert compile_acl([p]).allows((Need("node", "read"),)) is False
+
+
+# ---------------------------------------------------------------- compiled ACLs
+
+
+def test_most_privilege_wins_across_policies_but_deny_always_wins():
+    read, write, deny = (parse_policy(f'node {{ policy = "{x}" }}') for x in ("read", "write", "deny"))
+    assert compile_acl([read, write]).allow_level("node", "write")
+    assert compile_acl([write, read]).allow_level("node", "write")
+    merged = compile_acl([write, deny])
+    assert not merged.allow_level("node", "read") and not merged.allow_level("node", "write")
+
+
+def test_write_implies_read_and_read_does_not_imply_write():
+    acl = compile_acl([parse_policy('agent { policy = "read" }\noperator { policy = "write" }')])
+    assert acl.allow_level("agent", "read") and not acl.allow_level("agent", "write")
+    assert acl.allow_level("operator", "read") and acl.allow_level("operator", "write")
+    assert not acl.allow_level("node", "read")
+
+
+def test_namespace_deny_capability_overrides_what_another_policy_grants():
+    acl = compile_acl([parse_policy('namespace "default" { policy = "write" }'),
+                       parse_policy('namespace "default" { capabilities = ["deny"] }')])
+    assert not acl.allow_namespace("default", "read-job")
+
+
+def test_namespace_globs_match_and_the_closest_glob_wins():
+    acl = compile_acl([parse_policy('namespace "*" { policy = "read" }\n'
+                                    'namespace "prod-*" { policy = "deny" }\n'
+                                    'namespace "prod-api" { policy = "write" }')])
+    assert acl.allow_namespace("dev", "read-job") and not acl.allow_namespace("dev", "submit-job")
+    assert not acl.allow_namespace("prod-db", "read-job")
+    assert acl.allow_namespace("prod-api", "submit-job")
+
+
+def test_no_policies_deny_everything_and_management_allows_everything():
+    nothing = compile_acl([])
+    for need in (Need("node", "read"), Need("namespace", "read-job"), Need("management")):
+        assert not nothing.allows_one(need)
+        assert MANAGEMENT_ACL.allows_one(need)
+
+
+# ---------------------------------------------------------------- what each route needs
+
+
+@pytest.mark.parametrize("method, path, needs", [
+    ("GET", "/v1/jobs", [("namespace", "list-jobs")]),
+    ("PUT", "/v1/jobs", [("namespace", "submit-job")]),
+    ("GET", "/v1/job/web", [("namespace", "read-job")]),
+    ("GET", "/v1/job/web/allocations", [("namespace", "read-job")]),
+    ("POST", "/v1/job/web", [("namespace", "submit-job")]),
+    ("DELETE", "/v1/job/web", [("namespace", "submit-job")]),
+    ("GET", "/v1/allocations", [("namespace", "read-job")]),
+    ("GET", "/v1/evaluation/e1", [("namespace", "read-job")]),
+    ("GET", "/v1/nodes", [("node", "read")]),
+    ("GET", "/v1/node/n1", [("node", "read")]),
+    ("PUT", "/v1/node/n1/drain", [("node", "write")]),
+    ("PUT", "/v1/node/n1/eligibility", [("node", "write")]),
+    ("GET", "/v1/node/n1/allocations", [("node", "read"), ("namespace", "read-job")]),
+    ("GET", "/v1/agent/self", [("agent", "read")]),
+    ("GET", "/v1/agent/members", [("node", "read")]),
+    ("PUT", "/v1/agent/join", [("agent", "write")]),
+    ("PUT", "/v1/agent/force-leave", [("agent", "write")]),
+    ("GET", "/v1/agent/keyring/list", [("agent", "write")]),
+    ("GET", "/v1/operator/raft/configuration", [("operator", "read")]),
+    ("DELETE", "/v1/operator/raft/peer", [("operator", "write")]),
+    ("PUT", "/v1/system/gc", [("management", "")]),
+    ("GET", "/v1/some/new/endpoint", [("management", "")]),
+])
+def test_each_route_needs_what_nomad_checks(method, path, needs):
+    got = required(method, path)
+    assert [(n.area, n.what) for n in got] == needs
+
+
+@pytest.mark.parametrize("path", ["/v1/status/leader", "/v1/status/peers", "/v1/regions", "/v1/metrics",
+                                  "/v1/agent/health", "/"])
+def test_status_regions_metrics_and_health_are_open(path):
+    assert required("GET", path) == OPEN
+
+
+def test_acl_endpoints_check_their_tokens_themselves():
+    assert required("POST", "/v1/acl/bootstrap") is SELF_CHECKED
+    assert required("GET", "/v1/acl/tokens") is SELF_CHECKED
+
+
+def test_the_namespace_of_a_request_scopes_its_job_needs():
+    (need,) = required("GET", "/v1/jobs", "prod")
+    acl = compile_acl([parse_policy('namespace "default" { policy = "write" }')])
+    assert need.namespace == "prod" and not acl.allows((need,))
+    assert acl.allows(required("GET", "/v1/jobs", ""))  # no ?namespace= is "default"
+
+
+# ---------------------------------------------------------------- the state machine
+
+
+def _token(accessor: str, secret: str = "", kind: str = "client", policies: tuple[str, ...] = ()) -> dict:
+    t = {"AccessorID": accessor, "Type": kind, "Name": accessor, "Policies": list(policies), "Global": False}
+    return {**t, "SecretID": secret} if secret else t
+
+
+def test_bootstrap_happens_once_and_a_second_names_the_reset_index():
+    st = StateStore()
+    first = st.apply(3, command("acl_bootstrap", token=_token("a", "s1", "management"), now=1.0))
+    assert first["ok"] and st.tables["acl_tokens"]["a"]["CreateIndex"] == 3
+    again = st.apply(4, command("acl_bootstrap", token=_token("b", "s2", "management"), now=2.0))
+    assert again == {"ok": False, "error": "ACL bootstrap already done (reset index: 3)", "code": 400}
+    assert sorted(st.tables["acl_tokens"]) == ["a"]
+
+
+def test_deleting_the_bootstrap_token_does_not_allow_a_second_bootstrap():
+    st = StateStore()
+    st.apply(1, command("acl_bootstrap", token=_token("a", "s1", "management"), now=1.0))
+    assert st.apply(2, command("acl_token_delete", accessor_ids=["a"]))["ok"]
+    assert not st.apply(3, command("acl_bootstrap", token=_token("b", "s2", "management"), now=1.0))["ok"]
+    # Nomad's reset: the operator names the reset index and may bootstrap again.
+    assert st.apply(4, command("acl_bootstrap", token=_token("b", "s2", "management"), now=1.0,
+                               reset_index=1))["ok"]
+
+
+def test_a_token_naming_a_missing_policy_is_refused_and_changes_nothing():
+    st = StateStore()
+    r = st.apply(1, command("acl_token_upsert", tokens=[_token("a", "s", policies=("ghost",))]))
+    assert r == {"ok": False, "error": "cannot find policy ghost", "code": 400}
+    assert st.tables["acl_tokens"] == {} and st.table_index["acl_tokens"] == 0
+
+
+def test_a_token_update_keeps_its_secret_and_create_index():
+    st = StateStore()
+    st.apply(1, command("acl_policy_upsert", policies=[{"Name": "p", "Rules": 'node { policy = "read" }'}]))
+    st.apply(2, command("acl_token_upsert", tokens=[_token("a", "secret", policies=("p",))]))
+    st.apply(3, command("acl_token_upsert", tokens=[{**_token("a", policies=()), "Name": "renamed",
+                                                      "Type": "management"}]))
+    t = st.tables["acl_tokens"]["a"]
+    assert (t["SecretID"], t["Name"], t["CreateIndex"], t["ModifyIndex"]) == ("secret", "renamed", 2, 3)
+
+
+def test_updating_an_unknown_token_or_deleting_one_is_not_found():
+    st = StateStore()
+    assert st.apply(1, command("acl_token_upsert", tokens=[_token("nope")]))["code"] == 404
+    assert st.apply(2, command("acl_token_delete", accessor_ids=["nope"]))["code"] == 404
+    assert st.apply(3, command("acl_policy_delete", names=["nope"]))["code"] == 404
+
+
+def test_acl_tables_survive_a_snapshot_and_an_old_snapshot_restores_them_empty():
+    st = StateStore()
+    st.apply(1, command("acl_bootstrap", token=_token("a", "s1", "management"), now=1.0))
+    st.apply(2, command("acl_policy_upsert", policies=[{"Name": "p", "Rules": 'node { policy = "read" }'}]))
+    copy = StateStore()
+    copy.restore(st.snapshot(), 2)
+    assert copy.digest() == st.digest()
+    again = copy.apply(3, command("acl_bootstrap", token=_token("b", "s2", "management"), now=1.0))
+    assert again["code"] == 400
+    old = msgpack.packb({"v": 1, "applied": 5, "tables": {"kv": {"k": 1}}, "index": {"kv": 5}})
+    fresh = StateStore()
+    fresh.restore(old, 5)  # taken before the ACL tables existed
+    assert fresh.tables["kv"] == {"k": 1} and fresh.tables["acl_tokens"] == {}
+    assert fresh.apply(6, command("acl_bootstrap", token=_token("a", "s", "management"), now=1.0))["ok"]
+
+
+# ---------------------------------------------------------------- the CLI sends the token
+
+
+def test_cli_sends_the_token_with_every_urllib_request():
+    import urllib.request
+
+    from runtime.cli import _SendToken
+
+    req = _SendToken("s3cr3t").http_request(urllib.request.Request("http://127.0.0.1:1/v1/jobs"))
+    assert req.get_header("X-nomad-token") == "s3cr3t"
+    mine = urllib.request.Request("http://127.0.0.1:1/", headers={"X-Nomad-Token": "other"})
+    assert _SendToken("s3cr3t").http_request(mine).get_header("X-nomad-token") == "other"

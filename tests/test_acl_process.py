@@ -1,0 +1,236 @@
+"""ACLs against a real ``-dev`` agent with ``acl.enabled``: tokens, policies, refusals, the CLI.
+
+One agent is shared by the module and bootstrapped once (the ``management``
+fixture); each test leaves no job, policy or token behind but its own
+named ones.  Every wait has a deadline; the agent is killed by PID at the
+end.  The last test reads everything the agent printed for the secrets it
+handed out.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.test_agent_process import ROOT, STEP_DEADLINE_S, AgentProc, free_port, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+NOMAD = f"{ROOT}/bin/nomad"
+SUBMIT_POLICY = 'namespace "default" {\n  policy = "read"\n  capabilities = ["submit-job"]\n}\n' \
+                'node { policy = "read" }\n'
+UNKNOWN_SECRET = "00000000-0000-4000-8000-000000000000"
+SECRETS: list[str] = []  # every secret handed out, looked for in the agent's output at the end
+
+
+class Resp:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status, self.body = status, body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+def call(port: int, method: str, path: str, body: Any = None, token: str = "", bearer: bool = False) -> Resp:
+    headers = {}
+    if token:
+        headers = {"Authorization": f"Bearer {token}"} if bearer else {"X-Nomad-Token": token}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=STEP_DEADLINE_S)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers=headers)
+        r = conn.getresponse()
+        return Resp(r.status, r.read())
+    finally:
+        conn.close()
+
+
+def idle_job(job_id: str) -> dict[str, Any]:
+    """A job with no allocations to place: registration is all these tests need."""
+    return {"ID": job_id, "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "web", "Count": 0, "Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                              "Config": {"command": "/bin/true"}}]}]}
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("acl")
+    port = free_port()
+    cfg = tmp / "acl.toml"
+    cfg.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n\n"
+                   "[acl]\nenabled = true\n")
+    proc = AgentProc(["-dev", "-config", str(cfg)])
+    proc.http_port = port
+    try:
+        proc.wait_healthy()  # /v1/agent/health is open, as in Nomad
+        yield proc
+    finally:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def management(agent):
+    r = call(agent.http_port, "POST", "/v1/acl/bootstrap")
+    assert r.status == 200, r.text
+    token = r.json()
+    SECRETS.append(token["SecretID"])
+    return token["SecretID"]
+
+
+def jobs(agent: AgentProc, token: str) -> list[str]:
+    r = call(agent.http_port, "GET", "/v1/jobs", token=token)
+    assert r.status == 200, r.text
+    return [j["ID"] for j in r.json()]
+
+
+def purge(agent: AgentProc, token: str, job_id: str) -> None:
+    assert call(agent.http_port, "DELETE", f"/v1/job/{job_id}?purge=true", token=token).status == 200
+
+
+def client_token(agent: AgentProc, management: str, name: str, policy: str, rules: str) -> dict[str, Any]:
+    r = call(agent.http_port, "POST", f"/v1/acl/policy/{policy}", {"Name": policy, "Rules": rules},
+             token=management)
+    assert r.status == 200, r.text
+    r = call(agent.http_port, "POST", "/v1/acl/token", {"Name": name, "Type": "client", "Policies": [policy]},
+             token=management)
+    assert r.status == 200, r.text
+    SECRETS.append(r.json()["SecretID"])
+    return r.json()
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_job_registration_without_a_token_is_refused_and_registers_nothing(agent, management):
+    r = call(agent.http_port, "PUT", "/v1/jobs", {"Job": idle_job("anon-job")})
+    assert (r.status, r.text) == (403, "Permission denied")
+    r = call(agent.http_port, "PUT", "/v1/job/anon-job", {"Job": idle_job("anon-job")})
+    assert r.status == 403
+    assert "anon-job" not in jobs(agent, management)
+
+
+def test_an_unknown_token_is_refused_as_not_found(agent, management):
+    for bearer in (False, True):
+        r = call(agent.http_port, "GET", "/v1/jobs", token=UNKNOWN_SECRET, bearer=bearer)
+        assert (r.status, r.text) == (403, "ACL token not found")
+
+
+def test_the_management_token_registers_a_job(agent, management):
+    r = call(agent.http_port, "PUT", "/v1/jobs", {"Job": idle_job("mgmt-job")}, token=management)
+    assert r.status == 200, r.text
+    assert "mgmt-job" in jobs(agent, management)
+    # The same secret as a bearer token.
+    assert call(agent.http_port, "GET", "/v1/job/mgmt-job", token=management, bearer=True).status == 200
+    purge(agent, management, "mgmt-job")
+
+
+def test_a_second_bootstrap_is_refused_with_the_reset_index(agent, management):
+    r = call(agent.http_port, "POST", "/v1/acl/bootstrap")
+    assert r.status == 400
+    assert r.text.startswith("ACL bootstrap already done (reset index: ") and r.text.endswith(")")
+
+
+def test_a_submit_job_token_registers_but_cannot_drain_a_node(agent, management):
+    ci = client_token(agent, management, "ci", "submit", SUBMIT_POLICY)
+    port, secret = agent.http_port, ci["SecretID"]
+    r = call(port, "PUT", "/v1/jobs", {"Job": idle_job("ci-job")}, token=secret)
+    assert r.status == 200, r.text
+    assert "ci-job" in jobs(agent, secret)
+
+    node = wait_for(lambda: next(iter(call(port, "GET", "/v1/nodes", token=secret).json()), None), "a node")
+    drain = {"DrainSpec": {"Deadline": 3_600_000_000_000}}
+    r = call(port, "PUT", f"/v1/node/{node['ID']}/drain", drain, token=secret)
+    assert (r.status, r.text) == (403, "Permission denied")
+    after = call(port, "GET", f"/v1/node/{node['ID']}", token=secret).json()
+    assert not after.get("DrainStrategy") and after["SchedulingEligibility"] == "eligible"
+    # Nor agent or operator endpoints, nor other tokens.
+    assert call(port, "GET", "/v1/agent/self", token=secret).status == 403
+    assert call(port, "GET", "/v1/operator/raft/configuration", token=secret).status == 403
+    assert call(port, "GET", "/v1/acl/tokens", token=secret).status == 403
+    me = call(port, "GET", "/v1/acl/token/self", token=secret).json()
+    assert (me["AccessorID"], me["Policies"]) == (ci["AccessorID"], ["submit"])
+    purge(agent, management, "ci-job")
+
+
+def test_the_anonymous_policy_grants_reads_and_nothing_more(agent, management):
+    port = agent.http_port
+    assert call(port, "GET", "/v1/jobs").status == 403
+    rules = 'namespace "default" { policy = "read" }\nnode { policy = "read" }'
+    assert call(port, "PUT", "/v1/acl/policy/anonymous", {"Name": "anonymous", "Rules": rules},
+                token=management).status == 200
+    try:
+        assert call(port, "GET", "/v1/jobs").status == 200
+        assert call(port, "GET", "/v1/nodes").status == 200
+        r = call(port, "PUT", "/v1/jobs", {"Job": idle_job("anon-read")})
+        assert r.status == 403
+        assert call(port, "GET", "/v1/agent/self").status == 403
+    finally:
+        assert call(port, "DELETE", "/v1/acl/policy/anonymous", token=management).status == 200
+    assert call(port, "GET", "/v1/jobs").status == 403
+    assert "anon-read" not in jobs(agent, management)
+
+
+def test_status_metrics_and_health_stay_open(agent, management):
+    for path in ("/v1/status/leader", "/v1/regions", "/v1/metrics", "/v1/agent/health"):
+        assert call(agent.http_port, "GET", path).status == 200, path
+
+
+def nomad(agent: AgentProc, *args: str, token: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "NOMAD_TOKEN"}
+    env["NOMAD_ADDR"] = f"http://127.0.0.1:{agent.http_port}"
+    if token is not None:
+        env["NOMAD_TOKEN"] = token
+    return subprocess.run([sys.executable, NOMAD, *args], env=env, capture_output=True, text=True,
+                          timeout=STEP_DEADLINE_S * 3)
+
+
+def test_the_cli_manages_policies_and_tokens_with_nomad_token(agent, management, tmp_path):
+    rules = tmp_path / "ops.hcl"
+    rules.write_text('node { policy = "write" }\nagent { policy = "read" }\n')
+    denied = nomad(agent, "acl", "policy", "apply", "ops", str(rules), token=None)
+    assert denied.returncode == 1 and "403" in denied.stderr
+
+    applied = nomad(agent, "acl", "policy", "apply", "-description=operators", "ops", str(rules),
+                    token=management)
+    assert applied.returncode == 0, applied.stderr
+    assert 'Successfully wrote "ops" ACL policy!' in applied.stdout
+    created = nomad(agent, "acl", "token", "create", "-name=ops-token", "-policy=ops", "-type=client",
+                    token=management)
+    assert created.returncode == 0, created.stderr
+    fields = dict(line.split(" = ", 1) for line in created.stdout.splitlines() if " = " in line)
+    assert {k.strip(): v for k, v in fields.items()}["Policies"] == "ops"
+    secret = {k.strip(): v for k, v in fields.items()}["Secret ID"]
+    SECRETS.append(secret)
+
+    listed = nomad(agent, "acl", "token", "list", token=management)
+    assert listed.returncode == 0 and "ops-token" in listed.stdout and "Bootstrap Token" in listed.stdout
+    assert secret not in listed.stdout  # a list shows accessors only
+
+    # The new token's own powers, through -token this time.
+    status = subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{agent.http_port}",
+                             f"-token={secret}", "node", "status"], capture_output=True, text=True,
+                            timeout=STEP_DEADLINE_S * 3)
+    assert status.returncode == 0, status.stderr
+    refused = nomad(agent, "acl", "bootstrap", token=None)
+    assert refused.returncode == 1 and "ACL bootstrap already done" in refused.stderr
+
+
+def test_no_secret_appears_in_the_agent_output_or_agent_self(agent, management):
+    r = call(agent.http_port, "GET", "/v1/agent/self", token=management)
+    assert r.status == 200 and r.json()["config"]["ACL"] == {"Enabled": True}
+    assert len(SECRETS) >= 3
+    printed = "\n".join(agent.out + agent.err)
+    assert "request complete" in printed  # dev mode logs every request at DEBUG: the lines were checked
+    for secret in SECRETS:
+        assert secret not in r.text
+        assert secret not in printed
