@@ -158,7 +158,8 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         http = HttpContext(metrics=ctx.metrics, prometheus=config.telemetry.prometheus_metrics,
                            runtime_info=ctx.runtime_info, bind=(host, port),
                            max_conns_per_client=config.limits.http_max_conns_per_client,
-                           acl_enabled=config.acl.enabled)
+                           acl_enabled=config.acl.enabled, acl_token_ttl_s=config.acl.token_ttl_s,
+                           acl_policy_ttl_s=config.acl.policy_ttl_s)
         specs.extend(forwarding_specs(config, http))
         specs.append(ChildSpec(name="http", cls=HttpApi, args=(ctx.http_listener, http)))
     return specs

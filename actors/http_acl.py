@@ -6,11 +6,15 @@ Registered on :mod:`actors.http_api`'s router when it is imported: the
 
 **Tokens** come in ``X-Nomad-Token`` or ``Authorization: Bearer <secret>``
 (Nomad's ``parseToken``; the ``?token=`` query parameter Nomad once had is
-not read, so a secret never lands in a logged URL).  A token is resolved
-against this server's own state store (a stale read, as Nomad's
-``ResolveToken`` reads its local FSM): an unknown secret is 403 ``ACL token
-not found``; no token is the anonymous token, which has what the policy
-named ``anonymous`` grants, or nothing.  Compiled ACLs are cached by the
+not read, so a secret never lands in a logged URL).  A server resolves a
+token against its own state store (a stale read, as Nomad's
+``ResolveToken`` reads its local FSM); a client-only agent, which relays
+server-bound requests for the server to check, resolves tokens for its own
+``/v1/agent/...`` endpoints by asking a server (``/v1/acl/token/self`` and
+the token's policies, through :mod:`actors.http_forward`) and keeps the
+answers for ``acl.token_ttl`` / ``acl.policy_ttl``, as Nomad's client does.
+An unknown secret is 403 ``ACL token not found``; no token is the anonymous
+token, which has what the policy named ``anonymous`` grants, or nothing.  Compiled ACLs are cached by the
 (policy, ModifyIndex) set they came from, so an edited policy takes effect
 at once.  A denied request is 403 ``Permission denied`` and reaches no
 handler.
@@ -103,8 +107,7 @@ def _local_read(api: Api, query: Any) -> Any:
 
     ref = api.env.lookup("raft")
     if ref is None or not ref.is_alive():
-        # A client-only agent relays server-bound requests, and the server checks those.
-        raise CodedError(500, "ACL tokens are resolved by servers: this agent holds no ACL state")
+        raise CodedError(500, "the state store is not running")
     fut = api.env.make_future()
     ref.tell(Read(query=query, reply=fut, stale=True))
     try:
@@ -153,7 +156,11 @@ def _compile(policies: dict[str, tuple[int, str]]) -> ACL:
 
 def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
     """(the token or None for anonymous, its ACL); 403 ``ACL token not found`` for an unknown secret."""
-    status, token, policies = _local_read(api, _token_query(request_secret(req)))
+    secret = request_secret(req)
+    if api.env.lookup("raft") is None:
+        status, token, policies = _remote_lookup(api, secret)
+    else:
+        status, token, policies = _local_read(api, _token_query(secret))
     if status == "missing":
         raise CodedError(403, TOKEN_NOT_FOUND)
     if status != "ok":
@@ -161,6 +168,76 @@ def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
     if token is not None and token.get("Type") == "management":
         return token, MANAGEMENT_ACL
     return token, _compile(policies)
+
+
+# ---------------------------------------------------------------- on a client-only agent
+
+# A client agent keeps what servers said (Nomad's client tokenCache and
+# policyCache): secret -> (expires, token or None), name -> (expires,
+# (ModifyIndex, Rules) or None); at most this many entries each.
+REMOTE_CACHE_SIZE = 512
+_remote_tokens: collections.OrderedDict[str, Any] = collections.OrderedDict()
+_remote_policies: collections.OrderedDict[str, Any] = collections.OrderedDict()
+
+
+def _cached(cache: collections.OrderedDict[str, Any], key: str, ttl_s: float, fetch: Any) -> Any:
+    hit = cache.get(key)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    value = fetch()
+    cache[key] = (now + ttl_s, value)
+    cache.move_to_end(key)
+    while len(cache) > REMOTE_CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
+
+
+def _ask_server(api: Api, path: str, secret: str) -> Response:
+    """GET *path* from a server through the client's forwarder (actors.http_forward), with *secret*."""
+    from actors.http_forward import forward_to_server
+
+    environ = {"HTTP_X_NOMAD_TOKEN": secret} if secret else {}
+    req = Request(method="GET", path=path, query={}, url=path, environ=environ)
+    resp = forward_to_server(req, environ, api)
+    if resp is None:
+        raise CodedError(500, "ACL tokens are resolved by servers: this agent has no state and no forwarder")
+    if resp.status == 400 and resp.body.decode(errors="replace") == ACL_DISABLED:
+        raise CodedError(500, "acl.enabled is set on this agent but ACLs are disabled on its servers")
+    return resp
+
+
+def _remote_lookup(api: Api, secret: str) -> tuple[str, Any, dict[str, tuple[int, str]]]:
+    """What :func:`_token_query` answers, asked of a server and cached for acl.token_ttl / policy_ttl."""
+    def fetch_token() -> dict[str, Any] | None:
+        resp = _ask_server(api, "/v1/acl/token/self", secret)
+        if resp.status == 200:
+            return json.loads(resp.body)
+        if resp.status in (403, 404) and resp.body.decode(errors="replace") == TOKEN_NOT_FOUND:
+            return None  # unknown secret, or (404) no secret at all: the anonymous token
+        raise CodedError(resp.status, resp.body.decode(errors="replace"))
+
+    token = _cached(_remote_tokens, secret, api.ctx.acl_token_ttl_s, fetch_token)
+    if secret and token is None:
+        return "missing", None, {}
+    if token is not None and token.get("Type") == "management":
+        return "ok", token, {}
+
+    def fetch_policy(name: str) -> tuple[int, str] | None:
+        resp = _ask_server(api, f"/v1/acl/policy/{name}", secret)
+        if resp.status in (403, 404):
+            return None  # gone (or not this token's to read): grants nothing
+        if resp.status != 200:
+            raise CodedError(resp.status, resp.body.decode(errors="replace"))  # not cached
+        policy = json.loads(resp.body)
+        return int(policy.get("ModifyIndex", 0)), str(policy.get("Rules", ""))
+
+    policies = {}
+    for name in (token or ANONYMOUS_TOKEN).get("Policies") or []:
+        got = _cached(_remote_policies, name, api.ctx.acl_policy_ttl_s, lambda n=name: fetch_policy(n))
+        if got is not None:
+            policies[name] = got
+    return "ok", token, policies
 
 
 def acl_guard(req: Request, api: Api) -> None:

@@ -98,6 +98,8 @@ class HttpContext:
     agent: str = "agent"  # the supervisor's actor name
     max_conns_per_client: int = 0  # limits.http_max_conns_per_client (actors.http_limits); 0: no cap
     acl_enabled: bool = False  # acl.enabled: every request's token is checked (actors.http_acl)
+    acl_token_ttl_s: float = 30.0  # acl.token_ttl: a client-only agent's cache of a resolved token
+    acl_policy_ttl_s: float = 30.0  # acl.policy_ttl: a client-only agent's cache of a policy
 
 
 @dataclass(slots=True)
@@ -507,7 +509,7 @@ LOCAL_ONLY_PATHS = ("/v1/agent/", "/v1/regions", "/v1/metrics")
 # round trip and the other region's own forwarding to its leader.
 REGION_FORWARD_TIMEOUT_S = 10.0
 # Request headers passed on to the other region (the token, the body's type).
-FORWARD_HEADERS = ("Content-Type", "X-Nomad-Token")
+FORWARD_HEADERS = ("Content-Type", "X-Nomad-Token", "Authorization")
 _forward_rng = random.Random()  # which server of the region; an edge, so not seeded
 
 

@@ -243,13 +243,15 @@ class Limits:
 class Acl:
     """Nomad's ``acl`` block (actors/acl.py, actors/http_acl.py).
 
-    Only ``enabled`` is read: tokens are resolved from this server's own
-    replicated state on every request, so Nomad's ``token_ttl`` /
-    ``policy_ttl`` (how long a *client* agent caches what servers told it)
-    have nothing to bound here.
+    A server resolves tokens from its own replicated state on every
+    request; a client-only agent asks a server and keeps the answers for
+    ``token_ttl`` / ``policy_ttl`` (Nomad's client caches), so a revoked
+    token or an edited policy reaches it within that time.
     """
 
     enabled: bool = False  # Nomad default off; on: every endpoint but status/health/metrics needs a token
+    token_ttl_s: float = _dur(30, gt=0)  # Nomad default 30s: a client agent's cache of a resolved token
+    policy_ttl_s: float = _dur(30, gt=0)  # Nomad default 30s: a client agent's cache of a policy
 
 
 @conf

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_agent_process import ROOT, STEP_DEADLINE_S, AgentProc, free_port, wait_for
+from tests.test_agent_process import ROOT, STEP_DEADLINE_S, AgentProc, agents, free_port, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -227,10 +227,51 @@ def test_the_cli_manages_policies_and_tokens_with_nomad_token(agent, management,
 
 def test_no_secret_appears_in_the_agent_output_or_agent_self(agent, management):
     r = call(agent.http_port, "GET", "/v1/agent/self", token=management)
-    assert r.status == 200 and r.json()["config"]["ACL"] == {"Enabled": True}
+    assert r.status == 200
+    assert r.json()["config"]["ACL"] == {"Enabled": True, "TokenTTL": 30 * 10**9, "PolicyTTL": 30 * 10**9}
     assert len(SECRETS) >= 3
     printed = "\n".join(agent.out + agent.err)
     assert "request complete" in printed  # dev mode logs every request at DEBUG: the lines were checked
     for secret in SECRETS:
         assert secret not in r.text
         assert secret not in printed
+
+
+# ---------------------------------------------------------------- a client-only agent
+
+
+def test_a_client_only_agent_checks_tokens_through_its_server(agents, tmp_path):  # noqa: F811
+    """The client relays server-bound requests (the server checks them) and asks the server for its own."""
+    ports = {role: {"http": free_port(), "rpc": free_port(), "serf": free_port()} for role in ("srv", "cli")}
+
+    def config(role: str, extra: list[str]) -> str:
+        path = tmp_path / f"{role}.toml"
+        lines = [f'name = "{role}"', f'data_dir = "{tmp_path / role}"', 'bind_addr = "127.0.0.1"',
+                 "[ports]", *(f"{k} = {v}" for k, v in ports[role].items()), *extra,
+                 "[acl]", "enabled = true", 'token_ttl = "1s"', 'policy_ttl = "1s"']
+        path.write_text("\n".join(lines) + "\n")
+        return str(path)
+
+    agents(["-config", config("srv", ["[server]", "enabled = true", "bootstrap_expect = 1"])],
+           http_port=ports["srv"]["http"]).wait_healthy()
+    servers = json.dumps([f"127.0.0.1:{ports['srv']['rpc']}"])
+    cli = agents(["-config", config("cli", ["[client]", "enabled = true", f"servers = {servers}"])],
+                 http_port=ports["cli"]["http"]).wait_healthy()
+    port = cli.http_port
+    boot = wait_for(lambda: (r := call(port, "POST", "/v1/acl/bootstrap")).status == 200 and r,
+                    "a bootstrap through the client (the server elected)", STEP_DEADLINE_S * 2)
+    secret = boot.json()["SecretID"]
+
+    assert call(port, "PUT", "/v1/jobs", {"Job": idle_job("via-client")}).status == 403  # the server said no
+    assert call(port, "GET", "/v1/agent/self").status == 403  # the client asked the server who this is
+    assert call(port, "GET", "/v1/agent/self", token=UNKNOWN_SECRET).text == "ACL token not found"
+    assert call(port, "GET", "/v1/agent/self", token=secret).status == 200
+    assert call(port, "PUT", "/v1/jobs", {"Job": idle_job("via-client")}, token=secret).status == 200
+
+    ops = client_token(cli, secret, "agent-reader", "agent-read", 'agent { policy = "read" }')
+    assert call(port, "GET", "/v1/agent/self", token=ops["SecretID"]).status == 200
+    assert call(port, "PUT", "/v1/agent/reload", token=ops["SecretID"]).status == 403
+    # Revoked: the client's cache forgets it within acl.token_ttl (1 s here).
+    assert call(port, "DELETE", f"/v1/acl/token/{ops['AccessorID']}", token=secret).status == 200
+    wait_for(lambda: call(port, "GET", "/v1/agent/self", token=ops["SecretID"]).status == 403,
+             "the revoked token refused by the client")
