@@ -32,6 +32,7 @@ import base64
 import collections
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 import re
@@ -244,7 +245,8 @@ def acl_guard(req: Request, api: Api) -> None:
     """Refuse a request its token may not make (called by App before the handler)."""
     if not api.ctx.acl_enabled:
         return
-    needs = required(req.method, req.path, (req.query.get("namespace") or [""])[0])
+    namespace = _job_namespace(req) or (req.query.get("namespace") or [""])[0]
+    needs = required(req.method, req.path, namespace)
     if needs is None or needs == OPEN:
         return
     token, acl = resolve(req, api)
@@ -253,6 +255,28 @@ def acl_guard(req: Request, api: Api) -> None:
         log.debug("permission denied: method=%s path=%s accessor=%s needs=%s", req.method, req.path, who,
                   ", ".join(str(n) for n in needs))
         raise CodedError(403, PERMISSION_DENIED)
+
+
+def _job_namespace(req: Request) -> str:
+    """A job registration is checked in the job's own namespace (Nomad's jobUpdate), not ?namespace=.
+
+    The body is read here and put back for the handler; a body that is not
+    a job gives "" (the handler then answers its 400).
+    """
+    rest = req.path[len("/v1/job/"):] if req.path.startswith("/v1/job/") else None
+    if req.method not in ("PUT", "POST") or not (req.path == "/v1/jobs" or (rest and "/" not in rest)):
+        return ""
+    environ = req.environ if isinstance(req.environ, dict) else None
+    if environ is None:
+        return ""
+    body = read_body(req)
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    try:
+        job = json.loads(body).get("Job")
+        namespace = job.get("Namespace") if isinstance(job, dict) else None
+    except (AttributeError, UnicodeDecodeError, ValueError):
+        return ""
+    return namespace if isinstance(namespace, str) else ""
 
 
 GUARDS.append(acl_guard)

@@ -146,6 +146,10 @@ def test_a_submit_job_token_registers_but_cannot_drain_a_node(agent, management)
     r = call(port, "PUT", "/v1/jobs", {"Job": idle_job("ci-job")}, token=secret)
     assert r.status == 200, r.text
     assert "ci-job" in jobs(agent, secret)
+    # Checked in the job's own namespace, whatever ?namespace= says.
+    r = call(port, "PUT", "/v1/jobs", {"Job": {**idle_job("prod-job"), "Namespace": "prod"}}, token=secret)
+    assert (r.status, r.text) == (403, "Permission denied")
+    assert "prod-job" not in jobs(agent, management)
 
     node = wait_for(lambda: next(iter(call(port, "GET", "/v1/nodes", token=secret).json()), None), "a node")
     drain = {"DrainSpec": {"Deadline": 3_600_000_000_000}}
