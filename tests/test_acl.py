@@ -278,3 +278,135 @@ def test_cli_sends_the_token_with_every_urllib_request():
     assert req.get_header("X-nomad-token") == "s3cr3t"
     mine = urllib.request.Request("http://127.0.0.1:1/", headers={"X-Nomad-Token": "other"})
     assert _SendToken("s3cr3t").http_request(mine).get_header("X-nomad-token") == "other"
+
+
+# ---------------------------------------------------------------- the HTTP guard, on a real state store
+
+
+class _Future:
+    def __init__(self) -> None:
+        self.value = None
+
+    def set(self, value) -> None:
+        self.value = value
+
+    def get(self, timeout=None):
+        return self.value
+
+
+class _Raft:
+    """Answers a Read at once from *state*, as the Raft actor would."""
+
+    def __init__(self, state: StateStore) -> None:
+        self.state = state
+
+    def is_alive(self) -> bool:
+        return True
+
+    def tell(self, read) -> None:
+        read.reply.set((self.state.applied_index, read.query(self.state)))
+
+
+class _Env:
+    def __init__(self, state: StateStore) -> None:
+        self.raft = _Raft(state)
+
+    def lookup(self, name: str):
+        return self.raft if name == "raft" else None
+
+    def make_future(self) -> _Future:
+        return _Future()
+
+
+def _api(state: StateStore, enabled: bool = True):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(env=_Env(state), ctx=SimpleNamespace(acl_enabled=enabled), ask_timeout_s=1.0)
+
+
+def _req(method: str, path: str, token: str = "", body: bytes = b"", bearer: bool = False):
+    import io
+
+    from actors.http_api import Request
+
+    environ = {"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+    if token:
+        key = "HTTP_AUTHORIZATION" if bearer else "HTTP_X_NOMAD_TOKEN"
+        environ[key] = f"Bearer {token}" if bearer else token
+    return Request(method=method, path=path, query={}, url=path, environ=environ)
+
+
+def _guarded_state() -> StateStore:
+    st = StateStore()
+    st.apply(1, command("acl_bootstrap", token=_token("root", "root-secret", "management"), now=1.0))
+    st.apply(2, command("acl_policy_upsert", policies=[{"Name": "submit", "Rules": SUBMIT_RULES}]))
+    st.apply(3, command("acl_token_upsert", tokens=[_token("ci", "ci-secret", policies=("submit",))]))
+    return st
+
+
+def _status(state: StateStore, req, enabled: bool = True) -> int:
+    from actors.http_acl import acl_guard
+    from actors.http_api import CodedError
+
+    try:
+        acl_guard(req, _api(state, enabled))
+    except CodedError as e:
+        return e.code
+    return 200
+
+
+def test_guard_refuses_anonymous_and_unknown_tokens_and_lets_management_through():
+    from actors.http_acl import acl_guard
+    from actors.http_api import CodedError
+
+    st = _guarded_state()
+    with pytest.raises(CodedError, match=r"^Permission denied$"):
+        acl_guard(_req("PUT", "/v1/jobs"), _api(st))
+    with pytest.raises(CodedError, match=r"^ACL token not found$"):
+        acl_guard(_req("GET", "/v1/jobs", "nope"), _api(st))
+    assert _status(st, _req("PUT", "/v1/system/gc", "root-secret")) == 200
+    assert _status(st, _req("GET", "/v1/status/leader")) == 200  # open
+    assert _status(st, _req("PUT", "/v1/jobs"), enabled=False) == 200  # ACLs off: nothing checked
+
+
+def test_guard_applies_the_tokens_policies_from_either_header():
+    st = _guarded_state()
+    for bearer in (False, True):
+        assert _status(st, _req("PUT", "/v1/jobs", "ci-secret", bearer=bearer)) == 200
+        assert _status(st, _req("GET", "/v1/nodes", "ci-secret", bearer=bearer)) == 200
+        assert _status(st, _req("PUT", "/v1/node/n1/drain", "ci-secret", bearer=bearer)) == 403
+        assert _status(st, _req("GET", "/v1/agent/self", "ci-secret", bearer=bearer)) == 403
+
+
+def test_guard_checks_a_registration_in_the_jobs_namespace_and_leaves_the_body_for_the_handler():
+    import json
+
+    from actors.http_api import read_body
+
+    st = _guarded_state()
+    prod = json.dumps({"Job": {"ID": "x", "Namespace": "prod"}}).encode()
+    assert _status(st, _req("PUT", "/v1/jobs", "ci-secret", prod)) == 403
+    default = json.dumps({"Job": {"ID": "x"}}).encode()
+    req = _req("PUT", "/v1/job/x", "ci-secret", default)
+    assert _status(st, req) == 200
+    assert read_body(req) == default
+
+
+def test_an_edited_policy_takes_effect_on_the_next_request():
+    st = _guarded_state()
+    assert _status(st, _req("PUT", "/v1/jobs", "ci-secret")) == 200
+    st.apply(4, command("acl_policy_upsert", policies=[{"Name": "submit",
+                                                        "Rules": 'namespace "default" { policy = "read" }'}]))
+    assert _status(st, _req("PUT", "/v1/jobs", "ci-secret")) == 403
+    st.apply(5, command("acl_token_delete", accessor_ids=["ci"]))
+    assert _status(st, _req("GET", "/v1/jobs", "ci-secret")) == 403
+
+
+def test_acl_endpoints_answer_acl_support_disabled_when_acls_are_off():
+    from actors.http_acl import acl_bootstrap, acl_tokens
+    from actors.http_api import CodedError
+
+    for handler, method in ((acl_bootstrap, "POST"), (acl_tokens, "GET")):
+        with pytest.raises(CodedError, match=r"^ACL support disabled$") as e:
+            handler(_req(method, "/v1/acl/x"), _api(StateStore(), enabled=False))
+        assert e.value.code == 400
