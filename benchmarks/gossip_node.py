@@ -7,7 +7,7 @@ __doc__ = """One gossip member in its own process, for `nomad-bench gossip`.
 Run::
 
     python benchmarks/gossip_node.py --name node-0 --bind 127.0.0.1:7946 --http 8946 \\
-        [--join 127.0.0.1:7947,...] [--tag role=bench ...]
+        [--join 127.0.0.1:7947,...] [--tag role=bench ...] [--encrypt <base64 key>]
 
 It hosts a :class:`~actors.gossip.member.GossipMember` (actor ``gossip``,
 ``lan_config()``) on a :class:`~runtime.prod.ProdNode` whose id is the
@@ -47,6 +47,7 @@ from gevent.pywsgi import WSGIServer  # noqa: E402
 from actors.gossip.config import lan_config  # noqa: E402
 from actors.gossip.member import GossipMember, Join, Leave  # noqa: E402
 from actors.gossip.messages import PUSH_PULL_TYPES  # noqa: E402
+from runtime.gossip_crypto import OVERHEAD, GossipCrypto  # noqa: E402
 from runtime.prod import ProdNode  # noqa: E402
 from runtime.transport import GossipTransport  # noqa: E402
 
@@ -58,13 +59,19 @@ class GossipServer:
         self.name = args.name
         self.stopping = stopping
         self.node = ProdNode(args.bind)
-        self.transport = GossipTransport(args.bind, self.node.deliver_envelope, stream_types=PUSH_PULL_TYPES)
+        # --encrypt: server.encrypt's AES-GCM on every packet and stream (nomad-bench gossip-crypto).
+        crypto = GossipCrypto([args.encrypt]) if args.encrypt else None
+        config = lan_config().with_(encrypt_overhead_bytes=OVERHEAD) if crypto else lan_config()
+        self.transport = GossipTransport(args.bind, self.node.deliver_envelope, stream_types=PUSH_PULL_TYPES,
+                                         crypto=crypto)
         self.transport.start()
         self.node.transport = self.transport
         tags = dict(t.split("=", 1) for t in args.tag)
         start_join = tuple(a for a in args.join.split(",") if a)
-        self.member = self.node.spawn(GossipMember, "gossip", member_name=args.name, config=lan_config(),
-                                      tags=tags, advertise=args.bind, start_join=start_join)
+        self.member = self.node.spawn(GossipMember, "gossip", member_name=args.name, config=config,
+                                      tags=tags, advertise=args.bind, start_join=start_join,
+                                      keyring=crypto.keyring.keys if crypto else (),
+                                      keyring_sink=crypto.install if crypto else None)
 
     def _call(self, make: Any, timeout: float) -> Any:
         f = self.node.make_future()
@@ -141,6 +148,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--http", type=int, required=True, help="control API port on 127.0.0.1")
     p.add_argument("--join", default="", help="comma-separated addresses to join at start")
     p.add_argument("--tag", action="append", default=[], help="key=value member tag (repeatable)")
+    p.add_argument("--encrypt", default="", help="base64 gossip key: encrypt like server.encrypt")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
