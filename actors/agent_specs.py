@@ -155,11 +155,13 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         specs.extend(factory(config, ctx))
     if ctx.http_listener is not None:
         host, port = ctx.http_listener.getsockname()[:2]
+        reset_file = (os.path.join(config.data_dir, "server", "acl-bootstrap-reset")  # Nomad's, on servers
+                      if config.server.enabled and config.data_dir else "")
         http = HttpContext(metrics=ctx.metrics, prometheus=config.telemetry.prometheus_metrics,
                            runtime_info=ctx.runtime_info, bind=(host, port),
                            max_conns_per_client=config.limits.http_max_conns_per_client,
                            acl_enabled=config.acl.enabled, acl_token_ttl_s=config.acl.token_ttl_s,
-                           acl_policy_ttl_s=config.acl.policy_ttl_s)
+                           acl_policy_ttl_s=config.acl.policy_ttl_s, acl_bootstrap_reset_file=reset_file)
         specs.extend(forwarding_specs(config, http))
         specs.append(ChildSpec(name="http", cls=HttpApi, args=(ctx.http_listener, http)))
     return specs

@@ -385,6 +385,7 @@ def acl_bootstrap(req: Request, api: Api) -> Any:
     require(req, "PUT", "POST")
     _enabled(api)
     secret = _body(req, optional=True).get("BootstrapSecret") or str(uuid.uuid4())
+    reset_index = file_reset_index(api.ctx.acl_bootstrap_reset_file)
     try:
         if not isinstance(secret, str) or str(uuid.UUID(secret)) != secret.lower():
             raise ValueError(secret)
@@ -393,10 +394,36 @@ def acl_bootstrap(req: Request, api: Api) -> Any:
     token = {"AccessorID": str(uuid.uuid4()), "SecretID": secret, "Name": "Bootstrap Token",
              "Type": "management", "Policies": [], "Global": True, "CreateTime": time.time()}
     token["Hash"] = _hash(token["Name"], token["Type"], token["Policies"], token["Global"])
-    index = _write(api, "acl_bootstrap", token=token, reset_index=0)
+    index = _write(api, "acl_bootstrap", token=token, reset_index=reset_index)
     log.info("ACL bootstrap done: management token accessor=%s", token["AccessorID"])
     return Answer(token_out({**token, "CreateIndex": index, "ModifyIndex": index}),
                   (("X-Nomad-Index", str(index)),))
+
+
+def file_reset_index(path: str) -> int:
+    """The index in Nomad's ``acl-bootstrap-reset`` file (``fileBootstrapResetIndex``); 0: none.
+
+    An operator who lost every management token writes the reset index a
+    refused bootstrap named into ``<data_dir>/server/acl-bootstrap-reset``
+    and may bootstrap once more.  Nomad reads the leader's file; here the
+    server whose HTTP API takes the request reads its own, then proposes.
+    """
+    if not path:
+        return 0
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read(64)
+    except FileNotFoundError:
+        return 0
+    except OSError as e:
+        log.error("failed to read the ACL bootstrap reset file %s: %s", path, e)
+        return 0
+    match = re.match(r"\s*(\d+)", text)
+    if match is None:
+        log.error("failed to parse the ACL bootstrap reset file %s: want the reset index", path)
+        return 0
+    log.warning("ACL bootstrap reset file parsed: path=%s reset_index=%s", path, match[1])
+    return int(match[1])
 
 
 # ---------------------------------------------------------------- policies

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -279,3 +280,33 @@ def test_a_client_only_agent_checks_tokens_through_its_server(agents, tmp_path):
     assert call(port, "DELETE", f"/v1/acl/token/{ops['AccessorID']}", token=secret).status == 200
     wait_for(lambda: call(port, "GET", "/v1/agent/self", token=ops["SecretID"]).status == 403,
              "the revoked token refused by the client")
+
+
+def test_the_bootstrap_reset_file_allows_one_more_bootstrap(agents, tmp_path):  # noqa: F811
+    """Nomad's recovery for lost management tokens: the refused bootstrap's reset index, written to a file."""
+    ports = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
+    path = tmp_path / "srv.toml"
+    path.write_text("\n".join([f'data_dir = "{tmp_path / "data"}"', 'bind_addr = "127.0.0.1"', "[ports]",
+                               *(f"{k} = {v}" for k, v in ports.items()),
+                               "[server]", "enabled = true", "bootstrap_expect = 1",
+                               "[acl]", "enabled = true"]) + "\n")
+    port = agents(["-config", str(path)], http_port=ports["http"]).wait_healthy().http_port
+    first = wait_for(lambda: (r := call(port, "POST", "/v1/acl/bootstrap")).status == 200 and r,
+                     "a bootstrap (the server elected)", STEP_DEADLINE_S * 2).json()
+    refused = call(port, "POST", "/v1/acl/bootstrap")
+    assert refused.status == 400
+    reset_index = int(re.fullmatch(r"ACL bootstrap already done \(reset index: (\d+)\)", refused.text)[1])
+    assert reset_index == first["CreateIndex"]
+
+    (tmp_path / "data" / "server" / "acl-bootstrap-reset").write_text(f"{reset_index}\n")
+    again = call(port, "POST", "/v1/acl/bootstrap")
+    assert again.status == 200, again.text
+    assert again.json()["SecretID"] != first["SecretID"] and again.json()["Type"] == "management"
+    # The file's index is used up: the next attempt names the new one.
+    third = call(port, "POST", "/v1/acl/bootstrap")
+    assert third.status == 400
+    assert third.text == (f"Invalid bootstrap reset index (specified {reset_index}, "
+                          f"reset index: {again.json()['CreateIndex']})")
+    # Both management tokens work; the first was not revoked by the reset.
+    for secret in (first["SecretID"], again.json()["SecretID"]):
+        assert call(port, "GET", "/v1/acl/tokens", token=secret).status == 200
