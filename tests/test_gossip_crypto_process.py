@@ -109,6 +109,12 @@ def test_same_key_joins_and_rotation_keeps_the_cluster_joined_across_a_restart(a
         path = os.path.join(cfg["data_dir"], "server", "serf.keyring")
         assert json.load(open(path)) == [new]
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # The keys are secrets: never in the logs nor in /v1/agent/self (encrypt reads <redacted>).
+    status, self_body, _ = a.get("/v1/agent/self")
+    assert status == 200 and b'"EncryptKey":"<redacted>"' in self_body.replace(b" ", b"")
+    for key in (old, new):
+        assert key.encode() not in self_body
+        assert not any(key in line for line in a.out + a.err + b.out + b.err)
     # Removing the key in use is refused on every member, and says why.
     out = nomad(a, "operator", "gossip", "keyring", "-remove", new)
     assert out.returncode == 1 and "Removing the primary key is not allowed" in out.stderr

@@ -261,10 +261,7 @@ class GossipMember(NodeActor):
                                                   request.reply)
         error = self._apply_key_op(request.op, request.key)  # before the sends: they go out sealed by it
         query.record(KeyOpResult(req=req, name=me, error=error, keys=self.keyring))
-        if error and request.op != "list":
-            self._finish_key_query(req)  # a key this member refuses, every member would refuse
-            return
-        for _, addr in alive:
+        for _, addr in alive:  # even if this member refused: serf asks all, each answers for itself
             self.env.send(addr, self.name, KeyOp(req=req, op=request.op, key=request.key,
                                                  reply_addr=self.core.swim.addr))
         if len(query.answers) == len(query.members):
