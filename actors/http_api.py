@@ -20,6 +20,7 @@ import http.client
 import json
 import logging
 import random
+import re
 import socket
 import time
 import urllib.parse
@@ -253,7 +254,7 @@ class App:
         raw_query = environ.get("QUERY_STRING", "")
         req = Request(method=environ.get("REQUEST_METHOD", "GET"), path=path,
                       query=urllib.parse.parse_qs(raw_query, keep_blank_values=True),
-                      url=path + ("?" + raw_query if raw_query else ""), environ=environ)
+                      url=path + ("?" + hide_token(raw_query) if raw_query else ""), environ=environ)
         resp = self._respond(req, environ)
         log.debug("request complete: method=%s path=%s duration=%s", req.method, req.url,
                   format_duration(time.monotonic() - started))
@@ -300,6 +301,15 @@ class App:
         if pretty:
             return Response(200, (json.dumps(result, indent=4) + "\n").encode(), JSON, headers)
         return Response(200, json.dumps(result, separators=(",", ":")).encode(), JSON, headers)
+
+
+# A ``?token=`` parameter (which Nomad once read, and we never do) is hidden
+# in the URL requests are logged and forwarded with, as Nomad's logs hide it.
+_TOKEN_PARAM = re.compile(r"(^|&)(token=)[^&]*")
+
+
+def hide_token(query: str) -> str:
+    return _TOKEN_PARAM.sub(r"\1\2<hidden>", query) if "token=" in query else query
 
 
 _REASONS = {200: "OK", 307: "Temporary Redirect", 400: "Bad Request", 403: "Forbidden",

@@ -410,3 +410,11 @@ def test_acl_endpoints_answer_acl_support_disabled_when_acls_are_off():
         with pytest.raises(CodedError, match=r"^ACL support disabled$") as e:
             handler(_req(method, "/v1/acl/x"), _api(StateStore(), enabled=False))
         assert e.value.code == 400
+
+
+def test_a_token_query_parameter_is_hidden_in_the_logged_url():
+    from actors.http_api import hide_token
+
+    assert hide_token("token=s3cr3t&index=4") == "token=<hidden>&index=4"
+    assert hide_token("index=4&token=s3cr3t") == "index=4&token=<hidden>"
+    assert hide_token("mytoken=x&prefix=token=") == "mytoken=x&prefix=token="
