@@ -14,6 +14,7 @@ deadlines, and is killed by PID at the end (the ``agents`` fixture).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -67,6 +68,16 @@ def gauge(agent: AgentProc, name: str) -> float:
     return sum(g["Value"] for g in json.loads(body)["Gauges"] if g["Name"] == name)
 
 
+def put(agent: AgentProc, path: str, body: bytes) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", agent.http_port, timeout=30)
+    try:
+        conn.request("PUT", path, body=body)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
 def start(agents: Any, cfg: dict[str, Any]) -> AgentProc:
     return agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
 
@@ -85,6 +96,30 @@ def test_servers_with_different_keys_cannot_join(agents, tmp_path):
     assert any("failed to decrypt" in line for line in a.err + a.out), a.detail()
     # Neither agent came to harm: both still answer.
     assert a.healthy() and b.healthy()
+
+    # The keyring endpoints refuse bad requests with a 4xx that says what is wrong.
+    for body, code, says in ((b"", 400, "missing request body"), (b"{", 400, "Failed to decode"),
+                             (b'["x"]', 400, "JSON object"), (b'{"Key": 5}', 400, "Key: want"),
+                             (b'{"Key": "c2hvcnQ="}', 400, "16, 24 or 32 bytes, got 5")):
+        status, text = put(a, "/v1/agent/keyring/install", body)
+        assert (status, says in text) == (code, True), (body, status, text)
+    assert put(a, "/v1/agent/keyring/rotate", b"{}")[0] == 404
+    assert a.get("/v1/agent/keyring/install")[0] == 405
+
+
+def test_plain_server_refuses_keyring_operations_and_a_corrupt_keyring_stops_start_up(agents, tmp_path):
+    plain = start(agents, server(tmp_path, "p", None))
+    status, text = put(plain, "/v1/agent/keyring/install", json.dumps({"Key": generate_key()}).encode())
+    assert status == 400 and "not enabled" in text
+    assert nomad(plain, "operator", "gossip", "keyring", "-list").returncode == 1
+
+    cfg = server(tmp_path, "c", generate_key())
+    os.makedirs(os.path.join(cfg["data_dir"], "server"), mode=0o700)
+    with open(os.path.join(cfg["data_dir"], "server", "serf.keyring"), "w") as fh:
+        fh.write("not json")
+    bad = agents(["-config", cfg["path"]], http_port=cfg["http"])
+    assert bad.wait_exit() == 1
+    assert any("Error loading keyring" in line for line in bad.err), bad.detail()
 
 
 def test_same_key_joins_and_rotation_keeps_the_cluster_joined_across_a_restart(agents, tmp_path):
