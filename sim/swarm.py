@@ -68,6 +68,9 @@ def swarm(count: int, *, first_seed: int | None = None, duration_s: float = 30.0
         for r in pool.imap_unordered(_one, seeds, chunksize=1):
             results.append(r)
             failed += not r.ok
+            if not r.ok:  # at once, not only in the summary: a long swarm shows what it found as it goes
+                out.write(f"\nviolation: seed {r.seed}: {r.error.splitlines()[0][:200]}\n"
+                          f"  replay: {replay_command(r, duration_s, servers)}\n")
             # Redraw in place on a terminal; in a log, a line every tenth.
             tty = getattr(out, "isatty", lambda: False)()
             if tty or len(results) % max(1, count // 10) == 0 or len(results) == count:

@@ -79,9 +79,13 @@ def test_cli_cluster_prints_seed_result_and_replay(tmp_path: pathlib.Path) -> No
     assert "<svg" in page and "c0001" in page and "partition_clients" in page
 
 
-def test_region_cut_keeps_raft_per_region_and_the_pool_heals() -> None:
+# 20618, 20719, 20740, 20932, 20936: the first 1,000-seed swarm with region-cut
+# failed them -- the checker took the other side's stale "dead" rumours, which
+# arrive right after the heal and are refuted, for failures during the cut.
+@pytest.mark.parametrize("seed", [2, 20618, 20719, 20740, 20932, 20936])
+def test_region_cut_keeps_raft_per_region_and_the_pool_heals(seed: int) -> None:
     from sim.region_run import run_region_seed
 
-    r = run_region_seed(2, cut_s=120.0)
+    r = run_region_seed(seed, cut_s=90.0)
     assert r.ok, r.error
     assert any("cut the WAN" in f for f in r.faults) and "heal" in r.faults[-1]
