@@ -305,7 +305,8 @@ class StateStore:
                        if a.get("NodeID") == node_id and not alloc_terminal(a)]
             live = sorted(a["ID"] for a in on_node)
             # Nomad createNodeEvals: the scheduler marks them lost and re-places them.
-            evals = self._create_evals(index, sorted({a["JobID"] for a in on_node}), "node-update", now,
+            jobs = sorted({a["JobID"] for a in on_node if a.get("JobID")})
+            evals = self._create_evals(index, jobs, "node-update", now,
                                        node_id=node_id)
         elif status == "ready" and prev != "ready":
             evals = self._node_capacity_evals(index, now, node_id)
