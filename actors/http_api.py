@@ -797,7 +797,9 @@ def nodes_list(req: Request, api: Api) -> Any:
         nodes = st.tables["nodes"]
         return [{**{k: n[k] for k in keys if k in n}, "Drain": bool(n.get("DrainStrategy"))}
                 for i, n in sorted(nodes.items()) if i.startswith(prefix)]
-    return state_query(req, api, ("nodes",), stubs)
+    from actors.http_cache import cached_state_query  # the encoded list is reused while unchanged
+
+    return cached_state_query(req, api, "nodes", ("nodes",), stubs)
 
 
 # Sub-resources ``/v1/node/<id>/<action>`` (Nomad's nodeSpecificRequest), registered

@@ -94,8 +94,9 @@ FORWARD_CHUNK_BYTES = 1024 * 1024
 # Answers above this are refused (500) rather than streamed: it bounds what
 # one forwarded request can make the client buffer.
 FORWARD_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
-# Request headers carried to the server: the ACL token and the body's type.
-FORWARD_HEADERS = ("Content-Type", "X-Nomad-Token")
+# Request headers carried to the server: the body's type and the ACL token
+# (either header Nomad's parseToken reads); the server checks the token.
+FORWARD_HEADERS = ("Content-Type", "X-Nomad-Token", "Authorization")
 # The handler's own safety net over the forwarder's deadlines.
 HANDLER_MARGIN_S = 2.0
 

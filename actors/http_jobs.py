@@ -228,7 +228,9 @@ def jobs_request(req: Request, api: Api) -> Any:
         sums = job_summaries(st, ids)
         return [job_stub(jobs[i], sums[i]) for i in ids]
     # Nomad's list watches the jobs and job_summary tables; our summary comes from allocs.
-    return state_query(req, api, ("jobs", "allocs"), query)
+    from actors.http_cache import cached_state_query  # the encoded list is reused while unchanged
+
+    return cached_state_query(req, api, "jobs", ("jobs", "allocs"), query)
 
 
 def _register(req: Request, api: Api, job_id: str) -> Any:

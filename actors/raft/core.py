@@ -153,6 +153,9 @@ class RaftCore:
         self.transferee = ""
         self.transfer_elapsed = 0
         self.read_seq = 0
+        # The read_seq whose heartbeat sits in the Ready not yet taken: reads
+        # started before that Ready goes out share its round (0: none queued).
+        self._read_seq_queued = 0
         self._pending_reads: list[tuple[int, int, int]] = []  # (request id, read index, ctx)
         self._reads_waiting_commit: list[int] = []
         self._snap_recv: bytearray | None = None
@@ -297,6 +300,7 @@ class RaftCore:
             self._ready.committed = self._slice(lo, self.commit)
             self.applied_to_ready = self.commit
         r, self._ready = self._ready, Ready()
+        self._read_seq_queued = 0  # its heartbeats leave now: a later read needs a round of its own
         return r
 
     def persisted(self, index: int) -> None:
@@ -831,7 +835,14 @@ class RaftCore:
         if len(self.voters) == 1:
             self._ready.reads.append((req_id, self.commit))
             return
+        if self._read_seq_queued:
+            # A read heartbeat is queued and not sent yet: its acknowledgements
+            # come after this read started, so they confirm it too (etcd
+            # batches ReadIndex requests the same way).
+            self._pending_reads.append((req_id, self.commit, self._read_seq_queued))
+            return
         self.read_seq += 1
+        self._read_seq_queued = self.read_seq
         self._pending_reads.append((req_id, self.commit, self.read_seq))
         self._broadcast_heartbeat(self.read_seq)
 
@@ -857,6 +868,7 @@ class RaftCore:
             self._ready.failed_reads.append(req_id)
         self._ready.failed_reads.extend(self._reads_waiting_commit)
         self._pending_reads, self._reads_waiting_commit = [], []
+        self._read_seq_queued = 0  # a new term's reads never share an old term's round
 
     # ============================================================ compaction
     def compact(self, index: int, data: bytes) -> None:
