@@ -652,7 +652,10 @@ def read_body(req: Request) -> bytes:
     stream = environ.get("wsgi.input")
     if stream is None:
         return b""
-    body = stream.read(length) if length > 0 else stream.read(MAX_BODY_BYTES + 1)  # chunked: bounded
+    try:
+        body = stream.read(length) if length > 0 else stream.read(MAX_BODY_BYTES + 1)  # chunked: bounded
+    except OSError as e:  # the client hung up before sending its Content-Length: its fault, no traceback
+        raise CodedError(400, f"Failed to read the request body: {e}") from None
     if len(body) > MAX_BODY_BYTES:
         raise CodedError(413, f"Request body too large: over {MAX_BODY_BYTES} bytes")
     return body

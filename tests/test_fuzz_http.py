@@ -154,6 +154,22 @@ def test_garbage_request_bodies_get_4xx_and_never_a_5xx(server, target, data, qu
     assert status < 500, f"{method} {path}?{qs} {payload[:300]!r} -> {status} {answer[:300]!r}"
 
 
+def test_a_client_hanging_up_inside_its_body_is_a_4xx_not_a_traceback(server):
+    """Found by the soak (tests/test_soak_hostile.py): pywsgi's OSError escaped read_body as a 500."""
+    import socket
+
+    for path in ("/v1/jobs", "/v1/agent/keyring/install", "/v1/node/x/eligibility"):
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as s:
+            s.sendall(f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{\"Job\":".encode())
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(10)
+            reply = s.recv(4096)
+        assert reply == b"" or reply.startswith(b"HTTP/1.1 4"), reply[:200]
+    status, _ = request(server.http_port, "GET", "/v1/agent/health", None)
+    assert status == 200
+    assert not any("Traceback" in line for line in server.err + server.out), server.detail()
+
+
 def test_the_agent_keeps_serving_after_the_fuzzing(server):
     status, _ = request(server.http_port, "GET", "/v1/agent/health", None)
     assert status == 200
