@@ -273,6 +273,7 @@ class TcpTransport:
         self._rng = random.Random(os.urandom(16))  # edge code: real entropy for backoff jitter
         self._conns_per_ip: dict[str, int] = {}
         self._refusal_log = _RateLimitedLog(log, _REFUSAL_LOG_INTERVAL_S)
+        self._bad_log = _RateLimitedLog(log, _REFUSAL_LOG_INTERVAL_S)  # a flood of garbage: few lines
         self._links: dict[str, PeerLink] = {}
         self._handlers = gevent.pool.Pool()
         self._server: StreamServer | None = None
@@ -422,7 +423,8 @@ class TcpTransport:
                 self.crypto.failed(peer, "stream", str(exc))
         except WireError as exc:
             self._stats["bad_frames"] += 1
-            log.warning("closing connection from %s: bad frame: %s: %s", peer, type(exc).__name__, exc)
+            self._bad_log.warning("closing connection from %s: bad frame: %s: %s", peer, type(exc).__name__,
+                                  exc)
         except TimeoutError:
             self._stats["handshake_timeouts"] += 1
             self._refusal_log.info("closing connection from %s: no complete frame within the %gs "
@@ -522,6 +524,7 @@ class UdpTransport:
         self._bind = parse_address(bind)
         self._deliver = deliver
         self.crypto = crypto  # every datagram sealed with the keyring (runtime.gossip_crypto)
+        self._bad_log = _RateLimitedLog(log, _REFUSAL_LOG_INTERVAL_S)  # a flood of garbage: few lines
         self._server: DatagramServer | None = None
         self._sock: gevent.socket.socket | None = None
         self._stopped = False
@@ -611,7 +614,7 @@ class UdpTransport:
                 raise BadField(f"expected Envelope, got {type(msg).__name__}")
         except WireError as exc:
             self._stats["bad_frames"] += 1
-            log.warning("dropping packet from %s: %s: %s", peer, type(exc).__name__, exc)
+            self._bad_log.warning("dropping packet from %s: %s: %s", peer, type(exc).__name__, exc)
             return
         self._stats["received"] += 1
         _call_deliver(self._deliver, msg, self._stats, peer)

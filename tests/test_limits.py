@@ -140,6 +140,18 @@ def test_after_the_first_frame_an_idle_connection_stays_open(rpc):
     s.close()
 
 
+def test_a_flood_of_garbage_is_all_counted_but_logged_rate_limited(rpc, caplog):
+    t, _ = rpc()
+    with caplog.at_level("WARNING", logger="runtime.transport"):
+        for _ in range(20):
+            s = connect(t)
+            s.sendall(b"\x00\x00\x00\x03abc")
+            assert closed_by_server(s)
+            s.close()
+        wait_until(lambda: t.stats["bad_frames"] == 20, what="every bad connection counted")
+    assert len([r for r in caplog.records if "bad frame" in r.getMessage()]) == 1
+
+
 def test_frame_size_limit_closes_the_connection_before_buffering(rpc):
     t, _ = rpc(max_frame_bytes=1024)
     s = connect(t)
