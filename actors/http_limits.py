@@ -1,5 +1,7 @@
 """Per-client-IP connection limit for the HTTP API (Nomad ``limits.http_max_conns_per_client``).
 
+(And one hardening of gevent's request parser, :class:`HardenedWSGIHandler`.)
+
 Nomad caps the HTTP connections one client IP may hold open (default 100)
 so one misbehaving or malicious client cannot take every slot of the
 server: beyond the cap the new connection gets a ``429 Too Many Requests``
@@ -14,9 +16,9 @@ import logging
 import time
 from typing import Any
 
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
-__all__ = ["HTTP_LIMIT_STATS", "LimitedWSGIServer"]
+__all__ = ["HTTP_LIMIT_STATS", "HardenedWSGIHandler", "LimitedWSGIServer"]
 
 log = logging.getLogger("agent.http")
 
@@ -30,8 +32,27 @@ TOO_MANY = b"Your IP is issuing too many concurrent connections, please rate lim
 REFUSAL_WRITE_TIMEOUT_S = 1.0
 
 
+class HardenedWSGIHandler(WSGIHandler):
+    """pywsgi's handler, minus a traceback on stderr for a malformed HTTP version.
+
+    gevent 26.9's ``_check_http_version`` raises IndexError for a request line
+    ending ``HTTP/1`` (one number); pywsgi then answers 400 but prints the
+    whole traceback to stderr for anything that is not a ValueError -- so any
+    client could write tracebacks into the agent's log at will (found by the
+    hostile-traffic soak).  Read as what it is: an invalid version, a 400.
+    """
+
+    def _check_http_version(self) -> bool:
+        try:
+            return bool(super()._check_http_version())
+        except (IndexError, ValueError):
+            return False
+
+
 class LimitedWSGIServer(WSGIServer):
     """gevent's WSGI server with at most ``max_conns_per_client`` open connections per IP (0: no cap)."""
+
+    handler_class = HardenedWSGIHandler
 
     def __init__(self, *args: Any, max_conns_per_client: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -170,6 +170,20 @@ def test_a_client_hanging_up_inside_its_body_is_a_4xx_not_a_traceback(server):
     assert not any("Traceback" in line for line in server.err + server.out), server.detail()
 
 
+def test_a_malformed_http_version_is_a_400_not_a_traceback(server):
+    """Found by the soak: gevent's parser raised IndexError on 'HTTP/1' and printed the traceback."""
+    import socket
+
+    for version in (b"HTTP/1", b"HTTP/2", b"HTTP/", b"HTTP/1.x", b"HTTP/9.9.9.9"):
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as s:
+            s.sendall(b"GET /v1/agent/health " + version + b"\r\n\r\n")
+            s.settimeout(10)
+            reply = s.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 400 ") or reply.startswith(b"HTTP/1.1 505 ") \
+            or reply.startswith(b"HTTP/1.1 200 "), (version, reply[:100])
+    assert not any("Traceback" in line for line in server.err + server.out), server.detail()
+
+
 def test_the_agent_keeps_serving_after_the_fuzzing(server):
     status, _ = request(server.http_port, "GET", "/v1/agent/health", None)
     assert status == 200
