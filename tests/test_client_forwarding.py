@@ -1,5 +1,8 @@
 """A client-only agent answers the server API by relaying each request to a server over RPC.
 
+The forwarder actor alone runs in the simulator (failover past a silent
+server, an answer in pieces, the deadlines); the rest uses real processes.
+
 Real processes on loopback: one server (``bootstrap_expect = 1``) and one
 client-only agent whose ``client.servers`` names it.  Every request below
 goes to the CLIENT's HTTP port; the answers are the server's (same bodies,
@@ -20,6 +23,18 @@ from typing import Any
 import gevent
 import pytest
 
+from actors.http_forward import (
+    ENDPOINT,
+    FORWARD_ACK_TIMEOUT_S,
+    FORWARDER,
+    Forward,
+    HttpForwardAccepted,
+    HttpForwarder,
+    HttpForwardRequest,
+    HttpForwardResponse,
+)
+from runtime.actor import NodeActor
+from sim.runtime import Scheduler
 from tests.test_agent_process import ROOT, agents, free_port, wait_for  # noqa: F401
 from tests.test_http_jobs import call, sleep_job
 
@@ -152,3 +167,60 @@ def _answers(agent: Any) -> bool:
         return call(agent.http_port, "GET", "/v1/agent/self", timeout_s=2.0).status == 200
     except OSError:
         return False
+
+
+# ---------------------------------------------------------------- the forwarder actor, simulated
+
+SIM_DEADLINE_S = 60.0  # virtual seconds
+
+
+class PiecesEndpoint(NodeActor):
+    """A server that acknowledges and answers in pieces (or, with ack=False, never answers at all)."""
+
+    def __init__(self, env: Any, name: str, pieces: tuple[bytes, ...], ack: bool = True) -> None:
+        super().__init__(env, name)
+        self.pieces, self.ack = pieces, ack
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, HttpForwardRequest) and self.ack:
+            self.send(message.reply_node, message.reply_actor, HttpForwardAccepted(req_id=message.req_id))
+            for i, piece in enumerate(self.pieces):
+                self.send(message.reply_node, message.reply_actor, HttpForwardResponse(
+                    req_id=message.req_id, status=200, headers=(("X-Nomad-Index", "7"),), body=piece, seq=i,
+                    last=i == len(self.pieces) - 1))
+        return None
+
+
+def _forward(sched: Scheduler, ref: Any, servers: tuple[str, ...], answer_timeout_s: float = 5.0) -> Any:
+    fut = sched.future_cls()
+    ref.tell(Forward(method="GET", url="/v1/jobs?prefix=a", headers=(), body=b"", servers=servers,
+                     answer_timeout_s=answer_timeout_s, reply=fut))
+    assert sched.run_until(lambda: fut._done, SIM_DEADLINE_S)
+    return fut.get()
+
+
+def test_forwarder_fails_over_past_a_silent_server_and_reassembles_the_pieces():
+    sched = Scheduler(seed=3)
+    client = sched.add_node("c").env
+    sched.add_node("dead")  # no endpoint: the request is never acknowledged
+    sched.add_node("s").env.spawn(PiecesEndpoint, ENDPOINT, pieces=(b"[1,", b"2,", b"3]"))
+    ref = client.spawn(HttpForwarder, FORWARDER)
+    started = sched.now
+    got = _forward(sched, ref, ("dead", "s"))
+    assert (got.status, got.body, got.headers) == (200, b"[1,2,3]", (("X-Nomad-Index", "7"),))
+    assert sched.now - started >= FORWARD_ACK_TIMEOUT_S  # waited out the silent server first
+    assert ref.ask("status")["failovers"] == 1 and ref.ask("status")["pending"] == 0
+
+
+def test_forwarder_names_every_unreachable_server_and_gives_up_on_a_mute_one():
+    sched = Scheduler(seed=4)
+    client = sched.add_node("c").env
+    sched.add_node("a")
+    sched.add_node("b")
+    ref = client.spawn(HttpForwarder, FORWARDER)
+    assert _forward(sched, ref, ("a", "b")) == "rpc error: no server answered: a, b"
+    assert _forward(sched, ref, ()) == "no servers"
+    # Acknowledged but never answered: the answer's own deadline, not a failover.
+    sched.add_node("mute").env.spawn(PiecesEndpoint, ENDPOINT, pieces=())
+    got = _forward(sched, ref, ("mute",), answer_timeout_s=3.0)
+    assert got == "timed out waiting for server mute to answer"
