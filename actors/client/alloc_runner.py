@@ -203,6 +203,7 @@ class TaskSpec:
     memory_mb: int
     kill_timeout_s: float
     kill_signal: str
+    user: str = ""  # Nomad's task `user`: run the task as this user ("" = the agent's own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +282,7 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     env=tuple(sorted(env.items())), cpu=_get(res, "CPU", int, f"{w}.Resources", 0),
                     memory_mb=_get(res, "MemoryMB", int, f"{w}.Resources", 0),
                     kill_timeout_s=min(kill_timeout, cfg.max_kill_timeout_s),
-                    kill_signal=kill_signal)
+                    kill_signal=kill_signal, user=_get(raw, "User", str, w, ""))
 
 
 def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
@@ -713,7 +714,7 @@ class AllocRunner(NodeActor):
         task_dir = posixpath.join(alloc_dir, t.spec.name)
         try:
             handle = driver.start(a.alloc_id, t.spec.name, t.spec.config, task_dir,
-                                  task_env(a.spec, t.spec, alloc_dir, task_dir))
+                                  task_env(a.spec, t.spec, alloc_dir, task_dir), user=t.spec.user)
         except DriverError as exc:
             self._start_failed(a, t, str(exc), exc.recoverable, now)
             return
