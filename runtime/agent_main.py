@@ -558,13 +558,23 @@ def _edge_sampler(probe: RuntimeProbe, transport: Any) -> Any:
 
 def _client_state_dir(cfg: Config, state: AgentState) -> str | None:
     if not cfg.client.enabled:
+        if cfg.server.enabled and os.geteuid() == 0 and not cfg.dev_mode:
+            logging.getLogger("agent").warning(
+                "running a server-only agent as root: a server needs no privileges; run it as an "
+                "unprivileged user owning only its data_dir (docs/nomad-server.service)")
         return None
     from actors.client.node import client_permission_warnings
 
     for warning in client_permission_warnings(os.geteuid()):
         logging.getLogger("nomad.client").warning(warning)
     path = cfg.client.state_dir or os.path.join(state.data_dir or "", "client")
-    os.makedirs(path, mode=0o700, exist_ok=True)  # Nomad: the client's dirs are 0700
+    alloc = cfg.client.alloc_dir or os.path.join(state.data_dir or "", "alloc")
+    for d in (path, alloc):
+        # The client's state and alloc dirs are 0700 and the agent's own: task
+        # processes (perhaps another user's) start inside theirs and need no
+        # path through the parents; nobody else may read task secrets or logs.
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        os.chmod(d, 0o700)
     return path
 
 
