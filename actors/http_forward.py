@@ -408,6 +408,12 @@ class HttpEndpoint(NodeActor):
         if len(m.body) > MAX_BODY_BYTES:
             self._reply(m, 413, f"Request body too large: {len(m.body)} bytes (limit {MAX_BODY_BYTES})")
             return
+        if not _forwarded_path(m.url.partition("?")[0]):
+            # A client answers these itself and never relays them; a peer that
+            # does is not a client of ours, so this server's own agent
+            # endpoints (join, reload, keyring...) stay behind its HTTP port.
+            self._reply(m, 403, f"{m.url.partition('?')[0]} is answered by the client agent, not forwarded")
+            return
         if self.pool.full():
             self.stats["refused"] += 1
             self._reply(m, 500, f"server busy: {self.pool.size} forwarded requests in flight")

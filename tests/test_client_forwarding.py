@@ -224,3 +224,21 @@ def test_forwarder_names_every_unreachable_server_and_gives_up_on_a_mute_one():
     sched.add_node("mute").env.spawn(PiecesEndpoint, ENDPOINT, pieces=())
     got = _forward(sched, ref, ("mute",), answer_timeout_s=3.0)
     assert got == "timed out waiting for server mute to answer"
+
+
+def test_a_server_refuses_to_run_agent_endpoints_relayed_over_rpc():
+    """Only what a client relays is run: a peer cannot reach a server's /v1/agent/reload through RPC."""
+    from actors.http_api import HttpContext
+    from actors.http_forward import HttpEndpoint
+    from actors.metrics import Metrics
+
+    sched = Scheduler(seed=5)
+    client = sched.add_node("c").env
+    sched.add_node("s").env.spawn(HttpEndpoint, ENDPOINT, HttpContext(metrics=Metrics(clock=lambda: 0.0)))
+    ref = client.spawn(HttpForwarder, FORWARDER)
+    fut = sched.future_cls()
+    ref.tell(Forward(method="PUT", url="/v1/agent/reload", headers=(), body=b"", servers=("s",),
+                     answer_timeout_s=5.0, reply=fut))
+    assert sched.run_until(lambda: fut._done, SIM_DEADLINE_S)
+    got = fut.get()
+    assert got.status == 403 and b"/v1/agent/reload" in got.body
