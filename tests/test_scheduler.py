@@ -427,3 +427,19 @@ def test_drain_deadline_forces_what_remains() -> None:
         c.index += 1
         c.state.apply(c.index, data)
     assert on0 and all(c.state.tables["allocs"][a["ID"]]["DesiredTransition"].get("Migrate") for a in on0)
+
+
+def test_pending_and_blocked_evaluation_indexes_survive_a_snapshot() -> None:
+    c = Cluster()
+    c.node(0, cpu=500)
+    c.register(**service(count=3, cpu=400))  # one fits: the rest waits in a blocked evaluation
+    c.register(**service("other", count=1, cpu=50))
+    (_, _, first, _), *_ = sorted(pending_evals(c.state))
+    data, _ = plan_command(c.state, first, c.now)
+    c.index += 1
+    c.state.apply(c.index, data)
+    restored = StateStore()
+    restored.restore(c.state.snapshot(), c.index)
+    assert sorted(pending_evals(restored)) == sorted(pending_evals(c.state))
+    assert restored.evals_by_status == c.state.evals_by_status
+    assert restored.evals_by_status["blocked"]

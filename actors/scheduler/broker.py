@@ -93,8 +93,7 @@ def pending_evals(state: Any, now: float | None = None) -> list[tuple[int, int, 
     failed evaluation's follow-up waits before it runs).
     """
     return [(-ev.get("Priority", 50), ev["CreateIndex"], ev["ID"], ev["JobID"])
-            for ev in state.tables["evals"].values() if ev["Status"] == "pending"
-            and (now is None or ev.get("WaitUntil", 0.0) <= now)]
+            for ev in state.evals_with_status("pending") if now is None or ev.get("WaitUntil", 0.0) <= now]
 
 
 def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, dict[str, int]]:

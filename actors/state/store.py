@@ -59,6 +59,9 @@ class StateStore:
         # node ID -> the highest AllocModifyIndex of its allocations: what a
         # client's blocking query waits on (server-side changes only).
         self.node_alloc_index: dict[str, int] = {}
+        # Evaluations by the statuses the broker and the unblocker look for, so
+        # neither scans every evaluation ever made on each change.
+        self.evals_by_status: dict[str, set[str]] = {"pending": set(), "blocked": set()}
         self._watchers: list[Callable[[str, int], None]] = []
         self._ops: dict[str, Callable[[int, dict[str, Any]], Any]] = {
             "kv_put": self._kv_put,
@@ -110,6 +113,18 @@ class StateStore:
         if mi > self.node_alloc_index.get(node, 0):
             self.node_alloc_index[node] = mi
 
+    def _index_eval(self, ev: dict[str, Any]) -> None:
+        for status, ids in self.evals_by_status.items():
+            if ev.get("Status") == status:
+                ids.add(ev["ID"])
+            else:
+                ids.discard(ev["ID"])
+
+    def evals_with_status(self, status: str) -> list[dict[str, Any]]:
+        """The store's own records of evaluations in *status* (pending or blocked): do not modify."""
+        t = self.tables["evals"]
+        return [t[i] for i in sorted(self.evals_by_status[status]) if i in t]
+
     def node_allocs(self, node_id: str) -> list[dict[str, Any]]:
         """The node's allocations (the store's own records: callers must not modify them)."""
         t = self.tables["allocs"]
@@ -156,6 +171,8 @@ class StateStore:
         self.tables[table][record["ID"]] = record
         if table == "allocs":
             self._index_alloc(record)
+        elif table == "evals":
+            self._index_eval(record)
         self._touch(table, index)
         return {"ok": True, "index": index}
 
@@ -165,6 +182,9 @@ class StateStore:
         if not isinstance(ids, list):
             raise CommandError("ids must be a list")
         gone = [i for i in ids if self.tables[table].pop(i, None) is not None]
+        if table == "evals":
+            for ev_ids in self.evals_by_status.values():
+                ev_ids.difference_update(gone)
         self._touch(table, index)
         return {"ok": True, "deleted": gone}
 
@@ -208,6 +228,9 @@ class StateStore:
         watchers = self._watchers
         self.tables = {t: dict(snap["tables"].get(t, {})) for t in TABLES}
         self.table_index = {t: int(snap["index"].get(t, 0)) for t in TABLES}
+        self.evals_by_status = {"pending": set(), "blocked": set()}
+        for ev in self.tables["evals"].values():
+            self._index_eval(ev)
         self.allocs_by_node = {}
         self.node_alloc_index = {}
         for a in self.tables["allocs"].values():
@@ -353,6 +376,7 @@ class StateStore:
                   "FailedTGAllocs": {}, "CreateIndex": index, "ModifyIndex": index,
                   "CreateTime": now, "ModifyTime": now}
             evals[ev["ID"]] = ev
+            self._index_eval(ev)
             out.append(ev["ID"])
         if out:
             self._touch("evals", index)
@@ -364,12 +388,12 @@ class StateStore:
                         if j["Type"] == "system" and not j.get("Stop"))
         out = self._create_evals(index, system, "node-update", now, node_id=node_id)
         unblocked = False
-        for ev in self.tables["evals"].values():
-            if ev["Status"] == "blocked":
-                ev.update(Status="pending", ModifyIndex=index, ModifyTime=now,
-                          StatusDescription="unblocked: capacity changed")
-                out.append(ev["ID"])
-                unblocked = True
+        for ev in self.evals_with_status("blocked"):
+            ev.update(Status="pending", ModifyIndex=index, ModifyTime=now,
+                      StatusDescription="unblocked: capacity changed")
+            self._index_eval(ev)
+            out.append(ev["ID"])
+            unblocked = True
         if unblocked:
             self._touch("evals", index)
         return out
@@ -487,14 +511,16 @@ class StateStore:
         ev.update(Status="complete", ModifyIndex=index, ModifyTime=now, FailedTGAllocs=plan.get("Failed", {}),
                   PlacedAllocs=len(placed), RefusedAllocs=len(refused))
         evals[ev["ID"]] = ev
+        self._index_eval(ev)
         follow: list[str] = []
         if refused:
             follow = self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
         elif plan.get("Failed"):
             # One blocked evaluation per job waits for capacity (Nomad's blocked evals).
-            for other in evals.values():
-                if other["JobID"] == plan["JobID"] and other["Status"] == "blocked":
+            for other in self.evals_with_status("blocked"):
+                if other["JobID"] == plan["JobID"]:
                     other.update(Status="canceled", ModifyIndex=index, StatusDescription="superseded")
+                    self._index_eval(other)
             follow = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, status="blocked",
                                         previous=ev["ID"])
             ev["BlockedEval"] = follow[0]
@@ -565,6 +591,7 @@ class StateStore:
                 continue
             evals[ev["ID"]] = {**ev, "Status": u.get("Status", ev["Status"]),
                                "StatusDescription": u.get("StatusDescription", ""), "ModifyIndex": index}
+            self._index_eval(evals[ev["ID"]])
             wait = u.get("FollowUpWait")
             if u.get("Status") == "failed" and wait is not None:
                 (fid,) = self._create_evals(index, [ev["JobID"]], "failed-follow-up", now, previous=ev["ID"],
