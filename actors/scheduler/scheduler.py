@@ -167,7 +167,7 @@ class _Placer:
                     metrics["ConstraintFiltered"].get("distinct_hosts", 0) + 1
                 continue
             cap = node_capacity(node)
-            used = self.usage.get(node_id, [0, 0])
+            used = self.usage[node_id]
             after = (used[0] + need[0], used[1] + need[1])
             if after[0] > cap[0] or after[1] > cap[1]:
                 metrics["NodesExhausted"] += 1
@@ -183,7 +183,7 @@ class _Placer:
             if found >= self.limit:
                 break
         if best is not None:
-            u = self.usage.setdefault(best, [0, 0])
+            u = self.usage[best]
             u[0] += need[0]
             u[1] += need[1]
             key = (best, group["Name"])
@@ -203,13 +203,38 @@ def _name_index(name: str) -> int:
         return 1 << 30
 
 
-def compute_plan(tables: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
-    """The plan for evaluation *ev* against the state *tables* (read-only)."""
+class _Usage(dict):  # type: ignore[type-arg]
+    """node ID -> [cpu, mem] in use, computed on first look from the node's allocations."""
+
+    def __init__(self, node_allocs: Any) -> None:
+        super().__init__()
+        self._node_allocs = node_allocs
+
+    def __missing__(self, node_id: str) -> list[int]:
+        u = [0, 0]
+        for a in self._node_allocs(node_id):
+            if live(a):
+                c, m = alloc_usage(a)
+                u[0] += c
+                u[1] += m
+        self[node_id] = u
+        return u
+
+
+def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
+                 job_allocs: list[dict[str, Any]] | None = None, node_allocs: Any = None) -> dict[str, Any]:
+    """The plan for evaluation *ev* against the state *tables* (read-only).
+
+    *job_allocs* and *node_allocs* (a node ID -> its allocations function),
+    when the caller keeps indexes of them, save scans of every allocation.
+    """
     job_id = ev["JobID"]
     job = tables["jobs"].get(job_id)
     allocs = tables["allocs"]
     nodes = tables["nodes"]
-    job_allocs = sorted((a for a in allocs.values() if a.get("JobID") == job_id), key=lambda a: a["Name"])
+    if job_allocs is None:
+        job_allocs = [a for a in allocs.values() if a.get("JobID") == job_id]
+    job_allocs = sorted(job_allocs, key=lambda a: a["Name"])
     plan: dict[str, Any] = {"EvalID": ev["ID"], "JobID": job_id, "Job": None, "Place": [], "Stop": [],
                             "Failed": {}}
     stop = plan["Stop"]
@@ -224,8 +249,12 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
                 stop_alloc(a, STOP_LOST if lost else STOP_JOB, "lost" if lost else "")
         return plan
     plan["Job"] = job
-    usage = node_usage(allocs)
-    placer = _Placer(tables, job, ev["ID"], usage)
+    if node_allocs is None:
+        by_node: dict[str, list[dict[str, Any]]] = {}
+        for a in allocs.values():
+            by_node.setdefault(a.get("NodeID", ""), []).append(a)
+        node_allocs = lambda n: by_node.get(n, ())  # noqa: E731
+    placer = _Placer(tables, job, ev["ID"], _Usage(node_allocs))
     for a in job_allocs:
         if live(a):
             key = (a["NodeID"], a["TaskGroup"])
@@ -340,14 +369,14 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             metrics["NodesFiltered"] += 1
             continue
         cap = node_capacity(node)
-        used = placer.usage.get(node_id, [0, 0])
+        used = placer.usage[node_id]
         prev = replace_on.get(node_id)
         freed = alloc_usage(prev) if prev is not None and live(prev) else (0, 0)
         if used[0] - freed[0] + need[0] > cap[0] or used[1] - freed[1] + need[1] > cap[1]:
             metrics["NodesExhausted"] += 1
             failed += 1
             continue
-        u = placer.usage.setdefault(node_id, [0, 0])
+        u = placer.usage[node_id]
         u[0] += need[0] - freed[0]
         u[1] += need[1] - freed[1]
         name = f"{job['ID']}.{group['Name']}[0]"

@@ -56,6 +56,7 @@ class StateStore:
         # Secondary index: node ID -> IDs of its allocations (what a client
         # asks for on every blocking query; a scan would be O(all allocations)).
         self.allocs_by_node: dict[str, set[str]] = {}
+        self.allocs_by_job: dict[str, set[str]] = {}  # job ID -> its allocations (the scheduler's view)
         # node ID -> the highest AllocModifyIndex of its allocations: what a
         # client's blocking query waits on (server-side changes only).
         self.node_alloc_index: dict[str, int] = {}
@@ -109,6 +110,7 @@ class StateStore:
     def _index_alloc(self, alloc: dict[str, Any]) -> None:
         node = alloc.get("NodeID", "")
         self.allocs_by_node.setdefault(node, set()).add(alloc["ID"])
+        self.allocs_by_job.setdefault(alloc.get("JobID", ""), set()).add(alloc["ID"])
         mi = alloc.get("AllocModifyIndex", alloc.get("ModifyIndex", 0))
         if mi > self.node_alloc_index.get(node, 0):
             self.node_alloc_index[node] = mi
@@ -124,6 +126,11 @@ class StateStore:
         """The store's own records of evaluations in *status* (pending or blocked): do not modify."""
         t = self.tables["evals"]
         return [t[i] for i in sorted(self.evals_by_status[status]) if i in t]
+
+    def job_allocs(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's allocations (the store's own records: callers must not modify them)."""
+        t = self.tables["allocs"]
+        return [t[i] for i in sorted(self.allocs_by_job.get(job_id, ())) if i in t]
 
     def node_allocs(self, node_id: str) -> list[dict[str, Any]]:
         """The node's allocations (the store's own records: callers must not modify them)."""
@@ -232,6 +239,7 @@ class StateStore:
         for ev in self.tables["evals"].values():
             self._index_eval(ev)
         self.allocs_by_node = {}
+        self.allocs_by_job = {}
         self.node_alloc_index = {}
         for a in self.tables["allocs"].values():
             self._index_alloc(a)
@@ -474,13 +482,13 @@ class StateStore:
             self._index_alloc(rec)
             touched = True
         used: dict[str, list[int]] = {}
-        placing = {p["NodeID"] for p in plan["Place"]}
-        for a in allocs.values():
-            if a.get("NodeID") in placing and live(a):
-                u = used.setdefault(a["NodeID"], [0, 0])
-                c, m = alloc_usage(a)
-                u[0] += c
-                u[1] += m
+        for node_id in {p["NodeID"] for p in plan["Place"]}:
+            u = used.setdefault(node_id, [0, 0])
+            for a in self.node_allocs(node_id):
+                if live(a):
+                    c, m = alloc_usage(a)
+                    u[0] += c
+                    u[1] += m
         placed, refused = [], []
         job = plan.get("Job")
         for p in plan["Place"]:
@@ -534,9 +542,10 @@ class StateStore:
             return
         from actors.scheduler.scheduler import live
 
-        running = any(live(a) for a in self.tables["allocs"].values() if a.get("JobID") == job_id)
-        status = "running" if running else ("dead" if job.get("Stop") or job["Type"] == "batch" and any(
-            a.get("JobID") == job_id for a in self.tables["allocs"].values()) else "pending")
+        mine = self.job_allocs(job_id)
+        running = any(live(a) for a in mine)
+        status = "running" if running else ("dead" if job.get("Stop") or job["Type"] == "batch" and mine
+                                            else "pending")
         if job.get("Status") != status:
             self.tables["jobs"][job_id] = {**job, "Status": status, "ModifyIndex": index}
             self._touch("jobs", index)
