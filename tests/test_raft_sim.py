@@ -180,3 +180,30 @@ def test_leadership_subscribers_hear_of_an_election():
     assert leader is not None
     assert any(isinstance(m, RaftInfo) and m.is_leader for m in heard[leader])
     c.close()
+
+
+def test_writes_that_arrive_together_reach_each_follower_in_one_append():
+    """The leader appends the writes of one inbox drain as one batch: one AppendEntries per follower."""
+    from actors.raft.messages import AppendEntries
+
+    c = RaftCluster(41, 3)
+    c.run(3)
+    leader = c.leader()
+    assert leader is not None
+    sent: list[tuple[str, str, object]] = []
+    transmit = c.sched.network.transmit
+
+    def record(src, dst, actor, msg):
+        sent.append((src, dst, msg))
+        transmit(src, dst, actor, msg)
+
+    c.sched.network.transmit = record
+    for i in range(20):
+        c.invoke("write", "k", i, via=leader)
+    c.run(1)
+    for follower in (n for n in c.names if n != leader):
+        appends = [m for s, d, m in sent if s == leader and d == follower and isinstance(m, AppendEntries)
+                   and m.entries]
+        assert [len(m.entries) for m in appends] == [20]
+    assert c.live_peers()[leader].state.tables["kv"]["k"] == 19
+    c.close()
