@@ -223,6 +223,8 @@ class Agent(NodeActor):
         if "log_level" in applied:
             self.hooks.set_log_level(self.config.log_level)
             log.info("log level changed: level=%s", self.config.log_level.upper())
+        if self.ctx.tls is not None:
+            self._reload_tls()
         for name in self.started:
             ref = self.refs.get(name)
             if self.by_name[name].reloads and ref is not None and ref.is_alive():
@@ -231,6 +233,18 @@ class Agent(NodeActor):
         log.info("reload complete: applied=%s restart_needed=%s",
                  ",".join(applied) or "-", ",".join(needs_restart) or "-")
         self.hooks.notify("READY=1")
+
+    def _reload_tls(self) -> None:
+        """Nomad reloads the RPC and HTTP certificates on every SIGHUP (files may change in place):
+        connections opened from now on use them.  A failure keeps the old ones."""
+        from runtime.tls import TlsError, TlsSettings
+
+        try:
+            self.ctx.tls.reload(TlsSettings.from_config(self.config))
+        except TlsError as e:
+            self.hooks.error(f"Failed to reload TLS configuration: {e}")
+            return
+        log.info("TLS certificates reloaded: cert_file=%s", self.config.tls.cert_file)
 
     # ------------------------------------------------------------ shutdown
     def _on_shutdown(self, reason: str) -> None:

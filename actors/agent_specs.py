@@ -114,6 +114,9 @@ class AgentContext:
     # transport and persists it (runtime.gossip_crypto.GossipCrypto.install).
     gossip_keyring: tuple[str, ...] = ()
     gossip_keyring_sink: Callable[[tuple[str, ...]], None] | None = None
+    # The tls block's edge (runtime.tls.TlsEdge): the HTTP server wraps its
+    # sockets with it, and the agent reloads it on SIGHUP; None: no TLS.
+    tls: Any = None
 
 
 SpecFactory = Callable[[Config, AgentContext], list[ChildSpec]]
@@ -161,7 +164,9 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                            runtime_info=ctx.runtime_info, bind=(host, port),
                            max_conns_per_client=config.limits.http_max_conns_per_client,
                            acl_enabled=config.acl.enabled, acl_token_ttl_s=config.acl.token_ttl_s,
-                           acl_policy_ttl_s=config.acl.policy_ttl_s, acl_bootstrap_reset_file=reset_file)
+                           acl_policy_ttl_s=config.acl.policy_ttl_s, acl_bootstrap_reset_file=reset_file,
+                           tls=ctx.tls if ctx.tls is not None and ctx.tls.http else None,
+                           https_handshake_timeout_s=config.limits.https_handshake_timeout_s)
         specs.extend(forwarding_specs(config, http))
         specs.append(ChildSpec(name="http", cls=HttpApi, args=(ctx.http_listener, http)))
     return specs

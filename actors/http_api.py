@@ -102,6 +102,8 @@ class HttpContext:
     acl_token_ttl_s: float = 30.0  # acl.token_ttl: a client-only agent's cache of a resolved token
     acl_policy_ttl_s: float = 30.0  # acl.policy_ttl: a client-only agent's cache of a policy
     acl_bootstrap_reset_file: str = ""  # <data_dir>/server/acl-bootstrap-reset, as Nomad's; "": none
+    tls: Any = None  # tls.http: the runtime.tls.TlsEdge every connection is wrapped with; None: plain HTTP
+    https_handshake_timeout_s: float = 5.0  # limits.https_handshake_timeout: the TLS handshake's bound
 
 
 @dataclass(slots=True)
@@ -364,9 +366,13 @@ class HttpApi(NodeActor):
                                         max_conns_per_client=self.ctx.max_conns_per_client,
                                         error_log=LoggingLogAdapter(log, logging.DEBUG),
                                         spawn=gevent.pool.Pool(MAX_CONNECTIONS))
+        if self.ctx.tls is not None:  # tls.http: the handshake runs first in each connection's greenlet
+            self.server.handle = self.ctx.tls.https_handler(self.server.handle,
+                                                            self.ctx.https_handshake_timeout_s)
         self.server.start()
         host, port = listener.getsockname()[:2]
-        log.info("serving the HTTP API on %s:%d", host, port)
+        log.info("serving the HTTP API on %s:%d%s", host, port,
+                 " (HTTPS)" if self.ctx.tls is not None else "")
         return None
 
     def _close(self) -> None:

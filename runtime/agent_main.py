@@ -49,6 +49,7 @@ from runtime.datadir import AgentState, DataDirError, open_state
 from runtime.logging_setup import LogControl, setup_logging
 from runtime.prod import ProdNode
 from runtime.transport import GossipTransport, TcpTransport, TransportConfig
+from runtime.tls import TlsEdge, TlsError, TlsSettings
 from runtime.gossip_crypto import GossipCrypto, KeyringError, load_keyring_file, save_keyring_file
 from actors.gossip.keyring import normalize_key
 from actors.raft.storage import MemoryStorage, StorageError
@@ -379,7 +380,14 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
     probe = RuntimeProbe()
     node = ProdNode(addrs.rpc_adv, supervisor="agent")
     try:
-        raft_storage, transport = _server_edges(cfg, addrs, state, node)
+        # tls block: the contexts the RPC transport and the HTTP server wrap sockets with.
+        tls = TlsEdge(TlsSettings.from_config(cfg)) if cfg.tls.rpc or cfg.tls.http else None
+    except TlsError as e:
+        console.error(f"Error starting agent: {e}")
+        listener.close()
+        return 1
+    try:
+        raft_storage, transport = _server_edges(cfg, addrs, state, node, tls)
     except (OSError, StorageError, KeyringError) as e:
         console.error(f"Error starting agent: {e}")
         listener.close()
@@ -402,7 +410,7 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
                        gossip_keyring=crypto.keyring.keys if crypto is not None else (),
                        gossip_keyring_sink=crypto.install if crypto is not None else None,
                        raft_storage=raft_storage, raft_bootstrap=bootstrap,
-                       client_state_dir=_client_state_dir(cfg, state))
+                       client_state_dir=_client_state_dir(cfg, state), tls=tls)
     # Routed from here on: a stop signal during start-up ends the process at
     # once (there is nothing to leave yet) instead of raising KeyboardInterrupt.
     watchers = _route_signals(node, process)
@@ -435,7 +443,7 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
 
 
 def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
-                  node: ProdNode) -> tuple[Any, Any]:
+                  node: ProdNode, tls: TlsEdge | None = None) -> tuple[Any, Any]:
     """A server's Raft store and RPC transport; (None, None) on a client.
 
     The store is opened here, before any actor starts, so a corrupt or locked
@@ -447,7 +455,7 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
             return None, None
         # A client-only agent listens on its RPC port too: servers answer
         # registrations and heartbeats to it there.
-        rpc = TcpTransport(addrs.rpc_bind, node.deliver_envelope, config=rpc_transport_config(cfg))
+        rpc = TcpTransport(addrs.rpc_bind, node.deliver_envelope, config=rpc_transport_config(cfg), tls=tls)
         try:
             rpc.start()
         except OSError as e:
@@ -465,7 +473,8 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         except StorageError:
             storage.close()
             raise
-    transport = TcpTransport(addrs.rpc_bind, node.deliver_envelope, config=rpc_transport_config(cfg))
+    transport = TcpTransport(addrs.rpc_bind, node.deliver_envelope, config=rpc_transport_config(cfg),
+                             tls=tls)
     try:
         transport.start()
     except OSError as e:
@@ -542,7 +551,8 @@ def _edge_sampler(probe: RuntimeProbe, transport: Any) -> Any:
             st = rpc.stats
             out += [(("rpc", "conn_limit_refused"), st["refused_conn_limit"]),
                     (("rpc", "handshake_timeouts"), st["handshake_timeouts"]),
-                    (("rpc", "bad_frames"), st["bad_frames"])]
+                    (("rpc", "bad_frames"), st["bad_frames"]),
+                    (("rpc", "tls_refused"), st["tls_refused"])]
         if isinstance(transport, _Both):
             st = transport.gossip.stats
             out += [(("memberlist", "decrypt_failed"),

@@ -177,20 +177,33 @@ class _SendToken(urllib.request.BaseHandler):
     https_request = http_request
 
 
-def use_token(token: str) -> None:
-    """Send *token* with every request from now on ("" sends none)."""
-    urllib.request.install_opener(urllib.request.build_opener(_SendToken(token)) if token else None)
+def use_token(token: str, *handlers: urllib.request.BaseHandler) -> None:
+    """Send *token* with every request from now on ("" sends none); *handlers*: e.g. HTTPS's (cli_tls)."""
+    extra = [*handlers, *([_SendToken(token)] if token else [])]
+    urllib.request.install_opener(urllib.request.build_opener(*extra) if extra else None)
 # ---- end ACLs
+
+# ---- TLS (issue 10): tls ca|cert create; -ca-cert / -client-cert / -client-key (NOMAD_CACERT...) for https://
+from runtime.cli_tls import TLS_COMMANDS, TLS_FLAGS, tls_handlers  # noqa: E402
+
+COMMANDS.update(TLS_COMMANDS)
+# ---- end TLS
 
 
 def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
     token = os.environ.get("NOMAD_TOKEN", "")
+    tls_files = {flag: os.environ.get(env, "") for flag, env in TLS_FLAGS.items()}
     rest = []
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a.startswith("-address="):
+        if a.partition("=")[0] in TLS_FLAGS and "=" in a:
+            tls_files[a.partition("=")[0]] = a.partition("=")[2]
+        elif a in TLS_FLAGS and i + 1 < len(argv):
+            tls_files[a] = argv[i + 1]
+            i += 1
+        elif a.startswith("-address="):
             addr = a.split("=", 1)[1]
         elif a == "-address" and i + 1 < len(argv):
             addr = argv[i + 1]
@@ -203,7 +216,11 @@ def main(argv: list[str]) -> int:
         else:
             rest.append(a)
         i += 1
-    use_token(token)
+    try:
+        use_token(token, *tls_handlers(addr, tls_files))
+    except CliError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
     for words in sorted(COMMANDS, key=len, reverse=True):
         if tuple(rest[: len(words)]) == words:
             try:
@@ -216,5 +233,6 @@ def main(argv: list[str]) -> int:
                 print(out)
             return code
     usage = "\n".join("  nomad " + " ".join(w) for w in COMMANDS)
-    print(f"Usage: nomad [-address=ADDR] [-token=SECRET] <command>\n\nCommands:\n{usage}", file=sys.stderr)
+    print("Usage: nomad [-address=ADDR] [-token=SECRET] [-ca-cert=PEM -client-cert=PEM -client-key=PEM] "
+          f"<command>\n\nCommands:\n{usage}", file=sys.stderr)
     return 1

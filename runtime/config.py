@@ -55,6 +55,7 @@ __all__ = [
     "ServerConfig",
     "ServerJoin",
     "Telemetry",
+    "Tls",
     "dev_config",
     "format_duration",
     "load_files",
@@ -75,10 +76,14 @@ BOOTSTRAP_EVEN_WARNING = (
 )
 GOSSIP_PROFILES = ("lan", "local", "test", "wan")  # actors.gossip.config.PROFILES
 NO_ROLE_ERROR = "Must specify either server, client or dev mode for the agent."
-# What SIGHUP applies (NOMAD.md §2.3): Agent.Reload copies log_level (and TLS,
-# which we lack); Server.Reload applies num_schedulers and the raft timeouts
-# derived from raft_multiplier.  Everything else needs a restart.
-RELOADABLE = frozenset({"log_level", "server.num_schedulers", "server.raft_multiplier"})
+# What SIGHUP applies (NOMAD.md §2.3): Agent.Reload copies log_level and the
+# TLS files and checks (Nomad reloads RPC and HTTP certificates; tls.http and
+# tls.rpc switch listeners between protocols, so they need a restart);
+# Server.Reload applies num_schedulers and the raft timeouts derived from
+# raft_multiplier.  Everything else needs a restart.
+RELOADABLE = frozenset({"log_level", "server.num_schedulers", "server.raft_multiplier",
+                        "tls.ca_file", "tls.cert_file", "tls.key_file",
+                        "tls.verify_server_hostname", "tls.verify_https_client"})
 
 
 class ConfigError(ValueError):
@@ -237,6 +242,10 @@ class Limits:
     http_max_conns_per_client: int = _f(100, ge=0)  # Nomad default 100; 0: no limit
     rpc_max_conns_per_client: int = _f(100, ge=0)  # Nomad default 100; also bounds the serf TCP port
     rpc_handshake_timeout_s: float = _dur(5, ge=0)  # Nomad default 5s: first frame within it; 0: none
+    # Nomad default 5s: an HTTPS connection must finish its TLS handshake
+    # within it (tls.http), so a client that connects and stays silent cannot
+    # hold a connection slot; 0: none.
+    https_handshake_timeout_s: float = _dur(5, ge=0)
 
 
 @conf
@@ -252,6 +261,32 @@ class Acl:
     enabled: bool = False  # Nomad default off; on: every endpoint but status/health/metrics needs a token
     token_ttl_s: float = _dur(30, gt=0)  # Nomad default 30s: a client agent's cache of a resolved token
     policy_ttl_s: float = _dur(30, gt=0)  # Nomad default 30s: a client agent's cache of a policy
+
+
+@conf
+class Tls:
+    """Nomad's ``tls`` block (runtime/tls.py): mutual TLS on RPC, TLS on HTTP.
+
+    The three files are PEM: the CA that signs every agent's certificate
+    (``nomad tls ca create``), this agent's certificate and its key
+    (``nomad tls cert create -server|-client``).  They are required as soon
+    as ``rpc`` or ``http`` is on and are loaded at start-up, so a bad path or
+    an unreadable file stops the agent with one line naming the key.  The
+    files and the two ``verify_*`` flags reload on SIGHUP; ``rpc`` and
+    ``http`` need a restart.
+    """
+
+    http: bool = False  # Nomad default off: on serves the HTTP API over HTTPS
+    rpc: bool = False  # Nomad default off: on makes every RPC-port connection mutual TLS
+    ca_file: str | None = None  # PEM CA bundle that peers' certificates must chain to
+    cert_file: str | None = None  # PEM certificate this agent presents (server.<region>.nomad / client...)
+    key_file: str | None = None  # PEM private key of cert_file (the path is shown; the key never is)
+    # Nomad default off: on, a connection to a server must find
+    # server.<region>.nomad in its certificate, so a client's certificate
+    # cannot pose as a server (Nomad's role and region check).
+    verify_server_hostname: bool = False
+    # Nomad default off: on, HTTPS clients must present a certificate signed by ca_file.
+    verify_https_client: bool = False
 
 
 @conf
@@ -289,6 +324,7 @@ class Config:
     telemetry: Telemetry = _sub(Telemetry)
     limits: Limits = _sub(Limits)
     acl: Acl = _sub(Acl)  # not reloadable (Nomad: ACLs switch on or off with a restart)
+    tls: Tls = _sub(Tls)  # files and verify_* reloadable (RELOADABLE)
     dev_mode: bool = _f(False, file=False)  # set by -dev only (Nomad: hcl:"-")
 
     def graceful_timeout_s(self) -> float:
@@ -567,6 +603,7 @@ def validate(cfg: Config) -> list[str]:
     _check_bounds(cfg, "")
     _check_server(cfg.server)
     _check_client(cfg.client)
+    _check_tls(cfg)
     dirs = {"data_dir": cfg.data_dir, "plugin_dir": cfg.plugin_dir,
             "server.data_dir": cfg.server.data_dir, "client.state_dir": cfg.client.state_dir,
             "client.alloc_dir": cfg.client.alloc_dir}
@@ -581,7 +618,8 @@ def validate(cfg: Config) -> list[str]:
     if c.enabled and not cfg.data_dir and not (c.state_dir and c.alloc_dir and cfg.plugin_dir):
         raise ConfigError("data_dir: Must specify the state, alloc dir, and plugin dir "
                           "if data-dir is omitted.")
-    warnings = [MTLS_WARNING]  # we have no TLS at all, so Nomad's warning always applies
+    # Nomad warns unless both the HTTP API and RPC are on TLS.
+    warnings = [] if cfg.tls.http and cfg.tls.rpc else [MTLS_WARNING]
     if cfg.server.enabled and cfg.server.bootstrap_expect == 1:
         warnings.append(BOOTSTRAP_ONE_WARNING)
     if cfg.server.enabled and cfg.server.bootstrap_expect % 2 == 0:
@@ -641,6 +679,23 @@ def _check_client(c: ClientConfig) -> None:
             raise ConfigError(f'client.meta: invalid key "{key}"')
 
 
+def _check_tls(cfg: Config) -> None:
+    """The tls block's files load (read now, so a bad path stops start-up with the key at fault)."""
+    t = cfg.tls
+    if not (t.http or t.rpc):
+        return
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(t, key)
+        if path is not None and "\0" in path:
+            raise ConfigError(f"tls.{key}: contains invalid characters (null)")
+    from runtime.tls import TlsError, TlsSettings, check_files
+
+    try:
+        check_files(TlsSettings.from_config(cfg))
+    except TlsError as e:
+        raise ConfigError(str(e)) from None
+
+
 # -- reload and output ---------------------------------------------------------
 
 
@@ -664,7 +719,7 @@ def _diff(old: Any, new: Any, prefix: str, out: list[str]) -> None:
 
 
 _GO_WORDS = {"http": "HTTP", "rpc": "RPC", "ttl": "TTL", "gc": "GC", "cpu": "CPU", "uuid": "UUID"}
-_GO_NAMES = {"name": "NodeName", "acl": "ACL", "leave_on_interrupt": "LeaveOnInt",
+_GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_interrupt": "LeaveOnInt",
              "leave_on_terminate": "LeaveOnTerm", "encrypt": "EncryptKey",
              "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
              "retry_max": "RetryMaxAttempts"}

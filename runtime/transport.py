@@ -22,6 +22,12 @@ backoff expires ``send`` drops new frames for that peer at once (counted as
 would only deliver a burst of stale heartbeats and appends when the peer comes
 back, and would hold up to ``queue_limit`` frames of memory per dead peer.
 The first send after the backoff expires triggers the next connect attempt.
+
+With ``tls.rpc`` (:class:`~runtime.tls.TlsEdge`) every TCP connection is
+mutual TLS: an inbound one completes its handshake within the handshake
+timeout before its first frame is read, an outbound one within the connect
+timeout before its first write.  A refused handshake is counted
+(``tls_refused``) and logged (rate-limited) like any other refusal.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from gevent.server import DatagramServer, StreamServer
 from runtime.gossip_crypto import OVERHEAD as ENCRYPT_OVERHEAD
 from runtime.gossip_crypto import GossipCrypto
 from runtime.messages import Envelope
+from runtime.tls import TlsEdge, TlsRefused
 from runtime.wire import (
     DEFAULT_MAX_FRAME_BYTES,
     FRAME_HEADER,
@@ -219,6 +226,13 @@ class PeerLink:
             log.debug("connect to %s failed: %s", self.node, exc)
             return None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._t.tls is not None:  # tls.rpc: mutual TLS, handshake bounded like the connect
+            try:
+                sock = self._t.tls.connect(sock, self._cfg.connect_timeout_s)
+            except TlsRefused as exc:
+                self._t._stats["tls_refused"] += 1
+                self._t._tls_log.warning("connection to %s refused: %s", self.node, exc)
+                return None
         sock.settimeout(self._cfg.write_timeout_s)
         self._sock = sock
         self._t._stats["connects"] += 1
@@ -255,6 +269,17 @@ class PeerLink:
             self._sock = None
 
 
+class TlsPeerLink(PeerLink):
+    """A :class:`PeerLink` whose socket is TLS (``tls.rpc``): frames go through the sender only.
+
+    ``send_now`` writes raw bytes on the file descriptor, which would bypass
+    the TLS record layer; every frame is queued for the sender instead.
+    """
+
+    def send_now(self, frame: bytes) -> bool:
+        return False
+
+
 class TcpTransport:
     """Length-framed msgpack Envelopes over TCP, one outbound connection per peer.
 
@@ -264,12 +289,15 @@ class TcpTransport:
     """
 
     def __init__(self, bind: str, deliver: Deliver, *, config: TransportConfig | None = None,
-                 crypto: GossipCrypto | None = None) -> None:
+                 crypto: GossipCrypto | None = None, tls: TlsEdge | None = None) -> None:
         self.config = config or TransportConfig()
         self._bind = parse_address(bind)
         self._deliver = deliver
         # Gossip streams: every frame's body is sealed with the keyring (runtime.gossip_crypto).
         self.crypto = crypto
+        # RPC with tls.rpc: every connection, both ways, is mutual TLS (runtime.tls); None: plain TCP.
+        self.tls = tls if tls is not None and tls.rpc else None
+        self._tls_log = _RateLimitedLog(log, _REFUSAL_LOG_INTERVAL_S)
         self._rng = random.Random(os.urandom(16))  # edge code: real entropy for backoff jitter
         self._conns_per_ip: dict[str, int] = {}
         self._refusal_log = _RateLimitedLog(log, _REFUSAL_LOG_INTERVAL_S)
@@ -291,6 +319,7 @@ class TcpTransport:
             "decrypt_failed",
             "refused_conn_limit",
             "handshake_timeouts",
+            "tls_refused",
         )
 
     def start(self) -> None:
@@ -328,7 +357,8 @@ class TcpTransport:
             if self._stopped:
                 return self._drop("dropped_unreachable")
             try:
-                link = self._links[node] = PeerLink(self, node, parse_address(node))
+                link = self._links[node] = (PeerLink if self.tls is None else TlsPeerLink)(
+                    self, node, parse_address(node))
             except ValueError as exc:
                 log.warning("not sending to %r: %s", node, exc)
                 return self._drop("dropped_unreachable")
@@ -384,6 +414,11 @@ class TcpTransport:
             return
         self._conns_per_ip[ip] = self._conns_per_ip.get(ip, 0) + 1
         try:
+            if self.tls is not None:
+                tls_sock = self._tls_accept(sock, peer)
+                if tls_sock is None:
+                    return
+                sock = tls_sock
             self._read(sock, peer)
         finally:
             left = self._conns_per_ip.get(ip, 1) - 1
@@ -392,6 +427,16 @@ class TcpTransport:
             else:
                 self._conns_per_ip.pop(ip, None)
             sock.close()
+
+    def _tls_accept(self, sock: gevent.socket.socket, peer: str) -> gevent.socket.socket | None:
+        """The TLS handshake of an inbound connection, within limits.rpc_handshake_timeout; None: refused."""
+        assert self.tls is not None
+        try:
+            return self.tls.accept(sock, self.config.handshake_timeout_s)
+        except TlsRefused as exc:
+            self._stats["tls_refused"] += 1
+            self._tls_log.warning("refusing RPC connection from %s: %s", peer, exc)
+            return None
 
     def _read(self, sock: gevent.socket.socket, peer: str) -> None:
         decoder: Any = (FrameDecoder(self.config.max_frame_bytes) if self.crypto is None

@@ -1,0 +1,323 @@
+"""TLS (issue 10): the tls block's validation, the cert CLI, and mutual TLS on the RPC transport in-process.
+
+Certificates are made with :mod:`runtime.cli_tls` (what ``nomad tls ca
+create`` / ``tls cert create`` run) in a temporary directory; the transport
+tests use real loopback sockets under gevent.  Waits poll with deadlines.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import stat
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import gevent
+import pytest
+from cryptography import x509
+
+from runtime import cli_tls
+from runtime.cli import CliError
+from runtime.config import (
+    MTLS_WARNING,
+    RELOADABLE,
+    ConfigError,
+    build_overlay,
+    load_files,
+    reloadable_diff,
+    validate,
+)
+from runtime.config import Config as _Config
+from runtime.messages import Envelope, Ping
+from runtime.tls import TlsEdge, TlsError, TlsSettings, peer_names, rpc_names
+from runtime.transport import TcpTransport, TransportConfig
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        gevent.sleep(0.005)
+
+
+def make_pki(d: Path) -> Path:
+    """A CA and server, client and cli certificates in *d*, as the CLI writes them."""
+    d.mkdir(parents=True, exist_ok=True)
+    cli_tls.create_ca(str(d))
+    for role in ("server", "client", "cli"):
+        cli_tls.create_cert(role, str(d), ca_file=str(d / cli_tls.CA_FILE),
+                            ca_key_file=str(d / cli_tls.CA_KEY_FILE))
+    return d
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def other_pki(tmp_path_factory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("other-pki"))
+
+
+def settings(d: Path, role: str = "server", **kw: object) -> TlsSettings:
+    base = dict(rpc=True, ca_file=str(d / "nomad-agent-ca.pem"),
+                cert_file=str(d / f"global-{role}-nomad.pem"),
+                key_file=str(d / f"global-{role}-nomad-key.pem"), server=role == "server")
+    return TlsSettings(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def cfg_with_tls(d: Path, **tls: object) -> _Config:
+    block = {"rpc": True, "ca_file": str(d / "nomad-agent-ca.pem"),
+             "cert_file": str(d / "global-server-nomad.pem"),
+             "key_file": str(d / "global-server-nomad-key.pem"), **tls}
+    return build_overlay(_Config, {"data_dir": "/tmp/x", "server": {"enabled": True, "bootstrap_expect": 3},
+                                   "tls": block})
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_tls_block_defaults_are_nomads_all_off(tmp_path):
+    p = tmp_path / "a.toml"
+    p.write_text('data_dir = "/tmp/x"\n[server]\nenabled = true\n')
+    cfg, _, _ = load_files([str(p)])
+    t = cfg.tls
+    assert (t.http, t.rpc, t.verify_server_hostname, t.verify_https_client) == (False,) * 4
+    assert (t.ca_file, t.cert_file, t.key_file) == (None, None, None)
+    assert cfg.limits.https_handshake_timeout_s == 5.0
+    assert MTLS_WARNING in validate(cfg)
+
+
+def test_tls_block_is_read_from_toml_and_unknown_keys_are_refused(tmp_path, pki):
+    p = tmp_path / "a.toml"
+    p.write_text(f'data_dir = "/tmp/x"\n[server]\nenabled = true\nbootstrap_expect = 3\n'
+                 f'[tls]\nhttp = true\n'
+                 f'rpc = true\nca_file = "{pki}/nomad-agent-ca.pem"\n'
+                 f'cert_file = "{pki}/global-server-nomad.pem"\n'
+                 f'key_file = "{pki}/global-server-nomad-key.pem"\nverify_server_hostname = true\n'
+                 f'verify_https_client = true\n')
+    cfg, _, _ = load_files([str(p)])
+    assert cfg.tls.http and cfg.tls.rpc and cfg.tls.verify_server_hostname and cfg.tls.verify_https_client
+    assert MTLS_WARNING not in validate(cfg)  # Nomad warns only while HTTP or RPC is plain
+    p.write_text('[tls]\nrpc_upgrade = true\n')
+    with pytest.raises(ConfigError, match=r'unknown key "tls\.rpc_upgrade"'):
+        load_files([str(p)])
+
+
+@pytest.mark.parametrize("missing", ["ca_file", "cert_file", "key_file"])
+def test_enabled_tls_without_a_file_is_a_config_error_naming_the_key(pki, missing):
+    cfg = cfg_with_tls(pki, **{missing: None})
+    with pytest.raises(ConfigError, match=rf"tls.{missing}: required when tls.rpc or tls.http is on"):
+        validate(cfg)
+
+
+def test_unreadable_or_bad_tls_files_are_config_errors_naming_the_key(pki, tmp_path):
+    with pytest.raises(ConfigError, match=r'tls.cert_file: cannot read "/nonexistent/c.pem": No such file'):
+        validate(cfg_with_tls(pki, cert_file="/nonexistent/c.pem"))
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"tls.ca_file: .* holds no PEM data"):
+        validate(cfg_with_tls(pki, ca_file=str(junk)))
+    # A key that is not the certificate's.
+    with pytest.raises(ConfigError, match=r"tls.cert_file/key_file: cannot load"):
+        validate(cfg_with_tls(pki, key_file=str(pki / "global-client-nomad-key.pem")))
+    if os.geteuid() != 0:  # root reads anything
+        locked = tmp_path / "locked.pem"
+        locked.write_bytes((pki / "nomad-agent-ca.pem").read_bytes())
+        locked.chmod(0)
+        with pytest.raises(ConfigError, match=r"tls.ca_file: cannot read .*Permission denied"):
+            validate(cfg_with_tls(pki, ca_file=str(locked)))
+
+
+def test_tls_files_are_not_read_while_tls_is_off():
+    cfg = build_overlay(_Config, {"data_dir": "/tmp/x", "server": {"enabled": True},
+                                  "tls": {"cert_file": "/nonexistent"}})
+    validate(cfg)
+
+
+def test_sighup_reloads_the_tls_files_and_checks_but_not_the_switches(pki):
+    assert {"tls.ca_file", "tls.cert_file", "tls.key_file", "tls.verify_server_hostname",
+            "tls.verify_https_client"} <= RELOADABLE
+    old = cfg_with_tls(pki)
+    new = cfg_with_tls(pki, cert_file="/other.pem", verify_server_hostname=True, http=True)
+    applied, restart = reloadable_diff(old, new)
+    assert applied == ["tls.cert_file", "tls.verify_server_hostname"] and restart == ["tls.http"]
+
+
+# ---------------------------------------------------------------- cert CLI
+
+
+def _cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def test_tls_cli_writes_nomads_file_names_roles_and_sans(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = cli_tls.tls_ca_create("", [])
+    assert "==> CA certificate saved to: nomad-agent-ca.pem" in out
+    assert "==> CA certificate key saved to: nomad-agent-ca-key.pem" in out
+    out = cli_tls.tls_cert_create("", ["-server", "-region", "west"])
+    assert "==> Server Certificate saved to west-server-nomad.pem" in out and "WARNING" in out
+    cli_tls.tls_cert_create("", ["-client"])
+    cli_tls.tls_cert_create("", ["-cli"])
+    ca = _cert(tmp_path / "nomad-agent-ca.pem")
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    for name, dns, ips in (("west-server-nomad", "server.west.nomad", ["127.0.0.1"]),
+                           ("global-client-nomad", "client.global.nomad", ["127.0.0.1"]),
+                           ("global-cli-nomad", "cli.global.nomad", [])):
+        cert = _cert(tmp_path / f"{name}.pem")
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.DNSName) == [dns, "localhost"]
+        assert [str(i) for i in san.get_values_for_type(x509.IPAddress)] == ips
+        assert cert.issuer == ca.subject
+        cert.verify_directly_issued_by(ca)
+        assert stat.S_IMODE((tmp_path / f"{name}-key.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "nomad-agent-ca-key.pem").stat().st_mode) == 0o600
+
+
+def test_tls_cli_never_overwrites_and_needs_exactly_one_role(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli_tls.tls_ca_create("", [])
+    with pytest.raises(CliError, match=r"nomad-agent-ca.pem already exists"):
+        cli_tls.tls_ca_create("", [])
+    cli_tls.tls_cert_create("", ["-server"])
+    with pytest.raises(CliError, match=r"global-server-nomad.pem already exists"):
+        cli_tls.tls_cert_create("", ["-server"])
+    for args in ([], ["-server", "-client"]):
+        with pytest.raises(CliError, match=r"Please provide either -server, -client, or -cli"):
+            cli_tls.tls_cert_create("", args)
+    with pytest.raises(CliError, match=r"Error reading CA"):
+        cli_tls.tls_cert_create("", ["-client", "-ca", "missing.pem"])
+
+
+def test_cli_https_handler_only_for_https_and_clear_errors_for_bad_files(pki):
+    assert cli_tls.tls_handlers("http://127.0.0.1:4646", {"-ca-cert": "/nonexistent"}) == []
+    ca = {"-ca-cert": str(pki / "nomad-agent-ca.pem")}
+    assert len(cli_tls.tls_handlers("https://127.0.0.1:4646", ca)) == 1
+    with pytest.raises(CliError, match=r"Error loading TLS files"):
+        cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-cert": "/nonexistent"})
+
+
+# ---------------------------------------------------------------- names
+
+
+def test_verify_server_hostname_wants_the_server_name_on_connections_to_servers():
+    client = TlsSettings(rpc=True, verify_server_hostname=True, region="west", server=False)
+    server = TlsSettings(rpc=True, verify_server_hostname=True, region="west", server=True)
+    assert rpc_names(client, inbound=False) == ("server.west.nomad",)
+    assert rpc_names(client, inbound=True) == ("server.west.nomad",)  # only servers dial a client
+    assert rpc_names(server, inbound=False) == ("server.west.nomad", "client.west.nomad")
+    assert rpc_names(server, inbound=True) == ()  # clients register here: any CA-signed certificate
+    assert rpc_names(TlsSettings(rpc=True), inbound=False) == ()
+
+
+# ---------------------------------------------------------------- the RPC transport
+
+
+def ping(seq: int) -> Envelope:
+    return Envelope(src="127.0.0.1:1", dst_actor="x",
+                    payload=Ping(seq=seq, reply_to_node="n", reply_to_actor="x"))
+
+
+@pytest.fixture
+def rpc() -> Iterator[Callable[..., tuple[TcpTransport, list[Envelope]]]]:
+    made: list[TcpTransport] = []
+
+    def make(tls: TlsEdge | None, **config: object) -> tuple[TcpTransport, list[Envelope]]:
+        inbox: list[Envelope] = []
+        t = TcpTransport("127.0.0.1:0", inbox.append, tls=tls,
+                         config=TransportConfig(backoff_min_s=0.01, backoff_max_s=0.05, **config))  # type: ignore[arg-type]
+        t.start()
+        made.append(t)
+        return t, inbox
+    yield make
+    for t in made:
+        t.stop()
+
+
+def test_mutual_tls_carries_envelopes_both_ways(rpc, pki):
+    server, s_inbox = rpc(TlsEdge(settings(pki, verify_server_hostname=True)))
+    client, c_inbox = rpc(TlsEdge(settings(pki, "client", verify_server_hostname=True)))
+    for i in range(50):
+        assert client.send(server.address, ping(i))
+    wait_until(lambda: len(s_inbox) == 50, what="50 frames over TLS")
+    assert [e.payload.seq for e in s_inbox] == list(range(50))
+    server.send(client.address, ping(99))  # the server dials the client back (answers)
+    wait_until(lambda: len(c_inbox) == 1, what="an answer over TLS")
+    assert server.stats["tls_refused"] == client.stats["tls_refused"] == 0
+
+
+def test_peer_without_a_certificate_from_our_ca_is_refused_logged_and_counted(rpc, pki, other_pki, caplog):
+    server, inbox = rpc(TlsEdge(settings(pki)))
+    plain, _ = rpc(None)
+    stranger, _ = rpc(TlsEdge(settings(other_pki, "client")))
+    with caplog.at_level("WARNING", logger="runtime.transport"):
+        plain.send(server.address, ping(1))
+        stranger.send(server.address, ping(2))
+        wait_until(lambda: server.stats["tls_refused"] >= 2, what="two refused handshakes")
+    assert inbox == []
+    assert any("refusing RPC connection" in r.getMessage() and "TLS handshake failed" in r.getMessage()
+               for r in caplog.records)
+    # The server carries on: a peer with a good certificate still gets through.
+    good, _ = rpc(TlsEdge(settings(pki, "client")))
+    good.send(server.address, ping(3))
+    wait_until(lambda: len(inbox) == 1, what="a good peer served after refusals")
+
+
+def test_a_silent_peer_is_dropped_at_the_handshake_timeout(rpc, pki):
+    import socket
+
+    server, _ = rpc(TlsEdge(settings(pki)), handshake_timeout_s=0.3)
+    host, port = server.address.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.settimeout(5)
+    t0 = time.monotonic()
+    assert s.recv(1) == b""  # closed by the server, not by our 5 s timeout
+    assert time.monotonic() - t0 < 3
+    wait_until(lambda: server.stats["tls_refused"] == 1, what="the timeout counted")
+    s.close()
+
+
+def test_a_client_refuses_a_server_posing_with_a_client_certificate(rpc, pki):
+    # verify_server_hostname: a client-only agent dialling "a server" whose
+    # certificate says client.global.nomad refuses it (Nomad's role check).
+    impostor, inbox = rpc(TlsEdge(settings(pki, "client")))
+    client, _ = rpc(TlsEdge(settings(pki, "client", verify_server_hostname=True)))
+    client.send(impostor.address, ping(1))
+    wait_until(lambda: client.stats["tls_refused"] >= 1, what="the client's refusal")
+    assert inbox == []
+    # Without the check the same certificate is accepted (any CA-signed one).
+    lax, _ = rpc(TlsEdge(settings(pki, "client")))
+    lax.send(impostor.address, ping(2))
+    wait_until(lambda: len(inbox) == 1, what="accepted without verify_server_hostname")
+
+
+def test_reload_swaps_certificates_for_new_connections_and_keeps_old_ones_on_failure(rpc, pki, other_pki):
+    edge = TlsEdge(settings(pki))
+    server, inbox = rpc(edge)
+    newcomer, _ = rpc(TlsEdge(settings(other_pki, "client")))
+    newcomer.send(server.address, ping(1))
+    wait_until(lambda: server.stats["tls_refused"] == 1, what="refused under the first CA")
+    edge.reload(settings(other_pki))
+    assert edge.stats["reloads"] == 1
+
+    def resent() -> bool:  # sends are dropped while the refused link backs off: keep sending
+        newcomer.send(server.address, ping(2))
+        return len(inbox) >= 1
+
+    wait_until(resent, what="accepted after the reload")
+    with pytest.raises(TlsError, match=r"tls.cert_file: cannot read"):
+        edge.reload(settings(pki, cert_file="/nonexistent.pem"))
+    assert edge.settings.ca_file == str(other_pki / "nomad-agent-ca.pem")  # the old contexts stay
+
+
+def test_peer_names_reads_sans_then_the_common_name(pki):
+    cert = ssl._ssl._test_decode_cert(str(pki / "global-server-nomad.pem"))  # type: ignore[attr-defined]
+    assert peer_names(cert) == ("server.global.nomad", "localhost", "server.global.nomad")
+    assert peer_names(None) == ()
