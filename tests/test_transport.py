@@ -6,6 +6,7 @@ deadline (``wait_until``), never a sleep to "wait and see".
 """
 
 import logging
+import os
 import socket
 import struct
 import time
@@ -262,6 +263,35 @@ def test_peer_restart_is_noticed_before_writing_so_nothing_is_lost(make_tcp: Mak
     assert seqs(inbox) == list(range(11))
     assert a.stats["connects"] == 2 and a.stats["reconnects"] == 1
     assert a.stats["dropped_unreachable"] == 0
+
+
+def test_idle_link_writes_at_once_and_a_partial_write_keeps_the_stream_whole(make_tcp: MakeTcp) -> None:
+    inbox: list[Envelope] = []
+    b = make_tcp(inbox.append)
+    a = make_tcp(lambda env: None)
+    a.send(b.address, ping(a.address, 0))  # connects through the sender greenlet
+    wait_until(lambda: len(inbox) == 1, what="first ping")
+    link = a._links[b.address]
+    assert a.send(b.address, ping(a.address, 1))
+    # Written by send() itself: nothing queued, counted, and no greenlet switch was needed.
+    assert link.queue.empty() and a.stats["sent"] == 2
+    # A write the socket takes only in part (a full buffer): the rest and the
+    # frames after it go through the queue, in order.  The short write is
+    # forced only while send() runs; nothing yields in between.
+    big = bytes(range(256)) * 4096
+    real_write = os.write
+    os.write = lambda fd, data: real_write(fd, bytes(data)[:1000])  # type: ignore[assignment]
+    try:
+        assert a.send(b.address, ping(a.address, 2, body=big))
+        assert not link.queue.empty()
+        for i in range(3, 8):
+            assert a.send(b.address, ping(a.address, i))
+    finally:
+        os.write = real_write  # type: ignore[assignment]
+    wait_until(lambda: len(inbox) == 8, what="the big frame and the pings after it")
+    assert seqs(inbox) == list(range(8))
+    assert inbox[2].payload.body == big  # type: ignore[attr-defined]
+    assert a.stats["sent"] == 8 and b.stats["bad_frames"] == 0
 
 
 # ------------------------------------------------------------------- UDP
