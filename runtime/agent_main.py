@@ -381,7 +381,8 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
     node = ProdNode(addrs.rpc_adv, supervisor="agent")
     try:
         # tls block: the contexts the RPC transport and the HTTP server wrap sockets with.
-        tls = TlsEdge(TlsSettings.from_config(cfg)) if cfg.tls.rpc or cfg.tls.http else None
+        tls = (TlsEdge(TlsSettings.from_config(cfg), server_only=RAFT_ACTORS)
+               if cfg.tls.rpc or cfg.tls.http else None)
     except TlsError as e:
         console.error(f"Error starting agent: {e}")
         listener.close()
@@ -504,6 +505,8 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
 # ---------------------------------------------------------------- security edges (issue 10)
 
 KEYRING_FILE = "serf.keyring"  # Nomad: <data_dir>/server/serf.keyring
+# Actors only servers may message with tls.verify_server_hostname (Nomad's validateRaftTLS).
+RAFT_ACTORS = ("raft",)
 
 
 def gossip_crypto(cfg: Config, state: AgentState) -> GossipCrypto | None:

@@ -12,6 +12,10 @@ What Nomad does, and so what we do:
   certificate cannot pose as a server).  Our transport is one-way
   connections in both directions (a server also dials a client's RPC port
   to answer it), so the names are checked per direction (:func:`rpc_names`).
+  And, as Nomad's ``validateRaftTLS``, Raft messages are taken only from a
+  connection whose certificate is ``server.<region>.nomad``: a client's
+  certificate gets a client through the handshake (it must register) but
+  cannot speak Raft (:meth:`TlsEdge.inbound_deliver`).
 - **HTTP** (``tls.http``): the API is served over HTTPS; with
   ``verify_https_client`` a client certificate signed by the CA is required.
 - **Reload** (SIGHUP): :meth:`TlsEdge.reload` builds fresh contexts from
@@ -227,12 +231,15 @@ class TlsEdge:
     the files and the ``verify_*`` flags follow :meth:`reload`.
     """
 
-    def __init__(self, settings: TlsSettings) -> None:
+    def __init__(self, settings: TlsSettings, *, server_only: tuple[str, ...] = ()) -> None:
         self._c = _Contexts(settings)  # raises TlsError: a start-up config error
         self.rpc = settings.rpc
         self.http = settings.http
+        # Actors that take messages only from servers' connections (with
+        # verify_server_hostname): the agent passes its Raft actor's name.
+        self.server_only = frozenset(server_only)
         self.stats = {"rpc_accepted": 0, "rpc_dialled": 0, "rpc_refused": 0, "http_refused": 0,
-                      "reloads": 0}
+                      "rpc_role_dropped": 0, "reloads": 0}
 
     @property
     def settings(self) -> TlsSettings:
@@ -270,6 +277,31 @@ class TlsEdge:
             raise
         self.stats["rpc_dialled"] += 1
         return tls
+
+    def inbound_deliver(self, tls: Any, deliver: Callable[[Any], None], peer: str) -> Callable[[Any], None]:
+        """*deliver* for one accepted connection: unchanged, or without the server-only actors.
+
+        With ``verify_server_hostname``, a connection whose certificate is not
+        ``server.<region>.nomad`` has its Envelopes to :attr:`server_only`
+        actors dropped (counted, logged at most once per interval): Nomad
+        refuses Raft from anything but a server certificate.
+        """
+        s = self._c.settings
+        if not (s.verify_server_hostname and self.server_only):
+            return deliver
+        if role_name("server", s.region) in peer_names(tls.getpeercert()):
+            return deliver
+        server_only, stats = self.server_only, self.stats
+
+        def deliver_not_server_only(env: Any) -> None:
+            if env.dst_actor in server_only:
+                stats["rpc_role_dropped"] += 1
+                _role_drops.warning("dropping a message for %s from %s: its certificate is not %s "
+                                    "(tls.verify_server_hostname)", env.dst_actor, peer,
+                                    role_name("server", s.region))
+                return
+            deliver(env)
+        return deliver_not_server_only
 
     # -- HTTP ---------------------------------------------------------------
     def https_handler(self, handle: Callable[[Any, Any], Any], timeout_s: float) -> Callable[[Any, Any], Any]:
@@ -328,3 +360,4 @@ class _RateLimited:
 
 
 _http_refusals = _RateLimited(REFUSAL_LOG_INTERVAL_S)
+_role_drops = _RateLimited(REFUSAL_LOG_INTERVAL_S)

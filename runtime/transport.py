@@ -455,12 +455,14 @@ class TcpTransport:
             return
         self._conns_per_ip[ip] = self._conns_per_ip.get(ip, 0) + 1
         try:
+            deliver = self._deliver
             if self.tls is not None:
                 tls_sock = self._tls_accept(sock, peer)
                 if tls_sock is None:
                     return
                 sock = tls_sock
-            self._read(sock, peer)
+                deliver = self.tls.inbound_deliver(sock, deliver, peer)  # Raft only from servers
+            self._read(sock, peer, deliver)
         finally:
             left = self._conns_per_ip.get(ip, 1) - 1
             if left > 0:
@@ -479,7 +481,7 @@ class TcpTransport:
             self._tls_log.warning("refusing RPC connection from %s: %s", peer, exc)
             return None
 
-    def _read(self, sock: gevent.socket.socket, peer: str) -> None:
+    def _read(self, sock: gevent.socket.socket, peer: str, deliver: Deliver | None = None) -> None:
         decoder: Any = (FrameDecoder(self.config.max_frame_bytes) if self.crypto is None
                         else SealedFrameDecoder(self.crypto, self.config.max_frame_bytes))
         # Until the first whole frame, every recv waits only for what is left
@@ -502,7 +504,7 @@ class TcpTransport:
                     if not isinstance(msg, Envelope):
                         raise BadField(f"expected Envelope, got {type(msg).__name__}")
                     self._stats["received"] += 1
-                    _call_deliver(self._deliver, msg, self._stats, peer)
+                    _call_deliver(deliver or self._deliver, msg, self._stats, peer)
         except DecryptFailed as exc:
             self._stats["decrypt_failed"] += 1
             if self.crypto is not None:

@@ -298,6 +298,24 @@ def test_a_client_refuses_a_server_posing_with_a_client_certificate(rpc, pki):
     wait_until(lambda: len(inbox) == 1, what="accepted without verify_server_hostname")
 
 
+def test_raft_messages_are_taken_only_from_server_certificates(rpc, pki):
+    # Nomad's validateRaftTLS: a client's certificate passes the handshake (it
+    # must register) but its messages to Raft are dropped and counted.
+    edge = TlsEdge(settings(pki, verify_server_hostname=True), server_only=("raft",))
+    server, inbox = rpc(edge)
+    client, _ = rpc(TlsEdge(settings(pki, "client")))
+    peer, _ = rpc(TlsEdge(settings(pki)))
+    to_raft = Envelope(src="127.0.0.1:1", dst_actor="raft",
+                       payload=Ping(seq=1, reply_to_node="n", reply_to_actor="x"))
+    client.send(server.address, to_raft)
+    client.send(server.address, ping(2))  # other actors: served
+    wait_until(lambda: len(inbox) == 1, what="the client's non-Raft message")
+    assert inbox[0].dst_actor == "x" and edge.stats["rpc_role_dropped"] == 1
+    peer.send(server.address, to_raft)  # a server's certificate speaks Raft
+    wait_until(lambda: len(inbox) == 2, what="a server's Raft message")
+    assert inbox[1].dst_actor == "raft"
+
+
 def test_reload_swaps_certificates_for_new_connections_and_keeps_old_ones_on_failure(rpc, pki, other_pki):
     edge = TlsEdge(settings(pki))
     server, inbox = rpc(edge)
