@@ -407,7 +407,7 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
     crypto = transport.gossip.crypto if isinstance(transport, _Both) else None
     ctx = AgentContext(hooks=process, metrics=metrics, node_id=state.node_id,
                        client_id=state.client_id, addrs=addrs, http_listener=listener,
-                       sampler=_edge_sampler(probe, transport), runtime_info=probe.info,
+                       sampler=_edge_sampler(probe, transport, tls), runtime_info=probe.info,
                        gossip_keyring=crypto.keyring.keys if crypto is not None else (),
                        gossip_keyring_sink=crypto.install if crypto is not None else None,
                        raft_storage=raft_storage, raft_bootstrap=bootstrap,
@@ -545,7 +545,7 @@ def _gossip_transport_config(cfg: Config) -> TransportConfig:
     return rpc_transport_config(cfg)
 
 
-def _edge_sampler(probe: RuntimeProbe, transport: Any) -> Any:
+def _edge_sampler(probe: RuntimeProbe, transport: Any, tls: TlsEdge | None = None) -> Any:
     """The runtime gauges plus the network edges' refusals (decrypt failures, limits, timeouts)."""
     def sample() -> list[tuple[tuple[str, ...], float]]:
         out = list(probe.sample())
@@ -565,6 +565,9 @@ def _edge_sampler(probe: RuntimeProbe, transport: Any) -> Any:
         from actors.http_limits import HTTP_LIMIT_STATS
 
         out.append((("http", "conn_limit_refused"), HTTP_LIMIT_STATS["refused_conn_limit"]))
+        if tls is not None:  # refused HTTPS handshakes; Raft messages dropped for a non-server certificate
+            out += [(("http", "tls_refused"), tls.stats["http_refused"]),
+                    (("rpc", "tls_role_dropped"), tls.stats["rpc_role_dropped"])]
         return out
     return sample
 

@@ -102,6 +102,11 @@ def nodes(agent: AgentProc) -> dict[str, str]:
     return {n["Name"]: n["Status"] for n in json.loads(body)} if status == 200 else {}
 
 
+def gauge(agent: AgentProc, name: str) -> float:
+    status, body, _ = agent.get("/v1/metrics")
+    return sum(g["Value"] for g in json.loads(body)["Gauges"] if g["Name"] == name) if status == 200 else 0.0
+
+
 def https_get(port: int, path: str, ctx: ssl.SSLContext) -> tuple[int, Any]:
     conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
     try:
@@ -142,6 +147,7 @@ def test_clients_without_a_valid_certificate_cannot_register_and_the_server_keep
         assert not {"plain", "stranger"} & set(nodes(srv)), nodes(srv)
         gevent.sleep(0.5)
     assert srv.healthy()  # still serving, and a good client still registers
+    wait_for(lambda: gauge(srv, "nomad.rpc.tls_refused") >= 2, "the refusals counted in the metrics")
     good = write_client(tmp_path, "good", pki, s["rpc"])
     agents(["-config", good["path"]], http_port=good["http"])
     wait_for(lambda: nodes(srv).get("good") == "ready", "a good client after the refusals", CLUSTER_DEADLINE_S,
