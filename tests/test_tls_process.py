@@ -35,7 +35,8 @@ CLUSTER_DEADLINE_S = 40.0  # gossip joins, a bootstrap and an election with TLS,
 ABSENT_S = 6.0  # how long a refused client is watched not to register (many retries and heartbeats)
 
 
-def cli(args: list[str], *, cwd: Any = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def cli(args: list[str], *, cwd: Any = ROOT,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, NOMAD, *args], cwd=cwd, capture_output=True, text=True, timeout=60,
                           env={**os.environ, **(env or {})})
 
@@ -83,7 +84,8 @@ def write_server(tmp: Path, name: str, pki: Path | None, *, expect: int = 1, joi
     return {"path": str(path), **ports}
 
 
-def write_client(tmp: Path, name: str, pki: Path | None, server_rpc: int, *, role: str = "client") -> dict[str, Any]:
+def write_client(tmp: Path, name: str, pki: Path | None, server_rpc: int, *,
+                 role: str = "client") -> dict[str, Any]:
     ports = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
     lines = [f'name = "{name}"', f'data_dir = "{tmp / name}"', 'bind_addr = "127.0.0.1"',
              "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
@@ -129,7 +131,7 @@ def test_client_with_a_certificate_of_our_ca_registers_ready_over_mutual_tls(age
              lambda: srv.detail() + "\n=== client\n" + client.detail())
     client.wait_healthy()
     assert not any("TLS handshake failed" in line for line in srv.out + srv.err)
-    # No mTLS warning once both... RPC only here: Nomad still warns while HTTP is plain.
+    # RPC only: Nomad still warns while the HTTP API is plain.
     assert any("mTLS is not configured" in line for line in srv.err)
 
 
@@ -150,8 +152,8 @@ def test_clients_without_a_valid_certificate_cannot_register_and_the_server_keep
     wait_for(lambda: gauge(srv, "nomad.rpc.tls_refused") >= 2, "the refusals counted in the metrics")
     good = write_client(tmp_path, "good", pki, s["rpc"])
     agents(["-config", good["path"]], http_port=good["http"])
-    wait_for(lambda: nodes(srv).get("good") == "ready", "a good client after the refusals", CLUSTER_DEADLINE_S,
-             srv.detail)
+    wait_for(lambda: nodes(srv).get("good") == "ready", "a good client after the refusals",
+             CLUSTER_DEADLINE_S, srv.detail)
     assert set(nodes(srv)) == {"good"}
     assert srv.proc.poll() is None and not any("Traceback" in line for line in srv.out + srv.err)
 
@@ -207,7 +209,8 @@ def test_https_api_answers_the_cli_with_the_ca_and_a_client_certificate(agents, 
     assert not any("mTLS is not configured" in line for line in srv.err)  # HTTP and RPC on TLS
     addr = f"https://127.0.0.1:{s['http']}"
     flags = ["-address", addr, "-ca-cert", str(pki / "nomad-agent-ca.pem"),
-             "-client-cert", str(pki / "global-cli-nomad.pem"), "-client-key", str(pki / "global-cli-nomad-key.pem")]
+             "-client-cert", str(pki / "global-cli-nomad.pem"),
+             "-client-key", str(pki / "global-cli-nomad-key.pem")]
     r = cli([*flags, "status", "leader"])
     assert r.returncode == 0 and r.stdout.strip() == f"127.0.0.1:{s['rpc']}", r.stderr
     env = {"NOMAD_ADDR": addr, "NOMAD_CACERT": str(pki / "nomad-agent-ca.pem"),
@@ -235,7 +238,8 @@ def test_https_api_answers_the_cli_with_the_ca_and_a_client_certificate(agents, 
 
 def test_unreadable_tls_files_stop_start_up_with_a_clear_error(agents, tmp_path, pki):
     s = write_server(tmp_path, "srv", pki)
-    text = Path(s["path"]).read_text().replace(str(pki / "global-server-nomad.pem"), str(tmp_path / "gone.pem"))
+    text = Path(s["path"]).read_text().replace(str(pki / "global-server-nomad.pem"),
+                                               str(tmp_path / "gone.pem"))
     Path(s["path"]).write_text(text)
     agent = agents(["-config", s["path"]], http_port=s["http"])
     assert agent.wait_exit() == 1
