@@ -857,3 +857,4 @@ import actors.http_acl  # noqa: E402,F401  (ACL endpoints and the token check)
 import actors.http_forward  # noqa: E402,F401  (client agents relay server-bound requests)
 import actors.http_jobs  # noqa: E402,F401
 import actors.http_keyring  # noqa: E402,F401  (gossip keyring endpoints)
+import actors.http_servers  # noqa: E402,F401  (a client's server list)

@@ -438,7 +438,54 @@ def node_eligibility(addr: str, args: list[str]) -> str:
     return f'Node "{node["ID"]}" scheduling eligibility set: {elig} for scheduling'
 
 
+def system_gc(addr: str, args: list[str]) -> str:
+    """``nomad system gc``: the servers run every garbage collection now (PUT /v1/system/gc)."""
+    if args:
+        raise CliError("This command takes no arguments")
+    request(addr, "PUT", "/v1/system/gc")
+    return ""
+
+
+def operator_metrics(addr: str, args: list[str]) -> str:
+    """``nomad operator metrics [-format prometheus|json] [-pretty]``: the agent's /v1/metrics."""
+    flags, rest = parse_flags(args, {"format": str, "pretty": bool, "json": bool})
+    if rest:
+        raise CliError("This command takes no arguments")
+    fmt = flags.get("format", "json")
+    if fmt not in ("json", "prometheus"):
+        raise CliError(f"Invalid format {fmt!r}: use json or prometheus")
+    if fmt == "prometheus":
+        url = f"{addr.rstrip('/')}/v1/metrics?format=prometheus"
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
+                return resp.read().decode(errors="replace").rstrip("\n")
+        except urllib.error.HTTPError as e:
+            raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
+                from None
+        except (urllib.error.URLError, OSError) as e:
+            raise CliError(f"Error querying {addr}: {getattr(e, 'reason', e)}") from None
+    data = request(addr, "GET", "/v1/metrics")
+    return json.dumps(data, indent=4 if flags.get("pretty") else None, sort_keys=True)
+
+
+def node_config(addr: str, args: list[str]) -> str:
+    """``nomad node config -servers`` / ``-update-servers addr...``: a client agent's server list."""
+    flags, rest = parse_flags(args, {"servers": bool, "update-servers": bool})
+    if flags.get("servers") == flags.get("update-servers", False):
+        raise CliError("Either -servers or -update-servers must be given")
+    if flags.get("servers"):
+        return "\n".join(request(addr, "GET", "/v1/agent/servers") or [])
+    if not rest:
+        raise CliError("-update-servers needs at least one server address")
+    q = urllib.parse.urlencode([("address", a) for a in rest])
+    request(addr, "PUT", f"/v1/agent/servers?{q}")
+    return "Updated server list"
+
+
 JOB_COMMANDS = {
+    ("system", "gc"): system_gc,
+    ("operator", "metrics"): operator_metrics,
+    ("node", "config"): node_config,
     ("job", "run"): job_run,
     ("job", "status"): job_status,
     ("job", "stop"): job_stop,

@@ -219,6 +219,13 @@ def client_permission_warnings(euid: int | None) -> list[str]:
 
 
 # ------------------------------------------------------------ the actor
+@dataclass(frozen=True, slots=True)
+class ReplaceServers:
+    """Replace the client's server list (``PUT /v1/agent/servers``; local only)."""
+
+    servers: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class _Rpc:
     kind: str  # "register" | "heartbeat"
@@ -278,6 +285,13 @@ class ClientNode(NodeActor):
             elif not self.timer_armed("node_update"):
                 d = self.cfg.node_update_debounce_s
                 self.set_timer("node_update", d + random_stagger(self.env.rng, d))
+        elif isinstance(message, ReplaceServers):
+            log.info("%s: servers set by the operator: %s", self.env.node, ", ".join(message.servers))
+            self.servers = list(message.servers)
+            if self.registered:
+                self._tell_listeners()
+            if not self.registered and self._rpc is None:
+                self._start("register")
         elif message == "status":
             return {"node_id": self.node_id, "registered": self.registered, "status": self.status,
                     "servers": list(self.servers), "heartbeat_ttl": self.ttl, "last_heartbeat": self.last_ok,

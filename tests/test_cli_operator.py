@@ -1,0 +1,55 @@
+"""`nomad system gc`, `nomad operator metrics`, `nomad node config` and /v1/agent/servers on a real -dev agent."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.test_cli_jobs import nomad
+from tests.test_http_jobs import dev  # noqa: F401  (the module's -dev agent fixture)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def http(agent, method: str, path: str) -> tuple[int, bytes]:
+    req = urllib.request.Request(f"http://127.0.0.1:{agent.http_port}{path}", method=method,
+                                 data=b"" if method in ("PUT", "POST") else None)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_system_gc_runs_on_the_servers(dev) -> None:  # noqa: F811
+    out = nomad(dev, "system", "gc")
+    assert out.returncode == 0, out.stderr
+    assert nomad(dev, "system", "gc", "extra").returncode == 1
+
+
+def test_operator_metrics_json_and_prometheus(dev) -> None:  # noqa: F811
+    out = nomad(dev, "operator", "metrics")
+    assert out.returncode == 0, out.stderr
+    assert "Gauges" in json.loads(out.stdout)
+    prom = nomad(dev, "operator", "metrics", "-format", "prometheus")
+    assert prom.returncode == 0 and "# TYPE" in prom.stdout
+    bad = nomad(dev, "operator", "metrics", "-format", "xml")
+    assert bad.returncode == 1 and "Invalid format" in bad.stderr
+
+
+def test_client_server_list_read_and_replaced(dev) -> None:  # noqa: F811
+    status, body = http(dev, "GET", "/v1/agent/servers")
+    assert status == 200
+    servers = json.loads(body)
+    assert servers and all(":" in s for s in servers)
+    out = nomad(dev, "node", "config", "-servers")
+    assert out.returncode == 0 and out.stdout.split() == servers
+    assert http(dev, "PUT", "/v1/agent/servers")[0] == 400  # no address
+    assert http(dev, "PUT", "/v1/agent/servers?address=nonsense")[0] == 400
+    out = nomad(dev, "node", "config", "-update-servers", *servers)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(http(dev, "GET", "/v1/agent/servers")[1]) == servers
+    assert http(dev, "DELETE", "/v1/agent/servers")[0] == 405
