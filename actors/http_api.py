@@ -583,7 +583,7 @@ def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response 
     errors = []
     for target in targets:  # the first that answers; Nomad tries one, we try the rest on a dead link
         try:
-            return _proxy(target, req, body, headers, timeout_s)
+            return _proxy(target, req, body, headers, timeout_s, api.ctx.tls)
         except OSError as e:
             errors.append(f"{target}: {e}")
     raise CodedError(500, f"failed forwarding to region {region}: {'; '.join(errors)}")
@@ -598,9 +598,14 @@ def _wait_s(req: Request) -> float:
         return 0.0
 
 
-def _proxy(target: str, req: Request, body: bytes, headers: dict[str, str], timeout_s: float) -> Response:
+def _proxy(target: str, req: Request, body: bytes, headers: dict[str, str], timeout_s: float,
+           tls: Any = None) -> Response:
     host, _, port = target.rpartition(":")
-    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout_s)
+    if tls is not None:  # tls.http: the other region's API is HTTPS too; we show our own certificate
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host.strip("[]"), int(port), timeout=timeout_s, context=tls.http_client_context())
+    else:
+        conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout_s)
     try:
         conn.request(req.method, req.url, body=body if body or req.method in ("PUT", "POST") else None,
                      headers=headers)

@@ -214,13 +214,14 @@ def _handshake(ctx: ssl.SSLContext, sock: Any, *, server_side: bool, timeout_s: 
 class _Contexts:
     """One generation of contexts, replaced whole by a reload."""
 
-    __slots__ = ("http", "rpc_client", "rpc_server", "settings")
+    __slots__ = ("http", "http_client", "rpc_client", "rpc_server", "settings")
 
     def __init__(self, s: TlsSettings) -> None:
         self.settings = s
         self.rpc_server = _server_ctx(s, require_client_cert=True) if s.rpc else None
         self.rpc_client = (client_context(s.ca_file, s.cert_file, s.key_file) if s.rpc else None)
         self.http = _server_ctx(s, require_client_cert=s.verify_https_client) if s.http else None
+        self.http_client = client_context(s.ca_file, s.cert_file, s.key_file) if s.http else None
 
 
 class TlsEdge:
@@ -304,6 +305,13 @@ class TlsEdge:
         return deliver_not_server_only
 
     # -- HTTP ---------------------------------------------------------------
+    def http_client_context(self) -> ssl.SSLContext:
+        """For requests this agent makes to another agent's HTTPS API (``?region=`` forwarding):
+        the CA checked, our certificate shown (the peer may ask for one)."""
+        ctx = self._c.http_client
+        assert ctx is not None, "http_client_context() on an agent without tls.http"
+        return ctx
+
     def https_handler(self, handle: Callable[[Any, Any], Any], timeout_s: float) -> Callable[[Any, Any], Any]:
         """Wrap a StreamServer ``handle(sock, address)`` to run the handshake first (within *timeout_s*).
 

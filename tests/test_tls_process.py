@@ -61,24 +61,25 @@ def other_pki(tmp_path_factory) -> Path:
     return make_pki(tmp_path_factory.mktemp("other-pki"))
 
 
-def tls_lines(d: Path | None, role: str, *, http: bool = False) -> list[str]:
+def tls_lines(d: Path | None, role: str, *, http: bool = False, region: str = "global") -> list[str]:
     if d is None:
         return []
     return ["[tls]", f"http = {str(http).lower()}", "rpc = true",
-            f'ca_file = "{d / "nomad-agent-ca.pem"}"', f'cert_file = "{d / f"global-{role}-nomad.pem"}"',
-            f'key_file = "{d / f"global-{role}-nomad-key.pem"}"', "verify_server_hostname = true",
+            f'ca_file = "{d / "nomad-agent-ca.pem"}"', f'cert_file = "{d / f"{region}-{role}-nomad.pem"}"',
+            f'key_file = "{d / f"{region}-{role}-nomad-key.pem"}"', "verify_server_hostname = true",
             f"verify_https_client = {str(http).lower()}"]
 
 
 def write_server(tmp: Path, name: str, pki: Path | None, *, expect: int = 1, join: list[str] = (),
-                 http: bool = False) -> dict[str, Any]:
+                 http: bool = False, region: str = "global") -> dict[str, Any]:
     ports = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
-    lines = [f'name = "{name}"', f'data_dir = "{tmp / name}"', 'bind_addr = "127.0.0.1"',
+    lines = [f'name = "{name}"', f'region = "{region}"', f'data_dir = "{tmp / name}"',
+             'bind_addr = "127.0.0.1"',
              "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
              "[server]", "enabled = true", f"bootstrap_expect = {expect}", 'gossip_profile = "lan"',
              *(["[server.server_join]", f"retry_join = {json.dumps(list(join))}", 'retry_interval = "1s"']
                if join else []),
-             *tls_lines(pki, "server", http=http)]
+             *tls_lines(pki, "server", http=http, region=region)]
     path = tmp / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n")
     return {"path": str(path), **ports}
@@ -114,7 +115,8 @@ def https_get(port: int, path: str, ctx: ssl.SSLContext) -> tuple[int, Any]:
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"null")
+        body = resp.read()
+        return resp.status, (json.loads(body or b"null") if resp.status == 200 else body.decode())
     finally:
         conn.close()
 
@@ -231,6 +233,31 @@ def test_https_api_answers_the_cli_with_the_ca_and_a_client_certificate(agents, 
     r = cli(["-address", f"http://127.0.0.1:{s['http']}", "status", "leader"])
     assert r.returncode == 1 and r.stdout == ""
     assert healthy() and not any("Traceback" in line for line in srv.out + srv.err)
+
+
+def test_region_forwarding_speaks_https_to_the_other_regions_server(agents, tmp_path, pki):
+    # Each region's server holds server.<its region>.nomad from the one CA; ?region= is proxied
+    # over HTTPS with the forwarding server's own certificate (verify_https_client is on).
+    assert cli(["tls", "cert", "create", "-server", "-region", "west"], cwd=pki).returncode == 0
+    g = write_server(tmp_path, "g0", pki, http=True)
+    w = write_server(tmp_path, "w0", pki, http=True, region="west", join=[])
+    Path(w["path"]).write_text(Path(w["path"]).read_text() + "\n".join(
+        ["[server.server_join]", f'retry_join = ["127.0.0.1:{g["serf"]}"]', 'retry_interval = "1s"']) + "\n")
+    gp = agents(["-config", g["path"]], http_port=g["http"])
+    wp = agents(["-config", w["path"]], http_port=w["http"])
+    ctx = ssl.create_default_context(cafile=str(pki / "nomad-agent-ca.pem"))
+    ctx.load_cert_chain(str(pki / "global-cli-nomad.pem"), str(pki / "global-cli-nomad-key.pem"))
+
+    def west_leader() -> Any:
+        try:
+            status, body = https_get(g["http"], "/v1/status/leader?region=west", ctx)
+        except OSError:
+            return None
+        return body if status == 200 and body else None
+
+    got = wait_for(west_leader, "the west leader through the global server", CLUSTER_DEADLINE_S,
+                   lambda: gp.detail() + "\n=== west\n" + wp.detail())
+    assert got == f"127.0.0.1:{w['rpc']}"
 
 
 # ---------------------------------------------------------------- start-up and reload
