@@ -718,7 +718,8 @@ def _diff(old: Any, new: Any, prefix: str, out: list[str]) -> None:
             out.append(prefix + key)
 
 
-_GO_WORDS = {"http": "HTTP", "rpc": "RPC", "ttl": "TTL", "gc": "GC", "cpu": "CPU", "uuid": "UUID"}
+_GO_WORDS = {"http": "HTTP", "https": "HTTPS", "rpc": "RPC", "ttl": "TTL", "gc": "GC", "cpu": "CPU",
+             "uuid": "UUID", "ca": "CA"}
 _GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_interrupt": "LeaveOnInt",
              "leave_on_terminate": "LeaveOnTerm", "encrypt": "EncryptKey",
              "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
