@@ -36,6 +36,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -307,15 +308,40 @@ class PeerLink:
             self._sock = None
 
 
-class TlsPeerLink(PeerLink):
-    """A :class:`PeerLink` whose socket is TLS (``tls.rpc``): frames go through the sender only.
+# Largest frame a TLS link writes from send() itself: well under the first
+# chunk gevent's sendall hands OpenSSL (>= 1 MiB), so a frame whose write
+# OpenSSL left pending is always retried whole at the start of that chunk.
+_TLS_DIRECT_MAX_BYTES = 64 * 1024
 
-    ``send_now`` writes raw bytes on the file descriptor, which would bypass
-    the TLS record layer; every frame is queued for the sender instead.
+
+class TlsPeerLink(PeerLink):
+    """A :class:`PeerLink` whose socket is TLS (``tls.rpc``).
+
+    ``send_now`` goes through the TLS record layer (the ``_ssl`` object's
+    non-blocking write) instead of the file descriptor.  OpenSSL's rule for
+    a write it could not finish (``SSL_ERROR_WANT_WRITE``): it must be
+    retried with the same bytes.  So the whole frame goes first in the
+    queue, and the sender's next write, which starts with it, completes it.
     """
 
     def send_now(self, frame: bytes) -> bool:
-        return False
+        sock = self._sock
+        if sock is None or not self._idle or not self.queue.empty() or len(frame) > _TLS_DIRECT_MAX_BYTES:
+            return False
+        sslobj = getattr(sock, "_sslobj", None)
+        if sslobj is None:
+            return False
+        try:
+            if _os_select([sock.fileno()], [], [], 0)[0]:
+                return False  # peer closed (or wrote): the sender reconnects, as in _run
+            sslobj.write(frame)  # never blocks: gevent keeps the fd non-blocking
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            self.queue.put_nowait(frame)  # retried whole by the sender (OpenSSL's retry rule)
+            self._t._stats["sent"] -= 1  # counted once, when the sender writes it
+            return True
+        except (OSError, ValueError):  # SSLError, EPIPE, closed: the sender deals with it
+            return False
+        return True
 
 
 class TcpTransport:

@@ -253,6 +253,28 @@ def test_mutual_tls_carries_envelopes_both_ways(rpc, pki):
     assert server.stats["tls_refused"] == client.stats["tls_refused"] == 0
 
 
+def test_idle_tls_link_writes_at_once_and_a_write_openssl_leaves_pending_is_completed_whole(rpc, pki):
+    server, inbox = rpc(TlsEdge(settings(pki)))
+    client, _ = rpc(TlsEdge(settings(pki, "client")))
+    client.send(server.address, ping(0))  # connects (and handshakes) in the sender greenlet
+    wait_until(lambda: len(inbox) == 1, what="the first frame")
+    link = client._links[server.address]
+    assert client.send(server.address, ping(1))
+    assert link.queue.empty() and client.stats["sent"] == 2  # written by send() through the record layer
+    # Without yielding, the receiver cannot read: the socket buffer fills, OpenSSL
+    # leaves a write pending (WANT_WRITE), and that frame and all after it are queued.
+    body = bytes(range(256)) * 240  # 60 KiB: under the direct-write bound
+    n = 400
+    for i in range(2, n):
+        assert client.send(server.address, Envelope(src="127.0.0.1:1", dst_actor="x", payload=Ping(
+            seq=i, reply_to_node="n", reply_to_actor="x", body=body)))
+    assert not link.queue.empty()
+    wait_until(lambda: len(inbox) == n, timeout=20, what="every frame through TLS")
+    assert [e.payload.seq for e in inbox] == list(range(n))
+    assert all(e.payload.body == body for e in inbox[2:])
+    assert client.stats["sent"] == n and server.stats["bad_frames"] == 0
+
+
 def test_peer_without_a_certificate_from_our_ca_is_refused_logged_and_counted(rpc, pki, other_pki, caplog):
     server, inbox = rpc(TlsEdge(settings(pki)))
     plain, _ = rpc(None)
