@@ -976,6 +976,9 @@ class AllocRunner(NodeActor):
             return
         spec = parse_alloc(raw, self.cfg)
         spec = _replace_desired(spec, rec.get("desired") or spec.desired, int(rec.get("modify_index", 0)))
+        # A set from the servers older than what this node already ran is stale
+        # (a lagging server's view): after a restart, do not take it either.
+        self.index = max(self.index, spec.modify_index)
         a = _Alloc(alloc_id=aid, raw=raw, spec=spec, removed=bool(rec.get("removed")),
                    quiet=bool(rec.get("quiet")))
         saved = rec.get("tasks", {})

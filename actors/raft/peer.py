@@ -112,6 +112,11 @@ class Watch:
     # a watch on one key (a client's own allocations) then wakes only when
     # that key changes, not on every change to the table.
     index_fn: Any = None
+    # A follower answers only if it heard from a leader within this many
+    # seconds (else the reply gets an error and the caller asks another
+    # server): a partitioned follower's state may be arbitrarily old.  None:
+    # answer whatever this server holds (Nomad's plain ?stale).
+    max_stale_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,6 +625,10 @@ class RaftPeer(NodeActor):
         self._watches.append((self.env.now() + w.timeout_s, w))
 
     def _watch_answer(self, w: Watch) -> None:
+        if w.max_stale_s is not None and self.core.role != LEADER and (
+                not self.core.leader or self.env.now() - self.last_contact > w.max_stale_s):
+            self._answer(w.reply, None, f"stale: no contact with a leader for over {w.max_stale_s:g}s")
+            return
         try:
             value = (self._watch_index(w), w.query(self.state) if w.query is not None else None)
         except Exception as exc:  # noqa: BLE001 -- a caller's query bug must not stop Raft

@@ -40,10 +40,15 @@ class AllocEndpointConfig:
     # Requests parked at once on this server; beyond it a request is answered
     # at once and the client polls (memory stays bounded).
     max_parked: int = 20_000
+    # A follower that has not heard from a leader for this long does not
+    # answer (the client asks another server): its state may predate
+    # allocations the client already runs, and acting on it would stop them.
+    # Several leader heartbeat rounds; far below the client's heartbeat grace.
+    max_stale_s: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.max_wait_s <= 0 or self.max_parked < 1:
-            raise ValueError("max_wait_s must be > 0 and max_parked >= 1")
+        if self.max_wait_s <= 0 or self.max_parked < 1 or self.max_stale_s <= 0:
+            raise ValueError("max_wait_s and max_stale_s must be > 0 and max_parked >= 1")
 
 
 def node_alloc_index(state: Any, node_id: str) -> int:
@@ -127,7 +132,8 @@ class AllocEndpoint(NodeActor):
         index_fn = functools.partial(node_alloc_index, node_id=p.req.node_id)
         self.send(self.env.node, self.raft, Watch(tables=("allocs",), min_index=min_index,
                                                   reply=ReplyTo(self.env, self.name, ("watch", pid)),
-                                                  timeout_s=timeout_s, query=query, index_fn=index_fn))
+                                                  timeout_s=timeout_s, query=query, index_fn=index_fn,
+                                                  max_stale_s=self.cfg.max_stale_s))
 
     def _propose(self, m: UpdateAllocs | UpdateDrain, data: bytes) -> None:
         wid = self._id()
