@@ -443,3 +443,16 @@ def test_pending_and_blocked_evaluation_indexes_survive_a_snapshot() -> None:
     assert sorted(pending_evals(restored)) == sorted(pending_evals(c.state))
     assert restored.evals_by_status == c.state.evals_by_status
     assert restored.evals_by_status["blocked"]
+
+
+def test_service_alloc_ended_by_its_client_while_wanted_is_replaced() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1))
+    c.schedule()
+    (a,) = c.running("web")
+    res = c.apply("alloc_client_update", allocs=[{"ID": a["ID"], "ClientStatus": "complete"}])
+    assert res["evals"]  # the scheduler is told, not left to the next unrelated change
+    c.schedule()
+    (b,) = c.running("web")
+    assert b["ID"] != a["ID"] and b["Name"] == a["Name"]

@@ -579,9 +579,15 @@ class StateStore:
             allocs[rec["ID"]] = rec
             updated.append(rec["ID"])
             jobs_touched.add(rec["JobID"])
-            if rec.get("ClientStatus") == "failed" and a.get("ClientStatus") != "failed" and \
+            terminal = ("failed", "complete", "lost")
+            if rec.get("ClientStatus") in terminal and a.get("ClientStatus") not in terminal and \
                     rec.get("DesiredStatus") == "run":
-                failed_jobs.append(rec["JobID"])
+                # A failed allocation is rescheduled; a service or system one
+                # that ended while still wanted (the client stopped it) is
+                # replaced -- either way the scheduler must look at the job.
+                job = self.tables["jobs"].get(rec["JobID"])
+                if rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
+                    failed_jobs.append(rec["JobID"])
         if updated:
             self._touch("allocs", index)
         evals = self._create_evals(index, sorted(set(failed_jobs)), "alloc-failure", now)
