@@ -366,9 +366,9 @@ class HttpApi(NodeActor):
                                         max_conns_per_client=self.ctx.max_conns_per_client,
                                         error_log=LoggingLogAdapter(log, logging.DEBUG),
                                         spawn=gevent.pool.Pool(MAX_CONNECTIONS))
-        if self.ctx.tls is not None:  # tls.http: the handshake runs first in each connection's greenlet
-            self.server.handle = self.ctx.tls.https_handler(self.server.handle,
-                                                            self.ctx.https_handshake_timeout_s)
+        if self.ctx.tls is not None:  # tls.http: the handshake, within the per-IP cap, then the request
+            self.server.handle_admitted = self.ctx.tls.https_handler(  # type: ignore[method-assign]
+                self.server.handle_admitted, self.ctx.https_handshake_timeout_s)
         self.server.start()
         host, port = listener.getsockname()[:2]
         log.info("serving the HTTP API on %s:%d%s", host, port,

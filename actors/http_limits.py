@@ -69,13 +69,18 @@ class LimitedWSGIServer(WSGIServer):
             return
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         try:
-            super().handle(sock, address)
+            self.handle_admitted(sock, address)
         finally:
             left = self._per_ip.get(ip, 1) - 1
             if left > 0:
                 self._per_ip[ip] = left
             else:
                 self._per_ip.pop(ip, None)
+
+    def handle_admitted(self, sock: Any, address: Any) -> None:
+        """Serve a connection the per-IP cap let in.  With tls.http the agent wraps this
+        (runtime.tls.TlsEdge.https_handler), so a TLS handshake holds one of the IP's slots."""
+        super().handle(sock, address)
 
     def _refuse(self, sock: Any, ip: str, limit: int) -> None:
         HTTP_LIMIT_STATS["refused_conn_limit"] += 1

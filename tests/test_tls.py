@@ -204,6 +204,51 @@ def test_cli_https_handler_only_for_https_and_clear_errors_for_bad_files(pki):
         cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-cert": "/nonexistent"})
 
 
+# ---------------------------------------------------------------- HTTPS
+
+
+def test_https_handshakes_hold_a_per_ip_slot_and_are_dropped_at_their_timeout(pki):
+    import http.client
+    import socket
+
+    from actors.http_limits import HTTP_LIMIT_STATS, LimitedWSGIServer
+
+    def app(environ: dict, start: Callable) -> list[bytes]:
+        start("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    edge = TlsEdge(settings(pki, rpc=False, http=True))
+    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None, max_conns_per_client=2)
+    server.handle_admitted = edge.https_handler(server.handle_admitted, 0.5)  # type: ignore[method-assign]
+    server.start()
+    ctx = ssl.create_default_context(cafile=str(pki / "nomad-agent-ca.pem"))
+
+    def get() -> int:
+        conn = http.client.HTTPSConnection("127.0.0.1", server.server_port, context=ctx, timeout=5)
+        try:
+            conn.request("GET", "/")
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    try:
+        assert get() == 200
+        refused = HTTP_LIMIT_STATS["refused_conn_limit"]
+        silent = [socket.create_connection(("127.0.0.1", server.server_port), timeout=5) for _ in range(2)]
+        gevent.sleep(0.1)  # both admitted, both waiting in their handshakes
+        third = socket.create_connection(("127.0.0.1", server.server_port), timeout=5)
+        assert third.recv(12) == b"HTTP/1.1 429"  # over the cap before any handshake
+        assert HTTP_LIMIT_STATS["refused_conn_limit"] == refused + 1
+        t0 = time.monotonic()
+        assert all(s.recv(1) == b"" for s in silent)  # dropped at the 0.5 s handshake timeout
+        assert time.monotonic() - t0 < 3 and edge.stats["http_refused"] == 2
+        assert get() == 200  # the slots are free again
+        for s in (*silent, third):
+            s.close()
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------- names
 
 
