@@ -18,6 +18,7 @@ reply arrives or ``forward_timeout_s`` passes.
 
 from __future__ import annotations
 
+import collections
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,7 +187,15 @@ class RaftPeer(NodeActor):
         # Appended as one batch when the flush starts (_append_proposals).
         self._proposals: list[tuple[bytes, Any, tuple[str, str, int] | None]] = []
         self._remote: dict[int, tuple[int, str, str, int]] = {}  # index -> (term, origin, actor, req id)
-        self._next_req = 0
+        # Request ids start at a random point per incarnation, so a restarted
+        # follower's ids do not repeat its last life's (the leader dedups by them).
+        self._next_req = env.rng.getrandbits(40)
+        # (origin, req id) -> when to forget it: forwarded writes already taken.
+        # The network may deliver a ForwardApply twice (a retransmit, or the
+        # simulator's duplication); appending it twice would apply the command
+        # twice -- a write could reappear after a later one.
+        self._seen_forwards: set[tuple[str, int]] = set()
+        self._seen_order: collections.deque[tuple[float, tuple[str, int]]] = collections.deque()
         self._forwarded: dict[int, tuple[str, Any, Any, float]] = {}  # req id -> (kind, reply, query, deadline)
         self._reads: dict[int, tuple[Any, Any, str, str, int]] = {}  # read req id -> (reply, query, origin..)
         self._waiting_apply: list[tuple[int, Any, Any]] = []  # (index, reply, query)
@@ -413,10 +422,16 @@ class RaftPeer(NodeActor):
                                                        origin_actor=self.name, data=data))
 
     def _forwarded_apply(self, m: ForwardApply) -> None:
+        key = (m.origin, m.req_id)
+        if key in self._seen_forwards:
+            self.stats["duplicate_forwards"] = self.stats.get("duplicate_forwards", 0) + 1
+            return  # a duplicate of a write already taken: its answer goes (or went) to the original
         if self.core.role != LEADER:
             self.send(m.origin, m.origin_actor, ApplyResult(req_id=m.req_id, ok=False, index=0,
                                                             error="not leader", leader=self.core.leader))
             return
+        self._seen_forwards.add(key)
+        self._seen_order.append((self.env.now() + 2 * self.cfg.forward_timeout_s, key))
         self._proposals.append((m.data, None, (m.origin, m.origin_actor, m.req_id)))
         self._mark_dirty()
 
@@ -609,6 +624,10 @@ class RaftPeer(NodeActor):
 
     def _expire_forwards(self) -> None:
         now = self.env.now()
+        # The origin gives up after forward_timeout_s; twice that, no copy is still in flight.
+        order = self._seen_order
+        while order and order[0][0] <= now:
+            self._seen_forwards.discard(order.popleft()[1])
         for req_id in [r for r, f in self._forwarded.items() if f[3] <= now]:
             self._answer(self._forwarded.pop(req_id)[1], None, "timed out waiting for the leader")
 
