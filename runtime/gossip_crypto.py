@@ -30,8 +30,8 @@ import os
 import time
 from collections.abc import Sequence
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+# cryptography (about 6 MB resident) is imported when a keyring is made:
+# an agent without gossip encryption never loads it.
 
 __all__ = [
     "KEY_SIZES",
@@ -99,6 +99,8 @@ class Keyring:
         if len(set(raw)) != len(raw):
             raise KeyringError("a keyring must not hold the same key twice")
         self.keys: tuple[str, ...] = tuple(base64.b64encode(k).decode() for k in raw)
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._ciphers = tuple(AESGCM(k) for k in raw)
 
     @property
@@ -116,6 +118,8 @@ class Keyring:
             raise DecryptError(f"payload of {len(data)} bytes is shorter than the {OVERHEAD}-byte overhead")
         if data[0] != VERSION:
             raise DecryptError(f"unsupported encryption version {data[0]}")
+        from cryptography.exceptions import InvalidTag
+
         nonce = data[1:1 + NONCE_SIZE]
         body = data[1 + NONCE_SIZE:]
         for cipher in self._ciphers:
