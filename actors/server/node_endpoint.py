@@ -341,11 +341,14 @@ class NodeEndpoint(NodeActor):
         self._read(op)
 
     def _read(self, op: _Op) -> None:
-        # A stale read of the leader's own store: it holds every committed
-        # write this leader made, and a leader that is not yet sure of its
-        # term learns so from Raft when it proposes.
+        # A linearizable read (ReadIndex on the leader): a new leader may not
+        # yet have applied entries an earlier leader committed -- "node down"
+        # among them.  Read stale, a down node would look ready, its
+        # heartbeat would be answered without the write that restores it, and
+        # it would stay down in the state for good (simulator seed 46639).
+        # Only registrations and status changes come here, not plain heartbeats.
         query = functools.partial(node_view, node_id=op.node_id)
-        self.send(self.env.node, self.raft, Read(query=query, stale=True,
+        self.send(self.env.node, self.raft, Read(query=query, stale=False,
                                                  reply=ReplyTo(self.env, self.name, ("read", op.op_id))))
 
     def _finish(self, op: _Op) -> None:
