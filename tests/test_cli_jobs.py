@@ -141,10 +141,15 @@ def test_node_status_drain_and_eligibility(dev):  # noqa: F811
 
     drain = nomad(dev, "node", "drain", "-enable", "-deadline", "10m", "-ignore-system", "-yes", node[:8])
     assert (drain.returncode, drain.stdout) == (0, f'Node "{node}" drain strategy set\n'), drain.stderr
+    # The leader's drainer may finish a drain with nothing to move within a
+    # second of it being set: either the strategy is there, or it completed.
     got = call(dev.http_port, "GET", f"/v1/node/{node}").json()
-    assert got["DrainStrategy"]["Deadline"] == 600 * 10**9 and got["DrainStrategy"]["IgnoreSystemJobs"]
-    shown = nomad(dev, "node", "status", node)
-    assert re.search(r"^Drain\s+= true$", shown.stdout, re.M) and "Allocations" in shown.stdout
+    if got.get("DrainStrategy"):
+        assert got["DrainStrategy"]["Deadline"] == 600 * 10**9 and got["DrainStrategy"]["IgnoreSystemJobs"]
+        shown = nomad(dev, "node", "status", node)
+        assert re.search(r"^Drain\s+= (true|false)$", shown.stdout, re.M) and "Allocations" in shown.stdout
+    else:
+        assert got["LastDrain"]["Status"] == "complete", got.get("LastDrain")
 
     undrain = nomad(dev, "node", "drain", "-disable", node)
     assert (undrain.returncode, undrain.stdout) == (0, f'Node "{node}" drain strategy unset\n')
@@ -152,7 +157,9 @@ def test_node_status_drain_and_eligibility(dev):  # noqa: F811
 
     forced = nomad(dev, "node", "drain", "-enable", "-force", node)
     assert forced.returncode == 0
-    assert call(dev.http_port, "GET", f"/v1/node/{node}").json()["DrainStrategy"]["Deadline"] < 0
+    got = call(dev.http_port, "GET", f"/v1/node/{node}").json()
+    assert (got.get("DrainStrategy") or {}).get("Deadline", -1) < 0 and \
+        (got.get("DrainStrategy") or got["LastDrain"]["Status"] == "complete")
     keep = nomad(dev, "node", "drain", "-disable", "-keep-ineligible", node)
     assert keep.returncode == 0
     assert call(dev.http_port, "GET", f"/v1/node/{node}").json()["SchedulingEligibility"] == "ineligible"
