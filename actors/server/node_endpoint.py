@@ -455,4 +455,22 @@ class NodeEndpoint(NodeActor):
         if not m.ok:
             self._fail(op, m.error)
         else:
+            self._drop_superseded_expiries(op)
             self._reply(op, m.ttl_s, m.num_nodes)
+
+    def _drop_superseded_expiries(self, op: _Op) -> None:
+        """The node's timer was just reset: expiries queued behind this op are stale.
+
+        The monitor tells NodeExpired before the HeartbeatReset of a later
+        reset (same sender, in order), so an expiry that fired while this
+        op was reading and writing waits in the node's queue; run after the
+        reset it would mark down a node whose heartbeat was just answered
+        with a fresh TTL (simulator seed 52002).
+        """
+        queue = self._queues.get(op.node_id)
+        if not queue:
+            return
+        for stale in [o for o in queue if o is not op and o.kind == "expire"]:
+            queue.remove(stale)
+            self._ops.pop(stale.op_id, None)
+            self.stats["stale_expiries"] = self.stats.get("stale_expiries", 0) + 1
