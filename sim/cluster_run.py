@@ -224,10 +224,7 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
     if scenario == REGION_CUT and steps is None:
         from sim.region_run import run_region_seed
 
-        rr = run_region_seed(seed, verbose=verbose)
-        return ClusterRunResult(seed=seed, ok=rr.ok, error=rr.error, trace_hash=rr.trace_hash,
-                                virtual_s=rr.virtual_s, wall_s=rr.wall_s, steps=(), faults=rr.faults,
-                                scenario=REGION_CUT, clients=clients, duration_s=duration_s)
+        return run_region_seed(seed, verbose=verbose)
     if scenario is not None and steps is None:
         if scenario not in CLUSTER_SCENARIOS:
             raise ValueError(f"no cluster scenario {scenario!r} (known: {', '.join(SCENARIO_NAMES)})")

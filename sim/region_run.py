@@ -19,7 +19,6 @@ exactly one leader whose configuration is its own three servers.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from actors.gossip.config import wan_config
@@ -38,21 +37,6 @@ PER_REGION = 3
 # every view is whole again; twice that, with room.
 HEAL_BOUND_S = 180.0
 BOOT_BOUND_S = 60.0
-
-
-@dataclass(frozen=True)
-class RegionRunResult:
-    seed: int
-    ok: bool
-    error: str
-    trace_hash: str
-    virtual_s: float
-    wall_s: float
-    faults: tuple[str, ...]
-    scenario: str = "region-cut"
-
-    def replay(self) -> str:
-        return f"bin/nomad-sim cluster --seed {self.seed} --scenario region-cut"
 
 
 class _RegionView:
@@ -79,7 +63,10 @@ def _tags(i: int, region: str) -> Any:
                       "expect": str(PER_REGION)})
 
 
-def run_region_seed(seed: int, *, cut_s: float = 90.0, verbose: bool = False) -> RegionRunResult:
+def run_region_seed(seed: int, *, cut_s: float = 90.0, verbose: bool = False) -> Any:
+    """Run the scenario for *seed*; a :class:`~sim.cluster_run.ClusterRunResult` (scenario ``region-cut``)."""
+    from sim.cluster_run import REGION_CUT, ClusterRunResult
+
     wall = time.perf_counter()
     raft_cfg = RaftConfig(timings=RaftTimings(tick_s=0.5, election_ticks=10))
 
@@ -177,6 +164,6 @@ def run_region_seed(seed: int, *, cut_s: float = 90.0, verbose: bool = False) ->
     finally:
         trace, now = c.sched.trace_hash(), c.sched.now
         c.close()
-    return RegionRunResult(seed=seed, ok=not error, error=error, trace_hash=trace, virtual_s=now,
-                           wall_s=time.perf_counter() - wall, faults=tuple(faults))
+    return ClusterRunResult(seed=seed, ok=not error, error=error, trace_hash=trace, virtual_s=now,
+                            wall_s=time.perf_counter() - wall, steps=(), faults=tuple(faults), scenario=REGION_CUT)
 
