@@ -74,11 +74,16 @@ class AllocSyncConfig:
     drain_ignore_system: bool = False
     # Nomad gives up waiting for its own drain this long after the deadline.
     drain_grace_s: float = 5.0
+    # A drain_on_shutdown without a deadline (0) still ends the wait after
+    # this: the agent's own graceful timeout is bounded, and an hour is
+    # Nomad's default drain deadline.
+    drain_no_deadline_wait_s: float = 3600.0
     # How often the leave checks whether the drain has moved everything.
     drain_poll_s: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("wait_s", "rpc_margin_s", "retry_s", "sync_interval_s", "drain_grace_s", "drain_poll_s"):
+        for name in ("wait_s", "rpc_margin_s", "retry_s", "sync_interval_s", "drain_grace_s", "drain_poll_s",
+                     "drain_no_deadline_wait_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.drain_deadline_s is not None and self.drain_deadline_s < 0:
@@ -88,7 +93,7 @@ class AllocSyncConfig:
 def _rfc3339(t: float) -> str | None:
     if not t:
         return None  # Go's zero time, which Nomad's API shows for "never"
-    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def task_states_json(update: Any, offset_s: float = 0.0) -> dict[str, Any]:
@@ -104,7 +109,8 @@ def task_states_json(update: Any, offset_s: float = 0.0) -> dict[str, Any]:
             return t + offset_s if t else 0.0
 
         out[name] = {"State": ts.state, "Failed": ts.failed, "Restarts": ts.restarts,
-                     "LastRestart": _rfc3339(wall(ts.last_restart)), "StartedAt": _rfc3339(wall(ts.started_at)),
+                     "LastRestart": _rfc3339(wall(ts.last_restart)),
+                     "StartedAt": _rfc3339(wall(ts.started_at)),
                      "FinishedAt": _rfc3339(wall(ts.finished_at)),
                      "Events": [{"Type": e.type, "Time": int(wall(e.time) * 1e9), "Message": e.message,
                                  "ExitCode": e.exit_code, "Signal": e.signal} for e in ts.events]}
@@ -113,7 +119,8 @@ def task_states_json(update: Any, offset_s: float = 0.0) -> dict[str, Any]:
 
 class AllocSync(NodeActor):
     def __init__(self, env: Env, name: str, *, config: AllocSyncConfig | None = None,
-                 runner: str = "alloc-runner", endpoint: str = ALLOC_ENDPOINT, wall_clock: Any = None) -> None:
+                 runner: str = "alloc-runner", endpoint: str = ALLOC_ENDPOINT,
+                 wall_clock: Any = None) -> None:
         super().__init__(env, name)
         # Task times reach the API on the wall clock: production passes
         # time.time; the simulator's clock is env.now (offset 0).
@@ -225,7 +232,8 @@ class AllocSync(NodeActor):
             # Always the full set, even when unchanged: a restarted AllocRunner
             # (its supervisor's doing) learns the current set from the next answer.
             self.allocs = {a["ID"]: a for a in allocs if isinstance(a, dict) and "ID" in a}
-            self.send(self.env.node, self.runner, SetAllocs(allocs=tuple(self.allocs.values()), index=m.index))
+            current = SetAllocs(allocs=tuple(self.allocs.values()), index=m.index)
+            self.send(self.env.node, self.runner, current)
             self.index = m.index
         self._query()
 
@@ -280,8 +288,10 @@ class AllocSync(NodeActor):
             self._leave_finish(True)
             return
         deadline = self.cfg.drain_deadline_s
-        self._leave_deadline = self.env.now() + (deadline if deadline > 0 else 3600.0) + self.cfg.drain_grace_s
-        log.info("%s: draining node %s before leaving (deadline %.0fs)", self.env.node, self.node_id, deadline)
+        wait = deadline if deadline > 0 else self.cfg.drain_no_deadline_wait_s
+        self._leave_deadline = self.env.now() + wait + self.cfg.drain_grace_s
+        log.info("%s: draining node %s before leaving (deadline %.0fs)", self.env.node, self.node_id,
+                 deadline)
         self._send_drain()
         self.set_timer("leave", self.cfg.drain_poll_s)
 

@@ -34,10 +34,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from actors.agent_messages import ConfigReloaded
-from actors.raft.peer import Propose, Read, Watch
-from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo
-from actors.raft.peer import InfoQuery
+from actors.raft.peer import InfoQuery, Propose, Read, Watch
 from actors.scheduler.scheduler import compute_plan
+from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo
 from actors.state.store import command
 from runtime.actor import NodeActor
 from runtime.env import Env
@@ -274,7 +273,7 @@ class EvalBroker(NodeActor):
             self._retry(w, m.error)
             return
         if kind == "plan":
-            data, counts = m.value[1]
+            data, _counts = m.value[1]
             if data is None:
                 self._done(w)  # no longer pending
                 return

@@ -62,7 +62,8 @@ def _str(v: Any, field: str, *, required: bool = False, default: str = "") -> st
 def _int(v: Any, field: str, *, default: int, minimum: int | None = 0, maximum: int | None = None) -> int:
     if v is None:
         return default
-    _need(isinstance(v, int) and not isinstance(v, bool), field, f"must be an integer, got {type(v).__name__}")
+    _need(isinstance(v, int) and not isinstance(v, bool), field,
+          f"must be an integer, got {type(v).__name__}")
     _need(minimum is None or v >= minimum, field, f"must be >= {minimum}, got {v}")
     _need(maximum is None or v <= maximum, field, f"must be <= {maximum}, got {v}")
     return v
@@ -162,7 +163,8 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     job = dict(_map(raw, "Job"))
     _need(bool(job), "Job", "missing")
     job["ID"] = _str(job.get("ID"), "ID", required=True)
-    _need(bool(_ID_RE.match(job["ID"])), "ID", "must be 1-128 characters without spaces, '/', '?', '#' or '%'")
+    _need(bool(_ID_RE.match(job["ID"])), "ID",
+          "must be 1-128 characters without spaces, '/', '?', '#' or '%'")
     job["Name"] = _str(job.get("Name"), "Name", default=job["ID"])
     job["Type"] = _str(job.get("Type"), "Type", default="service")
     _need(job["Type"] in JOB_TYPES, "Type", f"must be one of {JOB_TYPES}, got {job['Type']!r}")
@@ -270,7 +272,7 @@ def version_ok(have: str, spec: str) -> bool:
     for op, want in _version_checks(spec):
         c = _cmp(v, want)
         if op == "~>":  # pessimistic: >= want and < want with its last part bumped on the one before
-            upper = want[:-1][:-1] + (want[:-1][-1] + 1,) if len(want) > 1 else (want[0] + 1,)
+            upper = (*want[:-2], want[-2] + 1) if len(want) > 1 else (want[0] + 1,)
             ok = c >= 0 and _cmp(v, upper) < 0
         else:
             ok = {"=": c == 0, "!=": c != 0, ">": c > 0, ">=": c >= 0, "<": c < 0, "<=": c <= 0}[op]

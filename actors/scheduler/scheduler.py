@@ -253,7 +253,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         by_node: dict[str, list[dict[str, Any]]] = {}
         for a in allocs.values():
             by_node.setdefault(a.get("NodeID", ""), []).append(a)
-        node_allocs = lambda n: by_node.get(n, ())  # noqa: E731
+        node_allocs = lambda n: by_node.get(n, ())
     placer = _Placer(tables, job, ev["ID"], _Usage(node_allocs))
     for a in job_allocs:
         if live(a):

@@ -22,7 +22,13 @@ from typing import Any
 
 import msgpack
 
-from actors.client.messages import ClientAllocsResponse, GetClientAllocs, UpdateAllocs, UpdateDrain, WriteResponse
+from actors.client.messages import (
+    ClientAllocsResponse,
+    GetClientAllocs,
+    UpdateAllocs,
+    UpdateDrain,
+    WriteResponse,
+)
 from actors.raft.peer import Propose, Watch
 from actors.server import RAFT, RaftReply, ReplyTo
 from actors.state.store import command
@@ -106,7 +112,8 @@ class AllocEndpoint(NodeActor):
                 if not isinstance(updates, list) or not all(isinstance(u, dict) for u in updates):
                     raise ValueError("updates must be a list of maps")
             except (ValueError, msgpack.UnpackException) as exc:
-                self._write_reply(message.reply_node, message.reply_actor, message.req_id, f"bad updates: {exc}")
+                self._write_reply(message.reply_node, message.reply_actor, message.req_id,
+                                  f"bad updates: {exc}")
                 return None
             self._propose(message, command("alloc_client_update", node_id=message.node_id,
                                            secret_id=message.secret_id, allocs=updates, now=self._wall()))
@@ -138,7 +145,8 @@ class AllocEndpoint(NodeActor):
     def _propose(self, m: UpdateAllocs | UpdateDrain, data: bytes) -> None:
         wid = self._id()
         self._writes[wid] = (m.reply_node, m.reply_actor, m.req_id)
-        self.send(self.env.node, self.raft, Propose(data=data, reply=ReplyTo(self.env, self.name, ("write", wid))))
+        reply = ReplyTo(self.env, self.name, ("write", wid))
+        self.send(self.env.node, self.raft, Propose(data=data, reply=reply))
 
     def _write_reply(self, node: str, actor: str, req_id: int, error: str = "", index: int = 0) -> None:
         if error:
@@ -165,7 +173,8 @@ class AllocEndpoint(NodeActor):
         r = p.req
         if not m.ok:
             del self._parked[key]
-            self.send(r.reply_node, r.reply_actor, ClientAllocsResponse(req_id=r.req_id, ok=False, error=m.error))
+            failed = ClientAllocsResponse(req_id=r.req_id, ok=False, error=m.error)
+            self.send(r.reply_node, r.reply_actor, failed)
             return
         _, (error, node_index, data) = m.value
         del self._parked[key]

@@ -416,13 +416,15 @@ class StateStore:
         old = jobs.get(job["ID"])
         if old is not None and cmd.get("enforce_index") is not None and \
                 old.get("JobModifyIndex") != cmd["enforce_index"]:
-            return {"ok": False, "error": f"Enforcing job modify index {cmd['enforce_index']}: job exists with "
-                                          f"conflicting job modify index: {old.get('JobModifyIndex')}"}
+            return {"ok": False,
+                    "error": f"Enforcing job modify index {cmd['enforce_index']}: job exists with "
+                             f"conflicting job modify index: {old.get('JobModifyIndex')}"}
         changed = old is None or old.get("Stop") != job.get("Stop") or any(
             spec_digest(old, g["Name"]) != spec_digest(job, g["Name"]) for g in job["TaskGroups"]) or \
             [g["Name"] for g in old["TaskGroups"]] != [g["Name"] for g in job["TaskGroups"]] or \
             [g["Count"] for g in old["TaskGroups"]] != [g["Count"] for g in job["TaskGroups"]] or \
-            old.get("Constraints") != job.get("Constraints") or old.get("Datacenters") != job.get("Datacenters")
+            old.get("Constraints") != job.get("Constraints") or \
+            old.get("Datacenters") != job.get("Datacenters")
         job["Version"] = (old["Version"] + 1 if changed else old["Version"]) if old else 0
         job["CreateIndex"] = old["CreateIndex"] if old else index
         job["ModifyIndex"] = index
@@ -495,9 +497,10 @@ class StateStore:
             node = nodes.get(p["NodeID"])
             u = used.setdefault(p["NodeID"], [0, 0])
             c, m = alloc_usage(p)
-            if node is None or not node_ready(node) and not (job and job["Type"] == "system"
-                                                              and node.get("Status") == "ready"
-                                                              and not node.get("DrainStrategy")):
+            # A system job may place on an ineligible (not draining) ready node, as Nomad's does.
+            system_ok = bool(job and job["Type"] == "system" and node is not None
+                             and node.get("Status") == "ready" and not node.get("DrainStrategy"))
+            if node is None or (not node_ready(node) and not system_ok):
                 refused.append(p["ID"])
                 continue
             cap = node_capacity(node)
@@ -544,8 +547,8 @@ class StateStore:
 
         mine = self.job_allocs(job_id)
         running = any(live(a) for a in mine)
-        status = "running" if running else ("dead" if job.get("Stop") or job["Type"] == "batch" and mine
-                                            else "pending")
+        finished = bool(job.get("Stop") or (job["Type"] == "batch" and mine))
+        status = "running" if running else ("dead" if finished else "pending")
         if job.get("Status") != status:
             self.tables["jobs"][job_id] = {**job, "Status": status, "ModifyIndex": index}
             self._touch("jobs", index)
@@ -636,8 +639,9 @@ class StateStore:
         if spec is not None:
             deadline_ns = int(spec.get("Deadline", 0))
             old = rec.get("DrainStrategy")
-            force_deadline = (now if deadline_ns < 0 else 0.0 if deadline_ns == 0 else now + deadline_ns / 1e9)
-            rec["DrainStrategy"] = {"Deadline": deadline_ns, "IgnoreSystemJobs": bool(spec.get("IgnoreSystemJobs")),
+            force_deadline = now if deadline_ns < 0 else 0.0 if deadline_ns == 0 else now + deadline_ns / 1e9
+            rec["DrainStrategy"] = {"Deadline": deadline_ns,
+                                    "IgnoreSystemJobs": bool(spec.get("IgnoreSystemJobs")),
                                     "ForceDeadline": force_deadline,
                                     "StartedAt": old["StartedAt"] if old else now}
             rec["SchedulingEligibility"] = "ineligible"
@@ -668,7 +672,8 @@ class StateStore:
         if rec is None:
             return {"ok": False, "error": "node not found"}
         if elig == "eligible" and rec.get("DrainStrategy"):
-            return {"ok": False, "error": "can not set node's scheduling eligibility to eligible while it is draining"}
+            return {"ok": False,
+                    "error": "can not set node's scheduling eligibility to eligible while it is draining"}
         prev = rec.get("SchedulingEligibility", "eligible")
         rec["SchedulingEligibility"] = elig
         rec["ModifyIndex"] = index
@@ -696,7 +701,8 @@ class StateStore:
             jobs.add(a["JobID"])
         if jobs:
             self._touch("allocs", index)
-        evals = self._create_evals(index, sorted(jobs), "node-drain", now, node_id=str(cmd.get("node_id", "")))
+        evals = self._create_evals(index, sorted(jobs), "node-drain", now,
+                                   node_id=str(cmd.get("node_id", "")))
         return {"ok": True, "index": index, "evals": evals}
 
     def _node_drain_complete(self, index: int, cmd: dict[str, Any]) -> Any:
