@@ -293,7 +293,7 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
             error = f"liveness: not converged {LIVENESS_BOUND_S:g}s after healing: " + "; ".join(problems[:5])
     except AssertionError as exc:  # SafetyViolation, NodeViolation, over-commit, invariants
         error = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # noqa: BLE001 -- a crash of the run is a finding too, with its replay
+    except Exception as exc:
         import traceback
 
         error = f"crash: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"

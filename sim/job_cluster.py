@@ -22,7 +22,9 @@ from typing import Any
 from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, MemoryAllocStore
 from actors.client.alloc_sync import AllocSync, AllocSyncConfig
 from actors.client.drivers import SimDriver
+from actors.client.fingerprint import Fingerprinter
 from actors.client.node import ClientNode
+from actors.raft.peer import RaftPeer
 from actors.scheduler.broker import BROKER, BrokerConfig, EvalBroker
 from actors.scheduler.drainer import DRAINER, DrainerConfig, NodeDrainer
 from actors.scheduler.job import canonical_job
@@ -32,8 +34,6 @@ from actors.server.alloc_endpoint import ALLOC_ENDPOINT, AllocEndpoint
 from actors.server.heartbeat import HeartbeatMonitor
 from actors.server.node_endpoint import NodeEndpoint
 from actors.server.node_gc import NodeGC
-from actors.raft.peer import RaftPeer
-from actors.client.fingerprint import Fingerprinter
 from actors.state.store import command
 from sim.client_cluster import CLIENT, FINGERPRINT, ClientCluster, ClusterConfig
 from sim.runtime import SimEnv

@@ -23,9 +23,9 @@ from typing import Any
 
 from actors.gossip.config import wan_config
 from actors.gossip.messages import make_tags
+from actors.raft.core import LEADER, RaftTimings
 from actors.raft.membership import ServerMembership
 from actors.raft.peer import RaftConfig, RaftPeer
-from actors.raft.core import LEADER, RaftTimings
 from actors.raft.storage import MemoryStorage
 from sim.gossip_cluster import GossipCluster, member_addr
 from sim.raft_cluster import RaftChecker

@@ -125,7 +125,7 @@ def test_job_defaults_follow_nomad() -> None:
 
 def test_constraint_operands() -> None:
     node = {"ID": "n1", "Datacenter": "dc1", "Attributes": {"kernel.name": "linux", "nomad.version": "2.0.6"}}
-    c = lambda lt, rt, op: constraint_ok({"LTarget": lt, "RTarget": rt, "Operand": op}, node)  # noqa: E731
+    c = lambda lt, rt, op: constraint_ok({"LTarget": lt, "RTarget": rt, "Operand": op}, node)
     assert c("${attr.kernel.name}", "linux", "=")
     assert not c("${attr.kernel.name}", "linux", "!=")
     assert c("${attr.kernel.name}", "^lin", "regexp")
