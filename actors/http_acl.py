@@ -36,7 +36,6 @@ import io
 import json
 import logging
 import re
-import time
 import uuid
 from typing import Any
 
@@ -70,6 +69,7 @@ from actors.http_api import (
 )
 from actors.state.acl_ops import token_by_secret
 from actors.state.store import command
+from runtime.edge import monotonic, new_id, wall_time
 
 __all__ = ["acl_guard", "request_secret", "resolve"]
 
@@ -183,7 +183,7 @@ _remote_policies: collections.OrderedDict[str, Any] = collections.OrderedDict()
 
 def _cached(cache: collections.OrderedDict[str, Any], key: str, ttl_s: float, fetch: Any) -> Any:
     hit = cache.get(key)
-    now = time.monotonic()
+    now = monotonic()
     if hit is not None and hit[0] > now:
         return hit[1]
     value = fetch()
@@ -384,15 +384,15 @@ def acl_bootstrap(req: Request, api: Api) -> Any:
     """The first management token, once (Nomad ``ACL.Bootstrap``); open, as Nomad's is."""
     require(req, "PUT", "POST")
     _enabled(api)
-    secret = _body(req, optional=True).get("BootstrapSecret") or str(uuid.uuid4())
+    secret = _body(req, optional=True).get("BootstrapSecret") or new_id()
     reset_index = file_reset_index(api.ctx.acl_bootstrap_reset_file)
     try:
         if not isinstance(secret, str) or str(uuid.UUID(secret)) != secret.lower():
             raise ValueError(secret)
     except ValueError:
         raise CodedError(400, "invalid acl token") from None
-    token = {"AccessorID": str(uuid.uuid4()), "SecretID": secret, "Name": "Bootstrap Token",
-             "Type": "management", "Policies": [], "Global": True, "CreateTime": time.time()}
+    token = {"AccessorID": new_id(), "SecretID": secret, "Name": "Bootstrap Token",
+             "Type": "management", "Policies": [], "Global": True, "CreateTime": wall_time()}
     token["Hash"] = _hash(token["Name"], token["Type"], token["Policies"], token["Global"])
     index = _write(api, "acl_bootstrap", token=token, reset_index=reset_index)
     log.info("ACL bootstrap done: management token accessor=%s", token["AccessorID"])
@@ -570,7 +570,7 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
     if accessor:
         token["AccessorID"] = accessor
     else:
-        token.update(AccessorID=str(uuid.uuid4()), SecretID=str(uuid.uuid4()), CreateTime=time.time())
+        token.update(AccessorID=new_id(), SecretID=new_id(), CreateTime=wall_time())
     index = _write(api, "acl_token_upsert", tokens=[token])
     stored = _read_token(api, token["AccessorID"])
     if stored is None:  # deleted between the write and the read

@@ -19,10 +19,8 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import random
 import re
 import socket
-import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from actors.http_limits import LimitedWSGIServer
 from actors.metrics import Metrics
 from runtime.actor import NodeActor
 from runtime.config import format_duration
+from runtime.edge import edge_rng, monotonic
 from runtime.env import Env
 
 __all__ = ["ROUTES", "Answer", "Api", "CodedError", "HttpApi", "HttpContext", "Request", "Response",
@@ -251,7 +250,7 @@ class App:
         self.api = api
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        started = time.monotonic()
+        started = monotonic()
         path = environ.get("PATH_INFO") or "/"
         raw_query = environ.get("QUERY_STRING", "")
         req = Request(method=environ.get("REQUEST_METHOD", "GET"), path=path,
@@ -259,7 +258,7 @@ class App:
                       url=path + ("?" + hide_token(raw_query) if raw_query else ""), environ=environ)
         resp = self._respond(req, environ)
         log.debug("request complete: method=%s path=%s duration=%s", req.method, req.url,
-                  format_duration(time.monotonic() - started))
+                  format_duration(monotonic() - started))
         headers = [("Content-Type", resp.content_type), ("Content-Length", str(len(resp.body))),
                    *resp.headers]
         start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}", headers)
@@ -527,7 +526,7 @@ LOCAL_ONLY_PATHS = ("/v1/agent/", "/v1/regions", "/v1/metrics")
 REGION_FORWARD_TIMEOUT_S = 10.0
 # Request headers passed on to the other region (the token, the body's type).
 FORWARD_HEADERS = ("Content-Type", "X-Nomad-Token", "Authorization")
-_forward_rng = random.Random()  # which server of the region; an edge, so not seeded
+_forward_rng = edge_rng()  # which server of the region; an edge, so not seeded
 
 
 def _gossip_members(api: Api) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -640,7 +639,7 @@ WATCH_MARGIN_S = 2.0
 # runtime.wire.DEFAULT_MAX_FRAME_BYTES) with the batch it travels in, and
 # etcd's --max-request-bytes default (1.5 MiB) makes the same trade.
 MAX_BODY_BYTES = 1024 * 1024
-_jitter = random.Random()  # blocking-query stagger; an edge, so not seeded
+_jitter = edge_rng()  # blocking-query stagger; an edge, so not seeded
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +40,7 @@ from actors.http_api import (
 )
 from actors.scheduler.job import JobError, canonical_job
 from actors.state.store import command
+from runtime.edge import wall_time
 
 __all__ = ["alloc_stub", "job_stub", "job_summaries"]
 
@@ -182,7 +182,7 @@ def _region(api: Api) -> str:
 def _write(api: Api, op: str, **args: Any) -> tuple[int, dict[str, Any]]:
     """Propose *op*; the result dict, or the store's refusal as Nomad's code and text."""
     try:
-        data = command(op, now=time.time(), **args)
+        data = command(op, now=wall_time(), **args)
     except (OverflowError, TypeError, ValueError) as e:  # e.g. an integer beyond 64 bits
         raise CodedError(400, f"Request has a value that cannot be stored: {e}") from None
     index, result = propose(api, data)

@@ -13,10 +13,11 @@ logged at most once per :data:`REFUSAL_LOG_INTERVAL_S`.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from gevent.pywsgi import WSGIHandler, WSGIServer
+
+from runtime.edge import monotonic
 
 __all__ = ["HTTP_LIMIT_STATS", "HardenedWSGIHandler", "LimitedWSGIServer"]
 
@@ -84,7 +85,7 @@ class LimitedWSGIServer(WSGIServer):
 
     def _refuse(self, sock: Any, ip: str, limit: int) -> None:
         HTTP_LIMIT_STATS["refused_conn_limit"] += 1
-        now = time.monotonic()
+        now = monotonic()
         if now - self._last_log >= REFUSAL_LOG_INTERVAL_S:
             extra = f" ({self._suppressed} more refusals not logged)" if self._suppressed else ""
             log.warning("rejecting HTTP connection from %s: %d connections already open "

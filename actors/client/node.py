@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from random import Random
 from typing import Any, Protocol
 
 from actors.client.fingerprint import Fingerprint, FingerprintChanged, SubscribeFingerprint
@@ -121,7 +121,7 @@ def _with_port(server: str) -> str:
 
 
 def heartbeat_retry_interval(cfg: ClientNodeConfig, *, now: float, last_ok: float, ttl: float,
-                             ever_ok: bool, no_leader: bool, rng: random.Random) -> float:
+                             ever_ok: bool, no_leader: bool, rng: Random) -> float:
     """Nomad ``getHeartbeatRetryIntv``: when to retry a failed heartbeat (pure)."""
     if cfg.dev_mode:
         return cfg.dev_retry_s
@@ -205,7 +205,7 @@ def _write_durably(path: str, value: str) -> None:
         os.close(dfd)
 
 
-def new_uuid(rng: random.Random) -> str:
+def new_uuid(rng: Random) -> str:
     """A random UUID drawn from the injected RNG (deterministic in the simulator)."""
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 

@@ -64,8 +64,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 from dataclasses import dataclass
+from random import Random
 from typing import Any, Protocol
 
 from actors.gossip.config import GossipConfig
@@ -395,7 +395,7 @@ _ENVELOPE_OVERHEAD = 32
 class SwimCore:
     """One member's SWIM state machine (see the module docstring)."""
 
-    def __init__(self, name: str, addr: str, config: GossipConfig, rng: random.Random, *,
+    def __init__(self, name: str, addr: str, config: GossipConfig, rng: Random, *,
                  meta: bytes = b"", delegate: Delegate | None = None) -> None:
         self.name = name
         self.addr = addr

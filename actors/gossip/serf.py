@@ -53,7 +53,7 @@ found views that never converged:
 
 from __future__ import annotations
 
-import random
+from random import Random
 from typing import Any
 
 from actors.gossip.config import GossipConfig
@@ -146,7 +146,7 @@ def _valid_intent(name: str, ltime: int) -> bool:
 class SerfCore:
     """One member of one gossip pool: Serf on SWIM, pure (see the module docstring)."""
 
-    def __init__(self, name: str, addr: str, config: GossipConfig, rng: random.Random, *,
+    def __init__(self, name: str, addr: str, config: GossipConfig, rng: Random, *,
                  tags: Tags = (), pool: str = "gossip") -> None:
         self.name = name
         self.cfg = config

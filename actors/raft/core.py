@@ -23,8 +23,8 @@ thesis (Ongaro, 2014).
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
+from random import Random
 from typing import Any
 
 from actors.raft.messages import (
@@ -120,7 +120,7 @@ class Ready:
 class RaftCore:
     """One server's Raft state machine."""
 
-    def __init__(self, node: str, rng: random.Random, timings: RaftTimings | None = None) -> None:
+    def __init__(self, node: str, rng: Random, timings: RaftTimings | None = None) -> None:
         self.id = node
         self.rng = rng
         self.t = timings or RaftTimings()

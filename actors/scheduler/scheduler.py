@@ -28,8 +28,8 @@ used the room meanwhile), so nodes are never over-committed.
 from __future__ import annotations
 
 import math
-import random
 import uuid
+from random import Random
 from typing import Any
 
 from actors.scheduler.job import constraint_ok, group_resources, spec_digest
@@ -108,7 +108,7 @@ class _Placer:
         self.job = job
         self.usage = usage
         ids = sorted(self.nodes)
-        random.Random(eval_id).shuffle(ids)
+        Random(eval_id).shuffle(ids)  # seeded by the evaluation: every server shuffles alike
         self.order = ids
         self.cursor = 0
         self.limit = max(2, math.ceil(math.log2(len(ids)))) if len(ids) > 2 else 2

@@ -43,10 +43,12 @@ actor turns per heartbeat, the leader's main cost at 10,000 nodes.
 from __future__ import annotations
 
 import heapq
-import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from random import Random
 
 from actors.client.messages import DOWN, READY, NodeUpdateResponse, UpdateNodeStatus
 from actors.raft.peer import Read
@@ -109,14 +111,14 @@ def rate_scaled_interval(rate: float, min_s: float, n: int) -> float:
     return max(n / rate, min_s)
 
 
-def random_stagger(rng: random.Random, interval_s: float) -> float:
+def random_stagger(rng: Random, interval_s: float) -> float:
     """Nomad ``helper.RandomStagger``: uniform in ``[0, interval_s)``; 0 for a zero interval."""
     if interval_s <= 0:
         return 0.0
     return rng.random() * interval_s
 
 
-def heartbeat_ttl(cfg: HeartbeatConfig, n: int, rng: random.Random) -> float:
+def heartbeat_ttl(cfg: HeartbeatConfig, n: int, rng: Random) -> float:
     """The TTL handed to a client when the leader tracks *n* timers: in ``[base, 2 base)``."""
     base = rate_scaled_interval(cfg.max_heartbeats_per_second, cfg.min_heartbeat_ttl_s, n)
     return base + random_stagger(rng, base)
@@ -150,7 +152,7 @@ class HeartbeatTimers:
             self._heap = [(d, n) for n, d in self.deadlines.items()]
             heapq.heapify(self._heap)
 
-    def reset(self, node_id: str, now: float, rng: random.Random) -> float:
+    def reset(self, node_id: str, now: float, rng: Random) -> float:
         """A heartbeat (or registration) from *node_id*: returns the TTL for the client.
 
         The TTL is computed from the timers tracked *before* this node is
