@@ -59,7 +59,7 @@ from actors.client.messages import (  # noqa: E402
     RegisterNode,
     UpdateNodeStatus,
 )
-from actors.server import ENDPOINT  # noqa: E402
+from actors.server import ENDPOINT, HEARTBEATS  # noqa: E402
 from runtime.messages import Envelope  # noqa: E402
 from runtime.transport import format_address, parse_address  # noqa: E402
 from runtime.wire import FrameDecoder, encode_frame  # noqa: E402
@@ -158,10 +158,12 @@ class LoadGen:
         if kind == "register":
             payload: Any = RegisterNode(req_id=req, reply_node=lane.addr, reply_actor=REPLY_ACTOR,
                                         node=self.specs[node])
-        else:
+            actor = ENDPOINT
+        else:  # as ClientNode: a plain heartbeat goes to the server's HeartbeatMonitor
             payload = UpdateNodeStatus(req_id=req, reply_node=lane.addr, reply_actor=REPLY_ACTOR,
                                        node_id=self.node_ids[node])
-        lane.buf.append(encode_frame(Envelope(src=lane.addr, dst_actor=ENDPOINT, payload=payload)))
+            actor = HEARTBEATS
+        lane.buf.append(encode_frame(Envelope(src=lane.addr, dst_actor=actor, payload=payload)))
         self.inflight[req] = (node, time.monotonic(), kind)
         self.busy.add(node)
 

@@ -84,11 +84,16 @@ def test_raft_errors_reach_an_actor_as_failed_replies(harness):
 def test_steady_state_marks_no_node_down_for_an_hour():
     c = _cluster(1, 100)
     _settle(c)
+    requests = {s: c.actor(s, "node-endpoint").stats["requests"] for s in c.servers}
     c.run(3600)
     assert c.checker.downs == []
     assert c.statuses() == {"ready": 100}
     leader = c.actor(c.leader(), "heartbeats")
     assert len(leader.timers) == 100 and leader.stats["fast"] > 20_000  # plain heartbeats took the fast path
+    # Clients address plain heartbeats to the monitor: once every node is
+    # ready, no endpoint sees a request in an hour of heartbeats.
+    assert {s: c.actor(s, "node-endpoint").stats["requests"] for s in c.servers} == requests
+    assert leader.servers == tuple(sorted(c.servers))  # answers hand clients the server list
     c.close()
 
 
@@ -216,7 +221,8 @@ def test_any_server_forwards_to_the_leader():
     c.run(300)
     assert c.statuses() == {"ready": 4}
     ep = c.actor(followers[0], "node-endpoint")
-    assert ep.stats["forwarded"] > 4 * 10
+    assert ep.stats["forwarded"] > 4 * 10  # heartbeats reach a follower's monitor, which hands them over
+    assert c.actor(followers[0], "heartbeats").stats["fast"] == 0
     c.close()
 
 

@@ -136,7 +136,7 @@ def resolve_user(driver: str, user: str) -> tuple[int, int, list[int], bool] | N
 
 
 def _chown_tree(root: str, uid: int, gid: int) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         os.chown(dirpath, uid, gid)
         for f in filenames:
             os.chown(os.path.join(dirpath, f), uid, gid)

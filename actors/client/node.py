@@ -42,7 +42,7 @@ from actors.client.messages import (
     UpdateNodeStatus,
     is_retryable,
 )
-from actors.server import ENDPOINT
+from actors.server import ENDPOINT, HEARTBEATS
 from actors.server.heartbeat import random_stagger
 from runtime.actor import NodeActor
 from runtime.config import Config
@@ -238,14 +238,15 @@ class _Rpc:
 
 class ClientNode(NodeActor):
     def __init__(self, env: Env, name: str, *, config: ClientNodeConfig, identity: IdentityStore,
-                 fingerprinter: str = "fingerprint", endpoint: str = ENDPOINT,
+                 fingerprinter: str = "fingerprint", endpoint: str = ENDPOINT, heartbeats: str = HEARTBEATS,
                  on_ack: AckHook | None = None, listeners: tuple[str, ...] = ()) -> None:
         super().__init__(env, name)
         self.cfg = config
         self.listeners = listeners  # local actors told NodeRegistered (alloc sync)
         self.identity = identity
         self.fingerprinter = fingerprinter
-        self.endpoint = endpoint
+        self.endpoint = endpoint  # registrations and node updates
+        self.heartbeats = heartbeats  # plain heartbeats: the server's HeartbeatMonitor answers them itself
         self.on_ack = on_ack  # observability: metrics in production, checkers in the simulator
         self.servers: list[str] = list(config.servers)
         env.rng.shuffle(self.servers)  # spread clients over the servers, as Nomad's server manager does
@@ -337,10 +338,12 @@ class ClientNode(NodeActor):
             rpc.fp = self.fp
             msg: Any = RegisterNode(req_id=rpc.req_id, reply_node=self.env.node, reply_actor=self.name,
                                     node=self._spec())
+            actor = self.endpoint
         else:
             msg = UpdateNodeStatus(req_id=rpc.req_id, reply_node=self.env.node, reply_actor=self.name,
                                    node_id=self.node_id, status=READY)
-        self.send(rpc.server, self.endpoint, msg)
+            actor = self.heartbeats
+        self.send(rpc.server, actor, msg)
         self.set_timer("rpc", self.cfg.rpc_attempt_timeout_s)
 
     def _spec(self) -> NodeSpec:

@@ -30,14 +30,19 @@ marks the node down through Raft, as Nomad's ``invalidateHeartbeat`` calls
 ``Node.UpdateStatus``.
 
 **Fast path.**  A plain heartbeat (``ready`` from a node whose status is
-already ``ready``) changes no state, so the endpoint hands it straight to
-the monitor (:class:`FastHeartbeat`), which answers the client itself when
-it holds a live timer for a node it knows is ready.  That knowledge is
-sound on the leader: only the endpoint's UpdateStatus changes a status, it
-tells the monitor the outcome with every reset, and expiry, step-down and
-``ClearHeartbeat`` forget it.  Anything else goes back to the endpoint
-(:class:`SlowHeartbeat`) for the full read/write path.  This halves the
-actor turns per heartbeat, the leader's main cost at 10,000 nodes.
+already ``ready``) changes no state, so clients address it to the monitor
+itself (and the endpoint hands over any that reach it,
+:class:`FastHeartbeat`): the monitor answers the client when it holds a
+live timer for a node it knows is ready.  That knowledge is sound on the
+leader: only the endpoint's UpdateStatus changes a status, it tells the
+monitor the outcome with every reset, and expiry, step-down and
+``ClearHeartbeat`` forget it.  A heartbeat for a node not known ready goes
+to the endpoint (:class:`SlowHeartbeat`) for the full read/write path; on a
+server that does not lead, the request goes to the endpoint as it came,
+which forwards it to the leader.  A heartbeat is thus two actor turns on
+the leader's side (receive + answer on the client), the leader's main cost
+at 10,000 nodes.  The endpoint keeps the monitor told of the server list
+that answers carry (:class:`HeartbeatServers`).
 """
 
 from __future__ import annotations
@@ -240,6 +245,13 @@ class FastHeartbeat:
 
 
 @dataclass(frozen=True, slots=True)
+class HeartbeatServers:
+    """NodeEndpoint -> monitor: the server list answers hand to clients (sent when it changes)."""
+
+    servers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SlowHeartbeat:
     """Monitor -> NodeEndpoint: not known ready here; take the full path."""
 
@@ -290,6 +302,7 @@ class HeartbeatMonitor(NodeActor):
         self.term = 0
         self.initialized = False
         self.ready: dict[str, None] = {}  # nodes with a timer whose committed status is ready
+        self.servers: tuple[str, ...] = ()  # what answers tell clients; the endpoint keeps it current
         self._armed_at: float | None = None
         self.stats = {"resets": 0, "fast": 0, "expired": 0, "initialized": 0}
 
@@ -299,8 +312,12 @@ class HeartbeatMonitor(NodeActor):
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
-        if isinstance(message, FastHeartbeat):
-            self._fast(message)
+        if isinstance(message, UpdateNodeStatus):
+            self._heartbeat(message, self.servers)
+        elif isinstance(message, FastHeartbeat):
+            self._fast(message.request, message.servers)
+        elif isinstance(message, HeartbeatServers):
+            self.servers = message.servers
         elif isinstance(message, ResetHeartbeat):
             self._reset(message)
         elif isinstance(message, ClearHeartbeat):
@@ -329,8 +346,16 @@ class HeartbeatMonitor(NodeActor):
         self.send(self.env.node, self.endpoint,
                   HeartbeatReset(m.op_id, m.node_id, True, ttl_s=ttl, num_nodes=len(self.timers)))
 
-    def _fast(self, m: FastHeartbeat) -> None:
-        r = m.request
+    def _heartbeat(self, r: UpdateNodeStatus, servers: tuple[str, ...]) -> None:
+        """A client's UpdateStatus addressed to the monitor."""
+        if self.is_leader and r.status == READY:
+            self._fast(r, servers)
+        else:
+            # Not leading (the endpoint forwards to the leader or answers
+            # "no leader"), or a status change: the endpoint's full path.
+            self.send(self.env.node, self.endpoint, r)
+
+    def _fast(self, r: UpdateNodeStatus, servers: tuple[str, ...]) -> None:
         known = r.node_id in self.ready and r.node_id in self.timers
         if not (self.is_leader and r.status == READY and known):
             self.send(self.env.node, self.endpoint, SlowHeartbeat(r))
@@ -340,7 +365,7 @@ class HeartbeatMonitor(NodeActor):
         self._arm()
         self.send(r.reply_node, r.reply_actor,
                   NodeUpdateResponse(req_id=r.req_id, ok=True, heartbeat_ttl_s=ttl, leader=self.env.node,
-                                     servers=m.servers, num_nodes=len(self.timers)))
+                                     servers=servers, num_nodes=len(self.timers)))
 
     # ------------------------------------------------------------ leadership
     def _leadership(self, is_leader: bool, term: int) -> None:

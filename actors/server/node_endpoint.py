@@ -68,6 +68,7 @@ from actors.server.heartbeat import (
     ClearHeartbeat,
     FastHeartbeat,
     HeartbeatReset,
+    HeartbeatServers,
     NodeExpired,
     ResetHeartbeat,
     SlowHeartbeat,
@@ -190,6 +191,12 @@ class NodeEndpoint(NodeActor):
 
     def on_start(self) -> None:
         self._poll()
+        self.send(self.env.node, self.heartbeats, HeartbeatServers(self.servers))
+
+    def _set_servers(self, servers: tuple[str, ...]) -> None:
+        if servers != self.servers:
+            self.servers = servers
+            self.send(self.env.node, self.heartbeats, HeartbeatServers(servers))
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -215,7 +222,8 @@ class NodeEndpoint(NodeActor):
         elif isinstance(message, RaftInfo):
             self._info(message)
         elif isinstance(message, SetServers):
-            self.servers = self._configured = tuple(message.servers)
+            self._configured = tuple(message.servers)
+            self._set_servers(self._configured)
         elif message == "status":
             return {"leader": self.is_leader, "known_leader": self.known_leader(), "ops": len(self._ops),
                     "forwards": len(self._forwards), **self.stats}
@@ -272,7 +280,7 @@ class NodeEndpoint(NodeActor):
     def _info(self, m: RaftInfo) -> None:
         self.raft_leader = "" if m.leader == self.env.node and not m.is_leader else m.leader
         members = tuple(sorted(m.voters + m.learners))
-        self.servers = members or self._configured
+        self._set_servers(members or self._configured)
         if m.is_leader != self.is_leader or (m.is_leader and m.term != self.term):
             self._lead(m.is_leader, m.term)
         waiting, self._awaiting_info = self._awaiting_info, []
