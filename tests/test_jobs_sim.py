@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from actors.agent_messages import Leave
 from actors.client.alloc_sync import AllocSyncConfig
+from actors.state.store import command
 from sim.client_cluster import ClusterConfig
 from sim.job_cluster import SYNC, JobCluster, JobClusterConfig, sim_job
 
@@ -53,6 +54,22 @@ def test_service_job_runs_its_count_once() -> None:
     c.register(sim_job(count=6))
     assert settle(c) == []
     assert sum(d.starts for d in c.drivers.values()) == 6
+
+
+def test_broker_runs_a_delayed_follow_up_once_its_wait_has_passed() -> None:
+    # The broker's watch reads only the evaluations that became pending since
+    # its last look; one still waiting then is picked up by the periodic full read.
+    c = boot(seed=5)
+    ev_id = c.register(sim_job(count=2))["EvalID"]
+    assert settle(c) == []
+    _, res = c.propose(command("eval_update", now=c.sched.now, evals=[
+        {"ID": ev_id, "Status": "failed", "FollowUpWait": 60.0, "StatusDescription": "test"}]))
+    (follow,) = res["evals"]
+    c.run(30.0)
+    assert c.checker.replica.tables["evals"][follow]["Status"] == "pending"  # still waiting
+    c.run(45.0)
+    assert c.checker.replica.tables["evals"][follow]["Status"] == "complete"
+    assert settle(c) == []
 
 
 def test_partitioned_client_work_is_lost_and_replaced_then_stopped_there() -> None:

@@ -456,3 +456,54 @@ def test_service_alloc_ended_by_its_client_while_wanted_is_replaced() -> None:
     c.schedule()
     (b,) = c.running("web")
     assert b["ID"] != a["ID"] and b["Name"] == a["Name"]
+
+
+def test_pending_since_lists_only_what_became_pending_after_the_index() -> None:
+    c = Cluster()
+    c.node(0, cpu=500)
+    c.register(**service("a", count=1, cpu=100))
+    seen = c.index
+    c.register(**service("b", count=1, cpu=100))
+    c.register(**service("c", count=3, cpu=400))  # cannot fit beside a and b: a blocked evaluation follows
+    newer = pending_evals(c.state, since=seen)
+    assert [c.state.tables["evals"][e[2]]["JobID"] for e in newer] == ["b", "c"]
+    assert sorted(pending_evals(c.state)) == sorted(pending_evals(c.state, since=0))
+    c.schedule()
+    assert pending_evals(c.state, since=seen) == []  # scheduled: no longer pending
+    (blocked,) = c.state.evals_by_status["blocked"]
+    before = c.index
+    c.node(1, cpu=4000)  # capacity appeared: the blocked evaluation is pending again, at a new index
+    assert blocked in [e[2] for e in pending_evals(c.state, since=before)]
+    restored = StateStore()
+    restored.restore(c.state.snapshot(), c.index)
+    assert pending_evals(restored, since=before) == pending_evals(c.state, since=before)
+    assert list(restored.pending_since.items()) == list(c.state.pending_since.items())
+
+
+def test_placement_visits_every_node_once_in_an_order_seeded_by_the_evaluation() -> None:
+    c = Cluster()
+    for i in range(40):
+        c.node(i, cpu=1000, mem=1024)
+    # Each node fits exactly one allocation: 40 placements must use all 40 nodes.
+    c.register(**service(count=40, cpu=600, mem=600))
+    (_, _, ev_id, _), = pending_evals(c.state)
+    first, _ = plan_command(c.state, ev_id, c.now)
+    again, _ = plan_command(c.state, ev_id, c.now)
+    assert first == again  # deterministic for the evaluation and the state
+    c.index += 1
+    res = c.state.apply(c.index, first)
+    assert len(res["placed"]) == 40 and not res["refused"]
+    assert len({c.state.tables["allocs"][a]["NodeID"] for a in res["placed"]}) == 40
+    c.assert_not_overcommitted()
+
+
+def test_scheduler_sees_a_node_registered_after_an_earlier_plan() -> None:
+    c = Cluster()
+    c.node(0, cpu=500)
+    c.register(**service("a", count=1, cpu=400))
+    c.schedule()
+    assert c.state.sorted_ids("nodes") == ["node-0000"]
+    c.node(1, cpu=500)  # the sorted node IDs the scheduler starts from must include it
+    c.register(**service("b", count=1, cpu=400))
+    c.schedule()
+    assert [a["NodeID"] for a in c.running("b")] == ["node-0001"]

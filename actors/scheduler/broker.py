@@ -85,14 +85,18 @@ def num_workers_for(num_schedulers: int | None) -> int:
     return max(1, num_schedulers if num_schedulers is not None else (os.cpu_count() or 1))
 
 
-def pending_evals(state: Any, now: float | None = None) -> list[tuple[int, int, str, str]]:
+def pending_evals(state: Any, now: float | None = None, since: int = 0) -> list[tuple[int, int, str, str]]:
     """Read query: (-priority, create index, eval ID, job ID) of every pending evaluation.
 
     With *now*, evaluations whose ``WaitUntil`` is later are left out (a
-    failed evaluation's follow-up waits before it runs).
+    failed evaluation's follow-up waits before it runs).  With *since*, only
+    those that became pending after that Raft index: the cost is then what
+    is new, not the whole backlog (which a burst of registrations makes
+    thousands long, each wake-up of the broker's watch re-reading it).
     """
+    evs = state.evals_pending_since(since) if since > 0 else state.evals_with_status("pending")
     return [(-ev.get("Priority", 50), ev["CreateIndex"], ev["ID"], ev["JobID"])
-            for ev in state.evals_with_status("pending") if now is None or ev.get("WaitUntil", 0.0) <= now]
+            for ev in evs if now is None or ev.get("WaitUntil", 0.0) <= now]
 
 
 def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, dict[str, int]]:
@@ -105,7 +109,8 @@ def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, di
     ev = state.tables["evals"].get(eval_id)
     if ev is None or ev["Status"] != "pending":
         return None, {}
-    plan = compute_plan(state.tables, ev, state.job_allocs(ev["JobID"]), state.node_allocs)
+    plan = compute_plan(state.tables, ev, state.job_allocs(ev["JobID"]), state.node_allocs,
+                        state.sorted_ids("nodes"))
     return command("plan_apply", plan=plan, now=now), {"place": len(plan["Place"]), "stop": len(plan["Stop"])}
 
 
@@ -134,6 +139,7 @@ class EvalBroker(NodeActor):
         self._running: dict[str, _Work] = {}  # eval ID -> work
         self._jobs_running: set[str] = set()
         self._seen_index = 0
+        self._full_at = float("-inf")  # env time of the last full read of the pending evaluations
         self._watching = False
         self.stats = {"scheduled": 0, "placed": 0, "stopped": 0, "refused": 0, "failed": 0, "retries": 0}
 
@@ -182,6 +188,7 @@ class EvalBroker(NodeActor):
             log.info("%s: eval broker enabled; %d scheduling worker(s) for [%s]", self.env.node,
                      self.cfg.num_workers, " ".join(SCHEDULER_TYPES))
             self._seen_index = 0
+            self._full_at = float("-inf")
             self._watch()
             self.set_timer("sweep", self.cfg.step_timeout_s / 3)
         else:
@@ -192,10 +199,17 @@ class EvalBroker(NodeActor):
         if self._watching or not self.is_leader:
             return
         self._watching = True
+        # The watch asks only for what became pending since the index it last
+        # saw; a full read of every pending evaluation happens on taking the
+        # lead and then at least every watch_timeout_s, which picks up a
+        # follow-up whose wait has passed (the incremental read skipped it
+        # while it waited) and anything a lost worker reply left behind.
+        now = self.env.now()
+        full = self._seen_index == 0 or now - self._full_at >= self.cfg.watch_timeout_s
+        if full:
+            self._full_at = now
         reply = ReplyTo(self.env, self.name, ("watch", self._gen, ""))
-        # The watch also wakes every watch_timeout_s: a follow-up whose wait
-        # has passed is picked up then even when nothing else changed.
-        query = functools.partial(pending_evals, now=self._wall())
+        query = functools.partial(pending_evals, now=self._wall(), since=0 if full else self._seen_index)
         self.send(self.env.node, self.raft, Watch(tables=("evals",), min_index=self._seen_index, reply=reply,
                                                   timeout_s=self.cfg.watch_timeout_s, query=query))
 

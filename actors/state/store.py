@@ -63,6 +63,13 @@ class StateStore:
         # Evaluations by the statuses the broker and the unblocker look for, so
         # neither scans every evaluation ever made on each change.
         self.evals_by_status: dict[str, set[str]] = {"pending": set(), "blocked": set()}
+        # Pending evaluation ID -> the Raft index at which it became pending,
+        # in that order: the broker asks only for what became pending since
+        # its last look (evals_pending_since) instead of every pending one.
+        self.pending_since: dict[str, int] = {}
+        # table -> (its index when sorted, its keys sorted): the scheduler's
+        # node order starts from the sorted node IDs on every evaluation.
+        self._sorted_ids: dict[str, tuple[int, list[str]]] = {}
         self._watchers: list[Callable[[str, int], None]] = []
         self._ops: dict[str, Callable[[int, dict[str, Any]], Any]] = {
             "kv_put": self._kv_put,
@@ -116,11 +123,32 @@ class StateStore:
             self.node_alloc_index[node] = mi
 
     def _index_eval(self, ev: dict[str, Any]) -> None:
-        for status, ids in self.evals_by_status.items():
-            if ev.get("Status") == status:
-                ids.add(ev["ID"])
+        ev_id, status = ev["ID"], ev.get("Status")
+        for name, ids in self.evals_by_status.items():
+            if status == name:
+                ids.add(ev_id)
             else:
-                ids.discard(ev["ID"])
+                ids.discard(ev_id)
+        if status != "pending":
+            self.pending_since.pop(ev_id, None)
+        elif ev_id not in self.pending_since:
+            # Applied in index order, so the dict stays ordered by index.
+            self.pending_since[ev_id] = ev.get("ModifyIndex", 0)
+
+    def evals_pending_since(self, index: int) -> list[dict[str, Any]]:
+        """The store's records of pending evaluations that became pending after *index*: do not modify.
+
+        Costs what it returns, not what is pending: it walks the newest first
+        and stops at the first one at or below *index*.
+        """
+        t, out = self.tables["evals"], []
+        for ev_id, since in reversed(self.pending_since.items()):
+            if since <= index:
+                break
+            if ev_id in t:
+                out.append(t[ev_id])
+        out.reverse()
+        return out
 
     def evals_with_status(self, status: str) -> list[dict[str, Any]]:
         """The store's own records of evaluations in *status* (pending or blocked): do not modify."""
@@ -136,6 +164,16 @@ class StateStore:
         """The node's allocations (the store's own records: callers must not modify them)."""
         t = self.tables["allocs"]
         return [t[i] for i in sorted(self.allocs_by_node.get(node_id, ())) if i in t]
+
+    def sorted_ids(self, table: str) -> list[str]:
+        """The table's keys, sorted; reused until the table changes (do not modify)."""
+        index = self.table_index[table]
+        hit = self._sorted_ids.get(table)
+        if hit is not None and hit[0] == index:
+            return hit[1]
+        ids = sorted(self.tables[table])
+        self._sorted_ids[table] = (index, ids)
+        return ids
 
     def _touch(self, table: str, index: int) -> None:
         self.table_index[table] = index
@@ -192,6 +230,8 @@ class StateStore:
         if table == "evals":
             for ev_ids in self.evals_by_status.values():
                 ev_ids.difference_update(gone)
+            for ev_id in gone:
+                self.pending_since.pop(ev_id, None)
         self._touch(table, index)
         return {"ok": True, "deleted": gone}
 
@@ -236,7 +276,9 @@ class StateStore:
         self.tables = {t: dict(snap["tables"].get(t, {})) for t in TABLES}
         self.table_index = {t: int(snap["index"].get(t, 0)) for t in TABLES}
         self.evals_by_status = {"pending": set(), "blocked": set()}
-        for ev in self.tables["evals"].values():
+        self.pending_since = {}
+        self._sorted_ids = {}
+        for ev in sorted(self.tables["evals"].values(), key=lambda e: (e.get("ModifyIndex", 0), e["ID"])):
             self._index_eval(ev)
         self.allocs_by_node = {}
         self.allocs_by_job = {}
