@@ -367,6 +367,10 @@ class TcpTransport:
         self._refusal_log = _RateLimitedLog(log, _REFUSAL_LOG_INTERVAL_S)
         self._bad_log = _RateLimitedLog(log, _REFUSAL_LOG_INTERVAL_S)  # a flood of garbage: few lines
         self._links: dict[str, PeerLink] = {}
+        # (payload, src, dst_actor, frame) of the last frame built: messages are
+        # immutable, so the same payload object to the next peer (Raft's
+        # AppendEntries to every follower) reuses its encoding.
+        self._last_frame: tuple[Any, str, str, bytes] | None = None
         self._handlers = gevent.pool.Pool()
         self._server: StreamServer | None = None
         self._stopped = False
@@ -430,11 +434,17 @@ class TcpTransport:
             return self._drop("dropped_unreachable")
         if link.queue.full():
             return self._drop("dropped_queue_full")
-        try:
-            frame = self._frame(env)
-        except FrameTooLarge as exc:
-            log.warning("not sending to %s: %s", node, exc)
-            return self._drop("dropped_oversize")
+        last = self._last_frame
+        if last is not None and last[0] is env.payload and last[1] == env.src and last[2] == env.dst_actor:
+            frame = last[3]  # a broadcast: the same message to the next peer
+        else:
+            try:
+                frame = self._frame(env)
+            except FrameTooLarge as exc:
+                log.warning("not sending to %s: %s", node, exc)
+                return self._drop("dropped_oversize")
+            if self.crypto is None:  # a sealed frame is never sent twice (fresh nonce per frame)
+                self._last_frame = (env.payload, env.src, env.dst_actor, frame)
         if link.send_now(frame):
             self._stats["sent"] += 1
             return True

@@ -664,12 +664,17 @@ class RaftCore:
         return ""
 
     def _broadcast_append(self) -> None:
+        # Followers at the same point get the same AppendEntries object: the
+        # transport encodes it once for all of them (TcpTransport reuses the
+        # frame of the payload it just encoded).
+        memo: dict[tuple[int, int], AppendEntries] = {}
         for peer in sorted(self.progress):
-            self._send_append(peer, self.progress[peer])
+            self._send_append(peer, self.progress[peer], memo=memo)
         if len(self.voters) == 1:
             self._maybe_commit()
 
     def _broadcast_heartbeat(self, ctx: int) -> None:
+        memo: dict[tuple[int, int], AppendEntries] = {}
         for peer in sorted(self.progress):
             pr = self.progress[peer]
             if ctx == 0 and pr.state == REPLICATE:
@@ -680,14 +685,20 @@ class RaftCore:
                 if pr.stalled >= 2:
                     pr.state, pr.paused, pr.inflight, pr.next, pr.stalled = PROBE, False, [], pr.match + 1, 0
             if pr.state == REPLICATE and self.term_at(pr.match) is not None:
-                self._send(peer, AppendEntries(term=self.term, leader=self.id, prev_index=pr.match,
-                                               prev_term=self.term_at(pr.match) or 0, entries=(),
-                                               commit=min(self.commit, pr.match), read_ctx=ctx))
+                m = memo.get((-1, pr.match))
+                if m is None:
+                    m = memo[(-1, pr.match)] = AppendEntries(
+                        term=self.term, leader=self.id, prev_index=pr.match, prev_term=self.term_at(pr.match) or 0,
+                        entries=(), commit=min(self.commit, pr.match), read_ctx=ctx)
+                self._send(peer, m)
             else:
                 pr.paused = False  # a heartbeat re-probes a stuck follower
-                self._send_append(peer, pr, ctx=ctx, force=True)
+                self._send_append(peer, pr, ctx=ctx, force=True, memo=memo)
 
-    def _send_append(self, peer: str, pr: Progress, ctx: int = 0, force: bool = False) -> None:
+    def _send_append(self, peer: str, pr: Progress, ctx: int = 0, force: bool = False,
+                     memo: dict[tuple[int, int], AppendEntries] | None = None) -> None:
+        """Send *peer* the entries after ``pr.next - 1``; *memo* shares one message among
+        the peers of a broadcast at the same point (same term, commit and read context)."""
         if pr.state == SNAPSHOT:
             if force:
                 self._send_snapshot_chunk(peer, pr)
@@ -695,24 +706,30 @@ class RaftCore:
         if not force and (pr.paused or len(pr.inflight) >= self.t.max_inflight):
             return
         prev = pr.next - 1
-        prev_term = self.term_at(prev)
-        if prev_term is None:
-            pr.state, pr.snap_offset, pr.snap_index = SNAPSHOT, 0, self.snap_index
-            pr.inflight.clear()
-            self._send_snapshot_chunk(peer, pr)
-            return
-        hi = min(self.last_index, prev + self.t.max_entries_per_msg)
-        entries = self._slice(prev + 1, hi) if hi > prev else []
-        size = 0
-        for i, e in enumerate(entries):
-            size += len(e.data) + 16
-            if size > self.t.max_bytes_per_msg and i > 0:
-                entries = entries[:i]
-                break
+        m = memo.get((prev, ctx)) if memo is not None else None
+        if m is None:
+            prev_term = self.term_at(prev)
+            if prev_term is None:
+                pr.state, pr.snap_offset, pr.snap_index = SNAPSHOT, 0, self.snap_index
+                pr.inflight.clear()
+                self._send_snapshot_chunk(peer, pr)
+                return
+            hi = min(self.last_index, prev + self.t.max_entries_per_msg)
+            entries = self._slice(prev + 1, hi) if hi > prev else []
+            size = 0
+            for i, e in enumerate(entries):
+                size += len(e.data) + 16
+                if size > self.t.max_bytes_per_msg and i > 0:
+                    entries = entries[:i]
+                    break
+            m = AppendEntries(term=self.term, leader=self.id, prev_index=prev, prev_term=prev_term,
+                              entries=tuple(entries), commit=self.commit, read_ctx=ctx)
+            if memo is not None:
+                memo[(prev, ctx)] = m
+        entries = m.entries
         if not entries and not force and pr.state == REPLICATE:
             return
-        self._send(peer, AppendEntries(term=self.term, leader=self.id, prev_index=prev, prev_term=prev_term,
-                                       entries=tuple(entries), commit=self.commit, read_ctx=ctx))
+        self._send(peer, m)
         if entries:
             last = entries[-1].index
             if pr.state == REPLICATE:

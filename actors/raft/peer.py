@@ -3,9 +3,10 @@
 It turns time into ``tick`` timers, peer messages into ``core.step``, client
 requests into proposals and reads, and handles each ``Ready`` in the order
 the core documents (persist → send → persisted → apply).  Writes are group
-committed: a request only marks the peer dirty and queues one ``_Flush`` to
-itself, so every message already in the inbox is folded into the same
-storage transaction and fsync.  A leader's writes are proposed the same way:
+committed: a request only marks the peer dirty; at the end of its turn the
+peer flushes at once if its inbox is empty, else queues one ``_Flush`` to
+itself behind the waiting mail, so every message already in the inbox is
+folded into the same storage transaction and fsync.  A leader's writes are proposed the same way:
 queued as they arrive and appended as one batch when the flush starts, so
 each follower gets one AppendEntries per flush, not one per write.
 
@@ -182,6 +183,7 @@ class RaftPeer(NodeActor):
         self.leadership_subscribers = leadership_subscribers  # local actors told RaftInfo on changes
         self._dirty = False
         self._flush_queued = False
+        self._in_turn = False  # inside on_receive: the flush decision waits for the turn's end
         self._pending: dict[int, tuple[int, Any]] = {}  # index -> (term, reply) for local proposals
         # Writes received since the last flush: (data, local reply, (origin, actor, req id) if forwarded).
         # Appended as one batch when the flush starts (_append_proposals).
@@ -294,9 +296,32 @@ class RaftPeer(NodeActor):
             return self.configuration()
         return None
 
+    def on_receive(self, message: Any) -> Any:
+        """Handle one message, then flush now if nothing else is waiting in the inbox.
+
+        Group commit folds into one flush every message already queued; when
+        the inbox is empty there is nothing to fold, and queueing a ``_Flush``
+        would only cost a mailbox turn (on a sequential write three of them:
+        the leader's proposal, the follower's append, the leader's ack).
+        With mail waiting, a ``_Flush`` goes behind it as before.
+        """
+        self._in_turn = True
+        try:
+            result = super().on_receive(message)
+        finally:
+            self._in_turn = False
+        if self._dirty and not self._flush_queued:
+            if self.actor_inbox.empty():
+                self._flush()
+            else:
+                self._flush_queued = True
+                self.actor_ref.tell(FLUSH)
+        return result
+
     def _mark_dirty(self) -> None:
         self._dirty = True
-        if not self._flush_queued:
+        if not self._flush_queued and not self._in_turn:
+            # Outside a message turn (on_start): flush in a turn of its own.
             self._flush_queued = True
             self.actor_ref.tell(FLUSH)
 

@@ -84,6 +84,26 @@ _SCHEMA = (
 T = TypeVar("T")
 
 
+class _Job:
+    """One call handed to a :class:`_DiskThread`; ``get()`` waits for it in a greenlet."""
+
+    __slots__ = ("args", "delivered", "error", "finished", "fn", "value", "waiter")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], waiter: Any) -> None:
+        self.fn, self.args, self.waiter = fn, args, waiter
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.finished = False  # set by the thread
+        self.delivered = False  # set by the hub, when it hands the outcome to the waiter
+
+    def ready(self) -> bool:
+        return self.delivered
+
+    def get(self) -> Any:
+        """The call's value, or its exception raised here (the waiting greenlet may be killed)."""
+        return self.waiter.get()
+
+
 class _DiskThread:
     """One OS thread that runs the store's blocking calls while the gevent hub runs on.
 
@@ -94,19 +114,22 @@ class _DiskThread:
     gevent's pool made each crossing cost several GIL hand-offs and context
     switches: measured ~5 context switches and ~0.1 ms of CPU per save in the
     worker alone (benchmarks: nomad-bench raft, /proc ctxt_switches).
+    The hub's watcher callback hands the outcome to the waiting greenlet
+    through a gevent ``Waiter``, which switches to it at once; an
+    ``AsyncResult`` would wake it one more turn of the loop later.
     One call at a time: :class:`SqliteStorage` serialises them.
     """
 
     def __init__(self, name: str) -> None:
         import gevent
-        import gevent.event
+        from gevent.hub import Waiter
         from gevent.monkey import get_original
 
         start_new_thread, allocate_lock = get_original("_thread", ["start_new_thread", "allocate_lock"])
-        self._event = gevent.event
+        self._waiter = Waiter
         self._go = allocate_lock()
         self._go.acquire()
-        self._job: list[Any] | None = None  # [fn, args, value, error, finished, result]
+        self._job: _Job | None = None
         self._stopped = False
         self._async = gevent.get_hub().loop.async_()
         self._async.start(self._finished)
@@ -114,15 +137,14 @@ class _DiskThread:
         self.name = name
         start_new_thread(self._run, ())
 
-    def spawn(self, fn: Callable[..., T], *args: Any) -> Any:
-        """Start *fn(*args)* in the thread; returns a gevent AsyncResult of it."""
+    def spawn(self, fn: Callable[..., T], *args: Any) -> _Job:
+        """Start *fn(*args)* in the thread; ``get()`` on the returned job waits for it."""
         if self._stopped:
             raise RuntimeError(f"disk thread of {self.name!r} stopped")
-        result = self._event.AsyncResult()
-        self._job = [fn, args, None, None, False, result]
+        job = self._job = _Job(fn, args, self._waiter())
         self._async.ref = True
         self._go.release()
-        return result
+        return job
 
     def stop(self) -> None:
         if not self._stopped:
@@ -138,10 +160,10 @@ class _DiskThread:
             if job is None:
                 return
             try:
-                job[2] = job[0](*job[1])
+                job.value = job.fn(*job.args)
             except BaseException as exc:  # noqa: BLE001 -- handed to the caller as itself
-                job[3] = exc
-            job[4] = True
+                job.error = exc
+            job.finished = True
             if self._stopped:
                 return
             self._async.send()
@@ -149,13 +171,17 @@ class _DiskThread:
     def _finished(self) -> None:
         """In the hub: the thread said it is done (sends may coalesce; only one job runs)."""
         job = self._job
-        if job is None or not job[4] or job[5].ready():
+        if job is None or not job.finished or job.delivered:
             return
+        job.delivered = True
         self._async.ref = False
-        if job[3] is not None:
-            job[5].set_exception(job[3])
+        # Last: with a greenlet waiting, the Waiter switches to it now, and it
+        # may spawn the next job before this returns.  With none (it was
+        # killed), the Waiter keeps the outcome for the next get().
+        if job.error is not None:
+            job.waiter.throw(job.error)
         else:
-            job[5].set(job[2])
+            job.waiter.switch(job.value)
 
 
 def entry_crc(index: int, term: int, kind: int, data: bytes) -> int:
@@ -256,7 +282,10 @@ class SqliteStorage:
             if self._pending is not None:
                 # An earlier call's greenlet was killed while its worker ran: let the worker
                 # finish before the connection is touched again.
-                self._pending.wait()
+                try:
+                    self._pending.get()
+                except Exception:  # noqa: BLE001 -- that call's failure, not this one's
+                    pass
                 self._pending = None
             result = self._pending = self._threadpool.spawn(fn, *args)
             try:
