@@ -13,12 +13,12 @@ actors that never block:
   those it does not already hold, highest priority first, then oldest.
 * ``num_workers`` evaluations are scheduled at once, never two of one job
   (Nomad's per-job serialization), so a job's plans see each other's
-  results.  A worker (a slot in this actor) makes a linearizable
-  :class:`Read` whose query *is* the scheduler -- it runs against the
-  leader's up-to-date state and returns the plan as a Raft command -- then
-  proposes it.  The state machine applies only what still fits, so workers
-  of different jobs racing for one node cannot over-commit it; it creates a
-  follow-up evaluation for refused placements.
+  results.  A worker (a slot in this actor) makes a :class:`Read` of the
+  leader's applied state whose query *is* the scheduler -- it returns the
+  plan as a Raft command -- then proposes it.  The state machine applies
+  only what still fits, so workers of different jobs racing for one node
+  cannot over-commit it; it creates a follow-up evaluation for refused
+  placements.
 * A worker whose Raft step failed (leadership lost, a timeout) puts the
   evaluation back; after ``delivery_limit`` failures it is marked failed
   (Nomad's delivery limit of 3).
@@ -237,7 +237,13 @@ class EvalBroker(NodeActor):
             self._running[w.eval_id] = w
             self._jobs_running.add(w.job_id)
             query = functools.partial(plan_command, eval_id=w.eval_id, now=self._wall())
-            self.send(self.env.node, self.raft, Read(query=query, reply=ReplyTo(
+            # The leader's own applied state, not a linearizable read: the
+            # evaluation was found in that state, and the state machine
+            # re-checks the plan when it applies it (evaluation still pending,
+            # every placement still fits), as Nomad's plan applier does for
+            # its workers' snapshots.  A read index cost a heartbeat round to
+            # the followers per evaluation.
+            self.send(self.env.node, self.raft, Read(query=query, stale=True, reply=ReplyTo(
                 self.env, self.name, ("plan", self._gen, w.eval_id))))
         for item in skipped:
             heapq.heappush(self._queue, item)
