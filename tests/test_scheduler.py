@@ -507,3 +507,28 @@ def test_scheduler_sees_a_node_registered_after_an_earlier_plan() -> None:
     c.register(**service("b", count=1, cpu=400))
     c.schedule()
     assert [a["NodeID"] for a in c.running("b")] == ["node-0001"]
+
+
+def test_node_usage_follows_every_write_to_the_nodes_allocations() -> None:
+    c = Cluster()
+    nid = c.node(0, cpu=4000, mem=8192)
+    assert c.state.node_usage(nid) == (0, 0)
+    c.register(**service(count=2, cpu=500, mem=256))
+    c.schedule()
+    assert c.state.node_usage(nid) == (1000, 512)
+    first, second = sorted(a["ID"] for a in c.running("web"))
+    c.apply("alloc_client_update", allocs=[{"ID": first, "ClientStatus": "failed"}])
+    assert c.state.node_usage(nid) == (500, 256)  # a failed allocation holds nothing
+    c.schedule()  # replaced
+    assert c.state.node_usage(nid) == (1000, 512)
+    c.apply("job_deregister", job_id="web", purge=False)
+    c.schedule()  # stopped
+    assert c.state.node_usage(nid) == (0, 0)
+    c.apply("upsert", table="allocs", record={"ID": "x", "NodeID": nid, "DesiredStatus": "run",
+                                              "ClientStatus": "running", "Resources": {"CPU": 7, "MemoryMB": 9}})
+    assert c.state.node_usage(nid) == (7, 9)
+    c.apply("delete", table="allocs", ids=["x"])
+    assert c.state.node_usage(nid) == (0, 0)
+    restored = StateStore()
+    restored.restore(c.state.snapshot(), c.index)
+    assert restored.node_usage(nid) == c.state.node_usage(nid)

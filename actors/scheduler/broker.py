@@ -110,7 +110,7 @@ def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, di
     if ev is None or ev["Status"] != "pending":
         return None, {}
     plan = compute_plan(state.tables, ev, state.job_allocs(ev["JobID"]), state.node_allocs,
-                        state.sorted_ids("nodes"))
+                        state.sorted_ids("nodes"), state.node_usage)
     return command("plan_apply", plan=plan, now=now), {"place": len(plan["Place"]), "stop": len(plan["Stop"])}
 
 

@@ -220,31 +220,42 @@ def _name_index(name: str) -> int:
 
 
 class _Usage(dict):  # type: ignore[type-arg]
-    """node ID -> [cpu, mem] in use, computed on first look from the node's allocations."""
+    """node ID -> [cpu, mem] in use, computed on first look from the node's allocations.
 
-    def __init__(self, node_allocs: Any) -> None:
+    With *node_usage* (the store's ``node_usage``, kept per node until its
+    allocations change) the sum is not redone per evaluation; the plan's own
+    placements are added to this copy, never to the store's.
+    """
+
+    def __init__(self, node_allocs: Any, node_usage: Any = None) -> None:
         super().__init__()
         self._node_allocs = node_allocs
+        self._node_usage = node_usage
 
     def __missing__(self, node_id: str) -> list[int]:
-        u = [0, 0]
-        for a in self._node_allocs(node_id):
-            if live(a):
-                c, m = alloc_usage(a)
-                u[0] += c
-                u[1] += m
+        if self._node_usage is not None:
+            u = list(self._node_usage(node_id))
+        else:
+            u = [0, 0]
+            for a in self._node_allocs(node_id):
+                if live(a):
+                    c, m = alloc_usage(a)
+                    u[0] += c
+                    u[1] += m
         self[node_id] = u
         return u
 
 
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  job_allocs: list[dict[str, Any]] | None = None, node_allocs: Any = None,
-                 node_ids: list[str] | None = None) -> dict[str, Any]:
+                 node_ids: list[str] | None = None, node_usage: Any = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *job_allocs* and *node_allocs* (a node ID -> its allocations function),
     when the caller keeps indexes of them, save scans of every allocation;
-    *node_ids*, the node IDs sorted (kept by the store), a sort per evaluation.
+    *node_ids*, the node IDs sorted (kept by the store), a sort per
+    evaluation; *node_usage* (a node ID -> (CPU, memory) its live
+    allocations hold), a sum over each considered node's allocations.
     """
     job_id = ev["JobID"]
     job = tables["jobs"].get(job_id)
@@ -272,7 +283,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         for a in allocs.values():
             by_node.setdefault(a.get("NodeID", ""), []).append(a)
         node_allocs = lambda n: by_node.get(n, ())
-    placer = _Placer(tables, job, ev["ID"], _Usage(node_allocs), node_ids)
+    placer = _Placer(tables, job, ev["ID"], _Usage(node_allocs, node_usage), node_ids)
     for a in job_allocs:
         if live(a):
             key = (a["NodeID"], a["TaskGroup"])

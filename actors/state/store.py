@@ -70,6 +70,11 @@ class StateStore:
         # table -> (its index when sorted, its keys sorted): the scheduler's
         # node order starts from the sorted node IDs on every evaluation.
         self._sorted_ids: dict[str, tuple[int, list[str]]] = {}
+        # node ID -> (CPU, memory) its live allocations hold, computed on first
+        # ask and dropped whenever one of its allocations is written: the
+        # scheduler asks it of each node it considers, and summing a node's
+        # allocations each time grows with every allocation placed there.
+        self._node_usage: dict[str, tuple[int, int]] = {}
         self._watchers: list[Callable[[str, int], None]] = []
         self._ops: dict[str, Callable[[int, dict[str, Any]], Any]] = {
             "kv_put": self._kv_put,
@@ -116,6 +121,7 @@ class StateStore:
 
     def _index_alloc(self, alloc: dict[str, Any]) -> None:
         node = alloc.get("NodeID", "")
+        self._node_usage.pop(node, None)
         self.allocs_by_node.setdefault(node, set()).add(alloc["ID"])
         self.allocs_by_job.setdefault(alloc.get("JobID", ""), set()).add(alloc["ID"])
         mi = alloc.get("AllocModifyIndex", alloc.get("ModifyIndex", 0))
@@ -164,6 +170,21 @@ class StateStore:
         """The node's allocations (the store's own records: callers must not modify them)."""
         t = self.tables["allocs"]
         return [t[i] for i in sorted(self.allocs_by_node.get(node_id, ())) if i in t]
+
+    def node_usage(self, node_id: str) -> tuple[int, int]:
+        """(CPU MHz, memory MB) held by the node's live allocations (Nomad's TerminalStatus rule)."""
+        got = self._node_usage.get(node_id)
+        if got is None:
+            from actors.scheduler.scheduler import alloc_usage, live
+
+            cpu = mem = 0
+            for a in self.node_allocs(node_id):
+                if live(a):
+                    c, m = alloc_usage(a)
+                    cpu += c
+                    mem += m
+            got = self._node_usage[node_id] = (cpu, mem)
+        return got
 
     def sorted_ids(self, table: str) -> list[str]:
         """The table's keys, sorted; reused until the table changes (do not modify)."""
@@ -215,6 +236,8 @@ class StateStore:
         record["ModifyIndex"] = index
         self.tables[table][record["ID"]] = record
         if table == "allocs":
+            if old is not None:
+                self._node_usage.pop(old.get("NodeID", ""), None)
             self._index_alloc(record)
         elif table == "evals":
             self._index_eval(record)
@@ -226,7 +249,12 @@ class StateStore:
         ids = cmd["ids"]
         if not isinstance(ids, list):
             raise CommandError("ids must be a list")
-        gone = [i for i in ids if self.tables[table].pop(i, None) is not None]
+        popped = [(i, self.tables[table].pop(i, None)) for i in ids]
+        gone = [i for i, rec in popped if rec is not None]
+        if table == "allocs":
+            for _, rec in popped:
+                if rec is not None:
+                    self._node_usage.pop(rec.get("NodeID", ""), None)
         if table == "evals":
             for ev_ids in self.evals_by_status.values():
                 ev_ids.difference_update(gone)
@@ -283,6 +311,7 @@ class StateStore:
         self.allocs_by_node = {}
         self.allocs_by_job = {}
         self.node_alloc_index = {}
+        self._node_usage = {}
         for a in self.tables["allocs"].values():
             self._index_alloc(a)
         self.applied_index = index
@@ -502,7 +531,7 @@ class StateStore:
         plan used its room) leave the evaluation's work undone: a follow-up
         evaluation is created so the job is looked at again with fresh state.
         """
-        from actors.scheduler.scheduler import alloc_usage, live, node_capacity, node_ready
+        from actors.scheduler.scheduler import alloc_usage, node_capacity, node_ready
 
         plan, now = cmd["plan"], float(cmd["now"])
         evals, allocs, nodes = self.tables["evals"], self.tables["allocs"], self.tables["nodes"]
@@ -527,12 +556,7 @@ class StateStore:
             touched = True
         used: dict[str, list[int]] = {}
         for node_id in {p["NodeID"] for p in plan["Place"]}:
-            u = used.setdefault(node_id, [0, 0])
-            for a in self.node_allocs(node_id):
-                if live(a):
-                    c, m = alloc_usage(a)
-                    u[0] += c
-                    u[1] += m
+            used[node_id] = list(self.node_usage(node_id))
         placed, refused = [], []
         job = plan.get("Job")
         for p in plan["Place"]:
@@ -622,6 +646,7 @@ class StateStore:
                     rec[k] = u[k]
             rec.update(ModifyIndex=index, ModifyTime=now)
             allocs[rec["ID"]] = rec
+            self._node_usage.pop(rec["NodeID"], None)
             updated.append(rec["ID"])
             jobs_touched.add(rec["JobID"])
             terminal = ("failed", "complete", "lost")
