@@ -532,3 +532,49 @@ def test_node_usage_follows_every_write_to_the_nodes_allocations() -> None:
     restored = StateStore()
     restored.restore(c.state.snapshot(), c.index)
     assert restored.node_usage(nid) == c.state.node_usage(nid)
+
+
+def test_a_plan_places_with_the_stores_job_unless_the_job_changed_what_it_runs() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1, cpu=100))
+    (_, _, ev_id, _), = pending_evals(c.state)
+    data, _ = plan_command(c.state, ev_id, c.now)
+    assert b"TaskGroups" not in data  # the plan names the job record instead of carrying it
+    c.register(**service(count=1, cpu=100, Meta={"k": "v"}))  # same spec: a newer record, placed with
+    c.index += 1
+    res = c.state.apply(c.index, data)
+    (alloc,) = [c.state.tables["allocs"][i] for i in res["placed"]]
+    assert alloc["Job"]["Meta"] == {"k": "v"}  # the record current when the plan applied
+    assert alloc["Job"]["TaskGroups"] == c.state.tables["jobs"]["web"]["TaskGroups"]
+    c.schedule()  # the re-registration's own evaluation finds the job placed
+    assert len(c.running("web")) == 1
+    # A plan made before the job's spec changed is refused; the follow-up places the new version.
+    c.register(**service(count=2, cpu=100))
+    (_, _, ev_id, _), = pending_evals(c.state)
+    data, _ = plan_command(c.state, ev_id, c.now)
+    c.register(**service(count=2, cpu=200))
+    c.index += 1
+    res = c.state.apply(c.index, data)
+    assert res["refused"] and not res["placed"] and res["evals"]
+    c.schedule()
+    c.client("running")
+    assert sorted(a["Resources"]["CPU"] for a in c.running("web")) == [200, 200]
+    assert all(a["Job"]["TaskGroups"][0]["Count"] == 2 for a in c.running("web"))
+
+
+def test_a_plan_that_carries_its_job_still_applies_as_before() -> None:
+    # Raft logs written before plans named their job replay unchanged.
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1, cpu=100))
+    job = c.state.tables["jobs"]["web"]
+    (_, _, ev_id, _), = pending_evals(c.state)
+    plan = {"EvalID": ev_id, "JobID": "web", "Job": job, "Stop": [], "Failed": {}, "Place": [{
+        "ID": "a1", "EvalID": ev_id, "Name": "web.g[0]", "Namespace": "default", "NodeID": "node-0000",
+        "NodeName": "n0", "JobID": "web", "JobVersion": 0, "TaskGroup": "g",
+        "Resources": {"CPU": 100, "MemoryMB": 256}, "DesiredStatus": "run", "DesiredDescription": "",
+        "DesiredTransition": {}, "ClientStatus": "pending", "ClientDescription": "", "TaskStates": {},
+        "PreviousAllocation": "", "RescheduleCount": 0}]}
+    res = c.apply("plan_apply", plan=plan)
+    assert res["placed"] == ["a1"] and c.state.tables["allocs"]["a1"]["Job"] == job

@@ -277,7 +277,11 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 lost = _node_lost(nodes.get(a["NodeID"])) and a.get("ClientStatus") not in TERMINAL_CLIENT
                 stop_alloc(a, STOP_LOST if lost else STOP_JOB, "lost" if lost else "")
         return plan
-    plan["Job"] = job
+    # The plan names the job record it was computed against rather than
+    # carrying it: plan_apply places with the store's own record (see there),
+    # so the job is neither encoded into the plan's Raft entry, decoded on
+    # every server, nor kept as one more copy in each allocation.
+    plan["JobIndex"], plan["JobSpecIndex"] = job.get("ModifyIndex", 0), job.get("JobModifyIndex", 0)
     if node_allocs is None:
         by_node: dict[str, list[dict[str, Any]]] = {}
         for a in allocs.values():

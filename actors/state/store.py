@@ -558,11 +558,14 @@ class StateStore:
         for node_id in {p["NodeID"] for p in plan["Place"]}:
             used[node_id] = list(self.node_usage(node_id))
         placed, refused = [], []
-        job = plan.get("Job")
+        job = self._plan_job(plan)
         for p in plan["Place"]:
             node = nodes.get(p["NodeID"])
             u = used.setdefault(p["NodeID"], [0, 0])
             c, m = alloc_usage(p)
+            if job is None:  # the job changed what it runs, or went, after this plan was made
+                refused.append(p["ID"])
+                continue
             # A system job may place on an ineligible (not draining) ready node, as Nomad's does.
             system_ok = bool(job and job["Type"] == "system" and node is not None
                              and node.get("Status") == "ready" and not node.get("DrainStrategy"))
@@ -604,6 +607,28 @@ class StateStore:
         self._touch("evals", index)
         self._job_status(plan["JobID"], index)
         return {"ok": True, "index": index, "placed": placed, "refused": refused, "evals": follow}
+
+    def _plan_job(self, plan: dict[str, Any]) -> dict[str, Any] | None:
+        """The job record a plan's placements run: the store's own, unless it changed what it runs.
+
+        A plan names the job record it was computed from (``JobIndex``, the
+        record's ModifyIndex; ``JobSpecIndex``, its JobModifyIndex).  The same
+        record, or a later one of the same spec (only its status or other
+        fields that change no allocation moved on; Nomad updates allocations
+        in place for those), is placed with; a job re-registered with a new
+        spec or purged meanwhile gets None, and the placements are refused --
+        the follow-up evaluation plans again from the current job.  Entries
+        written before plans named their job carry it (``Job``) and keep
+        applying as they did.
+        """
+        if plan.get("Job") is not None or "JobIndex" not in plan:
+            return plan.get("Job")
+        job = self.tables["jobs"].get(plan["JobID"])
+        if job is None or job.get("Stop"):
+            return None
+        if job.get("ModifyIndex") == plan["JobIndex"] or job.get("JobModifyIndex") == plan["JobSpecIndex"]:
+            return job
+        return None
 
     def _job_status(self, job_id: str, index: int) -> None:
         job = self.tables["jobs"].get(job_id)
