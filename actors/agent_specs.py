@@ -208,6 +208,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.raft.peer import RaftPeer, raft_config
     from actors.server.heartbeat import HeartbeatConfig, HeartbeatMonitor
     from actors.server.node_endpoint import NodeEndpoint
+    from actors.server.job_gc import JobGC, JobGCConfig
     from actors.server.node_gc import NodeGC, NodeGCConfig
     from actors.scheduler.broker import BrokerConfig, EvalBroker, num_workers_for
     from actors.scheduler.drainer import NodeDrainer
@@ -230,13 +231,15 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                   kwargs=(("storage", ctx.raft_storage), ("config", raft_config(srv.raft_multiplier)),
                           ("bootstrap", ctx.raft_bootstrap),
                           ("leadership_subscribers", ("server-membership", "node-endpoint", "heartbeats",
-                                                      "node-gc", "eval-broker", "drainer")))),
+                                                      "node-gc", "job-gc", "eval-broker", "drainer")))),
         ChildSpec(name="node-endpoint", cls=NodeEndpoint, role="server",
                   kwargs=(("servers", (ctx.addrs.rpc_adv,)), ("wall_clock", time.time))),
         ChildSpec(name="heartbeats", cls=HeartbeatMonitor, role="server",
                   kwargs=(("config", HeartbeatConfig.from_server(srv)),)),
         ChildSpec(name="node-gc", cls=NodeGC, role="server",
                   kwargs=(("config", NodeGCConfig.from_server(srv)), ("wall_clock", time.time))),
+        ChildSpec(name="job-gc", cls=JobGC, role="server",
+                  kwargs=(("config", JobGCConfig.from_server(srv)), ("wall_clock", time.time))),
         ChildSpec(name="alloc-endpoint", cls=AllocEndpoint, role="server",
                   kwargs=(("wall_clock", time.time),)),
         ChildSpec(name="eval-broker", cls=EvalBroker, role="server", reloads=True,

@@ -841,7 +841,8 @@ def system_gc(req: Request, api: Api) -> Any:
     require(req, "PUT")  # Nomad: PUT only
     from actors.server.node_gc import ForceGC
 
-    ref = api.env.lookup("node-gc")
+    # Job GC (evaluations, allocations, jobs) runs first and hands over to node GC.
+    ref = api.env.lookup("job-gc") or api.env.lookup("node-gc")
     if ref is None or not ref.is_alive():
         raise CodedError(501, "Server only endpoint")
     fut = api.env.make_future()

@@ -32,6 +32,7 @@ from actors.scheduler.scheduler import live, node_capacity
 from actors.server import ENDPOINT, HEARTBEATS, NODE_GC, RAFT
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT, AllocEndpoint
 from actors.server.heartbeat import HeartbeatMonitor
+from actors.server.job_gc import JOB_GC, JobGC, JobGCConfig
 from actors.server.node_endpoint import NodeEndpoint
 from actors.server.node_gc import NodeGC
 from actors.state.store import command
@@ -50,6 +51,7 @@ class JobClusterConfig:
     drainer: DrainerConfig = field(default_factory=DrainerConfig)
     runner: AllocRunnerConfig = field(default_factory=AllocRunnerConfig)
     sync: AllocSyncConfig = field(default_factory=lambda: AllocSyncConfig(wait_s=60.0))
+    job_gc: JobGCConfig = field(default_factory=JobGCConfig)
 
 
 class JobCluster(ClientCluster):
@@ -67,10 +69,11 @@ class JobCluster(ClientCluster):
     def _boot_server(self, env: SimEnv) -> None:
         cfg = self.cfg
         env.spawn(RaftPeer, RAFT, storage=self.disks[env.node], config=self.raft_cfg, bootstrap=self.servers,
-                  leadership_subscribers=(ENDPOINT, HEARTBEATS, NODE_GC, BROKER, DRAINER))
+                  leadership_subscribers=(ENDPOINT, HEARTBEATS, NODE_GC, JOB_GC, BROKER, DRAINER))
         env.spawn(NodeEndpoint, ENDPOINT, servers=self.servers, config=cfg.endpoint)
         env.spawn(HeartbeatMonitor, HEARTBEATS, config=cfg.heartbeat)
         env.spawn(NodeGC, NODE_GC, config=cfg.gc)
+        env.spawn(JobGC, JOB_GC, config=self.jcfg.job_gc)
         env.spawn(AllocEndpoint, ALLOC_ENDPOINT)
         env.spawn(EvalBroker, BROKER, config=self.jcfg.broker)
         env.spawn(NodeDrainer, DRAINER, config=self.jcfg.drainer)

@@ -16,6 +16,10 @@ simulated ClientNodes call).  Rules, checked on every committed command:
   ``down``, had been down for at least ``node_gc_threshold`` at the
   command's time (any positive threshold when forced), and had no
   non-terminal allocation.
+* **Job GC removes only finished work.**  An allocation removed by
+  ``core_gc`` was terminal and not running on its client; a job removed was
+  stopped or dead and took no live allocation with it; no evaluation
+  removed was pending or blocked.
 * **No time travel.**  A command's timestamp is not in the future.
 
 If log compaction hides entries the checker has not seen, it restarts from
@@ -63,6 +67,7 @@ class NodeCheckers:
         self.collected: list[tuple[str, float]] = []  # (node ID, when removed by GC)
         self.resyncs = 0
         self.commands = 0
+        self.core_gc_removed = 0  # jobs + evaluations + allocations removed by job GC
         # Clock skew allowed between servers' clocks (which stamp commands)
         # and true time: 0 unless the run drifts clocks, then the drift bound
         # times the run's length.
@@ -126,8 +131,30 @@ class NodeCheckers:
             result = self.replica.apply(index, data)
             for node_id in result.get("deleted", ()):
                 self._collected(node_id, before[node_id], live.get(node_id, []), cmd)
+        elif op == "core_gc":
+            self._core_gc(index, data)
         else:
             self.replica.apply(index, data)
+
+    def _core_gc(self, index: int, data: bytes) -> None:
+        t = self.replica.tables
+        jobs, evals, allocs = dict(t["jobs"]), dict(t["evals"]), dict(t["allocs"])
+        result = self.replica.apply(index, data)
+        for aid in result.get("allocs", ()):
+            a = allocs[aid]
+            if not alloc_terminal(a) or a.get("ClientStatus") == "running":
+                raise NodeViolation(f"job GC removed allocation {aid} (desired {a.get('DesiredStatus')}, "
+                                    f"client {a.get('ClientStatus')}) at index {index}")
+        for eid in result.get("evals", ()):
+            if evals[eid].get("Status") in ("pending", "blocked"):
+                raise NodeViolation(f"job GC removed {evals[eid]['Status']} evaluation {eid} "
+                                    f"at index {index}")
+        for jid in result.get("jobs", ()):
+            job = jobs[jid]
+            if not (job.get("Stop") or job.get("Status") == "dead"):
+                raise NodeViolation(f"job GC removed job {jid} with status {job.get('Status')} "
+                                    f"at index {index}")
+        self.core_gc_removed += sum(len(result.get(k, ())) for k in ("jobs", "evals", "allocs"))
 
     def _live_allocs(self, nodes: Mapping[str, Any]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

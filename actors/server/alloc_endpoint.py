@@ -69,9 +69,9 @@ def client_allocs(state: Any, node_id: str, secret_id: str) -> tuple[str, int, b
         return "node not found", 0, b""
     if node.get("SecretID") and node["SecretID"] != secret_id:
         return "node secret ID does not match", 0, b""
-    allocs = state.node_allocs(node_id)
-    index = max((a.get("AllocModifyIndex", a.get("ModifyIndex", 0)) for a in allocs), default=0)
-    return "", index, msgpack.packb(allocs, use_bin_type=True)
+    # The watch index itself: it also moves when allocations are removed (job
+    # GC), which the highest index among those left would not show.
+    return "", node_alloc_index(state, node_id), msgpack.packb(state.node_allocs(node_id), use_bin_type=True)
 
 
 @dataclass(slots=True)

@@ -95,6 +95,7 @@ class StateStore:
             "node_update_eligibility": self._node_update_eligibility,
             "alloc_migrate": self._alloc_migrate,
             "node_drain_complete": self._node_drain_complete,
+            "core_gc": self._core_gc,
             **{op: functools.partial(fn, self) for op, fn in acl_ops.OPS.items()},  # acl_bootstrap, ...
         }
 
@@ -700,7 +701,8 @@ class StateStore:
             if ev is None:
                 continue
             evals[ev["ID"]] = {**ev, "Status": u.get("Status", ev["Status"]),
-                               "StatusDescription": u.get("StatusDescription", ""), "ModifyIndex": index}
+                               "StatusDescription": u.get("StatusDescription", ""), "ModifyIndex": index,
+                               "ModifyTime": now or ev.get("ModifyTime", 0.0)}
             self._index_eval(evals[ev["ID"]])
             wait = u.get("FollowUpWait")
             if u.get("Status") == "failed" and wait is not None:
@@ -710,6 +712,84 @@ class StateStore:
                 follow.append(fid)
         self._touch("evals", index)
         return {"ok": True, "index": index, "evals": follow}
+
+    def _core_gc(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Remove the listed jobs, evaluations and allocations still collectable at the command's cutoffs.
+
+        The rules are :mod:`actors.state.core_gc`'s, run again here: a job
+        re-registered or an allocation updated since the leader's scan is kept.
+        """
+        from actors.state import core_gc as gc
+
+        cutoff, batch_cutoff = float(cmd["cutoff"]), float(cmd["batch_cutoff"])
+        job_cutoff = float(cmd["job_cutoff"])
+        want = {k: cmd.get(k, []) for k in ("jobs", "evals", "allocs")}
+        if not all(isinstance(v, list) for v in want.values()):
+            raise CommandError("jobs, evals and allocs must be lists")
+        jobs, evals, allocs = self.tables["jobs"], self.tables["evals"], self.tables["allocs"]
+
+        def eval_allocs(ev: dict[str, Any]) -> list[dict[str, Any]]:
+            return [a for a in self.job_allocs(ev.get("JobID", "")) if a.get("EvalID") == ev["ID"]]
+
+        gone_jobs: list[str] = []
+        gone_evals: set[str] = set()
+        gone_allocs: set[str] = set()
+        if want["jobs"]:
+            by_job = gc.evals_by_job(evals.values())
+            for jid in want["jobs"]:
+                job = jobs.get(jid)
+                if job is None:
+                    continue
+                collect, eval_ids, alloc_ids = gc.job_gc(job, by_job.get(jid, []), self.job_allocs(jid),
+                                                         job_cutoff)
+                if collect:
+                    gone_jobs.append(jid)
+                    gone_evals.update(eval_ids)
+                    gone_allocs.update(alloc_ids)
+        for eid in want["evals"]:
+            ev = evals.get(eid)
+            if ev is None or eid in gone_evals:
+                continue
+            c = batch_cutoff if ev.get("Type") == "batch" else cutoff
+            collect, _ = gc.eval_gc(ev, jobs.get(ev.get("JobID", "")), eval_allocs(ev), c, allow_batch=False)
+            if collect:
+                gone_evals.add(eid)
+        for aid in want["allocs"]:
+            a = allocs.get(aid)
+            if a is None or aid in gone_allocs:
+                continue
+            job = jobs.get(a.get("JobID", ""))
+            kind = (job or a.get("Job") or {}).get("Type")
+            c = batch_cutoff if kind == "batch" else cutoff
+            ev = evals.get(a.get("EvalID", ""))
+            if ev is not None and kind == "batch" and not gc.eval_gc(ev, job, (), c, allow_batch=False)[0]:
+                continue  # a live batch job's evaluation keeps its allocations (see core_gc)
+            if gc.alloc_gc_eligible(a, job, c):
+                gone_allocs.add(aid)
+        for jid in gone_jobs:
+            del jobs[jid]
+        if gone_jobs:
+            self._touch("jobs", index)
+        for eid in sorted(gone_evals):
+            if evals.pop(eid, None) is not None:
+                for ids in self.evals_by_status.values():
+                    ids.discard(eid)
+        if gone_evals:
+            self._touch("evals", index)
+        for aid in sorted(gone_allocs):
+            a = allocs.pop(aid, None)
+            if a is None:
+                continue
+            node = a.get("NodeID", "")
+            self.allocs_by_node.get(node, set()).discard(aid)
+            self.allocs_by_job.get(a.get("JobID", ""), set()).discard(aid)
+            # The node's client is waiting on this index: it learns the
+            # allocation is gone and removes what it kept of it.
+            self.node_alloc_index[node] = index
+        if gone_allocs:
+            self._touch("allocs", index)
+        return {"ok": True, "index": index, "jobs": sorted(gone_jobs), "evals": sorted(gone_evals),
+                "allocs": sorted(gone_allocs)}
 
     def _node_rec(self, node_id: str) -> dict[str, Any] | None:
         old = self.tables["nodes"].get(node_id)

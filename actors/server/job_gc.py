@@ -1,0 +1,190 @@
+"""JobGC: Nomad's eval-gc and job-gc core jobs on the leader.
+
+Every ``eval_gc_interval_s`` (Nomad: fixed 5 min) the leader scans for
+terminal evaluations and allocations older than ``eval_gc_threshold`` (1 h;
+batch 24 h), and every ``job_gc_interval`` (5 min) for dead jobs older than
+``job_gc_threshold`` (4 h); the rules are :mod:`actors.state.core_gc`'s.
+Each scan is a linearizable read; what it finds is removed by ``core_gc``
+commands of at most ``MAX_IDS_PER_WRITE`` IDs, which re-check the rules
+when they apply.
+
+A forced GC (``/v1/system/gc``, :class:`~actors.server.node_gc.ForceGC`)
+runs both with a 1 ms threshold and then hands the request to NodeGC, so
+node GC runs last, as Nomad's ``force-gc`` does: a node whose allocations
+were just collected can go in the same call.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.raft.peer import Propose, Read
+from actors.server import NODE_GC, RAFT, InfoQuery, LeadershipChanged, RaftInfo, RaftReply, ReplyTo, log
+from actors.server.node_gc import ForceGC, _fail
+from actors.state.core_gc import MAX_IDS_PER_WRITE, gc_scan
+from actors.state.store import command
+from runtime.actor import NodeActor
+from runtime.config import ServerConfig
+from runtime.env import Env
+
+JOB_GC = "job-gc"  # JobGC's actor name on every server
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobGCConfig:
+    # Nomad runs eval-gc every 5 min (no config key): terminal evaluations
+    # leave the state within minutes of their threshold; the scan is cheap.
+    eval_interval_s: float = 300.0
+    # server.eval_gc_threshold: an hour keeps recent scheduling decisions
+    # visible to `nomad eval status` and `job status`.
+    eval_threshold_s: float = 3600.0
+    # server.batch_eval_gc_threshold: a batch job's evaluations a day, so its
+    # finished runs can still be inspected the next morning.
+    batch_eval_threshold_s: float = 24 * 3600.0
+    # server.job_gc_interval / job_gc_threshold: a stopped or finished job
+    # stays listed four hours, then goes with its evaluations and allocations.
+    job_interval_s: float = 300.0
+    job_threshold_s: float = 4 * 3600.0
+    # A forced collection (/v1/system/gc) uses Nomad's 1 ms threshold.
+    force_threshold_s: float = 0.001
+    batch_size: int = MAX_IDS_PER_WRITE  # IDs per Raft write (Nomad maxIdsPerReap)
+
+    def __post_init__(self) -> None:
+        for name in ("eval_interval_s", "eval_threshold_s", "batch_eval_threshold_s", "job_interval_s",
+                     "job_threshold_s", "force_threshold_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+
+    @classmethod
+    def from_server(cls, server: ServerConfig) -> JobGCConfig:
+        return cls(eval_threshold_s=server.eval_gc_threshold_s,
+                   batch_eval_threshold_s=server.batch_eval_gc_threshold_s,
+                   job_interval_s=server.job_gc_interval_s, job_threshold_s=server.job_gc_threshold_s)
+
+
+@dataclass(slots=True)
+class _Run:
+    cutoffs: dict[str, float]
+    forced: bool
+    reply: Any
+    pending: int = 0
+    removed: dict[str, list[str]] = field(default_factory=lambda: {"jobs": [], "evals": [], "allocs": []})
+
+
+class JobGC(NodeActor):
+    """Periodic eval-gc and job-gc on the leader, proposing ``core_gc`` through Raft."""
+
+    def __init__(self, env: Env, name: str, *, config: JobGCConfig | None = None, raft: str = RAFT,
+                 node_gc: str = NODE_GC, wall_clock: Any = None) -> None:
+        super().__init__(env, name)
+        self.cfg = config or JobGCConfig()
+        self.raft = raft
+        self.node_gc = node_gc
+        # Timestamps must mean the same on every server: production passes
+        # time.time; the simulator's shared virtual clock is env.now.
+        self._wall = wall_clock or env.now
+        self.is_leader = False
+        self._runs: dict[int, _Run] = {}
+        self._seq = 0
+        self.removed = {"jobs": 0, "evals": 0, "allocs": 0}  # totals (status, tests)
+
+    def on_start(self) -> None:
+        self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
+
+    def _lead(self, leader: bool) -> None:
+        if leader == self.is_leader:
+            return
+        self.is_leader = leader
+        if leader:
+            self.set_timer("eval_gc", self.cfg.eval_interval_s)
+            self.set_timer("job_gc", self.cfg.job_interval_s)
+        else:
+            self.cancel_timer("eval_gc")
+            self.cancel_timer("job_gc")
+            for run in self._runs.values():
+                _fail(run.reply, "leadership lost")
+            self._runs.clear()
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, (LeadershipChanged, RaftInfo)):
+            self._lead(message.is_leader)
+        elif isinstance(message, ForceGC):
+            if not self.is_leader:
+                _fail(message.reply, "not leader")
+            else:
+                t = self.cfg.force_threshold_s
+                self._scan(t, t, t, jobs=True, evals=True, forced=True, reply=message.reply)
+        elif isinstance(message, RaftReply):
+            self._raft_reply(message)
+        elif message == "status":
+            return {"leader": self.is_leader, "running": len(self._runs), **self.removed}
+        return None
+
+    def on_timer(self, name: str) -> None:
+        if not self.is_leader:
+            return
+        c = self.cfg
+        if name == "eval_gc":
+            self._scan(c.eval_threshold_s, c.batch_eval_threshold_s, c.job_threshold_s,
+                       jobs=False, evals=True)
+            self.set_timer("eval_gc", c.eval_interval_s)
+        elif name == "job_gc":
+            self._scan(c.eval_threshold_s, c.batch_eval_threshold_s, c.job_threshold_s,
+                       jobs=True, evals=False)
+            self.set_timer("job_gc", c.job_interval_s)
+
+    def _scan(self, threshold_s: float, batch_threshold_s: float, job_threshold_s: float, *, jobs: bool,
+              evals: bool, forced: bool = False, reply: Any = None) -> None:
+        now = self._wall()
+        cutoffs = {"cutoff": now - threshold_s, "batch_cutoff": now - batch_threshold_s,
+                   "job_cutoff": now - job_threshold_s}
+        self._seq += 1
+        self._runs[self._seq] = _Run(cutoffs=cutoffs, forced=forced, reply=reply)
+        query = functools.partial(gc_scan, cutoff=cutoffs["cutoff"], batch_cutoff=cutoffs["batch_cutoff"],
+                                  job_cutoff=cutoffs["job_cutoff"], jobs=jobs, evals=evals)
+        reply = ReplyTo(self.env, self.name, ("scan", self._seq))
+        self.send(self.env.node, self.raft, Read(query=query, reply=reply))
+
+    def _raft_reply(self, m: RaftReply) -> None:
+        kind, seq = m.tag
+        run = self._runs.get(seq)
+        if run is None:
+            return
+        if not m.ok:
+            self._runs.pop(seq)
+            _fail(run.reply, m.error)
+            return
+        if kind == "scan":
+            found = m.value[1]
+            size = self.cfg.batch_size
+            for key in ("jobs", "evals", "allocs"):  # jobs first: each takes its evaluations along
+                ids = found.get(key, [])
+                for i in range(0, len(ids), size):
+                    run.pending += 1
+                    data = command("core_gc", **{key: ids[i:i + size]}, **run.cutoffs)
+                    self.send(self.env.node, self.raft,
+                              Propose(data=data, reply=ReplyTo(self.env, self.name, ("gc", seq))))
+        else:
+            run.pending -= 1
+            result = m.value[1]
+            if isinstance(result, dict) and result.get("ok"):
+                for key in ("jobs", "evals", "allocs"):
+                    run.removed[key].extend(result.get(key, ()))
+        if run.pending == 0:
+            self._done(seq, run)
+
+    def _done(self, seq: int, run: _Run) -> None:
+        self._runs.pop(seq)
+        counts = {k: len(v) for k, v in run.removed.items()}
+        for k, n in counts.items():
+            self.removed[k] += n
+        if any(counts.values()):
+            log.info("%s: core GC removed %d jobs, %d evaluations, %d allocations", self.env.node,
+                     counts["jobs"], counts["evals"], counts["allocs"])
+        if run.forced:
+            # Node GC last (Nomad force-gc): it answers the caller.
+            self.send(self.env.node, self.node_gc, ForceGC(reply=run.reply))

@@ -1,0 +1,183 @@
+"""Evaluation, allocation and job GC (Nomad's eval-gc and job-gc): the rules, the command, a cluster.
+
+The simulated runs check after every committed command (NodeCheckers) that
+job GC removed only terminal, not-running allocations, stopped or dead jobs
+and no pending evaluation.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.server.job_gc import JOB_GC, JobGCConfig
+from actors.server.node_gc import ForceGC
+from actors.state import core_gc as gc
+from actors.state.store import StateStore, command
+from sim.client_cluster import ClusterConfig
+from sim.job_cluster import RUNNER, JobCluster, JobClusterConfig, sim_job
+
+pytestmark = pytest.mark.timeout(300)
+HOUR = 3600.0
+
+
+def _alloc(aid: str = "a1", *, desired: str = "stop", client: str = "complete", t: float = 0.0,
+           eval_id: str = "e1", job: str = "web") -> dict:
+    return {"ID": aid, "EvalID": eval_id, "JobID": job, "NodeID": "n1", "DesiredStatus": desired,
+            "ClientStatus": client, "ModifyTime": t}
+
+
+# ------------------------------------------------------------ the rules
+def test_only_terminal_old_allocations_not_running_are_collectable():
+    job = {"ID": "web", "Type": "service", "Status": "running"}
+    assert gc.alloc_gc_eligible(_alloc(), job, cutoff=10.0)
+    assert not gc.alloc_gc_eligible(_alloc(t=10.0), job, cutoff=10.0)  # too recent
+    assert not gc.alloc_gc_eligible(_alloc(desired="run", client="running"), job, cutoff=10.0)
+    # stopped by the server but its client has not said it stopped
+    assert not gc.alloc_gc_eligible(_alloc(desired="stop", client="running"), job, cutoff=10.0)
+    # failed and not yet replaced by the scheduler: kept while the job lives
+    assert not gc.alloc_gc_eligible(_alloc(desired="run", client="failed"), job, cutoff=10.0)
+    assert gc.alloc_gc_eligible(_alloc(desired="run", client="failed"), {**job, "Stop": True}, cutoff=10.0)
+    assert gc.alloc_gc_eligible(_alloc(desired="run", client="failed"), None, cutoff=10.0)
+
+
+def test_a_live_batch_jobs_evaluations_and_finished_allocations_are_kept():
+    ev = {"ID": "e1", "JobID": "b", "Type": "batch", "Status": "complete", "ModifyTime": 0.0}
+    done = _alloc(desired="run", client="complete", job="b")
+    running = {"ID": "b", "Type": "batch", "Status": "running"}
+    assert gc.eval_gc(ev, running, [done], 10.0, allow_batch=False) == (False, [])
+    dead = {**running, "Status": "dead"}
+    assert gc.eval_gc(ev, dead, [done], 10.0, allow_batch=False) == (False, [])  # eval-gc: only if stopped
+    assert gc.eval_gc(ev, dead, [done], 10.0, allow_batch=True) == (True, ["a1"])  # job-gc
+    assert gc.eval_gc(ev, {**dead, "Stop": True}, [done], 10.0, allow_batch=False) == (True, ["a1"])
+
+
+def test_an_evaluation_goes_only_with_all_its_allocations():
+    ev = {"ID": "e1", "JobID": "web", "Type": "service", "Status": "complete", "ModifyTime": 0.0}
+    job = {"ID": "web", "Type": "service", "Status": "running"}
+    old, live = _alloc("a1"), _alloc("a2", desired="run", client="running")
+    assert gc.eval_gc(ev, job, [old, live], 10.0, allow_batch=False) == (False, ["a1"])
+    assert gc.eval_gc(ev, job, [old], 10.0, allow_batch=False) == (True, ["a1"])
+    assert gc.eval_gc({**ev, "Status": "pending"}, job, [old], 10.0, allow_batch=False) == (False, [])
+
+
+def test_job_gc_takes_dead_old_jobs_whole_or_not_at_all():
+    job = {"ID": "web", "Type": "service", "Status": "dead", "Stop": True, "SubmitTime": 0.0}
+    ev = {"ID": "e1", "JobID": "web", "Type": "service", "Status": "complete", "ModifyTime": 0.0}
+    assert gc.job_gc(job, [ev], [_alloc()], 10.0) == (True, ["e1"], ["a1"])
+    assert not gc.job_gc({**job, "Status": "running", "Stop": False}, [ev], [_alloc()], 10.0)[0]
+    assert not gc.job_gc({**job, "SubmitTime": 10.0}, [ev], [_alloc()], 10.0)[0]  # submitted too recently
+    assert not gc.job_gc(job, [{**ev, "Status": "pending"}], [_alloc()], 10.0)[0]
+    assert not gc.job_gc(job, [ev], [_alloc(desired="stop", client="running")], 10.0)[0]
+
+
+# ------------------------------------------------------------ the command re-checks
+def _store_with_dead_job() -> StateStore:
+    st = StateStore()
+    job = {"ID": "web", "Type": "service", "Priority": 50, "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": []}]}
+    st.apply(1, command("job_register", job=job, now=0.0))
+    st.apply(2, command("job_deregister", job_id="web", now=0.0))
+    for ev in st.tables["evals"].values():
+        ev.update(Status="complete")
+    st.tables["jobs"]["web"]["Status"] = "dead"
+    return st
+
+
+def test_core_gc_removes_a_dead_job_with_its_evaluations():
+    st = _store_with_dead_job()
+    assert gc.job_gc_candidates(st.tables, cutoff=100.0) == ["web"]
+    r = st.apply(3, command("core_gc", jobs=["web"], cutoff=100.0, batch_cutoff=100.0, job_cutoff=100.0))
+    assert r["ok"] and r["jobs"] == ["web"] and len(r["evals"]) == 2
+    assert st.tables["jobs"] == {} and st.tables["evals"] == {}
+    assert st.index("jobs") == 3 and st.index("evals") == 3
+
+
+def test_core_gc_keeps_a_job_registered_again_since_the_scan():
+    st = _store_with_dead_job()
+    scan = gc.job_gc_candidates(st.tables, cutoff=100.0)
+    job = {"ID": "web", "Type": "service", "Priority": 50, "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": []}]}
+    st.apply(3, command("job_register", job=job, now=50.0))  # back before the GC command commits
+    r = st.apply(4, command("core_gc", jobs=scan, cutoff=100.0, batch_cutoff=100.0, job_cutoff=100.0))
+    assert r["jobs"] == [] and "web" in st.tables["jobs"]
+
+
+def test_a_malformed_core_gc_command_changes_nothing():
+    st = _store_with_dead_job()
+    before = st.digest()
+    r = st.apply(3, command("core_gc", jobs="web", cutoff=1.0, batch_cutoff=1.0, job_cutoff=1.0))
+    assert "error" in r and st.digest() == before
+
+
+# ------------------------------------------------------------ a simulated cluster
+def _cluster(seed: int = 1, **kw: object) -> JobCluster:
+    cfg = JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=3), **kw)  # type: ignore[arg-type]
+    c = JobCluster(seed, cfg)
+    c.run(30.0)
+    return c
+
+
+def test_a_stopped_job_leaves_the_state_after_the_job_gc_threshold_and_clients_forget_it():
+    c = _cluster()
+    c.register(sim_job("web", count=3))
+    c.register(sim_job("api", count=2))
+    c.run(120.0)
+    assert c.converged() == []
+    c.stop_job("web")
+    c.run(120.0)
+    state = c.checker.replica.tables
+    assert state["jobs"]["web"]["Status"] == "dead"
+    c.run(3 * HOUR)  # under job_gc_threshold (4 h): still listed
+    assert "web" in c.checker.replica.tables["jobs"]
+    c.run(1.5 * HOUR)
+    state = c.checker.replica.tables
+    assert "web" not in state["jobs"]
+    assert not [a for a in state["allocs"].values() if a["JobID"] == "web"]
+    assert not [e for e in state["evals"].values() if e["JobID"] == "web"]
+    # the live job is untouched: its evaluation stays while the allocations it placed run
+    assert len([a for a in state["allocs"].values() if a["JobID"] == "api"]) == 2
+    assert [e["JobID"] for e in state["evals"].values()] == ["api"]
+    assert c.converged() == []
+    # every client dropped what the servers no longer know
+    for x in c.clients:
+        runner = c.actor(x, RUNNER)
+        assert {a for a in runner.allocs} <= set(state["allocs"]), x
+    assert c.checker.core_gc_removed >= 3 + 1 + 1
+    c.close()
+
+
+def test_force_gc_collects_finished_work_at_once_and_then_nodes():
+    c = _cluster(seed=2)
+    c.register(sim_job("web", count=2))
+    c.run(60.0)
+    c.stop_job("web")
+    c.run(60.0)
+    leader = c.leader()
+    fut = c.sched.future_cls()
+    c.sched.nodes[leader].actors[JOB_GC].tell(ForceGC(reply=fut))
+    assert fut.get(timeout=60.0) == []  # node GC's answer: no down node to remove
+    c.run(1.0)  # the checker replays what committed
+    state = c.checker.replica.tables
+    assert state["jobs"] == {} and state["allocs"] == {} and state["evals"] == {}
+    assert c.actor(leader, JOB_GC).removed == {"jobs": 1, "evals": 2, "allocs": 2}
+    c.close()
+
+
+def test_a_finished_batch_job_is_not_run_again_before_it_is_collected():
+    c = _cluster(seed=3)
+    c.register(sim_job("once", count=2, job_type="batch", run_for_s=30.0))
+    c.run(2 * HOUR)  # past eval_gc_threshold: a live batch job's evaluations stay
+    starts = sum(d.starts for d in c.drivers.values())
+    assert starts == 2
+    c.run(3 * HOUR)  # dead and past job_gc_threshold: removed whole, never re-run
+    assert "once" not in c.checker.replica.tables["jobs"]
+    assert sum(d.starts for d in c.drivers.values()) == 2
+    c.close()
+
+
+def test_job_gc_config_follows_the_server_config_and_is_validated():
+    from runtime.config import ServerConfig
+
+    cfg = JobGCConfig.from_server(ServerConfig(job_gc_threshold_s=60.0, eval_gc_threshold_s=30.0))
+    assert cfg.job_threshold_s == 60.0 and cfg.eval_threshold_s == 30.0 and cfg.eval_interval_s == 300.0
+    with pytest.raises(ValueError):
+        JobGCConfig(job_threshold_s=0)
+
