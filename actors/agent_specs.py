@@ -277,7 +277,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     """
     from actors.client.fingerprint import FingerprintConfig, Fingerprinter, PsutilProbe, detect_drivers
     from actors.client.messages import Resources
-    from actors.client.alloc_runner import AllocRunner, FileAllocStore
+    from actors.client.alloc_runner import AllocRunner, DiskAllocDirs, FileAllocStore
     from actors.client.alloc_sync import AllocSync, AllocSyncConfig
     from actors.client.drivers import RawExecDriver
     from actors.client.node import ClientNode, ClientNodeConfig, FileIdentityStore, MemoryIdentityStore
@@ -308,7 +308,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="alloc-runner", cls=AllocRunner, role="client",
                   kwargs=(("driver_registry", {"raw_exec": RawExecDriver()}),
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
-                          ("reporter", "alloc-sync"))),
+                          ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)))),
         ChildSpec(name="alloc-sync", cls=AllocSync, role="client", leaves=True,
                   kwargs=(("config", sync_cfg), ("wall_clock", time.time))),
         ChildSpec(name="client", cls=ClientNode, role="client",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, MemoryAllocStore
+from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, MemoryAllocDirs, MemoryAllocStore
 from actors.client.alloc_sync import AllocSync, AllocSyncConfig
 from actors.client.drivers import SimDriver
 from actors.client.fingerprint import Fingerprinter
@@ -62,6 +62,7 @@ class JobCluster(ClientCluster):
         names = [f"c{i:04d}" for i in range(1, n + 1)]
         self.drivers = {c: SimDriver(lambda: self.sched.now, name=DRIVER) for c in names}
         self.alloc_stores = {c: MemoryAllocStore() for c in names}
+        self.alloc_dirs = {c: MemoryAllocDirs() for c in names}
         self.overcommits: list[str] = []
         super().__init__(seed, self.jcfg.base)
 
@@ -82,7 +83,8 @@ class JobCluster(ClientCluster):
         c = env.node
         env.spawn(Fingerprinter, FINGERPRINT, probe=self.hosts[c], config=self.cfg.fingerprint, subscriber=CLIENT)
         env.spawn(AllocRunner, RUNNER, driver_registry={DRIVER: self.drivers[c]}, state=self.alloc_stores[c],
-                  alloc_root=f"/sim/{c}/alloc", reporter=SYNC, config=self.jcfg.runner)
+                  alloc_root=f"/sim/{c}/alloc", reporter=SYNC, config=self.jcfg.runner,
+                  alloc_dirs=self.alloc_dirs[c])
         env.spawn(AllocSync, SYNC, config=self.jcfg.sync, runner=RUNNER)
         env.spawn(ClientNode, CLIENT, config=self.client_cfg, identity=self.identities[c],
                   fingerprinter=FINGERPRINT, on_ack=self.checker.on_ack, listeners=(SYNC,))

@@ -125,6 +125,8 @@ def test_a_stopped_job_leaves_the_state_after_the_job_gc_threshold_and_clients_f
     c.run(120.0)
     state = c.checker.replica.tables
     assert state["jobs"]["web"]["Status"] == "dead"
+    gone_allocs = [a["ID"] for a in state["allocs"].values() if a["JobID"] == "web"]
+    assert len(gone_allocs) == 3
     c.run(3 * HOUR)  # under job_gc_threshold (4 h): still listed
     assert "web" in c.checker.replica.tables["jobs"]
     c.run(1.5 * HOUR)
@@ -141,6 +143,9 @@ def test_a_stopped_job_leaves_the_state_after_the_job_gc_threshold_and_clients_f
         runner = c.actor(x, RUNNER)
         assert {a for a in runner.allocs} <= set(state["allocs"]), x
     assert c.checker.core_gc_removed >= 3 + 1 + 1
+    # ... and removed their directories (3 allocations of "web", none of "api")
+    destroyed = [aid for d in c.alloc_dirs.values() for aid in d.destroyed]
+    assert sorted(destroyed) == sorted(a for a in gone_allocs), destroyed
     c.close()
 
 
@@ -181,3 +186,19 @@ def test_job_gc_config_follows_the_server_config_and_is_validated():
     with pytest.raises(ValueError):
         JobGCConfig(job_threshold_s=0)
 
+
+
+def test_disk_alloc_dirs_remove_the_whole_tree_and_refuse_unsafe_ids(tmp_path):
+    from actors.client.alloc_runner import DiskAllocDirs
+
+    logs = tmp_path / "a1" / "alloc" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "t.stdout.0").write_text("x" * 100)
+    dirs = DiskAllocDirs(str(tmp_path))
+    dirs.destroy("a1")
+    assert not (tmp_path / "a1").exists()
+    dirs.destroy("a1")  # already gone: fine
+    for bad in ("..", "../x", "a/b", ""):
+        with pytest.raises(ValueError):
+            dirs.destroy(bad)
+    assert tmp_path.exists()

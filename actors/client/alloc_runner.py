@@ -38,6 +38,7 @@ import logging
 import os
 import posixpath
 import re
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
@@ -417,6 +418,38 @@ class MemoryAllocStore:
         self.data.pop(alloc_id, None)
 
 
+# ------------------------------------------------------------ allocation directories (an edge)
+class AllocDirs(Protocol):
+    def destroy(self, alloc_id: str) -> None:
+        """Remove ``<alloc_dir>/<alloc_id>`` and everything in it (logs, task dirs); absent is fine."""
+
+
+@dataclass(slots=True)
+class MemoryAllocDirs:
+    """The simulator's and tests' twin: records what would have been removed."""
+
+    destroyed: list[str] = field(default_factory=list)
+
+    def destroy(self, alloc_id: str) -> None:
+        self.destroyed.append(alloc_id)
+
+
+class DiskAllocDirs:
+    """``<alloc_root>/<alloc_id>`` on disk, removed once its allocation is forgotten."""
+
+    def __init__(self, alloc_root: str) -> None:
+        self.root = alloc_root
+
+    def destroy(self, alloc_id: str) -> None:
+        if not _SAFE_ID.match(alloc_id) or alloc_id in (".", ".."):
+            raise ValueError(f"unsafe allocation ID {alloc_id!r}")
+        path = os.path.join(self.root, alloc_id)
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            return
+
+
 class FileAllocStore:
     """``<state_dir>/allocs/<alloc_id>.json``, each written atomically (temp, fsync, rename, dir fsync)."""
 
@@ -548,11 +581,15 @@ class AllocRunner(NodeActor):
     """Runs this node's allocations through the drivers; see the module doc."""
 
     def __init__(self, env: Env, name: str, *, driver_registry: dict[str, Driver], state: AllocStateStore,
-                 alloc_root: str, reporter: str, config: AllocRunnerConfig | None = None) -> None:
+                 alloc_root: str, reporter: str, config: AllocRunnerConfig | None = None,
+                 alloc_dirs: AllocDirs | None = None) -> None:
         super().__init__(env, name)
         self.drivers = driver_registry
         self.store = state
         self.alloc_root = alloc_root
+        # Removes a forgotten allocation's directory (the agent passes
+        # DiskAllocDirs); None keeps directories, for tests that inspect them.
+        self.alloc_dirs = alloc_dirs
         self.reporter = reporter
         self.cfg = config or AllocRunnerConfig()
         self.index = 0
@@ -561,7 +598,7 @@ class AllocRunner(NodeActor):
         self._reported: dict[str, AllocUpdate] = {}
         self._timers: dict[str, tuple[str, str, str]] = {}  # timer name -> (kind, alloc, task)
         self.stats = {"bad_allocs": 0, "stale_sets": 0, "starts": 0, "restarts": 0, "reattached": 0,
-                      "persist_errors": 0, "driver_errors": 0, "reports": 0}
+                      "persist_errors": 0, "driver_errors": 0, "reports": 0, "dirs_destroyed": 0}
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -950,6 +987,16 @@ class AllocRunner(NodeActor):
         except Exception as exc:
             self.stats["persist_errors"] += 1
             log.error("%s: cannot delete state of allocation %s: %s", self.env.node, a.alloc_id, exc)
+        if self.alloc_dirs is not None:
+            # The servers removed it (job GC) and its tasks are gone: its
+            # directory -- logs included -- goes too, as Nomad's client GC does.
+            try:
+                self.alloc_dirs.destroy(a.alloc_id)
+                self.stats["dirs_destroyed"] += 1
+            except Exception as exc:
+                self.stats["persist_errors"] += 1
+                log.error("%s: cannot remove the directory of allocation %s: %s", self.env.node,
+                          a.alloc_id, exc)
 
     def _persist(self, a: _Alloc) -> None:
         record = {
