@@ -206,13 +206,13 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.gossip.member import LAN_POOL, GossipMember
     from actors.raft.membership import SERVER_ROLE, ServerMembership
     from actors.raft.peer import RaftPeer, raft_config
-    from actors.server.heartbeat import HeartbeatConfig, HeartbeatMonitor
-    from actors.server.node_endpoint import NodeEndpoint
-    from actors.server.job_gc import JobGC, JobGCConfig
-    from actors.server.node_gc import NodeGC, NodeGCConfig
     from actors.scheduler.broker import BrokerConfig, EvalBroker, num_workers_for
     from actors.scheduler.drainer import NodeDrainer
     from actors.server.alloc_endpoint import AllocEndpoint
+    from actors.server.heartbeat import HeartbeatConfig, HeartbeatMonitor
+    from actors.server.job_gc import JobGC, JobGCConfig
+    from actors.server.node_endpoint import NodeEndpoint
+    from actors.server.node_gc import NodeGC, NodeGCConfig
 
     srv = config.server
     join = srv.server_join
@@ -275,11 +275,11 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     to its own RPC address.  Production time is the wall clock: node records
     carry timestamps every server must agree on.
     """
-    from actors.client.fingerprint import FingerprintConfig, Fingerprinter, PsutilProbe, detect_drivers
-    from actors.client.messages import Resources
     from actors.client.alloc_runner import AllocRunner, DiskAllocDirs, FileAllocStore
     from actors.client.alloc_sync import AllocSync, AllocSyncConfig
     from actors.client.drivers import RawExecDriver
+    from actors.client.fingerprint import FingerprintConfig, Fingerprinter, PsutilProbe, detect_drivers
+    from actors.client.messages import Resources
     from actors.client.node import ClientNode, ClientNodeConfig, FileIdentityStore, MemoryIdentityStore
 
     assert ctx.client_state_dir is not None
