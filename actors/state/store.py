@@ -781,6 +781,7 @@ class StateStore:
             if a is None:
                 continue
             node = a.get("NodeID", "")
+            self._node_usage.pop(node, None)  # a terminal allocation held nothing; dropped all the same
             self.allocs_by_node.get(node, set()).discard(aid)
             self.allocs_by_job.get(a.get("JobID", ""), set()).discard(aid)
             # The node's client is waiting on this index: it learns the
