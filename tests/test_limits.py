@@ -197,6 +197,38 @@ def test_http_connections_beyond_the_per_ip_cap_get_429_and_others_are_served():
         server.stop(timeout=1)
 
 
+def test_http_answers_small_and_large_and_streamed_bodies_whole_on_one_keep_alive_connection():
+    import http.client
+
+    from actors.http_limits import SINGLE_SEND_MAX_BYTES
+
+    bodies = {"/small": b"s" * 100, "/large": bytes(range(256)) * (SINGLE_SEND_MAX_BYTES // 128),
+              "/edge": b"e" * SINGLE_SEND_MAX_BYTES}
+
+    def app(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/stream":  # no Content-Length: pywsgi answers chunked
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return iter([b"one,", b"two"])
+        body = bodies[path]
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
+        for _ in range(2):
+            for path, body in [*bodies.items(), ("/stream", b"one,two")]:
+                conn.request("GET", path)
+                r = conn.getresponse()
+                assert (r.status, r.read()) == (200, body), path
+                assert r.getheader("Date")
+        conn.close()
+    finally:
+        server.stop(timeout=1)
+
+
 # ---------------------------------------------------------------- config
 
 
