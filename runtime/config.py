@@ -83,7 +83,7 @@ NO_ROLE_ERROR = "Must specify either server, client or dev mode for the agent."
 # raft_multiplier.  Everything else needs a restart.
 RELOADABLE = frozenset({"log_level", "server.num_schedulers", "server.raft_multiplier",
                         "tls.ca_file", "tls.cert_file", "tls.key_file",
-                        "tls.verify_server_hostname", "tls.verify_https_client"})
+                        "tls.verify_server_hostname", "tls.verify_https_client", "tls.tls_min_version"})
 
 
 class ConfigError(ValueError):
@@ -287,6 +287,9 @@ class Tls:
     verify_server_hostname: bool = False
     # Nomad default off: on, HTTPS clients must present a certificate signed by ca_file.
     verify_https_client: bool = False
+    # Oldest TLS version accepted or offered: tls10, tls11, tls12 or tls13.
+    # Nomad's default tls12: 1.0 and 1.1 are deprecated (RFC 8996).
+    tls_min_version: str = "tls12"
 
 
 @conf
@@ -679,9 +682,15 @@ def _check_client(c: ClientConfig) -> None:
             raise ConfigError(f'client.meta: invalid key "{key}"')
 
 
+TLS_VERSIONS = ("tls10", "tls11", "tls12", "tls13")  # Nomad's tls_min_version values
+
+
 def _check_tls(cfg: Config) -> None:
     """The tls block's files load (read now, so a bad path stops start-up with the key at fault)."""
     t = cfg.tls
+    if t.tls_min_version not in TLS_VERSIONS:
+        raise ConfigError(f'tls.tls_min_version: unsupported TLS version "{t.tls_min_version}", '
+                          f"valid versions are {', '.join(TLS_VERSIONS)}")
     if not (t.http or t.rpc):
         return
     for key in ("ca_file", "cert_file", "key_file"):

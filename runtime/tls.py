@@ -53,8 +53,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Nomad's tls_min_version default ("tls12"): older protocol versions are refused.
-MIN_VERSION = ssl.TLSVersion.TLSv1_2
+# tls.tls_min_version -> the oldest protocol version a context accepts or offers.
+MIN_VERSIONS = {"tls10": ssl.TLSVersion.TLSv1, "tls11": ssl.TLSVersion.TLSv1_1,
+                "tls12": ssl.TLSVersion.TLSv1_2, "tls13": ssl.TLSVersion.TLSv1_3}
 
 
 class TlsError(Exception):
@@ -76,6 +77,7 @@ class TlsSettings:
     key_file: str = ""
     verify_server_hostname: bool = False
     verify_https_client: bool = False
+    min_version: str = "tls12"  # tls.tls_min_version
     region: str = "global"
     server: bool = False  # a server agent (dev: server and client) -- decides the names it accepts
 
@@ -84,8 +86,8 @@ class TlsSettings:
         t = cfg.tls
         return cls(rpc=t.rpc, http=t.http, ca_file=t.ca_file or "", cert_file=t.cert_file or "",
                    key_file=t.key_file or "", verify_server_hostname=t.verify_server_hostname,
-                   verify_https_client=t.verify_https_client, region=cfg.region,
-                   server=cfg.server.enabled)
+                   verify_https_client=t.verify_https_client, min_version=t.tls_min_version,
+                   region=cfg.region, server=cfg.server.enabled)
 
 
 def role_name(role: str, region: str) -> str:
@@ -140,7 +142,9 @@ def _load(ctx: ssl.SSLContext, s: TlsSettings) -> ssl.SSLContext:
         ctx.load_verify_locations(cadata=ca.decode("ascii", errors="replace"))
     except (ssl.SSLError, ValueError) as e:
         raise TlsError(f'tls.ca_file: cannot load "{s.ca_file}": {getattr(e, "reason", None) or e}') from None
-    ctx.minimum_version = MIN_VERSION
+    if s.min_version not in MIN_VERSIONS:
+        raise TlsError(f'tls.tls_min_version: unsupported TLS version "{s.min_version}"')
+    ctx.minimum_version = MIN_VERSIONS[s.min_version]
     return ctx
 
 
@@ -154,12 +158,13 @@ def _server_ctx(s: TlsSettings, *, require_client_cert: bool) -> ssl.SSLContext:
     return ctx
 
 
-def client_context(ca_file: str = "", cert_file: str = "", key_file: str = "") -> ssl.SSLContext:
+def client_context(ca_file: str = "", cert_file: str = "", key_file: str = "",
+                   min_version: str = "tls12") -> ssl.SSLContext:
     """A dialling context: the CA checked, our certificate presented; names are checked by the caller."""
     ctx = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False  # Nomad's names are checked after the handshake (check_names)
     ctx.verify_mode = ssl.CERT_REQUIRED
-    _load(ctx, TlsSettings(ca_file=ca_file, cert_file=cert_file, key_file=key_file))
+    _load(ctx, TlsSettings(ca_file=ca_file, cert_file=cert_file, key_file=key_file, min_version=min_version))
     return ctx
 
 
@@ -219,9 +224,10 @@ class _Contexts:
     def __init__(self, s: TlsSettings) -> None:
         self.settings = s
         self.rpc_server = _server_ctx(s, require_client_cert=True) if s.rpc else None
-        self.rpc_client = (client_context(s.ca_file, s.cert_file, s.key_file) if s.rpc else None)
+        files = (s.ca_file, s.cert_file, s.key_file, s.min_version)
+        self.rpc_client = client_context(*files) if s.rpc else None
         self.http = _server_ctx(s, require_client_cert=s.verify_https_client) if s.http else None
-        self.http_client = client_context(s.ca_file, s.cert_file, s.key_file) if s.http else None
+        self.http_client = client_context(*files) if s.http else None
 
 
 class TlsEdge:

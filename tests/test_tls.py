@@ -141,9 +141,47 @@ def test_tls_files_are_not_read_while_tls_is_off():
     validate(cfg)
 
 
+def test_tls_min_version_defaults_to_tls12_and_bad_values_are_config_errors_naming_the_key(pki):
+    assert cfg_with_tls(pki).tls.tls_min_version == "tls12"
+    assert validate(cfg_with_tls(pki, tls_min_version="tls13")) is not None
+    with pytest.raises(ConfigError, match=r'tls.tls_min_version: unsupported TLS version "tls1.2", valid'):
+        validate(cfg_with_tls(pki, tls_min_version="tls1.2"))
+    # checked even while TLS is off, as Nomad parses it
+    off = build_overlay(_Config, {"data_dir": "/tmp/x", "server": {"enabled": True},
+                                  "tls": {"tls_min_version": "ssl3"}})
+    with pytest.raises(ConfigError, match=r"tls.tls_min_version"):
+        validate(off)
+
+
+def test_tls_min_version_sets_every_context_and_refuses_older_peers(pki):
+    edge = TlsEdge(settings(pki, http=True, min_version="tls13"))
+    assert edge._c.rpc_server.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert edge._c.rpc_client.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert TlsEdge(settings(pki)).__dict__["_c"].rpc_server.minimum_version == ssl.TLSVersion.TLSv1_2
+    # a peer that offers at most TLS 1.2 cannot reach a tls13 agent
+    server_ctx = edge._c.rpc_server
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    client_ctx.check_hostname = False
+    client_ctx.load_verify_locations(str(pki / "nomad-agent-ca.pem"))
+    a, b = __import__("socket").socketpair()
+    try:
+        def serve() -> None:
+            with pytest.raises(ssl.SSLError):
+                server_ctx.wrap_socket(b, server_side=True).do_handshake()
+
+        g = gevent.spawn(serve)
+        with pytest.raises(ssl.SSLError):
+            client_ctx.wrap_socket(a).do_handshake()
+        g.get(timeout=5)
+    finally:
+        a.close()
+        b.close()
+
+
 def test_sighup_reloads_the_tls_files_and_checks_but_not_the_switches(pki):
     assert {"tls.ca_file", "tls.cert_file", "tls.key_file", "tls.verify_server_hostname",
-            "tls.verify_https_client"} <= RELOADABLE
+            "tls.verify_https_client", "tls.tls_min_version"} <= RELOADABLE
     old = cfg_with_tls(pki)
     new = cfg_with_tls(pki, cert_file="/other.pem", verify_server_hostname=True, http=True)
     applied, restart = reloadable_diff(old, new)
