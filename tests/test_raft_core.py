@@ -269,3 +269,26 @@ def test_new_timings_rescale_the_election_timeout():
     c = net.cores["a"]
     c.set_timings(RaftTimings(election_ticks=50))
     assert 50 <= c.timeout < 100
+
+
+def test_followers_at_the_same_point_get_one_append_object():
+    """A broadcast builds one AppendEntries for followers at the same point (the transport encodes it once)."""
+    net = Net(IDS)
+    net.elect("a")
+    net.propose("a", b"w0")
+    net.tick(2)
+    leader = net.cores["a"]
+    leader.propose_batch([b"w1", b"w2"])
+    r = leader.take_ready()
+    appends = [m for _, m in r.messages if isinstance(m, AppendEntries)]
+    assert len(appends) == 2 and appends[0] is appends[1]
+    assert [e.data for e in appends[0].entries] == [b"w1", b"w2"]
+    # A follower elsewhere in the log gets its own.
+    leader.progress["c"].next -= 1
+    leader.progress["c"].inflight.clear()
+    leader.propose_batch([b"w3"])
+    r = leader.take_ready()
+    by_peer = {to: m for to, m in r.messages if isinstance(m, AppendEntries)}
+    assert by_peer["b"] is not by_peer["c"]
+    assert [e.data for e in by_peer["b"].entries] == [b"w3"]
+    assert [e.data for e in by_peer["c"].entries] == [b"w2", b"w3"]

@@ -357,3 +357,28 @@ def test_gossip_transport_sends_small_messages_as_packets_and_large_ones_over_tc
     finally:
         a.stop()
         b.stop()
+
+
+def test_one_payload_to_several_peers_is_encoded_once(make_tcp: MakeTcp, monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox_b: list[Envelope] = []
+    inbox_c: list[Envelope] = []
+    b, c = make_tcp(inbox_b.append), make_tcp(inbox_c.append)
+    a = make_tcp(lambda env: None)
+    frames: list[Envelope] = []
+    real = a._frame
+
+    def counting(env: Envelope) -> bytes:
+        frames.append(env)
+        return real(env)
+
+    monkeypatch.setattr(a, "_frame", counting)
+    env = ping(a.address, 7, body=b"x" * 100)
+    for i in range(3):
+        assert a.send(b.address, Envelope(src=env.src, dst_actor="echo", payload=env.payload))
+        assert a.send(c.address, Envelope(src=env.src, dst_actor="echo", payload=env.payload))
+    assert a.send(b.address, Envelope(src=env.src, dst_actor="other", payload=env.payload))  # another actor
+    assert a.send(b.address, ping(a.address, 7, body=b"x" * 100))  # equal, but another object
+    assert len(frames) == 3
+    wait_until(lambda: len(inbox_b) == 5 and len(inbox_c) == 3, what="every copy")
+    assert [e.dst_actor for e in inbox_b] == ["echo"] * 3 + ["other", "echo"]
+    assert all(e.payload == env.payload for e in inbox_b + inbox_c)
