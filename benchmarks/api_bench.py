@@ -9,14 +9,18 @@ Figures (issue 8):
 * ``register_per_s`` / ``register_p99_ms`` -- ``PUT /v1/jobs`` (a small
   service job, a distinct ID each) the same way: each answer means the job
   and its evaluation are committed by a Raft majority, fsynced;
-* ``register_p50_ms`` -- one client registering jobs one after another;
+* ``register_p50_ms`` -- one client registering jobs one after another,
+  taking the three servers in turn (``register_p50_by_server_ms`` has each
+  one's median; ``leader_index`` says which is the leader);
 * ``blocking_wake_ms`` -- ``GET /v1/jobs?index=N&wait=30s`` parked on one
   server, a job registered through another: the median time from the
   registration's answer to the blocked query's answer;
 * ``peer`` -- etcd (Debian ``etcd-server``), three members on loopback with
   their default fsync, taking ``POST /v3/kv/put`` on its JSON gateway from
   the same number of connections (``register_per_s`` is puts/s), and one
-  client's put p50 (``register_p50_ms``).
+  client's put p50 (``register_p50_ms``), taking the three members in turn
+  as ours does (a follower forwards a put to the leader, as ours forwards a
+  registration).
 
 Three ``bin/nomad-agent`` servers (``bootstrap_expect = 3``, data dirs on
 disk) start first; 1,000 simulated client nodes register over a server's
@@ -139,6 +143,27 @@ def etcd_binary() -> tuple[str | None, str]:
                  f"{(got.stderr or got.stdout).strip().splitlines()[-1:]}"
 
 
+def _post(url: str, body: bytes) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=2) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+def etcd_leader_index(targets: list[str]) -> int:
+    """Which member leads (``/v3/maintenance/status``: its member ID is the leader's); -1 unknown."""
+    for i, t in enumerate(targets):
+        status, body = _post(f"http://{t}/v3/maintenance/status", b"{}")
+        if status == 200:
+            st = json.loads(body)
+            if st.get("leader") and st.get("leader") == (st.get("header") or {}).get("member_id"):
+                return i
+    return -1
+
+
 def start_etcd(binary: str, tmp: str) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
     peers = [_free_port() for _ in range(3)]
     clients = [_free_port() for _ in range(3)]
@@ -202,6 +227,8 @@ def ours(tmp: str, p: dict[str, Any]) -> dict[str, Any]:
         ]
         figures = run_load(tmp, "nomad", phases)
         figures["survived"] = all(pr.poll() is None for pr in procs)
+        figures["leader_index"] = next((i for i, x in enumerate(ports)
+                                        if leader.endswith(f":{x['rpc']}")), -1)
         return figures
     finally:
         for pr in procs:
@@ -221,8 +248,9 @@ def etcd(tmp: str, p: dict[str, Any]) -> dict[str, Any]:
             {"name": "put", "kind": "throughput", "request": "etcd_put", "targets": targets, "conns": CONNS,
              "seconds": p["seconds"], "pids": [pr.pid for pr in procs]},
         ]
+        leader = etcd_leader_index(targets)
         figures = run_load(tmp, "etcd", phases)
-        figures.update(available=True, version=version)
+        figures.update(available=True, version=version, leader_index=leader)
         return figures
     finally:
         for pr in procs:
@@ -253,8 +281,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         print(_line(f"GET /v1/nodes ({p['nodes']} nodes)", n["reads"]))
         print(_line("PUT /v1/jobs", n["register"]))
         single = n["single"]
-        print(f"  PUT /v1/jobs, one client: p50 {single['p50_ms']:.2f} ms, p99 {single['p99_ms']:.2f} ms "
-              f"({single['requests']} jobs, errors {single['errors']})")
+        print(f"  PUT /v1/jobs, one client over the three servers: p50 {single['p50_ms']:.2f} ms, "
+              f"p99 {single['p99_ms']:.2f} ms ({single['requests']} jobs, errors {single['errors']}); "
+              f"each server's p50 {single['p50_by_target_ms']} ms, leader #{n['leader_index']}")
         w = n["wake"]
         print(f"  blocking query wake: median {w['median_ms']:.2f} ms, max {w['max_ms']:.2f} ms "
               f"({len(w['samples_ms'])} of {w['trials']} trials; failures {w['failures']})")
@@ -265,11 +294,15 @@ def run(quick: bool = False) -> dict[str, Any]:
         if e["available"]:
             print(f"  {e['version']}")
             print(_line("POST /v3/kv/put", e["put"]))
-            print(f"  POST /v3/kv/put, one client: p50 {e['single']['p50_ms']:.2f} ms, "
-                  f"p99 {e['single']['p99_ms']:.2f} ms; machine load average {e['put']['loadavg_1m']:g}")
+            single = e["single"]
+            print(f"  POST /v3/kv/put, one client over the three members: p50 {single['p50_ms']:.2f} ms, "
+                  f"p99 {single['p99_ms']:.2f} ms; each member's p50 {single['p50_by_target_ms']} ms, "
+                  f"leader #{e['leader_index']}; machine load average {e['put']['loadavg_1m']:g}")
             peer: dict[str, Any] = {
                 "name": "etcd", "version": e["version"], "register_per_s": e["put"]["per_s"],
                 "register_p50_ms": e["single"]["p50_ms"], "register_p99_ms": e["put"]["p99_ms"],
+                "register_p50_by_server_ms": e["single"]["p50_by_target_ms"],
+                "leader_index": e["leader_index"],
                 "servers_cpu_cores": e["put"]["servers_cpu_cores"], "loadavg_1m": e["put"]["loadavg_1m"],
                 "errors": e["put"]["errors"] + e["single"]["errors"]}
         else:
@@ -281,6 +314,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "health_per_s": n["health"]["per_s"], "health_p99_ms": n["health"]["p99_ms"],
         "register_per_s": n["register"]["per_s"], "register_p99_ms": n["register"]["p99_ms"],
         "register_p50_ms": n["single"]["p50_ms"], "register_concurrent_p50_ms": n["register"]["p50_ms"],
+        "register_p50_by_server_ms": n["single"]["p50_by_target_ms"], "leader_index": n["leader_index"],
         "blocking_wake_ms": w["median_ms"], "blocking_wake_max_ms": w["max_ms"],
         "errors": sum(n[k]["errors"] for k in ("health", "reads", "register", "single")) + w["failures"],
         "servers_survived": n["survived"], "nodes": p["nodes"], "conns": CONNS, "seconds": p["seconds"],

@@ -16,7 +16,8 @@ on stdout is one JSON object of every phase's figures.
   heartbeating at the TTL the servers hand out, as real clients do;
 * ``throughput`` -- C connections, each a request loop, for S seconds: the
   request rate and latency percentiles of the answers (non-2xx counted);
-* ``sequential`` -- one connection, N requests one after another (p50, p99);
+* ``sequential`` -- one client, N requests one after another, taking the
+  targets in turn over one connection each (p50, p99, and each target's p50);
 * ``wake`` -- a blocking query parked, then a job registered through another
   server: time from the registration's answer to the blocked query's answer.
 """
@@ -214,22 +215,35 @@ def throughput(targets: list[str], make: Maker, conns: int, seconds: float,
     return out
 
 
-def sequential(target: str, make: Maker, n: int) -> dict[str, Any]:
-    conn = Conn(target)
+def sequential(targets: list[str], make: Maker, n: int) -> dict[str, Any]:
+    """One client, N requests one after another, taking the targets in turn (one connection each).
+
+    Every member answers a third of them (with three), leader and followers
+    alike, so the figure does not depend on which member happened to win the
+    election: a follower forwards a write to the leader, in etcd as here.
+    ``p50_by_target_ms`` gives each member's own median.
+    """
+    conns = [Conn(t) for t in targets]
     lat: list[float] = []
+    by_target: list[list[float]] = [[] for _ in targets]
     errors: dict[str, int] = {}
     t0 = time.monotonic()
     for i in range(n):
         method, path, body = make(i)
+        k = i % len(conns)
         s = time.perf_counter()
-        status, _, answer = conn.request(method, path, body)
+        status, _, answer = conns[k].request(method, path, body)
         if 200 <= status < 300:
             lat.append(time.perf_counter() - s)
+            by_target[k].append(lat[-1])
         else:
             text = f"{status} {answer[:80].decode(errors='replace')}"
             errors[text] = errors.get(text, 0) + 1
-    conn.close()
-    return summary(lat, time.monotonic() - t0, sum(errors.values()), errors)
+    for c in conns:
+        c.close()
+    out = summary(lat, time.monotonic() - t0, sum(errors.values()), errors)
+    out["p50_by_target_ms"] = [round(pct(x, 0.5) * 1000, 3) for x in by_target]
+    return out
 
 
 def wake(targets: list[str], trials: int, prefix: str, wait: str) -> dict[str, Any]:
@@ -306,7 +320,7 @@ def main(argv: list[str]) -> int:
             out[name] = throughput(phase["targets"], maker(phase["request"], phase.get("prefix", name)),
                                    phase["conns"], phase["seconds"], phase.get("pids", []))
         elif kind == "sequential":
-            out[name] = sequential(phase["targets"][0], maker(phase["request"], phase.get("prefix", name)),
+            out[name] = sequential(phase["targets"], maker(phase["request"], phase.get("prefix", name)),
                                    phase["count"])
         elif kind == "wake":
             out[name] = wake(phase["targets"], phase["trials"], phase.get("prefix", name), phase["wait"])
