@@ -275,7 +275,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     to its own RPC address.  Production time is the wall clock: node records
     carry timestamps every server must agree on.
     """
-    from actors.client.alloc_runner import AllocRunner, DiskAllocDirs, FileAllocStore
+    from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, DiskAllocDirs, FileAllocStore
     from actors.client.alloc_sync import AllocSync, AllocSyncConfig
     from actors.client.drivers import RawExecDriver
     from actors.client.fingerprint import FingerprintConfig, Fingerprinter, PsutilProbe, detect_drivers
@@ -308,7 +308,11 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="alloc-runner", cls=AllocRunner, role="client",
                   kwargs=(("driver_registry", {"raw_exec": RawExecDriver()}),
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
-                          ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)))),
+                          ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)),
+                          ("config", AllocRunnerConfig(
+                              gc_interval_s=c.gc_interval_s, gc_max_allocs=c.gc_max_allocs,
+                              gc_disk_usage_threshold=c.gc_disk_usage_threshold,
+                              gc_inode_usage_threshold=c.gc_inode_usage_threshold)))),
         ChildSpec(name="alloc-sync", cls=AllocSync, role="client", leaves=True,
                   kwargs=(("config", sync_cfg), ("wall_clock", time.time))),
         ChildSpec(name="client", cls=ClientNode, role="client",

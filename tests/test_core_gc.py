@@ -202,3 +202,58 @@ def test_disk_alloc_dirs_remove_the_whole_tree_and_refuse_unsafe_ids(tmp_path):
         with pytest.raises(ValueError):
             dirs.destroy(bad)
     assert tmp_path.exists()
+
+
+# ------------------------------------------------------------ the client's own GC (Nomad client/gc.go)
+def _one_client(seed: int, **runner: object) -> tuple[JobCluster, str]:
+    from actors.client.alloc_runner import AllocRunnerConfig
+
+    cfg = JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=1),
+                           runner=AllocRunnerConfig(**runner))  # type: ignore[arg-type]
+    c = JobCluster(seed, cfg)
+    c.run(30.0)
+    return c, c.clients[0]
+
+
+def test_a_full_disk_makes_the_client_remove_finished_allocations_oldest_first():
+    c, x = _one_client(11)
+    c.register(sim_job("b1", count=2, cpu=100, job_type="batch", run_for_s=10.0))
+    c.run(90.0)
+    dirs, runner = c.alloc_dirs[x], c.actor(x, RUNNER)
+    assert dirs.destroyed == [] and len(runner.allocs) == 2  # finished, kept for their logs
+    dirs.disk_percent = 91.0
+    c.run(61.0)  # one gc_interval
+    assert sorted(dirs.destroyed) == sorted(runner.allocs) and all(a.collected for a in runner.allocs.values())
+    assert runner.stats["gc_collected"] == 2
+    # the servers still list them: nothing runs again, nothing is removed twice
+    dirs.disk_percent = 40.0
+    c.register(sim_job("b2", count=1, cpu=100, job_type="batch", run_for_s=10.0))
+    c.run(180.0)
+    assert c.drivers[x].starts == 3 and len(dirs.destroyed) == 2
+    # a restarted client remembers what it collected
+    c.crash(x)
+    c.run(1.0)
+    c.restart(x)
+    c.run(120.0)
+    assert len(dirs.destroyed) == 2 and c.drivers[x].starts == 3
+    c.close()
+
+
+def test_new_allocations_past_gc_max_allocs_push_out_the_oldest_finished_ones():
+    c, x = _one_client(12, gc_max_allocs=3)
+    c.register(sim_job("b1", count=3, cpu=100, job_type="batch", run_for_s=10.0))
+    c.run(90.0)
+    runner, dirs = c.actor(x, RUNNER), c.alloc_dirs[x]
+    old = sorted(runner.allocs, key=lambda aid: (runner.allocs[aid].spec.modify_index, aid))
+    c.register(sim_job("web", count=2, cpu=100))
+    c.run(60.0)
+    assert len(dirs.destroyed) == 2 and set(dirs.destroyed) <= set(old)
+    assert len(c.drivers[x].running()) == 2  # the new ones run
+    c.close()
+
+
+def test_disk_alloc_dirs_report_usage_in_percent(tmp_path):
+    from actors.client.alloc_runner import DiskAllocDirs
+
+    disk, inodes = DiskAllocDirs(str(tmp_path)).usage()
+    assert 0.0 < disk <= 100.0 and 0.0 <= inodes <= 100.0

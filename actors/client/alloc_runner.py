@@ -173,6 +173,16 @@ class AllocRunnerConfig:
     # Bounds one SetAllocs: more allocations than this on one client is an
     # upstream bug; the extras are reported failed rather than run.
     max_allocs: int = 10_000
+    # Client-side alloc GC (Nomad's client.gc_*, client/gc.go): finished
+    # allocations' directories stay for their logs until the servers remove
+    # them, unless the disk needs the room first.  Every gc_interval_s the
+    # oldest are removed while the alloc dir's disk or inode usage (percent)
+    # is above its threshold; and when new allocations would make the client
+    # hold more than gc_max_allocs, the oldest finished ones make room.
+    gc_interval_s: float = 60.0
+    gc_max_allocs: int = 50
+    gc_disk_usage_threshold: float = 80.0
+    gc_inode_usage_threshold: float = 70.0
 
     def __post_init__(self) -> None:
         for name in ("poll_interval_s", "max_kill_timeout_s"):
@@ -182,6 +192,11 @@ class AllocRunnerConfig:
             raise ValueError("need 0 <= default_kill_timeout_s <= max_kill_timeout_s")
         if self.max_events < 1 or self.max_allocs < 1:
             raise ValueError("max_events and max_allocs must be >= 1")
+        if self.gc_interval_s <= 0 or self.gc_max_allocs < 0:
+            raise ValueError("gc_interval_s must be > 0 and gc_max_allocs >= 0")
+        for name in ("gc_disk_usage_threshold", "gc_inode_usage_threshold"):
+            if not 0 <= getattr(self, name) <= 100:
+                raise ValueError(f"{name} must be a percentage within [0, 100]")
         if not 0 <= self.restart_jitter_fraction <= 1:
             raise ValueError("restart_jitter_fraction must be within [0, 1]")
         for p in (self.service_restart, self.batch_restart):
@@ -423,15 +438,23 @@ class AllocDirs(Protocol):
     def destroy(self, alloc_id: str) -> None:
         """Remove ``<alloc_dir>/<alloc_id>`` and everything in it (logs, task dirs); absent is fine."""
 
+    def usage(self) -> tuple[float, float]:
+        """(disk, inode) usage of the alloc dir's file system, in percent."""
+
 
 @dataclass(slots=True)
 class MemoryAllocDirs:
-    """The simulator's and tests' twin: records what would have been removed."""
+    """The simulator's and tests' twin: records what would have been removed; usage is set by hand."""
 
     destroyed: list[str] = field(default_factory=list)
+    disk_percent: float = 10.0
+    inode_percent: float = 1.0
 
     def destroy(self, alloc_id: str) -> None:
         self.destroyed.append(alloc_id)
+
+    def usage(self) -> tuple[float, float]:
+        return self.disk_percent, self.inode_percent
 
 
 class DiskAllocDirs:
@@ -448,6 +471,14 @@ class DiskAllocDirs:
             shutil.rmtree(path)
         except FileNotFoundError:
             return
+
+    def usage(self) -> tuple[float, float]:
+        st = os.statvfs(self.root)
+        used = st.f_blocks - st.f_bfree
+        avail = used + st.f_bavail  # as df: blocks reserved for root do not count as free
+        disk = 100.0 * used / avail if avail else 0.0
+        inodes = 100.0 * (st.f_files - st.f_ffree) / st.f_files if st.f_files else 0.0
+        return disk, inodes
 
 
 class FileAllocStore:
@@ -552,6 +583,9 @@ class _Alloc:
     # Arrived with a terminal client status (a client whose state was lost):
     # never run, never reported, so the servers' status (lost, say) stands.
     quiet: bool = False
+    # Finished, and its directory removed by the client's GC while the
+    # servers still list it (Nomad's destroyed alloc runner).
+    collected: bool = False
 
     @property
     def want_run(self) -> bool:
@@ -598,7 +632,8 @@ class AllocRunner(NodeActor):
         self._reported: dict[str, AllocUpdate] = {}
         self._timers: dict[str, tuple[str, str, str]] = {}  # timer name -> (kind, alloc, task)
         self.stats = {"bad_allocs": 0, "stale_sets": 0, "starts": 0, "restarts": 0, "reattached": 0,
-                      "persist_errors": 0, "driver_errors": 0, "reports": 0, "dirs_destroyed": 0}
+                      "persist_errors": 0, "driver_errors": 0, "reports": 0, "dirs_destroyed": 0,
+                      "gc_collected": 0}
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -614,6 +649,8 @@ class AllocRunner(NodeActor):
                 self.stats["bad_allocs"] += 1
                 log.error("%s: cannot restore allocation %s: %s; killing its tasks", self.env.node, aid, exc)
                 self._kill_orphans(records[aid])
+        if self.alloc_dirs is not None:
+            self.set_timer("gc", self.cfg.gc_interval_s)
         self._flush()
 
     # ------------------------------------------------------------ messages
@@ -634,6 +671,9 @@ class AllocRunner(NodeActor):
     def on_timer(self, name: str) -> None:
         if name == "poll":
             self._poll()
+        elif name == "gc":
+            self._gc_for_disk()
+            self.set_timer("gc", self.cfg.gc_interval_s)
         else:
             key = self._timers.pop(name, None)
             if key is not None:
@@ -654,6 +694,7 @@ class AllocRunner(NodeActor):
             self.stats["stale_sets"] += 1
             return
         self.index = m.index
+        self._make_room(m.allocs)
         seen: set[str] = set()
         for raw in m.allocs:
             try:
@@ -976,6 +1017,58 @@ class AllocRunner(NodeActor):
             self.stats["reports"] += 1
             self.send(self.env.node, self.reporter, AllocUpdates(updates=tuple(updates)))
 
+    # ------------------------------------------------------------ client-side GC
+    def _finished(self) -> list[_Alloc]:
+        """Allocations whose tasks are all gone and whose directory is still here, oldest first."""
+        done = [a for a in self.allocs.values() if not a.collected and not a.removed and a.done()]
+        done.sort(key=lambda a: (a.spec.modify_index if a.spec else 0, a.alloc_id))
+        return done
+
+    def _collect(self, a: _Alloc, reason: str) -> bool:
+        assert self.alloc_dirs is not None
+        try:
+            self.alloc_dirs.destroy(a.alloc_id)
+        except Exception as exc:
+            self.stats["persist_errors"] += 1
+            log.error("%s: cannot remove the directory of allocation %s: %s", self.env.node, a.alloc_id, exc)
+            return False
+        log.info("%s: garbage collecting allocation alloc_id=%s reason=%r", self.env.node, a.alloc_id, reason)
+        a.collected = True
+        self.stats["gc_collected"] += 1
+        self._dirty.add(a.alloc_id)
+        return True
+
+    def _gc_for_disk(self) -> None:
+        """Nomad keepUsageBelowThreshold: the oldest finished allocations go while usage is too high."""
+        if self.alloc_dirs is None:
+            return
+        c = self.cfg
+        for a in self._finished():
+            try:
+                disk, inodes = self.alloc_dirs.usage()
+            except Exception as exc:
+                log.warning("%s: cannot read the alloc dir's disk usage: %s", self.env.node, exc)
+                return
+            if disk < c.gc_disk_usage_threshold and inodes < c.gc_inode_usage_threshold:
+                return
+            reason = (f"disk usage of {disk:.0f}% is over gc_disk_usage_threshold"
+                      if disk >= c.gc_disk_usage_threshold else
+                      f"inode usage of {inodes:.0f}% is over gc_inode_usage_threshold")
+            if not self._collect(a, reason):
+                return
+
+    def _make_room(self, allocs: tuple[Any, ...]) -> None:
+        """Nomad MakeRoomFor: new allocations past gc_max_allocs push out the oldest finished ones."""
+        if self.alloc_dirs is None:
+            return
+        new = sum(1 for raw in allocs if isinstance(raw, dict) and raw.get("ID") not in self.allocs)
+        held = sum(1 for a in self.allocs.values() if not a.collected and not a.removed)
+        excess = held + new - self.cfg.gc_max_allocs
+        if new == 0 or excess <= 0:
+            return
+        for a in self._finished()[:excess]:
+            self._collect(a, f"new allocations and over max ({self.cfg.gc_max_allocs}) allocations")
+
     def _forget(self, a: _Alloc) -> None:
         for name in sorted(a.tasks):
             self._cancel_task_timer("restart", a, a.tasks[name])
@@ -987,7 +1080,7 @@ class AllocRunner(NodeActor):
         except Exception as exc:
             self.stats["persist_errors"] += 1
             log.error("%s: cannot delete state of allocation %s: %s", self.env.node, a.alloc_id, exc)
-        if self.alloc_dirs is not None:
+        if self.alloc_dirs is not None and not a.collected:
             # The servers removed it (job GC) and its tasks are gone: its
             # directory -- logs included -- goes too, as Nomad's client GC does.
             try:
@@ -1001,6 +1094,7 @@ class AllocRunner(NodeActor):
     def _persist(self, a: _Alloc) -> None:
         record = {
             "version": 1, "alloc": a.raw, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
+            "collected": a.collected,
             "desired": a.spec.desired if a.spec else "", "modify_index": a.spec.modify_index if a.spec else 0,
             "tasks": {n: {"phase": t.phase, "state": t.state.to_dict(),
                           "handle": t.handle.to_dict() if t.handle else None, "count": t.count,
@@ -1027,7 +1121,7 @@ class AllocRunner(NodeActor):
         # (a lagging server's view): after a restart, do not take it either.
         self.index = max(self.index, spec.modify_index)
         a = _Alloc(alloc_id=aid, raw=raw, spec=spec, removed=bool(rec.get("removed")),
-                   quiet=bool(rec.get("quiet")))
+                   quiet=bool(rec.get("quiet")), collected=bool(rec.get("collected")))
         saved = rec.get("tasks", {})
         for ts in spec.tasks:
             t = _Task(spec=ts)
