@@ -60,7 +60,9 @@ class JobCluster(ClientCluster):
         # Created before the base class boots anyone; they outlive client crashes.
         n = self.jcfg.base.n_clients
         names = [f"c{i:04d}" for i in range(1, n + 1)]
-        self.drivers = {c: SimDriver(lambda: self.sched.now, name=DRIVER) for c in names}
+        # Exits are told to the runner when they happen, through the event queue.
+        self.drivers = {c: SimDriver(lambda: self.sched.now, name=DRIVER,
+                                     schedule=lambda when, fn: self.sched.at(when, fn)) for c in names}
         self.alloc_stores = {c: MemoryAllocStore() for c in names}
         self.alloc_dirs = {c: MemoryAllocDirs() for c in names}
         self.overcommits: list[str] = []

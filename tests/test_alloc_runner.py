@@ -48,9 +48,12 @@ class Reporter(NodeActor):
 class Client:
     """One simulated client node: reporter + runner; driver and store survive restarts."""
 
-    def __init__(self, seed: int = 1, config: AllocRunnerConfig | None = None, store: Any = None) -> None:
+    def __init__(self, seed: int = 1, config: AllocRunnerConfig | None = None, store: Any = None,
+                 watch: bool = False) -> None:
         self.sched = Scheduler(seed)
-        self.driver = SimDriver(lambda: self.sched.now)
+        # watch=False: the runner polls the driver (raw_exec's way); True: the driver tells exits.
+        self.driver = SimDriver(lambda: self.sched.now,
+                                schedule=(lambda when, fn: self.sched.at(when, fn)) if watch else None)
         self.store = store if store is not None else MemoryAllocStore()
         self.got: list[AllocUpdates] = []
         self.config = config or AllocRunnerConfig()
@@ -580,3 +583,25 @@ def test_runner_on_a_file_store_reattaches(tmp_path):
     c.node.restart()
     c.run(5)
     assert c.driver.starts == 1 and c.runner.stats["reattached"] == 1
+
+
+def test_a_watched_task_exit_is_handled_when_it_happens_and_nothing_polls():
+    c = Client(watch=True)
+    c.set(alloc("a1", task(run_for_s=2.5), job_type="batch"))
+    c.until(lambda: c.status("a1") == "running")
+    started = c.starts_of("a1")[0]
+    assert not c.runner.timer_armed("poll")  # the driver will tell
+    c.until(lambda: c.status("a1") == "complete")
+    assert c.sched.now - (started + 2.5) < 0.01  # not up to a poll interval later
+    assert c.task("a1").events[-1].time == started + 2.5
+
+
+def test_a_watched_task_that_crashes_is_restarted_and_a_stale_exit_notice_is_ignored():
+    c = Client(watch=True)
+    c.set(alloc("a1", restart={"Attempts": 2, "Interval": 600 * 10**9, "Delay": 10**9, "Mode": "fail"}))
+    c.until(lambda: c.status("a1") == "running")
+    assert c.driver.crash("a1", "t", exit_code=3)
+    c.until(lambda: len(c.starts_of("a1")) == 2, 30.0)
+    c.run(5.0)
+    assert c.status("a1") == "running" and c.task("a1").restarts == 1
+    assert not c.runner.timer_armed("poll")

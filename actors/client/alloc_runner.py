@@ -13,7 +13,9 @@ must not forget a task it said is running).
   ``max_kill_timeout_s`` as Nomad's client ``max_kill_timeout``); an
   allocation absent from the set is killed and its local state removed,
   without further reports (the servers no longer know it).
-* Task exits are found by polling the drivers every ``poll_interval_s``.
+* A task's exit is told by its driver when the driver can watch it
+  (:class:`TaskExited`; the simulator's driver does), and otherwise found by
+  polling the driver every ``poll_interval_s``.
   The restart policy is Nomad's ``RestartTracker``: at most ``Attempts``
   restarts within ``Interval``, each after ``Delay`` plus up to 25 % jitter;
   beyond that ``fail`` fails the task (and kills its siblings, as Nomad's
@@ -33,6 +35,7 @@ that clock, not wall time) and jitter from ``env.rng``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -42,6 +45,8 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
+
+import pykka
 
 from actors.client.drivers import Driver, DriverError, ExitResult, TaskHandle, signal_number
 from runtime.actor import NodeActor
@@ -131,6 +136,16 @@ class AllocUpdates:
     """AllocRunner -> reporter: the allocations whose client state changed in one step."""
 
     updates: tuple[AllocUpdate, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExited:
+    """A driver's watch -> AllocRunner: this run of the task (pid, start time) has exited (local only)."""
+
+    alloc_id: str
+    task: str
+    pid: int
+    start_time: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -570,6 +585,7 @@ class _Task:
     restart_at: float = 0.0  # when a restart_wait ends (env.now())
     escalated: bool = False  # SIGKILL sent
     fail_reason: str = ""
+    watched: bool = False  # the driver tells this run's exit (no polling needed)
 
 
 @dataclass(slots=True)
@@ -657,6 +673,9 @@ class AllocRunner(NodeActor):
     def receive(self, message: Any) -> Any:
         if isinstance(message, SetAllocs):
             self._set_allocs(message)
+            self._flush()
+        elif isinstance(message, TaskExited):
+            self._exited(message)
             self._flush()
         elif isinstance(message, GetAllocStats):
             return self._stats(message.alloc_id)
@@ -806,7 +825,7 @@ class AllocRunner(NodeActor):
         t.state = _state(t.state, state=TASK_RUNNING, started_at=now)
         self._event(t, EV_STARTED, now, "Task started by client")
         self._dirty.add(a.alloc_id)
-        self._arm_poll()
+        self._watch(a, t)
 
     def _start_failed(self, a: _Alloc, t: _Task, error: str, recoverable: bool, now: float) -> None:
         self._event(t, EV_DRIVER_FAILURE, now, error)
@@ -912,6 +931,7 @@ class AllocRunner(NodeActor):
             self._event(t, EV_KILLING, self.env.now(), why)
             self._dirty.add(a.alloc_id)
             self._force_kill(t)
+            self._arm_poll()  # SIGKILL again until it is gone
 
     def _force_kill(self, t: _Task) -> None:
         driver = self.drivers.get(t.handle.driver) if t.handle else None
@@ -936,8 +956,8 @@ class AllocRunner(NodeActor):
             a = self.allocs[aid]
             for name in sorted(a.tasks):
                 t = a.tasks[name]
-                if t.handle is None:
-                    continue
+                if t.handle is None or (t.watched and not t.escalated):
+                    continue  # nothing runs, or its driver tells us when it exits
                 res = self._poll_task(t)
                 if res is not None:
                     self._dirty.add(aid)
@@ -948,6 +968,41 @@ class AllocRunner(NodeActor):
                 live = True
         if live:
             self._arm_poll()
+
+    def _watch(self, a: _Alloc, t: _Task) -> None:
+        """Ask the task's driver to tell us when this run exits; poll if it cannot."""
+        assert t.handle is not None
+        h = t.handle
+        watch = getattr(self.drivers.get(h.driver), "watch", None)
+        t.watched = False
+        if watch is not None:
+            seen = TaskExited(a.alloc_id, t.spec.name, h.pid, h.start_time)
+            notify = functools.partial(self._tell_exited, seen)
+            try:
+                t.watched = bool(watch(h, notify))
+            except Exception as exc:
+                self.stats["driver_errors"] += 1
+                log.warning("%s: watching task %s failed, polling it: %s", self.env.node, t.spec.name, exc)
+        if not t.watched:
+            self._arm_poll()
+
+    def _tell_exited(self, m: TaskExited) -> None:
+        # Called by the driver, from wherever it sees the exit: only a tell.
+        try:
+            self.actor_ref.tell(m)
+        except pykka.ActorDeadError:
+            pass  # this runner is gone; its successor re-attaches and watches again
+
+    def _exited(self, m: TaskExited) -> None:
+        a = self.allocs.get(m.alloc_id)
+        t = a.tasks.get(m.task) if a is not None else None
+        h = t.handle if t is not None else None
+        if a is None or t is None or h is None or (h.pid, h.start_time) != (m.pid, m.start_time):
+            return  # an earlier run of the task, handled already
+        res = self._poll_task(t)
+        if res is not None:
+            self._dirty.add(a.alloc_id)
+            self._on_exit(a, t, res, self.env.now())
 
     def _poll_task(self, t: _Task) -> ExitResult | None:
         assert t.handle is not None
@@ -1168,7 +1223,7 @@ class AllocRunner(NodeActor):
                     log.warning("%s: re-attaching task %s failed: %s", self.env.node, t.spec.name, exc)
             if alive:
                 self.stats["reattached"] += 1
-                self._arm_poll()
+                self._watch(a, t)
                 if t.phase == P_KILLING:  # finish the kill the last incarnation began
                     t.phase = P_RUNNING
                     self._end_task(a, t, EV_KILLING, "resuming a kill after a client restart", now)

@@ -22,6 +22,7 @@ and verbs a simulation uses to crash tasks or look at what runs).
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import signal as _signal
@@ -108,6 +109,10 @@ class Driver(Protocol):
     def recover(self, handle: TaskHandle) -> bool: ...
 
     def stats(self, handle: TaskHandle) -> dict[str, Any]: ...
+
+    # Optional: ``watch(handle, notify) -> bool`` calls ``notify()`` once when
+    # the task's process exits (from any greenlet or event: notify only
+    # tells the runner).  False, or no such method: the runner polls.
 
 
 def resolve_user(driver: str, user: str) -> tuple[int, int, list[int], bool] | None:
@@ -371,6 +376,7 @@ class SimProcess:
     signals: list[str] = field(default_factory=list)
     result: ExitResult | None = None
     ended_at: float | None = None
+    watchers: list[Callable[[], None]] = field(default_factory=list)  # told once when it ends
 
 
 class SimDriver:
@@ -391,9 +397,13 @@ class SimDriver:
     tested.  :meth:`reboot` is a host reboot (every task dies unseen).
     """
 
-    def __init__(self, clock: Callable[[], float], name: str = "sim") -> None:
+    def __init__(self, clock: Callable[[], float], name: str = "sim",
+                 schedule: Callable[[float, Callable[[], None]], None] | None = None) -> None:
         self.name = name
         self.clock = clock
+        # schedule(when, fn): the simulator's event queue, so an exit is told
+        # to the runner when it happens (watch); None: the runner polls.
+        self.schedule = schedule
         self.procs: dict[int, SimProcess] = {}  # every process ever started, by pid
         self.starts = 0
         self._next_pid = 1000
@@ -465,6 +475,18 @@ class SimDriver:
         return {"pid": proc.pid, "cpu_percent": float(proc.config.get("cpu_percent", 0.0)),
                 "rss_bytes": int(proc.config.get("rss_bytes", 0)), "processes": 1}
 
+    def watch(self, handle: TaskHandle, notify: Callable[[], None]) -> bool:
+        proc = self._proc(handle)
+        if self.schedule is None or proc is None:
+            return False
+        proc.watchers.append(notify)
+        self._advance(proc)
+        if proc.result is not None:
+            self.schedule(self.clock(), functools.partial(self._notify, proc))
+        elif proc.run_for_s is not None:
+            self.schedule(proc.started_at + proc.run_for_s, functools.partial(self._advance, proc))
+        return True
+
     # ------------------------------------------------------------ simulation verbs
     def running(self) -> list[SimProcess]:
         """Live processes, by pid."""
@@ -507,7 +529,15 @@ class SimDriver:
                 and self.clock() >= proc.started_at + proc.run_for_s:
             proc.result = ExitResult(exit_code=proc.exit_code)
             proc.ended_at = proc.started_at + proc.run_for_s
+            self._notify(proc)
 
     def _end(self, proc: SimProcess, result: ExitResult) -> None:
         proc.result = result
         proc.ended_at = self.clock()
+        self._notify(proc)
+
+    @staticmethod
+    def _notify(proc: SimProcess) -> None:
+        watchers, proc.watchers = proc.watchers, []
+        for notify in watchers:
+            notify()
