@@ -166,10 +166,25 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                            acl_enabled=config.acl.enabled, acl_token_ttl_s=config.acl.token_ttl_s,
                            acl_policy_ttl_s=config.acl.policy_ttl_s, acl_bootstrap_reset_file=reset_file,
                            tls=ctx.tls if ctx.tls is not None and ctx.tls.http else None,
-                           https_handshake_timeout_s=config.limits.https_handshake_timeout_s)
+                           https_handshake_timeout_s=config.limits.https_handshake_timeout_s,
+                           alloc_logs=_alloc_logs(config, ctx))
         specs.extend(forwarding_specs(config, http))
         specs.append(ChildSpec(name="http", cls=HttpApi, args=(ctx.http_listener, http)))
     return specs
+
+
+def _alloc_logs(config: Config, ctx: Any) -> Any:
+    if not (config.client.enabled and ctx.client_state_dir is not None):
+        return None
+    from actors.client.alloc_logs import AllocLogs
+
+    return AllocLogs(_alloc_root(config, ctx))
+
+
+def _alloc_root(config: Config, ctx: Any) -> str:
+    """client.alloc_dir, else ``alloc`` beside the client's state dir (Nomad's <data_dir>/alloc)."""
+    return config.client.alloc_dir or os.path.join(os.path.dirname(os.path.abspath(ctx.client_state_dir)),
+                                                   "alloc")
 
 
 def forwarding_specs(config: Config, http: Any) -> list[ChildSpec]:
@@ -293,7 +308,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
 
         node_cfg = dataclasses.replace(node_cfg, servers=(ctx.addrs.rpc_adv,))
     identity = MemoryIdentityStore() if config.dev_mode else FileIdentityStore(ctx.client_state_dir)
-    alloc_root = c.alloc_dir or os.path.join(os.path.dirname(os.path.abspath(ctx.client_state_dir)), "alloc")
+    alloc_root = _alloc_root(config, ctx)
     drain = c.drain_on_shutdown
     # Nomad drains on shutdown only through Agent.Leave, never in dev mode (NOMAD.md §5.3).
     sync_cfg = AllocSyncConfig(drain_deadline_s=drain.deadline_s if drain is not None and not config.dev_mode

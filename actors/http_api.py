@@ -103,6 +103,7 @@ class HttpContext:
     acl_bootstrap_reset_file: str = ""  # <data_dir>/server/acl-bootstrap-reset, as Nomad's; "": none
     tls: Any = None  # tls.http: the runtime.tls.TlsEdge every connection is wrapped with; None: plain HTTP
     https_handshake_timeout_s: float = 5.0  # limits.https_handshake_timeout: the TLS handshake's bound
+    alloc_logs: Any = None  # a client agent's actors.client.alloc_logs.AllocLogs; None: not a client
 
 
 @dataclass(slots=True)
@@ -859,6 +860,7 @@ def system_gc(req: Request, api: Api) -> Any:
 # The job, allocation, evaluation and node drain/eligibility endpoints register
 # their routes on import (a module of their own; it uses the plumbing above).
 import actors.http_acl  # noqa: E402,F401  (ACL endpoints and the token check)
+import actors.http_client_fs  # noqa: E402,F401  (task logs from the client that runs them)
 import actors.http_forward  # noqa: E402,F401  (client agents relay server-bound requests)
 import actors.http_jobs  # noqa: E402,F401
 import actors.http_keyring  # noqa: E402,F401  (gossip keyring endpoints)

@@ -482,6 +482,82 @@ def node_config(addr: str, args: list[str]) -> str:
     return "Updated server list"
 
 
+def _get_raw(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
+            return resp.read()
+    except urllib.error.HTTPError as e:
+        raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
+            from None
+    except (urllib.error.URLError, OSError) as e:
+        raise CliError(f"Error querying {url.split('/v1/')[0]}: {getattr(e, 'reason', e)}") from None
+
+
+LOG_WINDOW_BYTES = 4 << 20  # the agent answers at most this much per request (actors.http_client_fs)
+
+
+def alloc_logs(addr: str, args: list[str]) -> str:
+    """``nomad alloc logs [-stderr] [-tail] [-n lines] [-c bytes] <alloc> [<task>]``.
+
+    As Nomad's CLI: the allocation and its node are found through the
+    servers, and the logs are read from that node's own HTTP API.
+    """
+    flags, rest = parse_flags(args, {"stderr": bool, "tail": bool, "n": int, "c": int, "f": bool,
+                                     "task": str})
+    if flags.get("f"):
+        raise CliError("-f (follow) is not supported: run the command again to see new output")
+    for name in ("n", "c"):
+        if name in flags:
+            try:
+                flags[name] = int(flags[name])
+            except ValueError:
+                raise CliError(f'invalid value "{flags[name]}" for flag -{name}: want a number') from None
+    if not rest or len(rest) > 2:
+        raise CliError("usage: nomad alloc logs [-stderr] [-tail] [-n lines] [-c bytes] "
+                       "<allocation> [<task>]")
+    stub = resolve(addr, "allocation", rest[0])
+    a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
+    task = rest[1] if len(rest) > 1 else flags.get("task", "")
+    if not task:
+        job = a.get("Job") or request(addr, "GET", f"/v1/job/{urllib.parse.quote(a['JobID'], safe='')}")
+        groups = [g for g in job.get("TaskGroups", []) if g.get("Name") == a.get("TaskGroup")]
+        names = [t["Name"] for t in groups[0]["Tasks"]] if groups else sorted(a.get("TaskStates") or {})
+        if len(names) != 1:
+            raise CliError(f"Allocation {short(a['ID'])} has {len(names)} tasks: please specify the task "
+                           f"({', '.join(names)})")
+        task = names[0]
+    node = request(addr, "GET", f"/v1/node/{a['NodeID']}")
+    http_addr = node.get("HTTPAddr") or ""
+    if not http_addr:
+        raise CliError(f"node {short(a['NodeID'])} has no HTTP address to read the logs from")
+    scheme = "https" if addr.startswith("https://") else "http"
+    kind = "stderr" if flags.get("stderr") else "stdout"
+    base = f"{scheme}://{http_addr}/v1/client/fs/logs/{a['ID']}"
+
+    def window(origin: str, offset: int) -> bytes:
+        q = urllib.parse.urlencode({"task": task, "type": kind, "origin": origin, "offset": offset,
+                                    "plain": "true"})
+        return _get_raw(f"{base}?{q}")
+
+    if flags.get("tail"):
+        if "c" in flags:
+            data = window("end", max(0, flags["c"]))
+        else:
+            lines = flags.get("n", 10)
+            data = window("end", LOG_WINDOW_BYTES)
+            data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines > 0 else b""
+    else:
+        parts, offset = [], 0
+        while True:
+            chunk = window("start", offset)
+            parts.append(chunk)
+            offset += len(chunk)
+            if len(chunk) < LOG_WINDOW_BYTES:
+                break
+        data = b"".join(parts)
+    return data.decode("utf-8", errors="replace").rstrip("\n")
+
+
 JOB_COMMANDS = {
     ("system", "gc"): system_gc,
     ("operator", "metrics"): operator_metrics,
@@ -490,6 +566,7 @@ JOB_COMMANDS = {
     ("job", "status"): job_status,
     ("job", "stop"): job_stop,
     ("alloc", "status"): alloc_status,
+    ("alloc", "logs"): alloc_logs,
     ("node", "status"): node_status,
     ("node", "drain"): node_drain,
     ("node", "eligibility"): node_eligibility,

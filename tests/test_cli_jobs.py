@@ -200,3 +200,37 @@ def test_cli_errors_go_to_stderr_in_one_line_with_exit_1(dev, args, message):  #
     assert out.stderr.startswith("Error: ") and message in out.stderr, out.stderr
     assert out.stderr.count("\n") == 1, out.stderr
     assert call(dev.http_port, "GET", f"/v1/node/{node}").json()["SchedulingEligibility"] == "eligible"
+
+
+def test_alloc_logs_reads_a_tasks_output_from_the_node_that_runs_it(dev, tmp_path):  # noqa: F811
+    script = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo line-$i; done; echo oops >&2; exec sleep 60"
+    job = {"ID": "cli-logs", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": "talker", "Driver": "raw_exec",
+                                            "Config": {"command": "/bin/sh", "args": ["-c", script]},
+                                            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    path = tmp_path / "logs.json"
+    path.write_text(json.dumps({"Job": job}))
+    assert nomad(dev, "job", "run", str(path)).returncode == 0
+    def running() -> list:
+        return [a for a in call(dev.http_port, "GET", "/v1/job/cli-logs/allocations").json()
+                if a["ClientStatus"] == "running"]
+
+    alloc_id = wait_for(running, "cli-logs running", PLACE_DEADLINE_S, dev.detail)[0]["ID"]
+    out = wait_for(lambda: (r := nomad(dev, "alloc", "logs", alloc_id[:8])).stdout.endswith("line-12\n")
+                   and r, "the task's stdout", PLACE_DEADLINE_S, dev.detail)
+    assert out.returncode == 0 and out.stdout.splitlines()[0] == "line-1"
+    tail = nomad(dev, "alloc", "logs", "-tail", "-n", "3", alloc_id, "talker")
+    assert tail.stdout.splitlines() == ["line-10", "line-11", "line-12"], tail.stderr
+    assert nomad(dev, "alloc", "logs", "-stderr", alloc_id).stdout == "oops\n"
+    assert nomad(dev, "alloc", "logs", "-tail", "-c", "8", alloc_id).stdout == "line-12\n"
+    # the endpoint itself: framed by default, errors named
+    framed = call(dev.http_port, "GET", f"/v1/client/fs/logs/{alloc_id}?task=talker&type=stderr").json()
+    assert framed["File"] == "alloc/logs/talker.stderr.0" and framed["Data"] == "b29wcwo="
+    assert call(dev.http_port, "GET", f"/v1/client/fs/logs/{alloc_id}?task=talker").status == 400
+    assert call(dev.http_port, "GET", f"/v1/client/fs/logs/{alloc_id}?task=talker&type=stdout&follow=true"
+                ).status == 400
+    missing = call(dev.http_port, "GET", "/v1/client/fs/logs/nope?task=talker&type=stdout")
+    assert missing.status == 404 and "Unknown allocation" in missing.text
+    bad = nomad(dev, "alloc", "logs", alloc_id, "nosuchtask")
+    assert bad.returncode == 1 and "has no stdout log" in bad.stderr
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-logs").returncode == 0
