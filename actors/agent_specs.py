@@ -295,7 +295,13 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.client.drivers import RawExecDriver
     from actors.client.fingerprint import FingerprintConfig, Fingerprinter, PsutilProbe, detect_drivers
     from actors.client.messages import Resources
-    from actors.client.node import ClientNode, ClientNodeConfig, FileIdentityStore, MemoryIdentityStore
+    from actors.client.node import (
+        ClientNode,
+        ClientNodeConfig,
+        FileIdentityStore,
+        MemoryIdentityStore,
+        read_host_uuid,
+    )
 
     assert ctx.client_state_dir is not None
     c = config.client
@@ -303,10 +309,12 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface,
                         drivers=detect_drivers(c.options, is_root=os.geteuid() == 0))
     node_cfg = ClientNodeConfig.from_config(config, name=config.name or "", http_addr=ctx.addrs.http_adv)
-    if not node_cfg.servers and config.server.enabled:
-        import dataclasses
+    import dataclasses
 
+    if not node_cfg.servers and config.server.enabled:
         node_cfg = dataclasses.replace(node_cfg, servers=(ctx.addrs.rpc_adv,))
+    if not c.no_host_uuid:
+        node_cfg = dataclasses.replace(node_cfg, host_uuid=read_host_uuid())
     identity = MemoryIdentityStore() if config.dev_mode else FileIdentityStore(ctx.client_state_dir)
     alloc_root = _alloc_root(config, ctx)
     drain = c.drain_on_shutdown

@@ -93,6 +93,10 @@ class ClientNodeConfig:
     # follower's forwarding hop is saved (Nomad always forwards instead).
     # Failover is unchanged: a failed leader rotates to the back like any server.
     prefer_leader: bool = True
+    # client.no_host_uuid = false: a new node's ID is the host's UUID (read
+    # by the agent at start), so a reinstalled agent comes back as the same
+    # node; "" (Nomad's default, no_host_uuid = true): a random UUID.
+    host_uuid: str = ""
 
     def __post_init__(self) -> None:
         for name in ("rpc_attempt_timeout_s", "rpc_hold_timeout_s", "register_retry_s", "no_servers_retry_s",
@@ -111,6 +115,22 @@ class ClientNodeConfig:
         return cls(servers=tuple(_with_port(s) for s in c.servers), name=name, datacenter=config.datacenter,
                    node_class=c.node_class, node_pool=c.node_pool, meta=tuple(sorted(c.meta)),
                    http_addr=http_addr, dev_mode=config.dev_mode)
+
+
+def read_host_uuid(paths: tuple[str, ...] = ("/sys/class/dmi/id/product_uuid", "/etc/machine-id")) -> str:
+    """The host's UUID (the edge: file reads), as a UUID string; "" when none is readable.
+
+    The firmware's product UUID needs root; systemd's machine-id (32 hex
+    digits) is the fallback, as gopsutil's HostID reads them.
+    """
+    for path in paths:
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                text = f.read().strip()
+            return str(uuid.UUID(text))
+        except (OSError, ValueError):
+            continue
+    return ""
 
 
 def _with_port(server: str) -> str:
@@ -267,7 +287,8 @@ class ClientNode(NodeActor):
     def on_start(self) -> None:
         saved = self.identity.load()
         if saved is None:
-            self.node_id, self.secret_id = new_uuid(self.env.rng), new_uuid(self.env.rng)
+            self.node_id = self.cfg.host_uuid or new_uuid(self.env.rng)
+            self.secret_id = new_uuid(self.env.rng)
             self.identity.save(self.node_id, self.secret_id)
         else:
             self.node_id, self.secret_id = saved
