@@ -219,7 +219,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     """
     from actors.gossip.config import profile
     from actors.gossip.member import LAN_POOL, GossipMember
-    from actors.raft.membership import SERVER_ROLE, ServerMembership
+    from actors.raft.membership import SERVER_ROLE, AutopilotConfig, ServerMembership
     from actors.raft.peer import RaftPeer, raft_config
     from actors.scheduler.broker import BrokerConfig, EvalBroker, num_workers_for
     from actors.scheduler.drainer import NodeDrainer
@@ -262,7 +262,9 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("wall_clock", time.time))),
         ChildSpec(name="drainer", cls=NodeDrainer, role="server", kwargs=(("wall_clock", time.time),)),
         ChildSpec(name="server-membership", cls=ServerMembership, role="server",
-                  kwargs=(("region", config.region), ("bootstrap_expect", srv.bootstrap_expect))),
+                  kwargs=(("region", config.region), ("bootstrap_expect", srv.bootstrap_expect),
+                          ("autopilot", AutopilotConfig.from_config(config.autopilot)),
+                          ("wall_clock", time.time))),
         ChildSpec(name=LAN_POOL, cls=GossipMember, role="server", leaves=True,
                   kwargs=(("member_name", f"{config.name}.{config.region}"),
                           ("config", _gossip_config(profile(srv.gossip_profile), ctx)),

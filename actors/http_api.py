@@ -416,9 +416,33 @@ def raft_configuration(req: Request, api: Api) -> Any:
     require(req, "GET")
     status = _raft_status(api)
     servers = api.ask("raft", "configuration")
+    names: dict[str, str] = {}
+    if api.env.lookup("server-membership") is not None:  # the gossip names of the servers
+        known = api.ask("server-membership", "servers")
+        names = {m["rpc_addr"]: name for name, m in known.items()}
     for s in servers:
-        s.update(Node="(unknown)", RaftProtocol="3")  # gossip names servers once it exists
+        s.update(Node=names.get(s["Address"], "(unknown)"), RaftProtocol="3")
     return {"Servers": servers, "Index": status["commit"]}
+
+
+@route("/v1/operator/autopilot/health")
+def autopilot_health(req: Request, api: Api) -> Any:
+    """Nomad's OperatorHealthReply, from the leader's autopilot (a follower asks the leader)."""
+    require(req, "GET")
+    from actors.raft.membership import GetAutopilotHealth
+
+    ref = api.env.lookup("server-membership")
+    if ref is None or not ref.is_alive():
+        raise CodedError(501, "Server only endpoint")
+    fut = api.env.make_future()
+    ref.tell(GetAutopilotHealth(reply=fut))
+    try:
+        report = fut.get(timeout=api.ask_timeout_s)
+    except pykka.Timeout:
+        raise CodedError(500, "autopilot health did not come in time") from None
+    except Exception as e:  # noqa: BLE001 - no leader, or not measured yet
+        raise CodedError(500, str(e)) from None
+    return report
 
 
 @route("/v1/operator/raft/peer")

@@ -1,7 +1,7 @@
 """``nomad`` -- the operator CLI: Nomad's commands over the HTTP API.
 
 Implemented: ``server members [-verbose]``, ``server join <addr>...``,
-``server force-leave [-prune] <name>``, ``operator raft list-peers``,
+``server force-leave [-prune] <name>``, ``operator raft list-peers``, ``operator autopilot health``,
 ``operator raft remove-peer -peer-id <id>``, ``agent-info``, ``status leader``,
 and the job, alloc and node commands of :mod:`runtime.cli_jobs`.
 The address comes from ``-address`` or ``NOMAD_ADDR`` (default
@@ -121,6 +121,21 @@ def raft_remove_peer(addr: str, args: list[str]) -> str:
     return f"Removed peer with id {peer!r}"
 
 
+def autopilot_health(addr: str, args: list[str]) -> str:
+    """``nomad operator autopilot health``: the leader's view of every server."""
+    got = call(addr, "GET", "/v1/operator/autopilot/health")
+    head = [f"Healthy:           {str(got['Healthy']).lower()}",
+            f"Failure Tolerance: {got['FailureTolerance']}", f"Leader:            {got['Leader']}",
+            f"Voters:            {', '.join(got['Voters'])}", ""]
+    rows = [["ID", "Name", "Address", "Serf Status", "Leader", "Voter", "Last Contact", "Last Term",
+             "Last Index", "Healthy", "Stable Since"]]
+    for s in got["Servers"]:
+        rows.append([s["ID"], s["Name"], s["Address"], s["SerfStatus"], str(s["Leader"]).lower(),
+                     str(s["Voter"]).lower(), s["LastContact"], str(s["LastTerm"]), str(s["LastIndex"]),
+                     str(s["Healthy"]).lower(), s["StableSince"]])
+    return "\n".join(head) + table(rows)
+
+
 def agent_info(addr: str, args: list[str]) -> str:
     got = call(addr, "GET", "/v1/agent/self")
     lines = []
@@ -141,6 +156,7 @@ COMMANDS = {
     ("server", "force-leave"): server_force_leave,
     ("operator", "raft", "list-peers"): raft_list_peers,
     ("operator", "raft", "remove-peer"): raft_remove_peer,
+    ("operator", "autopilot", "health"): autopilot_health,
     ("agent-info",): agent_info,
     ("status", "leader"): status_leader,
 }

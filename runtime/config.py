@@ -293,6 +293,26 @@ class Tls:
 
 
 @conf
+class Autopilot:
+    """Nomad's ``autopilot`` block (actors/raft/membership.py): Raft housekeeping on the leader."""
+
+    # Nomad default true: a server gossip marks failed is removed from Raft
+    # (at most (voters - 1) / 2 of the voters, so a quorum always remains);
+    # it is added back as a non-voter if it returns.
+    cleanup_dead_servers: bool = True
+    # A server whose last contact with the leader is older than this, or
+    # whose log trails by more than max_trailing_logs, is unhealthy in
+    # /v1/operator/autopilot/health (Nomad's defaults).
+    last_contact_threshold_s: float = _dur(0.2, gt=0)
+    max_trailing_logs: int = _f(250, ge=0)
+    # Accepted for Nomad compatibility but not enforced: Nomad promotes a new
+    # server only after it is healthy this long; here Raft promotes it as
+    # soon as it has caught up (StableSince in the health report still shows
+    # since when it is healthy).
+    server_stabilization_time_s: float = _dur(10, gt=0)
+
+
+@conf
 class Telemetry:
     # DefaultConfig telemetry block; the in-memory sink backs /v1/metrics and SIGUSR1.
     collection_interval_s: float = _dur(1, gt=0)
@@ -328,6 +348,7 @@ class Config:
     limits: Limits = _sub(Limits)
     acl: Acl = _sub(Acl)  # not reloadable (Nomad: ACLs switch on or off with a restart)
     tls: Tls = _sub(Tls)  # files and verify_* reloadable (RELOADABLE)
+    autopilot: Autopilot = _sub(Autopilot)
     dev_mode: bool = _f(False, file=False)  # set by -dev only (Nomad: hcl:"-")
 
     def graceful_timeout_s(self) -> float:

@@ -31,6 +31,24 @@ def test_single_server_leads_and_reports_itself_as_the_only_peer(agents, tmp_pat
                                                   "Node": "x", "RaftProtocol": "3"}
     status, body, _ = a.get("/v1/operator/raft/peer?address=1.2.3.4:4647", method="DELETE")
     assert status == 400 and b"not supported" in body
+    wait_for(lambda: _json(a, "/v1/operator/raft/configuration")["Servers"][0]["Node"] != "(unknown)",
+             "the server's gossip name in the Raft configuration", 10.0)
+    # autopilot's health report (measured every 2 s on the leader)
+    health = wait_for(lambda: a.get("/v1/operator/autopilot/health")[0] == 200
+                      and _json(a, "/v1/operator/autopilot/health"), "autopilot health", 10.0)
+    assert health["Healthy"] is True and health["FailureTolerance"] == 0 and health["Leader"] == me
+    assert health["Voters"] == [me] and health["Servers"][0]["SerfStatus"] == "alive"
+    assert health["Servers"][0]["StableSince"].endswith("Z") and health["Servers"][0]["LastIndex"] >= 1
+    import subprocess
+    import sys
+
+    from tests.test_agent_process import ROOT
+
+    cli = subprocess.run([sys.executable, f"{ROOT}/bin/nomad", f"-address=http://127.0.0.1:{cfg['http']}",
+                          "operator", "autopilot", "health"], capture_output=True, text=True, timeout=30)
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.startswith("Healthy:           true\nFailure Tolerance: 0\n")
+    assert me in cli.stdout.splitlines()[-1] and "alive" in cli.stdout.splitlines()[-1]
 
 
 def test_raft_state_survives_a_restart_on_the_same_data_dir(agents, tmp_path):

@@ -15,8 +15,17 @@ Raft peers and each bootstraps its own cluster:
 * **joiners** -- the leader adds an alive server of this region that is not
   in the configuration as a non-voter; Raft promotes it once caught up.
 * **departures** -- the leader removes a server that left gracefully, was
-  force-left, or was reaped after failing.  A merely failed server stays (it
-  may come back) until it is reaped.
+  force-left, or was reaped after failing.
+* **autopilot** (Nomad's ``autopilot`` block) -- every
+  ``autopilot_interval_s`` (Nomad: 10 s) the leader also removes servers
+  gossip marks failed when ``cleanup_dead_servers`` is on: any non-voter,
+  and voters only while at most (voters - 1) / 2 of them would go, so a
+  quorum of the configuration always remains; a removed server that comes
+  back is added again as a non-voter.  Every ``health_interval_s`` (2 s) the
+  leader works out each server's health from Raft's view (last contact
+  within ``last_contact_threshold``, log within ``max_trailing_logs`` of the
+  leader's, same term) and gossip's (alive): ``/v1/operator/autopilot/health``.
+  A follower asked for it asks the leader's membership actor.
 
 The actor never blocks: it learns Raft's configuration from RaftInfo
 messages (on leadership changes and in answer to InfoQuery).
@@ -25,9 +34,13 @@ messages (on leadership changes and in answer to InfoQuery).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-from actors.raft.peer import Bootstrap, ChangeMembership, InfoQuery, RaftInfo
+import msgpack
+
+from actors.raft.messages import AutopilotHealthReply, AutopilotHealthRequest
+from actors.raft.peer import Bootstrap, ChangeMembership, HealthQuery, InfoQuery, RaftHealth, RaftInfo
 from runtime.actor import NodeActor
 from runtime.env import Env
 
@@ -35,12 +48,47 @@ log = logging.getLogger("nomad.server")
 
 SERVER_ROLE = "nomad"  # the gossip "role" tag of a Nomad server
 GONE = ("left", "reaped")
+NOT_LEADER_HEALTH = "no leader to report autopilot health"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AutopilotConfig:
+    cleanup_dead_servers: bool = True  # autopilot.cleanup_dead_servers (Nomad default true)
+    last_contact_threshold_s: float = 0.2  # autopilot.last_contact_threshold (Nomad 200ms)
+    max_trailing_logs: int = 250  # autopilot.max_trailing_logs (Nomad 250)
+    # Nomad's autopilot loop (10 s) and server health loop (2 s), fixed there.
+    autopilot_interval_s: float = 10.0
+    health_interval_s: float = 2.0
+    # A follower waits this long for the leader's health report.
+    health_forward_timeout_s: float = 5.0
+
+    @classmethod
+    def from_config(cls, ap: Any) -> AutopilotConfig:
+        return cls(cleanup_dead_servers=ap.cleanup_dead_servers,
+                   last_contact_threshold_s=ap.last_contact_threshold_s,
+                   max_trailing_logs=ap.max_trailing_logs)
+
+
+@dataclass(frozen=True, slots=True)
+class GetAutopilotHealth:
+    """HTTP edge -> membership: the health report (Nomad's OperatorHealthReply) into *reply* (a future)."""
+
+    reply: Any
 
 
 class ServerMembership(NodeActor):
     def __init__(self, env: Env, name: str, *, region: str, bootstrap_expect: int, raft: str = "raft",
-                 reconcile_interval_s: float = 1.0) -> None:
+                 reconcile_interval_s: float = 1.0, autopilot: AutopilotConfig | None = None,
+                 wall_clock: Any = None) -> None:
         super().__init__(env, name)
+        self.ap = autopilot or AutopilotConfig()
+        # StableSince is a wall-clock time: production passes time.time.
+        self._wall = wall_clock or env.now
+        self.health: dict[str, Any] | None = None  # the leader's last report (Nomad's JSON shape)
+        self._stable_since: dict[str, float] = {}  # server -> when it last became healthy
+        self._prune: set[str] = set()  # failed servers autopilot decided to remove
+        self._health_waits: dict[int, tuple[Any, float]] = {}  # forwarded request id -> (reply, deadline)
+        self._next_req = 0
         self.region = region
         self.expect = bootstrap_expect
         self.raft = raft
@@ -51,23 +99,47 @@ class ServerMembership(NodeActor):
         self.servers: dict[str, tuple[str, str, int]] = {}  # name -> (rpc_addr, status, expect)
         self.info: RaftInfo | None = None
         self.bootstrapped = False
-        self.stats = {"bootstraps": 0, "adds": 0, "removes": 0}
+        self.stats = {"bootstraps": 0, "adds": 0, "removes": 0, "dead_removed": 0}
 
     def on_start(self) -> None:
         self.set_timer("reconcile", self.reconcile_interval_s)
+        self.set_timer("autopilot", self.ap.autopilot_interval_s)
+        self.set_timer("health", self.ap.health_interval_s)
 
     def on_timer(self, name: str) -> None:
         if name == "reconcile":
             self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
             self.set_timer("reconcile", self.reconcile_interval_s)
+        elif name == "autopilot":
+            self._prune_dead()
+            self.set_timer("autopilot", self.ap.autopilot_interval_s)
+        elif name == "health":
+            if self.info is not None and self.info.is_leader:
+                self.send(self.env.node, self.raft, HealthQuery(reply_to=self.name))
+            self._expire_health_waits()
+            self.set_timer("health", self.ap.health_interval_s)
 
     def receive(self, message: Any) -> Any:
         kind = getattr(message, "kind", None)
         if kind is not None and hasattr(message, "tags"):
             self._member_event(message)
         elif isinstance(message, RaftInfo):
+            if not message.is_leader:
+                self.health = None
+                self._stable_since.clear()
             self.info = message
             self._reconcile()
+        elif isinstance(message, RaftHealth):
+            self._health(message)
+        elif isinstance(message, GetAutopilotHealth):
+            self._get_health(message.reply)
+        elif isinstance(message, AutopilotHealthRequest):
+            report = self.health if self.info is not None and self.info.is_leader else None
+            self.send(message.reply_node, message.reply_actor, AutopilotHealthReply(
+                req_id=message.req_id, ok=report is not None,
+                report=msgpack.packb(report, use_bin_type=True) if report is not None else b""))
+        elif isinstance(message, AutopilotHealthReply):
+            self._forwarded_health(message)
         elif message == "servers":
             return {n: {"rpc_addr": a, "status": s} for n, (a, s, _) in sorted(self.servers.items())}
         return None
@@ -112,8 +184,119 @@ class ServerMembership(NodeActor):
                 log.info("%s: adding server %s (%s) to Raft", self.env.node, name, addr)
                 self.send(self.env.node, self.raft, ChangeMembership(op="add_learner", node=addr, reply=None))
                 return  # one change at a time; the next reconcile does the next
-            if status in GONE and addr in members and addr != self.env.node:
+            dead = status == "failed" and addr in self._prune
+            if (status in GONE or dead) and addr in members and addr != self.env.node:
                 self.stats["removes"] += 1
-                log.info("%s: removing server %s (%s) from Raft: %s", self.env.node, name, addr, status)
+                self.stats["dead_removed"] += int(dead)
+                why = "autopilot: the server is dead" if dead else status
+                log.info("%s: removing server %s (%s) from Raft: %s", self.env.node, name, addr, why)
                 self.send(self.env.node, self.raft, ChangeMembership(op="remove", node=addr, reply=None))
                 return
+
+    # ------------------------------------------------------------ autopilot
+    def _prune_dead(self) -> None:
+        """Nomad/raft-autopilot pruneDeadServers: pick the failed servers the reconcile loop removes."""
+        info = self.info
+        self._prune = set()
+        if info is None or not info.is_leader or not self.ap.cleanup_dead_servers:
+            return
+        failed = sorted(a for a, st, _ in self.servers.values() if st == "failed" and a != self.env.node)
+        learners = [a for a in failed if a in info.learners]
+        voters = [a for a in failed if a in info.voters]
+        self._prune.update(learners)
+        most = (len(info.voters) - 1) // 2
+        if voters and len(voters) <= most:
+            self._prune.update(voters)
+        elif voters:
+            log.warning("%s: autopilot: not removing %d dead voters: at most %d of %d may go",
+                        self.env.node, len(voters), most, len(info.voters))
+        if self._prune:
+            self._reconcile()
+
+    def _health(self, h: RaftHealth) -> None:
+        """Nomad's server health (raft-autopilot isHealthy) from Raft's view and gossip's."""
+        if not h.is_leader:
+            return
+        ap, now = self.ap, self._wall()
+        status_of = {addr: (name, st) for name, (addr, st, _) in self.servers.items()}
+        leader_term = next((t for sid, _, _, t, _ in h.servers if sid == self.env.node), h.term)
+        rows, healthy_voters, voters = [], 0, 0
+        for sid, voter, match, last_term, age in h.servers:
+            name, serf = status_of.get(sid, (sid, "alive" if sid == self.env.node else "none"))
+            trailing = h.last_index - match
+            ok = serf == "alive" and (sid == self.env.node or (
+                0 <= age <= ap.last_contact_threshold_s and last_term == leader_term
+                and trailing <= ap.max_trailing_logs))
+            if ok:
+                self._stable_since.setdefault(sid, now)
+            else:
+                self._stable_since.pop(sid, None)
+            voters += voter
+            healthy_voters += voter and ok
+            rows.append({"ID": sid, "Name": name, "Address": sid, "SerfStatus": serf, "Version": "",
+                         "Leader": sid == self.env.node, "Voter": voter,
+                         "LastContact": _go_duration(max(0.0, age)) if sid != self.env.node else "0s",
+                         "LastTerm": last_term, "LastIndex": match, "Healthy": ok,
+                         "StableSince": _rfc3339(self._stable_since.get(sid, 0.0))})
+        quorum = voters // 2 + 1
+        self.health = {"Healthy": all(r["Healthy"] for r in rows), "Leader": self.env.node,
+                       "FailureTolerance": max(0, healthy_voters - quorum),
+                       "Voters": [r["ID"] for r in rows if r["Voter"]], "Servers": rows}
+
+    def _get_health(self, reply: Any) -> None:
+        info = self.info
+        if info is not None and info.is_leader:
+            if self.health is None:
+                # Just elected: nothing measured yet.
+                reply.set_exception((RuntimeError, RuntimeError("autopilot health not yet known"), None))
+            else:
+                reply.set(self.health)
+            return
+        if info is None or not info.leader:
+            reply.set_exception((RuntimeError, RuntimeError(NOT_LEADER_HEALTH), None))
+            return
+        self._next_req += 1
+        self._health_waits[self._next_req] = (reply, self.env.now() + self.ap.health_forward_timeout_s)
+        ask = AutopilotHealthRequest(req_id=self._next_req, reply_node=self.env.node, reply_actor=self.name)
+        self.send(info.leader, self.name, ask)
+
+    def _forwarded_health(self, m: AutopilotHealthReply) -> None:
+        waiting = self._health_waits.pop(m.req_id, None)
+        if waiting is None:
+            return
+        reply = waiting[0]
+        if not m.ok:
+            reply.set_exception((RuntimeError, RuntimeError(NOT_LEADER_HEALTH), None))
+            return
+        try:
+            reply.set(msgpack.unpackb(m.report, raw=False))
+        except (ValueError, msgpack.UnpackException) as exc:
+            err = RuntimeError(f"bad health report from the leader: {exc}")
+            reply.set_exception((RuntimeError, err, None))
+
+    def _expire_health_waits(self) -> None:
+        now = self.env.now()
+        for rid in sorted(self._health_waits):
+            reply, deadline = self._health_waits[rid]
+            if now >= deadline:
+                del self._health_waits[rid]
+                reply.set_exception((RuntimeError, RuntimeError("the leader did not answer in time"), None))
+
+
+def _go_duration(seconds: float) -> str:
+    """A Go time.Duration string, as Nomad's JSON shows LastContact (``12.5ms``, ``1.2s``)."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f}\u00b5s" if seconds else "0s"
+    if seconds < 1:
+        return f"{seconds * 1e3:g}ms"
+    return f"{seconds:g}s"
+
+
+def _rfc3339(t: float) -> str:
+    """A time as Nomad's JSON shows it; never (0) is Go's zero time."""
+    import datetime as dt
+
+    if t <= 0:
+        return "0001-01-01T00:00:00Z"
+
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")

@@ -166,3 +166,21 @@ class ForwardConfigChange(Message):
     origin_actor: str
     op: str
     node: str
+
+
+@message(114)
+@msg
+class AutopilotHealthRequest(Message):
+    """A follower's membership actor -> the leader's: send me your autopilot health report."""
+
+    req_id: int
+    reply_node: str
+    reply_actor: str
+
+
+@message(115)
+@msg
+class AutopilotHealthReply(Message):
+    req_id: int
+    ok: bool
+    report: bytes = b""  # msgpack of the report (Nomad's OperatorHealthReply shape)

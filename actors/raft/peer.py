@@ -136,7 +136,8 @@ class Transfer:
 
 @dataclass(frozen=True, slots=True)
 class RaftInfo:
-    """Told to ``leadership_subscribers`` when leadership changes, and as the answer to InfoQuery."""
+    """Told to ``leadership_subscribers`` whenever it changes (leadership, term, leader, members),
+    and as the answer to InfoQuery."""
 
     is_leader: bool
     term: int
@@ -150,6 +151,29 @@ class InfoQuery:
     """Ask for a RaftInfo, told back to local actor ``reply_to`` (actors must not ask)."""
 
     reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class HealthQuery:
+    """Ask for a RaftHealth, told back to local actor ``reply_to`` (autopilot's server health)."""
+
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class RaftHealth:
+    """This server's view for autopilot: on the leader, every member's replication and last contact.
+
+    ``servers`` holds ``(id, voter, match_index, last_term, contact_age_s)``
+    per member; the leader's own row has its last index and age 0; a member
+    never heard from in this term has age -1.
+    """
+
+    is_leader: bool
+    term: int
+    leader: str
+    last_index: int
+    servers: tuple[tuple[str, bool, int, int, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +229,8 @@ class RaftPeer(NodeActor):
         self._watch_seen = 0  # applied index at the last watch check
         self._since_snapshot = 0
         self.last_contact = 0.0
+        self.peer_contact: dict[str, float] = {}  # leader: follower -> when its last ack of this term came
+        self._pushed_info: RaftInfo | None = None  # what leadership_subscribers were last told
         self._leave: Leave | None = None
         self._was_leader = False
         self._leave_asked_at = -1e18
@@ -248,6 +274,8 @@ class RaftPeer(NodeActor):
         if isinstance(message, RAFT_MESSAGES):
             if isinstance(message, (AppendEntries, InstallSnapshot)) and message.term >= self.core.term:
                 self.last_contact = self.env.now()
+            elif isinstance(message, AppendResp) and message.term == self.core.term:
+                self.peer_contact[message.follower] = self.env.now()
             self.core.step(message)
             self._mark_dirty()
         elif message is FLUSH:
@@ -290,6 +318,8 @@ class RaftPeer(NodeActor):
                 self._answer(message.reply, True, None)
         elif isinstance(message, InfoQuery):
             self.send(self.env.node, message.reply_to, self.info())
+        elif isinstance(message, HealthQuery):
+            self.send(self.env.node, message.reply_to, self.health())
         elif message == "status":
             return self.status()
         elif message == "configuration":
@@ -343,6 +373,7 @@ class RaftPeer(NodeActor):
         self._was_leader = core.role == LEADER
         if was_leader != self._was_leader:
             self._leadership_changed(self._was_leader)
+        self._push_info()
         core.check_invariants()
         if self._watches and self.state.applied_index != self._watch_seen:
             self._check_watches(expire=False)
@@ -428,8 +459,19 @@ class RaftPeer(NodeActor):
             self._remote.clear()
         if self.on_leadership is not None:
             self.on_leadership(leader, self.core.term)
+        if leader:
+            self.peer_contact.clear()  # contacts of an earlier term say nothing about this one
+
+    def _push_info(self) -> None:
+        """Tell the subscribers when leadership, term, the known leader or the members changed."""
+        if not self.leadership_subscribers:
+            return
+        info = self.info()
+        if info == self._pushed_info:
+            return
+        self._pushed_info = info
         for actor in self.leadership_subscribers:
-            self.send(self.env.node, actor, self.info())
+            self.send(self.env.node, actor, info)
 
     # ============================================================ writes
     def _propose(self, data: bytes, reply: Any) -> None:
@@ -726,6 +768,21 @@ class RaftPeer(NodeActor):
         st.update(applied=self.state.applied_index, last_contact=self.last_contact, **self.stats)
         return st
 
+    def health(self) -> RaftHealth:
+        c, now = self.core, self.env.now()
+        rows = []
+        for n in sorted(c.voters + c.learners):
+            if n == c.id:
+                rows.append((n, n in c.voters, c.last_index, c.term_at(c.last_index) or 0, 0.0))
+                continue
+            pr = c.progress.get(n) if c.role == LEADER else None
+            match = pr.match if pr is not None else 0
+            seen = self.peer_contact.get(n)
+            age = -1.0 if seen is None else now - seen
+            rows.append((n, n in c.voters, match, c.term_at(match) or 0, age))
+        return RaftHealth(is_leader=c.role == LEADER, term=c.term, leader=c.leader, last_index=c.last_index,
+                          servers=tuple(rows))
+
     def info(self) -> RaftInfo:
         c = self.core
         return RaftInfo(is_leader=c.role == LEADER, term=c.term, leader=c.leader, voters=c.voters,
@@ -737,5 +794,6 @@ class RaftPeer(NodeActor):
                 for n in sorted(c.voters + c.learners)]
 
 
-__all__ = ["CONFIG", "NO_LEADER", "Bootstrap", "ChangeMembership", "InfoQuery", "Propose", "RaftConfig",
-           "RaftError", "RaftInfo", "RaftPeer", "Read", "Transfer", "Watch", "raft_config"]
+__all__ = ["CONFIG", "NO_LEADER", "Bootstrap", "ChangeMembership", "HealthQuery", "InfoQuery", "Propose",
+           "RaftConfig", "RaftError", "RaftHealth", "RaftInfo", "RaftPeer", "Read", "Transfer", "Watch",
+           "raft_config"]

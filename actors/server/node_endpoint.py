@@ -91,10 +91,11 @@ class EndpointConfig:
     # it cannot hold up that node's later requests (Raft answers every
     # request, so this is a backstop).
     op_timeout_s: float = 10.0
-    # How often the local RaftPeer is asked who leads.  RaftPeer also pushes
-    # changes, but a poll bounds how stale the view can get: well under the
-    # 10 s heartbeat grace, at one local round trip a second.
-    raft_poll_interval_s: float = 1.0
+    # How often the local RaftPeer is asked who leads.  RaftPeer pushes every
+    # change of leadership, term, known leader or members as it happens, so
+    # this is only a backstop (a push lost to an actor restart, say), within
+    # the 10 s heartbeat grace.
+    raft_poll_interval_s: float = 10.0
     # Forwarding bound: client -> follower -> leader; a stale hint on the
     # second server cannot bounce a request around.
     max_forward_hops: int = 1
