@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from actors.agent_messages import Leave
 from actors.client.alloc_sync import AllocSyncConfig
+from actors.scheduler.broker import BROKER
 from actors.state.store import command
 from sim.client_cluster import ClusterConfig
 from sim.job_cluster import SYNC, JobCluster, JobClusterConfig, sim_job
@@ -70,6 +71,17 @@ def test_broker_runs_a_delayed_follow_up_once_its_wait_has_passed() -> None:
     c.run(45.0)
     assert c.checker.replica.tables["evals"][follow]["Status"] == "complete"
     assert settle(c) == []
+
+
+def test_evaluations_arriving_together_are_planned_in_shared_entries() -> None:
+    c = boot(seed=6)
+    for i in range(12):
+        c.register(sim_job(job_id=f"burst-{i}", count=1))
+    assert settle(c) == []
+    leader = c.leader()
+    assert leader is not None
+    stats = c.sched.nodes[leader].actors[BROKER].ask("status")
+    assert stats["scheduled"] >= 12 and stats["plan_entries"] < stats["scheduled"]
 
 
 def test_partitioned_client_work_is_lost_and_replaced_then_stopped_there() -> None:

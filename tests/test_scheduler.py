@@ -578,3 +578,34 @@ def test_a_plan_that_carries_its_job_still_applies_as_before() -> None:
         "PreviousAllocation": "", "RescheduleCount": 0}]}
     res = c.apply("plan_apply", plan=plan)
     assert res["placed"] == ["a1"] and c.state.tables["allocs"]["a1"]["Job"] == job
+
+
+def test_plans_computed_together_share_capacity_and_apply_as_one_entry() -> None:
+    from actors.scheduler.broker import plan_batch_command
+
+    c = Cluster()
+    c.node(0, cpu=1000, mem=1024)
+    for job in ("a", "b", "c"):
+        c.register(**service(job, count=1, cpu=400, mem=100))  # two fit, the third does not
+    ids = tuple(e[2] for e in sorted(pending_evals(c.state)))
+    data, planned = plan_batch_command(c.state, ids, c.now)
+    assert planned == ids
+    c.index += 1
+    res = c.state.apply(c.index, data)
+    placed = [len(r["placed"]) for r in res["results"]]
+    assert placed == [1, 1, 0]  # the third plan saw the room the first two took
+    c.assert_not_overcommitted()
+    # Plans of one entry that each create an evaluation get distinct IDs.
+    c.node(1, cpu=1000, mem=1024)
+    c.schedule()
+    for job in ("d", "e"):
+        c.register(**service(job, count=1, cpu=100, mem=100))
+    ids = tuple(e[2] for e in sorted(pending_evals(c.state)))
+    data, planned = plan_batch_command(c.state, ids, c.now)
+    for job in ("d", "e"):
+        c.register(**service(job, count=1, cpu=150, mem=100))  # new specs: both plans are refused
+    c.index += 1
+    res = c.state.apply(c.index, data)
+    follow = [r["evals"][0] for r in res["results"]]
+    assert len(set(follow)) == 2 and all(f in c.state.tables["evals"] for f in follow)
+    assert plan_batch_command(c.state, ids, c.now) == (None, ())  # none of them pending any more

@@ -246,16 +246,24 @@ class _Usage(dict):  # type: ignore[type-arg]
         return u
 
 
+def plan_usage(node_allocs: Any, node_usage: Any = None) -> _Usage:
+    """A usage view to share between plans computed together: each sees what the ones before took."""
+    return _Usage(node_allocs, node_usage)
+
+
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  job_allocs: list[dict[str, Any]] | None = None, node_allocs: Any = None,
-                 node_ids: list[str] | None = None, node_usage: Any = None) -> dict[str, Any]:
+                 node_ids: list[str] | None = None, node_usage: Any = None,
+                 usage: _Usage | None = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *job_allocs* and *node_allocs* (a node ID -> its allocations function),
     when the caller keeps indexes of them, save scans of every allocation;
     *node_ids*, the node IDs sorted (kept by the store), a sort per
     evaluation; *node_usage* (a node ID -> (CPU, memory) its live
-    allocations hold), a sum over each considered node's allocations.
+    allocations hold), a sum over each considered node's allocations;
+    *usage* (:func:`plan_usage`), shared with plans computed before this one
+    and applied before it, so it does not count on room they took.
     """
     job_id = ev["JobID"]
     job = tables["jobs"].get(job_id)
@@ -287,7 +295,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         for a in allocs.values():
             by_node.setdefault(a.get("NodeID", ""), []).append(a)
         node_allocs = lambda n: by_node.get(n, ())
-    placer = _Placer(tables, job, ev["ID"], _Usage(node_allocs, node_usage), node_ids)
+    if usage is None:
+        usage = _Usage(node_allocs, node_usage)
+    placer = _Placer(tables, job, ev["ID"], usage, node_ids)
     for a in job_allocs:
         if live(a):
             key = (a["NodeID"], a["TaskGroup"])

@@ -75,6 +75,9 @@ class StateStore:
         # scheduler asks it of each node it considers, and summing a node's
         # allocations each time grows with every allocation placed there.
         self._node_usage: dict[str, tuple[int, int]] = {}
+        # Evaluations created by the entry being applied: their IDs derive
+        # from (index, n), so n must not repeat within one entry.
+        self._entry_evals = 0
         self._watchers: list[Callable[[str, int], None]] = []
         self._ops: dict[str, Callable[[int, dict[str, Any]], Any]] = {
             "kv_put": self._kv_put,
@@ -89,6 +92,7 @@ class StateStore:
             "job_register": self._job_register,
             "job_deregister": self._job_deregister,
             "plan_apply": self._plan_apply,
+            "plan_apply_batch": self._plan_apply_batch,
             "alloc_client_update": self._alloc_client_update,
             "eval_update": self._eval_update,
             "node_update_drain": self._node_update_drain,
@@ -109,6 +113,7 @@ class StateStore:
         if index <= self.applied_index:
             raise AssertionError(f"apply out of order: {index} after {self.applied_index}")
         self.applied_index = index
+        self._entry_evals = 0
         try:
             cmd = msgpack.unpackb(data, raw=False)
             if not isinstance(cmd, dict) or not isinstance(cmd.get("op"), str):
@@ -447,7 +452,12 @@ class StateStore:
                       node_id: str = "", status: str = "pending", previous: str = "",
                       first: int = 0) -> list[str]:
         jobs, evals, out = self.tables["jobs"], self.tables["evals"], []
-        for n, job_id in enumerate(job_ids, start=first):
+        # n continues after evaluations this entry already made (several plans
+        # in one plan_apply_batch); an entry's first call numbers from *first*
+        # as it always did, so IDs of entries already in a log are unchanged.
+        start = max(first, self._entry_evals)
+        self._entry_evals = start + len(job_ids)
+        for n, job_id in enumerate(job_ids, start=start):
             job = jobs.get(job_id)
             ev = {"ID": self._eval_id(index, n), "Namespace": "default", "JobID": job_id,
                   "Type": job["Type"] if job else "service", "Priority": job["Priority"] if job else 50,
@@ -608,6 +618,15 @@ class StateStore:
         self._touch("evals", index)
         self._job_status(plan["JobID"], index)
         return {"ok": True, "index": index, "placed": placed, "refused": refused, "evals": follow}
+
+    def _plan_apply_batch(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Several plans in one entry (the broker plans evaluations together): each applied in turn."""
+        plans = cmd["plans"]
+        if not isinstance(plans, list) or not all(isinstance(p, dict) for p in plans):
+            raise CommandError("plans must be a list of plans")
+        now = cmd["now"]
+        return {"ok": True, "index": index,
+                "results": [self._plan_apply(index, {"plan": p, "now": now}) for p in plans]}
 
     def _plan_job(self, plan: dict[str, Any]) -> dict[str, Any] | None:
         """The job record a plan's placements run: the store's own, unless it changed what it runs.
