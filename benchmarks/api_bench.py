@@ -9,6 +9,9 @@ Figures (issue 8):
 * ``register_per_s`` / ``register_p99_ms`` -- ``PUT /v1/jobs`` (a small
   service job, a distinct ID each) the same way: each answer means the job
   and its evaluation are committed by a Raft majority, fsynced;
+* ``register_evals_pending_after`` -- evaluations still pending when the
+  register phase ends (of ``evals_total``): the scheduling those
+  registrations caused that had not run inside the window;
 * ``register_p50_ms`` -- one client registering jobs one after another,
   taking the three servers in turn (``register_p50_by_server_ms`` has each
   one's median; ``leader_index`` says which is the leader);
@@ -224,6 +227,7 @@ def ours(tmp: str, p: dict[str, Any]) -> dict[str, Any]:
             {"name": "wake", "kind": "wake", "targets": http, "trials": p["wake_trials"], "wait": "30s"},
             {"name": "register", "kind": "throughput", "request": "register", "targets": http, "conns": CONNS,
              "seconds": secs, "pids": pids},
+            {"name": "backlog", "kind": "backlog", "targets": http},
         ]
         figures = run_load(tmp, "nomad", phases)
         figures["survived"] = all(pr.poll() is None for pr in procs)
@@ -284,6 +288,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         print(f"  PUT /v1/jobs, one client over the three servers: p50 {single['p50_ms']:.2f} ms, "
               f"p99 {single['p99_ms']:.2f} ms ({single['requests']} jobs, errors {single['errors']}); "
               f"each server's p50 {single['p50_by_target_ms']} ms, leader #{n['leader_index']}")
+        b = n["backlog"]
+        print(f"  evaluations still pending when the register phase ended: {b['pending']} of {b['evals']}")
         w = n["wake"]
         print(f"  blocking query wake: median {w['median_ms']:.2f} ms, max {w['max_ms']:.2f} ms "
               f"({len(w['samples_ms'])} of {w['trials']} trials; failures {w['failures']})")
@@ -315,6 +321,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         "register_per_s": n["register"]["per_s"], "register_p99_ms": n["register"]["p99_ms"],
         "register_p50_ms": n["single"]["p50_ms"], "register_concurrent_p50_ms": n["register"]["p50_ms"],
         "register_p50_by_server_ms": n["single"]["p50_by_target_ms"], "leader_index": n["leader_index"],
+        # Evaluations still pending when the register phase ends: scheduling
+        # its registrations caused that had not run inside the window.
+        "register_evals_pending_after": n["backlog"]["pending"], "evals_total": n["backlog"]["evals"],
         "blocking_wake_ms": w["median_ms"], "blocking_wake_max_ms": w["max_ms"],
         "errors": sum(n[k]["errors"] for k in ("health", "reads", "register", "single")) + w["failures"],
         "servers_survived": n["survived"], "nodes": p["nodes"], "conns": CONNS, "seconds": p["seconds"],

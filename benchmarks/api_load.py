@@ -18,6 +18,8 @@ on stdout is one JSON object of every phase's figures.
   request rate and latency percentiles of the answers (non-2xx counted);
 * ``sequential`` -- one client, N requests one after another, taking the
   targets in turn over one connection each (p50, p99, and each target's p50);
+* ``backlog`` -- right after a phase, the evaluations still pending (the
+  scheduling its registrations caused that has not run yet);
 * ``wake`` -- a blocking query parked, then a job registered through another
   server: time from the registration's answer to the blocked query's answer.
 """
@@ -290,6 +292,15 @@ def wake(targets: list[str], trials: int, prefix: str, wait: str) -> dict[str, A
             "max_ms": round(max(samples, default=0) * 1000, 2), "failures": failures}
 
 
+def backlog(target: str) -> dict[str, Any]:
+    conn = Conn(target)
+    status, _, body = conn.request("GET", "/v1/evaluations?stale")
+    conn.close()
+    evals = json.loads(body) if status == 200 else []
+    return {"evals": len(evals), "pending": sum(1 for e in evals if e.get("Status") == "pending"),
+            "status": status}
+
+
 def register_nodes(rpc: str, n: int) -> tuple[Any, float]:
     from benchmarks.heartbeat_loadgen import LoadGen
 
@@ -322,6 +333,8 @@ def main(argv: list[str]) -> int:
         elif kind == "sequential":
             out[name] = sequential(phase["targets"], maker(phase["request"], phase.get("prefix", name)),
                                    phase["count"])
+        elif kind == "backlog":
+            out[name] = backlog(phase["targets"][0])
         elif kind == "wake":
             out[name] = wake(phase["targets"], phase["trials"], phase.get("prefix", name), phase["wait"])
         else:
