@@ -221,10 +221,13 @@ def jobs_request(req: Request, api: Api) -> Any:
         return _register(req, api, "")
     require(req, "GET")
     prefix = _prefix(req)
+    # ?namespace= (Nomad's default "default"; "*" is every namespace).
+    ns = (req.query.get("namespace") or ["default"])[0] or "default"
 
     def query(st: Any) -> list[dict[str, Any]]:
         jobs = st.tables["jobs"]
-        ids = sorted(i for i in jobs if i.startswith(prefix))
+        ids = sorted(i for i in jobs if i.startswith(prefix)
+                     and (ns == "*" or jobs[i].get("Namespace", "default") == ns))
         sums = job_summaries(st, ids)
         return [job_stub(jobs[i], sums[i]) for i in ids]
     # Nomad's list watches the jobs and job_summary tables; our summary comes from allocs.

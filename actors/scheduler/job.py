@@ -170,6 +170,10 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     _need(job["Type"] in JOB_TYPES, "Type", f"must be one of {JOB_TYPES}, got {job['Type']!r}")
     job["Region"] = _str(job.get("Region"), "Region", default=region)
     job["Namespace"] = _str(job.get("Namespace"), "Namespace", default="default")
+    # Namespaces are not managed here (no `nomad namespace apply`): only
+    # Nomad's built-in "default" exists, as on a fresh Nomad cluster.
+    _need(job["Namespace"] == "default", "Namespace",
+          f"job {job['ID']!r} is in nonexistent namespace {job['Namespace']!r} (only \"default\" exists)")
     job["Priority"] = _int(job.get("Priority"), "Priority", default=DEFAULT_PRIORITY, minimum=1, maximum=100)
     dcs = _list(job.get("Datacenters"), "Datacenters") or ["*"]
     _need(all(isinstance(d, str) and d for d in dcs), "Datacenters", "must be a list of names")
