@@ -41,19 +41,19 @@ import pykka
 
 from actors.agent import VERSION, Agent, AgentAddrs, AgentContext
 from actors.agent_messages import GetStatus, OsSignal
+from actors.gossip.keyring import normalize_key
 from actors.http_api import bind_listener
 from actors.metrics import Metrics
+from actors.raft.sqlite_store import SqliteStorage
+from actors.raft.storage import MemoryStorage, StorageError
 from actors.signals import HANDLED_SIGNALS, SIGQUIT_EXIT_CODE
 from runtime.config import Config, ConfigError, parse_args
 from runtime.datadir import AgentState, DataDirError, open_state
+from runtime.gossip_crypto import GossipCrypto, KeyringError, load_keyring_file, save_keyring_file
 from runtime.logging_setup import LogControl, setup_logging
 from runtime.prod import ProdNode
-from runtime.transport import GossipTransport, TcpTransport, TransportConfig
 from runtime.tls import TlsEdge, TlsError, TlsSettings
-from runtime.gossip_crypto import GossipCrypto, KeyringError, load_keyring_file, save_keyring_file
-from actors.gossip.keyring import normalize_key
-from actors.raft.storage import MemoryStorage, StorageError
-from actors.raft.sqlite_store import SqliteStorage
+from runtime.transport import GossipTransport, TcpTransport, TransportConfig
 
 __all__ = ["Console", "Process", "banner_info", "main", "resolve_addrs"]
 
@@ -333,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     console.output(f"Loaded configuration from {', '.join(loaded)}" if loaded
                    else "No configuration files loaded")
     console.output("Starting Nomad agent...")
+    raise_open_files_limit()
     try:
         state = open_state(cfg)
     except DataDirError as e:
@@ -344,6 +345,27 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         logs.open_gate()
         state.release()
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, as Go (and so Nomad) does at start.
+
+    A server holds a connection per client talking to it plus Raft, gossip
+    and HTTP sockets; the usual soft limit of 1,024 would stop a cluster of
+    a few hundred nodes.  Returns the (soft, hard) limits now in force.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError) as e:
+            logging.getLogger("agent").warning("cannot raise the open files limit from %d to %d: %s",
+                                               soft, want, e)
+    return soft, hard
 
 
 def usage() -> str:
