@@ -20,12 +20,10 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.raft.peer import Propose, Read
-from actors.server import NODE_GC, RAFT, InfoQuery, LeadershipChanged, RaftInfo, RaftReply, ReplyTo, log
-from actors.server.node_gc import ForceGC, _fail
+from actors.server import NODE_GC, RAFT, LeadershipChanged, RaftInfo, RaftReply, log
+from actors.server.node_gc import ForceGC, LeaderGC, _fail
 from actors.state.core_gc import MAX_IDS_PER_WRITE, gc_scan
 from actors.state.store import command
-from runtime.actor import NodeActor
 from runtime.config import ServerConfig
 from runtime.env import Env
 
@@ -75,39 +73,16 @@ class _Run:
     removed: dict[str, list[str]] = field(default_factory=lambda: {"jobs": [], "evals": [], "allocs": []})
 
 
-class JobGC(NodeActor):
+class JobGC(LeaderGC):
     """Periodic eval-gc and job-gc on the leader, proposing ``core_gc`` through Raft."""
 
     def __init__(self, env: Env, name: str, *, config: JobGCConfig | None = None, raft: str = RAFT,
                  node_gc: str = NODE_GC, wall_clock: Any = None) -> None:
-        super().__init__(env, name)
         self.cfg = config or JobGCConfig()
-        self.raft = raft
+        super().__init__(env, name, raft=raft, wall_clock=wall_clock,
+                         timers={"eval_gc": self.cfg.eval_interval_s, "job_gc": self.cfg.job_interval_s})
         self.node_gc = node_gc
-        # Timestamps must mean the same on every server: production passes
-        # time.time; the simulator's shared virtual clock is env.now.
-        self._wall = wall_clock or env.now
-        self.is_leader = False
-        self._runs: dict[int, _Run] = {}
-        self._seq = 0
         self.removed = {"jobs": 0, "evals": 0, "allocs": 0}  # totals (status, tests)
-
-    def on_start(self) -> None:
-        self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
-
-    def _lead(self, leader: bool) -> None:
-        if leader == self.is_leader:
-            return
-        self.is_leader = leader
-        if leader:
-            self.set_timer("eval_gc", self.cfg.eval_interval_s)
-            self.set_timer("job_gc", self.cfg.job_interval_s)
-        else:
-            self.cancel_timer("eval_gc")
-            self.cancel_timer("job_gc")
-            for run in self._runs.values():
-                _fail(run.reply, "leadership lost")
-            self._runs.clear()
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, (LeadershipChanged, RaftInfo)):
@@ -142,22 +117,15 @@ class JobGC(NodeActor):
         now = self._wall()
         cutoffs = {"cutoff": now - threshold_s, "batch_cutoff": now - batch_threshold_s,
                    "job_cutoff": now - job_threshold_s}
-        self._seq += 1
-        self._runs[self._seq] = _Run(cutoffs=cutoffs, forced=forced, reply=reply)
         query = functools.partial(gc_scan, cutoff=cutoffs["cutoff"], batch_cutoff=cutoffs["batch_cutoff"],
                                   job_cutoff=cutoffs["job_cutoff"], jobs=jobs, evals=evals)
-        reply = ReplyTo(self.env, self.name, ("scan", self._seq))
-        self.send(self.env.node, self.raft, Read(query=query, reply=reply))
+        self._start_run(_Run(cutoffs=cutoffs, forced=forced, reply=reply), query)
 
     def _raft_reply(self, m: RaftReply) -> None:
-        kind, seq = m.tag
-        run = self._runs.get(seq)
-        if run is None:
+        got = self._run_of(m)
+        if got is None:
             return
-        if not m.ok:
-            self._runs.pop(seq)
-            _fail(run.reply, m.error)
-            return
+        kind, seq, run = got
         if kind == "scan":
             found = m.value[1]
             size = self.cfg.batch_size
@@ -165,9 +133,7 @@ class JobGC(NodeActor):
                 ids = found.get(key, [])
                 for i in range(0, len(ids), size):
                     run.pending += 1
-                    data = command("core_gc", **{key: ids[i:i + size]}, **run.cutoffs)
-                    self.send(self.env.node, self.raft,
-                              Propose(data=data, reply=ReplyTo(self.env, self.name, ("gc", seq))))
+                    self._write(seq, command("core_gc", **{key: ids[i:i + size]}, **run.cutoffs))
         else:
             run.pending -= 1
             result = m.value[1]

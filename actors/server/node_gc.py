@@ -113,21 +113,24 @@ class _Run:
     deleted: list[str] | None = None
 
 
-class NodeGC(NodeActor):
-    """Periodic node GC on the leader, proposing ``node_gc`` through Raft."""
+class LeaderGC(NodeActor):
+    """What the leader's collectors share: periodic timers while leading, and runs of scan -> writes.
 
-    def __init__(self, env: Env, name: str, *, config: NodeGCConfig | None = None, raft: str = RAFT,
-                 wall_clock: Any = None) -> None:
+    A run starts with a Raft read (tag ``("scan", seq)``) and goes on with
+    writes (``("gc", seq)``); :meth:`_run_of` finds a reply's run and ends
+    it on a failed reply; losing leadership fails every run in progress.
+    """
+
+    def __init__(self, env: Env, name: str, *, raft: str, wall_clock: Any, timers: dict[str, float]) -> None:
         super().__init__(env, name)
-        self.cfg = config or NodeGCConfig()
         self.raft = raft
         # Timestamps must mean the same on every server: production passes
         # time.time; the simulator's shared virtual clock is env.now.
         self._wall = wall_clock or env.now
+        self._leading_timers = timers  # timer name -> interval, armed while leading
         self.is_leader = False
-        self._runs: dict[int, _Run] = {}
+        self._runs: dict[int, Any] = {}
         self._seq = 0
-        self.collected: list[str] = []  # every node this actor removed (status, tests)
 
     def on_start(self) -> None:
         self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
@@ -136,13 +139,46 @@ class NodeGC(NodeActor):
         if leader == self.is_leader:
             return
         self.is_leader = leader
-        if leader:
-            self.set_timer("gc", self.cfg.interval_s)
-        else:
-            self.cancel_timer("gc")
+        for name in sorted(self._leading_timers):
+            if leader:
+                self.set_timer(name, self._leading_timers[name])
+            else:
+                self.cancel_timer(name)
+        if not leader:
             for run in self._runs.values():
                 _fail(run.reply, "leadership lost")
             self._runs.clear()
+
+    def _start_run(self, run: Any, query: Any) -> None:
+        self._seq += 1
+        self._runs[self._seq] = run
+        reply = ReplyTo(self.env, self.name, ("scan", self._seq))
+        self.send(self.env.node, self.raft, Read(query=query, reply=reply))
+
+    def _write(self, seq: int, data: bytes) -> None:
+        reply = ReplyTo(self.env, self.name, ("gc", seq))
+        self.send(self.env.node, self.raft, Propose(data=data, reply=reply))
+
+    def _run_of(self, m: RaftReply) -> tuple[str, int, Any] | None:
+        kind, seq = m.tag
+        run = self._runs.get(seq)
+        if run is None:
+            return None
+        if not m.ok:
+            self._runs.pop(seq)
+            _fail(run.reply, m.error)
+            return None
+        return kind, seq, run
+
+
+class NodeGC(LeaderGC):
+    """Periodic node GC on the leader, proposing ``node_gc`` through Raft."""
+
+    def __init__(self, env: Env, name: str, *, config: NodeGCConfig | None = None, raft: str = RAFT,
+                 wall_clock: Any = None) -> None:
+        self.cfg = config or NodeGCConfig()
+        super().__init__(env, name, raft=raft, wall_clock=wall_clock, timers={"gc": self.cfg.interval_s})
+        self.collected: list[str] = []  # every node this actor removed (status, tests)
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, (LeadershipChanged, RaftInfo)):
@@ -166,32 +202,22 @@ class NodeGC(NodeActor):
 
     def _collect(self, threshold_s: float, forced: bool, reply: Any) -> None:
         now = self._wall()
-        self._seq += 1
         run = _Run(cutoff=now - threshold_s, now=now, forced=forced, reply=reply)
-        self._runs[self._seq] = run
-        query = functools.partial(gc_candidates_in_state, cutoff=run.cutoff)
-        reply = ReplyTo(self.env, self.name, ("scan", self._seq))
-        self.send(self.env.node, self.raft, Read(query=query, reply=reply))
+        self._start_run(run, functools.partial(gc_candidates_in_state, cutoff=run.cutoff))
 
     def _raft_reply(self, m: RaftReply) -> None:
-        kind, seq = m.tag
-        run = self._runs.get(seq)
-        if run is None:
+        got = self._run_of(m)
+        if got is None:
             return
-        if not m.ok:
-            self._runs.pop(seq)
-            _fail(run.reply, m.error)
-            return
+        kind, seq, run = got
         if kind == "scan":
             ids = m.value[1]
             run.deleted = []
             size = self.cfg.batch_size
             for i in range(0, len(ids), size):
                 run.batches += 1
-                data = command("node_gc", ids=ids[i:i + size], cutoff=run.cutoff, now=run.now,
-                               forced=run.forced)
-                reply = ReplyTo(self.env, self.name, ("gc", seq))
-                self.send(self.env.node, self.raft, Propose(data=data, reply=reply))
+                self._write(seq, command("node_gc", ids=ids[i:i + size], cutoff=run.cutoff, now=run.now,
+                                         forced=run.forced))
         else:
             result = m.value[1]
             run.batches -= 1
