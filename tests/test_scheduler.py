@@ -516,7 +516,7 @@ def test_node_usage_follows_every_write_to_the_nodes_allocations() -> None:
     c.register(**service(count=2, cpu=500, mem=256))
     c.schedule()
     assert c.state.node_usage(nid) == (1000, 512)
-    first, second = sorted(a["ID"] for a in c.running("web"))
+    first, _ = sorted(a["ID"] for a in c.running("web"))
     c.apply("alloc_client_update", allocs=[{"ID": first, "ClientStatus": "failed"}])
     assert c.state.node_usage(nid) == (500, 256)  # a failed allocation holds nothing
     c.schedule()  # replaced
@@ -609,3 +609,23 @@ def test_plans_computed_together_share_capacity_and_apply_as_one_entry() -> None
     follow = [r["evals"][0] for r in res["results"]]
     assert len(set(follow)) == 2 and all(f in c.state.tables["evals"] for f in follow)
     assert plan_batch_command(c.state, ids, c.now) == (None, ())  # none of them pending any more
+
+
+def test_node_capacity_follows_a_node_that_registers_again_with_other_resources() -> None:
+    from actors.scheduler.broker import plan_batch_command
+
+    c = Cluster()
+    nid = c.node(0, cpu=500, mem=1024)
+    assert c.state.node_capacity(nid) == (500, 1024)
+    c.register(**service("big", count=1, cpu=800, mem=100))
+    ids = tuple(e[2] for e in pending_evals(c.state))
+    data, _ = plan_batch_command(c.state, ids, c.now)
+    c.index += 1
+    assert c.state.apply(c.index, data)["results"][0]["placed"] == []  # does not fit
+    c.node(0, cpu=1000, mem=1024)  # the client fingerprinted more CPU
+    assert c.state.node_capacity(nid) == (1000, 1024)
+    c.register(**service("big2", count=1, cpu=800, mem=100))
+    ids = tuple(e[2] for e in pending_evals(c.state))
+    data, _ = plan_batch_command(c.state, ids, c.now)
+    c.index += 1
+    assert len(c.state.apply(c.index, data)["results"][0]["placed"]) == 1

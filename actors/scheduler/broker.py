@@ -126,7 +126,7 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...],
     that order).  Returns the command (None when none is still pending) and
     the IDs of the evaluations it plans.
     """
-    usage = plan_usage(state.node_allocs, state.node_usage)
+    usage = plan_usage(state.node_allocs, state.node_usage, state.node_capacity)
     plans, planned = [], []
     for eval_id in eval_ids:
         ev = state.tables["evals"].get(eval_id)

@@ -103,7 +103,7 @@ class _Placer:
     """Node selection for one evaluation: feasibility cache, usage, shuffled cursor."""
 
     def __init__(self, tables: dict[str, Any], job: dict[str, Any], eval_id: str,
-                 usage: dict[str, list[int]], node_ids: list[str] | None = None) -> None:
+                 usage: _Usage, node_ids: list[str] | None = None) -> None:
         self.nodes = tables["nodes"]
         self.job = job
         self.usage = usage
@@ -182,7 +182,7 @@ class _Placer:
                 metrics["ConstraintFiltered"]["distinct_hosts"] = \
                     metrics["ConstraintFiltered"].get("distinct_hosts", 0) + 1
                 continue
-            cap = node_capacity(node)
+            cap = self.usage.capacity(node_id) if self.usage.capacity is not None else node_capacity(node)
             used = self.usage[node_id]
             after = (used[0] + need[0], used[1] + need[1])
             if after[0] > cap[0] or after[1] > cap[1]:
@@ -227,10 +227,12 @@ class _Usage(dict):  # type: ignore[type-arg]
     placements are added to this copy, never to the store's.
     """
 
-    def __init__(self, node_allocs: Any, node_usage: Any = None) -> None:
+    def __init__(self, node_allocs: Any, node_usage: Any = None, node_capacity: Any = None) -> None:
         super().__init__()
         self._node_allocs = node_allocs
         self._node_usage = node_usage
+        # The store's node_capacity (kept per node record) when it has one.
+        self.capacity = node_capacity
 
     def __missing__(self, node_id: str) -> list[int]:
         if self._node_usage is not None:
@@ -246,9 +248,9 @@ class _Usage(dict):  # type: ignore[type-arg]
         return u
 
 
-def plan_usage(node_allocs: Any, node_usage: Any = None) -> _Usage:
+def plan_usage(node_allocs: Any, node_usage: Any = None, node_capacity: Any = None) -> _Usage:
     """A usage view to share between plans computed together: each sees what the ones before took."""
-    return _Usage(node_allocs, node_usage)
+    return _Usage(node_allocs, node_usage, node_capacity)
 
 
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
@@ -411,7 +413,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         if not placer.feasible(node, group):
             metrics["NodesFiltered"] += 1
             continue
-        cap = node_capacity(node)
+        cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
         used = placer.usage[node_id]
         prev = replace_on.get(node_id)
         freed = alloc_usage(prev) if prev is not None and live(prev) else (0, 0)

@@ -75,6 +75,10 @@ class StateStore:
         # scheduler asks it of each node it considers, and summing a node's
         # allocations each time grows with every allocation placed there.
         self._node_usage: dict[str, tuple[int, int]] = {}
+        # node ID -> (the node record it was computed from, its (CPU, memory)
+        # capacity): node records are replaced, never changed in place, on
+        # every write, so the entry holds while it is the same record.
+        self._node_caps: dict[str, tuple[Any, tuple[int, int]]] = {}
         # Evaluations created by the entry being applied: their IDs derive
         # from (index, n), so n must not repeat within one entry.
         self._entry_evals = 0
@@ -191,6 +195,18 @@ class StateStore:
                     mem += m
             got = self._node_usage[node_id] = (cpu, mem)
         return got
+
+    def node_capacity(self, node_id: str) -> tuple[int, int]:
+        """(CPU MHz, memory MB) the node offers to allocations (its resources less reserved)."""
+        node = self.tables["nodes"].get(node_id)
+        hit = self._node_caps.get(node_id)
+        if hit is not None and hit[0] is node:
+            return hit[1]
+        from actors.scheduler.scheduler import node_capacity
+
+        cap = node_capacity(node or {})
+        self._node_caps[node_id] = (node, cap)
+        return cap
 
     def sorted_ids(self, table: str) -> list[str]:
         """The table's keys, sorted; reused until the table changes (do not modify)."""
@@ -318,6 +334,7 @@ class StateStore:
         self.allocs_by_job = {}
         self.node_alloc_index = {}
         self._node_usage = {}
+        self._node_caps = {}
         for a in self.tables["allocs"].values():
             self._index_alloc(a)
         self.applied_index = index
@@ -542,7 +559,7 @@ class StateStore:
         plan used its room) leave the evaluation's work undone: a follow-up
         evaluation is created so the job is looked at again with fresh state.
         """
-        from actors.scheduler.scheduler import alloc_usage, node_capacity, node_ready
+        from actors.scheduler.scheduler import alloc_usage, node_ready
 
         plan, now = cmd["plan"], float(cmd["now"])
         evals, allocs, nodes = self.tables["evals"], self.tables["allocs"], self.tables["nodes"]
@@ -583,7 +600,7 @@ class StateStore:
             if node is None or (not node_ready(node) and not system_ok):
                 refused.append(p["ID"])
                 continue
-            cap = node_capacity(node)
+            cap = self.node_capacity(p["NodeID"])
             if u[0] + c > cap[0] or u[1] + m > cap[1] or p["ID"] in allocs:
                 refused.append(p["ID"])
                 continue
