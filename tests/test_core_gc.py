@@ -73,7 +73,8 @@ def test_job_gc_takes_dead_old_jobs_whole_or_not_at_all():
 # ------------------------------------------------------------ the command re-checks
 def _store_with_dead_job() -> StateStore:
     st = StateStore()
-    job = {"ID": "web", "Type": "service", "Priority": 50, "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": []}]}
+    job = {"ID": "web", "Type": "service", "Priority": 50,
+           "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": []}]}
     st.apply(1, command("job_register", job=job, now=0.0))
     st.apply(2, command("job_deregister", job_id="web", now=0.0))
     for ev in st.tables["evals"].values():
@@ -94,7 +95,8 @@ def test_core_gc_removes_a_dead_job_with_its_evaluations():
 def test_core_gc_keeps_a_job_registered_again_since_the_scan():
     st = _store_with_dead_job()
     scan = gc.job_gc_candidates(st.tables, cutoff=100.0)
-    job = {"ID": "web", "Type": "service", "Priority": 50, "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": []}]}
+    job = {"ID": "web", "Type": "service", "Priority": 50,
+           "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": []}]}
     st.apply(3, command("job_register", job=job, now=50.0))  # back before the GC command commits
     r = st.apply(4, command("core_gc", jobs=scan, cutoff=100.0, batch_cutoff=100.0, job_cutoff=100.0))
     assert r["jobs"] == [] and "web" in st.tables["jobs"]
@@ -257,3 +259,18 @@ def test_disk_alloc_dirs_report_usage_in_percent(tmp_path):
 
     disk, inodes = DiskAllocDirs(str(tmp_path)).usage()
     assert 0.0 < disk <= 100.0 and 0.0 <= inodes <= 100.0
+
+
+def test_a_stopped_job_that_was_waiting_for_capacity_is_collected_too():
+    c = _cluster(seed=5)
+    c.register(sim_job("big", count=50, cpu=2000))  # cannot all fit: a blocked evaluation waits
+    c.run(60.0)
+    assert any(e["Status"] == "blocked" for e in c.checker.replica.tables["evals"].values())
+    c.stop_job("big")
+    c.run(60.0)
+    evals = c.checker.replica.tables["evals"].values()
+    assert not any(e["Status"] == "blocked" for e in evals)  # canceled with the job
+    c.run(5 * HOUR)
+    state = c.checker.replica.tables
+    assert state["jobs"] == {} and state["evals"] == {} and state["allocs"] == {}
+    c.close()

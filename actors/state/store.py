@@ -548,6 +548,18 @@ class StateStore:
             jobs[job_id] = {**old, "Stop": True, "ModifyIndex": index, "JobModifyIndex": index,
                             "Version": old["Version"] + (0 if old.get("Stop") else 1)}
         self._touch("jobs", index)
+        # The job's evaluations waiting for capacity wait for nothing now
+        # (Nomad untracks them from its blocked evals): canceled, they are
+        # terminal, so job GC can take the stopped job with them.
+        canceled = False
+        for ev in self.evals_with_status("blocked"):
+            if ev["JobID"] == job_id:
+                ev.update(Status="canceled", StatusDescription="job stopped", ModifyIndex=index,
+                          ModifyTime=now)
+                self._index_eval(ev)
+                canceled = True
+        if canceled:
+            self._touch("evals", index)
         evals = self._create_evals(index, [job_id], "job-deregister", now)
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": index}
