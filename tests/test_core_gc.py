@@ -225,7 +225,8 @@ def test_a_full_disk_makes_the_client_remove_finished_allocations_oldest_first()
     assert dirs.destroyed == [] and len(runner.allocs) == 2  # finished, kept for their logs
     dirs.disk_percent = 91.0
     c.run(61.0)  # one gc_interval
-    assert sorted(dirs.destroyed) == sorted(runner.allocs) and all(a.collected for a in runner.allocs.values())
+    assert sorted(dirs.destroyed) == sorted(runner.allocs)
+    assert all(a.collected for a in runner.allocs.values())
     assert runner.stats["gc_collected"] == 2
     # the servers still list them: nothing runs again, nothing is removed twice
     dirs.disk_percent = 40.0
