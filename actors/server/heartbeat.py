@@ -324,6 +324,10 @@ class HeartbeatMonitor(NodeActor):
             self.timers.remove(message.node_id)
             self.ready.pop(message.node_id, None)
         elif isinstance(message, (LeadershipChanged, RaftInfo)):
+            if isinstance(message, RaftInfo) and (message.voters or message.learners):
+                # The Raft members are the server list (as the endpoint's): a
+                # restarted monitor knows it before the endpoint's next change.
+                self.servers = tuple(sorted(message.voters + message.learners))
             self._leadership(message.is_leader, message.term)
         elif isinstance(message, RaftReply):
             self._initialized_reply(message)
