@@ -411,3 +411,20 @@ def test_dev_style_node_registers_heartbeats_and_goes_down_in_both_runtimes(harn
     fp.stop()
     assert harness.wait_for(lambda: node()["Status"] == "down", 10.0)
     assert node()["Events"][-1]["Message"] == "Node heartbeat missed"
+
+
+def test_every_server_learns_a_new_leader_from_raft_pushes_without_polling():
+    # The endpoints' poll is pushed out of reach: only RaftPeer's RaftInfo
+    # pushes (any change of leader, term or members) can tell them.
+    c = _cluster(12, 3, endpoint=EndpointConfig(raft_poll_interval_s=10_000.0))
+    _settle(c, 60)
+    old = c.leader()
+    c.crash(old)
+    assert c.sched.run_until(lambda: c.leader() not in (None, old), 30.0)
+    new = c.leader()
+    c.run(2.0)
+    for s in c.servers:
+        if s != old:
+            ep = c.actor(s, "node-endpoint")
+            assert ep.known_leader() == new, (s, ep.known_leader(), new)
+    c.close()
