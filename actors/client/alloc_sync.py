@@ -144,7 +144,8 @@ class AllocSync(NodeActor):
         self._drain_sent = False
         self._drain_at = 0.0
         self._leave_deadline = 0.0
-        self.stats = {"queries": 0, "answers": 0, "writes": 0, "write_failures": 0, "query_failures": 0}
+        self.stats = {"queries": 0, "answers": 0, "writes": 0, "write_failures": 0, "query_failures": 0,
+                      "resyncs": 0}
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
@@ -225,13 +226,27 @@ class AllocSync(NodeActor):
         self.stats["answers"] += 1
         try:
             allocs = msgpack.unpackb(m.allocs, raw=False) if m.allocs else []
+            ids = msgpack.unpackb(m.ids, raw=False) if m.ids else None
         except (ValueError, msgpack.UnpackException) as exc:
             log.warning("%s: undecodable allocations from a server: %s", self.env.node, exc)
-            allocs = None
+            allocs = ids = None
         if isinstance(allocs, list):
+            changed = {a["ID"]: a for a in allocs if isinstance(a, dict) and "ID" in a}
+            if isinstance(ids, list):
+                # Only what changed since our index came: the rest is what we hold.
+                merged = {i: changed.get(i) or self.allocs.get(i) for i in ids if isinstance(i, str)}
+                if any(a is None for a in merged.values()):
+                    # An allocation we never got (our state predates a
+                    # restart, say): ask for everything again.
+                    self.stats["resyncs"] += 1
+                    self.index = 0
+                    self._query()
+                    return
+                self.allocs = merged  # type: ignore[assignment]
+            else:
+                self.allocs = changed
             # Always the full set, even when unchanged: a restarted AllocRunner
             # (its supervisor's doing) learns the current set from the next answer.
-            self.allocs = {a["ID"]: a for a in allocs if isinstance(a, dict) and "ID" in a}
             current = SetAllocs(allocs=tuple(self.allocs.values()), index=m.index)
             self.send(self.env.node, self.runner, current)
             self.index = m.index

@@ -160,7 +160,11 @@ class ClientAllocsResponse(Message):
     ok: bool
     error: str = ""
     index: int = 0  # the node's allocation index: pass it back as min_index
-    allocs: bytes = b""  # msgpack list of allocation maps
+    # msgpack list of the allocation maps the servers changed since the
+    # request's min_index (all of them for min_index 0), as Nomad's client
+    # pulls only allocations whose AllocModifyIndex moved
+    allocs: bytes = b""
+    ids: bytes = b""  # msgpack list of every allocation ID of the node: the ones absent are gone
 
 
 @message(308)

@@ -62,16 +62,26 @@ def node_alloc_index(state: Any, node_id: str) -> int:
     return state.node_alloc_index.get(node_id, 0)
 
 
-def client_allocs(state: Any, node_id: str, secret_id: str) -> tuple[str, int, bytes]:
-    """Watch query: ("", node index, msgpack allocs) or (error, 0, b"")."""
+def client_allocs(state: Any, node_id: str, secret_id: str, since: int = 0) -> tuple[str, int, bytes, bytes]:
+    """Watch query: ("", node index, the allocations changed after *since*, every allocation ID).
+
+    Nomad's GetClientAllocs answers each allocation's AllocModifyIndex and
+    the client pulls the changed ones; here the changed ones come along, so
+    an answer costs what changed, not everything the node ever ran.  An
+    error is (error, 0, b"", b"").
+    """
     node = state.tables["nodes"].get(node_id)
     if node is None:
-        return "node not found", 0, b""
+        return "node not found", 0, b"", b""
     if node.get("SecretID") and node["SecretID"] != secret_id:
-        return "node secret ID does not match", 0, b""
+        return "node secret ID does not match", 0, b"", b""
+    allocs = state.node_allocs(node_id)
+    changed = allocs if not since else [a for a in allocs
+                                        if a.get("AllocModifyIndex", a.get("ModifyIndex", 0)) > since]
     # The watch index itself: it also moves when allocations are removed (job
     # GC), which the highest index among those left would not show.
-    return "", node_alloc_index(state, node_id), msgpack.packb(state.node_allocs(node_id), use_bin_type=True)
+    return ("", node_alloc_index(state, node_id), msgpack.packb(changed, use_bin_type=True),
+            msgpack.packb([a["ID"] for a in allocs], use_bin_type=True))
 
 
 @dataclass(slots=True)
@@ -133,7 +143,8 @@ class AllocEndpoint(NodeActor):
 
     def _watch(self, pid: int, min_index: int, timeout_s: float) -> None:
         p = self._parked[pid]
-        query = functools.partial(client_allocs, node_id=p.req.node_id, secret_id=p.req.secret_id)
+        query = functools.partial(client_allocs, node_id=p.req.node_id, secret_id=p.req.secret_id,
+                                  since=min_index)
         # Wakes only when this node's allocations change (the store keeps a
         # per-node index), not on every change to the allocs table.
         index_fn = functools.partial(node_alloc_index, node_id=p.req.node_id)
@@ -176,7 +187,7 @@ class AllocEndpoint(NodeActor):
             failed = ClientAllocsResponse(req_id=r.req_id, ok=False, error=m.error)
             self.send(r.reply_node, r.reply_actor, failed)
             return
-        _, (error, node_index, data) = m.value
+        _, (error, node_index, data, ids) = m.value
         del self._parked[key]
         self.send(r.reply_node, r.reply_actor, ClientAllocsResponse(
-            req_id=r.req_id, ok=not error, error=error, index=node_index, allocs=data))
+            req_id=r.req_id, ok=not error, error=error, index=node_index, allocs=data, ids=ids))

@@ -695,6 +695,8 @@ class StateStore:
 
     def _alloc_client_update(self, index: int, cmd: dict[str, Any]) -> Any:
         """A client reports its allocations' states (Node.UpdateAlloc)."""
+        from actors.scheduler.scheduler import live
+
         now, allocs = float(cmd["now"]), self.tables["allocs"]
         node_id = cmd.get("node_id")
         if node_id and cmd.get("secret_id") is not None:
@@ -722,7 +724,11 @@ class StateStore:
             allocs[rec["ID"]] = rec
             self._node_usage.pop(rec["NodeID"], None)
             updated.append(rec["ID"])
-            jobs_touched.add(rec["JobID"])
+            if live(rec) != live(a):
+                # Only a change of liveness can change the job's status; most
+                # updates are task states of running allocations, and the
+                # recount reads every allocation the job has.
+                jobs_touched.add(rec["JobID"])
             terminal = ("failed", "complete", "lost")
             if rec.get("ClientStatus") in terminal and a.get("ClientStatus") not in terminal and \
                     rec.get("DesiredStatus") == "run":
