@@ -13,7 +13,7 @@ from sim.job_cluster import SYNC, JobCluster, JobClusterConfig, sim_job
 def test_client_allocs_sends_changed_records_and_every_id():
     st = StateStore()
     st.tables["nodes"]["n1"] = {"ID": "n1", "SecretID": "s"}
-    for i, (aid, idx) in enumerate((("a", 5), ("b", 9), ("c", 12))):
+    for aid, idx in (("a", 5), ("b", 9), ("c", 12)):
         st.tables["allocs"][aid] = {"ID": aid, "NodeID": "n1", "JobID": "j", "AllocModifyIndex": idx}
         st._index_alloc(st.tables["allocs"][aid])
     err, index, data, ids = client_allocs(st, "n1", "s", since=9)
