@@ -428,3 +428,55 @@ def test_every_server_learns_a_new_leader_from_raft_pushes_without_polling():
             ep = c.actor(s, "node-endpoint")
             assert ep.known_leader() == new, (s, ep.known_leader(), new)
     c.close()
+
+
+class _SlowEndpoint(NodeActor):
+    """Answers each registration only after the client's attempt timeout has passed."""
+
+    def __init__(self, env: Any, name: str, delay_s: float) -> None:
+        super().__init__(env, name)
+        self.delay_s = delay_s
+        self.waiting: list[Any] = []
+        self.answered = 0
+
+    def receive(self, message: Any) -> Any:
+        from actors.client.messages import RegisterNode
+
+        if isinstance(message, RegisterNode):
+            self.waiting.append(message)
+            self.set_timer(f"answer-{len(self.waiting)}", self.delay_s)
+        return None
+
+    def on_timer(self, name: str) -> None:
+        from actors.client.messages import NodeUpdateResponse
+
+        m = self.waiting[int(name.split("-")[1]) - 1]
+        self.answered += 1
+        answer = NodeUpdateResponse(req_id=m.req_id, ok=True, heartbeat_ttl_s=600.0, leader=self.env.node,
+                                    servers=(self.env.node,))
+        self.send(m.reply_node, m.reply_actor, answer)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_an_answer_arriving_after_the_attempt_timed_out_settles_the_request(seed):
+    # The attempt times out (2 s), a retry waits out its stagger, and the
+    # first attempt's answer lands in between: the request is settled and
+    # the pending retry must not fire on nothing (it crashed the client).
+    from actors.client.fingerprint import FakeHost, Fingerprinter, fake_facts
+    from actors.client.node import ClientNode, MemoryIdentityStore
+    from sim.runtime import Scheduler
+
+    sched = Scheduler(seed)
+    sched.add_node("srv", lambda env: env.spawn(_SlowEndpoint, "node-endpoint", 2.001))
+
+    def boot(env: Any) -> None:
+        env.spawn(Fingerprinter, "fingerprint", probe=FakeHost(fake_facts("cli", "10.0.0.2")))
+        env.spawn(ClientNode, "client", config=ClientNodeConfig(servers=("srv",)),
+                  identity=MemoryIdentityStore())
+
+    cli = sched.add_node("cli", boot)
+    sched.run_for(30.0)
+    assert cli.failures == [], cli.failures
+    client = sched.actor_of(cli.actors["client"])
+    assert client.registered and client.stats["timeouts"] >= 1
+    sched.close()

@@ -325,7 +325,8 @@ class ClientNode(NodeActor):
             self.stats["timeouts"] += 1
             self._attempt_failed("rpc timeout")
         elif name == "rpc_retry":
-            self._attempt()
+            if self._rpc is not None:  # a late answer may have settled it meanwhile
+                self._attempt()
         elif name in ("register", "node_update"):
             self._start("register")
         elif name == "heartbeat":
@@ -381,6 +382,10 @@ class ClientNode(NodeActor):
         if rpc is None or m.req_id != rpc.req_id:
             return  # an answer to an attempt we gave up on
         self.cancel_timer("rpc")
+        # The attempt timed out and a retry is waiting, but its answer came
+        # after all (a Raft write slower than rpc_attempt_timeout_s): this
+        # answer settles the request; the retry must not fire on nothing.
+        self.cancel_timer("rpc_retry")
         if m.servers:
             before = list(self.servers)
             self._set_servers(m.servers)
