@@ -227,6 +227,7 @@ class RaftPeer(NodeActor):
         self._waiting_apply: list[tuple[int, Any, Any]] = []  # (index, reply, query)
         self._watches: list[tuple[float, Watch]] = []  # (deadline, watch), parked blocking queries
         self._watch_seen = 0  # applied index at the last watch check
+        self._watch_tables: dict[str, int] = {}  # the tables' indexes at the last watch check
         self._since_snapshot = 0
         self.last_contact = 0.0
         self.peer_contact: dict[str, float] = {}  # leader: follower -> when its last ack of this term came
@@ -725,9 +726,16 @@ class RaftPeer(NodeActor):
     def _check_watches(self, *, expire: bool) -> None:
         self._watch_seen = self.state.applied_index
         now = self.env.now()
+        # A watch's index (index_fn included) derives from its tables, so a
+        # watch none of whose tables moved since the last check cannot fire:
+        # skip computing it (hundreds of parked client queries per change).
+        seen, current = self._watch_tables, self.state.table_index
+        changed = {t for t, i in current.items() if i != seen.get(t)}
+        self._watch_tables = dict(current)
         keep: list[tuple[float, Watch]] = []
         for deadline, w in self._watches:
-            if self._watch_index(w) > w.min_index or (expire and deadline <= now):
+            moved = not changed.isdisjoint(w.tables) and self._watch_index(w) > w.min_index
+            if moved or (expire and deadline <= now):
                 self._watch_answer(w)
             else:
                 keep.append((deadline, w))
