@@ -20,8 +20,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.server import NODE_GC, RAFT, LeadershipChanged, RaftInfo, RaftReply, log
-from actors.server.node_gc import ForceGC, LeaderGC, _fail
+from actors.server import NODE_GC, RAFT, RaftReply, log
+from actors.server.node_gc import ForceGC, LeaderGC
 from actors.state.core_gc import MAX_IDS_PER_WRITE, gc_scan
 from actors.state.store import command
 from runtime.config import ServerConfig
@@ -84,20 +84,12 @@ class JobGC(LeaderGC):
         self.node_gc = node_gc
         self.removed = {"jobs": 0, "evals": 0, "allocs": 0}  # totals (status, tests)
 
-    def receive(self, message: Any) -> Any:
-        if isinstance(message, (LeadershipChanged, RaftInfo)):
-            self._lead(message.is_leader)
-        elif isinstance(message, ForceGC):
-            if not self.is_leader:
-                _fail(message.reply, "not leader")
-            else:
-                t = self.cfg.force_threshold_s
-                self._scan(t, t, t, jobs=True, evals=True, forced=True, reply=message.reply)
-        elif isinstance(message, RaftReply):
-            self._raft_reply(message)
-        elif message == "status":
-            return {"leader": self.is_leader, "running": len(self._runs), **self.removed}
-        return None
+    def _force(self, reply: Any) -> None:
+        t = self.cfg.force_threshold_s
+        self._scan(t, t, t, jobs=True, evals=True, forced=True, reply=reply)
+
+    def _status(self) -> dict[str, Any]:
+        return dict(self.removed)
 
     def on_timer(self, name: str) -> None:
         if not self.is_leader:

@@ -149,6 +149,31 @@ class LeaderGC(NodeActor):
                 _fail(run.reply, "leadership lost")
             self._runs.clear()
 
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, (LeadershipChanged, RaftInfo)):
+            self._lead(message.is_leader)
+        elif isinstance(message, ForceGC):
+            if not self.is_leader:
+                _fail(message.reply, "not leader")
+            else:
+                self._force(message.reply)
+        elif isinstance(message, RaftReply):
+            self._raft_reply(message)
+        elif message == "status":
+            return {"leader": self.is_leader, "running": len(self._runs), **self._status()}
+        return None
+
+    def _force(self, reply: Any) -> None:
+        """Override: collect now with the force threshold."""
+        raise NotImplementedError
+
+    def _raft_reply(self, m: RaftReply) -> None:
+        """Override: a scan's or a write's outcome."""
+        raise NotImplementedError
+
+    def _status(self) -> dict[str, Any]:
+        return {}
+
     def _start_run(self, run: Any, query: Any) -> None:
         self._seq += 1
         self._runs[self._seq] = run
@@ -180,19 +205,11 @@ class NodeGC(LeaderGC):
         super().__init__(env, name, raft=raft, wall_clock=wall_clock, timers={"gc": self.cfg.interval_s})
         self.collected: list[str] = []  # every node this actor removed (status, tests)
 
-    def receive(self, message: Any) -> Any:
-        if isinstance(message, (LeadershipChanged, RaftInfo)):
-            self._lead(message.is_leader)
-        elif isinstance(message, ForceGC):
-            if not self.is_leader:
-                _fail(message.reply, "not leader")
-            else:
-                self._collect(self.cfg.force_threshold_s, True, message.reply)
-        elif isinstance(message, RaftReply):
-            self._raft_reply(message)
-        elif message == "status":
-            return {"leader": self.is_leader, "collected": len(self.collected), "running": len(self._runs)}
-        return None
+    def _force(self, reply: Any) -> None:
+        self._collect(self.cfg.force_threshold_s, True, reply)
+
+    def _status(self) -> dict[str, Any]:
+        return {"collected": len(self.collected)}
 
     def on_timer(self, name: str) -> None:
         if name == "gc" and self.is_leader:
