@@ -24,7 +24,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pykka
+
 from actors.agent_messages import GetSelf
+from actors.client.messages import ERR_NODE_NOT_FOUND
 from actors.http_api import (
     NODE_ACTIONS,
     Answer,
@@ -39,6 +42,8 @@ from actors.http_api import (
     state_query,
 )
 from actors.scheduler.job import JobError, canonical_job
+from actors.server import ENDPOINT
+from actors.server.node_endpoint import EndpointConfig, PurgeNode
 from actors.state.store import command
 from runtime.edge import wall_time
 
@@ -53,6 +58,10 @@ SUMMARY_KEYS = ("Queued", "Complete", "Failed", "Running", "Starting", "Lost", "
 # used by python-nomad's drain_node): a forced drain, as Nomad maps it.
 LEGACY_DRAIN_DEADLINE_NS = -1_000_000_000
 _REGION: dict[int, str] = {}  # id(HttpContext) -> this agent's region (fixed at start)
+# A node purge runs as one of the node endpoint's per-node operations, which
+# always answers within its op_timeout_s plus a forwarding hop; the handler
+# waits a second longer, so the endpoint's own answer is what the caller sees.
+PURGE_WAIT_S = EndpointConfig().op_timeout_s + EndpointConfig().forward_timeout_s + 1.0
 
 
 # ---------------------------------------------------------------- shapes
@@ -434,10 +443,40 @@ def node_eligibility(req: Request, api: Api, node_id: str) -> Any:
     return _node_write_reply(index, r)
 
 
+def node_purge(req: Request, api: Api, node_id: str) -> Any:
+    """``PUT /v1/node/<id>/purge`` (Nomad ``Node.Deregister``).
+
+    The leader's node endpoint deletes the node with node-update evaluations
+    for its jobs and forgets its heartbeat timer; a client that is still
+    running registers again on its next heartbeat, as with Nomad.
+    """
+    require(req, "PUT", "POST")
+    ref = api.env.lookup(ENDPOINT)
+    if ref is None or not ref.is_alive():
+        raise CodedError(501, "Server only endpoint")
+    fut = api.env.make_future()
+    ref.tell(PurgeNode(node_id, fut))
+    try:
+        r = fut.get(timeout=PURGE_WAIT_S)
+    except pykka.Timeout:
+        raise CodedError(500, "node purge did not finish in time") from None
+    if not r.ok:
+        raise CodedError(404 if r.error == ERR_NODE_NOT_FOUND else 500, r.error)
+    return _node_write_reply(r.index, {"EvalIDs": list(r.eval_ids), "NodeModifyIndex": r.index})
+
+
+def node_evaluate(req: Request, api: Api, node_id: str) -> Any:
+    """``PUT /v1/node/<id>/evaluate`` (Nomad ``Node.Evaluate``): re-evaluate every job on the node."""
+    require(req, "PUT", "POST")
+    index, r = _write(api, "node_evaluate", node_id=node_id)
+    return _node_write_reply(index, r)
+
+
 def _node_write_reply(index: int, r: dict[str, Any]) -> Answer:
     evals = list(r.get("EvalIDs") or [])
     return Answer({"NodeModifyIndex": r.get("NodeModifyIndex", index), "EvalIDs": evals,
                    "EvalCreateIndex": index if evals else 0, "Index": index}, _index_header(index))
 
 
-NODE_ACTIONS.update(allocations=node_allocations, drain=node_drain, eligibility=node_eligibility)
+NODE_ACTIONS.update(allocations=node_allocations, drain=node_drain, eligibility=node_eligibility,
+                    purge=node_purge, evaluate=node_evaluate)

@@ -307,6 +307,16 @@ def test_drain_and_eligibility_endpoints_update_the_node(dev):
         assert bad.status == 400 and field in bad.text
 
 
+def test_purge_and_evaluate_refuse_unknown_nodes_and_other_methods(dev):
+    port = dev.http_port
+    node_id(port)
+    unknown = "/v1/node/00000000-0000-0000-0000-000000000000"
+    for action in ("purge", "evaluate"):
+        r = call(port, "PUT", f"{unknown}/{action}")
+        assert (r.status, r.text) == (404, "node not found"), action
+        assert call(port, "GET", f"{unknown}/{action}").status == 405
+
+
 # ---------------------------------------------------------------- no leader
 
 
@@ -327,7 +337,9 @@ def test_without_a_leader_reads_and_writes_fail_fast_and_stale_reads_answer(agen
     wait_for(up, "the HTTP API", 20, a.detail)
     for method, path, body in [("GET", "/v1/jobs", None), ("GET", "/v1/nodes", None),
                                ("GET", "/v1/jobs?index=1&wait=30s", None),
-                               ("PUT", "/v1/jobs", {"Job": sleep_job("x")})]:
+                               ("PUT", "/v1/jobs", {"Job": sleep_job("x")}),
+                               ("PUT", f"/v1/node/{'0' * 8}-0000-0000-0000-{'0' * 12}/purge", None),
+                               ("PUT", f"/v1/node/{'0' * 8}-0000-0000-0000-{'0' * 12}/evaluate", None)]:
         started = time.monotonic()
         r = call(ports["http"], method, path, body)
         assert (r.status, r.text) == (500, "No cluster leader"), (path, r.text)

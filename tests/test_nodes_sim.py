@@ -22,7 +22,9 @@ from actors.raft.core import RaftTimings
 from actors.raft.peer import Propose, RaftPeer, Read
 from actors.raft.storage import MemoryStorage
 from actors.server import RaftReply, ReplyTo
-from actors.server.node_endpoint import EndpointConfig
+from actors.client.messages import ERR_NODE_NOT_FOUND
+from actors.server import ENDPOINT
+from actors.server.node_endpoint import EndpointConfig, PurgeNode
 from actors.state.store import command
 from runtime.actor import NodeActor
 from sim.client_cluster import CLIENT, ClientCluster, ClusterConfig
@@ -193,6 +195,37 @@ def test_a_collected_node_reregisters_with_its_id_when_it_returns():
     c.run(300)
     assert c.status(back) == "ready" and c.node_id(back) == node_id
     assert [e["Message"] for e in c.nodes()[node_id]["Events"]] == ["Node registered"]
+    c.close()
+
+
+def _purge(c: ClientCluster, server: str, node_id: str) -> Any:
+    fut = c.sched.future_cls()
+    c.sched.nodes[server].actors[ENDPOINT].tell(PurgeNode(node_id, fut))
+    out = fut.get(timeout=30.0)
+    c.check()
+    return out
+
+
+def test_a_purged_node_is_deleted_and_its_live_client_registers_again():
+    c = _cluster(11, 3)
+    _settle(c, 60)
+    leader = c.leader()
+    assert leader is not None
+    follower = next(s for s in c.servers if s != leader)
+    who = c.clients[0]
+    node_id = c.node_id(who)
+    r = _purge(c, follower, node_id)  # a follower's API: forwarded to the leader's endpoint
+    assert r.ok and r.index > 0 and r.heartbeat_ttl_s == 0 and r.eval_ids == ()
+    assert node_id not in c.nodes() and len(c.nodes()) == 2
+    monitor = c.actor(leader, "heartbeats")
+    assert node_id not in monitor.timers and node_id not in monitor.ready
+    # Its next heartbeat is answered "node not found": it registers again, same ID, as with Nomad.
+    c.run(120)
+    assert c.status(who) == "ready" and c.node_id(who) == node_id
+    assert [e["Message"] for e in c.nodes()[node_id]["Events"]] == ["Node registered"]
+    assert c.statuses() == {"ready": 3}
+    missing = _purge(c, leader, "no-such-node")
+    assert not missing.ok and missing.error == ERR_NODE_NOT_FOUND
     c.close()
 
 

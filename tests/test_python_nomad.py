@@ -124,6 +124,38 @@ def test_jobs_job_allocations_and_evaluations_through_the_library(dev, monkeypat
                          if a["JobID"] == "pn-web"), "its task stopped", PLACE_DEADLINE_S, dev.detail)
 
 
+def test_node_evaluate_and_purge_through_the_library(dev, monkeypatch):  # noqa: F811
+    n = client(dev, monkeypatch)
+    n.jobs.register_job({"Job": sleep_job("pn-purge", count=1)})
+
+    def running() -> list[dict[str, Any]]:
+        return [a for a in n.job.get_allocations("pn-purge") if a["ClientStatus"] == "running"]
+    first = wait_for(running, "the job's allocation running", PLACE_DEADLINE_S, dev.detail)[0]
+    node_id = first["NodeID"]
+
+    ev = n.node.evaluate_node(node_id)  # Node.Evaluate: a node-update evaluation per job on the node
+    assert {"EvalIDs", "EvalCreateIndex", "NodeModifyIndex", "Index"} <= set(ev) and ev["EvalIDs"]
+    got = n.evaluation.get_evaluation(ev["EvalIDs"][0])
+    assert got["JobID"] == "pn-purge" and got["TriggeredBy"] == "node-update" and got["NodeID"] == node_id
+    wait_for(lambda: n.evaluation.get_evaluation(ev["EvalIDs"][0])["Status"] == "complete", "the eval done")
+    assert [a["ID"] for a in running()] == [first["ID"]]  # re-evaluating a healthy node moves nothing
+
+    purged = n.node.purge_node(node_id)  # Node.Deregister
+    assert {"EvalIDs", "EvalCreateIndex", "NodeModifyIndex", "Index"} <= set(purged) and purged["EvalIDs"]
+    # The running client is told "node not found" on its next heartbeat and registers again, same ID;
+    # its allocation was lost with the node and the job runs again.
+    wait_for(lambda: any(x["ID"] == node_id and x["Status"] == "ready" for x in n.nodes.get_nodes()),
+             "the node registered again", PLACE_DEADLINE_S, dev.detail)
+    assert n.allocation.get_allocation(first["ID"])["ClientStatus"] == "lost"
+    wait_for(running, "the job running again", PLACE_DEADLINE_S, dev.detail)
+
+    for call in (n.node.purge_node, n.node.evaluate_node):
+        with pytest.raises(exceptions.URLNotFoundNomadException):
+            call("00000000-0000-0000-0000-000000000000")
+    n.job.deregister_job("pn-purge", purge=True)
+    wait_for(lambda: not running(), "its task stopped", PLACE_DEADLINE_S, dev.detail)
+
+
 def test_three_server_cluster_through_the_library(agents, tmp_path, monkeypatch):  # noqa: F811
     serfs = [free_port() for _ in range(3)]
     join = [f"127.0.0.1:{p}" for p in serfs]

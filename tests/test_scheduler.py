@@ -629,3 +629,60 @@ def test_node_capacity_follows_a_node_that_registers_again_with_other_resources(
     data, _ = plan_batch_command(c.state, ids, c.now)
     c.index += 1
     assert len(c.state.apply(c.index, data)["results"][0]["placed"]) == 1
+
+
+# ------------------------------------------------------------ purge and evaluate (Node.Deregister, .Evaluate)
+def test_purged_node_is_gone_and_its_allocs_are_lost_and_replaced() -> None:
+    c = Cluster()
+    for i in range(3):
+        c.node(i)
+    c.register(**service(count=6))
+    c.register(ID="sys", Type="system", TaskGroups=[{"Name": "g", "Tasks": [
+        {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"}}]}])
+    c.schedule()
+    c.client("running")
+    victim = c.running("web")[0]["NodeID"]
+    on_victim = {a["ID"] for a in c.running("web") + c.running("sys") if a["NodeID"] == victim}
+    res = c.apply("node_deregister", node_id=victim)
+    assert res["ok"] and res["prev"] == "ready" and res["NodeModifyIndex"] == c.index
+    evals = c.state.tables["evals"]
+    # One node-update evaluation per job that had an allocation there, and per system job.
+    assert sorted(evals[e]["JobID"] for e in res["EvalIDs"]) == ["sys", "web"]
+    assert all(evals[e]["TriggeredBy"] == "node-update" and evals[e]["NodeID"] == victim
+               for e in res["EvalIDs"])
+    assert victim not in c.state.tables["nodes"]
+    assert c.state.table_index["nodes"] == c.index
+    c.schedule()
+    allocs = c.state.tables["allocs"]
+    assert all(allocs[i]["ClientStatus"] == "lost" and allocs[i]["DesiredStatus"] == "stop" for i in on_victim)
+    assert len(c.running("web")) == 6 and victim not in {a["NodeID"] for a in c.running("web")}
+    assert len(c.running("sys")) == 2
+    c.assert_not_overcommitted()
+
+
+def test_purging_or_evaluating_an_unknown_node_is_refused_and_changes_nothing() -> None:
+    c = Cluster()
+    c.node(0)
+    before = dict(c.state.table_index)
+    for op in ("node_deregister", "node_evaluate"):
+        res = c.apply(op, node_id="no-such-node")
+        assert res == {"ok": False, "error": "node not found"}
+    assert c.state.table_index == before
+
+
+def test_evaluate_creates_node_update_evals_and_leaves_the_node_alone() -> None:
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    node = c.state.tables["nodes"]["node-0000"]
+    assert c.apply("node_evaluate", node_id="node-0000")["EvalIDs"] == []  # nothing runs there yet
+    c.register(**service(count=2))
+    c.schedule()
+    c.client("running")
+    running = sorted(a["ID"] for a in c.running("web"))
+    res = c.apply("node_evaluate", node_id="node-0000")
+    assert res["ok"] and res["NodeModifyIndex"] == node["ModifyIndex"]
+    assert [c.state.tables["evals"][e]["JobID"] for e in res["EvalIDs"]] == ["web"]
+    assert c.state.tables["nodes"]["node-0000"] is node
+    c.schedule()
+    assert sorted(a["ID"] for a in c.running("web")) == running  # re-evaluating a healthy job moves nothing

@@ -123,6 +123,7 @@ class NodeUpdateResponse(Message):
     servers: tuple[str, ...] = ()  # the servers' RPC addresses; replaces the client's list
     num_nodes: int = 0  # nodes the leader tracks
     index: int = 0  # Raft index if the request wrote state, else 0 (heartbeat after a miss)
+    eval_ids: tuple[str, ...] = ()  # evaluations the write created (a deregistration's)
 
 
 # Tag 305 is retired (LeaderHint, never released): do not reuse it.
@@ -205,3 +206,19 @@ class WriteResponse(Message):
     ok: bool
     error: str = ""
     index: int = 0
+
+
+@message(311)
+@msg
+class DeregisterNode(Message):
+    """Node.Deregister (the API's node purge): a server's HTTP API -> the leader's node endpoint.
+
+    Answered with a NodeUpdateResponse whose ``eval_ids`` are the node-update
+    evaluations of the node's jobs.
+    """
+
+    req_id: int
+    reply_node: str
+    reply_actor: str
+    node_id: str
+    hops: int = 0

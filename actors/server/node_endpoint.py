@@ -18,6 +18,12 @@ never blocks:
   Requests for one node run one at a time, in arrival order, so a heartbeat
   that arrives while the node is being marked down is applied after it
   (down -> ready), never before it and lost.
+* ``DeregisterNode`` (Nomad ``Node.Deregister``, the API's node purge; the
+  HTTP API's :class:`PurgeNode` becomes one) runs as a per-node operation on
+  the leader too: the node is deleted through Raft with node-update
+  evaluations for its jobs, then the monitor forgets its timer, so the
+  client's next heartbeat is answered "node not found" and it registers
+  again, as in Nomad.
 * ``NodeExpired`` from the monitor is an internal UpdateStatus(down) with the
   event "Node heartbeat missed" (Nomad ``invalidateHeartbeat``).  Before it
   proposes, the endpoint asks Raft afresh whether this server still leads in
@@ -47,6 +53,7 @@ from actors.client.messages import (
     ERR_TIMEOUT,
     INITIALIZING,
     READY,
+    DeregisterNode,
     NodeSpec,
     NodeUpdateResponse,
     RegisterNode,
@@ -122,6 +129,18 @@ class NodeStatusChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PurgeNode:
+    """The HTTP API -> its server's endpoint: deregister *node_id* (``PUT /v1/node/<id>/purge``).
+
+    *reply* (a future) gets the NodeUpdateResponse; on a follower the
+    request is forwarded to the leader's endpoint as a DeregisterNode.
+    """
+
+    node_id: str
+    reply: Any
+
+
+@dataclass(frozen=True, slots=True)
 class SetServers:
     """Replace the server list handed to clients (Raft membership changed)."""
 
@@ -131,13 +150,14 @@ class SetServers:
 @dataclass(slots=True)
 class _Op:
     op_id: int
-    kind: str  # "register" | "status" | "expire"
+    kind: str  # "register" | "status" | "expire" | "deregister"
     node_id: str
     started: float
-    request: RegisterNode | UpdateNodeStatus | None = None
+    request: RegisterNode | UpdateNodeStatus | DeregisterNode | None = None
     status: str = ""
     index: int = 0
     term: int = 0  # the leader term the op began in
+    evals: tuple[str, ...] = ()  # evaluations the write created
 
 
 def node_view(state: Any, node_id: str) -> tuple[str, str] | None:
@@ -186,6 +206,8 @@ class NodeEndpoint(NodeActor):
         # forward id -> (reply node, reply actor, original req id, deadline)
         self._forwards: dict[int, tuple[str, str, int, float]] = {}
         self._ops: dict[int, _Op] = {}
+        # PurgeNode requests of this server's HTTP API: req id -> (future, deadline)
+        self._local: dict[int, tuple[Any, float]] = {}
         self._queues: dict[str, collections.deque[_Op]] = {}  # node ID -> its ops, head running
         self._next_id = 0
         self.stats = {"requests": 0, "forwarded": 0, "writes": 0, "expired": 0, "errors": 0}
@@ -205,8 +227,10 @@ class NodeEndpoint(NodeActor):
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
-        if isinstance(message, (RegisterNode, UpdateNodeStatus)):
+        if isinstance(message, (RegisterNode, UpdateNodeStatus, DeregisterNode)):
             self._request(message)
+        elif isinstance(message, PurgeNode):
+            self._purge(message)
         elif isinstance(message, RaftReply):
             self._raft_reply(message)
         elif isinstance(message, HeartbeatReset):
@@ -230,7 +254,14 @@ class NodeEndpoint(NodeActor):
                     "forwards": len(self._forwards), **self.stats}
         return None
 
-    def _request(self, m: RegisterNode | UpdateNodeStatus) -> None:
+    def _purge(self, m: PurgeNode) -> None:
+        rid = self._new_id()
+        self._local[rid] = (m.reply, self.env.now() + self.cfg.op_timeout_s + self.cfg.forward_timeout_s)
+        self._arm_sweep()
+        self._request(DeregisterNode(req_id=rid, reply_node=self.env.node, reply_actor=self.name,
+                                     node_id=m.node_id))
+
+    def _request(self, m: RegisterNode | UpdateNodeStatus | DeregisterNode) -> None:
         self.stats["requests"] += 1
         if self.is_leader:
             if isinstance(m, UpdateNodeStatus) and m.status == READY and m.node_id not in self._queues:
@@ -239,6 +270,8 @@ class NodeEndpoint(NodeActor):
                 return
             if isinstance(m, RegisterNode):
                 op = _Op(self._new_id(), "register", m.node.node_id, self.env.now(), request=m)
+            elif isinstance(m, DeregisterNode):
+                op = _Op(self._new_id(), "deregister", m.node_id, self.env.now(), request=m)
             else:
                 op = _Op(self._new_id(), "status", m.node_id, self.env.now(), request=m)
             self._submit(op)
@@ -257,18 +290,22 @@ class NodeEndpoint(NodeActor):
         self._respond(m.reply_node, m.reply_actor, m.req_id, error=error, leader=leader)
 
     def _respond(self, node: str, actor: str, req_id: int, *, error: str = "", ttl: float = 0.0,
-                 leader: str = "", num_nodes: int = 0, index: int = 0) -> None:
+                 leader: str = "", num_nodes: int = 0, index: int = 0, evals: tuple[str, ...] = ()) -> None:
         if error:
             self.stats["errors"] += 1
         self.send(node, actor, NodeUpdateResponse(req_id=req_id, ok=not error, error=error,
                                                   heartbeat_ttl_s=ttl, leader=leader, servers=self.servers,
-                                                  num_nodes=num_nodes, index=index))
+                                                  num_nodes=num_nodes, index=index, eval_ids=evals))
 
     def _relay(self, m: NodeUpdateResponse) -> None:
         fwd = self._forwards.pop(m.req_id, None)
-        if fwd is None:
-            return  # expired already: the client was told to retry
-        self.send(fwd[0], fwd[1], replace(m, req_id=fwd[2]))
+        if fwd is not None:
+            self.send(fwd[0], fwd[1], replace(m, req_id=fwd[2]))
+            return
+        local = self._local.pop(m.req_id, None)
+        if local is not None:
+            local[0].set(m)  # this server's HTTP API is waiting on it
+        # else: expired already (the client was told to retry)
 
     # ------------------------------------------------------------ leadership
     def known_leader(self) -> str:
@@ -323,7 +360,9 @@ class NodeEndpoint(NodeActor):
             self._respond(node, actor, req_id, error=ERR_TIMEOUT)
         for op in [o for o in self._ops.values() if o.started + self.cfg.op_timeout_s <= now]:
             self._fail(op, ERR_TIMEOUT)
-        if self._forwards or self._ops:
+        for rid in [r for r, v in self._local.items() if v[1] <= now]:
+            self._local.pop(rid)[0].set(NodeUpdateResponse(req_id=rid, ok=False, error=ERR_TIMEOUT))
+        if self._forwards or self._ops or self._local:
             self._arm_sweep()
 
     # ------------------------------------------------------------ per-node operations (leader)
@@ -382,7 +421,7 @@ class NodeEndpoint(NodeActor):
         if op.request is not None:
             r = op.request
             self._respond(r.reply_node, r.reply_actor, r.req_id, ttl=ttl, leader=self.env.node,
-                          num_nodes=num_nodes, index=op.index)
+                          num_nodes=num_nodes, index=op.index, evals=op.evals)
         self._finish(op)
 
     def _propose(self, op: _Op, data: bytes) -> None:
@@ -426,6 +465,11 @@ class NodeEndpoint(NodeActor):
             else:
                 op.status = want
                 self._after_write(op)
+        elif op.kind == "deregister":
+            if view is None:
+                self._fail(op, ERR_NODE_NOT_FOUND)
+            else:
+                self._propose(op, command("node_deregister", node_id=op.node_id, now=now))
         elif view is None or view[0] == DOWN:
             self._finish(op)  # expired, but already down or gone
         else:
@@ -439,7 +483,10 @@ class NodeEndpoint(NodeActor):
             self._fail(op, error)
             return
         op.index, op.status = index, result["status"]
-        if result.get("prev") != op.status:
+        op.evals = tuple(result.get("EvalIDs") or ())
+        if op.kind == "deregister":
+            log.info("%s: node %s deregistered", self.env.node, op.node_id)
+        elif result.get("prev") != op.status:
             if op.status == DOWN:
                 log.warning("%s: node %s marked down", self.env.node, op.node_id)
             changed = NodeStatusChanged(op.node_id, result.get("prev", ""), op.status, index,
@@ -449,9 +496,12 @@ class NodeEndpoint(NodeActor):
         self._after_write(op)
 
     def _after_write(self, op: _Op) -> None:
-        if op.kind == "expire" or op.status == DOWN:
+        if op.kind in ("expire", "deregister") or op.status == DOWN:
             # A down node has no timer and gets TTL 0 (Nomad only resets the
-            # timer for a node whose status is not terminal).
+            # timer for a node whose status is not terminal); a deregistered
+            # one has none either (Nomad clearHeartbeatTimer), so its next
+            # heartbeat is answered "node not found" and the client registers
+            # again.
             self.send(self.env.node, self.heartbeats, ClearHeartbeat(op.node_id))
             self._reply(op, 0.0, 0)
             return

@@ -93,6 +93,8 @@ class StateStore:
             "node_register": self._node_register,
             "node_update_status": self._node_update_status,
             "node_gc": self._node_gc,
+            "node_deregister": self._node_deregister,
+            "node_evaluate": self._node_evaluate,
             "job_register": self._job_register,
             "job_deregister": self._job_deregister,
             "plan_apply": self._plan_apply,
@@ -452,6 +454,38 @@ class StateStore:
         if deleted:
             self._touch("nodes", index)
         return {"ok": True, "deleted": deleted}
+
+    def _node_evals(self, index: int, now: float, node_id: str) -> list[str]:
+        """Nomad ``createNodeEvals``: one eval per job with an allocation on the node, and per system job."""
+        jobs = {a["JobID"] for a in self.node_allocs(node_id) if a.get("JobID")}
+        jobs.update(j["ID"] for j in self.tables["jobs"].values()
+                    if j["Type"] == "system" and not j.get("Stop"))
+        return self._create_evals(index, sorted(jobs), "node-update", now, node_id=node_id)
+
+    def _node_deregister(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Remove a node (Nomad ``Node.Deregister``, the API's purge) and re-evaluate its jobs.
+
+        Its allocations stay in the state: the scheduler sees them on a node
+        that no longer exists, marks them lost and places replacements.
+        """
+        node_id, now = str(cmd["node_id"]), float(cmd["now"])
+        old = self.tables["nodes"].pop(node_id, None)
+        if old is None:
+            return {"ok": False, "error": "node not found"}
+        self._touch("nodes", index)
+        evals = self._node_evals(index, now, node_id)
+        return {"ok": True, "index": index, "prev": old.get("Status", ""), "status": "",
+                "evals": evals, "EvalIDs": evals, "NodeModifyIndex": index}
+
+    def _node_evaluate(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Re-evaluate every job on a node (Nomad ``Node.Evaluate``); the node itself is unchanged."""
+        node_id, now = str(cmd["node_id"]), float(cmd["now"])
+        node = self.tables["nodes"].get(node_id)
+        if node is None:
+            return {"ok": False, "error": "node not found"}
+        evals = self._node_evals(index, now, node_id)
+        return {"ok": True, "index": index, "evals": evals, "EvalIDs": evals,
+                "NodeModifyIndex": node.get("ModifyIndex", 0)}
 
     # ------------------------------------------------------------ jobs, evaluations, allocations (issue 7)
     # Nomad's Job.Register / Deregister, Plan.Submit, Node.UpdateAlloc,
