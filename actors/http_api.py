@@ -22,7 +22,7 @@ import logging
 import re
 import socket
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,15 @@ class Response:
     body: bytes
     content_type: str = PLAIN
     headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A streamed answer: *chunks* are sent as they come (chunked transfer encoding), until exhausted."""
+
+    status: int
+    chunks: Iterator[bytes]
+    content_type: str = PLAIN
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -258,6 +267,10 @@ class App:
                       query=urllib.parse.parse_qs(raw_query, keep_blank_values=True),
                       url=path + ("?" + hide_token(raw_query) if raw_query else ""), environ=environ)
         resp = self._respond(req, environ)
+        if isinstance(resp, Stream):
+            start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}",
+                           [("Content-Type", resp.content_type)])
+            return resp.chunks  # type: ignore[return-value]  # pywsgi writes each as it comes
         log.debug("request complete: method=%s path=%s duration=%s", req.method, req.url,
                   format_duration(monotonic() - started))
         headers = [("Content-Type", resp.content_type), ("Content-Length", str(len(resp.body))),
@@ -265,7 +278,7 @@ class App:
         start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}", headers)
         return [resp.body]
 
-    def _respond(self, req: Request, environ: dict[str, Any] | None = None) -> Response:
+    def _respond(self, req: Request, environ: dict[str, Any] | None = None) -> Response | Stream:
         try:
             if req.path == "/":  # Nomad redirects the root to its web UI
                 target = "/ui/" + ("?" + req.url.partition("?")[2] if "?" in req.url else "")
@@ -291,8 +304,8 @@ class App:
             return Response(500, f"internal error: {type(e).__name__}: {e}".encode())
 
     @staticmethod
-    def _encode(req: Request, result: Any) -> Response:
-        if isinstance(result, Response):
+    def _encode(req: Request, result: Any) -> Response | Stream:
+        if isinstance(result, (Response, Stream)):
             return result
         if result is None:
             return Response(200, b"")

@@ -14,6 +14,7 @@ nanoseconds, as in the JSON).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import sys
@@ -497,15 +498,15 @@ LOG_WINDOW_BYTES = 4 << 20  # the agent answers at most this much per request (a
 
 
 def alloc_logs(addr: str, args: list[str]) -> str:
-    """``nomad alloc logs [-stderr] [-tail] [-n lines] [-c bytes] <alloc> [<task>]``.
+    """``nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] <alloc> [<task>]``.
 
     As Nomad's CLI: the allocation and its node are found through the
-    servers, and the logs are read from that node's own HTTP API.
+    servers, and the logs are read from that node's own HTTP API.  With
+    ``-f`` what the log holds is printed, then what the task appends, until
+    the task is dead (or the command is interrupted).
     """
     flags, rest = parse_flags(args, {"stderr": bool, "tail": bool, "n": int, "c": int, "f": bool,
                                      "task": str})
-    if flags.get("f"):
-        raise CliError("-f (follow) is not supported: run the command again to see new output")
     for name in ("n", "c"):
         if name in flags:
             try:
@@ -513,7 +514,7 @@ def alloc_logs(addr: str, args: list[str]) -> str:
             except ValueError:
                 raise CliError(f'invalid value "{flags[name]}" for flag -{name}: want a number') from None
     if not rest or len(rest) > 2:
-        raise CliError("usage: nomad alloc logs [-stderr] [-tail] [-n lines] [-c bytes] "
+        raise CliError("usage: nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] "
                        "<allocation> [<task>]")
     stub = resolve(addr, "allocation", rest[0])
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
@@ -534,10 +535,14 @@ def alloc_logs(addr: str, args: list[str]) -> str:
     kind = "stderr" if flags.get("stderr") else "stdout"
     base = f"{scheme}://{http_addr}/v1/client/fs/logs/{a['ID']}"
 
+    end = 0  # where the log ended when read: a follow continues from there
+
     def window(origin: str, offset: int) -> bytes:
-        q = urllib.parse.urlencode({"task": task, "type": kind, "origin": origin, "offset": offset,
-                                    "plain": "true"})
-        return _get_raw(f"{base}?{q}")
+        nonlocal end
+        q = urllib.parse.urlencode({"task": task, "type": kind, "origin": origin, "offset": offset})
+        frame = json.loads(_get_raw(f"{base}?{q}"))
+        end = int(frame.get("Offset", 0))
+        return base64.b64decode(frame.get("Data") or "")
 
     if flags.get("tail"):
         if "c" in flags:
@@ -555,7 +560,42 @@ def alloc_logs(addr: str, args: list[str]) -> str:
             if len(chunk) < LOG_WINDOW_BYTES:
                 break
         data = b"".join(parts)
+    if flags.get("f"):
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        _follow_log(base, task, kind, end)
+        return ""
     return data.decode("utf-8", errors="replace").rstrip("\n")
+
+
+def _follow_log(base: str, task: str, kind: str, offset: int) -> None:
+    """Copy the followed log's frames to stdout as they come, until the stream ends or Ctrl-C."""
+    q = urllib.parse.urlencode({"task": task, "type": kind, "origin": "start", "offset": offset,
+                                "follow": "true"})
+    out, decoder, buf = sys.stdout.buffer, json.JSONDecoder(), ""
+    try:
+        # The agent sends a heartbeat frame every second while the log is
+        # idle, so TIMEOUT_S without a byte means the agent is gone.
+        with urllib.request.urlopen(f"{base}?{q}", timeout=TIMEOUT_S) as resp:
+            while piece := resp.read1(65536):
+                buf += piece.decode("ascii")  # frames are JSON with base64 data
+                while buf := buf.lstrip():
+                    try:
+                        frame, used = decoder.raw_decode(buf)
+                    except ValueError:
+                        break  # the rest of this frame is still on its way
+                    buf = buf[used:]
+                    if frame.get("Data"):
+                        out.write(base64.b64decode(frame["Data"]))
+                        out.flush()
+    except KeyboardInterrupt:
+        return
+    except urllib.error.HTTPError as e:
+        raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
+            from None
+    except (urllib.error.URLError, OSError) as e:
+        raise CliError(f"Error following the log at {base.split('/v1/')[0]}: {getattr(e, 'reason', e)}") \
+            from None
 
 
 JOB_COMMANDS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -227,10 +228,52 @@ def test_alloc_logs_reads_a_tasks_output_from_the_node_that_runs_it(dev, tmp_pat
     framed = call(dev.http_port, "GET", f"/v1/client/fs/logs/{alloc_id}?task=talker&type=stderr").json()
     assert framed["File"] == "alloc/logs/talker.stderr.0" and framed["Data"] == "b29wcwo="
     assert call(dev.http_port, "GET", f"/v1/client/fs/logs/{alloc_id}?task=talker").status == 400
-    assert call(dev.http_port, "GET", f"/v1/client/fs/logs/{alloc_id}?task=talker&type=stdout&follow=true"
-                ).status == 400
     missing = call(dev.http_port, "GET", "/v1/client/fs/logs/nope?task=talker&type=stdout")
     assert missing.status == 404 and "Unknown allocation" in missing.text
     bad = nomad(dev, "alloc", "logs", alloc_id, "nosuchtask")
     assert bad.returncode == 1 and "has no stdout log" in bad.stderr
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-logs").returncode == 0
+
+
+def test_alloc_logs_follow_prints_output_as_it_comes_and_ends_when_the_task_does(dev, tmp_path):  # noqa: F811
+    # A batch task that writes for about three seconds, then exits 0 (complete: not restarted).
+    script = "for i in 1 2 3 4 5 6; do echo tick-$i; sleep 0.5; done"
+    job = {"ID": "cli-follow", "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": "ticker", "Driver": "raw_exec",
+                                            "Config": {"command": "/bin/sh", "args": ["-c", script]},
+                                            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    path = tmp_path / "follow.json"
+    path.write_text(json.dumps({"Job": job}))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+
+    def started() -> list:
+        return [a for a in call(dev.http_port, "GET", "/v1/job/cli-follow/allocations").json()
+                if a["ClientStatus"] in ("running", "complete")]
+    alloc_id = wait_for(started, "cli-follow started", PLACE_DEADLINE_S, dev.detail)[0]["ID"]
+    follower = subprocess.Popen([sys.executable, NOMAD, f"-address=http://127.0.0.1:{dev.http_port}",
+                                 "alloc", "logs", "-f", alloc_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    try:
+        first = follower.stdout.readline()  # type: ignore[union-attr]
+        # The task is still writing: what follows comes from the stream, not from a finished file.
+        assert call(dev.http_port, "GET", f"/v1/allocation/{alloc_id}").json()["ClientStatus"] == "running"
+        out, err = follower.communicate(timeout=CLI_TIMEOUT_S + PLACE_DEADLINE_S)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, err
+    # Every line, once, in order: what was there when it started and what came after.
+    assert (first + out).splitlines() == [f"tick-{i}" for i in range(1, 7)], (first, out, err)
+    status = call(dev.http_port, "GET", f"/v1/allocation/{alloc_id}").json()["ClientStatus"]
+    assert status == "complete"
+
+    # The endpoint: a followed framed stream of a finished task is its whole log, then the end.
+    raw = call(dev.http_port, "GET", f"/v1/client/fs/logs/{alloc_id}?task=ticker&type=stdout&follow=true")
+    assert raw.status == 200, raw.text
+    frames = [json.loads(x) for x in re.findall(r"\{[^{}]*\}", raw.text)]
+    data = b"".join(base64.b64decode(f["Data"]) for f in frames if f.get("Data"))
+    assert data.decode().splitlines() == [f"tick-{i}" for i in range(1, 7)]
+    assert frames[-1]["Offset"] == len(data) and frames[-1]["File"] == "alloc/logs/ticker.stdout.0"
+    plain = call(dev.http_port, "GET",
+                 f"/v1/client/fs/logs/{alloc_id}?task=ticker&type=stdout&follow=true&plain=true&offset=7")
+    assert plain.status == 200 and plain.text.startswith("tick-2\n") and plain.text.endswith("tick-6\n")
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-follow").returncode == 0

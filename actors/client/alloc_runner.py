@@ -155,6 +155,14 @@ class GetAllocStats:
     alloc_id: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetTaskState:
+    """Query (ask): the task's state (pending, running or dead); "" if this client has no such task."""
+
+    alloc_id: str
+    task: str
+
+
 # ------------------------------------------------------------ config
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RestartPolicy:
@@ -679,6 +687,10 @@ class AllocRunner(NodeActor):
             self._flush()
         elif isinstance(message, GetAllocStats):
             return self._stats(message.alloc_id)
+        elif isinstance(message, GetTaskState):
+            alloc = self.allocs.get(message.alloc_id)
+            task = alloc.tasks.get(message.task) if alloc is not None else None
+            return task.state.state if task is not None else ""
         elif message == "stats":
             return self._stats("")
         elif message == "allocs":
