@@ -15,6 +15,7 @@ import pykka
 
 from runtime.env import Env, TimerHandle
 from runtime.messages import TimerFired
+from runtime.wire import Message
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +34,20 @@ class NodeActor(pykka.Actor):
     # ------------------------------------------------------------ timers
     def set_timer(self, name: str, delay_s: float) -> int:
         """(Re)arm timer *name*; an earlier arming of it can no longer fire."""
-        gen = self._timer_gen.get(name, 0) + 1
-        self._timer_gen[name] = gen
-        old = self._timer_handles.pop(name, None)
+        gens = self._timer_gen
+        gen = gens.get(name, 0) + 1
+        gens[name] = gen
+        handles = self._timer_handles
+        old = handles.pop(name, None)
         if old is not None:
             old.cancel()
-        self._timer_handles[name] = self.env.call_later(
-            delay_s, self.actor_ref, TimerFired(name=name, generation=gen)
-        )
+        handles[name] = self.env.call_later(delay_s, self._actor_ref, TimerFired(name=name, generation=gen))
         return gen
 
     def cancel_timer(self, name: str) -> None:
-        if name in self._timer_gen:
-            self._timer_gen[name] += 1
+        gens = self._timer_gen
+        if name in gens:
+            gens[name] += 1
         handle = self._timer_handles.pop(name, None)
         if handle is not None:
             handle.cancel()
@@ -57,13 +59,21 @@ class NodeActor(pykka.Actor):
         """Override: timer *name* fired (never called for a stale firing)."""
 
     # ------------------------------------------------------------ messages
+    def _handle_receive(self, message: Any) -> Any:
+        # pykka's dispatch, with the common case first: a wire message is
+        # never one of pykka's own (stop, proxy call/get/set), which go on to it.
+        if isinstance(message, Message):
+            return self.on_receive(message)
+        return super()._handle_receive(message)
+
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, TimerFired):
-            if self._timer_gen.get(message.name) != message.generation:
+        if type(message) is TimerFired:
+            name = message.name
+            if self._timer_gen.get(name) != message.generation:
                 self.stale_timers += 1
                 return None
-            self._timer_handles.pop(message.name, None)
-            return self.on_timer(message.name)
+            self._timer_handles.pop(name, None)
+            return self.on_timer(name)
         return self.receive(message)
 
     def receive(self, message: Any) -> Any:

@@ -42,6 +42,8 @@ __all__ = [
     "encode",
     "encode_fields",
     "encode_frame",
+    "fields_decoder",
+    "fields_encoder",
     "message",
     "registered",
 ]
@@ -355,6 +357,40 @@ def decode_fields(data: bytes, cls: type, max_frame_bytes: int = DEFAULT_MAX_FRA
         raise BadField(f"expected {cls.__name__}, got {type(got).__name__}")
     dec = _FIELD_DECODERS.get(cls) or _make_field_decoder(cls)
     return dec(value)
+
+
+def fields_encoder(cls: type) -> Callable[[tuple[Any, ...]], bytes]:
+    """``f(values)``: the bytes of ``encode_fields(cls, *values)``, with the lookups done once."""
+    enc = _FIELD_ENCODERS.get(cls) or _make_field_encoder(cls)
+    packb = _packb
+
+    def encode_values(values: tuple[Any, ...]) -> bytes:
+        return packb(enc(values))
+    return encode_values
+
+
+def fields_decoder(cls: type,
+                   max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Callable[[bytes], tuple[Any, ...]]:
+    """``f(data)``: ``decode_fields(data, cls, max_frame_bytes)``, with the lookups done once.
+
+    Input that is not a well-formed *cls* message takes ``decode_fields``
+    itself, so it raises exactly the same WireError.
+    """
+    dec = _FIELD_DECODERS.get(cls) or _make_field_decoder(cls)
+    tag = cls.TAG  # type: ignore[attr-defined]
+    unpackb = msgpack.unpackb
+
+    def decode_values(data: bytes) -> tuple[Any, ...]:
+        if len(data) <= max_frame_bytes:
+            try:
+                value = unpackb(data, raw=False, strict_map_key=True)
+            except Exception:
+                pass  # decode_fields below raises the WireError
+            else:
+                if type(value) is list and value and type(value[0]) is int and value[0] == tag:
+                    return dec(value)
+        return decode_fields(data, cls, max_frame_bytes)
+    return decode_values
 
 
 _FIELD_ENCODERS: dict[type, Callable[[tuple[Any, ...]], list[Any]]] = {}

@@ -17,6 +17,7 @@ overridable by :meth:`SimNetwork.set_link`):
 
 from __future__ import annotations
 
+import heapq
 import random
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ from runtime.messages import Envelope
 
 if TYPE_CHECKING:
     from sim.runtime import Scheduler
+
+_heappush = heapq.heappush
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,8 @@ class SimNetwork:
         self._cut: set[tuple[str, str]] = set()
         self._held: dict[tuple[str, str], list[bytes]] = {}
         self._last_arrival: dict[tuple[str, str], float] = {}
+        self._encode_envelope = wire.fields_encoder(Envelope)
+        self._decode_envelope = wire.fields_decoder(Envelope)
         self.stats = {"sent": 0, "delivered": 0, "lost": 0, "cut": 0, "duplicated": 0,
                       "undeliverable": 0, "bad": 0, "bytes": 0}
 
@@ -97,41 +102,46 @@ class SimNetwork:
 
     def transmit(self, src: str, dst: str, actor: str, msg: Any) -> None:
         # The bytes of encode(Envelope(src, actor, msg)), without building the Envelope.
-        self.transmit_bytes(src, dst, wire.encode_fields(Envelope, src, actor, msg))
+        self.transmit_bytes(src, dst, self._encode_envelope((src, actor, msg)))
 
     def transmit_bytes(self, src: str, dst: str, data: bytes) -> None:
         """Send raw bytes (tests use this to inject malformed frames)."""
-        self.stats["sent"] += 1
-        self.stats["bytes"] += len(data)
-        if (src, dst) in self._cut:
-            self.stats["cut"] += 1
+        stats = self.stats
+        stats["sent"] += 1
+        stats["bytes"] += len(data)
+        link = (src, dst)
+        if self._cut and link in self._cut:
+            stats["cut"] += 1
             return
-        held = self._held.get((src, dst))
-        if held is not None:
-            held.append(data)
-            return
-        faults = self._links.get((src, dst), self.defaults) if self._links else self.defaults
-        rng = self.rng
-        if faults.loss and rng.random() < faults.loss:
-            self.stats["lost"] += 1
+        if self._held:
+            held = self._held.get(link)
+            if held is not None:
+                held.append(data)
+                return
+        faults = self._links.get(link, self.defaults) if self._links else self.defaults
+        if faults.loss and self.rng.random() < faults.loss:
+            stats["lost"] += 1
             return
         self._schedule(src, dst, data, faults)
-        if faults.duplicate and rng.random() < faults.duplicate:
-            self.stats["duplicated"] += 1
+        if faults.duplicate and self.rng.random() < faults.duplicate:
+            stats["duplicated"] += 1
             self._schedule(src, dst, data, faults)
 
     def _schedule(self, src: str, dst: str, data: bytes, faults: LinkFaults) -> None:
         rng = self.rng
         lo = faults.latency_min_s
+        sched = self.sched
         # rng.uniform(lo, hi), added to now with exactly its rounding (traces stay byte-identical).
-        arrive = self.sched.now + (lo + (faults.latency_max_s - lo) * rng.random())
-        link = (src, dst)
+        arrive = sched.now + (lo + (faults.latency_max_s - lo) * rng.random())
         if not (faults.reorder and rng.random() < faults.reorder):
+            link = (src, dst)
             last = self._last_arrival.get(link, 0.0)
             if last > arrive:
                 arrive = last
             self._last_arrival[link] = arrive
-        self.sched.at_call(arrive, self._deliver, (src, dst, data))
+        # sched.at_call(arrive, self._deliver, (src, dst, data)), inlined.
+        sched._seq = seq = sched._seq + 1
+        _heappush(sched._events, (arrive, seq, self._deliver, (src, dst, data)))
 
     def _deliver(self, src: str, dst: str, data: bytes) -> None:
         if self._cut and (src, dst) in self._cut:
@@ -142,7 +152,7 @@ class SimNetwork:
             self.stats["undeliverable"] += 1
             return
         try:
-            _, actor, payload = wire.decode_fields(data, Envelope)
+            _, actor, payload = self._decode_envelope(data)
         except wire.WireError as exc:
             self.stats["bad"] += 1
             self.sched.record(repr(self.sched.now), "bad", src, dst, str(exc))

@@ -40,6 +40,7 @@ from runtime.env import Env
 from runtime.messages import ChildFailed
 
 log = logging.getLogger(__name__)
+_heappush = heapq.heappush
 
 
 class BlockingAskInSimulation(RuntimeError):
@@ -63,22 +64,25 @@ class _Timer:
 class SimInbox:
     """A deque inbox; putting mail marks the owning actor ready."""
 
-    __slots__ = ("_q", "_actor", "_sched")
+    __slots__ = ("_actor", "_q", "_ready", "_sched", "_yield")
 
     def __init__(self, sched: Scheduler) -> None:
         self._q: collections.deque[Any] = collections.deque()
         self._actor: SimActor | None = None
         self._sched = sched
+        self._ready = sched._ready
+        self._yield = sched._main.switch
 
     def put(self, envelope: Any, /) -> None:
         self._q.append(envelope)
         actor = self._actor
         if actor is not None and not actor._sim_ready:
-            self._sched._mark_ready(actor)
+            actor._sim_ready = True  # Scheduler._mark_ready, inlined
+            self._ready.append(actor)
 
     def get(self) -> Any:
         # Yield to the scheduler before every message: it decides who runs next.
-        self._sched._main.switch()
+        self._yield()
         return self._q.popleft()
 
     def empty(self) -> bool:
@@ -170,9 +174,11 @@ class SimEnv(Env):
     def call_later(self, delay_s: float, ref: Any, msg: Any) -> _Timer:
         timer = _Timer()
         node = self._node
-        # A fast clock makes timers fire early in real (virtual) time.
-        self._sched.at_call(self._sched.now + max(0.0, delay_s) / node.clock_rate, _fire_timer,
-                            (timer, node, self.incarnation, ref, msg))
+        sched = self._sched
+        # A fast clock makes timers fire early in real (virtual) time.  Scheduler.at_call, inlined.
+        sched._seq = seq = sched._seq + 1
+        _heappush(sched._events, (sched.now + (delay_s if delay_s > 0.0 else 0.0) / node.clock_rate, seq,
+                                  _fire_timer, (timer, node, self.incarnation, ref, msg)))
         return timer
 
     def send(self, node: str, actor: str, msg: Any) -> None:
@@ -202,7 +208,13 @@ def _fire_timer(timer: _Timer, node: SimNode, incarnation: int, ref: Any, msg: A
     if timer.cancelled or not node.up or node.incarnation != incarnation:
         return
     if not ref.actor_stopped.is_set():
-        ref.actor_inbox.put(_PykkaEnvelope(msg))  # ref.tell(msg), minus its second liveness check
+        # ref.tell(msg), minus its second liveness check; SimInbox.put inlined.
+        inbox = ref.actor_inbox
+        inbox._q.append(_PykkaEnvelope(msg))
+        actor = inbox._actor
+        if actor is not None and not actor._sim_ready:
+            actor._sim_ready = True
+            inbox._ready.append(actor)
 
 
 class SimNode:
@@ -234,7 +246,13 @@ class SimNode:
         if ref is None or ref.actor_stopped.is_set() or not self.up:
             self.dropped_local += 1
             return
-        ref.actor_inbox.put(_PykkaEnvelope(msg))  # ref.tell(msg), minus its second liveness check
+        # ref.tell(msg), minus its second liveness check; SimInbox.put inlined.
+        inbox = ref.actor_inbox
+        inbox._q.append(_PykkaEnvelope(msg))
+        a = inbox._actor
+        if a is not None and not a._sim_ready:
+            a._sim_ready = True
+            inbox._ready.append(a)
 
     def start(self) -> None:
         if self.boot is not None:
@@ -383,19 +401,74 @@ class Scheduler:
         self.run_until_time(self.now + seconds)
 
     def run_until_time(self, t: float) -> None:
-        # step(until=t) until it returns False, inlined: this loop is the simulator's hot path.
-        ready, events, pop, run_one = self._ready, self._events, heapq.heappop, self._run_one
-        while True:
-            if ready:
-                run_one()
-                continue
-            if not events or events[0][0] > t:
-                break
-            when, _, fn, args = pop(events)
-            if when > self.now:
-                self.now = when
-            fn(*args)
-            self.steps += 1
+        # step(until=t) until it returns False, with _run_one inlined: this
+        # loop is the simulator's hot path.  Counters are kept in locals and
+        # stored when the loop ends.
+        ready, events, pop = self._ready, self._events, heapq.heappop
+        getrandbits = self.rng.getrandbits
+        actors, by_urn = self._actors, self._by_urn
+        trace = self._trace
+        fire_timer = _fire_timer
+        steps = messages = 0
+        try:
+            while True:
+                if ready:
+                    n = len(ready)
+                    if n > 1:
+                        # self.rng.randrange(n), drawn exactly as Random._randbelow draws it.
+                        k = n.bit_length()
+                        i = getrandbits(k)
+                        while i >= n:
+                            i = getrandbits(k)
+                        actor = ready[i]
+                        last = ready.pop()
+                        if i < n - 1:
+                            ready[i] = last
+                    else:
+                        actor = ready.pop()
+                    actor._sim_ready = False
+                    g = actor._sim_greenlet
+                    if g.dead:
+                        continue
+                    steps += 1
+                    if actor._sim_started:
+                        if trace is not None:
+                            self._trace_turn(actor)
+                        messages += 1
+                    else:
+                        actor._sim_started = True
+                    g.switch()
+                    if g.dead:
+                        actors.pop(actor._sim_id, None)
+                        by_urn.pop(actor.actor_urn, None)
+                    elif actor.actor_inbox._q and not actor._sim_ready:  # type: ignore[attr-defined]
+                        actor._sim_ready = True
+                        ready.append(actor)
+                    continue
+                if not events or events[0][0] > t:
+                    break
+                when, _, fn, args = pop(events)
+                if when > self.now:
+                    self.now = when
+                if fn is not fire_timer:
+                    fn(*args)
+                    steps += 1
+                    continue
+                steps += 1
+                # _fire_timer(*args), inlined (timers are most events).
+                timer, node, incarnation, ref, msg = args
+                if timer.cancelled or not node.up or node.incarnation != incarnation:
+                    continue
+                if not ref.actor_stopped.is_set():
+                    inbox = ref.actor_inbox
+                    inbox._q.append(_PykkaEnvelope(msg))
+                    actor = inbox._actor
+                    if actor is not None and not actor._sim_ready:
+                        actor._sim_ready = True
+                        ready.append(actor)
+        finally:
+            self.steps += steps
+            self.messages += messages
         self.now = max(self.now, t)
 
     def run_until(self, cond: Callable[[], bool], timeout_s: float) -> bool:
