@@ -598,6 +598,101 @@ def _follow_log(base: str, task: str, kind: str, offset: int) -> None:
             from None
 
 
+# ---------------------------------------------------------------- inspect, evaluations, status, version
+
+
+def job_inspect(addr: str, args: list[str]) -> str:
+    """``nomad job inspect <job>``: the job as the servers hold it, as ``{"Job": ...}`` JSON."""
+    _, rest = parse_flags(args, {})
+    stub = resolve(addr, "job", one_arg(rest, "nomad job inspect <job>"))
+    job = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}")
+    return json.dumps({"Job": job}, indent=4, sort_keys=True)
+
+
+def _failed_placements(ev: dict[str, Any]) -> list[str]:
+    out = []
+    for group, m in sorted((ev.get("FailedTGAllocs") or {}).items()):
+        failed = int(m.get("CoalescedFailures", 0)) + 1
+        out.append(f'Task Group "{group}" (failed to place {failed} allocation{"s" if failed != 1 else ""}):')
+        out += [f"  * {line}" for line in alloc_metrics(m)]
+    return out
+
+
+def eval_status(addr: str, args: list[str]) -> str:
+    """``nomad eval status [-verbose] <evaluation>``."""
+    flags, rest = parse_flags(args, {"verbose": bool})
+    verbose = flags.get("verbose", False)
+    stub = resolve(addr, "evaluation", one_arg(rest, "nomad eval status <evaluation>"))
+    ev = request(addr, "GET", f"/v1/evaluation/{stub['ID']}")
+    failed = _failed_placements(ev)
+    pairs = [("ID", short(ev["ID"], verbose)), ("Create Time", ago(ev.get("CreateTime"))),
+             ("Modify Time", ago(ev.get("ModifyTime"))), ("Status", ev.get("Status", "")),
+             ("Status Description", ev.get("StatusDescription") or ev.get("Status", "")),
+             ("Type", ev.get("Type", "")), ("TriggeredBy", ev.get("TriggeredBy", "")),
+             ("Job ID", ev.get("JobID", ""))]
+    if ev.get("NodeID"):
+        pairs.append(("Node ID", short(ev["NodeID"], verbose)))
+    pairs += [("Namespace", ev.get("Namespace", "default")), ("Priority", ev.get("Priority", 50)),
+              ("Placement Failures", str(bool(failed)).lower())]
+    if ev.get("PreviousEval"):
+        pairs.append(("Previous Eval", short(ev["PreviousEval"], verbose)))
+    out = [kv(pairs)]
+    if failed:
+        out += ["", "==> Failed Placements", *failed]
+    return "\n".join(out)
+
+
+def eval_list(addr: str, args: list[str]) -> str:
+    """``nomad eval list [-verbose] [-job id] [-status s]``: newest first."""
+    flags, rest = parse_flags(args, {"verbose": bool, "job": str, "status": str})
+    if rest:
+        raise CliError("This command takes no arguments: nomad eval list [-job <id>] [-status <status>]")
+    verbose = flags.get("verbose", False)
+    evals = [e for e in request(addr, "GET", "/v1/evaluations")
+             if e.get("JobID") == flags.get("job", e.get("JobID"))
+             and e.get("Status") == flags.get("status", e.get("Status"))]
+    if not evals:
+        return "No evals found"
+    rows = [["ID", "Priority", "Triggered By", "Job ID", "Namespace", "Node ID", "Status", "Placement Failures"]]
+    for e in sorted(evals, key=lambda e: (-e.get("CreateIndex", 0), e["ID"])):
+        rows.append([short(e["ID"], verbose), str(e.get("Priority", 50)), e.get("TriggeredBy", ""),
+                     e.get("JobID", ""), e.get("Namespace", "default"),
+                     short(e["NodeID"], verbose) if e.get("NodeID") else "<none>", e.get("Status", ""),
+                     str(bool(e.get("FailedTGAllocs"))).lower()])
+    return table(rows)
+
+
+# What ``nomad status <prefix>`` looks in, in Nomad's order of contexts, and the command that shows it.
+_STATUS_KINDS = (("job", "/v1/jobs"), ("node", "/v1/nodes"), ("allocation", "/v1/allocations"),
+                 ("evaluation", "/v1/evaluations"))
+
+
+def status(addr: str, args: list[str]) -> str:
+    """``nomad status [<prefix>]``: the jobs, or whatever one ID prefix names (job, node, alloc, eval)."""
+    flags, rest = parse_flags(args, {"verbose": bool})
+    if not rest:
+        return job_status(addr, args)
+    ident = one_arg(rest, "nomad status [<id or prefix>]")
+    found = {kind: request(addr, "GET", path, prefix=ident) for kind, path in _STATUS_KINDS}
+    kinds = [k for k, hits in found.items() if hits]
+    if not kinds:
+        raise CliError(f'No matches found with prefix "{ident}"')
+    exact = [k for k in kinds if any(h["ID"] == ident for h in found[k])]
+    if len(kinds) > 1 and len(exact) != 1:
+        listed = "\n".join(f"{k}: {h['ID']}" for k in kinds for h in found[k])
+        raise CliError(f"Prefix matched multiple kinds of object\n\n{listed}")
+    kind = exact[0] if exact else kinds[0]
+    show = {"job": job_status, "node": node_status, "allocation": alloc_status, "evaluation": eval_status}[kind]
+    return show(addr, [*(["-verbose"] if flags.get("verbose") else []), ident])
+
+
+def version(addr: str, args: list[str]) -> str:
+    """``nomad version``: this CLI's version (the agent's is in ``nomad agent-info``)."""
+    from actors.agent_specs import VERSION  # noqa: PLC0415 - only this command needs it
+
+    return f"Nomad v{VERSION}"
+
+
 JOB_COMMANDS = {
     ("system", "gc"): system_gc,
     ("operator", "metrics"): operator_metrics,
@@ -605,6 +700,13 @@ JOB_COMMANDS = {
     ("job", "run"): job_run,
     ("job", "status"): job_status,
     ("job", "stop"): job_stop,
+    ("job", "inspect"): job_inspect,
+    ("eval", "status"): eval_status,
+    ("eval", "list"): eval_list,
+    ("status",): status,
+    ("version",): version,
+    ("-version",): version,
+    ("--version",): version,
     ("alloc", "status"): alloc_status,
     ("alloc", "logs"): alloc_logs,
     ("node", "status"): node_status,

@@ -277,3 +277,46 @@ def test_alloc_logs_follow_prints_output_as_it_comes_and_ends_when_the_task_does
                  f"/v1/client/fs/logs/{alloc_id}?task=ticker&type=stdout&follow=true&plain=true&offset=7")
     assert plain.status == 200 and plain.text.startswith("tick-2\n") and plain.text.endswith("tick-6\n")
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-follow").returncode == 0
+
+
+def test_status_inspect_eval_and_version_commands(dev, tmp_path):  # noqa: F811
+    job = sleep_job("cli-inspect", count=1)
+    path = tmp_path / "inspect.json"
+    path.write_text(json.dumps({"Job": job}))
+    run = nomad(dev, "job", "run", str(path))
+    assert run.returncode == 0, run.stderr
+    eval_id = re.search(r'Evaluation ID: "?([0-9a-f-]{36})', run.stdout)
+    evals = call(dev.http_port, "GET", "/v1/job/cli-inspect/evaluations").json()
+    eval_id = eval_id.group(1) if eval_id else evals[0]["ID"]
+
+    listing = nomad(dev, "status")
+    assert listing.returncode == 0 and any(columns(x)[0] == "cli-inspect" for x in listing.stdout.splitlines())
+    by_job = nomad(dev, "status", "cli-insp")
+    assert by_job.returncode == 0 and "ID            = cli-inspect" in by_job.stdout, by_job.stdout
+    node = node_id(dev.http_port)
+    by_node = nomad(dev, "status", node[:8])
+    assert by_node.returncode == 0 and node[:8] in by_node.stdout and "Status" in by_node.stdout
+    missing = nomad(dev, "status", "zz-no-such-thing")
+    assert missing.returncode == 1 and 'No matches found with prefix "zz-no-such-thing"' in missing.stderr
+
+    inspected = nomad(dev, "job", "inspect", "cli-inspect")
+    assert inspected.returncode == 0
+    got = json.loads(inspected.stdout)["Job"]
+    assert got["ID"] == "cli-inspect" and got["TaskGroups"][0]["Count"] == 1
+
+    ev = nomad(dev, "eval", "status", eval_id[:8])
+    assert ev.returncode == 0, ev.stderr
+    fields = dict(re.split(r"\s+=\s+", line, maxsplit=1) for line in ev.stdout.splitlines() if " = " in line)
+    assert fields["ID"] == eval_id[:8] and fields["Job ID"] == "cli-inspect"
+    assert fields["TriggeredBy"] == "job-register" and fields["Status"] == "complete"
+    assert fields["Placement Failures"] == "false"
+    listed = nomad(dev, "eval", "list", "-job", "cli-inspect")
+    lines = listed.stdout.splitlines()
+    assert listed.returncode == 0 and columns(lines[0])[:3] == ["ID", "Priority", "Triggered By"]
+    assert eval_id[:8] in [columns(x)[0] for x in lines[1:]]
+    assert nomad(dev, "eval", "list", "-status", "no-such-status").stdout.strip() == "No evals found"
+
+    for args in (["version"], ["-version"], ["--version"]):
+        out = nomad(dev, *args)
+        assert out.returncode == 0 and re.fullmatch(r"Nomad v\d+\.\d+\.\d+\n", out.stdout), out.stdout
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-inspect").returncode == 0
