@@ -103,9 +103,64 @@ def message(tag: int) -> Callable[[M], M]:
         _FIELDS[cls] = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
         cls.TAG = tag  # type: ignore[attr-defined]
         _BY_TAG[tag] = cls
+        _fast_init(cls)
         return cls
 
     return register
+
+
+def _slot_setters(cls: type) -> list[Callable[[Any, Any], None]] | None:
+    """Each field's slot ``__set__``, in field order (None if a field is not a plain slot)."""
+    setters = []
+    for f in dataclasses.fields(cls):
+        descr = next((k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__), None)
+        if type(descr) is not types.MemberDescriptorType:
+            return None
+        setters.append(descr.__set__)
+    return setters
+
+
+def _fast_init(cls: type) -> None:
+    """Replace the dataclass ``__init__`` by one that sets the slots directly.
+
+    A frozen dataclass's ``__init__`` calls ``object.__setattr__(self, name,
+    value)`` per field; the slot's own setter does the same store for less.
+    Same signature, defaults and ``__post_init__`` call; classes with
+    anything else (a field default factory, an init=False or positional field,
+    an ``__init__`` of their own) keep theirs.
+    """
+    init = cls.__dict__.get("__init__")
+    setters = _slot_setters(cls)
+    if init is None or getattr(init, "__code__", None) is None or init.__code__.co_filename != "<string>" \
+            or not setters:
+        return
+    ns: dict[str, Any] = {}
+    params, body = [], []
+    for i, f in enumerate(dataclasses.fields(cls)):
+        if not f.init or not f.kw_only or f.default_factory is not dataclasses.MISSING \
+                or f.name.startswith("__") or f.name == "self":
+            return
+        ns[f"__set{i}"] = setters[i]
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            ns[f"__dflt{i}"] = f.default
+            params.append(f"{f.name}=__dflt{i}")
+        body.append(f"    __set{i}(self, {f.name})")
+    if hasattr(cls, "__post_init__"):
+        body.append("    self.__post_init__()")
+    src = f"def __init__(self, *, {', '.join(params)}):\n" + "\n".join(body) + "\n"
+    exec(src, ns)  # field names are identifiers
+    fn = ns["__init__"]
+    fn.__qualname__ = f"{cls.__qualname__}.__init__"
+    fn.__module__ = cls.__module__
+    cls.__init__ = fn  # type: ignore[misc]
+    _FAST_INIT[cls] = setters
+
+
+# Classes given _fast_init, with their slot setters: their decoders build
+# instances the same way, without the keyword call.
+_FAST_INIT: dict[type, list[Callable[[Any, Any], None]]] = {}
 
 
 def registered() -> dict[int, type]:
@@ -320,10 +375,25 @@ def _make_decoder(cls: type) -> Callable[[list[Any], str], Any]:
         else:
             body.append(f"    f{i} = d{i}(f{i}, w{i})")
         args.append(f"{name}=f{i}")
-    body += ["    try:",
-             f"        return cls({', '.join(args)})",
-             "    except (TypeError, ValueError) as exc:  # __post_init__ validation",
-             f"        raise BadField(f\"{cls.__name__}: {{exc}}\") from None"]
+    setters = _FAST_INIT.get(cls)
+    if setters is None:
+        body += ["    try:",
+                 f"        return cls({', '.join(args)})",
+                 "    except (TypeError, ValueError) as exc:  # __post_init__ validation",
+                 f"        raise BadField(f\"{cls.__name__}: {{exc}}\") from None"]
+    else:
+        # What cls(**fields) does (see _fast_init), without the call.
+        ns["new"] = object.__new__
+        body.append("    o = new(cls)")
+        for i, setter in enumerate(setters):
+            ns[f"s{i}"] = setter
+            body.append(f"    s{i}(o, f{i})")
+        if hasattr(cls, "__post_init__"):
+            body += ["    try:",
+                     "        o.__post_init__()",
+                     "    except (TypeError, ValueError) as exc:  # __post_init__ validation",
+                     f"        raise BadField(f\"{cls.__name__}: {{exc}}\") from None"]
+        body.append("    return o")
     exec("def dec(v, where):\n" + "\n".join(body) + "\n", ns)  # field names are identifiers
     _DECODERS[cls] = ns["dec"]
     return ns["dec"]
