@@ -243,7 +243,9 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         tags["bootstrap"] = "1"
     return [
         ChildSpec(name="raft", cls=RaftPeer, role="server", restartable=False, leaves=True, reloads=True,
-                  kwargs=(("storage", ctx.raft_storage), ("config", raft_config(srv.raft_multiplier)),
+                  kwargs=(("storage", ctx.raft_storage), ("config", raft_config(
+                              srv.raft_multiplier, config.autopilot.server_stabilization_time_s,
+                              config.autopilot.max_trailing_logs)),
                           ("bootstrap", ctx.raft_bootstrap),
                           ("leadership_subscribers", ("server-membership", "node-endpoint", "heartbeats",
                                                       "node-gc", "job-gc", "eval-broker", "drainer")))),

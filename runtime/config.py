@@ -305,10 +305,10 @@ class Autopilot:
     # /v1/operator/autopilot/health (Nomad's defaults).
     last_contact_threshold_s: float = _dur(0.2, gt=0)
     max_trailing_logs: int = _f(250, ge=0)
-    # Accepted for Nomad compatibility but not enforced: Nomad promotes a new
-    # server only after it is healthy this long; here Raft promotes it as
-    # soon as it has caught up (StableSince in the health report still shows
-    # since when it is healthy).
+    # A new server joins Raft as a non-voter and is made a voter once it has
+    # kept up with the leader (answering without a gap longer than an
+    # election timeout, within max_trailing_logs) this long: a server that
+    # flaps while it starts never becomes a voter (Nomad's default 10 s).
     server_stabilization_time_s: float = _dur(10, gt=0)
 
 

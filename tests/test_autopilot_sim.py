@@ -27,8 +27,10 @@ N = 5
 HEALTH = AutopilotConfig(last_contact_threshold_s=1.0)
 
 
-def _cluster(seed: int, autopilot: AutopilotConfig = HEALTH) -> tuple[GossipCluster, dict]:
-    raft_cfg = RaftConfig(timings=RaftTimings(tick_s=0.5, election_ticks=10))
+def _cluster(seed: int, autopilot: AutopilotConfig = HEALTH,
+             stabilization_ticks: int = 0) -> tuple[GossipCluster, dict]:
+    raft_cfg = RaftConfig(timings=RaftTimings(tick_s=0.5, election_ticks=10,
+                                              stabilization_ticks=stabilization_ticks))
     disks = {member_addr(i): MemoryStorage() for i in range(N)}
 
     def boot(env: SimEnv) -> tuple[tuple[str, str], ...]:
@@ -71,7 +73,7 @@ def _health(c: GossipCluster, addr: str) -> dict:
 
 
 def test_a_dead_server_is_removed_then_readded_and_health_says_so():
-    c, _ = _cluster(1)
+    c, _ = _cluster(1, stabilization_ticks=20)  # server_stabilization_time 10 s
     assert _run_until(c, lambda: _leader(c) is not None and len(_leader(c)[1].core.voters) == N, 120.0)
     c.run(10.0, full=False)
     leader, _ = _leader(c)
@@ -90,7 +92,10 @@ def test_a_dead_server_is_removed_then_readded_and_health_says_so():
     assert _run_until(c, lambda: victim not in _leader(c)[1].core.voters, 120.0)  # gossip failed + autopilot
     assert len(_leader(c)[1].core.voters) == N - 1
     c.restart(victim)
-    assert _run_until(c, lambda: victim in _leader(c)[1].core.voters, 180.0)  # back as learner, promoted
+    assert _run_until(c, lambda: victim in _leader(c)[1].core.learners, 180.0)  # back as a non-voter
+    back = c.sched.now
+    assert _run_until(c, lambda: victim in _leader(c)[1].core.voters, 180.0)  # promoted once stable
+    assert c.sched.now - back >= 10.0
     c.close()
 
 

@@ -174,6 +174,54 @@ def test_membership_add_learner_then_promoted_when_caught_up():
     assert committed_data(net, "d") == committed_data(net, "a")
 
 
+def test_learner_is_promoted_only_after_being_stable_for_the_stabilization_time():
+    net = Net(IDS, timings=RaftTimings(stabilization_ticks=30))
+    net.elect("a")
+    net.propose("a", b"x")
+    net.add("d")
+    assert isinstance(net.cores["a"].change_config("add_learner", "d"), tuple)
+    net.deliver()
+    assert net.cores["a"].progress["d"].match == net.cores["a"].last_index  # caught up at once
+    net.tick(28)
+    assert "d" in net.cores["a"].learners  # caught up, but not yet for long enough
+    net.tick(4)
+    assert "d" in net.cores["a"].voters and "d" not in net.cores["a"].learners
+
+
+def test_a_learner_that_goes_silent_starts_its_stabilization_again():
+    net = Net(IDS, timings=RaftTimings(stabilization_ticks=30))
+    net.elect("a")
+    net.add("d")
+    net.cores["a"].change_config("add_learner", "d")
+    net.deliver()
+    net.tick(20)
+    net.isolate("d")  # silent for longer than an election timeout (10 ticks)
+    net.tick(15)
+    net.heal()
+    net.tick(25)  # 60 ticks since it first caught up, but only 25 since it came back
+    assert "d" in net.cores["a"].learners
+    net.tick(8)
+    assert "d" in net.cores["a"].voters
+
+
+def test_a_learner_far_behind_is_not_promoted():
+    net = Net(IDS, timings=RaftTimings(stabilization_ticks=5, promote_max_trailing=3))
+    net.elect("a")
+    net.add("d")
+    net.cores["a"].change_config("add_learner", "d")
+    net.deliver()
+    net.cut |= {("a", "d")}  # d hears nothing new, but the leader still hears from it
+    for _ in range(5):
+        net.propose("a", b"x")
+    net.tick(3)  # d's heartbeat answers (from before the cut) age out; nothing reaches it
+    net.cores["a"].progress["d"].caught_up_since = 0
+    net.cores["a"]._maybe_promote("d", net.cores["a"].progress["d"])
+    assert "d" in net.cores["a"].learners and net.cores["a"].progress["d"].caught_up_since == -1
+    net.heal()
+    net.tick(10)
+    assert "d" in net.cores["a"].voters
+
+
 def test_one_config_change_at_a_time():
     net = Net(IDS)
     net.elect("a")

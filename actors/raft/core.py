@@ -69,6 +69,14 @@ class RaftTimings:
     snapshot_chunk_bytes: int = 256 * 1024  # InstallSnapshot chunk size
     pre_vote: bool = True  # §9.6 thesis: a rejoining partitioned server cannot disrupt a healthy leader
     check_quorum: bool = True  # a leader that cannot reach a majority for an election timeout steps down
+    # A non-voter is made a voter once it has been caught up, answering
+    # without a gap longer than an election timeout, for this many ticks
+    # (Nomad's autopilot server_stabilization_time, 10 s; the agent sets it).
+    # 0: promoted as soon as it has caught up.
+    stabilization_ticks: int = 0
+    # ...and whose log trails the leader's by at most this many entries
+    # (autopilot's max_trailing_logs, 250); further behind, it starts over.
+    promote_max_trailing: int = 250
 
     def __post_init__(self) -> None:
         if self.tick_s <= 0:
@@ -80,6 +88,8 @@ class RaftTimings:
         for name in ("max_entries_per_msg", "max_bytes_per_msg", "max_inflight", "snapshot_chunk_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.stabilization_ticks < 0 or self.promote_max_trailing < 0:
+            raise ValueError("stabilization_ticks and promote_max_trailing must be >= 0")
 
 
 @dataclass(slots=True)
@@ -97,6 +107,8 @@ class Progress:
     snap_index: int = 0
     hb_match: int = -1  # match at the previous heartbeat
     stalled: int = 0  # heartbeats in a row with appends outstanding and no progress
+    last_ack: int = 0  # the leader's tick count at this follower's last answer
+    caught_up_since: int = -1  # a non-voter: tick it caught up since, answering steadily (-1: not)
 
 
 @dataclass(slots=True)
@@ -146,6 +158,7 @@ class RaftCore:
         self.stable = 0  # last index the host has made durable
         self.elapsed = 0
         self.heartbeat_elapsed = 0
+        self.ticks = 0  # ticks since this core started (promotion's clock)
         self.timeout = self._random_timeout()
         self.votes: dict[str, bool] = {}
         self.progress: dict[str, Progress] = {}
@@ -356,7 +369,7 @@ class RaftCore:
         self.role = LEADER
         self.leader = self.id
         self._ready.role_changed = True
-        self.progress = {p: Progress(next=self.last_index + 1, recent_active=True)
+        self.progress = {p: Progress(next=self.last_index + 1, recent_active=True, last_ack=self.ticks)
                          for p in self.voters + self.learners if p != self.id}
         # An uncommitted config entry in our log counts as pending.
         self.pending_conf_index = max((i for i, _, _ in self._config_log), default=0)
@@ -371,6 +384,7 @@ class RaftCore:
 
     # ============================================================ ticks
     def tick(self) -> None:
+        self.ticks += 1
         if self.role == LEADER:
             self._tick_leader()
         else:
@@ -770,6 +784,9 @@ class RaftCore:
         if pr is None:
             return
         pr.recent_active = True
+        if self.ticks - pr.last_ack > self.t.election_ticks or not m.success:
+            pr.caught_up_since = -1  # a silence or a rejection: stable only from now on
+        pr.last_ack = self.ticks
         if m.read_ctx:
             pr.read_ctx = max(pr.read_ctx, m.read_ctx)
             self._check_reads()
@@ -787,7 +804,6 @@ class RaftCore:
                 pr.inflight = []
                 pr.next = pr.match + 1
             self._maybe_commit()
-            self._maybe_promote(m.follower, pr)
             if self.transferee == m.follower and pr.match == self.last_index:
                 self._send(m.follower, TimeoutNow(term=self.term, leader=self.id))
         elif pr.state == PROBE:
@@ -799,6 +815,8 @@ class RaftCore:
             self._send(m.follower, AppendEntries(term=self.term, leader=self.id, prev_index=pr.next - 1,
                                                  prev_term=self.term_at(pr.next - 1) or 0, entries=(),
                                                  commit=min(self.commit, pr.match)))
+        if m.follower in self.learners:
+            self._maybe_promote(m.follower, pr)
         if self.role == LEADER and m.follower in self.progress:
             self._send_append(m.follower, pr)
 
@@ -833,8 +851,16 @@ class RaftCore:
             self._check_reads()
 
     def _maybe_promote(self, peer: str, pr: Progress) -> None:
-        # A learner that has caught up with the commit index becomes a voter.
-        if peer in self.learners and pr.match >= self.commit and self.pending_conf_index <= self.commit:
+        """A learner caught up with the commit index, steadily for stabilization_ticks, becomes a voter."""
+        if self.last_index - pr.match > self.t.promote_max_trailing:
+            pr.caught_up_since = -1
+            return
+        if pr.match < self.commit:
+            return  # a little behind for now
+        if pr.caught_up_since < 0:
+            pr.caught_up_since = self.ticks
+        if (self.ticks - pr.caught_up_since >= self.t.stabilization_ticks
+                and self.pending_conf_index <= self.commit and self.role == LEADER):
             self.change_config("promote", peer)
 
     # ============================================================ reads

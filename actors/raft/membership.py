@@ -13,7 +13,8 @@ Raft peers and each bootstraps its own cluster:
   same members, so they write identical first entries: one cluster, never
   two.  A server with Raft state refuses to bootstrap again.
 * **joiners** -- the leader adds an alive server of this region that is not
-  in the configuration as a non-voter; Raft promotes it once caught up.
+  in the configuration as a non-voter; Raft promotes it once it has kept up
+  for ``autopilot.server_stabilization_time`` (RaftTimings.stabilization_ticks).
 * **departures** -- the leader removes a server that left gracefully, was
   force-left, or was reaped after failing.
 * **autopilot** (Nomad's ``autopilot`` block) -- every

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import collections
 import logging
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from actors.raft.core import LEADER, RaftCore, RaftTimings, Ready
@@ -72,11 +73,17 @@ class RaftConfig:
             raise ValueError("forward_timeout_s must be > 0")
 
 
-def raft_config(raft_multiplier: int = 1) -> RaftConfig:
-    """Nomad's timings: 1 s election timeout x ``server.raft_multiplier`` (1-10)."""
+def raft_config(raft_multiplier: int = 1, stabilization_s: float = 0.0, max_trailing: int = 250) -> RaftConfig:
+    """Nomad's timings: 1 s election timeout x ``server.raft_multiplier`` (1-10); a new server
+    becomes a voter once it has kept up, within *max_trailing* entries, for *stabilization_s*
+    (autopilot's server_stabilization_time and max_trailing_logs)."""
     if not 1 <= raft_multiplier <= 10:
         raise ValueError(f"server.raft_multiplier: must be within 1..10, got {raft_multiplier}")
-    return RaftConfig(timings=RaftTimings(election_ticks=10 * raft_multiplier))
+    if stabilization_s < 0:
+        raise ValueError(f"autopilot.server_stabilization_time: must be >= 0, got {stabilization_s}")
+    t = RaftTimings(election_ticks=10 * raft_multiplier)
+    return RaftConfig(timings=replace(t, stabilization_ticks=math.ceil(stabilization_s / t.tick_s - 1e-9),
+                                      promote_max_trailing=max_trailing))
 
 
 # ------------------------------------------------------------ local requests (never on the wire)
@@ -553,7 +560,9 @@ class RaftPeer(NodeActor):
 
     def _reload(self, raft_multiplier: int) -> None:
         """SIGHUP: ``server.raft_multiplier`` rescales the election timeout at once."""
-        timings = raft_config(raft_multiplier).timings
+        timings = replace(raft_config(raft_multiplier).timings,
+                          stabilization_ticks=self.core.t.stabilization_ticks,
+                          promote_max_trailing=self.core.t.promote_max_trailing)
         if timings != self.core.t:
             log.info("%s: raft_multiplier %d: election timeout now %.1fs", self.env.node, raft_multiplier,
                      timings.election_ticks * timings.tick_s)
