@@ -361,11 +361,20 @@ def allocations_list(req: Request, api: Api) -> Any:
 
 @route("/v1/allocation/")
 def allocation_read(req: Request, api: Api) -> Any:
-    require(req, "GET")
     alloc_id, _, action = req.path[len("/v1/allocation/"):].partition("/")
+    if alloc_id and action == "stop":
+        return _alloc_stop(req, api, alloc_id)
+    require(req, "GET")
     if not alloc_id or action:
         raise CodedError(404, "alloc not found")
     return _one(req, api, "allocs", alloc_id, alloc_out, "alloc not found")
+
+
+def _alloc_stop(req: Request, api: Api, alloc_id: str) -> Any:
+    """``PUT /v1/allocation/<id>/stop`` (Nomad ``Alloc.Stop``): the allocation is stopped and replaced."""
+    require(req, "PUT", "POST")
+    index, r = _write(api, "alloc_stop", alloc_id=alloc_id)
+    return Answer({"EvalID": r["EvalID"], "Index": index}, _index_header(index))
 
 
 @route("/v1/evaluations")

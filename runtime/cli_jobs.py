@@ -324,6 +324,14 @@ def alloc_status(addr: str, args: list[str]) -> str:
     return "\n".join(out)
 
 
+def alloc_stop(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad alloc stop [-detach] [-verbose] <allocation>``: stop it; its job places a replacement."""
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
+    stub = resolve(addr, "allocation", one_arg(rest, "nomad alloc stop <allocation>"))
+    got = request(addr, "PUT", f"/v1/allocation/{stub['ID']}/stop")
+    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Allocation stop successful")
+
+
 # ---------------------------------------------------------------- node
 
 
@@ -709,6 +717,7 @@ JOB_COMMANDS = {
     ("--version",): version,
     ("alloc", "status"): alloc_status,
     ("alloc", "logs"): alloc_logs,
+    ("alloc", "stop"): alloc_stop,
     ("node", "status"): node_status,
     ("node", "drain"): node_drain,
     ("node", "eligibility"): node_eligibility,

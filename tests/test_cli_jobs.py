@@ -320,3 +320,26 @@ def test_status_inspect_eval_and_version_commands(dev, tmp_path):  # noqa: F811
         out = nomad(dev, *args)
         assert out.returncode == 0 and re.fullmatch(r"Nomad v\d+\.\d+\.\d+\n", out.stdout), out.stdout
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-inspect").returncode == 0
+
+
+def test_alloc_stop_replaces_the_allocation(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "stop.json"
+    path.write_text(json.dumps({"Job": sleep_job("cli-astop", count=1)}))
+    assert nomad(dev, "job", "run", str(path)).returncode == 0
+
+    def running() -> list:
+        return [a for a in call(dev.http_port, "GET", "/v1/job/cli-astop/allocations").json()
+                if a["ClientStatus"] == "running" and a["DesiredStatus"] == "run"]
+    first = wait_for(running, "cli-astop running", PLACE_DEADLINE_S, dev.detail)[0]["ID"]
+    out = nomad(dev, "alloc", "stop", first[:8])
+    assert out.returncode == 0, out.stderr
+    assert "Evaluation" in out.stdout and "complete" in out.stdout, out.stdout
+    got = call(dev.http_port, "GET", f"/v1/allocation/{first}").json()
+    assert got["DesiredStatus"] == "stop" and got["DesiredTransition"]["Migrate"] is True
+    replacement = wait_for(lambda: [a for a in running() if a["ID"] != first], "a replacement running",
+                           PLACE_DEADLINE_S, dev.detail)
+    assert len(replacement) == 1
+    missing = call(dev.http_port, "PUT", "/v1/allocation/00000000-0000-0000-0000-000000000000/stop")
+    assert (missing.status, missing.text) == (404, "alloc not found")
+    assert call(dev.http_port, "GET", f"/v1/allocation/{first}/stop").status == 405
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-astop").returncode == 0

@@ -118,6 +118,12 @@ def test_jobs_job_allocations_and_evaluations_through_the_library(dev, monkeypat
     with pytest.raises(exceptions.URLNotFoundNomadException):
         n.allocation.get_allocation("00000000-0000-0000-0000-000000000000")
 
+    stopped = n.allocation.stop_allocation(allocs[0]["ID"])  # Alloc.Stop: it is replaced
+    assert {"EvalID", "Index"} <= set(stopped)
+    assert n.evaluation.get_evaluation(stopped["EvalID"])["TriggeredBy"] == "alloc-stop"
+    wait_for(lambda: [a for a in running() if a["ID"] != allocs[0]["ID"]], "a replacement running",
+             PLACE_DEADLINE_S, dev.detail)
+
     assert "EvalID" in n.job.deregister_job("pn-web", purge=True)
     wait_for(lambda: "pn-web" not in [j["ID"] for j in n.jobs.get_jobs()], "the job purged")
     wait_for(lambda: all(a["ClientStatus"] == "complete" for a in n.allocations.get_allocations()

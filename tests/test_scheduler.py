@@ -686,3 +686,22 @@ def test_evaluate_creates_node_update_evals_and_leaves_the_node_alone() -> None:
     assert c.state.tables["nodes"]["node-0000"] is node
     c.schedule()
     assert sorted(a["ID"] for a in c.running("web")) == running  # re-evaluating a healthy job moves nothing
+
+
+def test_a_stopped_allocation_is_replaced_elsewhere_or_again() -> None:
+    c = Cluster()
+    for i in range(2):
+        c.node(i)
+    c.register(**service(count=2))
+    c.schedule()
+    c.client("running")
+    victim = c.running("web")[0]
+    res = c.apply("alloc_stop", alloc_id=victim["ID"])
+    ev = c.state.tables["evals"][res["EvalID"]]
+    assert res["ok"] and ev["TriggeredBy"] == "alloc-stop" and ev["JobID"] == "web" and ev["Status"] == "pending"
+    assert c.state.tables["allocs"][victim["ID"]]["DesiredTransition"]["Migrate"] is True
+    c.schedule()
+    stopped = c.state.tables["allocs"][victim["ID"]]
+    assert stopped["DesiredStatus"] == "stop"
+    assert len(c.running("web")) == 2 and victim["ID"] not in {a["ID"] for a in c.running("web")}
+    assert c.apply("alloc_stop", alloc_id="no-such-alloc") == {"ok": False, "error": "alloc not found"}

@@ -104,6 +104,7 @@ class StateStore:
             "node_update_drain": self._node_update_drain,
             "node_update_eligibility": self._node_update_eligibility,
             "alloc_migrate": self._alloc_migrate,
+            "alloc_stop": self._alloc_stop,
             "node_drain_complete": self._node_drain_complete,
             "core_gc": self._core_gc,
             **{op: functools.partial(fn, self) for op, fn in acl_ops.OPS.items()},  # acl_bootstrap, ...
@@ -965,6 +966,20 @@ class StateStore:
         evals = self._create_evals(index, sorted(jobs), "node-drain", now,
                                    node_id=str(cmd.get("node_id", "")))
         return {"ok": True, "index": index, "evals": evals}
+
+    def _alloc_stop(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Nomad ``Alloc.Stop``: mark the allocation to migrate and evaluate its job (it is replaced)."""
+        now, alloc_id = float(cmd["now"]), str(cmd["alloc_id"])
+        allocs = self.tables["allocs"]
+        a = allocs.get(alloc_id)
+        if a is None:
+            return {"ok": False, "error": "alloc not found"}
+        allocs[alloc_id] = {**a, "DesiredTransition": {**a.get("DesiredTransition", {}), "Migrate": True},
+                            "ModifyIndex": index, "AllocModifyIndex": index, "ModifyTime": now}
+        self._index_alloc(allocs[alloc_id])
+        self._touch("allocs", index)
+        evals = self._create_evals(index, [a["JobID"]], "alloc-stop", now)
+        return {"ok": True, "index": index, "EvalID": evals[0]}
 
     def _node_drain_complete(self, index: int, cmd: dict[str, Any]) -> Any:
         node_id, now = str(cmd["node_id"]), float(cmd["now"])
