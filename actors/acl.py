@@ -444,6 +444,7 @@ _ROUTES = sorted([
     _Route("/v1/evaluations", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/evaluation/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/client/fs/logs/", (("namespace", "read-logs"),), (("namespace", "read-logs"),)),
+    _Route("/v1/client/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
 ], key=lambda r: len(r.prefix), reverse=True)
 # Agent keyring operations are agent:write even when listed (Nomad KeyringOperationRequest).
 _ALWAYS_WRITE = ("/v1/agent/keyring/",)

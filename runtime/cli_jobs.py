@@ -502,6 +502,56 @@ def _get_raw(url: str) -> bytes:
         raise CliError(f"Error querying {url.split('/v1/')[0]}: {getattr(e, 'reason', e)}") from None
 
 
+def _node_url(addr: str, alloc: dict[str, Any]) -> str:
+    """The HTTP API of the node that runs *alloc* (client endpoints are served there, as in Nomad)."""
+    node = request(addr, "GET", f"/v1/node/{alloc['NodeID']}")
+    http_addr = node.get("HTTPAddr") or ""
+    if not http_addr:
+        raise CliError(f"node {short(alloc['NodeID'])} has no HTTP address to reach it at")
+    return f"{'https' if addr.startswith('https://') else 'http'}://{http_addr}"
+
+
+def _alloc_task_op(addr: str, args: list[str], what: str, extra: dict[str, type]) -> tuple[dict[str, Any], str]:
+    flags, rest = parse_flags(args, {"task": str, "verbose": bool, **extra})
+    if not rest or len(rest) > 2:
+        raise CliError(f"This command takes one or two arguments: nomad alloc {what} <allocation> [<task>]")
+    stub = resolve(addr, "allocation", rest[0])
+    a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
+    task = rest[1] if len(rest) > 1 else flags.get("task", "")
+    if task and task not in (a.get("TaskStates") or {}) and not any(
+            t.get("Name") == task for g in (a.get("Job") or {}).get("TaskGroups", ()) for t in g.get("Tasks", ())):
+        raise CliError(f'Could not find task named: {task}')
+    url = f"{_node_url(addr, a)}/v1/client/allocation/{a['ID']}/{what}"
+    return {**flags, "_task": task}, url
+
+
+def _put_json(url: str, body: dict[str, Any]) -> None:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+            resp.read()
+    except urllib.error.HTTPError as e:
+        raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
+            from None
+    except (urllib.error.URLError, OSError) as e:
+        raise CliError(f"Error querying {url.split('/v1/')[0]}: {getattr(e, 'reason', e)}") from None
+
+
+def alloc_restart(addr: str, args: list[str]) -> str:
+    """``nomad alloc restart [-task t] <alloc> [<task>]``: its running tasks start again, in place."""
+    flags, url = _alloc_task_op(addr, args, "restart", {})
+    _put_json(url, {"TaskName": flags["_task"], "AllTasks": not flags["_task"]})
+    return ""
+
+
+def alloc_signal(addr: str, args: list[str]) -> str:
+    """``nomad alloc signal [-s SIGNAL] [-task t] <alloc> [<task>]`` (Nomad's default signal: SIGKILL)."""
+    flags, url = _alloc_task_op(addr, args, "signal", {"s": str})
+    _put_json(url, {"Signal": flags.get("s") or "SIGKILL", "Task": flags["_task"]})
+    return ""
+
+
 LOG_WINDOW_BYTES = 4 << 20  # the agent answers at most this much per request (actors.http_client_fs)
 
 
@@ -535,13 +585,8 @@ def alloc_logs(addr: str, args: list[str]) -> str:
             raise CliError(f"Allocation {short(a['ID'])} has {len(names)} tasks: please specify the task "
                            f"({', '.join(names)})")
         task = names[0]
-    node = request(addr, "GET", f"/v1/node/{a['NodeID']}")
-    http_addr = node.get("HTTPAddr") or ""
-    if not http_addr:
-        raise CliError(f"node {short(a['NodeID'])} has no HTTP address to read the logs from")
-    scheme = "https" if addr.startswith("https://") else "http"
     kind = "stderr" if flags.get("stderr") else "stdout"
-    base = f"{scheme}://{http_addr}/v1/client/fs/logs/{a['ID']}"
+    base = f"{_node_url(addr, a)}/v1/client/fs/logs/{a['ID']}"
 
     end = 0  # where the log ended when read: a follow continues from there
 
@@ -718,6 +763,8 @@ JOB_COMMANDS = {
     ("alloc", "status"): alloc_status,
     ("alloc", "logs"): alloc_logs,
     ("alloc", "stop"): alloc_stop,
+    ("alloc", "restart"): alloc_restart,
+    ("alloc", "signal"): alloc_signal,
     ("node", "status"): node_status,
     ("node", "drain"): node_drain,
     ("node", "eligibility"): node_eligibility,

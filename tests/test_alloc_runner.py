@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from actors.client.alloc_runner import (
+    RestartTasks,
+    SignalTasks,
     NS,
     AllocRunner,
     AllocRunnerConfig,
@@ -513,6 +515,49 @@ def test_stats_report_resource_usage_of_running_tasks():
     assert sorted(c.node.actors["allocs"].ask("stats")) == ["a1", "a2"]
     snap = c.node.actors["allocs"].ask("allocs")
     assert snap["a1"].client_status == "running"
+
+
+def test_an_operator_restart_starts_the_task_again_without_using_the_restart_policy():
+    c = Client()
+    # A policy of no restarts at all: only the operator's restart may start it again.
+    c.set(alloc("a1", task("web"), task("side"), restart=policy(0, 60, 1)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    ref = c.node.actors["allocs"]
+    assert ref.ask(RestartTasks(alloc_id="a1", task="web")) == ""
+    c.until(lambda: c.task("a1", "web").restarts == 1 and c.task("a1", "web").state == "running", 30)
+    web, side = c.task("a1", "web"), c.task("a1", "side")
+    assert web.restarts == 1 and not web.failed and c.status("a1") == "running"
+    assert events(web)[-5:] == ["Restart Signaled", "Killing", "Terminated", "Restarting", "Started"]
+    assert len(c.starts_of("a1", "web")) == 2 and len(c.starts_of("a1", "side")) == 1  # only the named task
+    assert ref.ask(RestartTasks(alloc_id="a1")) == ""  # every running task
+    c.until(lambda: len(c.starts_of("a1", "side")) == 2 and len(c.starts_of("a1", "web")) == 3, 30)
+    assert c.runner.stats["restarts"] == 3
+
+
+def test_operator_restart_and_signal_refuse_what_is_not_running():
+    c = Client()
+    c.set(alloc("a1", task("web", ignore_signals=True), task("once", run_for_s=1), job_type="batch"))
+    c.until(lambda: c.task("a1", "once").state == "dead", 10)
+    ref = c.node.actors["allocs"]
+    assert ref.ask(RestartTasks(alloc_id="nope")) == 'Unknown allocation "nope"'
+    assert ref.ask(RestartTasks(alloc_id="a1", task="nosuch")) == 'Task "nosuch" not found in allocation "a1"'
+    assert ref.ask(RestartTasks(alloc_id="a1", task="once")) == "Task not running"
+    assert ref.ask(SignalTasks(alloc_id="a1", signal="SIGBOGUS")).startswith("unknown signal")
+    assert ref.ask(SignalTasks(alloc_id="a1", signal="SIGHUP", task="web")) == ""
+    c.run(1)
+    (proc,) = [p for p in c.driver.procs.values() if p.task_name == "web"]
+    assert proc.signals == ["SIGHUP"] and c.task("a1", "web").state == "running"
+    assert events(c.task("a1", "web"))[-1] == "Signaling"
+
+
+def test_a_restart_asked_while_the_alloc_stops_ends_with_the_alloc():
+    c = Client()
+    c.set(alloc("a1", task("web", ignore_signals=True), KillTimeout=5 * NS))
+    c.until(lambda: c.status("a1") == "running", 5)
+    assert c.node.actors["allocs"].ask(RestartTasks(alloc_id="a1")) == ""
+    c.set(alloc("a1", task("web", ignore_signals=True), desired="stop", index=2, KillTimeout=5 * NS), index=2)
+    c.until(lambda: c.status("a1") == "complete", 30)
+    assert len(c.starts_of("a1", "web")) == 1 and c.task("a1", "web").state == "dead"
 
 
 def test_same_seed_same_history():

@@ -343,3 +343,54 @@ def test_alloc_stop_replaces_the_allocation(dev, tmp_path):  # noqa: F811
     assert (missing.status, missing.text) == (404, "alloc not found")
     assert call(dev.http_port, "GET", f"/v1/allocation/{first}/stop").status == 405
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-astop").returncode == 0
+
+
+def test_alloc_signal_restart_and_stats_reach_the_running_task(dev, tmp_path):  # noqa: F811
+    script = "trap 'echo got-hup' HUP; echo started; while true; do sleep 0.2; done"
+    job = {"ID": "cli-life", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": "life", "Driver": "raw_exec",
+                                            "Config": {"command": "/bin/sh", "args": ["-c", script]},
+                                            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    path = tmp_path / "life.json"
+    path.write_text(json.dumps({"Job": job}))
+    assert nomad(dev, "job", "run", str(path)).returncode == 0
+
+    def running() -> list:
+        return [a for a in call(dev.http_port, "GET", "/v1/job/cli-life/allocations").json()
+                if a["ClientStatus"] == "running"]
+    alloc_id = wait_for(running, "cli-life running", PLACE_DEADLINE_S, dev.detail)[0]["ID"]
+
+    def logs() -> str:
+        return nomad(dev, "alloc", "logs", alloc_id).stdout
+    wait_for(lambda: "started" in logs(), "the task's first output", PLACE_DEADLINE_S, dev.detail)
+
+    sig = nomad(dev, "alloc", "signal", "-s", "SIGHUP", alloc_id[:8])
+    assert sig.returncode == 0 and sig.stdout == "", sig.stderr
+    wait_for(lambda: "got-hup" in logs(), "the trap's output", PLACE_DEADLINE_S, dev.detail)
+
+    stats = call(dev.http_port, "GET", f"/v1/client/allocation/{alloc_id}/stats").json()
+    assert stats["Tasks"]["life"]["ResourceUsage"]["MemoryStats"]["RSS"] > 0
+    assert stats["ResourceUsage"]["MemoryStats"]["RSS"] >= stats["Tasks"]["life"]["ResourceUsage"]["MemoryStats"]["RSS"]
+
+    restart = nomad(dev, "alloc", "restart", alloc_id, "life")
+    assert restart.returncode == 0, restart.stderr
+    wait_for(lambda: logs().count("started") == 2, "the task started again", PLACE_DEADLINE_S, dev.detail)
+
+    def restarted() -> dict | None:
+        a = call(dev.http_port, "GET", f"/v1/allocation/{alloc_id}").json()
+        st = a["TaskStates"]["life"]
+        return a if st["State"] == "running" and st["Restarts"] == 1 else None
+    a = wait_for(restarted, "the restart reported", PLACE_DEADLINE_S, dev.detail)
+    assert a["ClientStatus"] == "running" and a["DesiredStatus"] == "run"  # the same allocation, in place
+    assert "Restart Signaled" in [e["Type"] for e in a["TaskStates"]["life"]["Events"]]
+
+    for args, message in [(["alloc", "signal", "-s", "SIGNOPE", alloc_id], "unknown signal"),
+                          (["alloc", "restart", alloc_id, "nosuch"], "Could not find task named: nosuch")]:
+        bad = nomad(dev, *args)
+        assert bad.returncode == 1 and message in bad.stderr, bad.stderr
+    unknown = "/v1/client/allocation/00000000-0000-0000-0000-000000000000"
+    assert call(dev.http_port, "PUT", f"{unknown}/restart", {}).status == 404
+    assert call(dev.http_port, "PUT", f"{unknown}/signal", {"Signal": "SIGHUP"}).status == 404
+    assert call(dev.http_port, "PUT", f"/v1/client/allocation/{alloc_id}/signal", {}).status == 400
+    assert call(dev.http_port, "GET", f"/v1/client/allocation/{alloc_id}/restart").status == 405
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-life").returncode == 0

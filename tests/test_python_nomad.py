@@ -118,6 +118,13 @@ def test_jobs_job_allocations_and_evaluations_through_the_library(dev, monkeypat
     with pytest.raises(exceptions.URLNotFoundNomadException):
         n.allocation.get_allocation("00000000-0000-0000-0000-000000000000")
 
+    usage = n.client.allocation.read_allocation_stats(allocs[0]["ID"])  # served by the client agent
+    assert {"ResourceUsage", "Tasks", "Timestamp"} <= set(usage)
+    assert n.client.allocation.restart_allocation(allocs[0]["ID"]) == {"Index": 0}
+    wait_for(lambda: n.allocation.get_allocation(allocs[0]["ID"])["TaskStates"]["sleeper"]["Restarts"] == 1,
+             "the task restarted in place", PLACE_DEADLINE_S, dev.detail)
+    with pytest.raises(exceptions.BaseNomadException):
+        n.client.allocation.signal_allocation(allocs[0]["ID"], "SIGNOPE")
     stopped = n.allocation.stop_allocation(allocs[0]["ID"])  # Alloc.Stop: it is replaced
     assert {"EvalID", "Index"} <= set(stopped)
     assert n.evaluation.get_evaluation(stopped["EvalID"])["TriggeredBy"] == "alloc-stop"

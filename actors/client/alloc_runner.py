@@ -73,6 +73,9 @@ EV_KILLED = "Killed"
 EV_DRIVER_FAILURE = "Driver Failure"
 EV_SIBLING_FAILED = "Sibling Task Failed"
 EV_RESTORE_FAILED = "Failed Restoring Task"
+EV_RESTART_SIGNALED = "Restart Signaled"  # Nomad TaskRestartSignal: an operator's alloc restart
+EV_SIGNALING = "Signaling"  # Nomad TaskSignaling: an operator's alloc signal
+ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # alloc IDs become directory and file names
 
@@ -153,6 +156,28 @@ class GetAllocStats:
     """Query (ask): resource usage of running tasks, {alloc_id: {task: stats}}; "" = all allocs."""
 
     alloc_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartTasks:
+    """Query (ask): restart the allocation's running tasks, or only *task* (Nomad's alloc restart).
+
+    Each is killed and started again at once, without counting against its
+    restart policy.  Answers "" or an error (unknown allocation or task, task
+    not running).
+    """
+
+    alloc_id: str
+    task: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalTasks:
+    """Query (ask): send *signal* to the allocation's running tasks, or only *task*; answers "" or an error."""
+
+    alloc_id: str
+    signal: str
+    task: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -594,6 +619,7 @@ class _Task:
     escalated: bool = False  # SIGKILL sent
     fail_reason: str = ""
     watched: bool = False  # the driver tells this run's exit (no polling needed)
+    restart_requested: bool = False  # being killed for an operator's restart: start again at once
 
 
 @dataclass(slots=True)
@@ -687,6 +713,14 @@ class AllocRunner(NodeActor):
             self._flush()
         elif isinstance(message, GetAllocStats):
             return self._stats(message.alloc_id)
+        elif isinstance(message, RestartTasks):
+            error = self._operate(message.alloc_id, message.task, "restart", "")
+            self._flush()
+            return error
+        elif isinstance(message, SignalTasks):
+            error = self._operate(message.alloc_id, message.task, "signal", message.signal)
+            self._flush()
+            return error
         elif isinstance(message, GetTaskState):
             alloc = self.allocs.get(message.alloc_id)
             task = alloc.tasks.get(message.task) if alloc is not None else None
@@ -851,6 +885,17 @@ class AllocRunner(NodeActor):
         if res.err:
             msg += f", Exit Message: {res.err}"
         self._event(t, EV_TERMINATED, now, msg, exit_code=res.exit_code, signal=res.signal)
+        if t.phase == P_KILLING and t.restart_requested and a.want_run:
+            # An operator's restart: start again now; the restart policy is not consulted.
+            self._cancel_task_timer("kill", a, t)
+            t.restart_requested = False
+            t.state = _state(t.state, state=TASK_PENDING, restarts=t.state.restarts + 1, last_restart=now)
+            self._event(t, EV_RESTARTING, now, "User requested restart: restarting in 0s")
+            self.stats["restarts"] += 1
+            t.phase = P_PENDING
+            self._start_task(a, t)
+            return
+        t.restart_requested = False
         if t.phase == P_KILLING or not a.want_run:
             self._cancel_task_timer("kill", a, t)
             self._dead(a, t, EV_KILLED, "Task successfully killed", now)
@@ -879,6 +924,34 @@ class AllocRunner(NodeActor):
             self._task_failed(a, t, EV_NOT_RESTARTING, f"{d.reason} (last: {cause})", now)
         else:
             self._dead(a, t, EV_NOT_RESTARTING, d.reason, now)
+
+    def _operate(self, alloc_id: str, task: str, op: str, signame: str) -> str:
+        """An operator's restart or signal of running tasks; "" or why not."""
+        a = self.allocs.get(alloc_id)
+        if a is None or a.removed:
+            return f'Unknown allocation "{alloc_id}"'
+        if task and task not in a.tasks:
+            return f'Task "{task}" not found in allocation "{alloc_id}"'
+        targets = [a.tasks[task]] if task else [a.tasks[n] for n in sorted(a.tasks)]
+        running = [t for t in targets if t.phase == P_RUNNING and t.handle is not None]
+        if not running or (task and not a.want_run):
+            return ERR_TASK_NOT_RUNNING
+        if op == "signal":
+            try:
+                signal_number(signame)  # a name the driver would refuse fails the request, not the task
+            except DriverError as exc:
+                return str(exc)
+        now = self.env.now()
+        self._dirty.add(a.alloc_id)
+        for t in running:
+            if op == "signal":
+                self._event(t, EV_SIGNALING, now, f"Task being sent signal {signame}")
+                self._signal(t, signame)
+            else:
+                t.restart_requested = True
+                self._event(t, EV_RESTART_SIGNALED, now, "User requested task to restart")
+                self._end_task(a, t, EV_KILLING, "Restarting", now)
+        return ""
 
     def _restart_due(self, a: _Alloc, t: _Task) -> None:
         if t.phase != P_RESTART_WAIT:

@@ -1,0 +1,113 @@
+"""``/v1/client/allocation/<id>/{stats,restart,signal}``: served by the client agent that runs it.
+
+Nomad's ``ClientAllocations`` endpoints, answered by this agent's
+AllocRunner (asked from the request's greenlet, the HTTP edge):
+
+* ``GET .../stats`` -- ``AllocResourceUsage``: each running task's CPU percent
+  and RSS as its driver measures them, and their sum for the allocation;
+* ``PUT|POST .../restart`` (``{"TaskName", "AllTasks"}``, both optional) -- the
+  running tasks (or the named one) are killed and started again at once,
+  without counting against the restart policy;
+* ``PUT|POST .../signal`` (``{"Signal", "Task"}``) -- the signal goes to the
+  running tasks (or the named one).
+
+An unknown allocation or task is 404, a task that is not running 500
+(Nomad's ``Task not running``), a malformed body or unknown signal 400.
+``nomad alloc restart|signal`` ask the node that runs the allocation, found
+through the servers, as ``nomad alloc logs`` does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from actors.client.alloc_runner import GetAllocStats, RestartTasks, SignalTasks
+from actors.http_api import Answer, Api, CodedError, Request, read_body, require, route
+from runtime.edge import wall_time
+
+ALLOC_RUNNER = "alloc-runner"  # the client agent's AllocRunner (actors.agent_specs)
+
+
+def _runner(api: Api) -> None:
+    ref = api.env.lookup(ALLOC_RUNNER)
+    if ref is None or not ref.is_alive():
+        raise CodedError(501, "Invalid method")  # not a client agent (Nomad: s.agent.Client() == nil)
+
+
+def _body(req: Request) -> dict[str, Any]:
+    raw = read_body(req)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as e:
+        raise CodedError(400, f"Failed to decode request body: {e}") from None
+    if not isinstance(body, dict):
+        raise CodedError(400, "Failed to decode request body: expected an object")
+    return body
+
+
+def _string(body: dict[str, Any], key: str) -> str:
+    value = body.get(key) or ""
+    if not isinstance(value, str):
+        raise CodedError(400, f"{key}: must be a string, got {type(value).__name__}")
+    return value
+
+
+def _answer(error: str) -> Answer:
+    if error:
+        if "not found" in error or error.startswith("Unknown allocation"):
+            raise CodedError(404, error)
+        if error.startswith("unknown signal"):
+            raise CodedError(400, error)
+        raise CodedError(500, error)
+    return Answer({"Index": 0})  # Nomad's GenericResponse
+
+
+def _usage(cpu: float, rss: int) -> dict[str, Any]:
+    return {"MemoryStats": {"RSS": rss, "Cache": 0, "Swap": 0, "Usage": rss, "MaxUsage": 0,
+                            "KernelUsage": 0, "KernelMaxUsage": 0, "Measured": ["RSS"]},
+            "CpuStats": {"SystemMode": 0.0, "UserMode": 0.0, "TotalTicks": 0.0, "ThrottledPeriods": 0,
+                         "ThrottledTime": 0, "Percent": cpu, "Measured": ["Percent"]},
+            "DeviceStats": []}
+
+
+def _stats(api: Api, alloc_id: str) -> Any:
+    tasks = api.ask(ALLOC_RUNNER, GetAllocStats(alloc_id=alloc_id)).get(alloc_id)
+    if tasks is None:
+        known = api.ask(ALLOC_RUNNER, "allocs")
+        if alloc_id not in known:
+            raise CodedError(404, f'Unknown allocation "{alloc_id}"')
+        tasks = {}
+    now = int(wall_time() * 1e9)
+    out: dict[str, Any] = {}
+    total_cpu, total_rss = 0.0, 0
+    for name, s in sorted(tasks.items()):
+        cpu, rss = float(s.get("cpu_percent", 0.0)), int(s.get("rss_bytes", 0))
+        total_cpu, total_rss = total_cpu + cpu, total_rss + rss
+        out[name] = {"ResourceUsage": _usage(cpu, rss), "Timestamp": now, "Pids": None}
+    return {"ResourceUsage": _usage(total_cpu, total_rss), "Tasks": out, "Timestamp": now}
+
+
+@route("/v1/client/allocation/")
+def client_allocation(req: Request, api: Api) -> Any:
+    alloc_id, _, action = req.path[len("/v1/client/allocation/"):].partition("/")
+    if not alloc_id or action not in ("stats", "restart", "signal"):
+        raise CodedError(404, "404 page not found")
+    _runner(api)
+    if action == "stats":
+        require(req, "GET")
+        return _stats(api, alloc_id)
+    require(req, "PUT", "POST")
+    body = _body(req)
+    if action == "restart":
+        task = _string(body, "TaskName")
+        if body.get("AllTasks") and task:
+            raise CodedError(400, "task name cannot be set when restarting all tasks")
+        return _answer(api.ask(ALLOC_RUNNER, RestartTasks(alloc_id=alloc_id, task=task)))
+    signame = _string(body, "Signal")
+    if not signame:
+        raise CodedError(400, "Signal: missing")
+    return _answer(api.ask(ALLOC_RUNNER, SignalTasks(alloc_id=alloc_id, signal=signame,
+                                                     task=_string(body, "Task"))))
