@@ -356,6 +356,21 @@ def _make_encoder(cls: type) -> Callable[[Any], list[Any]]:
     return ns["enc"]
 
 
+def _field_check(ns: dict[str, Any], i: int, tp: Any) -> list[str]:
+    """Generated lines that check (and convert) field value ``f{i}`` of type *tp* in place.
+
+    ``d{i}`` and ``w{i}`` (its decoder and its name for errors) are in *ns*.
+    """
+    if tp in _EXACT:
+        ns[f"t{i}"] = tp
+        return [f"    if type(f{i}) is not t{i}:", f"        f{i} = d{i}(f{i}, w{i})"]
+    if tp is Message or (isinstance(tp, type) and issubclass(tp, Message)):
+        # What d{i} does (see _build), without its call.
+        ns["decode_message"], ns[f"c{i}"] = _decode_message, (None if tp is Message else tp)
+        return [f"    f{i} = decode_message(f{i}, c{i}, w{i})"]
+    return [f"    f{i} = d{i}(f{i}, w{i})"]
+
+
 def _make_decoder(cls: type) -> Callable[[list[Any], str], Any]:
     """``dec(value, where)`` for a message array whose tag names *cls* (checked by the caller)."""
     _, fields = _PLANS.get(cls) or _plan(cls)
@@ -368,12 +383,7 @@ def _make_decoder(cls: type) -> Callable[[list[Any], str], Any]:
         ns[f"d{i}"], ns[f"w{i}"] = dec, where
         tp = _FIELDS[cls][i][1]
         body.append(f"    f{i} = v[{i + 1}]")
-        if tp in _EXACT:
-            ns[f"t{i}"] = tp
-            body.append(f"    if type(f{i}) is not t{i}:")
-            body.append(f"        f{i} = d{i}(f{i}, w{i})")
-        else:
-            body.append(f"    f{i} = d{i}(f{i}, w{i})")
+        body += _field_check(ns, i, tp)
         args.append(f"{name}=f{i}")
     setters = _FAST_INIT.get(cls)
     if setters is None:
@@ -429,14 +439,23 @@ def decode_fields(data: bytes, cls: type, max_frame_bytes: int = DEFAULT_MAX_FRA
     return dec(value)
 
 
-def fields_encoder(cls: type) -> Callable[[tuple[Any, ...]], bytes]:
-    """``f(values)``: the bytes of ``encode_fields(cls, *values)``, with the lookups done once."""
-    enc = _FIELD_ENCODERS.get(cls) or _make_field_encoder(cls)
-    packb = _packb
-
-    def encode_values(values: tuple[Any, ...]) -> bytes:
-        return packb(enc(values))
-    return encode_values
+def fields_encoder(cls: type) -> Callable[..., bytes]:
+    """``f(*values)``: the bytes of ``encode_fields(cls, *values)``, as straight-line code."""
+    tag, fields = _PLANS.get(cls) or _plan(cls)
+    ns: dict[str, Any] = {"packb": _packb, "encoders": _ENCODERS, "make": _make_encoder}
+    params, items = [], [str(int(tag))]
+    for i, (_, enc, _, _) in enumerate(fields):
+        params.append(f"v{i}")
+        if enc is _ident:
+            items.append(f"v{i}")
+        elif enc is _encode_any:  # inlined
+            items.append(f"(encoders.get(type(v{i})) or make(type(v{i})))(v{i})")
+        else:
+            ns[f"e{i}"] = enc
+            items.append(f"e{i}(v{i})")
+    src = f"def encode_values({', '.join(params)}):\n    return packb([{', '.join(items)}])\n"
+    exec(src, ns)  # generated from field positions only
+    return ns["encode_values"]  # type: ignore[no-any-return]
 
 
 def fields_decoder(cls: type,
@@ -495,11 +514,7 @@ def _make_field_decoder(cls: type) -> Callable[[list[Any]], tuple[Any, ...]]:
         ns[f"d{i}"], ns[f"w{i}"] = dec, where
         tp = _FIELDS[cls][i][1]
         body.append(f"    f{i} = v[{i + 1}]")
-        if tp in _EXACT:
-            ns[f"t{i}"] = tp
-            body += [f"    if type(f{i}) is not t{i}:", f"        f{i} = d{i}(f{i}, w{i})"]
-        else:
-            body.append(f"    f{i} = d{i}(f{i}, w{i})")
+        body += _field_check(ns, i, tp)
     body.append(f"    return ({''.join(f'f{i}, ' for i in range(n))})")
     exec("def dec(v):\n" + "\n".join(body) + "\n", ns)  # generated from field positions only
     _FIELD_DECODERS[cls] = ns["dec"]

@@ -102,7 +102,27 @@ class SimNetwork:
 
     def transmit(self, src: str, dst: str, actor: str, msg: Any) -> None:
         # The bytes of encode(Envelope(src, actor, msg)), without building the Envelope.
-        self.transmit_bytes(src, dst, self._encode_envelope((src, actor, msg)))
+        data = self._encode_envelope(src, actor, msg)
+        faults = self.defaults
+        if self._cut or self._held or self._links or faults.loss or faults.duplicate:
+            self.transmit_bytes(src, dst, data)
+            return
+        # transmit_bytes and _schedule, inlined for a link with no fault but latency and reordering.
+        stats = self.stats
+        stats["sent"] += 1
+        stats["bytes"] += len(data)
+        rng = self.rng
+        lo = faults.latency_min_s
+        sched = self.sched
+        arrive = sched.now + (lo + (faults.latency_max_s - lo) * rng.random())
+        if not (faults.reorder and rng.random() < faults.reorder):
+            link = (src, dst)
+            last = self._last_arrival.get(link, 0.0)
+            if last > arrive:
+                arrive = last
+            self._last_arrival[link] = arrive
+        sched._seq = seq = sched._seq + 1
+        _heappush(sched._events, (arrive, seq, self._deliver, (src, dst, data)))
 
     def transmit_bytes(self, src: str, dst: str, data: bytes) -> None:
         """Send raw bytes (tests use this to inject malformed frames)."""
