@@ -82,7 +82,10 @@ def _with_times(rec: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def job_out(job: dict[str, Any]) -> dict[str, Any]:
-    return _with_times(copy.deepcopy(job), "SubmitTime")
+    out = _with_times(copy.deepcopy(job), "SubmitTime")
+    out.pop("ScheduleIndex", None)  # the store's own bookkeeping, not a Nomad field
+    out.setdefault("Stable", False)
+    return out
 
 
 def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -153,6 +156,7 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
     out = _with_times(copy.deepcopy(a), "CreateTime", "ModifyTime")
     if isinstance(out.get("Job"), dict):
         _with_times(out["Job"], "SubmitTime")
+        out["Job"].pop("ScheduleIndex", None)
     return out
 
 
@@ -268,9 +272,7 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
         if not isinstance(enforce, int) or isinstance(enforce, bool) or enforce < 0:
             raise CodedError(400, "JobModifyIndex: must be a non-negative integer")
     index, r = _write(api, "job_register", job=job, enforce_index=enforce)
-    return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"],
-                   "JobModifyIndex": r["JobModifyIndex"], "Warnings": "", "Index": index,
-                   "LastContact": 0, "KnownLeader": False}, _index_header(index))
+    return _job_register_reply(index, r)
 
 
 def _job_crud(req: Request, api: Api, job_id: str) -> Any:
@@ -307,10 +309,76 @@ def _job_summary(req: Request, api: Api, job_id: str) -> Any:
 
 
 def _job_versions(req: Request, api: Api, job_id: str) -> Any:
-    """``/v1/job/<id>/versions``: the store keeps only the current version, so that one alone."""
+    """``/v1/job/<id>/versions``: the tracked versions, newest (the current one) first."""
     require(req, "GET")
-    answer = _one(req, api, "jobs", job_id, job_out, "job not found")
-    return Answer({"Versions": [answer.value], "Diffs": None}, answer.headers)
+    answer = _not_found(state_query(req, api, ("jobs", "job_versions"), lambda st: [
+        job_out(v) for v in st.job_versions(job_id)] or None), "job not found")
+    return Answer({"Versions": answer.value, "Diffs": None}, answer.headers)
+
+
+def _job_register_reply(index: int, r: dict[str, Any]) -> Answer:
+    return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"],
+                   "JobModifyIndex": r["JobModifyIndex"], "Warnings": "", "Index": index,
+                   "LastContact": 0, "KnownLeader": False}, _index_header(index))
+
+
+def _job_version_arg(body: dict[str, Any], job_id: str) -> int:
+    if body.get("JobID", job_id) != job_id:
+        raise CodedError(400, "Job ID does not match")
+    version = body.get("JobVersion")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise CodedError(400, f"JobVersion: must be a non-negative integer, got {version!r}")
+    return version
+
+
+def _job_evaluate(req: Request, api: Api, job_id: str) -> Any:
+    """``PUT /v1/job/<id>/evaluate`` (Nomad ``Job.Evaluate``): schedule the job again as it is."""
+    require(req, "PUT", "POST")
+    index, r = _write(api, "job_evaluate", job_id=job_id)
+    return _job_register_reply(index, r)
+
+
+def _job_stable(req: Request, api: Api, job_id: str) -> Any:
+    """``PUT /v1/job/<id>/stable`` (Nomad ``Job.Stable``): ``{"JobVersion", "Stable"}``."""
+    require(req, "PUT", "POST")
+    body = _json_body(req)
+    version = _job_version_arg(body, job_id)
+    stable = body.get("Stable", False)
+    if not isinstance(stable, bool):
+        raise CodedError(400, f"Stable: must be a boolean, got {stable!r}")
+    index, _ = _write(api, "job_stability", job_id=job_id, version=version, stable=stable)
+    return Answer({"Index": index}, _index_header(index))
+
+
+def _job_revert(req: Request, api: Api, job_id: str) -> Any:
+    """``PUT /v1/job/<id>/revert`` (Nomad ``Job.Revert``): an earlier version's spec, as a new version."""
+    require(req, "PUT", "POST")
+    body = _json_body(req)
+    version = _job_version_arg(body, job_id)
+    prior = body.get("EnforcePriorVersion")
+    if prior is not None and (not isinstance(prior, int) or isinstance(prior, bool) or prior < 0):
+        raise CodedError(400, f"EnforcePriorVersion: must be a non-negative integer, got {prior!r}")
+    index, r = _write(api, "job_revert", job_id=job_id, version=version, enforce_prior_version=prior)
+    return _job_register_reply(index, r)
+
+
+def _job_exists(req: Request, api: Api, job_id: str) -> None:
+    if _one(req, api, "jobs", job_id, lambda j: True, "job not found").value is None:
+        raise CodedError(404, "job not found")
+
+
+def _job_dispatch(req: Request, api: Api, job_id: str) -> Any:
+    """``/v1/job/<id>/dispatch``: only parameterized jobs dispatch, and this agent refuses those."""
+    require(req, "PUT", "POST")
+    _job_exists(req, api, job_id)
+    raise CodedError(400, "Specified job is not a parameterized job")
+
+
+def _job_periodic_force(req: Request, api: Api, job_id: str) -> Any:
+    """``/v1/job/<id>/periodic/force``: only periodic jobs, which this agent refuses, can be forced."""
+    require(req, "PUT", "POST")
+    _job_exists(req, api, job_id)
+    raise CodedError(400, "can't force run non-periodic job")
 
 
 def _job_deployments(req: Request, api: Api, job_id: str) -> Any:
@@ -332,6 +400,11 @@ JOB_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {
     "versions": _job_versions,
     "deployments": _job_deployments,
     "deployment": _job_deployment,
+    "evaluate": _job_evaluate,
+    "stable": _job_stable,
+    "revert": _job_revert,
+    "dispatch": _job_dispatch,
+    "periodic/force": _job_periodic_force,
 }
 
 
@@ -344,6 +417,15 @@ def job_request(req: Request, api: Api) -> Any:
     if not job_id or action:
         raise CodedError(404, "job not found") if req.method == "GET" else CodedError(400, "Invalid job ID")
     return _job_crud(req, api, job_id)
+
+
+@route("/v1/system/reconcile/summaries")
+def reconcile_summaries(req: Request, api: Api) -> Any:
+    """``PUT /v1/system/reconcile/summaries``: job summaries here are counted from the allocations on
+    every read, so none can drift; the request still needs a leader, as Nomad's does."""
+    require(req, "PUT")
+    state_query(req, api, ("jobs",), lambda st: None)
+    return None
 
 
 # ---------------------------------------------------------------- allocations and evaluations

@@ -715,6 +715,45 @@ def eval_list(addr: str, args: list[str]) -> str:
     return table(rows)
 
 
+def job_history(addr: str, args: list[str]) -> str:
+    """``nomad job history [-p] <job>``: the tracked versions, newest first."""
+    flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int})
+    stub = resolve(addr, "job", one_arg(rest, "nomad job history <job>"))
+    versions = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/versions")["Versions"]
+    if "version" in flags:
+        versions = [v for v in versions if str(v.get("Version")) == str(flags["version"])]
+        if not versions:
+            raise CliError(f"No job with version {flags['version']} found")
+    if flags.get("full"):
+        return "\n\n".join(json.dumps(v, indent=4, sort_keys=True) for v in versions)
+    return "\n\n".join(kv([("Version", v.get("Version", 0)), ("Stable", str(bool(v.get("Stable"))).lower()),
+                            ("Submit Date", fmt_time(v.get("SubmitTime")))]) for v in versions)
+
+
+def job_revert(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad job revert [-detach] <job> <version>``."""
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
+    if len(rest) != 2:
+        raise CliError("This command takes two arguments: nomad job revert <job> <version>")
+    try:
+        version = int(rest[1])
+    except ValueError:
+        raise CliError(f"The job version must be a number, got {rest[1]!r}") from None
+    stub = resolve(addr, "job", rest[0])
+    path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/revert"
+    got = request(addr, "PUT", path, {"JobID": stub["ID"], "JobVersion": version})
+    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job revert successful")
+
+
+def job_eval(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad job eval [-detach] <job>``: a new evaluation of the job (Nomad ``Job.Evaluate``)."""
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "force-reschedule": bool})
+    stub = resolve(addr, "job", one_arg(rest, "nomad job eval <job>"))
+    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/evaluate",
+                  {"JobID": stub["ID"]})
+    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job evaluation created")
+
+
 # What ``nomad status <prefix>`` looks in, in Nomad's order of contexts, and the command that shows it.
 _STATUS_KINDS = (("job", "/v1/jobs"), ("node", "/v1/nodes"), ("allocation", "/v1/allocations"),
                  ("evaluation", "/v1/evaluations"))
@@ -754,6 +793,9 @@ JOB_COMMANDS = {
     ("job", "status"): job_status,
     ("job", "stop"): job_stop,
     ("job", "inspect"): job_inspect,
+    ("job", "history"): job_history,
+    ("job", "revert"): job_revert,
+    ("job", "eval"): job_eval,
     ("eval", "status"): eval_status,
     ("eval", "list"): eval_list,
     ("status",): status,

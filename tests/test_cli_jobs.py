@@ -263,8 +263,9 @@ def test_alloc_logs_follow_prints_output_as_it_comes_and_ends_when_the_task_does
     assert follower.returncode == 0, err
     # Every line, once, in order: what was there when it started and what came after.
     assert (first + out).splitlines() == [f"tick-{i}" for i in range(1, 7)], (first, out, err)
-    status = call(dev.http_port, "GET", f"/v1/allocation/{alloc_id}").json()["ClientStatus"]
-    assert status == "complete"
+    # The task is dead (the stream ended on that); the servers hear of it with the client's next update.
+    wait_for(lambda: call(dev.http_port, "GET", f"/v1/allocation/{alloc_id}").json()["ClientStatus"]
+             == "complete", "the allocation complete", PLACE_DEADLINE_S, dev.detail)
 
     # The endpoint: a followed framed stream of a finished task is its whole log, then the end.
     raw = call(dev.http_port, "GET", f"/v1/client/fs/logs/{alloc_id}?task=ticker&type=stdout&follow=true")
@@ -394,3 +395,31 @@ def test_alloc_signal_restart_and_stats_reach_the_running_task(dev, tmp_path):  
     assert call(dev.http_port, "PUT", f"/v1/client/allocation/{alloc_id}/signal", {}).status == 400
     assert call(dev.http_port, "GET", f"/v1/client/allocation/{alloc_id}/restart").status == 405
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-life").returncode == 0
+
+
+def test_job_history_revert_and_eval(dev, tmp_path):  # noqa: F811
+    for n, cpu in enumerate((50, 60)):
+        path = tmp_path / f"hist{n}.json"
+        job = sleep_job("cli-hist", count=1)
+        job["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] = cpu
+        path.write_text(json.dumps({"Job": job}))
+        assert nomad(dev, "job", "run", str(path)).returncode == 0
+    hist = nomad(dev, "job", "history", "cli-hist")
+    assert hist.returncode == 0
+    blocks = [dict(re.split(r"\s+=\s+", x, maxsplit=1) for x in b.splitlines()) for b in hist.stdout.split("\n\n")]
+    assert [b["Version"] for b in blocks] == ["1", "0"] and blocks[0]["Stable"] == "false"
+    full = nomad(dev, "job", "history", "-full", "-version", "0", "cli-hist")
+    assert json.loads(full.stdout)["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 50
+
+    rev = nomad(dev, "job", "revert", "cli-hist", "0")
+    assert rev.returncode == 0 and "complete" in rev.stdout, rev.stdout + rev.stderr
+    got = call(dev.http_port, "GET", "/v1/job/cli-hist").json()
+    assert got["Version"] == 2 and got["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 50
+    bad = nomad(dev, "job", "revert", "cli-hist", "2")
+    assert bad.returncode == 1 and "current version" in bad.stderr
+
+    ev = nomad(dev, "job", "eval", "-detach", "cli-hist")
+    assert ev.returncode == 0 and "Job evaluation created" in ev.stdout
+    eval_id = re.search(r"Evaluation ID: (\S+)", ev.stdout).group(1)
+    assert call(dev.http_port, "GET", f"/v1/evaluation/{eval_id}").json()["JobID"] == "cli-hist"
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-hist").returncode == 0

@@ -169,6 +169,39 @@ def test_node_evaluate_and_purge_through_the_library(dev, monkeypatch):  # noqa:
     wait_for(lambda: not running(), "its task stopped", PLACE_DEADLINE_S, dev.detail)
 
 
+def test_job_versions_revert_stable_and_evaluate_through_the_library(dev, monkeypatch):  # noqa: F811
+    n = client(dev, monkeypatch)
+    n.jobs.register_job({"Job": sleep_job("pn-ver", count=0)})
+    upd = n.job.register_job("pn-ver", {"Job": sleep_job("pn-ver", count=0, Priority=60)})
+    job = n.job.get_job("pn-ver")
+    assert job["Version"] == 1 and job["Priority"] == 60 and upd["JobModifyIndex"] == job["JobModifyIndex"]
+    versions = n.job.get_versions("pn-ver")["Versions"]
+    assert [v["Version"] for v in versions] == [1, 0] and versions[1]["Priority"] == 50
+
+    assert {"Index"} <= set(n.job.stable_job("pn-ver", 1, True))
+    assert n.job.get_job("pn-ver")["Stable"] is True
+    reverted = n.job.revert_job("pn-ver", 0)
+    assert {"EvalID", "JobModifyIndex", "Index"} <= set(reverted)
+    job = n.job.get_job("pn-ver")
+    assert job["Version"] == 2 and job["Priority"] == 50 and job["Stable"] is False
+    with pytest.raises(exceptions.BaseNomadException):
+        n.job.revert_job("pn-ver", 2)  # the current version
+    with pytest.raises(exceptions.BaseNomadException):
+        n.job.revert_job("pn-ver", 0, enforce_prior_version=1)
+
+    ev = n.job.evaluate_job("pn-ver")
+    assert n.evaluation.get_evaluation(ev["EvalID"])["JobID"] == "pn-ver"
+    assert n.system.reconcile_summaries() is True
+    for call in (n.job.dispatch_job, n.job.periodic_job):
+        with pytest.raises(exceptions.BaseNomadException):
+            call("pn-ver")
+    with pytest.raises(exceptions.BaseNomadException):  # refused, never run as a plain batch job
+        n.jobs.register_job({"Job": {**sleep_job("pn-cron"), "Type": "batch",
+                                     "Periodic": {"Enabled": True, "Spec": "*/5 * * * *"}}})
+    assert "pn-cron" not in n.jobs
+    n.job.deregister_job("pn-ver", purge=True)
+
+
 def test_three_server_cluster_through_the_library(agents, tmp_path, monkeypatch):  # noqa: F811
     serfs = [free_port() for _ in range(3)]
     join = [f"127.0.0.1:{p}" for p in serfs]

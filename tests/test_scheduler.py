@@ -705,3 +705,59 @@ def test_a_stopped_allocation_is_replaced_elsewhere_or_again() -> None:
     assert stopped["DesiredStatus"] == "stop"
     assert len(c.running("web")) == 2 and victim["ID"] not in {a["ID"] for a in c.running("web")}
     assert c.apply("alloc_stop", alloc_id="no-such-alloc") == {"ok": False, "error": "alloc not found"}
+
+
+# ------------------------------------------------------------ versions, revert, stable, evaluate
+def test_every_spec_change_is_a_new_version_and_earlier_ones_are_kept() -> None:
+    c = Cluster()
+    c.node(0)
+    first = c.register(**service(count=1))
+    assert c.state.tables["jobs"]["web"]["Version"] == 0
+    same = c.register(**service(count=1))
+    assert c.state.tables["jobs"]["web"]["Version"] == 0 and same["JobModifyIndex"] == first["JobModifyIndex"]
+    prio = c.register(**service(count=1, Priority=60))  # a change that runs nothing differently
+    job = c.state.tables["jobs"]["web"]
+    assert job["Version"] == 1 and prio["JobModifyIndex"] == job["JobModifyIndex"] == c.index
+    for n in range(2, 9):
+        c.register(**service(count=n))
+    versions = c.state.job_versions("web")
+    assert [v["Version"] for v in versions] == [8, 7, 6, 5, 4, 3]  # Nomad keeps six
+    assert versions[0] is c.state.tables["jobs"]["web"]
+    c.apply("job_deregister", job_id="web", purge=True)
+    assert c.state.job_versions("web") == [] and "web" not in c.state.tables["job_versions"]
+
+
+def test_revert_registers_an_earlier_spec_as_a_new_version() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1, cpu=100))
+    c.register(**service(count=1, cpu=200))
+    c.schedule()
+    c.client("running")
+    res = c.apply("job_revert", job_id="web", version=0)
+    job = c.state.tables["jobs"]["web"]
+    assert res["ok"] and job["Version"] == 2 and job["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 100
+    c.schedule()
+    c.client("running")
+    assert [a["Resources"]["CPU"] for a in c.running("web")] == [100]
+    assert "current version" in c.apply("job_revert", job_id="web", version=2)["error"]
+    assert c.apply("job_revert", job_id="web", version=9)["error"].endswith("not found")
+    assert "enforcing version 1" in c.apply("job_revert", job_id="web", version=0,
+                                            enforce_prior_version=1)["error"]
+    assert c.apply("job_revert", job_id="nope", version=0) == {"ok": False, "error": "job not found"}
+
+
+def test_stability_marks_one_version_and_evaluate_schedules_the_job_again() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1))
+    c.register(**service(count=2))
+    assert c.apply("job_stability", job_id="web", version=0, stable=True)["ok"]
+    assert c.apply("job_stability", job_id="web", version=1, stable=True)["ok"]
+    assert [v["Stable"] for v in c.state.job_versions("web")] == [True, True]
+    assert c.apply("job_stability", job_id="web", version=7, stable=True)["error"].endswith("not found")
+    c.schedule()
+    res = c.apply("job_evaluate", job_id="web")
+    ev = c.state.tables["evals"][res["EvalID"]]
+    assert res["ok"] and ev["Status"] == "pending" and ev["JobID"] == "web"
+    assert c.apply("job_evaluate", job_id="nope") == {"ok": False, "error": "job not found"}

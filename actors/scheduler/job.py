@@ -187,10 +187,41 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     _need(len(set(names)) == len(names), "TaskGroups", "group names must be unique")
     job["Stop"] = bool(job.get("Stop", False))
     job["Meta"] = {str(k): str(v) for k, v in _map(job.get("Meta"), "Meta").items()}
-    for server_owned in ("Status", "StatusDescription", "Version", "CreateIndex", "ModifyIndex",
-                         "JobModifyIndex", "SubmitTime", "Stable"):
+    # Launching on a cron schedule or by dispatch needs the leader's periodic
+    # dispatcher and child jobs, which this agent does not have: refuse such a
+    # job rather than run it at once as if it were an ordinary one.
+    _need(not job.get("Periodic"), "Periodic",
+          "periodic jobs are not supported by this agent (run the job from an external scheduler)")
+    _need(not job.get("ParameterizedJob"), "ParameterizedJob",
+          "parameterized (dispatch) jobs are not supported by this agent")
+    job.pop("Periodic", None)
+    job.pop("ParameterizedJob", None)
+    for server_owned in SERVER_OWNED:
         job.pop(server_owned, None)
     return job
+
+
+# Job fields the servers set; a submitted value is dropped, and none of them is part of the spec.
+# ScheduleIndex is the store's own (never in API answers): the index of the
+# last change to what the job runs, see StateStore._plan_job.
+SERVER_OWNED = ("Status", "StatusDescription", "Version", "CreateIndex", "ModifyIndex", "JobModifyIndex",
+                "SubmitTime", "Stable", "ScheduleIndex")
+
+
+def schedule_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """What the job runs changed: its groups' tasks, names or counts, constraints, datacenters or Stop."""
+    return old.get("Stop") != new.get("Stop") or any(
+        spec_digest(old, g["Name"]) != spec_digest(new, g["Name"]) for g in new["TaskGroups"]) or \
+        [g["Name"] for g in old["TaskGroups"]] != [g["Name"] for g in new["TaskGroups"]] or \
+        [g["Count"] for g in old["TaskGroups"]] != [g["Count"] for g in new["TaskGroups"]] or \
+        old.get("Constraints") != new.get("Constraints") or old.get("Datacenters") != new.get("Datacenters")
+
+
+def spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Nomad ``Job.SpecChanged``: anything but the servers' own fields differs (a new version)."""
+    def spec(job: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in job.items() if k not in SERVER_OWNED}
+    return spec(old) != spec(new)
 
 
 def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:

@@ -291,7 +291,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     # carrying it: plan_apply places with the store's own record (see there),
     # so the job is neither encoded into the plan's Raft entry, decoded on
     # every server, nor kept as one more copy in each allocation.
-    plan["JobIndex"], plan["JobSpecIndex"] = job.get("ModifyIndex", 0), job.get("JobModifyIndex", 0)
+    plan["JobIndex"] = job.get("ModifyIndex", 0)
+    plan["JobSpecIndex"] = job.get("ScheduleIndex", job.get("JobModifyIndex", 0))
     if node_allocs is None:
         by_node: dict[str, list[dict[str, Any]]] = {}
         for a in allocs.values():

@@ -27,7 +27,9 @@ from actors.state import acl_ops
 
 # A snapshot without the ACL tables (taken before they existed) restores them
 # empty, so SNAPSHOT_VERSION stays 1.
-TABLES = ("nodes", "jobs", "allocs", "evals", "kv", *acl_ops.ACL_TABLES)
+# job_versions: job ID -> the job's earlier versions, newest first (the current one is in jobs).
+TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", *acl_ops.ACL_TABLES)
+JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 
 
@@ -97,6 +99,9 @@ class StateStore:
             "node_evaluate": self._node_evaluate,
             "job_register": self._job_register,
             "job_deregister": self._job_deregister,
+            "job_evaluate": self._job_evaluate,
+            "job_stability": self._job_stability,
+            "job_revert": self._job_revert,
             "plan_apply": self._plan_apply,
             "plan_apply_batch": self._plan_apply_batch,
             "alloc_client_update": self._alloc_client_update,
@@ -544,7 +549,7 @@ class StateStore:
         job, now = dict(cmd["job"]), float(cmd["now"])
         if not isinstance(job.get("ID"), str) or not job["ID"]:
             raise CommandError("job must be a map with a string ID")
-        from actors.scheduler.job import spec_digest
+        from actors.scheduler.job import schedule_changed, spec_changed
 
         jobs = self.tables["jobs"]
         old = jobs.get(job["ID"])
@@ -553,13 +558,13 @@ class StateStore:
             return {"ok": False,
                     "error": f"Enforcing job modify index {cmd['enforce_index']}: job exists with "
                              f"conflicting job modify index: {old.get('JobModifyIndex')}"}
-        changed = old is None or old.get("Stop") != job.get("Stop") or any(
-            spec_digest(old, g["Name"]) != spec_digest(job, g["Name"]) for g in job["TaskGroups"]) or \
-            [g["Name"] for g in old["TaskGroups"]] != [g["Name"] for g in job["TaskGroups"]] or \
-            [g["Count"] for g in old["TaskGroups"]] != [g["Count"] for g in job["TaskGroups"]] or \
-            old.get("Constraints") != job.get("Constraints") or \
-            old.get("Datacenters") != job.get("Datacenters")
+        changed = old is None or spec_changed(old, job)
+        if old is not None and changed:
+            self._keep_version(old, index)
+        job["ScheduleIndex"] = index if old is None or schedule_changed(old, job) else \
+            old.get("ScheduleIndex", old["JobModifyIndex"])
         job["Version"] = (old["Version"] + 1 if changed else old["Version"]) if old else 0
+        job["Stable"] = bool(old.get("Stable")) if old is not None and not changed else False
         job["CreateIndex"] = old["CreateIndex"] if old else index
         job["ModifyIndex"] = index
         job["JobModifyIndex"] = index if changed else old["JobModifyIndex"]
@@ -571,6 +576,65 @@ class StateStore:
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": job["JobModifyIndex"]}
 
+    def _keep_version(self, job: dict[str, Any], index: int) -> None:
+        """*job* is being replaced by a new version: keep it among the job's earlier versions."""
+        versions = self.tables["job_versions"]
+        versions[job["ID"]] = [job, *versions.get(job["ID"], ())][:JOB_TRACKED_VERSIONS - 1]
+        self._touch("job_versions", index)
+
+    def job_versions(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's tracked versions, newest (the current one) first; [] for an unknown job."""
+        job = self.tables["jobs"].get(job_id)
+        return [job, *self.tables["job_versions"].get(job_id, ())] if job is not None else []
+
+    def _job_evaluate(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Nomad ``Job.Evaluate``: a new evaluation of the job as it is (a forced reschedule pass)."""
+        job_id, now = str(cmd["job_id"]), float(cmd["now"])
+        job = self.tables["jobs"].get(job_id)
+        if job is None:
+            return {"ok": False, "error": "job not found"}
+        evals = self._create_evals(index, [job_id], "job-register", now)
+        return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
+                "JobModifyIndex": job["JobModifyIndex"]}
+
+    def _job_stability(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Nomad ``Job.Stable``: mark one version of the job stable (or not)."""
+        job_id, version, stable = str(cmd["job_id"]), int(cmd["version"]), bool(cmd["stable"])
+        versions = self.job_versions(job_id)
+        at = next((i for i, v in enumerate(versions) if v.get("Version") == version), None)
+        if at is None:
+            return {"ok": False, "error": f"job {job_id!r} at version {version} not found"}
+        if at == 0:
+            self.tables["jobs"][job_id] = {**versions[0], "Stable": stable, "ModifyIndex": index}
+            self._touch("jobs", index)
+        else:
+            kept = list(self.tables["job_versions"][job_id])
+            kept[at - 1] = {**kept[at - 1], "Stable": stable}
+            self.tables["job_versions"][job_id] = kept
+            self._touch("job_versions", index)
+        return {"ok": True, "index": index}
+
+    def _job_revert(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Nomad ``Job.Revert``: register an earlier version's spec again, as a new version."""
+        from actors.scheduler.job import SERVER_OWNED
+
+        job_id, version = str(cmd["job_id"]), int(cmd["version"])
+        versions = self.job_versions(job_id)
+        if not versions:
+            return {"ok": False, "error": "job not found"}
+        current = versions[0]
+        prior = cmd.get("enforce_prior_version")
+        if prior is not None and current["Version"] != prior:
+            return {"ok": False, "error": f"Current job has version {current['Version']}; "
+                                          f"enforcing version {prior}"}
+        if version == current["Version"]:
+            return {"ok": False, "error": f"can't revert to current version {version}"}
+        target = next((v for v in versions if v.get("Version") == version), None)
+        if target is None:
+            return {"ok": False, "error": f"job {job_id!r} at version {version} not found"}
+        spec = {k: v for k, v in target.items() if k not in SERVER_OWNED}
+        return self._job_register(index, {"job": spec, "now": cmd["now"]})
+
     def _job_deregister(self, index: int, cmd: dict[str, Any]) -> Any:
         job_id, now = str(cmd["job_id"]), float(cmd["now"])
         jobs = self.tables["jobs"]
@@ -579,9 +643,14 @@ class StateStore:
             return {"ok": False, "error": "job not found"}
         if cmd.get("purge"):
             del jobs[job_id]
+            if self.tables["job_versions"].pop(job_id, None) is not None:
+                self._touch("job_versions", index)
         else:
+            if not old.get("Stop"):
+                self._keep_version(old, index)
             jobs[job_id] = {**old, "Stop": True, "ModifyIndex": index, "JobModifyIndex": index,
-                            "Version": old["Version"] + (0 if old.get("Stop") else 1)}
+                            "ScheduleIndex": index,
+                            "Version": old["Version"] + (0 if old.get("Stop") else 1), "Stable": False}
         self._touch("jobs", index)
         # The job's evaluations waiting for capacity wait for nothing now
         # (Nomad untracks them from its blocked evals): canceled, they are
@@ -696,7 +765,9 @@ class StateStore:
         """The job record a plan's placements run: the store's own, unless it changed what it runs.
 
         A plan names the job record it was computed from (``JobIndex``, the
-        record's ModifyIndex; ``JobSpecIndex``, its JobModifyIndex).  The same
+        record's ModifyIndex; ``JobSpecIndex``, its ScheduleIndex: the index
+        of the last change to what it runs, which was its JobModifyIndex
+        before every change of the spec made a new version).  The same
         record, or a later one of the same spec (only its status or other
         fields that change no allocation moved on; Nomad updates allocations
         in place for those), is placed with; a job re-registered with a new
@@ -710,7 +781,8 @@ class StateStore:
         job = self.tables["jobs"].get(plan["JobID"])
         if job is None or job.get("Stop"):
             return None
-        if job.get("ModifyIndex") == plan["JobIndex"] or job.get("JobModifyIndex") == plan["JobSpecIndex"]:
+        if job.get("ModifyIndex") == plan["JobIndex"] or \
+                job.get("ScheduleIndex", job.get("JobModifyIndex")) == plan["JobSpecIndex"]:
             return job
         return None
 
@@ -857,6 +929,8 @@ class StateStore:
                 gone_allocs.add(aid)
         for jid in gone_jobs:
             del jobs[jid]
+            if self.tables["job_versions"].pop(jid, None) is not None:
+                self._touch("job_versions", index)
         if gone_jobs:
             self._touch("jobs", index)
         for eid in sorted(gone_evals):
