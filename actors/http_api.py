@@ -16,6 +16,7 @@ Errors are logged as Nomad's ``wrap`` logs them: DEBUG for 4xx, ERROR for
 
 from __future__ import annotations
 
+import copy
 import http.client
 import json
 import logging
@@ -831,22 +832,49 @@ def _stale_read(api: Api, query: Callable[[Any], Any]) -> tuple[int, Any]:
         raise CodedError(500, "state store did not answer in time") from None
 
 
+# Node fields Nomad always answers with; these are their values where this agent has nothing to say.
+_NODE_DEFAULTS = {"StatusDescription": "", "DrainStrategy": None, "LastDrain": None, "TLSEnabled": False,
+                  "Links": {}, "ComputedClass": "", "HostVolumes": {}, "HostNetworks": {},
+                  "CSIControllerPlugins": None, "CSINodePlugins": None, "LastMissedHeartbeatIndex": 0,
+                  "LastAllocUpdateIndex": 0, "Meta": {}, "Events": []}
+
+
 def _public_node(n: dict[str, Any]) -> dict[str, Any]:
-    out = dict(n)
+    out = copy.deepcopy(n)
     out.pop("SecretID", None)  # Nomad never returns the node secret
+    for k, v in _NODE_DEFAULTS.items():
+        if out.get(k) is None:
+            out[k] = copy.deepcopy(v)
     return out
+
+
+def node_stub(n: dict[str, Any], *, resources: bool = False, os_name: bool = False) -> dict[str, Any]:
+    """Nomad's ``NodeListStub`` (``?resources=true`` adds the resources, ``?os=true`` the OS name)."""
+    attrs = n.get("Attributes") or {}
+    stub = {"Address": attrs.get("unique.network.ip-address", ""), "ID": n["ID"],
+            "Datacenter": n.get("Datacenter", ""), "Name": n.get("Name", ""), "NodeClass": n.get("NodeClass", ""),
+            "NodePool": n.get("NodePool", "default"), "Version": attrs.get("nomad.version", ""),
+            "Drain": bool(n.get("DrainStrategy")), "SchedulingEligibility": n.get("SchedulingEligibility", ""),
+            "Status": n.get("Status", ""), "StatusDescription": n.get("StatusDescription", ""),
+            "Drivers": copy.deepcopy(n.get("Drivers") or {}), "LastDrain": copy.deepcopy(n.get("LastDrain")),
+            "CreateIndex": n.get("CreateIndex", 0), "ModifyIndex": n.get("ModifyIndex", 0)}
+    if os_name:
+        stub["Attributes"] = {"os.name": attrs["os.name"]} if "os.name" in attrs else {}
+    if resources:
+        stub["NodeResources"] = copy.deepcopy(n.get("NodeResources"))
+        stub["ReservedResources"] = copy.deepcopy(n.get("ReservedResources"))
+    return stub
 
 
 @route("/v1/nodes")
 def nodes_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = (req.query.get("prefix") or [""])[0]
-    keys = ("ID", "Datacenter", "Name", "NodeClass", "NodePool", "SchedulingEligibility",
-            "Status", "StatusDescription", "Version", "Address", "CreateIndex", "ModifyIndex")
+    resources, os_name = query_flag(req, "resources"), query_flag(req, "os")
 
-    def stubs(st: Any) -> list[dict[str, Any]]:  # scalars only: no copy of the store's records needed
+    def stubs(st: Any) -> list[dict[str, Any]]:
         nodes = st.tables["nodes"]
-        return [{**{k: n[k] for k in keys if k in n}, "Drain": bool(n.get("DrainStrategy"))}
+        return [node_stub(n, resources=resources, os_name=os_name)
                 for i, n in sorted(nodes.items()) if i.startswith(prefix)]
     from actors.http_cache import cached_state_query  # the encoded list is reused while unchanged
 

@@ -81,10 +81,18 @@ def _with_times(rec: dict[str, Any], *keys: str) -> dict[str, Any]:
     return rec
 
 
+# Job fields Nomad always answers with, for the features this agent has not (no update block,
+# no periodic or parameterized jobs, no parents): their values when unused.
+_JOB_DEFAULTS = {"Stable": False, "StatusDescription": "", "ParentID": "", "AllAtOnce": False, "Update": None,
+                 "Dispatched": False, "Periodic": None, "ParameterizedJob": None, "Payload": None,
+                 "Multiregion": None, "Spreads": None, "Affinities": None, "ConsulToken": "", "VaultToken": ""}
+
+
 def job_out(job: dict[str, Any]) -> dict[str, Any]:
     out = _with_times(copy.deepcopy(job), "SubmitTime")
     out.pop("ScheduleIndex", None)  # the store's own bookkeeping, not a Nomad field
-    out.setdefault("Stable", False)
+    for k, v in _JOB_DEFAULTS.items():
+        out.setdefault(k, v)
     return out
 
 
@@ -140,9 +148,23 @@ _STUB_DEFAULTS = {"ID": "", "EvalID": "", "Name": "", "Namespace": "default", "N
                   "NextAllocation": "", "PreviousAllocation": "", "CreateIndex": 0, "ModifyIndex": 0}
 
 
-def alloc_stub(a: dict[str, Any], *, task_states: bool = True) -> dict[str, Any]:
+def allocated_resources(a: dict[str, Any]) -> dict[str, Any]:
+    """Nomad's ``AllocatedResources``: each task's CPU and memory, as its job's group asks for them."""
+    group = next((g for g in (a.get("Job") or {}).get("TaskGroups", ()) if g.get("Name") == a.get("TaskGroup")),
+                 {})
+    tasks = {t["Name"]: {"Cpu": {"CpuShares": int(t.get("Resources", {}).get("CPU", 0)), "ReservedCores": None},
+                         "Memory": {"MemoryMB": int(t.get("Resources", {}).get("MemoryMB", 0)), "MemoryMaxMB": 0},
+                         "Networks": None, "Devices": None}
+             for t in group.get("Tasks", ())}
+    return {"Tasks": tasks, "TaskLifecycles": {name: None for name in tasks},
+            "Shared": {"DiskMB": 0, "Networks": None, "Ports": None}}
+
+
+def alloc_stub(a: dict[str, Any], *, task_states: bool = True, resources: bool = False) -> dict[str, Any]:
     """Nomad's ``AllocationListStub``: the allocation without its ``Job``."""
     stub = {k: a.get(k, d) for k, d in _STUB_DEFAULTS.items()}
+    if resources:  # ?resources=true
+        stub["AllocatedResources"] = allocated_resources(a)
     stub.update(JobType=(a.get("Job") or {}).get("Type", ""),
                 DesiredTransition=copy.deepcopy(a.get("DesiredTransition") or {}),
                 TaskStates=copy.deepcopy(a.get("TaskStates") or None) if task_states else None,
@@ -155,8 +177,12 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
     """The full ``Allocation``, its ``Job`` included."""
     out = _with_times(copy.deepcopy(a), "CreateTime", "ModifyTime")
     if isinstance(out.get("Job"), dict):
-        _with_times(out["Job"], "SubmitTime")
-        out["Job"].pop("ScheduleIndex", None)
+        out["Job"] = job_out(out["Job"])
+    out["AllocatedResources"] = allocated_resources(a)
+    for k, v in (("DeploymentID", ""), ("DeploymentStatus", None), ("FollowupEvalID", ""),
+                 ("NextAllocation", ""), ("PreviousAllocation", ""), ("RescheduleTracker", None),
+                 ("Metrics", None), ("DesiredTransition", {}), ("TaskStates", None)):
+        out.setdefault(k, v)
     return out
 
 
@@ -436,8 +462,9 @@ def allocations_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = _prefix(req)
     task_states = (req.query.get("task_states") or ["true"])[0].lower() not in ("0", "f", "false")
+    resources = query_flag(req, "resources")
     return state_query(req, api, ("allocs",), lambda st: [
-        alloc_stub(a, task_states=task_states)
+        alloc_stub(a, task_states=task_states, resources=resources)
         for i, a in sorted(st.tables["allocs"].items()) if i.startswith(prefix)])
 
 

@@ -46,7 +46,16 @@ def test_agent_status_regions_operator_nodes_system_and_metrics(dev, monkeypatch
     node_id = nodes[0]["ID"]
     assert n.nodes.get_nodes(prefix=node_id[:4])[0]["ID"] == node_id
     assert n.node.get_node(node_id)["ID"] == node_id and node_id in n.node
-    assert "SecretID" not in n.node.get_node(node_id)
+    full = n.node.get_node(node_id)
+    assert "SecretID" not in full
+    assert full["DrainStrategy"] is None and full["LastDrain"] is None and full["StatusDescription"] == ""
+    assert {"TLSEnabled", "Links", "ComputedClass", "HostVolumes", "LastAllocUpdateIndex"} <= set(full)
+    stub = n.nodes.get_nodes()[0]
+    assert {"Address", "Version", "Drivers", "LastDrain", "StatusDescription", "Drain"} <= set(stub)
+    assert stub["Address"] and stub["Version"] and "raw_exec" in stub["Drivers"]
+    assert "NodeResources" not in stub and "Attributes" not in stub
+    rich = n.nodes.get_nodes(resources=True, os=True)[0]
+    assert rich["NodeResources"]["Memory"]["MemoryMB"] > 0 and set(rich["Attributes"]) == {"os.name"}
     assert isinstance(n.node.get_allocations(node_id), list)
 
     assert n.system.initiate_garbage_collection() is True
@@ -96,6 +105,11 @@ def test_jobs_job_allocations_and_evaluations_through_the_library(dev, monkeypat
     allocs = wait_for(running, "the job's allocation running", PLACE_DEADLINE_S, dev.detail)
     alloc = n.allocation.get_allocation(allocs[0]["ID"])
     assert alloc["JobID"] == "pn-web" and alloc["Job"]["ID"] == "pn-web"
+    assert alloc["AllocatedResources"]["Tasks"]["sleeper"]["Cpu"]["CpuShares"] == 50
+    assert {"DeploymentID", "FollowupEvalID", "NextAllocation", "RescheduleTracker"} <= set(alloc)
+    with_res = n.allocations.get_allocations(prefix=allocs[0]["ID"], resources=True)[0]
+    assert with_res["AllocatedResources"]["Tasks"]["sleeper"]["Memory"]["MemoryMB"] == 32
+    assert {"Stable", "ParentID", "AllAtOnce", "Dispatched", "Periodic", "ParameterizedJob"} <= set(job)
     assert allocs[0]["ID"] in [a["ID"] for a in n.allocations.get_allocations()]
     assert [a["ID"] for a in n.allocations.get_allocations(prefix=allocs[0]["ID"][:8])] == [allocs[0]["ID"]]
 
