@@ -357,6 +357,30 @@ def _job_version_arg(body: dict[str, Any], job_id: str) -> int:
     return version
 
 
+def _job_plan(req: Request, api: Api, job_id: str) -> Any:
+    """``PUT /v1/job/<id>/plan`` (Nomad ``Job.Plan``): what registering the job would do; nothing is
+    written (actors.scheduler.dryrun)."""
+    from actors.scheduler.dryrun import plan_job
+
+    require(req, "PUT", "POST")
+    body = _json_body(req)
+    raw = body.get("Job")
+    if not isinstance(raw, dict):
+        raise CodedError(400, "Job must be specified")
+    if raw.get("ID") != job_id:
+        raise CodedError(400, "Job ID does not match")
+    try:
+        job = canonical_job(raw, region=_region(api))
+    except JobError as e:
+        raise CodedError(400, f"Job validation failed: {e}") from None
+    diff = body.get("Diff", False)
+    if not isinstance(diff, bool):
+        raise CodedError(400, f"Diff: must be a boolean, got {diff!r}")
+    answer = state_query(req, api, ("jobs", "allocs", "nodes"), lambda st: plan_job(st, job, diff))
+    return Answer({**answer.value, "Index": int(dict(answer.headers).get("X-Nomad-Index", "0"))},
+                  answer.headers)
+
+
 def _job_evaluate(req: Request, api: Api, job_id: str) -> Any:
     """``PUT /v1/job/<id>/evaluate`` (Nomad ``Job.Evaluate``): schedule the job again as it is."""
     require(req, "PUT", "POST")
@@ -427,6 +451,7 @@ JOB_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {
     "deployments": _job_deployments,
     "deployment": _job_deployment,
     "evaluate": _job_evaluate,
+    "plan": _job_plan,
     "stable": _job_stable,
     "revert": _job_revert,
     "dispatch": _job_dispatch,

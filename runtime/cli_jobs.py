@@ -230,9 +230,15 @@ def _finish(addr: str, eval_id: str, detach: bool, what: str) -> tuple[str, int]
 
 
 def job_run(addr: str, args: list[str]) -> tuple[str, int]:
-    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
-    job = load_job_file(one_arg(rest, "nomad job run [-detach] <path>"))
-    got = request(addr, "PUT", "/v1/jobs", {"Job": job})
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "check-index": int})
+    job = load_job_file(one_arg(rest, "nomad job run [-detach] [-check-index N] <path>"))
+    body: dict[str, Any] = {"Job": job}
+    if "check-index" in flags:
+        try:
+            body.update(EnforceIndex=True, JobModifyIndex=int(flags["check-index"]))
+        except ValueError:
+            raise CliError(f'invalid value "{flags["check-index"]}" for flag -check-index') from None
+    got = request(addr, "PUT", "/v1/jobs", body)
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job registration successful")
 
 
@@ -715,6 +721,74 @@ def eval_list(addr: str, args: list[str]) -> str:
     return table(rows)
 
 
+_DIFF_MARK = {"Added": "+", "Deleted": "-", "Edited": "+/-", "None": ""}
+# Nomad's plan annotation words, in its order.
+_UPDATE_WORDS = (("Place", "create"), ("Stop", "destroy"), ("Migrate", "migrate"), ("Canary", "canary"),
+                 ("InPlaceUpdate", "in-place update"), ("DestructiveUpdate", "create/destroy update"),
+                 ("Ignore", "ignore"))
+
+
+def _diff_fields(fields: list[dict[str, Any]] | None, indent: str) -> list[str]:
+    out = []
+    for f in fields or ():
+        mark = _DIFF_MARK.get(f["Type"], "")
+        if f["Type"] == "Added":
+            out.append(f'{indent}{mark} {f["Name"]}: "{f["New"]}"')
+        elif f["Type"] == "Deleted":
+            out.append(f'{indent}{mark} {f["Name"]}: "{f["Old"]}"')
+        else:
+            out.append(f'{indent}{mark} {f["Name"]}: "{f["Old"]}" => "{f["New"]}"')
+    return out
+
+
+def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad job plan [-diff=false] <path>``: a dry run; exit 1 when allocations would be created or
+    destroyed, 0 when nothing would change (Nomad's codes)."""
+    flags, rest = parse_flags(args, {"diff": bool, "verbose": bool})
+    path = one_arg(rest, "nomad job plan <path>")
+    job = load_job_file(path)
+    if not isinstance(job.get("ID"), str) or not job["ID"]:
+        raise CliError("Job ID hasn't been provided")
+    want_diff = flags.get("diff", True) not in (False, "false", "0")
+    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}/plan",
+                  {"Job": job, "Diff": want_diff})
+    updates = (got.get("Annotations") or {}).get("DesiredTGUpdates") or {}
+    out: list[str] = []
+    d = got.get("Diff")
+    if d:
+        out.append(f'{_DIFF_MARK.get(d["Type"], "")} Job: "{d["ID"]}"'.strip())
+        out += _diff_fields(d.get("Fields"), "")
+        for g in d.get("TaskGroups") or ():
+            u = updates.get(g["Name"], {})
+            words = ", ".join(f"{u[k]} {w}" for k, w in _UPDATE_WORDS if u.get(k))
+            out.append(f'{_DIFF_MARK.get(g["Type"], "")} Task Group: "{g["Name"]}"'.strip()
+                       + (f" ({words})" if words else ""))
+            out += _diff_fields(g.get("Fields"), "  ")
+            for t in g.get("Tasks") or ():
+                out.append(f'  {_DIFF_MARK.get(t["Type"], "")} Task: "{t["Name"]}"'.rstrip())
+                out += _diff_fields(t.get("Fields"), "    ")
+        out.append("")
+    out.append("Scheduler dry-run:")
+    failed = got.get("FailedTGAllocs") or {}
+    if not failed:
+        out.append("- All tasks successfully allocated.")
+    else:
+        out.append("- WARNING: Failed to place all allocations.")
+        for group, m in sorted(failed.items()):
+            n = int(m.get("CoalescedFailures", 0)) + 1
+            out.append(f'  Task Group "{group}" (failed to place {n} allocation{"s" if n != 1 else ""}):')
+            out += [f"    * {line}" for line in alloc_metrics(m)]
+    index = got.get("JobModifyIndex", 0)
+    out += ["", f"Job Modify Index: {index}", "To submit the job with version verification run:", "",
+            f"nomad job run -check-index {index} {path}", "",
+            "When running the job with the check-index flag, the job will only be run if the",
+            "job modify index given matches the server-side version. If the index has",
+            "changed, another user has modified the job and the plan's results are",
+            "potentially invalid."]
+    changes = any(u.get(k) for u in updates.values() for k in ("Place", "Stop", "Migrate", "DestructiveUpdate"))
+    return "\n".join(out), 1 if changes else 0
+
+
 def job_history(addr: str, args: list[str]) -> str:
     """``nomad job history [-p] <job>``: the tracked versions, newest first."""
     flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int})
@@ -794,6 +868,7 @@ JOB_COMMANDS = {
     ("job", "stop"): job_stop,
     ("job", "inspect"): job_inspect,
     ("job", "history"): job_history,
+    ("job", "plan"): job_plan,
     ("job", "revert"): job_revert,
     ("job", "eval"): job_eval,
     ("eval", "status"): eval_status,

@@ -423,3 +423,36 @@ def test_job_history_revert_and_eval(dev, tmp_path):  # noqa: F811
     eval_id = re.search(r"Evaluation ID: (\S+)", ev.stdout).group(1)
     assert call(dev.http_port, "GET", f"/v1/evaluation/{eval_id}").json()["JobID"] == "cli-hist"
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-hist").returncode == 0
+
+
+def test_job_plan_then_run_with_check_index(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "plan.json"
+
+    def write(cpu: int) -> None:
+        job = sleep_job("cli-plan", count=1)
+        job["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] = cpu
+        path.write_text(json.dumps({"Job": job}))
+    write(50)
+    first = nomad(dev, "job", "plan", str(path))
+    assert first.returncode == 1, first.stderr  # Nomad: 1 when allocations would be created or destroyed
+    assert '+ Job: "cli-plan"' in first.stdout and '+ Task Group: "web" (1 create)' in first.stdout
+    assert "- All tasks successfully allocated." in first.stdout
+    index = re.search(r"Job Modify Index: (\d+)", first.stdout).group(1)
+    assert index == "0" and f"nomad job run -check-index 0 {path}" in first.stdout
+    assert call(dev.http_port, "GET", "/v1/job/cli-plan").status == 404  # a dry run wrote nothing
+
+    assert nomad(dev, "job", "run", "-check-index", "0", str(path)).returncode == 0
+    same = nomad(dev, "job", "plan", str(path))
+    assert same.returncode == 0 and 'Task Group: "web" (1 ignore)' in same.stdout, same.stdout
+    index = re.search(r"Job Modify Index: (\d+)", same.stdout).group(1)
+    write(60)
+    changed = nomad(dev, "job", "plan", str(path))
+    assert changed.returncode == 1 and '+/- Task Group: "web" (1 create/destroy update)' in changed.stdout
+    assert '+/- Task: "sleeper"' in changed.stdout and "Resources" in changed.stdout
+    stale = nomad(dev, "job", "run", "-check-index", str(int(index) - 1), str(path))
+    assert stale.returncode == 1 and "Enforcing job modify index" in stale.stderr
+    assert nomad(dev, "job", "run", "-check-index", index, str(path)).returncode == 0
+    write(1_000_000)
+    huge = nomad(dev, "job", "plan", str(path))
+    assert "WARNING: Failed to place all allocations." in huge.stdout and "Resources exhausted" in huge.stdout
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-plan").returncode == 0

@@ -203,6 +203,9 @@ def test_job_versions_revert_stable_and_evaluate_through_the_library(dev, monkey
     with pytest.raises(exceptions.BaseNomadException):
         n.job.revert_job("pn-ver", 0, enforce_prior_version=1)
 
+    planned = n.job.plan_job("pn-ver", {"Job": sleep_job("pn-ver", count=2)}, diff=True)
+    assert planned["Annotations"]["DesiredTGUpdates"]["web"]["Place"] == 2 and planned["Diff"]["Type"] == "Edited"
+    assert n.job.get_job("pn-ver")["TaskGroups"][0]["Count"] == 0  # a dry run
     ev = n.job.evaluate_job("pn-ver")
     assert n.evaluation.get_evaluation(ev["EvalID"])["JobID"] == "pn-ver"
     assert n.system.reconcile_summaries() is True

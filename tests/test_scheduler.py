@@ -761,3 +761,46 @@ def test_stability_marks_one_version_and_evaluate_schedules_the_job_again() -> N
     ev = c.state.tables["evals"][res["EvalID"]]
     assert res["ok"] and ev["Status"] == "pending" and ev["JobID"] == "web"
     assert c.apply("job_evaluate", job_id="nope") == {"ok": False, "error": "job not found"}
+
+
+# ------------------------------------------------------------ job plan (a dry run)
+def test_job_plan_tells_what_a_registration_would_do_and_writes_nothing() -> None:
+    from actors.scheduler.dryrun import plan_job
+
+    c = Cluster()
+    for i in range(2):
+        c.node(i, cpu=2000, mem=4096)
+
+    def plan(**job: Any) -> dict[str, Any]:
+        before = (dict(c.state.table_index), len(c.state.tables["evals"]), len(c.state.tables["allocs"]))
+        out = plan_job(c.state, canonical_job(service(**job)), True)
+        assert before == (dict(c.state.table_index), len(c.state.tables["evals"]), len(c.state.tables["allocs"]))
+        return out
+
+    new = plan(count=3, cpu=100)
+    assert new["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 3 and new["JobModifyIndex"] == 0
+    assert new["Diff"]["Type"] == "Added" and new["FailedTGAllocs"] is None
+    c.register(**service(count=3, cpu=100))
+    c.schedule()
+    c.client("running")
+
+    def updates(**job: Any) -> dict[str, int]:
+        u = plan(**job)["Annotations"]["DesiredTGUpdates"]["g"]
+        return {k: v for k, v in u.items() if v}
+    same = plan(count=3, cpu=100)
+    assert same["Diff"]["Type"] == "None"
+    assert same["JobModifyIndex"] == c.state.tables["jobs"]["web"]["JobModifyIndex"]
+    assert updates(count=3, cpu=100) == {"Ignore": 3}
+    assert updates(count=3, cpu=200) == {"DestructiveUpdate": 3}
+    assert updates(count=3, cpu=100, Priority=70) == {"InPlaceUpdate": 3}
+    # A new count is a new version: the allocations kept are updated in place (as Nomad plans it).
+    assert updates(count=5, cpu=100) == {"Place": 2, "InPlaceUpdate": 3}
+    assert updates(count=1, cpu=100) == {"Stop": 2, "InPlaceUpdate": 1}
+    edited = plan(count=5, cpu=200)["Diff"]
+    assert edited["Type"] == "Edited"
+    (group,) = edited["TaskGroups"]
+    assert group["Type"] == "Edited" and {"Type": "Edited", "Name": "Count", "Old": "3", "New": "5",
+                                          "Annotations": None} in group["Fields"]
+    assert group["Tasks"][0]["Type"] == "Edited"
+    failed = plan(count=3, cpu=100_000)
+    assert failed["FailedTGAllocs"]["g"]["NodesExhausted"] > 0

@@ -1,0 +1,133 @@
+"""Nomad's ``Job.Plan``: what registering a job would do, computed and never committed.
+
+:func:`plan_job` runs inside the Raft actor as a read query (the state is
+only read): the scheduler computes the plan of an evaluation of the
+submitted job against the current state, exactly as a worker would after a
+registration, and the result is summarised as Nomad's ``JobPlanResponse``:
+
+* ``Annotations.DesiredTGUpdates`` per task group -- ``Place`` (new
+  allocations), ``DestructiveUpdate`` (replaced for a new spec),
+  ``InPlaceUpdate`` (a new version that runs the same tasks: kept),
+  ``Migrate``, ``Stop`` and ``Ignore`` (left as they are);
+* ``FailedTGAllocs`` -- the groups that could not be placed, with the
+  scheduler's metrics;
+* ``JobModifyIndex`` -- for ``nomad job run -check-index``;
+* ``Diff`` (when asked) -- the job against the version registered now: the
+  top-level fields and each group's count, the tasks' drivers, configs and
+  resources, in Nomad's diff shape (Type Added / Deleted / Edited / None).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from actors.scheduler.job import SERVER_OWNED, spec_changed, spec_digest
+from actors.scheduler.scheduler import (
+    STOP_MIGRATE,
+    STOP_UPDATE,
+    compute_plan,
+    live,
+)
+
+PLAN_EVAL_ID = "00000000-0000-0000-0000-000000000000"  # the dry run's evaluation: never stored
+
+
+def plan_job(state: Any, job: dict[str, Any], diff: bool) -> dict[str, Any]:
+    """The JobPlanResponse for registering *job* (canonical) now."""
+    old = state.tables["jobs"].get(job["ID"])
+    candidate = dict(job)
+    changed = old is None or spec_changed(old, candidate)
+    candidate["Version"] = 0 if old is None else old["Version"] + (1 if changed else 0)
+    candidate["JobModifyIndex"] = old["JobModifyIndex"] if old is not None and not changed else 0
+    tables = dict(state.tables)
+    tables["jobs"] = {**state.tables["jobs"], job["ID"]: candidate}
+    ev = {"ID": PLAN_EVAL_ID, "JobID": job["ID"], "Type": job["Type"], "Status": "pending"}
+    job_allocs = state.job_allocs(job["ID"])
+    plan = compute_plan(tables, ev, job_allocs, state.node_allocs, state.sorted_ids("nodes"), state.node_usage)
+    return {"Annotations": {"DesiredTGUpdates": _updates(candidate, job_allocs, plan), "PreemptedAllocs": None},
+            "FailedTGAllocs": plan["Failed"] or None,
+            "JobModifyIndex": old["JobModifyIndex"] if old is not None else 0,
+            "CreatedEvals": None, "Diff": _diff(old, job) if diff else None,
+            "NextPeriodicLaunch": "0001-01-01T00:00:00Z", "Warnings": ""}
+
+
+def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
+    by_id = {a["ID"]: a for a in job_allocs}
+    out: dict[str, dict[str, int]] = {}
+    for group in job["TaskGroups"]:
+        out[group["Name"]] = {"Ignore": 0, "Place": 0, "Migrate": 0, "Stop": 0, "InPlaceUpdate": 0,
+                              "DestructiveUpdate": 0, "Canary": 0, "Preemptions": 0}
+    stopped = set()
+    for s in plan["Stop"]:
+        a = by_id.get(s["ID"])
+        if a is None or a["TaskGroup"] not in out:
+            continue
+        stopped.add(a["ID"])
+        kind = {STOP_UPDATE: "DestructiveUpdate", STOP_MIGRATE: "Migrate"}.get(s["DesiredDescription"], "Stop")
+        out[a["TaskGroup"]][kind] += 1
+    for p in plan["Place"]:
+        if p["TaskGroup"] in out:
+            out[p["TaskGroup"]]["Place"] += 1
+    for name, u in out.items():
+        # A replacement placed for an updated or migrated allocation is that update, not a new one.
+        u["Place"] = max(0, u["Place"] - u["DestructiveUpdate"] - u["Migrate"])
+        digest = spec_digest(job, name)
+        for a in job_allocs:
+            if a["TaskGroup"] != name or a["ID"] in stopped or not live(a):
+                continue
+            same = spec_digest(a.get("Job") or {}, name) == digest
+            in_place = a.get("JobVersion", 0) != job.get("Version", 0) and same
+            u["InPlaceUpdate" if in_place else "Ignore"] += 1
+    return out
+
+
+def _field(kind: str, name: str, old: Any, new: Any) -> dict[str, Any]:
+    def text(v: Any) -> str:
+        return "" if v is None else v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    return {"Type": kind, "Name": name, "Old": text(old), "New": text(new), "Annotations": None}
+
+
+def _fields(old: dict[str, Any] | None, new: dict[str, Any] | None, skip: tuple[str, ...]) -> list[dict[str, Any]]:
+    old, new = old or {}, new or {}
+    out = []
+    for k in sorted(set(old) | set(new)):
+        if k in skip or k in SERVER_OWNED:
+            continue
+        if k not in old:
+            out.append(_field("Added", k, None, new[k]))
+        elif k not in new:
+            out.append(_field("Deleted", k, old[k], None))
+        elif old[k] != new[k]:
+            out.append(_field("Edited", k, old[k], new[k]))
+    return out
+
+
+def _kind(old: Any, new: Any, fields: list[Any], children: list[dict[str, Any]]) -> str:
+    if old is None:
+        return "Added"
+    if new is None:
+        return "Deleted"
+    return "Edited" if fields or any(c["Type"] != "None" for c in children) else "None"
+
+
+def _diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    old_groups = {g["Name"]: g for g in (old or {}).get("TaskGroups", ())}
+    new_groups = {g["Name"]: g for g in new.get("TaskGroups", ())}
+    groups = []
+    for name in sorted(set(old_groups) | set(new_groups)):
+        og, ng = old_groups.get(name), new_groups.get(name)
+        otasks = {t["Name"]: t for t in (og or {}).get("Tasks", ())}
+        ntasks = {t["Name"]: t for t in (ng or {}).get("Tasks", ())}
+        tasks = []
+        for tname in sorted(set(otasks) | set(ntasks)):
+            ot, nt = otasks.get(tname), ntasks.get(tname)
+            tf = _fields(ot, nt, ("Name",))
+            tasks.append({"Type": _kind(ot, nt, tf, []), "Name": tname, "Fields": tf, "Objects": None,
+                          "Annotations": None})
+        gf = _fields(og, ng, ("Name", "Tasks"))
+        groups.append({"Type": _kind(og, ng, gf, tasks), "Name": name, "Fields": gf, "Objects": None,
+                       "Tasks": tasks, "Updates": None})
+    jf = _fields(old, new, ("ID", "TaskGroups"))
+    return {"Type": _kind(old, new, jf, groups), "ID": new["ID"], "Fields": jf, "Objects": None,
+            "TaskGroups": groups}
