@@ -876,6 +876,10 @@ def nodes_list(req: Request, api: Api) -> Any:
         nodes = st.tables["nodes"]
         return [node_stub(n, resources=resources, os_name=os_name)
                 for i, n in sorted(nodes.items()) if i.startswith(prefix)]
+    from actors.http_filter import apply_list_options, list_options_asked
+
+    if list_options_asked(req):  # ?filter= / ?per_page= / ?next_token=
+        return apply_list_options(req, state_query(req, api, ("nodes",), stubs))
     from actors.http_cache import cached_state_query  # the encoded list is reused while unchanged
 
     return cached_state_query(req, api, "nodes", ("nodes",), stubs)

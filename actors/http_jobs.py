@@ -41,6 +41,7 @@ from actors.http_api import (
     route,
     state_query,
 )
+from actors.http_filter import apply_list_options, list_options_asked
 from actors.scheduler.job import JobError, canonical_job
 from actors.server import ENDPOINT
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
@@ -270,6 +271,8 @@ def jobs_request(req: Request, api: Api) -> Any:
         sums = job_summaries(st, ids)
         return [job_stub(jobs[i], sums[i]) for i in ids]
     # Nomad's list watches the jobs and job_summary tables; our summary comes from allocs.
+    if list_options_asked(req):  # ?filter= / ?per_page= / ?next_token=
+        return apply_list_options(req, state_query(req, api, ("jobs", "allocs"), query))
     from actors.http_cache import cached_state_query  # the encoded list is reused while unchanged
 
     return cached_state_query(req, api, "jobs", ("jobs", "allocs"), query)
@@ -316,14 +319,14 @@ def _job_crud(req: Request, api: Api, job_id: str) -> Any:
 
 def _job_allocations(req: Request, api: Api, job_id: str) -> Any:
     require(req, "GET")
-    return state_query(req, api, ("allocs",), lambda st: [
-        alloc_stub(a) for _, a in sorted(st.tables["allocs"].items()) if a.get("JobID") == job_id])
+    return apply_list_options(req, state_query(req, api, ("allocs",), lambda st: [
+        alloc_stub(a) for _, a in sorted(st.tables["allocs"].items()) if a.get("JobID") == job_id]))
 
 
 def _job_evaluations(req: Request, api: Api, job_id: str) -> Any:
     require(req, "GET")
-    return state_query(req, api, ("evals",), lambda st: [
-        eval_out(e) for _, e in sorted(st.tables["evals"].items()) if e.get("JobID") == job_id])
+    return apply_list_options(req, state_query(req, api, ("evals",), lambda st: [
+        eval_out(e) for _, e in sorted(st.tables["evals"].items()) if e.get("JobID") == job_id]))
 
 
 def _job_summary(req: Request, api: Api, job_id: str) -> Any:
@@ -488,9 +491,9 @@ def allocations_list(req: Request, api: Api) -> Any:
     prefix = _prefix(req)
     task_states = (req.query.get("task_states") or ["true"])[0].lower() not in ("0", "f", "false")
     resources = query_flag(req, "resources")
-    return state_query(req, api, ("allocs",), lambda st: [
+    return apply_list_options(req, state_query(req, api, ("allocs",), lambda st: [
         alloc_stub(a, task_states=task_states, resources=resources)
-        for i, a in sorted(st.tables["allocs"].items()) if i.startswith(prefix)])
+        for i, a in sorted(st.tables["allocs"].items()) if i.startswith(prefix)]))
 
 
 @route("/v1/allocation/")
@@ -515,8 +518,8 @@ def _alloc_stop(req: Request, api: Api, alloc_id: str) -> Any:
 def evaluations_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = _prefix(req)
-    return state_query(req, api, ("evals",), lambda st: [
-        eval_out(e) for i, e in sorted(st.tables["evals"].items()) if i.startswith(prefix)])
+    return apply_list_options(req, state_query(req, api, ("evals",), lambda st: [
+        eval_out(e) for i, e in sorted(st.tables["evals"].items()) if i.startswith(prefix)]))
 
 
 @route("/v1/evaluation/")
@@ -537,8 +540,8 @@ def evaluation_read(req: Request, api: Api) -> Any:
 def node_allocations(req: Request, api: Api, node_id: str) -> Any:
     """``GET /v1/node/<id>/allocations``: full allocations (Nomad ``Node.GetAllocs``: [] if unknown)."""
     require(req, "GET")
-    return state_query(req, api, ("allocs",), lambda st: [
-        alloc_out(a) for _, a in sorted(st.tables["allocs"].items()) if a.get("NodeID") == node_id])
+    return apply_list_options(req, state_query(req, api, ("allocs",), lambda st: [
+        alloc_out(a) for _, a in sorted(st.tables["allocs"].items()) if a.get("NodeID") == node_id]))
 
 
 def _drain_spec(req: Request) -> tuple[dict[str, Any] | None, bool, dict[str, str]]:

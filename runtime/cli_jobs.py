@@ -251,10 +251,11 @@ def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
 
 
 def job_status(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "all-allocs": bool, "evals": bool})
+    flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "all-allocs": bool, "evals": bool,
+                                     "filter": str})
     verbose = flags.get("verbose", False)
     if not rest:
-        jobs = request(addr, "GET", "/v1/jobs")
+        jobs = request(addr, "GET", "/v1/jobs", filter=flags.get("filter"))
         if not jobs:
             return "No running jobs"
         rows = [["ID", "Type", "Priority", "Status", "Submit Date"]]
@@ -342,10 +343,11 @@ def alloc_stop(addr: str, args: list[str]) -> tuple[str, int]:
 
 
 def node_status(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "self": bool, "allocs": bool})
+    flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "self": bool, "allocs": bool,
+                                     "filter": str})
     verbose = flags.get("verbose", False)
     if not rest:
-        nodes = request(addr, "GET", "/v1/nodes")
+        nodes = request(addr, "GET", "/v1/nodes", filter=flags.get("filter"))
         if not nodes:
             return "No nodes registered"
         rows = [["ID", "Node Pool", "DC", "Name", "Class", "Drain", "Eligibility", "Status"]]
@@ -703,11 +705,11 @@ def eval_status(addr: str, args: list[str]) -> str:
 
 def eval_list(addr: str, args: list[str]) -> str:
     """``nomad eval list [-verbose] [-job id] [-status s]``: newest first."""
-    flags, rest = parse_flags(args, {"verbose": bool, "job": str, "status": str})
+    flags, rest = parse_flags(args, {"verbose": bool, "job": str, "status": str, "filter": str})
     if rest:
         raise CliError("This command takes no arguments: nomad eval list [-job <id>] [-status <status>]")
     verbose = flags.get("verbose", False)
-    evals = [e for e in request(addr, "GET", "/v1/evaluations")
+    evals = [e for e in request(addr, "GET", "/v1/evaluations", filter=flags.get("filter"))
              if e.get("JobID") == flags.get("job", e.get("JobID"))
              and e.get("Status") == flags.get("status", e.get("Status"))]
     if not evals:
@@ -835,7 +837,7 @@ _STATUS_KINDS = (("job", "/v1/jobs"), ("node", "/v1/nodes"), ("allocation", "/v1
 
 def status(addr: str, args: list[str]) -> str:
     """``nomad status [<prefix>]``: the jobs, or whatever one ID prefix names (job, node, alloc, eval)."""
-    flags, rest = parse_flags(args, {"verbose": bool})
+    flags, rest = parse_flags(args, {"verbose": bool, "filter": str})
     if not rest:
         return job_status(addr, args)
     ident = one_arg(rest, "nomad status [<id or prefix>]")

@@ -316,6 +316,12 @@ def test_status_inspect_eval_and_version_commands(dev, tmp_path):  # noqa: F811
     assert listed.returncode == 0 and columns(lines[0])[:3] == ["ID", "Priority", "Triggered By"]
     assert eval_id[:8] in [columns(x)[0] for x in lines[1:]]
     assert nomad(dev, "eval", "list", "-status", "no-such-status").stdout.strip() == "No evals found"
+    filtered = nomad(dev, "eval", "list", "-filter", 'JobID == "cli-inspect"')
+    assert filtered.returncode == 0 and eval_id[:8] in filtered.stdout
+    assert nomad(dev, "status", "-filter", 'ID == "cli-inspect"').stdout.count("cli-inspect") == 1
+    assert nomad(dev, "node", "status", "-filter", 'Status == "down"').stdout.strip() == "No nodes registered"
+    bad = nomad(dev, "node", "status", "-filter", "Status ==")
+    assert bad.returncode == 1 and "failed to read filter expression" in bad.stderr
 
     for args in (["version"], ["-version"], ["--version"]):
         out = nomad(dev, *args)

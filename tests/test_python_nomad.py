@@ -54,6 +54,10 @@ def test_agent_status_regions_operator_nodes_system_and_metrics(dev, monkeypatch
     assert {"Address", "Version", "Drivers", "LastDrain", "StatusDescription", "Drain"} <= set(stub)
     assert stub["Address"] and stub["Version"] and "raw_exec" in stub["Drivers"]
     assert "NodeResources" not in stub and "Attributes" not in stub
+    assert [x["ID"] for x in n.nodes.get_nodes(filter_='Status == "ready"')] == [node_id]
+    assert n.nodes.get_nodes(filter_='Status == "down"') == []
+    with pytest.raises(exceptions.BadRequestNomadException):
+        n.nodes.get_nodes(filter_='Status ==')  # refused, never ignored
     rich = n.nodes.get_nodes(resources=True, os=True)[0]
     assert rich["NodeResources"]["Memory"]["MemoryMB"] > 0 and set(rich["Attributes"]) == {"os.name"}
     assert isinstance(n.node.get_allocations(node_id), list)
@@ -112,6 +116,10 @@ def test_jobs_job_allocations_and_evaluations_through_the_library(dev, monkeypat
     assert {"Stable", "ParentID", "AllAtOnce", "Dispatched", "Periodic", "ParameterizedJob"} <= set(job)
     assert allocs[0]["ID"] in [a["ID"] for a in n.allocations.get_allocations()]
     assert [a["ID"] for a in n.allocations.get_allocations(prefix=allocs[0]["ID"][:8])] == [allocs[0]["ID"]]
+    assert [a["ID"] for a in n.allocations.get_allocations(filter_='JobID == "pn-web" and ClientStatus == '
+                                                                   '"running"')] == [allocs[0]["ID"]]
+    assert [j["ID"] for j in n.jobs.get_jobs(filter_='Type == "service" and ID contains "pn-"')] == ["pn-web"]
+    assert len(n.allocations.get_allocations(per_page="1")) == 1
 
     evals = n.job.get_evaluations("pn-web")
     assert reg["EvalID"] in [e["ID"] for e in evals]

@@ -1,0 +1,311 @@
+"""List options of Nomad's list endpoints: ``?filter=`` expressions and ``?per_page=&next_token=`` pages.
+
+``filter`` takes go-bexpr expressions (what Nomad's API and ``-filter`` flags
+use), evaluated against each object of the answer as Nomad returns it:
+
+    Status == "ready" and Datacenter in ["dc1", "dc2"]     (lists: also ``"dc1" in Datacenters``)
+    Meta.rack != "r1" or not (Name matches "^web-")
+    NodeResources.Cpu.CpuShares > 1000                      (selectors: dots, or ["key with spaces"])
+    Drivers is not empty, Name contains "web", Name not contains "db"
+
+Operators: ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``in``, ``not in``, ``contains``,
+``not contains``, ``matches``, ``not matches``, ``is empty``, ``is not empty``; ``and``, ``or``,
+``not`` and parentheses.  A literal is compared as the type of the field it meets (``Priority ==
+"50"`` and ``Priority == 50`` agree).  An expression that does not parse is refused with 400 and
+the reason, never ignored.
+
+Pages: objects are in ID order (as every list here is); ``next_token`` starts a page at that ID
+and ``per_page`` caps it, with ``X-Nomad-NextToken`` naming the first ID of the next page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from actors.http_api import Answer, CodedError, Request
+
+MAX_FILTER_BYTES = 4096  # an expression longer than this is refused (a filter is a line, not a program)
+
+_TOKEN = re.compile(r"""\s*(?:
+    (?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)
+  | (?P<num>-?\d+(?:\.\d+)?(?![\w.]))
+  | (?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|,)
+  | (?P<word>[A-Za-z_][\w\-/]*(?:\.[A-Za-z_0-9][\w\-/]*)*)
+)""", re.VERBOSE)
+
+
+class FilterError(ValueError):
+    """The expression does not parse."""
+
+
+def _tokens(text: str) -> list[tuple[str, Any]]:
+    out, pos = [], 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            raise FilterError(f"unexpected {text[pos:].strip()[:20]!r}")
+        pos = m.end()
+        kind = m.lastgroup
+        raw = m.group(kind)
+        if kind == "str":
+            value = raw[1:-1] if raw[0] == "`" else re.sub(r"\\(.)", r"\1", raw[1:-1])
+            out.append(("str", value))
+        elif kind == "num":
+            out.append(("num", float(raw) if "." in raw else int(raw)))
+        elif kind == "op":
+            out.append(("op", raw))
+        else:
+            out.append(("word", raw))
+    return out
+
+
+_MISSING = object()
+
+
+def _select(obj: Any, path: list[str]) -> Any:
+    for part in path:
+        if isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        else:
+            return _MISSING
+    return obj
+
+
+def _coerce(literal: Any, like: Any) -> Any:
+    """The literal as the type of the field value it is compared with (go-bexpr's coercion)."""
+    try:
+        if isinstance(like, bool):
+            return literal if isinstance(literal, bool) else str(literal).lower() == "true"
+        if isinstance(like, int):
+            return int(literal)
+        if isinstance(like, float):
+            return float(literal)
+    except (TypeError, ValueError):
+        return _MISSING
+    if isinstance(like, str) and not isinstance(literal, str):
+        return str(literal).lower() if isinstance(literal, bool) else str(literal)
+    return literal
+
+
+def _has(container: Any, item: Any) -> bool:
+    if isinstance(container, str):
+        return isinstance(item, str) and item in container
+    if isinstance(container, dict):
+        return str(item) in container
+    if isinstance(container, list):
+        return any(_coerce(item, x) == x for x in container)
+    return False
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.toks = _tokens(text)
+        self.i = 0
+
+    def peek(self, k: int = 0) -> tuple[str, Any] | None:
+        return self.toks[self.i + k] if self.i + k < len(self.toks) else None
+
+    def word(self, *words: str) -> bool:
+        t = self.peek()
+        return t is not None and t[0] == "word" and t[1].lower() in words
+
+    def take(self) -> tuple[str, Any]:
+        t = self.peek()
+        if t is None:
+            raise FilterError("unexpected end of expression")
+        self.i += 1
+        return t
+
+    def expect_op(self, op: str) -> None:
+        t = self.take()
+        if t != ("op", op):
+            raise FilterError(f"expected {op!r}, got {t[1]!r}")
+
+    def parse(self) -> Callable[[Any], bool]:
+        fn = self.or_expr()
+        if self.peek() is not None:
+            raise FilterError(f"unexpected {self.peek()[1]!r}")  # type: ignore[index]
+        return fn
+
+    def or_expr(self) -> Callable[[Any], bool]:
+        parts = [self.and_expr()]
+        while self.word("or"):
+            self.take()
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else (lambda o: any(p(o) for p in parts))
+
+    def and_expr(self) -> Callable[[Any], bool]:
+        parts = [self.not_expr()]
+        while self.word("and"):
+            self.take()
+            parts.append(self.not_expr())
+        return parts[0] if len(parts) == 1 else (lambda o: all(p(o) for p in parts))
+
+    def not_expr(self) -> Callable[[Any], bool]:
+        if self.word("not"):
+            self.take()
+            inner = self.not_expr()
+            return lambda o: not inner(o)
+        if self.peek() == ("op", "("):
+            self.take()
+            inner = self.or_expr()
+            self.expect_op(")")
+            return inner
+        return self.match()
+
+    def selector(self) -> list[str]:
+        t = self.take()
+        if t[0] != "word":
+            raise FilterError(f"expected a field name, got {t[1]!r}")
+        path = t[1].split(".")
+        while self.peek() == ("op", "["):
+            self.take()
+            key = self.take()
+            if key[0] != "str":
+                raise FilterError("expected a quoted key inside [ ]")
+            self.expect_op("]")
+            path.append(key[1])
+        return path
+
+    def value(self) -> Any:
+        t = self.take()
+        if t[0] in ("str", "num"):
+            return t[1]
+        if t[0] == "word" and t[1].lower() in ("true", "false"):
+            return t[1].lower() == "true"
+        if t == ("op", "["):
+            items = []
+            while self.peek() != ("op", "]"):
+                items.append(self.value())
+                if self.peek() == ("op", ","):
+                    self.take()
+            self.take()
+            return items
+        if t[0] == "word":
+            return t[1]  # a bare word: go-bexpr takes it as a string
+        raise FilterError(f"expected a value, got {t[1]!r}")
+
+    def match(self) -> Callable[[Any], bool]:
+        first = self.peek()
+        # value in selector / value not in selector
+        if first is not None and (first[0] in ("str", "num") or first == ("op", "[")):
+            value = self.value()
+            negate = self.word("not")
+            if negate:
+                self.take()
+            if not self.word("in"):
+                raise FilterError("expected 'in' after a value")
+            self.take()
+            path = self.selector()
+            return _in(value, path, negate)
+        path = self.selector()
+        t = self.peek()
+        if t is None:
+            raise FilterError("expected an operator after the field name")
+        if t[0] == "op" and t[1] in ("==", "!=", "<", "<=", ">", ">="):
+            self.take()
+            return _compare(path, t[1], self.value())
+        negate = False
+        if self.word("is"):
+            self.take()
+            if self.word("not"):
+                self.take()
+                negate = True
+            if not self.word("empty"):
+                raise FilterError("expected 'empty' after 'is'")
+            self.take()
+            return lambda o: _empty(_select(o, path)) != negate
+        if self.word("not"):
+            self.take()
+            negate = True
+        if self.word("contains"):
+            self.take()
+            value = self.value()
+            return lambda o: _has(_select(o, path), value) != negate
+        if self.word("in"):
+            self.take()
+            value = self.value()
+            if not isinstance(value, list):
+                raise FilterError("'in' after a field needs a list")
+            return lambda o: (_select(o, path) is not _MISSING
+                              and any(_coerce(v, _select(o, path)) == _select(o, path) for v in value)) != negate
+        if self.word("matches"):
+            self.take()
+            pattern = self.value()
+            try:
+                rx = re.compile(str(pattern))
+            except re.error as e:
+                raise FilterError(f"invalid regular expression {pattern!r}: {e}") from None
+            return lambda o: (isinstance(_select(o, path), str) and rx.search(_select(o, path)) is not None) != negate
+        raise FilterError(f"unknown operator {t[1]!r}")
+
+
+def _empty(v: Any) -> bool:
+    return v is _MISSING or v is None or (isinstance(v, (str, list, dict)) and not v)
+
+
+def _in(value: Any, path: list[str], negate: bool) -> Callable[[Any], bool]:
+    return lambda o: _has(_select(o, path), value) != negate
+
+
+def _compare(path: list[str], op: str, literal: Any) -> Callable[[Any], bool]:
+    def test(o: Any) -> bool:
+        field = _select(o, path)
+        if field is _MISSING:
+            return op == "!="
+        v = _coerce(literal, field)
+        if v is _MISSING:
+            return op == "!="
+        if op == "==":
+            return field == v
+        if op == "!=":
+            return field != v
+        try:
+            return {"<": field < v, "<=": field <= v, ">": field > v, ">=": field >= v}[op]
+        except TypeError:
+            return False
+    return test
+
+
+def compile_filter(text: str) -> Callable[[Any], bool]:
+    if len(text) > MAX_FILTER_BYTES:
+        raise FilterError(f"filter longer than {MAX_FILTER_BYTES} bytes")
+    return _Parser(text).parse()
+
+
+def list_options_asked(req: Request) -> bool:
+    return any(k in req.query for k in ("filter", "per_page", "next_token"))
+
+
+def apply_list_options(req: Request, answer: Answer, id_key: str = "ID") -> Answer:
+    """Filter, then page, a list answer (Nomad filters before paging)."""
+    items = answer.value
+    if not isinstance(items, list):
+        return answer
+    text = (req.query.get("filter") or [""])[0]
+    if text:
+        try:
+            keep = compile_filter(text)
+        except FilterError as e:
+            raise CodedError(400, f"failed to read filter expression: {e}") from None
+        items = [o for o in items if keep(o)]
+    token = (req.query.get("next_token") or [""])[0]
+    if token:
+        items = [o for o in items if str(o.get(id_key, "")) >= token]
+    headers = answer.headers
+    raw = (req.query.get("per_page") or [""])[0]
+    if raw:
+        try:
+            per_page = int(raw)
+        except ValueError:
+            raise CodedError(400, f"per_page must be an integer, got {raw!r}") from None
+        if per_page < 0:
+            raise CodedError(400, "per_page must be >= 0")
+        if per_page and len(items) > per_page:
+            headers = (*headers, ("X-Nomad-NextToken", str(items[per_page].get(id_key, ""))))
+            items = items[:per_page]
+    return Answer(items, headers)
