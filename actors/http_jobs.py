@@ -473,6 +473,30 @@ def job_request(req: Request, api: Api) -> Any:
     return _job_crud(req, api, job_id)
 
 
+@route("/v1/jobs/parse")
+def jobs_parse(req: Request, api: Api) -> Any:
+    """``PUT /v1/jobs/parse`` (Nomad's): ``{"JobHCL": "...", "Canonicalize": bool}`` -> the job as JSON."""
+    from runtime.hcl_job import HclJobError, parse_hcl_job
+
+    require(req, "PUT", "POST")
+    body = _json_body(req)
+    text = body.get("JobHCL")
+    if not isinstance(text, str) or not text.strip():
+        raise CodedError(400, "Job spec is empty")
+    if body.get("HCLv1"):
+        raise CodedError(400, "HCLv1 job files are not supported by this agent (HCL2 only)")
+    try:
+        job = parse_hcl_job(text)
+    except HclJobError as e:
+        raise CodedError(400, f"Error parsing job file: {e}") from None
+    if body.get("Canonicalize"):
+        try:
+            job = canonical_job(job, region=_region(api))
+        except JobError as e:
+            raise CodedError(400, f"Job validation failed: {e}") from None
+    return job
+
+
 @route("/v1/system/reconcile/summaries")
 def reconcile_summaries(req: Request, api: Api) -> Any:
     """``PUT /v1/system/reconcile/summaries``: job summaries here are counted from the allocations on

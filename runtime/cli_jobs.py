@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 import sys
 import time
 import tomllib
@@ -151,13 +152,23 @@ def resolve(addr: str, kind: str, ident: str) -> dict[str, Any] | str:
 # ---------------------------------------------------------------- job files
 
 
+_HCL_START = re.compile(rb'^(?:\s*(?:#|//)[^\n]*\n|\s*/\*.*?\*/)*\s*job\s+"', re.S)
+
+
 def load_job_file(path: str) -> dict[str, Any]:
-    """A JSON (``{"Job": ...}`` or bare) or TOML job file -> the job object."""
+    """A Nomad HCL (``job "x" {...}``), JSON (``{"Job": ...}`` or bare) or TOML job file -> the job object."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as e:
         raise CliError(f"Error reading job file {path}: {e.strerror}") from None
+    if path.endswith((".hcl", ".nomad")) or _HCL_START.match(raw):
+        from runtime.hcl_job import HclJobError, parse_hcl_job  # noqa: PLC0415 - HCL files only
+
+        try:
+            return parse_hcl_job(raw.decode())
+        except (UnicodeDecodeError, HclJobError) as e:
+            raise CliError(f"Error parsing job file from {path}: {e}") from None
     toml = path.endswith(".toml") or not raw.lstrip().startswith(b"{")
     try:
         doc = tomllib.loads(raw.decode()) if toml else json.loads(raw)

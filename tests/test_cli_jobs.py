@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -462,3 +463,22 @@ def test_job_plan_then_run_with_check_index(dev, tmp_path):  # noqa: F811
     huge = nomad(dev, "job", "plan", str(path))
     assert "WARNING: Failed to place all allocations." in huge.stdout and "Resources exhausted" in huge.stdout
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-plan").returncode == 0
+
+
+def test_job_run_takes_a_nomad_hcl_file(dev, tmp_path):  # noqa: F811
+    hcl = os.path.join(ROOT, "tests", "data", "example.nomad.hcl")
+    plan = nomad(dev, "job", "plan", hcl)
+    assert plan.returncode == 1 and '+ Task Group: "cache" (1 create)' in plan.stdout, plan.stdout + plan.stderr
+    run = nomad(dev, "job", "run", hcl)
+    assert run.returncode == 0, run.stderr
+    job = call(dev.http_port, "GET", "/v1/job/example").json()
+    assert job["Priority"] == 60 and job["TaskGroups"][0]["Tasks"][0]["Env"] == {"FOO": "bar"}
+    bad = tmp_path / "bad.nomad.hcl"
+    bad.write_text('job "x" { group "g" { network { mode = "bridge" } } }\n')
+    out = nomad(dev, "job", "run", str(bad))
+    assert out.returncode == 1 and "'network' not supported by this agent" in out.stderr
+    parsed = call(dev.http_port, "PUT", "/v1/jobs/parse", {"JobHCL": open(hcl).read(), "Canonicalize": True})
+    assert parsed.status == 200 and parsed.json()["TaskGroups"][0]["Count"] == 1
+    refused = call(dev.http_port, "PUT", "/v1/jobs/parse", {"JobHCL": 'job "x" {'})
+    assert refused.status == 400 and "not a valid HCL file" in refused.text
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "example").returncode == 0

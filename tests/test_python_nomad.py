@@ -214,6 +214,9 @@ def test_job_versions_revert_stable_and_evaluate_through_the_library(dev, monkey
     planned = n.job.plan_job("pn-ver", {"Job": sleep_job("pn-ver", count=2)}, diff=True)
     assert planned["Annotations"]["DesiredTGUpdates"]["web"]["Place"] == 2 and planned["Diff"]["Type"] == "Edited"
     assert n.job.get_job("pn-ver")["TaskGroups"][0]["Count"] == 0  # a dry run
+    parsed = n.jobs.parse('job "pn-hcl" {\n group "g" {\n task "t" {\n driver = "raw_exec"\n'
+                          ' config { command = "/bin/true" }\n }\n }\n}\n', canonicalize=True)
+    assert parsed["ID"] == "pn-hcl" and parsed["TaskGroups"][0]["Tasks"][0]["Driver"] == "raw_exec"
     ev = n.job.evaluate_job("pn-ver")
     assert n.evaluation.get_evaluation(ev["EvalID"])["JobID"] == "pn-ver"
     assert n.system.reconcile_summaries() is True
