@@ -415,6 +415,12 @@ def test_join_answers_contacted_count_and_merges_state() -> None:
     b.run(CFG.stream_timeout_s + 0.1)
     assert b.replies[addr(0)][7] == (2, "")
     assert b.replies[addr(3)][8] == (0, "")
+    # Our own address counts as joined (memberlist's push-pull with itself succeeds), alone or not.
+    b.core(2).join((addr(2),), 9, b.now)
+    b.core(2).join((addr(2), addr(1)), 10, b.now)
+    b.apply(addr(2))
+    b.run(CFG.stream_timeout_s + 0.1)
+    assert b.replies[addr(2)][9] == (1, "") and b.replies[addr(2)][10] == (2, "")
     assert set(b.core(1).statuses()) >= {name(0), name(1)}
     assert b.status(0, 2) == S_ALIVE
 

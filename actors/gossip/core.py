@@ -515,16 +515,18 @@ class SwimCore:
         None (Serf's reconnects) nothing is reported.
         """
         targets = [a for a in dict.fromkeys(addrs) if a and a != self.addr]
+        # Our own address counts as joined, as memberlist's push-pull with itself succeeds.
+        itself = int(self.addr in addrs and not self.stopped)
         if req is None:
             for addr in targets if not self.stopped else ():
                 self._send_push_pull(addr, now, join=True)
             return
         if not targets or self.stopped:
-            self.delegate.join_finished(req, 0, now)
+            self.delegate.join_finished(req, itself, now)
             return
         if req in self.joins:
             raise GossipInvariantError(f"join request {req} is already running")
-        self.joins[req] = [len(targets), 0]
+        self.joins[req] = [len(targets), itself]
         for addr in targets:
             self._send_push_pull(addr, now, req=req, join=True)
         self._set_timer(f"join:{req}", self.cfg.join_timeout_s)
