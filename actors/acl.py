@@ -444,6 +444,9 @@ _ROUTES = sorted([
     _Route("/v1/evaluations", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/evaluation/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/client/fs/logs/", (("namespace", "read-logs"),), (("namespace", "read-logs"),)),
+    _Route("/v1/client/fs/", (("namespace", "read-fs"),), (("namespace", "read-fs"),)),  # ls, stat, cat...
+    _Route("/v1/client/stats", (("node", READ),), (("node", READ),)),  # Nomad ClientStats.Stats
+    _Route("/v1/client/gc", (("node", WRITE),), (("node", WRITE),)),  # Allocations.GarbageCollectAll
     _Route("/v1/client/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
 ], key=lambda r: len(r.prefix), reverse=True)
 # Agent keyring operations are agent:write even when listed (Nomad KeyringOperationRequest).
@@ -463,6 +466,8 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/node/") and path.endswith("/allocations") and method in _READS:
         return (Need("node", READ), Need("namespace", "read-job", namespace))  # Node.GetAllocs
+    if path.startswith("/v1/client/allocation/") and path.endswith("/gc"):  # any method, as Nomad
+        return (Need("namespace", "submit-job", namespace),)  # client Allocations.GarbageCollect
     for r in _ROUTES:
         if path.startswith(r.prefix):
             reading = method in _READS and not path.startswith(_ALWAYS_WRITE)

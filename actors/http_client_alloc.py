@@ -1,4 +1,4 @@
-"""``/v1/client/allocation/<id>/{stats,restart,signal}``: served by the client agent that runs it.
+"""``/v1/client/allocation/<id>/{stats,restart,signal,gc}``: served by the client agent that runs it.
 
 Nomad's ``ClientAllocations`` endpoints, answered by this agent's
 AllocRunner (asked from the request's greenlet, the HTTP edge):
@@ -9,7 +9,13 @@ AllocRunner (asked from the request's greenlet, the HTTP edge):
   running tasks (or the named one) are killed and started again at once,
   without counting against the restart policy;
 * ``PUT|POST .../signal`` (``{"Signal", "Task"}``) -- the signal goes to the
-  running tasks (or the named one).
+  running tasks (or the named one);
+* ``GET|PUT|POST .../gc`` -- a finished allocation's directory (its logs and
+  task dirs) is removed now (Nomad's ``ClientAllocations.GarbageCollect``;
+  its files are then gone from ``/v1/client/fs``).  An allocation with a
+  task still running (or restarting, or being killed) is not collected:
+  500 with Nomad's ``No such allocation on client, or allocation not
+  eligible for GC``, as for one already collected.  Answers an empty 200.
 
 An unknown allocation or task is 404, a task that is not running 500
 (Nomad's ``Task not running``), a malformed body or unknown signal 400.
@@ -22,7 +28,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from actors.client.alloc_runner import GetAllocStats, RestartTasks, SignalTasks
+from actors.client.alloc_runner import CollectAlloc, GetAllocStats, RestartTasks, SignalTasks
 from actors.http_api import Answer, Api, CodedError, Request, read_body, require, route
 from runtime.edge import wall_time
 
@@ -93,12 +99,16 @@ def _stats(api: Api, alloc_id: str) -> Any:
 @route("/v1/client/allocation/")
 def client_allocation(req: Request, api: Api) -> Any:
     alloc_id, _, action = req.path[len("/v1/client/allocation/"):].partition("/")
-    if not alloc_id or action not in ("stats", "restart", "signal"):
+    if not alloc_id or action not in ("stats", "restart", "signal", "gc"):
         raise CodedError(404, "404 page not found")
     _runner(api)
     if action == "stats":
         require(req, "GET")
         return _stats(api, alloc_id)
+    if action == "gc":
+        require(req, "GET", "PUT", "POST")
+        _answer(api.ask(ALLOC_RUNNER, CollectAlloc(alloc_id=alloc_id)))
+        return None  # Nomad answers nothing (an empty 200)
     require(req, "PUT", "POST")
     body = _body(req)
     if action == "restart":

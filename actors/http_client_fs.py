@@ -1,4 +1,7 @@
-"""``/v1/client/fs/logs/<alloc_id>``: a task's stdout or stderr, served by the client that runs it.
+"""``/v1/client/fs/...``: a task's logs and its allocation's files, served by the client that runs it.
+
+The file-system endpoints (ls, stat, cat, readat, stream) are described
+where they are defined, below the logs.
 
 Nomad's ``ClientFS.Logs`` with ``task``, ``type`` (``stdout``/``stderr``),
 ``origin`` (``start``/``end``), ``offset`` (bytes from that origin) and
@@ -27,7 +30,7 @@ from typing import Any
 
 import gevent
 
-from actors.client.alloc_logs import LogChunk, LogNotFound
+from actors.client.alloc_logs import AllocFS, LogChunk, LogNotFound, NotAFile, OpenFile, PathRefused
 from actors.client.alloc_runner import GetTaskState
 from actors.http_api import Answer, Api, CodedError, Request, Response, Stream, query_flag, require, route
 
@@ -131,3 +134,257 @@ def _follow(api: Api, logs: Any, alloc_id: str, task: str, kind: str, first: Log
         return  # the allocation's directory was collected: nothing more will come
     except OSError as e:
         log.warning("following %s/%s %s stopped: %s", alloc_id, task, kind, e.strerror or e)
+
+
+# ---------------------------------------------------------------- the allocation's file system
+# Nomad's ls, stat, cat, readat and stream (command/agent/fs_endpoint.go),
+# served from the allocation directory by actors.client.alloc_logs.AllocFS.
+#
+# * ``ls?path=`` (default ``/``) -- ``[AllocFileInfo]``, sorted by name;
+# * ``stat?path=`` -- one ``AllocFileInfo`` with its ContentType;
+# * ``cat?path=`` -- the file's bytes (as large as it was when opened);
+# * ``readat?path=&offset=&limit=`` -- ``limit`` bytes from ``offset``
+#   (no or 0 limit: to the end);
+# * ``stream?path=&offset=&origin=&follow=`` -- StreamFrames
+#   ``{"Offset","Data","File"}`` (Offset: where the frame's data ends, as
+#   Nomad's), at most STREAM_FRAME_BYTES of data each.
+#
+# Nomad's stream always follows (``follow`` defaults to true) and never ends
+# on its own while the file exists.  Here ``follow=false`` ends once what the
+# file holds has been sent, and a followed stream ends -- beside the caller
+# hanging up -- when the file is deleted (frame ``FileEvent: "file
+# deleted"``, as Nomad's), when the allocation directory is collected, or
+# when the allocation is finished (every task dead, so nothing more will be
+# written) and everything has been sent.  A running allocation's file is
+# followed until the caller hangs up, which the heartbeat frame ``{}`` sent
+# every FOLLOW_HEARTBEAT_S notices.  A file that shrank is announced with
+# ``FileEvent: "file truncated"`` and followed again from its start.
+#
+# Errors: no allocation ID 400, an unknown allocation 404 ``Unknown
+# allocation "<id>"``, a path leading out of the allocation directory (``..``,
+# a symlink) 400 ``Path escapes the alloc directory``, a task's secrets 400
+# ``Reading secret file prohibited: <path>``, a missing file 404, a
+# directory where a file is wanted 400.
+
+STREAM_FRAME_BYTES = 64 * 1024  # Nomad's streamFrameSize: a frame carries at most this much data
+# cat and readat are sent in pieces this big: a large file never sits whole in memory.
+READ_CHUNK_BYTES = 256 * 1024
+TERMINAL_STATUSES = ("complete", "failed", "lost")  # the allocation will write nothing more
+
+
+def _fs(api: Api) -> AllocFS:
+    logs = api.ctx.alloc_logs
+    if logs is None:
+        raise CodedError(501, "Invalid method")  # not a client agent (Nomad: s.agent.Client() == nil)
+    return AllocFS(logs.root)
+
+
+def _alloc_id(req: Request, prefix: str) -> str:
+    alloc_id = req.path[len(prefix):]
+    if not alloc_id:
+        raise CodedError(400, "must provide a valid alloc id")
+    return alloc_id
+
+
+def _query(req: Request, name: str, default: str = "") -> str:
+    return (req.query.get(name) or [default])[0]
+
+
+def _int(req: Request, name: str, *, required: bool = False) -> int:
+    raw = _query(req, name)
+    if raw == "" and not required:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise CodedError(400, f'error parsing {name}: strconv.ParseInt: parsing "{raw}": '
+                              "invalid syntax") from None
+    if value < 0:
+        raise CodedError(400, f"{name} must be >= 0")
+    return value
+
+
+def _file_path(req: Request) -> str:
+    path = _query(req, "path")
+    if not path:
+        raise CodedError(400, "must provide a file name")
+    return path
+
+
+def _coded(e: Exception) -> CodedError:
+    if isinstance(e, LogNotFound):  # UnknownAlloc and FileMissing
+        return CodedError(404, str(e))
+    if isinstance(e, (PathRefused, NotAFile)):
+        return CodedError(400, str(e))
+    if isinstance(e, OSError):
+        return CodedError(500, f"reading the allocation's file failed: {e.strerror or e}")
+    raise e
+
+
+class _Closing:
+    """A streamed answer's chunks that close their file when done, even if never iterated."""
+
+    def __init__(self, chunks: Iterator[bytes], f: OpenFile) -> None:
+        self._chunks, self._f = chunks, f
+
+    def __iter__(self) -> _Closing:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._f.close()
+
+
+def _open(api: Api, alloc_id: str, path: str) -> OpenFile:
+    try:
+        return _fs(api).open(alloc_id, path)
+    except (LogNotFound, PathRefused, NotAFile, OSError) as e:
+        raise _coded(e) from None
+
+
+def _plain(f: OpenFile, start: int, end: int) -> Iterator[bytes]:
+    """Bytes start..end of the file, in READ_CHUNK_BYTES pieces (fewer if it shrank meanwhile)."""
+    offset = start
+    while offset < end:
+        data = f.read_at(offset, min(READ_CHUNK_BYTES, end - offset))
+        if not data:
+            return
+        offset += len(data)
+        yield data
+
+
+@route("/v1/client/fs/ls/")
+def client_fs_ls(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    alloc_id = _alloc_id(req, "/v1/client/fs/ls/")
+    try:
+        return [i.to_api() for i in _fs(api).list(alloc_id, _query(req, "path") or "/")]
+    except (LogNotFound, PathRefused, NotAFile, OSError) as e:
+        raise _coded(e) from None
+
+
+@route("/v1/client/fs/stat/")
+def client_fs_stat(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    alloc_id = _alloc_id(req, "/v1/client/fs/stat/")
+    try:
+        return _fs(api).stat(alloc_id, _file_path(req)).to_api()
+    except (LogNotFound, PathRefused, NotAFile, OSError) as e:
+        raise _coded(e) from None
+
+
+@route("/v1/client/fs/cat/")
+def client_fs_cat(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    alloc_id = _alloc_id(req, "/v1/client/fs/cat/")
+    f = _open(api, alloc_id, _file_path(req))
+    try:
+        size, ctype = f.size(), f.content_type()
+    except OSError as e:
+        f.close()
+        raise _coded(e) from None
+    return Stream(200, _Closing(_plain(f, 0, size), f), ctype)
+
+
+@route("/v1/client/fs/readat/")
+def client_fs_readat(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    alloc_id = _alloc_id(req, "/v1/client/fs/readat/")
+    path = _file_path(req)
+    offset, limit = _int(req, "offset", required=True), _int(req, "limit")
+    f = _open(api, alloc_id, path)
+    try:
+        size, ctype = f.size(), f.content_type()
+    except OSError as e:
+        f.close()
+        raise _coded(e) from None
+    end = size if limit == 0 else min(size, offset + limit)
+    return Stream(200, _Closing(_plain(f, min(offset, size), end), f), ctype)
+
+
+@route("/v1/client/fs/stream/")
+def client_fs_stream(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    alloc_id = _alloc_id(req, "/v1/client/fs/stream/")
+    path = _file_path(req)
+    offset = _int(req, "offset")
+    origin = _query(req, "origin") or "start"
+    if origin not in ("start", "end"):
+        raise CodedError(400, "origin must be start or end")
+    follow = True  # Nomad's default
+    if "follow" in req.query:
+        follow = query_flag(req, "follow")
+    f = _open(api, alloc_id, path)
+    try:
+        size = f.size()
+    except OSError as e:
+        f.close()
+        raise _coded(e) from None
+    start = min(offset, size) if origin == "start" else max(0, size - offset)
+    return Stream(200, _Closing(_stream_file(api, f, alloc_id, path, start, follow), f), "application/json")
+
+
+def _alloc_finished(api: Api, alloc_id: str) -> bool:
+    """This client no longer runs the allocation, or all its tasks are dead: its files are complete."""
+    try:
+        update = api.ask(ALLOC_RUNNER, "allocs").get(alloc_id)
+    except CodedError:  # the runner is stopping with the agent
+        return True
+    return update is None or update.client_status in TERMINAL_STATUSES
+
+
+def _stream_file(api: Api, f: OpenFile, alloc_id: str, path: str, offset: int,
+                 follow: bool) -> Iterator[bytes]:
+    """StreamFrames of the file from *offset* (runs in the request's greenlet: the HTTP edge)."""
+    def frame(data: bytes, event: str = "") -> bytes:
+        out: dict[str, Any] = {"Offset": offset} if offset else {}
+        if data:
+            out["Data"] = base64.b64encode(data).decode()
+        out["File"] = path
+        if event:
+            out["FileEvent"] = event
+        return json.dumps(out).encode()
+
+    beat = monotonic()
+    try:
+        while True:
+            data = f.read_at(offset, STREAM_FRAME_BYTES)
+            if data:
+                offset += len(data)
+                yield frame(data)
+                beat = monotonic()
+                continue
+            if not follow:
+                return
+            # Caught up.  Asked before the read: a finished allocation has
+            # written all it will, so an empty read after it ends the stream.
+            finished = _alloc_finished(api, alloc_id)
+            if f.deleted():
+                yield frame(b"", "file deleted")
+                return
+            if f.size() < offset:  # truncated under us: follow it again from its start
+                offset = 0
+                yield frame(b"", "file truncated")
+                continue
+            if f.read_at(offset, 1):
+                continue
+            if finished:
+                return
+            if monotonic() - beat >= FOLLOW_HEARTBEAT_S:
+                yield b"{}"
+                beat = monotonic()
+            gevent.sleep(FOLLOW_POLL_S)
+    except OSError as e:
+        log.warning("streaming %s of %s stopped: %s", path, alloc_id, e.strerror or e)
+
+
+@route("/v1/client/fs/")
+def client_fs_other(req: Request, api: Api) -> Any:
+    raise CodedError(404, "Invalid method")  # Nomad's FsRequest default case

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
 import re
 import sys
 import time
@@ -571,6 +572,47 @@ def alloc_signal(addr: str, args: list[str]) -> str:
     return ""
 
 
+def _ibytes(n: int) -> str:
+    """go-humanize ``IBytes``: ``12 B``, ``1.5 KiB``, ``20 MiB`` (what ``nomad alloc fs`` shows)."""
+    if n < 10:
+        return f"{n} B"
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    e = min(math.floor(math.log(n, 1024)), len(units) - 1)
+    val = math.floor(n / 1024 ** e * 10 + 0.5) / 10
+    return f"{val:.1f} {units[e]}" if val < 10 else f"{val:.0f} {units[e]}"
+
+
+def alloc_fs(addr: str, args: list[str]) -> str:
+    """``nomad alloc fs [-H] [-stat] <alloc> [<path>]``: a directory is listed, a file printed.
+
+    As Nomad's: the path is in the allocation directory (default ``/``, its
+    root), read from the node that runs the allocation; ``-stat`` shows the
+    file's own line, ``-H`` sizes in bytes.
+    """
+    flags, rest = parse_flags(args, {"H": bool, "stat": bool})
+    if not rest or len(rest) > 2:
+        raise CliError("This command takes one or two arguments: nomad alloc fs [-H] [-stat] "
+                       "<allocation> [<path>]")
+    stub = resolve(addr, "allocation", rest[0])
+    a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
+    path = rest[1] if len(rest) > 1 else "/"
+    base = _node_url(addr, a)
+    query = urllib.parse.urlencode({"path": path})
+    info = json.loads(_get_raw(f"{base}/v1/client/fs/stat/{a['ID']}?{query}"))
+    if not flags.get("stat") and not info.get("IsDir"):
+        sys.stdout.buffer.write(_get_raw(f"{base}/v1/client/fs/cat/{a['ID']}?{query}"))
+        sys.stdout.buffer.flush()
+        return ""
+    files = [info] if flags.get("stat") else json.loads(_get_raw(f"{base}/v1/client/fs/ls/{a['ID']}?{query}"))
+    rows = [["Mode", "Size", "Modified Time", "Name"]]
+    for f in files:
+        size = int(f.get("Size", 0))
+        modified = dt.datetime.fromisoformat(f["ModTime"]).astimezone().strftime("%m/%d/%y %H:%M:%S %Z")
+        rows.append([f.get("FileMode", ""), str(size) if flags.get("H") else _ibytes(size), modified,
+                     f["Name"] + ("/" if f.get("IsDir") else "")])
+    return table(rows)
+
+
 LOG_WINDOW_BYTES = 4 << 20  # the agent answers at most this much per request (actors.http_client_fs)
 
 
@@ -892,6 +934,7 @@ JOB_COMMANDS = {
     ("--version",): version,
     ("alloc", "status"): alloc_status,
     ("alloc", "logs"): alloc_logs,
+    ("alloc", "fs"): alloc_fs,
     ("alloc", "stop"): alloc_stop,
     ("alloc", "restart"): alloc_restart,
     ("alloc", "signal"): alloc_signal,

@@ -650,3 +650,61 @@ def test_a_watched_task_that_crashes_is_restarted_and_a_stale_exit_notice_is_ign
     c.run(5.0)
     assert c.status("a1") == "running" and c.task("a1").restarts == 1
     assert not c.runner.timer_armed("poll")
+
+
+# ------------------------------------------------------------ forced client GC (/v1/client/.../gc)
+class GcClient(Client):
+    """A client whose runner removes directories (recorded by a MemoryAllocDirs)."""
+
+    def __init__(self) -> None:
+        from actors.client.alloc_runner import MemoryAllocDirs
+
+        self.dirs = MemoryAllocDirs()
+        super().__init__()
+
+    def _boot(self, env: Any) -> None:
+        env.spawn(Reporter, "reporter", self.got)
+        env.spawn(AllocRunner, "allocs", driver_registry={"sim": self.driver}, state=self.store,
+                  alloc_root="/sim/allocs", reporter="reporter", config=self.config, alloc_dirs=self.dirs)
+
+
+def test_a_forced_gc_collects_a_finished_alloc_and_never_a_running_one():
+    from actors.client.alloc_runner import NOT_ELIGIBLE_FOR_GC, CollectAlloc
+
+    c = GcClient()
+    c.set(alloc("done", task(run_for_s=1), job_type="batch"), alloc("web", task()))
+    c.until(lambda: c.status("done") == "complete" and c.status("web") == "running", 20)
+    ref = c.node.actors["allocs"]
+    assert ref.ask(CollectAlloc(alloc_id="nope")) == 'Unknown allocation "nope"'
+    assert ref.ask(CollectAlloc(alloc_id="web")) == NOT_ELIGIBLE_FOR_GC  # running: refused
+    assert c.dirs.destroyed == [] and c.task("web").state == "running"
+    assert ref.ask(CollectAlloc(alloc_id="done")) == ""
+    assert c.dirs.destroyed == ["done"] and c.runner.stats["gc_collected"] == 1
+    assert ref.ask(CollectAlloc(alloc_id="done")) == NOT_ELIGIBLE_FOR_GC  # already collected
+    assert c.dirs.destroyed == ["done"]
+    assert c.status("done") == "complete"  # the servers' view of it is unchanged
+
+
+def test_a_forced_gc_of_all_collects_every_finished_alloc_only():
+    from actors.client.alloc_runner import CollectAllAllocs
+
+    c = GcClient()
+    c.set(alloc("b1", task(run_for_s=1), job_type="batch"), alloc("b2", task(run_for_s=2), job_type="batch"),
+          alloc("web", task()))
+    c.until(lambda: c.status("b1") == c.status("b2") == "complete" and c.status("web") == "running", 20)
+    ref = c.node.actors["allocs"]
+    assert sorted(ref.ask(CollectAllAllocs())) == ["b1", "b2"]
+    assert sorted(c.dirs.destroyed) == ["b1", "b2"]
+    assert ref.ask(CollectAllAllocs()) == ()  # nothing left to collect
+    assert c.task("web").state == "running"
+
+
+def test_a_forced_gc_without_directories_to_remove_collects_nothing():
+    from actors.client.alloc_runner import NOT_ELIGIBLE_FOR_GC, CollectAllAllocs, CollectAlloc
+
+    c = Client()  # no AllocDirs: directories are kept (tests that inspect them)
+    c.set(alloc("done", task(run_for_s=1), job_type="batch"))
+    c.until(lambda: c.status("done") == "complete", 20)
+    ref = c.node.actors["allocs"]
+    assert ref.ask(CollectAlloc(alloc_id="done")) == NOT_ELIGIBLE_FOR_GC
+    assert ref.ask(CollectAllAllocs()) == ()

@@ -4,13 +4,20 @@ raw_exec writes ``<alloc_dir>/<alloc_id>/alloc/logs/<task>.stdout.0`` and
 ``.stderr.0`` (Nomad's layout and names).  :class:`AllocLogs` reads a window
 of one of them for ``/v1/client/fs/logs/<alloc_id>``: from ``offset`` bytes
 after the start, or before the end (``origin=end``), at most ``limit`` bytes.
+
+:class:`AllocFS` lists, stats and opens any file of the allocation
+directory for ``/v1/client/fs/{ls,stat,cat,readat,stream}``, refusing paths
+that lead out of it (see the section below).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
+import stat as st
 from dataclasses import dataclass
+from typing import BinaryIO
 
 LOG_TYPES = ("stdout", "stderr")
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # IDs and task names become path parts
@@ -55,3 +62,258 @@ class AllocLogs:
         except FileNotFoundError:
             raise LogNotFound(f"task {task!r} has no {kind} log in allocation {alloc_id}") from None
         return LogChunk(data=data, offset=start, size=size, file=rel)
+
+
+# ------------------------------------------------------------ the allocation's file system
+# Nomad's ``/v1/client/fs/{ls,stat,cat,readat,stream}``: any file under the
+# allocation directory, never one outside it.  A path is relative to
+# ``<alloc_root>/<alloc_id>`` (a leading ``/`` names that directory, as in
+# Nomad: ``/alloc/logs`` and ``alloc/logs`` are the same); one that leaves it
+# -- by ``..`` or through a symlink -- is refused (Nomad's "Path escapes the
+# alloc directory"), and files are opened, then checked again by the real
+# path of the open descriptor, so a symlink swapped in between cannot lead
+# out.  Reading a task's ``secrets`` or ``private`` directory is refused too
+# (Nomad's AllocDir.ReadAt); listing and stat-ing them is not.
+
+SNIFF_BYTES = 512  # Go's http.DetectContentType looks at this many bytes at most
+_PRIVATE_DIRS = ("secrets", "private")  # <task>/secrets and <task>/private: never read (Nomad ReadAt)
+
+
+class UnknownAlloc(LogNotFound):
+    """No such allocation directory on this client: ``Unknown allocation "<id>"``."""
+
+
+class FileMissing(LogNotFound):
+    """The path names nothing inside the allocation directory."""
+
+
+class PathRefused(Exception):
+    """The path leaves the allocation directory, or names a secret file (the message is Nomad's)."""
+
+
+class NotAFile(Exception):
+    """A directory where a file is wanted (cat, readat, stream), or the other way round."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """Nomad's ``AllocFileInfo``."""
+
+    name: str
+    is_dir: bool
+    size: int
+    file_mode: str  # Go's os.FileMode.String(): "-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx"
+    mod_time: str  # Go's time.Time JSON (RFC 3339 with nanoseconds, local zone)
+    content_type: str = ""  # stat only, as Nomad's List leaves it empty
+
+    def to_api(self) -> dict[str, object]:
+        return {"Name": self.name, "IsDir": self.is_dir, "Size": self.size, "FileMode": self.file_mode,
+                "ModTime": self.mod_time, "ContentType": self.content_type}
+
+
+def go_file_mode(mode: int) -> str:
+    """Go's ``os.FileMode.String()`` for a ``st_mode`` (type letters ``dalTLDpSugct?``, then rwx bits)."""
+    out = ""
+    if st.S_ISDIR(mode):
+        out += "d"
+    if st.S_ISLNK(mode):
+        out += "L"
+    if st.S_ISBLK(mode):
+        out += "D"  # Go: ModeDevice
+    if st.S_ISCHR(mode):
+        out += "Dc"  # Go: ModeDevice|ModeCharDevice
+    if st.S_ISFIFO(mode):
+        out += "p"
+    if st.S_ISSOCK(mode):
+        out += "S"
+    if mode & st.S_ISUID:
+        out += "u"
+    if mode & st.S_ISGID:
+        out += "g"
+    if mode & st.S_ISVTX:
+        out += "t"
+    bits = "rwxrwxrwx"
+    perm = "".join(c if mode & (1 << (8 - i)) else "-" for i, c in enumerate(bits))
+    return (out or "-") + perm
+
+
+def go_time_json(ns: int) -> str:
+    """Go's ``time.Time`` as JSON (RFC3339Nano) in the local zone: ``2026-01-02T15:04:05.5+01:00``."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    d = dt.datetime.fromtimestamp(secs).astimezone()
+    text = d.strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        text += "." + f"{frac:09d}".rstrip("0")
+    off = d.utcoffset()
+    minutes = int(off.total_seconds() // 60) if off is not None else 0
+    if minutes == 0:
+        return text + "Z"
+    sign = "+" if minutes > 0 else "-"
+    minutes = abs(minutes)
+    return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _content_type(head: bytes, path: str) -> str:
+    """The subset of Go's ``http.DetectContentType`` Nomad's stat shows: text, JSON, or bytes."""
+    if path.endswith(".json"):
+        return "application/json"
+    stripped = head.lstrip(b"\t\n\x0c\r ")
+    for magic, kind in ((b"%PDF-", "application/pdf"), (b"\x89PNG\r\n\x1a\n", "image/png"),
+                        (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"), (b"\xff\xd8\xff", "image/jpeg"),
+                        (b"\x1f\x8b\x08", "application/x-gzip"), (b"PK\x03\x04", "application/zip")):
+        if head.startswith(magic):
+            return kind
+    if stripped[:5].lower() in (b"<!doc", b"<html") or stripped[:5].lower() == b"<?xml":
+        return "text/xml; charset=utf-8" if stripped[:5].lower() == b"<?xml" else "text/html; charset=utf-8"
+    if any(b <= 0x08 or b == 0x0B or 0x0E <= b <= 0x1A or 0x1C <= b <= 0x1F for b in head):
+        return "application/octet-stream"  # Go: a binary data byte
+    return "text/plain; charset=utf-8"
+
+
+class AllocFS:
+    """Read-only access to ``<alloc_root>/<alloc_id>`` for the client's fs endpoints."""
+
+    def __init__(self, alloc_root: str) -> None:
+        self.root = alloc_root
+
+    # -------------------------------------------------------- paths
+    def alloc_dir(self, alloc_id: str) -> str:
+        """The allocation's directory (its real path), or :class:`UnknownAlloc`."""
+        if not _SAFE.match(alloc_id) or alloc_id in (".", ".."):
+            raise UnknownAlloc(f"Unknown allocation \"{alloc_id}\"")
+        path = os.path.join(self.root, alloc_id)
+        if not os.path.isdir(path):
+            raise UnknownAlloc(f"Unknown allocation \"{alloc_id}\"")
+        return os.path.realpath(path)
+
+    def resolve(self, alloc_id: str, path: str) -> tuple[str, str]:
+        """(the allocation's real directory, the real path *path* names in it); refused if it leaves it."""
+        base = self.alloc_dir(alloc_id)
+        if "\x00" in path:
+            raise PathRefused("Path escapes the alloc directory")
+        joined = os.path.normpath(os.path.join(base, path.lstrip("/")))
+        if not _inside(base, joined):
+            raise PathRefused("Path escapes the alloc directory")
+        real = os.path.realpath(joined)  # every symlink on the way, followed
+        if not _inside(base, real):
+            raise PathRefused("Path escapes the alloc directory")
+        return base, real
+
+    # -------------------------------------------------------- ls and stat
+    def stat(self, alloc_id: str, path: str) -> FileInfo:
+        """Nomad's AllocDir.Stat: the file or directory *path* names (symlinks followed, inside only)."""
+        _, real = self.resolve(alloc_id, path)
+        try:
+            info = os.stat(real)
+        except FileNotFoundError:
+            raise FileMissing(f"stat {path}: no such file or directory") from None
+        ctype = ""
+        if not _is_dir(info.st_mode):
+            ctype = "application/octet-stream"
+            try:
+                with open(real, "rb") as f:
+                    ctype = _content_type(f.read(SNIFF_BYTES), real)
+            except OSError:
+                pass  # unreadable: Nomad answers the default type too
+        return FileInfo(name=os.path.basename(real), is_dir=_is_dir(info.st_mode),
+                        size=info.st_size, file_mode=go_file_mode(info.st_mode),
+                        mod_time=go_time_json(info.st_mtime_ns), content_type=ctype)
+
+    def list(self, alloc_id: str, path: str) -> list[FileInfo]:
+        """Nomad's AllocDir.List: the directory's entries, sorted by name (symlinks shown, not followed)."""
+        _, real = self.resolve(alloc_id, path)
+        try:
+            names = sorted(os.listdir(real))
+        except FileNotFoundError:
+            raise FileMissing(f"open {path}: no such file or directory") from None
+        except NotADirectoryError:
+            raise NotAFile(f"readdirent {path}: not a directory") from None
+        out = []
+        for name in names:
+            try:
+                info = os.lstat(os.path.join(real, name))
+            except FileNotFoundError:
+                continue  # gone while listing
+            out.append(FileInfo(name=name, is_dir=_is_dir(info.st_mode), size=info.st_size,
+                                file_mode=go_file_mode(info.st_mode),
+                                mod_time=go_time_json(info.st_mtime_ns)))
+        return out
+
+    # -------------------------------------------------------- reading
+    def open(self, alloc_id: str, path: str) -> OpenFile:
+        """The file *path* names, opened for reading; the caller closes it.
+
+        Refused when it is a directory, leaves the allocation directory (the
+        descriptor's real path is checked after opening), or lies in a task's
+        secrets or private directory.
+        """
+        base, real = self.resolve(alloc_id, path)
+        _refuse_private(base, real, path)
+        try:
+            f = open(real, "rb")  # OpenFile owns it; the caller closes that
+        except FileNotFoundError:
+            raise FileMissing(f"open {path}: no such file or directory") from None
+        except IsADirectoryError:
+            raise NotAFile(f"file \"{path}\" is a directory") from None
+        try:
+            info = os.fstat(f.fileno())
+            if _is_dir(info.st_mode):
+                raise NotAFile(f"file \"{path}\" is a directory")
+            opened = _fd_path(f.fileno()) or real
+            if not _inside(base, opened):  # swapped for a symlink between the check and the open
+                raise PathRefused("Path escapes the alloc directory")
+            _refuse_private(base, opened, path)
+        except BaseException:
+            f.close()
+            raise
+        return OpenFile(f, real, info.st_ino, base)
+
+
+class OpenFile:
+    """An allocation's file, open: read from any offset, and told when it is deleted or truncated."""
+
+    def __init__(self, f: BinaryIO, real: str, inode: int, alloc_dir: str) -> None:
+        self._f, self._real, self._inode, self._alloc_dir = f, real, inode, alloc_dir
+
+    def size(self) -> int:
+        return os.fstat(self._f.fileno()).st_size
+
+    def read_at(self, offset: int, limit: int) -> bytes:
+        """At most *limit* bytes from *offset* (fewer at the end of the file)."""
+        return os.pread(self._f.fileno(), limit, offset) if limit > 0 else b""
+
+    def content_type(self) -> str:
+        return _content_type(self.read_at(0, SNIFF_BYTES), self._real)
+
+    def deleted(self) -> bool:
+        """The file is gone from its path (removed, replaced, or its allocation directory collected)."""
+        try:
+            return os.stat(self._real).st_ino != self._inode or not os.path.isdir(self._alloc_dir)
+        except FileNotFoundError:
+            return True
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _inside(base: str, path: str) -> bool:
+    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def _is_dir(mode: int) -> bool:
+    return st.S_ISDIR(mode)
+
+
+def _fd_path(fd: int) -> str:
+    """What an open descriptor really is (Linux ``/proc/self/fd``); "" where that is not available."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
+
+
+def _refuse_private(base: str, real: str, path: str) -> None:
+    parts = os.path.relpath(real, base).split(os.sep)
+    if len(parts) >= 2 and parts[0] != "alloc" and parts[1] in _PRIVATE_DIRS:
+        kind = "secret" if parts[1] == "secrets" else "private"
+        raise PathRefused(f"Reading {kind} file prohibited: {path}")

@@ -28,6 +28,11 @@ must not forget a task it said is running).
   on start the runner loads them and re-attaches: a task whose process still
   lives (``driver.recover``) is not started again; a dead one is handled as
   an exit with an unknown code.
+* Finished allocations' directories are garbage-collected by the client's
+  GC (disk usage, ``gc_max_allocs``), or at once when asked
+  (:class:`CollectAlloc`, :class:`CollectAllAllocs`: Nomad's
+  ``/v1/client/allocation/<id>/gc`` and ``/v1/client/gc``); an allocation
+  with a task still running is never collected.
 
 Time comes from ``env.now()`` (``StartedAt``, event times... are seconds on
 that clock, not wall time) and jitter from ``env.rng``.
@@ -186,6 +191,28 @@ class GetTaskState:
 
     alloc_id: str
     task: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollectAlloc:
+    """Query (ask): garbage-collect one finished allocation's directory now (Nomad's alloc GC endpoint).
+
+    Answers "" once collected, ``Unknown allocation "<id>"`` when this client
+    has no such allocation, or :data:`NOT_ELIGIBLE_FOR_GC` when it is not
+    finished (a task still runs, restarts or is being killed) or was already
+    collected -- a running allocation is never collected.
+    """
+
+    alloc_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CollectAllAllocs:
+    """Query (ask): garbage-collect every finished allocation's directory now; answers the IDs collected."""
+
+
+# Nomad's client Allocations.GarbageCollect error for a known allocation it will not collect.
+NOT_ELIGIBLE_FOR_GC = "No such allocation on client, or allocation not eligible for GC"
 
 
 # ------------------------------------------------------------ config
@@ -725,6 +752,15 @@ class AllocRunner(NodeActor):
             alloc = self.allocs.get(message.alloc_id)
             task = alloc.tasks.get(message.task) if alloc is not None else None
             return task.state.state if task is not None else ""
+        elif isinstance(message, CollectAlloc):
+            error = self._collect_now(message.alloc_id)
+            self._flush()
+            return error
+        elif isinstance(message, CollectAllAllocs):
+            collected = tuple(a.alloc_id for a in self._finished()
+                              if self.alloc_dirs is not None and self._collect(a, "forced collection"))
+            self._flush()
+            return collected
         elif message == "stats":
             return self._stats("")
         elif message == "allocs":
@@ -1177,6 +1213,17 @@ class AllocRunner(NodeActor):
         self.stats["gc_collected"] += 1
         self._dirty.add(a.alloc_id)
         return True
+
+    def _collect_now(self, alloc_id: str) -> str:
+        """Nomad's Client.CollectAllocation: a finished allocation's directory goes at once."""
+        a = self.allocs.get(alloc_id)
+        if a is None:
+            return f'Unknown allocation "{alloc_id}"'
+        if self.alloc_dirs is None or a.collected or a.removed or not a.done():
+            return NOT_ELIGIBLE_FOR_GC
+        if not self._collect(a, "forced collection"):
+            return f"cannot remove the directory of allocation {alloc_id}"
+        return ""
 
     def _gc_for_disk(self) -> None:
         """Nomad keepUsageBelowThreshold: the oldest finished allocations go while usage is too high."""
