@@ -136,7 +136,8 @@ def job_stub(job: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     return {"ID": job["ID"], "ParentID": job.get("ParentID", ""), "Name": job.get("Name", job["ID"]),
             "Namespace": job.get("Namespace", "default"), "Datacenters": list(job.get("Datacenters", ())),
             "Multiregion": None, "Type": job.get("Type", "service"), "Priority": job.get("Priority", 50),
-            "Periodic": False, "ParameterizedJob": False, "Stop": bool(job.get("Stop")),
+            "Periodic": False, "ParameterizedJob": bool(job.get("ParameterizedJob")),
+            "Stop": bool(job.get("Stop")),
             "Status": job.get("Status", "pending"), "StatusDescription": job.get("StatusDescription", ""),
             "JobSummary": summary, "CreateIndex": job.get("CreateIndex", 0),
             "ModifyIndex": job.get("ModifyIndex", 0), "JobModifyIndex": job.get("JobModifyIndex", 0),
@@ -421,10 +422,32 @@ def _job_exists(req: Request, api: Api, job_id: str) -> None:
 
 
 def _job_dispatch(req: Request, api: Api, job_id: str) -> Any:
-    """``/v1/job/<id>/dispatch``: only parameterized jobs dispatch, and this agent refuses those."""
+    """``PUT /v1/job/<id>/dispatch`` (Nomad ``Job.Dispatch``): ``{"Payload": base64, "Meta": {...}}``."""
+    import base64
+    import binascii
+
     require(req, "PUT", "POST")
-    _job_exists(req, api, job_id)
-    raise CodedError(400, "Specified job is not a parameterized job")
+    raw = read_body(req)
+    body = _json_body(req, raw) if raw.strip() else {}
+    payload = body.get("Payload") or ""
+    if not isinstance(payload, str):
+        raise CodedError(400, "Payload: must be base64 text")
+    try:
+        base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise CodedError(400, "Payload: not valid base64") from None
+    meta = body.get("Meta") or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise CodedError(400, "Meta: must be an object of strings")
+    try:
+        index, r = _write(api, "job_dispatch", job_id=job_id, payload=payload, meta=meta)
+    except CodedError as e:
+        if e.code == 500:  # the job refused the dispatch (its rules): the caller's request is wrong
+            raise CodedError(400, e.message) from None
+        raise
+    return Answer({"DispatchedJobID": r["DispatchedJobID"], "EvalID": r["EvalID"],
+                   "EvalCreateIndex": r["EvalCreateIndex"], "JobCreateIndex": r["JobCreateIndex"],
+                   "Index": index}, _index_header(index))
 
 
 def _job_periodic_force(req: Request, api: Api, job_id: str) -> Any:
@@ -465,12 +488,14 @@ JOB_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {
 @route("/v1/job/")
 def job_request(req: Request, api: Api) -> Any:
     rest = req.path[len("/v1/job/"):]
-    job_id, _, action = rest.partition("/")
-    if action in JOB_ACTIONS and job_id:
-        return JOB_ACTIONS[action](req, api, job_id)
-    if not job_id or action:
+    # Nomad's jobSpecificRequest matches action suffixes; the rest is the job ID, which may hold
+    # "/" (a dispatched job's "<parent>/dispatch-<time>-<id>").
+    for action in sorted(JOB_ACTIONS, key=len, reverse=True):
+        if rest.endswith("/" + action) and len(rest) > len(action) + 1:
+            return JOB_ACTIONS[action](req, api, rest[:-len(action) - 1])
+    if not rest or rest.endswith("/"):
         raise CodedError(404, "job not found") if req.method == "GET" else CodedError(400, "Invalid job ID")
-    return _job_crud(req, api, job_id)
+    return _job_crud(req, api, rest)
 
 
 @route("/v1/jobs/parse")

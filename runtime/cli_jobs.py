@@ -874,6 +874,30 @@ def job_revert(addr: str, args: list[str]) -> tuple[str, int]:
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job revert successful")
 
 
+def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad job dispatch [-meta k=v]... [-detach] <job> [<input file>|-]``: run a parameterized job."""
+    flags, rest = parse_flags(args, {"meta": list, "detach": bool, "verbose": bool})
+    if not rest or len(rest) > 2:
+        raise CliError("This command takes one or two arguments: nomad job dispatch <job> [<input file>|-]")
+    meta = {}
+    for pair in flags.get("meta", []):
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise CliError(f'Error parsing meta value "{pair}": want key=value')
+        meta[key] = value
+    payload = b""
+    if len(rest) == 2:
+        try:
+            payload = sys.stdin.buffer.read() if rest[1] == "-" else open(rest[1], "rb").read()
+        except OSError as e:
+            raise CliError(f"Error reading input data: {e.strerror}") from None
+    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(rest[0], safe='')}/dispatch",
+                  {"Payload": base64.b64encode(payload).decode(), "Meta": meta})
+    head = f"Dispatched Job ID = {got['DispatchedJobID']}"
+    out, code = _finish(addr, got.get("EvalID", ""), flags.get("detach", False), head)
+    return (out if out.startswith(head) else f"{head}\n{out}"), code
+
+
 def job_eval(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job eval [-detach] <job>``: a new evaluation of the job (Nomad ``Job.Evaluate``)."""
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "force-reschedule": bool})
@@ -926,6 +950,7 @@ JOB_COMMANDS = {
     ("job", "plan"): job_plan,
     ("job", "revert"): job_revert,
     ("job", "eval"): job_eval,
+    ("job", "dispatch"): job_dispatch,
     ("eval", "status"): eval_status,
     ("eval", "list"): eval_list,
     ("status",): status,

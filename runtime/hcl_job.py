@@ -4,7 +4,8 @@ The file is parsed with python-hcl2 and mapped, block by block, onto the
 fields this agent's scheduler and client run, with Nomad's jobspec names:
 
 * ``job``: ``datacenters``, ``type``, ``priority``, ``region``,
-  ``namespace``, ``node_pool``, ``all_at_once``, ``meta``, ``constraint``;
+  ``namespace``, ``node_pool``, ``all_at_once``, ``meta``, ``constraint``,
+  ``parameterized`` (``payload``, ``meta_required``, ``meta_optional``);
 * ``group``: ``count``, ``meta``, ``constraint``, ``restart`` (``attempts``,
   ``interval``, ``delay``, ``mode``), ``migrate`` (``max_parallel``,
   ``min_healthy_time``);
@@ -162,7 +163,7 @@ def parse_hcl_job(text: str) -> dict[str, Any]:
     (job_id, body), = jobs
     where = f"job[{job_id!r}]"
     _check(body, {"name", "datacenters", "type", "priority", "region", "namespace", "node_pool", "all_at_once",
-                  "meta", "constraint", "group"}, where)
+                  "meta", "constraint", "group", "parameterized"}, where)
     job: dict[str, Any] = {"ID": job_id, "Name": str(body.get("name", job_id))}
     for key, field in (("datacenters", "Datacenters"), ("type", "Type"), ("priority", "Priority"),
                        ("region", "Region"), ("namespace", "Namespace"), ("node_pool", "NodePool"),
@@ -173,6 +174,12 @@ def parse_hcl_job(text: str) -> dict[str, Any]:
         job["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
         job["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
+    if "parameterized" in body:
+        p = _body(body["parameterized"], f"{where}.parameterized")
+        _check(p, {"payload", "meta_required", "meta_optional"}, f"{where}.parameterized")
+        job["ParameterizedJob"] = {"Payload": p.get("payload", "optional"),
+                                   "MetaRequired": list(p.get("meta_required", [])),
+                                   "MetaOptional": list(p.get("meta_optional", []))}
     job["TaskGroups"] = [_group(g, b, f"{where}.group[{g!r}]")
                          for g, b in _blocks(body.get("group", []), f"{where}.group")]
     return job

@@ -708,3 +708,20 @@ def test_a_forced_gc_without_directories_to_remove_collects_nothing():
     ref = c.node.actors["allocs"]
     assert ref.ask(CollectAlloc(alloc_id="done")) == NOT_ELIGIBLE_FOR_GC
     assert ref.ask(CollectAllAllocs()) == ()
+
+
+def test_task_environment_carries_meta_task_over_group_over_job_and_the_parent_job():
+    from actors.client.alloc_runner import parse_alloc, task_env
+
+    raw = alloc("a1", task("t"))
+    raw["Job"].update(Meta={"owner": "ops", "tier": "job"}, ParentID="report")
+    raw["Job"]["TaskGroups"][0]["Meta"] = {"tier": "group", "rack.zone": "r1"}
+    raw["Job"]["TaskGroups"][0]["Tasks"][0]["Meta"] = {"tier": "task"}
+    spec = parse_alloc(raw, AllocRunnerConfig())
+    env = task_env(spec, spec.tasks[0], "/a", "/a/t")
+    assert env["NOMAD_META_owner"] == env["NOMAD_META_OWNER"] == "ops"
+    assert env["NOMAD_META_tier"] == "task" and env["NOMAD_META_rack_zone"] == "r1"
+    assert env["NOMAD_JOB_PARENT_ID"] == "report"
+    raw["Job"]["Meta"] = {"n": 1}
+    with pytest.raises(Exception, match="Meta must be an object of strings"):
+        parse_alloc(raw, AllocRunnerConfig())

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import urllib.parse
 import sys
 
 import pytest
@@ -482,3 +483,47 @@ def test_job_run_takes_a_nomad_hcl_file(dev, tmp_path):  # noqa: F811
     refused = call(dev.http_port, "PUT", "/v1/jobs/parse", {"JobHCL": 'job "x" {'})
     assert refused.status == 400 and "not a valid HCL file" in refused.text
     assert nomad(dev, "job", "stop", "-purge", "-detach", "example").returncode == 0
+
+
+def test_job_dispatch_runs_a_parameterized_job(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "param.nomad.hcl"
+    path.write_text("""
+job "cli-param" {
+  type = "batch"
+  datacenters = ["dc1"]
+  parameterized {
+    payload       = "forbidden"
+    meta_required = ["color"]
+  }
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "echo color=$NOMAD_META_color"]
+      }
+      resources {
+        cpu    = 50
+        memory = 32
+      }
+    }
+  }
+}
+""")
+    run = nomad(dev, "job", "run", str(path))
+    assert run.returncode == 0, run.stderr
+    got = nomad(dev, "job", "dispatch", "-meta", "color=blue", "cli-param")
+    assert got.returncode == 0, got.stderr
+    child = re.search(r"Dispatched Job ID = (\S+)", got.stdout).group(1)
+    assert child.startswith("cli-param/dispatch-") and "complete" in got.stdout
+    allocs = call(dev.http_port, "GET", f"/v1/job/{urllib.parse.quote(child, safe='')}/allocations").json()
+    assert len(allocs) == 1
+    wait_for(lambda: "color=blue" in nomad(dev, "alloc", "logs", allocs[0]["ID"]).stdout, "the task's output",
+             PLACE_DEADLINE_S, dev.detail)
+    missing = nomad(dev, "job", "dispatch", "cli-param")
+    assert missing.returncode == 1 and "required meta keys" in missing.stderr
+    payload = tmp_path / "in.txt"
+    payload.write_text("data")
+    forbidden = nomad(dev, "job", "dispatch", "-meta", "color=red", "cli-param", str(payload))
+    assert forbidden.returncode == 1 and "Payload is not allowed" in forbidden.stderr
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-param").returncode == 0

@@ -222,7 +222,22 @@ def test_job_versions_revert_stable_and_evaluate_through_the_library(dev, monkey
     assert n.system.reconcile_summaries() is True
     for call in (n.job.dispatch_job, n.job.periodic_job):
         with pytest.raises(exceptions.BaseNomadException):
-            call("pn-ver")
+            call("pn-ver")  # neither parameterized nor periodic
+
+    param = {**sleep_job("pn-param"), "Type": "batch",
+             "ParameterizedJob": {"Payload": "optional", "MetaRequired": ["who"]}}
+    param["TaskGroups"][0]["Tasks"][0]["Config"] = {"command": "/bin/sh", "args": ["-c", "echo $NOMAD_META_who"]}
+    assert n.jobs.register_job({"Job": param})["EvalID"] == ""  # the parent never runs itself
+    assert [j["ParameterizedJob"] for j in n.jobs.get_jobs(prefix="pn-param")] == [True]
+    got = n.job.dispatch_job("pn-param", meta={"who": "ops"})
+    assert got["DispatchedJobID"].startswith("pn-param/dispatch-") and got["EvalID"]
+    child = n.job.get_job(got["DispatchedJobID"])
+    assert child["ParentID"] == "pn-param" and child["Dispatched"] is True and child["Meta"]["who"] == "ops"
+    wait_for(lambda: [a for a in n.job.get_allocations(got["DispatchedJobID"]) if a["ClientStatus"] == "complete"],
+             "the dispatched job done", PLACE_DEADLINE_S, dev.detail)
+    with pytest.raises(exceptions.BadRequestNomadException):
+        n.job.dispatch_job("pn-param", meta={"who": "ops", "extra": "x"})
+    n.job.deregister_job("pn-param", purge=True)
     with pytest.raises(exceptions.BaseNomadException):  # refused, never run as a plain batch job
         n.jobs.register_job({"Job": {**sleep_job("pn-cron"), "Type": "batch",
                                      "Periodic": {"Enabled": True, "Spec": "*/5 * * * *"}}})

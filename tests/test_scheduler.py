@@ -804,3 +804,57 @@ def test_job_plan_tells_what_a_registration_would_do_and_writes_nothing() -> Non
     assert group["Tasks"][0]["Type"] == "Edited"
     failed = plan(count=3, cpu=100_000)
     assert failed["FailedTGAllocs"]["g"]["NodesExhausted"] > 0
+
+
+# ------------------------------------------------------------ parameterized jobs and dispatch
+def _parameterized(**rules: Any) -> dict[str, Any]:
+    job = service(job_id="report", count=1, Type="batch")
+    job["ParameterizedJob"] = {"Payload": "optional", "MetaRequired": ["customer"], "MetaOptional": ["day"],
+                               **rules}
+    return canonical_job(job)
+
+
+def test_a_parameterized_job_never_runs_itself_and_each_dispatch_runs_once() -> None:
+    c = Cluster()
+    c.node(0)
+    reg = c.apply("job_register", job=_parameterized())
+    assert reg["ok"] and reg["EvalID"] == "" and not c.state.tables["evals"]
+    assert c.state.tables["jobs"]["report"]["Status"] == "running"
+    res = c.apply("job_dispatch", job_id="report", payload="aGk=", meta={"customer": "acme"})
+    child_id = res["DispatchedJobID"]
+    assert res["ok"] and child_id.startswith("report/dispatch-") and res["EvalID"]
+    child = c.state.tables["jobs"][child_id]
+    assert child["ParentID"] == "report" and child["Dispatched"] is True and "ParameterizedJob" not in child
+    assert child["Meta"]["customer"] == "acme" and child["Payload"] == "aGk="
+    c.schedule()
+    assert len(c.running(child_id)) == 1 and c.running("report") == []
+    other = c.apply("job_dispatch", job_id="report", meta={"customer": "beta", "day": "mon"})
+    assert other["DispatchedJobID"] != child_id
+    c.apply("job_evaluate", job_id="report")
+    c.schedule()
+    assert c.running("report") == []  # even an evaluation of the parent places nothing
+    c.apply("job_deregister", job_id="report")
+    assert c.state.tables["jobs"]["report"]["Status"] == "dead"
+
+
+@pytest.mark.parametrize(("rules", "payload", "meta", "error"), [
+    ({}, "", {}, "did not provide required meta keys: ['customer']"),
+    ({}, "", {"customer": "a", "color": "red"}, "unexpected meta keys: ['color']"),
+    ({"Payload": "forbidden"}, "aGk=", {"customer": "a"}, "Payload is not allowed"),
+    ({"Payload": "required"}, "", {"customer": "a"}, "Payload is not provided but required"),
+    ({}, "A" * 30000, {"customer": "a"}, "Payload exceeds maximum size"),
+])
+def test_a_dispatch_must_follow_its_jobs_rules(rules: dict, payload: str, meta: dict, error: str) -> None:
+    c = Cluster()
+    c.apply("job_register", job=_parameterized(**rules))
+    res = c.apply("job_dispatch", job_id="report", payload=payload, meta=meta)
+    assert not res["ok"] and error in res["error"]
+    assert list(c.state.tables["jobs"]) == ["report"]
+
+
+def test_only_batch_jobs_are_parameterized_and_plain_jobs_do_not_dispatch() -> None:
+    with pytest.raises(JobError, match="must be of type batch"):
+        canonical_job({**service(), "ParameterizedJob": {}})
+    c = Cluster()
+    c.register(**service())
+    assert c.apply("job_dispatch", job_id="web")["error"] == "Specified job is not a parameterized job"

@@ -295,6 +295,7 @@ class TaskSpec:
     kill_timeout_s: float
     kill_signal: str
     user: str = ""  # Nomad's task `user`: run the task as this user ("" = the agent's own)
+    meta: tuple[tuple[str, str], ...] = ()  # job, group and task meta merged (NOMAD_META_*)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +310,7 @@ class AllocSpec:
     modify_index: int
     restart: RestartPolicy
     tasks: tuple[TaskSpec, ...]
+    parent_id: str = ""  # a dispatched job's parameterized parent (NOMAD_JOB_PARENT_ID)
 
 
 def _get(d: Any, key: str, typ: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
@@ -376,6 +378,15 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     kill_signal=kill_signal, user=_get(raw, "User", str, w, ""))
 
 
+def _meta(d: Any, where: str) -> dict[str, str]:
+    meta = d.get("Meta") if isinstance(d, dict) else None
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise AllocError(f"{where}.Meta must be an object of strings")
+    return meta
+
+
 def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
     """Validate an allocation dict; AllocError names the bad field."""
     aid = alloc_id_of(raw)
@@ -398,6 +409,10 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
     if not raw_tasks:
         raise AllocError(f"{where}.Tasks is empty")
     tasks = tuple(parse_task(t, f"{where}.Tasks", cfg) for t in raw_tasks)
+    # Nomad's meta precedence: the task's over the group's over the job's.
+    shared = {**_meta(job, "Job"), **_meta(group, where)}
+    tasks = tuple(replace(t, meta=tuple(sorted({**shared, **_meta(raw_t, f"{where}.Tasks[{t.name}]")}.items())))
+                  for t, raw_t in zip(tasks, raw_tasks))
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise AllocError(f"{where}.Tasks has duplicate task names")
@@ -406,7 +421,7 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
                      name=_get(raw, "Name", str, "Allocation", ""),
                      namespace=_get(raw, "Namespace", str, "Allocation", "default"), desired=desired,
                      modify_index=_get(raw, "AllocModifyIndex", int, "Allocation", 0), restart=restart,
-                     tasks=tasks)
+                     tasks=tasks, parent_id=_get(job, "ParentID", str, "Job", "") or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,6 +488,12 @@ def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> 
         "NOMAD_SECRETS_DIR": posixpath.join(task_dir, "secrets"),
         "NOMAD_CPU_LIMIT": str(task.cpu), "NOMAD_MEMORY_LIMIT": str(task.memory_mb),
     })
+    if spec.parent_id:
+        env["NOMAD_JOB_PARENT_ID"] = spec.parent_id
+    for key, value in task.meta:  # Nomad sets each key as written and upper-cased
+        clean = re.sub(r"[^A-Za-z0-9_]", "_", key)
+        env[f"NOMAD_META_{clean}"] = value
+        env[f"NOMAD_META_{clean.upper()}"] = value
     return env
 
 

@@ -192,13 +192,35 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     # job rather than run it at once as if it were an ordinary one.
     _need(not job.get("Periodic"), "Periodic",
           "periodic jobs are not supported by this agent (run the job from an external scheduler)")
-    _need(not job.get("ParameterizedJob"), "ParameterizedJob",
-          "parameterized (dispatch) jobs are not supported by this agent")
     job.pop("Periodic", None)
-    job.pop("ParameterizedJob", None)
+    if job.get("ParameterizedJob") is not None:  # an empty block makes a parameterized job too
+        job["ParameterizedJob"] = _parameterized(job["ParameterizedJob"], job["Type"])
+    else:
+        job.pop("ParameterizedJob", None)
+    for g in job["TaskGroups"]:
+        for t in g["Tasks"]:
+            _need(not t.get("DispatchPayload"), f"TaskGroups[{g['Name']}].Tasks[{t['Name']}].DispatchPayload",
+                  "writing the dispatch payload into a task is not supported by this agent")
     for server_owned in SERVER_OWNED:
         job.pop(server_owned, None)
     return job
+
+
+PAYLOAD_RULES = ("optional", "required", "forbidden")
+DISPATCH_PAYLOAD_MAX_BYTES = 16 * 1024  # Nomad's DispatchPayloadSizeLimit: payloads ride in the Raft log
+
+
+def _parameterized(raw: Any, job_type: str) -> dict[str, Any]:
+    """Nomad's ParameterizedJobConfig: only batch jobs dispatch here."""
+    p = dict(_map(raw, "ParameterizedJob"))
+    _need(job_type == "batch", "ParameterizedJob", "a parameterized job must be of type batch")
+    p["Payload"] = _str(p.get("Payload"), "ParameterizedJob.Payload", default="optional")
+    _need(p["Payload"] in PAYLOAD_RULES, "ParameterizedJob.Payload", f"must be one of {PAYLOAD_RULES}")
+    for key in ("MetaRequired", "MetaOptional"):
+        names = _list(p.get(key), f"ParameterizedJob.{key}")
+        _need(all(isinstance(n, str) and n for n in names), f"ParameterizedJob.{key}", "must be a list of names")
+        p[key] = sorted(set(names))
+    return p
 
 
 # Job fields the servers set; a submitted value is dropped, and none of them is part of the spec.

@@ -102,6 +102,7 @@ class StateStore:
             "job_evaluate": self._job_evaluate,
             "job_stability": self._job_stability,
             "job_revert": self._job_revert,
+            "job_dispatch": self._job_dispatch,
             "plan_apply": self._plan_apply,
             "plan_apply_batch": self._plan_apply_batch,
             "alloc_client_update": self._alloc_client_update,
@@ -569,12 +570,56 @@ class StateStore:
         job["ModifyIndex"] = index
         job["JobModifyIndex"] = index if changed else old["JobModifyIndex"]
         job["SubmitTime"] = now
+        if job.get("ParameterizedJob"):
+            # Nomad: a parameterized job never runs itself (no evaluation); its dispatches do.
+            job["Status"] = "dead" if job.get("Stop") else "running"
+            jobs[job["ID"]] = job
+            self._touch("jobs", index)
+            return {"ok": True, "index": index, "EvalID": "", "EvalCreateIndex": 0,
+                    "JobModifyIndex": job["JobModifyIndex"]}
         job["Status"] = old.get("Status", "pending") if old else "pending"
         jobs[job["ID"]] = job
         self._touch("jobs", index)
         evals = self._create_evals(index, [job["ID"]], "job-register", now)
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": job["JobModifyIndex"]}
+
+    DISPATCH_NS = uuid.UUID("6d1e2c7a-41f3-4b8e-9c25-8a0f3e7d5b61")
+
+    def _job_dispatch(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Nomad ``Job.Dispatch``: a child batch job of a parameterized job, with its meta and payload."""
+        from actors.scheduler.job import DISPATCH_PAYLOAD_MAX_BYTES, SERVER_OWNED
+
+        parent_id, now = str(cmd["job_id"]), float(cmd["now"])
+        payload, meta = str(cmd.get("payload") or ""), dict(cmd.get("meta") or {})
+        parent = self.tables["jobs"].get(parent_id)
+        if parent is None:
+            return {"ok": False, "error": "job not found"}
+        rules = parent.get("ParameterizedJob")
+        if not rules:
+            return {"ok": False, "error": "Specified job is not a parameterized job"}
+        if parent.get("Stop"):
+            return {"ok": False, "error": "Specified job is stopped"}
+        size = len(payload) * 3 // 4  # base64 text -> bytes, as Nomad measures the decoded payload
+        if rules["Payload"] == "forbidden" and payload:
+            return {"ok": False, "error": "Payload is not allowed"}
+        if rules["Payload"] == "required" and not payload:
+            return {"ok": False, "error": "Payload is not provided but required"}
+        if size > DISPATCH_PAYLOAD_MAX_BYTES:
+            return {"ok": False, "error": f"Payload exceeds maximum size; {size} > {DISPATCH_PAYLOAD_MAX_BYTES}"}
+        missing = sorted(set(rules["MetaRequired"]) - set(meta))
+        if missing:
+            return {"ok": False, "error": f"Dispatch did not provide required meta keys: {missing}"}
+        unexpected = sorted(set(meta) - set(rules["MetaRequired"]) - set(rules["MetaOptional"]))
+        if unexpected:
+            return {"ok": False, "error": f"Dispatch provided unexpected meta keys: {unexpected}"}
+        suffix = str(uuid.uuid5(self.DISPATCH_NS, f"{index}/{parent_id}"))[:8]
+        child = {k: v for k, v in parent.items() if k not in SERVER_OWNED and k != "ParameterizedJob"}
+        child_id = f"{parent_id}/dispatch-{int(now)}-{suffix}"
+        child.update(ID=child_id, Name=child_id, ParentID=parent_id, Dispatched=True, Payload=payload or None,
+                     Meta={**parent.get("Meta", {}), **{str(k): str(v) for k, v in meta.items()}})
+        res = self._job_register(index, {"job": child, "now": now})
+        return {**res, "DispatchedJobID": child_id, "JobCreateIndex": index}
 
     def _keep_version(self, job: dict[str, Any], index: int) -> None:
         """*job* is being replaced by a new version: keep it among the job's earlier versions."""
@@ -649,7 +694,7 @@ class StateStore:
             if not old.get("Stop"):
                 self._keep_version(old, index)
             jobs[job_id] = {**old, "Stop": True, "ModifyIndex": index, "JobModifyIndex": index,
-                            "ScheduleIndex": index,
+                            "ScheduleIndex": index, **({"Status": "dead"} if old.get("ParameterizedJob") else {}),
                             "Version": old["Version"] + (0 if old.get("Stop") else 1), "Stable": False}
         self._touch("jobs", index)
         # The job's evaluations waiting for capacity wait for nothing now
@@ -796,6 +841,8 @@ class StateStore:
         running = any(live(a) for a in mine)
         finished = bool(job.get("Stop") or (job["Type"] == "batch" and mine))
         status = "running" if running else ("dead" if finished else "pending")
+        if job.get("ParameterizedJob"):
+            status = "dead" if job.get("Stop") else "running"  # a parent runs nothing itself
         if job.get("Status") != status:
             self.tables["jobs"][job_id] = {**job, "Status": status, "ModifyIndex": index}
             self._touch("jobs", index)
