@@ -223,6 +223,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.raft.peer import RaftPeer, raft_config
     from actors.scheduler.broker import BrokerConfig, EvalBroker, num_workers_for
     from actors.scheduler.drainer import NodeDrainer
+    from actors.scheduler.periodic import PERIODIC, PeriodicDispatcher
     from actors.server.alloc_endpoint import AllocEndpoint
     from actors.server.heartbeat import HeartbeatConfig, HeartbeatMonitor
     from actors.server.job_gc import JobGC, JobGCConfig
@@ -248,7 +249,8 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                               config.autopilot.max_trailing_logs)),
                           ("bootstrap", ctx.raft_bootstrap),
                           ("leadership_subscribers", ("server-membership", "node-endpoint", "heartbeats",
-                                                      "node-gc", "job-gc", "eval-broker", "drainer")))),
+                                                      "node-gc", "job-gc", "eval-broker", "drainer",
+                                                      PERIODIC)))),
         ChildSpec(name="node-endpoint", cls=NodeEndpoint, role="server",
                   kwargs=(("servers", (ctx.addrs.rpc_adv,)), ("wall_clock", time.time))),
         ChildSpec(name="heartbeats", cls=HeartbeatMonitor, role="server",
@@ -263,6 +265,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                   kwargs=(("config", BrokerConfig(num_workers=num_workers_for(srv.num_schedulers))),
                           ("wall_clock", time.time))),
         ChildSpec(name="drainer", cls=NodeDrainer, role="server", kwargs=(("wall_clock", time.time),)),
+        ChildSpec(name=PERIODIC, cls=PeriodicDispatcher, role="server", kwargs=(("wall_clock", time.time),)),
         ChildSpec(name="server-membership", cls=ServerMembership, role="server",
                   kwargs=(("region", config.region), ("bootstrap_expect", srv.bootstrap_expect),
                           ("autopilot", AutopilotConfig.from_config(config.autopilot)),

@@ -136,7 +136,7 @@ def job_stub(job: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     return {"ID": job["ID"], "ParentID": job.get("ParentID", ""), "Name": job.get("Name", job["ID"]),
             "Namespace": job.get("Namespace", "default"), "Datacenters": list(job.get("Datacenters", ())),
             "Multiregion": None, "Type": job.get("Type", "service"), "Priority": job.get("Priority", 50),
-            "Periodic": False, "ParameterizedJob": bool(job.get("ParameterizedJob")),
+            "Periodic": bool(job.get("Periodic")), "ParameterizedJob": bool(job.get("ParameterizedJob")),
             "Stop": bool(job.get("Stop")),
             "Status": job.get("Status", "pending"), "StatusDescription": job.get("StatusDescription", ""),
             "JobSummary": summary, "CreateIndex": job.get("CreateIndex", 0),
@@ -451,10 +451,19 @@ def _job_dispatch(req: Request, api: Api, job_id: str) -> Any:
 
 
 def _job_periodic_force(req: Request, api: Api, job_id: str) -> Any:
-    """``/v1/job/<id>/periodic/force``: only periodic jobs, which this agent refuses, can be forced."""
+    """``PUT /v1/job/<id>/periodic/force`` (Nomad ``Periodic.Force``): launch the periodic job now."""
     require(req, "PUT", "POST")
-    _job_exists(req, api, job_id)
-    raise CodedError(400, "can't force run non-periodic job")
+    now = wall_time()
+    try:
+        index, r = _write(api, "periodic_launch", job_id=job_id, launch=now, force=True)
+    except CodedError as e:
+        if e.code == 500:  # not periodic, stopped or disabled: the request is wrong
+            raise CodedError(400, e.message) from None
+        raise
+    if r.get("skipped"):
+        raise CodedError(409, f"not launched: {r['skipped']}")
+    return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"], "Index": index},
+                  _index_header(index))
 
 
 def _job_deployments(req: Request, api: Api, job_id: str) -> Any:

@@ -898,6 +898,14 @@ def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
     return (out if out.startswith(head) else f"{head}\n{out}"), code
 
 
+def job_periodic_force(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad job periodic force [-detach] <job>``: launch a periodic job now."""
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
+    stub = resolve(addr, "job", one_arg(rest, "nomad job periodic force <job>"))
+    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/periodic/force")
+    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job periodic force successful")
+
+
 def job_eval(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job eval [-detach] <job>``: a new evaluation of the job (Nomad ``Job.Evaluate``)."""
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "force-reschedule": bool})
@@ -951,6 +959,7 @@ JOB_COMMANDS = {
     ("job", "revert"): job_revert,
     ("job", "eval"): job_eval,
     ("job", "dispatch"): job_dispatch,
+    ("job", "periodic", "force"): job_periodic_force,
     ("eval", "status"): eval_status,
     ("eval", "list"): eval_list,
     ("status",): status,

@@ -5,7 +5,8 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
 
 * ``job``: ``datacenters``, ``type``, ``priority``, ``region``,
   ``namespace``, ``node_pool``, ``all_at_once``, ``meta``, ``constraint``,
-  ``parameterized`` (``payload``, ``meta_required``, ``meta_optional``);
+  ``parameterized`` (``payload``, ``meta_required``, ``meta_optional``),
+  ``periodic`` (``cron``, ``prohibit_overlap``, ``time_zone``, ``enabled``);
 * ``group``: ``count``, ``meta``, ``constraint``, ``restart`` (``attempts``,
   ``interval``, ``delay``, ``mode``), ``migrate`` (``max_parallel``,
   ``min_healthy_time``);
@@ -14,7 +15,7 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ``constraint``, ``resources`` (``cpu``, ``memory``).
 
 Durations (``"30s"``, ``"1h30m"``) become nanoseconds as in the JSON form.
-Anything else -- a ``network``, ``service``, ``update``, ``periodic`` block,
+Anything else -- a ``network``, ``service`` or ``update`` block,
 a misspelt attribute -- is refused with its path, never dropped: a job that
 runs without what its file asked for would be worse than no job.
 Interpolations such as ``${attr.kernel.name}`` stay as text, as Nomad's
@@ -163,7 +164,7 @@ def parse_hcl_job(text: str) -> dict[str, Any]:
     (job_id, body), = jobs
     where = f"job[{job_id!r}]"
     _check(body, {"name", "datacenters", "type", "priority", "region", "namespace", "node_pool", "all_at_once",
-                  "meta", "constraint", "group", "parameterized"}, where)
+                  "meta", "constraint", "group", "parameterized", "periodic"}, where)
     job: dict[str, Any] = {"ID": job_id, "Name": str(body.get("name", job_id))}
     for key, field in (("datacenters", "Datacenters"), ("type", "Type"), ("priority", "Priority"),
                        ("region", "Region"), ("namespace", "Namespace"), ("node_pool", "NodePool"),
@@ -174,6 +175,12 @@ def parse_hcl_job(text: str) -> dict[str, Any]:
         job["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
         job["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
+    if "periodic" in body:
+        p = _body(body["periodic"], f"{where}.periodic")
+        _check(p, {"cron", "prohibit_overlap", "time_zone", "enabled"}, f"{where}.periodic")
+        job["Periodic"] = {"Spec": p.get("cron", ""), "SpecType": "cron",
+                           "ProhibitOverlap": bool(p.get("prohibit_overlap", False)),
+                           "TimeZone": p.get("time_zone", "UTC"), "Enabled": p.get("enabled", True)}
     if "parameterized" in body:
         p = _body(body["parameterized"], f"{where}.parameterized")
         _check(p, {"payload", "meta_required", "meta_optional"}, f"{where}.parameterized")

@@ -527,3 +527,46 @@ job "cli-param" {
     forbidden = nomad(dev, "job", "dispatch", "-meta", "color=red", "cli-param", str(payload))
     assert forbidden.returncode == 1 and "Payload is not allowed" in forbidden.stderr
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-param").returncode == 0
+
+
+def test_periodic_job_is_launched_by_force_and_never_runs_itself(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "cron.nomad.hcl"
+    path.write_text("""
+job "cli-cron" {
+  type = "batch"
+  periodic {
+    cron             = "0 3 * * *"
+    prohibit_overlap = true
+  }
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/echo"
+        args    = ["tick"]
+      }
+      resources {
+        cpu    = 50
+        memory = 32
+      }
+    }
+  }
+}
+""")
+    run = nomad(dev, "job", "run", str(path))
+    assert run.returncode == 0, run.stderr
+    stub = [j for j in call(dev.http_port, "GET", "/v1/jobs").json() if j["ID"] == "cli-cron"][0]
+    assert stub["Periodic"] is True and stub["Status"] == "running"
+    assert call(dev.http_port, "GET", "/v1/job/cli-cron/allocations").json() == []  # waits for 03:00
+    forced = nomad(dev, "job", "periodic", "force", "cli-cron")
+    assert forced.returncode == 0 and "complete" in forced.stdout, forced.stdout + forced.stderr
+    children = [j["ID"] for j in call(dev.http_port, "GET", "/v1/jobs?prefix=cli-cron/periodic-").json()]
+    assert len(children) == 1
+    child = call(dev.http_port, "GET", f"/v1/job/{urllib.parse.quote(children[0], safe='')}").json()
+    assert child["ParentID"] == "cli-cron" and child["Periodic"] is None
+    wait_for(lambda: [a for a in call(dev.http_port, "GET",
+                                      f"/v1/job/{urllib.parse.quote(children[0], safe='')}/allocations").json()
+                      if a["ClientStatus"] == "complete"], "the launch done", PLACE_DEADLINE_S, dev.detail)
+    bad = nomad(dev, "job", "periodic", "force", "cli-cron-nope")
+    assert bad.returncode == 1
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-cron").returncode == 0

@@ -67,7 +67,7 @@ def test_attribute_maps_several_groups_and_tasks_and_defaults() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ('job "x" { group "g" { network { port "http" {} } } }', "'network' not supported"),
     ('job "x" { update { max_parallel = 1 } }', "'update' not supported"),
-    ('job "x" { periodic { cron = "* * * * *" } }', "'periodic' not supported"),
+    ('job "x" { periodic { cron = "* * * * *"\n spec_type = "cron" } }', "'spec_type' not supported"),
     ('job "x" { group "g" { task "t" { driver = "raw_exec"\n service { name = "web" } } } }',
      "'service' not supported"),
     ('job "x" { group "g" { task "t" { resources { cpu = 1\n cores = 2 } } } }', "'cores' not supported"),
@@ -79,3 +79,15 @@ def test_attribute_maps_several_groups_and_tasks_and_defaults() -> None:
 def test_what_this_agent_does_not_run_is_refused_with_where_it_is(text: str, message: str) -> None:
     with pytest.raises(HclJobError, match=message):
         parse_hcl_job(text)
+
+
+def test_periodic_and_parameterized_blocks_map_onto_the_job() -> None:
+    job = parse_hcl_job('job "p" {\n type = "batch"\n periodic {\n cron = "@daily"\n prohibit_overlap = true\n'
+                        ' time_zone = "Europe/Paris"\n }\n group "g" {\n task "t" {\n driver = "raw_exec"\n'
+                        ' config { command = "/bin/true" }\n }\n }\n}\n')
+    assert job["Periodic"] == {"Spec": "@daily", "SpecType": "cron", "ProhibitOverlap": True,
+                               "TimeZone": "Europe/Paris", "Enabled": True}
+    assert canonical_job(job)["Periodic"]["Spec"] == "@daily"
+    job = parse_hcl_job('job "d" {\n type = "batch"\n parameterized {\n payload = "required"\n'
+                        ' meta_optional = ["x"]\n }\n}\n')
+    assert job["ParameterizedJob"] == {"Payload": "required", "MetaRequired": [], "MetaOptional": ["x"]}

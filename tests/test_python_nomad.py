@@ -224,6 +224,12 @@ def test_job_versions_revert_stable_and_evaluate_through_the_library(dev, monkey
         with pytest.raises(exceptions.BaseNomadException):
             call("pn-ver")  # neither parameterized nor periodic
 
+    cron = {**sleep_job("pn-cron"), "Type": "batch", "Periodic": {"Spec": "0 4 * * *", "TimeZone": "UTC"}}
+    assert n.jobs.register_job({"Job": cron})["EvalID"] == ""
+    forced = n.job.periodic_job("pn-cron")
+    assert n.evaluation.get_evaluation(forced["EvalID"])["JobID"].startswith("pn-cron/periodic-")
+    n.job.deregister_job("pn-cron", purge=True)
+
     param = {**sleep_job("pn-param"), "Type": "batch",
              "ParameterizedJob": {"Payload": "optional", "MetaRequired": ["who"]}}
     param["TaskGroups"][0]["Tasks"][0]["Config"] = {"command": "/bin/sh", "args": ["-c", "echo $NOMAD_META_who"]}
@@ -238,10 +244,10 @@ def test_job_versions_revert_stable_and_evaluate_through_the_library(dev, monkey
     with pytest.raises(exceptions.BadRequestNomadException):
         n.job.dispatch_job("pn-param", meta={"who": "ops", "extra": "x"})
     n.job.deregister_job("pn-param", purge=True)
-    with pytest.raises(exceptions.BaseNomadException):  # refused, never run as a plain batch job
-        n.jobs.register_job({"Job": {**sleep_job("pn-cron"), "Type": "batch",
-                                     "Periodic": {"Enabled": True, "Spec": "*/5 * * * *"}}})
-    assert "pn-cron" not in n.jobs
+    with pytest.raises(exceptions.BaseNomadException):  # a bad schedule is refused, not run at once
+        n.jobs.register_job({"Job": {**sleep_job("pn-badcron"), "Type": "batch",
+                                     "Periodic": {"Enabled": True, "Spec": "*/5 * *"}}})
+    assert "pn-badcron" not in n.jobs
     n.job.deregister_job("pn-ver", purge=True)
 
 

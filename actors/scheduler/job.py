@@ -187,12 +187,11 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     _need(len(set(names)) == len(names), "TaskGroups", "group names must be unique")
     job["Stop"] = bool(job.get("Stop", False))
     job["Meta"] = {str(k): str(v) for k, v in _map(job.get("Meta"), "Meta").items()}
-    # Launching on a cron schedule or by dispatch needs the leader's periodic
-    # dispatcher and child jobs, which this agent does not have: refuse such a
-    # job rather than run it at once as if it were an ordinary one.
-    _need(not job.get("Periodic"), "Periodic",
-          "periodic jobs are not supported by this agent (run the job from an external scheduler)")
-    job.pop("Periodic", None)
+    if job.get("Periodic") is not None:
+        job["Periodic"] = _periodic(job["Periodic"], job["Type"])
+        _need(job.get("ParameterizedJob") is None, "Periodic", "a job is periodic or parameterized, not both")
+    else:
+        job.pop("Periodic", None)
     if job.get("ParameterizedJob") is not None:  # an empty block makes a parameterized job too
         job["ParameterizedJob"] = _parameterized(job["ParameterizedJob"], job["Type"])
     else:
@@ -208,6 +207,32 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
 
 PAYLOAD_RULES = ("optional", "required", "forbidden")
 DISPATCH_PAYLOAD_MAX_BYTES = 16 * 1024  # Nomad's DispatchPayloadSizeLimit: payloads ride in the Raft log
+
+
+def _periodic(raw: Any, job_type: str) -> dict[str, Any]:
+    """Nomad's PeriodicConfig: a batch job launched on a cron schedule (actors.scheduler.periodic)."""
+    from actors.scheduler.cron import CronError, parse_cron
+
+    p = dict(_map(raw, "Periodic"))
+    _need(job_type == "batch", "Periodic", "a periodic job must be of type batch")
+    p["Enabled"] = p.get("Enabled", True)
+    _need(isinstance(p["Enabled"], bool), "Periodic.Enabled", "must be a boolean")
+    p["SpecType"] = _str(p.get("SpecType"), "Periodic.SpecType", default="cron")
+    _need(p["SpecType"] == "cron", "Periodic.SpecType", "only cron specs are supported")
+    p["Spec"] = _str(p.get("Spec"), "Periodic.Spec", required=True)
+    p["ProhibitOverlap"] = p.get("ProhibitOverlap", False)
+    _need(isinstance(p["ProhibitOverlap"], bool), "Periodic.ProhibitOverlap", "must be a boolean")
+    p["TimeZone"] = _str(p.get("TimeZone"), "Periodic.TimeZone", default="UTC") or "UTC"
+    try:
+        parse_cron(p["Spec"], p["TimeZone"])
+    except CronError as e:
+        raise JobError(f"Periodic.Spec: {e}") from None
+    return p
+
+
+def is_launcher(job: dict[str, Any]) -> bool:
+    """A periodic or parameterized parent: it never runs itself; the jobs it launches do."""
+    return bool(job.get("ParameterizedJob") or job.get("Periodic"))
 
 
 def _parameterized(raw: Any, job_type: str) -> dict[str, Any]:

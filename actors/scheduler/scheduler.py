@@ -281,7 +281,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "") -> None:
         stop.append({"ID": a["ID"], "DesiredDescription": desc, "ClientStatus": client_status})
 
-    if job is None or job.get("Stop") or job.get("ParameterizedJob"):  # a parameterized parent never runs
+    if job is None or job.get("Stop") or job.get("ParameterizedJob") or job.get("Periodic"):  # parents never run
         for a in job_allocs:
             if a.get("DesiredStatus") == "run":
                 lost = _node_lost(nodes.get(a["NodeID"])) and a.get("ClientStatus") not in TERMINAL_CLIENT

@@ -28,7 +28,8 @@ from actors.state import acl_ops
 # A snapshot without the ACL tables (taken before they existed) restores them
 # empty, so SNAPSHOT_VERSION stays 1.
 # job_versions: job ID -> the job's earlier versions, newest first (the current one is in jobs).
-TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", *acl_ops.ACL_TABLES)
+# periodic_launch: periodic job ID -> {"ID", "Launch"}: its last launch time (Nomad's periodic_launch).
+TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 
@@ -103,6 +104,7 @@ class StateStore:
             "job_stability": self._job_stability,
             "job_revert": self._job_revert,
             "job_dispatch": self._job_dispatch,
+            "periodic_launch": self._periodic_launch,
             "plan_apply": self._plan_apply,
             "plan_apply_batch": self._plan_apply_batch,
             "alloc_client_update": self._alloc_client_update,
@@ -550,7 +552,7 @@ class StateStore:
         job, now = dict(cmd["job"]), float(cmd["now"])
         if not isinstance(job.get("ID"), str) or not job["ID"]:
             raise CommandError("job must be a map with a string ID")
-        from actors.scheduler.job import schedule_changed, spec_changed
+        from actors.scheduler.job import is_launcher, schedule_changed, spec_changed
 
         jobs = self.tables["jobs"]
         old = jobs.get(job["ID"])
@@ -570,8 +572,8 @@ class StateStore:
         job["ModifyIndex"] = index
         job["JobModifyIndex"] = index if changed else old["JobModifyIndex"]
         job["SubmitTime"] = now
-        if job.get("ParameterizedJob"):
-            # Nomad: a parameterized job never runs itself (no evaluation); its dispatches do.
+        if is_launcher(job):
+            # Nomad: a periodic or parameterized job never runs itself (no evaluation); its launches do.
             job["Status"] = "dead" if job.get("Stop") else "running"
             jobs[job["ID"]] = job
             self._touch("jobs", index)
@@ -583,6 +585,38 @@ class StateStore:
         evals = self._create_evals(index, [job["ID"]], "job-register", now)
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": job["JobModifyIndex"]}
+
+    def _periodic_launch(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Launch a periodic job's child for the launch time (the leader's dispatcher, or a force run)."""
+        from actors.scheduler.job import SERVER_OWNED
+
+        job_id, launch, now = str(cmd["job_id"]), float(cmd["launch"]), float(cmd["now"])
+        force = bool(cmd.get("force"))
+        parent = self.tables["jobs"].get(job_id)
+        if parent is None:
+            return {"ok": False, "error": "job not found"}
+        rules = parent.get("Periodic")
+        if not rules:
+            return {"ok": False, "error": "can't force run non-periodic job"}
+        if parent.get("Stop") or not rules.get("Enabled", True):
+            return {"ok": False, "error": "job is stopped or its periodic launches are disabled"}
+        launches = self.tables["periodic_launch"]
+        last = launches.get(job_id, {}).get("Launch", 0.0)
+        if not force and launch <= last:
+            return {"ok": True, "index": index, "skipped": "already launched"}
+        launches[job_id] = {"ID": job_id, "Launch": max(last, launch)}
+        self._touch("periodic_launch", index)
+        child_id = f"{job_id}/periodic-{int(launch)}"
+        running = [j for j in self.tables["jobs"].values()
+                   if j.get("ParentID") == job_id and j.get("Status") != "dead" and not j.get("Stop")]
+        if child_id in self.tables["jobs"]:
+            return {"ok": True, "index": index, "skipped": f"{child_id} exists"}
+        if running and rules.get("ProhibitOverlap") and not force:
+            return {"ok": True, "index": index, "skipped": f"{running[0]['ID']} still running"}
+        child = {k: v for k, v in parent.items() if k not in SERVER_OWNED and k != "Periodic"}
+        child.update(ID=child_id, Name=child_id, ParentID=job_id)
+        res = self._job_register(index, {"job": child, "now": now})
+        return {**res, "JobID": child_id}
 
     DISPATCH_NS = uuid.UUID("6d1e2c7a-41f3-4b8e-9c25-8a0f3e7d5b61")
 
@@ -690,11 +724,14 @@ class StateStore:
             del jobs[job_id]
             if self.tables["job_versions"].pop(job_id, None) is not None:
                 self._touch("job_versions", index)
+            if self.tables["periodic_launch"].pop(job_id, None) is not None:
+                self._touch("periodic_launch", index)
         else:
             if not old.get("Stop"):
                 self._keep_version(old, index)
             jobs[job_id] = {**old, "Stop": True, "ModifyIndex": index, "JobModifyIndex": index,
-                            "ScheduleIndex": index, **({"Status": "dead"} if old.get("ParameterizedJob") else {}),
+                            "ScheduleIndex": index,
+                            **({"Status": "dead"} if old.get("ParameterizedJob") or old.get("Periodic") else {}),
                             "Version": old["Version"] + (0 if old.get("Stop") else 1), "Stable": False}
         self._touch("jobs", index)
         # The job's evaluations waiting for capacity wait for nothing now
@@ -841,7 +878,7 @@ class StateStore:
         running = any(live(a) for a in mine)
         finished = bool(job.get("Stop") or (job["Type"] == "batch" and mine))
         status = "running" if running else ("dead" if finished else "pending")
-        if job.get("ParameterizedJob"):
+        if job.get("ParameterizedJob") or job.get("Periodic"):
             status = "dead" if job.get("Stop") else "running"  # a parent runs nothing itself
         if job.get("Status") != status:
             self.tables["jobs"][job_id] = {**job, "Status": status, "ModifyIndex": index}

@@ -1,0 +1,131 @@
+"""Periodic jobs: cron schedules, the store's launches, and the leader's PeriodicDispatcher in the simulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from actors.raft.peer import Propose, RaftPeer
+from actors.raft.storage import MemoryStorage
+from actors.scheduler.cron import CronError, parse_cron
+from actors.scheduler.job import JobError, canonical_job
+from actors.scheduler.periodic import PERIODIC, PeriodicDispatcher
+from actors.state.store import command
+from sim.runtime import Scheduler
+from tests.test_scheduler import Cluster, service
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 11, 26, 19, 31, 20, tzinfo=UTC).timestamp()  # a Thursday
+
+
+def at(spec: str, zone: str = "UTC", after: float = T0) -> str:
+    return dt.datetime.fromtimestamp(parse_cron(spec, zone).next_after(after), UTC).strftime("%a %Y-%m-%d %H:%M")
+
+
+@pytest.mark.parametrize(("spec", "zone", "want"), [
+    ("*/5 * * * *", "UTC", "Thu 2026-11-26 19:35"),
+    ("0 9 * * mon-fri", "UTC", "Fri 2026-11-27 09:00"),
+    ("0 9 * * 6,7", "UTC", "Sat 2026-11-28 09:00"),
+    ("@daily", "UTC", "Fri 2026-11-27 00:00"),
+    ("@hourly", "UTC", "Thu 2026-11-26 20:00"),
+    ("30 2 1 * *", "UTC", "Tue 2026-12-01 02:30"),
+    ("0 0 29 2 *", "UTC", "Tue 2028-02-29 00:00"),
+    ("0 12 13 * fri", "UTC", "Fri 2026-11-27 12:00"),  # both day fields restricted: either matches
+    ("0 9 * * *", "America/New_York", "Fri 2026-11-27 14:00"),
+    ("0-10/5 20 * jan,nov *", "UTC", "Thu 2026-11-26 20:00"),
+])
+def test_cron_next_launch(spec: str, zone: str, want: str) -> None:
+    assert at(spec, zone) == want
+
+
+@pytest.mark.parametrize("spec", ["* * *", "61 * * * *", "0 0 30 2 *", "* * * * funday", "*/0 * * * *",
+                                  "5-1 * * * *", "* * * * * *"])
+def test_bad_cron_specs_are_refused(spec: str) -> None:
+    with pytest.raises(CronError):
+        parse_cron(spec)
+    with pytest.raises(CronError):
+        parse_cron("* * * * *", "Mars/Olympus")
+
+
+def periodic(spec: str = "*/5 * * * *", **extra: Any) -> dict[str, Any]:
+    return canonical_job({**service(job_id="nightly", count=1, Type="batch"),
+                          "Periodic": {"Spec": spec, **extra}})
+
+
+def test_a_periodic_job_runs_only_its_launches_each_once() -> None:
+    c = Cluster()
+    c.node(0)
+    c.now = T0
+    assert c.apply("job_register", job=periodic())["EvalID"] == ""  # the parent never runs itself
+    c.now = T0 + 220
+    res = c.apply("periodic_launch", job_id="nightly", launch=T0 + 220)
+    assert res["ok"] and res["JobID"] == f"nightly/periodic-{int(T0 + 220)}" and res["EvalID"]
+    child = c.state.tables["jobs"][res["JobID"]]
+    assert child["ParentID"] == "nightly" and "Periodic" not in child and child["Type"] == "batch"
+    c.now = T0 + 221
+    assert c.apply("periodic_launch", job_id="nightly", launch=T0 + 220)["skipped"]
+    c.schedule()
+    assert len(c.running(res["JobID"])) == 1 and c.running("nightly") == []
+    assert c.state.tables["periodic_launch"]["nightly"]["Launch"] == T0 + 220
+
+
+def test_prohibit_overlap_skips_a_launch_while_the_last_child_runs_unless_forced() -> None:
+    c = Cluster()
+    c.node(0)
+    c.apply("job_register", job=periodic(ProhibitOverlap=True))
+    c.now = T0
+    first = c.apply("periodic_launch", job_id="nightly", launch=T0)["JobID"]
+    c.schedule()
+    c.client("running")
+    assert c.state.tables["jobs"][first]["Status"] == "running"
+    c.now = T0 + 300
+    skipped = c.apply("periodic_launch", job_id="nightly", launch=T0 + 300)
+    assert skipped["skipped"] == f"{first} still running"
+    c.now = T0 + 301
+    forced = c.apply("periodic_launch", job_id="nightly", launch=T0 + 301, force=True)
+    assert forced["JobID"] == f"nightly/periodic-{int(T0 + 301)}"
+    c.now = T0
+    assert c.apply("periodic_launch", job_id="nope", launch=T0)["error"] == "job not found"
+    c.register(**service())
+    c.now = T0
+    assert "non-periodic" in c.apply("periodic_launch", job_id="web", launch=T0, force=True)["error"]
+
+
+def test_periodic_jobs_are_validated() -> None:
+    for job, message in [({**service(), "Periodic": {"Spec": "@daily"}}, "must be of type batch"),
+                         ({**service(Type="batch"), "Periodic": {"Spec": "61 * * * *"}}, "Periodic.Spec"),
+                         ({**service(Type="batch"), "Periodic": {}}, "Periodic.Spec"),
+                         ({**service(Type="batch"), "Periodic": {"Spec": "@daily", "TimeZone": "Nowhere"}},
+                          "unknown time zone")]:
+        with pytest.raises(JobError, match=message):
+            canonical_job(job)
+
+
+def test_the_leaders_dispatcher_launches_on_schedule_in_virtual_time() -> None:
+    sched = Scheduler(7)
+    base = dt.datetime(2026, 11, 26, 19, 30, 30, tzinfo=UTC).timestamp()
+    wall = lambda: base + sched.now  # noqa: E731 - the dispatcher's wall clock, in virtual time
+
+    def boot(env: Any) -> None:
+        env.spawn(RaftPeer, "raft", storage=MemoryStorage(), bootstrap=("s1",),
+                  leadership_subscribers=(PERIODIC,))
+        env.spawn(PeriodicDispatcher, PERIODIC, wall_clock=wall)
+    node = sched.add_node("s1", boot)
+    sched.run_for(10.0)  # a leader
+    fut = sched.future_cls()
+    node.actors["raft"].tell(Propose(data=command("job_register", job=periodic(), now=wall()), reply=fut))
+    fut.get(timeout=10.0)
+    sched.run_for(16 * 60.0)  # 19:30:40 .. 19:46:40: launches at :35, :40 and :45
+    state = sched.actor_of(node.actors["raft"]).state
+    children = sorted(j for j in state.tables["jobs"] if j.startswith("nightly/"))
+    want = [dt.datetime(2026, 11, 26, 19, m, tzinfo=UTC).timestamp() for m in (35, 40, 45)]
+    assert children == [f"nightly/periodic-{int(t)}" for t in want]
+    dispatcher = sched.actor_of(node.actors[PERIODIC])
+    assert dispatcher.stats["launches"] == 3
+    assert dispatcher.next["nightly"] == dt.datetime(2026, 11, 26, 19, 50, tzinfo=UTC).timestamp()
+    node.actors["raft"].tell(Propose(data=command("job_deregister", job_id="nightly", now=wall()), reply=None))
+    sched.run_for(10 * 60.0)
+    assert dispatcher.next == {} and dispatcher.stats["launches"] == 3  # stopped: no more launches
+    sched.close()
