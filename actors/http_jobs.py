@@ -385,6 +385,44 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
                   answer.headers)
 
 
+def _job_scale(req: Request, api: Api, job_id: str) -> Any:
+    """``/v1/job/<id>/scale``: GET Nomad's JobScaleStatus; PUT/POST ``{"Count", "Target": {"Group"}}``."""
+    if req.method == "GET":
+        def query(st: Any) -> Any:
+            job = st.tables["jobs"].get(job_id)
+            if job is None:
+                return None
+            groups = {g["Name"]: {"Desired": g["Count"], "Placed": 0, "Running": 0, "Healthy": 0,
+                                  "Unhealthy": 0, "Events": None} for g in job["TaskGroups"]}
+            for a in st.job_allocs(job_id):
+                g = groups.get(a.get("TaskGroup"))
+                if g is not None and a.get("DesiredStatus") == "run":
+                    g["Placed"] += 1
+                    g["Running"] += a.get("ClientStatus") == "running"
+            return {"JobID": job_id, "Namespace": job.get("Namespace", "default"),
+                    "JobCreateIndex": job.get("CreateIndex", 0), "JobModifyIndex": job.get("JobModifyIndex", 0),
+                    "JobStopped": bool(job.get("Stop")), "TaskGroups": groups}
+        return _not_found(state_query(req, api, ("jobs", "allocs"), query), "job not found")
+    require(req, "PUT", "POST")
+    body = _json_body(req)
+    target = body.get("Target") or {}
+    group = target.get("Group") if isinstance(target, dict) else None
+    if not isinstance(group, str) or not group:
+        raise CodedError(400, "missing task group name for scaling action")
+    count = body.get("Count")
+    if count is None:
+        raise CodedError(400, "Count: missing (scaling events without a count are not kept here)")
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise CodedError(400, f"Count: must be an integer, got {count!r}")
+    try:
+        index, r = _write(api, "job_scale", job_id=job_id, group=group, count=count)
+    except CodedError as e:
+        if e.code == 500:
+            raise CodedError(400, e.message) from None
+        raise
+    return _job_register_reply(index, r)
+
+
 def _job_evaluate(req: Request, api: Api, job_id: str) -> Any:
     """``PUT /v1/job/<id>/evaluate`` (Nomad ``Job.Evaluate``): schedule the job again as it is."""
     require(req, "PUT", "POST")
@@ -487,6 +525,7 @@ JOB_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {
     "deployment": _job_deployment,
     "evaluate": _job_evaluate,
     "plan": _job_plan,
+    "scale": _job_scale,
     "stable": _job_stable,
     "revert": _job_revert,
     "dispatch": _job_dispatch,

@@ -898,6 +898,28 @@ def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
     return (out if out.startswith(head) else f"{head}\n{out}"), code
 
 
+def job_scale(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad job scale [-detach] <job> [<group>] <count>`` (the group may be left out when there is one)."""
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
+    if len(rest) not in (2, 3):
+        raise CliError("This command takes two or three arguments: nomad job scale <job> [<group>] <count>")
+    try:
+        count = int(rest[-1])
+    except ValueError:
+        raise CliError(f"Failed to convert count string to int: {rest[-1]!r}") from None
+    stub = resolve(addr, "job", rest[0])
+    path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}"
+    if len(rest) == 3:
+        group = rest[1]
+    else:
+        groups = [g["Name"] for g in request(addr, "GET", path).get("TaskGroups", ())]
+        if len(groups) != 1:
+            raise CliError(f"Group name required: the job has {len(groups)} groups ({', '.join(groups)})")
+        group = groups[0]
+    got = request(addr, "PUT", f"{path}/scale", {"Count": count, "Target": {"Group": group}})
+    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job scale successful")
+
+
 def job_periodic_force(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job periodic force [-detach] <job>``: launch a periodic job now."""
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
@@ -960,6 +982,7 @@ JOB_COMMANDS = {
     ("job", "eval"): job_eval,
     ("job", "dispatch"): job_dispatch,
     ("job", "periodic", "force"): job_periodic_force,
+    ("job", "scale"): job_scale,
     ("eval", "status"): eval_status,
     ("eval", "list"): eval_list,
     ("status",): status,

@@ -570,3 +570,19 @@ job "cli-cron" {
     bad = nomad(dev, "job", "periodic", "force", "cli-cron-nope")
     assert bad.returncode == 1
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-cron").returncode == 0
+
+
+def test_job_scale_changes_a_groups_count(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "scale.json"
+    path.write_text(json.dumps({"Job": sleep_job("cli-scale", count=1)}))
+    assert nomad(dev, "job", "run", str(path)).returncode == 0
+    out = nomad(dev, "job", "scale", "cli-scale", "2")
+    assert out.returncode == 0 and "complete" in out.stdout, out.stdout + out.stderr
+    status = call(dev.http_port, "GET", "/v1/job/cli-scale/scale").json()
+    assert status["TaskGroups"]["web"]["Desired"] == 2 and status["TaskGroups"]["web"]["Placed"] == 2
+    assert call(dev.http_port, "GET", "/v1/job/cli-scale").json()["Version"] == 1
+    assert nomad(dev, "job", "scale", "cli-scale", "web", "1").returncode == 0
+    bad = nomad(dev, "job", "scale", "cli-scale", "nope", "1")
+    assert bad.returncode == 1 and "task group 'nope' not found" in bad.stderr
+    assert call(dev.http_port, "PUT", "/v1/job/cli-scale/scale", {"Count": 1}).status == 400
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-scale").returncode == 0

@@ -858,3 +858,20 @@ def test_only_batch_jobs_are_parameterized_and_plain_jobs_do_not_dispatch() -> N
     c = Cluster()
     c.register(**service())
     assert c.apply("job_dispatch", job_id="web")["error"] == "Specified job is not a parameterized job"
+
+
+def test_scaling_a_group_is_a_new_version_and_places_or_stops() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1))
+    c.schedule()
+    res = c.apply("job_scale", job_id="web", group="g", count=3)
+    assert res["ok"] and res["EvalID"] and c.state.tables["jobs"]["web"]["Version"] == 1
+    c.schedule()
+    assert len(c.running("web")) == 3
+    c.apply("job_scale", job_id="web", group="g", count=0)
+    c.schedule()
+    assert c.running("web") == []
+    assert c.apply("job_scale", job_id="web", group="nope", count=1)["error"] == "task group 'nope' not found"
+    assert "between 0 and" in c.apply("job_scale", job_id="web", group="g", count=-1)["error"]
+    assert c.apply("job_scale", job_id="x", group="g", count=1)["error"] == "job not found"

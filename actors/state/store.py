@@ -105,6 +105,7 @@ class StateStore:
             "job_revert": self._job_revert,
             "job_dispatch": self._job_dispatch,
             "periodic_launch": self._periodic_launch,
+            "job_scale": self._job_scale,
             "plan_apply": self._plan_apply,
             "plan_apply_batch": self._plan_apply_batch,
             "alloc_client_update": self._alloc_client_update,
@@ -585,6 +586,24 @@ class StateStore:
         evals = self._create_evals(index, [job["ID"]], "job-register", now)
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": job["JobModifyIndex"]}
+
+    def _job_scale(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Nomad ``Job.Scale``: set one group's count (a new version when it changes) and evaluate the job."""
+        from actors.scheduler.job import MAX_COUNT, SERVER_OWNED
+
+        job_id, group, count = str(cmd["job_id"]), str(cmd["group"]), int(cmd["count"])
+        job = self.tables["jobs"].get(job_id)
+        if job is None:
+            return {"ok": False, "error": "job not found"}
+        if job.get("Periodic") or job.get("ParameterizedJob"):
+            return {"ok": False, "error": "cannot scale a periodic or parameterized job"}
+        if not any(g["Name"] == group for g in job["TaskGroups"]):
+            return {"ok": False, "error": f"task group {group!r} not found"}
+        if not 0 <= count <= MAX_COUNT:
+            return {"ok": False, "error": f"count must be between 0 and {MAX_COUNT}"}
+        spec = {k: v for k, v in job.items() if k not in SERVER_OWNED}
+        spec["TaskGroups"] = [{**g, "Count": count} if g["Name"] == group else g for g in job["TaskGroups"]]
+        return self._job_register(index, {"job": spec, "now": cmd["now"]})
 
     def _periodic_launch(self, index: int, cmd: dict[str, Any]) -> Any:
         """Launch a periodic job's child for the launch time (the leader's dispatcher, or a force run)."""
