@@ -23,12 +23,12 @@ logs`` does).  Not a client agent: 501 ``Invalid method``, as Nomad's
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 from actors.agent_messages import GetSelf
 from actors.client.alloc_runner import CollectAllAllocs
 from actors.http_api import Api, CodedError, Request, require, route
+from runtime.edge import wall_time
 
 ALLOC_RUNNER = "alloc-runner"  # the client agent's AllocRunner (actors.agent_specs)
 # Per-core CPU times of the previous /v1/client/stats, so each answer is the
@@ -93,8 +93,8 @@ def host_stats(alloc_root: str) -> dict[str, Any]:
         "DiskStats": disks,
         "AllocDirStats": _disk_stats(alloc_root, "", named=False),
         "DeviceStats": [],
-        "Uptime": max(0, int(time.time() - psutil.boot_time())),
-        "Timestamp": time.time_ns(),
+        "Uptime": max(0, int(wall_time() - psutil.boot_time())),
+        "Timestamp": int(wall_time() * 1e9),
         "CPUTicksConsumed": ticks,
     }
 
