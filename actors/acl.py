@@ -464,6 +464,8 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     if path.startswith("/v1/acl/"):
         return SELF_CHECKED
     namespace = namespace or DEFAULT_NAMESPACE
+    if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
+        return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch
     if path.startswith("/v1/node/") and path.endswith("/allocations") and method in _READS:
         return (Need("node", READ), Need("namespace", "read-job", namespace))  # Node.GetAllocs
     if path.startswith("/v1/client/allocation/") and path.endswith("/gc"):  # any method, as Nomad

@@ -22,11 +22,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
+
+import regex  # like re, with a timeout per match (python-hcl2 needs it too)
 
 from actors.http_api import Answer, CodedError, Request
 
 MAX_FILTER_BYTES = 4096  # an expression longer than this is refused (a filter is a line, not a program)
+# Python's backtracking regex engine can take exponential time on some patterns
+# (go-bexpr uses Go's linear RE2); every `matches` test of one request shares
+# this budget, and a request that exhausts it is refused rather than freezing the agent.
+MATCH_BUDGET_S = 0.25
+MAX_NESTING = 64  # parentheses and `not` nest at most this deep
+
+
+class FilterTooSlow(Exception):
+    """A `matches` pattern used up the request's match budget."""
 
 _TOKEN = re.compile(r"""\s*(?:
     (?P<str>"(?:[^"\\]|\\.)*"|`[^`]*`)
@@ -105,6 +117,8 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0
+        self.budget_end = 0.0  # set when the filter runs (compile_filter)
 
     def peek(self, k: int = 0) -> tuple[str, Any] | None:
         return self.toks[self.i + k] if self.i + k < len(self.toks) else None
@@ -146,6 +160,15 @@ class _Parser:
         return parts[0] if len(parts) == 1 else (lambda o: all(p(o) for p in parts))
 
     def not_expr(self) -> Callable[[Any], bool]:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise FilterError(f"nested deeper than {MAX_NESTING}")
+        try:
+            return self._not_expr()
+        finally:
+            self.depth -= 1
+
+    def _not_expr(self) -> Callable[[Any], bool]:
         if self.word("not"):
             self.take()
             inner = self.not_expr()
@@ -237,10 +260,24 @@ class _Parser:
             self.take()
             pattern = self.value()
             try:
-                rx = re.compile(str(pattern))
-            except re.error as e:
+                rx = regex.compile(str(pattern))
+            except regex.error as e:
                 raise FilterError(f"invalid regular expression {pattern!r}: {e}") from None
-            return lambda o: (isinstance(_select(o, path), str) and rx.search(_select(o, path)) is not None) != negate
+            parser = self
+
+            def test(o: Any) -> bool:
+                value = _select(o, path)
+                if not isinstance(value, str):
+                    return negate
+                left = parser.budget_end - monotonic()
+                try:
+                    if left <= 0:
+                        raise TimeoutError
+                    return (rx.search(value, timeout=left) is not None) != negate
+                except TimeoutError:
+                    raise FilterTooSlow(f"regular expression {pattern!r} took longer than {MATCH_BUDGET_S}s") \
+                        from None
+            return test
         raise FilterError(f"unknown operator {t[1]!r}")
 
 
@@ -274,7 +311,14 @@ def _compare(path: list[str], op: str, literal: Any) -> Callable[[Any], bool]:
 def compile_filter(text: str) -> Callable[[Any], bool]:
     if len(text) > MAX_FILTER_BYTES:
         raise FilterError(f"filter longer than {MAX_FILTER_BYTES} bytes")
-    return _Parser(text).parse()
+    parser = _Parser(text)
+    keep = parser.parse()
+
+    def run(o: Any) -> bool:
+        if not parser.budget_end:
+            parser.budget_end = monotonic() + MATCH_BUDGET_S  # the request's regex budget starts now
+        return keep(o)
+    return run
 
 
 def list_options_asked(req: Request) -> bool:
@@ -292,7 +336,10 @@ def apply_list_options(req: Request, answer: Answer, id_key: str = "ID") -> Answ
             keep = compile_filter(text)
         except FilterError as e:
             raise CodedError(400, f"failed to read filter expression: {e}") from None
-        items = [o for o in items if keep(o)]
+        try:
+            items = [o for o in items if keep(o)]
+        except FilterTooSlow as e:
+            raise CodedError(400, f"failed to apply filter expression: {e}") from None
     token = (req.query.get("next_token") or [""])[0]
     if token:
         items = [o for o in items if str(o.get(id_key, "")) >= token]

@@ -42,7 +42,7 @@ from actors.http_api import (
     state_query,
 )
 from actors.http_filter import apply_list_options, list_options_asked
-from actors.scheduler.job import JobError, canonical_job
+from actors.scheduler.job import DISPATCH_PAYLOAD_MAX_BYTES, JobError, canonical_job
 from actors.server import ENDPOINT
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
 from actors.state.store import command
@@ -471,9 +471,11 @@ def _job_dispatch(req: Request, api: Api, job_id: str) -> Any:
     if not isinstance(payload, str):
         raise CodedError(400, "Payload: must be base64 text")
     try:
-        base64.b64decode(payload, validate=True)
+        size = len(base64.b64decode(payload, validate=True))
     except (binascii.Error, ValueError):
         raise CodedError(400, "Payload: not valid base64") from None
+    if size > DISPATCH_PAYLOAD_MAX_BYTES:  # refused before it reaches the Raft log
+        raise CodedError(400, f"Payload exceeds maximum size; {size} > {DISPATCH_PAYLOAD_MAX_BYTES}")
     meta = body.get("Meta") or {}
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise CodedError(400, "Meta: must be an object of strings")

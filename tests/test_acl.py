@@ -159,6 +159,8 @@ def test_no_policies_deny_everything_and_management_allows_everything():
     ("GET", "/v1/job/web/allocations", [("namespace", "read-job")]),
     ("POST", "/v1/job/web", [("namespace", "submit-job")]),
     ("DELETE", "/v1/job/web", [("namespace", "submit-job")]),
+    ("POST", "/v1/job/report/dispatch", [("namespace", "dispatch-job")]),
+    ("GET", "/v1/job/report/dispatch", [("namespace", "read-job")]),
     ("GET", "/v1/allocations", [("namespace", "read-job")]),
     ("GET", "/v1/evaluation/e1", [("namespace", "read-job")]),
     ("GET", "/v1/nodes", [("node", "read")]),

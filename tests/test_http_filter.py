@@ -81,3 +81,21 @@ def test_pages_follow_next_token_after_filtering() -> None:
         with pytest.raises(CodedError) as e:
             apply_list_options(bad, answer)
         assert e.value.code == 400
+
+
+def test_a_regex_that_backtracks_forever_is_refused_within_its_budget_not_run_for_ever() -> None:
+    import time
+
+    items = [{"ID": f"x{i}", "Name": "a" * 60 + "b"} for i in range(5)]
+    started = time.monotonic()
+    with pytest.raises(CodedError) as e:
+        apply_list_options(_req(filter='Name matches "(a|aa)+$"'), Answer(items))
+    assert e.value.code == 400 and "took longer" in e.value.message
+    assert time.monotonic() - started < 2.0
+
+
+def test_deep_nesting_is_refused_cleanly() -> None:
+    with pytest.raises(FilterError, match="nested deeper"):
+        compile_filter("(" * 200 + 'Name == "x"' + ")" * 200)
+    with pytest.raises(FilterError, match="nested deeper"):
+        compile_filter("not " * 200 + 'Name == "x"')

@@ -40,6 +40,21 @@ def test_cron_next_launch(spec: str, zone: str, want: str) -> None:
     assert at(spec, zone) == want
 
 
+def test_cron_across_daylight_saving_changes_never_goes_back_in_time() -> None:
+    ny = "America/New_York"
+    second_125 = dt.datetime(2024, 11, 3, 6, 25, tzinfo=UTC).timestamp()  # 01:25 EST, the hour's second pass
+    first_125 = dt.datetime(2024, 11, 3, 5, 25, tzinfo=UTC).timestamp()  # 01:25 EDT, its first
+    assert at("*/20 * * * *", ny, second_125) == "Sun 2024-11-03 06:40"  # 01:40 EST, not 01:40 EDT
+    assert at("*/20 * * * *", ny, first_125) == "Sun 2024-11-03 05:40"  # 01:40 EDT
+    before_gap = dt.datetime(2024, 3, 10, 6, 0, tzinfo=UTC).timestamp()  # 01:00 EST; 02:xx never exists
+    assert at("30 2 * * *", ny, before_gap) == "Mon 2024-03-11 06:30"  # skipped that day
+    t = second_125
+    for _ in range(20):  # strictly increasing through the change
+        nxt = parse_cron("*/20 * * * *", ny).next_after(t)
+        assert nxt > t
+        t = nxt
+
+
 @pytest.mark.parametrize("spec", ["* * *", "61 * * * *", "0 0 30 2 *", "* * * * funday", "*/0 * * * *",
                                   "5-1 * * * *", "* * * * * *"])
 def test_bad_cron_specs_are_refused(spec: str) -> None:
@@ -129,3 +144,13 @@ def test_the_leaders_dispatcher_launches_on_schedule_in_virtual_time() -> None:
     sched.run_for(10 * 60.0)
     assert dispatcher.next == {} and dispatcher.stats["launches"] == 3  # stopped: no more launches
     sched.close()
+
+
+def test_parents_are_not_evaluated_and_gc_drops_their_launch_record() -> None:
+    c = Cluster()
+    c.apply("job_register", job=periodic())
+    assert c.apply("job_evaluate", job_id="nightly")["error"] == "can't evaluate periodic job"
+    c.now = T0
+    c.apply("periodic_launch", job_id="nightly", launch=T0)
+    c.apply("job_deregister", job_id="nightly", purge=True)
+    assert "nightly" not in c.state.tables["periodic_launch"]

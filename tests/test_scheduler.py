@@ -875,3 +875,17 @@ def test_scaling_a_group_is_a_new_version_and_places_or_stops() -> None:
     assert c.apply("job_scale", job_id="web", group="nope", count=1)["error"] == "task group 'nope' not found"
     assert "between 0 and" in c.apply("job_scale", job_id="web", group="g", count=-1)["error"]
     assert c.apply("job_scale", job_id="x", group="g", count=1)["error"] == "job not found"
+
+
+def test_a_dispatch_payload_is_measured_decoded_up_to_exactly_16_kib() -> None:
+    import base64
+
+    c = Cluster()
+    c.apply("job_register", job=_parameterized())
+    exact = base64.b64encode(b"x" * 16384).decode()
+    assert c.apply("job_dispatch", job_id="report", payload=exact, meta={"customer": "a"})["ok"]
+    over = base64.b64encode(b"x" * 16385).decode()
+    assert "exceeds maximum size; 16385 > 16384" in c.apply("job_dispatch", job_id="report", payload=over,
+                                                           meta={"customer": "a"})["error"]
+    assert c.apply("job_dispatch", job_id="report", payload="not base64!", meta={"customer": "a"})["error"] == \
+        "Payload is not valid base64"

@@ -54,7 +54,13 @@ class AllocLogs:
             raise LogNotFound(f"Unknown allocation \"{alloc_id}\"")
         rel = f"alloc/logs/{task}.{kind}.0"
         try:
-            with open(os.path.join(alloc_dir, rel), "rb") as f:
+            f = _open_regular(os.path.join(alloc_dir, rel))
+        except FileNotFoundError:
+            raise LogNotFound(f"task {task!r} has no {kind} log in allocation {alloc_id}") from None
+        except (IsADirectoryError, NotAFile):
+            raise LogNotFound(f"task {task!r} {kind} log in allocation {alloc_id} is not a regular file") from None
+        try:
+            with f:
                 size = os.fstat(f.fileno()).st_size
                 start = min(size, offset) if origin == "start" else max(0, size - offset)
                 f.seek(start)
@@ -210,11 +216,12 @@ class AllocFS:
         ctype = ""
         if not _is_dir(info.st_mode):
             ctype = "application/octet-stream"
-            try:
-                with open(real, "rb") as f:
-                    ctype = _content_type(f.read(SNIFF_BYTES), real)
-            except OSError:
-                pass  # unreadable: Nomad answers the default type too
+            if st.S_ISREG(info.st_mode):  # never open a FIFO or device: the open itself could block
+                try:
+                    with _open_regular(real) as f:
+                        ctype = _content_type(f.read(SNIFF_BYTES), real)
+                except OSError:
+                    pass  # unreadable: Nomad answers the default type too
         return FileInfo(name=os.path.basename(real), is_dir=_is_dir(info.st_mode),
                         size=info.st_size, file_mode=go_file_mode(info.st_mode),
                         mod_time=go_time_json(info.st_mtime_ns), content_type=ctype)
@@ -250,7 +257,7 @@ class AllocFS:
         base, real = self.resolve(alloc_id, path)
         _refuse_private(base, real, path)
         try:
-            f = open(real, "rb")  # OpenFile owns it; the caller closes that
+            f = _open_regular(real)  # OpenFile owns it; the caller closes that
         except FileNotFoundError:
             raise FileMissing(f"open {path}: no such file or directory") from None
         except IsADirectoryError:
@@ -294,6 +301,26 @@ class OpenFile:
 
     def close(self) -> None:
         self._f.close()
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """Open a regular file for reading; a directory raises IsADirectoryError, anything else NotAFile.
+
+    Opened non-blocking first: a FIFO a task made would otherwise block the
+    open, and with it the whole agent (gevent cannot make open() wait
+    cooperatively).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if st.S_ISDIR(mode):
+            raise IsADirectoryError(path)
+        if not st.S_ISREG(mode):
+            raise NotAFile(f"file \"{os.path.basename(path)}\" is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
 
 
 def _inside(base: str, path: str) -> bool:

@@ -77,21 +77,33 @@ class Cron:
         return dom or dow
 
     def next_after(self, t: float) -> float:
-        """The first time strictly after *t* (Unix seconds) the schedule fires."""
-        start = dt.datetime.fromtimestamp(int(t // 60) * 60 + 60, self.zone).replace(second=0, microsecond=0)
-        day = start.date()
+        """The first time strictly after *t* (Unix seconds) the schedule fires.
+
+        Day by day in the schedule's zone, every wall time of a matching day
+        is turned into an instant -- twice for the hour a fall-back repeats
+        (fold 0 and 1), never for one a spring-forward skips -- and the
+        earliest instant after *t* wins, so the answer never goes back in time.
+        """
+        day = dt.datetime.fromtimestamp(t, self.zone).date() - dt.timedelta(days=1)
+        hours, minutes = sorted(self.hours), sorted(self.minutes)
         for _ in range(366 * SEARCH_YEARS):
             if self._day_ok(day):
-                for hour in sorted(self.hours):
-                    if day == start.date() and hour < start.hour:
-                        continue
-                    for minute in sorted(self.minutes):
-                        if day == start.date() and hour == start.hour and minute < start.minute:
-                            continue
+                best = None
+                for hour in hours:
+                    for minute in minutes:
                         at = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=self.zone)
-                        return at.timestamp()
+                        for x in (at.replace(fold=0).timestamp(), at.replace(fold=1).timestamp()):
+                            if x > t and (best is None or x < best) and _wall(x, self.zone) == (day, hour, minute):
+                                best = x
+                if best is not None:
+                    return best
             day += dt.timedelta(days=1)
         raise CronError(f"the schedule has no time in the next {SEARCH_YEARS} years")
+
+
+def _wall(ts: float, zone: ZoneInfo) -> tuple[dt.date, int, int]:
+    local = dt.datetime.fromtimestamp(ts, zone)
+    return local.date(), local.hour, local.minute
 
 
 def parse_cron(spec: str, time_zone: str = "UTC") -> Cron:

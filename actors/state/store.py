@@ -15,6 +15,8 @@ readers receive copies, never the store's own objects.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import functools
 import uuid
@@ -653,7 +655,10 @@ class StateStore:
             return {"ok": False, "error": "Specified job is not a parameterized job"}
         if parent.get("Stop"):
             return {"ok": False, "error": "Specified job is stopped"}
-        size = len(payload) * 3 // 4  # base64 text -> bytes, as Nomad measures the decoded payload
+        try:
+            size = len(base64.b64decode(payload, validate=True))  # Nomad measures the decoded payload
+        except (binascii.Error, ValueError):
+            return {"ok": False, "error": "Payload is not valid base64"}
         if rules["Payload"] == "forbidden" and payload:
             return {"ok": False, "error": "Payload is not allowed"}
         if rules["Payload"] == "required" and not payload:
@@ -691,6 +696,9 @@ class StateStore:
         job = self.tables["jobs"].get(job_id)
         if job is None:
             return {"ok": False, "error": "job not found"}
+        if job.get("Periodic") or job.get("ParameterizedJob"):
+            kind = "periodic" if job.get("Periodic") else "parameterized"
+            return {"ok": False, "error": f"can't evaluate {kind} job"}
         evals = self._create_evals(index, [job_id], "job-register", now)
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": job["JobModifyIndex"]}
@@ -1034,6 +1042,8 @@ class StateStore:
             del jobs[jid]
             if self.tables["job_versions"].pop(jid, None) is not None:
                 self._touch("job_versions", index)
+            if self.tables["periodic_launch"].pop(jid, None) is not None:
+                self._touch("periodic_launch", index)
         if gone_jobs:
             self._touch("jobs", index)
         for eid in sorted(gone_evals):
