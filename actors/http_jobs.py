@@ -380,7 +380,8 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     diff = body.get("Diff", False)
     if not isinstance(diff, bool):
         raise CodedError(400, f"Diff: must be a boolean, got {diff!r}")
-    answer = state_query(req, api, ("jobs", "allocs", "nodes"), lambda st: plan_job(st, job, diff))
+    now = wall_time()
+    answer = state_query(req, api, ("jobs", "allocs", "nodes"), lambda st: plan_job(st, job, diff, now))
     return Answer({**answer.value, "Index": int(dict(answer.headers).get("X-Nomad-Index", "0"))},
                   answer.headers)
 

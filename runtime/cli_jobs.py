@@ -282,7 +282,28 @@ def job_status(addr: str, args: list[str]) -> str:
                ("Priority", job.get("Priority", 50)), ("Datacenters", ",".join(job.get("Datacenters", ()))),
                ("Namespace", job.get("Namespace", "default")), ("Node Pool", job.get("NodePool", "default")),
                ("Status", job.get("Status", "pending") + (" (stopped)" if job.get("Stop") else "")),
-               ("Periodic", "false"), ("Parameterized", "false")])]
+               ("Periodic", str(bool(job.get("Periodic"))).lower()),
+               ("Parameterized", str(bool(job.get("ParameterizedJob"))).lower())]
+              + ([("Parent ID", job["ParentID"])] if job.get("ParentID") else []))]
+    if job.get("Periodic") or job.get("ParameterizedJob"):
+        # Nomad shows a launcher's children rather than its own (empty) summary.
+        children = [j for j in request(addr, "GET", "/v1/jobs", prefix=f"{job['ID']}/")
+                    if j.get("ParentID") == job["ID"]]
+        if job.get("Periodic"):
+            p = job["Periodic"]
+            from actors.scheduler.cron import parse_cron  # noqa: PLC0415 - periodic jobs only
+
+            nxt = parse_cron(p["Spec"], p.get("TimeZone", "UTC")).next_after(time.time())
+            out.append(f"\nNext Periodic Launch = {fmt_time(nxt)}")
+        if flags.get("short"):
+            return out[0]
+        out += ["", "Children Job Summary" if job.get("ParameterizedJob") else "Previously Launched Jobs"]
+        if not children:
+            out.append("No instances of the job")
+        else:
+            rows = [["ID", "Status"]] + [[c["ID"], c["Status"]] for c in children]
+            out.append(table(rows))
+        return "\n".join(out)
     if flags.get("short"):
         return out[0]
     summary = request(addr, "GET", f"{path}/summary")["Summary"]

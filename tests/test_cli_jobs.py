@@ -567,6 +567,9 @@ job "cli-cron" {
     wait_for(lambda: [a for a in call(dev.http_port, "GET",
                                       f"/v1/job/{urllib.parse.quote(children[0], safe='')}/allocations").json()
                       if a["ClientStatus"] == "complete"], "the launch done", PLACE_DEADLINE_S, dev.detail)
+    status = nomad(dev, "job", "status", "cli-cron")
+    assert "Periodic      = true" in status.stdout and "Next Periodic Launch" in status.stdout, status.stdout
+    assert "Previously Launched Jobs" in status.stdout and children[0] in status.stdout
     bad = nomad(dev, "job", "periodic", "force", "cli-cron-nope")
     assert bad.returncode == 1
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-cron").returncode == 0

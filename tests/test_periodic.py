@@ -154,3 +154,15 @@ def test_parents_are_not_evaluated_and_gc_drops_their_launch_record() -> None:
     c.apply("periodic_launch", job_id="nightly", launch=T0)
     c.apply("job_deregister", job_id="nightly", purge=True)
     assert "nightly" not in c.state.tables["periodic_launch"]
+
+
+def test_a_plan_of_a_periodic_job_says_when_it_would_launch_next() -> None:
+    from actors.scheduler.dryrun import plan_job
+
+    c = Cluster()
+    c.node(0)
+    out = plan_job(c.state, periodic("0 3 * * *"), False, now=T0)
+    assert out["NextPeriodicLaunch"] == "2026-11-27T03:00:00Z"
+    assert out["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 0  # the parent places nothing
+    assert plan_job(c.state, canonical_job(service()), False, now=T0)["NextPeriodicLaunch"] == \
+        "0001-01-01T00:00:00Z"

@@ -19,6 +19,7 @@ registration, and the result is summarised as Nomad's ``JobPlanResponse``:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -33,8 +34,8 @@ from actors.scheduler.scheduler import (
 PLAN_EVAL_ID = "00000000-0000-0000-0000-000000000000"  # the dry run's evaluation: never stored
 
 
-def plan_job(state: Any, job: dict[str, Any], diff: bool) -> dict[str, Any]:
-    """The JobPlanResponse for registering *job* (canonical) now."""
+def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> dict[str, Any]:
+    """The JobPlanResponse for registering *job* (canonical) at wall time *now*."""
     old = state.tables["jobs"].get(job["ID"])
     candidate = dict(job)
     changed = old is None or spec_changed(old, candidate)
@@ -49,7 +50,18 @@ def plan_job(state: Any, job: dict[str, Any], diff: bool) -> dict[str, Any]:
             "FailedTGAllocs": plan["Failed"] or None,
             "JobModifyIndex": old["JobModifyIndex"] if old is not None else 0,
             "CreatedEvals": None, "Diff": _diff(old, job) if diff else None,
-            "NextPeriodicLaunch": "0001-01-01T00:00:00Z", "Warnings": ""}
+            "NextPeriodicLaunch": _next_launch(job, now), "Warnings": ""}
+
+
+def _next_launch(job: dict[str, Any], now: float) -> str:
+    """When a periodic job would launch next (Nomad's zero time for any other job)."""
+    p = job.get("Periodic")
+    if not p or not p.get("Enabled", True):
+        return "0001-01-01T00:00:00Z"
+    from actors.scheduler.cron import parse_cron
+
+    at = parse_cron(p["Spec"], p.get("TimeZone", "UTC")).next_after(now)
+    return dt.datetime.fromtimestamp(at, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
