@@ -895,6 +895,24 @@ def job_revert(addr: str, args: list[str]) -> tuple[str, int]:
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job revert successful")
 
 
+def job_allocs(addr: str, args: list[str]) -> str:
+    """``nomad job allocs [-all] [-verbose] <job>``: the job's allocations, newest first."""
+    flags, rest = parse_flags(args, {"all": bool, "verbose": bool})
+    stub = resolve(addr, "job", one_arg(rest, "nomad job allocs <job>"))
+    allocs = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/allocations")
+    if not allocs:
+        return "No allocations placed"
+    return alloc_table(allocs, flags.get("verbose", False), with_node=True)
+
+
+def system_reconcile_summaries(addr: str, args: list[str]) -> str:
+    """``nomad system reconcile summaries``."""
+    if args:
+        raise CliError("This command takes no arguments")
+    request(addr, "PUT", "/v1/system/reconcile/summaries")
+    return "Reconciled job summaries"
+
+
 def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job dispatch [-meta k=v]... [-detach] <job> [<input file>|-]``: run a parameterized job."""
     flags, rest = parse_flags(args, {"meta": list, "detach": bool, "verbose": bool})
@@ -1004,6 +1022,8 @@ JOB_COMMANDS = {
     ("job", "dispatch"): job_dispatch,
     ("job", "periodic", "force"): job_periodic_force,
     ("job", "scale"): job_scale,
+    ("job", "allocs"): job_allocs,
+    ("system", "reconcile", "summaries"): system_reconcile_summaries,
     ("eval", "status"): eval_status,
     ("eval", "list"): eval_list,
     ("status",): status,

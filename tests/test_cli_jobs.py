@@ -581,6 +581,9 @@ def test_job_scale_changes_a_groups_count(dev, tmp_path):  # noqa: F811
     assert nomad(dev, "job", "run", str(path)).returncode == 0
     out = nomad(dev, "job", "scale", "cli-scale", "2")
     assert out.returncode == 0 and "complete" in out.stdout, out.stdout + out.stderr
+    allocs = nomad(dev, "job", "allocs", "cli-scale")
+    assert allocs.returncode == 0 and len(allocs.stdout.strip().splitlines()) == 3, allocs.stdout  # header + 2
+    assert nomad(dev, "system", "reconcile", "summaries").stdout.strip() == "Reconciled job summaries"
     status = call(dev.http_port, "GET", "/v1/job/cli-scale/scale").json()
     assert status["TaskGroups"]["web"]["Desired"] == 2 and status["TaskGroups"]["web"]["Placed"] == 2
     assert call(dev.http_port, "GET", "/v1/job/cli-scale").json()["Version"] == 1
