@@ -930,6 +930,7 @@ def system_gc(req: Request, api: Api) -> Any:
 # their routes on import (a module of their own; it uses the plumbing above).
 import actors.http_acl  # noqa: E402,F401  (ACL endpoints and the token check)
 import actors.http_client_fs  # noqa: E402,F401  (task logs from the client that runs them)
+import actors.http_monitor  # noqa: E402,F401  (this agent's logs, streamed)
 import actors.http_client_host  # noqa: E402,F401  (host stats and alloc GC, on the client)
 import actors.http_client_alloc  # noqa: E402,F401  (alloc stats, restart and signal, on the client)
 import actors.http_forward  # noqa: E402,F401  (client agents relay server-bound requests)

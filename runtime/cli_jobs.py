@@ -707,11 +707,29 @@ def _follow_log(base: str, task: str, kind: str, offset: int) -> None:
     """Copy the followed log's frames to stdout as they come, until the stream ends or Ctrl-C."""
     q = urllib.parse.urlencode({"task": task, "type": kind, "origin": "start", "offset": offset,
                                 "follow": "true"})
+    _copy_frames(f"{base}?{q}")
+
+
+def monitor_logs(addr: str, args: list[str]) -> str:
+    """``nomad monitor [-log-level=LEVEL] [-json]``: the agent's log lines as they are written, until Ctrl-C."""
+    flags, rest = parse_flags(args, {"log-level": str, "json": bool, "node-id": str, "server-id": str})
+    if rest:
+        raise CliError("This command takes no arguments")
+    q = urllib.parse.urlencode({"log_level": flags.get("log-level", "info"),
+                                "log_json": str(bool(flags.get("json"))).lower(),
+                                **({"node_id": flags["node-id"]} if "node-id" in flags else {}),
+                                **({"server_id": flags["server-id"]} if "server-id" in flags else {})})
+    _copy_frames(f"{addr.rstrip('/')}/v1/agent/monitor?{q}")
+    return ""
+
+
+def _copy_frames(url: str) -> None:
+    """Write the Data of a stream of Nomad StreamFrames to stdout as they come, until it ends or Ctrl-C."""
     out, decoder, buf = sys.stdout.buffer, json.JSONDecoder(), ""
     try:
-        # The agent sends a heartbeat frame every second while the log is
+        # The agent sends a heartbeat frame every second while the stream is
         # idle, so TIMEOUT_S without a byte means the agent is gone.
-        with urllib.request.urlopen(f"{base}?{q}", timeout=TIMEOUT_S) as resp:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
             while piece := resp.read1(65536):
                 buf += piece.decode("ascii")  # frames are JSON with base64 data
                 while buf := buf.lstrip():
@@ -729,7 +747,7 @@ def _follow_log(base: str, task: str, kind: str, offset: int) -> None:
         raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
             from None
     except (urllib.error.URLError, OSError) as e:
-        raise CliError(f"Error following the log at {base.split('/v1/')[0]}: {getattr(e, 'reason', e)}") \
+        raise CliError(f"Error reading the stream from {url.split('/v1/')[0]}: {getattr(e, 'reason', e)}") \
             from None
 
 
@@ -1024,6 +1042,7 @@ JOB_COMMANDS = {
     ("job", "scale"): job_scale,
     ("job", "allocs"): job_allocs,
     ("system", "reconcile", "summaries"): system_reconcile_summaries,
+    ("monitor",): monitor_logs,
     ("eval", "status"): eval_status,
     ("eval", "list"): eval_list,
     ("status",): status,

@@ -18,13 +18,15 @@ Nomad.  The level changes at run time (SIGHUP) with :meth:`LogControl.set_level`
 
 from __future__ import annotations
 
+import collections
 import datetime
 import json
 import logging
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
-__all__ = ["LEVELS", "TRACE", "JsonFormatter", "LogControl", "TextFormatter", "setup_logging"]
+__all__ = ["LEVELS", "MONITOR", "TRACE", "JsonFormatter", "LogControl", "LogMonitor", "TextFormatter",
+           "setup_logging"]
 
 TRACE = 5
 LEVELS = {"TRACE": TRACE, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
@@ -132,19 +134,87 @@ class _GatedHandler(logging.Handler):
             self._write("".join(held))
 
 
+# A monitor (``/v1/agent/monitor``) that reads slower than the agent logs
+# loses its oldest lines beyond this many (counted), never the agent's memory.
+MONITOR_BUFFER_LINES = 1024
+
+
+class Subscription:
+    """One monitor's lines: a bounded buffer filled by any thread, drained by the HTTP edge."""
+
+    def __init__(self, level: int, json_format: bool) -> None:
+        self.level = level
+        self.formatter: logging.Formatter = JsonFormatter() if json_format else TextFormatter()
+        self.lines: collections.deque[str] = collections.deque(maxlen=MONITOR_BUFFER_LINES)
+        self.dropped = 0
+
+    def take(self) -> list[str]:
+        out = []
+        while self.lines:
+            out.append(self.lines.popleft())
+        return out
+
+
+class LogMonitor(logging.Handler):
+    """Copies log records to the monitors subscribed (Nomad's ``monitor`` sink), each at its own level."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.subs: set[Subscription] = set()
+        self.on_change: Any = None  # LogControl re-derives the root level when monitors come and go
+
+    def subscribe(self, level: int, json_format: bool) -> Subscription:
+        sub = Subscription(level, json_format)
+        self.subs.add(sub)
+        if self.on_change is not None:
+            self.on_change()
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subs.discard(sub)
+        if self.on_change is not None:
+            self.on_change()
+
+    def lowest(self) -> int | None:
+        return min((s.level for s in self.subs), default=None)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for sub in list(self.subs):
+            if record.levelno < sub.level:
+                continue
+            try:
+                line = sub.formatter.format(record)
+            except Exception:  # noqa: BLE001 - a bad log call must not kill its caller
+                continue
+            if len(sub.lines) == sub.lines.maxlen:
+                sub.dropped += 1
+            sub.lines.append(line)
+
+
+MONITOR = LogMonitor()  # the process's one monitor sink (installed by setup_logging)
+
+
 class LogControl:
     """The process's logging: level changes and the start-up gate."""
 
     def __init__(self, handler: _GatedHandler) -> None:
         self.handler = handler
         self.level = "INFO"
+        MONITOR.on_change = self._apply
 
     def set_level(self, level: str) -> None:
         name = level.upper()
         self.level = name
-        number = LEVELS[name]
-        logging.getLogger().setLevel(number)
-        chatty_level = logging.DEBUG if number <= TRACE else max(number, logging.INFO)
+        self._apply()
+
+    def _apply(self) -> None:
+        """The console writes at the configured level; the root passes what any monitor also wants."""
+        number = LEVELS[self.level]
+        self.handler.setLevel(number)
+        low = MONITOR.lowest()
+        root = number if low is None else min(number, low)
+        logging.getLogger().setLevel(root)
+        chatty_level = logging.DEBUG if root <= TRACE else max(root, logging.INFO)
         for chatty in _CHATTY:
             logging.getLogger(chatty).setLevel(chatty_level)
 
@@ -153,6 +223,7 @@ class LogControl:
 
     def close(self) -> None:
         logging.getLogger().removeHandler(self.handler)
+        logging.getLogger().removeHandler(MONITOR)
 
 
 def setup_logging(level: str, *, json_format: bool, stream: TextIO | None = None) -> LogControl:
@@ -164,6 +235,7 @@ def setup_logging(level: str, *, json_format: bool, stream: TextIO | None = None
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    root.addHandler(MONITOR)
     control = LogControl(handler)
     control.set_level(level)
     return control

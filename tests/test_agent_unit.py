@@ -550,6 +550,35 @@ def test_logs_are_held_until_the_banner_and_the_level_changes_live():
         root.setLevel(saved[1])
 
 
+def test_a_monitor_sees_its_own_level_while_the_console_keeps_the_agents():
+    from runtime.logging_setup import LEVELS, MONITOR
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        control = setup_logging("INFO", json_format=False, stream=stream)
+        control.open_gate()
+        sub = MONITOR.subscribe(LEVELS["DEBUG"], json_format=False)
+        logging.getLogger("agent").debug("for the monitor only")
+        logging.getLogger("agent").info("for both")
+        lines = sub.take()
+        assert [x.split("agent: ")[1] for x in lines] == ["for the monitor only", "for both"]
+        assert "for the monitor only" not in stream.getvalue() and "for both" in stream.getvalue()
+        MONITOR.unsubscribe(sub)
+        assert root.level == logging.INFO  # no monitor: the root filters at the agent's level again
+        json_sub = MONITOR.subscribe(LEVELS["WARN"], json_format=True)
+        logging.getLogger("agent").info("too low")
+        logging.getLogger("agent").warning("kept")
+        (line,) = json_sub.take()
+        assert json.loads(line)["@message"] == "kept" and json.loads(line)["@level"] == "warn"
+        MONITOR.unsubscribe(json_sub)
+        control.close()
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+
+
 def test_banner_block_is_sorted_title_cased_and_right_aligned():
     cfg = dataclasses.replace(dev_config(), name="n1")
     lines = banner_info(cfg, resolve_addrs(cfg, 4646), "1b2c")

@@ -592,3 +592,27 @@ def test_job_scale_changes_a_groups_count(dev, tmp_path):  # noqa: F811
     assert bad.returncode == 1 and "task group 'nope' not found" in bad.stderr
     assert call(dev.http_port, "PUT", "/v1/job/cli-scale/scale", {"Count": 1}).status == 400
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-scale").returncode == 0
+
+
+def test_monitor_streams_the_agents_log_lines_at_its_own_level(dev):  # noqa: F811
+    import select
+
+    mon = subprocess.Popen([sys.executable, NOMAD, f"-address=http://127.0.0.1:{dev.http_port}", "monitor",
+                            "-log-level=debug"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got = b""
+    try:
+        def seen() -> bool:
+            nonlocal got
+            call(dev.http_port, "GET", "/v1/jobs?marker=monitor-test")  # logged at DEBUG by the agent
+            ready, _, _ = select.select([mon.stdout], [], [], 0.5)
+            if ready:
+                got += os.read(mon.stdout.fileno(), 65536)  # type: ignore[union-attr]
+            return any(b"marker=monitor-test" in line and b"[DEBUG]" in line for line in got.splitlines())
+        wait_for(seen, "the request's DEBUG line in the monitor", PLACE_DEADLINE_S, dev.detail)
+    finally:
+        mon.kill()
+        mon.wait()
+    bad = call(dev.http_port, "GET", "/v1/agent/monitor?log_level=chatty")
+    assert (bad.status, bad.text) == (400, "Unknown log level: chatty")
+    other = call(dev.http_port, "GET", "/v1/agent/monitor?node_id=someone-else")
+    assert other.status == 400
