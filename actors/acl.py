@@ -375,7 +375,8 @@ class ACL:
         if need.area == "management":
             return self.management
         if need.area == "namespace":
-            return self.allow_namespace(need.namespace, need.what)
+            # "a|b": either capability will do (Nomad's task logs: read-logs or read-fs).
+            return any(self.allow_namespace(need.namespace, what) for what in need.what.split("|"))
         return self.allow_level(need.area, need.what)
 
 
@@ -443,7 +444,7 @@ _ROUTES = sorted([
     _Route("/v1/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
     _Route("/v1/evaluations", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/evaluation/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
-    _Route("/v1/client/fs/logs/", (("namespace", "read-logs"),), (("namespace", "read-logs"),)),
+    _Route("/v1/client/fs/logs/", (("namespace", "read-logs|read-fs"),), (("namespace", "read-logs|read-fs"),)),
     _Route("/v1/client/fs/", (("namespace", "read-fs"),), (("namespace", "read-fs"),)),  # ls, stat, cat...
     _Route("/v1/client/stats", (("node", READ),), (("node", READ),)),  # Nomad ClientStats.Stats
     _Route("/v1/client/gc", (("node", WRITE),), (("node", WRITE),)),  # Allocations.GarbageCollectAll

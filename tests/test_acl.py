@@ -7,6 +7,7 @@ The reference is Nomad's ``acl/policy.go`` (parsing, shorthand expansion),
 
 from __future__ import annotations
 
+import json
 import msgpack
 import pytest
 
@@ -160,6 +161,7 @@ def test_no_policies_deny_everything_and_management_allows_everything():
     ("POST", "/v1/job/web", [("namespace", "submit-job")]),
     ("DELETE", "/v1/job/web", [("namespace", "submit-job")]),
     ("POST", "/v1/job/report/dispatch", [("namespace", "dispatch-job")]),
+    ("GET", "/v1/client/fs/logs/a1", [("namespace", "read-logs|read-fs")]),
     ("GET", "/v1/job/report/dispatch", [("namespace", "read-job")]),
     ("GET", "/v1/allocations", [("namespace", "read-job")]),
     ("GET", "/v1/evaluation/e1", [("namespace", "read-job")]),
@@ -420,3 +422,10 @@ def test_a_token_query_parameter_is_hidden_in_the_logged_url():
     assert hide_token("token=s3cr3t&index=4") == "token=<hidden>&index=4"
     assert hide_token("index=4&token=s3cr3t") == "index=4&token=<hidden>"
     assert hide_token("mytoken=x&prefix=token=") == "mytoken=x&prefix=token="
+
+
+def test_task_logs_take_read_logs_or_read_fs():
+    need = required("GET", "/v1/client/fs/logs/a1")
+    for caps, allowed in ((["read-logs"], True), (["read-fs"], True), (["read-job"], False)):
+        policy = parse_policy(f'namespace "default" {{ capabilities = {json.dumps(caps)} }}')
+        assert compile_acl([policy]).allows(need) is allowed, caps
