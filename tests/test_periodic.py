@@ -166,3 +166,23 @@ def test_a_plan_of_a_periodic_job_says_when_it_would_launch_next() -> None:
     assert out["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 0  # the parent places nothing
     assert plan_job(c.state, canonical_job(service()), False, now=T0)["NextPeriodicLaunch"] == \
         "0001-01-01T00:00:00Z"
+
+
+def test_only_periodic_writes_move_the_dispatchers_index_and_restore_rebuilds_it() -> None:
+    from actors.state.store import StateStore
+
+    c = Cluster()
+    c.apply("job_register", job=periodic())
+    at_register = c.state.periodic_index
+    assert c.state.periodic_ids == {"nightly"} and at_register == c.index
+    for i in range(3):
+        c.register(**service(job_id=f"plain{i}"))
+    assert c.state.periodic_index == at_register  # other jobs never wake the dispatcher
+    c.now = T0
+    c.apply("periodic_launch", job_id="nightly", launch=T0)
+    assert c.state.periodic_index == c.index
+    copy = StateStore()
+    copy.restore(c.state.snapshot(), c.index)
+    assert copy.periodic_ids == {"nightly"} and copy.periodic_index == c.index
+    c.apply("job_deregister", job_id="nightly", purge=True)
+    assert c.state.periodic_ids == set() and c.state.periodic_index == c.index

@@ -1,7 +1,9 @@
 """PeriodicDispatcher: the leader launches periodic jobs on their cron schedules (Nomad ``nomad/periodic.go``).
 
-On the leader it keeps a blocking query (Watch) on the ``jobs`` and
-``periodic_launch`` tables: each answer lists the enabled periodic jobs
+On the leader it keeps a blocking query (Watch) on the store's
+``periodic_index`` -- it moves only when a periodic job or a launch
+changes, so registering other jobs does not wake it: each answer lists the
+enabled periodic jobs
 with their schedule and last launch, and the dispatcher arms one timer for
 the earliest next launch.  When it fires, every job due is launched by
 proposing ``periodic_launch`` (the store creates the child
@@ -48,12 +50,19 @@ class PeriodicConfig:
             raise ValueError("watch_timeout_s must be > 0 and slack_s >= 0")
 
 
+def periodic_index(state: Any) -> int:
+    """The watch's index: it moves only when a periodic job or a launch changes, not with every job."""
+    return int(state.periodic_index)
+
+
 def periodic_view(state: Any) -> list[tuple[str, str, str, float]]:
     """Watch query: (job ID, cron spec, time zone, launch after) for every enabled periodic job."""
     out = []
     launches = state.tables["periodic_launch"]
-    for job_id, job in sorted(state.tables["jobs"].items()):
-        p = job.get("Periodic")
+    jobs = state.tables["jobs"]
+    for job_id in sorted(state.periodic_ids):
+        job = jobs.get(job_id)
+        p = job.get("Periodic") if job is not None else None
         if not p or job.get("Stop") or not p.get("Enabled", True):
             continue
         after = max(float(launches.get(job_id, {}).get("Launch", 0.0)), float(job.get("SubmitTime", 0.0)))
@@ -117,7 +126,8 @@ class PeriodicDispatcher(NodeActor):
         self.stats["watches"] += 1
         self.send(self.env.node, self.raft, Watch(tables=("jobs", "periodic_launch"), min_index=self._index,
                                                   reply=ReplyTo(self.env, self.name, ("watch", self._gen)),
-                                                  timeout_s=self.cfg.watch_timeout_s, query=periodic_view))
+                                                  timeout_s=self.cfg.watch_timeout_s, query=periodic_view,
+                                                  index_fn=periodic_index))
 
     def _plan(self, view: list[tuple[str, str, str, float]]) -> None:
         self.next = {}

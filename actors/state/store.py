@@ -84,6 +84,11 @@ class StateStore:
         # capacity): node records are replaced, never changed in place, on
         # every write, so the entry holds while it is the same record.
         self._node_caps: dict[str, tuple[Any, tuple[int, int]]] = {}
+        # Periodic jobs and the index of their last change (theirs or a
+        # launch's): the leader's PeriodicDispatcher watches this, not every
+        # job registration (derived state: rebuilt by restore).
+        self.periodic_ids: set[str] = set()
+        self.periodic_index = 0
         # Evaluations created by the entry being applied: their IDs derive
         # from (index, n), so n must not repeat within one entry.
         self._entry_evals = 0
@@ -351,6 +356,8 @@ class StateStore:
         self._node_caps = {}
         for a in self.tables["allocs"].values():
             self._index_alloc(a)
+        self.periodic_ids = {i for i, j in self.tables["jobs"].items() if j.get("Periodic")}
+        self.periodic_index = index
         self.applied_index = index
         self._watchers = watchers
         for t in TABLES:
@@ -579,11 +586,13 @@ class StateStore:
             # Nomad: a periodic or parameterized job never runs itself (no evaluation); its launches do.
             job["Status"] = "dead" if job.get("Stop") else "running"
             jobs[job["ID"]] = job
+            self._note_periodic(index, old, job)
             self._touch("jobs", index)
             return {"ok": True, "index": index, "EvalID": "", "EvalCreateIndex": 0,
                     "JobModifyIndex": job["JobModifyIndex"]}
         job["Status"] = old.get("Status", "pending") if old else "pending"
         jobs[job["ID"]] = job
+        self._note_periodic(index, old, job)
         self._touch("jobs", index)
         evals = self._create_evals(index, [job["ID"]], "job-register", now)
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
@@ -626,6 +635,7 @@ class StateStore:
         if not force and launch <= last:
             return {"ok": True, "index": index, "skipped": "already launched"}
         launches[job_id] = {"ID": job_id, "Launch": max(last, launch)}
+        self.periodic_index = index
         self._touch("periodic_launch", index)
         child_id = f"{job_id}/periodic-{int(launch)}"
         running = [j for j in self.tables["jobs"].values()
@@ -678,6 +688,16 @@ class StateStore:
                      Meta={**parent.get("Meta", {}), **{str(k): str(v) for k, v in meta.items()}})
         res = self._job_register(index, {"job": child, "now": now})
         return {**res, "DispatchedJobID": child_id, "JobCreateIndex": index}
+
+    def _note_periodic(self, index: int, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """Keep periodic_ids and periodic_index up to date for a job write."""
+        if (old is not None and old.get("Periodic")) or (new is not None and new.get("Periodic")):
+            self.periodic_index = index
+            job_id = (new or old or {}).get("ID", "")
+            if new is not None and new.get("Periodic"):
+                self.periodic_ids.add(job_id)
+            else:
+                self.periodic_ids.discard(job_id)
 
     def _keep_version(self, job: dict[str, Any], index: int) -> None:
         """*job* is being replaced by a new version: keep it among the job's earlier versions."""
@@ -749,6 +769,7 @@ class StateStore:
             return {"ok": False, "error": "job not found"}
         if cmd.get("purge"):
             del jobs[job_id]
+            self._note_periodic(index, old, None)
             if self.tables["job_versions"].pop(job_id, None) is not None:
                 self._touch("job_versions", index)
             if self.tables["periodic_launch"].pop(job_id, None) is not None:
@@ -760,6 +781,7 @@ class StateStore:
                             "ScheduleIndex": index,
                             **({"Status": "dead"} if old.get("ParameterizedJob") or old.get("Periodic") else {}),
                             "Version": old["Version"] + (0 if old.get("Stop") else 1), "Stable": False}
+            self._note_periodic(index, old, jobs[job_id])
         self._touch("jobs", index)
         # The job's evaluations waiting for capacity wait for nothing now
         # (Nomad untracks them from its blocked evals): canceled, they are
@@ -1039,7 +1061,7 @@ class StateStore:
             if gc.alloc_gc_eligible(a, job, c):
                 gone_allocs.add(aid)
         for jid in gone_jobs:
-            del jobs[jid]
+            self._note_periodic(index, jobs.pop(jid), None)
             if self.tables["job_versions"].pop(jid, None) is not None:
                 self._touch("job_versions", index)
             if self.tables["periodic_launch"].pop(jid, None) is not None:
