@@ -387,7 +387,7 @@ def test_nomad_alloc_fs_lists_directories_and_prints_files(dev, running):  # noq
     ("GET", "/v1/client/fs/cat/a1", [("namespace", "read-fs")]),
     ("GET", "/v1/client/fs/readat/a1", [("namespace", "read-fs")]),
     ("GET", "/v1/client/fs/stream/a1", [("namespace", "read-fs")]),
-    ("GET", "/v1/client/fs/logs/a1", [("namespace", "read-logs")]),
+    ("GET", "/v1/client/fs/logs/a1", [("namespace", "read-logs|read-fs")]),
     ("GET", "/v1/client/stats", [("node", "read")]),
     ("GET", "/v1/client/gc", [("node", "write")]),
     ("PUT", "/v1/client/gc", [("node", "write")]),
