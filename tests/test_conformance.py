@@ -226,3 +226,55 @@ def test_failing_on_start_is_reported_to_the_supervisor(harness):
     env.spawn(Collector, "sup", log)
     env.spawn(FailsOnStart, "fragile")
     assert harness.wait_for(lambda: any(e[0] == "failed" and e[1] == "fragile" for e in log))
+
+
+def test_mail_left_when_an_actor_stops_is_answered_dead(harness):
+    # pykka's teardown: asks still queued behind the stop are answered with
+    # ActorDeadError (the caller is never left waiting); a queued stop, None.
+    env = harness.node("n1")
+    log: list = []
+    ref = env.spawn(Collector, "c", log)
+    assert ref.ask("echo?", timeout=5) == ("echo", "c")  # started
+    stop = ref.ask(pykka.messages._ActorStop(), block=False)
+    pending = ref.ask("echo?", block=False)
+    second_stop = ref.ask(pykka.messages._ActorStop(), block=False)
+    assert stop.get(timeout=5) is None
+    with pytest.raises(pykka.ActorDeadError):
+        pending.get(timeout=5)
+    assert second_stop.get(timeout=5) is None
+    assert log.count(("stopped", "c")) == 1
+    assert harness.wait_for(lambda: not ref.is_alive())
+
+
+def test_an_ask_whose_handler_raises_gets_the_exception_and_the_actor_lives(harness):
+    env = harness.node("n1")
+    ref = env.spawn(Collector, "c", [])
+    with pytest.raises(RuntimeError, match="boom requested"):
+        ref.ask("boom", timeout=5)
+    assert ref.ask("echo?", timeout=5) == ("echo", "c")
+
+
+class RecordsStart(NodeActor):
+    def __init__(self, env, name, log: list) -> None:
+        super().__init__(env, name)
+        self.log = log
+
+    def on_start(self) -> None:
+        self.log.append(("started", self.env.node))
+
+
+def test_an_actor_on_a_node_that_crashes_before_its_first_turn_never_starts():
+    from sim.runtime import Scheduler
+
+    sched = Scheduler(seed=5)
+    log: list = []
+    node = sched.add_node("n1")
+    node.spawn(RecordsStart, "a", log)
+    node.crash()
+    sched.run_for(5.0)
+    assert log == []
+    node.restart()
+    node.spawn(RecordsStart, "a", log)
+    sched.run_for(5.0)
+    assert log == [("started", "n1")]
+    sched.close()
