@@ -67,7 +67,13 @@ class _Timer:
 
 
 class SimInbox:
-    """A deque inbox; putting mail marks the owning actor ready."""
+    """A deque inbox; putting mail marks the owning actor ready.
+
+    It holds pykka's envelopes (``tell`` and ``ask`` through an ActorRef) and,
+    from the simulator's own hot paths (network deliveries, timers), bare
+    messages: a tell has no reply address, and an envelope per message was a
+    measurable part of every turn.
+    """
 
     __slots__ = ("_actor", "_q", "_ready", "_sched")
 
@@ -213,7 +219,7 @@ def _fire_timer(timer: _Timer, node: SimNode, incarnation: int, ref: Any, msg: A
     if not ref.actor_stopped.is_set():
         # ref.tell(msg), minus its second liveness check; SimInbox.put inlined.
         inbox = ref.actor_inbox
-        inbox._q.append(_PykkaEnvelope(msg))
+        inbox._q.append(msg)
         actor = inbox._actor
         if actor is not None and not actor._sim_ready:
             actor._sim_ready = True
@@ -233,17 +239,20 @@ def _turn(actor: Any) -> None:
         actor._actor_loop_setup()
     elif actor._sim_teardown:
         envelope = actor.actor_inbox._q.popleft()
-        if envelope.reply_to is not None:
+        if type(envelope) is _PykkaEnvelope and envelope.reply_to is not None:
             if isinstance(envelope.message, _PykkaStop):
                 envelope.reply_to.set(None)
             else:
                 dead = ActorDeadError(f"{actor.actor_ref} stopped before handling the message")
                 envelope.reply_to.set_exception(exc_info=(ActorDeadError, dead, None))
     else:
-        envelope = actor.actor_inbox._q.popleft()
-        reply_to = envelope.reply_to
+        item = actor.actor_inbox._q.popleft()
+        if type(item) is _PykkaEnvelope:
+            message, reply_to = item.message, item.reply_to
+        else:
+            message, reply_to = item, None
         try:
-            response = actor._handle_receive(envelope.message)
+            response = actor._handle_receive(message)
             if reply_to is not None:
                 reply_to.set(response)
         except Exception:
@@ -297,7 +306,7 @@ class SimNode:
             return
         # ref.tell(msg), minus its second liveness check; SimInbox.put inlined.
         inbox = ref.actor_inbox
-        inbox._q.append(_PykkaEnvelope(msg))
+        inbox._q.append(msg)
         a = inbox._actor
         if a is not None and not a._sim_ready:
             a._sim_ready = True
@@ -444,7 +453,7 @@ class Scheduler:
 
     def _trace_turn(self, actor: SimActor) -> None:
         q = actor.actor_inbox._q  # type: ignore[attr-defined]
-        msg = q[0].message if q else None
+        msg = (q[0].message if type(q[0]) is _PykkaEnvelope else q[0]) if q else None
         body = wire.encode(msg) if type(msg) in wire._FIELDS else type(msg).__name__.encode()
         self.record(repr(self.now), actor.env.node, actor.name, body)  # type: ignore[attr-defined]
 
@@ -512,7 +521,7 @@ class Scheduler:
                     continue
                 if not ref.actor_stopped.is_set():
                     inbox = ref.actor_inbox
-                    inbox._q.append(_PykkaEnvelope(msg))
+                    inbox._q.append(msg)
                     actor = inbox._actor
                     if actor is not None and not actor._sim_ready:
                         actor._sim_ready = True
