@@ -923,9 +923,19 @@ class StateStore:
             return
         from actors.scheduler.scheduler import live
 
-        mine = self.job_allocs(job_id)
-        running = any(live(a) for a in mine)
-        finished = bool(job.get("Stop") or (job["Type"] == "batch" and mine))
+        # Whether the job has allocations and whether any is live: a job keeps
+        # every allocation it ever ran until GC, so stop at the first live one
+        # (in any order) rather than sort and walk them all (job_allocs).
+        t = self.tables["allocs"]
+        has_allocs = running = False
+        for i in self.allocs_by_job.get(job_id, ()):
+            a = t.get(i)
+            if a is not None:
+                has_allocs = True
+                if live(a):
+                    running = True
+                    break
+        finished = bool(job.get("Stop") or (job["Type"] == "batch" and has_allocs))
         status = "running" if running else ("dead" if finished else "pending")
         if job.get("ParameterizedJob") or job.get("Periodic"):
             status = "dead" if job.get("Stop") else "running"  # a parent runs nothing itself
