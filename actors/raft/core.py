@@ -186,11 +186,14 @@ class RaftCore:
 
     def term_at(self, index: int) -> int | None:
         """The term of the entry at *index*; None if compacted away or absent."""
-        if index == self.snap_index:
+        # Called several times per message: the bounds are inlined, not read
+        # through the last_index property.
+        snap = self.snap_index
+        if index == snap:
             return self.snap_term
-        if index < self.snap_index or index > self.last_index:
+        if index < snap or index > snap + len(self.entries):
             return None
-        return self.entries[index - self.snap_index - 1].term
+        return self.entries[index - snap - 1].term
 
     def entry(self, index: int) -> Entry:
         return self.entries[index - self.snap_index - 1]
@@ -316,9 +319,22 @@ class RaftCore:
         self._read_seq_queued = 0  # its heartbeats leave now: a later read needs a round of its own
         return r
 
+    def take_ready_if_any(self) -> Ready | None:
+        """:meth:`take_ready`, or None when nothing is pending (the Ready would be empty).
+
+        The host drains Readies until one comes back empty, so every flush
+        ends with one empty take; this answers it without building a Ready.
+        """
+        if (self.commit <= self.applied_to_ready and (self.term, self.vote) == self._last_hard
+                and self._ready.empty()):
+            self._read_seq_queued = 0  # as take_ready would
+            return None
+        return self.take_ready()
+
     def persisted(self, index: int) -> None:
         """The host made the log durable through *index*."""
-        self.stable = max(self.stable, min(index, self.last_index))
+        last = self.snap_index + len(self.entries)
+        self.stable = max(self.stable, index if index < last else last)
         if self.role == LEADER:
             self._maybe_commit()
 
@@ -499,7 +515,15 @@ class RaftCore:
                 self._send(m.candidate, RequestVoteResp(term=self.term, voter=self.id, granted=False,
                                                         pre_vote=True))
             return
-        if isinstance(m, RequestVote):
+        # Replication is nearly all the traffic: its two types first, by exact
+        # type (the isinstance chain below handles the rest as before).
+        t = type(m)
+        if t is AppendEntries:
+            self._handle_append(m)
+        elif t is AppendResp:
+            if self.role == LEADER:
+                self._handle_append_resp(m)
+        elif isinstance(m, RequestVote):
             self._handle_vote(m)
         elif isinstance(m, RequestVoteResp):
             self._handle_vote_resp(m)
@@ -839,8 +863,9 @@ class RaftCore:
         self._send_append(peer, pr)
 
     def _maybe_commit(self) -> None:
-        matches = sorted((self.stable if v == self.id else
-                          (self.progress[v].match if v in self.progress else 0)) for v in self.voters)
+        me, stable, progress = self.id, self.stable, self.progress
+        matches = sorted([stable if v == me else (progress[v].match if v in progress else 0)
+                          for v in self.voters])
         if not matches:
             return
         n = matches[len(matches) - self._quorum()]
@@ -939,17 +964,19 @@ class RaftCore:
         are checked on every append in ``_append``, so the host's per-flush
         call stays O(1) however long the log is.
         """
-        if self.commit > self.last_index:
-            raise RaftInvariantError(f"{self.id}: commit {self.commit} beyond last {self.last_index}")
+        last = self.snap_index + len(self.entries)
+        if self.commit > last:
+            raise RaftInvariantError(f"{self.id}: commit {self.commit} beyond last {last}")
         if self.snap_index > self.commit:
             raise RaftInvariantError(f"{self.id}: snapshot {self.snap_index} beyond commit {self.commit}")
-        prev_term = self.snap_term
-        for i, e in enumerate(self.entries if full else ()):
-            if e.index != self.snap_index + 1 + i:
-                raise RaftInvariantError(f"{self.id}: log index gap at {e.index}")
-            if e.term < prev_term:
-                raise RaftInvariantError(f"{self.id}: log terms decrease at {e.index}")
-            prev_term = e.term
+        if full:
+            prev_term = self.snap_term
+            for i, e in enumerate(self.entries):
+                if e.index != self.snap_index + 1 + i:
+                    raise RaftInvariantError(f"{self.id}: log index gap at {e.index}")
+                if e.term < prev_term:
+                    raise RaftInvariantError(f"{self.id}: log terms decrease at {e.index}")
+                prev_term = e.term
         if self.role == LEADER and self.vote != self.id and self.term > 0 and len(self.voters) > 1:
             raise RaftInvariantError(f"{self.id}: leader of term {self.term} did not vote for itself")
 

@@ -233,12 +233,14 @@ class RaftPeer(NodeActor):
         self._reads: dict[int, tuple[Any, Any, str, str, int]] = {}  # read req id -> (reply, query, origin..)
         self._waiting_apply: list[tuple[int, Any, Any]] = []  # (index, reply, query)
         self._watches: list[tuple[float, Watch]] = []  # (deadline, watch), parked blocking queries
+        self._watch_next_deadline = math.inf  # the earliest deadline in _watches
         self._watch_seen = 0  # applied index at the last watch check
         self._watch_tables: dict[str, int] = {}  # the tables' indexes at the last watch check
         self._since_snapshot = 0
         self.last_contact = 0.0
         self.peer_contact: dict[str, float] = {}  # leader: follower -> when its last ack of this term came
-        self._pushed_info: RaftInfo | None = None  # what leadership_subscribers were last told
+        # RaftInfo's fields as leadership_subscribers were last told them (None: not yet).
+        self._pushed_key: tuple[bool, int, str, tuple[str, ...], tuple[str, ...]] | None = None
         self._leave: Leave | None = None
         self._was_leader = False
         self._leave_asked_at = -1e18
@@ -279,6 +281,26 @@ class RaftPeer(NodeActor):
 
     # ============================================================ messages
     def receive(self, message: Any) -> Any:
+        # The peer's own traffic (AppendEntries, AppendResp, ...) is most of
+        # its mail: one dict lookup on the exact type finds its handler, where
+        # the isinstance chain below costs a call per branch passed.  The
+        # chain still serves everything else (subclasses, strings).
+        handler = _FAST_RECEIVE.get(type(message))
+        if handler is not None:
+            return handler(self, message)
+        return self._receive_other(message)
+
+    def _step_raft(self, message: Any) -> None:
+        core = self.core
+        t = type(message)
+        if (t is AppendEntries or t is InstallSnapshot) and message.term >= core.term:
+            self.last_contact = self.env.now()
+        elif t is AppendResp and message.term == core.term:
+            self.peer_contact[message.follower] = self.env.now()
+        core.step(message)
+        self._mark_dirty()
+
+    def _receive_other(self, message: Any) -> Any:
         if isinstance(message, RAFT_MESSAGES):
             if isinstance(message, (AppendEntries, InstallSnapshot)) and message.term >= self.core.term:
                 self.last_contact = self.env.now()
@@ -334,6 +356,18 @@ class RaftPeer(NodeActor):
             return self.configuration()
         return None
 
+    def _on_flush(self, message: Any) -> None:
+        if message is FLUSH:
+            self._flush_queued = False
+            self._flush()
+
+    def _on_propose(self, message: Propose) -> None:
+        self._propose(message.data, message.reply)
+
+    def _on_apply_result(self, message: ApplyResult) -> None:
+        self._forward_answer(message.req_id, message.ok, message.index, message.error,
+                             decode_result(message.result) if message.ok else None)
+
     def on_receive(self, message: Any) -> Any:
         """Handle one message, then flush now if nothing else is waiting in the inbox.
 
@@ -371,8 +405,8 @@ class RaftPeer(NodeActor):
         if self._proposals:
             self._append_proposals()
         while True:
-            r = core.take_ready()
-            if r.empty():
+            r = core.take_ready_if_any()
+            if r is None or r.empty():
                 break
             self._handle_ready(r)
         self.stats["flushes"] += 1
@@ -390,21 +424,26 @@ class RaftPeer(NodeActor):
 
     def _handle_ready(self, r: Ready) -> None:
         core = self.core
-        early = r.messages if core.role == LEADER and r.hard_state is None else []
-        if early:
+        send, name, messages = self.send, self.name, r.messages
+        if messages and core.role == LEADER and r.hard_state is None:
             # Thesis §10.2.1: a leader may replicate while it writes its own
             # log (it counts itself only once persisted). Not when the term or
             # vote changed: those must be durable before anything says so.
-            early = [(to, m) for to, m in r.messages if isinstance(m, (AppendEntries, InstallSnapshot))]
-            for to, m in early:
-                self.send(to, self.name, m)
+            # One pass splits the appends, sent now, from the rest, sent after
+            # the write (in their order, as before).
+            late = []
+            for to, m in messages:
+                if isinstance(m, (AppendEntries, InstallSnapshot)):
+                    send(to, name, m)
+                else:
+                    late.append((to, m))
+            messages = late
         if r.hard_state or r.snapshot or r.truncate_from is not None or r.entries:
             self.storage.save(hard_state=r.hard_state, snapshot=r.snapshot, truncate_from=r.truncate_from,
                               entries=r.entries)
             self.stats["entries_persisted"] += len(r.entries)
-        for to, m in r.messages:
-            if not early or not isinstance(m, (AppendEntries, InstallSnapshot)):
-                self.send(to, self.name, m)
+        for to, m in messages:
+            send(to, name, m)
         core.persisted(core.last_index)
         if r.snapshot is not None:
             self.state.restore(r.snapshot[4], r.snapshot[0])
@@ -474,10 +513,15 @@ class RaftPeer(NodeActor):
         """Tell the subscribers when leadership, term, the known leader or the members changed."""
         if not self.leadership_subscribers:
             return
-        info = self.info()
-        if info == self._pushed_info:
+        # Compared as a plain tuple of RaftInfo's fields: this runs on every
+        # flush and almost never finds a change, so the RaftInfo is built
+        # only when there is one to tell.
+        c = self.core
+        key = (c.role == LEADER, c.term, c.leader, c.voters, c.learners)
+        if key == self._pushed_key:
             return
-        self._pushed_info = info
+        self._pushed_key = key
+        info = self.info()
         for actor in self.leadership_subscribers:
             self.send(self.env.node, actor, info)
 
@@ -718,7 +762,9 @@ class RaftPeer(NodeActor):
         if self._watch_index(w) > w.min_index or w.timeout_s <= 0 or len(self._watches) >= self.cfg.max_watches:
             self._watch_answer(w)
             return
-        self._watches.append((self.env.now() + w.timeout_s, w))
+        deadline = self.env.now() + w.timeout_s
+        self._watches.append((deadline, w))
+        self._watch_next_deadline = min(self._watch_next_deadline, deadline)
 
     def _watch_answer(self, w: Watch) -> None:
         if w.max_stale_s is not None and self.core.role != LEADER and (
@@ -739,16 +785,26 @@ class RaftPeer(NodeActor):
         # watch none of whose tables moved since the last check cannot fire:
         # skip computing it (hundreds of parked client queries per change).
         seen, current = self._watch_tables, self.state.table_index
-        changed = {t for t, i in current.items() if i != seen.get(t)}
+        changed = set() if current == seen else {t for t, i in current.items() if i != seen.get(t)}
+        if not changed and (not expire or now < self._watch_next_deadline):
+            # No table moved and no deadline is due: no watch can fire, and
+            # walking them all (every tick, every server) would keep them all.
+            if len(seen) != len(current):
+                self._watch_tables = dict(current)
+            return
         self._watch_tables = dict(current)
         keep: list[tuple[float, Watch]] = []
+        earliest = math.inf
         for deadline, w in self._watches:
             moved = not changed.isdisjoint(w.tables) and self._watch_index(w) > w.min_index
             if moved or (expire and deadline <= now):
                 self._watch_answer(w)
             else:
                 keep.append((deadline, w))
+                if deadline < earliest:
+                    earliest = deadline
         self._watches = keep
+        self._watch_next_deadline = earliest
 
     def _fail_all(self, why: str) -> None:
         for _, reply, _ in self._proposals:
@@ -757,6 +813,7 @@ class RaftPeer(NodeActor):
         for _, w in self._watches:
             self._answer(w.reply, None, why)
         self._watches.clear()
+        self._watch_next_deadline = math.inf
         for _, reply in self._pending.values():
             self._answer(reply, None, why)
         for f in self._forwarded.values():
@@ -809,6 +866,22 @@ class RaftPeer(NodeActor):
         c = self.core
         return [{"ID": n, "Address": n, "Leader": n == c.leader, "Voter": n in c.voters}
                 for n in sorted(c.voters + c.learners)]
+
+
+# receive()'s exact-type dispatch: the same handler the isinstance chain in
+# _receive_other would reach for a message of exactly this type.
+_FAST_RECEIVE: dict[type, Any] = {
+    **{t: RaftPeer._step_raft for t in RAFT_MESSAGES},
+    _Flush: RaftPeer._on_flush,
+    Propose: RaftPeer._on_propose,
+    Read: RaftPeer._read,
+    Watch: RaftPeer._watch,
+    ForwardApply: RaftPeer._forwarded_apply,
+    ApplyResult: RaftPeer._on_apply_result,
+    ForwardConfigChange: RaftPeer._forwarded_change,
+    ForwardRead: RaftPeer._forwarded_read,
+    ReadIndexResult: RaftPeer._read_index_answer,
+}
 
 
 __all__ = ["CONFIG", "NO_LEADER", "Bootstrap", "ChangeMembership", "HealthQuery", "InfoQuery", "Propose",
