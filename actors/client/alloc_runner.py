@@ -107,6 +107,11 @@ class TaskEvent:
     exit_code: int | None = None
     signal: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        """``dataclasses.asdict(self)``, written out (see :meth:`TaskState.to_dict`)."""
+        return {"type": self.type, "time": self.time, "message": self.message, "exit_code": self.exit_code,
+                "signal": self.signal}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskState:
@@ -121,7 +126,19 @@ class TaskState:
     events: tuple[TaskEvent, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """``dataclasses.asdict(self)``: the same dict, keys in field order, events a tuple of dicts.
+
+        Written out because the runner persists every task's state on every
+        change, and asdict's recursion and per-value deepcopy were most of
+        that cost.  Fields are primitives (deepcopy returns them as they
+        are); tests/test_client_perf_alloc.py checks this against asdict.
+        """
+        events = self.events
+        if type(events) is not tuple:
+            return asdict(self)  # not built as annotated: let asdict decide
+        return {"state": self.state, "failed": self.failed, "restarts": self.restarts,
+                "last_restart": self.last_restart, "started_at": self.started_at, "finished_at": self.finished_at,
+                "events": tuple([e.to_dict() for e in events])}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskState:
@@ -507,6 +524,11 @@ class AllocStateStore(Protocol):
     def delete(self, alloc_id: str) -> None: ...
 
 
+# json.dumps(record, sort_keys=True) without building an encoder per call
+# (json.dumps does for any non-default option); the output is the same.
+_record_json = json.JSONEncoder(sort_keys=True).encode
+
+
 @dataclass(slots=True)
 class MemoryAllocStore:
     """The simulator's and tests' store; keep the object to survive a crash.
@@ -523,7 +545,7 @@ class MemoryAllocStore:
     def put(self, alloc_id: str, record: dict[str, Any]) -> None:
         if self.fail:
             raise OSError("simulated state store failure")
-        self.data[alloc_id] = json.dumps(record, sort_keys=True)
+        self.data[alloc_id] = _record_json(record)
 
     def delete(self, alloc_id: str) -> None:
         self.data.pop(alloc_id, None)

@@ -28,7 +28,7 @@ import os
 import signal as _signal
 import subprocess
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 log = logging.getLogger("nomad.client.driver")
@@ -62,7 +62,9 @@ class TaskHandle:
     start_time: float  # psutil create_time (the sim: virtual start time); detects pid reuse
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """``dataclasses.asdict(self)``, written out: the runner persists handles on every task change."""
+        return {"driver": self.driver, "alloc_id": self.alloc_id, "task_name": self.task_name, "pid": self.pid,
+                "pgid": self.pgid, "start_time": self.start_time}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskHandle:
