@@ -282,6 +282,12 @@ class ClientNode(NodeActor):
         self._rpc: _Rpc | None = None
         self._next_req = 0
         self._want = {"register": False, "heartbeat": False}
+        # sorted(self.servers) as a tuple, and the list it was made from: the
+        # membership only changes when the list is replaced (rotation and
+        # leader preference reorder it in place), so this stays valid while
+        # ``self.servers`` is the same object.
+        self._sorted_servers: tuple[str, ...] = ()
+        self._sorted_of: list[str] | None = None
         self.stats = {"registrations": 0, "heartbeats": 0, "failures": 0, "timeouts": 0, "failovers": 0}
 
     def on_start(self) -> None:
@@ -321,7 +327,9 @@ class ClientNode(NodeActor):
         return None
 
     def on_timer(self, name: str) -> None:
-        if name == "rpc":
+        if name == "heartbeat":  # first: nearly every timer that fires is this one
+            self._start("heartbeat" if self.registered else "register")
+        elif name == "rpc":
             self.stats["timeouts"] += 1
             self._attempt_failed("rpc timeout")
         elif name == "rpc_retry":
@@ -329,8 +337,6 @@ class ClientNode(NodeActor):
                 self._attempt()
         elif name in ("register", "node_update"):
             self._start("register")
-        elif name == "heartbeat":
-            self._start("heartbeat" if self.registered else "register")
 
     # ------------------------------------------------------------ RPCs
     def _start(self, kind: str) -> None:
@@ -386,15 +392,17 @@ class ClientNode(NodeActor):
         # after all (a Raft write slower than rpc_attempt_timeout_s): this
         # answer settles the request; the retry must not fire on nothing.
         self.cancel_timer("rpc_retry")
-        if m.servers:
+        # Nearly every answer carries the servers we hold: then nothing below
+        # changes, and the cached sorted list spares sorting both per heartbeat.
+        if m.servers and not self._holds_servers(m.servers):
             before = list(self.servers)
             self._set_servers(m.servers)
             if self.registered and sorted(before) != sorted(self.servers):
                 self._tell_listeners()
-        if self.cfg.prefer_leader and m.leader and self.servers and self.servers[0] != m.leader \
-                and m.leader in self.servers:
-            self.servers.remove(m.leader)
-            self.servers.insert(0, m.leader)
+        leader, servers = m.leader, self.servers
+        if self.cfg.prefer_leader and leader and servers and servers[0] != leader and leader in servers:
+            servers.remove(leader)
+            servers.insert(0, leader)
         if not m.ok:
             self._attempt_failed(m.error)
             return
@@ -428,8 +436,16 @@ class ClientNode(NodeActor):
             self.servers.append(self.servers.pop(0))
             self.stats["failovers"] += 1
 
+    def _holds_servers(self, servers: tuple[str, ...]) -> bool:
+        """``sorted(servers) == sorted(self.servers)``, sorting our list only when it was replaced."""
+        if self._sorted_of is not self.servers:
+            self._sorted_of = self.servers
+            self._sorted_servers = tuple(sorted(self.servers))
+        mine = self._sorted_servers
+        return servers == mine or tuple(sorted(servers)) == mine
+
     def _set_servers(self, servers: tuple[str, ...]) -> None:
-        if sorted(servers) == sorted(self.servers):
+        if self._holds_servers(servers):
             return
         current = self.servers[0] if self.servers else ""
         fresh = list(servers)
@@ -440,9 +456,10 @@ class ClientNode(NodeActor):
         self.servers = fresh
 
     def _next(self) -> None:
+        want = self._want
         for kind in ("register", "heartbeat"):
-            if self._want[kind]:
-                self._want[kind] = False
+            if want[kind]:
+                want[kind] = False
                 self._start(kind)
                 return
 

@@ -143,6 +143,10 @@ class HeartbeatTimers:
         self.deadlines: dict[str, float] = {}
         self.promised: dict[str, float] = {}  # the latest deadline any answered TTL implies
         self._heap: list[tuple[float, str]] = []
+        # rate_scaled_interval for the last timer count seen: it changes only
+        # when a node comes or goes, and reset runs once per heartbeat.
+        self._base_n = -1
+        self._base = 0.0
 
     def __len__(self) -> int:
         return len(self.deadlines)
@@ -164,7 +168,12 @@ class HeartbeatTimers:
         (re)added, as Nomad does; the deadline is ``now + ttl + grace``, or a
         later one already promised to this node.
         """
-        ttl = heartbeat_ttl(self.cfg, len(self.deadlines), rng)
+        n = len(self.deadlines)
+        if n != self._base_n:
+            self._base_n = n
+            self._base = rate_scaled_interval(self.cfg.max_heartbeats_per_second, self.cfg.min_heartbeat_ttl_s, n)
+        base = self._base
+        ttl = base + random_stagger(rng, base)  # heartbeat_ttl(self.cfg, n, rng)
         deadline = max(now + ttl + self.cfg.heartbeat_grace_s, self.promised.get(node_id, 0.0))
         self.promised[node_id] = deadline
         self._set(node_id, deadline)
@@ -360,16 +369,22 @@ class HeartbeatMonitor(NodeActor):
             self.send(self.env.node, self.endpoint, r)
 
     def _fast(self, r: UpdateNodeStatus, servers: tuple[str, ...]) -> None:
-        known = r.node_id in self.ready and r.node_id in self.timers
+        node_id, timers, env = r.node_id, self.timers, self.env
+        known = node_id in self.ready and node_id in timers.deadlines
         if not (self.is_leader and r.status == READY and known):
-            self.send(self.env.node, self.endpoint, SlowHeartbeat(r))
+            self.send(env.node, self.endpoint, SlowHeartbeat(r))
             return
-        ttl = self.timers.reset(r.node_id, self.env.now(), self.env.rng)
+        ttl = timers.reset(node_id, env.now(), env.rng)
         self.stats["fast"] += 1
-        self._arm()
+        # _arm() only ever pulls the expiry timer earlier, and it leaves it
+        # armed at or before every live deadline; a new deadline at or after
+        # the armed one changes nothing, so the heap need not be consulted.
+        armed = self._armed_at
+        if armed is None or timers.deadlines[node_id] < armed:
+            self._arm()
         self.send(r.reply_node, r.reply_actor,
-                  NodeUpdateResponse(req_id=r.req_id, ok=True, heartbeat_ttl_s=ttl, leader=self.env.node,
-                                     servers=servers, num_nodes=len(self.timers)))
+                  NodeUpdateResponse(req_id=r.req_id, ok=True, heartbeat_ttl_s=ttl, leader=env.node,
+                                     servers=servers, num_nodes=len(timers.deadlines)))
 
     # ------------------------------------------------------------ leadership
     def _leadership(self, is_leader: bool, term: int) -> None:
