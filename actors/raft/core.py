@@ -744,6 +744,11 @@ class RaftCore:
         if not force and (pr.paused or len(pr.inflight) >= self.t.max_inflight):
             return
         prev = pr.next - 1
+        if not force and pr.state == REPLICATE and prev == self.snap_index + len(self.entries):
+            # Caught up (most acks find it so): the append would carry no
+            # entries and an empty one goes only as a heartbeat (force), so
+            # return before building it.
+            return
         m = memo.get((prev, ctx)) if memo is not None else None
         if m is None:
             prev_term = self.term_at(prev)
