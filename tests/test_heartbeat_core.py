@@ -338,3 +338,28 @@ def test_node_ops_apply_identically_on_every_replica():
     for k, c in enumerate(cmds, 1):
         assert a.apply(k, c) == b.apply(k, c)
     assert a.digest() == b.digest()
+
+
+@given(ops=st.lists(st.tuples(st.sampled_from(["reset", "remove"]), st.integers(0, 700)), max_size=60),
+       seed=st.integers(0, 2**32 - 1), rate=st.sampled_from([50.0, 5.0, 1 / 86400]))
+def test_reset_hands_out_exactly_the_formula_ttl_as_the_timer_count_changes(ops, seed, rate):
+    # reset caches the TTL base per timer count: the TTLs and deadlines must be
+    # those of heartbeat_ttl drawn from the same RNG, whatever the count does.
+    cfg = HeartbeatConfig(max_heartbeats_per_second=rate)
+    t = HeartbeatTimers(cfg)
+    rng, ref = random.Random(seed), random.Random(seed)
+    for i in range(300):  # enough nodes that the base moves off the minimum at 5/s
+        t.reset(f"base{i}", 0.0, rng)
+        heartbeat_ttl(cfg, i, ref)
+    now = 0.0
+    for op, k in ops:
+        now += 1.5
+        if op == "remove":
+            t.remove(f"n{k}")
+            continue
+        n = len(t)
+        promised = t.promised.get(f"n{k}", 0.0)
+        want = heartbeat_ttl(cfg, n, ref)
+        assert t.reset(f"n{k}", now, rng) == want
+        assert t.deadlines[f"n{k}"] == max(now + want + cfg.heartbeat_grace_s, promised)
+    t.check_invariants()
