@@ -364,6 +364,12 @@ class RaftPeer(NodeActor):
     def _on_propose(self, message: Propose) -> None:
         self._propose(message.data, message.reply)
 
+    def _on_info_query(self, message: InfoQuery) -> None:
+        self.send(self.env.node, message.reply_to, self.info())
+
+    def _on_health_query(self, message: HealthQuery) -> None:
+        self.send(self.env.node, message.reply_to, self.health())
+
     def _on_apply_result(self, message: ApplyResult) -> None:
         self._forward_answer(message.req_id, message.ok, message.index, message.error,
                              decode_result(message.result) if message.ok else None)
@@ -869,7 +875,8 @@ class RaftPeer(NodeActor):
 
 
 # receive()'s exact-type dispatch: the same handler the isinstance chain in
-# _receive_other would reach for a message of exactly this type.
+# _receive_other would reach for a message of exactly this type.  These are
+# RaftPeer's own functions: a subclass overriding one must list it here too.
 _FAST_RECEIVE: dict[type, Any] = {
     **{t: RaftPeer._step_raft for t in RAFT_MESSAGES},
     _Flush: RaftPeer._on_flush,
@@ -881,6 +888,8 @@ _FAST_RECEIVE: dict[type, Any] = {
     ForwardConfigChange: RaftPeer._forwarded_change,
     ForwardRead: RaftPeer._forwarded_read,
     ReadIndexResult: RaftPeer._read_index_answer,
+    InfoQuery: RaftPeer._on_info_query,
+    HealthQuery: RaftPeer._on_health_query,
 }
 
 
