@@ -604,25 +604,40 @@ def _ibytes(n: int) -> str:
 
 
 def alloc_fs(addr: str, args: list[str]) -> str:
-    """``nomad alloc fs [-H] [-stat] <alloc> [<path>]``: a directory is listed, a file printed.
+    """``nomad alloc fs [-H] [-stat] [-f] [-tail] [-n lines] [-c bytes] <alloc> [<path>]``.
 
     As Nomad's: the path is in the allocation directory (default ``/``, its
-    root), read from the node that runs the allocation; ``-stat`` shows the
-    file's own line, ``-H`` sizes in bytes.
+    root), read from the node that runs the allocation; a directory is
+    listed, a file printed.  ``-stat`` shows the file's own line, ``-H``
+    sizes in bytes.  ``-tail`` prints the end of the file: ``-c`` bytes, or
+    ``-n`` lines (10 when neither is given); ``-f`` then keeps printing what
+    is appended, until the allocation is finished or the command interrupted.
     """
-    flags, rest = parse_flags(args, {"H": bool, "stat": bool})
+    flags, rest = parse_flags(args, {"H": bool, "stat": bool, "f": bool, "tail": bool, "n": int, "c": int})
+    for name in ("n", "c"):
+        if name in flags:
+            try:
+                flags[name] = int(flags[name])
+            except ValueError:
+                raise CliError(f'invalid value "{flags[name]}" for flag -{name}: want a number') from None
+            if flags[name] < 0:
+                raise CliError(f"-{name} must be zero or more")
+    if ("n" in flags or "c" in flags) and not flags.get("tail"):
+        raise CliError("-n and -c need -tail")
     if not rest or len(rest) > 2:
-        raise CliError("This command takes one or two arguments: nomad alloc fs [-H] [-stat] "
-                       "<allocation> [<path>]")
+        raise CliError("This command takes one or two arguments: nomad alloc fs [-H] [-stat] [-f] [-tail] "
+                       "[-n lines] [-c bytes] <allocation> [<path>]")
     stub = resolve(addr, "allocation", rest[0])
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
     path = rest[1] if len(rest) > 1 else "/"
     base = _node_url(addr, a)
     query = urllib.parse.urlencode({"path": path})
     info = json.loads(_get_raw(f"{base}/v1/client/fs/stat/{a['ID']}?{query}"))
+    if (flags.get("f") or flags.get("tail")) and (info.get("IsDir") or flags.get("stat")):
+        raise CliError(f"{path} is a directory: -f and -tail print a file" if info.get("IsDir")
+                       else "-stat cannot be combined with -f or -tail")
     if not flags.get("stat") and not info.get("IsDir"):
-        sys.stdout.buffer.write(_get_raw(f"{base}/v1/client/fs/cat/{a['ID']}?{query}"))
-        sys.stdout.buffer.flush()
+        _print_file(base, a["ID"], path, int(info.get("Size", 0)), flags)
         return ""
     files = [info] if flags.get("stat") else json.loads(_get_raw(f"{base}/v1/client/fs/ls/{a['ID']}?{query}"))
     rows = [["Mode", "Size", "Modified Time", "Name"]]
@@ -635,6 +650,34 @@ def alloc_fs(addr: str, args: list[str]) -> str:
 
 
 LOG_WINDOW_BYTES = 4 << 20  # the agent answers at most this much per request (actors.http_client_fs)
+
+
+def _print_file(base: str, alloc_id: str, path: str, size: int, flags: dict[str, Any]) -> None:
+    """``alloc fs`` on a file: all of it, or its tail; with ``-f``, then what is appended."""
+    out = sys.stdout.buffer
+    start = 0
+    if flags.get("tail"):
+        if "c" in flags:
+            start = max(0, size - flags["c"])
+            data = _get_raw(f"{base}/v1/client/fs/readat/{alloc_id}?"
+                            + urllib.parse.urlencode({"path": path, "offset": start, "limit": size - start}))
+        else:
+            lines = flags.get("n", 10)
+            # Lines are found in the file's last window (Nomad's is best effort too).
+            start = max(0, size - LOG_WINDOW_BYTES)
+            data = _get_raw(f"{base}/v1/client/fs/readat/{alloc_id}?"
+                            + urllib.parse.urlencode({"path": path, "offset": start, "limit": size - start}))
+            data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines > 0 else b""
+        start = size  # what was read ends at the size stat saw: -f goes on from there
+        out.write(data)
+        out.flush()
+    elif not flags.get("f"):
+        out.write(_get_raw(f"{base}/v1/client/fs/cat/{alloc_id}?" + urllib.parse.urlencode({"path": path})))
+        out.flush()
+        return
+    if flags.get("f"):
+        _copy_frames(f"{base}/v1/client/fs/stream/{alloc_id}?" + urllib.parse.urlencode(
+            {"path": path, "offset": start, "origin": "start", "follow": "true"}))
 
 
 def alloc_logs(addr: str, args: list[str]) -> str:

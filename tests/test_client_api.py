@@ -378,6 +378,29 @@ def test_nomad_alloc_fs_lists_directories_and_prints_files(dev, running):  # noq
     assert nomad_cli(dev, "alloc", "fs").returncode == 1
 
 
+def test_nomad_alloc_fs_tails_and_follows_a_file(dev):  # noqa: F811
+    (done,) = finished(dev, "fs-tail")
+    path = "alloc/out.txt"  # "line-1\nline-2\n", the allocation finished
+    last = nomad_cli(dev, "alloc", "fs", "-tail", "-n", "1", done, path)
+    assert last.returncode == 0 and last.stdout == "line-2\n", last.stderr
+    assert nomad_cli(dev, "alloc", "fs", "-tail", done, path).stdout == "line-1\nline-2\n"  # -n 10
+    assert nomad_cli(dev, "alloc", "fs", "-tail", "-c", "3", done, path).stdout == "-2\n"
+    assert nomad_cli(dev, "alloc", "fs", "-tail", "-c", "99", done, path).stdout == "line-1\nline-2\n"
+    # -f: everything, then what is appended; a finished allocation's stream ends.
+    followed = nomad_cli(dev, "alloc", "fs", "-f", done, path)
+    assert followed.returncode == 0 and followed.stdout == "line-1\nline-2\n", followed.stderr
+    tail_f = nomad_cli(dev, "alloc", "fs", "-f", "-tail", "-n", "1", done, path)
+    assert tail_f.returncode == 0 and tail_f.stdout == "line-2\n", tail_f.stderr
+    for bad, why in ((["-n", "2", done, path], "-n and -c need -tail"),
+                     (["-tail", "-n", "x", done, path], 'invalid value "x" for flag -n'),
+                     (["-tail", "-c", "-1", done, path], "-c must be zero or more"),
+                     (["-f", done, "alloc"], "is a directory"),
+                     (["-stat", "-tail", done, path], "-stat cannot be combined")):
+        r = nomad_cli(dev, "alloc", "fs", *bad)
+        assert r.returncode == 1 and why in r.stderr, (bad, r.stderr)
+    call(dev.http_port, "DELETE", "/v1/job/fs-tail?purge=true")
+
+
 # ---------------------------------------------------------------- ACL needs (no agent)
 
 
