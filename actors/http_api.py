@@ -143,7 +143,7 @@ ROUTES: dict[str, Handler] = {}
 # Hooks tried before routing, after ?region= forwarding: ``fn(req, environ,
 # api)`` answers a Response to relay, or None to answer here
 # (actors.http_forward registers the client agent's relay to its servers).
-FORWARDERS: list[Callable[[Request, dict[str, Any], Api], Response | None]] = []
+FORWARDERS: list[Callable[[Request, dict[str, Any], Api], Response | Stream | None]] = []
 # Checks run after routing, before the handler: ``fn(req, api)`` raises a
 # CodedError to refuse (actors.http_acl registers the ACL token check).
 GUARDS: list[Callable[[Request, Api], None]] = []
@@ -933,6 +933,7 @@ import actors.http_client_fs  # noqa: E402,F401  (task logs from the client that
 import actors.http_monitor  # noqa: E402,F401  (this agent's logs, streamed)
 import actors.http_client_host  # noqa: E402,F401  (host stats and alloc GC, on the client)
 import actors.http_client_alloc  # noqa: E402,F401  (alloc stats, restart and signal, on the client)
+import actors.http_client_forward  # noqa: E402,F401  (client routes relayed to the allocation's node)
 import actors.http_forward  # noqa: E402,F401  (client agents relay server-bound requests)
 import actors.http_jobs  # noqa: E402,F401
 import actors.http_keyring  # noqa: E402,F401  (gossip keyring endpoints)

@@ -242,3 +242,100 @@ def test_a_server_refuses_to_run_agent_endpoints_relayed_over_rpc():
     assert sched.run_until(lambda: fut._done, SIM_DEADLINE_S)
     got = fut.get()
     assert got.status == 403 and b"/v1/agent/reload" in got.body
+
+
+# ---------------------------------------------------------------- client routes relayed to the node
+
+
+WRITES = r"""printf 'one\ntwo\n' > "$NOMAD_ALLOC_DIR/out.txt"; echo started; exec sleep 60"""
+
+
+def _raw_exec_pair(agents, tmp_path):  # noqa: F811
+    ports = _ports()
+    srv_path = _write(tmp_path / "server.toml", [
+        'name = "srv"', f'data_dir = "{tmp_path / "srv"}"', 'bind_addr = "127.0.0.1"',
+        "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
+        "[server]", "enabled = true", "bootstrap_expect = 1"])
+    srv = agents(["-config", srv_path], http_port=ports["http"]).wait_healthy()
+    cports = _ports()
+    cli_path = _write(tmp_path / "cli.toml", [
+        'name = "cli"', f'data_dir = "{tmp_path / "cli"}"', 'bind_addr = "127.0.0.1"',
+        "[ports]", *(f"{k} = {v}" for k, v in cports.items()),
+        "[client]", "enabled = true", f'servers = ["127.0.0.1:{ports["rpc"]}"]',
+        "[client.options]", '"driver.raw_exec.enable" = "1"'])
+    cli = agents(["-config", cli_path], http_port=cports["http"]).wait_healthy()
+    wait_for(lambda: any(n["Name"] == "cli" and n["Status"] == "ready"
+                         for n in call(srv.http_port, "GET", "/v1/nodes").json()),
+             "the client registered", REGISTER_DEADLINE_S)
+    return srv, cli
+
+
+def test_a_server_relays_client_routes_to_the_node_that_runs_the_allocation(agents, tmp_path):  # noqa: F811
+    srv, cli = _raw_exec_pair(agents, tmp_path)
+    job = {"ID": "relayed", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                             "Config": {"command": "/bin/sh", "args": ["-c", WRITES]},
+                                             "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    assert call(srv.http_port, "PUT", "/v1/jobs", {"Job": job}).status == 200
+    allocs = "/v1/job/relayed/allocations"
+    alloc_id = wait_for(lambda: next((a["ID"] for a in call(srv.http_port, "GET", allocs)
+                                      .json() if a["ClientStatus"] == "running"), None),
+                        "the allocation running", REGISTER_DEADLINE_S)
+    at_client = f"/v1/client/fs/cat/{alloc_id}?path=alloc/out.txt"
+    wait_for(lambda: call(cli.http_port, "GET", at_client).status == 200, "the task's file",
+             REGISTER_DEADLINE_S)
+    # The server runs no allocation: it answers what the node answers.
+    cat = call(srv.http_port, "GET", at_client)
+    assert (cat.status, cat.text) == (200, "one\ntwo\n")
+    listing = call(srv.http_port, "GET", f"/v1/client/fs/ls/{alloc_id}?path=/alloc")
+    assert listing.status == 200 and "out.txt" in {f["Name"] for f in listing.json()}
+    stats = call(srv.http_port, "GET", f"/v1/client/allocation/{alloc_id}/stats")
+    assert stats.status == 200 and "ResourceUsage" in stats.json(), stats.text
+    # A stream is passed on as it comes: the log so far, then the node's heartbeat frames.
+    logs = call(srv.http_port, "GET", f"/v1/client/fs/logs/{alloc_id}?task=t&type=stdout&plain=true")
+    assert (logs.status, logs.text) == (200, "started\n")
+    stream = call(srv.http_port, "GET", f"/v1/client/fs/stream/{alloc_id}?path=alloc/out.txt&follow=false")
+    assert stream.status == 200 and '"Data"' in stream.text, stream.text
+    # The node's errors come back as they are; an allocation nobody knows is Nomad's 404.
+    escape = call(srv.http_port, "GET", f"/v1/client/fs/cat/{alloc_id}?path=../../etc/passwd")
+    assert (escape.status, escape.text) == (400, "Path escapes the alloc directory")
+    nobody = "00000000-0000-0000-0000-000000000000"
+    unknown = call(srv.http_port, "GET", f"/v1/client/fs/cat/{nobody}?path=x")
+    assert (unknown.status, unknown.text) == (404, f'Unknown allocation "{nobody}"')
+    # A write is relayed with its body: the task restarts in place on the node.
+    restart = call(srv.http_port, "PUT", f"/v1/client/allocation/{alloc_id}/restart", {"TaskName": "t"})
+    assert restart.status == 200, restart.text
+    wait_for(lambda: (call(cli.http_port, "GET", f"/v1/allocation/{alloc_id}").json()
+                      .get("TaskStates", {}).get("t", {}).get("Restarts", 0) >= 1),
+             "the relayed restart", REGISTER_DEADLINE_S)
+    # The CLI pointed at the server reads the node's files through it too.
+    fs = nomad(srv, "alloc", "fs", alloc_id, "alloc/out.txt")
+    assert fs.returncode == 0 and fs.stdout == "one\ntwo\n", fs.stderr
+    assert call(srv.http_port, "DELETE", "/v1/job/relayed?purge=true").status == 200
+
+
+@pytest.mark.parametrize(("method", "path", "relayed"), [
+    ("GET", "/v1/client/fs/cat/a1", "a1"),
+    ("GET", "/v1/client/fs/logs/a1", "a1"),
+    ("PUT", "/v1/client/fs/cat/a1", ""),  # the local handler's 405
+    ("GET", "/v1/client/fs/bogus/a1", ""),  # the local handler's 404
+    ("GET", "/v1/client/fs/ls/", ""),  # no ID: the local handler's 400
+    ("GET", "/v1/client/allocation/a1/stats", "a1"),
+    ("PUT", "/v1/client/allocation/a1/restart", "a1"),
+    ("GET", "/v1/client/allocation/a1/restart", ""),
+    ("GET", "/v1/client/stats", ""),  # the agent's own host
+    ("GET", "/v1/jobs", ""),
+])
+def test_which_client_requests_are_relayed(method, path, relayed):
+    from actors.http_client_forward import alloc_id_of
+
+    assert alloc_id_of(method, path) == relayed
+
+
+def test_a_relayed_request_is_answered_where_it_arrives():
+    from actors.http_api import Request
+    from actors.http_client_forward import forward_client_route
+
+    req = Request(method="GET", path="/v1/client/fs/cat/a1", query={}, url="/v1/client/fs/cat/a1")
+    # Not consulted at all (no API needed): the marker stops a second relay.
+    assert forward_client_route(req, {"HTTP_X_NOMAD_CLIENT_FORWARDED": "1"}, None) is None  # type: ignore[arg-type]

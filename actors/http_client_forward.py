@@ -1,0 +1,156 @@
+"""Allocation-scoped client endpoints answered by any agent: relayed to the node that runs the allocation.
+
+Nomad serves ``/v1/client/fs/...`` and ``/v1/client/allocation/<id>/...`` on
+every agent: a client that runs the allocation answers itself, any other
+agent (a server, or a client that does not run it) finds the allocation's
+node and has the request answered there (``client_fs_endpoint.go``,
+``client_alloc_endpoint.go`` through the servers' connection to the node).
+Here the relay is HTTP, as the CLI's own: the allocation and its node are
+read through this agent's own API (so a client-only agent asks its servers,
+and the caller's token must be allowed to read the allocation), and the
+request is proxied to the node's advertised HTTP address with the caller's
+token.  A followed stream (logs ``follow=true``, ``fs/stream``) is passed on
+chunk by chunk as it comes.
+
+The relayed request carries ``X-Nomad-Client-Forwarded``; an agent that
+receives it answers itself whatever it holds, so a request is relayed at
+most once.  Errors: an allocation the servers do not know is Nomad's ``404
+Unknown allocation "<id>"``; a node with no HTTP address, or one that cannot
+be reached, ``500`` with the reason.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from actors import http_api
+from actors.http_api import PLAIN, Api, App, CodedError, Request, Response, Stream, read_body
+
+log = logging.getLogger("agent.http.client_forward")
+
+FS_PREFIX = "/v1/client/fs/"
+ALLOC_PREFIX = "/v1/client/allocation/"
+FORWARDED_HEADER = "X-Nomad-Client-Forwarded"
+_FORWARDED_ENVIRON = "HTTP_X_NOMAD_CLIENT_FORWARDED"
+# Headers of the caller's request that go along (the token, the body's type).
+PASSED_HEADERS = (("CONTENT_TYPE", "Content-Type"), ("HTTP_X_NOMAD_TOKEN", "X-Nomad-Token"),
+                  ("HTTP_AUTHORIZATION", "Authorization"))
+# Each read from the node waits at most this long.  A followed stream sends
+# an empty frame every second while idle (actors.http_client_fs
+# FOLLOW_HEARTBEAT_S), and a one-shot answer is a local file read, so this
+# much silence means the node is gone; a connect to a dead node fails as fast.
+CLIENT_FORWARD_TIMEOUT_S = 10.0
+# The relayed stream is read in pieces at most this big (a frame is 64 KiB of data, base64'd).
+RELAY_CHUNK_BYTES = 128 * 1024
+
+
+# The operations relayed and the methods each takes (others are answered
+# here: the local handler's 404 or 405, as for any agent).
+FS_OPS = {op: ("GET",) for op in ("logs", "ls", "stat", "cat", "readat", "stream")}
+ALLOC_OPS = {"stats": ("GET",), "restart": ("PUT", "POST"), "signal": ("PUT", "POST"),
+             "gc": ("GET", "PUT", "POST")}
+
+
+def alloc_id_of(method: str, path: str) -> str:
+    """The allocation ID a relayable client request names; "" when it is not one (answered here)."""
+    if path.startswith(FS_PREFIX):
+        op, _, alloc_id = path[len(FS_PREFIX):].partition("/")  # fs/<op>/<alloc>
+        return alloc_id if method in FS_OPS.get(op, ()) else ""
+    if path.startswith(ALLOC_PREFIX):
+        alloc_id, _, op = path[len(ALLOC_PREFIX):].partition("/")  # allocation/<alloc>/<op>
+        return alloc_id if method in ALLOC_OPS.get(op, ()) else ""
+    return ""
+
+
+def _held_here(api: Api, alloc_id: str) -> bool:
+    """This agent is a client and has the allocation's directory (so it runs or ran it)."""
+    logs = api.ctx.alloc_logs
+    if logs is None or not alloc_id or "/" in alloc_id or alloc_id in (".", ".."):
+        return False
+    return os.path.isdir(os.path.join(logs.root, alloc_id))
+
+
+def _read_own_api(api: Api, environ: dict[str, Any], path: str) -> tuple[int, Any]:
+    """GET *path* through this agent's own API, as the caller (its token)."""
+    sub = {k: environ[k] for k, _ in PASSED_HEADERS if k in environ and k != "CONTENT_TYPE"}
+    resp = App(api)._respond(Request(method="GET", path=path, query={}, url=path, environ=sub), sub)
+    if not isinstance(resp, Response):
+        raise CodedError(500, f"unexpected streamed answer reading {path}")
+    if resp.status != 200:
+        return resp.status, resp.body.decode(errors="replace").strip()
+    return 200, json.loads(resp.body)
+
+
+def forward_client_route(req: Request, environ: dict[str, Any], api: Api) -> Response | Stream | None:
+    """The client-route relay (an ``http_api.FORWARDERS`` hook); None: answered here."""
+    if not req.path.startswith((FS_PREFIX, ALLOC_PREFIX)) or environ.get(_FORWARDED_ENVIRON):
+        return None
+    alloc_id = alloc_id_of(req.method, req.path)
+    if not alloc_id or _held_here(api, alloc_id):
+        return None
+    status, alloc = _read_own_api(api, environ, f"/v1/allocation/{alloc_id}")
+    if status == 404:
+        raise CodedError(404, f'Unknown allocation "{alloc_id}"')
+    if status != 200:
+        raise CodedError(status, str(alloc))
+    status, node = _read_own_api(api, environ, f"/v1/node/{alloc['NodeID']}")
+    if status != 200:
+        raise CodedError(500 if status == 404 else status,
+                         f"the node of allocation {alloc_id} ({alloc['NodeID']}): {node}")
+    target = node.get("HTTPAddr") or ""
+    if not target:
+        raise CodedError(500, f"node {alloc['NodeID']} has no HTTP address to relay to")
+    body = read_body(req) if req.method in ("PUT", "POST") else b""
+    headers = {name: environ[k] for k, name in PASSED_HEADERS if k in environ}
+    headers[FORWARDED_HEADER] = "1"
+    try:
+        return _relay(target, req, body, headers, api.ctx.tls)
+    except OSError as e:
+        raise CodedError(500, f"failed relaying to node {alloc['NodeID']} at {target}: {e}") from None
+
+
+def _relay(target: str, req: Request, body: bytes, headers: dict[str, str], tls: Any) -> Response | Stream:
+    host, _, port = target.rpartition(":")
+    if tls is not None:  # tls.http: the node's API is HTTPS too; we show our own certificate
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host.strip("[]"), int(port), timeout=CLIENT_FORWARD_TIMEOUT_S, context=tls.http_client_context())
+    else:
+        conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=CLIENT_FORWARD_TIMEOUT_S)
+    # The caller's URL: path and query as sent (a ?token= is never read, and hidden in req.url).
+    raw_query = (req.environ or {}).get("QUERY_STRING", "") if req.environ else ""
+    url = req.path + ("?" + raw_query if raw_query else "")
+    try:
+        conn.request(req.method, url, body=body if body or req.method in ("PUT", "POST") else None,
+                     headers=headers)
+        resp = conn.getresponse()
+    except BaseException:
+        conn.close()
+        raise
+    ctype = resp.getheader("Content-Type", PLAIN)
+    if resp.getheader("Content-Length") is not None:
+        try:
+            data = resp.read()
+        finally:
+            conn.close()
+        passed = tuple((k, v) for k, v in resp.getheaders() if k.lower().startswith("x-nomad-"))
+        return Response(resp.status, data, ctype, passed)
+    return Stream(resp.status, _pass_on(conn, resp), ctype)
+
+
+def _pass_on(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> Iterator[bytes]:
+    """The node's streamed answer, piece by piece; the connection closes when the caller goes."""
+    try:
+        while piece := resp.read1(RELAY_CHUNK_BYTES):
+            yield piece
+    except OSError as e:  # the node went away mid-stream: the caller's stream simply ends
+        log.warning("relayed client stream ended: %s", e)
+    finally:
+        conn.close()
+
+
+http_api.FORWARDERS.append(forward_client_route)
