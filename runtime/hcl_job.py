@@ -93,7 +93,7 @@ def _constraints(value: Any, where: str) -> list[dict[str, Any]]:
 
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
-                  "resources"}, where)
+                  "resources", "dispatch_payload"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -109,6 +109,10 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
         task["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
+    if "dispatch_payload" in body:
+        dp = _body(body["dispatch_payload"], f"{where}.dispatch_payload")
+        _check(dp, {"file"}, f"{where}.dispatch_payload")
+        task["DispatchPayload"] = {"File": dp.get("file", "")}
     if "resources" in body:
         res = _body(body["resources"], f"{where}.resources")
         _check(res, {"cpu", "memory"}, f"{where}.resources")

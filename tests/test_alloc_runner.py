@@ -725,3 +725,58 @@ def test_task_environment_carries_meta_task_over_group_over_job_and_the_parent_j
     raw["Job"]["Meta"] = {"n": 1}
     with pytest.raises(Exception, match="Meta must be an object of strings"):
         parse_alloc(raw, AllocRunnerConfig())
+
+
+# ------------------------------------------------------------ dispatch payload (Nomad's dispatch_payload hook)
+def test_a_dispatched_payload_is_written_to_the_tasks_local_file_before_each_start():
+    import base64
+
+    c = GcClient()
+    raw = alloc("d1", task("t", run_for_s=1), job_type="batch")
+    raw["Job"]["Payload"] = base64.b64encode(b"input").decode()
+    raw["Job"]["TaskGroups"][0]["Tasks"][0]["DispatchPayload"] = {"File": "in/data.txt"}
+    c.set(raw)
+    c.until(lambda: c.status("d1") == "complete", 20)
+    assert c.dirs.files == {("d1", "t", "in/data.txt"): b"input"}
+
+
+def test_a_payload_that_cannot_be_written_fails_the_task_without_starting_it():
+    c = Client()  # no AllocDirs: nowhere to write it
+    raw = alloc("d2", task("t"), job_type="batch")
+    raw["Job"]["TaskGroups"][0]["Tasks"][0]["DispatchPayload"] = {"File": "data.txt"}
+    c.set(raw)
+    c.until(lambda: c.status("d2") == "failed", 20)
+    assert c.starts_of("d2") == []
+    assert "failed to write the dispatch payload" in c.task("d2").events[-2].message
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../secrets/x", "a/../../x", ".", ""])
+def test_a_payload_file_outside_the_local_directory_is_refused(bad):
+    from actors.client.alloc_runner import AllocError, parse_alloc
+
+    raw = alloc("d3", task("t"))
+    raw["Job"]["TaskGroups"][0]["Tasks"][0]["DispatchPayload"] = {"File": bad}
+    if bad == "":  # no file: nothing is written
+        assert parse_alloc(raw, AllocRunnerConfig()).tasks[0].payload_file == ""
+        return
+    with pytest.raises(AllocError, match="escapes the task's local directory"):
+        parse_alloc(raw, AllocRunnerConfig())
+
+
+def test_disk_alloc_dirs_write_the_payload_and_never_through_a_symlink(tmp_path):
+    import os
+
+    from actors.client.alloc_runner import DiskAllocDirs
+
+    dirs = DiskAllocDirs(str(tmp_path))
+    dirs.write_task_file("a1", "t", "in/data.txt", b"one")
+    assert (tmp_path / "a1" / "t" / "local" / "in" / "data.txt").read_bytes() == b"one"
+    dirs.write_task_file("a1", "t", "in/data.txt", b"two")  # a restart writes it again
+    assert (tmp_path / "a1" / "t" / "local" / "in" / "data.txt").read_bytes() == b"two"
+    os.symlink("/etc/hostname", tmp_path / "a1" / "t" / "local" / "link")
+    with pytest.raises(OSError):
+        dirs.write_task_file("a1", "t", "link", b"x")
+    with pytest.raises(ValueError, match="escapes"):
+        dirs.write_task_file("a1", "t", "../../x", b"x")
+    with pytest.raises(ValueError, match="unsafe allocation ID"):
+        dirs.write_task_file("..", "t", "x", b"x")

@@ -529,6 +529,54 @@ job "cli-param" {
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-param").returncode == 0
 
 
+def test_a_dispatched_payload_is_written_into_the_task_before_it_starts(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "payload.nomad.hcl"
+    path.write_text("""
+job "cli-payload" {
+  type = "batch"
+  datacenters = ["dc1"]
+  parameterized {
+    payload = "required"
+  }
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "printf 'got:'; cat local/in/params.json"]
+      }
+      dispatch_payload {
+        file = "in/params.json"
+      }
+      resources {
+        cpu    = 50
+        memory = 32
+      }
+    }
+  }
+}
+""")
+    run = nomad(dev, "job", "run", str(path))
+    assert run.returncode == 0, run.stderr
+    job = call(dev.http_port, "GET", "/v1/job/cli-payload").json()
+    assert job["TaskGroups"][0]["Tasks"][0]["DispatchPayload"] == {"File": "in/params.json"}
+    payload = tmp_path / "params.json"
+    payload.write_bytes(b'{"n": 42}')
+    got = nomad(dev, "job", "dispatch", "cli-payload", str(payload))
+    assert got.returncode == 0, got.stderr
+    child = re.search(r"Dispatched Job ID = (\S+)", got.stdout).group(1)
+    (alloc,) = call(dev.http_port, "GET", f"/v1/job/{urllib.parse.quote(child, safe='')}/allocations").json()
+    wait_for(lambda: nomad(dev, "alloc", "logs", alloc["ID"]).stdout.strip() == 'got:{"n": 42}', "the output",
+             PLACE_DEADLINE_S, dev.detail)
+    written = call(dev.http_port, "GET", f"/v1/client/fs/cat/{alloc['ID']}?path=t/local/in/params.json")
+    assert (written.status, written.text) == (200, '{"n": 42}')
+    escape = {"Job": {**job, "ID": "bad-payload", "Name": "bad-payload"}}
+    escape["Job"]["TaskGroups"][0]["Tasks"][0]["DispatchPayload"] = {"File": "../../secrets/x"}
+    refused = call(dev.http_port, "PUT", "/v1/jobs", escape)
+    assert refused.status == 400 and "escapes the task's local directory" in refused.text
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-payload").returncode == 0
+
+
 def test_periodic_job_is_launched_by_force_and_never_runs_itself(dev, tmp_path):  # noqa: F811
     path = tmp_path / "cron.nomad.hcl"
     path.write_text("""

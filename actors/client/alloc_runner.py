@@ -40,6 +40,8 @@ that clock, not wall time) and jitter from ``env.rng``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 import logging
@@ -313,6 +315,7 @@ class TaskSpec:
     kill_signal: str
     user: str = ""  # Nomad's task `user`: run the task as this user ("" = the agent's own)
     meta: tuple[tuple[str, str], ...] = ()  # job, group and task meta merged (NOMAD_META_*)
+    payload_file: str = ""  # dispatch_payload.file: the job's payload goes to local/<this> ("": none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +331,7 @@ class AllocSpec:
     restart: RestartPolicy
     tasks: tuple[TaskSpec, ...]
     parent_id: str = ""  # a dispatched job's parameterized parent (NOMAD_JOB_PARENT_ID)
+    payload: bytes = b""  # a dispatched job's payload (decoded), for its tasks' dispatch_payload
 
 
 def _get(d: Any, key: str, typ: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
@@ -392,7 +396,18 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     env=tuple(sorted(env.items())), cpu=_get(res, "CPU", int, f"{w}.Resources", 0),
                     memory_mb=_get(res, "MemoryMB", int, f"{w}.Resources", 0),
                     kill_timeout_s=min(kill_timeout, cfg.max_kill_timeout_s),
-                    kill_signal=kill_signal, user=_get(raw, "User", str, w, ""))
+                    kill_signal=kill_signal, user=_get(raw, "User", str, w, ""),
+                    payload_file=_payload_file(raw, w))
+
+
+def _payload_file(raw: Any, where: str) -> str:
+    """The task's dispatch_payload file, relative to its local directory; "" for none."""
+    dp = _get(raw, "DispatchPayload", dict, where, {}) or {}
+    f = _get(dp, "File", str, f"{where}.DispatchPayload", "")
+    parts = f.replace("\\", "/").split("/")
+    if f and (f.startswith("/") or "\x00" in f or ".." in parts or not f.strip("/. ")):
+        raise AllocError(f"{where}.DispatchPayload.File {f!r} escapes the task's local directory")
+    return f
 
 
 def _meta(d: Any, where: str) -> dict[str, str]:
@@ -438,7 +453,18 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
                      name=_get(raw, "Name", str, "Allocation", ""),
                      namespace=_get(raw, "Namespace", str, "Allocation", "default"), desired=desired,
                      modify_index=_get(raw, "AllocModifyIndex", int, "Allocation", 0), restart=restart,
-                     tasks=tasks, parent_id=_get(job, "ParentID", str, "Job", "") or "")
+                     tasks=tasks, parent_id=_get(job, "ParentID", str, "Job", "") or "",
+                     payload=_payload(job))
+
+
+def _payload(job: dict[str, Any]) -> bytes:
+    raw = job.get("Payload") or ""
+    if not isinstance(raw, str):
+        raise AllocError("Job.Payload must be base64 text")
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise AllocError("Job.Payload is not valid base64") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,6 +585,9 @@ class AllocDirs(Protocol):
     def usage(self) -> tuple[float, float]:
         """(disk, inode) usage of the alloc dir's file system, in percent."""
 
+    def write_task_file(self, alloc_id: str, task: str, path: str, data: bytes) -> None:
+        """Write *data* to ``<alloc_id>/<task>/local/<path>`` (a dispatch payload); OSError or ValueError."""
+
 
 @dataclass(slots=True)
 class MemoryAllocDirs:
@@ -567,9 +596,13 @@ class MemoryAllocDirs:
     destroyed: list[str] = field(default_factory=list)
     disk_percent: float = 10.0
     inode_percent: float = 1.0
+    files: dict[tuple[str, str, str], bytes] = field(default_factory=dict)  # (alloc, task, path) -> data
 
     def destroy(self, alloc_id: str) -> None:
         self.destroyed.append(alloc_id)
+
+    def write_task_file(self, alloc_id: str, task: str, path: str, data: bytes) -> None:
+        self.files[(alloc_id, task, path)] = data
 
     def usage(self) -> tuple[float, float]:
         return self.disk_percent, self.inode_percent
@@ -589,6 +622,19 @@ class DiskAllocDirs:
             shutil.rmtree(path)
         except FileNotFoundError:
             return
+
+    def write_task_file(self, alloc_id: str, task: str, path: str, data: bytes) -> None:
+        if not _SAFE_ID.match(alloc_id) or alloc_id in (".", ".."):
+            raise ValueError(f"unsafe allocation ID {alloc_id!r}")
+        local = os.path.join(self.root, alloc_id, task, "local")
+        target = os.path.normpath(os.path.join(local, path))
+        if os.path.commonpath([local, target]) != local or target == local:
+            raise ValueError(f"{path!r} escapes the task's local directory")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        # Not through a symlink a previous run of the task may have left there.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
 
     def usage(self) -> tuple[float, float]:
         st = os.statvfs(self.root)
@@ -934,6 +980,14 @@ class AllocRunner(NodeActor):
             return
         alloc_dir = posixpath.join(self.alloc_root, a.alloc_id)
         task_dir = posixpath.join(alloc_dir, t.spec.name)
+        if t.spec.payload_file:  # Nomad's dispatch_payload hook: before the task starts, every start
+            try:
+                if self.alloc_dirs is None:
+                    raise ValueError("this client keeps no allocation directories")
+                self.alloc_dirs.write_task_file(a.alloc_id, t.spec.name, t.spec.payload_file, a.spec.payload)
+            except (OSError, ValueError) as exc:
+                self._start_failed(a, t, f"failed to write the dispatch payload: {exc}", False, now)
+                return
         try:
             handle = driver.start(a.alloc_id, t.spec.name, t.spec.config, task_dir,
                                   task_env(a.spec, t.spec, alloc_dir, task_dir), user=t.spec.user)

@@ -198,8 +198,11 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
         job.pop("ParameterizedJob", None)
     for g in job["TaskGroups"]:
         for t in g["Tasks"]:
-            _need(not t.get("DispatchPayload"), f"TaskGroups[{g['Name']}].Tasks[{t['Name']}].DispatchPayload",
-                  "writing the dispatch payload into a task is not supported by this agent")
+            if t.get("DispatchPayload") is not None:
+                t["DispatchPayload"] = _dispatch_payload(
+                    t["DispatchPayload"], f"TaskGroups[{g['Name']}].Tasks[{t['Name']}].DispatchPayload")
+            else:
+                t.pop("DispatchPayload", None)
     for server_owned in SERVER_OWNED:
         job.pop(server_owned, None)
     return job
@@ -207,6 +210,17 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
 
 PAYLOAD_RULES = ("optional", "required", "forbidden")
 DISPATCH_PAYLOAD_MAX_BYTES = 16 * 1024  # Nomad's DispatchPayloadSizeLimit: payloads ride in the Raft log
+
+
+def _dispatch_payload(raw: Any, where: str) -> dict[str, Any]:
+    """Nomad's DispatchPayloadConfig: the file, in the task's ``local`` directory, the payload is written to."""
+    d = _map(raw, where)
+    _need(set(d) <= {"File"}, where, f"unknown fields {sorted(set(d) - {'File'})}")
+    f = _str(d.get("File"), f"{where}.File", required=True)
+    parts = f.replace("\\", "/").split("/")
+    _need(not f.startswith("/") and "\x00" not in f and ".." not in parts and f.strip("/. ") != "",
+          f"{where}.File", "dispatch payload file escapes the task's local directory")
+    return {"File": f}
 
 
 def _periodic(raw: Any, job_type: str) -> dict[str, Any]:
