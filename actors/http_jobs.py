@@ -551,7 +551,9 @@ def job_request(req: Request, api: Api) -> Any:
 
 @route("/v1/jobs/parse")
 def jobs_parse(req: Request, api: Api) -> Any:
-    """``PUT /v1/jobs/parse`` (Nomad's): ``{"JobHCL": "...", "Canonicalize": bool}`` -> the job as JSON."""
+    """``PUT /v1/jobs/parse`` (Nomad's): ``{"JobHCL": "...", "Variables": "...", "Canonicalize": bool}`` -> JSON.
+
+    ``Variables`` is a variable file's text (``name = value`` lines), as Nomad's."""
     from runtime.hcl_job import HclJobError, parse_hcl_job
 
     require(req, "PUT", "POST")
@@ -561,8 +563,11 @@ def jobs_parse(req: Request, api: Api) -> Any:
         raise CodedError(400, "Job spec is empty")
     if body.get("HCLv1"):
         raise CodedError(400, "HCLv1 job files are not supported by this agent (HCL2 only)")
+    variables = body.get("Variables") or ""  # Nomad's JobsParseRequest.Variables: a variable file's text
+    if not isinstance(variables, str):
+        raise CodedError(400, "Variables: must be the text of an HCL variable file")
     try:
-        job = parse_hcl_job(text)
+        job = parse_hcl_job(text, var_files=[variables] if variables.strip() else [])
     except HclJobError as e:
         raise CodedError(400, f"Error parsing job file: {e}") from None
     if body.get("Canonicalize"):

@@ -18,6 +18,7 @@ import base64
 import datetime as dt
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -156,20 +157,45 @@ def resolve(addr: str, kind: str, ident: str) -> dict[str, Any] | str:
 _HCL_START = re.compile(rb'^(?:\s*(?:#|//)[^\n]*\n|\s*/\*.*?\*/)*\s*job\s+"', re.S)
 
 
-def load_job_file(path: str) -> dict[str, Any]:
-    """A Nomad HCL (``job "x" {...}``), JSON (``{"Job": ...}`` or bare) or TOML job file -> the job object."""
+_HCL_VARIABLE_START = re.compile(rb'^(?:\s*(?:#|//)[^\n]*\n|\s*/\*.*?\*/)*\s*(?:variable|locals)\b', re.S)
+VAR_FLAGS: dict[str, type] = {"var": list, "var-file": list}  # job run/plan/validate: HCL input variables
+
+
+def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Nomad HCL (``job "x" {...}``), JSON (``{"Job": ...}`` or bare) or TOML job file -> the job object.
+
+    For HCL, *flags* may carry ``-var name=value`` and ``-var-file path``
+    (lists, as given), and ``NOMAD_VAR_<name>`` is read from the environment.
+    """
+    flags = flags or {}
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as e:
         raise CliError(f"Error reading job file {path}: {e.strerror}") from None
-    if path.endswith((".hcl", ".nomad")) or _HCL_START.match(raw):
+    if path.endswith((".hcl", ".nomad")) or _HCL_START.match(raw) or _HCL_VARIABLE_START.match(raw):
         from runtime.hcl_job import HclJobError, parse_hcl_job  # noqa: PLC0415 - HCL files only
 
+        var_args: dict[str, str] = {}
+        for item in flags.get("var", []):
+            name, eq, value = item.partition("=")
+            if not eq or not name:
+                raise CliError(f'invalid -var "{item}": want name=value')
+            var_args[name] = value
+        var_files = []
+        for vf in flags.get("var-file", []):
+            try:
+                with open(vf, encoding="utf-8") as fh:
+                    var_files.append(fh.read())
+            except (OSError, UnicodeDecodeError) as e:
+                why = getattr(e, "strerror", None) or e
+                raise CliError(f"Error reading variable file {vf}: {why}") from None
         try:
-            return parse_hcl_job(raw.decode())
+            return parse_hcl_job(raw.decode(), var_files=var_files, var_args=var_args, env=os.environ)
         except (UnicodeDecodeError, HclJobError) as e:
             raise CliError(f"Error parsing job file from {path}: {e}") from None
+    if flags.get("var") or flags.get("var-file"):
+        raise CliError("-var and -var-file are for HCL job files")
     toml = path.endswith(".toml") or not raw.lstrip().startswith(b"{")
     try:
         doc = tomllib.loads(raw.decode()) if toml else json.loads(raw)
@@ -242,8 +268,9 @@ def _finish(addr: str, eval_id: str, detach: bool, what: str) -> tuple[str, int]
 
 
 def job_run(addr: str, args: list[str]) -> tuple[str, int]:
-    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "check-index": int})
-    job = load_job_file(one_arg(rest, "nomad job run [-detach] [-check-index N] <path>"))
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "check-index": int, **VAR_FLAGS})
+    usage = "nomad job run [-detach] [-check-index N] [-var k=v] [-var-file f] <path>"
+    job = load_job_file(one_arg(rest, usage), flags)
     body: dict[str, Any] = {"Job": job}
     if "check-index" in flags:
         try:
@@ -881,9 +908,9 @@ def _diff_fields(fields: list[dict[str, Any]] | None, indent: str) -> list[str]:
 def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job plan [-diff=false] <path>``: a dry run; exit 1 when allocations would be created or
     destroyed, 0 when nothing would change (Nomad's codes)."""
-    flags, rest = parse_flags(args, {"diff": bool, "verbose": bool})
-    path = one_arg(rest, "nomad job plan <path>")
-    job = load_job_file(path)
+    flags, rest = parse_flags(args, {"diff": bool, "verbose": bool, **VAR_FLAGS})
+    path = one_arg(rest, "nomad job plan [-var k=v] [-var-file f] <path>")
+    job = load_job_file(path, flags)
     if not isinstance(job.get("ID"), str) or not job["ID"]:
         raise CliError("Job ID hasn't been provided")
     want_diff = flags.get("diff", True) not in (False, "false", "0")

@@ -14,6 +14,18 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
   ``constraint``, ``resources`` (``cpu``, ``memory``).
 
+Input variables, as Nomad's HCL2 jobspec: ``variable "name" { type,
+default, description, sensitive }`` blocks and ``locals { ... }``, referred to
+as ``var.name`` / ``local.name`` (whole values, ``"${var.name}"`` inside a
+string, ``.key`` and ``[n]`` into a map or list).  Values come, each over the
+one before, from the defaults, ``NOMAD_VAR_<name>`` environment variables,
+variable files (``-var-file``, HCL ``name = value`` lines) and ``-var
+name=value``; a ``-var`` string is read as the variable's declared type
+(``number``, ``bool``, ``list(...)``, ...; a string when it has none).  A
+declared variable with no value is an error, as is a reference to one not
+declared or a ``-var`` for one not declared.  Function calls and other
+expressions (``upper(var.x)``, ``var.a + 1``) are refused, not left as text.
+
 Durations (``"30s"``, ``"1h30m"``) become nanoseconds as in the JSON form.
 Anything else -- a ``network``, ``service`` or ``update`` block,
 a misspelt attribute -- is refused with its path, never dropped: a job that
@@ -24,6 +36,8 @@ constraint targets take them.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runtime.config import parse_duration
@@ -149,8 +163,7 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     return group
 
 
-def parse_hcl_job(text: str) -> dict[str, Any]:
-    """The JSON job (the API's field names) a Nomad HCL job file describes; HclJobError otherwise."""
+def _load(text: str, what: str) -> dict[str, Any]:
     import hcl2  # noqa: PLC0415 - only job files written in HCL need the parser
     from hcl2.utils import SerializationOptions
 
@@ -160,8 +173,153 @@ def parse_hcl_job(text: str) -> dict[str, Any]:
         doc = hcl2.loads(text, serialization_options=options)
     except Exception as e:  # lark raises its own error types, with the line and column
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise HclJobError(f"not a valid HCL file: {first}") from None
-    _check(doc, {"job"}, "file")
+        raise HclJobError(f"not a valid HCL {what}: {first}") from None
+    if not isinstance(doc, dict):
+        raise HclJobError(f"not a valid HCL {what}")
+    return doc
+
+
+# ${var.name...} / ${local.name...}, with .key and [n] steps into maps and lists.
+_NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+_REF = re.compile(r"\$\{\s*(var|local)\.(" + _NAME + r")((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\])*)\s*\}")
+_INTERP = re.compile(r"\$\{([^{}]*)\}")
+_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
+
+
+class _Scope:
+    """Variable values and locals (resolved on first use, cycles refused)."""
+
+    def __init__(self, variables: dict[str, Any], locals_raw: dict[str, Any]) -> None:
+        self.variables = variables
+        self.locals_raw = locals_raw
+        self.locals: dict[str, Any] = {}
+        self._resolving: list[str] = []
+
+    def get(self, kind: str, name: str, where: str) -> Any:
+        if kind == "var":
+            if name not in self.variables:
+                raise HclJobError(f'{where}: reference to undeclared variable "var.{name}" '
+                                  f'(declare it: variable "{name}" {{ ... }})')
+            return self.variables[name]
+        if name in self.locals:
+            return self.locals[name]
+        if name not in self.locals_raw:
+            raise HclJobError(f'{where}: reference to undeclared local value "local.{name}"')
+        if name in self._resolving:
+            cycle = " -> ".join([*self._resolving, name])
+            raise HclJobError(f"locals refer to each other in a cycle: {cycle}")
+        self._resolving.append(name)
+        try:
+            value = _resolve(self.locals_raw[name], self, f"locals.{name}")
+        finally:
+            self._resolving.pop()
+        self.locals[name] = value
+        return value
+
+
+def _lookup(m: re.Match[str], scope: _Scope, where: str) -> Any:
+    value = scope.get(m.group(1), m.group(2), where)
+    path = f"{m.group(1)}.{m.group(2)}"
+    for key, idx in _STEP.findall(m.group(3) or ""):
+        if key:
+            if not isinstance(value, dict) or key not in value:
+                raise HclJobError(f"{where}: {path} has no key {key!r}")
+            value, path = value[key], f"{path}.{key}"
+        else:
+            if not isinstance(value, list) or int(idx) >= len(value):
+                raise HclJobError(f"{where}: {path} has no element [{idx}]")
+            value, path = value[int(idx)], f"{path}[{idx}]"
+    return value
+
+
+def _resolve(value: Any, scope: _Scope, where: str) -> Any:
+    """*value* with every var./local. reference replaced; other ${...} (Nomad's runtime ones) stay."""
+    if isinstance(value, list):
+        return [_resolve(v, scope, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _resolve(v, scope, f"{where}.{k}") for k, v in value.items()}
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    for inner in _INTERP.findall(value):
+        if "(" in inner or (re.search(r"\b(var|local)\.", inner) and not _REF.fullmatch("${" + inner + "}")):
+            raise HclJobError(f"{where}: the expression ${{{inner.strip()}}} is not supported by this agent "
+                              "(only var.<name> and local.<name> references, and Nomad's runtime ${...})")
+    whole = _REF.fullmatch(value)
+    if whole:
+        return _lookup(whole, scope, where)
+
+    def text(m: re.Match[str]) -> str:
+        v = _lookup(m, scope, where)
+        if isinstance(v, (list, dict)):
+            raise HclJobError(f"{where}: {m.group(0)} is a {type(v).__name__}: it cannot go in a string")
+        return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+    return _REF.sub(text, value)
+
+
+_VAR_FIELDS = {"type", "default", "description", "sensitive", "nullable"}
+
+
+def _typed(raw: str, vtype: Any, where: str) -> Any:
+    """A -var or NOMAD_VAR_ string read as the variable's declared type (a string when it has none)."""
+    kind = str(vtype or "string").strip().removeprefix("${").removesuffix("}").strip()
+    if kind in ("string", "any"):
+        return raw
+    try:
+        value = _load(f"v = {raw}\n", "value")["v"]
+    except HclJobError:
+        raise HclJobError(f"{where}: {raw!r} is not a valid {kind}") from None
+    ok = {"number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "bool": lambda v: isinstance(v, bool)}.get(kind.split("(")[0], lambda v: not isinstance(v, str))
+    if not ok(value):
+        raise HclJobError(f"{where}: {raw!r} is not a valid {kind}")
+    return value
+
+
+def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[str, str],
+               env: Mapping[str, str]) -> dict[str, Any]:
+    declared: dict[str, dict[str, Any]] = {}
+    for name, body in _blocks(doc.get("variable", []), "variable"):
+        _check(body, _VAR_FIELDS, f"variable[{name!r}]")
+        if name in declared:
+            raise HclJobError(f'variable "{name}" is declared twice')
+        declared[name] = body
+    values: dict[str, Any] = {n: b["default"] for n, b in declared.items() if "default" in b}
+    for name, body in declared.items():
+        if f"NOMAD_VAR_{name}" in env:
+            values[name] = _typed(env[f"NOMAD_VAR_{name}"], body.get("type"), f"NOMAD_VAR_{name}")
+    for text in var_files:
+        for name, value in _load(text, "variable file").items():
+            if name in declared:  # Nomad warns of the others and goes on
+                values[name] = value
+    for name, raw in var_args.items():
+        if name not in declared:
+            raise HclJobError(f'-var "{name}": no variable of that name is declared in the job file')
+        values[name] = _typed(raw, declared[name].get("type"), f"-var {name}")
+    missing = sorted(set(declared) - set(values))
+    if missing:
+        raise HclJobError(f"required variable{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)} "
+                          "(give -var name=value, -var-file or NOMAD_VAR_<name>)")
+    return values
+
+
+def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping[str, str] | None = None,
+                  env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The JSON job (the API's field names) a Nomad HCL job file describes; HclJobError otherwise.
+
+    *var_files* are the contents of variable files, *var_args* the ``-var``
+    values and *env* the environment ``NOMAD_VAR_<name>`` is read from.
+    """
+    doc = _load(text, "file")
+    _check(doc, {"job", "variable", "locals"}, "file")
+    locals_raw: dict[str, Any] = {}
+    for block in doc.get("locals", []):
+        for name, value in _body(block, "locals").items():
+            if name in locals_raw:
+                raise HclJobError(f"local value {name!r} is defined twice")
+            locals_raw[name] = value
+    scope = _Scope(_variables(doc, var_files, var_args or {}, env or {}), locals_raw)
+    doc = {"job": _resolve(doc.get("job", []), scope, "job")}
     jobs = _blocks(doc.get("job", []), "job")
     if len(jobs) != 1:
         raise HclJobError(f"a job file holds exactly one job block, found {len(jobs)}")

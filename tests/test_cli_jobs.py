@@ -529,6 +529,56 @@ job "cli-param" {
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-param").returncode == 0
 
 
+def test_job_run_and_plan_fill_in_hcl_variables_from_var_var_file_and_env(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "vars.nomad.hcl"
+    path.write_text("""
+variable "name" {
+  type = string
+}
+variable "count" {
+  type    = number
+  default = 0
+}
+job "cli-vars" {
+  datacenters = ["dc1"]
+  meta {
+    name = var.name
+  }
+  group "g" {
+    count = var.count
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["60"]
+      }
+    }
+  }
+}
+""")
+    missing = nomad(dev, "job", "plan", str(path))
+    assert missing.returncode == 1 and "required variable not set: name" in missing.stderr
+    varfile = tmp_path / "prod.vars.hcl"
+    varfile.write_text('name = "from-file"\n')
+    plan = nomad(dev, "job", "plan", "-var-file", str(varfile), str(path))
+    assert plan.returncode == 0, plan.stdout + plan.stderr  # count 0: nothing to place
+    run = nomad(dev, "job", "run", "-var-file", str(varfile), "-var", "name=from-var", "-var=count=0", str(path))
+    assert run.returncode == 0, run.stderr
+    assert call(dev.http_port, "GET", "/v1/job/cli-vars").json()["Meta"] == {"name": "from-var"}
+    env_run = subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{dev.http_port}", "job", "run",
+                              "-detach", str(path)], capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
+                             env={**os.environ, "NOMAD_VAR_name": "from-env"})
+    assert env_run.returncode == 0, env_run.stderr
+    assert call(dev.http_port, "GET", "/v1/job/cli-vars").json()["Meta"] == {"name": "from-env"}
+    bad = nomad(dev, "job", "run", "-var", "nope=1", "-var", "name=x", str(path))
+    assert bad.returncode == 1 and 'no variable of that name' in bad.stderr
+    parsed = call(dev.http_port, "PUT", "/v1/jobs/parse", {"JobHCL": path.read_text(),
+                                                           "Variables": 'name = "api"\ncount = 3\n'})
+    assert parsed.status == 200, parsed.text
+    assert parsed.json()["Meta"] == {"name": "api"} and parsed.json()["TaskGroups"][0]["Count"] == 3
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-vars").returncode == 0
+
+
 def test_a_dispatched_payload_is_written_into_the_task_before_it_starts(dev, tmp_path):  # noqa: F811
     path = tmp_path / "payload.nomad.hcl"
     path.write_text("""

@@ -74,7 +74,7 @@ def test_attribute_maps_several_groups_and_tasks_and_defaults() -> None:
     ('job "x" { group "g" { restart { delay = "soon" } } }', "invalid duration"),
     ('job "x" {', "not a valid HCL file"),
     ('job "a" {}\njob "b" {}', "exactly one job block"),
-    ('variable "x" {}', "'variable' not supported"),
+    ('variable "x" { validation { condition = true } }', "'validation' not supported"),
 ])
 def test_what_this_agent_does_not_run_is_refused_with_where_it_is(text: str, message: str) -> None:
     with pytest.raises(HclJobError, match=message):
@@ -91,3 +91,91 @@ def test_periodic_and_parameterized_blocks_map_onto_the_job() -> None:
     job = parse_hcl_job('job "d" {\n type = "batch"\n parameterized {\n payload = "required"\n'
                         ' meta_optional = ["x"]\n }\n}\n')
     assert job["ParameterizedJob"] == {"Payload": "required", "MetaRequired": [], "MetaOptional": ["x"]}
+
+
+VARS_JOB = """
+variable "image" {
+  type    = string
+  default = "redis:7"
+}
+variable "count" {
+  type    = number
+  default = 2
+}
+variable "dcs" {
+  type = list(string)
+}
+variable "debug" {
+  type    = bool
+  default = false
+}
+variable "labels" {
+  default = { team = "ops", tier = "cache" }
+}
+locals {
+  name    = "${var.image}-${local.suffix}"
+  suffix  = "v1"
+}
+job "vars" {
+  datacenters = var.dcs
+  meta {
+    team  = var.labels.team
+    first = "${var.dcs[0]}"
+    debug = var.debug
+  }
+  group "g" {
+    count = var.count
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/echo"
+        args    = ["${local.name}", "at ${NOMAD_ALLOC_DIR}", "${attr.kernel.name}"]
+      }
+    }
+  }
+}
+"""
+
+
+def test_variables_and_locals_are_filled_in_with_their_types() -> None:
+    job = parse_hcl_job(VARS_JOB, var_args={"dcs": '["dc1", "dc2"]'})
+    assert job["Datacenters"] == ["dc1", "dc2"]
+    assert job["Meta"] == {"team": "ops", "first": "dc1", "debug": "false"}
+    (group,) = job["TaskGroups"]
+    assert group["Count"] == 2 and isinstance(group["Count"], int)
+    # Locals refer to variables and to each other; Nomad's runtime ${...} stay as text.
+    assert group["Tasks"][0]["Config"]["args"] == ["redis:7-v1", "at ${NOMAD_ALLOC_DIR}", "${attr.kernel.name}"]
+    canonical_job(job)
+
+
+def test_variable_values_take_precedence_default_env_file_then_var() -> None:
+    env = {"NOMAD_VAR_image": "from-env", "NOMAD_VAR_count": "3", "NOMAD_VAR_dcs": '["env"]'}
+    job = parse_hcl_job(VARS_JOB, env=env)
+    assert job["Datacenters"] == ["env"] and job["TaskGroups"][0]["Count"] == 3
+    assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"][0] == "from-env-v1"
+    files = ['image = "from-file"\ncount = 4\nundeclared = 1\n']  # undeclared in a file: ignored, as Nomad
+    job = parse_hcl_job(VARS_JOB, env=env, var_files=files)
+    assert job["TaskGroups"][0]["Count"] == 4
+    assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"][0] == "from-file-v1"
+    job = parse_hcl_job(VARS_JOB, env=env, var_files=files, var_args={"image": "from-var", "debug": "true"})
+    assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"][0] == "from-var-v1"
+    assert job["Meta"]["debug"] == "true"
+
+
+@pytest.mark.parametrize(("text", "kwargs", "message"), [
+    (VARS_JOB, {}, "required variable not set: dcs"),
+    (VARS_JOB, {"var_args": {"dcs": "[]", "nope": "1"}}, '-var "nope": no variable of that name'),
+    (VARS_JOB, {"var_args": {"dcs": "[]", "count": "many"}}, "'many' is not a valid number"),
+    (VARS_JOB, {"var_args": {"dcs": "[]", "debug": "1"}}, "'1' is not a valid bool"),
+    ('job "x" { datacenters = var.nope }', {}, 'undeclared variable "var.nope"'),
+    ('job "x" { datacenters = local.nope }', {}, 'undeclared local value "local.nope"'),
+    ('locals {\n a = local.b\n b = local.a\n}\njob "x" { region = local.a }', {}, "cycle: a -> b -> a"),
+    ('variable "x" { default = "a" }\njob "x" { region = upper(var.x) }', {}, "expression .*upper"),
+    ('variable "x" { default = 1 }\njob "x" { region = "${var.x + 1}" }', {}, "not supported"),
+    ('variable "x" { default = ["a"] }\njob "x" { region = "r-${var.x}" }', {}, "cannot go in a string"),
+    ('variable "m" { default = { a = 1 } }\njob "x" { region = var.m.b }', {}, "has no key 'b'"),
+    ('variable "x" {}\nvariable "x" {}\njob "x" {}', {"var_args": {"x": "1"}}, "declared twice"),
+])
+def test_variable_mistakes_are_refused_with_what_is_wrong(text: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(HclJobError, match=message):
+        parse_hcl_job(text, **kwargs)
