@@ -439,6 +439,7 @@ _ROUTES = sorted([
     _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/node/", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/jobs", (("namespace", "list-jobs"),), (("namespace", "submit-job"),)),
+    _Route("/v1/validate/job", (("namespace", "read-job"),), (("namespace", "read-job"),)),
     _Route("/v1/job/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/allocations", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
     _Route("/v1/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),

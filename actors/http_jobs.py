@@ -578,6 +578,27 @@ def jobs_parse(req: Request, api: Api) -> Any:
     return job
 
 
+@route("/v1/validate/job")
+def validate_job(req: Request, api: Api) -> Any:
+    """``PUT /v1/validate/job`` (Nomad ``Job.Validate``): ``{"Job": {...}}`` checked as a registration is.
+
+    Always 200 with what is wrong, as Nomad's: ``ValidationErrors`` (empty
+    when the job would be accepted), ``Error`` (them, joined), ``Warnings``
+    and ``DriverConfigValidated``.
+    """
+    require(req, "PUT", "POST")
+    raw = _json_body(req).get("Job")
+    if not isinstance(raw, dict):
+        raise CodedError(400, "Job must be specified")
+    errors: list[str] = []
+    try:
+        canonical_job(raw, region=_region(api))
+    except JobError as e:
+        errors.append(str(e))
+    return {"DriverConfigValidated": not errors, "ValidationErrors": errors, "Error": "\n".join(errors),
+            "Warnings": ""}
+
+
 @route("/v1/system/reconcile/summaries")
 def reconcile_summaries(req: Request, api: Api) -> Any:
     """``PUT /v1/system/reconcile/summaries``: job summaries here are counted from the allocations on

@@ -281,6 +281,17 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job registration successful")
 
 
+def job_validate(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad job validate [-var k=v] [-var-file f] <path>``: the file read, then checked by the agent."""
+    flags, rest = parse_flags(args, {"verbose": bool, **VAR_FLAGS})
+    job = load_job_file(one_arg(rest, "nomad job validate [-var k=v] [-var-file f] <path>"), flags)
+    got = request(addr, "PUT", "/v1/validate/job", {"Job": job})
+    errors = got.get("ValidationErrors") or []
+    if errors:
+        raise CliError("Job validation errors:\n" + "\n".join(f"  * {e}" for e in errors))
+    return "Job validation successful", 0
+
+
 def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"purge": bool, "detach": bool, "yes": bool, "verbose": bool})
     job = resolve(addr, "job", one_arg(rest, "nomad job stop [-purge] <job>"))
@@ -1105,6 +1116,7 @@ JOB_COMMANDS = {
     ("job", "inspect"): job_inspect,
     ("job", "history"): job_history,
     ("job", "plan"): job_plan,
+    ("job", "validate"): job_validate,
     ("job", "revert"): job_revert,
     ("job", "eval"): job_eval,
     ("job", "dispatch"): job_dispatch,

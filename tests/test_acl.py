@@ -156,6 +156,7 @@ def test_no_policies_deny_everything_and_management_allows_everything():
 @pytest.mark.parametrize("method, path, needs", [
     ("GET", "/v1/jobs", [("namespace", "list-jobs")]),
     ("PUT", "/v1/jobs", [("namespace", "submit-job")]),
+    ("PUT", "/v1/validate/job", [("namespace", "read-job")]),
     ("GET", "/v1/job/web", [("namespace", "read-job")]),
     ("GET", "/v1/job/web/allocations", [("namespace", "read-job")]),
     ("POST", "/v1/job/web", [("namespace", "submit-job")]),

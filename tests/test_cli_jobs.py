@@ -579,6 +579,23 @@ job "cli-vars" {
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-vars").returncode == 0
 
 
+def test_job_validate_checks_a_file_as_registration_would(dev, tmp_path):  # noqa: F811
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"Job": {"ID": "v", "Datacenters": ["dc1"], "TaskGroups": [{"Name": "g", "Tasks": [
+        {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"}}]}]}}))
+    ok = nomad(dev, "job", "validate", str(good))
+    assert ok.returncode == 0 and ok.stdout.strip() == "Job validation successful", ok.stderr
+    assert call(dev.http_port, "GET", "/v1/job/v").status == 404  # validated, not registered
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"Job": {"ID": "v", "TaskGroups": [{"Name": "g", "Count": -1, "Tasks": [
+        {"Name": "t", "Driver": "raw_exec"}]}]}}))
+    refused = nomad(dev, "job", "validate", str(bad))
+    assert refused.returncode == 1 and "Job validation errors:" in refused.stderr and "Count" in refused.stderr
+    api = call(dev.http_port, "PUT", "/v1/validate/job", json.loads(bad.read_text()))
+    assert api.status == 200 and api.json()["ValidationErrors"] and not api.json()["DriverConfigValidated"]
+    assert call(dev.http_port, "PUT", "/v1/validate/job", {}).status == 400
+
+
 def test_a_dispatched_payload_is_written_into_the_task_before_it_starts(dev, tmp_path):  # noqa: F811
     path = tmp_path / "payload.nomad.hcl"
     path.write_text("""
