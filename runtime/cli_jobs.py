@@ -281,6 +281,88 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job registration successful")
 
 
+INIT_FILE = "example.nomad.hcl"
+INIT_JOB = """# A job file to start from: nomad job plan example.nomad.hcl, then nomad job run.
+# The agent runs these blocks (anything else is refused by name); raw_exec
+# must be enabled on the client (client.options "driver.raw_exec.enable").
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["dc1"]
+}
+
+job "example" {
+  datacenters = var.datacenters
+  type        = "service"
+
+  group "web" {
+    count = 1
+
+    # Restart a failed task twice within 30 minutes, 15 s apart, then fail it.
+    restart {
+      attempts = 2
+      interval = "30m"
+      delay    = "15s"
+      mode     = "fail"
+    }
+
+    task "server" {
+      driver = "raw_exec"
+
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "while true; do date; sleep 10; done"]
+      }
+
+      env {
+        GREETING = "hello"
+      }
+
+      kill_timeout = "10s"
+
+      resources {
+        cpu    = 100 # MHz
+        memory = 64  # MB
+      }
+    }
+  }
+}
+"""
+INIT_JOB_SHORT = """job "example" {
+  datacenters = ["dc1"]
+
+  group "web" {
+    task "server" {
+      driver = "raw_exec"
+
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "while true; do date; sleep 10; done"]
+      }
+    }
+  }
+}
+"""
+
+
+def job_init(addr: str, args: list[str]) -> str:
+    """``nomad job init [-short] [<file>]``: write an example job file (never over an existing one)."""
+    flags, rest = parse_flags(args, {"short": bool, "json": bool})
+    if flags.get("json"):
+        raise CliError("-json is not supported: the example is HCL (nomad job inspect shows a job's JSON)")
+    if len(rest) > 1:
+        raise CliError("This command takes at most one argument: nomad job init [-short] [<file>]")
+    path = rest[0] if rest else INIT_FILE
+    try:
+        with open(path, "x", encoding="utf-8") as fh:
+            fh.write(INIT_JOB_SHORT if flags.get("short") else INIT_JOB)
+    except FileExistsError:
+        raise CliError(f"Job '{path}' already exists") from None
+    except OSError as e:
+        raise CliError(f"Failed to write '{path}': {e.strerror}") from None
+    return f"Example job file written to {path}"
+
+
 def job_validate(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job validate [-var k=v] [-var-file f] <path>``: the file read, then checked by the agent."""
     flags, rest = parse_flags(args, {"verbose": bool, **VAR_FLAGS})
@@ -1117,6 +1199,7 @@ JOB_COMMANDS = {
     ("job", "history"): job_history,
     ("job", "plan"): job_plan,
     ("job", "validate"): job_validate,
+    ("job", "init"): job_init,
     ("job", "revert"): job_revert,
     ("job", "eval"): job_eval,
     ("job", "dispatch"): job_dispatch,

@@ -579,6 +579,23 @@ job "cli-vars" {
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-vars").returncode == 0
 
 
+def test_job_init_writes_an_example_that_this_agent_runs(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "example.nomad.hcl"
+    made = subprocess.run([sys.executable, NOMAD, "job", "init"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=CLI_TIMEOUT_S)
+    assert made.returncode == 0 and made.stdout.strip() == "Example job file written to example.nomad.hcl"
+    again = subprocess.run([sys.executable, NOMAD, "job", "init"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=CLI_TIMEOUT_S)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert nomad(dev, "job", "validate", str(path)).returncode == 0
+    run = nomad(dev, "job", "run", str(path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    short = tmp_path / "short.nomad.hcl"
+    assert nomad(dev, "job", "init", "-short", str(short)).returncode == 0
+    assert nomad(dev, "job", "validate", str(short)).returncode == 0
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "example").returncode == 0
+
+
 def test_job_validate_checks_a_file_as_registration_would(dev, tmp_path):  # noqa: F811
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"Job": {"ID": "v", "Datacenters": ["dc1"], "TaskGroups": [{"Name": "g", "Tasks": [
