@@ -492,6 +492,130 @@ def alloc_stop(addr: str, args: list[str]) -> tuple[str, int]:
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Allocation stop successful")
 
 
+# A batch of ``job restart`` must be running again within this long, or the
+# restart stops there with an error (a task that no longer starts should not
+# take the rest of the job down with it).  Nomad's waits for the batch too.
+JOB_RESTART_WAIT_S = 60.0
+JOB_RESTART_POLL_S = 0.5  # how often a restarting batch's allocations are looked at
+
+
+def _restart_batch_size(raw: str, total: int) -> int:
+    """``-batch-size``: a count, or a percentage of the allocations (at least one)."""
+    try:
+        if raw.endswith("%"):
+            pct = float(raw[:-1])
+            if not 0 < pct <= 100:
+                raise ValueError
+            return max(1, int(total * pct / 100))
+        n = int(raw)
+        if n < 1:
+            raise ValueError
+        return n
+    except ValueError:
+        raise CliError(f'invalid -batch-size "{raw}": want a count of 1 or more, or a percentage') from None
+
+
+def job_restart(addr: str, args: list[str]) -> str:
+    """``nomad job restart [-all-tasks|-task t] [-reschedule] [-batch-size n|n%] [-batch-wait d] <job>``.
+
+    As Nomad's (1.6): the job's running allocations are restarted in
+    batches; each batch must be running again before the next starts.  By
+    default a batch's running tasks restart in place (``-all-tasks``: every
+    task, ``-task``: that one); ``-reschedule`` stops each allocation instead,
+    and the job places a replacement, which must be running.  ``-yes`` is
+    taken and never needed: this CLI does not prompt.
+    """
+    flags, rest = parse_flags(args, {"all-tasks": bool, "task": str, "reschedule": bool, "batch-size": str,
+                                     "batch-wait": str, "yes": bool, "verbose": bool})
+    if flags.get("all-tasks") and flags.get("task"):
+        raise CliError("The -all-tasks option cannot be used with -task")
+    if flags.get("reschedule") and (flags.get("all-tasks") or flags.get("task")):
+        raise CliError("The -reschedule option cannot be used with -task or -all-tasks")
+    try:
+        wait_s = parse_duration(flags.get("batch-wait", "0s") or "0s")
+    except ValueError as e:
+        raise CliError(f"invalid -batch-wait: {e}") from None
+    stub = resolve(addr, "job", one_arg(rest, "nomad job restart [options] <job>"))
+    job_path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}"
+    running = sorted((a for a in request(addr, "GET", f"{job_path}/allocations")
+                      if a.get("ClientStatus") == "running" and a.get("DesiredStatus") == "run"),
+                     key=lambda a: (a.get("Name", ""), a["ID"]))
+    verbose = flags.get("verbose", False)
+
+    def say(line: str) -> None:
+        print(f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}: {line}", flush=True)
+
+    if not running:
+        return f"No running allocations of job {stub['ID']} to restart"
+    size = _restart_batch_size(flags.get("batch-size", "1") or "1", len(running))
+    say(f"Restarting {len(running)} allocation{'s' if len(running) != 1 else ''} of job {stub['ID']}")
+    for start in range(0, len(running), size):
+        batch = running[start:start + size]
+        if start and wait_s > 0:
+            say(f"Waiting {flags['batch-wait']} before the next batch")
+            time.sleep(wait_s)
+        if flags.get("reschedule"):
+            for a in batch:
+                name, group = short(a["ID"], verbose), a.get("TaskGroup", "")
+                say(f'Rescheduling allocation "{name}" for group "{group}"')
+                request(addr, "PUT", f"/v1/allocation/{a['ID']}/stop")
+            _await_replacements(addr, job_path, {a["ID"] for a in batch}, len(running))
+            continue
+        before: dict[str, dict[str, tuple[int, bool]]] = {}  # alloc -> task -> (restarts, must run again)
+        for a in batch:
+            what = (f'task "{flags["task"]}"' if flags.get("task") else
+                    "all tasks" if flags.get("all-tasks") else "running tasks")
+            name, group = short(a["ID"], verbose), a.get("TaskGroup", "")
+            say(f'Restarting {what} in allocation "{name}" for group "{group}"')
+            full = request(addr, "GET", f"/v1/allocation/{a['ID']}")
+            states = full.get("TaskStates") or {}
+            before[a["ID"]] = {t: (int(st.get("Restarts", 0)), st.get("State") == "running")
+                               for t, st in states.items()
+                               if (t == flags["task"] if flags.get("task") else
+                                   flags.get("all-tasks") or st.get("State") == "running")}
+            _put_json(f"{_node_url(addr, full)}/v1/client/allocation/{a['ID']}/restart",
+                      {"TaskName": flags.get("task", ""), "AllTasks": bool(flags.get("all-tasks"))})
+        _await_restarted(addr, before)
+    return f"Job restart of {stub['ID']} complete"
+
+
+def _await_restarted(addr: str, before: dict[str, dict[str, tuple[int, bool]]]) -> None:
+    """Every task restarted in the batch restarted once more than before, and running if it was."""
+    deadline = time.monotonic() + JOB_RESTART_WAIT_S
+    pending = set(before)
+    while pending:
+        for alloc_id in sorted(pending):
+            a = request(addr, "GET", f"/v1/allocation/{alloc_id}")
+            states = a.get("TaskStates") or {}
+            if a.get("ClientStatus") not in ("pending", "running"):
+                raise CliError(f"Allocation {short(alloc_id)} is {a.get('ClientStatus')} after its restart: "
+                               "the job restart stops here")
+            if all(int(states.get(t, {}).get("Restarts", 0)) > n
+                   and (not was_running or states.get(t, {}).get("State") == "running")
+                   for t, (n, was_running) in before[alloc_id].items()):
+                pending.discard(alloc_id)
+        if pending:
+            if time.monotonic() > deadline:
+                raise CliError(f"Allocation(s) {', '.join(short(i) for i in sorted(pending))} not running again "
+                               f"within {JOB_RESTART_WAIT_S:g}s: the job restart stops here")
+            time.sleep(JOB_RESTART_POLL_S)
+
+
+def _await_replacements(addr: str, job_path: str, stopped: set[str], want: int) -> None:
+    """The job back at *want* running allocations, none of them one just stopped."""
+    deadline = time.monotonic() + JOB_RESTART_WAIT_S
+    while True:
+        live = [a for a in request(addr, "GET", f"{job_path}/allocations")
+                if a.get("ClientStatus") == "running" and a.get("DesiredStatus") == "run"
+                and a["ID"] not in stopped]
+        if len(live) >= want:
+            return
+        if time.monotonic() > deadline:
+            raise CliError(f"the job has {len(live)} of {want} allocations running {JOB_RESTART_WAIT_S:g}s after "
+                           "rescheduling: the job restart stops here")
+        time.sleep(JOB_RESTART_POLL_S)
+
+
 # ---------------------------------------------------------------- node
 
 
@@ -1200,6 +1324,7 @@ JOB_COMMANDS = {
     ("job", "plan"): job_plan,
     ("job", "validate"): job_validate,
     ("job", "init"): job_init,
+    ("job", "restart"): job_restart,
     ("job", "revert"): job_revert,
     ("job", "eval"): job_eval,
     ("job", "dispatch"): job_dispatch,

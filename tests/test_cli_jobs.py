@@ -579,6 +579,41 @@ job "cli-vars" {
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-vars").returncode == 0
 
 
+def test_job_restart_restarts_each_allocation_in_batches_then_reschedules(dev, tmp_path):  # noqa: F811
+    job = {"ID": "restart-me", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 2, "Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                            "Config": {"command": "/bin/sleep", "args": ["120"]},
+                                            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    assert call(dev.http_port, "PUT", "/v1/jobs", {"Job": job}).status == 200
+
+    def running() -> list[dict]:
+        return [a for a in call(dev.http_port, "GET", "/v1/job/restart-me/allocations").json()
+                if a["ClientStatus"] == "running" and a["DesiredStatus"] == "run"]
+
+    wait_for(lambda: len(running()) == 2, "two allocations running", PLACE_DEADLINE_S, dev.detail)
+    first = {a["ID"] for a in running()}
+    out = nomad(dev, "job", "restart", "-batch-size", "50%", "restart-me")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Restarting 2 allocations of job restart-me" in out.stdout
+    assert out.stdout.count("Restarting running tasks in allocation") == 2
+    assert "Job restart of restart-me complete" in out.stdout
+    for a in running():  # in place: the same allocations, each task restarted once
+        assert a["ID"] in first
+        full = call(dev.http_port, "GET", f"/v1/allocation/{a['ID']}").json()
+        assert full["TaskStates"]["t"]["Restarts"] == 1 and full["TaskStates"]["t"]["State"] == "running"
+    moved = nomad(dev, "job", "restart", "-reschedule", "-batch-size", "2", "restart-me")
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert moved.stdout.count("Rescheduling allocation") == 2
+    now = {a["ID"] for a in running()}
+    assert len(now) == 2 and not now & first  # replacements, placed by the job
+    for bad, why in ((["-batch-size", "0", "restart-me"], "invalid -batch-size"),
+                     (["-task", "t", "-all-tasks", "restart-me"], "cannot be used with -task"),
+                     (["nope"], "No job(s) with prefix or id")):
+        r = nomad(dev, "job", "restart", *bad)
+        assert r.returncode == 1 and why in r.stderr, (bad, r.stderr)
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "restart-me").returncode == 0
+
+
 def test_job_init_writes_an_example_that_this_agent_runs(dev, tmp_path):  # noqa: F811
     path = tmp_path / "example.nomad.hcl"
     made = subprocess.run([sys.executable, NOMAD, "job", "init"], cwd=tmp_path, capture_output=True, text=True,
