@@ -596,7 +596,8 @@ def _await_restarted(addr: str, before: dict[str, dict[str, tuple[int, bool]]]) 
                 pending.discard(alloc_id)
         if pending:
             if time.monotonic() > deadline:
-                raise CliError(f"Allocation(s) {', '.join(short(i) for i in sorted(pending))} not running again "
+                ids = ", ".join(short(i) for i in sorted(pending))
+                raise CliError(f"Allocation(s) {ids} not running again "
                                f"within {JOB_RESTART_WAIT_S:g}s: the job restart stops here")
             time.sleep(JOB_RESTART_POLL_S)
 
@@ -611,8 +612,8 @@ def _await_replacements(addr: str, job_path: str, stopped: set[str], want: int) 
         if len(live) >= want:
             return
         if time.monotonic() > deadline:
-            raise CliError(f"the job has {len(live)} of {want} allocations running {JOB_RESTART_WAIT_S:g}s after "
-                           "rescheduling: the job restart stops here")
+            raise CliError(f"the job has {len(live)} of {want} allocations running {JOB_RESTART_WAIT_S:g}s "
+                           "after rescheduling: the job restart stops here")
         time.sleep(JOB_RESTART_POLL_S)
 
 
