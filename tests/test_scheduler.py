@@ -534,6 +534,41 @@ def test_node_usage_follows_every_write_to_the_nodes_allocations() -> None:
     assert restored.node_usage(nid) == c.state.node_usage(nid)
 
 
+def test_kept_node_usage_equals_a_recount_through_placements_stops_and_client_updates() -> None:
+    # The store carries a node's cached usage across each allocation write
+    # (a fast path); a recount from the allocations must always agree.
+    c = Cluster()
+    nodes = [c.node(i, cpu=3000, mem=4096) for i in range(4)]
+
+    def check() -> None:
+        recount = StateStore()
+        recount.restore(c.state.snapshot(), c.index)
+        for nid in nodes:
+            assert c.state.node_usage(nid) == recount.node_usage(nid), nid
+
+    check()  # every node's usage is now cached
+    for j in range(6):
+        c.register(**service(f"job{j}", count=3, cpu=300 + 10 * j, mem=128 + j))
+        c.schedule()
+        check()
+    c.client("running")
+    check()
+    ids = sorted(a["ID"] for a in c.state.tables["allocs"].values() if live(a))
+    c.apply("alloc_client_update", allocs=[{"ID": ids[0], "ClientStatus": "failed"},
+                                           {"ID": ids[1], "ClientStatus": "complete"}])
+    check()
+    c.schedule()  # replacements placed
+    check()
+    c.register(**service("job2", count=1, cpu=700, mem=300))  # a new spec: stops and places
+    c.schedule()
+    check()
+    c.apply("job_deregister", job_id="job3", purge=False)
+    c.schedule()
+    check()
+    c.client("running")
+    check()
+
+
 def test_a_plan_places_with_the_stores_job_unless_the_job_changed_what_it_runs() -> None:
     c = Cluster()
     c.node(0)
