@@ -569,6 +569,43 @@ def test_kept_node_usage_equals_a_recount_through_placements_stops_and_client_up
     check()
 
 
+def test_feasibility_kept_across_evaluations_plans_as_a_fresh_check_does() -> None:
+    # The store keeps node feasibility per job shape across evaluations (a
+    # fast path); every plan must equal one computed with no kept results.
+    from actors.scheduler.scheduler import compute_plan
+
+    c = Cluster()
+    for i in range(12):
+        c.node(i, attrs={"kernel.name": "linux" if i % 3 else "darwin"}, dc="dc1" if i % 4 else "dc2",
+               drivers=("raw_exec",) if i % 5 else ("docker",))
+    linux = [{"LTarget": "${attr.kernel.name}", "RTarget": "linux", "Operand": "="}]
+
+    def same_plans() -> None:
+        for _, _, eval_id, job_id in sorted(pending_evals(c.state)):
+            ev = c.state.tables["evals"][eval_id]
+            args = (c.state.tables, ev, c.state.job_allocs(job_id), c.state.node_allocs,
+                    c.state.sorted_ids("nodes"), c.state.node_usage)
+            kept = compute_plan(*args, feasible=c.state.feasibility)
+            assert kept == compute_plan(*args), eval_id
+
+    c.register(**service("a", count=3))
+    c.register(**service("b", count=3, Constraints=linux))
+    c.register(**service("c", count=2, Datacenters=["dc2"]))
+    same_plans()
+    c.schedule()
+    c.register(**service("d", count=4, Constraints=linux))
+    same_plans()
+    assert c.state.feasibility  # filled by the plans above
+    # Nodes change: kept results for their old records must not be used.
+    c.apply("node_update_eligibility", node_id="node-0001", eligibility="ineligible")
+    c.apply("node_update_status", node_id="node-0002", status="down")
+    c.node(4, attrs={"kernel.name": "darwin"})  # registers again with other attributes
+    same_plans()
+    c.schedule()
+    assert all(a["NodeID"] not in ("node-0001", "node-0002", "node-0004")
+               for a in c.running("d"))
+
+
 def test_a_plan_places_with_the_stores_job_unless_the_job_changed_what_it_runs() -> None:
     c = Cluster()
     c.node(0)

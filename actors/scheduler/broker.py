@@ -139,7 +139,8 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...],
         if ev is None or ev["Status"] != "pending":
             continue  # another worker or an earlier leader finished it
         plans.append(compute_plan(state.tables, ev, state.job_allocs(ev["JobID"]), state.node_allocs,
-                                  state.sorted_ids("nodes"), state.node_usage, usage=usage))
+                                  state.sorted_ids("nodes"), state.node_usage, usage=usage,
+                                  feasible=state.feasibility))
         planned.append(eval_id)
     if not plans:
         return None, ()
@@ -157,7 +158,7 @@ def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, di
     if ev is None or ev["Status"] != "pending":
         return None, {}
     plan = compute_plan(state.tables, ev, state.job_allocs(ev["JobID"]), state.node_allocs,
-                        state.sorted_ids("nodes"), state.node_usage)
+                        state.sorted_ids("nodes"), state.node_usage, feasible=state.feasibility)
     return command("plan_apply", plan=plan, now=now), {"place": len(plan["Place"]), "stop": len(plan["Stop"])}
 
 

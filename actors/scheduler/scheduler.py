@@ -99,11 +99,33 @@ def fit_score(cap: tuple[int, int], used: tuple[int, int]) -> float:
     return max(0.0, min(18.0, 20.0 - total)) / 18.0
 
 
+# Feasibility results kept per node across evaluations (the store's
+# ``feasibility`` dict) hold at most this many job shapes per node record;
+# past it the node's entry starts over, so distinct job specs cannot grow it
+# without bound.
+FEASIBILITY_SHAPES_PER_NODE = 64
+
+
+def feasibility_shape(job: dict[str, Any], group: dict[str, Any]) -> str:
+    """Everything of *job* and *group* that ``_Placer._check`` reads, as one string key.
+
+    Groups of one shape are feasible on exactly the same nodes.  A string,
+    not the tuple it is made of: a string keeps its hash, where a nested
+    tuple is hashed again on every lookup.
+    """
+    cons = (*job.get("Constraints", ()), *group.get("Constraints", ()),
+            *(c for t in group["Tasks"] for c in t.get("Constraints", ())))
+    return repr((tuple(job.get("Datacenters", ["*"])), job.get("NodePool", "default"),
+                 tuple(t["Driver"] for t in group["Tasks"]),
+                 tuple((c.get("LTarget"), c.get("RTarget"), c.get("Operand")) for c in cons)))
+
+
 class _Placer:
     """Node selection for one evaluation: feasibility cache, usage, shuffled cursor."""
 
     def __init__(self, tables: dict[str, Any], job: dict[str, Any], eval_id: str,
-                 usage: _Usage, node_ids: list[str] | None = None) -> None:
+                 usage: _Usage, node_ids: list[str] | None = None,
+                 shared_feasible: dict[str, Any] | None = None) -> None:
         self.nodes = tables["nodes"]
         self.job = job
         self.usage = usage
@@ -111,31 +133,58 @@ class _Placer:
         # seeded by the evaluation (every server would shuffle alike), done
         # lazily: a placement stops after ``limit`` candidates, so shuffling
         # all 1,000 nodes up front was three quarters of an evaluation's CPU.
+        # The positions swapped so far are kept in a dict over the sorted
+        # IDs, not in a copy of them: copying 1,000 IDs per evaluation to
+        # visit about ten cost more than the visits.
         self.sorted_ids = node_ids if node_ids is not None else sorted(self.nodes)
-        self.order = list(self.sorted_ids)
+        self._swapped: dict[int, str] = {}
         self._rng = Random(eval_id)
-        self._shuffled = 0  # order[:_shuffled] is final
+        self._shuffled = 0  # positions below it are final (and in _swapped)
         self.cursor = 0
-        n = len(self.order)
+        n = len(self.sorted_ids)
         self.limit = max(2, math.ceil(math.log2(n))) if n > 2 else 2
         self._feasible: dict[tuple[str, str], bool] = {}
+        # node ID -> (the node record, {feasibility_shape: feasible}): the
+        # store's, shared by every evaluation, so the ten-odd nodes each
+        # evaluation visits are not checked again for every job of the same
+        # shape.  Node records are replaced, never changed in place, so an
+        # entry holds while its record is the node's current one.
+        self._shared = shared_feasible
+        self._shapes: dict[str, str] = {}  # group name -> its feasibility_shape
         self.job_on_node: dict[tuple[str, str], int] = {}  # (node, group) -> allocs of this job there
 
     def _node_at(self, pos: int) -> str:
-        order = self.order
-        n = len(order)
+        ids, swapped = self.sorted_ids, self._swapped
+        n = len(ids)
         while self._shuffled <= pos:
             k = self._shuffled
             j = k + self._rng.randrange(n - k)
-            order[k], order[j] = order[j], order[k]
+            at_k, at_j = swapped.get(k, ids[k]), swapped.get(j, ids[j])
+            swapped[k], swapped[j] = at_j, at_k
             self._shuffled = k + 1
-        return order[pos]
+        return swapped[pos]
 
     def feasible(self, node: dict[str, Any], group: dict[str, Any]) -> bool:
         key = (node["ID"], group["Name"])
         ok = self._feasible.get(key)
         if ok is None:
-            ok = self._check(node, group)
+            shared = self._shared
+            if shared is None:
+                ok = self._check(node, group)
+            else:
+                if group["Name"] not in self._shapes:
+                    self._shapes[group["Name"]] = feasibility_shape(self.job, group)
+                shape = self._shapes[group["Name"]]
+                hit = shared.get(node["ID"])
+                if hit is None or hit[0] is not node:
+                    hit = (node, {})
+                    shared[node["ID"]] = hit
+                ok = hit[1].get(shape)
+                if ok is None:
+                    ok = self._check(node, group)
+                    if len(hit[1]) >= FEASIBILITY_SHAPES_PER_NODE:
+                        hit[1].clear()
+                    hit[1][shape] = ok
             self._feasible[key] = ok
         return ok
 
@@ -168,7 +217,7 @@ class _Placer:
         need = group_resources(group)
         distinct = self._distinct(group)
         best, best_score, found = None, -1e9, 0
-        n = len(self.order)
+        n = len(self.sorted_ids)
         for _ in range(n):
             node_id = self._node_at(self.cursor)
             self.cursor = (self.cursor + 1) % n
@@ -256,7 +305,7 @@ def plan_usage(node_allocs: Any, node_usage: Any = None, node_capacity: Any = No
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  job_allocs: list[dict[str, Any]] | None = None, node_allocs: Any = None,
                  node_ids: list[str] | None = None, node_usage: Any = None,
-                 usage: _Usage | None = None) -> dict[str, Any]:
+                 usage: _Usage | None = None, feasible: dict[str, Any] | None = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *job_allocs* and *node_allocs* (a node ID -> its allocations function),
@@ -265,7 +314,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     evaluation; *node_usage* (a node ID -> (CPU, memory) its live
     allocations hold), a sum over each considered node's allocations;
     *usage* (:func:`plan_usage`), shared with plans computed before this one
-    and applied before it, so it does not count on room they took.
+    and applied before it, so it does not count on room they took;
+    *feasible*, the store's ``feasibility`` (node feasibility kept across
+    evaluations, see ``_Placer``), a constraint check per node visited.
     """
     job_id = ev["JobID"]
     job = tables["jobs"].get(job_id)
@@ -300,7 +351,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         node_allocs = lambda n: by_node.get(n, ())
     if usage is None:
         usage = _Usage(node_allocs, node_usage)
-    placer = _Placer(tables, job, ev["ID"], usage, node_ids)
+    placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible)
     for a in job_allocs:
         if live(a):
             key = (a["NodeID"], a["TaskGroup"])

@@ -85,6 +85,10 @@ class StateStore:
         # capacity): node records are replaced, never changed in place, on
         # every write, so the entry holds while it is the same record.
         self._node_caps: dict[str, tuple[Any, tuple[int, int]]] = {}
+        # node ID -> (the node record, {job shape: feasible}): the scheduler's
+        # feasibility checks kept across evaluations (scheduler._Placer says
+        # when an entry holds); derived, never snapshotted.
+        self.feasibility: dict[str, tuple[Any, dict[Any, bool]]] = {}
         # Periodic jobs and the index of their last change (theirs or a
         # launch's): the leader's PeriodicDispatcher watches this, not every
         # job registration (derived state: rebuilt by restore).
@@ -387,6 +391,7 @@ class StateStore:
         self.node_alloc_index = {}
         self._node_usage = {}
         self._node_caps = {}
+        self.feasibility = {}
         for a in self.tables["allocs"].values():
             self._index_alloc(a)
         self.periodic_ids = {i for i, j in self.tables["jobs"].items() if j.get("Periodic")}
@@ -503,6 +508,7 @@ class StateStore:
         deleted = [i for i in ids if i in nodes and gc_eligible(nodes[i], by_node.get(i, ()), cutoff)]
         for i in deleted:
             del nodes[i]
+            self.feasibility.pop(i, None)
         if deleted:
             self._touch("nodes", index)
         return {"ok": True, "deleted": deleted}
@@ -524,6 +530,7 @@ class StateStore:
         old = self.tables["nodes"].pop(node_id, None)
         if old is None:
             return {"ok": False, "error": "node not found"}
+        self.feasibility.pop(node_id, None)
         self._touch("nodes", index)
         evals = self._node_evals(index, now, node_id)
         return {"ok": True, "index": index, "prev": old.get("Status", ""), "status": "",
