@@ -776,7 +776,39 @@ def test_disk_alloc_dirs_write_the_payload_and_never_through_a_symlink(tmp_path)
     os.symlink("/etc/hostname", tmp_path / "a1" / "t" / "local" / "link")
     with pytest.raises(OSError):
         dirs.write_task_file("a1", "t", "link", b"x")
+    # A directory on the way swapped for a link (the task owns its directory): never written through.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, tmp_path / "a1" / "t" / "local" / "sub")
+    with pytest.raises(OSError):
+        dirs.write_task_file("a1", "t", "sub/pwned", b"x")
+    os.rename(tmp_path / "a1" / "t" / "local", tmp_path / "a1" / "t" / "old-local")
+    os.symlink(outside, tmp_path / "a1" / "t" / "local")
+    with pytest.raises(OSError):
+        dirs.write_task_file("a1", "t", "pwned", b"x")
+    assert list(outside.iterdir()) == []
     with pytest.raises(ValueError, match="escapes"):
         dirs.write_task_file("a1", "t", "../../x", b"x")
     with pytest.raises(ValueError, match="unsafe allocation ID"):
         dirs.write_task_file("..", "t", "x", b"x")
+
+
+def test_a_tasks_tree_is_chowned_without_following_its_links(tmp_path):
+    import os
+
+    from actors.client.drivers import _chown_tree
+
+    victim = tmp_path / "victim"
+    victim.write_text("root's")
+    before = os.stat(victim)
+    task = tmp_path / "task"
+    (task / "local").mkdir(parents=True)
+    os.symlink(victim, task / "local" / "link")
+    os.symlink(tmp_path, task / "local" / "dirlink")
+    uid, gid = before.st_uid + 1, before.st_gid + 1  # as root here: any id goes
+    if os.geteuid() != 0:
+        pytest.skip("chown to another user needs root")
+    _chown_tree(str(task), uid, gid)
+    assert os.lstat(task / "local" / "link").st_uid == uid  # the link itself
+    assert os.stat(victim).st_uid == before.st_uid  # never its target
+    assert os.stat(tmp_path).st_uid == before.st_uid

@@ -624,16 +624,35 @@ class DiskAllocDirs:
             return
 
     def write_task_file(self, alloc_id: str, task: str, path: str, data: bytes) -> None:
+        """Write under ``<alloc>/<task>/local`` without ever following a symlink on the way.
+
+        The task's directory is the task's (chowned to its user): it may have
+        replaced ``local`` or any directory under it with a link to /etc
+        before a restart.  So the path is walked one directory at a time,
+        each opened relative to the last with O_NOFOLLOW (a link there is an
+        error, ELOOP or ENOTDIR), missing ones made, and the file opened the
+        same way: the agent (root) writes only inside the real directory.
+        """
         if not _SAFE_ID.match(alloc_id) or alloc_id in (".", ".."):
             raise ValueError(f"unsafe allocation ID {alloc_id!r}")
-        local = os.path.join(self.root, alloc_id, task, "local")
-        target = os.path.normpath(os.path.join(local, path))
-        if os.path.commonpath([local, target]) != local or target == local:
+        parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+        if not parts or ".." in parts or "/" in task or task in ("", ".", ".."):
             raise ValueError(f"{path!r} escapes the task's local directory")
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        # Not through a symlink a previous run of the task may have left there.
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as f:
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for name in (alloc_id, task, "local", *parts[:-1]):
+                try:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                nxt = os.open(name, flags, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            out = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+        finally:
+            os.close(fd)
+        with os.fdopen(out, "wb") as f:
             f.write(data)
 
     def usage(self) -> tuple[float, float]:

@@ -143,10 +143,16 @@ def resolve_user(driver: str, user: str) -> tuple[int, int, list[int], bool] | N
 
 
 def _chown_tree(root: str, uid: int, gid: int) -> None:
-    for dirpath, _dirnames, filenames in os.walk(root):
-        os.chown(dirpath, uid, gid)
-        for f in filenames:
-            os.chown(os.path.join(dirpath, f), uid, gid)
+    """Give *root* and everything in it to the task's user -- never what a symlink in it points at.
+
+    The tree is the task's own: a link it left (``local/x -> /etc/shadow``)
+    must not hand the target to it on the next start, so links themselves
+    are chowned (lchown) and never followed (os.walk does not descend them).
+    """
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chown(dirpath, uid, gid, follow_symlinks=False)
+        for name in (*dirnames, *filenames):
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
 
 
 def check_command_config(driver: str, config: Any, *, required: bool = True) -> tuple[str, list[str]]:
