@@ -25,11 +25,12 @@ import http.client
 import json
 import logging
 import os
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
 from actors import http_api
-from actors.http_api import PLAIN, Api, App, CodedError, Request, Response, Stream, read_body
+from actors.http_api import PLAIN, Api, App, CodedError, Request, Response, Stream, _stale_read, read_body
 
 log = logging.getLogger("agent.http.client_forward")
 
@@ -86,6 +87,36 @@ def _read_own_api(api: Api, environ: dict[str, Any], path: str) -> tuple[int, An
     return 200, json.loads(resp.body)
 
 
+def _locate(api: Api, environ: dict[str, Any], alloc_id: str) -> tuple[str, str, str] | None:
+    """(node ID, node HTTP address, the allocation's namespace); None: no such allocation.
+
+    A server reads its own state store, with no token: the caller's rights
+    are checked by the node, in the allocation's namespace (Nomad needs
+    read-fs / alloc-lifecycle there, not node:read).  A client-only agent
+    has no store: it reads through its servers as the caller, so there the
+    caller's token must also read the allocation and its node.
+    """
+    raft = api.env.lookup("raft")
+    if raft is not None and raft.is_alive():
+        def query(st: Any) -> tuple[str, str, str] | None:
+            a = st.tables["allocs"].get(alloc_id)
+            if a is None:
+                return None
+            n = st.tables["nodes"].get(a.get("NodeID", "")) or {}
+            return a.get("NodeID", ""), n.get("HTTPAddr") or "", a.get("Namespace") or "default"
+        return _stale_read(api, query)[1]
+    status, alloc = _read_own_api(api, environ, f"/v1/allocation/{alloc_id}")
+    if status == 404:
+        return None
+    if status != 200:
+        raise CodedError(status, str(alloc))
+    status, node = _read_own_api(api, environ, f"/v1/node/{alloc['NodeID']}")
+    if status != 200:
+        raise CodedError(500 if status == 404 else status,
+                         f"the node of allocation {alloc_id} ({alloc['NodeID']}): {node}")
+    return alloc["NodeID"], node.get("HTTPAddr") or "", alloc.get("Namespace") or "default"
+
+
 def forward_client_route(req: Request, environ: dict[str, Any], api: Api) -> Response | Stream | None:
     """The client-route relay (an ``http_api.FORWARDERS`` hook); None: answered here."""
     if not req.path.startswith((FS_PREFIX, ALLOC_PREFIX)) or environ.get(_FORWARDED_ENVIRON):
@@ -93,52 +124,67 @@ def forward_client_route(req: Request, environ: dict[str, Any], api: Api) -> Res
     alloc_id = alloc_id_of(req.method, req.path)
     if not alloc_id or _held_here(api, alloc_id):
         return None
-    status, alloc = _read_own_api(api, environ, f"/v1/allocation/{alloc_id}")
-    if status == 404:
+    found = _locate(api, environ, alloc_id)
+    # The caller's token is checked here too, as the node will, in the
+    # allocation's namespace: a caller with no right learns nothing (not even
+    # whether the allocation exists) and costs the node nothing.
+    namespace = found[2] if found is not None else (req.query.get("namespace") or ["default"])[0]
+    checked = Request(method=req.method, path=req.path, query={**req.query, "namespace": [namespace]},
+                      url=req.url, environ=req.environ)
+    for guard in http_api.GUARDS:
+        guard(checked, api)
+    if found is None:
         raise CodedError(404, f'Unknown allocation "{alloc_id}"')
-    if status != 200:
-        raise CodedError(status, str(alloc))
-    status, node = _read_own_api(api, environ, f"/v1/node/{alloc['NodeID']}")
-    if status != 200:
-        raise CodedError(500 if status == 404 else status,
-                         f"the node of allocation {alloc_id} ({alloc['NodeID']}): {node}")
-    target = node.get("HTTPAddr") or ""
+    node_id, target, namespace = found
     if not target:
-        raise CodedError(500, f"node {alloc['NodeID']} has no HTTP address to relay to")
+        raise CodedError(500, f"node {node_id} has no HTTP address to relay to")
     body = read_body(req) if req.method in ("PUT", "POST") else b""
     headers = {name: environ[k] for k, name in PASSED_HEADERS if k in environ}
     headers[FORWARDED_HEADER] = "1"
+    # The node checks the caller's token in the allocation's own namespace.
+    query = {k: v for k, v in urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+             .items() if k != "namespace"}
+    query["namespace"] = [namespace]
+    path = urllib.parse.quote(req.path, safe="/:@-._~!$&'()*+,;=")  # as sent: a decoded space would break it
+    url = path + "?" + urllib.parse.urlencode(query, doseq=True)
     try:
-        return _relay(target, req, body, headers, api.ctx.tls)
-    except OSError as e:
-        raise CodedError(500, f"failed relaying to node {alloc['NodeID']} at {target}: {e}") from None
+        return _relay(target, req.method, url, body, headers, api.ctx.tls, follow=_follows(query))
+    except (OSError, http.client.HTTPException) as e:
+        raise CodedError(500, f"failed relaying to node {node_id} at {target}: {e}") from None
 
 
-def _relay(target: str, req: Request, body: bytes, headers: dict[str, str], tls: Any) -> Response | Stream:
+def _follows(query: dict[str, list[str]]) -> bool:
+    """A followed stream (``follow=true``): it may be silent for long (a plain one sends no heartbeats)."""
+    return (query.get("follow") or [""])[0].lower() in ("1", "t", "true")
+
+
+def _relay(target: str, method: str, url: str, body: bytes, headers: dict[str, str], tls: Any, *,
+           follow: bool) -> Response | Stream:
     host, _, port = target.rpartition(":")
     if tls is not None:  # tls.http: the node's API is HTTPS too; we show our own certificate
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
             host.strip("[]"), int(port), timeout=CLIENT_FORWARD_TIMEOUT_S, context=tls.http_client_context())
     else:
         conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=CLIENT_FORWARD_TIMEOUT_S)
-    # The caller's URL: path and query as sent (a ?token= is never read, and hidden in req.url).
-    raw_query = (req.environ or {}).get("QUERY_STRING", "") if req.environ else ""
-    url = req.path + ("?" + raw_query if raw_query else "")
     try:
-        conn.request(req.method, url, body=body if body or req.method in ("PUT", "POST") else None,
-                     headers=headers)
+        conn.request(method, url, body=body if body or method in ("PUT", "POST") else None, headers=headers)
         resp = conn.getresponse()
     except BaseException:
         conn.close()
         raise
     ctype = resp.getheader("Content-Type", PLAIN)
+    passed = tuple((k, v) for k, v in resp.getheaders() if k.lower().startswith("x-nomad-"))
     if resp.getheader("Content-Length") is not None:
         try:
             data = resp.read()
         finally:
             conn.close()
-        passed = tuple((k, v) for k, v in resp.getheaders() if k.lower().startswith("x-nomad-"))
         return Response(resp.status, data, ctype, passed)
+    if follow and conn.sock is not None:
+        # Connected and answered: a followed stream may now be quiet for as
+        # long as the task is (a plain one sends no heartbeat frames); it ends
+        # when the node ends it or the caller hangs up.
+        conn.sock.settimeout(None)
     return Stream(resp.status, _pass_on(conn, resp), ctype)
 
 

@@ -339,3 +339,66 @@ def test_a_relayed_request_is_answered_where_it_arrives():
     req = Request(method="GET", path="/v1/client/fs/cat/a1", query={}, url="/v1/client/fs/cat/a1")
     # Not consulted at all (no API needed): the marker stops a second relay.
     assert forward_client_route(req, {"HTTP_X_NOMAD_CLIENT_FORWARDED": "1"}, None) is None  # type: ignore[arg-type]
+
+
+def hcall(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    """``call`` with request headers (the ACL token)."""
+    import http.client
+
+    from tests.test_http_jobs import Resp
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=json.dumps(body).encode() if body is not None else None,
+                     headers=headers or {})
+        r = conn.getresponse()
+        return Resp(r.status, r.read(), {k.lower(): v for k, v in r.getheaders()})
+    finally:
+        conn.close()
+
+
+def test_with_acls_a_relay_needs_only_what_the_node_needs_in_the_allocations_namespace(agents, tmp_path):  # noqa: F811
+    ports = _ports()
+    srv = agents(["-config", _write(tmp_path / "s.toml", [
+        'name = "srv"', f'data_dir = "{tmp_path / "srv"}"', 'bind_addr = "127.0.0.1"',
+        "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
+        "[server]", "enabled = true", "bootstrap_expect = 1", "[acl]", "enabled = true"])],
+        http_port=ports["http"]).wait_healthy()
+    cports = _ports()
+    cli = agents(["-config", _write(tmp_path / "c.toml", [
+        'name = "cli"', f'data_dir = "{tmp_path / "cli"}"', 'bind_addr = "127.0.0.1"',
+        "[ports]", *(f"{k} = {v}" for k, v in cports.items()),
+        "[client]", "enabled = true", f'servers = ["127.0.0.1:{ports["rpc"]}"]',
+        "[client.options]", '"driver.raw_exec.enable" = "1"', "[acl]", "enabled = true"])],
+        http_port=cports["http"]).wait_healthy()
+    boot = hcall(srv.http_port, "POST", "/v1/acl/bootstrap")
+    assert boot.status == 200, boot.text
+    mgmt = {"X-Nomad-Token": boot.json()["SecretID"]}
+    wait_for(lambda: any(n["Name"] == "cli" and n["Status"] == "ready"
+                         for n in hcall(srv.http_port, "GET", "/v1/nodes", headers=mgmt).json()),
+             "the client registered", REGISTER_DEADLINE_S)
+    rules = 'namespace "default" { capabilities = ["read-job", "read-fs", "read-logs"] }'  # no node:read
+    policy = hcall(srv.http_port, "POST", "/v1/acl/policy/ro", {"Name": "ro", "Rules": rules}, headers=mgmt)
+    assert policy.status == 200, policy.text
+    spec = {"Name": "ro", "Type": "client", "Policies": ["ro"]}
+    token = hcall(srv.http_port, "POST", "/v1/acl/token", spec, headers=mgmt)
+    ro = {"X-Nomad-Token": token.json()["SecretID"]}
+    job = {"ID": "acl-relay", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                             "Config": {"command": "/bin/sh", "args": ["-c", WRITES]},
+                                             "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    assert hcall(srv.http_port, "PUT", "/v1/jobs", {"Job": job}, headers=mgmt).status == 200
+    allocs = "/v1/job/acl-relay/allocations"
+    alloc_id = wait_for(lambda: next((a["ID"] for a in hcall(srv.http_port, "GET", allocs, headers=mgmt)
+                                      .json() if a["ClientStatus"] == "running"), None),
+                        "the allocation running", REGISTER_DEADLINE_S)
+    path = f"/v1/client/fs/cat/{alloc_id}?path=alloc/out.txt"
+    wait_for(lambda: hcall(cli.http_port, "GET", path, headers=mgmt).status == 200, "the task's file",
+             REGISTER_DEADLINE_S)
+    through = hcall(srv.http_port, "GET", path, headers=ro)
+    assert (through.status, through.text) == (200, "one\ntwo\n")
+    assert hcall(srv.http_port, "GET", path).status == 403  # no token: refused on the server already
+    nobody = "00000000-0000-0000-0000-000000000000"
+    assert hcall(srv.http_port, "GET", f"/v1/client/fs/cat/{nobody}?path=x").status == 403  # learns nothing
+    assert hcall(srv.http_port, "GET", f"/v1/client/fs/cat/{nobody}?path=x", headers=ro).status == 404
+    assert hcall(srv.http_port, "DELETE", "/v1/job/acl-relay?purge=true", headers=mgmt).status == 200
