@@ -547,6 +547,11 @@ def job_restart(addr: str, args: list[str]) -> str:
 
     if not running:
         return f"No running allocations of job {stub['ID']} to restart"
+    if flags.get("task"):  # as Nomad's: a task the job does not have is refused before anything restarts
+        spec = request(addr, "GET", job_path)
+        names = {t.get("Name") for g in spec.get("TaskGroups", ()) for t in g.get("Tasks", ())}
+        if flags["task"] not in names:
+            raise CliError(f'No task named "{flags["task"]}" in job {stub["ID"]}')
     size = _restart_batch_size(flags.get("batch-size", "1") or "1", len(running))
     say(f"Restarting {len(running)} allocation{'s' if len(running) != 1 else ''} of job {stub['ID']}")
     for start in range(0, len(running), size):

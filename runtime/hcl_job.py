@@ -181,8 +181,8 @@ def _load(text: str, what: str) -> dict[str, Any]:
 
 # ${var.name...} / ${local.name...}, with .key and [n] steps into maps and lists.
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
-_REF = re.compile(r"\$\{\s*(var|local)\.(" + _NAME + r")((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\])*)\s*\}")
-_INTERP = re.compile(r"\$\{([^{}]*)\}")
+_REF = re.compile(r"(?<!\$)\$\{\s*(var|local)\.(" + _NAME + r")((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\])*)\s*\}")
+_INTERP = re.compile(r"(?<!\$)\$\{([^{}]*)\}")
 _STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
 
 
@@ -247,6 +247,8 @@ def _resolve(value: Any, scope: _Scope, where: str) -> Any:
     whole = _REF.fullmatch(value)
     if whole:
         return _lookup(whole, scope, where)
+    if "${" not in value.replace("$${", ""):
+        return value.replace("$${", "${")  # HCL's escape: a literal ${ (Nomad's runtime ${...} then)
 
     def text(m: re.Match[str]) -> str:
         v = _lookup(m, scope, where)
@@ -254,26 +256,69 @@ def _resolve(value: Any, scope: _Scope, where: str) -> Any:
             raise HclJobError(f"{where}: {m.group(0)} is a {type(v).__name__}: it cannot go in a string")
         return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
-    return _REF.sub(text, value)
+    return _REF.sub(text, value).replace("$${", "${")
 
 
 _VAR_FIELDS = {"type", "default", "description", "sensitive", "nullable"}
 
 
+def _kind(vtype: Any) -> str:
+    return str(vtype or "any").strip().removeprefix("${").removesuffix("}").strip()
+
+
+def _convert(value: Any, kind: str, where: str) -> Any:
+    """*value* as the declared type, converted as HCL does ("3" -> 3 for a number), or refused."""
+    base = kind.split("(")[0].strip()
+    if base in ("any", ""):
+        return value
+    if base == "string":
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return str(value)
+        if isinstance(value, str):
+            return value
+    elif base == "number":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+    elif base == "bool":
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+    elif base in ("list", "set", "tuple"):
+        if isinstance(value, list):
+            return value
+    elif base in ("map", "object"):
+        if isinstance(value, dict):
+            return value
+    else:
+        raise HclJobError(f"{where}: type {kind!r} is not supported by this agent")
+    raise HclJobError(f"{where}: {value!r} is not a valid {kind}")
+
+
 def _typed(raw: str, vtype: Any, where: str) -> Any:
     """A -var or NOMAD_VAR_ string read as the variable's declared type (a string when it has none)."""
-    kind = str(vtype or "string").strip().removeprefix("${").removesuffix("}").strip()
-    if kind in ("string", "any"):
-        return raw
+    kind = _kind(vtype)
+    if kind.split("(")[0].strip() in ("string", "any", "number", "bool"):
+        return _convert(raw, "string" if kind == "any" else kind, where)
+    if "\n" in raw:
+        raise HclJobError(f"{where}: a value is one line")
     try:
-        value = _load(f"v = {raw}\n", "value")["v"]
+        doc = _load(f"v = {raw}\n", "value")
     except HclJobError:
         raise HclJobError(f"{where}: {raw!r} is not a valid {kind}") from None
-    ok = {"number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-          "bool": lambda v: isinstance(v, bool)}.get(kind.split("(")[0], lambda v: not isinstance(v, str))
-    if not ok(value):
+    if set(doc) != {"v"}:
         raise HclJobError(f"{where}: {raw!r} is not a valid {kind}")
-    return value
+    return _convert(doc["v"], kind, where)
 
 
 def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[str, str],
@@ -284,14 +329,19 @@ def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[
         if name in declared:
             raise HclJobError(f'variable "{name}" is declared twice')
         declared[name] = body
-    values: dict[str, Any] = {n: b["default"] for n, b in declared.items() if "default" in b}
+    values: dict[str, Any] = {}
+    for name, body in declared.items():
+        if "default" in body:
+            if _REF.search(str(body["default"])):
+                raise HclJobError(f'variable "{name}": a default cannot refer to variables or locals')
+            values[name] = _convert(body["default"], _kind(body.get("type")), f'variable "{name}" default')
     for name, body in declared.items():
         if f"NOMAD_VAR_{name}" in env:
             values[name] = _typed(env[f"NOMAD_VAR_{name}"], body.get("type"), f"NOMAD_VAR_{name}")
     for text in var_files:
         for name, value in _load(text, "variable file").items():
             if name in declared:  # Nomad warns of the others and goes on
-                values[name] = value
+                values[name] = _convert(value, _kind(declared[name].get("type")), f"variable file: {name}")
     for name, raw in var_args.items():
         if name not in declared:
             raise HclJobError(f'-var "{name}": no variable of that name is declared in the job file')
@@ -313,7 +363,8 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     doc = _load(text, "file")
     _check(doc, {"job", "variable", "locals"}, "file")
     locals_raw: dict[str, Any] = {}
-    for block in doc.get("locals", []):
+    blocks = doc.get("locals", [])
+    for block in blocks if isinstance(blocks, list) else [blocks]:
         for name, value in _body(block, "locals").items():
             if name in locals_raw:
                 raise HclJobError(f"local value {name!r} is defined twice")

@@ -608,6 +608,7 @@ def test_job_restart_restarts_each_allocation_in_batches_then_reschedules(dev, t
     assert len(now) == 2 and not now & first  # replacements, placed by the job
     for bad, why in ((["-batch-size", "0", "restart-me"], "invalid -batch-size"),
                      (["-task", "t", "-all-tasks", "restart-me"], "cannot be used with -task"),
+                     (["-task", "nope", "restart-me"], 'No task named "nope"'),
                      (["nope"], "No job(s) with prefix or id")):
         r = nomad(dev, "job", "restart", *bad)
         assert r.returncode == 1 and why in r.stderr, (bad, r.stderr)

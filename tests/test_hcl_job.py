@@ -179,3 +179,29 @@ def test_variable_values_take_precedence_default_env_file_then_var() -> None:
 def test_variable_mistakes_are_refused_with_what_is_wrong(text: str, kwargs: dict, message: str) -> None:
     with pytest.raises(HclJobError, match=message):
         parse_hcl_job(text, **kwargs)
+
+
+def test_variable_values_are_converted_to_the_declared_type_or_refused() -> None:
+    text = 'variable "n" {\n type = number\n default = "3"\n}\njob "x" { group "g" { count = var.n } }'
+    assert parse_hcl_job(text)["TaskGroups"][0]["Count"] == 3
+    assert parse_hcl_job(text, var_files=['n = "4"\n'])["TaskGroups"][0]["Count"] == 4
+    for bad in ('n = [1]\n', 'n = "x"\n'):
+        with pytest.raises(HclJobError, match="is not a valid number"):
+            parse_hcl_job(text, var_files=[bad])
+    with pytest.raises(HclJobError, match="is not a valid number"):
+        parse_hcl_job(text.replace('"3"', '"abc"'))
+    lst = 'variable "l" { type = list(string) }\njob "x" { datacenters = var.l }'
+    with pytest.raises(HclJobError, match="is not a valid list"):
+        parse_hcl_job(lst, var_args={"l": '{ a = 1 }'})
+    with pytest.raises(HclJobError, match="one line|not a valid"):
+        parse_hcl_job(lst, var_args={"l": '["a"]\nx = 2'})
+    with pytest.raises(HclJobError, match="cannot refer to variables"):
+        parse_hcl_job('variable "a" { default = "x" }\nvariable "b" { default = "${var.a}" }\njob "x" {}')
+
+
+def test_an_escaped_interpolation_stays_literal_and_odd_locals_are_refused() -> None:
+    job = parse_hcl_job('variable "x" { default = "v" }\n'
+                        'job "j" { meta { a = "$${var.x}"\n b = "${var.x}-$${NOMAD_ALLOC_ID}" } }')
+    assert job["Meta"] == {"a": "${var.x}", "b": "v-${NOMAD_ALLOC_ID}"}
+    with pytest.raises(HclJobError):
+        parse_hcl_job('locals = 5\njob "x" {}')
