@@ -35,6 +35,7 @@ from actors.http_api import PLAIN, Api, App, CodedError, Request, Response, Stre
 log = logging.getLogger("agent.http.client_forward")
 
 FS_PREFIX = "/v1/client/fs/"
+ALLOC_RUNNER = "alloc-runner"  # the client agent's AllocRunner (actors.agent_specs)
 ALLOC_PREFIX = "/v1/client/allocation/"
 FORWARDED_HEADER = "X-Nomad-Client-Forwarded"
 _FORWARDED_ENVIRON = "HTTP_X_NOMAD_CLIENT_FORWARDED"
@@ -199,4 +200,26 @@ def _pass_on(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -
         conn.close()
 
 
+def alloc_namespace_guard(req: Request, api: Api) -> None:
+    """With ACLs, a client route is checked in the allocation's own namespace (Nomad's client endpoints).
+
+    The ACL guard checks the token in ``?namespace=`` (default: default);
+    here the allocation this client runs must be in that namespace, or a
+    token with rights in one namespace would read another's files by naming
+    its own.  An allocation this client does not know is the handler's 404.
+    """
+    if not api.ctx.acl_enabled or api.ctx.alloc_logs is None:
+        return
+    alloc_id = alloc_id_of(req.method, req.path)
+    if not alloc_id or api.env.lookup(ALLOC_RUNNER) is None:
+        return
+    from actors.client.alloc_runner import GetAllocNamespace  # noqa: PLC0415 - client agents only
+
+    namespace = api.ask(ALLOC_RUNNER, GetAllocNamespace(alloc_id=alloc_id))
+    asked = (req.query.get("namespace") or ["default"])[0] or "default"
+    if namespace and namespace != asked:
+        raise CodedError(403, "Permission denied")
+
+
 http_api.FORWARDERS.append(forward_client_route)
+http_api.GUARDS.append(alloc_namespace_guard)

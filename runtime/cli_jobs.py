@@ -578,7 +578,7 @@ def job_restart(addr: str, args: list[str]) -> str:
                                for t, st in states.items()
                                if (t == flags["task"] if flags.get("task") else
                                    flags.get("all-tasks") or st.get("State") == "running")}
-            _put_json(f"{_node_url(addr, full)}/v1/client/allocation/{a['ID']}/restart",
+            _put_json(f"{_node_url(addr, full)}/v1/client/allocation/{a['ID']}/restart?{_ns_query(full)}",
                       {"TaskName": flags.get("task", ""), "AllTasks": bool(flags.get("all-tasks"))})
         _await_restarted(addr, before)
     return f"Job restart of {stub['ID']} complete"
@@ -793,6 +793,11 @@ def _get_raw(url: str) -> bytes:
         raise CliError(f"Error querying {url.split('/v1/')[0]}: {getattr(e, 'reason', e)}") from None
 
 
+def _ns_query(alloc: dict[str, Any]) -> str:
+    """``namespace=<the allocation's>``: the node checks the caller's token there (ACLs)."""
+    return urllib.parse.urlencode({"namespace": alloc.get("Namespace") or "default"})
+
+
 def _node_url(addr: str, alloc: dict[str, Any]) -> str:
     """The HTTP API of the node that runs *alloc* (client endpoints are served there, as in Nomad)."""
     node = request(addr, "GET", f"/v1/node/{alloc['NodeID']}")
@@ -812,7 +817,7 @@ def _alloc_task_op(addr: str, args: list[str], what: str, extra: dict[str, type]
     if task and task not in (a.get("TaskStates") or {}) and not any(
             t.get("Name") == task for g in (a.get("Job") or {}).get("TaskGroups", ()) for t in g.get("Tasks", ())):
         raise CliError(f'Could not find task named: {task}')
-    url = f"{_node_url(addr, a)}/v1/client/allocation/{a['ID']}/{what}"
+    url = f"{_node_url(addr, a)}/v1/client/allocation/{a['ID']}/{what}?{_ns_query(a)}"
     return {**flags, "_task": task}, url
 
 
@@ -881,13 +886,14 @@ def alloc_fs(addr: str, args: list[str]) -> str:
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
     path = rest[1] if len(rest) > 1 else "/"
     base = _node_url(addr, a)
-    query = urllib.parse.urlencode({"path": path})
+    ns = a.get("Namespace") or "default"
+    query = urllib.parse.urlencode({"path": path, "namespace": ns})
     info = json.loads(_get_raw(f"{base}/v1/client/fs/stat/{a['ID']}?{query}"))
     if (flags.get("f") or flags.get("tail")) and (info.get("IsDir") or flags.get("stat")):
         raise CliError(f"{path} is a directory: -f and -tail print a file" if info.get("IsDir")
                        else "-stat cannot be combined with -f or -tail")
     if not flags.get("stat") and not info.get("IsDir"):
-        _print_file(base, a["ID"], path, int(info.get("Size", 0)), flags)
+        _print_file(base, a["ID"], path, int(info.get("Size", 0)), flags, ns)
         return ""
     files = [info] if flags.get("stat") else json.loads(_get_raw(f"{base}/v1/client/fs/ls/{a['ID']}?{query}"))
     rows = [["Mode", "Size", "Modified Time", "Name"]]
@@ -902,7 +908,7 @@ def alloc_fs(addr: str, args: list[str]) -> str:
 LOG_WINDOW_BYTES = 4 << 20  # the agent answers at most this much per request (actors.http_client_fs)
 
 
-def _print_file(base: str, alloc_id: str, path: str, size: int, flags: dict[str, Any]) -> None:
+def _print_file(base: str, alloc_id: str, path: str, size: int, flags: dict[str, Any], ns: str) -> None:
     """``alloc fs`` on a file: all of it, or its tail; with ``-f``, then what is appended."""
     out = sys.stdout.buffer
     start = 0
@@ -910,24 +916,27 @@ def _print_file(base: str, alloc_id: str, path: str, size: int, flags: dict[str,
         if "c" in flags:
             start = max(0, size - flags["c"])
             data = _get_raw(f"{base}/v1/client/fs/readat/{alloc_id}?"
-                            + urllib.parse.urlencode({"path": path, "offset": start, "limit": size - start}))
+                            + urllib.parse.urlencode({"path": path, "offset": start, "limit": size - start,
+                                                     "namespace": ns}))
         else:
             lines = flags.get("n", 10)
             # Lines are found in the file's last window (Nomad's is best effort too).
             start = max(0, size - LOG_WINDOW_BYTES)
             data = _get_raw(f"{base}/v1/client/fs/readat/{alloc_id}?"
-                            + urllib.parse.urlencode({"path": path, "offset": start, "limit": size - start}))
+                            + urllib.parse.urlencode({"path": path, "offset": start, "limit": size - start,
+                                                     "namespace": ns}))
             data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines > 0 else b""
         start = size  # what was read ends at the size stat saw: -f goes on from there
         out.write(data)
         out.flush()
     elif not flags.get("f"):
-        out.write(_get_raw(f"{base}/v1/client/fs/cat/{alloc_id}?" + urllib.parse.urlencode({"path": path})))
+        out.write(_get_raw(f"{base}/v1/client/fs/cat/{alloc_id}?"
+                           + urllib.parse.urlencode({"path": path, "namespace": ns})))
         out.flush()
         return
     if flags.get("f"):
         _copy_frames(f"{base}/v1/client/fs/stream/{alloc_id}?" + urllib.parse.urlencode(
-            {"path": path, "offset": start, "origin": "start", "follow": "true"}))
+            {"path": path, "offset": start, "origin": "start", "follow": "true", "namespace": ns}))
 
 
 def alloc_logs(addr: str, args: list[str]) -> str:
@@ -967,7 +976,8 @@ def alloc_logs(addr: str, args: list[str]) -> str:
 
     def window(origin: str, offset: int) -> bytes:
         nonlocal end
-        q = urllib.parse.urlencode({"task": task, "type": kind, "origin": origin, "offset": offset})
+        q = urllib.parse.urlencode({"task": task, "type": kind, "origin": origin, "offset": offset,
+                                    "namespace": a.get("Namespace") or "default"})
         frame = json.loads(_get_raw(f"{base}?{q}"))
         end = int(frame.get("Offset", 0))
         return base64.b64decode(frame.get("Data") or "")
@@ -991,15 +1001,15 @@ def alloc_logs(addr: str, args: list[str]) -> str:
     if flags.get("f"):
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
-        _follow_log(base, task, kind, end)
+        _follow_log(base, task, kind, end, a.get("Namespace") or "default")
         return ""
     return data.decode("utf-8", errors="replace").rstrip("\n")
 
 
-def _follow_log(base: str, task: str, kind: str, offset: int) -> None:
+def _follow_log(base: str, task: str, kind: str, offset: int, ns: str) -> None:
     """Copy the followed log's frames to stdout as they come, until the stream ends or Ctrl-C."""
     q = urllib.parse.urlencode({"task": task, "type": kind, "origin": "start", "offset": offset,
-                                "follow": "true"})
+                                "follow": "true", "namespace": ns})
     _copy_frames(f"{base}?{q}")
 
 

@@ -401,4 +401,15 @@ def test_with_acls_a_relay_needs_only_what_the_node_needs_in_the_allocations_nam
     nobody = "00000000-0000-0000-0000-000000000000"
     assert hcall(srv.http_port, "GET", f"/v1/client/fs/cat/{nobody}?path=x").status == 403  # learns nothing
     assert hcall(srv.http_port, "GET", f"/v1/client/fs/cat/{nobody}?path=x", headers=ro).status == 404
+    # Rights in another namespace do not reach this one's files by naming it (node or server).
+    other = hcall(srv.http_port, "POST", "/v1/acl/policy/prod",
+                  {"Name": "prod", "Rules": 'namespace "prod" { capabilities = ["read-job", "read-fs"] }'},
+                  headers=mgmt)
+    assert other.status == 200, other.text
+    prod = {"X-Nomad-Token": hcall(srv.http_port, "POST", "/v1/acl/token",
+                                  {"Name": "prod", "Type": "client", "Policies": ["prod"]}, headers=mgmt)
+            .json()["SecretID"]}
+    assert hcall(cli.http_port, "GET", path + "&namespace=prod", headers=prod).status == 403
+    assert hcall(srv.http_port, "GET", path + "&namespace=prod", headers=prod).status == 403
+    assert hcall(cli.http_port, "GET", path + "&namespace=default", headers=ro).status == 200
     assert hcall(srv.http_port, "DELETE", "/v1/job/acl-relay?purge=true", headers=mgmt).status == 200

@@ -213,6 +213,13 @@ class GetTaskState:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GetAllocNamespace:
+    """Query (ask): the allocation's namespace; "" if this client has no such allocation."""
+
+    alloc_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CollectAlloc:
     """Query (ask): garbage-collect one finished allocation's directory now (Nomad's alloc GC endpoint).
 
@@ -860,6 +867,9 @@ class AllocRunner(NodeActor):
             alloc = self.allocs.get(message.alloc_id)
             task = alloc.tasks.get(message.task) if alloc is not None else None
             return task.state.state if task is not None else ""
+        elif isinstance(message, GetAllocNamespace):
+            alloc = self.allocs.get(message.alloc_id)
+            return alloc.spec.namespace if alloc is not None and alloc.spec is not None else ""
         elif isinstance(message, CollectAlloc):
             error = self._collect_now(message.alloc_id)
             self._flush()
