@@ -858,6 +858,18 @@ def _ibytes(n: int) -> str:
     return f"{val:.1f} {units[e]}" if val < 10 else f"{val:.0f} {units[e]}"
 
 
+def _int_flags(flags: dict[str, Any], names: tuple[str, ...], *, minimum: int | None = None) -> None:
+    """Turn the named string flags into ints in place; a bad value is a CliError naming the flag."""
+    for name in names:
+        if name in flags:
+            try:
+                flags[name] = int(flags[name])
+            except ValueError:
+                raise CliError(f'invalid value "{flags[name]}" for flag -{name}: want a number') from None
+            if minimum is not None and flags[name] < minimum:
+                raise CliError(f"-{name} must be zero or more")
+
+
 def alloc_fs(addr: str, args: list[str]) -> str:
     """``nomad alloc fs [-H] [-stat] [-f] [-tail] [-n lines] [-c bytes] <alloc> [<path>]``.
 
@@ -869,14 +881,7 @@ def alloc_fs(addr: str, args: list[str]) -> str:
     is appended, until the allocation is finished or the command interrupted.
     """
     flags, rest = parse_flags(args, {"H": bool, "stat": bool, "f": bool, "tail": bool, "n": int, "c": int})
-    for name in ("n", "c"):
-        if name in flags:
-            try:
-                flags[name] = int(flags[name])
-            except ValueError:
-                raise CliError(f'invalid value "{flags[name]}" for flag -{name}: want a number') from None
-            if flags[name] < 0:
-                raise CliError(f"-{name} must be zero or more")
+    _int_flags(flags, ("n", "c"), minimum=0)
     if ("n" in flags or "c" in flags) and not flags.get("tail"):
         raise CliError("-n and -c need -tail")
     if not rest or len(rest) > 2:
@@ -949,12 +954,7 @@ def alloc_logs(addr: str, args: list[str]) -> str:
     """
     flags, rest = parse_flags(args, {"stderr": bool, "tail": bool, "n": int, "c": int, "f": bool,
                                      "task": str})
-    for name in ("n", "c"):
-        if name in flags:
-            try:
-                flags[name] = int(flags[name])
-            except ValueError:
-                raise CliError(f'invalid value "{flags[name]}" for flag -{name}: want a number') from None
+    _int_flags(flags, ("n", "c"))
     if not rest or len(rest) > 2:
         raise CliError("usage: nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] "
                        "<allocation> [<task>]")
