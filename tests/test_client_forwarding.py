@@ -56,24 +56,30 @@ def _ports() -> dict[str, int]:
     return {"http": free_port(), "rpc": free_port(), "serf": free_port()}
 
 
-def client_agent(agents, tmp_path, name: str, servers: list[str]) -> Any:  # noqa: F811
+def client_agent(agents, tmp_path, name: str, servers: list[str], *extra: str) -> Any:  # noqa: F811
+    """A client-only agent; *extra* config lines go at the end (e.g. ``[client.options]``, ``[acl]``)."""
     ports = _ports()
     path = _write(tmp_path / f"{name}.toml", [
         f'name = "{name}"', f'data_dir = "{tmp_path / name}"', 'bind_addr = "127.0.0.1"',
         "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
-        "[client]", "enabled = true", f"servers = {json.dumps(servers)}"])
+        "[client]", "enabled = true", f"servers = {json.dumps(servers)}", *extra])
     return agents(["-config", path], http_port=ports["http"])
 
 
-@pytest.fixture
-def pair(agents, tmp_path):  # noqa: F811
+def server_agent(agents, tmp_path, *extra: str) -> tuple[Any, int]:  # noqa: F811
+    """A one-server cluster, healthy; (agent, its RPC port)."""
     ports = _ports()
     path = _write(tmp_path / "server.toml", [
         'name = "srv"', f'data_dir = "{tmp_path / "srv"}"', 'bind_addr = "127.0.0.1"',
         "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
-        "[server]", "enabled = true", "bootstrap_expect = 1"])
-    srv = agents(["-config", path], http_port=ports["http"]).wait_healthy()
-    cli = client_agent(agents, tmp_path, "cli", [f"127.0.0.1:{ports['rpc']}"]).wait_healthy()
+        "[server]", "enabled = true", "bootstrap_expect = 1", *extra])
+    return agents(["-config", path], http_port=ports["http"]).wait_healthy(), ports["rpc"]
+
+
+@pytest.fixture
+def pair(agents, tmp_path):  # noqa: F811
+    srv, rpc = server_agent(agents, tmp_path)
+    cli = client_agent(agents, tmp_path, "cli", [f"127.0.0.1:{rpc}"]).wait_healthy()
     wait_for(lambda: any(n["Name"] == "cli" and n["Status"] == "ready"
                          for n in call(srv.http_port, "GET", "/v1/nodes").json()),
              "the client registered", REGISTER_DEADLINE_S)
@@ -251,19 +257,9 @@ WRITES = r"""printf 'one\ntwo\n' > "$NOMAD_ALLOC_DIR/out.txt"; echo started; exe
 
 
 def _raw_exec_pair(agents, tmp_path):  # noqa: F811
-    ports = _ports()
-    srv_path = _write(tmp_path / "server.toml", [
-        'name = "srv"', f'data_dir = "{tmp_path / "srv"}"', 'bind_addr = "127.0.0.1"',
-        "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
-        "[server]", "enabled = true", "bootstrap_expect = 1"])
-    srv = agents(["-config", srv_path], http_port=ports["http"]).wait_healthy()
-    cports = _ports()
-    cli_path = _write(tmp_path / "cli.toml", [
-        'name = "cli"', f'data_dir = "{tmp_path / "cli"}"', 'bind_addr = "127.0.0.1"',
-        "[ports]", *(f"{k} = {v}" for k, v in cports.items()),
-        "[client]", "enabled = true", f'servers = ["127.0.0.1:{ports["rpc"]}"]',
-        "[client.options]", '"driver.raw_exec.enable" = "1"'])
-    cli = agents(["-config", cli_path], http_port=cports["http"]).wait_healthy()
+    srv, rpc = server_agent(agents, tmp_path)
+    cli = client_agent(agents, tmp_path, "cli", [f"127.0.0.1:{rpc}"],
+                       "[client.options]", '"driver.raw_exec.enable" = "1"').wait_healthy()
     wait_for(lambda: any(n["Name"] == "cli" and n["Status"] == "ready"
                          for n in call(srv.http_port, "GET", "/v1/nodes").json()),
              "the client registered", REGISTER_DEADLINE_S)
@@ -358,19 +354,9 @@ def hcall(port: int, method: str, path: str, body: Any = None, headers: dict[str
 
 
 def test_with_acls_a_relay_needs_only_what_the_node_needs_in_the_allocations_namespace(agents, tmp_path):  # noqa: F811
-    ports = _ports()
-    srv = agents(["-config", _write(tmp_path / "s.toml", [
-        'name = "srv"', f'data_dir = "{tmp_path / "srv"}"', 'bind_addr = "127.0.0.1"',
-        "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
-        "[server]", "enabled = true", "bootstrap_expect = 1", "[acl]", "enabled = true"])],
-        http_port=ports["http"]).wait_healthy()
-    cports = _ports()
-    cli = agents(["-config", _write(tmp_path / "c.toml", [
-        'name = "cli"', f'data_dir = "{tmp_path / "cli"}"', 'bind_addr = "127.0.0.1"',
-        "[ports]", *(f"{k} = {v}" for k, v in cports.items()),
-        "[client]", "enabled = true", f'servers = ["127.0.0.1:{ports["rpc"]}"]',
-        "[client.options]", '"driver.raw_exec.enable" = "1"', "[acl]", "enabled = true"])],
-        http_port=cports["http"]).wait_healthy()
+    srv, rpc = server_agent(agents, tmp_path, "[acl]", "enabled = true")
+    cli = client_agent(agents, tmp_path, "cli", [f"127.0.0.1:{rpc}"], "[client.options]",
+                       '"driver.raw_exec.enable" = "1"', "[acl]", "enabled = true").wait_healthy()
     boot = hcall(srv.http_port, "POST", "/v1/acl/bootstrap")
     assert boot.status == 200, boot.text
     mgmt = {"X-Nomad-Token": boot.json()["SecretID"]}
