@@ -489,12 +489,17 @@ class RaftPeer(NodeActor):
 
     def _snapshot(self) -> None:
         index = self.state.applied_index
+        t0 = self.env.now()
         data = self.state.snapshot()
+        t1 = self.env.now()
         self.core.compact(index, data)
         if self.core.snap_index == index:
             self.storage.compact((index, self.core.snap_term, self.core.snap_voters,
                                   self.core.snap_learners, data))
             self.stats["snapshots"] += 1
+            t2 = self.env.now()
+            log.info("%s: snapshot at index %d: %d bytes, encoded in %.0f ms, stored in %.0f ms",
+                     self.env.node, index, len(data), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
         self._since_snapshot = 0
 
     def _leadership_changed(self, leader: bool) -> None:
