@@ -265,6 +265,12 @@ def banner_info(cfg: Config, addrs: AgentAddrs, node_id: str) -> list[str]:
 CENSUS_MAX_AGE_S = 10.0
 
 
+# A collection that holds every greenlet this long is reported in the log:
+# it is a stall of the whole agent (Raft heartbeats, HTTP answers), and past
+# the Raft heartbeat timeout (1 s) it costs an election.
+GC_PAUSE_LOG_S = 0.2
+
+
 class RuntimeProbe:
     """Reads this process for the runtime gauges and ``stats.runtime`` (an edge)."""
 
@@ -272,12 +278,46 @@ class RuntimeProbe:
         self.started = time.monotonic()
         self.proc = psutil.Process()
         self._census: tuple[float, tuple[int, int]] | None = None
+        # go-metrics' total_gc_pause_ns, measured around each collection
+        # (gc.callbacks: "start" and "stop" bracket the collection itself).
+        self.gc_pause_ns = 0
+        self._gc_started = 0
+        self._long_pauses: list[tuple[int, float, int]] = []  # (generation, seconds, collected), not yet logged
+
+    def watch_gc(self) -> None:
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def unwatch_gc(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        # Runs inside the allocation that triggered the collection: no logging here.
+        if phase == "start":
+            self._gc_started = time.perf_counter_ns()
+        elif self._gc_started:
+            took = time.perf_counter_ns() - self._gc_started
+            self._gc_started = 0
+            self.gc_pause_ns += took
+            if took >= GC_PAUSE_LOG_S * 1e9 and len(self._long_pauses) < 16:
+                self._long_pauses.append((info.get("generation", -1), took / 1e9, info.get("collected", 0)))
+
+    def log_long_pauses(self) -> None:
+        pauses, self._long_pauses = self._long_pauses, []
+        for generation, seconds, collected in pauses:
+            log.warning("garbage collection (generation %d) held the agent for %.0f ms; %d objects freed",
+                        generation, seconds * 1e3, collected)
 
     def census(self) -> tuple[int, int]:
         """(greenlets, gc-tracked objects), at most :data:`CENSUS_MAX_AGE_S` old."""
         now = time.monotonic()
         if self._census is None or now - self._census[0] >= CENSUS_MAX_AGE_S:
+            t0 = time.perf_counter()
             self._census = (now, self._take_census())
+            took = time.perf_counter() - t0
+            if took >= GC_PAUSE_LOG_S:
+                log.warning("heap census (%d objects) held the agent for %.0f ms", self._census[1][1], took * 1e3)
         return self._census[1]
 
     @staticmethod
@@ -293,8 +333,10 @@ class RuntimeProbe:
 
     def sample(self) -> Iterable[tuple[tuple[str, ...], float]]:
         """go-metrics' runtime gauges, in Python terms (num_goroutines = greenlets)."""
+        self.log_long_pauses()
         greenlets, objects = self.census()
         return [(("runtime", "num_goroutines"), greenlets),
+                (("runtime", "total_gc_pause_ns"), self.gc_pause_ns),
                 (("runtime", "sys_bytes"), self.proc.memory_info().rss),
                 (("runtime", "heap_objects"), objects),
                 (("runtime", "total_gc_runs"), sum(s["collections"] for s in gc.get_stats())),
@@ -446,6 +488,7 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
     # Routed from here on: a stop signal during start-up ends the process at
     # once (there is nothing to leave yet) instead of raising KeyboardInterrupt.
     watchers = _route_signals(node, process)
+    probe.watch_gc()
     try:
         agent = node.spawn(Agent, "agent", cfg, ctx)
         try:
@@ -472,6 +515,7 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
         if transport is not None:
             transport.stop()
         listener.close()
+        probe.unwatch_gc()
 
 
 def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
