@@ -282,7 +282,8 @@ class RuntimeProbe:
         # (gc.callbacks: "start" and "stop" bracket the collection itself).
         self.gc_pause_ns = 0
         self._gc_started = 0
-        self._long_pauses: list[tuple[int, float, int]] = []  # (generation, seconds, collected), not yet logged
+        # (generation, seconds, collected) of long collections, not yet logged
+        self._long_pauses: list[tuple[int, float, int]] = []
 
     def watch_gc(self) -> None:
         if self._on_gc not in gc.callbacks:
@@ -317,7 +318,8 @@ class RuntimeProbe:
             self._census = (now, self._take_census())
             took = time.perf_counter() - t0
             if took >= GC_PAUSE_LOG_S:
-                log.warning("heap census (%d objects) held the agent for %.0f ms", self._census[1][1], took * 1e3)
+                log.warning("heap census (%d objects) held the agent for %.0f ms",
+                            self._census[1][1], took * 1e3)
         return self._census[1]
 
     @staticmethod

@@ -665,7 +665,8 @@ def test_runtime_probe_times_collections_and_logs_the_long_ones(caplog):
         assert gc.callbacks.count(probe._on_gc) == 1
         gc.collect()
         assert probe.gc_pause_ns > 0
-        # A long pause (faked: the collection "started" long ago) is kept for the next sample, then logged once.
+        # A long pause (faked: the collection "started" long ago) is kept for the next
+        # sample, then logged once.
         probe._on_gc("start", {"generation": 2})
         probe._gc_started -= int(2 * GC_PAUSE_LOG_S * 1e9)
         probe._on_gc("stop", {"generation": 2, "collected": 3})
@@ -673,7 +674,8 @@ def test_runtime_probe_times_collections_and_logs_the_long_ones(caplog):
             gauges = dict(probe.sample())
         assert gauges[("runtime", "total_gc_pause_ns")] >= 2 * GC_PAUSE_LOG_S * 1e9
         logged = [r.getMessage() for r in caplog.records if "garbage collection" in r.getMessage()]
-        assert len(logged) == 1 and logged[0].startswith("garbage collection (generation 2) held the agent for ")
+        assert len(logged) == 1
+        assert logged[0].startswith("garbage collection (generation 2) held the agent for ")
         assert int(logged[0].split(" for ")[1].split(" ms")[0]) >= 2 * GC_PAUSE_LOG_S * 1e3
         assert logged[0].endswith("ms; 3 objects freed")
         caplog.clear()
