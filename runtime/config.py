@@ -79,9 +79,10 @@ NO_ROLE_ERROR = "Must specify either server, client or dev mode for the agent."
 # What SIGHUP applies (NOMAD.md §2.3): Agent.Reload copies log_level and the
 # TLS files and checks (Nomad reloads RPC and HTTP certificates; tls.http and
 # tls.rpc switch listeners between protocols, so they need a restart);
-# Server.Reload applies num_schedulers and the raft timeouts derived from
-# raft_multiplier.  Everything else needs a restart.
+# Server.Reload applies num_schedulers, the raft timeouts derived from
+# raft_multiplier and the raft snapshot policy.  Everything else needs a restart.
 RELOADABLE = frozenset({"log_level", "server.num_schedulers", "server.raft_multiplier",
+                        "server.raft_snapshot_threshold", "server.raft_snapshot_interval",
                         "tls.ca_file", "tls.cert_file", "tls.key_file",
                         "tls.verify_server_hostname", "tls.verify_https_client", "tls.tls_min_version"})
 
@@ -179,6 +180,10 @@ class ServerConfig:
     deployment_gc_threshold_s: float = _dur(3600, gt=0)
     raft_protocol: int = 3  # only 3 is accepted since Nomad 1.4
     raft_multiplier: int = _f(1, ge=1, le=10)  # scales raft timeouts; reloadable
+    # A Raft snapshot once this many entries were applied since the last,
+    # checked every raft_snapshot_interval (a random 1-2x it); both reloadable.
+    raft_snapshot_threshold: int = _f(8192, ge=1)
+    raft_snapshot_interval_s: float = _dur(120, gt=0)
     encrypt: str | None = _f(None, secret=True)  # base64 gossip key; redacted in to_dict
     rejoin_after_leave: bool = False  # serf RejoinAfterLeave
     # Not a Nomad key: Nomad hard-codes memberlist's DefaultWANConfig for its one

@@ -207,3 +207,79 @@ def test_writes_that_arrive_together_reach_each_follower_in_one_append():
         assert [len(m.entries) for m in appends] == [20]
     assert c.live_peers()[leader].state.tables["kv"]["k"] == 19
     c.close()
+
+
+# ------------------------------------------------------------ snapshot policy (raft_snapshot_interval)
+
+def _snapshots(c: RaftCluster) -> dict[str, int]:
+    return {n: p.stats["snapshots"] for n, p in c.live_peers().items()}
+
+
+@pytest.mark.timeout(60)
+def test_snapshots_wait_for_the_interval_check_then_compact_the_log():
+    # Nomad's policy: the threshold is only looked at every raft_snapshot_interval
+    # (a random 1-2x it), not after each apply.
+    c = RaftCluster(31, 3, snapshot_threshold=32, snapshot_interval_s=5.0, trace=False)
+    c.run(2)
+    c.start_clients(4)
+    c.run(2.5)  # past the threshold many times over, but before any check
+    applied = {n: p.stats["entries_applied"] for n, p in c.live_peers().items()}
+    assert min(applied.values()) > 32 * 3, applied
+    assert _snapshots(c) == {n: 0 for n in c.names}
+    c.run(8)  # every server's first check (5-10 s from start) has come
+    c.stop_clients()
+    c.run(4)
+    c.finish()
+    snaps = _snapshots(c)
+    assert all(n >= 1 for n in snaps.values()), snaps
+    # Not one per 32 entries: at most one per check.
+    assert max(snaps.values()) <= 3, snaps
+    assert all(p.core.snap_index > 0 for p in c.live_peers().values())
+    assert check(c.history).linearizable
+    assert len({p.state.digest() for p in c.live_peers().values()}) == 1
+    c.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_log_past_its_memory_cap_is_snapshotted_before_the_interval():
+    c = RaftCluster(32, 3, snapshot_threshold=10_000, snapshot_interval_s=3600.0, snapshot_max_log_bytes=2_000,
+                    trace=False)
+    c.run(2)
+    c.start_clients(4)
+    c.run(4)
+    c.stop_clients()
+    c.run(2)
+    c.finish()
+    snaps = _snapshots(c)
+    assert all(n >= 1 for n in snaps.values()), snaps
+    assert all(p._since_snapshot_bytes < 2_000 + 1_000 for p in c.live_peers().values())
+    assert check(c.history).linearizable
+    c.close()
+
+
+@pytest.mark.timeout(60)
+def test_reload_changes_the_snapshot_policy():
+    import dataclasses
+
+    from actors.agent_messages import ConfigReloaded
+    from runtime.config import Config
+
+    c = RaftCluster(33, 3, snapshot_threshold=10_000, snapshot_interval_s=3600.0, trace=False)
+    c.run(2)
+    c.start_clients(4)
+    c.run(2)
+    assert _snapshots(c) == {n: 0 for n in c.names}
+    base = Config()
+    new = dataclasses.replace(base, server=dataclasses.replace(
+        base.server, raft_snapshot_threshold=16, raft_snapshot_interval_s=1.0))
+    for peer in c.live_peers().values():
+        peer.actor_ref.tell(ConfigReloaded(config=new))
+    c.run(4)
+    c.stop_clients()
+    c.run(2)
+    c.finish()
+    peers = c.live_peers().values()
+    assert all((p.cfg.snapshot_threshold, p.cfg.snapshot_interval_s) == (16, 1.0) for p in peers)
+    assert all(n >= 1 for n in _snapshots(c).values())
+    assert check(c.history).linearizable
+    c.close()

@@ -59,6 +59,17 @@ NO_LEADER = "No cluster leader"
 class RaftConfig:
     timings: RaftTimings = field(default_factory=RaftTimings)
     snapshot_threshold: int = 8192  # entries applied since the last snapshot before taking one (hashicorp: 8192)
+    # How often the threshold is checked (Nomad raft_snapshot_interval,
+    # hashicorp SnapshotInterval: 120 s); each wait is a random 1-2x this, as
+    # hashicorp's randomTimeout, so servers seldom snapshot together.  A
+    # snapshot encodes and stores the whole state (0.3 s at 30 MB): checked
+    # only at the threshold, a busy server snapshotted every few seconds.
+    # 0: checked after every apply (the simulator: snapshots in short runs).
+    snapshot_interval_s: float = 0.0
+    # The log since the last snapshot is held in memory (hashicorp keeps it
+    # on disk): past this many bytes of entries one is taken at once,
+    # whatever the interval.
+    snapshot_max_log_bytes: int = 64 << 20
     forward_timeout_s: float = 5.0  # a forwarded request unanswered this long fails (Nomad RPC hold timeout: 5 s)
     leave_retry_s: float = 1.0  # a leaving server re-asks the leader for its removal this often
     # Blocking queries parked at once (HTTP ?index=, clients watching their
@@ -69,21 +80,29 @@ class RaftConfig:
     def __post_init__(self) -> None:
         if self.snapshot_threshold < 1:
             raise ValueError("snapshot_threshold must be >= 1")
+        if self.snapshot_interval_s < 0:
+            raise ValueError("snapshot_interval_s must be >= 0")
+        if self.snapshot_max_log_bytes < 1:
+            raise ValueError("snapshot_max_log_bytes must be >= 1")
         if self.forward_timeout_s <= 0:
             raise ValueError("forward_timeout_s must be > 0")
 
 
-def raft_config(raft_multiplier: int = 1, stabilization_s: float = 0.0, max_trailing: int = 250) -> RaftConfig:
+def raft_config(raft_multiplier: int = 1, stabilization_s: float = 0.0, max_trailing: int = 250, *,
+                snapshot_threshold: int = 8192, snapshot_interval_s: float = 120.0) -> RaftConfig:
     """Nomad's timings: 1 s election timeout x ``server.raft_multiplier`` (1-10); a new server
     becomes a voter once it has kept up, within *max_trailing* entries, for *stabilization_s*
-    (autopilot's server_stabilization_time and max_trailing_logs)."""
+    (autopilot's server_stabilization_time and max_trailing_logs); a snapshot once
+    *snapshot_threshold* entries were applied, checked every *snapshot_interval_s*
+    (``server.raft_snapshot_threshold`` and ``raft_snapshot_interval``)."""
     if not 1 <= raft_multiplier <= 10:
         raise ValueError(f"server.raft_multiplier: must be within 1..10, got {raft_multiplier}")
     if stabilization_s < 0:
         raise ValueError(f"autopilot.server_stabilization_time: must be >= 0, got {stabilization_s}")
     t = RaftTimings(election_ticks=10 * raft_multiplier)
     return RaftConfig(timings=replace(t, stabilization_ticks=math.ceil(stabilization_s / t.tick_s - 1e-9),
-                                      promote_max_trailing=max_trailing))
+                                      promote_max_trailing=max_trailing),
+                      snapshot_threshold=snapshot_threshold, snapshot_interval_s=snapshot_interval_s)
 
 
 # ------------------------------------------------------------ local requests (never on the wire)
@@ -237,6 +256,7 @@ class RaftPeer(NodeActor):
         self._watch_seen = 0  # applied index at the last watch check
         self._watch_tables: dict[str, int] = {}  # the tables' indexes at the last watch check
         self._since_snapshot = 0
+        self._since_snapshot_bytes = 0  # bytes of entry data applied since the last snapshot
         self.last_contact = 0.0
         self.peer_contact: dict[str, float] = {}  # leader: follower -> when its last ack of this term came
         # RaftInfo's fields as leadership_subscribers were last told them (None: not yet).
@@ -255,13 +275,21 @@ class RaftPeer(NodeActor):
         if self.bootstrap_voters and self.core.last_index == 0 and term == 0:
             self.core.bootstrap(self.bootstrap_voters)
             self._mark_dirty()
-        self._since_snapshot = 0
+        self._since_snapshot = self._since_snapshot_bytes = 0
         if self.core.voters == (self.env.node,):
             # The only voter is its own quorum: waiting out an election
             # timeout would only delay start-up (a -dev agent is healthy at once).
             self.core.campaign()
             self._mark_dirty()
         self.set_timer("tick", self.cfg.timings.tick_s)
+        self._arm_snapshot_check()
+
+    def _arm_snapshot_check(self) -> None:
+        interval = self.cfg.snapshot_interval_s
+        if interval > 0:
+            self.set_timer("snapshot", interval * (1.0 + self.env.rng.random()))
+        else:
+            self.cancel_timer("snapshot")
 
     def on_timer(self, name: str) -> None:
         if name == "tick":
@@ -271,6 +299,10 @@ class RaftPeer(NodeActor):
                 self._check_watches(expire=True)
             self._mark_dirty()
             self.set_timer("tick", self.cfg.timings.tick_s)
+        elif name == "snapshot":
+            if self._since_snapshot >= self.cfg.snapshot_threshold:
+                self._snapshot()
+            self._arm_snapshot_check()
 
     def on_stop(self) -> None:
         super().on_stop()
@@ -328,7 +360,8 @@ class RaftPeer(NodeActor):
             self._leave = message
             self._leave_step()
         elif isinstance(message, ConfigReloaded):
-            self._reload(message.config.server.raft_multiplier)
+            srv = message.config.server
+            self._reload(srv.raft_multiplier, srv.raft_snapshot_threshold, srv.raft_snapshot_interval_s)
         elif isinstance(message, ForwardRead):
             self._forwarded_read(message)
         elif isinstance(message, ReadIndexResult):
@@ -453,7 +486,7 @@ class RaftPeer(NodeActor):
         core.persisted(core.last_index)
         if r.snapshot is not None:
             self.state.restore(r.snapshot[4], r.snapshot[0])
-            self._since_snapshot = 0
+            self._since_snapshot = self._since_snapshot_bytes = 0
         for e in r.committed:
             self._apply(e)
         for req_id, index in r.reads:
@@ -461,7 +494,9 @@ class RaftPeer(NodeActor):
         for req_id in r.failed_reads:
             self._read_failed(req_id)
         self._release_waiting()
-        if self._since_snapshot >= self.cfg.snapshot_threshold:
+        cfg = self.cfg
+        if self._since_snapshot_bytes >= cfg.snapshot_max_log_bytes or (
+                cfg.snapshot_interval_s <= 0 and self._since_snapshot >= cfg.snapshot_threshold):
             self._snapshot()
 
     def _apply(self, e: Any) -> None:
@@ -472,6 +507,7 @@ class RaftPeer(NodeActor):
         else:
             self.state.applied_index = max(self.state.applied_index, e.index)
         self._since_snapshot += 1
+        self._since_snapshot_bytes += len(e.data)
         pending = self._pending.pop(e.index, None)
         if pending is not None:
             term, reply = pending
@@ -500,7 +536,7 @@ class RaftPeer(NodeActor):
             t2 = self.env.now()
             log.info("%s: snapshot at index %d: %d bytes, encoded in %.0f ms, stored in %.0f ms",
                      self.env.node, index, len(data), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
-        self._since_snapshot = 0
+        self._since_snapshot = self._since_snapshot_bytes = 0
 
     def _leadership_changed(self, leader: bool) -> None:
         log.info("%s: %s (term %d)", self.env.node, "became leader" if leader else "lost leadership",
@@ -613,18 +649,25 @@ class RaftPeer(NodeActor):
         self._remote[res[0]] = (res[1], m.origin, m.origin_actor, m.req_id)
         self._mark_dirty()
 
-    def _reload(self, raft_multiplier: int) -> None:
-        """SIGHUP: ``server.raft_multiplier`` rescales the election timeout at once."""
+    def _reload(self, raft_multiplier: int, snapshot_threshold: int, snapshot_interval_s: float) -> None:
+        """SIGHUP: ``server.raft_multiplier`` rescales the election timeout at once;
+        ``raft_snapshot_threshold`` and ``raft_snapshot_interval`` apply from the next check."""
         timings = replace(raft_config(raft_multiplier).timings,
                           stabilization_ticks=self.core.t.stabilization_ticks,
                           promote_max_trailing=self.core.t.promote_max_trailing)
         if timings != self.core.t:
             log.info("%s: raft_multiplier %d: election timeout now %.1fs", self.env.node, raft_multiplier,
                      timings.election_ticks * timings.tick_s)
-            self.cfg = RaftConfig(timings=timings, snapshot_threshold=self.cfg.snapshot_threshold,
-                                  forward_timeout_s=self.cfg.forward_timeout_s,
-                                  leave_retry_s=self.cfg.leave_retry_s)
+            self.cfg = replace(self.cfg, timings=timings)
             self.core.set_timings(timings)
+        if (snapshot_threshold, snapshot_interval_s) != (self.cfg.snapshot_threshold, self.cfg.snapshot_interval_s):
+            log.info("%s: snapshots now after %d entries, checked every %gs", self.env.node, snapshot_threshold,
+                     snapshot_interval_s)
+            interval_changed = snapshot_interval_s != self.cfg.snapshot_interval_s
+            self.cfg = replace(self.cfg, snapshot_threshold=snapshot_threshold,
+                               snapshot_interval_s=snapshot_interval_s)
+            if interval_changed:
+                self._arm_snapshot_check()
 
     # ============================================================ graceful leave
     def _leave_step(self) -> None:
