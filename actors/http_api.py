@@ -938,3 +938,4 @@ import actors.http_forward  # noqa: E402,F401  (client agents relay server-bound
 import actors.http_jobs  # noqa: E402,F401
 import actors.http_keyring  # noqa: E402,F401  (gossip keyring endpoints)
 import actors.http_servers  # noqa: E402,F401  (a client's server list)
+import actors.http_snapshot  # noqa: E402,F401  (operator snapshot save and restore)

@@ -2,7 +2,8 @@
 
 Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 ``server force-leave [-prune] <name>``, ``operator raft list-peers``, ``operator autopilot health``,
-``operator raft remove-peer -peer-id <id>``, ``agent-info``, ``status leader``,
+``operator raft remove-peer -peer-id <id>``, ``operator snapshot save|inspect|restore``
+(:mod:`runtime.cli_snapshot`), ``agent-info``, ``status leader``,
 and the job, alloc and node commands of :mod:`runtime.cli_jobs`.
 The address comes from ``-address`` or ``NOMAD_ADDR`` (default
 ``http://127.0.0.1:4646``), as Nomad's CLI does; the ACL token from ``-token``
@@ -204,6 +205,12 @@ from runtime.cli_tls import TLS_COMMANDS, TLS_FLAGS, tls_handlers  # noqa: E402
 
 COMMANDS.update(TLS_COMMANDS)
 # ---- end TLS
+
+# ---- operator snapshot save|inspect|restore (runtime.cli_snapshot)
+from runtime.cli_snapshot import SNAPSHOT_COMMANDS  # noqa: E402
+
+COMMANDS.update(SNAPSHOT_COMMANDS)
+# ---- end operator snapshot
 
 
 def main(argv: list[str]) -> int:

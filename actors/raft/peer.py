@@ -148,6 +148,20 @@ class Watch:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotRead:
+    """``nomad operator snapshot save``: reply gets ``(index, (index, term, voters, learners, state bytes))``.
+
+    The whole state store's snapshot with the Raft index it reflects and
+    that entry's term, read as a :class:`Read` is: linearizable (a follower
+    gets a read index from the leader, then answers from its own state once
+    applied that far) unless ``stale``.
+    """
+
+    reply: Any
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeMembership:
     op: str  # "add_learner" | "remove"
     node: str
@@ -368,6 +382,8 @@ class RaftPeer(NodeActor):
             self._read_index_answer(message)
         elif isinstance(message, ChangeMembership):
             self._change(message)
+        elif isinstance(message, SnapshotRead):
+            self._read(Read(query=self._snapshot_view, reply=message.reply, stale=message.stale))
         elif isinstance(message, Transfer):
             err = self.core.transfer_leadership(message.target)
             self._answer(message.reply, None, err or None)
@@ -504,6 +520,8 @@ class RaftPeer(NodeActor):
         if e.kind == NORMAL:
             result = self.state.apply(e.index, e.data)
             self.stats["entries_applied"] += 1
+            if self.state.restore_index == e.index:
+                self._restored(e.index)
         else:
             self.state.applied_index = max(self.state.applied_index, e.index)
         self._since_snapshot += 1
@@ -537,6 +555,30 @@ class RaftPeer(NodeActor):
             log.info("%s: snapshot at index %d: %d bytes, encoded in %.0f ms, stored in %.0f ms",
                      self.env.node, index, len(data), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
         self._since_snapshot = self._since_snapshot_bytes = 0
+
+    def _snapshot_view(self, state: StateStore) -> tuple[int, int, tuple[str, ...], tuple[str, ...], bytes]:
+        c, index = self.core, state.applied_index
+        return index, c.term_at(index) or 0, c.voters, c.learners, state.snapshot()
+
+    def _restored(self, index: int) -> None:
+        """An operator's snapshot restore was applied at *index*: the leader re-asserts its leadership.
+
+        Nomad's ``reassertLeaderCh``: every leader-side actor revokes and
+        re-establishes what it built from the old state (heartbeat timers,
+        with the failover TTL, for the restored nodes; the broker's queue of
+        pending evaluations; drains; periodic launches; GC), through the
+        same LeadershipChanged they take on an election.  A follower has
+        nothing to re-assert; a later leader builds from the restored state.
+        """
+        from actors.server import LeadershipChanged
+
+        log.info("%s: snapshot restored at index %d", self.env.node, index)
+        if self.core.role != LEADER:
+            return
+        term = self.core.term
+        for actor in self.leadership_subscribers:
+            self.send(self.env.node, actor, LeadershipChanged(False, term))
+            self.send(self.env.node, actor, LeadershipChanged(True, term))
 
     def _leadership_changed(self, leader: bool) -> None:
         log.info("%s: %s (term %d)", self.env.node, "became leader" if leader else "lost leadership",
@@ -942,5 +984,5 @@ _FAST_RECEIVE: dict[type, Any] = {
 
 
 __all__ = ["CONFIG", "NO_LEADER", "Bootstrap", "ChangeMembership", "HealthQuery", "InfoQuery", "Propose",
-           "RaftConfig", "RaftError", "RaftHealth", "RaftInfo", "RaftPeer", "Read", "Transfer", "Watch",
-           "raft_config"]
+           "RaftConfig", "RaftError", "RaftHealth", "RaftInfo", "RaftPeer", "Read", "SnapshotRead", "Transfer",
+           "Watch", "raft_config"]

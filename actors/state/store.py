@@ -19,6 +19,7 @@ import base64
 import binascii
 import copy
 import functools
+import hashlib
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,46 @@ TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_la
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
+
+
+# Tables whose values are not records (maps): kv holds any value, job_versions a list per job.
+_FREE_FORM_TABLES = ("kv", "job_versions")
+
+
+def check_snapshot(data: bytes) -> dict[str, Any]:
+    """Decode a state snapshot from outside (an operator's archive) and check its shape; ValueError if bad.
+
+    Every table known here, each a map of string keys to records (maps;
+    allocations and evaluations with their own ``ID``), so nothing that
+    later reads the state trips over a foreign shape.  Returns the decoded
+    snapshot.
+    """
+    try:
+        snap = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.UnpackException) as e:
+        raise ValueError(f"the state is not valid msgpack: {e}") from None
+    if not isinstance(snap, dict) or snap.get("v") != SNAPSHOT_VERSION:
+        got = snap.get("v") if isinstance(snap, dict) else type(snap).__name__
+        raise ValueError(f"unsupported state snapshot version {got!r} (this agent reads {SNAPSHOT_VERSION})")
+    tables, index = snap.get("tables"), snap.get("index")
+    if not isinstance(tables, dict) or not isinstance(index, dict):
+        raise ValueError("the state has no tables")
+    unknown = sorted(str(t) for t in tables if t not in TABLES)
+    if unknown:
+        raise ValueError(f"the state has tables this agent does not know: {', '.join(unknown)}")
+    for name, table in tables.items():
+        if not isinstance(table, dict) or not all(isinstance(k, str) for k in table):
+            raise ValueError(f"table {name!r} is not a map of string keys")
+        if name in _FREE_FORM_TABLES:
+            continue
+        for key, rec in table.items():
+            if not isinstance(rec, dict):
+                raise ValueError(f"table {name!r}: record {key!r} is not a map")
+            if name in ("allocs", "evals") and rec.get("ID") != key:
+                raise ValueError(f"table {name!r}: record {key!r} has ID {rec.get('ID')!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in index.values()):
+        raise ValueError("the state's table indexes are not integers")
+    return snap
 
 
 class CommandError(ValueError):
@@ -97,6 +138,14 @@ class StateStore:
         # Evaluations created by the entry being applied: their IDs derive
         # from (index, n), so n must not repeat within one entry.
         self._entry_evals = 0
+        # An operator's snapshot restore in progress (``snapshot_restore``
+        # chunks received so far; None: none).  Replicated state: a server
+        # that installs a Raft snapshot between two chunks must still hold
+        # the earlier ones, so snapshot() carries it.
+        self.restore_staging: dict[str, Any] | None = None
+        # The Raft index of the last operator restore (0: never): derived
+        # watch indexes never fall below it, however old the restored records.
+        self.restore_index = 0
         self._watchers: list[Callable[[str, int], None]] = []
         self._ops: dict[str, Callable[[int, dict[str, Any]], Any]] = {
             "kv_put": self._kv_put,
@@ -128,6 +177,8 @@ class StateStore:
             "alloc_stop": self._alloc_stop,
             "node_drain_complete": self._node_drain_complete,
             "core_gc": self._core_gc,
+            "snapshot_restore": self._snapshot_restore,
+            "noop": self._noop,
             **{op: functools.partial(fn, self) for op, fn in acl_ops.OPS.items()},  # acl_bootstrap, ...
         }
 
@@ -370,17 +421,37 @@ class StateStore:
 
     # ------------------------------------------------------------ snapshots
     def snapshot(self) -> bytes:
-        return msgpack.packb({"v": SNAPSHOT_VERSION, "applied": self.applied_index,
-                              "tables": self.tables, "index": self.table_index}, use_bin_type=True)
+        snap: dict[str, Any] = {"v": SNAPSHOT_VERSION, "applied": self.applied_index, "tables": self.tables,
+                                "index": self.table_index}
+        # Optional keys (an older snapshot lacks them and restores them empty):
+        if self.restore_staging is not None:
+            snap["restore_staging"] = self.restore_staging
+        if self.restore_index:
+            snap["restore_index"] = self.restore_index
+        return msgpack.packb(snap, use_bin_type=True)
 
-    def restore(self, data: bytes, index: int) -> None:
+    def restore(self, data: bytes, index: int, *, user: bool = False) -> None:
+        """Replace the whole state with a snapshot's, as of Raft *index*.
+
+        ``user``: an operator's restore applied at *index* (``snapshot_restore``),
+        not Raft's own compaction snapshot: every table's index becomes
+        *index*, so no table index goes backwards and every blocking query
+        parked on any table wakes; the snapshot's staged restore, if it was
+        saved in the middle of one, is dropped.
+        """
         snap = msgpack.unpackb(data, raw=False) if data else {
             "v": SNAPSHOT_VERSION, "tables": {}, "index": {}}
         if snap.get("v") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported state snapshot version {snap.get('v')}")
         watchers = self._watchers
         self.tables = {t: dict(snap["tables"].get(t, {})) for t in TABLES}
-        self.table_index = {t: int(snap["index"].get(t, 0)) for t in TABLES}
+        if user:
+            self.table_index = {t: index for t in TABLES}
+            self.restore_staging, self.restore_index = None, index
+        else:
+            self.table_index = {t: int(snap["index"].get(t, 0)) for t in TABLES}
+            self.restore_staging = snap.get("restore_staging")
+            self.restore_index = int(snap.get("restore_index", 0))
         self.evals_by_status = {"pending": set(), "blocked": set()}
         self.pending_since = {}
         self._sorted_ids = {}
@@ -394,6 +465,13 @@ class StateStore:
         self.feasibility = {}
         for a in self.tables["allocs"].values():
             self._index_alloc(a)
+        if self.restore_index:
+            # A client's watch on its allocations must wake on the restore and
+            # never see its index fall, though restored records are older.
+            floor = self.restore_index
+            for node in sorted(set(self.tables["nodes"]) | set(self.allocs_by_node)):
+                if self.node_alloc_index.get(node, 0) < floor:
+                    self.node_alloc_index[node] = floor
         self.periodic_ids = {i for i, j in self.tables["jobs"].items() if j.get("Periodic")}
         self.periodic_index = index
         self.applied_index = index
@@ -401,6 +479,48 @@ class StateStore:
         for t in TABLES:
             for w in list(self._watchers):
                 w(t, self.table_index[t])
+
+    def _snapshot_restore(self, index: int, cmd: dict[str, Any]) -> Any:
+        """One chunk of an operator's snapshot restore (``PUT /v1/operator/snapshot``).
+
+        The state travels through the log in chunks (one entry must fit in a
+        wire frame); chunks are staged in order and the last one replaces
+        the whole state at its own index -- on every server alike, durable
+        as any entry.  A chunk out of order (another restore began since)
+        or a state that does not verify is refused and changes nothing.
+        """
+        rid, seq, total, sha, data = cmd["id"], cmd["seq"], cmd["total"], cmd["sha256"], cmd["data"]
+        if not (isinstance(rid, str) and isinstance(sha, str) and isinstance(data, bytes)
+                and isinstance(seq, int) and isinstance(total, int) and 0 <= seq < total):
+            raise CommandError("snapshot_restore needs a string id and sha256, bytes data, "
+                               "and 0 <= seq < total")
+        if seq == 0:
+            self.restore_staging = {"id": rid, "total": total, "sha256": sha, "chunks": []}
+        st = self.restore_staging
+        if st is None or (st["id"], st["total"], st["sha256"], len(st["chunks"])) != (rid, total, sha, seq):
+            return {"ok": False, "error": f"restore {rid}: chunk {seq + 1} of {total} is out of order "
+                                          "(another restore started since?)"}
+        st["chunks"].append(data)
+        if len(st["chunks"]) < total:
+            return {"ok": True, "index": index, "received": len(st["chunks"]), "total": total}
+        self.restore_staging = None
+        blob = b"".join(st["chunks"])
+        if hashlib.sha256(blob).hexdigest() != sha:
+            return {"ok": False, "error": f"restore {rid}: the state's checksum does not match"}
+        try:
+            # A check and a trial on a scratch store first: the bytes came
+            # from outside, and a failure half-way must leave this state untouched.
+            check_snapshot(blob)
+            StateStore().restore(blob, index, user=True)
+        except Exception as e:  # noqa: BLE001 -- untrusted input: any failure is a refusal, never a crash
+            return {"ok": False,
+                    "error": f"restore {rid}: the state cannot be restored: {type(e).__name__}: {e}"}
+        self.restore(blob, index, user=True)
+        return {"ok": True, "index": index, "restored": True}
+
+    def _noop(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Changes nothing: the Raft index moves (a restore of a snapshot taken at a later index)."""
+        return {"ok": True, "index": index}
 
     def digest(self) -> bytes:
         """A canonical encoding of the whole state, to compare servers."""

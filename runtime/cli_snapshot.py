@@ -1,0 +1,188 @@
+"""``nomad operator snapshot save | inspect | restore``, as Nomad's ``command/operator_snapshot_*.go``.
+
+* ``save [-stale] [<file>]`` fetches ``GET /v1/operator/snapshot``, checks
+  the ``Digest`` header and the archive itself, and writes it to a temporary
+  file beside the destination, fsynced, then renamed over it -- a crash or an
+  error never leaves a partial snapshot under the destination's name.  As
+  Nomad's, it refuses a destination that already exists and names one
+  (``nomad-state-YYYYMMDD-<unix>.snap``) when none is given.
+* ``inspect <file>`` verifies the file and prints its metadata, aligned as
+  Nomad's ``formatKV``, then a record count and size per table.
+* ``restore <file>`` verifies the file locally (a corrupt one never reaches
+  the cluster) and sends it with ``PUT /v1/operator/snapshot``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from actors.state import snapshot_archive as archive
+from runtime.cli import CliError, table
+from runtime.cli_jobs import kv
+
+__all__ = ["SNAPSHOT_COMMANDS"]
+
+# A snapshot of a large cluster takes a while to encode, move and (restore)
+# replicate; the HTTP call waits this long.  Well above the agent's own
+# per-write leader wait (6 s) times a few hundred MB of chunks on loopback.
+SNAPSHOT_TIMEOUT_S = 300.0
+_PATH = "/v1/operator/snapshot"
+
+
+def _request(addr: str, method: str, path: str, body: bytes | None = None) -> tuple[bytes, dict[str, str]]:
+    url = f"{addr.rstrip('/')}{path}"
+    headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
+    req = urllib.request.Request(url, method=method, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=SNAPSHOT_TIMEOUT_S) as resp:
+            return resp.read(), {k.lower(): v for k, v in resp.getheaders()}
+    except urllib.error.HTTPError as e:
+        raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
+            from None
+    except (urllib.error.URLError, OSError) as e:
+        raise CliError(f"Error querying {addr}: {getattr(e, 'reason', e)}") from None
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise CliError(f"Error opening snapshot file: {e}") from None
+
+
+def _one_file(args: list[str], what: str) -> str:
+    files = [a for a in args if not a.startswith("-")]
+    flags = [a for a in args if a.startswith("-")]
+    if flags:
+        raise CliError(f"{what}: unknown flag {flags[0]}")
+    if len(files) != 1:
+        raise CliError(f"{what}: This command takes one argument: <filename>")
+    return files[0]
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    """Temp file in the destination's directory, fsynced, renamed into place; never a partial file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # the rename itself survives a crash once the directory is synced
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def snapshot_save(addr: str, args: list[str]) -> str:
+    stale = False
+    files = []
+    for a in args:
+        if a in ("-stale", "-stale=true"):
+            stale = True
+        elif a == "-stale=false":
+            stale = False
+        elif a.startswith("-"):
+            raise CliError(f"operator snapshot save: unknown flag {a}")
+        else:
+            files.append(a)
+    if len(files) > 1:
+        raise CliError("This command takes either no arguments or one: <filename>")
+    now = time.time()
+    # Nomad's default name: nomad-state-YYYYMMDD-<unix seconds>.snap
+    default = f"{time.strftime('nomad-state-%Y%m%d', time.localtime(now))}-{int(now)}.snap"
+    path = files[0] if files else default
+    if os.path.lexists(path):
+        raise CliError(f"Destination file already exists: {path!r}")
+    body, headers = _request(addr, "GET", _PATH + ("?stale=true" if stale else ""))
+    digest = headers.get("digest", "")
+    if digest.startswith("sha-256="):
+        want = base64.b64decode(digest[len("sha-256="):])
+        if hashlib.sha256(body).digest() != want:
+            raise CliError("Failed to download snapshot file: the body does not match its Digest header")
+    try:
+        archive.decode(body)
+    except archive.ArchiveError as e:
+        raise CliError(f"Failed to download snapshot file: {e}") from None
+    try:
+        _write_atomically(path, body)
+    except OSError as e:
+        raise CliError(f"Failed to write snapshot file: {e}") from None
+    return f"State file written to {path}"
+
+
+def _ibytes(n: int) -> str:
+    """go-humanize's ``IBytes``: ``239 B``, ``1.2 KiB``, ``3.4 MiB``."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
+    return f"{n} B"  # not reached
+
+
+def _created(snapshot_id: str) -> str:
+    parts = snapshot_id.split("-")
+    if len(parts) != 3 or not parts[2].isdigit():
+        return ""
+    when = dt.datetime.fromtimestamp(int(parts[2]) / 1000).astimezone()
+    return when.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def snapshot_inspect(addr: str, args: list[str]) -> str:
+    path = _one_file(args, "operator snapshot inspect")
+    try:
+        snap = archive.decode(_read_file(path))
+        stats = archive.table_stats(snap.state)
+    except archive.ArchiveError as e:
+        raise CliError(f"Error inspecting snapshot: {e}") from None
+    meta: dict[str, Any] = snap.meta
+    head = kv([("Created", _created(snap.id) or "<none>"), ("ID", snap.id), ("Size", _ibytes(meta["Size"])),
+               ("Index", meta["Index"]), ("Term", meta["Term"]), ("Version", meta["Version"])])
+    rows = [["Type", "Count", "Size"]] + [[name, str(count), _ibytes(size)] for name, count, size in stats]
+    rows += [["", "", ""], ["Total", str(sum(c for _, c, _ in stats)), _ibytes(sum(s for _, _, s in stats))]]
+    return head + "\n\n" + table(rows)
+
+
+def snapshot_restore(addr: str, args: list[str]) -> str:
+    path = _one_file(args, "operator snapshot restore")
+    body = _read_file(path)
+    try:
+        archive.decode(body)
+    except archive.ArchiveError as e:
+        raise CliError(f"Error verifying snapshot file: {e}") from None
+    try:
+        _request(addr, "PUT", _PATH, body)
+    except CliError as e:
+        raise CliError(f"Failed to restore snapshot: {e}") from None
+    return "Snapshot Restored"
+
+
+SNAPSHOT_COMMANDS = {
+    ("operator", "snapshot", "save"): snapshot_save,
+    ("operator", "snapshot", "inspect"): snapshot_inspect,
+    ("operator", "snapshot", "restore"): snapshot_restore,
+}
