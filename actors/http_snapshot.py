@@ -209,11 +209,21 @@ def snapshot_restore(req: Request, api: Api) -> Response:
         snap = _offload(_verify, body)
     except archive.ArchiveError as e:
         raise CodedError(400, f"failed to read snapshot: {e}") from None
-    commands = _offload(restore_commands, snap.state, new_id())
+    restore_id = new_id()
+    commands = _offload(restore_commands, snap.state, restore_id)
     _pad_past(api, snap.index, len(commands))
     result: dict[str, Any] = {}
-    for data in commands:
-        result = _propose(api, data)
+    try:
+        for data in commands:
+            result = _propose(api, data)
+    except CodedError:
+        # Do not leave the chunks sent so far staged on every server until
+        # the next restore: best effort, the error the caller sees is the first.
+        try:
+            _propose(api, command("snapshot_restore_abort", id=restore_id))
+        except CodedError:
+            pass
+        raise
     if not result.get("restored"):
         raise CodedError(500, "failed to restore from snapshot: the last chunk did not restore the state")
     return Response(200, b"", headers=(("X-Nomad-Index", str(result["index"])),))

@@ -169,6 +169,17 @@ def test_a_chunk_out_of_order_is_refused_and_changes_nothing():
     assert live.digest() == digest
 
 
+def test_an_abandoned_restore_is_dropped_and_changes_nothing():
+    live = _store(6)
+    digest = live.digest()
+    cmds = restore_commands(_store().snapshot(), "r1", chunk_bytes=64)
+    live.apply(30, cmds[0])
+    assert live.apply(31, command("snapshot_restore_abort", id="other"))["dropped"] is False
+    assert live.apply(32, command("snapshot_restore_abort", id="r1"))["dropped"] is True
+    assert live.restore_staging is None and live.apply(33, cmds[1])["ok"] is False
+    assert live.digest() == digest
+
+
 def test_a_state_that_is_not_a_snapshot_is_refused_and_changes_nothing():
     live = _store(6)
     digest, index = live.digest(), dict(live.table_index)
@@ -279,6 +290,37 @@ def test_a_cluster_restores_a_saved_snapshot_on_every_server_through_raft():
         digests = {s: p.state.digest() for s, p in c.live_peers().items()}
         assert len(digests) == 3 and len(set(digests.values())) == 1, digests
         assert c.statuses() == {"ready": 4}  # no node was marked down by the restore or the failover
+    finally:
+        c.close()
+
+
+def test_after_a_restore_the_clients_run_what_the_restored_state_says():
+    """Work registered after the save stops on the clients (their allocation watches wake), and a
+    pending evaluation in the snapshot is scheduled by the leader's re-asserted broker."""
+    from actors.scheduler.broker import BROKER
+    from sim.job_cluster import canonical_job, sim_job
+    from tests.test_jobs_sim import boot, settle
+
+    c = boot(3)
+    try:
+        _, (index, _, _, _, state) = _ask(c, c.leader(), lambda r: SnapshotRead(reply=r))
+        # The snapshot holds a job whose evaluation was still pending when it was saved.
+        scratch = StateStore()
+        scratch.restore(state, index)
+        scratch.apply(index + 1, command("job_register", job=canonical_job(sim_job("a", count=3)),
+                                         now=c.sched.now))
+        assert scratch.evals_with_status("pending")
+        c.register(sim_job("b", count=4))
+        assert settle(c) == []
+        leader = c.leader()
+        generation = c.actor(leader, BROKER)._gen
+        results = [c.propose(cmd)[1] for cmd in restore_commands(scratch.snapshot(), "r1", chunk_bytes=4096)]
+        assert results[-1]["restored"]
+        assert settle(c, 60.0) == []  # every job's count runs exactly once, and nothing else runs
+        running = [p for d in c.drivers.values() for p in d.procs.values() if p.result is None]
+        allocs = c.checker.replica.tables["allocs"]
+        assert sorted(allocs[p.alloc_id]["JobID"] for p in running) == ["a"] * 3
+        assert c.actor(leader, BROKER)._gen == generation + 2  # revoked, then established again
     finally:
         c.close()
 

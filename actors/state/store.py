@@ -178,6 +178,7 @@ class StateStore:
             "node_drain_complete": self._node_drain_complete,
             "core_gc": self._core_gc,
             "snapshot_restore": self._snapshot_restore,
+            "snapshot_restore_abort": self._snapshot_restore_abort,
             "noop": self._noop,
             **{op: functools.partial(fn, self) for op, fn in acl_ops.OPS.items()},  # acl_bootstrap, ...
         }
@@ -517,6 +518,14 @@ class StateStore:
                     "error": f"restore {rid}: the state cannot be restored: {type(e).__name__}: {e}"}
         self.restore(blob, index, user=True)
         return {"ok": True, "index": index, "restored": True}
+
+    def _snapshot_restore_abort(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Drop restore *id*'s staged chunks (its sender gave up half-way); another's are left alone."""
+        st = self.restore_staging
+        dropped = st is not None and st["id"] == cmd["id"]
+        if dropped:
+            self.restore_staging = None
+        return {"ok": True, "index": index, "dropped": dropped}
 
     def _noop(self, index: int, cmd: dict[str, Any]) -> Any:
         """Changes nothing: the Raft index moves (a restore of a snapshot taken at a later index)."""
