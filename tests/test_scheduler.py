@@ -443,6 +443,7 @@ def test_pending_and_blocked_evaluation_indexes_survive_a_snapshot() -> None:
     assert sorted(pending_evals(restored)) == sorted(pending_evals(c.state))
     assert restored.evals_by_status == c.state.evals_by_status
     assert restored.evals_by_status["blocked"]
+    assert restored.blocked_by_job == c.state.blocked_by_job == _blocked_by_job(c.state)
 
 
 def test_service_alloc_ended_by_its_client_while_wanted_is_replaced() -> None:
@@ -961,3 +962,34 @@ def test_a_dispatch_payload_is_measured_decoded_up_to_exactly_16_kib() -> None:
                                                            meta={"customer": "a"})["error"]
     assert c.apply("job_dispatch", job_id="report", payload="not base64!", meta={"customer": "a"})["error"] == \
         "Payload is not valid base64"
+
+
+def _blocked_by_job(state: StateStore) -> dict[str, set[str]]:
+    """What StateStore.blocked_by_job must hold, read from the evaluations table."""
+    want: dict[str, set[str]] = {}
+    for ev in state.tables["evals"].values():
+        if ev.get("Status") == "blocked":
+            want.setdefault(ev["JobID"], set()).add(ev["ID"])
+    return want
+
+
+def test_each_job_keeps_one_blocked_evaluation_and_the_index_follows_every_change() -> None:
+    c = Cluster()
+    c.node(0, cpu=300)
+    for name in ("a", "b", "c"):
+        c.register(**service(name, count=2, cpu=200))  # none fits twice: each job waits for capacity
+        c.schedule()
+    assert set(c.state.blocked_by_job) == {"a", "b", "c"}
+    assert c.state.blocked_by_job == _blocked_by_job(c.state)
+    (old_b,) = c.state.blocked_by_job["b"]
+    c.register(**service("b", count=3, cpu=200))  # b again: its new failed plan supersedes its old wait
+    c.schedule()
+    (new_b,) = c.state.blocked_by_job["b"]
+    assert new_b != old_b and c.state.tables["evals"][old_b]["Status"] == "canceled"
+    assert len(c.state.blocked_by_job["a"]) == len(c.state.blocked_by_job["c"]) == 1  # untouched
+    assert c.state.blocked_by_job == _blocked_by_job(c.state)
+    c.apply("job_deregister", job_id="c")  # stopped: its wait is canceled
+    assert "c" not in c.state.blocked_by_job
+    assert c.state.blocked_by_job == _blocked_by_job(c.state)
+    c.node(1, cpu=4000)  # capacity: every blocked evaluation is pending again
+    assert c.state.blocked_by_job == {} == _blocked_by_job(c.state)

@@ -110,6 +110,10 @@ class StateStore:
         # Evaluations by the statuses the broker and the unblocker look for, so
         # neither scans every evaluation ever made on each change.
         self.evals_by_status: dict[str, set[str]] = {"pending": set(), "blocked": set()}
+        # job ID -> its blocked evaluations: a failed plan or a deregistration
+        # looks up its own job's, not every blocked evaluation of the cluster
+        # (which grow with the jobs waiting for capacity).
+        self.blocked_by_job: dict[str, set[str]] = {}
         # Pending evaluation ID -> the Raft index at which it became pending,
         # in that order: the broker asks only for what became pending since
         # its last look (evals_pending_since) instead of every pending one.
@@ -253,11 +257,28 @@ class StateStore:
                 ids.add(ev_id)
             else:
                 ids.discard(ev_id)
+        job_id = ev.get("JobID", "")
+        if status == "blocked":
+            self.blocked_by_job.setdefault(job_id, set()).add(ev_id)
+        else:
+            self._unblock_index(ev_id, job_id)
         if status != "pending":
             self.pending_since.pop(ev_id, None)
         elif ev_id not in self.pending_since:
             # Applied in index order, so the dict stays ordered by index.
             self.pending_since[ev_id] = ev.get("ModifyIndex", 0)
+
+    def _unblock_index(self, ev_id: str, job_id: str) -> None:
+        ids = self.blocked_by_job.get(job_id)
+        if ids is not None:
+            ids.discard(ev_id)
+            if not ids:
+                del self.blocked_by_job[job_id]
+
+    def blocked_evals_of_job(self, job_id: str) -> list[dict[str, Any]]:
+        """The store's records of *job_id*'s blocked evaluations, in ID order: do not modify."""
+        t = self.tables["evals"]
+        return [t[i] for i in sorted(self.blocked_by_job.get(job_id, ())) if i in t]
 
     def evals_pending_since(self, index: int) -> list[dict[str, Any]]:
         """The store's records of pending evaluations that became pending after *index*: do not modify.
@@ -381,6 +402,10 @@ class StateStore:
             raise CommandError("ids must be a list")
         popped = [(i, self.tables[table].pop(i, None)) for i in ids]
         gone = [i for i, rec in popped if rec is not None]
+        if table == "evals":
+            for i, rec in popped:
+                if rec is not None:
+                    self._unblock_index(i, rec.get("JobID", ""))
         if table == "allocs":
             for _, rec in popped:
                 if rec is not None:
@@ -454,6 +479,7 @@ class StateStore:
             self.restore_staging = snap.get("restore_staging")
             self.restore_index = int(snap.get("restore_index", 0))
         self.evals_by_status = {"pending": set(), "blocked": set()}
+        self.blocked_by_job = {}
         self.pending_since = {}
         self._sorted_ids = {}
         for ev in sorted(self.tables["evals"].values(), key=lambda e: (e.get("ModifyIndex", 0), e["ID"])):
@@ -956,12 +982,11 @@ class StateStore:
         # (Nomad untracks them from its blocked evals): canceled, they are
         # terminal, so job GC can take the stopped job with them.
         canceled = False
-        for ev in self.evals_with_status("blocked"):
-            if ev["JobID"] == job_id:
-                ev.update(Status="canceled", StatusDescription="job stopped", ModifyIndex=index,
-                          ModifyTime=now)
-                self._index_eval(ev)
-                canceled = True
+        for ev in self.blocked_evals_of_job(job_id):
+            ev.update(Status="canceled", StatusDescription="job stopped", ModifyIndex=index,
+                      ModifyTime=now)
+            self._index_eval(ev)
+            canceled = True
         if canceled:
             self._touch("evals", index)
         evals = self._create_evals(index, [job_id], "job-deregister", now)
@@ -1041,10 +1066,9 @@ class StateStore:
             follow = self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
         elif plan.get("Failed"):
             # One blocked evaluation per job waits for capacity (Nomad's blocked evals).
-            for other in self.evals_with_status("blocked"):
-                if other["JobID"] == plan["JobID"]:
-                    other.update(Status="canceled", ModifyIndex=index, StatusDescription="superseded")
-                    self._index_eval(other)
+            for other in self.blocked_evals_of_job(plan["JobID"]):
+                other.update(Status="canceled", ModifyIndex=index, StatusDescription="superseded")
+                self._index_eval(other)
             follow = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, status="blocked",
                                         previous=ev["ID"])
             ev["BlockedEval"] = follow[0]
@@ -1248,9 +1272,10 @@ class StateStore:
         if gone_jobs:
             self._touch("jobs", index)
         for eid in sorted(gone_evals):
-            if evals.pop(eid, None) is not None:
+            if (gone := evals.pop(eid, None)) is not None:
                 for ids in self.evals_by_status.values():
                     ids.discard(eid)
+                self._unblock_index(eid, gone.get("JobID", ""))
         if gone_evals:
             self._touch("evals", index)
         for aid in sorted(gone_allocs):
