@@ -543,3 +543,50 @@ def test_leftovers_of_an_interrupted_creation_are_ignored(tmp_path):
     assert s.load() == (0, "", None, [])
     s.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raft.db"]
+
+
+def test_threadpool_saves_finish_while_greenlets_keep_the_hub_busy(tmp_path):
+    # Two greenlets passing messages in a loop (a loaded server's actors):
+    # the hub gives the GIL up only for instants and the disk thread used to
+    # starve -- a save was held back for seconds.  Past DISK_WAIT_GRACE_S the
+    # waiting greenlet blocks the process on the save, which then finishes.
+    import time
+
+    import gevent
+    import gevent.queue
+
+    from actors.raft.sqlite_store import DISK_WAIT_GRACE_S
+
+    s = SqliteStorage(str(tmp_path / "raft.db"), use_threadpool=True)
+    q1, q2 = gevent.queue.Queue(), gevent.queue.Queue()
+    passes = 0
+
+    def ping() -> None:
+        nonlocal passes
+        while True:
+            q1.put(1)
+            q2.get()
+            passes += 1
+
+    def pong() -> None:
+        while True:
+            q1.get()
+            q2.put(1)
+
+    busy = [gevent.spawn(ping), gevent.spawn(pong)]
+    try:
+        gevent.sleep(0.01)
+        worst = 0.0
+        for i in range(1, 51):
+            t0 = time.perf_counter()
+            save(s, hard_state=(i, "n1"), entries=ents(i, i))
+            worst = max(worst, time.perf_counter() - t0)
+        before = passes
+        gevent.sleep(0.01)
+        assert passes > before, "the busy greenlets stopped"
+        assert worst < DISK_WAIT_GRACE_S + 1.0, f"a save took {worst:.3f}s"
+        assert s.load() == (50, "n1", None, ents(1, 50))
+    finally:
+        for g in busy:
+            g.kill()
+        s.close()

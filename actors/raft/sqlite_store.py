@@ -83,25 +83,55 @@ _SCHEMA = (
 
 T = TypeVar("T")
 
+# A call handed to the disk thread normally ends in 0.2-0.5 ms (one fsync).
+# But the thread needs the GIL to wake, to run the call's Python code and to
+# signal the hub, and a hub busy switching greenlets (a loaded server) can
+# starve it: the hub gives the GIL up only for instants (each non-blocking
+# poll), and CPython's forced hand-over is asked for only when no hand-over
+# happened for 5 ms -- so the waiting thread never asks.  Measured: two
+# greenlets passing messages in a loop held a save back for over 5 s.  Past
+# this grace the waiting greenlet blocks the process on the call instead (the
+# GIL is released for good and the thread runs at once): at worst the rest
+# of one save stalls the hub, as a direct call would.
+DISK_WAIT_GRACE_S = 0.005
+
 
 class _Job:
     """One call handed to a :class:`_DiskThread`; ``get()`` waits for it in a greenlet."""
 
-    __slots__ = ("args", "delivered", "error", "finished", "fn", "value", "waiter")
+    __slots__ = ("args", "delivered", "done", "error", "finished", "fn", "owner", "value", "waiter")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], waiter: Any) -> None:
-        self.fn, self.args, self.waiter = fn, args, waiter
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], waiter: Any, done: Any,
+                 owner: _DiskThread) -> None:
+        self.fn, self.args, self.waiter, self.owner = fn, args, waiter, owner
         self.value: Any = None
         self.error: BaseException | None = None
         self.finished = False  # set by the thread
-        self.delivered = False  # set by the hub, when it hands the outcome to the waiter
+        self.done = done  # an OS lock, held until the thread has finished the call
+        self.delivered = False  # set when the outcome is handed over (by the hub, or by get() itself)
 
     def ready(self) -> bool:
         return self.delivered
 
     def get(self) -> Any:
-        """The call's value, or its exception raised here (the waiting greenlet may be killed)."""
-        return self.waiter.get()
+        """The call's value, or its exception raised here (the waiting greenlet may be killed).
+
+        The hub hands the outcome over when the thread signals it; past
+        :data:`DISK_WAIT_GRACE_S` the caller blocks the process on the call.
+        """
+        import gevent
+
+        if not self.delivered:
+            with gevent.Timeout(DISK_WAIT_GRACE_S, False):
+                return self.waiter.get()
+            if not self.delivered:  # the grace ran out: the thread may be starved of the GIL
+                self.done.acquire()  # blocks this OS thread (GIL released) until the call is done
+                self.done.release()
+                self.owner._handed(self)
+                if self.error is not None:
+                    raise self.error
+                return self.value
+        return self.waiter.get()  # handed over already: the waiter holds the outcome
 
 
 class _DiskThread:
@@ -127,6 +157,7 @@ class _DiskThread:
 
         start_new_thread, allocate_lock = get_original("_thread", ["start_new_thread", "allocate_lock"])
         self._waiter = Waiter
+        self._lock = allocate_lock
         self._go = allocate_lock()
         self._go.acquire()
         self._job: _Job | None = None
@@ -141,10 +172,17 @@ class _DiskThread:
         """Start *fn(*args)* in the thread; ``get()`` on the returned job waits for it."""
         if self._stopped:
             raise RuntimeError(f"disk thread of {self.name!r} stopped")
-        job = self._job = _Job(fn, args, self._waiter())
+        done = self._lock()
+        done.acquire()
+        job = self._job = _Job(fn, args, self._waiter(), done, self)
         self._async.ref = True
         self._go.release()
         return job
+
+    def _handed(self, job: _Job) -> None:
+        job.delivered = True
+        if job is self._job:
+            self._async.ref = False  # idle again: the loop need not stay alive for the store
 
     def stop(self) -> None:
         if not self._stopped:
@@ -164,6 +202,7 @@ class _DiskThread:
             except BaseException as exc:  # noqa: BLE001 -- handed to the caller as itself
                 job.error = exc
             job.finished = True
+            job.done.release()
             if self._stopped:
                 return
             self._async.send()
@@ -173,8 +212,7 @@ class _DiskThread:
         job = self._job
         if job is None or not job.finished or job.delivered:
             return
-        job.delivered = True
-        self._async.ref = False
+        self._handed(job)
         # Last: with a greenlet waiting, the Waiter switches to it now, and it
         # may spawn the next job before this returns.  With none (it was
         # killed), the Waiter keeps the outcome for the next get().
