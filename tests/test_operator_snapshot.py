@@ -459,3 +459,34 @@ def test_the_cli_saves_inspects_and_restores(agent, management, tmp_path):
     out = _nomad(agent, "operator", "snapshot", "save", str(tmp_path / "x.snap"), token="")
     assert out.returncode == 1 and "403" in out.stderr and not (tmp_path / "x.snap").exists()
     assert wait_for(agent.healthy, "the agent still healthy")
+
+
+def test_after_a_restore_work_the_clients_already_finished_is_replaced_not_left_as_running():
+    """The snapshot says a job's allocations run; since the save the job was stopped and the
+    clients finished them.  After the restore the clients tell the servers again that those
+    allocations are complete, and the job's count is run anew -- no allocation the servers
+    think running is left without a process."""
+    from sim.job_cluster import sim_job
+    from tests.test_jobs_sim import boot, settle
+
+    c = boot(3)
+    try:
+        c.register(sim_job("a", count=3))
+        assert settle(c) == []
+        _, (index, _, _, _, state) = _ask(c, c.leader(), lambda r: SnapshotRead(reply=r))
+        before = set(c.checker.replica.tables["allocs"])
+        c.stop_job("a")
+        assert settle(c) == []
+        c.run(30.0)
+        assert all(c.checker.replica.tables["allocs"][a]["ClientStatus"] == "complete" for a in before)
+        results = [c.propose(cmd)[1] for cmd in restore_commands(state, "r2", chunk_bytes=4096)]
+        assert results[-1]["restored"]
+        assert settle(c, 90.0) == []  # every allocation the servers think running has a process
+        allocs = c.checker.replica.tables["allocs"]
+        running = [p for d in c.drivers.values() for p in d.procs.values() if p.result is None]
+        assert sorted(allocs[p.alloc_id]["JobID"] for p in running) == ["a"] * 3
+        assert not {p.alloc_id for p in running} & before  # replacements, not the finished ones
+        for alloc_id in before:  # the finished ones are known as finished again
+            assert allocs[alloc_id]["ClientStatus"] in ("complete", "failed"), allocs[alloc_id]
+    finally:
+        c.close()

@@ -138,6 +138,8 @@ class AllocSync(NodeActor):
         self._watch_req = 0  # req id of the query in flight (0: none)
         self._pending: dict[str, dict[str, Any]] = {}  # alloc ID -> update not yet written
         self._writing: dict[str, dict[str, Any]] = {}
+        # alloc ID -> the last terminal update the servers took (kept while they list the allocation)
+        self._final: dict[str, dict[str, Any]] = {}
         self._write_req = 0
         self._leave: Leave | None = None
         self._drain_req = 0
@@ -145,7 +147,7 @@ class AllocSync(NodeActor):
         self._drain_at = 0.0
         self._leave_deadline = 0.0
         self.stats = {"queries": 0, "answers": 0, "writes": 0, "write_failures": 0, "query_failures": 0,
-                      "resyncs": 0}
+                      "resyncs": 0, "reasserted": 0}
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
@@ -233,11 +235,24 @@ class AllocSync(NodeActor):
         if isinstance(allocs, list):
             changed = {a["ID"]: a for a in allocs if isinstance(a, dict) and "ID" in a}
             if isinstance(ids, list):
-                # Only what changed since our index came: the rest is what we hold.
-                merged = {i: changed.get(i) or self.allocs.get(i) for i in ids if isinstance(i, str)}
-                if any(a is None for a in merged.values()):
-                    # An allocation we never got (our state predates a
-                    # restart, say): ask for everything again.
+                # Only what changed since our index came: the rest is what we
+                # hold, at the index the servers list beside each ID.
+                merged: dict[str, dict[str, Any] | None] = {}
+                stale = False
+                for entry in ids:
+                    alloc_id, index = (entry, None) if isinstance(entry, str) else (
+                        (entry[0], entry[1]) if isinstance(entry, list) and len(entry) == 2 else (None, None))
+                    if not isinstance(alloc_id, str):
+                        continue
+                    a = changed.get(alloc_id)
+                    if a is None:
+                        a = self.allocs.get(alloc_id)
+                        # One we never got (our state predates a restart, say), or a copy
+                        # unlike theirs (a snapshot restore took it back): ask for everything.
+                        stale = stale or a is None or (
+                            index is not None and a.get("AllocModifyIndex", a.get("ModifyIndex", 0)) != index)
+                    merged[alloc_id] = a
+                if stale:
                     self.stats["resyncs"] += 1
                     self.index = 0
                     self._query()
@@ -245,12 +260,39 @@ class AllocSync(NodeActor):
                 self.allocs = merged  # type: ignore[assignment]
             else:
                 self.allocs = changed
+            self._reassert_final(changed)
             # Always the full set, even when unchanged: a restarted AllocRunner
             # (its supervisor's doing) learns the current set from the next answer.
             current = SetAllocs(allocs=tuple(self.allocs.values()), index=m.index)
             self.send(self.env.node, self.runner, current)
             self.index = m.index
         self._query()
+
+    def _reassert_final(self, changed: dict[str, dict[str, Any]]) -> None:
+        """Allocations this client finished but the servers list as pending or running again.
+
+        The client is the authority on how its allocations ended, and an
+        ended one never runs again here.  The servers can come to think
+        otherwise only by losing what we told them -- an operator's snapshot
+        restore to a point before the allocation ended: the last word we sent
+        is sent again, so the servers replace what is wanted instead of
+        counting a process that does not exist.
+        """
+        final = self._final
+        for alloc_id in [i for i in final if i not in self.allocs]:
+            del final[alloc_id]  # collected by the servers: nothing left to correct
+        for alloc_id, a in changed.items():
+            mine = final.get(alloc_id)
+            if mine is None or a.get("ClientStatus") in TERMINAL:
+                continue
+            if alloc_id in self._pending or alloc_id in self._writing:
+                continue  # a newer word is on its way
+            self._pending[alloc_id] = mine
+            self.stats["reasserted"] += 1
+            log.info("%s: the servers list allocation %s as %s; it %s here: telling them again",
+                     self.env.node, alloc_id, a.get("ClientStatus"), mine["ClientStatus"])
+        if self._pending and not self.timer_armed("sync") and not self._write_req:
+            self.set_timer("sync", self.cfg.sync_interval_s)
 
     # ------------------------------------------------------------ client state to the servers
     def _sync(self) -> None:
@@ -281,6 +323,9 @@ class AllocSync(NodeActor):
             return
         self.cancel_timer("write_timeout")
         self._write_req = 0
+        for alloc_id, u in self._writing.items():
+            if u.get("ClientStatus") in TERMINAL:
+                self._final[alloc_id] = u
         self._writing = {}
         if self._pending:
             self.set_timer("sync", self.cfg.sync_interval_s)

@@ -165,7 +165,8 @@ class ClientAllocsResponse(Message):
     # request's min_index (all of them for min_index 0), as Nomad's client
     # pulls only allocations whose AllocModifyIndex moved
     allocs: bytes = b""
-    ids: bytes = b""  # msgpack list of every allocation ID of the node: the ones absent are gone
+    # msgpack list of [ID, AllocModifyIndex] of every allocation of the node: the ones absent are gone
+    ids: bytes = b""
 
 
 @message(308)

@@ -63,12 +63,15 @@ def node_alloc_index(state: Any, node_id: str) -> int:
 
 
 def client_allocs(state: Any, node_id: str, secret_id: str, since: int = 0) -> tuple[str, int, bytes, bytes]:
-    """Watch query: ("", node index, the allocations changed after *since*, every allocation ID).
+    """Watch query: ("", node index, the allocations changed after *since*, every [ID, AllocModifyIndex]).
 
     Nomad's GetClientAllocs answers each allocation's AllocModifyIndex and
     the client pulls the changed ones; here the changed ones come along, so
-    an answer costs what changed, not everything the node ever ran.  An
-    error is (error, 0, b"", b"").
+    an answer costs what changed, not everything the node ever ran.  The
+    indexes of the rest let the client see a copy it holds that no longer
+    matches (an operator's snapshot restore takes records back to older
+    indexes): it then asks for everything again.  An error is
+    (error, 0, b"", b"").
     """
     node = state.tables["nodes"].get(node_id)
     if node is None:
@@ -76,12 +79,15 @@ def client_allocs(state: Any, node_id: str, secret_id: str, since: int = 0) -> t
     if node.get("SecretID") and node["SecretID"] != secret_id:
         return "node secret ID does not match", 0, b"", b""
     allocs = state.node_allocs(node_id)
-    changed = allocs if not since else [a for a in allocs
-                                        if a.get("AllocModifyIndex", a.get("ModifyIndex", 0)) > since]
+    changed = allocs if not since else [a for a in allocs if _alloc_index(a) > since]
     # The watch index itself: it also moves when allocations are removed (job
     # GC), which the highest index among those left would not show.
     return ("", node_alloc_index(state, node_id), msgpack.packb(changed, use_bin_type=True),
-            msgpack.packb([a["ID"] for a in allocs], use_bin_type=True))
+            msgpack.packb([[a["ID"], _alloc_index(a)] for a in allocs], use_bin_type=True))
+
+
+def _alloc_index(a: dict[str, Any]) -> int:
+    return a.get("AllocModifyIndex", a.get("ModifyIndex", 0))
 
 
 @dataclass(slots=True)
