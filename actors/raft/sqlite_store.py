@@ -94,6 +94,7 @@ T = TypeVar("T")
 # GIL is released for good and the thread runs at once): at worst the rest
 # of one save stalls the hub, as a direct call would.
 DISK_WAIT_GRACE_S = 0.005
+_GRACE_OVER = object()  # what the grace timer hands a waiting _Job.get()
 
 
 class _Job:
@@ -119,11 +120,15 @@ class _Job:
         The hub hands the outcome over when the thread signals it; past
         :data:`DISK_WAIT_GRACE_S` the caller blocks the process on the call.
         """
-        import gevent
-
         if not self.delivered:
-            with gevent.Timeout(DISK_WAIT_GRACE_S, False):
-                return self.waiter.get()
+            grace = self.owner._grace  # one reusable loop timer: cheaper than a gevent.Timeout per call
+            grace.start(self.waiter.switch, _GRACE_OVER)
+            try:
+                value = self.waiter.get()
+            finally:
+                grace.stop()
+            if value is not _GRACE_OVER:
+                return value
             if not self.delivered:  # the grace ran out: the thread may be starved of the GIL
                 self.done.acquire()  # blocks this OS thread (GIL released) until the call is done
                 self.done.release()
@@ -162,6 +167,7 @@ class _DiskThread:
         self._go.acquire()
         self._job: _Job | None = None
         self._stopped = False
+        self._grace = gevent.get_hub().loop.timer(DISK_WAIT_GRACE_S)
         self._async = gevent.get_hub().loop.async_()
         self._async.start(self._finished)
         self._async.ref = False  # an idle store must not keep the hub's loop alive
