@@ -684,3 +684,30 @@ def test_runtime_probe_times_collections_and_logs_the_long_ones(caplog):
     finally:
         probe.unwatch_gc()
     assert probe._on_gc not in gc.callbacks
+
+
+def test_runtime_probe_counts_greenlets_without_walking_the_heap():
+    import gc
+
+    import gevent
+    import greenlet
+
+    from runtime.agent_main import RuntimeProbe
+
+    probe = RuntimeProbe()
+    probe.watch_greenlets()
+    try:
+        base = probe._take_census()[0]
+        sleepers = [gevent.spawn(gevent.sleep, 30) for _ in range(7)]
+        gevent.sleep(0)
+        greenlets, blocks = probe._take_census()
+        assert greenlets == base + 7 and blocks > 0
+        # The same as a walk of the heap finds among gevent's greenlets started since.
+        walked = sum(1 for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and o in sleepers)
+        assert walked == 7
+        gevent.killall(sleepers)
+        assert probe._take_census()[0] == base
+    finally:
+        probe.unwatch_greenlets()
+    gevent.spawn(gevent.sleep, 0).join()
+    assert probe._take_census()[0] == base  # no longer watching: a new greenlet is not counted
