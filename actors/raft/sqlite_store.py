@@ -85,15 +85,18 @@ T = TypeVar("T")
 
 # A call handed to the disk thread normally ends in 0.2-0.5 ms (one fsync).
 # But the thread needs the GIL to wake, to run the call's Python code and to
-# signal the hub, and a hub busy switching greenlets (a loaded server) can
-# starve it: the hub gives the GIL up only for instants (each non-blocking
-# poll), and CPython's forced hand-over is asked for only when no hand-over
-# happened for 5 ms -- so the waiting thread never asks.  Measured: two
-# greenlets passing messages in a loop held a save back for over 5 s.  Past
-# this grace the waiting greenlet blocks the process on the call instead (the
-# GIL is released for good and the thread runs at once): at worst the rest
-# of one save stalls the hub, as a direct call would.
-DISK_WAIT_GRACE_S = 0.005
+# signal the hub, and a hub busy switching greenlets gives the GIL up only
+# for instants (each non-blocking poll); CPython asks for a forced hand-over
+# only when none happened for 5 ms, so the waiting thread never asks.  In a
+# server that delay feeds back (commits wait, callers stop sending, the hub
+# idles), and while the hub does useful work a later, larger group commit
+# is what a saturated leader wants: blocking the hub after 5, 50 or 200 ms
+# cut nomad-bench raft from 49k to 40k writes/s.  But with no feedback (two
+# greenlets passing messages in a loop) a save was held back for good.
+# Past this grace the waiting greenlet blocks the process on the call (the
+# GIL is released for good and the thread runs at once): a bound, not a
+# tuning knob.
+DISK_WAIT_GRACE_S = 1.0
 _GRACE_OVER = object()  # what the grace timer hands a waiting _Job.get()
 
 
