@@ -689,24 +689,24 @@ class Answer:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-def read_body(req: Request) -> bytes:
-    """The request body, refused with 413 above :data:`MAX_BODY_BYTES` (before reading it)."""
+def read_body(req: Request, limit: int = MAX_BODY_BYTES, what: str = "Request body") -> bytes:
+    """The request body, refused with 413 above *limit* bytes (before reading it, if its length is known)."""
     environ = req.environ or {}
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         raise CodedError(400, "Invalid Content-Length header") from None
-    if length > MAX_BODY_BYTES:
-        raise CodedError(413, f"Request body too large: {length} bytes (limit {MAX_BODY_BYTES})")
+    if length > limit:
+        raise CodedError(413, f"{what} too large: {length} bytes (limit {limit})")
     stream = environ.get("wsgi.input")
     if stream is None:
         return b""
     try:
-        body = stream.read(length) if length > 0 else stream.read(MAX_BODY_BYTES + 1)  # chunked: bounded
+        body = stream.read(length) if length > 0 else stream.read(limit + 1)  # chunked: bounded
     except OSError as e:  # the client hung up before sending its Content-Length: its fault, no traceback
         raise CodedError(400, f"Failed to read the request body: {e}") from None
-    if len(body) > MAX_BODY_BYTES:
-        raise CodedError(413, f"Request body too large: over {MAX_BODY_BYTES} bytes")
+    if len(body) > limit:
+        raise CodedError(413, f"{what} too large: over {limit} bytes")
     return body
 
 

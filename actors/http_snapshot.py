@@ -56,6 +56,7 @@ from actors.http_api import (
     parse_query_options,
     query_flag,
     query_meta,
+    read_body,
     require,
     route,
 )
@@ -135,24 +136,7 @@ def snapshot_save(req: Request, api: Api) -> Response:
 
 
 def _read_archive(req: Request) -> bytes:
-    environ = req.environ or {}
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise CodedError(400, "Invalid Content-Length header") from None
-    if length > MAX_SNAPSHOT_BYTES:
-        raise CodedError(413, f"Snapshot too large: {length} bytes (limit {MAX_SNAPSHOT_BYTES})")
-    stream = environ.get("wsgi.input")
-    try:
-        if stream is None:
-            body = b""
-        else:  # chunked (no Content-Length): read at most one byte past the limit
-            body = stream.read(length) if length > 0 else stream.read(MAX_SNAPSHOT_BYTES + 1)
-    except OSError as e:
-        raise CodedError(400, f"Failed to read the request body: {e}") from None
-    if len(body) > MAX_SNAPSHOT_BYTES:
-        raise CodedError(413, f"Snapshot too large: over {MAX_SNAPSHOT_BYTES} bytes")
-    return body
+    return read_body(req, MAX_SNAPSHOT_BYTES, "Snapshot")
 
 
 def _verify(body: bytes) -> archive.Snapshot:
