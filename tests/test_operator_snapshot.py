@@ -28,8 +28,8 @@ from actors.server.alloc_endpoint import node_alloc_index
 from actors.state import snapshot_archive as archive
 from actors.state.store import TABLES, StateStore, check_snapshot, command
 from sim.client_cluster import ClientCluster, ClusterConfig
-from tests.test_acl_process import call, client_token
-from tests.test_agent_process import ROOT, STEP_DEADLINE_S, AgentProc, free_port, wait_for
+from tests.test_acl_process import agent, call, client_token, management  # noqa: F401,F811 (fixtures)
+from tests.test_agent_process import ROOT, STEP_DEADLINE_S, AgentProc, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -328,27 +328,7 @@ def test_after_a_restore_the_clients_run_what_the_restored_state_says():
 # ---------------------------------------------------------------- a real -dev agent, ACLs on
 
 
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("snap")
-    port = free_port()
-    cfg = tmp / "acl.toml"
-    cfg.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n\n"
-                   "[acl]\nenabled = true\n")
-    proc = AgentProc(["-dev", "-config", str(cfg)])
-    proc.http_port = port
-    try:
-        proc.wait_healthy()
-        yield proc
-    finally:
-        proc.kill()
-
-
-@pytest.fixture(scope="module")
-def management(agent):
-    r = call(agent.http_port, "POST", "/v1/acl/bootstrap")
-    assert r.status == 200, r.text
-    return r.json()["SecretID"]
+# The ACL tests' -dev agent (ACLs on) and its bootstrap management token, imported above.
 
 
 def _job(job_id: str) -> dict[str, Any]:
