@@ -23,6 +23,8 @@ from typing import Any
 import gevent
 import pytest
 
+from tests.ports import free_port
+
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,11 +60,6 @@ from runtime.agent_main import main
 sys.exit(main(sys.argv[1:]))
 """ % {"root": ROOT}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(cond: Callable[[], Any], what: str, timeout_s: float = STEP_DEADLINE_S,

@@ -19,6 +19,7 @@ import pytest
 from runtime.messages import Envelope, Ping
 from runtime.transport import TcpTransport, TransportConfig, UdpTransport
 from runtime.wire import encode, encode_frame
+from tests.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -43,12 +44,6 @@ def ping(src: str, seq: int, body: bytes = b"") -> Envelope:
 def seqs(inbox: list[Envelope], src: str | None = None) -> list[int]:
     return [e.payload.seq for e in inbox if src is None or e.src == src]  # type: ignore[attr-defined]
 
-
-def free_port() -> int:
-    """A port nobody listens on (bound to 0, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
