@@ -247,7 +247,8 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                   kwargs=(("storage", ctx.raft_storage), ("config", raft_config(
                               srv.raft_multiplier, config.autopilot.server_stabilization_time_s,
                               config.autopilot.max_trailing_logs, snapshot_threshold=srv.raft_snapshot_threshold,
-                              snapshot_interval_s=srv.raft_snapshot_interval_s)),
+                              snapshot_interval_s=srv.raft_snapshot_interval_s,
+                              trailing_logs=srv.raft_trailing_logs)),
                           ("bootstrap", ctx.raft_bootstrap),
                           ("leadership_subscribers", ("server-membership", "node-endpoint", "heartbeats",
                                                       "node-gc", "job-gc", "eval-broker", "drainer",

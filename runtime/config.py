@@ -83,6 +83,7 @@ NO_ROLE_ERROR = "Must specify either server, client or dev mode for the agent."
 # raft_multiplier and the raft snapshot policy.  Everything else needs a restart.
 RELOADABLE = frozenset({"log_level", "server.num_schedulers", "server.raft_multiplier",
                         "server.raft_snapshot_threshold", "server.raft_snapshot_interval",
+                        "server.raft_trailing_logs",
                         "tls.ca_file", "tls.cert_file", "tls.key_file",
                         "tls.verify_server_hostname", "tls.verify_https_client", "tls.tls_min_version"})
 
@@ -184,6 +185,9 @@ class ServerConfig:
     # checked every raft_snapshot_interval (a random 1-2x it); both reloadable.
     raft_snapshot_threshold: int = _f(8192, ge=1)
     raft_snapshot_interval_s: float = _dur(120, gt=0)
+    # Log entries a snapshot leaves behind it, so a follower that trails by
+    # fewer catches up by replication, not by the whole snapshot; reloadable.
+    raft_trailing_logs: int = _f(10240, ge=0)
     encrypt: str | None = _f(None, secret=True)  # base64 gossip key; redacted in to_dict
     rejoin_after_leave: bool = False  # serf RejoinAfterLeave
     # Not a Nomad key: Nomad hard-codes memberlist's DefaultWANConfig for its one

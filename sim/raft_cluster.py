@@ -109,11 +109,13 @@ class RaftChecker:
 class RaftCluster:
     def __init__(self, seed: int, n: int = 3, *, timings: RaftTimings | None = None,
                  fsync_lies: bool = False, snapshot_threshold: int = 64, trace: bool = True,
-                 snapshot_interval_s: float = 0.0, snapshot_max_log_bytes: int = 64 << 20) -> None:
+                 snapshot_interval_s: float = 0.0, snapshot_max_log_bytes: int = 64 << 20,
+                 trailing_logs: int = 0) -> None:
         self.sched = Scheduler(seed, trace=trace)
         self.names = tuple(f"s{i}" for i in range(1, n + 1))
         self.cfg = RaftConfig(timings=timings or RaftTimings(), snapshot_threshold=snapshot_threshold,
-                              snapshot_interval_s=snapshot_interval_s, snapshot_max_log_bytes=snapshot_max_log_bytes)
+                              snapshot_interval_s=snapshot_interval_s, snapshot_max_log_bytes=snapshot_max_log_bytes,
+                              trailing_logs=trailing_logs)
         self.disks = {name: MemoryStorage(fsync_lies=fsync_lies) for name in self.names}
         self.history = History()
         self.ops: list[ClientOp] = []

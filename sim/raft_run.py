@@ -75,7 +75,11 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
         why = NOT_YET.get(scenario, f"known: {', '.join(sorted(SCENARIOS))}")
         raise ValueError(f"no scenario {scenario!r} ({why})")
     wall = time.perf_counter()
-    c = RaftCluster(seed, servers, snapshot_threshold=64)
+    # Half the seeds compact the whole log at each snapshot (a lagging
+    # follower needs InstallSnapshot), half keep trailing entries behind it
+    # (it catches up by AppendEntries from before the snapshot).
+    trailing = random.Random(f"{seed}:raft-config").choice((0, 0, 16, 48))
+    c = RaftCluster(seed, servers, snapshot_threshold=64, trailing_logs=trailing)
     if timeline:
         c.timeline = Timeline(c.names)
     rng = random.Random(f"{seed}:faults")

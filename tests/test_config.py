@@ -296,6 +296,7 @@ def test_neither_server_nor_client_is_rejected_with_nomads_message():
     ("[server]\nraft_multiplier = 11\n", "server.raft_multiplier: must be <= 10, got 11"),
     ("[server]\nraft_snapshot_threshold = 0\n", "server.raft_snapshot_threshold: must be >= 1, got 0"),
     ('[server]\nraft_snapshot_interval = "0s"\n', "server.raft_snapshot_interval: must be > 0s, got 0s"),
+    ("[server]\nraft_trailing_logs = -1\n", "server.raft_trailing_logs: must be >= 0, got -1"),
     ("[server]\nraft_protocol = 2\n",
      "server.raft_protocol: raft_protocol must be 3 in Nomad v1.4 and later, got 2"),
     ('[server.server_join]\nretry_interval = "0s"\n',
@@ -416,8 +417,12 @@ def test_graceful_timeout_adds_the_drain_deadline_on_a_client(tmp_path):
 
 def test_raft_snapshot_policy_keys_parse_and_reload(tmp_path):
     old = load(tmp_path, VALID)
-    assert (old.server.raft_snapshot_threshold, old.server.raft_snapshot_interval_s) == (8192, 120.0)
-    new = load(tmp_path, VALID + 'raft_snapshot_threshold = 100\nraft_snapshot_interval = "30s"\n')
-    assert (new.server.raft_snapshot_threshold, new.server.raft_snapshot_interval_s) == (100, 30.0)
+    assert (old.server.raft_snapshot_threshold, old.server.raft_snapshot_interval_s,
+            old.server.raft_trailing_logs) == (8192, 120.0, 10240)
+    new = load(tmp_path, VALID + 'raft_snapshot_threshold = 100\nraft_snapshot_interval = "30s"\n'
+                                 'raft_trailing_logs = 0\n')
+    assert (new.server.raft_snapshot_threshold, new.server.raft_snapshot_interval_s,
+            new.server.raft_trailing_logs) == (100, 30.0, 0)
     assert sorted(reloadable_diff(old, new)[0]) == ["server.raft_snapshot_interval",
-                                                   "server.raft_snapshot_threshold"]
+                                                   "server.raft_snapshot_threshold",
+                                                   "server.raft_trailing_logs"]

@@ -340,3 +340,77 @@ def test_followers_at_the_same_point_get_one_append_object():
     assert by_peer["b"] is not by_peer["c"]
     assert [e.data for e in by_peer["b"].entries] == [b"w3"]
     assert [e.data for e in by_peer["c"].entries] == [b"w2", b"w3"]
+
+
+def _lagging_follower_after_compaction(trailing: int) -> tuple[Net, list[type]]:
+    """c misses 20 writes; a compacts at its commit keeping *trailing* entries; c comes back."""
+    net = Net(IDS, timings=RaftTimings(snapshot_chunk_bytes=10))
+    net.elect("a")
+    net.down.add("c")
+    for i in range(20):
+        net.propose("a", f"v{i}".encode())
+    a = net.cores["a"]
+    a.compact(a.commit, b"snapshot-bytes-of-state-machine-0123456789", trailing, 1 << 20)
+    assert a.snap_index == a.commit and a.log_base == max(a.commit - trailing, 0)
+    net.down.discard("c")
+    sent: list[type] = []
+    step = net.cores["c"].step
+
+    def record(m):
+        sent.append(type(m))
+        return step(m)
+    net.cores["c"].step = record  # type: ignore[method-assign]
+    net.tick(5)
+    return net, sent
+
+
+def test_a_follower_behind_the_snapshot_catches_up_from_trailing_entries():
+    from actors.raft.messages import InstallSnapshot
+
+    net, sent = _lagging_follower_after_compaction(trailing=64)
+    c, a = net.cores["c"], net.cores["a"]
+    assert InstallSnapshot not in sent and AppendEntries in sent
+    assert c.snap_index == 0 and c.commit == a.commit
+    net.propose("a", b"after")
+    net.tick(2)  # the next heartbeat carries the commit index
+    assert committed_data(net, "c") == [f"v{i}".encode() for i in range(20)] + [b"after"]
+
+
+def test_without_trailing_entries_a_follower_behind_the_snapshot_gets_the_snapshot():
+    from actors.raft.messages import InstallSnapshot
+
+    net, sent = _lagging_follower_after_compaction(trailing=0)
+    assert InstallSnapshot in sent
+    assert net.cores["c"].snap_index == net.cores["a"].snap_index
+
+
+def test_trailing_entries_are_bounded_in_bytes():
+    net = Net(IDS)
+    net.elect("a")
+    for i in range(10):
+        net.propose("a", b"x" * 100)
+    a = net.cores["a"]
+    a.compact(a.commit, b"snap", 1000, 350)  # room for 3 of the 100-byte entries
+    assert a.last_index - a.log_base == 3 and a.snap_index == a.last_index
+    a.check_invariants(full=True)
+
+
+def test_restart_with_trailing_entries_keeps_them_and_the_snapshot():
+    import random
+
+    from actors.raft.core import RaftCore
+
+    net = Net(IDS)
+    net.elect("a")
+    for i in range(10):
+        net.propose("a", f"w{i}".encode())
+    a = net.cores["a"]
+    a.compact(a.commit - 2, b"snap", 4, 1 << 20)
+    snap = (a.snap_index, a.snap_term, a.snap_voters, a.snap_learners, a.snap_data)
+    stored = [Entry(term=a.log_base_term, index=a.log_base, data=b"base")] + list(a.entries)
+    b = RaftCore("a", random.Random(1))
+    b.restore(a.term, a.vote, snap, stored)
+    assert (b.log_base, b.snap_index, b.last_index, b.commit) == (a.log_base, a.snap_index, a.last_index,
+                                                                  a.snap_index)
+    assert b.term_at(a.log_base + 1) == a.term_at(a.log_base + 1)
+    b.check_invariants(full=True)

@@ -26,11 +26,11 @@ class RaftFaults(RuleBasedStateMachine):
     cluster: RaftCluster
 
     @initialize(seed=st.integers(min_value=0, max_value=2**32 - 1),
-                 fsync_lies=st.booleans())
-    def start(self, seed: int, fsync_lies: bool) -> None:
+                 fsync_lies=st.booleans(), trailing=st.sampled_from((0, 12, 40)))
+    def start(self, seed: int, fsync_lies: bool, trailing: int) -> None:
         # fsync_lies models a disk that loses unsynced writes on a crash; our
         # storage syncs before acknowledging, so nothing acknowledged is lost.
-        self.cluster = RaftCluster(seed, 3, snapshot_threshold=32, trace=False)
+        self.cluster = RaftCluster(seed, 3, snapshot_threshold=32, trace=False, trailing_logs=trailing)
         self.cluster.start_clients(3)
         self.down: set[str] = set()
 
@@ -271,7 +271,7 @@ def test_reload_changes_the_snapshot_policy():
     assert _snapshots(c) == {n: 0 for n in c.names}
     base = Config()
     new = dataclasses.replace(base, server=dataclasses.replace(
-        base.server, raft_snapshot_threshold=16, raft_snapshot_interval_s=1.0))
+        base.server, raft_snapshot_threshold=16, raft_snapshot_interval_s=1.0, raft_trailing_logs=5))
     for peer in c.live_peers().values():
         peer.actor_ref.tell(ConfigReloaded(config=new))
     c.run(4)
@@ -279,7 +279,12 @@ def test_reload_changes_the_snapshot_policy():
     c.run(2)
     c.finish()
     peers = c.live_peers().values()
-    assert all((p.cfg.snapshot_threshold, p.cfg.snapshot_interval_s) == (16, 1.0) for p in peers)
+    assert all((p.cfg.snapshot_threshold, p.cfg.snapshot_interval_s, p.cfg.trailing_logs) == (16, 1.0, 5)
+               for p in peers)
     assert all(n >= 1 for n in _snapshots(c).values())
+    # The log now starts 5 entries before each snapshot (or at the snapshot,
+    # when a follower installed it from the leader).
+    assert all(p.core.snap_index - p.core.log_base in (0, 5) for p in peers)
+    assert any(p.core.snap_index - p.core.log_base == 5 for p in peers)
     assert check(c.history).linearizable
     c.close()

@@ -118,6 +118,30 @@ def test_snapshot_and_compaction(disk):
     assert disk.reopen().load() == (1, "", (12, 1, ("n1", "n2"), (), b"all"), ents(13, 14))
 
 
+def test_compaction_keeps_trailing_entries_and_later_saves_continue_them(disk):
+    s = disk.store
+    save(s, hard_state=(1, ""), entries=ents(1, 10))
+    snap = (8, 1, ("n1",), (), b"state@8")
+    s.compact(snap, 5)  # raft_trailing_logs: entries 5..8 stay behind the snapshot
+    assert s.load() == (1, "", snap, ents(5, 10))
+    save(s, truncate_from=10, entries=ents(10, 11, term=2))  # a new leader rewrites the tail
+    want = (1, "", snap, ents(5, 9) + ents(10, 11, term=2))
+    assert s.load() == want
+    assert disk.reopen().load() == want
+    s = disk.store
+    snap2 = (11, 2, ("n1",), (), b"state@11")
+    s.compact(snap2, 3)  # never brings back what an earlier compaction dropped
+    assert s.load() == (1, "", snap2, ents(5, 9) + ents(10, 11, term=2))
+    s.compact((11, 2, ("n1",), (), b"state@11"))  # by default: everything up to it
+    assert disk.reopen().load() == (1, "", snap2, [])
+    # An installed snapshot (save with one) still replaces the whole log up to it.
+    save(disk.store, entries=ents(12, 14, term=2))
+    disk.store.compact((13, 2, ("n1",), (), b"s13"), 12)
+    snap3 = (20, 3, ("n1",), (), b"leader-state")
+    save(disk.store, snapshot=snap3, truncate_from=13)
+    assert disk.reopen().load() == (1, "", snap3, [])
+
+
 def test_installed_snapshot_replaces_a_conflicting_log(disk):
     """The core's InstallSnapshot Ready: snapshot, truncate_from=snap+1, then new entries."""
     s = disk.store
@@ -405,6 +429,24 @@ def test_garbage_after_a_valid_header_is_corrupt(tmp_path):
         f.seek(100)
         f.write(random.Random(2).randbytes(os.path.getsize(path) - 100))
     with pytest.raises(StorageCorrupt, match=path):
+        _open_and_load(path)
+
+
+def test_a_trailing_log_that_stops_short_of_or_disagrees_with_its_snapshot_is_corrupt(tmp_path):
+    path = _filled(tmp_path)
+    s = SqliteStorage(path)
+    s.compact((30, 1, ("n1", "n2", "n3"), (), b"state@30"), 20)
+    s.close()
+    assert [e.index for e in _open_and_load(path)[3]] == list(range(20, 51))
+    _raw(path, ("DELETE FROM log WHERE idx >= 30",))
+    with pytest.raises(StorageCorrupt, match="the log ends at 29, before the snapshot at 30"):
+        _open_and_load(path)
+    (tmp_path / "other").mkdir()
+    path = _filled(tmp_path / "other")
+    s = SqliteStorage(path)
+    s.compact((30, 2, ("n1", "n2", "n3"), (), b"state@30 of another term"), 20)
+    s.close()
+    with pytest.raises(StorageCorrupt, match="log entry 30 has term 1, the snapshot at it term 2"):
         _open_and_load(path)
 
 

@@ -143,6 +143,12 @@ class RaftCore:
         self.snap_term = 0
         self.snap_data = b""
         self.entries: list[Entry] = []
+        # The log holds the entries after log_base; its entry's term is
+        # log_base_term.  Compaction keeps trailing entries at or before the
+        # snapshot (raft_trailing_logs), so log_base <= snap_index: a
+        # follower a little behind then gets entries, not the whole snapshot.
+        self.log_base = 0
+        self.log_base_term = 0
         # Configuration: the latest in the log (thesis §4.1), with its history
         # so a truncated config entry rolls back.
         self.voters: tuple[str, ...] = ()
@@ -178,29 +184,29 @@ class RaftCore:
     # ================================================================ log
     @property
     def last_index(self) -> int:
-        return self.snap_index + len(self.entries)
+        return self.log_base + len(self.entries)
 
     @property
     def last_term(self) -> int:
-        return self.entries[-1].term if self.entries else self.snap_term
+        return self.entries[-1].term if self.entries else self.log_base_term
 
     def term_at(self, index: int) -> int | None:
         """The term of the entry at *index*; None if compacted away or absent."""
         # Called several times per message: the bounds are inlined, not read
         # through the last_index property.
-        snap = self.snap_index
-        if index == snap:
-            return self.snap_term
-        if index < snap or index > snap + len(self.entries):
+        base = self.log_base
+        if index == base:
+            return self.log_base_term
+        if index < base or index > base + len(self.entries):
             return None
-        return self.entries[index - snap - 1].term
+        return self.entries[index - base - 1].term
 
     def entry(self, index: int) -> Entry:
-        return self.entries[index - self.snap_index - 1]
+        return self.entries[index - self.log_base - 1]
 
     def _slice(self, lo: int, hi: int) -> list[Entry]:
         """Entries lo..hi inclusive (all present)."""
-        return self.entries[lo - self.snap_index - 1 : hi - self.snap_index]
+        return self.entries[lo - self.log_base - 1 : hi - self.log_base]
 
     def _append(self, entries: list[Entry]) -> None:
         if not entries:
@@ -225,7 +231,7 @@ class RaftCore:
                 self._apply_config_entry(e)
 
     def _truncate(self, first: int) -> None:
-        del self.entries[first - self.snap_index - 1 :]
+        del self.entries[first - self.log_base - 1 :]
         r = self._ready
         r.entries = [e for e in r.entries if e.index < first]
         r.truncate_from = first if r.truncate_from is None else min(r.truncate_from, first)
@@ -298,10 +304,22 @@ class RaftCore:
         if snapshot is not None:
             (self.snap_index, self.snap_term, self.snap_voters, self.snap_learners,
              self.snap_data) = snapshot
-        self.commit = self.applied_to_ready = self.snap_index
-        self.entries = list(entries)
+        snap = self.snap_index
+        self.commit = self.applied_to_ready = snap
+        # Entries at or before the snapshot are trailing ones (compaction
+        # kept them for lagging followers): kept when they run up to the
+        # snapshot's own entry, the first becoming the log's base (its term
+        # is all that is needed of it).
+        before = [e for e in entries if e.index <= snap]
+        after = [e for e in entries if e.index > snap]
+        if len(before) >= 2 and before[-1].index == snap and before[-1].term == self.snap_term:
+            self.log_base, self.log_base_term = before[0].index, before[0].term
+            self.entries = before[1:] + after
+        else:
+            self.log_base, self.log_base_term = snap, self.snap_term
+            self.entries = after
         self._set_config(self.snap_voters, self.snap_learners)
-        for e in self.entries:
+        for e in after:  # the snapshot's configuration covers every entry up to it
             if e.kind == CONFIG:
                 self._apply_config_entry(e)
         self.stable = self.last_index
@@ -333,7 +351,7 @@ class RaftCore:
 
     def persisted(self, index: int) -> None:
         """The host made the log durable through *index*."""
-        last = self.snap_index + len(self.entries)
+        last = self.log_base + len(self.entries)
         self.stable = max(self.stable, index if index < last else last)
         if self.role == LEADER:
             self._maybe_commit()
@@ -637,13 +655,14 @@ class RaftCore:
     def _install(self, index: int, term: int, voters: tuple[str, ...], learners: tuple[str, ...],
                  data: bytes) -> None:
         if self.term_at(index) == term:
-            keep = self.entries[index - self.snap_index :]  # §7: retain entries after the snapshot
+            keep = self.entries[index - self.log_base :]  # §7: retain entries after the snapshot
         else:
             keep = []
             if self.last_index >= index + 1 or self.entries:
-                self._ready.truncate_from = self.snap_index + 1
+                self._ready.truncate_from = self.log_base + 1
                 self._ready.entries = []
         self.entries = keep
+        self.log_base, self.log_base_term = index, term
         self.snap_index, self.snap_term, self.snap_data = index, term, data
         self.snap_voters, self.snap_learners = voters, learners
         self._config_log = [c for c in self._config_log if c[0] > index]
@@ -744,7 +763,7 @@ class RaftCore:
         if not force and (pr.paused or len(pr.inflight) >= self.t.max_inflight):
             return
         prev = pr.next - 1
-        if not force and pr.state == REPLICATE and prev == self.snap_index + len(self.entries):
+        if not force and pr.state == REPLICATE and prev == self.log_base + len(self.entries):
             # Caught up (most acks find it so): the append would carry no
             # entries and an empty one goes only as a heartbeat (force), so
             # return before building it.
@@ -855,7 +874,7 @@ class RaftCore:
         nxt = m.hint_index
         if m.hint_term:
             # Skip the follower's whole conflicting term if we have it.
-            for i in range(min(m.hint_index, self.last_index), self.snap_index, -1):
+            for i in range(min(m.hint_index, self.last_index), self.log_base, -1):
                 t = self.term_at(i)
                 if t == m.hint_term:
                     nxt = i + 1
@@ -944,13 +963,25 @@ class RaftCore:
         self._read_seq_queued = 0  # a new term's reads never share an old term's round
 
     # ============================================================ compaction
-    def compact(self, index: int, data: bytes) -> None:
-        """The host snapshotted the state machine at applied *index*: drop the log up to it."""
+    def compact(self, index: int, data: bytes, trailing: int = 0, trailing_max_bytes: int = 0) -> None:
+        """The host snapshotted the state machine at applied *index*: drop the log up to it,
+        but for the last *trailing* entries at or before it, and no more of them than fill
+        *trailing_max_bytes* of data (hashicorp raft's TrailingLogs)."""
         if index <= self.snap_index or index > self.applied_to_ready:
             return
         term = self.term_at(index) or 0
         voters, learners = self._committed_config_at(index)
-        self.entries = self.entries[index - self.snap_index :]
+        base = max(self.log_base, index - max(trailing, 0))
+        if base < index:
+            size, i = 0, index
+            while i > base:
+                size += len(self.entry(i).data)
+                if size > trailing_max_bytes:
+                    base = i
+                    break
+                i -= 1
+        self.entries, self.log_base_term = self.entries[base - self.log_base :], self.term_at(base) or 0
+        self.log_base = base
         self.snap_index, self.snap_term, self.snap_data = index, term, data
         self.snap_voters, self.snap_learners = voters, learners
         self._config_log = [c for c in self._config_log if c[0] > index]
@@ -969,15 +1000,20 @@ class RaftCore:
         are checked on every append in ``_append``, so the host's per-flush
         call stays O(1) however long the log is.
         """
-        last = self.snap_index + len(self.entries)
+        last = self.log_base + len(self.entries)
         if self.commit > last:
             raise RaftInvariantError(f"{self.id}: commit {self.commit} beyond last {last}")
         if self.snap_index > self.commit:
             raise RaftInvariantError(f"{self.id}: snapshot {self.snap_index} beyond commit {self.commit}")
+        if self.log_base > self.snap_index:
+            raise RaftInvariantError(f"{self.id}: log starts after {self.log_base}, past the snapshot"
+                                     f" {self.snap_index}")
         if full:
-            prev_term = self.snap_term
+            if self.term_at(self.snap_index) != self.snap_term:
+                raise RaftInvariantError(f"{self.id}: the log's entry {self.snap_index} is not the snapshot's")
+            prev_term = self.log_base_term
             for i, e in enumerate(self.entries):
-                if e.index != self.snap_index + 1 + i:
+                if e.index != self.log_base + 1 + i:
                     raise RaftInvariantError(f"{self.id}: log index gap at {e.index}")
                 if e.term < prev_term:
                     raise RaftInvariantError(f"{self.id}: log terms decrease at {e.index}")
@@ -988,4 +1024,5 @@ class RaftCore:
     def status(self) -> dict[str, Any]:
         return {"id": self.id, "role": self.role, "term": self.term, "leader": self.leader,
                 "commit": self.commit, "last_index": self.last_index, "snap_index": self.snap_index,
+                "first_index": self.log_base + 1,
                 "voters": list(self.voters), "learners": list(self.learners)}

@@ -70,6 +70,16 @@ class RaftConfig:
     # on disk): past this many bytes of entries one is taken at once,
     # whatever the interval.
     snapshot_max_log_bytes: int = 64 << 20
+    # Entries kept at or before a snapshot when the log is compacted (Nomad
+    # raft_trailing_logs, hashicorp TrailingLogs: 10240): a follower that
+    # trails by fewer gets them by AppendEntries instead of the whole
+    # snapshot.  0 (the simulator's default): compact everything, so short
+    # runs exercise InstallSnapshot.
+    trailing_logs: int = 0
+    # ...and no more of them than this many bytes of data: the log lives in
+    # memory here (hashicorp's on disk).  Past it, the older trailing
+    # entries go and a follower that far behind gets the snapshot.
+    trailing_max_bytes: int = 32 << 20
     forward_timeout_s: float = 5.0  # a forwarded request unanswered this long fails (Nomad RPC hold timeout: 5 s)
     leave_retry_s: float = 1.0  # a leaving server re-asks the leader for its removal this often
     # Blocking queries parked at once (HTTP ?index=, clients watching their
@@ -84,17 +94,21 @@ class RaftConfig:
             raise ValueError("snapshot_interval_s must be >= 0")
         if self.snapshot_max_log_bytes < 1:
             raise ValueError("snapshot_max_log_bytes must be >= 1")
+        if self.trailing_logs < 0 or self.trailing_max_bytes < 0:
+            raise ValueError("trailing_logs and trailing_max_bytes must be >= 0")
         if self.forward_timeout_s <= 0:
             raise ValueError("forward_timeout_s must be > 0")
 
 
 def raft_config(raft_multiplier: int = 1, stabilization_s: float = 0.0, max_trailing: int = 250, *,
-                snapshot_threshold: int = 8192, snapshot_interval_s: float = 120.0) -> RaftConfig:
+                snapshot_threshold: int = 8192, snapshot_interval_s: float = 120.0,
+                trailing_logs: int = 10240) -> RaftConfig:
     """Nomad's timings: 1 s election timeout x ``server.raft_multiplier`` (1-10); a new server
     becomes a voter once it has kept up, within *max_trailing* entries, for *stabilization_s*
     (autopilot's server_stabilization_time and max_trailing_logs); a snapshot once
     *snapshot_threshold* entries were applied, checked every *snapshot_interval_s*
-    (``server.raft_snapshot_threshold`` and ``raft_snapshot_interval``)."""
+    (``server.raft_snapshot_threshold`` and ``raft_snapshot_interval``), keeping
+    *trailing_logs* entries before it (``server.raft_trailing_logs``)."""
     if not 1 <= raft_multiplier <= 10:
         raise ValueError(f"server.raft_multiplier: must be within 1..10, got {raft_multiplier}")
     if stabilization_s < 0:
@@ -102,7 +116,8 @@ def raft_config(raft_multiplier: int = 1, stabilization_s: float = 0.0, max_trai
     t = RaftTimings(election_ticks=10 * raft_multiplier)
     return RaftConfig(timings=replace(t, stabilization_ticks=math.ceil(stabilization_s / t.tick_s - 1e-9),
                                       promote_max_trailing=max_trailing),
-                      snapshot_threshold=snapshot_threshold, snapshot_interval_s=snapshot_interval_s)
+                      snapshot_threshold=snapshot_threshold, snapshot_interval_s=snapshot_interval_s,
+                      trailing_logs=trailing_logs)
 
 
 # ------------------------------------------------------------ local requests (never on the wire)
@@ -375,7 +390,8 @@ class RaftPeer(NodeActor):
             self._leave_step()
         elif isinstance(message, ConfigReloaded):
             srv = message.config.server
-            self._reload(srv.raft_multiplier, srv.raft_snapshot_threshold, srv.raft_snapshot_interval_s)
+            self._reload(srv.raft_multiplier, srv.raft_snapshot_threshold, srv.raft_snapshot_interval_s,
+                         srv.raft_trailing_logs)
         elif isinstance(message, ForwardRead):
             self._forwarded_read(message)
         elif isinstance(message, ReadIndexResult):
@@ -546,10 +562,14 @@ class RaftPeer(NodeActor):
         t0 = self.env.now()
         data = self.state.snapshot()
         t1 = self.env.now()
-        self.core.compact(index, data)
-        if self.core.snap_index == index:
-            self.storage.compact((index, self.core.snap_term, self.core.snap_voters,
-                                  self.core.snap_learners, data))
+        core, cfg = self.core, self.cfg
+        core.compact(index, data, cfg.trailing_logs, cfg.trailing_max_bytes)
+        if core.snap_index == index:
+            # The store keeps the log's base entry too: its term is how a
+            # restarted server matches the trailing entries to a leader's.
+            keep_from = core.log_base if core.log_base < index else index + 1
+            self.storage.compact((index, core.snap_term, core.snap_voters, core.snap_learners, data),
+                                 keep_from)
             self.stats["snapshots"] += 1
             t2 = self.env.now()
             log.info("%s: snapshot at index %d: %d bytes, encoded in %.0f ms, stored in %.0f ms",
@@ -691,9 +711,11 @@ class RaftPeer(NodeActor):
         self._remote[res[0]] = (res[1], m.origin, m.origin_actor, m.req_id)
         self._mark_dirty()
 
-    def _reload(self, raft_multiplier: int, snapshot_threshold: int, snapshot_interval_s: float) -> None:
+    def _reload(self, raft_multiplier: int, snapshot_threshold: int, snapshot_interval_s: float,
+                trailing_logs: int | None = None) -> None:
         """SIGHUP: ``server.raft_multiplier`` rescales the election timeout at once;
-        ``raft_snapshot_threshold`` and ``raft_snapshot_interval`` apply from the next check."""
+        ``raft_snapshot_threshold`` and ``raft_snapshot_interval`` apply from the next check,
+        ``raft_trailing_logs`` from the next snapshot."""
         timings = replace(raft_config(raft_multiplier).timings,
                           stabilization_ticks=self.core.t.stabilization_ticks,
                           promote_max_trailing=self.core.t.promote_max_trailing)
@@ -710,6 +732,9 @@ class RaftPeer(NodeActor):
                                snapshot_interval_s=snapshot_interval_s)
             if interval_changed:
                 self._arm_snapshot_check()
+        if trailing_logs is not None and trailing_logs != self.cfg.trailing_logs:
+            log.info("%s: snapshots now keep %d trailing log entries", self.env.node, trailing_logs)
+            self.cfg = replace(self.cfg, trailing_logs=trailing_logs)
 
     # ============================================================ graceful leave
     def _leave_step(self) -> None:

@@ -23,9 +23,11 @@ Corruption is detected when the store is opened and loaded, and reported as
 not a database / truncated / malformed pages (SQLite errors and ``PRAGMA
 quick_check``), a missing or unknown format version, a CRC32 mismatch in a
 log entry, the snapshot or the hard state (SQLite checks its page structure
-but not the bytes of a value), a gap in the log or a log that does not start
-right after the snapshot.  A new store is built beside its final name and
-renamed into place, so a file at *path* is never a half-made store: an empty
+but not the bytes of a value), a gap in the log, a log that does not run on
+past the snapshot, or one whose entry at the snapshot's index has another
+term.  The log may start before the snapshot: compaction keeps trailing
+entries for followers a little behind.  A new store is built beside its final
+name and renamed into place, so a file at *path* is never a half-made store: an empty
 or headless file there is corruption, not a fresh start (a server that
 forgets its vote can break Raft's safety).
 
@@ -296,11 +298,14 @@ class SqliteStorage:
             return
         self._call(self._save, hard_state, snapshot, truncate_from, entries)
 
-    def compact(self, snapshot: Snapshot) -> None:
+    def compact(self, snapshot: Snapshot, keep_from: int | None = None) -> None:
         check_snapshot(snapshot)
         if snapshot[0] < self._snap_index:
             return  # stale: we already hold a later snapshot
-        self._call(self._save, None, snapshot, None, ())
+        first = snapshot[0] + 1 if keep_from is None else min(keep_from, snapshot[0] + 1)
+        if self._last_index < snapshot[0]:
+            first = snapshot[0] + 1  # the log does not reach it: replaced whole
+        self._call(self._save, None, snapshot, None, (), first)
 
     def close(self) -> None:
         if self._db is not None:
@@ -503,13 +508,19 @@ class SqliteStorage:
 
             entries: list[Entry] = []
             append = entries.append
-            expect = snap_index + 1
-            prev_term = snapshot[1] if snapshot is not None else 0
+            # The log may start before the snapshot (trailing entries kept by
+            # compaction) but must run on past it without a gap.
+            expect: int | None = None
+            prev_term = 0
             for idx, eterm, kind, data, ecrc in db.execute(
                     "SELECT idx, term, kind, data, crc FROM log ORDER BY idx"):
+                if expect is None:
+                    if idx > snap_index + 1:
+                        raise self._corrupt(f"log gap: entry {idx} follows {snap_index} (the snapshot's index)")
+                    expect = idx
+                    if snapshot is not None and idx == snap_index + 1:
+                        prev_term = snapshot[1]
                 if idx != expect:
-                    if idx < expect:
-                        raise self._corrupt(f"log entry {idx} is at or below the snapshot index {snap_index}")
                     raise self._corrupt(f"log gap: entry {idx} follows {expect - 1}")
                 if type(data) is not bytes or type(eterm) is not int or type(kind) is not int:
                     raise self._corrupt(f"log entry {idx} has wrong column types")
@@ -518,13 +529,18 @@ class SqliteStorage:
                                         " CRC check")
                 if eterm < prev_term:
                     raise self._corrupt(f"log entry {idx} has term {eterm} after term {prev_term}")
+                if idx == snap_index and snapshot is not None and eterm != snapshot[1]:
+                    raise self._corrupt(f"log entry {idx} has term {eterm}, the snapshot at it term"
+                                        f" {snapshot[1]}")
                 append(Entry(term=eterm, index=idx, kind=kind, data=data))
                 prev_term = eterm
                 expect += 1
+            if entries and entries[-1].index < snap_index:
+                raise self._corrupt(f"the log ends at {entries[-1].index}, before the snapshot at {snap_index}")
         finally:
             db.execute("COMMIT")
         self._snap_index = snap_index
-        self._last_index = expect - 1
+        self._last_index = entries[-1].index if entries else snap_index
         return term, vote, snapshot, entries
 
     def _decode_snapshot(self, idx: Any, term: Any, voters: Any, learners: Any, data: Any,
@@ -542,7 +558,9 @@ class SqliteStorage:
 
     # ------------------------------------------------------------ save
     def _save(self, hard_state: tuple[int, str] | None, snapshot: Snapshot | None,
-              truncate_from: int | None, entries: Sequence[Entry]) -> None:
+              truncate_from: int | None, entries: Sequence[Entry], keep_from: int | None = None) -> None:
+        """One atomic, synced write.  A *snapshot* drops the log entries below
+        *keep_from*, by default every entry up to its index."""
         # Validate before writing (a host bug must not leave half a Ready on disk).
         snap_index = self._snap_index
         if snapshot is not None:
@@ -573,7 +591,7 @@ class SqliteStorage:
                     db.execute("INSERT OR REPLACE INTO snapshot(id, idx, term, voters, learners, data, crc)"
                                " VALUES (1, ?, ?, ?, ?, ?, ?)",
                                (idx, sterm, vj, lj, data, snapshot_crc(idx, sterm, vj, lj, data)))
-                    db.execute("DELETE FROM log WHERE idx <= ?", (idx,))
+                    db.execute("DELETE FROM log WHERE idx < ?", (idx + 1 if keep_from is None else keep_from,))
                 if truncate_from is not None:
                     db.execute("DELETE FROM log WHERE idx >= ?", (truncate_from,))
                 if new:

@@ -62,7 +62,10 @@ class StorageLocked(StorageError):
 
 class RaftStorage(Protocol):
     def load(self) -> tuple[int, str, Snapshot | None, list[Entry]]:
-        """(term, vote, latest snapshot or None, log entries after the snapshot, in order)."""
+        """(term, vote, latest snapshot or None, the log's entries in order).
+
+        The log runs on past the snapshot without a gap; it may also start
+        before it, with the trailing entries :meth:`compact` kept."""
         ...
 
     def save(self, *, hard_state: tuple[int, str] | None, snapshot: Snapshot | None,
@@ -72,8 +75,9 @@ class RaftStorage(Protocol):
         then delete entries with index >= truncate_from if given; then append entries."""
         ...
 
-    def compact(self, snapshot: Snapshot) -> None:
-        """Store this snapshot and drop log entries <= its index (durable)."""
+    def compact(self, snapshot: Snapshot, keep_from: int | None = None) -> None:
+        """Store this snapshot and drop log entries below *keep_from* (durable); by default,
+        and never beyond it, every entry up to the snapshot's index."""
         ...
 
     def close(self) -> None:
@@ -108,7 +112,7 @@ class _State:
     term: int = 0
     vote: str = ""
     snapshot: Snapshot | None = None
-    log: list[Entry] = field(default_factory=list)  # entries after the snapshot, contiguous
+    log: list[Entry] = field(default_factory=list)  # contiguous, through the snapshot's index at least
 
     def copy(self) -> _State:
         return _State(self.term, self.vote, self.snapshot, list(self.log))
@@ -155,8 +159,9 @@ class MemoryStorage:
         # Validate everything before changing anything: a save is atomic.
         log = s.log
         new_snap = snapshot[0] if snapshot is not None else snap_index
-        base = snap_index  # index of the entry before log[0]
-        keep_from = max(new_snap - base, 0)  # log[keep_from:] survives the snapshot
+        base = log[0].index - 1 if log else snap_index  # index of the entry before log[0]
+        # A snapshot saved here (installed from a leader) replaces every entry up to it.
+        keep_from = max(new_snap - base, 0) if snapshot is not None else 0  # log[keep_from:] survives
         keep_to = len(log)
         if truncate_from is not None:
             keep_to = min(keep_to, max(truncate_from - base - 1, keep_from))
@@ -176,12 +181,24 @@ class MemoryStorage:
         s.log.extend(new)
         self.saves += 1
 
-    def compact(self, snapshot: Snapshot) -> None:
+    def compact(self, snapshot: Snapshot, keep_from: int | None = None) -> None:
         check_snapshot(snapshot)
         s = self._live
         if s.snapshot is not None and snapshot[0] < s.snapshot[0]:
             return  # stale: we already hold a later snapshot
-        self.save(snapshot=snapshot)
+        first = snapshot[0] + 1 if keep_from is None else min(keep_from, snapshot[0] + 1)
+        if s.log and first <= s.log[0].index:
+            self._before_write()
+            s.snapshot = snapshot
+            self.saves += 1
+            return
+        if not s.log or s.log[-1].index < snapshot[0]:
+            self.save(snapshot=snapshot)  # nothing of the log reaches it: replaced whole
+            return
+        self._before_write()
+        s.snapshot = snapshot
+        s.log = s.log[first - s.log[0].index:]
+        self.saves += 1
 
     def close(self) -> None:
         self.closed = True
