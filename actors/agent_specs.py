@@ -108,6 +108,9 @@ class AgentContext:
     supervision: Supervision = field(default_factory=Supervision)
     raft_storage: Any = None  # an opened RaftStorage for a server; None: no Raft peer
     raft_bootstrap: tuple[str, ...] = ()  # voters to bootstrap a new cluster with (bootstrap_expect=1)
+    # Encodes Raft snapshots off the Raft actor's turn (runtime.snapshotter.ForkSnapshotter);
+    # None: in the turn, the result delivered at once (simulator specs).
+    raft_snapshotter: Any = None
     client_state_dir: str | None = None  # the client's state dir; None: no client actors (simulator specs)
     # Gossip encryption (server.encrypt / serf.keyring): the keys, primary
     # first (empty: off), and the edge hook that applies a changed list to the
@@ -244,7 +247,8 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         tags["bootstrap"] = "1"
     return [
         ChildSpec(name="raft", cls=RaftPeer, role="server", restartable=False, leaves=True, reloads=True,
-                  kwargs=(("storage", ctx.raft_storage), ("config", raft_config(
+                  kwargs=(("storage", ctx.raft_storage), ("snapshotter", ctx.raft_snapshotter),
+                          ("config", raft_config(
                               srv.raft_multiplier, config.autopilot.server_stabilization_time_s,
                               config.autopilot.max_trailing_logs, snapshot_threshold=srv.raft_snapshot_threshold,
                               snapshot_interval_s=srv.raft_snapshot_interval_s,

@@ -51,6 +51,7 @@ from runtime.datadir import AgentState, DataDirError, open_state
 from runtime.gossip_crypto import GossipCrypto, KeyringError, load_keyring_file, save_keyring_file
 from runtime.logging_setup import LogControl, setup_logging
 from runtime.prod import ProdNode
+from runtime.snapshotter import ForkSnapshotter
 from runtime.tls import TlsEdge, TlsError, TlsSettings
 from runtime.transport import GossipTransport, TcpTransport, TransportConfig
 
@@ -498,6 +499,7 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
                        gossip_keyring=crypto.keyring.keys if crypto is not None else (),
                        gossip_keyring_sink=crypto.install if crypto is not None else None,
                        raft_storage=raft_storage, raft_bootstrap=bootstrap,
+                       raft_snapshotter=ForkSnapshotter() if raft_storage is not None else None,
                        client_state_dir=_client_state_dir(cfg, state), tls=tls)
     # Routed from here on: a stop signal during start-up ends the process at
     # once (there is nothing to leave yet) instead of raising KeyboardInterrupt.

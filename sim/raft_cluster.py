@@ -15,6 +15,7 @@ from typing import Any
 from actors.raft.core import LEADER, RaftTimings
 from actors.raft.messages import NORMAL
 from actors.raft.peer import Propose, RaftConfig, RaftPeer, Read
+from runtime.snapshotter import InlineSnapshotter
 from actors.raft.storage import MemoryStorage
 from actors.state.store import command
 from sim.lincheck import History
@@ -110,13 +111,14 @@ class RaftCluster:
     def __init__(self, seed: int, n: int = 3, *, timings: RaftTimings | None = None,
                  fsync_lies: bool = False, snapshot_threshold: int = 64, trace: bool = True,
                  snapshot_interval_s: float = 0.0, snapshot_max_log_bytes: int = 64 << 20,
-                 trailing_logs: int = 0) -> None:
+                 trailing_logs: int = 0, snapshot_delay_s: float = 0.0) -> None:
         self.sched = Scheduler(seed, trace=trace)
         self.names = tuple(f"s{i}" for i in range(1, n + 1))
         self.cfg = RaftConfig(timings=timings or RaftTimings(), snapshot_threshold=snapshot_threshold,
                               snapshot_interval_s=snapshot_interval_s, snapshot_max_log_bytes=snapshot_max_log_bytes,
                               trailing_logs=trailing_logs)
         self.disks = {name: MemoryStorage(fsync_lies=fsync_lies) for name in self.names}
+        self.snapshot_delay_s = snapshot_delay_s
         self.history = History()
         self.ops: list[ClientOp] = []
         self.checker = RaftChecker()
@@ -130,7 +132,10 @@ class RaftCluster:
             self.sched.add_node(name, boot=self._boot)
 
     def _boot(self, env: SimEnv) -> None:
-        env.spawn(RaftPeer, "raft", storage=self.disks[env.node], config=self.cfg, bootstrap=self.names)
+        # The encoded snapshot arrives snapshot_delay_s after it was begun, as a
+        # forked encoder's would: applies land while it is in flight.
+        env.spawn(RaftPeer, "raft", storage=self.disks[env.node], config=self.cfg, bootstrap=self.names,
+                  snapshotter=InlineSnapshotter(self.snapshot_delay_s))
 
     # ------------------------------------------------------------ views
     def live_peers(self) -> dict[str, Any]:

@@ -78,8 +78,12 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
     # Half the seeds compact the whole log at each snapshot (a lagging
     # follower needs InstallSnapshot), half keep trailing entries behind it
     # (it catches up by AppendEntries from before the snapshot).
-    trailing = random.Random(f"{seed}:raft-config").choice((0, 0, 16, 48))
-    c = RaftCluster(seed, servers, snapshot_threshold=64, trailing_logs=trailing)
+    # Snapshots are encoded at once, or arrive a little or a lot later (as
+    # the agent's forked encoder's do), while applies go on.
+    config_rng = random.Random(f"{seed}:raft-config")
+    trailing = config_rng.choice((0, 0, 16, 48))
+    delay = config_rng.choice((0.0, 0.02, 0.5))
+    c = RaftCluster(seed, servers, snapshot_threshold=64, trailing_logs=trailing, snapshot_delay_s=delay)
     if timeline:
         c.timeline = Timeline(c.names)
     rng = random.Random(f"{seed}:faults")

@@ -26,11 +26,13 @@ class RaftFaults(RuleBasedStateMachine):
     cluster: RaftCluster
 
     @initialize(seed=st.integers(min_value=0, max_value=2**32 - 1),
-                 fsync_lies=st.booleans(), trailing=st.sampled_from((0, 12, 40)))
-    def start(self, seed: int, fsync_lies: bool, trailing: int) -> None:
+                 fsync_lies=st.booleans(), trailing=st.sampled_from((0, 12, 40)),
+                 snapshot_delay=st.sampled_from((0.0, 0.3)))
+    def start(self, seed: int, fsync_lies: bool, trailing: int, snapshot_delay: float) -> None:
         # fsync_lies models a disk that loses unsynced writes on a crash; our
         # storage syncs before acknowledging, so nothing acknowledged is lost.
-        self.cluster = RaftCluster(seed, 3, snapshot_threshold=32, trace=False, trailing_logs=trailing)
+        self.cluster = RaftCluster(seed, 3, snapshot_threshold=32, trace=False, trailing_logs=trailing,
+                                   snapshot_delay_s=snapshot_delay)
         self.cluster.start_clients(3)
         self.down: set[str] = set()
 

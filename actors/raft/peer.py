@@ -43,6 +43,7 @@ from actors.raft.messages import (
     TimeoutNow,
 )
 from actors.raft.storage import RaftStorage
+from runtime.snapshotter import InlineSnapshotter, Snapshotter
 from actors.state.store import StateStore, decode_result, encode_result
 from actors.agent_messages import ConfigReloaded, Leave, LeaveDone
 from runtime.actor import NodeActor
@@ -121,6 +122,16 @@ def raft_config(raft_multiplier: int = 1, stabilization_s: float = 0.0, max_trai
 
 
 # ------------------------------------------------------------ local requests (never on the wire)
+@dataclass(frozen=True, slots=True)
+class SnapshotEncoded:
+    """The snapshotter's answer: the state as of applied *index*, or None and why not."""
+
+    index: int
+    data: bytes | None
+    error: str
+    started: float  # env.now() when the encoding began
+
+
 @dataclass(frozen=True, slots=True)
 class Propose:
     """Apply a state-machine command; reply gets ``(index, result)`` or an Exception."""
@@ -251,11 +262,16 @@ class RaftError(Exception):
 class RaftPeer(NodeActor):
     def __init__(self, env: Env, name: str, *, storage: RaftStorage, config: RaftConfig | None = None,
                  bootstrap: tuple[str, ...] = (), state: StateStore | None = None,
-                 on_leadership: Any = None, leadership_subscribers: tuple[str, ...] = ()) -> None:
+                 on_leadership: Any = None, leadership_subscribers: tuple[str, ...] = (),
+                 snapshotter: Snapshotter | None = None) -> None:
         super().__init__(env, name)
         self.cfg = config or RaftConfig()
         self.core = RaftCore(env.node, env.rng, self.cfg.timings)
         self.storage = storage
+        # Encodes the state for a snapshot (the agent's forks, so this actor
+        # carries on meanwhile); one at a time: the index being encoded, or None.
+        self.snapshotter: Snapshotter = snapshotter or InlineSnapshotter()
+        self._snapshot_inflight: int | None = None
         self.state = state or StateStore()
         self.bootstrap_voters = bootstrap
         self.on_leadership = on_leadership  # callable(is_leader, term) for the host agent, optional
@@ -388,6 +404,8 @@ class RaftPeer(NodeActor):
         elif isinstance(message, Leave):
             self._leave = message
             self._leave_step()
+        elif isinstance(message, SnapshotEncoded):
+            self._snapshot_encoded(message)
         elif isinstance(message, ConfigReloaded):
             srv = message.config.server
             self._reload(srv.raft_multiplier, srv.raft_snapshot_threshold, srv.raft_snapshot_interval_s,
@@ -558,11 +576,33 @@ class RaftPeer(NodeActor):
                                                  result=encode_result(result) if ok else b""))
 
     def _snapshot(self) -> None:
+        """Start encoding the state as of now; :meth:`_snapshot_encoded` compacts once it is done."""
+        if self._snapshot_inflight is not None:
+            return  # one at a time; what applies meanwhile goes into the next
         index = self.state.applied_index
-        t0 = self.env.now()
-        data = self.state.snapshot()
+        self._since_snapshot = self._since_snapshot_bytes = 0
+        if index <= self.core.snap_index:
+            return
+        self._snapshot_inflight = index
+        started = self.env.now()
+        self.snapshotter.start(self.env, self.actor_ref, self.state.snapshot,
+                               lambda data, error: SnapshotEncoded(index, data, error, started))
+
+    def _snapshot_encoded(self, m: SnapshotEncoded) -> None:
+        if m.index != self._snapshot_inflight:
+            return  # a previous incarnation's
+        self._snapshot_inflight = None
+        if m.data is None:
+            self.stats["snapshot_failures"] = self.stats.get("snapshot_failures", 0) + 1
+            log.error("%s: snapshot at index %d failed: %s", self.env.node, m.index, m.error)
+            # Retried at the next check.
+            self._since_snapshot = max(self._since_snapshot, self.cfg.snapshot_threshold)
+            return
         t1 = self.env.now()
-        core, cfg = self.core, self.cfg
+        core, cfg, data, index = self.core, self.cfg, m.data, m.index
+        # Entries applied since the encoding began stay in the log: compaction
+        # drops only what the snapshot holds.  A snapshot installed from the
+        # leader meanwhile is newer, and this one is dropped.
         core.compact(index, data, cfg.trailing_logs, cfg.trailing_max_bytes)
         if core.snap_index == index:
             # The store keeps the log's base entry too: its term is how a
@@ -572,9 +612,9 @@ class RaftPeer(NodeActor):
                                  keep_from)
             self.stats["snapshots"] += 1
             t2 = self.env.now()
-            log.info("%s: snapshot at index %d: %d bytes, encoded in %.0f ms, stored in %.0f ms",
-                     self.env.node, index, len(data), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
-        self._since_snapshot = self._since_snapshot_bytes = 0
+            log.info("%s: snapshot at index %d: %d bytes, encoded %s in %.0f ms, stored in %.0f ms",
+                     self.env.node, index, len(data), self.snapshotter.where, (t1 - m.started) * 1e3,
+                     (t2 - t1) * 1e3)
 
     def _snapshot_view(self, state: StateStore) -> tuple[int, int, tuple[str, ...], tuple[str, ...], bytes]:
         c, index = self.core, state.applied_index
