@@ -450,6 +450,97 @@ def test_a_trailing_log_that_stops_short_of_or_disagrees_with_its_snapshot_is_co
         _open_and_load(path)
 
 
+def _query(path: str, sql: str) -> list[tuple]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def _staged_store(tmp_path, index: int = 30, data: bytes = b"state@30" * 5000):
+    path = _filled(tmp_path)
+    s = SqliteStorage(path)
+    snap = (index, 1, ("n1", "n2", "n3"), (), data)
+    s.stage_snapshot(snap)
+    s.compact(snap, index - 5)
+    return path, s, snap
+
+
+def test_a_staged_snapshot_is_recorded_by_name_and_read_back_from_its_file(tmp_path):
+    path, s, snap = _staged_store(tmp_path)
+    s.close()
+    row = _query(path, "SELECT length(data), file FROM snapshot")[0]
+    assert row == (0, os.path.basename(s.snapshot_file(30, 1)))  # the data is not in the database
+    term, vote, got, entries = _open_and_load(path)
+    assert got == snap and entries[0].index == 25
+    # A later snapshot replaces the file; an installed one (save) goes back into the row.
+    s = SqliteStorage(path)
+    s.load()
+    snap2 = (40, 1, ("n1", "n2", "n3"), (), b"state@40")
+    s.stage_snapshot(snap2)
+    s.compact(snap2)
+    assert not os.path.exists(s.snapshot_file(30, 1)) and os.path.exists(s.snapshot_file(40, 1))
+    s.stage_snapshot((45, 1, ("n1",), (), b"staged when the leader's snapshot came"))
+    snap3 = (60, 2, ("n1",), (), b"installed")
+    save(s, hard_state=(2, ""), snapshot=snap3, truncate_from=41)
+    assert not os.path.exists(s.snapshot_file(40, 1)) and not os.path.exists(s.snapshot_file(45, 1))
+    s.close()
+    assert _open_and_load(path)[2] == snap3
+
+
+def test_a_compaction_without_a_staged_file_keeps_the_data_in_the_row(tmp_path):
+    path = _filled(tmp_path)
+    s = SqliteStorage(path)
+    snap = (30, 1, ("n1", "n2", "n3"), (), b"inline")
+    s.stage_snapshot((30, 1, ("n1", "n2", "n3"), (), b"other bytes"))  # not this snapshot's data
+    s.compact(snap)
+    s.close()
+    assert _query(path, "SELECT data, file FROM snapshot")[0] == (b"inline", None)
+    assert _open_and_load(path)[2] == snap
+
+
+@pytest.mark.parametrize("damage,problem", [
+    ("remove", "cannot be read"),
+    ("truncate", "truncated"),
+    ("flip", "fails its CRC check"),
+])
+def test_a_missing_or_damaged_snapshot_file_is_corrupt(tmp_path, damage, problem):
+    path, s, snap = _staged_store(tmp_path)
+    file = s.snapshot_file(30, 1)
+    s.close()
+    if damage == "remove":
+        os.unlink(file)
+    elif damage == "truncate":
+        os.truncate(file, os.path.getsize(file) - 10)
+    else:
+        raw = bytearray(open(file, "rb").read())
+        raw[-100] ^= 0x01
+        open(file, "wb").write(bytes(raw))
+    with pytest.raises(StorageCorrupt, match=problem) as err:
+        _open_and_load(path)
+    assert "snapshot" in str(err.value)
+
+
+def test_stale_snapshot_files_are_removed_when_the_store_opens(tmp_path):
+    path, s, snap = _staged_store(tmp_path)
+    s.stage_snapshot((45, 1, ("n1",), (), b"staged, never recorded: a crash came first"))
+    leftover = s.snapshot_file(50, 1) + ".tmp-123"
+    open(leftover, "wb").write(b"half written")
+    s.close()
+    assert _open_and_load(path)[2] == snap
+    names = sorted(n for n in os.listdir(tmp_path) if ".snapshot-" in n)
+    assert names == [os.path.basename(s.snapshot_file(30, 1))]
+
+
+def test_a_store_from_before_snapshot_files_opens_and_gains_the_column(tmp_path):
+    path = _filled(tmp_path)
+    _raw(path, ("ALTER TABLE snapshot DROP COLUMN file",))
+    assert _open_and_load(path)[3][-1].index == 50
+    columns = [r[1] for r in _query(path, "PRAGMA table_info(snapshot)")]
+    assert columns[-1] == "file"
+
+
 def test_flipped_byte_in_entry_data_fails_the_crc(tmp_path):
     path = _filled(tmp_path)
     _raw(path, ("UPDATE log SET data = ? WHERE idx = 17", (b"UNIQUE-0017-" + b"\x01" + bytes(range(1, 256))

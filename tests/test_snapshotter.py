@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from typing import Any
@@ -129,6 +130,9 @@ def test_a_server_snapshots_in_a_child_and_restarts_from_it_with_its_trailing_lo
         assert r.status == 200, r.text
     line = a.wait_line(r"snapshot at index \d+: \d+ bytes, encoded in a child process in \d+ ms")
     assert "failed" not in "\n".join(a.out)
+    # The child also wrote it to its own file, which the store records by name.
+    raft_dir = tmp_path / "data" / "server" / "raft"
+    assert [n for n in os.listdir(raft_dir) if ".snapshot-" in n]
     a.send(signal.SIGKILL)
     a.wait_exit()
     b = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()

@@ -585,7 +585,19 @@ class RaftPeer(NodeActor):
             return
         self._snapshot_inflight = index
         started = self.env.now()
-        self.snapshotter.start(self.env, self.actor_ref, self.state.snapshot,
+        # Where the store can, the encoder also writes the snapshot to disk
+        # (the agent's: a file, from the forked child), so compacting later
+        # only records it.
+        core, state = self.core, self.state
+        meta = (index, core.term_at(index) or 0, *core._committed_config_at(index))
+        stage = getattr(self.storage, "stage_snapshot", None)
+
+        def encode() -> bytes:
+            data = state.snapshot()
+            if stage is not None:
+                stage((*meta, data))
+            return data
+        self.snapshotter.start(self.env, self.actor_ref, encode,
                                lambda data, error: SnapshotEncoded(index, data, error, started))
 
     def _snapshot_encoded(self, m: SnapshotEncoded) -> None:

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import sqlite3
 import struct
@@ -67,6 +68,8 @@ from actors.raft.storage import (
 
 __all__ = ["FORMAT_VERSION", "SqliteStorage"]
 
+log = logging.getLogger("nomad.raft")
+
 FORMAT_VERSION = 1
 APPLICATION_ID = 0x52414654  # "RAFT": marks the file as ours (PRAGMA application_id)
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -80,8 +83,14 @@ _SCHEMA = (
     " data BLOB NOT NULL, crc INTEGER NOT NULL)",
     "CREATE TABLE snapshot(id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL,"
     " term INTEGER NOT NULL, voters TEXT NOT NULL, learners TEXT NOT NULL, data BLOB NOT NULL,"
-    " crc INTEGER NOT NULL)",
+    " crc INTEGER NOT NULL, file TEXT)",
 )
+# A snapshot's data lives in the row (data), or -- written beforehand by
+# stage_snapshot, off the Raft actor's path -- in a file beside the database
+# named by the row (file; data then empty).  Stores made before the column
+# existed get it added when opened.
+_SNAP_FILE_MAGIC = b"NOMADSN1"
+_SNAP_FILE_HEAD = struct.Struct(">8sQQQI")  # magic, index, term, len(data), snapshot_crc
 
 T = TypeVar("T")
 
@@ -233,6 +242,14 @@ class _DiskThread:
             job.waiter.switch(job.value)
 
 
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def entry_crc(index: int, term: int, kind: int, data: bytes) -> int:
     return zlib.crc32(data, zlib.crc32(_ENTRY_HEAD.pack(index, term, kind)))
 
@@ -271,6 +288,7 @@ class SqliteStorage:
         self._db: sqlite3.Connection | None = None
         self._snap_index = 0
         self._last_index = 0
+        self._snap_file: str | None = None  # the recorded snapshot's file, if its data is in one
         try:
             self._call(self._open, check)
         except BaseException:
@@ -305,7 +323,53 @@ class SqliteStorage:
         first = snapshot[0] + 1 if keep_from is None else min(keep_from, snapshot[0] + 1)
         if self._last_index < snapshot[0]:
             first = snapshot[0] + 1  # the log does not reach it: replaced whole
-        self._call(self._save, None, snapshot, None, (), first)
+        staged = self._staged_file(snapshot)
+        self._call(self._save, None, snapshot, None, (), first, staged)
+
+    def snapshot_file(self, index: int, term: int) -> str:
+        return f"{self.path}.snapshot-{index:020d}-{term}"
+
+    def stage_snapshot(self, snapshot: Snapshot) -> None:
+        """Write *snapshot* durably to its own file, for a later :meth:`compact` of it to
+        record instead of writing the data into the database (where the Raft actor waits).
+
+        Touches no SQLite state: safe from another thread or a forked child.
+        """
+        check_snapshot(snapshot)
+        index, term, voters, learners, data = snapshot
+        vj, lj = json.dumps(list(voters)), json.dumps(list(learners))
+        final = self.snapshot_file(index, term)
+        tmp = f"{final}.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for part in (_SNAP_FILE_HEAD.pack(_SNAP_FILE_MAGIC, index, term, len(data),
+                                              snapshot_crc(index, term, vj, lj, data)), data):
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        _fsync_dir(os.path.dirname(final))
+
+    def _staged_file(self, snapshot: Snapshot) -> tuple[str, int] | None:
+        """(file name, crc) of a staged file holding exactly *snapshot*'s data, else None."""
+        index, term, _, _, data = snapshot
+        path = self.snapshot_file(index, term)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(_SNAP_FILE_HEAD.size)
+                size = os.fstat(f.fileno()).st_size
+        except OSError:
+            return None
+        if len(head) != _SNAP_FILE_HEAD.size:
+            return None
+        magic, fidx, fterm, length, crc = _SNAP_FILE_HEAD.unpack(head)
+        if (magic, fidx, fterm, length) != (_SNAP_FILE_MAGIC, index, term, len(data)) or \
+                size != _SNAP_FILE_HEAD.size + length:
+            return None
+        return os.path.basename(path), crc
 
     def close(self) -> None:
         if self._db is not None:
@@ -476,6 +540,9 @@ class SqliteStorage:
             raise self._corrupt("no format version in meta")
         if row[0] != FORMAT_VERSION:
             raise self._corrupt(f"format version {row[0]!r}, this build reads version {FORMAT_VERSION}")
+        columns = {r[1] for r in db.execute("PRAGMA table_info(snapshot)")}
+        if "file" not in columns:
+            db.execute("ALTER TABLE snapshot ADD COLUMN file TEXT")
         snap = db.execute("SELECT idx FROM snapshot WHERE id = 1").fetchone()
         self._snap_index = snap[0] if snap is not None else 0
         last = db.execute("SELECT max(idx) FROM log").fetchone()[0]
@@ -500,10 +567,15 @@ class SqliteStorage:
                 raise self._corrupt(f"hard state (term {term}, vote {vote!r}) fails its CRC check")
 
             snapshot: Snapshot | None = None
-            row = db.execute("SELECT idx, term, voters, learners, data, crc FROM snapshot"
+            row = db.execute("SELECT idx, term, voters, learners, data, crc, file FROM snapshot"
                              " WHERE id = 1").fetchone()
+            self._snap_file = None
             if row is not None:
-                snapshot = self._decode_snapshot(*row)
+                data = row[4]
+                if row[6] is not None:
+                    data = self._read_snapshot_file(row[6], row[0], row[1])
+                    self._snap_file = row[6]
+                snapshot = self._decode_snapshot(*row[:4], data, row[5])
             snap_index = snapshot[0] if snapshot is not None else 0
 
             entries: list[Entry] = []
@@ -541,7 +613,44 @@ class SqliteStorage:
             db.execute("COMMIT")
         self._snap_index = snap_index
         self._last_index = entries[-1].index if entries else snap_index
+        self._remove_stale_snapshot_files()
         return term, vote, snapshot, entries
+
+    def _read_snapshot_file(self, name: Any, idx: Any, term: Any) -> bytes:
+        if type(name) is not str or os.path.basename(name) != name or not name:
+            raise self._corrupt(f"snapshot row names a bad file {name!r}")
+        path = os.path.join(os.path.dirname(self.path), name)
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except OSError as exc:
+            raise self._corrupt(f"snapshot file {path!r} cannot be read: {exc.strerror or exc}") from None
+        if len(raw) < _SNAP_FILE_HEAD.size:
+            raise self._corrupt(f"snapshot file {path!r} is truncated ({len(raw)} bytes)")
+        magic, fidx, fterm, length, _ = _SNAP_FILE_HEAD.unpack_from(raw)
+        if magic != _SNAP_FILE_MAGIC or (fidx, fterm) != (idx, term):
+            raise self._corrupt(f"snapshot file {path!r} is not the snapshot at index {idx}")
+        if len(raw) != _SNAP_FILE_HEAD.size + length:
+            raise self._corrupt(f"snapshot file {path!r} has {len(raw) - _SNAP_FILE_HEAD.size} bytes of data,"
+                                f" its header says {length} (truncated?)")
+        return raw[_SNAP_FILE_HEAD.size:]
+
+    def _remove_stale_snapshot_files(self, below: int | None = None) -> None:
+        """Files of snapshots no longer recorded (replaced, or staged and never recorded):
+        all of them, or only finished ones of snapshots before index *below*."""
+        base = os.path.basename(self.path) + ".snapshot-"
+        folder = os.path.dirname(self.path)
+        for name in os.listdir(folder):
+            if not name.startswith(base) or name == self._snap_file:
+                continue
+            if below is not None:
+                index = name[len(base):].split("-", 1)[0]
+                if "." in name[len(base):] or not index.isdigit() or int(index) >= below:
+                    continue  # being written, or a later one: not ours to judge now
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError as exc:  # tried again at the next open
+                log.warning("raft store: cannot remove the stale snapshot file %s: %s", name, exc)
 
     def _decode_snapshot(self, idx: Any, term: Any, voters: Any, learners: Any, data: Any,
                          crc: Any) -> Snapshot:
@@ -558,9 +667,11 @@ class SqliteStorage:
 
     # ------------------------------------------------------------ save
     def _save(self, hard_state: tuple[int, str] | None, snapshot: Snapshot | None,
-              truncate_from: int | None, entries: Sequence[Entry], keep_from: int | None = None) -> None:
+              truncate_from: int | None, entries: Sequence[Entry], keep_from: int | None = None,
+              staged: tuple[str, int] | None = None) -> None:
         """One atomic, synced write.  A *snapshot* drops the log entries below
-        *keep_from*, by default every entry up to its index."""
+        *keep_from*, by default every entry up to its index; with *staged*
+        (file name, crc) its data is already in that file and only named here."""
         # Validate before writing (a host bug must not leave half a Ready on disk).
         snap_index = self._snap_index
         if snapshot is not None:
@@ -588,9 +699,12 @@ class SqliteStorage:
                 if snapshot is not None:
                     idx, sterm, voters, learners, data = snapshot
                     vj, lj = json.dumps(list(voters)), json.dumps(list(learners))
-                    db.execute("INSERT OR REPLACE INTO snapshot(id, idx, term, voters, learners, data, crc)"
-                               " VALUES (1, ?, ?, ?, ?, ?, ?)",
-                               (idx, sterm, vj, lj, data, snapshot_crc(idx, sterm, vj, lj, data)))
+                    if staged is not None:
+                        row = (idx, sterm, vj, lj, b"", staged[1], staged[0])
+                    else:
+                        row = (idx, sterm, vj, lj, data, snapshot_crc(idx, sterm, vj, lj, data), None)
+                    db.execute("INSERT OR REPLACE INTO snapshot(id, idx, term, voters, learners, data, crc, file)"
+                               " VALUES (1, ?, ?, ?, ?, ?, ?, ?)", row)
                     db.execute("DELETE FROM log WHERE idx < ?", (idx + 1 if keep_from is None else keep_from,))
                 if truncate_from is not None:
                     db.execute("DELETE FROM log WHERE idx >= ?", (truncate_from,))
@@ -608,3 +722,8 @@ class SqliteStorage:
             raise StorageError(f"raft store {self.path!r}: write failed: {exc}") from exc
         self._snap_index = snap_index
         self._last_index = new[-1].index if new else last
+        if snapshot is not None:
+            self._snap_file = staged[0] if staged is not None else None
+            # The one replaced, and any staged for an earlier index that a
+            # snapshot installed from the leader overtook.
+            self._remove_stale_snapshot_files(below=snap_index + 1)

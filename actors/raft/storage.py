@@ -80,6 +80,11 @@ class RaftStorage(Protocol):
         and never beyond it, every entry up to the snapshot's index."""
         ...
 
+    def stage_snapshot(self, snapshot: Snapshot) -> None:
+        """Optional: write the snapshot's data durably ahead of :meth:`compact`, from any
+        thread or a forked child, so that compact need not write it."""
+        ...
+
     def close(self) -> None:
         ...
 
@@ -140,6 +145,7 @@ class MemoryStorage:
         # after it (copy on write); None when nothing is unsynced.
         self._durable: _State | None = None
         self.saves = 0  # save() and compact() calls, for the simulator's stats
+        self.staged = 0  # stage_snapshot() calls
         self.crashes = 0
         self.closed = False
 
@@ -180,6 +186,10 @@ class MemoryStorage:
             s.log = log[keep_from:keep_to]
         s.log.extend(new)
         self.saves += 1
+
+    def stage_snapshot(self, snapshot: Snapshot) -> None:
+        check_snapshot(snapshot)
+        self.staged += 1  # nothing to write ahead: compact() is a memory copy here
 
     def compact(self, snapshot: Snapshot, keep_from: int | None = None) -> None:
         check_snapshot(snapshot)
