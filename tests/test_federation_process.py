@@ -77,7 +77,10 @@ def test_two_regions_share_gossip_but_keep_raft_apart_and_forward_by_region(agen
               for i in range(3)]
     a = [agents(["-config", c["path"]], http_port=c["http"]) for c in a_cfgs]
     b_cfg = server_config(tmp_path, "b0", "b", expect=1)
-    # -join on the command line: Nomad's start_join, to a server of the other region.
+    # -join on the command line: Nomad's start_join, to a server of the other
+    # region.  It is one attempt, so only once that server answers (on a busy
+    # machine a0 can take longer to come up than the join waits).
+    a[0].wait_healthy()
     b = agents(["-config", b_cfg["path"], "-join", f"127.0.0.1:{serfs[0]}"], http_port=b_cfg["http"])
     everyone = [*a, b]
     detail = lambda: "\n".join(p.detail() for p in everyone)
