@@ -111,6 +111,9 @@ class AgentContext:
     # Encodes Raft snapshots off the Raft actor's turn (runtime.snapshotter.ForkSnapshotter);
     # None: in the turn, the result delivered at once (simulator specs).
     raft_snapshotter: Any = None
+    # The server's serf snapshot (runtime.serf_snapshot.SerfSnapshot, at
+    # <data_dir>/server/serf/snapshot); None: none (-dev, the simulator).
+    serf_snapshot: Any = None
     client_state_dir: str | None = None  # the client's state dir; None: no client actors (simulator specs)
     # Gossip encryption (server.encrypt / serf.keyring): the keys, primary
     # first (empty: off), and the edge hook that applies a changed list to the
@@ -283,7 +286,8 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("advertise", ctx.addrs.serf_adv), ("start_join", start_join),
                           ("retry_join_interval_s", join.retry_interval_s if join.retry_join else 0.0),
                           ("retry_max", join.retry_max), ("report_to", "agent"),
-                          ("keyring", ctx.gossip_keyring), ("keyring_sink", ctx.gossip_keyring_sink))),
+                          ("keyring", ctx.gossip_keyring), ("keyring_sink", ctx.gossip_keyring_sink),
+                          ("snapshot", ctx.serf_snapshot))),
     ]
 
 

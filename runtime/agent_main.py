@@ -51,6 +51,7 @@ from runtime.datadir import AgentState, DataDirError, open_state
 from runtime.gossip_crypto import GossipCrypto, KeyringError, load_keyring_file, save_keyring_file
 from runtime.logging_setup import LogControl, setup_logging
 from runtime.prod import ProdNode
+from runtime.serf_snapshot import SerfSnapshot
 from runtime.snapshotter import ForkSnapshotter
 from runtime.tls import TlsEdge, TlsError, TlsSettings
 from runtime.transport import GossipTransport, TcpTransport, TransportConfig
@@ -500,6 +501,7 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
                        gossip_keyring_sink=crypto.install if crypto is not None else None,
                        raft_storage=raft_storage, raft_bootstrap=bootstrap,
                        raft_snapshotter=ForkSnapshotter() if raft_storage is not None else None,
+                       serf_snapshot=_serf_snapshot(cfg, state) if raft_storage is not None else None,
                        client_state_dir=_client_state_dir(cfg, state), tls=tls)
     # Routed from here on: a stop signal during start-up ends the process at
     # once (there is nothing to leave yet) instead of raising KeyboardInterrupt.
@@ -592,6 +594,15 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         raise OSError(e.errno, f"listen udp/tcp {addrs.serf_bind}: {e.strerror or e}") from None
     node.routes["gossip"] = gossip
     return storage, _Both(transport, gossip)
+
+
+def _serf_snapshot(cfg: Config, state: AgentState) -> SerfSnapshot | None:
+    """Nomad's ``<data_dir>/server/serf/snapshot``, replayed now; none in -dev mode."""
+    if cfg.dev_mode or state.data_dir is None:
+        return None
+    serf_dir = os.path.join(state.data_dir, "server", "serf")
+    os.makedirs(serf_dir, mode=0o755, exist_ok=True)
+    return SerfSnapshot(os.path.join(serf_dir, "snapshot"), rejoin_after_leave=cfg.server.rejoin_after_leave)
 
 
 # ---------------------------------------------------------------- security edges (issue 10)

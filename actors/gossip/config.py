@@ -65,6 +65,9 @@ class GossipConfig:
     reconnect_timeout_s: float = 24 * 3600.0  # a failed member is reaped after this long (serf: 24 h)
     tombstone_timeout_s: float = 24 * 3600.0  # a left member is kept as a tombstone this long (serf: 24 h)
     recent_intent_timeout_s: float = 300.0  # intents about unknown members are buffered this long
+    # How often a changed Lamport clock is written to the serf snapshot (a
+    # server with one; serf clockUpdateInterval: 500 ms).
+    snapshot_clock_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
         self.validate()
@@ -75,7 +78,8 @@ class GossipConfig:
         positive = ("probe_interval_s", "probe_timeout_s", "gossip_interval_s", "stream_timeout_s",
                     "join_timeout_s",
                     "broadcast_timeout_s", "reap_interval_s", "reconnect_interval_s",
-                    "reconnect_timeout_s", "tombstone_timeout_s", "recent_intent_timeout_s")
+                    "reconnect_timeout_s", "tombstone_timeout_s", "recent_intent_timeout_s",
+                    "snapshot_clock_interval_s")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"gossip {name} must be > 0, got {getattr(self, name)}")

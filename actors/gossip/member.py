@@ -129,7 +129,8 @@ class GossipMember(NodeActor):
                  advertise: str | None = None, start_join: tuple[str, ...] = (),
                  retry_join_interval_s: float = 0.0, retry_max: int = 0,
                  report_to: str | None = None, keyring: tuple[str, ...] = (),
-                 keyring_sink: Callable[[tuple[str, ...]], None] | None = None) -> None:
+                 keyring_sink: Callable[[tuple[str, ...]], None] | None = None,
+                 snapshot: Any = None) -> None:
         super().__init__(env, name)
         self.cfg = config or lan_config()
         self.core = SerfCore(member_name, advertise or env.node, self.cfg, env.rng,
@@ -150,16 +151,44 @@ class GossipMember(NodeActor):
         self.keyring = tuple(keyring)
         self.keyring_sink = keyring_sink
         self._key_queries: dict[int, KeyQuery] = {}
+        # The server's serf snapshot (runtime.serf_snapshot.SerfSnapshot, an
+        # edge; None: none kept): member events and the clock are recorded,
+        # and at start the members it remembers are rejoined.
+        self.snapshot = snapshot
+        self._rejoin_req: int | None = None
 
     # ============================================================ lifecycle
     def on_start(self) -> None:
         self.core.start(self.env.now())
         self._start_join()
+        if self.snapshot is not None:
+            self._rejoin_previous()
+            self.set_timer("snapshot-clock", self.cfg.snapshot_clock_interval_s)
         self._apply()
+
+    def _rejoin_previous(self) -> None:
+        """Serf's handleRejoin: rejoin the members the snapshot remembers; its clock first."""
+        snap = self.snapshot
+        if snap.last_clock:
+            self.core.clock.witness(snap.last_clock)
+        if snap.replayed.left:
+            log.info("%s: left the cluster before the restart: not rejoining previously known members"
+                     " (server.rejoin_after_leave is off)", self.name)
+            return
+        prev = snap.previous_members(self.core.name, self.env.rng)
+        if not prev:
+            return
+        log.info("%s: attempting re-join to previously known members: %s", self.name,
+                 ", ".join(f"{n} ({a})" for n, a in prev))
+        self._rejoin_req = self._track(None)
+        self.core.join(tuple(a for _, a in prev), self._rejoin_req, self.env.now())
 
     def on_timer(self, name: str) -> None:
         if name == "retry-join":
             self._start_join()
+        elif name == "snapshot-clock":
+            self.snapshot.update_clock(self.core.clock.time() - 1)
+            self.set_timer("snapshot-clock", self.cfg.snapshot_clock_interval_s)
         elif name.startswith("keyring:"):
             self._finish_key_query(int(name[8:]))
         else:
@@ -168,6 +197,9 @@ class GossipMember(NodeActor):
 
     def on_stop(self) -> None:
         super().on_stop()
+        if self.snapshot is not None:
+            self.snapshot.update_clock(self.core.clock.time() - 1)
+            self.snapshot.close()
         for req in sorted(self._replies):
             self._answer(self._replies.pop(req), None, "gossip member stopped")
         for req in sorted(self._key_queries):
@@ -185,6 +217,7 @@ class GossipMember(NodeActor):
             addrs = tuple(message.addresses)
             self.core.join(addrs, self._track(("join", message.reply, addrs)), self.env.now())
         elif isinstance(message, Leave):
+            self._snapshot_leave()
             self.core.leave(self._track(message.reply), self.env.now())
         elif isinstance(message, ForceLeave):
             self.core.force_leave(message.name, message.prune, self._track(message.reply), self.env.now())
@@ -222,8 +255,15 @@ class GossipMember(NodeActor):
         if not isinstance(message, agent_messages.Leave):
             return False
         req = self._track(("agent", message.reply_to, message.corr))
+        self._snapshot_leave()
         self.core.leave(req, self.env.now())
         return True
+
+    def _snapshot_leave(self) -> None:
+        # Serf tells its snapshotter first: nothing after the leave is
+        # recorded, so a restart finds no members to rejoin.
+        if self.snapshot is not None:
+            self.snapshot.leave()
 
     # ============================================================ keyring (actors.gossip.keyring)
     def _keyring_message(self, message: Any) -> None:
@@ -320,12 +360,23 @@ class GossipMember(NodeActor):
             elif kind is Emit:
                 for node, actor in self.subscribers:
                     self.env.send(node, actor, eff.event)
+                if self.snapshot is not None:
+                    ev = eff.event
+                    self.snapshot.member_event(ev.kind, ev.name, ev.addr)
+                    self.snapshot.update_clock(core.clock.time() - 1)
             elif kind is Reply:
                 self._on_reply(eff)
         core.check_invariants()
 
     def _on_reply(self, eff: Reply) -> None:
         reply = self._replies.pop(eff.req, None)
+        if eff.req == self._rejoin_req:
+            self._rejoin_req = None
+            if eff.value:
+                log.info("%s: re-joined %d previously known member(s)", self.name, eff.value)
+            else:
+                log.warning("%s: failed to re-join any previously known member", self.name)
+            return
         if eff.req == self._start_join_req:
             self._start_join_req = None
             self._start_join_done(eff.value or 0, eff.error)
