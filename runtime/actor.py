@@ -15,9 +15,10 @@ import pykka
 
 from runtime.env import Env, TimerHandle
 from runtime.messages import TimerFired
-from runtime.wire import Message
+from runtime.wire import Message, builder
 
 log = logging.getLogger(__name__)
+_timer_fired = builder(TimerFired)  # one is built per timer set
 
 
 class NodeActor(pykka.Actor):
@@ -41,7 +42,7 @@ class NodeActor(pykka.Actor):
         old = handles.pop(name, None)
         if old is not None:
             old.cancel()
-        handles[name] = self.env.call_later(delay_s, self._actor_ref, TimerFired(name=name, generation=gen))
+        handles[name] = self.env.call_later(delay_s, self._actor_ref, _timer_fired(name=name, generation=gen))
         return gen
 
     def cancel_timer(self, name: str) -> None:

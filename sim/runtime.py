@@ -40,8 +40,9 @@ from pykka._envelope import Envelope as _PykkaEnvelope  # what ActorRef.tell put
 from pykka.messages import _ActorStop as _PykkaStop
 
 from runtime import wire
+from runtime.actor import NodeActor
 from runtime.env import Env
-from runtime.messages import ChildFailed
+from runtime.messages import ChildFailed, TimerFired
 
 log = logging.getLogger(__name__)
 _pykka_log = logging.getLogger("pykka")
@@ -147,12 +148,23 @@ class SimActor(pykka.Actor):
     _sim: Scheduler
     _sim_ready = False
     _sim_started = False
+    _sim_running = False  # started and not stopped: a turn takes the next message
     _sim_teardown = False  # stopped: answering what is left in the inbox
     _sim_dead = False
     _sim_id = 0
+    _sim_q: collections.deque[Any]
+    # How a bare wire message is handled, set per concrete class (Scheduler.concrete):
+    # _sim_plain -- NodeActor's _handle_receive and on_receive, so a turn
+    # checks a TimerFired's generation itself and calls on_timer, or calls
+    # receive; _sim_direct -- NodeActor's _handle_receive, so a turn calls
+    # on_receive.  Otherwise the turn calls _handle_receive, as pykka does.
+    _sim_plain = False
+    _sim_direct = False
 
     def _create_actor_inbox(self) -> SimInbox:  # type: ignore[override]
-        return SimInbox(self._sim)
+        inbox = SimInbox(self._sim)
+        self._sim_q = inbox._q
+        return inbox
 
     @classmethod
     def _create_future(cls) -> pykka.Future[Any]:  # type: ignore[override]
@@ -235,7 +247,7 @@ def _turn(actor: Any) -> None:
     in its inbox, one a turn, and the actor is dead when none is left.
     """
     if not actor._sim_started:
-        actor._sim_started = True
+        actor._sim_started = actor._sim_running = True
         actor._actor_loop_setup()
     elif actor._sim_teardown:
         envelope = actor.actor_inbox._q.popleft()
@@ -271,6 +283,7 @@ def _turn(actor: Any) -> None:
             raise
     if actor.actor_stopped.is_set():
         actor._sim_teardown = True
+        actor._sim_running = False
         if not actor.actor_inbox._q:
             actor._sim_dead = True
 
@@ -362,6 +375,8 @@ class Scheduler:
         made = self._classes.get(cls)
         if made is None:
             made = type(cls.__name__, (cls, SimActor), {"_sim": self})
+            made._sim_direct = made._handle_receive is NodeActor._handle_receive
+            made._sim_plain = made._sim_direct and made.on_receive is NodeActor.on_receive
             self._classes[cls] = made
         return made
 
@@ -470,6 +485,11 @@ class Scheduler:
         trace = self._trace
         fire_timer = _fire_timer
         turn = _turn
+        pykka_envelope, message_cls, timer_fired = _PykkaEnvelope, wire.Message, TimerFired
+        net = self.network
+        deliver, decode_envelope, net_cut, net_stats = net.deliver_fn, net._decode_envelope, net._cut, net.stats
+        nodes, wire_error = self.nodes, wire.WireError
+        exc_info = sys.exc_info
         steps = messages = 0
         try:
             while True:
@@ -491,17 +511,59 @@ class Scheduler:
                     if actor._sim_dead:
                         continue
                     steps += 1
-                    if actor._sim_started:
+                    q = actor._sim_q
+                    if actor._sim_running and type(q[0]) is not pykka_envelope:
+                        # _turn on a bare message (a delivery, a timer, a local
+                        # send), inlined with the dispatch of NodeActor's
+                        # _handle_receive and on_receive (see SimActor).
                         if trace is not None:
                             self._trace_turn(actor)
                         messages += 1
-                    self._in_turn = actor
-                    turn(actor)
-                    self._in_turn = None
+                        self._in_turn = actor
+                        msg = q.popleft()
+                        try:
+                            if actor._sim_direct and isinstance(msg, message_cls):
+                                if not actor._sim_plain:
+                                    actor.on_receive(msg)
+                                elif type(msg) is timer_fired:
+                                    name = msg.name
+                                    if actor._timer_gen.get(name) != msg.generation:
+                                        actor.stale_timers += 1
+                                    else:
+                                        actor._timer_handles.pop(name, None)
+                                        actor.on_timer(name)
+                                else:
+                                    actor.receive(msg)
+                            else:
+                                actor._handle_receive(msg)
+                        except Exception:
+                            actor._handle_failure(*exc_info())
+                            try:
+                                actor.on_failure(*exc_info())
+                            except Exception:  # pykka's loop does the same
+                                actor._handle_failure(*exc_info())
+                        except BaseException:
+                            # pykka stops the actor (and every other); here the run itself stops too (Ctrl-C).
+                            actor._stop()
+                            raise
+                        self._in_turn = None
+                        if actor.actor_stopped.is_set():
+                            actor._sim_teardown = True
+                            actor._sim_running = False
+                            if not q:
+                                actor._sim_dead = True
+                    else:
+                        if actor._sim_started:
+                            if trace is not None:
+                                self._trace_turn(actor)
+                            messages += 1
+                        self._in_turn = actor
+                        turn(actor)
+                        self._in_turn = None
                     if actor._sim_dead:
                         actors.pop(actor._sim_id, None)
                         by_urn.pop(actor.actor_urn, None)
-                    elif actor.actor_inbox._q and not actor._sim_ready:  # type: ignore[attr-defined]
+                    elif q and not actor._sim_ready:
                         actor._sim_ready = True
                         ready.append(actor)
                     continue
@@ -510,6 +572,32 @@ class Scheduler:
                 when, _, fn, args = pop(events)
                 if when > self.now:
                     self.now = when
+                if fn is deliver:
+                    steps += 1
+                    # SimNetwork._deliver(*args) and SimNode.deliver_local, inlined
+                    # for a link that is not cut, to a node that is up, of a
+                    # frame that decodes; anything else takes _deliver itself.
+                    node = nodes.get(args[1])
+                    if net_cut or node is None or not node.up:
+                        fn(*args)
+                        continue
+                    try:
+                        _, name, msg = decode_envelope(args[2])
+                    except wire_error:
+                        fn(*args)
+                        continue
+                    net_stats["delivered"] += 1
+                    ref = node.actors.get(name)
+                    if ref is None or ref.actor_stopped.is_set():
+                        node.dropped_local += 1
+                        continue
+                    inbox = ref.actor_inbox
+                    inbox._q.append(msg)
+                    actor = inbox._actor
+                    if actor is not None and not actor._sim_ready:
+                        actor._sim_ready = True
+                        ready.append(actor)
+                    continue
                 if fn is not fire_timer:
                     fn(*args)
                     steps += 1

@@ -47,8 +47,10 @@ from actors.server.heartbeat import random_stagger
 from runtime.actor import NodeActor
 from runtime.config import Config
 from runtime.env import Env
+from runtime.wire import builder
 
 log = logging.getLogger("nomad.client")
+_update_node_status = builder(UpdateNodeStatus)  # one per heartbeat
 
 AckHook = Callable[[str, float, float, float], None]  # node_id, sent at, acked at, ttl
 
@@ -368,8 +370,8 @@ class ClientNode(NodeActor):
                                     node=self._spec())
             actor = self.endpoint
         else:
-            msg = UpdateNodeStatus(req_id=rpc.req_id, reply_node=self.env.node, reply_actor=self.name,
-                                   node_id=self.node_id, status=READY)
+            msg = _update_node_status(req_id=rpc.req_id, reply_node=self.env.node, reply_actor=self.name,
+                                      node_id=self.node_id, status=READY)
             actor = self.heartbeats
         self.send(rpc.server, actor, msg)
         self.set_timer("rpc", self.cfg.rpc_attempt_timeout_s)

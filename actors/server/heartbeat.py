@@ -61,12 +61,14 @@ from actors.server import ENDPOINT, RAFT, InfoQuery, LeadershipChanged, RaftInfo
 from runtime.actor import NodeActor
 from runtime.config import ServerConfig
 from runtime.env import Env
+from runtime.wire import builder
 
 # Nomad helper.RateScaledInterval: at or below one event a day the rate is
 # treated as "unlimited" and the minimum applies.
 MIN_RATE = 1.0 / 86400
 MIN_TIMER_S = 1e-6  # shortest expiry timer: later than any float rounding of "now + delay"
 NOT_LEADER = "failed to reset heartbeat since server is not leader"  # Nomad's text
+_node_update_response = builder(NodeUpdateResponse)  # one per heartbeat answered
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -383,8 +385,8 @@ class HeartbeatMonitor(NodeActor):
         if armed is None or timers.deadlines[node_id] < armed:
             self._arm()
         self.send(r.reply_node, r.reply_actor,
-                  NodeUpdateResponse(req_id=r.req_id, ok=True, heartbeat_ttl_s=ttl, leader=env.node,
-                                     servers=servers, num_nodes=len(timers.deadlines)))
+                  _node_update_response(req_id=r.req_id, ok=True, heartbeat_ttl_s=ttl, leader=env.node,
+                                        servers=servers, num_nodes=len(timers.deadlines)))
 
     # ------------------------------------------------------------ leadership
     def _leadership(self, is_leader: bool, term: int) -> None:
