@@ -31,6 +31,7 @@ log = logging.getLogger("nomad.raft")
 
 Done = Callable[[bytes | None, str], Any]  # builds the message the actor is told
 _LENGTH = struct.Struct(">Q")
+_MAX_FD = 1 << 20  # past any descriptor the process holds (closerange asks the kernel to close them all at once)
 
 
 class Snapshotter(Protocol):
@@ -170,7 +171,11 @@ def _child(r: int, w: int, encode: Callable[[], bytes]) -> None:
         # operator's signal to the process group must end the child, not be lost.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
-        os.close(r)
+        # Let go of the parent's sockets and pipes (listeners, connections,
+        # tasks' output): a peer must see a close by the parent as a close,
+        # not wait for this child to exit too.
+        os.closerange(3, w)
+        os.closerange(w + 1, _MAX_FD)
         data = encode()
         for part in (_LENGTH.pack(len(data)), data):
             view = memoryview(part)
