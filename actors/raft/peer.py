@@ -133,6 +133,38 @@ class SnapshotEncoded:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotReadEncoded:
+    """The snapshotter's answer to a :class:`SnapshotRead`: *data* for *meta*, or None and why not."""
+
+    reply: Any
+    meta: tuple[int, int, tuple[str, ...], tuple[str, ...]]  # index, term, voters, learners
+    data: bytes | None
+    error: str
+
+
+class _SnapshotReadStart:
+    """The reply of the Read behind a SnapshotRead: once the read may be served, the
+    state is encoded by the snapshotter (in a child process in the agent), as a
+    compaction snapshot is, so an operator's ``snapshot save`` does not hold
+    Raft up either; a failed read is the caller's answer at once."""
+
+    __slots__ = ("peer", "reply")
+
+    def __init__(self, peer: RaftPeer, reply: Any) -> None:
+        self.peer, self.reply = peer, reply
+
+    def set(self, value: Any) -> None:
+        _, meta = value
+        reply, peer = self.reply, self.peer
+        peer.snapshotter.start(peer.env, peer.actor_ref, peer.state.snapshot,
+                               lambda data, error: SnapshotReadEncoded(reply, meta, data, error))
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        if self.reply is not None:
+            self.reply.set_exception(exc_info)
+
+
+@dataclass(frozen=True, slots=True)
 class Propose:
     """Apply a state-machine command; reply gets ``(index, result)`` or an Exception."""
 
@@ -417,7 +449,13 @@ class RaftPeer(NodeActor):
         elif isinstance(message, ChangeMembership):
             self._change(message)
         elif isinstance(message, SnapshotRead):
-            self._read(Read(query=self._snapshot_view, reply=message.reply, stale=message.stale))
+            self._read(Read(query=self._snapshot_meta, reply=_SnapshotReadStart(self, message.reply),
+                            stale=message.stale))
+        elif isinstance(message, SnapshotReadEncoded):
+            if message.data is None:
+                self._answer(message.reply, None, f"snapshot failed: {message.error}")
+            else:
+                self._answer(message.reply, (message.meta[0], (*message.meta, message.data)), None)
         elif isinstance(message, Transfer):
             err = self.core.transfer_leadership(message.target)
             self._answer(message.reply, None, err or None)
@@ -628,9 +666,9 @@ class RaftPeer(NodeActor):
                      self.env.node, index, len(data), self.snapshotter.where, (t1 - m.started) * 1e3,
                      (t2 - t1) * 1e3)
 
-    def _snapshot_view(self, state: StateStore) -> tuple[int, int, tuple[str, ...], tuple[str, ...], bytes]:
+    def _snapshot_meta(self, state: StateStore) -> tuple[int, int, tuple[str, ...], tuple[str, ...]]:
         c, index = self.core, state.applied_index
-        return index, c.term_at(index) or 0, c.voters, c.learners, state.snapshot()
+        return index, c.term_at(index) or 0, c.voters, c.learners
 
     def _restored(self, index: int) -> None:
         """An operator's snapshot restore was applied at *index*: the leader re-asserts its leadership.
