@@ -79,20 +79,21 @@ def replay_lines(lines: list[str], rejoin_after_leave: bool) -> Replayed:
 
 
 class SerfSnapshot:
-    """The snapshot file of one gossip member; replayed when opened."""
+    """The snapshot file of one gossip member; replayed when opened.
+
+    The file itself is reached only through ``_open_file``, ``_write``,
+    ``_sync``, ``_replace`` and ``_close_file``: the simulator's twin
+    (``sim.gossip_cluster.MemorySerfSnapshot``) keeps the bytes in memory.
+    """
 
     def __init__(self, path: str, *, rejoin_after_leave: bool = False,
                  min_compact_bytes: int = MIN_COMPACT_BYTES) -> None:
         self.path = path
         self.rejoin_after_leave = rejoin_after_leave
         self.min_compact_bytes = min_compact_bytes
-        try:
-            with open(path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            raw = b""
-        text = raw.decode("utf-8", errors="replace")
-        lines = text.split("\n")
+        self._fd = -1
+        raw = self._open_file()
+        lines = raw.decode("utf-8", errors="replace").split("\n")
         if lines and lines[-1]:
             log.warning("serf snapshot: dropping an unfinished last line %r", lines[-1])
         state = replay_lines(lines[:-1], rejoin_after_leave)
@@ -100,12 +101,9 @@ class SerfSnapshot:
         self.last_clock = state.clock
         self.replayed = state
         self._leaving = False
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._size = len(raw)
-        if lines and lines[-1]:
-            # Cut off what was cut short, so the next line does not continue it.
-            self._size = raw.rfind(b"\n") + 1
-            os.ftruncate(self._fd, self._size)
+        self._size = raw.rfind(b"\n") + 1
+        if self._size != len(raw):
+            self._truncate(self._size)  # cut off what was cut short: the next line must not continue it
 
     # ------------------------------------------------------------ start-up
     def previous_members(self, me: str, rng: random.Random) -> list[tuple[str, str]]:
@@ -147,7 +145,7 @@ class SerfSnapshot:
         if self._fd < 0:
             return
         self._sync()
-        os.close(self._fd)
+        self._close_file()
         self._fd = -1
 
     # ------------------------------------------------------------ file
@@ -156,7 +154,7 @@ class SerfSnapshot:
             return
         data = line.encode()
         try:
-            os.write(self._fd, data)
+            self._write(data)
         except OSError as exc:
             log.error("serf snapshot: cannot append to %s: %s", self.path, exc)
             return
@@ -164,28 +162,51 @@ class SerfSnapshot:
         if self._size > max(self.min_compact_bytes, 2 * BYTES_PER_MEMBER * len(self.alive)):
             self._compact()
 
+    def _compact(self) -> None:
+        """Rewrite the file with only the live members and the clock."""
+        body = "".join(f"alive: {n} {a}\n" for n, a in sorted(self.alive.items()))
+        body += f"clock: {self.last_clock}\n"
+        try:
+            self._replace(body.encode())
+        except OSError as exc:
+            log.error("serf snapshot: compaction of %s failed: %s", self.path, exc)
+            return
+        self._size = len(body.encode())
+
+    def _open_file(self) -> bytes:
+        """Open for appending; what it holds."""
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raw = b""
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return raw
+
+    def _truncate(self, size: int) -> None:
+        os.ftruncate(self._fd, size)
+
+    def _write(self, data: bytes) -> None:
+        os.write(self._fd, data)
+
     def _sync(self) -> None:
         try:
             os.fsync(self._fd)
         except OSError as exc:
             log.error("serf snapshot: cannot sync %s: %s", self.path, exc)
 
-    def _compact(self) -> None:
-        """Rewrite the file with only the live members and the clock (write, sync, rename)."""
-        body = "".join(f"alive: {n} {a}\n" for n, a in sorted(self.alive.items()))
-        body += f"clock: {self.last_clock}\n"
+    def _replace(self, body: bytes) -> None:
+        """The file becomes *body*: written beside it, synced, renamed over it."""
         tmp = self.path + ".compact"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(fd, body.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.error("serf snapshot: compaction of %s failed: %s", self.path, exc)
-            return
+            os.write(fd, body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._size = len(body.encode())
+
+    def _close_file(self) -> None:
+        os.close(self._fd)

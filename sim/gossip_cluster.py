@@ -24,6 +24,7 @@ from actors.gossip.messages import Alive, MemberEvent, Tags, encode_tags, make_t
 from actors.gossip.serf import SerfCore
 from runtime.actor import NodeActor
 from runtime.env import Env
+from runtime.serf_snapshot import SerfSnapshot
 from sim.gossip_checkers import GossipChecker
 from sim.runtime import Scheduler, SimEnv
 
@@ -41,6 +42,34 @@ class EventLog(NodeActor):
         if isinstance(message, MemberEvent):
             self.events.append((self.env.now(), message))
         return None
+
+
+class MemorySerfSnapshot(SerfSnapshot):
+    """The simulator's serf snapshot: the file's bytes live in *disk*, which the
+    cluster keeps across the node's restarts (nothing written is lost in a crash)."""
+
+    def __init__(self, disk: bytearray, **kwargs: Any) -> None:
+        self.disk = disk
+        super().__init__("<memory>", **kwargs)
+
+    def _open_file(self) -> bytes:
+        self._fd = 0
+        return bytes(self.disk)
+
+    def _truncate(self, size: int) -> None:
+        del self.disk[size:]
+
+    def _write(self, data: bytes) -> None:
+        self.disk += data
+
+    def _sync(self) -> None:
+        pass
+
+    def _replace(self, body: bytes) -> None:
+        self.disk[:] = body
+
+    def _close_file(self) -> None:
+        pass
 
 
 def member_addr(i: int) -> str:
@@ -88,6 +117,10 @@ class GossipCluster:
     # Called on each node's boot before the member starts; returns more
     # (node, actor) subscribers of its MemberEvents (e.g. a ServerMembership).
     on_boot: Callable[[SimEnv], tuple[tuple[str, str], ...]] | None = None
+    # Each member keeps a serf snapshot (MemorySerfSnapshot) across restarts
+    # and rejoins the members it remembers, as a server with a data dir does.
+    serf_snapshots: bool = False
+    rejoin_after_leave: bool = False
 
     def __post_init__(self) -> None:
         self.sched = Scheduler(self.seed, trace=self.trace)
@@ -99,6 +132,8 @@ class GossipCluster:
         self.checker = GossipChecker()
         self._seeded: dict[str, list[Alive]] = {}
         self._seed_tags: dict[bytes, Tags] = {}
+        self._serf_disks: dict[str, bytearray] = {}  # by address: each member's snapshot bytes
+        self._no_seeds: set[str] = set()  # restarted with no join addresses: the snapshot alone
 
     # ------------------------------------------------------------ building
     def add(self, i: int, *, seeds: tuple[str, ...] = (), tags: Tags | None = None) -> str:
@@ -161,9 +196,15 @@ class GossipCluster:
             # A restarted member rejoins as an agent with retry_join would: its
             # list names the pool's servers, some of which may be down.
             seeds = tuple(a for a in self.specs if a != env.node)[:8]
+        if env.node in self._no_seeds:
+            seeds = ()
+        snapshot = None
+        if self.serf_snapshots:
+            snapshot = MemorySerfSnapshot(self._serf_disks.setdefault(env.node, bytearray()),
+                                          rejoin_after_leave=self.rejoin_after_leave)
         ref = env.spawn(GossipMember, POOL, member_name=spec.name, config=self.config, tags=spec.tags,
                         subscribers=subscribers, start_join=seeds,
-                        retry_join_interval_s=self.retry_join_interval_s)
+                        retry_join_interval_s=self.retry_join_interval_s, snapshot=snapshot)
         seeded = self._seeded.pop(env.node, None)
         if seeded is not None:
             self.sched.actor_of(ref).core.seed_view(seeded, self.sched.now, self._seed_tags)
@@ -219,10 +260,16 @@ class GossipCluster:
     def crash(self, who: str | int) -> None:
         self.sched.nodes[self.addr(who)].crash()
 
-    def restart(self, who: str | int) -> None:
+    def restart(self, who: str | int, *, seeds: bool = True) -> None:
+        """Restart the member; with *seeds* False it has no join addresses, only its serf snapshot."""
         # A member that left stays in left_names: views may hold its tombstone
         # until they hear of the rejoin (the safety checker allows that).
-        self.sched.nodes[self.addr(who)].restart()
+        addr = self.addr(who)
+        if seeds:
+            self._no_seeds.discard(addr)
+        else:
+            self._no_seeds.add(addr)
+        self.sched.nodes[addr].restart()
 
     def join(self, who: str | int, seeds: tuple[str, ...]) -> Any:
         fut = self.sched.future_cls()

@@ -460,3 +460,35 @@ TestGossipFaults = GossipFaults.TestCase
 TestGossipFaults.settings = settings(
     max_examples=settings.default.max_examples if os.environ.get("HYPOTHESIS_PROFILE") == "nightly" else 30,
     stateful_step_count=25, deadline=None)
+
+
+# ======================================================================== serf snapshot
+
+
+def test_a_restarted_member_rejoins_from_its_serf_snapshot_alone() -> None:
+    c = GossipCluster(seed=21, config=fast_config(), serf_snapshots=True)
+    c.add_many(5)
+    assert c.run_until(lambda: not disagreements(c), 30.0) is not None
+    c.crash(4)
+    assert c.run_until(lambda: sees_gone(c, member_name(4), (S_FAILED,)), 60.0) is not None
+    c.restart(4, seeds=False)  # no join addresses: only what its snapshot remembers
+    assert c.run_until(lambda: not disagreements(c) and len(c.statuses(4)) == 5
+                       and set(c.statuses(0).values()) == {S_ALIVE}, 60.0) is not None
+    c.close()
+
+
+@pytest.mark.parametrize("rejoin_after_leave", [False, True])
+def test_a_member_that_left_rejoins_from_its_snapshot_only_with_rejoin_after_leave(rejoin_after_leave) -> None:
+    c = GossipCluster(seed=22, config=fast_config(), serf_snapshots=True, rejoin_after_leave=rejoin_after_leave)
+    c.add_many(4)
+    assert c.run_until(lambda: not disagreements(c), 30.0) is not None
+    c.leave(3)
+    assert c.run_until(lambda: sees_gone(c, member_name(3), (S_LEFT,)), 60.0) is not None
+    c.restart(3, seeds=False)
+    c.run(30.0)
+    if rejoin_after_leave:
+        assert c.statuses(0).get(member_name(3)) == S_ALIVE and len(c.statuses(3)) == 4
+    else:
+        assert c.statuses(3) == {member_name(3): S_ALIVE}  # alone: it left, and remembers no one
+        assert c.statuses(0).get(member_name(3)) in (S_LEFT, None)  # a tombstone, or reaped
+    c.close()
