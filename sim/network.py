@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime import wire
 from runtime.messages import Envelope
+from sim.runtime import _SLOTS_PER_S
 
 if TYPE_CHECKING:
     from sim.runtime import Scheduler
@@ -124,8 +125,15 @@ class SimNetwork:
             if last > arrive:
                 arrive = last
             self._last_arrival[link] = arrive
+        # push_event(sched, arrive, self.deliver_fn, (src, dst, data)), inlined.
         sched._seq = seq = sched._seq + 1
-        _heappush(sched._events, (arrive, seq, self.deliver_fn, (src, dst, data)))
+        slot = int(arrive * _SLOTS_PER_S)
+        bucket = sched._buckets.get(slot)
+        if bucket is None:
+            sched._buckets[slot] = [(arrive, seq, self.deliver_fn, (src, dst, data))]
+            _heappush(sched._slots, slot)
+        else:
+            _heappush(bucket, (arrive, seq, self.deliver_fn, (src, dst, data)))
 
     def transmit_bytes(self, src: str, dst: str, data: bytes) -> None:
         """Send raw bytes (tests use this to inject malformed frames)."""
@@ -162,9 +170,15 @@ class SimNetwork:
             if last > arrive:
                 arrive = last
             self._last_arrival[link] = arrive
-        # sched.at_call(arrive, self._deliver, (src, dst, data)), inlined.
+        # push_event(sched, arrive, self.deliver_fn, (src, dst, data)), inlined.
         sched._seq = seq = sched._seq + 1
-        _heappush(sched._events, (arrive, seq, self.deliver_fn, (src, dst, data)))
+        slot = int(arrive * _SLOTS_PER_S)
+        bucket = sched._buckets.get(slot)
+        if bucket is None:
+            sched._buckets[slot] = [(arrive, seq, self.deliver_fn, (src, dst, data))]
+            _heappush(sched._slots, slot)
+        else:
+            _heappush(bucket, (arrive, seq, self.deliver_fn, (src, dst, data)))
 
     def _deliver(self, src: str, dst: str, data: bytes) -> None:
         if self._cut and (src, dst) in self._cut:

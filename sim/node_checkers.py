@@ -81,7 +81,7 @@ class NodeCheckers:
         q = self.acks.get(node_id)
         if q is None:
             q = self.acks[node_id] = collections.deque(maxlen=self._history)
-        q.append(Ack(sent, acked, ttl))
+        q.append(tuple.__new__(Ack, (sent, acked, ttl)))  # Ack(sent, acked, ttl), without its Python __new__
 
     def protected_until(self, node_id: str, t: float) -> float:
         """The latest time before which *node_id* must not be marked down, judged at *t*."""

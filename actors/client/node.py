@@ -352,10 +352,11 @@ class ClientNode(NodeActor):
             self.cancel_timer("node_update")
         else:
             self.cancel_timer("heartbeat")
-        self._rpc = _Rpc(kind, self.env.now(), fp=self.fp)
-        self._attempt()
+        now = self.env.now()
+        self._rpc = _Rpc(kind, now, fp=self.fp)
+        self._attempt(now)
 
-    def _attempt(self) -> None:
+    def _attempt(self, now: float | None = None) -> None:
         rpc = self._rpc
         assert rpc is not None
         if not self.servers:
@@ -363,7 +364,8 @@ class ClientNode(NodeActor):
             self._outer_failure(rpc.kind, "no servers")
             return
         self._next_req += 1
-        rpc.req_id, rpc.server, rpc.sent_at = self._next_req, self.servers[0], self.env.now()
+        rpc.req_id, rpc.server = self._next_req, self.servers[0]
+        rpc.sent_at = self.env.now() if now is None else now
         if rpc.kind == "register":
             rpc.fp = self.fp
             msg: Any = RegisterNode(req_id=rpc.req_id, reply_node=self.env.node, reply_actor=self.name,
@@ -459,11 +461,12 @@ class ClientNode(NodeActor):
 
     def _next(self) -> None:
         want = self._want
-        for kind in ("register", "heartbeat"):
-            if want[kind]:
-                want[kind] = False
-                self._start(kind)
-                return
+        if want["register"]:
+            want["register"] = False
+            self._start("register")
+        elif want["heartbeat"]:
+            want["heartbeat"] = False
+            self._start("heartbeat")
 
     # ------------------------------------------------------------ outcomes
     def _registered(self, sent: Fingerprint | None) -> None:

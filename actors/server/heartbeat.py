@@ -175,10 +175,20 @@ class HeartbeatTimers:
             self._base_n = n
             self._base = rate_scaled_interval(self.cfg.max_heartbeats_per_second, self.cfg.min_heartbeat_ttl_s, n)
         base = self._base
-        ttl = base + random_stagger(rng, base)  # heartbeat_ttl(self.cfg, n, rng)
-        deadline = max(now + ttl + self.cfg.heartbeat_grace_s, self.promised.get(node_id, 0.0))
+        # heartbeat_ttl(self.cfg, n, rng), with random_stagger inlined (base > 0).
+        ttl = base + rng.random() * base
+        # max(now + ttl + grace, promised), and _set, inlined: once per heartbeat.
+        deadline = now + ttl + self.cfg.heartbeat_grace_s
+        promised = self.promised.get(node_id, 0.0)
+        if promised > deadline:
+            deadline = promised
         self.promised[node_id] = deadline
-        self._set(node_id, deadline)
+        deadlines, heap = self.deadlines, self._heap
+        deadlines[node_id] = deadline
+        heapq.heappush(heap, (deadline, node_id))
+        if len(heap) > 2 * len(deadlines) + 64:
+            self._heap = [(d, n) for n, d in deadlines.items()]
+            heapq.heapify(self._heap)
         return ttl
 
     def initialize(self, node_ids: Iterable[str], now: float) -> int:
