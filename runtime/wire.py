@@ -316,6 +316,8 @@ def _build(tp: Any) -> tuple[_Enc, _Dec]:  # noqa: C901 - one branch per wire ty
 
 def _seq(item: Any) -> tuple[_Enc, _Dec]:
     """``tuple[X, ...]``: a msgpack array; items of an exact scalar type take a fast path."""
+    if isinstance(item, type) and issubclass(item, Message) and item is not Message:
+        return _message_seq(item)
     ienc, idec = _compile(item)
     exact = item if item in _EXACT else None
 
@@ -335,6 +337,25 @@ def _seq(item: Any) -> tuple[_Enc, _Dec]:
 
     def enc_seq(v: Any) -> Any:
         return [ienc(x) for x in v]
+    return enc_seq, dec_seq
+
+
+def _message_seq(cls: type) -> tuple[_Enc, _Dec]:
+    """``tuple[C, ...]`` of one message class (Raft's entries): C's own encoder and
+    decoder per item, without the per-item dispatch of _encode_any and _decode_message."""
+    tag = cls.TAG  # type: ignore[attr-defined]
+
+    def enc_seq(v: Any) -> Any:
+        enc = _ENCODERS.get(cls) or _make_encoder(cls)
+        return [enc(x) if type(x) is cls else _encode_any(x) for x in v]
+
+    def dec_seq(v: Any, where: str) -> Any:
+        if type(v) is not list:
+            raise BadField(f"{where}: expected array, got {type(v).__name__}")
+        dec = _DECODERS.get(cls) or _make_decoder(cls)
+        # What _decode_message(x, cls, where) does for a well-formed item; anything else takes it.
+        return tuple([dec(x, where) if type(x) is list and x and type(x[0]) is int and x[0] == tag
+                      else _decode_message(x, cls, where) for x in v])
     return enc_seq, dec_seq
 
 
