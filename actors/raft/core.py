@@ -109,6 +109,7 @@ class Progress:
     stalled: int = 0  # heartbeats in a row with appends outstanding and no progress
     last_ack: int = 0  # the leader's tick count at this follower's last answer
     caught_up_since: int = -1  # a non-voter: tick it caught up since, answering steadily (-1: not)
+    probe_tick: int = -1  # the leader's tick count when it last sent this follower a probe
 
 
 @dataclass(slots=True)
@@ -856,10 +857,16 @@ class RaftCore:
                 self._send(m.follower, TimeoutNow(term=self.term, leader=self.id))
         elif pr.state == PROBE:
             pr.paused = False
-        elif pr.match < self.last_index and pr.next - 1 > pr.match:
+        elif pr.match < self.last_index and pr.next - 1 > pr.match and pr.probe_tick != self.ticks:
             # An ack without progress (a heartbeat's) while appends are out:
             # probe with an empty append at next-1; if one was lost the
             # follower rejects it and we back off (etcd does the same).
+            # At most one probe per follower per tick: the probe's own ack
+            # comes back "without progress" whenever the appends' acks beat
+            # it, and under steady load appends are always out, so each probe
+            # would beget the next.  Every heartbeat started another such
+            # chain; measured: 227k empty appends in 5 s among 3 servers.
+            pr.probe_tick = self.ticks
             self._send(m.follower, AppendEntries(term=self.term, leader=self.id, prev_index=pr.next - 1,
                                                  prev_term=self.term_at(pr.next - 1) or 0, entries=(),
                                                  commit=min(self.commit, pr.match)))
