@@ -472,6 +472,12 @@ def _make_decoder(cls: type) -> Callable[[list[Any], str], Any]:
         args.append(f"{name}=f{i}")
     setters = _FAST_INIT.get(cls)
     twin = _TWINS.get(cls)
+    # cls's __post_init__ validation, run on an object built without calling cls.
+    post_init = ["    try:",
+                 "        o.__post_init__()",
+                 "    except (TypeError, ValueError) as exc:  # __post_init__ validation",
+                 f"        raise BadField(f\"{cls.__name__}: {{exc}}\") from None"] \
+        if hasattr(cls, "__post_init__") else []
     if twin is not None:
         # What cls(**fields) does (see _fast_init and _twin), without the call.
         ns["new"], ns["twin"] = object.__new__, twin
@@ -479,11 +485,7 @@ def _make_decoder(cls: type) -> Callable[[list[Any], str], Any]:
         for i, (name, _, _, _) in enumerate(fields):
             body.append(f"    o.{name} = f{i}")
         body.append("    o.__class__ = cls")
-        if hasattr(cls, "__post_init__"):
-            body += ["    try:",
-                     "        o.__post_init__()",
-                     "    except (TypeError, ValueError) as exc:  # __post_init__ validation",
-                     f"        raise BadField(f\"{cls.__name__}: {{exc}}\") from None"]
+        body += post_init
         body.append("    return o")
     elif setters is None:
         body += ["    try:",
@@ -497,11 +499,7 @@ def _make_decoder(cls: type) -> Callable[[list[Any], str], Any]:
         for i, setter in enumerate(setters):
             ns[f"s{i}"] = setter
             body.append(f"    s{i}(o, f{i})")
-        if hasattr(cls, "__post_init__"):
-            body += ["    try:",
-                     "        o.__post_init__()",
-                     "    except (TypeError, ValueError) as exc:  # __post_init__ validation",
-                     f"        raise BadField(f\"{cls.__name__}: {{exc}}\") from None"]
+        body += post_init
         body.append("    return o")
     exec("def dec(v, where):\n" + "\n".join(body) + "\n", ns)  # field names are identifiers
     _DECODERS[cls] = ns["dec"]
