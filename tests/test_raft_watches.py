@@ -77,3 +77,58 @@ def test_watch_wakes_on_its_table_only() -> None:
     sched.run_for(30.0)
     assert on_jobs.at is not None and on_jobs.value[1] is None  # expired, no query
     sched.close()
+
+
+def test_a_keyed_watch_is_looked_at_only_when_its_key_moves() -> None:
+    # Thousands of clients park one query each on their own allocations: a
+    # change must cost the watches of the keys it moved, not every watch.
+    sched, raft = _single_server()
+    state = sched.actor_of(raft).state
+    calls = {"n1": 0, "n2": 0}
+
+    def index_of(node: str):
+        def index_fn(st: Any) -> int:
+            calls[node] += 1
+            return st.node_alloc_index.get(node, 0)
+        return index_fn
+
+    def park(node: str) -> Recorder:
+        rec = Recorder(sched)
+        raft.tell(Watch(tables=("allocs",), min_index=0, reply=rec, timeout_s=60.0, index_fn=index_of(node),
+                        key=("allocs_node", node)))
+        sched.run_for(0.01)
+        return rec
+
+    def write() -> None:
+        done = Recorder(sched)
+        raft.tell(Propose(data=command("kv_put", key="k", value=sched.now), reply=done))
+        sched.run_for(0.5)
+        assert done.at is not None
+
+    w1, w2 = park("n1"), park("n2")
+    before = dict(calls)
+    write()  # moves no key: neither watch is evaluated
+    assert calls == before and w1.at is None and w2.at is None
+    state.node_alloc_index["n1"] = 99
+    state._changed_keys.add(("allocs_node", "n1"))
+    write()
+    assert w1.at is not None and w1.value[0] == 99
+    assert w2.at is None and calls["n2"] == before["n2"]
+    state.node_alloc_index["n2"] = 7
+    state._all_keys_changed = True  # as after a rebuild from a snapshot: every key may have moved
+    write()
+    assert w2.at is not None and w2.value[0] == 7
+    sched.close()
+
+
+def test_the_store_reports_the_nodes_whose_allocations_moved() -> None:
+    from actors.state.store import StateStore
+
+    st = StateStore()
+    st.take_changed_keys()
+    st._index_alloc({"ID": "a1", "NodeID": "n1", "JobID": "j", "AllocModifyIndex": 5, "ClientStatus": "pending",
+                     "DesiredStatus": "run", "Resources": {}})
+    assert st.take_changed_keys() == ({("allocs_node", "n1")}, False)
+    assert st.take_changed_keys() == (set(), False)
+    st.restore(st.snapshot(), 10)
+    assert st.take_changed_keys()[1] is True

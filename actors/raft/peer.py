@@ -20,6 +20,7 @@ reply arrives or ``forward_timeout_s`` passes.
 from __future__ import annotations
 
 import collections
+import heapq
 import logging
 import math
 from dataclasses import dataclass, field, replace
@@ -198,6 +199,10 @@ class Watch:
     # a watch on one key (a client's own allocations) then wakes only when
     # that key changes, not on every change to the table.
     index_fn: Any = None
+    # With index_fn: the state store key (StateStore.take_changed_keys) that
+    # moves whenever index_fn's value can; the watch is then looked at only
+    # when that key moved, not on every change to its tables.
+    key: Any = None
     # A follower answers only if it heard from a leader within this many
     # seconds (else the reply gets an error and the caller asks another
     # server): a partitioned follower's state may be arbitrarily old.  None:
@@ -328,8 +333,14 @@ class RaftPeer(NodeActor):
         self._forwarded: dict[int, tuple[str, Any, Any, float]] = {}  # req id -> (kind, reply, query, deadline)
         self._reads: dict[int, tuple[Any, Any, str, str, int]] = {}  # read req id -> (reply, query, origin..)
         self._waiting_apply: list[tuple[int, Any, Any]] = []  # (index, reply, query)
-        self._watches: list[tuple[float, Watch]] = []  # (deadline, watch), parked blocking queries
-        self._watch_next_deadline = math.inf  # the earliest deadline in _watches
+        # Parked blocking queries by id, with their deadlines in a heap (an
+        # answered watch's entry stays until due) and indexes from what can
+        # wake them: a keyed watch's key, or else each of its tables.
+        self._watches: dict[int, Watch] = {}
+        self._watch_ids = 0
+        self._watch_deadlines: list[tuple[float, int]] = []
+        self._watch_by_key: dict[Any, set[int]] = {}
+        self._watch_by_table: dict[str, set[int]] = {}
         self._watch_seen = 0  # applied index at the last watch check
         self._watch_tables: dict[str, int] = {}  # the tables' indexes at the last watch check
         self._since_snapshot = 0
@@ -973,9 +984,37 @@ class RaftPeer(NodeActor):
         if self._watch_index(w) > w.min_index or w.timeout_s <= 0 or len(self._watches) >= self.cfg.max_watches:
             self._watch_answer(w)
             return
-        deadline = self.env.now() + w.timeout_s
-        self._watches.append((deadline, w))
-        self._watch_next_deadline = min(self._watch_next_deadline, deadline)
+        if not self._watches:
+            self.state.take_changed_keys()  # what moved while nobody watched wakes no one
+        self._watch_ids += 1
+        wid = self._watch_ids
+        self._watches[wid] = w
+        heap = self._watch_deadlines
+        if len(heap) > 2 * len(self._watches) + 64:  # mostly answered ones: rebuild
+            live = self._watches
+            heap[:] = [(d, i) for d, i in heap if i in live]
+            heapq.heapify(heap)
+        heapq.heappush(heap, (self.env.now() + w.timeout_s, wid))
+        if w.key is not None and w.index_fn is not None:
+            self._watch_by_key.setdefault(w.key, set()).add(wid)
+        else:
+            for t in w.tables:
+                self._watch_by_table.setdefault(t, set()).add(wid)
+
+    def _unwatch(self, wid: int) -> Watch:
+        w = self._watches.pop(wid)
+        if w.key is not None and w.index_fn is not None:
+            ids = self._watch_by_key[w.key]
+            ids.discard(wid)
+            if not ids:
+                del self._watch_by_key[w.key]
+        else:
+            for t in w.tables:
+                ids = self._watch_by_table[t]
+                ids.discard(wid)
+                if not ids:
+                    del self._watch_by_table[t]
+        return w
 
     def _watch_answer(self, w: Watch) -> None:
         if w.max_stale_s is not None and self.core.role != LEADER and (
@@ -990,41 +1029,50 @@ class RaftPeer(NodeActor):
         self._answer(w.reply, value, None)
 
     def _check_watches(self, *, expire: bool) -> None:
-        self._watch_seen = self.state.applied_index
+        """Answer the watches whose index moved past theirs, and (with *expire*) those due.
+
+        Only watches that something moved can fire: a keyed watch whose key
+        moved, or another whose table did.  So a change costs the watches it
+        concerns, not every parked query (thousands of clients' on a server).
+        """
+        state = self.state
+        self._watch_seen = state.applied_index
         now = self.env.now()
-        # A watch's index (index_fn included) derives from its tables, so a
-        # watch none of whose tables moved since the last check cannot fire:
-        # skip computing it (hundreds of parked client queries per change).
-        seen, current = self._watch_tables, self.state.table_index
-        changed = set() if current == seen else {t for t, i in current.items() if i != seen.get(t)}
-        if not changed and (not expire or now < self._watch_next_deadline):
-            # No table moved and no deadline is due: no watch can fire, and
-            # walking them all (every tick, every server) would keep them all.
-            if len(seen) != len(current):
-                self._watch_tables = dict(current)
-            return
-        self._watch_tables = dict(current)
-        keep: list[tuple[float, Watch]] = []
-        earliest = math.inf
-        for deadline, w in self._watches:
-            moved = not changed.isdisjoint(w.tables) and self._watch_index(w) > w.min_index
-            if moved or (expire and deadline <= now):
-                self._watch_answer(w)
-            else:
-                keep.append((deadline, w))
-                if deadline < earliest:
-                    earliest = deadline
-        self._watches = keep
-        self._watch_next_deadline = earliest
+        seen, current = self._watch_tables, state.table_index
+        changed = () if current == seen else [t for t, i in current.items() if i != seen.get(t)]
+        if changed or len(seen) != len(current):
+            self._watch_tables = dict(current)
+        keys, everything = state.take_changed_keys()
+        woken: set[int] = set()
+        for t in changed:
+            woken.update(self._watch_by_table.get(t, ()))
+        if everything:
+            for ids in self._watch_by_key.values():
+                woken.update(ids)
+        else:
+            for k in keys:
+                woken.update(self._watch_by_key.get(k, ()))
+        for wid in sorted(woken):
+            w = self._watches[wid]
+            if self._watch_index(w) > w.min_index:
+                self._watch_answer(self._unwatch(wid))
+        heap = self._watch_deadlines
+        if expire:
+            while heap and heap[0][0] <= now:
+                wid = heapq.heappop(heap)[1]
+                if wid in self._watches:
+                    self._watch_answer(self._unwatch(wid))
 
     def _fail_all(self, why: str) -> None:
         for _, reply, _ in self._proposals:
             self._answer(reply, None, why)
         self._proposals.clear()
-        for _, w in self._watches:
-            self._answer(w.reply, None, why)
+        for wid in sorted(self._watches):
+            self._answer(self._watches[wid].reply, None, why)
         self._watches.clear()
-        self._watch_next_deadline = math.inf
+        self._watch_deadlines.clear()
+        self._watch_by_key.clear()
+        self._watch_by_table.clear()
         for _, reply in self._pending.values():
             self._answer(reply, None, why)
         for f in self._forwarded.values():

@@ -157,6 +157,7 @@ class AllocEndpoint(NodeActor):
         self.send(self.env.node, self.raft, Watch(tables=("allocs",), min_index=min_index,
                                                   reply=ReplyTo(self.env, self.name, ("watch", pid)),
                                                   timeout_s=timeout_s, query=query, index_fn=index_fn,
+                                                  key=("allocs_node", p.req.node_id),
                                                   max_stale_s=self.cfg.max_stale_s))
 
     def _propose(self, m: UpdateAllocs | UpdateDrain, data: bytes) -> None:

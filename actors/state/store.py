@@ -107,6 +107,13 @@ class StateStore:
         # node ID -> the highest AllocModifyIndex of its allocations: what a
         # client's blocking query waits on (server-side changes only).
         self.node_alloc_index: dict[str, int] = {}
+        # Keys whose watched value moved since Raft last took them
+        # (take_changed_keys): ("allocs_node", node ID) when that node's
+        # node_alloc_index did, all of them after a rebuild from a snapshot.
+        # A parked client query is looked at only when its own key moved,
+        # not on every change to the allocs table (thousands of clients).
+        self._changed_keys: set[tuple[str, str]] = set()
+        self._all_keys_changed = False
         # Evaluations by the statuses the broker and the unblocker look for, so
         # neither scans every evaluation ever made on each change.
         self.evals_by_status: dict[str, set[str]] = {"pending": set(), "blocked": set()}
@@ -240,6 +247,12 @@ class StateStore:
             cpu, mem = cpu + c, mem + m
         self._node_usage[node] = (cpu, mem)
 
+    def take_changed_keys(self) -> tuple[set[tuple[str, str]], bool]:
+        """The keys that moved since the last call, and whether all of them may have."""
+        keys, everything = self._changed_keys, self._all_keys_changed
+        self._changed_keys, self._all_keys_changed = set(), False
+        return keys, everything
+
     def _index_alloc(self, alloc: dict[str, Any], replaces: Any = _UNKNOWN) -> None:
         """Index *alloc*, just written; *replaces*: the record it replaced (None: a new ID), when known."""
         node = alloc.get("NodeID", "")
@@ -249,6 +262,7 @@ class StateStore:
         mi = alloc.get("AllocModifyIndex", alloc.get("ModifyIndex", 0))
         if mi > self.node_alloc_index.get(node, 0):
             self.node_alloc_index[node] = mi
+            self._changed_keys.add(("allocs_node", node))
 
     def _index_eval(self, ev: dict[str, Any]) -> None:
         ev_id, status = ev["ID"], ev.get("Status")
@@ -487,6 +501,7 @@ class StateStore:
         self.allocs_by_node = {}
         self.allocs_by_job = {}
         self.node_alloc_index = {}
+        self._all_keys_changed = True
         self._node_usage = {}
         self._node_caps = {}
         self.feasibility = {}
@@ -1289,6 +1304,7 @@ class StateStore:
             # The node's client is waiting on this index: it learns the
             # allocation is gone and removes what it kept of it.
             self.node_alloc_index[node] = index
+            self._changed_keys.add(("allocs_node", node))
         if gone_allocs:
             self._touch("allocs", index)
         return {"ok": True, "index": index, "jobs": sorted(gone_jobs), "evals": sorted(gone_evals),
