@@ -206,3 +206,15 @@ def test_retry_join_with_retry_max_0_retries_forever_and_succeeds_once_a_server_
     sched.run_for(10.0)
     assert member.join_attempts == attempts  # joined: no more retries
     sched.close()
+
+
+def test_region_cut_seed_188807_heals_after_autopilot_readds_a_server_a_stale_rumour_removed() -> None:
+    # Found by the swarm: as the WAN healed, the other region's stale "failed"
+    # rumour about a server of region b reached b's leader, whose autopilot
+    # removed it from Raft and added it back once it was seen alive.  The
+    # liveness check looked at the voters the moment gossip was whole, in
+    # between; it now waits, within the same bound, for Raft to be whole too.
+    from sim.region_run import run_region_seed
+
+    r = run_region_seed(188807)
+    assert r.ok, r.error
