@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime import wire
 from runtime.messages import Envelope
-from sim.runtime import _SLOTS_PER_S
+from sim.runtime import _SLOTS_PER_S, push_event
 
 if TYPE_CHECKING:
     from sim.runtime import Scheduler
@@ -170,15 +170,7 @@ class SimNetwork:
             if last > arrive:
                 arrive = last
             self._last_arrival[link] = arrive
-        # push_event(sched, arrive, self.deliver_fn, (src, dst, data)), inlined.
-        sched._seq = seq = sched._seq + 1
-        slot = int(arrive * _SLOTS_PER_S)
-        bucket = sched._buckets.get(slot)
-        if bucket is None:
-            sched._buckets[slot] = [(arrive, seq, self.deliver_fn, (src, dst, data))]
-            _heappush(sched._slots, slot)
-        else:
-            _heappush(bucket, (arrive, seq, self.deliver_fn, (src, dst, data)))
+        push_event(sched, arrive, self.deliver_fn, (src, dst, data))
 
     def _deliver(self, src: str, dst: str, data: bytes) -> None:
         if self._cut and (src, dst) in self._cut:
