@@ -38,6 +38,8 @@ from runtime.env import Env
 __all__ = ["AggregateSample", "Metrics", "RuntimeStats"]
 
 Labels = tuple[tuple[str, str], ...]
+# Metric names remembered by Metrics._name; past it the memory starts over.
+_NAME_CACHE_MAX = 4096
 Key = str | Sequence[str]
 
 
@@ -127,6 +129,10 @@ class Metrics:
         self._prom_gauges: dict[str, tuple[str, Labels, float]] = {}
         self._prom_counters: dict[str, tuple[str, Labels, float]] = {}
         self._prom_samples: dict[str, tuple[str, Labels, int, float]] = {}
+        # (key, labels) -> what _name makes of them: the Raft actor reports
+        # a few samples per flush, and building the strings each time cost
+        # more than the update itself.
+        self._names: dict[tuple[Any, Labels], tuple[str, str, Labels]] = {}
 
     # ------------------------------------------------------------ updates
     def set_gauge(self, key: Key, value: float, labels: Labels = ()) -> None:
@@ -154,6 +160,15 @@ class Metrics:
 
     def _name(self, key: Key, labels: Labels) -> tuple[str, str, Labels]:
         """(display name, unique key with labels, labels incl. host) as go-metrics makes them."""
+        ck = (key if isinstance(key, str) else tuple(key), tuple(labels))
+        made = self._names.get(ck)
+        if made is None:
+            if len(self._names) >= _NAME_CACHE_MAX:
+                self._names.clear()  # labels with many values: a bound, not a working set
+            made = self._names[ck] = self._make_name(key, labels)
+        return made
+
+    def _make_name(self, key: Key, labels: Labels) -> tuple[str, str, Labels]:
         parts = [key] if isinstance(key, str) else list(key)
         name = ".".join([self._service, *parts] if self._service else parts).replace(" ", "_")
         labels = tuple(labels) + self._host

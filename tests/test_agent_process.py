@@ -256,6 +256,24 @@ def test_http_endpoints_answer_in_nomads_shape(running):
     assert {"nomad.runtime.num_goroutines", "nomad.runtime.sys_bytes", "nomad.agent.uptime"} <= names
 
 
+def test_metrics_carry_the_servers_raft_heartbeat_and_broker_gauges(running):
+    """Nomad's EmitRaftStats, heartbeatStats and EvalBroker.EmitStats gauges, as a dashboard scrapes them."""
+    agent, _ = running
+
+    def gauges() -> dict[str, float] | None:
+        status, body, _ = agent.get("/v1/metrics")
+        got = {g["Name"]: g["Value"] for g in json.loads(body)["Gauges"]} if status == 200 else {}
+        want = {"nomad.raft.appliedIndex", "nomad.raft.lastIndex", "nomad.state.snapshotIndex",
+                "nomad.nomad.heartbeat.active", "nomad.nomad.broker.total_ready",
+                "nomad.nomad.broker.total_unacked", "nomad.nomad.broker.total_pending"}
+        # The dev agent's own node holds the leader's one heartbeat timer.
+        return got if want <= set(got) and got["nomad.nomad.heartbeat.active"] == 1 else None
+
+    # Set at once, then every 10 s (Raft), 5 s (heartbeats) and 1 s (broker).
+    got = wait_for(gauges, "server gauges in /v1/metrics", timeout_s=30.0)
+    assert got["nomad.raft.lastIndex"] >= got["nomad.raft.appliedIndex"] > 0
+
+
 def test_bad_http_requests_are_answered_and_the_agent_keeps_serving(running):
     agent, _ = running
     assert agent.get("/v1/no/such/thing")[:2] == (404, b"404 page not found\n")

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from actors.raft.core import LEADER, RaftCore, RaftTimings, Ready
+from actors.raft.core import FOLLOWER, LEADER, RaftCore, RaftTimings, Ready
 from actors.raft.messages import (
     CONFIG,
     NORMAL,
@@ -52,6 +52,8 @@ from runtime.env import Env
 
 log = logging.getLogger("nomad.raft")
 
+_DISPATCH_LOG = ("raft", "leader", "dispatchLog")
+_STORE_LOGS = ("raft", "rpc", "appendEntries", "storeLogs")
 RAFT_MESSAGES = (AppendEntries, AppendResp, RequestVote, RequestVoteResp, InstallSnapshot,
                  InstallSnapshotResp, TimeoutNow)
 NO_LEADER = "No cluster leader"
@@ -88,8 +90,16 @@ class RaftConfig:
     # allocations).  Beyond it a Watch is answered at once and the caller
     # simply polls: memory stays bounded under a flood of watchers.
     max_watches: int = 20_000
+    # With a metrics registry: how often raft.lastIndex, raft.appliedIndex
+    # and state.snapshotIndex are set (Nomad EmitRaftStats: every 10 s) ...
+    stats_interval_s: float = 10.0
+    # ...and how often a leader samples raft.leader.lastContact per follower
+    # (hashicorp measures it at every lease check, leaderLeaseTimeout 500 ms).
+    contact_sample_s: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.stats_interval_s <= 0 or self.contact_sample_s <= 0:
+            raise ValueError("stats_interval_s and contact_sample_s must be > 0")
         if self.snapshot_threshold < 1:
             raise ValueError("snapshot_threshold must be >= 1")
         if self.snapshot_interval_s < 0:
@@ -300,9 +310,16 @@ class RaftPeer(NodeActor):
     def __init__(self, env: Env, name: str, *, storage: RaftStorage, config: RaftConfig | None = None,
                  bootstrap: tuple[str, ...] = (), state: StateStore | None = None,
                  on_leadership: Any = None, leadership_subscribers: tuple[str, ...] = (),
-                 snapshotter: Snapshotter | None = None) -> None:
+                 snapshotter: Snapshotter | None = None, metrics: Any = None) -> None:
         super().__init__(env, name)
         self.cfg = config or RaftConfig()
+        # The agent's registry (actors.metrics.Metrics), under hashicorp
+        # raft's and Nomad's metric names; None (simulations, benchmarks):
+        # nothing is measured and no timer is set for it.
+        self.metrics = metrics
+        # A leader's proposal batches not yet committed: (last index, when appended).
+        self._dispatched: collections.deque[tuple[int, float]] = collections.deque()
+        self._role_reported = ""
         self.core = RaftCore(env.node, env.rng, self.cfg.timings)
         self.storage = storage
         # Encodes the state for a snapshot (the agent's forks, so this actor
@@ -371,6 +388,9 @@ class RaftPeer(NodeActor):
             self._mark_dirty()
         self.set_timer("tick", self.cfg.timings.tick_s)
         self._arm_snapshot_check()
+        if self.metrics is not None:
+            self.set_timer("raft_stats", 0.0)  # at once, then every stats_interval_s
+            self.set_timer("contact_sample", self.cfg.contact_sample_s)
 
     def _arm_snapshot_check(self) -> None:
         interval = self.cfg.snapshot_interval_s
@@ -391,6 +411,38 @@ class RaftPeer(NodeActor):
             if self._since_snapshot >= self.cfg.snapshot_threshold:
                 self._snapshot()
             self._arm_snapshot_check()
+        elif name == "raft_stats":
+            self._emit_stats()
+            self.set_timer("raft_stats", self.cfg.stats_interval_s)
+        elif name == "contact_sample":
+            self._sample_contact()
+            self.set_timer("contact_sample", self.cfg.contact_sample_s)
+
+    # ============================================================ metrics
+    def _emit_stats(self) -> None:
+        """Nomad's EmitRaftStats: the last log index, the applied index, the state store's latest index."""
+        m, state = self.metrics, self.state
+        m.set_gauge(("raft", "lastIndex"), self.core.last_index)
+        m.set_gauge(("raft", "appliedIndex"), state.applied_index)
+        m.set_gauge(("state", "snapshotIndex"), max(state.table_index.values(), default=0))
+
+    def _sample_contact(self) -> None:
+        """raft.leader.lastContact: on a leader, ms since each voter's last answer of this term."""
+        core = self.core
+        if core.role != LEADER:
+            return
+        now, contact, me = self.env.now(), self.peer_contact, self.env.node
+        for peer in core.voters:
+            if peer != me and peer in contact:
+                self.metrics.add_sample(("raft", "leader", "lastContact"), (now - contact[peer]) * 1e3)
+
+    def _report_role(self, role: str) -> None:
+        """raft.state.leader / .candidate / .follower: counted on entering the role (hashicorp's names)."""
+        self._role_reported = role
+        kind = "leader" if role == LEADER else "follower" if role == FOLLOWER else "candidate"
+        self.metrics.incr_counter(("raft", "state", kind))
+        if role != LEADER:
+            self._dispatched.clear()  # what it proposed may never commit; not a commit time
 
     def on_stop(self) -> None:
         super().on_stop()
@@ -553,6 +605,8 @@ class RaftPeer(NodeActor):
         self._was_leader = core.role == LEADER
         if was_leader != self._was_leader:
             self._leadership_changed(self._was_leader)
+        if self.metrics is not None and core.role != self._role_reported:
+            self._report_role(core.role)
         self._push_info()
         core.check_invariants()
         if self._watches and self.state.applied_index != self._watch_seen:
@@ -576,18 +630,27 @@ class RaftPeer(NodeActor):
                 else:
                     late.append((to, m))
             messages = late
+        metrics = self.metrics
         if r.hard_state or r.snapshot or r.truncate_from is not None or r.entries:
+            t0 = self.env.now() if metrics is not None else 0.0
             self.storage.save(hard_state=r.hard_state, snapshot=r.snapshot, truncate_from=r.truncate_from,
                               entries=r.entries)
             self.stats["entries_persisted"] += len(r.entries)
+            if metrics is not None and r.entries:
+                # hashicorp: the leader's own log write, and a follower's in AppendEntries.
+                key = _DISPATCH_LOG if core.role == LEADER else _STORE_LOGS
+                metrics.add_sample(key, (self.env.now() - t0) * 1e3)
         for to, m in messages:
             send(to, name, m)
         core.persisted(core.last_index)
         if r.snapshot is not None:
             self.state.restore(r.snapshot[4], r.snapshot[0])
             self._since_snapshot = self._since_snapshot_bytes = 0
-        for e in r.committed:
-            self._apply(e)
+        if metrics is not None and r.committed:
+            self._apply_measured(r.committed)
+        else:
+            for e in r.committed:
+                self._apply(e)
         for req_id, index in r.reads:
             self._read_ready(req_id, index)
         for req_id in r.failed_reads:
@@ -597,6 +660,22 @@ class RaftPeer(NodeActor):
         if self._since_snapshot_bytes >= cfg.snapshot_max_log_bytes or (
                 cfg.snapshot_interval_s <= 0 and self._since_snapshot >= cfg.snapshot_threshold):
             self._snapshot()
+
+    def _apply_measured(self, committed: Any) -> None:
+        """Apply a batch as _handle_ready does, reporting raft.commitTime, fsm.applyBatch, commitNumLogs."""
+        m, env = self.metrics, self.env
+        t0 = env.now()
+        for e in committed:
+            self._apply(e)
+        now = env.now()
+        m.add_sample(("raft", "fsm", "applyBatch"), (now - t0) * 1e3)
+        m.set_gauge(("raft", "commitNumLogs"), len(committed))
+        # A leader's proposals: from their append to their commit (hashicorp raft.commitTime), a
+        # sample per batch appended, measured when its last entry has been applied.
+        dispatched, last = self._dispatched, committed[-1].index
+        while dispatched and dispatched[0][0] <= last:
+            _, at = dispatched.popleft()
+            m.add_sample(("raft", "commitTime"), (now - at) * 1e3)
 
     def _apply(self, e: Any) -> None:
         result: Any = None
@@ -673,6 +752,9 @@ class RaftPeer(NodeActor):
                                  keep_from)
             self.stats["snapshots"] += 1
             t2 = self.env.now()
+            if self.metrics is not None:
+                self.metrics.add_sample(("raft", "snapshot", "create"), (t1 - m.started) * 1e3)
+                self.metrics.add_sample(("raft", "compactLogs"), (t2 - t1) * 1e3)
             log.info("%s: snapshot at index %d: %d bytes, encoded %s in %.0f ms, stored in %.0f ms",
                      self.env.node, index, len(data), self.snapshotter.where, (t1 - m.started) * 1e3,
                      (t2 - t1) * 1e3)
@@ -791,6 +873,9 @@ class RaftPeer(NodeActor):
                 self._pending[first + i] = (term, reply)
             else:
                 self._remote[first + i] = (term, *remote)
+        if self.metrics is not None:
+            self.metrics.incr_counter(("raft", "apply"), len(batch))
+            self._dispatched.append((first + len(batch) - 1, self.env.now()))
 
     def _change(self, m: ChangeMembership) -> None:
         if self.core.role != LEADER:

@@ -86,8 +86,13 @@ class BrokerConfig:
     # before, 10-17.6 ms with 10 ms; 1.7-2.4 ms with 0, at the cost of one
     # plan entry per registration when they come one at a time).
     plan_linger_s: float = 0.01
+    # With a metrics registry: how often the nomad.broker.total_* gauges are
+    # set (Nomad EvalBroker.EmitStats: every second, on every server).
+    stats_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.stats_interval_s <= 0:
+            raise ValueError("stats_interval_s must be > 0")
         if self.num_workers < 1:
             raise ValueError("num_workers must be >= 1")
         if self.delivery_limit < 1:
@@ -174,9 +179,10 @@ class _Work:
 
 class EvalBroker(NodeActor):
     def __init__(self, env: Env, name: str, *, config: BrokerConfig | None = None, raft: str = RAFT,
-                 wall_clock: Any = None) -> None:
+                 wall_clock: Any = None, metrics: Any = None) -> None:
         super().__init__(env, name)
         self.cfg = config or BrokerConfig()
+        self.metrics = metrics  # the agent's registry; None (simulations): no gauges, no timer for them
         self.raft = raft
         self._wall = wall_clock or env.now
         self.is_leader = False
@@ -200,6 +206,8 @@ class EvalBroker(NodeActor):
         log.info("starting scheduling worker(s): num_workers=%d schedulers=[%s]", self.cfg.num_workers,
                  " ".join(SCHEDULER_TYPES))
         self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
+        if self.metrics is not None:
+            self.set_timer("stats", 0.0)
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
@@ -218,8 +226,20 @@ class EvalBroker(NodeActor):
                     "batches": len(self._batches), "workers": self.cfg.num_workers, **self.stats}
         return None
 
+    def broker_stats(self) -> dict[str, int]:
+        """Nomad's BrokerStats totals: evaluations ready to schedule, being scheduled, and pending
+        (queued behind another evaluation of the same job).  All zero off the leader (disabled)."""
+        running_jobs = self._jobs_running
+        pending = sum(1 for item in self._queue if item[3] in running_jobs)
+        return {"total_ready": len(self._queue) - pending, "total_unacked": len(self._running),
+                "total_pending": pending}
+
     def on_timer(self, name: str) -> None:
-        if name == "linger":
+        if name == "stats":
+            for key, value in self.broker_stats().items():
+                self.metrics.set_gauge(("nomad", "broker", key), value)
+            self.set_timer("stats", self.cfg.stats_interval_s)
+        elif name == "linger":
             self._dispatch()
         elif name == "sweep" and self.is_leader:
             now = self.env.now()

@@ -90,8 +90,13 @@ class HeartbeatConfig:
     # Retry delay of the new leader's read of the node table (a Raft
     # barrier); it fails only while leadership is still settling.
     init_retry_s: float = 1.0
+    # With a metrics registry: how often nomad.heartbeat.active (the timers
+    # this server holds; 0 unless it leads) is set (Nomad heartbeatStats: 5 s).
+    stats_interval_s: float = 5.0
 
     def __post_init__(self) -> None:
+        if self.stats_interval_s <= 0:
+            raise ValueError("stats_interval_s must be > 0")
         if self.min_heartbeat_ttl_s <= 0:
             raise ValueError("min_heartbeat_ttl_s must be > 0")
         if self.max_heartbeats_per_second <= 0:
@@ -313,9 +318,10 @@ class HeartbeatMonitor(NodeActor):
     """Per-node TTL timers on the leader; expiry -> ``NodeExpired`` to the endpoint."""
 
     def __init__(self, env: Env, name: str, *, config: HeartbeatConfig | None = None, raft: str = RAFT,
-                 endpoint: str = ENDPOINT) -> None:
+                 endpoint: str = ENDPOINT, metrics: Any = None) -> None:
         super().__init__(env, name)
         self.cfg = config or HeartbeatConfig()
+        self.metrics = metrics  # the agent's registry; None (simulations): no gauge, no timer for it
         self.timers = HeartbeatTimers(self.cfg)
         self.raft = raft
         self.endpoint = endpoint
@@ -330,6 +336,8 @@ class HeartbeatMonitor(NodeActor):
     def on_start(self) -> None:
         # Restarted while this server leads: learn it now, not at the next change.
         self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
+        if self.metrics is not None:
+            self.set_timer("stats", 0.0)
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
@@ -454,6 +462,10 @@ class HeartbeatMonitor(NodeActor):
             self.set_timer("expire", max(MIN_TIMER_S, nd - self.env.now()))
 
     def on_timer(self, name: str) -> None:
+        if name == "stats":
+            self.metrics.set_gauge(("nomad", "heartbeat", "active"), len(self.timers))
+            self.set_timer("stats", self.cfg.stats_interval_s)
+            return
         if name == "init":
             if self.is_leader and not self.initialized:
                 self._read_nodes()
