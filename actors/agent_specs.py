@@ -14,6 +14,7 @@ and :class:`Supervision`, the supervisor's restart and stop limits.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ __all__ = ["EXTRA_CHILD_SPECS", "VERSION", "AgentAddrs", "AgentContext", "ChildS
 VERSION = "2.0.6"
 
 Role = Literal["server", "client", "both"]
+
+log = logging.getLogger("agent")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -324,8 +327,15 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     assert ctx.client_state_dir is not None
     c = config.client
     r = c.reserved
+    from runtime.config import PLUGIN_KEYS, plugin_config
+
+    for name, _ in config.plugin:
+        if name not in PLUGIN_KEYS:
+            log.warning('plugin "%s": this agent has no such plugin (its task drivers: %s); block ignored',
+                        name, ", ".join(sorted(PLUGIN_KEYS)))
+    raw_exec = plugin_config(config, "raw_exec").get("enabled")
     probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface,
-                        drivers=detect_drivers(c.options, is_root=os.geteuid() == 0))
+                        drivers=detect_drivers(c.options, is_root=os.geteuid() == 0, raw_exec_enabled=raw_exec))
     node_cfg = ClientNodeConfig.from_config(config, name=config.name or "", http_addr=ctx.addrs.http_adv)
     import dataclasses
 

@@ -128,6 +128,48 @@ def _sub(cls: type) -> Any:
     return field(default_factory=cls)
 
 
+def _plugins() -> Any:
+    """``plugin "<name>" { config { ... } args = [...] }`` blocks, by name (see :data:`PLUGIN_KEYS`)."""
+    return field(default=(), metadata={"plugins": True})
+
+
+# The plugin config keys this agent acts on, with their TOML types: the task
+# drivers it ships (raw_exec; its keys as drivers/rawexec's configSpec).  A
+# block for any other plugin is accepted and ignored with a warning at start
+# (a config written for a Nomad with more drivers still loads).
+PLUGIN_KEYS: dict[str, dict[str, type]] = {
+    # no_cgroups: this raw_exec never puts tasks in cgroups, so either value holds.
+    "raw_exec": {"enabled": bool, "no_cgroups": bool},
+}
+# Keys Nomad's drivers take that this agent does not enforce: refused with a
+# clear error rather than accepted and ignored (they restrict who tasks run as).
+PLUGIN_UNSUPPORTED: dict[str, tuple[str, ...]] = {"raw_exec": ("denied_host_uids", "denied_host_gids")}
+
+
+def plugin_config(cfg: Config, name: str) -> dict[str, Any]:
+    """The ``config`` table of plugin *name* (empty when it has no block)."""
+    for pname, (config, _args) in cfg.plugin:
+        if pname == name:
+            return _thaw(config)
+    return {}
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("__list__", tuple(_freeze(v) for v in value))
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, tuple):
+        if len(value) == 2 and value[0] == "__list__":
+            return [_thaw(v) for v in value[1]]
+        return {k: _thaw(v) for k, v in value}
+    return value
+
+
 # -- the tree ------------------------------------------------------------------
 
 
@@ -358,6 +400,9 @@ class Config:
     acl: Acl = _sub(Acl)  # not reloadable (Nomad: ACLs switch on or off with a restart)
     tls: Tls = _sub(Tls)  # files and verify_* reloadable (RELOADABLE)
     autopilot: Autopilot = _sub(Autopilot)
+    # plugin "<name>" { config { ... } }: task driver settings; raw_exec's
+    # "enabled" is how Nomad 0.9+ switches it on (client.options still works).
+    plugin: tuple[tuple[str, tuple[Any, tuple[str, ...]]], ...] = _plugins()
     dev_mode: bool = _f(False, file=False)  # set by -dev only (Nomad: hcl:"-")
 
     def graceful_timeout_s(self) -> float:
@@ -452,6 +497,8 @@ def _schema(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
             kind: Any = "dur"
         elif f.metadata.get("map"):
             kind = "map"
+        elif f.metadata.get("plugins"):
+            kind = "plugins"
         elif typing.get_origin(hint) is tuple:
             kind = "list"
         else:
@@ -462,7 +509,7 @@ def _schema(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
 
 _WANTED = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
            "dur": 'a duration string like "10s"', "list": "a list of strings",
-           "map": "a table of strings"}
+           "map": "a table of strings", "plugins": "a table of plugin blocks"}
 _TOML_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string",
                list: "array", dict: "table"}
 
@@ -489,6 +536,10 @@ def _convert(value: Any, kind: Any, key: str, src: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise wrong()
         return list(value)
+    if kind == "plugins":
+        if not isinstance(value, dict):
+            raise wrong()
+        return {name: _convert_plugin(block, f"{key}.{name}", src) for name, block in value.items()}
     if kind == "map":
         if not isinstance(value, dict):
             raise wrong()
@@ -502,6 +553,31 @@ def _convert(value: Any, kind: Any, key: str, src: str) -> Any:
     if kind is int and not _INT64[0] <= value <= _INT64[1]:
         raise ConfigError(f"{key}: {value} does not fit a 64-bit integer (in {src})")
     return value
+
+
+def _convert_plugin(block: Any, key: str, src: str) -> dict[str, Any]:
+    """One ``[plugin.<name>]`` block: ``config`` (checked for the drivers this agent has) and ``args``."""
+    if not isinstance(block, dict):
+        got = _TOML_TYPES.get(type(block), type(block).__name__)
+        raise ConfigError(f"{key}: expected a table, got {got} {block!r} (in {src})")
+    for k in block:
+        if k not in ("config", "args"):
+            raise ConfigError(f'unknown key "{key}.{k}" in {src}')
+    config, args = block.get("config", {}), block.get("args", [])
+    if not isinstance(config, dict):
+        raise ConfigError(f"{key}.config: expected a table, got {config!r} (in {src})")
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ConfigError(f"{key}.args: expected a list of strings, got {args!r} (in {src})")
+    name = key.rsplit(".", 1)[1]
+    known = PLUGIN_KEYS.get(name)
+    if known is not None:
+        for k, v in config.items():
+            if k in PLUGIN_UNSUPPORTED.get(name, ()):
+                raise ConfigError(f"{key}.config.{k}: not supported by this agent (in {src})")
+            if k not in known:
+                raise ConfigError(f'unknown key "{key}.config.{k}" in {src}')
+            _convert(v, known[k], f"{key}.config.{k}", src)
+    return {"config": dict(config), "args": list(args)}
 
 
 def _parse_table(cls: type, table: dict, prefix: str, src: str) -> dict[str, Any]:
@@ -528,6 +604,15 @@ def merge_overlays(cls: type, base: dict, over: dict) -> dict:
             out[name] = merge_overlays(kind, out[name], value)
         elif kind == "map":
             out[name] = {**out[name], **value}
+        elif kind == "plugins":
+            # Nomad's pluginConfigMerge: a later block of one name merges its
+            # config key by key and replaces the args it sets.
+            merged = dict(out[name])
+            for pname, block in value.items():
+                prev = merged.get(pname)
+                merged[pname] = block if prev is None else {
+                    "config": {**prev["config"], **block["config"]}, "args": block["args"] or prev["args"]}
+            out[name] = merged
         elif f.metadata.get("append"):
             out[name] = out[name] + value
         else:
@@ -547,6 +632,8 @@ def build_overlay(cls: type, overlay: dict) -> Any:
             value = tuple(value)
         elif kind == "map":
             value = tuple(sorted(value.items()))
+        elif kind == "plugins":
+            value = tuple(sorted((n, (_freeze(b["config"]), tuple(b["args"]))) for n, b in value.items()))
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -762,7 +849,7 @@ _GO_WORDS = {"http": "HTTP", "https": "HTTPS", "rpc": "RPC", "ttl": "TTL", "gc":
 _GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_interrupt": "LeaveOnInt",
              "leave_on_terminate": "LeaveOnTerm", "encrypt": "EncryptKey",
              "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
-             "retry_max": "RetryMaxAttempts"}
+             "retry_max": "RetryMaxAttempts", "plugin": "Plugins"}
 
 
 def _go_name(key: str) -> str:
@@ -788,5 +875,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
             value = dict(value)
         elif kind == "list":
             value = list(value)
+        elif kind == "plugins":  # Nomad's Plugins: [{Name, Args, Config}]
+            value = [{"Name": n, "Args": list(a), "Config": _thaw(c)} for n, (c, a) in value]
         out[_go_name(key)] = value
     return out

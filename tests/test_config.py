@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 
 import pytest
 from hypothesis import given
@@ -426,3 +427,58 @@ def test_raft_snapshot_policy_keys_parse_and_reload(tmp_path):
     assert sorted(reloadable_diff(old, new)[0]) == ["server.raft_snapshot_interval",
                                                    "server.raft_snapshot_threshold",
                                                    "server.raft_trailing_logs"]
+
+
+# -- plugin blocks -----------------------------------------------------------------
+
+
+def test_plugin_blocks_load_merge_by_name_and_show_in_agent_self(tmp_path):
+    from runtime.config import plugin_config
+
+    first = write(tmp_path, VALID + '[plugin.raw_exec.config]\nenabled = true\n'
+                  '[plugin.docker.config]\nallow_caps = ["net_raw"]\nvolumes = { enabled = true }\n')
+    later = write(tmp_path, '[plugin.raw_exec]\nargs = ["-v"]\n[plugin.raw_exec.config]\nno_cgroups = true\n')
+    cfg, _, _ = load_files([first, later])
+    hash(cfg)  # still immutable and hashable
+    assert plugin_config(cfg, "raw_exec") == {"enabled": True, "no_cgroups": True}
+    assert plugin_config(cfg, "docker") == {"allow_caps": ["net_raw"], "volumes": {"enabled": True}}
+    assert plugin_config(cfg, "exec") == {}
+    assert to_dict(cfg)["Plugins"] == [
+        {"Name": "docker", "Args": [], "Config": {"allow_caps": ["net_raw"], "volumes": {"enabled": True}}},
+        {"Name": "raw_exec", "Args": ["-v"], "Config": {"enabled": True, "no_cgroups": True}}]
+
+
+@pytest.mark.parametrize("text, error", [
+    ('[plugin.raw_exec.config]\nenabled = "yes"\n',
+     "plugin.raw_exec.config.enabled: expected a boolean, got string 'yes'"),
+    ('[plugin.raw_exec.config]\nenable = true\n', 'unknown key "plugin.raw_exec.config.enable"'),
+    ('[plugin.raw_exec.config]\ndenied_host_uids = "0"\n',
+     "plugin.raw_exec.config.denied_host_uids: not supported by this agent"),
+    ('[plugin.raw_exec]\nconfg = {}\n', 'unknown key "plugin.raw_exec.confg"'),
+    ('[plugin.raw_exec]\nconfig = 3\n', "plugin.raw_exec.config: expected a table, got 3"),
+    ('[plugin.raw_exec]\nargs = [1]\n', "plugin.raw_exec.args: expected a list of strings"),
+    ('plugin = 1\n', "plugin: expected a table of plugin blocks, got integer 1"),
+])
+def test_bad_plugin_blocks_are_refused_naming_the_key(tmp_path, text, error):
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        load(tmp_path, VALID + text if text.startswith("[") else text + VALID)
+
+
+def test_a_raw_exec_plugin_block_enables_the_driver_the_client_fingerprints(tmp_path, caplog):
+    from actors.agent_specs import AgentContext, client_specs
+    from actors.metrics import Metrics
+
+    def drivers(text: str) -> tuple[str, ...]:
+        cfg = load(tmp_path, f'data_dir = "{tmp_path}"\n[client]\nenabled = true\n' + text)
+        ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
+                           client_state_dir=str(tmp_path))
+        (spec,) = [s for s in client_specs(cfg, ctx) if s.name == "fingerprint"]
+        return tuple(d for d in dict(spec.kwargs)["probe"].drivers if d != "exec")
+
+    assert drivers("") == ()
+    assert drivers("[plugin.raw_exec.config]\nenabled = true\n") == ("raw_exec",)
+    assert drivers('[client.options]\n"driver.raw_exec.enable" = "1"\n'
+                   "[plugin.raw_exec.config]\nenabled = false\n") == ()
+    with caplog.at_level("WARNING", logger="agent"):
+        assert drivers("[plugin.docker.config]\nvolumes = { enabled = true }\n") == ()
+    assert 'plugin "docker": this agent has no such plugin' in caplog.text

@@ -103,6 +103,10 @@ def test_drivers_detected_from_options_and_privileges():
     assert detect_drivers(opts, is_root=False, kernel_name="linux") == ("raw_exec",)
     assert detect_drivers((), is_root=True, kernel_name="linux") == ("exec",)
     assert detect_drivers((), is_root=True, kernel_name="darwin") == ()
+    # The plugin block's "enabled" decides when it is set, either way; else the option does.
+    assert detect_drivers((), is_root=False, raw_exec_enabled=True) == ("raw_exec",)
+    assert detect_drivers(opts, is_root=False, raw_exec_enabled=False) == ()
+    assert detect_drivers(opts, is_root=False, raw_exec_enabled=None) == ("raw_exec",)
 
 
 def test_psutil_probe_reads_this_host(tmp_path):

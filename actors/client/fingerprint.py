@@ -238,11 +238,18 @@ def _volume_of(psutil: Any, path: str) -> str:
 
 
 def detect_drivers(options: dict[str, str] | tuple[tuple[str, str], ...], *, is_root: bool,
-                   kernel_name: str = platform.system().lower()) -> tuple[str, ...]:
-    """Drivers Nomad would detect: raw_exec when enabled in client options; exec as root on Linux."""
+                   kernel_name: str = platform.system().lower(),
+                   raw_exec_enabled: bool | None = None) -> tuple[str, ...]:
+    """Drivers Nomad would detect: raw_exec when enabled; exec as root on Linux.
+
+    raw_exec is enabled by its plugin block's ``enabled`` when that sets it
+    (*raw_exec_enabled*), else by the older client option ``driver.raw_exec.enable``.
+    """
     opts = dict(options)
     found = []
-    if opts.get("driver.raw_exec.enable", "").lower() in ("1", "true"):
+    if raw_exec_enabled is None:
+        raw_exec_enabled = opts.get("driver.raw_exec.enable", "").lower() in ("1", "true")
+    if raw_exec_enabled:
         found.append("raw_exec")
     if is_root and kernel_name == "linux":
         found.append("exec")
