@@ -323,9 +323,11 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         MemoryIdentityStore,
         read_host_uuid,
     )
+    from actors.client.stats import ClientStats
+    from runtime.host_stats import HostStatsSampler
 
     assert ctx.client_state_dir is not None
-    c = config.client
+    c, tel = config.client, config.telemetry
     r = c.reserved
     from runtime.config import PLUGIN_KEYS, plugin_config
 
@@ -334,8 +336,8 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
             log.warning('plugin "%s": this agent has no such plugin (its task drivers: %s); block ignored',
                         name, ", ".join(sorted(PLUGIN_KEYS)))
     raw_exec = plugin_config(config, "raw_exec").get("enabled")
-    probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface,
-                        drivers=detect_drivers(c.options, is_root=os.geteuid() == 0, raw_exec_enabled=raw_exec))
+    drivers = detect_drivers(c.options, is_root=os.geteuid() == 0, raw_exec_enabled=raw_exec)
+    probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface, drivers=drivers)
     node_cfg = ClientNodeConfig.from_config(config, name=config.name or "", http_addr=ctx.addrs.http_adv)
     import dataclasses
 
@@ -343,7 +345,15 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         node_cfg = dataclasses.replace(node_cfg, servers=(ctx.addrs.rpc_adv,))
     if not c.no_host_uuid:
         node_cfg = dataclasses.replace(node_cfg, host_uuid=read_host_uuid())
-    identity = MemoryIdentityStore() if config.dev_mode else FileIdentityStore(ctx.client_state_dir)
+    if config.dev_mode:
+        # Not persisted, but the node ID the process made at start (ctx.client_id, which
+        # /v1/agent/self reports) is the one the node registers with.
+        import uuid
+
+        identity: Any = MemoryIdentityStore(
+            data={"node_id": ctx.client_id, "secret_id": str(uuid.uuid4())} if ctx.client_id else {})
+    else:
+        identity = FileIdentityStore(ctx.client_state_dir)
     alloc_root = _alloc_root(config, ctx)
     drain = c.drain_on_shutdown
     # Nomad drains on shutdown only through Agent.Leave, never in dev mode (NOMAD.md §5.3).
@@ -367,5 +377,11 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="alloc-sync", cls=AllocSync, role="client", leaves=True,
                   kwargs=(("config", sync_cfg), ("wall_clock", time.time))),
         ChildSpec(name="client", cls=ClientNode, role="client",
-                  kwargs=(("config", node_cfg), ("identity", identity), ("listeners", ("alloc-sync",)))),
+                  kwargs=(("config", node_cfg), ("identity", identity),
+                          ("listeners", ("alloc-sync", "client-stats")))),
+        ChildSpec(name="client-stats", cls=ClientStats, role="client",
+                  kwargs=(("metrics", ctx.metrics), ("datacenter", config.datacenter), ("node_class", c.node_class), ("node_pool", c.node_pool),
+                          ("interval_s", tel.collection_interval_s),
+                          ("host_sampler", HostStatsSampler(alloc_root) if tel.publish_node_metrics else None),
+                          ("allocation_metrics", tel.publish_allocation_metrics))),
     ]

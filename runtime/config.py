@@ -371,6 +371,11 @@ class Telemetry:
     in_memory_retention_period_s: float = _dur(60, gt=0)
     disable_hostname: bool = False
     prometheus_metrics: bool = False  # on in dev mode
+    # Clients: the host's memory, CPU, disk and uptime gauges (client.host.*),
+    # and each running task's use (client.allocs.*).  Off, as Nomad's: one
+    # gauge per CPU, disk and task every collection_interval adds up.
+    publish_node_metrics: bool = False
+    publish_allocation_metrics: bool = False
 
 
 @conf

@@ -280,6 +280,38 @@ def test_client_stats_answer_nomads_host_stats(dev):  # noqa: F811
     assert call(dev.http_port, "PUT", "/v1/client/stats").status == 405
 
 
+def test_metrics_publish_the_nodes_and_the_running_tasks_figures(dev, running):  # noqa: F811
+    """telemetry.publish_node_metrics and publish_allocation_metrics (the dev fixture sets both)."""
+    port = dev.http_port
+    node = call(port, "GET", "/v1/agent/self").json()["stats"]["client"]["node_id"]
+
+    def gauges() -> dict[str, tuple[float, dict[str, str]]] | None:
+        # Prometheus (on in dev mode) shows each gauge's latest value at once.
+        text = call(port, "GET", "/v1/metrics?format=prometheus").body.decode()
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("nomad_client_") and "{" in line:
+                name, rest = line.split("{", 1)
+                labels, value = rest.rsplit("} ", 1)
+                pairs = dict(p.split("=", 1) for p in labels.split(",") if "=" in p)
+                pairs = {k: v.strip('"') for k, v in pairs.items()}
+                key = name + "".join(f";{pairs[k]}" for k in ("cpu", "disk", "alloc_id") if k in pairs)
+                out[key] = (float(value), pairs)
+        want = ("nomad_client_host_memory_total", "nomad_client_uptime", "nomad_client_allocated_cpu",
+                "nomad_client_unallocated_memory", "nomad_client_allocations_running",
+                f"nomad_client_allocs_memory_rss;{running}")
+        return out if all(k in out for k in want) else None
+
+    g = wait_for(gauges, "client gauges in /v1/metrics", 15.0, dev.detail)
+    total, labels = g["nomad_client_host_memory_total"]
+    assert total > 0 and labels["node_id"] == node and labels["node_status"] == "ready"
+    assert any(k.startswith("nomad_client_host_cpu_idle;cpu0") for k in g)
+    assert any(k.startswith("nomad_client_host_disk_size;") for k in g)
+    assert g["nomad_client_allocations_running"][0] >= 1 and g["nomad_client_allocated_cpu"][0] >= 50
+    rss, labels = g[f"nomad_client_allocs_memory_rss;{running}"]
+    assert rss > 0 and labels["job"] == "fs-svc" and labels["task_group"] and labels["task"]
+
+
 # ---------------------------------------------------------------- GC
 
 

@@ -7,6 +7,7 @@ clusters, the benchmarks) they measure nothing and set no timer for it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from actors.metrics import Metrics
@@ -160,3 +161,117 @@ def test_broker_reports_ready_unacked_and_pending_evaluations() -> None:
     assert broker.broker_stats() == {"total_ready": 1, "total_unacked": 0, "total_pending": 2}
     sched.run_for(1.0)
     assert _totals(m)[0]["nomad.nomad.broker.total_pending"] == 2
+
+
+# ---------------------------------------------------------------- clients (Nomad client.go emitStats)
+
+
+class _FakeRunner:
+    """Stands in for the alloc runner: answers AllocTotalsQuery with fixed totals."""
+
+    def __init__(self, totals: Any) -> None:
+        self.totals = totals
+        self.asked: list[Any] = []
+
+
+def _client_node(host_sampler: Any = None, allocation_metrics: bool = False) -> tuple[Scheduler, Metrics, Any]:
+    from actors.client.alloc_runner import AllocTotals, AllocTotalsQuery
+    from actors.client.alloc_sync import NodeRegistered
+    from actors.client.fingerprint import FakeHost, FingerprintConfig, Fingerprinter, fake_facts
+    from actors.client.messages import Resources
+    from actors.client.stats import ClientStats
+    from runtime.actor import NodeActor
+
+    runner = _FakeRunner(AllocTotals(pending=1, running=2, terminal=3, cpu_mhz=700, memory_mb=512,
+                                     memory_max_mb=1024, disk_mb=300,
+                                     tasks=(("a1", "web", "default", "g", "t", 5 << 20, 12.5, 256, 500),)))
+
+    class Runner(NodeActor):
+        def receive(self, message: Any) -> Any:
+            if isinstance(message, AllocTotalsQuery):
+                runner.asked.append(message)
+                totals = runner.totals if message.tasks else replace(runner.totals, tasks=())
+                self.send(self.env.node, message.reply_to, totals)
+
+    sched = Scheduler(3)
+    m = Metrics(clock=lambda: sched.now, interval_s=1.0, retain_s=60.0)
+    host = FakeHost(fake_facts("c1", "10.0.0.9", cores=2, mhz=2000, memory_gb=4, disk_gb=10))
+
+    def boot(env: Any) -> None:
+        env.spawn(Fingerprinter, "fingerprint", probe=host,
+                  config=FingerprintConfig(reserved=Resources(cpu_mhz=100, memory_mb=256, disk_mb=1024)))
+        env.spawn(Runner, "alloc-runner")
+        env.spawn(ClientStats, "client-stats", metrics=m, datacenter="dc1", node_pool="default",
+                  interval_s=1.0, host_sampler=host_sampler, allocation_metrics=allocation_metrics)
+
+    node = sched.add_node("c1", boot)
+    sched.run_for(0.5)
+    node.actors["client-stats"].tell(NodeRegistered("node-1", "secret", ("s1",)))
+    sched.run_for(1.0)
+    return sched, m, runner
+
+
+def _gauges_with_labels(m: Metrics) -> dict[str, tuple[float, dict[str, str]]]:
+    out = {}
+    for iv in m.intervals():
+        for name, value, labels in iv.gauges.values():
+            out[name + "".join(f";{v}" for k, v in labels if k in ("cpu", "disk", "task"))] = (value, dict(labels))
+    return out
+
+
+def test_client_stats_report_allocations_and_what_is_left_of_the_node() -> None:
+    sched, m, runner = _client_node()
+    g = _gauges_with_labels(m)
+    value, labels = g["nomad.client.allocated.cpu"]
+    assert value == 700
+    assert labels == {"node_id": "node-1", "datacenter": "dc1", "node_class": "none", "node_pool": "default",
+                      "node_status": "ready", "node_scheduling_eligibility": "eligible"}
+    assert g["nomad.client.allocated.memory"][0] == 512 and g["nomad.client.allocated.max_memory"][0] == 1024
+    assert g["nomad.client.allocated.disk"][0] == 300
+    # The fingerprint's resources (2 x 2000 MHz, 4 GiB, the free half of 10 GiB) less reserved and allocated.
+    assert g["nomad.client.unallocated.cpu"][0] == 4000 - 100 - 700
+    assert g["nomad.client.unallocated.memory"][0] == 4096 - 256 - 512
+    assert g["nomad.client.unallocated.disk"][0] == 5120 - 1024 - 300
+    assert [g[f"nomad.client.allocations.{k}"][0] for k in ("pending", "running", "terminal", "blocked",
+                                                          "migrating")] == [1, 2, 3, 0, 0]
+    assert not any(k.startswith(("nomad.client.host.", "nomad.client.allocs.")) for k in g)  # both opt-in
+    assert len(runner.asked) == 2 and not runner.asked[0].tasks  # at once, then each interval
+
+
+def test_client_stats_publish_host_and_task_figures_when_asked() -> None:
+    samples = [(("host", "memory", "total"), 4.0e9, ()), (("uptime",), 60.0, ()),
+               (("host", "cpu", "idle"), 75.0, (("cpu", "cpu0"),)),
+               (("host", "disk", "used_percent"), 40.0, (("disk", "/dev/sim0"),))]
+    sched, m, runner = _client_node(host_sampler=lambda: samples, allocation_metrics=True)
+    g = _gauges_with_labels(m)
+    assert g["nomad.client.host.memory.total"][0] == 4.0e9 and g["nomad.client.uptime"][0] == 60.0
+    assert g["nomad.client.host.cpu.idle;cpu0"][0] == 75.0
+    assert g["nomad.client.host.disk.used_percent;/dev/sim0"][1]["node_id"] == "node-1"
+    assert runner.asked[-1].tasks
+    rss, labels = g["nomad.client.allocs.memory.rss;t"]
+    assert rss == 5 << 20 and labels == {"alloc_id": "a1", "job": "web", "namespace": "default",
+                                         "task_group": "g", "task": "t"}
+    assert g["nomad.client.allocs.memory.allocated;t"][0] == 256 << 20
+    assert g["nomad.client.allocs.cpu.total_percent;t"][0] == 12.5
+    assert g["nomad.client.allocs.cpu.allocated;t"][0] == 500
+
+
+def test_a_failing_host_sampler_is_counted_and_the_client_figures_still_come() -> None:
+    def broken() -> list[Any]:
+        raise OSError("no /proc")
+
+    sched, m, _ = _client_node(host_sampler=broken)
+    actor = sched.actor_of(sched.nodes["c1"].actors["client-stats"])
+    assert actor.host_errors >= 2
+    assert _gauges_with_labels(m)["nomad.client.allocated.cpu"][0] == 700
+
+
+def test_alloc_totals_count_by_client_status_and_sum_the_live_ones() -> None:
+    from actors.client.alloc_runner import alloc_totals
+
+    res = {"CPU": 100, "MemoryMB": 64}
+    t = alloc_totals([({"Resources": res}, "running"), ({"Resources": {**res, "MemoryMaxMB": 128}}, "pending"),
+                      ({"Resources": res}, "complete"), ({"Resources": res}, "failed"),
+                      ({"Resources": res, "DesiredStatus": "stop"}, "running")])
+    assert (t.pending, t.running, t.terminal) == (1, 2, 2)
+    assert (t.cpu_mhz, t.memory_mb, t.memory_max_mb) == (200, 128, 64 + 128)  # the stopping one holds nothing

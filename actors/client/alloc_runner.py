@@ -803,6 +803,59 @@ class _Alloc:
 
 
 # ------------------------------------------------------------ the actor
+# ------------------------------------------------------------ totals for ClientStats
+@dataclass(frozen=True, slots=True)
+class AllocTotalsQuery:
+    """ClientStats -> AllocRunner: send me AllocTotals (local only); *tasks*: with each running task's usage."""
+
+    reply_to: str
+    tasks: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocTotals:
+    """AllocRunner -> ClientStats: allocations by client status, and what the live ones hold."""
+
+    pending: int = 0
+    running: int = 0
+    terminal: int = 0
+    cpu_mhz: int = 0
+    memory_mb: int = 0
+    memory_max_mb: int = 0
+    disk_mb: int = 0
+    # Asked for: per running task (alloc ID, job, namespace, group, task, RSS bytes,
+    # CPU percent, memory MB and CPU MHz it was given).
+    tasks: tuple[tuple[str, str, str, str, str, int, float, int, int], ...] = ()
+
+
+def alloc_totals(allocs: Iterable[tuple[dict[str, Any], str]]) -> AllocTotals:
+    """AllocTotals of (server's allocation record, client status) pairs, as Nomad counts them.
+
+    Pending, running and terminal (complete or failed) by client status;
+    resources summed over the allocations neither the servers nor the client
+    consider terminal.  An allocation's ``max_memory`` is its memory when it
+    sets no higher ceiling (Nomad ``AllocatedMemoryResources.Add``).
+    """
+    pending = running = terminal = cpu = mem = mem_max = disk = 0
+    for raw, status in allocs:
+        if status == "pending":
+            pending += 1
+        elif status == "running":
+            running += 1
+        elif status in ("complete", "failed"):
+            terminal += 1
+        if status in ("complete", "failed", "lost") or raw.get("DesiredStatus", "run") != "run":
+            continue
+        r = raw.get("Resources") or {}
+        cpu += int(r.get("CPU", 0))
+        m = int(r.get("MemoryMB", 0))
+        mem += m
+        mem_max += int(r.get("MemoryMaxMB", 0)) or m
+        disk += int(r.get("DiskMB", 0))
+    return AllocTotals(pending=pending, running=running, terminal=terminal, cpu_mhz=cpu, memory_mb=mem,
+                       memory_max_mb=mem_max, disk_mb=disk)
+
+
 class AllocRunner(NodeActor):
     """Runs this node's allocations through the drivers; see the module doc."""
 
@@ -855,6 +908,12 @@ class AllocRunner(NodeActor):
             self._flush()
         elif isinstance(message, GetAllocStats):
             return self._stats(message.alloc_id)
+        elif isinstance(message, AllocTotalsQuery):
+            totals = alloc_totals((a.raw, a.update().client_status) for a in self.allocs.values()
+                                  if a.spec is not None and not a.quiet and not a.collected)
+            if message.tasks:
+                totals = replace(totals, tasks=self._task_usage())
+            self.send(self.env.node, message.reply_to, totals)
         elif isinstance(message, RestartTasks):
             error = self._operate(message.alloc_id, message.task, "restart", "")
             self._flush()
@@ -1262,6 +1321,22 @@ class AllocRunner(NodeActor):
             self.stats["driver_errors"] += 1
             log.warning("%s: polling task %s failed: %s", self.env.node, t.spec.name, exc)
             return None
+
+    def _task_usage(self) -> tuple[tuple[str, str, str, str, str, int, float, int, int], ...]:
+        """Each running task's resource use (its driver's stats) and allocation, for AllocTotals."""
+        out = []
+        for aid, tasks in self._stats("").items():
+            spec = self.allocs[aid].spec
+            if spec is None:
+                continue
+            given = {t.name: t for t in spec.tasks}
+            for name, s in tasks.items():
+                t = given.get(name)
+                if not s or t is None:
+                    continue  # gone, or not reported by its driver
+                out.append((aid, spec.job_id, spec.namespace, spec.group, name, int(s.get("rss_bytes", 0)),
+                            float(s.get("cpu_percent", 0.0)), t.memory_mb, t.cpu))
+        return tuple(out)
 
     def _stats(self, only: str) -> dict[str, dict[str, dict[str, Any]]]:
         out: dict[str, dict[str, dict[str, Any]]] = {}

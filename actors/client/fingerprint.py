@@ -266,7 +266,11 @@ class FingerprintChanged:
 
 @dataclass(frozen=True, slots=True)
 class SubscribeFingerprint:
-    """Subscriber -> Fingerprinter: send me the current fingerprint and every change (local only)."""
+    """Subscriber -> Fingerprinter: send me the current fingerprint and every change (local only).
+
+    The fingerprinter tells every actor that subscribed (the client node, and
+    the agent's ClientStats); subscribing again changes nothing.
+    """
 
     actor: str
 
@@ -292,7 +296,7 @@ class Fingerprinter(NodeActor):
         super().__init__(env, name)
         self.probe = probe
         self.cfg = config or FingerprintConfig()
-        self.subscriber = subscriber
+        self.subscribers = [subscriber]  # told every change; SubscribeFingerprint adds one
         self.current: Fingerprint | None = None
         self._facts: HostFacts | None = None
         self.errors = 0
@@ -308,9 +312,10 @@ class Fingerprinter(NodeActor):
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, SubscribeFingerprint):
-            self.subscriber = message.actor
+            if message.actor not in self.subscribers:
+                self.subscribers.append(message.actor)
             if self.current is not None:
-                self.send(self.env.node, self.subscriber, FingerprintChanged(self.current))
+                self.send(self.env.node, message.actor, FingerprintChanged(self.current))
         elif message == "fingerprint":
             return self.current
         return None
@@ -331,4 +336,6 @@ class Fingerprinter(NodeActor):
         new = fingerprint(facts, nomad_version=self.cfg.nomad_version, reserved=self.cfg.reserved)
         if significant_change(self.current, new):
             self.current = new
-            self.send(self.env.node, self.subscriber, FingerprintChanged(new))
+            changed = FingerprintChanged(new)
+            for actor in self.subscribers:
+                self.send(self.env.node, actor, changed)
