@@ -150,15 +150,15 @@ class AgentProc:
         gevent.killall(self.readers)
 
 
-def agent_config(path: Any, data_dir: Any, *, ports: dict[str, int] | None = None,
+def agent_config(path: Any, data_dir: Any, *, ports: dict[str, int] | None = None, tables: str = "",
                  **top: Any) -> dict[str, Any]:
-    """A server+client agent config on (free) loopback ports; returns its facts."""
+    """A server+client agent config on (free) loopback ports, plus TOML *tables*; returns its facts."""
     ports = ports or {"http": free_port(), "rpc": free_port(), "serf": free_port()}
     lines = [f'data_dir = "{data_dir}"', 'bind_addr = "127.0.0.1"']
     lines += [f"{k} = {json.dumps(v)}" for k, v in top.items()]
     lines += ["[ports]", *(f"{k} = {v}" for k, v in ports.items()),
               "[server]", "enabled = true", "bootstrap_expect = 1", "[client]", "enabled = true"]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + tables)
     return {"path": str(path), "data_dir": str(data_dir), **ports}
 
 

@@ -21,7 +21,8 @@ def get_json(agent: AgentProc, path: str) -> Any:
 
 
 def test_agent_registers_its_node_ready_with_nomads_fingerprint_attributes(agents, tmp_path):
-    cfg = agent_config(tmp_path / "a.toml", tmp_path / "data", name="fp-node")
+    cfg = agent_config(tmp_path / "a.toml", tmp_path / "data", name="fp-node",
+                       tables="[plugin.raw_exec.config]\nenabled = true\n")
     a = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
     nodes = wait_for(lambda: [n for n in (get_json(a, "/v1/nodes") or []) if n["Status"] == "ready"],
                      "a ready node", 20)
@@ -30,7 +31,9 @@ def test_agent_registers_its_node_ready_with_nomads_fingerprint_attributes(agent
     for attr in ("cpu.arch", "cpu.numcores", "cpu.totalcompute", "memory.totalbytes", "kernel.name",
                  "os.name", "unique.hostname", "nomad.version"):
         assert attr in node["Attributes"], attr
-    assert any(k.startswith("driver.") for k in node["Attributes"])  # raw_exec only when enabled
+    # raw_exec, enabled by its plugin block; never exec, which this agent does not ship.
+    assert node["Attributes"]["driver.raw_exec"] == "1" and "driver.exec" not in node["Attributes"]
+    assert set(node["Drivers"]) == {"raw_exec"}
     assert "SecretID" not in node
     ids = (tmp_path / "data" / "client" / "client-id").read_text().strip()
     assert ids == nodes[0]["ID"]

@@ -473,7 +473,7 @@ def test_a_raw_exec_plugin_block_enables_the_driver_the_client_fingerprints(tmp_
         ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
                            client_state_dir=str(tmp_path))
         (spec,) = [s for s in client_specs(cfg, ctx) if s.name == "fingerprint"]
-        return tuple(d for d in dict(spec.kwargs)["probe"].drivers if d != "exec")
+        return tuple(dict(spec.kwargs)["probe"].drivers)
 
     assert drivers("") == ()
     assert drivers("[plugin.raw_exec.config]\nenabled = true\n") == ("raw_exec",)

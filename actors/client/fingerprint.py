@@ -237,10 +237,17 @@ def _volume_of(psutil: Any, path: str) -> str:
     return device
 
 
+# The task drivers this agent ships (actors.client.drivers): a driver Nomad
+# would detect but that is not here is never reported, or the servers would
+# place its tasks on a node that can only fail them.
+SHIPPED_DRIVERS = ("raw_exec",)
+
+
 def detect_drivers(options: dict[str, str] | tuple[tuple[str, str], ...], *, is_root: bool,
                    kernel_name: str = platform.system().lower(),
-                   raw_exec_enabled: bool | None = None) -> tuple[str, ...]:
-    """Drivers Nomad would detect: raw_exec when enabled; exec as root on Linux.
+                   raw_exec_enabled: bool | None = None,
+                   available: tuple[str, ...] = SHIPPED_DRIVERS) -> tuple[str, ...]:
+    """The drivers of *available* that Nomad would detect: raw_exec when enabled; exec as root on Linux.
 
     raw_exec is enabled by its plugin block's ``enabled`` when that sets it
     (*raw_exec_enabled*), else by the older client option ``driver.raw_exec.enable``.
@@ -253,7 +260,7 @@ def detect_drivers(options: dict[str, str] | tuple[tuple[str, str], ...], *, is_
         found.append("raw_exec")
     if is_root and kernel_name == "linux":
         found.append("exec")
-    return tuple(sorted(found))
+    return tuple(sorted(d for d in found if d in available))
 
 
 # ------------------------------------------------------------ the actor
