@@ -29,7 +29,7 @@ import socket
 import sys
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 import gevent
@@ -49,7 +49,7 @@ from actors.signals import HANDLED_SIGNALS, SIGQUIT_EXIT_CODE
 from runtime.config import Config, ConfigError, parse_args
 from runtime.datadir import AgentState, DataDirError, open_state
 from runtime.gossip_crypto import GossipCrypto, KeyringError, load_keyring_file, save_keyring_file
-from runtime.logging_setup import LogControl, setup_logging
+from runtime.logging_setup import LogControl, LogFileHandler, setup_logging, syslog_handler
 from runtime.prod import ProdNode
 from runtime.serf_snapshot import SerfSnapshot
 from runtime.snapshotter import ForkSnapshotter
@@ -377,6 +377,20 @@ def main(argv: list[str] | None = None) -> int:
     cfg = resolve_name(cfg)
     console = Console(sys.stdout, sys.stderr, json_log=cfg.log_json)
     logs = setup_logging(cfg.log_level, json_format=cfg.log_json)
+    sinks: list[tuple[str, Callable[[], logging.Handler]]] = []
+    if cfg.log_file is not None:
+        sinks.append(("log_file", lambda: LogFileHandler(
+            cfg.log_file or "", duration_s=cfg.log_rotate_duration_s, max_bytes=cfg.log_rotate_bytes,
+            max_files=cfg.log_rotate_max_files)))
+    if cfg.enable_syslog:
+        sinks.append(("syslog", lambda: syslog_handler(cfg.syslog_facility)))
+    for what, make in sinks:
+        try:
+            logs.add(make(), cfg.log_json)
+        except OSError as e:  # Nomad exits 1 when its log file or syslog cannot be set up
+            plain.error(f"Error setting up {what}: {e}")
+            logs.close()
+            return 1
     for warning in warnings:
         (console.error if warning.startswith("WARNING") else console.warn)(warning)
     console.output(f"Loaded configuration from {', '.join(loaded)}" if loaded

@@ -75,6 +75,9 @@ BOOTSTRAP_EVEN_WARNING = (
     "WARNING: Number of bootstrap servers should ideally be set to an odd number."
 )
 GOSSIP_PROFILES = ("lan", "local", "test", "wan")  # actors.gossip.config.PROFILES
+# syslog facilities (go-syslog's names; Python's SysLogHandler knows each).
+SYSLOG_FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+                     "authpriv", "ftp", *(f"local{i}" for i in range(8)))
 NO_ROLE_ERROR = "Must specify either server, client or dev mode for the agent."
 # What SIGHUP applies (NOMAD.md §2.3): Agent.Reload copies log_level and the
 # TLS files and checks (Nomad reloads RPC and HTTP certificates; tls.http and
@@ -388,6 +391,17 @@ class Config:
     bind_addr: str = "0.0.0.0"  # DefaultConfig; (quirk) help text says loopback
     log_level: str = "INFO"  # reloadable
     log_json: bool = False
+    # Also write the log to this file ("<dir>/" alone: <dir>/nomad.log), renamed
+    # to <name>-<unix nanos>.<ext> once it is log_rotate_duration old or
+    # log_rotate_bytes big (0: no size limit), keeping log_rotate_max_files of
+    # those (0: all).  Nomad's defaults; not reloadable, as Nomad's.
+    log_file: str | None = None
+    log_rotate_duration_s: float = _dur(24 * 3600, gt=0)
+    log_rotate_bytes: int = _f(0, ge=0)
+    log_rotate_max_files: int = _f(0, ge=0)
+    # Also send the log to the local syslog (/dev/log) with this facility.
+    enable_syslog: bool = False
+    syslog_facility: str = "LOCAL0"
     leave_on_interrupt: bool = False  # not reloadable
     leave_on_terminate: bool = False  # not reloadable
     # Not a Nomad key: Nomad hard-codes gracefulTimeout = 5s (command.go line 48)
@@ -725,6 +739,11 @@ def validate(cfg: Config) -> list[str]:
                           f"valid levels are {', '.join(LOG_LEVELS)}")
     if not cfg.bind_addr:
         raise ConfigError("bind_addr: must not be empty")
+    if cfg.syslog_facility.lower() not in SYSLOG_FACILITIES:
+        raise ConfigError(f'syslog_facility: unknown facility "{cfg.syslog_facility}", '
+                          f"want one of {', '.join(f.upper() for f in SYSLOG_FACILITIES)}")
+    if cfg.log_file is not None and not cfg.log_file.strip():
+        raise ConfigError("log_file: must not be empty")
     _check_bounds(cfg, "")
     _check_server(cfg.server)
     _check_client(cfg.client)

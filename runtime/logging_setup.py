@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import collections
 import datetime
+import glob
 import json
 import logging
+import logging.handlers
+import os
 import sys
+import time
 from typing import Any, TextIO
 
-__all__ = ["LEVELS", "MONITOR", "TRACE", "JsonFormatter", "LogControl", "LogMonitor", "TextFormatter",
-           "setup_logging"]
+__all__ = ["LEVELS", "MONITOR", "TRACE", "JsonFormatter", "LogControl", "LogFileHandler", "LogMonitor",
+           "TextFormatter", "setup_logging"]
 
 TRACE = 5
 LEVELS = {"TRACE": TRACE, "DEBUG": logging.DEBUG, "INFO": logging.INFO,
@@ -134,6 +138,73 @@ class _GatedHandler(logging.Handler):
             self._write("".join(held))
 
 
+class LogFileHandler(logging.Handler):
+    """``log_file`` with Nomad's rotation (``command/agent/log_file.go``).
+
+    The active file keeps its name (``nomad.log`` when *path* names only a
+    directory) and is appended to, 0640.  Before a write, once it is
+    *duration_s* old or holds *max_bytes* (0: no limit), it is renamed to
+    ``<name>-<unix nanos><ext>`` and a new one started; past *max_files* such
+    archives (0: keep all) the oldest go.  A write that fails is reported
+    once per failure on stderr by logging's handleError and costs only its line.
+    """
+
+    def __init__(self, path: str, *, duration_s: float, max_bytes: int = 0, max_files: int = 0) -> None:
+        super().__init__(logging.NOTSET)
+        directory, name = os.path.split(path)
+        self.dir = directory or "."
+        self.name = name or "nomad.log"
+        base, ext = os.path.splitext(self.name)
+        self._archive = os.path.join(self.dir, base + "-%s" + (ext or ".log"))
+        self.duration_s, self.max_bytes, self.max_files = duration_s, max_bytes, max_files
+        self._fd: int | None = None
+        self._created = 0.0
+        self._written = 0
+        os.makedirs(self.dir, exist_ok=True)
+        self._open()  # a file that cannot be opened is a start-up error, not a silent loss
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.dir, self.name)
+
+    def _open(self) -> None:
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        st = os.fstat(self._fd)
+        self._written = st.st_size
+        # An existing file's age counts from when it was last started (its ctime here).
+        self._created = time.time() if st.st_size == 0 else min(time.time(), st.st_ctime)
+
+    def _rotate_if_due(self) -> None:
+        if (self.max_bytes > 0 and self._written >= self.max_bytes) or \
+                time.time() - self._created >= self.duration_s:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            os.replace(self.path, self._archive % time.time_ns())
+            if self.max_files > 0:
+                archives = sorted(glob.glob(glob.escape(self._archive).replace("%s", "*")))
+                for old in archives[:max(0, len(archives) - self.max_files)]:
+                    os.unlink(old)
+            self._open()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = (self.format(record) + "\n").encode()
+            if self._fd is None:
+                self._open()
+            self._rotate_if_due()
+            assert self._fd is not None
+            self._written += os.write(self._fd, data)
+        except Exception:  # noqa: BLE001 - a full disk must not stop the agent
+            self.handleError(record)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        super().close()
+
+
 # A monitor (``/v1/agent/monitor``) that reads slower than the agent logs
 # loses its oldest lines beyond this many (counted), never the agent's memory.
 MONITOR_BUFFER_LINES = 1024
@@ -199,8 +270,16 @@ class LogControl:
 
     def __init__(self, handler: _GatedHandler) -> None:
         self.handler = handler
+        self.extra: list[logging.Handler] = []  # log_file, syslog: at the console's level
         self.level = "INFO"
         MONITOR.on_change = self._apply
+
+    def add(self, handler: logging.Handler, json_format: bool) -> None:
+        """Another destination (log_file, syslog) for what the console writes."""
+        handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
+        self.extra.append(handler)
+        logging.getLogger().addHandler(handler)
+        self._apply()
 
     def set_level(self, level: str) -> None:
         name = level.upper()
@@ -211,6 +290,8 @@ class LogControl:
         """The console writes at the configured level; the root passes what any monitor also wants."""
         number = LEVELS[self.level]
         self.handler.setLevel(number)
+        for extra in self.extra:
+            extra.setLevel(number)
         low = MONITOR.lowest()
         root = number if low is None else min(number, low)
         logging.getLogger().setLevel(root)
@@ -224,6 +305,10 @@ class LogControl:
     def close(self) -> None:
         logging.getLogger().removeHandler(self.handler)
         logging.getLogger().removeHandler(MONITOR)
+        for extra in self.extra:
+            logging.getLogger().removeHandler(extra)
+            extra.close()
+        self.extra.clear()
 
 
 def setup_logging(level: str, *, json_format: bool, stream: TextIO | None = None) -> LogControl:
@@ -239,3 +324,11 @@ def setup_logging(level: str, *, json_format: bool, stream: TextIO | None = None
     control = LogControl(handler)
     control.set_level(level)
     return control
+
+
+def syslog_handler(facility: str, address: str = "/dev/log") -> logging.Handler:
+    """``enable_syslog``: the local syslog, at *facility* (``LOCAL0``...); OSError when there is none."""
+    h = logging.handlers.SysLogHandler(address=address,
+                                       facility=logging.handlers.SysLogHandler.facility_names[facility.lower()])
+    h.ident = "nomad: "
+    return h
