@@ -303,6 +303,30 @@ class Limits:
 
 
 @conf
+class UiLink:
+    ui_url: str = ""  # where the UI's Consul / Vault links point
+
+
+@conf
+class UiLabel:
+    text: str = ""  # the UI's banner label
+    background_color: str = ""
+    text_color: str = ""
+
+
+@conf
+class Ui:
+    """Nomad's ``ui`` block.  This agent serves no web UI: the block loads (a
+    config written for Nomad does) and is shown in /v1/agent/self; nothing reads it."""
+
+    enabled: bool = True  # Nomad's default; there is no UI here to switch
+    show_cli_hints: bool = True
+    consul: UiLink = _sub(UiLink)
+    vault: UiLink = _sub(UiLink)
+    label: UiLabel = _sub(UiLabel)
+
+
+@conf
 class Acl:
     """Nomad's ``acl`` block (actors/acl.py, actors/http_acl.py).
 
@@ -419,6 +443,7 @@ class Config:
     acl: Acl = _sub(Acl)  # not reloadable (Nomad: ACLs switch on or off with a restart)
     tls: Tls = _sub(Tls)  # files and verify_* reloadable (RELOADABLE)
     autopilot: Autopilot = _sub(Autopilot)
+    ui: Ui = _sub(Ui)
     # plugin "<name>" { config { ... } }: task driver settings; raw_exec's
     # "enabled" is how Nomad 0.9+ switches it on (client.options still works).
     plugin: tuple[tuple[str, tuple[Any, tuple[str, ...]]], ...] = _plugins()
@@ -873,7 +898,8 @@ _GO_WORDS = {"http": "HTTP", "https": "HTTPS", "rpc": "RPC", "ttl": "TTL", "gc":
 _GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_interrupt": "LeaveOnInt",
              "leave_on_terminate": "LeaveOnTerm", "encrypt": "EncryptKey",
              "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
-             "retry_max": "RetryMaxAttempts", "plugin": "Plugins"}
+             "retry_max": "RetryMaxAttempts", "plugin": "Plugins", "ui": "UI", "ui_url": "BaseUIURL",
+             "show_cli_hints": "ShowCLIHints"}
 
 
 def _go_name(key: str) -> str:

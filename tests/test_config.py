@@ -482,3 +482,14 @@ def test_a_raw_exec_plugin_block_enables_the_driver_the_client_fingerprints(tmp_
     with caplog.at_level("WARNING", logger="agent"):
         assert drivers("[plugin.docker.config]\nvolumes = { enabled = true }\n") == ()
     assert 'plugin "docker": this agent has no such plugin' in caplog.text
+
+
+def test_the_ui_block_of_a_nomad_config_loads(tmp_path):
+    cfg = load(tmp_path, VALID + '[ui]\nenabled = false\nshow_cli_hints = false\n[ui.label]\ntext = "prod"\n'
+                         '[ui.consul]\nui_url = "https://consul.example/ui"\n')
+    assert cfg.ui.enabled is False and cfg.ui.label.text == "prod"
+    ui = to_dict(cfg)["UI"]
+    assert ui["Enabled"] is False and ui["ShowCLIHints"] is False
+    assert ui["Consul"] == {"BaseUIURL": "https://consul.example/ui"}
+    with pytest.raises(ConfigError, match='unknown key "ui.content_security_polic"'):
+        load(tmp_path, VALID + "[ui.content_security_polic]\n")
