@@ -112,7 +112,10 @@ def _cpu_stats(psutil: Any) -> list[dict[str, Any]]:
         if delta <= 0:  # no tick since the last request: Nomad's guard against NaN and Inf
             idle, user, system, total = 100.0, 0.0, 0.0, 0.0
         else:
-            idle, user, system, total = ((now[k] - before[k]) / delta * 100.0 for k in range(4))
+            # Clamped: the kernel's idle counter can step back a little between
+            # two close reads (NO_HZ accounting), which would read as -1% or 101%.
+            idle, user, system, total = (min(100.0, max(0.0, (now[k] - before[k]) / delta * 100.0))
+                                         for k in range(4))
         out.append({"CPU": name, "User": user, "System": system, "Idle": idle, "Total": total})
     return out
 
