@@ -317,8 +317,8 @@ class RaftPeer(NodeActor):
         # raft's and Nomad's metric names; None (simulations, benchmarks):
         # nothing is measured and no timer is set for it.
         self.metrics = metrics
-        # A leader's proposal batches not yet committed: (last index, when appended).
-        self._dispatched: collections.deque[tuple[int, float]] = collections.deque()
+        # A leader's proposal batches not yet committed: (last index, its term, when appended).
+        self._dispatched: collections.deque[tuple[int, int, float]] = collections.deque()
         self._role_reported = ""
         self.core = RaftCore(env.node, env.rng, self.cfg.timings)
         self.storage = storage
@@ -674,8 +674,10 @@ class RaftPeer(NodeActor):
         # sample per batch appended, measured when its last entry has been applied.
         dispatched, last = self._dispatched, committed[-1].index
         while dispatched and dispatched[0][0] <= last:
-            _, at = dispatched.popleft()
-            m.add_sample(("raft", "commitTime"), (now - at) * 1e3)
+            index, term, at = dispatched.popleft()
+            # Only what committed as proposed: a batch of an earlier term may have been replaced.
+            if self.core.term_at(index) == term:
+                m.add_sample(("raft", "commitTime"), (now - at) * 1e3)
 
     def _apply(self, e: Any) -> None:
         result: Any = None
@@ -875,7 +877,7 @@ class RaftPeer(NodeActor):
                 self._remote[first + i] = (term, *remote)
         if self.metrics is not None:
             self.metrics.incr_counter(("raft", "apply"), len(batch))
-            self._dispatched.append((first + len(batch) - 1, self.env.now()))
+            self._dispatched.append((first + len(batch) - 1, term, self.env.now()))
 
     def _change(self, m: ChangeMembership) -> None:
         if self.core.role != LEADER:
