@@ -103,6 +103,7 @@ class AgentContext:
     metrics: Metrics
     node_id: str = ""  # the server's NodeID (<data_dir>/server/node-id); "" on clients
     client_id: str = ""  # the client's node ID (<state_dir>/client-id); "" on servers
+    client_secret_id: str = ""  # and its secret (<state_dir>/secret-id)
     addrs: AgentAddrs = field(default_factory=AgentAddrs)
     version: str = VERSION
     http_listener: Any = None  # a bound socket for HttpApi; None: no HTTP API (simulator)
@@ -346,12 +347,10 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     if not c.no_host_uuid:
         node_cfg = dataclasses.replace(node_cfg, host_uuid=read_host_uuid())
     if config.dev_mode:
-        # Not persisted, but the node ID the process made at start (ctx.client_id, which
-        # /v1/agent/self reports) is the one the node registers with.
-        import uuid
-
+        # Not persisted, but the IDs the process made at start (ctx.client_id is
+        # what /v1/agent/self reports) are the ones the node registers with.
         identity: Any = MemoryIdentityStore(
-            data={"node_id": ctx.client_id, "secret_id": str(uuid.uuid4())} if ctx.client_id else {})
+            data={"node_id": ctx.client_id, "secret_id": ctx.client_secret_id} if ctx.client_id else {})
     else:
         identity = FileIdentityStore(ctx.client_state_dir)
     alloc_root = _alloc_root(config, ctx)

@@ -509,7 +509,8 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
     bootstrap = (addrs.rpc_adv,) if cfg.server.enabled and cfg.server.bootstrap_expect == 1 else ()
     crypto = transport.gossip.crypto if isinstance(transport, _Both) else None
     ctx = AgentContext(hooks=process, metrics=metrics, node_id=state.node_id,
-                       client_id=state.client_id, addrs=addrs, http_listener=listener,
+                       client_id=state.client_id, client_secret_id=state.secret_id, addrs=addrs,
+                       http_listener=listener,
                        sampler=_edge_sampler(probe, transport, tls), runtime_info=probe.info,
                        gossip_keyring=crypto.keyring.keys if crypto is not None else (),
                        gossip_keyring_sink=crypto.install if crypto is not None else None,

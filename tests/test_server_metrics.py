@@ -129,14 +129,18 @@ def test_without_a_registry_raft_sets_no_timer_for_metrics() -> None:
     assert peer.metrics is None
 
 
-def test_heartbeat_monitor_sets_the_active_gauge_every_interval() -> None:
+def _one_actor(cls: type, name: str, **kwargs: Any) -> tuple[Scheduler, Metrics, Any]:
+    """*cls* alone on a simulated server with a registry on the virtual clock, half a second in."""
     sched = Scheduler(5)
     m = Metrics(clock=lambda: sched.now, interval_s=1.0, retain_s=60.0)
-    node = sched.add_node("s1", lambda env: env.spawn(
-        HeartbeatMonitor, "heartbeats", config=HeartbeatConfig(stats_interval_s=5.0), metrics=m))
+    node = sched.add_node("s1", lambda env: env.spawn(cls, name, metrics=m, **kwargs))
     sched.run_for(0.5)
+    return sched, m, sched.actor_of(node.actors[name])
+
+
+def test_heartbeat_monitor_sets_the_active_gauge_every_interval() -> None:
+    sched, m, monitor = _one_actor(HeartbeatMonitor, "heartbeats", config=HeartbeatConfig(stats_interval_s=5.0))
     assert _totals(m)[0]["nomad.nomad.heartbeat.active"] == 0  # at once: no timers off the leader
-    monitor = sched.actor_of(node.actors["heartbeats"])
     monitor.timers.reset("node-a", sched.now, sched.rng)
     monitor.timers.reset("node-b", sched.now, sched.rng)
     sched.run_for(4.0)
@@ -146,12 +150,7 @@ def test_heartbeat_monitor_sets_the_active_gauge_every_interval() -> None:
 
 
 def test_broker_reports_ready_unacked_and_pending_evaluations() -> None:
-    sched = Scheduler(5)
-    m = Metrics(clock=lambda: sched.now, interval_s=1.0, retain_s=60.0)
-    node = sched.add_node("s1", lambda env: env.spawn(
-        EvalBroker, "eval-broker", config=BrokerConfig(stats_interval_s=1.0), metrics=m))
-    sched.run_for(0.5)
-    broker = sched.actor_of(node.actors["eval-broker"])
+    sched, m, broker = _one_actor(EvalBroker, "eval-broker", config=BrokerConfig(stats_interval_s=1.0))
     gauges = _totals(m)[0]
     assert {k: gauges[f"nomad.nomad.broker.{k}"] for k in ("total_ready", "total_unacked", "total_pending")} \
         == {"total_ready": 0, "total_unacked": 0, "total_pending": 0}
