@@ -491,8 +491,10 @@ class ClientNode(NodeActor):
 
     def _heartbeat_ok(self, now: float, m: NodeUpdateResponse) -> None:
         self.stats["heartbeats"] += 1
-        if m.index:
-            log.info("%s: missed heartbeat; node status restored (index %d)", self.env.node, m.index)
+        if m.index:  # the servers changed the node's status (Nomad updateNodeStatus)
+            log.debug("%s: state updated: node_status=ready (index %d)", self.env.node, m.index)
+            if self.ever_ok:  # not the first heartbeat, which takes a new node from initializing
+                log.warning("%s: missed heartbeat: since_last_heartbeat=%.1fs", self.env.node, now - self.last_ok)
         self.last_ok, self.ever_ok = now, True
         self.set_timer("heartbeat", self.ttl)
 
