@@ -265,11 +265,13 @@ def test_metrics_carry_the_servers_raft_heartbeat_and_broker_gauges(running):
         got = {g["Name"]: g["Value"] for g in json.loads(body)["Gauges"]} if status == 200 else {}
         want = {"nomad.raft.appliedIndex", "nomad.raft.lastIndex", "nomad.state.snapshotIndex",
                 "nomad.nomad.heartbeat.active", "nomad.nomad.broker.total_ready",
-                "nomad.nomad.broker.total_unacked", "nomad.nomad.broker.total_pending"}
+                "nomad.nomad.broker.total_unacked", "nomad.nomad.broker.total_pending",
+                "nomad.nomad.job_status.pending", "nomad.nomad.job_status.running",
+                "nomad.nomad.job_status.dead"}
         # The dev agent's own node holds the leader's one heartbeat timer.
         return got if want <= set(got) and got["nomad.nomad.heartbeat.active"] == 1 else None
 
-    # Set at once, then every 10 s (Raft), 5 s (heartbeats) and 1 s (broker).
+    # Set at once, then every 10 s (Raft), 5 s (heartbeats) and 1 s (broker, job statuses).
     got = wait_for(gauges, "server gauges in /v1/metrics", timeout_s=30.0)
     assert got["nomad.raft.lastIndex"] >= got["nomad.raft.appliedIndex"] > 0
 

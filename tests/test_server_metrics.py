@@ -274,3 +274,12 @@ def test_alloc_totals_count_by_client_status_and_sum_the_live_ones() -> None:
                       ({"Resources": res, "DesiredStatus": "stop"}, "running")])
     assert (t.pending, t.running, t.terminal) == (1, 2, 2)
     assert (t.cpu_mhz, t.memory_mb, t.memory_max_mb) == (200, 128, 64 + 128)  # the stopping one holds nothing
+
+
+def test_job_status_counts_jobs_by_status() -> None:
+    from types import SimpleNamespace
+
+    from actors.scheduler.broker import job_status_counts
+
+    jobs = {"a": {"Status": "running"}, "b": {"Status": "dead"}, "c": {"Status": "running"}, "d": {}}
+    assert job_status_counts(SimpleNamespace(tables={"jobs": jobs})) == {"pending": 1, "running": 2, "dead": 1}

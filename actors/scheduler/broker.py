@@ -128,6 +128,16 @@ def pending_evals(state: Any, now: float | None = None, since: int = 0) -> list[
             for ev in evs if now is None or ev.get("WaitUntil", 0.0) <= now]
 
 
+def job_status_counts(state: Any) -> dict[str, int]:
+    """Read query: how many jobs are pending, running and dead (Nomad's job_status gauges)."""
+    counts = {"pending": 0, "running": 0, "dead": 0}
+    for job in state.tables["jobs"].values():
+        status = job.get("Status", "pending")
+        if status in counts:
+            counts[status] += 1
+    return counts
+
+
 def plan_batch_command(state: Any, eval_ids: tuple[str, ...],
                        now: float) -> tuple[bytes | None, tuple[str, ...]]:
     """Read query run by Raft on the leader: the plans of *eval_ids* as one ``plan_apply_batch`` command.
@@ -238,6 +248,9 @@ class EvalBroker(NodeActor):
         if name == "stats":
             for key, value in self.broker_stats().items():
                 self.metrics.set_gauge(("nomad", "broker", key), value)
+            if self.is_leader:  # Nomad's publishJobStatusMetrics: the leader counts jobs by status
+                reply = ReplyTo(self.env, self.name, ("job_status", self._gen, ""))
+                self.send(self.env.node, self.raft, Read(query=job_status_counts, reply=reply, stale=True))
             self.set_timer("stats", self.cfg.stats_interval_s)
         elif name == "linger":
             self._dispatch()
@@ -383,6 +396,11 @@ class EvalBroker(NodeActor):
         kind, gen, key = m.tag
         if gen != self._gen:
             return  # from an earlier term of leadership
+        if kind == "job_status":
+            if m.ok and self.metrics is not None:
+                for status, count in m.value[1].items():
+                    self.metrics.set_gauge(("nomad", "job_status", status), count)
+            return
         if kind == "watch":
             self._watching = False
             if m.ok:
