@@ -315,7 +315,13 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, DiskAllocDirs, FileAllocStore
     from actors.client.alloc_sync import AllocSync, AllocSyncConfig
     from actors.client.drivers import RawExecDriver
-    from actors.client.fingerprint import FingerprintConfig, Fingerprinter, PsutilProbe, detect_drivers
+    from actors.client.fingerprint import (
+        FingerprintConfig,
+        Fingerprinter,
+        PsutilProbe,
+        TotalsOverride,
+        detect_drivers,
+    )
     from actors.client.messages import Resources
     from actors.client.node import (
         ClientNode,
@@ -338,6 +344,8 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                         name, ", ".join(sorted(PLUGIN_KEYS)))
     raw_exec = plugin_config(config, "raw_exec").get("enabled")
     drivers = detect_drivers(c.options, is_root=os.geteuid() == 0, raw_exec_enabled=raw_exec)
+    totals = TotalsOverride(cpu_total_compute=c.cpu_total_compute, memory_total_mb=c.memory_total_mb,
+                            disk_total_mb=c.disk_total_mb, disk_free_mb=c.disk_free_mb)
     probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface, drivers=drivers)
     node_cfg = ClientNodeConfig.from_config(config, name=config.name or "", http_addr=ctx.addrs.http_adv)
     import dataclasses
@@ -362,7 +370,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     return [
         ChildSpec(name="fingerprint", cls=Fingerprinter, role="client",
                   kwargs=(("probe", probe),
-                          ("config", FingerprintConfig(nomad_version=ctx.version,
+                          ("config", FingerprintConfig(nomad_version=ctx.version, totals=totals,
                                                        reserved=Resources(cpu_mhz=r.cpu, memory_mb=r.memory,
                                                                           disk_mb=r.disk))))),
         ChildSpec(name="alloc-runner", cls=AllocRunner, role="client",
@@ -371,6 +379,8 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)),
                           ("config", AllocRunnerConfig(
                               gc_interval_s=c.gc_interval_s, gc_max_allocs=c.gc_max_allocs,
+                              max_kill_timeout_s=c.max_kill_timeout_s,
+                              default_kill_timeout_s=min(5.0, c.max_kill_timeout_s),
                               gc_disk_usage_threshold=c.gc_disk_usage_threshold,
                               gc_inode_usage_threshold=c.gc_inode_usage_threshold)))),
         ChildSpec(name="alloc-sync", cls=AllocSync, role="client", leaves=True,

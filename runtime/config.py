@@ -270,6 +270,14 @@ class ClientConfig:
     meta: tuple[tuple[str, str], ...] = _map()  # not reloadable (issue #1525)
     options: tuple[tuple[str, str], ...] = _map()  # e.g. driver.raw_exec.enable (dev)
     network_interface: str | None = None  # None: the default route's interface
+    # What the host has, where detection is wrong (a VM's CPU quota, a
+    # container's memory limit): MHz / MB; 0 keeps the fingerprinted value.
+    cpu_total_compute: int = _f(0, ge=0)
+    memory_total_mb: int = _f(0, ge=0)
+    disk_total_mb: int = _f(0, ge=0)
+    disk_free_mb: int = _f(0, ge=0)
+    # Nomad's default: no task's kill_timeout holds a stop longer than this.
+    max_kill_timeout_s: float = _dur(30, gt=0)
     reserved: Reserved = _sub(Reserved)
     server_join: ServerJoin = _sub(ServerJoin)  # start_join is rejected for clients
     # Absent block -> None: no drain on shutdown (NOMAD.md §2.2).
@@ -899,7 +907,8 @@ _GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_int
              "leave_on_terminate": "LeaveOnTerm", "encrypt": "EncryptKey",
              "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
              "retry_max": "RetryMaxAttempts", "plugin": "Plugins", "ui": "UI", "ui_url": "BaseUIURL",
-             "show_cli_hints": "ShowCLIHints"}
+             "show_cli_hints": "ShowCLIHints", "cpu_total_compute": "CpuCompute",
+             "memory_total_mb": "MemoryMB", "disk_total_mb": "DiskTotalMB", "disk_free_mb": "DiskFreeMB"}
 
 
 def _go_name(key: str) -> str:

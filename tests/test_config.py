@@ -493,3 +493,22 @@ def test_the_ui_block_of_a_nomad_config_loads(tmp_path):
     assert ui["Consul"] == {"BaseUIURL": "https://consul.example/ui"}
     with pytest.raises(ConfigError, match='unknown key "ui.content_security_polic"'):
         load(tmp_path, VALID + "[ui.content_security_polic]\n")
+
+
+def test_client_totals_and_max_kill_timeout_reach_the_fingerprinter_and_the_runner(tmp_path):
+    from actors.agent_specs import AgentContext, client_specs
+    from actors.metrics import Metrics
+
+    cfg = load(tmp_path, f'data_dir = "{tmp_path}"\n[client]\nenabled = true\ncpu_total_compute = 3000\n'
+                         'memory_total_mb = 1024\ndisk_free_mb = 500\nmax_kill_timeout = "2s"\n')
+    assert to_dict(cfg)["Client"]["CpuCompute"] == 3000 and to_dict(cfg)["Client"]["MaxKillTimeout"] == 2 * 10**9
+    ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
+                       client_state_dir=str(tmp_path))
+    specs = {s.name: dict(s.kwargs) for s in client_specs(cfg, ctx)}
+    totals = specs["fingerprint"]["config"].totals
+    assert (totals.cpu_total_compute, totals.memory_total_mb, totals.disk_total_mb, totals.disk_free_mb) == \
+        (3000, 1024, 0, 500)
+    runner = specs["alloc-runner"]["config"]
+    assert runner.max_kill_timeout_s == 2.0 and runner.default_kill_timeout_s == 2.0
+    with pytest.raises(ConfigError, match="client.memory_total_mb: must be >= 0"):
+        validate(load(tmp_path, VALID + "[client]\nenabled = true\nmemory_total_mb = -1\n"))

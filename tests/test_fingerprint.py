@@ -232,3 +232,21 @@ def test_non_root_client_gets_a_warning_naming_what_will_not_work():
     assert client_permission_warnings(0) == []
     (w,) = client_permission_warnings(1000)
     assert "exec driver" in w and "non-root" in w
+
+
+def test_operator_totals_override_what_was_detected():
+    from actors.client.fingerprint import TotalsOverride
+
+    facts = fake_facts("h", "10.0.0.1", cores=4, mhz=2400, memory_gb=16, disk_gb=100)
+    fp = fingerprint(facts, nomad_version="2.0.6",
+                     totals=TotalsOverride(cpu_total_compute=5000, memory_total_mb=2048, disk_total_mb=50_000,
+                                           disk_free_mb=20_000))
+    assert fp.attribute("cpu.totalcompute") == "5000" and fp.attribute("cpu.frequency") == "2400"
+    assert fp.attribute("cpu.numcores") == "4" and fp.attribute("memory.totalbytes") == str(2048 << 20)
+    assert fp.attribute("unique.storage.bytestotal") == str(50_000 << 20)
+    assert fp.attribute("unique.storage.bytesfree") == str(20_000 << 20)
+    assert fp.resources == Resources(cpu_mhz=5000, memory_mb=2048, disk_mb=20_000)
+    # 0 keeps each detected value.
+    same = fingerprint(facts, nomad_version="2.0.6", totals=TotalsOverride())
+    assert same == fingerprint(facts, nomad_version="2.0.6")
+    assert same.resources == Resources(cpu_mhz=9600, memory_mb=16 << 10, disk_mb=50 << 10)

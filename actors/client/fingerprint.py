@@ -61,6 +61,11 @@ class HostFacts:
     storage_bytes_total: int
     storage_bytes_free: int
     drivers: tuple[str, ...] = ()  # detected, healthy task drivers
+    cpu_total_mhz: int = 0  # the operator's client.cpu_total_compute; 0: cores x MHz
+
+    @property
+    def total_compute(self) -> int:
+        return self.cpu_total_mhz or self.num_cores * self.cpu_mhz
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +89,7 @@ def attributes(facts: HostFacts, nomad_version: str) -> dict[str, str]:
         "cpu.arch": goarch(facts.arch),
         "cpu.numcores": str(facts.num_cores),
         "cpu.frequency": str(facts.cpu_mhz),
-        "cpu.totalcompute": str(facts.num_cores * facts.cpu_mhz),
+        "cpu.totalcompute": str(facts.total_compute),
         "memory.totalbytes": str(facts.memory_bytes),
         "kernel.name": facts.kernel_name,
         "kernel.version": facts.kernel_version,
@@ -104,14 +109,41 @@ def attributes(facts: HostFacts, nomad_version: str) -> dict[str, str]:
 
 def node_resources(facts: HostFacts) -> Resources:
     """CPU = cores x MHz, memory in MB, disk = free MB (Nomad's storage fingerprint uses free space)."""
-    return Resources(cpu_mhz=facts.num_cores * facts.cpu_mhz, memory_mb=facts.memory_bytes // MIB,
+    return Resources(cpu_mhz=facts.total_compute, memory_mb=facts.memory_bytes // MIB,
                      disk_mb=facts.storage_bytes_free // MIB)
 
 
 NO_RESOURCES = Resources()
 
 
-def fingerprint(facts: HostFacts, *, nomad_version: str, reserved: Resources = NO_RESOURCES) -> Fingerprint:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TotalsOverride:
+    """The client's ``cpu_total_compute``, ``memory_total_mb``, ``disk_total_mb`` and
+    ``disk_free_mb``: what the operator says the host has, where detection is wrong
+    (a VM's CPU quota, a container's memory limit); 0 keeps what was detected."""
+
+    cpu_total_compute: int = 0  # MHz
+    memory_total_mb: int = 0
+    disk_total_mb: int = 0
+    disk_free_mb: int = 0
+
+    def apply(self, facts: HostFacts) -> HostFacts:
+        changes: dict[str, Any] = {}
+        if self.cpu_total_compute:  # cpu.totalcompute and the node's CPU; cpu.frequency stays detected
+            changes["cpu_total_mhz"] = self.cpu_total_compute
+        if self.memory_total_mb:
+            changes["memory_bytes"] = self.memory_total_mb * MIB
+        if self.disk_total_mb:
+            changes["storage_bytes_total"] = self.disk_total_mb * MIB
+        if self.disk_free_mb:
+            changes["storage_bytes_free"] = self.disk_free_mb * MIB
+        return replace(facts, **changes) if changes else facts
+
+
+def fingerprint(facts: HostFacts, *, nomad_version: str, reserved: Resources = NO_RESOURCES,
+                totals: TotalsOverride | None = None) -> Fingerprint:
+    if totals is not None:
+        facts = totals.apply(facts)
     return Fingerprint(attributes=tuple(sorted(attributes(facts, nomad_version).items())),
                        resources=node_resources(facts), reserved=reserved,
                        drivers=tuple(sorted(facts.drivers)))
@@ -289,6 +321,7 @@ class FingerprintConfig:
     refresh_interval_s: float = 30.0
     nomad_version: str = "2.0.6"
     reserved: Resources = NO_RESOURCES  # client.reserved (MHz / MB / MB)
+    totals: TotalsOverride | None = None  # client.cpu_total_compute, memory_total_mb, disk_*_mb
 
     def __post_init__(self) -> None:
         if self.refresh_interval_s <= 0:
@@ -340,7 +373,8 @@ class Fingerprinter(NodeActor):
         if facts is self._facts or facts == self._facts:
             return
         self._facts = facts
-        new = fingerprint(facts, nomad_version=self.cfg.nomad_version, reserved=self.cfg.reserved)
+        new = fingerprint(facts, nomad_version=self.cfg.nomad_version, reserved=self.cfg.reserved,
+                          totals=self.cfg.totals)
         if significant_change(self.current, new):
             self.current = new
             changed = FingerprintChanged(new)
