@@ -171,6 +171,7 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         reset_file = (os.path.join(config.data_dir, "server", "acl-bootstrap-reset")  # Nomad's, on servers
                       if config.server.enabled and config.data_dir else "")
         http = HttpContext(metrics=ctx.metrics, prometheus=config.telemetry.prometheus_metrics,
+                           response_headers=config.http_api_response_headers,
                            runtime_info=ctx.runtime_info, bind=(host, port),
                            max_conns_per_client=config.limits.http_max_conns_per_client,
                            acl_enabled=config.acl.enabled, acl_token_ttl_s=config.acl.token_ttl_s,

@@ -114,6 +114,7 @@ class HttpContext:
     tls: Any = None  # tls.http: the runtime.tls.TlsEdge every connection is wrapped with; None: plain HTTP
     https_handshake_timeout_s: float = 5.0  # limits.https_handshake_timeout: the TLS handshake's bound
     alloc_logs: Any = None  # a client agent's actors.client.alloc_logs.AllocLogs; None: not a client
+    response_headers: tuple[tuple[str, str], ...] = ()  # http_api_response_headers: on every answer
 
 
 @dataclass(slots=True)
@@ -268,14 +269,16 @@ class App:
                       query=urllib.parse.parse_qs(raw_query, keep_blank_values=True),
                       url=path + ("?" + hide_token(raw_query) if raw_query else ""), environ=environ)
         resp = self._respond(req, environ)
+        extra = self.api.ctx.response_headers
         if isinstance(resp, Stream):
             start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}",
-                           [("Content-Type", resp.content_type)])
+                           [("Content-Type", resp.content_type), *extra])
             return resp.chunks  # type: ignore[return-value]  # pywsgi writes each as it comes
-        log.debug("request complete: method=%s path=%s duration=%s", req.method, req.url,
-                  format_duration(monotonic() - started))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("request complete: method=%s path=%s duration=%s", req.method, req.url,
+                      format_duration(monotonic() - started))
         headers = [("Content-Type", resp.content_type), ("Content-Length", str(len(resp.body))),
-                   *resp.headers]
+                   *resp.headers, *extra]
         start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}", headers)
         return [resp.body]
 

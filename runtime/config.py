@@ -423,6 +423,8 @@ class Config:
     bind_addr: str = "0.0.0.0"  # DefaultConfig; (quirk) help text says loopback
     log_level: str = "INFO"  # reloadable
     log_json: bool = False
+    # Added to every HTTP API answer (CORS headers, say), as Nomad's.
+    http_api_response_headers: tuple[tuple[str, str], ...] = _map()
     # Also write the log to this file ("<dir>/" alone: <dir>/nomad.log), renamed
     # to <name>-<unix nanos>.<ext> once it is log_rotate_duration old or
     # log_rotate_bytes big (0: no size limit), keeping log_rotate_max_files of
@@ -908,7 +910,7 @@ _GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_int
              "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
              "retry_max": "RetryMaxAttempts", "plugin": "Plugins", "ui": "UI", "ui_url": "BaseUIURL",
              "show_cli_hints": "ShowCLIHints", "cpu_total_compute": "CpuCompute",
-             "memory_total_mb": "MemoryMB", "disk_total_mb": "DiskTotalMB", "disk_free_mb": "DiskFreeMB"}
+             "memory_total_mb": "MemoryMB", "http_api_response_headers": "HTTPAPIResponseHeaders", "disk_total_mb": "DiskTotalMB", "disk_free_mb": "DiskFreeMB"}
 
 
 def _go_name(key: str) -> str:

@@ -183,7 +183,8 @@ def agents():
 def running(tmp_path_factory):
     """One server+client agent shared by the read-only tests."""
     tmp = tmp_path_factory.mktemp("shared")
-    cfg = agent_config(tmp / "agent.toml", tmp / "data")
+    cfg = agent_config(tmp / "agent.toml", tmp / "data",
+                       tables='[http_api_response_headers]\n"Access-Control-Allow-Origin" = "*"\n')
     agent = AgentProc(["-config", cfg["path"]])
     agent.http_port = cfg["http"]
     try:
@@ -274,6 +275,19 @@ def test_metrics_carry_the_servers_raft_heartbeat_and_broker_gauges(running):
     # Set at once, then every 10 s (Raft), 5 s (heartbeats) and 1 s (broker, job statuses).
     got = wait_for(gauges, "server gauges in /v1/metrics", timeout_s=30.0)
     assert got["nomad.raft.lastIndex"] >= got["nomad.raft.appliedIndex"] > 0
+
+
+def test_http_api_response_headers_are_on_every_answer(running):
+    agent, _ = running
+    for path in ("/v1/agent/health", "/v1/no/such/thing", "/v1/metrics?format=prometheus"):
+        conn = http.client.HTTPConnection("127.0.0.1", agent.http_port, timeout=STEP_DEADLINE_S)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            r.read()
+            assert r.getheader("Access-Control-Allow-Origin") == "*", path
+        finally:
+            conn.close()
 
 
 def test_bad_http_requests_are_answered_and_the_agent_keeps_serving(running):
