@@ -133,24 +133,33 @@ class Metrics:
         # a few samples per flush, and building the strings each time cost
         # more than the update itself.
         self._names: dict[tuple[Any, Labels], tuple[str, str, Labels]] = {}
+        # Other sinks told every update (statsd, DogStatsD: runtime.metrics_sinks),
+        # as go-metrics' FanoutSink; each only buffers, its I/O is its own.
+        self.sinks: list[Any] = []
 
     # ------------------------------------------------------------ updates
     def set_gauge(self, key: Key, value: float, labels: Labels = ()) -> None:
         name, flat, labels = self._name(key, labels)
         self._current().gauges[flat] = (name, float(value), labels)
         self._prom_gauges[flat] = (name, labels, float(value))
+        for sink in self.sinks:
+            sink.emit("gauge", name, value, labels)
 
     def incr_counter(self, key: Key, value: float = 1.0, labels: Labels = ()) -> None:
         name, flat, labels = self._name(key, labels)
         self._ingest(self._current().counters, name, flat, labels, float(value))
         _, _, total = self._prom_counters.get(flat, (name, labels, 0.0))
         self._prom_counters[flat] = (name, labels, total + value)
+        for sink in self.sinks:
+            sink.emit("counter", name, value, labels)
 
     def add_sample(self, key: Key, value: float, labels: Labels = ()) -> None:
         name, flat, labels = self._name(key, labels)
         self._ingest(self._current().samples, name, flat, labels, float(value))
         _, _, count, total = self._prom_samples.get(flat, (name, labels, 0, 0.0))
         self._prom_samples[flat] = (name, labels, count + 1, total + value)
+        for sink in self.sinks:
+            sink.emit("sample", name, value, labels)
 
     def _ingest(self, table: dict, name: str, flat: str, labels: Labels, value: float) -> None:
         entry = table.get(flat)

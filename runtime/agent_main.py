@@ -50,6 +50,7 @@ from runtime.config import Config, ConfigError, parse_args
 from runtime.datadir import AgentState, DataDirError, open_state
 from runtime.gossip_crypto import GossipCrypto, KeyringError, load_keyring_file, save_keyring_file
 from runtime.logging_setup import LogControl, LogFileHandler, setup_logging, syslog_handler
+from runtime.metrics_sinks import StatsdSink
 from runtime.prod import ProdNode
 from runtime.serf_snapshot import SerfSnapshot
 from runtime.snapshotter import ForkSnapshotter
@@ -476,6 +477,12 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
     metrics = Metrics(clock=time.time, interval_s=tel.in_memory_collection_interval_s,
                       retain_s=max(tel.in_memory_retention_period_s, tel.in_memory_collection_interval_s),
                       hostname=None if tel.disable_hostname else socket.gethostname())
+    if tel.statsd_address:
+        metrics.sinks.append(StatsdSink(tel.statsd_address))
+    if tel.datadog_address:
+        metrics.sinks.append(StatsdSink(tel.datadog_address, dogstatsd=True, tags=tel.datadog_tags))
+    for sink in metrics.sinks:
+        sink.start()
     process = Process(argv, console, logs, state)
     probe = RuntimeProbe()
     probe.watch_greenlets()  # before the edges and actors start theirs

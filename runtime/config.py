@@ -411,6 +411,11 @@ class Telemetry:
     # gauge per CPU, disk and task every collection_interval adds up.
     publish_node_metrics: bool = False
     publish_allocation_metrics: bool = False
+    # Also send every metric to a statsd server, or a DogStatsD one (with
+    # datadog_tags, "key:value", on every line), at host:port over UDP.
+    statsd_address: str | None = None
+    datadog_address: str | None = None
+    datadog_tags: tuple[str, ...] = _seq()
 
 
 @conf
@@ -779,6 +784,11 @@ def validate(cfg: Config) -> list[str]:
                           f"want one of {', '.join(f.upper() for f in SYSLOG_FACILITIES)}")
     if cfg.log_file is not None and not cfg.log_file.strip():
         raise ConfigError("log_file: must not be empty")
+    for key in ("statsd_address", "datadog_address"):
+        addr = getattr(cfg.telemetry, key)
+        host, _, port = (addr or "").rpartition(":")
+        if addr is not None and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(f'telemetry.{key}: want host:port, got "{addr}"')
     _check_bounds(cfg, "")
     _check_server(cfg.server)
     _check_client(cfg.client)
