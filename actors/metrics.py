@@ -115,7 +115,8 @@ class Metrics:
     """The agent's metrics registry; see the module docstring for why it is shared."""
 
     def __init__(self, *, clock: Callable[[], float], interval_s: float = 10.0,
-                 retain_s: float = 60.0, service: str = "nomad", hostname: str | None = None) -> None:
+                 retain_s: float = 60.0, service: str = "nomad", hostname: str | None = None,
+                 prefix_filter: Sequence[str] = (), filter_default: bool = True) -> None:
         if interval_s <= 0 or retain_s < interval_s:
             raise ValueError("metrics: need 0 < interval_s <= retain_s")
         self._clock = clock
@@ -136,10 +137,18 @@ class Metrics:
         # Other sinks told every update (statsd, DogStatsD: runtime.metrics_sinks),
         # as go-metrics' FanoutSink; each only buffers, its I/O is its own.
         self.sinks: list[Any] = []
+        # telemetry.prefix_filter ("+nomad.raft" keeps, "-nomad.client" drops) and
+        # filter_default (for a name no prefix matches), go-metrics' longest-prefix
+        # rule on the full name; each name's verdict is remembered.
+        self._filters = tuple(sorted(((f[1:], f[0] == "+") for f in prefix_filter), key=lambda p: -len(p[0])))
+        self._filter_default = filter_default
+        self._allowed: dict[str, bool] = {}
 
     # ------------------------------------------------------------ updates
     def set_gauge(self, key: Key, value: float, labels: Labels = ()) -> None:
         name, flat, labels = self._name(key, labels)
+        if not self._allow(name):
+            return
         self._current().gauges[flat] = (name, float(value), labels)
         self._prom_gauges[flat] = (name, labels, float(value))
         for sink in self.sinks:
@@ -147,6 +156,8 @@ class Metrics:
 
     def incr_counter(self, key: Key, value: float = 1.0, labels: Labels = ()) -> None:
         name, flat, labels = self._name(key, labels)
+        if not self._allow(name):
+            return
         self._ingest(self._current().counters, name, flat, labels, float(value))
         _, _, total = self._prom_counters.get(flat, (name, labels, 0.0))
         self._prom_counters[flat] = (name, labels, total + value)
@@ -155,11 +166,22 @@ class Metrics:
 
     def add_sample(self, key: Key, value: float, labels: Labels = ()) -> None:
         name, flat, labels = self._name(key, labels)
+        if not self._allow(name):
+            return
         self._ingest(self._current().samples, name, flat, labels, float(value))
         _, _, count, total = self._prom_samples.get(flat, (name, labels, 0, 0.0))
         self._prom_samples[flat] = (name, labels, count + 1, total + value)
         for sink in self.sinks:
             sink.emit("sample", name, value, labels)
+
+    def _allow(self, name: str) -> bool:
+        ok = self._allowed.get(name)
+        if ok is None:
+            ok = next((keep for prefix, keep in self._filters if name.startswith(prefix)), self._filter_default)
+            if len(self._allowed) >= _NAME_CACHE_MAX:
+                self._allowed.clear()
+            self._allowed[name] = ok
+        return ok
 
     def _ingest(self, table: dict, name: str, flat: str, labels: Labels, value: float) -> None:
         entry = table.get(flat)

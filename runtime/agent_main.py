@@ -476,7 +476,8 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
     tel = cfg.telemetry
     metrics = Metrics(clock=time.time, interval_s=tel.in_memory_collection_interval_s,
                       retain_s=max(tel.in_memory_retention_period_s, tel.in_memory_collection_interval_s),
-                      hostname=None if tel.disable_hostname else socket.gethostname())
+                      hostname=None if tel.disable_hostname else socket.gethostname(),
+                      prefix_filter=tel.prefix_filter, filter_default=tel.filter_default)
     if tel.statsd_address:
         metrics.sinks.append(StatsdSink(tel.statsd_address))
     if tel.datadog_address:

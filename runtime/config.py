@@ -416,6 +416,10 @@ class Telemetry:
     statsd_address: str | None = None
     datadog_address: str | None = None
     datadog_tags: tuple[str, ...] = _seq()
+    # Which metrics are kept, by name prefix: "+nomad.raft" keeps, "-nomad.client"
+    # drops, the longest matching prefix decides; filter_default for the rest.
+    prefix_filter: tuple[str, ...] = _seq()
+    filter_default: bool = True
 
 
 @conf
@@ -784,6 +788,9 @@ def validate(cfg: Config) -> list[str]:
                           f"want one of {', '.join(f.upper() for f in SYSLOG_FACILITIES)}")
     if cfg.log_file is not None and not cfg.log_file.strip():
         raise ConfigError("log_file: must not be empty")
+    for f in cfg.telemetry.prefix_filter:
+        if len(f) < 2 or f[0] not in "+-":
+            raise ConfigError(f'telemetry.prefix_filter: "{f}" must be a prefix after + (keep) or - (drop)')
     for key in ("statsd_address", "datadog_address"):
         addr = getattr(cfg.telemetry, key)
         host, _, port = (addr or "").rpartition(":")

@@ -98,3 +98,30 @@ def test_the_agent_sends_its_metrics_to_statsd(tmp_path, udp):
         wait_for(got_raft_and_runtime, "raft and runtime gauges over statsd", 20.0, agent.detail)
     finally:
         agent.kill()
+
+
+def test_prefix_filter_keeps_or_drops_by_the_longest_matching_prefix(udp):
+    m = Metrics(clock=lambda: 0.0, prefix_filter=("-nomad.raft", "+nomad.raft.leader", "-nomad.client.host"))
+    sink = StatsdSink(_address(udp))
+    m.sinks.append(sink)
+    for key in (("raft", "apply"), ("raft", "leader", "dispatchLog"), ("client", "host", "memory", "total"),
+                ("client", "allocated", "cpu")):
+        m.set_gauge(key, 1)
+    names = {g["Name"] for g in m.summary()["Gauges"]}
+    assert names == {"nomad.raft.leader.dispatchLog", "nomad.client.allocated.cpu"}
+    sink.flush()
+    assert {line.split(":")[0] for line in udp.recv(65536).decode().splitlines()} == names  # every sink
+    only = Metrics(clock=lambda: 0.0, prefix_filter=("+nomad.raft",), filter_default=False)
+    only.incr_counter(("raft", "apply"))
+    only.incr_counter(("agent", "reloads"))
+    assert [c["Name"] for c in only.summary()["Counters"]] == ["nomad.raft.apply"]
+
+
+@pytest.mark.parametrize("value", ["nomad.raft", "+", "*nomad"])
+def test_a_prefix_filter_without_a_sign_is_a_config_error(tmp_path, value):
+    path = tmp_path / "c.toml"
+    path.write_text(f'data_dir = "/var/lib/nomad"\n[server]\nenabled = true\nbootstrap_expect = 1\n'
+                    f'[telemetry]\nprefix_filter = ["{value}"]\n')
+    with pytest.raises(ConfigError, match="telemetry.prefix_filter"):
+        cfg, _, _ = load_files([str(path)])
+        validate(cfg)
