@@ -177,7 +177,8 @@ class Metrics:
     def _allow(self, name: str) -> bool:
         ok = self._allowed.get(name)
         if ok is None:
-            ok = next((keep for prefix, keep in self._filters if name.startswith(prefix)), self._filter_default)
+            matches = (keep for prefix, keep in self._filters if name.startswith(prefix))
+            ok = next(matches, self._filter_default)
             if len(self._allowed) >= _NAME_CACHE_MAX:
                 self._allowed.clear()
             self._allowed[name] = ok

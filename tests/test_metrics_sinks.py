@@ -73,7 +73,8 @@ def test_a_bad_sink_address_is_a_config_error(tmp_path, value):
     path = tmp_path / "c.toml"
     path.write_text(f'data_dir = "/var/lib/nomad"\n[server]\nenabled = true\nbootstrap_expect = 1\n'
                     f'[telemetry]\nstatsd_address = "{value}"\n')
-    with pytest.raises(ConfigError, match=re.escape(f'telemetry.statsd_address: want host:port, got "{value}"')):
+    error = f'telemetry.statsd_address: want host:port, got "{value}"'
+    with pytest.raises(ConfigError, match=re.escape(error)):
         cfg, _, _ = load_files([str(path)])
         validate(cfg)
 
