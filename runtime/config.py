@@ -78,6 +78,8 @@ GOSSIP_PROFILES = ("lan", "local", "test", "wan")  # actors.gossip.config.PROFIL
 # syslog facilities (go-syslog's names; Python's SysLogHandler knows each).
 SYSLOG_FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
                      "authpriv", "ftp", *(f"local{i}" for i in range(8)))
+CONSUL_WARNING = ("WARNING: consul: this agent does not integrate with Consul; the consul block is ignored "
+                  "(no auto-join, no service or check registration)")
 NO_ROLE_ERROR = "Must specify either server, client or dev mode for the agent."
 # What SIGHUP applies (NOMAD.md §2.3): Agent.Reload copies log_level and the
 # TLS files and checks (Nomad reloads RPC and HTTP certificates; tls.http and
@@ -129,6 +131,11 @@ def _map() -> Any:
 
 def _sub(cls: type) -> Any:
     return field(default_factory=cls)
+
+
+def _opaque() -> Any:
+    """A block this agent reads no key of (``consul``, ``vault``): kept as given, secrets hidden in output."""
+    return field(default=(), metadata={"opaque": True})
 
 
 def _plugins() -> Any:
@@ -463,6 +470,12 @@ class Config:
     tls: Tls = _sub(Tls)  # files and verify_* reloadable (RELOADABLE)
     autopilot: Autopilot = _sub(Autopilot)
     ui: Ui = _sub(Ui)
+    # Integrations this agent does not have: a consul block loads with a
+    # warning (no Consul auto-join, no service registration); a vault block
+    # loads unless it enables Vault, which is refused (tasks would start
+    # without the secrets they expect).
+    consul: tuple[Any, ...] = _opaque()
+    vault: tuple[Any, ...] = _opaque()
     # plugin "<name>" { config { ... } }: task driver settings; raw_exec's
     # "enabled" is how Nomad 0.9+ switches it on (client.options still works).
     plugin: tuple[tuple[str, tuple[Any, tuple[str, ...]]], ...] = _plugins()
@@ -562,6 +575,8 @@ def _schema(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
             kind = "map"
         elif f.metadata.get("plugins"):
             kind = "plugins"
+        elif f.metadata.get("opaque"):
+            kind = "opaque"
         elif typing.get_origin(hint) is tuple:
             kind = "list"
         else:
@@ -572,7 +587,7 @@ def _schema(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
 
 _WANTED = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
            "dur": 'a duration string like "10s"', "list": "a list of strings",
-           "map": "a table of strings", "plugins": "a table of plugin blocks"}
+           "map": "a table of strings", "plugins": "a table of plugin blocks", "opaque": "a table"}
 _TOML_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string",
                list: "array", dict: "table"}
 
@@ -599,6 +614,10 @@ def _convert(value: Any, kind: Any, key: str, src: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise wrong()
         return list(value)
+    if kind == "opaque":
+        if not isinstance(value, dict):
+            raise wrong()
+        return dict(value)
     if kind == "plugins":
         if not isinstance(value, dict):
             raise wrong()
@@ -667,6 +686,8 @@ def merge_overlays(cls: type, base: dict, over: dict) -> dict:
             out[name] = merge_overlays(kind, out[name], value)
         elif kind == "map":
             out[name] = {**out[name], **value}
+        elif kind == "opaque":
+            out[name] = {**out[name], **value}
         elif kind == "plugins":
             # Nomad's pluginConfigMerge: a later block of one name merges its
             # config key by key and replaces the args it sets.
@@ -697,6 +718,8 @@ def build_overlay(cls: type, overlay: dict) -> Any:
             value = tuple(sorted(value.items()))
         elif kind == "plugins":
             value = tuple(sorted((n, (_freeze(b["config"]), tuple(b["args"]))) for n, b in value.items()))
+        elif kind == "opaque":
+            value = _freeze(value)
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -783,6 +806,8 @@ def validate(cfg: Config) -> list[str]:
                           f"valid levels are {', '.join(LOG_LEVELS)}")
     if not cfg.bind_addr:
         raise ConfigError("bind_addr: must not be empty")
+    if dict(_thaw(cfg.vault) if cfg.vault else {}).get("enabled") is True:
+        raise ConfigError("vault.enabled: Vault integration is not supported by this agent")
     if cfg.syslog_facility.lower() not in SYSLOG_FACILITIES:
         raise ConfigError(f'syslog_facility: unknown facility "{cfg.syslog_facility}", '
                           f"want one of {', '.join(f.upper() for f in SYSLOG_FACILITIES)}")
@@ -807,7 +832,7 @@ def validate(cfg: Config) -> list[str]:
         if path is not None and not Path(path).is_absolute():
             raise ConfigError(f'{key}: must be an absolute path, got "{path}"')
     if cfg.dev_mode:
-        return []
+        return [CONSUL_WARNING] if cfg.consul else []
     if cfg.server.enabled and not cfg.data_dir:
         raise ConfigError('data_dir: Must specify "data_dir" config option or "data-dir" CLI flag')
     c = cfg.client
@@ -820,6 +845,8 @@ def validate(cfg: Config) -> list[str]:
         warnings.append(BOOTSTRAP_ONE_WARNING)
     if cfg.server.enabled and cfg.server.bootstrap_expect % 2 == 0:
         warnings.append(BOOTSTRAP_EVEN_WARNING)  # (quirk) fires for 0 too
+    if cfg.consul:
+        warnings.append(CONSUL_WARNING)
     return warnings
 
 
@@ -927,7 +954,7 @@ _GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_int
              "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
              "retry_max": "RetryMaxAttempts", "plugin": "Plugins", "ui": "UI", "ui_url": "BaseUIURL",
              "show_cli_hints": "ShowCLIHints", "cpu_total_compute": "CpuCompute",
-             "memory_total_mb": "MemoryMB", "http_api_response_headers": "HTTPAPIResponseHeaders", "disk_total_mb": "DiskTotalMB", "disk_free_mb": "DiskFreeMB"}
+             "memory_total_mb": "MemoryMB", "consul": "Consul", "vault": "Vault", "http_api_response_headers": "HTTPAPIResponseHeaders", "disk_total_mb": "DiskTotalMB", "disk_free_mb": "DiskFreeMB"}
 
 
 def _go_name(key: str) -> str:
@@ -953,6 +980,9 @@ def to_dict(cfg: Any) -> dict[str, Any]:
             value = dict(value)
         elif kind == "list":
             value = list(value)
+        elif kind == "opaque":
+            value = {k: "<redacted>" if "token" in k.lower() else v for k, v in _thaw(value).items()} if value \
+                else None
         elif kind == "plugins":  # Nomad's Plugins: [{Name, Args, Config}]
             value = [{"Name": n, "Args": list(a), "Config": _thaw(c)} for n, (c, a) in value]
         out[_go_name(key)] = value

@@ -512,3 +512,20 @@ def test_client_totals_and_max_kill_timeout_reach_the_fingerprinter_and_the_runn
     assert runner.max_kill_timeout_s == 2.0 and runner.default_kill_timeout_s == 2.0
     with pytest.raises(ConfigError, match="client.memory_total_mb: must be >= 0"):
         validate(load(tmp_path, VALID + "[client]\nenabled = true\nmemory_total_mb = -1\n"))
+
+
+def test_consul_and_vault_blocks_load_with_what_this_agent_lacks_said_plainly(tmp_path):
+    from runtime.config import CONSUL_WARNING
+
+    cfg = load(tmp_path, VALID + '[consul]\naddress = "127.0.0.1:8500"\ntoken = "s3cret"\n'
+                                 'tags = ["a"]\n[vault]\nenabled = false\naddress = "https://vault:8200"\n')
+    assert CONSUL_WARNING in validate(cfg)
+    shown = to_dict(cfg)
+    assert shown["Consul"] == {"address": "127.0.0.1:8500", "token": "<redacted>", "tags": ["a"]}
+    assert shown["Vault"] == {"enabled": False, "address": "https://vault:8200"}
+    assert to_dict(load(tmp_path, VALID))["Consul"] is None
+    assert CONSUL_WARNING not in validate(load(tmp_path, VALID))
+    with pytest.raises(ConfigError, match="vault.enabled: Vault integration is not supported by this agent"):
+        validate(load(tmp_path, VALID + "[vault]\nenabled = true\n"))
+    with pytest.raises(ConfigError, match="consul: expected a table"):
+        load(tmp_path, 'consul = "yes"\n' + VALID)
