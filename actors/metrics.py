@@ -40,6 +40,10 @@ __all__ = ["AggregateSample", "Metrics", "RuntimeStats"]
 Labels = tuple[tuple[str, str], ...]
 # Metric names remembered by Metrics._name; past it the memory starts over.
 _NAME_CACHE_MAX = 4096
+# A Prometheus series not updated this long is dropped (go-metrics' prometheus
+# sink default expiration): gauges are re-set every collection interval, so
+# only the series of what is gone (an allocation, a label value) expire.
+PROMETHEUS_EXPIRY_S = 60.0
 Key = str | Sequence[str]
 
 
@@ -116,7 +120,8 @@ class Metrics:
 
     def __init__(self, *, clock: Callable[[], float], interval_s: float = 10.0,
                  retain_s: float = 60.0, service: str = "nomad", hostname: str | None = None,
-                 prefix_filter: Sequence[str] = (), filter_default: bool = True) -> None:
+                 prefix_filter: Sequence[str] = (), filter_default: bool = True,
+                 prometheus_expiry_s: float = PROMETHEUS_EXPIRY_S) -> None:
         if interval_s <= 0 or retain_s < interval_s:
             raise ValueError("metrics: need 0 < interval_s <= retain_s")
         self._clock = clock
@@ -130,6 +135,12 @@ class Metrics:
         self._prom_gauges: dict[str, tuple[str, Labels, float]] = {}
         self._prom_counters: dict[str, tuple[str, Labels, float]] = {}
         self._prom_samples: dict[str, tuple[str, Labels, int, float]] = {}
+        # When each Prometheus series was last updated: one not updated for
+        # prometheus_expiry_s is dropped (a finished allocation's, a gone
+        # node's), or the output and the memory would grow with every label
+        # value ever seen.
+        self._prom_seen: dict[str, float] = {}
+        self._prom_expiry_s = prometheus_expiry_s
         # (key, labels) -> what _name makes of them: the Raft actor reports
         # a few samples per flush, and building the strings each time cost
         # more than the update itself.
@@ -151,6 +162,7 @@ class Metrics:
             return
         self._current().gauges[flat] = (name, float(value), labels)
         self._prom_gauges[flat] = (name, labels, float(value))
+        self._prom_seen[flat] = self._clock()
         for sink in self.sinks:
             sink.emit("gauge", name, value, labels)
 
@@ -161,6 +173,7 @@ class Metrics:
         self._ingest(self._current().counters, name, flat, labels, float(value))
         _, _, total = self._prom_counters.get(flat, (name, labels, 0.0))
         self._prom_counters[flat] = (name, labels, total + value)
+        self._prom_seen[flat] = self._clock()
         for sink in self.sinks:
             sink.emit("counter", name, value, labels)
 
@@ -171,6 +184,7 @@ class Metrics:
         self._ingest(self._current().samples, name, flat, labels, float(value))
         _, _, count, total = self._prom_samples.get(flat, (name, labels, 0, 0.0))
         self._prom_samples[flat] = (name, labels, count + 1, total + value)
+        self._prom_seen[flat] = self._clock()
         for sink in self.sinks:
             sink.emit("sample", name, value, labels)
 
@@ -200,6 +214,16 @@ class Metrics:
             made = self._names[ck] = self._make_name(key, labels)
         return made
 
+    def _expire_prometheus(self) -> None:
+        """Drop the Prometheus series not updated within the expiry (each new interval, and before output)."""
+        cutoff = self._clock() - self._prom_expiry_s
+        stale = [flat for flat, seen in self._prom_seen.items() if seen < cutoff]
+        for flat in stale:
+            del self._prom_seen[flat]
+            self._prom_gauges.pop(flat, None)
+            self._prom_counters.pop(flat, None)
+            self._prom_samples.pop(flat, None)
+
     def _make_name(self, key: Key, labels: Labels) -> tuple[str, str, Labels]:
         parts = [key] if isinstance(key, str) else list(key)
         name = ".".join([self._service, *parts] if self._service else parts).replace(" ", "_")
@@ -213,6 +237,7 @@ class Metrics:
             return self._intervals[-1]
         interval = Interval(start=start)
         self._intervals.append(interval)
+        self._expire_prometheus()
         del self._intervals[:-self._max_intervals]
         return interval
 
@@ -267,6 +292,7 @@ class Metrics:
         not ``[a-zA-Z0-9_]`` become ``_``), help text is the name, samples are
         summaries with ``_sum`` and ``_count`` only (quantiles are optional).
         """
+        self._expire_prometheus()
         families: dict[str, tuple[str, list[str]]] = {}
         for name, labels, value in self._prom_gauges.values():
             _family(families, name, "gauge").append(f"{_prom(name)}{_prom_labels(labels)} {_num(value)}")

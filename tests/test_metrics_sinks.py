@@ -126,3 +126,17 @@ def test_a_prefix_filter_without_a_sign_is_a_config_error(tmp_path, value):
     with pytest.raises(ConfigError, match="telemetry.prefix_filter"):
         cfg, _, _ = load_files([str(path)])
         validate(cfg)
+
+
+def test_prometheus_drops_series_not_updated_for_a_minute():
+    now = [0.0]
+    m = Metrics(clock=lambda: now[0], interval_s=10.0)
+    m.set_gauge(("client", "allocs", "memory", "rss"), 5, (("alloc_id", "gone"),))
+    for t in range(0, 130, 10):  # the node's gauge is re-set all along; the allocation's stopped at 0
+        now[0] = float(t)
+        m.set_gauge(("client", "allocated", "cpu"), 100)
+        m.incr_counter(("agent", "reloads")) if t == 0 else None
+    text = m.prometheus_text()
+    assert "nomad_client_allocated_cpu" in text
+    assert 'alloc_id="gone"' not in text and "nomad_agent_reloads" not in text
+    assert len(m._prom_seen) == 1  # and the memory they held is gone too
