@@ -1,8 +1,8 @@
 """``nomad`` job, alloc and node commands: Nomad's CLI over the HTTP API.
 
-``job run [-detach] <file>``, ``job status [id]``, ``job stop [-purge]
+``job run [-detach] <file>``, ``job status [-json] [id]``, ``job stop [-purge]
 [-detach] [-yes] <id>``, ``alloc status <id>``, ``node status [-verbose]
-[id]``, ``node drain -enable|-disable [-deadline d] [-force] [-no-deadline]
+[-json] [id]``, ``node drain -enable|-disable [-deadline d] [-force] [-no-deadline]
 [-ignore-system] [-keep-ineligible] [-yes] [-m msg] <node>`` and ``node
 eligibility -enable|-disable <node>``.  Flags come before the arguments, as
 Go's flag package reads them; IDs may be unique prefixes, as in Nomad.
@@ -382,19 +382,37 @@ def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job stop successful")
 
 
+def as_json(value: Any) -> str:
+    """Nomad's ``-json`` output (``command/helpers.go`` ``Format``): indented four spaces."""
+    return json.dumps(value, indent=4)
+
+
+def _job_json(addr: str, job_id: str) -> dict[str, Any]:
+    """Nomad's ``JobJson`` (``job status -json``): summary, allocations, latest deployment, evals."""
+    path = f"/v1/job/{urllib.parse.quote(job_id, safe='')}"
+    return {"Summary": request(addr, "GET", f"{path}/summary"),
+            "Allocations": request(addr, "GET", f"{path}/allocations"),
+            "LatestDeployment": request(addr, "GET", f"{path}/deployment"),
+            "Evaluations": request(addr, "GET", f"{path}/evaluations")}
+
+
 def job_status(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "all-allocs": bool, "evals": bool,
-                                     "filter": str})
+                                     "filter": str, "json": bool})
     verbose = flags.get("verbose", False)
     if not rest:
         jobs = request(addr, "GET", "/v1/jobs", filter=flags.get("filter"))
         if not jobs:
             return "No running jobs"
+        if flags.get("json"):
+            return as_json([_job_json(addr, j["ID"]) for j in jobs])
         rows = [["ID", "Type", "Priority", "Status", "Submit Date"]]
         rows += [[j["ID"], j["Type"], str(j["Priority"]), j["Status"], fmt_time(j["SubmitTime"])]
                  for j in jobs]
         return table(rows)
     stub = resolve(addr, "job", one_arg(rest, "nomad job status [<job>]"))
+    if flags.get("json"):
+        return as_json([_job_json(addr, stub["ID"])])
     path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}"
     job = request(addr, "GET", path)
     out = [kv([("ID", job["ID"]), ("Name", job.get("Name", job["ID"])),
@@ -627,10 +645,12 @@ def _await_replacements(addr: str, job_path: str, stopped: set[str], want: int) 
 
 def node_status(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "self": bool, "allocs": bool,
-                                     "filter": str})
+                                     "filter": str, "json": bool})
     verbose = flags.get("verbose", False)
     if not rest:
         nodes = request(addr, "GET", "/v1/nodes", filter=flags.get("filter"))
+        if flags.get("json"):
+            return as_json(nodes or [])
         if not nodes:
             return "No nodes registered"
         rows = [["ID", "Node Pool", "DC", "Name", "Class", "Drain", "Eligibility", "Status"]]
@@ -640,6 +660,8 @@ def node_status(addr: str, args: list[str]) -> str:
         return table(rows)
     stub = resolve(addr, "node", one_arg(rest, "nomad node status [<node>]"))
     node = request(addr, "GET", f"/v1/node/{stub['ID']}")
+    if flags.get("json"):
+        return as_json(node)
     drain = node.get("DrainStrategy")
     pairs = [("ID", node["ID"]), ("Name", node.get("Name", "")),
              ("Node Pool", node.get("NodePool", "default")),

@@ -92,6 +92,16 @@ def test_job_run_json_and_toml_then_status_alloc_status_and_stop(dev, tmp_path):
     allocs = section(status.stdout, "Allocations")
     assert columns(allocs[0])[:2] == ["ID", "Node ID"] and len(allocs) == 3 and aligned(allocs)
 
+    # -json, as scripts read it: Nomad's JobJson per job, indented four spaces.
+    as_json = nomad(dev, "job", "status", "-json", "cli-js")
+    assert as_json.returncode == 0, as_json.stderr
+    (one,) = json.loads(as_json.stdout)
+    assert set(one) == {"Summary", "Allocations", "LatestDeployment", "Evaluations"}
+    assert one["Summary"]["JobID"] == "cli-json" and len(one["Allocations"]) == 2 and one["Evaluations"]
+    assert as_json.stdout.startswith('[\n    {\n        "')
+    listed = json.loads(nomad(dev, "job", "status", "-json").stdout)
+    assert {j["Summary"]["JobID"] for j in listed} >= {"cli-json", "cli-toml"}
+
     alloc_id = columns(allocs[1])[0]
     alloc = nomad(dev, "alloc", "status", alloc_id)
     assert alloc.returncode == 0, alloc.stderr
@@ -141,6 +151,10 @@ def test_node_status_drain_and_eligibility(dev):  # noqa: F811
     lines = listing.stdout.splitlines()
     assert columns(lines[0]) == ["ID", "Node Pool", "DC", "Name", "Class", "Drain", "Eligibility", "Status"]
     assert columns(lines[1])[0] == node[:8] and aligned(lines)
+    listed = json.loads(nomad(dev, "node", "status", "-json").stdout)
+    assert [n["ID"] for n in listed] == [node] and listed[0]["Status"] == "ready"
+    one = json.loads(nomad(dev, "node", "status", "-json", node[:8]).stdout)
+    assert one["ID"] == node and "Attributes" in one and "SecretID" not in one
 
     drain = nomad(dev, "node", "drain", "-enable", "-deadline", "10m", "-ignore-system", "-yes", node[:8])
     assert (drain.returncode, drain.stdout) == (0, f'Node "{node}" drain strategy set\n'), drain.stderr
