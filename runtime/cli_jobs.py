@@ -472,10 +472,12 @@ def alloc_table(allocs: list[dict[str, Any]], verbose: bool, *, with_node: bool)
 
 
 def alloc_status(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"verbose": bool, "short": bool})
+    flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "json": bool})
     verbose = flags.get("verbose", False)
     stub = resolve(addr, "allocation", one_arg(rest, "nomad alloc status <allocation>"))
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
+    if flags.get("json"):
+        return as_json(a)
     out = [kv([("ID", a["ID"]), ("Eval ID", short(a["EvalID"], verbose)), ("Name", a["Name"]),
                ("Node ID", short(a["NodeID"], verbose)), ("Node Name", a.get("NodeName", "")),
                ("Job ID", a["JobID"]), ("Job Version", a.get("JobVersion", 0)),
@@ -1098,10 +1100,12 @@ def _failed_placements(ev: dict[str, Any]) -> list[str]:
 
 def eval_status(addr: str, args: list[str]) -> str:
     """``nomad eval status [-verbose] <evaluation>``."""
-    flags, rest = parse_flags(args, {"verbose": bool})
+    flags, rest = parse_flags(args, {"verbose": bool, "json": bool})
     verbose = flags.get("verbose", False)
     stub = resolve(addr, "evaluation", one_arg(rest, "nomad eval status <evaluation>"))
     ev = request(addr, "GET", f"/v1/evaluation/{stub['ID']}")
+    if flags.get("json"):
+        return as_json(ev)
     failed = _failed_placements(ev)
     pairs = [("ID", short(ev["ID"], verbose)), ("Create Time", ago(ev.get("CreateTime"))),
              ("Modify Time", ago(ev.get("ModifyTime"))), ("Status", ev.get("Status", "")),

@@ -108,6 +108,10 @@ def test_job_run_json_and_toml_then_status_alloc_status_and_stop(dev, tmp_path):
     assert re.search(r"^Client Status\s+= running$", alloc.stdout, re.M)
     assert re.search(r"^Job ID\s+= cli-json$", alloc.stdout, re.M)
     assert 'Task "sleeper" is "running"' in alloc.stdout
+    shown = json.loads(nomad(dev, "alloc", "status", "-json", alloc_id).stdout)
+    assert shown["ID"].startswith(alloc_id) and shown["JobID"] == "cli-json"
+    ev = json.loads(nomad(dev, "eval", "status", "-json", shown["EvalID"][:8]).stdout)
+    assert ev["ID"] == shown["EvalID"] and ev["JobID"] == "cli-json"
 
     stop = nomad(dev, "job", "stop", "-purge", "cli-json")
     assert stop.returncode == 0 and "finished with status" in stop.stdout, stop.stderr
