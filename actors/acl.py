@@ -451,8 +451,9 @@ _ROUTES = sorted([
     _Route("/v1/client/gc", (("node", WRITE),), (("node", WRITE),)),  # Allocations.GarbageCollectAll
     _Route("/v1/client/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
 ], key=lambda r: len(r.prefix), reverse=True)
-# Agent keyring operations are agent:write even when listed (Nomad KeyringOperationRequest).
-_ALWAYS_WRITE = ("/v1/agent/keyring/",)
+# Agent keyring operations are agent:write even when listed (Nomad KeyringOperationRequest),
+# and so are the profiles (Nomad Agent.Profile).
+_ALWAYS_WRITE = ("/v1/agent/keyring/", "/v1/agent/pprof/")
 
 
 def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tuple[Need, ...] | None:

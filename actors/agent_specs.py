@@ -172,6 +172,7 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                       if config.server.enabled and config.data_dir else "")
         http = HttpContext(metrics=ctx.metrics, prometheus=config.telemetry.prometheus_metrics,
                            response_headers=config.http_api_response_headers,
+                           enable_debug=config.enable_debug, stacks=ctx.hooks.dump_stacks,
                            runtime_info=ctx.runtime_info, bind=(host, port),
                            max_conns_per_client=config.limits.http_max_conns_per_client,
                            acl_enabled=config.acl.enabled, acl_token_ttl_s=config.acl.token_ttl_s,

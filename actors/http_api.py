@@ -115,6 +115,8 @@ class HttpContext:
     https_handshake_timeout_s: float = 5.0  # limits.https_handshake_timeout: the TLS handshake's bound
     alloc_logs: Any = None  # a client agent's actors.client.alloc_logs.AllocLogs; None: not a client
     response_headers: tuple[tuple[str, str], ...] = ()  # http_api_response_headers: on every answer
+    enable_debug: bool = False  # enable_debug: /v1/agent/pprof/* served without ACLs
+    stacks: Callable[[], str] | None = None  # the process's greenlet stacks (its edge); None: none
 
 
 @dataclass(slots=True)
@@ -934,6 +936,7 @@ def system_gc(req: Request, api: Api) -> Any:
 import actors.http_acl  # noqa: E402,F401  (ACL endpoints and the token check)
 import actors.http_client_fs  # noqa: E402,F401  (task logs from the client that runs them)
 import actors.http_monitor  # noqa: E402,F401  (this agent's logs, streamed)
+import actors.http_pprof  # noqa: E402,F401  (this agent's stacks and command line)
 import actors.http_client_host  # noqa: E402,F401  (host stats and alloc GC, on the client)
 import actors.http_client_alloc  # noqa: E402,F401  (alloc stats, restart and signal, on the client)
 import actors.http_client_forward  # noqa: E402,F401  (client routes relayed to the allocation's node)

@@ -441,6 +441,8 @@ class Config:
     log_json: bool = False
     # Added to every HTTP API answer (CORS headers, say), as Nomad's.
     http_api_response_headers: tuple[tuple[str, str], ...] = _map()
+    # /v1/agent/pprof/* without ACLs (with ACLs, an agent:write token is needed).
+    enable_debug: bool = False
     # Also write the log to this file ("<dir>/" alone: <dir>/nomad.log), renamed
     # to <name>-<unix nanos>.<ext> once it is log_rotate_duration old or
     # log_rotate_bytes big (0: no size limit), keeping log_rotate_max_files of

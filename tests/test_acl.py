@@ -176,6 +176,7 @@ def test_no_policies_deny_everything_and_management_allows_everything():
     ("PUT", "/v1/agent/join", [("agent", "write")]),
     ("PUT", "/v1/agent/force-leave", [("agent", "write")]),
     ("GET", "/v1/agent/keyring/list", [("agent", "write")]),
+    ("GET", "/v1/agent/pprof/goroutine", [("agent", "write")]),  # Nomad Agent.Profile
     ("GET", "/v1/operator/raft/configuration", [("operator", "read")]),
     ("DELETE", "/v1/operator/raft/peer", [("operator", "write")]),
     ("PUT", "/v1/system/gc", [("management", "")]),

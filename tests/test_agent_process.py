@@ -277,6 +277,11 @@ def test_metrics_carry_the_servers_raft_heartbeat_and_broker_gauges(running):
     assert got["nomad.raft.lastIndex"] >= got["nomad.raft.appliedIndex"] > 0
 
 
+def test_pprof_needs_enable_debug_without_acls(running):
+    agent, _ = running
+    assert agent.get("/v1/agent/pprof/goroutine")[:2] == (403, b"Permission denied")
+
+
 def test_http_api_response_headers_are_on_every_answer(running):
     agent, _ = running
     for path in ("/v1/agent/health", "/v1/no/such/thing", "/v1/metrics?format=prometheus"):

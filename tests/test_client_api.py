@@ -312,6 +312,20 @@ def test_metrics_publish_the_nodes_and_the_running_tasks_figures(dev, running): 
     assert rss > 0 and labels["job"] == "fs-svc" and labels["task_group"] and labels["task"]
 
 
+def test_pprof_goroutine_shows_every_greenlets_stack_and_the_go_profiles_say_why_not(dev):  # noqa: F811
+    """The dev fixture sets enable_debug (no ACLs): /v1/agent/pprof/goroutine answers."""
+    r = call(dev.http_port, "GET", "/v1/agent/pprof/goroutine?debug=2")
+    assert r.status == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.body.decode()
+    assert "Greenlet" in text or "greenlet" in text
+    assert "http_pprof.py" in text  # the request's own greenlet is among them
+    heap = call(dev.http_port, "GET", "/v1/agent/pprof/heap")
+    assert heap.status == 501 and b"'goroutine'" in heap.body
+    assert call(dev.http_port, "GET", "/v1/agent/pprof/bogus").status == 404
+    assert call(dev.http_port, "GET", "/v1/agent/pprof/goroutine?node_id=other").status == 400
+    assert call(dev.http_port, "POST", "/v1/agent/pprof/goroutine").status == 405
+
+
 # ---------------------------------------------------------------- GC
 
 

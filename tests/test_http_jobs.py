@@ -64,7 +64,7 @@ def sleep_job(job_id: str, count: int = 1, **extra: Any) -> dict[str, Any]:
 def dev_agent_config(tmp: Any) -> tuple[list[str], int]:
     port = free_port()
     path = tmp / "ports.toml"
-    path.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n"
+    path.write_text(f"enable_debug = true\n[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n"
                     "[telemetry]\npublish_node_metrics = true\npublish_allocation_metrics = true\n")
     return ["-dev", "-config", str(path)], port
 
