@@ -68,8 +68,10 @@ def _member_order(m: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def server_members(addr: str, args: list[str]) -> str:
-    verbose = "-verbose" in args
+    verbose = "-verbose" in args or "-detailed" in args  # -detailed: Nomad's deprecated name
     got = call(addr, "GET", "/v1/agent/members")
+    if "-json" in args:  # Nomad's Format: the members, indented four spaces
+        return json.dumps(got["Members"], indent=4)
     leaders = region_leaders(addr, got["Members"])
     head = ["Name", "Address", "Port", "Status", "Leader", "Raft Version", "Build", "Datacenter", "Region"]
     rows = [head + (["Protocol", "Tags"] if verbose else [])]
@@ -139,6 +141,8 @@ def autopilot_health(addr: str, args: list[str]) -> str:
 
 def agent_info(addr: str, args: list[str]) -> str:
     got = call(addr, "GET", "/v1/agent/self")
+    if "-json" in args:  # Nomad's Format: the whole /v1/agent/self answer
+        return json.dumps(got, indent=4)
     lines = []
     for section in sorted(got.get("stats", {})):
         lines.append(section)

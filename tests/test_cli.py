@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -27,6 +28,10 @@ def test_cli_shows_members_and_raft_peers_and_reports_errors_in_one_line(agents,
     header, row = out.stdout.splitlines()
     assert header.split()[:4] == ["Name", "Address", "Port", "Status"]
     assert row.split()[:5] == ["cli-node.global", "127.0.0.1", str(cfg["serf"]), "alive", "true"]
+    members = json.loads(nomad(addr, "server", "members", "-json").stdout)
+    assert [m["Name"] for m in members] == ["cli-node.global"] and members[0]["Tags"]["role"] == "nomad"
+    info = json.loads(nomad(addr, "agent-info", "-json").stdout)
+    assert set(info) >= {"config", "member", "stats"} and info["config"]["NodeName"] == "cli-node"
     peers = nomad(addr, "operator", "raft", "list-peers")
     assert peers.returncode == 0 and f"127.0.0.1:{cfg['rpc']}" in peers.stdout and "leader" in peers.stdout
     bad = nomad(addr, "server", "join", "127.0.0.1:9")
