@@ -464,7 +464,7 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     """
     if path == "/" or path.startswith(_OPEN_PATHS):
         return OPEN
-    if path.startswith("/v1/acl/"):
+    if path.startswith("/v1/acl/") or path == "/v1/search":  # search: per context (actors.http_search)
         return SELF_CHECKED
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:

@@ -196,6 +196,7 @@ def test_status_regions_metrics_and_health_are_open(path):
 def test_acl_endpoints_check_their_tokens_themselves():
     assert required("POST", "/v1/acl/bootstrap") is SELF_CHECKED
     assert required("GET", "/v1/acl/tokens") is SELF_CHECKED
+    assert required("PUT", "/v1/search") is SELF_CHECKED  # per context, in actors.http_search
 
 
 def test_the_namespace_of_a_request_scopes_its_job_needs():
@@ -431,3 +432,15 @@ def test_task_logs_take_read_logs_or_read_fs():
     for caps, allowed in ((["read-logs"], True), (["read-fs"], True), (["read-job"], False)):
         policy = parse_policy(f'namespace "default" {{ capabilities = {json.dumps(caps)} }}')
         assert compile_acl([policy]).allows(need) is allowed, caps
+
+
+def test_search_contexts_follow_the_tokens_rights():
+    from actors.acl import compile_acl, parse_policy
+    from actors.http_search import _allowed
+
+    jobs_only = compile_acl([parse_policy('namespace "default" { policy = "read" }')])
+    assert _allowed(jobs_only, "default", "jobs") and _allowed(jobs_only, "default", "allocs")
+    assert not _allowed(jobs_only, "default", "nodes") and not _allowed(jobs_only, "other", "jobs")
+    nodes_only = compile_acl([parse_policy('node { policy = "read" }')])
+    assert _allowed(nodes_only, "default", "nodes") and not _allowed(nodes_only, "default", "evals")
+    assert _allowed(None, "default", "nodes")  # no ACLs: everything

@@ -396,3 +396,48 @@ def test_cluster_writes_through_a_follower_and_losing_quorum_never_hangs(agents,
     stale = call(follower, "GET", "/v1/job/quorum?stale")
     assert stale.status == 200 and stale.json()["ID"] == "quorum"
     assert stale.headers["x-nomad-knownleader"] == "false"
+
+
+# ---------------------------------------------------------------- search
+
+
+def test_prefix_search_finds_jobs_allocs_and_nodes_as_nomads_does(dev):
+    port = dev.http_port
+    assert call(port, "PUT", "/v1/jobs", {"Job": sleep_job("search-web", count=1)}).status == 200
+    alloc = wait_for(lambda: next((a for a in call(port, "GET", "/v1/job/search-web/allocations").json()), None),
+                     "an allocation of search-web", PLACE_DEADLINE_S, dev.detail)
+    r = call(port, "POST", "/v1/search", {"Prefix": "search-w", "Context": "jobs"})
+    assert r.status == 200 and r.headers["x-nomad-index"]
+    body = r.json()
+    assert body["Matches"] == {"jobs": ["search-web"]} and body["Truncations"] == {"jobs": False}
+    # "all" with a hex prefix: every UUID context is searched; a job name prefix leaves them out.
+    everywhere = call(port, "PUT", "/v1/search", {"Prefix": alloc["ID"][:7], "Context": "all"}).json()
+    assert alloc["ID"] in everywhere["Matches"]["allocs"] and "evals" in everywhere["Matches"]
+    by_name = call(port, "PUT", "/v1/search", {"Prefix": "search-", "Context": "all"}).json()["Matches"]
+    assert by_name["jobs"] == ["search-web"] and "allocs" not in by_name and "nodes" not in by_name
+    node = alloc["NodeID"]
+    assert call(port, "PUT", "/v1/search", {"Prefix": node[:8], "Context": "nodes"}).json()["Matches"] == \
+        {"nodes": [node]}
+    bad = call(port, "PUT", "/v1/search", {"Prefix": "x", "Context": "widgets"})
+    assert bad.status == 400 and b"context must be one of" in bad.body
+    assert call(port, "GET", "/v1/search").status == 405
+    assert call(port, "PUT", "/v1/search", raw=b"{not json").status == 400
+    call(port, "DELETE", "/v1/job/search-web?purge=true")
+
+
+def test_search_truncates_at_twenty_and_rounds_odd_uuid_prefixes_down():
+    from types import SimpleNamespace
+
+    from actors.http_search import TRUNCATE_LIMIT, search_query
+
+    jobs = {f"svc-{i:02d}": {"Namespace": "default"} for i in range(25)}
+    allocs = {"ab12cd34-0000": {"Namespace": "default"}, "ab99": {"Namespace": "default"}}
+    st = SimpleNamespace(tables={"jobs": jobs, "allocs": allocs, "evals": {}, "nodes": {}},
+                         table_index={"jobs": 7, "allocs": 9})
+    matches, truncations, index = search_query("svc-", ("jobs",), "default")(st)
+    assert len(matches["jobs"]) == TRUNCATE_LIMIT == 20 and truncations["jobs"] is True and index == 9
+    # "ab1" is odd: searched as "ab", as Nomad's roundUUIDDownIfOdd.
+    matches, _, _ = search_query("ab1", ("allocs",), "default")(st)
+    assert matches["allocs"] == ["ab12cd34-0000", "ab99"]
+    assert search_query("zz", ("allocs",), "default")(st)[0] == {}  # not hex: left out
+    assert search_query("svc-", ("jobs",), "other")(st)[0] == {"jobs": []}  # another namespace
