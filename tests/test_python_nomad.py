@@ -63,6 +63,8 @@ def test_agent_status_regions_operator_nodes_system_and_metrics(dev, monkeypatch
     assert isinstance(n.node.get_allocations(node_id), list)
 
     assert n.system.initiate_garbage_collection() is True
+    found = n.search.search(node_id[:6], "nodes")  # POST /v1/search
+    assert found["Matches"] == {"nodes": [node_id]} and found["Truncations"] == {"nodes": False}
     metrics = n.metrics.get_metrics()
     assert {"Timestamp", "Gauges", "Counters", "Samples"} <= set(metrics)
 
