@@ -802,7 +802,6 @@ class _Alloc:
                            task_states=tuple(states))
 
 
-# ------------------------------------------------------------ the actor
 # ------------------------------------------------------------ totals for ClientStats
 @dataclass(frozen=True, slots=True)
 class AllocTotalsQuery:
@@ -856,6 +855,7 @@ def alloc_totals(allocs: Iterable[tuple[dict[str, Any], str]]) -> AllocTotals:
                        memory_max_mb=mem_max, disk_mb=disk)
 
 
+# ------------------------------------------------------------ the actor
 class AllocRunner(NodeActor):
     """Runs this node's allocations through the drivers; see the module doc."""
 
