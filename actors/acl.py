@@ -464,8 +464,8 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     """
     if path == "/" or path.startswith(_OPEN_PATHS):
         return OPEN
-    if path.startswith("/v1/acl/") or path == "/v1/search":  # search: per context (actors.http_search)
-        return SELF_CHECKED
+    if path.startswith("/v1/acl/") or path in ("/v1/search", "/v1/event/stream"):
+        return SELF_CHECKED  # search: per context (actors.http_search); events: per topic (actors.http_events)
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
         return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch

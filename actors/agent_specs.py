@@ -262,7 +262,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                               config.autopilot.max_trailing_logs, snapshot_threshold=srv.raft_snapshot_threshold,
                               snapshot_interval_s=srv.raft_snapshot_interval_s,
                               trailing_logs=srv.raft_trailing_logs)),
-                          ("bootstrap", ctx.raft_bootstrap),
+                          ("bootstrap", ctx.raft_bootstrap), ("state", _server_state(srv)),
                           ("leadership_subscribers", ("server-membership", "node-endpoint", "heartbeats",
                                                       "node-gc", "job-gc", "eval-broker", "drainer",
                                                       PERIODIC)),
@@ -396,3 +396,13 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("host_sampler", HostStatsSampler(alloc_root) if tel.publish_node_metrics else None),
                           ("allocation_metrics", tel.publish_allocation_metrics))),
     ]
+
+
+def _server_state(srv: Any) -> Any:
+    """The server's state store; it makes events for /v1/event/stream unless enable_event_broker is off."""
+    from actors.state.store import StateStore
+
+    state = StateStore()
+    if srv.enable_event_broker:
+        state.enable_events(srv.event_buffer_size)
+    return state

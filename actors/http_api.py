@@ -273,8 +273,9 @@ class App:
         resp = self._respond(req, environ)
         extra = self.api.ctx.response_headers
         if isinstance(resp, Stream):
-            start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}",
-                           [("Content-Type", resp.content_type), *extra])
+            write = start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}",
+                                   [("Content-Type", resp.content_type), ("Cache-Control", "no-cache"), *extra])
+            write(b"")  # the status and headers go now: a caller sees 200 before the first chunk
             return resp.chunks  # type: ignore[return-value]  # pywsgi writes each as it comes
         if log.isEnabledFor(logging.DEBUG):
             log.debug("request complete: method=%s path=%s duration=%s", req.method, req.url,
@@ -938,6 +939,7 @@ import actors.http_client_fs  # noqa: E402,F401  (task logs from the client that
 import actors.http_monitor  # noqa: E402,F401  (this agent's logs, streamed)
 import actors.http_pprof  # noqa: E402,F401  (this agent's stacks)
 import actors.http_search  # noqa: E402,F401  (prefix search)
+import actors.http_events  # noqa: E402,F401  (the event stream)
 import actors.http_client_host  # noqa: E402,F401  (host stats and alloc GC, on the client)
 import actors.http_client_alloc  # noqa: E402,F401  (alloc stats, restart and signal, on the client)
 import actors.http_client_forward  # noqa: E402,F401  (client routes relayed to the allocation's node)

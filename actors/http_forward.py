@@ -180,6 +180,8 @@ def forward_to_server(req: Request, environ: dict[str, Any], api: Api) -> Respon
     """
     if not _forwarded_path(req.path) or api.env.lookup("raft") is not None:
         return None
+    if req.path == "/v1/event/stream" and "poll" not in req.query:
+        return None  # the stream is relayed one long poll at a time (actors.http_events)
     ref = api.env.lookup(FORWARDER)
     if ref is None or not ref.is_alive():
         return None  # not a client agent: the handlers answer (501 where they need a server)

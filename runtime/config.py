@@ -248,6 +248,11 @@ class ServerConfig:
     # tests; actors/gossip/config.py documents each preset's fields.
     gossip_profile: str = "wan"
     server_join: ServerJoin = _sub(ServerJoin)
+    # The event stream (/v1/event/stream): every server keeps the events of
+    # its newest event_buffer_size writes for subscribers that start from an
+    # earlier index (Nomad's defaults: on, 100).  Off: no events are made.
+    enable_event_broker: bool = True
+    event_buffer_size: int = _f(100, ge=1)
 
 
 @conf

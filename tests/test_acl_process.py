@@ -185,6 +185,32 @@ def test_the_anonymous_policy_grants_reads_and_nothing_more(agent, management):
     assert "anon-read" not in jobs(agent, management)
 
 
+def test_event_stream_topics_each_need_their_own_permission(agent, management):
+    from tests.test_events import _Lines
+
+    port = agent.http_port
+    assert (call(port, "GET", "/v1/event/stream?topic=Node").status, "anonymous") == (403, "anonymous")
+    reader = client_token(agent, management, "events", "events-node", 'node { policy = "read" }')["SecretID"]
+    for topic in ("*", "Job", "ACLToken"):  # another topic, or all of them: refused before any event
+        r = call(port, "GET", f"/v1/event/stream?topic={topic}", token=reader)
+        assert (r.status, r.text) == (403, "Permission denied"), topic
+    s = _Lines(port, "/v1/event/stream?index=0&topic=Node", token=reader)
+    try:
+        assert s.status == 200
+        seen = s.events_until(lambda ev: bool(ev))
+        assert {e["Topic"] for e in seen} == {"Node"}
+    finally:
+        s.close()
+    # Management sees ACL objects, the token without its secret.
+    s = _Lines(port, "/v1/event/stream?index=0&topic=ACLToken", token=management)
+    try:
+        seen = s.events_until(lambda ev: any(e["Payload"]["ACLToken"]["Name"] == "events" for e in ev))
+        assert all(e["Payload"]["ACLToken"]["SecretID"] == "" for e in seen)
+        assert all(e["Type"] == "ACLTokenUpserted" for e in seen)
+    finally:
+        s.close()
+
+
 def test_status_metrics_and_health_stay_open(agent, management):
     for path in ("/v1/status/leader", "/v1/regions", "/v1/metrics", "/v1/agent/health"):
         assert call(agent.http_port, "GET", path).status == 200, path

@@ -399,3 +399,25 @@ def test_with_acls_a_relay_needs_only_what_the_node_needs_in_the_allocations_nam
     assert hcall(srv.http_port, "GET", path + "&namespace=prod", headers=prod).status == 403
     assert hcall(cli.http_port, "GET", path + "&namespace=default", headers=ro).status == 200
     assert hcall(srv.http_port, "DELETE", "/v1/job/acl-relay?purge=true", headers=mgmt).status == 200
+
+
+def test_a_client_agent_relays_the_event_stream_from_its_server(pair):
+    from tests.test_events import _Lines
+
+    srv, cli = pair
+    s = _Lines(cli.http_port, "/v1/event/stream?index=0&topic=Node&topic=Job:relayed")
+    try:
+        assert s.status == 200
+        seen = s.events_until(lambda ev: any(e["Type"] == "NodeRegistration" for e in ev))
+        assert seen[0]["Payload"]["Node"]["Name"] == "cli"
+        assert call(cli.http_port, "PUT", "/v1/jobs", {"Job": sleep_job("relayed", count=0)}).status == 200
+        seen = s.events_until(lambda ev: any(e["Type"] == "JobRegistered" for e in ev))
+        assert {e["Topic"] for e in seen} <= {"Node", "Job"}
+        indexes = [e["Index"] for e in seen]
+        assert indexes == sorted(indexes)  # in order, each write once
+        assert len({(e["Index"], e["Key"]) for e in seen}) == len(seen)
+    finally:
+        s.close()
+    bad = call(cli.http_port, "GET", "/v1/event/stream?topic=a:b:c")
+    assert bad.status == 400 and "Invalid topic query" in bad.text
+    assert call(cli.http_port, "DELETE", "/v1/job/relayed?purge=true").status == 200

@@ -298,6 +298,7 @@ def test_neither_server_nor_client_is_rejected_with_nomads_message():
     ("[server]\nraft_snapshot_threshold = 0\n", "server.raft_snapshot_threshold: must be >= 1, got 0"),
     ('[server]\nraft_snapshot_interval = "0s"\n', "server.raft_snapshot_interval: must be > 0s, got 0s"),
     ("[server]\nraft_trailing_logs = -1\n", "server.raft_trailing_logs: must be >= 0, got -1"),
+    ("[server]\nevent_buffer_size = 0\n", "server.event_buffer_size: must be >= 1, got 0"),
     ("[server]\nraft_protocol = 2\n",
      "server.raft_protocol: raft_protocol must be 3 in Nomad v1.4 and later, got 2"),
     ('[server.server_join]\nretry_interval = "0s"\n',
@@ -529,3 +530,14 @@ def test_consul_and_vault_blocks_load_with_what_this_agent_lacks_said_plainly(tm
         validate(load(tmp_path, VALID + "[vault]\nenabled = true\n"))
     with pytest.raises(ConfigError, match="consul: expected a table"):
         load(tmp_path, 'consul = "yes"\n' + VALID)
+
+
+def test_the_event_broker_keys_parse_with_nomads_defaults(tmp_path):
+    assert (Config().server.enable_event_broker, Config().server.event_buffer_size) == (True, 100)
+    c = load(tmp_path, VALID + "enable_event_broker = false\nevent_buffer_size = 500\n")
+    assert (c.server.enable_event_broker, c.server.event_buffer_size) == (False, 500)
+    from actors.agent_specs import _server_state
+
+    assert _server_state(c.server).events is None  # off: the store makes no events
+    on = _server_state(load(tmp_path, VALID + "event_buffer_size = 7\n").server)
+    assert on.events is not None and on.events.size == 7

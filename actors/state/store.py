@@ -27,6 +27,7 @@ from typing import Any
 import msgpack
 
 from actors.state import acl_ops
+from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
 
 # A snapshot without the ACL tables (taken before they existed) restores them
 # empty, so SNAPSHOT_VERSION stays 1.
@@ -78,6 +79,12 @@ def check_snapshot(data: bytes) -> dict[str, Any]:
     return snap
 
 
+def _new_tables(contents: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every table, filled from *contents*; the event stream's tables journal their writes."""
+    return {t: Table(t, contents.get(t, ())) if t in EVENT_TABLES else dict(contents.get(t, {}))
+            for t in TABLES}
+
+
 class CommandError(ValueError):
     """A command that cannot apply (unknown op, bad arguments): refused, state unchanged."""
 
@@ -97,7 +104,11 @@ def encode_result(value: Any) -> bytes:
 
 class StateStore:
     def __init__(self) -> None:
-        self.tables: dict[str, dict[str, Any]] = {t: {} for t in TABLES}
+        self.tables: dict[str, dict[str, Any]] = _new_tables({})
+        # The event stream's buffer (enable_events; None: no events are made,
+        # as in the simulator and the benchmarks): see actors.state.events.
+        self.events: EventBuffer | None = None
+        self._journal: dict[tuple[str, str], Any] | None = None
         self.table_index: dict[str, int] = {t: 0 for t in TABLES}
         self.applied_index = 0
         # Secondary index: node ID -> IDs of its allocations (what a client
@@ -212,9 +223,33 @@ class StateStore:
             handler = self._ops.get(cmd["op"])
             if handler is None:
                 raise CommandError(f"unknown op {cmd['op']!r}")
-            return handler(index, cmd)
+            if self.events is None:
+                return handler(index, cmd)
+            return self._apply_with_events(index, cmd, handler)
         except (CommandError, ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
             return {"error": f"{type(exc).__name__}: {exc}"}
+
+    def enable_events(self, buffer_size: int) -> None:
+        """Make events of every write from now on, keeping the newest *buffer_size* batches."""
+        self.events = EventBuffer(buffer_size)
+
+    def _apply_with_events(self, index: int, cmd: dict[str, Any], handler: Callable[..., Any]) -> Any:
+        journal: dict[tuple[str, str], Any] = {}
+        tables = [self.tables[t] for t in EVENT_TABLES]
+        self._journal = journal
+        for t in tables:
+            t.journal = journal  # type: ignore[attr-defined]
+        try:
+            result = handler(index, cmd)
+        finally:
+            self._journal = None
+            for t in tables:
+                t.journal = None  # type: ignore[attr-defined]
+        if journal and not (isinstance(result, dict) and "error" in result and not result.get("ok", False)):
+            batch: Batch | None = make_batch(index, cmd["op"], journal, self.tables)
+            if batch is not None and self.events is not None:
+                self.events.append(batch)
+        return result
 
     def _usage_written(self, alloc: dict[str, Any], replaces: Any = _UNKNOWN) -> None:
         """Keep the cached usage of *alloc*'s node right after it was written over *replaces*.
@@ -266,6 +301,8 @@ class StateStore:
 
     def _index_eval(self, ev: dict[str, Any]) -> None:
         ev_id, status = ev["ID"], ev.get("Status")
+        if self._journal is not None:  # an evaluation updated in place is a change too
+            self._journal.setdefault(("evals", ev_id), UNKNOWN)
         for name, ids in self.evals_by_status.items():
             if status == name:
                 ids.add(ev_id)
@@ -484,7 +521,7 @@ class StateStore:
         if snap.get("v") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported state snapshot version {snap.get('v')}")
         watchers = self._watchers
-        self.tables = {t: dict(snap["tables"].get(t, {})) for t in TABLES}
+        self.tables = _new_tables(snap["tables"])
         if user:
             self.table_index = {t: index for t in TABLES}
             self.restore_staging, self.restore_index = None, index

@@ -1,0 +1,266 @@
+"""``/v1/event/stream``: Nomad's event stream, newline-delimited JSON as state changes.
+
+``GET /v1/event/stream?index=N&topic=T[:key]...&namespace=NS`` answers
+``200`` and then, for as long as the caller reads, one line per Raft write
+that made events the caller asked for: ``{"Index": N, "Events": [...]}``
+(actors.state.events has the shapes), and ``{}`` after
+:data:`EVENT_HEARTBEAT_S` without one, so a caller can tell a quiet
+cluster from a dead connection.  As Nomad's:
+
+* ``index``: start at the first kept write at or after it (0: the oldest
+  kept); the server keeps ``event_buffer_size`` writes, so an older index
+  starts at the oldest it has.
+* ``topic``: ``Node``, ``Job``, ``Allocation``, ``Evaluation``,
+  ``ACLToken``, ``ACLPolicy`` (and Nomad's ``Deployment``, ``NodePool`` and
+  ``Service``, which nothing here writes), or ``*``; ``Topic:key`` keeps the
+  events whose key, or one of whose filter keys (an allocation's or
+  evaluation's job), is *key*.  None given: everything.
+* ``namespace``: ``default`` unless given; ``*`` every one.  Node and ACL
+  events belong to none and always pass.
+* With ACLs, each topic asked for needs its own permission: ``node:read``
+  for Node and NodePool; ``read-job`` in the namespace for Job, Allocation,
+  Evaluation, Deployment and Service; a management token for the rest and
+  for ``*``.  Otherwise ``403 Permission denied``.
+* A malformed index or topic is ``400``; a server started with
+  ``enable_event_broker = false`` answers ``400 event broker is disabled``.
+
+Any server serves the stream from the writes it applied itself.  A
+client-only agent relays it: it asks one of its servers for each next
+part, one blocking request at a time (``poll=true``, this agent's own
+long-poll form of the endpoint: one line, at most one heartbeat's wait), so
+a server that fails is replaced by the next, which resumes from the index
+the client reached.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+
+from actors.acl import READ, Need
+from actors.http_api import (
+    Api,
+    CodedError,
+    Request,
+    Response,
+    Stream,
+    query_flag,
+    require,
+    route,
+)
+from actors.state.events import (
+    EVENT_SUBSCRIBER_MAX_LAG,
+    EVENT_TABLES,
+    Batch,
+    Subscription,
+    frame,
+    parse_topics,
+)
+
+# Nomad's event stream heartbeat: an idle stream gets ``{}`` this often.
+EVENT_HEARTBEAT_S = 10.0
+# The Raft actor answers a parked watch when it times out; the handler waits
+# this much longer before it takes the server for gone and ends the stream.
+EVENT_WATCH_MARGIN_S = 5.0
+# A watch answered at once with nothing new (the server's max_watches cap
+# reached) is retried after this pause, not in a busy loop.
+EVENT_RETRY_PAUSE_S = 0.5
+HEARTBEAT_LINE = b"{}\n"
+
+log = logging.getLogger("agent.http.events")
+_subscriber_ids = itertools.count(1)
+
+_NODE_TOPICS = ("Node", "NodePool")
+_JOB_TOPICS = ("Job", "Allocation", "Evaluation", "Deployment", "Service")
+
+
+def _allowed(acl: Any, sub: Subscription) -> bool:
+    """Nomad's aclAllowsSubscription: every topic asked for must be readable."""
+    if acl is None:
+        return True
+    for topic, _ in sub.topics:
+        if topic in _NODE_TOPICS:
+            ok = acl.allows_one(Need("node", READ))
+        elif topic in _JOB_TOPICS:
+            ok = acl.allows_one(Need("namespace", "read-job", sub.namespace))
+        else:
+            ok = bool(acl.management)
+        if not ok:
+            return False
+    return True
+
+
+def _parse(req: Request) -> tuple[int, Subscription]:
+    raw = (req.query.get("index") or ["0"])[0] or "0"
+    try:
+        index = int(raw)
+        if index < 0:
+            raise ValueError
+    except ValueError:
+        raise CodedError(400, f"Unable to parse index: {raw!r} is not a non-negative integer") from None
+    try:
+        topics = parse_topics(req.query.get("topic") or [])
+    except ValueError as e:
+        raise CodedError(400, f"Invalid topic query: error parsing topics: {e}") from None
+    namespace = (req.query.get("namespace") or ["default"])[0] or "default"
+    return index, Subscription(topics, namespace)
+
+
+@route("/v1/event/stream")
+def event_stream(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    start, sub = _parse(req)
+    if api.ctx.acl_enabled:
+        from actors.http_acl import resolve
+
+        _, acl = resolve(req, api)
+        if not _allowed(acl, sub):
+            raise CodedError(403, "Permission denied")
+    ref = api.env.lookup("raft")
+    if ref is None or not ref.is_alive():
+        return _relay(req, api, start, sub)
+    poll = query_flag(req, "poll")
+    sid = None if poll else next(_subscriber_ids)
+    # The first look answers at once: whether events are kept here at all,
+    # and what is kept from *start* on.
+    index, batches, _ = _watch(api, ref, start, 0.0, sid)
+    if batches is None:
+        raise CodedError(400, "event broker is disabled")
+    if poll:
+        if not batches:
+            index, batches, _ = _watch(api, ref, max(index + 1, start), EVENT_HEARTBEAT_S, None)
+        return Response(200, _poll_body(batches or [], sub, start, index), "application/json")
+    return Stream(200, _stream(api, ref, sub, sid, start, index, batches), "application/json")
+
+
+def _watch(api: Api, ref: Any, start: int, wait_s: float,
+           sid: int | None) -> tuple[int, list[Batch] | None, bool]:
+    """(newest kept index, batches from *start* on, whether some were dropped unread) once there are
+    any or *wait_s* passed; batches None: this server makes no events."""
+    from actors.http_api import _await_raft
+    from actors.raft.peer import Watch
+
+    def last(st: Any) -> int:
+        return st.events.last_index if st.events is not None else 0
+
+    def since(st: Any) -> tuple[list[Batch] | None, bool]:
+        ev = st.events
+        if ev is None:
+            return None, False
+        return ev.since(start, sid), start <= ev.dropped_upto
+
+    fut = api.env.make_future()
+    ref.tell(Watch(tables=EVENT_TABLES, min_index=start - 1, reply=fut, timeout_s=wait_s, query=since,
+                   index_fn=last))
+    index, (batches, lost) = _await_raft(fut, wait_s + EVENT_WATCH_MARGIN_S)
+    return index, batches, lost
+
+
+def _forget(api: Api, ref: Any, sid: int) -> None:
+    from actors.raft.peer import Read
+
+    def forget(st: Any) -> None:
+        if st.events is not None:
+            st.events.forget(sid)
+
+    ref.tell(Read(query=forget, reply=api.env.make_future(), stale=True))
+
+
+def _lines(batches: list[Batch], sub: Subscription, start: int) -> Iterator[tuple[int, bytes]]:
+    for b in batches:
+        if b.index < start:
+            continue
+        wanted = [e for e in b.events if sub.wants(e)]
+        yield b.index, (frame(b.index, wanted) if wanted else b"")
+
+
+def _stream(api: Api, ref: Any, sub: Subscription, sid: int | None, start: int, index: int,
+            batches: list[Batch] | None) -> Iterator[bytes]:
+    cursor = start  # the next index the caller may get
+    quiet_since = api.env.now()
+    try:
+        while True:
+            for at, line in _lines(batches or [], sub, cursor):
+                cursor = at + 1
+                if line:
+                    yield line
+                    quiet_since = api.env.now()
+            cursor = max(cursor, index + 1)
+            if api.env.now() - quiet_since >= EVENT_HEARTBEAT_S:
+                yield HEARTBEAT_LINE
+                quiet_since = api.env.now()
+            asked = api.env.now()
+            try:
+                index, batches, lost = _watch(api, ref, cursor, EVENT_HEARTBEAT_S, sid)
+            except CodedError:
+                return  # the server stopped answering: the caller reconnects with its last index + 1
+            if lost:
+                log.warning("event stream subscriber %d fell over %d writes behind: events from index %d "
+                            "to the oldest kept were dropped", sid, EVENT_SUBSCRIBER_MAX_LAG, cursor)
+            if not batches and api.env.now() - asked < EVENT_HEARTBEAT_S / 2:
+                gevent.sleep(EVENT_RETRY_PAUSE_S)
+    finally:  # the caller hung up (the write failed) or the agent stops
+        if sid is not None:
+            _forget(api, ref, sid)
+
+
+def _poll_body(batches: list[Batch], sub: Subscription, start: int, index: int) -> bytes:
+    """One long-poll answer: the wanted events from *start* on, and the index to ask from next."""
+    out = [line for _, line in _lines(batches, sub, start) if line]
+    nxt = max([start, index + 1] + [b.index + 1 for b in batches])
+    return json.dumps({"Next": nxt}).encode() + b"\n" + b"".join(out)
+
+
+# ---------------------------------------------------------------- on a client-only agent
+
+
+def _relay(req: Request, api: Api, start: int, sub: Subscription) -> Any:
+    from actors.http_forward import FORWARDER
+
+    if api.env.lookup(FORWARDER) is None:
+        raise CodedError(501, "Server only endpoint")
+    first = _poll_server(req, api, start)  # errors (no servers, no broker) are the answer's status
+    return Stream(200, _relay_stream(req, api, first), "application/json")
+
+
+def _poll_server(req: Request, api: Api, start: int) -> tuple[int, list[bytes]]:
+    from actors.http_forward import forward_to_server
+
+    query = [(k, v) for k, vs in req.query.items() if k not in ("index", "poll") for v in vs]
+    query += [("index", str(start)), ("poll", "true")]
+    url = "/v1/event/stream?" + urllib.parse.urlencode(query)
+    polled = Request(method="GET", path="/v1/event/stream", url=url,
+                     query=urllib.parse.parse_qs(url.split("?", 1)[1]), environ=req.environ)
+    answer = forward_to_server(polled, req.environ, api)
+    if answer is None:
+        raise CodedError(500, "no server to relay the event stream from")
+    if answer.status != 200:
+        raise CodedError(answer.status, answer.body.decode(errors="replace").strip())
+    head, _, rest = answer.body.partition(b"\n")
+    nxt = int(json.loads(head)["Next"])
+    return nxt, [line + b"\n" for line in rest.split(b"\n") if line]
+
+
+def _relay_stream(req: Request, api: Api, first: tuple[int, list[bytes]]) -> Iterator[bytes]:
+    nxt, lines = first
+    quiet_since = api.env.now()
+    while True:
+        for line in lines:
+            yield line
+            quiet_since = api.env.now()
+        if api.env.now() - quiet_since >= EVENT_HEARTBEAT_S:
+            yield HEARTBEAT_LINE
+            quiet_since = api.env.now()
+        asked = api.env.now()
+        try:
+            nxt, lines = _poll_server(req, api, nxt)
+        except CodedError:
+            lines = []
+            if api.env.now() - asked < EVENT_HEARTBEAT_S / 2:
+                gevent.sleep(EVENT_RETRY_PAUSE_S)  # no server answered: ask again shortly
