@@ -436,6 +436,8 @@ _ROUTES = sorted([
     _Route("/v1/agent/members", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/agent/", (("agent", READ),), (("agent", WRITE),)),  # join, force-leave, reload, keyring
     _Route("/v1/operator/", (("operator", READ),), (("operator", WRITE),)),
+    # Node pools: Nomad's node_pool policy blocks are not parsed here, so writes need management.
+    _Route("/v1/node/pool", (("node", READ),), (("management", ""),)),
     _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/node/", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/jobs", (("namespace", "list-jobs"),), (("namespace", "submit-job"),)),

@@ -45,6 +45,7 @@ from actors.http_filter import apply_list_options, list_options_asked
 from actors.scheduler.job import DISPATCH_PAYLOAD_MAX_BYTES, JobError, canonical_job
 from actors.server import ENDPOINT
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
+from actors.state.scheduler_config import JOB_REGISTRATION_DISABLED
 from actors.state.store import command
 from runtime.edge import wall_time
 
@@ -231,8 +232,22 @@ def _write(api: Api, op: str, **args: Any) -> tuple[int, dict[str, Any]]:
         raise CodedError(500, f"unexpected result from the state store: {result!r}")
     if not result.get("ok"):
         error = str(result.get("error") or "refused by the state store")
+        if error == JOB_REGISTRATION_DISABLED:
+            raise CodedError(403, error)  # Nomad maps ErrJobRegistrationDisabled to 403
+        if "nonexistent node pool" in error:
+            raise CodedError(400, error)  # as a job in a nonexistent namespace is
         raise CodedError(404 if error.endswith("not found") else 500, error)
     return index, result
+
+
+def _rejectable(req: Request, api: Api) -> bool:
+    """Whether this job write is refused while the scheduler configuration rejects registrations:
+    everyone's but a management token's.  With ACLs disabled there is none (Nomad: a nil ACL)."""
+    if not api.ctx.acl_enabled:
+        return True
+    from actors.http_acl import resolve
+
+    return not resolve(req, api)[1].management
 
 
 def _index_header(index: int) -> tuple[tuple[str, str], ...]:
@@ -301,7 +316,8 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
         enforce = body.get("JobModifyIndex", 0)
         if not isinstance(enforce, int) or isinstance(enforce, bool) or enforce < 0:
             raise CodedError(400, "JobModifyIndex: must be a non-negative integer")
-    index, r = _write(api, "job_register", job=job, enforce_index=enforce)
+    index, r = _write(api, "job_register", job=job, enforce_index=enforce,
+                      rejectable=_rejectable(req, api))
     return _job_register_reply(index, r)
 
 
@@ -416,7 +432,8 @@ def _job_scale(req: Request, api: Api, job_id: str) -> Any:
     if not isinstance(count, int) or isinstance(count, bool):
         raise CodedError(400, f"Count: must be an integer, got {count!r}")
     try:
-        index, r = _write(api, "job_scale", job_id=job_id, group=group, count=count)
+        index, r = _write(api, "job_scale", job_id=job_id, group=group, count=count,
+                          rejectable=_rejectable(req, api))
     except CodedError as e:
         if e.code == 500:
             raise CodedError(400, e.message) from None
@@ -451,7 +468,8 @@ def _job_revert(req: Request, api: Api, job_id: str) -> Any:
     prior = body.get("EnforcePriorVersion")
     if prior is not None and (not isinstance(prior, int) or isinstance(prior, bool) or prior < 0):
         raise CodedError(400, f"EnforcePriorVersion: must be a non-negative integer, got {prior!r}")
-    index, r = _write(api, "job_revert", job_id=job_id, version=version, enforce_prior_version=prior)
+    index, r = _write(api, "job_revert", job_id=job_id, version=version, enforce_prior_version=prior,
+                      rejectable=_rejectable(req, api))
     return _job_register_reply(index, r)
 
 
@@ -481,7 +499,8 @@ def _job_dispatch(req: Request, api: Api, job_id: str) -> Any:
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise CodedError(400, "Meta: must be an object of strings")
     try:
-        index, r = _write(api, "job_dispatch", job_id=job_id, payload=payload, meta=meta)
+        index, r = _write(api, "job_dispatch", job_id=job_id, payload=payload, meta=meta,
+                          rejectable=_rejectable(req, api))
     except CodedError as e:
         if e.code == 500:  # the job refused the dispatch (its rules): the caller's request is wrong
             raise CodedError(400, e.message) from None

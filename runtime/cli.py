@@ -3,7 +3,9 @@
 Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 ``server force-leave [-prune] <name>``, ``operator raft list-peers``, ``operator autopilot health``,
 ``operator raft remove-peer -peer-id <id>``, ``operator snapshot save|inspect|restore``
-(:mod:`runtime.cli_snapshot`), ``agent-info``, ``status leader``,
+(:mod:`runtime.cli_snapshot`), ``operator scheduler get-config|set-config``
+(:mod:`runtime.cli_scheduler`), ``node pool list|info|apply|delete|nodes|jobs``
+(:mod:`runtime.cli_node_pools`), ``agent-info``, ``status leader``,
 and the job, alloc and node commands of :mod:`runtime.cli_jobs`.
 The address comes from ``-address`` or ``NOMAD_ADDR`` (default
 ``http://127.0.0.1:4646``), as Nomad's CLI does; the ACL token from ``-token``
@@ -215,6 +217,18 @@ from runtime.cli_snapshot import SNAPSHOT_COMMANDS  # noqa: E402
 
 COMMANDS.update(SNAPSHOT_COMMANDS)
 # ---- end operator snapshot
+
+# ---- operator scheduler get-config|set-config (runtime.cli_scheduler)
+from runtime.cli_scheduler import SCHEDULER_COMMANDS  # noqa: E402
+
+COMMANDS.update(SCHEDULER_COMMANDS)
+# ---- end operator scheduler
+
+# ---- node pool list|info|apply|delete|nodes|jobs (runtime.cli_node_pools)
+from runtime.cli_node_pools import NODE_POOL_COMMANDS  # noqa: E402
+
+COMMANDS.update(NODE_POOL_COMMANDS)
+# ---- end node pool
 
 
 def main(argv: list[str]) -> int:

@@ -211,6 +211,34 @@ def test_event_stream_topics_each_need_their_own_permission(agent, management):
         s.close()
 
 
+def test_rejected_registrations_spare_only_management_tokens(agent, management):
+    port, path = agent.http_port, "/v1/operator/scheduler/configuration"
+    ci = client_token(agent, management, "ci-rejected", "submit-rejected", SUBMIT_POLICY)["SecretID"]
+    assert call(port, "PUT", path, {"RejectJobRegistration": True}, token=ci).status == 403  # operator:write
+    assert call(port, "PUT", path, {"RejectJobRegistration": True}, token=management).json()["Updated"]
+    try:
+        r = call(port, "PUT", "/v1/jobs", {"Job": idle_job("shed")}, token=ci)
+        assert (r.status, r.text) == (403, "Job registration, dispatch, and scale are disabled by the "
+                                           "scheduler configuration")
+        assert call(port, "PUT", "/v1/jobs", {"Job": idle_job("shed")}, token=management).status == 200
+    finally:
+        assert call(port, "PUT", path, {}, token=management).status == 200
+    assert call(port, "PUT", "/v1/jobs", {"Job": idle_job("shed")}, token=ci).status == 200
+    purge(agent, management, "shed")
+
+
+def test_node_pools_are_read_with_node_read_and_written_with_management(agent, management):
+    port = agent.http_port
+    reader = client_token(agent, management, "pools", "pools-node", 'node { policy = "write" }')["SecretID"]
+    assert call(port, "GET", "/v1/node/pools").status == 403  # anonymous
+    assert [p["Name"] for p in call(port, "GET", "/v1/node/pools", token=reader).json()] == ["all", "default"]
+    r = call(port, "PUT", "/v1/node/pools", {"Name": "acl-pool"}, token=reader)
+    assert (r.status, r.text) == (403, "Permission denied")
+    assert call(port, "PUT", "/v1/node/pools", {"Name": "acl-pool"}, token=management).status == 200
+    assert call(port, "DELETE", "/v1/node/pool/acl-pool", token=reader).status == 403
+    assert call(port, "DELETE", "/v1/node/pool/acl-pool", token=management).status == 200
+
+
 def test_status_metrics_and_health_stay_open(agent, management):
     for path in ("/v1/status/leader", "/v1/regions", "/v1/metrics", "/v1/agent/health"):
         assert call(agent.http_port, "GET", path).status == 200, path

@@ -421,3 +421,23 @@ def test_a_client_agent_relays_the_event_stream_from_its_server(pair):
     bad = call(cli.http_port, "GET", "/v1/event/stream?topic=a:b:c")
     assert bad.status == 400 and "Invalid topic query" in bad.text
     assert call(cli.http_port, "DELETE", "/v1/job/relayed?purge=true").status == 200
+
+
+def test_a_client_in_a_pool_nobody_made_creates_it_and_jobs_there_run_on_it(agents, tmp_path):  # noqa: F811
+    srv, rpc = server_agent(agents, tmp_path)
+    client_agent(agents, tmp_path, "gpu1", [f"127.0.0.1:{rpc}"], 'node_pool = "gpu"',
+                 "[client.options]", '"driver.raw_exec.enable" = "1"').wait_healthy()
+    wait_for(lambda: any(n["Name"] == "gpu1" and n["Status"] == "ready"
+                         for n in call(srv.http_port, "GET", "/v1/nodes").json()),
+             "the client registered", REGISTER_DEADLINE_S)
+    pool = call(srv.http_port, "GET", "/v1/node/pool/gpu")
+    assert pool.status == 200 and pool.json()["Name"] == "gpu"
+    assert [n["Name"] for n in call(srv.http_port, "GET", "/v1/node/pool/gpu/nodes").json()] == ["gpu1"]
+    r = call(srv.http_port, "PUT", "/v1/jobs", {"Job": sleep_job("on-gpu", NodePool="gpu")})
+    assert r.status == 200, r.text
+    wait_for(lambda: [a["ClientStatus"] for a in call(srv.http_port, "GET", "/v1/job/on-gpu/allocations").json()]
+             == ["running"], "the job running on the pool's node", REGISTER_DEADLINE_S)
+    assert call(srv.http_port, "DELETE", "/v1/node/pool/gpu").status == 400  # it has a node
+    assert call(srv.http_port, "DELETE", "/v1/job/on-gpu").status == 200
+    wait_for(lambda: [a["ClientStatus"] for a in call(srv.http_port, "GET", "/v1/job/on-gpu/allocations").json()]
+             == ["complete"], "the task stopped", REGISTER_DEADLINE_S)  # no task outlives the test

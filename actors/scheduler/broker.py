@@ -40,6 +40,7 @@ from actors.agent_messages import ConfigReloaded
 from actors.raft.peer import InfoQuery, Propose, Read, Watch
 from actors.scheduler.scheduler import compute_plan, plan_usage
 from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo
+from actors.state import scheduler_config as sched_cfg
 from actors.state.store import command
 from runtime.actor import NodeActor
 from runtime.env import Env
@@ -128,6 +129,14 @@ def pending_evals(state: Any, now: float | None = None, since: int = 0) -> list[
             for ev in evs if now is None or ev.get("WaitUntil", 0.0) <= now]
 
 
+def broker_view(state: Any, now: float | None = None,
+                since: int = 0) -> list[tuple[int, int, str, str]] | None:
+    """Read query: :func:`pending_evals`, or None while the scheduler configuration pauses the broker."""
+    if sched_cfg.current(state.tables).get("PauseEvalBroker"):
+        return None
+    return pending_evals(state, now, since)
+
+
 def job_status_counts(state: Any) -> dict[str, int]:
     """Read query: how many jobs are pending, running and dead (Nomad's job_status gauges)."""
     counts = {"pending": 0, "running": 0, "dead": 0}
@@ -209,6 +218,7 @@ class EvalBroker(NodeActor):
         self._seen_index = 0
         self._full_at = float("-inf")  # env time of the last full read of the pending evaluations
         self._watching = False
+        self.paused = False  # the scheduler configuration's PauseEvalBroker, as last read
         self.stats = {"scheduled": 0, "placed": 0, "stopped": 0, "refused": 0, "failed": 0, "retries": 0,
                       "plan_entries": 0}
 
@@ -232,7 +242,8 @@ class EvalBroker(NodeActor):
                 self.cfg = replace(self.cfg, num_workers=n)
                 self._dispatch()
         elif message == "status":
-            return {"leader": self.is_leader, "queued": len(self._queue), "running": len(self._running),
+            return {"leader": self.is_leader, "paused": self.paused, "queued": len(self._queue),
+                    "running": len(self._running),
                     "batches": len(self._batches), "workers": self.cfg.num_workers, **self.stats}
         return None
 
@@ -276,6 +287,7 @@ class EvalBroker(NodeActor):
         self.cancel_timer("linger")
         self._attempts.clear()
         self._watching = False
+        self.paused = False
         if leader:
             log.info("%s: eval broker enabled; %d scheduling worker(s) for [%s]", self.env.node,
                      self.cfg.num_workers, " ".join(SCHEDULER_TYPES))
@@ -301,9 +313,20 @@ class EvalBroker(NodeActor):
         if full:
             self._full_at = now
         reply = ReplyTo(self.env, self.name, ("watch", self._gen, ""))
-        query = functools.partial(pending_evals, now=self._wall(), since=0 if full else self._seen_index)
-        self.send(self.env.node, self.raft, Watch(tables=("evals",), min_index=self._seen_index, reply=reply,
+        query = functools.partial(broker_view, now=self._wall(), since=0 if full else self._seen_index)
+        self.send(self.env.node, self.raft, Watch(tables=("evals", sched_cfg.TABLE),
+                                                  min_index=self._seen_index, reply=reply,
                                                   timeout_s=self.cfg.watch_timeout_s, query=query))
+
+    def _pause(self) -> None:
+        """PauseEvalBroker: hand out nothing more (Nomad disables its broker, flushing what it held);
+        the queued evaluations stay pending in the state, read again on resuming."""
+        if not self.paused:
+            log.info("%s: eval broker paused by the scheduler configuration", self.env.node)
+        self.paused = True
+        self._queue.clear()
+        self._queued.clear()
+        self.cancel_timer("linger")
 
     def _enqueue(self, pending: list[tuple[int, int, str, str]]) -> None:
         if not self._queue:
@@ -317,7 +340,7 @@ class EvalBroker(NodeActor):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        if not self.is_leader or not self._queue or len(self._batches) >= self.cfg.num_workers:
+        if not self.is_leader or self.paused or not self._queue or len(self._batches) >= self.cfg.num_workers:
             return
         wait = self._queued_since + self.cfg.plan_linger_s - self.env.now()
         if wait > 0 and len(self._queue) < self.cfg.max_plans_per_entry:
@@ -406,7 +429,15 @@ class EvalBroker(NodeActor):
             if m.ok:
                 index, pending = m.value
                 self._seen_index = max(self._seen_index, index)
-                self._enqueue(pending or [])
+                if pending is None:
+                    self._pause()
+                elif self.paused:
+                    # Resumed: what became pending meanwhile is read in full.
+                    log.info("%s: eval broker resumed by the scheduler configuration", self.env.node)
+                    self.paused = False
+                    self._seen_index = 0
+                else:
+                    self._enqueue(pending)
             self._watch()
             return
         batch = key

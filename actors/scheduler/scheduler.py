@@ -13,7 +13,8 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
 * **Feasibility**: a node is a candidate when it is ``ready``, eligible and
   not draining, in one of the job's datacenters and its node pool, has every
   task's driver, and satisfies the job, group and task constraints.
-* **Ranking** (bin-packing): nodes are visited in an order shuffled by the
+* **Ranking** (bin-packing, or spreading when the scheduler configuration
+  says ``spread``): nodes are visited in an order shuffled by the
   evaluation's ID (Nomad's random iterator, so evaluations spread their
   load), the first ``limit`` candidates with room are scored with Nomad's
   ``ScoreFitBinPack`` minus a job anti-affinity penalty, and the best wins.
@@ -33,6 +34,7 @@ from random import Random
 from typing import Any
 
 from actors.scheduler.job import constraint_ok, group_resources, spec_digest
+from actors.state import scheduler_config as sched_cfg
 
 TERMINAL_CLIENT = ("complete", "failed", "lost")
 ALLOC_NS = uuid.UUID("5a1c0c8e-1d7e-4f55-9e37-6c2b8d7e0a11")
@@ -89,14 +91,18 @@ def node_usage(allocs: dict[str, Any]) -> dict[str, list[int]]:
     return used
 
 
-def fit_score(cap: tuple[int, int], used: tuple[int, int]) -> float:
-    """Nomad ScoreFitBinPack, normalised to 0..1: fuller nodes score higher."""
+def fit_score(cap: tuple[int, int], used: tuple[int, int], spread: bool = False) -> float:
+    """Nomad ScoreFitBinPack, normalised to 0..1: fuller nodes score higher.
+
+    *spread* (the scheduler configuration's ``spread`` algorithm): Nomad's
+    ScoreFitSpread, its mirror image -- emptier nodes score higher.
+    """
     if cap[0] <= 0 or cap[1] <= 0:
         return 0.0
     free_cpu = max(0.0, 1.0 - used[0] / cap[0])
     free_mem = max(0.0, 1.0 - used[1] / cap[1])
     total = 10 ** free_cpu + 10 ** free_mem
-    return max(0.0, min(18.0, 20.0 - total)) / 18.0
+    return max(0.0, min(18.0, (total - 2.0) if spread else (20.0 - total))) / 18.0
 
 
 # Feasibility results kept per node across evaluations (the store's
@@ -128,6 +134,7 @@ class _Placer:
                  shared_feasible: dict[str, Any] | None = None) -> None:
         self.nodes = tables["nodes"]
         self.job = job
+        self.spread = sched_cfg.algorithm(tables) == sched_cfg.SPREAD
         self.usage = usage
         # The visiting order is a Fisher-Yates shuffle of the sorted node IDs
         # seeded by the evaluation (every server would shuffle alike), done
@@ -239,7 +246,7 @@ class _Placer:
                 dim = "cpu" if after[0] > cap[0] else "memory"
                 metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
                 continue
-            score = fit_score(cap, after)
+            score = fit_score(cap, after, self.spread)
             if collisions:
                 score -= (collisions + 1) / max(1, group["Count"])  # Nomad JobAntiAffinityIterator
             found += 1

@@ -27,13 +27,18 @@ from typing import Any
 import msgpack
 
 from actors.state import acl_ops
+from actors.state import node_pools
+from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
 
 # A snapshot without the ACL tables (taken before they existed) restores them
 # empty, so SNAPSHOT_VERSION stays 1.
 # job_versions: job ID -> the job's earlier versions, newest first (the current one is in jobs).
 # periodic_launch: periodic job ID -> {"ID", "Launch"}: its last launch time (Nomad's periodic_launch).
-TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES)
+# scheduler_config: the one SchedulerConfiguration record (actors.state.scheduler_config).
+# node_pools: the pools operators and clients created (actors.state.node_pools; the built-ins are implicit).
+TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
+          sched_cfg.TABLE, node_pools.TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -203,7 +208,22 @@ class StateStore:
             "snapshot_restore_abort": self._snapshot_restore_abort,
             "noop": self._noop,
             **{op: functools.partial(fn, self) for op, fn in acl_ops.OPS.items()},  # acl_bootstrap, ...
+            "scheduler_set_config": functools.partial(sched_cfg.set_config, self),
+            "node_pool_upsert": functools.partial(node_pools.upsert, self),
+            "node_pool_delete": functools.partial(node_pools.delete, self),
         }
+        # A user's job writes are refused while the scheduler configuration
+        # rejects registrations (Nomad's registrationsAreAllowed), checked here
+        # so every server decides alike at the write's place in the log.
+        for op in ("job_register", "job_revert", "job_dispatch", "job_scale"):
+            self._ops[op] = self._gated(self._ops[op])
+
+    def _gated(self, handler: Callable[[int, dict[str, Any]], Any]) -> Callable[[int, dict[str, Any]], Any]:
+        def gated(index: int, cmd: dict[str, Any]) -> Any:
+            if sched_cfg.registration_refused(self.tables, cmd):
+                return {"ok": False, "error": sched_cfg.JOB_REGISTRATION_DISABLED}
+            return handler(index, cmd)
+        return gated
 
     # ------------------------------------------------------------ apply
     def apply(self, index: int, data: bytes) -> Any:
@@ -657,6 +677,7 @@ class StateStore:
                     rec[keep] = old[keep]
         nodes[rec["ID"]] = rec
         self._touch("nodes", index)
+        node_pools.ensure(self, index, rec.get("NodePool") or node_pools.DEFAULT)
         return {"ok": True, "index": index, "status": rec["Status"], "prev": old["Status"] if old else "",
                 "created": old is None}
 
@@ -811,6 +832,9 @@ class StateStore:
             raise CommandError("job must be a map with a string ID")
         from actors.scheduler.job import is_launcher, schedule_changed, spec_changed
 
+        refused = node_pools.job_pool_error(self.tables, job)
+        if refused:
+            return {"ok": False, "error": refused}
         jobs = self.tables["jobs"]
         old = jobs.get(job["ID"])
         if old is not None and cmd.get("enforce_index") is not None and \

@@ -1,0 +1,109 @@
+"""Node pools over HTTP, as Nomad's ``/v1/node/pools`` and ``/v1/node/pool/<name>[/nodes|/jobs]``.
+
+* ``GET /v1/node/pools[?prefix=]``: every pool, the built-ins ``all`` and
+  ``default`` included, sorted by name.
+* ``PUT|POST /v1/node/pools`` with a ``NodePool`` body creates or updates
+  it (400 for a bad name or description, or a built-in pool).
+* ``GET /v1/node/pool/<name>``: the pool (404 ``node pool not found``);
+  ``DELETE``: refused (400) for a built-in pool or one still holding nodes
+  or non-terminal jobs.
+* ``GET /v1/node/pool/<name>/nodes`` and ``.../jobs``: its nodes (as
+  ``/v1/nodes`` lists them) and its jobs (as ``/v1/jobs``); ``all``'s nodes
+  are every node.
+
+Reads are linearizable unless ``?stale`` and block with ``?index=``.  With
+ACLs, reads need ``node:read`` and writes a management token (Nomad's
+``node_pool`` policy blocks are not parsed here).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Any
+
+from actors.http_api import (
+    Answer,
+    Api,
+    CodedError,
+    Request,
+    node_stub,
+    propose,
+    read_body,
+    require,
+    route,
+    state_query,
+)
+from actors.http_jobs import job_stub, job_summaries
+from actors.state import node_pools as pools
+from actors.state.store import command
+
+
+def _write(api: Api, op: str, **args: Any) -> int:
+    index, result = propose(api, command(op, **args))
+    if not isinstance(result, dict) or not result.get("ok"):
+        error = str(result.get("error") if isinstance(result, dict) else result)
+        raise CodedError(404 if error.endswith("not found") else 400, error)
+    return index
+
+
+@route("/v1/node/pools")
+def node_pools_request(req: Request, api: Api) -> Any:
+    if req.method in ("PUT", "POST"):
+        try:
+            body = json.loads(read_body(req) or b"null")
+        except (UnicodeDecodeError, ValueError) as e:
+            raise CodedError(400, f"Request body is not valid JSON: {e}") from None
+        try:
+            pool = pools.validated(body)
+        except ValueError as e:
+            raise CodedError(400, f"invalid node pool: {e}") from None
+        index = _write(api, "node_pool_upsert", pools=[pool])
+        return Answer(None, (("X-Nomad-Index", str(index)),))
+    require(req, "GET")
+    prefix = (req.query.get("prefix") or [""])[0]
+    return state_query(req, api, (pools.TABLE,),
+                       lambda st: [dict(p) for p in pools.listed(st.tables, prefix)])
+
+
+@route("/v1/node/pool/")
+def node_pool_request(req: Request, api: Api) -> Any:
+    name, _, sub = req.path[len("/v1/node/pool/"):].partition("/")
+    name = urllib.parse.unquote(name)
+    if not name:
+        raise CodedError(400, "missing node pool name")
+    if sub == "":
+        if req.method == "DELETE":
+            index = _write(api, "node_pool_delete", names=[name])
+            return Answer(None, (("X-Nomad-Index", str(index)),))
+        require(req, "GET")
+        answer = state_query(req, api, (pools.TABLE,), lambda st: _copy(pools.get(st.tables, name)))
+        if answer.value is None:
+            raise CodedError(404, "node pool not found")
+        return answer
+    require(req, "GET")
+    if sub == "nodes":
+        def nodes(st: Any) -> Any:
+            if pools.get(st.tables, name) is None:
+                return None
+            return [node_stub(n) for _, n in sorted(st.tables["nodes"].items())
+                    if name == pools.ALL or n.get("NodePool", pools.DEFAULT) == name]
+        answer = state_query(req, api, ("nodes", pools.TABLE), nodes)
+    elif sub == "jobs":
+        def jobs(st: Any) -> Any:
+            if pools.get(st.tables, name) is None:
+                return None
+            table = st.tables["jobs"]
+            ids = sorted(i for i, j in table.items() if (j.get("NodePool") or pools.DEFAULT) == name)
+            sums = job_summaries(st, ids)
+            return [job_stub(table[i], sums[i]) for i in ids]
+        answer = state_query(req, api, ("jobs", "allocs", pools.TABLE), jobs)
+    else:
+        raise CodedError(404, f"Invalid URL: {req.path}")
+    if answer.value is None:
+        raise CodedError(404, "node pool not found")
+    return answer
+
+
+def _copy(pool: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if pool is None else {**pool, "Meta": dict(pool["Meta"]) if pool.get("Meta") else None}

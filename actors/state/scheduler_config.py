@@ -1,0 +1,103 @@
+"""The cluster's scheduler configuration: one replicated record (Nomad's ``SchedulerConfiguration``).
+
+``/v1/operator/scheduler/configuration`` reads and sets it
+(:mod:`actors.http_scheduler_config`); what each field does here:
+
+* ``SchedulerAlgorithm``: ``binpack`` (fill the fullest node that fits,
+  Nomad's default) or ``spread`` (the emptiest), read by the scheduler on
+  every placement (:func:`actors.scheduler.scheduler.compute_plan`).
+* ``RejectJobRegistration``: job registrations, reverts, dispatches and
+  scales from anyone but a management token are refused with Nomad's 403
+  (load shedding).  Checked when the write applies, on every server alike;
+  with ACLs disabled there is no management token, so every one is refused,
+  as in Nomad.
+* ``PauseEvalBroker``: the leader's broker hands out no evaluation while
+  it is set; evaluations keep accumulating as pending and are scheduled
+  once it is cleared.
+* ``PreemptionConfig`` and ``MemoryOversubscriptionEnabled`` are kept and
+  answered as Nomad's are; this agent preempts nothing and schedules memory
+  by ``MemoryMB`` alone, so they change no placement.
+
+Until an operator sets it, the record is Nomad's defaults at index 0.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+TABLE = "scheduler_config"
+KEY = "config"
+BINPACK, SPREAD = "binpack", "spread"
+JOB_REGISTRATION_DISABLED = ("Job registration, dispatch, and scale are disabled by the scheduler "
+                             "configuration")  # Nomad's ErrJobRegistrationDisabled, a 403
+
+# Nomad's defaults (nomad/config.go DefaultConfig's DefaultSchedulerConfig).
+DEFAULTS: dict[str, Any] = {
+    "SchedulerAlgorithm": BINPACK,
+    "PreemptionConfig": {"SystemSchedulerEnabled": True, "SysBatchSchedulerEnabled": False,
+                         "BatchSchedulerEnabled": False, "ServiceSchedulerEnabled": False},
+    "MemoryOversubscriptionEnabled": False,
+    "RejectJobRegistration": False,
+    "PauseEvalBroker": False,
+    "CreateIndex": 0,
+    "ModifyIndex": 0,
+}
+_FLAGS = ("MemoryOversubscriptionEnabled", "RejectJobRegistration", "PauseEvalBroker")
+
+
+def current(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The configuration in force (the store's own record or the defaults): do not modify."""
+    return tables.get(TABLE, {}).get(KEY) or DEFAULTS
+
+
+def algorithm(tables: dict[str, dict[str, Any]]) -> str:
+    return current(tables).get("SchedulerAlgorithm") or BINPACK
+
+
+def validated(raw: Any) -> dict[str, Any]:
+    """A configuration from a request body, in full (omitted fields: Nomad's zero values); ValueError."""
+    if not isinstance(raw, dict):
+        raise ValueError("scheduler configuration must be an object")
+    algo = raw.get("SchedulerAlgorithm", "") or BINPACK
+    if algo not in (BINPACK, SPREAD):
+        raise ValueError(f"invalid scheduler algorithm: {algo}")
+    out: dict[str, Any] = {"SchedulerAlgorithm": algo}
+    for k in _FLAGS:
+        v = raw.get(k, False)
+        if not isinstance(v, bool):
+            raise ValueError(f"{k}: must be a boolean, got {type(v).__name__}")
+        out[k] = v
+    pre = raw.get("PreemptionConfig")
+    if pre is None:
+        pre = {}
+    if not isinstance(pre, dict):
+        raise ValueError("PreemptionConfig: must be an object")
+    out["PreemptionConfig"] = {}
+    for k in DEFAULTS["PreemptionConfig"]:
+        v = pre.get(k, False)
+        if not isinstance(v, bool):
+            raise ValueError(f"PreemptionConfig.{k}: must be a boolean, got {type(v).__name__}")
+        out["PreemptionConfig"][k] = v
+    return out
+
+
+def set_config(store: Any, index: int, cmd: dict[str, Any]) -> Any:
+    """``scheduler_set_config``: replace the configuration; with ``cas``, only if its ModifyIndex is that."""
+    try:
+        config = validated(cmd.get("config"))
+    except ValueError as e:
+        return {"ok": False, "error": str(e)}
+    table = store.tables[TABLE]
+    old = current(store.tables)
+    cas = cmd.get("cas")
+    if cas is not None and old["ModifyIndex"] != cas:
+        return {"ok": True, "updated": False}
+    table[KEY] = {**copy.deepcopy(config), "CreateIndex": old["CreateIndex"] or index, "ModifyIndex": index}
+    store._touch(TABLE, index)
+    return {"ok": True, "updated": True, "index": index}
+
+
+def registration_refused(tables: dict[str, dict[str, Any]], cmd: dict[str, Any]) -> bool:
+    """A user's job write (``rejectable``: not a management token's) while RejectJobRegistration is set."""
+    return bool(cmd.get("rejectable")) and bool(current(tables).get("RejectJobRegistration"))

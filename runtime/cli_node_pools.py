@@ -1,0 +1,128 @@
+"""``nomad node pool list | info | apply | delete | nodes | jobs``, as Nomad's ``command/node_pool_*.go``.
+
+``apply <file>`` reads Nomad's node pool specification, HCL
+(``node_pool "name" { description = "..." meta { k = "v" } }``) or, with
+``-json`` or a ``.json`` file, the API's ``NodePool`` object.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Any
+
+from runtime.cli import CliError, table
+from runtime.cli_jobs import as_json, fmt_time, kv, one_arg, parse_flags, request, short
+
+__all__ = ["NODE_POOL_COMMANDS"]
+
+
+def _path(name: str) -> str:
+    return f"/v1/node/pool/{urllib.parse.quote(name, safe='')}"
+
+
+def pool_list(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"json": bool, "prefix": str})
+    if rest:
+        raise CliError("This command takes no arguments")
+    pools = request(addr, "GET", "/v1/node/pools", prefix=flags.get("prefix")) or []
+    if flags.get("json"):
+        return as_json(pools)
+    if not pools:
+        return "No node pools found"
+    return table([["Name", "Description"]] + [[p["Name"], p.get("Description") or ""] for p in pools])
+
+
+def pool_info(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"json": bool})
+    pool = request(addr, "GET", _path(one_arg(rest, "nomad node pool info <node-pool>")))
+    if flags.get("json"):
+        return as_json(pool)
+    meta = pool.get("Meta") or {}
+    return "\n".join([kv([("Name", pool["Name"]), ("Description", pool.get("Description") or "")]), "",
+                      "Metadata", kv(sorted(meta.items())) if meta else "No metadata"])
+
+
+def _spec(path: str, as_json_spec: bool) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise CliError(f"Failed to read file: {e}") from None
+    if as_json_spec or path.endswith(".json"):
+        try:
+            spec = json.loads(text)
+        except ValueError as e:
+            raise CliError(f"Failed to parse node pool: {e}") from None
+        if not isinstance(spec, dict):
+            raise CliError("Failed to parse node pool: the file must hold one NodePool object")
+        return spec
+    from runtime.hcl_job import HclJobError, _load
+
+    try:
+        doc = _load(text, "node pool specification")
+    except HclJobError as e:
+        raise CliError(f"Failed to parse node pool: {e}") from None
+    blocks = doc.get("node_pool") or []
+    if len(blocks) != 1 or not isinstance(blocks[0], dict) or len(blocks[0]) != 1:
+        raise CliError("Failed to parse node pool: the file must hold exactly one node_pool block")
+    (name, body), = blocks[0].items()
+    meta = body.get("meta") or {}
+    if isinstance(meta, list):  # a block: [{k: v}]
+        meta = {k: v for m in meta for k, v in m.items()}
+    return {"Name": name, "Description": body.get("description", ""),
+            "Meta": {str(k): str(v) for k, v in meta.items()} or None}
+
+
+def pool_apply(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"json": bool})
+    spec = _spec(one_arg(rest, "nomad node pool apply <file>"), bool(flags.get("json")))
+    request(addr, "PUT", "/v1/node/pools", spec)
+    return f"Successfully applied node pool {spec.get('Name')!r}!".replace("'", '"')
+
+
+def pool_delete(addr: str, args: list[str]) -> str:
+    _, rest = parse_flags(args, {})
+    name = one_arg(rest, "nomad node pool delete <node-pool>")
+    request(addr, "DELETE", _path(name))
+    return f'Successfully deleted node pool "{name}"!'
+
+
+def pool_nodes(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"json": bool, "verbose": bool})
+    name = one_arg(rest, "nomad node pool nodes <node-pool>")
+    nodes = request(addr, "GET", _path(name) + "/nodes") or []
+    if flags.get("json"):
+        return as_json(nodes)
+    if not nodes:
+        return "No nodes"
+    verbose = bool(flags.get("verbose"))
+    rows = [["ID", "Node Pool", "DC", "Name", "Class", "Drain", "Eligibility", "Status"]]
+    rows += [[short(n["ID"], verbose), n.get("NodePool", "default"), n.get("Datacenter", ""),
+              n.get("Name", ""), n.get("NodeClass") or "<none>", str(bool(n.get("Drain"))).lower(),
+              n.get("SchedulingEligibility", ""), n.get("Status", "")] for n in nodes]
+    return table(rows)
+
+
+def pool_jobs(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"json": bool})
+    name = one_arg(rest, "nomad node pool jobs <node-pool>")
+    jobs = request(addr, "GET", _path(name) + "/jobs") or []
+    if flags.get("json"):
+        return as_json(jobs)
+    if not jobs:
+        return "No jobs"
+    rows = [["ID", "Namespace", "Type", "Priority", "Status", "Submit Date"]]
+    rows += [[j["ID"], j.get("Namespace", "default"), j.get("Type", ""), str(j.get("Priority", 50)),
+              j.get("Status", ""), fmt_time(j.get("SubmitTime"))] for j in jobs]
+    return table(rows)
+
+
+NODE_POOL_COMMANDS = {
+    ("node", "pool", "list"): pool_list,
+    ("node", "pool", "info"): pool_info,
+    ("node", "pool", "apply"): pool_apply,
+    ("node", "pool", "delete"): pool_delete,
+    ("node", "pool", "nodes"): pool_nodes,
+    ("node", "pool", "jobs"): pool_jobs,
+}

@@ -1,0 +1,213 @@
+"""Node pools: the built-ins, operator-made and client-made pools, what they refuse, placement by pool,
+``/v1/node/pool(s)`` and ``nomad node pool ...``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import pytest
+
+from actors.scheduler.job import canonical_job
+from actors.state import node_pools as pools
+from actors.state.store import StateStore, command
+from tests.test_scheduler import Cluster, service
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _node(st: StateStore, index: int, node_id: str, pool: str) -> None:
+    rec = {"ID": node_id, "SecretID": "s", "Name": node_id, "Datacenter": "dc1", "NodePool": pool,
+           "Drivers": {"raw_exec": {"Detected": True, "Healthy": True}},
+           "NodeResources": {"Cpu": {"CpuShares": 4000}, "Memory": {"MemoryMB": 4096}},
+           "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0}}}
+    assert st.apply(index, command("node_register", node=rec, now=1.0))["ok"]
+
+
+def _names(st: StateStore) -> list[str]:
+    return [p["Name"] for p in pools.listed(st.tables)]
+
+
+# ---------------------------------------------------------------- the state machine
+
+
+def test_the_built_in_pools_always_exist_and_cannot_be_changed_or_deleted():
+    st = StateStore()
+    assert _names(st) == ["all", "default"]
+    for name in ("all", "default"):
+        r = st.apply(st.applied_index + 1,
+                     command("node_pool_upsert", pools=[{"Name": name, "Description": "mine"}]))
+        assert not r["ok"] and "is not allowed" in r["error"]
+        r = st.apply(st.applied_index + 1, command("node_pool_delete", names=[name]))
+        assert r == {"ok": False, "error": f'deleting built-in node pool "{name}" is not allowed'}
+    assert pools.get(st.tables, "default")["Description"] == "Default node pool."
+
+
+def test_an_operator_pool_is_created_updated_and_keeps_its_create_index():
+    st = StateStore()
+    st.apply(1, command("node_pool_upsert", pools=[{"Name": "prod", "Description": "d1", "Meta": {"a": "1"}}]))
+    st.apply(2, command("node_pool_upsert", pools=[{"Name": "prod", "Description": "d2"}]))
+    p = pools.get(st.tables, "prod")
+    assert (p["Description"], p["Meta"], p["CreateIndex"], p["ModifyIndex"]) == ("d2", None, 1, 2)
+    assert _names(st) == ["all", "default", "prod"] and st.index(pools.TABLE) == 2
+
+
+@pytest.mark.parametrize("bad,why", [
+    ({"Name": "has space"}, "invalid name"),
+    ({"Name": ""}, "invalid name"),
+    ({"Name": "x" * 129}, "invalid name"),
+    ({"Name": "ok", "Description": "d" * 257}, "description longer than 256"),
+    ({"Name": "ok", "Meta": {"a": 1}}, "Meta: must be a map of strings"),
+    ({"Name": "ok", "SchedulerConfiguration": {"SchedulerAlgorithm": "spread"}}, "not supported"),
+])
+def test_a_bad_pool_is_refused_naming_why_and_nothing_is_written(bad, why):
+    st = StateStore()
+    r = st.apply(1, command("node_pool_upsert", pools=[{"Name": "good"}, bad]))
+    assert not r["ok"] and why in r["error"]
+    assert _names(st) == ["all", "default"]  # all or none
+
+
+def test_a_client_registering_into_a_new_pool_creates_it_once_and_an_operators_pool_is_kept():
+    st = StateStore()
+    _node(st, 1, "n1", "gpu")
+    gpu = pools.get(st.tables, "gpu")
+    assert gpu is not None and (gpu["Description"], gpu["CreateIndex"]) == ("", 1)
+    _node(st, 2, "n2", "gpu")
+    assert pools.get(st.tables, "gpu")["ModifyIndex"] == 1
+    st.apply(3, command("node_pool_upsert", pools=[{"Name": "prod", "Description": "kept"}]))
+    _node(st, 4, "n3", "prod")
+    assert pools.get(st.tables, "prod")["Description"] == "kept"
+    _node(st, 5, "n4", "default")
+    assert _names(st) == ["all", "default", "gpu", "prod"]
+
+
+def test_a_job_in_a_pool_that_does_not_exist_is_refused():
+    st = StateStore()
+    job = canonical_job({**service("web"), "NodePool": "gpu"})
+    r = st.apply(1, command("job_register", job=job, now=1.0))
+    assert r == {"ok": False, "error": 'job "web" is in nonexistent node pool "gpu"'}
+    assert "web" not in st.tables["jobs"]
+    st.apply(2, command("node_pool_upsert", pools=[{"Name": "gpu"}]))
+    assert st.apply(3, command("job_register", job=job, now=1.0))["ok"]
+    everywhere = canonical_job({**service("any"), "NodePool": "all"})
+    assert st.apply(4, command("job_register", job=everywhere, now=1.0))["ok"]
+
+
+def test_a_pool_in_use_cannot_be_deleted_and_an_empty_one_can():
+    st = StateStore()
+    _node(st, 1, "n1", "gpu")
+    r = st.apply(2, command("node_pool_delete", names=["gpu"]))
+    assert r == {"ok": False, "error": 'node pool "gpu" has nodes'}
+    st.apply(3, command("node_deregister", node_id="n1", now=2.0))
+    st.apply(4, command("job_register", job=canonical_job({**service("web"), "NodePool": "gpu"}), now=2.0))
+    r = st.apply(5, command("node_pool_delete", names=["gpu"]))
+    assert r == {"ok": False, "error": 'node pool "gpu" has non-terminal jobs'}
+    st.apply(6, command("job_deregister", job_id="web", purge=True, now=3.0))
+    assert "web" not in st.tables["jobs"]
+    assert st.apply(7, command("node_pool_delete", names=["gpu"]))["ok"]
+    assert pools.get(st.tables, "gpu") is None
+    r = st.apply(8, command("node_pool_delete", names=["gpu"]))
+    assert r == {"ok": False, "error": "node pool gpu not found"}
+
+
+def test_pools_survive_a_snapshot():
+    st = StateStore()
+    st.apply(1, command("node_pool_upsert", pools=[{"Name": "prod", "Meta": {"env": "p"}}]))
+    again = StateStore()
+    again.restore(st.snapshot(), 1)
+    assert pools.get(again.tables, "prod")["Meta"] == {"env": "p"}
+
+
+def test_a_job_is_placed_only_on_its_pools_nodes_and_all_reaches_every_node():
+    c = Cluster()
+    ids = {}
+    for i, pool in enumerate(("default", "gpu", "gpu")):
+        nid = f"pool-node-{i}"
+        rec = {"ID": nid, "SecretID": "s", "Name": nid, "Datacenter": "dc1", "NodePool": pool,
+               "Attributes": {"kernel.name": "linux"},
+               "Drivers": {"raw_exec": {"Detected": True, "Healthy": True}},
+               "NodeResources": {"Cpu": {"CpuShares": 4000}, "Memory": {"MemoryMB": 4096}},
+               "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0}}}
+        c.apply("node_register", node=rec)
+        c.apply("node_update_status", node_id=nid, status="ready")
+        ids[nid] = pool
+    c.register(**service("gpu-job", count=4, cpu=100, mem=64), NodePool="gpu")
+    c.register(**service("any-job", count=6, cpu=100, mem=64), NodePool="all")
+    c.schedule()
+    assert {ids[a["NodeID"]] for a in c.running("gpu-job")} == {"gpu"} and len(c.running("gpu-job")) == 4
+    assert len(c.running("any-job")) == 6
+
+
+# ---------------------------------------------------------------- over HTTP and the CLI
+
+from tests.test_cli import NOMAD  # noqa: E402
+from tests.test_http_jobs import call, dev, sleep_job  # noqa: E402,F401
+
+
+def nomad(port: int, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_pool_endpoints_answer_as_nomads(dev):  # noqa: F811
+    port = dev.http_port
+    listed = call(port, "GET", "/v1/node/pools")
+    assert listed.status == 200 and [p["Name"] for p in listed.json()][:2] == ["all", "default"]
+    assert int(listed.headers["x-nomad-index"]) >= 1
+    r = call(port, "PUT", "/v1/node/pools", {"Name": "http-pool", "Description": "via http", "Meta": {"k": "v"}})
+    assert r.status == 200, r.text
+    got = call(port, "GET", "/v1/node/pool/http-pool").json()
+    assert (got["Description"], got["Meta"], got["SchedulerConfiguration"]) == ("via http", {"k": "v"}, None)
+    assert [p["Name"] for p in call(port, "GET", "/v1/node/pools?prefix=http").json()] == ["http-pool"]
+    assert call(port, "GET", "/v1/node/pool/nope").status == 404
+    assert call(port, "GET", "/v1/node/pool/nope/nodes").status == 404
+    node = call(port, "GET", "/v1/node/pool/default/nodes").json()
+    assert len(node) == 1 and node[0]["NodePool"] == "default"
+    assert [n["ID"] for n in call(port, "GET", "/v1/node/pool/all/nodes").json()] == [node[0]["ID"]]
+    assert call(port, "GET", "/v1/node/pool/http-pool/nodes").json() == []
+    # A job in the pool: listed under it; the pool cannot go while it lives.
+    assert call(port, "PUT", "/v1/jobs", {"Job": sleep_job("pooled", count=0, NodePool="http-pool")}).status == 200
+    assert [j["ID"] for j in call(port, "GET", "/v1/node/pool/http-pool/jobs").json()] == ["pooled"]
+    r = call(port, "DELETE", "/v1/node/pool/http-pool")
+    assert (r.status, r.text) == (400, 'node pool "http-pool" has non-terminal jobs')
+    assert call(port, "DELETE", "/v1/job/pooled?purge=true").status == 200
+    assert call(port, "DELETE", "/v1/node/pool/http-pool").status == 200
+    assert call(port, "GET", "/v1/node/pool/http-pool").status == 404
+    r = call(port, "PUT", "/v1/jobs", {"Job": sleep_job("lost", count=0, NodePool="http-pool")})
+    assert (r.status, r.text) == (400, 'job "lost" is in nonexistent node pool "http-pool"')
+    # Bad requests: Nomad's codes, and the agent keeps serving.
+    assert call(port, "PUT", "/v1/node/pools", {"Name": "bad name"}).status == 400
+    assert call(port, "PUT", "/v1/node/pools", raw=b"{nope").status == 400
+    assert call(port, "PUT", "/v1/node/pools", {"Name": "default", "Description": "x"}).status == 400
+    assert call(port, "DELETE", "/v1/node/pool/all").status == 400
+    assert call(port, "POST", "/v1/node/pool/default/nodes").status == 405
+    assert call(port, "GET", "/v1/agent/health").status == 200
+
+
+def test_the_cli_applies_lists_shows_and_deletes_pools(dev, tmp_path):  # noqa: F811
+    port = dev.http_port
+    spec = tmp_path / "prod.hcl"
+    spec.write_text('node_pool "cli-prod" {\n  description = "Production"\n  meta {\n    env = "prod"\n  }\n}\n')
+    out = nomad(port, "node", "pool", "apply", str(spec))
+    assert (out.returncode, out.stdout.strip()) == (0, 'Successfully applied node pool "cli-prod"!'), out.stderr
+    as_json = tmp_path / "dev.json"
+    as_json.write_text(json.dumps({"Name": "cli-dev", "Description": "Development"}))
+    assert nomad(port, "node", "pool", "apply", "-json", str(as_json)).returncode == 0
+    listed = nomad(port, "node", "pool", "list").stdout.splitlines()
+    assert listed[0].split() == ["Name", "Description"]
+    assert [line.split()[0] for line in listed[1:]] == ["all", "cli-dev", "cli-prod", "default"]
+    info = nomad(port, "node", "pool", "info", "cli-prod").stdout
+    assert "Description = Production" in info and "env = prod" in info
+    assert json.loads(nomad(port, "node", "pool", "info", "-json", "cli-dev").stdout)["Name"] == "cli-dev"
+    nodes = nomad(port, "node", "pool", "nodes", "default").stdout.splitlines()
+    assert nodes[0].split()[:2] == ["ID", "Node"] and len(nodes) == 2
+    assert nomad(port, "node", "pool", "jobs", "cli-prod").stdout.strip() == "No jobs"
+    for name in ("cli-prod", "cli-dev"):
+        out = nomad(port, "node", "pool", "delete", name)
+        assert out.stdout.strip() == f'Successfully deleted node pool "{name}"!', out.stderr
+    bad = nomad(port, "node", "pool", "delete", "default")
+    assert bad.returncode == 1 and "deleting built-in node pool" in bad.stderr
+    broken = tmp_path / "broken.hcl"
+    broken.write_text("node_pool {")
+    out = nomad(port, "node", "pool", "apply", str(broken))
+    assert out.returncode == 1 and "Failed to parse node pool" in out.stderr
