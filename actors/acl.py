@@ -438,6 +438,8 @@ _ROUTES = sorted([
     _Route("/v1/operator/", (("operator", READ),), (("operator", WRITE),)),
     # Node pools: Nomad's node_pool policy blocks are not parsed here, so writes need management.
     _Route("/v1/node/pool", (("node", READ),), (("management", ""),)),
+    # Variables: Nomad's read / write namespace policies' variable capabilities.
+    _Route("/v1/var", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/node/", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/jobs", (("namespace", "list-jobs"),), (("namespace", "submit-job"),)),
@@ -467,7 +469,8 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     if path == "/" or path.startswith(_OPEN_PATHS):
         return OPEN
     if path.startswith("/v1/acl/") or path in ("/v1/search", "/v1/event/stream"):
-        return SELF_CHECKED  # search: per context (actors.http_search); events: per topic (actors.http_events)
+        # search: per context (actors.http_search); events: per topic (actors.http_events)
+        return SELF_CHECKED
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
         return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch

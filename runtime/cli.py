@@ -5,7 +5,8 @@ Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 ``operator raft remove-peer -peer-id <id>``, ``operator snapshot save|inspect|restore``
 (:mod:`runtime.cli_snapshot`), ``operator scheduler get-config|set-config``
 (:mod:`runtime.cli_scheduler`), ``node pool list|info|apply|delete|nodes|jobs``
-(:mod:`runtime.cli_node_pools`), ``agent-info``, ``status leader``,
+(:mod:`runtime.cli_node_pools`), ``var list|get|put|purge`` (:mod:`runtime.cli_variables`),
+``agent-info``, ``status leader``,
 and the job, alloc and node commands of :mod:`runtime.cli_jobs`.
 The address comes from ``-address`` or ``NOMAD_ADDR`` (default
 ``http://127.0.0.1:4646``), as Nomad's CLI does; the ACL token from ``-token``
@@ -229,6 +230,12 @@ from runtime.cli_node_pools import NODE_POOL_COMMANDS  # noqa: E402
 
 COMMANDS.update(NODE_POOL_COMMANDS)
 # ---- end node pool
+
+# ---- var list|get|put|purge (runtime.cli_variables)
+from runtime.cli_variables import VARIABLE_COMMANDS  # noqa: E402
+
+COMMANDS.update(VARIABLE_COMMANDS)
+# ---- end var
 
 
 def main(argv: list[str]) -> int:

@@ -239,6 +239,22 @@ def test_node_pools_are_read_with_node_read_and_written_with_management(agent, m
     assert call(port, "DELETE", "/v1/node/pool/acl-pool", token=management).status == 200
 
 
+def test_variables_are_read_with_a_read_policy_and_written_with_a_write_policy(agent, management):
+    port = agent.http_port
+    reader = client_token(agent, management, "vars-reader", "vars-read",
+                          'namespace "default" { policy = "read" }')["SecretID"]
+    writer = client_token(agent, management, "vars-writer", "vars-write", SUBMIT_POLICY)["SecretID"]
+    assert call(port, "PUT", "/v1/var/acl/v", {"Items": {"a": "b"}}).status == 403  # anonymous
+    r = call(port, "PUT", "/v1/var/acl/v", {"Items": {"a": "b"}}, token=reader)
+    assert (r.status, r.text) == (403, "Permission denied")
+    assert call(port, "PUT", "/v1/var/acl/v", {"Items": {"a": "b"}}, token=writer).status == 200
+    assert call(port, "GET", "/v1/var/acl/v", token=reader).json()["Items"] == {"a": "b"}
+    assert [x["Path"] for x in call(port, "GET", "/v1/vars", token=reader).json()] == ["acl/v"]
+    assert call(port, "GET", "/v1/var/acl/v").status == 403
+    assert call(port, "DELETE", "/v1/var/acl/v", token=reader).status == 403
+    assert call(port, "DELETE", "/v1/var/acl/v", token=writer).status == 200
+
+
 def test_status_metrics_and_health_stay_open(agent, management):
     for path in ("/v1/status/leader", "/v1/regions", "/v1/metrics", "/v1/agent/health"):
         assert call(agent.http_port, "GET", path).status == 200, path

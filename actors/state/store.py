@@ -26,8 +26,7 @@ from typing import Any
 
 import msgpack
 
-from actors.state import acl_ops
-from actors.state import node_pools
+from actors.state import acl_ops, node_pools, variables
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
 
@@ -37,8 +36,9 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # periodic_launch: periodic job ID -> {"ID", "Launch"}: its last launch time (Nomad's periodic_launch).
 # scheduler_config: the one SchedulerConfiguration record (actors.state.scheduler_config).
 # node_pools: the pools operators and clients created (actors.state.node_pools; the built-ins are implicit).
+# variables: Nomad's variables, keyed <namespace>/<path> (actors.state.variables).
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
-          sched_cfg.TABLE, node_pools.TABLE)
+          sched_cfg.TABLE, node_pools.TABLE, variables.TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -211,6 +211,8 @@ class StateStore:
             "scheduler_set_config": functools.partial(sched_cfg.set_config, self),
             "node_pool_upsert": functools.partial(node_pools.upsert, self),
             "node_pool_delete": functools.partial(node_pools.delete, self),
+            "var_set": functools.partial(variables.set_var, self),
+            "var_delete": functools.partial(variables.delete_var, self),
         }
         # A user's job writes are refused while the scheduler configuration
         # rejects registrations (Nomad's registrationsAreAllowed), checked here
@@ -611,7 +613,7 @@ class StateStore:
             # from outside, and a failure half-way must leave this state untouched.
             check_snapshot(blob)
             StateStore().restore(blob, index, user=True)
-        except Exception as e:  # noqa: BLE001 -- untrusted input: any failure is a refusal, never a crash
+        except Exception as e:
             return {"ok": False,
                     "error": f"restore {rid}: the state cannot be restored: {type(e).__name__}: {e}"}
         self.restore(blob, index, user=True)
