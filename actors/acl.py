@@ -438,6 +438,8 @@ _ROUTES = sorted([
     _Route("/v1/operator/", (("operator", READ),), (("operator", WRITE),)),
     # Node pools: Nomad's node_pool policy blocks are not parsed here, so writes need management.
     _Route("/v1/node/pool", (("node", READ),), (("management", ""),)),
+    # Namespaces: readable with any job capability in one; only management may (try to) write.
+    _Route("/v1/namespace", (("namespace", "read-job|list-jobs"),), (("management", ""),)),
     # Variables: Nomad's read / write namespace policies' variable capabilities.
     _Route("/v1/var", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),

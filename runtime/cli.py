@@ -237,6 +237,12 @@ from runtime.cli_variables import VARIABLE_COMMANDS  # noqa: E402
 COMMANDS.update(VARIABLE_COMMANDS)
 # ---- end var
 
+# ---- namespace list|status|apply|delete (runtime.cli_namespaces)
+from runtime.cli_namespaces import NAMESPACE_COMMANDS  # noqa: E402
+
+COMMANDS.update(NAMESPACE_COMMANDS)
+# ---- end namespace
+
 
 def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
