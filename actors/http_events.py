@@ -11,7 +11,7 @@ cluster from a dead connection.  As Nomad's:
   kept); the server keeps ``event_buffer_size`` writes, so an older index
   starts at the oldest it has.
 * ``topic``: ``Node``, ``Job``, ``Allocation``, ``Evaluation``,
-  ``ACLToken``, ``ACLPolicy`` (and Nomad's ``Deployment``, ``NodePool`` and
+  ``NodePool``, ``ACLToken``, ``ACLPolicy`` (and Nomad's ``Deployment`` and
   ``Service``, which nothing here writes), or ``*``; ``Topic:key`` keeps the
   events whose key, or one of whose filter keys (an allocation's or
   evaluation's job), is *key*.  None given: everything.

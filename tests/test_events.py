@@ -127,6 +127,17 @@ def test_core_gc_deregisters_jobs_by_batch_and_reaps_evaluations_without_events(
     assert b.events[0].payload["Status"] == "dead"  # the job as it was
 
 
+def test_node_pool_writes_are_events_and_a_pool_made_by_a_registration_rides_with_it():
+    st = _store()
+    st.apply(1, command("node_pool_upsert", pools=[{"Name": "prod", "Description": "p"}]))
+    assert _kinds(_last(st)) == [("NodePool", "NodePoolUpserted", "prod")]
+    assert event_json(_last(st).events[0])["Payload"]["NodePool"]["Description"] == "p"
+    st.apply(2, command("node_register", node={**NODE, "NodePool": "gpu"}, now=1.0))
+    assert _kinds(_last(st)) == [("Node", "NodeRegistration", "n1"), ("NodePool", "NodeRegistration", "gpu")]
+    st.apply(3, command("node_pool_delete", names=["prod"]))
+    assert _kinds(_last(st)) == [("NodePool", "NodePoolDeleted", "prod")]
+
+
 def test_events_are_made_only_when_enabled_and_the_tables_snapshot_as_plain_maps():
     plain, evented = StateStore(), _store()
     for st in (plain, evented):

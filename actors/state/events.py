@@ -2,7 +2,7 @@
 
 Nomad's state store turns every committed write into events
 (``nomad/state/events.go``): each object the write changed in the nodes,
-jobs, allocations, evaluations and ACL tables becomes one event of that
+jobs, allocations, evaluations, node pools and ACL tables becomes one event of that
 object's topic, typed by the kind of write (:data:`OP_TYPES`, after Nomad's
 ``MsgTypeEvents``), and all of one write's events travel together as one
 batch at its Raft index.  A write kind Nomad has no event type for makes no
@@ -13,6 +13,10 @@ Each server keeps the newest batches in an :class:`EventBuffer` of
 ``/v1/event/stream`` reads (:mod:`actors.http_events`).  The buffer is not
 replicated state: every server fills its own from the entries it applies,
 so any server can serve the stream, and a restarted server starts empty.
+
+A client registering into a pool nobody made creates it in the same write,
+so that write's batch has a NodePool event too, typed NodeRegistration, as
+Nomad's is.
 
 The store journals which records a write touched (:class:`Table`) and
 builds the batch after the write; a payload is a shallow copy of the
@@ -42,7 +46,7 @@ TOPICS = ("Node", "Job", "Allocation", "Evaluation", "Deployment", "ACLToken", "
           "Service")
 # Store table -> the topic of the events its changes make.
 TABLE_TOPICS = {"nodes": "Node", "jobs": "Job", "allocs": "Allocation", "evals": "Evaluation",
-                "acl_tokens": "ACLToken", "acl_policies": "ACLPolicy"}
+                "acl_tokens": "ACLToken", "acl_policies": "ACLPolicy", "node_pools": "NodePool"}
 EVENT_TABLES = tuple(TABLE_TOPICS)
 
 # The store's write kinds -> Nomad's event type (MsgTypeEvents).  A dict
@@ -78,6 +82,8 @@ OP_TYPES: dict[str, str | dict[str, str]] = {
     "acl_token_delete": "ACLTokenDeleted",
     "acl_policy_upsert": "ACLPolicyUpserted",
     "acl_policy_delete": "ACLPolicyDeleted",
+    "node_pool_upsert": "NodePoolUpserted",
+    "node_pool_delete": "NodePoolDeleted",
 }
 
 ABSENT: Any = object()  # journal: the key had no record before this write
@@ -305,6 +311,8 @@ def _payload(e: Event) -> dict[str, Any]:
         return {"ACLToken": {**token_out(rec), "SecretID": ""}}
     if e.topic == "ACLPolicy":
         return {"ACLPolicy": policy_out(rec)}
+    if e.topic == "NodePool":
+        return {"NodePool": dict(rec)}
     return {e.topic: dict(rec)}
 
 
