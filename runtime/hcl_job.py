@@ -5,14 +5,16 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
 
 * ``job``: ``datacenters``, ``type``, ``priority``, ``region``,
   ``namespace``, ``node_pool``, ``all_at_once``, ``meta``, ``constraint``,
+  ``affinity`` (``attribute``, ``value``, ``operator``, ``weight``), ``spread``
+  (``attribute``, ``weight``, ``target "value" { percent }``),
   ``parameterized`` (``payload``, ``meta_required``, ``meta_optional``),
   ``periodic`` (``cron``, ``prohibit_overlap``, ``time_zone``, ``enabled``);
-* ``group``: ``count``, ``meta``, ``constraint``, ``restart`` (``attempts``,
-  ``interval``, ``delay``, ``mode``), ``migrate`` (``max_parallel``,
-  ``min_healthy_time``);
+* ``group``: ``count``, ``meta``, ``constraint``, ``affinity``, ``spread``,
+  ``restart`` (``attempts``, ``interval``, ``delay``, ``mode``), ``migrate``
+  (``max_parallel``, ``min_healthy_time``);
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
-  ``constraint``, ``resources`` (``cpu``, ``memory``).
+  ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``).
 
 Input variables, as Nomad's HCL2 jobspec: ``variable "name" { type,
 default, description, sensitive }`` blocks and ``locals { ... }``, referred to
@@ -105,9 +107,46 @@ def _constraints(value: Any, where: str) -> list[dict[str, Any]]:
     return out
 
 
+def _affinities(value: Any, where: str) -> list[dict[str, Any]]:
+    out = []
+    for i, a in enumerate(value if isinstance(value, list) else [value]):
+        at = f"{where}[{i}]"
+        if not isinstance(a, dict):
+            raise HclJobError(f"{at}: expected a block")
+        _check(a, {"attribute", "value", "operator", "weight"}, at)
+        out.append({"LTarget": str(a.get("attribute", "")), "RTarget": str(a.get("value", "")),
+                    "Operand": str(a.get("operator", "=")),
+                    **({"Weight": a["weight"]} if "weight" in a else {})})
+    return out
+
+
+def _spreads(value: Any, where: str) -> list[dict[str, Any]]:
+    out = []
+    for i, sp in enumerate(value if isinstance(value, list) else [value]):
+        at = f"{where}[{i}]"
+        if not isinstance(sp, dict):
+            raise HclJobError(f"{at}: expected a block")
+        _check(sp, {"attribute", "weight", "target"}, at)
+        targets = []
+        for label, t in _blocks(sp.get("target", []), f"{at}.target"):
+            _check(t, {"percent"}, f"{at}.target[{label!r}]")
+            targets.append({"Value": label, "Percent": t.get("percent", 0)})
+        out.append({"Attribute": str(sp.get("attribute", "")),
+                    **({"Weight": sp["weight"]} if "weight" in sp else {}),
+                    **({"SpreadTarget": targets} if targets else {})})
+    return out
+
+
+def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
+    if "affinity" in body:
+        out["Affinities"] = _affinities(body["affinity"], f"{where}.affinity")
+    if "spread" in body:
+        out["Spreads"] = _spreads(body["spread"], f"{where}.spread")
+
+
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
-                  "resources", "dispatch_payload"}, where)
+                  "resources", "dispatch_payload", "affinity"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -123,6 +162,7 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
         task["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
+    _prefs({k: v for k, v in body.items() if k == "affinity"}, task, where)
     if "dispatch_payload" in body:
         dp = _body(body["dispatch_payload"], f"{where}.dispatch_payload")
         _check(dp, {"file"}, f"{where}.dispatch_payload")
@@ -136,7 +176,7 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
-    _check(body, {"count", "meta", "constraint", "restart", "migrate", "task"}, where)
+    _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread"}, where)
     group: dict[str, Any] = {"Name": name}
     if "count" in body:
         group["Count"] = body["count"]
@@ -144,6 +184,7 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         group["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
         group["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
+    _prefs(body, group, where)
     if "restart" in body:
         r = _body(body["restart"], f"{where}.restart")
         _check(r, {"attempts", "interval", "delay", "mode"}, f"{where}.restart")
@@ -377,7 +418,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     (job_id, body), = jobs
     where = f"job[{job_id!r}]"
     _check(body, {"name", "datacenters", "type", "priority", "region", "namespace", "node_pool", "all_at_once",
-                  "meta", "constraint", "group", "parameterized", "periodic"}, where)
+                  "meta", "constraint", "group", "parameterized", "periodic", "affinity", "spread"}, where)
     job: dict[str, Any] = {"ID": job_id, "Name": str(body.get("name", job_id))}
     for key, field in (("datacenters", "Datacenters"), ("type", "Type"), ("priority", "Priority"),
                        ("region", "Region"), ("namespace", "Namespace"), ("node_pool", "NodePool"),
@@ -388,6 +429,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
         job["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
         job["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
+    _prefs(body, job, where)
     if "periodic" in body:
         p = _body(body["periodic"], f"{where}.periodic")
         _check(p, {"cron", "prohibit_overlap", "time_zone", "enabled"}, f"{where}.periodic")

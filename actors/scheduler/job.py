@@ -108,6 +108,57 @@ def _constraints(raw: Any, field: str) -> list[dict[str, str]]:
     return out
 
 
+def _affinities(raw: Any, field: str) -> list[dict[str, Any]] | None:
+    """Nomad's Affinity: a constraint that only scores (Weight -100..100, not 0); None when there is none."""
+    if raw is None:
+        return None
+    out = []
+    for i, (c, a) in enumerate(zip(_constraints(raw, field), _list(raw, field), strict=True)):
+        f = f"{field}[{i}]"
+        _need(c["Operand"] != "distinct_hosts", f"{f}.Operand", "distinct_hosts is not an affinity")
+        weight = _int(_map(a, f).get("Weight"), f"{f}.Weight", default=50, minimum=-100, maximum=100)
+        _need(weight != 0, f"{f}.Weight", "weight cannot be zero")
+        out.append({**c, "Weight": weight})
+    return out or None
+
+
+def _spreads(raw: Any, field: str) -> list[dict[str, Any]] | None:
+    """Nomad's Spread: Attribute, Weight (0-100), SpreadTarget [{Value, Percent}] summing to at most 100."""
+    if raw is None:
+        return None
+    out = []
+    for i, sp in enumerate(_list(raw, field)):
+        f = f"{field}[{i}]"
+        sp = _map(sp, f)
+        attr = _str(sp.get("Attribute"), f"{f}.Attribute", required=True)
+        weight = _int(sp.get("Weight"), f"{f}.Weight", default=50, minimum=0, maximum=100)
+        targets = []
+        for j, t in enumerate(_list(sp.get("SpreadTarget"), f"{f}.SpreadTarget")):
+            ft = f"{f}.SpreadTarget[{j}]"
+            t = _map(t, ft)
+            value = _str(t.get("Value"), f"{ft}.Value", required=True)
+            percent = _int(t.get("Percent"), f"{ft}.Percent", default=0, minimum=0, maximum=100)
+            targets.append({"Value": value, "Percent": percent})
+        _need(sum(t["Percent"] for t in targets) <= 100, f"{f}.SpreadTarget",
+              "the targets' percentages add up to more than 100")
+        _need(len({t["Value"] for t in targets}) == len(targets), f"{f}.SpreadTarget",
+              "a value is targeted twice")
+        out.append({"Attribute": attr, "Weight": weight, "SpreadTarget": targets or None})
+    return out or None
+
+
+def _placement_prefs(obj: dict[str, Any], field: str, *, spreads: bool = True) -> None:
+    """Affinities (and spreads) of a job, group or task, validated in place; dropped when empty."""
+    for key, check in (("Affinities", _affinities), ("Spreads", _spreads)):
+        if key == "Spreads" and not spreads:
+            continue
+        got = check(obj.get(key), f"{field}{key}" if not field else f"{field}.{key}")
+        if got is None:
+            obj.pop(key, None)
+        else:
+            obj[key] = got
+
+
 def _task(raw: Any, field: str) -> dict[str, Any]:
     t = dict(_map(raw, field))
     t["Name"] = _str(t.get("Name"), f"{field}.Name", required=True)
@@ -125,6 +176,7 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
                            minimum=10)  # Nomad's minimum memory
     t["Resources"] = res
     t["Constraints"] = _constraints(t.get("Constraints"), f"{field}.Constraints")
+    _placement_prefs(t, field, spreads=False)
     t["KillTimeout"] = _int(t.get("KillTimeout"), f"{field}.KillTimeout", default=DEFAULT_KILL_TIMEOUT_NS)
     t["KillSignal"] = _str(t.get("KillSignal"), f"{field}.KillSignal")
     t["Env"] = {str(k): str(v) for k, v in _map(t.get("Env"), f"{field}.Env").items()}
@@ -155,6 +207,7 @@ def _group(raw: Any, field: str, job_type: str) -> dict[str, Any]:
     mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
     g["Migrate"] = mg
     g["Constraints"] = _constraints(g.get("Constraints"), f"{field}.Constraints")
+    _placement_prefs(g, field)
     return g
 
 
@@ -180,6 +233,7 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     job["Datacenters"] = dcs
     job["NodePool"] = _str(job.get("NodePool"), "NodePool", default="default")
     job["Constraints"] = _constraints(job.get("Constraints"), "Constraints")
+    _placement_prefs(job, "")
     groups = _list(job.get("TaskGroups"), "TaskGroups")
     _need(bool(groups), "TaskGroups", "a job needs at least one task group")
     job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"]) for i, g in enumerate(groups)]

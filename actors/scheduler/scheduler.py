@@ -19,6 +19,11 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   load), the first ``limit`` candidates with room are scored with Nomad's
   ``ScoreFitBinPack`` minus a job anti-affinity penalty, and the best wins.
   ``limit`` is ``max(2, ceil(log2(nodes)))`` as in Nomad's generic stack.
+  A job with ``affinity`` or ``spread`` blocks has every feasible node
+  scored, and a node's score is the mean of the bin-packing score, the
+  anti-affinity penalty, the affinity score (matching weights over all
+  weights) and the spread boost (towards each value's target share, or
+  towards the least-used value), as Nomad's score normalization does.
 * **System jobs** place one allocation of each group on every feasible node.
 
 The plan is only a proposal: the state machine applies it through Raft and
@@ -33,7 +38,7 @@ import uuid
 from random import Random
 from typing import Any
 
-from actors.scheduler.job import constraint_ok, group_resources, spec_digest
+from actors.scheduler.job import constraint_ok, group_resources, resolve_target, spec_digest
 from actors.state import scheduler_config as sched_cfg
 
 TERMINAL_CLIENT = ("complete", "failed", "lost")
@@ -159,6 +164,7 @@ class _Placer:
         self._shared = shared_feasible
         self._shapes: dict[str, str] = {}  # group name -> its feasibility_shape
         self.job_on_node: dict[tuple[str, str], int] = {}  # (node, group) -> allocs of this job there
+        self._pref_cache: dict[str, tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]] = {}
 
     def _node_at(self, pos: int) -> str:
         ids, swapped = self.sorted_ids, self._swapped
@@ -220,11 +226,85 @@ class _Placer:
         return any(c["Operand"] == "distinct_hosts" and c.get("RTarget", "true") != "false"
                    for c in (*self.job.get("Constraints", ()), *group.get("Constraints", ())))
 
+    def _prefs(self, group: dict[str, Any]) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
+        """The group's affinities (job's, group's, its tasks') and spreads (job's and group's)."""
+        got = self._pref_cache.get(group["Name"])
+        if got is None:
+            job = self.job
+            aff = (*(job.get("Affinities") or ()), *(group.get("Affinities") or ()),
+                   *(a for t in group["Tasks"] for a in t.get("Affinities") or ()))
+            spr = tuple(sp for sp in (*(job.get("Spreads") or ()), *(group.get("Spreads") or ()))
+                        if sp.get("Weight", 0) > 0)
+            got = self._pref_cache[group["Name"]] = (aff, spr)
+        return got
+
+    def _affinity_score(self, node: dict[str, Any], affinities: tuple[dict[str, Any], ...]) -> float:
+        """Nomad's node-affinity score: the matching weights over all weights, -1..1."""
+        total = sum(abs(a["Weight"]) for a in affinities)
+        return sum(a["Weight"] for a in affinities if constraint_ok(a, node)) / total if total else 0.0
+
+    def _spread_score(self, node: dict[str, Any], group: dict[str, Any],
+                      spreads: tuple[dict[str, Any], ...]) -> float:
+        """How much placing on *node* improves the group's spread, each spread by its share of the weight.
+
+        With targets: (desired - placed) / desired for the node's value, where
+        desired is its percentage of the group's count (values not named
+        share what the targets leave); a value wanted nowhere, or a node
+        without the attribute, scores -1.  Without targets (even spread): a
+        value with fewer allocations than the least-used one scores up to
+        +1, one with more scores down to -1, and nothing placed yet scores 0.
+        """
+        weights = sum(sp["Weight"] for sp in spreads)
+        total = 0.0
+        for sp in spreads:
+            share = sp["Weight"] / weights
+            value = resolve_target(sp["Attribute"], node)
+            if value is None:
+                total -= share
+                continue
+            counts = self._value_counts(group, sp["Attribute"])
+            used = counts.get(value, 0)
+            targets = sp.get("SpreadTarget")
+            if targets:
+                named = {t["Value"]: t["Percent"] for t in targets}
+                percent = named.get(value)
+                if percent is None:
+                    others = {v for v in counts if v not in named} | {value}
+                    percent = (100 - sum(named.values())) / len(others)
+                desired = percent / 100 * group["Count"]
+                total += share * ((desired - used) / desired if desired > 0 else -1.0)
+            elif counts:
+                lo, hi = min(counts.values()), max(counts.values())
+                if value not in counts:
+                    boost = 1.0
+                elif used > lo:
+                    boost = max(-1.0, (lo - used) / max(lo, 1))
+                else:
+                    boost = 0.0 if lo == hi else min(1.0, (hi - lo) / max(lo, 1))
+                total += share * boost
+        return total
+
+    def _value_counts(self, group: dict[str, Any], attribute: str) -> dict[str, int]:
+        """The group's live allocations (this plan's placements included) per value of *attribute*."""
+        counts: dict[str, int] = {}
+        for (node_id, name), n in self.job_on_node.items():
+            node = self.nodes.get(node_id)
+            if name != group["Name"] or node is None or n <= 0:
+                continue
+            value = resolve_target(attribute, node)
+            if value is not None:
+                counts[value] = counts.get(value, 0) + n
+        return counts
+
     def select(self, group: dict[str, Any], metrics: dict[str, Any]) -> str | None:
         need = group_resources(group)
         distinct = self._distinct(group)
         best, best_score, found = None, -1e9, 0
         n = len(self.sorted_ids)
+        affinities, spreads = self._prefs(group)
+        # With affinities or spreads every feasible node is scored, as Nomad's
+        # stack lifts its limit for them; otherwise the first ``limit``.
+        limit = n if affinities or spreads else self.limit
         for _ in range(n):
             node_id = self._node_at(self.cursor)
             self.cursor = (self.cursor + 1) % n
@@ -247,12 +327,24 @@ class _Placer:
                 metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
                 continue
             score = fit_score(cap, after, self.spread)
-            if collisions:
+            if affinities or spreads:
+                # Nomad's normalization: the mean of every score that applies.
+                parts = [score]
+                if collisions:
+                    parts.append(-(collisions + 1) / max(1, group["Count"]))
+                if affinities:
+                    parts.append(self._affinity_score(node, affinities))
+                if spreads:
+                    spread = self._spread_score(node, group, spreads)
+                    if spread:
+                        parts.append(spread)
+                score = sum(parts) / len(parts)
+            elif collisions:
                 score -= (collisions + 1) / max(1, group["Count"])  # Nomad JobAntiAffinityIterator
             found += 1
             if score > best_score:
                 best, best_score = node_id, score
-            if found >= self.limit:
+            if found >= limit:
                 break
         if best is not None:
             u = self.usage[best]
