@@ -6,6 +6,7 @@ Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 (:mod:`runtime.cli_snapshot`), ``operator scheduler get-config|set-config``
 (:mod:`runtime.cli_scheduler`), ``node pool list|info|apply|delete|nodes|jobs``
 (:mod:`runtime.cli_node_pools`), ``var list|get|put|purge`` (:mod:`runtime.cli_variables`),
+``namespace list|status``, ``operator api`` (:mod:`runtime.cli_operator_api`),
 ``agent-info``, ``status leader``,
 and the job, alloc and node commands of :mod:`runtime.cli_jobs`.
 The address comes from ``-address`` or ``NOMAD_ADDR`` (default
@@ -242,6 +243,12 @@ from runtime.cli_namespaces import NAMESPACE_COMMANDS  # noqa: E402
 
 COMMANDS.update(NAMESPACE_COMMANDS)
 # ---- end namespace
+
+# ---- operator api (runtime.cli_operator_api)
+from runtime.cli_operator_api import OPERATOR_API_COMMANDS  # noqa: E402
+
+COMMANDS.update(OPERATOR_API_COMMANDS)
+# ---- end operator api
 
 
 def main(argv: list[str]) -> int:

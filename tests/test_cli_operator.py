@@ -53,3 +53,18 @@ def test_client_server_list_read_and_replaced(dev) -> None:  # noqa: F811
     assert out.returncode == 0, out.stderr
     assert json.loads(http(dev, "GET", "/v1/agent/servers")[1]) == servers
     assert http(dev, "DELETE", "/v1/agent/servers")[0] == 405
+
+
+def test_operator_api_reads_writes_and_reports_errors_as_curl_would(dev) -> None:  # noqa: F811
+    out = nomad(dev, "operator", "api", "/v1/status/leader")
+    assert out.returncode == 0 and json.loads(out.stdout).startswith("127.0.0.1:"), out.stderr
+    put = nomad(dev, "operator", "api", "-X", "PUT", "/v1/var/api/v", stdin='{"Items": {"k": "v"}}')
+    assert put.returncode == 0 and json.loads(put.stdout)["Items"] == {"k": "v"}, put.stderr
+    got = nomad(dev, "operator", "api", "-H", "X-Nomad-Namespace: default", "/v1/var/api/v?namespace=default")
+    assert json.loads(got.stdout)["Path"] == "api/v"
+    missing = nomad(dev, "operator", "api", "/v1/job/none")
+    assert missing.returncode == 1 and "404" in missing.stderr and "job not found" in missing.stderr
+    dry = nomad(dev, "operator", "api", "-dryrun", "-X", "DELETE", "/v1/var/api/v")
+    assert dry.stdout.startswith("curl -X DELETE ") and dry.stdout.rstrip().endswith("/v1/var/api/v")
+    assert nomad(dev, "operator", "api", "-X", "DELETE", "/v1/var/api/v").returncode == 0
+    assert nomad(dev, "operator", "api", "-H", "bad", "/v1/status/leader").returncode == 1
