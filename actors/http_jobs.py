@@ -159,8 +159,18 @@ def allocated_resources(a: dict[str, Any]) -> dict[str, Any]:
                          "Memory": {"MemoryMB": int(t.get("Resources", {}).get("MemoryMB", 0)), "MemoryMaxMB": 0},
                          "Networks": None, "Devices": None}
              for t in group.get("Tasks", ())}
+    ports = [{"Label": p["Label"], "Value": p["Value"], "To": p.get("To", 0), "HostIP": p.get("HostIP", "")}
+             for p in a.get("AllocatedPorts") or ()]
+    networks = None
+    if ports:  # Nomad's host-mode group network: its reserved (static) and dynamic ports
+        static = {p["Label"] for n in group.get("Networks") or () for p in n.get("ReservedPorts", ())}
+        def as_port(p: dict[str, Any]) -> dict[str, Any]:
+            return {"Label": p["Label"], "Value": p["Value"], "To": p["To"], "HostNetwork": "default"}
+        networks = [{"Mode": "host", "IP": ports[0]["HostIP"], "Device": "", "CIDR": "", "MBits": 0,
+                     "ReservedPorts": [as_port(p) for p in ports if p["Label"] in static] or None,
+                     "DynamicPorts": [as_port(p) for p in ports if p["Label"] not in static] or None}]
     return {"Tasks": tasks, "TaskLifecycles": {name: None for name in tasks},
-            "Shared": {"DiskMB": 0, "Networks": None, "Ports": None}}
+            "Shared": {"DiskMB": 0, "Networks": networks, "Ports": ports or None}}
 
 
 def alloc_stub(a: dict[str, Any], *, task_states: bool = True, resources: bool = False) -> dict[str, Any]:

@@ -34,7 +34,6 @@ from actors.http_api import (
     route,
     state_query,
 )
-from actors.http_jobs import job_stub, job_summaries
 from actors.state import node_pools as pools
 from actors.state.store import command
 
@@ -90,6 +89,8 @@ def node_pool_request(req: Request, api: Api) -> Any:
                     if name == pools.ALL or n.get("NodePool", pools.DEFAULT) == name]
         answer = state_query(req, api, ("nodes", pools.TABLE), nodes)
     elif sub == "jobs":
+        from actors.http_jobs import job_stub, job_summaries  # http_jobs imports http_api, which imports us
+
         def jobs(st: Any) -> Any:
             if pools.get(st.tables, name) is None:
                 return None

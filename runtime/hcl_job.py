@@ -10,6 +10,7 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ``parameterized`` (``payload``, ``meta_required``, ``meta_optional``),
   ``periodic`` (``cron``, ``prohibit_overlap``, ``time_zone``, ``enabled``);
 * ``group``: ``count``, ``meta``, ``constraint``, ``affinity``, ``spread``,
+  ``network`` (``mode = "host"``, ``port "label" { static, to }``),
   ``restart`` (``attempts``, ``interval``, ``delay``, ``mode``), ``migrate``
   (``max_parallel``, ``min_healthy_time``);
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
@@ -29,7 +30,7 @@ declared or a ``-var`` for one not declared.  Function calls and other
 expressions (``upper(var.x)``, ``var.a + 1``) are refused, not left as text.
 
 Durations (``"30s"``, ``"1h30m"``) become nanoseconds as in the JSON form.
-Anything else -- a ``network``, ``service`` or ``update`` block,
+Anything else -- a ``service`` or ``update`` block,
 a misspelt attribute -- is refused with its path, never dropped: a job that
 runs without what its file asked for would be worse than no job.
 Interpolations such as ``${attr.kernel.name}`` stay as text, as Nomad's
@@ -137,6 +138,20 @@ def _spreads(value: Any, where: str) -> list[dict[str, Any]]:
     return out
 
 
+def _network(value: Any, where: str) -> list[dict[str, Any]]:
+    body = _body(value, where)
+    _check(body, {"mode", "port"}, where)
+    reserved, dynamic = [], []
+    for label, p in _blocks(body.get("port", []), f"{where}.port"):
+        _check(p, {"static", "to"}, f"{where}.port[{label!r}]")
+        port = {"Label": label, **({"To": p["to"]} if "to" in p else {})}
+        if "static" in p:
+            reserved.append({**port, "Value": p["static"]})
+        else:
+            dynamic.append(port)
+    return [{"Mode": str(body.get("mode", "host")), "ReservedPorts": reserved, "DynamicPorts": dynamic}]
+
+
 def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
     if "affinity" in body:
         out["Affinities"] = _affinities(body["affinity"], f"{where}.affinity")
@@ -176,7 +191,8 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
-    _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread"}, where)
+    _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
+                  "network"}, where)
     group: dict[str, Any] = {"Name": name}
     if "count" in body:
         group["Count"] = body["count"]
@@ -185,6 +201,8 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     if "constraint" in body:
         group["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
     _prefs(body, group, where)
+    if "network" in body:
+        group["Networks"] = _network(body["network"], f"{where}.network")
     if "restart" in body:
         r = _body(body["restart"], f"{where}.restart")
         _check(r, {"attempts", "interval", "delay", "mode"}, f"{where}.restart")

@@ -493,9 +493,14 @@ def test_job_run_takes_a_nomad_hcl_file(dev, tmp_path):  # noqa: F811
     job = call(dev.http_port, "GET", "/v1/job/example").json()
     assert job["Priority"] == 60 and job["TaskGroups"][0]["Tasks"][0]["Env"] == {"FOO": "bar"}
     bad = tmp_path / "bad.nomad.hcl"
-    bad.write_text('job "x" { group "g" { network { mode = "bridge" } } }\n')
+    bad.write_text('job "x" { group "g" { update { max_parallel = 1 } } }\n')
     out = nomad(dev, "job", "run", str(bad))
-    assert out.returncode == 1 and "'network' not supported by this agent" in out.stderr
+    assert out.returncode == 1 and "'update' not supported by this agent" in out.stderr
+    bridge = tmp_path / "bridge.nomad.hcl"
+    bridge.write_text('job "x" { group "g" {\n network { mode = "bridge" }\n'
+                      ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" }\n }\n } }\n')
+    out = nomad(dev, "job", "run", str(bridge))
+    assert out.returncode == 1 and "network mode 'bridge' is not supported here (only host)" in out.stderr
     parsed = call(dev.http_port, "PUT", "/v1/jobs/parse", {"JobHCL": open(hcl).read(), "Canonicalize": True})
     assert parsed.status == 200 and parsed.json()["TaskGroups"][0]["Count"] == 1
     refused = call(dev.http_port, "PUT", "/v1/jobs/parse", {"JobHCL": 'job "x" {'})

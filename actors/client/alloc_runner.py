@@ -339,6 +339,9 @@ class AllocSpec:
     tasks: tuple[TaskSpec, ...]
     parent_id: str = ""  # a dispatched job's parameterized parent (NOMAD_JOB_PARENT_ID)
     payload: bytes = b""  # a dispatched job's payload (decoded), for its tasks' dispatch_payload
+    # The group's ports as the scheduler allocated them: (label, host port, port the task
+    # uses, host IP), for NOMAD_PORT_<label> and its kin.
+    ports: tuple[tuple[str, int, int, str], ...] = ()
 
 
 def _get(d: Any, key: str, typ: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
@@ -461,7 +464,19 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
                      namespace=_get(raw, "Namespace", str, "Allocation", "default"), desired=desired,
                      modify_index=_get(raw, "AllocModifyIndex", int, "Allocation", 0), restart=restart,
                      tasks=tasks, parent_id=_get(job, "ParentID", str, "Job", "") or "",
-                     payload=_payload(job))
+                     payload=_payload(job), ports=_ports(raw))
+
+
+def _ports(raw: dict[str, Any]) -> tuple[tuple[str, int, int, str], ...]:
+    out = []
+    for i, p in enumerate(_get(raw, "AllocatedPorts", list, "Allocation", []) or []):
+        w = f"Allocation.AllocatedPorts[{i}]"
+        label, value = _get(p, "Label", str, w), _get(p, "Value", int, w)
+        to = _get(p, "To", int, w, 0)
+        if not re.match(r"^[a-zA-Z0-9_]+$", label) or not 0 < value < 65536:
+            raise AllocError(f"{w}: bad port {label!r}={value}")
+        out.append((label, value, to if to > 0 else value, _get(p, "HostIP", str, w, "")))
+    return tuple(out)
 
 
 def _payload(job: dict[str, Any]) -> bytes:
@@ -527,6 +542,21 @@ def client_status(states: list[TaskState]) -> tuple[str, str]:
     return COMPLETE, "All tasks have completed"
 
 
+_INTERP = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """The task's driver config with ``${NAME}`` replaced by the task's environment (Nomad's
+    ReplaceEnv: ``args = ["-port", "${NOMAD_PORT_http}"]``); an unknown name is left as written."""
+    if isinstance(value, str):
+        return _INTERP.sub(lambda m: env.get(m.group(1), m.group(0)), value) if "${" in value else value
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    return value
+
+
 def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> dict[str, str]:
     """Nomad's task environment variables (the subset that applies)."""
     env = dict(task.env)
@@ -540,6 +570,13 @@ def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> 
     })
     if spec.parent_id:
         env["NOMAD_JOB_PARENT_ID"] = spec.parent_id
+    for label, host_port, port, ip in spec.ports:  # Nomad's port variables (host networking)
+        env[f"NOMAD_PORT_{label}"] = str(port)
+        env[f"NOMAD_HOST_PORT_{label}"] = str(host_port)
+        env[f"NOMAD_IP_{label}"] = env[f"NOMAD_HOST_IP_{label}"] = ip
+        env[f"NOMAD_ADDR_{label}"] = f"{ip}:{port}"
+        env[f"NOMAD_HOST_ADDR_{label}"] = f"{ip}:{host_port}"
+        env[f"NOMAD_ALLOC_PORT_{label}"] = str(port)
     for key, value in task.meta:  # Nomad sets each key as written and upper-cased
         clean = re.sub(r"[^A-Za-z0-9_]", "_", key)
         env[f"NOMAD_META_{clean}"] = value
@@ -1076,9 +1113,10 @@ class AllocRunner(NodeActor):
             except (OSError, ValueError) as exc:
                 self._start_failed(a, t, f"failed to write the dispatch payload: {exc}", False, now)
                 return
+        env = task_env(a.spec, t.spec, alloc_dir, task_dir)
         try:
-            handle = driver.start(a.alloc_id, t.spec.name, t.spec.config, task_dir,
-                                  task_env(a.spec, t.spec, alloc_dir, task_dir), user=t.spec.user)
+            handle = driver.start(a.alloc_id, t.spec.name, interpolate(t.spec.config, env), task_dir, env,
+                                  user=t.spec.user)
         except DriverError as exc:
             self._start_failed(a, t, str(exc), exc.recoverable, now)
             return

@@ -123,7 +123,7 @@ def _affinities(raw: Any, field: str) -> list[dict[str, Any]] | None:
 
 
 def _spreads(raw: Any, field: str) -> list[dict[str, Any]] | None:
-    """Nomad's Spread: Attribute, Weight (0-100), SpreadTarget [{Value, Percent}] summing to at most 100."""
+    """Nomad's Spread: Attribute, Weight (1-100), SpreadTarget [{Value, Percent}] summing to at most 100."""
     if raw is None:
         return None
     out = []
@@ -131,7 +131,7 @@ def _spreads(raw: Any, field: str) -> list[dict[str, Any]] | None:
         f = f"{field}[{i}]"
         sp = _map(sp, f)
         attr = _str(sp.get("Attribute"), f"{f}.Attribute", required=True)
-        weight = _int(sp.get("Weight"), f"{f}.Weight", default=50, minimum=0, maximum=100)
+        weight = _int(sp.get("Weight"), f"{f}.Weight", default=50, minimum=1, maximum=100)
         targets = []
         for j, t in enumerate(_list(sp.get("SpreadTarget"), f"{f}.SpreadTarget")):
             ft = f"{f}.SpreadTarget[{j}]"
@@ -145,6 +145,42 @@ def _spreads(raw: Any, field: str) -> list[dict[str, Any]] | None:
               "a value is targeted twice")
         out.append({"Attribute": attr, "Weight": weight, "SpreadTarget": targets or None})
     return out or None
+
+
+_PORT_LABEL = re.compile(r"^[a-zA-Z0-9_]+$")  # labels become environment variable names (NOMAD_PORT_<label>)
+
+
+def _networks(raw: Any, field: str) -> list[dict[str, Any]] | None:
+    """A group's ``network`` (Nomad's NetworkResource, host mode): its static and dynamic ports."""
+    if raw is None:
+        return None
+    nets = _list(raw, field)
+    if not nets:
+        return None
+    _need(len(nets) == 1, field, "only one network block is allowed in a task group")
+    f = f"{field}[0]"
+    n = _map(nets[0], f)
+    mode = _str(n.get("Mode"), f"{f}.Mode", default="host") or "host"
+    _need(mode == "host", f"{f}.Mode", f"network mode {mode!r} is not supported here (only host)")
+    labels: set[str] = set()
+    out: dict[str, Any] = {"Mode": "host", "ReservedPorts": [], "DynamicPorts": []}
+    for key in ("ReservedPorts", "DynamicPorts"):
+        for i, p in enumerate(_list(n.get(key), f"{f}.{key}")):
+            fp = f"{f}.{key}[{i}]"
+            p = _map(p, fp)
+            label = _str(p.get("Label"), f"{fp}.Label", required=True)
+            _need(bool(_PORT_LABEL.match(label)), f"{fp}.Label", "must be letters, digits and underscores")
+            _need(label not in labels, f"{fp}.Label", f"port label {label!r} is used twice")
+            labels.add(label)
+            to = _int(p.get("To"), f"{fp}.To", default=0, minimum=-1, maximum=65535)
+            port: dict[str, Any] = {"Label": label, "To": to}
+            if key == "ReservedPorts":
+                _need(p.get("Value") is not None, f"{fp}.Value", "a static port needs a value")
+                port["Value"] = _int(p.get("Value"), f"{fp}.Value", default=0, minimum=1, maximum=65535)
+                _need(port["Value"] not in {q["Value"] for q in out["ReservedPorts"]}, f"{fp}.Value",
+                      f"static port {port['Value']} is reserved twice")
+            out[key].append(port)
+    return [out] if labels else None
 
 
 def _placement_prefs(obj: dict[str, Any], field: str, *, spreads: bool = True) -> None:
@@ -208,6 +244,11 @@ def _group(raw: Any, field: str, job_type: str) -> dict[str, Any]:
     g["Migrate"] = mg
     g["Constraints"] = _constraints(g.get("Constraints"), f"{field}.Constraints")
     _placement_prefs(g, field)
+    nets = _networks(g.get("Networks"), f"{field}.Networks")
+    if nets is None:
+        g.pop("Networks", None)
+    else:
+        g["Networks"] = nets
     return g
 
 

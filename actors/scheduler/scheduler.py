@@ -19,8 +19,8 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   load), the first ``limit`` candidates with room are scored with Nomad's
   ``ScoreFitBinPack`` minus a job anti-affinity penalty, and the best wins.
   ``limit`` is ``max(2, ceil(log2(nodes)))`` as in Nomad's generic stack.
-  A job with ``affinity`` or ``spread`` blocks has every feasible node
-  scored, and a node's score is the mean of the bin-packing score, the
+  A job with ``affinity`` or ``spread`` blocks has up to
+  ``PREFERENCE_SCORE_LIMIT`` (100) feasible nodes scored, and a node's score is the mean of the bin-packing score, the
   anti-affinity penalty, the affinity score (matching weights over all
   weights) and the spread boost (towards each value's target share, or
   towards the least-used value), as Nomad's score normalization does.
@@ -110,6 +110,30 @@ def fit_score(cap: tuple[int, int], used: tuple[int, int], spread: bool = False)
     return max(0.0, min(18.0, (total - 2.0) if spread else (20.0 - total))) / 18.0
 
 
+# Nomad's client min_dynamic_port / max_dynamic_port defaults: the range a
+# group's dynamic ports are picked from, on every node.
+DYNAMIC_PORT_MIN, DYNAMIC_PORT_MAX = 20000, 32000
+# Nodes scored per placement for a group with affinities or spreads.  Nomad
+# scores every feasible node; here planning runs inside the Raft actor's turn,
+# and scoring every node of a 1,000-node cluster for each of a 1,000-count
+# job's placements would hold it (and its heartbeats) for seconds.  A hundred
+# nodes, visited in the evaluation's shuffled order, see every value of the
+# attributes jobs spread over in practice.
+PREFERENCE_SCORE_LIMIT = 100
+PORT_COLLISION = "network: reserved port collision"
+PORTS_EXHAUSTED = "network: dynamic port selection failed"
+
+
+def group_ports(group: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The group's (static ports, dynamic ports) from its ``network`` block; empty when it has none."""
+    nets = group.get("Networks") or ()
+    return (nets[0]["ReservedPorts"], nets[0]["DynamicPorts"]) if nets else ([], [])
+
+
+def alloc_port_values(alloc: dict[str, Any]) -> list[int]:
+    return [p["Value"] for p in alloc.get("AllocatedPorts") or ()]
+
+
 # Feasibility results kept per node across evaluations (the store's
 # ``feasibility`` dict) hold at most this many job shapes per node record;
 # past it the node's entry starts over, so distinct job specs cannot grow it
@@ -165,6 +189,45 @@ class _Placer:
         self._shapes: dict[str, str] = {}  # group name -> its feasibility_shape
         self.job_on_node: dict[tuple[str, str], int] = {}  # (node, group) -> allocs of this job there
         self._pref_cache: dict[str, tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]] = {}
+        # (group, attribute) -> value -> allocations, for spreads (_value_counts)
+        self._spread_counts: dict[tuple[str, str], dict[str, int]] = {}
+        self.stopping: set[str] = set()  # allocations the plan stops: their ports are free to take
+        self.last_ports: list[dict[str, Any]] = []  # the ports select() assigned with its node
+
+    def assign_ports(self, node_id: str, node: dict[str, Any], group: dict[str, Any],
+                     metrics: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+        """The group's ports on *node*: its static ones if free, dynamic ones picked from the free
+        range (seeded by the evaluation, so every server picks alike); None when they do not fit."""
+        static, dynamic = group_ports(group)
+        if not static and not dynamic:
+            return []
+        used = self.usage.used_ports(node_id, self.stopping)
+        if any(p["Value"] in used for p in static):
+            if metrics is not None:
+                metrics["NodesExhausted"] += 1
+                metrics["DimensionExhausted"][PORT_COLLISION] = \
+                    metrics["DimensionExhausted"].get(PORT_COLLISION, 0) + 1
+            return None
+        res = node.get("NodeResources") or {}
+        lo = int(res.get("MinDynamicPort") or DYNAMIC_PORT_MIN)
+        hi = int(res.get("MaxDynamicPort") or DYNAMIC_PORT_MAX)
+        taken = used | {p["Value"] for p in static}
+        ip = (node.get("Attributes") or {}).get("unique.network.ip-address", "")
+        out = [{"Label": p["Label"], "Value": p["Value"], "To": p["To"], "HostIP": ip} for p in static]
+        span = hi - lo + 1
+        for p in dynamic:
+            start = self._rng.randrange(span)
+            value = next((lo + (start + k) % span for k in range(span)
+                          if lo + (start + k) % span not in taken), None)
+            if value is None:
+                if metrics is not None:
+                    metrics["NodesExhausted"] += 1
+                    metrics["DimensionExhausted"][PORTS_EXHAUSTED] = \
+                        metrics["DimensionExhausted"].get(PORTS_EXHAUSTED, 0) + 1
+                return None
+            taken.add(value)
+            out.append({"Label": p["Label"], "Value": value, "To": p["To"] or value, "HostIP": ip})
+        return out
 
     def _node_at(self, pos: int) -> str:
         ids, swapped = self.sorted_ids, self._swapped
@@ -247,12 +310,14 @@ class _Placer:
                       spreads: tuple[dict[str, Any], ...]) -> float:
         """How much placing on *node* improves the group's spread, each spread by its share of the weight.
 
-        With targets: (desired - placed) / desired for the node's value, where
-        desired is its percentage of the group's count (values not named
-        share what the targets leave); a value wanted nowhere, or a node
-        without the attribute, scores -1.  Without targets (even spread): a
-        value with fewer allocations than the least-used one scores up to
-        +1, one with more scores down to -1, and nothing placed yet scores 0.
+        With targets: (desired - (placed + 1)) / desired for the node's
+        value, counting the placement being scored, where desired is its
+        percentage of the group's count (values not named share what the
+        targets leave); a value wanted nowhere, or a node without the
+        attribute, scores -1.  Without targets (even spread): a value not yet
+        used scores +1, one above the least-used value down to -1, the
+        least-used one (max - min) / min, and -1 when all are level; nothing
+        placed yet scores 0.  (Nomad's spread iterator's rules.)
         """
         weights = sum(sp["Weight"] for sp in spreads)
         total = 0.0
@@ -272,29 +337,44 @@ class _Placer:
                     others = {v for v in counts if v not in named} | {value}
                     percent = (100 - sum(named.values())) / len(others)
                 desired = percent / 100 * group["Count"]
-                total += share * ((desired - used) / desired if desired > 0 else -1.0)
+                total += share * ((desired - (used + 1)) / desired if desired > 0 else -1.0)
             elif counts:
                 lo, hi = min(counts.values()), max(counts.values())
                 if value not in counts:
                     boost = 1.0
                 elif used > lo:
-                    boost = max(-1.0, (lo - used) / max(lo, 1))
+                    boost = max(-1.0, (lo - used) / lo)
                 else:
-                    boost = 0.0 if lo == hi else min(1.0, (hi - lo) / max(lo, 1))
+                    boost = -1.0 if lo == hi else min(1.0, (hi - lo) / lo)
                 total += share * boost
         return total
 
     def _value_counts(self, group: dict[str, Any], attribute: str) -> dict[str, int]:
-        """The group's live allocations (this plan's placements included) per value of *attribute*."""
-        counts: dict[str, int] = {}
-        for (node_id, name), n in self.job_on_node.items():
-            node = self.nodes.get(node_id)
-            if name != group["Name"] or node is None or n <= 0:
-                continue
-            value = resolve_target(attribute, node)
-            if value is not None:
-                counts[value] = counts.get(value, 0) + n
+        """The group's live allocations (this plan's placements included) per value of *attribute*.
+
+        Counted once per group and attribute, then kept up to date as
+        placements are made (:meth:`_count_placement`): a spread is scored on
+        every feasible node for every placement.
+        """
+        key = (group["Name"], attribute)
+        counts = self._spread_counts.get(key)
+        if counts is None:
+            counts = self._spread_counts[key] = {}
+            for (node_id, name), n in self.job_on_node.items():
+                node = self.nodes.get(node_id)
+                if name != group["Name"] or node is None or n <= 0:
+                    continue
+                value = resolve_target(attribute, node)
+                if value is not None:
+                    counts[value] = counts.get(value, 0) + n
         return counts
+
+    def _count_placement(self, group: dict[str, Any], node: dict[str, Any]) -> None:
+        for (name, attribute), counts in self._spread_counts.items():
+            if name == group["Name"]:
+                value = resolve_target(attribute, node)
+                if value is not None:
+                    counts[value] = counts.get(value, 0) + 1
 
     def select(self, group: dict[str, Any], metrics: dict[str, Any]) -> str | None:
         need = group_resources(group)
@@ -302,9 +382,11 @@ class _Placer:
         best, best_score, found = None, -1e9, 0
         n = len(self.sorted_ids)
         affinities, spreads = self._prefs(group)
-        # With affinities or spreads every feasible node is scored, as Nomad's
-        # stack lifts its limit for them; otherwise the first ``limit``.
-        limit = n if affinities or spreads else self.limit
+        has_ports = any(group_ports(group))
+        self.last_ports = []
+        # With affinities or spreads many more nodes are scored (Nomad's stack
+        # scores every one), up to PREFERENCE_SCORE_LIMIT; otherwise the first ``limit``.
+        limit = max(self.limit, PREFERENCE_SCORE_LIMIT) if affinities or spreads else self.limit
         for _ in range(n):
             node_id = self._node_at(self.cursor)
             self.cursor = (self.cursor + 1) % n
@@ -326,6 +408,8 @@ class _Placer:
                 dim = "cpu" if after[0] > cap[0] else "memory"
                 metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
                 continue
+            if has_ports and self.assign_ports(node_id, node, group, metrics) is None:
+                continue
             score = fit_score(cap, after, self.spread)
             if affinities or spreads:
                 # Nomad's normalization: the mean of every score that applies.
@@ -333,7 +417,9 @@ class _Placer:
                 if collisions:
                     parts.append(-(collisions + 1) / max(1, group["Count"]))
                 if affinities:
-                    parts.append(self._affinity_score(node, affinities))
+                    affinity = self._affinity_score(node, affinities)
+                    if affinity:  # as Nomad's: a node no affinity speaks of is not scored down for it
+                        parts.append(affinity)
                 if spreads:
                     spread = self._spread_score(node, group, spreads)
                     if spread:
@@ -350,8 +436,13 @@ class _Placer:
             u = self.usage[best]
             u[0] += need[0]
             u[1] += need[1]
+            if has_ports:
+                self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
+                self.usage.used_ports(best, self.stopping).update(p["Value"] for p in self.last_ports)
             key = (best, group["Name"])
             self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
+            if spreads:
+                self._count_placement(group, self.nodes[best])
         return best
 
 
@@ -381,6 +472,16 @@ class _Usage(dict):  # type: ignore[type-arg]
         self._node_usage = node_usage
         # The store's node_capacity (kept per node record) when it has one.
         self.capacity = node_capacity
+        # node ID -> ports its live allocations hold (and this batch's placements took), on first look.
+        self.ports: dict[str, set[int]] = {}
+
+    def used_ports(self, node_id: str, stopping: set[str]) -> set[int]:
+        """The ports in use on *node_id*; allocations this plan stops (*stopping*) hold none."""
+        got = self.ports.get(node_id)
+        if got is None:
+            got = self.ports[node_id] = {v for a in self._node_allocs(node_id)
+                                         if live(a) and a["ID"] not in stopping for v in alloc_port_values(a)}
+        return got
 
     def __missing__(self, node_id: str) -> list[int]:
         if self._node_usage is not None:
@@ -503,6 +604,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             taken.add(i)
         prev_by_name = {name: a for name, a in replace}
         missing = [i for i in range(group["Count"]) if i not in taken]
+        if any(group_ports(group)):
+            placer.stopping = {st["ID"] for st in plan["Stop"]}  # what this plan stops holds no port
         metrics = _new_metrics()
         failed = 0
         for i in missing:
@@ -513,7 +616,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 failed += 1
                 continue
             seq += 1
-            plan["Place"].append(_alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev))
+            plan["Place"].append(_alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev,
+                                        placer.last_ports))
         if failed:
             metrics["CoalescedFailures"] = failed - 1
             plan["Failed"][group["Name"]] = metrics
@@ -554,6 +658,8 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         return
     replace_on = plan.pop("_replace", {})
     metrics = _new_metrics()
+    if any(group_ports(group)):
+        placer.stopping = {st["ID"] for st in plan["Stop"]}
     failed = 0
     need = group_resources(group)
     for node_id in placer.sorted_ids:
@@ -572,21 +678,28 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             metrics["NodesExhausted"] += 1
             failed += 1
             continue
+        ports = placer.assign_ports(node_id, node, group, metrics)
+        if ports is None:
+            failed += 1
+            continue
+        if ports:
+            placer.usage.used_ports(node_id, placer.stopping).update(p["Value"] for p in ports)
         u = placer.usage[node_id]
         u[0] += need[0] - freed[0]
         u[1] += need[1] - freed[1]
         name = f"{job['ID']}.{group['Name']}[0]"
         plan["Place"].append(_alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
-                                    prev))
+                                    prev, ports))
     if failed:
         metrics["CoalescedFailures"] = failed - 1
         plan["Failed"][group["Name"]] = metrics
 
 
 def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, node: dict[str, Any],
-           eval_id: str, seq: int, prev: dict[str, Any] | None) -> dict[str, Any]:
+           eval_id: str, seq: int, prev: dict[str, Any] | None,
+           ports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     cpu, mem = group_resources(group)
-    return {
+    alloc = {
         "ID": alloc_id(eval_id, name, seq), "EvalID": eval_id, "Name": name, "Namespace": job["Namespace"],
         "NodeID": node_id, "NodeName": node.get("Name", ""), "JobID": job["ID"],
         "JobVersion": job.get("Version", 0), "TaskGroup": group["Name"],
@@ -597,3 +710,6 @@ def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, 
         "RescheduleCount": (prev.get("RescheduleCount", 0) + 1) if prev is not None
         and prev.get("ClientStatus") == "failed" else (prev.get("RescheduleCount", 0) if prev else 0),
     }
+    if ports:
+        alloc["AllocatedPorts"] = ports
+    return alloc
