@@ -440,8 +440,9 @@ _ROUTES = sorted([
     _Route("/v1/node/pool", (("node", READ),), (("management", ""),)),
     # Namespaces: readable with any job capability in one; only management may (try to) write.
     _Route("/v1/namespace", (("namespace", "read-job|list-jobs"),), (("management", ""),)),
-    # Variables: Nomad's read / write namespace policies' variable capabilities.
-    _Route("/v1/var", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
+    # Variables: Nomad grants them only through a policy's ``variables { path ... }`` blocks,
+    # which are not parsed here, so only a management token reads or writes them.
+    _Route("/v1/var", (("management", ""),), (("management", ""),)),
     _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/node/", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/jobs", (("namespace", "list-jobs"),), (("namespace", "submit-job"),)),
@@ -476,6 +477,8 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
         return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch
+    if path.startswith("/v1/node/pool/") and path.endswith("/jobs") and method in _READS:
+        return (Need("node", READ), Need("namespace", "read-job", namespace))  # NodePool.ListJobs
     if path.startswith("/v1/node/") and path.endswith("/allocations") and method in _READS:
         return (Need("node", READ), Need("namespace", "read-job", namespace))  # Node.GetAllocs
     if path.startswith("/v1/client/allocation/") and path.endswith("/gc"):  # any method, as Nomad

@@ -18,7 +18,7 @@ cluster from a dead connection.  As Nomad's:
 * ``namespace``: ``default`` unless given; ``*`` every one.  Node and ACL
   events belong to none and always pass.
 * With ACLs, each topic asked for needs its own permission: ``node:read``
-  for Node and NodePool; ``read-job`` in the namespace for Job, Allocation,
+  for Node; ``read-job`` in the namespace for Job, Allocation,
   Evaluation, Deployment and Service; a management token for the rest and
   for ``*``.  Otherwise ``403 Permission denied``.
 * A malformed index or topic is ``400``; a server started with
@@ -55,7 +55,6 @@ from actors.http_api import (
     route,
 )
 from actors.state.events import (
-    EVENT_SUBSCRIBER_MAX_LAG,
     EVENT_TABLES,
     Batch,
     Subscription,
@@ -76,7 +75,7 @@ HEARTBEAT_LINE = b"{}\n"
 log = logging.getLogger("agent.http.events")
 _subscriber_ids = itertools.count(1)
 
-_NODE_TOPICS = ("Node", "NodePool")
+_NODE_TOPICS = ("Node",)  # NodePool events, as Nomad's, need a management token
 _JOB_TOPICS = ("Job", "Allocation", "Evaluation", "Deployment", "Service")
 
 
@@ -126,17 +125,18 @@ def event_stream(req: Request, api: Api) -> Any:
     if ref is None or not ref.is_alive():
         return _relay(req, api, start, sub)
     poll = query_flag(req, "poll")
-    sid = None if poll else next(_subscriber_ids)
     # The first look answers at once: whether events are kept here at all,
-    # and what is kept from *start* on.
-    index, batches, _ = _watch(api, ref, start, 0.0, sid)
+    # and what is kept from *start* on.  The stream registers as a subscriber
+    # only once it runs (its generator's own watches), so a caller that hung
+    # up before it started leaves nothing behind.
+    index, batches, _ = _watch(api, ref, start, 0.0, None)
     if batches is None:
         raise CodedError(400, "event broker is disabled")
     if poll:
         if not batches:
             index, batches, _ = _watch(api, ref, max(index + 1, start), EVENT_HEARTBEAT_S, None)
         return Response(200, _poll_body(batches or [], sub, start, index), "application/json")
-    return Stream(200, _stream(api, ref, sub, sid, start, index, batches), "application/json")
+    return Stream(200, _stream(req, api, ref, sub, start, index, batches), "application/json")
 
 
 def _watch(api: Api, ref: Any, start: int, wait_s: float,
@@ -180,8 +180,23 @@ def _lines(batches: list[Batch], sub: Subscription, start: int) -> Iterator[tupl
         yield b.index, (frame(b.index, wanted) if wanted else b"")
 
 
-def _stream(api: Api, ref: Any, sub: Subscription, sid: int | None, start: int, index: int,
+def _still_allowed(req: Request, api: Api, sub: Subscription) -> bool:
+    """The stream's token still grants what it subscribed to (Nomad closes a subscription whose
+    token was deleted, expired or lost the permission)."""
+    if not api.ctx.acl_enabled:
+        return True
+    from actors.http_acl import resolve
+
+    try:
+        _, acl = resolve(req, api)
+    except CodedError:
+        return False
+    return _allowed(acl, sub)
+
+
+def _stream(req: Request, api: Api, ref: Any, sub: Subscription, start: int, index: int,
             batches: list[Batch] | None) -> Iterator[bytes]:
+    sid = next(_subscriber_ids)
     cursor = start  # the next index the caller may get
     quiet_since = api.env.now()
     try:
@@ -195,19 +210,24 @@ def _stream(api: Api, ref: Any, sub: Subscription, sid: int | None, start: int, 
             if api.env.now() - quiet_since >= EVENT_HEARTBEAT_S:
                 yield HEARTBEAT_LINE
                 quiet_since = api.env.now()
+            if not _still_allowed(req, api, sub):
+                return  # the token went or lost the permission: the stream ends
             asked = api.env.now()
             try:
                 index, batches, lost = _watch(api, ref, cursor, EVENT_HEARTBEAT_S, sid)
             except CodedError:
                 return  # the server stopped answering: the caller reconnects with its last index + 1
             if lost:
-                log.warning("event stream subscriber %d fell over %d writes behind: events from index %d "
-                            "to the oldest kept were dropped", sid, EVENT_SUBSCRIBER_MAX_LAG, cursor)
+                # Events from the cursor on are gone (the reader fell EVENT_SUBSCRIBER_MAX_LAG
+                # writes behind, or the state was restored from a snapshot): the stream ends
+                # rather than skip them silently; the caller starts again from what is kept.
+                log.warning("event stream subscriber %d lost the events from index %d on; closing it",
+                            sid, cursor)
+                return
             if not batches and api.env.now() - asked < EVENT_HEARTBEAT_S / 2:
                 gevent.sleep(EVENT_RETRY_PAUSE_S)
     finally:  # the caller hung up (the write failed) or the agent stops
-        if sid is not None:
-            _forget(api, ref, sid)
+        _forget(api, ref, sid)
 
 
 def _poll_body(batches: list[Batch], sub: Subscription, start: int, index: int) -> bytes:
@@ -260,7 +280,9 @@ def _relay_stream(req: Request, api: Api, first: tuple[int, list[bytes]]) -> Ite
         asked = api.env.now()
         try:
             nxt, lines = _poll_server(req, api, nxt)
-        except CodedError:
+        except CodedError as e:
+            if e.code in (401, 403, 400):
+                return  # refused (the token went, or the server makes no events): the stream ends
             lines = []
             if api.env.now() - asked < EVENT_HEARTBEAT_S / 2:
                 gevent.sleep(EVENT_RETRY_PAUSE_S)  # no server answered: ask again shortly

@@ -12,10 +12,10 @@
 * ``DELETE /v1/var/<path>[?cas=N]``: removes it (409 on a check-index
   mismatch).
 
-With ACLs, reading and listing need ``read-job`` in the namespace and
-writing and deleting ``submit-job`` -- what Nomad's ``read`` and ``write``
-namespace policies grant on variables; Nomad's per-path ``variables``
-policy blocks are not parsed here.  actors.state.variables has the rules.
+With ACLs, only a management token reads or writes variables: Nomad grants
+them through a policy's ``variables { path "..." { capabilities } }``
+blocks alone (a namespace's ``read`` or ``write`` policy grants none), and
+those blocks are not parsed here.  actors.state.variables has the rules.
 """
 
 from __future__ import annotations

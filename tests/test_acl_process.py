@@ -239,20 +239,40 @@ def test_node_pools_are_read_with_node_read_and_written_with_management(agent, m
     assert call(port, "DELETE", "/v1/node/pool/acl-pool", token=management).status == 200
 
 
-def test_variables_are_read_with_a_read_policy_and_written_with_a_write_policy(agent, management):
+def test_variables_need_a_management_token_as_no_policy_here_grants_them(agent, management):
     port = agent.http_port
+    # In Nomad only a policy's `variables` blocks grant variables; a namespace's read or
+    # write policy grants none.  Those blocks are not parsed here, so only management reaches them.
     reader = client_token(agent, management, "vars-reader", "vars-read",
                           'namespace "default" { policy = "read" }')["SecretID"]
     writer = client_token(agent, management, "vars-writer", "vars-write", SUBMIT_POLICY)["SecretID"]
-    assert call(port, "PUT", "/v1/var/acl/v", {"Items": {"a": "b"}}).status == 403  # anonymous
-    r = call(port, "PUT", "/v1/var/acl/v", {"Items": {"a": "b"}}, token=reader)
-    assert (r.status, r.text) == (403, "Permission denied")
-    assert call(port, "PUT", "/v1/var/acl/v", {"Items": {"a": "b"}}, token=writer).status == 200
-    assert call(port, "GET", "/v1/var/acl/v", token=reader).json()["Items"] == {"a": "b"}
-    assert [x["Path"] for x in call(port, "GET", "/v1/vars", token=reader).json()] == ["acl/v"]
-    assert call(port, "GET", "/v1/var/acl/v").status == 403
-    assert call(port, "DELETE", "/v1/var/acl/v", token=reader).status == 403
-    assert call(port, "DELETE", "/v1/var/acl/v", token=writer).status == 200
+    assert call(port, "PUT", "/v1/var/acl/v", {"Items": {"a": "b"}}, token=management).status == 200
+    for token in ("", reader, writer):
+        assert call(port, "GET", "/v1/var/acl/v", token=token).status == 403
+        assert call(port, "GET", "/v1/vars", token=token).status == 403
+        r = call(port, "PUT", "/v1/var/acl/v", {"Items": {"a": "c"}}, token=token)
+        assert (r.status, r.text) == (403, "Permission denied")
+        assert call(port, "DELETE", "/v1/var/acl/v", token=token).status == 403
+    assert call(port, "GET", "/v1/var/acl/v", token=management).json()["Items"] == {"a": "b"}
+    assert call(port, "DELETE", "/v1/var/acl/v", token=management).status == 200
+
+
+def test_an_event_stream_ends_when_its_token_is_deleted(agent, management):
+    from tests.test_events import _Lines
+
+    port = agent.http_port
+    made = client_token(agent, management, "events-gone", "events-gone-node", 'node { policy = "read" }')
+    assert call(port, "GET", "/v1/event/stream?topic=NodePool", token=made["SecretID"]).status == 403
+    s = _Lines(port, "/v1/event/stream?topic=Node", token=made["SecretID"])
+    try:
+        assert s.status == 200
+        assert call(port, "DELETE", f"/v1/acl/token/{made['AccessorID']}", token=management).status == 200
+        # The stream looks at the token again at least every heartbeat (10 s) and ends.
+        with pytest.raises(EOFError):
+            for _ in range(5):
+                s.line()
+    finally:
+        s.close()
 
 
 def test_status_metrics_and_health_stay_open(agent, management):

@@ -186,6 +186,24 @@ def test_a_live_subscribers_unread_batches_stay_up_to_the_lag_cap_and_go_when_it
     assert [b.index for b in buf.since(0)] == [8, 9]
 
 
+def test_a_restore_from_a_snapshot_drops_the_kept_events_and_tells_subscribers():
+    st = _store()
+    st.apply(1, command("node_register", node=NODE, now=1.0))
+    assert st.events is not None and len(st.events) == 1
+    st.events.since(2, subscriber=1)  # a live reader waiting for index 2
+    snap = st.snapshot()
+    st.restore(snap, 5)  # as a follower installing the leader's snapshot
+    assert len(st.events) == 0 and st.events.last_index == 5
+    assert st.events.dropped_upto == 5  # what the reader wanted (index 2..5) made no events: it is lost
+
+
+def test_deleting_a_pool_twice_in_one_write_deletes_it_once():
+    st = _store()
+    st.apply(1, command("node_pool_upsert", pools=[{"Name": "p1"}]))
+    assert st.apply(2, command("node_pool_delete", names=["p1", "p1"]))["ok"]
+    assert _kinds(_last(st)) == [("NodePool", "NodePoolDeleted", "p1")]
+
+
 def test_subscriptions_match_topics_keys_filter_keys_and_namespaces():
     alloc = Event("Allocation", "AllocationUpdated", "a1", "default", ("web", ""), 5, {})
     node = Event("Node", "NodeRegistration", "n1", "", (), 6, {})

@@ -230,6 +230,14 @@ class EventBuffer:
         """The oldest kept batch's index (0: none kept)."""
         return self._batches[0].index if self._batches else 0
 
+    def reset(self, index: int) -> None:
+        """The state was replaced from a snapshot at *index*: what changed up to it made no events,
+        so every kept batch goes and every live subscriber is told it lost events (its stream ends,
+        as Nomad closes its subscriptions when its state store is abandoned)."""
+        self._batches.clear()
+        self.dropped_upto = max(self.dropped_upto, index)
+        self.last_index = max(self.last_index, index)
+
     def forget(self, subscriber: int) -> None:
         self._cursors.pop(subscriber, None)
 

@@ -99,8 +99,9 @@ def upsert(store: Any, index: int, cmd: dict[str, Any]) -> Any:
 def delete(store: Any, index: int, cmd: dict[str, Any]) -> Any:
     """``node_pool_delete``: delete each pool; all or none, refused while anything uses one."""
     names = cmd.get("names")
-    if not isinstance(names, list) or not names:
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         return {"ok": False, "error": "must specify at least one node pool to delete"}
+    names = sorted(set(names))
     table = store.tables[TABLE]
     for name in names:
         if name in BUILT_IN:

@@ -577,6 +577,8 @@ class StateStore:
         self.periodic_index = index
         self.applied_index = index
         self._watchers = watchers
+        if self.events is not None:
+            self.events.reset(index)
         for t in TABLES:
             for w in list(self._watchers):
                 w(t, self.table_index[t])
@@ -1078,7 +1080,7 @@ class StateStore:
         plan used its room) leave the evaluation's work undone: a follow-up
         evaluation is created so the job is looked at again with fresh state.
         """
-        from actors.scheduler.scheduler import alloc_usage, node_ready
+        from actors.scheduler.scheduler import alloc_port_values, alloc_usage, live, node_ready
 
         plan, now = cmd["plan"], float(cmd["now"])
         evals, allocs, nodes = self.tables["evals"], self.tables["allocs"], self.tables["nodes"]
@@ -1105,6 +1107,7 @@ class StateStore:
         for node_id in {p["NodeID"] for p in plan["Place"]}:
             used[node_id] = list(self.node_usage(node_id))
         placed, refused = [], []
+        ports_held: dict[str, set[int]] = {}  # node -> ports its live allocations hold, on first look
         job = self._plan_job(plan)
         for p in plan["Place"]:
             node = nodes.get(p["NodeID"])
@@ -1123,6 +1126,16 @@ class StateStore:
             if u[0] + c > cap[0] or u[1] + m > cap[1] or p["ID"] in allocs:
                 refused.append(p["ID"])
                 continue
+            want = alloc_port_values(p)
+            if want:  # ports another placement took since the plan was made are refused too
+                held = ports_held.get(p["NodeID"])
+                if held is None:
+                    held = ports_held[p["NodeID"]] = {v for a in self.node_allocs(p["NodeID"])
+                                                      if live(a) for v in alloc_port_values(a)}
+                if held.intersection(want) or len(set(want)) != len(want):
+                    refused.append(p["ID"])
+                    continue
+                held.update(want)
             u[0] += c
             u[1] += m
             rec = dict(p)
