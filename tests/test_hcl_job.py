@@ -65,7 +65,8 @@ def test_attribute_maps_several_groups_and_tasks_and_defaults() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('job "x" { group "g" { network { port "http" {} } } }', "'network' not supported"),
+    ('job "x" { group "g" { network { port "http" { host_network = "public" } } } }', "'host_network' not supported"),
+    ('job "x" { group "g" { network { dns { servers = ["1.1.1.1"] } } } }', "'dns' not supported"),
     ('job "x" { update { max_parallel = 1 } }', "'update' not supported"),
     ('job "x" { periodic { cron = "* * * * *"\n spec_type = "cron" } }', "'spec_type' not supported"),
     ('job "x" { group "g" { task "t" { driver = "raw_exec"\n service { name = "web" } } } }',
