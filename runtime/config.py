@@ -261,6 +261,8 @@ class Reserved:
     cpu: int = _f(0, ge=0)
     memory: int = _f(0, ge=0)
     disk: int = _f(0, ge=0)
+    # Host ports no allocation may take ("22,80,8000-8100"): the host's own services.
+    reserved_ports: str = ""
 
 
 @conf
@@ -290,6 +292,9 @@ class ClientConfig:
     disk_free_mb: int = _f(0, ge=0)
     # Nomad's default: no task's kill_timeout holds a stop longer than this.
     max_kill_timeout_s: float = _dur(30, gt=0)
+    # Dynamic ports are picked from this range (Nomad's defaults).
+    min_dynamic_port: int = _f(20000, ge=1, le=65535)
+    max_dynamic_port: int = _f(32000, ge=1, le=65535)
     reserved: Reserved = _sub(Reserved)
     server_join: ServerJoin = _sub(ServerJoin)  # start_join is rejected for clients
     # Absent block -> None: no drain on shutdown (NOMAD.md §2.2).
@@ -895,6 +900,23 @@ def _check_server(s: ServerConfig) -> None:
                               f"16, 24 or 32 bytes, got {len(key)}")
 
 
+def parse_port_ranges(spec: str) -> tuple[int, ...]:
+    """Nomad's ParsePortRanges: ``"22,80,8000-8100"`` -> the ports, sorted; ValueError if malformed."""
+    ports: set[int] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        lo_s, sep, hi_s = part.partition("-")
+        try:
+            lo, hi = int(lo_s), int(hi_s) if sep else int(lo_s)
+        except ValueError:
+            raise ValueError(f"invalid port range {part!r}") from None
+        if not 1 <= lo <= hi <= 65535:
+            raise ValueError(f"invalid port range {part!r}: ports are 1-65535, low to high")
+        ports.update(range(lo, hi + 1))
+    return tuple(sorted(ports))
+
+
 def _check_client(c: ClientConfig) -> None:
     if c.server_join.start_join:
         raise ConfigError("client.server_join.start_join: not allowed for clients "
@@ -904,6 +926,13 @@ def _check_client(c: ClientConfig) -> None:
                           "want 1-128 letters, digits, '-' or '_'")
     if c.node_pool == "all":
         raise ConfigError('client.node_pool: node is not allowed to register in node pool "all"')
+    if c.min_dynamic_port > c.max_dynamic_port:
+        raise ConfigError(f"client.min_dynamic_port ({c.min_dynamic_port}) must be <= "
+                          f"client.max_dynamic_port ({c.max_dynamic_port})")
+    try:
+        parse_port_ranges(c.reserved.reserved_ports)
+    except ValueError as e:
+        raise ConfigError(f"client.reserved.reserved_ports: {e}") from None
     for key, _ in c.meta if c.enabled else ():
         if not _META_KEY.fullmatch(key):
             raise ConfigError(f'client.meta: invalid key "{key}"')

@@ -109,6 +109,43 @@ def test_the_state_machine_refuses_a_port_another_plan_took_first():
     assert len(results[0]["placed"]) == 1 and results[1]["refused"] == [plans[1]["Place"][0]["ID"]]
 
 
+def test_a_nodes_reserved_host_ports_and_dynamic_range_are_kept():
+    c = Cluster()
+    nid = c.node(0, cpu=8000, mem=8192)
+    node = dict(c.state.tables["nodes"][nid])
+    node["NodeResources"] = {**node["NodeResources"], "MinDynamicPort": 30000, "MaxDynamicPort": 30003}
+    node["ReservedResources"] = {**node["ReservedResources"], "Networks": {"ReservedHostPorts": "22,30001"}}
+    c.apply("node_register", node=node)
+    c.register(**service("ssh", count=1, cpu=100, mem=64, **_net({"Label": "ssh", "Value": 22})))
+    c.register(**service("web", count=4, cpu=100, mem=64, **_net({"Label": "http"})))
+    c.schedule()
+    assert c.running("ssh") == []  # 22 belongs to the host
+    got = sorted(p["Value"] for a in c.running("web") for p in a["AllocatedPorts"])
+    assert got == [30000, 30002, 30003]  # the range less the reserved port; the fourth has none left
+    failed = [e for e in c.state.tables["evals"].values() if e.get("FailedTGAllocs", {}).get("g")]
+    assert any("dynamic port selection failed" in str(e["FailedTGAllocs"]) for e in failed)
+
+
+def test_the_port_config_keys_parse_and_bad_ones_are_refused(tmp_path):
+    from runtime.config import ConfigError, load_files, parse_port_ranges, validate
+
+    assert parse_port_ranges("22, 80,8000-8002") == (22, 80, 8000, 8001, 8002)
+    for bad in ("x", "0", "9-8", "70000"):
+        with pytest.raises(ValueError):
+            parse_port_ranges(bad)
+    path = tmp_path / "c.toml"
+    path.write_text('[client]\nenabled = true\nmin_dynamic_port = 25000\nmax_dynamic_port = 26000\n'
+                    '[client.reserved]\nreserved_ports = "22,80"\n')
+    cfg, _, _ = load_files([str(path)])
+    assert (cfg.client.min_dynamic_port, cfg.client.max_dynamic_port, cfg.client.reserved.reserved_ports) == \
+        (25000, 26000, "22,80")
+    for text, why in (('min_dynamic_port = 30000\nmax_dynamic_port = 20000\n', "must be <="),
+                      ('[client.reserved]\nreserved_ports = "22-x"\n', "reserved_ports")):
+        path.write_text("[client]\nenabled = true\n" + text)
+        with pytest.raises(ConfigError, match=why):
+            validate(load_files([str(path)])[0])
+
+
 # ---------------------------------------------------------------- the client and the API
 
 

@@ -73,6 +73,11 @@ class NodeSpec(Message):
     drivers: tuple[str, ...] = ()  # detected and healthy task drivers, sorted
     resources: Resources = Resources()
     reserved: Resources = Resources()
+    # Network: the dynamic port range and the host ports no allocation may take
+    # (client.min/max_dynamic_port, client.reserved.reserved_ports as written).
+    min_dynamic_port: int = 20000
+    max_dynamic_port: int = 32000
+    reserved_ports: str = ""
 
     def __post_init__(self) -> None:
         if not self.node_id:

@@ -99,6 +99,9 @@ class ClientNodeConfig:
     # by the agent at start), so a reinstalled agent comes back as the same
     # node; "" (Nomad's default, no_host_uuid = true): a random UUID.
     host_uuid: str = ""
+    min_dynamic_port: int = 20000  # client.min_dynamic_port
+    max_dynamic_port: int = 32000  # client.max_dynamic_port
+    reserved_ports: str = ""  # client.reserved.reserved_ports
 
     def __post_init__(self) -> None:
         for name in ("rpc_attempt_timeout_s", "rpc_hold_timeout_s", "register_retry_s", "no_servers_retry_s",
@@ -116,7 +119,8 @@ class ClientNodeConfig:
         c = config.client
         return cls(servers=tuple(_with_port(s) for s in c.servers), name=name, datacenter=config.datacenter,
                    node_class=c.node_class, node_pool=c.node_pool, meta=tuple(sorted(c.meta)),
-                   http_addr=http_addr, dev_mode=config.dev_mode)
+                   http_addr=http_addr, dev_mode=config.dev_mode, min_dynamic_port=c.min_dynamic_port,
+                   max_dynamic_port=c.max_dynamic_port, reserved_ports=c.reserved.reserved_ports)
 
 
 def read_host_uuid(paths: tuple[str, ...] = ("/sys/class/dmi/id/product_uuid", "/etc/machine-id")) -> str:
@@ -385,7 +389,9 @@ class ClientNode(NodeActor):
         return NodeSpec(node_id=self.node_id, secret_id=self.secret_id, name=c.name or self.env.node,
                         datacenter=c.datacenter, node_class=c.node_class, node_pool=c.node_pool,
                         http_addr=c.http_addr, attributes=fp.attributes, meta=c.meta,
-                        drivers=fp.drivers, resources=fp.resources, reserved=fp.reserved)
+                        drivers=fp.drivers, resources=fp.resources, reserved=fp.reserved,
+                        min_dynamic_port=c.min_dynamic_port, max_dynamic_port=c.max_dynamic_port,
+                        reserved_ports=c.reserved_ports)
 
     def _response(self, m: NodeUpdateResponse) -> None:
         rpc = self._rpc

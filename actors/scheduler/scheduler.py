@@ -20,9 +20,10 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   ``ScoreFitBinPack`` minus a job anti-affinity penalty, and the best wins.
   ``limit`` is ``max(2, ceil(log2(nodes)))`` as in Nomad's generic stack.
   A job with ``affinity`` or ``spread`` blocks has up to
-  ``PREFERENCE_SCORE_LIMIT`` (100) feasible nodes scored, and a node's score is the mean of the bin-packing score, the
-  anti-affinity penalty, the affinity score (matching weights over all
-  weights) and the spread boost (towards each value's target share, or
+  ``PREFERENCE_SCORE_LIMIT`` (100) feasible nodes scored, and a node's score
+  is the mean of the bin-packing score, the anti-affinity penalty, the
+  affinity score (matching weights over all weights) and the spread boost
+  (towards each value's target share, or
   towards the least-used value), as Nomad's score normalization does.
 * **System jobs** place one allocation of each group on every feasible node.
 
@@ -33,6 +34,7 @@ used the room meanwhile), so nodes are never over-committed.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from random import Random
@@ -134,6 +136,23 @@ def alloc_port_values(alloc: dict[str, Any]) -> list[int]:
     return [p["Value"] for p in alloc.get("AllocatedPorts") or ()]
 
 
+def node_reserved_ports(node: dict[str, Any] | None) -> frozenset[int]:
+    """The host ports the node's client keeps from allocations (client.reserved.reserved_ports)."""
+    networks = ((node or {}).get("ReservedResources") or {}).get("Networks") or {}
+    spec = networks.get("ReservedHostPorts") or ""
+    return _parse_ports(spec) if spec else frozenset()
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_ports(spec: str) -> frozenset[int]:
+    from runtime.config import parse_port_ranges
+
+    try:
+        return frozenset(parse_port_ranges(spec))
+    except ValueError:
+        return frozenset()  # the client validated it; a bad one from elsewhere reserves nothing
+
+
 # Feasibility results kept per node across evaluations (the store's
 # ``feasibility`` dict) hold at most this many job shapes per node record;
 # past it the node's entry starts over, so distinct job specs cannot grow it
@@ -201,7 +220,7 @@ class _Placer:
         static, dynamic = group_ports(group)
         if not static and not dynamic:
             return []
-        used = self.usage.used_ports(node_id, self.stopping)
+        used = self.usage.used_ports(node_id, self.stopping) | node_reserved_ports(node)
         if any(p["Value"] in used for p in static):
             if metrics is not None:
                 metrics["NodesExhausted"] += 1

@@ -176,9 +176,11 @@ def node_record(spec: NodeSpec) -> dict[str, Any]:
         "Drivers": {d: {"Detected": True, "Healthy": True, "HealthDescription": "Healthy", "Attributes": {}}
                     for d in spec.drivers},
         "NodeResources": {"Cpu": {"CpuShares": res.cpu_mhz}, "Memory": {"MemoryMB": res.memory_mb},
-                          "Disk": {"DiskMB": res.disk_mb}},
+                          "Disk": {"DiskMB": res.disk_mb}, "MinDynamicPort": spec.min_dynamic_port,
+                          "MaxDynamicPort": spec.max_dynamic_port},
         "ReservedResources": {"Cpu": {"CpuShares": rsv.cpu_mhz}, "Memory": {"MemoryMB": rsv.memory_mb},
-                              "Disk": {"DiskMB": rsv.disk_mb}},
+                              "Disk": {"DiskMB": rsv.disk_mb},
+                              "Networks": {"ReservedHostPorts": spec.reserved_ports}},
         "Status": INITIALIZING,
     }
 

@@ -1080,7 +1080,13 @@ class StateStore:
         plan used its room) leave the evaluation's work undone: a follow-up
         evaluation is created so the job is looked at again with fresh state.
         """
-        from actors.scheduler.scheduler import alloc_port_values, alloc_usage, live, node_ready
+        from actors.scheduler.scheduler import (
+            alloc_port_values,
+            alloc_usage,
+            live,
+            node_ready,
+            node_reserved_ports,
+        )
 
         plan, now = cmd["plan"], float(cmd["now"])
         evals, allocs, nodes = self.tables["evals"], self.tables["allocs"], self.tables["nodes"]
@@ -1132,6 +1138,7 @@ class StateStore:
                 if held is None:
                     held = ports_held[p["NodeID"]] = {v for a in self.node_allocs(p["NodeID"])
                                                       if live(a) for v in alloc_port_values(a)}
+                    held |= node_reserved_ports(node)
                 if held.intersection(want) or len(set(want)) != len(want):
                     refused.append(p["ID"])
                     continue
