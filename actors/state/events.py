@@ -32,7 +32,7 @@ import bisect
 import json
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # event_buffer_size: batches kept for subscribers that start from an older
 # index or fall behind (Nomad's server.event_buffer_size default).
@@ -133,8 +133,7 @@ class Table(dict):  # type: ignore[type-arg]
         return (dict, (dict(self),))
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):  # a tuple: made for every record every write touches, so made cheaply
     topic: str
     type: str
     key: str
@@ -144,8 +143,7 @@ class Event:
     payload: dict[str, Any]  # the store's record as of the write (shallow copy); deleted: as it was
 
 
-@dataclass(frozen=True, slots=True)
-class Batch:
+class Batch(NamedTuple):
     index: int
     events: tuple[Event, ...]
 
@@ -208,7 +206,10 @@ class EventBuffer:
         batches = self._batches
         batches.append(batch)
         self.last_index = batch.index
-        if len(batches) > self.size:
+        if len(batches) > self.size and not self._cursors:  # nobody reading: keep the newest size
+            while len(batches) > self.size:
+                self.dropped_upto = batches.popleft().index
+        elif len(batches) > self.size:
             oldest_wanted = min(self._cursors.values(), default=batch.index + 1)
             while len(batches) > self.size and (batches[0].index < oldest_wanted
                                                 or len(batches) > self.max_lag):

@@ -114,6 +114,7 @@ class StateStore:
         # as in the simulator and the benchmarks): see actors.state.events.
         self.events: EventBuffer | None = None
         self._journal: dict[tuple[str, str], Any] | None = None
+        self._event_tables: list[Any] | None = None  # the journaling tables, while they are the current ones
         self.table_index: dict[str, int] = {t: 0 for t in TABLES}
         self.applied_index = 0
         # Secondary index: node ID -> IDs of its allocations (what a client
@@ -257,7 +258,9 @@ class StateStore:
 
     def _apply_with_events(self, index: int, cmd: dict[str, Any], handler: Callable[..., Any]) -> Any:
         journal: dict[tuple[str, str], Any] = {}
-        tables = [self.tables[t] for t in EVENT_TABLES]
+        tables = self._event_tables
+        if tables is None or tables[0] is not self.tables[EVENT_TABLES[0]]:  # new tables since (a restore)
+            tables = self._event_tables = [self.tables[t] for t in EVENT_TABLES]
         self._journal = journal
         for t in tables:
             t.journal = journal  # type: ignore[attr-defined]
