@@ -488,6 +488,15 @@ def alloc_status(addr: str, args: list[str]) -> str:
                ("Created", ago(a.get("CreateTime"))), ("Modified", ago(a.get("ModifyTime")))])]
     if flags.get("short"):
         return out[0]
+    shared = (a.get("AllocatedResources") or {}).get("Shared") or {}
+    if shared.get("Ports"):  # Nomad's "Allocation Addresses": * marks the group's network ports
+        static = {p["Label"] for n in shared.get("Networks") or () for p in n.get("ReservedPorts") or ()}
+        rows = [["Label", "Dynamic", "Address"]]
+        for p in shared["Ports"]:
+            to = f" -> {p['To']}" if p.get("To") not in (0, p["Value"]) else ""
+            rows.append([f"*{p['Label']}", "no" if p["Label"] in static else "yes",
+                         f"{p.get('HostIP', '')}:{p['Value']}{to}"])
+        out += ["", "Allocation Addresses:", table(rows)]
     resources = a.get("Resources") or {}
     for name, ts in sorted((a.get("TaskStates") or {}).items()):
         out += ["", f'Task "{name}" is "{ts.get("State", "pending")}"',

@@ -236,6 +236,10 @@ def test_a_task_serves_on_the_dynamic_port_it_was_given(dev):  # noqa: F811
             except OSError:
                 time.sleep(0.2)  # the server is still starting
         assert body is not None and b"Directory listing" in body
+        from tests.test_cli_jobs import nomad
+
+        shown = nomad(dev, "alloc", "status", alloc["ID"]).stdout
+        assert "Allocation Addresses:" in shown and f"*http  yes      127.0.0.1:{host_port}" in shown, shown
     finally:
         assert call(port, "DELETE", "/v1/job/served").status == 200
         deadline = time.monotonic() + 30
