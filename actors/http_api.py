@@ -716,6 +716,17 @@ def read_body(req: Request, limit: int = MAX_BODY_BYTES, what: str = "Request bo
     return body
 
 
+def json_body(req: Request, what: str) -> Any:
+    """The body decoded as JSON (None when empty), or 400 ``<what>: <the decoder's reason>``."""
+    raw = read_body(req)
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CodedError(400, f"{what}: {e}") from None
+
+
 def query_flag(req: Request, name: str) -> bool:
     """Nomad's boolean query parameters: ``?stale`` alone is true, else ``strconv.ParseBool``."""
     if name not in req.query:

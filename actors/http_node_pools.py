@@ -18,7 +18,6 @@ ACLs, reads need ``node:read`` and writes a management token (Nomad's
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from typing import Any
 
@@ -27,9 +26,9 @@ from actors.http_api import (
     Api,
     CodedError,
     Request,
+    json_body,
     node_stub,
     propose,
-    read_body,
     require,
     route,
     state_query,
@@ -49,10 +48,7 @@ def _write(api: Api, op: str, **args: Any) -> int:
 @route("/v1/node/pools")
 def node_pools_request(req: Request, api: Api) -> Any:
     if req.method in ("PUT", "POST"):
-        try:
-            body = json.loads(read_body(req) or b"null")
-        except (UnicodeDecodeError, ValueError) as e:
-            raise CodedError(400, f"Request body is not valid JSON: {e}") from None
+        body = json_body(req, "Request body is not valid JSON")
         try:
             pool = pools.validated(body)
         except ValueError as e:

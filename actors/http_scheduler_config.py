@@ -16,10 +16,9 @@ does here.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from actors.http_api import Answer, Api, CodedError, Request, propose, read_body, route, state_query
+from actors.http_api import Answer, Api, CodedError, Request, json_body, propose, route, state_query
 from actors.state import scheduler_config as sched_cfg
 from actors.state.store import command
 
@@ -34,10 +33,7 @@ def scheduler_configuration(req: Request, api: Api) -> Any:
                        "LastContact": int(meta.get("X-Nomad-LastContact", "0"))}, answer.headers)
     if req.method not in ("PUT", "POST"):
         raise CodedError(405, "Invalid method")
-    try:
-        body = json.loads(read_body(req) or b"null")
-    except (UnicodeDecodeError, ValueError) as e:
-        raise CodedError(400, f"Error parsing scheduler config: {e}") from None
+    body = json_body(req, "Error parsing scheduler config")
     try:
         config = sched_cfg.validated(body)
     except ValueError as e:

@@ -31,8 +31,8 @@ from actors.http_api import (
     CodedError,
     Request,
     Response,
+    json_body,
     propose,
-    read_body,
     require,
     route,
     state_query,
@@ -90,10 +90,7 @@ def variable_request(req: Request, api: Api) -> Any:
 
 
 def _put(req: Request, api: Api, ns: str, path: str) -> Any:
-    try:
-        body = json.loads(read_body(req) or b"null")
-    except (UnicodeDecodeError, ValueError) as e:
-        raise CodedError(400, f"failed to parse variable: {e}") from None
+    body = json_body(req, "failed to parse variable")
     if not isinstance(body, dict):
         raise CodedError(400, "failed to parse variable: the body must be a JSON object")
     if body.get("Path") and body["Path"] != path:
