@@ -158,13 +158,16 @@ def test_force_gc_collects_finished_work_at_once_and_then_nodes():
     c.stop_job("web")
     c.run(60.0)
     leader = c.leader()
+    # register, stop, and a deployment-watcher evaluation per allocation turning healthy before the last
+    n_evals = len(c.checker.replica.tables["evals"])
+    assert n_evals >= 2
     fut = c.sched.future_cls()
     c.sched.nodes[leader].actors[JOB_GC].tell(ForceGC(reply=fut))
     assert fut.get(timeout=60.0) == []  # node GC's answer: no down node to remove
     c.run(1.0)  # the checker replays what committed
     state = c.checker.replica.tables
     assert state["jobs"] == {} and state["allocs"] == {} and state["evals"] == {}
-    assert c.actor(leader, JOB_GC).removed == {"jobs": 1, "evals": 2, "allocs": 2}
+    assert c.actor(leader, JOB_GC).removed == {"jobs": 1, "evals": n_evals, "allocs": 2}
     c.close()
 
 

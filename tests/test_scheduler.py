@@ -232,7 +232,8 @@ def test_job_update_and_stop() -> None:
     c.register(**service(count=3))  # count only: kept, one added
     c.schedule()
     assert first < {a["ID"] for a in c.running("web")} and len(c.running("web")) == 3
-    c.register(**service(count=3, cpu=600))  # spec change: all replaced
+    # A spec change with rolling updates off (max_parallel = 0): all replaced at once.
+    c.register(**service(count=3, cpu=600, Update={"MaxParallel": 0}))
     c.schedule()
     assert not first & {a["ID"] for a in c.running("web")} and len(c.running("web")) == 3
     assert c.state.tables["jobs"]["web"]["Version"] == 2
@@ -613,7 +614,7 @@ def test_a_plan_places_with_the_stores_job_unless_the_job_changed_what_it_runs()
     c.register(**service(count=1, cpu=100))
     (_, _, ev_id, _), = pending_evals(c.state)
     data, _ = plan_command(c.state, ev_id, c.now)
-    assert b"TaskGroups" not in data  # the plan names the job record instead of carrying it
+    assert b"raw_exec" not in data  # the plan names the job record instead of carrying it
     c.register(**service(count=1, cpu=100, Meta={"k": "v"}))  # same spec: a newer record, placed with
     c.index += 1
     res = c.state.apply(c.index, data)
@@ -864,7 +865,8 @@ def test_job_plan_tells_what_a_registration_would_do_and_writes_nothing() -> Non
     assert same["Diff"]["Type"] == "None"
     assert same["JobModifyIndex"] == c.state.tables["jobs"]["web"]["JobModifyIndex"]
     assert updates(count=3, cpu=100) == {"Ignore": 3}
-    assert updates(count=3, cpu=200) == {"DestructiveUpdate": 3}
+    # max_parallel 1: one replaced now, the rest later, as Nomad shows it
+    assert updates(count=3, cpu=200) == {"DestructiveUpdate": 1, "Ignore": 2}
     assert updates(count=3, cpu=100, Priority=70) == {"InPlaceUpdate": 3}
     # A new count is a new version: the allocations kept are updated in place (as Nomad plans it).
     assert updates(count=5, cpu=100) == {"Place": 2, "InPlaceUpdate": 3}
@@ -993,3 +995,192 @@ def test_each_job_keeps_one_blocked_evaluation_and_the_index_follows_every_chang
     assert c.state.blocked_by_job == _blocked_by_job(c.state)
     c.node(1, cpu=4000)  # capacity: every blocked evaluation is pending again
     assert c.state.blocked_by_job == {} == _blocked_by_job(c.state)
+
+
+# ------------------------------------------------------------ rolling updates and deployments
+def _health(c: Cluster, healthy: bool = True, only: set[str] | None = None) -> dict[str, Any]:
+    """Clients report every running deployment allocation's health (those in *only*, when given)."""
+    ups = [{"ID": a["ID"], "ClientStatus": "running",
+            "DeploymentStatus": {"Healthy": healthy, "Timestamp": c.now}}
+           for a in c.state.tables["allocs"].values()
+           if live(a) and a.get("DeploymentID") and (a.get("DeploymentStatus") or {}).get("Healthy") is None
+           and (only is None or a["ID"] in only)]
+    return c.apply("alloc_client_update", allocs=ups)
+
+
+def _deployment(c: Cluster, job_id: str = "web") -> dict[str, Any]:
+    deps = [d for d in c.state.tables["deployments"].values() if d["JobID"] == job_id]
+    return max(deps, key=lambda d: d["CreateIndex"])
+
+
+def test_update_strategy_defaults_and_validation_follow_nomad() -> None:
+    g = canonical_job(service())["TaskGroups"][0]
+    assert g["Update"] == {"Stagger": 30 * SEC, "MaxParallel": 1, "HealthCheck": "checks",
+                           "MinHealthyTime": 10 * SEC, "HealthyDeadline": 300 * SEC,
+                           "ProgressDeadline": 600 * SEC,
+                           "AutoRevert": False, "AutoPromote": False, "Canary": 0}
+    # The job's block under the group's own.
+    g = canonical_job(service(Update={"MaxParallel": 2, "AutoRevert": True},
+                              group={"Update": {"MaxParallel": 3}}))["TaskGroups"][0]
+    assert g["Update"]["MaxParallel"] == 3 and g["Update"]["AutoRevert"] is True
+    assert "Update" not in canonical_job({**service(), "Type": "batch"})["TaskGroups"][0]
+    with pytest.raises(JobError, match="Minimum healthy time must be less than healthy deadline"):
+        canonical_job(service(Update={"MinHealthyTime": 400 * SEC}))
+    with pytest.raises(JobError, match="Healthy deadline must be less than progress deadline"):
+        canonical_job(service(Update={"HealthyDeadline": 700 * SEC}))
+    with pytest.raises(JobError, match=r"Update\.Canary: canary deployments are not supported"):
+        canonical_job(service(Update={"Canary": 1}))
+    with pytest.raises(JobError, match=r"Update\.HealthCheck: must be one of"):
+        canonical_job(service(Update={"HealthCheck": "magic"}))
+
+
+def test_new_service_job_gets_a_deployment_that_succeeds_when_healthy() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=3))
+    c.schedule()
+    assert len(c.running("web")) == 3  # a new job's placements are not held back by max_parallel
+    d = _deployment(c)
+    assert d["Status"] == "running" and d["JobVersion"] == 0
+    assert d["TaskGroups"]["g"]["DesiredTotal"] == 3 and d["TaskGroups"]["g"]["PlacedAllocs"] == 3
+    assert d["TaskGroups"]["g"]["RequireProgressBy"] == c.now + 600
+    assert all(a["DeploymentID"] == d["ID"] for a in c.running("web"))
+    _health(c)
+    d = _deployment(c)
+    assert d["Status"] == "successful" and d["StatusDescription"] == "Deployment completed successfully"
+    assert d["TaskGroups"]["g"]["HealthyAllocs"] == 3
+    assert c.state.tables["jobs"]["web"]["Stable"] is True
+    c.register(**service(count=4))  # a scale-up of a running spec: no new deployment
+    c.schedule()
+    assert len(c.running("web")) == 4 and _deployment(c)["ID"] == d["ID"]
+
+
+def test_rolling_update_replaces_max_parallel_at_a_time_as_each_turns_healthy() -> None:
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=4, Update={"MaxParallel": 2}))
+    c.schedule()
+    _health(c)
+    v0 = {a["ID"] for a in c.running("web")}
+    c.register(**service(count=4, cpu=600, Update={"MaxParallel": 2}))
+    c.schedule()
+    d = _deployment(c)
+    assert d["JobVersion"] == 1 and d["Status"] == "running" and d["TaskGroups"]["g"]["DesiredTotal"] == 4
+    new = [a for a in c.running("web") if a["ID"] not in v0]
+    assert len(new) == 2 and len(c.running("web")) == 4  # two replaced, two still on the old version
+    c.schedule()
+    assert len([a for a in c.running("web") if a["ID"] not in v0]) == 2  # nothing more until they are healthy
+    _health(c, only={new[0]["ID"]})
+    c.schedule()
+    assert len([a for a in c.running("web") if a["ID"] not in v0]) == 3  # one healthy: one more goes
+    _health(c)
+    c.schedule()
+    assert not v0 & {a["ID"] for a in c.running("web")} and len(c.running("web")) == 4
+    _health(c)
+    d = _deployment(c)
+    assert d["Status"] == "successful" and d["TaskGroups"]["g"]["HealthyAllocs"] == 4
+    assert c.state.tables["jobs"]["web"]["Stable"] is True
+
+
+def test_unhealthy_allocation_fails_the_deployment_and_auto_reverts_to_the_stable_version() -> None:
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=3, Update={"AutoRevert": True}))
+    c.schedule()
+    _health(c)
+    assert c.state.tables["jobs"]["web"]["Stable"]
+    c.register(**service(count=3, cpu=700, Update={"AutoRevert": True}))  # version 1
+    c.schedule()
+    res = _health(c, healthy=False)
+    assert res["ok"] and res["evals"]
+    failed = [d for d in c.state.tables["deployments"].values() if d["JobVersion"] == 1][0]
+    assert failed["Status"] == "failed"
+    assert failed["StatusDescription"] == \
+        "Failed due to unhealthy allocations - rolling back to job version 0"
+    job = c.state.tables["jobs"]["web"]
+    assert job["Version"] == 2 and job["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 500
+    c.schedule()
+    _health(c)
+    c.schedule()
+    _health(c)
+    c.schedule()
+    assert all(a["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 500 for a in c.running("web"))
+    assert _deployment(c)["Status"] == "successful" and _deployment(c)["JobVersion"] == 2
+
+
+def test_failed_deployment_without_auto_revert_stops_replacing() -> None:
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=3))
+    c.schedule()
+    _health(c)
+    c.register(**service(count=3, cpu=700))
+    c.schedule()
+    _health(c, healthy=False)
+    d = _deployment(c)
+    assert d["Status"] == "failed" and d["StatusDescription"] == "Failed due to unhealthy allocations"
+    c.schedule()
+    versions = sorted(a["JobVersion"] for a in c.running("web"))
+    assert versions == [0, 0, 1]  # the rest stay on the old version
+
+
+def test_operator_pause_resume_and_fail_and_newer_version_cancels() -> None:
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=3))
+    c.schedule()
+    _health(c)
+    c.register(**service(count=3, cpu=700))
+    c.schedule()
+    d = _deployment(c)
+    assert c.apply("deployment_pause", deployment_id=d["ID"], pause=True)["ok"]
+    assert _deployment(c)["Status"] == "paused"
+    _health(c)
+    c.schedule()
+    assert sorted(a["JobVersion"] for a in c.running("web")) == [0, 0, 1]  # paused: no more replaced
+    res = c.apply("deployment_pause", deployment_id=d["ID"], pause=False)
+    assert res["ok"] and res["EvalID"] and _deployment(c)["Status"] == "running"
+    c.schedule()
+    assert sorted(a["JobVersion"] for a in c.running("web")) == [0, 1, 1]
+    c.register(**service(count=3, cpu=800))  # version 2 cancels version 1's deployment
+    assert c.state.tables["deployments"][d["ID"]]["Status"] == "cancelled"
+    assert c.state.tables["deployments"][d["ID"]]["StatusDescription"] == \
+        "Cancelled due to newer version of job"
+    c.schedule()
+    d2 = _deployment(c)
+    assert d2["JobVersion"] == 2 and d2["Status"] == "running"
+    res = c.apply("deployment_fail", deployment_id=d2["ID"])
+    assert res["ok"] and _deployment(c)["StatusDescription"] == "Deployment marked as failed"
+    assert not c.apply("deployment_fail", deployment_id=d2["ID"])["ok"]  # terminal
+    assert not c.apply("deployment_pause", deployment_id="nope", pause=True)["ok"]
+    c.apply("job_deregister", job_id="web", purge=True)
+    assert not [x for x in c.state.tables["deployments"].values() if x["JobID"] == "web"]
+
+
+def test_progress_deadline_fails_only_a_deployment_that_made_no_progress() -> None:
+    from actors.state import deployments
+
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=2, Update={"ProgressDeadline": 900 * SEC}))
+    c.schedule()
+    d = _deployment(c)
+    assert deployments.overdue(c.state, c.now + 899) == []
+    assert deployments.overdue(c.state, c.now + 901) == [d["ID"]]
+    _health(c, only={c.running("web")[0]["ID"]})  # progress: the deadline moves on
+    c.now += 100
+    assert c.apply("deployment_fail", deployment_id=d["ID"], reason="progress")["skipped"]
+    c.now += 901
+    res = c.apply("deployment_fail", deployment_id=d["ID"], reason="progress")
+    assert res["ok"] and _deployment(c)["StatusDescription"] == "Failed due to progress deadline"
+
+
+def test_deployment_index_survives_a_snapshot_restore() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=2))
+    c.schedule()
+    d = _deployment(c)
+    other = StateStore()
+    other.restore(c.state.snapshot(), c.index)
+    assert other.latest_deployment_of == {"web": d["ID"]}

@@ -156,6 +156,10 @@ class AllocUpdate:
     client_status: str  # pending | running | complete | failed (lost is the servers' call)
     client_description: str
     task_states: tuple[tuple[str, TaskState], ...]  # sorted by task name
+    # A deployment's allocation: its health once decided (Nomad's
+    # AllocDeploymentStatus.Healthy), and when (env.now()); None: not yet, or not tracked.
+    deployment_healthy: bool | None = None
+    deployment_ts: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -427,6 +431,23 @@ def _meta(d: Any, where: str) -> dict[str, str]:
     if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise AllocError(f"{where}.Meta must be an object of strings")
     return meta
+
+
+def health_rules(raw: dict[str, Any]) -> tuple[float, float] | None:
+    """(MinHealthyTime s, HealthyDeadline s) when the client decides this allocation's deployment health."""
+    if not raw.get("DeploymentID") or (raw.get("DeploymentStatus") or {}).get("Healthy") is not None:
+        return None
+    job = raw.get("Job") or {}
+    for g in job.get("TaskGroups") or ():
+        if isinstance(g, dict) and g.get("Name") == raw.get("TaskGroup"):
+            u = g.get("Update") or {}
+            if not isinstance(u, dict) or u.get("HealthCheck", "checks") == "manual":
+                return None
+            try:
+                return float(u.get("MinHealthyTime", 0)) / 1e9, float(u.get("HealthyDeadline", 300e9)) / 1e9
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
@@ -815,6 +836,12 @@ class _Alloc:
     # Finished, and its directory removed by the client's GC while the
     # servers still list it (Nomad's destroyed alloc runner).
     collected: bool = False
+    # Deployment health (Nomad's allochealth tracker, task_states mode):
+    # (MinHealthyTime s, the env.now() by which it must be healthy) while
+    # undecided; then health is True or False, decided at health_at.
+    health_rules: tuple[float, float] | None = None
+    health: bool | None = None
+    health_at: float = 0.0
 
     @property
     def want_run(self) -> bool:
@@ -836,7 +863,7 @@ class _Alloc:
             if why:
                 desc = f"{desc}: {'; '.join(why)}"
         return AllocUpdate(alloc_id=self.alloc_id, client_status=status, client_description=desc,
-                           task_states=tuple(states))
+                           task_states=tuple(states), deployment_healthy=self.health, deployment_ts=self.health_at)
 
 
 # ------------------------------------------------------------ totals for ClientStats
@@ -995,7 +1022,9 @@ class AllocRunner(NodeActor):
                 kind, aid, task = key
                 a = self.allocs.get(aid)
                 t = a.tasks.get(task) if a is not None else None
-                if a is not None and t is not None:
+                if kind == "health" and a is not None:
+                    self._dirty.add(aid)  # _flush decides the allocation's health
+                elif a is not None and t is not None:
                     self._dirty.add(aid)
                     if kind == "restart":
                         self._restart_due(a, t)
@@ -1074,6 +1103,7 @@ class AllocRunner(NodeActor):
     def _new_alloc(self, aid: str, raw: dict[str, Any], spec: AllocSpec) -> None:
         a = _Alloc(alloc_id=aid, raw=raw, spec=spec)
         now = self.env.now()
+        self._track_health(a, raw, now)
         for ts in spec.tasks:
             t = _Task(spec=ts)
             self._event(t, EV_RECEIVED, now, "Task received by client")
@@ -1408,6 +1438,63 @@ class AllocRunner(NodeActor):
         ev = TaskEvent(type=typ, time=now, message=message, exit_code=exit_code, signal=signal)
         t.state = _state(t.state, events=(*t.state.events, ev)[-self.cfg.max_events:])
 
+    # ------------------------------------------------------------ deployment health
+    def _track_health(self, a: _Alloc, raw: dict[str, Any], now: float,
+                      deadline_at: float | None = None) -> None:
+        """Start deciding a deployment allocation's health (Nomad's allochealth tracker).
+
+        Tracked when the allocation belongs to a deployment whose group checks
+        health on the client (``health_check`` ``checks`` or ``task_states``;
+        with no service checks here both mean the task states), and the
+        servers do not hold its health already.
+        """
+        rules = health_rules(raw)
+        if rules is None or a.quiet:
+            return
+        min_s, deadline_s = rules
+        a.health_rules = (min_s, now + deadline_s if deadline_at is None else deadline_at)
+        self._set_alloc_timer("health", a, max(0.0, a.health_rules[1] - now))
+
+    def _check_health(self, a: _Alloc) -> None:
+        """Healthy once every task has run for MinHealthyTime since its last start; unhealthy when a
+        task failed or ended, or at HealthyDeadline.  Decided once."""
+        assert a.health_rules is not None
+        if a.spec is None or a.removed or a.spec.desired != DESIRED_RUN:
+            a.health_rules = None  # stopping: nothing to decide
+            self._cancel_alloc_timer("health", a)
+            return
+        now = self.env.now()
+        min_s, deadline_at = a.health_rules
+        tasks = a.tasks.values()
+        decided: bool | None = None
+        if any(t.state.failed or t.phase == P_DEAD for t in tasks):
+            decided = False
+        elif all(t.phase == P_RUNNING for t in tasks):
+            due = max(t.state.started_at for t in tasks) + min_s
+            if now >= due:
+                decided = True
+            elif due < deadline_at:
+                self._set_alloc_timer("health_due", a, due - now)
+        if decided is None and now >= deadline_at:
+            decided = False
+        if decided is None:
+            return
+        a.health, a.health_at, a.health_rules = decided, now, None
+        self._cancel_alloc_timer("health", a)
+        self._cancel_alloc_timer("health_due", a)
+        if not decided:
+            log.info("%s: allocation %s is unhealthy for its deployment", self.env.node, a.alloc_id)
+
+    def _set_alloc_timer(self, kind: str, a: _Alloc, delay_s: float) -> None:
+        name = f"{kind}/{a.alloc_id}/"
+        self._timers[name] = ("health", a.alloc_id, "")
+        self.set_timer(name, delay_s)
+
+    def _cancel_alloc_timer(self, kind: str, a: _Alloc) -> None:
+        name = f"{kind}/{a.alloc_id}/"
+        if self._timers.pop(name, None) is not None:
+            self.cancel_timer(name)
+
     # ------------------------------------------------------------ persist, then report
     def _flush(self) -> None:
         dirty = sorted(self._dirty)
@@ -1420,6 +1507,8 @@ class AllocRunner(NodeActor):
             if a.removed and a.done():
                 self._forget(a)
                 continue
+            if a.health_rules is not None:
+                self._check_health(a)
             self._persist(a)
             if a.removed or a.quiet:
                 continue  # the servers no longer know it, or hold a terminal status: no reports
@@ -1522,6 +1611,8 @@ class AllocRunner(NodeActor):
             "version": 1, "alloc": a.raw, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
             "collected": a.collected,
             "desired": a.spec.desired if a.spec else "", "modify_index": a.spec.modify_index if a.spec else 0,
+            **({"health": a.health, "health_at": a.health_at} if a.health is not None else {}),
+            **({"health_deadline": a.health_rules[1]} if a.health_rules is not None else {}),
             "tasks": {n: {"phase": t.phase, "state": t.state.to_dict(),
                           "handle": t.handle.to_dict() if t.handle else None, "count": t.count,
                           "interval_start": t.interval_start, "restart_at": t.restart_at,
@@ -1562,6 +1653,10 @@ class AllocRunner(NodeActor):
         self.allocs[aid] = a
         self._dirty.add(aid)
         now = self.env.now()
+        if isinstance(rec.get("health"), bool):
+            a.health, a.health_at = rec["health"], float(rec.get("health_at", 0.0))
+        elif rec.get("health_deadline") is not None:
+            self._track_health(a, raw, now, deadline_at=float(rec["health_deadline"]))
         for name in sorted(a.tasks):
             self._reattach(a, a.tasks[name], now)
         if not a.want_run:

@@ -169,9 +169,13 @@ class AllocSync(NodeActor):
         elif isinstance(message, AllocUpdates):
             for u in message.updates:
                 self.local[u.alloc_id] = u.client_status
-                self._pending[u.alloc_id] = {"ID": u.alloc_id, "ClientStatus": u.client_status,
-                                             "ClientDescription": u.client_description,
-                                             "TaskStates": task_states_json(u, self._wall() - self.env.now())}
+                offset = self._wall() - self.env.now()
+                rec = self._pending[u.alloc_id] = {"ID": u.alloc_id, "ClientStatus": u.client_status,
+                                                   "ClientDescription": u.client_description,
+                                                   "TaskStates": task_states_json(u, offset)}
+                if u.deployment_healthy is not None:
+                    rec["DeploymentStatus"] = {"Healthy": u.deployment_healthy,
+                                               "Timestamp": u.deployment_ts + offset}
             if not self.timer_armed("sync") and not self._write_req:
                 self.set_timer("sync", self.cfg.sync_interval_s)
         elif isinstance(message, WriteResponse):

@@ -40,6 +40,7 @@ from actors.agent_messages import ConfigReloaded
 from actors.raft.peer import InfoQuery, Propose, Read, Watch
 from actors.scheduler.scheduler import compute_plan, plan_usage
 from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo
+from actors.state import deployments
 from actors.state import scheduler_config as sched_cfg
 from actors.state.store import command
 from runtime.actor import NodeActor
@@ -164,7 +165,8 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...],
             continue  # another worker or an earlier leader finished it
         plans.append(compute_plan(state.tables, ev, state.job_allocs(ev["JobID"]), state.node_allocs,
                                   state.sorted_ids("nodes"), state.node_usage, usage=usage,
-                                  feasible=state.feasibility))
+                                  feasible=state.feasibility,
+                                  deployment=deployments.latest(state, ev["JobID"])))
         planned.append(eval_id)
     if not plans:
         return None, ()
@@ -182,7 +184,8 @@ def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, di
     if ev is None or ev["Status"] != "pending":
         return None, {}
     plan = compute_plan(state.tables, ev, state.job_allocs(ev["JobID"]), state.node_allocs,
-                        state.sorted_ids("nodes"), state.node_usage, feasible=state.feasibility)
+                        state.sorted_ids("nodes"), state.node_usage, feasible=state.feasibility,
+                        deployment=deployments.latest(state, ev["JobID"]))
     return command("plan_apply", plan=plan, now=now), {"place": len(plan["Place"]), "stop": len(plan["Stop"])}
 
 

@@ -32,6 +32,15 @@ RESTART_DEFAULTS = {
 }
 MIGRATE_DEFAULTS = {"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SECOND_NS,
                     "HealthyDeadline": 5 * 60 * SECOND_NS}
+# Nomad's DefaultUpdateStrategy: what a service job's groups roll out with
+# when neither the job nor the group has an ``update`` block.  MaxParallel 0
+# turns rolling updates off (every changed allocation replaced at once, no
+# deployment), as in Nomad.
+UPDATE_DEFAULTS = {"Stagger": 30 * SECOND_NS, "MaxParallel": 1, "HealthCheck": "checks",
+                   "MinHealthyTime": 10 * SECOND_NS, "HealthyDeadline": 5 * 60 * SECOND_NS,
+                   "ProgressDeadline": 10 * 60 * SECOND_NS, "AutoRevert": False, "AutoPromote": False,
+                   "Canary": 0}
+HEALTH_CHECKS = ("checks", "task_states", "manual")
 DEFAULT_CPU_MHZ = 100
 DEFAULT_MEMORY_MB = 300
 DEFAULT_KILL_TIMEOUT_NS = 5 * SECOND_NS
@@ -219,7 +228,31 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
     return t
 
 
-def _group(raw: Any, field: str, job_type: str) -> dict[str, Any]:
+def _update(raw: dict[str, Any], field: str) -> dict[str, Any]:
+    """An ``update`` block (job-level merged under the group's), over Nomad's defaults."""
+    u = {**UPDATE_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
+    for k in ("Stagger", "MinHealthyTime", "HealthyDeadline", "ProgressDeadline"):
+        u[k] = _int(u.get(k), f"{field}.{k}", default=UPDATE_DEFAULTS[k], minimum=0)  # type: ignore[arg-type]
+    u["MaxParallel"] = _int(u.get("MaxParallel"), f"{field}.MaxParallel", default=1, minimum=0)
+    u["Canary"] = _int(u.get("Canary"), f"{field}.Canary", default=0, minimum=0)
+    _need(u["Canary"] == 0, f"{field}.Canary",
+          "canary deployments are not supported by this agent; use a rolling update (canary = 0)")
+    _need(u.get("HealthCheck") in HEALTH_CHECKS, f"{field}.HealthCheck", f"must be one of {HEALTH_CHECKS}")
+    for k in ("AutoRevert", "AutoPromote"):
+        _need(isinstance(u.get(k), bool), f"{field}.{k}", "must be a boolean")
+    # Nomad's UpdateStrategy.Validate, with its messages.
+    _need(not u["AutoPromote"] or u["Canary"] > 0, f"{field}.AutoPromote",
+          "Auto Promote requires a Canary count greater than zero")
+    _need(u["HealthyDeadline"] > 0, f"{field}.HealthyDeadline", "Healthy deadline must be greater than zero")
+    _need(u["MinHealthyTime"] < u["HealthyDeadline"], f"{field}.MinHealthyTime",
+          "Minimum healthy time must be less than healthy deadline")
+    _need(u["ProgressDeadline"] == 0 or u["HealthyDeadline"] < u["ProgressDeadline"],
+          f"{field}.HealthyDeadline", "Healthy deadline must be less than progress deadline")
+    _need(u["Stagger"] > 0, f"{field}.Stagger", "Stagger must be greater than zero")
+    return u
+
+
+def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | None = None) -> dict[str, Any]:
     g = dict(_map(raw, field))
     g["Name"] = _str(g.get("Name"), f"{field}.Name", required=True)
     g["Count"] = _int(g.get("Count"), f"{field}.Count", default=1, maximum=MAX_COUNT)
@@ -244,6 +277,10 @@ def _group(raw: Any, field: str, job_type: str) -> dict[str, Any]:
     g["Migrate"] = mg
     g["Constraints"] = _constraints(g.get("Constraints"), f"{field}.Constraints")
     _placement_prefs(g, field)
+    if job_update is not None:  # a service job's group
+        g["Update"] = _update({**job_update, **_map(g.get("Update"), f"{field}.Update")}, f"{field}.Update")
+    else:
+        _map(g.pop("Update", None), f"{field}.Update")
     nets = _networks(g.get("Networks"), f"{field}.Networks")
     if nets is None:
         g.pop("Networks", None)
@@ -277,7 +314,14 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     _placement_prefs(job, "")
     groups = _list(job.get("TaskGroups"), "TaskGroups")
     _need(bool(groups), "TaskGroups", "a job needs at least one task group")
-    job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"]) for i, g in enumerate(groups)]
+    # Rolling updates are a service job's (Nomad's system jobs roll without
+    # deployments; batch jobs have none): the job's block, or the defaults.
+    job_update: dict[str, Any] | None = None
+    if job["Type"] == "service":
+        job_update = dict(_map(job.get("Update"), "Update"))
+    elif job.get("Update") is not None:
+        _map(job["Update"], "Update")
+    job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"], job_update) for i, g in enumerate(groups)]
     names = [g["Name"] for g in job["TaskGroups"]]
     _need(len(set(names)) == len(names), "TaskGroups", "group names must be unique")
     job["Stop"] = bool(job.get("Stop", False))

@@ -521,11 +521,43 @@ def plan_usage(node_allocs: Any, node_usage: Any = None, node_capacity: Any = No
     return _Usage(node_allocs, node_usage, node_capacity)
 
 
+_SCAN: Any = object()  # compute_plan: find the job's latest deployment in the table
+DEPLOYMENT_NS = uuid.UUID("3f6c1d2e-8b4a-4c5e-9d7f-1a2b3c4d5e6f")
+DEPLOYMENT_ACTIVE = ("running", "paused")
+
+
+def latest_deployment(tables: dict[str, Any], job: dict[str, Any]) -> dict[str, Any] | None:
+    """The job's newest deployment by creation (a scan: the store keeps an index of it)."""
+    found = [d for d in tables.get("deployments", {}).values()
+             if d["JobID"] == job["ID"] and d.get("JobCreateIndex") == job.get("CreateIndex")]
+    return max(found, key=lambda d: (d["CreateIndex"], d["ID"])) if found else None
+
+
+def rolling(job: dict[str, Any], group: dict[str, Any]) -> dict[str, Any] | None:
+    """The group's update strategy when it rolls updates out through deployments, else None."""
+    u = group.get("Update")
+    return u if job["Type"] == "service" and u and u.get("MaxParallel", 0) > 0 else None
+
+
+def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[str, Any]:
+    """Nomad ``NewDeployment``: running, for the job's current version; groups are added by the plan."""
+    return {"ID": str(uuid.uuid5(DEPLOYMENT_NS, eval_id)), "Namespace": job.get("Namespace", "default"),
+            "JobID": job["ID"], "JobVersion": job.get("Version", 0),
+            "JobModifyIndex": job.get("JobModifyIndex", 0),
+            "JobSpecModifyIndex": job.get("JobModifyIndex", 0), "JobCreateIndex": job.get("CreateIndex", 0),
+            "IsMultiregion": False, "TaskGroups": {}, "Status": "running",
+            "StatusDescription": "Deployment is running", "EvalPriority": job.get("Priority", 50)}
+
+
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  job_allocs: list[dict[str, Any]] | None = None, node_allocs: Any = None,
                  node_ids: list[str] | None = None, node_usage: Any = None,
-                 usage: _Usage | None = None, feasible: dict[str, Any] | None = None) -> dict[str, Any]:
+                 usage: _Usage | None = None, feasible: dict[str, Any] | None = None,
+                 deployment: Any = _SCAN) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
+
+    *deployment*: the job's latest deployment record, or None (the store
+    keeps it per job); by default the deployments table is searched.
 
     *job_allocs* and *node_allocs* (a node ID -> its allocations function),
     when the caller keeps indexes of them, save scans of every allocation;
@@ -571,6 +603,17 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     if usage is None:
         usage = _Usage(node_allocs, node_usage)
     placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible)
+    if deployment is _SCAN:
+        deployment = latest_deployment(tables, job) if job["Type"] == "service" else None
+    # Nomad's reconciler: a deployment of an older job version is cancelled
+    # by the registration that replaced it (the store does that); one of
+    # this version that is paused or failed lets no more allocations be
+    # replaced; a successful one is over.
+    if deployment is not None and (deployment.get("JobVersion") != job.get("Version")
+                                   or deployment.get("JobCreateIndex") != job.get("CreateIndex")):
+        deployment = None
+    halted = deployment is not None and deployment["Status"] in ("paused", "failed")
+    active = deployment if deployment is not None and deployment["Status"] in DEPLOYMENT_ACTIVE else None
     for a in job_allocs:
         if live(a):
             key = (a["NodeID"], a["TaskGroup"])
@@ -583,7 +626,10 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             continue
         kept: list[dict[str, Any]] = []
         replace: list[tuple[str, dict[str, Any]]] = []  # (name, previous alloc)
+        # Running an earlier spec: replaced as the group's update strategy allows.
+        destructive: list[dict[str, Any]] = []
         digest = spec_digest(job, group["Name"])
+        strategy = rolling(job, group)
         for a in group_allocs:
             if a.get("DesiredStatus") != "run":
                 continue
@@ -608,10 +654,43 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 replace.append((a["Name"], a))
             elif a.get("JobVersion", 0) != job.get("Version", 0) and \
                     spec_digest(a.get("Job") or {}, group["Name"]) != digest:
-                stop_alloc(a, STOP_UPDATE)
-                replace.append((a["Name"], a))
+                destructive.append(a)
             else:
                 kept.append(a)
+        dstate: dict[str, Any] | None = None
+        if strategy is not None:
+            # Nomad's computeLimit: MaxParallel less this deployment's
+            # allocations not yet healthy; none while it is paused or failed.
+            limit = strategy["MaxParallel"]
+            if halted:
+                limit = 0
+            elif active is not None:
+                limit -= sum(1 for a in group_allocs if a.get("DeploymentID") == active["ID"] and live(a)
+                             and not (a.get("DeploymentStatus") or {}).get("Healthy"))
+            destructive.sort(key=lambda a: (_name_index(a["Name"]), a["ID"]))
+            outdated = len(destructive)
+            kept.extend(destructive[max(0, limit):])
+            destructive = destructive[:max(0, limit)]
+            if active is not None and group["Name"] in active["TaskGroups"]:
+                dstate = active["TaskGroups"][group["Name"]]
+            elif active is None and not halted:
+                # A new deployment when this version changes what the group
+                # runs: some allocations run an earlier spec, or none runs
+                # this one yet (a new job).  Its total is what it must bring
+                # up healthy: allocations already running this spec count.
+                current = sum(1 for a in kept[:len(kept) - (outdated - len(destructive))] if live(a))
+                total = group["Count"] - current
+                if total > 0 and (outdated or current == 0):
+                    if plan.get("Deployment") is None:
+                        plan["Deployment"] = new_deployment(job, ev["ID"])
+                    dstate = plan["Deployment"]["TaskGroups"][group["Name"]] = {
+                        "AutoRevert": strategy["AutoRevert"], "AutoPromote": strategy["AutoPromote"],
+                        "ProgressDeadline": strategy["ProgressDeadline"], "RequireProgressBy": None,
+                        "Promoted": False, "PlacedCanaries": [], "DesiredCanaries": 0, "DesiredTotal": total,
+                        "PlacedAllocs": 0, "HealthyAllocs": 0, "UnhealthyAllocs": 0}
+        for a in destructive:
+            stop_alloc(a, STOP_UPDATE)
+            replace.append((a["Name"], a))
         kept.sort(key=lambda a: (_name_index(a["Name"]), a["ID"]))
         taken: set[int] = set()
         for a in kept:
@@ -635,8 +714,11 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 failed += 1
                 continue
             seq += 1
-            plan["Place"].append(_alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev,
-                                        placer.last_ports))
+            placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports)
+            if dstate is not None:
+                placed["DeploymentID"] = (active or plan["Deployment"])["ID"]
+                placed["DeploymentStatus"] = None
+            plan["Place"].append(placed)
         if failed:
             metrics["CoalescedFailures"] = failed - 1
             plan["Failed"][group["Name"]] = metrics

@@ -22,6 +22,7 @@ from typing import Any
 
 from actors.server import NODE_GC, RAFT, RaftReply, log
 from actors.server.node_gc import ForceGC, LeaderGC
+from actors.state import deployments
 from actors.state.core_gc import MAX_IDS_PER_WRITE, gc_scan
 from actors.state.store import command
 from runtime.config import ServerConfig
@@ -48,10 +49,15 @@ class JobGCConfig:
     # A forced collection (/v1/system/gc) uses Nomad's 1 ms threshold.
     force_threshold_s: float = 0.001
     batch_size: int = MAX_IDS_PER_WRITE  # IDs per Raft write (Nomad maxIdsPerReap)
+    # How often the leader looks for running deployments past their progress
+    # deadline (Nomad's deployment watcher holds a timer per deployment): a
+    # deadline is minutes long (progress_deadline, 10 min by default), so a
+    # deployment fails at most this much after it; the look is one read.
+    deployment_interval_s: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("eval_interval_s", "eval_threshold_s", "batch_eval_threshold_s", "job_interval_s",
-                     "job_threshold_s", "force_threshold_s"):
+                     "job_threshold_s", "force_threshold_s", "deployment_interval_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.batch_size < 1:
@@ -71,6 +77,7 @@ class _Run:
     reply: Any
     pending: int = 0
     removed: dict[str, list[str]] = field(default_factory=lambda: {"jobs": [], "evals": [], "allocs": []})
+    deployments: bool = False  # a progress-deadline check, not a collection
 
 
 class JobGC(LeaderGC):
@@ -80,16 +87,18 @@ class JobGC(LeaderGC):
                  node_gc: str = NODE_GC, wall_clock: Any = None) -> None:
         self.cfg = config or JobGCConfig()
         super().__init__(env, name, raft=raft, wall_clock=wall_clock,
-                         timers={"eval_gc": self.cfg.eval_interval_s, "job_gc": self.cfg.job_interval_s})
+                         timers={"eval_gc": self.cfg.eval_interval_s, "job_gc": self.cfg.job_interval_s,
+                                 "deployments": self.cfg.deployment_interval_s})
         self.node_gc = node_gc
         self.removed = {"jobs": 0, "evals": 0, "allocs": 0}  # totals (status, tests)
+        self.deployments_failed = 0  # past their progress deadline (status, tests)
 
     def _force(self, reply: Any) -> None:
         t = self.cfg.force_threshold_s
         self._scan(t, t, t, jobs=True, evals=True, forced=True, reply=reply)
 
     def _status(self) -> dict[str, Any]:
-        return dict(self.removed)
+        return {**self.removed, "deployments_failed": self.deployments_failed}
 
     def on_timer(self, name: str) -> None:
         if not self.is_leader:
@@ -103,6 +112,11 @@ class JobGC(LeaderGC):
             self._scan(c.eval_threshold_s, c.batch_eval_threshold_s, c.job_threshold_s,
                        jobs=True, evals=False)
             self.set_timer("job_gc", c.job_interval_s)
+        elif name == "deployments":
+            now = self._wall()
+            self._start_run(_Run(cutoffs={"now": now}, forced=False, reply=None, deployments=True),
+                            functools.partial(deployments.overdue, now=now))
+            self.set_timer("deployments", c.deployment_interval_s)
 
     def _scan(self, threshold_s: float, batch_threshold_s: float, job_threshold_s: float, *, jobs: bool,
               evals: bool, forced: bool = False, reply: Any = None) -> None:
@@ -118,6 +132,9 @@ class JobGC(LeaderGC):
         if got is None:
             return
         kind, seq, run = got
+        if run.deployments:
+            self._deployment_reply(kind, seq, run, m)
+            return
         if kind == "scan":
             found = m.value[1]
             size = self.cfg.batch_size
@@ -134,6 +151,22 @@ class JobGC(LeaderGC):
                     run.removed[key].extend(result.get(key, ()))
         if run.pending == 0:
             self._done(seq, run)
+
+    def _deployment_reply(self, kind: str, seq: int, run: _Run, m: RaftReply) -> None:
+        """Fail each running deployment the scan found past its progress deadline (re-checked at apply)."""
+        if kind == "scan":
+            for dep_id in m.value[1]:
+                run.pending += 1
+                self._write(seq, command("deployment_fail", deployment_id=dep_id, now=run.cutoffs["now"],
+                                         reason="progress"))
+        else:
+            run.pending -= 1
+            result = m.value[1]
+            if isinstance(result, dict) and result.get("ok") and not result.get("skipped"):
+                self.deployments_failed += 1
+                log.info("%s: deployment failed: progress deadline passed", self.env.node)
+        if run.pending == 0:
+            self._runs.pop(seq, None)
 
     def _done(self, seq: int, run: _Run) -> None:
         self._runs.pop(seq)

@@ -46,7 +46,8 @@ TOPICS = ("Node", "Job", "Allocation", "Evaluation", "Deployment", "ACLToken", "
           "Service")
 # Store table -> the topic of the events its changes make.
 TABLE_TOPICS = {"nodes": "Node", "jobs": "Job", "allocs": "Allocation", "evals": "Evaluation",
-                "acl_tokens": "ACLToken", "acl_policies": "ACLPolicy", "node_pools": "NodePool"}
+                "acl_tokens": "ACLToken", "acl_policies": "ACLPolicy", "node_pools": "NodePool",
+                "deployments": "Deployment"}
 EVENT_TABLES = tuple(TABLE_TOPICS)
 
 # The store's write kinds -> Nomad's event type (MsgTypeEvents).  A dict
@@ -84,6 +85,8 @@ OP_TYPES: dict[str, str | dict[str, str]] = {
     "acl_policy_delete": "ACLPolicyDeleted",
     "node_pool_upsert": "NodePoolUpserted",
     "node_pool_delete": "NodePoolDeleted",
+    "deployment_fail": "DeploymentStatusUpdate",
+    "deployment_pause": "DeploymentStatusUpdate",
 }
 
 ABSENT: Any = object()  # journal: the key had no record before this write

@@ -26,7 +26,7 @@ from typing import Any
 
 import msgpack
 
-from actors.state import acl_ops, node_pools, variables
+from actors.state import acl_ops, deployments, node_pools, variables
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
 
@@ -38,7 +38,7 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # node_pools: the pools operators and clients created (actors.state.node_pools; the built-ins are implicit).
 # variables: Nomad's variables, keyed <namespace>/<path> (actors.state.variables).
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
-          sched_cfg.TABLE, node_pools.TABLE, variables.TABLE)
+          sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -163,6 +163,8 @@ class StateStore:
         # job registration (derived state: rebuilt by restore).
         self.periodic_ids: set[str] = set()
         self.periodic_index = 0
+        # Job ID -> its newest deployment's ID (derived: rebuilt by restore).
+        self.latest_deployment_of: dict[str, str] = {}
         # Evaluations created by the entry being applied: their IDs derive
         # from (index, n), so n must not repeat within one entry.
         self._entry_evals = 0
@@ -214,6 +216,8 @@ class StateStore:
             "node_pool_delete": functools.partial(node_pools.delete, self),
             "var_set": functools.partial(variables.set_var, self),
             "var_delete": functools.partial(variables.delete_var, self),
+            "deployment_fail": functools.partial(deployments.op_fail, self),
+            "deployment_pause": functools.partial(deployments.op_pause, self),
         }
         # A user's job writes are refused while the scheduler configuration
         # rejects registrations (Nomad's registrationsAreAllowed), checked here
@@ -578,6 +582,7 @@ class StateStore:
                     self.node_alloc_index[node] = floor
         self.periodic_ids = {i for i, j in self.tables["jobs"].items() if j.get("Periodic")}
         self.periodic_index = index
+        deployments.rebuild_index(self)
         self.applied_index = index
         self._watchers = watchers
         if self.events is not None:
@@ -852,6 +857,8 @@ class StateStore:
         changed = old is None or spec_changed(old, job)
         if old is not None and changed:
             self._keep_version(old, index)
+            deployments.cancel_for_job(self, index, job["ID"], deployments.DESC_NEWER_JOB, now,
+                                       older_than=old["Version"] + 1)
         job["ScheduleIndex"] = index if old is None or schedule_changed(old, job) else \
             old.get("ScheduleIndex", old["JobModifyIndex"])
         job["Version"] = (old["Version"] + 1 if changed else old["Version"]) if old else 0
@@ -1047,6 +1054,7 @@ class StateStore:
             return {"ok": False, "error": "job not found"}
         if cmd.get("purge"):
             del jobs[job_id]
+            deployments.purge_job(self, index, job_id)
             self._note_periodic(index, old, None)
             if self.tables["job_versions"].pop(job_id, None) is not None:
                 self._touch("job_versions", index)
@@ -1055,6 +1063,7 @@ class StateStore:
         else:
             if not old.get("Stop"):
                 self._keep_version(old, index)
+            deployments.cancel_for_job(self, index, job_id, deployments.DESC_STOPPED_JOB, now)
             jobs[job_id] = {**old, "Stop": True, "ModifyIndex": index, "JobModifyIndex": index,
                             "ScheduleIndex": index,
                             **({"Status": "dead"} if old.get("ParameterizedJob") or old.get("Periodic") else {}),
@@ -1118,6 +1127,8 @@ class StateStore:
         placed, refused = [], []
         ports_held: dict[str, set[int]] = {}  # node -> ports its live allocations hold, on first look
         job = self._plan_job(plan)
+        remap = deployments.begin_plan(self, index, plan, now) if job is not None else {}
+        placed_recs: list[dict[str, Any]] = []
         for p in plan["Place"]:
             node = nodes.get(p["NodeID"])
             u = used.setdefault(p["NodeID"], [0, 0])
@@ -1151,12 +1162,17 @@ class StateStore:
             rec = dict(p)
             rec.update(Job=job, CreateIndex=index, ModifyIndex=index, AllocModifyIndex=index,
                        CreateTime=now, ModifyTime=now)
+            if rec.get("DeploymentID") in remap:
+                rec["DeploymentID"] = remap[rec["DeploymentID"]]
+            placed_recs.append(rec)
             allocs[rec["ID"]] = rec
             self._index_alloc(rec, replaces=None)  # refused above when the ID was in use
             placed.append(rec["ID"])
             touched = True
         if touched:
             self._touch("allocs", index)
+        if placed_recs:
+            deployments.count_placed(self, index, placed_recs, now)
         ev = dict(ev)
         ev.update(Status="complete", ModifyIndex=index, ModifyTime=now, FailedTGAllocs=plan.get("Failed", {}),
                   PlacedAllocs=len(placed), RefusedAllocs=len(refused))
@@ -1252,6 +1268,8 @@ class StateStore:
         failed_jobs: list[str] = []
         jobs_touched: set[str] = set()
         updated = []
+        watcher_jobs: set[str] = set()  # deployments that may go on: evaluate their jobs
+        dep_failures: list[tuple[str, str]] = []
         for u in cmd["allocs"]:
             a = allocs.get(u.get("ID"))
             if a is None or (node_id and a["NodeID"] != node_id):
@@ -1264,8 +1282,19 @@ class StateStore:
             for k in ("ClientStatus", "ClientDescription", "TaskStates"):
                 if k in u:
                     rec[k] = u[k]
+            health = u.get("DeploymentStatus")
+            newly_healthy: bool | None = None
+            if isinstance(health, dict) and isinstance(health.get("Healthy"), bool) \
+                    and rec.get("DeploymentID") and (a.get("DeploymentStatus") or {}).get("Healthy") is None:
+                # Set once, as Nomad's client reports it: the first word on an allocation's health stands.
+                newly_healthy = health["Healthy"]
+                rec["DeploymentStatus"] = {"Healthy": newly_healthy,
+                                           "Timestamp": float(health.get("Timestamp") or now),
+                                           "Canary": False, "ModifyIndex": index}
             rec.update(ModifyIndex=index, ModifyTime=now)
             allocs[rec["ID"]] = rec
+            if newly_healthy is not None:
+                deployments.health_update(self, index, rec, newly_healthy, now, watcher_jobs, dep_failures)
             self._usage_written(rec, replaces=a)
             updated.append(rec["ID"])
             if live(rec) != live(a):
@@ -1285,6 +1314,13 @@ class StateStore:
         if updated:
             self._touch("allocs", index)
         evals = self._create_evals(index, sorted(set(failed_jobs)), "alloc-failure", now)
+        for dep_id, why in dep_failures:
+            d = self.tables[deployments.TABLE].get(dep_id)
+            if d is not None and d["Status"] in deployments.ACTIVE:
+                evals.append(deployments.fail(self, index, dep_id, why, now)["EvalID"])
+        watcher_jobs -= set(failed_jobs)
+        watcher_jobs -= {self.tables[deployments.TABLE][d]["JobID"] for d, _ in dep_failures}
+        evals += self._create_evals(index, sorted(watcher_jobs), "deployment-watcher", now)
         for job_id in sorted(jobs_touched):
             self._job_status(job_id, index)
         return {"ok": True, "index": index, "updated": updated, "evals": evals}

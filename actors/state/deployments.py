@@ -1,0 +1,272 @@
+"""Deployments: a service job version's rolling update, tracked in the replicated state.
+
+Nomad's deployments (``nomad/structs`` Deployment, ``nomad/deploymentwatcher``),
+kept to rolling updates (no canaries):
+
+* The scheduler makes one when a job version changes what a group runs (or
+  a new job is placed), with each such group's ``DesiredTotal``; the plan's
+  placements carry its ID, and applying the plan counts ``PlacedAllocs``.
+* A client reports each such allocation's health once
+  (``DeploymentStatus.Healthy``: every task running for ``MinHealthyTime``,
+  or a task failed / ``HealthyDeadline`` passed); applying the report counts
+  ``HealthyAllocs`` / ``UnhealthyAllocs`` here.  Where Nomad's deployment
+  watcher, a leader goroutine, reacts to those counts through further Raft
+  writes, the reaction is part of the same write, so every server decides
+  alike at the same place in the log:
+
+  - a healthy allocation moves ``RequireProgressBy`` on and makes an
+    evaluation (``deployment-watcher``) so the scheduler replaces the next
+    ``MaxParallel``;
+  - every group healthy: ``successful``, and the job version is marked stable;
+  - an unhealthy allocation: ``failed``; with ``AutoRevert`` the job's latest
+    stable version is registered again ("rolling back to job version N").
+
+* A deployment of an older version is ``cancelled`` when a newer version is
+  registered, and when the job is stopped; a purged job's go with it.
+* ``deployment_fail`` (an operator, or the leader's watcher when
+  ``RequireProgressBy`` passed) and ``deployment_pause`` are writes of their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TABLE = "deployments"
+ACTIVE = ("running", "paused")
+TERMINAL = ("successful", "failed", "cancelled")
+SECOND_NS = 1_000_000_000
+
+# Nomad's structs.DeploymentStatusDescription* texts.
+DESC_RUNNING = "Deployment is running"
+DESC_PAUSED = "Deployment is paused"
+DESC_SUCCESSFUL = "Deployment completed successfully"
+DESC_STOPPED_JOB = "Cancelled because job is stopped"
+DESC_NEWER_JOB = "Cancelled due to newer version of job"
+DESC_FAILED_ALLOCS = "Failed due to unhealthy allocations"
+DESC_PROGRESS_DEADLINE = "Failed due to progress deadline"
+DESC_FAILED_BY_USER = "Deployment marked as failed"
+
+
+def latest(store: Any, job_id: str) -> dict[str, Any] | None:
+    """The job's newest deployment (the store's index of it)."""
+    index = getattr(store, "latest_deployment_of", None)
+    if index is None:  # not a StateStore (a test's tables): search
+        from actors.scheduler.scheduler import latest_deployment
+
+        job = store.tables["jobs"].get(job_id)
+        return latest_deployment(store.tables, job) if job is not None else None
+    dep_id = index.get(job_id)
+    return store.tables[TABLE].get(dep_id) if dep_id else None
+
+
+def rebuild_index(store: Any) -> None:
+    """After a restore: job ID -> its newest deployment's ID."""
+    out: dict[str, tuple[int, str]] = {}
+    for d in store.tables[TABLE].values():
+        key = (d.get("CreateIndex", 0), d["ID"])
+        if d["JobID"] not in out or out[d["JobID"]] < key:
+            out[d["JobID"]] = key
+    store.latest_deployment_of = {job: key[1] for job, key in out.items()}
+
+
+def _put(store: Any, index: int, d: dict[str, Any]) -> None:
+    store.tables[TABLE][d["ID"]] = d
+    store._touch(TABLE, index)
+
+
+def _set_status(store: Any, index: int, d: dict[str, Any], status: str, desc: str,
+                now: float) -> dict[str, Any]:
+    d = {**d, "Status": status, "StatusDescription": desc, "ModifyIndex": index, "ModifyTime": now}
+    _put(store, index, d)
+    return d
+
+
+def begin_plan(store: Any, index: int, plan: dict[str, Any], now: float) -> dict[str, str]:
+    """Before a plan's placements: make its new deployment; returns {planned ID: ID to use instead}."""
+    new = plan.get("Deployment")
+    if new is None:
+        return {}
+    table = store.tables[TABLE]
+    current = latest(store, new["JobID"])
+    if current is not None and current["Status"] in ACTIVE and current["JobVersion"] == new["JobVersion"] \
+            and current.get("JobCreateIndex") == new.get("JobCreateIndex"):
+        # Another plan of the same batch made this version's deployment first: join it.
+        return {new["ID"]: current["ID"]} if current["ID"] != new["ID"] else {}
+    if new["ID"] not in table:
+        job = store.tables["jobs"].get(new["JobID"])
+        if job is not None and job.get("Version") == new["JobVersion"] and not job.get("Stop"):
+            d = {**new, "CreateIndex": index, "ModifyIndex": index, "CreateTime": now, "ModifyTime": now}
+            _put(store, index, d)
+            store.latest_deployment_of[d["JobID"]] = d["ID"]
+    return {}
+
+
+def count_placed(store: Any, index: int, placed: list[dict[str, Any]], now: float) -> None:
+    """After a plan's placements: count what each deployment got, start its progress clock."""
+    table = store.tables[TABLE]
+    counts: dict[str, dict[str, int]] = {}
+    for rec in placed:
+        dep_id = rec.get("DeploymentID")
+        if dep_id:
+            per = counts.setdefault(dep_id, {})
+            per[rec["TaskGroup"]] = per.get(rec["TaskGroup"], 0) + 1
+    for dep_id, per in sorted(counts.items()):
+        d = table.get(dep_id)
+        if d is None:
+            continue
+        groups = dict(d["TaskGroups"])
+        for name, n in per.items():
+            g = groups.get(name)
+            if g is None:
+                continue
+            g = {**g, "PlacedAllocs": g["PlacedAllocs"] + n}
+            if g.get("RequireProgressBy") is None and g.get("ProgressDeadline"):
+                g["RequireProgressBy"] = now + g["ProgressDeadline"] / SECOND_NS
+            groups[name] = g
+        _put(store, index, {**d, "TaskGroups": groups, "ModifyIndex": index, "ModifyTime": now})
+
+
+def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, now: float,
+                  evals_for: set[str], failures: list[tuple[str, str]]) -> None:
+    """An allocation's health was set for the first time: count it in its deployment, react."""
+    d = store.tables[TABLE].get(alloc.get("DeploymentID") or "")
+    if d is None or d["Status"] not in ACTIVE:
+        return
+    g = d["TaskGroups"].get(alloc["TaskGroup"])
+    if g is None:
+        return
+    if healthy:
+        g = {**g, "HealthyAllocs": g["HealthyAllocs"] + 1}
+        if g.get("ProgressDeadline"):
+            g["RequireProgressBy"] = now + g["ProgressDeadline"] / SECOND_NS
+    else:
+        g = {**g, "UnhealthyAllocs": g["UnhealthyAllocs"] + 1}
+    d = {**d, "TaskGroups": {**d["TaskGroups"], alloc["TaskGroup"]: g}, "ModifyIndex": index,
+         "ModifyTime": now}
+    _put(store, index, d)
+    if not healthy:
+        failures.append((d["ID"], DESC_FAILED_ALLOCS))
+        return
+    if all(tg["HealthyAllocs"] >= tg["DesiredTotal"] for tg in d["TaskGroups"].values()):
+        _set_status(store, index, d, "successful", DESC_SUCCESSFUL, now)
+        mark_stable(store, index, d["JobID"], d["JobVersion"])
+    elif d["Status"] == "running":
+        evals_for.add(d["JobID"])  # the scheduler may replace the next ones now
+
+
+def mark_stable(store: Any, index: int, job_id: str, version: int) -> None:
+    versions = store.job_versions(job_id)
+    if any(v.get("Version") == version for v in versions):
+        store._job_stability(index, {"job_id": job_id, "version": version, "stable": True})
+
+
+def fail(store: Any, index: int, dep_id: str, desc: str, now: float) -> dict[str, Any]:
+    """Fail a deployment; with AutoRevert, register the job's latest stable version again.
+
+    Returns ``{"EvalID", "RevertedJobVersion", "DeploymentModifyIndex"}``.
+    """
+    d = store.tables[TABLE][dep_id]
+    revert = None
+    if any(g.get("AutoRevert") for g in d["TaskGroups"].values()):
+        job = store.tables["jobs"].get(d["JobID"])
+        stable = [v for v in store.job_versions(d["JobID"])
+                  if v.get("Stable") and v.get("Version") != d["JobVersion"]] if job is not None else []
+        if stable and job is not None and job.get("Version") == d["JobVersion"]:
+            revert = stable[0]
+            desc = f"{desc} - rolling back to job version {revert['Version']}"
+        else:
+            desc = f"{desc} - no stable job version to auto revert to"
+    _set_status(store, index, d, "failed", desc, now)
+    eval_id = ""
+    if revert is not None:
+        from actors.scheduler.job import SERVER_OWNED
+
+        spec = {k: v for k, v in revert.items() if k not in SERVER_OWNED}
+        res = store._job_register(index, {"job": spec, "now": now})
+        eval_id = res.get("EvalID", "") if res.get("ok") else ""
+    if not eval_id and d["JobID"] in store.tables["jobs"]:
+        (eval_id,) = store._create_evals(index, [d["JobID"]], "deployment-watcher", now)
+    return {"EvalID": eval_id, "EvalCreateIndex": index if eval_id else 0,
+            "RevertedJobVersion": revert["Version"] if revert is not None else None,
+            "DeploymentModifyIndex": index}
+
+
+def cancel_for_job(store: Any, index: int, job_id: str, desc: str, now: float,
+                   older_than: int | None = None) -> None:
+    """Cancel the job's active deployment (of a version before *older_than*, when given)."""
+    d = latest(store, job_id)
+    if d is None or d["Status"] not in ACTIVE:
+        return
+    if older_than is not None and d["JobVersion"] >= older_than:
+        return
+    _set_status(store, index, d, "cancelled", desc, now)
+
+
+def purge_job(store: Any, index: int, job_id: str) -> None:
+    """A purged job's deployments go with it."""
+    table = store.tables[TABLE]
+    gone = [i for i, d in table.items() if d["JobID"] == job_id]
+    for i in gone:
+        del table[i]
+    store.latest_deployment_of.pop(job_id, None)
+    if gone:
+        store._touch(TABLE, index)
+
+
+# ------------------------------------------------------------ writes of their own
+def op_fail(store: Any, index: int, cmd: dict[str, Any]) -> Any:
+    """``deployment_fail``: an operator's ``nomad deployment fail``, or the progress deadline passing.
+
+    ``reason="progress"`` (the leader's watcher) re-checks the deadline here,
+    at the write's place in the log: progress made since the leader looked
+    keeps the deployment running.
+    """
+    dep_id, now = str(cmd["deployment_id"]), float(cmd["now"])
+    d = store.tables[TABLE].get(dep_id)
+    if d is None:
+        return {"ok": False, "error": f"deployment not found: {dep_id}"}
+    if d["Status"] not in ACTIVE:
+        return {"ok": False, "error": "can't fail terminal deployment"}
+    if cmd.get("reason") == "progress":
+        overdue = [g for g in d["TaskGroups"].values()
+                   if g.get("RequireProgressBy") is not None and g["RequireProgressBy"] <= now
+                   and g["HealthyAllocs"] < g["DesiredTotal"]]
+        if not overdue or d["Status"] != "running":
+            return {"ok": True, "index": index, "skipped": "progress made"}
+        desc = DESC_PROGRESS_DEADLINE
+    else:
+        desc = DESC_FAILED_BY_USER
+    return {"ok": True, "index": index, **fail(store, index, dep_id, desc, now)}
+
+
+def op_pause(store: Any, index: int, cmd: dict[str, Any]) -> Any:
+    """``deployment_pause``: pause (no more replacements) or resume a running deployment."""
+    dep_id, pause, now = str(cmd["deployment_id"]), bool(cmd["pause"]), float(cmd["now"])
+    d = store.tables[TABLE].get(dep_id)
+    if d is None:
+        return {"ok": False, "error": f"deployment not found: {dep_id}"}
+    if d["Status"] not in ACTIVE:
+        return {"ok": False, "error": f"can't {'pause' if pause else 'resume'} terminal deployment"}
+    if pause:
+        _set_status(store, index, d, "paused", DESC_PAUSED, now)
+        return {"ok": True, "index": index, "EvalID": "", "EvalCreateIndex": 0,
+                "DeploymentModifyIndex": index}
+    _set_status(store, index, d, "running", DESC_RUNNING, now)
+    eval_id = ""
+    if d["JobID"] in store.tables["jobs"]:
+        (eval_id,) = store._create_evals(index, [d["JobID"]], "deployment-watcher", now)
+    return {"ok": True, "index": index, "EvalID": eval_id, "EvalCreateIndex": index if eval_id else 0,
+            "DeploymentModifyIndex": index}
+
+
+def overdue(store: Any, now: float) -> list[str]:
+    """Running deployments past their progress deadline (the leader's watcher proposes their failure)."""
+    out = []
+    for dep_id in sorted(set(store.latest_deployment_of.values())):
+        d = store.tables[TABLE].get(dep_id)
+        if d is None or d["Status"] != "running":
+            continue
+        if any(g.get("RequireProgressBy") is not None and g["RequireProgressBy"] <= now
+               and g["HealthyAllocs"] < g["DesiredTotal"] for g in d["TaskGroups"].values()):
+            out.append(dep_id)
+    return out
