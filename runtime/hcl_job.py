@@ -30,7 +30,7 @@ declared or a ``-var`` for one not declared.  Function calls and other
 expressions (``upper(var.x)``, ``var.a + 1``) are refused, not left as text.
 
 Durations (``"30s"``, ``"1h30m"``) become nanoseconds as in the JSON form.
-Anything else -- a ``service`` or ``update`` block,
+Anything else -- a ``service`` block, canaries,
 a misspelt attribute -- is refused with its path, never dropped: a job that
 runs without what its file asked for would be worse than no job.
 Interpolations such as ``${attr.kernel.name}`` stay as text, as Nomad's
@@ -192,7 +192,7 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
-                  "network"}, where)
+                  "network", "update"}, where)
     group: dict[str, Any] = {"Name": name}
     if "count" in body:
         group["Count"] = body["count"]
@@ -211,6 +211,8 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
             **({"Interval": _ns(r["interval"], f"{where}.restart.interval")} if "interval" in r else {}),
             **({"Delay": _ns(r["delay"], f"{where}.restart.delay")} if "delay" in r else {}),
             **({"Mode": r["mode"]} if "mode" in r else {})}
+    if "update" in body:
+        group["Update"] = _update(body["update"], f"{where}.update")
     if "migrate" in body:
         m = _body(body["migrate"], f"{where}.migrate")
         _check(m, {"max_parallel", "min_healthy_time"}, f"{where}.migrate")
@@ -220,6 +222,21 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
                if "min_healthy_time" in m else {})}
     group["Tasks"] = [_task(t, b, f"{where}.task[{t!r}]") for t, b in _blocks(body.get("task", []), f"{where}.task")]
     return group
+
+
+_UPDATE_DURATIONS = {"stagger": "Stagger", "min_healthy_time": "MinHealthyTime",
+                     "healthy_deadline": "HealthyDeadline", "progress_deadline": "ProgressDeadline"}
+_UPDATE_PLAIN = {"max_parallel": "MaxParallel", "health_check": "HealthCheck", "auto_revert": "AutoRevert",
+                 "auto_promote": "AutoPromote", "canary": "Canary"}
+
+
+def _update(value: Any, where: str) -> dict[str, Any]:
+    """An ``update`` block (job or group level): Nomad's UpdateStrategy fields, durations in ns."""
+    u = _body(value, where)
+    _check(u, set(_UPDATE_DURATIONS) | set(_UPDATE_PLAIN), where)
+    out: dict[str, Any] = {field: u[key] for key, field in _UPDATE_PLAIN.items() if key in u}
+    out.update({field: _ns(u[key], f"{where}.{key}") for key, field in _UPDATE_DURATIONS.items() if key in u})
+    return out
 
 
 def _load(text: str, what: str) -> dict[str, Any]:
@@ -436,7 +453,8 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     (job_id, body), = jobs
     where = f"job[{job_id!r}]"
     _check(body, {"name", "datacenters", "type", "priority", "region", "namespace", "node_pool", "all_at_once",
-                  "meta", "constraint", "group", "parameterized", "periodic", "affinity", "spread"}, where)
+                  "meta", "constraint", "group", "parameterized", "periodic", "affinity", "spread", "update"},
+           where)
     job: dict[str, Any] = {"ID": job_id, "Name": str(body.get("name", job_id))}
     for key, field in (("datacenters", "Datacenters"), ("type", "Type"), ("priority", "Priority"),
                        ("region", "Region"), ("namespace", "Namespace"), ("node_pool", "NodePool"),
@@ -447,6 +465,8 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
         job["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
         job["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
+    if "update" in body:
+        job["Update"] = _update(body["update"], f"{where}.update")
     _prefs(body, job, where)
     if "periodic" in body:
         p = _body(body["periodic"], f"{where}.periodic")

@@ -64,10 +64,39 @@ def test_attribute_maps_several_groups_and_tasks_and_defaults() -> None:
     assert canonical_job(job)["TaskGroups"][0]["Count"] == 1
 
 
+def test_update_blocks_map_onto_the_update_strategy() -> None:
+    job = parse_hcl_job('''
+        job "web" {
+          update {
+            max_parallel     = 2
+            min_healthy_time = "5s"
+            healthy_deadline = "1m"
+            auto_revert      = true
+          }
+          group "g" {
+            update { max_parallel = 3
+                     progress_deadline = "15m"
+                     health_check = "task_states" }
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/sleep" }
+            }
+          }
+        }''')
+    assert job["Update"] == {"MaxParallel": 2, "AutoRevert": True, "MinHealthyTime": 5 * 10**9,
+                             "HealthyDeadline": 60 * 10**9}
+    assert job["TaskGroups"][0]["Update"] == {"MaxParallel": 3, "HealthCheck": "task_states",
+                                             "ProgressDeadline": 900 * 10**9}
+    u = canonical_job(job)["TaskGroups"][0]["Update"]
+    assert (u["MaxParallel"], u["AutoRevert"], u["MinHealthyTime"], u["HealthyDeadline"], u["ProgressDeadline"],
+            u["HealthCheck"]) == (3, True, 5 * 10**9, 60 * 10**9, 900 * 10**9, "task_states")
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('job "x" { group "g" { network { port "http" { host_network = "public" } } } }', "'host_network' not supported"),
     ('job "x" { group "g" { network { dns { servers = ["1.1.1.1"] } } } }', "'dns' not supported"),
-    ('job "x" { update { max_parallel = 1 } }', "'update' not supported"),
+    ('job "x" { update { max_parallel = 1\n canaries = 1 } }', "'canaries' not supported"),
+    ('job "x" { update { min_healthy_time = "later" } }', "invalid duration"),
     ('job "x" { periodic { cron = "* * * * *"\n spec_type = "cron" } }', "'spec_type' not supported"),
     ('job "x" { group "g" { task "t" { driver = "raw_exec"\n service { name = "web" } } } }',
      "'service' not supported"),
