@@ -452,6 +452,9 @@ _ROUTES = sorted([
     _Route("/v1/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
     _Route("/v1/evaluations", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/evaluation/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
+    # Deployments: Nomad's Deployment.* RPCs check read-job, and submit-job to fail, pause or promote.
+    _Route("/v1/deployments", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
+    _Route("/v1/deployment/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/client/fs/logs/", (("namespace", "read-logs|read-fs"),), (("namespace", "read-logs|read-fs"),)),
     _Route("/v1/client/fs/", (("namespace", "read-fs"),), (("namespace", "read-fs"),)),  # ls, stat, cat...
     _Route("/v1/client/stats", (("node", READ),), (("node", READ),)),  # Nomad ClientStats.Stats

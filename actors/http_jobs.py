@@ -20,6 +20,7 @@ has them; the store keeps the seconds its commands carried.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
@@ -49,7 +50,7 @@ from actors.state.scheduler_config import JOB_REGISTRATION_DISABLED
 from actors.state.store import command
 from runtime.edge import wall_time
 
-__all__ = ["alloc_stub", "job_stub", "job_summaries"]
+__all__ = ["JOB_ACTIONS", "alloc_stub", "deployment_status_out", "job_stub", "job_summaries", "rfc3339"]
 
 ELIGIBILITIES = ("eligible", "ineligible")
 # Nomad's AllocClientStatus* -> the JobSummary counter it adds to.
@@ -83,7 +84,31 @@ def _with_times(rec: dict[str, Any], *keys: str) -> dict[str, Any]:
     return rec
 
 
-# Job fields Nomad always answers with, for the features this agent has not (no update block,
+# Go's zero time.Time, which Nomad's JSON shows for a time never set.
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def rfc3339(t: Any) -> str:
+    """Store seconds -> Go's ``time.Time`` JSON: RFC 3339 in UTC, the fraction's trailing zeros cut.
+
+    None (or any non-time) is Go's zero time, as Nomad shows an unset ``time.Time``.
+    """
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or t <= 0:
+        return ZERO_TIME
+    when = dt.datetime.fromtimestamp(t, tz=dt.UTC)
+    frac = f".{when.microsecond:06d}".rstrip("0").rstrip(".")
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
+
+
+def deployment_status_out(ds: Any) -> dict[str, Any] | None:
+    """An allocation's ``DeploymentStatus`` (Nomad's AllocDeploymentStatus), its Timestamp in RFC 3339."""
+    if not isinstance(ds, dict):
+        return None
+    return {"Healthy": ds.get("Healthy"), "Timestamp": rfc3339(ds.get("Timestamp")),
+            "Canary": bool(ds.get("Canary")), "ModifyIndex": ds.get("ModifyIndex", 0)}
+
+
+# Job fields Nomad always answers with, for the features this agent has not (no job-level update block,
 # no periodic or parameterized jobs, no parents): their values when unused.
 _JOB_DEFAULTS = {"Stable": False, "StatusDescription": "", "ParentID": "", "AllAtOnce": False, "Update": None,
                  "Dispatched": False, "Periodic": None, "ParameterizedJob": None, "Payload": None,
@@ -181,7 +206,7 @@ def alloc_stub(a: dict[str, Any], *, task_states: bool = True, resources: bool =
     stub.update(JobType=(a.get("Job") or {}).get("Type", ""),
                 DesiredTransition=copy.deepcopy(a.get("DesiredTransition") or {}),
                 TaskStates=copy.deepcopy(a.get("TaskStates") or None) if task_states else None,
-                DeploymentStatus=None, RescheduleTracker=None,
+                DeploymentStatus=deployment_status_out(a.get("DeploymentStatus")), RescheduleTracker=None,
                 CreateTime=_ns(a.get("CreateTime", 0)), ModifyTime=_ns(a.get("ModifyTime", 0)))
     return stub
 
@@ -192,7 +217,9 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("Job"), dict):
         out["Job"] = job_out(out["Job"])
     out["AllocatedResources"] = allocated_resources(a)
-    for k, v in (("DeploymentID", ""), ("DeploymentStatus", None), ("FollowupEvalID", ""),
+    out["DeploymentStatus"] = deployment_status_out(out.get("DeploymentStatus"))
+    out["DeploymentID"] = out.get("DeploymentID") or ""
+    for k, v in (("FollowupEvalID", ""),
                  ("NextAllocation", ""), ("PreviousAllocation", ""), ("RescheduleTracker", None),
                  ("Metrics", None), ("DesiredTransition", {}), ("TaskStates", None)):
         out.setdefault(k, v)
@@ -536,25 +563,13 @@ def _job_periodic_force(req: Request, api: Api, job_id: str) -> Any:
                   _index_header(index))
 
 
-def _job_deployments(req: Request, api: Api, job_id: str) -> Any:
-    """``/v1/job/<id>/deployments``: jobs here have no ``update`` block, so never a deployment."""
-    require(req, "GET")
-    return state_query(req, api, ("jobs",), lambda st: [])
-
-
-def _job_deployment(req: Request, api: Api, job_id: str) -> Any:
-    require(req, "GET")
-    return state_query(req, api, ("jobs",), lambda st: None)
-
-
-# Nomad's jobSpecificRequest matches these suffixes; anything else is the job itself.
+# Nomad's jobSpecificRequest matches these suffixes; anything else is the job itself
+# (``deployments`` and ``deployment`` are added by actors.http_deployments).
 JOB_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {
     "allocations": _job_allocations,
     "evaluations": _job_evaluations,
     "summary": _job_summary,
     "versions": _job_versions,
-    "deployments": _job_deployments,
-    "deployment": _job_deployment,
     "evaluate": _job_evaluate,
     "plan": _job_plan,
     "scale": _job_scale,

@@ -33,8 +33,9 @@ from actors.http_api import Answer, Api, CodedError, Request, read_body, require
 TRUNCATE_LIMIT = 20
 CONTEXTS = ("all", "jobs", "evals", "allocs", "nodes", "deployment", "namespaces", "node_pools", "plugins",
             "volumes", "scaling_policy", "variables")
-_UUID_CONTEXTS = {"evals": "evals", "allocs": "allocs", "nodes": "nodes", "deployment": None}
+_UUID_CONTEXTS = {"evals": "evals", "allocs": "allocs", "nodes": "nodes", "deployment": "deployments"}
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
+_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments")  # what a search reads and blocks on
 
 
 def _round_uuid(prefix: str) -> str | None:
@@ -83,7 +84,7 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str):  # typ
             found[ctx] = sorted(ids)
         matches = {ctx: ids[:TRUNCATE_LIMIT] for ctx, ids in found.items()}
         truncations = {ctx: len(ids) > TRUNCATE_LIMIT for ctx, ids in found.items()}
-        index = max((st.table_index.get(t, 0) for t in ("jobs", "evals", "allocs", "nodes")), default=0)
+        index = max((st.table_index.get(t, 0) for t in _TABLES), default=0)
         return matches, truncations, index
     return query
 
@@ -113,8 +114,7 @@ def search(req: Request, api: Api) -> Any:
     contexts = tuple(c for c in (CONTEXTS[1:] if context == "all" else (context,))
                      if _allowed(acl, namespace, c))
     # A read like every other (linearizable unless ?stale), blocking on the tables searched.
-    tables = ("jobs", "evals", "allocs", "nodes")
-    answer = state_query(req, api, tables, search_query(prefix, contexts, namespace))
+    answer = state_query(req, api, _TABLES, search_query(prefix, contexts, namespace))
     matches, truncations, index = answer.value
     meta = dict(answer.headers)
     return Answer({"Matches": matches, "Truncations": truncations, "Index": index,

@@ -7,6 +7,8 @@ Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 (:mod:`runtime.cli_scheduler`), ``node pool list|info|apply|delete|nodes|jobs``
 (:mod:`runtime.cli_node_pools`), ``var list|get|put|purge`` (:mod:`runtime.cli_variables`),
 ``namespace list|status``, ``operator api`` (:mod:`runtime.cli_operator_api`),
+``deployment list|status|fail|pause|resume|promote`` and ``job deployments``
+(:mod:`runtime.cli_deployments`),
 ``agent-info``, ``status leader``,
 and the job, alloc and node commands of :mod:`runtime.cli_jobs`.
 The address comes from ``-address`` or ``NOMAD_ADDR`` (default
@@ -243,6 +245,12 @@ from runtime.cli_namespaces import NAMESPACE_COMMANDS  # noqa: E402
 
 COMMANDS.update(NAMESPACE_COMMANDS)
 # ---- end namespace
+
+# ---- deployment list|status|fail|pause|resume|promote, job deployments (runtime.cli_deployments)
+from runtime.cli_deployments import DEPLOYMENT_COMMANDS  # noqa: E402
+
+COMMANDS.update(DEPLOYMENT_COMMANDS)
+# ---- end deployment
 
 # ---- operator api (runtime.cli_operator_api)
 from runtime.cli_operator_api import OPERATOR_API_COMMANDS  # noqa: E402

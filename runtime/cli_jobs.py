@@ -448,6 +448,11 @@ def job_status(addr: str, args: list[str]) -> str:
     rows = [["Task Group", "Queued", "Starting", "Running", "Failed", "Complete", "Lost", "Unknown"]]
     rows += [[g] + [str(s[k]) for k in rows[0][1:]] for g, s in sorted(summary.items())]
     out += ["", "Summary", table(rows)]
+    latest = request(addr, "GET", f"{path}/deployment")
+    if latest:  # Nomad's "Latest Deployment", before the allocations
+        from runtime.cli_deployments import latest_deployment_section  # it imports this module
+
+        out += latest_deployment_section(latest, verbose)
     allocs = request(addr, "GET", f"{path}/allocations")
     out += ["", "Allocations"]
     if not allocs:

@@ -130,7 +130,12 @@ def test_jobs_job_allocations_and_evaluations_through_the_library(dev, monkeypat
     assert reg["EvalID"] in [e["ID"] for e in n.evaluations.get_evaluations()]
     assert n.job.get_summary("pn-web")["Summary"]["web"]["Running"] == 1
     assert [v["ID"] for v in n.job.get_versions("pn-web")["Versions"]] == ["pn-web"]
-    assert n.job.get_deployments("pn-web") == [] and n.job.get_deployment("pn-web") is None
+    # A new service job rolls out through a deployment (the default update block: 10 s healthy).
+    (dep,) = n.job.get_deployments("pn-web")
+    assert n.job.get_deployment("pn-web")["ID"] == dep["ID"] and dep["JobID"] == "pn-web"
+    assert n.deployment.get_deployment(dep["ID"])["TaskGroups"]["web"]["DesiredTotal"] == 1
+    assert dep["ID"] in [d["ID"] for d in n.deployments.get_deployments(prefix=dep["ID"][:8])]
+    assert [a["ID"] for a in n.deployment.get_deployment_allocations(dep["ID"])] == [allocs[0]["ID"]]
 
     update = n.job.register_job("pn-web", {"Job": sleep_job("pn-web", count=1, Priority=60)})
     assert "EvalID" in update and n.job.get_job("pn-web")["Priority"] == 60

@@ -1,0 +1,186 @@
+"""``nomad deployment list | status | fail | pause | resume | promote`` and ``nomad job deployments``.
+
+As Nomad's ``command/deployment_*.go`` and ``command/job_deployments.go``:
+IDs are shown cut to 8 characters unless ``-verbose``; a deployment is
+named by its ID or a unique prefix (resolved through ``/v1/deployments?prefix=``);
+``-json`` prints the API's objects indented four spaces.  ``fail`` and
+``resume`` watch the evaluation they made unless ``-detach``.  ``promote``
+asks the server, which answers that there are no canaries to promote (this
+agent refuses canaries at registration).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import urllib.parse
+from typing import Any
+
+from runtime.cli import CliError, table
+from runtime.cli_jobs import as_json, kv, monitor, one_arg, parse_flags, request, resolve, short
+
+__all__ = ["DEPLOYMENT_COMMANDS", "deployment_groups", "latest_deployment_section"]
+
+ZERO_TIME_PREFIX = "0001-01-01"  # Go's zero time.Time: a time never set
+
+
+def _progress_by(t: Any) -> str:
+    """``RequireProgressBy`` (RFC 3339) as Nomad's ``formatTime``: to the second; unset is ``N/A``."""
+    if not isinstance(t, str) or not t or t.startswith(ZERO_TIME_PREFIX):
+        return "N/A"
+    try:
+        when = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        return t
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def deployment_groups(d: dict[str, Any]) -> str:
+    """Nomad's ``formatDeploymentGroups``: a row per task group; Auto Revert and Progress Deadline
+    columns only when some group has them (no canary columns: there are none here)."""
+    groups = d.get("TaskGroups") or {}
+    autorevert = any(g.get("AutoRevert") for g in groups.values())
+    deadline = any(g.get("ProgressDeadline") for g in groups.values())
+    counts = ("DesiredTotal", "PlacedAllocs", "HealthyAllocs", "UnhealthyAllocs")
+    rows = [["Task Group", *(["Auto Revert"] if autorevert else []), "Desired", "Placed", "Healthy",
+             "Unhealthy", *(["Progress Deadline"] if deadline else [])]]
+    for name in sorted(groups):
+        g = groups[name]
+        rows.append([name, *([str(bool(g.get("AutoRevert"))).lower()] if autorevert else []),
+                     *(str(g.get(k, 0)) for k in counts),
+                     *([_progress_by(g.get("RequireProgressBy"))] if deadline else [])])
+    return table(rows)
+
+
+def _with_groups(base: str, d: dict[str, Any]) -> str:
+    if not d.get("TaskGroups"):
+        return base
+    return "\n".join([base, "", "Deployed", deployment_groups(d)])
+
+
+def format_deployment(d: dict[str, Any] | None, verbose: bool) -> str:
+    """Nomad's ``formatDeployment`` (``deployment status``, ``job deployments -latest``)."""
+    if d is None:
+        return "No deployment found"
+    return _with_groups(kv([("ID", short(d["ID"], verbose)), ("Job ID", d["JobID"]),
+                            ("Job Version", d.get("JobVersion", 0)), ("Status", d["Status"]),
+                            ("Description", d.get("StatusDescription", ""))]), d)
+
+
+def latest_deployment_section(d: dict[str, Any], verbose: bool) -> list[str]:
+    """``nomad job status``'s "Latest Deployment" section (Nomad's JobStatusCommand.formatDeployment)."""
+    body = kv([("ID", short(d["ID"], verbose)), ("Status", d["Status"]),
+               ("Description", d.get("StatusDescription", ""))])
+    return ["", "Latest Deployment", _with_groups(body, d)]
+
+
+def format_deployments(deps: list[dict[str, Any]], verbose: bool) -> str:
+    """Nomad's ``formatDeployments``."""
+    if not deps:
+        return "No deployments found"
+    rows = [["ID", "Job ID", "Job Version", "Status", "Description"]]
+    rows += [[short(d["ID"], verbose), d["JobID"], str(d.get("JobVersion", 0)), d["Status"],
+              d.get("StatusDescription", "")] for d in deps]
+    return table(rows)
+
+
+def _resolve(addr: str, rest: list[str], usage: str) -> dict[str, Any]:
+    """The deployment an ID or unique prefix names (its list entry: the whole deployment)."""
+    found = resolve(addr, "deployment", one_arg(rest, usage))
+    assert isinstance(found, dict)
+    return found
+
+
+# ---------------------------------------------------------------- commands
+
+
+def deployment_list(addr: str, args: list[str]) -> str:
+    """``nomad deployment list [-json] [-verbose]``: newest first."""
+    flags, rest = parse_flags(args, {"json": bool, "verbose": bool})
+    if rest:
+        raise CliError("This command takes no arguments: nomad deployment list [-json] [-verbose]")
+    deps = request(addr, "GET", "/v1/deployments") or []
+    if flags.get("json"):
+        return as_json(deps)
+    return format_deployments(deps, bool(flags.get("verbose")))
+
+
+def deployment_status(addr: str, args: list[str]) -> str:
+    """``nomad deployment status [-json] [-verbose] <deployment>``."""
+    flags, rest = parse_flags(args, {"json": bool, "verbose": bool})
+    d = _resolve(addr, rest, "nomad deployment status [-json] [-verbose] <deployment>")
+    d = request(addr, "GET", f"/v1/deployment/{d['ID']}")
+    if flags.get("json"):
+        return as_json(d)
+    return format_deployment(d, bool(flags.get("verbose")))
+
+
+def _then_monitor(addr: str, said: str, eval_id: str, detach: bool) -> tuple[str, int]:
+    """What a write printed, then (unless -detach, or no evaluation was made) its evaluation's monitor."""
+    if detach or not eval_id:
+        return said, 0
+    out, code = monitor(addr, eval_id)
+    return f"{said}\n\n{out}", code
+
+
+def deployment_fail(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad deployment fail [-detach] [-verbose] <deployment>``."""
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
+    d = _resolve(addr, rest, "nomad deployment fail [-detach] <deployment>")
+    got = request(addr, "PUT", f"/v1/deployment/fail/{d['ID']}")
+    said = f'Deployment "{d["ID"]}" failed'
+    if got.get("RevertedJobVersion") is not None:
+        said += f". Auto-reverted to job version {got['RevertedJobVersion']}."
+    return _then_monitor(addr, said, got.get("EvalID", ""), bool(flags.get("detach")))
+
+
+def deployment_pause(addr: str, args: list[str]) -> str:
+    """``nomad deployment pause [-verbose] <deployment>``: no more allocations replaced until resumed."""
+    _, rest = parse_flags(args, {"verbose": bool})
+    d = _resolve(addr, rest, "nomad deployment pause <deployment>")
+    request(addr, "PUT", f"/v1/deployment/pause/{d['ID']}", {"DeploymentID": d["ID"], "Pause": True})
+    return f'Deployment "{d["ID"]}" paused'
+
+
+def deployment_resume(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad deployment resume [-detach] [-verbose] <deployment>``."""
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
+    d = _resolve(addr, rest, "nomad deployment resume [-detach] <deployment>")
+    got = request(addr, "PUT", f"/v1/deployment/pause/{d['ID']}", {"DeploymentID": d["ID"], "Pause": False})
+    return _then_monitor(addr, f'Deployment "{d["ID"]}" resumed', got.get("EvalID", ""),
+                         bool(flags.get("detach")))
+
+
+def deployment_promote(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad deployment promote [-group g]... [-detach] <deployment>``: the server's answer."""
+    flags, rest = parse_flags(args, {"group": list, "detach": bool, "verbose": bool})
+    d = _resolve(addr, rest, "nomad deployment promote [-group <group>]... <deployment>")
+    groups = flags.get("group") or []
+    got = request(addr, "PUT", f"/v1/deployment/promote/{d['ID']}",
+                  {"DeploymentID": d["ID"], "All": not groups, "Groups": groups or None})
+    return _then_monitor(addr, f'Deployment "{d["ID"]}" promoted', got.get("EvalID", ""),
+                         bool(flags.get("detach")))
+
+
+def job_deployments(addr: str, args: list[str]) -> str:
+    """``nomad job deployments [-latest] [-all] [-json] [-verbose] <job>``."""
+    flags, rest = parse_flags(args, {"latest": bool, "all": bool, "json": bool, "verbose": bool})
+    job = resolve(addr, "job", one_arg(rest, "nomad job deployments [-latest] [-json] <job>"))
+    assert isinstance(job, dict)
+    path = f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}"
+    verbose = bool(flags.get("verbose"))
+    if flags.get("latest"):
+        d = request(addr, "GET", f"{path}/deployment")
+        return as_json(d) if flags.get("json") else format_deployment(d, verbose)
+    deps = request(addr, "GET", f"{path}/deployments", all="true" if flags.get("all") else None) or []
+    return as_json(deps) if flags.get("json") else format_deployments(deps, verbose)
+
+
+DEPLOYMENT_COMMANDS = {
+    ("deployment", "list"): deployment_list,
+    ("deployment", "status"): deployment_status,
+    ("deployment", "fail"): deployment_fail,
+    ("deployment", "pause"): deployment_pause,
+    ("deployment", "resume"): deployment_resume,
+    ("deployment", "promote"): deployment_promote,
+    ("job", "deployments"): job_deployments,
+}
