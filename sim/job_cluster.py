@@ -8,7 +8,9 @@ across client crashes, as real processes outlive an agent restart) and
 AllocSync.
 
 :class:`JobCheckers` assert, after every slice, that no node is ever
-over-committed by the committed state, and :meth:`JobCluster.converged`
+over-committed by the committed state and that no rolling update has more
+of its replacements in flight (placed, not yet healthy) than its group's
+``max_parallel``, and :meth:`JobCluster.converged`
 is the liveness rule the property test checks after a healed phase: every
 job's desired count runs exactly once, on live ready nodes, and the
 simulated processes match (no lost and no duplicated work).
@@ -28,7 +30,7 @@ from actors.raft.peer import RaftPeer
 from actors.scheduler.broker import BROKER, BrokerConfig, EvalBroker
 from actors.scheduler.drainer import DRAINER, DrainerConfig, NodeDrainer
 from actors.scheduler.job import canonical_job
-from actors.scheduler.scheduler import TERMINAL_CLIENT, live, node_capacity
+from actors.scheduler.scheduler import STOP_UPDATE, TERMINAL_CLIENT, live, node_capacity
 from actors.server import ENDPOINT, HEARTBEATS, NODE_GC, RAFT
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT, AllocEndpoint
 from actors.server.heartbeat import HeartbeatMonitor
@@ -66,6 +68,7 @@ class JobCluster(ClientCluster):
         self.alloc_stores = {c: MemoryAllocStore() for c in names}
         self.alloc_dirs = {c: MemoryAllocDirs() for c in names}
         self.overcommits: list[str] = []
+        self.rollout_violations: list[str] = []
         super().__init__(seed, self.jcfg.base)
 
     # ------------------------------------------------------------ boot
@@ -115,6 +118,39 @@ class JobCluster(ClientCluster):
             if cpu > cap[0] or mem > cap[1]:
                 msg = f"t={self.sched.now:.1f}: node {nid} over-committed: cpu {cpu}/{cap[0]} mem {mem}/{cap[1]}"
                 self.overcommits.append(msg)
+                raise AssertionError(msg)
+        self._check_rollouts(state.tables)
+
+    def _check_rollouts(self, tables: dict[str, Any]) -> None:
+        """A running deployment never has more replacements of updated allocations in flight than
+        max_parallel.
+
+        In flight: live, in the deployment, not yet healthy, and replacing an
+        allocation stopped for the update (replacements of lost or failed
+        ones are not limited, as in Nomad).
+        """
+        active = {d["ID"]: d for d in tables["deployments"].values() if d["Status"] in ("running", "paused")}
+        if not active:
+            return
+        allocs = tables["allocs"]
+        in_flight: dict[tuple[str, str], int] = {}
+        for a in allocs.values():
+            dep = a.get("DeploymentID")
+            if dep not in active or not live(a) or (a.get("DeploymentStatus") or {}).get("Healthy"):
+                continue
+            prev = allocs.get(a.get("PreviousAllocation") or "")
+            if prev is not None and prev.get("DesiredDescription") == STOP_UPDATE:
+                key = (dep, a["TaskGroup"])
+                in_flight[key] = in_flight.get(key, 0) + 1
+        for (dep, group), n in sorted(in_flight.items()):
+            job = tables["jobs"].get(active[dep]["JobID"]) or {}
+            strategy = next((g.get("Update") for g in job.get("TaskGroups", ()) if g["Name"] == group),
+                            None) or {}
+            limit = strategy.get("MaxParallel", 0)
+            if job.get("Version") == active[dep]["JobVersion"] and limit and n > limit:
+                msg = (f"t={self.sched.now:.1f}: deployment {dep[:8]} of {active[dep]['JobID']}.{group} has {n} "
+                       f"replacements in flight, max_parallel {limit}")
+                self.rollout_violations.append(msg)
                 raise AssertionError(msg)
 
     # ------------------------------------------------------------ operator actions

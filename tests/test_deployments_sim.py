@@ -120,3 +120,19 @@ def test_leader_crash_mid_rollout_loses_nothing() -> None:
     live = [a for a in c.allocs("web") if a["DesiredStatus"] == "run"]
     assert {a["JobVersion"] for a in live} == {1} and len(live) == 4
     c.close()
+
+
+def test_rollout_checker_catches_a_scheduler_that_ignores_max_parallel(monkeypatch: Any) -> None:
+    import pytest
+
+    from actors.scheduler import scheduler
+
+    c = boot(seed=4)
+    c.register(job())
+    run_until(c, lambda: deployments(c) and deployments(c)[-1]["Status"] == "successful", 120)
+    real = scheduler.rolling
+    monkeypatch.setattr(scheduler, "rolling", lambda j, g: real(j, g) and {**real(j, g), "MaxParallel": 4})
+    c.register(job(args="7200"))
+    with pytest.raises(AssertionError, match="replacements in flight, max_parallel 1"):
+        c.run(30.0)
+    assert c.rollout_violations
