@@ -167,7 +167,7 @@ def test_force_gc_collects_finished_work_at_once_and_then_nodes():
     c.run(1.0)  # the checker replays what committed
     state = c.checker.replica.tables
     assert state["jobs"] == {} and state["allocs"] == {} and state["evals"] == {}
-    assert c.actor(leader, JOB_GC).removed == {"jobs": 1, "evals": n_evals, "allocs": 2}
+    assert c.actor(leader, JOB_GC).removed == {"jobs": 1, "evals": n_evals, "allocs": 2, "deployments": 0}
     c.close()
 
 

@@ -66,6 +66,27 @@ def test_a_job_registration_makes_its_job_and_evaluation_events_at_its_index():
     assert job_ev.payload["ID"] == "web" and job_ev.payload is not st.tables["jobs"]["web"]
 
 
+def test_a_deployment_is_an_event_with_its_job_as_filter_key_and_the_apis_times():
+    from actors.scheduler.broker import pending_evals, plan_command
+    from actors.scheduler.job import canonical_job
+
+    st = _store()
+    st.apply(1, command("node_register", node=NODE, now=1.0))
+    job = canonical_job({**JOB, "TaskGroups": [{**JOB["TaskGroups"][0], "Tasks": [
+        {**JOB["TaskGroups"][0]["Tasks"][0], "Config": {"command": "/bin/sleep"}}]}]})
+    st.apply(2, command("job_register", job=job, now=2.0))
+    ((_, _, ev_id, _),) = pending_evals(st)
+    data, _ = plan_command(st, ev_id, 3.0)
+    st.apply(3, data)
+    dep = next(e for e in _last(st).events if e.topic == "Deployment")
+    assert dep.filter_keys == ("web",) and dep.namespace == "default"
+    payload = json.loads(json.dumps(event_json(dep)))["Payload"]["Deployment"]
+    assert payload["JobID"] == "web" and payload["CreateTime"] == 3_000_000_000
+    assert payload["TaskGroups"]["g"]["RequireProgressBy"].endswith("Z")  # RFC3339, as Nomad's JSON
+    st.apply(4, command("deployment_pause", deployment_id=dep.key, pause=True, now=4.0))
+    assert ("Deployment", "DeploymentStatusUpdate", dep.key) in _kinds(_last(st))
+
+
 def test_node_writes_are_typed_as_nomad_types_them_and_a_deleted_node_is_sent_as_it_was():
     st = _store()
     st.apply(1, command("node_register", node=NODE, now=1.0))

@@ -1184,3 +1184,28 @@ def test_deployment_index_survives_a_snapshot_restore() -> None:
     other = StateStore()
     other.restore(c.state.snapshot(), c.index)
     assert other.latest_deployment_of == {"web": d["ID"]}
+
+
+def test_ended_deployments_are_collected_after_the_threshold_unless_their_allocations_run() -> None:
+    from actors.state.core_gc import gc_scan
+
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=2))
+    c.schedule()
+    _health(c)
+    first = _deployment(c)["ID"]
+    c.register(**service(count=2, cpu=700, Update={"MaxParallel": 2}))
+    c.schedule()
+    _health(c)
+    c.client("running")
+    second = _deployment(c)["ID"]
+    assert c.state.tables["deployments"][second]["Status"] == "successful"
+    c.now += 3601
+    cut = {"cutoff": c.now - 3600, "batch_cutoff": c.now - 3600, "job_cutoff": c.now - 3600,
+           "deployment_cutoff": c.now - 3600}
+    found = gc_scan(c.state, jobs=False, evals=False, **cut)
+    assert found["deployments"] == [first]  # the second's allocations still run
+    res = c.apply("core_gc", deployments=[first, second], **cut)
+    assert res["deployments"] == [first] and set(c.state.tables["deployments"]) == {second}
+    assert c.state.latest_deployment_of["web"] == second

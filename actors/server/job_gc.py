@@ -46,6 +46,10 @@ class JobGCConfig:
     # stays listed four hours, then goes with its evaluations and allocations.
     job_interval_s: float = 300.0
     job_threshold_s: float = 4 * 3600.0
+    # server.deployment_gc_threshold: an ended deployment stays an hour (with
+    # eval-gc, as Nomad's deployment-gc runs every 5 min), long enough for an
+    # operator to read how a rollout went.
+    deployment_threshold_s: float = 3600.0
     # A forced collection (/v1/system/gc) uses Nomad's 1 ms threshold.
     force_threshold_s: float = 0.001
     batch_size: int = MAX_IDS_PER_WRITE  # IDs per Raft write (Nomad maxIdsPerReap)
@@ -57,7 +61,8 @@ class JobGCConfig:
 
     def __post_init__(self) -> None:
         for name in ("eval_interval_s", "eval_threshold_s", "batch_eval_threshold_s", "job_interval_s",
-                     "job_threshold_s", "force_threshold_s", "deployment_interval_s"):
+                     "job_threshold_s", "force_threshold_s", "deployment_interval_s",
+                     "deployment_threshold_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.batch_size < 1:
@@ -67,7 +72,8 @@ class JobGCConfig:
     def from_server(cls, server: ServerConfig) -> JobGCConfig:
         return cls(eval_threshold_s=server.eval_gc_threshold_s,
                    batch_eval_threshold_s=server.batch_eval_gc_threshold_s,
-                   job_interval_s=server.job_gc_interval_s, job_threshold_s=server.job_gc_threshold_s)
+                   job_interval_s=server.job_gc_interval_s, job_threshold_s=server.job_gc_threshold_s,
+                   deployment_threshold_s=server.deployment_gc_threshold_s)
 
 
 @dataclass(slots=True)
@@ -76,7 +82,8 @@ class _Run:
     forced: bool
     reply: Any
     pending: int = 0
-    removed: dict[str, list[str]] = field(default_factory=lambda: {"jobs": [], "evals": [], "allocs": []})
+    removed: dict[str, list[str]] = field(default_factory=lambda: {"jobs": [], "evals": [], "allocs": [],
+                                                                   "deployments": []})
     deployments: bool = False  # a progress-deadline check, not a collection
 
 
@@ -90,12 +97,12 @@ class JobGC(LeaderGC):
                          timers={"eval_gc": self.cfg.eval_interval_s, "job_gc": self.cfg.job_interval_s,
                                  "deployments": self.cfg.deployment_interval_s})
         self.node_gc = node_gc
-        self.removed = {"jobs": 0, "evals": 0, "allocs": 0}  # totals (status, tests)
+        self.removed = {"jobs": 0, "evals": 0, "allocs": 0, "deployments": 0}  # totals (status, tests)
         self.deployments_failed = 0  # past their progress deadline (status, tests)
 
     def _force(self, reply: Any) -> None:
         t = self.cfg.force_threshold_s
-        self._scan(t, t, t, jobs=True, evals=True, forced=True, reply=reply)
+        self._scan(t, t, t, jobs=True, evals=True, forced=True, reply=reply, deployment_threshold_s=t)
 
     def _status(self) -> dict[str, Any]:
         return {**self.removed, "deployments_failed": self.deployments_failed}
@@ -106,7 +113,7 @@ class JobGC(LeaderGC):
         c = self.cfg
         if name == "eval_gc":
             self._scan(c.eval_threshold_s, c.batch_eval_threshold_s, c.job_threshold_s,
-                       jobs=False, evals=True)
+                       jobs=False, evals=True, deployment_threshold_s=c.deployment_threshold_s)
             self.set_timer("eval_gc", c.eval_interval_s)
         elif name == "job_gc":
             self._scan(c.eval_threshold_s, c.batch_eval_threshold_s, c.job_threshold_s,
@@ -119,12 +126,16 @@ class JobGC(LeaderGC):
             self.set_timer("deployments", c.deployment_interval_s)
 
     def _scan(self, threshold_s: float, batch_threshold_s: float, job_threshold_s: float, *, jobs: bool,
-              evals: bool, forced: bool = False, reply: Any = None) -> None:
+              evals: bool, forced: bool = False, reply: Any = None,
+              deployment_threshold_s: float | None = None) -> None:
         now = self._wall()
         cutoffs = {"cutoff": now - threshold_s, "batch_cutoff": now - batch_threshold_s,
                    "job_cutoff": now - job_threshold_s}
+        if deployment_threshold_s is not None:
+            cutoffs["deployment_cutoff"] = now - deployment_threshold_s
         query = functools.partial(gc_scan, cutoff=cutoffs["cutoff"], batch_cutoff=cutoffs["batch_cutoff"],
-                                  job_cutoff=cutoffs["job_cutoff"], jobs=jobs, evals=evals)
+                                  job_cutoff=cutoffs["job_cutoff"], jobs=jobs, evals=evals,
+                                  deployment_cutoff=cutoffs.get("deployment_cutoff"))
         self._start_run(_Run(cutoffs=cutoffs, forced=forced, reply=reply), query)
 
     def _raft_reply(self, m: RaftReply) -> None:
@@ -138,7 +149,7 @@ class JobGC(LeaderGC):
         if kind == "scan":
             found = m.value[1]
             size = self.cfg.batch_size
-            for key in ("jobs", "evals", "allocs"):  # jobs first: each takes its evaluations along
+            for key in ("jobs", "evals", "allocs", "deployments"):  # jobs first: each takes its evaluations
                 ids = found.get(key, [])
                 for i in range(0, len(ids), size):
                     run.pending += 1
@@ -147,7 +158,7 @@ class JobGC(LeaderGC):
             run.pending -= 1
             result = m.value[1]
             if isinstance(result, dict) and result.get("ok"):
-                for key in ("jobs", "evals", "allocs"):
+                for key in ("jobs", "evals", "allocs", "deployments"):
                     run.removed[key].extend(result.get(key, ()))
         if run.pending == 0:
             self._done(seq, run)

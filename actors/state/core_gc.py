@@ -17,7 +17,11 @@ the leader, every 5 minutes:
   replaced it and stopped it).
 * **job-gc** -- every ``job_gc_interval`` (5 min), a ``dead`` job last
   submitted before ``job_gc_threshold`` (4 h) whose every evaluation (batch
-  ones included) and allocation is collectable is removed with them.
+  ones included) and allocation is collectable is removed with them (and
+  its deployments).
+* **deployment-gc** -- with eval-gc, a deployment that ended (successful,
+  failed, cancelled) and is unchanged for ``deployment_gc_threshold`` (1 h),
+  unless an allocation it placed still runs.
 
 The same functions pick the candidates in the leader's read and run again
 inside the state store's ``core_gc`` command with the cutoffs the command
@@ -154,12 +158,36 @@ def job_gc_candidates(tables: Mapping[str, Mapping[str, Any]], cutoff: float) ->
             if job_gc(jobs[jid], by_job.get(jid, ()), allocs_of.get(jid, ()), cutoff)[0]]
 
 
-def gc_scan(state: Any, cutoff: float, batch_cutoff: float, job_cutoff: float, jobs: bool, evals: bool
-            ) -> dict[str, list[str]]:
+TERMINAL_DEPLOYMENT_STATUSES = ("successful", "failed", "cancelled")  # Deployment.Active() is false
+
+
+def deployments_in_use(allocs: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Deployments an allocation that is not terminal still belongs to."""
+    return {a["DeploymentID"] for a in allocs if a.get("DeploymentID") and not alloc_terminal(a)
+            and a.get("ClientStatus") not in TERMINAL_CLIENT_STATUSES}
+
+
+def deployment_gc_eligible(d: Mapping[str, Any], cutoff: float, in_use: set[str]) -> bool:
+    return (d.get("Status") in TERMINAL_DEPLOYMENT_STATUSES and float(d.get("ModifyTime", 0.0)) < cutoff
+            and d["ID"] not in in_use)
+
+
+def deployment_gc_candidates(tables: Mapping[str, Mapping[str, Any]], cutoff: float) -> list[str]:
+    deps = tables.get("deployments", {})
+    if not deps:
+        return []
+    in_use = deployments_in_use(tables["allocs"].values())
+    return sorted(i for i, d in deps.items() if deployment_gc_eligible(d, cutoff, in_use))
+
+
+def gc_scan(state: Any, cutoff: float, batch_cutoff: float, job_cutoff: float, jobs: bool, evals: bool,
+            deployment_cutoff: float | None = None) -> dict[str, list[str]]:
     """Read query (runs inside Raft on the leader's state store)."""
-    out: dict[str, list[str]] = {"jobs": [], "evals": [], "allocs": []}
+    out: dict[str, list[str]] = {"jobs": [], "evals": [], "allocs": [], "deployments": []}
     if jobs:
         out["jobs"] = job_gc_candidates(state.tables, job_cutoff)
     if evals:
         out["evals"], out["allocs"] = eval_gc_candidates(state.tables, cutoff, batch_cutoff)
+    if deployment_cutoff is not None:
+        out["deployments"] = deployment_gc_candidates(state.tables, deployment_cutoff)
     return out

@@ -179,6 +179,8 @@ def _event(topic: str, etype: str, key: str, rec: dict[str, Any], index: int) ->
         namespace = rec.get("Namespace", "default")
     elif topic == "Job":
         filter_keys, namespace = (), rec.get("Namespace", "default")
+    elif topic == "Deployment":
+        filter_keys, namespace = (rec.get("JobID", ""),), rec.get("Namespace", "default")
     else:
         filter_keys, namespace = (), ""  # nodes and ACL objects belong to no namespace
     return Event(topic, etype, key, namespace, filter_keys, index, rec)
@@ -325,6 +327,10 @@ def _payload(e: Event) -> dict[str, Any]:
         return {"ACLPolicy": policy_out(rec)}
     if e.topic == "NodePool":
         return {"NodePool": dict(rec)}
+    if e.topic == "Deployment":
+        from actors.http_deployments import deployment_out
+
+        return {"Deployment": deployment_out(rec)}
     return {e.topic: dict(rec)}
 
 

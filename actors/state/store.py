@@ -1357,9 +1357,9 @@ class StateStore:
 
         cutoff, batch_cutoff = float(cmd["cutoff"]), float(cmd["batch_cutoff"])
         job_cutoff = float(cmd["job_cutoff"])
-        want = {k: cmd.get(k, []) for k in ("jobs", "evals", "allocs")}
+        want = {k: cmd.get(k, []) for k in ("jobs", "evals", "allocs", "deployments")}
         if not all(isinstance(v, list) for v in want.values()):
-            raise CommandError("jobs, evals and allocs must be lists")
+            raise CommandError("jobs, evals, allocs and deployments must be lists")
         jobs, evals, allocs = self.tables["jobs"], self.tables["evals"], self.tables["allocs"]
 
         def eval_allocs(ev: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1400,7 +1400,22 @@ class StateStore:
                 continue  # a live batch job's evaluation keeps its allocations (see core_gc)
             if gc.alloc_gc_eligible(a, job, c):
                 gone_allocs.add(aid)
+        gone_deployments: list[str] = []
+        if want["deployments"]:
+            dep_cutoff = float(cmd.get("deployment_cutoff", cutoff))
+            in_use = gc.deployments_in_use(allocs.values())
+            table = self.tables[deployments.TABLE]
+            for did in want["deployments"]:
+                d = table.get(did)
+                if d is not None and gc.deployment_gc_eligible(d, dep_cutoff, in_use):
+                    del table[did]
+                    if self.latest_deployment_of.get(d["JobID"]) == did:
+                        del self.latest_deployment_of[d["JobID"]]
+                    gone_deployments.append(did)
+            if gone_deployments:
+                self._touch(deployments.TABLE, index)
         for jid in gone_jobs:
+            deployments.purge_job(self, index, jid)
             self._note_periodic(index, jobs.pop(jid), None)
             if self.tables["job_versions"].pop(jid, None) is not None:
                 self._touch("job_versions", index)
@@ -1430,7 +1445,7 @@ class StateStore:
         if gone_allocs:
             self._touch("allocs", index)
         return {"ok": True, "index": index, "jobs": sorted(gone_jobs), "evals": sorted(gone_evals),
-                "allocs": sorted(gone_allocs)}
+                "allocs": sorted(gone_allocs), "deployments": sorted(gone_deployments)}
 
     def _node_rec(self, node_id: str) -> dict[str, Any] | None:
         old = self.tables["nodes"].get(node_id)
