@@ -13,8 +13,8 @@ scenario (``tests/regressions/*.json``, replayed by the default test run).
 
 Checkers run after every slice of virtual time: Raft's five guarantees
 (:class:`~sim.raft_cluster.RaftChecker`), the heartbeat and node GC rules
-(:class:`~sim.node_checkers.NodeCheckers`) and "no node over-committed"
-(:class:`~sim.job_cluster.JobCluster`).  The **liveness phase** heals the
+(:class:`~sim.node_checkers.NodeCheckers`), "no node over-committed" and
+"no rolling update past its max_parallel" (:class:`~sim.job_cluster.JobCluster`).  The **liveness phase** heals the
 network, restarts what is down and requires within ``LIVENESS_BOUND_S`` of
 virtual time: a leader, every client's node ready, every job at its count
 exactly once with matching processes (:meth:`JobCluster.converged`).
@@ -25,6 +25,8 @@ Cluster fault verbs (on top of the Raft scenario verbs in ``sim.scenarios``):
 * ``partition_clients C...`` -- cut clients from every server (both ways).
 * ``partition_servers S...`` -- cut servers from the other servers.
 * ``scale JOB COUNT`` -- register the job with a new count (background load).
+* ``update JOB N`` -- register a new version of the job whose tasks run something
+  else (arguments ``3600+N``): a rolling update through a deployment.
 * ``drain C DEADLINE_S`` -- drain a client's node with a deadline.
 """
 
@@ -65,6 +67,10 @@ CLUSTER_SCENARIOS: dict[str, list[Step]] = {
     "lossy-cluster": [(10, "loss", 0.1), (40, "loss", 0.25), (70, "loss", 0.0)],
     "rolling-restart-with-clients": [(15, "crash", "s1"), (25, "restart", "s1"), (35, "crash", "s2"),
                                      (45, "restart", "s2"), (55, "crash", "s3"), (65, "restart", "s3")],
+    # A job's rolling update (a deployment) while its leader crashes and a client goes away.
+    "rolling-update-under-faults": [(20, "update", "web", 1), (35, "crash", "@leader"), (45, "restart", "@crashed"),
+                                    (50, "crash_client", "c0002"), (70, "restart_client", "c0002"),
+                                    (90, "update", "web", 2)],
 }
 
 
@@ -141,9 +147,12 @@ def generate_schedule(seed: int, duration_s: float, servers: tuple[str, ...],
             steps.append((round(t, 2), "partition_servers", rng.choice(servers)))
         elif roll < 0.78:
             steps.append((round(t, 2), "drift", rng.choice(servers), rng.choice((1 - MAX_DRIFT, 1.0, 1 + MAX_DRIFT))))
-        elif roll < 0.9:
+        elif roll < 0.84:
             job, _, _ = rng.choice(JOBS)
             steps.append((round(t, 2), "scale", job, rng.randint(0, 8)))
+        elif roll < 0.9:
+            job, _, _ = rng.choice(JOBS)
+            steps.append((round(t, 2), "update", job, rng.randint(1, 99)))
         elif drained < 2:
             drained += 1
             steps.append((round(t, 2), "drain", rng.choice(clients), rng.choice((0, 20, 60))))
@@ -199,13 +208,22 @@ class ClusterScenarioRunner:
             net.configure(latency_min_s=float(args[0]), latency_max_s=float(args[1]))
         elif verb == "drift":
             set_clock_rate(c.sched.nodes[args[0]], c.sched.now, float(args[1]))
-        elif verb in ("scale", "drain"):
+        elif verb in ("scale", "drain", "update"):
             if c.leader() is None:
                 return f"{verb} skipped: no leader"
             try:
                 if verb == "scale":
                     cpu = next(cpu for j, _, cpu in JOBS if j == args[0])
                     c.register(sim_job(args[0], count=int(args[1]), cpu=cpu))
+                elif verb == "update":
+                    # A new version that changes what the tasks run: a rolling update (a deployment).
+                    count, cpu = next((n, cpu) for j, n, cpu in JOBS if j == args[0])
+                    current = c.checker.replica.tables["jobs"].get(args[0])
+                    if current is not None:
+                        count = current["TaskGroups"][0]["Count"]
+                    job = sim_job(args[0], count=count, cpu=cpu)
+                    job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = [str(3600 + int(args[1]))]
+                    c.register(job)
                 else:
                     c.drain(args[0], deadline_s=float(args[1]))
             except (RaftError, RuntimeError, TimeoutError) as exc:
