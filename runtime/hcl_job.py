@@ -30,7 +30,7 @@ declared or a ``-var`` for one not declared.  Function calls and other
 expressions (``upper(var.x)``, ``var.a + 1``) are refused, not left as text.
 
 Durations (``"30s"``, ``"1h30m"``) become nanoseconds as in the JSON form.
-Anything else -- a ``service`` block, canaries,
+Anything else -- a service ``check`` or the Consul provider, canaries,
 a misspelt attribute -- is refused with its path, never dropped: a job that
 runs without what its file asked for would be worse than no job.
 Interpolations such as ``${attr.kernel.name}`` stay as text, as Nomad's
@@ -108,6 +108,29 @@ def _constraints(value: Any, where: str) -> list[dict[str, Any]]:
     return out
 
 
+def _services(value: Any, where: str) -> list[dict[str, Any]]:
+    """``service`` blocks (Nomad's native service discovery): name, tags, port, provider, address, meta."""
+    out = []
+    for i, svc in enumerate(value if isinstance(value, list) else [value]):
+        at = f"{where}[{i}]"
+        if not isinstance(svc, dict):
+            raise HclJobError(f"{at}: expected a block")
+        _check(svc, {"name", "tags", "port", "provider", "address_mode", "address", "meta"}, at)
+        item: dict[str, Any] = {}
+        for key, field in (("name", "Name"), ("provider", "Provider"), ("address_mode", "AddressMode"),
+                           ("address", "Address")):
+            if key in svc:
+                item[field] = str(svc[key])
+        if "port" in svc:
+            item["PortLabel"] = str(svc["port"])
+        if "tags" in svc:
+            item["Tags"] = [str(t) for t in (svc["tags"] if isinstance(svc["tags"], list) else [svc["tags"]])]
+        if "meta" in svc:
+            item["Meta"] = _strings(svc["meta"], f"{at}.meta")
+        out.append(item)
+    return out
+
+
 def _affinities(value: Any, where: str) -> list[dict[str, Any]]:
     out = []
     for i, a in enumerate(value if isinstance(value, list) else [value]):
@@ -161,7 +184,7 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
-                  "resources", "dispatch_payload", "affinity"}, where)
+                  "resources", "dispatch_payload", "affinity", "service"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -177,6 +200,8 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
         task["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
+    if "service" in body:
+        task["Services"] = _services(body["service"], f"{where}.service")
     _prefs({k: v for k, v in body.items() if k == "affinity"}, task, where)
     if "dispatch_payload" in body:
         dp = _body(body["dispatch_payload"], f"{where}.dispatch_payload")
@@ -192,7 +217,7 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
-                  "network", "update"}, where)
+                  "network", "update", "service"}, where)
     group: dict[str, Any] = {"Name": name}
     if "count" in body:
         group["Count"] = body["count"]
@@ -200,6 +225,8 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         group["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
         group["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
+    if "service" in body:
+        group["Services"] = _services(body["service"], f"{where}.service")
     _prefs(body, group, where)
     if "network" in body:
         group["Networks"] = _network(body["network"], f"{where}.network")

@@ -64,6 +64,33 @@ def test_attribute_maps_several_groups_and_tasks_and_defaults() -> None:
     assert canonical_job(job)["TaskGroups"][0]["Count"] == 1
 
 
+def test_service_blocks_map_onto_nomad_services() -> None:
+    job = parse_hcl_job('''
+        job "web" {
+          group "g" {
+            network { port "http" {} }
+            service {
+              name = "web-${NOMAD_ALLOC_INDEX}"
+              port = "http"
+              tags = ["edge", "v1"]
+              provider = "nomad"
+            }
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/sleep" }
+              service { port = 8080
+                        meta = { zone = "a" } }
+            }
+          }
+        }''')
+    g = job["TaskGroups"][0]
+    assert g["Services"] == [{"Name": "web-${NOMAD_ALLOC_INDEX}", "Provider": "nomad", "PortLabel": "http",
+                              "Tags": ["edge", "v1"]}]
+    assert g["Tasks"][0]["Services"] == [{"PortLabel": "8080", "Meta": {"zone": "a"}}]
+    svc = canonical_job(job)["TaskGroups"][0]["Tasks"][0]["Services"][0]
+    assert svc["Name"] == "web-g-t" and svc["Provider"] == "nomad"  # Nomad's default name: job-group-task
+
+
 def test_update_blocks_map_onto_the_update_strategy() -> None:
     job = parse_hcl_job('''
         job "web" {
@@ -98,8 +125,8 @@ def test_update_blocks_map_onto_the_update_strategy() -> None:
     ('job "x" { update { max_parallel = 1\n canaries = 1 } }', "'canaries' not supported"),
     ('job "x" { update { min_healthy_time = "later" } }', "invalid duration"),
     ('job "x" { periodic { cron = "* * * * *"\n spec_type = "cron" } }', "'spec_type' not supported"),
-    ('job "x" { group "g" { task "t" { driver = "raw_exec"\n service { name = "web" } } } }',
-     "'service' not supported"),
+    ('job "x" { group "g" { task "t" { driver = "raw_exec"\n service {\n name = "web"\n check { type = "http" } } } } }',
+     "'check' not supported"),
     ('job "x" { group "g" { task "t" { resources { cpu = 1\n cores = 2 } } } }', "'cores' not supported"),
     ('job "x" { group "g" { restart { delay = "soon" } } }', "invalid duration"),
     ('job "x" {', "not a valid HCL file"),

@@ -1209,3 +1209,69 @@ def test_ended_deployments_are_collected_after_the_threshold_unless_their_alloca
     res = c.apply("core_gc", deployments=[first, second], **cut)
     assert res["deployments"] == [first] and set(c.state.tables["deployments"]) == {second}
     assert c.state.latest_deployment_of["web"] == second
+
+
+# ------------------------------------------------------------ native service discovery
+def test_services_are_registered_while_their_allocation_runs_and_go_when_it_stops() -> None:
+    c = Cluster()
+    nid = c.node(0, attrs={"unique.network.ip-address": "10.0.0.5"})
+    c.register(**service(count=2, group={
+        "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
+        "Services": [{"Name": "web-${NOMAD_ALLOC_INDEX}", "PortLabel": "http", "Tags": ["edge"]}],
+        "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep"},
+                   "Resources": {"CPU": 100, "MemoryMB": 64}, "Services": [{"PortLabel": "9000"}]}]}))
+    c.schedule()
+    regs = c.state.tables["service_registrations"]
+    assert regs == {}  # placed, not running yet
+    c.client("running")
+    allocs = {a["ID"]: a for a in c.running("web")}
+    assert len(regs) == 4
+    for r in regs.values():
+        a = allocs[r["AllocID"]]
+        assert r["NodeID"] == nid and r["Datacenter"] == "dc1" and r["JobID"] == "web"
+        assert r["Namespace"] == "default"
+        if r["ServiceName"].startswith("web-g-t"):
+            assert r["Port"] == 9000 and r["Address"] == "10.0.0.5" and r["Tags"] == []
+            assert r["ID"] == f"_nomad-task-{a['ID']}-t-web-g-t-9000"
+        else:
+            index = a["Name"].rsplit("[", 1)[1].rstrip("]")
+            assert r["ServiceName"] == f"web-{index}" and r["Tags"] == ["edge"]
+            assert r["Port"] == a["AllocatedPorts"][0]["Value"]
+            assert r["ID"] == f"_nomad-group-{a['ID']}-g-web-{index}-http"
+    # One allocation's tasks end: its registrations go, the other's stay.
+    gone = next(iter(allocs))
+    c.apply("alloc_client_update", allocs=[{"ID": gone, "ClientStatus": "complete"}])
+    assert {r["AllocID"] for r in regs.values()} == set(allocs) - {gone} and len(regs) == 2
+    # An operator deletes one; the node goes down and takes the rest.
+    one = next(iter(regs))
+    assert c.apply("service_delete", id=one, service_name=regs[one]["ServiceName"])["ok"]
+    assert not c.apply("service_delete", id=one)["ok"]
+    c.apply("node_update_status", node_id=nid, status="down")
+    c.schedule()
+    assert regs == {} and c.state.services_by_alloc == {}
+
+
+def test_service_registrations_and_their_index_survive_a_snapshot_restore() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1, group={"Services": [{"Name": "api"}]}))
+    c.schedule()
+    c.client("running")
+    other = StateStore()
+    other.restore(c.state.snapshot(), c.index)
+    assert other.tables["service_registrations"] == c.state.tables["service_registrations"]
+    assert other.services_by_alloc == c.state.services_by_alloc and len(other.services_by_alloc) == 1
+
+
+def test_service_blocks_are_validated_as_nomad_does() -> None:
+    def job(**svc: Any) -> dict[str, Any]:
+        return service(group={"Services": [svc]})
+    with pytest.raises(JobError, match=r"port label 'nope' referenced by service"):
+        canonical_job(job(PortLabel="nope"))
+    with pytest.raises(JobError, match=r"Provider: provider 'consul' is not available"):
+        canonical_job(job(Provider="consul"))
+    with pytest.raises(JobError, match=r"Checks: service health checks are not run by this agent"):
+        canonical_job(job(Checks=[{"Type": "tcp"}]))
+    with pytest.raises(JobError, match=r"Name: service name must be valid per RFC 1123"):
+        canonical_job(job(Name="no_underscores"))
+    assert canonical_job(job())["TaskGroups"][0]["Services"][0]["Name"] == "web-g"

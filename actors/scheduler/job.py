@@ -228,6 +228,78 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
     return t
 
 
+def _task_services(g: dict[str, Any], job_id: str, field: str) -> None:
+    for i, t in enumerate(g["Tasks"]):
+        svcs = _services(t.get("Services"), f"{field}.Tasks[{i}].Services",
+                         f"{job_id}-{g['Name']}-{t['Name']}")
+        if svcs is None:
+            t.pop("Services", None)
+        else:
+            t["Services"] = svcs
+
+
+SERVICE_PROVIDERS = ("nomad",)
+SERVICE_ADDRESS_MODES = ("auto", "host")
+# Nomad's service name rule (RFC 1123 label, up to 63), checked after ${...} parts are set aside.
+_SERVICE_NAME_RE = re.compile(r"^(?:[a-zA-Z0-9]|\$\{[^}]+\})(?:[a-zA-Z0-9-]|\$\{[^}]+\}){0,62}$")
+
+
+def _services(raw: Any, field: str, default_name: str) -> list[dict[str, Any]] | None:
+    """``service`` blocks (Nomad's native service discovery, provider "nomad"); None when there are none.
+
+    A service registers the allocation's address and the port its
+    ``PortLabel`` names while the allocation runs.  Health checks and the
+    Consul provider are refused by name: nothing here would run them.
+    """
+    items = _list(raw, field)
+    if not items:
+        return None
+    out = []
+    for i, item in enumerate(items):
+        where = f"{field}[{i}]"
+        svc = dict(_map(item, where))
+        svc["Name"] = _str(svc.get("Name"), f"{where}.Name", default=default_name)
+        _need(bool(_SERVICE_NAME_RE.match(svc["Name"])), f"{where}.Name",
+              f"service name must be valid per RFC 1123 and can contain only alphanumeric characters or "
+              f"dashes, and be at most 63 characters: {svc['Name']!r}")
+        svc["Provider"] = _str(svc.get("Provider"), f"{where}.Provider", default="nomad")
+        _need(svc["Provider"] in SERVICE_PROVIDERS, f"{where}.Provider",
+              f"provider {svc['Provider']!r} is not available on this agent (no Consul integration); "
+              'use provider = "nomad"')
+        tags = _list(svc.get("Tags"), f"{where}.Tags")
+        _need(all(isinstance(t, str) for t in tags), f"{where}.Tags", "must be a list of strings")
+        svc["Tags"] = tags
+        port = svc.get("PortLabel", "")
+        _need(isinstance(port, (str, int)) and not isinstance(port, bool), f"{where}.PortLabel",
+              "must be a port label or a port number")
+        svc["PortLabel"] = str(port)
+        svc["AddressMode"] = _str(svc.get("AddressMode"), f"{where}.AddressMode", default="auto")
+        _need(svc["AddressMode"] in SERVICE_ADDRESS_MODES, f"{where}.AddressMode",
+              f"must be one of {SERVICE_ADDRESS_MODES} for the nomad provider")
+        svc["Address"] = _str(svc.get("Address"), f"{where}.Address")
+        svc["Meta"] = {str(k): str(v) for k, v in _map(svc.get("Meta"), f"{where}.Meta").items()}
+        _need(not _list(svc.get("Checks"), f"{where}.Checks"), f"{where}.Checks",
+              "service health checks are not run by this agent; remove the check blocks")
+        svc.pop("Checks", None)
+        out.append(svc)
+    names = [(s["Name"], s["PortLabel"]) for s in out]
+    _need(len(set(names)) == len(names), field, "services must have distinct name and port label pairs")
+    return out
+
+
+def _check_service_ports(group: dict[str, Any], field: str) -> None:
+    """Every service's port is a label of the group's network, or a number (Nomad's validation)."""
+    nets = group.get("Networks") or ()
+    labels = {p["Label"] for n in nets for p in (*n.get("ReservedPorts", ()), *n.get("DynamicPorts", ()))}
+    owners = [("", group)] + [(f".Tasks[{t['Name']}]", t) for t in group["Tasks"]]
+    for suffix, owner in owners:
+        for svc in owner.get("Services") or ():
+            port = svc["PortLabel"]
+            _need(not port or port.isdigit() or port in labels, f"{field}{suffix}.Services",
+                  f"port label {port!r} referenced by service {svc['Name']!r} does not exist in the group's "
+                  "network")
+
+
 def _update(raw: dict[str, Any], field: str) -> dict[str, Any]:
     """An ``update`` block (job-level merged under the group's), over Nomad's defaults."""
     u = {**UPDATE_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
@@ -289,6 +361,16 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     return g
 
 
+def _group_services(g: dict[str, Any], job_id: str, field: str) -> None:
+    svcs = _services(g.get("Services"), f"{field}.Services", f"{job_id}-{g['Name']}")
+    if svcs is None:
+        g.pop("Services", None)
+    else:
+        g["Services"] = svcs
+    _task_services(g, job_id, field)
+    _check_service_ports(g, field)
+
+
 def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     """Validate a submitted job and fill in Nomad's defaults; raises JobError."""
     job = dict(_map(raw, "Job"))
@@ -322,6 +404,8 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     elif job.get("Update") is not None:
         _map(job["Update"], "Update")
     job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"], job_update) for i, g in enumerate(groups)]
+    for i, g in enumerate(job["TaskGroups"]):
+        _group_services(g, job["ID"], f"TaskGroups[{i}]")
     names = [g["Name"] for g in job["TaskGroups"]]
     _need(len(set(names)) == len(names), "TaskGroups", "group names must be unique")
     job["Stop"] = bool(job.get("Stop", False))

@@ -47,7 +47,7 @@ TOPICS = ("Node", "Job", "Allocation", "Evaluation", "Deployment", "ACLToken", "
 # Store table -> the topic of the events its changes make.
 TABLE_TOPICS = {"nodes": "Node", "jobs": "Job", "allocs": "Allocation", "evals": "Evaluation",
                 "acl_tokens": "ACLToken", "acl_policies": "ACLPolicy", "node_pools": "NodePool",
-                "deployments": "Deployment"}
+                "deployments": "Deployment", "service_registrations": "Service"}
 EVENT_TABLES = tuple(TABLE_TOPICS)
 
 # The store's write kinds -> Nomad's event type (MsgTypeEvents).  A dict
@@ -87,6 +87,7 @@ OP_TYPES: dict[str, str | dict[str, str]] = {
     "node_pool_delete": "NodePoolDeleted",
     "deployment_fail": "DeploymentStatusUpdate",
     "deployment_pause": "DeploymentStatusUpdate",
+    "service_delete": "ServiceDeregistration",
 }
 
 ABSENT: Any = object()  # journal: the key had no record before this write
@@ -169,6 +170,8 @@ def make_batch(index: int, op: str, journal: dict[tuple[str, str], Any],
             rec = before  # deleted: no one holds it any more, no copy needed
         else:
             continue  # touched but neither there before nor after
+        if table == "service_registrations":  # whatever write made it: Nomad types these by what happened
+            etype = "ServiceRegistration" if after is not None else "ServiceDeregistration"
         events.append(_event(TABLE_TOPICS[table], etype, key, rec, index))
     return Batch(index, tuple(events)) if events else None
 
@@ -181,6 +184,8 @@ def _event(topic: str, etype: str, key: str, rec: dict[str, Any], index: int) ->
         filter_keys, namespace = (), rec.get("Namespace", "default")
     elif topic == "Deployment":
         filter_keys, namespace = (rec.get("JobID", ""),), rec.get("Namespace", "default")
+    elif topic == "Service":
+        filter_keys, namespace = (rec.get("JobID", ""), rec.get("ServiceName", "")), rec.get("Namespace", "default")
     else:
         filter_keys, namespace = (), ""  # nodes and ACL objects belong to no namespace
     return Event(topic, etype, key, namespace, filter_keys, index, rec)
@@ -327,6 +332,8 @@ def _payload(e: Event) -> dict[str, Any]:
         return {"ACLPolicy": policy_out(rec)}
     if e.topic == "NodePool":
         return {"NodePool": dict(rec)}
+    if e.topic == "Service":
+        return {"Service": dict(rec)}
     if e.topic == "Deployment":
         from actors.http_deployments import deployment_out
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import msgpack
 
-from actors.state import acl_ops, deployments, node_pools, variables
+from actors.state import acl_ops, deployments, node_pools, services, variables
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
 
@@ -38,7 +38,7 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # node_pools: the pools operators and clients created (actors.state.node_pools; the built-ins are implicit).
 # variables: Nomad's variables, keyed <namespace>/<path> (actors.state.variables).
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
-          sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE)
+          sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -165,6 +165,8 @@ class StateStore:
         self.periodic_index = 0
         # Job ID -> its newest deployment's ID (derived: rebuilt by restore).
         self.latest_deployment_of: dict[str, str] = {}
+        # Allocation ID -> its service registrations' IDs (derived: rebuilt by restore).
+        self.services_by_alloc: dict[str, set[str]] = {}
         # Evaluations created by the entry being applied: their IDs derive
         # from (index, n), so n must not repeat within one entry.
         self._entry_evals = 0
@@ -218,6 +220,7 @@ class StateStore:
             "var_delete": functools.partial(variables.delete_var, self),
             "deployment_fail": functools.partial(deployments.op_fail, self),
             "deployment_pause": functools.partial(deployments.op_pause, self),
+            "service_delete": functools.partial(services.op_delete, self),
         }
         # A user's job writes are refused while the scheduler configuration
         # rejects registrations (Nomad's registrationsAreAllowed), checked here
@@ -470,6 +473,7 @@ class StateStore:
             if old is not None:
                 self._node_usage.pop(old.get("NodeID", ""), None)
             self._index_alloc(record)
+            services.alloc_written(self, index, record, old)
         elif table == "evals":
             self._index_eval(record)
         self._touch(table, index)
@@ -583,6 +587,7 @@ class StateStore:
         self.periodic_ids = {i for i, j in self.tables["jobs"].items() if j.get("Periodic")}
         self.periodic_index = index
         deployments.rebuild_index(self)
+        services.rebuild_index(self)
         self.applied_index = index
         self._watchers = watchers
         if self.events is not None:
@@ -1120,6 +1125,7 @@ class StateStore:
                 rec["ClientDescription"] = s.get("DesiredDescription", "")
             allocs[rec["ID"]] = rec
             self._index_alloc(rec, replaces=a)
+            services.alloc_written(self, index, rec, a)
             touched = True
         used: dict[str, list[int]] = {}
         for node_id in {p["NodeID"] for p in plan["Place"]}:
@@ -1293,6 +1299,7 @@ class StateStore:
                                            "Canary": False, "ModifyIndex": index}
             rec.update(ModifyIndex=index, ModifyTime=now)
             allocs[rec["ID"]] = rec
+            services.alloc_written(self, index, rec, a)
             if newly_healthy is not None:
                 deployments.health_update(self, index, rec, newly_healthy, now, watcher_jobs, dep_failures)
             self._usage_written(rec, replaces=a)
@@ -1434,6 +1441,7 @@ class StateStore:
             a = allocs.pop(aid, None)
             if a is None:
                 continue
+            services.remove_alloc(self, index, aid)
             node = a.get("NodeID", "")
             self._node_usage.pop(node, None)  # a terminal allocation held nothing; dropped all the same
             self.allocs_by_node.get(node, set()).discard(aid)

@@ -1,0 +1,130 @@
+"""Service registrations: Nomad's native service discovery (``provider = "nomad"``).
+
+A job's ``service`` blocks (group or task level) name what an allocation
+offers; while the allocation runs (desired ``run``, client status
+``running``) each is registered under Nomad's ID --
+``_nomad-group-<alloc>-<group>-<name>-<port label>`` or
+``_nomad-task-<alloc>-<task>-<name>-<port label>`` -- with the address and
+port its ``PortLabel`` names, and the registration goes when the allocation
+stops running, is stopped, is lost or is collected.
+
+Where Nomad's client upserts and deletes registrations over RPC as its
+tasks start and stop, here every server derives them from the allocation
+writes it applies (:func:`alloc_written`): the same registrations exist for
+exactly the time the servers hold the allocation running, a client never
+has to retry a registration it could not deliver, and a node that goes
+down takes its registrations with it at the write that marks its
+allocations lost.  An operator may delete one (``DELETE
+/v1/service/<name>/<id>``, :func:`op_delete`); it comes back only with the
+allocation's next start.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+TABLE = "service_registrations"
+_VAR = re.compile(r"\$\{([^}]+)\}")
+
+
+def _running(a: dict[str, Any] | None) -> bool:
+    return a is not None and a.get("DesiredStatus") == "run" and a.get("ClientStatus") == "running"
+
+
+def _interpolate(text: str, env: dict[str, str]) -> str:
+    return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+def registrations(alloc: dict[str, Any], node: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The service registrations of *alloc* (its job's group and task services), in Nomad's API shape."""
+    job = alloc.get("Job") or {}
+    group = next((g for g in job.get("TaskGroups", ()) if g.get("Name") == alloc.get("TaskGroup")), None)
+    if group is None:
+        return []
+    ports = {p["Label"]: p for p in alloc.get("AllocatedPorts") or ()}
+    node = node or {}
+    node_ip = (node.get("Attributes") or {}).get("unique.network.ip-address") or \
+        str(node.get("HTTPAddr", "")).rsplit(":", 1)[0]
+    name_index = alloc.get("Name", "").rsplit("[", 1)[-1].rstrip("]")
+    base_env = {"JOB": job.get("ID", ""), "TASKGROUP": group["Name"], "NOMAD_JOB_NAME": job.get("Name", ""),
+                "NOMAD_JOB_ID": job.get("ID", ""), "NOMAD_GROUP_NAME": group["Name"],
+                "NOMAD_NAMESPACE": alloc.get("Namespace", "default"), "NOMAD_ALLOC_ID": alloc["ID"],
+                "NOMAD_ALLOC_INDEX": name_index, "NOMAD_DC": node.get("Datacenter", "")}
+    owners = [("group", group["Name"], "", group.get("Services") or ())]
+    owners += [("task", t["Name"], t["Name"], t.get("Services") or ()) for t in group.get("Tasks", ())]
+    out = []
+    for kind, owner, task, services in owners:
+        env = {**base_env, **({"TASK": task, "NOMAD_TASK_NAME": task,
+                               "BASE": f"{job.get('ID', '')}-{group['Name']}-{task}"} if task else
+                              {"BASE": f"{job.get('ID', '')}-{group['Name']}"})}
+        for svc in services:
+            name = _interpolate(svc["Name"], env)
+            label = svc.get("PortLabel", "")
+            port, address = 0, node_ip
+            if label in ports:
+                port = int(ports[label]["Value"])
+                address = ports[label].get("HostIP") or node_ip
+            elif label.isdigit():
+                port = int(label)
+            if svc.get("Address"):
+                address = _interpolate(svc["Address"], env)
+            out.append({
+                "ID": f"_nomad-{kind}-{alloc['ID']}-{owner}-{name}-{label}",
+                "ServiceName": name, "Namespace": alloc.get("Namespace", "default"),
+                "NodeID": alloc.get("NodeID", ""), "Datacenter": node.get("Datacenter", ""),
+                "JobID": alloc.get("JobID", ""), "AllocID": alloc["ID"],
+                "Tags": [_interpolate(t, env) for t in svc.get("Tags", ())],
+                "Address": address, "Port": port})
+    return out
+
+
+def alloc_written(store: Any, index: int, alloc: dict[str, Any], before: dict[str, Any] | None) -> None:
+    """An allocation write: register its services when it starts running, deregister when it stops."""
+    now_running, was_running = _running(alloc), _running(before)
+    if now_running == was_running:
+        return
+    table = store.tables[TABLE]
+    if now_running:
+        node = store.tables["nodes"].get(alloc.get("NodeID", ""))
+        regs = registrations(alloc, node)
+        for reg in regs:
+            old = table.get(reg["ID"])
+            table[reg["ID"]] = {**reg, "CreateIndex": old["CreateIndex"] if old else index, "ModifyIndex": index}
+            store.services_by_alloc.setdefault(alloc["ID"], set()).add(reg["ID"])
+        if regs:
+            store._touch(TABLE, index)
+    else:
+        remove_alloc(store, index, alloc["ID"])
+
+
+def remove_alloc(store: Any, index: int, alloc_id: str) -> None:
+    """The allocation's registrations go (it stopped running, or it was collected)."""
+    ids = store.services_by_alloc.pop(alloc_id, None)
+    if not ids:
+        return
+    table = store.tables[TABLE]
+    for i in sorted(ids):
+        table.pop(i, None)
+    store._touch(TABLE, index)
+
+
+def rebuild_index(store: Any) -> None:
+    """After a restore: allocation ID -> the IDs of its registrations."""
+    out: dict[str, set[str]] = {}
+    for reg_id, r in store.tables[TABLE].items():
+        out.setdefault(r["AllocID"], set()).add(reg_id)
+    store.services_by_alloc = out
+
+
+def op_delete(store: Any, index: int, cmd: dict[str, Any]) -> Any:
+    """``service_delete``: an operator removes one registration (Nomad ``ServiceRegistration.DeleteByID``)."""
+    reg_id, name = str(cmd["id"]), str(cmd.get("service_name", ""))
+    table = store.tables[TABLE]
+    reg = table.get(reg_id)
+    if reg is None or (name and reg["ServiceName"] != name):
+        return {"ok": False, "error": "service registration not found"}
+    del table[reg_id]
+    store.services_by_alloc.get(reg["AllocID"], set()).discard(reg_id)
+    store._touch(TABLE, index)
+    return {"ok": True, "index": index}
