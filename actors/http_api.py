@@ -960,7 +960,6 @@ import actors.http_client_alloc  # noqa: E402,F401  (alloc stats, restart and si
 import actors.http_client_forward  # noqa: E402,F401  (client routes relayed to the allocation's node)
 import actors.http_forward  # noqa: E402,F401  (client agents relay server-bound requests)
 import actors.http_jobs  # noqa: E402,F401
-import actors.http_deployments  # noqa: E402,F401  (deployments; a job's deployment reads)
 import actors.http_keyring  # noqa: E402,F401  (gossip keyring endpoints)
 import actors.http_servers  # noqa: E402,F401  (a client's server list)
 import actors.http_snapshot  # noqa: E402,F401  (operator snapshot save and restore)

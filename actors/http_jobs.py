@@ -796,3 +796,7 @@ def _node_write_reply(index: int, r: dict[str, Any]) -> Answer:
 
 NODE_ACTIONS.update(allocations=node_allocations, drain=node_drain, eligibility=node_eligibility,
                     purge=node_purge, evaluate=node_evaluate)
+
+# The deployment endpoints register on JOB_ACTIONS too: imported here, once the
+# names they take from this module exist, whichever of the two is imported first.
+import actors.http_deployments  # noqa: E402,F401
