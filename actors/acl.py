@@ -455,6 +455,9 @@ _ROUTES = sorted([
     # Deployments: Nomad's Deployment.* RPCs check read-job, and submit-job to fail, pause or promote.
     _Route("/v1/deployments", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/deployment/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
+    # Services: Nomad's ServiceRegistration.List/GetService check read-job, DeleteByID submit-job.
+    _Route("/v1/services", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
+    _Route("/v1/service/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/client/fs/logs/", (("namespace", "read-logs|read-fs"),), (("namespace", "read-logs|read-fs"),)),
     _Route("/v1/client/fs/", (("namespace", "read-fs"),), (("namespace", "read-fs"),)),  # ls, stat, cat...
     _Route("/v1/client/stats", (("node", READ),), (("node", READ),)),  # Nomad ClientStats.Stats

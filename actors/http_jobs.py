@@ -50,7 +50,8 @@ from actors.state.scheduler_config import JOB_REGISTRATION_DISABLED
 from actors.state.store import command
 from runtime.edge import wall_time
 
-__all__ = ["JOB_ACTIONS", "alloc_stub", "deployment_status_out", "job_stub", "job_summaries", "rfc3339"]
+__all__ = ["ALLOC_ACTIONS", "JOB_ACTIONS", "alloc_stub", "deployment_status_out", "job_stub", "job_summaries",
+           "rfc3339"]
 
 ELIGIBILITIES = ("eligible", "ineligible")
 # Nomad's AllocClientStatus* -> the JobSummary counter it adds to.
@@ -564,7 +565,8 @@ def _job_periodic_force(req: Request, api: Api, job_id: str) -> Any:
 
 
 # Nomad's jobSpecificRequest matches these suffixes; anything else is the job itself
-# (``deployments`` and ``deployment`` are added by actors.http_deployments).
+# (``deployments`` and ``deployment`` are added by actors.http_deployments, ``services`` by
+# actors.http_services).
 JOB_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {
     "allocations": _job_allocations,
     "evaluations": _job_evaluations,
@@ -666,11 +668,18 @@ def allocations_list(req: Request, api: Api) -> Any:
         for i, a in sorted(st.tables["allocs"].items()) if i.startswith(prefix)]))
 
 
+# Sub-resources ``/v1/allocation/<id>/<action>`` other modules add: ``handler(req, api, alloc_id)``
+# (``services``: actors.http_services).
+ALLOC_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {}
+
+
 @route("/v1/allocation/")
 def allocation_read(req: Request, api: Api) -> Any:
     alloc_id, _, action = req.path[len("/v1/allocation/"):].partition("/")
     if alloc_id and action == "stop":
         return _alloc_stop(req, api, alloc_id)
+    if alloc_id and action in ALLOC_ACTIONS:
+        return ALLOC_ACTIONS[action](req, api, alloc_id)
     require(req, "GET")
     if not alloc_id or action:
         raise CodedError(404, "alloc not found")
@@ -800,3 +809,4 @@ NODE_ACTIONS.update(allocations=node_allocations, drain=node_drain, eligibility=
 # The deployment endpoints register on JOB_ACTIONS too: imported here, once the
 # names they take from this module exist, whichever of the two is imported first.
 import actors.http_deployments  # noqa: E402,F401
+import actors.http_services  # noqa: E402,F401  (services: registers on JOB_ACTIONS and ALLOC_ACTIONS)

@@ -8,7 +8,7 @@ Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 (:mod:`runtime.cli_node_pools`), ``var list|get|put|purge`` (:mod:`runtime.cli_variables`),
 ``namespace list|status``, ``operator api`` (:mod:`runtime.cli_operator_api`),
 ``deployment list|status|fail|pause|resume|promote`` and ``job deployments``
-(:mod:`runtime.cli_deployments`),
+(:mod:`runtime.cli_deployments`), ``service list|info|delete`` (:mod:`runtime.cli_services`),
 ``agent-info``, ``status leader``,
 and the job, alloc and node commands of :mod:`runtime.cli_jobs`.
 The address comes from ``-address`` or ``NOMAD_ADDR`` (default
@@ -251,6 +251,12 @@ from runtime.cli_deployments import DEPLOYMENT_COMMANDS  # noqa: E402
 
 COMMANDS.update(DEPLOYMENT_COMMANDS)
 # ---- end deployment
+
+# ---- service list|info|delete (runtime.cli_services)
+from runtime.cli_services import SERVICE_COMMANDS  # noqa: E402
+
+COMMANDS.update(SERVICE_COMMANDS)
+# ---- end service
 
 # ---- operator api (runtime.cli_operator_api)
 from runtime.cli_operator_api import OPERATOR_API_COMMANDS  # noqa: E402

@@ -1,0 +1,109 @@
+"""``nomad service list | info | delete``, as Nomad's ``command/service_*.go``.
+
+``list`` shows each service with the union of its tags (a Namespace column
+with ``-namespace '*'``); ``info`` a row per registration (Node and Alloc
+IDs cut to 8 characters) or, with ``-verbose``, every field of each;
+``delete`` removes one registration (it is back when its allocation next
+starts).  ``-namespace`` (or ``NOMAD_NAMESPACE``) names the namespace,
+``default`` when unset; ``-json`` prints the API's objects indented four
+spaces.  Tags are shown as Nomad prints them: ``[a,b]``.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from typing import Any
+
+from runtime.cli import CliError, table
+from runtime.cli_jobs import as_json, kv, parse_flags, request, short
+
+__all__ = ["SERVICE_COMMANDS"]
+
+ALL_NAMESPACES = "*"
+
+
+def _namespace(flags: dict[str, Any]) -> str | None:
+    return flags.get("namespace") or os.environ.get("NOMAD_NAMESPACE") or None
+
+
+def _tags(tags: list[str] | None) -> str:
+    return f"[{','.join(tags or ())}]"
+
+
+def _address(r: dict[str, Any]) -> str:
+    return f"{r.get('Address', '')}:{r.get('Port', 0)}"
+
+
+def format_services(entries: list[dict[str, Any]], all_namespaces: bool) -> str:
+    """Nomad's ``service list`` table: namespaces in order, services by name."""
+    rows = [["Service Name", *(["Namespace"] if all_namespaces else []), "Tags"]]
+    for entry in sorted(entries, key=lambda e: e.get("Namespace", "")):
+        for svc in sorted(entry.get("Services") or (), key=lambda s: s["ServiceName"]):
+            rows.append([svc["ServiceName"], *([entry.get("Namespace", "")] if all_namespaces else []),
+                         _tags(svc.get("Tags"))])
+    return table(rows)
+
+
+def format_registrations(regs: list[dict[str, Any]]) -> str:
+    """Nomad's ``service info`` table, grouped by job."""
+    rows = [["Job ID", "Address", "Tags", "Node ID", "Alloc ID"]]
+    rows += [[r.get("JobID", ""), _address(r), _tags(r.get("Tags")), short(r.get("NodeID", "")),
+              short(r.get("AllocID", ""))] for r in sorted(regs, key=lambda r: r.get("JobID", ""))]
+    return table(rows)
+
+
+def format_registrations_verbose(regs: list[dict[str, Any]]) -> str:
+    """``service info -verbose``: every field of each registration, one block each."""
+    return "\n\n".join(kv([("ID", r["ID"]), ("Service Name", r.get("ServiceName", "")),
+                           ("Namespace", r.get("Namespace", "")), ("Job ID", r.get("JobID", "")),
+                           ("Alloc ID", r.get("AllocID", "")), ("Node ID", r.get("NodeID", "")),
+                           ("Datacenter", r.get("Datacenter", "")), ("Address", _address(r)),
+                           ("Tags", _tags(r.get("Tags")))])
+                       for r in sorted(regs, key=lambda r: (r.get("JobID", ""), r["ID"])))
+
+
+def service_list(addr: str, args: list[str]) -> str:
+    """``nomad service list [-json] [-namespace <ns>]``."""
+    flags, rest = parse_flags(args, {"json": bool, "namespace": str})
+    if rest:
+        raise CliError("This command takes no arguments: nomad service list [-json] [-namespace <namespace>]")
+    namespace = _namespace(flags)
+    entries = request(addr, "GET", "/v1/services", namespace=namespace) or []
+    if flags.get("json"):
+        return as_json(entries)
+    if not any(e.get("Services") for e in entries):
+        return "No services found"
+    return format_services(entries, namespace == ALL_NAMESPACES)
+
+
+def service_info(addr: str, args: list[str]) -> str:
+    """``nomad service info [-json] [-verbose] [-namespace <ns>] <service name>``."""
+    flags, rest = parse_flags(args, {"json": bool, "verbose": bool, "namespace": str})
+    if len(rest) != 1 or not rest[0]:
+        raise CliError("This command takes one argument: "
+                       "nomad service info [-json] [-verbose] <service name>")
+    regs = request(addr, "GET", "/v1/service/" + urllib.parse.quote(rest[0], safe=""),
+                   namespace=_namespace(flags)) or []
+    if flags.get("json"):
+        return as_json(regs)
+    if not regs:
+        return "No service registrations found"
+    return format_registrations_verbose(regs) if flags.get("verbose") else format_registrations(regs)
+
+
+def service_delete(addr: str, args: list[str]) -> str:
+    """``nomad service delete [-namespace <ns>] <service name> <service id>``."""
+    flags, rest = parse_flags(args, {"namespace": str})
+    if len(rest) != 2 or not all(rest):
+        raise CliError("This command takes two arguments: nomad service delete <service name> <service id>")
+    name, reg_id = (urllib.parse.quote(x, safe="") for x in rest)
+    request(addr, "DELETE", f"/v1/service/{name}/{reg_id}", namespace=_namespace(flags))
+    return "Successfully deleted service registration"
+
+
+SERVICE_COMMANDS = {
+    ("service", "list"): service_list,
+    ("service", "info"): service_info,
+    ("service", "delete"): service_delete,
+}
