@@ -493,9 +493,9 @@ def test_job_run_takes_a_nomad_hcl_file(dev, tmp_path):  # noqa: F811
     job = call(dev.http_port, "GET", "/v1/job/example").json()
     assert job["Priority"] == 60 and job["TaskGroups"][0]["Tasks"][0]["Env"] == {"FOO": "bar"}
     bad = tmp_path / "bad.nomad.hcl"
-    bad.write_text('job "x" { group "g" { update { max_parallel = 1 } } }\n')
+    bad.write_text('job "x" { group "g" { update { canaries = 1 } } }\n')
     out = nomad(dev, "job", "run", str(bad))
-    assert out.returncode == 1 and "'update' not supported by this agent" in out.stderr
+    assert out.returncode == 1 and "'canaries' not supported by this agent" in out.stderr
     bridge = tmp_path / "bridge.nomad.hcl"
     bridge.write_text('job "x" { group "g" {\n network { mode = "bridge" }\n'
                       ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" }\n }\n } }\n')

@@ -1237,7 +1237,7 @@ def test_services_are_registered_while_their_allocation_runs_and_go_when_it_stop
             index = a["Name"].rsplit("[", 1)[1].rstrip("]")
             assert r["ServiceName"] == f"web-{index}" and r["Tags"] == ["edge"]
             assert r["Port"] == a["AllocatedPorts"][0]["Value"]
-            assert r["ID"] == f"_nomad-group-{a['ID']}-g-web-{index}-http"
+            assert r["ID"] == f"_nomad-task-{a['ID']}-group-g-web-{index}-http"
     # One allocation's tasks end: its registrations go, the other's stay.
     gone = next(iter(allocs))
     c.apply("alloc_client_update", allocs=[{"ID": gone, "ClientStatus": "complete"}])
@@ -1275,3 +1275,39 @@ def test_service_blocks_are_validated_as_nomad_does() -> None:
     with pytest.raises(JobError, match=r"Name: service name must be valid per RFC 1123"):
         canonical_job(job(Name="no_underscores"))
     assert canonical_job(job())["TaskGroups"][0]["Services"][0]["Name"] == "web-g"
+
+
+def test_a_version_that_runs_the_same_tasks_updates_allocations_in_place_and_their_services() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=2, group={"Services": [{"Name": "api", "Tags": ["v1"]}]}))
+    c.schedule()
+    c.client("running")
+    before = {a["ID"]: a for a in c.running("web")}
+    c.register(**service(count=2, group={"Services": [{"Name": "api", "Tags": ["v2"]}]}))  # version 1
+    c.schedule()
+    after = {a["ID"]: a for a in c.running("web")}
+    assert set(after) == set(before)  # nothing replaced or restarted
+    assert all(a["JobVersion"] == 1 and a["Job"]["Version"] == 1 for a in after.values())
+    # The clients are not woken for it: they run the same tasks.
+    assert all(after[i]["AllocModifyIndex"] == before[i]["AllocModifyIndex"] for i in after)
+    regs = c.state.tables["service_registrations"].values()
+    assert sorted(r["Tags"] for r in regs) == [["v2"], ["v2"]]
+    assert not [d for d in c.state.tables["deployments"].values() if d["JobVersion"] == 1]
+
+
+def test_an_in_place_update_keeps_a_registrations_create_index_and_drops_a_renamed_one() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1, group={"Services": [{"Name": "api"}, {"Name": "old"}]}))
+    c.schedule()
+    c.client("running")
+    regs = c.state.tables["service_registrations"]
+    created = {r["ServiceName"]: r["CreateIndex"] for r in regs.values()}
+    c.register(**service(count=1, group={"Services": [{"Name": "api", "Tags": ["x"]}, {"Name": "new"}]}))
+    c.schedule()
+    assert sorted(r["ServiceName"] for r in regs.values()) == ["api", "new"]
+    api = next(r for r in regs.values() if r["ServiceName"] == "api")
+    assert api["CreateIndex"] == created["api"] and api["Tags"] == ["x"] and api["ModifyIndex"] > created["api"]
+    (alloc_id,) = c.state.services_by_alloc
+    assert c.state.services_by_alloc[alloc_id] == set(regs)

@@ -146,7 +146,7 @@ def test_service_read_is_its_registrations_in_nomads_shape(dev, svc):  # noqa: F
         ports = {p["Label"]: p["Value"] for p in a["AllocatedResources"]["Shared"]["Ports"]}
         index = a["Name"].rsplit("[", 1)[1].rstrip("]")
         assert (r["ServiceName"], r["Port"], r["Tags"]) == ("svc-web", ports["http"], ["web", f"i-{index}"])
-        assert r["ID"] == f"_nomad-group-{a['ID']}-web-svc-web-http"
+        assert r["ID"] == f"_nomad-task-{a['ID']}-group-web-svc-web-http"
     for r in num:
         assert (r["ServiceName"], r["Port"], r["Tags"]) == ("svc-num", 9100, ["num"])
         assert r["ID"] == f"_nomad-task-{r['AllocID']}-sleeper-svc-num-9100"

@@ -628,6 +628,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         replace: list[tuple[str, dict[str, Any]]] = []  # (name, previous alloc)
         # Running an earlier spec: replaced as the group's update strategy allows.
         destructive: list[dict[str, Any]] = []
+        in_place: list[dict[str, Any]] = []
         digest = spec_digest(job, group["Name"])
         strategy = rolling(job, group)
         for a in group_allocs:
@@ -652,9 +653,12 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             elif a.get("DesiredTransition", {}).get("Migrate"):
                 stop_alloc(a, STOP_MIGRATE)
                 replace.append((a["Name"], a))
-            elif a.get("JobVersion", 0) != job.get("Version", 0) and \
-                    spec_digest(a.get("Job") or {}, group["Name"]) != digest:
-                destructive.append(a)
+            elif a.get("JobVersion", 0) != job.get("Version", 0):
+                if spec_digest(a.get("Job") or {}, group["Name"]) != digest:
+                    destructive.append(a)
+                else:
+                    kept.append(a)
+                    in_place.append(a)  # runs what the new version runs: updated in place (Nomad)
             else:
                 kept.append(a)
         dstate: dict[str, Any] | None = None
@@ -700,6 +704,10 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                     stop_alloc(a, STOP_EXTRA)
                 continue
             taken.add(i)
+        if in_place:
+            stopping = {st["ID"] for st in plan["Stop"]}
+            plan.setdefault("InPlace", []).extend(a["ID"] for a in in_place
+                                                  if a["ID"] not in stopping and live(a))
         prev_by_name = {name: a for name, a in replace}
         missing = [i for i in range(group["Count"]) if i not in taken]
         if any(group_ports(group)):

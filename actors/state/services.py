@@ -3,8 +3,8 @@
 A job's ``service`` blocks (group or task level) name what an allocation
 offers; while the allocation runs (desired ``run``, client status
 ``running``) each is registered under Nomad's ID --
-``_nomad-group-<alloc>-<group>-<name>-<port label>`` or
-``_nomad-task-<alloc>-<task>-<name>-<port label>`` -- with the address and
+``_nomad-task-<alloc>-<task>-<name>-<port label>``, where a group's services
+take ``group-<group>`` for the task -- with the address and
 port its ``PortLabel`` names, and the registration goes when the allocation
 stops running, is stopped, is lost or is collected.
 
@@ -51,10 +51,10 @@ def registrations(alloc: dict[str, Any], node: dict[str, Any] | None) -> list[di
                 "NOMAD_JOB_ID": job.get("ID", ""), "NOMAD_GROUP_NAME": group["Name"],
                 "NOMAD_NAMESPACE": alloc.get("Namespace", "default"), "NOMAD_ALLOC_ID": alloc["ID"],
                 "NOMAD_ALLOC_INDEX": name_index, "NOMAD_DC": node.get("Datacenter", "")}
-    owners = [("group", group["Name"], "", group.get("Services") or ())]
-    owners += [("task", t["Name"], t["Name"], t.get("Services") or ()) for t in group.get("Tasks", ())]
+    owners = [(f"group-{group['Name']}", "", group.get("Services") or ())]
+    owners += [(t["Name"], t["Name"], t.get("Services") or ()) for t in group.get("Tasks", ())]
     out = []
-    for kind, owner, task, services in owners:
+    for owner, task, services in owners:
         env = {**base_env, **({"TASK": task, "NOMAD_TASK_NAME": task,
                                "BASE": f"{job.get('ID', '')}-{group['Name']}-{task}"} if task else
                               {"BASE": f"{job.get('ID', '')}-{group['Name']}"})}
@@ -70,7 +70,7 @@ def registrations(alloc: dict[str, Any], node: dict[str, Any] | None) -> list[di
             if svc.get("Address"):
                 address = _interpolate(svc["Address"], env)
             out.append({
-                "ID": f"_nomad-{kind}-{alloc['ID']}-{owner}-{name}-{label}",
+                "ID": f"_nomad-task-{alloc['ID']}-{owner}-{name}-{label}",
                 "ServiceName": name, "Namespace": alloc.get("Namespace", "default"),
                 "NodeID": alloc.get("NodeID", ""), "Datacenter": node.get("Datacenter", ""),
                 "JobID": alloc.get("JobID", ""), "AllocID": alloc["ID"],
@@ -90,12 +90,25 @@ def alloc_written(store: Any, index: int, alloc: dict[str, Any], before: dict[st
         regs = registrations(alloc, node)
         for reg in regs:
             old = table.get(reg["ID"])
-            table[reg["ID"]] = {**reg, "CreateIndex": old["CreateIndex"] if old else index, "ModifyIndex": index}
+            table[reg["ID"]] = {**reg, "CreateIndex": old["CreateIndex"] if old else index,
+                                "ModifyIndex": index}
             store.services_by_alloc.setdefault(alloc["ID"], set()).add(reg["ID"])
         if regs:
             store._touch(TABLE, index)
     else:
         remove_alloc(store, index, alloc["ID"])
+
+
+def refresh(store: Any, index: int, alloc: dict[str, Any]) -> None:
+    """The allocation now runs another version of its job (an in-place update): register anew."""
+    if not _running(alloc):
+        return
+    keep = {r["ID"] for r in registrations(alloc, store.tables["nodes"].get(alloc.get("NodeID", "")))}
+    table, mine = store.tables[TABLE], store.services_by_alloc.get(alloc["ID"], set())
+    for stale in sorted(mine - keep):  # a service the new version renamed or dropped
+        table.pop(stale, None)
+        mine.discard(stale)
+    alloc_written(store, index, alloc, None)  # the rest keep their CreateIndex
 
 
 def remove_alloc(store: Any, index: int, alloc_id: str) -> None:

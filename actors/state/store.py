@@ -1175,6 +1175,20 @@ class StateStore:
             self._index_alloc(rec, replaces=None)  # refused above when the ID was in use
             placed.append(rec["ID"])
             touched = True
+        if job is not None:
+            for aid in plan.get("InPlace", ()):
+                # Nomad's in-place update: the allocation runs the new version without a restart.
+                # Server-side only (its AllocModifyIndex stays): the client runs the same tasks.
+                a = allocs.get(aid)
+                if a is None or not live(a) or a.get("JobVersion") == job.get("Version") \
+                        or a["JobID"] != job["ID"]:
+                    continue
+                rec = {**a, "Job": job, "JobVersion": job.get("Version", 0), "ModifyIndex": index,
+                       "ModifyTime": now}
+                allocs[aid] = rec
+                self._index_alloc(rec, replaces=a)
+                services.refresh(self, index, rec)
+                touched = True
         if touched:
             self._touch("allocs", index)
         if placed_recs:
