@@ -40,8 +40,8 @@ def registrations(alloc: dict[str, Any], node: dict[str, Any] | None) -> list[di
     """The service registrations of *alloc* (its job's group and task services), in Nomad's API shape."""
     job = alloc.get("Job") or {}
     group = next((g for g in job.get("TaskGroups", ()) if g.get("Name") == alloc.get("TaskGroup")), None)
-    if group is None:
-        return []
+    if group is None or not (group.get("Services") or any(t.get("Services") for t in group.get("Tasks", ()))):
+        return []  # most allocations offer no service: nothing to build
     ports = {p["Label"]: p for p in alloc.get("AllocatedPorts") or ()}
     node = node or {}
     node_ip = (node.get("Attributes") or {}).get("unique.network.ip-address") or \
@@ -103,7 +103,10 @@ def refresh(store: Any, index: int, alloc: dict[str, Any]) -> None:
     """The allocation now runs another version of its job (an in-place update): register anew."""
     if not _running(alloc):
         return
-    keep = {r["ID"] for r in registrations(alloc, store.tables["nodes"].get(alloc.get("NodeID", "")))}
+    regs = registrations(alloc, store.tables["nodes"].get(alloc.get("NodeID", "")))
+    if not regs and alloc["ID"] not in store.services_by_alloc:
+        return
+    keep = {r["ID"] for r in regs}
     table, mine = store.tables[TABLE], store.services_by_alloc.get(alloc["ID"], set())
     for stale in sorted(mine - keep):  # a service the new version renamed or dropped
         table.pop(stale, None)

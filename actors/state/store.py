@@ -1185,8 +1185,7 @@ class StateStore:
                     continue
                 rec = {**a, "Job": job, "JobVersion": job.get("Version", 0), "ModifyIndex": index,
                        "ModifyTime": now}
-                allocs[aid] = rec
-                self._index_alloc(rec, replaces=a)
+                allocs[aid] = rec  # same node, resources and AllocModifyIndex: its indexes hold
                 services.refresh(self, index, rec)
                 touched = True
         if touched:
