@@ -35,6 +35,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,10 +220,11 @@ def _from_json(doc: Any, where: str = "") -> list[tuple[str, Any]]:
         raise PolicyError(f"{where or 'rules'}: expected an object")
     items: list[tuple[str, Any]] = []
     for key, value in doc.items():
-        if key == "namespace" and not where:
+        if (key in ("namespace", "node_pool") and not where) or (key == "path" and where == "variables"):
             if not isinstance(value, dict):
-                raise PolicyError("namespace: expected an object of namespaces")
-            items += [(key, ((ns,), _from_json(body, f"namespace {ns!r}"))) for ns, body in value.items()]
+                raise PolicyError(f"{key}: expected an object of labelled blocks")
+            items += [(key, ((label,), _from_json(body, f"{key} {label!r}")))
+                      for label, body in value.items()]
         elif isinstance(value, dict):
             items.append((key, ((), _from_json(value, key))))
         else:
@@ -241,6 +243,15 @@ class Policy:
     node: str = ""
     agent: str = ""
     operator: str = ""
+    # namespace -> ((variable path glob, capabilities), ...): its ``variables { path ... }`` block.
+    variables: tuple[tuple[str, tuple[tuple[str, frozenset[str]], ...]], ...] = ()
+    node_pools: tuple[tuple[str, frozenset[str]], ...] = ()  # pool name glob -> capabilities
+
+
+# acl/policy.go: variables capabilities (read and write include list), node pool capabilities.
+VARIABLE_CAPABILITIES = ("write", "read", "list", "destroy", "deny")
+NODE_POOL_CAPABILITIES = ("read", "write", "delete", "deny")
+_NODE_POOL_EXPAND = {DENY: ("deny",), READ: ("read",), WRITE: ("delete", "read", "write")}
 
 
 def parse_policy(rules: str) -> Policy:
@@ -256,22 +267,33 @@ def parse_policy(rules: str) -> Policy:
     else:
         items = parse_hcl(text)
     namespaces: dict[str, set[str]] = {}
+    variables: dict[str, dict[str, set[str]]] = {}
+    pools: dict[str, set[str]] = {}
     coarse: dict[str, str] = {}
     for key, value in items:
         if key == "namespace":
-            name, caps = _namespace_block(value)
+            name, caps, paths = _namespace_block(value)
             namespaces.setdefault(name, set()).update(caps)
+            for path, pcaps in paths.items():
+                variables.setdefault(name, {}).setdefault(path, set()).update(pcaps)
+        elif key == "node_pool":
+            name, caps = _node_pool_block(value)
+            pools.setdefault(name, set()).update(caps)
         elif key in _COARSE_BLOCKS:
             if key in coarse:
                 raise PolicyError(f"{key}: block given twice")
             coarse[key] = _coarse_block(key, value)
         else:
-            raise PolicyError(f"unexpected key {key!r} (known: namespace, {', '.join(_COARSE_BLOCKS)})")
-    if not namespaces and not coarse:
+            raise PolicyError(f"unexpected key {key!r} (known: namespace, node_pool, "
+                              f"{', '.join(_COARSE_BLOCKS)})")
+    if not namespaces and not coarse and not pools:
         raise PolicyError(f"Invalid policy: {rules}")
     return Policy(namespaces=tuple(sorted((n, frozenset(c)) for n, c in namespaces.items())),
                   node=coarse.get("node", ""), agent=coarse.get("agent", ""),
-                  operator=coarse.get("operator", ""))
+                  operator=coarse.get("operator", ""),
+                  variables=tuple(sorted((n, tuple(sorted((p, frozenset(c)) for p, c in paths.items())))
+                                         for n, paths in variables.items())),
+                  node_pools=tuple(sorted((n, frozenset(c)) for n, c in pools.items())))
 
 
 def _block(key: str, value: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -286,16 +308,17 @@ def _block(key: str, value: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
     return labels, body
 
 
-def _namespace_block(value: Any) -> tuple[str, set[str]]:
+def _namespace_block(value: Any) -> tuple[str, set[str], dict[str, set[str]]]:
     labels, body = _block("namespace", value)
     if len(labels) != 1:
         raise PolicyError('namespace: expected one name, like namespace "default" { ... }')
     name = labels[0]
     if not _VALID_NAMESPACE.fullmatch(name):
         raise PolicyError(f"Invalid namespace name: {name!r}")
-    unknown = sorted(set(body) - {"policy", "capabilities"})
+    unknown = sorted(set(body) - {"policy", "capabilities", "variables"})
     if unknown:
-        raise PolicyError(f"namespace {name!r}: unexpected key {unknown[0]!r} (known: policy, capabilities)")
+        raise PolicyError(f"namespace {name!r}: unexpected key {unknown[0]!r} "
+                          "(known: policy, capabilities, variables)")
     policy = body.get("policy", "")
     if policy and policy not in NAMESPACE_POLICIES:
         raise PolicyError(f"Invalid namespace policy {policy!r} in namespace {name!r}: "
@@ -306,7 +329,55 @@ def _namespace_block(value: Any) -> tuple[str, set[str]]:
     for cap in caps:
         if cap not in NAMESPACE_CAPABILITIES:
             raise PolicyError(f"Invalid namespace capability {cap!r} in namespace {name!r}")
-    return name, set(caps) | set(_EXPAND.get(policy, ()))
+    paths = _variables_block(name, body["variables"]) if "variables" in body else {}
+    return name, set(caps) | set(_EXPAND.get(policy, ())), paths
+
+
+def _variables_block(namespace: str, value: Any) -> dict[str, set[str]]:
+    """``variables { path "glob" { capabilities = [...] } }`` -> {glob: capabilities}, expanded as Nomad's."""
+    labels, items = value if isinstance(value, tuple) and len(value) == 2 else ((), None)
+    if labels or not isinstance(items, list):
+        raise PolicyError(f"namespace {namespace!r}: variables: expected a block of path blocks")
+    out: dict[str, set[str]] = {}
+    for key, block in items:
+        if key != "path":
+            raise PolicyError(f"namespace {namespace!r}: variables: unexpected key {key!r} (known: path)")
+        plabels, pbody = _block("path", block)
+        if len(plabels) != 1:
+            raise PolicyError(f'namespace {namespace!r}: variables: expected path "glob" {{ ... }}')
+        unknown = sorted(set(pbody) - {"capabilities"})
+        if unknown:
+            raise PolicyError(f"namespace {namespace!r}: variables path {plabels[0]!r}: unexpected key "
+                              f"{unknown[0]!r}")
+        caps = pbody.get("capabilities", [])
+        if not isinstance(caps, list) or not all(c in VARIABLE_CAPABILITIES for c in caps):
+            raise PolicyError(f"Invalid variable capabilities {caps!r} in namespace {namespace!r} "
+                              f"path {plabels[0]!r}: want some of {', '.join(VARIABLE_CAPABILITIES)}")
+        got = set(caps)
+        if "deny" in got:
+            got = {"deny"}
+        elif got & {"read", "write"}:
+            got.add("list")
+        out.setdefault(plabels[0], set()).update(got)
+    return out
+
+
+def _node_pool_block(value: Any) -> tuple[str, set[str]]:
+    labels, body = _block("node_pool", value)
+    if len(labels) != 1:
+        raise PolicyError('node_pool: expected one name, like node_pool "default" { ... }')
+    name = labels[0]
+    unknown = sorted(set(body) - {"policy", "capabilities"})
+    if unknown:
+        raise PolicyError(f"node_pool {name!r}: unexpected key {unknown[0]!r} (known: policy, capabilities)")
+    policy = body.get("policy", "")
+    if policy and policy not in _NODE_POOL_EXPAND:
+        raise PolicyError(f"Invalid node pool policy {policy!r} in node pool {name!r}: "
+                          f"want one of {', '.join(_NODE_POOL_EXPAND)}")
+    caps = body.get("capabilities", [])
+    if not isinstance(caps, list) or not all(c in NODE_POOL_CAPABILITIES for c in caps):
+        raise PolicyError(f"Invalid node pool capabilities {caps!r} in node pool {name!r}")
+    return name, set(caps) | set(_NODE_POOL_EXPAND.get(policy, ()))
 
 
 def _coarse_block(key: str, value: Any) -> str:
@@ -341,19 +412,38 @@ class ACL:
     node: str = ""
     agent: str = ""
     operator: str = ""
+    variables: tuple[tuple[str, tuple[tuple[str, frozenset[str]], ...]], ...] = ()
+    node_pools: tuple[tuple[str, frozenset[str]], ...] = ()
 
     def namespace_caps(self, namespace: str) -> frozenset[str]:
         """Exact name first, else the closest matching glob (acl.go findClosestMatchingGlob)."""
         for name, caps in self.namespaces:
             if name == namespace:
                 return caps
-        best: tuple[int, frozenset[str]] | None = None
-        for pattern, caps in self.wildcards:
-            if fnmatch.fnmatchcase(namespace, pattern):
-                difference = len(namespace) - len(pattern.replace("*", ""))
-                if best is None or difference < best[0]:
-                    best = (difference, caps)
-        return best[1] if best else frozenset()
+        return _closest(self.wildcards, namespace) or frozenset()
+
+    def allow_variable(self, namespace: str, path: str, capability: str) -> bool:
+        """The closest namespace rule's variables block, then its closest path glob (exact first)."""
+        if self.management:
+            return True
+        caps = _closest(_closest(self.variables, namespace) or (), path) or frozenset()
+        return "deny" not in caps and capability in caps
+
+    def allow_variable_search(self, namespace: str) -> bool:
+        """Some variable in *namespace* may be listed (Nomad's AllowVariableSearch)."""
+        if self.management:
+            return True
+        paths = _closest(self.variables, namespace) or ()
+        return any("deny" not in caps and "list" in caps for _, caps in paths)
+
+    def allow_node_pool(self, pool: str, capability: str) -> bool:
+        if self.management:
+            return True
+        caps = _closest(self.node_pools, pool) or frozenset()
+        if "deny" in caps:
+            return False
+        # node:read has read every pool here since pools came; a node_pool rule grants it alone too.
+        return capability in caps or (capability == READ and self.allow_level("node", READ))
 
     def allow_namespace(self, namespace: str, capability: str) -> bool:
         if self.management:
@@ -374,6 +464,15 @@ class ACL:
     def allows_one(self, need: Need) -> bool:
         if need.area == "management":
             return self.management
+        if need.area == "variable":
+            if not need.target:  # a list: the handler keeps what may be listed
+                return self.allow_variable_search(need.namespace)
+            return self.allow_variable(need.namespace, need.target, need.what)
+        if need.area == "node_pool":
+            if not need.target:  # a list: the handler keeps what may be read
+                return self.management or self.allow_level("node", READ) or any(
+                    "deny" not in caps and READ in caps for _, caps in self.node_pools)
+            return self.allow_node_pool(need.target, need.what)
         if need.area == "namespace":
             # "a|b": either capability will do (Nomad's task logs: read-logs or read-fs).
             return any(self.allow_namespace(need.namespace, what) for what in need.what.split("|"))
@@ -388,16 +487,42 @@ def compile_acl(policies: list[Policy]) -> ACL:
     """Merge *policies* (a token's, the missing ones already left out) into one ACL."""
     caps: dict[str, set[str]] = {}
     levels = {"node": "", "agent": "", "operator": ""}
+    variables: dict[str, dict[str, set[str]]] = {}
+    pools: dict[str, set[str]] = {}
     for p in policies:
         for name, granted in p.namespaces:
             caps.setdefault(name, set()).update(granted)
+        for name, paths in p.variables:
+            for path, granted in paths:
+                variables.setdefault(name, {}).setdefault(path, set()).update(granted)
+        for name, granted in p.node_pools:
+            pools.setdefault(name, set()).update(granted)
         for area in levels:
             mine = getattr(p, area)
             if mine:
                 levels[area] = _max_privilege(levels[area], mine)
     merged = {n: frozenset({"deny"} if "deny" in c else c) for n, c in sorted(caps.items())}
+    def deny_wins(c: set[str]) -> frozenset[str]:
+        return frozenset({"deny"} if "deny" in c else c)
     return ACL(namespaces=tuple((n, c) for n, c in merged.items() if "*" not in n),
-               wildcards=tuple((n, c) for n, c in merged.items() if "*" in n), **levels)
+               wildcards=tuple((n, c) for n, c in merged.items() if "*" in n), **levels,
+               variables=tuple((n, tuple((p, deny_wins(c)) for p, c in sorted(paths.items())))
+                               for n, paths in sorted(variables.items())),
+               node_pools=tuple((n, deny_wins(c)) for n, c in sorted(pools.items())))
+
+
+def _closest(rules: Any, name: str) -> Any:
+    """The value of *rules* ((pattern, value), ...) for *name*: an exact pattern, else the glob
+    matching with the fewest characters left to its wildcards (acl.go findClosestMatchingGlob)."""
+    best: tuple[int, Any] | None = None
+    for pattern, value in rules:
+        if pattern == name:
+            return value
+        if "*" in pattern and fnmatch.fnmatchcase(name, pattern):
+            difference = len(name) - len(pattern.replace("*", ""))
+            if best is None or difference < best[0]:
+                best = (difference, value)
+    return best[1] if best else None
 
 
 # ---------------------------------------------------------------- what each route needs
@@ -408,8 +533,9 @@ class Need:
     """One permission: ``area`` is namespace / node / agent / operator / management."""
 
     area: str
-    what: str = ""  # a namespace capability, or read / write
+    what: str = ""  # a namespace, variable or node pool capability, or read / write
     namespace: str = DEFAULT_NAMESPACE
+    target: str = ""  # a variable's path, a node pool's name ("": a list, filtered by its handler)
 
     def __str__(self) -> str:
         if self.area == "namespace":
@@ -436,13 +562,8 @@ _ROUTES = sorted([
     _Route("/v1/agent/members", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/agent/", (("agent", READ),), (("agent", WRITE),)),  # join, force-leave, reload, keyring
     _Route("/v1/operator/", (("operator", READ),), (("operator", WRITE),)),
-    # Node pools: Nomad's node_pool policy blocks are not parsed here, so writes need management.
-    _Route("/v1/node/pool", (("node", READ),), (("management", ""),)),
     # Namespaces: readable with any job capability in one; only management may (try to) write.
     _Route("/v1/namespace", (("namespace", "read-job|list-jobs"),), (("management", ""),)),
-    # Variables: Nomad grants them only through a policy's ``variables { path ... }`` blocks,
-    # which are not parsed here, so only a management token reads or writes them.
-    _Route("/v1/var", (("management", ""),), (("management", ""),)),
     _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/node/", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/jobs", (("namespace", "list-jobs"),), (("namespace", "submit-job"),)),
@@ -469,6 +590,20 @@ _ROUTES = sorted([
 _ALWAYS_WRITE = ("/v1/agent/keyring/", "/v1/agent/pprof/")
 
 
+def _node_pool_needs(method: str, path: str, namespace: str) -> tuple[Need, ...] | None:
+    """Nomad's NodePool.* checks: ``node_pool "glob"`` rules (``node:read`` reads pools too, as before)."""
+    if path == "/v1/node/pools":
+        # A list is filtered by what may be read; a write names its pool in the body (the handler checks).
+        return (Need("node_pool", READ),) if method in _READS else SELF_CHECKED
+    name, _, sub = path[len("/v1/node/pool/"):].partition("/")
+    name = urllib.parse.unquote(name)
+    if method in _READS:
+        extra = {"jobs": (Need("namespace", "read-job", namespace),),
+                 "nodes": (Need("node", READ),)}.get(sub, ())
+        return (Need("node_pool", READ, target=name), *extra)
+    return (Need("node_pool", "delete" if method == "DELETE" else "write", target=name),)
+
+
 def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tuple[Need, ...] | None:
     """What a request needs: :data:`OPEN`, :data:`SELF_CHECKED` (None), or the needs, all required.
 
@@ -483,10 +618,15 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
         return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch
-    if path.startswith("/v1/node/pool/") and path.endswith("/jobs") and method in _READS:
-        return (Need("node", READ), Need("namespace", "read-job", namespace))  # NodePool.ListJobs
     if path.startswith("/v1/node/") and path.endswith("/allocations") and method in _READS:
         return (Need("node", READ), Need("namespace", "read-job", namespace))  # Node.GetAllocs
+    if path == "/v1/vars":  # Variables.List: some path listable; the handler keeps what may be listed
+        return (Need("variable", "list", namespace),)
+    if path.startswith("/v1/var/"):  # Variables.Read / Apply / Delete on the variable's own path
+        what = {"GET": "read", "HEAD": "read", "DELETE": "destroy"}.get(method, "write")
+        return (Need("variable", what, namespace, urllib.parse.unquote(path[len("/v1/var/"):])),)
+    if path.startswith("/v1/node/pool"):
+        return _node_pool_needs(method, path, namespace)
     if path.startswith("/v1/client/allocation/") and path.endswith("/gc"):  # any method, as Nomad
         return (Need("namespace", "submit-job", namespace),)  # client Allocations.GarbageCollect
     for r in _ROUTES:

@@ -12,8 +12,10 @@
   are every node.
 
 Reads are linearizable unless ``?stale`` and block with ``?index=``.  With
-ACLs, reads need ``node:read`` and writes a management token (Nomad's
-``node_pool`` policy blocks are not parsed here).
+ACLs, Nomad's ``node_pool "glob" { policy | capabilities }`` rules decide:
+``read`` to read a pool (``node:read`` reads every pool too, as it did here
+before those rules), ``write`` to create or update it, ``delete`` to delete
+it; a list keeps the pools the token may read (actors.acl).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
+from actors.acl import PERMISSION_DENIED
 from actors.http_api import (
     Answer,
     Api,
@@ -53,12 +56,28 @@ def node_pools_request(req: Request, api: Api) -> Any:
             pool = pools.validated(body)
         except ValueError as e:
             raise CodedError(400, f"invalid node pool: {e}") from None
+        acl = _acl(req, api)
+        if acl is not None and not acl.allow_node_pool(pool["Name"], "write"):
+            raise CodedError(403, PERMISSION_DENIED)
         index = _write(api, "node_pool_upsert", pools=[pool])
         return Answer(None, (("X-Nomad-Index", str(index)),))
     require(req, "GET")
     prefix = (req.query.get("prefix") or [""])[0]
-    return state_query(req, api, (pools.TABLE,),
-                       lambda st: [dict(p) for p in pools.listed(st.tables, prefix)])
+    answer = state_query(req, api, (pools.TABLE,),
+                         lambda st: [dict(p) for p in pools.listed(st.tables, prefix)])
+    acl = _acl(req, api)
+    if acl is not None:  # Nomad's NodePool.List keeps the pools the token may read
+        answer = Answer([p for p in answer.value if acl.allow_node_pool(p["Name"], "read")], answer.headers)
+    return answer
+
+
+def _acl(req: Request, api: Api) -> Any:
+    """The request's ACL when ACLs are on (None: they are off)."""
+    if not api.ctx.acl_enabled:
+        return None
+    from actors.http_acl import resolve  # http_acl imports http_api, which imports us
+
+    return resolve(req, api)[1]
 
 
 @route("/v1/node/pool/")

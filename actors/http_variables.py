@@ -12,10 +12,13 @@
 * ``DELETE /v1/var/<path>[?cas=N]``: removes it (409 on a check-index
   mismatch).
 
-With ACLs, only a management token reads or writes variables: Nomad grants
-them through a policy's ``variables { path "..." { capabilities } }``
-blocks alone (a namespace's ``read`` or ``write`` policy grants none), and
-those blocks are not parsed here.  actors.state.variables has the rules.
+With ACLs, a token reaches a variable through its policies' ``namespace
+{ variables { path "glob" { capabilities } } }`` blocks alone (a namespace's
+``read`` or ``write`` policy grants none), as in Nomad: ``read`` to read it,
+``write`` to write it, ``destroy`` to delete it; a list keeps the
+variables the token may ``list`` (``read`` and ``write`` include it), and
+refuses a token that may list none in the namespace (actors.acl).
+actors.state.variables has the rules.
 """
 
 from __future__ import annotations
@@ -68,6 +71,12 @@ def variables_list(req: Request, api: Api) -> Any:
     ns, prefix = _namespace(req), (req.query.get("prefix") or [""])[0]
     answer = state_query(req, api, (v.TABLE,),
                          lambda st: [v.metadata(x) for x in v.listed(st.tables, ns, prefix)])
+    if api.ctx.acl_enabled:
+        from actors.http_acl import resolve  # http_acl imports http_api, which imports us
+
+        _, acl = resolve(req, api)
+        answer = Answer([m for m in answer.value if acl.allow_variable(m["Namespace"], m["Path"], "list")],
+                        answer.headers)
     return apply_list_options(req, answer, "Path") if list_options_asked(req) else answer
 
 

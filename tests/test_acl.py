@@ -444,3 +444,93 @@ def test_search_contexts_follow_the_tokens_rights():
     nodes_only = compile_acl([parse_policy('node { policy = "read" }')])
     assert _allowed(nodes_only, "default", "nodes") and not _allowed(nodes_only, "default", "evals")
     assert _allowed(None, "default", "nodes")  # no ACLs: everything
+
+
+# ---------------------------------------------------------------- variables and node pool rules
+
+VARS_RULES = '''
+namespace "default" {
+  policy = "read"
+  variables {
+    path "project/*" { capabilities = ["write", "read", "destroy"] }
+    path "system/*" { capabilities = ["read"] }
+    path "system/secret" { capabilities = ["deny"] }
+    path "audit/*" { capabilities = ["list"] }
+  }
+}
+'''
+
+
+def test_variables_blocks_grant_per_path_and_the_closest_glob_wins():
+    acl = compile_acl([parse_policy(VARS_RULES)])
+    assert acl.allow_variable("default", "project/a", "write")
+    assert acl.allow_variable("default", "project/a", "destroy")
+    assert acl.allow_variable("default", "project/a", "list")  # read and write include list
+    assert acl.allow_variable("default", "system/x", "read")
+    assert not acl.allow_variable("default", "system/x", "write")
+    assert not acl.allow_variable("default", "system/secret", "read")  # the exact path beats the glob
+    assert acl.allow_variable("default", "audit/1", "list")
+    assert not acl.allow_variable("default", "audit/1", "read")
+    assert not acl.allow_variable("default", "system", "read")  # "system/*" needs the slash
+    assert not acl.allow_variable("other", "project/a", "read")
+    assert acl.allow_variable_search("default") and not acl.allow_variable_search("other")
+    # A namespace's policy grants no variables on its own.
+    assert not compile_acl([parse_policy('namespace "default" { policy = "write" }')]).allow_variable(
+        "default", "x", "read")
+    # deny in any policy wins for that path.
+    deny = parse_policy('namespace "default" { variables { path "project/*" { capabilities = ["deny"] } } }')
+    assert not compile_acl([parse_policy(VARS_RULES), deny]).allow_variable("default", "project/a", "read")
+    as_json = json.dumps({"namespace": {"default": {"variables": {"path": {
+        "a/*": {"capabilities": ["read"]}}}}}})
+    assert compile_acl([parse_policy(as_json)]).allow_variable("default", "a/b", "read")
+
+
+def test_node_pool_rules_expand_as_nomads_and_node_read_still_reads_pools():
+    acl = compile_acl([parse_policy('node_pool "prod-*" { policy = "write" }\nnode_pool "prod-db" '
+                                    '{ policy = "deny" }\nnode_pool "dev" { capabilities = ["read"] }')])
+    assert acl.allow_node_pool("prod-web", "write") and acl.allow_node_pool("prod-web", "delete")
+    assert not acl.allow_node_pool("prod-db", "read")
+    assert acl.allow_node_pool("dev", "read") and not acl.allow_node_pool("dev", "write")
+    assert not acl.allow_node_pool("other", "read")
+    reader = compile_acl([parse_policy('node { policy = "read" }')])
+    assert reader.allow_node_pool("anything", "read") and not reader.allow_node_pool("anything", "write")
+
+
+@pytest.mark.parametrize(("rules", "message"), [
+    ('namespace "d" { variables { path "x" { capabilities = ["sudo"] } } }', "Invalid variable capabilities"),
+    ('namespace "d" { variables { thing "x" {} } }', "unexpected key 'thing'"),
+    ('node_pool "p" { policy = "scale" }', "Invalid node pool policy"),
+    ('node_pool { policy = "read" }', "expected one name"),
+])
+def test_bad_variables_and_node_pool_rules_are_refused(rules, message):
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(rules)
+
+
+@pytest.mark.parametrize("method, path, needs", [
+    ("GET", "/v1/vars", [("variable", "list", "")]),
+    ("GET", "/v1/var/project/a%20b", [("variable", "read", "project/a b")]),
+    ("PUT", "/v1/var/project/a", [("variable", "write", "project/a")]),
+    ("DELETE", "/v1/var/project/a", [("variable", "destroy", "project/a")]),
+    ("GET", "/v1/node/pools", [("node_pool", "read", "")]),
+    ("GET", "/v1/node/pool/prod", [("node_pool", "read", "prod")]),
+    ("GET", "/v1/node/pool/prod/nodes", [("node_pool", "read", "prod"), ("node", "read", "")]),
+    ("GET", "/v1/node/pool/prod/jobs", [("node_pool", "read", "prod"), ("namespace", "read-job", "")]),
+    ("PUT", "/v1/node/pool/prod", [("node_pool", "write", "prod")]),
+    ("DELETE", "/v1/node/pool/prod", [("node_pool", "delete", "prod")]),
+])
+def test_variable_and_node_pool_routes_name_their_target(method, path, needs):
+    assert [(n.area, n.what, n.target) for n in required(method, path)] == needs
+    assert required("PUT", "/v1/node/pools") is SELF_CHECKED  # the pool is named in the body
+
+
+def test_guard_lets_a_variables_policy_reach_only_its_paths():
+    st = _guarded_state()
+    st.apply(4, command("acl_policy_upsert", policies=[{"Name": "vars", "Rules": VARS_RULES}]))
+    st.apply(5, command("acl_token_upsert", tokens=[_token("dev", "dev-secret", policies=("vars",))]))
+    assert _status(st, _req("GET", "/v1/var/project/a", "dev-secret")) == 200
+    assert _status(st, _req("PUT", "/v1/var/project/a", "dev-secret")) == 200
+    assert _status(st, _req("PUT", "/v1/var/system/a", "dev-secret")) == 403
+    assert _status(st, _req("GET", "/v1/var/system/secret", "dev-secret")) == 403
+    assert _status(st, _req("GET", "/v1/vars", "dev-secret")) == 200
+    assert _status(st, _req("GET", "/v1/vars", "ci-secret")) == 403  # no variables rule at all

@@ -227,34 +227,56 @@ def test_rejected_registrations_spare_only_management_tokens(agent, management):
     purge(agent, management, "shed")
 
 
-def test_node_pools_are_read_with_node_read_and_written_with_management(agent, management):
+def test_node_pools_follow_node_pool_rules_and_node_read_still_reads_them(agent, management):
     port = agent.http_port
     reader = client_token(agent, management, "pools", "pools-node", 'node { policy = "write" }')["SecretID"]
     assert call(port, "GET", "/v1/node/pools").status == 403  # anonymous
     assert [p["Name"] for p in call(port, "GET", "/v1/node/pools", token=reader).json()] == ["all", "default"]
     r = call(port, "PUT", "/v1/node/pools", {"Name": "acl-pool"}, token=reader)
     assert (r.status, r.text) == (403, "Permission denied")
+    # A node_pool rule grants what it names, on the pools its glob matches.
+    owner = client_token(agent, management, "pool-owner", "pools-team",
+                         'node_pool "team-*" { policy = "write" }')["SecretID"]
+    assert call(port, "PUT", "/v1/node/pools", {"Name": "team-a"}, token=owner).status == 200
+    assert call(port, "PUT", "/v1/node/pools", {"Name": "acl-pool"}, token=owner).status == 403
+    assert [p["Name"] for p in call(port, "GET", "/v1/node/pools", token=owner).json()] == ["team-a"]
+    assert call(port, "GET", "/v1/node/pool/default", token=owner).status == 403
+    assert call(port, "DELETE", "/v1/node/pool/team-a", token=reader).status == 403
+    assert call(port, "DELETE", "/v1/node/pool/team-a", token=owner).status == 200
     assert call(port, "PUT", "/v1/node/pools", {"Name": "acl-pool"}, token=management).status == 200
-    assert call(port, "DELETE", "/v1/node/pool/acl-pool", token=reader).status == 403
     assert call(port, "DELETE", "/v1/node/pool/acl-pool", token=management).status == 200
 
 
-def test_variables_need_a_management_token_as_no_policy_here_grants_them(agent, management):
+def test_variables_are_reached_through_a_policys_variables_paths_only(agent, management):
     port = agent.http_port
-    # In Nomad only a policy's `variables` blocks grant variables; a namespace's read or
-    # write policy grants none.  Those blocks are not parsed here, so only management reaches them.
+    # As in Nomad, a namespace's read or write policy grants no variables: its variables block does.
     reader = client_token(agent, management, "vars-reader", "vars-read",
                           'namespace "default" { policy = "read" }')["SecretID"]
     writer = client_token(agent, management, "vars-writer", "vars-write", SUBMIT_POLICY)["SecretID"]
-    assert call(port, "PUT", "/v1/var/acl/v", {"Items": {"a": "b"}}, token=management).status == 200
+    team = client_token(agent, management, "vars-team", "vars-team", '''namespace "default" {
+      variables {
+        path "team/*" { capabilities = ["read", "write", "destroy"] }
+        path "shared/*" { capabilities = ["list"] }
+      }
+    }''')["SecretID"]
+    for path in ("acl/v", "shared/v"):
+        assert call(port, "PUT", f"/v1/var/{path}", {"Items": {"a": "b"}}, token=management).status == 200
     for token in ("", reader, writer):
         assert call(port, "GET", "/v1/var/acl/v", token=token).status == 403
         assert call(port, "GET", "/v1/vars", token=token).status == 403
         r = call(port, "PUT", "/v1/var/acl/v", {"Items": {"a": "c"}}, token=token)
         assert (r.status, r.text) == (403, "Permission denied")
         assert call(port, "DELETE", "/v1/var/acl/v", token=token).status == 403
+    assert call(port, "PUT", "/v1/var/team/db", {"Items": {"pw": "x"}}, token=team).status == 200
+    assert call(port, "GET", "/v1/var/team/db", token=team).json()["Items"] == {"pw": "x"}
+    assert call(port, "GET", "/v1/var/acl/v", token=team).status == 403
+    assert call(port, "GET", "/v1/var/shared/v", token=team).status == 403  # list only: no contents
+    listed = call(port, "GET", "/v1/vars", token=team).json()
+    assert sorted(v["Path"] for v in listed) == ["shared/v", "team/db"]
+    assert call(port, "DELETE", "/v1/var/team/db", token=team).status == 200
     assert call(port, "GET", "/v1/var/acl/v", token=management).json()["Items"] == {"a": "b"}
-    assert call(port, "DELETE", "/v1/var/acl/v", token=management).status == 200
+    for path in ("acl/v", "shared/v"):
+        assert call(port, "DELETE", f"/v1/var/{path}", token=management).status == 200
 
 
 def test_an_event_stream_ends_when_its_token_is_deleted(agent, management):
