@@ -12,9 +12,10 @@
   job's latest stable version is registered again: ``RevertedJobVersion``).
 * ``PUT|POST /v1/deployment/pause/<id>`` with ``{"DeploymentID", "Pause"}``:
   pause, or resume (which evaluates the job).
-* ``PUT|POST /v1/deployment/promote/<id>``: canaries are refused at
-  registration here, so there is never one to promote: 400 ``no canaries to
-  promote`` (Nomad's state store text) once the deployment is found and active.
+* ``PUT|POST /v1/deployment/promote/<id>`` with ``{"DeploymentID", "All" |
+  "Groups"}``: promotes the groups' canaries once they are healthy (400
+  ``Task group "g" has h/n healthy allocations`` before; ``no canaries to
+  promote`` for a deployment without any, Nomad's state store text).
 * ``GET /v1/job/<id>/deployments`` (newest first) and ``.../deployment`` (the
   latest, JSON ``null`` when none), registered on :data:`~actors.http_jobs.JOB_ACTIONS`.
 
@@ -55,7 +56,6 @@ __all__ = ["deployment_out"]
 
 TABLE = deployments.TABLE
 NOT_FOUND = "deployment not found"  # Nomad's text (GET 404, and the write RPCs')
-NO_CANARIES = "no canaries to promote"  # Nomad's UpdateDeploymentPromotion text
 
 
 def deployment_out(d: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +208,7 @@ def _pause(req: Request, api: Api, dep_id: str) -> Any:
 
 
 def _promote(req: Request, api: Api, dep_id: str) -> Any:
-    """``Deployment.Promote``: no deployment here has canaries, so none is ever promoted."""
+    """``Deployment.Promote``: the named groups' canaries (or all), once healthy, through Raft."""
     dep_id = _deployment_id(req, dep_id, "PUT", "POST")
     body = _body_for(req, dep_id)
     groups = body.get("Groups")
@@ -222,7 +222,8 @@ def _promote(req: Request, api: Api, dep_id: str) -> Any:
         raise CodedError(404, NOT_FOUND)
     if answer.value not in deployments.ACTIVE:
         raise CodedError(400, "can't promote terminal deployment")
-    raise CodedError(400, NO_CANARIES)
+    return _update_reply(*_write(api, "deployment_promote", deployment_id=dep_id, groups=groups or [],
+                                 all=bool(body.get("All", False))))
 
 
 _ACTIONS = {"allocations": _allocations, "fail": _fail, "pause": _pause, "promote": _promote}

@@ -3,10 +3,9 @@
 As Nomad's ``command/deployment_*.go`` and ``command/job_deployments.go``:
 IDs are shown cut to 8 characters unless ``-verbose``; a deployment is
 named by its ID or a unique prefix (resolved through ``/v1/deployments?prefix=``);
-``-json`` prints the API's objects indented four spaces.  ``fail`` and
-``resume`` watch the evaluation they made unless ``-detach``.  ``promote``
-asks the server, which answers that there are no canaries to promote (this
-agent refuses canaries at registration).
+``-json`` prints the API's objects indented four spaces.  ``fail``,
+``resume`` and ``promote`` watch the evaluation they made unless
+``-detach``; ``promote`` promotes every group's canaries, or ``-group``'s.
 """
 
 from __future__ import annotations
@@ -35,17 +34,21 @@ def _progress_by(t: Any) -> str:
 
 
 def deployment_groups(d: dict[str, Any]) -> str:
-    """Nomad's ``formatDeploymentGroups``: a row per task group; Auto Revert and Progress Deadline
-    columns only when some group has them (no canary columns: there are none here)."""
+    """Nomad's ``formatDeploymentGroups``: a row per task group; Auto Revert, Promoted / Canaries and
+    Progress Deadline columns only when some group has them."""
     groups = d.get("TaskGroups") or {}
     autorevert = any(g.get("AutoRevert") for g in groups.values())
+    canaries = any(g.get("DesiredCanaries") for g in groups.values())
     deadline = any(g.get("ProgressDeadline") for g in groups.values())
-    counts = ("DesiredTotal", "PlacedAllocs", "HealthyAllocs", "UnhealthyAllocs")
-    rows = [["Task Group", *(["Auto Revert"] if autorevert else []), "Desired", "Placed", "Healthy",
-             "Unhealthy", *(["Progress Deadline"] if deadline else [])]]
+    counts = ("PlacedAllocs", "HealthyAllocs", "UnhealthyAllocs")
+    rows = [["Task Group", *(["Auto Revert"] if autorevert else []), *(["Promoted"] if canaries else []),
+             "Desired", *(["Canaries"] if canaries else []), "Placed", "Healthy", "Unhealthy",
+             *(["Progress Deadline"] if deadline else [])]]
     for name in sorted(groups):
         g = groups[name]
         rows.append([name, *([str(bool(g.get("AutoRevert"))).lower()] if autorevert else []),
+                     *([str(bool(g.get("Promoted"))).lower()] if canaries else []),
+                     str(g.get("DesiredTotal", 0)), *([str(g.get("DesiredCanaries", 0))] if canaries else []),
                      *(str(g.get(k, 0)) for k in counts),
                      *([_progress_by(g.get("RequireProgressBy"))] if deadline else [])])
     return table(rows)

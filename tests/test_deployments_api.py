@@ -462,3 +462,29 @@ def test_acl_agent_refuses_deployment_reads_and_writes_without_the_capability(tm
         assert with_token(port, "PUT", unknown, token=root) == (404, "deployment not found")
     finally:
         agent.kill()
+
+
+def test_a_canary_runs_beside_the_old_version_until_promoted_by_the_cli(dev):  # noqa: F811
+    port = dev.http_port
+    canary = {**FAST, "Canary": 1}
+    register(port, job("dep-canary", 0, canary, count=2))
+    await_deployment(dev, "dep-canary", 0, "successful")
+    register(port, job("dep-canary", 1, canary, count=2))
+    dep = await_deployment(dev, "dep-canary", 1, "running")
+    assert dep["StatusDescription"] == "Deployment is running but requires manual promotion"
+
+    def canary_healthy() -> dict[str, Any] | None:
+        allocs = live(call(port, "GET", "/v1/job/dep-canary/allocations").json())
+        new = [a for a in allocs if a["JobVersion"] == 1]
+        return allocs if len(allocs) == 3 and len(new) == 1 and healthy(new[0]) else None
+    allocs = wait_for(canary_healthy, "the canary healthy beside both old allocations", ROLL_DEADLINE_S,
+                      dev.detail)
+    (new,) = [a for a in allocs if a["JobVersion"] == 1]
+    assert new["DeploymentStatus"]["Canary"] is True
+    assert nomad(dev, "deployment", "status", dep["ID"][:8]).stdout.count("dep-canary") >= 1
+    promoted = nomad(dev, "deployment", "promote", dep["ID"])
+    assert promoted.returncode == 0, promoted.stderr
+    done = await_deployment(dev, "dep-canary", 1, "successful")
+    assert done["TaskGroups"]["web"]["Promoted"] is True and done["TaskGroups"]["web"]["HealthyAllocs"] == 2
+    final = live(call(port, "GET", "/v1/job/dep-canary/allocations").json())
+    assert sorted(a["JobVersion"] for a in final) == [1, 1] and new["ID"] in {a["ID"] for a in final}

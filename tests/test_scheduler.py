@@ -1028,8 +1028,8 @@ def test_update_strategy_defaults_and_validation_follow_nomad() -> None:
         canonical_job(service(Update={"MinHealthyTime": 400 * SEC}))
     with pytest.raises(JobError, match="Healthy deadline must be less than progress deadline"):
         canonical_job(service(Update={"HealthyDeadline": 700 * SEC}))
-    with pytest.raises(JobError, match=r"Update\.Canary: canary deployments are not supported"):
-        canonical_job(service(Update={"Canary": 1}))
+    with pytest.raises(JobError, match=r"Auto Promote requires a Canary count greater than zero"):
+        canonical_job(service(Update={"AutoPromote": True}))
     with pytest.raises(JobError, match=r"Update\.HealthCheck: must be one of"):
         canonical_job(service(Update={"HealthCheck": "magic"}))
 
@@ -1311,3 +1311,79 @@ def test_an_in_place_update_keeps_a_registrations_create_index_and_drops_a_renam
     assert api["CreateIndex"] == created["api"] and api["Tags"] == ["x"] and api["ModifyIndex"] > created["api"]
     (alloc_id,) = c.state.services_by_alloc
     assert c.state.services_by_alloc[alloc_id] == set(regs)
+
+
+# ------------------------------------------------------------ canaries
+def _versions(c: Cluster) -> list[int]:
+    return sorted(a["JobVersion"] for a in c.running("web"))
+
+
+def test_canaries_run_beside_the_old_version_until_promoted_then_the_rest_roll() -> None:
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=3, Update={"Canary": 1}))
+    c.schedule()
+    assert len(c.running("web")) == 3  # a new job places all at once: nothing to canary
+    _health(c)
+    assert _deployment(c)["Status"] == "successful"
+    c.register(**service(count=3, cpu=600, Update={"Canary": 1}))
+    c.schedule()
+    d = _deployment(c)
+    assert d["JobVersion"] == 1 and d["TaskGroups"]["g"]["DesiredCanaries"] == 1
+    assert d["StatusDescription"] == "Deployment is running but requires manual promotion"
+    assert _versions(c) == [0, 0, 0, 1]  # the canary runs beside all three old ones
+    (canary,) = [a for a in c.running("web") if a["JobVersion"] == 1]
+    assert d["TaskGroups"]["g"]["PlacedCanaries"] == [canary["ID"]] and canary["DeploymentStatus"]["Canary"]
+    res = c.apply("deployment_promote", deployment_id=d["ID"], all=True)
+    assert not res["ok"] and res["error"] == 'Task group "g" has 0/1 healthy allocations'
+    _health(c)
+    c.schedule()
+    assert _versions(c) == [0, 0, 0, 1]  # healthy, but not promoted: nothing else moves
+    assert c.state.tables["allocs"][canary["ID"]]["DeploymentStatus"]["Canary"] is True
+    res = c.apply("deployment_promote", deployment_id=d["ID"], all=True)
+    assert res["ok"] and res["EvalID"]
+    c.schedule()
+    old_named = [a for a in c.running("web") if a["Name"] == canary["Name"]]
+    assert [a["ID"] for a in old_named] == [canary["ID"]]  # its old namesake stopped, not replaced
+    for _ in range(4):
+        _health(c)
+        c.schedule()
+    assert _versions(c) == [1, 1, 1]
+    d = _deployment(c)
+    assert d["Status"] == "successful" and d["TaskGroups"]["g"]["Promoted"] is True
+    assert d["TaskGroups"]["g"]["HealthyAllocs"] == 3
+
+
+def test_auto_promote_promotes_once_the_canaries_are_healthy() -> None:
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=2, Update={"Canary": 2, "AutoPromote": True}))
+    c.schedule()
+    _health(c)
+    c.register(**service(count=2, cpu=600, Update={"Canary": 2, "AutoPromote": True}))
+    c.schedule()
+    assert _deployment(c)["StatusDescription"] == "Deployment is running pending automatic promotion"
+    assert _versions(c) == [0, 0, 1, 1]
+    _health(c)
+    assert _deployment(c)["TaskGroups"]["g"]["Promoted"] is True
+    assert _deployment(c)["Status"] == "successful"  # two canaries are the whole count
+    c.schedule()
+    assert _versions(c) == [1, 1]
+
+
+def test_an_unhealthy_canary_fails_the_deployment_and_is_stopped() -> None:
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=2, Update={"Canary": 1}))
+    c.schedule()
+    _health(c)
+    c.register(**service(count=2, cpu=600, Update={"Canary": 1}))
+    c.schedule()
+    d = _deployment(c)
+    _health(c, healthy=False)
+    assert _deployment(c)["Status"] == "failed"
+    c.schedule()
+    assert _versions(c) == [0, 0]  # the old version runs on; the canary is gone
+    assert not c.apply("deployment_promote", deployment_id=d["ID"])["ok"]
+    res = c.apply("deployment_promote", deployment_id=_deployment(c)["ID"])
+    assert res["error"] == "can't promote terminal deployment"

@@ -307,8 +307,6 @@ def _update(raw: dict[str, Any], field: str) -> dict[str, Any]:
         u[k] = _int(u.get(k), f"{field}.{k}", default=UPDATE_DEFAULTS[k], minimum=0)  # type: ignore[arg-type]
     u["MaxParallel"] = _int(u.get("MaxParallel"), f"{field}.MaxParallel", default=1, minimum=0)
     u["Canary"] = _int(u.get("Canary"), f"{field}.Canary", default=0, minimum=0)
-    _need(u["Canary"] == 0, f"{field}.Canary",
-          "canary deployments are not supported by this agent; use a rolling update (canary = 0)")
     _need(u.get("HealthCheck") in HEALTH_CHECKS, f"{field}.HealthCheck", f"must be one of {HEALTH_CHECKS}")
     for k in ("AutoRevert", "AutoPromote"):
         _need(isinstance(u.get(k), bool), f"{field}.{k}", "must be a boolean")

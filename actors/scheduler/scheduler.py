@@ -53,6 +53,7 @@ STOP_UPDATE = "alloc is being updated due to job update"
 STOP_EXTRA = "alloc not needed due to job update"
 STOP_FAILED = "alloc was rescheduled because it failed"
 STOP_NODE_INELIGIBLE = "alloc not needed as node is not eligible"
+STOP_CANARY = "alloc was a canary of a failed deployment"
 # Batch allocations that fail are re-placed at most this often (Nomad's
 # default batch ReschedulePolicy: 1 attempt); service ones always (Nomad:
 # unlimited, with a delay the task's restart policy already provides).
@@ -662,16 +663,22 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             else:
                 kept.append(a)
         dstate: dict[str, Any] | None = None
+        canary_names: list[str] = []
         if strategy is not None:
+            destructive.sort(key=lambda a: (_name_index(a["Name"]), a["ID"]))
+            canarying = False
+            if strategy.get("Canary"):
+                kept, destructive, canary_names, canarying = _canaries(
+                    strategy, group, deployment, kept, destructive, stop_alloc)
             # Nomad's computeLimit: MaxParallel less this deployment's
-            # allocations not yet healthy; none while it is paused or failed.
+            # allocations not yet healthy; none while it is paused or failed,
+            # or while its canaries wait for their promotion.
             limit = strategy["MaxParallel"]
-            if halted:
+            if halted or canarying:
                 limit = 0
             elif active is not None:
                 limit -= sum(1 for a in group_allocs if a.get("DeploymentID") == active["ID"] and live(a)
                              and not (a.get("DeploymentStatus") or {}).get("Healthy"))
-            destructive.sort(key=lambda a: (_name_index(a["Name"]), a["ID"]))
             outdated = len(destructive)
             kept.extend(destructive[max(0, limit):])
             destructive = destructive[:max(0, limit)]
@@ -684,13 +691,15 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 # up healthy: allocations already running this spec count.
                 current = sum(1 for a in kept[:len(kept) - (outdated - len(destructive))] if live(a))
                 total = group["Count"] - current
-                if total > 0 and (outdated or current == 0):
+                if total > 0 and (outdated or current == 0 or canary_names):
                     if plan.get("Deployment") is None:
                         plan["Deployment"] = new_deployment(job, ev["ID"])
                     dstate = plan["Deployment"]["TaskGroups"][group["Name"]] = {
                         "AutoRevert": strategy["AutoRevert"], "AutoPromote": strategy["AutoPromote"],
                         "ProgressDeadline": strategy["ProgressDeadline"], "RequireProgressBy": None,
-                        "Promoted": False, "PlacedCanaries": [], "DesiredCanaries": 0, "DesiredTotal": total,
+                        "Promoted": False, "PlacedCanaries": [],
+                        "DesiredCanaries": strategy.get("Canary", 0) if canary_names else 0,
+                        "DesiredTotal": total,
                         "PlacedAllocs": 0, "HealthyAllocs": 0, "UnhealthyAllocs": 0}
         for a in destructive:
             stop_alloc(a, STOP_UPDATE)
@@ -727,10 +736,58 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 placed["DeploymentID"] = (active or plan["Deployment"])["ID"]
                 placed["DeploymentStatus"] = None
             plan["Place"].append(placed)
+        for name in canary_names if dstate is not None else ():
+            # A canary runs the new version beside the allocation whose name it takes over once promoted.
+            node_id = placer.select(group, metrics)
+            if node_id is None:
+                failed += 1
+                continue
+            seq += 1
+            placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, None, placer.last_ports)
+            placed["DeploymentID"] = (active or plan["Deployment"])["ID"]
+            placed["DeploymentStatus"] = {"Healthy": None, "Canary": True}
+            plan["Place"].append(placed)
         if failed:
             metrics["CoalescedFailures"] = failed - 1
             plan["Failed"][group["Name"]] = metrics
     return plan
+
+
+def _canaries(strategy: dict[str, Any], group: dict[str, Any], deployment: dict[str, Any] | None,
+              kept: list[dict[str, Any]], destructive: list[dict[str, Any]],
+              stop_alloc: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], bool]:
+    """Nomad's canaries for a group whose update strategy has ``canary = N``.
+
+    Until the deployment's group is promoted, N allocations of the new
+    version run beside the old ones (each under the name of an old one it
+    will replace) and nothing else is replaced; promoted, each canary takes
+    over its name -- the old allocation holding it stops, without a
+    replacement -- and the rest roll as usual.  A failed deployment's
+    unpromoted canaries stop.  Returns (kept, destructive, the names to place
+    canaries under now, whether the group is held for its canaries).
+    """
+    state = (deployment or {}).get("TaskGroups", {}).get(group["Name"]) or {}
+    mine = [a for a in kept if deployment is not None and a.get("DeploymentID") == deployment["ID"]
+            and (a.get("DeploymentStatus") or {}).get("Canary") and live(a)]
+    ids = {a["ID"] for a in mine}
+    if state.get("Promoted"):
+        names = {a["Name"] for a in mine}
+        for a in [a for a in destructive if a["Name"] in names]:
+            stop_alloc(a, STOP_UPDATE)
+        return kept, [a for a in destructive if a["Name"] not in names], [], False
+    if deployment is not None and deployment["Status"] == "failed":
+        for a in mine:
+            stop_alloc(a, STOP_CANARY)
+        return [a for a in kept if a["ID"] not in ids], destructive, [], False
+    kept = [a for a in kept if a["ID"] not in ids]  # a canary holds no name until promoted
+    if not destructive and not mine:
+        return kept, destructive, [], False  # nothing to update: no canaries (a new job, a scale)
+    want = strategy["Canary"] - len(mine)
+    held = {a["Name"] for a in mine}
+    names = [a["Name"] for a in destructive if a["Name"] not in held][:max(0, want)]
+    if deployment is not None and deployment["Status"] != "running":
+        names = []  # paused: nothing new is placed
+    return kept, destructive, names, True
 
 
 def _node_lost(node: dict[str, Any] | None) -> bool:

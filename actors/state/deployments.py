@@ -21,6 +21,11 @@ kept to rolling updates (no canaries):
   - an unhealthy allocation: ``failed``; with ``AutoRevert`` the job's latest
     stable version is registered again ("rolling back to job version N").
 
+* Canaries (``canary = N``): the first plan places N allocations of the new
+  version beside the old ones (``PlacedCanaries``) and replaces nothing
+  more until the group is promoted -- by ``deployment_promote`` (an operator)
+  once they are healthy, or on their own with ``auto_promote``; a
+  deployment with canaries succeeds only promoted.
 * A deployment of an older version is ``cancelled`` when a newer version is
   registered, and when the job is stopped; a purged job's go with it.
 * ``deployment_fail`` (an operator, or the leader's watcher when
@@ -38,6 +43,8 @@ SECOND_NS = 1_000_000_000
 
 # Nomad's structs.DeploymentStatusDescription* texts.
 DESC_RUNNING = "Deployment is running"
+DESC_NEEDS_PROMOTION = "Deployment is running but requires manual promotion"
+DESC_AUTO_PROMOTION = "Deployment is running pending automatic promotion"
 DESC_PAUSED = "Deployment is paused"
 DESC_SUCCESSFUL = "Deployment completed successfully"
 DESC_STOPPED_JOB = "Cancelled because job is stopped"
@@ -96,6 +103,10 @@ def begin_plan(store: Any, index: int, plan: dict[str, Any], now: float) -> dict
         job = store.tables["jobs"].get(new["JobID"])
         if job is not None and job.get("Version") == new["JobVersion"] and not job.get("Stop"):
             d = {**new, "CreateIndex": index, "ModifyIndex": index, "CreateTime": now, "ModifyTime": now}
+            canaried = [g for g in d["TaskGroups"].values() if g.get("DesiredCanaries")]
+            if canaried:
+                auto = all(g.get("AutoPromote") for g in canaried)
+                d["StatusDescription"] = DESC_AUTO_PROMOTION if auto else DESC_NEEDS_PROMOTION
             _put(store, index, d)
             store.latest_deployment_of[d["JobID"]] = d["ID"]
     return {}
@@ -105,11 +116,14 @@ def count_placed(store: Any, index: int, placed: list[dict[str, Any]], now: floa
     """After a plan's placements: count what each deployment got, start its progress clock."""
     table = store.tables[TABLE]
     counts: dict[str, dict[str, int]] = {}
+    canaries: dict[tuple[str, str], list[str]] = {}
     for rec in placed:
         dep_id = rec.get("DeploymentID")
         if dep_id:
             per = counts.setdefault(dep_id, {})
             per[rec["TaskGroup"]] = per.get(rec["TaskGroup"], 0) + 1
+            if (rec.get("DeploymentStatus") or {}).get("Canary"):
+                canaries.setdefault((dep_id, rec["TaskGroup"]), []).append(rec["ID"])
     for dep_id, per in sorted(counts.items()):
         d = table.get(dep_id)
         if d is None:
@@ -119,7 +133,8 @@ def count_placed(store: Any, index: int, placed: list[dict[str, Any]], now: floa
             g = groups.get(name)
             if g is None:
                 continue
-            g = {**g, "PlacedAllocs": g["PlacedAllocs"] + n}
+            g = {**g, "PlacedAllocs": g["PlacedAllocs"] + n,
+                 "PlacedCanaries": [*g.get("PlacedCanaries", ()), *canaries.get((dep_id, name), ())]}
             if g.get("RequireProgressBy") is None and g.get("ProgressDeadline"):
                 g["RequireProgressBy"] = now + g["ProgressDeadline"] / SECOND_NS
             groups[name] = g
@@ -147,11 +162,40 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
     if not healthy:
         failures.append((d["ID"], DESC_FAILED_ALLOCS))
         return
-    if all(tg["HealthyAllocs"] >= tg["DesiredTotal"] for tg in d["TaskGroups"].values()):
+    if d["Status"] == "running" and _auto_promotable(store, d):
+        d = _promote(store, index, d, sorted(d["TaskGroups"]), now)
+    if all(_group_done(tg) for tg in d["TaskGroups"].values()):
         _set_status(store, index, d, "successful", DESC_SUCCESSFUL, now)
         mark_stable(store, index, d["JobID"], d["JobVersion"])
     elif d["Status"] == "running":
         evals_for.add(d["JobID"])  # the scheduler may replace the next ones now
+
+
+def _group_done(g: dict[str, Any]) -> bool:
+    return g["HealthyAllocs"] >= g["DesiredTotal"] and (not g.get("DesiredCanaries") or g.get("Promoted"))
+
+
+def _healthy_canaries(store: Any, g: dict[str, Any]) -> int:
+    allocs = store.tables["allocs"]
+    return sum(1 for i in g.get("PlacedCanaries", ())
+               if ((allocs.get(i) or {}).get("DeploymentStatus") or {}).get("Healthy") is True)
+
+
+def _auto_promotable(store: Any, d: dict[str, Any]) -> bool:
+    """Every group with canaries promotes itself, and each one's canaries are all healthy."""
+    waiting = [g for g in d["TaskGroups"].values() if g.get("DesiredCanaries") and not g.get("Promoted")]
+    return bool(waiting) and all(g.get("AutoPromote") and _healthy_canaries(store, g) >= g["DesiredCanaries"]
+                                 for g in waiting)
+
+
+def _promote(store: Any, index: int, d: dict[str, Any], groups: list[str], now: float) -> dict[str, Any]:
+    tgs = dict(d["TaskGroups"])
+    for name in groups:
+        if tgs[name].get("DesiredCanaries"):
+            tgs[name] = {**tgs[name], "Promoted": True}
+    d = {**d, "TaskGroups": tgs, "StatusDescription": DESC_RUNNING, "ModifyIndex": index, "ModifyTime": now}
+    _put(store, index, d)
+    return d
 
 
 def mark_stable(store: Any, index: int, job_id: str, version: int) -> None:
@@ -253,6 +297,38 @@ def op_pause(store: Any, index: int, cmd: dict[str, Any]) -> Any:
                 "DeploymentModifyIndex": index}
     _set_status(store, index, d, "running", DESC_RUNNING, now)
     eval_id = ""
+    if d["JobID"] in store.tables["jobs"]:
+        (eval_id,) = store._create_evals(index, [d["JobID"]], "deployment-watcher", now)
+    return {"ok": True, "index": index, "EvalID": eval_id, "EvalCreateIndex": index if eval_id else 0,
+            "DeploymentModifyIndex": index}
+
+
+def op_promote(store: Any, index: int, cmd: dict[str, Any]) -> Any:
+    """``deployment_promote`` (Nomad ``Deployment.Promote``): the named groups' canaries, or all, healthy."""
+    dep_id, now = str(cmd["deployment_id"]), float(cmd["now"])
+    d = store.tables[TABLE].get(dep_id)
+    if d is None:
+        return {"ok": False, "error": f"deployment not found: {dep_id}"}
+    if d["Status"] not in ACTIVE:
+        return {"ok": False, "error": "can't promote terminal deployment"}
+    with_canaries = sorted(n for n, g in d["TaskGroups"].items() if g.get("DesiredCanaries"))
+    if not with_canaries:
+        return {"ok": False, "error": "no canaries to promote"}
+    wanted = with_canaries if cmd.get("all") or not cmd.get("groups") else list(cmd["groups"])
+    for name in wanted:
+        g = d["TaskGroups"].get(name)
+        if g is None or not g.get("DesiredCanaries"):
+            return {"ok": False, "error": f"task group {name!r} has no canaries to promote"}
+        healthy = _healthy_canaries(store, g)
+        if healthy < g["DesiredCanaries"]:
+            # Nomad's text for a group whose canaries are not all healthy yet.
+            return {"ok": False, "error": f'Task group "{name}" has {healthy}/{g["DesiredCanaries"]} '
+                                          "healthy allocations"}
+    d = _promote(store, index, d, wanted, now)
+    eval_id = ""
+    if all(_group_done(g) for g in d["TaskGroups"].values()):
+        _set_status(store, index, d, "successful", DESC_SUCCESSFUL, now)
+        mark_stable(store, index, d["JobID"], d["JobVersion"])
     if d["JobID"] in store.tables["jobs"]:
         (eval_id,) = store._create_evals(index, [d["JobID"]], "deployment-watcher", now)
     return {"ok": True, "index": index, "EvalID": eval_id, "EvalCreateIndex": index if eval_id else 0,

@@ -87,6 +87,7 @@ OP_TYPES: dict[str, str | dict[str, str]] = {
     "node_pool_delete": "NodePoolDeleted",
     "deployment_fail": "DeploymentStatusUpdate",
     "deployment_pause": "DeploymentStatusUpdate",
+    "deployment_promote": "DeploymentPromotion",
     "service_delete": "ServiceDeregistration",
 }
 

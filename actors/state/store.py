@@ -220,6 +220,7 @@ class StateStore:
             "var_delete": functools.partial(variables.delete_var, self),
             "deployment_fail": functools.partial(deployments.op_fail, self),
             "deployment_pause": functools.partial(deployments.op_pause, self),
+            "deployment_promote": functools.partial(deployments.op_promote, self),
             "service_delete": functools.partial(services.op_delete, self),
         }
         # A user's job writes are refused while the scheduler configuration
@@ -1309,7 +1310,8 @@ class StateStore:
                 newly_healthy = health["Healthy"]
                 rec["DeploymentStatus"] = {"Healthy": newly_healthy,
                                            "Timestamp": float(health.get("Timestamp") or now),
-                                           "Canary": False, "ModifyIndex": index}
+                                           "Canary": bool((a.get("DeploymentStatus") or {}).get("Canary")),
+                                           "ModifyIndex": index}
             rec.update(ModifyIndex=index, ModifyTime=now)
             allocs[rec["ID"]] = rec
             services.alloc_written(self, index, rec, a)
