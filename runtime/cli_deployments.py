@@ -164,6 +164,22 @@ def deployment_promote(addr: str, args: list[str]) -> tuple[str, int]:
                          bool(flags.get("detach")))
 
 
+def job_promote(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad job promote [-group g]... [-detach] <job>``: promote the job's latest deployment."""
+    flags, rest = parse_flags(args, {"group": list, "detach": bool, "verbose": bool})
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <job>\n"
+                       "usage: nomad job promote [-group <group>]... <job>")
+    d = request(addr, "GET", f"/v1/job/{urllib.parse.quote(rest[0], safe='')}/deployment")
+    if not d:
+        raise CliError(f'No deployment found for job "{rest[0]}"')
+    groups = flags.get("group") or []
+    got = request(addr, "PUT", f"/v1/deployment/promote/{d['ID']}",
+                  {"DeploymentID": d["ID"], "All": not groups, "Groups": groups or None})
+    return _then_monitor(addr, f'Deployment "{d["ID"]}" promoted', got.get("EvalID", ""),
+                         bool(flags.get("detach")))
+
+
 def job_deployments(addr: str, args: list[str]) -> str:
     """``nomad job deployments [-latest] [-all] [-json] [-verbose] <job>``."""
     flags, rest = parse_flags(args, {"latest": bool, "all": bool, "json": bool, "verbose": bool})
@@ -186,4 +202,5 @@ DEPLOYMENT_COMMANDS = {
     ("deployment", "resume"): deployment_resume,
     ("deployment", "promote"): deployment_promote,
     ("job", "deployments"): job_deployments,
+    ("job", "promote"): job_promote,
 }

@@ -243,6 +243,20 @@ def monitor(addr: str, eval_id: str) -> tuple[str, int]:
     return "\n".join(lines), EXIT_PLACEMENT_FAILED if failed else 0
 
 
+def _deployment_rows(a: dict[str, Any], verbose: bool) -> list[tuple[str, Any]]:
+    """Nomad's alloc status lines for a deployment's allocation: its deployment, health, canary."""
+    if not a.get("DeploymentID"):
+        return []
+    status = a.get("DeploymentStatus") or {}
+    healthy = status.get("Healthy")
+    rows: list[tuple[str, Any]] = [("Deployment ID", short(a["DeploymentID"], verbose)),
+                                   ("Deployment Health", "unset" if healthy is None else
+                                    "healthy" if healthy else "unhealthy")]
+    if status.get("Canary"):
+        rows.append(("Canary", "true"))
+    return rows
+
+
 def alloc_metrics(m: dict[str, Any]) -> list[str]:
     """Nomad's ``formatAllocMetrics``: why a task group could not be placed."""
     out = []
@@ -490,7 +504,8 @@ def alloc_status(addr: str, args: list[str]) -> str:
                ("Client Description", a.get("ClientDescription") or "<none>"),
                ("Desired Status", a["DesiredStatus"]),
                ("Desired Description", a.get("DesiredDescription") or "<none>"),
-               ("Created", ago(a.get("CreateTime"))), ("Modified", ago(a.get("ModifyTime")))])]
+               ("Created", ago(a.get("CreateTime"))), ("Modified", ago(a.get("ModifyTime"))),
+               *_deployment_rows(a, verbose)])]
     if flags.get("short"):
         return out[0]
     shared = (a.get("AllocatedResources") or {}).get("Shared") or {}

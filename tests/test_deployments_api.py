@@ -481,9 +481,15 @@ def test_a_canary_runs_beside_the_old_version_until_promoted_by_the_cli(dev):  #
                       dev.detail)
     (new,) = [a for a in allocs if a["JobVersion"] == 1]
     assert new["DeploymentStatus"]["Canary"] is True
-    assert nomad(dev, "deployment", "status", dep["ID"][:8]).stdout.count("dep-canary") >= 1
-    promoted = nomad(dev, "deployment", "promote", dep["ID"])
+    status = nomad(dev, "deployment", "status", dep["ID"][:8]).stdout
+    assert columns(section(status, "Deployed")[0])[:5] == ["Task Group", "Promoted", "Desired", "Canaries",
+                                                           "Placed"]
+    shown = nomad(dev, "alloc", "status", new["ID"]).stdout
+    assert re.search(r"^Deployment Health\s+= healthy$", shown, re.M)
+    assert re.search(r"^Canary\s+= true$", shown, re.M)
+    promoted = nomad(dev, "job", "promote", "dep-canary")
     assert promoted.returncode == 0, promoted.stderr
+    assert promoted.stdout.startswith(f'Deployment "{dep["ID"]}" promoted'), promoted.stdout
     done = await_deployment(dev, "dep-canary", 1, "successful")
     assert done["TaskGroups"]["web"]["Promoted"] is True and done["TaskGroups"]["web"]["HealthyAllocs"] == 2
     final = live(call(port, "GET", "/v1/job/dep-canary/allocations").json())
