@@ -1308,7 +1308,8 @@ def test_an_in_place_update_keeps_a_registrations_create_index_and_drops_a_renam
     c.schedule()
     assert sorted(r["ServiceName"] for r in regs.values()) == ["api", "new"]
     api = next(r for r in regs.values() if r["ServiceName"] == "api")
-    assert api["CreateIndex"] == created["api"] and api["Tags"] == ["x"] and api["ModifyIndex"] > created["api"]
+    assert api["CreateIndex"] == created["api"] and api["Tags"] == ["x"]
+    assert api["ModifyIndex"] > created["api"]
     (alloc_id,) = c.state.services_by_alloc
     assert c.state.services_by_alloc[alloc_id] == set(regs)
 
@@ -1387,3 +1388,43 @@ def test_an_unhealthy_canary_fails_the_deployment_and_is_stopped() -> None:
     assert not c.apply("deployment_promote", deployment_id=d["ID"])["ok"]
     res = c.apply("deployment_promote", deployment_id=_deployment(c)["ID"])
     assert res["error"] == "can't promote terminal deployment"
+
+
+def test_system_job_update_rolls_max_parallel_nodes_at_a_time_each_stagger() -> None:
+    c = Cluster()
+    for i in range(5):
+        c.node(i)
+
+    def sys_job(arg: str) -> dict[str, Any]:
+        task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": [arg]}}
+        return {"ID": "sys", "Type": "system", "Update": {"MaxParallel": 2, "Stagger": 30 * SEC},
+                "TaskGroups": [{"Name": "g", "Tasks": [task]}]}
+    c.register(**sys_job("1"))
+    c.schedule()
+    c.client("running")
+    assert len(c.running("sys")) == 5
+    c.register(**sys_job("2"))
+
+    def step() -> list[int]:
+        """Run what is due now; the versions running after it."""
+        for _, _, eval_id, _ in sorted(pending_evals(c.state, c.now)):
+            data, _ = plan_command(c.state, eval_id, c.now)
+            if data is not None:
+                c.index += 1
+                c.state.apply(c.index, data)
+        c.client("running")
+        return sorted(a["JobVersion"] for a in c.running("sys"))
+    assert step() == [0, 0, 0, 1, 1]  # two nodes at a time
+    waiting = [e for e in c.state.tables["evals"].values() if e["TriggeredBy"] == "rolling-update"
+               and e["Status"] == "pending"]
+    assert len(waiting) == 1 and waiting[0]["WaitUntil"] == c.now + 30
+    assert step() == [0, 0, 0, 1, 1]  # nothing more before the stagger has passed
+    c.now += 30
+    assert step() == [0, 1, 1, 1, 1]
+    c.now += 30
+    assert step() == [1, 1, 1, 1, 1]
+    assert not [e for e in c.state.tables["evals"].values() if e["Status"] == "pending"]
+    # Without a job-level update block a system job is updated everywhere at once, as before.
+    c.register(ID="sys", Type="system", TaskGroups=[{"Name": "g", "Tasks": [
+        {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["3"]}}]}])
+    assert step() == [2, 2, 2, 2, 2]

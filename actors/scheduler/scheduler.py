@@ -620,6 +620,10 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             key = (a["NodeID"], a["TaskGroup"])
             placer.job_on_node[key] = placer.job_on_node.get(key, 0) + 1
     seq = 0
+    if job["Type"] == "system":
+        u = job.get("Update") if isinstance(job.get("Update"), dict) else {}
+        if int(u.get("MaxParallel") or 0) > 0 and int(u.get("Stagger") or 0) > 0:
+            plan["_rolling"] = [int(u["MaxParallel"]), int(u["Stagger"]) / 1e9]  # (updates left, stagger s)
     for group in job["TaskGroups"]:
         group_allocs = [a for a in job_allocs if a["TaskGroup"] == group["Name"]]
         if job["Type"] == "system":
@@ -750,6 +754,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         if failed:
             metrics["CoalescedFailures"] = failed - 1
             plan["Failed"][group["Name"]] = metrics
+    plan.pop("_rolling", None)
     return plan
 
 
@@ -814,7 +819,16 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         elif cs in ("failed", "complete", "lost") or (
                 a.get("JobVersion", 0) != job.get("Version", 0)
                 and spec_digest(a.get("Job") or {}, group["Name"]) != digest):
-            stop_alloc(a, STOP_UPDATE if cs not in ("failed", "complete", "lost") else STOP_FAILED)
+            updating = cs not in ("failed", "complete", "lost")
+            budget = plan.get("_rolling")
+            if updating and budget is not None:
+                if budget[0] <= 0:
+                    # Nomad's system scheduler: max_parallel updates, then the rest after the stagger.
+                    have[a["NodeID"]] = a
+                    plan["RollingWaitS"] = budget[1]
+                    continue
+                budget[0] -= 1
+            stop_alloc(a, STOP_UPDATE if updating else STOP_FAILED)
             if node_ready(node):
                 have.setdefault(a["NodeID"], a)  # re-place below, on the same node
                 plan.setdefault("_replace", {})[a["NodeID"]] = a

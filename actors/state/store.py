@@ -1199,16 +1199,21 @@ class StateStore:
         evals[ev["ID"]] = ev
         self._index_eval(ev)
         follow: list[str] = []
+        if plan.get("RollingWaitS") and job is not None:
+            # A system job's rolling update goes on after its stagger (Nomad's NextRollingEval).
+            follow = self._create_evals(index, [plan["JobID"]], "rolling-update", now, previous=ev["ID"])
+            self.tables["evals"][follow[0]]["WaitUntil"] = now + float(plan["RollingWaitS"])
         if refused:
-            follow = self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
+            follow += self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
         elif plan.get("Failed"):
             # One blocked evaluation per job waits for capacity (Nomad's blocked evals).
             for other in self.blocked_evals_of_job(plan["JobID"]):
                 other.update(Status="canceled", ModifyIndex=index, StatusDescription="superseded")
                 self._index_eval(other)
-            follow = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, status="blocked",
-                                        previous=ev["ID"])
-            ev["BlockedEval"] = follow[0]
+            blocked = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, status="blocked",
+                                         previous=ev["ID"])
+            ev["BlockedEval"] = blocked[0]
+            follow += blocked
         self._touch("evals", index)
         self._job_status(plan["JobID"], index)
         return {"ok": True, "index": index, "placed": placed, "refused": refused, "evals": follow}
