@@ -46,7 +46,7 @@ from actors.http_api import (
     route,
     state_query,
 )
-from actors.http_filter import apply_list_options
+from actors.http_filter import apply_list_options, per_page
 from actors.http_jobs import JOB_ACTIONS, alloc_stub, rfc3339
 from actors.state import deployments
 from actors.state.store import command
@@ -89,18 +89,7 @@ def _page(req: Request, answer: Answer, ascending: bool) -> Answer:
         after = (lambda d: (d.get("CreateIndex", 0), d["ID"]) >= key) if ascending else \
             (lambda d: (d.get("CreateIndex", 0), d["ID"]) <= key)
         items = [d for d in items if after(d)]
-    raw = (req.query.get("per_page") or [""])[0]
-    if raw:
-        try:
-            per_page = int(raw)
-        except ValueError:
-            raise CodedError(400, f"per_page must be an integer, got {raw!r}") from None
-        if per_page < 0:
-            raise CodedError(400, "per_page must be >= 0")
-        if per_page and len(items) > per_page:
-            headers = (*headers, ("X-Nomad-NextToken", _token(items[per_page])))
-            items = items[:per_page]
-    return Answer(items, headers)
+    return per_page(req, Answer(items, headers), _token)
 
 
 @route("/v1/deployments")

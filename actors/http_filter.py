@@ -343,16 +343,21 @@ def apply_list_options(req: Request, answer: Answer, id_key: str = "ID") -> Answ
     token = (req.query.get("next_token") or [""])[0]
     if token:
         items = [o for o in items if str(o.get(id_key, "")) >= token]
-    headers = answer.headers
+    return per_page(req, Answer(items, answer.headers), lambda o: str(o.get(id_key, "")))
+
+
+def per_page(req: Request, answer: Answer, token_of: Any) -> Answer:
+    """``?per_page=N``: the first N items, and ``X-Nomad-NextToken`` (*token_of* the next one) when more."""
+    items, headers = answer.value, answer.headers
     raw = (req.query.get("per_page") or [""])[0]
     if raw:
         try:
-            per_page = int(raw)
+            n = int(raw)
         except ValueError:
             raise CodedError(400, f"per_page must be an integer, got {raw!r}") from None
-        if per_page < 0:
+        if n < 0:
             raise CodedError(400, "per_page must be >= 0")
-        if per_page and len(items) > per_page:
-            headers = (*headers, ("X-Nomad-NextToken", str(items[per_page].get(id_key, ""))))
-            items = items[:per_page]
+        if n and len(items) > n:
+            headers = (*headers, ("X-Nomad-NextToken", token_of(items[n])))
+            items = items[:n]
     return Answer(items, headers)

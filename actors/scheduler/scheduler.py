@@ -727,9 +727,14 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             placer.stopping = {st["ID"] for st in plan["Stop"]}  # what this plan stops holds no port
         metrics = _new_metrics()
         failed = 0
-        for i in missing:
-            name = f"{job['ID']}.{group['Name']}[{i}]"
-            prev = prev_by_name.get(name)
+        # (name, the allocation it replaces, its deployment status): the missing ones, then any
+        # canaries -- each runs the new version beside the allocation whose name it takes over
+        # once promoted.
+        names = [f"{job['ID']}.{group['Name']}[{i}]" for i in missing]
+        wanted: list[tuple[str, Any, Any]] = [(name, prev_by_name.get(name), None) for name in names]
+        if dstate is not None:
+            wanted += [(name, None, {"Healthy": None, "Canary": True}) for name in canary_names]
+        for name, prev, dep_status in wanted:
             node_id = placer.select(group, metrics)
             if node_id is None:
                 failed += 1
@@ -738,18 +743,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports)
             if dstate is not None:
                 placed["DeploymentID"] = (active or plan["Deployment"])["ID"]
-                placed["DeploymentStatus"] = None
-            plan["Place"].append(placed)
-        for name in canary_names if dstate is not None else ():
-            # A canary runs the new version beside the allocation whose name it takes over once promoted.
-            node_id = placer.select(group, metrics)
-            if node_id is None:
-                failed += 1
-                continue
-            seq += 1
-            placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, None, placer.last_ports)
-            placed["DeploymentID"] = (active or plan["Deployment"])["ID"]
-            placed["DeploymentStatus"] = {"Healthy": None, "Canary": True}
+                placed["DeploymentStatus"] = dep_status
             plan["Place"].append(placed)
         if failed:
             metrics["CoalescedFailures"] = failed - 1
