@@ -258,6 +258,25 @@ def purge_job(store: Any, index: int, job_id: str) -> None:
 
 
 # ------------------------------------------------------------ writes of their own
+def _active(store: Any, dep_id: str, verb: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the deployment, None) when it exists and is active; else (None, the refusal)."""
+    d = store.tables[TABLE].get(dep_id)
+    if d is None:
+        return None, {"ok": False, "error": f"deployment not found: {dep_id}"}
+    if d["Status"] not in ACTIVE:
+        return None, {"ok": False, "error": f"can't {verb} terminal deployment"}
+    return d, None
+
+
+def _evaluate(store: Any, index: int, d: dict[str, Any], now: float) -> dict[str, Any]:
+    """A ``deployment-watcher`` evaluation of the deployment's job (when it still exists), as a reply."""
+    eval_id = ""
+    if d["JobID"] in store.tables["jobs"]:
+        (eval_id,) = store._create_evals(index, [d["JobID"]], "deployment-watcher", now)
+    return {"ok": True, "index": index, "EvalID": eval_id, "EvalCreateIndex": index if eval_id else 0,
+            "DeploymentModifyIndex": index}
+
+
 def op_fail(store: Any, index: int, cmd: dict[str, Any]) -> Any:
     """``deployment_fail``: an operator's ``nomad deployment fail``, or the progress deadline passing.
 
@@ -266,11 +285,9 @@ def op_fail(store: Any, index: int, cmd: dict[str, Any]) -> Any:
     keeps the deployment running.
     """
     dep_id, now = str(cmd["deployment_id"]), float(cmd["now"])
-    d = store.tables[TABLE].get(dep_id)
+    d, refused = _active(store, dep_id, "fail")
     if d is None:
-        return {"ok": False, "error": f"deployment not found: {dep_id}"}
-    if d["Status"] not in ACTIVE:
-        return {"ok": False, "error": "can't fail terminal deployment"}
+        return refused
     if cmd.get("reason") == "progress":
         overdue = [g for g in d["TaskGroups"].values()
                    if g.get("RequireProgressBy") is not None and g["RequireProgressBy"] <= now
@@ -286,31 +303,23 @@ def op_fail(store: Any, index: int, cmd: dict[str, Any]) -> Any:
 def op_pause(store: Any, index: int, cmd: dict[str, Any]) -> Any:
     """``deployment_pause``: pause (no more replacements) or resume a running deployment."""
     dep_id, pause, now = str(cmd["deployment_id"]), bool(cmd["pause"]), float(cmd["now"])
-    d = store.tables[TABLE].get(dep_id)
+    d, refused = _active(store, dep_id, "pause" if pause else "resume")
     if d is None:
-        return {"ok": False, "error": f"deployment not found: {dep_id}"}
-    if d["Status"] not in ACTIVE:
-        return {"ok": False, "error": f"can't {'pause' if pause else 'resume'} terminal deployment"}
+        return refused
     if pause:
         _set_status(store, index, d, "paused", DESC_PAUSED, now)
         return {"ok": True, "index": index, "EvalID": "", "EvalCreateIndex": 0,
                 "DeploymentModifyIndex": index}
     _set_status(store, index, d, "running", DESC_RUNNING, now)
-    eval_id = ""
-    if d["JobID"] in store.tables["jobs"]:
-        (eval_id,) = store._create_evals(index, [d["JobID"]], "deployment-watcher", now)
-    return {"ok": True, "index": index, "EvalID": eval_id, "EvalCreateIndex": index if eval_id else 0,
-            "DeploymentModifyIndex": index}
+    return _evaluate(store, index, d, now)
 
 
 def op_promote(store: Any, index: int, cmd: dict[str, Any]) -> Any:
     """``deployment_promote`` (Nomad ``Deployment.Promote``): the named groups' canaries, or all, healthy."""
     dep_id, now = str(cmd["deployment_id"]), float(cmd["now"])
-    d = store.tables[TABLE].get(dep_id)
+    d, refused = _active(store, dep_id, "promote")
     if d is None:
-        return {"ok": False, "error": f"deployment not found: {dep_id}"}
-    if d["Status"] not in ACTIVE:
-        return {"ok": False, "error": "can't promote terminal deployment"}
+        return refused
     with_canaries = sorted(n for n, g in d["TaskGroups"].items() if g.get("DesiredCanaries"))
     if not with_canaries:
         return {"ok": False, "error": "no canaries to promote"}
@@ -325,14 +334,10 @@ def op_promote(store: Any, index: int, cmd: dict[str, Any]) -> Any:
             return {"ok": False, "error": f'Task group "{name}" has {healthy}/{g["DesiredCanaries"]} '
                                           "healthy allocations"}
     d = _promote(store, index, d, wanted, now)
-    eval_id = ""
     if all(_group_done(g) for g in d["TaskGroups"].values()):
         _set_status(store, index, d, "successful", DESC_SUCCESSFUL, now)
         mark_stable(store, index, d["JobID"], d["JobVersion"])
-    if d["JobID"] in store.tables["jobs"]:
-        (eval_id,) = store._create_evals(index, [d["JobID"]], "deployment-watcher", now)
-    return {"ok": True, "index": index, "EvalID": eval_id, "EvalCreateIndex": index if eval_id else 0,
-            "DeploymentModifyIndex": index}
+    return _evaluate(store, index, d, now)
 
 
 def overdue(store: Any, now: float) -> list[str]:
