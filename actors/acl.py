@@ -32,7 +32,7 @@ check tokens themselves.
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import json
 import re
 import urllib.parse
@@ -511,6 +511,13 @@ def compile_acl(policies: list[Policy]) -> ACL:
                node_pools=tuple((n, deny_wins(c)) for n, c in sorted(pools.items())))
 
 
+@functools.lru_cache(maxsize=1024)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """Nomad's globs: ``*`` matches any run of characters, every other character only itself
+    (fnmatch's ``?`` and ``[...]`` would grant more than the rule names)."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+
+
 def _closest(rules: Any, name: str) -> Any:
     """The value of *rules* ((pattern, value), ...) for *name*: an exact pattern, else the glob
     matching with the fewest characters left to its wildcards (acl.go findClosestMatchingGlob)."""
@@ -518,7 +525,7 @@ def _closest(rules: Any, name: str) -> Any:
     for pattern, value in rules:
         if pattern == name:
             return value
-        if "*" in pattern and fnmatch.fnmatchcase(name, pattern):
+        if "*" in pattern and _glob(pattern).fullmatch(name):
             difference = len(name) - len(pattern.replace("*", ""))
             if best is None or difference < best[0]:
                 best = (difference, value)
@@ -625,7 +632,7 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     if path.startswith("/v1/var/"):  # Variables.Read / Apply / Delete on the variable's own path
         what = {"GET": "read", "HEAD": "read", "DELETE": "destroy"}.get(method, "write")
         return (Need("variable", what, namespace, urllib.parse.unquote(path[len("/v1/var/"):])),)
-    if path.startswith("/v1/node/pool"):
+    if path == "/v1/node/pools" or path.startswith("/v1/node/pool/"):
         return _node_pool_needs(method, path, namespace)
     if path.startswith("/v1/client/allocation/") and path.endswith("/gc"):  # any method, as Nomad
         return (Need("namespace", "submit-job", namespace),)  # client Allocations.GarbageCollect

@@ -215,7 +215,26 @@ def _promote(req: Request, api: Api, dep_id: str) -> Any:
                                  all=bool(body.get("All", False))))
 
 
-_ACTIONS = {"allocations": _allocations, "fail": _fail, "pause": _pause, "promote": _promote}
+def _alloc_health(req: Request, api: Api, dep_id: str) -> Any:
+    """``Deployment.SetAllocHealth``: ``{"DeploymentID", "HealthyAllocationIDs", "UnhealthyAllocationIDs"}``
+    (what a ``health_check = "manual"`` deployment waits for)."""
+    dep_id = _deployment_id(req, dep_id, "PUT", "POST")
+    body = _body_for(req, dep_id)
+    ids = {}
+    for key in ("HealthyAllocationIDs", "UnhealthyAllocationIDs"):
+        got = body.get(key) or []
+        if not (isinstance(got, list) and all(isinstance(i, str) for i in got)):
+            raise CodedError(400, f"{key}: must be a list of allocation IDs")
+        ids[key] = got
+    if not ids["HealthyAllocationIDs"] and not ids["UnhealthyAllocationIDs"]:
+        raise CodedError(400, "Must specify at least one healthy/unhealthy allocation ID")
+    return _update_reply(*_write(api, "deployment_alloc_health", deployment_id=dep_id,
+                                 healthy=ids["HealthyAllocationIDs"],
+                                 unhealthy=ids["UnhealthyAllocationIDs"]))
+
+
+_ACTIONS = {"allocations": _allocations, "fail": _fail, "pause": _pause, "promote": _promote,
+            "allocation-health": _alloc_health}
 
 
 # ---------------------------------------------------------------- a job's deployments

@@ -534,3 +534,14 @@ def test_guard_lets_a_variables_policy_reach_only_its_paths():
     assert _status(st, _req("GET", "/v1/var/system/secret", "dev-secret")) == 403
     assert _status(st, _req("GET", "/v1/vars", "dev-secret")) == 200
     assert _status(st, _req("GET", "/v1/vars", "ci-secret")) == 403  # no variables rule at all
+
+
+def test_globs_match_only_stars_and_node_routes_are_not_taken_for_pools():
+    acl = compile_acl([parse_policy('namespace "default" { variables { path "app/?ecret*" '
+                                    '{ capabilities = ["read"] } } }\n'
+                                    'node_pool "team-[ab]" { policy = "write" }')])
+    assert acl.allow_variable("default", "app/?ecret1", "read")
+    assert not acl.allow_variable("default", "app/xecret1", "read")  # "?" is a character, not a wildcard
+    assert not acl.allow_node_pool("team-a", "write") and acl.allow_node_pool("team-[ab]", "write")
+    needs = required("POST", "/v1/node/poolside/eligibility")
+    assert [(n.area, n.what) for n in needs] == [("node", "write")]

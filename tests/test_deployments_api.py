@@ -494,3 +494,17 @@ def test_a_canary_runs_beside_the_old_version_until_promoted_by_the_cli(dev):  #
     assert done["TaskGroups"]["web"]["Promoted"] is True and done["TaskGroups"]["web"]["HealthyAllocs"] == 2
     final = live(call(port, "GET", "/v1/job/dep-canary/allocations").json())
     assert sorted(a["JobVersion"] for a in final) == [1, 1] and new["ID"] in {a["ID"] for a in final}
+
+
+def test_an_operator_sets_allocation_health_for_a_manual_deployment(dev):  # noqa: F811
+    port = dev.http_port
+    register(port, job("dep-manual", 0, {**HELD, "AutoRevert": False}, count=1))
+    dep = await_deployment(dev, "dep-manual", 0, "running")
+    path = f"/v1/deployment/allocation-health/{dep['ID']}"
+    bad = call(port, "PUT", path, {"DeploymentID": dep["ID"]})
+    assert (bad.status, bad.text) == (400, "Must specify at least one healthy/unhealthy allocation ID")
+    (alloc,) = live(call(port, "GET", f"/v1/deployment/allocations/{dep['ID']}").json())
+    r = call(port, "PUT", path, {"DeploymentID": dep["ID"], "HealthyAllocationIDs": [alloc["ID"]]})
+    assert r.status == 200, r.text
+    assert r.json()["DeploymentModifyIndex"] > 0
+    await_deployment(dev, "dep-manual", 0, "successful")

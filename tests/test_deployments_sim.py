@@ -136,3 +136,36 @@ def test_rollout_checker_catches_a_scheduler_that_ignores_max_parallel(monkeypat
     with pytest.raises(AssertionError, match="replacements in flight, max_parallel 1"):
         c.run(30.0)
     assert c.rollout_violations
+
+
+def test_a_read_query_that_raises_is_answered_with_its_error_and_raft_goes_on() -> None:
+    """A scheduler bug in a plan query (run by Raft on the leader) must not stop the Raft actor."""
+    import pytest
+
+    from actors.raft.peer import Read
+    from actors.server import RAFT
+
+    c = boot(seed=5, n_clients=1)
+    leader = c.leader()
+    assert leader is not None
+    for stale in (True, False):
+        fut = c.sched.future_cls()
+        c.sched.nodes[leader].actors[RAFT].tell(Read(query=lambda st: 1 // 0, reply=fut, stale=stale))
+        c.run(1.0)
+        with pytest.raises(Exception, match="query failed: ZeroDivisionError"):
+            fut.get(timeout=5.0)
+    c.register(job())  # Raft still applies writes
+    run_until(c, lambda: len([a for a in c.allocs("web") if a["ClientStatus"] == "running"]) == 4, 60)
+    assert c.leader() == leader
+    c.close()
+
+
+def test_a_system_jobs_bad_update_block_is_refused_at_registration() -> None:
+    import pytest
+
+    from actors.scheduler.job import JobError, canonical_job
+
+    for bad in ({"MaxParallel": "two"}, {"Stagger": 1e400}, {"MaxParallel": [1]}):
+        sys_job = {**sim_job("sys", count=1, job_type="system"), "Update": bad}
+        with pytest.raises(JobError, match=r"^Update\.(MaxParallel|Stagger): must be an integer"):
+            canonical_job(sys_job)

@@ -1050,9 +1050,13 @@ def test_new_service_job_gets_a_deployment_that_succeeds_when_healthy() -> None:
     assert d["Status"] == "successful" and d["StatusDescription"] == "Deployment completed successfully"
     assert d["TaskGroups"]["g"]["HealthyAllocs"] == 3
     assert c.state.tables["jobs"]["web"]["Stable"] is True
-    c.register(**service(count=4))  # a scale-up of a running spec: no new deployment
+    c.register(**service(count=4))  # a scale-up: a version, rolled out as Nomad's (the three kept in place)
     c.schedule()
-    assert len(c.running("web")) == 4 and _deployment(c)["ID"] == d["ID"]
+    scaled = _deployment(c)
+    assert len(c.running("web")) == 4 and scaled["ID"] != d["ID"] and scaled["JobVersion"] == 1
+    assert scaled["TaskGroups"]["g"]["DesiredTotal"] == 1
+    _health(c)
+    assert _deployment(c)["Status"] == "successful"
 
 
 def test_rolling_update_replaces_max_parallel_at_a_time_as_each_turns_healthy() -> None:
@@ -1367,9 +1371,10 @@ def test_auto_promote_promotes_once_the_canaries_are_healthy() -> None:
     assert _versions(c) == [0, 0, 1, 1]
     _health(c)
     assert _deployment(c)["TaskGroups"]["g"]["Promoted"] is True
-    assert _deployment(c)["Status"] == "successful"  # two canaries are the whole count
-    c.schedule()
+    assert _deployment(c)["Status"] == "running"  # the old two still run
+    c.schedule()  # the promoted canaries take their places: nothing left to roll
     assert _versions(c) == [1, 1]
+    assert _deployment(c)["Status"] == "successful"
 
 
 def test_an_unhealthy_canary_fails_the_deployment_and_is_stopped() -> None:
@@ -1428,3 +1433,20 @@ def test_system_job_update_rolls_max_parallel_nodes_at_a_time_each_stagger() -> 
     c.register(ID="sys", Type="system", TaskGroups=[{"Name": "g", "Tasks": [
         {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["3"]}}]}])
     assert step() == [2, 2, 2, 2, 2]
+
+
+def test_manual_health_is_set_by_an_operator_and_counts_as_a_clients_report() -> None:
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=2, Update={"HealthCheck": "manual"}))
+    c.schedule()
+    d = _deployment(c)
+    ids = sorted(a["ID"] for a in c.running("web"))
+    res = c.apply("deployment_alloc_health", deployment_id=d["ID"], healthy=["nope"], unhealthy=[])
+    assert not res["ok"] and "is not part of the deployment" in res["error"]
+    res = c.apply("deployment_alloc_health", deployment_id=d["ID"], healthy=ids[:1], unhealthy=[])
+    assert res["ok"] and _deployment(c)["TaskGroups"]["g"]["HealthyAllocs"] == 1
+    res = c.apply("deployment_alloc_health", deployment_id=d["ID"], healthy=ids[1:], unhealthy=[])
+    assert res["ok"] and _deployment(c)["Status"] == "successful"
+    res = c.apply("deployment_alloc_health", deployment_id=d["ID"], healthy=ids, unhealthy=[])
+    assert res["error"] == "can't set health of allocations for a terminal deployment"

@@ -1588,6 +1588,8 @@ class AllocRunner(NodeActor):
         for name in sorted(a.tasks):
             self._cancel_task_timer("restart", a, a.tasks[name])
             self._cancel_task_timer("kill", a, a.tasks[name])
+        self._cancel_alloc_timer("health", a)
+        self._cancel_alloc_timer("health_due", a)
         del self.allocs[a.alloc_id]
         self._reported.pop(a.alloc_id, None)
         try:

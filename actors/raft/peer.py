@@ -961,7 +961,7 @@ class RaftPeer(NodeActor):
     # ============================================================ reads
     def _read(self, m: Read) -> None:
         if m.stale:
-            self._answer(m.reply, (self.state.applied_index, m.query(self.state)), None)
+            self._answer_query(m.reply, m.query)
             return
         self._next_req += 1
         req_id = self._next_req
@@ -1029,10 +1029,20 @@ class RaftPeer(NodeActor):
         keep = []
         for index, reply, query in self._waiting_apply:
             if index <= applied:
-                self._answer(reply, (applied, query(self.state)), None)
+                self._answer_query(reply, query)
             else:
                 keep.append((index, reply, query))
         self._waiting_apply = keep
+
+    def _answer_query(self, reply: Any, query: Any) -> None:
+        """Answer ``(applied index, query(state))``; a query that raises is the caller's error, not Raft's."""
+        try:
+            value = query(self.state)
+        except Exception as exc:  # noqa: BLE001 -- a caller's query bug (a plan, say) must not stop Raft
+            log.error("%s: a read query failed: %r", self.env.node, exc)
+            self._answer(reply, None, f"query failed: {exc!r}")
+            return
+        self._answer(reply, (self.state.applied_index, value), None)
 
     # ============================================================ forwarding
     def _new_forward(self, kind: str, reply: Any, query: Any) -> int:

@@ -239,6 +239,7 @@ def _task_services(g: dict[str, Any], job_id: str, field: str) -> None:
 
 
 SERVICE_PROVIDERS = ("nomad",)
+_PORT_NUMBER = re.compile(r"[0-9]{1,5}")  # a service's port given as a number (str.isdigit takes "²")
 SERVICE_ADDRESS_MODES = ("auto", "host")
 # Nomad's service name rule (RFC 1123 label, up to 63), checked after ${...} parts are set aside.
 _SERVICE_NAME_RE = re.compile(r"^(?:[a-zA-Z0-9]|\$\{[^}]+\})(?:[a-zA-Z0-9-]|\$\{[^}]+\}){0,62}$")
@@ -295,7 +296,8 @@ def _check_service_ports(group: dict[str, Any], field: str) -> None:
     for suffix, owner in owners:
         for svc in owner.get("Services") or ():
             port = svc["PortLabel"]
-            _need(not port or port.isdigit() or port in labels, f"{field}{suffix}.Services",
+            _need(not port or _PORT_NUMBER.fullmatch(port) is not None or port in labels,
+                  f"{field}{suffix}.Services",
                   f"port label {port!r} referenced by service {svc['Name']!r} does not exist in the group's "
                   "network")
 
@@ -400,7 +402,13 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     if job["Type"] == "service":
         job_update = dict(_map(job.get("Update"), "Update"))
     elif job.get("Update") is not None:
-        _map(job["Update"], "Update")
+        # A system job's rolling update: max_parallel nodes at a time, a stagger apart.
+        u = dict(_map(job["Update"], "Update"))
+        u["MaxParallel"] = _int(u.get("MaxParallel"), "Update.MaxParallel", default=0, minimum=0,
+                                maximum=MAX_COUNT)
+        u["Stagger"] = _int(u.get("Stagger"), "Update.Stagger", default=0, minimum=0,
+                            maximum=7 * 24 * 3600 * SECOND_NS)
+        job["Update"] = u
     job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"], job_update) for i, g in enumerate(groups)]
     for i, g in enumerate(job["TaskGroups"]):
         _group_services(g, job["ID"], f"TaskGroups[{i}]")

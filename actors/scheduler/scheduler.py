@@ -53,7 +53,7 @@ STOP_UPDATE = "alloc is being updated due to job update"
 STOP_EXTRA = "alloc not needed due to job update"
 STOP_FAILED = "alloc was rescheduled because it failed"
 STOP_NODE_INELIGIBLE = "alloc not needed as node is not eligible"
-STOP_CANARY = "alloc was a canary of a failed deployment"
+STOP_CANARY = "alloc not needed as it was a canary of an unpromoted deployment"
 # Batch allocations that fail are re-placed at most this often (Nomad's
 # default batch ReschedulePolicy: 1 attempt); service ones always (Nomad:
 # unlimited, with a delay the task's restart policy already provides).
@@ -641,6 +641,11 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 continue
             cs = a.get("ClientStatus")
             node = nodes.get(a["NodeID"])
+            if _stale_canary(tables, a, deployment):
+                # A canary of a deployment that ended unpromoted (a newer version came, or it
+                # failed): it holds no place of its own (Nomad's cancelUnneededCanaries).
+                stop_alloc(a, STOP_CANARY)
+                continue
             if cs == "complete" and job["Type"] == "batch":
                 kept.append(a)  # done: a batch allocation runs once
             elif cs in ("complete", "lost"):
@@ -695,14 +700,19 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 # up healthy: allocations already running this spec count.
                 current = sum(1 for a in kept[:len(kept) - (outdated - len(destructive))] if live(a))
                 total = group["Count"] - current
-                if total > 0 and (outdated or current == 0 or canary_names):
+                # Nomad's hadRunning: an allocation of this version of this job ever ran here (a
+                # failed or lost one too) -- then a replacement is a reschedule, not a rollout.
+                had_running = any(a.get("JobVersion", 0) == job.get("Version", 0)
+                                  and (a.get("Job") or {}).get("CreateIndex", job.get("CreateIndex"))
+                                  == job.get("CreateIndex") for a in group_allocs)
+                if total > 0 and (outdated or not had_running or canary_names):
                     if plan.get("Deployment") is None:
                         plan["Deployment"] = new_deployment(job, ev["ID"])
                     dstate = plan["Deployment"]["TaskGroups"][group["Name"]] = {
                         "AutoRevert": strategy["AutoRevert"], "AutoPromote": strategy["AutoPromote"],
                         "ProgressDeadline": strategy["ProgressDeadline"], "RequireProgressBy": None,
                         "Promoted": False, "PlacedCanaries": [],
-                        "DesiredCanaries": strategy.get("Canary", 0) if canary_names else 0,
+                        "DesiredCanaries": len(canary_names),  # no more than there are to replace
                         "DesiredTotal": total,
                         "PlacedAllocs": 0, "HealthyAllocs": 0, "UnhealthyAllocs": 0}
         for a in destructive:
@@ -781,12 +791,22 @@ def _canaries(strategy: dict[str, Any], group: dict[str, Any], deployment: dict[
     kept = [a for a in kept if a["ID"] not in ids]  # a canary holds no name until promoted
     if not destructive and not mine:
         return kept, destructive, [], False  # nothing to update: no canaries (a new job, a scale)
-    want = strategy["Canary"] - len(mine)
+    want = (state.get("DesiredCanaries") if state else strategy["Canary"]) - len(mine)
     held = {a["Name"] for a in mine}
     names = [a["Name"] for a in destructive if a["Name"] not in held][:max(0, want)]
     if deployment is not None and deployment["Status"] != "running":
         names = []  # paused: nothing new is placed
     return kept, destructive, names, True
+
+
+def _stale_canary(tables: dict[str, Any], a: dict[str, Any], deployment: dict[str, Any] | None) -> bool:
+    """A canary whose deployment is not this version's latest and never promoted its group."""
+    if not (a.get("DeploymentStatus") or {}).get("Canary") or not live(a):
+        return False
+    if deployment is not None and a.get("DeploymentID") == deployment["ID"]:
+        return False  # this version's: _canaries decides
+    own = tables.get("deployments", {}).get(a.get("DeploymentID") or "")
+    return not ((own or {}).get("TaskGroups", {}).get(a["TaskGroup"]) or {}).get("Promoted")
 
 
 def _node_lost(node: dict[str, Any] | None) -> bool:

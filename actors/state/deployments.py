@@ -76,6 +76,15 @@ def rebuild_index(store: Any) -> None:
     store.latest_deployment_of = {job: key[1] for job, key in out.items()}
 
 
+def reindex_job(store: Any, job_id: str) -> None:
+    """The job's newest deployment, found again (its newest was collected)."""
+    left = [d for d in store.tables[TABLE].values() if d["JobID"] == job_id]
+    if left:
+        store.latest_deployment_of[job_id] = max(left, key=lambda d: (d.get("CreateIndex", 0), d["ID"]))["ID"]
+    else:
+        store.latest_deployment_of.pop(job_id, None)
+
+
 def _put(store: Any, index: int, d: dict[str, Any]) -> None:
     store.tables[TABLE][d["ID"]] = d
     store._touch(TABLE, index)
@@ -164,11 +173,32 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
         return
     if d["Status"] == "running" and _auto_promotable(store, d):
         d = _promote(store, index, d, sorted(d["TaskGroups"]), now)
-    if all(_group_done(tg) for tg in d["TaskGroups"].values()):
-        _set_status(store, index, d, "successful", DESC_SUCCESSFUL, now)
-        mark_stable(store, index, d["JobID"], d["JobVersion"])
-    elif d["Status"] == "running":
-        evals_for.add(d["JobID"])  # the scheduler may replace the next ones now
+    _succeed_if_done(store, index, d, now)
+    # The scheduler looks again: the next ones roll, promoted canaries take over, or nothing is left.
+    evals_for.add(d["JobID"])
+
+
+def after_plan(store: Any, index: int, job_id: str, now: float) -> None:
+    """A plan applied: the job's running deployment may be done now (its last old allocations stopped
+    when promoted canaries took their places, say) -- Nomad's reconciler ends it in the plan."""
+    d = latest(store, job_id)
+    if d is not None and d["Status"] == "running":
+        _succeed_if_done(store, index, d, now)
+
+
+def _succeed_if_done(store: Any, index: int, d: dict[str, Any], now: float) -> None:
+    """Successful once every group's allocations are healthy (and promoted, with canaries) and every
+    allocation the job still runs in those groups runs the deployment's version."""
+    if not all(_group_done(tg) for tg in d["TaskGroups"].values()):
+        return
+    from actors.scheduler.scheduler import live
+
+    groups, version = d["TaskGroups"], d["JobVersion"]
+    if any(a["TaskGroup"] in groups and live(a) and a.get("JobVersion") != version
+           for a in store.job_allocs(d["JobID"])):
+        return  # an earlier version still runs somewhere: not done, whatever the counts say
+    _set_status(store, index, d, "successful", DESC_SUCCESSFUL, now)
+    mark_stable(store, index, d["JobID"], version)
 
 
 def _group_done(g: dict[str, Any]) -> bool:
@@ -314,6 +344,36 @@ def op_pause(store: Any, index: int, cmd: dict[str, Any]) -> Any:
     return _evaluate(store, index, d, now)
 
 
+def op_alloc_health(store: Any, index: int, cmd: dict[str, Any]) -> Any:
+    """``deployment_alloc_health`` (Nomad ``Deployment.SetAllocHealth``): an operator decides health,
+    what ``health_check = "manual"`` waits for; set once per allocation, counted as a client's report."""
+    dep_id, now = str(cmd["deployment_id"]), float(cmd["now"])
+    d, refused = _active(store, dep_id, "set health of allocations for a")
+    if d is None:
+        return refused
+    healthy, unhealthy = list(cmd.get("healthy") or ()), list(cmd.get("unhealthy") or ())
+    allocs = store.tables["allocs"]
+    for aid in healthy + unhealthy:  # all checked before anything is written
+        a = allocs.get(aid) if isinstance(aid, str) else None
+        if a is None or a.get("DeploymentID") != dep_id:
+            return {"ok": False, "error": f"Allocation {aid!r} is not part of the deployment"}
+    evals_for: set[str] = set()
+    failures: list[tuple[str, str]] = []
+    for aid, ok in [*((i, True) for i in healthy), *((i, False) for i in unhealthy)]:
+        a = allocs[aid]
+        if (a.get("DeploymentStatus") or {}).get("Healthy") is not None:
+            continue
+        rec = {**a, "DeploymentStatus": {**(a.get("DeploymentStatus") or {}), "Healthy": ok, "Timestamp": now,
+                                         "ModifyIndex": index}, "ModifyIndex": index, "ModifyTime": now}
+        allocs[aid] = rec
+        health_update(store, index, rec, ok, now, evals_for, failures)
+    store._touch("allocs", index)
+    for failed_id, why in failures:
+        if store.tables[TABLE][failed_id]["Status"] in ACTIVE:
+            return {"ok": True, "index": index, **fail(store, index, failed_id, why, now)}
+    return _evaluate(store, index, store.tables[TABLE][dep_id], now)
+
+
 def op_promote(store: Any, index: int, cmd: dict[str, Any]) -> Any:
     """``deployment_promote`` (Nomad ``Deployment.Promote``): the named groups' canaries, or all, healthy."""
     dep_id, now = str(cmd["deployment_id"]), float(cmd["now"])
@@ -334,9 +394,7 @@ def op_promote(store: Any, index: int, cmd: dict[str, Any]) -> Any:
             return {"ok": False, "error": f'Task group "{name}" has {healthy}/{g["DesiredCanaries"]} '
                                           "healthy allocations"}
     d = _promote(store, index, d, wanted, now)
-    if all(_group_done(g) for g in d["TaskGroups"].values()):
-        _set_status(store, index, d, "successful", DESC_SUCCESSFUL, now)
-        mark_stable(store, index, d["JobID"], d["JobVersion"])
+    _succeed_if_done(store, index, d, now)
     return _evaluate(store, index, d, now)
 
 

@@ -88,6 +88,7 @@ OP_TYPES: dict[str, str | dict[str, str]] = {
     "deployment_fail": "DeploymentStatusUpdate",
     "deployment_pause": "DeploymentStatusUpdate",
     "deployment_promote": "DeploymentPromotion",
+    "deployment_alloc_health": "DeploymentAllocHealth",
     "service_delete": "ServiceDeregistration",
 }
 

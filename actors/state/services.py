@@ -65,7 +65,7 @@ def registrations(alloc: dict[str, Any], node: dict[str, Any] | None) -> list[di
             if label in ports:
                 port = int(ports[label]["Value"])
                 address = ports[label].get("HostIP") or node_ip
-            elif label.isdigit():
+            elif label.isascii() and label.isdigit():
                 port = int(label)
             if svc.get("Address"):
                 address = _interpolate(svc["Address"], env)
@@ -108,9 +108,12 @@ def refresh(store: Any, index: int, alloc: dict[str, Any]) -> None:
         return
     keep = {r["ID"] for r in regs}
     table, mine = store.tables[TABLE], store.services_by_alloc.get(alloc["ID"], set())
-    for stale in sorted(mine - keep):  # a service the new version renamed or dropped
-        table.pop(stale, None)
-        mine.discard(stale)
+    stale = sorted(mine - keep)  # services the new version renamed or dropped
+    for reg_id in stale:
+        table.pop(reg_id, None)
+        mine.discard(reg_id)
+    if stale:
+        store._touch(TABLE, index)
     alloc_written(store, index, alloc, None)  # the rest keep their CreateIndex
 
 

@@ -221,6 +221,7 @@ class StateStore:
             "deployment_fail": functools.partial(deployments.op_fail, self),
             "deployment_pause": functools.partial(deployments.op_pause, self),
             "deployment_promote": functools.partial(deployments.op_promote, self),
+            "deployment_alloc_health": functools.partial(deployments.op_alloc_health, self),
             "service_delete": functools.partial(services.op_delete, self),
         }
         # A user's job writes are refused while the scheduler configuration
@@ -492,9 +493,10 @@ class StateStore:
                 if rec is not None:
                     self._unblock_index(i, rec.get("JobID", ""))
         if table == "allocs":
-            for _, rec in popped:
+            for i, rec in popped:
                 if rec is not None:
                     self._node_usage.pop(rec.get("NodeID", ""), None)
+                    services.remove_alloc(self, index, i)
         if table == "evals":
             for ev_ids in self.evals_by_status.values():
                 ev_ids.difference_update(gone)
@@ -1216,6 +1218,7 @@ class StateStore:
             follow += blocked
         self._touch("evals", index)
         self._job_status(plan["JobID"], index)
+        deployments.after_plan(self, index, plan["JobID"], now)
         return {"ok": True, "index": index, "placed": placed, "refused": refused, "evals": follow}
 
     def _plan_apply_batch(self, index: int, cmd: dict[str, Any]) -> Any:
@@ -1313,8 +1316,10 @@ class StateStore:
                     and rec.get("DeploymentID") and (a.get("DeploymentStatus") or {}).get("Healthy") is None:
                 # Set once, as Nomad's client reports it: the first word on an allocation's health stands.
                 newly_healthy = health["Healthy"]
+                ts = health.get("Timestamp")
                 rec["DeploymentStatus"] = {"Healthy": newly_healthy,
-                                           "Timestamp": float(health.get("Timestamp") or now),
+                                           "Timestamp": float(ts) if isinstance(ts, (int, float))
+                                           and not isinstance(ts, bool) and ts > 0 else now,
                                            "Canary": bool((a.get("DeploymentStatus") or {}).get("Canary")),
                                            "ModifyIndex": index}
             rec.update(ModifyIndex=index, ModifyTime=now)
@@ -1436,9 +1441,10 @@ class StateStore:
                 d = table.get(did)
                 if d is not None and gc.deployment_gc_eligible(d, dep_cutoff, in_use):
                     del table[did]
-                    if self.latest_deployment_of.get(d["JobID"]) == did:
-                        del self.latest_deployment_of[d["JobID"]]
                     gone_deployments.append(did)
+                    if self.latest_deployment_of.get(d["JobID"]) == did:
+                        # The newest that remains, as a restore's rebuild would find it.
+                        deployments.reindex_job(self, d["JobID"])
             if gone_deployments:
                 self._touch(deployments.TABLE, index)
         for jid in gone_jobs:
