@@ -95,10 +95,12 @@ def test_unhealthy_replacement_fails_the_deployment_and_auto_reverts() -> None:
     assert failed["StatusDescription"] == \
         "Failed due to unhealthy allocations - rolling back to job version 0"
     assert c.checker.replica.tables["jobs"]["web"]["Version"] == 2  # version 0's spec, registered again
-    # Version 2 runs what the allocations still on version 0 run: they stay, and only the failed
-    # replacement is placed again -- nothing is rolled, so no deployment is needed for it.
-    run_until(c, lambda: c.converged() == [], 300)
-    assert [d["Status"] for d in deployments(c)] == ["successful", "failed"]
+    # Version 2 runs what the allocations still on version 0 run: they are updated in place, and
+    # only the failed replacement is placed again, in version 2's own deployment (as Nomad's).
+    run_until(c, lambda: c.converged() == [] and deployments(c)[-1]["Status"] == "successful", 300)
+    assert [(d["JobVersion"], d["Status"]) for d in deployments(c)] == [
+        (0, "successful"), (1, "failed"), (2, "successful")]
+    assert deployments(c)[-1]["TaskGroups"]["g"]["DesiredTotal"] == 1
     live = [a for a in c.allocs("web") if a["DesiredStatus"] == "run"]
     assert all("run_for_s" not in a["Job"]["TaskGroups"][0]["Tasks"][0]["Config"] for a in live)
     c.close()
