@@ -12,11 +12,13 @@ with a deadline (blocking queries where the API has them); nothing sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
 import time
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import gevent
@@ -436,7 +438,10 @@ def with_token(port: int, method: str, path: str, body: Any = None, token: str =
         conn.close()
 
 
-def test_acl_agent_refuses_deployment_reads_and_writes_without_the_capability(tmp_path):
+@contextlib.contextmanager
+def acl_agent_with_reader(tmp_path: Any) -> Iterator[tuple[int, str, str]]:
+    """A ``-dev`` agent with ACLs on: (its HTTP port, the management secret, a ``read`` policy's token);
+    killed by PID at the end."""
     port = free_port()
     cfg = tmp_path / "acl.toml"
     cfg.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n"
@@ -452,7 +457,13 @@ def test_acl_agent_refuses_deployment_reads_and_writes_without_the_capability(tm
         assert with_token(port, "POST", "/v1/acl/policy/reader", policy, root)[0] == 200
         status, text = with_token(port, "POST", "/v1/acl/token",
                                   {"Name": "r", "Type": "client", "Policies": ["reader"]}, root)
-        reader = json.loads(text)["SecretID"]
+        yield port, root, json.loads(text)["SecretID"]
+    finally:
+        agent.kill()
+
+
+def test_acl_agent_refuses_deployment_reads_and_writes_without_the_capability(tmp_path):
+    with acl_agent_with_reader(tmp_path) as (port, root, reader):
         unknown = "/v1/deployment/fail/00000000-0000-4000-8000-000000000000"
 
         assert with_token(port, "GET", "/v1/deployments") == (403, "Permission denied")  # anonymous: nothing
@@ -460,8 +471,6 @@ def test_acl_agent_refuses_deployment_reads_and_writes_without_the_capability(tm
         assert with_token(port, "GET", "/v1/job/j/deployment", token=reader) == (200, "null")
         assert with_token(port, "PUT", unknown, token=reader) == (403, "Permission denied")
         assert with_token(port, "PUT", unknown, token=root) == (404, "deployment not found")
-    finally:
-        agent.kill()
 
 
 def test_a_canary_runs_beside_the_old_version_until_promoted_by_the_cli(dev):  # noqa: F811

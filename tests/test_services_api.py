@@ -21,9 +21,9 @@ import gevent
 import pytest
 
 from actors.acl import Need, required
-from tests.test_agent_process import AgentProc, free_port, wait_for
+from tests.test_agent_process import AgentProc, wait_for
 from tests.test_cli_jobs import aligned, columns, nomad
-from tests.test_deployments_api import with_token
+from tests.test_deployments_api import acl_agent_with_reader, with_token
 from tests.test_http_jobs import PLACE_DEADLINE_S, call, dev  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
@@ -321,22 +321,7 @@ def test_service_routes_need_read_job_to_read_and_submit_job_to_delete():
 
 
 def test_acl_agent_refuses_service_reads_and_deletes_without_the_capability(tmp_path):
-    port = free_port()
-    cfg = tmp_path / "acl.toml"
-    cfg.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n"
-                   "[acl]\nenabled = true\n")
-    agent = AgentProc(["-dev", "-config", str(cfg)])
-    agent.http_port = port
-    try:
-        agent.wait_healthy()
-        status, text = with_token(port, "POST", "/v1/acl/bootstrap")
-        assert status == 200, text
-        root = json.loads(text)["SecretID"]
-        policy = {"Name": "reader", "Rules": 'namespace "default" { policy = "read" }'}
-        assert with_token(port, "POST", "/v1/acl/policy/reader", policy, root)[0] == 200
-        status, text = with_token(port, "POST", "/v1/acl/token",
-                                  {"Name": "r", "Type": "client", "Policies": ["reader"]}, root)
-        reader = json.loads(text)["SecretID"]
+    with acl_agent_with_reader(tmp_path) as (port, root, reader):
         delete = f"/v1/service/web/{UNKNOWN}"
 
         assert with_token(port, "GET", "/v1/services") == (403, "Permission denied")  # anonymous: nothing
@@ -345,5 +330,3 @@ def test_acl_agent_refuses_service_reads_and_deletes_without_the_capability(tmp_
         assert with_token(port, "GET", "/v1/job/j/services", token=reader) == (404, "job not found")
         assert with_token(port, "DELETE", delete, token=reader) == (403, "Permission denied")
         assert with_token(port, "DELETE", delete, token=root) == (404, "service registration not found")
-    finally:
-        agent.kill()
