@@ -26,7 +26,8 @@ Cluster fault verbs (on top of the Raft scenario verbs in ``sim.scenarios``):
 * ``partition_servers S...`` -- cut servers from the other servers.
 * ``scale JOB COUNT`` -- register the job with a new count (background load).
 * ``update JOB N`` -- register a new version of the job whose tasks run something
-  else (arguments ``3600+N``): a rolling update through a deployment.
+  else (arguments ``3600+N``): a rolling update through a deployment; for an
+  even N, first through a canary that promotes itself once healthy.
 * ``drain C DEADLINE_S`` -- drain a client's node with a deadline.
 """
 
@@ -223,6 +224,8 @@ class ClusterScenarioRunner:
                         count = current["TaskGroups"][0]["Count"]
                     job = sim_job(args[0], count=count, cpu=cpu)
                     job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = [str(3600 + int(args[1]))]
+                    if int(args[1]) % 2 == 0:  # every other one through a canary that promotes itself
+                        job["Update"] = {"Canary": 1, "AutoPromote": True}
                     c.register(job)
                 else:
                     c.drain(args[0], deadline_s=float(args[1]))
