@@ -173,9 +173,22 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
         return
     if d["Status"] == "running" and _auto_promotable(store, d):
         d = _promote(store, index, d, sorted(d["TaskGroups"]), now)
-    _succeed_if_done(store, index, d, now)
-    # The scheduler looks again: the next ones roll, promoted canaries take over, or nothing is left.
-    evals_for.add(d["JobID"])
+    if _outdated(store, d):
+        # The scheduler looks again: the next ones roll, or promoted canaries take over.
+        evals_for.add(d["JobID"])
+    else:
+        # Nothing left to replace (a new job's allocations reporting in, the last of a rollout):
+        # no evaluation per report, only the end once every group is healthy.
+        _succeed_if_done(store, index, d, now)
+
+
+def _outdated(store: Any, d: dict[str, Any]) -> bool:
+    """An allocation the deployment's groups still run is of an earlier version."""
+    from actors.scheduler.scheduler import live
+
+    groups, version = d["TaskGroups"], d["JobVersion"]
+    return any(a["TaskGroup"] in groups and live(a) and a.get("JobVersion") != version
+               for a in store.job_allocs(d["JobID"]))
 
 
 def after_plan(store: Any, index: int, job_id: str, now: float) -> None:
@@ -191,14 +204,10 @@ def _succeed_if_done(store: Any, index: int, d: dict[str, Any], now: float) -> N
     allocation the job still runs in those groups runs the deployment's version."""
     if not all(_group_done(tg) for tg in d["TaskGroups"].values()):
         return
-    from actors.scheduler.scheduler import live
-
-    groups, version = d["TaskGroups"], d["JobVersion"]
-    if any(a["TaskGroup"] in groups and live(a) and a.get("JobVersion") != version
-           for a in store.job_allocs(d["JobID"])):
+    if _outdated(store, d):
         return  # an earlier version still runs somewhere: not done, whatever the counts say
     _set_status(store, index, d, "successful", DESC_SUCCESSFUL, now)
-    mark_stable(store, index, d["JobID"], version)
+    mark_stable(store, index, d["JobID"], d["JobVersion"])
 
 
 def _group_done(g: dict[str, Any]) -> bool:
