@@ -9,12 +9,14 @@ handed out.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -63,9 +65,9 @@ def idle_job(job_id: str) -> dict[str, Any]:
                                               "Config": {"command": "/bin/true"}}]}]}
 
 
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("acl")
+@contextlib.contextmanager
+def acl_dev_agent(tmp: Any) -> Iterator[AgentProc]:
+    """A ``-dev`` agent with ``acl.enabled``, its config in *tmp*, healthy; killed by PID at the end."""
     port = free_port()
     cfg = tmp / "acl.toml"
     cfg.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n\n"
@@ -77,6 +79,12 @@ def agent(tmp_path_factory):
         yield proc
     finally:
         proc.kill()
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory):
+    with acl_dev_agent(tmp_path_factory.mktemp("acl")) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import gevent
 import pytest
 
 from actors.acl import Need, required
-from tests.test_agent_process import AgentProc, free_port, wait_for
+from tests.test_agent_process import AgentProc, wait_for
 from tests.test_cli_jobs import aligned, columns, nomad, section
 from tests.test_http_jobs import PLACE_DEADLINE_S, call, dev  # noqa: F401
 
@@ -442,14 +442,10 @@ def with_token(port: int, method: str, path: str, body: Any = None, token: str =
 def acl_agent_with_reader(tmp_path: Any) -> Iterator[tuple[int, str, str]]:
     """A ``-dev`` agent with ACLs on: (its HTTP port, the management secret, a ``read`` policy's token);
     killed by PID at the end."""
-    port = free_port()
-    cfg = tmp_path / "acl.toml"
-    cfg.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n"
-                   "[acl]\nenabled = true\n")
-    agent = AgentProc(["-dev", "-config", str(cfg)])
-    agent.http_port = port
-    try:
-        agent.wait_healthy()
+    from tests.test_acl_process import acl_dev_agent
+
+    with acl_dev_agent(tmp_path) as agent:
+        port = agent.http_port
         status, text = with_token(port, "POST", "/v1/acl/bootstrap")
         assert status == 200, text
         root = json.loads(text)["SecretID"]
@@ -458,8 +454,6 @@ def acl_agent_with_reader(tmp_path: Any) -> Iterator[tuple[int, str, str]]:
         status, text = with_token(port, "POST", "/v1/acl/token",
                                   {"Name": "r", "Type": "client", "Policies": ["reader"]}, root)
         yield port, root, json.loads(text)["SecretID"]
-    finally:
-        agent.kill()
 
 
 def test_acl_agent_refuses_deployment_reads_and_writes_without_the_capability(tmp_path):

@@ -1008,6 +1008,16 @@ def _health(c: Cluster, healthy: bool = True, only: set[str] | None = None) -> d
     return c.apply("alloc_client_update", allocs=ups)
 
 
+def _rolled_out(count: int, update: dict[str, Any] | None = None) -> Cluster:
+    """One roomy node and ``web`` (its group ``g``) at version 0, deployed and healthy."""
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=count, **({"Update": update} if update else {})))
+    c.schedule()
+    _health(c)
+    return c
+
+
 def _deployment(c: Cluster, job_id: str = "web") -> dict[str, Any]:
     deps = [d for d in c.state.tables["deployments"].values() if d["JobID"] == job_id]
     return max(deps, key=lambda d: d["CreateIndex"])
@@ -1060,11 +1070,7 @@ def test_new_service_job_gets_a_deployment_that_succeeds_when_healthy() -> None:
 
 
 def test_rolling_update_replaces_max_parallel_at_a_time_as_each_turns_healthy() -> None:
-    c = Cluster()
-    c.node(0, cpu=8000)
-    c.register(**service(count=4, Update={"MaxParallel": 2}))
-    c.schedule()
-    _health(c)
+    c = _rolled_out(4, {"MaxParallel": 2})
     v0 = {a["ID"] for a in c.running("web")}
     c.register(**service(count=4, cpu=600, Update={"MaxParallel": 2}))
     c.schedule()
@@ -1087,11 +1093,7 @@ def test_rolling_update_replaces_max_parallel_at_a_time_as_each_turns_healthy() 
 
 
 def test_unhealthy_allocation_fails_the_deployment_and_auto_reverts_to_the_stable_version() -> None:
-    c = Cluster()
-    c.node(0, cpu=8000)
-    c.register(**service(count=3, Update={"AutoRevert": True}))
-    c.schedule()
-    _health(c)
+    c = _rolled_out(3, {"AutoRevert": True})
     assert c.state.tables["jobs"]["web"]["Stable"]
     c.register(**service(count=3, cpu=700, Update={"AutoRevert": True}))  # version 1
     c.schedule()
@@ -1113,11 +1115,7 @@ def test_unhealthy_allocation_fails_the_deployment_and_auto_reverts_to_the_stabl
 
 
 def test_failed_deployment_without_auto_revert_stops_replacing() -> None:
-    c = Cluster()
-    c.node(0, cpu=8000)
-    c.register(**service(count=3))
-    c.schedule()
-    _health(c)
+    c = _rolled_out(3)
     c.register(**service(count=3, cpu=700))
     c.schedule()
     _health(c, healthy=False)
@@ -1129,11 +1127,7 @@ def test_failed_deployment_without_auto_revert_stops_replacing() -> None:
 
 
 def test_operator_pause_resume_and_fail_and_newer_version_cancels() -> None:
-    c = Cluster()
-    c.node(0, cpu=8000)
-    c.register(**service(count=3))
-    c.schedule()
-    _health(c)
+    c = _rolled_out(3)
     c.register(**service(count=3, cpu=700))
     c.schedule()
     d = _deployment(c)
@@ -1193,11 +1187,7 @@ def test_deployment_index_survives_a_snapshot_restore() -> None:
 def test_ended_deployments_are_collected_after_the_threshold_unless_their_allocations_run() -> None:
     from actors.state.core_gc import gc_scan
 
-    c = Cluster()
-    c.node(0, cpu=8000)
-    c.register(**service(count=2))
-    c.schedule()
-    _health(c)
+    c = _rolled_out(2)
     first = _deployment(c)["ID"]
     c.register(**service(count=2, cpu=700, Update={"MaxParallel": 2}))
     c.schedule()
@@ -1360,11 +1350,7 @@ def test_canaries_run_beside_the_old_version_until_promoted_then_the_rest_roll()
 
 
 def test_auto_promote_promotes_once_the_canaries_are_healthy() -> None:
-    c = Cluster()
-    c.node(0, cpu=8000)
-    c.register(**service(count=2, Update={"Canary": 2, "AutoPromote": True}))
-    c.schedule()
-    _health(c)
+    c = _rolled_out(2, {"Canary": 2, "AutoPromote": True})
     c.register(**service(count=2, cpu=600, Update={"Canary": 2, "AutoPromote": True}))
     c.schedule()
     assert _deployment(c)["StatusDescription"] == "Deployment is running pending automatic promotion"
@@ -1378,11 +1364,7 @@ def test_auto_promote_promotes_once_the_canaries_are_healthy() -> None:
 
 
 def test_an_unhealthy_canary_fails_the_deployment_and_is_stopped() -> None:
-    c = Cluster()
-    c.node(0, cpu=8000)
-    c.register(**service(count=2, Update={"Canary": 1}))
-    c.schedule()
-    _health(c)
+    c = _rolled_out(2, {"Canary": 1})
     c.register(**service(count=2, cpu=600, Update={"Canary": 1}))
     c.schedule()
     d = _deployment(c)
