@@ -45,3 +45,22 @@ def test_clients_hold_exactly_the_servers_allocations_through_rescales_and_resta
         held = {aid: a["AllocModifyIndex"] for aid, a in sync.allocs.items()}
         assert held == mine, x
     c.close()
+
+
+def test_client_reports_arriving_together_share_one_raft_write():
+    """Node.UpdateAlloc batching: the reports of the nodes a plan lands on share writes."""
+    from actors.server.alloc_endpoint import ALLOC_ENDPOINT
+
+    c = JobCluster(11, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=8)))
+    c.run(30.0)
+    c.register(sim_job("web", count=16, cpu=100))
+    c.run(60.0)
+    assert c.converged() == []
+    stats = [c.actor(s, ALLOC_ENDPOINT).stats for s in c.servers]
+    updates, batches = sum(s["updates"] for s in stats), sum(s["batches"] for s in stats)
+    assert updates >= 16 and batches < updates / 2, stats
+    assert sum(s["errors"] for s in stats) == 0
+    for x in c.clients:  # every report was answered as written
+        sync = c.actor(x, SYNC)
+        assert sync.stats["writes"] > 0 and sync.stats["write_failures"] == 0, (x, sync.stats)
+    c.close()

@@ -255,6 +255,31 @@ def test_failed_alloc_is_rescheduled() -> None:
     assert b["ID"] != a["ID"] and b["PreviousAllocation"] == a["ID"] and b["Name"] == a["Name"]
 
 
+def test_batched_client_reports_apply_each_and_evaluate_each_job_once() -> None:
+    """Node.UpdateAlloc batched: several clients' reports, one write; a wrong secret refuses its own only."""
+    c = Cluster()
+    n0, n1, n2 = c.node(0, cpu=600), c.node(1, cpu=600), c.node(2, cpu=600)
+    c.register(**service(count=3))
+    c.schedule()
+    by_node = {a["NodeID"]: a for a in c.running("web")}
+    assert set(by_node) == {n0, n1, n2}
+    evals_before = set(c.state.tables["evals"])
+    res = c.apply("alloc_client_update_batch", reports=[
+        {"node_id": n0, "secret_id": "s", "allocs": [{"ID": by_node[n0]["ID"], "ClientStatus": "failed"}]},
+        {"node_id": n1, "secret_id": "bad", "allocs": [{"ID": by_node[n1]["ID"], "ClientStatus": "failed"}]},
+        {"node_id": n2, "secret_id": "s", "allocs": [{"ID": by_node[n2]["ID"], "ClientStatus": "failed"}]},
+    ])
+    assert res["ok"] and res["errors"] == ["", "node secret ID does not match", ""]
+    allocs = c.state.tables["allocs"]
+    assert [allocs[by_node[n]["ID"]]["ClientStatus"] for n in (n0, n1, n2)] == ["failed", "pending", "failed"]
+    new = [c.state.tables["evals"][e] for e in set(c.state.tables["evals"]) - evals_before]
+    assert [(e["JobID"], e["TriggeredBy"]) for e in new] == [("web", "alloc-failure")]
+    assert sorted(res["evals"]) == [e["ID"] for e in new]
+    # A malformed batch is refused whole, on every server alike.
+    assert "reports must be" in c.apply("alloc_client_update_batch", reports=[{"node_id": n0}])["error"]
+    assert "reports must be" in c.apply("alloc_client_update_batch", reports="x")["error"]
+
+
 def test_batch_job_completes_and_is_not_replaced() -> None:
     c = Cluster()
     c.node(0)

@@ -11,7 +11,12 @@ Nomad's ``Node.GetClientAllocs``, ``Node.UpdateAlloc`` and
   and the request parks on a Raft :class:`Watch` of the ``allocs`` table
   until that index passes the client's ``min_index`` or ``wait_s`` ends.
 * **UpdateAlloc** and **UpdateDrain** are Raft writes: proposed here, and
-  RaftPeer forwards a follower's proposal to the leader.
+  RaftPeer forwards a follower's proposal to the leader.  As Nomad's
+  ``Node.UpdateAlloc`` does, reports arriving within ``update_batch_s`` of
+  each other (50 ms, Nomad's batchUpdateInterval) go into one write, and
+  each client is answered when it commits: when a plan lands on many nodes
+  their clients all report at once, and one Raft entry (one fsync on every
+  server) serves them all.
 """
 
 from __future__ import annotations
@@ -51,10 +56,22 @@ class AllocEndpointConfig:
     # allocations the client already runs, and acting on it would stop them.
     # Several leader heartbeat rounds; far below the client's heartbeat grace.
     max_stale_s: float = 5.0
+    # Client allocation reports are gathered this long into one Raft write
+    # (Nomad's batchUpdateInterval, 50 ms): a client reports at most every
+    # 200 ms anyway (allocSyncIntv), so the wait costs it little, and a plan
+    # that lands on a hundred nodes takes one write instead of a hundred.
+    # 0: each report is its own write.
+    update_batch_s: float = 0.05
+    # A batch holding this many allocation updates is written at once: it
+    # bounds the Raft entry (a few hundred bytes an allocation with its task
+    # states) and one apply's turn on every server.
+    update_batch_max_allocs: int = 1024
 
     def __post_init__(self) -> None:
         if self.max_wait_s <= 0 or self.max_parked < 1 or self.max_stale_s <= 0:
             raise ValueError("max_wait_s and max_stale_s must be > 0 and max_parked >= 1")
+        if self.update_batch_s < 0 or self.update_batch_max_allocs < 1:
+            raise ValueError("update_batch_s must be >= 0 and update_batch_max_allocs >= 1")
 
 
 def node_alloc_index(state: Any, node_id: str) -> int:
@@ -105,8 +122,12 @@ class AllocEndpoint(NodeActor):
         self._wall = wall_clock or env.now
         self._parked: dict[int, _Parked] = {}
         self._writes: dict[int, tuple[str, str, int]] = {}
+        # Reports waiting for the batch write, and the clients each batch written answers.
+        self._batch: list[tuple[UpdateAllocs, list[Any]]] = []
+        self._batch_allocs = 0
+        self._batches: dict[int, list[tuple[str, str, int]]] = {}
         self._next = 0
-        self.stats = {"queries": 0, "updates": 0, "drains": 0, "errors": 0}
+        self.stats = {"queries": 0, "updates": 0, "batches": 0, "drains": 0, "errors": 0}
 
     def _id(self) -> int:
         self._next += 1
@@ -131,8 +152,12 @@ class AllocEndpoint(NodeActor):
                 self._write_reply(message.reply_node, message.reply_actor, message.req_id,
                                   f"bad updates: {exc}")
                 return None
-            self._propose(message, command("alloc_client_update", node_id=message.node_id,
-                                           secret_id=message.secret_id, allocs=updates, now=self._wall()))
+            self._batch.append((message, updates))
+            self._batch_allocs += len(updates)
+            if self.cfg.update_batch_s <= 0 or self._batch_allocs >= self.cfg.update_batch_max_allocs:
+                self._write_batch()
+            elif not self.timer_armed("batch"):
+                self.set_timer("batch", self.cfg.update_batch_s)
         elif isinstance(message, UpdateDrain):
             self.stats["drains"] += 1
             spec = {"Deadline": message.deadline_ns, "IgnoreSystemJobs": message.ignore_system} \
@@ -146,6 +171,24 @@ class AllocEndpoint(NodeActor):
         elif message == "status":
             return {"parked": len(self._parked), **self.stats}
         return None
+
+    def on_timer(self, name: str) -> None:
+        if name == "batch":
+            self._write_batch()
+
+    def _write_batch(self) -> None:
+        """Propose the waiting client reports as one write."""
+        self.cancel_timer("batch")
+        batch, self._batch, self._batch_allocs = self._batch, [], 0
+        if not batch:
+            return
+        self.stats["batches"] += 1
+        wid = self._id()
+        self._batches[wid] = [(m.reply_node, m.reply_actor, m.req_id) for m, _ in batch]
+        data = command("alloc_client_update_batch", now=self._wall(), reports=[
+            {"node_id": m.node_id, "secret_id": m.secret_id, "allocs": updates} for m, updates in batch])
+        reply = ReplyTo(self.env, self.name, ("batch", wid))
+        self.send(self.env.node, self.raft, Propose(data=data, reply=reply))
 
     def _watch(self, pid: int, min_index: int, timeout_s: float) -> None:
         p = self._parked[pid]
@@ -166,6 +209,22 @@ class AllocEndpoint(NodeActor):
         reply = ReplyTo(self.env, self.name, ("write", wid))
         self.send(self.env.node, self.raft, Propose(data=data, reply=reply))
 
+    def _batch_reply(self, wid: int, m: RaftReply) -> None:
+        dests = self._batches.pop(wid, None)
+        if dests is None:
+            return
+        if not m.ok:  # not written (no leader, a timeout): every client retries its report
+            for dest in dests:
+                self._write_reply(*dest, error=m.error)
+            return
+        index, result = m.value
+        errors = result.get("errors") if isinstance(result, dict) else None
+        if not isinstance(errors, list) or len(errors) != len(dests):
+            error = result.get("error", "write refused") if isinstance(result, dict) else "write refused"
+            errors = [error] * len(dests)
+        for dest, error in zip(dests, errors, strict=True):
+            self._write_reply(*dest, error=error if isinstance(error, str) else "write refused", index=index)
+
     def _write_reply(self, node: str, actor: str, req_id: int, error: str = "", index: int = 0) -> None:
         if error:
             self.stats["errors"] += 1
@@ -173,6 +232,9 @@ class AllocEndpoint(NodeActor):
 
     def _raft_reply(self, m: RaftReply) -> None:
         kind, key = m.tag
+        if kind == "batch":
+            self._batch_reply(key, m)
+            return
         if kind == "write":
             dest = self._writes.pop(key, None)
             if dest is None:

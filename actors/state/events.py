@@ -74,6 +74,7 @@ OP_TYPES: dict[str, str | dict[str, str]] = {
     "plan_apply": "PlanResult",
     "plan_apply_batch": "PlanResult",
     "alloc_client_update": "AllocationUpdated",
+    "alloc_client_update_batch": "AllocationUpdated",
     "alloc_migrate": "AllocationUpdateDesiredStatus",
     "alloc_stop": "AllocationUpdateDesiredStatus",
     # Nomad's GC deletes evaluations and allocations without events; jobs go

@@ -22,6 +22,7 @@ import functools
 import hashlib
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -105,6 +106,17 @@ def decode_result(data: bytes) -> Any:
 
 def encode_result(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
+
+
+@dataclass(slots=True)
+class _ClientReports:
+    """What client reports applied in one write add up to (see StateStore._client_report)."""
+
+    updated: list[str] = field(default_factory=list)
+    failed_jobs: set[str] = field(default_factory=set)  # allocations failed or ended while wanted
+    jobs_touched: set[str] = field(default_factory=set)  # an allocation's liveness changed
+    watcher_jobs: set[str] = field(default_factory=set)  # deployments that may go on
+    dep_failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 class StateStore:
@@ -202,6 +214,7 @@ class StateStore:
             "plan_apply": self._plan_apply,
             "plan_apply_batch": self._plan_apply_batch,
             "alloc_client_update": self._alloc_client_update,
+            "alloc_client_update_batch": self._alloc_client_update_batch,
             "eval_update": self._eval_update,
             "node_update_drain": self._node_update_drain,
             "node_update_eligibility": self._node_update_eligibility,
@@ -1283,22 +1296,44 @@ class StateStore:
 
     def _alloc_client_update(self, index: int, cmd: dict[str, Any]) -> Any:
         """A client reports its allocations' states (Node.UpdateAlloc)."""
+        now, acc = float(cmd["now"]), _ClientReports()
+        error = self._client_report(index, cmd.get("node_id"), cmd.get("secret_id"), cmd["allocs"], now, acc)
+        if error:
+            return {"ok": False, "error": error}
+        return self._client_reports_done(index, now, acc)
+
+    def _alloc_client_update_batch(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Several clients' reports in one write, as Nomad's Node.UpdateAlloc batches them.
+
+        Each report is checked and applied on its own (a node's wrong secret
+        refuses that node's report only); the evaluations they call for are
+        made once for the whole batch.  ``errors`` holds one entry a report,
+        in order: "" when it was applied.
+        """
+        now, acc = float(cmd["now"]), _ClientReports()
+        reports = cmd["reports"]
+        if not isinstance(reports, list) or not all(
+                isinstance(r, dict) and isinstance(r.get("allocs"), list) for r in reports):
+            raise CommandError("reports must be a list of maps with allocs")
+        errors = [self._client_report(index, r.get("node_id"), r.get("secret_id"), r["allocs"], now, acc)
+                  for r in reports]
+        return {**self._client_reports_done(index, now, acc), "errors": errors}
+
+    def _client_report(self, index: int, node_id: str | None, secret_id: str | None, reports: list[Any],
+                       now: float, acc: _ClientReports) -> str:
+        """Apply one client's report of its allocations into *acc*; an error (nothing applied) or ""."""
         from actors.scheduler.scheduler import live
 
-        now, allocs = float(cmd["now"]), self.tables["allocs"]
-        node_id = cmd.get("node_id")
-        if node_id and cmd.get("secret_id") is not None:
+        allocs = self.tables["allocs"]
+        if node_id and secret_id is not None:
             node = self.tables["nodes"].get(node_id)
             if node is None:
-                return {"ok": False, "error": "node not found"}
-            if node.get("SecretID") and node["SecretID"] != cmd["secret_id"]:
-                return {"ok": False, "error": "node secret ID does not match"}
-        failed_jobs: list[str] = []
-        jobs_touched: set[str] = set()
-        updated = []
-        watcher_jobs: set[str] = set()  # deployments that may go on: evaluate their jobs
-        dep_failures: list[tuple[str, str]] = []
-        for u in cmd["allocs"]:
+                return "node not found"
+            if node.get("SecretID") and node["SecretID"] != secret_id:
+                return "node secret ID does not match"
+        for u in reports:
+            if not isinstance(u, dict):
+                continue
             a = allocs.get(u.get("ID"))
             if a is None or (node_id and a["NodeID"] != node_id):
                 continue
@@ -1326,14 +1361,15 @@ class StateStore:
             allocs[rec["ID"]] = rec
             services.alloc_written(self, index, rec, a)
             if newly_healthy is not None:
-                deployments.health_update(self, index, rec, newly_healthy, now, watcher_jobs, dep_failures)
+                deployments.health_update(self, index, rec, newly_healthy, now, acc.watcher_jobs,
+                                          acc.dep_failures)
             self._usage_written(rec, replaces=a)
-            updated.append(rec["ID"])
+            acc.updated.append(rec["ID"])
             if live(rec) != live(a):
                 # Only a change of liveness can change the job's status; most
                 # updates are task states of running allocations, and the
                 # recount reads every allocation the job has.
-                jobs_touched.add(rec["JobID"])
+                acc.jobs_touched.add(rec["JobID"])
             terminal = ("failed", "complete", "lost")
             if rec.get("ClientStatus") in terminal and a.get("ClientStatus") not in terminal and \
                     rec.get("DesiredStatus") == "run":
@@ -1342,20 +1378,24 @@ class StateStore:
                 # replaced -- either way the scheduler must look at the job.
                 job = self.tables["jobs"].get(rec["JobID"])
                 if rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
-                    failed_jobs.append(rec["JobID"])
-        if updated:
+                    acc.failed_jobs.add(rec["JobID"])
+        return ""
+
+    def _client_reports_done(self, index: int, now: float, acc: _ClientReports) -> dict[str, Any]:
+        """What applied client reports call for: job statuses, and evaluations once per job."""
+        if acc.updated:
             self._touch("allocs", index)
-        evals = self._create_evals(index, sorted(set(failed_jobs)), "alloc-failure", now)
-        for dep_id, why in dep_failures:
+        evals = self._create_evals(index, sorted(acc.failed_jobs), "alloc-failure", now)
+        for dep_id, why in acc.dep_failures:
             d = self.tables[deployments.TABLE].get(dep_id)
             if d is not None and d["Status"] in deployments.ACTIVE:
                 evals.append(deployments.fail(self, index, dep_id, why, now)["EvalID"])
-        watcher_jobs -= set(failed_jobs)
-        watcher_jobs -= {self.tables[deployments.TABLE][d]["JobID"] for d, _ in dep_failures}
+        watcher_jobs = acc.watcher_jobs - acc.failed_jobs
+        watcher_jobs -= {self.tables[deployments.TABLE][d]["JobID"] for d, _ in acc.dep_failures}
         evals += self._create_evals(index, sorted(watcher_jobs), "deployment-watcher", now)
-        for job_id in sorted(jobs_touched):
+        for job_id in sorted(acc.jobs_touched):
             self._job_status(job_id, index)
-        return {"ok": True, "index": index, "updated": updated, "evals": evals}
+        return {"ok": True, "index": index, "updated": acc.updated, "evals": evals}
 
     def _eval_update(self, index: int, cmd: dict[str, Any]) -> Any:
         """Set evaluations' status; a failed one gets a delayed follow-up (Nomad's failed-follow-up eval)."""
