@@ -280,6 +280,34 @@ def test_batched_client_reports_apply_each_and_evaluate_each_job_once() -> None:
     assert "reports must be" in c.apply("alloc_client_update_batch", reports="x")["error"]
 
 
+def test_a_processed_evaluation_cancels_its_jobs_older_waiting_ones() -> None:
+    """Nomad's broker on an Ack (MarkForCancel): only the newest evaluation waiting for the job still runs."""
+    from actors.state.store import EVAL_CANCELED_DESC
+
+    c = Cluster()
+    c.node(0)
+    first = c.register(**service(count=1))["EvalID"]
+    older = c.apply("job_evaluate", job_id="web")["EvalID"]
+    newest = c.apply("job_evaluate", job_id="web")["EvalID"]
+    other = c.register(**service("api", count=1))["EvalID"]  # another job's: untouched
+    later = c.apply("job_evaluate", job_id="web")["EvalID"]
+    # A follow-up that waits for a later time is not waiting to be scheduled: kept, though it would
+    # lose to the newest (given an older index here) were it counted among the waiting.
+    c.state.tables["evals"][later].update(WaitUntil=c.now + 60,
+                                          ModifyIndex=c.state.tables["evals"][newest]["ModifyIndex"] - 1)
+    data, _ = plan_command(c.state, first, c.now)
+    c.index += 1
+    assert c.state.apply(c.index, data)["ok"]
+    evals = c.state.tables["evals"]
+    assert evals[first]["Status"] == "complete"
+    assert (evals[older]["Status"], evals[older]["StatusDescription"]) == ("canceled", EVAL_CANCELED_DESC)
+    assert evals[older]["ModifyIndex"] == c.index
+    assert [evals[e]["Status"] for e in (newest, other, later)] == ["pending"] * 3
+    assert {e[2] for e in pending_evals(c.state)} == {newest, other, later}
+    assert c.schedule() == 3 and not pending_evals(c.state)  # newest, api's, and the delayed one
+    assert len(c.running("web")) == 1
+
+
 def test_batch_job_completes_and_is_not_replaced() -> None:
     c = Cluster()
     c.node(0)

@@ -91,6 +91,10 @@ def _new_tables(contents: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for t in TABLES}
 
 
+# Nomad's description of an evaluation its broker canceled as redundant (cancelCancelableEvals).
+EVAL_CANCELED_DESC = "canceled after more recent eval was processed"
+
+
 class CommandError(ValueError):
     """A command that cannot apply (unknown op, bad arguments): refused, state unchanged."""
 
@@ -150,6 +154,9 @@ class StateStore:
         # looks up its own job's, not every blocked evaluation of the cluster
         # (which grow with the jobs waiting for capacity).
         self.blocked_by_job: dict[str, set[str]] = {}
+        # job ID -> its pending evaluations: a completed evaluation cancels
+        # the ones of its job it made redundant (_cancel_superseded).
+        self.pending_by_job: dict[str, set[str]] = {}
         # Pending evaluation ID -> the Raft index at which it became pending,
         # in that order: the broker asks only for what became pending since
         # its last look (evals_pending_since) instead of every pending one.
@@ -360,6 +367,10 @@ class StateStore:
             self.blocked_by_job.setdefault(job_id, set()).add(ev_id)
         else:
             self._unblock_index(ev_id, job_id)
+        if status == "pending":
+            self.pending_by_job.setdefault(job_id, set()).add(ev_id)
+        else:
+            self._unpend_index(ev_id, job_id)
         if status != "pending":
             self.pending_since.pop(ev_id, None)
         elif ev_id not in self.pending_since:
@@ -372,6 +383,18 @@ class StateStore:
             ids.discard(ev_id)
             if not ids:
                 del self.blocked_by_job[job_id]
+
+    def _unpend_index(self, ev_id: str, job_id: str) -> None:
+        ids = self.pending_by_job.get(job_id)
+        if ids is not None:
+            ids.discard(ev_id)
+            if not ids:
+                del self.pending_by_job[job_id]
+
+    def pending_evals_of_job(self, job_id: str) -> list[dict[str, Any]]:
+        """The store's records of *job_id*'s pending evaluations, in ID order: do not modify."""
+        t = self.tables["evals"]
+        return [t[i] for i in sorted(self.pending_by_job.get(job_id, ())) if i in t]
 
     def blocked_evals_of_job(self, job_id: str) -> list[dict[str, Any]]:
         """The store's records of *job_id*'s blocked evaluations, in ID order: do not modify."""
@@ -505,6 +528,7 @@ class StateStore:
             for i, rec in popped:
                 if rec is not None:
                     self._unblock_index(i, rec.get("JobID", ""))
+                    self._unpend_index(i, rec.get("JobID", ""))
         if table == "allocs":
             for i, rec in popped:
                 if rec is not None:
@@ -580,6 +604,7 @@ class StateStore:
             self.restore_index = int(snap.get("restore_index", 0))
         self.evals_by_status = {"pending": set(), "blocked": set()}
         self.blocked_by_job = {}
+        self.pending_by_job = {}
         self.pending_since = {}
         self._sorted_ids = {}
         for ev in sorted(self.tables["evals"].values(), key=lambda e: (e.get("ModifyIndex", 0), e["ID"])):
@@ -1229,10 +1254,32 @@ class StateStore:
                                          previous=ev["ID"])
             ev["BlockedEval"] = blocked[0]
             follow += blocked
+        self._cancel_superseded(plan["JobID"], index, now)
         self._touch("evals", index)
         self._job_status(plan["JobID"], index)
         deployments.after_plan(self, index, plan["JobID"], now)
         return {"ok": True, "index": index, "placed": placed, "refused": refused, "evals": follow}
+
+    def _cancel_superseded(self, job_id: str, index: int, now: float) -> None:
+        """An evaluation of *job_id* was processed: of the job's others waiting to be scheduled, only the
+        newest still runs (Nomad's eval broker on an Ack, ``MarkForCancel``: the scheduler looks at the
+        whole job whichever evaluation it runs, so the newest covers what the older ones were made for).
+
+        Evaluations waiting for a later time (a failed one's follow-up, a
+        rolling update's stagger) are not waiting to be scheduled yet and are
+        left alone; so are blocked ones.  Decided here, when the plan is
+        applied, so every server cancels the same ones in the same write.
+        """
+        ready = [ev for ev in self.pending_evals_of_job(job_id) if ev.get("WaitUntil", 0.0) <= now]
+        if len(ready) < 2:
+            return
+        keep = max(ready, key=lambda ev: (ev.get("Priority", 50), ev.get("ModifyIndex", 0), ev["ID"]))
+        evals = self.tables["evals"]
+        for ev in ready:
+            if ev is not keep:
+                evals[ev["ID"]] = rec = {**ev, "Status": "canceled", "StatusDescription": EVAL_CANCELED_DESC,
+                                         "ModifyIndex": index, "ModifyTime": now}
+                self._index_eval(rec)
 
     def _plan_apply_batch(self, index: int, cmd: dict[str, Any]) -> Any:
         """Several plans in one entry (the broker plans evaluations together): each applied in turn."""
@@ -1501,6 +1548,7 @@ class StateStore:
                 for ids in self.evals_by_status.values():
                     ids.discard(eid)
                 self._unblock_index(eid, gone.get("JobID", ""))
+                self._unpend_index(eid, gone.get("JobID", ""))
         if gone_evals:
             self._touch("evals", index)
         for aid in sorted(gone_allocs):
