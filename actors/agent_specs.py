@@ -316,6 +316,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     """
     from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, DiskAllocDirs, FileAllocStore
     from actors.client.alloc_sync import AllocSync, AllocSyncConfig
+    from actors.client.checks import CHECK_RUNNER, CheckRunner
     from actors.client.drivers import RawExecDriver
     from actors.client.fingerprint import (
         FingerprintConfig,
@@ -334,6 +335,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     )
     from actors.client.stats import ClientStats
     from runtime.host_stats import HostStatsSampler
+    from runtime.probes import SocketProber
 
     assert ctx.client_state_dir is not None
     c, tel = config.client, config.telemetry
@@ -375,10 +377,14 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("config", FingerprintConfig(nomad_version=ctx.version, totals=totals,
                                                        reserved=Resources(cpu_mhz=r.cpu, memory_mb=r.memory,
                                                                           disk_mb=r.disk))))),
+        # Before the AllocRunner, which tells it the checks of the allocations it restores.
+        ChildSpec(name=CHECK_RUNNER, cls=CheckRunner, role="client",
+                  kwargs=(("prober", SocketProber()), ("wall_clock", time.time))),
         ChildSpec(name="alloc-runner", cls=AllocRunner, role="client",
                   kwargs=(("driver_registry", {"raw_exec": RawExecDriver()}),
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
                           ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)),
+                          ("checker", CHECK_RUNNER),
                           ("config", AllocRunnerConfig(
                               gc_interval_s=c.gc_interval_s, gc_max_allocs=c.gc_max_allocs,
                               max_kill_timeout_s=c.max_kill_timeout_s,

@@ -1,10 +1,14 @@
-"""``/v1/client/allocation/<id>/{stats,restart,signal,gc}``: served by the client agent that runs it.
+"""``/v1/client/allocation/<id>/{stats,checks,restart,signal,gc}``: served by the client agent that runs it.
 
 Nomad's ``ClientAllocations`` endpoints, answered by this agent's
 AllocRunner (asked from the request's greenlet, the HTTP edge):
 
 * ``GET .../stats`` -- ``AllocResourceUsage``: each running task's CPU percent
   and RSS as its driver measures them, and their sum for the allocation;
+* ``GET .../checks`` -- the latest result of each of the allocation's
+  service checks by check ID (Nomad's ``CheckQueryResult``: ID, Check,
+  Service, Group, Task, Mode, Status, StatusCode, Output, Timestamp), from
+  the CheckRunner; ``{}`` when it has none, or no longer runs;
 * ``PUT|POST .../restart`` (``{"TaskName", "AllTasks"}``, both optional) -- the
   running tasks (or the named one) are killed and started again at once,
   without counting against the restart policy;
@@ -29,6 +33,7 @@ import json
 from typing import Any
 
 from actors.client.alloc_runner import CollectAlloc, GetAllocStats, RestartTasks, SignalTasks
+from actors.client.checks import CHECK_RUNNER, GetChecks
 from actors.http_api import Answer, Api, CodedError, Request, read_body, require, route
 from runtime.edge import wall_time
 
@@ -99,12 +104,17 @@ def _stats(api: Api, alloc_id: str) -> Any:
 @route("/v1/client/allocation/")
 def client_allocation(req: Request, api: Api) -> Any:
     alloc_id, _, action = req.path[len("/v1/client/allocation/"):].partition("/")
-    if not alloc_id or action not in ("stats", "restart", "signal", "gc"):
+    if not alloc_id or action not in ("stats", "checks", "restart", "signal", "gc"):
         raise CodedError(404, "404 page not found")
     _runner(api)
     if action == "stats":
         require(req, "GET")
         return _stats(api, alloc_id)
+    if action == "checks":
+        require(req, "GET")
+        if alloc_id not in api.ask(ALLOC_RUNNER, "allocs"):
+            raise CodedError(404, f'Unknown allocation "{alloc_id}"')
+        return api.ask(CHECK_RUNNER, GetChecks(alloc_id))
     if action == "gc":
         require(req, "GET", "PUT", "POST")
         _answer(api.ask(ALLOC_RUNNER, CollectAlloc(alloc_id=alloc_id)))

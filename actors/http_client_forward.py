@@ -54,7 +54,7 @@ RELAY_CHUNK_BYTES = 128 * 1024
 # The operations relayed and the methods each takes (others are answered
 # here: the local handler's 404 or 405, as for any agent).
 FS_OPS = {op: ("GET",) for op in ("logs", "ls", "stat", "cat", "readat", "stream")}
-ALLOC_OPS = {"stats": ("GET",), "restart": ("PUT", "POST"), "signal": ("PUT", "POST"),
+ALLOC_OPS = {"stats": ("GET",), "checks": ("GET",), "restart": ("PUT", "POST"), "signal": ("PUT", "POST"),
              "gc": ("GET", "PUT", "POST")}
 
 

@@ -517,6 +517,7 @@ def alloc_status(addr: str, args: list[str]) -> str:
             rows.append([f"*{p['Label']}", "no" if p["Label"] in static else "yes",
                          f"{p.get('HostIP', '')}:{p['Value']}{to}"])
         out += ["", "Allocation Addresses:", table(rows)]
+    out += _service_checks_section(addr, a)
     resources = a.get("Resources") or {}
     for name, ts in sorted((a.get("TaskStates") or {}).items()):
         out += ["", f'Task "{name}" is "{ts.get("State", "pending")}"',
@@ -531,6 +532,61 @@ def alloc_status(addr: str, args: list[str]) -> str:
                       e.get("DisplayMessage") or e.get("Message", "")] for e in reversed(events)]
             out += ["", "Recent Events:", table(rows)]
     return "\n".join(out)
+
+
+def _has_checks(a: dict[str, Any]) -> bool:
+    groups = (a.get("Job") or {}).get("TaskGroups") or ()
+    group = next((g for g in groups if g.get("Name") == a.get("TaskGroup")), None) or {}
+    owners = [group, *(group.get("Tasks") or ())]
+    return any(s.get("Checks") for o in owners for s in o.get("Services") or ())
+
+
+def _alloc_checks(addr: str, a: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The allocation's check results, from the node that runs them."""
+    raw = _get_raw(f"{_node_url(addr, a)}/v1/client/allocation/{a['ID']}/checks?{_ns_query(a)}")
+    try:
+        got = json.loads(raw) if raw.strip() else {}
+    except ValueError as e:
+        raise CliError(f"Error querying allocation checks: {e}") from None
+    return got if isinstance(got, dict) else {}
+
+
+def _service_checks_section(addr: str, a: dict[str, Any]) -> list[str]:
+    """Nomad's ``alloc status`` "Nomad Service Checks" table; nothing when there are none or the node
+    cannot be asked (a stopped allocation's checks are gone)."""
+    if not _has_checks(a) or a.get("ClientStatus") != "running":
+        return []
+    try:
+        checks = _alloc_checks(addr, a)
+    except CliError:
+        return []
+    if not checks:
+        return []
+    rows = sorted([c.get("Service", ""), c.get("Task") or "(group)", c.get("Check", ""), c.get("Mode", ""),
+                   c.get("Status", "")] for c in checks.values())
+    return ["", "Nomad Service Checks:", table([["Service", "Task", "Name", "Mode", "Status"], *rows])]
+
+
+def alloc_checks(addr: str, args: list[str]) -> str:
+    """``nomad alloc checks [-json] [-verbose] <allocation>``: the latest result of each service check."""
+    flags, rest = parse_flags(args, {"json": bool, "verbose": bool})
+    stub = resolve(addr, "allocation", one_arg(rest, "nomad alloc checks <allocation>"))
+    a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
+    checks = _alloc_checks(addr, a)
+    if flags.get("json"):
+        return as_json(checks)
+    out = [f"Status of {len(checks)} Nomad Service Checks", ""]
+    for c in sorted(checks.values(), key=lambda c: (c.get("Service", ""), c.get("Task", ""),
+                                                    c.get("Check", ""))):
+        rows: list[tuple[str, Any]] = [("ID", c.get("ID", "")), ("Name", c.get("Check", "")),
+                                       ("Group", c.get("Group", "")), ("Task", c.get("Task") or "(group)"),
+                                       ("Service", c.get("Service", "")), ("Status", c.get("Status", ""))]
+        if c.get("StatusCode"):
+            rows.append(("StatusCode", c["StatusCode"]))
+        rows += [("Mode", c.get("Mode", "")), ("Timestamp", fmt_time(c.get("Timestamp"))),
+                 ("Output", c.get("Output", ""))]
+        out += [kv(rows), ""]
+    return "\n".join(out).rstrip("\n")
 
 
 def alloc_stop(addr: str, args: list[str]) -> tuple[str, int]:
@@ -1411,6 +1467,7 @@ JOB_COMMANDS = {
     ("-version",): version,
     ("--version",): version,
     ("alloc", "status"): alloc_status,
+    ("alloc", "checks"): alloc_checks,
     ("alloc", "logs"): alloc_logs,
     ("alloc", "fs"): alloc_fs,
     ("alloc", "stop"): alloc_stop,

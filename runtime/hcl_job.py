@@ -15,7 +15,13 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   (``max_parallel``, ``min_healthy_time``);
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
-  ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``).
+  ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``);
+* ``service`` (in a group or a task): ``name``, ``tags``, ``port``,
+  ``provider``, ``address_mode``, ``address``, ``meta``, and ``check``
+  blocks (Nomad's native http/tcp checks: ``name``, ``type``, ``path``,
+  ``port``, ``interval``, ``timeout``, ``method``, ``protocol``,
+  ``on_update``, ``address_mode``, ``body``, ``task``, ``header { Name =
+  ["value"] }``), which the job's validation then holds to Nomad's rules.
 
 Input variables, as Nomad's HCL2 jobspec: ``variable "name" { type,
 default, description, sensitive }`` blocks and ``locals { ... }``, referred to
@@ -30,9 +36,11 @@ declared or a ``-var`` for one not declared.  Function calls and other
 expressions (``upper(var.x)``, ``var.a + 1``) are refused, not left as text.
 
 Durations (``"30s"``, ``"1h30m"``) become nanoseconds as in the JSON form.
-Anything else -- a service ``check`` or the Consul provider, canaries,
-a misspelt attribute -- is refused with its path, never dropped: a job that
-runs without what its file asked for would be worse than no job.
+Anything else -- a check's ``check_restart`` or Consul-only attributes
+(``success_before_passing``, ``tls_skip_verify``, ``expose``, ...), the
+Consul provider, canaries, a misspelt attribute -- is refused with its
+path, never dropped: a job that runs without what its file asked for
+would be worse than no job.
 Interpolations such as ``${attr.kernel.name}`` stay as text, as Nomad's
 constraint targets take them.
 """
@@ -109,13 +117,14 @@ def _constraints(value: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _services(value: Any, where: str) -> list[dict[str, Any]]:
-    """``service`` blocks (Nomad's native service discovery): name, tags, port, provider, address, meta."""
+    """``service`` blocks (Nomad's native service discovery): name, tags, port, provider, address_mode,
+    address, meta and ``check`` blocks."""
     out = []
     for i, svc in enumerate(value if isinstance(value, list) else [value]):
         at = f"{where}[{i}]"
         if not isinstance(svc, dict):
             raise HclJobError(f"{at}: expected a block")
-        _check(svc, {"name", "tags", "port", "provider", "address_mode", "address", "meta"}, at)
+        _check(svc, {"name", "tags", "port", "provider", "address_mode", "address", "meta", "check"}, at)
         item: dict[str, Any] = {}
         for key, field in (("name", "Name"), ("provider", "Provider"), ("address_mode", "AddressMode"),
                            ("address", "Address")):
@@ -127,6 +136,37 @@ def _services(value: Any, where: str) -> list[dict[str, Any]]:
             item["Tags"] = [str(t) for t in (svc["tags"] if isinstance(svc["tags"], list) else [svc["tags"]])]
         if "meta" in svc:
             item["Meta"] = _strings(svc["meta"], f"{at}.meta")
+        if "check" in svc:
+            item["Checks"] = _service_checks(svc["check"], f"{at}.check")
+        out.append(item)
+    return out
+
+
+_CHECK_STRINGS = {"name": "Name", "type": "Type", "path": "Path", "method": "Method", "protocol": "Protocol",
+                  "on_update": "OnUpdate", "address_mode": "AddressMode", "body": "Body", "task": "TaskName",
+                  "port": "PortLabel"}
+_CHECK_DURATIONS = {"interval": "Interval", "timeout": "Timeout"}
+
+
+def _service_checks(value: Any, where: str) -> list[dict[str, Any]]:
+    """A service's ``check`` blocks (Nomad's native http and tcp checks), durations in ns.
+
+    ``header { Name = ["v1", "v2"] }`` (or ``Name = "v"``) becomes the
+    API's ``Header`` map of lists.  Consul-only attributes and
+    ``check_restart`` are refused by :func:`_check` as unknown here.
+    """
+    out = []
+    for i, c in enumerate(value if isinstance(value, list) else [value]):
+        at = f"{where}[{i}]"
+        if not isinstance(c, dict):
+            raise HclJobError(f"{at}: expected a block")
+        _check(c, {*_CHECK_STRINGS, *_CHECK_DURATIONS, "header"}, at)
+        item: dict[str, Any] = {field: str(c[key]) for key, field in _CHECK_STRINGS.items() if key in c}
+        item.update({field: _ns(c[key], f"{at}.{key}")
+                     for key, field in _CHECK_DURATIONS.items() if key in c})
+        if "header" in c:
+            item["Header"] = {str(k): [str(v) for v in (vs if isinstance(vs, list) else [vs])]
+                              for k, vs in _body(c["header"], f"{at}.header").items()}
         out.append(item)
     return out
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, MemoryAllocDirs, MemoryAllocStore
 from actors.client.alloc_sync import AllocSync, AllocSyncConfig
+from actors.client.checks import CHECK_RUNNER, CheckRunner, SimProber
 from actors.client.drivers import SimDriver
 from actors.client.fingerprint import Fingerprinter
 from actors.client.node import ClientNode
@@ -89,7 +90,9 @@ class JobCluster(ClientCluster):
         env.spawn(Fingerprinter, FINGERPRINT, probe=self.hosts[c], config=self.cfg.fingerprint, subscriber=CLIENT)
         env.spawn(AllocRunner, RUNNER, driver_registry={DRIVER: self.drivers[c]}, state=self.alloc_stores[c],
                   alloc_root=f"/sim/{c}/alloc", reporter=SYNC, config=self.jcfg.runner,
-                  alloc_dirs=self.alloc_dirs[c])
+                  alloc_dirs=self.alloc_dirs[c], checker=CHECK_RUNNER)
+        env.spawn(CheckRunner, CHECK_RUNNER, prober=SimProber(self.drivers[c], lambda: self.sched.now,
+                                                              lambda when, fn: self.sched.at(when, fn)))
         env.spawn(AllocSync, SYNC, config=self.jcfg.sync, runner=RUNNER)
         env.spawn(ClientNode, CLIENT, config=self.client_cfg, identity=self.identities[c],
                   fingerprinter=FINGERPRINT, on_ack=self.checker.on_ack, listeners=(SYNC,))

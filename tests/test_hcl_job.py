@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from actors.scheduler.job import canonical_job
+from actors.scheduler.job import JobError, canonical_job
 from runtime.hcl_job import HclJobError, parse_hcl_job
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "data", "example.nomad.hcl")
@@ -119,14 +119,106 @@ def test_update_blocks_map_onto_the_update_strategy() -> None:
             u["HealthCheck"]) == (3, True, 5 * 10**9, 60 * 10**9, 900 * 10**9, "task_states")
 
 
+CHECKS_JOB = """
+job "checked" {
+  group "g" {
+    network {
+      port "http" {}
+      port "admin" { static = 9090 }
+    }
+    service {
+      name = "api"
+      port = "http"
+      check {
+        name     = "alive"
+        type     = "http"
+        path     = "/health"
+        interval = "10s"
+        timeout  = "2s"
+        method   = "POST"
+        protocol = "https"
+        body     = "{}"
+        header {
+          Authorization = ["Basic xyz"]
+          X-Single      = "one"
+        }
+      }
+      check {
+        type         = "tcp"
+        port         = "admin"
+        interval     = "5s"
+        timeout      = "1s"
+        on_update    = "ignore"
+        address_mode = "host"
+      }
+    }
+    task "t" {
+      driver = "raw_exec"
+      config { command = "/bin/sleep" }
+      service {
+        port = 8080
+        check {
+          type     = "tcp"
+          interval = "1m"
+          timeout  = 3000000000
+          task     = "t"
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def test_service_checks_in_groups_and_tasks_map_onto_the_api_shape() -> None:
+    job = parse_hcl_job(CHECKS_JOB)
+    (group,) = job["TaskGroups"]
+    assert group["Services"] == [{
+        "Name": "api", "PortLabel": "http", "Checks": [
+            {"Name": "alive", "Type": "http", "Path": "/health", "Interval": 10 * 10**9, "Timeout": 2 * 10**9,
+             "Method": "POST", "Protocol": "https", "Body": "{}",
+             "Header": {"Authorization": ["Basic xyz"], "X-Single": ["one"]}},
+            {"Type": "tcp", "PortLabel": "admin", "Interval": 5 * 10**9, "Timeout": 10**9,
+             "OnUpdate": "ignore", "AddressMode": "host"}]}]
+    assert group["Tasks"][0]["Services"] == [{
+        "PortLabel": "8080",
+        "Checks": [{"Type": "tcp", "Interval": 60 * 10**9, "Timeout": 3 * 10**9, "TaskName": "t"}]}]
+    # The scheduler takes it, with Nomad's defaults filled in.
+    g = canonical_job(job)["TaskGroups"][0]
+    alive, admin = g["Services"][0]["Checks"]
+    assert alive == {"Name": "alive", "Type": "http", "Path": "/health", "Method": "POST",
+                     "Protocol": "https", "PortLabel": "", "Interval": 10 * 10**9, "Timeout": 2 * 10**9,
+                     "OnUpdate": "require_healthy", "AddressMode": "",
+                     "Header": {"Authorization": ["Basic xyz"], "X-Single": ["one"]}, "Body": "{}",
+                     "TaskName": ""}
+    assert admin["Name"] == 'service: "api" check' and admin["Method"] == "GET"
+    assert admin["OnUpdate"] == "ignore" and admin["PortLabel"] == "admin"
+    (task_check,) = g["Tasks"][0]["Services"][0]["Checks"]
+    assert task_check["Name"] == 'service: "checked-g-t" check' and task_check["TaskName"] == "t"
+    assert task_check["PortLabel"] == "" and task_check["Interval"] == 60 * 10**9
+
+
+def test_a_check_nomad_refuses_is_refused_once_the_file_is_parsed() -> None:
+    job = parse_hcl_job('job "x" { group "g" {\n network { port "http" {} }\n service {\n port = "http"\n'
+                        ' check {\n type = "http"\n path = "/"\n interval = "500ms"\n timeout = "1s" } }\n'
+                        ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" } } } }')
+    with pytest.raises(JobError, match=r"Checks\[0\]\.Interval: interval \(500ms\) cannot be lower than 1s"):
+        canonical_job(job)
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('job "x" { group "g" { network { port "http" { host_network = "public" } } } }', "'host_network' not supported"),
     ('job "x" { group "g" { network { dns { servers = ["1.1.1.1"] } } } }', "'dns' not supported"),
     ('job "x" { update { max_parallel = 1\n canaries = 1 } }', "'canaries' not supported"),
     ('job "x" { update { min_healthy_time = "later" } }', "invalid duration"),
     ('job "x" { periodic { cron = "* * * * *"\n spec_type = "cron" } }', "'spec_type' not supported"),
-    ('job "x" { group "g" { task "t" { driver = "raw_exec"\n service {\n name = "web"\n check { type = "http" } } } } }',
-     "'check' not supported"),
+    ('job "x" { group "g" { task "t" { driver = "raw_exec"\n service {\n name = "web"\n'
+     ' check { type = "http"\n check_restart { limit = 3 } } } } } }',
+     r"service\[0\]\.check\[0\]: 'check_restart' not supported"),
+    ('job "x" { group "g" { service {\n check {\n type = "tcp"\n success_before_passing = 2 } } } }',
+     "'success_before_passing' not supported"),
+    ('job "x" { group "g" { service {\n check {\n type = "tcp"\n interval = "often" } } } }',
+     r"check\[0\]\.interval: .*invalid duration"),
     ('job "x" { group "g" { task "t" { resources { cpu = 1\n cores = 2 } } } }', "'cores' not supported"),
     ('job "x" { group "g" { restart { delay = "soon" } } }', "invalid duration"),
     ('job "x" {', "not a valid HCL file"),

@@ -1317,7 +1317,7 @@ def test_service_blocks_are_validated_as_nomad_does() -> None:
         canonical_job(job(PortLabel="nope"))
     with pytest.raises(JobError, match=r"Provider: provider 'consul' is not available"):
         canonical_job(job(Provider="consul"))
-    with pytest.raises(JobError, match=r"Checks: service health checks are not run by this agent"):
+    with pytest.raises(JobError, match=r"Checks\[0\]: Check .* invalid: check requires a port"):
         canonical_job(job(Checks=[{"Type": "tcp"}]))
     with pytest.raises(JobError, match=r"Name: service name must be valid per RFC 1123"):
         canonical_job(job(Name="no_underscores"))

@@ -55,6 +55,7 @@ from typing import Any, Protocol
 
 import pykka
 
+from actors.client.checks import HEALTHINESS, ChecksHealth, UnwatchChecks, WatchChecks, alloc_checks
 from actors.client.drivers import Driver, DriverError, ExitResult, TaskHandle, signal_number
 from runtime.actor import NodeActor
 from runtime.env import Env
@@ -450,6 +451,16 @@ def health_rules(raw: dict[str, Any]) -> tuple[float, float] | None:
     return None
 
 
+def health_uses_checks(raw: dict[str, Any]) -> bool:
+    """The allocation's group decides deployment health by its checks (``health_check = "checks"``)."""
+    job = raw.get("Job") or {}
+    for g in job.get("TaskGroups") or ():
+        if isinstance(g, dict) and g.get("Name") == raw.get("TaskGroup"):
+            u = g.get("Update") or {}
+            return isinstance(u, dict) and u.get("HealthCheck", "checks") == "checks"
+    return False
+
+
 def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
     """Validate an allocation dict; AllocError names the bad field."""
     aid = alloc_id_of(raw)
@@ -842,6 +853,14 @@ class _Alloc:
     health_rules: tuple[float, float] | None = None
     health: bool | None = None
     health_at: float = 0.0
+    # Service checks (actors.client.checks): the allocation's, those the
+    # CheckRunner was last told to run (None: none running), whether its
+    # deployment health waits for them (health_check = "checks" with a
+    # healthiness check), and since when (env.now()) they all pass.
+    checks: tuple[Any, ...] = ()
+    checks_sent: tuple[Any, ...] | None = None
+    health_checks: bool = False
+    checks_healthy_since: float | None = None
 
     @property
     def want_run(self) -> bool:
@@ -925,9 +944,12 @@ class AllocRunner(NodeActor):
 
     def __init__(self, env: Env, name: str, *, driver_registry: dict[str, Driver], state: AllocStateStore,
                  alloc_root: str, reporter: str, config: AllocRunnerConfig | None = None,
-                 alloc_dirs: AllocDirs | None = None) -> None:
+                 alloc_dirs: AllocDirs | None = None, checker: str | None = None) -> None:
         super().__init__(env, name)
         self.drivers = driver_registry
+        # The CheckRunner actor that runs the allocations' service checks;
+        # None: checks are not run (health_check = "checks" then means the task states).
+        self.checker = checker
         self.store = state
         self.alloc_root = alloc_root
         # Removes a forgotten allocation's directory (the agent passes
@@ -969,6 +991,9 @@ class AllocRunner(NodeActor):
             self._flush()
         elif isinstance(message, TaskExited):
             self._exited(message)
+            self._flush()
+        elif isinstance(message, ChecksHealth):
+            self._checks_health(message)
             self._flush()
         elif isinstance(message, GetAllocStats):
             return self._stats(message.alloc_id)
@@ -1088,6 +1113,12 @@ class AllocRunner(NodeActor):
             a.spec = _replace_desired(a.spec, desired, index)
             self._stop_alloc(a, f"allocation desired status is {desired}")
             self._dirty.add(aid)
+        elif desired == DESIRED_RUN and index > a.spec.modify_index and self.checker:
+            # Updated in place (a new job version): its services' checks may have changed.
+            checks = alloc_checks(raw)
+            if checks != a.checks:
+                a.checks = checks
+                self._dirty.add(aid)
 
     def _add_invalid(self, aid: str, raw: Any, why: str) -> None:
         log.warning("%s: allocation %s failed: %s", self.env.node, aid, why)
@@ -1103,6 +1134,7 @@ class AllocRunner(NodeActor):
     def _new_alloc(self, aid: str, raw: dict[str, Any], spec: AllocSpec) -> None:
         a = _Alloc(alloc_id=aid, raw=raw, spec=spec)
         now = self.env.now()
+        self._set_checks(a, raw)
         self._track_health(a, raw, now)
         for ts in spec.tasks:
             t = _Task(spec=ts)
@@ -1469,8 +1501,14 @@ class AllocRunner(NodeActor):
         decided: bool | None = None
         if any(t.state.failed or t.phase == P_DEAD for t in tasks):
             decided = False
-        elif all(t.phase == P_RUNNING for t in tasks):
-            due = max(t.state.started_at for t in tasks) + min_s
+        elif all(t.phase == P_RUNNING for t in tasks) and (not a.health_checks or
+                                                            a.checks_healthy_since is not None):
+            # With checks, they too must have passed for MinHealthyTime (Nomad's tracker
+            # wants tasks running and checks passing, together, that long).
+            since = max(t.state.started_at for t in tasks)
+            if a.health_checks and a.checks_healthy_since is not None:
+                since = max(since, a.checks_healthy_since)
+            due = since + min_s
             if now >= due:
                 decided = True
             elif due < deadline_at:
@@ -1484,6 +1522,34 @@ class AllocRunner(NodeActor):
         self._cancel_alloc_timer("health_due", a)
         if not decided:
             log.info("%s: allocation %s is unhealthy for its deployment", self.env.node, a.alloc_id)
+
+    # ------------------------------------------------------------ service checks
+    def _set_checks(self, a: _Alloc, raw: dict[str, Any]) -> None:
+        if self.checker is None:
+            return
+        a.checks = alloc_checks(raw)
+        a.health_checks = health_uses_checks(raw) and any(c.mode == HEALTHINESS for c in a.checks)
+
+    def _sync_checks(self, a: _Alloc) -> None:
+        """Tell the CheckRunner to run the allocation's checks while it is set to run, and to stop after."""
+        want = bool(a.checks) and a.want_run and not a.done()
+        if want and a.checks_sent != a.checks:
+            a.checks_sent = a.checks
+            a.checks_healthy_since = None
+            self.send(self.env.node, self.checker, WatchChecks(a.alloc_id, a.checks, self.name))
+        elif not want and a.checks_sent is not None:
+            a.checks_sent, a.checks_healthy_since = None, None
+            self.send(self.env.node, self.checker, UnwatchChecks(a.alloc_id))
+
+    def _checks_health(self, m: ChecksHealth) -> None:
+        a = self.allocs.get(m.alloc_id)
+        if a is None or a.checks_sent is None:
+            return  # stopped meanwhile
+        if not m.healthy:
+            a.checks_healthy_since = None
+        elif a.checks_healthy_since is None:
+            a.checks_healthy_since = self.env.now()
+        self._dirty.add(a.alloc_id)
 
     def _set_alloc_timer(self, kind: str, a: _Alloc, delay_s: float) -> None:
         name = f"{kind}/{a.alloc_id}/"
@@ -1507,6 +1573,8 @@ class AllocRunner(NodeActor):
             if a.removed and a.done():
                 self._forget(a)
                 continue
+            if a.checks or a.checks_sent is not None:
+                self._sync_checks(a)
             if a.health_rules is not None:
                 self._check_health(a)
             self._persist(a)
@@ -1590,6 +1658,8 @@ class AllocRunner(NodeActor):
             self._cancel_task_timer("kill", a, a.tasks[name])
         self._cancel_alloc_timer("health", a)
         self._cancel_alloc_timer("health_due", a)
+        if a.checks_sent is not None:
+            self.send(self.env.node, self.checker, UnwatchChecks(a.alloc_id))
         del self.allocs[a.alloc_id]
         self._reported.pop(a.alloc_id, None)
         try:
@@ -1641,6 +1711,7 @@ class AllocRunner(NodeActor):
         self.index = max(self.index, spec.modify_index)
         a = _Alloc(alloc_id=aid, raw=raw, spec=spec, removed=bool(rec.get("removed")),
                    quiet=bool(rec.get("quiet")), collected=bool(rec.get("collected")))
+        self._set_checks(a, raw)
         saved = rec.get("tasks", {})
         for ts in spec.tasks:
             t = _Task(spec=ts)

@@ -15,9 +15,11 @@ JSON.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 SECOND_NS = 1_000_000_000
 JOB_TYPES = ("service", "batch", "system")
@@ -231,7 +233,7 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
 def _task_services(g: dict[str, Any], job_id: str, field: str) -> None:
     for i, t in enumerate(g["Tasks"]):
         svcs = _services(t.get("Services"), f"{field}.Tasks[{i}].Services",
-                         f"{job_id}-{g['Name']}-{t['Name']}")
+                         f"{job_id}-{g['Name']}-{t['Name']}", t["Name"])
         if svcs is None:
             t.pop("Services", None)
         else:
@@ -245,12 +247,175 @@ SERVICE_ADDRESS_MODES = ("auto", "host")
 _SERVICE_NAME_RE = re.compile(r"^(?:[a-zA-Z0-9]|\$\{[^}]+\})(?:[a-zA-Z0-9-]|\$\{[^}]+\}){0,62}$")
 
 
-def _services(raw: Any, field: str, default_name: str) -> list[dict[str, Any]] | None:
+# Nomad's ServiceCheck rules for the nomad provider (structs/services.go
+# ServiceCheck.Canonicalize, validateCommon, validateNomad): the checks the
+# client runs itself.
+CHECK_TYPES = ("tcp", "http")
+CHECK_MIN_INTERVAL_NS = SECOND_NS  # minCheckInterval / minCheckTimeout
+# helper.IsMethodHTTP
+CHECK_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE")
+CHECK_PROTOCOLS = ("http", "https")
+CHECK_ON_UPDATE = ("require_healthy", "ignore")
+CHECK_ADDRESS_MODES = ("", "host", "alloc")
+CHECK_INITIAL_STATUS = ("", "passing", "warning", "critical")
+# Fields of Nomad's check that only Consul checks take: refused when set,
+# by the names Nomad's messages use.
+_CONSUL_ONLY_INTS = (("SuccessBeforePassing", "success_before_passing"),
+                     ("FailuresBeforeCritical", "failures_before_critical"),
+                     ("FailuresBeforeWarning", "failures_before_warning"))
+_SCRIPT_GRPC_FIELDS = (("GRPCService", "grpc_service"), ("GRPCUseTLS", "grpc_use_tls"),
+                       ("Command", "command"), ("Args", "args"))
+
+
+def _q(s: str) -> str:
+    """Go's %q of a string (what Nomad's messages quote with)."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+def go_duration(ns: int) -> str:
+    """Go's ``time.Duration.String`` ("500ms", "1.5s", "1m30s") of nanoseconds."""
+    if ns == 0:
+        return "0s"
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+
+    def frac(v: int, unit: int) -> str:
+        whole, rest = divmod(v, unit)
+        digits = str(rest).rjust(len(str(unit)) - 1, "0").rstrip("0")
+        return f"{whole}.{digits}" if digits else str(whole)
+
+    if ns < 1_000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{frac(ns, 1_000)}\u00b5s"
+    if ns < SECOND_NS:
+        return f"{sign}{frac(ns, 1_000_000)}ms"
+    hours, ns = divmod(ns, 3600 * SECOND_NS)
+    minutes, ns = divmod(ns, 60 * SECOND_NS)
+    out = f"{hours}h{minutes}m" if hours else f"{minutes}m" if minutes else ""
+    return f"{sign}{out}{frac(ns, SECOND_NS)}s"
+
+
+def _bool(v: Any, field: str) -> bool:
+    if v is None:
+        return False
+    _need(isinstance(v, bool), field, f"must be a boolean, got {type(v).__name__}")
+    return v
+
+
+def _check_header(raw: Any, field: str) -> dict[str, list[str]]:
+    out = {}
+    for k, vs in _map(raw, field).items():
+        vs = _list(vs, f"{field}.{k}")
+        _need(all(isinstance(v, str) for v in vs), f"{field}.{k}", "must be a list of strings")
+        out[str(k)] = list(vs)
+    return out
+
+
+def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[dict[str, Any]]:
+    """A nomad-provider service's ``Checks``: Nomad's http and tcp checks, canonical.
+
+    Validated as Nomad's ServiceCheck.validateNomad does, in its order and
+    with its messages; defaulted as its Canonicalize does (the name
+    ``service: "<name>" check``, ``OnUpdate`` require_healthy, a task-level
+    service's task as ``TaskName``), plus the ``Method`` and ``Protocol``
+    the client's checker uses when none is given.  What only Consul checks
+    take, and ``CheckRestart`` (failing checks do not restart tasks here),
+    is refused when set.  Other keys are ignored, as in a service, and not
+    kept: a canonical check has exactly the fields the client runs.
+    """
+    out = []
+    for i, item in enumerate(_list(raw, field)):
+        where = f"{field}[{i}]"
+        c = _map(item, where)
+        name = _str(c.get("Name"), f"{where}.Name", default=f"service: {_q(svc['Name'])} check")
+        ctype = _str(c.get("Type"), f"{where}.Type").lower()
+        port = c.get("PortLabel", "")
+        _need(port is None or (isinstance(port, (str, int)) and not isinstance(port, bool)),
+              f"{where}.PortLabel", "must be a port label or a port number")
+        port = "" if port is None else str(port)
+        # Service.validateCheckPort: an http or tcp check needs a port to dial.
+        _need(bool(port or svc["PortLabel"]) or ctype not in CHECK_TYPES, where,
+              f"Check {name} invalid: check requires a port but neither check nor service "
+              f"{_q(svc['Name'])} have a port")
+        _need(ctype in CHECK_TYPES, f"{where}.Type",
+              f"invalid check type ({_q(ctype)}), must be one of {', '.join(CHECK_TYPES)}")
+        path = _str(c.get("Path"), f"{where}.Path")
+        if ctype == "http":
+            _need(bool(path), f"{where}.Path", "http type must have http path")
+            try:
+                parts = urlsplit(path)
+            except ValueError:
+                raise JobError(f"{where}.Path: http type must have valid http path") from None
+            _need(not parts.scheme and not parts.netloc, f"{where}.Path",
+                  "http type must have relative http path")
+        least = go_duration(CHECK_MIN_INTERVAL_NS)
+        interval = _int(c.get("Interval"), f"{where}.Interval", default=0, minimum=None)
+        _need(interval != 0, f"{where}.Interval",
+              f"missing required value interval. Interval cannot be less than {least}")
+        _need(interval >= CHECK_MIN_INTERVAL_NS, f"{where}.Interval",
+              f"interval ({go_duration(interval)}) cannot be lower than {least}")
+        timeout = _int(c.get("Timeout"), f"{where}.Timeout", default=0, minimum=None)
+        _need(timeout != 0, f"{where}.Timeout",
+              f"missing required value timeout. Timeout cannot be less than {least}")
+        _need(timeout >= CHECK_MIN_INTERVAL_NS, f"{where}.Timeout",
+              f"timeout ({go_duration(timeout)}) is lower than required minimum timeout {least}")
+        initial = _str(c.get("InitialStatus"), f"{where}.InitialStatus")
+        _need(initial in CHECK_INITIAL_STATUS, f"{where}.InitialStatus",
+              f"invalid initial check state ({initial}), must be one of "
+              f"{', '.join(_q(s) for s in CHECK_INITIAL_STATUS[1:])} or empty")
+        mode = _str(c.get("AddressMode"), f"{where}.AddressMode")
+        _need(mode != "auto", f"{where}.AddressMode",
+              f"invalid address_mode {_q(mode)} - auto only valid for services")
+        _need(mode in CHECK_ADDRESS_MODES or mode == "driver", f"{where}.AddressMode",
+              f"invalid address_mode {_q(mode)}")
+        on_update = _str(c.get("OnUpdate"), f"{where}.OnUpdate", default="require_healthy")
+        _need(on_update in CHECK_ON_UPDATE or on_update == "ignore_warnings", f"{where}.OnUpdate",
+              f'on_update must be "require_healthy", "ignore_warnings", or "ignore"; got {_q(on_update)}')
+        _need(not _bool(c.get("Expose"), f"{where}.Expose"), f"{where}.Expose",
+              "expose may only be set for Consul service checks")
+        _need(on_update != "ignore_warnings", f"{where}.OnUpdate",
+              "on_update may only be set to ignore_warnings for Consul service checks")
+        _need(mode != "driver", f"{where}.AddressMode",
+              "address_mode = driver may only be set for Consul service checks")
+        method = _str(c.get("Method"), f"{where}.Method")
+        if ctype == "http":
+            _need(not method or method in CHECK_METHODS, f"{where}.Method",
+                  f"method type {_q(method)} not supported in Nomad http check")
+        for key, snake in _CONSUL_ONLY_INTS:
+            _need(_int(c.get(key), f"{where}.{key}", default=0, minimum=None) == 0, f"{where}.{key}",
+                  f"{snake} may only be set for Consul service checks")
+        _need(not _str(c.get("TLSServerName"), f"{where}.TLSServerName"), f"{where}.TLSServerName",
+              "tls_server_name may only be set for Consul service checks")
+        _need(not _bool(c.get("TLSSkipVerify"), f"{where}.TLSSkipVerify"), f"{where}.TLSSkipVerify",
+              "tls_skip_verify may only be set for Consul service checks")
+        for key, snake in _SCRIPT_GRPC_FIELDS:
+            _need(c.get(key) in (None, "", False, []), f"{where}.{key}",
+                  f"{snake} is not used by nomad service checks")
+        restart = c.get("CheckRestart")
+        # Nomad's CLI sends CheckRestart null, or all zero (limit 0 restarts nothing).
+        _need(restart is None or (isinstance(restart, dict) and not any(restart.values())),
+              f"{where}.CheckRestart", "check_restart is not supported by this agent")
+        protocol = _str(c.get("Protocol"), f"{where}.Protocol", default="http")
+        _need(protocol in CHECK_PROTOCOLS, f"{where}.Protocol",
+              f'protocol must be "http" or "https"; got {_q(protocol)}')
+        out.append({
+            "Name": name, "Type": ctype, "Path": path, "Method": method or "GET", "Protocol": protocol,
+            "PortLabel": port, "Interval": interval, "Timeout": timeout, "OnUpdate": on_update,
+            "AddressMode": mode, "Header": _check_header(c.get("Header"), f"{where}.Header"),
+            "Body": _str(c.get("Body"), f"{where}.Body"),
+            "TaskName": _str(c.get("TaskName"), f"{where}.TaskName", default=task_name),
+        })
+    return out
+
+
+def _services(raw: Any, field: str, default_name: str, task_name: str = "") -> list[dict[str, Any]] | None:
     """``service`` blocks (Nomad's native service discovery, provider "nomad"); None when there are none.
 
     A service registers the allocation's address and the port its
-    ``PortLabel`` names while the allocation runs.  Health checks and the
-    Consul provider are refused by name: nothing here would run them.
+    ``PortLabel`` names while the allocation runs.  Its ``Checks`` (Nomad's
+    native http and tcp checks, see :func:`_checks`) are run by the client
+    that runs the allocation.  The Consul provider is refused by name:
+    nothing here would register with Consul.
     """
     items = _list(raw, field)
     if not items:
@@ -279,9 +444,11 @@ def _services(raw: Any, field: str, default_name: str) -> list[dict[str, Any]] |
               f"must be one of {SERVICE_ADDRESS_MODES} for the nomad provider")
         svc["Address"] = _str(svc.get("Address"), f"{where}.Address")
         svc["Meta"] = {str(k): str(v) for k, v in _map(svc.get("Meta"), f"{where}.Meta").items()}
-        _need(not _list(svc.get("Checks"), f"{where}.Checks"), f"{where}.Checks",
-              "service health checks are not run by this agent; remove the check blocks")
-        svc.pop("Checks", None)
+        checks = _checks(svc.get("Checks"), f"{where}.Checks", svc, task_name)
+        if checks:
+            svc["Checks"] = checks
+        else:
+            svc.pop("Checks", None)  # Nomad's Canonicalize: no checks is nil
         out.append(svc)
     names = [(s["Name"], s["PortLabel"]) for s in out]
     _need(len(set(names)) == len(names), field, "services must have distinct name and port label pairs")
@@ -289,7 +456,7 @@ def _services(raw: Any, field: str, default_name: str) -> list[dict[str, Any]] |
 
 
 def _check_service_ports(group: dict[str, Any], field: str) -> None:
-    """Every service's port is a label of the group's network, or a number (Nomad's validation)."""
+    """Every service's and check's port is a label of the group's network, or a number (as Nomad checks)."""
     nets = group.get("Networks") or ()
     labels = {p["Label"] for n in nets for p in (*n.get("ReservedPorts", ()), *n.get("DynamicPorts", ()))}
     owners = [("", group)] + [(f".Tasks[{t['Name']}]", t) for t in group["Tasks"]]
@@ -300,6 +467,12 @@ def _check_service_ports(group: dict[str, Any], field: str) -> None:
                   f"{field}{suffix}.Services",
                   f"port label {port!r} referenced by service {svc['Name']!r} does not exist in the group's "
                   "network")
+            for check in svc.get("Checks") or ():
+                port = check["PortLabel"]
+                _need(not port or _PORT_NUMBER.fullmatch(port) is not None or port in labels,
+                      f"{field}{suffix}.Services",
+                      f"port label {port!r} referenced by check {check['Name']!r} of service {svc['Name']!r} "
+                      "does not exist in the group's network")
 
 
 def _update(raw: dict[str, Any], field: str) -> dict[str, Any]:

@@ -1,0 +1,97 @@
+"""Service checks in the simulated cluster: the client runs them, and deployments wait for them.
+
+The simulator's prober answers for the SimDriver process of the check's
+allocation (``check_ready_after_s``, ``check_status``, ``check_fail`` in the
+task config), so a service that takes long to come up, one that answers
+500 and one that is fine can be told apart by the checks alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.client.checks import CHECK_RUNNER, FAILURE, READINESS, SUCCESS, GetChecks
+from sim.job_cluster import RUNNER, JobCluster, sim_job
+from tests.test_deployments_sim import boot, deployments, run_until
+
+SEC = 1_000_000_000
+
+
+def checked_job(version: str = "3600", count: int = 2, checks: list[dict[str, Any]] | None = None,
+                **config: Any) -> dict[str, Any]:
+    j = sim_job("web", count=count, cpu=200)
+    task = j["TaskGroups"][0]["Tasks"][0]
+    task["Config"].update(args=[version], **config)
+    j["TaskGroups"][0]["Networks"] = [{"DynamicPorts": [{"Label": "http"}]}]
+    j["TaskGroups"][0]["Services"] = [{"Name": "web", "PortLabel": "http", "Checks": checks or [
+        {"Name": "alive", "Type": "http", "Path": "/health", "Interval": 2 * SEC, "Timeout": 1 * SEC}]}]
+    j["Update"] = {"MaxParallel": 1, "MinHealthyTime": 5 * SEC, "HealthyDeadline": 60 * SEC,
+                   "ProgressDeadline": 120 * SEC}
+    return j
+
+
+def results(c: JobCluster, alloc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    node = next(x for x in c.clients if c.node_id(x) == alloc["NodeID"])
+    return c.actor(node, CHECK_RUNNER).receive(GetChecks(alloc["ID"]))
+
+
+def running(c: JobCluster) -> list[dict[str, Any]]:
+    return [a for a in c.allocs("web") if a["DesiredStatus"] == "run" and a["ClientStatus"] == "running"]
+
+
+def test_a_deployment_waits_for_checks_to_pass_for_min_healthy_time() -> None:
+    c = boot(seed=3)
+    c.register(checked_job(check_ready_after_s=20))
+    run_until(c, lambda: deployments(c) and deployments(c)[-1]["Status"] == "successful", 180)
+    allocs = running(c)
+    assert len(allocs) == 2
+    for a in allocs:
+        (r,) = results(c, a).values()
+        assert (r["Status"], r.get("StatusCode"), r["Output"]) == (SUCCESS, 200, "nomad: http ok")
+        assert (r["Service"], r["Check"], r["Group"], r["Task"], r["Mode"]) == \
+            ("web", "alive", a["Name"], "", "healthiness")
+        started = max(e["Time"] for ts in a["TaskStates"].values() for e in ts["Events"]
+                      if e["Type"] == "Started") / 1e9
+        # Healthy only once the checks had passed 5 s -- not 5 s after the task started.
+        assert a["DeploymentStatus"]["Healthy"] is True
+        assert a["DeploymentStatus"]["Timestamp"] >= started + 20 + 5 - 0.5, (a["DeploymentStatus"], started)
+    c.close()
+
+
+def test_failing_checks_make_the_allocation_unhealthy_at_its_deadline_and_fail_the_deployment() -> None:
+    c = boot(seed=4)
+    c.register(checked_job())
+    run_until(c, lambda: deployments(c) and deployments(c)[-1]["Status"] == "successful", 120)
+    c.register(checked_job(version="7200", check_status=500))
+    run_until(c, lambda: deployments(c)[-1]["Status"] == "failed", 180)
+    d = deployments(c)[-1]
+    assert d["StatusDescription"] == "Failed due to unhealthy allocations"
+    bad = [a for a in c.allocs("web") if a.get("DeploymentID") == d["ID"]]
+    assert bad and all(a["DeploymentStatus"]["Healthy"] is False for a in bad)
+    assert all(a["ClientStatus"] == "running" for a in bad)  # a failing check restarts nothing
+    for a in bad:
+        if a["DesiredStatus"] == "run":
+            (r,) = results(c, a).values()
+            assert (r["Status"], r["StatusCode"]) == (FAILURE, 500)
+    c.close()
+
+
+def test_readiness_checks_do_not_decide_health_and_checks_stop_with_the_allocation() -> None:
+    c = boot(seed=5)
+    checks = [{"Name": "ready", "Type": "tcp", "Interval": 2 * SEC, "Timeout": 1 * SEC, "OnUpdate": "ignore"}]
+    c.register(checked_job(checks=checks, check_fail=True))
+    run_until(c, lambda: deployments(c) and deployments(c)[-1]["Status"] == "successful", 120)
+    allocs = running(c)
+    for a in allocs:
+        (r,) = results(c, a).values()
+        assert (r["Mode"], r["Status"]) == (READINESS, FAILURE)
+    node = next(x for x in c.clients if c.node_id(x) == allocs[0]["NodeID"])
+    runner = c.actor(node, CHECK_RUNNER)
+    assert runner.by_alloc
+    c.stop_job("web")
+    run_until(c, lambda: not running(c), 60)
+    c.run(5.0)
+    for x in c.clients:
+        assert c.actor(x, CHECK_RUNNER).by_alloc == {} and not c.actor(x, CHECK_RUNNER).checks
+        assert all(a.checks_sent is None for a in c.actor(x, RUNNER).allocs.values())
+    c.close()
