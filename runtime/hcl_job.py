@@ -36,7 +36,7 @@ declared or a ``-var`` for one not declared.  Function calls and other
 expressions (``upper(var.x)``, ``var.a + 1``) are refused, not left as text.
 
 Durations (``"30s"``, ``"1h30m"``) become nanoseconds as in the JSON form.
-Anything else -- a check's ``check_restart`` or Consul-only attributes
+Anything else -- a check's Consul-only attributes
 (``success_before_passing``, ``tls_skip_verify``, ``expose``, ...), the
 Consul provider, canaries, a misspelt attribute -- is refused with its
 path, never dropped: a job that runs without what its file asked for
@@ -124,7 +124,8 @@ def _services(value: Any, where: str) -> list[dict[str, Any]]:
         at = f"{where}[{i}]"
         if not isinstance(svc, dict):
             raise HclJobError(f"{at}: expected a block")
-        _check(svc, {"name", "tags", "port", "provider", "address_mode", "address", "meta", "check"}, at)
+        _check(svc, {"name", "tags", "port", "provider", "address_mode", "address", "meta", "check",
+                     "check_restart"}, at)
         item: dict[str, Any] = {}
         for key, field in (("name", "Name"), ("provider", "Provider"), ("address_mode", "AddressMode"),
                            ("address", "Address")):
@@ -138,6 +139,8 @@ def _services(value: Any, where: str) -> list[dict[str, Any]]:
             item["Meta"] = _strings(svc["meta"], f"{at}.meta")
         if "check" in svc:
             item["Checks"] = _service_checks(svc["check"], f"{at}.check")
+        if "check_restart" in svc:
+            item["CheckRestart"] = _check_restart(svc["check_restart"], f"{at}.check_restart")
         out.append(item)
     return out
 
@@ -153,21 +156,37 @@ def _service_checks(value: Any, where: str) -> list[dict[str, Any]]:
 
     ``header { Name = ["v1", "v2"] }`` (or ``Name = "v"``) becomes the
     API's ``Header`` map of lists.  Consul-only attributes and
-    ``check_restart`` are refused by :func:`_check` as unknown here.
+    anything else are refused by :func:`_check` as unknown here.
     """
     out = []
     for i, c in enumerate(value if isinstance(value, list) else [value]):
         at = f"{where}[{i}]"
         if not isinstance(c, dict):
             raise HclJobError(f"{at}: expected a block")
-        _check(c, {*_CHECK_STRINGS, *_CHECK_DURATIONS, "header"}, at)
+        _check(c, {*_CHECK_STRINGS, *_CHECK_DURATIONS, "header", "check_restart"}, at)
         item: dict[str, Any] = {field: str(c[key]) for key, field in _CHECK_STRINGS.items() if key in c}
         item.update({field: _ns(c[key], f"{at}.{key}")
                      for key, field in _CHECK_DURATIONS.items() if key in c})
         if "header" in c:
             item["Header"] = {str(k): [str(v) for v in (vs if isinstance(vs, list) else [vs])]
                               for k, vs in _body(c["header"], f"{at}.header").items()}
+        if "check_restart" in c:
+            item["CheckRestart"] = _check_restart(c["check_restart"], f"{at}.check_restart")
         out.append(item)
+    return out
+
+
+def _check_restart(value: Any, where: str) -> dict[str, Any]:
+    """A ``check_restart`` block (check or service level): limit, grace, ignore_warnings."""
+    body = _body(value, where)
+    _check(body, {"limit", "grace", "ignore_warnings"}, where)
+    out: dict[str, Any] = {}
+    if "limit" in body:
+        out["Limit"] = body["limit"]
+    if "grace" in body:
+        out["Grace"] = _ns(body["grace"], f"{where}.grace")
+    if "ignore_warnings" in body:
+        out["IgnoreWarnings"] = body["ignore_warnings"]
     return out
 
 

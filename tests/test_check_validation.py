@@ -1,8 +1,8 @@
 """Service checks in a job (actors.scheduler.job): Nomad's native http/tcp checks, validated and canonical.
 
 The rules and messages are Nomad's ServiceCheck.Canonicalize, validateCommon
-and validateNomad (provider "nomad"); what only Consul checks take, and
-check_restart, are refused.
+and validateNomad (provider "nomad"); what only Consul checks take is
+refused.  check_restart is merged from the service as Nomad's api does.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def test_a_minimal_check_gets_nomads_defaults() -> None:
     (h, t) = checks_of(canonical_job(job(http(), tcp())))
     assert h == {"Name": 'service: "api" check', "Type": "http", "Path": "/health", "Method": "GET",
                  "Protocol": "http", "PortLabel": "", "Interval": 10 * SEC, "Timeout": 2 * SEC,
-                 "OnUpdate": "require_healthy", "AddressMode": "", "Header": {}, "Body": "", "TaskName": ""}
+                 "OnUpdate": "require_healthy", "AddressMode": "", "Header": {}, "Body": "", "TaskName": "",
+                 "CheckRestart": None}
     assert t == {**h, "Type": "tcp", "Path": ""}
 
 
@@ -67,7 +68,7 @@ def test_a_check_keeps_what_it_was_given() -> None:
                    "Protocol": "https", "PortLabel": "http", "Interval": 10 * SEC, "Timeout": 2 * SEC,
                    "OnUpdate": "ignore", "AddressMode": "host",
                    "Header": {"Authorization": ["Basic xyz"], "X-Many": ["a", "b"]}, "Body": '{"ping": 1}',
-                   "TaskName": "t"}
+                   "TaskName": "t", "CheckRestart": None}
 
 
 def test_a_numeric_port_label_becomes_a_string_and_alloc_mode_is_accepted() -> None:
@@ -149,8 +150,14 @@ def test_canonical_checks_are_a_fixed_point() -> None:
     (tcp(GRPCUseTLS=True), r"GRPCUseTLS: grpc_use_tls is not used by nomad service checks"),
     (tcp(Command="/bin/true"), r"Command: command is not used by nomad service checks"),
     (tcp(Args=["-x"]), r"Args: args is not used by nomad service checks"),
-    (http(CheckRestart={"Limit": 3, "Grace": 30 * SEC}),
-     r"CheckRestart: check_restart is not supported by this agent"),
+    (http(CheckRestart={"Limit": -1}),
+     r"CheckRestart\.Limit: limit must be greater than or equal to 0 but found -1"),
+    (http(CheckRestart={"Limit": 2, "Grace": -5}),
+     r"CheckRestart\.Grace: grace period must be greater than or equal to 0 but found -5"),
+    (http(CheckRestart={"Limit": 2, "IgnoreWarnings": True}),
+     r"ignore_warnings on check_restart only supported for Consul service checks"),
+    (http(CheckRestart={"Limit": 2}, OnUpdate="ignore"),
+     r'OnUpdate: on_update value "ignore" is not compatible with check_restart'),
     (http(Header={"A": "b"}), r"Header\.A: must be a list"),
     (http(Header={"A": [1]}), r"Header\.A: must be a list of strings"),
     (tcp(PortLabel=True), r"PortLabel: must be a port label or a port number"),
@@ -197,3 +204,21 @@ def test_checks_must_be_a_list_of_objects() -> None:
 ])
 def test_durations_print_as_gos(ns: int, text: str) -> None:
     assert go_duration(ns) == text
+
+
+def test_check_restart_is_the_checks_over_its_services_as_nomads_merge() -> None:
+    (out,) = checks_of(canonical_job(job(http(CheckRestart={"Limit": 3, "Grace": 30 * SEC}))))
+    assert out["CheckRestart"] == {"Limit": 3, "Grace": 30 * SEC, "IgnoreWarnings": False}
+    (out,) = checks_of(canonical_job(job(http(CheckRestart={"Limit": 2}))))
+    assert out["CheckRestart"] == {"Limit": 2, "Grace": SEC, "IgnoreWarnings": False}  # grace defaults to 1s
+    # A service's check_restart goes to each of its checks; a check's own limit or grace wins.
+    j = canonical_job(job(http(), tcp(CheckRestart={"Grace": 5 * SEC}), tcp(Name="own", CheckRestart={"Limit": 9}),
+                          svc={"CheckRestart": {"Limit": 4, "Grace": 20 * SEC}}))
+    assert [c["CheckRestart"] for c in checks_of(j)] == [
+        {"Limit": 4, "Grace": 20 * SEC, "IgnoreWarnings": False},
+        {"Limit": 4, "Grace": 5 * SEC, "IgnoreWarnings": False},
+        {"Limit": 9, "Grace": 20 * SEC, "IgnoreWarnings": False}]
+    assert "CheckRestart" not in j["TaskGroups"][0]["Services"][0]
+    assert canonical_job(copy.deepcopy(j)) == j  # idempotent
+    # Limit 0 restarts nothing: none.
+    assert checks_of(canonical_job(job(http(CheckRestart={"Limit": 0, "Grace": 9 * SEC}))))[0]["CheckRestart"] is None

@@ -95,3 +95,32 @@ def test_readiness_checks_do_not_decide_health_and_checks_stop_with_the_allocati
         assert c.actor(x, CHECK_RUNNER).by_alloc == {} and not c.actor(x, CHECK_RUNNER).checks
         assert all(a.checks_sent is None for a in c.actor(x, RUNNER).allocs.values())
     c.close()
+
+
+def test_check_restart_restarts_the_task_and_the_restart_policy_rules_on_it() -> None:
+    c = boot(seed=6)
+    checks = [{"Name": "alive", "Type": "http", "Path": "/", "Interval": 2 * SEC, "Timeout": 1 * SEC,
+               "CheckRestart": {"Limit": 3, "Grace": 5 * SEC}}]
+    j = checked_job(count=1, checks=checks, check_fail_after_s=10)
+    # One restart allowed in a long interval, then the task fails (and the allocation with it).
+    j["TaskGroups"][0]["RestartPolicy"] = {"Attempts": 1, "Interval": 3600 * SEC, "Delay": 1 * SEC,
+                                           "Mode": "fail"}
+    j["TaskGroups"][0]["ReschedulePolicy"] = {"Attempts": 0, "Unlimited": False}
+    j["Update"]["HealthyDeadline"] = 9 * SEC  # decided healthy before the checks go bad
+    j["Update"]["MinHealthyTime"] = 1 * SEC
+    c.register(j)
+    run_until(c, lambda: any(a["ClientStatus"] == "failed" for a in c.allocs("web")), 120)
+    (a,) = [a for a in c.allocs("web") if a["ClientStatus"] == "failed"]
+    events = a["TaskStates"]["t"]["Events"]
+    kinds = [e["Type"] for e in events]
+    signaled = [e for e in events if e["Type"] == "Restart Signaled"]
+    assert [e["Message"] if "Message" in e else e.get("DisplayMessage") for e in signaled] == \
+        ['healthcheck: check "alive" unhealthy'] * 2, events
+    assert "Restarting" in kinds and "Not Restarting" in kinds
+    assert a["TaskStates"]["t"]["Restarts"] == 1 and a["TaskStates"]["t"]["Failed"] is True
+    starts = [e["Time"] / 1e9 for e in events if e["Type"] == "Started"]
+    kills = [e["Time"] / 1e9 for e in signaled]
+    # Failing from 10 s after each start; three failures in a row take interval * (3 - 1) = 4 s more.
+    for started, killed in zip(starts, kills, strict=True):
+        assert 14.0 <= killed - started <= 17.0, (started, killed)
+    c.close()

@@ -190,7 +190,7 @@ def test_service_checks_in_groups_and_tasks_map_onto_the_api_shape() -> None:
                      "Protocol": "https", "PortLabel": "", "Interval": 10 * 10**9, "Timeout": 2 * 10**9,
                      "OnUpdate": "require_healthy", "AddressMode": "",
                      "Header": {"Authorization": ["Basic xyz"], "X-Single": ["one"]}, "Body": "{}",
-                     "TaskName": ""}
+                     "TaskName": "", "CheckRestart": None}
     assert admin["Name"] == 'service: "api" check' and admin["Method"] == "GET"
     assert admin["OnUpdate"] == "ignore" and admin["PortLabel"] == "admin"
     (task_check,) = g["Tasks"][0]["Services"][0]["Checks"]
@@ -213,8 +213,8 @@ def test_a_check_nomad_refuses_is_refused_once_the_file_is_parsed() -> None:
     ('job "x" { update { min_healthy_time = "later" } }', "invalid duration"),
     ('job "x" { periodic { cron = "* * * * *"\n spec_type = "cron" } }', "'spec_type' not supported"),
     ('job "x" { group "g" { task "t" { driver = "raw_exec"\n service {\n name = "web"\n'
-     ' check { type = "http"\n check_restart { limit = 3 } } } } } }',
-     r"service\[0\]\.check\[0\]: 'check_restart' not supported"),
+     ' check { type = "http"\n check_restart { limit = 3\n grace_period = "1s" } } } } } }',
+     r"service\[0\]\.check\[0\]\.check_restart: 'grace_period' not supported"),
     ('job "x" { group "g" { service {\n check {\n type = "tcp"\n success_before_passing = 2 } } } }',
      "'success_before_passing' not supported"),
     ('job "x" { group "g" { service {\n check {\n type = "tcp"\n interval = "often" } } } }',
@@ -354,3 +354,51 @@ def test_an_escaped_interpolation_stays_literal_and_odd_locals_are_refused() -> 
     assert job["Meta"] == {"a": "${var.x}", "b": "v-${NOMAD_ALLOC_ID}"}
     with pytest.raises(HclJobError):
         parse_hcl_job('locals = 5\njob "x" {}')
+
+
+def test_check_restart_blocks_of_a_service_and_of_a_check() -> None:
+    job = parse_hcl_job('''
+job "restarty" {
+  group "g" {
+    network {
+      port "http" {}
+    }
+    service {
+      name = "web"
+      port = "http"
+      check_restart {
+        limit = 3
+        grace = "30s"
+      }
+      check {
+        type     = "tcp"
+        interval = "5s"
+        timeout  = "1s"
+      }
+      check {
+        name     = "own"
+        type     = "http"
+        path     = "/"
+        interval = "5s"
+        timeout  = "1s"
+        check_restart {
+          limit = 1
+        }
+      }
+    }
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["60"]
+      }
+    }
+  }
+}
+''')
+    svc = job["TaskGroups"][0]["Services"][0]
+    assert svc["CheckRestart"] == {"Limit": 3, "Grace": 30 * 10**9}
+    assert svc["Checks"][1]["CheckRestart"] == {"Limit": 1}
+    checks = canonical_job(job)["TaskGroups"][0]["Services"][0]["Checks"]
+    assert [c["CheckRestart"] for c in checks] == [{"Limit": 3, "Grace": 30 * 10**9, "IgnoreWarnings": False},
+                                                   {"Limit": 1, "Grace": 30 * 10**9, "IgnoreWarnings": False}]

@@ -55,7 +55,14 @@ from typing import Any, Protocol
 
 import pykka
 
-from actors.client.checks import HEALTHINESS, ChecksHealth, UnwatchChecks, WatchChecks, alloc_checks
+from actors.client.checks import (
+    HEALTHINESS,
+    CheckOutcome,
+    ChecksHealth,
+    UnwatchChecks,
+    WatchChecks,
+    alloc_checks,
+)
 from actors.client.drivers import Driver, DriverError, ExitResult, TaskHandle, signal_number
 from runtime.actor import NodeActor
 from runtime.env import Env
@@ -831,6 +838,7 @@ class _Task:
     fail_reason: str = ""
     watched: bool = False  # the driver tells this run's exit (no polling needed)
     restart_requested: bool = False  # being killed for an operator's restart: start again at once
+    check_restart: str = ""  # being killed because this check failed (check_restart): the policy decides
 
 
 @dataclass(slots=True)
@@ -861,6 +869,7 @@ class _Alloc:
     checks_sent: tuple[Any, ...] | None = None
     health_checks: bool = False
     checks_healthy_since: float | None = None
+    checks_failing: dict[str, float] = field(default_factory=dict)  # check_restart: check ID -> failing since
 
     @property
     def want_run(self) -> bool:
@@ -994,6 +1003,9 @@ class AllocRunner(NodeActor):
             self._flush()
         elif isinstance(message, ChecksHealth):
             self._checks_health(message)
+            self._flush()
+        elif isinstance(message, CheckOutcome):
+            self._check_outcome(message)
             self._flush()
         elif isinstance(message, GetAllocStats):
             return self._stats(message.alloc_id)
@@ -1217,6 +1229,13 @@ class AllocRunner(NodeActor):
             self._start_task(a, t)
             return
         t.restart_requested = False
+        if t.phase == P_KILLING and t.check_restart and a.want_run:
+            # Killed for a failing check: an exit the restart policy rules on, as a failure.
+            self._cancel_task_timer("kill", a, t)
+            why, t.check_restart = t.check_restart, ""
+            self._after_exit(a, t, successful=False, recoverable=True, now=now, cause=why)
+            return
+        t.check_restart = ""
         if t.phase == P_KILLING or not a.want_run:
             self._cancel_task_timer("kill", a, t)
             self._dead(a, t, EV_KILLED, "Task successfully killed", now)
@@ -1550,6 +1569,40 @@ class AllocRunner(NodeActor):
         elif a.checks_healthy_since is None:
             a.checks_healthy_since = self.env.now()
         self._dirty.add(a.alloc_id)
+
+    def _check_outcome(self, m: CheckOutcome) -> None:
+        """check_restart (Nomad's checkRestart.apply): restart the check's task once the check has
+        failed ``limit`` times in a row, ``interval * (limit - 1)`` after the first failure counted;
+        failures within ``grace`` of the task's (re)start do not count."""
+        a = self.allocs.get(m.alloc_id)
+        spec = next((c for c in a.checks if c.id == m.check_id), None) if a is not None else None
+        if a is None or spec is None or not a.want_run:
+            return
+        names = [spec.restart_task] if spec.restart_task in a.tasks else sorted(a.tasks)
+        running = [a.tasks[n] for n in names
+                   if a.tasks[n].phase == P_RUNNING and a.tasks[n].handle is not None]
+        if m.ok or not running:
+            a.checks_failing.pop(m.check_id, None)
+            return
+        now = self.env.now()
+        started = max(t.state.started_at for t in running)
+        since = a.checks_failing.get(m.check_id)
+        if since is None or since < started:  # not failing yet, or since before a restart: count anew
+            if now < started + spec.restart_grace_s:
+                a.checks_failing.pop(m.check_id, None)
+                return
+            a.checks_failing[m.check_id] = since = now
+        if now < since + spec.interval_s * (spec.restart_limit - 1):
+            return
+        del a.checks_failing[m.check_id]
+        why = f'healthcheck: check "{spec.name}" unhealthy'
+        log.info("%s: allocation %s: restarting %s: %s", self.env.node, a.alloc_id[:8],
+                 ", ".join(t.spec.name for t in running), why)
+        self._dirty.add(a.alloc_id)
+        for t in running:
+            t.check_restart = why
+            self._event(t, EV_RESTART_SIGNALED, now, why)
+            self._end_task(a, t, EV_KILLING, "Restarting", now)
 
     def _set_alloc_timer(self, kind: str, a: _Alloc, delay_s: float) -> None:
         name = f"{kind}/{a.alloc_id}/"

@@ -17,6 +17,12 @@ checks_hook.go``, ``client/serviceregistration/checks``):
   checks decide a deployment's allocation health (``health_check =
   "checks"``), where every one must pass, and keep passing for
   ``min_healthy_time``;
+* a check with ``check_restart`` restarts its task (all the allocation's,
+  for a group service's check without ``task``) once it has failed
+  ``limit`` times in a row -- ``interval * (limit - 1)`` after its first
+  failure -- not counting failures within ``grace`` of the task's start;
+  the restart counts against the restart policy, as a failure (the
+  AllocRunner decides, on :class:`CheckOutcome`);
 * ``GET /v1/client/allocation/<id>/checks`` answers the latest results by
   check ID (``nomad alloc checks``).
 
@@ -71,6 +77,11 @@ class CheckSpec:
     path: str = ""
     body: str = ""
     header: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # check_restart: restart the task after this many failures in a row (0: never),
+    # not counting those within restart_grace_s of its start.
+    restart_limit: int = 0
+    restart_grace_s: float = 0.0
+    restart_task: str = ""  # the task it restarts: its service's, or its own ``task``; "": every task
 
 
 def check_id(alloc_id: str, group: str, task: str, name: str, path: str) -> str:
@@ -115,6 +126,7 @@ def alloc_checks(raw: dict[str, Any]) -> tuple[CheckSpec, ...]:
                 elif label.isascii() and label.isdigit():
                     port = int(label)
                 name = str(c.get("Name", ""))
+                restart = c.get("CheckRestart") if isinstance(c.get("CheckRestart"), dict) else {}
                 out.append(CheckSpec(
                     id=check_id(alloc_id, str(raw.get("TaskGroup", "")), task, name, str(c.get("Path", ""))),
                     alloc_id=alloc_id, group=alloc_name, task=task, service=str(svc.get("Name", "")),
@@ -125,7 +137,10 @@ def alloc_checks(raw: dict[str, Any]) -> tuple[CheckSpec, ...]:
                     protocol=str(c.get("Protocol") or "http"), method=str(c.get("Method") or "GET"),
                     path=str(c.get("Path", "")), body=str(c.get("Body", "")),
                     header=tuple(sorted((str(k), tuple(str(v) for v in vs))
-                                        for k, vs in (c.get("Header") or {}).items()))))
+                                        for k, vs in (c.get("Header") or {}).items())),
+                    restart_limit=int(restart.get("Limit", 0)),
+                    restart_task=task or str(c.get("TaskName") or ""),
+                    restart_grace_s=int(restart.get("Grace", 0)) / 1e9))
     return tuple(out)
 
 
@@ -152,6 +167,15 @@ class ChecksHealth:
 
     alloc_id: str
     healthy: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """CheckRunner -> AllocRunner: a run of a check with ``check_restart`` ended (passed or not)."""
+
+    alloc_id: str
+    check_id: str
+    ok: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +330,9 @@ class CheckRunner(NodeActor):
         c.result = result_stub(c.spec, status, self._wall(), status_code, output)
         self.set_timer(f"run/{c.spec.id}", c.spec.interval_s)
         self._tell_health(c.spec.alloc_id)
+        reply = self.reply_to.get(c.spec.alloc_id)
+        if c.spec.restart_limit > 0 and reply:
+            self.send(self.env.node, reply, CheckOutcome(c.spec.alloc_id, c.spec.id, status == SUCCESS))
 
     def _tell_health(self, alloc_id: str, force: bool = False) -> None:
         ids = self.by_alloc.get(alloc_id, ())
@@ -328,7 +355,8 @@ class SimProber:
 
     * ``check_ready_after_s`` -- refuses connections until it has run this long;
     * ``check_status`` -- the HTTP status an http check gets (default 200);
-    * ``check_fail`` -- every check of it fails (a service that is up but broken).
+    * ``check_fail`` -- every check of it fails (a service that is up but broken);
+    * ``check_fail_after_s`` -- ... once it has run this long (a service that goes bad).
 
     The result is told through the simulator's event queue *latency_s* later.
     """
@@ -350,7 +378,9 @@ class SimProber:
         refused = (FAILURE, 0, f"dial tcp {spec.address}:{spec.port}: connect: connection refused")
         if proc is None or now - proc.started_at < float(proc.config.get("check_ready_after_s", 0)):
             result = refused
-        elif proc.config.get("check_fail"):
+        elif proc.config.get("check_fail") or ("check_fail_after_s" in proc.config
+                                                and now - proc.started_at
+                                                >= float(proc.config["check_fail_after_s"])):
             result = (FAILURE, 0 if spec.type == "tcp" else 500,
                       "simulated check failure" if spec.type == "http" else refused[2])
         elif spec.type == "tcp":

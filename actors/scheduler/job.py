@@ -319,8 +319,9 @@ def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[d
     ``service: "<name>" check``, ``OnUpdate`` require_healthy, a task-level
     service's task as ``TaskName``), plus the ``Method`` and ``Protocol``
     the client's checker uses when none is given.  What only Consul checks
-    take, and ``CheckRestart`` (failing checks do not restart tasks here),
-    is refused when set.  Other keys are ignored, as in a service, and not
+    take is refused when set.  ``CheckRestart`` (the check's, over its
+    service's) restarts the task after ``Limit`` failures in a row.  Other
+    keys are ignored, as in a service, and not
     kept: a canonical check has exactly the fields the client runs.
     """
     out = []
@@ -391,10 +392,9 @@ def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[d
         for key, snake in _SCRIPT_GRPC_FIELDS:
             _need(c.get(key) in (None, "", False, []), f"{where}.{key}",
                   f"{snake} is not used by nomad service checks")
-        restart = c.get("CheckRestart")
-        # Nomad's CLI sends CheckRestart null, or all zero (limit 0 restarts nothing).
-        _need(restart is None or (isinstance(restart, dict) and not any(restart.values())),
-              f"{where}.CheckRestart", "check_restart is not supported by this agent")
+        restart = _check_restart(c.get("CheckRestart"), svc.get("CheckRestart"), f"{where}.CheckRestart")
+        _need(restart is None or on_update != "ignore", f"{where}.OnUpdate",
+              'on_update value "ignore" is not compatible with check_restart')
         protocol = _str(c.get("Protocol"), f"{where}.Protocol", default="http")
         _need(protocol in CHECK_PROTOCOLS, f"{where}.Protocol",
               f'protocol must be "http" or "https"; got {_q(protocol)}')
@@ -404,8 +404,31 @@ def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[d
             "AddressMode": mode, "Header": _check_header(c.get("Header"), f"{where}.Header"),
             "Body": _str(c.get("Body"), f"{where}.Body"),
             "TaskName": _str(c.get("TaskName"), f"{where}.TaskName", default=task_name),
+            "CheckRestart": restart,
         })
     return out
+
+
+CHECK_RESTART_GRACE_NS = SECOND_NS  # api.CheckRestart.Canonicalize: grace defaults to 1s
+
+
+def _check_restart(raw: Any, inherited: Any, field: str) -> dict[str, Any] | None:
+    """A check's ``CheckRestart`` over its service's (Nomad's ``CheckRestart.Merge``: the check's
+    limit when above 0, its grace when given); None when it restarts nothing (limit 0)."""
+    base = _map(inherited, field) if inherited is not None else {}
+    own = _map(raw, field) if raw is not None else {}
+    limit = _int(own.get("Limit") or base.get("Limit"), f"{field}.Limit", default=0, minimum=None)
+    _need(limit >= 0, f"{field}.Limit", f"limit must be greater than or equal to 0 but found {limit}")
+    grace_raw = own.get("Grace") if own.get("Grace") is not None else base.get("Grace")
+    grace = _int(grace_raw, f"{field}.Grace", default=CHECK_RESTART_GRACE_NS, minimum=None)
+    _need(grace >= 0, f"{field}.Grace", f"grace period must be greater than or equal to 0 but found {grace}")
+    ignore = _bool(own.get("IgnoreWarnings"), f"{field}.IgnoreWarnings") or \
+        _bool(base.get("IgnoreWarnings"), f"{field}.IgnoreWarnings")
+    _need(not ignore, f"{field}.IgnoreWarnings",
+          "ignore_warnings on check_restart only supported for Consul service checks")
+    if limit == 0:
+        return None
+    return {"Limit": limit, "Grace": grace, "IgnoreWarnings": False}
 
 
 def _services(raw: Any, field: str, default_name: str, task_name: str = "") -> list[dict[str, Any]] | None:
@@ -445,6 +468,7 @@ def _services(raw: Any, field: str, default_name: str, task_name: str = "") -> l
         svc["Address"] = _str(svc.get("Address"), f"{where}.Address")
         svc["Meta"] = {str(k): str(v) for k, v in _map(svc.get("Meta"), f"{where}.Meta").items()}
         checks = _checks(svc.get("Checks"), f"{where}.Checks", svc, task_name)
+        svc.pop("CheckRestart", None)  # a service's check_restart is its checks' (Nomad's Canonicalize)
         if checks:
             svc["Checks"] = checks
         else:
