@@ -27,7 +27,9 @@ Cluster fault verbs (on top of the Raft scenario verbs in ``sim.scenarios``):
 * ``scale JOB COUNT`` -- register the job with a new count (background load).
 * ``update JOB N`` -- register a new version of the job whose tasks run something
   else (arguments ``3600+N``): a rolling update through a deployment; for an
-  even N, first through a canary that promotes itself once healthy.
+  even N, first through a canary that promotes itself once healthy; for an odd
+  N, with a service whose http check fails for its task's first 3 s, so each
+  replacement waits for its check.
 * ``drain C DEADLINE_S`` -- drain a client's node with a deadline.
 """
 
@@ -54,6 +56,7 @@ LIVENESS_BOUND_S = 400.0
 # heartbeat grace absorbs.  The checkers allow the skew it accumulates.
 MAX_DRIFT = 0.001
 JOBS = (("web", 6, 400), ("api", 3, 300))  # (job, initial count, CPU MHz per allocation)
+SEC = 1_000_000_000  # Nomad's durations are nanoseconds
 
 Step = tuple[Any, ...]
 
@@ -226,6 +229,12 @@ class ClusterScenarioRunner:
                     job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = [str(3600 + int(args[1]))]
                     if int(args[1]) % 2 == 0:  # every other one through a canary that promotes itself
                         job["Update"] = {"Canary": 1, "AutoPromote": True}
+                    else:  # the others offer a service whose check holds each replacement back a while
+                        group = job["TaskGroups"][0]
+                        group["Networks"] = [{"DynamicPorts": [{"Label": "http"}]}]
+                        group["Services"] = [{"Name": args[0], "PortLabel": "http", "Checks": [{
+                            "Type": "http", "Path": "/health", "Interval": 2 * SEC, "Timeout": SEC}]}]
+                        group["Tasks"][0]["Config"]["check_ready_after_s"] = 3
                     c.register(job)
                 else:
                     c.drain(args[0], deadline_s=float(args[1]))
@@ -234,6 +243,13 @@ class ClusterScenarioRunner:
         else:
             raise ValueError(f"unknown cluster fault verb {verb!r}")
         return " ".join([verb, *(str(a) for a in args)])
+
+
+def _actor_failures(c: JobCluster) -> str:
+    """Any actor that raised during the run (a bug: faults are messages lost or late, never exceptions)."""
+    failed = [f"{name}/{actor}: {err}" for name, node in sorted(c.sched.nodes.items())
+              for actor, err in node.failures]
+    return f"actor failure: {'; '.join(failed[:3])}" if failed else ""
 
 
 def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, clients: int = 5,
@@ -312,6 +328,8 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
                 break
         if problems:
             error = f"liveness: not converged {LIVENESS_BOUND_S:g}s after healing: " + "; ".join(problems[:5])
+        if not error:
+            error = _actor_failures(c)
     except AssertionError as exc:  # SafetyViolation, NodeViolation, over-commit, invariants
         error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:

@@ -51,6 +51,20 @@ def test_a_seed_replays_identically() -> None:
         generate_schedule(21, 60.0, ("s1", "s2", "s3"), ("c0001",))
 
 
+def test_an_actor_that_raises_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faults lose or delay messages; an exception in any actor is a bug, and the run says where."""
+    from actors.client.checks import CheckRunner
+
+    def broken(self: object, message: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(CheckRunner, "receive", broken)  # the first allocation's checks break it
+    steps = [(30.0, "update", "web", 1)]  # a version with a checked service
+    r = run_cluster_seed(22, duration_s=40.0, clients=3, steps=steps)
+    assert not r.ok and r.error.startswith("actor failure: c000") and "check-runner: RuntimeError: boom" \
+        in r.error, r.error
+
+
 def test_shrinking_keeps_only_the_faults_that_matter(monkeypatch: pytest.MonkeyPatch) -> None:
     real = cluster_run.run_cluster_seed
     culprit = (30.0, "crash_client", "c0002")

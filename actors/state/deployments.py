@@ -171,12 +171,17 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
     if not healthy:
         failures.append((d["ID"], DESC_FAILED_ALLOCS))
         return
+    promoted = False
     if d["Status"] == "running" and _auto_promotable(store, d):
         d = _promote(store, index, d, sorted(d["TaskGroups"]), now)
-    if _outdated(store, d):
-        # The scheduler looks again: the next ones roll, or promoted canaries take over.
+        promoted = True
+    outdated = _outdated(store, d)
+    if outdated or promoted:
+        # The scheduler looks again: the next ones roll, or promoted canaries take over -- a
+        # promotion always evaluates (Nomad's watcher does), even with no old allocation left
+        # to replace: a canary may now be one too many (its old one was migrated meanwhile).
         evals_for.add(d["JobID"])
-    else:
+    if not outdated:
         # Nothing left to replace (a new job's allocations reporting in, the last of a rollout):
         # no evaluation per report, only the end once every group is healthy.
         _succeed_if_done(store, index, d, now)
