@@ -379,7 +379,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                                                                           disk_mb=r.disk))))),
         # Before the AllocRunner, which tells it the checks of the allocations it restores.
         ChildSpec(name=CHECK_RUNNER, cls=CheckRunner, role="client",
-                  kwargs=(("prober", SocketProber()), ("wall_clock", time.time))),
+                  kwargs=(("prober", SocketProber()), ("wall_clock", time.time), ("runner", "alloc-runner"))),
         ChildSpec(name="alloc-runner", cls=AllocRunner, role="client",
                   kwargs=(("driver_registry", {"raw_exec": RawExecDriver()}),
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),

@@ -23,6 +23,8 @@ import gevent
 
 from actors.client.checks import FAILURE, OUTPUT_LIMIT, SUCCESS, CheckSpec
 
+_TLS = ssl.create_default_context()  # made once: building one per probe reads the CA bundle each time
+
 
 def run_probe(spec: CheckSpec) -> tuple[str, int, str]:
     """One probe, blocking up to the check's timeout: (status, HTTP status code or 0, output)."""
@@ -37,7 +39,7 @@ def run_probe(spec: CheckSpec) -> tuple[str, int, str]:
     conn: http.client.HTTPConnection
     if spec.protocol == "https":
         conn = http.client.HTTPSConnection(spec.address, spec.port, timeout=spec.timeout_s,
-                                           context=ssl.create_default_context())
+                                           context=_TLS)
     else:
         conn = http.client.HTTPConnection(spec.address, spec.port, timeout=spec.timeout_s)
     path = spec.path if spec.path.startswith("/") else "/" + spec.path
@@ -72,8 +74,13 @@ class SocketProber:
 
     @staticmethod
     def _run(spec: CheckSpec, notify: Callable[[str, int, str], None]) -> None:
+        # The socket timeouts bound each step; this bounds the whole probe (a server that
+        # trickles its answer), so no probe outlives its timeout and none pile up.
         try:
-            result = run_probe(spec)
+            with gevent.Timeout(spec.timeout_s, TimeoutError("i/o timeout")):
+                result = run_probe(spec)
+        except TimeoutError:
+            result = (FAILURE, 0, f"nomad: {spec.type} check of {spec.address}:{spec.port}: i/o timeout")
         except Exception as e:  # a probe never takes the prober down: it is a failed check
             result = (FAILURE, 0, f"nomad: {e}")
         notify(*result)

@@ -91,8 +91,8 @@ class JobCluster(ClientCluster):
         env.spawn(AllocRunner, RUNNER, driver_registry={DRIVER: self.drivers[c]}, state=self.alloc_stores[c],
                   alloc_root=f"/sim/{c}/alloc", reporter=SYNC, config=self.jcfg.runner,
                   alloc_dirs=self.alloc_dirs[c], checker=CHECK_RUNNER)
-        env.spawn(CheckRunner, CHECK_RUNNER, prober=SimProber(self.drivers[c], lambda: self.sched.now,
-                                                              lambda when, fn: self.sched.at(when, fn)))
+        env.spawn(CheckRunner, CHECK_RUNNER, runner=RUNNER,
+                  prober=SimProber(self.drivers[c], lambda: self.sched.now, lambda when, fn: self.sched.at(when, fn)))
         env.spawn(AllocSync, SYNC, config=self.jcfg.sync, runner=RUNNER)
         env.spawn(ClientNode, CLIENT, config=self.client_cfg, identity=self.identities[c],
                   fingerprinter=FINGERPRINT, on_ack=self.checker.on_ack, listeners=(SYNC,))

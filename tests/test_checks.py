@@ -205,3 +205,40 @@ def test_a_real_http_probe_gives_up_at_its_timeout() -> None:
         silent.listen(4)
         status, code, output = run_probe(probe_spec(silent.getsockname()[1], timeout_s=0.3))
     assert (status, code) == (FAILURE, 0) and "i/o timeout" in output
+
+
+def test_two_checks_that_differ_only_in_their_port_are_two_checks() -> None:
+    svc = {"Name": "web", "PortLabel": "http", "Checks": [
+        {"Name": "up", "Type": "tcp", "PortLabel": "http", "Interval": SEC, "Timeout": SEC},
+        {"Name": "up", "Type": "tcp", "PortLabel": "admin", "Interval": SEC, "Timeout": SEC}]}
+    raw = {**alloc(), "Job": {"TaskGroups": [{"Name": "g", "Services": [svc], "Tasks": []}]}}
+    a, b = alloc_checks(raw)
+    assert a.id != b.id and (a.port, b.port) == (23456, 23457)
+    doubled = {**svc, "Checks": svc["Checks"][:1] * 2}
+    twice = {**raw, "Job": {"TaskGroups": [{"Name": "g", "Services": [doubled], "Tasks": []}]}}
+    assert len(alloc_checks(twice)) == 1  # the very same check twice is run once
+
+
+def test_a_late_answer_of_a_replaced_checks_probe_is_not_taken_for_the_new_one() -> None:
+    sched = Scheduler(1)
+    answers: list[tuple[float, Callable[[str, int, str], None]]] = []
+
+    class Slow:
+        def probe(self, spec: CheckSpec, notify: Callable[[str, int, str], None]) -> None:
+            answers.append((sched.now, notify))
+
+    node = sched.add_node("c1", lambda env: env.spawn(CheckRunner, "checks", prober=Slow()))
+    ref = node.actors["checks"]
+    old = spec()
+    ref.tell(WatchChecks("a1", (old,), "nobody"))
+    sched.run_for(0.5)
+    new = CheckSpec(**{**{f: getattr(old, f) for f in CheckSpec.__slots__}, "body": "v2"})  # same ID
+    ref.tell(WatchChecks("a1", (new,), "nobody"))
+    sched.run_for(0.5)
+    assert len(answers) == 2
+    answers[0][1](SUCCESS, 200, "the old probe")  # the replaced check's probe answers late
+    sched.run_for(0.1)
+    assert ref.ask(GetChecks("a1"))[old.id]["Status"] == PENDING
+    answers[1][1](FAILURE, 500, "the new probe")
+    sched.run_for(0.1)
+    assert ref.ask(GetChecks("a1"))[old.id]["Output"] == "the new probe"

@@ -124,3 +124,35 @@ def test_check_restart_restarts_the_task_and_the_restart_policy_rules_on_it() ->
     for started, killed in zip(starts, kills, strict=True):
         assert 14.0 <= killed - started <= 17.0, (started, killed)
     c.close()
+
+
+def test_a_check_changed_by_an_in_place_update_reaches_the_client() -> None:
+    c = boot(seed=7)
+    c.register(checked_job())
+    run_until(c, lambda: deployments(c) and deployments(c)[-1]["Status"] == "successful", 120)
+    before = {a["ID"] for a in running(c)}
+    renamed = [{"Name": "renamed", "Type": "tcp", "Interval": 2 * SEC, "Timeout": 1 * SEC}]
+    c.register(checked_job(checks=renamed))  # same tasks: the allocations are updated in place
+    run_until(c, lambda: all({r["Check"] for r in results(c, a).values()} == {"renamed"} for a in running(c)),
+              30)
+    assert {a["ID"] for a in running(c)} == before and all(a["JobVersion"] == 1 for a in running(c))
+    c.close()
+
+
+def test_a_restarted_check_runner_is_told_every_allocations_checks_again() -> None:
+    from actors.client.checks import CheckRunner, SimProber
+
+    c = boot(seed=8)
+    c.register(checked_job(count=1))
+    run_until(c, lambda: deployments(c) and deployments(c)[-1]["Status"] == "successful", 120)
+    (a,) = running(c)
+    node = next(x for x in c.clients if c.node_id(x) == a["NodeID"])
+    ref = c.sched.nodes[node].actors[CHECK_RUNNER]
+    ref.stop()  # as a supervisor restarting it would: a new runner, empty
+    env = c.sched.nodes[node].env
+    env.spawn(CheckRunner, CHECK_RUNNER, runner=RUNNER,
+              prober=SimProber(c.drivers[node], lambda: c.sched.now, lambda when, fn: c.sched.at(when, fn)))
+    c.run(5.0)
+    (r,) = results(c, a).values()
+    assert r["Status"] == SUCCESS
+    c.close()

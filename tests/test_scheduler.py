@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
 import pytest
 
 from actors.scheduler.broker import pending_evals, plan_command
@@ -1336,8 +1337,8 @@ def test_a_version_that_runs_the_same_tasks_updates_allocations_in_place_and_the
     after = {a["ID"]: a for a in c.running("web")}
     assert set(after) == set(before)  # nothing replaced or restarted
     assert all(a["JobVersion"] == 1 and a["Job"]["Version"] == 1 for a in after.values())
-    # The clients are not woken for it: they run the same tasks.
-    assert all(after[i]["AllocModifyIndex"] == before[i]["AllocModifyIndex"] for i in after)
+    # Their clients learn of the new version (its services' checks, say), as in Nomad; nothing restarts.
+    assert all(after[i]["AllocModifyIndex"] > before[i]["AllocModifyIndex"] for i in after)
     regs = c.state.tables["service_registrations"].values()
     assert sorted(r["Tags"] for r in regs) == [["v2"], ["v2"]]
     assert not [d for d in c.state.tables["deployments"].values() if d["JobVersion"] == 1]
@@ -1485,3 +1486,38 @@ def test_manual_health_is_set_by_an_operator_and_counts_as_a_clients_report() ->
     assert res["ok"] and _deployment(c)["Status"] == "successful"
     res = c.apply("deployment_alloc_health", deployment_id=d["ID"], healthy=ids, unhealthy=[])
     assert res["error"] == "can't set health of allocations for a terminal deployment"
+
+
+def test_a_malformed_report_in_a_batch_fails_alone_and_the_others_take_effect() -> None:
+    c = Cluster()
+    n0, n1 = c.node(0, cpu=600), c.node(1, cpu=600)
+    c.register(**service(count=2))
+    c.schedule()
+    by_node = {a["NodeID"]: a for a in c.running("web")}
+    res = c.apply("alloc_client_update_batch", reports=[
+        {"node_id": n0, "secret_id": "s", "allocs": [{"ID": by_node[n0]["ID"], "ClientStatus": "failed"}]},
+        {"node_id": n1, "secret_id": "s", "allocs": [{"ID": by_node[n1]["ID"], "ClientStatus": "failed"},
+                                                     {"ID": ["not", "an", "id"]}]},
+    ])
+    assert res["ok"] and res["errors"][0] == "" and "allocs[1] must be a map with a string ID" in res["errors"][1]
+    allocs = c.state.tables["allocs"]
+    assert allocs[by_node[n0]["ID"]]["ClientStatus"] == "failed"
+    assert allocs[by_node[n1]["ID"]]["ClientStatus"] == "pending"  # nothing of the bad report applied
+    assert [c.state.tables["evals"][e]["TriggeredBy"] for e in res["evals"]] == ["alloc-failure"]
+    bad = c.apply("alloc_client_update", allocs=[{"ID": by_node[n1]["ID"], "TaskStates": "no"}])
+    assert bad == {"ok": False, "error": "bad report: allocs[0].TaskStates must be a dict"}
+
+
+def test_plans_written_before_their_revision_apply_as_they_did() -> None:
+    """A plan in the log keeps its meaning: one without Rev 2 cancels nothing and updates in place quietly."""
+    c = Cluster()
+    c.node(0)
+    first = c.register(**service(count=1))["EvalID"]
+    older = c.apply("job_evaluate", job_id="web")["EvalID"]
+    c.apply("job_evaluate", job_id="web")
+    data, _ = plan_command(c.state, first, c.now)
+    cmd = msgpack.unpackb(data, raw=False)
+    del cmd["plan"]["Rev"]
+    c.index += 1
+    assert c.state.apply(c.index, msgpack.packb(cmd, use_bin_type=True))["ok"]
+    assert c.state.tables["evals"][older]["Status"] == "pending"

@@ -58,6 +58,7 @@ import pykka
 from actors.client.checks import (
     HEALTHINESS,
     CheckOutcome,
+    CheckRunnerStarted,
     ChecksHealth,
     UnwatchChecks,
     WatchChecks,
@@ -1007,6 +1008,12 @@ class AllocRunner(NodeActor):
         elif isinstance(message, CheckOutcome):
             self._check_outcome(message)
             self._flush()
+        elif isinstance(message, CheckRunnerStarted) and message.name == self.checker:
+            for a in self.allocs.values():  # it holds no watch: every allocation's checks again
+                if a.checks_sent is not None:
+                    a.checks_sent, a.checks_healthy_since = None, None
+                    self._dirty.add(a.alloc_id)
+            self._flush()
         elif isinstance(message, GetAllocStats):
             return self._stats(message.alloc_id)
         elif isinstance(message, AllocTotalsQuery):
@@ -1125,12 +1132,13 @@ class AllocRunner(NodeActor):
             a.spec = _replace_desired(a.spec, desired, index)
             self._stop_alloc(a, f"allocation desired status is {desired}")
             self._dirty.add(aid)
-        elif desired == DESIRED_RUN and index > a.spec.modify_index and self.checker:
-            # Updated in place (a new job version): its services' checks may have changed.
-            checks = alloc_checks(raw)
-            if checks != a.checks:
-                a.checks = checks
-                self._dirty.add(aid)
+        elif desired == DESIRED_RUN and index > a.spec.modify_index and a.spec.desired == DESIRED_RUN:
+            # Updated in place (a new job version running the same tasks): keep the new record
+            # (persisted as the allocation now is); its services' checks may have changed.
+            a.raw = raw
+            a.spec = _replace_desired(a.spec, desired, index)
+            self._set_checks(a, raw)
+            self._dirty.add(aid)
 
     def _add_invalid(self, aid: str, raw: Any, why: str) -> None:
         log.warning("%s: allocation %s failed: %s", self.env.node, aid, why)

@@ -84,10 +84,14 @@ class CheckSpec:
     restart_task: str = ""  # the task it restarts: its service's, or its own ``task``; "": every task
 
 
-def check_id(alloc_id: str, group: str, task: str, name: str, path: str) -> str:
-    """A check's ID: stable for the same check of the same allocation (Nomad hashes the same parts)."""
+def check_id(alloc_id: str, group: str, task: str, service: str, check: dict[str, Any]) -> str:
+    """A check's ID: stable for the same check of the same allocation, and apart for two checks that
+    differ in anything they probe (Nomad's NomadCheckID hashes the check's fields likewise)."""
     h = hashlib.md5(usedforsecurity=False)
-    for part in (alloc_id, group, task, name, path):
+    parts = (alloc_id, group, task, service, *(str(check.get(k, "")) for k in (
+        "Name", "Type", "PortLabel", "Path", "Method", "Protocol", "OnUpdate", "AddressMode", "Interval",
+        "Timeout")))
+    for part in parts:
         h.update(part.encode())
         h.update(b"\x00")
     return h.hexdigest()
@@ -109,7 +113,8 @@ def alloc_checks(raw: dict[str, Any]) -> tuple[CheckSpec, ...]:
     owners = [("", group.get("Services") or ())]
     owners += [(t.get("Name", ""), t.get("Services") or ()) for t in group.get("Tasks") or ()
                if isinstance(t, dict)]
-    out = []
+    out: list[CheckSpec] = []
+    seen: set[str] = set()
     alloc_id, alloc_name = str(raw.get("ID", "")), str(raw.get("Name", ""))
     for task, services in owners:
         for svc in services:
@@ -127,8 +132,12 @@ def alloc_checks(raw: dict[str, Any]) -> tuple[CheckSpec, ...]:
                     port = int(label)
                 name = str(c.get("Name", ""))
                 restart = c.get("CheckRestart") if isinstance(c.get("CheckRestart"), dict) else {}
+                cid = check_id(alloc_id, str(raw.get("TaskGroup", "")), task, str(svc.get("Name", "")), c)
+                if cid in seen:
+                    continue  # the very same check twice: one is run
+                seen.add(cid)
                 out.append(CheckSpec(
-                    id=check_id(alloc_id, str(raw.get("TaskGroup", "")), task, name, str(c.get("Path", ""))),
+                    id=cid,
                     alloc_id=alloc_id, group=alloc_name, task=task, service=str(svc.get("Name", "")),
                     name=name,
                     type=str(c.get("Type", "")), address=address, port=port,
@@ -190,6 +199,13 @@ class ProbeDone:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckRunnerStarted:
+    """CheckRunner -> AllocRunner: it (re)started with no watches; tell it every allocation's checks."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class GetChecks:
     """Query (ask, from the HTTP edge): the allocation's latest results by check ID, in Nomad's shape."""
 
@@ -231,7 +247,7 @@ class CheckRunner(NodeActor):
     """Runs the service checks of this client's allocations; see the module doc."""
 
     def __init__(self, env: Env, name: str, *, prober: Any, config: CheckRunnerConfig | None = None,
-                 wall_clock: Callable[[], float] | None = None) -> None:
+                 wall_clock: Callable[[], float] | None = None, runner: str = "") -> None:
         super().__init__(env, name)
         self.prober = prober
         self.cfg = config or CheckRunnerConfig()
@@ -240,7 +256,16 @@ class CheckRunner(NodeActor):
         self.by_alloc: dict[str, tuple[str, ...]] = {}  # alloc ID -> its check IDs
         self.reply_to: dict[str, str] = {}
         self.healthy: dict[str, bool] = {}  # alloc ID -> as last told
+        self._runs = 0  # every probe's number: a late answer of a replaced check's probe is never taken
+        self.runner = runner
         self.stats = {"probes": 0, "failures": 0, "timeouts": 0}
+
+    def on_start(self) -> None:
+        # A runner started anew (the supervisor restarted it) holds no watch: the AllocRunner
+        # tells it again what to run.  At the agent's start the AllocRunner is not up yet,
+        # and tells it anyway.
+        if self.runner:
+            self.send(self.env.node, self.runner, CheckRunnerStarted(self.name))
 
     def receive(self, message: Any) -> Any:
         if isinstance(message, ProbeDone):
@@ -295,7 +320,8 @@ class CheckRunner(NodeActor):
 
     # ------------------------------------------------------------ probing
     def _probe(self, c: _Check) -> None:
-        c.run += 1
+        self._runs += 1
+        c.run = self._runs
         c.in_flight = True
         self.stats["probes"] += 1
         done = ProbeDone  # bound here: the prober calls back from wherever the probe ends

@@ -550,6 +550,13 @@ def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[
             "StatusDescription": "Deployment is running", "EvalPriority": job.get("Priority", 50)}
 
 
+# What a plan's apply does beyond its placements and stops, by revision (a plan in
+# a Raft log keeps applying as it did when it was written): 2 -- the job's older
+# waiting evaluations are cancelled (Nomad's broker on an Ack), and allocations
+# updated in place get a new AllocModifyIndex, so their clients see the new version.
+PLAN_REV = 2
+
+
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  job_allocs: list[dict[str, Any]] | None = None, node_allocs: Any = None,
                  node_ids: list[str] | None = None, node_usage: Any = None,
@@ -578,7 +585,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         job_allocs = [a for a in allocs.values() if a.get("JobID") == job_id]
     job_allocs = sorted(job_allocs, key=lambda a: a["Name"])
     plan: dict[str, Any] = {"EvalID": ev["ID"], "JobID": job_id, "Job": None, "Place": [], "Stop": [],
-                            "Failed": {}}
+                            "Failed": {}, "Rev": PLAN_REV}
     stop = plan["Stop"]
 
     def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "") -> None:

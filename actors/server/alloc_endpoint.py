@@ -66,12 +66,17 @@ class AllocEndpointConfig:
     # bounds the Raft entry (a few hundred bytes an allocation with its task
     # states) and one apply's turn on every server.
     update_batch_max_allocs: int = 1024
+    # ... or this many bytes of reports (as the clients encoded them): well
+    # under the transport's frame limit (4 MiB), so the entry can always be
+    # forwarded to the leader and replicated.
+    update_batch_max_bytes: int = 512 * 1024
 
     def __post_init__(self) -> None:
         if self.max_wait_s <= 0 or self.max_parked < 1 or self.max_stale_s <= 0:
             raise ValueError("max_wait_s and max_stale_s must be > 0 and max_parked >= 1")
-        if self.update_batch_s < 0 or self.update_batch_max_allocs < 1:
-            raise ValueError("update_batch_s must be >= 0 and update_batch_max_allocs >= 1")
+        if self.update_batch_s < 0 or self.update_batch_max_allocs < 1 or self.update_batch_max_bytes < 1:
+            raise ValueError("update_batch_s must be >= 0, update_batch_max_allocs and "
+                             "update_batch_max_bytes >= 1")
 
 
 def node_alloc_index(state: Any, node_id: str) -> int:
@@ -125,6 +130,7 @@ class AllocEndpoint(NodeActor):
         # Reports waiting for the batch write, and the clients each batch written answers.
         self._batch: list[tuple[UpdateAllocs, list[Any]]] = []
         self._batch_allocs = 0
+        self._batch_bytes = 0
         self._batches: dict[int, list[tuple[str, str, int]]] = {}
         self._next = 0
         self.stats = {"queries": 0, "updates": 0, "batches": 0, "drains": 0, "errors": 0}
@@ -152,9 +158,13 @@ class AllocEndpoint(NodeActor):
                 self._write_reply(message.reply_node, message.reply_actor, message.req_id,
                                   f"bad updates: {exc}")
                 return None
+            if self._batch and self._batch_bytes + len(message.updates) > self.cfg.update_batch_max_bytes:
+                self._write_batch()  # this report would take the entry past its size: the rest go first
             self._batch.append((message, updates))
             self._batch_allocs += len(updates)
-            if self.cfg.update_batch_s <= 0 or self._batch_allocs >= self.cfg.update_batch_max_allocs:
+            self._batch_bytes += len(message.updates)
+            if self.cfg.update_batch_s <= 0 or self._batch_allocs >= self.cfg.update_batch_max_allocs \
+                    or self._batch_bytes >= self.cfg.update_batch_max_bytes:
                 self._write_batch()
             elif not self.timer_armed("batch"):
                 self.set_timer("batch", self.cfg.update_batch_s)
@@ -179,7 +189,7 @@ class AllocEndpoint(NodeActor):
     def _write_batch(self) -> None:
         """Propose the waiting client reports as one write."""
         self.cancel_timer("batch")
-        batch, self._batch, self._batch_allocs = self._batch, [], 0
+        batch, self._batch, self._batch_allocs, self._batch_bytes = self._batch, [], 0, 0
         if not batch:
             return
         self.stats["batches"] += 1

@@ -181,9 +181,10 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
         # promotion always evaluates (Nomad's watcher does), even with no old allocation left
         # to replace: a canary may now be one too many (its old one was migrated meanwhile).
         evals_for.add(d["JobID"])
-    if not outdated:
+    if not outdated and not any(dep_id == d["ID"] for dep_id, _ in failures):
         # Nothing left to replace (a new job's allocations reporting in, the last of a rollout):
-        # no evaluation per report, only the end once every group is healthy.
+        # no evaluation per report, only the end once every group is healthy -- unless an
+        # unhealthy report earlier in the same write is about to fail it.
         _succeed_if_done(store, index, d, now)
 
 

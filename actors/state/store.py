@@ -112,6 +112,25 @@ def encode_result(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
 
 
+_REPORT_FIELDS = (("ClientStatus", str), ("ClientDescription", str), ("TaskStates", dict),
+                  ("DeploymentStatus", dict))
+
+
+def _bad_report(reports: Any) -> str:
+    """Why a client's allocation updates cannot be applied ("" when they can): checked whole before
+    any is applied, so a bad one changes nothing (of its batch, only its own report fails)."""
+    if not isinstance(reports, list):
+        return "bad report: allocs must be a list"
+    for i, u in enumerate(reports):
+        if not isinstance(u, dict) or not isinstance(u.get("ID"), str):
+            return f"bad report: allocs[{i}] must be a map with a string ID"
+        for key, kind in _REPORT_FIELDS:
+            value = u.get(key)
+            if key in u and not isinstance(value, kind) and not (key == "DeploymentStatus" and value is None):
+                return f"bad report: allocs[{i}].{key} must be a {kind.__name__}"
+    return ""
+
+
 @dataclass(slots=True)
 class _ClientReports:
     """What client reports applied in one write add up to (see StateStore._client_report)."""
@@ -394,7 +413,8 @@ class StateStore:
     def pending_evals_of_job(self, job_id: str) -> list[dict[str, Any]]:
         """The store's records of *job_id*'s pending evaluations, in ID order: do not modify."""
         t = self.tables["evals"]
-        return [t[i] for i in sorted(self.pending_by_job.get(job_id, ())) if i in t]
+        return [t[i] for i in sorted(self.pending_by_job.get(job_id, ()))
+                if i in t and t[i].get("JobID", "") == job_id]  # an upsert may have moved one
 
     def blocked_evals_of_job(self, job_id: str) -> list[dict[str, Any]]:
         """The store's records of *job_id*'s blocked evaluations, in ID order: do not modify."""
@@ -1147,6 +1167,7 @@ class StateStore:
         )
 
         plan, now = cmd["plan"], float(cmd["now"])
+        rev = int(plan.get("Rev", 1))  # scheduler.PLAN_REV when it was computed
         evals, allocs, nodes = self.tables["evals"], self.tables["allocs"], self.tables["nodes"]
         ev = evals.get(plan["EvalID"])
         if ev is None or ev["Status"] not in ("pending",):
@@ -1226,7 +1247,12 @@ class StateStore:
                     continue
                 rec = {**a, "Job": job, "JobVersion": job.get("Version", 0), "ModifyIndex": index,
                        "ModifyTime": now}
-                allocs[aid] = rec  # same node, resources and AllocModifyIndex: its indexes hold
+                if rev >= 2:  # its client learns of the new version (its services' checks, say), as in Nomad
+                    rec["AllocModifyIndex"] = index
+                    allocs[aid] = rec
+                    self._index_alloc(rec, replaces=a)
+                else:
+                    allocs[aid] = rec  # same node, resources and AllocModifyIndex: its indexes hold
                 services.refresh(self, index, rec)
                 touched = True
         if touched:
@@ -1254,7 +1280,8 @@ class StateStore:
                                          previous=ev["ID"])
             ev["BlockedEval"] = blocked[0]
             follow += blocked
-        self._cancel_superseded(plan["JobID"], index, now)
+        if rev >= 2:
+            self._cancel_superseded(plan["JobID"], index, now)
         self._touch("evals", index)
         self._job_status(plan["JobID"], index)
         deployments.after_plan(self, index, plan["JobID"], now)
@@ -1378,10 +1405,11 @@ class StateStore:
                 return "node not found"
             if node.get("SecretID") and node["SecretID"] != secret_id:
                 return "node secret ID does not match"
+        bad = _bad_report(reports)
+        if bad:
+            return bad  # nothing of this report applied; the others in its batch are
         for u in reports:
-            if not isinstance(u, dict):
-                continue
-            a = allocs.get(u.get("ID"))
+            a = allocs.get(u["ID"])
             if a is None or (node_id and a["NodeID"] != node_id):
                 continue
             if a.get("ClientStatus") == "lost" and u.get("ClientStatus") != "lost":
