@@ -1521,3 +1521,17 @@ def test_plans_written_before_their_revision_apply_as_they_did() -> None:
     c.index += 1
     assert c.state.apply(c.index, msgpack.packb(cmd, use_bin_type=True))["ok"]
     assert c.state.tables["evals"][older]["Status"] == "pending"
+
+
+def test_an_in_place_update_that_changes_nothing_the_client_does_leaves_it_be() -> None:
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=2, group={"Services": [{"Name": "api"}]}))
+    c.schedule()
+    c.client("running")
+    before = {a["ID"]: a["AllocModifyIndex"] for a in c.running("web")}
+    c.register(**service(count=3, group={"Services": [{"Name": "api"}]}))  # a scale: version 1
+    c.schedule()
+    kept = {a["ID"]: a for a in c.running("web") if a["ID"] in before}
+    assert set(kept) == set(before) and all(a["JobVersion"] == 1 for a in kept.values())
+    assert {i: a["AllocModifyIndex"] for i, a in kept.items()} == before  # no client woken for it

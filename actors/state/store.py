@@ -131,6 +131,15 @@ def _bad_report(reports: Any) -> str:
     return ""
 
 
+def _client_part(job: Any, group: str) -> Any:
+    """What a client does for an allocation of *group* besides running its tasks: its services
+    (and their checks), group and task level."""
+    for g in (job or {}).get("TaskGroups") or ():
+        if g.get("Name") == group:
+            return g.get("Services"), [t.get("Services") for t in g.get("Tasks") or ()]
+    return None
+
+
 @dataclass(slots=True)
 class _ClientReports:
     """What client reports applied in one write add up to (see StateStore._client_report)."""
@@ -1247,12 +1256,16 @@ class StateStore:
                     continue
                 rec = {**a, "Job": job, "JobVersion": job.get("Version", 0), "ModifyIndex": index,
                        "ModifyTime": now}
-                if rev >= 2:  # its client learns of the new version (its services' checks, say), as in Nomad
+                allocs[aid] = rec  # same node and resources: its indexes hold
+                if rev >= 2 and _client_part(a.get("Job"), a["TaskGroup"]) != _client_part(job, a["TaskGroup"]):
+                    # What its client runs besides the tasks changed (its services' checks): the
+                    # client must see the new version.  (Nomad wakes it for every version; here
+                    # a version that changes nothing the client does leaves it be.)
                     rec["AllocModifyIndex"] = index
-                    allocs[aid] = rec
-                    self._index_alloc(rec, replaces=a)
-                else:
-                    allocs[aid] = rec  # same node, resources and AllocModifyIndex: its indexes hold
+                    node = rec.get("NodeID", "")
+                    if index > self.node_alloc_index.get(node, 0):
+                        self.node_alloc_index[node] = index
+                        self._changed_keys.add(("allocs_node", node))
                 services.refresh(self, index, rec)
                 touched = True
         if touched:
