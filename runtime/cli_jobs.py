@@ -37,6 +37,9 @@ __all__ = ["JOB_COMMANDS", "load_job_file", "parse_flags"]
 # (Nomad watches until it completes; we bound it so a script never hangs on a
 # cluster that is not scheduling).  Each wait is one blocking query.
 MONITOR_TIMEOUT_S = 30.0
+# `alloc status` asks the allocation's node for its check results, as an extra: a node
+# that does not answer soon costs the section, not the command's time.
+ALLOC_STATUS_CHECKS_TIMEOUT_S = 2.0
 MONITOR_WAIT = "5s"  # ?wait= of each blocking query while monitoring; below TIMEOUT_S
 SHORT_ID = 8  # Nomad shows IDs cut to 8 characters unless -verbose
 DEFAULT_DRAIN_DEADLINE = "1h"  # Nomad's node drain -deadline default
@@ -541,9 +544,9 @@ def _has_checks(a: dict[str, Any]) -> bool:
     return any(s.get("Checks") for o in owners for s in o.get("Services") or ())
 
 
-def _alloc_checks(addr: str, a: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _alloc_checks(addr: str, a: dict[str, Any], timeout_s: float = TIMEOUT_S) -> dict[str, dict[str, Any]]:
     """The allocation's check results, from the node that runs them."""
-    raw = _get_raw(f"{_node_url(addr, a)}/v1/client/allocation/{a['ID']}/checks?{_ns_query(a)}")
+    raw = _get_raw(f"{_node_url(addr, a)}/v1/client/allocation/{a['ID']}/checks?{_ns_query(a)}", timeout_s)
     try:
         got = json.loads(raw) if raw.strip() else {}
     except ValueError as e:
@@ -557,7 +560,7 @@ def _service_checks_section(addr: str, a: dict[str, Any]) -> list[str]:
     if not _has_checks(a) or a.get("ClientStatus") != "running":
         return []
     try:
-        checks = _alloc_checks(addr, a)
+        checks = _alloc_checks(addr, a, ALLOC_STATUS_CHECKS_TIMEOUT_S)
     except CliError:
         return []
     if not checks:
@@ -891,9 +894,9 @@ def node_config(addr: str, args: list[str]) -> str:
     return "Updated server list"
 
 
-def _get_raw(url: str) -> bytes:
+def _get_raw(url: str, timeout_s: float = TIMEOUT_S) -> bytes:
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
             return resp.read()
     except urllib.error.HTTPError as e:
         raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
