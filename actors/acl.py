@@ -569,6 +569,8 @@ _ROUTES = sorted([
     _Route("/v1/agent/members", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/agent/", (("agent", READ),), (("agent", WRITE),)),  # join, force-leave, reload, keyring
     _Route("/v1/operator/", (("operator", READ),), (("operator", WRITE),)),
+    # Operator.TransferLeadershipToPeer: a management token, whatever the method.
+    _Route("/v1/operator/raft/transfer-leadership", (("management", ""),), (("management", ""),)),
     # Namespaces: readable with any job capability in one; only management may (try to) write.
     _Route("/v1/namespace", (("namespace", "read-job|list-jobs"),), (("management", ""),)),
     _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),

@@ -337,7 +337,7 @@ def hide_token(query: str) -> str:
 _REASONS = {200: "OK", 307: "Temporary Redirect", 400: "Bad Request", 403: "Forbidden",
             404: "Not Found", 405: "Method Not Allowed", 413: "Request Entity Too Large",
             415: "Unsupported Media Type",
-            500: "Internal Server Error", 501: "Not Implemented"}
+            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
 
 
 def bind_listener(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
@@ -963,3 +963,4 @@ import actors.http_jobs  # noqa: E402,F401
 import actors.http_keyring  # noqa: E402,F401  (gossip keyring endpoints)
 import actors.http_servers  # noqa: E402,F401  (a client's server list)
 import actors.http_snapshot  # noqa: E402,F401  (operator snapshot save and restore)
+import actors.http_raft_transfer  # noqa: E402,F401  (operator raft transfer-leadership)

@@ -2,10 +2,12 @@
 
 Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 ``server force-leave [-prune] <name>``, ``operator raft list-peers``, ``operator autopilot health``,
-``operator raft remove-peer -peer-id <id>``, ``operator snapshot save|inspect|restore``
-(:mod:`runtime.cli_snapshot`), ``operator scheduler get-config|set-config``
-(:mod:`runtime.cli_scheduler`), ``node pool list|info|apply|delete|nodes|jobs``
-(:mod:`runtime.cli_node_pools`), ``var list|get|put|purge`` (:mod:`runtime.cli_variables`),
+``operator raft remove-peer -peer-id <id>``, ``operator raft transfer-leadership``
+(:mod:`runtime.cli_raft_transfer`),
+``operator snapshot save|inspect|restore`` (:mod:`runtime.cli_snapshot`),
+``operator scheduler get-config|set-config`` (:mod:`runtime.cli_scheduler`),
+``node pool list|info|apply|delete|nodes|jobs`` (:mod:`runtime.cli_node_pools`),
+``var list|get|put|purge`` (:mod:`runtime.cli_variables`),
 ``namespace list|status``, ``operator api`` (:mod:`runtime.cli_operator_api`),
 ``deployment list|status|fail|pause|resume|promote`` and ``job deployments``
 (:mod:`runtime.cli_deployments`), ``service list|info|delete`` (:mod:`runtime.cli_services`),
@@ -257,6 +259,12 @@ from runtime.cli_services import SERVICE_COMMANDS  # noqa: E402
 
 COMMANDS.update(SERVICE_COMMANDS)
 # ---- end service
+
+# ---- operator raft transfer-leadership (runtime.cli_raft_transfer)
+from runtime.cli_raft_transfer import TRANSFER_COMMANDS  # noqa: E402
+
+COMMANDS.update(TRANSFER_COMMANDS)
+# ---- end operator raft transfer-leadership
 
 # ---- operator api (runtime.cli_operator_api)
 from runtime.cli_operator_api import OPERATOR_API_COMMANDS  # noqa: E402

@@ -179,6 +179,8 @@ def test_no_policies_deny_everything_and_management_allows_everything():
     ("GET", "/v1/agent/pprof/goroutine", [("agent", "write")]),  # Nomad Agent.Profile
     ("GET", "/v1/operator/raft/configuration", [("operator", "read")]),
     ("DELETE", "/v1/operator/raft/peer", [("operator", "write")]),
+    ("PUT", "/v1/operator/raft/transfer-leadership", [("management", "")]),  # Nomad: IsManagement
+    ("POST", "/v1/operator/raft/transfer-leadership", [("management", "")]),
     ("PUT", "/v1/system/gc", [("management", "")]),
     ("GET", "/v1/some/new/endpoint", [("management", "")]),
 ])

@@ -235,6 +235,18 @@ def test_rejected_registrations_spare_only_management_tokens(agent, management):
     purge(agent, management, "shed")
 
 
+def test_a_leadership_transfer_needs_a_management_token(agent, management):
+    port = agent.http_port
+    operator = client_token(agent, management, "ops-transfer", "operator-write",
+                            'operator { policy = "write" }')["SecretID"]
+    leader = call(port, "GET", "/v1/status/leader").json()
+    path = f"/v1/operator/raft/transfer-leadership?id={leader}"
+    for token in ("", operator):  # Nomad: IsManagement, not operator:write
+        assert (call(port, "PUT", path, token=token).status, token) == (403, token)
+    r = call(port, "PUT", path, token=management)
+    assert r.status == 200 and r.json()["Noop"] is True, r.text
+
+
 def test_node_pools_follow_node_pool_rules_and_node_read_still_reads_them(agent, management):
     port = agent.http_port
     reader = client_token(agent, management, "pools", "pools-node", 'node { policy = "write" }')["SecretID"]

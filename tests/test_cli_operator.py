@@ -1,4 +1,5 @@
-"""`nomad system gc`, `nomad operator metrics`, `nomad node config` and /v1/agent/servers on a real -dev agent."""
+"""`nomad system gc`, `nomad operator metrics`, `nomad node config`, /v1/agent/servers and
+`nomad operator raft transfer-leadership` on a real -dev agent."""
 
 from __future__ import annotations
 
@@ -68,3 +69,21 @@ def test_operator_api_reads_writes_and_reports_errors_as_curl_would(dev) -> None
     assert dry.stdout.startswith("curl -X DELETE ") and dry.stdout.rstrip().endswith("/v1/var/api/v")
     assert nomad(dev, "operator", "api", "-X", "DELETE", "/v1/var/api/v").returncode == 0
     assert nomad(dev, "operator", "api", "-H", "bad", "/v1/status/leader").returncode == 1
+
+
+def test_transfer_leadership_on_a_single_server_is_a_no_op_or_nomads_error(dev) -> None:  # noqa: F811
+    leader = json.loads(http(dev, "GET", "/v1/status/leader")[1])
+    status, body = http(dev, "PUT", f"/v1/operator/raft/transfer-leadership?address={leader}")
+    assert status == 200 and json.loads(body) == {"From": {"Address": leader, "ID": leader},
+                                                  "To": {"Address": leader, "ID": leader},
+                                                  "Noop": True, "Err": None}
+    assert http(dev, "PUT", "/v1/operator/raft/transfer-leadership") == (400, b"must specify id or address")
+    assert http(dev, "GET", f"/v1/operator/raft/transfer-leadership?id={leader}")[0] == 405
+    out = nomad(dev, "operator", "raft", "transfer-leadership", "-peer-id", leader)
+    assert (out.returncode, out.stdout.strip()) == (0, f'Transferred leadership to peer with id "{leader}"')
+    out = nomad(dev, "operator", "raft", "transfer-leadership", "-peer-address", "10.0.0.1:4647")
+    assert out.returncode == 1 and out.stdout == "" and out.stderr.strip() == (
+        "Error: Error transferring leadership to peer: Unexpected response code: 400 "
+        '(address "10.0.0.1:4647" was not found in the Raft configuration)')
+    out = nomad(dev, "operator", "raft", "transfer-leadership", "-peer-name=x")
+    assert out.returncode == 1 and "Failed to parse args: flag provided but not defined: -peer-name" in out.stderr

@@ -184,3 +184,18 @@ class AutopilotHealthReply(Message):
     req_id: int
     ok: bool
     report: bytes = b""  # msgpack of the report (Nomad's OperatorHealthReply shape)
+
+
+@message(116)
+@msg
+class ForwardTransfer(Message):
+    """A follower asks the leader to hand leadership to *target* (an operator's transfer-leadership).
+
+    Answered with an ApplyResult (index 0) once leadership has moved, or with
+    the reason it could not (Nomad's Operator.TransferLeadershipToPeer,
+    forwarded to the leader as every leader-only RPC is)."""
+
+    req_id: int
+    origin: str
+    origin_actor: str
+    target: str

@@ -36,6 +36,7 @@ from actors.raft.messages import (
     ForwardApply,
     ForwardConfigChange,
     ForwardRead,
+    ForwardTransfer,
     InstallSnapshot,
     InstallSnapshotResp,
     ReadIndexResult,
@@ -243,6 +244,15 @@ class ChangeMembership:
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
+    """Hand leadership to voter *target* (``nomad operator raft transfer-leadership``).
+
+    A follower forwards it to the leader.  *reply* gets None once this
+    leader has stepped down for it, or an error: not leader / no leader,
+    *target* not another voter, or ``leadership transfer timeout`` when the
+    target did not take over within an election timeout (the core gives up
+    and the leader carries on), as hashicorp raft's LeadershipTransferToServer.
+    """
+
     target: str
     reply: Any
 
@@ -367,6 +377,9 @@ class RaftPeer(NodeActor):
         # RaftInfo's fields as leadership_subscribers were last told them (None: not yet).
         self._pushed_key: tuple[bool, int, str, tuple[str, ...], tuple[str, ...]] | None = None
         self._leave: Leave | None = None
+        # Leadership transfers this leader started and has not seen through:
+        # a local reply, or (origin, actor, req id) of a forwarded one.
+        self._transfers: list[tuple[Any, tuple[str, str, int] | None]] = []
         self._was_leader = False
         self._leave_asked_at = -1e18
         self.stats = {"proposals": 0, "flushes": 0, "entries_persisted": 0, "entries_applied": 0, "snapshots": 0}
@@ -520,9 +533,9 @@ class RaftPeer(NodeActor):
             else:
                 self._answer(message.reply, (message.meta[0], (*message.meta, message.data)), None)
         elif isinstance(message, Transfer):
-            err = self.core.transfer_leadership(message.target)
-            self._answer(message.reply, None, err or None)
-            self._mark_dirty()
+            self._transfer(message)
+        elif isinstance(message, ForwardTransfer):
+            self._forwarded_transfer(message)
         elif isinstance(message, Bootstrap):
             if self.core.last_index or self.core.term:
                 self._answer(message.reply, None, "already bootstrapped")
@@ -605,6 +618,8 @@ class RaftPeer(NodeActor):
         self._was_leader = core.role == LEADER
         if was_leader != self._was_leader:
             self._leadership_changed(self._was_leader)
+        if self._transfers:
+            self._transfer_outcome()
         if self.metrics is not None and core.role != self._role_reported:
             self._report_role(core.role)
         self._push_info()
@@ -899,6 +914,52 @@ class RaftPeer(NodeActor):
         self._remote[res[0]] = (res[1], m.origin, m.origin_actor, m.req_id)
         self._mark_dirty()
 
+    # ============================================================ leadership transfer
+    def _transfer(self, m: Transfer) -> None:
+        core = self.core
+        if core.role == LEADER:
+            self._start_transfer(m.target, m.reply, None)
+            return
+        if not core.leader:
+            self._answer(m.reply, None, NO_LEADER)
+            return
+        req_id = self._new_forward("transfer", m.reply, None)
+        self.send(core.leader, self.name, ForwardTransfer(req_id=req_id, origin=self.env.node,
+                                                          origin_actor=self.name, target=m.target))
+
+    def _forwarded_transfer(self, m: ForwardTransfer) -> None:
+        if self.core.role != LEADER:
+            self.send(m.origin, m.origin_actor, ApplyResult(req_id=m.req_id, ok=False, index=0,
+                                                            error="not leader", leader=self.core.leader))
+            return
+        self._start_transfer(m.target, None, (m.origin, m.origin_actor, m.req_id))
+
+    def _start_transfer(self, target: str, reply: Any, remote: tuple[str, str, int] | None) -> None:
+        err = self.core.transfer_leadership(target)
+        if err:
+            self._transfer_answer(reply, remote, err)
+            return
+        log.info("%s: transferring leadership to %s", self.env.node, target)
+        self._transfers.append((reply, remote))
+        self._mark_dirty()
+
+    def _transfer_outcome(self) -> None:
+        """After a flush: transfers end when this server stops leading, or fail once the core gave up."""
+        core = self.core
+        if core.role == LEADER and core.transferee:
+            return
+        error = "" if core.role != LEADER else "leadership transfer timeout"
+        transfers, self._transfers = self._transfers, []
+        for reply, remote in transfers:
+            self._transfer_answer(reply, remote, error)
+
+    def _transfer_answer(self, reply: Any, remote: tuple[str, str, int] | None, error: str) -> None:
+        if remote is None:
+            self._answer(reply, None, error or None)
+        else:
+            self.send(remote[0], remote[1], ApplyResult(req_id=remote[2], ok=not error, index=0, error=error,
+                                                        leader=self.core.leader))
+
     def _reload(self, raft_multiplier: int, snapshot_threshold: int, snapshot_interval_s: float,
                 trailing_logs: int | None = None) -> None:
         """SIGHUP: ``server.raft_multiplier`` rescales the election timeout at once;
@@ -1176,6 +1237,9 @@ class RaftPeer(NodeActor):
             self._answer(f[1], None, why)
         for _, reply, _ in self._waiting_apply:
             self._answer(reply, None, why)
+        for reply, _ in self._transfers:
+            self._answer(reply, None, why)
+        self._transfers.clear()
         self._pending.clear()
         self._forwarded.clear()
         self._waiting_apply.clear()

@@ -1,0 +1,149 @@
+"""Operator requests on three real server processes: Raft leadership transfer.
+
+One cluster is shared by the module (started once, killed by PID at the
+end); every wait has a deadline.  The tests leave the cluster whole, with
+some leader.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.test_agent_process import AgentProc, free_port, wait_for
+from tests.test_cli_jobs import nomad
+from tests.test_http_jobs import call
+from tests.test_server_cluster import CLUSTER_DEADLINE_S, get_json, server_config
+
+pytestmark = pytest.mark.timeout(180)
+
+TRANSFER = "/v1/operator/raft/transfer-leadership"
+# A transfer completes within an election timeout (1 s); the other servers
+# learn the new leader from its first heartbeat.  A loaded CI machine gets more.
+LEADER_DEADLINE_S = 15.0
+
+
+class Cluster:
+    def __init__(self, procs: list[AgentProc], rpc: list[str]) -> None:
+        self.procs, self.rpc = procs, rpc
+
+    def leaders(self) -> set[Any]:
+        return {get_json(p, "/v1/status/leader") for p in self.procs}
+
+    def leader(self) -> str:
+        """The one leader every server agrees on (waits for it)."""
+        def agreed() -> str | None:
+            seen = self.leaders()
+            return next(iter(seen)) if len(seen) == 1 and None not in seen and "" not in seen else None
+        return wait_for(agreed, "every server agreeing on one leader", LEADER_DEADLINE_S, self.detail)
+
+    def proc(self, rpc: str) -> AgentProc:
+        return self.procs[self.rpc.index(rpc)]
+
+    def followers(self) -> list[str]:
+        leader = self.leader()
+        return [r for r in self.rpc if r != leader]
+
+    def detail(self) -> str:
+        return "\n".join(p.detail() for p in self.procs)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cluster")
+    serfs = [free_port() for _ in range(3)]
+    join = [f"127.0.0.1:{p}" for p in serfs]
+    cfgs = [server_config(tmp, i, join, serf=serfs[i]) for i in range(3)]
+    procs = []
+    try:
+        for c in cfgs:
+            p = AgentProc(["-config", c["path"]])
+            p.http_port = c["http"]
+            procs.append(p)
+        c = Cluster(procs, [f"127.0.0.1:{cfg['rpc']}" for cfg in cfgs])
+
+        def formed() -> bool:
+            peers = [sorted(get_json(p, "/v1/status/peers") or []) for p in procs]
+            return all(x == sorted(c.rpc) for x in peers) and len(c.leaders() - {"", None}) == 1
+        wait_for(formed, "one Raft cluster of three", CLUSTER_DEADLINE_S, c.detail)
+        yield c
+    finally:
+        for p in procs:
+            p.kill()
+
+
+def _wait_leader(c: Cluster, want: str) -> None:
+    wait_for(lambda: c.leaders() == {want}, f"every server seeing {want} as the leader", LEADER_DEADLINE_S,
+             c.detail)
+
+
+# ---------------------------------------------------------------- leadership transfer
+
+
+def test_a_follower_forwards_a_transfer_by_id_and_the_named_server_leads(cluster):
+    old = cluster.leader()
+    asked, target = cluster.followers()  # asked on one follower, for the other: the leader runs it
+    started = time.monotonic()
+    r = call(cluster.proc(asked).http_port, "PUT", f"{TRANSFER}?id={target}")
+    assert r.status == 200, r.text
+    assert r.json() == {"From": {"Address": old, "ID": old}, "To": {"Address": target, "ID": target},
+                        "Noop": False, "Err": None}
+    _wait_leader(cluster, target)
+    assert time.monotonic() - started < LEADER_DEADLINE_S
+    # The old leader follows, and the cluster takes writes again.
+    assert get_json(cluster.proc(old), "/v1/status/leader") == target
+    r = call(cluster.proc(old).http_port, "PUT", "/v1/operator/scheduler/configuration", {})
+    assert r.status == 200 and r.json()["Updated"], r.text
+
+
+def test_the_cli_transfers_by_address_from_the_leader_and_prints_nomads_line(cluster):
+    old = cluster.leader()
+    target = cluster.followers()[0]
+    out = nomad(cluster.proc(old), "operator", "raft", "transfer-leadership", "-peer-address", target)
+    assert (out.returncode, out.stdout.strip()) == (0, f'Transferred leadership to peer with address "{target}"'), \
+        out.stderr
+    _wait_leader(cluster, target)
+    # By id, with POST: back to the first leader.
+    r = call(cluster.proc(target).http_port, "POST", f"{TRANSFER}?id={old}")
+    assert r.status == 200, r.text
+    _wait_leader(cluster, old)
+    out = nomad(cluster.proc(old), "operator", "raft", "transfer-leadership", f"-peer-id={target}")
+    assert (out.returncode, out.stdout.strip()) == (0, f'Transferred leadership to peer with id "{target}"'), \
+        out.stderr
+    _wait_leader(cluster, target)
+
+
+def test_transfer_errors_are_nomads_and_change_nothing(cluster):
+    leader = cluster.leader()
+    port = cluster.proc(cluster.followers()[0]).http_port
+    for query, status, text in [
+        ("", 400, "must specify id or address"),
+        (f"?id={leader}&address={leader}", 400, "must specify either id or address"),
+        ("?id=", 400, "id must be non-empty"),
+        ("?address=", 400, "address must be non-empty"),
+        (f"?id={leader}&id={leader}", 400, "must specify only one id"),
+        ("?address=1.2.3.4:1&address=1.2.3.4:2", 400, "must specify only one address"),
+        ("?address=nonsense", 400, 'address must be in IP:port format: "nonsense" is not an ip:port'),
+        ("?address=127.0.0.1:1", 400, 'address "127.0.0.1:1" was not found in the Raft configuration'),
+        ("?id=no-such-server", 400, 'id "no-such-server" was not found in the Raft configuration'),
+    ]:
+        r = call(port, "PUT", TRANSFER + query)
+        assert (r.status, r.text) == (status, text), query
+    for method in ("GET", "DELETE"):
+        assert call(port, method, f"{TRANSFER}?id={leader}").status == 405
+    # The leader itself: a no-op, as Nomad's.
+    r = call(port, "PUT", f"{TRANSFER}?address={leader}")
+    assert r.status == 200 and r.json()["Noop"] is True and r.json()["To"]["ID"] == leader, r.text
+    out = nomad(cluster.proc(leader), "operator", "raft", "transfer-leadership")
+    assert out.returncode == 1 and out.stderr.strip() == \
+        "Error: Error transferring leadership to peer: an address or id is required for the destination peer"
+    out = nomad(cluster.proc(leader), "operator", "raft", "transfer-leadership", "-peer-id=x", "-peer-address=y")
+    assert out.returncode == 1 and "cannot give both an address and id" in out.stderr
+    out = nomad(cluster.proc(leader), "operator", "raft", "transfer-leadership", "-peer-id=ghost")
+    assert out.returncode == 1 and out.stdout == "" and \
+        'Unexpected response code: 400 (id "ghost" was not found in the Raft configuration)' in out.stderr
+    assert cluster.leaders() == {leader}
+    assert json.loads(cluster.proc(leader).get("/v1/status/peers")[1]) == sorted(cluster.rpc)
