@@ -3,7 +3,8 @@
 Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 ``server force-leave [-prune] <name>``, ``operator raft list-peers``, ``operator autopilot health``,
 ``operator raft remove-peer -peer-id <id>``, ``operator raft transfer-leadership``
-(:mod:`runtime.cli_raft_transfer`),
+(:mod:`runtime.cli_raft_transfer`), ``operator autopilot get-config|set-config``
+(:mod:`runtime.cli_autopilot`),
 ``operator snapshot save|inspect|restore`` (:mod:`runtime.cli_snapshot`),
 ``operator scheduler get-config|set-config`` (:mod:`runtime.cli_scheduler`),
 ``node pool list|info|apply|delete|nodes|jobs`` (:mod:`runtime.cli_node_pools`),
@@ -265,6 +266,12 @@ from runtime.cli_raft_transfer import TRANSFER_COMMANDS  # noqa: E402
 
 COMMANDS.update(TRANSFER_COMMANDS)
 # ---- end operator raft transfer-leadership
+
+# ---- operator autopilot get-config|set-config (runtime.cli_autopilot)
+from runtime.cli_autopilot import AUTOPILOT_COMMANDS  # noqa: E402
+
+COMMANDS.update(AUTOPILOT_COMMANDS)
+# ---- end operator autopilot config
 
 # ---- operator api (runtime.cli_operator_api)
 from runtime.cli_operator_api import OPERATOR_API_COMMANDS  # noqa: E402

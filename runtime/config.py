@@ -397,7 +397,12 @@ class Tls:
 
 @conf
 class Autopilot:
-    """Nomad's ``autopilot`` block (actors/raft/membership.py): Raft housekeeping on the leader."""
+    """Nomad's ``autopilot`` block (actors/raft/membership.py): Raft housekeeping on the leader.
+
+    The leader copies it into the replicated autopilot configuration when
+    there is none yet (actors/state/autopilot_config.py); from then on every
+    server uses that, which ``nomad operator autopilot set-config`` changes.
+    """
 
     # Nomad default true: a server gossip marks failed is removed from Raft
     # (at most (voters - 1) / 2 of the voters, so a quorum always remains);
@@ -408,6 +413,9 @@ class Autopilot:
     # /v1/operator/autopilot/health (Nomad's defaults).
     last_contact_threshold_s: float = _dur(0.2, gt=0)
     max_trailing_logs: int = _f(250, ge=0)
+    # Dead voters are removed only while at least this many voters remain
+    # (Nomad's min_quorum; 0: no floor beyond keeping a quorum).
+    min_quorum: int = _f(0, ge=0)
     # A new server joins Raft as a non-voter and is made a voter once it has
     # kept up with the leader (answering without a gap longer than an
     # election timeout, within max_trailing_logs) this long: a server that

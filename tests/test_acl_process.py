@@ -247,6 +247,20 @@ def test_a_leadership_transfer_needs_a_management_token(agent, management):
     assert r.status == 200 and r.json()["Noop"] is True, r.text
 
 
+def test_the_autopilot_configuration_needs_operator_read_and_write(agent, management):
+    port, path = agent.http_port, "/v1/operator/autopilot/configuration"
+    reader = client_token(agent, management, "ops-read", "operator-read", 'operator { policy = "read" }')
+    writer = client_token(agent, management, "ops-write", "operator-write-ap", 'operator { policy = "write" }')
+    assert call(port, "GET", path).status == 403  # anonymous
+    got = call(port, "GET", path, token=reader["SecretID"])
+    assert got.status == 200, got.text
+    body = {**got.json(), "MinQuorum": 1}
+    assert call(port, "PUT", path, body, token=reader["SecretID"]).status == 403
+    r = call(port, "PUT", path, body, token=writer["SecretID"])
+    assert (r.status, r.json()) == (200, True), r.text
+    assert call(port, "PUT", path, got.json(), token=management).json() is True
+
+
 def test_node_pools_follow_node_pool_rules_and_node_read_still_reads_them(agent, management):
     port = agent.http_port
     reader = client_token(agent, management, "pools", "pools-node", 'node { policy = "write" }')["SecretID"]

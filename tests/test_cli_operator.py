@@ -86,4 +86,100 @@ def test_transfer_leadership_on_a_single_server_is_a_no_op_or_nomads_error(dev) 
         "Error: Error transferring leadership to peer: Unexpected response code: 400 "
         '(address "10.0.0.1:4647" was not found in the Raft configuration)')
     out = nomad(dev, "operator", "raft", "transfer-leadership", "-peer-name=x")
-    assert out.returncode == 1 and "Failed to parse args: flag provided but not defined: -peer-name" in out.stderr
+    assert out.returncode == 1
+    assert "Failed to parse args: flag provided but not defined: -peer-name" in out.stderr
+
+
+AUTOPILOT = "/v1/operator/autopilot/configuration"
+DEFAULTS = {"CleanupDeadServers": True, "LastContactThreshold": "200ms", "MaxTrailingLogs": 250,
+            "MinQuorum": 0, "ServerStabilizationTime": "10s", "EnableRedundancyZones": False,
+            "DisableUpgradeMigration": False, "EnableCustomUpgrades": False}
+
+
+def test_the_autopilot_configuration_is_seeded_read_and_set_as_nomads(dev) -> None:  # noqa: F811
+    from tests.test_agent_process import wait_for
+    from tests.test_http_jobs import call
+
+    port = dev.http_port
+    # The leader writes the agent's autopilot block (Nomad's defaults here) at its election.
+    got = wait_for(lambda: (r := call(port, "GET", AUTOPILOT).json())["ModifyIndex"] > 0 and r,
+                   "the seeded autopilot configuration")
+    assert {k: got[k] for k in DEFAULTS} == DEFAULTS and got["CreateIndex"] == got["ModifyIndex"]
+    try:
+        new = {**DEFAULTS, "LastContactThreshold": "1m30s", "MaxTrailingLogs": 40, "MinQuorum": 3}
+        r = call(port, "PUT", AUTOPILOT, new)
+        assert (r.status, r.json()) == (200, True), r.text
+        got = call(port, "GET", AUTOPILOT).json()
+        assert {k: got[k] for k in new} == new and got["ModifyIndex"] == int(r.headers["x-nomad-index"])
+        stale = call(port, "PUT", f"{AUTOPILOT}?cas={got['ModifyIndex'] - 1}", {**new, "MinQuorum": 9})
+        assert (stale.status, stale.json()) == (200, False)
+        ok = call(port, "PUT", f"{AUTOPILOT}?cas={got['ModifyIndex']}", {**new, "MinQuorum": 1})
+        assert (ok.status, ok.json()) == (200, True)
+        assert call(port, "GET", f"{AUTOPILOT}?stale").json()["MinQuorum"] == 1
+        parse = "Error parsing autopilot config: "
+        for body, text in [
+            (b"{nope", parse + "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+            (b"", parse + "Request body is empty"),
+            (b'{"LastContactThreshold": "soon"}', parse + 'time: invalid duration "soon"'),
+            (b'{"LastContactThreshold": 200}',
+             parse + "json: cannot unmarshal number into Go struct field .LastContactThreshold of type "
+                     "string"),
+            (b'{"MaxTrailingLogs": -5}', parse + "json: cannot unmarshal number -5 into Go struct field "
+                                                 "AutopilotConfiguration.MaxTrailingLogs of type uint64"),
+            (b'{"ServerStabilizationTime": "-10s"}',
+             parse + "ServerStabilizationTime: must not be negative, got -10s"),
+        ]:
+            r = call(port, "PUT", AUTOPILOT, raw=body)
+            assert (r.status, r.text) == (400, text), body
+        r = call(port, "PUT", f"{AUTOPILOT}?cas=x", new)
+        assert (r.status, r.text) == \
+            (400, 'Error parsing cas value: strconv.ParseUint: parsing "x": invalid syntax')
+        for method in ("POST", "DELETE"):  # Nomad: PUT only, anything else 404
+            assert (call(port, method, AUTOPILOT, new).status, method) == (404, method)
+        assert call(port, "GET", AUTOPILOT).json()["MinQuorum"] == 1  # none of them changed anything
+    finally:
+        assert call(port, "PUT", AUTOPILOT, DEFAULTS).json() is True
+
+
+def test_operator_autopilot_get_and_set_config_as_nomads(dev) -> None:  # noqa: F811
+    out = nomad(dev, "operator", "autopilot", "get-config")
+    assert out.returncode == 0 and out.stdout.splitlines() == [
+        "CleanupDeadServers = true", "LastContactThreshold = 200ms", "MaxTrailingLogs = 250", "MinQuorum = 0",
+        "ServerStabilizationTime = 10s", "EnableRedundancyZones = false", "DisableUpgradeMigration = false",
+        "EnableCustomUpgrades = false"], out.stderr
+    try:
+        out = nomad(dev, "operator", "autopilot", "set-config", "-cleanup-dead-servers=false",
+                    "-max-trailing-logs", "100", "-min-quorum=3", "-last-contact-threshold=250ms",
+                    "-server-stabilization-time=1m30s")
+        assert (out.returncode, out.stdout.strip()) == (0, "Configuration updated!"), out.stderr
+        got = json.loads(nomad(dev, "operator", "autopilot", "get-config", "-json").stdout)
+        want = {"CleanupDeadServers": False, "MaxTrailingLogs": 100, "MinQuorum": 3,
+                "LastContactThreshold": "250ms", "ServerStabilizationTime": "1m30s"}
+        assert {k: got[k] for k in want} == want
+        # Only the flags given change.
+        out = nomad(dev, "operator", "autopilot", "set-config", "-min-quorum=0")
+        assert out.returncode == 0, out.stderr
+        lines = nomad(dev, "operator", "autopilot", "get-config").stdout.splitlines()
+        assert {"CleanupDeadServers = false", "MinQuorum = 0", "MaxTrailingLogs = 100"} <= set(lines)
+        for args, err in [
+            (["-cleanup-dead-servers=maybe"], 'Failed to parse args: invalid value "maybe" for flag '
+                                              '-cleanup-dead-servers: strconv.ParseBool: parsing "maybe": '
+                                              "invalid syntax"),
+            (["-last-contact-threshold=soon"], 'Failed to parse args: invalid value "soon" for flag '
+                                               '-last-contact-threshold: time: invalid duration "soon"'),
+            (["-max-trailing-logs=-1"],
+             'Failed to parse args: invalid value "-1" for flag -max-trailing-logs: '
+             'strconv.ParseUint: parsing "-1": invalid syntax'),
+            (["-min-quorum"], "Failed to parse args: flag needs an argument: -min-quorum"),
+            (["-server-stabilization-time=-5s"], "Error setting Autopilot configuration: Unexpected response "
+                                                 "code: 400 (Error parsing autopilot config: "
+                                                 "ServerStabilizationTime: must not be negative, got -5s)"),
+            (["extra"], "This command takes no arguments"),
+        ]:
+            out = nomad(dev, "operator", "autopilot", "set-config", *args)
+            assert (out.returncode, out.stdout, out.stderr.strip()) == (1, "", f"Error: {err}"), args
+    finally:
+        out = nomad(dev, "operator", "autopilot", "set-config", "-cleanup-dead-servers=true",
+                    "-max-trailing-logs=250", "-min-quorum=0", "-last-contact-threshold=200ms",
+                    "-server-stabilization-time=10s")
+        assert out.returncode == 0, out.stderr

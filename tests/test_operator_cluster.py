@@ -1,4 +1,4 @@
-"""Operator requests on three real server processes: Raft leadership transfer.
+"""Operator requests on three real server processes: Raft leadership transfer, the autopilot configuration.
 
 One cluster is shared by the module (started once, killed by PID at the
 end); every wait has a deadline.  The tests leave the cluster whole, with
@@ -57,6 +57,9 @@ def cluster(tmp_path_factory):
     serfs = [free_port() for _ in range(3)]
     join = [f"127.0.0.1:{p}" for p in serfs]
     cfgs = [server_config(tmp, i, join, serf=serfs[i]) for i in range(3)]
+    for i, c in enumerate(cfgs):  # each its own autopilot block: the leader's becomes everyone's
+        with open(c["path"], "a") as f:
+            f.write(f'[autopilot]\nmax_trailing_logs = {301 + i}\nlast_contact_threshold = "500ms"\n')
     procs = []
     try:
         for c in cfgs:
@@ -103,16 +106,16 @@ def test_the_cli_transfers_by_address_from_the_leader_and_prints_nomads_line(clu
     old = cluster.leader()
     target = cluster.followers()[0]
     out = nomad(cluster.proc(old), "operator", "raft", "transfer-leadership", "-peer-address", target)
-    assert (out.returncode, out.stdout.strip()) == (0, f'Transferred leadership to peer with address "{target}"'), \
-        out.stderr
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f'Transferred leadership to peer with address "{target}"'
     _wait_leader(cluster, target)
     # By id, with POST: back to the first leader.
     r = call(cluster.proc(target).http_port, "POST", f"{TRANSFER}?id={old}")
     assert r.status == 200, r.text
     _wait_leader(cluster, old)
     out = nomad(cluster.proc(old), "operator", "raft", "transfer-leadership", f"-peer-id={target}")
-    assert (out.returncode, out.stdout.strip()) == (0, f'Transferred leadership to peer with id "{target}"'), \
-        out.stderr
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f'Transferred leadership to peer with id "{target}"'
     _wait_leader(cluster, target)
 
 
@@ -140,10 +143,64 @@ def test_transfer_errors_are_nomads_and_change_nothing(cluster):
     out = nomad(cluster.proc(leader), "operator", "raft", "transfer-leadership")
     assert out.returncode == 1 and out.stderr.strip() == \
         "Error: Error transferring leadership to peer: an address or id is required for the destination peer"
-    out = nomad(cluster.proc(leader), "operator", "raft", "transfer-leadership", "-peer-id=x", "-peer-address=y")
+    out = nomad(cluster.proc(leader), "operator", "raft", "transfer-leadership", "-peer-id=x",
+                "-peer-address=y")
     assert out.returncode == 1 and "cannot give both an address and id" in out.stderr
     out = nomad(cluster.proc(leader), "operator", "raft", "transfer-leadership", "-peer-id=ghost")
     assert out.returncode == 1 and out.stdout == "" and \
         'Unexpected response code: 400 (id "ghost" was not found in the Raft configuration)' in out.stderr
     assert cluster.leaders() == {leader}
     assert json.loads(cluster.proc(leader).get("/v1/status/peers")[1]) == sorted(cluster.rpc)
+
+
+# ---------------------------------------------------------------- the autopilot configuration
+
+AUTOPILOT = "/v1/operator/autopilot/configuration"
+
+
+def _configs(c: Cluster) -> list[Any]:
+    return [get_json(p, f"{AUTOPILOT}?stale") for p in c.procs]
+
+
+def test_every_server_answers_the_one_replicated_configuration_and_a_change_reaches_all(cluster):
+    first = wait_for(lambda: (got := _configs(cluster))[0] and got[0]["ModifyIndex"] > 0
+                     and all(g == got[0] for g in got) and got[0],
+                     "the same seeded configuration on every server", LEADER_DEADLINE_S, cluster.detail)
+    # Seeded from one server's agent config (the leader at the time), then used by all three.
+    assert first["MaxTrailingLogs"] in (301, 302, 303) and first["LastContactThreshold"] == "500ms"
+    assert (first["CleanupDeadServers"], first["ServerStabilizationTime"]) == (True, "10s")
+
+    follower = cluster.proc(cluster.followers()[0])
+    changed = {**first, "MaxTrailingLogs": 42, "MinQuorum": 2, "ServerStabilizationTime": "15s"}
+    r = call(follower.http_port, "PUT", f"{AUTOPILOT}?cas={first['ModifyIndex']}", changed)
+    assert (r.status, r.json()) == (200, True), r.text  # forwarded to the leader like any write
+    got = wait_for(lambda: (g := _configs(cluster))[0]["MaxTrailingLogs"] == 42 and all(x == g[0] for x in g)
+                   and g[0], "the change on every server", LEADER_DEADLINE_S, cluster.detail)
+    assert (got["MinQuorum"], got["ServerStabilizationTime"]) == (2, "15s")
+    assert got["CreateIndex"] == first["CreateIndex"]
+    stale = call(follower.http_port, "PUT", f"{AUTOPILOT}?cas={first['ModifyIndex']}", first)
+    assert (stale.status, stale.json()) == (200, False)
+    out = nomad(follower, "operator", "autopilot", "get-config")
+    assert "MaxTrailingLogs = 42" in out.stdout.splitlines() and "MinQuorum = 2" in out.stdout.splitlines()
+
+
+def test_the_health_report_follows_the_replicated_thresholds(cluster):
+    leader = cluster.proc(cluster.leader())
+    base = get_json(leader, AUTOPILOT)
+    health = "/v1/operator/autopilot/health"
+    wait_for(lambda: (get_json(leader, health) or {}).get("Healthy"), "a healthy cluster", LEADER_DEADLINE_S)
+    try:
+        # A follower that answered 1 ns ago is already too late: every follower unhealthy, on every server's
+        # report (a follower asks the leader's autopilot).
+        r = call(leader.http_port, "PUT", AUTOPILOT, {**base, "LastContactThreshold": "1ns"})
+        assert r.status == 200, r.text
+
+        def followers_unhealthy() -> bool:
+            got = get_json(cluster.procs[0], health) or {"Servers": []}
+            return [s["Healthy"] for s in got["Servers"] if not s["Leader"]] == [False, False]
+        wait_for(followers_unhealthy, "followers unhealthy under a 1ns threshold", LEADER_DEADLINE_S)
+    finally:
+        r = call(leader.http_port, "PUT", AUTOPILOT, {**base, "LastContactThreshold": "500ms"})
+        assert r.status == 200, r.text
+    wait_for(lambda: (get_json(cluster.procs[0], health) or {}).get("Healthy"), "healthy again",
+             LEADER_DEADLINE_S)

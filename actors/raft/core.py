@@ -23,7 +23,7 @@ thesis (Ongaro, 2014).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from random import Random
 from typing import Any
 
@@ -416,6 +416,10 @@ class RaftCore:
         """New timeouts (a reload): the next election timeout is drawn from them."""
         self.t = timings
         self.timeout = self._random_timeout()
+
+    def set_promotion(self, stabilization_ticks: int, max_trailing: int) -> None:
+        """When a learner becomes a voter (autopilot's settings); the timeouts stay as they are."""
+        self.t = replace(self.t, stabilization_ticks=stabilization_ticks, promote_max_trailing=max_trailing)
 
     # ============================================================ ticks
     def tick(self) -> None:

@@ -21,12 +21,23 @@ Raft peers and each bootstraps its own cluster:
   ``autopilot_interval_s`` (Nomad: 10 s) the leader also removes servers
   gossip marks failed when ``cleanup_dead_servers`` is on: any non-voter,
   and voters only while at most (voters - 1) / 2 of them would go, so a
-  quorum of the configuration always remains; a removed server that comes
-  back is added again as a non-voter.  Every ``health_interval_s`` (2 s) the
-  leader works out each server's health from Raft's view (last contact
-  within ``last_contact_threshold``, log within ``max_trailing_logs`` of the
+  quorum of the configuration always remains, and at least ``min_quorum``
+  voters stay; a removed server that comes back is added again as a
+  non-voter.  Every ``health_interval_s`` (2 s) the leader works out each
+  server's health from Raft's view (last contact within
+  ``last_contact_threshold``, log within ``max_trailing_logs`` of the
   leader's, same term) and gossip's (alive): ``/v1/operator/autopilot/health``.
   A follower asked for it asks the leader's membership actor.
+* **the replicated configuration** (``AutopilotConfig.replicated``, as the
+  agent runs it) -- those settings come from the cluster's autopilot
+  configuration in the state store (actors.state.autopilot_config), which
+  ``nomad operator autopilot set-config`` changes: a leader that finds none
+  writes its agent's ``autopilot`` block there (Nomad's
+  getOrCreateAutopilotConfig; compare-and-set on "none yet", so an
+  operator's is never overwritten), and every server keeps a blocking query
+  on it and uses what it holds, its own agent config until one is written.
+  (Raft's promotion of a new server follows the same record:
+  ``server_stabilization_time`` and ``max_trailing_logs``, RaftPeer.)
 
 The actor never blocks: it learns Raft's configuration from RaftInfo
 messages (on leadership changes and in answer to InfoQuery).
@@ -35,13 +46,25 @@ messages (on leadership changes and in answer to InfoQuery).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgpack
 
 from actors.raft.messages import AutopilotHealthReply, AutopilotHealthRequest
-from actors.raft.peer import Bootstrap, ChangeMembership, HealthQuery, InfoQuery, RaftHealth, RaftInfo
+from actors.raft.peer import (
+    Bootstrap,
+    ChangeMembership,
+    HealthQuery,
+    InfoQuery,
+    Propose,
+    RaftHealth,
+    RaftInfo,
+    Watch,
+)
+from actors.server import RaftReply, ReplyTo
+from actors.state import autopilot_config as ap_cfg
+from actors.state.store import command
 from runtime.actor import NodeActor
 from runtime.env import Env
 
@@ -57,17 +80,45 @@ class AutopilotConfig:
     cleanup_dead_servers: bool = True  # autopilot.cleanup_dead_servers (Nomad default true)
     last_contact_threshold_s: float = 0.2  # autopilot.last_contact_threshold (Nomad 200ms)
     max_trailing_logs: int = 250  # autopilot.max_trailing_logs (Nomad 250)
+    min_quorum: int = 0  # autopilot.min_quorum: dead voters go only while this many remain (0: no floor)
+    # autopilot.server_stabilization_time: not used here (Raft promotes), but
+    # written to the replicated configuration with the rest.
+    server_stabilization_time_s: float = 10.0
+    # True (the agent): follow the replicated autopilot configuration, seeding
+    # it from these values when the leader finds none.  False (simulations
+    # that predate it): these values, nothing written.
+    replicated: bool = False
     # Nomad's autopilot loop (10 s) and server health loop (2 s), fixed there.
     autopilot_interval_s: float = 10.0
     health_interval_s: float = 2.0
     # A follower waits this long for the leader's health report.
     health_forward_timeout_s: float = 5.0
+    # The blocking query on the replicated configuration is renewed this often
+    # even when nothing changed (a lost answer costs at most this long).
+    config_watch_s: float = 30.0
 
     @classmethod
     def from_config(cls, ap: Any) -> AutopilotConfig:
         return cls(cleanup_dead_servers=ap.cleanup_dead_servers,
                    last_contact_threshold_s=ap.last_contact_threshold_s,
-                   max_trailing_logs=ap.max_trailing_logs)
+                   max_trailing_logs=ap.max_trailing_logs, min_quorum=ap.min_quorum,
+                   server_stabilization_time_s=ap.server_stabilization_time_s, replicated=True)
+
+    def record(self) -> dict[str, Any]:
+        """These settings as a replicated configuration record (without indexes)."""
+        return ap_cfg.record(cleanup_dead_servers=self.cleanup_dead_servers,
+                             last_contact_threshold_s=self.last_contact_threshold_s,
+                             max_trailing_logs=self.max_trailing_logs, min_quorum=self.min_quorum,
+                             server_stabilization_time_s=self.server_stabilization_time_s)
+
+    def following(self, rec: dict[str, Any] | None) -> AutopilotConfig:
+        """These settings with the replicated record's in their place (None: these as they are)."""
+        if rec is None:
+            return self
+        return replace(self, cleanup_dead_servers=rec["CleanupDeadServers"],
+                       last_contact_threshold_s=rec["LastContactThreshold"] / 1e9,
+                       max_trailing_logs=rec["MaxTrailingLogs"], min_quorum=rec["MinQuorum"],
+                       server_stabilization_time_s=rec["ServerStabilizationTime"] / 1e9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +133,12 @@ class ServerMembership(NodeActor):
                  reconcile_interval_s: float = 1.0, autopilot: AutopilotConfig | None = None,
                  wall_clock: Any = None) -> None:
         super().__init__(env, name)
-        self.ap = autopilot or AutopilotConfig()
+        self.agent_ap = autopilot or AutopilotConfig()  # the agent's own autopilot block
+        self.ap = self.agent_ap  # what is used: the replicated configuration's, once there is one
+        self.config_index = 0  # the replicated configuration's table index last seen
+        self.config_replicated = False  # a replicated configuration was seen (else: the agent's applies)
+        self._config_watch_due = 0.0  # when the blocking query is overdue (its answer lost): renew it
+        self._seeding = False  # a seed write is in flight
         # StableSince is a wall-clock time: production passes time.time.
         self._wall = wall_clock or env.now
         self.health: dict[str, Any] | None = None  # the leader's last report (Nomad's JSON shape)
@@ -103,6 +159,8 @@ class ServerMembership(NodeActor):
         self.stats = {"bootstraps": 0, "adds": 0, "removes": 0, "dead_removed": 0}
 
     def on_start(self) -> None:
+        if self.agent_ap.replicated:
+            self._watch_config()
         self.set_timer("reconcile", self.reconcile_interval_s)
         self.set_timer("autopilot", self.ap.autopilot_interval_s)
         self.set_timer("health", self.ap.health_interval_s)
@@ -110,6 +168,8 @@ class ServerMembership(NodeActor):
     def on_timer(self, name: str) -> None:
         if name == "reconcile":
             self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
+            if self.agent_ap.replicated and self.env.now() >= self._config_watch_due:
+                self._watch_config()
             self.set_timer("reconcile", self.reconcile_interval_s)
         elif name == "autopilot":
             self._prune_dead()
@@ -129,6 +189,7 @@ class ServerMembership(NodeActor):
                 self.health = None
                 self._stable_since.clear()
             self.info = message
+            self._maybe_seed_config()
             self._reconcile()
         elif isinstance(message, RaftHealth):
             self._health(message)
@@ -141,6 +202,10 @@ class ServerMembership(NodeActor):
                 report=msgpack.packb(report, use_bin_type=True) if report is not None else b""))
         elif isinstance(message, AutopilotHealthReply):
             self._forwarded_health(message)
+        elif isinstance(message, RaftReply):
+            self._raft_reply(message)
+        elif message == "autopilot_agent_config":  # the HTTP edge: what applies before one is replicated
+            return self.agent_ap.record()
         elif message == "servers":
             return {n: {"rpc_addr": a, "status": s} for n, (a, s, _) in sorted(self.servers.items())}
         return None
@@ -194,6 +259,51 @@ class ServerMembership(NodeActor):
                 self.send(self.env.node, self.raft, ChangeMembership(op="remove", node=addr, reply=None))
                 return
 
+    # ------------------------------------------------------------ the replicated configuration
+    def _watch_config(self) -> None:
+        """A blocking query on the replicated configuration: answered on a change, or after config_watch_s."""
+        wait = self.agent_ap.config_watch_s
+        self._config_watch_due = self.env.now() + wait + 5.0
+        self.send(self.env.node, self.raft, Watch(
+            tables=(ap_cfg.TABLE,), min_index=self.config_index, timeout_s=wait,
+            reply=ReplyTo(self.env, self.name, "ap-config"), query=_config_copy))
+
+    def _raft_reply(self, m: RaftReply) -> None:
+        if m.tag == "ap-config":
+            if m.ok:
+                index, rec = m.value
+                self._follow_config(index, rec)
+                self._watch_config()
+            else:  # Raft refused (stopping, say): try again on the next reconcile tick
+                self._config_watch_due = self.env.now()
+        elif m.tag == "ap-seed":
+            self._seeding = False
+            if not m.ok:
+                log.debug("%s: autopilot configuration not written: %s", self.env.node, m.error)
+
+    def _follow_config(self, index: int, rec: dict[str, Any] | None) -> None:
+        self.config_index = index
+        self.config_replicated = rec is not None
+        ap = self.agent_ap.following(rec)
+        if ap != self.ap:
+            log.info("%s: autopilot configuration now: cleanup_dead_servers=%s last_contact_threshold=%gs "
+                     "max_trailing_logs=%d min_quorum=%d server_stabilization_time=%gs", self.env.node,
+                     ap.cleanup_dead_servers, ap.last_contact_threshold_s, ap.max_trailing_logs,
+                     ap.min_quorum, ap.server_stabilization_time_s)
+        self.ap = ap
+        self._maybe_seed_config()
+
+    def _maybe_seed_config(self) -> None:
+        """A leader that knows of no replicated configuration writes its agent's (if none was meanwhile)."""
+        info = self.info
+        if (not self.agent_ap.replicated or self._seeding or self.config_replicated or info is None
+                or not info.is_leader):
+            return
+        self._seeding = True
+        self.send(self.env.node, self.raft, Propose(
+            data=command("autopilot_set_config", config=self.agent_ap.record(), cas=0),
+            reply=ReplyTo(self.env, self.name, "ap-seed")))
+
     # ------------------------------------------------------------ autopilot
     def _prune_dead(self) -> None:
         """Nomad/raft-autopilot pruneDeadServers: pick the failed servers the reconcile loop removes."""
@@ -206,8 +316,13 @@ class ServerMembership(NodeActor):
         voters = [a for a in failed if a in info.voters]
         self._prune.update(learners)
         most = (len(info.voters) - 1) // 2
-        if voters and len(voters) <= most:
+        floor = self.ap.min_quorum
+        if voters and len(voters) <= most and len(info.voters) - len(voters) >= floor:
             self._prune.update(voters)
+        elif voters and len(voters) <= most:
+            log.warning("%s: autopilot: not removing %d dead voters: %d of %d voters would remain, "
+                        "min_quorum is %d", self.env.node, len(voters), len(info.voters) - len(voters),
+                        len(info.voters), floor)
         elif voters:
             log.warning("%s: autopilot: not removing %d dead voters: at most %d of %d may go",
                         self.env.node, len(voters), most, len(info.voters))
@@ -282,6 +397,12 @@ class ServerMembership(NodeActor):
             if now >= deadline:
                 del self._health_waits[rid]
                 reply.set_exception((RuntimeError, RuntimeError("the leader did not answer in time"), None))
+
+
+def _config_copy(state: Any) -> dict[str, Any] | None:
+    """Runs in the Raft actor: a copy of the replicated autopilot configuration (None: none yet)."""
+    rec = ap_cfg.current(state.tables)
+    return dict(rec) if rec is not None else None
 
 
 def _go_duration(seconds: float) -> str:

@@ -46,6 +46,7 @@ from actors.raft.messages import (
 )
 from actors.raft.storage import RaftStorage
 from runtime.snapshotter import InlineSnapshotter, Snapshotter
+from actors.state import autopilot_config as ap_cfg
 from actors.state.store import StateStore, decode_result, encode_result
 from actors.agent_messages import ConfigReloaded, Leave, LeaveDone
 from runtime.actor import NodeActor
@@ -380,6 +381,11 @@ class RaftPeer(NodeActor):
         # Leadership transfers this leader started and has not seen through:
         # a local reply, or (origin, actor, req id) of a forwarded one.
         self._transfers: list[tuple[Any, tuple[str, str, int] | None]] = []
+        # Promotion of a new server (autopilot's server_stabilization_time and
+        # max_trailing_logs): the replicated autopilot configuration's once one
+        # is applied, these (the agent's) before.  The table index last looked at.
+        self._agent_promotion = (self.cfg.timings.stabilization_ticks, self.cfg.timings.promote_max_trailing)
+        self._autopilot_index = 0
         self._was_leader = False
         self._leave_asked_at = -1e18
         self.stats = {"proposals": 0, "flushes": 0, "entries_persisted": 0, "entries_applied": 0, "snapshots": 0}
@@ -620,6 +626,8 @@ class RaftPeer(NodeActor):
             self._leadership_changed(self._was_leader)
         if self._transfers:
             self._transfer_outcome()
+        if self.state.table_index.get(ap_cfg.TABLE, 0) != self._autopilot_index:
+            self._follow_autopilot()
         if self.metrics is not None and core.role != self._role_reported:
             self._report_role(core.role)
         self._push_info()
@@ -913,6 +921,21 @@ class RaftPeer(NodeActor):
             return
         self._remote[res[0]] = (res[1], m.origin, m.origin_actor, m.req_id)
         self._mark_dirty()
+
+    def _follow_autopilot(self) -> None:
+        """Promote new servers as the replicated autopilot configuration says (the agent's before one)."""
+        self._autopilot_index = self.state.table_index.get(ap_cfg.TABLE, 0)
+        rec = ap_cfg.current(self.state.tables)
+        if rec is None:
+            ticks, trailing = self._agent_promotion
+        else:
+            stabilization_s = rec["ServerStabilizationTime"] / 1e9
+            ticks = max(0, math.ceil(stabilization_s / self.core.t.tick_s - 1e-9))
+            trailing = rec["MaxTrailingLogs"]
+        if (ticks, trailing) != (self.core.t.stabilization_ticks, self.core.t.promote_max_trailing):
+            log.info("%s: a new server becomes a voter once within %d entries of the leader for %gs",
+                     self.env.node, trailing, ticks * self.core.t.tick_s)
+            self.core.set_promotion(ticks, trailing)
 
     # ============================================================ leadership transfer
     def _transfer(self, m: Transfer) -> None:

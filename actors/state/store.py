@@ -28,6 +28,7 @@ from typing import Any
 import msgpack
 
 from actors.state import acl_ops, deployments, node_pools, services, variables
+from actors.state import autopilot_config as ap_cfg
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
 
@@ -38,8 +39,9 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # scheduler_config: the one SchedulerConfiguration record (actors.state.scheduler_config).
 # node_pools: the pools operators and clients created (actors.state.node_pools; the built-ins are implicit).
 # variables: Nomad's variables, keyed <namespace>/<path> (actors.state.variables).
+# autopilot_config: the one AutopilotConfig record (actors.state.autopilot_config).
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
-          sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE)
+          sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -271,6 +273,7 @@ class StateStore:
             "deployment_promote": functools.partial(deployments.op_promote, self),
             "deployment_alloc_health": functools.partial(deployments.op_alloc_health, self),
             "service_delete": functools.partial(services.op_delete, self),
+            "autopilot_set_config": functools.partial(ap_cfg.set_config, self),
         }
         # A user's job writes are refused while the scheduler configuration
         # rejects registrations (Nomad's registrationsAreAllowed), checked here
