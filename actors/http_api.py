@@ -462,6 +462,10 @@ def autopilot_health(req: Request, api: Api) -> Any:
         raise CodedError(500, "autopilot health did not come in time") from None
     except Exception as e:  # noqa: BLE001 - no leader, or not measured yet
         raise CodedError(500, str(e)) from None
+    # Nomad's OperatorServerHealth answers 429 while the cluster is unhealthy (the body is the same),
+    # so a load balancer or a script can tell from the status alone.
+    if isinstance(report, dict) and report.get("Healthy") is False:
+        return Response(429, json.dumps(report, separators=(",", ":")).encode(), JSON)
     return report
 
 

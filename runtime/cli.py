@@ -38,7 +38,8 @@ class CliError(Exception):
     pass
 
 
-def call(addr: str, method: str, path: str, **query: Any) -> Any:
+def call(addr: str, method: str, path: str, accept: tuple[int, ...] = (), **query: Any) -> Any:
+    """The JSON answer of a request; an error status is a CliError unless it is in *accept*."""
     q = urllib.parse.urlencode([(k, v) for k, vs in query.items()
                                 for v in (vs if isinstance(vs, list) else [vs])])
     url = f"{addr.rstrip('/')}{path}" + (f"?{q}" if q else "")
@@ -47,6 +48,9 @@ def call(addr: str, method: str, path: str, **query: Any) -> Any:
         with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
             body = resp.read()
     except urllib.error.HTTPError as e:
+        if e.code in accept:
+            body = e.read()
+            return json.loads(body) if body.strip() else None
         raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
             from None
     except (urllib.error.URLError, OSError) as e:
@@ -135,7 +139,7 @@ def raft_remove_peer(addr: str, args: list[str]) -> str:
 
 def autopilot_health(addr: str, args: list[str]) -> str:
     """``nomad operator autopilot health``: the leader's view of every server."""
-    got = call(addr, "GET", "/v1/operator/autopilot/health")
+    got = call(addr, "GET", "/v1/operator/autopilot/health", accept=(429,))  # 429: answered, unhealthy
     head = [f"Healthy:           {str(got['Healthy']).lower()}",
             f"Failure Tolerance: {got['FailureTolerance']}", f"Leader:            {got['Leader']}",
             f"Voters:            {', '.join(got['Voters'])}", ""]

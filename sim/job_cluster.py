@@ -38,6 +38,7 @@ from actors.server.heartbeat import HeartbeatMonitor
 from actors.server.job_gc import JOB_GC, JobGC, JobGCConfig
 from actors.server.node_endpoint import NodeEndpoint
 from actors.server.node_gc import NodeGC
+from actors.state.services import TABLE as SERVICES
 from actors.state.store import command
 from sim.client_cluster import CLIENT, FINGERPRINT, ClientCluster, ClusterConfig
 from sim.runtime import SimEnv
@@ -70,6 +71,7 @@ class JobCluster(ClientCluster):
         self.alloc_dirs = {c: MemoryAllocDirs() for c in names}
         self.overcommits: list[str] = []
         self.rollout_violations: list[str] = []
+        self.service_violations: list[str] = []
         super().__init__(seed, self.jcfg.base)
 
     # ------------------------------------------------------------ boot
@@ -123,6 +125,34 @@ class JobCluster(ClientCluster):
                 self.overcommits.append(msg)
                 raise AssertionError(msg)
         self._check_rollouts(state.tables)
+        self._check_services(state.tables)
+
+    def _check_services(self, tables: dict[str, Any]) -> None:
+        """A service is registered exactly while its allocation runs: every registration is of a
+        running allocation, and a running allocation whose group offers services has them."""
+        regs = tables[SERVICES]
+        allocs = tables["allocs"]
+        by_alloc: dict[str, int] = {}
+        for r in regs.values():
+            a = allocs.get(r["AllocID"])
+            if a is None or a.get("DesiredStatus") != "run" or a.get("ClientStatus") != "running":
+                msg = (f"t={self.sched.now:.1f}: service {r['ServiceName']} registered for allocation "
+                       f"{r['AllocID'][:8]}, which is {'gone' if a is None else a.get('ClientStatus')}")
+                self.service_violations.append(msg)
+                raise AssertionError(msg)
+            by_alloc[r["AllocID"]] = by_alloc.get(r["AllocID"], 0) + 1
+        for a in allocs.values():
+            if a.get("DesiredStatus") != "run" or a.get("ClientStatus") != "running":
+                continue
+            groups = (a.get("Job") or {}).get("TaskGroups", ())
+            group = next((g for g in groups if g["Name"] == a["TaskGroup"]), None) or {"Tasks": []}
+            want = len(group.get("Services") or ()) + sum(len(t.get("Services") or ())
+                                                          for t in group["Tasks"])
+            if by_alloc.get(a["ID"], 0) != want:
+                msg = (f"t={self.sched.now:.1f}: running allocation {a['ID'][:8]} of {a['JobID']} has "
+                       f"{by_alloc.get(a['ID'], 0)} service registrations, its group offers {want}")
+                self.service_violations.append(msg)
+                raise AssertionError(msg)
 
     def _check_rollouts(self, tables: dict[str, Any]) -> None:
         """A running deployment never has more replacements of updated allocations in flight than
