@@ -571,6 +571,8 @@ _ROUTES = sorted([
     _Route("/v1/operator/", (("operator", READ),), (("operator", WRITE),)),
     # Operator.TransferLeadershipToPeer: a management token, whatever the method.
     _Route("/v1/operator/raft/transfer-leadership", (("management", ""),), (("management", ""),)),
+    # Operator.RaftRemovePeerByID: a management token too (reading the configuration is operator:read).
+    _Route("/v1/operator/raft/peer", (("operator", READ),), (("management", ""),)),
     # Namespaces: readable with any job capability in one; only management may (try to) write.
     _Route("/v1/namespace", (("namespace", "read-job|list-jobs"),), (("management", ""),)),
     _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),

@@ -178,7 +178,7 @@ def test_no_policies_deny_everything_and_management_allows_everything():
     ("GET", "/v1/agent/keyring/list", [("agent", "write")]),
     ("GET", "/v1/agent/pprof/goroutine", [("agent", "write")]),  # Nomad Agent.Profile
     ("GET", "/v1/operator/raft/configuration", [("operator", "read")]),
-    ("DELETE", "/v1/operator/raft/peer", [("operator", "write")]),
+    ("DELETE", "/v1/operator/raft/peer", [("management", "")]),  # Nomad: IsManagement
     ("PUT", "/v1/operator/raft/transfer-leadership", [("management", "")]),  # Nomad: IsManagement
     ("POST", "/v1/operator/raft/transfer-leadership", [("management", "")]),
     ("PUT", "/v1/system/gc", [("management", "")]),
