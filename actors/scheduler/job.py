@@ -484,19 +484,17 @@ def _check_service_ports(group: dict[str, Any], field: str) -> None:
     nets = group.get("Networks") or ()
     labels = {p["Label"] for n in nets for p in (*n.get("ReservedPorts", ()), *n.get("DynamicPorts", ()))}
     owners = [("", group)] + [(f".Tasks[{t['Name']}]", t) for t in group["Tasks"]]
+
+    def need_port(port: str, where: str, what: str) -> None:
+        _need(not port or _PORT_NUMBER.fullmatch(port) is not None or port in labels, where,
+              f"port label {port!r} referenced by {what} does not exist in the group's network")
+
     for suffix, owner in owners:
         for svc in owner.get("Services") or ():
-            port = svc["PortLabel"]
-            _need(not port or _PORT_NUMBER.fullmatch(port) is not None or port in labels,
-                  f"{field}{suffix}.Services",
-                  f"port label {port!r} referenced by service {svc['Name']!r} does not exist in the group's "
-                  "network")
+            need_port(svc["PortLabel"], f"{field}{suffix}.Services", f"service {svc['Name']!r}")
             for check in svc.get("Checks") or ():
-                port = check["PortLabel"]
-                _need(not port or _PORT_NUMBER.fullmatch(port) is not None or port in labels,
-                      f"{field}{suffix}.Services",
-                      f"port label {port!r} referenced by check {check['Name']!r} of service {svc['Name']!r} "
-                      "does not exist in the group's network")
+                need_port(check["PortLabel"], f"{field}{suffix}.Services",
+                          f"check {check['Name']!r} of service {svc['Name']!r}")
 
 
 def _update(raw: dict[str, Any], field: str) -> dict[str, Any]:
