@@ -37,7 +37,6 @@ import pykka
 
 from actors.http_api import (
     INVALID_METHOD,
-    LEADER_WAIT_S,
     Api,
     CodedError,
     Request,
@@ -103,6 +102,12 @@ def _peer(server: str) -> dict[str, str]:
     return {"Address": server, "ID": server}  # a server's Raft ID is its Raft address here
 
 
+# How long the request waits for the transfer's outcome: Raft answers once the target leads,
+# or after it gave up -- up to three election timeouts when forwarded, 10 s each at the
+# largest raft_multiplier (10); the answer comes as soon as it is known.
+TRANSFER_WAIT_S = 35.0
+
+
 @route("/v1/operator/raft/transfer-leadership")
 def transfer_leadership(req: Request, api: Api) -> Any:
     from actors.raft.peer import RaftError, Transfer
@@ -123,7 +128,7 @@ def transfer_leadership(req: Request, api: Api) -> Any:
     fut = api.env.make_future()
     ref.tell(Transfer(target=target["ID"], reply=fut))
     try:
-        fut.get(timeout=LEADER_WAIT_S)
+        fut.get(timeout=TRANSFER_WAIT_S)
     except RaftError as e:  # the target did not take over in time, or leadership moved meanwhile
         raise CodedError(503 if str(e) == NO_LEADER else 500, str(e)) from None
     except pykka.Timeout:

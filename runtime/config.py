@@ -411,16 +411,19 @@ class Autopilot:
     # A server whose last contact with the leader is older than this, or
     # whose log trails by more than max_trailing_logs, is unhealthy in
     # /v1/operator/autopilot/health (Nomad's defaults).
-    last_contact_threshold_s: float = _dur(0.2, gt=0)
-    max_trailing_logs: int = _f(250, ge=0)
+    # Upper bounds (a day; 2^31 entries; 1,000 voters): far above any sensible setting, and
+    # within what the replicated configuration accepts, so the leader's copy of this block
+    # into it can never be refused (and retried every second).
+    last_contact_threshold_s: float = _dur(0.2, gt=0, le=86_400)
+    max_trailing_logs: int = _f(250, ge=0, le=2**31)
     # Dead voters are removed only while at least this many voters remain
     # (Nomad's min_quorum; 0: no floor beyond keeping a quorum).
-    min_quorum: int = _f(0, ge=0)
+    min_quorum: int = _f(0, ge=0, le=1000)
     # A new server joins Raft as a non-voter and is made a voter once it has
     # kept up with the leader (answering without a gap longer than an
     # election timeout, within max_trailing_logs) this long: a server that
     # flaps while it starts never becomes a voter (Nomad's default 10 s).
-    server_stabilization_time_s: float = _dur(10, gt=0)
+    server_stabilization_time_s: float = _dur(10, gt=0, le=86_400)
 
 
 @conf

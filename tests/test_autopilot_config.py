@@ -253,3 +253,29 @@ def test_the_agents_autopilot_block_is_what_the_leader_seeds(tmp_path):
     path.write_text("[server]\nenabled = true\n[autopilot]\nmin_quorum = -1\n")
     with pytest.raises(ConfigError, match="^autopilot.min_quorum: "):
         validate(load_files([str(path)])[0])
+
+
+def test_a_full_watch_table_does_not_make_membership_ask_again_and_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raft answers a watch at once when it holds too many (max_watches): the membership actor then
+    waits for its next reconcile tick instead of re-asking in the same instant, forever."""
+    from dataclasses import replace
+
+    c, _ = _cluster(5, AutopilotConfig(replicated=True))
+    assert _run_until(c, lambda: _leader(c) is not None, 60)
+    c.run(5.0, full=False)
+    node = member_addr(1)
+    raft = c.sched.actor_of(c.sched.nodes[node].actors["raft"])
+    raft.cfg = replace(raft.cfg, max_watches=0)
+    asked = {"n": 0}
+    real = ServerMembership._watch_config
+
+    def counting(self: ServerMembership) -> None:
+        if self.env.node == node:
+            asked["n"] += 1
+            assert asked["n"] < 1000, f"re-asked {asked['n']} times by t={c.sched.now:.3f}"
+        real(self)
+
+    monkeypatch.setattr(ServerMembership, "_watch_config", counting)
+    c.run(40.0, full=False)
+    assert 0 < asked["n"] <= 50  # about one a reconcile tick

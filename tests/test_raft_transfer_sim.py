@@ -63,7 +63,25 @@ def test_a_target_that_cannot_take_over_times_out_and_the_leader_leads_on():
 
 def test_refusals_name_their_reason():
     c, leader, (a, _) = _started()
-    assert _transfer(c, a, leader) == (False, f"{leader} is not another voter")  # forwarded to itself
+    # Forwarded to the leader it names: it leads already (an earlier transfer went through, say).
+    assert _transfer(c, a, leader) == (True, "")
     assert _transfer(c, leader, "s9") == (False, "s9 is not another voter")
     assert c.leader() == leader
+    c.close()
+
+
+def test_one_transfer_at_a_time_and_each_answer_names_who_leads():
+    c, leader, (a, b) = _started()
+    c.sched.network.partition([a], [leader, b])  # a cannot take over: the first transfer hangs on
+    first = c.sched.future_cls()
+    c.sched.nodes[leader].actors["raft"].tell(Transfer(target=a, reply=first))
+    c.run(0.3)
+    # A second one while the first runs is refused: it would take over the first's target and
+    # restart its timeout, with writes refused all along.
+    assert _transfer(c, leader, b) == (False, "leadership transfer in progress")
+    with pytest.raises(RaftError, match="leadership transfer timeout"):
+        first.get(timeout=10.0)
+    c.sched.network.heal()
+    c.run(2)
+    assert _transfer(c, b, b if c.leader() != b else a) == (True, "")
     c.close()

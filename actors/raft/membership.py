@@ -272,8 +272,15 @@ class ServerMembership(NodeActor):
         if m.tag == "ap-config":
             if m.ok:
                 index, rec = m.value
+                moved = index > self.config_index
                 self._follow_config(index, rec)
-                self._watch_config()
+                if moved:
+                    self._watch_config()
+                else:
+                    # Answered without a change: at its timeout, or at once when Raft holds
+                    # too many watches (max_watches) -- asking again now would loop with it.
+                    # The next reconcile tick asks again.
+                    self._config_watch_due = self.env.now()
             else:  # Raft refused (stopping, say): try again on the next reconcile tick
                 self._config_watch_due = self.env.now()
         elif m.tag == "ap-seed":

@@ -380,7 +380,8 @@ class RaftPeer(NodeActor):
         self._leave: Leave | None = None
         # Leadership transfers this leader started and has not seen through:
         # a local reply, or (origin, actor, req id) of a forwarded one.
-        self._transfers: list[tuple[Any, tuple[str, str, int] | None]] = []
+        # Transfers waiting for their outcome: (reply, remote origin, target, answer by env time).
+        self._transfers: list[tuple[Any, tuple[str, str, int] | None, str, float]] = []
         # Promotion of a new server (autopilot's server_stabilization_time and
         # max_trailing_logs): the replicated autopilot configuration's once one
         # is applied, these (the agent's) before.  The table index last looked at.
@@ -946,7 +947,9 @@ class RaftPeer(NodeActor):
         if not core.leader:
             self._answer(m.reply, None, NO_LEADER)
             return
-        req_id = self._new_forward("transfer", m.reply, None)
+        # The leader answers once the transfer ended, an election timeout or two: wait that long.
+        req_id = self._new_forward("transfer", m.reply, None,
+                                   wait_s=self.core.t.election_ticks * self.core.t.tick_s * 3)
         self.send(core.leader, self.name, ForwardTransfer(req_id=req_id, origin=self.env.node,
                                                           origin_actor=self.name, target=m.target))
 
@@ -958,23 +961,47 @@ class RaftPeer(NodeActor):
         self._start_transfer(m.target, None, (m.origin, m.origin_actor, m.req_id))
 
     def _start_transfer(self, target: str, reply: Any, remote: tuple[str, str, int] | None) -> None:
-        err = self.core.transfer_leadership(target)
+        core = self.core
+        if target == core.id:
+            self._transfer_answer(reply, remote, "")  # it leads already (an earlier transfer went through)
+            return
+        if core.transferee:
+            # One at a time (hashicorp raft's ErrLeadershipTransferInProgress): a second would
+            # take over the first's target and restart its timeout, writes refused all along.
+            self._transfer_answer(reply, remote, "leadership transfer in progress")
+            return
+        err = core.transfer_leadership(target)
         if err:
             self._transfer_answer(reply, remote, err)
             return
         log.info("%s: transferring leadership to %s", self.env.node, target)
-        self._transfers.append((reply, remote))
+        # The answer waits for the new leader to be known here, an election timeout at most.
+        wait_s = core.t.election_ticks * core.t.tick_s * 2
+        self._transfers.append((reply, remote, target, self.env.now() + wait_s))
         self._mark_dirty()
 
     def _transfer_outcome(self) -> None:
-        """After a flush: transfers end when this server stops leading, or fail once the core gave up."""
+        """After a flush: a transfer ends once this server no longer leads and knows who does (the
+        target: done; another: said so), or fails when the core gave up leading over to it."""
         core = self.core
         if core.role == LEADER and core.transferee:
             return
-        error = "" if core.role != LEADER else "leadership transfer timeout"
-        transfers, self._transfers = self._transfers, []
-        for reply, remote in transfers:
+        now = self.env.now()
+        keep = []
+        for reply, remote, target, until in self._transfers:
+            if core.role == LEADER:
+                error = "leadership transfer timeout"
+            elif core.leader == target:
+                error = ""
+            elif core.leader:
+                error = f"leadership went to {core.leader}, not {target}"
+            elif now < until:
+                keep.append((reply, remote, target, until))  # stepped down; the new leader not heard of yet
+                continue
+            else:
+                error = "leadership transfer: no leader known yet"
             self._transfer_answer(reply, remote, error)
+        self._transfers = keep
 
     def _transfer_answer(self, reply: Any, remote: tuple[str, str, int] | None, error: str) -> None:
         if remote is None:
@@ -1129,9 +1156,10 @@ class RaftPeer(NodeActor):
         self._answer(reply, (self.state.applied_index, value), None)
 
     # ============================================================ forwarding
-    def _new_forward(self, kind: str, reply: Any, query: Any) -> int:
+    def _new_forward(self, kind: str, reply: Any, query: Any, wait_s: float = 0.0) -> int:
         self._next_req += 1
-        self._forwarded[self._next_req] = (kind, reply, query, self.env.now() + self.cfg.forward_timeout_s)
+        self._forwarded[self._next_req] = (kind, reply, query,
+                                           self.env.now() + max(wait_s, self.cfg.forward_timeout_s))
         return self._next_req
 
     def _forward_answer(self, req_id: int, ok: bool, index: int, error: str, result: Any) -> None:
@@ -1260,7 +1288,7 @@ class RaftPeer(NodeActor):
             self._answer(f[1], None, why)
         for _, reply, _ in self._waiting_apply:
             self._answer(reply, None, why)
-        for reply, _ in self._transfers:
+        for reply, *_ in self._transfers:
             self._answer(reply, None, why)
         self._transfers.clear()
         self._pending.clear()
