@@ -85,3 +85,13 @@ def test_one_transfer_at_a_time_and_each_answer_names_who_leads():
     c.run(2)
     assert _transfer(c, b, b if c.leader() != b else a) == (True, "")
     c.close()
+
+
+def test_a_duplicated_forwarded_transfer_is_taken_once():
+    c, leader, (a, b) = _started()
+    c.sched.network.configure(duplicate=1.0)  # every message twice
+    assert _transfer(c, b, a) == (True, "")
+    c.sched.network.configure(duplicate=0.0)
+    c.run(1)
+    assert c.leader() == a
+    c.close()

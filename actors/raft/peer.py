@@ -954,6 +954,14 @@ class RaftPeer(NodeActor):
                                                           origin_actor=self.name, target=m.target))
 
     def _forwarded_transfer(self, m: ForwardTransfer) -> None:
+        key = (m.origin, m.req_id)
+        if key in self._seen_forwards:
+            # A duplicate of a request taken: answering it ("in progress") would reach the
+            # origin before the real outcome.
+            self.stats["duplicate_forwards"] = self.stats.get("duplicate_forwards", 0) + 1
+            return
+        self._seen_forwards.add(key)
+        self._seen_order.append((self.env.now() + 2 * self.cfg.forward_timeout_s, key))
         if self.core.role != LEADER:
             self.send(m.origin, m.origin_actor, ApplyResult(req_id=m.req_id, ok=False, index=0,
                                                             error="not leader", leader=self.core.leader))
