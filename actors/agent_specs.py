@@ -333,6 +333,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         MemoryIdentityStore,
         read_host_uuid,
     )
+    from actors.client.node_meta import FileMetaStore, MemoryMetaStore
     from actors.client.stats import ClientStats
     from runtime.host_stats import HostStatsSampler
     from runtime.probes import SocketProber
@@ -365,6 +366,11 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
             data={"node_id": ctx.client_id, "secret_id": ctx.client_secret_id} if ctx.client_id else {})
     else:
         identity = FileIdentityStore(ctx.client_state_dir)
+    # Dynamic node meta (/v1/client/metadata) lives next to the identity,
+    # so a restarted agent is the same node with the same meta.  Dev mode
+    # keeps its state in memory (the ChildSpec holds the store, so a
+    # restarted ClientNode finds it), as it does its identity.
+    meta_store: Any = MemoryMetaStore() if config.dev_mode else FileMetaStore(ctx.client_state_dir)
     alloc_root = _alloc_root(config, ctx)
     drain = c.drain_on_shutdown
     # Nomad drains on shutdown only through Agent.Leave, never in dev mode (NOMAD.md §5.3).
@@ -394,7 +400,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="alloc-sync", cls=AllocSync, role="client", leaves=True,
                   kwargs=(("config", sync_cfg), ("wall_clock", time.time))),
         ChildSpec(name="client", cls=ClientNode, role="client",
-                  kwargs=(("config", node_cfg), ("identity", identity),
+                  kwargs=(("config", node_cfg), ("identity", identity), ("meta_store", meta_store),
                           ("listeners", ("alloc-sync", "client-stats")))),
         ChildSpec(name="client-stats", cls=ClientStats, role="client",
                   kwargs=(("metrics", ctx.metrics), ("datacenter", config.datacenter), ("node_class", c.node_class), ("node_pool", c.node_pool),

@@ -25,6 +25,7 @@ from typing import Any
 
 from actors.client.fingerprint import FakeHost, FingerprintConfig, Fingerprinter, fake_facts
 from actors.client.node import ClientNode, ClientNodeConfig, MemoryIdentityStore
+from actors.client.node_meta import MemoryMetaStore
 from actors.raft.core import LEADER, RaftTimings
 from actors.raft.peer import Propose, RaftConfig, RaftPeer
 from actors.raft.storage import MemoryStorage
@@ -71,6 +72,7 @@ class ClientCluster:
         self.hosts = {c: FakeHost(fake_facts(c, f"10.1.{i // 250}.{i % 250 + 1}"))
                       for i, c in enumerate(self.clients)}
         self.identities = {c: MemoryIdentityStore() for c in self.clients}
+        self.meta_stores = {c: MemoryMetaStore() for c in self.clients}  # dynamic node meta: outlives crashes
         self.checker = NodeCheckers(grace_s=cfg.heartbeat.heartbeat_grace_s,
                                     gc_threshold_s=cfg.gc.threshold_s)
         self.wall_s = 0.0
@@ -92,7 +94,8 @@ class ClientCluster:
         env.spawn(Fingerprinter, FINGERPRINT, probe=self.hosts[env.node], config=self.cfg.fingerprint,
                   subscriber=CLIENT)
         env.spawn(ClientNode, CLIENT, config=self.client_cfg, identity=self.identities[env.node],
-                  fingerprinter=FINGERPRINT, on_ack=self.checker.on_ack)
+                  fingerprinter=FINGERPRINT, on_ack=self.checker.on_ack,
+                  meta_store=self.meta_stores[env.node])
 
     # ------------------------------------------------------------ running
     def run(self, seconds: float) -> None:

@@ -97,7 +97,8 @@ class JobCluster(ClientCluster):
                   prober=SimProber(self.drivers[c], lambda: self.sched.now, lambda when, fn: self.sched.at(when, fn)))
         env.spawn(AllocSync, SYNC, config=self.jcfg.sync, runner=RUNNER)
         env.spawn(ClientNode, CLIENT, config=self.client_cfg, identity=self.identities[c],
-                  fingerprinter=FINGERPRINT, on_ack=self.checker.on_ack, listeners=(SYNC,))
+                  fingerprinter=FINGERPRINT, on_ack=self.checker.on_ack, listeners=(SYNC,),
+                  meta_store=self.meta_stores[c])
 
     # ------------------------------------------------------------ checks
     def check(self) -> None:

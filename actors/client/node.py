@@ -16,7 +16,12 @@ Nomad's ``client/client.go`` (NOMAD.md §6.2), as an actor:
   the next one after a short jitter until ``rpc_hold_timeout_s`` has passed
   (Nomad's RPCHoldTimeout); then the outer retry policy applies:
   register every 15 s + stagger, heartbeat per ``getHeartbeatRetryIntv``.
-* every reply replaces the server list with the servers' own list.
+* every reply replaces the server list with the servers' own list;
+* it holds the node's dynamic metadata (Nomad 1.5's ``/v1/client/metadata``,
+  :mod:`actors.client.node_meta`): loaded from an injected :class:`MetaStore`
+  at start, merged over the static ``client.meta`` in every registration, and
+  changed by :class:`ApplyNodeMeta` (saved first, then sent to the servers
+  through the same debounced re-registration as a fingerprint change).
 """
 
 from __future__ import annotations
@@ -41,6 +46,15 @@ from actors.client.messages import (
     RegisterNode,
     UpdateNodeStatus,
     is_retryable,
+)
+from actors.client.node_meta import (
+    MemoryMetaStore,
+    MetaStore,
+    apply_changes,
+    dynamic_size,
+    merged,
+    meta_response,
+    validate_changes,
 )
 from actors.server import ENDPOINT, HEARTBEATS
 from actors.server.heartbeat import random_stagger
@@ -102,11 +116,17 @@ class ClientNodeConfig:
     min_dynamic_port: int = 20000  # client.min_dynamic_port
     max_dynamic_port: int = 32000  # client.max_dynamic_port
     reserved_ports: str = ""  # client.reserved.reserved_ports
+    # Beyond Nomad (which bounds nothing): the dynamic node meta, keys and
+    # values, at most this many bytes.  It travels whole in every
+    # registration and in the node's Raft entry, so an operator's mistake
+    # must not grow those without bound; 64 KiB is far above any scheduling
+    # use and far below a wire frame (4 MiB).
+    dynamic_meta_max_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
         for name in ("rpc_attempt_timeout_s", "rpc_hold_timeout_s", "register_retry_s", "no_servers_retry_s",
                      "heartbeat_missed_far_s", "heartbeat_retry_min_s", "heartbeat_retry_cap_s",
-                     "node_update_debounce_s", "dev_retry_s"):
+                     "node_update_debounce_s", "dev_retry_s", "dynamic_meta_max_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.initial_heartbeat_stagger_s < 0:
@@ -252,11 +272,30 @@ class ReplaceServers:
     servers: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ReadNodeMeta:
+    """Answers this node's ``NodeMetaResponse``, a dict (``GET /v1/client/metadata``; local only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyNodeMeta:
+    """Change the dynamic node meta (``POST /v1/client/metadata``; local only).
+
+    *changes* are sorted (key, value) pairs, a None value unsetting the key.
+    Answers ``(error, response)``: ``("", NodeMetaResponse)`` once the change
+    is saved (the servers hear of it within the node-update debounce), or
+    ``(reason, None)``, the reason starting ``invalid:`` for the caller's mistake.
+    """
+
+    changes: tuple[tuple[str, str | None], ...]
+
+
 @dataclass(slots=True)
 class _Rpc:
     kind: str  # "register" | "heartbeat"
     first_at: float
     fp: Fingerprint | None = None  # what a registration sends
+    meta: tuple[tuple[str, str], ...] = ()  # and the node meta it sends (static and dynamic merged)
     req_id: int = 0
     server: str = ""
     sent_at: float = 0.0
@@ -265,9 +304,14 @@ class _Rpc:
 class ClientNode(NodeActor):
     def __init__(self, env: Env, name: str, *, config: ClientNodeConfig, identity: IdentityStore,
                  fingerprinter: str = "fingerprint", endpoint: str = ENDPOINT, heartbeats: str = HEARTBEATS,
-                 on_ack: AckHook | None = None, listeners: tuple[str, ...] = ()) -> None:
+                 on_ack: AckHook | None = None, listeners: tuple[str, ...] = (),
+                 meta_store: MetaStore | None = None) -> None:
         super().__init__(env, name)
         self.cfg = config
+        self.meta_store: MetaStore = meta_store if meta_store is not None else MemoryMetaStore()
+        self.static_meta = dict(config.meta)
+        self.dynamic_meta: dict[str, str | None] = {}
+        self.meta: tuple[tuple[str, str], ...] = tuple(sorted(config.meta))  # what registrations send
         self.listeners = listeners  # local actors told NodeRegistered (alloc sync)
         self.identity = identity
         self.fingerprinter = fingerprinter
@@ -304,7 +348,12 @@ class ClientNode(NodeActor):
             self.identity.save(self.node_id, self.secret_id)
         else:
             self.node_id, self.secret_id = saved
+        self._set_dynamic(self.meta_store.load())
         self.send(self.env.node, self.fingerprinter, SubscribeFingerprint(self.name))
+
+    def _set_dynamic(self, dynamic: dict[str, str | None]) -> None:
+        self.dynamic_meta = dynamic
+        self.meta = tuple(merged(self.static_meta, dynamic).items())
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
@@ -313,12 +362,11 @@ class ClientNode(NodeActor):
         elif isinstance(message, FingerprintChanged):
             first = self.fp is None
             self.fp = message.fingerprint
-            in_flight = self._rpc is not None and self._rpc.kind == "register"
-            if first or (not self.registered and not in_flight):
-                self._start("register")
-            elif not self.timer_armed("node_update"):
-                d = self.cfg.node_update_debounce_s
-                self.set_timer("node_update", d + random_stagger(self.env.rng, d))
+            self._node_changed(first)
+        elif isinstance(message, ReadNodeMeta):
+            return meta_response(self.static_meta, self.dynamic_meta)
+        elif isinstance(message, ApplyNodeMeta):
+            return self._apply_meta(dict(message.changes))
         elif isinstance(message, ReplaceServers):
             log.info("%s: servers set by the operator: %s", self.env.node, ", ".join(message.servers))
             self.servers = list(message.servers)
@@ -331,6 +379,41 @@ class ClientNode(NodeActor):
                     "servers": list(self.servers), "heartbeat_ttl": self.ttl, "last_heartbeat": self.last_ok,
                     **self.stats}
         return None
+
+    def _node_changed(self, first: bool = False) -> None:
+        """The node changed: register now, or after the debounce (Nomad watchNodeUpdates)."""
+        in_flight = self._rpc is not None and self._rpc.kind == "register"
+        if first or (not self.registered and not in_flight):
+            self._start("register")
+        elif not self.timer_armed("node_update"):
+            self.set_timer("node_update", self._node_update_delay())
+
+    def _node_update_delay(self) -> float:
+        """Nomad ``retryIntv(nodeUpdateRetryIntv)``: the debounce plus a stagger of it; dev mode's 1 s."""
+        if self.cfg.dev_mode:
+            return self.cfg.dev_retry_s
+        d = self.cfg.node_update_debounce_s
+        return d + random_stagger(self.env.rng, d)
+
+    def _apply_meta(self, changes: dict[str, str | None]) -> tuple[str, dict[str, Any] | None]:
+        """Nomad ``NodeMeta.Apply``: validate, save, then take the change and update the node."""
+        error = validate_changes(changes)
+        if error:
+            return f"invalid: {error}", None
+        dynamic = apply_changes(self.dynamic_meta, changes)
+        size, limit = dynamic_size(dynamic), self.cfg.dynamic_meta_max_bytes
+        if size > limit:
+            return f"invalid: dynamic node metadata too large: {size} bytes (limit {limit})", None
+        try:
+            self.meta_store.save(dynamic)
+        except OSError as e:  # nothing changed: the operator may try again
+            log.error("%s: saving dynamic node metadata failed: %s", self.env.node, e)
+            return f"failed to save dynamic node metadata: {e}", None
+        before = self.meta
+        self._set_dynamic(dynamic)
+        if self.meta != before and self.fp is not None:
+            self._node_changed()
+        return "", meta_response(self.static_meta, self.dynamic_meta)
 
     def on_timer(self, name: str) -> None:
         if name == "heartbeat":  # first: nearly every timer that fires is this one
@@ -371,7 +454,7 @@ class ClientNode(NodeActor):
         rpc.req_id, rpc.server = self._next_req, self.servers[0]
         rpc.sent_at = self.env.now() if now is None else now
         if rpc.kind == "register":
-            rpc.fp = self.fp
+            rpc.fp, rpc.meta = self.fp, self.meta
             msg: Any = RegisterNode(req_id=rpc.req_id, reply_node=self.env.node, reply_actor=self.name,
                                     node=self._spec())
             actor = self.endpoint
@@ -388,7 +471,7 @@ class ClientNode(NodeActor):
         c = self.cfg
         return NodeSpec(node_id=self.node_id, secret_id=self.secret_id, name=c.name or self.env.node,
                         datacenter=c.datacenter, node_class=c.node_class, node_pool=c.node_pool,
-                        http_addr=c.http_addr, attributes=fp.attributes, meta=c.meta,
+                        http_addr=c.http_addr, attributes=fp.attributes, meta=self.meta,
                         drivers=fp.drivers, resources=fp.resources, reserved=fp.reserved,
                         min_dynamic_port=c.min_dynamic_port, max_dynamic_port=c.max_dynamic_port,
                         reserved_ports=c.reserved_ports)
@@ -424,7 +507,7 @@ class ClientNode(NodeActor):
                 self.on_ack(self.node_id, rpc.sent_at, now, m.heartbeat_ttl_s)
         self.num_nodes = m.num_nodes
         if rpc.kind == "register":
-            self._registered(rpc.fp)
+            self._registered(rpc.fp, rpc.meta)
         else:
             self._heartbeat_ok(now, m)
         self._next()
@@ -475,9 +558,11 @@ class ClientNode(NodeActor):
             self._start("heartbeat")
 
     # ------------------------------------------------------------ outcomes
-    def _registered(self, sent: Fingerprint | None) -> None:
-        if sent != self.fp and not self.timer_armed("node_update"):
-            self.set_timer("node_update", self.cfg.node_update_debounce_s)  # changed while registering
+    def _registered(self, sent: Fingerprint | None, sent_meta: tuple[tuple[str, str], ...]) -> None:
+        if (sent != self.fp or sent_meta != self.meta) and not self.timer_armed("node_update"):
+            # Changed while registering: sent again after the debounce (no stagger: one is due already).
+            c = self.cfg
+            self.set_timer("node_update", c.dev_retry_s if c.dev_mode else c.node_update_debounce_s)
         was = self.registered
         self.registered = True
         self.status = READY

@@ -454,7 +454,7 @@ class NodeEndpoint(NodeActor):
             if view is not None and view[1] and view[1] != spec.secret_id:
                 self._fail(op, ERR_SECRET_MISMATCH)
                 return
-            self._propose(op, command("node_register", node=node_record(spec), now=now))
+            self._propose(op, command("node_register", node=node_record(spec), now=now, node_evals=True))
         elif op.kind == "status":
             assert isinstance(op.request, UpdateNodeStatus)
             want = op.request.status

@@ -739,6 +739,11 @@ class StateStore:
         return {"Message": message, "Subsystem": subsystem, "Details": dict(details or {}),
                 "Timestamp": now, "CreateIndex": index}
 
+    # What a re-registration must change for the node's jobs to be evaluated again.
+    # (Nomad shouldCreateNodeEval: what feasibility checks read; resources are
+    # left to blocked evaluations there, as here.)
+    NODE_PLACEMENT_FIELDS = ("Attributes", "Meta", "Drivers", "NodeClass", "NodePool", "Datacenter", "Name")
+
     def _node_register(self, index: int, cmd: dict[str, Any]) -> Any:
         """Create or update a node; an existing node keeps its status (only UpdateStatus changes it)."""
         node, now = cmd["node"], float(cmd["now"])
@@ -768,8 +773,24 @@ class StateStore:
         nodes[rec["ID"]] = rec
         self._touch("nodes", index)
         node_pools.ensure(self, index, rec.get("NodePool") or node_pools.DEFAULT)
+        evals: list[str] = []
+        # Entries written with node_evals (every one since dynamic node meta):
+        # a ready node that re-registers changed where placement looks (Nomad
+        # shouldCreateNodeEval) has its jobs and the system jobs evaluated,
+        # and blocked evaluations another go (its computed class changed), so
+        # a constraint on ${meta.x} sees a meta change.  Older entries apply
+        # as they always did.
+        if cmd.get("node_evals") and old is not None and old.get("Status") == "ready" and \
+                any(old.get(k) != rec.get(k) for k in self.NODE_PLACEMENT_FIELDS):
+            jobs, specs = set(), self.tables["jobs"]
+            for a in self.node_allocs(rec["ID"]):
+                job = specs.get(a.get("JobID", ""))
+                if job is not None and not (job["Type"] == "system" and not job.get("Stop")):
+                    jobs.add(job["ID"])  # live system jobs: evaluated below, once
+            evals = self._create_evals(index, sorted(jobs), "node-update", now, node_id=rec["ID"])
+            evals += self._node_capacity_evals(index, now, rec["ID"])
         return {"ok": True, "index": index, "status": rec["Status"], "prev": old["Status"] if old else "",
-                "created": old is None}
+                "created": old is None, "evals": evals, "EvalIDs": evals}
 
     def _node_update_status(self, index: int, cmd: dict[str, Any]) -> Any:
         """Set a node's status, record the event, and list its live allocations when it goes down."""
