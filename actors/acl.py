@@ -594,6 +594,7 @@ _ROUTES = sorted([
     _Route("/v1/client/fs/", (("namespace", "read-fs"),), (("namespace", "read-fs"),)),  # ls, stat, cat...
     _Route("/v1/client/stats", (("node", READ),), (("node", READ),)),  # Nomad ClientStats.Stats
     _Route("/v1/client/gc", (("node", WRITE),), (("node", WRITE),)),  # Allocations.GarbageCollectAll
+    _Route("/v1/client/metadata", (("node", READ),), (("node", WRITE),)),  # NodeMeta.Read / NodeMeta.Apply
     _Route("/v1/client/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
 ], key=lambda r: len(r.prefix), reverse=True)
 # Agent keyring operations are agent:write even when listed (Nomad KeyringOperationRequest),

@@ -962,6 +962,7 @@ import actors.http_namespaces  # noqa: E402,F401  (namespaces: the built-in defa
 import actors.http_client_host  # noqa: E402,F401  (host stats and alloc GC, on the client)
 import actors.http_client_alloc  # noqa: E402,F401  (alloc stats, restart and signal, on the client)
 import actors.http_client_forward  # noqa: E402,F401  (client routes relayed to the allocation's node)
+import actors.http_client_meta  # noqa: E402,F401  (dynamic node metadata, on the client or relayed to it)
 import actors.http_forward  # noqa: E402,F401  (client agents relay server-bound requests)
 import actors.http_jobs  # noqa: E402,F401
 import actors.http_keyring  # noqa: E402,F401  (gossip keyring endpoints)

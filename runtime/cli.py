@@ -8,6 +8,7 @@ Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 ``operator snapshot save|inspect|restore`` (:mod:`runtime.cli_snapshot`),
 ``operator scheduler get-config|set-config`` (:mod:`runtime.cli_scheduler`),
 ``node pool list|info|apply|delete|nodes|jobs`` (:mod:`runtime.cli_node_pools`),
+``node meta read|apply`` (:mod:`runtime.cli_node_meta`),
 ``var list|get|put|purge`` (:mod:`runtime.cli_variables`),
 ``namespace list|status``, ``operator api`` (:mod:`runtime.cli_operator_api`),
 ``deployment list|status|fail|pause|resume|promote`` and ``job deployments``
@@ -276,6 +277,12 @@ from runtime.cli_autopilot import AUTOPILOT_COMMANDS  # noqa: E402
 
 COMMANDS.update(AUTOPILOT_COMMANDS)
 # ---- end operator autopilot config
+
+# ---- node meta read|apply (runtime.cli_node_meta)
+from runtime.cli_node_meta import NODE_META_COMMANDS  # noqa: E402
+
+COMMANDS.update(NODE_META_COMMANDS)
+# ---- end node meta
 
 # ---- operator api (runtime.cli_operator_api)
 from runtime.cli_operator_api import OPERATOR_API_COMMANDS  # noqa: E402

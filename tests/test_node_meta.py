@@ -158,19 +158,30 @@ def test_a_changed_ready_node_is_evaluated_only_by_entries_that_ask_for_it():
 
     def store() -> StateStore:
         st = StateStore()
-        st.apply(1, command("node_register", node={"ID": "n1", "Meta": {"a": "1"}, "Status": "ready"}, now=1.0))
+        ready = {"ID": "n1", "Meta": {"a": "1"}, "Status": "ready"}
+        st.apply(1, command("node_register", node=ready, now=1.0))
         st.apply(2, command("upsert", table="evals", record={
             "ID": "blocked-1", "Namespace": "default", "JobID": "j", "Type": "service", "Status": "blocked"}))
         st.evals_by_status["blocked"].add("blocked-1")
         return st
 
     st = store()
-    same = st.apply(3, command("node_register", node={"ID": "n1", "Meta": {"a": "1"}}, now=2.0, node_evals=True))
+    same = st.apply(3, command("node_register", node={"ID": "n1", "Meta": {"a": "1"}}, now=2.0,
+                               node_evals=True))
     assert same["EvalIDs"] == []
     changed = st.apply(4, command("node_register", node={"ID": "n1", "Meta": {"a": "2"}}, now=3.0,
                                   node_evals=True))
     assert changed["EvalIDs"] == ["blocked-1"]
     assert st.tables["evals"]["blocked-1"]["Status"] == "pending"
     old = store()
-    assert old.apply(3, command("node_register", node={"ID": "n1", "Meta": {"a": "2"}}, now=2.0))["EvalIDs"] == []
+    unasked = old.apply(3, command("node_register", node={"ID": "n1", "Meta": {"a": "2"}}, now=2.0))
+    assert unasked["EvalIDs"] == []
     assert old.tables["evals"]["blocked-1"]["Status"] == "blocked"
+
+
+def test_acl_reading_needs_node_read_and_changing_node_write():
+    from actors import acl
+
+    assert acl.required("GET", "/v1/client/metadata") == (acl.Need("node", acl.READ),)
+    for method in ("POST", "PUT"):
+        assert acl.required(method, "/v1/client/metadata") == (acl.Need("node", acl.WRITE),)
