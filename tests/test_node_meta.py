@@ -6,15 +6,20 @@ import json
 import os
 import stat
 
+import pytest
+
 from actors.client.node import ApplyNodeMeta, ClientNodeConfig, ReadNodeMeta
 from actors.client.node_meta import (
     FileMetaStore,
     MemoryMetaStore,
+    MetaStoreError,
     apply_changes,
     decode_changes,
+    dynamic_size,
     merged,
     meta_response,
     validate_changes,
+    without_stale_unsets,
 )
 from sim.client_cluster import CLIENT, ClusterConfig
 from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
@@ -62,7 +67,7 @@ def test_decoding_a_request_meta_refuses_what_go_would_not_decode():
         assert "cannot unmarshal array" in str(e)
 
 
-def test_file_store_round_trips_nulls_privately_and_survives_a_corrupt_file(tmp_path):
+def test_file_store_round_trips_nulls_privately_and_refuses_a_corrupt_file(tmp_path):
     d = tmp_path / "client"
     store = FileMetaStore(str(d))
     assert store.load() == {}
@@ -71,8 +76,27 @@ def test_file_store_round_trips_nulls_privately_and_survives_a_corrupt_file(tmp_
     path = d / "node-meta.json"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert json.loads(path.read_text()) == {"a": "x ü", "b": None}
-    path.write_text("{not json")
-    assert FileMetaStore(str(d)).load() == {}
+    # Unreadable: the client does not start without it (Nomad: "error reading dynamic node
+    # metadata"), rather than drop keys its jobs are placed by.
+    for bad in ("{not json", "[1, 2]", '{"k": 5}'):
+        path.write_text(bad)
+        with pytest.raises(MetaStoreError, match="error reading dynamic node metadata"):
+            FileMetaStore(str(d)).load()
+
+
+def test_unsets_of_keys_without_a_static_value_are_forgotten_and_count_nothing():
+    assert without_stale_unsets({"s": "1"}, {"s": None, "gone": None, "k": "v"}) == {"s": None, "k": "v"}
+    assert dynamic_size({"k": "v", "gone": None}) == 2
+    # A run of sets and unsets does not fill the map up.
+    dyn: dict = {}
+    for i in range(5000):
+        dyn = apply_changes(dyn, {f"deploy.release_{i}": "x" * 8})
+        dyn = apply_changes(dyn, {f"deploy.release_{i}": None})
+    assert dynamic_size(dyn) == 0
+
+
+def test_a_lone_surrogate_becomes_the_replacement_character_as_in_go():
+    assert decode_changes({"k": "a\ud800b"}) == {"k": "a\ufffdb"}
 
 
 def test_config_bounds_the_dynamic_meta():

@@ -55,6 +55,7 @@ from actors.client.node_meta import (
     merged,
     meta_response,
     validate_changes,
+    without_stale_unsets,
 )
 from actors.server import ENDPOINT, HEARTBEATS
 from actors.server.heartbeat import random_stagger
@@ -348,7 +349,11 @@ class ClientNode(NodeActor):
             self.identity.save(self.node_id, self.secret_id)
         else:
             self.node_id, self.secret_id = saved
-        self._set_dynamic(self.meta_store.load())
+        loaded = self.meta_store.load()  # unreadable: MetaStoreError fails the start, as in Nomad
+        dynamic = without_stale_unsets(self.static_meta, loaded)
+        if dynamic != loaded:
+            self.meta_store.save(dynamic)
+        self._set_dynamic(dynamic)
         self.send(self.env.node, self.fingerprinter, SubscribeFingerprint(self.name))
 
     def _set_dynamic(self, dynamic: dict[str, str | None]) -> None:
@@ -402,7 +407,7 @@ class ClientNode(NodeActor):
             return f"invalid: {error}", None
         dynamic = apply_changes(self.dynamic_meta, changes)
         size, limit = dynamic_size(dynamic), self.cfg.dynamic_meta_max_bytes
-        if size > limit:
+        if size > limit and size > dynamic_size(self.dynamic_meta):  # a change that shrinks it always may
             return f"invalid: dynamic node metadata too large: {size} bytes (limit {limit})", None
         try:
             self.meta_store.save(dynamic)

@@ -57,8 +57,15 @@ def validate_changes(changes: Mapping[str, str | None]) -> str:
 
 
 def dynamic_size(dynamic: Mapping[str, str | None]) -> int:
-    """What the bound counts: every key's and value's UTF-8 bytes."""
-    return sum(len(k.encode()) + len((v or "").encode()) for k, v in dynamic.items())
+    """What the bound counts: the UTF-8 bytes of every key set and its value (an unset counts nothing:
+    a run of sets and unsets must not fill the map with what the node no longer has)."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in dynamic.items() if v is not None)
+
+
+def without_stale_unsets(static: Mapping[str, str], dynamic: Mapping[str, str | None]) -> DynamicMeta:
+    """*dynamic* less the unsets of keys the static meta does not have (they hide nothing): Nomad's
+    client forgets them when it starts ("tombstone as there's no static value")."""
+    return {k: v for k, v in dynamic.items() if v is not None or k in static}
 
 
 def apply_changes(dynamic: Mapping[str, str | None], changes: Mapping[str, str | None]) -> DynamicMeta:
@@ -97,8 +104,17 @@ def decode_changes(raw: object) -> DynamicMeta:
         if v is not None and not isinstance(v, str):
             raise ValueError(f"json: cannot unmarshal {_json_kind(v)} into Go struct field "
                              "NodeMetaApplyRequest.Meta of type string")
-        out[str(k)] = v
+        out[_valid_utf8(str(k))] = None if v is None else _valid_utf8(v)
     return out
+
+
+def _valid_utf8(s: str) -> str:
+    """A lone surrogate (valid JSON escape, not valid UTF-8) becomes U+FFFD, as Go's decoder makes it."""
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _json_kind(v: object) -> str:
@@ -114,6 +130,10 @@ def _json_kind(v: object) -> str:
 
 
 # ------------------------------------------------------------ stores (an edge)
+class MetaStoreError(Exception):
+    """The saved dynamic node metadata cannot be read."""
+
+
 class MetaStore(Protocol):
     def load(self) -> DynamicMeta:
         """The dynamic meta saved before ({} if none)."""
@@ -142,19 +162,28 @@ class FileMetaStore:
         self.path = os.path.join(state_dir, META_FILE)
 
     def load(self) -> DynamicMeta:
+        """The saved map; {} when there is none.  A file that cannot be read or is not a map of
+        strings raises MetaStoreError, as Nomad's client refuses to start ("error reading dynamic
+        node metadata"): starting without it would drop keys jobs are placed by."""
         try:
             with open(self.path, encoding="utf-8") as f:
                 raw = json.load(f)
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
             return decode_changes(raw)
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as e:
-            # A client that cannot start is worse than one that lost its
-            # dynamic meta; the operator is told, and can apply it again.
-            log.warning("dynamic node metadata in %s is unreadable (%s): starting without it", self.path, e)
-            return {}
+            raise MetaStoreError(f"error reading dynamic node metadata from {self.path}: {e}") from None
 
     def save(self, dynamic: Mapping[str, str | None]) -> None:
+        # Off the gevent hub (a threadpool thread): the fsyncs would stall every actor in the
+        # process, Raft's too on a server that is also a client.  The calling actor waits.
+        from gevent import get_hub
+
+        get_hub().threadpool.apply(self._save, (dict(dynamic),))
+
+    def _save(self, dynamic: Mapping[str, str | None]) -> None:
         from actors.client.node import _write_durably  # the identity files' writer: tmp, fsync, rename
 
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
