@@ -264,7 +264,8 @@ def _apply(s: StateStore, idx: list[int], op: str, **kw):
 def test_register_creates_initializing_node_with_registered_event():
     s, i = _store()
     r = _apply(s, i, "node_register", node={"ID": "n1", "SecretID": "s"}, now=5.0)
-    assert r == {"ok": True, "index": 1, "status": "initializing", "prev": "", "created": True}
+    assert r == {"ok": True, "index": 1, "status": "initializing", "prev": "", "created": True,
+                 "evals": [], "EvalIDs": []}  # a new node's jobs wait for it to be ready
     rec = s.tables["nodes"]["n1"]
     assert rec["SchedulingEligibility"] == "eligible" and rec["StatusUpdatedAt"] == 5.0
     assert [e["Message"] for e in rec["Events"]] == ["Node registered"]

@@ -7,6 +7,7 @@ eligible).  Every wait has a deadline; the agent is killed by PID at the end.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import signal
@@ -78,9 +79,10 @@ def stop_all_jobs(port: int) -> None:
              "every task stopped", PLACE_DEADLINE_S)
 
 
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory):
-    args, port = dev_agent_config(tmp_path_factory.mktemp("dev"))
+@contextlib.contextmanager
+def running_agent(args: list[str], port: int) -> Any:
+    """An agent started with *args* (HTTP on *port*), healthy; at the end its jobs are purged and it
+    stops on SIGTERM (killed by PID whatever happens)."""
     agent = AgentProc(args)
     agent.http_port = port
     try:
@@ -91,6 +93,13 @@ def dev(tmp_path_factory):
         agent.wait_exit()
     finally:
         agent.kill()
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    args, port = dev_agent_config(tmp_path_factory.mktemp("dev"))
+    with running_agent(args, port) as agent:
+        yield agent
 
 
 def node_id(port: int) -> str:

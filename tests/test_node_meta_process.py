@@ -17,7 +17,7 @@ import pytest
 from tests.test_agent_process import AgentProc, agents, free_port, wait_for  # noqa: F401
 from tests.test_cli_jobs import nomad
 from tests.test_client_forwarding import REGISTER_DEADLINE_S, client_agent, server_agent
-from tests.test_http_jobs import PLACE_DEADLINE_S, call, node_id, sleep_job, stop_all_jobs
+from tests.test_http_jobs import PLACE_DEADLINE_S, call, node_id, running_agent, sleep_job
 
 pytestmark = pytest.mark.timeout(180)
 # The servers see a change after the client's node-update debounce: 1 s in dev
@@ -34,16 +34,8 @@ def dev(tmp_path_factory):
     path = tmp / "agent.toml"
     path.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n"
                     '[client.meta]\nrack = "r1"\n')
-    agent = AgentProc(["-dev", "-config", str(path)])
-    agent.http_port = port
-    try:
-        agent.wait_healthy()
+    with running_agent(["-dev", "-config", str(path)], port) as agent:
         yield agent
-        stop_all_jobs(port)
-        agent.send(signal.SIGTERM)
-        agent.wait_exit()
-    finally:
-        agent.kill()
 
 
 def _server_meta(port: int, nid: str) -> dict[str, str]:
