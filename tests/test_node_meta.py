@@ -209,3 +209,26 @@ def test_acl_reading_needs_node_read_and_changing_node_write():
     assert acl.required("GET", "/v1/client/metadata") == (acl.Need("node", acl.READ),)
     for method in ("POST", "PUT"):
         assert acl.required(method, "/v1/client/metadata") == (acl.Need("node", acl.WRITE),)
+
+
+def test_a_change_while_registration_backs_off_waits_for_the_retry():
+    """A client whose registration failed retries after its backoff; meta applied meanwhile rides
+    on that retry instead of each apply starting a registration of its own."""
+    c = _cluster(7)
+    c.run(30.0)
+    x = c.clients[0]
+    c.crash(x)
+    c.partition_clients([x])
+    c.restart(x)
+    node = c.actor(x, CLIENT)
+    c.run(30.0)  # its registration attempts time out: it backs off
+    assert not node.registered and node.timer_armed("register")
+    sent = node._next_req
+    for i in range(10):
+        err, _ = _ask(c, x, ApplyNodeMeta(((f"k{i}", "v"),)))
+        assert err == ""
+    assert node._next_req == sent  # no registration started by the applies
+    c.heal()
+    c.run(60.0)
+    assert node.registered and c.nodes()[c.node_id(x)]["Meta"]["k9"] == "v"
+    c.close()

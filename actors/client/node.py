@@ -388,8 +388,10 @@ class ClientNode(NodeActor):
     def _node_changed(self, first: bool = False) -> None:
         """The node changed: register now, or after the debounce (Nomad watchNodeUpdates)."""
         in_flight = self._rpc is not None and self._rpc.kind == "register"
-        if first or (not self.registered and not in_flight):
+        if first or (not self.registered and not in_flight and not self.timer_armed("register")):
             self._start("register")
+        elif not self.registered and self.timer_armed("register"):
+            pass  # backing off after a failed registration: the retry carries the change
         elif not self.timer_armed("node_update"):
             self.set_timer("node_update", self._node_update_delay())
 
