@@ -95,3 +95,15 @@ def test_a_duplicated_forwarded_transfer_is_taken_once():
     c.run(1)
     assert c.leader() == a
     c.close()
+
+
+def test_a_transfer_sent_to_a_server_that_just_lost_leadership_goes_on_to_the_one_it_names():
+    c, leader, (a, b) = _started()
+    assert _transfer(c, leader, a) == (True, "")  # a leads now
+    c.run(1)
+    follower = c.live_peers()[b]
+    follower.core.leader = leader  # b has not heard of a yet: it forwards to the old leader
+    assert _transfer(c, b, leader) == (True, "")  # the old leader names a; b asks a
+    c.run(1)
+    assert c.leader() == leader
+    c.close()

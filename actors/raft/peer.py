@@ -512,8 +512,7 @@ class RaftPeer(NodeActor):
         elif isinstance(message, ForwardApply):
             self._forwarded_apply(message)
         elif isinstance(message, ApplyResult):
-            self._forward_answer(message.req_id, message.ok, message.index, message.error,
-                                 decode_result(message.result) if message.ok else None)
+            self._on_apply_result(message)
         elif isinstance(message, ForwardConfigChange):
             self._forwarded_change(message)
         elif isinstance(message, Leave):
@@ -575,6 +574,13 @@ class RaftPeer(NodeActor):
         self.send(self.env.node, message.reply_to, self.health())
 
     def _on_apply_result(self, message: ApplyResult) -> None:
+        fwd = self._forwarded.get(message.req_id)
+        if fwd is not None and fwd[0] == "transfer" and not message.ok and message.error == "not leader" \
+                and message.leader and message.leader != self.env.node and fwd[2][1] == 0:
+            # Sent to a server that had just lost leadership: once more, to the one it names.
+            del self._forwarded[message.req_id]
+            self._forward_transfer(fwd[1], fwd[2][0], message.leader, tries=1)
+            return
         self._forward_answer(message.req_id, message.ok, message.index, message.error,
                              decode_result(message.result) if message.ok else None)
 
@@ -947,11 +953,14 @@ class RaftPeer(NodeActor):
         if not core.leader:
             self._answer(m.reply, None, NO_LEADER)
             return
+        self._forward_transfer(m.reply, m.target, core.leader, tries=0)
+
+    def _forward_transfer(self, reply: Any, target: str, leader: str, tries: int) -> None:
         # The leader answers once the transfer ended, an election timeout or two: wait that long.
-        req_id = self._new_forward("transfer", m.reply, None,
+        req_id = self._new_forward("transfer", reply, (target, tries),
                                    wait_s=self.core.t.election_ticks * self.core.t.tick_s * 3)
-        self.send(core.leader, self.name, ForwardTransfer(req_id=req_id, origin=self.env.node,
-                                                          origin_actor=self.name, target=m.target))
+        self.send(leader, self.name, ForwardTransfer(req_id=req_id, origin=self.env.node,
+                                                     origin_actor=self.name, target=target))
 
     def _forwarded_transfer(self, m: ForwardTransfer) -> None:
         key = (m.origin, m.req_id)
