@@ -6,9 +6,10 @@ output)`` once, when the probe ends.  The agent process is monkey-patched,
 so the blocking socket and ``http.client`` calls here yield to the other
 greenlets.  Results and outputs follow Nomad's checker
 (``client/serviceregistration/checks/client.go``): tcp passes when it
-connects ("nomad: tcp ok"); http passes on 200 ("nomad: http ok") or any
-other status below 400, whose body is the output, and fails otherwise, the
-body (up to 3 KiB) or the error being the output.
+connects ("nomad: tcp ok"); http follows redirects as Go's client does (up
+to 10), then passes on 200 ("nomad: http ok") or any other status below
+400, whose body is the output, and fails otherwise, the body (up to 3 KiB)
+or the error being the output.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -36,26 +38,51 @@ def run_probe(spec: CheckSpec) -> tuple[str, int, str]:
         except OSError as e:
             return FAILURE, 0, f"dial tcp {target}: {_why(e)}"
         return SUCCESS, 0, "nomad: tcp ok"
-    conn: http.client.HTTPConnection
-    if spec.protocol == "https":
-        conn = http.client.HTTPSConnection(spec.address, spec.port, timeout=spec.timeout_s,
-                                           context=_TLS)
-    else:
-        conn = http.client.HTTPConnection(spec.address, spec.port, timeout=spec.timeout_s)
     path = spec.path if spec.path.startswith("/") else "/" + spec.path
     url = f"{spec.protocol}://{target}{path}"
     headers: dict[str, Any] = {k: ", ".join(v) for k, v in spec.header}
+    method, payload = spec.method, spec.body.encode() if spec.body else None
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            status, location, body = _http(url, method, payload, headers, spec.timeout_s)
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            return FAILURE, 0, f'nomad: {method.capitalize()} "{url}": {_why(e)}'
+        if status in _REDIRECTS and location:
+            # Followed as Go's http.Client does: 301/302/303 go on as GET without the body
+            # (unless HEAD), 307/308 keep the method and body.
+            url = urllib.parse.urljoin(url, location)
+            if status in (301, 302, 303) and method not in ("GET", "HEAD"):
+                method, payload = "GET", None
+            continue
+        if status == 200:
+            return SUCCESS, 200, "nomad: http ok"
+        return (SUCCESS if status < 400 else FAILURE), status, body.decode("utf-8", "replace")
+    return FAILURE, 0, f'nomad: {method.capitalize()} "{url}": stopped after {MAX_REDIRECTS} redirects'
+
+
+# Go's http.Client follows at most 10 redirects.
+MAX_REDIRECTS = 10
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def _http(url: str, method: str, payload: bytes | None, headers: dict[str, Any],
+          timeout_s: float) -> tuple[int, str, bytes]:
+    """One request: (status, Location header, up to OUTPUT_LIMIT bytes of the body)."""
+    u = urllib.parse.urlsplit(url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ValueError(f"unsupported URL {url!r}")
+    conn: http.client.HTTPConnection
+    if u.scheme == "https":
+        conn = http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=timeout_s, context=_TLS)
+    else:
+        conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout_s)
     try:
-        conn.request(spec.method, path, body=spec.body.encode() if spec.body else None, headers=headers)
+        conn.request(method, (u.path or "/") + (f"?{u.query}" if u.query else ""), body=payload,
+                     headers=headers)
         resp = conn.getresponse()
-        body = resp.read(OUTPUT_LIMIT)
-    except (OSError, http.client.HTTPException) as e:
-        return FAILURE, 0, f'nomad: {spec.method.capitalize()} "{url}": {_why(e)}'
+        return resp.status, resp.getheader("Location") or "", resp.read(OUTPUT_LIMIT)
     finally:
         conn.close()
-    if resp.status == 200:
-        return SUCCESS, 200, "nomad: http ok"
-    return (SUCCESS if resp.status < 400 else FAILURE), resp.status, body.decode("utf-8", "replace")
 
 
 def _why(e: BaseException) -> str:

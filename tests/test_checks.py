@@ -158,6 +158,14 @@ def test_a_changed_check_starts_over_and_an_unchanged_one_keeps_its_result() -> 
 def server() -> Iterator[int]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            hops = {"/redirect": "/ok", "/to-broken": "http://127.0.0.1:%d/broken", "/loop": "/loop"}
+            if self.path in hops:
+                self.send_response(302)
+                port = str(self.server.server_address[1])
+                self.send_header("Location", hops[self.path].replace("%d", port))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             code = {"/ok": 200, "/moved": 302, "/broken": 500}.get(self.path, 404)
             body = b"it broke" if code == 500 else b"elsewhere" if code == 302 else b"fine"
             self.send_response(code)
@@ -189,7 +197,12 @@ def free_port() -> int:
 
 def test_real_http_and_tcp_probes_report_as_nomads_checker_does(server: int) -> None:
     assert run_probe(probe_spec(server)) == (SUCCESS, 200, "nomad: http ok")
-    assert run_probe(probe_spec(server, path="moved")) == (SUCCESS, 302, "elsewhere")
+    assert run_probe(probe_spec(server, path="moved")) == (SUCCESS, 302, "elsewhere")  # no Location: as is
+    # Redirects are followed as Go's client does (up to 10), the last answer decides.
+    assert run_probe(probe_spec(server, path="/redirect")) == (SUCCESS, 200, "nomad: http ok")
+    assert run_probe(probe_spec(server, path="/to-broken")) == (FAILURE, 500, "it broke")
+    status, code, output = run_probe(probe_spec(server, path="/loop"))
+    assert (status, code) == (FAILURE, 0) and output.endswith("stopped after 10 redirects")
     assert run_probe(probe_spec(server, path="/broken")) == (FAILURE, 500, "it broke")
     assert run_probe(probe_spec(server, typ="tcp")) == (SUCCESS, 0, "nomad: tcp ok")
     closed = free_port()
