@@ -133,6 +133,15 @@ def _bad_report(reports: Any) -> str:
     return ""
 
 
+def _drop_from(by_job: dict[str, set[str]], job_id: str, ev_id: str) -> None:
+    """*ev_id* out of *job_id*'s set in a by-job index; the job's entry goes when it empties."""
+    ids = by_job.get(job_id)
+    if ids is not None:
+        ids.discard(ev_id)
+        if not ids:
+            del by_job[job_id]
+
+
 def _client_part(job: Any, group: str) -> Any:
     """What a client does for an allocation of *group* besides running its tasks: its services
     (and their checks), group and task level."""
@@ -394,33 +403,21 @@ class StateStore:
             else:
                 ids.discard(ev_id)
         job_id = ev.get("JobID", "")
-        if status == "blocked":
-            self.blocked_by_job.setdefault(job_id, set()).add(ev_id)
-        else:
-            self._unblock_index(ev_id, job_id)
-        if status == "pending":
-            self.pending_by_job.setdefault(job_id, set()).add(ev_id)
-        else:
-            self._unpend_index(ev_id, job_id)
+        for name, by_job in (("blocked", self.blocked_by_job), ("pending", self.pending_by_job)):
+            if status == name:
+                by_job.setdefault(job_id, set()).add(ev_id)
+            else:
+                _drop_from(by_job, job_id, ev_id)
         if status != "pending":
             self.pending_since.pop(ev_id, None)
         elif ev_id not in self.pending_since:
             # Applied in index order, so the dict stays ordered by index.
             self.pending_since[ev_id] = ev.get("ModifyIndex", 0)
 
-    def _unblock_index(self, ev_id: str, job_id: str) -> None:
-        ids = self.blocked_by_job.get(job_id)
-        if ids is not None:
-            ids.discard(ev_id)
-            if not ids:
-                del self.blocked_by_job[job_id]
-
-    def _unpend_index(self, ev_id: str, job_id: str) -> None:
-        ids = self.pending_by_job.get(job_id)
-        if ids is not None:
-            ids.discard(ev_id)
-            if not ids:
-                del self.pending_by_job[job_id]
+    def _unindex_eval(self, ev_id: str, job_id: str) -> None:
+        """A removed evaluation leaves the by-job indexes."""
+        _drop_from(self.blocked_by_job, job_id, ev_id)
+        _drop_from(self.pending_by_job, job_id, ev_id)
 
     def pending_evals_of_job(self, job_id: str) -> list[dict[str, Any]]:
         """The store's records of *job_id*'s pending evaluations, in ID order: do not modify."""
@@ -559,8 +556,7 @@ class StateStore:
         if table == "evals":
             for i, rec in popped:
                 if rec is not None:
-                    self._unblock_index(i, rec.get("JobID", ""))
-                    self._unpend_index(i, rec.get("JobID", ""))
+                    self._unindex_eval(i, rec.get("JobID", ""))
         if table == "allocs":
             for i, rec in popped:
                 if rec is not None:
@@ -1612,8 +1608,7 @@ class StateStore:
             if (gone := evals.pop(eid, None)) is not None:
                 for ids in self.evals_by_status.values():
                     ids.discard(eid)
-                self._unblock_index(eid, gone.get("JobID", ""))
-                self._unpend_index(eid, gone.get("JobID", ""))
+                self._unindex_eval(eid, gone.get("JobID", ""))
         if gone_evals:
             self._touch("evals", index)
         for aid in sorted(gone_allocs):
