@@ -228,7 +228,9 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
 
 
 def eval_out(e: dict[str, Any]) -> dict[str, Any]:
-    return _with_times(copy.deepcopy(e), "CreateTime", "ModifyTime")
+    out = _with_times(copy.deepcopy(e), "CreateTime", "ModifyTime")
+    out.setdefault("DeploymentID", "")  # set once a plan ran within a deployment (Nomad's field, always there)
+    return out
 
 
 # ---------------------------------------------------------------- request helpers

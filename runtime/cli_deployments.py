@@ -5,21 +5,41 @@ IDs are shown cut to 8 characters unless ``-verbose``; a deployment is
 named by its ID or a unique prefix (resolved through ``/v1/deployments?prefix=``);
 ``-json`` prints the API's objects indented four spaces.  ``fail``,
 ``resume`` and ``promote`` watch the evaluation they made unless
-``-detach``; ``promote`` promotes every group's canaries, or ``-group``'s.
+``-detach``, then the deployment it worked within until that ends (as
+``job run`` does); ``promote`` promotes every group's canaries, or
+``-group``'s.  ``status -monitor`` watches one deployment the same way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
+import time
 import urllib.parse
 from typing import Any
 
 from runtime.cli import CliError, table
-from runtime.cli_jobs import as_json, kv, monitor, one_arg, parse_flags, request, resolve, short
+from runtime.cli_jobs import (
+    MONITOR_WAIT,
+    alloc_table,
+    as_json,
+    kv,
+    monitor,
+    one_arg,
+    parse_flags,
+    request,
+    resolve,
+    short,
+)
+from runtime.config import parse_duration
 
-__all__ = ["DEPLOYMENT_COMMANDS", "deployment_groups", "latest_deployment_section"]
+__all__ = ["DEPLOYMENT_COMMANDS", "deployment_groups", "latest_deployment_section", "watch_deployment"]
 
 ZERO_TIME_PREFIX = "0001-01-01"  # Go's zero time.Time: a time never set
+DEPLOYMENT_DONE = ("successful", "failed", "cancelled", "blocked")  # a watched deployment's last states
+# A failed deployment with auto_revert: how long before its job's newest deployment is looked up for the
+# rollback's (Nomad's monitor waits the same second for the rollback to be scheduled).
+ROLLBACK_LOOKUP_DELAY_S = 1.0
 
 
 def _progress_by(t: Any) -> str:
@@ -108,21 +128,84 @@ def deployment_list(addr: str, args: list[str]) -> str:
 
 
 def deployment_status(addr: str, args: list[str]) -> str:
-    """``nomad deployment status [-json] [-verbose] <deployment>``."""
-    flags, rest = parse_flags(args, {"json": bool, "verbose": bool})
-    d = _resolve(addr, rest, "nomad deployment status [-json] [-verbose] <deployment>")
+    """``nomad deployment status [-json] [-verbose] [-monitor [-wait d]] <deployment>``."""
+    flags, rest = parse_flags(args, {"json": bool, "verbose": bool, "monitor": bool, "wait": str})
+    if flags.get("monitor") and flags.get("json"):
+        raise CliError("The monitor flag cannot be used with the '-json' or '-t' flags")
+    wait = flags.get("wait") or "2s"  # Nomad's -wait default
+    try:
+        parse_duration(wait)
+    except ValueError as e:
+        raise CliError(f'invalid value "{wait}" for flag -wait: {e}') from None
+    usage = "nomad deployment status [-json] [-verbose] [-monitor] <deployment>"
+    d = _resolve(addr, rest, usage)
+    verbose = bool(flags.get("verbose"))
+    if flags.get("monitor"):
+        print(f'{_now()}: Monitoring deployment "{short(d["ID"], verbose)}"', flush=True)
+        watch_deployment(addr, d["ID"], verbose, wait=wait)
+        return ""
     d = request(addr, "GET", f"/v1/deployment/{d['ID']}")
     if flags.get("json"):
         return as_json(d)
-    return format_deployment(d, bool(flags.get("verbose")))
+    return format_deployment(d, verbose)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def watch_deployment(addr: str, dep_id: str, verbose: bool, *, indent: str = "",
+                     wait: str = MONITOR_WAIT) -> str:
+    """Nomad's deployment monitor without a terminal (``defaultMonitor``): the deployment printed, with the
+    time, each time it changes, until it ends; returns its last status.
+
+    A failed deployment whose groups auto-revert is followed by the rollback's
+    deployment, once the job has one (its status is not what this returns).
+    Each look is one blocking query of at most *wait*; a deployment that stays
+    running is watched as long as it runs (its progress deadline ends it).
+    """
+    def say(text: str) -> None:
+        print("\n".join(f"{indent}{line}" if line else "" for line in text.split("\n")), flush=True)
+
+    index, shown = 0, None
+    while True:
+        try:
+            d = request(addr, "GET", f"/v1/deployment/{dep_id}", index=index or None,
+                        wait=wait if index else None)
+            allocs = request(addr, "GET", f"/v1/deployment/allocations/{dep_id}") if verbose else None
+        except CliError as e:
+            print(f"{indent}{_now()}: Error fetching deployment: {e}", file=sys.stderr, flush=True)
+            return ""
+        text = format_deployment(d, verbose)
+        if verbose:
+            text += "\n\nAllocations\n" + alloc_table(allocs or [], verbose, with_node=True)
+        if text != shown:  # Nomad prints on every answer; an unchanged one only repeats the last
+            say(f"\n{_now()}\n{text}")
+            shown = text
+        status = d.get("Status", "")
+        if status not in DEPLOYMENT_DONE:
+            index = max(int(d.get("ModifyIndex", 0)), index + 1 if index else 1)
+            continue
+        if status == "failed" and any(g.get("AutoRevert") for g in (d.get("TaskGroups") or {}).values()):
+            time.sleep(ROLLBACK_LOOKUP_DELAY_S)
+            try:
+                job_path = f"/v1/job/{urllib.parse.quote(d['JobID'], safe='')}"
+                rollback = request(addr, "GET", f"{job_path}/deployment")
+            except CliError as e:
+                print(f"{indent}{_now()}: Error fetching deployment of previous job version: {e}",
+                      file=sys.stderr, flush=True)
+                return status
+            if rollback and rollback.get("ID") != d["ID"]:
+                print("", flush=True)
+                watch_deployment(addr, rollback["ID"], verbose, indent=indent, wait=wait)
+        return status
 
 
 def _then_monitor(addr: str, said: str, eval_id: str, detach: bool) -> tuple[str, int]:
     """What a write printed, then (unless -detach, or no evaluation was made) its evaluation's monitor."""
     if detach or not eval_id:
         return said, 0
-    out, code = monitor(addr, eval_id)
-    return f"{said}\n\n{out}", code
+    return monitor(addr, eval_id, head=f"{said}\n\n")
 
 
 def deployment_fail(addr: str, args: list[str]) -> tuple[str, int]:

@@ -215,9 +215,15 @@ def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, A
 # ---------------------------------------------------------------- job
 
 
-def monitor(addr: str, eval_id: str) -> tuple[str, int]:
-    """Nomad's evaluation monitor, bounded by MONITOR_TIMEOUT_S: (output, exit code)."""
-    lines = [f'==> Monitoring evaluation "{short(eval_id)}"']
+def monitor(addr: str, eval_id: str, *, head: str = "", verbose: bool = False) -> tuple[str, int]:
+    """Nomad's evaluation monitor, bounded by MONITOR_TIMEOUT_S, then its deployment's: (output, exit code).
+
+    *head* is what the command printed before.  When the evaluation placed
+    everything within a deployment, that and the evaluation's lines are
+    printed at once and the deployment is watched until it ends (Nomad's
+    ``job run`` since 1.2): exit 0 if it succeeded, 1 otherwise.
+    """
+    lines = [f'==> Monitoring evaluation "{short(eval_id, verbose)}"']
     deadline = time.monotonic() + MONITOR_TIMEOUT_S
     index, ev = 0, None
     while time.monotonic() < deadline:
@@ -228,22 +234,35 @@ def monitor(addr: str, eval_id: str) -> tuple[str, int]:
         index = ev["ModifyIndex"]
     if ev is None or ev["Status"] == "pending":
         lines.append(f'    Evaluation still pending after {MONITOR_TIMEOUT_S:g}s; see "nomad job status"')
-        return "\n".join(lines), 0
+        return head + "\n".join(lines), 0
     lines.append(f'    Evaluation triggered by job "{ev["JobID"]}"')
+    deployment = ev.get("DeploymentID") or ""
+    if deployment:
+        lines.append(f'    Evaluation within deployment: "{short(deployment, verbose)}"')
     for a in request(addr, "GET", f"/v1/evaluation/{eval_id}/allocations"):
-        lines.append(f'    Allocation "{short(a["ID"])}" created: node "{short(a["NodeID"])}", '
-                     f'group "{a["TaskGroup"]}"')
+        lines.append(f'    Allocation "{short(a["ID"], verbose)}" created: '
+                     f'node "{short(a["NodeID"], verbose)}", group "{a["TaskGroup"]}"')
     failed = ev.get("FailedTGAllocs") or {}
     for group, metrics in sorted(failed.items()):
         lines.append(f'    Task Group "{group}" (failed to place {metrics.get("CoalescedFailures", 0) + 1} '
                      "allocation(s)):")
         lines += [f"      * {why}" for why in alloc_metrics(metrics)]
     if ev.get("BlockedEval"):
-        lines.append(f'    Evaluation "{short(ev["BlockedEval"])}" waiting for additional capacity to place '
-                     "remainder")
+        lines.append(f'    Evaluation "{short(ev["BlockedEval"], verbose)}" waiting for additional '
+                     "capacity to place remainder")
     lines.append(f'    Evaluation status changed: "pending" -> "{ev["Status"]}"')
-    lines.append(f'==> Evaluation "{short(eval_id)}" finished with status "{ev["Status"]}"')
-    return "\n".join(lines), EXIT_PLACEMENT_FAILED if failed else 0
+    lines.append(f'==> Evaluation "{short(eval_id, verbose)}" finished with status "{ev["Status"]}"')
+    if failed or not deployment:
+        # Some placement failed: exit 2 says so now.  (Nomad goes on to watch the deployment,
+        # which, with nothing placed, has no progress deadline to end it: the command would
+        # wait until capacity came.)
+        return head + "\n".join(lines), EXIT_PLACEMENT_FAILED if failed else 0
+    from runtime.cli_deployments import watch_deployment  # noqa: PLC0415 - it imports this module
+
+    lines.append(f'==> Monitoring deployment "{short(deployment, verbose)}"')
+    print(head + "\n".join(lines), flush=True)
+    status = watch_deployment(addr, deployment, verbose, indent="    ")
+    return "", 0 if status == "successful" else 1
 
 
 def _deployment_rows(a: dict[str, Any], verbose: bool) -> list[tuple[str, Any]]:
@@ -277,11 +296,13 @@ def alloc_metrics(m: dict[str, Any]) -> list[str]:
     return out
 
 
-def _finish(addr: str, eval_id: str, detach: bool, what: str) -> tuple[str, int]:
-    """The evaluation's outcome as Nomad prints it, with the exit code (2: placement failed)."""
+def _finish(addr: str, eval_id: str, detach: bool, what: str, *, head: str = "",
+            verbose: bool = False) -> tuple[str, int]:
+    """The evaluation's outcome as Nomad prints it (and its deployment's), with the exit code (2: placement
+    failed; 1: its deployment did not succeed)."""
     if detach or not eval_id:
         return f"{what}\nEvaluation ID: {eval_id}", 0
-    return monitor(addr, eval_id)
+    return monitor(addr, eval_id, head=head, verbose=verbose)
 
 
 def job_run(addr: str, args: list[str]) -> tuple[str, int]:
@@ -295,7 +316,8 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
         except ValueError:
             raise CliError(f'invalid value "{flags["check-index"]}" for flag -check-index') from None
     got = request(addr, "PUT", "/v1/jobs", body)
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job registration successful")
+    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job registration successful",
+                   verbose=bool(flags.get("verbose")))
 
 
 INIT_FILE = "example.nomad.hcl"
@@ -1368,8 +1390,9 @@ def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
     got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(rest[0], safe='')}/dispatch",
                   {"Payload": base64.b64encode(payload).decode(), "Meta": meta})
     head = f"Dispatched Job ID = {got['DispatchedJobID']}"
-    out, code = _finish(addr, got.get("EvalID", ""), flags.get("detach", False), head)
-    return (out if out.startswith(head) else f"{head}\n{out}"), code
+    if flags.get("detach", False) or not got.get("EvalID"):
+        return _finish(addr, got.get("EvalID", ""), True, head)
+    return _finish(addr, got["EvalID"], False, head, head=f"{head}\n")
 
 
 def job_scale(addr: str, args: list[str]) -> tuple[str, int]:

@@ -13,17 +13,23 @@ import sys
 import pytest
 
 from tests.test_agent_process import ROOT, wait_for
-from tests.test_http_jobs import PLACE_DEADLINE_S, call, dev, node_id, sleep_job  # noqa: F401
+from tests.test_http_jobs import PLACE_DEADLINE_S, call, dev, node_id  # noqa: F401
+from tests.test_http_jobs import sleep_job as _sleep_job
 
 pytestmark = pytest.mark.timeout(120)
 NOMAD = f"{ROOT}/bin/nomad"
 CLI_TIMEOUT_S = 60  # a command monitors its evaluation for at most 30 s (MONITOR_TIMEOUT_S)
+
+# `job run` watches a service job's deployment until it ends, as Nomad's does: the
+# jobs here are healthy once running, so no test waits out the default 10 s.
+QUICK_UPDATE = {"MinHealthyTime": 0}
 
 TOML_JOB = """\
 [Job]
 ID = "cli-toml"
 Type = "service"
 Datacenters = ["dc1"]
+Update = { MinHealthyTime = 0 }
 
 [[Job.TaskGroups]]
 Name = "web"
@@ -35,6 +41,10 @@ Driver = "raw_exec"
 Config = { command = "/bin/sleep", args = ["60"] }
 Resources = { CPU = 50, MemoryMB = 32 }
 """
+
+
+def sleep_job(job_id: str, count: int = 1, **extra) -> dict:
+    return _sleep_job(job_id, count, Update=QUICK_UPDATE, **extra)
 
 
 def nomad(agent, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -118,6 +128,49 @@ def test_job_run_json_and_toml_then_status_alloc_status_and_stop(dev, tmp_path):
     gone = nomad(dev, "job", "status", "cli-json")
     assert gone.returncode == 1 and gone.stderr == 'Error: No job(s) with prefix or id "cli-json" found\n'
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-toml").returncode == 0
+
+
+def test_job_run_watches_the_deployment_until_it_ends_exit_1_when_it_failed(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "watched.json"
+    path.write_text(json.dumps({"Job": sleep_job("cli-watched", count=2)}))
+    run = nomad(dev, "job", "run", str(path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    dep = call(dev.http_port, "GET", "/v1/job/cli-watched/deployment").json()
+    assert dep["Status"] == "successful"  # the command ended once it had
+    out = run.stdout
+    assert f'    Evaluation within deployment: "{dep["ID"][:8]}"\n' in out
+    head, watched = out.split(f'==> Monitoring deployment "{dep["ID"][:8]}"\n')
+    assert head.rstrip().endswith('finished with status "complete"'), out
+    last = watched.rstrip().split("\n\n")[-2:]  # Nomad's formatDeployment, indented as the monitor's lines
+    assert re.search(r"^    \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n    ID          = " + dep["ID"][:8] + "$", last[0],
+                     re.M), out
+    assert "    Status      = successful\n    Description = Deployment completed successfully" in last[0]
+    table = last[1].splitlines()
+    assert table[0] == "    Deployed" and columns(table[1])[:5] == ["Task Group", "Desired", "Placed", "Healthy",
+                                                                          "Unhealthy"]
+    assert columns(table[2])[:5] == ["web", "2", "2", "2", "0"], out
+
+    # A version whose task dies at once: its allocation is unhealthy, the deployment fails, exit 1.
+    job = {**sleep_job("cli-watched", count=2), "Update": {"MinHealthyTime": 2 * 10**9}}
+    group = job["TaskGroups"][0]
+    group["Tasks"][0]["Config"] = {"command": "/bin/sh", "args": ["-c", "exit 3"]}
+    group["RestartPolicy"] = {"Attempts": 0, "Mode": "fail"}
+    group["ReschedulePolicy"] = {"Attempts": 0, "Unlimited": False}
+    path.write_text(json.dumps({"Job": job}))
+    bad = nomad(dev, "job", "run", str(path))
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert re.search(r"^    Status\s+= failed\n    Description = Failed due to unhealthy allocations$",
+                     bad.stdout, re.M), bad.stdout
+
+    # `deployment status -monitor` watches one the same way (it has ended: one look).
+    mon = nomad(dev, "deployment", "status", "-monitor", dep["ID"][:8])
+    assert mon.returncode == 0, mon.stderr
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: Monitoring deployment \"" + dep["ID"][:8] + '"\n\n',
+                    mon.stdout), mon.stdout
+    assert "Status      = successful" in mon.stdout
+    both = nomad(dev, "deployment", "status", "-monitor", "-json", dep["ID"])
+    assert both.returncode == 1 and "cannot be used with the '-json'" in both.stderr
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-watched").returncode == 0
 
 
 def test_job_run_that_cannot_place_exits_2_with_the_reason(dev, tmp_path):  # noqa: F811
@@ -230,7 +283,7 @@ def test_alloc_logs_reads_a_tasks_output_from_the_node_that_runs_it(dev, tmp_pat
                                             "Config": {"command": "/bin/sh", "args": ["-c", script]},
                                             "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
     path = tmp_path / "logs.json"
-    path.write_text(json.dumps({"Job": job}))
+    path.write_text(json.dumps({"Job": {**job, "Update": QUICK_UPDATE}}))
     assert nomad(dev, "job", "run", str(path)).returncode == 0
     def running() -> list:
         return [a for a in call(dev.http_port, "GET", "/v1/job/cli-logs/allocations").json()
@@ -379,7 +432,7 @@ def test_alloc_signal_restart_and_stats_reach_the_running_task(dev, tmp_path):  
                                             "Config": {"command": "/bin/sh", "args": ["-c", script]},
                                             "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
     path = tmp_path / "life.json"
-    path.write_text(json.dumps({"Job": job}))
+    path.write_text(json.dumps({"Job": {**job, "Update": QUICK_UPDATE}}))
     assert nomad(dev, "job", "run", str(path)).returncode == 0
 
     def running() -> list:
@@ -433,7 +486,8 @@ def test_job_history_revert_and_eval(dev, tmp_path):  # noqa: F811
     hist = nomad(dev, "job", "history", "cli-hist")
     assert hist.returncode == 0
     blocks = [dict(re.split(r"\s+=\s+", x, maxsplit=1) for x in b.splitlines()) for b in hist.stdout.split("\n\n")]
-    assert [b["Version"] for b in blocks] == ["1", "0"] and blocks[0]["Stable"] == "false"
+    # Each run waited for its deployment, which succeeded: both versions are stable.
+    assert [b["Version"] for b in blocks] == ["1", "0"] and blocks[0]["Stable"] == "true"
     full = nomad(dev, "job", "history", "-full", "-version", "0", "cli-hist")
     assert json.loads(full.stdout)["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 50
 
@@ -647,8 +701,11 @@ def test_job_init_writes_an_example_that_this_agent_runs(dev, tmp_path):  # noqa
                            timeout=CLI_TIMEOUT_S)
     assert again.returncode == 1 and "already exists" in again.stderr
     assert nomad(dev, "job", "validate", str(path)).returncode == 0
-    run = nomad(dev, "job", "run", str(path))
+    # Its update block waits 10 s of health (Nomad's example): not watched here (test_job_run_watches_...).
+    run = nomad(dev, "job", "run", "-detach", str(path))
     assert run.returncode == 0, run.stdout + run.stderr
+    wait_for(lambda: [a for a in call(dev.http_port, "GET", "/v1/job/example/allocations").json()
+                      if a["ClientStatus"] == "running"], "the example running", PLACE_DEADLINE_S, dev.detail)
     short = tmp_path / "short.nomad.hcl"
     assert nomad(dev, "job", "init", "-short", str(short)).returncode == 0
     assert nomad(dev, "job", "validate", str(short)).returncode == 0

@@ -16,6 +16,8 @@ import contextlib
 import http.client
 import json
 import re
+import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ import pytest
 
 from actors.acl import Need, required
 from tests.test_agent_process import AgentProc, wait_for
-from tests.test_cli_jobs import aligned, columns, nomad, section
+from tests.test_cli_jobs import NOMAD, aligned, columns, nomad, section
 from tests.test_http_jobs import PLACE_DEADLINE_S, call, dev  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
@@ -386,13 +388,29 @@ def test_cli_pause_resume_promote_and_fail(dev):  # noqa: F811
     resumed = nomad(dev, "deployment", "resume", "-detach", dep)
     assert (resumed.returncode, resumed.stdout) == (0, f'Deployment "{dep}" resumed\n'), resumed.stderr
     assert nomad(dev, "deployment", "pause", dep).returncode == 0
-    watched = nomad(dev, "deployment", "resume", dep)  # without -detach: its evaluation is monitored
-    assert watched.returncode == 0, watched.stderr
-    assert watched.stdout.startswith(f'Deployment "{dep}" resumed\n\n==> Monitoring evaluation "')
-    assert 'finished with status "complete"' in watched.stdout
+    # Without -detach, its evaluation is monitored, then the deployment until it ends: here, until
+    # it is failed by the operator, then the rollback's deployment (auto_revert) until that ends.
+    watched = subprocess.Popen([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", "deployment",
+                                "resume", dep], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        await_deployment(dev, "dep-cli", 1, "running")
+        failed = nomad(dev, "deployment", "fail", dep[:8])
+        out, err = watched.communicate(timeout=ROLL_DEADLINE_S)
+    finally:
+        watched.kill()
+        watched.wait()
+    assert watched.returncode == 1, out + err  # the deployment it watched failed
+    assert out.startswith(f'Deployment "{dep}" resumed\n\n==> Monitoring evaluation "'), out
+    assert f'Evaluation within deployment: "{dep[:8]}"' in out and 'finished with status "complete"' in out
+    watching = out.split(f'==> Monitoring deployment "{dep[:8]}"\n')[1]
+    assert re.search(r"^    Status\s+= failed$", watching, re.M), watching
+    assert "    Description = Deployment marked as failed" in watching
+    rollback = latest(port, "dep-cli")
+    assert rollback["ID"] != dep and rollback["Status"] == "successful"
+    after = watching.split(f"    ID          = {rollback['ID'][:8]}\n")[-1]  # the rollback's last block
+    assert re.search(r"^    Status\s+= successful$", after, re.M), watching
 
-    failed = nomad(dev, "deployment", "fail", dep[:8])
-    assert failed.returncode == 0, failed.stderr
+    assert failed.returncode == 0, failed.stderr  # its evaluation's deployment: the rollback's, successful
     said = f'Deployment "{dep}" failed. Auto-reverted to job version 0.\n\n==> Monitoring evaluation'
     assert failed.stdout.startswith(said), failed.stdout
     again = nomad(dev, "deployment", "fail", dep)

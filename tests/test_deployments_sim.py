@@ -73,6 +73,10 @@ def test_rolling_update_replaces_one_at_a_time_and_succeeds() -> None:
     live = [a for a in c.allocs("web") if a["DesiredStatus"] == "run"]
     assert not v0 & {a["ID"] for a in live} and {a["JobVersion"] for a in live} == {1}
     assert c.checker.replica.tables["jobs"]["web"]["Stable"] is True
+    # The evaluations that placed within a deployment name it (what `nomad job run` then watches).
+    evals = c.checker.replica.tables["evals"]
+    placing = {evals[a["EvalID"]].get("DeploymentID") for a in c.allocs("web") if a["EvalID"] in evals}
+    assert placing == {x["ID"] for x in deployments(c)}, placing
     # Each replacement waited for the one before it to be healthy for min_healthy_time (5 s).
     starts = sorted(a["CreateTime"] for a in live)
     assert all(b - a >= 5.0 for a, b in itertools.pairwise(starts)), starts

@@ -19,7 +19,7 @@ def test_a_nomad_job_file_maps_onto_the_json_job() -> None:
     assert job["Datacenters"] == ["dc1"] and job["Meta"] == {"owner": "ops"}
     assert job["Constraints"] == [{"LTarget": "${attr.kernel.name}", "RTarget": "linux", "Operand": "="}]
     (group,) = job["TaskGroups"]
-    assert group["Name"] == "cache" and group["Count"] == 1
+    assert group["Name"] == "cache" and group["Count"] == 1 and group["Update"] == {"MinHealthyTime": 0}
     assert group["RestartPolicy"] == {"Attempts": 2, "Interval": 1800 * 10**9, "Delay": 15 * 10**9, "Mode": "fail"}
     (task,) = group["Tasks"]
     assert task == {"Name": "redis", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["60"]},

@@ -553,8 +553,9 @@ def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[
 # What a plan's apply does beyond its placements and stops, by revision (a plan in
 # a Raft log keeps applying as it did when it was written): 2 -- the job's older
 # waiting evaluations are cancelled (Nomad's broker on an Ack), and allocations
-# updated in place get a new AllocModifyIndex, so their clients see the new version.
-PLAN_REV = 2
+# updated in place get a new AllocModifyIndex, so their clients see the new version;
+# 3 -- the evaluation records the deployment it worked within (DeploymentID).
+PLAN_REV = 3
 
 
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],

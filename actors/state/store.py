@@ -1295,6 +1295,12 @@ class StateStore:
         ev = dict(ev)
         ev.update(Status="complete", ModifyIndex=index, ModifyTime=now, FailedTGAllocs=plan.get("Failed", {}),
                   PlacedAllocs=len(placed), RefusedAllocs=len(refused))
+        if rev >= 3 and job is not None:
+            # The deployment this evaluation worked within (Nomad's Evaluation.DeploymentID): the
+            # job's active one for its current version, made by this plan or already running.
+            d = deployments.latest(self, plan["JobID"])
+            if d is not None and d["Status"] in deployments.ACTIVE and d["JobVersion"] == job.get("Version"):
+                ev["DeploymentID"] = d["ID"]
         evals[ev["ID"]] = ev
         self._index_eval(ev)
         follow: list[str] = []

@@ -12,6 +12,9 @@ job "example" {
   }
   group "cache" {
     count = 1
+    update {
+      min_healthy_time = "0s" # healthy once running: `nomad job run` waits for the deployment
+    }
     restart {
       attempts = 2
       interval = "30m"
