@@ -33,6 +33,7 @@ from typing import Any
 
 DEFAULT_ADDR = "http://127.0.0.1:4646"
 TIMEOUT_S = 15.0  # above the agent's own join wait (JOIN_WAIT_S, 12 s) for unreachable addresses
+EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's status for a command ended by SIGINT
 
 
 class CliError(Exception):
@@ -329,6 +330,8 @@ def main(argv: list[str]) -> int:
             except CliError as e:
                 print(f"Error: {e}", file=sys.stderr)
                 return 1
+            except KeyboardInterrupt:  # Ctrl-C ends a watch (a deployment, a restart): no traceback
+                return EXIT_INTERRUPTED
             out, code = out if isinstance(out, tuple) else (out, 0)  # (output, exit code): job run's 2
             if out:
                 print(out)

@@ -16,6 +16,7 @@ import contextlib
 import http.client
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -381,6 +382,20 @@ def test_cli_pause_resume_promote_and_fail(dev):  # noqa: F811
     # No progress deadline (0): no column for it; auto revert: its column.
     assert columns(section(held, "Deployed")[0]) == ["Task Group", "Auto Revert", "Desired", "Placed",
                                                      "Healthy", "Unhealthy"]
+    # A paused deployment is watched on (it has not ended) until Ctrl-C: exit 130, no traceback.
+    watch = subprocess.Popen([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", "deployment", "status",
+                              "-monitor", dep], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watch.stdout is not None
+        first = [watch.stdout.readline() for _ in range(4)]  # the monitor line, a blank, the time, the ID
+        assert "Monitoring deployment" in first[0] and first[3].startswith("ID"), first
+        watch.send_signal(signal.SIGINT)
+        rest, err = watch.communicate(timeout=ROLL_DEADLINE_S)
+    finally:
+        watch.kill()
+        watch.wait()
+    assert watch.returncode == 130 and err == "", err
+
     promote = nomad(dev, "deployment", "promote", dep)
     assert (promote.returncode, promote.stdout) == (1, "")
     assert promote.stderr == "Error: Unexpected response code: 400 (no canaries to promote)\n"
