@@ -383,14 +383,14 @@ def test_cli_pause_resume_promote_and_fail(dev):  # noqa: F811
     assert columns(section(held, "Deployed")[0]) == ["Task Group", "Auto Revert", "Desired", "Placed",
                                                      "Healthy", "Unhealthy"]
     # A paused deployment is watched on (it has not ended) until Ctrl-C: exit 130, no traceback.
-    watch = subprocess.Popen([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", "deployment", "status",
-                              "-monitor", dep], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watch = subprocess.Popen([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", "deployment",
+                              "status", "-monitor", dep], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert watch.stdout is not None
         first = [watch.stdout.readline() for _ in range(4)]  # the monitor line, a blank, the time, the ID
         assert "Monitoring deployment" in first[0] and first[3].startswith("ID"), first
         watch.send_signal(signal.SIGINT)
-        rest, err = watch.communicate(timeout=ROLL_DEADLINE_S)
+        _, err = watch.communicate(timeout=ROLL_DEADLINE_S)
     finally:
         watch.kill()
         watch.wait()
