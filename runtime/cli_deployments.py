@@ -167,11 +167,11 @@ def watch_deployment(addr: str, dep_id: str, verbose: bool, *, indent: str = "",
     def say(text: str) -> None:
         print("\n".join(f"{indent}{line}" if line else "" for line in text.split("\n")), flush=True)
 
-    index, shown = 0, None
+    index, shown, meta = 0, None, {"index": 0}
     while True:
         try:
             d = request(addr, "GET", f"/v1/deployment/{dep_id}", index=index or None,
-                        wait=wait if index else None)
+                        wait=wait if index else None, answer_meta=meta)
             allocs = request(addr, "GET", f"/v1/deployment/allocations/{dep_id}") if verbose else None
         except CliError as e:
             print(f"{indent}{_now()}: Error fetching deployment: {e}", file=sys.stderr, flush=True)
@@ -184,7 +184,8 @@ def watch_deployment(addr: str, dep_id: str, verbose: bool, *, indent: str = "",
             shown = text
         status = d.get("Status", "")
         if status not in DEPLOYMENT_DONE:
-            index = max(int(d.get("ModifyIndex", 0)), index + 1 if index else 1)
+            # The next look blocks until the deployments change past this answer (Nomad's LastIndex).
+            index = max(meta["index"], int(d.get("ModifyIndex", 0)), 1)
             continue
         if status == "failed" and any(g.get("AutoRevert") for g in (d.get("TaskGroups") or {}).values()):
             time.sleep(ROLLBACK_LOOKUP_DELAY_S)

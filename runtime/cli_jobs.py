@@ -49,8 +49,13 @@ EXIT_PLACEMENT_FAILED = 2  # Nomad's job run: the evaluation could not place eve
 # ---------------------------------------------------------------- plumbing
 
 
-def request(addr: str, method: str, path: str, body: Any = None, **query: Any) -> Any:
-    """One HTTP call with a JSON body; Nomad's CLI error text on a non-200 answer."""
+def request(addr: str, method: str, path: str, body: Any = None, *, answer_meta: dict[str, int] | None = None,
+            **query: Any) -> Any:
+    """One HTTP call with a JSON body; Nomad's CLI error text on a non-200 answer.
+
+    *answer_meta*, when given, gets the answer's ``index`` (``X-Nomad-Index``):
+    what a blocking query waits past next (Nomad's ``QueryMeta.LastIndex``).
+    """
     q = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
     url = f"{addr.rstrip('/')}{path}" + (f"?{q}" if q else "")
     data = json.dumps(body).encode() if body is not None else (b"" if method in ("PUT", "POST") else None)
@@ -59,6 +64,8 @@ def request(addr: str, method: str, path: str, body: Any = None, **query: Any) -
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
             raw = resp.read()
+            if answer_meta is not None:
+                answer_meta["index"] = int(resp.headers.get("X-Nomad-Index") or 0)
     except urllib.error.HTTPError as e:
         raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
             from None
@@ -225,13 +232,14 @@ def monitor(addr: str, eval_id: str, *, head: str = "", verbose: bool = False) -
     """
     lines = [f'==> Monitoring evaluation "{short(eval_id, verbose)}"']
     deadline = time.monotonic() + MONITOR_TIMEOUT_S
-    index, ev = 0, None
+    index, ev, meta = 0, None, {"index": 0}
     while time.monotonic() < deadline:
         ev = request(addr, "GET", f"/v1/evaluation/{eval_id}", index=index or None,
-                     wait=MONITOR_WAIT if index else None)
+                     wait=MONITOR_WAIT if index else None, answer_meta=meta)
         if ev["Status"] not in ("pending",):
             break
-        index = ev["ModifyIndex"]
+        # Past the answer's index: another evaluation's change must not answer the next look at once.
+        index = max(meta["index"], ev["ModifyIndex"])
     if ev is None or ev["Status"] == "pending":
         lines.append(f'    Evaluation still pending after {MONITOR_TIMEOUT_S:g}s; see "nomad job status"')
         return head + "\n".join(lines), 0
