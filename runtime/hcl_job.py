@@ -15,7 +15,8 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   (``max_parallel``, ``min_healthy_time``);
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
-  ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``);
+  ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``), ``artifact``
+  (``source``, ``destination``, ``mode``, ``options``, ``headers``);
 * ``service`` (in a group or a task): ``name``, ``tags``, ``port``,
   ``provider``, ``address_mode``, ``address``, ``meta``, and ``check``
   blocks (Nomad's native http/tcp checks: ``name``, ``type``, ``path``,
@@ -243,7 +244,7 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
-                  "resources", "dispatch_payload", "affinity", "service"}, where)
+                  "resources", "dispatch_payload", "affinity", "service", "artifact"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -262,6 +263,8 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     if "service" in body:
         task["Services"] = _services(body["service"], f"{where}.service")
     _prefs({k: v for k, v in body.items() if k == "affinity"}, task, where)
+    if "artifact" in body:
+        task["Artifacts"] = _artifacts(body["artifact"], f"{where}.artifact")
     if "dispatch_payload" in body:
         dp = _body(body["dispatch_payload"], f"{where}.dispatch_payload")
         _check(dp, {"file"}, f"{where}.dispatch_payload")
@@ -272,6 +275,27 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["Resources"] = {k: v for k, v in (("CPU", res.get("cpu")), ("MemoryMB", res.get("memory")))
                              if v is not None}
     return task
+
+
+def _artifacts(value: Any, where: str) -> list[dict[str, Any]]:
+    """``artifact`` blocks: source, destination, mode, ``options { checksum = ... }``, ``headers { ... }``."""
+    out = []
+    for i, a in enumerate(value if isinstance(value, list) else [value]):
+        at = f"{where}[{i}]"
+        if not isinstance(a, dict):
+            raise HclJobError(f"{at}: expected a block")
+        _check(a, {"source", "destination", "mode", "options", "headers"}, at)
+        item: dict[str, Any] = {"GetterSource": str(a.get("source", ""))}
+        if "destination" in a:
+            item["RelativeDest"] = str(a["destination"])
+        if "mode" in a:
+            item["GetterMode"] = str(a["mode"])
+        if "options" in a:
+            item["GetterOptions"] = _strings(a["options"], f"{at}.options")
+        if "headers" in a:
+            item["GetterHeaders"] = _strings(a["headers"], f"{at}.headers")
+        out.append(item)
+    return out
 
 
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:

@@ -402,3 +402,69 @@ job "restarty" {
     checks = canonical_job(job)["TaskGroups"][0]["Services"][0]["Checks"]
     assert [c["CheckRestart"] for c in checks] == [{"Limit": 3, "Grace": 30 * 10**9, "IgnoreWarnings": False},
                                                    {"Limit": 1, "Grace": 30 * 10**9, "IgnoreWarnings": False}]
+
+
+# ------------------------------------------------------------ artifact blocks (Nomad's TaskArtifact)
+_SHA256 = "sha256:" + "ab" * 32
+
+
+def _artifact_job(*artifacts: str) -> str:
+    blocks = "\n".join(f"artifact {{\n{a}\n}}" for a in artifacts)
+    return f'''job "a" {{ group "g" {{ task "t" {{
+      driver = "raw_exec"
+      config {{ command = "cat" }}
+      {blocks}
+    }} }} }}'''
+
+
+def _artifacts_of(job: dict) -> list[dict]:
+    return canonical_job(job)["TaskGroups"][0]["Tasks"][0]["Artifacts"]
+
+
+def test_artifact_blocks_map_onto_task_artifacts_with_nomads_defaults() -> None:
+    job = parse_hcl_job(_artifact_job(
+        f'source = "https://example.com/app.tar.gz"\ndestination = "local/bin"\n'
+        f'options {{ checksum = "{_SHA256}" }}\nheaders {{ X-Token = "t" }}',
+        'source = "https://example.com/dl/tool?v=1"\nmode = "file"',
+        'source = "http://example.com/${NOMAD_META_x}/c.zip"'))
+    assert job["TaskGroups"][0]["Tasks"][0]["Artifacts"][0] == {
+        "GetterSource": "https://example.com/app.tar.gz", "RelativeDest": "local/bin",
+        "GetterOptions": {"checksum": _SHA256}, "GetterHeaders": {"X-Token": "t"}}
+    first, second, third = _artifacts_of(job)
+    assert first["GetterMode"] == "any" and first["RelativeDest"] == "local/bin"
+    assert second == {"GetterSource": "https://example.com/dl/tool?v=1", "GetterOptions": None,
+                      "GetterHeaders": None, "GetterMode": "file", "RelativeDest": "local/tool"}
+    assert third["RelativeDest"] == "local/" and third["GetterMode"] == "any"
+    assert "Artifacts" not in canonical_job(parse_hcl_job(_artifact_job()))["TaskGroups"][0]["Tasks"][0]
+    with pytest.raises(HclJobError, match=r"artifact\[0\]: 'chown' not supported by this agent"):
+        parse_hcl_job(_artifact_job('source = "https://e.com/x"\nchown = true'))
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"GetterSource": ""}, "GetterSource: source must be specified"),
+    ({"RelativeDest": "../../etc"}, "RelativeDest: destination escapes allocation directory"),
+    ({"GetterMode": "tree"}, 'GetterMode: invalid artifact mode "tree"; must be one of: any, file, dir'),
+    ({"GetterOptions": {"checksum": " "}}, "checksum value cannot be empty"),
+    ({"GetterOptions": {"checksum": "abc"}}, 'checksum must be given as "type:value"; got "abc"'),
+    ({"GetterOptions": {"checksum": "sha256:zz"}},
+     "invalid checksum: encoding/hex: invalid byte: U+007A 'z'"),
+    ({"GetterOptions": {"checksum": "crc32:abcd"}}, "unsupported checksum type: crc32"),
+    ({"GetterOptions": {"checksum": "md5:abcd"}}, "invalid md5 checksum: abcd"),
+    ({"GetterSource": "git::https://github.com/x/y"}, "is not supported by this agent"),
+    ({"GetterSource": "s3::https://bucket.s3.amazonaws.com/x"}, "is not supported by this agent"),
+    ({"GetterSource": "/tmp/file"}, "it fetches only http and https URLs"),
+    ({"GetterHeaders": {"A": 1}}, "GetterHeaders.A: must be a string"),
+])
+def test_an_artifact_nomad_or_this_agent_refuses_is_refused_with_its_message(fields: dict,
+                                                                            message: str) -> None:
+    job = parse_hcl_job(_artifact_job('source = "https://example.com/x"'))
+    job["TaskGroups"][0]["Tasks"][0]["Artifacts"] = [{"GetterSource": "https://example.com/x", **fields}]
+    with pytest.raises(JobError) as e:
+        canonical_job(job)
+    assert str(e.value).startswith("TaskGroups[0].Tasks[0].Artifacts[0].") and message in str(e.value)
+
+
+def test_an_artifact_destination_may_leave_the_task_for_the_shared_alloc_dir() -> None:
+    job = parse_hcl_job(_artifact_job('source = "https://e.com/x"\ndestination = "../alloc/data"',
+                                      'source = "https://e.com/y"\ndestination = "/abs/inside/task"'))
+    assert [a["RelativeDest"] for a in _artifacts_of(job)] == ["../alloc/data", "/abs/inside/task"]

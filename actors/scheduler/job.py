@@ -16,6 +16,7 @@ JSON.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from functools import lru_cache
 from typing import Any
@@ -227,7 +228,73 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
     t["KillTimeout"] = _int(t.get("KillTimeout"), f"{field}.KillTimeout", default=DEFAULT_KILL_TIMEOUT_NS)
     t["KillSignal"] = _str(t.get("KillSignal"), f"{field}.KillSignal")
     t["Env"] = {str(k): str(v) for k, v in _map(t.get("Env"), f"{field}.Env").items()}
+    artifacts = [_artifact(a, f"{field}.Artifacts[{i}]")
+                 for i, a in enumerate(_list(t.get("Artifacts"), f"{field}.Artifacts"))]
+    if artifacts:
+        t["Artifacts"] = artifacts
+    else:
+        t.pop("Artifacts", None)
     return t
+
+
+# Nomad's TaskArtifact rules (structs.TaskArtifact.Validate, api TaskArtifact.Canonicalize).
+ARTIFACT_MODES = ("any", "file", "dir")
+ARTIFACT_SCHEMES = ("http", "https")  # what this agent's fetcher (runtime.artifacts) fetches
+CHECKSUM_BYTES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64}
+
+
+def _string_map(v: Any, field: str) -> dict[str, str] | None:
+    m = _map(v, field)
+    for k, value in m.items():
+        _need(isinstance(value, str), f"{field}.{k}", f"must be a string, got {type(value).__name__}")
+    return dict(m) or None
+
+
+def _artifact(raw: Any, field: str) -> dict[str, Any]:
+    """A task's artifact, validated as Nomad does, with its defaults (mode "any", destination
+    ``local/``, or ``local/<file name>`` in file mode); a source this agent cannot fetch (git, s3,
+    a path...) is refused here rather than when the task starts."""
+    a = _map(raw, field)
+    source = _str(a.get("GetterSource"), f"{field}.GetterSource")
+    _need(bool(source.strip()), f"{field}.GetterSource", "source must be specified")
+    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+    _need(scheme in ARTIFACT_SCHEMES or source.startswith("${"), f"{field}.GetterSource",
+          f"source {_q(source)} is not supported by this agent: it fetches only http and https URLs "
+          "(not go-getter's git, hg, s3, gcs or file sources)")
+    mode = _str(a.get("GetterMode"), f"{field}.GetterMode", default="any")
+    _need(mode in ARTIFACT_MODES, f"{field}.GetterMode",
+          f"invalid artifact mode {_q(mode)}; must be one of: {', '.join(ARTIFACT_MODES)}")
+    if a.get("RelativeDest") is None:
+        from actors.client.artifacts import default_dest
+
+        dest = default_dest(source, mode)
+    else:
+        dest = _str(a.get("RelativeDest"), f"{field}.RelativeDest")
+    # PathEscapesAllocDir("task", dest): inside the allocation's directory (../alloc/ is fine);
+    # joined as Go's filepath.Join, so an absolute destination is under the task's directory too.
+    full = posixpath.normpath(f"/alloc-dir/alloc-id/task/{dest}")
+    _need(full == "/alloc-dir/alloc-id" or full.startswith("/alloc-dir/alloc-id/"), f"{field}.RelativeDest",
+          "destination escapes allocation directory")
+    options = _string_map(a.get("GetterOptions"), f"{field}.GetterOptions")
+    if options and "checksum" in options:
+        _checksum(options["checksum"], f"{field}.GetterOptions.checksum")
+    return {"GetterSource": source, "GetterOptions": options,
+            "GetterHeaders": _string_map(a.get("GetterHeaders"), f"{field}.GetterHeaders"),
+            "GetterMode": mode, "RelativeDest": dest}
+
+
+def _checksum(value: str, field: str) -> None:
+    check = value.strip()
+    _need(bool(check), field, "checksum value cannot be empty")
+    parts = check.split(":")
+    _need(len(parts) == 2, field, f'checksum must be given as "type:value"; got {_q(check)}')
+    kind, digest = parts
+    bad = next((c for c in digest if c not in "0123456789abcdefABCDEF"), None)
+    _need(bad is None, field,
+          f"invalid checksum: encoding/hex: invalid byte: U+{ord(bad or ' '):04X} {bad!r}")
+    _need(len(digest) % 2 == 0, field, "invalid checksum: encoding/hex: odd length hex string")
+    _need(kind in CHECKSUM_BYTES, field, f"unsupported checksum type: {kind}")
+    _need(len(digest) == 2 * CHECKSUM_BYTES[kind], field, f"invalid {kind} checksum: {digest}")
 
 
 def _task_services(g: dict[str, Any], job_id: str, field: str) -> None:
@@ -715,7 +782,8 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
         if g["Name"] == group:
             return (repr(sorted((t["Name"], t["Driver"], repr(sorted(t["Config"].items())),
                                  t["Resources"]["CPU"], t["Resources"]["MemoryMB"],
-                                 repr(sorted(t.get("Env", {}).items()))) for t in g["Tasks"])),)
+                                 repr(sorted(t.get("Env", {}).items())), repr(t.get("Artifacts") or []))
+                                for t in g["Tasks"])),)
     return ()
 
 
