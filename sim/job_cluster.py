@@ -23,6 +23,7 @@ from typing import Any
 
 from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, MemoryAllocDirs, MemoryAllocStore
 from actors.client.alloc_sync import AllocSync, AllocSyncConfig
+from actors.client.artifacts import SimArtifactFetcher
 from actors.client.checks import CHECK_RUNNER, CheckRunner, SimProber
 from actors.client.drivers import SimDriver
 from actors.client.fingerprint import Fingerprinter
@@ -92,7 +93,9 @@ class JobCluster(ClientCluster):
         env.spawn(Fingerprinter, FINGERPRINT, probe=self.hosts[c], config=self.cfg.fingerprint, subscriber=CLIENT)
         env.spawn(AllocRunner, RUNNER, driver_registry={DRIVER: self.drivers[c]}, state=self.alloc_stores[c],
                   alloc_root=f"/sim/{c}/alloc", reporter=SYNC, config=self.jcfg.runner,
-                  alloc_dirs=self.alloc_dirs[c], checker=CHECK_RUNNER)
+                  alloc_dirs=self.alloc_dirs[c], checker=CHECK_RUNNER,
+                  fetcher=SimArtifactFetcher(lambda: self.sched.now,
+                                             lambda when, fn: self.sched.at(when, fn)))
         env.spawn(CheckRunner, CHECK_RUNNER, runner=RUNNER,
                   prober=SimProber(self.drivers[c], lambda: self.sched.now, lambda when, fn: self.sched.at(when, fn)))
         env.spawn(AllocSync, SYNC, config=self.jcfg.sync, runner=RUNNER)

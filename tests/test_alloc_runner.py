@@ -812,3 +812,110 @@ def test_a_tasks_tree_is_chowned_without_following_its_links(tmp_path):
     assert os.lstat(task / "local" / "link").st_uid == uid  # the link itself
     assert os.stat(victim).st_uid == before.st_uid  # never its target
     assert os.stat(tmp_path).st_uid == before.st_uid
+
+
+# ------------------------------------------------------------ artifacts (Nomad's artifact hook)
+class FakeFetcher:
+    """Answers 0.5 s later through the simulator; a source in ``failing`` fails, None in ``answer``: never."""
+
+    def __init__(self, client: Client) -> None:
+        self.c = client
+        self.calls: list[tuple[Any, ...]] = []
+        self.failing: set[str] = set()
+        self.answer = True
+
+    def fetch(self, artifacts: Any, limits: Any, notify: Any) -> None:
+        from actors.client.artifacts import failure_message
+
+        self.calls.append(artifacts)
+        done, error = 0, ""
+        for a in artifacts:
+            if a.source in self.failing:
+                error = failure_message(a.source, "bad response code: 404")
+                break
+            done += 1
+        if self.answer:
+            self.c.sched.at(self.c.sched.now + 0.5, lambda: notify(done, error))
+
+
+class ArtifactClient(Client):
+    def __init__(self, **kw: Any) -> None:
+        self.fetcher = FakeFetcher(self)
+        super().__init__(**kw)
+
+    def _boot(self, env: Any) -> None:
+        env.spawn(Reporter, "reporter", self.got)
+        env.spawn(AllocRunner, "allocs", driver_registry={"sim": self.driver}, state=self.store,
+                  alloc_root="/sim/allocs", reporter="reporter", config=self.config, fetcher=self.fetcher)
+
+
+def with_artifacts(raw: dict[str, Any], *artifacts: dict[str, Any]) -> dict[str, Any]:
+    raw["Job"]["TaskGroups"][0]["Tasks"][0]["Artifacts"] = list(artifacts)
+    return raw
+
+
+def test_artifacts_are_fetched_before_the_first_start_only_not_on_restarts():
+    c = ArtifactClient()
+    c.set(with_artifacts(alloc("r1", task("t", run_for_s=2), restart=policy(3, 3600, 1)),
+                         {"GetterSource": "https://e.com/${NOMAD_ALLOC_ID}/app.tgz",
+                          "RelativeDest": "local/app", "GetterHeaders": {"X-Job": "${NOMAD_JOB_ID}"}},
+                         {"GetterSource": "https://e.com/tool", "GetterMode": "file"}))
+    c.until(lambda: c.status("r1") == "running", 5)
+    assert events(c.task("r1"))[:3] == ["Received", "Downloading Artifacts", "Started"]
+    assert c.task("r1").events[1].message == "Client is downloading artifacts"
+    (call,) = c.fetcher.calls
+    assert [(a.source, a.dest, a.mode, a.headers, a.root) for a in call] == [
+        ("https://e.com/r1/app.tgz", "/sim/allocs/r1/t/local/app", "any", (("X-Job", "job-r1"),),
+         "/sim/allocs/r1"),
+        ("https://e.com/tool", "/sim/allocs/r1/t/local/tool", "file", (), "/sim/allocs/r1")]
+    c.until(lambda: len(c.starts_of("r1")) == 3, 60)  # it exits and is restarted twice
+    assert len(c.fetcher.calls) == 1 and events(c.task("r1")).count("Downloading Artifacts") == 1
+    c.node.restart()  # a restarted client re-attaches; what was fetched stays fetched
+    c.set(with_artifacts(alloc("r1", task("t", run_for_s=2), restart=policy(3, 3600, 1)),
+                         {"GetterSource": "https://e.com/x"}, {"GetterSource": "https://e.com/tool"}))
+    c.until(lambda: len(c.starts_of("r1")) == 4, 60)
+    assert len(c.fetcher.calls) == 1
+
+
+def test_a_failed_download_counts_against_the_restart_policy_and_only_what_is_missing_is_fetched_again():
+    c = ArtifactClient()
+    c.fetcher.failing = {"https://e.com/b"}
+    c.set(with_artifacts(alloc("f1", restart=policy(2, 3600, 1)),
+                         {"GetterSource": "https://e.com/a"}, {"GetterSource": "https://e.com/b"}))
+    c.until(lambda: events(c.task("f1")).count("Downloading Artifacts") == 2, 10)
+    st = c.task("f1")
+    assert events(st) == ["Received", "Downloading Artifacts", "Failed Artifact Download", "Restarting",
+                          "Downloading Artifacts"]
+    assert st.events[2].message == 'failed to download artifact "https://e.com/b": bad response code: 404'
+    assert st.state == "pending" and st.restarts == 1 and c.starts_of("f1") == []
+    assert [a.source for a in c.fetcher.calls[1]] == ["https://e.com/b"]  # "a" was fetched already
+    c.fetcher.failing = set()
+    c.until(lambda: c.status("f1") == "running", 10)  # the retry still in flight succeeds
+    c.set(with_artifacts(alloc("f2", restart=policy(1, 3600, 1)), {"GetterSource": "https://e.com/b"}))
+    c.fetcher.failing = {"https://e.com/b"}
+    c.until(lambda: c.status("f2") == "failed", 20)
+    st = c.task("f2")
+    assert st.failed and c.starts_of("f2") == [] and events(st)[-1] == "Not Restarting"
+    assert "Exceeded allowed attempts 1" in st.events[-1].message
+    assert "bad response code: 404" in st.events[-1].message
+
+
+def test_a_fetcher_that_never_answers_is_given_up_on_and_a_stop_while_fetching_ends_the_task():
+    c = ArtifactClient(config=AllocRunnerConfig(artifact_timeout_s=5.0, artifact_fetch_grace_s=1.0))
+    c.fetcher.answer = False
+    c.set(with_artifacts(alloc("n1", restart=policy(0, 3600, 1)), {"GetterSource": "https://e.com/slow"}))
+    c.until(lambda: c.status("n1") == "failed", 10)
+    assert c.sched.now >= 6.0 and "no answer within 5s" in c.task("n1").events[-2].message
+    c.fetcher.answer = True
+    c.set(with_artifacts(alloc("n2"), {"GetterSource": "https://e.com/x"}), index=2)
+    c.set(with_artifacts(alloc("n2", desired="stop", index=2), {"GetterSource": "https://e.com/x"}), index=3)
+    c.until(lambda: c.status("n2") == "complete", 10)
+    c.run(2)  # the fetch's late answer starts nothing
+    assert c.starts_of("n2") == [] and events(c.task("n2"))[-1] == "Killed"
+
+
+def test_a_task_with_artifacts_on_a_client_without_a_fetcher_fails_at_once():
+    c = Client()
+    c.set(with_artifacts(alloc("x1"), {"GetterSource": "https://e.com/x"}))
+    c.until(lambda: c.status("x1") == "failed", 5)
+    assert "this client fetches no artifacts" in c.task("x1").events[2].message

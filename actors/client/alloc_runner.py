@@ -55,6 +55,18 @@ from typing import Any, Protocol
 
 import pykka
 
+from actors.client.artifacts import (
+    DOWNLOADING_MESSAGE,
+    EV_DOWNLOAD_FAILED,
+    EV_DOWNLOADING,
+    ArtifactFetch,
+    ArtifactsFetched,
+    ArtifactSpec,
+    FetchLimits,
+    escapes,
+    failure_message,
+    parse_artifacts,
+)
 from actors.client.checks import (
     HEALTHINESS,
     CheckOutcome,
@@ -297,6 +309,22 @@ class AllocRunnerConfig:
     gc_max_allocs: int = 50
     gc_disk_usage_threshold: float = 80.0
     gc_inode_usage_threshold: float = 70.0
+    # Task artifacts (actors.client.artifacts), with the defaults of Nomad's
+    # client ``artifact`` block, so a job fetching what it fetches on Nomad
+    # fetches it here: one artifact may take artifact_timeout_s to download
+    # and unpack (http_read_timeout, 30m) and be at most artifact_max_bytes
+    # as downloaded (http_max_size, 100GB) and artifact_max_unpacked_bytes
+    # and artifact_max_unpacked_files once unpacked
+    # (decompression_size_limit, 100GB; decompression_file_count_limit,
+    # 4096) -- a bound on what a wrong URL or a hostile archive (a zip
+    # bomb) can put on this disk before it fails.
+    artifact_timeout_s: float = 30 * 60.0
+    artifact_max_bytes: int = 100 * 1000**3
+    artifact_max_unpacked_bytes: int = 100 * 1000**3
+    artifact_max_unpacked_files: int = 4096
+    # A fetcher enforces the timeout itself; one that has not answered this
+    # long after it is given up on, as a failed download (a backstop).
+    artifact_fetch_grace_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("poll_interval_s", "max_kill_timeout_s"):
@@ -313,6 +341,11 @@ class AllocRunnerConfig:
                 raise ValueError(f"{name} must be a percentage within [0, 100]")
         if not 0 <= self.restart_jitter_fraction <= 1:
             raise ValueError("restart_jitter_fraction must be within [0, 1]")
+        if self.artifact_timeout_s <= 0 or self.artifact_fetch_grace_s <= 0:
+            raise ValueError("artifact_timeout_s and artifact_fetch_grace_s must be > 0")
+        for name in ("artifact_max_bytes", "artifact_max_unpacked_bytes", "artifact_max_unpacked_files"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
         for p in (self.service_restart, self.batch_restart):
             if p.attempts < 0 or p.interval_s <= 0 or p.delay_s < 0 or p.mode not in ("fail", "delay"):
                 raise ValueError(f"bad default restart policy {p}")
@@ -336,6 +369,7 @@ class TaskSpec:
     user: str = ""  # Nomad's task `user`: run the task as this user ("" = the agent's own)
     meta: tuple[tuple[str, str], ...] = ()  # job, group and task meta merged (NOMAD_META_*)
     payload_file: str = ""  # dispatch_payload.file: the job's payload goes to local/<this> ("": none)
+    artifacts: tuple[ArtifactSpec, ...] = ()  # fetched before the task first starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,12 +449,16 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
         signal_number(kill_signal)
     except DriverError as exc:
         raise AllocError(f"{w}.KillSignal: {exc}") from exc
+    try:
+        artifacts = parse_artifacts(raw.get("Artifacts"), w)
+    except ValueError as exc:
+        raise AllocError(str(exc)) from None
     return TaskSpec(name=name, driver=_get(raw, "Driver", str, w), config=_get(raw, "Config", dict, w, {}),
                     env=tuple(sorted(env.items())), cpu=_get(res, "CPU", int, f"{w}.Resources", 0),
                     memory_mb=_get(res, "MemoryMB", int, f"{w}.Resources", 0),
                     kill_timeout_s=min(kill_timeout, cfg.max_kill_timeout_s),
                     kill_signal=kill_signal, user=_get(raw, "User", str, w, ""),
-                    payload_file=_payload_file(raw, w))
+                    payload_file=_payload_file(raw, w), artifacts=artifacts)
 
 
 def _payload_file(raw: Any, where: str) -> str:
@@ -840,6 +878,8 @@ class _Task:
     watched: bool = False  # the driver tells this run's exit (no polling needed)
     restart_requested: bool = False  # being killed for an operator's restart: start again at once
     check_restart: str = ""  # being killed because this check failed (check_restart): the policy decides
+    artifacts_fetched: int = 0  # how many of its artifacts are in its directory (fetched once, in order)
+    fetch_run: int = 0  # the fetch of its artifacts in flight (its number), 0: none
 
 
 @dataclass(slots=True)
@@ -954,9 +994,14 @@ class AllocRunner(NodeActor):
 
     def __init__(self, env: Env, name: str, *, driver_registry: dict[str, Driver], state: AllocStateStore,
                  alloc_root: str, reporter: str, config: AllocRunnerConfig | None = None,
-                 alloc_dirs: AllocDirs | None = None, checker: str | None = None) -> None:
+                 alloc_dirs: AllocDirs | None = None, checker: str | None = None,
+                 fetcher: Any = None) -> None:
         super().__init__(env, name)
         self.drivers = driver_registry
+        # Fetches tasks' artifacts (actors.client.artifacts): runtime.artifacts.HttpArtifactFetcher
+        # in the agent, SimArtifactFetcher in the simulator; None: a task with artifacts fails.
+        self.fetcher = fetcher
+        self._fetch_runs = 0
         # The CheckRunner actor that runs the allocations' service checks;
         # None: checks are not run (health_check = "checks" then means the task states).
         self.checker = checker
@@ -1001,6 +1046,9 @@ class AllocRunner(NodeActor):
             self._flush()
         elif isinstance(message, TaskExited):
             self._exited(message)
+            self._flush()
+        elif isinstance(message, ArtifactsFetched):
+            self._fetched(message)
             self._flush()
         elif isinstance(message, ChecksHealth):
             self._checks_health(message)
@@ -1074,6 +1122,11 @@ class AllocRunner(NodeActor):
                         self._restart_due(a, t)
                     elif kind == "kill":
                         self._escalate(a, t)
+                    elif kind == "fetch" and t.fetch_run:
+                        t.fetch_run = 0
+                        why = f"no answer within {self.cfg.artifact_timeout_s:g}s per artifact"
+                        self._fetch_failed(a, t, failure_message(t.spec.artifacts[t.artifacts_fetched].source,
+                                                                 why), self.env.now())
         self._flush()
 
     # ------------------------------------------------------------ the servers' set
@@ -1196,6 +1249,9 @@ class AllocRunner(NodeActor):
                 self._start_failed(a, t, f"failed to write the dispatch payload: {exc}", False, now)
                 return
         env = task_env(a.spec, t.spec, alloc_dir, task_dir)
+        if t.artifacts_fetched < len(t.spec.artifacts):  # Nomad's artifact hook: until all are fetched
+            self._fetch_artifacts(a, t, env, alloc_dir, task_dir, now)
+            return
         try:
             handle = driver.start(a.alloc_id, t.spec.name, interpolate(t.spec.config, env), task_dir, env,
                                   user=t.spec.user)
@@ -1213,6 +1269,76 @@ class AllocRunner(NodeActor):
         self._event(t, EV_STARTED, now, "Task started by client")
         self._dirty.add(a.alloc_id)
         self._watch(a, t)
+
+    # ------------------------------------------------------------ artifacts
+    def _fetch_artifacts(self, a: _Alloc, t: _Task, env: dict[str, str], alloc_dir: str, task_dir: str,
+                         now: float) -> None:
+        """Ask the fetcher for the task's artifacts not fetched yet; _fetched goes on when it answers."""
+        self._dirty.add(a.alloc_id)
+        self._event(t, EV_DOWNLOADING, now, DOWNLOADING_MESSAGE)
+        todo = []
+        for spec in t.spec.artifacts[t.artifacts_fetched:]:
+            source = interpolate(spec.source, env)
+            # Joined as Go's filepath.Join: an absolute destination is still under the task's directory.
+            dest = posixpath.normpath(f"{task_dir}/{interpolate(spec.dest, env)}")
+            if escapes(alloc_dir, dest):
+                why = "destination escapes allocation directory"
+                self._fetch_failed(a, t, failure_message(source, why), now)
+                return
+            todo.append(ArtifactFetch(
+                source=source, mode=spec.mode, dest=dest, root=alloc_dir,
+                options=tuple((k, interpolate(v, env)) for k, v in spec.options),
+                headers=tuple((k, interpolate(v, env)) for k, v in spec.headers)))
+        if self.fetcher is None:
+            self._fetch_failed(a, t, failure_message(todo[0].source, "this client fetches no artifacts"), now,
+                               recoverable=False)
+            return
+        c = self.cfg
+        limits = FetchLimits(max_bytes=c.artifact_max_bytes, timeout_s=c.artifact_timeout_s,
+                             max_unpacked_bytes=c.artifact_max_unpacked_bytes,
+                             max_unpacked_files=c.artifact_max_unpacked_files)
+        self._fetch_runs += 1
+        t.fetch_run = self._fetch_runs
+        ref, done, key = self.actor_ref, ArtifactsFetched, (a.alloc_id, t.spec.name, t.fetch_run)
+
+        def notify(fetched: int, error: str) -> None:
+            # Called by the fetcher, from wherever the fetch ends: only a tell.
+            try:
+                ref.tell(done(*key, fetched, error))
+            except pykka.ActorDeadError:
+                pass  # this runner is gone; its successor fetches what is missing again
+
+        self._set_task_timer("fetch", a, t, c.artifact_timeout_s * len(todo) + c.artifact_fetch_grace_s)
+        try:
+            self.fetcher.fetch(tuple(todo), limits, notify)
+        except Exception as exc:  # a fetcher that cannot even start is a failed download, not a dead runner
+            t.fetch_run = 0
+            self._cancel_task_timer("fetch", a, t)
+            self._fetch_failed(a, t, failure_message(todo[0].source, f"{type(exc).__name__}: {exc}"), now)
+
+    def _fetched(self, m: ArtifactsFetched) -> None:
+        a = self.allocs.get(m.alloc_id)
+        t = a.tasks.get(m.task) if a is not None else None
+        if a is None or t is None or not t.fetch_run or t.fetch_run != m.run:
+            return  # a fetch given up on, or of a task since stopped
+        t.fetch_run = 0
+        self._cancel_task_timer("fetch", a, t)
+        self._dirty.add(a.alloc_id)
+        total = len(t.spec.artifacts)
+        t.artifacts_fetched = min(total, t.artifacts_fetched + max(0, m.fetched))
+        now = self.env.now()
+        if m.error or t.artifacts_fetched < total:
+            source = t.spec.artifacts[min(t.artifacts_fetched, total - 1)].source
+            self._fetch_failed(a, t, m.error or failure_message(source, "the fetcher stopped early"), now)
+            return
+        self._start_task(a, t)
+
+    def _fetch_failed(self, a: _Alloc, t: _Task, error: str, now: float, *, recoverable: bool = True) -> None:
+        """Nomad's TaskArtifactDownloadFailed; the restart policy rules on it as on a failed start."""
+        log.info("%s: allocation %s task %s: %s", self.env.node, a.alloc_id[:8], t.spec.name, error)
+        self._dirty.add(a.alloc_id)
+        self._event(t, EV_DOWNLOAD_FAILED, now, error)
+        self._after_exit(a, t, successful=False, recoverable=recoverable, now=now, cause=error)
 
     def _start_failed(self, a: _Alloc, t: _Task, error: str, recoverable: bool, now: float) -> None:
         self._event(t, EV_DRIVER_FAILURE, now, error)
@@ -1322,6 +1448,8 @@ class AllocRunner(NodeActor):
     def _dead(self, a: _Alloc, t: _Task, ev: str, message: str, now: float, *, failed: bool = False) -> None:
         self._cancel_task_timer("restart", a, t)
         self._cancel_task_timer("kill", a, t)
+        self._cancel_task_timer("fetch", a, t)
+        t.fetch_run = 0  # a fetch in flight is no longer waited for
         t.phase, t.handle = P_DEAD, None
         t.state = _state(t.state, state=TASK_DEAD, failed=failed or t.state.failed,
                          finished_at=t.state.finished_at or now)
@@ -1717,6 +1845,7 @@ class AllocRunner(NodeActor):
         for name in sorted(a.tasks):
             self._cancel_task_timer("restart", a, a.tasks[name])
             self._cancel_task_timer("kill", a, a.tasks[name])
+            self._cancel_task_timer("fetch", a, a.tasks[name])
         self._cancel_alloc_timer("health", a)
         self._cancel_alloc_timer("health_due", a)
         if a.checks_sent is not None:
@@ -1749,7 +1878,8 @@ class AllocRunner(NodeActor):
             "tasks": {n: {"phase": t.phase, "state": t.state.to_dict(),
                           "handle": t.handle.to_dict() if t.handle else None, "count": t.count,
                           "interval_start": t.interval_start, "restart_at": t.restart_at,
-                          "escalated": t.escalated, "fail_reason": t.fail_reason}
+                          "escalated": t.escalated, "fail_reason": t.fail_reason,
+                          **({"artifacts_fetched": t.artifacts_fetched} if t.artifacts_fetched else {})}
                       for n, t in sorted(a.tasks.items())},
         }
         try:
@@ -1782,6 +1912,7 @@ class AllocRunner(NodeActor):
                 t.count, t.interval_start = int(s.get("count", 0)), s.get("interval_start")
                 t.restart_at, t.escalated = float(s.get("restart_at", 0.0)), bool(s.get("escalated"))
                 t.fail_reason = s.get("fail_reason", "")
+                t.artifacts_fetched = min(len(ts.artifacts), max(0, int(s.get("artifacts_fetched", 0))))
                 t.handle = _handle_or_none(s.get("handle"))
             a.tasks[ts.name] = t
         self.allocs[aid] = a
@@ -1848,6 +1979,10 @@ class AllocRunner(NodeActor):
                 assert (t.phase == P_DEAD) == (t.state.state == TASK_DEAD), f"{aid}/{t.spec.name}: dead"
                 if t.phase == P_RESTART_WAIT:
                     assert f"restart/{aid}/{t.spec.name}" in self._timers, f"{aid}/{t.spec.name}: no timer"
+                if t.fetch_run:
+                    assert t.phase == P_PENDING, f"{aid}/{t.spec.name}: fetching artifacts while {t.phase}"
+                    assert f"fetch/{aid}/{t.spec.name}" in self._timers, "no fetch timer"
+                assert 0 <= t.artifacts_fetched <= len(t.spec.artifacts)
                 assert len(t.state.events) <= self.cfg.max_events
 
 
