@@ -109,6 +109,7 @@ class NodeCheckers:
             self.seen = index  # first: a violation raised below must not replay this entry
             if e.kind == NORMAL:
                 self._command(index, e.data, now)
+        self.replica.check_live_index()  # a derived index the store keeps, against its table
 
     def _command(self, index: int, data: bytes, now: float) -> None:
         self.commands += 1

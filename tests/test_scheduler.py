@@ -1535,3 +1535,10 @@ def test_an_in_place_update_that_changes_nothing_the_client_does_leaves_it_be() 
     kept = {a["ID"]: a for a in c.running("web") if a["ID"] in before}
     assert set(kept) == set(before) and all(a["JobVersion"] == 1 for a in kept.values())
     assert {i: a["AllocModifyIndex"] for i, a in kept.items()} == before  # no client woken for it
+
+
+def test_the_stores_client_terminal_statuses_are_the_schedulers():
+    from actors.scheduler import scheduler
+    from actors.state import store
+
+    assert store._TERMINAL_CLIENT == scheduler.TERMINAL_CLIENT

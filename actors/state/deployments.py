@@ -190,11 +190,10 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
 
 def _outdated(store: Any, d: dict[str, Any]) -> bool:
     """An allocation the deployment's groups still run is of an earlier version."""
-    from actors.scheduler.scheduler import live
-
     groups, version = d["TaskGroups"], d["JobVersion"]
-    return any(a["TaskGroup"] in groups and live(a) and a.get("JobVersion") != version
-               for a in store.job_allocs(d["JobID"]))
+    # Its live allocations only, not every one the job ever ran (this runs on every health report).
+    return any(a["TaskGroup"] in groups and a.get("JobVersion") != version
+               for a in store.live_job_allocs(d["JobID"]))
 
 
 def after_plan(store: Any, index: int, job_id: str, now: float) -> None:

@@ -45,6 +45,9 @@ TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_la
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
+# scheduler.TERMINAL_CLIENT (an allocation's client statuses that free what it held), not imported:
+# the scheduler imports this package.
+_TERMINAL_CLIENT = ("complete", "failed", "lost")
 
 
 # Tables whose values are not records (maps): kv holds any value, job_versions a list per job.
@@ -176,6 +179,13 @@ class StateStore:
         # asks for on every blocking query; a scan would be O(all allocations)).
         self.allocs_by_node: dict[str, set[str]] = {}
         self.allocs_by_job: dict[str, set[str]] = {}  # job ID -> its allocations (the scheduler's view)
+        # job ID -> its allocations' IDs sorted (job_allocs), kept until one comes or goes: a job keeps
+        # every allocation it ever ran until GC, and the scheduler asks for them on every evaluation.
+        self._job_alloc_ids: dict[str, list[str]] = {}
+        # job ID -> the IDs of at least its live allocations: each enters when written live, and
+        # one found no longer live when looked at leaves (an allocation never comes back to life).
+        # What asks "is anything of the job still running" reads this, not every allocation ever.
+        self._maybe_live_by_job: dict[str, set[str]] = {}
         # node ID -> the highest AllocModifyIndex of its allocations: what a
         # client's blocking query waits on (server-side changes only).
         self.node_alloc_index: dict[str, int] = {}
@@ -387,7 +397,12 @@ class StateStore:
         node = alloc.get("NodeID", "")
         self._usage_written(alloc, replaces)
         self.allocs_by_node.setdefault(node, set()).add(alloc["ID"])
-        self.allocs_by_job.setdefault(alloc.get("JobID", ""), set()).add(alloc["ID"])
+        job_ids = self.allocs_by_job.setdefault(alloc.get("JobID", ""), set())
+        if alloc["ID"] not in job_ids:
+            job_ids.add(alloc["ID"])
+            self._job_alloc_ids.pop(alloc.get("JobID", ""), None)
+        if alloc.get("DesiredStatus") == "run" and alloc.get("ClientStatus") not in _TERMINAL_CLIENT:
+            self._maybe_live_by_job.setdefault(alloc.get("JobID", ""), set()).add(alloc["ID"])
         mi = alloc.get("AllocModifyIndex", alloc.get("ModifyIndex", 0))
         if mi > self.node_alloc_index.get(node, 0):
             self.node_alloc_index[node] = mi
@@ -453,7 +468,37 @@ class StateStore:
     def job_allocs(self, job_id: str) -> list[dict[str, Any]]:
         """The job's allocations (the store's own records: callers must not modify them)."""
         t = self.tables["allocs"]
-        return [t[i] for i in sorted(self.allocs_by_job.get(job_id, ())) if i in t]
+        ids = self._job_alloc_ids.get(job_id)
+        if ids is None:
+            ids = self._job_alloc_ids[job_id] = sorted(self.allocs_by_job.get(job_id, ()))
+        return [t[i] for i in ids if i in t]
+
+    def live_job_allocs(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's live allocations, in no set order (the store's own records: not to be modified)."""
+        ids = self._maybe_live_by_job.get(job_id)
+        if not ids:
+            return []
+        t, out, gone = self.tables["allocs"], [], []
+        for i in ids:
+            a = t.get(i)
+            if a is not None and a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in _TERMINAL_CLIENT:
+                out.append(a)
+            else:
+                gone.append(i)
+        ids.difference_update(gone)
+        return out
+
+    def check_live_index(self) -> None:
+        """AssertionError unless live_job_allocs gives each job's live allocations, as the table has them."""
+        want: dict[str, set[str]] = {}
+        for a in self.tables["allocs"].values():
+            if a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in _TERMINAL_CLIENT:
+                want.setdefault(a.get("JobID", ""), set()).add(a["ID"])
+        for job_id in sorted(set(want) | set(self._maybe_live_by_job)):
+            got = {a["ID"] for a in self.live_job_allocs(job_id)}
+            if got != want.get(job_id, set()):
+                raise AssertionError(f"job {job_id}: live allocations indexed {sorted(got)}, "
+                                     f"in the table {sorted(want.get(job_id, set()))}")
 
     def node_allocs(self, node_id: str) -> list[dict[str, Any]]:
         """The node's allocations (the store's own records: callers must not modify them)."""
@@ -639,6 +684,8 @@ class StateStore:
             self._index_eval(ev)
         self.allocs_by_node = {}
         self.allocs_by_job = {}
+        self._job_alloc_ids = {}
+        self._maybe_live_by_job = {}
         self.node_alloc_index = {}
         self._all_keys_changed = True
         self._node_usage = {}
@@ -1385,20 +1432,12 @@ class StateStore:
         job = self.tables["jobs"].get(job_id)
         if job is None:
             return
-        from actors.scheduler.scheduler import live
-
         # Whether the job has allocations and whether any is live: a job keeps
-        # every allocation it ever ran until GC, so stop at the first live one
-        # (in any order) rather than sort and walk them all (job_allocs).
+        # every allocation it ever ran until GC, so its live ones are looked at,
+        # not all of them (job_allocs).
+        running = bool(self.live_job_allocs(job_id))
         t = self.tables["allocs"]
-        has_allocs = running = False
-        for i in self.allocs_by_job.get(job_id, ()):
-            a = t.get(i)
-            if a is not None:
-                has_allocs = True
-                if live(a):
-                    running = True
-                    break
+        has_allocs = running or any(i in t for i in self.allocs_by_job.get(job_id, ()))
         finished = bool(job.get("Stop") or (job["Type"] == "batch" and has_allocs))
         status = "running" if running else ("dead" if finished else "pending")
         if job.get("ParameterizedJob") or job.get("Periodic"):
@@ -1626,6 +1665,8 @@ class StateStore:
             self._node_usage.pop(node, None)  # a terminal allocation held nothing; dropped all the same
             self.allocs_by_node.get(node, set()).discard(aid)
             self.allocs_by_job.get(a.get("JobID", ""), set()).discard(aid)
+            self._job_alloc_ids.pop(a.get("JobID", ""), None)
+            self._maybe_live_by_job.get(a.get("JobID", ""), set()).discard(aid)
             # The node's client is waiting on this index: it learns the
             # allocation is gone and removes what it kept of it.
             self.node_alloc_index[node] = index
