@@ -336,6 +336,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.client.node_meta import FileMetaStore, MemoryMetaStore
     from actors.client.stats import ClientStats
     from runtime.host_stats import HostStatsSampler
+    from runtime.artifacts import HttpArtifactFetcher
     from runtime.probes import SocketProber
 
     assert ctx.client_state_dir is not None
@@ -390,7 +391,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                   kwargs=(("driver_registry", {"raw_exec": RawExecDriver()}),
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
                           ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)),
-                          ("checker", CHECK_RUNNER),
+                          ("checker", CHECK_RUNNER), ("fetcher", HttpArtifactFetcher()),
                           ("config", AllocRunnerConfig(
                               gc_interval_s=c.gc_interval_s, gc_max_allocs=c.gc_max_allocs,
                               max_kill_timeout_s=c.max_kill_timeout_s,
