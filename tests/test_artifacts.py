@@ -17,6 +17,7 @@ from gevent.pywsgi import WSGIServer
 
 from actors.client.artifacts import ArtifactFetch, FetchLimits
 from runtime.artifacts import ArtifactError, HttpArtifactFetcher, fetch_artifact
+from tests.test_http_jobs import dev  # noqa: F401  (the module's -dev agent)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -178,3 +179,43 @@ def test_the_fetcher_fetches_in_order_and_tells_how_many_and_why_it_stopped(serv
             gevent.sleep(0.01)
     assert got == [(1, f'failed to download artifact "{server.url}/gone.txt": bad response code: 404')]
     assert os.path.exists(os.path.join(root, "t", "local", "a.txt"))
+
+
+# ------------------------------------------------------------ a real -dev agent
+def test_a_raw_exec_task_runs_on_what_its_artifact_unpacked_and_a_missing_one_fails_it(
+        dev: Any, server: Server) -> None:  # noqa: F811
+    from tests.test_agent_process import wait_for
+    from tests.test_http_jobs import PLACE_DEADLINE_S, call
+
+    body = tgz({"hello.txt": b"hello from the artifact\n"})
+    server.files["/pkg/fetched.tgz"] = body  # the job "unfetched" finds nothing at its URL
+
+    def job(job_id: str, source: str) -> dict[str, Any]:
+        return {"ID": job_id, "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
+            "Name": "g", "RestartPolicy": {"Attempts": 0, "Mode": "fail"}, "Tasks": [{
+                "Name": "t", "Driver": "raw_exec",
+                "Config": {"command": "/bin/cat", "args": ["local/app/hello.txt"]},
+                "Artifacts": [{"GetterSource": source, "RelativeDest": "local/app",
+                               "GetterOptions": {"checksum": "sha256:" + hashlib.sha256(body).hexdigest()}}],
+                "Resources": {"CPU": 20, "MemoryMB": 32}}]}]}
+
+    def ended(job_id: str) -> Any:
+        allocs = call(dev.http_port, "GET", f"/v1/job/{job_id}/allocations").json()
+        return next((a for a in allocs if a["ClientStatus"] in ("complete", "failed")), None)
+
+    for job_id in ("fetched", "unfetched"):
+        r = call(dev.http_port, "PUT", "/v1/jobs",
+                 {"Job": job(job_id, server.url + "/pkg/${NOMAD_JOB_ID}.tgz")})
+        assert r.status == 200, r.text
+    ok = wait_for(lambda: ended("fetched"), "the fetched job's task ended", PLACE_DEADLINE_S)
+    assert ok["ClientStatus"] == "complete", ok
+    out = call(dev.http_port, "GET", f"/v1/client/fs/cat/{ok['ID']}?path=alloc/logs/t.stdout.0")
+    assert out.text == "hello from the artifact\n"
+    assert [e["Type"] for e in ok["TaskStates"]["t"]["Events"]][:3] == \
+        ["Received", "Downloading Artifacts", "Started"]
+    bad = wait_for(lambda: ended("unfetched"), "the unfetched job's task ended", PLACE_DEADLINE_S)
+    events = bad["TaskStates"]["t"]["Events"]
+    assert bad["ClientStatus"] == "failed" and "Started" not in [e["Type"] for e in events]
+    failed = next(e for e in events if e["Type"] == "Failed Artifact Download")
+    assert failed["Message"] == \
+        f'failed to download artifact "{server.url}/pkg/unfetched.tgz": bad response code: 404'
