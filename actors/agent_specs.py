@@ -397,7 +397,8 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                               max_kill_timeout_s=c.max_kill_timeout_s,
                               default_kill_timeout_s=min(5.0, c.max_kill_timeout_s),
                               gc_disk_usage_threshold=c.gc_disk_usage_threshold,
-                              gc_inode_usage_threshold=c.gc_inode_usage_threshold)))),
+                              gc_inode_usage_threshold=c.gc_inode_usage_threshold,
+                              **_artifact_limits(c.artifact))))),
         ChildSpec(name="alloc-sync", cls=AllocSync, role="client", leaves=True,
                   kwargs=(("config", sync_cfg), ("wall_clock", time.time))),
         ChildSpec(name="client", cls=ClientNode, role="client",
@@ -409,6 +410,17 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("host_sampler", HostStatsSampler(alloc_root) if tel.publish_node_metrics else None),
                           ("allocation_metrics", tel.publish_allocation_metrics))),
     ]
+
+
+def _artifact_limits(art: Any) -> dict[str, Any]:
+    """client.artifact as AllocRunnerConfig's fields; Nomad's 0 (no limit) is the largest int64."""
+    from runtime.config import parse_size
+
+    unlimited = 2**63 - 1
+    return {"artifact_timeout_s": art.http_read_timeout_s,
+            "artifact_max_bytes": parse_size(art.http_max_size) or unlimited,
+            "artifact_max_unpacked_bytes": parse_size(art.decompression_size_limit) or unlimited,
+            "artifact_max_unpacked_files": art.decompression_file_count_limit or unlimited}
 
 
 def _server_state(srv: Any) -> Any:

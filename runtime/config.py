@@ -45,6 +45,7 @@ from typing import Any
 __all__ = [
     "Acl",
     "Addresses",
+    "ArtifactConfig",
     "ClientConfig",
     "Config",
     "ConfigError",
@@ -61,6 +62,7 @@ __all__ = [
     "load_files",
     "parse_args",
     "parse_duration",
+    "parse_size",
     "reloadable_diff",
     "to_dict",
     "validate",
@@ -274,6 +276,41 @@ class DrainOnShutdown:
 
 
 @conf
+class ArtifactConfig:
+    """``client.artifact`` (Nomad's ArtifactConfig, its defaults): what fetching one task artifact may take.
+
+    A download past ``http_max_size``, an archive unpacking to more than
+    ``decompression_size_limit`` or ``decompression_file_count_limit``
+    files, and a fetch longer than ``http_read_timeout``, fail the artifact;
+    a size or count of 0 turns its limit off.  Sizes are strings as
+    Nomad's ("100GB", "512MiB"; see :func:`parse_size`).
+    """
+
+    http_read_timeout_s: float = _dur(30 * 60, gt=0)
+    http_max_size: str = "100GB"
+    decompression_size_limit: str = "100GB"
+    decompression_file_count_limit: int = _f(4096, ge=0)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3, "g": 1000**3,
+               "tb": 1000**4, "t": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size string as Nomad reads it (go-humanize ParseBytes: "100GB" is 10^11, "1GiB" 2^30)."""
+    t = text.strip().lower().replace(" ", "")
+    num = t.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = t[len(num):]
+    try:
+        value = float(num)
+    except ValueError:
+        raise ValueError(f"invalid size {text!r}") from None
+    if unit not in _SIZE_UNITS or value < 0 or not math.isfinite(value):
+        raise ValueError(f"invalid size {text!r} (a number and B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)")
+    return int(value * _SIZE_UNITS[unit])
+
+
+@conf
 class ClientConfig:
     enabled: bool = False
     servers: tuple[str, ...] = _seq(append=True)  # merges by appending (ClientConfig.Merge)
@@ -305,6 +342,7 @@ class ClientConfig:
     gc_disk_usage_threshold: float = _f(80.0, ge=0, le=100)  # percent
     gc_inode_usage_threshold: float = _f(70.0, ge=0, le=100)  # percent
     no_host_uuid: bool = True  # random node ID instead of one from the host UUID
+    artifact: ArtifactConfig = _sub(ArtifactConfig)
 
 
 @conf
@@ -944,6 +982,11 @@ def _check_client(c: ClientConfig) -> None:
         parse_port_ranges(c.reserved.reserved_ports)
     except ValueError as e:
         raise ConfigError(f"client.reserved.reserved_ports: {e}") from None
+    for key in ("http_max_size", "decompression_size_limit"):
+        try:
+            parse_size(getattr(c.artifact, key))
+        except ValueError as e:
+            raise ConfigError(f"client.artifact.{key}: {e}") from None
     for key, _ in c.meta if c.enabled else ():
         if not _META_KEY.fullmatch(key):
             raise ConfigError(f'client.meta: invalid key "{key}"')

@@ -515,6 +515,26 @@ def test_client_totals_and_max_kill_timeout_reach_the_fingerprinter_and_the_runn
         validate(load(tmp_path, VALID + "[client]\nenabled = true\nmemory_total_mb = -1\n"))
 
 
+def test_the_client_artifact_block_bounds_the_runners_artifact_fetches(tmp_path):
+    from actors.agent_specs import AgentContext, client_specs
+    from actors.metrics import Metrics
+    from runtime.config import parse_size
+
+    cfg = load(tmp_path, f'data_dir = "{tmp_path}"\n[client]\nenabled = true\n[client.artifact]\n'
+                         'http_read_timeout = "90s"\nhttp_max_size = "1GiB"\ndecompression_size_limit = "0"\n'
+                         'decompression_file_count_limit = 10\n')
+    validate(cfg)
+    ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
+                       client_state_dir=str(tmp_path))
+    runner = {s.name: dict(s.kwargs) for s in client_specs(cfg, ctx)}["alloc-runner"]["config"]
+    assert (runner.artifact_timeout_s, runner.artifact_max_bytes, runner.artifact_max_unpacked_bytes,
+            runner.artifact_max_unpacked_files) == (90.0, 2**30, 2**63 - 1, 10)
+    default = load(tmp_path, VALID).client.artifact
+    assert (default.http_read_timeout_s, parse_size(default.http_max_size)) == (1800.0, 100 * 10**9)
+    with pytest.raises(ConfigError, match=r"client\.artifact\.http_max_size: invalid size '10 parsecs'"):
+        validate(load(tmp_path, VALID + '[client.artifact]\nhttp_max_size = "10 parsecs"\n'))
+
+
 def test_consul_and_vault_blocks_load_with_what_this_agent_lacks_said_plainly(tmp_path):
     from runtime.config import CONSUL_WARNING
 
