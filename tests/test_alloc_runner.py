@@ -919,3 +919,17 @@ def test_a_task_with_artifacts_on_a_client_without_a_fetcher_fails_at_once():
     c.set(with_artifacts(alloc("x1"), {"GetterSource": "https://e.com/x"}))
     c.until(lambda: c.status("x1") == "failed", 5)
     assert "this client fetches no artifacts" in c.task("x1").events[2].message
+
+
+def test_the_simulators_fetcher_fails_a_marked_source_and_fetches_the_others():
+    from actors.client.artifacts import SimArtifactFetcher
+
+    c = ArtifactClient()
+    c.fetcher = SimArtifactFetcher(lambda: c.sched.now, lambda when, fn: c.sched.at(when, fn))  # type: ignore[assignment]
+    c.node.restart()  # booted again with it
+    c.set(with_artifacts(alloc("s1"), {"GetterSource": "https://e.com/ok.tgz"}),
+          with_artifacts(alloc("s2", restart=policy(0, 3600, 1)), {"GetterSource": "https://e.com/sim-fail"}))
+    c.until(lambda: c.status("s1") == "running" and c.status("s2") == "failed", 10)
+    assert c.fetcher.fetched == [("https://e.com/ok.tgz", "/sim/allocs/s1/t/local")]
+    assert 'failed to download artifact "https://e.com/sim-fail": simulated download failure' in \
+        c.task("s2").events[-1].message
