@@ -13,6 +13,11 @@ must not forget a task it said is running).
   ``max_kill_timeout_s`` as Nomad's client ``max_kill_timeout``); an
   allocation absent from the set is killed and its local state removed,
   without further reports (the servers no longer know it).
+* A task with ``Artifacts`` has them fetched into its directory before its
+  first start (Nomad's artifact hook, :mod:`actors.client.artifacts`): the
+  runner asks its ``fetcher`` and goes on when :class:`ArtifactsFetched`
+  arrives; a failed fetch is a failed start to the restart policy, and
+  what was fetched is never fetched again.
 * A task's exit is told by its driver when the driver can watch it
   (:class:`TaskExited`; the simulator's driver does), and otherwise found by
   polling the driver every ``poll_interval_s``.
