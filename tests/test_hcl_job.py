@@ -454,6 +454,7 @@ def test_artifact_blocks_map_onto_task_artifacts_with_nomads_defaults() -> None:
     ({"GetterSource": "s3::https://bucket.s3.amazonaws.com/x"}, "is not supported by this agent"),
     ({"GetterSource": "/tmp/file"}, "it fetches only http and https URLs"),
     ({"GetterHeaders": {"A": 1}}, "GetterHeaders.A: must be a string"),
+    ({"GetterInsecure": True}, "GetterInsecure: insecure is not supported by this agent"),
 ])
 def test_an_artifact_nomad_or_this_agent_refuses_is_refused_with_its_message(fields: dict,
                                                                             message: str) -> None:

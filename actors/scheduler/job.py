@@ -275,6 +275,8 @@ def _artifact(raw: Any, field: str) -> dict[str, Any]:
     full = posixpath.normpath(f"/alloc-dir/alloc-id/task/{dest}")
     _need(full == "/alloc-dir/alloc-id" or full.startswith("/alloc-dir/alloc-id/"), f"{field}.RelativeDest",
           "destination escapes allocation directory")
+    for key, name in (("GetterInsecure", "insecure"), ("Chown", "chown")):
+        _need(not a.get(key), f"{field}.{key}", f"{name} is not supported by this agent")
     options = _string_map(a.get("GetterOptions"), f"{field}.GetterOptions")
     if options and "checksum" in options:
         _checksum(options["checksum"], f"{field}.GetterOptions.checksum")
