@@ -207,7 +207,8 @@ def alloc_stub(a: dict[str, Any], *, task_states: bool = True, resources: bool =
     stub.update(JobType=(a.get("Job") or {}).get("Type", ""),
                 DesiredTransition=copy.deepcopy(a.get("DesiredTransition") or {}),
                 TaskStates=copy.deepcopy(a.get("TaskStates") or None) if task_states else None,
-                DeploymentStatus=deployment_status_out(a.get("DeploymentStatus")), RescheduleTracker=None,
+                DeploymentStatus=deployment_status_out(a.get("DeploymentStatus")),
+                RescheduleTracker=copy.deepcopy(a.get("RescheduleTracker")),
                 CreateTime=_ns(a.get("CreateTime", 0)), ModifyTime=_ns(a.get("ModifyTime", 0)))
     return stub
 

@@ -11,7 +11,9 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ``periodic`` (``cron``, ``prohibit_overlap``, ``time_zone``, ``enabled``);
 * ``group``: ``count``, ``meta``, ``constraint``, ``affinity``, ``spread``,
   ``network`` (``mode = "host"``, ``port "label" { static, to }``),
-  ``restart`` (``attempts``, ``interval``, ``delay``, ``mode``), ``migrate``
+  ``restart`` (``attempts``, ``interval``, ``delay``, ``mode``), ``reschedule``
+  (also at job level: ``attempts``, ``interval``, ``delay``, ``delay_function``,
+  ``max_delay``, ``unlimited``), ``migrate``
   (``max_parallel``, ``min_healthy_time``);
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
@@ -298,10 +300,26 @@ def _artifacts(value: Any, where: str) -> list[dict[str, Any]]:
     return out
 
 
+def _reschedule(value: Any, where: str) -> dict[str, Any]:
+    """A ``reschedule`` block (job or group level): Nomad's ReschedulePolicy, the fields given."""
+    r = _body(value, where)
+    _check(r, {"attempts", "interval", "delay", "delay_function", "max_delay", "unlimited"}, where)
+    out: dict[str, Any] = {}
+    for key, name in (("attempts", "Attempts"), ("delay_function", "DelayFunction"), ("unlimited", "Unlimited")):
+        if key in r:
+            out[name] = r[key]
+    for key, name in (("interval", "Interval"), ("delay", "Delay"), ("max_delay", "MaxDelay")):
+        if key in r:
+            out[name] = _ns(r[key], f"{where}.{key}")
+    return out
+
+
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
-                  "network", "update", "service"}, where)
+                  "network", "update", "service", "reschedule"}, where)
     group: dict[str, Any] = {"Name": name}
+    if "reschedule" in body:
+        group["ReschedulePolicy"] = _reschedule(body["reschedule"], f"{where}.reschedule")
     if "count" in body:
         group["Count"] = body["count"]
     if "meta" in body:
@@ -563,8 +581,8 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     (job_id, body), = jobs
     where = f"job[{job_id!r}]"
     _check(body, {"name", "datacenters", "type", "priority", "region", "namespace", "node_pool", "all_at_once",
-                  "meta", "constraint", "group", "parameterized", "periodic", "affinity", "spread", "update"},
-           where)
+                  "meta", "constraint", "group", "parameterized", "periodic", "affinity", "spread", "update",
+                  "reschedule"}, where)
     job: dict[str, Any] = {"ID": job_id, "Name": str(body.get("name", job_id))}
     for key, field in (("datacenters", "Datacenters"), ("type", "Type"), ("priority", "Priority"),
                        ("region", "Region"), ("namespace", "Namespace"), ("node_pool", "NodePool"),
@@ -577,6 +595,8 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
         job["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
     if "update" in body:
         job["Update"] = _update(body["update"], f"{where}.update")
+    if "reschedule" in body:
+        job["Reschedule"] = _reschedule(body["reschedule"], f"{where}.reschedule")
     _prefs(body, job, where)
     if "periodic" in body:
         p = _body(body["periodic"], f"{where}.periodic")

@@ -469,3 +469,31 @@ def test_an_artifact_destination_may_leave_the_task_for_the_shared_alloc_dir() -
     job = parse_hcl_job(_artifact_job('source = "https://e.com/x"\ndestination = "../alloc/data"',
                                       'source = "https://e.com/y"\ndestination = "/abs/inside/task"'))
     assert [a["RelativeDest"] for a in _artifacts_of(job)] == ["../alloc/data", "/abs/inside/task"]
+
+
+def test_reschedule_blocks_map_onto_the_jobs_and_the_groups_policy() -> None:
+    job = parse_hcl_job('''
+        job "r" {
+          reschedule {
+            delay          = "10s"
+            delay_function = "constant"
+          }
+          group "g" {
+            reschedule {
+              attempts  = 3
+              interval  = "1h"
+              max_delay = "2m"
+              unlimited = false
+            }
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/true" }
+            }
+          }
+        }''')
+    assert job["Reschedule"] == {"Delay": 10 * 10**9, "DelayFunction": "constant"}
+    assert job["TaskGroups"][0]["ReschedulePolicy"] == {"Attempts": 3, "Unlimited": False,
+                                                         "Interval": 3600 * 10**9, "MaxDelay": 120 * 10**9}
+    rp = canonical_job(job)["TaskGroups"][0]["ReschedulePolicy"]
+    assert rp == {"Attempts": 3, "Interval": 3600 * 10**9, "Delay": 10 * 10**9, "DelayFunction": "constant",
+                  "MaxDelay": 120 * 10**9, "Unlimited": False}

@@ -244,3 +244,32 @@ def test_every_job_runs_exactly_once_after_any_fault_schedule(seed: int, actions
     problems = settle(c, 400.0)
     assert problems == [], problems
     assert not c.overcommits
+
+
+def test_a_task_that_keeps_failing_is_rescheduled_after_growing_delays() -> None:
+    """Nomad's default service reschedule policy across the whole loop: the client fails the allocation
+    (its restart policy used up), the servers wait 30 s, then 60 s, then 120 s before replacing it."""
+    from actors.scheduler.scheduler import fail_time
+
+    c = boot()
+    job = sim_job("crashy", count=1, RestartPolicy={"Attempts": 0, "Mode": "fail"})
+    job["TaskGroups"][0]["Tasks"][0]["Config"].update(run_for_s=2.0, exit_code=1)
+    c.register(job)
+    end = c.sched.now + 400.0
+    while c.sched.now < end and len(c.allocs("crashy")) < 4:
+        c.run(1.0)
+    allocs = sorted(c.allocs("crashy"), key=lambda a: a["CreateTime"])
+    assert len(allocs) >= 4, [(a["ClientStatus"], a["CreateTime"]) for a in allocs]
+    by_id = {a["ID"]: a for a in allocs}
+    waits = []
+    for a in allocs[1:4]:
+        prev = by_id[a["PreviousAllocation"]]
+        event = a["RescheduleTracker"]["Events"][-1]
+        assert prev["ClientStatus"] == "failed" and event["PrevAllocID"] == prev["ID"]
+        waits.append((event["Delay"] // 10**9, a["CreateTime"] - fail_time(prev)))
+    assert [d for d, _ in waits] == [30, 60, 120], waits
+    # Each replacement came its delay after the task failed: no sooner than the batching window
+    # (RESCHEDULE_WINDOW_S) allows, no later than the broker's poll of waiting evaluations
+    # (watch_timeout_s, 5 s) and a scheduling pass after it.
+    assert all(d - 5.0 <= took <= d + 8.0 for d, took in waits), waits
+    c.close()

@@ -7,6 +7,7 @@ evaluation, apply its plan.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgpack
@@ -1542,3 +1543,167 @@ def test_the_stores_client_terminal_statuses_are_the_schedulers():
     from actors.state import store
 
     assert store._TERMINAL_CLIENT == scheduler.TERMINAL_CLIENT
+
+
+# ------------------------------------------------------------ reschedule policy
+
+
+def _run_due(c: Cluster) -> int:
+    """Run the evaluations due at ``c.now`` (a follow-up waiting for later stays); returns how many."""
+    ran = 0
+    for _ in range(20):
+        due = sorted(pending_evals(c.state, now=c.now))
+        if not due:
+            return ran
+        for _, _, eval_id, _ in due:
+            data, _ = plan_command(c.state, eval_id, c.now)
+            if data is not None:
+                c.index += 1
+                c.state.apply(c.index, data)
+                ran += 1
+    raise AssertionError("evaluations did not settle")
+
+
+def _fail(c: Cluster, alloc_id: str) -> None:
+    c.apply("alloc_client_update", allocs=[{"ID": alloc_id, "ClientStatus": "failed"}])
+
+
+def test_a_failed_service_allocation_is_replaced_after_an_exponential_delay() -> None:
+    """Nomad's default service policy: 30 s, doubled at each reschedule, up to 1 h; unlimited."""
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1))
+    _run_due(c)
+    (a,) = c.running("web")
+    delays = []
+    for expected in (30, 60, 120):
+        _fail(c, a["ID"])
+        _run_due(c)
+        failed = c.state.tables["allocs"][a["ID"]]
+        # Not replaced yet: it waits (not stopped, its name held) for one follow-up evaluation.
+        assert c.running("web") == [] and failed["DesiredStatus"] == "run", failed
+        follow = c.state.tables["evals"][failed["FollowupEvalID"]]
+        assert (follow["TriggeredBy"], follow["Status"]) == ("alloc-failure", "pending")
+        assert follow["WaitUntil"] == c.now + expected
+        c.now += expected - 1.0  # within the window it is due: the next evaluation replaces it
+        c.apply("job_evaluate", job_id="web")
+        _run_due(c)
+        (b,) = c.running("web")
+        assert b["PreviousAllocation"] == a["ID"] and b["Name"] == a["Name"]
+        assert c.state.tables["allocs"][a["ID"]]["DesiredStatus"] == "stop"
+        delays.append(b["RescheduleTracker"]["Events"][-1]["Delay"] // SEC)
+        assert b["RescheduleTracker"]["Events"][-1]["PrevAllocID"] == a["ID"]
+        a = b
+        c.now += 1000.0
+    assert delays == [30, 60, 120]
+    # The follow-up evaluation, run at its time, finds nothing more to do.
+    c.now += 10_000.0
+    _run_due(c)
+    assert len(c.running("web")) == 1
+
+
+def test_a_follow_up_evaluation_reschedules_what_it_was_made_for_and_one_is_made_per_batch() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=3))
+    _run_due(c)
+    first, second, third = sorted(c.running("web"), key=lambda a: a["Name"])
+    _fail(c, first["ID"])
+    c.now += 2.0
+    _fail(c, second["ID"])  # due 2 s after the first: the same batch
+    c.now += 20.0
+    _fail(c, third["ID"])  # due 22 s after: a batch of its own
+    _run_due(c)
+    allocs = c.state.tables["allocs"]
+    follow = [allocs[a["ID"]]["FollowupEvalID"] for a in (first, second, third)]
+    assert follow[0] == follow[1] != follow[2] and all(follow)
+    evals = c.state.tables["evals"]
+    assert [evals[f]["WaitUntil"] for f in (follow[0], follow[2])] == [1000.0 + 30, 1022.0 + 30]
+    # Another evaluation before then changes nothing: no second follow-up, nothing placed.
+    c.apply("job_evaluate", job_id="web")
+    _run_due(c)
+    assert [allocs[a["ID"]]["FollowupEvalID"] for a in (first, second, third)] == follow
+    assert sum(1 for e in evals.values() if e["TriggeredBy"] == "alloc-failure" and e.get("WaitUntil")) == 2
+    c.now = 1030.0
+    _run_due(c)  # the first batch's follow-up is due: both of it replaced, the third still waits
+    assert {a["PreviousAllocation"] for a in c.running("web")} == {first["ID"], second["ID"]}
+    c.now = 1052.0
+    _run_due(c)
+    assert len(c.running("web")) == 3
+
+
+def test_a_batch_allocation_is_rescheduled_once_a_day_after_5s_then_left_failed() -> None:
+    c = Cluster()
+    c.node(0)
+    job = service(count=1)
+    job["Type"] = "batch"
+    c.register(**job)
+    _run_due(c)
+    (a,) = c.running("web")
+    _fail(c, a["ID"])
+    c.now += 6.0
+    _run_due(c)
+    (b,) = c.running("web")
+    assert b["RescheduleTracker"]["Events"][0]["Delay"] == 5 * SEC
+    _fail(c, b["ID"])
+    c.now += 600.0
+    _run_due(c)
+    # Its one attempt in 24 h is used: it stays failed, nothing replaces it, no follow-up is made.
+    assert c.running("web") == [] and not c.state.tables["allocs"][b["ID"]].get("FollowupEvalID")
+    c.now += 2 * 24 * 3600.0
+    c.apply("job_evaluate", job_id="web")
+    _run_due(c)
+    assert c.running("web") == []  # a failed allocation's own attempts never come back
+
+
+def test_reschedule_delays_follow_nomads_functions() -> None:
+    from actors.scheduler.scheduler import next_delay_ns, next_reschedule
+
+    def with_delays(*ds: int) -> dict[str, Any]:
+        return {"ModifyTime": 100.0, "DesiredStatus": "run", "ClientStatus": "failed", "RescheduleTracker": {
+            "Events": [{"RescheduleTime": int(90 * SEC), "Delay": d * SEC} for d in ds]}}
+
+    fib = {"Delay": 5 * SEC, "DelayFunction": "fibonacci", "MaxDelay": 60 * SEC, "Unlimited": True}
+    assert [next_delay_ns(fib, with_delays(*ds)) // SEC for ds in [(), (5,), (5, 5), (5, 10), (20, 40)]] == \
+        [5, 5, 10, 15, 60]
+    const = {"Delay": 10 * SEC, "DelayFunction": "constant", "Attempts": 2, "Interval": 300 * SEC}
+    assert next_delay_ns(const, with_delays(10, 10)) == 10 * SEC
+    assert next_reschedule(const, with_delays(10)) == (110.0, 10 * SEC)  # one of two used
+    assert next_reschedule(const, with_delays(10, 10)) is None  # both used within the interval
+    expo = {"Delay": 30 * SEC, "DelayFunction": "exponential", "MaxDelay": 120 * SEC, "Unlimited": True}
+    assert next_delay_ns(expo, with_delays(120)) == 120 * SEC  # at the ceiling, 10 s after: stays there
+    long_ago = with_delays(120)
+    long_ago["RescheduleTracker"]["Events"][0]["RescheduleTime"] = int(-200 * SEC)
+    assert next_delay_ns(expo, long_ago) == 30 * SEC  # more than the ceiling since: starts again
+
+
+@pytest.mark.parametrize("policy, message", [
+    ({"Delay": 1 * SEC}, "Delay cannot be less than 5s (got 1s)"),
+    ({"DelayFunction": "blah"}, 'Invalid delay function "blah", must be one of ["constant" "exponential" "fibonacci"]'),
+    ({"Attempts": 3}, "Interval must be a non zero value if Attempts > 0"),
+    ({"Attempts": 3, "Interval": 3600 * SEC}, "Reschedule Policy with Attempts = 3, Interval = 1h0m0s, and "
+                                              "Unlimited = true is ambiguous"),
+    ({"Attempts": 3, "Interval": 10 * SEC, "Unlimited": False}, "Interval cannot be less than 15s (got 10s)"),
+    ({"Attempts": 10, "Interval": 60 * SEC, "Unlimited": False, "DelayFunction": "constant", "Delay": 10 * SEC},
+     'Nomad can only make 6 attempts in 1m0s with initial delay 10s and delay function "constant"'),
+    ({"DelayFunction": "exponential", "Delay": 60 * SEC, "MaxDelay": 30 * SEC},
+     "Max Delay cannot be less than Delay 1m0s (got 30s)"),
+])
+def test_reschedule_policies_are_checked_as_nomad_checks_them(policy: dict[str, Any], message: str) -> None:
+    with pytest.raises(JobError, match=re.escape(message)):
+        canonical_job(service(group={"ReschedulePolicy": policy}))
+
+
+def test_a_jobs_reschedule_block_is_each_groups_and_a_system_job_has_none() -> None:
+    job = canonical_job(service(Reschedule={"Delay": 10 * SEC, "DelayFunction": "constant"},
+                                group={"ReschedulePolicy": {"Unlimited": True}}))
+    assert job["TaskGroups"][0]["ReschedulePolicy"] == {
+        "Attempts": 0, "Interval": 0, "Delay": 10 * SEC, "DelayFunction": "constant", "MaxDelay": 3600 * SEC,
+        "Unlimited": True}
+    assert "Reschedule" not in job
+    system = service()
+    system["Type"] = "system"
+    system["TaskGroups"][0]["Count"] = 1
+    assert "ReschedulePolicy" not in canonical_job(system)["TaskGroups"][0]
+    with pytest.raises(JobError, match="System jobs should not have a reschedule policy"):
+        canonical_job({**system, "Reschedule": {"Attempts": 1}})

@@ -44,6 +44,17 @@ UPDATE_DEFAULTS = {"Stagger": 30 * SECOND_NS, "MaxParallel": 1, "HealthCheck": "
                    "ProgressDeadline": 10 * 60 * SECOND_NS, "AutoRevert": False, "AutoPromote": False,
                    "Canary": 0}
 HEALTH_CHECKS = ("checks", "task_states", "manual")
+# Nomad's DefaultServiceJobReschedulePolicy and DefaultBatchJobReschedulePolicy (a system job has none):
+# how soon, and how often, the scheduler replaces an allocation that failed.
+RESCHEDULE_DEFAULTS = {
+    "service": {"Attempts": 0, "Interval": 0, "Delay": 30 * SECOND_NS, "DelayFunction": "exponential",
+                "MaxDelay": 3600 * SECOND_NS, "Unlimited": True},
+    "batch": {"Attempts": 1, "Interval": 24 * 3600 * SECOND_NS, "Delay": 5 * SECOND_NS, "DelayFunction": "constant",
+              "MaxDelay": 0, "Unlimited": False},
+}
+RESCHEDULE_DELAY_FUNCTIONS = ("constant", "exponential", "fibonacci")
+RESCHEDULE_MIN_DELAY_NS = 5 * SECOND_NS  # Nomad's ReschedulePolicyMinDelay
+RESCHEDULE_MIN_INTERVAL_NS = 15 * SECOND_NS  # Nomad's ReschedulePolicyMinInterval
 DEFAULT_CPU_MHZ = 100
 DEFAULT_MEMORY_MB = 300
 DEFAULT_KILL_TIMEOUT_NS = 5 * SECOND_NS
@@ -588,7 +599,83 @@ def _update(raw: dict[str, Any], field: str) -> dict[str, Any]:
     return u
 
 
-def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | None = None) -> dict[str, Any]:
+def _reschedule_policy(group_rp: Any, job_rp: Any, job_type: str, field: str) -> dict[str, Any] | None:
+    """Nomad's ReschedulePolicy of a group: the job's ``Reschedule`` and the group's own over the job
+    type's defaults (api Canonicalize), checked as ``ReschedulePolicy.Validate``; a system job has none."""
+    if job_type == "system":
+        _need(group_rp is None and job_rp is None, field, "System jobs should not have a reschedule policy")
+        return None
+    rp = {**RESCHEDULE_DEFAULTS[job_type], **_map(job_rp, "Reschedule"), **_map(group_rp, field)}
+    for key in ("Attempts", "Interval", "Delay", "MaxDelay"):
+        rp[key] = _int(rp.get(key), f"{field}.{key}", default=0, minimum=0)
+    _need(isinstance(rp.get("Unlimited"), bool), f"{field}.Unlimited", "must be a boolean")
+    rp["DelayFunction"] = _str(rp.get("DelayFunction"), f"{field}.DelayFunction", default="")
+    if not (rp["Attempts"] > 0 or rp["Unlimited"]):
+        return rp  # never rescheduled: nothing else is looked at (Nomad's Enabled)
+    attempts, interval, delay, max_delay = rp["Attempts"], rp["Interval"], rp["Delay"], rp["MaxDelay"]
+    if attempts > 0:
+        _need(interval > 0, field, "Interval must be a non zero value if Attempts > 0")
+        _need(not rp["Unlimited"], field, f"Reschedule Policy with Attempts = {attempts}, Interval = "
+              f"{go_duration(interval)}, and Unlimited = true is ambiguous")
+    _need(delay >= RESCHEDULE_MIN_DELAY_NS, field,
+          f"Delay cannot be less than {go_duration(RESCHEDULE_MIN_DELAY_NS)} (got {go_duration(delay)})")
+    fn = rp["DelayFunction"]
+    _need(fn in RESCHEDULE_DELAY_FUNCTIONS, field,
+          f"Invalid delay function {_q(fn)}, must be one of [{' '.join(_q(f) for f in RESCHEDULE_DELAY_FUNCTIONS)}]")
+    if fn != "constant":
+        _need(max_delay >= RESCHEDULE_MIN_DELAY_NS, field,
+              f"Max Delay cannot be less than {go_duration(RESCHEDULE_MIN_DELAY_NS)} (got {go_duration(delay)})")
+        _need(max_delay >= delay, field,
+              f"Max Delay cannot be less than Delay {go_duration(delay)} (got {go_duration(max_delay)})")
+    if not rp["Unlimited"]:
+        _need(interval >= RESCHEDULE_MIN_INTERVAL_NS, field, f"Interval cannot be less than "
+              f"{go_duration(RESCHEDULE_MIN_INTERVAL_NS)} (got {go_duration(interval)})")
+        possible, recommended = _viable_attempts(attempts, interval, delay, max_delay, fn)
+        if possible is not None:
+            ceiling = "" if fn == "constant" else f", and delay ceiling {go_duration(max_delay)}"
+            joiner = " and " if fn == "constant" else ", "
+            _need(False, field, f"Nomad can only make {possible} attempts in {go_duration(interval)} with initial "
+                  f"delay {go_duration(delay)}{joiner}delay function {_q(fn)}{ceiling}; set the interval to at "
+                  f"least {go_duration(recommended // SECOND_NS * SECOND_NS)} to accommodate {attempts} attempts")
+    return rp
+
+
+def _viable_attempts(attempts: int, interval: int, delay: int, max_delay: int,
+                     fn: str) -> tuple[int | None, int]:
+    """Nomad's viableAttempts: (None if the attempts fit in the interval, else how many do; the interval they
+    need)."""
+    possible, recommended = 0, 0
+    if fn == "constant":
+        recommended = attempts * delay
+        return (None if interval >= recommended else interval // delay), recommended
+    if fn == "exponential":
+        for i in range(attempts):
+            nxt = (2 ** i) * delay
+            if nxt > max_delay:
+                recommended += max_delay
+            else:
+                recommended = nxt
+            if recommended < interval:
+                possible += 1
+        return (None if possible >= attempts else possible), recommended
+    slots = [delay, delay]  # fibonacci
+    ceiling = False
+    for i in range(2, attempts):
+        if ceiling:
+            nxt = slots[i - 1] + max_delay
+        else:
+            nxt = slots[i - 1] + slots[i - 2]
+            if nxt > max_delay:
+                nxt, ceiling = max_delay, True
+        slots.append(nxt)
+    recommended = slots[-1]
+    if interval >= recommended:
+        return None, recommended
+    return next((i for i, s in enumerate(slots) if s > interval), 0), recommended
+
+
+def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | None = None,
+           job_reschedule: Any = None) -> dict[str, Any]:
     g = dict(_map(raw, field))
     g["Name"] = _str(g.get("Name"), f"{field}.Name", required=True)
     g["Count"] = _int(g.get("Count"), f"{field}.Count", default=1, maximum=MAX_COUNT)
@@ -607,6 +694,11 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], f"{field}.RestartPolicy",
           "Delay * Attempts must fit in Interval")
     g["RestartPolicy"] = rp
+    resched = _reschedule_policy(g.get("ReschedulePolicy"), job_reschedule, job_type, f"{field}.ReschedulePolicy")
+    if resched is None:
+        g.pop("ReschedulePolicy", None)
+    else:
+        g["ReschedulePolicy"] = resched
     mg = {**MIGRATE_DEFAULTS, **_map(g.get("Migrate"), f"{field}.Migrate")}
     mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
     mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
@@ -673,7 +765,9 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
         u["Stagger"] = _int(u.get("Stagger"), "Update.Stagger", default=0, minimum=0,
                             maximum=7 * 24 * 3600 * SECOND_NS)
         job["Update"] = u
-    job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"], job_update) for i, g in enumerate(groups)]
+    job_reschedule = job.pop("Reschedule", None)  # merged into each group's ReschedulePolicy (Nomad's api)
+    job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"], job_update, job_reschedule)
+                         for i, g in enumerate(groups)]
     for i, g in enumerate(job["TaskGroups"]):
         _group_services(g, job["ID"], f"TaskGroups[{i}]")
     names = [g["Name"] for g in job["TaskGroups"]]

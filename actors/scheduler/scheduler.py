@@ -34,13 +34,20 @@ used the room meanwhile), so nodes are never over-committed.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import math
 import uuid
 from random import Random
 from typing import Any
 
-from actors.scheduler.job import constraint_ok, group_resources, resolve_target, spec_digest
+from actors.scheduler.job import (
+    RESCHEDULE_DEFAULTS,
+    constraint_ok,
+    group_resources,
+    resolve_target,
+    spec_digest,
+)
 from actors.state import scheduler_config as sched_cfg
 
 TERMINAL_CLIENT = ("complete", "failed", "lost")
@@ -54,10 +61,88 @@ STOP_EXTRA = "alloc not needed due to job update"
 STOP_FAILED = "alloc was rescheduled because it failed"
 STOP_NODE_INELIGIBLE = "alloc not needed as node is not eligible"
 STOP_CANARY = "alloc not needed as it was a canary of an unpromoted deployment"
-# Batch allocations that fail are re-placed at most this often (Nomad's
-# default batch ReschedulePolicy: 1 attempt); service ones always (Nomad:
-# unlimited, with a delay the task's restart policy already provides).
-BATCH_RESCHEDULE_ATTEMPTS = 1
+# A failed allocation due to be rescheduled within this long is rescheduled now, and those due
+# later within it of each other share one follow-up evaluation (Nomad's batchedFailedAllocWindowSize).
+RESCHEDULE_WINDOW_S = 5.0
+# An unlimited reschedule policy's tracker keeps the last this many reschedules (Nomad's
+# maxPastRescheduleEvents); a limited one keeps those within its interval.
+RESCHEDULE_EVENTS_KEPT = 5
+
+
+def reschedule_policy(job: dict[str, Any], group: dict[str, Any]) -> dict[str, Any] | None:
+    """The group's ReschedulePolicy (a job stored before policies were kept: its type's default)."""
+    if job.get("Type") == "system":
+        return None
+    rp = group.get("ReschedulePolicy")
+    return rp if isinstance(rp, dict) else RESCHEDULE_DEFAULTS.get(job.get("Type", "service"))
+
+
+def _events(a: dict[str, Any]) -> list[dict[str, Any]]:
+    tracker = a.get("RescheduleTracker")
+    events = tracker.get("Events") if isinstance(tracker, dict) else None
+    return events if isinstance(events, list) else []
+
+
+def fail_time(a: dict[str, Any]) -> float:
+    """Nomad's Allocation.LastEventTime: when its last task finished (else when it was last written), seconds."""
+    latest = 0.0
+    for st in (a.get("TaskStates") or {}).values():
+        t = st.get("FinishedAt") if isinstance(st, dict) else None
+        if isinstance(t, str) and t:
+            try:
+                latest = max(latest, dt.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp())
+            except ValueError:
+                continue
+    return latest or float(a.get("ModifyTime", 0.0))
+
+
+def next_delay_ns(rp: dict[str, Any], a: dict[str, Any]) -> int:
+    """Nomad's Allocation.NextDelay: the wait before *a* (failed) is rescheduled, by the delay function."""
+    delay, events = int(rp.get("Delay", 0)), _events(a)
+    if not events:
+        return delay
+    fn, max_delay = rp.get("DelayFunction"), int(rp.get("MaxDelay", 0))
+    if fn == "exponential":
+        delay = int(events[-1].get("Delay", 0)) * 2
+    elif fn == "fibonacci":
+        if len(events) >= 2:
+            n1, n2 = int(events[-1].get("Delay", 0)), int(events[-2].get("Delay", 0))
+            # A series that reached the ceiling and was reset starts again.
+            delay = n1 if (n2 == max_delay and n1 == int(rp.get("Delay", 0))) else n1 + n2
+    else:
+        return delay
+    if 0 < max_delay < delay:
+        delay = max_delay
+        # Long enough since the last reschedule (more than the ceiling): the series starts again.
+        if fail_time(a) * 1e9 - int(events[-1].get("RescheduleTime", 0)) > delay:
+            delay = int(rp.get("Delay", 0))
+    return delay
+
+
+def next_reschedule(rp: dict[str, Any] | None, a: dict[str, Any]) -> tuple[float, int] | None:
+    """Nomad's Allocation.NextRescheduleTime: (when, seconds, and the delay, ns) *a* may be rescheduled, or
+    None when its policy allows no more (attempts used up within the interval)."""
+    if rp is None or a.get("DesiredStatus") != "run" or a.get("ClientStatus") != "failed":
+        return None
+    failed_at, delay, events = fail_time(a), next_delay_ns(rp, a), _events(a)
+    attempts, interval = int(rp.get("Attempts", 0)), int(rp.get("Interval", 0))
+    eligible = bool(rp.get("Unlimited")) or (attempts > 0 and not events)
+    if attempts > 0 and events:
+        tried = sum(1 for e in events if failed_at * 1e9 - int(e.get("RescheduleTime", 0)) < interval)
+        eligible = tried < attempts and delay < interval
+    return (failed_at + delay / 1e9, delay) if eligible else None
+
+
+def _tracker(rp: dict[str, Any], prev: dict[str, Any], now: float, delay: int) -> dict[str, Any]:
+    """Nomad's updateRescheduleTracker: the replacement's record of the reschedules that led to it."""
+    events = _events(prev)
+    if int(rp.get("Attempts", 0)) > 0:
+        interval = int(rp.get("Interval", 0))
+        events = [e for e in events if interval > 0 and now * 1e9 - int(e.get("RescheduleTime", 0)) <= interval]
+    else:
+        events = events[-RESCHEDULE_EVENTS_KEPT:]
+    return {"Events": [*events, {"RescheduleTime": int(now * 1e9), "PrevAllocID": prev["ID"],
+                                 "PrevNodeID": prev.get("NodeID", ""), "Delay": delay}]}
 
 
 def alloc_id(eval_id: str, name: str, n: int) -> str:
@@ -562,7 +647,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  job_allocs: list[dict[str, Any]] | None = None, node_allocs: Any = None,
                  node_ids: list[str] | None = None, node_usage: Any = None,
                  usage: _Usage | None = None, feasible: dict[str, Any] | None = None,
-                 deployment: Any = _SCAN) -> dict[str, Any]:
+                 deployment: Any = _SCAN, now: float | None = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *deployment*: the job's latest deployment record, or None (the store
@@ -577,6 +662,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     and applied before it, so it does not count on room they took;
     *feasible*, the store's ``feasibility`` (node feasibility kept across
     evaluations, see ``_Placer``), a constraint check per node visited.
+    *now*, the leader's time (seconds): a failed allocation whose reschedule
+    delay has not passed waits for a follow-up evaluation (``RescheduleLater``);
+    None (a dry run): every one due is rescheduled at once.
     """
     job_id = ev["JobID"]
     job = tables["jobs"].get(job_id)
@@ -588,6 +676,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     plan: dict[str, Any] = {"EvalID": ev["ID"], "JobID": job_id, "Job": None, "Place": [], "Stop": [],
                             "Failed": {}, "Rev": PLAN_REV}
     stop = plan["Stop"]
+    later: list[dict[str, Any]] = []  # failed allocations to reschedule after their delay
+    delays: dict[str, int] = {}  # failed allocation -> the delay (ns) it was rescheduled after
+    ev_now = now if now is not None else float(ev.get("ModifyTime", 0.0))
 
     def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "") -> None:
         stop.append({"ID": a["ID"], "DesiredDescription": desc, "ClientStatus": client_status})
@@ -644,6 +735,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         in_place: list[dict[str, Any]] = []
         digest = spec_digest(job, group["Name"])
         strategy = rolling(job, group)
+        rp = reschedule_policy(job, group)
         for a in group_allocs:
             if a.get("DesiredStatus") != "run":
                 continue
@@ -663,11 +755,23 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 stop_alloc(a, STOP_LOST, "lost")
                 replace.append((a["Name"], a))
             elif cs == "failed":
+                # Nomad's reschedule policy: replaced once its delay has passed (a follow-up
+                # evaluation comes back for it then), while its attempts last.
+                due = next_reschedule(rp, a)
+                if due is not None and now is not None and a.get("FollowupEvalID") != ev["ID"] \
+                        and due[0] - now > RESCHEDULE_WINDOW_S:
+                    kept.append(a)  # its name waits for it
+                    if not a.get("FollowupEvalID"):
+                        later.append({"ID": a["ID"], "At": due[0]})
+                    continue
+                if due is None:
+                    # Out of reschedule attempts (or a policy that allows none): left as it is, failed,
+                    # its name taken, so no later evaluation replaces it either (Nomad's).
+                    kept.append(a)
+                    continue
                 stop_alloc(a, STOP_FAILED)
-                if job["Type"] == "batch" and a.get("RescheduleCount", 0) >= BATCH_RESCHEDULE_ATTEMPTS:
-                    kept.append(a)  # out of reschedule attempts: the name stays taken by the failure
-                else:
-                    replace.append((a["Name"], a))
+                replace.append((a["Name"], a))
+                delays[a["ID"]] = due[1]
             elif a.get("DesiredTransition", {}).get("Migrate"):
                 stop_alloc(a, STOP_MIGRATE)
                 replace.append((a["Name"], a))
@@ -759,6 +863,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 continue
             seq += 1
             placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports)
+            if prev is not None and prev["ID"] in delays and rp is not None:
+                placed["RescheduleTracker"] = _tracker(rp, prev, ev_now, delays[prev["ID"]])
             if dstate is not None:
                 placed["DeploymentID"] = (active or plan["Deployment"])["ID"]
                 placed["DeploymentStatus"] = dep_status
@@ -767,6 +873,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             metrics["CoalescedFailures"] = failed - 1
             plan["Failed"][group["Name"]] = metrics
     plan.pop("_rolling", None)
+    if later:
+        plan["RescheduleLater"] = sorted(later, key=lambda x: (x["At"], x["ID"]))
     return plan
 
 

@@ -1355,6 +1355,8 @@ class StateStore:
             # A system job's rolling update goes on after its stagger (Nomad's NextRollingEval).
             follow = self._create_evals(index, [plan["JobID"]], "rolling-update", now, previous=ev["ID"])
             self.tables["evals"][follow[0]]["WaitUntil"] = now + float(plan["RollingWaitS"])
+        if plan.get("RescheduleLater") and job is not None:
+            follow += self._reschedule_later(index, plan["JobID"], plan["RescheduleLater"], now, ev["ID"])
         if refused:
             follow += self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
         elif plan.get("Failed"):
@@ -1372,6 +1374,31 @@ class StateStore:
         self._job_status(plan["JobID"], index)
         deployments.after_plan(self, index, plan["JobID"], now)
         return {"ok": True, "index": index, "placed": placed, "refused": refused, "evals": follow}
+
+    def _reschedule_later(self, index: int, job_id: str, later: list[dict[str, Any]], now: float,
+                          previous: str) -> list[str]:
+        """Failed allocations whose reschedule delay has not passed: follow-up evaluations at their times,
+        one per batch due within RESCHEDULE_WINDOW_S of its first, each allocation naming its own
+        (Nomad's createRescheduleLaterEvals: ``alloc-failure`` evaluations waiting until then)."""
+        from actors.scheduler.scheduler import RESCHEDULE_WINDOW_S
+
+        allocs, made = self.tables["allocs"], []
+        batch_at: float | None = None
+        for item in later:  # sorted by time
+            a = allocs.get(item["ID"])
+            if a is None or a.get("FollowupEvalID") or a.get("DesiredStatus") != "run":
+                continue
+            at = float(item["At"])
+            if batch_at is None or at - batch_at >= RESCHEDULE_WINDOW_S:
+                batch_at = at
+                made += self._create_evals(index, [job_id], "alloc-failure", now, previous=previous)
+                self.tables["evals"][made[-1]]["WaitUntil"] = at
+            rec = {**a, "FollowupEvalID": made[-1], "ModifyIndex": index}  # ModifyTime stays: when it failed
+            allocs[rec["ID"]] = rec
+            self._index_alloc(rec, replaces=a)
+        if made:
+            self._touch("allocs", index)
+        return made
 
     def _cancel_superseded(self, job_id: str, index: int, now: float) -> None:
         """An evaluation of *job_id* was processed: of the job's others waiting to be scheduled, only the
