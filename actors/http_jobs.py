@@ -231,6 +231,8 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
 def eval_out(e: dict[str, Any]) -> dict[str, Any]:
     out = _with_times(copy.deepcopy(e), "CreateTime", "ModifyTime")
     out.setdefault("DeploymentID", "")  # set once a plan ran within a deployment (Nomad's field, always there)
+    wait = out.get("WaitUntil")  # the store's seconds; Nomad's JSON has a time (zero when it runs at once)
+    out["WaitUntil"] = rfc3339(wait) if isinstance(wait, (int, float)) and wait > 0 else ZERO_TIME
     return out
 
 

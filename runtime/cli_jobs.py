@@ -273,6 +273,50 @@ def monitor(addr: str, eval_id: str, *, head: str = "", verbose: bool = False) -
     return "", 0 if status == "successful" else 1
 
 
+def _parse_time(t: Any) -> float:
+    """RFC 3339 (Nomad's time.Time JSON) -> Unix seconds; 0.0 for Go's zero time or anything else."""
+    if not isinstance(t, str) or not t or t.startswith("0001-01-01"):
+        return 0.0
+    try:
+        return dt.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _from_now(secs: float) -> str:
+    """Nomad's ``prettyTimeDiff`` of a time to come: ``1m30s from now``."""
+    diff = max(0, round(secs - time.time()))
+    h, rest = divmod(diff, 3600)
+    m, s = divmod(rest, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m")) if v) + f"{s}s from now" if diff else "now"
+
+
+def _reschedule_rows(addr: str, a: dict[str, Any], verbose: bool) -> list[tuple[str, Any]]:
+    """Nomad's alloc status lines on rescheduling: attempts used (a limited policy), its replacement,
+    and when its follow-up evaluation will reschedule it."""
+    rows: list[tuple[str, Any]] = []
+    events = (a.get("RescheduleTracker") or {}).get("Events") or []
+    group = next((g for g in (a.get("Job") or {}).get("TaskGroups") or () if g.get("Name") == a.get("TaskGroup")),
+                 {})
+    policy = group.get("ReschedulePolicy") or {}
+    if events and int(policy.get("Attempts") or 0) > 0:
+        # Nomad's RescheduleInfo: the reschedules within the interval before its last task ended.
+        ended = max((_parse_time(st.get("FinishedAt")) for st in (a.get("TaskStates") or {}).values()),
+                    default=0.0) or (a.get("ModifyTime") or 0) / 1e9
+        used = sum(1 for e in events if ended * 1e9 - int(e.get("RescheduleTime", 0)) < int(policy["Interval"]))
+        rows.append(("Reschedule Attempts", f"{used}/{policy['Attempts']}"))
+    if a.get("NextAllocation"):
+        rows.append(("Replacement Alloc ID", short(a["NextAllocation"], verbose)))
+    if a.get("FollowupEvalID"):
+        try:
+            at = _parse_time(request(addr, "GET", f"/v1/evaluation/{a['FollowupEvalID']}").get("WaitUntil"))
+        except CliError:
+            at = 0.0
+        if at:
+            rows.append(("Reschedule Eligibility", _from_now(at)))
+    return rows
+
+
 def _deployment_rows(a: dict[str, Any], verbose: bool) -> list[tuple[str, Any]]:
     """Nomad's alloc status lines for a deployment's allocation: its deployment, health, canary."""
     if not a.get("DeploymentID"):
@@ -538,7 +582,7 @@ def alloc_status(addr: str, args: list[str]) -> str:
                ("Desired Status", a["DesiredStatus"]),
                ("Desired Description", a.get("DesiredDescription") or "<none>"),
                ("Created", ago(a.get("CreateTime"))), ("Modified", ago(a.get("ModifyTime"))),
-               *_deployment_rows(a, verbose)])]
+               *_deployment_rows(a, verbose), *_reschedule_rows(addr, a, verbose)])]
     if flags.get("short"):
         return out[0]
     shared = (a.get("AllocatedResources") or {}).get("Shared") or {}

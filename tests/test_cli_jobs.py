@@ -864,3 +864,30 @@ def test_monitor_streams_the_agents_log_lines_at_its_own_level(dev):  # noqa: F8
     assert (bad.status, bad.text) == (400, "Unknown log level: chatty")
     other = call(dev.http_port, "GET", "/v1/agent/monitor?node_id=someone-else")
     assert other.status == 400
+
+
+def test_alloc_status_shows_rescheduling_as_nomad_does(monkeypatch):
+    """Reschedule Attempts (a limited policy), Replacement Alloc ID and Reschedule Eligibility, from the
+    allocation and its follow-up evaluation."""
+    import time as _time
+
+    from runtime import cli, cli_jobs  # cli first (it imports cli_jobs' commands), as bin/nomad does
+
+    assert cli.COMMANDS
+
+    now = _time.time()
+    wait_until = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(now + 95))
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: {"WaitUntil": wait_until})
+    finished = _time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", _time.gmtime(now - 10))
+    alloc = {"TaskGroup": "g", "NextAllocation": "abcdef0123456789", "FollowupEvalID": "ev-1",
+             "TaskStates": {"t": {"FinishedAt": finished}}, "ModifyTime": int(now * 1e9),
+             "Job": {"TaskGroups": [{"Name": "g",
+                                     "ReschedulePolicy": {"Attempts": 3, "Interval": 3600 * 10**9}}]},
+             "RescheduleTracker": {"Events": [{"RescheduleTime": int((now - 7200) * 1e9)},  # outside the hour
+                                              {"RescheduleTime": int((now - 60) * 1e9)}]}}
+    rows = dict(cli_jobs._reschedule_rows("http://x", alloc, verbose=False))
+    assert rows["Reschedule Attempts"] == "1/3" and rows["Replacement Alloc ID"] == "abcdef01"
+    assert re.fullmatch(r"1m3[45]s from now", rows["Reschedule Eligibility"]), rows
+    # Unlimited (no attempts to count), nothing replaced it, no follow-up: no lines.
+    assert cli_jobs._reschedule_rows("http://x", {"TaskGroup": "g", "RescheduleTracker": {"Events": [{}]}},
+                                     verbose=False) == []

@@ -1590,7 +1590,8 @@ def test_a_failed_service_allocation_is_replaced_after_an_exponential_delay() ->
         _run_due(c)
         (b,) = c.running("web")
         assert b["PreviousAllocation"] == a["ID"] and b["Name"] == a["Name"]
-        assert c.state.tables["allocs"][a["ID"]]["DesiredStatus"] == "stop"
+        replaced = c.state.tables["allocs"][a["ID"]]
+        assert replaced["DesiredStatus"] == "stop" and replaced["NextAllocation"] == b["ID"]
         delays.append(b["RescheduleTracker"]["Events"][-1]["Delay"] // SEC)
         assert b["RescheduleTracker"]["Events"][-1]["PrevAllocID"] == a["ID"]
         a = b

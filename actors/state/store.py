@@ -1313,6 +1313,11 @@ class StateStore:
             self._index_alloc(rec, replaces=None)  # refused above when the ID was in use
             placed.append(rec["ID"])
             touched = True
+            prev = allocs.get(rec.get("PreviousAllocation") or "")
+            if rev >= 3 and prev is not None:  # Nomad's NextAllocation: what replaced it
+                prev = {**prev, "NextAllocation": rec["ID"], "ModifyIndex": index}
+                allocs[prev["ID"]] = prev
+                self._index_alloc(prev)
         if job is not None:
             for aid in plan.get("InPlace", ()):
                 # Nomad's in-place update: the allocation runs the new version without a restart.
