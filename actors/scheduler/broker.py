@@ -131,11 +131,15 @@ def pending_evals(state: Any, now: float | None = None, since: int = 0) -> list[
 
 
 def broker_view(state: Any, now: float | None = None,
-                since: int = 0) -> list[tuple[int, int, str, str]] | None:
-    """Read query: :func:`pending_evals`, or None while the scheduler configuration pauses the broker."""
+                since: int = 0) -> tuple[list[tuple[int, int, str, str]], float | None] | None:
+    """Read query: (:func:`pending_evals`, the earliest ``WaitUntil`` still to come of those it read, or
+    None), or None while the scheduler configuration pauses the broker."""
     if sched_cfg.current(state.tables).get("PauseEvalBroker"):
         return None
-    return pending_evals(state, now, since)
+    pending = pending_evals(state, now, since)
+    evs = state.evals_pending_since(since) if since > 0 else state.evals_with_status("pending")
+    waits = [w for ev in evs if (w := ev.get("WaitUntil", 0.0)) and now is not None and w > now]
+    return pending, min(waits, default=None)
 
 
 def job_status_counts(state: Any) -> dict[str, int]:
@@ -220,6 +224,10 @@ class EvalBroker(NodeActor):
         self._queued_since = 0.0  # env time the oldest evaluation waiting to start was queued
         self._seen_index = 0
         self._full_at = float("-inf")  # env time of the last full read of the pending evaluations
+        # The earliest WaitUntil (wall time) of an evaluation seen waiting: a one-off read is made
+        # then, so a follow-up (a reschedule's, a failed evaluation's) runs on time, not at the next
+        # full read up to watch_timeout_s later (Nomad's delay heap).
+        self._wake_at: float | None = None
         self._watching = False
         self.paused = False  # the scheduler configuration's PauseEvalBroker, as last read
         self.stats = {"scheduled": 0, "placed": 0, "stopped": 0, "refused": 0, "failed": 0, "retries": 0,
@@ -268,6 +276,8 @@ class EvalBroker(NodeActor):
             self.set_timer("stats", self.cfg.stats_interval_s)
         elif name == "linger":
             self._dispatch()
+        elif name == "due":
+            self._read_due()
         elif name == "sweep" and self.is_leader:
             now = self.env.now()
             for w in [w for w in self._running.values() if now - w.started > self.cfg.step_timeout_s]:
@@ -288,6 +298,8 @@ class EvalBroker(NodeActor):
         self._jobs_running.clear()
         self._batches.clear()
         self.cancel_timer("linger")
+        self.cancel_timer("due")
+        self._wake_at = None
         self._attempts.clear()
         self._watching = False
         self.paused = False
@@ -320,6 +332,21 @@ class EvalBroker(NodeActor):
         self.send(self.env.node, self.raft, Watch(tables=("evals", sched_cfg.TABLE),
                                                   min_index=self._seen_index, reply=reply,
                                                   timeout_s=self.cfg.watch_timeout_s, query=query))
+
+    def _wake_for(self, wait_until: float | None) -> None:
+        """Read the pending evaluations again at *wait_until* (wall time) if that is the earliest yet."""
+        if wait_until is None or (self._wake_at is not None and self._wake_at <= wait_until):
+            return
+        self._wake_at = wait_until
+        self.set_timer("due", max(0.0, wait_until - self._wall()))
+
+    def _read_due(self) -> None:
+        self._wake_at = None
+        if not self.is_leader or self.paused:
+            return
+        reply = ReplyTo(self.env, self.name, ("due", self._gen, ""))
+        self.send(self.env.node, self.raft, Read(query=functools.partial(broker_view, now=self._wall()),
+                                                 reply=reply))
 
     def _pause(self) -> None:
         """PauseEvalBroker: hand out nothing more (Nomad disables its broker, flushing what it held);
@@ -430,9 +457,9 @@ class EvalBroker(NodeActor):
         if kind == "watch":
             self._watching = False
             if m.ok:
-                index, pending = m.value
+                index, view = m.value
                 self._seen_index = max(self._seen_index, index)
-                if pending is None:
+                if view is None:
                     self._pause()
                 elif self.paused:
                     # Resumed: what became pending meanwhile is read in full.
@@ -440,8 +467,15 @@ class EvalBroker(NodeActor):
                     self.paused = False
                     self._seen_index = 0
                 else:
-                    self._enqueue(pending)
+                    self._enqueue(view[0])
+                    self._wake_for(view[1])
             self._watch()
+            return
+        if kind == "due":  # the one-off read at a waiting evaluation's time
+            view = m.value[1] if m.ok else None
+            if view is not None and not self.paused:
+                self._enqueue(view[0])
+                self._wake_for(view[1])
             return
         batch = key
         works = self._members(batch, self._batches.get(batch, ()))
