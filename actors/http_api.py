@@ -173,6 +173,15 @@ def require(req: Request, *methods: str) -> None:
         raise CodedError(405, INVALID_METHOD)
 
 
+def parse_uint(text: str, bits: int = 64) -> int | None:
+    """Go's ``strconv.ParseUint(text, 10, bits)``: ASCII digits only (``str.isdigit`` also takes
+    ``"²"``, which ``int`` refuses) and below ``2**bits``; None when *text* is not one."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value < 1 << bits else None
+
+
 def parse_query_options(req: Request) -> None:
     """Nomad's ``parse``: reject malformed ``stale``, ``per_page``, ``wait``, ``index``."""
     q = req.query
@@ -180,7 +189,7 @@ def parse_query_options(req: Request) -> None:
     if stale and stale.lower() not in ("1", "t", "true", "0", "f", "false"):
         raise CodedError(400, "Expect `true` or `false` for `stale` query string parameter")
     per_page = q.get("per_page", [""])[0]
-    if per_page and not per_page.lstrip("+-").isdigit():
+    if per_page and parse_uint(per_page.lstrip("+-")) is None:
         raise CodedError(400, "Expect a number for `per_page` query string parameter")
     wait = q.get("wait", [""])[0]
     if wait:
@@ -190,7 +199,7 @@ def parse_query_options(req: Request) -> None:
         except ValueError:
             raise CodedError(400, "Invalid wait time") from None
     index = q.get("index", [""])[0]
-    if index and not index.isdigit():
+    if index and parse_uint(index) is None:  # Nomad's ParseUint: digits, at most 2**64 - 1
         raise CodedError(400, "Invalid index")
 
 

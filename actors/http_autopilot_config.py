@@ -32,6 +32,7 @@ from actors.http_api import (
     Api,
     CodedError,
     Request,
+    parse_uint,
     propose,
     read_body,
     route,
@@ -69,10 +70,10 @@ def autopilot_configuration(req: Request, api: Api) -> Any:
     cas = None
     if "cas" in req.query:
         value = req.query["cas"][0]
-        if not value.isdigit():
+        cas = parse_uint(value)
+        if cas is None:
             why = f'strconv.ParseUint: parsing {json.dumps(value)}: invalid syntax'
             raise CodedError(400, f"Error parsing cas value: {why}")
-        cas = int(value)
     index, result = propose(api, command("autopilot_set_config", config=config, cas=cas))
     if not isinstance(result, dict) or not result.get("ok"):
         raise CodedError(500, str(result.get("error") if isinstance(result, dict) else result))

@@ -40,6 +40,7 @@ from actors.http_api import (
     CodedError,
     Request,
     json_body,
+    parse_uint,
     propose,
     query_flag,
     require,
@@ -82,10 +83,11 @@ def _page(req: Request, answer: Answer, ascending: bool) -> Answer:
     items, headers = answer.value, answer.headers
     token = (req.query.get("next_token") or [""])[0]
     if token:
-        index, _, ident = token.partition(".")
-        if not index.isdigit():
+        raw_index, _, ident = token.partition(".")
+        index = parse_uint(raw_index)
+        if index is None:
             raise CodedError(400, f"failed to read result page: invalid next_token {token!r}")
-        key = (int(index), ident)
+        key = (index, ident)
         after = (lambda d: (d.get("CreateIndex", 0), d["ID"]) >= key) if ascending else \
             (lambda d: (d.get("CreateIndex", 0), d["ID"]) <= key)
         items = [d for d in items if after(d)]

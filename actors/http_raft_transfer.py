@@ -41,6 +41,7 @@ from actors.http_api import (
     CodedError,
     Request,
     _raft,
+    parse_uint,
     route,
 )
 
@@ -75,7 +76,7 @@ def check_target(query: dict[str, list[str]]) -> tuple[str, str]:
 def is_ip_port(text: str) -> bool:
     """Go's ``netip.ParseAddrPort``: ``1.2.3.4:80`` or ``[::1]:80``, a port of 0-65535."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535 or (len(port) > 1 and port[0] == "0"):
+    if not sep or parse_uint(port, 16) is None or (len(port) > 1 and port[0] == "0"):
         return False
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

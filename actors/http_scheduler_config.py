@@ -18,7 +18,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.http_api import Answer, Api, CodedError, Request, json_body, propose, route, state_query
+from actors.http_api import (
+    Answer,
+    Api,
+    CodedError,
+    Request,
+    json_body,
+    parse_uint,
+    propose,
+    route,
+    state_query,
+)
 from actors.state import scheduler_config as sched_cfg
 from actors.state.store import command
 
@@ -41,10 +51,9 @@ def scheduler_configuration(req: Request, api: Api) -> Any:
     cas = None
     if "cas" in req.query:
         raw = req.query["cas"][0]
-        try:
-            cas = int(raw)
-        except ValueError:
-            raise CodedError(400, f"Error parsing cas value: {raw!r}") from None
+        cas = parse_uint(raw)  # Nomad's ParseUint: a sign, a space or a value past 2**64 - 1 is refused
+        if cas is None:
+            raise CodedError(400, f"Error parsing cas value: {raw!r}")
     index, result = propose(api, command("scheduler_set_config", config=config, cas=cas))
     if not isinstance(result, dict) or not result.get("ok"):
         raise CodedError(500, str((result or {}).get("error") if isinstance(result, dict) else result))

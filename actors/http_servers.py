@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.client.node import ReplaceServers
-from actors.http_api import Api, CodedError, Request, require, route
+from actors.http_api import Api, CodedError, Request, parse_uint, require, route
 
 CLIENT_ACTOR = "client"
 
@@ -34,7 +34,7 @@ def agent_servers(req: Request, api: Api) -> Any:
         raise CodedError(400, "missing server address")
     for a in addrs:
         host, sep, port = a.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or not parse_uint(port, 16):  # 1-65535
             raise CodedError(400, f"invalid server address {a!r}: want host:port")
     ref.tell(ReplaceServers(tuple(addrs)))
     return None

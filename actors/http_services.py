@@ -36,7 +36,18 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from actors.http_api import Answer, Api, CodedError, Request, Response, propose, require, route, state_query
+from actors.http_api import (
+    Answer,
+    Api,
+    CodedError,
+    Request,
+    Response,
+    parse_uint,
+    propose,
+    require,
+    route,
+    state_query,
+)
 from actors.http_filter import apply_list_options
 from actors.http_jobs import ALLOC_ACTIONS, JOB_ACTIONS
 from actors.state import services
@@ -73,13 +84,14 @@ def service_list(regs: Any, namespace: str) -> list[dict[str, Any]]:
 
 def choose(regs: list[dict[str, Any]], parameter: str) -> list[dict[str, Any]]:
     """``?choose=<n>|<key>``: the *n* registrations *key* ranks first (rendezvous hashing)."""
-    count, bar, key = parameter.partition("|")
-    if not bar or not key or not count.strip().isdigit():
+    raw_count, bar, key = parameter.partition("|")
+    count = parse_uint(raw_count.strip())
+    if not bar or not key or count is None:
         raise CodedError(400, MALFORMED_CHOOSE)
 
     def rank(r: dict[str, Any]) -> str:
         return hashlib.sha256(f"{key}\x00{r['ID']}".encode()).hexdigest()
-    return sorted(regs, key=rank)[:int(count)]
+    return sorted(regs, key=rank)[:count]
 
 
 @route("/v1/services")

@@ -35,6 +35,7 @@ from actors.http_api import (
     Request,
     Response,
     json_body,
+    parse_uint,
     propose,
     require,
     route,
@@ -56,12 +57,9 @@ def _cas(req: Request) -> int | None:
     if "cas" not in req.query:
         return None
     raw = req.query["cas"][0]
-    try:
-        cas = int(raw)
-    except ValueError:
-        raise CodedError(400, f"failed to parse cas value {raw!r}") from None
-    if cas < 0:
-        raise CodedError(400, "cas must be >= 0")
+    cas = parse_uint(raw)  # Nomad's ParseUint: a sign, a space or a value past 2**64 - 1 is refused
+    if cas is None:
+        raise CodedError(400, f"failed to parse cas value {raw!r}")
     return cas
 
 

@@ -261,6 +261,18 @@ def test_stale_reads_and_query_option_errors(dev):
     ("DELETE", "/v1/jobs", None, 405, "Invalid method"),
     ("GET", "/v1/node/00000000-0000-0000-0000-000000000000/drain", None, 405, "Invalid method"),
     ("PUT", "/v1/jobs", b"x" * (2 * 1024 * 1024), 413, "Request body too large"),
+    # A number in the query is Go's ParseUint: "²" passes str.isdigit but not int(); 2**64 is past uint64.
+    ("GET", "/v1/jobs?index=%C2%B2", None, 400, "Invalid index"),
+    ("GET", "/v1/jobs?index=18446744073709551616", None, 400, "Invalid index"),
+    ("GET", "/v1/deployments?next_token=%C2%B2.x", None, 400, "invalid next_token"),
+    ("GET", "/v1/service/web?choose=%C2%B2|k", None, 400, "choose must be in the form <number>|<key>"),
+    ("PUT", "/v1/operator/scheduler/configuration?cas=18446744073709551616",
+     b'{"SchedulerAlgorithm": "binpack"}', 400, "Error parsing cas value"),
+    ("PUT", "/v1/operator/autopilot/configuration?cas=%C2%B2", b"{}", 400, "Error parsing cas value"),
+    ("PUT", "/v1/var/a/b?cas=18446744073709551616", b'{"Items": {"k": "v"}}', 400,
+     "failed to parse cas value"),
+    ("PUT", "/v1/operator/raft/transfer-leadership?address=127.0.0.1:%C2%B2", None, 400, "IP:port format"),
+    ("PUT", "/v1/agent/servers?address=127.0.0.1:%C2%B2", None, 400, "invalid server address"),
 ])
 def test_bad_requests_get_nomads_code_and_a_one_line_reason(dev, method, path, body, status, text):
     r = call(dev.http_port, method, path, raw=body)
