@@ -18,7 +18,8 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
   ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``), ``artifact``
-  (``source``, ``destination``, ``mode``, ``options``, ``headers``);
+  (``source``, ``destination``, ``mode``, ``options``, ``headers``),
+  ``lifecycle`` (``hook``, ``sidecar``);
 * ``service`` (in a group or a task): ``name``, ``tags``, ``port``,
   ``provider``, ``address_mode``, ``address``, ``meta``, and ``check``
   blocks (Nomad's native http/tcp checks: ``name``, ``type``, ``path``,
@@ -246,7 +247,7 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
-                  "resources", "dispatch_payload", "affinity", "service", "artifact"}, where)
+                  "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -267,6 +268,10 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _prefs({k: v for k, v in body.items() if k == "affinity"}, task, where)
     if "artifact" in body:
         task["Artifacts"] = _artifacts(body["artifact"], f"{where}.artifact")
+    if "lifecycle" in body:
+        lc = _body(body["lifecycle"], f"{where}.lifecycle")
+        _check(lc, {"hook", "sidecar"}, f"{where}.lifecycle")
+        task["Lifecycle"] = {"Hook": str(lc.get("hook", "")), "Sidecar": lc.get("sidecar", False)}
     if "dispatch_payload" in body:
         dp = _body(body["dispatch_payload"], f"{where}.dispatch_payload")
         _check(dp, {"file"}, f"{where}.dispatch_payload")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -497,3 +498,64 @@ def test_reschedule_blocks_map_onto_the_jobs_and_the_groups_policy() -> None:
     rp = canonical_job(job)["TaskGroups"][0]["ReschedulePolicy"]
     assert rp == {"Attempts": 3, "Interval": 3600 * 10**9, "Delay": 10 * 10**9, "DelayFunction": "constant",
                   "MaxDelay": 120 * 10**9, "Unlimited": False}
+
+
+_LIFECYCLE_JOB = '''
+    job "lc" {
+      group "g" {
+        task "init" {
+          lifecycle { hook = "prestart" }
+          driver = "raw_exec"
+          config { command = "/bin/true" }
+        }
+        task "proxy" {
+          lifecycle {
+            hook    = "prestart"
+            sidecar = true
+          }
+          driver = "raw_exec"
+          config { command = "/bin/sleep" }
+        }
+        task "main" {
+          driver = "raw_exec"
+          config { command = "/bin/sleep" }
+        }
+        task "cleanup" {
+          lifecycle { hook = "poststop" }
+          driver = "raw_exec"
+          config { command = "/bin/true" }
+        }
+      }
+    }
+'''
+
+
+def test_lifecycle_blocks_map_onto_the_tasks_lifecycle_and_a_main_task_has_none() -> None:
+    job = canonical_job(parse_hcl_job(_LIFECYCLE_JOB))
+    tasks = {t["Name"]: t for t in job["TaskGroups"][0]["Tasks"]}
+    assert tasks["init"]["Lifecycle"] == {"Hook": "prestart", "Sidecar": False}
+    assert tasks["proxy"]["Lifecycle"] == {"Hook": "prestart", "Sidecar": True}
+    assert tasks["cleanup"]["Lifecycle"] == {"Hook": "poststop", "Sidecar": False}
+    assert "Lifecycle" not in tasks["main"]
+    with pytest.raises(HclJobError, match=r"lifecycle: 'when' not supported by this agent"):
+        parse_hcl_job(_LIFECYCLE_JOB.replace('hook = "poststop"', 'when = "later"'))
+
+
+@pytest.mark.parametrize("lifecycle,message", [
+    ({"Sidecar": True}, "Tasks[0].Lifecycle: Lifecycle validation failed: no lifecycle hook provided"),
+    ({"Hook": "prestop"}, "Tasks[0].Lifecycle.Hook: Lifecycle validation failed: invalid hook: prestop"),
+    ({"Hook": "prestart", "Sidecar": "yes"}, "Tasks[0].Lifecycle.Sidecar: must be a boolean"),
+])
+def test_a_lifecycle_nomad_refuses_is_refused_with_its_message(lifecycle: dict, message: str) -> None:
+    job = canonical_job(parse_hcl_job(_LIFECYCLE_JOB))
+    job["TaskGroups"][0]["Tasks"][0]["Lifecycle"] = lifecycle
+    with pytest.raises(JobError, match=re.escape(message)):
+        canonical_job(job)
+
+
+def test_a_group_of_lifecycle_tasks_only_has_no_main_task_and_is_refused() -> None:
+    job = canonical_job(parse_hcl_job(_LIFECYCLE_JOB))
+    group = job["TaskGroups"][0]
+    group["Tasks"] = [t for t in group["Tasks"] if t["Name"] != "main"]
+    with pytest.raises(JobError, match="Task group g must have at least one main task"):
+        canonical_job(job)

@@ -245,7 +245,34 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
         t["Artifacts"] = artifacts
     else:
         t.pop("Artifacts", None)
+    lifecycle = _lifecycle(t.get("Lifecycle"), f"{field}.Lifecycle")
+    if lifecycle:
+        t["Lifecycle"] = lifecycle
+    else:
+        t.pop("Lifecycle", None)  # a main task, as jobs without the block have always been stored
     return t
+
+
+LIFECYCLE_HOOKS = ("prestart", "poststart", "poststop")  # Nomad's TaskLifecycleHook* constants
+
+
+def _lifecycle(raw: Any, field: str) -> dict[str, Any] | None:
+    """Nomad's TaskLifecycleConfig.Validate: a hook is required and must be one Nomad knows; no
+    block (null) makes a main task."""
+    if raw is None:
+        return None
+    lc = _map(raw, field)
+    hook = _str(lc.get("Hook"), f"{field}.Hook")
+    _need(bool(hook), field, "Lifecycle validation failed: no lifecycle hook provided")
+    _need(hook in LIFECYCLE_HOOKS, f"{field}.Hook", f"Lifecycle validation failed: invalid hook: {hook}")
+    sidecar = lc.get("Sidecar", False)
+    _need(isinstance(sidecar, bool), f"{field}.Sidecar", f"must be a boolean, got {type(sidecar).__name__}")
+    return {"Hook": hook, "Sidecar": sidecar}
+
+
+def is_main_task(task: dict[str, Any]) -> bool:
+    """Nomad's Task.IsMain: a task with no lifecycle hook."""
+    return not (task.get("Lifecycle") or {}).get("Hook")
 
 
 # Nomad's TaskArtifact rules (structs.TaskArtifact.Validate, api TaskArtifact.Canonicalize).
@@ -686,6 +713,9 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     g["Tasks"] = [_task(t, f"{field}.Tasks[{i}]") for i, t in enumerate(tasks)]
     names = [t["Name"] for t in g["Tasks"]]
     _need(len(set(names)) == len(names), f"{field}.Tasks", "task names must be unique")
+    # Nomad's TaskGroup.Validate: prestart, poststart and poststop tasks run around main tasks.
+    _need(any(is_main_task(t) for t in g["Tasks"]), f"{field}.Tasks",
+          f"Task group {g['Name']} must have at least one main task")
     rp = {**RESTART_DEFAULTS[job_type], **_map(g.get("RestartPolicy"), f"{field}.RestartPolicy")}
     rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.RestartPolicy.Attempts", default=2)
     rp["Interval"] = _int(rp.get("Interval"), f"{field}.RestartPolicy.Interval", default=0, minimum=0)
