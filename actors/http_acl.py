@@ -61,6 +61,7 @@ from actors.http_api import (
     CodedError,
     Request,
     Response,
+    decode_json,
     propose,
     read_body,
     require,
@@ -272,7 +273,7 @@ def _job_namespace(req: Request) -> str:
     body = read_body(req)
     environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
     try:
-        job = json.loads(body).get("Job")
+        job = decode_json(body).get("Job")
         namespace = job.get("Namespace") if isinstance(job, dict) else None
     except (AttributeError, UnicodeDecodeError, ValueError):
         return ""
@@ -339,7 +340,7 @@ def _body(req: Request, *, optional: bool = False) -> dict[str, Any]:
             return {}
         raise CodedError(400, "Request body is empty")
     try:
-        value = json.loads(raw)
+        value = decode_json(raw)
     except (UnicodeDecodeError, ValueError) as e:
         raise CodedError(400, f"Request body is not valid JSON: {e}") from None
     if not isinstance(value, dict):

@@ -729,13 +729,39 @@ def read_body(req: Request, limit: int = MAX_BODY_BYTES, what: str = "Request bo
     return body
 
 
+# How deep a request body's JSON may nest.  Go's encoding/json allows 10000,
+# but Python's decoder recurses once a level (the interpreter stops near
+# 1000), and so do copy.deepcopy and msgpack (511) once a job is stored; a
+# document deeper than this could be acknowledged and then never read back.
+# A Nomad job's task Config sits some ten levels down.
+MAX_JSON_DEPTH = 100
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """``json.loads`` for a request body; nested past :data:`MAX_JSON_DEPTH` it is malformed
+    too (a ValueError, Go's ``exceeded max depth``), so no handler answers it with a 500."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise ValueError("exceeded max depth") from None
+    stack = [(value, 1)]
+    while stack:  # iterative: a recursive walk would be the problem it guards against
+        node, depth = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"exceeded max depth ({MAX_JSON_DEPTH})")
+        stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return value
+
+
 def json_body(req: Request, what: str) -> Any:
     """The body decoded as JSON (None when empty), or 400 ``<what>: <the decoder's reason>``."""
     raw = read_body(req)
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        return decode_json(raw)
     except (UnicodeDecodeError, ValueError) as e:
         raise CodedError(400, f"{what}: {e}") from None
 

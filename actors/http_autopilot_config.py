@@ -32,6 +32,7 @@ from actors.http_api import (
     Api,
     CodedError,
     Request,
+    decode_json,
     parse_uint,
     propose,
     read_body,
@@ -64,7 +65,7 @@ def autopilot_configuration(req: Request, api: Api) -> Any:
     if not raw:
         raise CodedError(400, f"{_PARSE_ERROR}: Request body is empty")
     try:
-        config = ap_cfg.from_api(json.loads(raw))
+        config = ap_cfg.from_api(decode_json(raw))
     except (UnicodeDecodeError, ValueError) as e:  # json.JSONDecodeError is a ValueError
         raise CodedError(400, f"{_PARSE_ERROR}: {e}") from None
     cas = None

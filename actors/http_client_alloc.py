@@ -29,12 +29,11 @@ through the servers, as ``nomad alloc logs`` does.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from actors.client.alloc_runner import CollectAlloc, GetAllocStats, RestartTasks, SignalTasks
 from actors.client.checks import CHECK_RUNNER, GetChecks
-from actors.http_api import Answer, Api, CodedError, Request, read_body, require, route
+from actors.http_api import Answer, Api, CodedError, Request, decode_json, read_body, require, route
 from runtime.edge import wall_time
 
 ALLOC_RUNNER = "alloc-runner"  # the client agent's AllocRunner (actors.agent_specs)
@@ -51,8 +50,8 @@ def _body(req: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except ValueError as e:
+        body = decode_json(raw)
+    except ValueError as e:  # UnicodeDecodeError is one
         raise CodedError(400, f"Failed to decode request body: {e}") from None
     if not isinstance(body, dict):
         raise CodedError(400, "Failed to decode request body: expected an object")

@@ -29,11 +29,10 @@ node_id not provided``; a node the servers do not know, 404 ``Unknown node
 from __future__ import annotations
 
 import http.client
-import json
 import urllib.parse
 from typing import Any
 
-from actors.http_api import Api, CodedError, Request, _stale_read, read_body, require, route
+from actors.http_api import Api, CodedError, Request, _stale_read, decode_json, read_body, require, route
 from actors.http_client_forward import FORWARDED_HEADER, PASSED_HEADERS, _read_own_api, _relay
 
 CLIENT = "client"  # the client agent's ClientNode (actors.agent_specs)
@@ -69,7 +68,7 @@ def _decode(raw: bytes) -> tuple[str, tuple[tuple[str, str | None], ...]]:
     if not raw.strip():
         raise CodedError(400, "Request body is empty")
     try:
-        doc = json.loads(raw)
+        doc = decode_json(raw)
     except (UnicodeDecodeError, ValueError) as e:
         raise CodedError(400, f"Failed to decode request body: {e}") from None
     if not isinstance(doc, dict):

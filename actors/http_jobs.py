@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +34,7 @@ from actors.http_api import (
     Api,
     CodedError,
     Request,
+    decode_json,
     propose,
     query_flag,
     read_body,
@@ -245,7 +245,7 @@ def _json_body(req: Request, body: bytes | None = None) -> dict[str, Any]:
     if not body.strip():
         raise CodedError(400, "Request body is empty")
     try:
-        value = json.loads(body)
+        value = decode_json(body)
     except (UnicodeDecodeError, ValueError) as e:
         raise CodedError(400, f"Request body is not valid JSON: {e}") from None
     if not isinstance(value, dict):

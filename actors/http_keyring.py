@@ -13,13 +13,12 @@ failure`` and each member's reason.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pykka
 
 from actors.gossip.keyring import NOT_ENABLED, KeyringRequest, normalize_key
-from actors.http_api import CodedError, Request, _gossip, read_body, require, route
+from actors.http_api import CodedError, Request, _gossip, decode_json, read_body, require, route
 
 # A keyring operation waits for every member up to serf's query timeout
 # (gossip_interval * 16 * ceil(log10(N+1)): 8 s for up to 9 WAN-profile
@@ -33,8 +32,8 @@ def parse_key_body(body: bytes) -> str:
     if not body.strip():
         raise CodedError(400, 'missing request body: want {"Key": "<base64 key>"}')
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        doc = decode_json(body)
+    except ValueError as e:  # UnicodeDecodeError is a ValueError
         raise CodedError(400, f"Failed to decode request body: {e}") from None
     if not isinstance(doc, dict):
         raise CodedError(400, 'Failed to decode request body: want a JSON object {"Key": "<base64 key>"}')

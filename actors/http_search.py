@@ -22,12 +22,21 @@ policies, variables) are searched and match nothing.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from actors.acl import READ, Need
-from actors.http_api import Answer, Api, CodedError, Request, read_body, require, route, state_query
+from actors.http_api import (
+    Answer,
+    Api,
+    CodedError,
+    Request,
+    decode_json,
+    read_body,
+    require,
+    route,
+    state_query,
+)
 
 # Nomad's search truncateLimit: IDs returned per context.
 TRUNCATE_LIMIT = 20
@@ -93,7 +102,7 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str):  # typ
 def search(req: Request, api: Api) -> Any:
     require(req, "PUT", "POST")
     try:
-        body = json.loads(read_body(req) or b"{}")
+        body = decode_json(read_body(req) or b"{}")
     except (UnicodeDecodeError, ValueError) as e:
         raise CodedError(400, f"Request body is not valid JSON: {e}") from None
     if not isinstance(body, dict):

@@ -8,6 +8,7 @@ eligible).  Every wait has a deadline; the agent is killed by PID at the end.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import signal
@@ -273,6 +274,16 @@ def test_stale_reads_and_query_option_errors(dev):
      "failed to parse cas value"),
     ("PUT", "/v1/operator/raft/transfer-leadership?address=127.0.0.1:%C2%B2", None, 400, "IP:port format"),
     ("PUT", "/v1/agent/servers?address=127.0.0.1:%C2%B2", None, 400, "invalid server address"),
+    # JSON nested past what the decoder (and a stored job's later reads) can recurse through.
+    *[("PUT", path, b"[" * 5000 + b"]" * 5000, 400, "exceeded max depth") for path in (
+        "/v1/jobs", "/v1/node/00000000-0000-0000-0000-000000000000/drain", "/v1/var/a/b", "/v1/search",
+        "/v1/operator/scheduler/configuration", "/v1/operator/autopilot/configuration",
+        "/v1/client/metadata")],
+    # 500 levels in a task's Config: was acknowledged, and then every read of the job was a 500.
+    ("PUT", "/v1/jobs", json.dumps({"Job": {**sleep_job("deep"), "TaskGroups": [{"Name": "g", "Tasks": [
+        {"Name": "t", "Driver": "raw_exec",
+         "Config": functools.reduce(lambda v, _: {"a": v}, range(500), 1)}]}]}}).encode(),
+     400, "exceeded max depth (100)"),
 ])
 def test_bad_requests_get_nomads_code_and_a_one_line_reason(dev, method, path, body, status, text):
     r = call(dev.http_port, method, path, raw=body)
