@@ -933,3 +933,141 @@ def test_the_simulators_fetcher_fails_a_marked_source_and_fetches_the_others():
     assert c.fetcher.fetched == [("https://e.com/ok.tgz", "/sim/allocs/s1/t/local")]
     assert 'failed to download artifact "https://e.com/sim-fail": simulated download failure' in \
         c.task("s2").events[-1].message
+
+
+# ------------------------------------------------------------ task lifecycle (prestart, poststart, poststop)
+def lc(t: dict[str, Any], hook: str, sidecar: bool = False) -> dict[str, Any]:
+    return {**t, "Lifecycle": {"Hook": hook, "Sidecar": sidecar}}
+
+
+def procs(c: Client, aid: str, name: str) -> list[Any]:
+    return [p for _, p in sorted(c.driver.procs.items()) if p.alloc_id == aid and p.task_name == name]
+
+
+def test_main_tasks_start_once_the_prestart_task_succeeded_and_the_sidecar_runs():
+    c = Client(watch=True)
+    c.set(alloc("a1", lc(task("init", run_for_s=3), "prestart"), lc(task("proxy"), "prestart", True),
+                task("web")))
+    c.run(1)
+    assert sorted(p.task_name for p in c.driver.running()) == ["init", "proxy"]
+    assert c.status("a1") == "running" and c.task("a1", "web").state == "pending"
+    c.until(lambda: c.task("a1", "web").state == "running", 10)
+    (init,), (web,) = procs(c, "a1", "init"), procs(c, "a1", "web")
+    assert init.ended_at is not None and web.started_at >= init.ended_at
+    st = c.task("a1", "init")  # a service job's ephemeral prestart task is done, not restarted
+    assert st.state == "dead" and not st.failed and st.restarts == 0
+    assert events(st)[-1] == "Not Restarting" and c.status("a1") == "running"
+    c.run(30)
+    assert len(procs(c, "a1", "init")) == 1 and c.runner.allocs["a1"].stage == "wait"
+
+
+def test_poststart_tasks_start_once_every_main_task_runs():
+    c = Client(watch=True)
+    c.set(alloc("a1", lc(task("init", run_for_s=2), "prestart"), task("web"),
+                lc(task("announce", run_for_s=1), "poststart")))
+    c.until(lambda: c.task("a1", "announce").state == "dead", 10)
+    (web,), (announce,) = procs(c, "a1", "web"), procs(c, "a1", "announce")
+    assert announce.started_at >= web.started_at >= 2
+    assert c.status("a1") == "running" and not c.task("a1", "announce").failed
+
+
+def test_a_failing_prestart_task_follows_the_restart_policy_and_holds_the_main_tasks_back():
+    c = Client(watch=True)
+    c.set(alloc("a1", lc(task("init", run_for_s=1, exit_code=3), "prestart"), task("web"),
+                restart=policy(2, 3600, 5)))
+    c.until(lambda: c.status("a1") == "failed", 60)
+    init, web = c.task("a1", "init"), c.task("a1", "web")
+    assert init.failed and init.restarts == 2 and len(procs(c, "a1", "init")) == 3
+    assert procs(c, "a1", "web") == [] and web.state == "dead" and not web.failed
+    assert "sibling 'init' failed" in web.events[-1].message
+
+
+def test_a_batch_jobs_sidecar_is_killed_once_the_main_task_completes_and_the_alloc_completes():
+    c = Client(watch=True)
+    c.set(alloc("a1", lc(task("proxy"), "prestart", True), task("work", run_for_s=5), job_type="batch"))
+    c.until(lambda: c.status("a1") == "complete", 30)
+    proxy = c.task("a1", "proxy")
+    assert proxy.state == "dead" and not proxy.failed
+    assert events(proxy)[-4:] == ["Main Tasks Dead", "Killing", "Terminated", "Killed"]
+    (work,), (p,) = procs(c, "a1", "work"), procs(c, "a1", "proxy")
+    assert p.signals == ["SIGINT"] and p.ended_at >= work.ended_at
+
+
+def test_poststop_tasks_run_after_the_main_tasks_stopped_and_before_the_alloc_is_done():
+    c = Client(watch=True)
+    c.set(alloc("a1", task("web"), lc(task("proxy"), "poststart", True),
+                lc(task("cleanup", run_for_s=2), "poststop")))
+    c.until(lambda: c.task("a1", "proxy").state == "running", 10)
+    assert procs(c, "a1", "cleanup") == [] and c.task("a1", "cleanup").state == "pending"
+    c.set(alloc("a1", task("web"), lc(task("proxy"), "poststart", True),
+                lc(task("cleanup", run_for_s=2), "poststop"), desired="stop", index=2), index=2)
+    c.until(lambda: c.task("a1", "cleanup").state == "running", 10)
+    assert c.status("a1") == "running"
+    (web,), (proxy,), (cleanup,) = procs(c, "a1", "web"), procs(c, "a1", "proxy"), procs(c, "a1", "cleanup")
+    assert proxy.ended_at >= web.ended_at and cleanup.started_at >= proxy.ended_at
+    c.until(lambda: c.status("a1") == "complete", 10)
+    assert not c.task("a1", "cleanup").failed and events(c.task("a1", "cleanup"))[-1] == "Not Restarting"
+
+
+def test_poststop_tasks_of_an_alloc_that_never_ran_are_not_run():
+    c = Client(watch=True)
+    c.set(alloc("a1", task("web"), lc(task("cleanup"), "poststop"), desired="stop"))
+    c.until(lambda: c.status("a1") == "complete", 10)
+    assert c.driver.starts == 0
+
+
+def test_an_operator_restart_does_not_run_a_completed_prestart_task_again():
+    c = Client(watch=True)
+    c.set(alloc("a1", lc(task("init", run_for_s=1), "prestart"), task("web")))
+    c.until(lambda: c.task("a1", "web").state == "running", 10)
+    assert c.node.actors["allocs"].ask(RestartTasks(alloc_id="a1")) == ""
+    c.until(lambda: len(procs(c, "a1", "web")) == 2 and c.task("a1", "web").state == "running", 10)
+    assert len(procs(c, "a1", "init")) == 1 and c.task("a1", "init").state == "dead"
+    assert c.status("a1") == "running"
+
+
+def test_the_lifecycle_stage_survives_a_client_restart():
+    c = Client(watch=True)
+    c.set(alloc("a1", lc(task("init", run_for_s=1), "prestart"), task("web")))
+    c.until(lambda: c.task("a1", "web").state == "running", 10)
+    c.node.restart()
+    c.set(alloc("a1", lc(task("init", run_for_s=1), "prestart"), task("web")))
+    c.run(5)
+    assert c.runner.allocs["a1"].stage == "wait" and len(procs(c, "a1", "init")) == 1
+    assert c.task("a1", "web").state == "running" and c.runner.stats["reattached"] == 1
+
+
+def test_lifecycle_rules_follow_nomads_coordinator():
+    from actors.client.alloc_runner import TaskSpec, next_stage, restarts_on_success
+
+    def spec(hook: str = "", sidecar: bool = False) -> TaskSpec:
+        return TaskSpec("t", "sim", {}, (), 1, 1, 1.0, "SIGINT", hook=hook, sidecar=sidecar)
+
+    pending, running = TaskState(state="pending"), TaskState(state="running")
+    done, failed = TaskState(state="dead"), TaskState(state="dead", failed=True)
+    init, side, main, post = spec("prestart"), spec("prestart", True), spec(), spec("poststart")
+    assert next_stage("prestart", [(init, running), (side, running), (main, pending)]) == "prestart"
+    assert next_stage("prestart", [(init, failed), (side, running), (main, pending)]) == "prestart"
+    assert next_stage("prestart", [(init, done), (side, pending), (main, pending)]) == "prestart"
+    assert next_stage("prestart", [(init, done), (side, running), (main, pending)]) == "main"
+    assert next_stage("prestart", [(main, running), (post, pending)]) == "poststart"
+    assert next_stage("poststart", [(main, running), (post, done)]) == "wait"
+    assert next_stage("main", [(main, done), (spec("poststop"), pending)]) == "poststop"
+    assert next_stage("poststop", [(main, pending)]) == "poststop"
+    assert restarts_on_success("service", main) and not restarts_on_success("batch", main)
+    assert not restarts_on_success("service", init) and restarts_on_success("batch", side)
+    assert not restarts_on_success("service", spec("poststop", True))
+
+
+def test_deployment_health_ignores_ephemeral_lifecycle_tasks_that_succeeded_and_poststop_tasks():
+    c = Client(watch=True)
+    raw = alloc("a1", lc(task("init", run_for_s=1), "prestart"), task("web"),
+                lc(task("announce", run_for_s=1), "poststart"), lc(task("cleanup"), "poststop"))
+    raw["DeploymentID"] = "d1"
+    raw["Job"]["TaskGroups"][0]["Update"] = {"MinHealthyTime": 3 * NS, "HealthyDeadline": 60 * NS,
+                                             "HealthCheck": "task_states"}
+    c.set(raw)
+    c.until(lambda: c.latest("a1") is not None and c.latest("a1").deployment_healthy is not None, 30)
+    u = c.latest("a1")
+    assert u.deployment_healthy is True and u.deployment_ts >= 4  # web started at 1, healthy 3 s on
+    assert dict(u.task_states)["cleanup"].state == "pending" and dict(u.task_states)["init"].state == "dead"

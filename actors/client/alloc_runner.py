@@ -27,6 +27,14 @@ must not forget a task it said is running).
   "Sibling Task Failed") and ``delay`` waits for the interval to end.  A
   batch task exiting 0 is done, not restarted; service and system tasks are
   restarted whatever their exit code.
+* A task's ``Lifecycle`` orders it around the group's main tasks (Nomad's
+  task lifecycle coordinator, :func:`next_stage`): prestart tasks first;
+  main tasks once every ephemeral prestart task has exited 0 (a failing one
+  follows the restart policy, and the main tasks wait) and every prestart
+  sidecar runs; poststart tasks once every main task has started; poststop
+  tasks once every other task is dead -- after a stop too.  Sidecars are
+  killed once the other tasks are dead ("Main Tasks Dead"); an ephemeral
+  prestart or poststart task that succeeded is done, never restarted.
 * Every change of an allocation's client state is told to the ``reporter``
   actor as one :class:`AllocUpdates` per step.
 * Task handles and states are persisted through an :class:`AllocStateStore`;
@@ -108,6 +116,7 @@ EV_SIBLING_FAILED = "Sibling Task Failed"
 EV_RESTORE_FAILED = "Failed Restoring Task"
 EV_RESTART_SIGNALED = "Restart Signaled"  # Nomad TaskRestartSignal: an operator's alloc restart
 EV_SIGNALING = "Signaling"  # Nomad TaskSignaling: an operator's alloc signal
+EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # alloc IDs become directory and file names
@@ -375,6 +384,8 @@ class TaskSpec:
     meta: tuple[tuple[str, str], ...] = ()  # job, group and task meta merged (NOMAD_META_*)
     payload_file: str = ""  # dispatch_payload.file: the job's payload goes to local/<this> ("": none)
     artifacts: tuple[ArtifactSpec, ...] = ()  # fetched before the task first starts
+    hook: str = ""  # its lifecycle hook: prestart, poststart or poststop; "" for a main task
+    sidecar: bool = False  # a lifecycle task that runs as long as the main tasks, not once
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,7 +474,18 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     memory_mb=_get(res, "MemoryMB", int, f"{w}.Resources", 0),
                     kill_timeout_s=min(kill_timeout, cfg.max_kill_timeout_s),
                     kill_signal=kill_signal, user=_get(raw, "User", str, w, ""),
-                    payload_file=_payload_file(raw, w), artifacts=artifacts)
+                    payload_file=_payload_file(raw, w), artifacts=artifacts, **_lifecycle(raw, w))
+
+
+def _lifecycle(raw: Any, where: str) -> dict[str, Any]:
+    """The task's ``Lifecycle`` (Nomad's TaskLifecycleConfig) as TaskSpec fields; none: a main task."""
+    lc = _get(raw, "Lifecycle", dict, where, {}) or {}
+    if not lc:
+        return {}
+    hook = _get(lc, "Hook", str, f"{where}.Lifecycle", "")
+    if hook not in HOOKS:
+        raise AllocError(f"{where}.Lifecycle.Hook {hook!r} is not one of {', '.join(HOOKS)}")
+    return {"hook": hook, "sidecar": _get(lc, "Sidecar", bool, f"{where}.Lifecycle", False)}
 
 
 def _payload_file(raw: Any, where: str) -> str:
@@ -623,6 +645,67 @@ def client_status(states: list[TaskState]) -> tuple[str, str]:
     if any(s.state == TASK_PENDING for s in states):
         return PENDING, "No tasks have started"
     return COMPLETE, "All tasks have completed"
+
+
+# ------------------------------------------------------------ task lifecycle (Nomad's tasklifecycle)
+HOOK_PRESTART, HOOK_POSTSTART, HOOK_POSTSTOP = "prestart", "poststart", "poststop"
+HOOKS = (HOOK_PRESTART, HOOK_POSTSTART, HOOK_POSTSTOP)
+# The allocation's lifecycle stage, which only moves forward: prestart tasks run first; the main
+# tasks once every ephemeral prestart task has succeeded and every prestart sidecar runs; the
+# poststart tasks once every main task has started; "wait" once the ephemeral poststart tasks are
+# done; poststop tasks once every other task is dead.
+STAGES = ("prestart", "main", "poststart", "wait", "poststop")
+# Which kinds of task a stage lets start (Nomad's gates); see task_kind.
+_STAGE_STARTS = {
+    "prestart": ("prestart", "prestart sidecar"),
+    "main": ("prestart sidecar", "main"),
+    "poststart": ("prestart sidecar", "main", "poststart", "poststart sidecar"),
+    "wait": ("prestart sidecar", "main", "poststart sidecar"),
+    "poststop": ("poststop",),
+}
+
+
+def task_kind(spec: TaskSpec) -> str:
+    """main, prestart, prestart sidecar, poststart, poststart sidecar or poststop."""
+    if not spec.hook:
+        return "main"
+    return f"{spec.hook} sidecar" if spec.sidecar and spec.hook != HOOK_POSTSTOP else spec.hook
+
+
+def stage_starts(stage: str, spec: TaskSpec) -> bool:
+    """May a task of this kind start while the allocation is at this stage?"""
+    return task_kind(spec) in _STAGE_STARTS[stage]
+
+
+def next_stage(stage: str, tasks: list[tuple[TaskSpec, TaskState]]) -> str:
+    """The stage the allocation reaches from *stage* given its tasks' states (Nomad's
+    Coordinator.TaskStateUpdated: it steps on while each stage's condition holds)."""
+    while True:
+        if all(s.state == TASK_DEAD for t, s in tasks if t.hook != HOOK_POSTSTOP):
+            return "poststop"  # reachable from any stage: nothing but poststop tasks is left
+        kinds = [(task_kind(t), s) for t, s in tasks]
+        if stage == "prestart":
+            done = all(s.state == TASK_DEAD and not s.failed for k, s in kinds if k == "prestart") and \
+                all(s.state == TASK_RUNNING for k, s in kinds if k == "prestart sidecar")
+        elif stage == "main":
+            done = all(s.state != TASK_PENDING for k, s in kinds if k == "main")
+        elif stage == "poststart":
+            done = all(s.state == TASK_DEAD for k, s in kinds if k == "poststart")
+        else:
+            return stage  # "wait" ends only with the other tasks; "poststop" is the last
+        if not done:
+            return stage
+        stage = STAGES[STAGES.index(stage) + 1]
+
+
+def restarts_on_success(job_type: str, spec: TaskSpec) -> bool:
+    """Nomad's NewRestartTracker: a task that exits 0 is restarted in service and system jobs, but
+    an ephemeral prestart or poststart task, and any poststop task, is done; a sidecar restarts."""
+    if spec.hook in (HOOK_PRESTART, HOOK_POSTSTART):
+        return spec.sidecar
+    if spec.hook == HOOK_POSTSTOP:
+        return False
+    return job_type not in ("batch", "sysbatch")
 
 
 _INTERP = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
@@ -916,6 +999,8 @@ class _Alloc:
     health_checks: bool = False
     checks_healthy_since: float | None = None
     checks_failing: dict[str, float] = field(default_factory=dict)  # check_restart: check ID -> failing since
+    stage: str = STAGES[0]  # its task lifecycle stage (see next_stage): which tasks may start
+    ran: bool = False  # a task other than a poststop one has started: its poststop tasks run when it stops
 
     @property
     def want_run(self) -> bool:
@@ -1229,11 +1314,7 @@ class AllocRunner(NodeActor):
             return
         if spec.desired != DESIRED_RUN:
             self._stop_alloc(a, f"allocation desired status is {spec.desired}")
-            return
-        for ts in spec.tasks:
-            t = a.tasks[ts.name]
-            if t.phase == P_PENDING:  # a sibling's failure may have ended it already
-                self._start_task(a, t)
+        # Its tasks start in _flush, as their lifecycle stage allows (_coordinate).
 
     # ------------------------------------------------------------ tasks
     def _start_task(self, a: _Alloc, t: _Task) -> None:
@@ -1269,6 +1350,7 @@ class AllocRunner(NodeActor):
             self._start_failed(a, t, why, False, now)
             return
         self.stats["starts"] += 1
+        a.ran = a.ran or t.spec.hook != HOOK_POSTSTOP
         t.handle, t.phase, t.escalated = handle, P_RUNNING, False
         t.state = _state(t.state, state=TASK_RUNNING, started_at=now)
         self._event(t, EV_STARTED, now, "Task started by client")
@@ -1375,7 +1457,7 @@ class AllocRunner(NodeActor):
             self._after_exit(a, t, successful=False, recoverable=True, now=now, cause=why)
             return
         t.check_restart = ""
-        if t.phase == P_KILLING or not a.want_run:
+        if t.phase == P_KILLING or not self._may_run(a, t):
             self._cancel_task_timer("kill", a, t)
             self._dead(a, t, EV_KILLED, "Task successfully killed", now)
             return
@@ -1385,13 +1467,13 @@ class AllocRunner(NodeActor):
                     cause: str) -> None:
         """The restart policy's verdict on an exit or a start error."""
         assert a.spec is not None
-        if not a.want_run:
+        if not self._may_run(a, t):
             self._dead(a, t, EV_KILLED, "Task not restarted: allocation is stopping", now)
             return
         jitter = self.env.rng.random() * self.cfg.restart_jitter_fraction
         d = decide_restart(a.spec.restart, count=t.count, interval_start=t.interval_start, now=now,
                            successful=successful,
-                           restart_on_success=a.spec.job_type not in ("batch", "sysbatch"),
+                           restart_on_success=restarts_on_success(a.spec.job_type, t.spec),
                            recoverable=recoverable, jitter=jitter)
         t.count, t.interval_start = d.count, d.interval_start
         if d.restart:
@@ -1435,7 +1517,7 @@ class AllocRunner(NodeActor):
     def _restart_due(self, a: _Alloc, t: _Task) -> None:
         if t.phase != P_RESTART_WAIT:
             return
-        if not a.want_run:
+        if not self._may_run(a, t):
             self._dead(a, t, EV_KILLED, "Task not restarted: allocation is stopping", self.env.now())
             return
         self.stats["restarts"] += 1
@@ -1445,9 +1527,9 @@ class AllocRunner(NodeActor):
     def _task_failed(self, a: _Alloc, t: _Task, ev: str, reason: str, now: float) -> None:
         t.fail_reason = reason
         self._dead(a, t, ev, reason, now, failed=True)
-        for other in sorted(a.tasks):  # Nomad kills the siblings of a failed task
+        for other in sorted(a.tasks):  # Nomad kills the siblings of a failed task; poststop ones still run
             sib = a.tasks[other]
-            if sib is not t:
+            if sib is not t and sib.spec.hook != HOOK_POSTSTOP:
                 self._end_task(a, sib, EV_SIBLING_FAILED, f"Task's sibling {t.spec.name!r} failed", now)
 
     def _dead(self, a: _Alloc, t: _Task, ev: str, message: str, now: float, *, failed: bool = False) -> None:
@@ -1460,11 +1542,53 @@ class AllocRunner(NodeActor):
                          finished_at=t.state.finished_at or now)
         self._event(t, ev, now, message)
 
+    # ------------------------------------------------------------ task lifecycle
+    def _may_run(self, a: _Alloc, t: _Task) -> bool:
+        """The task may run (or be restarted): its allocation is to run, or it is a poststop task
+        of a stopping allocation that ran (Nomad runs those after the others are killed)."""
+        if a.want_run:
+            return True
+        return t.spec.hook == HOOK_POSTSTOP and a.ran and a.spec is not None and not a.removed and not a.quiet
+
+    def _coordinate(self, a: _Alloc) -> None:
+        """Start the tasks the allocation's lifecycle stage now allows, kill its sidecars once the
+        other tasks are dead, and end the poststop tasks that will never run; until nothing changes."""
+        if a.spec is None or a.quiet:
+            return
+        now = self.env.now()
+        while True:
+            a.stage = next_stage(a.stage, [(t.spec, t.state) for t in a.tasks.values()])
+            live = [a.tasks[n] for n in sorted(a.tasks)
+                    if a.tasks[n].spec.hook != HOOK_POSTSTOP and a.tasks[n].phase != P_DEAD]
+            if live and all(t.spec.sidecar for t in live):  # Nomad's TaskMainDead
+                for t in live:
+                    if t.phase != P_KILLING:
+                        self._event(t, EV_MAIN_DEAD, now, "Main tasks in the group died")
+                        self._end_task(a, t, EV_KILLING, "Main tasks dead", now)
+            started = False
+            for name in sorted(a.tasks):
+                t = a.tasks[name]
+                if t.phase != P_PENDING or t.fetch_run:
+                    continue  # started, ended, waiting to restart, or fetching its artifacts
+                if not self._may_run(a, t):
+                    if t.spec.hook == HOOK_POSTSTOP:
+                        self._end_task(a, t, EV_KILLING, "allocation is stopping before it ran", now)
+                elif stage_starts(a.stage, t.spec):
+                    self._start_task(a, t)
+                    started = True
+            if not started:
+                return
+
     # ------------------------------------------------------------ stopping
     def _stop_alloc(self, a: _Alloc, why: str) -> None:
+        """Kill the allocation's tasks but its sidecars, which _coordinate kills once the others are
+        dead (as Nomad's killTasks), and its poststop tasks, which then run."""
         now = self.env.now()
         for name in sorted(a.tasks):
-            self._end_task(a, a.tasks[name], EV_KILLING, why, now)
+            t = a.tasks[name]
+            if t.spec.hook == HOOK_POSTSTOP or (t.spec.sidecar and t.spec.hook):
+                continue
+            self._end_task(a, t, EV_KILLING, why, now)
 
     def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float) -> None:
         """Kill a running task (signal, then SIGKILL after its timeout); end one that is not running."""
@@ -1649,7 +1773,9 @@ class AllocRunner(NodeActor):
 
     def _check_health(self, a: _Alloc) -> None:
         """Healthy once every task has run for MinHealthyTime since its last start; unhealthy when a
-        task failed or ended, or at HealthyDeadline.  Decided once."""
+        task failed or ended, or at HealthyDeadline.  Decided once.  As Nomad's tracker, poststop
+        tasks do not count, nor an ephemeral poststart task that succeeded, and an ephemeral
+        prestart task that succeeded counts as started, not as ended."""
         assert a.health_rules is not None
         if a.spec is None or a.removed or a.spec.desired != DESIRED_RUN:
             a.health_rules = None  # stopping: nothing to decide
@@ -1657,12 +1783,12 @@ class AllocRunner(NodeActor):
             return
         now = self.env.now()
         min_s, deadline_at = a.health_rules
-        tasks = a.tasks.values()
+        tasks = [t for t in a.tasks.values() if _counts_for_health(t)]
         decided: bool | None = None
-        if any(t.state.failed or t.phase == P_DEAD for t in tasks):
+        if any(t.state.failed or (t.phase == P_DEAD and task_kind(t.spec) != HOOK_PRESTART) for t in tasks):
             decided = False
-        elif all(t.phase == P_RUNNING for t in tasks) and (not a.health_checks or
-                                                            a.checks_healthy_since is not None):
+        elif all(t.phase in (P_RUNNING, P_DEAD) for t in tasks) and (not a.health_checks or
+                                                                      a.checks_healthy_since is not None):
             # With checks, they too must have passed for MinHealthyTime (Nomad's tracker
             # wants tasks running and checks passing, together, that long).
             since = max(t.state.started_at for t in tasks)
@@ -1764,6 +1890,7 @@ class AllocRunner(NodeActor):
             a = self.allocs.get(aid)
             if a is None:
                 continue
+            self._coordinate(a)
             if a.removed and a.done():
                 self._forget(a)
                 continue
@@ -1876,7 +2003,7 @@ class AllocRunner(NodeActor):
     def _persist(self, a: _Alloc) -> None:
         record = {
             "version": 1, "alloc": a.raw, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
-            "collected": a.collected,
+            "collected": a.collected, "stage": a.stage, "ran": a.ran,
             "desired": a.spec.desired if a.spec else "", "modify_index": a.spec.modify_index if a.spec else 0,
             **({"health": a.health, "health_at": a.health_at} if a.health is not None else {}),
             **({"health_deadline": a.health_rules[1]} if a.health_rules is not None else {}),
@@ -1908,6 +2035,9 @@ class AllocRunner(NodeActor):
         a = _Alloc(alloc_id=aid, raw=raw, spec=spec, removed=bool(rec.get("removed")),
                    quiet=bool(rec.get("quiet")), collected=bool(rec.get("collected")))
         self._set_checks(a, raw)
+        if rec.get("stage") in STAGES:
+            a.stage = rec["stage"]
+        a.ran = bool(rec.get("ran"))
         saved = rec.get("tasks", {})
         for ts in spec.tasks:
             t = _Task(spec=ts)
@@ -1970,14 +2100,14 @@ class AllocRunner(NodeActor):
             p = a.spec.restart if a.spec else self.cfg.service_restart
             bound = max(p.delay_s * (1 + self.cfg.restart_jitter_fraction), p.interval_s)
             self._set_task_timer("restart", a, t, min(max(0.0, t.restart_at - now), bound))
-        elif t.phase == P_PENDING and a.want_run:
-            self._start_task(a, t)
+        # A pending task is started by _coordinate, when its lifecycle stage allows.
 
     # ------------------------------------------------------------ invariants
     def check_invariants(self) -> None:
         for aid, a in self.allocs.items():
             assert a.alloc_id == aid
             assert (a.spec is None) == bool(a.invalid), f"{aid}: malformed exactly when invalid"
+            assert a.stage in STAGES, f"{aid}: lifecycle stage {a.stage!r}"
             for t in a.tasks.values():
                 live = t.phase in (P_RUNNING, P_KILLING)
                 assert live == (t.handle is not None), f"{aid}/{t.spec.name}: handle iff running ({t.phase})"
@@ -1989,6 +2119,15 @@ class AllocRunner(NodeActor):
                     assert f"fetch/{aid}/{t.spec.name}" in self._timers, "no fetch timer"
                 assert 0 <= t.artifacts_fetched <= len(t.spec.artifacts)
                 assert len(t.state.events) <= self.cfg.max_events
+
+
+def _counts_for_health(t: _Task) -> bool:
+    """Does the task's state count for its allocation's deployment health (Nomad's allochealth
+    tracker skips poststop tasks and ephemeral poststart tasks that succeeded)?"""
+    kind = task_kind(t.spec)
+    if kind == HOOK_POSTSTOP:
+        return False
+    return not (kind == HOOK_POSTSTART and t.phase == P_DEAD and not t.state.failed)
 
 
 def _state(s: TaskState, **changes: Any) -> TaskState:
