@@ -178,7 +178,8 @@ _STUB_DEFAULTS = {"ID": "", "EvalID": "", "Name": "", "Namespace": "default", "N
 
 
 def allocated_resources(a: dict[str, Any]) -> dict[str, Any]:
-    """Nomad's ``AllocatedResources``: each task's CPU and memory, as its job's group asks for them."""
+    """Nomad's ``AllocatedResources``: each task's CPU and memory, as its job's group asks for them, and
+    its lifecycle (``{"Hook", "Sidecar"}``; null for a main task)."""
     group = next((g for g in (a.get("Job") or {}).get("TaskGroups", ()) if g.get("Name") == a.get("TaskGroup")),
                  {})
     tasks = {t["Name"]: {"Cpu": {"CpuShares": int(t.get("Resources", {}).get("CPU", 0)), "ReservedCores": None},
@@ -195,7 +196,9 @@ def allocated_resources(a: dict[str, Any]) -> dict[str, Any]:
         networks = [{"Mode": "host", "IP": ports[0]["HostIP"], "Device": "", "CIDR": "", "MBits": 0,
                      "ReservedPorts": [as_port(p) for p in ports if p["Label"] in static] or None,
                      "DynamicPorts": [as_port(p) for p in ports if p["Label"] not in static] or None}]
-    return {"Tasks": tasks, "TaskLifecycles": {name: None for name in tasks},
+    lifecycles = {t["Name"]: ({"Hook": t["Lifecycle"]["Hook"], "Sidecar": bool(t["Lifecycle"].get("Sidecar"))}
+                              if t.get("Lifecycle") else None) for t in group.get("Tasks", ())}
+    return {"Tasks": tasks, "TaskLifecycles": lifecycles,
             "Shared": {"DiskMB": 0, "Networks": networks, "Ports": ports or None}}
 
 
