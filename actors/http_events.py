@@ -50,6 +50,7 @@ from actors.http_api import (
     Request,
     Response,
     Stream,
+    parse_uint,
     query_flag,
     require,
     route,
@@ -97,12 +98,9 @@ def _allowed(acl: Any, sub: Subscription) -> bool:
 
 def _parse(req: Request) -> tuple[int, Subscription]:
     raw = (req.query.get("index") or ["0"])[0] or "0"
-    try:
-        index = int(raw)
-        if index < 0:
-            raise ValueError
-    except ValueError:
-        raise CodedError(400, f"Unable to parse index: {raw!r} is not a non-negative integer") from None
+    index = parse_uint(raw)  # as Go parses it: int() would take " 3", "1_0" and "٣"
+    if index is None:
+        raise CodedError(400, f"Unable to parse index: {raw!r} is not a non-negative integer")
     try:
         topics = parse_topics(req.query.get("topic") or [])
     except ValueError as e:

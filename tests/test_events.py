@@ -367,6 +367,9 @@ def test_bad_stream_requests_get_nomads_errors_and_the_agent_keeps_serving(dev):
     assert r.status == 400 and "Unable to parse index" in r.text
     r = call(port, "GET", "/v1/event/stream?index=-1")
     assert r.status == 400
+    for index in ("1_0", "%203", "%D9%A3", "18446744073709551616"):  # int() took the first three
+        r = call(port, "GET", f"/v1/event/stream?index={index}")
+        assert r.status == 400 and "Unable to parse index" in r.text, index
     r = call(port, "GET", "/v1/event/stream?topic=Node:a:b")
     assert r.status == 400 and "Invalid topic query" in r.text
     assert call(port, "PUT", "/v1/event/stream").status == 405
