@@ -473,3 +473,34 @@ def test_search_truncates_at_twenty_and_rounds_odd_uuid_prefixes_down():
     assert matches["allocs"] == ["ab12cd34-0000", "ab99"]
     assert search_query("zz", ("allocs",), "default")(st)[0] == {}  # not hex: left out
     assert search_query("svc-", ("jobs",), "other")(st)[0] == {"jobs": []}  # another namespace
+
+
+# ---------------------------------------------------------------- task lifecycle
+
+
+def test_a_prestart_task_writes_into_the_alloc_dir_before_the_main_task_reads_it(dev):
+    port = dev.http_port
+    job = {"ID": "api-lifecycle", "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "RestartPolicy": {"Attempts": 0, "Mode": "fail"},
+        "Tasks": [{"Name": "main", "Driver": "raw_exec",  # listed first: the lifecycle orders, not the list
+                   "Config": {"command": "/bin/sh", "args": ["-c", 'cat "$NOMAD_ALLOC_DIR/ready"']},
+                   "Resources": {"CPU": 50, "MemoryMB": 32}},
+                  {"Name": "init", "Driver": "raw_exec", "Lifecycle": {"Hook": "prestart", "Sidecar": False},
+                   "Config": {"command": "/bin/sh",
+                              "args": ["-c", 'sleep 0.3; echo prepared > "$NOMAD_ALLOC_DIR/ready"']},
+                   "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    assert call(port, "PUT", "/v1/jobs", {"Job": job}).status == 200
+
+    def done() -> dict[str, Any] | None:
+        allocs = call(port, "GET", "/v1/job/api-lifecycle/allocations").json()
+        return allocs[0] if allocs and allocs[0]["ClientStatus"] in ("complete", "failed") else None
+    stub = wait_for(done, "the batch allocation finished", PLACE_DEADLINE_S, dev.detail)
+    full = call(port, "GET", f"/v1/allocation/{stub['ID']}").json()
+    assert full["ClientStatus"] == "complete", full["TaskStates"]
+    assert full["AllocatedResources"]["TaskLifecycles"] == {"init": {"Hook": "prestart", "Sidecar": False},
+                                                            "main": None}
+    states = full["TaskStates"]
+    assert states["init"]["FinishedAt"] <= states["main"]["StartedAt"]
+    out = call(port, "GET", f"/v1/client/fs/cat/{stub['ID']}?path=alloc/logs/main.stdout.0")
+    assert out.text == "prepared\n"
+    call(port, "DELETE", "/v1/job/api-lifecycle?purge=true")
