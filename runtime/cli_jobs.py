@@ -596,8 +596,17 @@ def alloc_status(addr: str, args: list[str]) -> str:
         out += ["", "Allocation Addresses:", table(rows)]
     out += _service_checks_section(addr, a)
     resources = a.get("Resources") or {}
-    for name, ts in sorted((a.get("TaskStates") or {}).items()):
-        out += ["", f'Task "{name}" is "{ts.get("State", "pending")}"',
+    lifecycles = (a.get("AllocatedResources") or {}).get("TaskLifecycles") or {}
+
+    def task_order(item: tuple[str, Any]) -> tuple[int, str]:
+        """Nomad's sortedTaskStateIterator: lifecycle tasks (sidecars after the others), then main ones."""
+        lc = lifecycles.get(item[0])
+        return (2 if not lc else 1 if lc.get("Sidecar") else 0), item[0]
+
+    for name, ts in sorted((a.get("TaskStates") or {}).items(), key=task_order):
+        lc = lifecycles.get(name)
+        shown = f' ({lc.get("Hook", "")}{" sidecar" if lc.get("Sidecar") else ""})' if lc else ""
+        out += ["", f'Task "{name}"{shown} is "{ts.get("State", "pending")}"',
                 kv([("Restarts", ts.get("Restarts", 0)), ("Failed", str(bool(ts.get("Failed"))).lower())])]
         if resources:
             out += ["Task Resources:", table([["CPU", "Memory"], [f"{resources.get('CPU', 0)} MHz",

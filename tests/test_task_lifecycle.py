@@ -1,4 +1,5 @@
-"""Task lifecycle (prestart, sidecar, poststop) through a simulated cluster: servers, scheduler, clients."""
+"""Task lifecycle (prestart, sidecar, poststop) through a simulated cluster (servers, scheduler, clients),
+and as ``nomad alloc status`` shows it.  The alloc runner's rules are in tests/test_alloc_runner.py."""
 
 from __future__ import annotations
 
@@ -32,3 +33,23 @@ def test_a_jobs_prestart_tasks_run_before_its_main_tasks_on_every_allocation() -
         (main,) = [p for p in procs if p.alloc_id == a["ID"] and p.task_name == "t"]
         assert init.ended_at is not None and main.started_at >= init.ended_at
         assert a["TaskStates"]["init"]["State"] == "dead" and not a["TaskStates"]["init"]["Failed"]
+
+
+def test_alloc_status_lists_lifecycle_tasks_first_and_names_their_hook_as_nomad_does(monkeypatch) -> None:
+    from runtime import cli, cli_jobs  # cli first (it imports cli_jobs' commands), as bin/nomad does
+
+    assert cli.COMMANDS
+    states = {"web": "running", "proxy": "running", "init": "dead", "cleanup": "pending"}
+    lifecycles = {"web": None, "proxy": {"Hook": "prestart", "Sidecar": True},
+                  "init": {"Hook": "prestart", "Sidecar": False},
+                  "cleanup": {"Hook": "poststop", "Sidecar": False}}
+    alloc = {"ID": "a1", "EvalID": "e1", "Name": "j.g[0]", "NodeID": "n1", "JobID": "j",
+             "ClientStatus": "running", "DesiredStatus": "run", "TaskGroup": "g",
+             "TaskStates": {name: {"State": state} for name, state in states.items()},
+             "AllocatedResources": {"TaskLifecycles": lifecycles}}
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix: {"ID": "a1"})
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: alloc)
+    out = cli_jobs.alloc_status("http://x", ["a1"])
+    headings = [line for line in out.splitlines() if line.startswith("Task ")]
+    assert headings == ['Task "cleanup" (poststop) is "pending"', 'Task "init" (prestart) is "dead"',
+                        'Task "proxy" (prestart sidecar) is "running"', 'Task "web" is "running"']
