@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import gevent
+import pykka
 
 from actors.acl import READ, Need
 from actors.http_api import (
@@ -154,8 +155,11 @@ def _watch(api: Api, ref: Any, start: int, wait_s: float,
         return ev.since(start, sid), start <= ev.dropped_upto
 
     fut = api.env.make_future()
-    ref.tell(Watch(tables=EVENT_TABLES, min_index=start - 1, reply=fut, timeout_s=wait_s, query=since,
-                   index_fn=last))
+    try:
+        ref.tell(Watch(tables=EVENT_TABLES, min_index=start - 1, reply=fut, timeout_s=wait_s, query=since,
+                       index_fn=last))
+    except pykka.ActorDeadError:  # Raft stopped (the agent stops, or it is being restarted)
+        raise CodedError(500, "raft stopped before answering") from None
     index, (batches, lost) = _await_raft(fut, wait_s + EVENT_WATCH_MARGIN_S)
     return index, batches, lost
 
@@ -167,7 +171,10 @@ def _forget(api: Api, ref: Any, sid: int) -> None:
         if st.events is not None:
             st.events.forget(sid)
 
-    ref.tell(Read(query=forget, reply=api.env.make_future(), stale=True))
+    try:
+        ref.tell(Read(query=forget, reply=api.env.make_future(), stale=True))
+    except pykka.ActorDeadError:
+        pass  # Raft stopped: its state, and the subscriber kept in it, went with it
 
 
 def _lines(batches: list[Batch], sub: Subscription, start: int) -> Iterator[tuple[int, bytes]]:

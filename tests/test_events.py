@@ -361,6 +361,22 @@ def test_an_idle_stream_gets_a_heartbeat_line(dev):  # noqa: F811
         s.close()
 
 
+def test_a_stream_whose_raft_stopped_ends_without_a_traceback():
+    """Raft gone under an open stream (the agent stopping, or Raft being restarted): the stream
+    ends and the caller reconnects; the stopped actor's ActorDeadError was raised into pywsgi."""
+    from types import SimpleNamespace
+
+    import pykka
+
+    from actors.http_events import _stream
+
+    ref = pykka.ThreadingActor.start()
+    ref.stop()
+    api = SimpleNamespace(env=SimpleNamespace(now=time.monotonic, make_future=pykka.ThreadingFuture),
+                          ctx=SimpleNamespace(acl_enabled=False))
+    assert list(_stream(None, api, ref, Subscription(parse_topics([]), "default"), 1, 0, [])) == []
+
+
 def test_bad_stream_requests_get_nomads_errors_and_the_agent_keeps_serving(dev):  # noqa: F811
     port = dev.http_port
     r = call(port, "GET", "/v1/event/stream?index=abc")
