@@ -62,7 +62,9 @@ def test_failing_checks_make_the_allocation_unhealthy_at_its_deadline_and_fail_t
     c = boot(seed=4)
     c.register(checked_job())
     run_until(c, lambda: deployments(c) and deployments(c)[-1]["Status"] == "successful", 120)
-    c.register(checked_job(version="7200", check_status=500))
+    bad_version = checked_job(version="7200", check_status=500)
+    bad_version["Update"]["ProgressDeadline"] = 0  # no deadline: the first unhealthy allocation fails it
+    c.register(bad_version)
     run_until(c, lambda: deployments(c)[-1]["Status"] == "failed", 180)
     d = deployments(c)[-1]
     assert d["StatusDescription"] == "Failed due to unhealthy allocations"

@@ -151,7 +151,9 @@ def test_job_run_watches_the_deployment_until_it_ends_exit_1_when_it_failed(dev,
     assert columns(table[2])[:5] == ["web", "2", "2", "2", "0"], out
 
     # A version whose task dies at once: its allocation is unhealthy, the deployment fails, exit 1.
-    job = {**sleep_job("cli-watched", count=2), "Update": {"MinHealthyTime": 2 * 10**9}}
+    # (No progress deadline: the first unhealthy allocation fails the deployment, as Nomad's watcher.)
+    job = {**sleep_job("cli-watched", count=2),
+           "Update": {"MinHealthyTime": 2 * 10**9, "ProgressDeadline": 0}}
     group = job["TaskGroups"][0]
     group["Tasks"][0]["Config"] = {"command": "/bin/sh", "args": ["-c", "exit 3"]}
     group["RestartPolicy"] = {"Attempts": 0, "Mode": "fail"}

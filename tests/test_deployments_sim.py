@@ -88,7 +88,7 @@ def test_unhealthy_replacement_fails_the_deployment_and_auto_reverts() -> None:
     c = boot(seed=2)
     c.register(job(AutoRevert=True))
     run_until(c, lambda: deployments(c) and deployments(c)[-1]["Status"] == "successful", 120)
-    bad = job(AutoRevert=True)
+    bad = job(AutoRevert=True, ProgressDeadline=0)  # no deadline: the first unhealthy one fails it
     task = bad["TaskGroups"][0]["Tasks"][0]
     task["Config"]["run_for_s"] = 2.0  # exits long before min_healthy_time
     bad["TaskGroups"][0]["RestartPolicy"] = {"Attempts": 0, "Mode": "fail"}

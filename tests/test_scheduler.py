@@ -102,6 +102,13 @@ def service(job_id: str = "web", count: int = 4, cpu: int = 500, mem: int = 256,
     return {"ID": job_id, "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [group], **extra}
 
 
+def _fail(c: Cluster, alloc_id: str) -> None:
+    """The allocation's client reports it failed, unhealthy for its deployment (a failure before it
+    was healthy is, on the client)."""
+    c.apply("alloc_client_update", allocs=[{"ID": alloc_id, "ClientStatus": "failed",
+                                            "DeploymentStatus": {"Healthy": False, "Timestamp": c.now}}])
+
+
 # ------------------------------------------------------------ job validation
 def test_invalid_job_names_the_field() -> None:
     with pytest.raises(JobError, match=r"TaskGroups\[0\]\.Tasks\[0\]\.Driver: missing"):
@@ -251,7 +258,7 @@ def test_failed_alloc_is_rescheduled() -> None:
     c.register(**service(count=1))
     c.schedule()
     (a,) = c.running("web")
-    c.apply("alloc_client_update", allocs=[{"ID": a["ID"], "ClientStatus": "failed"}])
+    _fail(c, a["ID"])
     c.schedule()
     (b,) = c.running("web")
     assert b["ID"] != a["ID"] and b["PreviousAllocation"] == a["ID"] and b["Name"] == a["Name"]
@@ -574,7 +581,7 @@ def test_node_usage_follows_every_write_to_the_nodes_allocations() -> None:
     c.schedule()
     assert c.state.node_usage(nid) == (1000, 512)
     first, _ = sorted(a["ID"] for a in c.running("web"))
-    c.apply("alloc_client_update", allocs=[{"ID": first, "ClientStatus": "failed"}])
+    _fail(c, first)
     assert c.state.node_usage(nid) == (500, 256)  # a failed allocation holds nothing
     c.schedule()  # replaced
     assert c.state.node_usage(nid) == (1000, 512)
@@ -1150,7 +1157,8 @@ def test_rolling_update_replaces_max_parallel_at_a_time_as_each_turns_healthy() 
 def test_unhealthy_allocation_fails_the_deployment_and_auto_reverts_to_the_stable_version() -> None:
     c = _rolled_out(3, {"AutoRevert": True})
     assert c.state.tables["jobs"]["web"]["Stable"]
-    c.register(**service(count=3, cpu=700, Update={"AutoRevert": True}))  # version 1
+    # No progress deadline: the first unhealthy allocation fails it (Nomad's watcher).
+    c.register(**service(count=3, cpu=700, Update={"AutoRevert": True, "ProgressDeadline": 0}))  # version 1
     c.schedule()
     res = _health(c, healthy=False)
     assert res["ok"] and res["evals"]
@@ -1171,7 +1179,7 @@ def test_unhealthy_allocation_fails_the_deployment_and_auto_reverts_to_the_stabl
 
 def test_failed_deployment_without_auto_revert_stops_replacing() -> None:
     c = _rolled_out(3)
-    c.register(**service(count=3, cpu=700))
+    c.register(**service(count=3, cpu=700, Update={"ProgressDeadline": 0}))
     c.schedule()
     _health(c, healthy=False)
     d = _deployment(c)
@@ -1420,7 +1428,7 @@ def test_auto_promote_promotes_once_the_canaries_are_healthy() -> None:
 
 def test_an_unhealthy_canary_fails_the_deployment_and_is_stopped() -> None:
     c = _rolled_out(2, {"Canary": 1})
-    c.register(**service(count=2, cpu=600, Update={"Canary": 1}))
+    c.register(**service(count=2, cpu=600, Update={"Canary": 1, "ProgressDeadline": 0}))
     c.schedule()
     d = _deployment(c)
     _health(c, healthy=False)
@@ -1564,8 +1572,6 @@ def _run_due(c: Cluster) -> int:
     raise AssertionError("evaluations did not settle")
 
 
-def _fail(c: Cluster, alloc_id: str) -> None:
-    c.apply("alloc_client_update", allocs=[{"ID": alloc_id, "ClientStatus": "failed"}])
 
 
 def test_a_failed_service_allocation_is_replaced_after_an_exponential_delay() -> None:
@@ -1680,12 +1686,14 @@ def test_reschedule_delays_follow_nomads_functions() -> None:
 
 @pytest.mark.parametrize("policy, message", [
     ({"Delay": 1 * SEC}, "Delay cannot be less than 5s (got 1s)"),
-    ({"DelayFunction": "blah"}, 'Invalid delay function "blah", must be one of ["constant" "exponential" "fibonacci"]'),
+    ({"DelayFunction": "blah"},
+     'Invalid delay function "blah", must be one of ["constant" "exponential" "fibonacci"]'),
     ({"Attempts": 3}, "Interval must be a non zero value if Attempts > 0"),
     ({"Attempts": 3, "Interval": 3600 * SEC}, "Reschedule Policy with Attempts = 3, Interval = 1h0m0s, and "
                                               "Unlimited = true is ambiguous"),
     ({"Attempts": 3, "Interval": 10 * SEC, "Unlimited": False}, "Interval cannot be less than 15s (got 10s)"),
-    ({"Attempts": 10, "Interval": 60 * SEC, "Unlimited": False, "DelayFunction": "constant", "Delay": 10 * SEC},
+    ({"Attempts": 10, "Interval": 60 * SEC, "Unlimited": False, "DelayFunction": "constant",
+      "Delay": 10 * SEC},
      'Nomad can only make 6 attempts in 1m0s with initial delay 10s and delay function "constant"'),
     ({"DelayFunction": "exponential", "Delay": 60 * SEC, "MaxDelay": 30 * SEC},
      "Max Delay cannot be less than Delay 1m0s (got 30s)"),
@@ -1708,3 +1716,37 @@ def test_a_jobs_reschedule_block_is_each_groups_and_a_system_job_has_none() -> N
     assert "ReschedulePolicy" not in canonical_job(system)["TaskGroups"][0]
     with pytest.raises(JobError, match="System jobs should not have a reschedule policy"):
         canonical_job({**system, "Reschedule": {"Attempts": 1}})
+
+
+def test_with_a_progress_deadline_an_unhealthy_allocation_is_rescheduled_within_the_deployment() -> None:
+    """Nomad's watcher for a progress-based group: no failing on the first unhealthy allocation; it may
+    be rescheduled (by its policy) inside the running deployment, and the deadline ends it."""
+    from actors.state import deployments
+
+    c = _rolled_out(2)
+    c.register(**service(count=2, cpu=700, Update={"ProgressDeadline": 600 * SEC}))
+    _run_due(c)
+    d = _deployment(c)
+    (new,) = [a for a in c.running("web") if a["JobVersion"] == 1]
+    _fail(c, new["ID"])
+    d = _deployment(c)
+    assert d["Status"] == "running" and d["TaskGroups"]["g"]["UnhealthyAllocs"] == 1
+    failed = c.state.tables["allocs"][new["ID"]]
+    assert failed["DesiredTransition"] == {"Reschedule": True} and failed["DesiredStatus"] == "run"
+    _run_due(c)  # its reschedule delay (30 s) has not passed: it waits for a follow-up
+    assert not [a for a in c.running("web") if a["JobVersion"] == 1]
+    c.now += 30
+    _run_due(c)
+    (again,) = [a for a in c.running("web") if a["JobVersion"] == 1]
+    assert again["PreviousAllocation"] == new["ID"] and again["DeploymentID"] == d["ID"]
+    # A failed allocation of the running deployment that was not marked waits for the deployment.
+    c.apply("alloc_client_update", allocs=[{"ID": again["ID"], "ClientStatus": "failed"}])
+    c.now += 3600
+    c.apply("job_evaluate", job_id="web")
+    _run_due(c)
+    assert not [a for a in c.running("web") if a["JobVersion"] == 1]
+    assert deployments.overdue(c.state, c.now) == [d["ID"]]
+    res = c.apply("deployment_fail", deployment_id=d["ID"], reason="progress")
+    assert res["ok"] and _deployment(c)["StatusDescription"] == "Failed due to progress deadline"
+    _run_due(c)  # no longer held by a running deployment: rescheduled by its policy
+    assert [a["PreviousAllocation"] for a in c.running("web") if a["JobVersion"] == 1] == [again["ID"]]

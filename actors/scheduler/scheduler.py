@@ -754,6 +754,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             elif _node_lost(node):
                 stop_alloc(a, STOP_LOST, "lost")
                 replace.append((a["Name"], a))
+            elif cs == "failed" and active is not None and a.get("DeploymentID") == active["ID"] \
+                    and not (a.get("DesiredTransition") or {}).get("Reschedule"):
+                kept.append(a)  # its running deployment decides first (Nomad's updateByReschedulable)
             elif cs == "failed":
                 # Nomad's reschedule policy: replaced once its delay has passed (a follow-up
                 # evaluation comes back for it then), while its attempts last.
@@ -798,8 +801,13 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             if halted or canarying:
                 limit = 0
             elif active is not None:
-                limit -= sum(1 for a in group_allocs if a.get("DeploymentID") == active["ID"] and live(a)
-                             and not (a.get("DeploymentStatus") or {}).get("Healthy"))
+                mine = [a for a in group_allocs if a.get("DeploymentID") == active["ID"]
+                        and a.get("DesiredStatus") == "run"]
+                if any((a.get("DeploymentStatus") or {}).get("Healthy") is False for a in mine):
+                    limit = 0  # an unhealthy allocation means nothing else should happen (Nomad's)
+                else:  # each not yet healthy holds a place (a failed one waiting to be rescheduled too)
+                    limit -= sum(1 for a in mine if a.get("ClientStatus") not in ("lost", "complete")
+                                 and not (a.get("DeploymentStatus") or {}).get("Healthy"))
             outdated = len(destructive)
             kept.extend(destructive[max(0, limit):])
             destructive = destructive[:max(0, limit)]

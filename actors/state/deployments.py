@@ -169,6 +169,13 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
          "ModifyTime": now}
     _put(store, index, d)
     if not healthy:
+        if g.get("ProgressDeadline"):
+            # Nomad's deployment watcher, for a group with a progress deadline: an unhealthy
+            # allocation does not fail the deployment; it is let be rescheduled within it (by its
+            # reschedule policy), and the deadline fails the deployment if nothing turns healthy.
+            alloc["DesiredTransition"] = {**(alloc.get("DesiredTransition") or {}), "Reschedule": True}
+            evals_for.add(d["JobID"])
+            return
         failures.append((d["ID"], DESC_FAILED_ALLOCS))
         return
     promoted = False
