@@ -56,7 +56,8 @@ def test_cron_across_daylight_saving_changes_never_goes_back_in_time() -> None:
 
 
 @pytest.mark.parametrize("spec", ["* * *", "61 * * * *", "0 0 30 2 *", "* * * * funday", "*/0 * * * *",
-                                  "5-1 * * * *", "* * * * * *"])
+                                  "5-1 * * * *", "* * * * * *",
+                                  "*/² * * * *", "* * * ² *"])  # "²": str.isdigit, not int()
 def test_bad_cron_specs_are_refused(spec: str) -> None:
     with pytest.raises(CronError):
         parse_cron(spec)

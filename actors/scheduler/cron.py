@@ -33,7 +33,7 @@ def _field(text: str, lo: int, hi: int, names: dict[str, int], what: str) -> fro
         base, _, step_s = part.partition("/")
         step = 1
         if step_s:
-            if not step_s.isdigit() or int(step_s) == 0:
+            if not _is_number(step_s) or int(step_s) == 0:
                 raise CronError(f"{what}: bad step {step_s!r}")
             step = int(step_s)
         if base == "*":
@@ -52,9 +52,14 @@ def _field(text: str, lo: int, hi: int, names: dict[str, int], what: str) -> fro
 def _value(text: str, names: dict[str, int], what: str) -> int:
     if text in names:
         return names[text]
-    if not text.isdigit():
+    if not _is_number(text):
         raise CronError(f"{what}: {text!r} is not a number")
     return int(text)
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits: str.isdigit alone also takes "²", which int() refuses."""
+    return text.isascii() and text.isdigit()
 
 
 @dataclass(frozen=True, slots=True)
