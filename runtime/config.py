@@ -578,7 +578,7 @@ DEV_OVERLAY: dict[str, Any] = {
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3,
           "s": 1.0, "m": 60.0, "h": 3600.0}
-_TERM = r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)"
+_TERM = r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)"  # ASCII digits, as Go: \d takes any Unicode digit
 _DURATION = re.compile(rf"([-+]?)((?:{_TERM})+)")
 _MAX_DURATION_S = (2**63 - 1) / 1e9  # Go's maximum time.Duration
 _INT64 = (-(2**63), 2**63 - 1)  # Go's int: TOML integers beyond it are refused, as Nomad's HCL decoder does

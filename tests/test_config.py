@@ -207,7 +207,7 @@ def test_durations_parse_like_go(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "10", "s", "1d", "1h 30m", "1.s.", "--1s", "1S"])
+@pytest.mark.parametrize("text", ["", "10", "s", "1d", "1h 30m", "1.s.", "--1s", "1S", "\u0661s"])
 def test_bad_durations_are_rejected(text):
     with pytest.raises(ValueError):
         parse_duration(text)
