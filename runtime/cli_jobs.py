@@ -296,14 +296,15 @@ def _reschedule_rows(addr: str, a: dict[str, Any], verbose: bool) -> list[tuple[
     and when its follow-up evaluation will reschedule it."""
     rows: list[tuple[str, Any]] = []
     events = (a.get("RescheduleTracker") or {}).get("Events") or []
-    group = next((g for g in (a.get("Job") or {}).get("TaskGroups") or () if g.get("Name") == a.get("TaskGroup")),
-                 {})
+    groups = (a.get("Job") or {}).get("TaskGroups") or ()
+    group = next((g for g in groups if g.get("Name") == a.get("TaskGroup")), {})
     policy = group.get("ReschedulePolicy") or {}
     if events and int(policy.get("Attempts") or 0) > 0:
         # Nomad's RescheduleInfo: the reschedules within the interval before its last task ended.
         ended = max((_parse_time(st.get("FinishedAt")) for st in (a.get("TaskStates") or {}).values()),
                     default=0.0) or (a.get("ModifyTime") or 0) / 1e9
-        used = sum(1 for e in events if ended * 1e9 - int(e.get("RescheduleTime", 0)) < int(policy["Interval"]))
+        interval = int(policy["Interval"])
+        used = sum(1 for e in events if ended * 1e9 - int(e.get("RescheduleTime", 0)) < interval)
         rows.append(("Reschedule Attempts", f"{used}/{policy['Attempts']}"))
     if a.get("NextAllocation"):
         rows.append(("Replacement Alloc ID", short(a["NextAllocation"], verbose)))

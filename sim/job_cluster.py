@@ -227,19 +227,19 @@ class JobCluster(ClientCluster):
                 return c
         return None
 
-    def running_procs(self) -> dict[str, list[str]]:
-        """alloc ID -> the clients where a simulated process of it runs (each task counted)."""
-        out: dict[str, list[str]] = {}
+    def running_tasks(self) -> dict[str, list[tuple[str, str]]]:
+        """alloc ID -> (client, task) of each simulated process of it that runs."""
+        out: dict[str, list[tuple[str, str]]] = {}
         for c, d in self.drivers.items():
             for p in d.running():
-                out.setdefault(p.alloc_id, []).append(c)
+                out.setdefault(p.alloc_id, []).append((c, p.task_name))
         return out
 
     def converged(self, up: set[str] | None = None) -> list[str]:
         """What is wrong with the steady state (empty: every job runs its count exactly once)."""
         state = self.checker.replica
         problems = []
-        procs = self.running_procs()
+        procs = self.running_tasks()
         nodes = state.tables["nodes"]
         for job in state.tables["jobs"].values():
             if job.get("Stop"):
@@ -261,8 +261,10 @@ class JobCluster(ClientCluster):
         for alloc_id, where in procs.items():
             if alloc_id not in wanted:
                 problems.append(f"alloc {alloc_id[:8]} still runs on {where} but is not wanted")
-            elif len(where) > len(set(where)) or len(set(where)) > 1:
-                problems.append(f"alloc {alloc_id[:8]} runs on several clients / twice: {where}")
+            elif len(where) > len(set(where)) or len({c for c, _ in where}) > 1:
+                # An allocation's tasks (a main task and its sidecar) run side by side on its one
+                # client; the same task twice, or on two clients, is wrong.
+                problems.append(f"alloc {alloc_id[:8]} runs on several clients / a task twice: {where}")
         for alloc_id in wanted:
             a = state.tables["allocs"][alloc_id]
             if a["ClientStatus"] == "running" and alloc_id not in procs:

@@ -35,6 +35,35 @@ def test_a_jobs_prestart_tasks_run_before_its_main_tasks_on_every_allocation() -
         assert a["TaskStates"]["init"]["State"] == "dead" and not a["TaskStates"]["init"]["Failed"]
 
 
+def test_a_sidecar_runs_beside_the_main_task_and_phases_that_never_overlap_reserve_the_most_of_them() -> None:
+    """The steady state holds with two tasks of an allocation running on its client; the allocation
+    reserves the sidecar plus the largest of its prestart, main and poststop phases (Nomad's
+    AllocatedResources.Comparable), not every task's sum."""
+    c = JobCluster(4, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=2)))
+    c.run(30.0)
+    job = sim_job("sc", count=2, cpu=300, mem=128)
+    job["TaskGroups"][0]["Tasks"] += [
+        {"Name": "proxy", "Driver": DRIVER, "Lifecycle": {"Hook": "prestart", "Sidecar": True},
+         "Config": {"command": "/bin/sleep"}, "Resources": {"CPU": 50, "MemoryMB": 32}},
+        {"Name": "init", "Driver": DRIVER, "Lifecycle": {"Hook": "prestart"},
+         "Config": {"command": "/bin/true", "run_for_s": 1}, "Resources": {"CPU": 1000, "MemoryMB": 16}},
+        {"Name": "flush", "Driver": DRIVER, "Lifecycle": {"Hook": "poststop"},
+         "Config": {"command": "/bin/true", "run_for_s": 1}, "Resources": {"CPU": 10, "MemoryMB": 512}}]
+    c.register(job)
+
+    def both_run() -> bool:
+        running = c.running_tasks()
+        return len(c.allocs("sc")) == 2 and all(
+            sorted(t for _, t in running.get(a["ID"], ())) == ["proxy", "t"] for a in c.allocs("sc"))
+    end = c.sched.now + 60.0
+    while c.sched.now < end and (c.converged() or not both_run()):
+        c.run(1.0)
+    assert c.converged() == [] and both_run()
+    allocs = c.allocs("sc")
+    want = {"CPU": 50 + 1000, "MemoryMB": 32 + 512}
+    assert all(a["Resources"] == want for a in allocs), allocs[0]["Resources"]
+
+
 def test_alloc_status_lists_lifecycle_tasks_first_and_names_their_hook_as_nomad_does(monkeypatch) -> None:
     from runtime import cli, cli_jobs  # cli first (it imports cli_jobs' commands), as bin/nomad does
 

@@ -49,8 +49,8 @@ HEALTH_CHECKS = ("checks", "task_states", "manual")
 RESCHEDULE_DEFAULTS = {
     "service": {"Attempts": 0, "Interval": 0, "Delay": 30 * SECOND_NS, "DelayFunction": "exponential",
                 "MaxDelay": 3600 * SECOND_NS, "Unlimited": True},
-    "batch": {"Attempts": 1, "Interval": 24 * 3600 * SECOND_NS, "Delay": 5 * SECOND_NS, "DelayFunction": "constant",
-              "MaxDelay": 0, "Unlimited": False},
+    "batch": {"Attempts": 1, "Interval": 24 * 3600 * SECOND_NS, "Delay": 5 * SECOND_NS,
+              "DelayFunction": "constant", "MaxDelay": 0, "Unlimited": False},
 }
 RESCHEDULE_DELAY_FUNCTIONS = ("constant", "exponential", "fibonacci")
 RESCHEDULE_MIN_DELAY_NS = 5 * SECOND_NS  # Nomad's ReschedulePolicyMinDelay
@@ -647,11 +647,11 @@ def _reschedule_policy(group_rp: Any, job_rp: Any, job_type: str, field: str) ->
     _need(delay >= RESCHEDULE_MIN_DELAY_NS, field,
           f"Delay cannot be less than {go_duration(RESCHEDULE_MIN_DELAY_NS)} (got {go_duration(delay)})")
     fn = rp["DelayFunction"]
-    _need(fn in RESCHEDULE_DELAY_FUNCTIONS, field,
-          f"Invalid delay function {_q(fn)}, must be one of [{' '.join(_q(f) for f in RESCHEDULE_DELAY_FUNCTIONS)}]")
+    functions = " ".join(_q(f) for f in RESCHEDULE_DELAY_FUNCTIONS)
+    _need(fn in RESCHEDULE_DELAY_FUNCTIONS, field, f"Invalid delay function {_q(fn)}, must be one of [{functions}]")
     if fn != "constant":
-        _need(max_delay >= RESCHEDULE_MIN_DELAY_NS, field,
-              f"Max Delay cannot be less than {go_duration(RESCHEDULE_MIN_DELAY_NS)} (got {go_duration(delay)})")
+        _need(max_delay >= RESCHEDULE_MIN_DELAY_NS, field, f"Max Delay cannot be less than "
+              f"{go_duration(RESCHEDULE_MIN_DELAY_NS)} (got {go_duration(delay)})")
         _need(max_delay >= delay, field,
               f"Max Delay cannot be less than Delay {go_duration(delay)} (got {go_duration(max_delay)})")
     if not rp["Unlimited"]:
@@ -661,9 +661,10 @@ def _reschedule_policy(group_rp: Any, job_rp: Any, job_type: str, field: str) ->
         if possible is not None:
             ceiling = "" if fn == "constant" else f", and delay ceiling {go_duration(max_delay)}"
             joiner = " and " if fn == "constant" else ", "
-            _need(False, field, f"Nomad can only make {possible} attempts in {go_duration(interval)} with initial "
-                  f"delay {go_duration(delay)}{joiner}delay function {_q(fn)}{ceiling}; set the interval to at "
-                  f"least {go_duration(recommended // SECOND_NS * SECOND_NS)} to accommodate {attempts} attempts")
+            at_least = go_duration(recommended // SECOND_NS * SECOND_NS)
+            _need(False, field, f"Nomad can only make {possible} attempts in {go_duration(interval)} with "
+                  f"initial delay {go_duration(delay)}{joiner}delay function {_q(fn)}{ceiling}; set the "
+                  f"interval to at least {at_least} to accommodate {attempts} attempts")
     return rp
 
 
@@ -724,7 +725,8 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], f"{field}.RestartPolicy",
           "Delay * Attempts must fit in Interval")
     g["RestartPolicy"] = rp
-    resched = _reschedule_policy(g.get("ReschedulePolicy"), job_reschedule, job_type, f"{field}.ReschedulePolicy")
+    resched = _reschedule_policy(g.get("ReschedulePolicy"), job_reschedule, job_type,
+                                 f"{field}.ReschedulePolicy")
     if resched is None:
         g.pop("ReschedulePolicy", None)
     else:
@@ -921,9 +923,22 @@ def group_of(job: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 
 def group_resources(group: dict[str, Any]) -> tuple[int, int]:
-    """(CPU MHz, memory MB) one allocation of *group* asks for."""
-    return (sum(t["Resources"]["CPU"] for t in group["Tasks"]),
-            sum(t["Resources"]["MemoryMB"] for t in group["Tasks"]))
+    """(CPU MHz, memory MB) one allocation of *group* asks for.
+
+    As Nomad's ``AllocatedResources.Comparable``: tasks that never run together
+    do not add up -- prestart sidecars, plus the most of the ephemeral prestart
+    tasks, the main tasks with the poststart ones, and the poststop ones.
+    """
+    phases = {"sidecar": [0, 0], "prestart": [0, 0], "main": [0, 0], "poststop": [0, 0]}
+    for t in group["Tasks"]:
+        lc = t.get("Lifecycle") or {}
+        hook = lc.get("Hook")
+        phase = ("sidecar" if lc.get("Sidecar") else "prestart") if hook == "prestart" else \
+            "poststop" if hook == "poststop" else "main"  # poststart tasks run beside the main ones
+        phases[phase][0] += t["Resources"]["CPU"]
+        phases[phase][1] += t["Resources"]["MemoryMB"]
+    return tuple(phases["sidecar"][i] + max(phases["prestart"][i], phases["main"][i], phases["poststop"][i])
+                 for i in (0, 1))  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------ constraints

@@ -84,7 +84,8 @@ def _events(a: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def fail_time(a: dict[str, Any]) -> float:
-    """Nomad's Allocation.LastEventTime: when its last task finished (else when it was last written), seconds."""
+    """Nomad's Allocation.LastEventTime, in seconds: when its last task finished (else when it was last
+    written)."""
     latest = 0.0
     for st in (a.get("TaskStates") or {}).values():
         t = st.get("FinishedAt") if isinstance(st, dict) else None
@@ -138,7 +139,8 @@ def _tracker(rp: dict[str, Any], prev: dict[str, Any], now: float, delay: int) -
     events = _events(prev)
     if int(rp.get("Attempts", 0)) > 0:
         interval = int(rp.get("Interval", 0))
-        events = [e for e in events if interval > 0 and now * 1e9 - int(e.get("RescheduleTime", 0)) <= interval]
+        events = [e for e in events
+                  if interval > 0 and now * 1e9 - int(e.get("RescheduleTime", 0)) <= interval]
     else:
         events = events[-RESCHEDULE_EVENTS_KEPT:]
     return {"Events": [*events, {"RescheduleTime": int(now * 1e9), "PrevAllocID": prev["ID"],

@@ -481,7 +481,8 @@ class StateStore:
         t, out, gone = self.tables["allocs"], [], []
         for i in ids:
             a = t.get(i)
-            if a is not None and a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in _TERMINAL_CLIENT:
+            if a is not None and a.get("DesiredStatus") == "run" \
+                    and a.get("ClientStatus") not in _TERMINAL_CLIENT:
                 out.append(a)
             else:
                 gone.append(i)
