@@ -1,6 +1,6 @@
 """Per-client-IP connection limit for the HTTP API (Nomad ``limits.http_max_conns_per_client``).
 
-(And pywsgi's handler, :class:`HardenedWSGIHandler`: one hardening of its
+(And pywsgi's handler, :class:`HardenedWSGIHandler`: two hardenings of its
 request parser, and small answers written in one send.)
 
 Nomad caps the HTTP connections one client IP may hold open (default 100)
@@ -13,6 +13,7 @@ logged at most once per :data:`REFUSAL_LOG_INTERVAL_S`.
 
 from __future__ import annotations
 
+import http.client
 import logging
 from typing import Any
 
@@ -36,6 +37,10 @@ REFUSAL_WRITE_TIMEOUT_S = 1.0
 # headers (one syscall); copying it costs less than the second send below
 # this.  Above it (a 1,000-node list is ~300 KB) the body is sent on its own.
 SINGLE_SEND_MAX_BYTES = 64 * 1024
+# Go's net/http answer to a header block it will not read (over MaxHeaderBytes).
+HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
+                     b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 35\r\n\r\n"
+                     b"431 Request Header Fields Too Large")
 
 
 class HardenedWSGIHandler(WSGIHandler):
@@ -53,6 +58,16 @@ class HardenedWSGIHandler(WSGIHandler):
             return bool(super()._check_http_version())
         except (IndexError, ValueError):
             return False
+
+    def _handle_client_error(self, ex: BaseException) -> Any:
+        """A header block the standard library's parser refuses (more than 100 header lines)
+        raises http.client.HTTPException, not a ValueError, so pywsgi printed its traceback to
+        stderr too: the client's fault, answered 431 as Go's server answers headers it will not
+        read, and logged as pywsgi logs other bad requests."""
+        if isinstance(ex, http.client.HTTPException):
+            self.log_error("Invalid request (from %s): %s", self.client_address, ex)
+            return ("431", HEADERS_TOO_LARGE)
+        return super()._handle_client_error(ex)
 
     def _write_with_headers(self, data: bytes) -> None:
         """pywsgi's, except that a small body goes out in the same send as the headers.

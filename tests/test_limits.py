@@ -229,6 +229,28 @@ def test_http_answers_small_and_large_and_streamed_bodies_whole_on_one_keep_aliv
         server.stop(timeout=1)
 
 
+def test_http_header_block_the_parser_refuses_gets_431_and_no_traceback(capfd):
+    """Over 100 header lines: http.client's parser raises an HTTPException, which pywsgi answered
+    400 while printing its traceback to stderr (any client could fill the agent's log with them).
+    Now Go's 431, and the server goes on serving."""
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: a\r\n" * 150 + b"\r\n")
+            assert s.recv(64).startswith(b"HTTP/1.1 431 Request Header Fields Too Large")
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert s.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        server.stop(timeout=1)
+    assert "Traceback" not in capfd.readouterr().err
+
+
 # ---------------------------------------------------------------- config
 
 
