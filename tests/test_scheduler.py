@@ -1750,3 +1750,25 @@ def test_with_a_progress_deadline_an_unhealthy_allocation_is_rescheduled_within_
     assert res["ok"] and _deployment(c)["StatusDescription"] == "Failed due to progress deadline"
     _run_due(c)  # no longer held by a running deployment: rescheduled by its policy
     assert [a["PreviousAllocation"] for a in c.running("web") if a["JobVersion"] == 1] == [again["ID"]]
+
+
+def test_a_rescheduled_allocation_goes_elsewhere_than_where_it_failed_when_it_can() -> None:
+    """Nomad's NodeReschedulingPenalty: the failed allocation's node (and its earlier ones) score last."""
+    c = Cluster()
+    busy = c.node(0, cpu=1000, mem=1024)  # the best fit for binpacking
+    roomy = c.node(1, cpu=8000, mem=16384)
+    c.register(**service(count=1, cpu=500))
+    _run_due(c)
+    (a,) = c.running("web")
+    assert a["NodeID"] == busy
+    _fail(c, a["ID"])
+    c.now += 30
+    _run_due(c)
+    (b,) = c.running("web")
+    assert b["PreviousAllocation"] == a["ID"] and b["NodeID"] == roomy
+    # Failed on both: the least bad (its binpack score) of the two is still taken.
+    _fail(c, b["ID"])
+    c.now += 60
+    _run_due(c)
+    (d,) = c.running("web")
+    assert d["PreviousAllocation"] == b["ID"] and d["NodeID"] == busy

@@ -483,7 +483,10 @@ class _Placer:
                 if value is not None:
                     counts[value] = counts.get(value, 0) + 1
 
-    def select(self, group: dict[str, Any], metrics: dict[str, Any]) -> str | None:
+    def select(self, group: dict[str, Any], metrics: dict[str, Any],
+               penalized: frozenset[str] = frozenset()) -> str | None:
+        """The node to place one allocation of *group* on (None: none fits), scored as Nomad's stack;
+        *penalized*: nodes a rescheduled allocation failed on (Nomad's NodeReschedulingPenalty)."""
         need = group_resources(group)
         distinct = self._distinct(group)
         best, best_score, found = None, -1e9, 0
@@ -523,6 +526,8 @@ class _Placer:
                 parts = [score]
                 if collisions:
                     parts.append(-(collisions + 1) / max(1, group["Count"]))
+                if node_id in penalized:
+                    parts.append(-1.0)
                 if affinities:
                     affinity = self._affinity_score(node, affinities)
                     if affinity:  # as Nomad's: a node no affinity speaks of is not scored down for it
@@ -532,8 +537,11 @@ class _Placer:
                     if spread:
                         parts.append(spread)
                 score = sum(parts) / len(parts)
-            elif collisions:
-                score -= (collisions + 1) / max(1, group["Count"])  # Nomad JobAntiAffinityIterator
+            else:
+                if collisions:
+                    score -= (collisions + 1) / max(1, group["Count"])  # Nomad JobAntiAffinityIterator
+                if node_id in penalized:
+                    score -= 1.0  # where it failed before is the last choice, not excluded
             found += 1
             if score > best_score:
                 best, best_score = node_id, score
@@ -867,7 +875,11 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         if dstate is not None:
             wanted += [(name, None, {"Healthy": None, "Canary": True}) for name in canary_names]
         for name, prev, dep_status in wanted:
-            node_id = placer.select(group, metrics)
+            penalized = frozenset()
+            if prev is not None and prev["ID"] in delays:  # rescheduled: not where it failed, if it can
+                penalized = frozenset({prev.get("NodeID", ""),
+                                       *(e.get("PrevNodeID", "") for e in _events(prev))})
+            node_id = placer.select(group, metrics, penalized)
             if node_id is None:
                 failed += 1
                 continue
