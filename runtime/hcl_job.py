@@ -247,7 +247,8 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
-                  "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle"}, where)
+                  "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs"},
+           where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -272,6 +273,12 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         lc = _body(body["lifecycle"], f"{where}.lifecycle")
         _check(lc, {"hook", "sidecar"}, f"{where}.lifecycle")
         task["Lifecycle"] = {"Hook": str(lc.get("hook", "")), "Sidecar": lc.get("sidecar", False)}
+    if "logs" in body:  # Nomad's task logs block: MaxFiles, MaxFileSizeMB (MB), Disabled
+        lg = _body(body["logs"], f"{where}.logs")
+        _check(lg, {"max_files", "max_file_size", "disabled"}, f"{where}.logs")
+        task["LogConfig"] = {name: lg[key] for key, name in (("max_files", "MaxFiles"),
+                                                             ("max_file_size", "MaxFileSizeMB"),
+                                                             ("disabled", "Disabled")) if key in lg}
     if "dispatch_payload" in body:
         dp = _body(body["dispatch_payload"], f"{where}.dispatch_payload")
         _check(dp, {"file"}, f"{where}.dispatch_payload")

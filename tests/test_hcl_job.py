@@ -559,3 +559,42 @@ def test_a_group_of_lifecycle_tasks_only_has_no_main_task_and_is_refused() -> No
     group["Tasks"] = [t for t in group["Tasks"] if t["Name"] != "main"]
     with pytest.raises(JobError, match="Task group g must have at least one main task"):
         canonical_job(job)
+
+
+def test_a_logs_block_maps_onto_log_config_and_a_task_without_one_has_nomads_defaults() -> None:
+    text = _LIFECYCLE_JOB.replace('task "main" {', 'task "main" {\n logs {\n max_files = 3\n'
+                                  ' max_file_size = 2\n disabled = false }')
+    job = canonical_job(parse_hcl_job(text))
+    tasks = {t["Name"]: t for t in job["TaskGroups"][0]["Tasks"]}
+    assert tasks["main"]["LogConfig"] == {"MaxFiles": 3, "MaxFileSizeMB": 2, "Disabled": False}
+    assert tasks["init"]["LogConfig"] == {"MaxFiles": 10, "MaxFileSizeMB": 10, "Disabled": False}
+    with pytest.raises(HclJobError, match=r"logs: 'enabled' not supported by this agent"):
+        parse_hcl_job(text.replace("disabled = false", "enabled = true"))
+
+
+@pytest.mark.parametrize("logs,message", [
+    ({"MaxFiles": 0}, "Tasks[0].LogConfig.MaxFiles: minimum number of files is 1; got 0"),
+    ({"MaxFileSizeMB": -1}, "Tasks[0].LogConfig.MaxFileSizeMB: minimum file size is 1MB; got -1"),
+    ({"MaxFiles": "3"}, "Tasks[0].LogConfig.MaxFiles: must be an integer"),
+    ({"MaxFiles": 10**9}, "Tasks[0].LogConfig.MaxFiles: must be <= 1000"),
+    ({"Disabled": "yes"}, "Tasks[0].LogConfig.Disabled: must be a boolean"),
+])
+def test_a_log_config_nomad_refuses_is_refused_with_its_message(logs: dict, message: str) -> None:
+    job = canonical_job(parse_hcl_job(_LIFECYCLE_JOB))
+    job["TaskGroups"][0]["Tasks"][0]["LogConfig"] = logs
+    with pytest.raises(JobError, match=re.escape(message)):
+        canonical_job(job)
+
+
+def test_a_log_config_change_replaces_the_allocation_and_a_task_stored_without_one_does_not() -> None:
+    from actors.scheduler.job import spec_digest
+
+    job = canonical_job(parse_hcl_job(_LIFECYCLE_JOB))
+    old = spec_digest(job, "g")
+    job["TaskGroups"][0]["Tasks"][2]["LogConfig"]["MaxFiles"] = 2
+    assert spec_digest(job, "g") != old
+    job["TaskGroups"][0]["Tasks"][2]["LogConfig"]["MaxFiles"] = 10
+    assert spec_digest(job, "g") == old
+    for t in job["TaskGroups"][0]["Tasks"]:
+        del t["LogConfig"]  # stored before tasks had one: Nomad's defaults, so nothing is replaced
+    assert spec_digest(job, "g") == old

@@ -58,6 +58,14 @@ RESCHEDULE_MIN_INTERVAL_NS = 15 * SECOND_NS  # Nomad's ReschedulePolicyMinInterv
 DEFAULT_CPU_MHZ = 100
 DEFAULT_MEMORY_MB = 300
 DEFAULT_KILL_TIMEOUT_NS = 5 * SECOND_NS
+# A task's logs block (Nomad's structs.DefaultLogConfig): at most 10 files of
+# 10 MB per stream, so a task's stdout and stderr take at most 200 MB.
+DEFAULT_LOG_MAX_FILES = 10
+DEFAULT_LOG_MAX_FILE_SIZE_MB = 10
+# Upper bounds of our own (Nomad has none but the ephemeral disk, which this
+# agent does not model): a typo of 1e9 files or MB must not pass.
+MAX_LOG_MAX_FILES = 1000
+MAX_LOG_MAX_FILE_SIZE_MB = 100_000
 DEFAULT_PRIORITY = 50
 MAX_COUNT = 10_000  # allocations per group: a typo of 1e9 must not make a plan of a billion placements
 OPERANDS = ("=", "==", "is", "!=", "not", "regexp", "version", "semver", "is_set", "is_not_set",
@@ -245,12 +253,37 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
         t["Artifacts"] = artifacts
     else:
         t.pop("Artifacts", None)
+    t["LogConfig"] = log_config(t.get("LogConfig"), f"{field}.LogConfig")
     lifecycle = _lifecycle(t.get("Lifecycle"), f"{field}.Lifecycle")
     if lifecycle:
         t["Lifecycle"] = lifecycle
     else:
         t.pop("Lifecycle", None)  # a main task, as jobs without the block have always been stored
     return t
+
+
+def log_config(raw: Any, field: str) -> dict[str, Any]:
+    """A task's ``LogConfig`` with Nomad's defaults, validated with Nomad's messages
+    (``LogConfig.Validate``); null gives the defaults, as Nomad's Canonicalize."""
+    lc = _map(raw, field)
+    out = {}
+    for key, default, top in (("MaxFiles", DEFAULT_LOG_MAX_FILES, MAX_LOG_MAX_FILES),
+                              ("MaxFileSizeMB", DEFAULT_LOG_MAX_FILE_SIZE_MB, MAX_LOG_MAX_FILE_SIZE_MB)):
+        v = lc.get(key)
+        out[key] = _int(v, f"{field}.{key}", default=default, minimum=None, maximum=top)
+    _need(out["MaxFiles"] >= 1, f"{field}.MaxFiles", f"minimum number of files is 1; got {out['MaxFiles']}")
+    _need(out["MaxFileSizeMB"] >= 1, f"{field}.MaxFileSizeMB",
+          f"minimum file size is 1MB; got {out['MaxFileSizeMB']}")
+    out["Disabled"] = _bool(lc.get("Disabled"), f"{field}.Disabled")
+    return out
+
+
+def log_settings(task: dict[str, Any]) -> tuple[int, int, bool]:
+    """(max files, max file size in bytes, disabled) of a task; a task stored before LogConfig
+    existed has Nomad's defaults."""
+    lc = task.get("LogConfig") or {}
+    return (int(lc.get("MaxFiles") or DEFAULT_LOG_MAX_FILES),
+            int(lc.get("MaxFileSizeMB") or DEFAULT_LOG_MAX_FILE_SIZE_MB) << 20, bool(lc.get("Disabled")))
 
 
 LIFECYCLE_HOOKS = ("prestart", "poststart", "poststop")  # Nomad's TaskLifecycleHook* constants
@@ -910,7 +943,8 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
         if g["Name"] == group:
             return (repr(sorted((t["Name"], t["Driver"], repr(sorted(t["Config"].items())),
                                  t["Resources"]["CPU"], t["Resources"]["MemoryMB"],
-                                 repr(sorted(t.get("Env", {}).items())), repr(t.get("Artifacts") or []))
+                                 repr(sorted(t.get("Env", {}).items())), repr(t.get("Artifacts") or []),
+                                 log_settings(t))
                                 for t in g["Tasks"])),)
     return ()
 
