@@ -30,3 +30,10 @@ def test_a_fifo_in_the_alloc_dir_is_refused_without_blocking(tmp_path) -> None:
         f.close()
     with pytest.raises(LogNotFound, match="not a regular file"):
         AllocLogs(str(tmp_path)).read("a1", "t", "stdout")
+
+
+def test_a_task_name_that_is_no_path_part_is_refused_naming_the_task_not_the_allocation(tmp_path) -> None:
+    (tmp_path / "a1" / "alloc" / "logs").mkdir(parents=True)
+    for task in ("../../x", "a b", ""):  # was 'Unknown allocation "a1"', for an allocation that is there
+        with pytest.raises(LogNotFound, match=f"task {task!r} has no stdout log in allocation a1"):
+            AllocLogs(str(tmp_path)).read("a1", task, "stdout")

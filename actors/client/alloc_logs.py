@@ -41,8 +41,10 @@ class AllocLogs:
 
     def read(self, alloc_id: str, task: str, kind: str, *, origin: str = "start", offset: int = 0,
              limit: int = 1 << 20) -> LogChunk:
-        if not _SAFE.match(alloc_id) or not _SAFE.match(task):
+        if not _SAFE.match(alloc_id):
             raise LogNotFound(f"Unknown allocation \"{alloc_id}\"")
+        if not _SAFE.match(task):  # ("../x" is no task's name; the allocation may well exist)
+            raise LogNotFound(f"task {task!r} has no {kind} log in allocation {alloc_id}")
         if kind not in LOG_TYPES:
             raise ValueError(f"invalid log type {kind!r}: want stdout or stderr")
         if origin not in ("start", "end"):
