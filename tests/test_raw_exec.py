@@ -23,7 +23,7 @@ from actors.client.alloc_runner import (
     FileAllocStore,
     SetAllocs,
 )
-from actors.client.drivers import DriverError, RawExecDriver, TaskHandle
+from actors.client.drivers import DriverError, LogSettings, RawExecDriver, TaskHandle
 from runtime.actor import NodeActor
 from runtime.prod import ProdNode
 
@@ -83,9 +83,10 @@ def driver(started):
 
 
 def run(driver: RawExecDriver, tmp_path: Any, script: str, *, task: str = "web", alloc_id: str = "a1",
-        env: dict[str, str] | None = None) -> TaskHandle:
+        env: dict[str, str] | None = None, logs: LogSettings | None = None) -> TaskHandle:
     task_dir = str(tmp_path / alloc_id / task)
-    return driver.start(alloc_id, task, {"command": SH, "args": ["-c", script]}, task_dir, env or {})
+    return driver.start(alloc_id, task, {"command": SH, "args": ["-c", script]}, task_dir, env or {},
+                        logs=logs)
 
 
 def exit_of(driver: RawExecDriver, h: TaskHandle, timeout_s: float = 10.0) -> Any:
@@ -106,6 +107,36 @@ def test_output_goes_to_nomads_log_files_in_the_task_dir(driver, tmp_path):
     for d in ("local", "secrets", "tmp"):
         assert (tmp_path / "a1" / "web" / d).is_dir()
     assert (tmp_path / "a1" / "web" / "secrets").stat().st_mode & 0o777 == 0o700
+
+
+def test_output_is_rotated_by_the_tasks_logs_block_and_complete_when_its_exit_is_told(driver, tmp_path):
+    h = run(driver, tmp_path, 'i=0; while [ $i -lt 400 ]; do echo "line $i"; i=$((i+1)); done; echo err >&2',
+            logs=LogSettings(max_files=3, max_file_bytes=1000))
+    assert exit_of(driver, h).exit_code == 0
+    logs = tmp_path / "a1" / "alloc" / "logs"
+    names = sorted(os.listdir(logs))
+    assert names == ["web.stderr.0", "web.stdout.1", "web.stdout.2", "web.stdout.3"]  # 0 was pruned
+    parts = [(logs / f"web.stdout.{i}").read_bytes() for i in (1, 2, 3)]
+    assert [len(p) for p in parts[:2]] == [1000, 1000]
+    assert b"".join(parts).endswith(b"line 398\nline 399\n")  # all of it, though told at once
+    assert (logs / "web.stderr.0").read_bytes() == b"err\n"
+
+
+def test_rotators_run_in_their_own_session_so_they_outlive_the_agent_and_its_signals(driver, tmp_path):
+    h = run(driver, tmp_path, "exec sleep 30")
+    loggers = driver._task_loggers[h.pid]
+    assert len(loggers) == 2
+    for p in loggers:
+        assert os.getsid(p.pid) == p.pid and os.getsid(p.pid) not in (os.getsid(0), h.pgid)
+    driver.kill(h)
+    exit_of(driver, h)
+    assert all(p.poll() is not None for p in loggers)  # end of file once the task is gone: they end too
+
+
+def test_disabled_logs_send_the_output_nowhere(driver, tmp_path):
+    h = run(driver, tmp_path, "echo hidden; echo hidden >&2", logs=LogSettings(disabled=True))
+    assert exit_of(driver, h).exit_code == 0
+    assert os.listdir(tmp_path / "a1" / "alloc" / "logs") == []
 
 
 def test_exit_codes_and_signals_are_reported(driver, tmp_path):

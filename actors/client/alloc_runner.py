@@ -89,7 +89,7 @@ from actors.client.checks import (
     WatchChecks,
     alloc_checks,
 )
-from actors.client.drivers import Driver, DriverError, ExitResult, TaskHandle, signal_number
+from actors.client.drivers import Driver, DriverError, ExitResult, LogSettings, TaskHandle, signal_number
 from runtime.actor import NodeActor
 from runtime.env import Env
 
@@ -386,6 +386,7 @@ class TaskSpec:
     artifacts: tuple[ArtifactSpec, ...] = ()  # fetched before the task first starts
     hook: str = ""  # its lifecycle hook: prestart, poststart or poststop; "" for a main task
     sidecar: bool = False  # a lifecycle task that runs as long as the main tasks, not once
+    logs: LogSettings = field(default_factory=LogSettings)  # its logs block (LogConfig): rotation
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,7 +475,20 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     memory_mb=_get(res, "MemoryMB", int, f"{w}.Resources", 0),
                     kill_timeout_s=min(kill_timeout, cfg.max_kill_timeout_s),
                     kill_signal=kill_signal, user=_get(raw, "User", str, w, ""),
-                    payload_file=_payload_file(raw, w), artifacts=artifacts, **_lifecycle(raw, w))
+                    payload_file=_payload_file(raw, w), artifacts=artifacts, logs=_log_settings(raw, w),
+                    **_lifecycle(raw, w))
+
+
+def _log_settings(raw: Any, where: str) -> LogSettings:
+    """The task's ``LogConfig`` (MaxFiles, MaxFileSizeMB, Disabled); none: Nomad's defaults."""
+    lc = _get(raw, "LogConfig", dict, where, {}) or {}
+    default = LogSettings()
+    files = _get(lc, "MaxFiles", int, f"{where}.LogConfig", default.max_files)
+    size_mb = _get(lc, "MaxFileSizeMB", int, f"{where}.LogConfig", default.max_file_bytes >> 20)
+    if files < 1 or size_mb < 1:
+        raise AllocError(f"{where}.LogConfig: MaxFiles and MaxFileSizeMB must be >= 1")
+    return LogSettings(max_files=files, max_file_bytes=size_mb << 20,
+                       disabled=_get(lc, "Disabled", bool, f"{where}.LogConfig", False))
 
 
 def _lifecycle(raw: Any, where: str) -> dict[str, Any]:
@@ -1340,7 +1354,7 @@ class AllocRunner(NodeActor):
             return
         try:
             handle = driver.start(a.alloc_id, t.spec.name, interpolate(t.spec.config, env), task_dir, env,
-                                  user=t.spec.user)
+                                  user=t.spec.user, logs=t.spec.logs)
         except DriverError as exc:
             self._start_failed(a, t, str(exc), exc.recoverable, now)
             return

@@ -15,7 +15,7 @@ timeouts, client status) and talks to a driver through this contract:
 
 Two drivers keep that contract: :class:`RawExecDriver` (Nomad's
 ``raw_exec``: a real process in its own process group, output to Nomad's
-log files) and :class:`SimDriver` (the simulator's: no I/O, virtual time,
+rotated log files) and :class:`SimDriver` (the simulator's: no I/O, virtual time,
 and verbs a simulation uses to crash tasks or look at what runs).
 """
 
@@ -27,6 +27,8 @@ import logging
 import os
 import signal as _signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,6 +37,25 @@ log = logging.getLogger("nomad.client.driver")
 
 # Nomad's executor reports a task killed by signal N as exit code 128 + N.
 EXIT_SIGNAL_BASE = 128
+# A task's exit is reported once its log rotators have written all it said
+# (they end at end of file), but no later than this after the exit: a child
+# the task left behind may hold its output open for ever.  Two seconds drain
+# far more than a pipe holds (64 KiB) and delay a stop by little.
+LOG_DRAIN_S = 2.0
+LOG_STREAMS = ("stdout", "stderr")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogSettings:
+    """A task's ``logs`` block as the driver needs it; the defaults are Nomad's (10 files of 10 MB)."""
+
+    max_files: int = 10
+    max_file_bytes: int = 10 << 20
+    disabled: bool = False  # Nomad's logs.disabled: the task's output goes nowhere
+
+    def __post_init__(self) -> None:
+        if self.max_files < 1 or self.max_file_bytes < 1:
+            raise ValueError("log settings: max_files and max_file_bytes must be >= 1")
 
 
 class DriverError(Exception):
@@ -100,7 +121,7 @@ class Driver(Protocol):
     name: str
 
     def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
-              env: dict[str, str], user: str = "") -> TaskHandle: ...
+              env: dict[str, str], user: str = "", logs: LogSettings | None = None) -> TaskHandle: ...
 
     def poll(self, handle: TaskHandle) -> ExitResult | None: ...
 
@@ -188,8 +209,10 @@ class RawExecDriver:
     """Nomad's ``raw_exec``: the command runs unisolated, as the agent's user.
 
     Layout as Nomad's: the task runs in ``<alloc_dir>/<task>`` (``task_dir``),
-    with ``local``, ``secrets`` and ``tmp`` under it, and writes stdout and
-    stderr to ``<alloc_dir>/alloc/logs/<task>.stdout.0`` / ``.stderr.0``.
+    with ``local``, ``secrets`` and ``tmp`` under it; its stdout and stderr
+    go through pipes to two rotator processes (``actors.client.logmon``)
+    that write ``<alloc_dir>/alloc/logs/<task>.stdout.<N>`` / ``.stderr.<N>``
+    as the task's ``logs`` block says (:class:`LogSettings`).
     The process starts a new session, so it leads its own process group and
     signals reach its children too.
 
@@ -202,30 +225,30 @@ class RawExecDriver:
         self.name = name
         self._procs: dict[int, subprocess.Popen[bytes]] = {}  # pid -> our child, until reaped
         self._ps: dict[tuple[int, float], dict[int, Any]] = {}  # per task: pid -> psutil.Process
+        # Log rotators (actors.client.logmon processes) we started: reaped when
+        # they end; a task's own are waited for (LOG_DRAIN_S) before its exit is told.
+        self._loggers: list[subprocess.Popen[bytes]] = []
+        self._task_loggers: dict[int, tuple[subprocess.Popen[bytes], ...]] = {}  # task pid -> its two
+        self._drain_since: dict[int, float] = {}  # task pid -> when its exit was first seen
 
     def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
-              env: dict[str, str], user: str = "") -> TaskHandle:
+              env: dict[str, str], user: str = "", logs: LogSettings | None = None) -> TaskHandle:
         import psutil
 
         command, args = check_command_config(self.name, config)
         run_as = resolve_user(self.name, user)
         alloc_dir = os.path.dirname(os.path.normpath(task_dir))
-        logs = os.path.join(alloc_dir, "alloc", "logs")
+        logs_dir = os.path.join(alloc_dir, "alloc", "logs")
         try:
-            for d in (logs, os.path.join(alloc_dir, "alloc", "data"), os.path.join(alloc_dir, "alloc", "tmp"),
-                      os.path.join(task_dir, "local"), os.path.join(task_dir, "tmp")):
+            for d in (logs_dir, os.path.join(alloc_dir, "alloc", "data"),
+                      os.path.join(alloc_dir, "alloc", "tmp"), os.path.join(task_dir, "local"),
+                      os.path.join(task_dir, "tmp")):
                 os.makedirs(d, exist_ok=True)
             os.makedirs(os.path.join(task_dir, "secrets"), mode=0o700, exist_ok=True)
-            out = open(os.path.join(logs, f"{task_name}.stdout.0"), "ab")
         except OSError as exc:
             why = f"{self.name}: cannot prepare the task directory: {exc}"
             raise DriverError(why, recoverable=True) from exc
-        try:
-            err = open(os.path.join(logs, f"{task_name}.stderr.0"), "ab")
-        except OSError as exc:
-            out.close()
-            why = f"{self.name}: cannot open the task's stderr log: {exc}"
-            raise DriverError(why, recoverable=True) from exc
+        out, err, loggers = self._log_sinks(logs_dir, task_name, logs or LogSettings())
         try:
             ids: dict[str, Any] = {}
             if run_as is not None:  # least privilege: the task's own user, its groups, not ours
@@ -234,7 +257,9 @@ class RawExecDriver:
                     for d in (os.path.join(alloc_dir, "alloc"), task_dir):
                         _chown_tree(d, run_as[0], run_as[1])
             proc = subprocess.Popen([command, *args], cwd=task_dir, env={**os.environ, **env},
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL if out < 0 else out,
+                                    stderr=subprocess.DEVNULL if err < 0 else err,
                                     start_new_session=True, close_fds=True, **ids)
         except FileNotFoundError as exc:
             raise DriverError(f"{self.name}: command {command!r} not found") from exc
@@ -243,9 +268,12 @@ class RawExecDriver:
         except OSError as exc:
             raise DriverError(f"{self.name}: failed to start {command!r}: {exc}", recoverable=True) from exc
         finally:
-            out.close()
-            err.close()
+            for fd in (out, err):  # the task and its rotators hold their own ends now
+                if fd >= 0:
+                    os.close(fd)
         self._procs[proc.pid] = proc
+        if loggers:
+            self._task_loggers[proc.pid] = loggers
         try:
             start_time = psutil.Process(proc.pid).create_time()
         except psutil.Error:
@@ -257,7 +285,7 @@ class RawExecDriver:
         proc = self._procs.get(handle.pid)
         if proc is not None:
             code = proc.poll()  # reaps our child
-            if code is None:
+            if code is None or not self._logs_drained(handle.pid):
                 return None
             del self._procs[handle.pid]
             self._forget(handle)
@@ -315,6 +343,59 @@ class RawExecDriver:
                 del procs[pid]
         self._ps[key] = procs  # children that exited are dropped with the old map
         return {"pid": handle.pid, "cpu_percent": cpu, "rss_bytes": rss, "processes": len(procs)}
+
+    # ------------------------------------------------------------ logs
+    def _log_sinks(self, logs_dir: str, task_name: str,
+                   logs: LogSettings) -> tuple[int, int, tuple[subprocess.Popen[bytes], ...]]:
+        """The write ends of the task's stdout and stderr: pipes into two new rotators (also returned).
+
+        (-1, -1, ()) when the logs are disabled (the output goes to /dev/null).
+        The rotators run ``actors/client/logmon.py`` by path, isolated (-I -S:
+        no site, no environment), in their own sessions, so they outlive this
+        agent as the task does; see that module for why.
+        """
+        self._reap_loggers()
+        if logs.disabled:
+            return -1, -1, ()
+        from actors.client import logmon
+
+        ends: list[int] = []
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            for kind in LOG_STREAMS:
+                r, w = os.pipe()
+                ends.append(w)
+                try:
+                    procs.append(subprocess.Popen(
+                        [sys.executable, "-I", "-S", logmon.__file__, logs_dir, f"{task_name}.{kind}",
+                         str(logs.max_files), str(logs.max_file_bytes)],
+                        stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=logs_dir,
+                        start_new_session=True, close_fds=True))
+                    self._loggers.append(procs[-1])
+                finally:
+                    os.close(r)
+        except OSError as exc:
+            for w in ends:  # a rotator already started reads end of file and exits
+                os.close(w)
+            raise DriverError(f"{self.name}: cannot start the task's log rotator: {exc}",
+                              recoverable=True) from exc
+        return ends[0], ends[1], tuple(procs)
+
+    def _logs_drained(self, pid: int) -> bool:
+        """The exited task's rotators have ended, or LOG_DRAIN_S has passed since its exit was seen."""
+        self._reap_loggers()
+        loggers = self._task_loggers.get(pid, ())
+        if any(p.returncode is None for p in loggers):
+            since = self._drain_since.setdefault(pid, time.monotonic())
+            if time.monotonic() - since < LOG_DRAIN_S:
+                return False
+            log.warning("task pid %d exited but its output is still open (a child left running?)", pid)
+        self._task_loggers.pop(pid, None)
+        self._drain_since.pop(pid, None)
+        return True
+
+    def _reap_loggers(self) -> None:
+        self._loggers = [p for p in self._loggers if p.poll() is None]
 
     # ------------------------------------------------------------ helpers
     def _same_process(self, handle: TaskHandle) -> bool | None:
@@ -418,7 +499,8 @@ class SimDriver:
 
     # ------------------------------------------------------------ driver contract
     def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
-              env: dict[str, str], user: str = "") -> TaskHandle:
+              env: dict[str, str], user: str = "", logs: LogSettings | None = None) -> TaskHandle:
+        # No files here: a simulated task writes no output, so its logs block has nothing to rotate.
         check_command_config(self.name, config, required=False)
         fail = config.get("fail_start")
         if fail:

@@ -1,0 +1,142 @@
+"""A task's log rotator: its own small process per stream (Nomad's logmon).
+
+The raw_exec driver (``actors.client.drivers``) starts one of these for the
+task's stdout and one for its stderr, each reading the task's output from a
+pipe on its stdin and writing Nomad's rotated files
+``<alloc_dir>/alloc/logs/<task>.<stdout|stderr>.<N>``: a new index when the
+current file reaches ``max_file_size``, at most ``max_files`` of them kept
+(the oldest deleted)::
+
+    python -m actors.client.logmon <log dir> <task>.stdout <max files> <max file bytes>
+
+Why a process, not greenlets in the agent: a task outlives its client agent
+(a restarted agent re-attaches to it), and so must whatever drains its
+output.  A pipe read by the agent would lose its reader when the agent
+stops; the task would then block on a full pipe or die of SIGPIPE.  This
+process runs in its own session (the task's signals do not reach it), is
+no child of the agent once that restarts, and ends by itself at end of
+file -- when the task and every child that inherited its output are gone.
+
+Bounded: a file never grows past ``max_file_bytes`` (a burst larger than
+a file is split over several), at most ``max_files`` files stay, and one
+read takes at most :data:`READ_CHUNK_BYTES`.  A failed write (disk full)
+drops that output and keeps reading, so the task never blocks on its logs.
+Bytes are written as they come: a line may be split between two files, as
+Nomad's rotator splits it; the files read in index order give the stream.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+
+# One read from the pipe at most: a chatty task is drained in 64 KiB steps
+# (the Linux pipe buffer), so memory stays bounded whatever it writes.
+READ_CHUNK_BYTES = 64 << 10
+
+
+def indexes(log_dir: str, base: str) -> list[int]:
+    """The indexes of ``<base>.<N>`` files in *log_dir*, ascending."""
+    pat = re.compile(re.escape(base) + r"\.(0|[1-9][0-9]{0,17})$")
+    try:
+        names = os.listdir(log_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(int(m.group(1)) for m in map(pat.match, names) if m)
+
+
+class Rotator:
+    """Appends a stream to ``<log_dir>/<base>.<N>``, rotating by size and pruning by count.
+
+    Started again on files an earlier rotator left (a task restarted in the
+    same allocation), it goes on at the highest index, as Nomad's
+    FileRotator does, so the files stay one stream in index order.
+    """
+
+    def __init__(self, log_dir: str, base: str, max_files: int, max_file_bytes: int) -> None:
+        if max_files < 1 or max_file_bytes < 1:
+            raise ValueError("max_files and max_file_bytes must be >= 1")
+        self.log_dir, self.base = log_dir, base
+        self.max_files, self.max_file_bytes = max_files, max_file_bytes
+        self.dropped_bytes = 0  # output lost to write errors (disk full...)
+        have = indexes(log_dir, base)
+        self.index = have[-1] if have else 0
+        self._fd = -1
+        self._size = 0
+
+    def path(self, index: int) -> str:
+        return os.path.join(self.log_dir, f"{self.base}.{index}")
+
+    def write(self, data: bytes) -> None:
+        """Append *data*, moving to the next index whenever the current file is full."""
+        view = memoryview(data)
+        while view:
+            try:
+                if self._fd < 0:
+                    self._open()
+                room = self.max_file_bytes - self._size
+                if room <= 0:
+                    self._rotate()
+                    continue
+                n = os.write(self._fd, view[:room])
+            except OSError:
+                self.dropped_bytes += len(view)  # never block the task on its logs: drop and go on
+                self.close()
+                return
+            self._size += n
+            view = view[n:]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _open(self) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        self._fd = os.open(self.path(self.index), flags, 0o644)
+        self._size = os.fstat(self._fd).st_size
+
+    def _rotate(self) -> None:
+        self.close()
+        self.index += 1
+        self._open()
+        self._prune()
+
+    def _prune(self) -> None:
+        """Delete the files older than the newest ``max_files``."""
+        for old in indexes(self.log_dir, self.base):
+            if old > self.index - self.max_files:
+                break
+            try:
+                os.unlink(self.path(old))
+            except FileNotFoundError:
+                pass
+
+
+def pump(read: Callable[[int], bytes], rot: Rotator) -> None:
+    """Copy what *read* returns into *rot* until end of file."""
+    while True:
+        data = read(READ_CHUNK_BYTES)
+        if not data:
+            return
+        rot.write(data)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 4:
+        print("usage: python -m actors.client.logmon <log dir> <base name> <max files> <max file bytes>",
+              file=sys.stderr)
+        return 2
+    log_dir, base, max_files, max_bytes = argv[0], argv[1], int(argv[2]), int(argv[3])
+    rot = Rotator(log_dir, base, max_files, max_bytes)
+    try:
+        pump(lambda n: os.read(0, n), rot)
+    finally:
+        rot.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,81 @@
+"""A task's log rotator (actors.client.logmon): rotation by size, pruning by count, as Nomad's logmon."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from actors.client import logmon
+from actors.client.logmon import Rotator, indexes
+
+
+def files(d) -> dict[int, bytes]:
+    return {i: (d / f"web.stdout.{i}").read_bytes() for i in indexes(str(d), "web.stdout")}
+
+
+def test_a_file_full_at_max_size_moves_output_to_the_next_index(tmp_path):
+    rot = Rotator(str(tmp_path), "web.stdout", 10, 8)
+    for line in (b"abc\n", b"defg\n", b"hi\n"):
+        rot.write(line)
+    rot.close()
+    assert files(tmp_path) == {0: b"abc\ndefg", 1: b"\nhi\n"}
+
+
+def test_only_the_newest_max_files_are_kept(tmp_path):
+    rot = Rotator(str(tmp_path), "web.stdout", 3, 4)
+    for i in range(10):
+        rot.write(b"%03d\n" % i)
+    rot.close()
+    assert files(tmp_path) == {7: b"007\n", 8: b"008\n", 9: b"009\n"}
+
+
+def test_partial_lines_are_joined_in_order_across_writes_and_files(tmp_path):
+    rot = Rotator(str(tmp_path), "web.stdout", 10, 5)
+    for part in (b"par", b"tial li", b"ne\nnext", b" one\n"):
+        rot.write(part)
+    rot.close()
+    got = files(tmp_path)
+    assert all(len(v) <= 5 for v in got.values()) and b"".join(got.values()) == b"partial line\nnext one\n"
+
+
+def test_a_burst_larger_than_a_file_is_split_over_several_and_bounded(tmp_path):
+    rot = Rotator(str(tmp_path), "web.stdout", 4, 1000)
+    burst = bytes(range(256)) * 20  # 5120 bytes in one write
+    rot.write(burst)
+    rot.close()
+    got = files(tmp_path)
+    assert sorted(got) == [2, 3, 4, 5] and b"".join(got.values()) == burst[-len(b"".join(got.values())):]
+    assert [len(v) for v in got.values()] == [1000, 1000, 1000, 120]
+
+
+def test_a_new_rotator_goes_on_at_the_highest_index_left(tmp_path):
+    rot = Rotator(str(tmp_path), "web.stdout", 10, 6)
+    rot.write(b"12345678")
+    rot.close()
+    again = Rotator(str(tmp_path), "web.stdout", 10, 6)  # the task restarted in the same allocation
+    again.write(b"ab")
+    again.write(b"cdef")
+    again.close()
+    assert files(tmp_path) == {0: b"123456", 1: b"78abcd", 2: b"ef"}
+    assert indexes(str(tmp_path), "web.stderr") == []
+
+
+def test_a_failed_write_drops_that_output_and_the_rotator_goes_on(tmp_path):
+    rot = Rotator(str(tmp_path / "gone"), "web.stdout", 3, 10)  # its directory is missing
+    rot.write(b"lost\n")
+    assert rot.dropped_bytes == 5
+    os.mkdir(tmp_path / "gone")
+    rot.write(b"kept\n")
+    rot.close()
+    assert (tmp_path / "gone" / "web.stdout.0").read_bytes() == b"kept\n"
+
+
+def test_the_rotator_process_copies_its_stdin_until_end_of_file(tmp_path):
+    data = b"".join(b"line %d\n" % i for i in range(2000))  # ~17 KB through a 4 KB-file rotation
+    argv = [sys.executable, "-I", "-S", logmon.__file__, str(tmp_path), "web.stdout", "3", "4096"]
+    proc = subprocess.run(argv, input=data, timeout=30, check=True)
+    assert proc.returncode == 0
+    got = files(tmp_path)
+    assert len(got) == 3 and all(len(v) <= 4096 for v in got.values())
+    assert data.endswith(b"".join(got.values()))
