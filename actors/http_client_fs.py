@@ -10,8 +10,14 @@ frame ``{"File", "Offset", "Data"}`` (Data base64, as Nomad's StreamFrame).
 ``nomad alloc logs`` asks the node that runs the allocation directly, found
 through the servers.
 
+Offsets count across the task's rotated files (``<task>.<type>.<N>``) from
+the start of the lowest index still kept, as Nomad's: a one-shot answer's
+``Offset`` is where its data ends in that whole stream and its ``File`` the
+file it ends in; a followed frame's ``Offset`` is within its ``File``.
+
 ``follow=true`` streams (chunked): what the log holds from the offset, then
-whatever is appended, polled every ``FOLLOW_POLL_S``, until the task is dead
+whatever is appended, onto the next file when the current one is rotated,
+polled every ``FOLLOW_POLL_S``, until the task is dead
 and everything it wrote has been sent (as Nomad ends a followed log), or
 its allocation directory is gone, or the caller hangs up.  Frames carry
 their byte offset; an idle framed stream sends Nomad's heartbeat frame
@@ -30,7 +36,15 @@ from typing import Any
 
 import gevent
 
-from actors.client.alloc_logs import AllocFS, LogChunk, LogNotFound, NotAFile, OpenFile, PathRefused
+from actors.client.alloc_logs import (
+    AllocFS,
+    LogChunk,
+    LogFileGone,
+    LogNotFound,
+    NotAFile,
+    OpenFile,
+    PathRefused,
+)
 from actors.client.alloc_runner import GetTaskState
 from actors.http_api import Answer, Api, CodedError, Request, Response, Stream, query_flag, require, route
 
@@ -88,7 +102,8 @@ def client_fs_logs(req: Request, api: Api) -> Any:
 
 
 def _frame(chunk: LogChunk) -> bytes:
-    return json.dumps({"Offset": chunk.offset + len(chunk.data), "Data": base64.b64encode(chunk.data).decode(),
+    """A followed frame: the file its data is from and the offset in that file where it ends."""
+    return json.dumps({"Offset": chunk.file_end, "Data": base64.b64encode(chunk.data).decode(),
                        "File": chunk.file}).encode()
 
 
@@ -102,27 +117,44 @@ def _task_dead(api: Api, alloc_id: str, task: str) -> bool:
 
 def _follow(api: Api, logs: Any, alloc_id: str, task: str, kind: str, first: LogChunk,
             plain: bool) -> Iterator[bytes]:
-    """The followed log, chunk by chunk (runs in the request's greenlet: the HTTP edge)."""
-    chunk, beat = first, monotonic()
+    """The followed log, chunk by chunk (runs in the request's greenlet: the HTTP edge).
+
+    After the first window it goes on file by file from where that ended: a
+    file read to its end is left for the next index once the rotator has
+    made one (as Nomad's -f follows onto the next file), and a file deleted
+    under a slow follower is skipped for the lowest index still kept.
+    """
+    beat = monotonic()
+    if first.data:
+        yield first.data if plain else _frame(first)
+        beat = monotonic()
+    index, pos = first.index, first.file_end
     try:
         while True:
+            # Asked before the read: a task already dead has written all it
+            # will, so nothing more in this file and no next one ends the stream.
+            dead = _task_dead(api, alloc_id, task)
+            try:
+                chunk = logs.read_file(alloc_id, task, kind, index, pos, MAX_LOG_BYTES)
+            except LogFileGone:
+                nxt = logs.next_index(alloc_id, task, kind, index)
+                if nxt is None:
+                    return  # every file of the log is gone
+                index, pos = nxt, 0
+                continue
             if chunk.data:
                 yield chunk.data if plain else _frame(chunk)
                 beat = monotonic()
-            offset = chunk.offset + len(chunk.data)
-            if len(chunk.data) >= MAX_LOG_BYTES:  # more is waiting already
-                chunk = logs.read(alloc_id, task, kind, offset=offset, limit=MAX_LOG_BYTES)
+                pos = chunk.file_end
                 continue
-            # Caught up.  Asked before the read: a task already dead has
-            # written all it will, so an empty read after it ends the stream.
-            dead = _task_dead(api, alloc_id, task)
-            chunk = logs.read(alloc_id, task, kind, offset=offset, limit=MAX_LOG_BYTES)
-            if chunk.size < offset:  # truncated under us: follow it again from its start
+            if chunk.size < pos:  # truncated under us: follow it again from its start
                 if not plain:
                     yield json.dumps({"File": chunk.file, "FileEvent": "file truncated"}).encode()
-                chunk = logs.read(alloc_id, task, kind, offset=0, limit=MAX_LOG_BYTES)
+                pos = 0
                 continue
-            if chunk.data:
+            nxt = logs.next_index(alloc_id, task, kind, index)
+            if nxt is not None:  # rotated: this file is complete, its successor has the rest
+                index, pos = nxt, 0
                 continue
             if dead:
                 return

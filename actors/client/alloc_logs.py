@@ -1,9 +1,15 @@
 """Reading a task's logs from its allocation directory (an edge: file I/O).
 
-raw_exec writes ``<alloc_dir>/<alloc_id>/alloc/logs/<task>.stdout.0`` and
-``.stderr.0`` (Nomad's layout and names).  :class:`AllocLogs` reads a window
-of one of them for ``/v1/client/fs/logs/<alloc_id>``: from ``offset`` bytes
-after the start, or before the end (``origin=end``), at most ``limit`` bytes.
+raw_exec's rotators (``actors.client.logmon``) write
+``<alloc_dir>/<alloc_id>/alloc/logs/<task>.stdout.<N>`` and ``.stderr.<N>``
+(Nomad's layout and names): a new index when a file is full, the oldest
+deleted beyond the task's ``max_files``.  :class:`AllocLogs` reads them as
+one stream for ``/v1/client/fs/logs/<alloc_id>``, as Nomad's logs API does:
+offsets count from the start of the lowest index still on disk, across the
+files in index order; a window starts ``offset`` bytes after that start, or
+before the end of the newest file (``origin=end``), and holds at most
+``limit`` bytes, from as many files as it spans.  A follower goes on file
+by file (:meth:`AllocLogs.read_file`, :meth:`AllocLogs.next_index`).
 
 :class:`AllocFS` lists, stats and opens any file of the allocation
 directory for ``/v1/client/fs/{ls,stat,cat,readat,stream}``, refusing paths
@@ -19,6 +25,8 @@ import stat as st
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from actors.client.logmon import indexes
+
 LOG_TYPES = ("stdout", "stderr")
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # IDs and task names become path parts
 
@@ -27,12 +35,18 @@ class LogNotFound(Exception):
     """No such allocation on this client, or no such task log (the message says which)."""
 
 
+class LogFileGone(Exception):
+    """The log file a follower was reading was deleted (rotated away): go on at the next index."""
+
+
 @dataclass(frozen=True, slots=True)
 class LogChunk:
     data: bytes
-    offset: int  # where data starts in the file
-    size: int  # the file's size when read
-    file: str  # relative to the allocation directory, as Nomad names it
+    offset: int  # where data starts: in the whole stream (read), or in its file (read_file)
+    size: int  # the stream's size (read), or the file's (read_file), when read
+    file: str  # relative to the allocation directory, as Nomad names it: the file data ends in
+    index: int = 0  # that file's index
+    file_end: int = 0  # where data ends in that file: a follower goes on from (index, file_end)
 
 
 class AllocLogs:
@@ -41,35 +55,95 @@ class AllocLogs:
 
     def read(self, alloc_id: str, task: str, kind: str, *, origin: str = "start", offset: int = 0,
              limit: int = 1 << 20) -> LogChunk:
+        """A window of the task's log, across its rotated files (see the module's docstring)."""
+        if origin not in ("start", "end"):
+            raise ValueError(f"invalid origin {origin!r}: want start or end")
+        if offset < 0 or limit < 0:
+            raise ValueError("offset and limit must be >= 0")
+        log_dir, files = self._files(alloc_id, task, kind)
+        total = sum(size for _, size in files)
+        start = min(total, offset) if origin == "start" else max(0, total - offset)
+        want = min(limit, total - start)
+        end_index, end_pos = files[-1]
+        parts: list[bytes] = []
+        got, base = 0, 0
+        for index, size in files:
+            pos = start + got
+            if pos >= base + size or got >= want:
+                base += size
+                continue
+            data = self._pread(log_dir, task, kind, index, pos - base, min(size - (pos - base), want - got))
+            parts.append(data)
+            got += len(data)
+            end_index, end_pos = index, pos - base + len(data)
+            base += size
+        return LogChunk(data=b"".join(parts), offset=start, size=total, file=_rel(task, kind, end_index),
+                        index=end_index, file_end=end_pos)
+
+    def read_file(self, alloc_id: str, task: str, kind: str, index: int, pos: int, limit: int) -> LogChunk:
+        """At most *limit* bytes of one log file from *pos*; :class:`LogFileGone` if it was deleted."""
+        log_dir = self._log_dir(alloc_id, task, kind)
+        try:
+            f = _open_regular(os.path.join(log_dir, f"{task}.{kind}.{index}"))
+        except FileNotFoundError:
+            if not os.path.isdir(os.path.dirname(log_dir)):
+                raise LogNotFound(f"Unknown allocation \"{alloc_id}\"") from None
+            raise LogFileGone(_rel(task, kind, index)) from None
+        except (IsADirectoryError, NotAFile):
+            why = f"task {task!r} {kind} log in allocation {alloc_id} is not a regular file"
+            raise LogNotFound(why) from None
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            data = os.pread(f.fileno(), min(limit, max(0, size - pos)), pos) if pos < size else b""
+        return LogChunk(data=data, offset=pos, size=size, file=_rel(task, kind, index), index=index,
+                        file_end=pos + len(data))
+
+    def next_index(self, alloc_id: str, task: str, kind: str, after: int) -> int | None:
+        """The lowest index above *after* still on disk (the file the rotator moved on to); None: none yet."""
+        higher = [i for i in indexes(self._log_dir(alloc_id, task, kind), f"{task}.{kind}") if i > after]
+        return higher[0] if higher else None
+
+    # -------------------------------------------------------- helpers
+    def _log_dir(self, alloc_id: str, task: str, kind: str) -> str:
         if not _SAFE.match(alloc_id):
             raise LogNotFound(f"Unknown allocation \"{alloc_id}\"")
         if not _SAFE.match(task):  # ("../x" is no task's name; the allocation may well exist)
             raise LogNotFound(f"task {task!r} has no {kind} log in allocation {alloc_id}")
         if kind not in LOG_TYPES:
             raise ValueError(f"invalid log type {kind!r}: want stdout or stderr")
-        if origin not in ("start", "end"):
-            raise ValueError(f"invalid origin {origin!r}: want start or end")
-        if offset < 0 or limit < 0:
-            raise ValueError("offset and limit must be >= 0")
         alloc_dir = os.path.join(self.root, alloc_id)
         if not os.path.isdir(alloc_dir):
             raise LogNotFound(f"Unknown allocation \"{alloc_id}\"")
-        rel = f"alloc/logs/{task}.{kind}.0"
+        return os.path.join(alloc_dir, "alloc", "logs")
+
+    def _files(self, alloc_id: str, task: str, kind: str) -> tuple[str, list[tuple[int, int]]]:
+        """The log directory and the task's (index, size) files, ascending; LogNotFound if none."""
+        log_dir = self._log_dir(alloc_id, task, kind)
+        files = []
+        for index in indexes(log_dir, f"{task}.{kind}"):
+            try:
+                info = os.stat(os.path.join(log_dir, f"{task}.{kind}.{index}"))
+            except FileNotFoundError:
+                continue  # rotated away since the listing
+            if not st.S_ISREG(info.st_mode):
+                raise LogNotFound(f"task {task!r} {kind} log in allocation {alloc_id} is not a regular file")
+            files.append((index, info.st_size))
+        if not files:
+            raise LogNotFound(f"task {task!r} has no {kind} log in allocation {alloc_id}")
+        return log_dir, files
+
+    @staticmethod
+    def _pread(log_dir: str, task: str, kind: str, index: int, pos: int, n: int) -> bytes:
+        """*n* bytes (fewer if it shrank or went) of one file from *pos*."""
         try:
-            f = _open_regular(os.path.join(alloc_dir, rel))
-        except FileNotFoundError:
-            raise LogNotFound(f"task {task!r} has no {kind} log in allocation {alloc_id}") from None
-        except (IsADirectoryError, NotAFile):
-            raise LogNotFound(f"task {task!r} {kind} log in allocation {alloc_id} is not a regular file") from None
-        try:
-            with f:
-                size = os.fstat(f.fileno()).st_size
-                start = min(size, offset) if origin == "start" else max(0, size - offset)
-                f.seek(start)
-                data = f.read(min(limit, size - start))
-        except FileNotFoundError:
-            raise LogNotFound(f"task {task!r} has no {kind} log in allocation {alloc_id}") from None
-        return LogChunk(data=data, offset=start, size=size, file=rel)
+            with _open_regular(os.path.join(log_dir, f"{task}.{kind}.{index}")) as f:
+                return os.pread(f.fileno(), n, pos) if n > 0 else b""
+        except (FileNotFoundError, NotAFile, IsADirectoryError):
+            return b""  # rotated away (or replaced) between the listing and the read
+
+
+def _rel(task: str, kind: str, index: int) -> str:
+    return f"alloc/logs/{task}.{kind}.{index}"
 
 
 # ------------------------------------------------------------ the allocation's file system
