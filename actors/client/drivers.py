@@ -359,6 +359,14 @@ class RawExecDriver:
             return -1, -1, ()
         from actors.client import logmon
 
+        for kind in LOG_STREAMS:  # the files are there when start returns, before the rotators run
+            if not logmon.indexes(logs_dir, f"{task_name}.{kind}"):
+                try:
+                    os.close(os.open(os.path.join(logs_dir, f"{task_name}.{kind}.0"),
+                                     os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
+                except OSError as exc:
+                    raise DriverError(f"{self.name}: cannot create the task's {kind} log: {exc}",
+                                      recoverable=True) from exc
         ends: list[int] = []
         procs: list[subprocess.Popen[bytes]] = []
         try:

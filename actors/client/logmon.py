@@ -65,6 +65,10 @@ class Rotator:
         self.index = have[-1] if have else 0
         self._fd = -1
         self._size = 0
+        try:
+            self._open()  # at once, as Nomad's: the file is there before the task writes
+        except OSError:
+            pass  # tried again on the first write
 
     def path(self, index: int) -> str:
         return os.path.join(self.log_dir, f"{self.base}.{index}")
