@@ -775,3 +775,12 @@ def test_lone_survivor_reconnects_to_every_failed_member_each_interval() -> None
     b.run(CFG.reconnect_interval_s)
     tried = {d for s, d, m in b.sent if s == addr(0) and isinstance(m, PushPullReq) and m.join}
     assert tried == {addr(i) for i in range(1, 6)}
+
+
+def test_a_members_port_from_the_wire_that_is_no_ascii_number_shows_as_0_not_an_error() -> None:
+    """'²' is a digit to str.isdigit but not to int(): /v1/agent/members must not 500 on such a peer."""
+    from actors.gossip.serf import SerfMember
+
+    assert SerfMember("a", "10.0.0.1:²", {}, bytes(6)).as_api()["Port"] == 0
+    assert SerfMember("b", "[::1]:4648", {}, bytes(6)).as_api()["Addr"] == "::1"
+    assert SerfMember("b", "[::1]:4648", {}, bytes(6)).as_api()["Port"] == 4648

@@ -133,7 +133,9 @@ class SerfMember:
         """Nomad's /v1/agent/members shape for this member."""
         host, _, port = self.addr.rpartition(":")
         v = self.vsn
-        return {"Name": self.name, "Addr": host.strip("[]"), "Port": int(port) if port.isdigit() else 0,
+        # A port from the wire that is no ASCII number ("²" is a digit to isdigit, not to int) shows as 0.
+        return {"Name": self.name, "Addr": host.strip("[]"),
+                "Port": int(port) if port.isascii() and port.isdigit() else 0,
                 "Tags": dict(self.tags), "Status": self.status,
                 "ProtocolMin": v[0], "ProtocolMax": v[1], "ProtocolCur": v[2],
                 "DelegateMin": v[3], "DelegateMax": v[4], "DelegateCur": v[5]}
