@@ -355,6 +355,33 @@ def test_alloc_logs_follow_prints_output_as_it_comes_and_ends_when_the_task_does
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-follow").returncode == 0
 
 
+def test_alloc_logs_reads_a_chatty_tasks_output_whole_across_its_rotated_files(dev, tmp_path):  # noqa: F811
+    # About 2.8 MB through 1 MB files, two kept: indexes 1 and 2 stay, 0 is pruned.
+    job = {"ID": "cli-rotate", "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": "chatty", "Driver": "raw_exec",
+                                            "Config": {"command": "seq", "args": ["1", "400000"]},
+                                            "LogConfig": {"MaxFiles": 2, "MaxFileSizeMB": 1},
+                                            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    path = tmp_path / "rotate.json"
+    path.write_text(json.dumps({"Job": job}))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    def done() -> list:
+        return [a for a in call(dev.http_port, "GET", "/v1/job/cli-rotate/allocations").json()
+                if a["ClientStatus"] == "complete"]
+    alloc_id = wait_for(done, "cli-rotate complete", PLACE_DEADLINE_S, dev.detail)[0]["ID"]
+    listing = call(dev.http_port, "GET", f"/v1/client/fs/ls/{alloc_id}?path=alloc/logs").json()
+    sizes = {f["Name"]: f["Size"] for f in listing if f["Name"].startswith("chatty.stdout.")}
+    assert sizes == {"chatty.stdout.1": 1 << 20, "chatty.stdout.2": sizes["chatty.stdout.2"]}, sizes
+    whole = "".join(f"{i}\n" for i in range(1, 400001))
+    kept = whole[1 << 20:]  # all but the pruned first file, in order, across the two kept
+    out = nomad(dev, "alloc", "logs", alloc_id)
+    assert out.returncode == 0 and out.stdout == kept.rstrip("\n") + "\n", out.stderr
+    assert nomad(dev, "alloc", "logs", "-tail", "-n", "2", alloc_id).stdout == "399999\n400000\n"
+    followed = nomad(dev, "alloc", "logs", "-f", alloc_id)  # a dead task: all of it, then the end
+    assert followed.returncode == 0 and followed.stdout == kept
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-rotate").returncode == 0
+
+
 def test_status_inspect_eval_and_version_commands(dev, tmp_path):  # noqa: F811
     job = sleep_job("cli-inspect", count=1)
     path = tmp_path / "inspect.json"
