@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from typing import Any
@@ -131,6 +133,31 @@ def test_rotators_run_in_their_own_session_so_they_outlive_the_agent_and_its_sig
     driver.kill(h)
     exit_of(driver, h)
     assert all(p.poll() is not None for p in loggers)  # end of file once the task is gone: they end too
+
+
+def test_output_keeps_being_rotated_after_the_agent_that_started_the_task_is_gone(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = "for i in 1 2 3 4 5; do echo tick-$i; sleep 0.1; done"
+    agent = (f"from actors.client.drivers import LogSettings, RawExecDriver\n"
+             f"h = RawExecDriver().start('a1', 'web', {{'command': {SH!r}, 'args': ['-c', {script!r}]}},"
+             f" {str(tmp_path / 'a1' / 'web')!r}, {{}}, logs=LogSettings(max_files=3, max_file_bytes=16))\n"
+             f"print(h.pgid)\n")
+    pgid = int(subprocess.run([sys.executable, "-c", agent], cwd=root, capture_output=True, timeout=30,
+                              check=True).stdout)  # the "agent" has exited; its task and rotators run on
+    logs = tmp_path / "a1" / "alloc" / "logs"
+
+    def stdout() -> bytes:
+        return b"".join((logs / f"web.stdout.{i}").read_bytes() for i in range(3)
+                        if (logs / f"web.stdout.{i}").exists())
+    try:
+        assert wait_for(lambda: stdout().endswith(b"tick-5\n")), stdout()
+    finally:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+    assert stdout() == b"".join(b"tick-%d\n" % i for i in range(1, 6))
+    assert sorted(os.listdir(logs)) == ["web.stderr.0", "web.stdout.0", "web.stdout.1", "web.stdout.2"]
 
 
 def test_disabled_logs_send_the_output_nowhere(driver, tmp_path):
