@@ -488,6 +488,9 @@ def raft_remove_peer(req: Request, api: Api) -> Any:
     ids = req.query.get("id") or [""]
     if not ids[0]:
         raise CodedError(400, "Must specify ?id with the server's ID")
+    # As Nomad's operator endpoint: an ID not in the configuration is likely a typo, said so.
+    if ids[0] not in {s.get("ID") for s in api.ask("raft", "configuration")}:
+        raise CodedError(500, f"id {json.dumps(ids[0])} was not found in the Raft configuration")
     fut = api.env.make_future()
     api.env.lookup("raft").tell(ChangeMembership(op="remove", node=ids[0], reply=fut))
     try:

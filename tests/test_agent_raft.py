@@ -31,6 +31,9 @@ def test_single_server_leads_and_reports_itself_as_the_only_peer(agents, tmp_pat
                                                   "Node": "x", "RaftProtocol": "3"}
     status, body, _ = a.get("/v1/operator/raft/peer?address=1.2.3.4:4647", method="DELETE")
     assert status == 400 and b"not supported" in body
+    status, body, _ = a.get("/v1/operator/raft/peer?id=1.2.3.4:4647", method="DELETE")  # a typo'd ID
+    assert (status, body) == (500, b'id "1.2.3.4:4647" was not found in the Raft configuration')
+    assert _json(a, "/v1/status/peers") == [me]
     wait_for(lambda: _json(a, "/v1/operator/raft/configuration")["Servers"][0]["Node"] != "(unknown)",
              "the server's gossip name in the Raft configuration", 10.0)
     # autopilot's health report (measured every 2 s on the leader)
