@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 
+from tests.ports import free_port
 from tests.test_cli_jobs import nomad
 from tests.test_http_jobs import dev  # noqa: F401  (the module's -dev agent fixture)
 
@@ -53,6 +54,13 @@ def test_client_server_list_read_and_replaced(dev) -> None:  # noqa: F811
     out = nomad(dev, "node", "config", "-update-servers", *servers)
     assert out.returncode == 0, out.stderr
     assert json.loads(http(dev, "GET", "/v1/agent/servers")[1]) == servers
+    # Each address is pinged: one that answers nothing is left out; none answering changes nothing.
+    dead = f"127.0.0.1:{free_port()}"
+    status, body = http(dev, "PUT", f"/v1/agent/servers?address={dead}")
+    said = f"1 error occurred:\n\t* Server at address {dead} failed ping:".encode()
+    assert status == 400 and body.startswith(said), body
+    status, _ = http(dev, "PUT", f"/v1/agent/servers?address={dead}&address={servers[0]}")
+    assert status == 200 and json.loads(http(dev, "GET", "/v1/agent/servers")[1]) == servers[:1]
     assert http(dev, "DELETE", "/v1/agent/servers")[0] == 405
 
 
