@@ -999,6 +999,8 @@ def _regexp(pattern: str) -> re.Pattern[str]:
 
 def _parse_version(v: str) -> tuple[int, ...]:
     v = v.strip().lstrip("v")
+    if not v.isascii():  # '²' is a digit to isdigit, not to int() nor to Go's version parser
+        raise ValueError(f"not a version: {v!r}")
     parts = re.split(r"[.+-]", v)
     nums = []
     for p in parts:
