@@ -352,7 +352,8 @@ class RawExecDriver:
         (-1, -1, ()) when the logs are disabled (the output goes to /dev/null).
         The rotators run ``actors/client/logmon.py`` by path, isolated (-I -S:
         no site, no environment), in their own sessions, so they outlive this
-        agent as the task does; see that module for why.
+        agent as the task does (see that module for why), and in ``/``: they
+        are no task, and hold no directory of the allocation.
         """
         self._reap_loggers()
         if logs.disabled:
@@ -375,9 +376,9 @@ class RawExecDriver:
                 ends.append(w)
                 try:
                     procs.append(subprocess.Popen(
-                        [sys.executable, "-I", "-S", logmon.__file__, logs_dir, f"{task_name}.{kind}",
-                         str(logs.max_files), str(logs.max_file_bytes)],
-                        stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=logs_dir,
+                        [sys.executable, "-I", "-S", logmon.__file__, os.path.abspath(logs_dir),
+                         f"{task_name}.{kind}", str(logs.max_files), str(logs.max_file_bytes)],
+                        stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
                         start_new_session=True, close_fds=True))
                     self._loggers.append(procs[-1])
                 finally:
