@@ -38,7 +38,6 @@ import http.client
 import lzma
 import os
 import posixpath
-import socket
 import ssl
 import stat
 import tarfile
@@ -52,6 +51,7 @@ from typing import IO, Any
 import gevent
 
 from actors.client.artifacts import ArtifactFetch, FetchLimits, failure_message
+from runtime.probes import net_error_text
 
 _TLS = ssl.create_default_context()  # made once: building one per download reads the CA bundle each time
 MAX_REDIRECTS = 10  # Go's http.Client follows at most 10 redirects
@@ -154,7 +154,7 @@ def _download(url: str, headers: dict[str, str], limits: FetchLimits, out: IO[by
                     raise ArtifactError(f"bad response code: {resp.status}")
                 return _body(resp, limits.max_bytes, out, algo)
             except (OSError, http.client.HTTPException) as e:
-                raise ArtifactError(f'GET "{url}": {_why(e)}') from None
+                raise ArtifactError(f'GET "{url}": {net_error_text(e)}') from None
         finally:
             conn.close()
     raise ArtifactError(f'GET "{url}": stopped after {MAX_REDIRECTS} redirects')
@@ -174,14 +174,6 @@ def _body(resp: http.client.HTTPResponse, max_bytes: int, out: IO[bytes], algo: 
         h.update(chunk)
         out.write(chunk)
     return h.hexdigest()
-
-
-def _why(e: BaseException) -> str:
-    if isinstance(e, (socket.timeout, TimeoutError)):
-        return "i/o timeout"
-    if isinstance(e, ConnectionRefusedError):
-        return "connect: connection refused"
-    return str(e) or type(e).__name__
 
 
 # ------------------------------------------------------------ placing what was downloaded

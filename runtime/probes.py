@@ -36,7 +36,7 @@ def run_probe(spec: CheckSpec) -> tuple[str, int, str]:
             with socket.create_connection((spec.address, spec.port), timeout=spec.timeout_s):
                 pass
         except OSError as e:
-            return FAILURE, 0, f"dial tcp {target}: {_why(e)}"
+            return FAILURE, 0, f"dial tcp {target}: {net_error_text(e)}"
         return SUCCESS, 0, "nomad: tcp ok"
     path = spec.path if spec.path.startswith("/") else "/" + spec.path
     url = f"{spec.protocol}://{target}{path}"
@@ -46,7 +46,7 @@ def run_probe(spec: CheckSpec) -> tuple[str, int, str]:
         try:
             status, location, body = _http(url, method, payload, headers, spec.timeout_s)
         except (OSError, http.client.HTTPException, ValueError) as e:
-            return FAILURE, 0, f'nomad: {method.capitalize()} "{url}": {_why(e)}'
+            return FAILURE, 0, f'nomad: {method.capitalize()} "{url}": {net_error_text(e)}'
         if status in _REDIRECTS and location:
             # Followed as Go's http.Client does: 301/302/303 go on as GET without the body
             # (unless HEAD), 307/308 keep the method and body.
@@ -85,7 +85,8 @@ def _http(url: str, method: str, payload: bytes | None, headers: dict[str, Any],
         conn.close()
 
 
-def _why(e: BaseException) -> str:
+def net_error_text(e: BaseException) -> str:
+    """A network error as Go's net package words it (what Nomad's messages quote)."""
     if isinstance(e, (socket.timeout, TimeoutError)):
         return "i/o timeout"
     if isinstance(e, ConnectionRefusedError):

@@ -49,11 +49,12 @@ class Cluster:
         assert res["ok"], res
         return res
 
-    def schedule(self, max_rounds: int = 20) -> int:
-        """Run every pending evaluation to completion; returns how many plans applied."""
+    def schedule(self, max_rounds: int = 20, *, due_only: bool = False) -> int:
+        """Run every pending evaluation to completion (*due_only*: those due at ``now``, a follow-up
+        waiting for later stays); returns how many plans applied."""
         plans = 0
         for _ in range(max_rounds):
-            pending = sorted(pending_evals(self.state))
+            pending = sorted(pending_evals(self.state, now=self.now if due_only else None))
             if not pending:
                 return plans
             for _, _, eval_id, _ in pending:
@@ -1562,19 +1563,7 @@ def test_the_stores_client_terminal_statuses_are_the_schedulers():
 
 
 def _run_due(c: Cluster) -> int:
-    """Run the evaluations due at ``c.now`` (a follow-up waiting for later stays); returns how many."""
-    ran = 0
-    for _ in range(20):
-        due = sorted(pending_evals(c.state, now=c.now))
-        if not due:
-            return ran
-        for _, _, eval_id, _ in due:
-            data, _ = plan_command(c.state, eval_id, c.now)
-            if data is not None:
-                c.index += 1
-                c.state.apply(c.index, data)
-                ran += 1
-    raise AssertionError("evaluations did not settle")
+    return c.schedule(due_only=True)
 
 
 
