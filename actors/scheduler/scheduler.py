@@ -740,6 +740,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             continue
         kept: list[dict[str, Any]] = []
         replace: list[tuple[str, dict[str, Any]]] = []  # (name, previous alloc)
+        resched_canaries: dict[str, dict[str, Any]] = {}  # name -> a failed canary placed again
         # Running an earlier spec: replaced as the group's update strategy allows.
         destructive: list[dict[str, Any]] = []
         in_place: list[dict[str, Any]] = []
@@ -764,6 +765,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             elif _node_lost(node):
                 stop_alloc(a, STOP_LOST, "lost")
                 replace.append((a["Name"], a))
+            elif cs == "failed" and deployment is not None and deployment["Status"] == "failed" \
+                    and a.get("DeploymentID") == deployment["ID"] and _is_canary(a):
+                stop_alloc(a, STOP_CANARY)  # a failed deployment's canaries go, failed ones too
             elif cs == "failed" and active is not None and a.get("DeploymentID") == active["ID"] \
                     and not (a.get("DesiredTransition") or {}).get("Reschedule"):
                 kept.append(a)  # its running deployment decides first (Nomad's updateByReschedulable)
@@ -771,8 +775,13 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 # Nomad's reschedule policy: replaced once its delay has passed (a follow-up
                 # evaluation comes back for it then), while its attempts last.
                 due = next_reschedule(rp, a)
-                if due is not None and now is not None and a.get("FollowupEvalID") != ev["ID"] \
-                        and due[0] - now > RESCHEDULE_WINDOW_S:
+                waits = due is None or (now is not None and a.get("FollowupEvalID") != ev["ID"]
+                                        and due[0] - now > RESCHEDULE_WINDOW_S)
+                if waits and a.get("JobVersion", 0) != job.get("Version", 0) \
+                        and spec_digest(a.get("Job") or {}, group["Name"]) != digest:
+                    destructive.append(a)  # a new version replaces it now, waiting or not (Nomad: untainted)
+                    continue
+                if due is not None and waits:
                     kept.append(a)  # its name waits for it
                     if not a.get("FollowupEvalID"):
                         later.append({"ID": a["ID"], "At": due[0]})
@@ -802,8 +811,13 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             destructive.sort(key=lambda a: (_name_index(a["Name"]), a["ID"]))
             canarying = False
             if strategy.get("Canary"):
+                # A canary rescheduled here is placed again as a canary, under its own name.
+                resched_canaries = {a["Name"]: a for _, a in replace if active is not None
+                                    and a.get("DeploymentID") == active["ID"] and _is_canary(a)}
+                replace = [(n, a) for n, a in replace if a["ID"] not in
+                           {c["ID"] for c in resched_canaries.values()}]
                 kept, destructive, canary_names, canarying = _canaries(
-                    strategy, group, deployment, kept, destructive, stop_alloc)
+                    strategy, group, deployment, kept, destructive, stop_alloc, prefer=set(resched_canaries))
             # Nomad's computeLimit: MaxParallel less this deployment's
             # allocations not yet healthy; none while it is paused or failed,
             # or while its canaries wait for their promotion.
@@ -873,7 +887,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         names = [f"{job['ID']}.{group['Name']}[{i}]" for i in missing]
         wanted: list[tuple[str, Any, Any]] = [(name, prev_by_name.get(name), None) for name in names]
         if dstate is not None:
-            wanted += [(name, None, {"Healthy": None, "Canary": True}) for name in canary_names]
+            wanted += [(name, resched_canaries.get(name), {"Healthy": None, "Canary": True})
+                       for name in canary_names]
         for name, prev, dep_status in wanted:
             penalized = frozenset()
             if prev is not None and prev["ID"] in delays:  # rescheduled: not where it failed, if it can
@@ -882,6 +897,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             node_id = placer.select(group, metrics, penalized)
             if node_id is None:
                 failed += 1
+                if prev is not None:
+                    _unstop(plan, placer, prev)
                 continue
             seq += 1
             placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports)
@@ -900,9 +917,34 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     return plan
 
 
+def _is_canary(a: dict[str, Any]) -> bool:
+    return bool((a.get("DeploymentStatus") or {}).get("Canary"))
+
+
+def _unstop(plan: dict[str, Any], placer: _Placer, prev: dict[str, Any]) -> None:
+    """No node took *prev*'s replacement: a failed allocation or one being updated is not stopped after
+    all (Nomad's PopUpdate) -- the failed one keeps its reschedule history for a later evaluation, the
+    updated one keeps running.  Unless its ports were taken meanwhile by this plan."""
+    stop = plan["Stop"]
+    entry = next((st for st in stop if st["ID"] == prev["ID"]
+                  and st["DesiredDescription"] in (STOP_FAILED, STOP_UPDATE)), None)
+    if entry is None:
+        return
+    ports = alloc_port_values(prev) if live(prev) else []
+    if ports:
+        held = placer.usage.ports.get(prev["NodeID"])
+        if held is not None:
+            if held.intersection(ports):
+                return
+            held.update(ports)
+        placer.stopping.discard(prev["ID"])
+    stop.remove(entry)
+
+
 def _canaries(strategy: dict[str, Any], group: dict[str, Any], deployment: dict[str, Any] | None,
               kept: list[dict[str, Any]], destructive: list[dict[str, Any]],
-              stop_alloc: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], bool]:
+              stop_alloc: Any, prefer: set[str] | None = None,
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], bool]:
     """Nomad's canaries for a group whose update strategy has ``canary = N``.
 
     Until the deployment's group is promoted, N allocations of the new
@@ -914,11 +956,13 @@ def _canaries(strategy: dict[str, Any], group: dict[str, Any], deployment: dict[
     canaries under now, whether the group is held for its canaries).
     """
     state = (deployment or {}).get("TaskGroups", {}).get(group["Name"]) or {}
+    # This deployment's canaries still held: running ones, and failed ones waiting (for the
+    # deployment, or their reschedule delay) -- each fills a canary place.
     mine = [a for a in kept if deployment is not None and a.get("DeploymentID") == deployment["ID"]
-            and (a.get("DeploymentStatus") or {}).get("Canary") and live(a)]
+            and _is_canary(a)]
     ids = {a["ID"] for a in mine}
     if state.get("Promoted"):
-        names = {a["Name"] for a in mine}
+        names = {a["Name"] for a in mine if live(a)}
         for a in [a for a in destructive if a["Name"] in names]:
             stop_alloc(a, STOP_UPDATE)
         return kept, [a for a in destructive if a["Name"] not in names], [], False
@@ -927,19 +971,22 @@ def _canaries(strategy: dict[str, Any], group: dict[str, Any], deployment: dict[
             stop_alloc(a, STOP_CANARY)
         return [a for a in kept if a["ID"] not in ids], destructive, [], False
     kept = [a for a in kept if a["ID"] not in ids]  # a canary holds no name until promoted
-    if not destructive and not mine:
+    prefer = prefer or set()
+    if not destructive and not mine and not prefer:
         return kept, destructive, [], False  # nothing to update: no canaries (a new job, a scale)
     want = (state.get("DesiredCanaries") if state else strategy["Canary"]) - len(mine)
     held = {a["Name"] for a in mine}
-    names = [a["Name"] for a in destructive if a["Name"] not in held][:max(0, want)]
+    free = [a["Name"] for a in destructive if a["Name"] not in held]
+    names = ([n for n in free if n in prefer] + [n for n in free if n not in prefer])[:max(0, want)]
     if deployment is not None and deployment["Status"] != "running":
         names = []  # paused: nothing new is placed
     return kept, destructive, names, True
 
 
 def _stale_canary(tables: dict[str, Any], a: dict[str, Any], deployment: dict[str, Any] | None) -> bool:
-    """A canary whose deployment is not this version's latest and never promoted its group."""
-    if not (a.get("DeploymentStatus") or {}).get("Canary") or not live(a):
+    """A canary whose deployment is not this version's latest and never promoted its group (a failed
+    one too: it is not rescheduled as an allocation of the current version)."""
+    if not _is_canary(a):
         return False
     if deployment is not None and a.get("DeploymentID") == deployment["ID"]:
         return False  # this version's: _canaries decides
