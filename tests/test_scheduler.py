@@ -1766,3 +1766,78 @@ def test_a_rescheduled_allocation_goes_elsewhere_than_where_it_failed_when_it_ca
     _run_due(c)
     (d,) = c.running("web")
     assert d["PreviousAllocation"] == b["ID"] and d["NodeID"] == busy
+
+
+@pytest.mark.parametrize("progress_s", [600, 0])
+def test_a_failed_canary_never_stops_the_old_allocation_beside_it(progress_s: int) -> None:
+    """A failed canary holds its canary place, not the old allocation's name: with a progress deadline it
+    is rescheduled (after its delay) as a canary again, under its own name; a failed deployment stops it.
+    Either way the old version keeps running whole (for many job IDs: allocation IDs order the names)."""
+    for n in range(12):
+        jid = f"web{n}"
+        c = Cluster()
+        c.node(0, cpu=8000)
+        c.register(**service(jid, count=2, Update={"Canary": 1}))
+        c.schedule()
+        _health(c)
+        c.register(**service(jid, count=2, cpu=600, Update={"Canary": 1, "ProgressDeadline": progress_s * SEC}))
+        _run_due(c)
+        (canary,) = [a for a in c.running(jid) if a["JobVersion"] == 1]
+        _fail(c, canary["ID"])
+        _run_due(c)
+        c.now += 31
+        _run_due(c)
+        old = sorted(a["Name"] for a in c.running(jid) if a["JobVersion"] == 0)
+        assert old == [f"{jid}.g[0]", f"{jid}.g[1]"], (jid, old)
+        new = [a for a in c.running(jid) if a["JobVersion"] == 1]
+        if progress_s:
+            (again,) = new
+            assert again["DeploymentStatus"]["Canary"] and again["PreviousAllocation"] == canary["ID"]
+            assert again["Name"] == canary["Name"]
+            assert again["RescheduleTracker"]["Events"][-1]["Delay"] == 30 * SEC
+        else:
+            assert new == [] and _deployment(c, jid)["Status"] == "failed"
+
+
+def test_a_replacement_no_node_takes_leaves_the_allocation_it_replaces_as_it_was() -> None:
+    """Nomad's PopUpdate: a failed allocation keeps its reschedule history for a later try, and one a
+    new version would replace keeps running."""
+    c = Cluster()
+    nid = c.node(0, cpu=1000)
+    c.register(**service(count=1, cpu=500))
+    _run_due(c)
+    (a,) = c.running("web")
+    c.register(**service(count=1, cpu=2000))  # fits nowhere
+    _run_due(c)
+    assert [x["ID"] for x in c.running("web")] == [a["ID"]]  # the old version runs on
+    c.register(**service(count=1, cpu=500, group={"Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                                          "Config": {"command": "/bin/true"},
+                                                          "Resources": {"CPU": 500, "MemoryMB": 256}}]}))
+    _run_due(c)
+    (b,) = c.running("web")
+    _fail(c, b["ID"])
+    c.apply("node_update_eligibility", node_id=nid, eligibility="ineligible")
+    c.now += 31
+    _run_due(c)
+    failed = c.state.tables["allocs"][b["ID"]]
+    assert (failed["DesiredStatus"], failed["ClientStatus"]) == ("run", "failed")  # not stopped: no node
+    c.apply("node_update_eligibility", node_id=nid, eligibility="eligible")
+    _run_due(c)
+    (d,) = c.running("web")
+    assert d["PreviousAllocation"] == b["ID"]
+    assert d["RescheduleTracker"]["Events"][-1]["PrevAllocID"] == b["ID"]
+
+
+def test_a_new_version_replaces_a_failed_allocation_waiting_for_its_reschedule_at_once() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1, Update={"MaxParallel": 0}))
+    _run_due(c)
+    (a,) = c.running("web")
+    _fail(c, a["ID"])
+    _run_due(c)
+    assert c.running("web") == []  # waiting out its 30 s
+    c.register(**service(count=1, cpu=600, Update={"MaxParallel": 0}))  # the fix
+    _run_due(c)
+    (b,) = c.running("web")
+    assert b["JobVersion"] == 1 and c.state.tables["allocs"][a["ID"]]["DesiredStatus"] == "stop"
