@@ -55,6 +55,10 @@ RESCHEDULE_DEFAULTS = {
 RESCHEDULE_DELAY_FUNCTIONS = ("constant", "exponential", "fibonacci")
 RESCHEDULE_MIN_DELAY_NS = 5 * SECOND_NS  # Nomad's ReschedulePolicyMinDelay
 RESCHEDULE_MIN_INTERVAL_NS = 15 * SECOND_NS  # Nomad's ReschedulePolicyMinInterval
+# Attempts a limited reschedule policy may allow in its interval: far above any real policy, and a bound
+# on what checking one costs (the fibonacci check walks every attempt).
+MAX_RESCHEDULE_ATTEMPTS = 100_000
+MAX_DURATION_NS = 2**63 - 1  # Go's time.Duration is an int64 of nanoseconds
 DEFAULT_CPU_MHZ = 100
 DEFAULT_MEMORY_MB = 300
 DEFAULT_KILL_TIMEOUT_NS = 5 * SECOND_NS
@@ -666,8 +670,10 @@ def _reschedule_policy(group_rp: Any, job_rp: Any, job_type: str, field: str) ->
         _need(group_rp is None and job_rp is None, field, "System jobs should not have a reschedule policy")
         return None
     rp = {**RESCHEDULE_DEFAULTS[job_type], **_map(job_rp, "Reschedule"), **_map(group_rp, field)}
-    for key in ("Attempts", "Interval", "Delay", "MaxDelay"):
-        rp[key] = _int(rp.get(key), f"{field}.{key}", default=0, minimum=0)
+    rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.Attempts", default=0, minimum=0,
+                          maximum=MAX_RESCHEDULE_ATTEMPTS)
+    for key in ("Interval", "Delay", "MaxDelay"):
+        rp[key] = _int(rp.get(key), f"{field}.{key}", default=0, minimum=0, maximum=MAX_DURATION_NS)
     _need(isinstance(rp.get("Unlimited"), bool), f"{field}.Unlimited", "must be a boolean")
     rp["DelayFunction"] = _str(rp.get("DelayFunction"), f"{field}.DelayFunction", default="")
     if not (rp["Attempts"] > 0 or rp["Unlimited"]):
@@ -710,14 +716,20 @@ def _viable_attempts(attempts: int, interval: int, delay: int, max_delay: int,
         recommended = attempts * delay
         return (None if interval >= recommended else interval // delay), recommended
     if fn == "exponential":
-        for i in range(attempts):
-            nxt = (2 ** i) * delay
-            if nxt > max_delay:
-                recommended += max_delay
-            else:
-                recommended = nxt
-            if recommended < interval:
-                possible += 1
+        # Doubling until the ceiling (a few dozen steps at most), then each attempt adds the ceiling:
+        # counted in closed form, so a huge Attempts costs nothing to check.
+        i = 0
+        while i < attempts and delay << i <= max_delay:
+            recommended = delay << i
+            possible += recommended < interval
+            i += 1
+        rest = attempts - i
+        if rest > 0:
+            if max_delay > 0:
+                possible += max(0, min(rest, (interval - recommended - 1) // max_delay))
+            elif recommended < interval:
+                possible += rest
+            recommended += rest * max_delay
         return (None if possible >= attempts else possible), recommended
     slots = [delay, delay]  # fibonacci
     ceiling = False
@@ -960,8 +972,9 @@ def group_resources(group: dict[str, Any]) -> tuple[int, int]:
     """(CPU MHz, memory MB) one allocation of *group* asks for.
 
     As Nomad's ``AllocatedResources.Comparable``: tasks that never run together
-    do not add up -- prestart sidecars, plus the most of the ephemeral prestart
-    tasks, the main tasks with the poststart ones, and the poststop ones.
+    do not add up -- prestart sidecars, plus the most of: the largest ephemeral
+    prestart task, the main tasks with the poststart ones, the largest poststop
+    task (Nomad takes the maximum within those two kinds too).
     """
     phases = {"sidecar": [0, 0], "prestart": [0, 0], "main": [0, 0], "poststop": [0, 0]}
     for t in group["Tasks"]:
@@ -969,8 +982,13 @@ def group_resources(group: dict[str, Any]) -> tuple[int, int]:
         hook = lc.get("Hook")
         phase = ("sidecar" if lc.get("Sidecar") else "prestart") if hook == "prestart" else \
             "poststop" if hook == "poststop" else "main"  # poststart tasks run beside the main ones
-        phases[phase][0] += t["Resources"]["CPU"]
-        phases[phase][1] += t["Resources"]["MemoryMB"]
+        cpu, mem = t["Resources"]["CPU"], t["Resources"]["MemoryMB"]
+        p = phases[phase]
+        if phase in ("prestart", "poststop"):  # Nomad takes the largest of these, not their sum
+            p[0], p[1] = max(p[0], cpu), max(p[1], mem)
+        else:
+            p[0] += cpu
+            p[1] += mem
     return tuple(phases["sidecar"][i] + max(phases["prestart"][i], phases["main"][i], phases["poststop"][i])
                  for i in (0, 1))  # type: ignore[return-value]
 
