@@ -1043,7 +1043,7 @@ def test_lifecycle_rules_follow_nomads_coordinator():
     def spec(hook: str = "", sidecar: bool = False) -> TaskSpec:
         return TaskSpec("t", "sim", {}, (), 1, 1, 1.0, "SIGINT", hook=hook, sidecar=sidecar)
 
-    pending, running = TaskState(state="pending"), TaskState(state="running")
+    pending, running = TaskState(state="pending"), TaskState(state="running", started_at=1.0)
     done, failed = TaskState(state="dead"), TaskState(state="dead", failed=True)
     init, side, main, post = spec("prestart"), spec("prestart", True), spec(), spec("poststart")
     assert next_stage("prestart", [(init, running), (side, running), (main, pending)]) == "prestart"
@@ -1071,3 +1071,45 @@ def test_deployment_health_ignores_ephemeral_lifecycle_tasks_that_succeeded_and_
     u = c.latest("a1")
     assert u.deployment_healthy is True and u.deployment_ts >= 4  # web started at 1, healthy 3 s on
     assert dict(u.task_states)["cleanup"].state == "pending" and dict(u.task_states)["init"].state == "dead"
+
+
+def test_an_artifact_destination_already_inside_the_allocation_is_taken_as_it_is() -> None:
+    """Nomad's TaskEnv.ClientPath: ${NOMAD_TASK_DIR}/x and ${NOMAD_ALLOC_DIR}/x stay where they point;
+    a relative or other absolute one goes under the task's directory."""
+    c = ArtifactClient()
+    c.set(with_artifacts(alloc("d1", task("t", run_for_s=2)),
+                         {"GetterSource": "https://e.com/a.tgz", "RelativeDest": "${NOMAD_TASK_DIR}/conf"},
+                         {"GetterSource": "https://e.com/b.tgz", "RelativeDest": "${NOMAD_ALLOC_DIR}/data"},
+                         {"GetterSource": "https://e.com/c.tgz", "RelativeDest": "/etc/app"},
+                         {"GetterSource": "https://e.com/d.tgz", "RelativeDest": "local/bin"}))
+    c.until(lambda: len(c.fetcher.calls) >= 1, 10)
+    (call,) = c.fetcher.calls[:1]
+    root = call[0].root
+    assert [a.dest for a in call] == [f"{root}/t/local/conf", f"{root}/alloc/data", f"{root}/t/etc/app",
+                                      f"{root}/t/local/bin"]
+
+
+def test_a_prestart_sidecar_need_only_have_started_once_for_the_main_tasks_to_start() -> None:
+    """Nomad's isPrestartDone: a sidecar restarting when the ephemeral prestart tasks end holds nothing."""
+    from actors.client.alloc_runner import (
+        EV_STARTED,
+        TASK_DEAD,
+        TASK_PENDING,
+        TASK_RUNNING,
+        TaskEvent,
+        TaskSpec,
+        next_stage,
+    )
+
+    def spec(name: str, hook: str = "", sidecar: bool = False) -> TaskSpec:
+        return TaskSpec(name, "sim", {}, (), 1, 1, 1.0, "SIGINT", hook=hook, sidecar=sidecar)
+
+    init, proxy, main = spec("init", "prestart"), spec("proxy", "prestart", True), spec("main")
+    done_init = TaskState(state=TASK_DEAD, started_at=1.0, finished_at=2.0)
+    restarting = TaskState(state=TASK_PENDING, restarts=1,  # ran, died, waits to restart
+                           events=(TaskEvent(type=EV_STARTED, time=1.0),))
+    never = TaskState(state=TASK_PENDING)
+    assert next_stage("prestart", [(init, done_init), (proxy, restarting), (main, never)]) == "main"
+    assert next_stage("prestart", [(init, done_init), (proxy, never), (main, never)]) == "prestart"
+    running = TaskState(state=TASK_RUNNING, started_at=1.0)
+    assert next_stage("prestart", [(init, done_init), (proxy, running), (main, never)]) == "main"

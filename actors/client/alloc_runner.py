@@ -699,8 +699,11 @@ def next_stage(stage: str, tasks: list[tuple[TaskSpec, TaskState]]) -> str:
             return "poststop"  # reachable from any stage: nothing but poststop tasks is left
         kinds = [(task_kind(t), s) for t, s in tasks]
         if stage == "prestart":
+            # A sidecar need only have started once (Nomad's isPrestartDone): one restarting when
+            # the ephemeral tasks finish holds nothing back.
             done = all(s.state == TASK_DEAD and not s.failed for k, s in kinds if k == "prestart") and \
-                all(s.state == TASK_RUNNING for k, s in kinds if k == "prestart sidecar")
+                all(s.state == TASK_RUNNING or any(e.type == EV_STARTED for e in s.events)
+                    for k, s in kinds if k == "prestart sidecar")
         elif stage == "main":
             done = all(s.state != TASK_PENDING for k, s in kinds if k == "main")
         elif stage == "poststart":
@@ -1380,8 +1383,13 @@ class AllocRunner(NodeActor):
         todo = []
         for spec in t.spec.artifacts[t.artifacts_fetched:]:
             source = interpolate(spec.source, env)
-            # Joined as Go's filepath.Join: an absolute destination is still under the task's directory.
-            dest = posixpath.normpath(f"{task_dir}/{interpolate(spec.dest, env)}")
+            # Nomad's TaskEnv.ClientPath: an absolute path already inside the allocation's directory
+            # (${NOMAD_TASK_DIR}/..., ${NOMAD_ALLOC_DIR}/...) is taken as it is; any other is joined
+            # under the task's directory, as Go's filepath.Join.
+            raw = interpolate(spec.dest, env)
+            dest = posixpath.normpath(raw)
+            if not (posixpath.isabs(raw) and not escapes(alloc_dir, dest)):
+                dest = posixpath.normpath(f"{task_dir}/{raw}")
             if escapes(alloc_dir, dest):
                 why = "destination escapes allocation directory"
                 self._fetch_failed(a, t, failure_message(source, why), now)
