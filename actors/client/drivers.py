@@ -221,8 +221,9 @@ class RawExecDriver:
     child: psutil tells whether it lives, and its exit code is unknown.
     """
 
-    def __init__(self, name: str = "raw_exec") -> None:
+    def __init__(self, name: str = "raw_exec", clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
+        self._clock = clock  # this edge's own clock: how long a dead task's log rotators are waited for
         self._procs: dict[int, subprocess.Popen[bytes]] = {}  # pid -> our child, until reaped
         self._ps: dict[tuple[int, float], dict[int, Any]] = {}  # per task: pid -> psutil.Process
         # Log rotators (actors.client.logmon processes) we started: reaped when
@@ -395,8 +396,9 @@ class RawExecDriver:
         self._reap_loggers()
         loggers = self._task_loggers.get(pid, ())
         if any(p.returncode is None for p in loggers):
-            since = self._drain_since.setdefault(pid, time.monotonic())
-            if time.monotonic() - since < LOG_DRAIN_S:
+            now = self._clock()
+            since = self._drain_since.setdefault(pid, now)
+            if now - since < LOG_DRAIN_S:
                 return False
             log.warning("task pid %d exited but its output is still open (a child left running?)", pid)
         self._task_loggers.pop(pid, None)
