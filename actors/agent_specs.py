@@ -403,7 +403,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                   kwargs=(("config", sync_cfg), ("wall_clock", time.time))),
         ChildSpec(name="client", cls=ClientNode, role="client",
                   kwargs=(("config", node_cfg), ("identity", identity), ("meta_store", meta_store),
-                          ("listeners", ("alloc-sync", "client-stats")))),
+                          ("listeners", ("alloc-runner", "alloc-sync", "client-stats")))),
         ChildSpec(name="client-stats", cls=ClientStats, role="client",
                   kwargs=(("metrics", ctx.metrics), ("datacenter", config.datacenter), ("node_class", c.node_class), ("node_pool", c.node_pool),
                           ("interval_s", tel.collection_interval_s),

@@ -100,7 +100,7 @@ class JobCluster(ClientCluster):
                   prober=SimProber(self.drivers[c], lambda: self.sched.now, lambda when, fn: self.sched.at(when, fn)))
         env.spawn(AllocSync, SYNC, config=self.jcfg.sync, runner=RUNNER)
         env.spawn(ClientNode, CLIENT, config=self.client_cfg, identity=self.identities[c],
-                  fingerprinter=FINGERPRINT, on_ack=self.checker.on_ack, listeners=(SYNC,),
+                  fingerprinter=FINGERPRINT, on_ack=self.checker.on_ack, listeners=(RUNNER, SYNC),
                   meta_store=self.meta_stores[c])
 
     # ------------------------------------------------------------ checks

@@ -82,3 +82,23 @@ def test_alloc_status_lists_lifecycle_tasks_first_and_names_their_hook_as_nomad_
     headings = [line for line in out.splitlines() if line.startswith("Task ")]
     assert headings == ['Task "cleanup" (poststop) is "pending"', 'Task "init" (prestart) is "dead"',
                         'Task "proxy" (prestart sidecar) is "running"', 'Task "web" is "running"']
+
+
+def test_a_tasks_config_names_its_nodes_attributes_meta_and_identity_as_nomad_interpolates_them() -> None:
+    """${attr.*}, ${meta.*} and ${node.*} in a task's config are the node's values (Nomad's taskenv); the
+    task's own environment comes first, and an unknown name stays as written."""
+    c = JobCluster(5, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=1)))
+    c.run(30.0)
+    job = sim_job("vars", count=1, cpu=100, mem=64)
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = [
+        "${attr.kernel.name}", "${attr.unique.network.ip-address}", "${node.unique.name}",
+        "${node.datacenter}", "${meta.nope}", "${NOMAD_TASK_NAME}"]
+    c.register(job)
+    end = c.sched.now + 60.0
+    while c.sched.now < end and c.converged():
+        c.run(1.0)
+    assert c.converged() == []
+    (proc,) = [p for d in c.drivers.values() for p in d.running() if p.task_name == "t"]
+    node = c.clients[0]
+    ip = c.hosts[node].facts().ip_address
+    assert proc.config["args"] == ["linux", ip, node, "dc1", "${meta.nope}", "t"]

@@ -234,6 +234,15 @@ class RestartTasks:
     task: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class NodeVars:
+    """ClientNode -> runner (local): the node's values a task's config may name, as Nomad's task
+    environment builder offers them -- ``node.unique.id``, ``node.unique.name``, ``node.datacenter``,
+    ``node.class``, ``node.pool``, ``attr.<name>`` and ``meta.<key>``."""
+
+    values: tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalTasks:
     """Query (ask): send *signal* to the allocation's running tasks, or only *task*; answers "" or an error."""
@@ -728,15 +737,23 @@ def restarts_on_success(job_type: str, spec: TaskSpec) -> bool:
 _INTERP = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
 
 
-def interpolate(value: Any, env: dict[str, str]) -> Any:
-    """The task's driver config with ``${NAME}`` replaced by the task's environment (Nomad's
-    ReplaceEnv: ``args = ["-port", "${NOMAD_PORT_http}"]``); an unknown name is left as written."""
+def interpolate(value: Any, env: dict[str, str], node: dict[str, str] | None = None) -> Any:
+    """The task's driver config with ``${NAME}`` replaced by the task's environment, else by the node's
+    values (*node*: ``${attr.kernel.name}``, ``${meta.rack}``, ``${node.unique.name}``) -- Nomad's
+    ReplaceEnv: ``args = ["-port", "${NOMAD_PORT_http}"]``; an unknown name is left as written."""
     if isinstance(value, str):
-        return _INTERP.sub(lambda m: env.get(m.group(1), m.group(0)), value) if "${" in value else value
+        if "${" not in value:
+            return value
+        node = node or {}
+
+        def named(m: re.Match[str]) -> str:
+            name = m.group(1)
+            return env[name] if name in env else node.get(name, m.group(0))
+        return _INTERP.sub(named, value)
     if isinstance(value, list):
-        return [interpolate(v, env) for v in value]
+        return [interpolate(v, env, node) for v in value]
     if isinstance(value, dict):
-        return {k: interpolate(v, env) for k, v in value.items()}
+        return {k: interpolate(v, env, node) for k, v in value.items()}
     return value
 
 
@@ -1112,6 +1129,8 @@ class AllocRunner(NodeActor):
         # The CheckRunner actor that runs the allocations' service checks;
         # None: checks are not run (health_check = "checks" then means the task states).
         self.checker = checker
+        # The node's values a task's config may name (NodeVars, from the ClientNode once it registers).
+        self.node_vars: dict[str, str] = {}
         self.store = state
         self.alloc_root = alloc_root
         # Removes a forgotten allocation's directory (the agent passes
@@ -1177,6 +1196,8 @@ class AllocRunner(NodeActor):
             if message.tasks:
                 totals = replace(totals, tasks=self._task_usage())
             self.send(self.env.node, message.reply_to, totals)
+        elif isinstance(message, NodeVars):
+            self.node_vars = dict(message.values)
         elif isinstance(message, RestartTasks):
             error = self._operate(message.alloc_id, message.task, "restart", "")
             self._flush()
@@ -1352,11 +1373,14 @@ class AllocRunner(NodeActor):
                 self._start_failed(a, t, f"failed to write the dispatch payload: {exc}", False, now)
                 return
         env = task_env(a.spec, t.spec, alloc_dir, task_dir)
+        if "node.datacenter" in self.node_vars:
+            env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
         if t.artifacts_fetched < len(t.spec.artifacts):  # Nomad's artifact hook: until all are fetched
             self._fetch_artifacts(a, t, env, alloc_dir, task_dir, now)
             return
         try:
-            handle = driver.start(a.alloc_id, t.spec.name, interpolate(t.spec.config, env), task_dir, env,
+            handle = driver.start(a.alloc_id, t.spec.name, interpolate(t.spec.config, env, self.node_vars),
+                                  task_dir, env,
                                   user=t.spec.user, logs=t.spec.logs)
         except DriverError as exc:
             self._start_failed(a, t, str(exc), exc.recoverable, now)
@@ -1382,11 +1406,11 @@ class AllocRunner(NodeActor):
         self._event(t, EV_DOWNLOADING, now, DOWNLOADING_MESSAGE)
         todo = []
         for spec in t.spec.artifacts[t.artifacts_fetched:]:
-            source = interpolate(spec.source, env)
+            source = interpolate(spec.source, env, self.node_vars)
             # Nomad's TaskEnv.ClientPath: an absolute path already inside the allocation's directory
             # (${NOMAD_TASK_DIR}/..., ${NOMAD_ALLOC_DIR}/...) is taken as it is; any other is joined
             # under the task's directory, as Go's filepath.Join.
-            raw = interpolate(spec.dest, env)
+            raw = interpolate(spec.dest, env, self.node_vars)
             dest = posixpath.normpath(raw)
             if not (posixpath.isabs(raw) and not escapes(alloc_dir, dest)):
                 dest = posixpath.normpath(f"{task_dir}/{raw}")
@@ -1396,8 +1420,8 @@ class AllocRunner(NodeActor):
                 return
             todo.append(ArtifactFetch(
                 source=source, mode=spec.mode, dest=dest, root=alloc_dir,
-                options=tuple((k, interpolate(v, env)) for k, v in spec.options),
-                headers=tuple((k, interpolate(v, env)) for k, v in spec.headers)))
+                options=tuple((k, interpolate(v, env, self.node_vars)) for k, v in spec.options),
+                headers=tuple((k, interpolate(v, env, self.node_vars)) for k, v in spec.headers)))
         if self.fetcher is None:
             self._fetch_failed(a, t, failure_message(todo[0].source, "this client fetches no artifacts"), now,
                                recoverable=False)

@@ -581,11 +581,24 @@ class ClientNode(NodeActor):
 
     def _tell_listeners(self) -> None:
         if self.listeners:
+            from actors.client.alloc_runner import NodeVars
             from actors.client.alloc_sync import NodeRegistered
 
             msg = NodeRegistered(self.node_id, self.secret_id, tuple(self.servers))
+            node_vars = NodeVars(self._node_vars())
             for actor in self.listeners:
+                self.send(self.env.node, actor, node_vars)  # first: before any allocation it places
                 self.send(self.env.node, actor, msg)
+
+    def _node_vars(self) -> tuple[tuple[str, str], ...]:
+        """What a task's config may name of this node (Nomad's taskenv node attributes)."""
+        c = self.cfg
+        out = {"node.unique.id": self.node_id, "node.unique.name": c.name or self.env.node,
+               "node.datacenter": c.datacenter, "node.class": c.node_class, "node.pool": c.node_pool}
+        if self.fp is not None:
+            out.update((f"attr.{k}", v) for k, v in self.fp.attributes)
+        out.update((f"meta.{k}", v) for k, v in self.meta)
+        return tuple(sorted(out.items()))
 
     def _heartbeat_ok(self, now: float, m: NodeUpdateResponse) -> None:
         self.stats["heartbeats"] += 1
