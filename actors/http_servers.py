@@ -10,13 +10,13 @@ client endpoints: an agent without a client answers 501, as Nomad's does.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import gevent.pool
 
 from actors.client.node import ReplaceServers
 from actors.http_api import Api, CodedError, Request, parse_uint, require, route
+from runtime.probes import dial
 
 CLIENT_ACTOR = "client"
 # Each new address is dialled before the list is replaced (Nomad pings each with Status.Ping): one that
@@ -28,11 +28,8 @@ SERVER_PING_TIMEOUT_S = 2.0
 def _ping(addr: str) -> str:
     """"" when *addr* (host:port) takes a TCP connection, else why not (Nomad's wording)."""
     host, _, port = addr.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=SERVER_PING_TIMEOUT_S):
-            return ""
-    except OSError as e:
-        return f"Server at address {addr} failed ping: {e}"
+    why = dial(host.strip("[]"), int(port), SERVER_PING_TIMEOUT_S)
+    return f"Server at address {addr} failed ping: {why}" if why else ""
 
 
 def _client(api: Api) -> Any:

@@ -28,15 +28,23 @@ from actors.client.checks import FAILURE, OUTPUT_LIMIT, SUCCESS, CheckSpec
 _TLS = ssl.create_default_context()  # made once: building one per probe reads the CA bundle each time
 
 
+def dial(host: str, port: int, timeout_s: float) -> str:
+    """Open and close a TCP connection to *host*:*port* within *timeout_s*: "" if it was taken, else why
+    not (Go's wording)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return ""
+    except OSError as e:
+        return net_error_text(e)
+
+
 def run_probe(spec: CheckSpec) -> tuple[str, int, str]:
     """One probe, blocking up to the check's timeout: (status, HTTP status code or 0, output)."""
     target = f"{spec.address}:{spec.port}"
     if spec.type == "tcp":
-        try:
-            with socket.create_connection((spec.address, spec.port), timeout=spec.timeout_s):
-                pass
-        except OSError as e:
-            return FAILURE, 0, f"dial tcp {target}: {net_error_text(e)}"
+        why = dial(spec.address, spec.port, spec.timeout_s)
+        if why:
+            return FAILURE, 0, f"dial tcp {target}: {why}"
         return SUCCESS, 0, "nomad: tcp ok"
     path = spec.path if spec.path.startswith("/") else "/" + spec.path
     url = f"{spec.protocol}://{target}{path}"
