@@ -102,3 +102,29 @@ def test_a_tasks_config_names_its_nodes_attributes_meta_and_identity_as_nomad_in
     node = c.clients[0]
     ip = c.hosts[node].facts().ip_address
     assert proc.config["args"] == ["linux", ip, node, "dc1", "${meta.nope}", "t"]
+
+
+def test_a_task_restarted_after_an_agent_restart_with_no_server_in_reach_sees_its_nodes_values() -> None:
+    """The client has its node's values from its fingerprint, not from a registration: a task that
+    restarts after an agent restart, with every server out of reach, is not given ${attr.*} literally."""
+    c = JobCluster(7, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=1)))
+    c.run(30.0)
+    job = sim_job("vars", count=1, cpu=100, mem=64, run_for_s=20.0)
+    job["TaskGroups"][0]["RestartPolicy"] = {"Attempts": 100, "Interval": 3600 * 10**9, "Delay": 10**9,
+                                             "Mode": "delay"}
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = ["${attr.kernel.name}", "${node.unique.name}"]
+    c.register(job)
+    end = c.sched.now + 60.0
+    while c.sched.now < end and c.converged():
+        c.run(1.0)
+    assert c.converged() == []
+    node = c.clients[0]
+    c.partition_clients([node])
+    c.crash(node)
+    c.run(1.0)
+    c.restart(node)
+    restarted_at = c.sched.now
+    c.run(45.0)  # the 20 s task exits at least once more, and restarts 1 s later, with no server reachable
+    later = [p for d in c.drivers.values() for p in d.procs.values() if p.started_at > restarted_at]
+    assert later, "the task did not restart"
+    assert all(p.config["args"] == ["linux", node] for p in later), [p.config["args"] for p in later]

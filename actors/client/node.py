@@ -367,6 +367,9 @@ class ClientNode(NodeActor):
         elif isinstance(message, FingerprintChanged):
             first = self.fp is None
             self.fp = message.fingerprint
+            # The runner has the node's values before registering (Nomad's client fingerprints before it
+            # restores allocations): a task restarted while the servers are away still sees ${attr.*}.
+            self._tell_node_vars()
             self._node_changed(first)
         elif isinstance(message, ReadNodeMeta):
             return meta_response(self.static_meta, self.dynamic_meta)
@@ -419,6 +422,7 @@ class ClientNode(NodeActor):
         before = self.meta
         self._set_dynamic(dynamic)
         if self.meta != before and self.fp is not None:
+            self._tell_node_vars()
             self._node_changed()
         return "", meta_response(self.static_meta, self.dynamic_meta)
 
@@ -589,6 +593,14 @@ class ClientNode(NodeActor):
             for actor in self.listeners:
                 self.send(self.env.node, actor, node_vars)  # first: before any allocation it places
                 self.send(self.env.node, actor, msg)
+
+    def _tell_node_vars(self) -> None:
+        if self.listeners:
+            from actors.client.alloc_runner import NodeVars
+
+            node_vars = NodeVars(self._node_vars())
+            for actor in self.listeners:
+                self.send(self.env.node, actor, node_vars)
 
     def _node_vars(self) -> tuple[tuple[str, str], ...]:
         """What a task's config may name of this node (Nomad's taskenv node attributes)."""
