@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from actors.client import logmon
 from actors.client.logmon import Rotator, indexes
@@ -73,9 +74,39 @@ def test_a_failed_write_drops_that_output_and_the_rotator_goes_on(tmp_path):
 
 def test_the_rotator_process_copies_its_stdin_until_end_of_file(tmp_path):
     data = b"".join(b"line %d\n" % i for i in range(2000))  # ~17 KB through a 4 KB-file rotation
-    argv = [sys.executable, "-I", "-S", logmon.__file__, str(tmp_path), "web.stdout", "3", "4096"]
+    argv = [sys.executable, "-I", "-S", logmon.__file__, str(tmp_path), "web.stdout", "3", "4096", "-"]
     proc = subprocess.run(argv, input=data, timeout=30, check=True)
     assert proc.returncode == 0
     got = files(tmp_path)
     assert len(got) == 3 and all(len(v) <= 4096 for v in got.values())
     assert data.endswith(b"".join(got.values()))
+
+
+def test_one_rotator_process_copies_both_streams_until_both_are_at_end_of_file(tmp_path):
+    """stdout on its stdin, stderr on the descriptor it is given; the one still open keeps it running."""
+    r_err, w_err = os.pipe()
+    argv = [sys.executable, "-I", "-S", logmon.__file__, str(tmp_path), "web", "3", "4096", str(r_err)]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, pass_fds=(r_err,))
+    os.close(r_err)
+    try:
+        out = b"".join(b"out %d\n" % i for i in range(2000))
+        proc.stdin.write(out)
+        proc.stdin.close()  # stdout ends; stderr is still open
+        os.write(w_err, b"err 1\n")
+        os.write(w_err, b"err 2\n")
+    finally:
+        os.close(w_err)
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:  # gevent's wait() needs its hub to run
+        time.sleep(0.01)
+    assert proc.returncode == 0
+    got = files(tmp_path)
+    assert len(got) == 3 and all(len(v) <= 4096 for v in got.values())
+    assert b"".join(got.values()) == out[-len(b"".join(got.values())):]
+    assert (tmp_path / "web.stderr.0").read_bytes() == b"err 1\nerr 2\n"
+
+
+def test_the_rotator_refuses_a_wrong_command_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-I", "-S", logmon.__file__, str(tmp_path), "web"],
+                          capture_output=True, timeout=30)
+    assert proc.returncode == 2 and b"usage:" in proc.stderr

@@ -37,8 +37,8 @@ log = logging.getLogger("nomad.client.driver")
 
 # Nomad's executor reports a task killed by signal N as exit code 128 + N.
 EXIT_SIGNAL_BASE = 128
-# A task's exit is reported once its log rotators have written all it said
-# (they end at end of file), but no later than this after the exit: a child
+# A task's exit is reported once its log rotator has written all it said
+# (it ends at end of file on both pipes), but no later than this after the exit: a child
 # the task left behind may hold its output open for ever.  Two seconds drain
 # far more than a pipe holds (64 KiB) and delay a stop by little.
 LOG_DRAIN_S = 2.0
@@ -210,8 +210,8 @@ class RawExecDriver:
 
     Layout as Nomad's: the task runs in ``<alloc_dir>/<task>`` (``task_dir``),
     with ``local``, ``secrets`` and ``tmp`` under it; its stdout and stderr
-    go through pipes to two rotator processes (``actors.client.logmon``)
-    that write ``<alloc_dir>/alloc/logs/<task>.stdout.<N>`` / ``.stderr.<N>``
+    go through two pipes to one rotator process (``actors.client.logmon``)
+    that writes ``<alloc_dir>/alloc/logs/<task>.stdout.<N>`` / ``.stderr.<N>``
     as the task's ``logs`` block says (:class:`LogSettings`).
     The process starts a new session, so it leads its own process group and
     signals reach its children too.
@@ -229,7 +229,7 @@ class RawExecDriver:
         # Log rotators (actors.client.logmon processes) we started: reaped when
         # they end; a task's own are waited for (LOG_DRAIN_S) before its exit is told.
         self._loggers: list[subprocess.Popen[bytes]] = []
-        self._task_loggers: dict[int, tuple[subprocess.Popen[bytes], ...]] = {}  # task pid -> its two
+        self._task_loggers: dict[int, tuple[subprocess.Popen[bytes], ...]] = {}  # task pid -> its rotator
         self._drain_since: dict[int, float] = {}  # task pid -> when its exit was first seen
 
     def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
@@ -348,13 +348,13 @@ class RawExecDriver:
     # ------------------------------------------------------------ logs
     def _log_sinks(self, logs_dir: str, task_name: str,
                    logs: LogSettings) -> tuple[int, int, tuple[subprocess.Popen[bytes], ...]]:
-        """The write ends of the task's stdout and stderr: pipes into two new rotators (also returned).
+        """The write ends of the task's stdout and stderr: pipes into a new rotator (also returned).
 
         (-1, -1, ()) when the logs are disabled (the output goes to /dev/null).
-        The rotators run ``actors/client/logmon.py`` by path, isolated (-I -S:
-        no site, no environment), in their own sessions, so they outlive this
-        agent as the task does (see that module for why), and in ``/``: they
-        are no task, and hold no directory of the allocation.
+        The rotator runs ``actors/client/logmon.py`` by path, isolated (-I -S:
+        no site, no environment), in its own session, so it outlives this
+        agent as the task does (see that module for why), and in ``/``: it
+        is no task, and holds no directory of the allocation.
         """
         self._reap_loggers()
         if logs.disabled:
@@ -370,26 +370,28 @@ class RawExecDriver:
                     raise DriverError(f"{self.name}: cannot create the task's {kind} log: {exc}",
                                       recoverable=True) from exc
         ends: list[int] = []
-        procs: list[subprocess.Popen[bytes]] = []
+        reads: list[int] = []
         try:
-            for kind in LOG_STREAMS:
+            for _ in LOG_STREAMS:
                 r, w = os.pipe()
+                reads.append(r)
                 ends.append(w)
-                try:
-                    procs.append(subprocess.Popen(
-                        [sys.executable, "-I", "-S", logmon.__file__, os.path.abspath(logs_dir),
-                         f"{task_name}.{kind}", str(logs.max_files), str(logs.max_file_bytes)],
-                        stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
-                        start_new_session=True, close_fds=True))
-                    self._loggers.append(procs[-1])
-                finally:
-                    os.close(r)
+            os.set_inheritable(reads[1], True)
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", logmon.__file__, os.path.abspath(logs_dir), task_name,
+                 str(logs.max_files), str(logs.max_file_bytes), str(reads[1])],
+                stdin=reads[0], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+                start_new_session=True, close_fds=True, pass_fds=(reads[1],))
+            self._loggers.append(proc)
         except OSError as exc:
-            for w in ends:  # a rotator already started reads end of file and exits
+            for w in ends:
                 os.close(w)
             raise DriverError(f"{self.name}: cannot start the task's log rotator: {exc}",
                               recoverable=True) from exc
-        return ends[0], ends[1], tuple(procs)
+        finally:
+            for r in reads:  # the rotator holds its own ends now
+                os.close(r)
+        return ends[0], ends[1], (proc,)
 
     def _logs_drained(self, pid: int) -> bool:
         """The exited task's rotators have ended, or LOG_DRAIN_S has passed since its exit was seen."""

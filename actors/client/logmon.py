@@ -1,13 +1,16 @@
-"""A task's log rotator: its own small process per stream (Nomad's logmon).
+"""A task's log rotator: one small process per task for both its streams (Nomad's logmon).
 
-The raw_exec driver (``actors.client.drivers``) starts one of these for the
-task's stdout and one for its stderr, each reading the task's output from a
-pipe on its stdin and writing Nomad's rotated files
-``<alloc_dir>/alloc/logs/<task>.<stdout|stderr>.<N>``: a new index when the
-current file reaches ``max_file_size``, at most ``max_files`` of them kept
-(the oldest deleted)::
+The raw_exec driver (``actors.client.drivers``) starts one of these per
+task, reading the task's stdout from a pipe on its stdin and its stderr from
+a second pipe whose descriptor it is given, and writing Nomad's rotated
+files ``<alloc_dir>/alloc/logs/<task>.<stdout|stderr>.<N>``: a new index
+when the current file reaches ``max_file_size``, at most ``max_files`` of
+them kept (the oldest deleted)::
 
-    python -m actors.client.logmon <log dir> <task>.stdout <max files> <max file bytes>
+    python -m actors.client.logmon <log dir> <task> <max files> <max file bytes> <stderr fd>
+
+With ``-`` for the descriptor it rotates its stdin alone, as ``<task>``
+(a full base name such as ``web.stdout``).
 
 Why a process, not greenlets in the agent: a task outlives its client agent
 (a restarted agent re-attaches to it), and so must whatever drains its
@@ -15,7 +18,9 @@ output.  A pipe read by the agent would lose its reader when the agent
 stops; the task would then block on a full pipe or die of SIGPIPE.  This
 process runs in its own session (the task's signals do not reach it), is
 no child of the agent once that restarts, and ends by itself at end of
-file -- when the task and every child that inherited its output are gone.
+file on both pipes -- when the task and every child that inherited its
+output are gone.  One process for both streams, as Nomad's logmon is one
+per task: half the processes (and their memory) of one per stream.
 
 Bounded: a file never grows past ``max_file_bytes`` (a burst larger than
 a file is split over several), at most ``max_files`` files stay, and one
@@ -29,8 +34,8 @@ from __future__ import annotations
 
 import os
 import re
+import selectors
 import sys
-from collections.abc import Callable
 
 # One read from the pipe at most: a chatty task is drained in 64 KiB steps
 # (the Linux pipe buffer), so memory stays bounded whatever it writes.
@@ -119,26 +124,46 @@ class Rotator:
                 pass
 
 
-def pump(read: Callable[[int], bytes], rot: Rotator) -> None:
-    """Copy what *read* returns into *rot* until end of file."""
-    while True:
-        data = read(READ_CHUNK_BYTES)
-        if not data:
-            return
-        rot.write(data)
+def pump_all(streams: dict[int, Rotator]) -> None:
+    """Copy each readable descriptor of *streams* into its rotator until every one is at end of file."""
+    sel = selectors.DefaultSelector()
+    try:
+        for fd, rot in streams.items():
+            sel.register(fd, selectors.EVENT_READ, rot)
+        left = len(streams)
+        while left:
+            for key, _ in sel.select():
+                try:
+                    data = os.read(key.fd, READ_CHUNK_BYTES)
+                except InterruptedError:
+                    continue
+                if data:
+                    key.data.write(data)
+                else:
+                    sel.unregister(key.fd)
+                    left -= 1
+    finally:
+        sel.close()
+
+
+USAGE = "usage: python -m actors.client.logmon <log dir> <task> <max files> <max file bytes> <stderr fd | ->"
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 4:
-        print("usage: python -m actors.client.logmon <log dir> <base name> <max files> <max file bytes>",
-              file=sys.stderr)
+    if len(argv) != 5:
+        print(USAGE, file=sys.stderr)
         return 2
-    log_dir, base, max_files, max_bytes = argv[0], argv[1], int(argv[2]), int(argv[3])
-    rot = Rotator(log_dir, base, max_files, max_bytes)
+    log_dir, task, max_files, max_bytes = argv[0], argv[1], int(argv[2]), int(argv[3])
+    if argv[4] == "-":  # one stream: stdin, as <task> (a whole base name)
+        streams = {0: Rotator(log_dir, task, max_files, max_bytes)}
+    else:
+        streams = {0: Rotator(log_dir, f"{task}.stdout", max_files, max_bytes),
+                   int(argv[4]): Rotator(log_dir, f"{task}.stderr", max_files, max_bytes)}
     try:
-        pump(lambda n: os.read(0, n), rot)
+        pump_all(streams)
     finally:
-        rot.close()
+        for rot in streams.values():
+            rot.close()
     return 0
 
 
