@@ -13,9 +13,12 @@ plug-ins (and tests) append a factory to :data:`EXTRA_CHILD_SPECS`.
     STARTING --> RUNNING --Shutdown(leave)--> LEAVING --all LeaveDone--> STOPPING(0)
                     |                            |--timeout / 2nd signal--> STOPPING(1)
                     |--Shutdown(no leave) / fatal child failure---------> STOPPING(1)
-    STOPPING: children stopped one at a time, last started first, each
-    flushing its state in on_stop; then ``hooks.exit(code)``.  A signal
-    during STOPPING exits at once (force).
+    STOPPING: first every child whose spec ``destroys`` (dev mode's alloc
+    runner) gets Destroy, answered once its work is gone (at most
+    client.max_kill_timeout + Supervision.destroy_margin_s); then children
+    stopped one at a time, last started first, each flushing its state in
+    on_stop; then ``hooks.exit(code)``.  A signal during STOPPING exits at
+    once (force).
 
 **Failures.**  A child that fails is restarted after a backoff when its
 spec is ``restartable`` and it has not failed ``restart_max`` times within
@@ -34,6 +37,8 @@ from typing import Any
 
 from actors.agent_messages import (
     ConfigReloaded,
+    Destroy,
+    Destroyed,
     GetHealth,
     GetSelf,
     GetStatus,
@@ -93,6 +98,8 @@ class Agent(NodeActor):
         self._leave_waiting: set[str] = set()
         self._stop_queue: list[str] = []
         self._stopping: tuple[str, Any, float] | None = None
+        self._destroy_corr = 0
+        self._destroy_waiting: set[str] = set()
 
     # ------------------------------------------------------------ start
     def on_start(self) -> None:
@@ -126,6 +133,8 @@ class Agent(NodeActor):
             self._on_reload()
         elif isinstance(message, LeaveDone):
             self._on_leave_done(message)
+        elif isinstance(message, Destroyed):
+            self._on_destroyed(message)
         elif isinstance(message, GetStatus):
             return self.status()
         elif isinstance(message, GetHealth):
@@ -147,6 +156,12 @@ class Agent(NodeActor):
             self._begin_stop(1)
         elif name == "stop_poll":
             self._poll_stop()
+        elif name == "destroy":
+            if self.phase == "stopping" and self._destroy_waiting:
+                log.warning("allocations not destroyed within %gs: %s; stopping anyway",
+                            self.config.client.max_kill_timeout_s + self.sup.destroy_margin_s,
+                            ", ".join(sorted(self._destroy_waiting)))
+                self._stop_children()
         elif name.startswith("restart:"):
             child = name.removeprefix("restart:")
             if self.phase == "running":
@@ -300,6 +315,27 @@ class Agent(NodeActor):
             if name != "stop_poll":
                 self.cancel_timer(name)
         log.info("requesting shutdown")
+        destroyers = [n for n in self.started if self.by_name[n].destroys
+                      and self.refs.get(n) is not None and self.refs[n].is_alive()]
+        if destroyers:
+            self._destroy_corr += 1
+            self._destroy_waiting = set(destroyers)
+            for name in destroyers:
+                self.send(self.env.node, name, Destroy(reply_to=self.name, corr=self._destroy_corr))
+            self.set_timer("destroy", self.config.client.max_kill_timeout_s + self.sup.destroy_margin_s)
+            return
+        self._stop_children()
+
+    def _on_destroyed(self, done: Destroyed) -> None:
+        if self.phase != "stopping" or done.corr != self._destroy_corr:
+            return
+        self._destroy_waiting.discard(done.actor)
+        if not self._destroy_waiting:
+            self.cancel_timer("destroy")
+            self._stop_children()
+
+    def _stop_children(self) -> None:
+        self._destroy_waiting = set()
         self._stop_queue = list(self.started)
         self._stop_next()
 

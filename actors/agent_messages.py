@@ -72,6 +72,27 @@ class LeaveDone:
 
 
 @msg
+class Destroy:
+    """Told to each child whose spec has ``destroys=True`` when the agent stops, before any child stops.
+
+    Dev mode's alloc runner kills every task (Nomad's ``client.Shutdown``
+    destroys the allocation runners in dev mode) and answers
+    :class:`Destroyed` to ``reply_to`` with the same ``corr`` once they are
+    all dead.  The agent waits at most ``client.max_kill_timeout`` plus
+    ``Supervision.destroy_margin_s``.
+    """
+
+    reply_to: str
+    corr: int
+
+
+@msg
+class Destroyed:
+    actor: str
+    corr: int
+
+
+@msg
 class ConfigReloaded:
     """Told after a reload to each child whose spec has ``reloads=True``.
 

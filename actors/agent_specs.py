@@ -55,6 +55,11 @@ class Supervision:
     # it) so one wedged actor cannot hold the shutdown; Nomad's own graceful
     # timeout is 5 s.
     child_stop_timeout_s: float = 5.0
+    # A dev agent's stop first destroys its allocations (Destroy): the tasks'
+    # kill timeouts bound that (client.max_kill_timeout caps them); this much
+    # more covers the SIGKILL after one and the reaping.  Past it the agent
+    # stops anyway: a wedged task must not hold the process.
+    destroy_margin_s: float = 5.0
     # Liveness sweep: catches a child that died without a ChildFailed (pykka
     # stops an actor whose on_start raises without calling on_failure).
     watch_interval_s: float = 1.0
@@ -77,6 +82,7 @@ class ChildSpec:
     restartable: bool = True  # False: its failure stops the agent (exit 1)
     leaves: bool = False  # gets Leave on a graceful leave and answers LeaveDone
     reloads: bool = False  # gets ConfigReloaded after a reload
+    destroys: bool = False  # gets Destroy before the children stop and answers Destroyed
 
     def wanted(self, config: Config) -> bool:
         return (self.role == "both" or (self.role == "server" and config.server.enabled)
@@ -387,7 +393,9 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         # Before the AllocRunner, which tells it the checks of the allocations it restores.
         ChildSpec(name=CHECK_RUNNER, cls=CheckRunner, role="client",
                   kwargs=(("prober", SocketProber()), ("wall_clock", time.time), ("runner", "alloc-runner"))),
-        ChildSpec(name="alloc-runner", cls=AllocRunner, role="client",
+        # Dev mode: stopping the agent destroys every allocation first, as Nomad's client.Shutdown does
+        # (its tasks are killed; the data dir they ran in is removed with the agent's temporary one).
+        ChildSpec(name="alloc-runner", cls=AllocRunner, role="client", destroys=config.dev_mode,
                   kwargs=(("driver_registry", {"raw_exec": RawExecDriver()}),
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
                           ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)),

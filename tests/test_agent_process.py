@@ -338,6 +338,44 @@ def test_dev_agent_serves_prometheus_and_logs_at_debug(agents, tmp_path):
     assert agent.wait_exit() == 1
 
 
+def test_stopping_a_dev_agent_kills_its_tasks_as_nomads_does(agents, tmp_path):
+    """Nomad's client.Shutdown destroys every allocation in dev mode: no task outlives the dev agent (whose
+    temporary data dir, where the task ran, is removed with it)."""
+    port = free_port()
+    ports = tmp_path / "ports.toml"
+    ports.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n")
+    agent = agents(["-dev", "-config", str(ports)], http_port=port).wait_healthy()
+    pid_file = tmp_path / "task.pid"
+    job = {"Job": {"ID": "sleeper", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {
+            "command": "/bin/sh", "args": ["-c", f"echo $$ > {pid_file}; exec sleep 300"]},
+            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=STEP_DEADLINE_S)
+    try:
+        conn.request("PUT", "/v1/jobs", body=json.dumps(job))
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the task's pid", START_DEADLINE_S,
+             agent.detail)
+    pid = int(pid_file.read_text())
+    os.kill(pid, 0)  # running
+    agent.send(signal.SIGINT)
+    assert agent.wait_exit() == 1
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    try:
+        wait_for(gone, "the task to be gone", 5.0, agent.detail)
+    finally:
+        if not gone():
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_log_json_writes_only_json_lines(agents, tmp_path):
     port = free_port()
     ports = tmp_path / "ports.toml"

@@ -22,6 +22,8 @@ import pytest
 from actors.agent import Agent, AgentAddrs, AgentContext, ChildSpec, Supervision, apply_keys
 from actors.agent_messages import (
     ConfigReloaded,
+    Destroy,
+    Destroyed,
     GetHealth,
     GetSelf,
     GetStatus,
@@ -90,6 +92,7 @@ class Child(NodeActor):
         super().__init__(env, name)
         self.events, self.leave, self.fail_on_start = events, leave, fail_on_start
         self.pending: Leave | None = None
+        self.destroying: Destroy | None = None
 
     def on_start(self) -> None:
         self.events.append(("start", self.name))
@@ -101,7 +104,14 @@ class Child(NodeActor):
         self.events.append(("stop", self.name))
 
     def receive(self, message: Any) -> Any:
-        if isinstance(message, Leave):
+        if isinstance(message, Destroy):  # answers after `leave` as it leaves: now, after a delay, never
+            self.events.append(("destroy", self.name))
+            self.destroying = message
+            if self.leave == "now":
+                self.on_timer("destroyed")
+            elif isinstance(self.leave, float):
+                self.set_timer("destroyed", self.leave)
+        elif isinstance(message, Leave):
             self.events.append(("leave", self.name))
             self.pending = message
             if self.leave == "now":
@@ -115,6 +125,10 @@ class Child(NodeActor):
         return None
 
     def on_timer(self, name: str) -> None:
+        if name == "destroyed" and self.destroying is not None:
+            self.events.append(("destroyed", self.name))
+            self.send(self.env.node, self.destroying.reply_to,
+                      Destroyed(actor=self.name, corr=self.destroying.corr))
         if name == "leave" and self.pending is not None:
             self.send(self.env.node, self.pending.reply_to,
                       LeaveDone(actor=self.name, corr=self.pending.corr))
@@ -248,6 +262,37 @@ def test_second_signal_during_the_leave_stops_at_once_with_exit_1(rigs):
     assert rig.hooks.exits == [(1, False)]
     assert rig.sched.now - start < 1.0
     assert [e for e in rig.events if e[0] == "stop"] == [("stop", "c"), ("stop", "b"), ("stop", "a")]
+
+
+def destroyers(events: list, **kw: Any) -> list[ChildSpec]:
+    return [ChildSpec(name="a", cls=Child, args=(events,)),
+            ChildSpec(name="runner", cls=Child, args=(events,), kwargs=tuple(kw.items()), destroys=True),
+            ChildSpec(name="c", cls=Child, args=(events,))]
+
+
+def test_a_child_that_destroys_its_work_is_answered_before_any_child_stops(rigs):
+    """Dev mode's alloc runner: every task is killed (Destroy, Destroyed) before the agent stops anything."""
+    rig = rigs(lambda ev: destroyers(ev, leave=2.0))
+    start = rig.sched.now
+    rig.signal("SIGINT")
+    assert rig.run_until(rig.exited)
+    assert rig.hooks.exits == [(1, False)]
+    ends = [e for e in rig.events if e[0] in ("destroy", "destroyed", "stop")]
+    assert ends == [("destroy", "runner"), ("destroyed", "runner"), ("stop", "c"), ("stop", "runner"),
+                    ("stop", "a")]
+    assert 2.0 <= rig.sched.now - start < 2.5
+
+
+def test_a_destroy_that_does_not_finish_stops_the_agent_after_the_longest_kill_timeout_and_a_margin(rigs):
+    config = dataclasses.replace(dev_config(), name="n1")
+    limit = config.client.max_kill_timeout_s + 5.0
+    rig = rigs(lambda ev: destroyers(ev, leave="never"), config, destroy_margin_s=5.0)
+    start = rig.sched.now
+    rig.signal("SIGINT")
+    assert rig.run_until(rig.exited, timeout_s=limit + 60)
+    assert rig.hooks.exits == [(1, False)]
+    assert limit <= rig.sched.now - start < limit + 0.5
+    assert [e[1] for e in rig.events if e[0] == "stop"] == ["c", "runner", "a"]
 
 
 def test_signal_while_stopping_forces_the_exit(rigs):

@@ -1113,3 +1113,29 @@ def test_a_prestart_sidecar_need_only_have_started_once_for_the_main_tasks_to_st
     assert next_stage("prestart", [(init, done_init), (proxy, never), (main, never)]) == "prestart"
     running = TaskState(state=TASK_RUNNING, started_at=1.0)
     assert next_stage("prestart", [(init, done_init), (proxy, running), (main, never)]) == "main"
+
+
+def test_destroy_kills_every_task_runs_no_poststop_task_and_answers_once_all_are_dead():
+    """Dev mode's shutdown (Nomad's client.Shutdown destroys every allocation runner in dev mode)."""
+    from actors.agent_messages import Destroy, Destroyed
+
+    c = Client()
+    got: list[Any] = []
+    cleanup = {**task("cleanup"), "Lifecycle": {"Hook": "poststop"}}
+    c.set(alloc("a1", task(ignore_signals=True), cleanup, KillTimeout=3 * NS), alloc("a2"))
+    c.until(lambda: c.status("a1") == "running" and c.status("a2") == "running", 5)
+    t0 = c.sched.now
+
+    class Agent(NodeActor):
+        def receive(self, message: Any) -> Any:
+            got.append(message)
+            return None
+
+    c.node.spawn(Agent, "agent2")
+    c.node.actors["allocs"].tell(Destroy(reply_to="agent2", corr=7))
+    c.until(lambda: bool(got), 10)
+    assert got == [Destroyed(actor="allocs", corr=7)]
+    assert 3.0 <= c.sched.now - t0 < 3.1  # a1's task ignored its signal: SIGKILL after its kill timeout
+    assert all(p.result is not None for p in c.driver.procs.values())
+    assert sorted(p.task_name for p in c.driver.procs.values()) == ["t", "t"]  # cleanup never ran
+    assert c.runner.allocs == {} and c.store.load_all() == {}

@@ -68,6 +68,7 @@ from typing import Any, Protocol
 
 import pykka
 
+from actors.agent_messages import Destroy, Destroyed
 from actors.client.artifacts import (
     DOWNLOADING_MESSAGE,
     EV_DOWNLOAD_FAILED,
@@ -1131,6 +1132,7 @@ class AllocRunner(NodeActor):
         self.checker = checker
         # The node's values a task's config may name (NodeVars, from the ClientNode once it registers).
         self.node_vars: dict[str, str] = {}
+        self._destroying: Destroy | None = None  # the agent's Destroy, answered once every task is dead
         self.store = state
         self.alloc_root = alloc_root
         # Removes a forgotten allocation's directory (the agent passes
@@ -1198,6 +1200,9 @@ class AllocRunner(NodeActor):
             self.send(self.env.node, message.reply_to, totals)
         elif isinstance(message, NodeVars):
             self.node_vars = dict(message.values)
+        elif isinstance(message, Destroy):
+            self._destroy_all(message)
+            self._flush()
         elif isinstance(message, RestartTasks):
             error = self._operate(message.alloc_id, message.task, "restart", "")
             self._flush()
@@ -1955,6 +1960,20 @@ class AllocRunner(NodeActor):
         if updates:
             self.stats["reports"] += 1
             self.send(self.env.node, self.reporter, AllocUpdates(updates=tuple(updates)))
+        if self._destroying is not None and all(a.done() for a in self.allocs.values()):
+            m, self._destroying = self._destroying, None
+            self.send(self.env.node, m.reply_to, Destroyed(actor=self.name, corr=m.corr))
+
+    def _destroy_all(self, m: Destroy) -> None:
+        """The agent stops in dev mode: kill every task, start none again, run no poststop task (Nomad's
+        client.Shutdown destroys its allocation runners in dev mode); Destroyed once all are dead."""
+        self._destroying = m
+        now = self.env.now()
+        for aid in sorted(self.allocs):
+            a = self.allocs[aid]
+            a.removed = True  # killed, then forgotten: the servers are not told (they are stopping too)
+            for name in sorted(a.tasks):
+                self._end_task(a, a.tasks[name], EV_KILLING, "Agent shutting down (dev mode)", now)
 
     # ------------------------------------------------------------ client-side GC
     def _finished(self) -> list[_Alloc]:
