@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import math
 import os
+import random
 import re
 import sys
 import time
@@ -1067,7 +1068,7 @@ def _int_flags(flags: dict[str, Any], names: tuple[str, ...], *, minimum: int | 
 
 
 def alloc_fs(addr: str, args: list[str]) -> str:
-    """``nomad alloc fs [-H] [-stat] [-f] [-tail] [-n lines] [-c bytes] <alloc> [<path>]``.
+    """``nomad alloc fs [-H] [-stat] [-f] [-tail] [-n lines] [-c bytes] [-job] <alloc | job> [<path>]``.
 
     As Nomad's: the path is in the allocation directory (default ``/``, its
     root), read from the node that runs the allocation; a directory is
@@ -1076,14 +1077,15 @@ def alloc_fs(addr: str, args: list[str]) -> str:
     ``-n`` lines (10 when neither is given); ``-f`` then keeps printing what
     is appended, until the allocation is finished or the command interrupted.
     """
-    flags, rest = parse_flags(args, {"H": bool, "stat": bool, "f": bool, "tail": bool, "n": int, "c": int})
+    flags, rest = parse_flags(args, {"H": bool, "stat": bool, "f": bool, "tail": bool, "n": int, "c": int,
+                                     "job": bool})
     _int_flags(flags, ("n", "c"), minimum=0)
     if ("n" in flags or "c" in flags) and not flags.get("tail"):
         raise CliError("-n and -c need -tail")
     if not rest or len(rest) > 2:
         raise CliError("This command takes one or two arguments: nomad alloc fs [-H] [-stat] [-f] [-tail] "
-                       "[-n lines] [-c bytes] <allocation> [<path>]")
-    stub = resolve(addr, "allocation", rest[0])
+                       "[-n lines] [-c bytes] [-job] <allocation | job> [<path>]")
+    stub = random_job_alloc(addr, rest[0]) if flags.get("job") else resolve(addr, "allocation", rest[0])
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
     path = rest[1] if len(rest) > 1 else "/"
     base = _node_url(addr, a)
@@ -1140,8 +1142,23 @@ def _print_file(base: str, alloc_id: str, path: str, size: int, flags: dict[str,
             {"path": path, "offset": start, "origin": "start", "follow": "true", "namespace": ns}))
 
 
+def random_job_alloc(addr: str, ident: str) -> dict[str, Any]:
+    """The ``-job`` flag of ``alloc logs`` and ``alloc fs`` (Nomad's getRandomJobAlloc): the job named by
+    its ID or a unique prefix, then one of its running allocations at random, or its newest when none runs."""
+    job = resolve(addr, "job", ident)
+    allocs = request(addr, "GET", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}/allocations",
+                     namespace=job.get("Namespace"))
+    if not allocs:
+        raise CliError(f'Error fetching allocations: job "{job["ID"]}" doesn\'t exist or it has no '
+                       "allocations")
+    running = [a for a in allocs if a.get("ClientStatus") == "running"]
+    if running:
+        return random.choice(running)
+    return max(allocs, key=lambda a: (a.get("CreateIndex", 0), a["ID"]))
+
+
 def alloc_logs(addr: str, args: list[str]) -> str:
-    """``nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] <alloc> [<task>]``.
+    """``nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] [-job] <alloc | job> [<task>]``.
 
     As Nomad's CLI: the allocation and its node are found through the
     servers, and the logs are read from that node's own HTTP API.  With
@@ -1149,12 +1166,12 @@ def alloc_logs(addr: str, args: list[str]) -> str:
     the task is dead (or the command is interrupted).
     """
     flags, rest = parse_flags(args, {"stderr": bool, "tail": bool, "n": int, "c": int, "f": bool,
-                                     "task": str})
+                                     "task": str, "job": bool})
     _int_flags(flags, ("n", "c"))
     if not rest or len(rest) > 2:
-        raise CliError("usage: nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] "
-                       "<allocation> [<task>]")
-    stub = resolve(addr, "allocation", rest[0])
+        raise CliError("usage: nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] [-job] "
+                       "<allocation | job> [<task>]")
+    stub = random_job_alloc(addr, rest[0]) if flags.get("job") else resolve(addr, "allocation", rest[0])
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
     task = rest[1] if len(rest) > 1 else flags.get("task", "")
     if not task:

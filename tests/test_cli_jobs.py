@@ -920,3 +920,31 @@ def test_alloc_status_shows_rescheduling_as_nomad_does(monkeypatch):
     # Unlimited (no attempts to count), nothing replaced it, no follow-up: no lines.
     assert cli_jobs._reschedule_rows("http://x", {"TaskGroup": "g", "RescheduleTracker": {"Events": [{}]}},
                                      verbose=False) == []
+
+
+def test_the_job_flag_of_alloc_logs_and_fs_takes_a_running_allocation_of_the_job(monkeypatch):
+    """Nomad's getRandomJobAlloc: a running allocation of the job at random, else its newest; an error when
+    the job has none."""
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+    allocs: list[dict[str, Any]] = []
+    asked: list[tuple[str, Any]] = []
+
+    def request(addr: str, method: str, path: str, *a: Any, **k: Any) -> Any:
+        asked.append((path, k.get("namespace")))
+        return allocs
+
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, ident: {"ID": "web", "Namespace": "prod"})
+    monkeypatch.setattr(cli_jobs, "request", request)
+    allocs[:] = [{"ID": "a1", "ClientStatus": "complete", "CreateIndex": 5},
+                 {"ID": "a2", "ClientStatus": "running", "CreateIndex": 3},
+                 {"ID": "a3", "ClientStatus": "running", "CreateIndex": 4}]
+    assert {cli_jobs.random_job_alloc("http://x", "we")["ID"] for _ in range(40)} == {"a2", "a3"}
+    assert asked[0] == ("/v1/job/web/allocations", "prod")
+    allocs[:] = [{"ID": "a1", "ClientStatus": "failed", "CreateIndex": 5},
+                 {"ID": "a2", "ClientStatus": "complete", "CreateIndex": 7}]
+    assert cli_jobs.random_job_alloc("http://x", "web")["ID"] == "a2"
+    allocs[:] = []
+    with pytest.raises(cli_jobs.CliError, match='job "web" doesn\'t exist or it has no allocations'):
+        cli_jobs.random_job_alloc("http://x", "web")
