@@ -124,7 +124,8 @@ def client_allocation(req: Request, api: Api) -> Any:
         task = _string(body, "TaskName")
         if body.get("AllTasks") and task:
             raise CodedError(400, "task name cannot be set when restarting all tasks")
-        return _answer(api.ask(ALLOC_RUNNER, RestartTasks(alloc_id=alloc_id, task=task)))
+        return _answer(api.ask(ALLOC_RUNNER, RestartTasks(alloc_id=alloc_id, task=task,
+                                                          all_tasks=bool(body.get("AllTasks")))))
     signame = _string(body, "Signal")
     if not signame:
         raise CodedError(400, "Signal: missing")

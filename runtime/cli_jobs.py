@@ -1032,9 +1032,14 @@ def _put_json(url: str, body: dict[str, Any]) -> None:
 
 
 def alloc_restart(addr: str, args: list[str]) -> str:
-    """``nomad alloc restart [-task t] <alloc> [<task>]``: its running tasks start again, in place."""
-    flags, url = _alloc_task_op(addr, args, "restart", {})
-    _put_json(url, {"TaskName": flags["_task"], "AllTasks": not flags["_task"]})
+    """``nomad alloc restart [-all-tasks] [-task t] <alloc> [<task>]``: its running tasks start again, in
+    place; with ``-all-tasks`` every task, the lifecycle tasks that already ran too, in lifecycle order."""
+    extra = {"all-tasks": bool}
+    pre, rest = parse_flags(args, {"task": str, "verbose": bool, **extra})
+    if pre.get("all-tasks") and (pre.get("task") or len(rest) > 1):
+        raise CliError("The -all-tasks option is not allowed when restarting a specific task.")
+    flags, url = _alloc_task_op(addr, args, "restart", extra)
+    _put_json(url, {"TaskName": flags["_task"], "AllTasks": bool(flags.get("all-tasks"))})
     return ""
 
 

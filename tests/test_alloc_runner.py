@@ -534,6 +534,31 @@ def test_an_operator_restart_starts_the_task_again_without_using_the_restart_pol
     assert c.runner.stats["restarts"] == 3
 
 
+def test_a_restart_of_all_tasks_runs_the_prestart_tasks_again_before_the_main_ones():
+    """Nomad's RestartAll: the ephemeral prestart task that already ran runs again, and the main task
+    (killed at once) starts only once it has; the poststop task does not run; no restart policy counts."""
+    c = Client()
+    init = {**task("init", run_for_s=5), "Lifecycle": {"Hook": "prestart"}}
+    side = {**task("side"), "Lifecycle": {"Hook": "prestart", "Sidecar": True}}
+    cleanup = {**task("cleanup"), "Lifecycle": {"Hook": "poststop"}}
+    c.set(alloc("a1", init, side, task("web"), cleanup, restart=policy(0, 60, 1)))
+    c.until(lambda: c.task("a1", "web").state == "running", 30)
+    ref = c.node.actors["allocs"]
+    t0 = c.sched.now
+    assert ref.ask(RestartTasks(alloc_id="a1", all_tasks=True)) == ""
+    c.until(lambda: len(c.starts_of("a1", "web")) == 2, 30)
+    inits, webs = c.starts_of("a1", "init"), c.starts_of("a1", "web")
+    assert len(inits) == 2 and t0 <= inits[1] and webs[1] >= inits[1] + 5  # after init ran again
+    assert len(c.starts_of("a1", "side")) == 2 and c.starts_of("a1", "cleanup") == []
+    c.until(lambda: c.task("a1", "web").state == "running", 5)
+    assert c.status("a1") == "running"
+    assert [c.task("a1", n).restarts for n in ("init", "side", "web")] == [1, 1, 1]
+    assert not any(c.task("a1", n).failed for n in ("init", "side", "web"))
+    assert ref.ask(RestartTasks(alloc_id="a1", task="web", all_tasks=True)) == ""  # one task: as before
+    c.until(lambda: len(c.starts_of("a1", "web")) == 3, 30)
+    assert len(c.starts_of("a1", "init")) == 2
+
+
 def test_operator_restart_and_signal_refuse_what_is_not_running():
     c = Client()
     c.set(alloc("a1", task("web", ignore_signals=True), task("once", run_for_s=1), job_type="batch"))

@@ -948,3 +948,20 @@ def test_the_job_flag_of_alloc_logs_and_fs_takes_a_running_allocation_of_the_job
     allocs[:] = []
     with pytest.raises(cli_jobs.CliError, match='job "web" doesn\'t exist or it has no allocations'):
         cli_jobs.random_job_alloc("http://x", "web")
+
+
+def test_alloc_restart_all_tasks_refuses_a_task_and_asks_the_node_for_all_of_them(monkeypatch):
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+    for args in (["-all-tasks", "a1", "web"], ["-all-tasks", "-task", "web", "a1"]):
+        with pytest.raises(cli_jobs.CliError, match="The -all-tasks option is not allowed when restarting a "
+                                                    "specific task."):
+            cli_jobs.alloc_restart("http://x", args)
+    sent: list[Any] = []
+    monkeypatch.setattr(cli_jobs, "_alloc_task_op", lambda addr, args, what, extra: (
+        {"_task": "", "all-tasks": "-all-tasks" in args}, "http://node/v1/client/allocation/a1/restart"))
+    monkeypatch.setattr(cli_jobs, "_put_json", lambda url, body: sent.append(body))
+    cli_jobs.alloc_restart("http://x", ["-all-tasks", "a1"])
+    cli_jobs.alloc_restart("http://x", ["a1"])
+    assert sent == [{"TaskName": "", "AllTasks": True}, {"TaskName": "", "AllTasks": False}]

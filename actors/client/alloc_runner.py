@@ -227,12 +227,16 @@ class RestartTasks:
     """Query (ask): restart the allocation's running tasks, or only *task* (Nomad's alloc restart).
 
     Each is killed and started again at once, without counting against its
-    restart policy.  Answers "" or an error (unknown allocation or task, task
-    not running).
+    restart policy.  With *all_tasks* (Nomad's RestartAll) every task but the
+    poststop ones restarts, those that already ran and ended too, in
+    lifecycle order: the prestart tasks first, the main tasks once they are
+    done.  Answers "" or an error (unknown allocation or task, task not
+    running).
     """
 
     alloc_id: str
     task: str = ""
+    all_tasks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -1204,7 +1208,7 @@ class AllocRunner(NodeActor):
             self._destroy_all(message)
             self._flush()
         elif isinstance(message, RestartTasks):
-            error = self._operate(message.alloc_id, message.task, "restart", "")
+            error = self._operate(message.alloc_id, message.task, "restart", "", all_tasks=message.all_tasks)
             self._flush()
             return error
         elif isinstance(message, SignalTasks):
@@ -1498,7 +1502,8 @@ class AllocRunner(NodeActor):
             self._event(t, EV_RESTARTING, now, "User requested restart: restarting in 0s")
             self.stats["restarts"] += 1
             t.phase = P_PENDING
-            self._start_task(a, t)
+            if stage_starts(a.stage, t.spec):  # else _coordinate starts it in its turn (a restart of all)
+                self._start_task(a, t)
             return
         t.restart_requested = False
         if t.phase == P_KILLING and t.check_restart and a.want_run:
@@ -1537,7 +1542,7 @@ class AllocRunner(NodeActor):
         else:
             self._dead(a, t, EV_NOT_RESTARTING, d.reason, now)
 
-    def _operate(self, alloc_id: str, task: str, op: str, signame: str) -> str:
+    def _operate(self, alloc_id: str, task: str, op: str, signame: str, *, all_tasks: bool = False) -> str:
         """An operator's restart or signal of running tasks; "" or why not."""
         a = self.allocs.get(alloc_id)
         if a is None or a.removed:
@@ -1555,6 +1560,9 @@ class AllocRunner(NodeActor):
                 return str(exc)
         now = self.env.now()
         self._dirty.add(a.alloc_id)
+        if all_tasks and op == "restart" and not task:
+            self._restart_all(a, now)
+            return ""
         for t in running:
             if op == "signal":
                 self._event(t, EV_SIGNALING, now, f"Task being sent signal {signame}")
@@ -1564,6 +1572,28 @@ class AllocRunner(NodeActor):
                 self._event(t, EV_RESTART_SIGNALED, now, "User requested task to restart")
                 self._end_task(a, t, EV_KILLING, "Restarting", now)
         return ""
+
+    def _restart_all(self, a: _Alloc, now: float) -> None:
+        """Nomad's RestartAll: the task coordinator starts over (so the prestart tasks run before the main
+        ones again) and every task but the poststop ones restarts -- a running one once killed, one that
+        ran and ended (an ephemeral prestart or poststart task) at once -- none counting against its
+        restart policy."""
+        a.stage = STAGES[0]
+        for name in sorted(a.tasks):
+            t = a.tasks[name]
+            if t.spec.hook == HOOK_POSTSTOP:
+                continue
+            if t.phase == P_RUNNING and t.handle is not None:
+                t.restart_requested = True
+                self._event(t, EV_RESTART_SIGNALED, now, "User requested all tasks to restart")
+                self._end_task(a, t, EV_KILLING, "Restarting", now)
+            elif t.phase == P_DEAD and not t.state.failed:
+                self._event(t, EV_RESTART_SIGNALED, now, "User requested all tasks to restart")
+                t.state = _state(t.state, state=TASK_PENDING, restarts=t.state.restarts + 1, last_restart=now,
+                                 finished_at=0.0)
+                self._event(t, EV_RESTARTING, now, "User requested restart: restarting in 0s")
+                self.stats["restarts"] += 1
+                t.phase = P_PENDING  # _coordinate starts it when its stage comes
 
     def _restart_due(self, a: _Alloc, t: _Task) -> None:
         if t.phase != P_RESTART_WAIT:
