@@ -588,6 +588,11 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         storage = SqliteStorage(os.path.join(raft_dir, "raft.db"), use_threadpool=True)
         try:
             storage.verify()
+            # Outage recovery (Nomad's setupRaft): a peers.json beside the store sets the configuration.
+            from actors.state.store import StateStore
+            from runtime.raft_recovery import check_peers_json
+
+            check_peers_json(raft_dir, storage, StateStore)
         except StorageError:
             storage.close()
             raise

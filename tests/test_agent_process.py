@@ -503,6 +503,48 @@ def test_sigquit_prints_every_greenlet_stack_and_exits_2(agents, tmp_path):
     assert "Greenlets" in err
 
 
+def test_a_server_that_lost_its_quorum_recovers_with_peers_json_as_nomads_does(agents, tmp_path):
+    """Nomad's outage recovery: a server whose two peers are gone for good cannot elect a leader; with
+    <data_dir>/server/raft/peers.json naming it alone it starts as the whole cluster, keeps its data,
+    and deletes the file."""
+    from actors.raft.sqlite_store import SqliteStorage
+    from actors.state.store import StateStore
+    from runtime.raft_recovery import recover_cluster
+
+    cfg = agent_config(tmp_path / "agent.toml", tmp_path / "data")
+    agent = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    me = f"127.0.0.1:{cfg['rpc']}"
+    wait_for(lambda: agent.get("/v1/status/leader")[1] == json.dumps(me).encode(), "a leader")
+    job = {"Job": {"ID": "kept", "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 0, "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"},
+                                            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}}
+    conn = http.client.HTTPConnection("127.0.0.1", cfg["http"], timeout=STEP_DEADLINE_S)
+    try:
+        conn.request("PUT", "/v1/jobs", body=json.dumps(job))
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    agent.send(signal.SIGINT)
+    agent.wait_exit()
+    raft_dir = tmp_path / "data" / "server" / "raft"
+    assert (raft_dir / "peers.info").exists()  # written at the first start, as Nomad's sentinel
+    # The outage: the configuration names two more servers, which are gone for good.
+    store = SqliteStorage(str(raft_dir / "raft.db"))
+    try:
+        recover_cluster(store, (me, "127.0.0.2:1", "127.0.0.3:1"), (), StateStore)
+    finally:
+        store.close()
+    node_id = (tmp_path / "data" / "server" / "node-id").read_text().strip()
+    (raft_dir / "peers.json").write_text(json.dumps([{"id": node_id, "address": me, "non_voter": False}]))
+    again = agents(["-config", cfg["path"]], http_port=cfg["http"]).wait_healthy()
+    again.wait_line(r"found peers\.json file, recovering Raft configuration\.\.\.")
+    wait_for(lambda: again.get("/v1/status/leader")[1] == json.dumps(me).encode(), "the recovered leader")
+    assert not (raft_dir / "peers.json").exists()
+    assert again.get("/v1/job/kept")[0] == 200
+    servers = json.loads(again.get("/v1/operator/raft/configuration")[1])["Servers"]
+    assert [s["Address"] for s in servers] == [me]
+
+
 # ---------------------------------------------------------------- refusals
 
 
