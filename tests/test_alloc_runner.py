@@ -1113,3 +1113,96 @@ def test_a_prestart_sidecar_need_only_have_started_once_for_the_main_tasks_to_st
     assert next_stage("prestart", [(init, done_init), (proxy, never), (main, never)]) == "prestart"
     running = TaskState(state=TASK_RUNNING, started_at=1.0)
     assert next_stage("prestart", [(init, done_init), (proxy, running), (main, never)]) == "main"
+
+
+# ------------------------------------------------------------ ephemeral disk: sticky and migrate
+class DiskClient(Client):
+    """A client whose allocation directories are real ones under *root* (DiskAllocDirs)."""
+
+    def __init__(self, root: str) -> None:
+        from actors.client.alloc_runner import DiskAllocDirs
+
+        self.root = root
+        self.dirs = DiskAllocDirs(root)
+        super().__init__()
+
+    def _boot(self, env: Any) -> None:
+        env.spawn(Reporter, "reporter", self.got)
+        env.spawn(AllocRunner, "allocs", driver_registry={"sim": self.driver}, state=self.store,
+                  alloc_root=self.root, reporter="reporter", config=self.config, alloc_dirs=self.dirs)
+
+
+def _slow(kill_s: float) -> dict[str, Any]:
+    """A task that ignores its kill signal: it dies *kill_s* later, at its KillTimeout's SIGKILL."""
+    return {**task("t", ignore_signals=True), "KillTimeout": int(kill_s * NS)}
+
+
+def _disk_alloc(aid: str, *, prev: str = "", sticky: bool = False, migrate: bool = False, index: int = 1,
+                desired: str = "run", tasks: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    a = alloc(aid, *(tasks or (_slow(2.0),)), desired=desired, index=index)
+    a["Job"]["TaskGroups"][0]["EphemeralDisk"] = {"SizeMB": 300, "Sticky": sticky, "Migrate": migrate}
+    a["PreviousAllocation"] = prev
+    return a
+
+
+def test_a_sticky_disks_data_moves_to_the_replacement_once_the_previous_allocation_ended(tmp_path):
+    """A destructive update on the same node: the new allocation's tasks wait for the old one to end,
+    then find its alloc/data and their local/ directories (Nomad's prevAllocWatcher and migrator)."""
+    c = DiskClient(str(tmp_path))
+    c.set(_disk_alloc("a1", sticky=True))
+    c.until(lambda: c.status("a1") == "running", 5)
+    (tmp_path / "a1" / "alloc" / "data").mkdir(parents=True)
+    (tmp_path / "a1" / "alloc" / "data" / "db.txt").write_text("kept")
+    (tmp_path / "a1" / "t" / "local").mkdir(parents=True)
+    (tmp_path / "a1" / "t" / "local" / "state").write_text("mine")
+    (tmp_path / "a2" / "alloc" / "data").mkdir(parents=True)  # an empty one in the way gives way
+    # The servers stop a1 and place a2 in its stead, in one set; a1 takes 2 s to die.
+    c.set(_disk_alloc("a1", sticky=True, desired="stop", index=2),
+          _disk_alloc("a2", prev="a1", sticky=True, index=2), index=2)
+    c.run(1.0)
+    assert c.task("a2").state == "pending" and c.starts_of("a2") == []  # waits for a1
+    c.until(lambda: c.status("a1") == "complete" and c.status("a2") == "running", 10)
+    assert c.starts_of("a2")[0] >= c.task("a1").finished_at
+    assert (tmp_path / "a2" / "alloc" / "data" / "db.txt").read_text() == "kept"
+    assert (tmp_path / "a2" / "t" / "local" / "state").read_text() == "mine"
+    assert not (tmp_path / "a1" / "alloc" / "data").exists()
+    assert "Task Setup" not in events(c.task("a2"))
+
+
+def test_without_a_sticky_disk_the_replacement_neither_waits_nor_takes_the_data(tmp_path):
+    c = DiskClient(str(tmp_path))
+    c.set(_disk_alloc("a1"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    (tmp_path / "a1" / "alloc" / "data").mkdir(parents=True)
+    (tmp_path / "a1" / "alloc" / "data" / "db.txt").write_text("kept")
+    c.set(_disk_alloc("a1", desired="stop", index=2), _disk_alloc("a2", prev="a1", index=2), index=2)
+    c.until(lambda: c.status("a2") == "running", 5)
+    assert c.status("a1") == "running"  # still dying: a2 did not wait
+    assert (tmp_path / "a1" / "alloc" / "data" / "db.txt").exists()
+    assert not (tmp_path / "a2" / "alloc" / "data").exists()
+
+
+def test_a_migrating_disk_whose_previous_allocation_ran_elsewhere_starts_and_says_so(tmp_path):
+    c = DiskClient(str(tmp_path))
+    c.set(_disk_alloc("a2", prev="0123456789-elsewhere", migrate=True))
+    c.until(lambda: c.status("a2") == "running", 5)
+    setup = [e for e in c.task("a2").events if e.type == "Task Setup"]
+    assert len(setup) == 1 and "01234567" in setup[0].message and "was not migrated" in setup[0].message
+    assert "another node" in setup[0].message
+
+
+def test_a_replacement_waiting_for_its_previous_allocation_is_persisted_across_a_restart(tmp_path):
+    c = DiskClient(str(tmp_path))
+    c.set(_disk_alloc("a1", sticky=True, tasks=(_slow(30.0),)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    (tmp_path / "a1" / "alloc" / "data").mkdir(parents=True)
+    (tmp_path / "a1" / "alloc" / "data" / "db.txt").write_text("kept")
+    c.set(_disk_alloc("a1", sticky=True, desired="stop", index=2, tasks=(_slow(30.0),)),
+          _disk_alloc("a2", prev="a1", sticky=True, index=2), index=2)
+    c.run(1.0)
+    assert c.store.load_all()["a2"]["prev_wait"] == "a1"
+    c.node.restart()
+    c.run(1.0)
+    assert c.starts_of("a2") == []  # still waits for a1
+    c.until(lambda: c.status("a2") == "running", 60)
+    assert (tmp_path / "a2" / "alloc" / "data" / "db.txt").read_text() == "kept"
