@@ -865,7 +865,8 @@ def _allocated_resources(node: dict[str, Any], allocs: list[dict[str, Any]]) -> 
     """Nomad's getAllocatedResources: what the node's running allocations hold, of what it offers
     (its resources less reserved)."""
     running = [a for a in allocs if a.get("ClientStatus") == "running"]
-    used = [sum(int((a.get("Resources") or {}).get(k, 0)) for a in running) for k in ("CPU", "MemoryMB", "DiskMB")]
+    used = [sum(int((a.get("Resources") or {}).get(k, 0)) for a in running)
+            for k in ("CPU", "MemoryMB", "DiskMB")]
     res, rsv = node.get("NodeResources") or {}, node.get("ReservedResources") or {}
 
     def total(kind: str, key: str) -> int:

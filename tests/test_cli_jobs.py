@@ -933,7 +933,8 @@ def test_alloc_and_node_status_show_the_ephemeral_disk_where_nomad_shows_disk(mo
     node = {"ID": "n1", "Name": "n1", "Status": "ready", "SchedulingEligibility": "eligible",
             "NodeResources": {"Cpu": {"CpuShares": 4000}, "Memory": {"MemoryMB": 8192},
                               "Disk": {"DiskMB": 10240}},
-            "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0}, "Disk": {"DiskMB": 2048}}}
+            "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0},
+                                  "Disk": {"DiskMB": 2048}}}
     stopped = {**alloc, "ID": "a0", "ClientStatus": "complete", "DesiredStatus": "stop"}
     answers = {"/v1/allocation/a1": alloc, "/v1/node/n1": node, "/v1/node/n1/allocations": [alloc, stopped]}
     monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix: {"ID": prefix})
