@@ -35,6 +35,12 @@ must not forget a task it said is running).
   tasks once every other task is dead -- after a stop too.  Sidecars are
   killed once the other tasks are dead ("Main Tasks Dead"); an ephemeral
   prestart or poststart task that succeeded is done, never restarted.
+* An allocation replacing one on this node (``PreviousAllocation``) whose
+  group's ``ephemeral_disk`` is sticky or migrates starts no task until the
+  previous allocation has ended; then its ``alloc/data`` and each task's
+  ``local/`` move over (Nomad's prevAllocWatcher and migrator, through the
+  ``alloc_dirs`` edge).  One on another node is not migrated (a "Task Setup"
+  event says so; Nomad would pull it from that node's client API).
 * Every change of an allocation's client state is told to the ``reporter``
   actor as one :class:`AllocUpdates` per step.
 * Task handles and states are persisted through an :class:`AllocStateStore`;

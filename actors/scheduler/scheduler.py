@@ -16,7 +16,10 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
 * **Ranking** (bin-packing, or spreading when the scheduler configuration
   says ``spread``): nodes are visited in an order shuffled by the
   evaluation's ID (Nomad's random iterator, so evaluations spread their
-  load), the first ``limit`` candidates with room are scored with Nomad's
+  load), the first ``limit`` candidates with room (CPU, memory, and the
+  group's ephemeral disk against the node's disk less reserved: Nomad's
+  "cpu", "memory" and "disk" dimensions; what the plan stops frees its room)
+  are scored with Nomad's
   ``ScoreFitBinPack`` minus a job anti-affinity penalty, and the best wins.
   ``limit`` is ``max(2, ceil(log2(nodes)))`` as in Nomad's generic stack.
   A job with ``affinity`` or ``spread`` blocks has up to
@@ -25,6 +28,9 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   affinity score (matching weights over all weights) and the spread boost
   (towards each value's target share, or
   towards the least-used value), as Nomad's score normalization does.
+* **Sticky disks**: the replacement of an allocation whose group's
+  ``ephemeral_disk`` is sticky or migrates tries the previous allocation's
+  node first (Nomad's findPreferredNode), and goes elsewhere if it cannot.
 * **System jobs** place one allocation of each group on every feasible node.
 
 The plan is only a proposal: the state machine applies it through Raft and
