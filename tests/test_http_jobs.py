@@ -124,6 +124,7 @@ def test_registered_job_is_read_back_listed_and_evaluated(dev):
     body = job.json()
     assert body["ID"] == "api-read" and body["Type"] == "service" and body["Region"] == "global"
     assert body["TaskGroups"][0]["Tasks"][0]["Resources"] == {"CPU": 50, "MemoryMB": 32}
+    assert body["TaskGroups"][0]["EphemeralDisk"] == {"Sticky": False, "SizeMB": 300, "Migrate": False}
     assert body["SubmitTime"] > 10**18  # Unix nanoseconds, as Nomad's JSON has it
     assert job.headers["x-nomad-knownleader"] == "true" and job.headers["x-nomad-lastcontact"] == "0"
 
@@ -171,6 +172,7 @@ def test_job_is_placed_and_its_allocations_are_listed_by_job_node_and_id(dev):
 
     full = call(port, "GET", f"/v1/allocation/{allocs[0]['ID']}").json()
     assert full["Job"]["ID"] == "api-place" and full["TaskGroup"] == "web" and full["CreateTime"] > 10**18
+    assert full["Resources"]["DiskMB"] == 300 and full["AllocatedResources"]["Shared"]["DiskMB"] == 300
     on_node = call(port, "GET", f"/v1/node/{node}/allocations").json()
     assert {a["ID"] for a in allocs} <= {a["ID"] for a in on_node} and all("Job" in a for a in on_node)
     listed = call(port, "GET", f"/v1/allocations?prefix={allocs[0]['ID'][:6]}").json()
@@ -185,6 +187,16 @@ def test_job_is_placed_and_its_allocations_are_listed_by_job_node_and_id(dev):
                          for a in call(port, "GET", "/v1/job/api-place/allocations").json()),
              "the stopped job's tasks complete", PLACE_DEADLINE_S, dev.detail)
     call(port, "DELETE", "/v1/job/api-place?purge=true")
+
+
+def test_a_job_stored_before_ephemeral_disks_reads_back_with_nomads_default() -> None:
+    from actors.http_jobs import alloc_out, job_out
+
+    old = {"ID": "old", "TaskGroups": [{"Name": "g", "Tasks": []}]}
+    assert job_out(old)["TaskGroups"][0]["EphemeralDisk"] == {"Sticky": False, "SizeMB": 300, "Migrate": False}
+    assert "EphemeralDisk" not in old["TaskGroups"][0]  # the stored record is not changed
+    a = alloc_out({"ID": "a", "Job": old, "TaskGroup": "g", "Resources": {"CPU": 1, "MemoryMB": 2}})
+    assert a["Resources"]["DiskMB"] == 0 and a["AllocatedResources"]["Shared"]["DiskMB"] == 0
 
 
 # ---------------------------------------------------------------- blocking queries and headers

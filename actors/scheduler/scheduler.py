@@ -771,10 +771,12 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     ev_now = now if now is not None else float(ev.get("ModifyTime", 0.0))
 
     freeing: list[_Usage] = []  # the plan's usage, once made
+    freed: set[str] = set()  # allocations whose room this plan's usage no longer counts
 
     def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "") -> None:
         stop.append({"ID": a["ID"], "DesiredDescription": desc, "ClientStatus": client_status})
-        if freeing and live(a):
+        if freeing and live(a) and a["ID"] not in freed:
+            freed.add(a["ID"])
             # Its room is free for this plan's placements: the plan's apply stops before it places
             # (Nomad's proposed allocations leave out the plan's stops).
             u = freeing[0][a["NodeID"]]
