@@ -193,7 +193,8 @@ def test_a_job_stored_before_ephemeral_disks_reads_back_with_nomads_default() ->
     from actors.http_jobs import alloc_out, job_out
 
     old = {"ID": "old", "TaskGroups": [{"Name": "g", "Tasks": []}]}
-    assert job_out(old)["TaskGroups"][0]["EphemeralDisk"] == {"Sticky": False, "SizeMB": 300, "Migrate": False}
+    disk = job_out(old)["TaskGroups"][0]["EphemeralDisk"]
+    assert disk == {"Sticky": False, "SizeMB": 300, "Migrate": False}
     assert "EphemeralDisk" not in old["TaskGroups"][0]  # the stored record is not changed
     a = alloc_out({"ID": "a", "Job": old, "TaskGroup": "g", "Resources": {"CPU": 1, "MemoryMB": 2}})
     assert a["Resources"]["DiskMB"] == 0 and a["AllocatedResources"]["Shared"]["DiskMB"] == 0
