@@ -90,12 +90,13 @@ class Cluster:
         used: dict[str, list[int]] = {}
         for a in self.state.tables["allocs"].values():
             if live(a):
-                u = used.setdefault(a["NodeID"], [0, 0])
+                u = used.setdefault(a["NodeID"], [0, 0, 0])
                 u[0] += a["Resources"]["CPU"]
                 u[1] += a["Resources"]["MemoryMB"]
-        for nid, (cpu, mem) in used.items():
+                u[2] += a["Resources"].get("DiskMB", 0)
+        for nid, (cpu, mem, disk) in used.items():
             cap = node_capacity(self.state.tables["nodes"][nid])
-            assert cpu <= cap[0] and mem <= cap[1], (nid, cpu, mem, cap)
+            assert cpu <= cap[0] and mem <= cap[1] and disk <= cap[2], (nid, cpu, mem, disk, cap)
 
 
 def service(job_id: str = "web", count: int = 4, cpu: int = 500, mem: int = 256, **extra: Any) -> dict[str, Any]:
