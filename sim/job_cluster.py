@@ -127,8 +127,8 @@ class JobCluster(ClientCluster):
                 continue
             cap = node_capacity(node)
             if cpu > cap[0] or mem > cap[1] or disk > cap[2]:
-                msg = (f"t={self.sched.now:.1f}: node {nid} over-committed: cpu {cpu}/{cap[0]} mem {mem}/{cap[1]} "
-                       f"disk {disk}/{cap[2]}")
+                msg = (f"t={self.sched.now:.1f}: node {nid} over-committed: cpu {cpu}/{cap[0]} "
+                       f"mem {mem}/{cap[1]} disk {disk}/{cap[2]}")
                 self.overcommits.append(msg)
                 raise AssertionError(msg)
         self._check_rollouts(state.tables)
