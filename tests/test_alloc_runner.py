@@ -1119,12 +1119,12 @@ def test_a_prestart_sidecar_need_only_have_started_once_for_the_main_tasks_to_st
 class DiskClient(Client):
     """A client whose allocation directories are real ones under *root* (DiskAllocDirs)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, config: AllocRunnerConfig | None = None) -> None:
         from actors.client.alloc_runner import DiskAllocDirs
 
         self.root = root
         self.dirs = DiskAllocDirs(root)
-        super().__init__()
+        super().__init__(config=config)
 
     def _boot(self, env: Any) -> None:
         env.spawn(Reporter, "reporter", self.got)
@@ -1138,8 +1138,9 @@ def _slow(kill_s: float) -> dict[str, Any]:
 
 
 def _disk_alloc(aid: str, *, prev: str = "", sticky: bool = False, migrate: bool = False, index: int = 1,
-                desired: str = "run", tasks: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
-    a = alloc(aid, *(tasks or (_slow(2.0),)), desired=desired, index=index)
+                desired: str = "run", tasks: tuple[dict[str, Any], ...] = (), job_type: str = "service",
+                ) -> dict[str, Any]:
+    a = alloc(aid, *(tasks or (_slow(2.0),)), desired=desired, index=index, job_type=job_type)
     a["Job"]["TaskGroups"][0]["EphemeralDisk"] = {"SizeMB": 300, "Sticky": sticky, "Migrate": migrate}
     a["PreviousAllocation"] = prev
     return a
@@ -1206,3 +1207,21 @@ def test_a_replacement_waiting_for_its_previous_allocation_is_persisted_across_a
     assert c.starts_of("a2") == []  # still waits for a1
     c.until(lambda: c.status("a2") == "running", 60)
     assert (tmp_path / "a2" / "alloc" / "data" / "db.txt").read_text() == "kept"
+
+
+def test_the_allocation_a_sticky_replacement_takes_the_disk_of_is_not_garbage_collected_first(tmp_path):
+    from actors.client.alloc_runner import CollectAlloc
+
+    c = DiskClient(str(tmp_path), AllocRunnerConfig(gc_max_allocs=1))
+    done = _disk_alloc("a1", sticky=True, job_type="batch", tasks=(task("t", run_for_s=1),))
+    c.set(done)
+    c.until(lambda: c.status("a1") == "complete", 5)
+    (tmp_path / "a1" / "alloc" / "data").mkdir(parents=True)
+    (tmp_path / "a1" / "alloc" / "data" / "out").write_text("result")
+    # Over gc_max_allocs with a2: a1 is the oldest finished one, but a2 takes its disk first.
+    c.set(done, _disk_alloc("a2", prev="a1", sticky=True, job_type="batch", index=2,
+                            tasks=(task("t", run_for_s=30),)), index=2)
+    c.until(lambda: c.status("a2") == "running", 5)
+    assert (tmp_path / "a2" / "alloc" / "data" / "out").read_text() == "result"
+    assert c.node.actors["allocs"].ask(CollectAlloc(alloc_id="a1")) == ""  # taken: now it may go
+    assert not (tmp_path / "a1").exists()

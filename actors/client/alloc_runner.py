@@ -2083,7 +2083,8 @@ class AllocRunner(NodeActor):
     # ------------------------------------------------------------ client-side GC
     def _finished(self) -> list[_Alloc]:
         """Allocations whose tasks are all gone and whose directory is still here, oldest first."""
-        done = [a for a in self.allocs.values() if not a.collected and not a.removed and a.done()]
+        done = [a for a in self.allocs.values() if not a.collected and not a.removed and a.done()
+                and a.alloc_id not in self._waiters]  # a replacement takes its ephemeral disk first
         done.sort(key=lambda a: (a.spec.modify_index if a.spec else 0, a.alloc_id))
         return done
 
@@ -2108,7 +2109,7 @@ class AllocRunner(NodeActor):
         a = self.allocs.get(alloc_id)
         if a is None:
             return f'Unknown allocation "{alloc_id}"'
-        if self.alloc_dirs is None or a.collected or a.removed or not a.done():
+        if self.alloc_dirs is None or a.collected or a.removed or not a.done() or alloc_id in self._waiters:
             return NOT_ELIGIBLE_FOR_GC
         if not self._collect(a, "forced collection"):
             return f"cannot remove the directory of allocation {alloc_id}"
@@ -2142,7 +2143,10 @@ class AllocRunner(NodeActor):
         excess = held + new - self.cfg.gc_max_allocs
         if new == 0 or excess <= 0:
             return
-        for a in self._finished()[:excess]:
+        # The allocations the new ones replace stay: a sticky or migrating disk moves over from them.
+        replaced = {raw.get("PreviousAllocation") for raw in allocs
+                    if isinstance(raw, dict) and raw.get("ID") not in self.allocs}
+        for a in [a for a in self._finished() if a.alloc_id not in replaced][:excess]:
             self._collect(a, f"new allocations and over max ({self.cfg.gc_max_allocs}) allocations")
 
     def _forget(self, a: _Alloc) -> None:
