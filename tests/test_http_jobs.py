@@ -517,3 +517,37 @@ def test_a_prestart_task_writes_into_the_alloc_dir_before_the_main_task_reads_it
     out = call(port, "GET", f"/v1/client/fs/cat/{stub['ID']}?path=alloc/logs/main.stdout.0")
     assert out.text == "prepared\n"
     call(port, "DELETE", "/v1/job/api-lifecycle?purge=true")
+
+
+def test_a_sticky_disk_keeps_alloc_data_across_a_destructive_update_on_a_real_agent(dev):
+    """raw_exec writes to ${NOMAD_ALLOC_DIR}/data; its replacement (a new version) finds it there."""
+    port = dev.http_port
+    script = 'echo "run $V" >> "$NOMAD_ALLOC_DIR/data/log"; echo here > "$NOMAD_TASK_DIR/mine"; exec sleep 60'
+
+    def job(version: str) -> dict[str, Any]:
+        j = sleep_job("api-sticky", Update={"MaxParallel": 0})
+        g = j["TaskGroups"][0]
+        g["EphemeralDisk"] = {"Sticky": True, "SizeMB": 200}
+        g["Tasks"][0].update(Config={"command": "/bin/sh", "args": ["-c", script]}, Env={"V": version},
+                             KillTimeout=1_000_000_000)
+        return j
+
+    def running_one(version: int) -> dict[str, Any] | None:
+        allocs = [a for a in call(port, "GET", "/v1/job/api-sticky/allocations").json()
+                  if a["DesiredStatus"] == "run" and a["JobVersion"] == version]
+        return allocs[0] if len(allocs) == 1 and allocs[0]["ClientStatus"] == "running" else None
+
+    def cat(alloc_id: str, path: str) -> str | None:
+        r = call(port, "GET", f"/v1/client/fs/cat/{alloc_id}?path={path}")
+        return r.text if r.status == 200 else None
+
+    assert call(port, "PUT", "/v1/jobs", {"Job": job("1")}).status == 200
+    first = wait_for(lambda: running_one(0), "the first allocation runs", PLACE_DEADLINE_S, dev.detail)
+    wait_for(lambda: cat(first["ID"], "alloc/data/log") == "run 1\n", "it writes", PLACE_DEADLINE_S, dev.detail)
+    assert call(port, "PUT", "/v1/jobs", {"Job": job("2")}).status == 200
+    second = wait_for(lambda: running_one(1), "its replacement runs", PLACE_DEADLINE_S, dev.detail)
+    assert second["PreviousAllocation"] == first["ID"] and second["NodeID"] == first["NodeID"]
+    wait_for(lambda: cat(second["ID"], "alloc/data/log") == "run 1\nrun 2\n", "the data followed",
+             PLACE_DEADLINE_S, dev.detail)
+    assert cat(second["ID"], "sleeper/local/mine") == "here\n"
+    call(port, "DELETE", "/v1/job/api-sticky?purge=true")
