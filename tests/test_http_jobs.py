@@ -543,7 +543,8 @@ def test_a_sticky_disk_keeps_alloc_data_across_a_destructive_update_on_a_real_ag
 
     assert call(port, "PUT", "/v1/jobs", {"Job": job("1")}).status == 200
     first = wait_for(lambda: running_one(0), "the first allocation runs", PLACE_DEADLINE_S, dev.detail)
-    wait_for(lambda: cat(first["ID"], "alloc/data/log") == "run 1\n", "it writes", PLACE_DEADLINE_S, dev.detail)
+    wait_for(lambda: cat(first["ID"], "alloc/data/log") == "run 1\n", "it writes", PLACE_DEADLINE_S,
+             dev.detail)
     assert call(port, "PUT", "/v1/jobs", {"Job": job("2")}).status == 200
     second = wait_for(lambda: running_one(1), "its replacement runs", PLACE_DEADLINE_S, dev.detail)
     assert second["PreviousAllocation"] == first["ID"] and second["NodeID"] == first["NodeID"]
