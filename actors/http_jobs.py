@@ -43,7 +43,7 @@ from actors.http_api import (
     state_query,
 )
 from actors.http_filter import apply_list_options, list_options_asked
-from actors.scheduler.job import DISPATCH_PAYLOAD_MAX_BYTES, JobError, canonical_job
+from actors.scheduler.job import DISPATCH_PAYLOAD_MAX_BYTES, JobError, canonical_job, ephemeral_disk
 from actors.server import ENDPOINT
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
 from actors.state.scheduler_config import JOB_REGISTRATION_DISABLED
@@ -121,6 +121,9 @@ def job_out(job: dict[str, Any]) -> dict[str, Any]:
     out.pop("ScheduleIndex", None)  # the store's own bookkeeping, not a Nomad field
     for k, v in _JOB_DEFAULTS.items():
         out.setdefault(k, v)
+    for g in out.get("TaskGroups") or ():
+        if isinstance(g, dict) and not isinstance(g.get("EphemeralDisk"), dict):
+            g["EphemeralDisk"] = ephemeral_disk(g)  # a job stored before it was kept: Nomad's default
     return out
 
 
@@ -179,7 +182,7 @@ _STUB_DEFAULTS = {"ID": "", "EvalID": "", "Name": "", "Namespace": "default", "N
 
 def allocated_resources(a: dict[str, Any]) -> dict[str, Any]:
     """Nomad's ``AllocatedResources``: each task's CPU and memory, as its job's group asks for them, and
-    its lifecycle (``{"Hook", "Sidecar"}``; null for a main task)."""
+    its lifecycle (``{"Hook", "Sidecar"}``; null for a main task); the group's ephemeral disk is shared."""
     group = next((g for g in (a.get("Job") or {}).get("TaskGroups", ()) if g.get("Name") == a.get("TaskGroup")),
                  {})
     tasks = {t["Name"]: {"Cpu": {"CpuShares": int(t.get("Resources", {}).get("CPU", 0)), "ReservedCores": None},
@@ -199,7 +202,8 @@ def allocated_resources(a: dict[str, Any]) -> dict[str, Any]:
     lifecycles = {t["Name"]: ({"Hook": t["Lifecycle"]["Hook"], "Sidecar": bool(t["Lifecycle"].get("Sidecar"))}
                               if t.get("Lifecycle") else None) for t in group.get("Tasks", ())}
     return {"Tasks": tasks, "TaskLifecycles": lifecycles,
-            "Shared": {"DiskMB": 0, "Networks": networks, "Ports": ports or None}}
+            "Shared": {"DiskMB": int((a.get("Resources") or {}).get("DiskMB", 0)), "Networks": networks,
+                       "Ports": ports or None}}
 
 
 def alloc_stub(a: dict[str, Any], *, task_states: bool = True, resources: bool = False) -> dict[str, Any]:
@@ -222,6 +226,8 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("Job"), dict):
         out["Job"] = job_out(out["Job"])
     out["AllocatedResources"] = allocated_resources(a)
+    if isinstance(out.get("Resources"), dict):
+        out["Resources"].setdefault("DiskMB", 0)  # placed before disk was counted: it holds none
     out["DeploymentStatus"] = deployment_status_out(out.get("DeploymentStatus"))
     out["DeploymentID"] = out.get("DeploymentID") or ""
     for k, v in (("FollowupEvalID", ""),

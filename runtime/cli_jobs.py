@@ -610,9 +610,11 @@ def alloc_status(addr: str, args: list[str]) -> str:
         shown = f' ({lc.get("Hook", "")}{" sidecar" if lc.get("Sidecar") else ""})' if lc else ""
         out += ["", f'Task "{name}"{shown} is "{ts.get("State", "pending")}"',
                 kv([("Restarts", ts.get("Restarts", 0)), ("Failed", str(bool(ts.get("Failed"))).lower())])]
-        if resources:
-            out += ["Task Resources:", table([["CPU", "Memory"], [f"{resources.get('CPU', 0)} MHz",
-                                                                  f"{resources.get('MemoryMB', 0)} MiB"]])]
+        if resources:  # Nomad's: the group's ephemeral disk (alloc.Resources.DiskMB) under Disk
+            out += ["Task Resources:", table([["CPU", "Memory", "Disk"],
+                                              [f"{resources.get('CPU', 0)} MHz",
+                                               f"{resources.get('MemoryMB', 0)} MiB",
+                                               _ibytes(int(resources.get("DiskMB", 0)) << 20)]])]
         events = ts.get("Events") or []
         if events:
             rows = [["Time", "Type", "Description"]]
@@ -854,9 +856,27 @@ def node_status(addr: str, args: list[str]) -> str:
         attrs = node.get("Attributes") or {}
         out += ["", "Attributes", kv(sorted(attrs.items())) if attrs else "<none>"]
     allocs = request(addr, "GET", f"/v1/node/{node['ID']}/allocations")
+    out += ["", "Allocated Resources", _allocated_resources(node, allocs or [])]
     out += ["", "Allocations"]
     out.append(alloc_table(allocs, verbose, with_node=False) if allocs else "No allocations placed")
     return "\n".join(out)
+
+
+def _allocated_resources(node: dict[str, Any], allocs: list[dict[str, Any]]) -> str:
+    """Nomad's getAllocatedResources: what the node's running allocations hold, of what it offers
+    (its resources less reserved)."""
+    running = [a for a in allocs if a.get("ClientStatus") == "running"]
+    used = [sum(int((a.get("Resources") or {}).get(k, 0)) for a in running)
+            for k in ("CPU", "MemoryMB", "DiskMB")]
+    res, rsv = node.get("NodeResources") or {}, node.get("ReservedResources") or {}
+
+    def total(kind: str, key: str) -> int:
+        return int((res.get(kind) or {}).get(key, 0)) - int((rsv.get(kind) or {}).get(key, 0))
+
+    return table([["CPU", "Memory", "Disk", "Alloc Count"],
+                  [f"{used[0]}/{total('Cpu', 'CpuShares')} MHz",
+                   f"{_ibytes(used[1] << 20)}/{_ibytes(total('Memory', 'MemoryMB') << 20)}",
+                   f"{_ibytes(used[2] << 20)}/{_ibytes(total('Disk', 'DiskMB') << 20)}", str(len(running))]])
 
 
 def _confirm(question: str) -> bool:

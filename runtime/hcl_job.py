@@ -14,7 +14,9 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ``restart`` (``attempts``, ``interval``, ``delay``, ``mode``), ``reschedule``
   (also at job level: ``attempts``, ``interval``, ``delay``, ``delay_function``,
   ``max_delay``, ``unlimited``), ``migrate``
-  (``max_parallel``, ``min_healthy_time``);
+  (``max_parallel``, ``min_healthy_time``), ``ephemeral_disk`` (``size`` in
+  MB, ``sticky``, ``migrate``: the disk the group's allocation asks of its
+  node, and whether a replacement keeps its data);
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
   ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``), ``artifact``
@@ -328,7 +330,7 @@ def _reschedule(value: Any, where: str) -> dict[str, Any]:
 
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
-                  "network", "update", "service", "reschedule"}, where)
+                  "network", "update", "service", "reschedule", "ephemeral_disk"}, where)
     group: dict[str, Any] = {"Name": name}
     if "reschedule" in body:
         group["ReschedulePolicy"] = _reschedule(body["reschedule"], f"{where}.reschedule")
@@ -360,6 +362,11 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
             **({"MaxParallel": m["max_parallel"]} if "max_parallel" in m else {}),
             **({"MinHealthyTime": _ns(m["min_healthy_time"], f"{where}.migrate.min_healthy_time")}
                if "min_healthy_time" in m else {})}
+    if "ephemeral_disk" in body:  # Nomad's EphemeralDisk: SizeMB, Sticky, Migrate
+        d = _body(body["ephemeral_disk"], f"{where}.ephemeral_disk")
+        _check(d, {"size", "sticky", "migrate"}, f"{where}.ephemeral_disk")
+        group["EphemeralDisk"] = {name: d[key] for key, name in (("size", "SizeMB"), ("sticky", "Sticky"),
+                                                                 ("migrate", "Migrate")) if key in d}
     group["Tasks"] = [_task(t, b, f"{where}.task[{t!r}]") for t, b in _blocks(body.get("task", []), f"{where}.task")]
     return group
 

@@ -1164,3 +1164,115 @@ def test_destroy_kills_every_task_runs_no_poststop_task_and_answers_once_all_are
     assert all(p.result is not None for p in c.driver.procs.values())
     assert sorted(p.task_name for p in c.driver.procs.values()) == ["t", "t"]  # cleanup never ran
     assert c.runner.allocs == {} and c.store.load_all() == {}
+
+
+# ------------------------------------------------------------ ephemeral disk: sticky and migrate
+class DiskClient(Client):
+    """A client whose allocation directories are real ones under *root* (DiskAllocDirs)."""
+
+    def __init__(self, root: str, config: AllocRunnerConfig | None = None) -> None:
+        from actors.client.alloc_runner import DiskAllocDirs
+
+        self.root = root
+        self.dirs = DiskAllocDirs(root)
+        super().__init__(config=config)
+
+    def _boot(self, env: Any) -> None:
+        env.spawn(Reporter, "reporter", self.got)
+        env.spawn(AllocRunner, "allocs", driver_registry={"sim": self.driver}, state=self.store,
+                  alloc_root=self.root, reporter="reporter", config=self.config, alloc_dirs=self.dirs)
+
+
+def _slow(kill_s: float) -> dict[str, Any]:
+    """A task that ignores its kill signal: it dies *kill_s* later, at its KillTimeout's SIGKILL."""
+    return {**task("t", ignore_signals=True), "KillTimeout": int(kill_s * NS)}
+
+
+def _disk_alloc(aid: str, *, prev: str = "", sticky: bool = False, migrate: bool = False, index: int = 1,
+                desired: str = "run", tasks: tuple[dict[str, Any], ...] = (), job_type: str = "service",
+                ) -> dict[str, Any]:
+    a = alloc(aid, *(tasks or (_slow(2.0),)), desired=desired, index=index, job_type=job_type)
+    a["Job"]["TaskGroups"][0]["EphemeralDisk"] = {"SizeMB": 300, "Sticky": sticky, "Migrate": migrate}
+    a["PreviousAllocation"] = prev
+    return a
+
+
+def test_a_sticky_disks_data_moves_to_the_replacement_once_the_previous_allocation_ended(tmp_path):
+    """A destructive update on the same node: the new allocation's tasks wait for the old one to end,
+    then find its alloc/data and their local/ directories (Nomad's prevAllocWatcher and migrator)."""
+    c = DiskClient(str(tmp_path))
+    c.set(_disk_alloc("a1", sticky=True))
+    c.until(lambda: c.status("a1") == "running", 5)
+    (tmp_path / "a1" / "alloc" / "data").mkdir(parents=True)
+    (tmp_path / "a1" / "alloc" / "data" / "db.txt").write_text("kept")
+    (tmp_path / "a1" / "t" / "local").mkdir(parents=True)
+    (tmp_path / "a1" / "t" / "local" / "state").write_text("mine")
+    (tmp_path / "a2" / "alloc" / "data").mkdir(parents=True)  # an empty one in the way gives way
+    # The servers stop a1 and place a2 in its stead, in one set; a1 takes 2 s to die.
+    c.set(_disk_alloc("a1", sticky=True, desired="stop", index=2),
+          _disk_alloc("a2", prev="a1", sticky=True, index=2), index=2)
+    c.run(1.0)
+    assert c.task("a2").state == "pending" and c.starts_of("a2") == []  # waits for a1
+    c.until(lambda: c.status("a1") == "complete" and c.status("a2") == "running", 10)
+    assert c.starts_of("a2")[0] >= c.task("a1").finished_at
+    assert (tmp_path / "a2" / "alloc" / "data" / "db.txt").read_text() == "kept"
+    assert (tmp_path / "a2" / "t" / "local" / "state").read_text() == "mine"
+    assert not (tmp_path / "a1" / "alloc" / "data").exists()
+    assert "Task Setup" not in events(c.task("a2"))
+
+
+def test_without_a_sticky_disk_the_replacement_neither_waits_nor_takes_the_data(tmp_path):
+    c = DiskClient(str(tmp_path))
+    c.set(_disk_alloc("a1"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    (tmp_path / "a1" / "alloc" / "data").mkdir(parents=True)
+    (tmp_path / "a1" / "alloc" / "data" / "db.txt").write_text("kept")
+    c.set(_disk_alloc("a1", desired="stop", index=2), _disk_alloc("a2", prev="a1", index=2), index=2)
+    c.until(lambda: c.status("a2") == "running", 5)
+    assert c.status("a1") == "running"  # still dying: a2 did not wait
+    assert (tmp_path / "a1" / "alloc" / "data" / "db.txt").exists()
+    assert not (tmp_path / "a2" / "alloc" / "data").exists()
+
+
+def test_a_migrating_disk_whose_previous_allocation_ran_elsewhere_starts_and_says_so(tmp_path):
+    c = DiskClient(str(tmp_path))
+    c.set(_disk_alloc("a2", prev="0123456789-elsewhere", migrate=True))
+    c.until(lambda: c.status("a2") == "running", 5)
+    setup = [e for e in c.task("a2").events if e.type == "Task Setup"]
+    assert len(setup) == 1 and "01234567" in setup[0].message and "was not migrated" in setup[0].message
+    assert "another node" in setup[0].message
+
+
+def test_a_replacement_waiting_for_its_previous_allocation_is_persisted_across_a_restart(tmp_path):
+    c = DiskClient(str(tmp_path))
+    c.set(_disk_alloc("a1", sticky=True, tasks=(_slow(30.0),)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    (tmp_path / "a1" / "alloc" / "data").mkdir(parents=True)
+    (tmp_path / "a1" / "alloc" / "data" / "db.txt").write_text("kept")
+    c.set(_disk_alloc("a1", sticky=True, desired="stop", index=2, tasks=(_slow(30.0),)),
+          _disk_alloc("a2", prev="a1", sticky=True, index=2), index=2)
+    c.run(1.0)
+    assert c.store.load_all()["a2"]["prev_wait"] == "a1"
+    c.node.restart()
+    c.run(1.0)
+    assert c.starts_of("a2") == []  # still waits for a1
+    c.until(lambda: c.status("a2") == "running", 60)
+    assert (tmp_path / "a2" / "alloc" / "data" / "db.txt").read_text() == "kept"
+
+
+def test_the_allocation_a_sticky_replacement_takes_the_disk_of_is_not_garbage_collected_first(tmp_path):
+    from actors.client.alloc_runner import CollectAlloc
+
+    c = DiskClient(str(tmp_path), AllocRunnerConfig(gc_max_allocs=1))
+    done = _disk_alloc("a1", sticky=True, job_type="batch", tasks=(task("t", run_for_s=1),))
+    c.set(done)
+    c.until(lambda: c.status("a1") == "complete", 5)
+    (tmp_path / "a1" / "alloc" / "data").mkdir(parents=True)
+    (tmp_path / "a1" / "alloc" / "data" / "out").write_text("result")
+    # Over gc_max_allocs with a2: a1 is the oldest finished one, but a2 takes its disk first.
+    c.set(done, _disk_alloc("a2", prev="a1", sticky=True, job_type="batch", index=2,
+                            tasks=(task("t", run_for_s=30),)), index=2)
+    c.until(lambda: c.status("a2") == "running", 5)
+    assert (tmp_path / "a2" / "alloc" / "data" / "out").read_text() == "result"
+    assert c.node.actors["allocs"].ask(CollectAlloc(alloc_id="a1")) == ""  # taken: now it may go
+    assert not (tmp_path / "a1").exists()

@@ -9,6 +9,7 @@ import re
 import subprocess
 import urllib.parse
 import sys
+from typing import Any
 
 import pytest
 
@@ -965,3 +966,30 @@ def test_alloc_restart_all_tasks_refuses_a_task_and_asks_the_node_for_all_of_the
     cli_jobs.alloc_restart("http://x", ["-all-tasks", "a1"])
     cli_jobs.alloc_restart("http://x", ["a1"])
     assert sent == [{"TaskName": "", "AllTasks": True}, {"TaskName": "", "AllTasks": False}]
+
+
+def test_alloc_and_node_status_show_the_ephemeral_disk_where_nomad_shows_disk(monkeypatch) -> None:
+    from runtime import cli, cli_jobs  # cli first (it imports cli_jobs' commands), as bin/nomad does
+
+    assert cli.COMMANDS
+    alloc = {"ID": "a1", "EvalID": "e1", "Name": "j.g[0]", "NodeID": "n1", "JobID": "j",
+             "ClientStatus": "running", "DesiredStatus": "run", "TaskGroup": "g",
+             "Resources": {"CPU": 100, "MemoryMB": 64, "DiskMB": 300},
+             "TaskStates": {"t": {"State": "running"}}}
+    node = {"ID": "n1", "Name": "n1", "Status": "ready", "SchedulingEligibility": "eligible",
+            "NodeResources": {"Cpu": {"CpuShares": 4000}, "Memory": {"MemoryMB": 8192},
+                              "Disk": {"DiskMB": 10240}},
+            "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0},
+                                  "Disk": {"DiskMB": 2048}}}
+    stopped = {**alloc, "ID": "a0", "ClientStatus": "complete", "DesiredStatus": "stop"}
+    answers = {"/v1/allocation/a1": alloc, "/v1/node/n1": node, "/v1/node/n1/allocations": [alloc, stopped]}
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix: {"ID": prefix})
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: answers[path])
+    out = cli_jobs.alloc_status("http://x", ["a1"]).splitlines()
+    at = out.index("Task Resources:")
+    assert columns(out[at + 1]) == ["CPU", "Memory", "Disk"] and columns(out[at + 2]) == ["100 MHz", "64 MiB",
+                                                                                          "300 MiB"]
+    out = cli_jobs.node_status("http://x", ["n1"]).splitlines()
+    at = out.index("Allocated Resources")
+    assert columns(out[at + 1]) == ["CPU", "Memory", "Disk", "Alloc Count"]
+    assert columns(out[at + 2]) == ["100/4000 MHz", "64 MiB/8.0 GiB", "300 MiB/8.0 GiB", "1"]  # running only

@@ -29,7 +29,8 @@ JOB = {"ID": "web", "Type": "service", "Priority": 50, "Datacenters": ["dc1"],
                                                             "Resources": {"CPU": 100, "MemoryMB": 64}}]}]}
 NODE = {"ID": "n1", "SecretID": "s1", "Name": "n1", "Datacenter": "dc1", "Status": "ready",
         "SchedulingEligibility": "eligible", "NodeResources": {"Cpu": {"CpuShares": 1000},
-                                                               "Memory": {"MemoryMB": 1024}}}
+                                                               "Memory": {"MemoryMB": 1024},
+                                                               "Disk": {"DiskMB": 100_000}}}
 
 
 def _store() -> StateStore:

@@ -598,3 +598,52 @@ def test_a_log_config_change_replaces_the_allocation_and_a_task_stored_without_o
     for t in job["TaskGroups"][0]["Tasks"]:
         del t["LogConfig"]  # stored before tasks had one: Nomad's defaults, so nothing is replaced
     assert spec_digest(job, "g") == old
+
+
+def test_a_groups_ephemeral_disk_block_maps_to_its_ephemeral_disk() -> None:
+    job = parse_hcl_job('''
+        job "db" {
+          group "g" {
+            ephemeral_disk {
+              size    = 500
+              sticky  = true
+              migrate = true
+            }
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/true" }
+            }
+          }
+          group "plain" {
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/true" }
+            }
+          }
+        }''')
+    assert job["TaskGroups"][0]["EphemeralDisk"] == {"SizeMB": 500, "Sticky": True, "Migrate": True}
+    assert "EphemeralDisk" not in job["TaskGroups"][1]
+    canon = canonical_job(job)
+    assert canon["TaskGroups"][0]["EphemeralDisk"] == {"Sticky": True, "SizeMB": 500, "Migrate": True}
+    assert canon["TaskGroups"][1]["EphemeralDisk"] == {"Sticky": False, "SizeMB": 300, "Migrate": False}
+    only_size = parse_hcl_job('job "x" { group "g" { ephemeral_disk { size = 300 } } }')
+    assert only_size["TaskGroups"][0]["EphemeralDisk"] == {"SizeMB": 300}
+
+
+@pytest.mark.parametrize(("hcl", "message"), [
+    ('job "x" { group "g" { ephemeral_disk { size = 300\n sizes = 2 } } }',
+     r"group\['g'\]\.ephemeral_disk: 'sizes' not supported by this agent"),
+    ('job "x" { group "g" {\n ephemeral_disk { size = 5 }\n'
+     ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" } } } }',
+     r"TaskGroups\[0\]\.EphemeralDisk\.SizeMB: minimum DiskMB value is 10; got 5"),
+    ('job "x" { group "g" {\n ephemeral_disk { size = 100 }\n'
+     ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" } } } }',
+     r"TaskGroups\[0\]\.Tasks\[0\]\.LogConfig: log storage \(100 MB\) must be less than requested disk "
+     r"capacity \(100 MB\)"),
+    ('job "x" { group "g" {\n ephemeral_disk { sticky = "yes" }\n'
+     ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" } } } }',
+     r"TaskGroups\[0\]\.EphemeralDisk\.Sticky: must be a boolean"),
+])
+def test_a_bad_ephemeral_disk_is_refused_with_nomads_message(hcl: str, message: str) -> None:
+    with pytest.raises((HclJobError, JobError), match=message):
+        canonical_job(parse_hcl_job(hcl))

@@ -124,6 +124,7 @@ def test_registered_job_is_read_back_listed_and_evaluated(dev):
     body = job.json()
     assert body["ID"] == "api-read" and body["Type"] == "service" and body["Region"] == "global"
     assert body["TaskGroups"][0]["Tasks"][0]["Resources"] == {"CPU": 50, "MemoryMB": 32}
+    assert body["TaskGroups"][0]["EphemeralDisk"] == {"Sticky": False, "SizeMB": 300, "Migrate": False}
     assert body["SubmitTime"] > 10**18  # Unix nanoseconds, as Nomad's JSON has it
     assert job.headers["x-nomad-knownleader"] == "true" and job.headers["x-nomad-lastcontact"] == "0"
 
@@ -171,6 +172,7 @@ def test_job_is_placed_and_its_allocations_are_listed_by_job_node_and_id(dev):
 
     full = call(port, "GET", f"/v1/allocation/{allocs[0]['ID']}").json()
     assert full["Job"]["ID"] == "api-place" and full["TaskGroup"] == "web" and full["CreateTime"] > 10**18
+    assert full["Resources"]["DiskMB"] == 300 and full["AllocatedResources"]["Shared"]["DiskMB"] == 300
     on_node = call(port, "GET", f"/v1/node/{node}/allocations").json()
     assert {a["ID"] for a in allocs} <= {a["ID"] for a in on_node} and all("Job" in a for a in on_node)
     listed = call(port, "GET", f"/v1/allocations?prefix={allocs[0]['ID'][:6]}").json()
@@ -185,6 +187,17 @@ def test_job_is_placed_and_its_allocations_are_listed_by_job_node_and_id(dev):
                          for a in call(port, "GET", "/v1/job/api-place/allocations").json()),
              "the stopped job's tasks complete", PLACE_DEADLINE_S, dev.detail)
     call(port, "DELETE", "/v1/job/api-place?purge=true")
+
+
+def test_a_job_stored_before_ephemeral_disks_reads_back_with_nomads_default() -> None:
+    from actors.http_jobs import alloc_out, job_out
+
+    old = {"ID": "old", "TaskGroups": [{"Name": "g", "Tasks": []}]}
+    disk = job_out(old)["TaskGroups"][0]["EphemeralDisk"]
+    assert disk == {"Sticky": False, "SizeMB": 300, "Migrate": False}
+    assert "EphemeralDisk" not in old["TaskGroups"][0]  # the stored record is not changed
+    a = alloc_out({"ID": "a", "Job": old, "TaskGroup": "g", "Resources": {"CPU": 1, "MemoryMB": 2}})
+    assert a["Resources"]["DiskMB"] == 0 and a["AllocatedResources"]["Shared"]["DiskMB"] == 0
 
 
 # ---------------------------------------------------------------- blocking queries and headers
@@ -504,3 +517,38 @@ def test_a_prestart_task_writes_into_the_alloc_dir_before_the_main_task_reads_it
     out = call(port, "GET", f"/v1/client/fs/cat/{stub['ID']}?path=alloc/logs/main.stdout.0")
     assert out.text == "prepared\n"
     call(port, "DELETE", "/v1/job/api-lifecycle?purge=true")
+
+
+def test_a_sticky_disk_keeps_alloc_data_across_a_destructive_update_on_a_real_agent(dev):
+    """raw_exec writes to ${NOMAD_ALLOC_DIR}/data; its replacement (a new version) finds it there."""
+    port = dev.http_port
+    script = 'echo "run $V" >> "$NOMAD_ALLOC_DIR/data/log"; echo here > "$NOMAD_TASK_DIR/mine"; exec sleep 60'
+
+    def job(version: str) -> dict[str, Any]:
+        j = sleep_job("api-sticky", Update={"MaxParallel": 0})
+        g = j["TaskGroups"][0]
+        g["EphemeralDisk"] = {"Sticky": True, "SizeMB": 200}
+        g["Tasks"][0].update(Config={"command": "/bin/sh", "args": ["-c", script]}, Env={"V": version},
+                             KillTimeout=1_000_000_000)
+        return j
+
+    def running_one(version: int) -> dict[str, Any] | None:
+        allocs = [a for a in call(port, "GET", "/v1/job/api-sticky/allocations").json()
+                  if a["DesiredStatus"] == "run" and a["JobVersion"] == version]
+        return allocs[0] if len(allocs) == 1 and allocs[0]["ClientStatus"] == "running" else None
+
+    def cat(alloc_id: str, path: str) -> str | None:
+        r = call(port, "GET", f"/v1/client/fs/cat/{alloc_id}?path={path}")
+        return r.text if r.status == 200 else None
+
+    assert call(port, "PUT", "/v1/jobs", {"Job": job("1")}).status == 200
+    first = wait_for(lambda: running_one(0), "the first allocation runs", PLACE_DEADLINE_S, dev.detail)
+    wait_for(lambda: cat(first["ID"], "alloc/data/log") == "run 1\n", "it writes", PLACE_DEADLINE_S,
+             dev.detail)
+    assert call(port, "PUT", "/v1/jobs", {"Job": job("2")}).status == 200
+    second = wait_for(lambda: running_one(1), "its replacement runs", PLACE_DEADLINE_S, dev.detail)
+    assert second["PreviousAllocation"] == first["ID"] and second["NodeID"] == first["NodeID"]
+    wait_for(lambda: cat(second["ID"], "alloc/data/log") == "run 1\nrun 2\n", "the data followed",
+             PLACE_DEADLINE_S, dev.detail)
+    assert cat(second["ID"], "sleeper/local/mine") == "here\n"
+    call(port, "DELETE", "/v1/job/api-sticky?purge=true")

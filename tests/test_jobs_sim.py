@@ -273,3 +273,29 @@ def test_a_task_that_keeps_failing_is_rescheduled_after_growing_delays() -> None
     # later than a scheduling pass and the client's report of the failure after it.
     assert all(d - 5.0 <= took <= d + 1.5 for d, took in waits), waits
     c.close()
+
+
+def test_a_sticky_disks_update_replaces_each_allocation_on_its_node_and_its_data_follows() -> None:
+    """ephemeral_disk { sticky = true }: a destructive update places each replacement on its previous
+    allocation's node, whose client waits for the old one to end and moves its directories over."""
+    c = boot()
+    disk = {"EphemeralDisk": {"Sticky": True, "SizeMB": 500}}
+    c.register(sim_job(count=3, cpu=100, mem=64, **disk))
+    assert settle(c) == []
+    before = {a["Name"]: a for a in c.allocs("web") if a["DesiredStatus"] == "run"}
+    for a in before.values():
+        assert a["Resources"]["DiskMB"] == 500
+        c.alloc_dirs[c.client_of(a["NodeID"])].files[(a["ID"], "t", "state")] = a["ID"].encode()
+    c.register(sim_job(count=3, cpu=150, mem=64, **disk))  # a new spec: each allocation is replaced
+    end = c.sched.now + 120.0
+    while c.sched.now < end and (c.converged() or any(
+            a["JobVersion"] != 1 for a in c.allocs("web") if a["DesiredStatus"] == "run")):
+        c.run(1.0)
+    assert c.converged() == []
+    after = {a["Name"]: a for a in c.allocs("web") if a["DesiredStatus"] == "run"}
+    for name, a in after.items():
+        old = before[name]
+        assert a["PreviousAllocation"] == old["ID"] and a["NodeID"] == old["NodeID"]
+        dirs = c.alloc_dirs[c.client_of(a["NodeID"])]
+        assert (old["ID"], a["ID"]) in dirs.moved
+        assert dirs.files[(a["ID"], "t", "state")] == old["ID"].encode()

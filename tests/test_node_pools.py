@@ -19,7 +19,8 @@ pytestmark = pytest.mark.timeout(180)
 def _node(st: StateStore, index: int, node_id: str, pool: str) -> None:
     rec = {"ID": node_id, "SecretID": "s", "Name": node_id, "Datacenter": "dc1", "NodePool": pool,
            "Drivers": {"raw_exec": {"Detected": True, "Healthy": True}},
-           "NodeResources": {"Cpu": {"CpuShares": 4000}, "Memory": {"MemoryMB": 4096}},
+           "NodeResources": {"Cpu": {"CpuShares": 4000}, "Memory": {"MemoryMB": 4096},
+                             "Disk": {"DiskMB": 100_000}},
            "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0}}}
     assert st.apply(index, command("node_register", node=rec, now=1.0))["ok"]
 
@@ -126,7 +127,8 @@ def test_a_job_is_placed_only_on_its_pools_nodes_and_all_reaches_every_node():
         rec = {"ID": nid, "SecretID": "s", "Name": nid, "Datacenter": "dc1", "NodePool": pool,
                "Attributes": {"kernel.name": "linux"},
                "Drivers": {"raw_exec": {"Detected": True, "Healthy": True}},
-               "NodeResources": {"Cpu": {"CpuShares": 4000}, "Memory": {"MemoryMB": 4096}},
+               "NodeResources": {"Cpu": {"CpuShares": 4000}, "Memory": {"MemoryMB": 4096},
+                             "Disk": {"DiskMB": 100_000}},
                "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0}}}
         c.apply("node_register", node=rec)
         c.apply("node_update_status", node_id=nid, status="ready")

@@ -22,7 +22,8 @@ def _cluster(nodes: list[tuple[str, dict[str, str]]]) -> Cluster:
         rec = {"ID": nid, "SecretID": "s", "Name": nid, "Datacenter": dc, "NodePool": "default", "Meta": meta,
                "Attributes": {"kernel.name": "linux"},
                "Drivers": {"raw_exec": {"Detected": True, "Healthy": True}},
-               "NodeResources": {"Cpu": {"CpuShares": 4000}, "Memory": {"MemoryMB": 4096}},
+               "NodeResources": {"Cpu": {"CpuShares": 4000}, "Memory": {"MemoryMB": 4096},
+                             "Disk": {"DiskMB": 100_000}},
                "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0}}}
         c.apply("node_register", node=rec)
         c.apply("node_update_status", node_id=nid, status="ready")

@@ -33,13 +33,16 @@ class Cluster:
         return self.state.apply(self.index, command(op, now=self.now, **args))
 
     def node(self, i: int, *, cpu: int = 4000, mem: int = 8192, dc: str = "dc1", status: str = "ready",
-             attrs: dict[str, str] | None = None, drivers: tuple[str, ...] = ("raw_exec",)) -> str:
+             attrs: dict[str, str] | None = None, drivers: tuple[str, ...] = ("raw_exec",),
+             disk: int = 100_000, reserved_disk: int = 0) -> str:
         nid = f"node-{i:04d}"
         rec = {"ID": nid, "SecretID": "s", "Name": f"n{i}", "Datacenter": dc, "NodePool": "default",
                "Attributes": {"kernel.name": "linux", "nomad.version": "2.0.6", **(attrs or {})},
                "Drivers": {d: {"Detected": True, "Healthy": True} for d in drivers},
-               "NodeResources": {"Cpu": {"CpuShares": cpu}, "Memory": {"MemoryMB": mem}},
-               "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0}}}
+               "NodeResources": {"Cpu": {"CpuShares": cpu}, "Memory": {"MemoryMB": mem},
+                                 "Disk": {"DiskMB": disk}},
+               "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0},
+                                     "Disk": {"DiskMB": reserved_disk}}}
         self.apply("node_register", node=rec)
         self.apply("node_update_status", node_id=nid, status=status)
         return nid
@@ -87,12 +90,13 @@ class Cluster:
         used: dict[str, list[int]] = {}
         for a in self.state.tables["allocs"].values():
             if live(a):
-                u = used.setdefault(a["NodeID"], [0, 0])
+                u = used.setdefault(a["NodeID"], [0, 0, 0])
                 u[0] += a["Resources"]["CPU"]
                 u[1] += a["Resources"]["MemoryMB"]
-        for nid, (cpu, mem) in used.items():
+                u[2] += a["Resources"].get("DiskMB", 0)
+        for nid, (cpu, mem, disk) in used.items():
             cap = node_capacity(self.state.tables["nodes"][nid])
-            assert cpu <= cap[0] and mem <= cap[1], (nid, cpu, mem, cap)
+            assert cpu <= cap[0] and mem <= cap[1] and disk <= cap[2], (nid, cpu, mem, disk, cap)
 
 
 def service(job_id: str = "web", count: int = 4, cpu: int = 500, mem: int = 256, **extra: Any) -> dict[str, Any]:
@@ -582,23 +586,23 @@ def test_scheduler_sees_a_node_registered_after_an_earlier_plan() -> None:
 def test_node_usage_follows_every_write_to_the_nodes_allocations() -> None:
     c = Cluster()
     nid = c.node(0, cpu=4000, mem=8192)
-    assert c.state.node_usage(nid) == (0, 0)
+    assert c.state.node_usage(nid) == (0, 0, 0)
     c.register(**service(count=2, cpu=500, mem=256))
     c.schedule()
-    assert c.state.node_usage(nid) == (1000, 512)
+    assert c.state.node_usage(nid) == (1000, 512, 600)
     first, _ = sorted(a["ID"] for a in c.running("web"))
     _fail(c, first)
-    assert c.state.node_usage(nid) == (500, 256)  # a failed allocation holds nothing
+    assert c.state.node_usage(nid) == (500, 256, 300)  # a failed allocation holds nothing
     c.schedule()  # replaced
-    assert c.state.node_usage(nid) == (1000, 512)
+    assert c.state.node_usage(nid) == (1000, 512, 600)
     c.apply("job_deregister", job_id="web", purge=False)
     c.schedule()  # stopped
-    assert c.state.node_usage(nid) == (0, 0)
+    assert c.state.node_usage(nid) == (0, 0, 0)
     c.apply("upsert", table="allocs", record={"ID": "x", "NodeID": nid, "DesiredStatus": "run",
                                               "ClientStatus": "running", "Resources": {"CPU": 7, "MemoryMB": 9}})
-    assert c.state.node_usage(nid) == (7, 9)
+    assert c.state.node_usage(nid) == (7, 9, 0)  # placed before disk was counted: none
     c.apply("delete", table="allocs", ids=["x"])
-    assert c.state.node_usage(nid) == (0, 0)
+    assert c.state.node_usage(nid) == (0, 0, 0)
     restored = StateStore()
     restored.restore(c.state.snapshot(), c.index)
     assert restored.node_usage(nid) == c.state.node_usage(nid)
@@ -758,14 +762,14 @@ def test_node_capacity_follows_a_node_that_registers_again_with_other_resources(
 
     c = Cluster()
     nid = c.node(0, cpu=500, mem=1024)
-    assert c.state.node_capacity(nid) == (500, 1024)
+    assert c.state.node_capacity(nid) == (500, 1024, 100_000)
     c.register(**service("big", count=1, cpu=800, mem=100))
     ids = tuple(e[2] for e in pending_evals(c.state))
     data, _ = plan_batch_command(c.state, ids, c.now)
     c.index += 1
     assert c.state.apply(c.index, data)["results"][0]["placed"] == []  # does not fit
     c.node(0, cpu=1000, mem=1024)  # the client fingerprinted more CPU
-    assert c.state.node_capacity(nid) == (1000, 1024)
+    assert c.state.node_capacity(nid) == (1000, 1024, 100_000)
     c.register(**service("big2", count=1, cpu=800, mem=100))
     ids = tuple(e[2] for e in pending_evals(c.state))
     data, _ = plan_batch_command(c.state, ids, c.now)
@@ -1841,3 +1845,104 @@ def test_a_new_version_replaces_a_failed_allocation_waiting_for_its_reschedule_a
     _run_due(c)
     (b,) = c.running("web")
     assert b["JobVersion"] == 1 and c.state.tables["allocs"][a["ID"]]["DesiredStatus"] == "stop"
+
+
+# ------------------------------------------------------------ ephemeral disk
+def test_a_groups_ephemeral_disk_counts_against_its_nodes_disk_less_reserved() -> None:
+    c = Cluster()
+    nid = c.node(0, disk=1000, reserved_disk=200)  # 800 MB to give
+    c.register(**service(count=3, cpu=100, mem=64))  # each asks Nomad's default 300 MB
+    c.schedule()
+    placed = c.running("web")
+    assert len(placed) == 2 and all(a["Resources"]["DiskMB"] == 300 for a in placed)
+    assert c.state.node_usage(nid) == (200, 128, 600)
+    ev = [e for e in c.state.tables["evals"].values() if e["FailedTGAllocs"]]
+    assert ev and ev[0]["FailedTGAllocs"]["g"]["DimensionExhausted"] == {"disk": 1}
+    assert ev[0]["FailedTGAllocs"]["g"]["NodesExhausted"] == 1
+    # A smaller disk fits: the job's update replaces them (a changed disk is a destructive update).
+    c.register(**service(count=3, cpu=100, mem=64, group={"EphemeralDisk": {"SizeMB": 200}},
+                         Update={"MaxParallel": 0}))
+    c.schedule()
+    c.client("running")
+    c.schedule()
+    assert sorted(a["Resources"]["DiskMB"] for a in c.running("web")) == [200, 200, 200]
+
+
+def test_the_plan_apply_refuses_a_placement_whose_disk_another_plan_took() -> None:
+    from actors.scheduler.scheduler import compute_plan
+
+    c = Cluster()
+    c.node(0, disk=500)
+    c.register(**service("a", count=1, cpu=100, mem=64))
+    c.register(**service("b", count=1, cpu=100, mem=64))
+    evals = sorted((e for e in c.state.tables["evals"].values() if e["Status"] == "pending"),
+                   key=lambda e: e["JobID"])
+    plans = [compute_plan(c.state.tables, ev) for ev in evals]
+    assert all(len(p["Place"]) == 1 for p in plans)
+    results = [c.apply("plan_apply", plan=p) for p in plans]
+    assert len(results[0]["placed"]) == 1 and results[1]["refused"] == [plans[1]["Place"][0]["ID"]]
+
+
+def _sticky(count: int = 1) -> dict[str, Any]:
+    return service(count=count, cpu=100, mem=64, group={"EphemeralDisk": {"Sticky": True, "SizeMB": 300}},
+                   Update={"MaxParallel": 0})
+
+
+def test_a_sticky_disks_replacement_goes_to_the_previous_allocations_node() -> None:
+    c = Cluster()
+    for i in range(8):
+        c.node(i)
+    c.register(**_sticky(count=2))
+    c.schedule()
+    c.client("running")
+    before = {a["Name"]: a for a in c.running("web")}
+    for cpu in (101, 102, 103, 104):  # destructive updates, each a new evaluation (a new node order)
+        c.register(**service(count=2, cpu=cpu, mem=64, Update={"MaxParallel": 0},
+                             group={"EphemeralDisk": {"Sticky": True}}))
+        c.schedule()
+        c.client("running")
+        now = {a["Name"]: a for a in c.running("web")}
+        for name, a in now.items():
+            assert a["NodeID"] == before[name]["NodeID"] and a["PreviousAllocation"] == before[name]["ID"]
+        before = now
+    # A failed allocation is rescheduled onto its node too (tried first, before the failure penalty).
+    victim = before["web.g[0]"]
+    _fail(c, victim["ID"])
+    c.now += 60
+    c.schedule()
+    again = next(a for a in c.running("web") if a["Name"] == "web.g[0]")
+    assert again["NodeID"] == victim["NodeID"] and again["PreviousAllocation"] == victim["ID"]
+
+
+def test_a_sticky_replacement_fits_where_only_the_replaced_allocations_room_is_free() -> None:
+    c = Cluster()
+    full = c.node(0, cpu=1000, mem=1024, disk=400)  # room for exactly one allocation
+    for i in range(1, 4):
+        c.node(i)
+    c.register(**service(count=1, cpu=900, mem=64, Constraints=[
+        {"LTarget": "${node.unique.id}", "RTarget": full, "Operand": "="}]))
+    c.schedule()
+    c.client("running")
+    (old,) = c.running("web")
+    c.register(**service(count=1, cpu=950, mem=64, Update={"MaxParallel": 0},
+                         group={"EphemeralDisk": {"Sticky": True}}))
+    c.schedule()
+    (new,) = [a for a in c.running("web") if a["ID"] != old["ID"]]
+    assert new["NodeID"] == full and new["PreviousAllocation"] == old["ID"]
+    c.assert_not_overcommitted()
+
+
+def test_a_sticky_replacement_goes_elsewhere_when_its_node_cannot_take_it() -> None:
+    c = Cluster()
+    for i in range(3):
+        c.node(i)
+    c.register(**_sticky())
+    c.schedule()
+    c.client("running")
+    (old,) = c.running("web")
+    c.apply("node_update_eligibility", node_id=old["NodeID"], eligibility="ineligible")
+    c.register(**service(count=1, cpu=150, mem=64, Update={"MaxParallel": 0},
+                         group={"EphemeralDisk": {"Sticky": True}}))
+    c.schedule()
+    (new,) = [a for a in c.running("web") if a["ID"] != old["ID"]]
+    assert new["NodeID"] != old["NodeID"] and new["PreviousAllocation"] == old["ID"]

@@ -60,7 +60,7 @@ def test_a_sidecar_runs_beside_the_main_task_and_phases_that_never_overlap_reser
         c.run(1.0)
     assert c.converged() == [] and both_run()
     allocs = c.allocs("sc")
-    want = {"CPU": 50 + 1000, "MemoryMB": 32 + 512}
+    want = {"CPU": 50 + 1000, "MemoryMB": 32 + 512, "DiskMB": 300}  # the group's ephemeral disk, once
     assert all(a["Resources"] == want for a in allocs), allocs[0]["Resources"]
 
 

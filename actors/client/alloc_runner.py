@@ -35,6 +35,12 @@ must not forget a task it said is running).
   tasks once every other task is dead -- after a stop too.  Sidecars are
   killed once the other tasks are dead ("Main Tasks Dead"); an ephemeral
   prestart or poststart task that succeeded is done, never restarted.
+* An allocation replacing one on this node (``PreviousAllocation``) whose
+  group's ``ephemeral_disk`` is sticky or migrates starts no task until the
+  previous allocation has ended; then its ``alloc/data`` and each task's
+  ``local/`` move over (Nomad's prevAllocWatcher and migrator, through the
+  ``alloc_dirs`` edge).  One on another node is not migrated (a "Task Setup"
+  event says so; Nomad would pull it from that node's client API).
 * Every change of an allocation's client state is told to the ``reporter``
   actor as one :class:`AllocUpdates` per step.
 * Task handles and states are persisted through an :class:`AllocStateStore`;
@@ -118,6 +124,7 @@ EV_RESTORE_FAILED = "Failed Restoring Task"
 EV_RESTART_SIGNALED = "Restart Signaled"  # Nomad TaskRestartSignal: an operator's alloc restart
 EV_SIGNALING = "Signaling"  # Nomad TaskSignaling: an operator's alloc signal
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
+EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # alloc IDs become directory and file names
@@ -420,6 +427,11 @@ class AllocSpec:
     # The group's ports as the scheduler allocated them: (label, host port, port the task
     # uses, host IP), for NOMAD_PORT_<label> and its kin.
     ports: tuple[tuple[str, int, int, str], ...] = ()
+    # The allocation this one replaces (PreviousAllocation), and the group's ephemeral_disk
+    # sticky / migrate: whether its alloc/data and tasks' local/ directories come along.
+    previous_alloc: str = ""
+    sticky: bool = False
+    migrate: bool = False
 
 
 def _get(d: Any, key: str, typ: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
@@ -591,13 +603,19 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise AllocError(f"{where}.Tasks has duplicate task names")
+    disk = _get(group, "EphemeralDisk", dict, where, {})
+    sticky, migrate = disk.get("Sticky", False), disk.get("Migrate", False)
+    if not isinstance(sticky, bool) or not isinstance(migrate, bool):
+        raise AllocError(f"{where}.EphemeralDisk.Sticky and .Migrate must be booleans")
     return AllocSpec(alloc_id=aid, job_id=_get(job, "ID", str, "Job", ""), job_type=job_type,
                      group=group_name,
                      name=_get(raw, "Name", str, "Allocation", ""),
                      namespace=_get(raw, "Namespace", str, "Allocation", "default"), desired=desired,
                      modify_index=_get(raw, "AllocModifyIndex", int, "Allocation", 0), restart=restart,
                      tasks=tasks, parent_id=_get(job, "ParentID", str, "Job", "") or "",
-                     payload=_payload(job), ports=_ports(raw))
+                     payload=_payload(job), ports=_ports(raw),
+                     previous_alloc=_get(raw, "PreviousAllocation", str, "Allocation", "") or "",
+                     sticky=sticky, migrate=migrate)
 
 
 def _ports(raw: dict[str, Any]) -> tuple[tuple[str, int, int, str], ...]:
@@ -837,6 +855,10 @@ class AllocDirs(Protocol):
     def write_task_file(self, alloc_id: str, task: str, path: str, data: bytes) -> None:
         """Write *data* to ``<alloc_id>/<task>/local/<path>`` (a dispatch payload); OSError or ValueError."""
 
+    def move_disk(self, prev_id: str, alloc_id: str, tasks: tuple[str, ...]) -> bool:
+        """Nomad's AllocDir.Move: ``<prev_id>/alloc/data`` and each of *tasks*' ``local/`` become
+        *alloc_id*'s (renamed, not copied); False when *prev_id* has no directory left; OSError."""
+
 
 @dataclass(slots=True)
 class MemoryAllocDirs:
@@ -846,9 +868,19 @@ class MemoryAllocDirs:
     disk_percent: float = 10.0
     inode_percent: float = 1.0
     files: dict[tuple[str, str, str], bytes] = field(default_factory=dict)  # (alloc, task, path) -> data
+    moved: list[tuple[str, str]] = field(default_factory=list)  # (from, to) of each move_disk
 
     def destroy(self, alloc_id: str) -> None:
         self.destroyed.append(alloc_id)
+
+    def move_disk(self, prev_id: str, alloc_id: str, tasks: tuple[str, ...]) -> bool:
+        if prev_id in self.destroyed:
+            return False
+        self.moved.append((prev_id, alloc_id))
+        for (aid, task, path) in sorted(self.files):
+            if aid == prev_id and task in tasks:
+                self.files[(alloc_id, task, path)] = self.files.pop((aid, task, path))
+        return True
 
     def write_task_file(self, alloc_id: str, task: str, path: str, data: bytes) -> None:
         self.files[(alloc_id, task, path)] = data
@@ -871,6 +903,32 @@ class DiskAllocDirs:
             shutil.rmtree(path)
         except FileNotFoundError:
             return
+
+    def move_disk(self, prev_id: str, alloc_id: str, tasks: tuple[str, ...]) -> bool:
+        """Rename the previous allocation's ``alloc/data`` and tasks' ``local/`` into this one's,
+        each replacing an empty directory there (Nomad's AllocDir.Move).  Links are moved as links,
+        never followed: the agent renames within the allocation root only."""
+        for aid in (prev_id, alloc_id):
+            if not _SAFE_ID.match(aid) or aid in (".", ".."):
+                raise ValueError(f"unsafe allocation ID {aid!r}")
+        src_root, dst_root = os.path.join(self.root, prev_id), os.path.join(self.root, alloc_id)
+        if not os.path.isdir(src_root) or os.path.islink(src_root):
+            return False
+        moves = [(os.path.join(src_root, "alloc"), os.path.join(dst_root, "alloc"), "data")]
+        moves += [(os.path.join(src_root, t), os.path.join(dst_root, t), "local") for t in tasks
+                  if "/" not in t and t not in ("", ".", "..", "alloc")]
+        for src_parent, dst_parent, name in moves:
+            src = os.path.join(src_parent, name)
+            if os.path.islink(src_parent) or not os.path.lexists(src):
+                continue
+            os.makedirs(dst_parent, mode=0o755, exist_ok=True)
+            dst = os.path.join(dst_parent, name)
+            try:
+                os.rmdir(dst)  # an empty one made meanwhile gives way, as Nomad's os.Remove
+            except FileNotFoundError:
+                pass
+            os.rename(src, dst)
+        return True
 
     def write_task_file(self, alloc_id: str, task: str, path: str, data: bytes) -> None:
         """Write under ``<alloc>/<task>/local`` without ever following a symlink on the way.
@@ -1040,6 +1098,9 @@ class _Alloc:
     checks_failing: dict[str, float] = field(default_factory=dict)  # check_restart: check ID -> failing since
     stage: str = STAGES[0]  # its task lifecycle stage (see next_stage): which tasks may start
     ran: bool = False  # a task other than a poststop one has started: its poststop tasks run when it stops
+    # The previous allocation whose end this one waits for before its tasks start, to take over its
+    # ephemeral disk (sticky or migrate); "" once taken, or when there is none to wait for.
+    prev_wait: str = ""
 
     @property
     def want_run(self) -> bool:
@@ -1149,6 +1210,7 @@ class AllocRunner(NodeActor):
         self._dirty: set[str] = set()
         self._reported: dict[str, AllocUpdate] = {}
         self._timers: dict[str, tuple[str, str, str]] = {}  # timer name -> (kind, alloc, task)
+        self._waiters: dict[str, set[str]] = {}  # previous alloc ID -> allocations waiting for its end
         self.stats = {"bad_allocs": 0, "stale_sets": 0, "starts": 0, "restarts": 0, "reattached": 0,
                       "persist_errors": 0, "driver_errors": 0, "reports": 0, "dirs_destroyed": 0,
                       "gc_collected": 0}
@@ -1361,6 +1423,8 @@ class AllocRunner(NodeActor):
             return
         if spec.desired != DESIRED_RUN:
             self._stop_alloc(a, f"allocation desired status is {spec.desired}")
+        elif spec.previous_alloc and (spec.sticky or spec.migrate):
+            self._wait_for_previous(a, spec.previous_alloc)  # Nomad's prevAllocWatcher
         # Its tasks start in _flush, as their lifecycle stage allows (_coordinate).
 
     # ------------------------------------------------------------ tasks
@@ -1636,6 +1700,8 @@ class AllocRunner(NodeActor):
         other tasks are dead, and end the poststop tasks that will never run; until nothing changes."""
         if a.spec is None or a.quiet:
             return
+        if a.prev_wait and not self._take_previous_disk(a):
+            return  # its tasks wait for the previous allocation to end
         now = self.env.now()
         while True:
             a.stage = next_stage(a.stage, [(t.spec, t.state) for t in a.tasks.values()])
@@ -1659,6 +1725,57 @@ class AllocRunner(NodeActor):
                     started = True
             if not started:
                 return
+
+    # ------------------------------------------------------------ ephemeral disk
+    def _wait_for_previous(self, a: _Alloc, prev_id: str) -> None:
+        a.prev_wait = prev_id
+        self._waiters.setdefault(prev_id, set()).add(a.alloc_id)
+
+    def _stop_waiting(self, a: _Alloc) -> None:
+        waiting = self._waiters.get(a.prev_wait)
+        if waiting is not None:
+            waiting.discard(a.alloc_id)
+            if not waiting:
+                del self._waiters[a.prev_wait]
+        a.prev_wait = ""
+
+    def _take_previous_disk(self, a: _Alloc) -> bool:
+        """Nomad's prevAllocWatcher and migrator: once the previous allocation (on this node) has
+        ended, its ``alloc/data`` and its tasks' ``local/`` move into *a*'s directory; False while it
+        runs.  One on another node (or already collected) cannot be taken: with ``migrate`` the
+        tasks say so in an event, and start all the same.  An allocation told to stop waits no more."""
+        assert a.spec is not None
+        prev = self.allocs.get(a.prev_wait)
+        if a.want_run and prev is not None and prev.spec is not None and not prev.done():
+            return False
+        prev_id = a.prev_wait
+        self._stop_waiting(a)
+        self._dirty.add(a.alloc_id)
+        if not a.want_run:
+            return True
+        now, short = self.env.now(), prev_id[:8]
+        why = ""
+        if prev is None or prev.spec is None:
+            if a.spec.migrate:
+                why = (f"Ephemeral disk of previous allocation {short} was not migrated: it ran on another "
+                       "node, and migrating data between nodes is not supported by this agent")
+        elif prev.collected:
+            why = f"Ephemeral disk of previous allocation {short} was not migrated: it was garbage collected"
+        elif self.alloc_dirs is not None:
+            try:
+                moved = self.alloc_dirs.move_disk(prev_id, a.alloc_id, tuple(sorted(a.tasks)))
+            except (OSError, ValueError) as exc:
+                log.warning("%s: allocation %s: error migrating data from previous allocation %s: %s",
+                            self.env.node, a.alloc_id, prev_id, exc)
+                why = f"Failed to migrate the ephemeral disk of previous allocation {short}: {exc}"
+            else:
+                if not moved:
+                    why = (f"Ephemeral disk of previous allocation {short} was not migrated: "
+                           "its directory is gone")
+        for name in sorted(a.tasks):
+            if why:
+                self._event(a.tasks[name], EV_SETUP, now, why)
+        return True
 
     # ------------------------------------------------------------ stopping
     def _stop_alloc(self, a: _Alloc, why: str) -> None:
@@ -1966,6 +2083,13 @@ class AllocRunner(NodeActor):
     def _flush(self) -> None:
         dirty = sorted(self._dirty)
         self._dirty.clear()
+        if self._waiters:
+            # An allocation waiting for one that just ended goes first: it takes the directories
+            # before the one it replaces may be forgotten (and its directory removed) below.
+            woken = sorted({w for aid in dirty if aid in self._waiters for w in self._waiters[aid]})
+            if woken:
+                first = set(woken)
+                dirty = woken + [aid for aid in dirty if aid not in first]
         updates = []
         for aid in dirty:
             a = self.allocs.get(aid)
@@ -2008,12 +2132,15 @@ class AllocRunner(NodeActor):
     # ------------------------------------------------------------ client-side GC
     def _finished(self) -> list[_Alloc]:
         """Allocations whose tasks are all gone and whose directory is still here, oldest first."""
-        done = [a for a in self.allocs.values() if not a.collected and not a.removed and a.done()]
+        done = [a for a in self.allocs.values() if not a.collected and not a.removed and a.done()
+                and a.alloc_id not in self._waiters]  # a replacement takes its ephemeral disk first
         done.sort(key=lambda a: (a.spec.modify_index if a.spec else 0, a.alloc_id))
         return done
 
     def _collect(self, a: _Alloc, reason: str) -> bool:
         assert self.alloc_dirs is not None
+        if a.alloc_id in self._waiters:
+            return False  # its replacement takes its ephemeral disk first
         try:
             self.alloc_dirs.destroy(a.alloc_id)
         except Exception as exc:
@@ -2031,7 +2158,7 @@ class AllocRunner(NodeActor):
         a = self.allocs.get(alloc_id)
         if a is None:
             return f'Unknown allocation "{alloc_id}"'
-        if self.alloc_dirs is None or a.collected or a.removed or not a.done():
+        if self.alloc_dirs is None or a.collected or a.removed or not a.done() or alloc_id in self._waiters:
             return NOT_ELIGIBLE_FOR_GC
         if not self._collect(a, "forced collection"):
             return f"cannot remove the directory of allocation {alloc_id}"
@@ -2065,10 +2192,15 @@ class AllocRunner(NodeActor):
         excess = held + new - self.cfg.gc_max_allocs
         if new == 0 or excess <= 0:
             return
-        for a in self._finished()[:excess]:
+        # The allocations the new ones replace stay: a sticky or migrating disk moves over from them.
+        replaced = {raw.get("PreviousAllocation") for raw in allocs
+                    if isinstance(raw, dict) and raw.get("ID") not in self.allocs}
+        for a in [a for a in self._finished() if a.alloc_id not in replaced][:excess]:
             self._collect(a, f"new allocations and over max ({self.cfg.gc_max_allocs}) allocations")
 
     def _forget(self, a: _Alloc) -> None:
+        if a.prev_wait:
+            self._stop_waiting(a)
         for name in sorted(a.tasks):
             self._cancel_task_timer("restart", a, a.tasks[name])
             self._cancel_task_timer("kill", a, a.tasks[name])
@@ -2099,6 +2231,7 @@ class AllocRunner(NodeActor):
         record = {
             "version": 1, "alloc": a.raw, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
             "collected": a.collected, "stage": a.stage, "ran": a.ran,
+            **({"prev_wait": a.prev_wait} if a.prev_wait else {}),
             "desired": a.spec.desired if a.spec else "", "modify_index": a.spec.modify_index if a.spec else 0,
             **({"health": a.health, "health_at": a.health_at} if a.health is not None else {}),
             **({"health_deadline": a.health_rules[1]} if a.health_rules is not None else {}),
@@ -2133,6 +2266,8 @@ class AllocRunner(NodeActor):
         if rec.get("stage") in STAGES:
             a.stage = rec["stage"]
         a.ran = bool(rec.get("ran"))
+        if isinstance(rec.get("prev_wait"), str) and rec["prev_wait"]:
+            self._wait_for_previous(a, rec["prev_wait"])
         saved = rec.get("tasks", {})
         for ts in spec.tasks:
             t = _Task(spec=ts)

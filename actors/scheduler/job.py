@@ -66,10 +66,14 @@ DEFAULT_KILL_TIMEOUT_NS = 5 * SECOND_NS
 # 10 MB per stream, so a task's stdout and stderr take at most 200 MB.
 DEFAULT_LOG_MAX_FILES = 10
 DEFAULT_LOG_MAX_FILE_SIZE_MB = 10
-# Upper bounds of our own (Nomad has none but the ephemeral disk, which this
-# agent does not model): a typo of 1e9 files or MB must not pass.
+# Upper bounds of our own (Nomad's only bound is the group's ephemeral disk,
+# checked as well): a typo of 1e9 files or MB must not pass.
 MAX_LOG_MAX_FILES = 1000
 MAX_LOG_MAX_FILE_SIZE_MB = 100_000
+# A group's ephemeral_disk (Nomad's DefaultEphemeralDisk and EphemeralDisk.Validate): the
+# scratch space (alloc/data, each task's local/ and logs) its allocation asks of its node.
+DEFAULT_EPHEMERAL_DISK_MB = 300
+MIN_EPHEMERAL_DISK_MB = 10
 DEFAULT_PRIORITY = 50
 MAX_COUNT = 10_000  # allocations per group: a typo of 1e9 must not make a plan of a billion placements
 OPERANDS = ("=", "==", "is", "!=", "not", "regexp", "version", "semver", "is_set", "is_not_set",
@@ -280,6 +284,31 @@ def log_config(raw: Any, field: str) -> dict[str, Any]:
           f"minimum file size is 1MB; got {out['MaxFileSizeMB']}")
     out["Disabled"] = _bool(lc.get("Disabled"), f"{field}.Disabled")
     return out
+
+
+def _ephemeral_disk(raw: Any, field: str) -> dict[str, Any]:
+    """A group's ``EphemeralDisk`` with Nomad's defaults (null: size 300, neither sticky nor migrate),
+    validated with Nomad's message for its minimum size."""
+    d = _map(raw, field)
+    size = _int(d.get("SizeMB"), f"{field}.SizeMB", default=DEFAULT_EPHEMERAL_DISK_MB, minimum=None)
+    _need(size >= MIN_EPHEMERAL_DISK_MB, f"{field}.SizeMB",
+          f"minimum DiskMB value is {MIN_EPHEMERAL_DISK_MB}; got {size}")
+    return {"Sticky": _bool(d.get("Sticky"), f"{field}.Sticky"), "SizeMB": size,
+            "Migrate": _bool(d.get("Migrate"), f"{field}.Migrate")}
+
+
+def ephemeral_disk(group: dict[str, Any]) -> dict[str, Any]:
+    """The group's EphemeralDisk; a group stored before it was kept has Nomad's default."""
+    d = group.get("EphemeralDisk")
+    if not isinstance(d, dict):
+        return {"Sticky": False, "SizeMB": DEFAULT_EPHEMERAL_DISK_MB, "Migrate": False}
+    return {"Sticky": bool(d.get("Sticky")), "SizeMB": int(d.get("SizeMB") or DEFAULT_EPHEMERAL_DISK_MB),
+            "Migrate": bool(d.get("Migrate"))}
+
+
+def group_disk_mb(group: dict[str, Any]) -> int:
+    """The disk (MB) one allocation of *group* asks of its node (Nomad's Shared.DiskMB)."""
+    return ephemeral_disk(group)["SizeMB"]
 
 
 def log_settings(task: dict[str, Any]) -> tuple[int, int, bool]:
@@ -780,6 +809,12 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
     mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
     g["Migrate"] = mg
+    g["EphemeralDisk"] = disk = _ephemeral_disk(g.get("EphemeralDisk"), f"{field}.EphemeralDisk")
+    for i, t in enumerate(g["Tasks"]):  # Nomad's LogConfig.Validate: the logs fit in the disk
+        lc = t["LogConfig"]
+        logs = lc["MaxFiles"] * lc["MaxFileSizeMB"]
+        _need(disk["SizeMB"] > logs, f"{field}.Tasks[{i}].LogConfig",
+              f"log storage ({logs} MB) must be less than requested disk capacity ({disk['SizeMB']} MB)")
     g["Constraints"] = _constraints(g.get("Constraints"), f"{field}.Constraints")
     _placement_prefs(g, field)
     if job_update is not None:  # a service job's group
@@ -957,7 +992,8 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
                                  t["Resources"]["CPU"], t["Resources"]["MemoryMB"],
                                  repr(sorted(t.get("Env", {}).items())), repr(t.get("Artifacts") or []),
                                  log_settings(t))
-                                for t in g["Tasks"])),)
+                                for t in g["Tasks"])),
+                    tuple(sorted(ephemeral_disk(g).items())))  # Nomad's tasksUpdated: "ephemeral disk"
     return ()
 
 

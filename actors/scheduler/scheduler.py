@@ -16,7 +16,10 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
 * **Ranking** (bin-packing, or spreading when the scheduler configuration
   says ``spread``): nodes are visited in an order shuffled by the
   evaluation's ID (Nomad's random iterator, so evaluations spread their
-  load), the first ``limit`` candidates with room are scored with Nomad's
+  load), the first ``limit`` candidates with room (CPU, memory, and the
+  group's ephemeral disk against the node's disk less reserved: Nomad's
+  "cpu", "memory" and "disk" dimensions; what the plan stops frees its room)
+  are scored with Nomad's
   ``ScoreFitBinPack`` minus a job anti-affinity penalty, and the best wins.
   ``limit`` is ``max(2, ceil(log2(nodes)))`` as in Nomad's generic stack.
   A job with ``affinity`` or ``spread`` blocks has up to
@@ -25,6 +28,9 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   affinity score (matching weights over all weights) and the spread boost
   (towards each value's target share, or
   towards the least-used value), as Nomad's score normalization does.
+* **Sticky disks**: the replacement of an allocation whose group's
+  ``ephemeral_disk`` is sticky or migrates tries the previous allocation's
+  node first (Nomad's findPreferredNode), and goes elsewhere if it cannot.
 * **System jobs** place one allocation of each group on every feasible node.
 
 The plan is only a proposal: the state machine applies it through Raft and
@@ -44,6 +50,8 @@ from typing import Any
 from actors.scheduler.job import (
     RESCHEDULE_DEFAULTS,
     constraint_ok,
+    ephemeral_disk,
+    group_disk_mb,
     group_resources,
     resolve_target,
     spec_digest,
@@ -158,16 +166,32 @@ def node_ready(node: dict[str, Any]) -> bool:
             and not node.get("DrainStrategy"))
 
 
-def node_capacity(node: dict[str, Any]) -> tuple[int, int]:
+def node_capacity(node: dict[str, Any]) -> tuple[int, int, int]:
+    """(CPU MHz, memory MB, disk MB) the node offers: its NodeResources less its ReservedResources
+    (the disk is the storage fingerprint's free space less client.reserved.disk)."""
     res, rsv = node.get("NodeResources", {}), node.get("ReservedResources", {})
     cpu = res.get("Cpu", {}).get("CpuShares", 0) - rsv.get("Cpu", {}).get("CpuShares", 0)
     mem = res.get("Memory", {}).get("MemoryMB", 0) - rsv.get("Memory", {}).get("MemoryMB", 0)
-    return cpu, mem
+    disk = (res.get("Disk") or {}).get("DiskMB", 0) - (rsv.get("Disk") or {}).get("DiskMB", 0)
+    return cpu, mem, disk
 
 
-def alloc_usage(alloc: dict[str, Any]) -> tuple[int, int]:
+def alloc_usage(alloc: dict[str, Any]) -> tuple[int, int, int]:
+    """(CPU, memory, disk) the allocation holds; one placed before disk was counted holds no disk."""
     r = alloc.get("Resources", {})
-    return int(r.get("CPU", 0)), int(r.get("MemoryMB", 0))
+    return int(r.get("CPU", 0)), int(r.get("MemoryMB", 0)), int(r.get("DiskMB", 0))
+
+
+# Nomad's ComparableResources.Superset names the first dimension a node lacks, in this order.
+DIMENSIONS = ("cpu", "memory", "disk")
+
+
+def exhausted(cap: tuple[int, ...], after: tuple[int, ...]) -> str | None:
+    """The dimension (Nomad's name) in which *after* exceeds *cap*, or None when it fits."""
+    for dim, have, want in zip(DIMENSIONS, cap, after, strict=False):
+        if want > have:
+            return dim
+    return None
 
 
 def live(alloc: dict[str, Any]) -> bool:
@@ -179,10 +203,9 @@ def node_usage(allocs: dict[str, Any]) -> dict[str, list[int]]:
     used: dict[str, list[int]] = {}
     for a in allocs.values():
         if live(a):
-            u = used.setdefault(a["NodeID"], [0, 0])
-            c, m = alloc_usage(a)
-            u[0] += c
-            u[1] += m
+            u = used.setdefault(a["NodeID"], [0, 0, 0])
+            for i, v in enumerate(alloc_usage(a)):
+                u[i] += v
     return used
 
 
@@ -484,10 +507,15 @@ class _Placer:
                     counts[value] = counts.get(value, 0) + 1
 
     def select(self, group: dict[str, Any], metrics: dict[str, Any],
-               penalized: frozenset[str] = frozenset()) -> str | None:
+               penalized: frozenset[str] = frozenset(), prev: dict[str, Any] | None = None) -> str | None:
         """The node to place one allocation of *group* on (None: none fits), scored as Nomad's stack;
-        *penalized*: nodes a rescheduled allocation failed on (Nomad's NodeReschedulingPenalty)."""
-        need = group_resources(group)
+        *penalized*: nodes a rescheduled allocation failed on (Nomad's NodeReschedulingPenalty);
+        *prev*: the allocation it replaces, whose node is tried first when the group's ephemeral disk
+        is sticky or migrates (Nomad's findPreferredNode)."""
+        need = (*group_resources(group), group_disk_mb(group))
+        preferred = self._preferred(group, prev)
+        if preferred is not None and self._take_preferred(preferred, group, need, prev, metrics):
+            return preferred
         distinct = self._distinct(group)
         best, best_score, found = None, -1e9, 0
         n = len(self.sorted_ids)
@@ -512,10 +540,10 @@ class _Placer:
                 continue
             cap = self.usage.capacity(node_id) if self.usage.capacity is not None else node_capacity(node)
             used = self.usage[node_id]
-            after = (used[0] + need[0], used[1] + need[1])
-            if after[0] > cap[0] or after[1] > cap[1]:
+            after = (used[0] + need[0], used[1] + need[1], used[2] + need[2])
+            dim = exhausted(cap, after)
+            if dim is not None:
                 metrics["NodesExhausted"] += 1
-                dim = "cpu" if after[0] > cap[0] else "memory"
                 metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
                 continue
             if has_ports and self.assign_ports(node_id, node, group, metrics) is None:
@@ -549,8 +577,8 @@ class _Placer:
                 break
         if best is not None:
             u = self.usage[best]
-            u[0] += need[0]
-            u[1] += need[1]
+            for i, v in enumerate(need):
+                u[i] += v
             if has_ports:
                 self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
                 self.usage.used_ports(best, self.stopping).update(p["Value"] for p in self.last_ports)
@@ -559,6 +587,59 @@ class _Placer:
             if spreads:
                 self._count_placement(group, self.nodes[best])
         return best
+
+    def _preferred(self, group: dict[str, Any], prev: dict[str, Any] | None) -> str | None:
+        """Nomad's findPreferredNode: the node of the allocation being replaced, when the group's
+        ephemeral disk is sticky or migrates, the job still runs in that node pool and those
+        datacenters, and the node is ready."""
+        if prev is None:
+            return None
+        disk = ephemeral_disk(group)
+        if not (disk["Sticky"] or disk["Migrate"]):
+            return None
+        was = prev.get("Job") or {}
+        if was and (was.get("NodePool", "default") != self.job.get("NodePool", "default")
+                    or list(was.get("Datacenters") or ["*"]) != list(self.job.get("Datacenters") or ["*"])):
+            return None
+        node = self.nodes.get(prev.get("NodeID", ""))
+        return prev["NodeID"] if node is not None and node_ready(node) else None
+
+    def _take_preferred(self, node_id: str, group: dict[str, Any], need: tuple[int, int, int],
+                        prev: dict[str, Any], metrics: dict[str, Any]) -> bool:
+        """Place on the preferred node if it is feasible and has room, taking it."""
+        node = self.nodes[node_id]
+        metrics["NodesEvaluated"] += 1
+        if not self.feasible(node, group):
+            metrics["NodesFiltered"] += 1
+            return False
+        held = live(prev) and prev.get("NodeID") == node_id
+        collisions = self.job_on_node.get((node_id, group["Name"]), 0) - (1 if held else 0)
+        if collisions and self._distinct(group):
+            return False
+        cap = self.usage.capacity(node_id) if self.usage.capacity is not None else node_capacity(node)
+        used = self.usage[node_id]  # the replaced allocation's room is free: the plan stops it first
+        after = tuple(used[i] + need[i] for i in range(3))
+        dim = exhausted(cap, after)
+        if dim is not None:
+            metrics["NodesExhausted"] += 1
+            metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+            return False
+        has_ports = any(group_ports(group))
+        self.last_ports = []
+        if has_ports:
+            ports = self.assign_ports(node_id, node, group, metrics)
+            if ports is None:
+                return False
+            self.last_ports = ports
+            self.usage.used_ports(node_id, self.stopping).update(p["Value"] for p in ports)
+        for i in range(3):
+            used[i] += need[i]
+        key = (node_id, group["Name"])
+        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1 - (1 if held else 0)
+        _, spreads = self._prefs(group)
+        if spreads:
+            self._count_placement(group, node)
+        return True
 
 
 def _new_metrics() -> dict[str, Any]:
@@ -602,12 +683,11 @@ class _Usage(dict):  # type: ignore[type-arg]
         if self._node_usage is not None:
             u = list(self._node_usage(node_id))
         else:
-            u = [0, 0]
+            u = [0, 0, 0]
             for a in self._node_allocs(node_id):
                 if live(a):
-                    c, m = alloc_usage(a)
-                    u[0] += c
-                    u[1] += m
+                    for i, v in enumerate(alloc_usage(a)):
+                        u[i] += v
         self[node_id] = u
         return u
 
@@ -666,7 +746,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     *job_allocs* and *node_allocs* (a node ID -> its allocations function),
     when the caller keeps indexes of them, save scans of every allocation;
     *node_ids*, the node IDs sorted (kept by the store), a sort per
-    evaluation; *node_usage* (a node ID -> (CPU, memory) its live
+    evaluation; *node_usage* (a node ID -> (CPU, memory, disk) its live
     allocations hold), a sum over each considered node's allocations;
     *usage* (:func:`plan_usage`), shared with plans computed before this one
     and applied before it, so it does not count on room they took;
@@ -690,8 +770,18 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     delays: dict[str, int] = {}  # failed allocation -> the delay (ns) it was rescheduled after
     ev_now = now if now is not None else float(ev.get("ModifyTime", 0.0))
 
+    freeing: list[_Usage] = []  # the plan's usage, once made
+    freed: set[str] = set()  # allocations whose room this plan's usage no longer counts
+
     def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "") -> None:
         stop.append({"ID": a["ID"], "DesiredDescription": desc, "ClientStatus": client_status})
+        if freeing and live(a) and a["ID"] not in freed:
+            freed.add(a["ID"])
+            # Its room is free for this plan's placements: the plan's apply stops before it places
+            # (Nomad's proposed allocations leave out the plan's stops).
+            u = freeing[0][a["NodeID"]]
+            for i, v in enumerate(alloc_usage(a)):
+                u[i] -= v
 
     if job is None or job.get("Stop") or job.get("ParameterizedJob") or job.get("Periodic"):  # parents never run
         for a in job_allocs:
@@ -712,6 +802,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         node_allocs = lambda n: by_node.get(n, ())
     if usage is None:
         usage = _Usage(node_allocs, node_usage)
+    freeing.append(usage)
     placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible)
     if deployment is _SCAN:
         deployment = latest_deployment(tables, job) if job["Type"] == "service" else None
@@ -894,7 +985,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             if prev is not None and prev["ID"] in delays:  # rescheduled: not where it failed, if it can
                 penalized = frozenset({prev.get("NodeID", ""),
                                        *(e.get("PrevNodeID", "") for e in _events(prev))})
-            node_id = placer.select(group, metrics, penalized)
+            node_id = placer.select(group, metrics, penalized, prev)
             if node_id is None:
                 failed += 1
                 if prev is not None:
@@ -938,6 +1029,10 @@ def _unstop(plan: dict[str, Any], placer: _Placer, prev: dict[str, Any]) -> None
                 return
             held.update(ports)
         placer.stopping.discard(prev["ID"])
+    if live(prev):  # it keeps its room after all
+        u = placer.usage[prev["NodeID"]]
+        for i, v in enumerate(alloc_usage(prev)):
+            u[i] += v
     stop.remove(entry)
 
 
@@ -1040,7 +1135,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
     if any(group_ports(group)):
         placer.stopping = {st["ID"] for st in plan["Stop"]}
     failed = 0
-    need = group_resources(group)
+    need = (*group_resources(group), group_disk_mb(group))
     for node_id in placer.sorted_ids:
         if node_id in have and node_id not in replace_on:
             continue
@@ -1052,9 +1147,10 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
         used = placer.usage[node_id]
         prev = replace_on.get(node_id)
-        freed = alloc_usage(prev) if prev is not None and live(prev) else (0, 0)
-        if used[0] - freed[0] + need[0] > cap[0] or used[1] - freed[1] + need[1] > cap[1]:
+        dim = exhausted(cap, tuple(used[i] + need[i] for i in range(3)))
+        if dim is not None:
             metrics["NodesExhausted"] += 1
+            metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
             failed += 1
             continue
         ports = placer.assign_ports(node_id, node, group, metrics)
@@ -1064,8 +1160,8 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         if ports:
             placer.usage.used_ports(node_id, placer.stopping).update(p["Value"] for p in ports)
         u = placer.usage[node_id]
-        u[0] += need[0] - freed[0]
-        u[1] += need[1] - freed[1]
+        for i in range(3):
+            u[i] += need[i]
         name = f"{job['ID']}.{group['Name']}[0]"
         plan["Place"].append(_alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
                                     prev, ports))
@@ -1082,7 +1178,7 @@ def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, 
         "ID": alloc_id(eval_id, name, seq), "EvalID": eval_id, "Name": name, "Namespace": job["Namespace"],
         "NodeID": node_id, "NodeName": node.get("Name", ""), "JobID": job["ID"],
         "JobVersion": job.get("Version", 0), "TaskGroup": group["Name"],
-        "Resources": {"CPU": cpu, "MemoryMB": mem},
+        "Resources": {"CPU": cpu, "MemoryMB": mem, "DiskMB": group_disk_mb(group)},
         "DesiredStatus": "run", "DesiredDescription": "", "DesiredTransition": {},
         "ClientStatus": "pending", "ClientDescription": "", "TaskStates": {},
         "PreviousAllocation": prev["ID"] if prev else "",

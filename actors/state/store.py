@@ -213,15 +213,15 @@ class StateStore:
         # table -> (its index when sorted, its keys sorted): the scheduler's
         # node order starts from the sorted node IDs on every evaluation.
         self._sorted_ids: dict[str, tuple[int, list[str]]] = {}
-        # node ID -> (CPU, memory) its live allocations hold, computed on first
+        # node ID -> (CPU, memory, disk) its live allocations hold, computed on first
         # ask and dropped whenever one of its allocations is written: the
         # scheduler asks it of each node it considers, and summing a node's
         # allocations each time grows with every allocation placed there.
-        self._node_usage: dict[str, tuple[int, int]] = {}
-        # node ID -> (the node record it was computed from, its (CPU, memory)
+        self._node_usage: dict[str, tuple[int, int, int]] = {}
+        # node ID -> (the node record it was computed from, its (CPU, memory, disk)
         # capacity): node records are replaced, never changed in place, on
         # every write, so the entry holds while it is the same record.
-        self._node_caps: dict[str, tuple[Any, tuple[int, int]]] = {}
+        self._node_caps: dict[str, tuple[Any, tuple[int, int, int]]] = {}
         # node ID -> (the node record, {job shape: feasible}): the scheduler's
         # feasibility checks kept across evaluations (scheduler._Placer says
         # when an entry holds); derived, never snapshotted.
@@ -377,14 +377,14 @@ class StateStore:
             return
         from actors.scheduler.scheduler import alloc_usage, live
 
-        cpu, mem = got
+        cpu, mem, disk = got
         if replaces is not None and live(replaces):
-            c, m = alloc_usage(replaces)
-            cpu, mem = cpu - c, mem - m
+            c, m, d = alloc_usage(replaces)
+            cpu, mem, disk = cpu - c, mem - m, disk - d
         if live(alloc):
-            c, m = alloc_usage(alloc)
-            cpu, mem = cpu + c, mem + m
-        self._node_usage[node] = (cpu, mem)
+            c, m, d = alloc_usage(alloc)
+            cpu, mem, disk = cpu + c, mem + m, disk + d
+        self._node_usage[node] = (cpu, mem, disk)
 
     def take_changed_keys(self) -> tuple[set[tuple[str, str]], bool]:
         """The keys that moved since the last call, and whether all of them may have."""
@@ -506,23 +506,25 @@ class StateStore:
         t = self.tables["allocs"]
         return [t[i] for i in sorted(self.allocs_by_node.get(node_id, ())) if i in t]
 
-    def node_usage(self, node_id: str) -> tuple[int, int]:
-        """(CPU MHz, memory MB) held by the node's live allocations (Nomad's TerminalStatus rule)."""
+    def node_usage(self, node_id: str) -> tuple[int, int, int]:
+        """(CPU MHz, memory MB, disk MB) held by the node's live allocations (Nomad's TerminalStatus
+        rule)."""
         got = self._node_usage.get(node_id)
         if got is None:
             from actors.scheduler.scheduler import alloc_usage, live
 
-            cpu = mem = 0
+            cpu = mem = disk = 0
             for a in self.node_allocs(node_id):
                 if live(a):
-                    c, m = alloc_usage(a)
+                    c, m, d = alloc_usage(a)
                     cpu += c
                     mem += m
-            got = self._node_usage[node_id] = (cpu, mem)
+                    disk += d
+            got = self._node_usage[node_id] = (cpu, mem, disk)
         return got
 
-    def node_capacity(self, node_id: str) -> tuple[int, int]:
-        """(CPU MHz, memory MB) the node offers to allocations (its resources less reserved)."""
+    def node_capacity(self, node_id: str) -> tuple[int, int, int]:
+        """(CPU MHz, memory MB, disk MB) the node offers to allocations (its resources less reserved)."""
         node = self.tables["nodes"].get(node_id)
         hit = self._node_caps.get(node_id)
         if hit is not None and hit[0] is node:
@@ -1276,8 +1278,8 @@ class StateStore:
         placed_recs: list[dict[str, Any]] = []
         for p in plan["Place"]:
             node = nodes.get(p["NodeID"])
-            u = used.setdefault(p["NodeID"], [0, 0])
-            c, m = alloc_usage(p)
+            u = used.setdefault(p["NodeID"], [0, 0, 0])
+            c, m, d = alloc_usage(p)
             if job is None:  # the job changed what it runs, or went, after this plan was made
                 refused.append(p["ID"])
                 continue
@@ -1288,7 +1290,7 @@ class StateStore:
                 refused.append(p["ID"])
                 continue
             cap = self.node_capacity(p["NodeID"])
-            if u[0] + c > cap[0] or u[1] + m > cap[1] or p["ID"] in allocs:
+            if u[0] + c > cap[0] or u[1] + m > cap[1] or u[2] + d > cap[2] or p["ID"] in allocs:
                 refused.append(p["ID"])
                 continue
             want = alloc_port_values(p)
@@ -1304,6 +1306,7 @@ class StateStore:
                 held.update(want)
             u[0] += c
             u[1] += m
+            u[2] += d
             rec = dict(p)
             rec.update(Job=job, CreateIndex=index, ModifyIndex=index, AllocModifyIndex=index,
                        CreateTime=now, ModifyTime=now)
