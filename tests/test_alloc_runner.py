@@ -1221,17 +1221,21 @@ def test_a_sticky_disks_data_moves_to_the_replacement_once_the_previous_allocati
     assert "Task Setup" not in events(c.task("a2"))
 
 
-def test_without_a_sticky_disk_the_replacement_neither_waits_nor_takes_the_data(tmp_path):
+def test_without_a_sticky_disk_the_replacement_waits_but_does_not_take_the_data(tmp_path):
+    """Nomad's prevAllocWatcher waits for a previous allocation on the same node whatever its disk (its
+    ports and resources are free then); only a sticky or migrating disk moves over."""
     c = DiskClient(str(tmp_path))
     c.set(_disk_alloc("a1"))
     c.until(lambda: c.status("a1") == "running", 5)
     (tmp_path / "a1" / "alloc" / "data").mkdir(parents=True)
     (tmp_path / "a1" / "alloc" / "data" / "db.txt").write_text("kept")
+    t0 = c.sched.now
     c.set(_disk_alloc("a1", desired="stop", index=2), _disk_alloc("a2", prev="a1", index=2), index=2)
     c.until(lambda: c.status("a2") == "running", 5)
-    assert c.status("a1") == "running"  # still dying: a2 did not wait
+    assert c.status("a1") == "complete" and c.sched.now - t0 >= 2.0  # a2 waited out a1's 2 s kill timeout
+    assert min(c.starts_of("a2")) >= t0 + 2.0
     assert (tmp_path / "a1" / "alloc" / "data" / "db.txt").exists()
-    assert not (tmp_path / "a2" / "alloc" / "data").exists()
+    assert not (tmp_path / "a2" / "alloc" / "data" / "db.txt").exists()
 
 
 def test_a_migrating_disk_whose_previous_allocation_ran_elsewhere_starts_and_says_so(tmp_path):

@@ -35,11 +35,12 @@ must not forget a task it said is running).
   tasks once every other task is dead -- after a stop too.  Sidecars are
   killed once the other tasks are dead ("Main Tasks Dead"); an ephemeral
   prestart or poststart task that succeeded is done, never restarted.
-* An allocation replacing one on this node (``PreviousAllocation``) whose
-  group's ``ephemeral_disk`` is sticky or migrates starts no task until the
-  previous allocation has ended; then its ``alloc/data`` and each task's
-  ``local/`` move over (Nomad's prevAllocWatcher and migrator, through the
-  ``alloc_dirs`` edge).  One on another node is not migrated (a "Task Setup"
+* An allocation replacing one on this node (``PreviousAllocation``)
+  starts no task until the previous allocation has ended (its ports and
+  resources are free then); if its group's ``ephemeral_disk`` is sticky or
+  migrates, the previous ``alloc/data`` and each task's ``local/`` then move
+  over (Nomad's prevAllocWatcher and migrator, through the ``alloc_dirs``
+  edge).  One on another node is not migrated (a "Task Setup"
   event says so; Nomad would pull it from that node's client API).
 * Every change of an allocation's client state is told to the ``reporter``
   actor as one :class:`AllocUpdates` per step.
@@ -1098,8 +1099,8 @@ class _Alloc:
     checks_failing: dict[str, float] = field(default_factory=dict)  # check_restart: check ID -> failing since
     stage: str = STAGES[0]  # its task lifecycle stage (see next_stage): which tasks may start
     ran: bool = False  # a task other than a poststop one has started: its poststop tasks run when it stops
-    # The previous allocation whose end this one waits for before its tasks start, to take over its
-    # ephemeral disk (sticky or migrate); "" once taken, or when there is none to wait for.
+    # The previous allocation (on this node) whose end this one waits for before its tasks start, then
+    # to take over its ephemeral disk if sticky or migrate; "" once ended, or when there is none.
     prev_wait: str = ""
 
     @property
@@ -1423,8 +1424,11 @@ class AllocRunner(NodeActor):
             return
         if spec.desired != DESIRED_RUN:
             self._stop_alloc(a, f"allocation desired status is {spec.desired}")
-        elif spec.previous_alloc and (spec.sticky or spec.migrate):
-            self._wait_for_previous(a, spec.previous_alloc)  # Nomad's prevAllocWatcher
+        elif spec.previous_alloc:
+            # Nomad's prevAllocWatcher: a replacement on the node of the allocation it replaces starts
+            # once that one has ended (its ports, its resources), and then takes its ephemeral disk if
+            # sticky or migrating.
+            self._wait_for_previous(a, spec.previous_alloc)
         # Its tasks start in _flush, as their lifecycle stage allows (_coordinate).
 
     # ------------------------------------------------------------ tasks
@@ -1740,9 +1744,9 @@ class AllocRunner(NodeActor):
         a.prev_wait = ""
 
     def _take_previous_disk(self, a: _Alloc) -> bool:
-        """Nomad's prevAllocWatcher and migrator: once the previous allocation (on this node) has
-        ended, its ``alloc/data`` and its tasks' ``local/`` move into *a*'s directory; False while it
-        runs.  One on another node (or already collected) cannot be taken: with ``migrate`` the
+        """Nomad's prevAllocWatcher and migrator: False while the previous allocation (on this node)
+        runs; once it has ended, with a sticky or migrating disk, its ``alloc/data`` and its tasks'
+        ``local/`` move into *a*'s directory.  One on another node (or already collected) cannot be taken: with ``migrate`` the
         tasks say so in an event, and start all the same.  An allocation told to stop waits no more."""
         assert a.spec is not None
         prev = self.allocs.get(a.prev_wait)
@@ -1751,7 +1755,7 @@ class AllocRunner(NodeActor):
         prev_id = a.prev_wait
         self._stop_waiting(a)
         self._dirty.add(a.alloc_id)
-        if not a.want_run:
+        if not a.want_run or not (a.spec.sticky or a.spec.migrate):
             return True
         now, short = self.env.now(), prev_id[:8]
         why = ""
