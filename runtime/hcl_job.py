@@ -14,12 +14,16 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ``restart`` (``attempts``, ``interval``, ``delay``, ``mode``), ``reschedule``
   (also at job level: ``attempts``, ``interval``, ``delay``, ``delay_function``,
   ``max_delay``, ``unlimited``), ``migrate``
-  (``max_parallel``, ``min_healthy_time``);
+  (``max_parallel``, ``min_healthy_time``), ``volume "label"`` (host
+  volumes: ``type = "host"``, ``source``, ``read_only``, ``per_alloc``; a
+  client's ``host_volume`` blocks; CSI volumes are refused);
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
   ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``), ``artifact``
   (``source``, ``destination``, ``mode``, ``options``, ``headers``),
-  ``lifecycle`` (``hook``, ``sidecar``);
+  ``lifecycle`` (``hook``, ``sidecar``), ``volume_mount`` (``volume``,
+  ``destination``, ``read_only``, ``propagation_mode``, ``selinux_label``:
+  raw_exec, like Nomad's, cannot mount, so such a task fails to start);
 * ``service`` (in a group or a task): ``name``, ``tags``, ``port``,
   ``provider``, ``address_mode``, ``address``, ``meta``, and ``check``
   blocks (Nomad's native http/tcp checks: ``name``, ``type``, ``path``,
@@ -247,8 +251,8 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
-                  "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs"},
-           where)
+                  "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs",
+                  "volume_mount"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -279,6 +283,8 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["LogConfig"] = {name: lg[key] for key, name in (("max_files", "MaxFiles"),
                                                              ("max_file_size", "MaxFileSizeMB"),
                                                              ("disabled", "Disabled")) if key in lg}
+    if "volume_mount" in body:
+        task["VolumeMounts"] = _volume_mounts(body["volume_mount"], f"{where}.volume_mount")
     if "dispatch_payload" in body:
         dp = _body(body["dispatch_payload"], f"{where}.dispatch_payload")
         _check(dp, {"file"}, f"{where}.dispatch_payload")
@@ -289,6 +295,35 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["Resources"] = {k: v for k, v in (("CPU", res.get("cpu")), ("MemoryMB", res.get("memory")))
                              if v is not None}
     return task
+
+
+_VOLUME_MOUNT_FIELDS = {"volume": "Volume", "destination": "Destination", "read_only": "ReadOnly",
+                        "propagation_mode": "PropagationMode", "selinux_label": "SELinuxLabel"}
+
+
+def _volume_mounts(value: Any, where: str) -> list[dict[str, Any]]:
+    """A task's ``volume_mount`` blocks: volume, destination, read_only, propagation_mode, selinux_label."""
+    out = []
+    for i, m in enumerate(value if isinstance(value, list) else [value]):
+        at = f"{where}[{i}]"
+        if not isinstance(m, dict):
+            raise HclJobError(f"{at}: expected a block")
+        _check(m, set(_VOLUME_MOUNT_FIELDS), at)
+        out.append({field: m[key] for key, field in _VOLUME_MOUNT_FIELDS.items() if key in m})
+    return out
+
+
+def _volumes(value: Any, where: str) -> dict[str, dict[str, Any]]:
+    """A group's ``volume "label"`` blocks (host volumes: type, source, read_only, per_alloc)."""
+    out: dict[str, dict[str, Any]] = {}
+    for label, v in _blocks(value, where):
+        at = f"{where}[{label!r}]"
+        _check(v, {"type", "source", "read_only", "per_alloc"}, at)
+        if label in out:
+            raise HclJobError(f'{at}: Duplicate volume block: only one volume "{label}" block is allowed')
+        out[label] = {"Name": label, "Type": v.get("type", ""), "Source": v.get("source", ""),
+                      "ReadOnly": v.get("read_only", False), "PerAlloc": v.get("per_alloc", False)}
+    return out
 
 
 def _artifacts(value: Any, where: str) -> list[dict[str, Any]]:
@@ -328,7 +363,7 @@ def _reschedule(value: Any, where: str) -> dict[str, Any]:
 
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
-                  "network", "update", "service", "reschedule"}, where)
+                  "network", "update", "service", "reschedule", "volume"}, where)
     group: dict[str, Any] = {"Name": name}
     if "reschedule" in body:
         group["ReschedulePolicy"] = _reschedule(body["reschedule"], f"{where}.reschedule")
@@ -343,6 +378,8 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _prefs(body, group, where)
     if "network" in body:
         group["Networks"] = _network(body["network"], f"{where}.network")
+    if "volume" in body:
+        group["Volumes"] = _volumes(body["volume"], f"{where}.volume")
     if "restart" in body:
         r = _body(body["restart"], f"{where}.restart")
         _check(r, {"attempts", "interval", "delay", "mode"}, f"{where}.restart")

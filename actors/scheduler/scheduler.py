@@ -45,6 +45,7 @@ from actors.scheduler.job import (
     RESCHEDULE_DEFAULTS,
     constraint_ok,
     group_resources,
+    host_volumes_ok,
     resolve_target,
     spec_digest,
 )
@@ -484,9 +485,10 @@ class _Placer:
                     counts[value] = counts.get(value, 0) + 1
 
     def select(self, group: dict[str, Any], metrics: dict[str, Any],
-               penalized: frozenset[str] = frozenset()) -> str | None:
+               penalized: frozenset[str] = frozenset(), alloc_name: str = "") -> str | None:
         """The node to place one allocation of *group* on (None: none fits), scored as Nomad's stack;
-        *penalized*: nodes a rescheduled allocation failed on (Nomad's NodeReschedulingPenalty)."""
+        *penalized*: nodes a rescheduled allocation failed on (Nomad's NodeReschedulingPenalty);
+        *alloc_name*: the allocation's name, whose index a per_alloc host volume's source takes."""
         need = group_resources(group)
         distinct = self._distinct(group)
         best, best_score, found = None, -1e9, 0
@@ -504,6 +506,8 @@ class _Placer:
             metrics["NodesEvaluated"] += 1
             if not self.feasible(node, group):
                 metrics["NodesFiltered"] += 1
+                continue
+            if not volumes_feasible(node, group, alloc_name, metrics):
                 continue
             collisions = self.job_on_node.get((node_id, group["Name"]), 0)
             if distinct and collisions:
@@ -559,6 +563,24 @@ class _Placer:
             if spreads:
                 self._count_placement(group, self.nodes[best])
         return best
+
+
+FILTER_HOST_VOLUMES = "missing compatible host volumes"  # Nomad's FilterConstraintHostVolumes
+
+
+def volumes_feasible(node: dict[str, Any], group: dict[str, Any], alloc_name: str,
+                     metrics: dict[str, Any]) -> bool:
+    """Nomad's HostVolumeChecker for one allocation (a node filtered out is counted in *metrics*).
+
+    Checked per allocation, outside the feasibility cache: a per_alloc
+    volume's source depends on the allocation's index.
+    """
+    if not group.get("Volumes") or host_volumes_ok(node, group, alloc_name):
+        return True
+    metrics["NodesFiltered"] += 1
+    metrics["ConstraintFiltered"][FILTER_HOST_VOLUMES] = \
+        metrics["ConstraintFiltered"].get(FILTER_HOST_VOLUMES, 0) + 1
+    return False
 
 
 def _new_metrics() -> dict[str, Any]:
@@ -894,7 +916,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             if prev is not None and prev["ID"] in delays:  # rescheduled: not where it failed, if it can
                 penalized = frozenset({prev.get("NodeID", ""),
                                        *(e.get("PrevNodeID", "") for e in _events(prev))})
-            node_id = placer.select(group, metrics, penalized)
+            node_id = placer.select(group, metrics, penalized, name)
             if node_id is None:
                 failed += 1
                 if prev is not None:
@@ -1048,6 +1070,8 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         metrics["NodesEvaluated"] += 1
         if not placer.feasible(node, group):
             metrics["NodesFiltered"] += 1
+            continue
+        if not volumes_feasible(node, group, f"{job['ID']}.{group['Name']}[0]", metrics):
             continue
         cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
         used = placer.usage[node_id]

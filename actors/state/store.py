@@ -785,7 +785,8 @@ class StateStore:
 
     # What a re-registration must change for the node's jobs to be evaluated again.
     # (Nomad shouldCreateNodeEval: what feasibility checks read; resources are
-    # left to blocked evaluations there, as here.)
+    # left to blocked evaluations there, as here.)  HostVolumes too, compared with
+    # none and {} alike (records written before the field was kept have none).
     NODE_PLACEMENT_FIELDS = ("Attributes", "Meta", "Drivers", "NodeClass", "NodePool", "Datacenter", "Name")
 
     def _node_register(self, index: int, cmd: dict[str, Any]) -> Any:
@@ -824,8 +825,9 @@ class StateStore:
         # and blocked evaluations another go (its computed class changed), so
         # a constraint on ${meta.x} sees a meta change.  Older entries apply
         # as they always did.
-        if cmd.get("node_evals") and old is not None and old.get("Status") == "ready" and \
-                any(old.get(k) != rec.get(k) for k in self.NODE_PLACEMENT_FIELDS):
+        if cmd.get("node_evals") and old is not None and old.get("Status") == "ready" and (
+                any(old.get(k) != rec.get(k) for k in self.NODE_PLACEMENT_FIELDS)
+                or (old.get("HostVolumes") or {}) != (rec.get("HostVolumes") or {})):
             jobs, specs = set(), self.tables["jobs"]
             for a in self.node_allocs(rec["ID"]):
                 job = specs.get(a.get("JobID", ""))
