@@ -595,6 +595,11 @@ _ROUTES = sorted([
     _Route("/v1/client/stats", (("node", READ),), (("node", READ),)),  # Nomad ClientStats.Stats
     _Route("/v1/client/gc", (("node", WRITE),), (("node", WRITE),)),  # Allocations.GarbageCollectAll
     _Route("/v1/client/metadata", (("node", READ),), (("node", WRITE),)),  # NodeMeta.Read / NodeMeta.Apply
+    # Scaling.ListPolicies / GetPolicy: the scaling capabilities, or the job ones (reads only: 405 else).
+    _Route("/v1/scaling/policies", (("namespace", "list-scaling-policies|list-jobs"),),
+           (("namespace", "list-scaling-policies|list-jobs"),)),
+    _Route("/v1/scaling/policy/", (("namespace", "read-scaling-policy|read-job"),),
+           (("namespace", "read-scaling-policy|read-job"),)),
     _Route("/v1/client/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
 ], key=lambda r: len(r.prefix), reverse=True)
 # Agent keyring operations are agent:write even when listed (Nomad KeyringOperationRequest),

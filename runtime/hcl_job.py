@@ -16,7 +16,9 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ``max_delay``, ``unlimited``), ``migrate``
   (``max_parallel``, ``min_healthy_time``), ``volume "label"`` (host
   volumes: ``type = "host"``, ``source``, ``read_only``, ``per_alloc``; a
-  client's ``host_volume`` blocks; CSI volumes are refused);
+  client's ``host_volume`` blocks; CSI volumes are refused), ``scaling``
+  (``enabled``, ``min``, ``max``, ``type = "horizontal"``, and ``policy {
+  ... }``, kept as written for an autoscaler);
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
   ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``), ``artifact``
@@ -326,6 +328,21 @@ def _volumes(value: Any, where: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _scaling(value: Any, where: str) -> dict[str, Any]:
+    """A group's ``scaling`` block (horizontal): enabled, min, max (required, as Nomad's jobspec2),
+    type and ``policy { ... }``, the autoscaler's own, passed on as written."""
+    sc = _body(value, where)
+    _check(sc, {"enabled", "min", "max", "policy", "type"}, where)
+    if "max" not in sc:
+        raise HclJobError(f'{where}: Missing required argument: The argument "max" is required, '
+                          "but no definition was found.")
+    out: dict[str, Any] = {field: sc[key] for key, field in (("enabled", "Enabled"), ("min", "Min"),
+                                                            ("max", "Max"), ("type", "Type")) if key in sc}
+    if "policy" in sc:
+        out["Policy"] = dict(_body(sc["policy"], f"{where}.policy"))
+    return out
+
+
 def _artifacts(value: Any, where: str) -> list[dict[str, Any]]:
     """``artifact`` blocks: source, destination, mode, ``options { checksum = ... }``, ``headers { ... }``."""
     out = []
@@ -363,7 +380,7 @@ def _reschedule(value: Any, where: str) -> dict[str, Any]:
 
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
-                  "network", "update", "service", "reschedule", "volume"}, where)
+                  "network", "update", "service", "reschedule", "volume", "scaling"}, where)
     group: dict[str, Any] = {"Name": name}
     if "reschedule" in body:
         group["ReschedulePolicy"] = _reschedule(body["reschedule"], f"{where}.reschedule")
@@ -380,6 +397,8 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         group["Networks"] = _network(body["network"], f"{where}.network")
     if "volume" in body:
         group["Volumes"] = _volumes(body["volume"], f"{where}.volume")
+    if "scaling" in body:
+        group["Scaling"] = _scaling(body["scaling"], f"{where}.scaling")
     if "restart" in body:
         r = _body(body["restart"], f"{where}.restart")
         _check(r, {"attempts", "interval", "delay", "mode"}, f"{where}.restart")

@@ -868,6 +868,44 @@ def _volumes(g: dict[str, Any], field: str, job_type: str) -> None:
             t.pop("VolumeMounts", None)
 
 
+SCALING_HORIZONTAL = "horizontal"  # Nomad's ScalingPolicyTypeHorizontal: the only group policy type
+
+
+def _scaling(g: dict[str, Any], job: dict[str, Any], field: str) -> None:
+    """A group's ``Scaling`` (Nomad's ApiScalingPolicyToStructs, Canonicalize and
+    TaskGroup.validateScalingPolicy): Enabled defaults to true, Min to the
+    group's count, Type to horizontal; Max is required; min <= max and the
+    count within them, with Nomad's messages.  Policy is the autoscaler's,
+    kept as given (an object or null)."""
+    raw = g.get("Scaling")
+    if raw is None:
+        g.pop("Scaling", None)
+        return
+    where = f"{field}.Scaling"
+    sc = dict(_map(raw, where))
+    known = {"Type", "Min", "Max", "Enabled", "Policy", "Target", "ID", "Namespace", "CreateIndex",
+             "ModifyIndex"}
+    _need(set(sc) <= known, where, f"unknown fields {sorted(set(sc) - known)}")
+    ptype = _str(sc.get("Type"), f"{where}.Type", default=SCALING_HORIZONTAL)
+    enabled = sc.get("Enabled", True)
+    _need(isinstance(enabled, bool), f"{where}.Enabled", "must be a boolean")
+    lo = _int(sc.get("Min"), f"{where}.Min", default=g["Count"], minimum=None)
+    hi = _int(sc.get("Max"), f"{where}.Max", default=-1, minimum=None)
+    policy = sc.get("Policy")
+    _need(policy is None or isinstance(policy, dict), f"{where}.Policy", "must be an object")
+    fail = f"{where}: Task group scaling policy validation failed: Scaling policy invalid"
+    _need(ptype == SCALING_HORIZONTAL, fail, f'scaling policy type "{ptype}" is not valid')
+    if hi < 0:
+        raise JobError(f"{fail}: maximum count must be specified and non-negative")
+    _need(hi >= lo, fail, "maximum count must not be less than minimum count")
+    _need(lo >= 0, fail, "minimum count must be specified and non-negative")
+    _need(hi >= g["Count"], fail, "task group count must not be greater than maximum count in scaling policy")
+    _need(g["Count"] >= lo, fail, "task group count must not be less than minimum count in scaling policy")
+    target = {"Namespace": job["Namespace"], "Job": job["ID"], "Group": g["Name"]}
+    g["Scaling"] = {"Type": ptype, "Target": target, "Min": lo, "Max": hi, "Enabled": enabled,
+                    "Policy": policy}
+
+
 def alloc_suffix(name: str) -> str:
     """Nomad's AllocSuffix: the ``[<index>]`` an allocation's name ends with ("" if none)."""
     i = name.rfind("[")
@@ -946,6 +984,7 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
                          for i, g in enumerate(groups)]
     for i, g in enumerate(job["TaskGroups"]):
         _group_services(g, job["ID"], f"TaskGroups[{i}]")
+        _scaling(g, job, f"TaskGroups[{i}]")
     names = [g["Name"] for g in job["TaskGroups"]]
     _need(len(set(names)) == len(names), "TaskGroups", "group names must be unique")
     job["Stop"] = bool(job.get("Stop", False))
