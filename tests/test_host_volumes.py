@@ -280,3 +280,64 @@ def test_the_client_config_reaches_the_node_registration(tmp_path) -> None:
     cfg = load(tmp_path, f'[client]\nenabled = true\n[client.host_volume.data]\npath = "{tmp_path}"\n'
                          'read_only = true\n')
     assert ClientNodeConfig.from_config(cfg, name="n").host_volumes == (("data", str(tmp_path), True),)
+
+
+# ------------------------------------------------------------ a real agent
+def test_a_dev_agent_advertises_its_volumes_places_by_them_and_raw_exec_refuses_to_mount(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from tests.test_cli import NOMAD
+    from tests.test_http_jobs import (
+        PLACE_DEADLINE_S,
+        call,
+        dev_agent_config,
+        node_id,
+        running_agent,
+        wait_for,
+    )
+
+    data = tmp_path / "data"
+    data.mkdir()
+    args, port = dev_agent_config(tmp_path)
+    vols = tmp_path / "volumes.toml"
+    vols.write_text(f'[client.host_volume.data]\npath = "{data}"\n'
+                    f'[client.host_volume.ro]\npath = "{tmp_path}"\nread_only = true\n')
+    with running_agent([*args, "-config", str(vols)], port):
+        node = node_id(port)
+        got = call(port, "GET", f"/v1/node/{node}").json()["HostVolumes"]
+        assert got == {"data": {"Name": "data", "Path": str(data), "ReadOnly": False},
+                       "ro": {"Name": "ro", "Path": str(tmp_path), "ReadOnly": True}}
+        shown = subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", "node", "status",
+                                "-verbose", node], capture_output=True, text=True, timeout=60).stdout
+        assert re.search(r"^Host Volumes\s+= data,ro$", shown, re.M), shown
+        assert re.search(rf"^data\s+false\s+{re.escape(str(data))}$", shown, re.M), shown
+
+        def job(job_id: str, source: str, mount: bool) -> dict[str, Any]:
+            t = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["60"]},
+                 "Resources": {"CPU": 50, "MemoryMB": 32}}
+            if mount:
+                t["VolumeMounts"] = [{"Volume": "v", "Destination": "/v"}]
+            return {"ID": job_id, "Type": "batch", "TaskGroups": [{
+                "Name": "g", "Volumes": {"v": {"Type": "host", "Source": source}},
+                "RestartPolicy": {"Attempts": 0, "Mode": "fail"}, "ReschedulePolicy": {"Attempts": 0},
+                "Tasks": [t]}]}
+
+        assert call(port, "PUT", "/v1/jobs", {"Job": job("mounts", "data", True)}).status == 200
+        alloc = wait_for(lambda: next((a for a in call(port, "GET", "/v1/job/mounts/allocations").json()
+                                       if a["ClientStatus"] == "failed"), None), "the task failed",
+                         PLACE_DEADLINE_S)
+        evs = call(port, "GET", f"/v1/allocation/{alloc['ID']}").json()["TaskStates"]["t"]["Events"]
+        assert [e["Type"] for e in evs][-2:] == ["Task hook failed", "Not Restarting"]
+        msg = 'volumes: task driver "raw_exec" for "t" does not support host volumes'
+        assert msg in (evs[-2].get("DisplayMessage"), evs[-2].get("Message")), evs[-2]
+        # Present (read-only serves only read-only requests): placed and running; absent: not placed.
+        assert call(port, "PUT", "/v1/jobs", {"Job": job("plain", "data", False)}).status == 200
+        wait_for(lambda: any(a["ClientStatus"] == "running"
+                             for a in call(port, "GET", "/v1/job/plain/allocations").json()), "running",
+                 PLACE_DEADLINE_S)
+        assert call(port, "PUT", "/v1/jobs", {"Job": job("nowhere", "ro", False)}).status == 200
+        ev = wait_for(lambda: next((e for e in call(port, "GET", "/v1/job/nowhere/evaluations").json()
+                                    if e.get("FailedTGAllocs")), None), "a failed placement",
+                      PLACE_DEADLINE_S)
+        assert ev["FailedTGAllocs"]["g"]["ConstraintFiltered"] == {"missing compatible host volumes": 1}
