@@ -222,6 +222,10 @@ def test_the_scaling_endpoints_cli_and_job_scale_answer_as_nomads(dev):  # noqa:
     assert call(port, "GET", "/v1/scaling/policies?type=vertical").json() == []
     got = call(port, "GET", f"/v1/scaling/policy/{stub['ID']}").json()
     assert (got["Min"], got["Max"], got["Policy"]) == (0, 2, {"cooldown": "1m"})
+    found = call(port, "PUT", "/v1/search", {"Prefix": stub["ID"][:5], "Context": "scaling_policy"}).json()
+    assert found["Matches"] == {"scaling_policy": [stub["ID"]]}  # an odd prefix is cut to whole bytes
+    found = call(port, "PUT", "/v1/search", {"Prefix": stub["ID"][:4], "Context": "all"}).json()
+    assert found["Matches"]["scaling_policy"] == [stub["ID"]]
     r = call(port, "GET", "/v1/scaling/policy/00000000-0000-0000-0000-000000000000")
     assert (r.status, r.text) == (404, "policy not found")
     assert call(port, "PUT", "/v1/scaling/policies").status == 405
