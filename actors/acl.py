@@ -635,6 +635,9 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
         return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch
+    if path.startswith("/v1/job/") and path.endswith("/scale"):  # Job.Scale / Job.ScaleStatus
+        return (Need("namespace", "read-job-scaling|read-job" if method in _READS else "scale-job|submit-job",
+                     namespace),)
     if path.startswith("/v1/node/") and path.endswith("/allocations") and method in _READS:
         return (Need("node", READ), Need("namespace", "read-job", namespace))  # Node.GetAllocs
     if path == "/v1/vars":  # Variables.List: some path listable; the handler keeps what may be listed
