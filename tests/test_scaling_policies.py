@@ -220,6 +220,12 @@ def test_the_scaling_endpoints_cli_and_job_scale_answer_as_nomads(dev):  # noqa:
     assert [p["ID"] for p in call(port, "GET", "/v1/scaling/policies?job=scaled").json()] == [stub["ID"]]
     assert call(port, "GET", "/v1/scaling/policies?job=nope").json() == []
     assert call(port, "GET", "/v1/scaling/policies?type=vertical").json() == []
+    sc = call(port, "GET", "/v1/job/scaled").json()["TaskGroups"][0]["Scaling"]
+    assert (sc["ID"], sc["Namespace"], sc["Min"], sc["Max"]) == (stub["ID"], "default", 0, 2)
+    assert (sc["CreateIndex"], sc["ModifyIndex"]) == (stub["CreateIndex"], stub["ModifyIndex"])
+    resubmit = call(port, "GET", "/v1/job/scaled").json()  # a job read back registers as it is
+    assert call(port, "PUT", "/v1/jobs", {"Job": resubmit}).status == 200
+    assert call(port, "GET", "/v1/scaling/policies?job=scaled").json() == [stub]
     got = call(port, "GET", f"/v1/scaling/policy/{stub['ID']}").json()
     assert (got["Min"], got["Max"], got["Policy"]) == (0, 2, {"cooldown": "1m"})
     found = call(port, "PUT", "/v1/search", {"Prefix": stub["ID"][:5], "Context": "scaling_policy"}).json()

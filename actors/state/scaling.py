@@ -43,6 +43,11 @@ def _of_job(store: Any, namespace: str, job_id: str) -> list[str]:
     return sorted(store.scaling_by_job.get(_job_key(namespace, job_id), ()))
 
 
+def job_policies(store: Any, namespace: str, job_id: str) -> list[dict[str, Any]]:
+    """The job's policies (the store's own records: do not modify), in ID order."""
+    return [store.tables[TABLE][pid] for pid in _of_job(store, namespace, job_id)]
+
+
 def update_for_job(store: Any, index: int, job: dict[str, Any]) -> None:
     """Nomad's updateJobScalingPolicies: the job's policies as its groups' ``Scaling`` now say."""
     table = store.tables[TABLE]
