@@ -60,6 +60,14 @@ def test_a_scaling_block_maps_onto_nomads_json_with_its_defaults() -> None:
     assert (sc["Enabled"], sc["Min"], sc["Max"], sc["Policy"]) == (True, 3, 5, None)
 
 
+def test_a_group_without_a_count_starts_at_its_policys_min() -> None:
+    job = _job({"Min": 2, "Max": 5})
+    del job["TaskGroups"][0]["Count"]
+    assert canonical_job(job)["TaskGroups"][0]["Count"] == 2  # Nomad's TaskGroup.Canonicalize
+    job["TaskGroups"][0]["Scaling"] = {"Max": 5}
+    assert canonical_job(job)["TaskGroups"][0]["Count"] == 1
+
+
 @pytest.mark.parametrize(("body", "error"), [
     ("    scaling {\n min = 1\n }\n", 'Missing required argument: The argument "max" is required'),
     ("    scaling {\n max = 1\n cooldown = 3\n }\n", "'cooldown' not supported by this agent"),

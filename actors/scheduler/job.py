@@ -751,7 +751,11 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
            job_reschedule: Any = None) -> dict[str, Any]:
     g = dict(_map(raw, field))
     g["Name"] = _str(g.get("Name"), f"{field}.Name", required=True)
-    g["Count"] = _int(g.get("Count"), f"{field}.Count", default=1, maximum=MAX_COUNT)
+    # Nomad's TaskGroup.Canonicalize: no count, but a scaling policy's min: the count is that min.
+    sc = g.get("Scaling")
+    lo = sc.get("Min") if isinstance(sc, dict) else None
+    default = lo if isinstance(lo, int) and not isinstance(lo, bool) and 0 <= lo <= MAX_COUNT else 1
+    g["Count"] = _int(g.get("Count"), f"{field}.Count", default=default, maximum=MAX_COUNT)
     if job_type == "system":
         _need(g["Count"] <= 1, f"{field}.Count", "a system job's group runs once per node (count 0 or 1)")
     tasks = _list(g.get("Tasks"), f"{field}.Tasks")
