@@ -17,8 +17,9 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   (``max_parallel``, ``min_healthy_time``), ``volume "label"`` (host
   volumes: ``type = "host"``, ``source``, ``read_only``, ``per_alloc``; a
   client's ``host_volume`` blocks; CSI volumes are refused), ``scaling``
-  (``enabled``, ``min``, ``max``, ``type = "horizontal"``, and ``policy {
-  ... }``, kept as written for an autoscaler);
+  (``enabled``, ``min``, ``max`` -- required, as in Nomad --, ``type =
+  "horizontal"``, and ``policy { ... }``, kept as written for an
+  autoscaler; the servers keep it as a scaling policy);
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
   ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``), ``artifact``
@@ -48,7 +49,10 @@ expressions (``upper(var.x)``, ``var.a + 1``) are refused, not left as text.
 Durations (``"30s"``, ``"1h30m"``) become nanoseconds as in the JSON form.
 Anything else -- a check's Consul-only attributes
 (``success_before_passing``, ``tls_skip_verify``, ``expose``, ...), the
-Consul provider, canaries, a misspelt attribute -- is refused with its
+Consul provider, canaries, a volume's CSI and dynamic host volume
+attributes (``access_mode``, ``attachment_mode``, ``mount_options``,
+``sticky``), a task-level ``scaling "cpu"`` block (Enterprise), a
+misspelt attribute -- is refused with its
 path, never dropped: a job that runs without what its file asked for
 would be worse than no job.
 Interpolations such as ``${attr.kernel.name}`` stay as text, as Nomad's
