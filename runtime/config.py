@@ -1099,7 +1099,9 @@ _GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_int
              "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
              "retry_max": "RetryMaxAttempts", "plugin": "Plugins", "ui": "UI", "ui_url": "BaseUIURL",
              "show_cli_hints": "ShowCLIHints", "cpu_total_compute": "CpuCompute",
-             "memory_total_mb": "MemoryMB", "consul": "Consul", "vault": "Vault", "http_api_response_headers": "HTTPAPIResponseHeaders", "disk_total_mb": "DiskTotalMB", "disk_free_mb": "DiskFreeMB"}
+             "memory_total_mb": "MemoryMB", "consul": "Consul", "vault": "Vault",
+             "http_api_response_headers": "HTTPAPIResponseHeaders", "disk_total_mb": "DiskTotalMB",
+             "disk_free_mb": "DiskFreeMB", "host_volume": "HostVolumes"}
 
 
 def _go_name(key: str) -> str:

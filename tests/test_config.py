@@ -578,7 +578,7 @@ def test_host_volume_blocks_parse_merge_and_show(tmp_path):
     cfg, _, _ = load_files([a, b])
     assert cfg.client.host_volume == (("data", str(data), False), ("logs", str(logs), False))
     validate(cfg)
-    assert to_dict(cfg.client)["HostVolume"] == [{"Name": "data", "Path": str(data), "ReadOnly": False},
+    assert to_dict(cfg.client)["HostVolumes"] == [{"Name": "data", "Path": str(data), "ReadOnly": False},
                                                  {"Name": "logs", "Path": str(logs), "ReadOnly": False}]
     assert Config().client.host_volume == ()
 
