@@ -341,3 +341,11 @@ def test_a_dev_agent_advertises_its_volumes_places_by_them_and_raw_exec_refuses_
                                     if e.get("FailedTGAllocs")), None), "a failed placement",
                       PLACE_DEADLINE_S)
         assert ev["FailedTGAllocs"]["g"]["ConstraintFiltered"] == {"missing compatible host volumes": 1}
+
+
+def test_the_runner_knows_the_configured_volumes_before_the_node_registers() -> None:
+    from actors.client.alloc_runner import AllocRunnerConfig
+
+    c = Client(config=AllocRunnerConfig(host_volumes=(("data", "/srv/data", False),)))
+    c.set(_valloc("a1", {"d": HOST}))  # no NodeVars yet (a task restored after an agent restart)
+    c.until(lambda: c.status("a1") == "running", 5)

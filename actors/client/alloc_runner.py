@@ -359,6 +359,10 @@ class AllocRunnerConfig:
     # A fetcher enforces the timeout itself; one that has not answered this
     # long after it is given up on, as a failed download (a backstop).
     artifact_fetch_grace_s: float = 10.0
+    # The node's host volumes (client host_volume blocks: (name, path, read_only)), known from the
+    # start: a task restored after an agent restart may start again before the ClientNode has
+    # registered and told the runner its NodeVars (which then replace these).
+    host_volumes: tuple[tuple[str, str, bool], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("poll_interval_s", "max_kill_timeout_s"):
@@ -1203,7 +1207,6 @@ class AllocRunner(NodeActor):
         self.checker = checker
         # The node's values a task's config may name (NodeVars, from the ClientNode once it registers).
         self.node_vars: dict[str, str] = {}
-        self.host_volumes: dict[str, tuple[str, bool]] = {}  # name -> (path, read_only), from NodeVars
         self.store = state
         self.alloc_root = alloc_root
         # Removes a forgotten allocation's directory (the agent passes
@@ -1211,6 +1214,8 @@ class AllocRunner(NodeActor):
         self.alloc_dirs = alloc_dirs
         self.reporter = reporter
         self.cfg = config or AllocRunnerConfig()
+        # name -> (path, read_only): the node's host volumes (the config's, then NodeVars').
+        self.host_volumes = {name: (path, ro) for name, path, ro in self.cfg.host_volumes}
         self.index = 0
         self.allocs: dict[str, _Alloc] = {}
         self._dirty: set[str] = set()
