@@ -267,6 +267,14 @@ def test_the_scaling_endpoints_cli_and_job_scale_answer_as_nomads(dev):  # noqa:
     scale = nomad(port, "job", "scale", "-detach", "scaled", "web", "5")
     assert scale.returncode == 1
     assert "group count was greater than scaling policy maximum: 5 > 2" in scale.stderr
+    snap = call(port, "GET", "/v1/operator/snapshot")
+    assert snap.status == 200
     assert call(port, "DELETE", "/v1/job/scaled?purge=true").status == 200
     left = call(port, "GET", "/v1/scaling/policies").json()
     assert [p for p in left if p["Target"]["Job"] == "scaled"] == []
+    # An operator's restore brings the policy back as it was, ID and all; a purge then removes it again.
+    assert call(port, "PUT", "/v1/operator/snapshot", raw=snap.body).status == 200
+    back = call(port, "GET", f"/v1/scaling/policy/{stub['ID']}")
+    assert back.status == 200 and back.json()["Target"]["Job"] == "scaled", back.text
+    assert call(port, "DELETE", "/v1/job/scaled?purge=true").status == 200
+    assert call(port, "GET", f"/v1/scaling/policy/{stub['ID']}").status == 404
