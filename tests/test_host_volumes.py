@@ -118,6 +118,9 @@ HOST = {"Type": "host", "Source": "data"}
     (_job({"v": HOST}, [{"Volume": "v", "PropagationMode": "shared"}]),
      'Volume Mount (0) is invalid: "volume mount has an invalid propagation mode: "shared""'),
     (_job({"v": {**HOST, "ReadOnly": "yes"}}), "TaskGroups[0].Volumes[v].ReadOnly: must be a boolean"),
+    (_job({"v": {**HOST, "Size": 3}}), "TaskGroups[0].Volumes[v]: unknown fields ['Size']"),
+    (_job({"v": HOST}, [{"Volume": "v", "Dest": "/x"}]),
+     "TaskGroups[0].Tasks[0].VolumeMounts[0]: unknown fields ['Dest']"),
 ])
 def test_json_volume_validation_uses_nomads_messages(job: dict[str, Any], error: str) -> None:
     with pytest.raises(JobError, match=re.escape(error)):

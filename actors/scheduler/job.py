@@ -821,6 +821,8 @@ def _volumes(g: dict[str, Any], field: str, job_type: str) -> None:
     for label in sorted(raw):
         where = f"{field}.Volumes[{label}]"
         v = dict(_map(raw[label], where))
+        known = {"Name", "Type", "Source", "ReadOnly", "PerAlloc", *(k for k, _ in _VOLUME_UNSUPPORTED)}
+        _need(set(v) <= known, where, f"unknown fields {sorted(set(v) - known)}")
         name = _str(v.get("Name"), f"{where}.Name", default=label)
         vtype = _str(v.get("Type"), f"{where}.Type")
         fail = f"Task group volume validation for {label} failed"
@@ -851,6 +853,8 @@ def _volumes(g: dict[str, Any], field: str, job_type: str) -> None:
         mounts = []
         for n, m in enumerate(_list(t.get("VolumeMounts"), where)):
             m = _map(m, f"{where}[{n}]")
+            known = {"Volume", "Destination", "ReadOnly", "PropagationMode", "SELinuxLabel"}
+            _need(set(m) <= known, f"{where}[{n}]", f"unknown fields {sorted(set(m) - known)}")
             fail = f"Task {t['Name']} validation failed: Volume Mount ({n})"
             vol = _str(m.get("Volume"), f"{where}[{n}].Volume")
             mount = {"Volume": vol, "Destination": _str(m.get("Destination"), f"{where}[{n}].Destination"),
