@@ -287,10 +287,7 @@ def test_the_client_config_reaches_the_node_registration(tmp_path) -> None:
 
 # ------------------------------------------------------------ a real agent
 def test_a_dev_agent_advertises_its_volumes_places_by_them_and_raw_exec_refuses_to_mount(tmp_path) -> None:
-    import subprocess
-    import sys
-
-    from tests.test_cli import NOMAD
+    from runtime.cli import COMMANDS
     from tests.test_http_jobs import (
         PLACE_DEADLINE_S,
         call,
@@ -311,8 +308,7 @@ def test_a_dev_agent_advertises_its_volumes_places_by_them_and_raw_exec_refuses_
         got = call(port, "GET", f"/v1/node/{node}").json()["HostVolumes"]
         assert got == {"data": {"Name": "data", "Path": str(data), "ReadOnly": False},
                        "ro": {"Name": "ro", "Path": str(tmp_path), "ReadOnly": True}}
-        shown = subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", "node", "status",
-                                "-verbose", node], capture_output=True, text=True, timeout=60).stdout
+        shown = COMMANDS[("node", "status")](f"http://127.0.0.1:{port}", ["-verbose", node])
         assert re.search(r"^Host Volumes\s+= data,ro$", shown, re.M), shown
         assert re.search(rf"^data\s+false\s+{re.escape(str(data))}$", shown, re.M), shown
 
