@@ -98,6 +98,7 @@ FAIL = "TaskGroups[0].Scaling: Task group scaling policy validation failed: Scal
     ({"Max": 5, "Enabled": "yes"}, 1, "TaskGroups[0].Scaling.Enabled: must be a boolean"),
     ({"Max": 5, "Policy": [1]}, 1, "TaskGroups[0].Scaling.Policy: must be an object"),
     ({"Max": 5, "Cooldown": 1}, 1, "TaskGroups[0].Scaling: unknown fields ['Cooldown']"),
+    ({"Max": 2**64}, 1, "TaskGroups[0].Scaling.Max: must be <= 9223372036854775807"),
 ])
 def test_json_scaling_validation_uses_nomads_messages(sc: dict[str, Any], count: int, error: str) -> None:
     with pytest.raises(JobError, match=re.escape(error)):

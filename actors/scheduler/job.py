@@ -877,6 +877,7 @@ def _volumes(g: dict[str, Any], field: str, job_type: str) -> None:
 
 
 SCALING_HORIZONTAL = "horizontal"  # Nomad's ScalingPolicyTypeHorizontal: the only group policy type
+INT64_MAX = 2**63 - 1  # a policy's Min and Max are Go int64s (and must fit msgpack)
 
 
 def _scaling(g: dict[str, Any], job: dict[str, Any], field: str) -> None:
@@ -897,8 +898,8 @@ def _scaling(g: dict[str, Any], job: dict[str, Any], field: str) -> None:
     ptype = _str(sc.get("Type"), f"{where}.Type", default=SCALING_HORIZONTAL)
     enabled = sc.get("Enabled", True)
     _need(isinstance(enabled, bool), f"{where}.Enabled", "must be a boolean")
-    lo = _int(sc.get("Min"), f"{where}.Min", default=g["Count"], minimum=None)
-    hi = _int(sc.get("Max"), f"{where}.Max", default=-1, minimum=None)
+    lo = _int(sc.get("Min"), f"{where}.Min", default=g["Count"], minimum=-INT64_MAX - 1, maximum=INT64_MAX)
+    hi = _int(sc.get("Max"), f"{where}.Max", default=-1, minimum=-INT64_MAX - 1, maximum=INT64_MAX)
     policy = sc.get("Policy")
     _need(policy is None or isinstance(policy, dict), f"{where}.Policy", "must be an object")
     fail = f"{where}: Task group scaling policy validation failed: Scaling policy invalid"
