@@ -595,6 +595,11 @@ _ROUTES = sorted([
     _Route("/v1/client/stats", (("node", READ),), (("node", READ),)),  # Nomad ClientStats.Stats
     _Route("/v1/client/gc", (("node", WRITE),), (("node", WRITE),)),  # Allocations.GarbageCollectAll
     _Route("/v1/client/metadata", (("node", READ),), (("node", WRITE),)),  # NodeMeta.Read / NodeMeta.Apply
+    # Scaling.ListPolicies / GetPolicy: the scaling capabilities, or the job ones (reads only: 405 else).
+    _Route("/v1/scaling/policies", (("namespace", "list-scaling-policies|list-jobs"),),
+           (("namespace", "list-scaling-policies|list-jobs"),)),
+    _Route("/v1/scaling/policy/", (("namespace", "read-scaling-policy|read-job"),),
+           (("namespace", "read-scaling-policy|read-job"),)),
     _Route("/v1/client/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
 ], key=lambda r: len(r.prefix), reverse=True)
 # Agent keyring operations are agent:write even when listed (Nomad KeyringOperationRequest),
@@ -630,6 +635,9 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
         return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch
+    if path.startswith("/v1/job/") and path.endswith("/scale"):  # Job.Scale / Job.ScaleStatus
+        return (Need("namespace", "read-job-scaling|read-job" if method in _READS else "scale-job|submit-job",
+                     namespace),)
     if path.startswith("/v1/node/") and path.endswith("/allocations") and method in _READS:
         return (Need("node", READ), Need("namespace", "read-job", namespace))  # Node.GetAllocs
     if path == "/v1/vars":  # Variables.List: some path listable; the handler keeps what may be listed

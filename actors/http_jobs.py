@@ -46,6 +46,7 @@ from actors.http_filter import apply_list_options, list_options_asked
 from actors.scheduler.job import DISPATCH_PAYLOAD_MAX_BYTES, JobError, canonical_job, ephemeral_disk
 from actors.server import ENDPOINT
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
+from actors.state import scaling
 from actors.state.scheduler_config import JOB_REGISTRATION_DISABLED
 from actors.state.store import command
 from runtime.edge import wall_time
@@ -383,7 +384,20 @@ def _job_crud(req: Request, api: Api, job_id: str) -> Any:
                        "JobModifyIndex": r["JobModifyIndex"], "Index": index, "LastContact": 0,
                        "KnownLeader": False}, _index_header(index))
     require(req, "GET")
-    return _one(req, api, "jobs", job_id, job_out, "job not found")
+
+    def query(st: Any) -> Any:
+        rec = st.tables["jobs"].get(job_id)
+        if rec is None:
+            return None
+        out = job_out(rec)
+        # Each group's scaling policy as Nomad's job holds it: the stored policy's ID and indexes too.
+        for p in scaling.job_policies(st, rec.get("Namespace", "default"), job_id):
+            for g in out.get("TaskGroups", ()):
+                if g["Name"] == p["Target"].get("Group") and g.get("Scaling"):
+                    g["Scaling"].update(ID=p["ID"], Namespace=p["Target"].get("Namespace", "default"),
+                                        CreateIndex=p["CreateIndex"], ModifyIndex=p["ModifyIndex"])
+        return out
+    return _not_found(state_query(req, api, ("jobs", scaling.TABLE), query), "job not found")
 
 
 def _job_allocations(req: Request, api: Api, job_id: str) -> Any:

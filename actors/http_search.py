@@ -6,7 +6,7 @@ as Nomad's does:
 
 * ``Context`` is one of :data:`CONTEXTS`; ``all`` searches every one.
 * Jobs match by ID prefix within the request's namespace; namespaces and
-  node pools by name.  Evaluations, allocations, nodes and deployments are
+  node pools by name.  Evaluations, allocations, nodes, deployments and scaling policies are
   UUIDs: a prefix that is not hex (hyphens aside) cannot name one, and such a
   context is left out of the answer, as Nomad leaves it out; an odd-length
   prefix is cut to the even length below it (``roundUUIDDownIfOdd``).
@@ -16,8 +16,9 @@ as Nomad's does:
   allocs: ``read-job`` in the namespace; nodes and node pools: ``node:read``);
   naming a context the token may not read is 403.  Without ACLs, everything.
 
-Contexts of objects this agent does not have (plugins, volumes, scaling
-policies, variables) are searched and match nothing.
+Scaling policies are UUIDs too, matched in the namespace of their target.
+Contexts of objects this agent does not have (plugins, CSI volumes,
+variables) are searched and match nothing.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ from actors.http_api import (
 TRUNCATE_LIMIT = 20
 CONTEXTS = ("all", "jobs", "evals", "allocs", "nodes", "deployment", "namespaces", "node_pools", "plugins",
             "volumes", "scaling_policy", "variables")
-_UUID_CONTEXTS = {"evals": "evals", "allocs": "allocs", "nodes": "nodes", "deployment": "deployments"}
+_UUID_CONTEXTS = {"evals": "evals", "allocs": "allocs", "nodes": "nodes", "deployment": "deployments",
+                  "scaling_policy": "scaling_policies"}
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
-_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments")  # what a search reads and blocks on
+_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_policies")  # what a search reads
 
 
 def _round_uuid(prefix: str) -> str | None:
@@ -79,7 +81,8 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str):  # typ
                 table = _UUID_CONTEXTS[ctx]
                 rows = tables.get(table, {}) if table else {}
                 ids = [k for k, v in rows.items() if k.startswith(rounded)
-                       and (ctx == "nodes" or v.get("Namespace", "default") == namespace)]
+                       and (ctx == "nodes" or (v["Target"].get("Namespace") if ctx == "scaling_policy"
+                                               else v.get("Namespace", "default")) == namespace)]
             elif ctx == "jobs":
                 ids = [k for k, v in tables["jobs"].items()
                        if k.startswith(prefix) and v.get("Namespace", "default") == namespace]

@@ -9,6 +9,7 @@ Implemented: ``server members [-verbose]``, ``server join <addr>...``,
 ``operator scheduler get-config|set-config`` (:mod:`runtime.cli_scheduler`),
 ``node pool list|info|apply|delete|nodes|jobs`` (:mod:`runtime.cli_node_pools`),
 ``node meta read|apply`` (:mod:`runtime.cli_node_meta`),
+``scaling policy list|info`` (:mod:`runtime.cli_scaling`),
 ``var list|get|put|purge`` (:mod:`runtime.cli_variables`),
 ``namespace list|status``, ``operator api`` (:mod:`runtime.cli_operator_api`),
 ``deployment list|status|fail|pause|resume|promote`` and ``job deployments``
@@ -242,6 +243,12 @@ from runtime.cli_node_pools import NODE_POOL_COMMANDS  # noqa: E402
 
 COMMANDS.update(NODE_POOL_COMMANDS)
 # ---- end node pool
+
+# ---- scaling policy list|info (runtime.cli_scaling)
+from runtime.cli_scaling import SCALING_COMMANDS  # noqa: E402
+
+COMMANDS.update(SCALING_COMMANDS)
+# ---- end scaling policy
 
 # ---- var list|get|put|purge (runtime.cli_variables)
 from runtime.cli_variables import VARIABLE_COMMANDS  # noqa: E402

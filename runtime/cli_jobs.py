@@ -849,10 +849,16 @@ def node_status(addr: str, args: list[str]) -> str:
         deadline = drain.get("Deadline", 0)
         pairs.append(("Drain Deadline", "force" if deadline < 0 else "no deadline" if deadline == 0
                       else fmt_time(drain.get("ForceDeadline"))))
+    volumes = node.get("HostVolumes") or {}
+    pairs.append(("Host Volumes", ",".join(sorted(volumes)) or "<none>"))
     out = [kv(pairs)]
     if flags.get("short"):
         return out[0]
     if verbose:
+        if volumes:  # Nomad's outputNodeVolumeInfo
+            out += ["", "Host Volumes", table([["Name", "ReadOnly", "Source"]] + [
+                [name, str(bool(volumes[name].get("ReadOnly"))).lower(), volumes[name].get("Path", "")]
+                for name in sorted(volumes)])]
         attrs = node.get("Attributes") or {}
         out += ["", "Attributes", kv(sorted(attrs.items())) if attrs else "<none>"]
     allocs = request(addr, "GET", f"/v1/node/{node['ID']}/allocations")

@@ -34,6 +34,7 @@ import dataclasses
 import functools
 import math
 import re
+import stat
 import sys
 import tomllib
 import types
@@ -138,6 +139,12 @@ def _sub(cls: type) -> Any:
 def _opaque() -> Any:
     """A block this agent reads no key of (``consul``, ``vault``): kept as given, secrets hidden in output."""
     return field(default=(), metadata={"opaque": True})
+
+
+def _host_volumes() -> Any:
+    """``host_volume "<name>" { path, read_only }`` blocks (TOML ``[client.host_volume.<name>]``),
+    stored as sorted ``(name, path, read_only)`` triples."""
+    return field(default=(), metadata={"host_volumes": True})
 
 
 def _plugins() -> Any:
@@ -343,6 +350,10 @@ class ClientConfig:
     gc_inode_usage_threshold: float = _f(70.0, ge=0, le=100)  # percent
     no_host_uuid: bool = True  # random node ID instead of one from the host UUID
     artifact: ArtifactConfig = _sub(ArtifactConfig)
+    # Nomad's host_volume blocks: host directories jobs may mount by name
+    # (group ``volume { type = "host", source = <name> }``); advertised as
+    # the node's HostVolumes and checked at start (the path must be a directory).
+    host_volume: tuple[tuple[str, str, bool], ...] = _host_volumes()
 
 
 @conf
@@ -636,6 +647,8 @@ def _schema(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
             kind = "map"
         elif f.metadata.get("plugins"):
             kind = "plugins"
+        elif f.metadata.get("host_volumes"):
+            kind = "host_volumes"
         elif f.metadata.get("opaque"):
             kind = "opaque"
         elif typing.get_origin(hint) is tuple:
@@ -648,7 +661,8 @@ def _schema(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
 
 _WANTED = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
            "dur": 'a duration string like "10s"', "list": "a list of strings",
-           "map": "a table of strings", "plugins": "a table of plugin blocks", "opaque": "a table"}
+           "map": "a table of strings", "plugins": "a table of plugin blocks", "opaque": "a table",
+           "host_volumes": "a table of host_volume blocks"}
 _TOML_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string",
                list: "array", dict: "table"}
 
@@ -683,6 +697,10 @@ def _convert(value: Any, kind: Any, key: str, src: str) -> Any:
         if not isinstance(value, dict):
             raise wrong()
         return {name: _convert_plugin(block, f"{key}.{name}", src) for name, block in value.items()}
+    if kind == "host_volumes":
+        if not isinstance(value, dict):
+            raise wrong()
+        return {name: _convert_host_volume(block, f"{key}.{name}", src) for name, block in value.items()}
     if kind == "map":
         if not isinstance(value, dict):
             raise wrong()
@@ -723,6 +741,19 @@ def _convert_plugin(block: Any, key: str, src: str) -> dict[str, Any]:
     return {"config": dict(config), "args": list(args)}
 
 
+def _convert_host_volume(block: Any, key: str, src: str) -> dict[str, Any]:
+    """One ``[client.host_volume.<name>]`` block: ``path`` and ``read_only`` (Nomad's
+    ClientHostVolumeConfig)."""
+    if not isinstance(block, dict):
+        got = _TOML_TYPES.get(type(block), type(block).__name__)
+        raise ConfigError(f"{key}: expected a table, got {got} {block!r} (in {src})")
+    for k in block:
+        if k not in ("path", "read_only"):
+            raise ConfigError(f'unknown key "{key}.{k}" in {src}')
+    return {"path": _convert(block.get("path", ""), str, f"{key}.path", src),
+            "read_only": _convert(block.get("read_only", False), bool, f"{key}.read_only", src)}
+
+
 def _parse_table(cls: type, table: dict, prefix: str, src: str) -> dict[str, Any]:
     """A TOML table -> an overlay (field name -> value), rejecting unknown keys."""
     schema, out = _schema(cls), {}
@@ -748,6 +779,8 @@ def merge_overlays(cls: type, base: dict, over: dict) -> dict:
         elif kind == "map":
             out[name] = {**out[name], **value}
         elif kind == "opaque":
+            out[name] = {**out[name], **value}
+        elif kind == "host_volumes":  # Nomad's HostVolumeSliceMerge: a later block of one name replaces it
             out[name] = {**out[name], **value}
         elif kind == "plugins":
             # Nomad's pluginConfigMerge: a later block of one name merges its
@@ -781,6 +814,8 @@ def build_overlay(cls: type, overlay: dict) -> Any:
             value = tuple(sorted((n, (_freeze(b["config"]), tuple(b["args"]))) for n, b in value.items()))
         elif kind == "opaque":
             value = _freeze(value)
+        elif kind == "host_volumes":
+            value = tuple(sorted((n, b["path"], b["read_only"]) for n, b in value.items()))
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -990,6 +1025,26 @@ def _check_client(c: ClientConfig) -> None:
     for key, _ in c.meta if c.enabled else ():
         if not _META_KEY.fullmatch(key):
             raise ConfigError(f'client.meta: invalid key "{key}"')
+    for name, path, _ in c.host_volume if c.enabled else ():
+        check_host_volume(name, path)
+
+
+def check_host_volume(name: str, path: str) -> None:
+    """A ``host_volume`` block's path: given (Nomad's "Missing path in host_volume config"), and an
+    existing directory, checked when the client starts as Nomad's setupNode does (it stats the path;
+    a file is refused here too, since a volume is mounted as a directory)."""
+    where = f'client.host_volume "{name}"'
+    if not path:
+        raise ConfigError(f"{where}: Missing path in host_volume config")
+    if not Path(path).is_absolute():
+        raise ConfigError(f'{where}: path must be an absolute path, got "{path}"')
+    try:
+        st = Path(path).stat()
+    except OSError as e:
+        raise ConfigError(f"{where}: failed to validate volume {name}, err: stat {path}: "
+                          f"{(e.strerror or str(e)).lower()}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"{where}: failed to validate volume {name}, err: {path} is not a directory")
 
 
 TLS_VERSIONS = ("tls10", "tls11", "tls12", "tls13")  # Nomad's tls_min_version values
@@ -1044,7 +1099,9 @@ _GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_int
              "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
              "retry_max": "RetryMaxAttempts", "plugin": "Plugins", "ui": "UI", "ui_url": "BaseUIURL",
              "show_cli_hints": "ShowCLIHints", "cpu_total_compute": "CpuCompute",
-             "memory_total_mb": "MemoryMB", "consul": "Consul", "vault": "Vault", "http_api_response_headers": "HTTPAPIResponseHeaders", "disk_total_mb": "DiskTotalMB", "disk_free_mb": "DiskFreeMB"}
+             "memory_total_mb": "MemoryMB", "consul": "Consul", "vault": "Vault",
+             "http_api_response_headers": "HTTPAPIResponseHeaders", "disk_total_mb": "DiskTotalMB",
+             "disk_free_mb": "DiskFreeMB", "host_volume": "HostVolumes"}
 
 
 def _go_name(key: str) -> str:
@@ -1075,5 +1132,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
                 else None
         elif kind == "plugins":  # Nomad's Plugins: [{Name, Args, Config}]
             value = [{"Name": n, "Args": list(a), "Config": _thaw(c)} for n, (c, a) in value]
+        elif kind == "host_volumes":  # Nomad's HostVolumes: [{Name, Path, ReadOnly}]
+            value = [{"Name": n, "Path": p, "ReadOnly": ro} for n, p, ro in value] or None
         out[_go_name(key)] = value
     return out

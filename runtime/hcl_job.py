@@ -16,12 +16,19 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ``max_delay``, ``unlimited``), ``migrate``
   (``max_parallel``, ``min_healthy_time``), ``ephemeral_disk`` (``size`` in
   MB, ``sticky``, ``migrate``: the disk the group's allocation asks of its
-  node, and whether a replacement keeps its data);
+  node, and whether a replacement keeps its data), ``volume "label"`` (host
+  volumes: ``type = "host"``, ``source``, ``read_only``, ``per_alloc``; a
+  client's ``host_volume`` blocks; CSI volumes are refused), ``scaling``
+  (``enabled``, ``min``, ``max`` -- required, as in Nomad --, ``type =
+  "horizontal"``, and ``policy { ... }``, kept as written for an
+  autoscaler; the servers keep it as a scaling policy);
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
   ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``), ``artifact``
   (``source``, ``destination``, ``mode``, ``options``, ``headers``),
-  ``lifecycle`` (``hook``, ``sidecar``);
+  ``lifecycle`` (``hook``, ``sidecar``), ``volume_mount`` (``volume``,
+  ``destination``, ``read_only``, ``propagation_mode``, ``selinux_label``:
+  raw_exec, like Nomad's, cannot mount, so such a task fails to start);
 * ``service`` (in a group or a task): ``name``, ``tags``, ``port``,
   ``provider``, ``address_mode``, ``address``, ``meta``, and ``check``
   blocks (Nomad's native http/tcp checks: ``name``, ``type``, ``path``,
@@ -44,7 +51,10 @@ expressions (``upper(var.x)``, ``var.a + 1``) are refused, not left as text.
 Durations (``"30s"``, ``"1h30m"``) become nanoseconds as in the JSON form.
 Anything else -- a check's Consul-only attributes
 (``success_before_passing``, ``tls_skip_verify``, ``expose``, ...), the
-Consul provider, canaries, a misspelt attribute -- is refused with its
+Consul provider, canaries, a volume's CSI and dynamic host volume
+attributes (``access_mode``, ``attachment_mode``, ``mount_options``,
+``sticky``), a task-level ``scaling "cpu"`` block (Enterprise), a
+misspelt attribute -- is refused with its
 path, never dropped: a job that runs without what its file asked for
 would be worse than no job.
 Interpolations such as ``${attr.kernel.name}`` stay as text, as Nomad's
@@ -249,8 +259,8 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
-                  "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs"},
-           where)
+                  "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs",
+                  "volume_mount"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -281,6 +291,8 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["LogConfig"] = {name: lg[key] for key, name in (("max_files", "MaxFiles"),
                                                              ("max_file_size", "MaxFileSizeMB"),
                                                              ("disabled", "Disabled")) if key in lg}
+    if "volume_mount" in body:
+        task["VolumeMounts"] = _volume_mounts(body["volume_mount"], f"{where}.volume_mount")
     if "dispatch_payload" in body:
         dp = _body(body["dispatch_payload"], f"{where}.dispatch_payload")
         _check(dp, {"file"}, f"{where}.dispatch_payload")
@@ -291,6 +303,50 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["Resources"] = {k: v for k, v in (("CPU", res.get("cpu")), ("MemoryMB", res.get("memory")))
                              if v is not None}
     return task
+
+
+_VOLUME_MOUNT_FIELDS = {"volume": "Volume", "destination": "Destination", "read_only": "ReadOnly",
+                        "propagation_mode": "PropagationMode", "selinux_label": "SELinuxLabel"}
+
+
+def _volume_mounts(value: Any, where: str) -> list[dict[str, Any]]:
+    """A task's ``volume_mount`` blocks: volume, destination, read_only, propagation_mode, selinux_label."""
+    out = []
+    for i, m in enumerate(value if isinstance(value, list) else [value]):
+        at = f"{where}[{i}]"
+        if not isinstance(m, dict):
+            raise HclJobError(f"{at}: expected a block")
+        _check(m, set(_VOLUME_MOUNT_FIELDS), at)
+        out.append({field: m[key] for key, field in _VOLUME_MOUNT_FIELDS.items() if key in m})
+    return out
+
+
+def _volumes(value: Any, where: str) -> dict[str, dict[str, Any]]:
+    """A group's ``volume "label"`` blocks (host volumes: type, source, read_only, per_alloc)."""
+    out: dict[str, dict[str, Any]] = {}
+    for label, v in _blocks(value, where):
+        at = f"{where}[{label!r}]"
+        _check(v, {"type", "source", "read_only", "per_alloc"}, at)
+        if label in out:
+            raise HclJobError(f'{at}: Duplicate volume block: only one volume "{label}" block is allowed')
+        out[label] = {"Name": label, "Type": v.get("type", ""), "Source": v.get("source", ""),
+                      "ReadOnly": v.get("read_only", False), "PerAlloc": v.get("per_alloc", False)}
+    return out
+
+
+def _scaling(value: Any, where: str) -> dict[str, Any]:
+    """A group's ``scaling`` block (horizontal): enabled, min, max (required, as Nomad's jobspec2),
+    type and ``policy { ... }``, the autoscaler's own, passed on as written."""
+    sc = _body(value, where)
+    _check(sc, {"enabled", "min", "max", "policy", "type"}, where)
+    if "max" not in sc:
+        raise HclJobError(f'{where}: Missing required argument: The argument "max" is required, '
+                          "but no definition was found.")
+    out: dict[str, Any] = {field: sc[key] for key, field in (("enabled", "Enabled"), ("min", "Min"),
+                                                            ("max", "Max"), ("type", "Type")) if key in sc}
+    if "policy" in sc:
+        out["Policy"] = dict(_body(sc["policy"], f"{where}.policy"))
+    return out
 
 
 def _artifacts(value: Any, where: str) -> list[dict[str, Any]]:
@@ -330,7 +386,7 @@ def _reschedule(value: Any, where: str) -> dict[str, Any]:
 
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
-                  "network", "update", "service", "reschedule", "ephemeral_disk"}, where)
+                  "network", "update", "service", "reschedule", "ephemeral_disk", "volume", "scaling"}, where)
     group: dict[str, Any] = {"Name": name}
     if "reschedule" in body:
         group["ReschedulePolicy"] = _reschedule(body["reschedule"], f"{where}.reschedule")
@@ -345,6 +401,10 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _prefs(body, group, where)
     if "network" in body:
         group["Networks"] = _network(body["network"], f"{where}.network")
+    if "volume" in body:
+        group["Volumes"] = _volumes(body["volume"], f"{where}.volume")
+    if "scaling" in body:
+        group["Scaling"] = _scaling(body["scaling"], f"{where}.scaling")
     if "restart" in body:
         r = _body(body["restart"], f"{where}.restart")
         _check(r, {"attempts", "interval", "delay", "mode"}, f"{where}.restart")

@@ -561,3 +561,50 @@ def test_the_event_broker_keys_parse_with_nomads_defaults(tmp_path):
     assert _server_state(c.server).events is None  # off: the store makes no events
     on = _server_state(load(tmp_path, VALID + "event_buffer_size = 7\n").server)
     assert on.events is not None and on.events.size == 7
+
+
+# -- client host_volume blocks ------------------------------------------------------
+
+
+def test_host_volume_blocks_parse_merge_and_show(tmp_path):
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    data.mkdir()
+    logs.mkdir()
+    a = write(tmp_path, f'data_dir = "/x"\n[client]\nenabled = true\n'
+                        f'[client.host_volume.data]\npath = "{data}"\n'
+                        f'[client.host_volume.logs]\npath = "{tmp_path}"\nread_only = true\n')
+    # a later block of one name replaces it
+    b = write(tmp_path, f'[client.host_volume.logs]\npath = "{logs}"\n')
+    cfg, _, _ = load_files([a, b])
+    assert cfg.client.host_volume == (("data", str(data), False), ("logs", str(logs), False))
+    validate(cfg)
+    assert to_dict(cfg.client)["HostVolumes"] == [{"Name": "data", "Path": str(data), "ReadOnly": False},
+                                                 {"Name": "logs", "Path": str(logs), "ReadOnly": False}]
+    assert Config().client.host_volume == ()
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ('[client.host_volume.v]\npath = "/p"\nsize = 3\n', 'unknown key "client.host_volume.v.size"'),
+    ('[client.host_volume.v]\npath = 3\n', "client.host_volume.v.path: expected a string"),
+    ('[client.host_volume.v]\nread_only = "yes"\npath = "/p"\n',
+     "client.host_volume.v.read_only: expected a boolean"),
+    ('[client]\nhost_volume = ["x"]\n', "client.host_volume: expected a table of host_volume blocks"),
+])
+def test_host_volume_block_shape_errors(tmp_path, body, error):
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        load(tmp_path, body)
+
+
+def test_host_volume_path_must_be_an_existing_directory(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    for path, error in (("", 'client.host_volume "v": Missing path in host_volume config'),
+                        ("rel/dir", 'client.host_volume "v": path must be an absolute path'),
+                        (str(tmp_path / "nope"), f'client.host_volume "v": failed to validate volume v, '
+                                                 f'err: stat {tmp_path / "nope"}: no such file or directory'),
+                        (str(f), f'client.host_volume "v": failed to validate volume v, err: {f} is not a '
+                                 "directory")):
+        cfg = load(tmp_path, f'data_dir = "/x"\n[client]\nenabled = true\n'
+                             f'[client.host_volume.v]\npath = "{path}"\n')
+        with pytest.raises(ConfigError, match=re.escape(error)):
+            validate(cfg)

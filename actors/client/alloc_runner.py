@@ -97,7 +97,15 @@ from actors.client.checks import (
     WatchChecks,
     alloc_checks,
 )
-from actors.client.drivers import Driver, DriverError, ExitResult, LogSettings, TaskHandle, signal_number
+from actors.client.drivers import (
+    MOUNT_CONFIGS_NONE,
+    Driver,
+    DriverError,
+    ExitResult,
+    LogSettings,
+    TaskHandle,
+    signal_number,
+)
 from runtime.actor import NodeActor
 from runtime.env import Env
 
@@ -124,6 +132,7 @@ EV_SIBLING_FAILED = "Sibling Task Failed"
 EV_RESTORE_FAILED = "Failed Restoring Task"
 EV_RESTART_SIGNALED = "Restart Signaled"  # Nomad TaskRestartSignal: an operator's alloc restart
 EV_SIGNALING = "Signaling"  # Nomad TaskSignaling: an operator's alloc signal
+EV_HOOK_FAILED = "Task hook failed"  # Nomad TaskHookFailed: a prestart hook (here: volumes) failed
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
@@ -254,6 +263,8 @@ class NodeVars:
     ``node.class``, ``node.pool``, ``attr.<name>`` and ``meta.<key>``."""
 
     values: tuple[tuple[str, str], ...]
+    # The node's host volumes (client host_volume blocks): (name, path, read_only), sorted.
+    host_volumes: tuple[tuple[str, str, bool], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -361,6 +372,10 @@ class AllocRunnerConfig:
     # A fetcher enforces the timeout itself; one that has not answered this
     # long after it is given up on, as a failed download (a backstop).
     artifact_fetch_grace_s: float = 10.0
+    # The node's host volumes (client host_volume blocks: (name, path, read_only)), known from the
+    # start: a task restored after an agent restart may start again before the ClientNode has
+    # registered and told the runner its NodeVars (which then replace these).
+    host_volumes: tuple[tuple[str, str, bool], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("poll_interval_s", "max_kill_timeout_s"):
@@ -409,6 +424,8 @@ class TaskSpec:
     hook: str = ""  # its lifecycle hook: prestart, poststart or poststop; "" for a main task
     sidecar: bool = False  # a lifecycle task that runs as long as the main tasks, not once
     logs: LogSettings = field(default_factory=LogSettings)  # its logs block (LogConfig): rotation
+    # Its volume_mount blocks: (volume, destination, read_only, propagation mode).
+    volume_mounts: tuple[tuple[str, str, bool, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +450,8 @@ class AllocSpec:
     previous_alloc: str = ""
     sticky: bool = False
     migrate: bool = False
+    # The group's host volume requests: (label, type, source, read_only, per_alloc), sorted by label.
+    volumes: tuple[tuple[str, str, str, bool, bool], ...] = ()
 
 
 def _get(d: Any, key: str, typ: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
@@ -503,7 +522,64 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     kill_timeout_s=min(kill_timeout, cfg.max_kill_timeout_s),
                     kill_signal=kill_signal, user=_get(raw, "User", str, w, ""),
                     payload_file=_payload_file(raw, w), artifacts=artifacts, logs=_log_settings(raw, w),
-                    **_lifecycle(raw, w))
+                    volume_mounts=_volume_mounts(raw, w), **_lifecycle(raw, w))
+
+
+def _volume_mounts(raw: dict[str, Any], where: str) -> tuple[tuple[str, str, bool, str], ...]:
+    out = []
+    for i, m in enumerate(_get(raw, "VolumeMounts", list, where, []) or []):
+        w = f"{where}.VolumeMounts[{i}]"
+        out.append((_get(m, "Volume", str, w), _get(m, "Destination", str, w, ""),
+                    _get(m, "ReadOnly", bool, w, False), _get(m, "PropagationMode", str, w, "private")))
+    return tuple(out)
+
+
+def _group_volumes(group: dict[str, Any], where: str) -> tuple[tuple[str, str, str, bool, bool], ...]:
+    vols = _get(group, "Volumes", dict, where, {}) or {}
+    return tuple((label, _get(v, "Type", str, f"{where}.Volumes[{label}]"),
+                  _get(v, "Source", str, f"{where}.Volumes[{label}]", ""),
+                  _get(v, "ReadOnly", bool, f"{where}.Volumes[{label}]", False),
+                  _get(v, "PerAlloc", bool, f"{where}.Volumes[{label}]", False))
+                 for label, v in sorted(vols.items()))
+
+
+def alloc_suffix(name: str) -> str:
+    """Nomad's AllocSuffix: the ``[<index>]`` an allocation's name ends with ("" if none)."""
+    i = name.rfind("[")
+    return name[i:] if i >= 0 else ""
+
+
+def volume_hook_error(spec: AllocSpec, task: TaskSpec, driver_name: str, mount_configs: str,
+                      host_volumes: dict[str, tuple[str, bool]]) -> str:
+    """Nomad's task runner volume hook (``volumes``), before a task starts: "" or why it cannot.
+
+    Every host volume the group asks for must be on this node (a per_alloc
+    one with the allocation's ``[<index>]``): "host volume validation
+    error: missing <source>".  Then a task that mounts one needs a driver
+    that can mount (its MountConfigs capability): raw_exec's is
+    MountConfigSupportNone -- it has no filesystem isolation to mount into
+    -- so Nomad fails such a task with "task driver "raw_exec" for "<task>"
+    does not support host volumes" rather than start it without the mount.
+    This agent does exactly that for raw_exec and for the simulator's
+    SimDriver (which stands in for raw_exec); a group volume no task mounts
+    is checked for presence only, as in Nomad.
+    """
+    missing = []
+    for _label, vtype, source, _ro, per_alloc in spec.volumes:
+        if vtype != "host":
+            continue
+        name = source + alloc_suffix(spec.name) if per_alloc else source
+        if name not in host_volumes:
+            missing.append(f"missing {name}")
+    if missing:
+        # Go's multierror text, as Nomad prints it.
+        errs = "".join(f"\t* {m}\n" for m in missing)
+        n = len(missing)
+        return f"host volume validation error: {n} error{'s' if n > 1 else ''} occurred:\n{errs}\n"
+    host = {label for label, vtype, *_ in spec.volumes if vtype == "host"}
+    if any(vol in host for vol, *_ in task.volume_mounts) and mount_configs == MOUNT_CONFIGS_NONE:
+        return f'task driver "{driver_name}" for "{task.name}" does not support host volumes'
+    return ""
 
 
 def _log_settings(raw: Any, where: str) -> LogSettings:
@@ -614,7 +690,7 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
                      namespace=_get(raw, "Namespace", str, "Allocation", "default"), desired=desired,
                      modify_index=_get(raw, "AllocModifyIndex", int, "Allocation", 0), restart=restart,
                      tasks=tasks, parent_id=_get(job, "ParentID", str, "Job", "") or "",
-                     payload=_payload(job), ports=_ports(raw),
+                     payload=_payload(job), ports=_ports(raw), volumes=_group_volumes(group, where),
                      previous_alloc=_get(raw, "PreviousAllocation", str, "Allocation", "") or "",
                      sticky=sticky, migrate=migrate)
 
@@ -1206,6 +1282,8 @@ class AllocRunner(NodeActor):
         self.alloc_dirs = alloc_dirs
         self.reporter = reporter
         self.cfg = config or AllocRunnerConfig()
+        # name -> (path, read_only): the node's host volumes (the config's, then NodeVars').
+        self.host_volumes = {name: (path, ro) for name, path, ro in self.cfg.host_volumes}
         self.index = 0
         self.allocs: dict[str, _Alloc] = {}
         self._dirty: set[str] = set()
@@ -1267,6 +1345,7 @@ class AllocRunner(NodeActor):
             self.send(self.env.node, message.reply_to, totals)
         elif isinstance(message, NodeVars):
             self.node_vars = dict(message.values)
+            self.host_volumes = {name: (path, ro) for name, path, ro in message.host_volumes}
         elif isinstance(message, Destroy):
             self._destroy_all(message)
             self._flush()
@@ -1439,6 +1518,14 @@ class AllocRunner(NodeActor):
         if driver is None:
             self._task_failed(a, t, EV_DRIVER_FAILURE, f"unknown driver {t.spec.driver!r}", now)
             return
+        if a.spec.volumes:
+            why = volume_hook_error(a.spec, t.spec, t.spec.driver,
+                                    getattr(driver, "mount_configs", MOUNT_CONFIGS_NONE), self.host_volumes)
+            if why:  # Nomad's prestart hook failure: not recoverable, the restart policy is not asked
+                self._dirty.add(a.alloc_id)
+                self._event(t, EV_HOOK_FAILED, now, f"volumes: {why}")
+                self._after_exit(a, t, successful=False, recoverable=False, now=now, cause=why)
+                return
         alloc_dir = posixpath.join(self.alloc_root, a.alloc_id)
         task_dir = posixpath.join(alloc_dir, t.spec.name)
         if t.spec.payload_file:  # Nomad's dispatch_payload hook: before the task starts, every start
@@ -1746,8 +1833,9 @@ class AllocRunner(NodeActor):
     def _take_previous_disk(self, a: _Alloc) -> bool:
         """Nomad's prevAllocWatcher and migrator: False while the previous allocation (on this node)
         runs; once it has ended, with a sticky or migrating disk, its ``alloc/data`` and its tasks'
-        ``local/`` move into *a*'s directory.  One on another node (or already collected) cannot be taken: with ``migrate`` the
-        tasks say so in an event, and start all the same.  An allocation told to stop waits no more."""
+        ``local/`` move into *a*'s directory.  One on another node (or already collected) cannot be
+        taken: with ``migrate`` the tasks say so in an event, and start all the same.  An allocation
+        told to stop waits no more."""
         assert a.spec is not None
         prev = self.allocs.get(a.prev_wait)
         if a.want_run and prev is not None and prev.spec is not None and not prev.done():

@@ -58,6 +58,11 @@ class LogSettings:
             raise ValueError("log settings: max_files and max_file_bytes must be >= 1")
 
 
+# A driver's MountConfigs capability (Nomad's drivers.MountConfigSupport*): whether it can
+# mount host volumes into a task.  A driver without the attribute mounts nothing.
+MOUNT_CONFIGS_NONE, MOUNT_CONFIGS_ALL = "none", "all"
+
+
 class DriverError(Exception):
     """A task could not be started (or signalled).
 
@@ -219,7 +224,15 @@ class RawExecDriver:
     Children this driver started are reaped through ``Popen.poll`` (no
     zombies).  A task re-attached after an agent restart is no longer our
     child: psutil tells whether it lives, and its exit code is unknown.
+
+    Host volumes: Nomad's raw_exec reports MountConfigs = MountConfigSupportNone
+    (it has no filesystem isolation to mount into), so a task with a
+    ``volume_mount`` fails in the volumes hook before it starts (see
+    alloc_runner.volume_hook_error); this one reports the same.
     """
+
+    # Nomad's rawexec capabilities: MountConfigs: drivers.MountConfigSupportNone.
+    mount_configs = MOUNT_CONFIGS_NONE
 
     def __init__(self, name: str = "raw_exec", clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
@@ -497,7 +510,12 @@ class SimDriver:
     Keep the object across a simulated client restart: like real processes
     surviving an agent restart, its tasks keep running, so re-attach can be
     tested.  :meth:`reboot` is a host reboot (every task dies unseen).
+
+    It stands in for raw_exec, so it cannot mount host volumes either
+    (MountConfigs none): a task with a ``volume_mount`` fails as under raw_exec.
     """
+
+    mount_configs = MOUNT_CONFIGS_NONE
 
     def __init__(self, clock: Callable[[], float], name: str = "sim",
                  schedule: Callable[[float, Callable[[], None]], None] | None = None) -> None:

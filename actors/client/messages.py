@@ -78,6 +78,8 @@ class NodeSpec(Message):
     min_dynamic_port: int = 20000
     max_dynamic_port: int = 32000
     reserved_ports: str = ""
+    # client host_volume blocks: sorted (name, path, read_only) (Nomad's Node.HostVolumes).
+    host_volumes: tuple[tuple[str, str, bool], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.node_id:

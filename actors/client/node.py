@@ -117,6 +117,8 @@ class ClientNodeConfig:
     min_dynamic_port: int = 20000  # client.min_dynamic_port
     max_dynamic_port: int = 32000  # client.max_dynamic_port
     reserved_ports: str = ""  # client.reserved.reserved_ports
+    # client host_volume blocks: (name, path, read_only), sorted; their paths were checked at start.
+    host_volumes: tuple[tuple[str, str, bool], ...] = ()
     # Beyond Nomad (which bounds nothing): the dynamic node meta, keys and
     # values, at most this many bytes.  It travels whole in every
     # registration and in the node's Raft entry, so an operator's mistake
@@ -141,7 +143,8 @@ class ClientNodeConfig:
         return cls(servers=tuple(_with_port(s) for s in c.servers), name=name, datacenter=config.datacenter,
                    node_class=c.node_class, node_pool=c.node_pool, meta=tuple(sorted(c.meta)),
                    http_addr=http_addr, dev_mode=config.dev_mode, min_dynamic_port=c.min_dynamic_port,
-                   max_dynamic_port=c.max_dynamic_port, reserved_ports=c.reserved.reserved_ports)
+                   max_dynamic_port=c.max_dynamic_port, reserved_ports=c.reserved.reserved_ports,
+                   host_volumes=tuple(sorted(c.host_volume)))
 
 
 def read_host_uuid(paths: tuple[str, ...] = ("/sys/class/dmi/id/product_uuid", "/etc/machine-id")) -> str:
@@ -485,7 +488,7 @@ class ClientNode(NodeActor):
                         http_addr=c.http_addr, attributes=fp.attributes, meta=self.meta,
                         drivers=fp.drivers, resources=fp.resources, reserved=fp.reserved,
                         min_dynamic_port=c.min_dynamic_port, max_dynamic_port=c.max_dynamic_port,
-                        reserved_ports=c.reserved_ports)
+                        reserved_ports=c.reserved_ports, host_volumes=c.host_volumes)
 
     def _response(self, m: NodeUpdateResponse) -> None:
         rpc = self._rpc
@@ -589,7 +592,7 @@ class ClientNode(NodeActor):
             from actors.client.alloc_sync import NodeRegistered
 
             msg = NodeRegistered(self.node_id, self.secret_id, tuple(self.servers))
-            node_vars = NodeVars(self._node_vars())
+            node_vars = NodeVars(self._node_vars(), host_volumes=self.cfg.host_volumes)
             for actor in self.listeners:
                 self.send(self.env.node, actor, node_vars)  # first: before any allocation it places
                 self.send(self.env.node, actor, msg)
@@ -598,7 +601,7 @@ class ClientNode(NodeActor):
         if self.listeners:
             from actors.client.alloc_runner import NodeVars
 
-            node_vars = NodeVars(self._node_vars())
+            node_vars = NodeVars(self._node_vars(), host_volumes=self.cfg.host_volumes)
             for actor in self.listeners:
                 self.send(self.env.node, actor, node_vars)
 

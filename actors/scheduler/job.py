@@ -780,7 +780,11 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
            job_reschedule: Any = None) -> dict[str, Any]:
     g = dict(_map(raw, field))
     g["Name"] = _str(g.get("Name"), f"{field}.Name", required=True)
-    g["Count"] = _int(g.get("Count"), f"{field}.Count", default=1, maximum=MAX_COUNT)
+    # Nomad's TaskGroup.Canonicalize: no count, but a scaling policy's min: the count is that min.
+    sc = g.get("Scaling")
+    lo = sc.get("Min") if isinstance(sc, dict) else None
+    default = lo if isinstance(lo, int) and not isinstance(lo, bool) and 0 <= lo <= MAX_COUNT else 1
+    g["Count"] = _int(g.get("Count"), f"{field}.Count", default=default, maximum=MAX_COUNT)
     if job_type == "system":
         _need(g["Count"] <= 1, f"{field}.Count", "a system job's group runs once per node (count 0 or 1)")
     tasks = _list(g.get("Tasks"), f"{field}.Tasks")
@@ -826,7 +830,149 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
         g.pop("Networks", None)
     else:
         g["Networks"] = nets
+    _volumes(g, field, job_type)
     return g
+
+
+VOLUME_TYPES = ("host", "csi")  # Nomad's VolumeTypeHost, VolumeTypeCSI
+PROPAGATION_MODES = ("private", "host-to-task", "bidirectional")  # Nomad's VolumeMountPropagation*
+SELINUX_LABELS = ("", "z", "Z")
+# Fields of Nomad's VolumeRequest for CSI and dynamic host volumes, which this agent does not have.
+_VOLUME_UNSUPPORTED = (("Sticky", "sticky"), ("AccessMode", "access_mode"),
+                       ("AttachmentMode", "attachment_mode"), ("MountOptions", "mount_options"))
+
+
+def _volumes(g: dict[str, Any], field: str, job_type: str) -> None:
+    """A group's ``Volumes`` (Nomad's VolumeRequest.Validate) and its tasks' ``VolumeMounts``
+    (Task.Validate), with Nomad's messages; canonicalized in place.
+
+    Only static host volumes (a client's ``host_volume`` blocks) are run
+    here: a CSI volume is refused, as are the fields only CSI and dynamic
+    host volumes read.
+    """
+    raw = _map(g.get("Volumes"), f"{field}.Volumes")
+    vols: dict[str, dict[str, Any]] = {}
+    canaries = (g.get("Update") or {}).get("Canary", 0)
+    for label in sorted(raw):
+        where = f"{field}.Volumes[{label}]"
+        v = dict(_map(raw[label], where))
+        known = {"Name", "Type", "Source", "ReadOnly", "PerAlloc", *(k for k, _ in _VOLUME_UNSUPPORTED)}
+        _need(set(v) <= known, where, f"unknown fields {sorted(set(v) - known)}")
+        name = _str(v.get("Name"), f"{where}.Name", default=label)
+        vtype = _str(v.get("Type"), f"{where}.Type")
+        fail = f"Task group volume validation for {label} failed"
+        _need(vtype in VOLUME_TYPES, f"{field}.Volumes", f"{fail}: volume has unrecognized type {vtype}")
+        _need(vtype != "csi", f"{where}.Type",
+              "CSI volumes are not supported by this agent "
+              "(only host volumes: a client's host_volume blocks)")
+        for key, hcl in _VOLUME_UNSUPPORTED:
+            _need(not v.get(key), f"{where}.{key}",
+                  f"{hcl} is not supported by this agent (it has no CSI or dynamic host volumes)")
+        source = _str(v.get("Source"), f"{where}.Source")
+        read_only, per_alloc = _bool(v.get("ReadOnly", False), f"{where}.ReadOnly"), \
+            _bool(v.get("PerAlloc", False), f"{where}.PerAlloc")
+        _need(bool(source), f"{field}.Volumes", f"{fail}: volume has an empty source")
+        if per_alloc:
+            _need(job_type not in ("system", "sysbatch"), f"{field}.Volumes",
+                  f"{fail}: volume cannot be per_alloc for system or sysbatch jobs")
+            _need(not canaries, f"{field}.Volumes",
+                  f"{fail}: volume cannot be per_alloc when canaries are in use")
+        vols[label] = {"Name": name, "Type": vtype, "Source": source, "ReadOnly": read_only,
+                       "PerAlloc": per_alloc}
+    if vols:
+        g["Volumes"] = vols
+    else:
+        g.pop("Volumes", None)
+    for i, t in enumerate(g["Tasks"]):
+        where = f"{field}.Tasks[{i}].VolumeMounts"
+        mounts = []
+        for n, m in enumerate(_list(t.get("VolumeMounts"), where)):
+            m = _map(m, f"{where}[{n}]")
+            known = {"Volume", "Destination", "ReadOnly", "PropagationMode", "SELinuxLabel"}
+            _need(set(m) <= known, f"{where}[{n}]", f"unknown fields {sorted(set(m) - known)}")
+            fail = f"Task {t['Name']} validation failed: Volume Mount ({n})"
+            vol = _str(m.get("Volume"), f"{where}[{n}].Volume")
+            mount = {"Volume": vol, "Destination": _str(m.get("Destination"), f"{where}[{n}].Destination"),
+                     "ReadOnly": _bool(m.get("ReadOnly", False), f"{where}[{n}].ReadOnly"),
+                     "PropagationMode": _str(m.get("PropagationMode"), f"{where}[{n}].PropagationMode",
+                                             default="private"),
+                     "SELinuxLabel": _str(m.get("SELinuxLabel"), f"{where}[{n}].SELinuxLabel")}
+            _need(vol in vols, where, f"{fail} references undefined volume {vol}")
+            _need(mount["PropagationMode"] in PROPAGATION_MODES, where,
+                  f'{fail} is invalid: "volume mount has an invalid propagation mode: '
+                  f'{json.dumps(mount["PropagationMode"])}"')
+            _need(mount["SELinuxLabel"] in SELINUX_LABELS, where,
+                  f'{fail} is invalid: "volume mount has an invalid SELinux label: '
+                  f'{json.dumps(mount["SELinuxLabel"])}"')
+            mounts.append(mount)
+        if mounts:
+            t["VolumeMounts"] = mounts
+        else:
+            t.pop("VolumeMounts", None)
+
+
+SCALING_HORIZONTAL = "horizontal"  # Nomad's ScalingPolicyTypeHorizontal: the only group policy type
+INT64_MAX = 2**63 - 1  # a policy's Min and Max are Go int64s (and must fit msgpack)
+
+
+def _scaling(g: dict[str, Any], job: dict[str, Any], field: str) -> None:
+    """A group's ``Scaling`` (Nomad's ApiScalingPolicyToStructs, Canonicalize and
+    TaskGroup.validateScalingPolicy): Enabled defaults to true, Min to the
+    group's count, Type to horizontal; Max is required; min <= max and the
+    count within them, with Nomad's messages.  Policy is the autoscaler's,
+    kept as given (an object or null)."""
+    raw = g.get("Scaling")
+    if raw is None:
+        g.pop("Scaling", None)
+        return
+    where = f"{field}.Scaling"
+    sc = dict(_map(raw, where))
+    known = {"Type", "Min", "Max", "Enabled", "Policy", "Target", "ID", "Namespace", "CreateIndex",
+             "ModifyIndex"}
+    _need(set(sc) <= known, where, f"unknown fields {sorted(set(sc) - known)}")
+    ptype = _str(sc.get("Type"), f"{where}.Type", default=SCALING_HORIZONTAL)
+    enabled = sc.get("Enabled", True)
+    _need(isinstance(enabled, bool), f"{where}.Enabled", "must be a boolean")
+    lo = _int(sc.get("Min"), f"{where}.Min", default=g["Count"], minimum=-INT64_MAX - 1, maximum=INT64_MAX)
+    hi = _int(sc.get("Max"), f"{where}.Max", default=-1, minimum=-INT64_MAX - 1, maximum=INT64_MAX)
+    policy = sc.get("Policy")
+    _need(policy is None or isinstance(policy, dict), f"{where}.Policy", "must be an object")
+    fail = f"{where}: Task group scaling policy validation failed: Scaling policy invalid"
+    _need(ptype == SCALING_HORIZONTAL, fail, f'scaling policy type "{ptype}" is not valid')
+    if hi < 0:
+        raise JobError(f"{fail}: maximum count must be specified and non-negative")
+    _need(hi >= lo, fail, "maximum count must not be less than minimum count")
+    _need(lo >= 0, fail, "minimum count must be specified and non-negative")
+    _need(hi >= g["Count"], fail, "task group count must not be greater than maximum count in scaling policy")
+    _need(g["Count"] >= lo, fail, "task group count must not be less than minimum count in scaling policy")
+    target = {"Namespace": job["Namespace"], "Job": job["ID"], "Group": g["Name"]}
+    g["Scaling"] = {"Type": ptype, "Target": target, "Min": lo, "Max": hi, "Enabled": enabled,
+                    "Policy": policy}
+
+
+def alloc_suffix(name: str) -> str:
+    """Nomad's AllocSuffix: the ``[<index>]`` an allocation's name ends with ("" if none)."""
+    i = name.rfind("[")
+    return name[i:] if i >= 0 else ""
+
+
+def volume_source(req: dict[str, Any], alloc_name: str) -> str:
+    """The node host volume a group volume request names for one allocation (Nomad's VolumeID):
+    a per_alloc request's source gets the allocation's ``[<index>]``."""
+    return req["Source"] + alloc_suffix(alloc_name) if req.get("PerAlloc") else req["Source"]
+
+
+def host_volumes_ok(node: dict[str, Any], group: dict[str, Any], alloc_name: str) -> bool:
+    """Nomad's HostVolumeChecker: the node has every host volume the group asks for (per_alloc ones
+    with the allocation's index), and none asked for read-write is read-only there."""
+    have = node.get("HostVolumes") or {}
+    for req in (group.get("Volumes") or {}).values():
+        if req.get("Type") != "host":
+            continue
+        vol = have.get(volume_source(req, alloc_name))
+        if vol is None or (vol.get("ReadOnly") and not req.get("ReadOnly")):
+            return False
+    return True
 
 
 def _group_services(g: dict[str, Any], job_id: str, field: str) -> None:
@@ -882,6 +1028,7 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
                          for i, g in enumerate(groups)]
     for i, g in enumerate(job["TaskGroups"]):
         _group_services(g, job["ID"], f"TaskGroups[{i}]")
+        _scaling(g, job, f"TaskGroups[{i}]")
     names = [g["Name"] for g in job["TaskGroups"]]
     _need(len(set(names)) == len(names), "TaskGroups", "group names must be unique")
     job["Stop"] = bool(job.get("Stop", False))
@@ -991,9 +1138,10 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
             return (repr(sorted((t["Name"], t["Driver"], repr(sorted(t["Config"].items())),
                                  t["Resources"]["CPU"], t["Resources"]["MemoryMB"],
                                  repr(sorted(t.get("Env", {}).items())), repr(t.get("Artifacts") or []),
-                                 log_settings(t))
+                                 log_settings(t), repr(t.get("VolumeMounts") or []))
                                 for t in g["Tasks"])),
-                    tuple(sorted(ephemeral_disk(g).items())))  # Nomad's tasksUpdated: "ephemeral disk"
+                    tuple(sorted(ephemeral_disk(g).items())),  # Nomad's tasksUpdated: "ephemeral disk"
+                    repr(sorted((g.get("Volumes") or {}).items())))
     return ()
 
 

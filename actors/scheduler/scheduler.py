@@ -53,6 +53,7 @@ from actors.scheduler.job import (
     ephemeral_disk,
     group_disk_mb,
     group_resources,
+    host_volumes_ok,
     resolve_target,
     spec_digest,
 )
@@ -507,14 +508,17 @@ class _Placer:
                     counts[value] = counts.get(value, 0) + 1
 
     def select(self, group: dict[str, Any], metrics: dict[str, Any],
-               penalized: frozenset[str] = frozenset(), prev: dict[str, Any] | None = None) -> str | None:
+               penalized: frozenset[str] = frozenset(), prev: dict[str, Any] | None = None,
+               alloc_name: str = "") -> str | None:
         """The node to place one allocation of *group* on (None: none fits), scored as Nomad's stack;
         *penalized*: nodes a rescheduled allocation failed on (Nomad's NodeReschedulingPenalty);
         *prev*: the allocation it replaces, whose node is tried first when the group's ephemeral disk
-        is sticky or migrates (Nomad's findPreferredNode)."""
+        is sticky or migrates (Nomad's findPreferredNode); *alloc_name*: the allocation's name, whose
+        index a per_alloc host volume's source takes."""
         need = (*group_resources(group), group_disk_mb(group))
         preferred = self._preferred(group, prev)
-        if preferred is not None and self._take_preferred(preferred, group, need, prev, metrics):
+        if preferred is not None and volumes_feasible(self.nodes[preferred], group, alloc_name, metrics) \
+                and self._take_preferred(preferred, group, need, prev, metrics):
             return preferred
         distinct = self._distinct(group)
         best, best_score, found = None, -1e9, 0
@@ -532,6 +536,8 @@ class _Placer:
             metrics["NodesEvaluated"] += 1
             if not self.feasible(node, group):
                 metrics["NodesFiltered"] += 1
+                continue
+            if not volumes_feasible(node, group, alloc_name, metrics):
                 continue
             collisions = self.job_on_node.get((node_id, group["Name"]), 0)
             if distinct and collisions:
@@ -640,6 +646,24 @@ class _Placer:
         if spreads:
             self._count_placement(group, node)
         return True
+
+
+FILTER_HOST_VOLUMES = "missing compatible host volumes"  # Nomad's FilterConstraintHostVolumes
+
+
+def volumes_feasible(node: dict[str, Any], group: dict[str, Any], alloc_name: str,
+                     metrics: dict[str, Any]) -> bool:
+    """Nomad's HostVolumeChecker for one allocation (a node filtered out is counted in *metrics*).
+
+    Checked per allocation, outside the feasibility cache: a per_alloc
+    volume's source depends on the allocation's index.
+    """
+    if not group.get("Volumes") or host_volumes_ok(node, group, alloc_name):
+        return True
+    metrics["NodesFiltered"] += 1
+    metrics["ConstraintFiltered"][FILTER_HOST_VOLUMES] = \
+        metrics["ConstraintFiltered"].get(FILTER_HOST_VOLUMES, 0) + 1
+    return False
 
 
 def _new_metrics() -> dict[str, Any]:
@@ -985,7 +1009,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             if prev is not None and prev["ID"] in delays:  # rescheduled: not where it failed, if it can
                 penalized = frozenset({prev.get("NodeID", ""),
                                        *(e.get("PrevNodeID", "") for e in _events(prev))})
-            node_id = placer.select(group, metrics, penalized, prev)
+            node_id = placer.select(group, metrics, penalized, prev, name)
             if node_id is None:
                 failed += 1
                 if prev is not None:
@@ -1143,6 +1167,8 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         metrics["NodesEvaluated"] += 1
         if not placer.feasible(node, group):
             metrics["NodesFiltered"] += 1
+            continue
+        if not volumes_feasible(node, group, f"{job['ID']}.{group['Name']}[0]", metrics):
             continue
         cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
         used = placer.usage[node_id]

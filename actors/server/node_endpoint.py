@@ -181,6 +181,8 @@ def node_record(spec: NodeSpec) -> dict[str, Any]:
         "ReservedResources": {"Cpu": {"CpuShares": rsv.cpu_mhz}, "Memory": {"MemoryMB": rsv.memory_mb},
                               "Disk": {"DiskMB": rsv.disk_mb},
                               "Networks": {"ReservedHostPorts": spec.reserved_ports}},
+        "HostVolumes": {name: {"Name": name, "Path": path, "ReadOnly": read_only}
+                        for name, path, read_only in spec.host_volumes},
         "Status": INITIALIZING,
     }
 

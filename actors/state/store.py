@@ -27,7 +27,7 @@ from typing import Any
 
 import msgpack
 
-from actors.state import acl_ops, deployments, node_pools, services, variables
+from actors.state import acl_ops, deployments, node_pools, scaling, services, variables
 from actors.state import autopilot_config as ap_cfg
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
@@ -40,8 +40,10 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # node_pools: the pools operators and clients created (actors.state.node_pools; the built-ins are implicit).
 # variables: Nomad's variables, keyed <namespace>/<path> (actors.state.variables).
 # autopilot_config: the one AutopilotConfig record (actors.state.autopilot_config).
+# scaling_policies: the jobs' groups' scaling policies, by ID (actors.state.scaling).
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
-          sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE)
+          sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE,
+          scaling.TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -235,6 +237,8 @@ class StateStore:
         self.latest_deployment_of: dict[str, str] = {}
         # Allocation ID -> its service registrations' IDs (derived: rebuilt by restore).
         self.services_by_alloc: dict[str, set[str]] = {}
+        # "<namespace>\0<job ID>" -> its scaling policies' IDs (derived: rebuilt by restore).
+        self.scaling_by_job: dict[str, set[str]] = {}
         # Evaluations created by the entry being applied: their IDs derive
         # from (index, n), so n must not repeat within one entry.
         self._entry_evals = 0
@@ -707,6 +711,7 @@ class StateStore:
         self.periodic_index = index
         deployments.rebuild_index(self)
         services.rebuild_index(self)
+        scaling.rebuild_index(self)
         self.applied_index = index
         self._watchers = watchers
         if self.events is not None:
@@ -787,7 +792,8 @@ class StateStore:
 
     # What a re-registration must change for the node's jobs to be evaluated again.
     # (Nomad shouldCreateNodeEval: what feasibility checks read; resources are
-    # left to blocked evaluations there, as here.)
+    # left to blocked evaluations there, as here.)  HostVolumes too, compared with
+    # none and {} alike (records written before the field was kept have none).
     NODE_PLACEMENT_FIELDS = ("Attributes", "Meta", "Drivers", "NodeClass", "NodePool", "Datacenter", "Name")
 
     def _node_register(self, index: int, cmd: dict[str, Any]) -> Any:
@@ -826,8 +832,9 @@ class StateStore:
         # and blocked evaluations another go (its computed class changed), so
         # a constraint on ${meta.x} sees a meta change.  Older entries apply
         # as they always did.
-        if cmd.get("node_evals") and old is not None and old.get("Status") == "ready" and \
-                any(old.get(k) != rec.get(k) for k in self.NODE_PLACEMENT_FIELDS):
+        if cmd.get("node_evals") and old is not None and old.get("Status") == "ready" and (
+                any(old.get(k) != rec.get(k) for k in self.NODE_PLACEMENT_FIELDS)
+                or (old.get("HostVolumes") or {}) != (rec.get("HostVolumes") or {})):
             jobs, specs = set(), self.tables["jobs"]
             for a in self.node_allocs(rec["ID"]):
                 job = specs.get(a.get("JobID", ""))
@@ -1012,6 +1019,7 @@ class StateStore:
         job["ModifyIndex"] = index
         job["JobModifyIndex"] = index if changed else old["JobModifyIndex"]
         job["SubmitTime"] = now
+        scaling.update_for_job(self, index, job)
         if is_launcher(job):
             # Nomad: a periodic or parameterized job never runs itself (no evaluation); its launches do.
             job["Status"] = "dead" if job.get("Stop") else "running"
@@ -1040,6 +1048,14 @@ class StateStore:
             return {"ok": False, "error": "cannot scale a periodic or parameterized job"}
         if not any(g["Name"] == group for g in job["TaskGroups"]):
             return {"ok": False, "error": f"task group {group!r} not found"}
+        sc = next(g for g in job["TaskGroups"] if g["Name"] == group).get("Scaling")
+        if sc:  # Nomad's Job.Scale: a count within the group's scaling policy, whether it is enabled or not
+            if count < sc.get("Min", 0):
+                return {"ok": False, "error": "group count was less than scaling policy minimum: "
+                                              f"{count} < {sc.get('Min', 0)}"}
+            if sc.get("Max", 0) < count:
+                return {"ok": False, "error": "group count was greater than scaling policy maximum: "
+                                              f"{count} > {sc.get('Max', 0)}"}
         if not 0 <= count <= MAX_COUNT:
             return {"ok": False, "error": f"count must be between 0 and {MAX_COUNT}"}
         spec = {k: v for k, v in job.items() if k not in SERVER_OWNED}
@@ -1200,6 +1216,7 @@ class StateStore:
         if cmd.get("purge"):
             del jobs[job_id]
             deployments.purge_job(self, index, job_id)
+            scaling.delete_for_job(self, index, old.get("Namespace", "default"), job_id)
             self._note_periodic(index, old, None)
             if self.tables["job_versions"].pop(job_id, None) is not None:
                 self._touch("job_versions", index)
@@ -1678,6 +1695,7 @@ class StateStore:
                 self._touch(deployments.TABLE, index)
         for jid in gone_jobs:
             deployments.purge_job(self, index, jid)
+            scaling.delete_for_job(self, index, jobs[jid].get("Namespace", "default"), jid)
             self._note_periodic(index, jobs.pop(jid), None)
             if self.tables["job_versions"].pop(jid, None) is not None:
                 self._touch("job_versions", index)

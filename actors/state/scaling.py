@@ -1,0 +1,138 @@
+"""Scaling policies: the replicated ``scaling_policies`` table (Nomad's ``scaling_policy``).
+
+As Nomad's state store (``updateJobScalingPolicies``,
+``UpsertScalingPoliciesTxn``, ``deleteJobScalingPolicies``):
+
+* Registering a job (any version of it: a register, a scale, a revert, a
+  dispatch or a periodic launch) upserts one policy per group with a
+  ``scaling`` block, keyed by its target (namespace, job, group) and type.
+  A policy whose spec is unchanged keeps its ID and indexes; a changed one
+  keeps its ID and CreateIndex and takes the entry's index as ModifyIndex;
+  a new one is created at the entry's index.  The job's policies for
+  groups that no longer have one are deleted.
+* Purging a job (deregister with purge, or job GC) deletes its policies; a
+  stopped job keeps them.
+
+A new policy's ID is made from the entry's Raft index, the job and the
+group (Nomad generates a UUID on the leader before the write): the same
+log gives the same IDs on every server and in every replay.  Records are
+Nomad's ``ScalingPolicy``: ID, Type, Target {Namespace, Job, Group},
+Policy, Min, Max, Enabled, CreateIndex, ModifyIndex.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+TABLE = "scaling_policies"
+POLICY_NS = uuid.UUID("7d0c3f4e-2a61-4b9e-9c2d-5e8f1a3b6c47")
+_SPEC = ("Type", "Target", "Policy", "Min", "Max", "Enabled")  # what ScalingPolicy.Diff compares
+
+
+def policy_id(index: int, job_id: str, group: str) -> str:
+    return str(uuid.uuid5(POLICY_NS, f"{index}/{job_id}/{group}"))
+
+
+def _job_key(namespace: str, job_id: str) -> str:
+    return f"{namespace}\x00{job_id}"
+
+
+def _of_job(store: Any, namespace: str, job_id: str) -> list[str]:
+    return sorted(store.scaling_by_job.get(_job_key(namespace, job_id), ()))
+
+
+def job_policies(store: Any, namespace: str, job_id: str) -> list[dict[str, Any]]:
+    """The job's policies (the store's own records: do not modify), in ID order."""
+    return [store.tables[TABLE][pid] for pid in _of_job(store, namespace, job_id)]
+
+
+def update_for_job(store: Any, index: int, job: dict[str, Any]) -> None:
+    """Nomad's updateJobScalingPolicies: the job's policies as its groups' ``Scaling`` now say."""
+    table = store.tables[TABLE]
+    ns, job_id = job.get("Namespace", "default"), job["ID"]
+    existing = {(table[pid]["Target"].get("Group", ""), table[pid]["Type"]): pid
+                for pid in _of_job(store, ns, job_id)}
+    wanted: dict[tuple[str, str], dict[str, Any]] = {}
+    for g in job.get("TaskGroups", ()):
+        sc = g.get("Scaling")
+        if sc:
+            spec = {"Type": sc.get("Type", "horizontal"),
+                    "Target": {"Namespace": ns, "Job": job_id, "Group": g["Name"]},
+                    "Policy": copy.deepcopy(sc.get("Policy")), "Min": sc.get("Min", 0),
+                    "Max": sc.get("Max", 0), "Enabled": sc.get("Enabled", True)}
+            wanted[(g["Name"], spec["Type"])] = spec
+    changed = False
+    for key in sorted(set(existing) - set(wanted)):
+        _remove(store, existing[key])
+        changed = True
+    for key in sorted(wanted):
+        spec, pid = wanted[key], existing.get(key)
+        if pid is not None:
+            old = table[pid]
+            if all(old.get(f) == spec[f] for f in _SPEC):
+                continue
+            table[pid] = {"ID": pid, **spec, "CreateIndex": old["CreateIndex"],
+                          "ModifyIndex": index}
+        else:
+            pid = policy_id(index, job_id, key[0])
+            table[pid] = {"ID": pid, **spec, "CreateIndex": index, "ModifyIndex": index}
+            store.scaling_by_job.setdefault(_job_key(ns, job_id), set()).add(pid)
+        changed = True
+    if changed:
+        store._touch(TABLE, index)
+
+
+def delete_for_job(store: Any, index: int, namespace: str, job_id: str) -> None:
+    """Nomad's deleteJobScalingPolicies: a purged job's policies go with it."""
+    pids = _of_job(store, namespace, job_id)
+    for pid in pids:
+        _remove(store, pid)
+    if pids:
+        store._touch(TABLE, index)
+
+
+def _remove(store: Any, pid: str) -> None:
+    p = store.tables[TABLE].pop(pid)
+    key = _job_key(p["Target"].get("Namespace", "default"), p["Target"].get("Job", ""))
+    ids = store.scaling_by_job.get(key)
+    if ids is not None:
+        ids.discard(pid)
+        if not ids:
+            del store.scaling_by_job[key]
+
+
+def rebuild_index(store: Any) -> None:
+    """The derived job -> policy IDs index, from the table (after a restore)."""
+    store.scaling_by_job = {}
+    for pid, p in store.tables[TABLE].items():
+        key = _job_key(p["Target"].get("Namespace", "default"), p["Target"].get("Job", ""))
+        store.scaling_by_job.setdefault(key, set()).add(pid)
+
+
+def stub(p: dict[str, Any]) -> dict[str, Any]:
+    """Nomad's ScalingPolicyListStub."""
+    return {"ID": p["ID"], "Enabled": p["Enabled"], "Type": p["Type"], "Target": dict(p["Target"]),
+            "CreateIndex": p["CreateIndex"], "ModifyIndex": p["ModifyIndex"]}
+
+
+def listed(tables: dict[str, Any], *, namespace: str = "default", job: str = "", type_: str = "",
+           prefix: str = "") -> list[dict[str, Any]]:
+    """Nomad's Scaling.ListPolicies, in ID order: an ID *prefix*, else the *job*'s (of exactly
+    *type_* if given), else the namespace's (types starting with *type_*); namespace ``*``: all."""
+    out = []
+    for pid in sorted(tables.get(TABLE, {})):
+        p = tables[TABLE][pid]
+        if namespace != "*" and p["Target"].get("Namespace") != namespace:
+            continue
+        if prefix:
+            if not pid.startswith(prefix):
+                continue
+        elif job:
+            if p["Target"].get("Job") != job or (type_ and p["Type"] != type_):
+                continue
+        elif type_ and not p["Type"].startswith(type_):
+            continue
+        out.append(stub(p))
+    return out

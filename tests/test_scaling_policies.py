@@ -1,0 +1,281 @@
+"""Group ``scaling`` blocks: HCL and JSON validation, the replicated scaling policies (register,
+update, stop, purge, GC, snapshot restore, replay), ``job scale`` bounds, ``/v1/scaling/...`` and
+``nomad scaling policy list|info``."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from actors.scheduler.job import JobError, canonical_job
+from actors.state import scaling
+from actors.state.store import StateStore, command
+from runtime.hcl_job import HclJobError, parse_hcl_job
+
+pytestmark = pytest.mark.timeout(180)
+
+HCL = '''
+job "web" {
+  group "g" {
+    count = 3
+    scaling {
+      enabled = false
+      min     = 1
+      max     = 10
+      policy {
+        cooldown = "1m"
+        evaluation_interval = "30s"
+      }
+    }
+    task "t" {
+      driver = "raw_exec"
+      config { command = "/bin/true" }
+    }
+  }
+}
+'''
+
+
+def _hcl(scaling_body: str, count: int = 3) -> str:
+    return HCL.replace(HCL[HCL.index("    scaling {"):HCL.index("    task")], scaling_body).replace(
+        "count = 3", f"count = {count}")
+
+
+# ------------------------------------------------------------ job files and JSON
+def test_a_scaling_block_maps_onto_nomads_json_with_its_defaults() -> None:
+    job = parse_hcl_job(HCL)
+    assert job["TaskGroups"][0]["Scaling"] == {"Enabled": False, "Min": 1, "Max": 10,
+                                               "Policy": {"cooldown": "1m", "evaluation_interval": "30s"}}
+    sc = canonical_job(job)["TaskGroups"][0]["Scaling"]
+    assert sc == {"Type": "horizontal", "Target": {"Namespace": "default", "Job": "web", "Group": "g"},
+                  "Min": 1, "Max": 10, "Enabled": False,
+                  "Policy": {"cooldown": "1m", "evaluation_interval": "30s"}}
+    # Enabled defaults to true, Min to the group's count, Policy to none (Nomad's ApiScalingPolicyToStructs).
+    sc = canonical_job(parse_hcl_job(_hcl("    scaling {\n max = 5\n }\n")))["TaskGroups"][0]["Scaling"]
+    assert (sc["Enabled"], sc["Min"], sc["Max"], sc["Policy"]) == (True, 3, 5, None)
+
+
+def test_a_group_without_a_count_starts_at_its_policys_min() -> None:
+    job = _job({"Min": 2, "Max": 5})
+    del job["TaskGroups"][0]["Count"]
+    assert canonical_job(job)["TaskGroups"][0]["Count"] == 2  # Nomad's TaskGroup.Canonicalize
+    job["TaskGroups"][0]["Scaling"] = {"Max": 5}
+    assert canonical_job(job)["TaskGroups"][0]["Count"] == 1
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ("    scaling {\n min = 1\n }\n", 'Missing required argument: The argument "max" is required'),
+    ("    scaling {\n max = 1\n cooldown = 3\n }\n", "'cooldown' not supported by this agent"),
+])
+def test_hcl_refuses_a_scaling_block_without_max_or_with_unknown_keys(body: str, error: str) -> None:
+    with pytest.raises(HclJobError, match=re.escape(error)):
+        parse_hcl_job(_hcl(body))
+
+
+def _job(sc: Any, count: int = 3) -> dict[str, Any]:
+    return {"ID": "web", "TaskGroups": [{"Name": "g", "Count": count, "Scaling": sc, "Tasks": [
+        {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"}}]}]}
+
+
+FAIL = "TaskGroups[0].Scaling: Task group scaling policy validation failed: Scaling policy invalid: "
+
+
+@pytest.mark.parametrize(("sc", "count", "error"), [
+    ({"Min": 1}, 1, FAIL + "maximum count must be specified and non-negative"),
+    ({"Min": 1, "Max": -2}, 1, FAIL + "maximum count must be specified and non-negative"),
+    ({"Min": 5, "Max": 4}, 4, FAIL + "maximum count must not be less than minimum count"),
+    ({"Min": -1, "Max": 4}, 1, FAIL + "minimum count must be specified and non-negative"),
+    ({"Min": 1, "Max": 2}, 3,
+     FAIL + "task group count must not be greater than maximum count in scaling policy"),
+    ({"Min": 2, "Max": 5}, 1,
+     FAIL + "task group count must not be less than minimum count in scaling policy"),
+    ({"Max": 5, "Type": "vertical_cpu"}, 1, FAIL + 'scaling policy type "vertical_cpu" is not valid'),
+    ({"Max": 5, "Enabled": "yes"}, 1, "TaskGroups[0].Scaling.Enabled: must be a boolean"),
+    ({"Max": 5, "Policy": [1]}, 1, "TaskGroups[0].Scaling.Policy: must be an object"),
+    ({"Max": 5, "Cooldown": 1}, 1, "TaskGroups[0].Scaling: unknown fields ['Cooldown']"),
+    ({"Max": 2**64}, 1, "TaskGroups[0].Scaling.Max: must be <= 9223372036854775807"),
+])
+def test_json_scaling_validation_uses_nomads_messages(sc: dict[str, Any], count: int, error: str) -> None:
+    with pytest.raises(JobError, match=re.escape(error)):
+        canonical_job(_job(sc, count))
+
+
+# ------------------------------------------------------------ the replicated policies
+class Store:
+    def __init__(self) -> None:
+        self.st = StateStore()
+        self.index = 0
+        self.log: list[bytes] = []
+
+    def apply(self, op: str, **args: Any) -> Any:
+        self.index += 1
+        data = command(op, now=1000.0, **args)
+        self.log.append(data)
+        return self.st.apply(self.index, data)
+
+    def register(self, sc: Any, count: int = 3, job_id: str = "web") -> Any:
+        job = canonical_job({**_job(sc, count), "ID": job_id})
+        r = self.apply("job_register", job=job)
+        assert r["ok"], r
+        return r
+
+    def policies(self) -> list[dict[str, Any]]:
+        return list(self.st.tables[scaling.TABLE].values())
+
+
+def test_registering_a_job_stores_its_policy_and_updates_keep_its_id() -> None:
+    s = Store()
+    s.register({"Min": 1, "Max": 10, "Policy": {"cooldown": "1m"}})
+    (p,) = s.policies()
+    assert p == {"ID": scaling.policy_id(1, "web", "g"), "Type": "horizontal",
+                 "Target": {"Namespace": "default", "Job": "web", "Group": "g"}, "Policy": {"cooldown": "1m"},
+                 "Min": 1, "Max": 10, "Enabled": True, "CreateIndex": 1, "ModifyIndex": 1}
+    assert s.st.index(scaling.TABLE) == 1
+    s.register({"Min": 1, "Max": 10, "Policy": {"cooldown": "1m"}}, count=3)  # unchanged: untouched
+    assert s.policies() == [p] and s.st.index(scaling.TABLE) == 1
+    s.register({"Min": 1, "Max": 20, "Policy": {"cooldown": "1m"}})
+    (q,) = s.policies()
+    assert (q["ID"], q["CreateIndex"], q["ModifyIndex"], q["Max"]) == (p["ID"], 1, 3, 20)
+    s.register(None)  # the block removed: the policy goes
+    assert s.policies() == [] and s.st.index(scaling.TABLE) == 4
+
+
+def test_a_stopped_job_keeps_its_policies_and_a_purged_or_collected_one_loses_them() -> None:
+    s = Store()
+    s.register({"Max": 10})
+    s.register({"Max": 10}, job_id="other")
+    s.apply("job_deregister", job_id="web", purge=False)
+    assert len(s.policies()) == 2
+    s.apply("job_deregister", job_id="web", purge=True)
+    assert [p["Target"]["Job"] for p in s.policies()] == ["other"]
+    s.apply("job_deregister", job_id="other", purge=False)
+    for ev in s.st.tables["evals"].values():
+        ev.update(Status="complete")
+    s.st.tables["jobs"]["other"]["Status"] = "dead"
+    r = s.apply("core_gc", jobs=["other"], cutoff=1e9, batch_cutoff=1e9, job_cutoff=1e9)
+    assert r["jobs"] == ["other"] and s.policies() == []
+
+
+def test_policies_survive_a_snapshot_and_the_log_replays_to_the_same_state() -> None:
+    s = Store()
+    s.register({"Min": 1, "Max": 10})
+    s.register({"Max": 4}, job_id="api")
+    restored = StateStore()
+    restored.restore(s.st.snapshot(), s.index)
+    assert restored.tables[scaling.TABLE] == s.st.tables[scaling.TABLE]
+    assert restored.index(scaling.TABLE) == s.st.index(scaling.TABLE)
+    # The derived index is rebuilt: a purge after the restore takes the job's policy with it.
+    restored.apply(s.index + 1, command("job_deregister", job_id="api", purge=True, now=1.0))
+    assert [p["Target"]["Job"] for p in restored.tables[scaling.TABLE].values()] == ["web"]
+    replay = StateStore()
+    for i, data in enumerate(s.log, start=1):
+        replay.apply(i, data)
+    assert replay.digest() == s.st.digest()
+
+
+def test_job_scale_refuses_a_count_outside_the_policy_with_nomads_messages() -> None:
+    s = Store()
+    s.register({"Min": 2, "Max": 5, "Enabled": False})
+    r = s.apply("job_scale", job_id="web", group="g", count=6)
+    assert r == {"ok": False, "error": "group count was greater than scaling policy maximum: 6 > 5"}
+    r = s.apply("job_scale", job_id="web", group="g", count=1)
+    assert r == {"ok": False, "error": "group count was less than scaling policy minimum: 1 < 2"}
+    assert s.apply("job_scale", job_id="web", group="g", count=5)["ok"]
+    assert s.st.tables["jobs"]["web"]["TaskGroups"][0]["Count"] == 5
+    assert s.policies()[0]["ModifyIndex"] == 1  # the policy did not change
+
+
+def test_listing_filters_as_nomads_list_policies() -> None:
+    s = Store()
+    s.register({"Max": 10})
+    s.register({"Max": 10}, job_id="api")
+    tables = s.st.tables
+    assert [p["Target"]["Job"] for p in scaling.listed(tables)] == \
+        [p["Target"]["Job"] for p in sorted(s.policies(), key=lambda p: p["ID"])]
+    assert [p["Target"]["Job"] for p in scaling.listed(tables, job="api")] == ["api"]
+    assert scaling.listed(tables, job="api", type_="horiz") == []  # a job's type filter is exact
+    assert len(scaling.listed(tables, type_="horiz")) == 2  # the namespace's is a prefix
+    assert scaling.listed(tables, namespace="other") == [] and len(scaling.listed(tables, namespace="*")) == 2
+    pid = scaling.policy_id(2, "api", "g")
+    assert [p["ID"] for p in scaling.listed(tables, prefix=pid[:6])] == [pid]
+    assert set(scaling.listed(tables)[0]) == {"ID", "Enabled", "Type", "Target", "CreateIndex", "ModifyIndex"}
+
+
+# ------------------------------------------------------------ over HTTP and the CLI
+from tests.test_cli import NOMAD  # noqa: E402
+from tests.test_http_jobs import call, dev, sleep_job  # noqa: E402,F401
+
+
+def nomad(port: int, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_scaling_endpoints_cli_and_job_scale_answer_as_nomads(dev):  # noqa: F811
+    port = dev.http_port
+    job = sleep_job("scaled", count=0)
+    job["TaskGroups"][0]["Scaling"] = {"Min": 0, "Max": 2, "Policy": {"cooldown": "1m"}}
+    assert call(port, "PUT", "/v1/jobs", {"Job": job}).status == 200
+    listed = call(port, "GET", "/v1/scaling/policies")
+    assert listed.status == 200 and int(listed.headers["x-nomad-index"]) >= 1
+    (stub,) = [p for p in listed.json() if p["Target"]["Job"] == "scaled"]
+    assert stub["Target"] == {"Namespace": "default", "Job": "scaled", "Group": "web"}
+    assert stub["Enabled"] is True and stub["Type"] == "horizontal"
+    assert [p["ID"] for p in call(port, "GET", "/v1/scaling/policies?job=scaled").json()] == [stub["ID"]]
+    assert call(port, "GET", "/v1/scaling/policies?job=nope").json() == []
+    assert call(port, "GET", "/v1/scaling/policies?type=vertical").json() == []
+    sc = call(port, "GET", "/v1/job/scaled").json()["TaskGroups"][0]["Scaling"]
+    assert (sc["ID"], sc["Namespace"], sc["Min"], sc["Max"]) == (stub["ID"], "default", 0, 2)
+    assert (sc["CreateIndex"], sc["ModifyIndex"]) == (stub["CreateIndex"], stub["ModifyIndex"])
+    resubmit = call(port, "GET", "/v1/job/scaled").json()  # a job read back registers as it is
+    assert call(port, "PUT", "/v1/jobs", {"Job": resubmit}).status == 200
+    assert call(port, "GET", "/v1/scaling/policies?job=scaled").json() == [stub]
+    got = call(port, "GET", f"/v1/scaling/policy/{stub['ID']}").json()
+    assert (got["Min"], got["Max"], got["Policy"]) == (0, 2, {"cooldown": "1m"})
+    found = call(port, "PUT", "/v1/search", {"Prefix": stub["ID"][:5], "Context": "scaling_policy"}).json()
+    assert found["Matches"] == {"scaling_policy": [stub["ID"]]}  # an odd prefix is cut to whole bytes
+    found = call(port, "PUT", "/v1/search", {"Prefix": stub["ID"][:4], "Context": "all"}).json()
+    assert found["Matches"]["scaling_policy"] == [stub["ID"]]
+    r = call(port, "GET", "/v1/scaling/policy/00000000-0000-0000-0000-000000000000")
+    assert (r.status, r.text) == (404, "policy not found")
+    assert call(port, "PUT", "/v1/scaling/policies").status == 405
+    r = call(port, "POST", "/v1/job/scaled/scale", {"Count": 3, "Target": {"Group": "web"}})
+    assert (r.status, r.text) == (400, "group count was greater than scaling policy maximum: 3 > 2")
+    assert call(port, "POST", "/v1/job/scaled/scale", {"Count": 0, "Target": {"Group": "web"}}).status == 200
+
+    out = nomad(port, "scaling", "policy", "list")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["ID", "Enabled", "Type", "Target"]
+    assert lines[1].split() == [stub["ID"][:8], "true", "horizontal",
+                                "Namespace:default,Job:scaled,Group:web"]
+    assert nomad(port, "scaling", "policy", "list", "-job", "nope").stdout.strip() == "No policies found"
+    assert json.loads(nomad(port, "scaling", "policy", "list", "-json").stdout)[0]["ID"] == stub["ID"]
+    info = nomad(port, "scaling", "policy", "info", stub["ID"][:8])
+    assert info.returncode == 0, info.stderr
+    assert info.stdout.splitlines()[:5] == [f"ID      = {stub['ID'][:8]}", "Enabled = true",
+                                            "Target  = Namespace:default,Job:scaled,Group:web", "Min     = 0",
+                                            "Max     = 2"]
+    assert info.stdout.splitlines()[5:7] == ["", "Policy:"]
+    assert json.loads("\n".join(info.stdout.splitlines()[7:])) == {"cooldown": "1m"}
+    bad = nomad(port, "scaling", "policy", "info", "ffff")
+    assert bad.returncode == 1 and 'no scaling policies with prefix or ID "ffff" found' in bad.stderr
+    scale = nomad(port, "job", "scale", "-detach", "scaled", "web", "5")
+    assert scale.returncode == 1
+    assert "group count was greater than scaling policy maximum: 5 > 2" in scale.stderr
+    snap = call(port, "GET", "/v1/operator/snapshot")
+    assert snap.status == 200
+    assert call(port, "DELETE", "/v1/job/scaled?purge=true").status == 200
+    left = call(port, "GET", "/v1/scaling/policies").json()
+    assert [p for p in left if p["Target"]["Job"] == "scaled"] == []
+    # An operator's restore brings the policy back as it was, ID and all; a purge then removes it again.
+    assert call(port, "PUT", "/v1/operator/snapshot", raw=snap.body).status == 200
+    back = call(port, "GET", f"/v1/scaling/policy/{stub['ID']}")
+    assert back.status == 200 and back.json()["Target"]["Job"] == "scaled", back.text
+    assert call(port, "DELETE", "/v1/job/scaled?purge=true").status == 200
+    assert call(port, "GET", f"/v1/scaling/policy/{stub['ID']}").status == 404
