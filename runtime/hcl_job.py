@@ -19,7 +19,11 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
   ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``), ``artifact``
   (``source``, ``destination``, ``mode``, ``options``, ``headers``),
-  ``lifecycle`` (``hook``, ``sidecar``);
+  ``lifecycle`` (``hook``, ``sidecar``), ``template`` (several: ``data`` or
+  ``source``, ``destination``, ``change_mode`` -- restart, signal or noop --,
+  ``change_signal``, ``perms``, ``env``, ``left_delimiter``,
+  ``right_delimiter``, ``splay``, ``error_on_missing_key``, ``wait { min,
+  max }``; rendered by runtime.gotemplate, see actors.client.templates);
 * ``service`` (in a group or a task): ``name``, ``tags``, ``port``,
   ``provider``, ``address_mode``, ``address``, ``meta``, and ``check``
   blocks (Nomad's native http/tcp checks: ``name``, ``type``, ``path``,
@@ -247,7 +251,8 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
-                  "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs"},
+                  "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs",
+                  "template"},
            where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
@@ -269,6 +274,8 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _prefs({k: v for k, v in body.items() if k == "affinity"}, task, where)
     if "artifact" in body:
         task["Artifacts"] = _artifacts(body["artifact"], f"{where}.artifact")
+    if "template" in body:
+        task["Templates"] = _templates(body["template"], f"{where}.template")
     if "lifecycle" in body:
         lc = _body(body["lifecycle"], f"{where}.lifecycle")
         _check(lc, {"hook", "sidecar"}, f"{where}.lifecycle")
@@ -308,6 +315,39 @@ def _artifacts(value: Any, where: str) -> list[dict[str, Any]]:
             item["GetterOptions"] = _strings(a["options"], f"{at}.options")
         if "headers" in a:
             item["GetterHeaders"] = _strings(a["headers"], f"{at}.headers")
+        out.append(item)
+    return out
+
+
+_TEMPLATE_KEYS = (("data", "EmbeddedTmpl"), ("source", "SourcePath"), ("destination", "DestPath"),
+                  ("change_mode", "ChangeMode"), ("change_signal", "ChangeSignal"), ("perms", "Perms"),
+                  ("left_delimiter", "LeftDelim"), ("right_delimiter", "RightDelim"))
+
+
+def _templates(value: Any, where: str) -> list[dict[str, Any]]:
+    """``template`` blocks: data or source, destination, change_mode, change_signal, perms, env,
+    left_delimiter, right_delimiter, splay, error_on_missing_key, ``wait { min, max }``."""
+    out = []
+    for i, t in enumerate(value if isinstance(value, list) else [value]):
+        at = f"{where}[{i}]"
+        if not isinstance(t, dict):
+            raise HclJobError(f"{at}: expected a block")
+        _check(t, {k for k, _ in _TEMPLATE_KEYS} | {"env", "splay", "error_on_missing_key", "wait"}, at)
+        item: dict[str, Any] = {field: str(t[key]) for key, field in _TEMPLATE_KEYS if key in t}
+        if isinstance(t.get("perms"), int) and not isinstance(t.get("perms"), bool):
+            item["Perms"] = str(t["perms"])  # perms = 644 as a number means the octal digits written
+        for key, field in (("env", "Envvars"), ("error_on_missing_key", "ErrMissingKey")):
+            if key in t:
+                if not isinstance(t[key], bool):
+                    raise HclJobError(f"{at}.{key}: expected a bool")
+                item[field] = t[key]
+        if "splay" in t:
+            item["Splay"] = _ns(t["splay"], f"{at}.splay")
+        if "wait" in t:
+            w = _body(t["wait"], f"{at}.wait")
+            _check(w, {"min", "max"}, f"{at}.wait")
+            item["Wait"] = {name: _ns(w[key], f"{at}.wait.{key}") if key in w else None
+                            for key, name in (("min", "Min"), ("max", "Max"))}
         out.append(item)
     return out
 
@@ -383,7 +423,9 @@ def _load(text: str, what: str) -> dict[str, Any]:
     import hcl2  # noqa: PLC0415 - only job files written in HCL need the parser
     from hcl2.utils import SerializationOptions
 
-    options = SerializationOptions(with_comments=False, explicit_blocks=False, preserve_heredocs=False,
+    # Heredocs are kept as written and read by _heredocs: python-hcl2's own reading drops their last
+    # newline and, for <<-, escapes their quotes (a template's data would change).
+    options = SerializationOptions(with_comments=False, explicit_blocks=False, preserve_heredocs=True,
                                    strip_string_quotes=True)
     try:
         doc = hcl2.loads(text, serialization_options=options)
@@ -392,7 +434,31 @@ def _load(text: str, what: str) -> dict[str, Any]:
         raise HclJobError(f"not a valid HCL {what}: {first}") from None
     if not isinstance(doc, dict):
         raise HclJobError(f"not a valid HCL {what}")
-    return doc
+    return _heredocs(doc)
+
+
+_HEREDOC = re.compile(r"<<(-?)([A-Za-z_][A-Za-z0-9_-]*)\n(.*?)[ \t]*\2", re.S)
+
+
+def _heredocs(value: Any) -> Any:
+    """HCL heredocs as HCL reads them: the lines between the markers, each with its newline (the
+    last one too); ``<<-`` takes the smallest indentation of the non-blank lines off every line."""
+    if isinstance(value, dict):
+        return {k: _heredocs(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_heredocs(v) for v in value]
+    if not isinstance(value, str) or not value.startswith("<<"):
+        return value
+    m = _HEREDOC.fullmatch(value)
+    if m is None:
+        return value
+    body = m.group(3)
+    if m.group(1):
+        lines = body.split("\n")
+        indents = [len(ln) - len(ln.lstrip(" \t")) for ln in lines if ln.strip()]
+        cut = min(indents, default=0)
+        body = "\n".join(ln[cut:] for ln in lines)
+    return body
 
 
 # ${var.name...} / ${local.name...}, with .key and [n] steps into maps and lists.
