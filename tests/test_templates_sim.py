@@ -1,0 +1,120 @@
+"""Task templates in the simulator: servers with Raft, a client running tasks on SimDriver.
+
+A template reading a Nomad variable is rendered into the task's directory
+before the task starts; an ``env = true`` one reaches the task's
+environment; a task whose variable does not exist waits with Nomad's
+"Missing" event until it is written; a variable's change re-renders the
+template and restarts (or signals) the task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actors.state.store import command
+from sim.client_cluster import ClusterConfig
+from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def boot() -> JobCluster:
+    c = JobCluster(3, JobClusterConfig(base=ClusterConfig(n_servers=1, n_clients=1)))
+    c.run(30.0)
+    assert c.statuses() == {"ready": 1}
+    return c
+
+
+def set_var(c: JobCluster, path: str, items: dict[str, str]) -> None:
+    _, result = c.propose(command("var_set", namespace="default", path=path, items=items, cas=None,
+                                  now=c.sched.now))
+    assert result["ok"], result
+
+
+def job(templates: list[dict[str, Any]], **config: Any) -> dict[str, Any]:
+    j = sim_job(count=1)
+    task = j["TaskGroups"][0]["Tasks"][0]
+    task["Templates"] = templates
+    task["Config"].update(config)
+    return j
+
+
+def until(c: JobCluster, cond: Any, bound_s: float = 60.0) -> None:
+    end = c.sched.now + bound_s
+    while not cond():
+        assert c.sched.now < end, f"not within {bound_s}s"
+        c.run(0.5)
+
+
+def procs(c: JobCluster) -> list[Any]:
+    return sorted(c.drivers["c0001"].procs.values(), key=lambda p: p.pid)
+
+
+def files(c: JobCluster) -> dict[str, bytes]:
+    return {path: data for (_, task, path), data in c.alloc_dirs["c0001"].files.items() if not task}
+
+
+def events(c: JobCluster) -> list[tuple[str, str]]:
+    runner = c.sched.actor_of(c.sched.nodes["c0001"].actors["alloc-runner"])
+    return [(e.type, e.message) for a in runner.allocs.values() for t in a.tasks.values() for e in t.state.events]
+
+
+CONF = {"EmbeddedTmpl": '{{ with nomadVar "nomad/jobs/web" }}password={{ .password }}{{ end }}\n',
+        "DestPath": "local/app.conf", "ChangeMode": "restart", "Splay": 0}
+ENV = {"EmbeddedTmpl": '{{ with nomadVar "nomad/jobs/web/g" }}DB_USER={{ .user }}{{ end }}\n',
+       "DestPath": "secrets/app.env", "Envvars": True, "ChangeMode": "noop"}
+
+
+def test_templates_render_before_start_env_reaches_the_task_and_a_change_restarts_it() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "s3cret"})
+    set_var(c, "nomad/jobs/web/g", {"user": "alice"})
+    c.register(job([CONF, ENV], args=["${DB_USER}"]))
+    until(c, lambda: len(procs(c)) == 1)
+    p = procs(c)[0]
+    assert p.config["args"] == ["alice"]  # the env template's variable, interpolated at start
+    out = files(c)
+    assert out["t/local/app.conf"] == b"password=s3cret\n"
+    assert out["t/secrets/app.env"] == b"DB_USER=alice\n"
+    assert c.alloc_dirs["c0001"].perms[(p.alloc_id, "t/local/app.conf")] == 0o644
+    set_var(c, "nomad/jobs/web", {"password": "n3w"})
+    until(c, lambda: len(procs(c)) == 2)
+    assert procs(c)[0].ended_at is not None and procs(c)[1].ended_at is None
+    assert files(c)["t/local/app.conf"] == b"password=n3w\n"
+    assert ("Restart Signaled", "Template with change_mode restart re-rendered") in events(c)
+    # A change to what only a noop template reads is written, and nothing else happens.
+    set_var(c, "nomad/jobs/web/g", {"user": "bob"})
+    until(c, lambda: files(c)["t/secrets/app.env"] == b"DB_USER=bob\n")
+    c.run(5.0)
+    assert len(procs(c)) == 2
+
+
+def test_a_missing_variable_blocks_the_task_until_it_is_written() -> None:
+    c = boot()
+    c.register(job([CONF]))
+    until(c, lambda: ("Template", "Missing: nomad.var.block(nomad/jobs/web@default.global)") in events(c))
+    c.run(10.0)
+    assert procs(c) == []
+    set_var(c, "nomad/jobs/web", {"password": "late"})
+    until(c, lambda: len(procs(c)) == 1)
+    assert files(c)["t/local/app.conf"] == b"password=late\n"
+
+
+def test_signal_change_mode_signals_the_running_task() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "a"})
+    c.register(job([{**CONF, "ChangeMode": "signal", "ChangeSignal": "SIGHUP"}]))
+    until(c, lambda: len(procs(c)) == 1)
+    set_var(c, "nomad/jobs/web", {"password": "b"})
+    until(c, lambda: procs(c)[0].signals == ["SIGHUP"])
+    assert len(procs(c)) == 1 and ("Signaling", "Template re-rendered") in events(c)
+
+
+def test_a_variable_outside_the_tasks_identity_fails_the_task() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/other", {"password": "x"})
+    c.register(job([{**CONF, "EmbeddedTmpl": '{{ with nomadVar "nomad/jobs/other" }}{{ .password }}{{ end }}'}]))
+    until(c, lambda: any(t == "Killing" and "Permission denied" in m for t, m in events(c)))
+    assert procs(c) == []
