@@ -58,7 +58,8 @@ def files(c: JobCluster) -> dict[str, bytes]:
 
 def events(c: JobCluster) -> list[tuple[str, str]]:
     runner = c.sched.actor_of(c.sched.nodes["c0001"].actors["alloc-runner"])
-    return [(e.type, e.message) for a in runner.allocs.values() for t in a.tasks.values() for e in t.state.events]
+    return [(e.type, e.message) for a in runner.allocs.values() for t in a.tasks.values()
+            for e in t.state.events]
 
 
 CONF = {"EmbeddedTmpl": '{{ with nomadVar "nomad/jobs/web" }}password={{ .password }}{{ end }}\n',
@@ -115,6 +116,7 @@ def test_signal_change_mode_signals_the_running_task() -> None:
 def test_a_variable_outside_the_tasks_identity_fails_the_task() -> None:
     c = boot()
     set_var(c, "nomad/jobs/other", {"password": "x"})
-    c.register(job([{**CONF, "EmbeddedTmpl": '{{ with nomadVar "nomad/jobs/other" }}{{ .password }}{{ end }}'}]))
+    other = '{{ with nomadVar "nomad/jobs/other" }}{{ .password }}{{ end }}'
+    c.register(job([{**CONF, "EmbeddedTmpl": other}]))
     until(c, lambda: any(t == "Killing" and "Permission denied" in m for t, m in events(c)))
     assert procs(c) == []
