@@ -120,3 +120,51 @@ def test_a_variable_outside_the_tasks_identity_fails_the_task() -> None:
     c.register(job([{**CONF, "EmbeddedTmpl": other}]))
     until(c, lambda: any(t == "Killing" and "Permission denied" in m for t, m in events(c)))
     assert procs(c) == []
+
+
+def test_after_a_client_restart_a_running_tasks_templates_are_watched_again() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "a"})
+    c.register(job([CONF]))
+    until(c, lambda: len(procs(c)) == 1)
+    c.crash("c0001")
+    c.run(2.0)
+    c.restart("c0001")
+    c.run(15.0)
+    assert len(procs(c)) == 1  # re-attached, not started again
+    set_var(c, "nomad/jobs/web", {"password": "b"})
+    until(c, lambda: len(procs(c)) == 2)
+    assert files(c)["t/local/app.conf"] == b"password=b\n"
+
+
+def test_template_data_is_read_with_the_tasks_workload_identity() -> None:
+    import msgpack
+
+    from actors.server.alloc_endpoint import template_data
+
+    c = boot()
+    for path in ("nomad/jobs", "nomad/jobs/web", "nomad/jobs/web/g", "nomad/jobs/web/g/t/x",
+                 "nomad/jobs/other", "app/config"):
+        set_var(c, path, {"k": path})
+    c.register(job([{**CONF, "EmbeddedTmpl": "static"}]))
+    until(c, lambda: len(procs(c)) == 1)
+    state = c.checker.replica
+    (alloc,) = c.allocs("web")
+    node = state.tables["nodes"][alloc["NodeID"]]
+    paths = ("nomad/jobs", "nomad/jobs/web", "nomad/jobs/web/g", "nomad/jobs/web/g/t", "nomad/jobs/web/g/t/x",
+             "nomad/jobs/other", "app/config", "nomad/jobs/web/x")
+    deps = tuple(("var", p) for p in paths)
+    error, data = template_data(state, alloc["NodeID"], node["SecretID"], alloc["ID"], "t",
+                                (*deps, ("varlist", "")))
+    rows = {(k, a): (e, v) for k, a, e, v in msgpack.unpackb(data)}
+    assert error == ""
+    readable = {a for (k, a), (e, v) in rows.items() if k == "var" and not e}
+    assert readable == {"nomad/jobs", "nomad/jobs/web", "nomad/jobs/web/g", "nomad/jobs/web/g/t"}
+    assert rows[("var", "nomad/jobs/web/g/t")] == ("", None)  # its own, and absent
+    assert rows[("var", "nomad/jobs/web")][1]["Items"] == {"k": "nomad/jobs/web"}
+    for other in ("app/config", "nomad/jobs/other", "nomad/jobs/web/g/t/x", "nomad/jobs/web/x"):
+        assert rows[("var", other)][0] == "Permission denied"
+    listed = [m["Path"] for m in rows[("varlist", "")][1]]
+    assert listed == ["nomad/jobs", "nomad/jobs/web", "nomad/jobs/web/g"]
+    assert template_data(state, alloc["NodeID"], "wrong", alloc["ID"], "t", deps)[0] == \
+        "node secret ID does not match"

@@ -1131,6 +1131,7 @@ class _Task:
     tmpl_req: int = 0
     tmpl_ready: bool = False
     tmpl_wait: bool = False
+    tmpl_adopt: bool = False  # re-attached after a client restart: render and watch, without a change_mode
     tmpl_outputs: tuple[str, ...] = ()
     tmpl_env: dict[str, str] = field(default_factory=dict)
     tmpl_event: str = ""
@@ -1664,7 +1665,7 @@ class AllocRunner(NodeActor):
             self.env.rng.shuffle(self.servers)
         for a in self.allocs.values():  # queries that waited for a server
             for t in a.tasks.values():
-                if (t.tmpl_wait or t.tmpl_ready) and not t.tmpl_req and t.phase != P_DEAD:
+                if (t.tmpl_wait or t.tmpl_ready or t.tmpl_adopt) and not t.tmpl_req and t.phase != P_DEAD:
                     self._tmpl_query(a, t)
 
     def _rotate(self) -> None:
@@ -1721,8 +1722,31 @@ class AllocRunner(NodeActor):
             if t.phase == P_PENDING and t.tmpl_wait:
                 t.tmpl_wait = False
                 self._start_task(a, t)  # renders again; starts it once nothing is lacking
+            elif t.tmpl_adopt and t.phase == P_RUNNING:
+                self._adopt(a, t, now)
             return
         self._rerender(a, t, now)
+
+    def _adopt(self, a: _Alloc, t: _Task, now: float) -> None:
+        """A task re-attached after a client restart: its templates rendered and written as the data
+        now is (Nomad's first render on restore: no change_mode), then watched."""
+        _, _, env = self._dirs(a, t)
+        r = self._render(a, t, env)
+        if r.error:
+            t.tmpl_adopt = False
+            self._template_failed(a, t, r.error, now)
+        elif not r.complete:
+            if r.missing:
+                self._missing_event(t, r, now)
+            self._tmpl_query(a, t, r.deps, blocking=not r.lacking)
+        else:
+            error = self._write_templates(a, t, r, env)
+            t.tmpl_adopt = False
+            if error:
+                self._template_failed(a, t, error, now)
+                return
+            t.tmpl_ready = True
+            self._tmpl_query(a, t, r.deps, blocking=True)
 
     def _rerender(self, a: _Alloc, t: _Task, now: float) -> None:
         """Data the task's templates read changed: write those whose rendering changed, then their
@@ -2526,6 +2550,9 @@ class AllocRunner(NodeActor):
             if alive:
                 self.stats["reattached"] += 1
                 self._watch(a, t)
+                if t.spec.templates and t.phase == P_RUNNING:  # its templates are watched again
+                    t.tmpl_adopt = True
+                    self._tmpl_query(a, t)
                 if t.phase == P_KILLING:  # finish the kill the last incarnation began
                     t.phase = P_RUNNING
                     self._end_task(a, t, EV_KILLING, "resuming a kill after a client restart", now)

@@ -113,7 +113,8 @@ def _inside(root: str, path: str) -> bool:
 # ------------------------------------------------------------ values the functions return
 class VarItems(dict):
     """consul-template's NomadVarItems: a map of the variable's items (``.password``; ranging gives
-    them in key order) with ``.Items`` (the map), ``.Keys``, ``.Values`` and ``.Parent`` (metadata)."""
+    them in key order) with ``.Items`` (the map), ``.Keys``, ``.Values``, ``.Tuples`` (``.K``, ``.V``)
+    and ``.Parent`` (metadata)."""
 
     go_zero = ""  # a missing item is an empty string, not <no value>
 
@@ -123,6 +124,7 @@ class VarItems(dict):
 
     def go_methods(self) -> dict[str, Any]:
         return {"Items": dict(self), "Keys": sorted(self), "Values": [self[k] for k in sorted(self)],
+                "Tuples": [Struct("NomadVarItem", {"K": k, "V": self[k]}) for k in sorted(self)],
                 "Parent": Struct("NomadVariable", {**self.meta, "Items": dict(self)}),
                 "Metadata": Struct("NomadVarMeta", self.meta)}
 
@@ -224,7 +226,8 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
         return env.get(name, "")
 
     funcs: dict[str, Any] = {"env": env_fn, "nomadVar": nomad_var, "nomadVarExists": nomad_var_exists,
-                             "nomadVarList": nomad_var_list, "nomadService": nomad_service,
+                             "nomadVarList": nomad_var_list, "nomadVarListSafe": nomad_var_list,
+                             "nomadService": nomad_service,
                              "nomadServices": nomad_services}
     for name in _CONSUL:
         funcs[name] = _refused(name, "Consul", "this agent has no Consul (use nomadVar, nomadService)")
