@@ -168,3 +168,29 @@ def test_template_data_is_read_with_the_tasks_workload_identity() -> None:
     assert listed == ["nomad/jobs", "nomad/jobs/web", "nomad/jobs/web/g"]
     assert template_data(state, alloc["NodeID"], "wrong", alloc["ID"], "t", deps)[0] == \
         "node secret ID does not match"
+
+
+def test_wait_renders_a_change_once_the_data_has_settled_and_splay_delays_the_restart() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "a"})
+    c.register(job([{**CONF, "Wait": {"Min": 4 * 10**9, "Max": 10 * 10**9}, "Splay": 3 * 10**9}]))
+    until(c, lambda: len(procs(c)) == 1)
+    for value in ("b", "c", "d", "e"):  # every 3 s: never quiet for 4 s, so max (10 s) renders it
+        set_var(c, "nomad/jobs/web", {"password": value})
+        c.run(3.0)
+        if value in ("b", "c"):
+            assert files(c)["t/local/app.conf"] == b"password=a\n"
+    until(c, lambda: files(c)["t/local/app.conf"] != b"password=a\n", 5.0)
+    written = c.sched.now
+    assert len(procs(c)) == 1  # the restart waits out a random part of the splay
+    until(c, lambda: len(procs(c)) == 2, 10.0)
+    assert c.sched.now - written <= 3.0 + 5.5  # splay, plus the kill and the restart
+    until(c, lambda: files(c)["t/local/app.conf"] == b"password=e\n", 10.0)
+
+
+def test_a_missing_source_file_fails_the_task() -> None:
+    c = boot()
+    c.register(job([{"SourcePath": "local/in.tpl", "DestPath": "local/out"}]))
+    until(c, lambda: any(t == "Killing" and "failed to read template source 'local/in.tpl'" in m
+                         for t, m in events(c)))
+    assert procs(c) == []

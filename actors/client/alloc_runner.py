@@ -108,6 +108,7 @@ from actors.client.templates import (
     missing_message,
     parse_env,
     parse_templates,
+    quiescence,
     render_task,
     resolve_path,
 )
@@ -1136,6 +1137,7 @@ class _Task:
     tmpl_env: dict[str, str] = field(default_factory=dict)
     tmpl_event: str = ""
     tmpl_change: tuple[bool, tuple[str, ...]] | None = None
+    tmpl_first_change: float | None = None  # data changed since then, not rendered yet (wait { min, max })
 
 
 @dataclass(slots=True)
@@ -1401,6 +1403,10 @@ class AllocRunner(NodeActor):
                         self._tmpl_query(a, t)
                     elif kind == "tmpl_retry":
                         self._tmpl_query(a, t)
+                    elif kind == "tmpl_quiet":
+                        t.tmpl_first_change = None
+                        if t.tmpl_ready and t.phase != P_DEAD:
+                            self._rerender(a, t, self.env.now())
                     elif kind == "tmpl_change":
                         self._template_change(a, t)
                     elif kind == "fetch" and t.fetch_run:
@@ -1676,6 +1682,10 @@ class AllocRunner(NodeActor):
                     blocking: bool = True) -> None:
         """Ask a server for the data the task's templates read (blocking on its index when *blocking*)."""
         self._cancel_task_timer("tmpl_retry", a, t)
+        if t.tmpl_req:  # superseded: its answer, if it comes, is not waited for
+            self._tmpl_reqs.pop(t.tmpl_req, None)
+            t.tmpl_req = 0
+            self._cancel_task_timer("tmpl", a, t)
         if deps is None:
             deps = tuple(t.tmpl_data) or self._render(a, t, self._dirs(a, t)[2]).deps
             blocking = all(d in t.tmpl_data for d in deps)
@@ -1714,6 +1724,7 @@ class AllocRunner(NodeActor):
             log.warning("%s: bad template data from a server: %s", self.env.node, exc)
             self._set_task_timer("tmpl_retry", a, t, self.cfg.template_retry_s)
             return
+        before = dict(t.tmpl_data)
         t.tmpl_data.update(data)
         t.tmpl_index = max(t.tmpl_index, m.index)
         now = self.env.now()
@@ -1725,6 +1736,16 @@ class AllocRunner(NodeActor):
             elif t.tmpl_adopt and t.phase == P_RUNNING:
                 self._adopt(a, t, now)
             return
+        if not data.items() <= before.items():  # wait { min, max }: render once the data settles
+            first = t.tmpl_first_change if t.tmpl_first_change is not None else now
+            delay = quiescence(t.spec.templates, first, now)
+            if delay > 0:
+                t.tmpl_first_change = first
+                self._set_task_timer("tmpl_quiet", a, t, delay)
+                self._tmpl_query(a, t, tuple(t.tmpl_data), blocking=True)
+                return
+        if t.tmpl_first_change is not None:
+            return  # the quiescence timer renders it
         self._rerender(a, t, now)
 
     def _adopt(self, a: _Alloc, t: _Task, now: float) -> None:
@@ -1997,6 +2018,8 @@ class AllocRunner(NodeActor):
         t.fetch_run = 0  # a fetch in flight is no longer waited for
         t.tmpl_wait, t.tmpl_change = False, None  # nor template data (an answer then only ends the watch)
         self._cancel_task_timer("tmpl_change", a, t)
+        self._cancel_task_timer("tmpl_quiet", a, t)
+        t.tmpl_first_change = None
         t.phase, t.handle = P_DEAD, None
         t.state = _state(t.state, state=TASK_DEAD, failed=failed or t.state.failed,
                          finished_at=t.state.finished_at or now)

@@ -27,7 +27,9 @@ it still lacks, and which are missing on the servers; the runner fetches,
 renders again, and once nothing is lacking writes the files.  While the
 task runs it keeps a blocking query on the same data; a rendering that
 changed is written again and its ``change_mode`` applies (restart, signal,
-or noop).
+or noop), after the template's ``splay``; with ``wait { min, max }`` a change
+is rendered only once the data stayed unchanged for ``min`` (but at most
+``max`` after the first change), as consul-template's quiescence.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class TemplateSpec:
     right: str = "}}"
     splay_s: float = 5.0
     err_missing_key: bool = False
+    wait_min_s: float = 0.0  # wait { min }: data must stay unchanged this long before a re-render
+    wait_max_s: float = 0.0  # wait { max }: ... but a change is rendered at most this long after it (0: none)
 
 
 def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
@@ -82,13 +86,16 @@ def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
         if not re.fullmatch(r"[0-7]{1,4}", perms):
             raise ValueError(f"{w}.Perms {perms!r} is not octal")
         splay = t.get("Splay")
+        wait = t.get("Wait") if isinstance(t.get("Wait"), dict) else {}
         out.append(TemplateSpec(
             dest=dest, data=str(t.get("EmbeddedTmpl") or ""), source=str(t.get("SourcePath") or ""),
             change_mode=mode, change_signal=str(t.get("ChangeSignal") or "").upper(), perms=int(perms, 8),
             env=bool(t.get("Envvars")), left=str(t.get("LeftDelim") or "{{"),
             right=str(t.get("RightDelim") or "}}"),
             splay_s=5.0 if splay is None else max(0.0, float(splay) / NS),
-            err_missing_key=bool(t.get("ErrMissingKey"))))
+            err_missing_key=bool(t.get("ErrMissingKey")),
+            wait_min_s=max(0.0, float(wait.get("Min") or 0) / NS),
+            wait_max_s=max(0.0, float(wait.get("Max") or 0) / NS)))
     return tuple(out)
 
 
@@ -254,6 +261,18 @@ def _refused(name: str, system: str, why: str) -> Any:
     def call(*_args: Any) -> Any:
         raise TemplateError(f"{name}: {system} is not available: {why}")
     return call
+
+
+def quiescence(templates: tuple[TemplateSpec, ...], first_change: float, now: float) -> float:
+    """How long to wait before re-rendering after data changed at *now* (the first unrendered change
+    at *first_change*): the templates' largest ``wait.min``, cut at the smallest ``wait.max``."""
+    wait_min = max((t.wait_min_s for t in templates), default=0.0)
+    if wait_min <= 0:
+        return 0.0
+    maxes = [t.wait_max_s for t in templates if t.wait_max_s > 0]
+    if maxes:
+        return max(0.0, min(wait_min, first_change + min(maxes) - now))
+    return wait_min
 
 
 def missing_message(missing: tuple[str, ...]) -> str:
