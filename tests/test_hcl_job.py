@@ -644,7 +644,7 @@ def test_a_job_without_templates_is_stored_as_before() -> None:
      "Template 1 validation failed: Must specify a source path or have an embedded template"),
     ({"DestPath": ""}, "Template 1 validation failed: Must specify a destination for the template"),
     ({"DestPath": "../../../etc/passwd"}, "destination escapes allocation directory"),
-    ({"ChangeMode": "signal"}, "Must specify signal value when change mode is signal"),
+    ({"ChangeMode": "signal", "ChangeSignal": ""}, "Must specify signal value when change mode is signal"),
     ({"ChangeMode": "signal", "ChangeSignal": "SIGHUP", "Envvars": True},
      "cannot use signals with env var templates"),
     ({"ChangeMode": "bounce"},
@@ -660,6 +660,11 @@ def test_a_template_nomad_refuses_is_refused_with_its_message(fields: dict, mess
     with pytest.raises(JobError) as e:
         canonical_job(job)
     assert str(e.value).startswith("TaskGroups[0].Tasks[0].Templates[0]") and message in str(e.value)
+
+
+def test_signal_mode_without_a_change_signal_sends_sighup_as_nomads_api_canonicalizes() -> None:
+    job = parse_hcl_job(_template_job('data = "a"\ndestination = "local/x"\nchange_mode = "signal"'))
+    assert _templates_of(job)[0]["ChangeSignal"] == "SIGHUP"
 
 
 def test_two_templates_to_one_destination_are_refused() -> None:

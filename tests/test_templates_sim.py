@@ -194,3 +194,19 @@ def test_a_missing_source_file_fails_the_task() -> None:
     until(c, lambda: any(t == "Killing" and "failed to read template source 'local/in.tpl'" in m
                          for t, m in events(c)))
     assert procs(c) == []
+
+
+def test_nomad_service_lists_the_native_catalogs_registrations_and_follows_them() -> None:
+    c = boot()
+    db = sim_job("db", count=1, Services=[{"Name": "db", "PortLabel": "5432", "Provider": "nomad"}])
+    c.register(db)
+    until(c, lambda: len(procs(c)) == 1)
+    text = ('{{ range nomadServices }}{{ .Name }} {{ end }}|'
+            '{{ range nomadService "db" }}{{ .Address }}:{{ .Port }}{{ else }}none{{ end }}\n')
+    c.register(job([{"EmbeddedTmpl": text, "DestPath": "local/db", "ChangeMode": "noop"}]))
+    until(c, lambda: len(procs(c)) == 2)
+    out = files(c)["t/local/db"].decode()
+    assert out.startswith("db |") and out.endswith(":5432\n") and "none" not in out, out
+    c.stop_job("db")
+    until(c, lambda: files(c)["t/local/db"] == b"|none\n")
+    assert [p.ended_at is None for p in procs(c)] == [False, True]  # noop: the task runs on

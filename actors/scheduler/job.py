@@ -393,7 +393,9 @@ def _template(raw: Any, field: str, number: int) -> dict[str, Any]:
     data = _str(a.get("EmbeddedTmpl"), f"{field}.EmbeddedTmpl")
     dest = _str(a.get("DestPath"), f"{field}.DestPath")
     mode = _str(a.get("ChangeMode"), f"{field}.ChangeMode", default="restart")
-    signal = _str(a.get("ChangeSignal"), f"{field}.ChangeSignal").upper()
+    # api Template.Canonicalize: signal mode without a ChangeSignal (absent, not "") sends SIGHUP
+    signal = _str(a.get("ChangeSignal"), f"{field}.ChangeSignal").upper() \
+        if a.get("ChangeSignal") is not None or mode != "signal" else "SIGHUP"
     env = _bool(a.get("Envvars"), f"{field}.Envvars")
     perms = _str(a.get("Perms"), f"{field}.Perms", default=TEMPLATE_DEFAULT_PERMS)
     splay = a.get("Splay")
