@@ -439,7 +439,8 @@ def _template(raw: Any, field: str, number: int) -> dict[str, Any]:
         wait = {k: (None if w.get(k) is None else _int(w.get(k), f"{field}.Wait.{k}", default=0))
                 for k in ("Min", "Max")}
         if wait["Min"] is not None and wait["Max"] is not None and wait["Min"] > wait["Max"]:
-            errors.append(f"wait min {go_duration(wait['Min'])} is greater than max {go_duration(wait['Max'])}")
+            errors.append(f"wait min {go_duration(wait['Min'])} is greater than max "
+                          f"{go_duration(wait['Max'])}")
     _need(not errors, field, f"Template {number} validation failed: {'; '.join(errors)}")
     left = _str(a.get("LeftDelim"), f"{field}.LeftDelim", default="{{")
     right = _str(a.get("RightDelim"), f"{field}.RightDelim", default="}}")
