@@ -2458,9 +2458,9 @@ class AllocRunner(NodeActor):
 
     def _forget(self, a: _Alloc) -> None:
         for name in sorted(a.tasks):
-            self._cancel_task_timer("restart", a, a.tasks[name])
-            self._cancel_task_timer("kill", a, a.tasks[name])
-            self._cancel_task_timer("fetch", a, a.tasks[name])
+            for kind in ("restart", "kill", "fetch", "tmpl", "tmpl_retry", "tmpl_change", "tmpl_quiet"):
+                self._cancel_task_timer(kind, a, a.tasks[name])
+            self._tmpl_reqs.pop(a.tasks[name].tmpl_req, None)
         self._cancel_alloc_timer("health", a)
         self._cancel_alloc_timer("health_due", a)
         if a.checks_sent is not None:

@@ -74,10 +74,16 @@ class AllocEndpointConfig:
     # under the transport's frame limit (4 MiB), so the entry can always be
     # forwarded to the leader and replicated.
     update_batch_max_bytes: int = 512 * 1024
+    # One task's template data query reads at most this many variables and
+    # services: each is read again whenever the tables move, and a job's
+    # templates read a handful; a client asking for more is refused.
+    template_max_deps: int = 1000
 
     def __post_init__(self) -> None:
         if self.max_wait_s <= 0 or self.max_parked < 1 or self.max_stale_s <= 0:
             raise ValueError("max_wait_s and max_stale_s must be > 0 and max_parked >= 1")
+        if self.template_max_deps < 1:
+            raise ValueError("template_max_deps must be >= 1")
         if self.update_batch_s < 0 or self.update_batch_max_allocs < 1 or self.update_batch_max_bytes < 1:
             raise ValueError("update_batch_s must be >= 0, update_batch_max_allocs and "
                              "update_batch_max_bytes >= 1")
@@ -207,6 +213,11 @@ class AllocEndpoint(NodeActor):
             self._watch(pid, message.min_index, wait)
         elif isinstance(message, GetTemplateData):
             self.stats["template_queries"] += 1
+            if len(message.deps) > self.cfg.template_max_deps:
+                self.send(message.reply_node, message.reply_actor, TemplateDataResponse(
+                    req_id=message.req_id, ok=False,
+                    error=f"templates read more than {self.cfg.template_max_deps} variables and services"))
+                return None
             wait = min(message.wait_s, self.cfg.max_wait_s)
             if len(self._parked) >= self.cfg.max_parked:
                 wait = 0.0
