@@ -15,7 +15,10 @@ Go's ``text/template`` (with consul-template's functions) does:
 * Go's built-in functions (``and or not len index print printf println eq
   ne lt le gt ge``) and consul-template's plain ones (``toUpper toLower
   trimSpace split join replaceAll contains toJSON toJSONPretty parseJSON
-  base64Encode base64Decode``); data functions (``env``, ``nomadVar``...) are
+  base64Encode base64Decode trimPrefix trimSuffix toTitle indent
+  regexMatch regexReplaceAll parseInt parseFloat parseBool in containsAll
+  containsAny add subtract multiply divide modulo sha256Hex``; Python's
+  regular expressions stand in for Go's RE2); data functions (``env``, ``nomadVar``...) are
   the caller's, given in *funcs*.
 
 Errors are :class:`TemplateError` with Go's texts: a parse error names the
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -811,6 +815,51 @@ def _str_fn(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _parse_int(s: str) -> int:
+    try:
+        return int(s.strip(), 0) if s.strip().lower().startswith(("0x", "0o", "0b")) else int(s.strip())
+    except (ValueError, AttributeError):
+        raise _ExecError(f'parseInt: strconv.ParseInt: parsing "{s}": invalid syntax') from None
+
+
+def _parse_float(s: str) -> float:
+    try:
+        return float(s)
+    except (ValueError, TypeError):
+        raise _ExecError(f'parseFloat: strconv.ParseFloat: parsing "{s}": invalid syntax') from None
+
+
+def _parse_bool(s: str) -> bool:
+    if s in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if s in ("0", "f", "F", "false", "FALSE", "False", ""):
+        return False
+    raise _ExecError(f'parseBool: strconv.ParseBool: parsing "{s}": invalid syntax')
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise _ExecError(f"error parsing regexp: {e}") from None
+
+
+def _math(name: str, op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    """consul-template's math: ``{{ 5 | subtract 2 }}`` is 5 - 2 (the piped value comes last)."""
+    def call(b: Any, a: Any) -> Any:
+        for v in (a, b):
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise _ExecError(f"{name}: unknown type for {go_str(v)!r} ({_type_name(v)})")
+        if name in ("divide", "modulo") and b == 0:
+            raise _ExecError(f"{name}: division by zero")
+        return op(a, b)
+    return call
+
+
+def _title(s: str) -> str:
+    return re.sub(r"(^|[^\w'])(\w)", lambda m: m.group(1) + m.group(2).upper(), s)
+
+
 # consul-template's plain functions (no data sources).
 CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "toUpper": _str_fn("toUpper", str.upper),
@@ -825,6 +874,25 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "parseJSON": _parse_json,
     "base64Encode": _str_fn("base64Encode", lambda s: base64.b64encode(s.encode()).decode()),
     "base64Decode": _str_fn("base64Decode", _b64decode),
+    "trimPrefix": _str_fn("trimPrefix", lambda p, s: s.removeprefix(p)),
+    "trimSuffix": _str_fn("trimSuffix", lambda p, s: s.removesuffix(p)),
+    "toTitle": _str_fn("toTitle", _title),
+    "indent": lambda n, s: "\n".join(" " * int(n) + ln for ln in str(s).split("\n")),
+    "regexMatch": _str_fn("regexMatch", lambda r, s: _regex(r).search(s) is not None),
+    "regexReplaceAll": _str_fn("regexReplaceAll",
+                               lambda r, t, s: _regex(r).sub(re.sub(r"\$\{?(\w+)\}?", r"\\g<\1>", t), s)),
+    "parseInt": _str_fn("parseInt", _parse_int),
+    "parseFloat": _str_fn("parseFloat", _parse_float),
+    "parseBool": _str_fn("parseBool", _parse_bool),
+    "in": lambda haystack, v: _contains(v, haystack),
+    "containsAll": lambda vs, haystack: all(_contains(v, haystack) for v in vs or ()),
+    "containsAny": lambda vs, haystack: any(_contains(v, haystack) for v in vs or ()),
+    "add": _math("add", lambda a, b: a + b),
+    "subtract": _math("subtract", lambda a, b: a - b),
+    "multiply": _math("multiply", lambda a, b: a * b),
+    "divide": _math("divide", lambda a, b: a // b if isinstance(a, int) and isinstance(b, int) else a / b),
+    "modulo": _math("modulo", lambda a, b: a % b),
+    "sha256Hex": _str_fn("sha256Hex", lambda s: hashlib.sha256(s.encode()).hexdigest()),
 }
 
 

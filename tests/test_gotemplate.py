@@ -93,6 +93,16 @@ def test_pipelines_pass_the_value_as_the_last_argument() -> None:
     ('{{ (parseJSON "{\\"a\\": [1, 2]}").a }} {{ toJSON (parseJSON "{\\"b\\":1,\\"a\\":[true]}") }}',
      '[1 2] {"a":[true],"b":1}'),
     ('{{ parseJSON "{\\"a\\":1}" | toJSONPretty }}', '{\n  "a": 1\n}'),
+    ('{{ "hello" | trimPrefix "he" }} {{ "a.conf" | trimSuffix ".conf" }} {{ toTitle "foo bar" }}',
+     "llo a Foo Bar"),
+    ('{{ regexReplaceAll "(a+)" "<$1>" "baaad" }} {{ regexMatch "^a" "abc" }} {{ indent 2 "a\\nb" }}',
+     "b<aaa>d true   a\n  b"),
+    ('{{ parseInt "42" | add 1 }} {{ 7 | subtract 2 }} {{ 7 | divide 2 }} {{ 7 | modulo 4 }} '
+     '{{ 3 | multiply 2 }}',
+     "43 5 3 3 6"),
+    ('{{ parseBool "true" }} {{ parseFloat "1.5" }} {{ "b" | in . }} {{ containsAny (split "," "x,c") . }}',
+     "true 1.5 true true"),
+    ('{{ sha256Hex "" }}', "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
 ])
 def test_functions(text: str, want: str) -> None:
     assert r(text, ["a", "b", "c"]) == want
