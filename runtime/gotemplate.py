@@ -901,6 +901,7 @@ class _Exec:
         self.funcs, self.name, self.text, self.strict = funcs, name, text, missing_key_error
         self.out: list[str] = []
         self.vars: list[tuple[str, Any]] = []
+        self.top: Any = None
 
     def fail(self, node: _Node, src: str, msg: str) -> TemplateError:
         line_start = self.text.rfind("\n", 0, node.pos) + 1
@@ -1038,6 +1039,8 @@ class _Exec:
             if self.strict:
                 raise self.fail(op, op.src, f'map has no entry for key "{name}"')
             return getattr(base, "go_zero", NO_VALUE)
+        if base is None and op.kind in ("field", "dot") and base is self.top:
+            raise self.fail(op, op.src, f'nil data; no entry for key "{name}"')
         if base is None or base is NO_VALUE:
             raise self.fail(op, op.src, f"nil pointer evaluating interface {{}}.{name}")
         raise self.fail(op, op.src, f"can't evaluate field {name} in type {_type_name(base)}")
@@ -1116,6 +1119,7 @@ def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, l
     tree = parse(text, funcs=names, left=left, right=right, name=name)
     ex = _Exec(names, name, text, missing_key_error)
     ex.vars.append(("$", dot))
+    ex.top = dot
     try:
         ex.walk(tree, dot)
     except (_Break, _Continue):  # pragma: no cover - the parser refuses them outside range
