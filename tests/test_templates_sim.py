@@ -46,6 +46,9 @@ def until(c: JobCluster, cond: Any, bound_s: float = 60.0) -> None:
     while not cond():
         assert c.sched.now < end, f"not within {bound_s}s"
         c.run(0.5)
+        node = c.sched.nodes["c0001"]
+        if node.up and "alloc-runner" in node.actors:
+            c.sched.actor_of(node.actors["alloc-runner"]).check_invariants()
 
 
 def procs(c: JobCluster) -> list[Any]:

@@ -2605,6 +2605,11 @@ class AllocRunner(NodeActor):
                     assert f"fetch/{aid}/{t.spec.name}" in self._timers, "no fetch timer"
                 assert 0 <= t.artifacts_fetched <= len(t.spec.artifacts)
                 assert len(t.state.events) <= self.cfg.max_events
+                if t.tmpl_wait:
+                    assert t.phase == P_PENDING and not t.tmpl_ready, f"{aid}/{t.spec.name}: template wait"
+                if t.tmpl_req:
+                    assert self._tmpl_reqs.get(t.tmpl_req) == (aid, t.spec.name), "template query untracked"
+                    assert f"tmpl/{aid}/{t.spec.name}" in self._timers, "template query without its timer"
 
 
 def _counts_for_health(t: _Task) -> bool:
