@@ -40,6 +40,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from actors.state.services import rendezvous
 from runtime.gotemplate import TemplateError, render
 
 NS = 1_000_000_000
@@ -216,11 +217,21 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
                 for m in get("varlist", prefix) or ()]
 
     def nomad_service(*args: Any) -> list[Struct]:
-        if len(args) != 1:
-            raise TemplateError("nomadService: this agent takes one argument, the service's name")
-        _need_str("nomadService", args[0])
-        return [Struct("NomadService", {k: r.get(k) for k in _SERVICE_KEYS})
-                for r in get("service", args[0]) or ()]
+        """``nomadService "name"``, or ``nomadService <count> <key> "name"``: the count instances the
+        key ranks first (Nomad's rendezvous ``choose``, to spread clients over a service's instances)."""
+        if len(args) not in (1, 3):
+            raise TemplateError(f"nomadService: expected 1 or 3 arguments, got {len(args)}")
+        name = args[-1]
+        _need_str("nomadService", name)
+        regs = list(get("service", name) or ())
+        if len(args) == 3:
+            count, key = args[0], args[1]
+            if isinstance(count, str) and count.isdigit():
+                count = int(count)
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0 or not isinstance(key, str):
+                raise TemplateError("nomadService: the count must be a number >= 0 and the key a string")
+            regs = rendezvous(regs, count, key)
+        return [Struct("NomadService", {k: r.get(k) for k in _SERVICE_KEYS}) for r in regs]
 
     def nomad_services(*args: Any) -> list[Struct]:
         if args:
