@@ -213,3 +213,16 @@ def test_nomad_service_lists_the_native_catalogs_registrations_and_follows_them(
     c.stop_job("db")
     until(c, lambda: files(c)["t/local/db"] == b"|none\n")
     assert [p.ended_at is None for p in procs(c)] == [False, True]  # noop: the task runs on
+
+
+def test_a_template_that_stops_rendering_kills_and_fails_the_running_task() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"n": "1"})
+    c.register(job([{**CONF, "EmbeddedTmpl": '{{ with nomadVar "nomad/jobs/web" }}{{ parseInt .n }}{{ end }}'}]))
+    until(c, lambda: len(procs(c)) == 1)
+    set_var(c, "nomad/jobs/web", {"n": "x"})
+    until(c, lambda: procs(c)[0].ended_at is not None)
+    (alloc,) = c.allocs("web")
+    until(c, lambda: c.allocs("web")[0]["ClientStatus"] == "failed")
+    assert any(t == "Killing" and m.startswith("Template failed: ") and "parseInt" in m for t, m in events(c))
+    assert len(procs(c)) == 1 and alloc["ID"] == c.allocs("web")[0]["ID"]

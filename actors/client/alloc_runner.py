@@ -1657,10 +1657,13 @@ class AllocRunner(NodeActor):
                  t.spec.name, error)
         self._dirty.add(a.alloc_id)
         t.tmpl_wait = False
-        if t.phase == P_RUNNING:
+        if t.phase in (P_RUNNING, P_KILLING):
             t.restart_requested, t.check_restart = False, ""
             t.kill_fails = f"Template failed: {error}"  # once it is dead, it is failed, not restarted
-            self._end_task(a, t, EV_KILLING, t.kill_fails, now)
+            if t.phase == P_RUNNING:
+                self._end_task(a, t, EV_KILLING, t.kill_fails, now)
+            else:  # already being killed: that kill ends it
+                self._event(t, EV_KILLING, now, t.kill_fails)
         else:
             self._task_failed(a, t, EV_KILLING, f"Template failed: {error}", now)
 
