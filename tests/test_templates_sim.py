@@ -218,7 +218,8 @@ def test_nomad_service_lists_the_native_catalogs_registrations_and_follows_them(
 def test_a_template_that_stops_rendering_kills_and_fails_the_running_task() -> None:
     c = boot()
     set_var(c, "nomad/jobs/web", {"n": "1"})
-    c.register(job([{**CONF, "EmbeddedTmpl": '{{ with nomadVar "nomad/jobs/web" }}{{ parseInt .n }}{{ end }}'}]))
+    text = '{{ with nomadVar "nomad/jobs/web" }}{{ parseInt .n }}{{ end }}'
+    c.register(job([{**CONF, "EmbeddedTmpl": text}]))
     until(c, lambda: len(procs(c)) == 1)
     set_var(c, "nomad/jobs/web", {"n": "x"})
     until(c, lambda: procs(c)[0].ended_at is not None)
