@@ -2497,7 +2497,8 @@ class AllocRunner(NodeActor):
                           "handle": t.handle.to_dict() if t.handle else None, "count": t.count,
                           "interval_start": t.interval_start, "restart_at": t.restart_at,
                           "escalated": t.escalated, "fail_reason": t.fail_reason,
-                          **({"artifacts_fetched": t.artifacts_fetched} if t.artifacts_fetched else {})}
+                          **({"artifacts_fetched": t.artifacts_fetched} if t.artifacts_fetched else {}),
+                          **({"kill_fails": t.kill_fails} if t.kill_fails else {})}
                       for n, t in sorted(a.tasks.items())},
         }
         try:
@@ -2534,6 +2535,7 @@ class AllocRunner(NodeActor):
                 t.restart_at, t.escalated = float(s.get("restart_at", 0.0)), bool(s.get("escalated"))
                 t.fail_reason = s.get("fail_reason", "")
                 t.artifacts_fetched = min(len(ts.artifacts), max(0, int(s.get("artifacts_fetched", 0))))
+                t.kill_fails = str(s.get("kill_fails") or "")
                 t.handle = _handle_or_none(s.get("handle"))
             a.tasks[ts.name] = t
         self.allocs[aid] = a
