@@ -1039,9 +1039,12 @@ class _Exec:
             if self.strict:
                 raise self.fail(op, op.src, f'map has no entry for key "{name}"')
             return getattr(base, "go_zero", NO_VALUE)
-        if base is None and op.kind in ("field", "dot") and base is self.top:
-            raise self.fail(op, op.src, f'nil data; no entry for key "{name}"')
-        if base is None or base is NO_VALUE:
+        if base is NO_VALUE or (base is None and op.kind == "field" and self.top is None):
+            # Go's invalid value (a missing key, nil data): no value, or missingkey=error's error
+            if self.strict:
+                raise self.fail(op, op.src, f'nil data; no entry for key "{name}"')
+            return NO_VALUE
+        if base is None:
             raise self.fail(op, op.src, f"nil pointer evaluating interface {{}}.{name}")
         raise self.fail(op, op.src, f"can't evaluate field {name} in type {_type_name(base)}")
 

@@ -18,6 +18,8 @@ def r(text: str, dot: Any = None, **kw: Any) -> str:
     ('a {{ "x" }} b', None, "a x b"),
     ("{{ .A }}-{{ .B.C }}", {"A": 1, "B": {"C": "z"}}, "1-z"),
     ("{{ .missing }}", {}, "<no value>"),
+    ("{{ .missing.deeper }}", {}, "<no value>"),
+    ("{{ .A }}", None, "<no value>"),
     ("{{ . }}", [1, "a", True], "[1 a true]"),
     ("{{ . }}", {"b": 1, "a": 2}, "map[a:2 b:1]"),
     ("{{ 1.5 }} {{ 2 }} {{ 0x10 }} {{ -3 }} {{ 'a' }}", None, "1.5 2 16 -3 97"),
@@ -150,6 +152,10 @@ def test_execution_errors_name_line_column_and_action() -> None:
     with pytest.raises(TemplateError, match=r"^template: :2:4: executing \"\" at <.A.B>: "
                                             r"can't evaluate field B in type int$"):
         r("\nab{{.A.B}}", {"A": 1})
+    with pytest.raises(TemplateError, match=r'at <.A>: nil data; no entry for key "A"$'):
+        r("{{ .A }}", None, missing_key_error=True)
+    with pytest.raises(TemplateError, match=r"at <.A.B>: nil pointer evaluating interface \{\}.B$"):
+        r("{{ .A.B }}", {"A": None})
     with pytest.raises(TemplateError, match="error calling index: index out of range: 5"):
         r("{{ index . 5 }}", [1])
     with pytest.raises(TemplateError, match="incompatible types for comparison"):
