@@ -303,7 +303,7 @@ class _Loop(_Node):
 
 
 _BUILTIN_NAMES = ("and", "or", "not", "len", "index", "print", "printf", "println", "eq", "ne", "lt", "le",
-                  "gt", "ge", "slice", "html", "js", "urlquery", "call")
+                  "gt", "ge", "slice", "html", "js", "urlquery")
 
 
 class _Parser:
@@ -1097,11 +1097,46 @@ def _not(v: Any) -> bool:
     return not truth(v)
 
 
+def _slice(item: Any, *idx: Any) -> Any:
+    if not isinstance(item, (str, list, tuple)):
+        raise _ExecError(f"error calling slice: can't slice item of type {_type_name(item)}")
+    if len(idx) > 2 or any(not isinstance(i, int) or isinstance(i, bool) for i in idx):
+        raise _ExecError("error calling slice: indexes must be at most two integers")
+    n = len(item)
+    lo, hi = (list(idx) + [0, n][len(idx):])[:2]
+    if not 0 <= lo <= hi <= n:
+        raise _ExecError(f"error calling slice: index out of range: {hi if hi > n else lo}")
+    return item[lo:hi]
+
+
+def _html(*args: Any) -> str:
+    """Go's template.HTMLEscapeString of the args printed as print does."""
+    out = sprint(*args)
+    for a, b in (("&", "&amp;"), ("'", "&#39;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"),
+                 ("\0", "\ufffd")):
+        out = out.replace(a, b)
+    return out
+
+
+def _js(*args: Any) -> str:
+    """Go's template.JSEscapeString of the args printed as print does."""
+    table = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026",
+             "=": "\\u003D", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return "".join(table.get(c, c if c.isprintable() else f"\\u{ord(c):04X}") for c in sprint(*args))
+
+
+def _urlquery(*args: Any) -> str:
+    from urllib.parse import quote_plus
+
+    return quote_plus(sprint(*args))
+
+
 _BUILTINS: dict[str, Callable[..., Any]] = {
     "not": _not, "len": _len, "index": _index, "print": sprint,
     "printf": lambda fmt, *a: sprintf(fmt, *a) if isinstance(fmt, str) else
     (_ for _ in ()).throw(_ExecError("wrong type for value; expected string")),
     "println": lambda *a: " ".join(go_str(x) for x in a) + "\n",
+    "slice": _slice, "html": _html, "js": _js, "urlquery": _urlquery,
     "eq": _eq, "ne": lambda a, b: not _eq(a, b), "lt": _lt, "le": lambda a, b: _lt(a, b) or _eq(a, b),
     "gt": lambda a, b: not (_lt(a, b) or _eq(a, b)), "ge": lambda a, b: not _lt(a, b),
 }

@@ -104,6 +104,8 @@ def test_pipelines_pass_the_value_as_the_last_argument() -> None:
      "43 5 3 3 6"),
     ('{{ parseBool "true" }} {{ parseFloat "1.5" }} {{ "b" | in . }} {{ containsAny (split "," "x,c") . }}',
      "true 1.5 true true"),
+    ('{{ slice "abcdef" 1 3 }} {{ slice . 1 }} {{ html "<a href=\'x\'>&" }} {{ urlquery "a b&c" }}',
+     "bc [b c] &lt;a href=&#39;x&#39;&gt;&amp; a+b%26c"),
     ('{{ sha256Hex "" }}', "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
 ])
 def test_functions(text: str, want: str) -> None:
