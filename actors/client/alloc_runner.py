@@ -1670,8 +1670,7 @@ class AllocRunner(NodeActor):
     def _server_link(self, m: ServerLink) -> None:
         self.link_node, self.link_secret = m.node_id, m.secret_id
         if sorted(m.servers) != sorted(self.servers):
-            self.servers = list(m.servers)
-            self.env.rng.shuffle(self.servers)
+            self.servers = list(m.servers)  # in the ClientNode's (shuffled) order
         for a in self.allocs.values():  # queries that waited for a server
             for t in a.tasks.values():
                 if (t.tmpl_wait or t.tmpl_ready or t.tmpl_adopt) and not t.tmpl_req and t.phase != P_DEAD:
