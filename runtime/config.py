@@ -292,6 +292,17 @@ class ArtifactConfig:
     decompression_file_count_limit: int = _f(4096, ge=0)
 
 
+@conf
+class ClientTemplateConfig:
+    """``client.template`` (Nomad's ClientTemplateConfig): how tasks' templates read their data.
+
+    ``block_query_wait`` is how long one blocking query for a task's
+    variables and services waits on a server for a change (Nomad's 5m).
+    """
+
+    block_query_wait_s: float = _dur(5 * 60, gt=0)
+
+
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3, "g": 1000**3,
                "tb": 1000**4, "t": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
 
@@ -343,6 +354,7 @@ class ClientConfig:
     gc_inode_usage_threshold: float = _f(70.0, ge=0, le=100)  # percent
     no_host_uuid: bool = True  # random node ID instead of one from the host UUID
     artifact: ArtifactConfig = _sub(ArtifactConfig)
+    template: ClientTemplateConfig = _sub(ClientTemplateConfig)
 
 
 @conf
