@@ -407,6 +407,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                               gc_disk_usage_threshold=c.gc_disk_usage_threshold,
                               gc_inode_usage_threshold=c.gc_inode_usage_threshold,
                               host_volumes=tuple(sorted(c.host_volume)),
+                              template_wait_s=c.template.block_query_wait_s,
                               **_artifact_limits(c.artifact))))),
         ChildSpec(name="alloc-sync", cls=AllocSync, role="client", leaves=True,
                   kwargs=(("config", sync_cfg), ("wall_clock", time.time))),

@@ -33,7 +33,6 @@ and the delete ``submit-job`` (:mod:`actors.acl`).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from actors.http_api import (
@@ -88,10 +87,7 @@ def choose(regs: list[dict[str, Any]], parameter: str) -> list[dict[str, Any]]:
     count = parse_uint(raw_count.strip())
     if not bar or not key or count is None:
         raise CodedError(400, MALFORMED_CHOOSE)
-
-    def rank(r: dict[str, Any]) -> str:
-        return hashlib.sha256(f"{key}\x00{r['ID']}".encode()).hexdigest()
-    return sorted(regs, key=rank)[:count]
+    return services.rendezvous(regs, count, key)
 
 
 @route("/v1/services")

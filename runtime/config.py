@@ -299,6 +299,17 @@ class ArtifactConfig:
     decompression_file_count_limit: int = _f(4096, ge=0)
 
 
+@conf
+class ClientTemplateConfig:
+    """``client.template`` (Nomad's ClientTemplateConfig): how tasks' templates read their data.
+
+    ``block_query_wait`` is how long one blocking query for a task's
+    variables and services waits on a server for a change (Nomad's 5m).
+    """
+
+    block_query_wait_s: float = _dur(5 * 60, gt=0)
+
+
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3, "g": 1000**3,
                "tb": 1000**4, "t": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
 
@@ -354,6 +365,7 @@ class ClientConfig:
     # (group ``volume { type = "host", source = <name> }``); advertised as
     # the node's HostVolumes and checked at start (the path must be a directory).
     host_volume: tuple[tuple[str, str, bool], ...] = _host_volumes()
+    template: ClientTemplateConfig = _sub(ClientTemplateConfig)
 
 
 @conf

@@ -28,7 +28,12 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   (``source``, ``destination``, ``mode``, ``options``, ``headers``),
   ``lifecycle`` (``hook``, ``sidecar``), ``volume_mount`` (``volume``,
   ``destination``, ``read_only``, ``propagation_mode``, ``selinux_label``:
-  raw_exec, like Nomad's, cannot mount, so such a task fails to start);
+  raw_exec, like Nomad's, cannot mount, so such a task fails to start),
+  ``template`` (several: ``data`` or
+  ``source``, ``destination``, ``change_mode`` -- restart, signal or noop --,
+  ``change_signal``, ``perms``, ``env``, ``left_delimiter``,
+  ``right_delimiter``, ``splay``, ``error_on_missing_key``, ``wait { min,
+  max }``; rendered by runtime.gotemplate, see actors.client.templates);
 * ``service`` (in a group or a task): ``name``, ``tags``, ``port``,
   ``provider``, ``address_mode``, ``address``, ``meta``, and ``check``
   blocks (Nomad's native http/tcp checks: ``name``, ``type``, ``path``,
@@ -260,7 +265,7 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
                   "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs",
-                  "volume_mount"}, where)
+                  "volume_mount", "template"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -281,6 +286,8 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _prefs({k: v for k, v in body.items() if k == "affinity"}, task, where)
     if "artifact" in body:
         task["Artifacts"] = _artifacts(body["artifact"], f"{where}.artifact")
+    if "template" in body:
+        task["Templates"] = _templates(body["template"], f"{where}.template")
     if "lifecycle" in body:
         lc = _body(body["lifecycle"], f"{where}.lifecycle")
         _check(lc, {"hook", "sidecar"}, f"{where}.lifecycle")
@@ -370,6 +377,39 @@ def _artifacts(value: Any, where: str) -> list[dict[str, Any]]:
     return out
 
 
+_TEMPLATE_KEYS = (("data", "EmbeddedTmpl"), ("source", "SourcePath"), ("destination", "DestPath"),
+                  ("change_mode", "ChangeMode"), ("change_signal", "ChangeSignal"), ("perms", "Perms"),
+                  ("left_delimiter", "LeftDelim"), ("right_delimiter", "RightDelim"))
+
+
+def _templates(value: Any, where: str) -> list[dict[str, Any]]:
+    """``template`` blocks: data or source, destination, change_mode, change_signal, perms, env,
+    left_delimiter, right_delimiter, splay, error_on_missing_key, ``wait { min, max }``."""
+    out = []
+    for i, t in enumerate(value if isinstance(value, list) else [value]):
+        at = f"{where}[{i}]"
+        if not isinstance(t, dict):
+            raise HclJobError(f"{at}: expected a block")
+        _check(t, {k for k, _ in _TEMPLATE_KEYS} | {"env", "splay", "error_on_missing_key", "wait"}, at)
+        item: dict[str, Any] = {field: str(t[key]) for key, field in _TEMPLATE_KEYS if key in t}
+        if isinstance(t.get("perms"), int) and not isinstance(t.get("perms"), bool):
+            item["Perms"] = str(t["perms"])  # perms = 644 as a number means the octal digits written
+        for key, field in (("env", "Envvars"), ("error_on_missing_key", "ErrMissingKey")):
+            if key in t:
+                if not isinstance(t[key], bool):
+                    raise HclJobError(f"{at}.{key}: expected a bool")
+                item[field] = t[key]
+        if "splay" in t:
+            item["Splay"] = _ns(t["splay"], f"{at}.splay")
+        if "wait" in t:
+            w = _body(t["wait"], f"{at}.wait")
+            _check(w, {"min", "max"}, f"{at}.wait")
+            item["Wait"] = {name: _ns(w[key], f"{at}.wait.{key}") if key in w else None
+                            for key, name in (("min", "Min"), ("max", "Max"))}
+        out.append(item)
+    return out
+
+
 def _reschedule(value: Any, where: str) -> dict[str, Any]:
     """A ``reschedule`` block (job or group level): Nomad's ReschedulePolicy, the fields given."""
     r = _body(value, where)
@@ -450,7 +490,9 @@ def _load(text: str, what: str) -> dict[str, Any]:
     import hcl2  # noqa: PLC0415 - only job files written in HCL need the parser
     from hcl2.utils import SerializationOptions
 
-    options = SerializationOptions(with_comments=False, explicit_blocks=False, preserve_heredocs=False,
+    # Heredocs are kept as written and read by _heredocs: python-hcl2's own reading drops their last
+    # newline and, for <<-, escapes their quotes (a template's data would change).
+    options = SerializationOptions(with_comments=False, explicit_blocks=False, preserve_heredocs=True,
                                    strip_string_quotes=True)
     try:
         doc = hcl2.loads(text, serialization_options=options)
@@ -459,7 +501,31 @@ def _load(text: str, what: str) -> dict[str, Any]:
         raise HclJobError(f"not a valid HCL {what}: {first}") from None
     if not isinstance(doc, dict):
         raise HclJobError(f"not a valid HCL {what}")
-    return doc
+    return _heredocs(doc)
+
+
+_HEREDOC = re.compile(r"<<(-?)([A-Za-z_][A-Za-z0-9_-]*)\n(.*?)[ \t]*\2", re.S)
+
+
+def _heredocs(value: Any) -> Any:
+    """HCL heredocs as HCL reads them: the lines between the markers, each with its newline (the
+    last one too); ``<<-`` takes the smallest indentation of the non-blank lines off every line."""
+    if isinstance(value, dict):
+        return {k: _heredocs(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_heredocs(v) for v in value]
+    if not isinstance(value, str) or not value.startswith("<<"):
+        return value
+    m = _HEREDOC.fullmatch(value)
+    if m is None:
+        return value
+    body = m.group(3)
+    if m.group(1):
+        lines = body.split("\n")
+        indents = [len(ln) - len(ln.lstrip(" \t")) for ln in lines if ln.strip()]
+        cut = min(indents, default=0)
+        body = "\n".join(ln[cut:] for ln in lines)
+    return body
 
 
 # ${var.name...} / ${local.name...}, with .key and [n] steps into maps and lists.

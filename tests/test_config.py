@@ -522,13 +522,15 @@ def test_the_client_artifact_block_bounds_the_runners_artifact_fetches(tmp_path)
 
     cfg = load(tmp_path, f'data_dir = "{tmp_path}"\n[client]\nenabled = true\n[client.artifact]\n'
                          'http_read_timeout = "90s"\nhttp_max_size = "1GiB"\ndecompression_size_limit = "0"\n'
-                         'decompression_file_count_limit = 10\n')
+                         'decompression_file_count_limit = 10\n[client.template]\nblock_query_wait = "30s"\n')
     validate(cfg)
     ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
                        client_state_dir=str(tmp_path))
     runner = {s.name: dict(s.kwargs) for s in client_specs(cfg, ctx)}["alloc-runner"]["config"]
     assert (runner.artifact_timeout_s, runner.artifact_max_bytes, runner.artifact_max_unpacked_bytes,
             runner.artifact_max_unpacked_files) == (90.0, 2**30, 2**63 - 1, 10)
+    assert runner.template_wait_s == 30.0  # client.template.block_query_wait, Nomad's 5m by default
+    assert load(tmp_path, VALID).client.template.block_query_wait_s == 300.0
     default = load(tmp_path, VALID).client.artifact
     assert (default.http_read_timeout_s, parse_size(default.http_max_size)) == (1800.0, 100 * 10**9)
     with pytest.raises(ConfigError, match=r"client\.artifact\.http_max_size: invalid size '10 parsecs'"):

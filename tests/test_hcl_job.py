@@ -647,3 +647,82 @@ def test_a_groups_ephemeral_disk_block_maps_to_its_ephemeral_disk() -> None:
 def test_a_bad_ephemeral_disk_is_refused_with_nomads_message(hcl: str, message: str) -> None:
     with pytest.raises((HclJobError, JobError), match=message):
         canonical_job(parse_hcl_job(hcl))
+
+
+def _template_job(*blocks: str) -> str:
+    body = "\n".join(f"template {{\n{b}\n}}" for b in blocks)
+    return (f'job "t" {{ group "g" {{ task "t" {{\n driver = "raw_exec"\n'
+            f' config {{ command = "/bin/sleep" }}\n{body}\n}} }} }}')
+
+
+def _templates_of(job: dict) -> list[dict]:
+    return canonical_job(job)["TaskGroups"][0]["Tasks"][0]["Templates"]
+
+
+def test_template_blocks_map_onto_task_templates_with_nomads_defaults() -> None:
+    job = parse_hcl_job(_template_job(
+        'data = <<EOH\npassword={{ with nomadVar "nomad/jobs/t" }}{{ .password }}{{ end }}\nEOH\n'
+        'destination = "local/app.conf"\nperms = "600"\nchange_mode = "signal"\nchange_signal = "sighup"\n'
+        'splay = "10s"\nwait {\n min = "2s"\n max = "10s"\n}',
+        'data = <<-EOH\n    A="{{ env "NOMAD_TASK_NAME" }}"\n    EOH\n'
+        'destination = "secrets/a.env"\nenv = true\n'
+        'left_delimiter = "[["\nright_delimiter = "]]"\nerror_on_missing_key = true',
+        'source = "local/in.tpl"\ndestination = "${NOMAD_ALLOC_DIR}/out"'))
+    first, second, third = _templates_of(job)
+    assert first == {"SourcePath": "", "DestPath": "local/app.conf",
+                     "EmbeddedTmpl": 'password={{ with nomadVar "nomad/jobs/t" }}{{ .password }}{{ end }}\n',
+                     "ChangeMode": "signal", "ChangeSignal": "SIGHUP", "Splay": 10 * 10**9, "Perms": "600",
+                     "LeftDelim": "{{", "RightDelim": "}}", "Envvars": False, "ErrMissingKey": False,
+                     "Wait": {"Min": 2 * 10**9, "Max": 10 * 10**9}}
+    assert second["EmbeddedTmpl"] == 'A="{{ env "NOMAD_TASK_NAME" }}"\n' and second["Envvars"] is True
+    assert (second["LeftDelim"], second["RightDelim"], second["ErrMissingKey"]) == ("[[", "]]", True)
+    assert (third["ChangeMode"], third["Perms"], third["Splay"], third["Wait"]) == \
+        ("restart", "0644", 5 * 10**9, None)
+    assert third["SourcePath"] == "local/in.tpl"
+    with pytest.raises(HclJobError, match=r"template\[0\]: 'change_script' not supported by this agent"):
+        parse_hcl_job(_template_job('data = "x"\ndestination = "local/x"\nchange_script { command = "/x" }'))
+
+
+def test_a_job_without_templates_is_stored_as_before() -> None:
+    job = parse_hcl_job(_template_job())
+    assert "Templates" not in canonical_job(job)["TaskGroups"][0]["Tasks"][0]
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"EmbeddedTmpl": ""},
+     "Template 1 validation failed: Must specify a source path or have an embedded template"),
+    ({"DestPath": ""}, "Template 1 validation failed: Must specify a destination for the template"),
+    ({"DestPath": "../../../etc/passwd"}, "destination escapes allocation directory"),
+    ({"ChangeMode": "signal", "ChangeSignal": ""}, "Must specify signal value when change mode is signal"),
+    ({"ChangeMode": "signal", "ChangeSignal": "SIGHUP", "Envvars": True},
+     "cannot use signals with env var templates"),
+    ({"ChangeMode": "bounce"},
+     "Invalid change mode. Must be one of the following: noop, signal, script, restart"),
+    ({"ChangeMode": "script"}, 'change_mode "script" is not supported by this agent'),
+    ({"Splay": -1}, "Must specify positive splay value"),
+    ({"Perms": "999"}, 'Failed to parse "999" as octal'),
+    ({"Wait": {"Min": 10 * 10**9, "Max": 10**9}}, "wait min 10s is greater than max 1s"),
+])
+def test_a_template_nomad_refuses_is_refused_with_its_message(fields: dict, message: str) -> None:
+    job = parse_hcl_job(_template_job())
+    job["TaskGroups"][0]["Tasks"][0]["Templates"] = [{"EmbeddedTmpl": "x", "DestPath": "local/x", **fields}]
+    with pytest.raises(JobError) as e:
+        canonical_job(job)
+    assert str(e.value).startswith("TaskGroups[0].Tasks[0].Templates[0]") and message in str(e.value)
+
+
+def test_signal_mode_without_a_change_signal_sends_sighup_as_nomads_api_canonicalizes() -> None:
+    job = parse_hcl_job(_template_job('data = "a"\ndestination = "local/x"\nchange_mode = "signal"'))
+    assert _templates_of(job)[0]["ChangeSignal"] == "SIGHUP"
+
+
+def test_two_templates_to_one_destination_are_refused() -> None:
+    job = parse_hcl_job(_template_job('data = "a"\ndestination = "local/x"',
+                                      'data = "b"\ndestination = "local/x"'))
+    with pytest.raises(JobError, match="Template 2 has same destination as 1"):
+        canonical_job(job)
+
+
+def test_a_template_may_write_to_the_shared_alloc_dir() -> None:
+    job = parse_hcl_job(_template_job('data = "a"\ndestination = "../alloc/x"'))
+    assert _templates_of(job)[0]["DestPath"] == "../alloc/x"

@@ -18,6 +18,15 @@ must not forget a task it said is running).
   runner asks its ``fetcher`` and goes on when :class:`ArtifactsFetched`
   arrives; a failed fetch is a failed start to the restart policy, and
   what was fetched is never fetched again.
+* A task's ``Templates`` are rendered into the allocation's directory
+  before its first start (Nomad's template hook,
+  :mod:`actors.client.templates`): the data they read (Nomad variables and
+  services) is a ``GetTemplateData`` blocking query to a server
+  (:class:`ServerLink` from AllocSync says which, and who this node is); a
+  missing variable holds the task with Nomad's "Missing: ..." event; ``env
+  = true`` templates add to the task's environment.  While the task lives
+  the query is kept; a rendering that changed is written again and its
+  ``change_mode`` applies (restart, signal, noop), after its ``splay``.
 * A task's exit is told by its driver when the driver can watch it
   (:class:`TaskExited`; the simulator's driver does), and otherwise found by
   polling the driver every ``poll_interval_s``.
@@ -73,6 +82,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
+import msgpack
 import pykka
 
 from actors.agent_messages import Destroy, Destroyed
@@ -106,6 +116,19 @@ from actors.client.drivers import (
     TaskHandle,
     signal_number,
 )
+from actors.client.messages import GetTemplateData, TemplateDataResponse, is_retryable
+from actors.client.templates import (
+    EV_TEMPLATE,
+    Rendered,
+    TemplateSpec,
+    missing_message,
+    parse_env,
+    parse_templates,
+    quiescence,
+    render_task,
+    resolve_path,
+)
+from actors.server.alloc_endpoint import ALLOC_ENDPOINT as ALLOC_ENDPOINT_NAME
 from runtime.actor import NodeActor
 from runtime.env import Env
 
@@ -136,6 +159,7 @@ EV_HOOK_FAILED = "Task hook failed"  # Nomad TaskHookFailed: a prestart hook (he
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
+EV_TASK_HOOK_MESSAGE = "Task hook message"  # Nomad's TaskHookMessage
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # alloc IDs become directory and file names
 
@@ -254,6 +278,15 @@ class RestartTasks:
     alloc_id: str
     task: str = ""
     all_tasks: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLink:
+    """AllocSync -> runner: who this node is and its servers, for the templates' data queries (local)."""
+
+    node_id: str
+    secret_id: str
+    servers: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +409,17 @@ class AllocRunnerConfig:
     # start: a task restored after an agent restart may start again before the ClientNode has
     # registered and told the runner its NodeVars (which then replace these).
     host_volumes: tuple[tuple[str, str, bool], ...] = ()
+    # Task templates (actors.client.templates): the data they read is a
+    # blocking query on a server (GetTemplateData) held this long, as the
+    # client's allocation watch (5 min); an answer later than the wait plus
+    # template_rpc_margin_s counts as a failed server, and after a failure the
+    # query is sent again (to the next server) after template_retry_s.
+    template_wait_s: float = 300.0
+    template_rpc_margin_s: float = 10.0
+    template_retry_s: float = 1.0
+    # A template's source file is read whole; one larger than this fails the
+    # task rather than the client's memory (a template is a config file).
+    template_source_max_bytes: int = 4 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in ("poll_interval_s", "max_kill_timeout_s"):
@@ -392,6 +436,10 @@ class AllocRunnerConfig:
                 raise ValueError(f"{name} must be a percentage within [0, 100]")
         if not 0 <= self.restart_jitter_fraction <= 1:
             raise ValueError("restart_jitter_fraction must be within [0, 1]")
+        if min(self.template_wait_s, self.template_rpc_margin_s, self.template_retry_s) <= 0 \
+                or self.template_source_max_bytes < 1:
+            raise ValueError("template_wait_s, template_rpc_margin_s, template_retry_s and "
+                             "template_source_max_bytes must be > 0")
         if self.artifact_timeout_s <= 0 or self.artifact_fetch_grace_s <= 0:
             raise ValueError("artifact_timeout_s and artifact_fetch_grace_s must be > 0")
         for name in ("artifact_max_bytes", "artifact_max_unpacked_bytes", "artifact_max_unpacked_files"):
@@ -426,6 +474,7 @@ class TaskSpec:
     logs: LogSettings = field(default_factory=LogSettings)  # its logs block (LogConfig): rotation
     # Its volume_mount blocks: (volume, destination, read_only, propagation mode).
     volume_mounts: tuple[tuple[str, str, bool, str], ...] = ()
+    templates: tuple[TemplateSpec, ...] = ()  # rendered before it first starts, then kept up to date
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,6 +563,7 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
         raise AllocError(f"{w}.KillSignal: {exc}") from exc
     try:
         artifacts = parse_artifacts(raw.get("Artifacts"), w)
+        templates = parse_templates(raw.get("Templates"), w)
     except ValueError as exc:
         raise AllocError(str(exc)) from None
     return TaskSpec(name=name, driver=_get(raw, "Driver", str, w), config=_get(raw, "Config", dict, w, {}),
@@ -522,7 +572,8 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     kill_timeout_s=min(kill_timeout, cfg.max_kill_timeout_s),
                     kill_signal=kill_signal, user=_get(raw, "User", str, w, ""),
                     payload_file=_payload_file(raw, w), artifacts=artifacts, logs=_log_settings(raw, w),
-                    volume_mounts=_volume_mounts(raw, w), **_lifecycle(raw, w))
+                    volume_mounts=_volume_mounts(raw, w), templates=templates,
+                    **_lifecycle(raw, w))
 
 
 def _volume_mounts(raw: dict[str, Any], where: str) -> tuple[tuple[str, str, bool, str], ...]:
@@ -935,6 +986,13 @@ class AllocDirs(Protocol):
     def move_disk(self, prev_id: str, alloc_id: str, tasks: tuple[str, ...]) -> bool:
         """Nomad's AllocDir.Move: ``<prev_id>/alloc/data`` and each of *tasks*' ``local/`` become
         *alloc_id*'s (renamed, not copied); False when *prev_id* has no directory left; OSError."""
+    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int) -> None:
+        """Write *data* to ``<alloc_id>/<path>`` (a rendered template) with *perms*, replacing what was
+        there at once (a reader sees the old or the new file); OSError or ValueError."""
+
+    def read_alloc_file(self, alloc_id: str, path: str, limit: int) -> bytes:
+        """The contents of ``<alloc_id>/<path>`` (a template's source), at most *limit* bytes (ValueError
+        beyond); OSError or ValueError."""
 
 
 @dataclass(slots=True)
@@ -946,6 +1004,7 @@ class MemoryAllocDirs:
     inode_percent: float = 1.0
     files: dict[tuple[str, str, str], bytes] = field(default_factory=dict)  # (alloc, task, path) -> data
     moved: list[tuple[str, str]] = field(default_factory=list)  # (from, to) of each move_disk
+    perms: dict[tuple[str, str], int] = field(default_factory=dict)  # (alloc, path) -> file mode
 
     def destroy(self, alloc_id: str) -> None:
         self.destroyed.append(alloc_id)
@@ -961,6 +1020,18 @@ class MemoryAllocDirs:
 
     def write_task_file(self, alloc_id: str, task: str, path: str, data: bytes) -> None:
         self.files[(alloc_id, task, path)] = data
+
+    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int) -> None:
+        self.files[(alloc_id, "", path)] = data
+        self.perms[(alloc_id, path)] = perms
+
+    def read_alloc_file(self, alloc_id: str, path: str, limit: int) -> bytes:
+        if (alloc_id, "", path) not in self.files:
+            raise FileNotFoundError(f"{path}: no such file")
+        data = self.files[(alloc_id, "", path)]
+        if len(data) > limit:
+            raise ValueError(f"{path} is larger than {limit} bytes")
+        return data
 
     def usage(self) -> tuple[float, float]:
         return self.disk_percent, self.inode_percent
@@ -1017,15 +1088,25 @@ class DiskAllocDirs:
         error, ELOOP or ENOTDIR), missing ones made, and the file opened the
         same way: the agent (root) writes only inside the real directory.
         """
-        if not _SAFE_ID.match(alloc_id) or alloc_id in (".", ".."):
-            raise ValueError(f"unsafe allocation ID {alloc_id!r}")
         parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
         if not parts or ".." in parts or "/" in task or task in ("", ".", ".."):
             raise ValueError(f"{path!r} escapes the task's local directory")
+        fd = self._walk(alloc_id, [task, "local", *parts[:-1]])
+        try:
+            out = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+        finally:
+            os.close(fd)
+        with os.fdopen(out, "wb") as f:
+            f.write(data)
+
+    def _walk(self, alloc_id: str, dirs: list[str]) -> int:
+        """An fd of ``<root>/<alloc_id>/<dirs...>``, each made if missing and opened with O_NOFOLLOW."""
+        if not _SAFE_ID.match(alloc_id) or alloc_id in (".", ".."):
+            raise ValueError(f"unsafe allocation ID {alloc_id!r}")
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            for name in (alloc_id, task, "local", *parts[:-1]):
+            for name in (alloc_id, *dirs):
                 try:
                     os.mkdir(name, 0o755, dir_fd=fd)
                 except FileExistsError:
@@ -1033,11 +1114,47 @@ class DiskAllocDirs:
                 nxt = os.open(name, flags, dir_fd=fd)
                 os.close(fd)
                 fd = nxt
-            out = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @staticmethod
+    def _parts(path: str) -> list[str]:
+        parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+        if not parts or ".." in parts:
+            raise ValueError(f"{path!r} escapes the allocation's directory")
+        return parts
+
+    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int) -> None:
+        """As write_task_file (no symlink followed), anywhere in the allocation's directory; written to
+        a temporary name and renamed over the file, as Nomad's template runner does."""
+        parts = self._parts(path)
+        fd = self._walk(alloc_id, parts[:-1])
+        tmp = f".{parts[-1]}.tmp"
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600, dir_fd=fd)
+            try:
+                os.write(out, data)
+                os.fchmod(out, perms)
+            finally:
+                os.close(out)
+            os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
         finally:
             os.close(fd)
-        with os.fdopen(out, "wb") as f:
-            f.write(data)
+
+    def read_alloc_file(self, alloc_id: str, path: str, limit: int) -> bytes:
+        parts = self._parts(path)
+        fd = self._walk(alloc_id, parts[:-1])
+        try:
+            src = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
+        finally:
+            os.close(fd)
+        with os.fdopen(src, "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError(f"{path} is larger than {limit} bytes")
+        return data
 
     def usage(self) -> tuple[float, float]:
         st = os.statvfs(self.root)
@@ -1140,8 +1257,26 @@ class _Task:
     watched: bool = False  # the driver tells this run's exit (no polling needed)
     restart_requested: bool = False  # being killed for an operator's restart: start again at once
     check_restart: str = ""  # being killed because this check failed (check_restart): the policy decides
+    restart_reason: str = ""  # why restart_requested (its Restarting event); "" an operator's
+    kill_fails: str = ""  # being killed for this reason, which fails it (a template that fails)
     artifacts_fetched: int = 0  # how many of its artifacts are in its directory (fetched once, in order)
     fetch_run: int = 0  # the fetch of its artifacts in flight (its number), 0: none
+    # Its templates (actors.client.templates): the servers' data they read ((kind, argument) -> (error,
+    # value)) and its index; the query in flight (its req_id, 0: none); rendered and written once
+    # (tmpl_ready); waiting for data before its first start (tmpl_wait); what each template last wrote,
+    # the environment the env templates give, the last "Missing" event, a change_mode waiting out its
+    # splay (restart, signals).
+    tmpl_data: dict[tuple[str, str], tuple[str, Any]] = field(default_factory=dict)
+    tmpl_index: int = 0
+    tmpl_req: int = 0
+    tmpl_ready: bool = False
+    tmpl_wait: bool = False
+    tmpl_adopt: bool = False  # re-attached after a client restart: render and watch, without a change_mode
+    tmpl_outputs: tuple[str, ...] = ()
+    tmpl_env: dict[str, str] = field(default_factory=dict)
+    tmpl_event: str = ""
+    tmpl_change: tuple[bool, tuple[str, ...]] | None = None
+    tmpl_first_change: float | None = None  # data changed since then, not rendered yet (wait { min, max })
 
 
 @dataclass(slots=True)
@@ -1275,6 +1410,10 @@ class AllocRunner(NodeActor):
         # The node's values a task's config may name (NodeVars, from the ClientNode once it registers).
         self.node_vars: dict[str, str] = {}
         self._destroying: Destroy | None = None  # the agent's Destroy, answered once every task is dead
+        # The servers the templates' data is read from, and who this node is (ServerLink, from AllocSync).
+        self.link_node, self.link_secret, self.servers = "", "", []  # type: list[str]
+        self._tmpl_reqs: dict[int, tuple[str, str]] = {}  # req_id -> (alloc, task)
+        self._tmpl_next = 0
         self.store = state
         self.alloc_root = alloc_root
         # Removes a forgotten allocation's directory (the agent passes
@@ -1346,6 +1485,12 @@ class AllocRunner(NodeActor):
         elif isinstance(message, NodeVars):
             self.node_vars = dict(message.values)
             self.host_volumes = {name: (path, ro) for name, path, ro in message.host_volumes}
+        elif isinstance(message, ServerLink):
+            self._server_link(message)
+            self._flush()
+        elif isinstance(message, TemplateDataResponse):
+            self._template_data(message)
+            self._flush()
         elif isinstance(message, Destroy):
             self._destroy_all(message)
             self._flush()
@@ -1401,6 +1546,19 @@ class AllocRunner(NodeActor):
                         self._restart_due(a, t)
                     elif kind == "kill":
                         self._escalate(a, t)
+                    elif kind == "tmpl" and t.tmpl_req:  # no answer: the next server
+                        self._tmpl_reqs.pop(t.tmpl_req, None)
+                        t.tmpl_req = 0
+                        self._rotate()
+                        self._tmpl_query(a, t)
+                    elif kind == "tmpl_retry":
+                        self._tmpl_query(a, t)
+                    elif kind == "tmpl_quiet":
+                        t.tmpl_first_change = None
+                        if t.tmpl_ready and t.phase != P_DEAD:
+                            self._rerender(a, t, self.env.now())
+                    elif kind == "tmpl_change":
+                        self._template_change(a, t)
                     elif kind == "fetch" and t.fetch_run:
                         t.fetch_run = 0
                         why = f"no answer within {self.cfg.artifact_timeout_s:g}s per artifact"
@@ -1542,6 +1700,10 @@ class AllocRunner(NodeActor):
         if t.artifacts_fetched < len(t.spec.artifacts):  # Nomad's artifact hook: until all are fetched
             self._fetch_artifacts(a, t, env, alloc_dir, task_dir, now)
             return
+        if t.spec.templates and not t.tmpl_ready:  # Nomad's template hook: until every one is rendered
+            if not self._first_render(a, t, env, now):
+                return
+        env.update(t.tmpl_env)  # the env templates' variables, over the job's (Nomad's templateEnv)
         try:
             handle = driver.start(a.alloc_id, t.spec.name, interpolate(t.spec.config, env, self.node_vars),
                                   task_dir, env,
@@ -1561,6 +1723,272 @@ class AllocRunner(NodeActor):
         self._event(t, EV_STARTED, now, "Task started by client")
         self._dirty.add(a.alloc_id)
         self._watch(a, t)
+
+    # ------------------------------------------------------------ templates
+    def _dirs(self, a: _Alloc, t: _Task) -> tuple[str, str, dict[str, str]]:
+        assert a.spec is not None
+        alloc_dir = posixpath.join(self.alloc_root, a.alloc_id)
+        task_dir = posixpath.join(alloc_dir, t.spec.name)
+        env = task_env(a.spec, t.spec, alloc_dir, task_dir)
+        if "node.datacenter" in self.node_vars:
+            env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
+        return alloc_dir, task_dir, env
+
+    def _render(self, a: _Alloc, t: _Task, env: dict[str, str]) -> Rendered:
+        """Render the task's templates from the data fetched so far (actors.client.templates)."""
+        assert a.spec is not None
+        alloc_dir, task_dir, _ = self._dirs(a, t)
+        sources: list[str | None] = []
+        for spec in t.spec.templates:
+            if not spec.source:
+                sources.append(spec.data)
+                continue
+            path = resolve_path(spec.source, env, alloc_dir, task_dir)
+            try:
+                if path is None or self.alloc_dirs is None:
+                    raise ValueError("source escapes the allocation directory" if path is None else
+                                     "this client keeps no allocation directories")
+                raw = self.alloc_dirs.read_alloc_file(a.alloc_id, posixpath.relpath(path, alloc_dir),
+                                                      self.cfg.template_source_max_bytes)
+                sources.append(raw.decode("utf-8", "replace"))
+            except (OSError, ValueError) as exc:
+                return Rendered(error=f"failed to read template source {spec.source!r}: {exc}")
+        return render_task(t.spec.templates, tuple(sources), env, t.tmpl_data, a.spec.namespace)
+
+    def _write_templates(self, a: _Alloc, t: _Task, r: Rendered, env: dict[str, str],
+                         only: tuple[int, ...] | None = None) -> str:
+        """Write the rendered templates (those in *only*) with their perms, and read the env ones
+        back; "" or why not (Nomad's "Template failed: ..." reasons)."""
+        alloc_dir, task_dir, _ = self._dirs(a, t)
+        tmpl_env: dict[str, str] = {}
+        for i, (spec, text) in enumerate(zip(t.spec.templates, r.outputs, strict=True)):
+            if spec.env:
+                try:
+                    tmpl_env.update(parse_env(text))
+                except ValueError as exc:
+                    return (f"failed to read environment variables: error parsing env template "
+                            f"{spec.dest!r}: {exc}")
+            if only is not None and i not in only:
+                continue
+            dest = resolve_path(spec.dest, env, alloc_dir, task_dir)
+            try:
+                if dest is None:
+                    raise ValueError("destination escapes allocation directory")
+                if self.alloc_dirs is None:
+                    raise ValueError("this client keeps no allocation directories")
+                self.alloc_dirs.write_alloc_file(a.alloc_id, posixpath.relpath(dest, alloc_dir),
+                                                 text.encode(), spec.perms)
+            except (OSError, ValueError) as exc:
+                return f"failed writing template to {spec.dest!r}: {exc}"
+        t.tmpl_env = tmpl_env
+        t.tmpl_outputs = r.outputs
+        return ""
+
+    def _first_render(self, a: _Alloc, t: _Task, env: dict[str, str], now: float) -> bool:
+        """Render before the task's first start: True once every template is written; otherwise the
+        task waits for the servers' data (or failed: a template that cannot render kills it)."""
+        r = self._render(a, t, env)
+        if r.error:
+            self._template_failed(a, t, r.error, now)
+            return False
+        if not r.complete:
+            if r.missing:
+                self._missing_event(t, r, now)
+            t.tmpl_wait = True
+            self._dirty.add(a.alloc_id)
+            if not t.tmpl_req:
+                self._tmpl_query(a, t, r.deps, blocking=not r.lacking)
+            return False
+        error = self._write_templates(a, t, r, env)
+        if error:
+            self._template_failed(a, t, error, now)
+            return False
+        t.tmpl_ready, t.tmpl_wait, t.tmpl_event = True, False, ""
+        if r.deps and not t.tmpl_req:  # watched from now on
+            self._tmpl_query(a, t, r.deps, blocking=True)
+        return True
+
+    def _missing_event(self, t: _Task, r: Rendered, now: float) -> None:
+        message = missing_message(r.missing)
+        if message != t.tmpl_event:  # Nomad emits it again only when the set changes
+            t.tmpl_event = message
+            self._event(t, EV_TEMPLATE, now, message)
+
+    def _template_failed(self, a: _Alloc, t: _Task, error: str, now: float) -> None:
+        """Nomad's template manager: Kill with a TaskKilling event that fails the task."""
+        log.info("%s: allocation %s task %s: template failed: %s", self.env.node, a.alloc_id[:8],
+                 t.spec.name, error)
+        self._dirty.add(a.alloc_id)
+        t.tmpl_wait = False
+        if t.phase in (P_RUNNING, P_KILLING):
+            t.restart_requested, t.check_restart = False, ""
+            t.kill_fails = f"Template failed: {error}"  # once it is dead, it is failed, not restarted
+            if t.phase == P_RUNNING:
+                self._end_task(a, t, EV_KILLING, t.kill_fails, now)
+            else:  # already being killed: that kill ends it
+                self._event(t, EV_KILLING, now, t.kill_fails)
+        else:
+            self._task_failed(a, t, EV_KILLING, f"Template failed: {error}", now)
+
+    def _server_link(self, m: ServerLink) -> None:
+        self.link_node, self.link_secret = m.node_id, m.secret_id
+        if sorted(m.servers) != sorted(self.servers):
+            self.servers = list(m.servers)  # in the ClientNode's (shuffled) order
+        for a in self.allocs.values():  # queries that waited for a server
+            for t in a.tasks.values():
+                if (t.tmpl_wait or t.tmpl_ready or t.tmpl_adopt) and not t.tmpl_req and t.phase != P_DEAD:
+                    self._tmpl_query(a, t)
+
+    def _rotate(self) -> None:
+        if len(self.servers) > 1:
+            self.servers.append(self.servers.pop(0))
+
+    def _tmpl_query(self, a: _Alloc, t: _Task, deps: tuple[tuple[str, str], ...] | None = None, *,
+                    blocking: bool = True) -> None:
+        """Ask a server for the data the task's templates read (blocking on its index when *blocking*)."""
+        self._cancel_task_timer("tmpl_retry", a, t)
+        if t.tmpl_req:  # superseded: its answer, if it comes, is not waited for
+            self._tmpl_reqs.pop(t.tmpl_req, None)
+            t.tmpl_req = 0
+            self._cancel_task_timer("tmpl", a, t)
+        if deps is None:
+            deps = tuple(t.tmpl_data) or self._render(a, t, self._dirs(a, t)[2]).deps
+            blocking = all(d in t.tmpl_data for d in deps)
+        if not deps or t.phase == P_DEAD or not self.servers or not self.link_node:
+            return  # nothing to watch; or no server yet (ServerLink sends it)
+        self._tmpl_next += 1
+        t.tmpl_req = self._tmpl_next
+        self._tmpl_reqs[t.tmpl_req] = (a.alloc_id, t.spec.name)
+        wait = self.cfg.template_wait_s if blocking else 0.0
+        self.send(self.servers[0], ALLOC_ENDPOINT_NAME, GetTemplateData(
+            req_id=t.tmpl_req, reply_node=self.env.node, reply_actor=self.name, node_id=self.link_node,
+            secret_id=self.link_secret, alloc_id=a.alloc_id, task=t.spec.name, deps=tuple(deps),
+            min_index=t.tmpl_index if blocking else 0, wait_s=wait))
+        self._set_task_timer("tmpl", a, t, wait + self.cfg.template_rpc_margin_s)
+
+    def _template_data(self, m: TemplateDataResponse) -> None:
+        key = self._tmpl_reqs.pop(m.req_id, None)
+        a = self.allocs.get(key[0]) if key else None
+        t = a.tasks.get(key[1]) if a is not None and key else None
+        if a is None or t is None or t.tmpl_req != m.req_id:
+            return
+        t.tmpl_req = 0
+        self._cancel_task_timer("tmpl", a, t)
+        if t.phase == P_DEAD or a.spec is None:
+            return  # the watch ends with the task
+        if not m.ok:
+            log.info("%s: template data for %s/%s: %s", self.env.node, a.alloc_id[:8], t.spec.name, m.error)
+            if is_retryable(m.error) or m.error.startswith("stale"):
+                self._rotate()
+            self._set_task_timer("tmpl_retry", a, t, self.cfg.template_retry_s)
+            return
+        try:
+            rows = msgpack.unpackb(m.data, raw=False) if m.data else []
+            data = {(str(k), str(arg)): (str(err), value) for k, arg, err, value in rows}
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            log.warning("%s: bad template data from a server: %s", self.env.node, exc)
+            self._set_task_timer("tmpl_retry", a, t, self.cfg.template_retry_s)
+            return
+        before = dict(t.tmpl_data)
+        t.tmpl_data.update(data)
+        t.tmpl_index = max(t.tmpl_index, m.index)
+        now = self.env.now()
+        self._dirty.add(a.alloc_id)
+        if not t.tmpl_ready:
+            if t.phase == P_PENDING and t.tmpl_wait:
+                t.tmpl_wait = False
+                self._start_task(a, t)  # renders again; starts it once nothing is lacking
+            elif t.tmpl_adopt and t.phase == P_RUNNING:
+                self._adopt(a, t, now)
+            return
+        if not data.items() <= before.items():  # wait { min, max }: render once the data settles
+            first = t.tmpl_first_change if t.tmpl_first_change is not None else now
+            delay = quiescence(t.spec.templates, first, now)
+            if delay > 0:
+                t.tmpl_first_change = first
+                self._set_task_timer("tmpl_quiet", a, t, delay)
+                self._tmpl_query(a, t, tuple(t.tmpl_data), blocking=True)
+                return
+        if t.tmpl_first_change is not None:
+            return  # the quiescence timer renders it
+        self._rerender(a, t, now)
+
+    def _adopt(self, a: _Alloc, t: _Task, now: float) -> None:
+        """A task re-attached after a client restart: its templates rendered and written as the data
+        now is (Nomad's first render on restore: no change_mode), then watched."""
+        _, _, env = self._dirs(a, t)
+        r = self._render(a, t, env)
+        if r.error:
+            t.tmpl_adopt = False
+            self._template_failed(a, t, r.error, now)
+        elif not r.complete:
+            if r.missing:
+                self._missing_event(t, r, now)
+            self._tmpl_query(a, t, r.deps, blocking=not r.lacking)
+        else:
+            error = self._write_templates(a, t, r, env)
+            t.tmpl_adopt = False
+            if error:
+                self._template_failed(a, t, error, now)
+                return
+            t.tmpl_ready = True
+            self._tmpl_query(a, t, r.deps, blocking=True)
+
+    def _rerender(self, a: _Alloc, t: _Task, now: float) -> None:
+        """Data the task's templates read changed: write those whose rendering changed, then their
+        change_mode (Nomad's handleTemplateRerenders), and watch again."""
+        _, _, env = self._dirs(a, t)
+        r = self._render(a, t, env)
+        if r.error:
+            self._template_failed(a, t, r.error, now)
+            return
+        if not r.complete:  # a variable removed, or a new one read: the last rendering stays
+            if r.missing:
+                self._missing_event(t, r, now)
+            self._tmpl_query(a, t, r.deps, blocking=not r.lacking)
+            return
+        t.tmpl_event = ""
+        changed = tuple(i for i, (old, new) in enumerate(zip(t.tmpl_outputs, r.outputs, strict=True))
+                        if old != new)
+        if changed:
+            error = self._write_templates(a, t, r, env, only=changed)
+            if error:
+                self._template_failed(a, t, error, now)
+                return
+            specs = [t.spec.templates[i] for i in changed]
+            restart = any(s.change_mode == "restart" for s in specs)
+            signals = tuple(sorted({s.change_signal for s in specs if s.change_mode == "signal"}))
+            if restart or signals:
+                pending = t.tmpl_change or (False, ())
+                t.tmpl_change = (pending[0] or restart, tuple(sorted(set(pending[1]) | set(signals))))
+                splay = max(s.splay_s for s in specs if s.change_mode != "noop")
+                if splay > 0:  # Nomad's splay: a random wait before the change_mode, so tasks differ
+                    if f"tmpl_change/{a.alloc_id}/{t.spec.name}" not in self._timers:
+                        self._set_task_timer("tmpl_change", a, t, self.env.rng.uniform(0, splay))
+                else:
+                    self._template_change(a, t)
+        self._tmpl_query(a, t, r.deps, blocking=True)
+
+    def _template_change(self, a: _Alloc, t: _Task) -> None:
+        change, t.tmpl_change = t.tmpl_change, None
+        if change is None:
+            return
+        restart, signals = change
+        now = self.env.now()
+        self._dirty.add(a.alloc_id)
+        if t.phase != P_RUNNING or t.handle is None:
+            for sig in signals:  # it starts again with the new files anyway
+                self._event(t, EV_TASK_HOOK_MESSAGE, now,
+                            f"Template skipped signal {sig}: task is not running")
+            return
+        if restart:
+            t.restart_requested, t.restart_reason = True, "Template re-rendered"
+            self._event(t, EV_RESTART_SIGNALED, now, "Template with change_mode restart re-rendered")
+            self._end_task(a, t, EV_KILLING, "Restarting", now)
+            return
+        for sig in signals:
+            self._event(t, EV_SIGNALING, now, "Template re-rendered")
+            self._signal(t, sig)
 
     # ------------------------------------------------------------ artifacts
     def _fetch_artifacts(self, a: _Alloc, t: _Task, env: dict[str, str], alloc_dir: str, task_dir: str,
@@ -1654,7 +2082,8 @@ class AllocRunner(NodeActor):
             self._cancel_task_timer("kill", a, t)
             t.restart_requested = False
             t.state = _state(t.state, state=TASK_PENDING, restarts=t.state.restarts + 1, last_restart=now)
-            self._event(t, EV_RESTARTING, now, "User requested restart: restarting in 0s")
+            why, t.restart_reason = t.restart_reason or "User requested restart", ""
+            self._event(t, EV_RESTARTING, now, f"{why}: restarting in 0s")
             self.stats["restarts"] += 1
             t.phase = P_PENDING
             if stage_starts(a.stage, t.spec):  # else _coordinate starts it in its turn (a restart of all)
@@ -1668,6 +2097,11 @@ class AllocRunner(NodeActor):
             self._after_exit(a, t, successful=False, recoverable=True, now=now, cause=why)
             return
         t.check_restart = ""
+        if t.phase == P_KILLING and t.kill_fails:
+            self._cancel_task_timer("kill", a, t)
+            why, t.kill_fails = t.kill_fails, ""
+            self._task_failed(a, t, EV_KILLED, why, now)
+            return
         if t.phase == P_KILLING or not self._may_run(a, t):
             self._cancel_task_timer("kill", a, t)
             self._dead(a, t, EV_KILLED, "Task successfully killed", now)
@@ -1773,6 +2207,10 @@ class AllocRunner(NodeActor):
         self._cancel_task_timer("kill", a, t)
         self._cancel_task_timer("fetch", a, t)
         t.fetch_run = 0  # a fetch in flight is no longer waited for
+        t.tmpl_wait, t.tmpl_change = False, None  # nor template data (an answer then only ends the watch)
+        self._cancel_task_timer("tmpl_change", a, t)
+        self._cancel_task_timer("tmpl_quiet", a, t)
+        t.tmpl_first_change = None
         t.phase, t.handle = P_DEAD, None
         t.state = _state(t.state, state=TASK_DEAD, failed=failed or t.state.failed,
                          finished_at=t.state.finished_at or now)
@@ -1806,8 +2244,8 @@ class AllocRunner(NodeActor):
             started = False
             for name in sorted(a.tasks):
                 t = a.tasks[name]
-                if t.phase != P_PENDING or t.fetch_run:
-                    continue  # started, ended, waiting to restart, or fetching its artifacts
+                if t.phase != P_PENDING or t.fetch_run or t.tmpl_wait:
+                    continue  # started, ended, waiting to restart, fetching its artifacts or template data
                 if not self._may_run(a, t):
                     if t.spec.hook == HOOK_POSTSTOP:
                         self._end_task(a, t, EV_KILLING, "allocation is stopping before it ran", now)
@@ -2294,9 +2732,9 @@ class AllocRunner(NodeActor):
         if a.prev_wait:
             self._stop_waiting(a)
         for name in sorted(a.tasks):
-            self._cancel_task_timer("restart", a, a.tasks[name])
-            self._cancel_task_timer("kill", a, a.tasks[name])
-            self._cancel_task_timer("fetch", a, a.tasks[name])
+            for kind in ("restart", "kill", "fetch", "tmpl", "tmpl_retry", "tmpl_change", "tmpl_quiet"):
+                self._cancel_task_timer(kind, a, a.tasks[name])
+            self._tmpl_reqs.pop(a.tasks[name].tmpl_req, None)
         self._cancel_alloc_timer("health", a)
         self._cancel_alloc_timer("health_due", a)
         if a.checks_sent is not None:
@@ -2331,7 +2769,8 @@ class AllocRunner(NodeActor):
                           "handle": t.handle.to_dict() if t.handle else None, "count": t.count,
                           "interval_start": t.interval_start, "restart_at": t.restart_at,
                           "escalated": t.escalated, "fail_reason": t.fail_reason,
-                          **({"artifacts_fetched": t.artifacts_fetched} if t.artifacts_fetched else {})}
+                          **({"artifacts_fetched": t.artifacts_fetched} if t.artifacts_fetched else {}),
+                          **({"kill_fails": t.kill_fails} if t.kill_fails else {})}
                       for n, t in sorted(a.tasks.items())},
         }
         try:
@@ -2370,6 +2809,7 @@ class AllocRunner(NodeActor):
                 t.restart_at, t.escalated = float(s.get("restart_at", 0.0)), bool(s.get("escalated"))
                 t.fail_reason = s.get("fail_reason", "")
                 t.artifacts_fetched = min(len(ts.artifacts), max(0, int(s.get("artifacts_fetched", 0))))
+                t.kill_fails = str(s.get("kill_fails") or "")
                 t.handle = _handle_or_none(s.get("handle"))
             a.tasks[ts.name] = t
         self.allocs[aid] = a
@@ -2412,6 +2852,9 @@ class AllocRunner(NodeActor):
             if alive:
                 self.stats["reattached"] += 1
                 self._watch(a, t)
+                if t.spec.templates and t.phase == P_RUNNING:  # its templates are watched again
+                    t.tmpl_adopt = True
+                    self._tmpl_query(a, t)
                 if t.phase == P_KILLING:  # finish the kill the last incarnation began
                     t.phase = P_RUNNING
                     self._end_task(a, t, EV_KILLING, "resuming a kill after a client restart", now)
@@ -2441,6 +2884,11 @@ class AllocRunner(NodeActor):
                     assert f"fetch/{aid}/{t.spec.name}" in self._timers, "no fetch timer"
                 assert 0 <= t.artifacts_fetched <= len(t.spec.artifacts)
                 assert len(t.state.events) <= self.cfg.max_events
+                if t.tmpl_wait:
+                    assert t.phase == P_PENDING and not t.tmpl_ready, f"{aid}/{t.spec.name}: template wait"
+                if t.tmpl_req:
+                    assert self._tmpl_reqs.get(t.tmpl_req) == (aid, t.spec.name), "template query untracked"
+                    assert f"tmpl/{aid}/{t.spec.name}" in self._timers, "template query without its timer"
 
 
 def _counts_for_health(t: _Task) -> bool:

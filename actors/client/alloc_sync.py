@@ -28,7 +28,7 @@ from typing import Any
 import msgpack
 
 from actors.agent_messages import Leave, LeaveDone
-from actors.client.alloc_runner import AllocUpdates, SetAllocs
+from actors.client.alloc_runner import AllocUpdates, ServerLink, SetAllocs
 from actors.client.messages import (
     ClientAllocsResponse,
     GetClientAllocs,
@@ -160,6 +160,10 @@ class AllocSync(NodeActor):
                 if current in self.servers:
                     self.servers.remove(current)
                     self.servers.insert(0, current)
+            # The runner reads its tasks' template data from the same servers, as this node.
+            link = ServerLink(node_id=message.node_id, secret_id=message.secret_id,
+                              servers=tuple(message.servers))
+            self.send(self.env.node, self.runner, link)
             if not self._watch_req and not self.timer_armed("watch_retry"):
                 self._query()
             if self._pending and not self.timer_armed("sync"):

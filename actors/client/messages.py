@@ -230,3 +230,47 @@ class DeregisterNode(Message):
     reply_actor: str
     node_id: str
     hops: int = 0
+
+
+# A task's template data (Nomad's template runner reading variables and
+# services with the task's workload identity): what the templates of one
+# task of an allocation on this node read, as a blocking query over the
+# variables and service registrations tables.  The server finds the task's
+# namespace, job and group from the allocation, which must be the node's.
+TEMPLATE_DEP_KINDS = ("var", "varlist", "service", "services")
+
+
+@message(330)
+@msg
+class GetTemplateData(Message):
+    """The values of *deps* ((kind, argument): ("var", path), ("varlist", prefix), ("service", name),
+    ("services", "")) for a task, once the tables' index passes ``min_index`` (or at ``wait_s``)."""
+
+    req_id: int
+    reply_node: str
+    reply_actor: str
+    node_id: str
+    secret_id: str
+    alloc_id: str
+    task: str
+    deps: tuple[tuple[str, str], ...]
+    min_index: int = 0
+    wait_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.wait_s < 0 or self.min_index < 0:
+            raise ValueError("wait_s and min_index must be >= 0")
+        if any(len(d) != 2 or d[0] not in TEMPLATE_DEP_KINDS for d in self.deps):
+            raise ValueError(f"deps must be (kind, argument) pairs of kinds {', '.join(TEMPLATE_DEP_KINDS)}")
+
+
+@message(331)
+@msg
+class TemplateDataResponse(Message):
+    req_id: int
+    ok: bool
+    error: str = ""
+    index: int = 0  # pass it back as min_index
+    # msgpack list of [kind, argument, error, value]: error "" with the value (a variable map, or None
+    # when it does not exist; a list for the others), else why it cannot be read ("Permission denied")
+    data: bytes = b""

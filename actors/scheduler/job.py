@@ -261,6 +261,11 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
         t["Artifacts"] = artifacts
     else:
         t.pop("Artifacts", None)
+    templates = templates_of(t.get("Templates"), f"{field}.Templates")
+    if templates:
+        t["Templates"] = templates
+    else:
+        t.pop("Templates", None)  # jobs without templates are stored as they always were
     t["LogConfig"] = log_config(t.get("LogConfig"), f"{field}.LogConfig")
     lifecycle = _lifecycle(t.get("Lifecycle"), f"{field}.Lifecycle")
     if lifecycle:
@@ -387,6 +392,91 @@ def _artifact(raw: Any, field: str) -> dict[str, Any]:
     return {"GetterSource": source, "GetterOptions": options,
             "GetterHeaders": _string_map(a.get("GetterHeaders"), f"{field}.GetterHeaders"),
             "GetterMode": mode, "RelativeDest": dest}
+
+
+# Nomad's Template rules (structs.Template.Validate, api Template.Canonicalize, Task.Validate).
+TEMPLATE_CHANGE_MODES = ("noop", "signal", "restart")  # Nomad's "script" is not run by this agent
+TEMPLATE_DEFAULT_SPLAY_NS = 5 * SECOND_NS
+TEMPLATE_DEFAULT_PERMS = "0644"
+_TEMPLATE_INVALID_MODE = "Invalid change mode. Must be one of the following: noop, signal, script, restart"
+
+
+def templates_of(raw: Any, field: str) -> list[dict[str, Any]]:
+    """A task's ``Templates``, each with Nomad's defaults, validated with Nomad's messages
+    ("Template 1 validation failed: ..."; "Template 2 has same destination as 1")."""
+    out: list[dict[str, Any]] = []
+    dests: dict[str, int] = {}
+    for i, item in enumerate(_list(raw, field)):
+        t = _template(item, f"{field}[{i}]", i + 1)
+        other = dests.get(t["DestPath"])
+        _need(other is None, f"{field}[{i}]", f"Template {i + 1} has same destination as {other}")
+        dests[t["DestPath"]] = i + 1
+        out.append(t)
+    return out
+
+
+def _template(raw: Any, field: str, number: int) -> dict[str, Any]:
+    a = _map(raw, field)
+    errors: list[str] = []
+    src = _str(a.get("SourcePath"), f"{field}.SourcePath")
+    data = _str(a.get("EmbeddedTmpl"), f"{field}.EmbeddedTmpl")
+    dest = _str(a.get("DestPath"), f"{field}.DestPath")
+    mode = _str(a.get("ChangeMode"), f"{field}.ChangeMode", default="restart")
+    # api Template.Canonicalize: signal mode without a ChangeSignal (absent, not "") sends SIGHUP
+    signal = _str(a.get("ChangeSignal"), f"{field}.ChangeSignal").upper() \
+        if a.get("ChangeSignal") is not None or mode != "signal" else "SIGHUP"
+    env = _bool(a.get("Envvars"), f"{field}.Envvars")
+    perms = _str(a.get("Perms"), f"{field}.Perms", default=TEMPLATE_DEFAULT_PERMS)
+    splay = a.get("Splay")
+    splay = TEMPLATE_DEFAULT_SPLAY_NS if splay is None else \
+        _int(splay, f"{field}.Splay", default=0, minimum=None)
+    for key in ("ChangeScript", "Uid", "Gid"):
+        _need(a.get(key) is None, f"{field}.{key}", f"{key} is not supported by this agent")
+    _need(not a.get("Once"), f"{field}.Once", "Once is not supported by this agent")
+    if not src and not data:
+        errors.append("Must specify a source path or have an embedded template")
+    if not dest:
+        errors.append("Must specify a destination for the template")
+    # escapingfs.PathEscapesAllocViaRelative("task", dest)
+    full = posixpath.normpath(f"/alloc-dir/alloc-id/task/{dest}")
+    if not (full == "/alloc-dir/alloc-id" or full.startswith("/alloc-dir/alloc-id/")):
+        errors.append("destination escapes allocation directory")
+    if mode == "signal":
+        if not signal:
+            errors.append("Must specify signal value when change mode is signal")
+        else:
+            from actors.client.drivers import DriverError, signal_number
+
+            try:
+                signal_number(signal)
+            except DriverError:
+                errors.append(f"unknown change_signal {_q(signal)}")
+        if env:
+            errors.append("cannot use signals with env var templates")
+    elif mode == "script":
+        errors.append('change_mode "script" is not supported by this agent')
+    elif mode not in TEMPLATE_CHANGE_MODES:
+        errors.append(_TEMPLATE_INVALID_MODE)
+    if splay < 0:
+        errors.append("Must specify positive splay value")
+    if perms and not (re.fullmatch(r"[0-7]+", perms) and int(perms, 8) < 0o10000):
+        why = "invalid syntax" if not re.fullmatch(r"[0-7]+", perms) else "value out of range"
+        errors.append(f'Failed to parse {_q(perms)} as octal: strconv.ParseUint: parsing {_q(perms)}: {why}')
+    wait = None
+    if a.get("Wait") is not None:
+        w = _map(a.get("Wait"), f"{field}.Wait")
+        wait = {k: (None if w.get(k) is None else _int(w.get(k), f"{field}.Wait.{k}", default=0))
+                for k in ("Min", "Max")}
+        if wait["Min"] is not None and wait["Max"] is not None and wait["Min"] > wait["Max"]:
+            errors.append(f"wait min {go_duration(wait['Min'])} is greater than max "
+                          f"{go_duration(wait['Max'])}")
+    _need(not errors, field, f"Template {number} validation failed: {'; '.join(errors)}")
+    left = _str(a.get("LeftDelim"), f"{field}.LeftDelim", default="{{")
+    right = _str(a.get("RightDelim"), f"{field}.RightDelim", default="}}")
+    return {"SourcePath": src, "DestPath": dest, "EmbeddedTmpl": data, "ChangeMode": mode,
+            "ChangeSignal": signal, "Splay": splay, "Perms": perms, "LeftDelim": left, "RightDelim": right,
+            "Envvars": env, "ErrMissingKey": _bool(a.get("ErrMissingKey"), f"{field}.ErrMissingKey"),
+            "Wait": wait}
 
 
 def _checksum(value: str, field: str) -> None:
@@ -1138,7 +1228,8 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
             return (repr(sorted((t["Name"], t["Driver"], repr(sorted(t["Config"].items())),
                                  t["Resources"]["CPU"], t["Resources"]["MemoryMB"],
                                  repr(sorted(t.get("Env", {}).items())), repr(t.get("Artifacts") or []),
-                                 log_settings(t), repr(t.get("VolumeMounts") or []))
+                                 log_settings(t), repr(t.get("VolumeMounts") or []),
+                                 repr(t.get("Templates") or []))
                                 for t in g["Tasks"])),
                     tuple(sorted(ephemeral_disk(g).items())),  # Nomad's tasksUpdated: "ephemeral disk"
                     repr(sorted((g.get("Volumes") or {}).items())))

@@ -30,12 +30,16 @@ import msgpack
 from actors.client.messages import (
     ClientAllocsResponse,
     GetClientAllocs,
+    GetTemplateData,
+    TemplateDataResponse,
     UpdateAllocs,
     UpdateDrain,
     WriteResponse,
 )
 from actors.raft.peer import Propose, Watch
 from actors.server import RAFT, RaftReply, ReplyTo
+from actors.state import services as svc_state
+from actors.state import variables as var_state
 from actors.state.store import command
 from runtime.actor import NodeActor
 from runtime.env import Env
@@ -70,10 +74,16 @@ class AllocEndpointConfig:
     # under the transport's frame limit (4 MiB), so the entry can always be
     # forwarded to the leader and replicated.
     update_batch_max_bytes: int = 512 * 1024
+    # One task's template data query reads at most this many variables and
+    # services: each is read again whenever the tables move, and a job's
+    # templates read a handful; a client asking for more is refused.
+    template_max_deps: int = 1000
 
     def __post_init__(self) -> None:
         if self.max_wait_s <= 0 or self.max_parked < 1 or self.max_stale_s <= 0:
             raise ValueError("max_wait_s and max_stale_s must be > 0 and max_parked >= 1")
+        if self.template_max_deps < 1:
+            raise ValueError("template_max_deps must be >= 1")
         if self.update_batch_s < 0 or self.update_batch_max_allocs < 1 or self.update_batch_max_bytes < 1:
             raise ValueError("update_batch_s must be >= 0, update_batch_max_allocs and "
                              "update_batch_max_bytes >= 1")
@@ -112,9 +122,61 @@ def _alloc_index(a: dict[str, Any]) -> int:
     return a.get("AllocModifyIndex", a.get("ModifyIndex", 0))
 
 
+def workload_may_read(namespace: str, job: str, group: str, task: str, var_ns: str, path: str) -> bool:
+    """Nomad's implicit workload identity policy for variables (acl.matchingVariablesCapabilitySet): a
+    task may read and list ``nomad/jobs``, ``nomad/jobs/<job>``, ``.../<group>`` and ``.../<task>`` of
+    its own namespace, nothing else."""
+    return var_ns == namespace and path in ("nomad/jobs", f"nomad/jobs/{job}", f"nomad/jobs/{job}/{group}",
+                                            f"nomad/jobs/{job}/{group}/{task}")
+
+
+def template_data(state: Any, node_id: str, secret_id: str, alloc_id: str, task: str,
+                  deps: tuple[tuple[str, str], ...]) -> tuple[str, bytes]:
+    """Watch query: ("", msgpack [[kind, argument, error, value], ...]) for a task's templates, read
+    with the task's identity (its allocation must be on the asking node); an error is (error, b"")."""
+    node = state.tables["nodes"].get(node_id)
+    if node is None:
+        return "node not found", b""
+    if node.get("SecretID") and node["SecretID"] != secret_id:
+        return "node secret ID does not match", b""
+    alloc = state.tables["allocs"].get(alloc_id)
+    if alloc is None or alloc.get("NodeID") != node_id:
+        return "Permission denied", b""
+    job = alloc.get("Job") or {}
+    ns = alloc.get("Namespace", "default")
+    job_id = job.get("ParentID") or alloc.get("JobID", "")  # a dispatched job's identity is its parent's
+    group = alloc.get("TaskGroup", "")
+    out: list[list[Any]] = []
+    for kind, arg in deps:
+        if kind == "var":
+            if not workload_may_read(ns, job_id, group, task, ns, arg):
+                out.append([kind, arg, "Permission denied", None])
+                continue
+            var = state.tables.get(var_state.TABLE, {}).get(var_state.key(ns, arg))
+            out.append([kind, arg, "", None if var is None else
+                        {k: var[k] for k in ("Namespace", "Path", "Items", "CreateIndex", "ModifyIndex",
+                                             "CreateTime", "ModifyTime") if k in var}])
+        elif kind == "varlist":
+            listed = [var_state.metadata(v) for v in var_state.listed(state.tables, ns, arg)
+                      if workload_may_read(ns, job_id, group, task, v["Namespace"], v["Path"])]
+            out.append([kind, arg, "", listed])
+        elif kind == "service":
+            regs = state.tables.get(svc_state.TABLE, {})
+            out.append([kind, arg, "", [dict(r, Tags=list(r.get("Tags") or ()))
+                                        for _, r in sorted(regs.items())
+                                        if r["ServiceName"] == arg and r.get("Namespace", "default") == ns]])
+        else:
+            tags: dict[str, set[str]] = {}
+            for r in state.tables.get(svc_state.TABLE, {}).values():
+                if r.get("Namespace", "default") == ns:
+                    tags.setdefault(r["ServiceName"], set()).update(r.get("Tags") or ())
+            out.append([kind, arg, "", [{"Name": n, "Tags": sorted(t)} for n, t in sorted(tags.items())]])
+    return "", msgpack.packb(out, use_bin_type=True)
+
+
 @dataclass(slots=True)
 class _Parked:
-    req: GetClientAllocs
+    req: GetClientAllocs | GetTemplateData
     deadline: float
 
 
@@ -133,7 +195,8 @@ class AllocEndpoint(NodeActor):
         self._batch_bytes = 0
         self._batches: dict[int, list[tuple[str, str, int]]] = {}
         self._next = 0
-        self.stats = {"queries": 0, "updates": 0, "batches": 0, "drains": 0, "errors": 0}
+        self.stats = {"queries": 0, "template_queries": 0, "updates": 0, "batches": 0, "drains": 0,
+                      "errors": 0}
 
     def _id(self) -> int:
         self._next += 1
@@ -148,6 +211,24 @@ class AllocEndpoint(NodeActor):
             pid = self._id()
             self._parked[pid] = _Parked(message, self.env.now() + wait)
             self._watch(pid, message.min_index, wait)
+        elif isinstance(message, GetTemplateData):
+            self.stats["template_queries"] += 1
+            if len(message.deps) > self.cfg.template_max_deps:
+                self.send(message.reply_node, message.reply_actor, TemplateDataResponse(
+                    req_id=message.req_id, ok=False,
+                    error=f"templates read more than {self.cfg.template_max_deps} variables and services"))
+                return None
+            wait = min(message.wait_s, self.cfg.max_wait_s)
+            if len(self._parked) >= self.cfg.max_parked:
+                wait = 0.0
+            pid = self._id()
+            self._parked[pid] = _Parked(message, self.env.now() + wait)
+            query = functools.partial(template_data, node_id=message.node_id, secret_id=message.secret_id,
+                                      alloc_id=message.alloc_id, task=message.task, deps=message.deps)
+            self.send(self.env.node, self.raft, Watch(
+                tables=(var_state.TABLE, svc_state.TABLE), min_index=message.min_index,
+                reply=ReplyTo(self.env, self.name, ("watch", pid)), timeout_s=wait, query=query,
+                max_stale_s=self.cfg.max_stale_s))
         elif isinstance(message, UpdateAllocs):
             self.stats["updates"] += 1
             try:
@@ -261,6 +342,16 @@ class AllocEndpoint(NodeActor):
         if p is None:
             return
         r = p.req
+        if isinstance(r, GetTemplateData):
+            del self._parked[key]
+            if not m.ok:
+                failed_tmpl = TemplateDataResponse(req_id=r.req_id, ok=False, error=m.error)
+                self.send(r.reply_node, r.reply_actor, failed_tmpl)
+                return
+            index, (error, data) = m.value
+            self.send(r.reply_node, r.reply_actor, TemplateDataResponse(
+                req_id=r.req_id, ok=not error, error=error, index=index, data=data))
+            return
         if not m.ok:
             del self._parked[key]
             failed = ClientAllocsResponse(req_id=r.req_id, ok=False, error=m.error)

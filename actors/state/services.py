@@ -21,11 +21,20 @@ allocation's next start.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
 TABLE = "service_registrations"
 _VAR = re.compile(r"\$\{([^}]+)\}")
+
+
+def rendezvous(regs: list[dict[str, Any]], count: int, key: str) -> list[dict[str, Any]]:
+    """The *count* registrations *key* ranks first (rendezvous hashing): Nomad's ``choose``, as the
+    HTTP API's ``?choose=<n>|<key>`` and a template's ``nomadService <n> <key> <name>`` use it."""
+    def rank(r: dict[str, Any]) -> str:
+        return hashlib.sha256(f"{key}\x00{r['ID']}".encode()).hexdigest()
+    return sorted(regs, key=rank)[:count]
 
 
 def _running(a: dict[str, Any] | None) -> bool:

@@ -1,0 +1,327 @@
+"""A task's ``template`` blocks on the client: Nomad's template hook, as a pure core.
+
+The AllocRunner hosts it (actors.client.alloc_runner).  Before a task first
+starts, each template is rendered (runtime.gotemplate) with the task's
+environment and the data its functions read, and written to its
+destination in the allocation's directory with its ``perms``; an ``env =
+true`` template is read back as ``KEY=VALUE`` lines into the task's
+environment.  The data comes from the servers (``GetTemplateData``, a
+blocking query read with the task's workload identity):
+
+* ``nomadVar "path"`` -- a variable's items (``.password``, ``.Items``,
+  ``range $k, $v :=``; ``.Parent`` its metadata).  A variable that does
+  not exist blocks the task (Nomad's "Missing: nomad.var.block(...)"
+  event) until it is written; one the task may not read
+  ("Permission denied": only ``nomad/jobs``, ``nomad/jobs/<job>``,
+  ``.../<group>`` and ``.../<task>`` of its namespace) fails the render.
+* ``nomadVarList ["prefix"]``, ``nomadVarExists "path"`` (never block);
+* ``nomadService "name"`` (``.Address``, ``.Port``, ``.Tags``...) and
+  ``nomadServices`` (``.Name``, ``.Tags``) -- the native service catalog;
+* ``env "NAME"`` -- the task's environment;
+* Consul's and Vault's functions (``key``, ``keyOrDefault``, ``service``,
+  ``secret``...) fail the render: this agent has no Consul nor Vault.
+
+:func:`render_task` renders every template of a task from what the runner
+has fetched so far (*data*) and says which data it read (``deps``), which
+it still lacks, and which are missing on the servers; the runner fetches,
+renders again, and once nothing is lacking writes the files.  While the
+task runs it keeps a blocking query on the same data; a rendering that
+changed is written again and its ``change_mode`` applies (restart, signal,
+or noop), after the template's ``splay``; with ``wait { min, max }`` a change
+is rendered only once the data stayed unchanged for ``min`` (but at most
+``max`` after the first change), as consul-template's quiescence.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from actors.state.services import rendezvous
+from runtime.gotemplate import TemplateError, render
+
+NS = 1_000_000_000
+EV_TEMPLATE = "Template"  # Nomad's consulTemplateSourceName: the "Missing: ..." events
+MISSING_DEP_EVENT_LIMIT = 3  # Nomad's missingDepEventLimit: deps named in one event, then "and N more"
+REGION = "global"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    dest: str
+    data: str = ""
+    source: str = ""
+    change_mode: str = "restart"
+    change_signal: str = ""
+    perms: int = 0o644
+    env: bool = False
+    left: str = "{{"
+    right: str = "}}"
+    splay_s: float = 5.0
+    err_missing_key: bool = False
+    wait_min_s: float = 0.0  # wait { min }: data must stay unchanged this long before a re-render
+    wait_max_s: float = 0.0  # wait { max }: ... but a change is rendered at most this long after it (0: none)
+
+
+def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
+    """A task's ``Templates`` (as actors.scheduler.job validated them) -> specs; ValueError if malformed."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ValueError(f"{where}.Templates must be a list")
+    out = []
+    for i, t in enumerate(raw):
+        w = f"{where}.Templates[{i}]"
+        if not isinstance(t, dict):
+            raise ValueError(f"{w} must be an object")
+        dest = t.get("DestPath")
+        if not isinstance(dest, str) or not dest:
+            raise ValueError(f"{w}: Must specify a destination for the template")
+        mode = t.get("ChangeMode") or "restart"
+        if mode not in ("restart", "signal", "noop"):
+            raise ValueError(f"{w}.ChangeMode {mode!r} is not restart, signal or noop")
+        perms = str(t.get("Perms") or "0644")
+        if not re.fullmatch(r"[0-7]{1,4}", perms):
+            raise ValueError(f"{w}.Perms {perms!r} is not octal")
+        splay = t.get("Splay")
+        wait = t.get("Wait") if isinstance(t.get("Wait"), dict) else {}
+        out.append(TemplateSpec(
+            dest=dest, data=str(t.get("EmbeddedTmpl") or ""), source=str(t.get("SourcePath") or ""),
+            change_mode=mode, change_signal=str(t.get("ChangeSignal") or "").upper(), perms=int(perms, 8),
+            env=bool(t.get("Envvars")), left=str(t.get("LeftDelim") or "{{"),
+            right=str(t.get("RightDelim") or "}}"),
+            splay_s=5.0 if splay is None else max(0.0, float(splay) / NS),
+            err_missing_key=bool(t.get("ErrMissingKey")),
+            wait_min_s=max(0.0, float(wait.get("Min") or 0) / NS),
+            wait_max_s=max(0.0, float(wait.get("Max") or 0) / NS)))
+    return tuple(out)
+
+
+def resolve_path(raw: str, env: dict[str, str], alloc_dir: str, task_dir: str) -> str | None:
+    """Nomad's TaskEnv.ClientPath for a template's destination or source: ``${...}`` replaced; a path
+    already inside the allocation's directory taken as is; ``alloc/...`` the shared alloc dir; any
+    other joined under the task's directory.  None when it escapes the allocation's directory."""
+    path = re.sub(r"\$\{([A-Za-z0-9_.\-]+)\}", lambda m: env.get(m.group(1), m.group(0)), raw)
+    if posixpath.isabs(path) and _inside(alloc_dir, posixpath.normpath(path)):
+        full = posixpath.normpath(path)
+    elif path == "alloc" or path.startswith("alloc/"):
+        full = posixpath.normpath(posixpath.join(alloc_dir, path))
+    else:
+        full = posixpath.normpath(f"{task_dir}/{path}")
+    return full if _inside(alloc_dir, full) else None
+
+
+def _inside(root: str, path: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+# ------------------------------------------------------------ values the functions return
+class VarItems(dict):
+    """consul-template's NomadVarItems: a map of the variable's items (``.password``; ranging gives
+    them in key order) with ``.Items`` (the map), ``.Keys``, ``.Values``, ``.Tuples`` (``.K``, ``.V``)
+    and ``.Parent`` (metadata)."""
+
+    go_zero = ""  # a missing item is an empty string, not <no value>
+
+    def __init__(self, items: dict[str, str], meta: dict[str, Any]) -> None:
+        super().__init__(items)
+        self.meta = meta
+
+    def go_methods(self) -> dict[str, Any]:
+        return {"Items": dict(self), "Keys": sorted(self), "Values": [self[k] for k in sorted(self)],
+                "Tuples": [Struct("NomadVarItem", {"K": k, "V": self[k]}) for k in sorted(self)],
+                "Parent": Struct("NomadVariable", {**self.meta, "Items": dict(self)}),
+                "Metadata": Struct("NomadVarMeta", self.meta)}
+
+
+class Struct(dict):
+    """A Go struct value: its fields by name; another field name is an execution error."""
+
+    def __init__(self, type_name: str, fields: dict[str, Any]) -> None:
+        super().__init__(fields)
+        self.go_type = type_name
+
+
+_META_KEYS = ("Namespace", "Path", "CreateIndex", "ModifyIndex", "CreateTime", "ModifyTime")
+_SERVICE_KEYS = ("ID", "ServiceName", "Namespace", "NodeID", "Datacenter", "JobID", "AllocID", "Tags",
+                 "Address", "Port")
+_CONSUL = ("key", "keyOrDefault", "keyExists", "ls", "safeLs", "tree", "safeTree", "service", "services",
+           "connect", "caLeaf", "caRoots", "node", "nodes", "checks", "datacenters")
+_VAULT = ("secret", "secrets", "pkiCert")
+
+
+def dep_name(kind: str, arg: str, namespace: str) -> str:
+    """How Nomad's events name a dependency (consul-template's dependency String)."""
+    if kind == "var":
+        return f"nomad.var.block({arg}@{namespace}.{REGION})"
+    if kind == "varlist":
+        return f"nomad.var.list({arg}@{namespace}.{REGION})"
+    if kind == "service":
+        return f"nomad.service({arg}@{namespace}.{REGION})"
+    return f"nomad.services(@{namespace}.{REGION})"
+
+
+@dataclass(slots=True)
+class Rendered:
+    outputs: tuple[str, ...] = ()  # each template's text (complete only when nothing is lacking)
+    deps: tuple[tuple[str, str], ...] = ()  # the data the templates read, in first-read order
+    lacking: tuple[tuple[str, str], ...] = ()  # read but not fetched yet
+    missing: tuple[str, ...] = ()  # fetched and absent (a variable that does not exist): blocks
+    error: str = ""  # a template that fails: the task fails ("Template failed: ...")
+
+    @property
+    def complete(self) -> bool:
+        return not self.error and not self.lacking and not self.missing
+
+
+def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
+                data: dict[tuple[str, str], tuple[str, Any]], namespace: str) -> Rendered:
+    """Render every template of a task.  *sources*: each template's text (its data, or its source
+    file's contents; None: the source file could not be read).  *data*: (kind, argument) -> (error,
+    value) as the servers answered."""
+    deps: dict[tuple[str, str], None] = {}
+    lacking: dict[tuple[str, str], None] = {}
+    missing: dict[str, None] = {}
+
+    def get(kind: str, arg: str) -> Any:
+        dep = (kind, arg)
+        deps[dep] = None
+        if dep not in data:
+            lacking[dep] = None
+            return None
+        error, value = data[dep]
+        if error:
+            raise TemplateError(f"{dep_name(kind, arg, namespace)}: {error}")
+        return value
+
+    def nomad_var(path: str) -> VarItems:
+        _need_str("nomadVar", path)
+        var = get("var", path)
+        if var is None:
+            if ("var", path) in data:
+                missing[dep_name("var", path, namespace)] = None
+            return VarItems({}, {})
+        return VarItems(dict(var.get("Items") or {}), {k: var.get(k) for k in _META_KEYS})
+
+    def nomad_var_exists(path: str) -> bool:
+        _need_str("nomadVarExists", path)
+        return get("var", path) is not None
+
+    def nomad_var_list(*args: str) -> list[Struct]:
+        prefix = args[0] if args else ""
+        _need_str("nomadVarList", prefix)
+        return [Struct("NomadVarMeta", {k: m.get(k) for k in _META_KEYS})
+                for m in get("varlist", prefix) or ()]
+
+    def nomad_service(*args: Any) -> list[Struct]:
+        """``nomadService "name"``, or ``nomadService <count> <key> "name"``: the count instances the
+        key ranks first (Nomad's rendezvous ``choose``, to spread clients over a service's instances)."""
+        if len(args) not in (1, 3):
+            raise TemplateError(f"nomadService: expected 1 or 3 arguments, got {len(args)}")
+        name = args[-1]
+        _need_str("nomadService", name)
+        regs = list(get("service", name) or ())
+        if len(args) == 3:
+            count, key = args[0], args[1]
+            if isinstance(count, str) and count.isdigit():
+                count = int(count)
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0 or not isinstance(key, str):
+                raise TemplateError("nomadService: the count must be a number >= 0 and the key a string")
+            regs = rendezvous(regs, count, key)
+        return [Struct("NomadService", {k: r.get(k) for k in _SERVICE_KEYS}) for r in regs]
+
+    def nomad_services(*args: Any) -> list[Struct]:
+        if args:
+            raise TemplateError("nomadServices: this agent takes no arguments")
+        return [Struct("NomadServicesSnippet", {"Name": s["Name"], "Tags": list(s.get("Tags") or ())})
+                for s in get("services", "") or ()]
+
+    def env_fn(name: str) -> str:
+        _need_str("env", name)
+        return env.get(name, "")
+
+    funcs: dict[str, Any] = {"env": env_fn, "nomadVar": nomad_var, "nomadVarExists": nomad_var_exists,
+                             "nomadVarList": nomad_var_list, "nomadVarListSafe": nomad_var_list,
+                             "nomadService": nomad_service,
+                             "nomadServices": nomad_services}
+    for name in _CONSUL:
+        funcs[name] = _refused(name, "Consul", "this agent has no Consul (use nomadVar, nomadService)")
+    for name in _VAULT:
+        funcs[name] = _refused(name, "Vault", "this agent has no Vault (use nomadVar)")
+    outputs = []
+    for spec, text in zip(templates, sources, strict=True):
+        if text is None:
+            return Rendered(error=f"failed to read template source {spec.source!r}")
+        try:
+            outputs.append(render(text, funcs=funcs, left=spec.left, right=spec.right,
+                                  missing_key_error=spec.err_missing_key))
+        except TemplateError as e:
+            return Rendered(deps=tuple(deps), error=str(e))
+    return Rendered(outputs=tuple(outputs), deps=tuple(deps), lacking=tuple(lacking), missing=tuple(missing))
+
+
+def _need_str(fn: str, v: Any) -> None:
+    if not isinstance(v, str):
+        raise TemplateError(f"{fn}: argument must be a string")
+
+
+def _refused(name: str, system: str, why: str) -> Any:
+    def call(*_args: Any) -> Any:
+        raise TemplateError(f"{name}: {system} is not available: {why}")
+    return call
+
+
+def quiescence(templates: tuple[TemplateSpec, ...], first_change: float, now: float) -> float:
+    """How long to wait before re-rendering after data changed at *now* (the first unrendered change
+    at *first_change*): the templates' largest ``wait.min``, cut at the smallest ``wait.max``."""
+    wait_min = max((t.wait_min_s for t in templates), default=0.0)
+    if wait_min <= 0:
+        return 0.0
+    maxes = [t.wait_max_s for t in templates if t.wait_max_s > 0]
+    if maxes:
+        return max(0.0, min(wait_min, first_change + min(maxes) - now))
+    return wait_min
+
+
+def missing_message(missing: tuple[str, ...]) -> str:
+    """Nomad's "Missing: a, b, c, and N more" event text."""
+    names = sorted(missing)
+    if len(names) > MISSING_DEP_EVENT_LIMIT:
+        names = [*names[:MISSING_DEP_EVENT_LIMIT], f"and {len(names) - MISSING_DEP_EVENT_LIMIT} more"]
+    return "Missing: " + ", ".join(names)
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """An ``env = true`` template's KEY=VALUE lines (Nomad's envparse): blank lines and lines starting
+    with # are skipped; ``export`` may lead; a value may be "double quoted" (with escapes) or 'single
+    quoted'; a # inside a line is part of the value.  ValueError names the bad line."""
+    out: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if s.startswith("export ") or s.startswith("export\t"):
+            s = s[7:].lstrip()
+        key, eq, value = s.partition("=")
+        key = key.strip()
+        if not eq:
+            raise ValueError(f"line {n}: missing =")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", key):
+            raise ValueError(f"line {n}: invalid variable name {key!r}")
+        value = value.strip()
+        if value[:1] == '"':
+            if len(value) < 2 or not value.endswith('"'):
+                raise ValueError(f"line {n}: unterminated quoted value")
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError(f"line {n}: invalid quoted value") from None
+        elif value[:1] == "'":
+            if len(value) < 2 or not value.endswith("'"):
+                raise ValueError(f"line {n}: unterminated quoted value")
+            value = value[1:-1]
+        out[key] = value
+    return out

@@ -1,0 +1,1165 @@
+"""The part of Go's ``text/template`` that Nomad job files' templates use, as a pure module.
+
+``render(text, funcs=..., dot=...)`` parses and executes a template the way
+Go's ``text/template`` (with consul-template's functions) does:
+
+* text and ``{{ actions }}``, with ``{{-`` / ``-}}`` trimming the white space
+  beside them, and ``{{/* comments */}}``; other delimiters with
+  ``left``/``right`` (Nomad's ``left_delimiter`` / ``right_delimiter``);
+* pipelines (``a | b "x"``: the value goes in as the last argument),
+  parenthesised pipelines, variables (``$x := ...``, ``$x = ...``, ``$``),
+  ``.`` and field or map-key chains (``.Key``, ``$v.Address``, ``(f).Port``);
+* ``if`` / ``else if`` / ``else`` / ``end``, ``range`` (lists, maps in key
+  order, integers; ``$i, $v :=``; ``else``; ``break`` / ``continue``) and
+  ``with`` (``else with`` too);
+* Go's built-in functions (``and or not len index print printf println eq
+  ne lt le gt ge``) and consul-template's plain ones (``toUpper toLower
+  trimSpace split join replaceAll contains toJSON toJSONPretty parseJSON
+  base64Encode base64Decode trimPrefix trimSuffix toTitle indent
+  regexMatch regexReplaceAll parseInt parseFloat parseBool in containsAll
+  containsAny add subtract multiply divide modulo sha256Hex``; Python's
+  regular expressions stand in for Go's RE2); data functions (``env``, ``nomadVar``...) are
+  the caller's, given in *funcs*.
+
+Errors are :class:`TemplateError` with Go's texts: a parse error names the
+line (``template: :1: unexpected "}" in operand``), as does a function that
+is not defined (``template: :1: function "foo" not defined``); an execution
+error names the line and column and the action (``template: :1:3:
+executing "" at <.x>: map has no entry for key "x"`` with
+``missing_key_error``).  A data function may raise :class:`TemplateError`
+itself (its message is passed on with the action's place).
+
+Values are Python's: str, int, float, bool, None (Go's nil, printed
+``<no value>``), list, dict (key order when ranged or printed); an object
+a dict with a ``go_type`` is a Go struct (another field is an error), one
+with ``go_methods()`` answers more names than its keys (a Nomad variable's
+``.Items``), one with ``go_zero`` gives that for a missing key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TemplateError(ValueError):
+    """The template does not parse or does not execute; the message is Go's."""
+
+
+class _Missing:
+    """Go's "no value" (a missing map key): printed ``<no value>``, false."""
+
+    def __repr__(self) -> str:
+        return "<no value>"
+
+
+NO_VALUE = _Missing()
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+# ------------------------------------------------------------ lexer
+@dataclass(slots=True)
+class _Tok:
+    kind: str  # text, left, right, space, ident, field, var, decl, assign, string, number, bool, nil,
+    #            pipe, lparen, rparen, comma, dot, eof, keyword, char
+    val: str
+    pos: int
+    line: int
+
+
+_KEYWORDS = {"if", "else", "end", "range", "with", "define", "template", "block", "break", "continue"}
+_NUM = re.compile(r"[+-]?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO]?[0-7_]+(?![.eE0-9])|"
+                  r"(\d[\d_]*)?\.?\d[\d_]*([eE][+-]?\d+)?)")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _Lexer:
+    def __init__(self, text: str, left: str, right: str, name: str) -> None:
+        self.text, self.left, self.right, self.name = text, left or "{{", right or "}}", name
+        self.toks: list[_Tok] = []
+
+    def error(self, line: int, msg: str) -> TemplateError:
+        return TemplateError(f"template: {self.name}:{line}: {msg}")
+
+    def line_at(self, pos: int) -> int:
+        return self.text.count("\n", 0, pos) + 1
+
+    def run(self) -> list[_Tok]:
+        text, left, right = self.text, self.left, self.right
+        pos, n = 0, len(text)
+        trim_next = False
+        while pos <= n:
+            at = text.find(left, pos)
+            if at < 0:
+                chunk = text[pos:]
+                if trim_next:
+                    chunk = chunk.lstrip(" \t\r\n")
+                if chunk:
+                    self.toks.append(_Tok("text", chunk, pos, self.line_at(pos)))
+                break
+            chunk = text[pos:at]
+            after = at + len(left)
+            trim_left = text.startswith("-", after) and after + 1 < n and text[after + 1] in " \t\r\n"
+            if trim_next:
+                chunk = chunk.lstrip(" \t\r\n")
+            if trim_left:
+                chunk = chunk.rstrip(" \t\r\n")
+                after += 1
+            if chunk:
+                self.toks.append(_Tok("text", chunk, pos, self.line_at(pos)))
+            # a comment: {{/* ... */}} (with optional trim markers)
+            inner = after
+            while inner < n and text[inner] in " \t\r\n" and trim_left:
+                inner += 1
+            if text.startswith("/*", inner):
+                end = text.find("*/", inner + 2)
+                if end < 0:
+                    raise self.error(self.line_at(at), "unclosed comment")
+                close = end + 2
+                trim_right = False
+                rest = close
+                while rest < n and text[rest] in " \t\r\n":
+                    rest += 1
+                if text.startswith("-" + right, rest) and rest > close:
+                    trim_right, close = True, rest + 1
+                elif text.startswith(right, close):
+                    pass
+                else:
+                    raise self.error(self.line_at(at), "comment ends before closing delimiter")
+                pos = close + len(right)
+                trim_next = trim_right
+                continue
+            self.toks.append(_Tok("left", left, at, self.line_at(at)))
+            try:
+                pos, trim_next = self._action(after)
+            except TemplateError as e:  # as Go's lazy lexer: the parser may fail earlier, on what came before
+                self.toks.append(_Tok("lexerr", str(e), pos, self.line_at(pos)))
+                break
+        self.toks.append(_Tok("eof", "", n, self.line_at(n)))
+        return self.toks
+
+    def _action(self, pos: int) -> tuple[int, bool]:
+        text, right, n = self.text, self.right, len(self.text)
+        depth = 0
+        while True:
+            if pos >= n:
+                raise self.error(self.line_at(pos), "unclosed action")
+            c = text[pos]
+            if c in " \t\r\n":
+                start = pos
+                while pos < n and text[pos] in " \t\r\n":
+                    pos += 1
+                if text.startswith("-" + right, pos):
+                    self.toks.append(_Tok("right", right, pos, self.line_at(pos)))
+                    return pos + 1 + len(right), True
+                self.toks.append(_Tok("space", text[start:pos], start, self.line_at(start)))
+                continue
+            if text.startswith(right, pos):
+                if depth:
+                    raise self.error(self.line_at(pos), "unclosed left paren")
+                self.toks.append(_Tok("right", right, pos, self.line_at(pos)))
+                return pos + len(right), False
+            line = self.line_at(pos)
+            if c == '"':
+                end = pos + 1
+                while end < n and text[end] != '"':
+                    if text[end] == "\\":
+                        end += 1
+                    if end < n and text[end] == "\n":
+                        raise self.error(line, "unterminated quoted string")
+                    end += 1
+                if end >= n:
+                    raise self.error(line, "unterminated quoted string")
+                self.toks.append(_Tok("string", text[pos:end + 1], pos, line))
+                pos = end + 1
+            elif c == "`":
+                end = text.find("`", pos + 1)
+                if end < 0:
+                    raise self.error(line, "unterminated raw quoted string")
+                self.toks.append(_Tok("string", text[pos:end + 1], pos, line))
+                pos = end + 1
+            elif c == "'":
+                m = re.compile(r"'(\\.[^']*|[^'\\])'").match(text, pos)
+                if m is None:
+                    raise self.error(line, "unterminated character constant")
+                self.toks.append(_Tok("char", m.group(0), pos, line))
+                pos = m.end()
+            elif c == "|":
+                self.toks.append(_Tok("pipe", c, pos, line))
+                pos += 1
+            elif c == "(":
+                depth += 1
+                self.toks.append(_Tok("lparen", c, pos, line))
+                pos += 1
+            elif c == ")":
+                depth -= 1
+                if depth < 0:
+                    raise self.error(line, "unexpected right paren")
+                self.toks.append(_Tok("rparen", c, pos, line))
+                pos += 1
+            elif c == ",":
+                self.toks.append(_Tok("comma", c, pos, line))
+                pos += 1
+            elif c == ":" and text.startswith(":=", pos):
+                self.toks.append(_Tok("decl", ":=", pos, line))
+                pos += 2
+            elif c == "=":
+                self.toks.append(_Tok("assign", "=", pos, line))
+                pos += 1
+            elif c == "$":
+                m = _IDENT.match(text, pos + 1)
+                name = "$" + (m.group(0) if m else "")
+                self.toks.append(_Tok("var", name, pos, line))
+                pos += len(name)
+            elif c == "." and (pos + 1 >= n or not text[pos + 1].isdigit()):
+                m = _IDENT.match(text, pos + 1)
+                if m:
+                    self.toks.append(_Tok("field", "." + m.group(0), pos, line))
+                    pos = m.end()
+                else:
+                    self.toks.append(_Tok("dot", ".", pos, line))
+                    pos += 1
+            elif c.isdigit() or (c in "+-." and pos + 1 < n and text[pos + 1] in "0123456789."):
+                m = _NUM.match(text, pos)
+                if m is None or not m.group(0) or m.group(0) in "+-":
+                    raise self.error(line, f"bad number syntax: {text[pos:pos + 1]!r}")
+                end = m.end()
+                if end < n and (text[end].isalnum() or text[end] == "_"):
+                    word = re.match(r"[^\s(){}|,]*", text[pos:]).group(0)  # type: ignore[union-attr]
+                    raise self.error(line, f'bad number syntax: "{word}"')
+                self.toks.append(_Tok("number", m.group(0), pos, line))
+                pos = end
+            elif c.isalpha() or c == "_":
+                m = _IDENT.match(text, pos)
+                assert m is not None
+                word = m.group(0)
+                kind = "keyword" if word in _KEYWORDS else "bool" if word in ("true", "false") else \
+                    "nil" if word == "nil" else "ident"
+                self.toks.append(_Tok(kind, word, pos, line))
+                pos = m.end()
+                # a chain after an identifier or a closing paren: .Field
+            else:  # a character no operand starts with: the parser says where it is unexpected
+                self.toks.append(_Tok("other", c, pos, line))
+                pos += 1
+
+
+# ------------------------------------------------------------ parse tree
+@dataclass(slots=True)
+class _Node:
+    line: int
+    pos: int
+
+
+@dataclass(slots=True)
+class _Text(_Node):
+    text: str
+
+
+@dataclass(slots=True)
+class _Operand(_Node):
+    kind: str  # field, var, dot, func, string, number, bool, nil, pipe
+    value: Any = None
+    chain: tuple[str, ...] = ()
+    src: str = ""
+
+
+@dataclass(slots=True)
+class _Pipe(_Node):
+    decl: list[str] = field(default_factory=list)
+    assign: bool = False  # $x = (not :=)
+    cmds: list[list[_Operand]] = field(default_factory=list)
+    src: str = ""
+
+
+@dataclass(slots=True)
+class _Action(_Node):
+    pipe: _Pipe
+
+
+@dataclass(slots=True)
+class _Control(_Node):
+    kind: str  # if, range, with
+    pipe: _Pipe
+    body: list[_Node]
+    else_body: list[_Node] | None = None
+
+
+@dataclass(slots=True)
+class _Loop(_Node):
+    kind: str  # break, continue
+
+
+_BUILTIN_NAMES = ("and", "or", "not", "len", "index", "print", "printf", "println", "eq", "ne", "lt", "le",
+                  "gt", "ge", "slice", "html", "js", "urlquery")
+
+
+class _Parser:
+    def __init__(self, toks: list[_Tok], lexer: _Lexer, funcs: dict[str, Any]) -> None:
+        self.toks, self.i, self.lx, self.funcs = toks, 0, lexer, funcs
+        self.vars: list[list[str]] = [["$"]]
+        self.loops = 0
+
+    def peek(self) -> _Tok:
+        t = self.toks[self.i]
+        if t.kind == "lexerr":
+            raise TemplateError(t.val)
+        return t
+
+    def next(self) -> _Tok:
+        t = self.peek()
+        self.i += 1
+        return t
+
+    def next_non_space(self) -> _Tok:
+        t = self.next()
+        while t.kind == "space":
+            t = self.next()
+        return t
+
+    def peek_non_space(self) -> _Tok:
+        j = self.i
+        while self.toks[j].kind == "space":
+            j += 1
+        if self.toks[j].kind == "lexerr":
+            raise TemplateError(self.toks[j].val)
+        return self.toks[j]
+
+    def error(self, tok: _Tok, msg: str) -> TemplateError:
+        return self.lx.error(tok.line, msg)
+
+    def parse(self) -> list[_Node]:
+        body, end = self.list_until(())
+        if end is not None:
+            raise self.error(end[1], f"unexpected {{{{{end[0]}}}}}")
+        return body
+
+    def list_until(self, stops: tuple[str, ...]) -> tuple[list[_Node], tuple[str, _Tok] | None]:
+        """Nodes until {{end}} / {{else}} (returned with the keyword), or the end of input."""
+        out: list[_Node] = []
+        while True:
+            t = self.next()
+            if t.kind == "eof":
+                if stops:
+                    raise self.error(t, "unexpected EOF")
+                return out, None
+            if t.kind == "text":
+                out.append(_Text(t.line, t.pos, t.val))
+                continue
+            # t is a left delimiter
+            k = self.peek_non_space()
+            if k.kind == "keyword":
+                self.next_non_space()
+                if k.val in ("end", "else"):
+                    if k.val not in stops:
+                        raise self.error(k, f"unexpected {{{{{k.val}}}}}")
+                    return out, (k.val, k)
+                out.append(self.control(k))
+                continue
+            pipe = self.pipeline("command", k)
+            out.append(_Action(k.line, k.pos, pipe))
+
+    def control(self, k: _Tok) -> _Node:
+        if k.val in ("break", "continue"):
+            if not self.loops:
+                raise self.error(k, f"{{{{{k.val}}}}} outside {{{{range}}}}")
+            self.expect_right(k.val)
+            return _Loop(k.line, k.pos, k.val)
+        if k.val in ("define", "template", "block"):
+            raise self.error(k, f"{{{{{k.val}}}}} is not supported by this agent's template renderer")
+        return self.branch(k, k.val)
+
+    def branch(self, k: _Tok, kind: str) -> _Node:
+        self.vars.append(list(self.vars[-1]))
+        pipe = self.pipeline(kind, k)
+        if kind == "range":
+            self.loops += 1
+        body, end = self.list_until(("end", "else"))
+        if kind == "range":
+            self.loops -= 1
+        else_body = None
+        assert end is not None
+        if end[0] == "else":
+            nxt = self.peek_non_space()
+            if kind in ("if", "with") and nxt.kind == "keyword" and nxt.val == kind:
+                # {{else if ...}} / {{else with ...}}: one more branch sharing this {{end}}
+                self.next_non_space()
+                self.vars[-1] = list(self.vars[-2])
+                else_body = [self.branch(nxt, kind)]
+            else:
+                self.expect_right("else")
+                self.vars[-1] = list(self.vars[-2])
+                else_body, end2 = self.list_until(("end",))
+                assert end2 is not None and end2[0] == "end"
+                self.expect_right("end")
+        else:
+            self.expect_right("end")
+        self.vars.pop()
+        return _Control(k.line, k.pos, kind, pipe, body, else_body)
+
+    def expect_right(self, ctx: str) -> None:
+        t = self.next_non_space()
+        if t.kind != "right":
+            raise self.error(t, f"unexpected {self.describe(t)} in {ctx}")
+
+    def describe(self, t: _Tok) -> str:
+        if t.kind == "eof":
+            return "EOF"
+        if t.kind == "right":
+            return "}}" if t.val == "}}" else t.val
+        if t.kind == "keyword":
+            return f"<{t.val}>"
+        return json.dumps(t.val, ensure_ascii=False) if len(t.val) <= 10 else \
+            json.dumps(t.val[:10], ensure_ascii=False) + "..."
+
+    def pipeline(self, ctx: str, start: _Tok) -> _Pipe:
+        pipe = _Pipe(start.line, start.pos)
+        first = self.i
+        # declarations: $x := / $x = / $i, $v :=
+        save = self.i
+        t = self.next_non_space()
+        if t.kind == "var":
+            names = [t.val]
+            nxt = self.next_non_space()
+            if nxt.kind == "comma" and ctx == "range":
+                t2 = self.next_non_space()
+                if t2.kind != "var":
+                    raise self.error(t2, "range can only initialize variables")
+                names.append(t2.val)
+                nxt = self.next_non_space()
+            if nxt.kind in ("decl", "assign") and (nxt.kind == "decl" or True):
+                pipe.decl, pipe.assign = names, nxt.kind == "assign"
+                if pipe.assign:
+                    for n in names:
+                        if n not in self.vars[-1]:
+                            raise self.error(t, f"undefined variable: {n}")
+            elif len(names) > 1:
+                raise self.error(nxt, f"too many declarations in {ctx}")
+            else:
+                self.i = save
+        else:
+            self.i = save
+        while True:
+            cmd = self.command(ctx)
+            pipe.cmds.append(cmd)
+            t = self.next_non_space()
+            if t.kind == "pipe":
+                continue
+            if t.kind in ("right", "rparen"):
+                if t.kind == "rparen" and ctx != "paren":
+                    raise self.error(t, "unexpected right paren")
+                if t.kind == "right" and ctx == "paren":
+                    raise self.error(t, "unclosed left paren")
+                break
+            raise self.error(t, f"unexpected {self.describe(t)} in {ctx}")
+        if not pipe.decl or not pipe.assign:
+            for n in pipe.decl:
+                self.vars[-1].append(n)
+        pipe.src = "".join(tok.val for tok in self.toks[first:self.i - 1]).strip()
+        return pipe
+
+    def command(self, ctx: str) -> list[_Operand]:
+        """Go's parse.command: operands separated by spaces, up to a pipe, a closing paren or delimiter."""
+        args: list[_Operand] = []
+        while True:
+            t = self.peek_non_space()
+            if t.kind not in ("pipe", "right", "rparen", "eof", "other", "comma", "decl", "assign"):
+                self.next_non_space()
+                args.append(self.operand(t))
+            nxt = self.peek()
+            if nxt.kind == "space":
+                self.next()
+                continue
+            if nxt.kind in ("right", "rparen", "pipe"):
+                break
+            if nxt.kind == "eof":
+                raise self.error(nxt, "unclosed action")
+            self.next()
+            raise self.error(nxt, f"unexpected {self.describe(nxt)} in operand")
+        if not args:
+            raise self.error(nxt, f"missing value for {ctx if ctx != 'paren' else 'command'}")
+        return args
+
+    def operand(self, t: _Tok) -> _Operand:
+        if t.kind == "field":
+            op = _Operand(t.line, t.pos, "field", chain=tuple(t.val[1:].split(".")), src=t.val)
+        elif t.kind == "var":
+            if t.val not in self.vars[-1]:
+                raise self.error(t, f"undefined variable \"{t.val}\"")
+            op = _Operand(t.line, t.pos, "var", value=t.val, src=t.val)
+        elif t.kind == "dot":
+            op = _Operand(t.line, t.pos, "dot", src=".")
+        elif t.kind == "ident":
+            if t.val not in self.funcs and t.val not in _BUILTIN_NAMES:
+                raise self.error(t, f'function "{t.val}" not defined')
+            op = _Operand(t.line, t.pos, "func", value=t.val, src=t.val)
+        elif t.kind == "string":
+            op = _Operand(t.line, t.pos, "string", value=_unquote(t, self), src=t.val)
+        elif t.kind == "char":
+            op = _Operand(t.line, t.pos, "number", value=ord(_unquote(t, self)), src=t.val)
+        elif t.kind == "number":
+            op = _Operand(t.line, t.pos, "number", value=_number(t, self), src=t.val)
+        elif t.kind == "bool":
+            op = _Operand(t.line, t.pos, "bool", value=t.val == "true", src=t.val)
+        elif t.kind == "nil":
+            op = _Operand(t.line, t.pos, "nil", src="nil")
+        elif t.kind == "lparen":
+            pipe = self.pipeline("paren", t)
+            op = _Operand(t.line, t.pos, "pipe", value=pipe, src=f"({pipe.src})")
+        elif t.kind == "keyword":
+            raise self.error(t, f"unexpected <{t.val}> in command")
+        else:
+            raise self.error(t, f"unexpected {self.describe(t)} in operand")
+        # a field chain right after: $x.Foo, (pipe).Bar
+        while self.peek().kind == "field" and op.kind in ("var", "pipe", "field", "dot"):
+            f = self.next()
+            op.chain = op.chain + tuple(f.val[1:].split("."))
+            op.src += f.val
+        return op
+
+
+def _unquote(t: _Tok, p: _Parser) -> str:
+    s = t.val
+    if s.startswith("`"):
+        return s[1:-1]
+    if s.startswith("'"):
+        body = s[1:-1]
+        try:
+            v = json.loads('"' + body.replace('"', '\\"') + '"') if body.startswith("\\") else body
+        except ValueError:
+            raise p.error(t, f"malformed character constant: {s}") from None
+        return v
+    try:
+        return json.loads(re.sub(r"\\x([0-9a-fA-F]{2})", r"\\u00\1", s))
+    except ValueError:
+        raise p.error(t, f"invalid syntax: {s}") from None
+
+
+def _number(t: _Tok, p: _Parser) -> int | float:
+    s = t.val.replace("_", "")
+    try:
+        if re.fullmatch(r"[+-]?0[xX][0-9a-fA-F]+", s):
+            return int(s, 16)
+        if re.fullmatch(r"[+-]?0[bB][01]+", s):
+            return int(s, 2)
+        if re.fullmatch(r"[+-]?0[oO]?[0-7]+", s) and len(s.lstrip("+-")) > 1:
+            return int(s.replace("o", "").replace("O", ""), 8)
+        if re.fullmatch(r"[+-]?\d+", s):
+            return int(s)
+        return float(s)
+    except ValueError:
+        raise p.error(t, f'bad number syntax: "{t.val}"') from None
+
+
+# ------------------------------------------------------------ execution
+def truth(v: Any) -> bool:
+    """Go's template truth: false, 0, nil, an empty string, list or map are false."""
+    if v is None or v is NO_VALUE:
+        return False
+    if isinstance(v, (bool, int, float, str, list, tuple, dict)):
+        return bool(v)
+    return True
+
+
+def go_str(v: Any) -> str:
+    """How Go's fmt prints a value (``%v``): what an action writes."""
+    if v is None or v is NO_VALUE:
+        return "<no value>" if v is NO_VALUE else "<nil>"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        if v == int(v) and abs(v) < 1e21:
+            return str(int(v))
+        r = repr(v)
+        return r.replace("e+", "e+").replace("e-0", "e-0")
+    if isinstance(v, (list, tuple)):
+        return "[" + " ".join(go_str(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "map[" + " ".join(f"{go_str(k)}:{go_str(x)}" for k, x in sorted(v.items(), key=_key)) + "]"
+    s = getattr(v, "go_string", None)
+    return s() if callable(s) else str(v)
+
+
+def _key(kv: tuple[Any, Any]) -> Any:
+    k = kv[0]
+    return (0, k, "") if isinstance(k, (int, float)) and not isinstance(k, bool) else (1, 0, str(k))
+
+
+def _basic(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "string"
+    return "other"
+
+
+def _eq(a: Any, *bs: Any) -> bool:
+    if not bs:
+        raise _ExecError("missing argument for comparison")
+    for b in bs:
+        ka, kb = _basic(a), _basic(b)
+        if ka == "other" or kb == "other":
+            if a is None or b is None:
+                if a is b:
+                    return True
+                continue
+            raise _ExecError("incompatible types for comparison" if ka != kb else "non-comparable types")
+        if ka != kb and not ({ka, kb} <= {"int", "float"} and False):
+            raise _ExecError("incompatible types for comparison")
+        if a == b:
+            return True
+    return False
+
+
+def _lt(a: Any, b: Any) -> bool:
+    ka, kb = _basic(a), _basic(b)
+    if ka in ("bool", "other") or kb in ("bool", "other"):
+        raise _ExecError("invalid type for comparison")
+    if ka != kb:
+        raise _ExecError("incompatible types for comparison")
+    return bool(a < b)
+
+
+class _ExecError(Exception):
+    """An error inside a function; the executor adds Go's place ("executing ... at <...>")."""
+
+
+def _len(v: Any) -> int:
+    if isinstance(v, (str, list, tuple, dict)):
+        return len(v.encode() if isinstance(v, str) else v)
+    raise _ExecError(f"len of type {_type_name(v)}")
+
+
+def _type_name(v: Any) -> str:
+    if v is None:
+        return "<nil>"
+    return {"bool": "bool", "int": "int", "float": "float64", "string": "string"}.get(_basic(v)) or \
+        ("[]interface {}" if isinstance(v, (list, tuple)) else
+         "map[string]interface {}" if isinstance(v, dict) else type(v).__name__)
+
+
+def _index(item: Any, *keys: Any) -> Any:
+    for k in keys:
+        if isinstance(item, (list, tuple, str)):
+            if not isinstance(k, int) or isinstance(k, bool):
+                raise _ExecError(f"cannot index slice/array with type {_type_name(k)}")
+            if not 0 <= k < len(item):
+                raise _ExecError(f"error calling index: index out of range: {k}")
+            item = item[k] if not isinstance(item, str) else item.encode()[k]
+        elif isinstance(item, dict):
+            item = item.get(k, getattr(item, "go_zero", None))
+        elif item is None:
+            raise _ExecError("error calling index: index of untyped nil")
+        else:
+            raise _ExecError(f"error calling index: can't index item of type {_type_name(item)}")
+    return item
+
+
+_VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*))?([vsdqfFeEgGxXtTcbo%])")
+
+
+def sprintf(fmt: str, *args: Any) -> str:
+    """Go's fmt.Sprintf for the verbs templates use (%v %s %d %q %f %e %g %x %X %t %c %b %o %T %%)."""
+    out, i, argi = [], 0, 0
+    for m in _VERB.finditer(fmt):
+        out.append(fmt[i:m.start()])
+        i = m.end()
+        flags, width, prec, verb = m.group(1), m.group(2), m.group(3), m.group(4)
+        if verb == "%":
+            out.append("%")
+            continue
+        if argi >= len(args):
+            out.append(f"%!{verb}(MISSING)")
+            continue
+        a = args[argi]
+        argi += 1
+        spec = flags.replace("#", "") + (width or "") + (f".{prec}" if prec else "")
+        try:
+            if verb in "vs":
+                s = go_str(a)
+                if prec:
+                    s = s[:int(prec)]
+                out.append(format(s, ("<" if "-" in flags else ">") + (width or "")))
+            elif verb == "q":
+                out.append(format(json.dumps(a if isinstance(a, str) else go_str(a), ensure_ascii=False),
+                                  ("<" if "-" in flags else ">") + (width or "")))
+            elif verb == "d":
+                if not isinstance(a, int) or isinstance(a, bool):
+                    raise TypeError
+                out.append(format(a, spec.replace("-", "<") + "d"))
+            elif verb in "fFeEgG":
+                if not isinstance(a, (int, float)) or isinstance(a, bool):
+                    raise TypeError
+                v = float(a)
+                if verb in "fF" and not prec:
+                    spec += ".6"
+                out.append(format(v, spec.replace("-", "<") + verb.lower()))
+            elif verb in "xX":
+                if isinstance(a, str):
+                    s = a.encode().hex()
+                    out.append(s.upper() if verb == "X" else s)
+                else:
+                    if not isinstance(a, int) or isinstance(a, bool):
+                        raise TypeError
+                    out.append(("0x" if "#" in flags else "") + format(a, spec.replace("-", "<") + verb))
+            elif verb in "bo":
+                if not isinstance(a, int) or isinstance(a, bool):
+                    raise TypeError
+                out.append(format(a, spec.replace("-", "<") + verb))
+            elif verb == "t":
+                if not isinstance(a, bool):
+                    raise TypeError
+                out.append("true" if a else "false")
+            elif verb == "c":
+                out.append(chr(a))
+            elif verb == "T":
+                out.append(_type_name(a))
+        except (TypeError, ValueError):
+            out.append(f"%!{verb}({_type_name(a)}={go_str(a)})")
+    out.append(fmt[i:])
+    if argi < len(args):
+        out.append("%!(EXTRA " + ", ".join(f"{_type_name(a)}={go_str(a)}" for a in args[argi:]) + ")")
+    return "".join(out)
+
+
+def sprint(*args: Any) -> str:
+    """Go's fmt.Sprint: a space between operands when neither is a string."""
+    out = []
+    for i, a in enumerate(args):
+        if i and not isinstance(a, str) and not isinstance(args[i - 1], str):
+            out.append(" ")
+        out.append(go_str(a))
+    return "".join(out)
+
+
+def _split(sep: str, s: str) -> list[str]:
+    s = s.strip() if isinstance(s, str) else s
+    if not isinstance(s, str) or not isinstance(sep, str):
+        raise _ExecError("split: arguments must be strings")
+    if s == "":
+        return []
+    return s.split(sep) if sep else list(s)
+
+
+def _join(sep: str, items: Any) -> str:
+    if not isinstance(items, (list, tuple)):
+        raise _ExecError(f"join: expected a list, got {_type_name(items)}")
+    return sep.join(go_str(x) for x in items)
+
+
+def _contains(v: Any, haystack: Any) -> bool:
+    if isinstance(haystack, (list, tuple)):
+        return any(x == v for x in haystack)
+    if isinstance(haystack, str) and isinstance(v, str):
+        return v in haystack
+    return False
+
+
+def _to_json(v: Any, pretty: bool = False) -> str:
+    def plain(x: Any) -> Any:
+        if x is NO_VALUE:
+            return None
+        f = getattr(x, "go_json", None)
+        return plain(f()) if callable(f) else x
+    try:
+        if pretty:
+            return json.dumps(v, default=plain, indent=2, sort_keys=True, ensure_ascii=False)
+        return json.dumps(v, default=plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise _ExecError(f"toJSON: {e}") from None
+
+
+def _parse_json(s: str) -> Any:
+    if not isinstance(s, str):
+        raise _ExecError("parseJSON: argument must be a string")
+    if not s:
+        return {}
+    try:
+        return json.loads(s)
+    except ValueError as e:
+        raise _ExecError(f"parseJSON: {e}") from None
+
+
+def _b64decode(s: str) -> str:
+    try:
+        return base64.b64decode(s.encode(), validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError) as e:
+        raise _ExecError(f"base64Decode: {e}") from None
+
+
+def _str_fn(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        for a in args:
+            if not isinstance(a, str):
+                raise _ExecError(f"wrong type for value; expected string; got {_type_name(a)}")
+        return f(*args)
+    call.__name__ = name
+    return call
+
+
+def _parse_int(s: str) -> int:
+    try:
+        return int(s.strip(), 0) if s.strip().lower().startswith(("0x", "0o", "0b")) else int(s.strip())
+    except (ValueError, AttributeError):
+        raise _ExecError(f'parseInt: strconv.ParseInt: parsing "{s}": invalid syntax') from None
+
+
+def _parse_float(s: str) -> float:
+    try:
+        return float(s)
+    except (ValueError, TypeError):
+        raise _ExecError(f'parseFloat: strconv.ParseFloat: parsing "{s}": invalid syntax') from None
+
+
+def _parse_bool(s: str) -> bool:
+    if s in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if s in ("0", "f", "F", "false", "FALSE", "False", ""):
+        return False
+    raise _ExecError(f'parseBool: strconv.ParseBool: parsing "{s}": invalid syntax')
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise _ExecError(f"error parsing regexp: {e}") from None
+
+
+def _math(name: str, op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    """consul-template's math: ``{{ 5 | subtract 2 }}`` is 5 - 2 (the piped value comes last)."""
+    def call(b: Any, a: Any) -> Any:
+        for v in (a, b):
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise _ExecError(f"{name}: unknown type for {go_str(v)!r} ({_type_name(v)})")
+        if name in ("divide", "modulo") and b == 0:
+            raise _ExecError(f"{name}: division by zero")
+        return op(a, b)
+    return call
+
+
+def _title(s: str) -> str:
+    return re.sub(r"(^|[^\w'])(\w)", lambda m: m.group(1) + m.group(2).upper(), s)
+
+
+# consul-template's plain functions (no data sources).
+CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
+    "toUpper": _str_fn("toUpper", str.upper),
+    "toLower": _str_fn("toLower", str.lower),
+    "trimSpace": _str_fn("trimSpace", str.strip),
+    "split": _split,
+    "join": _join,
+    "replaceAll": _str_fn("replaceAll", lambda f, t, s: s.replace(f, t)),
+    "contains": _contains,
+    "toJSON": _to_json,
+    "toJSONPretty": lambda v: _to_json(v, True),
+    "parseJSON": _parse_json,
+    "base64Encode": _str_fn("base64Encode", lambda s: base64.b64encode(s.encode()).decode()),
+    "base64Decode": _str_fn("base64Decode", _b64decode),
+    "trimPrefix": _str_fn("trimPrefix", lambda p, s: s.removeprefix(p)),
+    "trimSuffix": _str_fn("trimSuffix", lambda p, s: s.removesuffix(p)),
+    "toTitle": _str_fn("toTitle", _title),
+    "indent": lambda n, s: "\n".join(" " * int(n) + ln for ln in str(s).split("\n")),
+    "regexMatch": _str_fn("regexMatch", lambda r, s: _regex(r).search(s) is not None),
+    "regexReplaceAll": _str_fn("regexReplaceAll",
+                               lambda r, t, s: _regex(r).sub(re.sub(r"\$\{?(\w+)\}?", r"\\g<\1>", t), s)),
+    "parseInt": _str_fn("parseInt", _parse_int),
+    "parseFloat": _str_fn("parseFloat", _parse_float),
+    "parseBool": _str_fn("parseBool", _parse_bool),
+    "in": lambda haystack, v: _contains(v, haystack),
+    "containsAll": lambda vs, haystack: all(_contains(v, haystack) for v in vs or ()),
+    "containsAny": lambda vs, haystack: any(_contains(v, haystack) for v in vs or ()),
+    "add": _math("add", lambda a, b: a + b),
+    "subtract": _math("subtract", lambda a, b: a - b),
+    "multiply": _math("multiply", lambda a, b: a * b),
+    "divide": _math("divide", lambda a, b: a // b if isinstance(a, int) and isinstance(b, int) else a / b),
+    "modulo": _math("modulo", lambda a, b: a % b),
+    "sha256Hex": _str_fn("sha256Hex", lambda s: hashlib.sha256(s.encode()).hexdigest()),
+}
+
+
+class _Exec:
+    def __init__(self, funcs: dict[str, Any], name: str, text: str, missing_key_error: bool) -> None:
+        self.funcs, self.name, self.text, self.strict = funcs, name, text, missing_key_error
+        self.out: list[str] = []
+        self.vars: list[tuple[str, Any]] = []
+        self.top: Any = None
+
+    def fail(self, node: _Node, src: str, msg: str) -> TemplateError:
+        line_start = self.text.rfind("\n", 0, node.pos) + 1
+        col = node.pos - line_start
+        return TemplateError(f'template: {self.name}:{node.line}:{col}: executing "{self.name}" '
+                             f'at <{src}>: {msg}')
+
+    def lookup(self, name: str) -> Any:
+        for n, v in reversed(self.vars):
+            if n == name:
+                return v
+        raise _ExecError(f"undefined variable: {name}")
+
+    def set_var(self, name: str, value: Any) -> None:
+        for i in range(len(self.vars) - 1, -1, -1):
+            if self.vars[i][0] == name:
+                self.vars[i] = (name, value)
+                return
+        raise _ExecError(f"undefined variable: {name}")
+
+    def walk(self, nodes: list[_Node], dot: Any) -> None:
+        for n in nodes:
+            if isinstance(n, _Text):
+                self.out.append(n.text)
+            elif isinstance(n, _Action):
+                v = self.pipe(n.pipe, dot)
+                if not n.pipe.decl:
+                    self.out.append(go_str(v))
+            elif isinstance(n, _Control):
+                self.control(n, dot)
+            elif isinstance(n, _Loop):
+                raise _Break() if n.kind == "break" else _Continue()
+
+    def control(self, n: _Control, dot: Any) -> None:
+        mark = len(self.vars)
+        try:
+            v = self.pipe(n.pipe, dot, declare=n.kind != "range")
+            if n.kind == "if":
+                self.walk(n.body if truth(v) else (n.else_body or []), dot)
+            elif n.kind == "with":
+                if truth(v):
+                    self.walk(n.body, v)
+                else:
+                    self.walk(n.else_body or [], dot)
+            else:
+                self.range(n, v, dot)
+        finally:
+            del self.vars[mark:]
+
+    def range(self, n: _Control, v: Any, dot: Any) -> None:
+        items: list[tuple[Any, Any]]
+        if v is None or v is NO_VALUE:
+            items = []
+        elif isinstance(v, dict):
+            items = sorted(v.items(), key=_key)
+        elif isinstance(v, (list, tuple)):
+            items = list(enumerate(v))
+        elif isinstance(v, int) and not isinstance(v, bool):
+            items = [(i, i) for i in range(v)]
+        else:
+            raise self.fail(n, n.pipe.src, f"range can't iterate over {go_str(v)}")
+        if not items:
+            self.walk(n.else_body or [], dot)
+            return
+        mark = len(self.vars)
+        for k, item in items:
+            if len(n.pipe.decl) == 1:
+                self.vars.append((n.pipe.decl[0], item))
+            elif len(n.pipe.decl) == 2:
+                self.vars.append((n.pipe.decl[0], k))
+                self.vars.append((n.pipe.decl[1], item))
+            try:
+                self.walk(n.body, item)
+            except _Break:
+                break
+            except _Continue:
+                pass
+            finally:
+                del self.vars[mark:]
+
+    def pipe(self, p: _Pipe, dot: Any, *, declare: bool = True) -> Any:
+        value: Any = _UNSET
+        for cmd in p.cmds:
+            value = self.command(cmd, dot, value)
+        if p.decl and declare:
+            if p.assign:
+                try:
+                    self.set_var(p.decl[0], value)
+                except _ExecError as e:
+                    raise self.fail(p, p.src, str(e)) from None
+            else:
+                self.vars.append((p.decl[0], value))
+        return value
+
+    def command(self, cmd: list[_Operand], dot: Any, final: Any) -> Any:
+        first = cmd[0]
+        if first.kind == "func":
+            return self.call(first, cmd[1:], dot, final)
+        if len(cmd) > 1 or final is not _UNSET:
+            if first.kind in ("field",) and len(cmd) > 1:
+                raise self.fail(first, first.src, f"can't give argument to non-function {first.src}")
+            if first.kind not in ("field",):
+                raise self.fail(first, first.src, f"can't give argument to non-function {first.src}")
+        return self.operand(first, dot)
+
+    def operand(self, op: _Operand, dot: Any) -> Any:
+        if op.kind in ("string", "number", "bool"):
+            return op.value
+        if op.kind == "nil":
+            raise self.fail(op, "nil", "nil is not a command")
+        if op.kind == "func":
+            return self.call(op, [], dot, _UNSET)
+        if op.kind == "dot":
+            base = dot
+        elif op.kind == "var":
+            base = self.lookup(op.value)
+        elif op.kind == "pipe":
+            base = self.pipe(op.value, dot)
+        else:
+            base = dot
+        for name in op.chain:
+            base = self.field(op, base, name)
+        return base
+
+    def field(self, op: _Operand, base: Any, name: str) -> Any:
+        if isinstance(base, dict):
+            if name in base:
+                return base[name]
+            methods = getattr(base, "go_methods", None)
+            if methods is not None and name in (found := methods()):
+                return found[name]
+            struct = getattr(base, "go_type", None)
+            if struct is not None:
+                raise self.fail(op, op.src, f"can't evaluate field {name} in type {struct}")
+            if self.strict:
+                raise self.fail(op, op.src, f'map has no entry for key "{name}"')
+            return getattr(base, "go_zero", NO_VALUE)
+        if base is NO_VALUE or (base is None and op.kind == "field" and self.top is None):
+            # Go's invalid value (a missing key, nil data): no value, or missingkey=error's error
+            if self.strict:
+                raise self.fail(op, op.src, f'nil data; no entry for key "{name}"')
+            return NO_VALUE
+        if base is None:
+            raise self.fail(op, op.src, f"nil pointer evaluating interface {{}}.{name}")
+        raise self.fail(op, op.src, f"can't evaluate field {name} in type {_type_name(base)}")
+
+    def call(self, fn: _Operand, args: list[_Operand], dot: Any, final: Any) -> Any:
+        name = fn.value
+        src = fn.src
+        if name in ("and", "or"):  # short-circuit, as Go 1.18+
+            ops = [lambda a=a: self.operand(a, dot) for a in args]
+            if final is not _UNSET:
+                ops.append(lambda: final)
+            if not ops:
+                raise self.fail(fn, src, f"wrong number of args for {name}: want at least 1 got 0")
+            v: Any = None
+            for get in ops:
+                v = get()
+                if truth(v) != (name == "and"):
+                    return v
+            return v
+        vals = [self.operand(a, dot) for a in args]
+        if final is not _UNSET:
+            vals.append(final)
+        vals = [None if v is NO_VALUE else v for v in vals]
+        f = self.funcs.get(name) or _BUILTINS.get(name)
+        if f is None:
+            raise self.fail(fn, src, f'"{name}" is not a defined function')
+        try:
+            return f(*vals)
+        except _ExecError as e:
+            msg = str(e)
+            raise self.fail(fn, src, msg if msg.startswith("error calling") else
+                            f"error calling {name}: {msg}") from None
+        except TemplateError as e:
+            raise self.fail(fn, src, f"error calling {name}: {e}") from None
+        except TypeError as e:
+            if "positional argument" in str(e) or "takes" in str(e) or "missing" in str(e):
+                raise self.fail(fn, src, f"wrong number of args for {name}: {_arity(e)}got {len(vals)}") \
+                    from None
+            raise self.fail(fn, src, f"error calling {name}: {e}") from None
+
+
+def _arity(e: TypeError) -> str:
+    m = re.search(r"takes (\d+) positional", str(e)) or re.search(r"missing (\d+) required", str(e))
+    return f"want {m.group(1)} " if m and "takes" in str(e) else ""
+
+
+_UNSET = object()
+
+
+def _not(v: Any) -> bool:
+    return not truth(v)
+
+
+def _slice(item: Any, *idx: Any) -> Any:
+    if not isinstance(item, (str, list, tuple)):
+        raise _ExecError(f"error calling slice: can't slice item of type {_type_name(item)}")
+    if len(idx) > 2 or any(not isinstance(i, int) or isinstance(i, bool) for i in idx):
+        raise _ExecError("error calling slice: indexes must be at most two integers")
+    n = len(item)
+    lo, hi = (list(idx) + [0, n][len(idx):])[:2]
+    if not 0 <= lo <= hi <= n:
+        raise _ExecError(f"error calling slice: index out of range: {hi if hi > n else lo}")
+    return item[lo:hi]
+
+
+def _html(*args: Any) -> str:
+    """Go's template.HTMLEscapeString of the args printed as print does."""
+    out = sprint(*args)
+    for a, b in (("&", "&amp;"), ("'", "&#39;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"),
+                 ("\0", "\ufffd")):
+        out = out.replace(a, b)
+    return out
+
+
+def _js(*args: Any) -> str:
+    """Go's template.JSEscapeString of the args printed as print does."""
+    table = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026",
+             "=": "\\u003D", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return "".join(table.get(c, c if c.isprintable() else f"\\u{ord(c):04X}") for c in sprint(*args))
+
+
+def _urlquery(*args: Any) -> str:
+    from urllib.parse import quote_plus
+
+    return quote_plus(sprint(*args))
+
+
+_BUILTINS: dict[str, Callable[..., Any]] = {
+    "not": _not, "len": _len, "index": _index, "print": sprint,
+    "printf": lambda fmt, *a: sprintf(fmt, *a) if isinstance(fmt, str) else
+    (_ for _ in ()).throw(_ExecError("wrong type for value; expected string")),
+    "println": lambda *a: " ".join(go_str(x) for x in a) + "\n",
+    "slice": _slice, "html": _html, "js": _js, "urlquery": _urlquery,
+    "eq": _eq, "ne": lambda a, b: not _eq(a, b), "lt": _lt, "le": lambda a, b: _lt(a, b) or _eq(a, b),
+    "gt": lambda a, b: not (_lt(a, b) or _eq(a, b)), "ge": lambda a, b: not _lt(a, b),
+}
+
+
+def parse(text: str, *, funcs: dict[str, Any] | None = None, left: str = "{{", right: str = "}}",
+          name: str = "") -> list[_Node]:
+    """Parse *text*; TemplateError with Go's message when it does not parse."""
+    names = {**CONSUL_TEMPLATE_FUNCS, **(funcs or {})}
+    lx = _Lexer(text, left, right, name)
+    return _Parser(lx.run(), lx, names).parse()
+
+
+def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, left: str = "{{",
+           right: str = "}}", missing_key_error: bool = False, name: str = "") -> str:
+    """Parse and execute *text* with *dot* as ``.``; *funcs* add to (or replace) the built-in functions."""
+    names = {**CONSUL_TEMPLATE_FUNCS, **(funcs or {})}
+    tree = parse(text, funcs=names, left=left, right=right, name=name)
+    ex = _Exec(names, name, text, missing_key_error)
+    ex.vars.append(("$", dot))
+    ex.top = dot
+    try:
+        ex.walk(tree, dot)
+    except (_Break, _Continue):  # pragma: no cover - the parser refuses them outside range
+        pass
+    return "".join(ex.out)

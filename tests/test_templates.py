@@ -1,0 +1,106 @@
+"""actors.client.templates: a task's templates rendered from the servers' data (the pure core)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actors.client.templates import (
+    TemplateSpec,
+    missing_message,
+    parse_env,
+    parse_templates,
+    quiescence,
+    render_task,
+    resolve_path,
+)
+
+T = TemplateSpec(dest="local/x")
+VAR = {"Namespace": "default", "Path": "nomad/jobs/web", "Items": {"password": "pw", "user": "u"},
+       "CreateIndex": 3, "ModifyIndex": 7}
+
+
+def render(text: str, data: dict[tuple[str, str], tuple[str, Any]], env: dict[str, str] | None = None,
+           spec: TemplateSpec = T) -> Any:
+    return render_task((spec,), (text,), env or {}, data, "default")
+
+
+def test_nomad_var_reads_items_fields_ranges_and_metadata() -> None:
+    data = {("var", "nomad/jobs/web"): ("", VAR)}
+    text = ('{{ with nomadVar "nomad/jobs/web" }}{{ .password }}|{{ .nope }}|{{ .Parent.ModifyIndex }}'
+            '|{{ range .Tuples }}{{ .K }}:{{ .V }} {{ end }}{{ end }}'
+            '|{{ range $k, $v := nomadVar "nomad/jobs/web" }}{{ $k }}={{ $v }};{{ end }}'
+            '|{{ (nomadVar "nomad/jobs/web").Items.user }}|{{ nomadVarExists "nomad/jobs/web" }}')
+    r = render(text, data)
+    assert r.complete and r.outputs == ("pw||7|password:pw user:u |password=pw;user=u;|u|true",)
+    assert r.deps == (("var", "nomad/jobs/web"),)
+
+
+def test_unfetched_data_is_lacking_and_an_absent_variable_is_missing() -> None:
+    text = '{{ with nomadVar "nomad/jobs/web" }}{{ .password }}{{ end }}'
+    r = render(text, {})
+    assert not r.complete and r.lacking == (("var", "nomad/jobs/web"),) and r.missing == ()
+    r = render(text, {("var", "nomad/jobs/web"): ("", None)})
+    assert not r.complete and r.missing == ("nomad.var.block(nomad/jobs/web@default.global)",)
+    absent = {("var", "nomad/jobs/web"): ("", None)}
+    assert render('{{ nomadVarExists "nomad/jobs/web" }}', absent).outputs == ("false",)
+    assert missing_message(("d", "a", "c", "b", "e")) == "Missing: a, b, c, and 2 more"
+
+
+def test_a_denied_variable_consul_and_vault_and_missing_keys_fail_the_render() -> None:
+    r = render('{{ nomadVar "app/x" }}', {("var", "app/x"): ("Permission denied", None)})
+    assert r.error.endswith("error calling nomadVar: nomad.var.block(app/x@default.global): "
+                            "Permission denied")
+    assert "Consul is not available" in render('{{ key "a/b" }}', {}).error
+    assert "Vault is not available" in render('{{ with secret "kv/x" }}{{ end }}', {}).error
+    strict = TemplateSpec(dest="local/x", err_missing_key=True)
+    r = render('{{ with nomadVar "nomad/jobs/web" }}{{ .nope }}{{ end }}',
+               {("var", "nomad/jobs/web"): ("", VAR)}, spec=strict)
+    assert 'map has no entry for key "nope"' in r.error
+    assert 'function "sockaddr" not defined' in render("{{ sockaddr }}", {}).error
+
+
+def test_nomad_services_and_a_chosen_subset() -> None:
+    regs = [{"ID": f"id{i}", "ServiceName": "db", "Address": f"10.0.0.{i}", "Port": 5000 + i, "Tags": ["a"]}
+            for i in range(5)]
+    data = {("service", "db"): ("", regs), ("services", ""): ("", [{"Name": "db", "Tags": ["a"]}])}
+    r = render('{{ range nomadServices }}{{ .Name }}{{ .Tags }}{{ end }} '
+               '{{ range nomadService "db" }}{{ .Port }},{{ end }}', data)
+    assert r.outputs == ("db[a] 5000,5001,5002,5003,5004,",)
+    two = render('{{ range nomadService 2 "k" "db" }}{{ .Port }} {{ end }}', data).outputs[0].split()
+    assert len(two) == 2 and two == render('{{ range nomadService 2 "k" "db" }}{{ .Port }} {{ end }}',
+                                           data).outputs[0].split()
+
+
+def test_env_reads_the_tasks_environment_only() -> None:
+    r = render('{{ env "NOMAD_TASK_NAME" }}/{{ env "HOME" }}', {}, {"NOMAD_TASK_NAME": "t"})
+    assert r.outputs == ("t/",)
+
+
+def test_destinations_resolve_inside_the_allocation() -> None:
+    env = {"NOMAD_ALLOC_DIR": "/a/id/alloc", "NOMAD_TASK_DIR": "/a/id/t/local"}
+    assert resolve_path("local/x.conf", env, "/a/id", "/a/id/t") == "/a/id/t/local/x.conf"
+    assert resolve_path("secrets/x", env, "/a/id", "/a/id/t") == "/a/id/t/secrets/x"
+    assert resolve_path("${NOMAD_ALLOC_DIR}/x", env, "/a/id", "/a/id/t") == "/a/id/alloc/x"
+    assert resolve_path("alloc/x", env, "/a/id", "/a/id/t") == "/a/id/alloc/x"
+    assert resolve_path("../alloc/x", env, "/a/id", "/a/id/t") == "/a/id/alloc/x"
+    assert resolve_path("/etc/x", env, "/a/id", "/a/id/t") == "/a/id/t/etc/x"
+    assert resolve_path("../../../etc/x", env, "/a/id", "/a/id/t") is None
+
+
+def test_env_files_are_read_as_nomads_envparse_does() -> None:
+    assert parse_env('# c\n\nA=1\nexport B="x\\ny"\nC=\'q#r\'\nD= v # kept\n') == \
+        {"A": "1", "B": "x\ny", "C": "q#r", "D": "v # kept"}
+    with pytest.raises(ValueError, match="line 2: missing ="):
+        parse_env("A=1\nnot a pair\n")
+
+
+def test_specs_take_nomads_defaults_and_wait_bounds_the_quiescence() -> None:
+    (spec,) = parse_templates([{"DestPath": "local/x", "EmbeddedTmpl": "x"}], "T")
+    assert (spec.change_mode, spec.perms, spec.splay_s, spec.left, spec.right) == \
+        ("restart", 0o644, 5.0, "{{", "}}")
+    (w,) = parse_templates([{"DestPath": "x", "Wait": {"Min": 4 * 10**9, "Max": 10 * 10**9}}], "T")
+    assert quiescence((w,), first_change=100.0, now=100.0) == 4.0
+    assert quiescence((w,), first_change=100.0, now=108.0) == 2.0
+    assert quiescence((spec,), first_change=100.0, now=100.0) == 0.0

@@ -1,0 +1,229 @@
+"""Task templates in the simulator: servers with Raft, a client running tasks on SimDriver.
+
+A template reading a Nomad variable is rendered into the task's directory
+before the task starts; an ``env = true`` one reaches the task's
+environment; a task whose variable does not exist waits with Nomad's
+"Missing" event until it is written; a variable's change re-renders the
+template and restarts (or signals) the task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actors.state.store import command
+from sim.client_cluster import ClusterConfig
+from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def boot() -> JobCluster:
+    c = JobCluster(3, JobClusterConfig(base=ClusterConfig(n_servers=1, n_clients=1)))
+    c.run(30.0)
+    assert c.statuses() == {"ready": 1}
+    return c
+
+
+def set_var(c: JobCluster, path: str, items: dict[str, str]) -> None:
+    _, result = c.propose(command("var_set", namespace="default", path=path, items=items, cas=None,
+                                  now=c.sched.now))
+    assert result["ok"], result
+
+
+def job(templates: list[dict[str, Any]], **config: Any) -> dict[str, Any]:
+    j = sim_job(count=1)
+    task = j["TaskGroups"][0]["Tasks"][0]
+    task["Templates"] = templates
+    task["Config"].update(config)
+    return j
+
+
+def until(c: JobCluster, cond: Any, bound_s: float = 60.0) -> None:
+    end = c.sched.now + bound_s
+    while not cond():
+        assert c.sched.now < end, f"not within {bound_s}s"
+        c.run(0.5)
+        node = c.sched.nodes["c0001"]
+        if node.up and "alloc-runner" in node.actors:
+            c.sched.actor_of(node.actors["alloc-runner"]).check_invariants()
+
+
+def procs(c: JobCluster) -> list[Any]:
+    return sorted(c.drivers["c0001"].procs.values(), key=lambda p: p.pid)
+
+
+def files(c: JobCluster) -> dict[str, bytes]:
+    return {path: data for (_, task, path), data in c.alloc_dirs["c0001"].files.items() if not task}
+
+
+def events(c: JobCluster) -> list[tuple[str, str]]:
+    runner = c.sched.actor_of(c.sched.nodes["c0001"].actors["alloc-runner"])
+    return [(e.type, e.message) for a in runner.allocs.values() for t in a.tasks.values()
+            for e in t.state.events]
+
+
+CONF = {"EmbeddedTmpl": '{{ with nomadVar "nomad/jobs/web" }}password={{ .password }}{{ end }}\n',
+        "DestPath": "local/app.conf", "ChangeMode": "restart", "Splay": 0}
+ENV = {"EmbeddedTmpl": '{{ with nomadVar "nomad/jobs/web/g" }}DB_USER={{ .user }}{{ end }}\n',
+       "DestPath": "secrets/app.env", "Envvars": True, "ChangeMode": "noop"}
+
+
+def test_templates_render_before_start_env_reaches_the_task_and_a_change_restarts_it() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "s3cret"})
+    set_var(c, "nomad/jobs/web/g", {"user": "alice"})
+    c.register(job([CONF, ENV], args=["${DB_USER}"]))
+    until(c, lambda: len(procs(c)) == 1)
+    p = procs(c)[0]
+    assert p.config["args"] == ["alice"]  # the env template's variable, interpolated at start
+    out = files(c)
+    assert out["t/local/app.conf"] == b"password=s3cret\n"
+    assert out["t/secrets/app.env"] == b"DB_USER=alice\n"
+    assert c.alloc_dirs["c0001"].perms[(p.alloc_id, "t/local/app.conf")] == 0o644
+    set_var(c, "nomad/jobs/web", {"password": "n3w"})
+    until(c, lambda: len(procs(c)) == 2)
+    assert procs(c)[0].ended_at is not None and procs(c)[1].ended_at is None
+    assert files(c)["t/local/app.conf"] == b"password=n3w\n"
+    assert ("Restart Signaled", "Template with change_mode restart re-rendered") in events(c)
+    # A change to what only a noop template reads is written, and nothing else happens.
+    set_var(c, "nomad/jobs/web/g", {"user": "bob"})
+    until(c, lambda: files(c)["t/secrets/app.env"] == b"DB_USER=bob\n")
+    c.run(5.0)
+    assert len(procs(c)) == 2
+
+
+def test_a_missing_variable_blocks_the_task_until_it_is_written() -> None:
+    c = boot()
+    c.register(job([CONF]))
+    until(c, lambda: ("Template", "Missing: nomad.var.block(nomad/jobs/web@default.global)") in events(c))
+    c.run(10.0)
+    assert procs(c) == []
+    set_var(c, "nomad/jobs/web", {"password": "late"})
+    until(c, lambda: len(procs(c)) == 1)
+    assert files(c)["t/local/app.conf"] == b"password=late\n"
+
+
+def test_signal_change_mode_signals_the_running_task() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "a"})
+    c.register(job([{**CONF, "ChangeMode": "signal", "ChangeSignal": "SIGHUP"}]))
+    until(c, lambda: len(procs(c)) == 1)
+    set_var(c, "nomad/jobs/web", {"password": "b"})
+    until(c, lambda: procs(c)[0].signals == ["SIGHUP"])
+    assert len(procs(c)) == 1 and ("Signaling", "Template re-rendered") in events(c)
+
+
+def test_a_variable_outside_the_tasks_identity_fails_the_task() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/other", {"password": "x"})
+    other = '{{ with nomadVar "nomad/jobs/other" }}{{ .password }}{{ end }}'
+    c.register(job([{**CONF, "EmbeddedTmpl": other}]))
+    until(c, lambda: any(t == "Killing" and "Permission denied" in m for t, m in events(c)))
+    assert procs(c) == []
+
+
+def test_after_a_client_restart_a_running_tasks_templates_are_watched_again() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "a"})
+    c.register(job([CONF]))
+    until(c, lambda: len(procs(c)) == 1)
+    c.crash("c0001")
+    c.run(2.0)
+    c.restart("c0001")
+    c.run(15.0)
+    assert len(procs(c)) == 1  # re-attached, not started again
+    set_var(c, "nomad/jobs/web", {"password": "b"})
+    until(c, lambda: len(procs(c)) == 2)
+    assert files(c)["t/local/app.conf"] == b"password=b\n"
+
+
+def test_template_data_is_read_with_the_tasks_workload_identity() -> None:
+    import msgpack
+
+    from actors.server.alloc_endpoint import template_data
+
+    c = boot()
+    for path in ("nomad/jobs", "nomad/jobs/web", "nomad/jobs/web/g", "nomad/jobs/web/g/t/x",
+                 "nomad/jobs/other", "app/config"):
+        set_var(c, path, {"k": path})
+    c.register(job([{**CONF, "EmbeddedTmpl": "static"}]))
+    until(c, lambda: len(procs(c)) == 1)
+    state = c.checker.replica
+    (alloc,) = c.allocs("web")
+    node = state.tables["nodes"][alloc["NodeID"]]
+    paths = ("nomad/jobs", "nomad/jobs/web", "nomad/jobs/web/g", "nomad/jobs/web/g/t", "nomad/jobs/web/g/t/x",
+             "nomad/jobs/other", "app/config", "nomad/jobs/web/x")
+    deps = tuple(("var", p) for p in paths)
+    error, data = template_data(state, alloc["NodeID"], node["SecretID"], alloc["ID"], "t",
+                                (*deps, ("varlist", "")))
+    rows = {(k, a): (e, v) for k, a, e, v in msgpack.unpackb(data)}
+    assert error == ""
+    readable = {a for (k, a), (e, v) in rows.items() if k == "var" and not e}
+    assert readable == {"nomad/jobs", "nomad/jobs/web", "nomad/jobs/web/g", "nomad/jobs/web/g/t"}
+    assert rows[("var", "nomad/jobs/web/g/t")] == ("", None)  # its own, and absent
+    assert rows[("var", "nomad/jobs/web")][1]["Items"] == {"k": "nomad/jobs/web"}
+    for other in ("app/config", "nomad/jobs/other", "nomad/jobs/web/g/t/x", "nomad/jobs/web/x"):
+        assert rows[("var", other)][0] == "Permission denied"
+    listed = [m["Path"] for m in rows[("varlist", "")][1]]
+    assert listed == ["nomad/jobs", "nomad/jobs/web", "nomad/jobs/web/g"]
+    assert template_data(state, alloc["NodeID"], "wrong", alloc["ID"], "t", deps)[0] == \
+        "node secret ID does not match"
+
+
+def test_wait_renders_a_change_once_the_data_has_settled_and_splay_delays_the_restart() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "a"})
+    c.register(job([{**CONF, "Wait": {"Min": 4 * 10**9, "Max": 10 * 10**9}, "Splay": 3 * 10**9}]))
+    until(c, lambda: len(procs(c)) == 1)
+    for value in ("b", "c", "d", "e"):  # every 3 s: never quiet for 4 s, so max (10 s) renders it
+        set_var(c, "nomad/jobs/web", {"password": value})
+        c.run(3.0)
+        if value in ("b", "c"):
+            assert files(c)["t/local/app.conf"] == b"password=a\n"
+    until(c, lambda: files(c)["t/local/app.conf"] != b"password=a\n", 5.0)
+    written = c.sched.now
+    assert len(procs(c)) == 1  # the restart waits out a random part of the splay
+    until(c, lambda: len(procs(c)) == 2, 10.0)
+    assert c.sched.now - written <= 3.0 + 5.5  # splay, plus the kill and the restart
+    until(c, lambda: files(c)["t/local/app.conf"] == b"password=e\n", 10.0)
+
+
+def test_a_missing_source_file_fails_the_task() -> None:
+    c = boot()
+    c.register(job([{"SourcePath": "local/in.tpl", "DestPath": "local/out"}]))
+    until(c, lambda: any(t == "Killing" and "failed to read template source 'local/in.tpl'" in m
+                         for t, m in events(c)))
+    assert procs(c) == []
+
+
+def test_nomad_service_lists_the_native_catalogs_registrations_and_follows_them() -> None:
+    c = boot()
+    db = sim_job("db", count=1, Services=[{"Name": "db", "PortLabel": "5432", "Provider": "nomad"}])
+    c.register(db)
+    until(c, lambda: len(procs(c)) == 1)
+    text = ('{{ range nomadServices }}{{ .Name }} {{ end }}|'
+            '{{ range nomadService "db" }}{{ .Address }}:{{ .Port }}{{ else }}none{{ end }}\n')
+    c.register(job([{"EmbeddedTmpl": text, "DestPath": "local/db", "ChangeMode": "noop"}]))
+    until(c, lambda: len(procs(c)) == 2)
+    out = files(c)["t/local/db"].decode()
+    assert out.startswith("db |") and out.endswith(":5432\n") and "none" not in out, out
+    c.stop_job("db")
+    until(c, lambda: files(c)["t/local/db"] == b"|none\n")
+    assert [p.ended_at is None for p in procs(c)] == [False, True]  # noop: the task runs on
+
+
+def test_a_template_that_stops_rendering_kills_and_fails_the_running_task() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"n": "1"})
+    text = '{{ with nomadVar "nomad/jobs/web" }}{{ parseInt .n }}{{ end }}'
+    c.register(job([{**CONF, "EmbeddedTmpl": text}]))
+    until(c, lambda: len(procs(c)) == 1)
+    set_var(c, "nomad/jobs/web", {"n": "x"})
+    until(c, lambda: procs(c)[0].ended_at is not None)
+    (alloc,) = c.allocs("web")
+    until(c, lambda: c.allocs("web")[0]["ClientStatus"] == "failed")
+    assert any(t == "Killing" and m.startswith("Template failed: ") and "parseInt" in m for t, m in events(c))
+    assert len(procs(c)) == 1 and alloc["ID"] == c.allocs("web")[0]["ID"]
