@@ -299,6 +299,57 @@ COMMANDS.update(OPERATOR_API_COMMANDS)
 # ---- end operator api
 
 
+# Commands whose -t is not Nomad's output template (alloc exec: a TTY).
+NOT_TEMPLATE_T = {("alloc", "exec")}
+
+
+def template_flag(words: tuple[str, ...], args: list[str]) -> tuple[list[str], str | None]:
+    """Nomad's ``-t <Go template>`` output flag, on every command that has ``-json``: taken out of
+    *args* and replaced by ``-json``, whose output the template then formats (``Format`` in Nomad's
+    command/helpers.go).  (args, None) when not given."""
+    if words in NOT_TEMPLATE_T:
+        return args, None
+    out: list[str] = []
+    tmpl = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            out.extend(args[i:])
+            break
+        if a in ("-t", "--t") and i + 1 < len(args):
+            tmpl = args[i + 1]
+            i += 2
+            continue
+        if a.startswith(("-t=", "--t=")):
+            tmpl = a.split("=", 1)[1]
+            i += 1
+            continue
+        out.append(a)
+        i += 1
+    if tmpl is None:
+        return args, None
+    if any(a in ("-json", "--json") or a.startswith(("-json=", "--json=")) for a in out):
+        raise CliError("Both json and template formatting are not allowed")
+    if not tmpl:
+        raise CliError("template needs to be specified in golang's text/template format.")
+    return ["-json", *out], tmpl  # first: flags end at the first argument (Go's flag package)
+
+
+def format_template(tmpl: str, out: str) -> str:
+    """The command's -json output formatted by a Go template (Nomad's TemplateFormat)."""
+    from runtime.gotemplate import TemplateError, render
+
+    try:
+        data = json.loads(out) if out else None
+    except ValueError:
+        raise CliError("this command has no -json output to format with -t") from None
+    try:
+        return render(tmpl, dot=data)
+    except TemplateError as e:
+        raise CliError(f"Error formatting the data: {e}") from None
+
+
 def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
     token = os.environ.get("NOMAD_TOKEN", "")
@@ -333,7 +384,16 @@ def main(argv: list[str]) -> int:
     for words in sorted(COMMANDS, key=len, reverse=True):
         if tuple(rest[: len(words)]) == words:
             try:
-                out = COMMANDS[words](addr, rest[len(words):])
+                args, tmpl = template_flag(words, rest[len(words):])
+                try:
+                    out = COMMANDS[words](addr, args)
+                except CliError as e:
+                    if tmpl is not None and str(e) == "flag provided but not defined: -json":
+                        raise CliError("flag provided but not defined: -t") from None
+                    raise
+                if tmpl is not None:
+                    text, code = out if isinstance(out, tuple) else (out, 0)
+                    out = (format_template(tmpl, text), code)
             except CliError as e:
                 print(f"Error: {e}", file=sys.stderr)
                 return 1

@@ -820,10 +820,35 @@ def _await_replacements(addr: str, job_path: str, stopped: set[str], want: int) 
 # ---------------------------------------------------------------- node
 
 
+def local_node_id(addr: str) -> str:
+    """Nomad's getLocalNodeID (the -self flag): the node of the agent at *addr*, from /v1/agent/self."""
+    try:
+        info = request(addr, "GET", "/v1/agent/self")
+    except CliError as e:
+        raise CliError(f"Error determining local node ID: Error querying agent info: {e}") from None
+    client = ((info or {}).get("stats") or {}).get("client")
+    if not isinstance(client, dict):
+        raise CliError("Error determining local node ID: Nomad not running in client mode")
+    if not client.get("node_id"):
+        raise CliError("Error determining local node ID: Failed to determine node ID")
+    return str(client["node_id"])
+
+
+def _node_arg(addr: str, flags: dict[str, Any], rest: list[str]) -> dict[str, Any]:
+    """The node of ``node drain`` / ``node eligibility``: the one named, or with -self the agent's own."""
+    if (flags.get("self") and rest) or (not flags.get("self") and len(rest) != 1):
+        raise CliError("Node ID must be specified if -self isn't being used")
+    return resolve(addr, "node", local_node_id(addr) if flags.get("self") else rest[0])
+
+
 def node_status(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "self": bool, "allocs": bool,
                                      "filter": str, "json": bool})
     verbose = flags.get("verbose", False)
+    if flags.get("self"):
+        if rest:
+            raise CliError("This command takes either one or no arguments")
+        rest = [local_node_id(addr)]
     if not rest:
         nodes = request(addr, "GET", "/v1/nodes", filter=flags.get("filter"))
         if flags.get("json"):
@@ -924,7 +949,8 @@ def _drain_deadline_ns(flags: dict[str, Any]) -> int:
 def node_drain(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"enable": bool, "disable": bool, "deadline": str, "force": bool,
                                      "no-deadline": bool, "ignore-system": bool, "keep-ineligible": bool,
-                                     "yes": bool, "detach": bool, "monitor": bool, "m": str, "meta": list})
+                                     "yes": bool, "detach": bool, "monitor": bool, "m": str, "meta": list,
+                                     "self": bool})
     enable = _enable_disable(flags)
     if not enable and any(flags.get(f) for f in ("deadline", "force", "no-deadline", "ignore-system")):
         raise CliError("-deadline, -force, -no-deadline and -ignore-system apply only with -enable")
@@ -939,8 +965,8 @@ def node_drain(addr: str, args: list[str]) -> str:
         meta[k] = v
     if flags.get("m"):
         meta["message"] = flags["m"]
-    ident = one_arg(rest, "nomad node drain [options] <node>")
-    node = resolve(addr, "node", ident)
+    node = _node_arg(addr, flags, rest)
+    ident = node["ID"] if flags.get("self") else rest[0]
     verb = "enable" if enable else "disable"
     if node["ID"] != ident and not flags.get("yes") and \
             not _confirm(f'Are you sure you want to {verb} drain mode for node "{node["ID"]}"? [y/N]'):
@@ -955,7 +981,7 @@ def node_drain(addr: str, args: list[str]) -> str:
 def node_eligibility(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"enable": bool, "disable": bool, "self": bool})
     enable = _enable_disable(flags)
-    node = resolve(addr, "node", one_arg(rest, "nomad node eligibility [options] <node>"))
+    node = _node_arg(addr, flags, rest)
     elig = "eligible" if enable else "ineligible"
     request(addr, "PUT", f"/v1/node/{node['ID']}/eligibility", {"NodeID": node["ID"], "Eligibility": elig})
     return f'Node "{node["ID"]}" scheduling eligibility set: {elig} for scheduling'
@@ -1345,14 +1371,16 @@ def eval_status(addr: str, args: list[str]) -> str:
 
 
 def eval_list(addr: str, args: list[str]) -> str:
-    """``nomad eval list [-verbose] [-job id] [-status s]``: newest first."""
-    flags, rest = parse_flags(args, {"verbose": bool, "job": str, "status": str, "filter": str})
+    """``nomad eval list [-verbose] [-json] [-job id] [-status s]``: newest first."""
+    flags, rest = parse_flags(args, {"verbose": bool, "job": str, "status": str, "filter": str, "json": bool})
     if rest:
         raise CliError("This command takes no arguments: nomad eval list [-job <id>] [-status <status>]")
     verbose = flags.get("verbose", False)
     evals = [e for e in request(addr, "GET", "/v1/evaluations", filter=flags.get("filter"))
              if e.get("JobID") == flags.get("job", e.get("JobID"))
              and e.get("Status") == flags.get("status", e.get("Status"))]
+    if flags.get("json"):
+        return as_json(evals)
     if not evals:
         return "No evals found"
     rows = [["ID", "Priority", "Triggered By", "Job ID", "Namespace", "Node ID", "Status", "Placement Failures"]]
@@ -1463,10 +1491,12 @@ def job_revert(addr: str, args: list[str]) -> tuple[str, int]:
 
 
 def job_allocs(addr: str, args: list[str]) -> str:
-    """``nomad job allocs [-all] [-verbose] <job>``: the job's allocations, newest first."""
-    flags, rest = parse_flags(args, {"all": bool, "verbose": bool})
+    """``nomad job allocs [-all] [-verbose] [-json] <job>``: the job's allocations, newest first."""
+    flags, rest = parse_flags(args, {"all": bool, "verbose": bool, "json": bool})
     stub = resolve(addr, "job", one_arg(rest, "nomad job allocs <job>"))
     allocs = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/allocations")
+    if flags.get("json"):
+        return as_json(allocs)
     if not allocs:
         return "No allocations placed"
     return alloc_table(allocs, flags.get("verbose", False), with_node=True)

@@ -38,3 +38,32 @@ def test_cli_shows_members_and_raft_peers_and_reports_errors_in_one_line(agents,
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "127.0.0.1:9" in bad.stderr
     gone = nomad("http://127.0.0.1:9", "server", "members")
     assert gone.returncode == 1 and gone.stderr.startswith("Error: ")
+
+
+def test_the_t_flag_formats_a_commands_json_output_with_a_go_template(monkeypatch, capsys):
+    """Nomad's -t: the same data as -json, through text/template; both at once is refused."""
+    from runtime import cli
+    from runtime.cli_jobs import as_json, parse_flags
+
+    def listing(addr: str, args: list[str]) -> str:
+        flags, _ = parse_flags(args, {"json": bool, "verbose": bool})
+        data = [{"ID": "a1", "Status": "running", "Count": 2}, {"ID": "b2", "Status": "dead", "Count": 0}]
+        return as_json(data) if flags.get("json") else "table"
+
+    def plain(addr: str, args: list[str]) -> str:
+        parse_flags(args, {})
+        return "x"
+
+    monkeypatch.setitem(cli.COMMANDS, ("fake", "list"), listing)
+    monkeypatch.setitem(cli.COMMANDS, ("fake", "plain"), plain)
+    tmpl = '{{range .}}{{.ID}}={{.Status}}{{if gt .Count 0}} ({{.Count}}){{end}}\n{{end}}'
+    assert cli.main(["fake", "list", "-verbose", "-t", tmpl]) == 0
+    assert capsys.readouterr().out == "a1=running (2)\nb2=dead\n\n"
+    assert cli.main(["fake", "list", "-t={{len .}}"]) == 0
+    assert capsys.readouterr().out == "2\n"
+    assert cli.main(["fake", "list", "-json", "-t", "{{.}}"]) == 1
+    assert "Both json and template formatting are not allowed" in capsys.readouterr().err
+    assert cli.main(["fake", "list", "-t", "{{.Nope"]) == 1
+    assert "Error formatting the data: template: :1:" in capsys.readouterr().err
+    assert cli.main(["fake", "plain", "-t", "{{.}}"]) == 1
+    assert "flag provided but not defined: -t" in capsys.readouterr().err

@@ -993,3 +993,33 @@ def test_alloc_and_node_status_show_the_ephemeral_disk_where_nomad_shows_disk(mo
     at = out.index("Allocated Resources")
     assert columns(out[at + 1]) == ["CPU", "Memory", "Disk", "Alloc Count"]
     assert columns(out[at + 2]) == ["100/4000 MHz", "64 MiB/8.0 GiB", "300 MiB/8.0 GiB", "1"]  # running only
+
+
+def test_self_names_the_agents_own_node_for_node_status_drain_and_eligibility(monkeypatch):
+    """Nomad's getLocalNodeID: stats.client.node_id of /v1/agent/self; a server-only agent is refused."""
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+    agent: dict[str, Any] = {"stats": {"client": {"node_id": "n-self"}}}
+    puts: list[tuple[str, Any]] = []
+
+    def request(addr: str, method: str, path: str, body: Any = None, **k: Any) -> Any:
+        if path == "/v1/agent/self":
+            return agent
+        if method == "PUT":
+            puts.append((path, body))
+            return {}
+        return {"ID": "n-self", "Name": "me", "Status": "ready"}
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, ident: {"ID": ident})
+    assert cli_jobs.node_status("http://x", ["-self", "-json"]).startswith('{\n    "ID": "n-self"')
+    cli_jobs.node_eligibility("http://x", ["-self", "-disable"])
+    cli_jobs.node_drain("http://x", ["-self", "-enable", "-yes", "-detach"])
+    assert [p for p, _ in puts] == ["/v1/node/n-self/eligibility", "/v1/node/n-self/drain"]
+    for args in (["-self", "-disable", "other"], ["-disable"]):
+        with pytest.raises(cli_jobs.CliError, match="Node ID must be specified if -self isn't being used"):
+            cli_jobs.node_eligibility("http://x", args)
+    agent["stats"] = {"nomad": {}}
+    with pytest.raises(cli_jobs.CliError, match="Error determining local node ID: Nomad not running in client"):
+        cli_jobs.node_status("http://x", ["-self"])
