@@ -356,3 +356,66 @@ def test_cli_exec_errors_are_nomads(dev, alloc) -> None:
     r = nomad(dev, "alloc", "exec", "-i=false", alloc, "/no/such")
     assert r.returncode == 1
     assert 'failed to exec into task: exec: "/no/such": executable file not found in $PATH' in r.stderr
+
+
+def _read_until(fd: int, want: bytes, deadline_s: float = SESSION_DEADLINE_S) -> bytes:
+    """What the pty shows until *want* appears (or the CLI ends)."""
+    import os
+    import select
+    import time
+
+    seen = b""
+    end = time.monotonic() + deadline_s
+    while want not in seen:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out waiting for {want!r}; saw {seen!r}")
+        if select.select([fd], [], [], left)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the CLI closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_cli_exec_with_a_terminal_sends_its_size_and_disconnects_on_tilde_dot(dev, alloc) -> None:
+    import fcntl
+    import os
+    import signal
+    import subprocess
+    import sys
+    import termios
+
+    from tests.test_cli_jobs import NOMAD
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    argv = [sys.executable, NOMAD, f"-address=http://127.0.0.1:{dev.http_port}", "alloc", "exec", alloc, "/bin/sh"]
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        _read_until(master, b"$ " if os.getuid() else b"# ")  # the remote shell's prompt: raw mode is on
+        os.write(master, b"stty size; echo mark-$((6*7))\r")
+        seen = _read_until(master, b"mark-42")
+        assert b"40 120" in seen
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 132, 0, 0))
+        proc.send_signal(signal.SIGWINCH)  # as the terminal does on a resize
+        os.write(master, b"sleep 0.2; stty size; echo mark-$((7*7))\r")
+        assert b"50 132" in _read_until(master, b"mark-49")
+        os.write(master, b"\r~.")
+        seen = _read_until(master, b"context canceled")
+        assert b"Connection closed" in seen
+        assert proc.wait(timeout=SESSION_DEADLINE_S) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+
+
+def test_cli_exec_job_picks_a_running_allocation(dev, alloc) -> None:
+    r = nomad(dev, "alloc", "exec", "-i=false", "-job", "exec-one", "sh", "-c", "echo $NOMAD_ALLOC_ID")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == alloc
