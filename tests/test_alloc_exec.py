@@ -393,7 +393,8 @@ def test_cli_exec_with_a_terminal_sends_its_size_and_disconnects_on_tilde_dot(de
 
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    argv = [sys.executable, NOMAD, f"-address=http://127.0.0.1:{dev.http_port}", "alloc", "exec", alloc, "/bin/sh"]
+    argv = [sys.executable, NOMAD, f"-address=http://127.0.0.1:{dev.http_port}", "alloc", "exec", alloc,
+            "/bin/sh"]
     proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
     try:
