@@ -123,7 +123,11 @@ def alloc_exec(addr: str, args: list[str]) -> tuple[str, int]:
                                     "namespace": alloc.get("Namespace") or "default"})
     path = f"/v1/client/allocation/{alloc['ID']}/exec?{query}"
     try:
-        ws, sock = _open(addr, _node_url(addr, alloc), path)
+        node_url = _node_url(addr, alloc)
+    except CliError:  # the node is not readable with this token (node:read), or has no address
+        node_url = ""
+    try:
+        ws, sock = _open(addr, node_url, path)
     except (WsHandshakeError, WsProtocolError, OSError) as e:
         raise CliError(f"failed to exec into task: {e}") from None
     with sock:
@@ -132,13 +136,16 @@ def alloc_exec(addr: str, args: list[str]) -> tuple[str, int]:
 
 
 def _open(addr: str, node_url: str, path: str) -> tuple[WsConn, Any]:
-    """The node directly; through the agent at *addr* when the node cannot be reached (Nomad's api)."""
+    """The node directly; through the agent at *addr* (which relays it) when the node cannot be found
+    or reached (Nomad's api: its node lookup needs node:read, and the fallback does not)."""
     headers = {"X-Nomad-Token": cli.ACTIVE["token"]} if cli.ACTIVE["token"] else {}
     ctx = cli.ACTIVE["ssl_context"]
-    try:
-        return connect(node_url + path, headers, ssl_context=ctx)
-    except OSError:
-        return connect(addr.rstrip("/") + path, headers, ssl_context=ctx)
+    if node_url:
+        try:
+            return connect(node_url + path, headers, ssl_context=ctx)
+        except OSError:
+            pass
+    return connect(addr.rstrip("/") + path, headers, ssl_context=ctx)
 
 
 class _Session:
