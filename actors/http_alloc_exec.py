@@ -1,7 +1,8 @@
 """``/v1/client/allocation/<id>/exec``: a command run beside a task, over a WebSocket (Nomad's alloc exec).
 
 ``GET ...?task=<t>&tty=<bool>&command=<JSON array>`` with the WebSocket
-upgrade headers.  As Nomad's HTTP agent (``command/agent/alloc_endpoint.go``
+upgrade headers (and ``ws_handshake=true``: the token comes in the first
+message, ``{"version": 1, "auth_token": ...}``).  As Nomad's HTTP agent (``command/agent/alloc_endpoint.go``
 allocExec): a ``command`` that is not a JSON array of strings, or a ``tty``
 that is not a boolean, is a plain HTTP 500 before the upgrade; a request
 that is not a WebSocket one a 400.  Everything else is answered on the
@@ -161,6 +162,7 @@ def alloc_exec(req: Request, api: Api, alloc_id: str) -> Any:
         return _relay(req, api, alloc_id, environ)
     ws, sock = _upgrade(environ, ())
     try:
+        _handshake(ws, environ, _query(req, "ws_handshake"))
         _run_session(req, api, ws, sock, alloc_id, _query(req, "task"), command, tty)
     except ExecError as e:
         log.info("task exec session ended with an error: alloc_id=%s error=%s code=%d", alloc_id, e, e.code)
@@ -212,6 +214,30 @@ def _held_here(api: Api, alloc_id: str) -> bool:
         return bool(api.ask(ALLOC_RUNNER, GetExecTarget(alloc_id=alloc_id, task="")).found)
     except CodedError:
         return False
+
+
+def _handshake(ws: WsConn, environ: dict[str, Any], flag: str) -> None:
+    """Nomad's readWsHandshake: with ``ws_handshake=true`` (a browser cannot set headers on a
+    WebSocket) the first message is ``{"version": 1, "auth_token": "<secret>"}``, the request's token."""
+    if not flag:
+        return
+    wanted = _parse_bool(flag)
+    if wanted is None:
+        raise ExecError(400, f'ws_handshake value is not a boolean: strconv.ParseBool: parsing "{flag}": '
+                             "invalid syntax")
+    if not wanted:
+        return
+    try:
+        _, payload = ws.recv()
+        message = json.loads(payload)
+    except ValueError as e:
+        raise ExecError(400, f"invalid handshake message: {e}") from None
+    version = message.get("version") if isinstance(message, dict) else None
+    if version != 1:
+        raise ExecError(400, f"unexpected handshake value: {version if version is not None else 0}")
+    token = message.get("auth_token")
+    environ["HTTP_X_NOMAD_TOKEN"] = token if isinstance(token, str) else ""
+    environ.pop("HTTP_AUTHORIZATION", None)
 
 
 # ---------------------------------------------------------------- the checks

@@ -180,8 +180,8 @@ class _Session:
         fd = sys.stdin.fileno()
         try:
             saved = termios.tcgetattr(fd)
-        except termios.error as e:
-            raise CliError(f"failed to exec into task: {e}") from None
+        except termios.error:
+            raise CliError("failed to exec into task: not a terminal") from None
         tty.setraw(fd)
         self._restore = (fd, saved)
 

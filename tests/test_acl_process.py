@@ -490,6 +490,15 @@ def test_alloc_exec_needs_alloc_exec_and_for_raw_exec_alloc_node_exec(agent, man
         ws, sock = _open(port, alloc_id, ["echo", "in"], task="t", headers={"X-Nomad-Token": node_exec})
         with sock:
             assert _session(ws)[:3] == (b"in\n", b"", 0)
+        # A browser's way: the token in the first message (ws_handshake=true), not a header.
+        ws, sock = _open(port, alloc_id, ["echo", "shaken"], task="t", extra="&ws_handshake=true")
+        with sock:
+            ws.send_text(json.dumps({"version": 1, "auth_token": node_exec}))
+            assert _session(ws)[:3] == (b"shaken\n", b"", 0)
+        ws, sock = _open(port, alloc_id, ["true"], task="t", extra="&ws_handshake=true")
+        with sock:
+            ws.send_text(json.dumps({"version": 2, "auth_token": node_exec}))
+            assert _session(ws)[3] == (1008, "unexpected handshake value: 2")
         r = nomad(agent, "alloc", "exec", "-i=false", alloc_id, "sh", "-c", "exit 4", token=node_exec)
         assert r.returncode == 4, r.stderr
     finally:

@@ -174,10 +174,10 @@ def alloc(dev) -> str:
 
 
 def _open(port: int, alloc_id: str, command: list[str], task: str = "main", tty: bool = False,
-          headers: dict[str, str] | None = None) -> tuple[WsConn, Any]:
+          headers: dict[str, str] | None = None, extra: str = "") -> tuple[WsConn, Any]:
     q = urllib.parse.urlencode({"task": task, "tty": "true" if tty else "false",
                                 "command": json.dumps(command)})
-    ws, sock = connect(f"http://127.0.0.1:{port}/v1/client/allocation/{alloc_id}/exec?{q}", headers)
+    ws, sock = connect(f"http://127.0.0.1:{port}/v1/client/allocation/{alloc_id}/exec?{q}{extra}", headers)
     sock.settimeout(SESSION_DEADLINE_S)
     return ws, sock
 
