@@ -151,7 +151,7 @@ def _job(job_id: str, tasks: tuple[str, ...] = ("main",), **task_extra: Any) -> 
     return {"ID": job_id, "Type": "service", "Datacenters": ["dc1"],
             "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [{
                 "Name": t, "Driver": "raw_exec", "Env": {"EXEC_MARK": "from-task"}, **task_extra,
-                "Config": {"command": "/bin/sleep", "args": ["60"]},
+                "Config": {"command": "/bin/sleep", "args": ["3600"]},  # outlives the module's tests
                 "Resources": {"CPU": 20, "MemoryMB": 16}} for t in tasks]}]}
 
 
