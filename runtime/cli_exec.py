@@ -130,9 +130,19 @@ def alloc_exec(addr: str, args: list[str]) -> tuple[str, int]:
         ws, sock = _open(addr, node_url, path)
     except (WsHandshakeError, WsProtocolError, OSError) as e:
         raise CliError(f"failed to exec into task: {e}") from None
-    with sock:
-        code = _Session(ws, use_tty, stdin_on, escape).run()
+    old_term = signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        with sock:
+            code = _Session(ws, use_tty, stdin_on, escape).run()
+    except KeyboardInterrupt:  # Ctrl-C (without a terminal) or SIGTERM: Nomad cancels the session
+        raise CliError("failed to exec into task: context canceled") from None
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
     return "", code
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _open(addr: str, node_url: str, path: str) -> tuple[WsConn, Any]:

@@ -420,3 +420,32 @@ def test_cli_exec_job_picks_a_running_allocation(dev, alloc) -> None:
     r = nomad(dev, "alloc", "exec", "-i=false", "-job", "exec-one", "sh", "-c", "echo $NOMAD_ALLOC_ID")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == alloc
+
+
+def test_cli_exec_interrupted_cancels_and_the_command_is_killed(dev, alloc, tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_cli_jobs import NOMAD
+
+    marker = tmp_path / "pid"
+    argv = [sys.executable, NOMAD, f"-address=http://127.0.0.1:{dev.http_port}", "alloc", "exec", "-i=false",
+            alloc, "sh", "-c", f"echo $$ > {marker}; exec sleep 30"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pid = int(wait_for(lambda: marker.exists() and marker.read_text().strip(), "the command's pid"))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=SESSION_DEADLINE_S)
+        assert proc.returncode == 1 and "failed to exec into task: context canceled" in err
+    finally:
+        proc.kill()
+        proc.wait()
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(") ")[1].startswith("Z")
+        except OSError:
+            return True
+    wait_for(gone, "the exec'd command killed")
