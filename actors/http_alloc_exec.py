@@ -160,10 +160,10 @@ def alloc_exec(req: Request, api: Api, alloc_id: str) -> Any:
     _check_websocket(environ)
     if not environ.get(_FORWARDED_ENVIRON) and not _held_here(api, alloc_id):
         return _relay(req, api, alloc_id, environ)
-    ws, sock = _upgrade(environ, ())
+    ws, _sock = _upgrade(environ, ())
     try:
         _handshake(ws, environ, _query(req, "ws_handshake"))
-        _run_session(req, api, ws, sock, alloc_id, _query(req, "task"), command, tty)
+        _run_session(req, api, ws, alloc_id, _query(req, "task"), command, tty)
     except ExecError as e:
         log.info("task exec session ended with an error: alloc_id=%s error=%s code=%d", alloc_id, e, e.code)
         ws.close(CLOSE_INTERNAL_ERROR if e.code == 500 else CLOSE_POLICY_VIOLATION, str(e))
@@ -292,7 +292,7 @@ def _checked(req: Request, api: Api, alloc_id: str, task: str, command: list[str
 # ---------------------------------------------------------------- the session
 
 
-def _run_session(req: Request, api: Api, ws: WsConn, sock: Any, alloc_id: str, task: str, command: list[str],
+def _run_session(req: Request, api: Api, ws: WsConn, alloc_id: str, task: str, command: list[str],
                  tty: bool) -> None:
     target = _checked(req, api, alloc_id, task, command)
     log.info("task exec session starting: alloc_id=%s task=%s command=%s tty=%s", alloc_id, task, command,
@@ -318,7 +318,6 @@ class _Session:
         self.master = -1
         self.outputs: list[tuple[str, int]] = []
         self.failure: ExecError | None = None
-        self.peer_gone = False
 
     def start(self) -> None:
         try:
