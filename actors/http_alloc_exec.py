@@ -24,9 +24,12 @@ Messages are JSON text frames, as Nomad's: in ``{"stdin": {"data": <base64>,
 heartbeat ``{}``; out ``{"stdout": {"data": <base64>}}`` / ``{"stderr": ...}``
 (``{"close": true}`` at the stream's end) and, last,
 ``{"exited": true, "result": {"exit_code": n}}`` followed by a normal close.
-An input frame that is not such JSON (or whose data is not base64) ends the
-session with close 1011 and the reason, as Nomad's ``ReadJSON`` error does;
-the agent itself is unaffected.
+An input frame that is not such JSON (or whose data is not base64), or a
+``tty_size`` without a tty (Nomad's ``attempted to resize a non-tty
+session``), ends the session with close 1011 and the reason -- Nomad reports
+the error only once the command has exited; here the command is killed at
+once -- and the agent itself is unaffected.  A command killed by a signal
+exits with 128 + the signal's number, as Nomad's ``cmdExitResult``.
 
 The command runs as raw_exec runs its task (Nomad's executor ``Exec``): in
 the task directory, with the task's environment, as the task's ``user``, in
@@ -385,7 +388,9 @@ class _Session:
         if self.failure is not None:
             raise self.failure
         rc = self.proc.returncode
-        return rc if rc is not None and rc >= 0 else -1  # Go's ExitCode(): -1 when killed by a signal
+        if rc is None:
+            return -2  # Nomad's code when the process state is unknown
+        return rc if rc >= 0 else 128 - rc  # killed by a signal: 128 + its number, as Nomad's cmdExitResult
 
     def _send(self, frame: dict[str, Any]) -> None:
         self.ws.send_text(json.dumps(frame, separators=(",", ":")))
@@ -439,7 +444,9 @@ class _Session:
                 self._write_stdin(data)
             if stdin.get("close"):
                 self._close_stdin()
-        if size is not None and self.tty and self.master >= 0:
+        if size is not None and not self.tty:
+            raise ExecError(500, "attempted to resize a non-tty session")  # Nomad's handleStdin
+        if size is not None and self.master >= 0:
             try:
                 h, w = int(size.get("height", 0)), int(size.get("width", 0))
             except (AttributeError, TypeError, ValueError):

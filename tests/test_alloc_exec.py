@@ -229,6 +229,9 @@ def test_a_non_zero_exit_code_is_reported(dev, alloc) -> None:
     ws, sock = _open(dev.http_port, alloc, ["sh", "-c", "exit 7"])
     with sock:
         assert _session(ws)[2] == 7
+    ws, sock = _open(dev.http_port, alloc, ["sh", "-c", "kill -TERM $$"])
+    with sock:
+        assert _session(ws)[2] == 128 + 15  # killed by a signal: 128 + its number, as Nomad's
 
 
 def test_tty_mode_runs_under_a_pty_with_the_size_sent(dev, alloc) -> None:
@@ -296,6 +299,7 @@ def test_request_errors_before_the_upgrade_are_plain_http(dev, alloc) -> None:
 @pytest.mark.parametrize(("frame", "reason"), [
     (b"not json", "invalid exec input"),
     (json.dumps({"stdin": {"data": "%%%not base64"}}).encode(), "illegal base64 data"),
+    (json.dumps({"tty_size": {"height": 10, "width": 10}}).encode(), "attempted to resize a non-tty session"),
 ])
 def test_malformed_input_ends_the_session_with_a_reason_and_the_agent_keeps_serving(dev, alloc, frame,
                                                                                    reason) -> None:
