@@ -647,6 +647,10 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
         return (Need("variable", what, namespace, urllib.parse.unquote(path[len("/v1/var/"):])),)
     if path == "/v1/node/pools" or path.startswith("/v1/node/pool/"):
         return _node_pool_needs(method, path, namespace)
+    if path.startswith("/v1/client/allocation/") and path.endswith("/exec"):
+        # Allocations.Exec checks alloc-exec (and alloc-node-exec for raw_exec) on the node, in the
+        # allocation's namespace, and answers a refusal on the WebSocket (actors.http_alloc_exec).
+        return SELF_CHECKED
     if path.startswith("/v1/client/allocation/") and path.endswith("/gc"):  # any method, as Nomad
         return (Need("namespace", "submit-job", namespace),)  # client Allocations.GarbageCollect
     for r in _ROUTES:

@@ -40,7 +40,7 @@ from runtime.edge import edge_rng, monotonic
 from runtime.env import Env
 
 __all__ = ["ROUTES", "Answer", "Api", "CodedError", "HttpApi", "HttpContext", "Request", "Response",
-           "bind_listener", "route"]
+           "Upgraded", "bind_listener", "route"]
 
 log = logging.getLogger("agent.http")
 
@@ -95,6 +95,12 @@ class Stream:
     status: int
     chunks: Iterator[bytes]
     content_type: str = PLAIN
+
+
+@dataclass(frozen=True, slots=True)
+class Upgraded:
+    """The handler took the connection over (a WebSocket, actors.http_alloc_exec) and answered on it
+    itself: the WSGI layer writes nothing more."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -280,6 +286,8 @@ class App:
                       query=urllib.parse.parse_qs(raw_query, keep_blank_values=True),
                       url=path + ("?" + hide_token(raw_query) if raw_query else ""), environ=environ)
         resp = self._respond(req, environ)
+        if isinstance(resp, Upgraded):
+            return []
         extra = self.api.ctx.response_headers
         if isinstance(resp, Stream):
             write = start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}",
@@ -294,7 +302,7 @@ class App:
         start_response(f"{resp.status} {_REASONS.get(resp.status, 'Unknown')}", headers)
         return [resp.body]
 
-    def _respond(self, req: Request, environ: dict[str, Any] | None = None) -> Response | Stream:
+    def _respond(self, req: Request, environ: dict[str, Any] | None = None) -> Response | Stream | Upgraded:
         try:
             if req.path == "/":  # Nomad redirects the root to its web UI
                 target = "/ui/" + ("?" + req.url.partition("?")[2] if "?" in req.url else "")
@@ -320,8 +328,8 @@ class App:
             return Response(500, f"internal error: {type(e).__name__}: {e}".encode())
 
     @staticmethod
-    def _encode(req: Request, result: Any) -> Response | Stream:
-        if isinstance(result, (Response, Stream)):
+    def _encode(req: Request, result: Any) -> Response | Stream | Upgraded:
+        if isinstance(result, (Response, Stream, Upgraded)):
             return result
         if result is None:
             return Response(200, b"")

@@ -103,6 +103,10 @@ def _stats(api: Api, alloc_id: str) -> Any:
 @route("/v1/client/allocation/")
 def client_allocation(req: Request, api: Api) -> Any:
     alloc_id, _, action = req.path[len("/v1/client/allocation/"):].partition("/")
+    if alloc_id and action == "exec":  # a WebSocket session (relayed, when another node runs it)
+        from actors.http_alloc_exec import alloc_exec  # noqa: PLC0415 - a module of its own
+
+        return alloc_exec(req, api, alloc_id)
     if not alloc_id or action not in ("stats", "checks", "restart", "signal", "gc"):
         raise CodedError(404, "404 page not found")
     _runner(api)

@@ -21,7 +21,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from runtime.edge import monotonic
 
-__all__ = ["HTTP_LIMIT_STATS", "HardenedWSGIHandler", "LimitedWSGIServer"]
+__all__ = ["HTTP_LIMIT_STATS", "TAKE_OVER", "HardenedWSGIHandler", "LimitedWSGIServer"]
 
 log = logging.getLogger("agent.http")
 
@@ -37,6 +37,9 @@ REFUSAL_WRITE_TIMEOUT_S = 1.0
 # headers (one syscall); copying it costs less than the second send below
 # this.  Above it (a 1,000-node list is ~300 KB) the body is sent on its own.
 SINGLE_SEND_MAX_BYTES = 64 * 1024
+# The environ key of a connection-upgrade request's take-over callable
+# (HardenedWSGIHandler._take_over): ``take_over(status, headers) -> (socket, reader)``.
+TAKE_OVER = "nomad.take_over"
 # Go's net/http answer to a header block it will not read (over MaxHeaderBytes).
 HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
                      b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 35\r\n\r\n"
@@ -68,6 +71,28 @@ class HardenedWSGIHandler(WSGIHandler):
             self.log_error("Invalid request (from %s): %s", self.client_address, ex)
             return ("431", HEADERS_TOO_LARGE)
         return super()._handle_client_error(ex)
+
+    def get_environ(self) -> dict[str, Any]:
+        """pywsgi's environ; a request asking to upgrade its connection (a WebSocket) also gets
+        :data:`TAKE_OVER`, with which its handler answers ``101 Switching Protocols`` itself."""
+        env: dict[str, Any] = super().get_environ()
+        if self._connection_upgrade_requested():
+            env[TAKE_OVER] = self._take_over
+        return env
+
+    def _take_over(self, status: str, headers: list[tuple[str, str]]) -> tuple[Any, Any]:
+        """Send *status* and *headers* (the 101) and hand the connection to the caller: its socket,
+        and the buffered reader the request was read from (it may already hold the first frames).
+
+        pywsgi then writes nothing more on it, and closes it when the handler returns.
+        """
+        head = f"HTTP/1.1 {status}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+        self._sendall(head.encode("latin-1"))
+        self.status = status.encode("latin-1")
+        self.headers_sent = True
+        self.close_connection = True
+        self.response_length = len(head)
+        return self.socket, self.rfile
 
     def _write_with_headers(self, data: bytes) -> None:
         """pywsgi's, except that a small body goes out in the same send as the headers.

@@ -214,8 +214,15 @@ class _SendToken(urllib.request.BaseHandler):
     https_request = http_request
 
 
+# What use_token was given, for connections urllib does not make (alloc exec's WebSocket).
+ACTIVE: dict[str, Any] = {"token": "", "ssl_context": None}
+
+
 def use_token(token: str, *handlers: urllib.request.BaseHandler) -> None:
     """Send *token* with every request from now on ("" sends none); *handlers*: e.g. HTTPS's (cli_tls)."""
+    ACTIVE["token"] = token
+    ACTIVE["ssl_context"] = next((getattr(h, "_context", None) for h in handlers
+                                  if isinstance(h, urllib.request.HTTPSHandler)), None)
     extra = [*handlers, *([_SendToken(token)] if token else [])]
     urllib.request.install_opener(urllib.request.build_opener(*extra) if extra else None)
 # ---- end ACLs
@@ -291,6 +298,12 @@ from runtime.cli_node_meta import NODE_META_COMMANDS  # noqa: E402
 
 COMMANDS.update(NODE_META_COMMANDS)
 # ---- end node meta
+
+# ---- alloc exec (runtime.cli_exec)
+from runtime.cli_exec import EXEC_COMMANDS  # noqa: E402
+
+COMMANDS.update(EXEC_COMMANDS)
+# ---- end alloc exec
 
 # ---- operator api (runtime.cli_operator_api)
 from runtime.cli_operator_api import OPERATOR_API_COMMANDS  # noqa: E402

@@ -203,6 +203,8 @@ def test_acl_endpoints_check_their_tokens_themselves():
     assert required("POST", "/v1/acl/bootstrap") is SELF_CHECKED
     assert required("GET", "/v1/acl/tokens") is SELF_CHECKED
     assert required("PUT", "/v1/search") is SELF_CHECKED  # per context, in actors.http_search
+    # alloc-exec (and alloc-node-exec for raw_exec), checked by the node and refused on the WebSocket
+    assert required("GET", "/v1/client/allocation/a1/exec") is SELF_CHECKED
 
 
 def test_the_namespace_of_a_request_scopes_its_job_needs():

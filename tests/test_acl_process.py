@@ -458,3 +458,48 @@ def test_the_bootstrap_reset_file_allows_one_more_bootstrap(agents, tmp_path):  
     # Both management tokens work; the first was not revoked by the reset.
     for secret in (first["SecretID"], again.json()["SecretID"]):
         assert call(port, "GET", "/v1/acl/tokens", token=secret).status == 200
+
+
+def test_alloc_exec_needs_alloc_exec_and_for_raw_exec_alloc_node_exec(agent, management):
+    """Nomad's client Allocations.Exec: alloc-exec in the allocation's namespace, and alloc-node-exec too
+    for a driver without file-system isolation (raw_exec); a refusal is the WebSocket's close reason."""
+    from tests.test_alloc_exec import _open, _session
+
+    port = agent.http_port
+    job = {"ID": "acl-exec", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                            "Resources": {"CPU": 20, "MemoryMB": 16},
+                                            "Config": {"command": "/bin/sleep", "args": ["60"]}}]}]}
+    assert call(port, "PUT", "/v1/jobs", {"Job": job}, token=management).status == 200
+    try:
+        def running() -> str | None:
+            for a in call(port, "GET", "/v1/job/acl-exec/allocations", token=management).json():
+                if (a.get("TaskStates") or {}).get("t", {}).get("State") == "running":
+                    return a["ID"]
+            return None
+        alloc_id = wait_for(running, "acl-exec running", 20.0)
+        writer = client_token(agent, management, "exec-writer", "exec-write",
+                              'namespace "default" { policy = "write" }')["SecretID"]
+        node_exec = client_token(agent, management, "exec-node", "exec-node",
+                                 'namespace "default" { capabilities = ["alloc-exec", "alloc-node-exec", '
+                                 '"read-job", "list-jobs"] }')["SecretID"]
+        for secret in ("", writer):  # none, and write (alloc-exec without alloc-node-exec)
+            ws, sock = _open(port, alloc_id, ["true"], task="t", headers={"X-Nomad-Token": secret})
+            with sock:
+                assert _session(ws)[3] == (1011, "Permission denied")
+        ws, sock = _open(port, alloc_id, ["echo", "in"], task="t", headers={"X-Nomad-Token": node_exec})
+        with sock:
+            assert _session(ws)[:3] == (b"in\n", b"", 0)
+        # A browser's way: the token in the first message (ws_handshake=true), not a header.
+        ws, sock = _open(port, alloc_id, ["echo", "shaken"], task="t", extra="&ws_handshake=true")
+        with sock:
+            ws.send_text(json.dumps({"version": 1, "auth_token": node_exec}))
+            assert _session(ws)[:3] == (b"shaken\n", b"", 0)
+        ws, sock = _open(port, alloc_id, ["true"], task="t", extra="&ws_handshake=true")
+        with sock:
+            ws.send_text(json.dumps({"version": 2, "auth_token": node_exec}))
+            assert _session(ws)[3] == (1008, "unexpected handshake value: 2")
+        r = nomad(agent, "alloc", "exec", "-i=false", alloc_id, "sh", "-c", "exit 4", token=node_exec)
+        assert r.returncode == 4, r.stderr
+    finally:
+        purge(agent, management, "acl-exec")

@@ -1280,3 +1280,25 @@ def test_the_allocation_a_sticky_replacement_takes_the_disk_of_is_not_garbage_co
     assert (tmp_path / "a2" / "alloc" / "data" / "out").read_text() == "result"
     assert c.node.actors["allocs"].ask(CollectAlloc(alloc_id="a1")) == ""  # taken: now it may go
     assert not (tmp_path / "a1").exists()
+
+
+# ------------------------------------------------------------ alloc exec's view of a task
+def test_exec_target_tells_the_tasks_driver_state_dir_env_and_user():
+    from actors.client.alloc_runner import ExecTarget, GetExecTarget
+
+    c = Client()
+    c.run(1.0)  # a start at virtual time 0 would read as "never started" (started_at 0)
+    c.set(alloc("a1", {**task("web"), "Env": {"MARK": "m"}, "User": "nobody"},
+                {**task("once", run_for_s=1)}, job_type="batch"))
+    c.until(lambda: c.task("a1", "once").state == "dead", 20)
+    t = c.runner.receive(GetExecTarget(alloc_id="a1", task="web"))
+    assert (t.found, t.task_known, t.driver, t.started, t.running, t.user) == (True, True, "sim", True, True,
+                                                                              "nobody")
+    assert t.task_dir == "/sim/allocs/a1/web"
+    env = dict(t.env)
+    assert env["MARK"] == "m" and env["NOMAD_TASK_NAME"] == "web" and env["NOMAD_ALLOC_ID"] == "a1"
+    done = c.runner.receive(GetExecTarget(alloc_id="a1", task="once"))
+    assert (done.started, done.running) == (True, False)
+    unknown = c.runner.receive(GetExecTarget(alloc_id="a1", task="nope"))
+    assert unknown == ExecTarget(found=True, namespace="default")
+    assert c.runner.receive(GetExecTarget(alloc_id="zz", task="web")) == ExecTarget(found=False)

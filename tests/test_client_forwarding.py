@@ -298,6 +298,18 @@ def test_a_server_relays_client_routes_to_the_node_that_runs_the_allocation(agen
     nobody = "00000000-0000-0000-0000-000000000000"
     unknown = call(srv.http_port, "GET", f"/v1/client/fs/cat/{nobody}?path=x")
     assert (unknown.status, unknown.text) == (404, f'Unknown allocation "{nobody}"')
+    # An exec WebSocket is relayed to the node byte for byte; one for an unknown allocation is refused on it.
+    from tests.test_alloc_exec import _open, _session
+
+    ws, sock = _open(srv.http_port, alloc_id, ["sh", "-c", "cat; exit 5"], task="t")
+    with sock:
+        ws.send_text(json.dumps({"stdin": {"data": "cmVsYXllZA==", "close": True}}))  # "relayed"
+        assert _session(ws)[:3] == (b"relayed", b"", 5)
+    ws, sock = _open(srv.http_port, nobody, ["true"], task="t")
+    with sock:
+        assert _session(ws)[3] == (1008, f'Unknown allocation "{nobody}"')
+    cli_exec = nomad(srv, "alloc", "exec", "-i=false", alloc_id, "sh", "-c", "echo via-server")
+    assert cli_exec.returncode == 0 and cli_exec.stdout == "via-server\n", cli_exec.stderr
     # A write is relayed with its body: the task restarts in place on the node.
     restart = call(srv.http_port, "PUT", f"/v1/client/allocation/{alloc_id}/restart", {"TaskName": "t"})
     assert restart.status == 200, restart.text

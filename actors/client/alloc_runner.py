@@ -318,6 +318,29 @@ class GetTaskState:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GetExecTarget:
+    """Query (ask): what ``alloc exec`` needs to run a command beside *task* -- an :class:`ExecTarget`."""
+
+    alloc_id: str
+    task: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecTarget:
+    """The answer to GetExecTarget: the task's driver, state, directory, environment and user."""
+
+    found: bool  # this client has the allocation
+    namespace: str = ""
+    task_known: bool = False  # the allocation has the task
+    driver: str = ""
+    started: bool = False  # it has started at least once (Nomad: TaskState.StartedAt set)
+    running: bool = False  # it runs now
+    task_dir: str = ""
+    env: tuple[tuple[str, str], ...] = ()  # the environment the task was started with
+    user: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GetAllocNamespace:
     """Query (ask): the allocation's namespace; "" if this client has no such allocation."""
 
@@ -1506,6 +1529,8 @@ class AllocRunner(NodeActor):
             alloc = self.allocs.get(message.alloc_id)
             task = alloc.tasks.get(message.task) if alloc is not None else None
             return task.state.state if task is not None else ""
+        elif isinstance(message, GetExecTarget):
+            return self._exec_target(message.alloc_id, message.task)
         elif isinstance(message, GetAllocNamespace):
             alloc = self.allocs.get(message.alloc_id)
             return alloc.spec.namespace if alloc is not None and alloc.spec is not None else ""
@@ -1525,6 +1550,23 @@ class AllocRunner(NodeActor):
         elif message == "status":
             return {"allocs": len(self.allocs), "index": self.index, **self.stats}
         return None
+
+    def _exec_target(self, alloc_id: str, task_name: str) -> ExecTarget:
+        a = self.allocs.get(alloc_id)
+        if a is None or a.spec is None or a.collected:
+            return ExecTarget(found=False)
+        t = a.tasks.get(task_name)
+        if t is None:
+            return ExecTarget(found=True, namespace=a.spec.namespace)
+        alloc_dir = posixpath.join(self.alloc_root, a.alloc_id)
+        task_dir = posixpath.join(alloc_dir, t.spec.name)
+        env = task_env(a.spec, t.spec, alloc_dir, task_dir)
+        if "node.datacenter" in self.node_vars:
+            env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
+        return ExecTarget(found=True, namespace=a.spec.namespace, task_known=True, driver=t.spec.driver,
+                          started=t.state.started_at > 0 or t.handle is not None,
+                          running=t.phase == P_RUNNING and t.handle is not None, task_dir=task_dir,
+                          env=tuple(sorted(env.items())), user=t.spec.user)
 
     def on_timer(self, name: str) -> None:
         if name == "poll":
