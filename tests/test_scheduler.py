@@ -946,9 +946,12 @@ def test_job_plan_tells_what_a_registration_would_do_and_writes_nothing() -> Non
     edited = plan(count=5, cpu=200)["Diff"]
     assert edited["Type"] == "Edited"
     (group,) = edited["TaskGroups"]
+    # Nomad's plan annotates a count change (scheduler.Annotate) and the task's kind of update.
     assert group["Type"] == "Edited" and {"Type": "Edited", "Name": "Count", "Old": "3", "New": "5",
-                                          "Annotations": None} in group["Fields"]
+                                          "Annotations": ["forces create"]} in group["Fields"]
+    assert group["Updates"] == {"create": 2, "create/destroy update": 1, "ignore": 2}
     assert group["Tasks"][0]["Type"] == "Edited"
+    assert group["Tasks"][0]["Annotations"] == ["forces create/destroy update"]
     failed = plan(count=3, cpu=100_000)
     assert failed["FailedTGAllocs"]["g"]["NodesExhausted"] > 0
 
