@@ -558,7 +558,8 @@ def test_job_plan_then_run_with_check_index(dev, tmp_path):  # noqa: F811
     write(60)
     changed = nomad(dev, "job", "plan", str(path))
     assert changed.returncode == 1 and '+/- Task Group: "web" (1 create/destroy update)' in changed.stdout
-    assert '+/- Task: "sleeper"' in changed.stdout and "Resources" in changed.stdout
+    assert '  +/- Task: "sleeper" (forces create/destroy update)\n    +/- Resources {\n' in changed.stdout
+    assert re.search(r'\n      \+/- CPU: +"50" => "60"\n', changed.stdout), changed.stdout
     stale = nomad(dev, "job", "run", "-check-index", str(int(index) - 1), str(path))
     assert stale.returncode == 1 and "Enforcing job modify index" in stale.stderr
     assert nomad(dev, "job", "run", "-check-index", index, str(path)).returncode == 0
