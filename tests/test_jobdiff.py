@@ -51,7 +51,8 @@ def test_a_scalar_change_is_one_edited_field_with_go_text() -> None:
     d = job_diff(old, _edit(old, lambda j, g, t: (j.update(Priority=70, AllAtOnce=True),
                                                    t.update(KillTimeout=7 * SEC))))
     assert d["Type"] == "Edited"
-    assert d["Fields"] == [_f("Added", "AllAtOnce", new="true"), _f("Edited", "Priority", "50", "70")]
+    # a Go bool is always there: false to true is an edit
+    assert d["Fields"] == [_f("Edited", "AllAtOnce", "false", "true"), _f("Edited", "Priority", "50", "70")]
     task = d["TaskGroups"][0]["Tasks"][0]
     assert task["Type"] == "Edited"
     assert task["Fields"] == [_f("Edited", "KillTimeout", "5000000000", "7000000000")]
@@ -69,8 +70,11 @@ def test_a_nested_object_edit_is_an_object_diff_contextual_or_not() -> None:
     assert _obj(ctx, "EphemeralDisk")[0]["Fields"] == [
         _f("None", "Migrate", "false", "false"), _f("Edited", "SizeMB", "200", "250"),
         _f("None", "Sticky", "false", "false")]
+    # with Nomad's fields the job leaves out, at Go's zero values
     assert _obj(ctx["Tasks"][0], "Resources")[0]["Fields"] == [
-        _f("Edited", "CPU", "500", "600"), _f("None", "MemoryMB", "256", "256")]
+        _f("Edited", "CPU", "500", "600"), _f("None", "Cores", "0", "0"), _f("None", "DiskMB", "0", "0"),
+        _f("None", "IOPS", "0", "0"), _f("None", "MemoryMB", "256", "256"),
+        _f("None", "MemoryMaxMB", "0", "0"), _f("None", "SecretsMB", "0", "0")]
     # blocks that did not change are not there at all, contextual or not
     assert {o["Name"] for o in ctx["Objects"]} == {"EphemeralDisk"}
     assert {o["Name"] for o in ctx["Tasks"][0]["Objects"]} == {"Resources"}
@@ -195,8 +199,13 @@ def test_nomad_job_plan_prints_the_diff_aligned_as_nomad() -> None:
         '          command: "/bin/sleep"',
         '        }',
         '    +/- Resources {',
-        '      +/- CPU:      "500" => "600"',
-        '          MemoryMB: "256"',
+        '      +/- CPU:         "500" => "600"',
+        '          Cores:       "0"',
+        '          DiskMB:      "0"',
+        '          IOPS:        "0"',
+        '          MemoryMB:    "256"',
+        '          MemoryMaxMB: "0"',
+        '          SecretsMB:   "0"',
         '        }',
     ])
 
@@ -213,9 +222,10 @@ def test_nomad_job_plan_verbose_expands_what_is_added() -> None:
         '    Task: "redis"',  # aligned after the longest marker among the group's tasks ("+ ")
         '  + Task: "side" (forces create/destroy update)'])
     long = format_job_diff(d, verbose=True).splitlines()
-    assert long[3:6] == ['  + Task: "side" (forces create/destroy update)',
-                         '    + Driver:      "raw_exec"',
-                         '    + KillTimeout: "5000000000"']
+    assert long[3:7] == ['  + Task: "side" (forces create/destroy update)',
+                         '    + Driver:        "raw_exec"',
+                         '    + KillTimeout:   "5000000000"',
+                         '    + Leader:        "false"']
     assert '    + Config {' in long and '      + command: "/bin/true"' in long and '      }' in long
     new_job = annotate(job_diff(None, old), {"cache": {"Place": 1}})
     assert format_job_diff(new_job, verbose=False) == "\n".join([

@@ -54,6 +54,49 @@ GROUP_FILTER = frozenset({"Name", "ShutdownDelay", "StopAfterClientDisconnect", 
 
 Obj = dict[str, Any]
 
+# The primitive fields of Nomad's structs with Go's zero values: a field the job leaves out is still one
+# Nomad diffs (shown unchanged in a contextual diff, or as added with a new block), so it is here too.
+_DURATION = 0
+ZERO: dict[str, Obj] = {
+    "Job": {"Stop": False, "Region": "", "Namespace": "", "ParentID": "", "Name": "", "Type": "",
+            "Priority": 0, "AllAtOnce": False, "NodePool": "", "Dispatched": False,
+            "DispatchIdempotencyToken": "", "ConsulNamespace": "", "VaultNamespace": ""},
+    "TaskGroup": {"Count": 0, "PreventRescheduleOnLost": False},
+    "Task": {"Driver": "", "User": "", "KillTimeout": _DURATION, "Leader": False, "ShutdownDelay": _DURATION,
+             "KillSignal": "", "Kind": ""},
+    "Resources": {"CPU": 0, "Cores": 0, "MemoryMB": 0, "MemoryMaxMB": 0, "DiskMB": 0, "IOPS": 0,
+                  "SecretsMB": 0},
+    "EphemeralDisk": {"Sticky": False, "SizeMB": 0, "Migrate": False},
+    "RestartPolicy": {"Attempts": 0, "Interval": _DURATION, "Delay": _DURATION, "Mode": "",
+                      "RenderTemplates": False},
+    "ReschedulePolicy": {"Attempts": 0, "Interval": _DURATION, "Delay": _DURATION, "DelayFunction": "",
+                         "MaxDelay": _DURATION, "Unlimited": False},
+    "Migrate": {"MaxParallel": 0, "HealthCheck": "", "MinHealthyTime": _DURATION,
+                "HealthyDeadline": _DURATION},
+    "Update": {"MaxParallel": 0, "HealthCheck": "", "MinHealthyTime": _DURATION, "HealthyDeadline": _DURATION,
+               "ProgressDeadline": _DURATION, "AutoRevert": False, "AutoPromote": False, "Canary": 0},
+    "LogConfig": {"MaxFiles": 0, "MaxFileSizeMB": 0, "Disabled": False},
+    "Template": {"SourcePath": "", "DestPath": "", "EmbeddedTmpl": "", "ChangeMode": "", "ChangeSignal": "",
+                 "Once": False, "Splay": _DURATION, "Perms": "", "LeftDelim": "", "RightDelim": "",
+                 "Envvars": False, "VaultGrace": _DURATION, "ErrMissingKey": False},
+    "Artifact": {"GetterSource": "", "GetterMode": "", "GetterInsecure": False, "RelativeDest": "",
+                 "Chown": False},
+    "Static Port": {"Label": "", "Value": 0, "To": 0, "HostNetwork": "", "IgnoreCollision": False},
+    "Dynamic Port": {"Label": "", "To": 0, "HostNetwork": ""},
+    "Network": {"Mode": "", "Hostname": ""},
+    "Periodic": {"Enabled": False, "Spec": "", "SpecType": "", "ProhibitOverlap": False, "TimeZone": ""},
+    "Constraint": {"LTarget": "", "RTarget": "", "Operand": ""},
+    "Affinity": {"LTarget": "", "RTarget": "", "Operand": "", "Weight": 0},
+    "ParameterizedJob": {"Payload": ""},
+    "DispatchPayload": {"File": ""},
+    "CheckRestart": {"Limit": 0, "Grace": _DURATION, "IgnoreWarnings": False},
+}
+
+
+def _zeroed(kind: str, obj: Obj | None) -> Obj | None:
+    """*obj* with the Go zero value of each primitive field of Nomad's struct *kind* it leaves out."""
+    return None if obj is None else {**ZERO.get(kind, {}), **obj}
+
 
 # ------------------------------------------------------------------ flattening (Nomad's helper/flatmap)
 def text(v: Any) -> str:
@@ -149,7 +192,8 @@ def _kind_from_fields(fields: list[Obj]) -> str | None:
 def primitive_object_diff(old: Obj | None, new: Obj | None, skip: tuple[str, ...], name: str,
                           contextual: bool) -> Obj | None:
     """Nomad's primitiveObjectDiff: the primitive fields of one block; nothing when none changed."""
-    fields = field_diffs(primitive_flat(old, skip), primitive_flat(new, skip), contextual)
+    fields = field_diffs(primitive_flat(_zeroed(name, old), skip), primitive_flat(_zeroed(name, new), skip),
+                         contextual)
     kind = _kind_from_fields(fields)
     return _obj(name, kind, fields, []) if kind else None
 
@@ -200,7 +244,7 @@ def block_diff(old: Obj | None, new: Obj | None, name: str, contextual: bool, sk
         return None
     kind = ADDED if old is None else DELETED if new is None else EDITED
     flat = (lambda o: {k: v for k, v in (full_flat(o) or {}).items() if k not in skip} if o is not None
-            else None) if full else (lambda o: primitive_flat(o, skip))
+            else None) if full else (lambda o: primitive_flat(_zeroed(name, o), skip))
     fields = field_diffs(flat(old), flat(new), contextual)
     objects = children(old or {}, new or {}, contextual) if children else []
     return _obj(name, kind, fields, objects)
@@ -416,7 +460,7 @@ def task_diff(old: Obj | None, new: Obj | None, contextual: bool) -> Obj:
     o, n = old or {}, new or {}
     name = (new or old or {}).get("Name", "")
     skip = ("Name", "Config")
-    fields = field_diffs(primitive_flat(old, skip), primitive_flat(new, skip), False)
+    fields = field_diffs(*(primitive_flat(_zeroed("Task", t), skip) for t in (old, new)), False)
     objs = _placement(o, n, contextual)
     objs += _one(config_diff(o.get("Config"), n.get("Config"), contextual))
     objs += _one(resources_diff(o.get("Resources"), n.get("Resources"), contextual))
@@ -454,7 +498,7 @@ def group_diff(old: Obj | None, new: Obj | None, contextual: bool) -> Obj:
     """Nomad's TaskGroup.Diff."""
     kind = ADDED if old is None else DELETED if new is None else EDITED if old != new else NONE
     o, n = old or {}, new or {}
-    of, nf = primitive_flat(old, GROUP_FILTER), primitive_flat(new, GROUP_FILTER)
+    of, nf = (primitive_flat(_zeroed("TaskGroup", g), GROUP_FILTER) for g in (old, new))
     if of is not None and nf is not None:
         of["ShutdownDelay"] = "" if o.get("ShutdownDelay") is None else text(o["ShutdownDelay"])
         nf["ShutdownDelay"] = "" if n.get("ShutdownDelay") is None else text(n["ShutdownDelay"])
@@ -494,7 +538,7 @@ def job_diff(old: Obj | None, new: Obj | None, contextual: bool = True) -> Obj:
     """Nomad's Job.Diff: *old* (the registered version, or None) against *new* (the submitted one)."""
     kind = ADDED if old is None and new is not None else DELETED if new is None and old is not None else NONE
     o, n = old or {}, new or {}
-    fields = field_diffs(primitive_flat(old, JOB_FILTER), primitive_flat(new, JOB_FILTER), False)
+    fields = field_diffs(*(primitive_flat(_zeroed("Job", j), JOB_FILTER) for j in (old, new)), False)
     objs = []
     dcs = string_set_diff(o.get("Datacenters"), n.get("Datacenters"), "Datacenters", contextual)
     if dcs and dcs["Type"] != NONE:
