@@ -954,6 +954,12 @@ def test_job_plan_tells_what_a_registration_would_do_and_writes_nothing() -> Non
     assert group["Tasks"][0]["Annotations"] == ["forces create/destroy update"]
     failed = plan(count=3, cpu=100_000)
     assert failed["FailedTGAllocs"]["g"]["NodesExhausted"] > 0
+    # a group renamed: the old one's allocations stopped under its name, as Nomad's reconciler counts them
+    renamed = plan(count=3, cpu=100, group={"Name": "h"})
+    assert renamed["Annotations"]["DesiredTGUpdates"]["g"]["Stop"] == 3
+    assert [(g["Name"], g["Type"], g["Updates"]) for g in renamed["Diff"]["TaskGroups"]] == [
+        ("g", "Deleted", {"destroy": 3}), ("h", "Added", {"create": 3})]
+    assert renamed["Diff"]["TaskGroups"][0]["Tasks"][0]["Annotations"] == ["forces destroy"]
 
 
 # ------------------------------------------------------------ parameterized jobs and dispatch

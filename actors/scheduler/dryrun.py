@@ -71,9 +71,13 @@ def _next_launch(job: dict[str, Any], now: float) -> str:
 def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
     by_id = {a["ID"]: a for a in job_allocs}
     out: dict[str, dict[str, int]] = {}
-    for group in job["TaskGroups"]:
-        out[group["Name"]] = {"Ignore": 0, "Place": 0, "Migrate": 0, "Stop": 0, "InPlaceUpdate": 0,
-                              "DestructiveUpdate": 0, "Canary": 0, "Preemptions": 0}
+    # As Nomad's reconciler: the job's groups, and any group the job no longer has that still has allocations
+    # (its allocations stopped: "- Task Group: "old" (2 destroy)").
+    names = [g["Name"] for g in job["TaskGroups"]]
+    removed = sorted({a["TaskGroup"] for a in job_allocs} - set(names))
+    for name in names + removed:
+        out[name] = {"Ignore": 0, "Place": 0, "Migrate": 0, "Stop": 0, "InPlaceUpdate": 0,
+                     "DestructiveUpdate": 0, "Canary": 0, "Preemptions": 0}
     stopped = set()
     for s in plan["Stop"]:
         a = by_id.get(s["ID"])
@@ -86,6 +90,8 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
         if p["TaskGroup"] in out:
             out[p["TaskGroup"]]["Place"] += 1
     for name, u in out.items():
+        if name in removed:
+            continue
         # A replacement placed for an updated or migrated allocation is that update, not a new one.
         u["Place"] = max(0, u["Place"] - u["DestructiveUpdate"] - u["Migrate"])
         digest = spec_digest(job, name)
