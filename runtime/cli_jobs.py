@@ -1517,15 +1517,25 @@ def job_history(addr: str, args: list[str]) -> str:
     """``nomad job history [-p] <job>``: the tracked versions, newest first."""
     flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int})
     stub = resolve(addr, "job", one_arg(rest, "nomad job history <job>"))
-    versions = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/versions")["Versions"]
+    query = "?diffs=true" if flags.get("p") else ""
+    got = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/versions{query}")
+    versions, diffs = got["Versions"], got.get("Diffs") or []
+    # Nomad: diffs[i] is version i against the one before it (the oldest has none).
+    pairs = [(v, diffs[i] if i < len(diffs) else None) for i, v in enumerate(versions)]
     if "version" in flags:
-        versions = [v for v in versions if str(v.get("Version")) == str(flags["version"])]
-        if not versions:
+        pairs = [(v, d) for v, d in pairs if str(v.get("Version")) == str(flags["version"])]
+        if not pairs:
             raise CliError(f"No job with version {flags['version']} found")
     if flags.get("full"):
-        return "\n\n".join(json.dumps(v, indent=4, sort_keys=True) for v in versions)
-    return "\n\n".join(kv([("Version", v.get("Version", 0)), ("Stable", str(bool(v.get("Stable"))).lower()),
-                            ("Submit Date", fmt_time(v.get("SubmitTime")))]) for v in versions)
+        return "\n\n".join(json.dumps(v, indent=4, sort_keys=True) for v, _ in pairs)
+
+    def one(v: dict[str, Any], d: dict[str, Any] | None) -> str:
+        rows = [("Version", v.get("Version", 0)), ("Stable", str(bool(v.get("Stable"))).lower()),
+                ("Submit Date", fmt_time(v.get("SubmitTime")))]
+        if d and d.get("Type") != "None":
+            rows.append(("Diff", "\n" + format_job_diff(d, False)))
+        return kv(rows).replace(" = \n", " =\n")
+    return "\n\n".join(one(v, d) for v, d in pairs)
 
 
 def job_revert(addr: str, args: list[str]) -> tuple[str, int]:
