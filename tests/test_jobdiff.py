@@ -233,3 +233,32 @@ def test_nomad_job_plan_verbose_expands_what_is_added() -> None:
     same = annotate(job_diff(old, old), {"cache": {"Ignore": 1}})
     assert format_job_diff(same, verbose=False) == "\n".join([
         'Job: "example"', 'Task Group: "cache" (1 ignore)', '  Task: "redis"'])
+
+
+def test_nomad_job_plan_aligns_unchanged_and_deleted_groups_after_the_longest_marker() -> None:
+    old = _job()
+    old["TaskGroups"].append({**copy.deepcopy(old["TaskGroups"][0]), "Name": "gone"})
+    old["TaskGroups"].append({**copy.deepcopy(old["TaskGroups"][0]), "Name": "same"})
+
+    def edit(j: dict, g: dict, t: dict) -> None:
+        j["Datacenters"] = ["dc1", "dc2"]
+        g["Count"] = 2
+        del j["TaskGroups"][1]
+    d = annotate(job_diff(old, _edit(old, edit)), {"cache": {"Place": 1, "Ignore": 1}, "gone": {"Stop": 1},
+                                                   "same": {"Ignore": 1}})
+    assert format_job_diff(d, verbose=False) == "\n".join([
+        '+/- Job: "example"',
+        '+   Datacenters {',
+        '    + Datacenters: "dc2"',  # Nomad sorts fields by name, then old value ("" first)
+        '      Datacenters: "dc1"',
+        '    }',
+        '+/- Task Group: "cache" (1 create, 1 ignore)',
+        '  +/- Count: "1" => "2" (forces create)',
+        '      Task: "redis"',
+        '',
+        '-   Task Group: "gone" (1 destroy)',
+        '    - Task: "redis" (forces destroy)',  # a group's tasks start two past its own padding
+        '',
+        '    Task Group: "same" (1 ignore)',
+        '      Task: "redis"',
+    ])
