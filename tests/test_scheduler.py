@@ -909,6 +909,21 @@ def test_stability_marks_one_version_and_evaluate_schedules_the_job_again() -> N
     assert c.apply("job_evaluate", job_id="nope") == {"ok": False, "error": "job not found"}
 
 
+def test_a_group_removed_from_the_job_has_its_allocations_stopped() -> None:
+    c = Cluster()
+    c.node(0, cpu=4000, mem=8192)
+    c.register(**service(count=2, cpu=100))
+    c.schedule()
+    c.client("running")
+    c.register(**service(count=2, cpu=100, group={"Name": "h"}))  # the group renamed: g is gone
+    c.schedule()
+    c.client("running")
+    stopped = [a for a in c.state.tables["allocs"].values() if a["TaskGroup"] == "g"]
+    assert [a["DesiredStatus"] for a in stopped] == ["stop", "stop"]
+    assert {a["DesiredDescription"] for a in stopped} == {"alloc not needed due to job update"}
+    assert sorted(a["TaskGroup"] for a in c.running("web")) == ["h", "h"]
+
+
 # ------------------------------------------------------------ job plan (a dry run)
 def test_job_plan_tells_what_a_registration_would_do_and_writes_nothing() -> None:
     from actors.scheduler.dryrun import plan_job
