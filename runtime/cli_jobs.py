@@ -1473,8 +1473,9 @@ def format_job_diff(d: dict[str, Any], verbose: bool) -> str:
 
 
 def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
-    """``nomad job plan [-diff=false] <path>``: a dry run; exit 1 when allocations would be created or
-    destroyed, 0 when nothing would change (Nomad's codes)."""
+    """``nomad job plan [-diff=false] [-verbose] <path>``: a dry run; exit 1 when allocations would be created
+    or destroyed, 0 when nothing would change (Nomad's codes).  The job's structured diff is printed first
+    (:func:`format_job_diff`); ``-verbose`` expands added and deleted groups and tasks."""
     flags, rest = parse_flags(args, {"diff": bool, "verbose": bool, **VAR_FLAGS})
     path = one_arg(rest, "nomad job plan [-var k=v] [-var-file f] <path>")
     job = load_job_file(path, flags)
