@@ -44,6 +44,7 @@ from actors.http_api import (
 )
 from actors.http_filter import apply_list_options, list_options_asked
 from actors.scheduler.job import DISPATCH_PAYLOAD_MAX_BYTES, JobError, canonical_job, ephemeral_disk
+from actors.scheduler.jobdiff import job_diff
 from actors.server import ENDPOINT
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
 from actors.state import scaling
@@ -421,11 +422,20 @@ def _job_summary(req: Request, api: Api, job_id: str) -> Any:
 
 
 def _job_versions(req: Request, api: Api, job_id: str) -> Any:
-    """``/v1/job/<id>/versions``: the tracked versions, newest (the current one) first."""
+    """``/v1/job/<id>/versions[?diffs=true]``: the tracked versions, newest (the current one) first; with
+    ``diffs``, Nomad's structured diff of each version against the one before it (contextual, as Nomad)."""
     require(req, "GET")
-    answer = _not_found(state_query(req, api, ("jobs", "job_versions"), lambda st: [
-        job_out(v) for v in st.job_versions(job_id)] or None), "job not found")
-    return Answer({"Versions": answer.value, "Diffs": None}, answer.headers)
+    diffs = query_flag(req, "diffs")
+
+    def query(st: Any) -> Any:
+        versions = st.job_versions(job_id)
+        if not versions:
+            return None
+        return {"Versions": [job_out(v) for v in versions],
+                "Diffs": [job_diff(versions[i + 1], versions[i]) for i in range(len(versions) - 1)] or None
+                if diffs else None}
+    answer = _not_found(state_query(req, api, ("jobs", "job_versions"), query), "job not found")
+    return Answer(answer.value, answer.headers)
 
 
 def _job_register_reply(index: int, r: dict[str, Any]) -> Answer:

@@ -1392,53 +1392,104 @@ def eval_list(addr: str, args: list[str]) -> str:
     return table(rows)
 
 
-_DIFF_MARK = {"Added": "+", "Deleted": "-", "Edited": "+/-", "None": ""}
-# Nomad's plan annotation words, in its order.
-_UPDATE_WORDS = (("Place", "create"), ("Stop", "destroy"), ("Migrate", "migrate"), ("Canary", "canary"),
-                 ("InPlaceUpdate", "in-place update"), ("DestructiveUpdate", "create/destroy update"),
-                 ("Ignore", "ignore"))
+# Nomad's diff markers (command/job_plan.go getDiffString) and their printed widths.
+_DIFF_MARK = {"Added": "+ ", "Deleted": "- ", "Edited": "+/- "}
 
 
-def _diff_fields(fields: list[dict[str, Any]] | None, indent: str) -> list[str]:
-    out = []
-    for f in fields or ():
-        mark = _DIFF_MARK.get(f["Type"], "")
-        if f["Type"] == "Added":
-            out.append(f'{indent}{mark} {f["Name"]}: "{f["New"]}"')
-        elif f["Type"] == "Deleted":
-            out.append(f'{indent}{mark} {f["Name"]}: "{f["Old"]}"')
-        else:
-            out.append(f'{indent}{mark} {f["Name"]}: "{f["Old"]}" => "{f["New"]}"')
+def _mark(kind: str) -> tuple[str, int]:
+    m = _DIFF_MARK.get(kind, "")
+    return m, len(m)
+
+
+def _longest(fields: list[dict[str, Any]] | None, objects: list[dict[str, Any]] | None) -> tuple[int, int]:
+    """The longest field name and the longest marker among *fields* and *objects* (for alignment)."""
+    names = [len(f["Name"]) for f in fields or ()]
+    marks = [_mark(x["Type"])[1] for x in list(fields or ()) + list(objects or ())]
+    return max(names, default=0), max(marks, default=0)
+
+
+def _format_field(f: dict[str, Any], start: int, key_pad: int, value_pad: int) -> str:
+    def q(v: str) -> str:  # Go's %q, as far as job values go
+        return json.dumps(v, ensure_ascii=False)
+    value = {"Added": q(f.get("New", "")), "Deleted": q(f.get("Old", "")),
+             "Edited": f"{q(f.get('Old', ''))} => {q(f.get('New', ''))}"}.get(f["Type"], q(f.get("New", "")))
+    out = f"{' ' * start}{_mark(f['Type'])[0]}{' ' * key_pad}{f['Name']}: {' ' * value_pad}{value}"
+    return out + (f" ({', '.join(f['Annotations'])})" if f.get("Annotations") else "")
+
+
+def _format_object(o: dict[str, Any], start: int, key_pad: int) -> str:
+    mark, width = _mark(o["Type"])
+    out = f"{' ' * start}{mark}{' ' * key_pad}{o['Name']} {{\n"
+    longest_field, longest_mark = _longest(o.get("Fields"), o.get("Objects"))
+    out += _aligned(o.get("Fields"), o.get("Objects"), start + key_pad + 2, longest_field, longest_mark)
+    return f"{out}\n{' ' * (start + width + key_pad)}}}"
+
+
+def _aligned(fields: list[dict[str, Any]] | None, objects: list[dict[str, Any]] | None, start: int,
+             longest_field: int, longest_mark: int) -> str:
+    """Nomad's alignedFieldAndObjects: names after the longest marker, values after the longest name."""
+    lines = [_format_field(f, start, longest_mark - _mark(f["Type"])[1], longest_field - len(f["Name"]))
+             for f in fields or ()]
+    lines += [_format_object(o, start, longest_mark - _mark(o["Type"])[1]) for o in objects or ()]
+    return "\n".join(lines)
+
+
+def _format_task_diff(t: dict[str, Any], start: int, task_pad: int, verbose: bool) -> str:
+    out = f'{" " * start}{_mark(t["Type"])[0]}{" " * task_pad}Task: {json.dumps(t["Name"])}'
+    if t.get("Annotations"):
+        out += f" ({', '.join(t['Annotations'])})"
+    if t["Type"] == "None" or (t["Type"] in ("Added", "Deleted") and not verbose):
+        return out
+    longest_field, longest_mark = _longest(t.get("Fields"), t.get("Objects"))
+    return out + "\n" + _aligned(t.get("Fields"), t.get("Objects"), start + 2, longest_field, longest_mark)
+
+
+def _format_group_diff(g: dict[str, Any], pad: int, verbose: bool) -> str:
+    out = f'{_mark(g["Type"])[0]}{" " * pad}Task Group: {json.dumps(g["Name"])}'
+    updates = g.get("Updates") or {}
+    out += f" ({', '.join(f'{updates[k]} {k}' for k in sorted(updates))})\n" if updates else "\n"
+    longest_field, longest_mark = _longest(g.get("Fields"), g.get("Objects"))
+    longest_mark = max([longest_mark] + [_mark(t["Type"])[1] for t in g.get("Tasks") or ()])
+    if g["Type"] == "Edited" or verbose:
+        fo = _aligned(g.get("Fields"), g.get("Objects"), pad + 2, longest_field, longest_mark)
+        out += fo + ("\n" if fo else "")
+    for t in g.get("Tasks") or ():
+        out += _format_task_diff(t, pad + 2, longest_mark - _mark(t["Type"])[1], verbose) + "\n"
     return out
 
 
+def format_job_diff(d: dict[str, Any], verbose: bool) -> str:
+    """Nomad's formatJobDiff: the plan's structured diff as ``nomad job plan`` prints it; *verbose*
+    (``-verbose``) expands added and deleted groups and tasks, and the job's fields when it is not edited."""
+    out = f'{_mark(d["Type"])[0]}Job: {json.dumps(d["ID"])}\n'
+    longest_field, longest_mark = _longest(d.get("Fields"), d.get("Objects"))
+    longest_mark = max([longest_mark] + [_mark(g["Type"])[1] for g in d.get("TaskGroups") or ()])
+    if d["Type"] == "Edited" or verbose:
+        fo = _aligned(d.get("Fields"), d.get("Objects"), 0, longest_field, longest_mark)
+        out += fo + ("\n" if fo else "")
+    for g in d.get("TaskGroups") or ():
+        out += _format_group_diff(g, longest_mark - _mark(g["Type"])[1], verbose) + "\n"
+    return out.strip()
+
+
 def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
-    """``nomad job plan [-diff=false] <path>``: a dry run; exit 1 when allocations would be created or
-    destroyed, 0 when nothing would change (Nomad's codes)."""
+    """``nomad job plan [-diff=false] [-verbose] <path>``: a dry run; exit 1 when allocations would be created
+    or destroyed, 0 when nothing would change (Nomad's codes).  The job's structured diff is printed first
+    (:func:`format_job_diff`); ``-verbose`` expands added and deleted groups and tasks."""
     flags, rest = parse_flags(args, {"diff": bool, "verbose": bool, **VAR_FLAGS})
     path = one_arg(rest, "nomad job plan [-var k=v] [-var-file f] <path>")
     job = load_job_file(path, flags)
     if not isinstance(job.get("ID"), str) or not job["ID"]:
         raise CliError("Job ID hasn't been provided")
     want_diff = flags.get("diff", True) not in (False, "false", "0")
+    # As Nomad: the diff is always asked for (it tells whether anything changes), printed unless -diff=false.
     got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}/plan",
-                  {"Job": job, "Diff": want_diff})
+                  {"Job": job, "Diff": True})
     updates = (got.get("Annotations") or {}).get("DesiredTGUpdates") or {}
     out: list[str] = []
     d = got.get("Diff")
-    if d:
-        out.append(f'{_DIFF_MARK.get(d["Type"], "")} Job: "{d["ID"]}"'.strip())
-        out += _diff_fields(d.get("Fields"), "")
-        for g in d.get("TaskGroups") or ():
-            u = updates.get(g["Name"], {})
-            words = ", ".join(f"{u[k]} {w}" for k, w in _UPDATE_WORDS if u.get(k))
-            out.append(f'{_DIFF_MARK.get(g["Type"], "")} Task Group: "{g["Name"]}"'.strip()
-                       + (f" ({words})" if words else ""))
-            out += _diff_fields(g.get("Fields"), "  ")
-            for t in g.get("Tasks") or ():
-                out.append(f'  {_DIFF_MARK.get(t["Type"], "")} Task: "{t["Name"]}"'.rstrip())
-                out += _diff_fields(t.get("Fields"), "    ")
-        out.append("")
+    if d and want_diff:
+        out += [format_job_diff(d, bool(flags.get("verbose"))), ""]
     out.append("Scheduler dry-run:")
     failed = got.get("FailedTGAllocs") or {}
     if not failed:
@@ -1456,7 +1507,10 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
             "job modify index given matches the server-side version. If the index has",
             "changed, another user has modified the job and the plan's results are",
             "potentially invalid."]
-    changes = any(u.get(k) for u in updates.values() for k in ("Place", "Stop", "Migrate", "DestructiveUpdate"))
+    # Nomad's exit code: 1 when allocations would be created, destroyed or replaced (and the job changes).
+    changes = (d or {}).get("Type") != "None" and any(
+        u.get(k) for u in updates.values() for k in ("Place", "Stop", "Migrate", "DestructiveUpdate",
+                                                      "Canary"))
     return "\n".join(out), 1 if changes else 0
 
 
@@ -1464,15 +1518,25 @@ def job_history(addr: str, args: list[str]) -> str:
     """``nomad job history [-p] <job>``: the tracked versions, newest first."""
     flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int})
     stub = resolve(addr, "job", one_arg(rest, "nomad job history <job>"))
-    versions = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/versions")["Versions"]
+    query = "?diffs=true" if flags.get("p") else ""
+    got = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/versions{query}")
+    versions, diffs = got["Versions"], got.get("Diffs") or []
+    # Nomad: diffs[i] is version i against the one before it (the oldest has none).
+    pairs = [(v, diffs[i] if i < len(diffs) else None) for i, v in enumerate(versions)]
     if "version" in flags:
-        versions = [v for v in versions if str(v.get("Version")) == str(flags["version"])]
-        if not versions:
+        pairs = [(v, d) for v, d in pairs if str(v.get("Version")) == str(flags["version"])]
+        if not pairs:
             raise CliError(f"No job with version {flags['version']} found")
     if flags.get("full"):
-        return "\n\n".join(json.dumps(v, indent=4, sort_keys=True) for v in versions)
-    return "\n\n".join(kv([("Version", v.get("Version", 0)), ("Stable", str(bool(v.get("Stable"))).lower()),
-                            ("Submit Date", fmt_time(v.get("SubmitTime")))]) for v in versions)
+        return "\n\n".join(json.dumps(v, indent=4, sort_keys=True) for v, _ in pairs)
+
+    def one(v: dict[str, Any], d: dict[str, Any] | None) -> str:
+        rows = [("Version", v.get("Version", 0)), ("Stable", str(bool(v.get("Stable"))).lower()),
+                ("Submit Date", fmt_time(v.get("SubmitTime")))]
+        if d and d.get("Type") != "None":
+            rows.append(("Diff", "\n" + format_job_diff(d, False)))
+        return kv(rows).replace(" = \n", " =\n")
+    return "\n\n".join(one(v, d) for v, d in pairs)
 
 
 def job_revert(addr: str, args: list[str]) -> tuple[str, int]:

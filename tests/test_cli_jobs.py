@@ -518,6 +518,15 @@ def test_job_history_revert_and_eval(dev, tmp_path):  # noqa: F811
     blocks = [dict(re.split(r"\s+=\s+", x, maxsplit=1) for x in b.splitlines()) for b in hist.stdout.split("\n\n")]
     # Each run waited for its deployment, which succeeded: both versions are stable.
     assert [b["Version"] for b in blocks] == ["1", "0"] and blocks[0]["Stable"] == "true"
+    # -p: each version's diff against the one before it, as Nomad prints a plan's
+    diffs = nomad(dev, "job", "history", "-p", "cli-hist")
+    newest, oldest = diffs.stdout.split("\n\nVersion")
+    assert newest.startswith("Version     = 1\n") and "Diff" not in oldest, diffs.stdout
+    assert 'Diff        =\n+/- Job: "cli-hist"\n+/- Task Group: "web"\n  +/- Task: "sleeper"\n' in newest
+    assert re.search(r'\n      \+/- CPU: +"50" => "60"\n', newest), newest
+    versions = call(dev.http_port, "GET", "/v1/job/cli-hist/versions?diffs=true").json()
+    assert len(versions["Diffs"]) == 1 and versions["Diffs"][0]["Type"] == "Edited"
+    assert call(dev.http_port, "GET", "/v1/job/cli-hist/versions").json()["Diffs"] is None
     full = nomad(dev, "job", "history", "-full", "-version", "0", "cli-hist")
     assert json.loads(full.stdout)["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 50
 
@@ -558,7 +567,8 @@ def test_job_plan_then_run_with_check_index(dev, tmp_path):  # noqa: F811
     write(60)
     changed = nomad(dev, "job", "plan", str(path))
     assert changed.returncode == 1 and '+/- Task Group: "web" (1 create/destroy update)' in changed.stdout
-    assert '+/- Task: "sleeper"' in changed.stdout and "Resources" in changed.stdout
+    assert '  +/- Task: "sleeper" (forces create/destroy update)\n    +/- Resources {\n' in changed.stdout
+    assert re.search(r'\n      \+/- CPU: +"50" => "60"\n', changed.stdout), changed.stdout
     stale = nomad(dev, "job", "run", "-check-index", str(int(index) - 1), str(path))
     assert stale.returncode == 1 and "Enforcing job modify index" in stale.stderr
     assert nomad(dev, "job", "run", "-check-index", index, str(path)).returncode == 0

@@ -909,6 +909,21 @@ def test_stability_marks_one_version_and_evaluate_schedules_the_job_again() -> N
     assert c.apply("job_evaluate", job_id="nope") == {"ok": False, "error": "job not found"}
 
 
+def test_a_group_removed_from_the_job_has_its_allocations_stopped() -> None:
+    c = Cluster()
+    c.node(0, cpu=4000, mem=8192)
+    c.register(**service(count=2, cpu=100))
+    c.schedule()
+    c.client("running")
+    c.register(**service(count=2, cpu=100, group={"Name": "h"}))  # the group renamed: g is gone
+    c.schedule()
+    c.client("running")
+    stopped = [a for a in c.state.tables["allocs"].values() if a["TaskGroup"] == "g"]
+    assert [a["DesiredStatus"] for a in stopped] == ["stop", "stop"]
+    assert {a["DesiredDescription"] for a in stopped} == {"alloc not needed due to job update"}
+    assert sorted(a["TaskGroup"] for a in c.running("web")) == ["h", "h"]
+
+
 # ------------------------------------------------------------ job plan (a dry run)
 def test_job_plan_tells_what_a_registration_would_do_and_writes_nothing() -> None:
     from actors.scheduler.dryrun import plan_job
@@ -946,11 +961,20 @@ def test_job_plan_tells_what_a_registration_would_do_and_writes_nothing() -> Non
     edited = plan(count=5, cpu=200)["Diff"]
     assert edited["Type"] == "Edited"
     (group,) = edited["TaskGroups"]
+    # Nomad's plan annotates a count change (scheduler.Annotate) and the task's kind of update.
     assert group["Type"] == "Edited" and {"Type": "Edited", "Name": "Count", "Old": "3", "New": "5",
-                                          "Annotations": None} in group["Fields"]
+                                          "Annotations": ["forces create"]} in group["Fields"]
+    assert group["Updates"] == {"create": 2, "create/destroy update": 1, "ignore": 2}
     assert group["Tasks"][0]["Type"] == "Edited"
+    assert group["Tasks"][0]["Annotations"] == ["forces create/destroy update"]
     failed = plan(count=3, cpu=100_000)
     assert failed["FailedTGAllocs"]["g"]["NodesExhausted"] > 0
+    # a group renamed: the old one's allocations stopped under its name, as Nomad's reconciler counts them
+    renamed = plan(count=3, cpu=100, group={"Name": "h"})
+    assert renamed["Annotations"]["DesiredTGUpdates"]["g"]["Stop"] == 3
+    assert [(g["Name"], g["Type"], g["Updates"]) for g in renamed["Diff"]["TaskGroups"]] == [
+        ("g", "Deleted", {"destroy": 3}), ("h", "Added", {"create": 3})]
+    assert renamed["Diff"]["TaskGroups"][0]["Tasks"][0]["Annotations"] == ["forces destroy"]
 
 
 # ------------------------------------------------------------ parameterized jobs and dispatch

@@ -12,18 +12,20 @@ registration, and the result is summarised as Nomad's ``JobPlanResponse``:
 * ``FailedTGAllocs`` -- the groups that could not be placed, with the
   scheduler's metrics;
 * ``JobModifyIndex`` -- for ``nomad job run -check-index``;
-* ``Diff`` (when asked) -- the job against the version registered now: the
-  top-level fields and each group's count, the tasks' drivers, configs and
-  resources, in Nomad's diff shape (Type Added / Deleted / Edited / None).
+* ``Diff`` (when asked) -- Nomad's structured diff of the job against the
+  version registered now (actors.scheduler.jobdiff), contextual as Nomad's
+  plan always asks it (the unchanged fields of an edited block are kept, Type
+  ``None``), annotated with the plan: each group's ``Updates`` and each changed
+  task's ``forces create/destroy update`` or ``forces in-place update``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
-from actors.scheduler.job import SERVER_OWNED, spec_changed, spec_digest
+from actors.scheduler.job import spec_changed, spec_digest
+from actors.scheduler.jobdiff import annotate, job_diff
 from actors.scheduler.scheduler import (
     STOP_MIGRATE,
     STOP_UPDATE,
@@ -46,10 +48,12 @@ def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> d
     ev = {"ID": PLAN_EVAL_ID, "JobID": job["ID"], "Type": job["Type"], "Status": "pending"}
     job_allocs = state.job_allocs(job["ID"])
     plan = compute_plan(tables, ev, job_allocs, state.node_allocs, state.sorted_ids("nodes"), state.node_usage)
-    return {"Annotations": {"DesiredTGUpdates": _updates(candidate, job_allocs, plan), "PreemptedAllocs": None},
+    updates = _updates(candidate, job_allocs, plan)
+    return {"Annotations": {"DesiredTGUpdates": updates, "PreemptedAllocs": None},
             "FailedTGAllocs": plan["Failed"] or None,
             "JobModifyIndex": old["JobModifyIndex"] if old is not None else 0,
-            "CreatedEvals": None, "Diff": _diff(old, job) if diff else None,
+            "CreatedEvals": None,
+            "Diff": annotate(job_diff(old, job, contextual=True), updates) if diff else None,
             "NextPeriodicLaunch": _next_launch(job, now), "Warnings": ""}
 
 
@@ -67,9 +71,13 @@ def _next_launch(job: dict[str, Any], now: float) -> str:
 def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
     by_id = {a["ID"]: a for a in job_allocs}
     out: dict[str, dict[str, int]] = {}
-    for group in job["TaskGroups"]:
-        out[group["Name"]] = {"Ignore": 0, "Place": 0, "Migrate": 0, "Stop": 0, "InPlaceUpdate": 0,
-                              "DestructiveUpdate": 0, "Canary": 0, "Preemptions": 0}
+    # As Nomad's reconciler: the job's groups, and any group the job no longer has that still has allocations
+    # (its allocations stopped: "- Task Group: "old" (2 destroy)").
+    names = [g["Name"] for g in job["TaskGroups"]]
+    removed = sorted({a["TaskGroup"] for a in job_allocs} - set(names))
+    for name in names + removed:
+        out[name] = {"Ignore": 0, "Place": 0, "Migrate": 0, "Stop": 0, "InPlaceUpdate": 0,
+                     "DestructiveUpdate": 0, "Canary": 0, "Preemptions": 0}
     stopped = set()
     for s in plan["Stop"]:
         a = by_id.get(s["ID"])
@@ -82,6 +90,8 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
         if p["TaskGroup"] in out:
             out[p["TaskGroup"]]["Place"] += 1
     for name, u in out.items():
+        if name in removed:
+            continue
         # A replacement placed for an updated or migrated allocation is that update, not a new one.
         u["Place"] = max(0, u["Place"] - u["DestructiveUpdate"] - u["Migrate"])
         digest = spec_digest(job, name)
@@ -92,54 +102,3 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
             in_place = a.get("JobVersion", 0) != job.get("Version", 0) and same
             u["InPlaceUpdate" if in_place else "Ignore"] += 1
     return out
-
-
-def _field(kind: str, name: str, old: Any, new: Any) -> dict[str, Any]:
-    def text(v: Any) -> str:
-        return "" if v is None else v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-    return {"Type": kind, "Name": name, "Old": text(old), "New": text(new), "Annotations": None}
-
-
-def _fields(old: dict[str, Any] | None, new: dict[str, Any] | None, skip: tuple[str, ...]) -> list[dict[str, Any]]:
-    old, new = old or {}, new or {}
-    out = []
-    for k in sorted(set(old) | set(new)):
-        if k in skip or k in SERVER_OWNED:
-            continue
-        if k not in old:
-            out.append(_field("Added", k, None, new[k]))
-        elif k not in new:
-            out.append(_field("Deleted", k, old[k], None))
-        elif old[k] != new[k]:
-            out.append(_field("Edited", k, old[k], new[k]))
-    return out
-
-
-def _kind(old: Any, new: Any, fields: list[Any], children: list[dict[str, Any]]) -> str:
-    if old is None:
-        return "Added"
-    if new is None:
-        return "Deleted"
-    return "Edited" if fields or any(c["Type"] != "None" for c in children) else "None"
-
-
-def _diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    old_groups = {g["Name"]: g for g in (old or {}).get("TaskGroups", ())}
-    new_groups = {g["Name"]: g for g in new.get("TaskGroups", ())}
-    groups = []
-    for name in sorted(set(old_groups) | set(new_groups)):
-        og, ng = old_groups.get(name), new_groups.get(name)
-        otasks = {t["Name"]: t for t in (og or {}).get("Tasks", ())}
-        ntasks = {t["Name"]: t for t in (ng or {}).get("Tasks", ())}
-        tasks = []
-        for tname in sorted(set(otasks) | set(ntasks)):
-            ot, nt = otasks.get(tname), ntasks.get(tname)
-            tf = _fields(ot, nt, ("Name",))
-            tasks.append({"Type": _kind(ot, nt, tf, []), "Name": tname, "Fields": tf, "Objects": None,
-                          "Annotations": None})
-        gf = _fields(og, ng, ("Name", "Tasks"))
-        groups.append({"Type": _kind(og, ng, gf, tasks), "Name": name, "Fields": gf, "Objects": None,
-                       "Tasks": tasks, "Updates": None})
-    jf = _fields(old, new, ("ID", "TaskGroups"))
-    return {"Type": _kind(old, new, jf, groups), "ID": new["ID"], "Fields": jf, "Objects": None,
-            "TaskGroups": groups}

@@ -848,6 +848,12 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         u = job.get("Update") if isinstance(job.get("Update"), dict) else {}
         if int(u.get("MaxParallel") or 0) > 0 and int(u.get("Stagger") or 0) > 0:
             plan["_rolling"] = [int(u["MaxParallel"]), int(u["Stagger"]) / 1e9]  # (updates left, stagger s)
+    # Nomad's reconciler (filterAndStopAll): every allocation of a group the job no longer has is stopped.
+    names = {g["Name"] for g in job["TaskGroups"]}
+    for a in job_allocs:
+        if a["TaskGroup"] not in names and a.get("DesiredStatus") == "run":
+            lost = _node_lost(nodes.get(a["NodeID"])) and a.get("ClientStatus") not in TERMINAL_CLIENT
+            stop_alloc(a, STOP_LOST if lost else STOP_EXTRA, "lost" if lost else "")
     for group in job["TaskGroups"]:
         group_allocs = [a for a in job_allocs if a["TaskGroup"] == group["Name"]]
         if job["Type"] == "system":
