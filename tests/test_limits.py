@@ -323,3 +323,34 @@ def test_agent_enforces_its_limits_block_and_keeps_serving(agents, tmp_path):
     assert agent.healthy()
     assert any("rejecting connection" in line for line in agent.out + agent.err), agent.detail()
     assert any("rejecting HTTP connection" in line for line in agent.out + agent.err), agent.detail()
+
+
+def test_the_request_header_reader_keeps_the_standard_librarys_answers_and_limits():
+    """actors.http_limits.read_headers, pywsgi's MessageClass here (the email parser cost ~1/7 of a
+    request's CPU): the first of repeated headers, names in any case, folded lines joined, the
+    standard library's limits (a line too long: 400; over 100 lines: 431), a line without a colon
+    refused."""
+    import http.client
+    import io
+
+    from actors.http_limits import MAX_HEADER_LINE_BYTES, MAX_HEADER_LINES, read_headers
+
+    block = (b"Host: x\r\nContent-Type: application/json\r\nX-Nomad-Token:  secret \r\n"
+             b"Accept: a\r\nACCEPT: b\r\nX-Long: one\r\n  two\r\n\r\nBODY")
+    fp = io.BytesIO(block)
+    h = read_headers(fp)
+    assert h.status == "" and fp.read() == b"BODY"  # the body is left where it was
+    assert h.get("content-type") == h.typeheader == "application/json" and h.getheader("HOST") == "x"
+    assert h.get("x-nomad-token") == "secret" and h.get("accept") == "a" and h.get("nope", "d") == "d"
+    assert h.get("x-long") == "one two" and "Accept" in h
+    del h["accept"]
+    assert h.get("Accept") is None
+    assert list(h.headers) == ["Host: x\r\n", "Content-Type: application/json\r\n",
+                               "X-Nomad-Token: secret\r\n", "X-Long: one two\r\n"]
+    assert read_headers(io.BytesIO(b"X: " + b"a" * MAX_HEADER_LINE_BYTES + b"\r\n\r\n")).status
+    assert read_headers(io.BytesIO(b"no colon here\r\n\r\n")).status == "malformed MIME header line"
+    assert read_headers(io.BytesIO(b" folded first\r\n\r\n")).status == "malformed MIME header line"
+    many = b"".join(b"X-%d: v\r\n" % i for i in range(MAX_HEADER_LINES + 1)) + b"\r\n"
+    with pytest.raises(http.client.HTTPException, match="got more than 100 headers"):
+        read_headers(io.BytesIO(many))
+    assert read_headers(io.BytesIO(b"")).items == []  # the connection closed: no headers
