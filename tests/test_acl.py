@@ -166,8 +166,6 @@ def test_no_policies_deny_everything_and_management_allows_everything():
     ("GET", "/v1/job/report/dispatch", [("namespace", "read-job")]),
     ("POST", "/v1/job/web/scale", [("namespace", "scale-job|submit-job")]),  # Job.Scale
     ("GET", "/v1/job/web/scale", [("namespace", "read-job-scaling|read-job")]),  # Job.ScaleStatus
-    ("GET", "/v1/scaling/policies", [("namespace", "list-scaling-policies|list-jobs")]),
-    ("GET", "/v1/scaling/policy/p1", [("namespace", "read-scaling-policy|read-job")]),
     ("GET", "/v1/allocations", [("namespace", "read-job")]),
     ("GET", "/v1/evaluation/e1", [("namespace", "read-job")]),
     ("GET", "/v1/nodes", [("node", "read")]),
