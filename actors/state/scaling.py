@@ -18,6 +18,13 @@ group (Nomad generates a UUID on the leader before the write): the same
 log gives the same IDs on every server and in every replay.  Records are
 Nomad's ``ScalingPolicy``: ID, Type, Target {Namespace, Job, Group},
 Policy, Min, Max, Enabled, CreateIndex, ModifyIndex.
+
+The table is derived from the jobs, and the log holds entries written
+before it existed, when a group's ``Scaling`` was kept unchecked: a block
+this version would refuse makes no policy (:func:`group_spec`; it never
+raises), and a snapshot without the table is rebuilt from the jobs'
+tracked versions (:func:`rebuild_from_jobs`), so a restored server holds
+what one that replayed the log holds.
 """
 
 from __future__ import annotations
