@@ -451,6 +451,12 @@ class ACL:
         caps = self.namespace_caps(namespace)
         return "deny" not in caps and capability in caps
 
+    def allow_scaling(self, namespace: str, capability: str) -> bool:
+        """Nomad's Scaling.ListPolicies / GetPolicy: *capability* (list-scaling-policies or
+        read-scaling-policy), or both list-jobs and read-job, in the namespace."""
+        return self.allow_namespace(namespace, capability) or (
+            self.allow_namespace(namespace, "list-jobs") and self.allow_namespace(namespace, "read-job"))
+
     def allow_level(self, area: str, level: str) -> bool:
         """``node`` / ``agent`` / ``operator`` at ``read`` or ``write`` (write implies read)."""
         if self.management:
@@ -595,11 +601,6 @@ _ROUTES = sorted([
     _Route("/v1/client/stats", (("node", READ),), (("node", READ),)),  # Nomad ClientStats.Stats
     _Route("/v1/client/gc", (("node", WRITE),), (("node", WRITE),)),  # Allocations.GarbageCollectAll
     _Route("/v1/client/metadata", (("node", READ),), (("node", WRITE),)),  # NodeMeta.Read / NodeMeta.Apply
-    # Scaling.ListPolicies / GetPolicy: the scaling capabilities, or the job ones (reads only: 405 else).
-    _Route("/v1/scaling/policies", (("namespace", "list-scaling-policies|list-jobs"),),
-           (("namespace", "list-scaling-policies|list-jobs"),)),
-    _Route("/v1/scaling/policy/", (("namespace", "read-scaling-policy|read-job"),),
-           (("namespace", "read-scaling-policy|read-job"),)),
     _Route("/v1/client/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
 ], key=lambda r: len(r.prefix), reverse=True)
 # Agent keyring operations are agent:write even when listed (Nomad KeyringOperationRequest),
@@ -647,6 +648,10 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
         return (Need("variable", what, namespace, urllib.parse.unquote(path[len("/v1/var/"):])),)
     if path == "/v1/node/pools" or path.startswith("/v1/node/pool/"):
         return _node_pool_needs(method, path, namespace)
+    if path.startswith(("/v1/scaling/policies", "/v1/scaling/policy/")):
+        # Scaling.ListPolicies / GetPolicy: list-scaling-policies (read-scaling-policy), or list-jobs and
+        # read-job, in the namespace; namespace=* lists the namespaces allowed (actors.http_scaling).
+        return SELF_CHECKED
     if path.startswith("/v1/client/allocation/") and path.endswith("/exec"):
         # Allocations.Exec checks alloc-exec (and alloc-node-exec for raw_exec) on the node, in the
         # allocation's namespace, and answers a refusal on the WebSocket (actors.http_alloc_exec).

@@ -508,7 +508,7 @@ def _job_scale(req: Request, api: Api, job_id: str) -> Any:
     if not isinstance(count, int) or isinstance(count, bool):
         raise CodedError(400, f"Count: must be an integer, got {count!r}")
     try:
-        index, r = _write(api, "job_scale", job_id=job_id, group=group, count=count,
+        index, r = _write(api, "job_scale", job_id=job_id, group=group, count=count, policy_bounds=True,
                           rejectable=_rejectable(req, api))
     except CodedError as e:
         if e.code == 500:

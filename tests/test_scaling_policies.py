@@ -181,13 +181,152 @@ def test_policies_survive_a_snapshot_and_the_log_replays_to_the_same_state() -> 
 def test_job_scale_refuses_a_count_outside_the_policy_with_nomads_messages() -> None:
     s = Store()
     s.register({"Min": 2, "Max": 5, "Enabled": False})
-    r = s.apply("job_scale", job_id="web", group="g", count=6)
+    r = s.apply("job_scale", job_id="web", group="g", count=6, policy_bounds=True)
     assert r == {"ok": False, "error": "group count was greater than scaling policy maximum: 6 > 5"}
-    r = s.apply("job_scale", job_id="web", group="g", count=1)
+    r = s.apply("job_scale", job_id="web", group="g", count=1, policy_bounds=True)
     assert r == {"ok": False, "error": "group count was less than scaling policy minimum: 1 < 2"}
-    assert s.apply("job_scale", job_id="web", group="g", count=5)["ok"]
+    assert s.apply("job_scale", job_id="web", group="g", count=5, policy_bounds=True)["ok"]
     assert s.st.tables["jobs"]["web"]["TaskGroups"][0]["Count"] == 5
     assert s.policies()[0]["ModifyIndex"] == 1  # the policy did not change
+
+
+# ------------------------------------------------------------ entries and snapshots from before policies
+def _old_job(sc: Any, job_id: str = "web", count: int = 3) -> dict[str, Any]:
+    """A job as canonical_job kept it before scaling policies: the group's Scaling as the user sent it."""
+    job = canonical_job({**_job(None, count), "ID": job_id})
+    job["TaskGroups"][0]["Scaling"] = sc
+    return job
+
+
+@pytest.mark.parametrize("sc", [[1], "x", 7, {"Min": 5, "Max": 1}, {"Min": "1", "Max": 3}, {"Max": True},
+                                {"Min": -1, "Max": 3}, {"Max": 3, "Type": "vertical"},
+                                {"Max": 3, "Type": [1]},
+                                {"Max": 3, "Policy": [1]}, {"Max": 3, "Enabled": "yes"}, {"Max": 2**63}])
+def test_an_old_job_register_with_a_malformed_scaling_applies_without_a_policy(sc: Any) -> None:
+    s = Store()
+    s.register({"Max": 10}, job_id="other")
+    r = s.apply("job_register", job=_old_job(sc))  # as the older code wrote (and accepted) it
+    assert r["ok"] and r["EvalID"], r
+    assert s.st.tables["jobs"]["web"]["TaskGroups"][0]["Scaling"] == sc
+    assert [p["Target"]["Job"] for p in s.policies()] == ["other"]
+    # A later version (any entry) with no policy to make keeps the store whole, and scaling works.
+    assert s.apply("job_register", job=_old_job(sc, count=4))["ok"]
+    assert s.apply("job_scale", job_id="web", group="g", count=9, policy_bounds=True)["ok"]
+    assert s.st.tables["jobs"]["web"]["Version"] == 2 and len(s.policies()) == 1
+    replay = StateStore()
+    for i, data in enumerate(s.log, start=1):
+        replay.apply(i, data)
+    assert replay.digest() == s.st.digest()
+
+
+def test_an_old_job_scale_outside_the_policy_replays_as_it_was_applied() -> None:
+    s = Store()
+    s.register({"Min": 2, "Max": 5})
+    r = s.apply("job_scale", job_id="web", group="g", count=9)  # written before the bounds were checked
+    assert r["ok"], r
+    assert s.st.tables["jobs"]["web"]["TaskGroups"][0]["Count"] == 9
+    assert s.st.tables["jobs"]["web"]["Version"] == 1
+    r = s.apply("job_scale", job_id="web", group="g", count=8, policy_bounds=True)  # this version's entry
+    assert r == {"ok": False, "error": "group count was greater than scaling policy maximum: 8 > 5"}
+
+
+def _history() -> Store:
+    """A log with policies made, changed, added later, left alone by a stop, purged and malformed."""
+    s = Store()
+    s.register({"Min": 1, "Max": 10})                       # 1: web's policy made
+    s.register({"Min": 1, "Max": 20})                       # 2: changed
+    s.register(None, job_id="api")                          # 3: api without one
+    s.register({"Max": 4}, job_id="api")                    # 4: api's made at its version 1
+    s.apply("job_register", job=_old_job([1], "old"))       # 5: an older entry's malformed one
+    s.apply("job_scale", job_id="web", group="g", count=7)  # 6: unchanged policy
+    s.apply("job_deregister", job_id="api", purge=False)    # 7: stopped: kept
+    s.register({"Max": 3}, job_id="gone")                   # 8
+    s.apply("job_deregister", job_id="gone", purge=True)    # 9: purged
+    s.apply("job_register", job=_old_job({"Max": 6}, "raw"))  # 10: an older entry's well-formed one
+    s.register({"Max": 5}, job_id="api")                    # 11: api's changed after the stop
+    return s
+
+
+def _pre_table_snapshot(st: StateStore) -> bytes:
+    """*st*'s snapshot as a server from before scaling policies wrote it: no table, no index."""
+    import msgpack
+
+    snap = msgpack.unpackb(st.snapshot(), raw=False)
+    del snap["tables"][scaling.TABLE]
+    del snap["index"][scaling.TABLE]
+    return msgpack.packb(snap, use_bin_type=True)
+
+
+def test_a_snapshot_from_before_the_table_restores_the_policies_a_replay_makes() -> None:
+    s = _history()
+    assert {p["Target"]["Job"] for p in s.policies()} == {"web", "api", "raw"}
+    for upto in range(1, len(s.log) + 1):  # a snapshot taken after any entry
+        replay = StateStore()
+        for i, data in enumerate(s.log[:upto], start=1):
+            replay.apply(i, data)
+        restored = StateStore()
+        restored.restore(_pre_table_snapshot(replay), upto)
+        assert restored.tables[scaling.TABLE] == replay.tables[scaling.TABLE], upto
+        assert restored.digest() == replay.digest(), upto
+        # ...and the log after it applies alike on both (the derived job index is rebuilt too).
+        for i, data in enumerate(s.log[upto:], start=upto + 1):
+            assert restored.apply(i, data) == replay.apply(i, data)
+        assert restored.digest() == replay.digest() == s.st.digest(), upto
+    # An operator's restore of one (snapshot restore) makes the same policies, at the restore's index.
+    user = StateStore()
+    user.restore(_pre_table_snapshot(s.st), 99, user=True)
+    assert user.tables[scaling.TABLE] == s.st.tables[scaling.TABLE]
+    assert user.index(scaling.TABLE) == 99
+    # A snapshot with the table restores it as it is.
+    same = StateStore()
+    same.restore(s.st.snapshot(), s.index)
+    assert same.tables[scaling.TABLE] == s.st.tables[scaling.TABLE]
+    assert same.index(scaling.TABLE) == s.st.index(scaling.TABLE)
+
+
+def test_the_list_of_every_namespace_keeps_those_the_token_may_list() -> None:
+    from actors.http_api import CodedError, Request
+    from actors.http_scaling import scaling_policies, scaling_policy
+    from tests.test_acl import _api, _guarded_state, _token
+
+    st = _guarded_state()
+    rules = ('namespace "default" { capabilities = ["list-scaling-policies"] }\n'
+             'namespace "prod" { capabilities = ["list-jobs", "read-job"] }\n'
+             'namespace "dev" { capabilities = ["list-jobs"] }\n'
+             'namespace "qa" { capabilities = ["read-job"] }\n')
+    st.apply(4, command("acl_policy_upsert", policies=[{"Name": "scaler", "Rules": rules}]))
+    st.apply(5, command("acl_token_upsert", tokens=[_token("sc", "sc-secret", policies=("scaler",))]))
+    ids = {}
+    for ns in ("default", "prod", "dev", "qa"):
+        ids[ns] = pid = scaling.policy_id(1, f"j-{ns}", "g")
+        st.tables[scaling.TABLE][pid] = {"ID": pid, "Type": "horizontal", "Policy": None, "Min": 0,
+                                         "Max": 1, "Enabled": True, "CreateIndex": 1, "ModifyIndex": 1,
+                                         "Target": {"Namespace": ns, "Job": f"j-{ns}", "Group": "g"}}
+
+    def get(handler, path: str, ns: str, token: str = "sc-secret") -> Any:
+        import io
+
+        environ = {"wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": "0", "HTTP_X_NOMAD_TOKEN": token}
+        req = Request(method="GET", path=path, query={"namespace": [ns], "stale": [""]}, url=path,
+                      environ=environ)
+        try:
+            api = _api(st)
+            api.ask = lambda actor, what: {"role": "leader"}
+            return handler(req, api).value
+        except CodedError as e:
+            return e.code
+
+    listed = get(scaling_policies, "/v1/scaling/policies", "*")
+    assert sorted(p["Target"]["Namespace"] for p in listed) == ["default", "prod"]
+    assert len(get(scaling_policies, "/v1/scaling/policies", "*", "root-secret")) == 4
+    assert get(scaling_policies, "/v1/scaling/policies", "*", "") == []  # anonymous: none listable, empty
+    assert [p["ID"] for p in get(scaling_policies, "/v1/scaling/policies", "prod")] == [ids["prod"]]
+    assert get(scaling_policies, "/v1/scaling/policies", "dev") == 403  # list-jobs alone is not enough
+    assert get(scaling_policies, "/v1/scaling/policies", "qa") == 403
+    assert get(scaling_policy, f"/v1/scaling/policy/{ids['prod']}", "prod")["ID"] == ids["prod"]
+    assert get(scaling_policy, f"/v1/scaling/policy/{ids['dev']}", "dev") == 403
+    assert get(scaling_policy, f"/v1/scaling/policy/{ids['qa']}", "*") == 403
+    assert get(scaling_policy, f"/v1/scaling/policy/{ids['prod']}", "*")["ID"] == ids["prod"]
 
 
 def test_listing_filters_as_nomads_list_policies() -> None:

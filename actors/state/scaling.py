@@ -18,6 +18,13 @@ group (Nomad generates a UUID on the leader before the write): the same
 log gives the same IDs on every server and in every replay.  Records are
 Nomad's ``ScalingPolicy``: ID, Type, Target {Namespace, Job, Group},
 Policy, Min, Max, Enabled, CreateIndex, ModifyIndex.
+
+The table is derived from the jobs, and the log holds entries written
+before it existed, when a group's ``Scaling`` was kept unchecked: a block
+this version would refuse makes no policy (:func:`group_spec`; it never
+raises), and a snapshot without the table is rebuilt from the jobs'
+tracked versions (:func:`rebuild_from_jobs`), so a restored server holds
+what one that replayed the log holds.
 """
 
 from __future__ import annotations
@@ -48,21 +55,59 @@ def job_policies(store: Any, namespace: str, job_id: str) -> list[dict[str, Any]
     return [store.tables[TABLE][pid] for pid in _of_job(store, namespace, job_id)]
 
 
-def update_for_job(store: Any, index: int, job: dict[str, Any]) -> None:
-    """Nomad's updateJobScalingPolicies: the job's policies as its groups' ``Scaling`` now say."""
+INT64_MAX = 2**63 - 1  # a policy's Min and Max are Go int64s
+Wanted = dict[tuple[str, str], dict[str, Any]]  # (group, type) -> the policy's spec
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= INT64_MAX
+
+
+def group_spec(namespace: str, job_id: str, g: Any) -> dict[str, Any] | None:
+    """The policy a group's ``Scaling`` makes, or None: no scaling block, or one this
+    version's job validation would refuse (non-negative integer Min <= Max, type
+    ``horizontal``, boolean Enabled, an object or null Policy).  A job written to the
+    log before scaling policies existed kept its ``Scaling`` unchecked: such a block
+    makes no policy (it never raises), on every server and in every replay alike."""
+    if not isinstance(g, dict) or not isinstance(g.get("Name"), str):
+        return None
+    sc = g.get("Scaling")
+    if not sc or not isinstance(sc, dict):
+        return None
+    ptype, lo, hi = sc.get("Type", "horizontal"), sc.get("Min", 0), sc.get("Max", 0)
+    enabled, policy = sc.get("Enabled", True), sc.get("Policy")
+    if ptype != "horizontal" or not _int(lo) or not _int(hi) or lo > hi or not isinstance(enabled, bool) \
+            or not (policy is None or isinstance(policy, dict)):
+        return None
+    return {"Type": ptype, "Target": {"Namespace": namespace, "Job": job_id, "Group": g["Name"]},
+            "Policy": copy.deepcopy(policy), "Min": lo, "Max": hi, "Enabled": enabled}
+
+
+def wanted_for_job(job: dict[str, Any]) -> Wanted:
+    """The policies the job's groups ask for, by (group, type); pure, never raises."""
+    ns, job_id = job.get("Namespace", "default"), job.get("ID")
+    groups = job.get("TaskGroups")
+    if not isinstance(ns, str) or not isinstance(job_id, str) or not isinstance(groups, list):
+        return {}
+    wanted: Wanted = {}
+    for g in groups:
+        spec = group_spec(ns, job_id, g)
+        if spec is not None:
+            wanted[(g["Name"], spec["Type"])] = spec
+    return wanted
+
+
+def update_for_job(store: Any, index: int, job: dict[str, Any], wanted: Wanted | None = None, *,
+                   touch: bool = True) -> None:
+    """Nomad's updateJobScalingPolicies: the job's policies as its groups' ``Scaling`` now say.
+
+    *wanted*: :func:`wanted_for_job` of *job*, worked out before the entry wrote anything."""
+    if wanted is None:
+        wanted = wanted_for_job(job)
     table = store.tables[TABLE]
     ns, job_id = job.get("Namespace", "default"), job["ID"]
     existing = {(table[pid]["Target"].get("Group", ""), table[pid]["Type"]): pid
                 for pid in _of_job(store, ns, job_id)}
-    wanted: dict[tuple[str, str], dict[str, Any]] = {}
-    for g in job.get("TaskGroups", ()):
-        sc = g.get("Scaling")
-        if sc:
-            spec = {"Type": sc.get("Type", "horizontal"),
-                    "Target": {"Namespace": ns, "Job": job_id, "Group": g["Name"]},
-                    "Policy": copy.deepcopy(sc.get("Policy")), "Min": sc.get("Min", 0),
-                    "Max": sc.get("Max", 0), "Enabled": sc.get("Enabled", True)}
-            wanted[(g["Name"], spec["Type"])] = spec
     changed = False
     for key in sorted(set(existing) - set(wanted)):
         _remove(store, existing[key])
@@ -80,8 +125,27 @@ def update_for_job(store: Any, index: int, job: dict[str, Any]) -> None:
             table[pid] = {"ID": pid, **spec, "CreateIndex": index, "ModifyIndex": index}
             store.scaling_by_job.setdefault(_job_key(ns, job_id), set()).add(pid)
         changed = True
-    if changed:
+    if changed and touch:
         store._touch(TABLE, index)
+
+
+def rebuild_from_jobs(store: Any) -> int:
+    """The table from the jobs, for a snapshot written before it existed: each job's
+    tracked versions, oldest first, make its policies as the log's entries did when
+    they registered them (a version's entry is its JobModifyIndex), so the IDs and
+    indexes are those a replay of the same log gives (exactly while the version that
+    added a policy is still tracked; else from the oldest tracked one).  Returns the
+    highest ModifyIndex made (0: none)."""
+    store.tables[TABLE].clear()
+    store.scaling_by_job = {}
+    for job_id in sorted(store.tables["jobs"]):
+        job = store.tables["jobs"][job_id]
+        history = [v for v in reversed(store.tables["job_versions"].get(job_id, ()))
+                   if isinstance(v, dict)]
+        for v in [*sorted(history, key=lambda v: int(v.get("Version", 0))), job]:
+            if v.get("ID") == job_id and v.get("Namespace", "default") == job.get("Namespace", "default"):
+                update_for_job(store, int(v.get("JobModifyIndex", 0)), v, touch=False)
+    return max((p["ModifyIndex"] for p in store.tables[TABLE].values()), default=0)
 
 
 def delete_for_job(store: Any, index: int, namespace: str, job_id: str) -> None:

@@ -712,6 +712,12 @@ class StateStore:
         deployments.rebuild_index(self)
         services.rebuild_index(self)
         scaling.rebuild_index(self)
+        if scaling.TABLE not in snap["tables"]:
+            # A snapshot from before scaling policies: the table is the jobs' (derived state), made
+            # as replaying the log that wrote them makes it, so every server holds the same policies.
+            latest = scaling.rebuild_from_jobs(self)
+            if not user:
+                self.table_index[scaling.TABLE] = latest
         self.applied_index = index
         self._watchers = watchers
         if self.events is not None:
@@ -1006,6 +1012,8 @@ class StateStore:
             return {"ok": False,
                     "error": f"Enforcing job modify index {cmd['enforce_index']}: job exists with "
                              f"conflicting job modify index: {old.get('JobModifyIndex')}"}
+        # Everything the entry decides comes before its first write (an entry applies whole or not at all).
+        policies = scaling.wanted_for_job(job)
         changed = old is None or spec_changed(old, job)
         if old is not None and changed:
             self._keep_version(old, index)
@@ -1019,7 +1027,7 @@ class StateStore:
         job["ModifyIndex"] = index
         job["JobModifyIndex"] = index if changed else old["JobModifyIndex"]
         job["SubmitTime"] = now
-        scaling.update_for_job(self, index, job)
+        scaling.update_for_job(self, index, job, policies)
         if is_launcher(job):
             # Nomad: a periodic or parameterized job never runs itself (no evaluation); its launches do.
             job["Status"] = "dead" if job.get("Stop") else "running"
@@ -1048,14 +1056,18 @@ class StateStore:
             return {"ok": False, "error": "cannot scale a periodic or parameterized job"}
         if not any(g["Name"] == group for g in job["TaskGroups"]):
             return {"ok": False, "error": f"task group {group!r} not found"}
-        sc = next(g for g in job["TaskGroups"] if g["Name"] == group).get("Scaling")
-        if sc:  # Nomad's Job.Scale: a count within the group's scaling policy, whether it is enabled or not
-            if count < sc.get("Min", 0):
+        # Nomad's Job.Scale: a count within the group's scaling policy, whether it is enabled or not.
+        # Only entries written with policy_bounds (every one since scaling policies came) check it:
+        # an older job_scale applies as it always did, and a Scaling no policy was made of is no bound.
+        sc = scaling.group_spec(job.get("Namespace", "default"), job_id,
+                                next(g for g in job["TaskGroups"] if g["Name"] == group))
+        if cmd.get("policy_bounds") and sc is not None:
+            if count < sc["Min"]:
                 return {"ok": False, "error": "group count was less than scaling policy minimum: "
-                                              f"{count} < {sc.get('Min', 0)}"}
-            if sc.get("Max", 0) < count:
+                                              f"{count} < {sc['Min']}"}
+            if sc["Max"] < count:
                 return {"ok": False, "error": "group count was greater than scaling policy maximum: "
-                                              f"{count} > {sc.get('Max', 0)}"}
+                                              f"{count} > {sc['Max']}"}
         if not 0 <= count <= MAX_COUNT:
             return {"ok": False, "error": f"count must be between 0 and {MAX_COUNT}"}
         spec = {k: v for k, v in job.items() if k not in SERVER_OWNED}
