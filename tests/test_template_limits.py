@@ -104,8 +104,8 @@ def test_server_data_of_the_wrong_shape_fails_the_render_with_a_clear_error(data
 _WORDS = ["{{", "}}", "{{-", "-}}", "(", ")", "|", " ", "$x", ":=", "=", ".", ".A", "$", '"s"', "`r`", "'c'",
           "1", "-1", "1e400", "0x10", "1.5", "nil", "true", "if", "else", "end", "range", "with", "break",
           "printf", '"%c"', '"%d"', '"%v"', '"%999d"', "indent", "parseJSON", "parseFloat", '"nan"', '"inf"',
-          "regexReplaceAll", '"(a)"', '"$1"', '"$9"', "toJSON", "multiply", "divide", "modulo", "add", "index",
-          "slice", "len", "eq", "lt", "and", "or", "not", "split", "join", "replaceAll", "sha256Hex",
+          "regexReplaceAll", '"(a)"', '"$1"', '"$9"', "toJSON", "multiply", "divide", "modulo", "add",
+          "index", "slice", "len", "eq", "lt", "and", "or", "not", "split", "join", "replaceAll", "sha256Hex",
           "base64Decode", "nomadVar", "nomadVarList", "nomadService", "nomadServices", "env", '"A"', '"p"',
           "toUpper", "print", "println", "html", "js", "urlquery", "/*", "*/", "\n", "'\\u0000'",
           '"\\xff"']
