@@ -860,11 +860,26 @@ def _to_json(v: Any, pretty: bool = False) -> str:
         f = getattr(x, "go_json", None)
         return plain(f()) if callable(f) else x
     try:
+        v = _go_json(v)
         if pretty:
             return json.dumps(v, default=plain, indent=2, sort_keys=True, ensure_ascii=False)
         return json.dumps(v, default=plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise _ExecError(f"toJSON: {e}") from None
+
+
+def _go_json(v: Any) -> Any:
+    """*v* with its floats as Go's encoding/json writes them: a whole number without ".0" (parseJSON's
+    numbers are float64, as Go's), and +Inf / NaN refused ("json: unsupported value: NaN")."""
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            raise ValueError(f"json: unsupported value: {_go_float(v)}")
+        return int(v) if v == int(v) and abs(v) < 1e21 else v
+    if isinstance(v, dict):
+        return {k: _go_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_go_json(x) for x in v]
+    return v
 
 
 def _parse_json(s: str) -> Any:
@@ -877,7 +892,7 @@ def _parse_json(s: str) -> Any:
     if depth > MAX_JSON_DEPTH:
         raise _ExecError(f"parseJSON: exceeded max depth ({MAX_JSON_DEPTH} nested arrays or objects)")
     try:
-        return json.loads(s, parse_constant=_json_constant, parse_float=_json_float)
+        return json.loads(s, parse_constant=_json_constant, parse_float=_json_float, parse_int=_json_float)
     except ValueError as e:
         raise _ExecError(f"parseJSON: {e}") from None
 
@@ -891,6 +906,7 @@ def _json_constant(name: str) -> Any:
 
 
 def _json_float(text: str) -> float:
+    """A JSON number as Go's parseJSON (json.Unmarshal into interface{}) gives it: a float64."""
     v = float(text)
     if math.isinf(v):  # Go's encoding/json: out of float64's range
         raise ValueError(f"cannot unmarshal number {text} into Go value of type float64")

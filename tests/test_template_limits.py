@@ -66,6 +66,16 @@ def test_bad_templates_are_template_errors(text: str, error: str) -> None:
     assert error in str(e.value)
 
 
+def test_parse_json_numbers_are_float64_as_in_go() -> None:
+    assert render('{{ (parseJSON "{\\"n\\":1000000}").n }} {{ (parseJSON "[3]") }}') == "1e+06 [3]"
+    assert render('{{ eq (parseJSON "{\\"n\\":3}").n 3.0 }}') == "true"
+    assert render('{{ toJSON (parseJSON "{\\"n\\":3,\\"f\\":1.5}") }}') == '{"f":1.5,"n":3}'
+    with pytest.raises(TemplateError, match="incompatible types for comparison"):
+        render('{{ eq (parseJSON "{\\"n\\":3}").n 3 }}')
+    with pytest.raises(TemplateError, match="json: unsupported value: NaN"):
+        render('{{ toJSON (parseFloat "nan") }}')
+
+
 def test_a_function_that_raises_anything_is_gos_error_calling() -> None:
     def boom(*_: Any) -> Any:
         raise KeyError("nope")
