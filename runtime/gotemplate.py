@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import contextvars
 import decimal
 import hashlib
@@ -120,12 +121,13 @@ class _Lexer:
     def __init__(self, text: str, left: str, right: str, name: str) -> None:
         self.text, self.left, self.right, self.name = text, left or "{{", right or "}}", name
         self.toks: list[_Tok] = []
+        self.newlines = [m.start() for m in re.finditer("\n", text)]  # line_at in O(log n), not O(n)
 
     def error(self, line: int, msg: str) -> TemplateError:
         return TemplateError(f"template: {self.name}:{line}: {msg}")
 
     def line_at(self, pos: int) -> int:
-        return self.text.count("\n", 0, pos) + 1
+        return bisect.bisect_left(self.newlines, pos) + 1
 
     def run(self) -> list[_Tok]:
         text, left, right = self.text, self.left, self.right
