@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from actors.client.alloc_runner import MemoryAllocDirs
 from actors.state.store import command
 from sim.client_cluster import ClusterConfig
 from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
@@ -267,3 +268,23 @@ def test_data_the_templates_no_longer_read_is_dropped() -> None:
     set_var(c, "nomad/jobs/web", {"mode": "b"})
     until(c, lambda: files(c)["t/local/x"] == b"")
     until(c, lambda: sorted(task.tmpl_data) == [("var", "nomad/jobs/web")])
+
+
+def test_a_source_file_is_read_once_per_task_run_not_on_every_re_render(monkeypatch: Any) -> None:
+    """consul-template reads a template's source when the task's runner starts; re-reading it on
+    every change let a task swap in a FIFO that froze the agent (review 13)."""
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "one"})
+    reads: list[str] = []
+
+    def read(_self: Any, alloc_id: str, path: str, limit: int) -> bytes:
+        reads.append(path)
+        return b'{{ with nomadVar "nomad/jobs/web" }}{{ .password }}{{ end }}'
+    monkeypatch.setattr(MemoryAllocDirs, "read_alloc_file", read)
+    c.register(job([{"SourcePath": "local/in.tpl", "DestPath": "local/out", "ChangeMode": "noop",
+                     "Splay": 0}]))
+    until(c, lambda: len(procs(c)) == 1)
+    assert files(c)["t/local/out"] == b"one"
+    set_var(c, "nomad/jobs/web", {"password": "two"})
+    until(c, lambda: files(c)["t/local/out"] == b"two")
+    assert reads == ["t/local/in.tpl"]

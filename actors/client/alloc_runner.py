@@ -1334,6 +1334,9 @@ class _Task:
     tmpl_wait: bool = False
     tmpl_adopt: bool = False  # re-attached after a client restart: render and watch, without a change_mode
     tmpl_outputs: tuple[str, ...] = ()
+    # Each template's text, its source file read once (as consul-template reads it when the task's
+    # template runner starts): re-renders on data changes do not open the task's files again.
+    tmpl_sources: tuple[str, ...] | None = None
     tmpl_env: dict[str, str] = field(default_factory=dict)
     tmpl_event: str = ""
     tmpl_change: tuple[bool, tuple[str, ...]] | None = None
@@ -1817,8 +1820,11 @@ class AllocRunner(NodeActor):
     def _render(self, a: _Alloc, t: _Task, env: dict[str, str]) -> Rendered:
         """Render the task's templates from the data fetched so far (actors.client.templates)."""
         assert a.spec is not None
+        if t.tmpl_sources is not None:
+            return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
+                               self.cfg.template_output_max_bytes)
         alloc_dir, task_dir, _ = self._dirs(a, t)
-        sources: list[str | None] = []
+        sources: list[str] = []
         for spec in t.spec.templates:
             if not spec.source:
                 sources.append(spec.data)
@@ -1833,7 +1839,8 @@ class AllocRunner(NodeActor):
                 sources.append(raw.decode("utf-8", "replace"))
             except (OSError, ValueError) as exc:
                 return Rendered(error=f"failed to read template source {spec.source!r}: {exc}")
-        return render_task(t.spec.templates, tuple(sources), env, t.tmpl_data, a.spec.namespace,
+        t.tmpl_sources = tuple(sources)
+        return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
                            self.cfg.template_output_max_bytes)
 
     def _write_templates(self, a: _Alloc, t: _Task, r: Rendered, env: dict[str, str],
