@@ -1053,8 +1053,10 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
 
 
 class _Exec:
-    def __init__(self, funcs: dict[str, Any], name: str, text: str, missing_key_error: bool) -> None:
+    def __init__(self, funcs: dict[str, Any], name: str, text: str, missing_key_error: bool,
+                 max_steps: int = MAX_STEPS) -> None:
         self.funcs, self.name, self.text, self.strict = funcs, name, text, missing_key_error
+        self.max_steps = max_steps
         self.out: list[str] = []
         self.size = 0  # characters in out (MAX_OUTPUT_BYTES, or render's max_output)
         self.steps = 0  # MAX_STEPS
@@ -1063,8 +1065,8 @@ class _Exec:
 
     def step(self, node: _Node) -> None:
         self.steps += 1
-        if self.steps > MAX_STEPS:
-            raise self.fail(node, "", f"template ran more than {MAX_STEPS} steps")
+        if self.steps > self.max_steps:
+            raise self.fail(node, "", f"template ran more than {self.max_steps} steps")
 
     def emit(self, node: _Node, src: str, text: str) -> None:
         self.size += len(text)
@@ -1340,15 +1342,15 @@ def parse(text: str, *, funcs: dict[str, Any] | None = None, left: str = "{{", r
 
 def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, left: str = "{{",
            right: str = "}}", missing_key_error: bool = False, name: str = "",
-           max_output: int = MAX_OUTPUT_BYTES) -> str:
+           max_output: int = MAX_OUTPUT_BYTES, max_steps: int = MAX_STEPS) -> str:
     """Parse and execute *text* with *dot* as ``.``; *funcs* add to (or replace) the built-in functions.
     Whatever goes wrong is a TemplateError: nesting beyond MAX_NESTING, output beyond *max_output*
-    characters, more than MAX_STEPS steps, anything a function raises."""
+    characters, more than *max_steps* steps, anything a function raises."""
     token = _limit.set(max_output)
     try:
         names = {**CONSUL_TEMPLATE_FUNCS, **(funcs or {})}
         tree = parse(text, funcs=names, left=left, right=right, name=name)
-        ex = _Exec(names, name, text, missing_key_error)
+        ex = _Exec(names, name, text, missing_key_error, max_steps)
         ex.vars.append(("$", dot))
         ex.top = dot
         try:
