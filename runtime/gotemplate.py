@@ -974,7 +974,7 @@ def _math(name: str, op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
 
 
 def _indent(n: Any, s: Any) -> str:
-    """consul-template's indent: *n* spaces before each line of *s*."""
+    """consul-template's indent: *n* spaces before each line of *s* that is not empty."""
     if not isinstance(n, int) or isinstance(n, bool):
         raise _ExecError(f"indent: expected an integer number of spaces, got {_type_name(n)}")
     if n < 0:
@@ -982,7 +982,7 @@ def _indent(n: Any, s: Any) -> str:
     if not isinstance(s, str):
         raise _ExecError(f"wrong type for value; expected string; got {_type_name(s)}")
     _check_size(len(s) + n * (s.count("\n") + 1))
-    return "\n".join(" " * n + ln for ln in s.split("\n"))
+    return "\n".join(" " * n + ln if ln else ln for ln in s.split("\n"))  # empty lines stay empty
 
 
 def _replace_all(old: str, new: str, s: str) -> str:

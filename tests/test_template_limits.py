@@ -35,6 +35,7 @@ def task(text: str, data: dict[tuple[str, str], tuple[str, Any]] | None = None, 
     ('{{ printf "%c" 65 }}{{ printf "%c" 1114112 }}{{ printf "%c" -1 }}', "A\ufffd\ufffd"),
     ('{{ printf "%c" "x" }}', "%!c(string=x)"),
     ('{{ "a\\nb" | indent 2 }}', "  a\n  b"),
+    ('{{ "a\\n\\nb\\n" | indent 2 }}', "  a\n\n  b\n"),
 ])
 def test_values_go_prints_instead_of_exceptions(text: str, want: str) -> None:
     assert render(text) == want
