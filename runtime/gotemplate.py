@@ -762,7 +762,7 @@ def sprintf(fmt: str, *args: Any) -> str:
         a = args[argi]
         argi += 1
         spec = flags.replace("#", "") + (width or "") + (f".{prec}" if prec else "")
-        _check_size(int(width or 0) + int(prec or 0) if (width or "*") != "*" and (prec or "0") != "*" else 0)
+        _check_size(sum(int(x) for x in (width, prec if verb in "fFeEgG" else None) if x and x != "*"))
         try:
             if verb in "vs":
                 s = go_str(a)
