@@ -863,8 +863,14 @@ def _to_json(v: Any, pretty: bool = False) -> str:
         return plain(f()) if callable(f) else x
     try:
         v = _go_json(v)
-        if pretty:
-            return json.dumps(v, default=plain, indent=2, sort_keys=True, ensure_ascii=False)
+        if pretty:  # its indentation can grow the text many times over: built piece by piece, bounded
+            out, size = [], 0
+            enc = json.JSONEncoder(default=plain, indent=2, sort_keys=True, ensure_ascii=False)
+            for chunk in enc.iterencode(v):
+                size += len(chunk)
+                _check_size(size)
+                out.append(chunk)
+            return "".join(out)
         return json.dumps(v, default=plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise _ExecError(f"toJSON: {e}") from None

@@ -49,6 +49,8 @@ def test_values_go_prints_instead_of_exceptions(text: str, want: str) -> None:
     ("{{ 10 | indent 2 }}", "error calling indent: wrong type for value; expected string; got int"),
     ('{{ printf "%999999999999d" 1 }}', "error calling printf: result would be larger than"),
     ('{{ printf "%.99999999f" 1.0 }}', "error calling printf: result would be larger than"),
+    ('{{ toJSONPretty (parseJSON "' + "[" * 150 + "0" + ",0" * 5000 + "]" * 150 + '") }}',
+     "error calling toJSONPretty: result would be larger than 1000000 bytes"),
     ('{{ replaceAll "" "xxxxxxxxxx" (printf "%1000000d" 1) }}', "error calling replaceAll: result would be"),
     ('{{ printf "%c" 100000000000000000000 }}', "100000000000000000000 overflows int"),
     ('{{ parseJSON "' + "[" * 100000 + '" }}', f"exceeded max depth ({MAX_JSON_DEPTH}"),
