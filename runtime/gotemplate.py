@@ -828,6 +828,16 @@ def sprint(*args: Any) -> str:
     return "".join(out)
 
 
+def _println(*args: Any) -> str:
+    """Go's fmt.Sprintln: operands separated by spaces, then a newline."""
+    out, size = [], 1
+    for a in args:
+        out.append(go_str(a))
+        size += len(out[-1]) + 1
+        _check_size(size)
+    return " ".join(out) + "\n"
+
+
 def _split(sep: str, s: str) -> list[str]:
     s = s.strip() if isinstance(s, str) else s
     if not isinstance(s, str) or not isinstance(sep, str):
@@ -1331,7 +1341,7 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
     "not": _not, "len": _len, "index": _index, "print": sprint,
     "printf": lambda fmt, *a: sprintf(fmt, *a) if isinstance(fmt, str) else
     (_ for _ in ()).throw(_ExecError("wrong type for value; expected string")),
-    "println": lambda *a: " ".join(go_str(x) for x in a) + "\n",
+    "println": lambda *a: _println(*a),
     "slice": _slice, "html": _html, "js": _js, "urlquery": _urlquery,
     "eq": _eq, "ne": lambda a, b: not _eq(a, b), "lt": _lt, "le": lambda a, b: _lt(a, b) or _eq(a, b),
     "gt": lambda a, b: not (_lt(a, b) or _eq(a, b)), "ge": lambda a, b: not _lt(a, b),

@@ -49,6 +49,8 @@ def test_values_go_prints_instead_of_exceptions(text: str, want: str) -> None:
     ("{{ 10 | indent 2 }}", "error calling indent: wrong type for value; expected string; got int"),
     ('{{ printf "%999999999999d" 1 }}', "error calling printf: result would be larger than"),
     ('{{ printf "%.99999999f" 1.0 }}', "error calling printf: result would be larger than"),
+    ('{{ $x := printf "%600000d" 1 }}{{ println $x $x $x $x $x }}', "error calling println: result would be"),
+    ('{{ $x := printf "%600000d" 1 }}{{ print $x $x $x $x $x }}', "error calling print: result would be"),
     ('{{ toJSONPretty (parseJSON "' + "[" * 150 + "0" + ",0" * 5000 + "]" * 150 + '") }}',
      "error calling toJSONPretty: result would be larger than 1000000 bytes"),
     ('{{ replaceAll "" "xxxxxxxxxx" (printf "%1000000d" 1) }}', "error calling replaceAll: result would be"),
