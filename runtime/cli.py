@@ -358,7 +358,8 @@ def format_template(tmpl: str, out: str) -> str:
     except ValueError:
         raise CliError("this command has no -json output to format with -t") from None
     try:
-        return render(tmpl, dot=data)
+        # the CLI formats what the user asked for, however large (the agent's bounds are for jobs' templates)
+        return render(tmpl, dot=data, max_output=1 << 40, max_steps=1 << 40)
     except TemplateError as e:
         raise CliError(f"Error formatting the data: {e}") from None
 

@@ -40,8 +40,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
+import contextvars
+import decimal
 import hashlib
+import itertools
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +55,32 @@ from typing import Any
 
 class TemplateError(ValueError):
     """The template does not parse or does not execute; the message is Go's."""
+
+
+# Limits: a template is a job's config file, rendered inside the client agent, so what it can make
+# the agent do is bounded (each is an error of the template, never the agent's memory or stack).
+# Go's parser stops at 10000 nested parentheses ("max expression depth exceeded"), which its growing
+# goroutine stacks allow; Python's stack is about 1000 frames, and each level of parentheses or
+# {{if}}/{{range}}/{{with}} costs a few, so nesting (the two together) stops at this depth.
+MAX_NESTING = 100
+# parseJSON: Go's encoding/json stops at 10000 levels; here the value is walked recursively when
+# printed or turned back into JSON, so it stops earlier (real configuration data is far shallower).
+MAX_JSON_DEPTH = 200
+# What one rendering writes (and any string a function makes on the way): 16 MiB, four times the
+# client's template_source_max_bytes; beyond it the rendering fails rather than the agent's memory.
+MAX_OUTPUT_BYTES = 16 * 1024 * 1024
+# Steps of execution (actions, text nodes, loop iterations): a template runs inside the agent, so
+# {{range 1000000000000}} fails after about a second instead of holding the client for ever.
+MAX_STEPS = 1_000_000
+
+_limit: contextvars.ContextVar[int] = contextvars.ContextVar("gotemplate_max_output",
+                                                             default=MAX_OUTPUT_BYTES)
+
+
+def _check_size(n: int, what: str = "result") -> None:
+    limit = _limit.get()
+    if n > limit:
+        raise _ExecError(f"{what} would be larger than {limit} bytes")
 
 
 class _Missing:
@@ -90,12 +121,13 @@ class _Lexer:
     def __init__(self, text: str, left: str, right: str, name: str) -> None:
         self.text, self.left, self.right, self.name = text, left or "{{", right or "}}", name
         self.toks: list[_Tok] = []
+        self.newlines = [m.start() for m in re.finditer("\n", text)]  # line_at in O(log n), not O(n)
 
     def error(self, line: int, msg: str) -> TemplateError:
         return TemplateError(f"template: {self.name}:{line}: {msg}")
 
     def line_at(self, pos: int) -> int:
-        return self.text.count("\n", 0, pos) + 1
+        return bisect.bisect_left(self.newlines, pos) + 1
 
     def run(self) -> list[_Tok]:
         text, left, right = self.text, self.left, self.right
@@ -311,6 +343,12 @@ class _Parser:
         self.toks, self.i, self.lx, self.funcs = toks, 0, lexer, funcs
         self.vars: list[list[str]] = [["$"]]
         self.loops = 0
+        self.depth = 0  # nested parentheses and {{if}}/{{range}}/{{with}} (MAX_NESTING)
+
+    def nest(self, tok: _Tok) -> None:
+        if self.depth >= MAX_NESTING:
+            raise self.error(tok, f"max expression depth exceeded (this agent allows {MAX_NESTING})")
+        self.depth += 1
 
     def peek(self) -> _Tok:
         t = self.toks[self.i]
@@ -382,6 +420,7 @@ class _Parser:
         return self.branch(k, k.val)
 
     def branch(self, k: _Tok, kind: str) -> _Node:
+        self.nest(k)
         self.vars.append(list(self.vars[-1]))
         pipe = self.pipeline(kind, k)
         if kind == "range":
@@ -407,6 +446,7 @@ class _Parser:
         else:
             self.expect_right("end")
         self.vars.pop()
+        self.depth -= 1
         return _Control(k.line, k.pos, kind, pipe, body, else_body)
 
     def expect_right(self, ctx: str) -> None:
@@ -516,7 +556,9 @@ class _Parser:
         elif t.kind == "nil":
             op = _Operand(t.line, t.pos, "nil", src="nil")
         elif t.kind == "lparen":
+            self.nest(t)
             pipe = self.pipeline("paren", t)
+            self.depth -= 1
             op = _Operand(t.line, t.pos, "pipe", value=pipe, src=f"({pipe.src})")
         elif t.kind == "keyword":
             raise self.error(t, f"unexpected <{t.val}> in command")
@@ -540,11 +582,19 @@ def _unquote(t: _Tok, p: _Parser) -> str:
             v = json.loads('"' + body.replace('"', '\\"') + '"') if body.startswith("\\") else body
         except ValueError:
             raise p.error(t, f"malformed character constant: {s}") from None
+        if _SURROGATE.search(v) or len(v) != 1:
+            raise p.error(t, f"malformed character constant: {s}")
         return v
     try:
-        return json.loads(re.sub(r"\\x([0-9a-fA-F]{2})", r"\\u00\1", s))
+        v = json.loads(re.sub(r"\\x([0-9a-fA-F]{2})", r"\\u00\1", s))
     except ValueError:
         raise p.error(t, f"invalid syntax: {s}") from None
+    if _SURROGATE.search(v):  # Go's strconv.Unquote: a surrogate half is not a code point
+        raise p.error(t, f"invalid syntax: {s}")
+    return v
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _number(t: _Tok, p: _Parser) -> int | float:
@@ -582,16 +632,36 @@ def go_str(v: Any) -> str:
     if isinstance(v, str):
         return v
     if isinstance(v, float):
-        if v == int(v) and abs(v) < 1e21:
-            return str(int(v))
-        r = repr(v)
-        return r.replace("e+", "e+").replace("e-0", "e-0")
+        return _go_float(v)
     if isinstance(v, (list, tuple)):
         return "[" + " ".join(go_str(x) for x in v) + "]"
     if isinstance(v, dict):
         return "map[" + " ".join(f"{go_str(k)}:{go_str(x)}" for k, x in sorted(v.items(), key=_key)) + "]"
     s = getattr(v, "go_string", None)
     return s() if callable(s) else str(v)
+
+
+def _go_float(v: float) -> str:
+    """Go's %v of a float64 (strconv 'g', shortest): +Inf, -Inf, NaN; the shortest digits that read
+    back, with an exponent (e+06, e-05) when it is below -4 or at least 6 (1e+06, 1.234567895e+08)."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == 0:
+        return "-0" if math.copysign(1.0, v) < 0 else "0"
+    sign, digits, exponent = decimal.Decimal(repr(v)).normalize().as_tuple()
+    ds = "".join(map(str, digits))
+    exp = len(ds) + int(exponent) - 1
+    neg = "-" if sign else ""
+    if exp < -4 or exp >= 6:
+        mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
+        return f"{neg}{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if exp < 0:
+        return f"{neg}0.{'0' * (-exp - 1)}{ds}"
+    if len(ds) <= exp + 1:
+        return neg + ds + "0" * (exp + 1 - len(ds))
+    return f"{neg}{ds[:exp + 1]}.{ds[exp + 1:]}"
 
 
 def _key(kv: tuple[Any, Any]) -> Any:
@@ -678,7 +748,7 @@ _VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*))?([vsdqfFeEgGxXtTcbo%])")
 
 def sprintf(fmt: str, *args: Any) -> str:
     """Go's fmt.Sprintf for the verbs templates use (%v %s %d %q %f %e %g %x %X %t %c %b %o %T %%)."""
-    out, i, argi = [], 0, 0
+    out, i, argi, size = [], 0, 0, 0
     for m in _VERB.finditer(fmt):
         out.append(fmt[i:m.start()])
         i = m.end()
@@ -692,6 +762,7 @@ def sprintf(fmt: str, *args: Any) -> str:
         a = args[argi]
         argi += 1
         spec = flags.replace("#", "") + (width or "") + (f".{prec}" if prec else "")
+        _check_size(sum(int(x) for x in (width, prec if verb in "fFeEgG" else None) if x and x != "*"))
         try:
             if verb in "vs":
                 s = go_str(a)
@@ -729,11 +800,16 @@ def sprintf(fmt: str, *args: Any) -> str:
                     raise TypeError
                 out.append("true" if a else "false")
             elif verb == "c":
-                out.append(chr(a))
+                if not isinstance(a, int) or isinstance(a, bool):
+                    raise TypeError
+                # Go's fmtC: a value that is not a Unicode code point prints as U+FFFD
+                out.append(chr(a) if 0 <= a <= 0x10FFFF and not 0xD800 <= a <= 0xDFFF else "\ufffd")
             elif verb == "T":
                 out.append(_type_name(a))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             out.append(f"%!{verb}({_type_name(a)}={go_str(a)})")
+        size += len(out[-1]) + m.start() - i
+        _check_size(size)
     out.append(fmt[i:])
     if argi < len(args):
         out.append("%!(EXTRA " + ", ".join(f"{_type_name(a)}={go_str(a)}" for a in args[argi:]) + ")")
@@ -742,12 +818,24 @@ def sprintf(fmt: str, *args: Any) -> str:
 
 def sprint(*args: Any) -> str:
     """Go's fmt.Sprint: a space between operands when neither is a string."""
-    out = []
+    out, size = [], 0
     for i, a in enumerate(args):
         if i and not isinstance(a, str) and not isinstance(args[i - 1], str):
             out.append(" ")
         out.append(go_str(a))
+        size += len(out[-1]) + 1
+        _check_size(size)
     return "".join(out)
+
+
+def _println(*args: Any) -> str:
+    """Go's fmt.Sprintln: operands separated by spaces, then a newline."""
+    out, size = [], 1
+    for a in args:
+        out.append(go_str(a))
+        size += len(out[-1]) + 1
+        _check_size(size)
+    return " ".join(out) + "\n"
 
 
 def _split(sep: str, s: str) -> list[str]:
@@ -762,7 +850,11 @@ def _split(sep: str, s: str) -> list[str]:
 def _join(sep: str, items: Any) -> str:
     if not isinstance(items, (list, tuple)):
         raise _ExecError(f"join: expected a list, got {_type_name(items)}")
-    return sep.join(go_str(x) for x in items)
+    if not isinstance(sep, str):
+        raise _ExecError(f"join: expected a string separator, got {_type_name(sep)}")
+    parts = [go_str(x) for x in items]
+    _check_size(sum(map(len, parts)) + len(sep) * max(0, len(parts) - 1))
+    return sep.join(parts)
 
 
 def _contains(v: Any, haystack: Any) -> bool:
@@ -780,11 +872,32 @@ def _to_json(v: Any, pretty: bool = False) -> str:
         f = getattr(x, "go_json", None)
         return plain(f()) if callable(f) else x
     try:
-        if pretty:
-            return json.dumps(v, default=plain, indent=2, sort_keys=True, ensure_ascii=False)
+        v = _go_json(v)
+        if pretty:  # its indentation can grow the text many times over: built piece by piece, bounded
+            out, size = [], 0
+            enc = json.JSONEncoder(default=plain, indent=2, sort_keys=True, ensure_ascii=False)
+            for chunk in enc.iterencode(v):
+                size += len(chunk)
+                _check_size(size)
+                out.append(chunk)
+            return "".join(out)
         return json.dumps(v, default=plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise _ExecError(f"toJSON: {e}") from None
+
+
+def _go_json(v: Any) -> Any:
+    """*v* with its floats as Go's encoding/json writes them: a whole number without ".0" (parseJSON's
+    numbers are float64, as Go's), and +Inf / NaN refused ("json: unsupported value: NaN")."""
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            raise ValueError(f"json: unsupported value: {_go_float(v)}")
+        return int(v) if v == int(v) and abs(v) < 1e21 else v
+    if isinstance(v, dict):
+        return {k: _go_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_go_json(x) for x in v]
+    return v
 
 
 def _parse_json(s: str) -> Any:
@@ -792,10 +905,30 @@ def _parse_json(s: str) -> Any:
         raise _ExecError("parseJSON: argument must be a string")
     if not s:
         return {}
+    plain = _JSON_STRING.sub("", s)
+    depth = max(itertools.accumulate(map(_JSON_NEST.get, plain, itertools.repeat(0))), default=0)
+    if depth > MAX_JSON_DEPTH:
+        raise _ExecError(f"parseJSON: exceeded max depth ({MAX_JSON_DEPTH} nested arrays or objects)")
     try:
-        return json.loads(s)
+        return json.loads(s, parse_constant=_json_constant, parse_float=_json_float, parse_int=_json_float)
     except ValueError as e:
         raise _ExecError(f"parseJSON: {e}") from None
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_NEST = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+
+
+def _json_float(text: str) -> float:
+    """A JSON number as Go's parseJSON (json.Unmarshal into interface{}) gives it: a float64."""
+    v = float(text)
+    if math.isinf(v):  # Go's encoding/json: out of float64's range
+        raise ValueError(f"cannot unmarshal number {text} into Go value of type float64")
+    return v
 
 
 def _b64decode(s: str) -> str:
@@ -856,6 +989,46 @@ def _math(name: str, op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
     return call
 
 
+def _indent(n: Any, s: Any) -> str:
+    """consul-template's indent: *n* spaces before each line of *s* that is not empty."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise _ExecError(f"indent: expected an integer number of spaces, got {_type_name(n)}")
+    if n < 0:
+        raise _ExecError("indent value must be a positive integer")
+    if not isinstance(s, str):
+        raise _ExecError(f"wrong type for value; expected string; got {_type_name(s)}")
+    _check_size(len(s) + n * (s.count("\n") + 1))
+    return "\n".join(" " * n + ln if ln else ln for ln in s.split("\n"))  # empty lines stay empty
+
+
+def _replace_all(old: str, new: str, s: str) -> str:
+    count = s.count(old) if old else len(s) + 1
+    _check_size(len(s) + count * (len(new) - len(old)))
+    return s.replace(old, new)
+
+
+def _regex_replace(pattern: str, repl: str, s: str) -> str:
+    """Go's Regexp.ReplaceAllString: $1 / ${name} in *repl* expand to the group (empty when the
+    group did not match or does not exist, as Go's Expand), $$ to $."""
+    rx = _regex(pattern)
+    size = [len(s)]
+
+    def expand(m: re.Match[str]) -> str:
+        def group(g: re.Match[str]) -> str:
+            if g.group(0) == "$$":
+                return "$"
+            name = g.group(1) or g.group(2)
+            try:
+                return m.group(int(name) if name.isdigit() else name) or ""
+            except (IndexError, ValueError):
+                return ""
+        out = re.sub(r"\$\{(\w+)\}|\$(\w+)|\$\$", group, repl)
+        size[0] += len(out)
+        _check_size(size[0])
+        return out
+    return rx.sub(expand, s)
+
+
 def _title(s: str) -> str:
     return re.sub(r"(^|[^\w'])(\w)", lambda m: m.group(1) + m.group(2).upper(), s)
 
@@ -867,7 +1040,7 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "trimSpace": _str_fn("trimSpace", str.strip),
     "split": _split,
     "join": _join,
-    "replaceAll": _str_fn("replaceAll", lambda f, t, s: s.replace(f, t)),
+    "replaceAll": _str_fn("replaceAll", lambda f, t, s: _replace_all(f, t, s)),
     "contains": _contains,
     "toJSON": _to_json,
     "toJSONPretty": lambda v: _to_json(v, True),
@@ -877,10 +1050,9 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "trimPrefix": _str_fn("trimPrefix", lambda p, s: s.removeprefix(p)),
     "trimSuffix": _str_fn("trimSuffix", lambda p, s: s.removesuffix(p)),
     "toTitle": _str_fn("toTitle", _title),
-    "indent": lambda n, s: "\n".join(" " * int(n) + ln for ln in str(s).split("\n")),
+    "indent": lambda n, s: _indent(n, s),
     "regexMatch": _str_fn("regexMatch", lambda r, s: _regex(r).search(s) is not None),
-    "regexReplaceAll": _str_fn("regexReplaceAll",
-                               lambda r, t, s: _regex(r).sub(re.sub(r"\$\{?(\w+)\}?", r"\\g<\1>", t), s)),
+    "regexReplaceAll": _str_fn("regexReplaceAll", lambda r, t, s: _regex_replace(r, t, s)),
     "parseInt": _str_fn("parseInt", _parse_int),
     "parseFloat": _str_fn("parseFloat", _parse_float),
     "parseBool": _str_fn("parseBool", _parse_bool),
@@ -897,11 +1069,26 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
 
 
 class _Exec:
-    def __init__(self, funcs: dict[str, Any], name: str, text: str, missing_key_error: bool) -> None:
+    def __init__(self, funcs: dict[str, Any], name: str, text: str, missing_key_error: bool,
+                 max_steps: int = MAX_STEPS) -> None:
         self.funcs, self.name, self.text, self.strict = funcs, name, text, missing_key_error
+        self.max_steps = max_steps
         self.out: list[str] = []
+        self.size = 0  # characters in out (MAX_OUTPUT_BYTES, or render's max_output)
+        self.steps = 0  # MAX_STEPS
         self.vars: list[tuple[str, Any]] = []
         self.top: Any = None
+
+    def step(self, node: _Node) -> None:
+        self.steps += 1
+        if self.steps > self.max_steps:
+            raise self.fail(node, "", f"template ran more than {self.max_steps} steps")
+
+    def emit(self, node: _Node, src: str, text: str) -> None:
+        self.size += len(text)
+        if self.size > _limit.get():
+            raise self.fail(node, src, f"rendered output is larger than {_limit.get()} bytes")
+        self.out.append(text)
 
     def fail(self, node: _Node, src: str, msg: str) -> TemplateError:
         line_start = self.text.rfind("\n", 0, node.pos) + 1
@@ -924,12 +1111,13 @@ class _Exec:
 
     def walk(self, nodes: list[_Node], dot: Any) -> None:
         for n in nodes:
+            self.step(n)
             if isinstance(n, _Text):
-                self.out.append(n.text)
+                self.emit(n, "", n.text)
             elif isinstance(n, _Action):
                 v = self.pipe(n.pipe, dot)
                 if not n.pipe.decl:
-                    self.out.append(go_str(v))
+                    self.emit(n, n.pipe.src, go_str(v))
             elif isinstance(n, _Control):
                 self.control(n, dot)
             elif isinstance(n, _Loop):
@@ -952,7 +1140,7 @@ class _Exec:
             del self.vars[mark:]
 
     def range(self, n: _Control, v: Any, dot: Any) -> None:
-        items: list[tuple[Any, Any]]
+        items: Any
         if v is None or v is NO_VALUE:
             items = []
         elif isinstance(v, dict):
@@ -960,7 +1148,7 @@ class _Exec:
         elif isinstance(v, (list, tuple)):
             items = list(enumerate(v))
         elif isinstance(v, int) and not isinstance(v, bool):
-            items = [(i, i) for i in range(v)]
+            items = ((i, i) for i in range(v)) if v > 0 else []  # lazily: MAX_STEPS ends a huge one
         else:
             raise self.fail(n, n.pipe.src, f"range can't iterate over {go_str(v)}")
         if not items:
@@ -968,6 +1156,7 @@ class _Exec:
             return
         mark = len(self.vars)
         for k, item in items:
+            self.step(n)
             if len(n.pipe.decl) == 1:
                 self.vars.append((n.pipe.decl[0], item))
             elif len(n.pipe.decl) == 2:
@@ -1008,6 +1197,8 @@ class _Exec:
         return self.operand(first, dot)
 
     def operand(self, op: _Operand, dot: Any) -> Any:
+        if op.kind == "number" and isinstance(op.value, int) and not -2**63 <= op.value < 2**63:
+            raise self.fail(op, op.src, f"{op.src} overflows int")
         if op.kind in ("string", "number", "bool"):
             return op.value
         if op.kind == "nil":
@@ -1071,7 +1262,10 @@ class _Exec:
         if f is None:
             raise self.fail(fn, src, f'"{name}" is not a defined function')
         try:
-            return f(*vals)
+            result = f(*vals)
+            if isinstance(result, str):
+                _check_size(len(result))
+            return result
         except _ExecError as e:
             msg = str(e)
             raise self.fail(fn, src, msg if msg.startswith("error calling") else
@@ -1083,6 +1277,18 @@ class _Exec:
                 raise self.fail(fn, src, f"wrong number of args for {name}: {_arity(e)}got {len(vals)}") \
                     from None
             raise self.fail(fn, src, f"error calling {name}: {e}") from None
+        except (_Break, _Continue):  # pragma: no cover - functions do not raise them
+            raise
+        except Exception as e:  # anything else a function raises is its error, as Go's
+            raise self.fail(fn, src, f"error calling {name}: {_reason(e)}") from None
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, RecursionError):
+        return "value nested too deeply"
+    if isinstance(e, MemoryError):
+        return "out of memory"
+    return str(e) or type(e).__name__
 
 
 def _arity(e: TypeError) -> str:
@@ -1135,7 +1341,7 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
     "not": _not, "len": _len, "index": _index, "print": sprint,
     "printf": lambda fmt, *a: sprintf(fmt, *a) if isinstance(fmt, str) else
     (_ for _ in ()).throw(_ExecError("wrong type for value; expected string")),
-    "println": lambda *a: " ".join(go_str(x) for x in a) + "\n",
+    "println": lambda *a: _println(*a),
     "slice": _slice, "html": _html, "js": _js, "urlquery": _urlquery,
     "eq": _eq, "ne": lambda a, b: not _eq(a, b), "lt": _lt, "le": lambda a, b: _lt(a, b) or _eq(a, b),
     "gt": lambda a, b: not (_lt(a, b) or _eq(a, b)), "ge": lambda a, b: not _lt(a, b),
@@ -1151,15 +1357,26 @@ def parse(text: str, *, funcs: dict[str, Any] | None = None, left: str = "{{", r
 
 
 def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, left: str = "{{",
-           right: str = "}}", missing_key_error: bool = False, name: str = "") -> str:
-    """Parse and execute *text* with *dot* as ``.``; *funcs* add to (or replace) the built-in functions."""
-    names = {**CONSUL_TEMPLATE_FUNCS, **(funcs or {})}
-    tree = parse(text, funcs=names, left=left, right=right, name=name)
-    ex = _Exec(names, name, text, missing_key_error)
-    ex.vars.append(("$", dot))
-    ex.top = dot
+           right: str = "}}", missing_key_error: bool = False, name: str = "",
+           max_output: int = MAX_OUTPUT_BYTES, max_steps: int = MAX_STEPS) -> str:
+    """Parse and execute *text* with *dot* as ``.``; *funcs* add to (or replace) the built-in functions.
+    Whatever goes wrong is a TemplateError: nesting beyond MAX_NESTING, output beyond *max_output*
+    characters, more than *max_steps* steps, anything a function raises."""
+    token = _limit.set(max_output)
     try:
-        ex.walk(tree, dot)
-    except (_Break, _Continue):  # pragma: no cover - the parser refuses them outside range
-        pass
-    return "".join(ex.out)
+        names = {**CONSUL_TEMPLATE_FUNCS, **(funcs or {})}
+        tree = parse(text, funcs=names, left=left, right=right, name=name)
+        ex = _Exec(names, name, text, missing_key_error, max_steps)
+        ex.vars.append(("$", dot))
+        ex.top = dot
+        try:
+            ex.walk(tree, dot)
+        except (_Break, _Continue):  # pragma: no cover - the parser refuses them outside range
+            pass
+        return "".join(ex.out)
+    except TemplateError:
+        raise
+    except Exception as e:  # a last resort: the renderer's own failure is the template's error
+        raise TemplateError(f"template: {name}: {_reason(e)}") from None
+    finally:
+        _limit.reset(token)

@@ -63,3 +63,40 @@ def test_a_job_files_templates_render_from_a_variable_before_a_raw_exec_task_sta
     assert out.text == "password=s3cret\ntask=t\nuser=alice\n"
     st = call(dev.http_port, "GET", f"/v1/client/fs/stat/{alloc['ID']}?path=t/local/app.conf").json()
     assert st["FileMode"] == "-rw-------", st  # its perms
+
+
+def _job(name: str, tmpl: str) -> dict[str, Any]:
+    task: dict[str, Any] = {"Name": "t", "Driver": "raw_exec",
+                            "Config": {"command": "/bin/sleep", "args": ["300"]}}
+    if tmpl:
+        task["Templates"] = [{"EmbeddedTmpl": tmpl, "DestPath": "local/x"}]
+    return {"ID": name, "Name": name, "Type": "service", "Datacenters": ["dc1"],
+            "TaskGroups": [{"Name": "g", "RestartPolicy": {"Attempts": 0, "Mode": "fail"},
+                            "ReschedulePolicy": {"Attempts": 0, "Unlimited": False},
+                            "Tasks": [task]}]}
+
+
+def test_a_template_that_cannot_render_fails_only_its_task(dev: Any) -> None:  # noqa: F811
+    """Review 13: `{{ indent ... }}` of gigabytes, or a function raising, killed the client's
+    AllocRunner: the bad allocation stayed pending and a healthy one on the node was lost."""
+    def allocs(name: str) -> list[dict[str, Any]]:
+        return call(dev.http_port, "GET", f"/v1/job/{name}/allocations").json()
+
+    try:
+        assert call(dev.http_port, "PUT", "/v1/jobs", {"Job": _job("good", "")}).status == 200
+        wait_for(lambda: [a for a in allocs("good") if a["ClientStatus"] == "running"], "good runs",
+                 PLACE_DEADLINE_S)
+        bad = _job("bad", '{{ "x" | indent 99999999999 }}')
+        assert call(dev.http_port, "PUT", "/v1/jobs", {"Job": bad}).status == 200
+        failed = wait_for(lambda: [a for a in allocs("bad") if a["ClientStatus"] == "failed"], "bad fails",
+                          PLACE_DEADLINE_S)[0]
+        texts = [str(v) for e in failed["TaskStates"]["t"]["Events"] if e["Type"] == "Killing"
+                 for v in e.values()]
+        assert any(t.startswith("Template failed: ") and "larger than" in t for t in texts), texts
+        (good,) = allocs("good")
+        assert good["ClientStatus"] == "running"
+        r = call(dev.http_port, "PUT", f"/v1/client/allocation/{good['ID']}/restart", {})
+        assert r.status == 200, r.text
+    finally:
+        for name in ("good", "bad"):
+            call(dev.http_port, "DELETE", f"/v1/job/{name}?purge=true")

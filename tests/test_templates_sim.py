@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from actors.client.alloc_runner import MemoryAllocDirs
 from actors.state.store import command
 from sim.client_cluster import ClusterConfig
 from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
@@ -227,3 +228,63 @@ def test_a_template_that_stops_rendering_kills_and_fails_the_running_task() -> N
     until(c, lambda: c.allocs("web")[0]["ClientStatus"] == "failed")
     assert any(t == "Killing" and m.startswith("Template failed: ") and "parseInt" in m for t, m in events(c))
     assert len(procs(c)) == 1 and alloc["ID"] == c.allocs("web")[0]["ID"]
+
+
+@pytest.mark.parametrize(("text", "out"), [
+    ('{{ regexReplaceAll "a" "$1" "abc" }}{{ parseFloat "1e400" }}', "bc+Inf"),
+    ('{{ "x" | indent 99999999999 }}', None),
+    ('{{ parseJSON "' + "[" * 5000 + '" }}', None),
+    ("{{" + "(" * 500 + "1" + ")" * 500 + "}}", None)])
+def test_a_template_that_cannot_render_fails_its_task_and_leaves_the_node_alone(text: str,
+                                                                                out: str | None) -> None:
+    """Review 13: these templates crashed the AllocRunner, and with it every allocation on the node."""
+    c = boot()
+    c.register(sim_job("good", count=1))
+    until(c, lambda: len(procs(c)) == 1)
+    runner = c.sched.nodes["c0001"].actors["alloc-runner"]
+    c.register(job([{"EmbeddedTmpl": text, "DestPath": "local/x", "Splay": 0}]))
+    if out is not None:  # renders as Go does: the task runs
+        until(c, lambda: len(procs(c)) == 2)
+        assert files(c)["t/local/x"] == out.encode()
+    else:
+        until(c, lambda: bool(c.allocs("web")) and c.allocs("web")[0]["ClientStatus"] == "failed")
+        assert any(t == "Killing" and m.startswith("Template failed: ") for t, m in events(c)), events(c)
+    assert c.sched.nodes["c0001"].actors["alloc-runner"] == runner  # never restarted
+    assert procs(c)[0].ended_at is None  # the healthy allocation runs on
+    assert c.allocs("good")[0]["ClientStatus"] == "running"
+
+
+def test_data_the_templates_no_longer_read_is_dropped() -> None:
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"mode": "a"})
+    set_var(c, "nomad/jobs/web/g", {"user": "alice"})
+    text = ('{{ with nomadVar "nomad/jobs/web" }}{{ if eq .mode "a" }}{{ with nomadVar "nomad/jobs/web/g" }}'
+            '{{ .user }}{{ end }}{{ end }}{{ end }}')
+    c.register(job([{"EmbeddedTmpl": text, "DestPath": "local/x", "ChangeMode": "noop", "Splay": 0}]))
+    until(c, lambda: len(procs(c)) == 1)
+    runner = c.sched.actor_of(c.sched.nodes["c0001"].actors["alloc-runner"])
+    (task,) = [t for a in runner.allocs.values() for t in a.tasks.values()]
+    assert sorted(task.tmpl_data) == [("var", "nomad/jobs/web"), ("var", "nomad/jobs/web/g")]
+    set_var(c, "nomad/jobs/web", {"mode": "b"})
+    until(c, lambda: files(c)["t/local/x"] == b"")
+    until(c, lambda: sorted(task.tmpl_data) == [("var", "nomad/jobs/web")])
+
+
+def test_a_source_file_is_read_once_per_task_run_not_on_every_re_render(monkeypatch: Any) -> None:
+    """consul-template reads a template's source when the task's runner starts; re-reading it on
+    every change let a task swap in a FIFO that froze the agent (review 13)."""
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "one"})
+    reads: list[str] = []
+
+    def read(_self: Any, alloc_id: str, path: str, limit: int) -> bytes:
+        reads.append(path)
+        return b'{{ with nomadVar "nomad/jobs/web" }}{{ .password }}{{ end }}'
+    monkeypatch.setattr(MemoryAllocDirs, "read_alloc_file", read)
+    c.register(job([{"SourcePath": "local/in.tpl", "DestPath": "local/out", "ChangeMode": "noop",
+                     "Splay": 0}]))
+    until(c, lambda: len(procs(c)) == 1)
+    assert files(c)["t/local/out"] == b"one"
+    set_var(c, "nomad/jobs/web", {"password": "two"})
+    until(c, lambda: files(c)["t/local/out"] == b"two")
+    assert reads == ["t/local/in.tpl"]

@@ -78,6 +78,7 @@ import os
 import posixpath
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
@@ -443,6 +444,11 @@ class AllocRunnerConfig:
     # A template's source file is read whole; one larger than this fails the
     # task rather than the client's memory (a template is a config file).
     template_source_max_bytes: int = 4 * 1024 * 1024
+    # What a task's templates together may render (runtime.gotemplate's
+    # MAX_OUTPUT_BYTES, 16 MiB): a template that would write more (e.g.
+    # {{ "x" | indent 99999999999 }}) fails its task ("Template failed: ...")
+    # instead of exhausting the client's memory.
+    template_output_max_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in ("poll_interval_s", "max_kill_timeout_s"):
@@ -460,9 +466,9 @@ class AllocRunnerConfig:
         if not 0 <= self.restart_jitter_fraction <= 1:
             raise ValueError("restart_jitter_fraction must be within [0, 1]")
         if min(self.template_wait_s, self.template_rpc_margin_s, self.template_retry_s) <= 0 \
-                or self.template_source_max_bytes < 1:
-            raise ValueError("template_wait_s, template_rpc_margin_s, template_retry_s and "
-                             "template_source_max_bytes must be > 0")
+                or self.template_source_max_bytes < 1 or self.template_output_max_bytes < 1:
+            raise ValueError("template_wait_s, template_rpc_margin_s, template_retry_s, "
+                             "template_source_max_bytes and template_output_max_bytes must be > 0")
         if self.artifact_timeout_s <= 0 or self.artifact_fetch_grace_s <= 0:
             raise ValueError("artifact_timeout_s and artifact_fetch_grace_s must be > 0")
         for name in ("artifact_max_bytes", "artifact_max_unpacked_bytes", "artifact_max_unpacked_files"):
@@ -996,6 +1002,12 @@ class MemoryAllocStore:
 
 
 # ------------------------------------------------------------ allocation directories (an edge)
+def _keep_read(t: _Task, r: Rendered) -> None:
+    """After a complete rendering, keep only the data it read: what the templates no longer read (a
+    variable an {{if}} stopped reaching) is neither kept nor asked for again."""
+    t.tmpl_data = {d: t.tmpl_data[d] for d in r.deps if d in t.tmpl_data}
+
+
 class AllocDirs(Protocol):
     def destroy(self, alloc_id: str) -> None:
         """Remove ``<alloc_dir>/<alloc_id>`` and everything in it (logs, task dirs); absent is fine."""
@@ -1122,8 +1134,9 @@ class DiskAllocDirs:
         with os.fdopen(out, "wb") as f:
             f.write(data)
 
-    def _walk(self, alloc_id: str, dirs: list[str]) -> int:
-        """An fd of ``<root>/<alloc_id>/<dirs...>``, each made if missing and opened with O_NOFOLLOW."""
+    def _walk(self, alloc_id: str, dirs: list[str], create: bool = True) -> int:
+        """An fd of ``<root>/<alloc_id>/<dirs...>``, each made if missing (*create*) and opened with
+        O_NOFOLLOW."""
         if not _SAFE_ID.match(alloc_id) or alloc_id in (".", ".."):
             raise ValueError(f"unsafe allocation ID {alloc_id!r}")
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
@@ -1131,7 +1144,8 @@ class DiskAllocDirs:
         try:
             for name in (alloc_id, *dirs):
                 try:
-                    os.mkdir(name, 0o755, dir_fd=fd)
+                    if create:
+                        os.mkdir(name, 0o755, dir_fd=fd)
                 except FileExistsError:
                     pass
                 nxt = os.open(name, flags, dir_fd=fd)
@@ -1151,29 +1165,53 @@ class DiskAllocDirs:
 
     def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int) -> None:
         """As write_task_file (no symlink followed), anywhere in the allocation's directory; written to
-        a temporary name and renamed over the file, as Nomad's template runner does."""
+        a new temporary file and renamed over the destination, as Nomad's template runner does.
+
+        The directory may be the task's: it can leave a FIFO, a symlink or a
+        hard link to another file anywhere in it.  So the temporary file is a
+        new one (O_CREAT|O_EXCL, under a name from os.urandom the task cannot
+        guess; O_NONBLOCK|O_NOFOLLOW besides), never one opened through
+        what is there, and the rename replaces the destination's directory
+        entry (a FIFO, link or hard link there is replaced, never written
+        through), so the agent never blocks on nor writes into the task's
+        special files."""
         parts = self._parts(path)
         fd = self._walk(alloc_id, parts[:-1])
-        tmp = f".{parts[-1]}.tmp"
+        tmp = f".{parts[-1][:200]}.{os.urandom(8).hex()}.tmp"
         try:
-            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600, dir_fd=fd)
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_NONBLOCK
+                          | os.O_CLOEXEC, 0o600, dir_fd=fd)
             try:
-                os.write(out, data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(out, view):]
                 os.fchmod(out, perms)
-            finally:
+            except BaseException:
                 os.close(out)
-            os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
+                os.unlink(tmp, dir_fd=fd)
+                raise
+            os.close(out)
+            try:
+                os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
+            except OSError:
+                os.unlink(tmp, dir_fd=fd)
+                raise
         finally:
             os.close(fd)
 
     def read_alloc_file(self, alloc_id: str, path: str, limit: int) -> bytes:
+        """A template's source: opened with O_NONBLOCK|O_NOFOLLOW (a FIFO the task made there neither
+        blocks the agent nor is read) and refused unless it is a regular file; no directory is made
+        on the way (FileNotFoundError)."""
         parts = self._parts(path)
-        fd = self._walk(alloc_id, parts[:-1])
+        fd = self._walk(alloc_id, parts[:-1], create=False)
         try:
-            src = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
+            src = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
         finally:
             os.close(fd)
         with os.fdopen(src, "rb") as f:
+            if not stat.S_ISREG(os.fstat(src).st_mode):
+                raise ValueError(f"source {path} is not a regular file")
             data = f.read(limit + 1)
         if len(data) > limit:
             raise ValueError(f"{path} is larger than {limit} bytes")
@@ -1296,6 +1334,9 @@ class _Task:
     tmpl_wait: bool = False
     tmpl_adopt: bool = False  # re-attached after a client restart: render and watch, without a change_mode
     tmpl_outputs: tuple[str, ...] = ()
+    # Each template's text, its source file read once (as consul-template reads it when the task's
+    # template runner starts): re-renders on data changes do not open the task's files again.
+    tmpl_sources: tuple[str, ...] | None = None
     tmpl_env: dict[str, str] = field(default_factory=dict)
     tmpl_event: str = ""
     tmpl_change: tuple[bool, tuple[str, ...]] | None = None
@@ -1779,8 +1820,11 @@ class AllocRunner(NodeActor):
     def _render(self, a: _Alloc, t: _Task, env: dict[str, str]) -> Rendered:
         """Render the task's templates from the data fetched so far (actors.client.templates)."""
         assert a.spec is not None
+        if t.tmpl_sources is not None:
+            return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
+                               self.cfg.template_output_max_bytes)
         alloc_dir, task_dir, _ = self._dirs(a, t)
-        sources: list[str | None] = []
+        sources: list[str] = []
         for spec in t.spec.templates:
             if not spec.source:
                 sources.append(spec.data)
@@ -1795,7 +1839,9 @@ class AllocRunner(NodeActor):
                 sources.append(raw.decode("utf-8", "replace"))
             except (OSError, ValueError) as exc:
                 return Rendered(error=f"failed to read template source {spec.source!r}: {exc}")
-        return render_task(t.spec.templates, tuple(sources), env, t.tmpl_data, a.spec.namespace)
+        t.tmpl_sources = tuple(sources)
+        return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
+                           self.cfg.template_output_max_bytes)
 
     def _write_templates(self, a: _Alloc, t: _Task, r: Rendered, env: dict[str, str],
                          only: tuple[int, ...] | None = None) -> str:
@@ -1845,6 +1891,7 @@ class AllocRunner(NodeActor):
         if error:
             self._template_failed(a, t, error, now)
             return False
+        _keep_read(t, r)
         t.tmpl_ready, t.tmpl_wait, t.tmpl_event = True, False, ""
         if r.deps and not t.tmpl_req:  # watched from now on
             self._tmpl_query(a, t, r.deps, blocking=True)
@@ -1973,6 +2020,7 @@ class AllocRunner(NodeActor):
             if error:
                 self._template_failed(a, t, error, now)
                 return
+            _keep_read(t, r)
             t.tmpl_ready = True
             self._tmpl_query(a, t, r.deps, blocking=True)
 
@@ -1990,6 +2038,7 @@ class AllocRunner(NodeActor):
             self._tmpl_query(a, t, r.deps, blocking=not r.lacking)
             return
         t.tmpl_event = ""
+        _keep_read(t, r)
         changed = tuple(i for i, (old, new) in enumerate(zip(t.tmpl_outputs, r.outputs, strict=True))
                         if old != new)
         if changed:

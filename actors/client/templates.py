@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.state.services import rendezvous
-from runtime.gotemplate import TemplateError, render
+from runtime.gotemplate import MAX_OUTPUT_BYTES, TemplateError, render
 
 NS = 1_000_000_000
 EV_TEMPLATE = "Template"  # Nomad's consulTemplateSourceName: the "Missing: ..." events
@@ -178,10 +178,23 @@ class Rendered:
 
 
 def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
-                data: dict[tuple[str, str], tuple[str, Any]], namespace: str) -> Rendered:
+                data: dict[tuple[str, str], tuple[str, Any]], namespace: str,
+                max_output: int = MAX_OUTPUT_BYTES) -> Rendered:
     """Render every template of a task.  *sources*: each template's text (its data, or its source
     file's contents; None: the source file could not be read).  *data*: (kind, argument) -> (error,
-    value) as the servers answered."""
+    value) as the servers answered (a value not of the shape expected fails the render, naming it).
+    *max_output*: characters all the templates together may write.  Never raises: whatever fails
+    is the Rendered's error (the task fails with "Template failed: ...")."""
+    try:
+        return _render_task(templates, sources, env, data, namespace, max_output)
+    except TemplateError as e:
+        return Rendered(error=str(e))
+    except Exception as e:  # a last resort: never the runner's failure
+        return Rendered(error=f"template rendering failed: {type(e).__name__}: {e}")
+
+
+def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
+                 data: dict[tuple[str, str], tuple[str, Any]], namespace: str, max_output: int) -> Rendered:
     deps: dict[tuple[str, str], None] = {}
     lacking: dict[tuple[str, str], None] = {}
     missing: dict[str, None] = {}
@@ -195,6 +208,8 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
         error, value = data[dep]
         if error:
             raise TemplateError(f"{dep_name(kind, arg, namespace)}: {error}")
+        if value is not None and not _SHAPES[kind](value):
+            raise TemplateError(f"{dep_name(kind, arg, namespace)}: the server's answer is malformed")
         return value
 
     def nomad_var(path: str) -> VarItems:
@@ -236,7 +251,7 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
     def nomad_services(*args: Any) -> list[Struct]:
         if args:
             raise TemplateError("nomadServices: this agent takes no arguments")
-        return [Struct("NomadServicesSnippet", {"Name": s["Name"], "Tags": list(s.get("Tags") or ())})
+        return [Struct("NomadServicesSnippet", {"Name": s.get("Name"), "Tags": list(s.get("Tags") or ())})
                 for s in get("services", "") or ()]
 
     def env_fn(name: str) -> str:
@@ -251,16 +266,46 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
         funcs[name] = _refused(name, "Consul", "this agent has no Consul (use nomadVar, nomadService)")
     for name in _VAULT:
         funcs[name] = _refused(name, "Vault", "this agent has no Vault (use nomadVar)")
-    outputs = []
+    outputs: list[str] = []
     for spec, text in zip(templates, sources, strict=True):
         if text is None:
             return Rendered(error=f"failed to read template source {spec.source!r}")
+        room = max_output - sum(map(len, outputs))
         try:
             outputs.append(render(text, funcs=funcs, left=spec.left, right=spec.right,
-                                  missing_key_error=spec.err_missing_key))
+                                  missing_key_error=spec.err_missing_key, max_output=max(room, 0)))
         except TemplateError as e:
             return Rendered(deps=tuple(deps), error=str(e))
     return Rendered(outputs=tuple(outputs), deps=tuple(deps), lacking=tuple(lacking), missing=tuple(missing))
+
+
+def _is_str_map(v: Any) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) for k in v)
+
+
+def _var_ok(v: Any) -> bool:
+    """A variable as the servers answer it: a map, its Items a map of strings, its metadata scalars."""
+    items = v.get("Items") if isinstance(v, dict) else None
+    return _is_str_map(v) and (items is None or (_is_str_map(items) and all(
+        isinstance(x, str) for x in items.values()))) and all(
+        isinstance(v.get(k), (str, int, float, type(None))) for k in _META_KEYS)
+
+
+def _list_of(ok: Any) -> Any:
+    return lambda v: isinstance(v, list) and all(ok(x) for x in v)
+
+
+def _service_ok(v: Any) -> bool:
+    return _is_str_map(v) and isinstance(v.get("ID"), str) and isinstance(v.get("Tags") or [], list)
+
+
+def _services_ok(v: Any) -> bool:
+    return _is_str_map(v) and isinstance(v.get("Name"), str) and isinstance(v.get("Tags") or [], list)
+
+
+# The shape of each kind of the servers' data (actors.client.templates' reader of it).
+_SHAPES: dict[str, Any] = {"var": _var_ok, "varlist": _list_of(_is_str_map), "service": _list_of(_service_ok),
+                           "services": _list_of(_services_ok)}
 
 
 def _need_str(fn: str, v: Any) -> None:
