@@ -300,6 +300,16 @@ class ArtifactConfig:
 
 
 @conf
+class TemplateWait:
+    """``client.template.wait`` (Nomad's WaitConfig): a template without a ``wait`` block of its own
+    re-renders once its data stayed unchanged ``min`` (5s), at most ``max`` (4m) after the first
+    change -- Nomad's defaults, so a burst of changes restarts a task once, not once per change."""
+
+    min_s: float = _dur(5.0, ge=0)
+    max_s: float = _dur(4 * 60, ge=0)
+
+
+@conf
 class ClientTemplateConfig:
     """``client.template`` (Nomad's ClientTemplateConfig): how tasks' templates read their data.
 
@@ -308,6 +318,7 @@ class ClientTemplateConfig:
     """
 
     block_query_wait_s: float = _dur(5 * 60, gt=0)
+    wait: TemplateWait = _sub(TemplateWait)
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3, "g": 1000**3,

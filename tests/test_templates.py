@@ -104,3 +104,31 @@ def test_specs_take_nomads_defaults_and_wait_bounds_the_quiescence() -> None:
     assert quiescence((w,), first_change=100.0, now=100.0) == 4.0
     assert quiescence((w,), first_change=100.0, now=108.0) == 2.0
     assert quiescence((spec,), first_change=100.0, now=100.0) == 0.0
+
+
+def test_a_template_without_a_wait_block_re_renders_by_the_clients_template_wait():
+    """Nomad's client.template.wait (5s / 4m) for templates with no wait of their own; a template's own
+    wait, even { min = 0 }, wins."""
+    from actors.client.templates import parse_templates, quiescence
+
+    plain, own, off = parse_templates([
+        {"DestPath": "local/a", "EmbeddedTmpl": "a"},
+        {"DestPath": "local/b", "EmbeddedTmpl": "b", "Wait": {"Min": 2 * 10**9, "Max": 3 * 10**9}},
+        {"DestPath": "local/c", "EmbeddedTmpl": "c", "Wait": {"Min": 0, "Max": 0}}], "t")
+    default = (5.0, 240.0)
+    assert (plain.own_wait, own.own_wait, off.own_wait) == (False, True, True)
+    assert quiescence((plain,), 100.0, 100.0, default) == 5.0
+    assert quiescence((plain,), 100.0, 339.0, default) == 1.0  # 4 minutes after the first change at most
+    assert quiescence((own,), 100.0, 100.0, default) == 2.0
+    assert quiescence((off,), 100.0, 100.0, default) == 0.0
+    assert quiescence((plain,), 100.0, 100.0) == 0.0  # no client default: at once
+
+
+def test_the_clients_template_wait_is_read_from_client_template_wait(tmp_path):
+    from runtime.config import load_files
+
+    path = tmp_path / "c.toml"
+    path.write_text('[client.template.wait]\nmin = "2s"\nmax = "1m"\n')
+    assert load_files([str(path)])[0].client.template.wait.min_s == 2.0
+    assert load_files([str(path)])[0].client.template.wait.max_s == 60.0
+    assert load_files([])[0].client.template.wait.min_s == 5.0

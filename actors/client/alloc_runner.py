@@ -439,6 +439,11 @@ class AllocRunnerConfig:
     # template_rpc_margin_s counts as a failed server, and after a failure the
     # query is sent again (to the next server) after template_retry_s.
     template_wait_s: float = 300.0
+    # client.template.wait (Nomad's 5s / 4m): how long a changed template's data must stay unchanged
+    # before it is rendered again, and how long at most after the first change, for a template
+    # without a wait block of its own (so a burst of changes restarts a task once).
+    template_quiet_min_s: float = 5.0
+    template_quiet_max_s: float = 240.0
     template_rpc_margin_s: float = 10.0
     template_retry_s: float = 1.0
     # A template's source file is read whole; one larger than this fails the
@@ -1992,7 +1997,8 @@ class AllocRunner(NodeActor):
             return
         if not data.items() <= before.items():  # wait { min, max }: render once the data settles
             first = t.tmpl_first_change if t.tmpl_first_change is not None else now
-            delay = quiescence(t.spec.templates, first, now)
+            delay = quiescence(t.spec.templates, first, now,
+                               (self.cfg.template_quiet_min_s, self.cfg.template_quiet_max_s))
             if delay > 0:
                 t.tmpl_first_change = first
                 self._set_task_timer("tmpl_quiet", a, t, delay)

@@ -64,6 +64,7 @@ class TemplateSpec:
     err_missing_key: bool = False
     wait_min_s: float = 0.0  # wait { min }: data must stay unchanged this long before a re-render
     wait_max_s: float = 0.0  # wait { max }: ... but a change is rendered at most this long after it (0: none)
+    own_wait: bool = False  # it has a wait block; else the client's template.wait applies
 
 
 def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
@@ -96,7 +97,7 @@ def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
             splay_s=5.0 if splay is None else max(0.0, float(splay) / NS),
             err_missing_key=bool(t.get("ErrMissingKey")),
             wait_min_s=max(0.0, float(wait.get("Min") or 0) / NS),
-            wait_max_s=max(0.0, float(wait.get("Max") or 0) / NS)))
+            wait_max_s=max(0.0, float(wait.get("Max") or 0) / NS), own_wait=bool(wait)))
     return tuple(out)
 
 
@@ -319,13 +320,16 @@ def _refused(name: str, system: str, why: str) -> Any:
     return call
 
 
-def quiescence(templates: tuple[TemplateSpec, ...], first_change: float, now: float) -> float:
+def quiescence(templates: tuple[TemplateSpec, ...], first_change: float, now: float,
+               default: tuple[float, float] = (0.0, 0.0)) -> float:
     """How long to wait before re-rendering after data changed at *now* (the first unrendered change
-    at *first_change*): the templates' largest ``wait.min``, cut at the smallest ``wait.max``."""
-    wait_min = max((t.wait_min_s for t in templates), default=0.0)
+    at *first_change*): the templates' largest ``wait.min``, cut at the smallest ``wait.max``; a
+    template without a wait block of its own has the client's, *default* (min, max)."""
+    waits = [(t.wait_min_s, t.wait_max_s) if t.own_wait else default for t in templates]
+    wait_min = max((lo for lo, _ in waits), default=0.0)
     if wait_min <= 0:
         return 0.0
-    maxes = [t.wait_max_s for t in templates if t.wait_max_s > 0]
+    maxes = [hi for _, hi in waits if hi > 0]
     if maxes:
         return max(0.0, min(wait_min, first_change + min(maxes) - now))
     return wait_min
