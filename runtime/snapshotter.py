@@ -133,7 +133,12 @@ class ForkSnapshotter:
                     if not chunk:
                         break
                     chunks.append(chunk)
-                status = waitpid(pid, 0)[1]  # cooperative: the hub's child watcher has it
+                try:
+                    status = waitpid(pid, 0)[1]  # cooperative: the hub's child watcher has it
+                except ChildProcessError:
+                    # Reaped by another waiter in this process (a task's child watcher): its exit
+                    # status is lost, so the output's own length prefix says whether it is whole.
+                    status = 0
             if status is None:
                 os.kill(pid, signal.SIGKILL)
                 waitpid(pid, 0)
