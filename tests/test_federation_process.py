@@ -146,6 +146,7 @@ def test_start_join_to_a_dead_address_exits_1_with_the_reason(agents, tmp_path):
     p.wait_line(rf"^==> Failed to join {dead}: no answer within 5s$", stream="err")
 
 
+@pytest.mark.slow  # two 5 s join timeouts (~12 s); a start_join to a dead address covers the exit by default
 def test_retry_join_gives_up_after_retry_max_and_exits_1(agents, tmp_path):
     dead = f"127.0.0.1:{free_port()}"
     cfg = server_config(tmp_path, "patient", "global", expect=1, join=("retry_join", [dead]),

@@ -12,6 +12,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow  # a benchmark run (~12 s): benchmarks stay out of the default run
 @pytest.mark.timeout(120)
 def test_quick_heartbeat_bench_holds_its_small_ladder_and_ends_with_the_figures_as_json():
     out = subprocess.run([sys.executable, os.path.join(ROOT, "bin", "nomad-bench"), "heartbeat", "--quick"],
