@@ -95,7 +95,21 @@ def test_a_hard_link_left_at_the_destination_is_not_written_through(dirs: DiskAl
     assert (tmp_path / "victim").read_text() == "keep"
 
 
-def test_temp_names_are_unpredictable_and_a_directory_destination_fails_cleanly(
+def test_whatever_the_task_left_at_the_temp_name_is_unlinked_never_followed(
+        dirs: DiskAllocDirs, tmp_path: Path) -> None:
+    local = tmp_path / "a1/t/local"
+    tmp = local / ".app.conf.nomad-template.tmp"
+    (tmp_path / "victim").write_text("keep")
+    for plant in (lambda: os.symlink(tmp_path / "victim", tmp), lambda: os.mkfifo(tmp),
+                  lambda: os.link(tmp_path / "victim", tmp)):
+        plant()
+        _no_block(dirs.write_alloc_file, "a1", "t/local/app.conf", b"new", 0o640)
+        assert (local / "app.conf").read_bytes() == b"new" and not tmp.exists() and not tmp.is_symlink()
+        assert (tmp_path / "victim").read_text() == "keep"
+        os.unlink(local / "app.conf")
+
+
+def test_a_directory_destination_fails_cleanly_and_leaves_no_temp_file(
         dirs: DiskAllocDirs, tmp_path: Path) -> None:
     local = tmp_path / "a1/t/local"
     (local / "app.conf").mkdir()

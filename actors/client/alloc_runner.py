@@ -1174,18 +1174,23 @@ class DiskAllocDirs:
 
         The directory may be the task's: it can leave a FIFO, a symlink or a
         hard link to another file anywhere in it.  So the temporary file is a
-        new one (O_CREAT|O_EXCL, under a name from os.urandom the task cannot
-        guess; O_NONBLOCK|O_NOFOLLOW besides), never one opened through
-        what is there, and the rename replaces the destination's directory
+        new one (O_CREAT|O_EXCL|O_NOFOLLOW|O_NONBLOCK: whatever the task left
+        at its name is unlinked -- the entry, never what a link points to --
+        and the create tried again), never one opened through what is
+        there, and the rename replaces the destination's directory
         entry (a FIFO, link or hard link there is replaced, never written
         through), so the agent never blocks on nor writes into the task's
         special files."""
         parts = self._parts(path)
         fd = self._walk(alloc_id, parts[:-1])
-        tmp = f".{parts[-1][:200]}.{os.urandom(8).hex()}.tmp"
+        tmp = f".{parts[-1][:200]}.nomad-template.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_NONBLOCK
-                          | os.O_CLOEXEC, 0o600, dir_fd=fd)
+            try:
+                out = os.open(tmp, flags, 0o600, dir_fd=fd)
+            except FileExistsError:  # left by a crash, or planted by the task: its entry goes, not its target
+                os.unlink(tmp, dir_fd=fd)
+                out = os.open(tmp, flags, 0o600, dir_fd=fd)
             try:
                 view = memoryview(data)
                 while view:
