@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 from actors.client import logmon
 from actors.client.logmon import Rotator, indexes
@@ -96,9 +95,9 @@ def test_one_rotator_process_copies_both_streams_until_both_are_at_end_of_file(t
         os.write(w_err, b"err 2\n")
     finally:
         os.close(w_err)
-    deadline = time.monotonic() + 30
-    while proc.poll() is None and time.monotonic() < deadline:  # gevent's wait() needs its hub to run
-        time.sleep(0.01)
+    from tests.test_raw_exec import wait_for
+
+    assert wait_for(lambda: proc.poll() is not None, 30)  # (gevent's wait() needs its hub to run)
     assert proc.returncode == 0
     got = files(tmp_path)
     assert len(got) == 3 and all(len(v) <= 4096 for v in got.values())
