@@ -76,6 +76,11 @@ MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
 # leader's per-message budget (RaftTimings.max_bytes_per_msg, 1 MiB), so an
 # AppendEntries of chunks stays far below the 4 MiB wire frame.
 RESTORE_CHUNK_BYTES = 512 * 1024
+# How long a save waits for the Raft actor's answer: the leader's read, then the state encoded by
+# the snapshotter in a forked child.  LEADER_WAIT_S (6 s, for finding a leader) is too short for
+# that second part: a large state, or a busy machine, takes seconds to fork and encode, and the
+# save then failed with "timed out waiting for the leader" while the leader was there all along.
+SNAPSHOT_SAVE_WAIT_S = 120.0
 # noop entries proposed at once while moving the index past a snapshot's
 # (each is a few bytes; Raft folds them into a handful of batches).
 PAD_BATCH = 1024
@@ -124,7 +129,7 @@ def snapshot_save(req: Request, api: Api) -> Response:
     parse_query_options(req)
     fut = api.env.make_future()
     _raft(api).tell(SnapshotRead(reply=fut, stale=query_flag(req, "stale")))
-    _, (index, term, voters, learners, state) = _await_raft(fut, LEADER_WAIT_S)
+    _, (index, term, voters, learners, state) = _await_raft(fut, SNAPSHOT_SAVE_WAIT_S)
     created_ms = int(wall_time() * 1000)
     data = _offload(lambda: archive.encode(state, index=index, term=term, created_ms=created_ms,
                                            voters=tuple(voters), learners=tuple(learners)))
