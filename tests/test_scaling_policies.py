@@ -408,7 +408,7 @@ def test_the_scaling_endpoints_cli_and_job_scale_answer_as_nomads(dev):  # noqa:
     assert scale.returncode == 1
     assert "group count was greater than scaling policy maximum: 5 > 2" in scale.stderr
     snap = call(port, "GET", "/v1/operator/snapshot")
-    assert snap.status == 200, snap.text
+    assert snap.status == 200, f"{snap.text}\n{dev.detail()}"  # the agent's log, should it happen again
     assert call(port, "DELETE", "/v1/job/scaled?purge=true").status == 200
     left = call(port, "GET", "/v1/scaling/policies").json()
     assert [p for p in left if p["Target"]["Job"] == "scaled"] == []
