@@ -588,13 +588,11 @@ class ClientNode(NodeActor):
 
     def _tell_listeners(self) -> None:
         if self.listeners:
-            from actors.client.alloc_runner import NodeVars
             from actors.client.alloc_sync import NodeRegistered
 
+            self._tell_node_vars()  # first: before any allocation the registration places
             msg = NodeRegistered(self.node_id, self.secret_id, tuple(self.servers))
-            node_vars = NodeVars(self._node_vars(), host_volumes=self.cfg.host_volumes)
             for actor in self.listeners:
-                self.send(self.env.node, actor, node_vars)  # first: before any allocation it places
                 self.send(self.env.node, actor, msg)
 
     def _tell_node_vars(self) -> None:
