@@ -5,24 +5,42 @@ port to the next caller before the first agent has bound it (two agents of one
 cluster then collide), and a port from the ephemeral range may be taken by any
 outgoing connection meanwhile. So ports come from below the ephemeral range, at
 random (two concurrent test runs seldom meet), each checked free by binding it,
-and each remembered so this process never returns it again.
+and each remembered so this process never returns it again. Under pytest-xdist
+each worker draws from its own slice of the range (PYTEST_XDIST_WORKER is
+gw0, gw1, ...), so two workers never hand out the same port.
 """
 from __future__ import annotations
 
+import os
 import random
 import socket
 
 # Below Linux's default ip_local_port_range (32768-60999), where outgoing
 # connections take their source ports; above the registered low ports.
 PORT_RANGE = (20000, 32767)
+# How many slices the range is cut into for xdist workers (gw0..gw7 each get one;
+# more workers than this share slices modulo, still checked free by binding).
+WORKER_SLICES = 8
 _given: set[int] = set()
 _rng = random.Random()
 
 
+def port_range(worker: str | None = None) -> tuple[int, int]:
+    """This process's slice of PORT_RANGE: the whole of it outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "") if worker is None else worker
+    if not worker.startswith("gw") or not worker[2:].isdigit():
+        return PORT_RANGE
+    lo, hi = PORT_RANGE
+    width = (hi - lo + 1) // WORKER_SLICES
+    start = lo + (int(worker[2:]) % WORKER_SLICES) * width
+    return start, start + width - 1
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on and this test run has not handed out before."""
+    lo, hi = port_range()
     for _ in range(1000):
-        port = _rng.randint(*PORT_RANGE)
+        port = _rng.randint(lo, hi)
         if port in _given:
             continue
         with socket.socket() as s:
@@ -32,4 +50,4 @@ def free_port(host: str = "127.0.0.1") -> int:
                 continue
         _given.add(port)
         return port
-    raise RuntimeError(f"no free port in {PORT_RANGE} after 1000 tries")
+    raise RuntimeError(f"no free port in {(lo, hi)} after 1000 tries")
