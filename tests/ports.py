@@ -5,9 +5,10 @@ port to the next caller before the first agent has bound it (two agents of one
 cluster then collide), and a port from the ephemeral range may be taken by any
 outgoing connection meanwhile. So ports come from below the ephemeral range, at
 random (two concurrent test runs seldom meet), each checked free by binding it,
-and each remembered so this process never returns it again. Under pytest-xdist
-each worker draws from its own slice of the range (PYTEST_XDIST_WORKER is
-gw0, gw1, ...), so two workers never hand out the same port.
+and each remembered so this process never returns it again. When the suite runs
+as shards side by side (tests/parallel.py sets NOMAD_TEST_SHARD=0, 1, ...),
+each shard draws from its own slice of the range, so two shards never hand
+out the same port.
 """
 from __future__ import annotations
 
@@ -18,21 +19,21 @@ import socket
 # Below Linux's default ip_local_port_range (32768-60999), where outgoing
 # connections take their source ports; above the registered low ports.
 PORT_RANGE = (20000, 32767)
-# How many slices the range is cut into for xdist workers (gw0..gw7 each get one;
-# more workers than this share slices modulo, still checked free by binding).
+# How many slices the range is cut into for shards (0..7 each get one; more
+# shards than this share slices modulo, still checked free by binding).
 WORKER_SLICES = 8
 _given: set[int] = set()
 _rng = random.Random()
 
 
-def port_range(worker: str | None = None) -> tuple[int, int]:
-    """This process's slice of PORT_RANGE: the whole of it outside xdist."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "") if worker is None else worker
-    if not worker.startswith("gw") or not worker[2:].isdigit():
+def port_range(shard: str | None = None) -> tuple[int, int]:
+    """This process's slice of PORT_RANGE: the whole of it when not a shard."""
+    shard = os.environ.get("NOMAD_TEST_SHARD", "") if shard is None else shard
+    if not shard.isdigit():
         return PORT_RANGE
     lo, hi = PORT_RANGE
     width = (hi - lo + 1) // WORKER_SLICES
-    start = lo + (int(worker[2:]) % WORKER_SLICES) * width
+    start = lo + (int(shard) % WORKER_SLICES) * width
     return start, start + width - 1
 
 

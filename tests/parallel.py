@@ -1,0 +1,155 @@
+"""Run the test suite as N pytest processes side by side, one shard of test files each.
+
+    python -m tests.parallel [-j N] [pytest args ...] [tests/test_x.py ...]
+
+Why not pytest-xdist: its workers take their work through threads of execnet,
+and our conftest monkey-patches the process with gevent (the agent's runtime
+needs it), after which an xdist worker blocks for ever. Whole files, run by
+plain pytest processes, need nothing of the sort: each shard is the same
+`pytest` a developer runs, on a subset of the files.
+
+Files are spread over the shards by their weight in tests/shard_weights.json
+(seconds one file took in a whole run, written by --weights-from from a
+`pytest --junitxml` report; a file not listed weighs the median),
+the heaviest first onto the lightest shard, so the shards end close together.
+Each shard gets NOMAD_TEST_SHARD=<i> so tests/ports.py hands it ports from a
+slice of the range no other shard uses. A shard's output is printed whole when
+it ends; the last line sums the shards' counts the way pytest's own last line
+reads, and the exit code is the first failing shard's (0 when all pass; pytest's
+5, "no tests collected", only when no shard ran a test).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+WEIGHTS = TESTS / "shard_weights.json"
+# Two shards: CI and the developers' machines have two cores, and each shard's
+# real-process tests keep agents busy beside it; more shards than cores only
+# slows the timing-sensitive process tests.
+DEFAULT_JOBS = 2
+# The words of pytest's summary line, in the order pytest prints them.
+OUTCOMES = ("failed", "passed", "skipped", "deselected", "xfailed", "xpassed", "warnings", "errors")
+_COUNT = re.compile(r"(\d+) (failed|passed|skipped|deselected|xfailed|xpassed|warnings?|errors?)\b")
+
+
+def test_files() -> list[str]:
+    return sorted(p.relative_to(ROOT).as_posix() for p in TESTS.glob("test_*.py"))
+
+
+def load_weights(path: Path = WEIGHTS) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))}
+
+
+def weights_from_junit(path: Path) -> dict[str, float]:
+    """Seconds per test file from a ``pytest --junitxml`` report of a whole run."""
+    import xml.etree.ElementTree as ET
+    seconds: dict[str, float] = {}
+    for case in ET.parse(path).iter("testcase"):
+        module = case.get("classname", "").split(".")
+        if len(module) >= 2 and module[0] == "tests":
+            f = f"tests/{module[1]}.py"
+            seconds[f] = seconds.get(f, 0.0) + float(case.get("time") or 0)
+    return {f: round(t, 1) for f, t in sorted(seconds.items())}
+
+
+def shard(files: list[str], weights: dict[str, float], n: int) -> list[list[str]]:
+    """Longest-first onto the lightest shard; the same input gives the same shards."""
+    default = statistics.median(weights.values()) if weights else 1.0
+    order = sorted(files, key=lambda f: (-weights.get(f, default), f))
+    shards: list[list[str]] = [[] for _ in range(max(1, n))]
+    load = [0.0] * len(shards)
+    for f in order:
+        i = min(range(len(shards)), key=lambda k: (load[k], k))
+        shards[i].append(f)
+        load[i] += weights.get(f, default)
+    return [sorted(s) for s in shards if s]
+
+
+def summary_counts(output: str) -> dict[str, int]:
+    """The counts of the last pytest summary line in ``output`` ({} if none)."""
+    for line in reversed(output.splitlines()):
+        found = _COUNT.findall(line)
+        if found and (" in " in line or line.startswith("=")):
+            counts: dict[str, int] = {}
+            for num, word in found:
+                word = {"warning": "warnings", "error": "errors"}.get(word, word)
+                counts[word] = counts.get(word, 0) + int(num)
+            return counts
+    return {}
+
+
+def summary_line(counts: dict[str, int], seconds: float) -> str:
+    parts = [f"{counts[w]} {w}" for w in OUTCOMES if counts.get(w)]
+    return f"{', '.join(parts) or 'no tests ran'} in {seconds:.2f}s"
+
+
+def exit_code(codes: list[int], counts: dict[str, int]) -> int:
+    failing = [c for c in codes if c not in (0, 5)]
+    if failing:
+        return failing[0]
+    ran = sum(counts.get(w, 0) for w in ("failed", "passed", "skipped", "xfailed", "xpassed", "errors"))
+    return 0 if ran else 5
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.parallel", description=__doc__.split("\n")[0])
+    parser.add_argument("-j", "--jobs", type=int, default=DEFAULT_JOBS, help="how many pytest processes")
+    parser.add_argument("--weights-from", metavar="JUNIT_XML", type=Path,
+                        help=f"write {WEIGHTS.name} from a whole run's `pytest --junitxml` report, and exit")
+    args, pytest_args = parser.parse_known_args(argv)
+    if args.weights_from:
+        WEIGHTS.write_text(json.dumps(weights_from_junit(args.weights_from), indent=1) + "\n")
+        print(f"wrote {WEIGHTS}")
+        return 0
+    # Test files named on the command line are the ones sharded (all by default);
+    # everything else goes to each pytest as it is.
+    named = [a for a in pytest_args if a.endswith(".py") and (ROOT / a).is_file()]
+    pytest_args = [a for a in pytest_args if a not in named]
+    shards = shard(named or test_files(), load_weights(), args.jobs)
+    started = time.monotonic()
+    procs = []
+    with tempfile.TemporaryDirectory(prefix="nomad-test-shards-") as tmp:
+        for i, files in enumerate(shards):
+            log = open(Path(tmp) / f"shard{i}.log", "w+")
+            env = dict(os.environ, NOMAD_TEST_SHARD=str(i))
+            cmd = [sys.executable, "-m", "pytest", *pytest_args, *files]
+            procs.append((i, files, log, subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log,
+                                                          stderr=subprocess.STDOUT)))
+            print(f"shard {i}: {len(files)} files", flush=True)
+        totals: dict[str, int] = {}
+        codes = []
+        try:
+            for i, files, log, proc in procs:
+                codes.append(proc.wait())
+                log.seek(0)
+                out = log.read()
+                log.close()
+                print(f"\n----- shard {i} ({len(files)} files) exited {codes[-1]} -----", flush=True)
+                sys.stdout.write(out)
+                for k, v in summary_counts(out).items():
+                    totals[k] = totals.get(k, 0) + v
+        except KeyboardInterrupt:
+            for _, _, _, proc in procs:
+                proc.terminate()
+            raise
+    print(f"\n{summary_line(totals, time.monotonic() - started)}", flush=True)
+    return exit_code(codes, totals)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
