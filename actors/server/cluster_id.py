@@ -25,24 +25,25 @@ from actors.state import cluster_meta
 from actors.state.store import command
 from runtime.env import Env
 
-TAG = "cluster-id"  # RaftReply tags: (TAG, (stage, term))
+TAG = "cluster-id"  # RaftReply tags: (TAG, (stage, generation))
 
 
 class ClusterIdEstablisher:
     """Makes sure the state holds a cluster ID while this server leads (one read, at most one write)."""
 
-    __slots__ = ("_actor", "_env", "_in_flight", "_needed", "_raft", "_term", "_wall", "cluster_id")
+    __slots__ = ("_actor", "_env", "_gen", "_in_flight", "_needed", "_raft", "_wall", "cluster_id")
 
     def __init__(self, env: Env, actor: str, *, wall_clock: Any, raft: str = RAFT) -> None:
         self._env, self._actor, self._raft, self._wall = env, actor, raft, wall_clock
         self._needed = False  # leading, and no cluster ID seen in the state yet
         self._in_flight = False  # a read or write of ours is out
-        self._term = 0
+        self._gen = 0  # one per lead(): a reply to an earlier one's request is ignored
         self.cluster_id = ""  # as last read or written here ("" unknown)
 
-    def lead(self, is_leader: bool, term: int) -> None:
-        """Leadership was established (or re-asserted) at *term*, or lost."""
-        self._needed, self._in_flight, self._term = is_leader, False, term
+    def lead(self, is_leader: bool) -> None:
+        """Leadership was established (or re-asserted), or lost."""
+        self._needed, self._in_flight = is_leader, False
+        self._gen += 1
         self.poll()
 
     def poll(self) -> None:
@@ -52,9 +53,9 @@ class ClusterIdEstablisher:
             self._send(Read(query=cluster_meta.current, stale=False, reply=self._reply("read")))
 
     def on_reply(self, m: RaftReply) -> None:
-        stage, term = m.tag[1]
-        if term != self._term or not self._needed:
-            return  # an earlier leadership's
+        stage, gen = m.tag[1]
+        if gen != self._gen or not self._needed:
+            return  # asked before leadership was lost, won or re-asserted since
         self._in_flight = False
         if not m.ok:
             log.warning("%s: establishing the cluster ID: %s %s (will retry)", self._env.node, stage, m.error)
@@ -79,7 +80,7 @@ class ClusterIdEstablisher:
             self._needed = False  # the state refused it: another ID is there, nothing to retry
 
     def _reply(self, stage: str) -> ReplyTo:
-        return ReplyTo(self._env, self._actor, (TAG, (stage, self._term)))
+        return ReplyTo(self._env, self._actor, (TAG, (stage, self._gen)))
 
     def _send(self, msg: Any) -> None:
         self._env.send(self._env.node, self._raft, msg)

@@ -248,7 +248,7 @@ class NodeEndpoint(NodeActor):
             # Raft re-asserting leadership after an operator's snapshot restore (Nomad's
             # reassertLeaderCh): the restored state may hold no cluster ID.
             if message.is_leader and self.is_leader and message.term == self.term:
-                self.cluster_id.lead(True, message.term)
+                self.cluster_id.lead(True)
         elif isinstance(message, HeartbeatReset):
             self._reset_done(message)
         elif isinstance(message, SlowHeartbeat):
@@ -357,7 +357,7 @@ class NodeEndpoint(NodeActor):
             for op in list(self._ops.values()):
                 self._fail(op, ERR_NOT_LEADER)
             self._queues.clear()
-        self.cluster_id.lead(is_leader, term)
+        self.cluster_id.lead(is_leader)
         changed = LeadershipChanged(is_leader, term)
         for actor in self.leader_actors:
             self.send(self.env.node, actor, changed)
