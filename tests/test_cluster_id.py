@@ -13,6 +13,7 @@ IDs it made then, or servers replaying it would diverge from its records.
 from __future__ import annotations
 
 import os
+import random
 import uuid
 from typing import Any
 
@@ -20,8 +21,10 @@ import msgpack
 import pytest
 
 from actors.http_snapshot import restore_commands
+from actors.raft.peer import Read
 from actors.scheduler.broker import pending_evals, plan_command
 from actors.scheduler.job import canonical_job
+from actors.server.cluster_id import ClusterIdEstablisher
 from actors.state import cluster_meta
 from actors.state.store import StateStore, check_snapshot, command
 from sim.client_cluster import ClientCluster, ClusterConfig
@@ -208,3 +211,46 @@ def test_simulated_clusters_differ_by_seed_and_repeat_for_the_same_seed() -> Non
     one, again, other = _sim_ids(11), _sim_ids(11), _sim_ids(12)
     assert one == again
     assert one[0] != other[0] and not set(one[1]) & set(other[1])
+
+
+# ------------------------------------------------------------ the leader's side, alone
+class _Env:
+    node = "s1"
+
+    def __init__(self) -> None:
+        self.rng = random.Random("cluster-id-test")
+        self.sent: list[Any] = []
+
+    def send(self, node: str, actor: str, msg: Any) -> None:
+        self.sent.append(msg)
+
+
+def test_the_leader_reads_first_writes_only_when_there_is_none_and_retries_a_failure() -> None:
+    env = _Env()
+    est = ClusterIdEstablisher(env, "node-endpoint", wall_clock=lambda: 12.5)  # type: ignore[arg-type]
+    est.lead(True)
+    (read,) = env.sent
+    assert isinstance(read, Read) and read.stale is False and read.query is cluster_meta.current
+    read.reply.set_exception(RuntimeError("leadership lost while committing"))
+    (failed,) = env.sent[1:]
+    est.on_reply(failed)
+    est.poll()  # the endpoint's next look at Raft: read again
+    (read2,) = env.sent[2:]
+    read2.reply.set((9, None))
+    est.on_reply(env.sent[3])
+    (propose,) = env.sent[4:]
+    cmd = msgpack.unpackb(propose.data, raw=False)
+    assert cmd["op"] == "cluster_meta_set" and cmd["create_time"] == 12_500_000_000
+    assert uuid.UUID(cmd["cluster_id"]).version == 4
+    est.lead(True)  # re-asserted (a restore): the write's reply belongs to the earlier leadership
+    propose.reply.set((10, {"ok": True, "created": True, "ClusterID": cmd["cluster_id"]}))
+    est.on_reply(env.sent[-1])
+    assert est.cluster_id == ""
+    (read3,) = [m for m in env.sent[5:] if isinstance(m, Read)]
+    read3.reply.set((10, {"ClusterID": cmd["cluster_id"], "CreateTime": 1}))
+    est.on_reply(env.sent[-1])
+    assert est.cluster_id == cmd["cluster_id"]
+    n = len(env.sent)
+    est.poll()
+    est.lead(False)
+    assert len(env.sent) == n  # known, then not leading: nothing more
