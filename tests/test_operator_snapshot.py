@@ -427,6 +427,8 @@ def test_the_cli_saves_inspects_and_restores(agent, management, tmp_path):
                                                                    "Version"]
     assert len({line.index("=") for line in lines[:6]}) == 1  # aligned, as Nomad's formatKV
     assert any(line.startswith("jobs ") for line in lines)
+    # The leader wrote the cluster's ID (Nomad's ClusterMetadata) once; the snapshot keeps it.
+    assert any(line.split()[:2] == ["cluster_meta", "1"] for line in lines), out.stdout
 
     out = _nomad(agent, "operator", "snapshot", "restore", path, token=management)
     assert out.returncode == 0 and out.stdout.strip() == "Snapshot Restored", out.stderr

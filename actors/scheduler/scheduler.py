@@ -157,7 +157,10 @@ def _tracker(rp: dict[str, Any], prev: dict[str, Any], now: float, delay: int) -
 
 
 def alloc_id(eval_id: str, name: str, n: int) -> str:
-    """Deterministic: every server computes the same plan for the same eval and state."""
+    """Deterministic: every server computes the same plan for the same eval and state.
+
+    Unique across clusters through *eval_id*: the state derives evaluation IDs within
+    the cluster's ID (StateStore._eval_id), and the plan carries the IDs made here."""
     return str(uuid.uuid5(ALLOC_NS, f"{eval_id}/{name}/{n}"))
 
 
@@ -740,7 +743,9 @@ def rolling(job: dict[str, Any], group: dict[str, Any]) -> dict[str, Any] | None
 
 
 def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[str, Any]:
-    """Nomad ``NewDeployment``: running, for the job's current version; groups are added by the plan."""
+    """Nomad ``NewDeployment``: running, for the job's current version; groups are added by the plan.
+
+    Its ID derives from *eval_id*, unique across clusters (see :func:`alloc_id`)."""
     return {"ID": str(uuid.uuid5(DEPLOYMENT_NS, eval_id)), "Namespace": job.get("Namespace", "default"),
             "JobID": job["ID"], "JobVersion": job.get("Version", 0),
             "JobModifyIndex": job.get("JobModifyIndex", 0),

@@ -71,6 +71,8 @@ from actors.server import (
     ReplyTo,
     log,
 )
+from actors.server.cluster_id import TAG as CLUSTER_ID_TAG
+from actors.server.cluster_id import ClusterIdEstablisher
 from actors.server.heartbeat import (
     ClearHeartbeat,
     FastHeartbeat,
@@ -215,6 +217,8 @@ class NodeEndpoint(NodeActor):
         self._queues: dict[str, collections.deque[_Op]] = {}  # node ID -> its ops, head running
         self._next_id = 0
         self.stats = {"requests": 0, "forwarded": 0, "writes": 0, "expired": 0, "errors": 0}
+        # The leader writes the cluster's ID once, when the state has none (see actors.server.cluster_id).
+        self.cluster_id = ClusterIdEstablisher(env, name, wall_clock=self._wall, raft=raft)
 
     def on_start(self) -> None:
         self._poll()
@@ -236,7 +240,15 @@ class NodeEndpoint(NodeActor):
         elif isinstance(message, PurgeNode):
             self._purge(message)
         elif isinstance(message, RaftReply):
-            self._raft_reply(message)
+            if message.tag[0] == CLUSTER_ID_TAG:
+                self.cluster_id.on_reply(message)
+            else:
+                self._raft_reply(message)
+        elif isinstance(message, LeadershipChanged):
+            # Raft re-asserting leadership after an operator's snapshot restore (Nomad's
+            # reassertLeaderCh): the restored state may hold no cluster ID.
+            if message.is_leader and self.is_leader and message.term == self.term:
+                self.cluster_id.lead(True)
         elif isinstance(message, HeartbeatReset):
             self._reset_done(message)
         elif isinstance(message, SlowHeartbeat):
@@ -325,6 +337,8 @@ class NodeEndpoint(NodeActor):
         self._set_servers(members or self._configured)
         if m.is_leader != self.is_leader or (m.is_leader and m.term != self.term):
             self._lead(m.is_leader, m.term)
+        else:
+            self.cluster_id.poll()  # a read or write that failed while leading: again
         waiting, self._awaiting_info = self._awaiting_info, []
         for op in waiting:
             if op.op_id not in self._ops:
@@ -343,6 +357,7 @@ class NodeEndpoint(NodeActor):
             for op in list(self._ops.values()):
                 self._fail(op, ERR_NOT_LEADER)
             self._queues.clear()
+        self.cluster_id.lead(is_leader)
         changed = LeadershipChanged(is_leader, term)
         for actor in self.leader_actors:
             self.send(self.env.node, actor, changed)

@@ -38,8 +38,11 @@ POLICY_NS = uuid.UUID("7d0c3f4e-2a61-4b9e-9c2d-5e8f1a3b6c47")
 _SPEC = ("Type", "Target", "Policy", "Min", "Max", "Enabled")  # what ScalingPolicy.Diff compares
 
 
-def policy_id(index: int, job_id: str, group: str) -> str:
-    return str(uuid.uuid5(POLICY_NS, f"{index}/{job_id}/{group}"))
+def policy_id(index: int, job_id: str, group: str, cluster_id: str = "") -> str:
+    """Derived from the registering entry's index, within the cluster once it has an ID
+    (actors.state.cluster_meta; entries from before it derive the IDs they always did)."""
+    name = f"{index}/{job_id}/{group}"
+    return str(uuid.uuid5(POLICY_NS, f"{cluster_id}/{name}" if cluster_id else name))
 
 
 def _job_key(namespace: str, job_id: str) -> str:
@@ -121,7 +124,7 @@ def update_for_job(store: Any, index: int, job: dict[str, Any], wanted: Wanted |
             table[pid] = {"ID": pid, **spec, "CreateIndex": old["CreateIndex"],
                           "ModifyIndex": index}
         else:
-            pid = policy_id(index, job_id, key[0])
+            pid = policy_id(index, job_id, key[0], store.cluster_id())
             table[pid] = {"ID": pid, **spec, "CreateIndex": index, "ModifyIndex": index}
             store.scaling_by_job.setdefault(_job_key(ns, job_id), set()).add(pid)
         changed = True

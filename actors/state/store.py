@@ -27,7 +27,7 @@ from typing import Any
 
 import msgpack
 
-from actors.state import acl_ops, deployments, node_pools, scaling, services, variables
+from actors.state import acl_ops, cluster_meta, deployments, node_pools, scaling, services, variables
 from actors.state import autopilot_config as ap_cfg
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
@@ -41,9 +41,10 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # variables: Nomad's variables, keyed <namespace>/<path> (actors.state.variables).
 # autopilot_config: the one AutopilotConfig record (actors.state.autopilot_config).
 # scaling_policies: the jobs' groups' scaling policies, by ID (actors.state.scaling).
+# cluster_meta: the one ClusterMetadata record, the cluster's ID (actors.state.cluster_meta).
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
           sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE,
-          scaling.TABLE)
+          scaling.TABLE, cluster_meta.TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -87,6 +88,9 @@ def check_snapshot(data: bytes) -> dict[str, Any]:
                 raise ValueError(f"table {name!r}: record {key!r} is not a map")
             if name in ("allocs", "evals") and rec.get("ID") != key:
                 raise ValueError(f"table {name!r}: record {key!r} has ID {rec.get('ID')!r}")
+            if name == cluster_meta.TABLE and (key != cluster_meta.KEY
+                                               or not isinstance(rec.get("ClusterID"), str)):
+                raise ValueError(f"table {name!r}: record {key!r} is not the cluster's metadata")
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in index.values()):
         raise ValueError("the state's table indexes are not integers")
     return snap
@@ -297,6 +301,7 @@ class StateStore:
             "deployment_alloc_health": functools.partial(deployments.op_alloc_health, self),
             "service_delete": functools.partial(services.op_delete, self),
             "autopilot_set_config": functools.partial(ap_cfg.set_config, self),
+            "cluster_meta_set": functools.partial(cluster_meta.set_meta, self),
         }
         # A user's job writes are refused while the scheduler configuration
         # rejects registrations (Nomad's registrationsAreAllowed), checked here
@@ -947,14 +952,26 @@ class StateStore:
     # ------------------------------------------------------------ jobs, evaluations, allocations (issue 7)
     # Nomad's Job.Register / Deregister, Plan.Submit, Node.UpdateAlloc,
     # Node.UpdateDrain / UpdateEligibility and the drainer's writes.  IDs of
-    # what a command creates are derived from its Raft index, so every
-    # server creates the same ones; timestamps come inside the command.
+    # what a command creates are derived from its Raft index and the cluster's
+    # ID, so every server creates the same ones and another cluster other
+    # ones; timestamps come inside the command.
 
     EVAL_NS = uuid.UUID("0e4b6f1a-9c7d-4b0e-8a51-3f2d6c9b7e20")
     MAX_ALLOC_EVENTS = 10  # task events kept per task (Nomad keeps 10)
 
+    def cluster_id(self) -> str:
+        """The cluster's ID, "" until its first leader wrote it (actors.state.cluster_meta)."""
+        return cluster_meta.cluster_id(self.tables)
+
+    def _id_seed(self, name: str) -> str:
+        """*name* (what an ID is derived from) within this cluster: the cluster's ID before it once
+        there is one; while there is none (a log or snapshot from before the cluster ID), *name*
+        alone, so such entries derive the IDs they always did."""
+        cid = self.cluster_id()
+        return f"{cid}/{name}" if cid else name
+
     def _eval_id(self, index: int, n: int) -> str:
-        return str(uuid.uuid5(self.EVAL_NS, f"{index}/{n}"))
+        return str(uuid.uuid5(self.EVAL_NS, self._id_seed(f"{index}/{n}")))
 
     def _create_evals(self, index: int, job_ids: list[str], trigger: str, now: float, *,
                       node_id: str = "", status: str = "pending", previous: str = "",
@@ -1139,7 +1156,7 @@ class StateStore:
         unexpected = sorted(set(meta) - set(rules["MetaRequired"]) - set(rules["MetaOptional"]))
         if unexpected:
             return {"ok": False, "error": f"Dispatch provided unexpected meta keys: {unexpected}"}
-        suffix = str(uuid.uuid5(self.DISPATCH_NS, f"{index}/{parent_id}"))[:8]
+        suffix = str(uuid.uuid5(self.DISPATCH_NS, self._id_seed(f"{index}/{parent_id}")))[:8]
         child = {k: v for k, v in parent.items() if k not in SERVER_OWNED and k != "ParameterizedJob"}
         child_id = f"{parent_id}/dispatch-{int(now)}-{suffix}"
         child.update(ID=child_id, Name=child_id, ParentID=parent_id, Dispatched=True, Payload=payload or None,
