@@ -61,6 +61,11 @@ class LogSettings:
 # A driver's MountConfigs capability (Nomad's drivers.MountConfigSupport*): whether it can
 # mount host volumes into a task.  A driver without the attribute mounts nothing.
 MOUNT_CONFIGS_NONE, MOUNT_CONFIGS_ALL = "none", "all"
+# A driver's FSIsolation (Nomad's fsisolation): "chroot" (exec) runs the task in its task dir, so
+# its environment names the directories as the task sees them there (Nomad's container paths);
+# a driver without the attribute isolates nothing and the task gets the host paths.
+FS_ISOLATION_CHROOT = "chroot"
+CHROOT_TASK_DIRS = {"NOMAD_ALLOC_DIR": "/alloc", "NOMAD_TASK_DIR": "/local", "NOMAD_SECRETS_DIR": "/secrets"}
 
 
 class DriverError(Exception):

@@ -38,7 +38,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.client.drivers import (
+    CHROOT_TASK_DIRS,
     EXIT_SIGNAL_BASE,
+    FS_ISOLATION_CHROOT,
     MOUNT_CONFIGS_ALL,
     DriverError,
     ExitResult,
@@ -56,8 +58,6 @@ DEFAULT_CHROOT_ENV: tuple[tuple[str, str], ...] = (
     ("/bin", "/bin"), ("/etc", "/etc"), ("/lib", "/lib"), ("/lib32", "/lib32"), ("/lib64", "/lib64"),
     ("/run/resolvconf", "/run/resolvconf"), ("/sbin", "/sbin"), ("/usr", "/usr"),
 )
-# Where the task's directories are inside its chroot (Nomad's allocdir container paths).
-CHROOT_TASK_DIRS = {"NOMAD_ALLOC_DIR": "/alloc", "NOMAD_TASK_DIR": "/local", "NOMAD_SECRETS_DIR": "/secrets"}
 ISOLATION_MODES = ("private", "host")
 # Nomad's capabilities.NomadDefaults (Docker's default set without NET_RAW): what a task may have.
 NOMAD_DEFAULT_CAPS = ("AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
@@ -171,7 +171,8 @@ def detect_cgroups(root: str = CGROUP_ROOT, mounts: list[tuple[str, str, str]] |
         os.makedirs(probe)
         os.rmdir(probe)
     except OSError as exc:
-        return None, f"{NO_CGROUP_MOUNT}: cannot create cgroups under {os.path.dirname(probe)}: {exc.strerror}"
+        where = os.path.dirname(probe)
+        return None, f"{NO_CGROUP_MOUNT}: cannot create cgroups under {where}: {exc.strerror}"
     return found, ""
 
 
@@ -251,7 +252,8 @@ def parse_exec_config(config: Any) -> ExecConfig:
     for key in ("pid_mode", "ipc_mode"):
         mode = config.get(key) or "private"
         if mode not in ISOLATION_MODES:
-            raise DriverError(f'failed driver config validation: {key} must be "private" or "host", got {mode!r}')
+            raise DriverError(f'failed driver config validation: {key} must be "private" or "host", '
+                              f'got {mode!r}')
         modes[key] = mode == "private"
     work_dir = config.get("work_dir") or ""
     if not isinstance(work_dir, str):
@@ -266,7 +268,10 @@ def parse_exec_config(config: Any) -> ExecConfig:
 
 def task_capabilities(cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
                       allow: tuple[str, ...] = NOMAD_DEFAULT_CAPS) -> tuple[str, ...]:
-    """Nomad's capabilities.Calculate: (defaults ∩ allow_caps) - cap_drop + cap_add; cap_add must be allowed."""
+    """Nomad's capabilities.Calculate: (defaults ∩ allow_caps) - cap_drop + cap_add.
+
+    cap_add may name only what allow_caps allows (Nomad's message otherwise).
+    """
     missing = [c for c in cap_add if c not in allow]
     if missing:
         raise DriverError(f"driver does not allow the following capabilities: {', '.join(sorted(missing))}")
@@ -295,7 +300,7 @@ class ExecDriver(RawExecDriver):
     """Nomad's ``exec``: see the module doc.  ``cgroups`` is found on the first start unless given."""
 
     mount_configs = MOUNT_CONFIGS_ALL  # Nomad's exec: MountConfigSupportAll
-    fs_isolation = "chroot"  # Nomad's FSIsolationChroot: the task sees /alloc, /local, /secrets
+    fs_isolation = FS_ISOLATION_CHROOT  # Nomad's FSIsolationChroot: the task sees /alloc, /local, /secrets
 
     def __init__(self, name: str = "exec", clock: Callable[[], float] = time.monotonic, *,
                  chroot_env: tuple[tuple[str, str], ...] = DEFAULT_CHROOT_ENV,
@@ -323,7 +328,8 @@ class ExecDriver(RawExecDriver):
         try:
             pw = pwd.getpwnam(user)
         except KeyError:
-            raise DriverError(f"failed host user validation: user {user!r} does not exist on this node") from None
+            raise DriverError(f"failed host user validation: user {user!r} does not exist on this node"
+                              ) from None
         if os.geteuid() != 0:
             raise DriverError(f"{self.name}: {REQUIRES_ROOT}")
         if user == "root":
@@ -340,8 +346,9 @@ class ExecDriver(RawExecDriver):
         alloc_dir = os.path.dirname(os.path.normpath(task_dir))
         logs_dir = os.path.join(alloc_dir, "alloc", "logs")
         try:
-            for d in (logs_dir, os.path.join(alloc_dir, "alloc", "data"), os.path.join(alloc_dir, "alloc", "tmp"),
-                      os.path.join(task_dir, "local"), os.path.join(task_dir, "tmp")):
+            for d in (logs_dir, os.path.join(alloc_dir, "alloc", "data"),
+                      os.path.join(alloc_dir, "alloc", "tmp"), os.path.join(task_dir, "local"),
+                      os.path.join(task_dir, "tmp")):
                 os.makedirs(d, exist_ok=True)
             os.makedirs(os.path.join(task_dir, "secrets"), mode=0o700, exist_ok=True)
             # Nomad's task dir: the task's user owns local/, secrets/ and tmp/ (alloc/ is shared, 0777).
@@ -353,11 +360,13 @@ class ExecDriver(RawExecDriver):
             os.chmod(os.path.join(alloc_dir, "alloc"), 0o777)
             os.chmod(os.path.join(task_dir, "tmp"), 0o1777)
         except OSError as exc:
-            raise DriverError(f"{self.name}: cannot prepare the task directory: {exc}", recoverable=True) from exc
+            raise DriverError(f"{self.name}: cannot prepare the task directory: {exc}",
+                              recoverable=True) from exc
         paths = self._make_cgroups(cgroups, alloc_id, task_name, env)
         groups = [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
         task_env = {**os.environ, **env, **CHROOT_TASK_DIRS}
-        spec = {"task_dir": os.path.abspath(task_dir), "alloc_dir": os.path.join(os.path.abspath(alloc_dir), "alloc"),
+        spec = {"task_dir": os.path.abspath(task_dir),
+                "alloc_dir": os.path.join(os.path.abspath(alloc_dir), "alloc"),
                 "chroot_env": [list(e) for e in self.chroot_env],
                 "cgroup_procs": [os.path.join(p, "cgroup.procs") for p in paths],
                 "pid_private": cfg.pid_private, "ipc_private": cfg.ipc_private, "work_dir": cfg.work_dir,
@@ -379,7 +388,8 @@ class ExecDriver(RawExecDriver):
         except OSError as exc:
             os.close(status_r)
             self._remove_cgroups(paths)
-            raise DriverError(f"{self.name}: failed to start the task's launcher: {exc}", recoverable=True) from exc
+            raise DriverError(f"{self.name}: failed to start the task's launcher: {exc}",
+                              recoverable=True) from exc
         finally:
             os.close(status_w)
             for fd in (out, err):
@@ -489,7 +499,8 @@ class ExecDriver(RawExecDriver):
     def _make_cgroups(self, cg: Cgroups, alloc_id: str, task: str, env: dict[str, str]) -> list[str]:
         """Create the task's cgroups and write its limits (Nomad's executor configureCgroups)."""
         paths = cg.task_paths(alloc_id, task)
-        hard, soft = memory_limits(_env_int(env, "NOMAD_MEMORY_LIMIT"), _env_int(env, "NOMAD_MEMORY_MAX_LIMIT"))
+        hard, soft = memory_limits(_env_int(env, "NOMAD_MEMORY_LIMIT"),
+                                   _env_int(env, "NOMAD_MEMORY_MAX_LIMIT"))
         shares = _env_int(env, "NOMAD_CPU_LIMIT")
         if self.total_compute_mhz >= MAX_CPU_SHARES:
             shares = int(shares / self.total_compute_mhz * MAX_CPU_SHARES)

@@ -146,7 +146,7 @@ def _bound_caps(keep: list[int], last: int) -> None:
 
 
 def _ambient_caps(caps: list[int]) -> None:
-    """After the switch to a non-root user: *caps* permitted, inheritable and ambient (they survive execve)."""
+    """After the switch to a non-root user: *caps* permitted, inheritable and ambient (kept over execve)."""
     mask = 0
     for cap in caps:
         mask |= 1 << cap
@@ -156,7 +156,8 @@ def _ambient_caps(caps: list[int]) -> None:
         data[i].effective = data[i].permitted = data[i].inheritable = part
     _check(_libc.capset(ctypes.byref(_CapHeader(CAP_VERSION_3, 0)), data), "capset")
     for cap in caps:
-        _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0), f"raising ambient capability {cap}")
+        _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0),
+               f"raising ambient capability {cap}")
 
 
 def _exec_task(spec: dict) -> None:
