@@ -48,6 +48,7 @@ from actors.client.drivers import (
     RawExecDriver,
     TaskHandle,
     check_command_config,
+    signal_number,
 )
 
 log = logging.getLogger("nomad.client.driver")
@@ -391,7 +392,9 @@ class ExecDriver(RawExecDriver):
             raise DriverError(f"{self.name}: failed to start the task's launcher: {exc}",
                               recoverable=True) from exc
         finally:
-            os.close(status_w)
+            # Closed now, not deferred to the gevent hub's next turn (gevent's os.close on a pipe is):
+            # the launch status below is the end of file once the task's copy closes on exec.
+            os.closerange(status_w, status_w + 1)
             for fd in (out, err):
                 if fd >= 0:
                     os.close(fd)
@@ -421,7 +424,11 @@ class ExecDriver(RawExecDriver):
         return result
 
     def signal(self, handle: TaskHandle, signame: str) -> None:
-        # The launcher forwards it to the task (Nomad's executor signals the task's init process).
+        """To the task through its launcher (Nomad's executor signals the task's init process);
+        SIGKILL, which the launcher cannot forward, is a kill of the whole task."""
+        if signal_number(signame) == _signal.SIGKILL:
+            self.kill(handle)
+            return
         super().signal(handle, signame)
 
     def kill(self, handle: TaskHandle) -> None:

@@ -162,8 +162,8 @@ def _ambient_caps(caps: list[int]) -> None:
 
 def _exec_task(spec: dict) -> None:
     """In the child: isolate, then become the task.  Returns only by raising."""
+    launcher = os.getppid()
     os.setsid()
-    _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     with open("/proc/sys/kernel/cap_last_cap") as f:  # read on the host's /proc, before the chroot
         last_cap = int(f.read())  # the launcher gone: so is the task
     for procs in spec["cgroup_procs"]:
@@ -187,6 +187,10 @@ def _exec_task(spec: dict) -> None:
     os.setuid(uid)
     if uid != 0:
         _ambient_caps(spec["ambient"])
+    # The launcher gone, so is the task (set after the user switch, which clears it).
+    _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != launcher:
+        raise SetupError("the launcher ended before the task started")
     env = spec["env"]
     argv = spec["argv"]
     for sig in _signals():  # the task starts with default dispositions (Python ignores SIGPIPE)
@@ -268,9 +272,11 @@ def main() -> None:
         sig = os.WTERMSIG(status_word)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # end as the task did, without a core of our own
         signal.pthread_sigmask(signal.SIG_BLOCK, catch)
-        signal.signal(sig, signal.SIG_DFL)
+        if sig in catch:
+            signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        if sig in catch:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
         os._exit(128 + sig)  # a signal whose default is to carry on
     os._exit(os.WEXITSTATUS(status_word))
 
