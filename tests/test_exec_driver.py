@@ -229,12 +229,16 @@ def test_task_runs_chrooted_as_nobody_in_its_own_pid_namespace(driver, tmp_path)
     script = ('echo "pid=$$ uid=$(id -u) user=$(id -un)"; cat /local/conf; echo shared > /alloc/data/x; '
               'ls -d /alloc/logs /local /secrets /tmp /usr/bin; echo "pids=$(ls /proc | grep -c "^[0-9]")"; '
               'test -e /etc/hostname && echo etc; test -e "$HOME_ON_HOST" && echo host-visible; '
-              'echo "dirs=$NOMAD_TASK_DIR $NOMAD_ALLOC_DIR $NOMAD_SECRETS_DIR"; exit 3')
-    h = driver.start("a1", "web", {"command": SH, "args": ["-c", script]}, str(tmp_path / "a1" / "web"),
-                     {**ENV, "HOME_ON_HOST": str(tmp_path)})
+              'echo "dirs=$NOMAD_TASK_DIR $NOMAD_ALLOC_DIR $NOMAD_SECRETS_DIR"')
+    h = driver.start("a1", "web", {"command": SH, "args": ["-c", script + "; sleep 0.2; exit 3"]},
+                     str(tmp_path / "a1" / "web"), {**ENV, "HOME_ON_HOST": str(tmp_path), "TOKEN": "s3cr3t"})
+    try:  # the task's environment (secrets among it) is not on any command line the host's users can read
+        assert not any("s3cr3t" in arg for arg in psutil.Process(h.pid).cmdline())
+    except psutil.NoSuchProcess:
+        pass
     res = exit_of(driver, h)
     out = stdout(tmp_path)
-    assert res.exit_code == 3, out
+    assert res.exit_code == 3, out  # as it exited
     assert "pid=1 uid=65534 user=nobody" in out  # PID 1 of its namespace; Nomad's default user
     assert "from local" in out and "/alloc/logs\n/local\n/secrets\n/tmp\n/usr/bin\n" in out
     assert "host-visible" not in out  # the host's tree is not there: only the chroot

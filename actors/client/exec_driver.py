@@ -41,7 +41,7 @@ from actors.client.drivers import (
     CHROOT_TASK_DIRS,
     EXIT_SIGNAL_BASE,
     FS_ISOLATION_CHROOT,
-    MOUNT_CONFIGS_ALL,
+    MOUNT_CONFIGS_NONE,
     DriverError,
     ExitResult,
     LogSettings,
@@ -300,7 +300,9 @@ def _env_int(env: dict[str, str], key: str) -> int:
 class ExecDriver(RawExecDriver):
     """Nomad's ``exec``: see the module doc.  ``cgroups`` is found on the first start unless given."""
 
-    mount_configs = MOUNT_CONFIGS_ALL  # Nomad's exec: MountConfigSupportAll
+    # Nomad's exec mounts host volumes (MountConfigSupportAll); this one does not mount them into the
+    # chroot yet, so it says so: a task with a volume_mount fails before it starts, with the reason.
+    mount_configs = MOUNT_CONFIGS_NONE
     fs_isolation = FS_ISOLATION_CHROOT  # Nomad's FSIsolationChroot: the task sees /alloc, /local, /secrets
 
     def __init__(self, name: str = "exec", clock: Callable[[], float] = time.monotonic, *,
@@ -378,26 +380,36 @@ class ExecDriver(RawExecDriver):
         out, err, loggers = self._log_sinks(logs_dir, task_name, logs or LogSettings())
         from actors.client import exec_launcher
 
+        # The spec goes through a pipe, not argv: a command line is readable by every user of the
+        # host, and the task's environment may hold secrets.
         status_r, status_w = os.pipe()
+        spec_r, spec_w = os.pipe()
         try:
-            spec["status_fd"] = status_w
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", exec_launcher.__file__, json.dumps(spec)],
+                [sys.executable, "-I", "-S", exec_launcher.__file__, str(spec_r), str(status_w)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL if out < 0 else out,
                 stderr=subprocess.DEVNULL if err < 0 else err, cwd="/", env={},
-                start_new_session=True, close_fds=True, pass_fds=(status_w,))
+                start_new_session=True, close_fds=True, pass_fds=(spec_r, status_w))
         except OSError as exc:
-            os.close(status_r)
+            _close(status_r, spec_w)
             self._remove_cgroups(paths)
             raise DriverError(f"{self.name}: failed to start the task's launcher: {exc}",
                               recoverable=True) from exc
         finally:
             # Closed now, not deferred to the gevent hub's next turn (gevent's os.close on a pipe is):
             # the launch status below is the end of file once the task's copy closes on exec.
-            os.closerange(status_w, status_w + 1)
+            _close(status_w, spec_r)
             for fd in (out, err):
                 if fd >= 0:
                     os.close(fd)
+        try:
+            data = json.dumps(spec).encode()
+            while data:  # the launcher reads it all first thing; a launcher already gone: EPIPE
+                data = data[os.write(spec_w, data):]
+        except OSError:
+            pass  # the launch status says what happened
+        finally:
+            _close(spec_w)
         failure = self._launch_status(status_r, proc)
         if failure is not None:
             proc.wait()
@@ -488,7 +500,7 @@ class ExecDriver(RawExecDriver):
                     break
                 chunks.append(data)
         finally:
-            os.close(fd)
+            _close(fd)
         if chunks:
             return b"".join(chunks).decode("utf-8", "replace")
         code = proc.poll()
@@ -595,6 +607,11 @@ class ExecDriver(RawExecDriver):
                 pass
             except OSError as exc:
                 log.warning("exec: cannot remove cgroup %s: %s", p, exc)
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        os.closerange(fd, fd + 1)
 
 
 def _try_write(path: str, value: str) -> None:

@@ -1,6 +1,7 @@
 """The ``exec`` driver's launcher: the small process that isolates one task and waits for it.
 
-Run by path (``python -I -S exec_launcher.py <spec JSON>``), never imported by
+Run by path (``python -I -S exec_launcher.py <spec fd> <status fd>``: the spec, JSON, is
+read from the first pipe, never put on a command line every user can read), never imported by
 the agent: it needs only the standard library, starts fast and does not
 depend on the agent's working directory.  It plays the part of Nomad's
 executor for one task:
@@ -18,7 +19,7 @@ executor for one task:
    the task and exits as the task did (its code, or killed by the same signal).
 
 A failure before the command runs (a mount, the user, a missing command) is
-written to the status pipe (``status_fd``) and the child exits 127; the
+written to the status pipe and the child exits 127; the
 driver reads that pipe until it closes (the close-on-exec end closes when the
 command runs), so a failed start is an error with its cause, never a hang.
 """
@@ -225,8 +226,16 @@ def _report(fd: int, message: str) -> None:
 
 
 def main() -> None:
-    spec = json.loads(sys.argv[1])
-    status = spec["status_fd"]
+    spec_fd, status = int(sys.argv[1]), int(sys.argv[2])
+    chunks = []
+    while chunk := os.read(spec_fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(spec_fd)
+    try:
+        spec = json.loads(b"".join(chunks))
+    except ValueError as exc:
+        _report(status, f"bad launch spec: {exc}")
+        os._exit(EXIT_SETUP_FAILED)
     os.set_inheritable(status, False)  # the command's execve closes it: "started" for the driver
     flags = CLONE_NEWNS
     if spec["pid_private"]:
