@@ -32,6 +32,7 @@ from actors.client.exec_driver import (
     UNSUPPORTED_OS,
     Cgroups,
     ExecDriver,
+    _mounts,
     detect_cgroups,
     exec_health,
     memory_limits,
@@ -100,6 +101,9 @@ def test_cgroup_detection_reads_the_mount_table(tmp_path):
     assert cg is not None and why == "" and cg.mode == "v1" and cg.controllers == ("memory", "cpu", "pids")
     assert cg.parent.endswith("nomad")
     assert cg.task_paths("a1", "web")[0] == os.path.join(root, "memory", cg.parent, "a1.web")
+    assert detect_cgroups(root, [(root, "cgroup2", "rw")]) == (
+        None, f"{NO_CGROUP_MOUNT}: cgroup2 at {root} lacks the memory and cpu controller")
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
     v2, _ = detect_cgroups(root, [(root, "cgroup2", "rw")])
     assert v2 is not None and v2.mode == "v2"
     assert v2.task_paths("a1", "web") == [os.path.join(root, "nomad.slice", "a1.web.scope")]
@@ -360,6 +364,49 @@ def test_a_new_driver_recovers_and_kills_a_running_task(driver, tmp_path):
     assert after_restart.poll(h) is not None
     assert not any(os.path.exists(p) for p in paths)
     assert not after_restart.recover(h)
+
+
+@real
+def test_the_task_does_not_outlive_its_launcher(driver, tmp_path):
+    h = run(driver, tmp_path, "exec sleep 60")
+    paths = driver._cgroups.task_paths("a1", "web")
+    assert wait_for(lambda: len(driver._procs_in(paths)) == 1)
+    (task,) = driver._procs_in(paths)
+    os.kill(h.pid, signal.SIGKILL)  # the launcher (Nomad's executor) is gone: its task goes with it
+    assert wait_for(lambda: gone(task))
+    assert exit_of(driver, h).signal == 9
+    assert not any(os.path.exists(p) for p in paths)
+
+
+def _cgroup2_with_controllers() -> str:
+    for point, fstype, _ in _mounts():
+        if fstype == "cgroup2":
+            try:
+                ctrls = open(os.path.join(point, "cgroup.controllers")).read().split()
+            except OSError:
+                continue
+            if "memory" in ctrls and "cpu" in ctrls:
+                return point
+    return ""
+
+
+_V2 = _cgroup2_with_controllers() if not _WHY_NOT else ""
+
+
+@pytest.mark.skipif(not _V2, reason=_WHY_NOT or "no cgroup2 hierarchy here holds the memory and cpu "
+                    "controllers (a v1 or hybrid host): the v2 limits cannot be exercised")
+def test_cgroup_v2_limits(started, tmp_path):
+    cg, why = detect_cgroups(_V2)
+    assert cg is not None, why
+    driver = ExecDriver(cgroups=cg)
+    h = driver.start("a1", "web", {"command": SH, "args": ["-c", "exec sleep 30"]},
+                     str(tmp_path / "a1" / "web"), dict(ENV))
+    started.append(h)
+    (path,) = cg.task_paths("a1", "web")
+    assert open(os.path.join(path, "memory.max")).read().strip() == str(64 << 20)
+    assert driver.stats(h)["processes"] == 1
+    driver.kill(h)
+    assert exit_of(driver, h).signal == 9 and not os.path.exists(path)
 
 
 # ------------------------------------------------------------ a job on the AllocRunner

@@ -153,6 +153,13 @@ def detect_cgroups(root: str = CGROUP_ROOT, mounts: list[tuple[str, str, str]] |
     by_point = {point: (fstype, opts) for point, fstype, opts in mounts}
     found: Cgroups | None = None
     if by_point.get(root, ("",))[0] == "cgroup2":
+        try:
+            available = _read(os.path.join(root, "cgroup.controllers")).split()
+        except OSError:
+            available = []
+        missing = [c for c in ("memory", "cpu") if c not in available]
+        if missing:  # a limit that cannot be set is no isolation: say which controller is absent
+            return None, f"{NO_CGROUP_MOUNT}: cgroup2 at {root} lacks the {' and '.join(missing)} controller"
         found = Cgroups(mode="v2", root=root, parent="nomad.slice")
     else:
         ctrls = []
