@@ -367,6 +367,26 @@ def test_a_new_driver_recovers_and_kills_a_running_task(driver, tmp_path):
 
 
 @real
+def test_a_task_that_ended_while_the_agent_was_away_is_cleaned_up_on_recovery(driver, tmp_path):
+    # pid_mode host, so a daemonized child outlives the launcher's own task (as it would in Nomad
+    # without the executor's cleanup); the new agent's recover finds the launcher gone and cleans up.
+    h = run(driver, tmp_path, "sleep 60 & echo started", pid_mode="host")
+    paths = driver._cgroups.task_paths("a1", "web")
+    assert exit_of(driver, h).exit_code == 0  # (our own driver would clean up here: make it forget)
+    assert not any(os.path.exists(p) for p in paths)
+    h = run(driver, tmp_path, "sleep 60 & exec sleep 60", pid_mode="host", task="again")
+    paths = driver._cgroups.task_paths("a1", "again")
+    assert wait_for(lambda: len(driver._procs_in(paths)) == 2)
+    members = driver._procs_in(paths)
+    os.kill(h.pid, signal.SIGKILL)  # the launcher dies while no agent watches: its task goes, the child not
+    assert wait_for(lambda: len(driver._procs_in(paths)) == 1)
+    after_restart = ExecDriver()
+    assert not after_restart.recover(h)
+    assert all(gone(p) for p in members) and not any(os.path.exists(p) for p in paths)
+    driver.poll(h)  # the old object reaps its child
+
+
+@real
 def test_the_task_does_not_outlive_its_launcher(driver, tmp_path):
     h = run(driver, tmp_path, "exec sleep 60")
     paths = driver._cgroups.task_paths("a1", "web")

@@ -384,7 +384,11 @@ class ExecDriver(RawExecDriver):
                 "bounding": sorted(CAP_NUMBERS[c] for c in bounding),
                 "ambient": sorted(CAP_NUMBERS[c] for c in ambient),
                 "argv": [cfg.command, *cfg.args], "env": task_env}
-        out, err, loggers = self._log_sinks(logs_dir, task_name, logs or LogSettings())
+        try:
+            out, err, loggers = self._log_sinks(logs_dir, task_name, logs or LogSettings())
+        except DriverError:
+            self._remove_cgroups(paths)
+            raise
         from actors.client import exec_launcher
 
         # The spec goes through a pipe, not argv: a command line is readable by every user of the
@@ -434,6 +438,11 @@ class ExecDriver(RawExecDriver):
                           pgid=proc.pid, start_time=start_time)
 
     def poll(self, handle: TaskHandle) -> ExitResult | None:
+        proc = self._procs.get(handle.pid)
+        if proc is not None and proc.poll() is not None:
+            # The task has ended: what it left running (host pid mode) goes now, so its output closes
+            # and the exit is told without waiting out LOG_DRAIN_S for a child that holds it open.
+            self._kill_cgroups(self._task_cgroups(handle))
         result = super().poll(handle)
         if result is not None:  # Nomad's container.Destroy: nothing of the task outlives it
             paths = self._task_cgroups(handle)
@@ -441,6 +450,16 @@ class ExecDriver(RawExecDriver):
             self._remove_cgroups(paths)
             self._cpu_seen.pop((handle.pid, handle.start_time), None)
         return result
+
+    def recover(self, handle: TaskHandle) -> bool:
+        """raw_exec's check of the launcher; a task whose launcher is gone is cleaned up as Nomad's
+        executor would have on its exit: whatever is left in its cgroups is killed, the cgroups removed."""
+        alive = super().recover(handle)
+        if not alive and handle.pid not in self._procs:
+            paths = self._task_cgroups(handle)
+            self._kill_cgroups(paths)
+            self._remove_cgroups(paths)
+        return alive
 
     def signal(self, handle: TaskHandle, signame: str) -> None:
         """To the task through its launcher (Nomad's executor signals the task's init process);
