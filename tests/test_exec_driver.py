@@ -9,6 +9,7 @@ and the cgroup removed, when the test ends.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from typing import Any
@@ -314,8 +315,11 @@ def test_kill_signal_reaches_the_task_and_it_exits_as_it_chooses(driver, tmp_pat
 def test_start_failures_are_clear_errors_and_leave_no_cgroup(driver, tmp_path):
     cg = detect_cgroups()[0]
     assert cg is not None
-    with pytest.raises(DriverError, match="command '/no/such/bin' not found in the task's chroot"):
+    with pytest.raises(DriverError, match=re.escape(f"failed to launch command with executor: file /no/such/bin "
+                                                    f"not found under path {tmp_path / 'a1' / 'web'}")):
         driver.start("a1", "web", {"command": "/no/such/bin"}, str(tmp_path / "a1" / "web"), dict(ENV))
+    with pytest.raises(DriverError, match=r"file no-such-tool not found under path$"):
+        driver.start("a1", "web", {"command": "no-such-tool"}, str(tmp_path / "a1" / "web"), dict(ENV))
     assert not any(os.path.exists(p) for p in cg.task_paths("a1", "web"))
     with pytest.raises(DriverError, match="failed host user validation: user 'no-such-user'"):
         run(driver, tmp_path, "true", user="no-such-user")
@@ -323,9 +327,24 @@ def test_start_failures_are_clear_errors_and_leave_no_cgroup(driver, tmp_path):
         run(driver, tmp_path, "true", work_dir="/nope")
     # A binary that exists on the host but not in the chroot (chroot_env without /opt) is not found.
     os.makedirs(tmp_path / "opt", exist_ok=True)
-    with pytest.raises(DriverError, match="not found in the task's chroot"):
+    with pytest.raises(DriverError, match="not found under path"):
         driver.start("a1", "web", {"command": str(tmp_path / "opt")}, str(tmp_path / "a1" / "web"), dict(ENV))
     assert not any(os.path.exists(p) for p in cg.task_paths("a1", "web"))
+
+
+@real
+def test_commands_are_found_as_nomad_looks_them_up_and_made_executable(driver, tmp_path):
+    local = tmp_path / "a1" / "web" / "local"
+    local.mkdir(parents=True)
+    (local / "hello.sh").write_text("#!/bin/sh\necho hello from local $1\n")
+    os.chmod(local / "hello.sh", 0o644)  # an artifact as downloaded: not executable
+    h = driver.start("a1", "web", {"command": "hello.sh", "args": ["x"]}, str(tmp_path / "a1" / "web"),
+                     dict(ENV))
+    assert exit_of(driver, h).exit_code == 0 and stdout(tmp_path) == "hello from local x\n"
+    assert os.stat(local / "hello.sh").st_mode & 0o555 == 0o555
+    h = driver.start("a1", "bare", {"command": "echo", "args": ["from", "usr/bin"]},
+                     str(tmp_path / "a1" / "bare"), dict(ENV))  # a bare name: /usr/local/bin, /usr/bin, /bin
+    assert exit_of(driver, h).exit_code == 0 and stdout(tmp_path, task="bare") == "from usr/bin\n"
 
 
 @real

@@ -39,7 +39,6 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MS_STRICTATIME = 0x20, 0x1000, 0x4000, 
 PR_SET_PDEATHSIG, PR_SET_KEEPCAPS, PR_CAPBSET_DROP, PR_CAP_AMBIENT = 1, 8, 24, 47
 PR_CAP_AMBIENT_RAISE = 2
 CAP_VERSION_3 = 0x20080522
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Host devices a task sees in its /dev (the usual container set).
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 EXIT_SETUP_FAILED = 127
@@ -161,6 +160,27 @@ def _ambient_caps(caps: list[int]) -> None:
                f"raising ambient capability {cap}")
 
 
+def _lookup(cmd: str, host_task_dir: str) -> str:
+    """Nomad's lookupTaskBin, inside the chroot: local/, then the task dir's root, then (a bare name)
+    /usr/local/bin, /usr/bin, /bin -- never the agent's PATH.  Nomad's makeExecutable follows."""
+    rel = cmd.lstrip("/")
+    candidates = [os.path.join("/local", rel), os.path.join("/", rel)]
+    if "/" not in cmd:
+        candidates += [os.path.join(d, cmd) for d in ("/usr/local/bin", "/usr/bin", "/bin")]
+    for path in candidates:
+        if os.path.isfile(path):
+            mode = os.stat(path).st_mode & 0o7777
+            if mode & 0o555 != 0o555:
+                try:
+                    os.chmod(path, mode | 0o555)
+                except OSError as exc:
+                    raise SetupError(f"error making {path!r} executable: {exc.strerror}") from None
+            return path
+    if "/" in cmd:
+        raise SetupError(f"file {cmd} not found under path {host_task_dir}")
+    raise SetupError(f"file {cmd} not found under path")
+
+
 def _exec_task(spec: dict) -> None:
     """In the child: isolate, then become the task.  Returns only by raising."""
     launcher = os.getppid()
@@ -179,6 +199,7 @@ def _exec_task(spec: dict) -> None:
         os.chdir(spec["work_dir"])
     except OSError as exc:
         raise SetupError(f"work_dir {spec['work_dir']!r}: {exc.strerror}") from None
+    argv = [_lookup(spec["argv"][0], spec["task_dir"]), *spec["argv"][1:]]
     uid, gid, groups = spec["uid"], spec["gid"], spec["groups"]
     _bound_caps(spec["bounding"], last_cap)
     if uid != 0:
@@ -193,7 +214,6 @@ def _exec_task(spec: dict) -> None:
     if os.getppid() != launcher:
         raise SetupError("the launcher ended before the task started")
     env = spec["env"]
-    argv = spec["argv"]
     for sig in _signals():  # the task starts with default dispositions (Python ignores SIGPIPE)
         try:
             signal.signal(sig, signal.SIG_DFL)
@@ -201,11 +221,9 @@ def _exec_task(spec: dict) -> None:
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     try:
-        if "/" in argv[0]:
-            os.execve(argv[0], argv, env)
-        os.execvpe(argv[0], argv, {**env, "PATH": env.get("PATH") or DEFAULT_PATH})
-    except FileNotFoundError:
-        raise SetupError(f"command {argv[0]!r} not found in the task's chroot") from None
+        os.execve(argv[0], argv, env)
+    except FileNotFoundError:  # a script whose interpreter is not in the chroot
+        raise SetupError(f"executing {argv[0]!r}: its interpreter is not in the task's chroot") from None
     except PermissionError:
         raise SetupError(f"command {argv[0]!r} is not executable by user {spec['user']!r}") from None
     except OSError as exc:
