@@ -315,8 +315,9 @@ def test_kill_signal_reaches_the_task_and_it_exits_as_it_chooses(driver, tmp_pat
 def test_start_failures_are_clear_errors_and_leave_no_cgroup(driver, tmp_path):
     cg = detect_cgroups()[0]
     assert cg is not None
-    with pytest.raises(DriverError, match=re.escape(f"failed to launch command with executor: file /no/such/bin "
-                                                    f"not found under path {tmp_path / 'a1' / 'web'}")):
+    task_dir = tmp_path / "a1" / "web"
+    why = f"failed to launch command with executor: file /no/such/bin not found under path {task_dir}"
+    with pytest.raises(DriverError, match=re.escape(why)):
         driver.start("a1", "web", {"command": "/no/such/bin"}, str(tmp_path / "a1" / "web"), dict(ENV))
     with pytest.raises(DriverError, match=r"file no-such-tool not found under path$"):
         driver.start("a1", "web", {"command": "no-such-tool"}, str(tmp_path / "a1" / "web"), dict(ENV))
