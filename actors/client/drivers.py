@@ -16,7 +16,9 @@ timeouts, client status) and talks to a driver through this contract:
 Two drivers keep that contract: :class:`RawExecDriver` (Nomad's
 ``raw_exec``: a real process in its own process group, output to Nomad's
 rotated log files) and :class:`SimDriver` (the simulator's: no I/O, virtual time,
-and verbs a simulation uses to crash tasks or look at what runs).
+and verbs a simulation uses to crash tasks or look at what runs).  Nomad's
+``exec`` (``actors.client.exec_driver.ExecDriver``) is raw_exec's with the
+task isolated: chroot, namespaces, cgroups.
 """
 
 from __future__ import annotations

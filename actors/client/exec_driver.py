@@ -58,6 +58,8 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 DEFAULT_CHROOT_ENV: tuple[tuple[str, str], ...] = (
     ("/bin", "/bin"), ("/etc", "/etc"), ("/lib", "/lib"), ("/lib32", "/lib32"), ("/lib64", "/lib64"),
     ("/run/resolvconf", "/run/resolvconf"), ("/sbin", "/sbin"), ("/usr", "/usr"),
+    # systemd-resolved hosts: /etc/resolv.conf links to /run/systemd/resolve/stub-resolv.conf.
+    ("/run/systemd/resolve", "/run/systemd/resolve"),
 )
 ISOLATION_MODES = ("private", "host")
 # Nomad's capabilities.NomadDefaults (Docker's default set without NET_RAW): what a task may have.
