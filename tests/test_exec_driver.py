@@ -489,3 +489,42 @@ def test_an_exec_job_runs_in_its_chroot_under_the_alloc_runner(started, tmp_path
         assert out.startswith("1 nobody /local\n") and "data\nlogs\ntmp\n" in out
     finally:
         node.stop_all(timeout_s=2.0)
+
+
+@real
+def test_a_restarted_alloc_runner_reattaches_to_an_exec_task_and_stops_it(started, tmp_path):
+    node = ProdNode("c1", seed=1)
+    try:
+        got: list[Any] = []
+        node.spawn(Reporter, "reporter", got)
+        kw = dict(state=FileAllocStore(str(tmp_path / "state")), alloc_root=str(tmp_path / "allocs"),
+                  reporter="reporter", config=AllocRunnerConfig(poll_interval_s=0.05))
+        t = {"Name": "web", "Driver": "exec", "KillTimeout": int(0.2 * NS),
+             "Config": {"command": SH, "args": ["-c", "sleep 60 & exec sleep 60"]},
+             "Resources": {"CPU": 100, "MemoryMB": 32}}
+        job = {"ID": "job", "Type": "service", "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [t]}]}
+
+        def alloc(desired: str, index: int) -> dict[str, Any]:
+            return {"ID": "s1", "JobID": "job", "TaskGroup": "g", "DesiredStatus": desired,
+                    "ClientStatus": "pending", "AllocModifyIndex": index, "Job": job}
+        first = Tracked(started)
+        ref = node.spawn(AllocRunner, "allocs", driver_registry={"exec": first}, **kw)
+        ref.tell(SetAllocs(allocs=(alloc("run", 1),), index=1))
+        assert wait_for(lambda: _status(got, "s1") == "running")
+        (h,) = started
+        paths = first._cgroups.task_paths("s1", "web")
+        assert wait_for(lambda: len(first._procs_in(paths)) == 2)
+        members = first._procs_in(paths)
+        ref.stop(timeout=5)
+        second = Tracked(started)  # a new agent process: the task is not its child
+        ref = node.spawn(AllocRunner, "allocs", driver_registry={"exec": second}, **kw)
+        ref.tell(SetAllocs(allocs=(alloc("run", 1),), index=1))
+        status = ref.ask("status")
+        assert status["reattached"] == 1 and status["starts"] == 0 and len(started) == 1
+        ref.tell(SetAllocs(allocs=(alloc("stop", 2),), index=2))
+        assert wait_for(lambda: _status(got, "s1") == "complete")
+        assert wait_for(lambda: all(gone(p) for p in members))
+        assert wait_for(lambda: first.poll(h) is not None)  # the old driver object reaps its child
+        assert not any(os.path.exists(p) for p in paths)
+    finally:
+        node.stop_all(timeout_s=2.0)
