@@ -324,12 +324,13 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.client.alloc_sync import AllocSync, AllocSyncConfig
     from actors.client.checks import CHECK_RUNNER, CheckRunner
     from actors.client.drivers import RawExecDriver
+    from actors.client.exec_driver import ExecDriver
     from actors.client.fingerprint import (
         FingerprintConfig,
         Fingerprinter,
         PsutilProbe,
         TotalsOverride,
-        detect_drivers,
+        driver_health,
     )
     from actors.client.messages import Resources
     from actors.client.node import (
@@ -355,7 +356,11 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
             log.warning('plugin "%s": this agent has no such plugin (its task drivers: %s); block ignored',
                         name, ", ".join(sorted(PLUGIN_KEYS)))
     raw_exec = plugin_config(config, "raw_exec").get("enabled")
-    drivers = detect_drivers(c.options, is_root=os.geteuid() == 0, raw_exec_enabled=raw_exec)
+    health = driver_health(c.options, is_root=os.geteuid() == 0, raw_exec_enabled=raw_exec)
+    drivers = tuple(sorted(name for name, h in health.items() if h.healthy))
+    if not health["exec"].healthy:  # as Nomad's client logs a driver it cannot use
+        log.info('driver "exec": not %s: %s', "healthy" if health["exec"].detected else "detected",
+                 health["exec"].description)
     totals = TotalsOverride(cpu_total_compute=c.cpu_total_compute, memory_total_mb=c.memory_total_mb,
                             disk_total_mb=c.disk_total_mb, disk_free_mb=c.disk_free_mb)
     probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface, drivers=drivers)
@@ -396,7 +401,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         # Dev mode: stopping the agent destroys every allocation first, as Nomad's client.Shutdown does
         # (its tasks are killed; the data dir they ran in is removed with the agent's temporary one).
         ChildSpec(name="alloc-runner", cls=AllocRunner, role="client", destroys=config.dev_mode,
-                  kwargs=(("driver_registry", {"raw_exec": RawExecDriver()}),
+                  kwargs=(("driver_registry", {"raw_exec": RawExecDriver(), "exec": ExecDriver()}),
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
                           ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)),
                           ("checker", CHECK_RUNNER), ("fetcher", HttpArtifactFetcher()),

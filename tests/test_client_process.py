@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -31,9 +32,13 @@ def test_agent_registers_its_node_ready_with_nomads_fingerprint_attributes(agent
     for attr in ("cpu.arch", "cpu.numcores", "cpu.totalcompute", "memory.totalbytes", "kernel.name",
                  "os.name", "unique.hostname", "nomad.version"):
         assert attr in node["Attributes"], attr
-    # raw_exec, enabled by its plugin block; never exec, which this agent does not ship.
-    assert node["Attributes"]["driver.raw_exec"] == "1" and "driver.exec" not in node["Attributes"]
-    assert set(node["Drivers"]) == {"raw_exec"}
+    # raw_exec, enabled by its plugin block; exec exactly when this host can run it (root, cgroups).
+    from actors.client.exec_driver import exec_health
+
+    exec_ok = exec_health(is_root=os.geteuid() == 0).healthy
+    assert node["Attributes"]["driver.raw_exec"] == "1"
+    assert node["Attributes"].get("driver.exec") == ("1" if exec_ok else None)
+    assert set(node["Drivers"]) == ({"raw_exec", "exec"} if exec_ok else {"raw_exec"})
     assert "SecretID" not in node
     ids = (tmp_path / "data" / "client" / "client-id").read_text().strip()
     assert ids == nodes[0]["ID"]

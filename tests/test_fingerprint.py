@@ -101,11 +101,14 @@ def test_os_release_gives_platform_id_and_version(tmp_path):
 def test_drivers_detected_from_options_and_privileges():
     opts = {"driver.raw_exec.enable": "true"}
     assert detect_drivers(opts, is_root=False, kernel_name="linux") == ("raw_exec",)
-    with_exec = ("raw_exec", "exec")
-    assert detect_drivers((), is_root=True, kernel_name="linux", available=with_exec) == ("exec",)
-    assert detect_drivers((), is_root=True, kernel_name="darwin", available=with_exec) == ()
-    # This agent ships raw_exec only: exec is never reported, so no exec task is placed here to fail.
-    assert detect_drivers((), is_root=True, kernel_name="linux") == ()
+    cgroups_ok = lambda: (object(), "")  # the exec driver's cgroup probe, injected
+    no_cgroups = lambda: (None, "Failed to discover cgroup mount point")
+    assert detect_drivers((), is_root=True, kernel_name="linux", cgroups=cgroups_ok) == ("exec",)
+    assert detect_drivers((), is_root=True, kernel_name="darwin", cgroups=cgroups_ok) == ()
+    # exec needs cgroups it can create: without, it is not reported, so no exec task is placed here to fail.
+    assert detect_drivers((), is_root=True, kernel_name="linux", cgroups=no_cgroups) == ()
+    assert detect_drivers((), is_root=True, kernel_name="linux", available=("raw_exec",),
+                          cgroups=cgroups_ok) == ()
     # The plugin block's "enabled" decides when it is set, either way; else the option does.
     assert detect_drivers((), is_root=False, raw_exec_enabled=True) == ("raw_exec",)
     assert detect_drivers(opts, is_root=False, raw_exec_enabled=False) == ()

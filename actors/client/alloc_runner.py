@@ -109,6 +109,8 @@ from actors.client.checks import (
     alloc_checks,
 )
 from actors.client.drivers import (
+    CHROOT_TASK_DIRS,
+    FS_ISOLATION_CHROOT,
     MOUNT_CONFIGS_NONE,
     Driver,
     DriverError,
@@ -1797,6 +1799,8 @@ class AllocRunner(NodeActor):
             if not self._first_render(a, t, env, now):
                 return
         env.update(t.tmpl_env)  # the env templates' variables, over the job's (Nomad's templateEnv)
+        if getattr(driver, "fs_isolation", "") == FS_ISOLATION_CHROOT:  # Nomad's task dir hook
+            env.update(CHROOT_TASK_DIRS)
         try:
             handle = driver.start(a.alloc_id, t.spec.name, interpolate(t.spec.config, env, self.node_vars),
                                   task_dir, env,

@@ -16,7 +16,9 @@ timeouts, client status) and talks to a driver through this contract:
 Two drivers keep that contract: :class:`RawExecDriver` (Nomad's
 ``raw_exec``: a real process in its own process group, output to Nomad's
 rotated log files) and :class:`SimDriver` (the simulator's: no I/O, virtual time,
-and verbs a simulation uses to crash tasks or look at what runs).
+and verbs a simulation uses to crash tasks or look at what runs).  Nomad's
+``exec`` (``actors.client.exec_driver.ExecDriver``) is raw_exec's with the
+task isolated: chroot, namespaces, cgroups.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ class LogSettings:
 # A driver's MountConfigs capability (Nomad's drivers.MountConfigSupport*): whether it can
 # mount host volumes into a task.  A driver without the attribute mounts nothing.
 MOUNT_CONFIGS_NONE, MOUNT_CONFIGS_ALL = "none", "all"
+# A driver's FSIsolation (Nomad's fsisolation): "chroot" (exec) runs the task in its task dir, so
+# its environment names the directories as the task sees them there (Nomad's container paths);
+# a driver without the attribute isolates nothing and the task gets the host paths.
+FS_ISOLATION_CHROOT = "chroot"
+CHROOT_TASK_DIRS = {"NOMAD_ALLOC_DIR": "/alloc", "NOMAD_TASK_DIR": "/local", "NOMAD_SECRETS_DIR": "/secrets"}
 
 
 class DriverError(Exception):

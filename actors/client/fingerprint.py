@@ -25,6 +25,7 @@ import logging
 import os
 import platform
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -269,30 +270,53 @@ def _volume_of(psutil: Any, path: str) -> str:
     return device
 
 
-# The task drivers this agent ships (actors.client.drivers): a driver Nomad
-# would detect but that is not here is never reported, or the servers would
+# The task drivers this agent ships (actors.client.drivers, actors.client.exec_driver): a
+# driver Nomad would detect but that is not here is never reported, or the servers would
 # place its tasks on a node that can only fail them.
-SHIPPED_DRIVERS = ("raw_exec",)
+SHIPPED_DRIVERS = ("exec", "raw_exec")
 
 
 def detect_drivers(options: dict[str, str] | tuple[tuple[str, str], ...], *, is_root: bool,
                    kernel_name: str = platform.system().lower(),
                    raw_exec_enabled: bool | None = None,
-                   available: tuple[str, ...] = SHIPPED_DRIVERS) -> tuple[str, ...]:
-    """The drivers of *available* that Nomad would detect: raw_exec when enabled; exec as root on Linux.
+                   available: tuple[str, ...] = SHIPPED_DRIVERS,
+                   cgroups: Callable[[], tuple[Any, str]] | None = None) -> tuple[str, ...]:
+    """The drivers of *available* that Nomad would detect, healthy: raw_exec when enabled; exec as
+    root on Linux with cgroups it can create (see :func:`driver_health`).
 
     raw_exec is enabled by its plugin block's ``enabled`` when that sets it
     (*raw_exec_enabled*), else by the older client option ``driver.raw_exec.enable``.
+    *cgroups* is the exec driver's cgroup probe (``exec_driver.detect_cgroups``; a test injects one).
     """
+    health = driver_health(options, is_root=is_root, kernel_name=kernel_name,
+                           raw_exec_enabled=raw_exec_enabled, available=available, cgroups=cgroups)
+    return tuple(sorted(name for name, h in health.items() if h.healthy))
+
+
+def driver_health(options: dict[str, str] | tuple[tuple[str, str], ...], *, is_root: bool,
+                  kernel_name: str = platform.system().lower(),
+                  raw_exec_enabled: bool | None = None,
+                  available: tuple[str, ...] = SHIPPED_DRIVERS,
+                  cgroups: Callable[[], tuple[Any, str]] | None = None) -> dict[str, Any]:
+    """Each shipped driver's fingerprint as Nomad's DriverInfo: detected, healthy and HealthDescription.
+
+    exec's is Nomad's: "exec driver unsupported on client OS" off Linux,
+    "Driver must run as root" (undetected) for a non-root agent, "Failed to
+    discover cgroup mount point" (detected, unhealthy) without usable cgroups.
+    """
+    from actors.client.exec_driver import DriverHealth, detect_cgroups, exec_health
+
     opts = dict(options)
-    found = []
-    if raw_exec_enabled is None:
-        raw_exec_enabled = opts.get("driver.raw_exec.enable", "").lower() in ("1", "true")
-    if raw_exec_enabled:
-        found.append("raw_exec")
-    if is_root and kernel_name == "linux":
-        found.append("exec")
-    return tuple(sorted(d for d in found if d in available))
+    out: dict[str, Any] = {}
+    if "raw_exec" in available:
+        if raw_exec_enabled is None:
+            raw_exec_enabled = opts.get("driver.raw_exec.enable", "").lower() in ("1", "true")
+        out["raw_exec"] = (DriverHealth(True, True, "Healthy") if raw_exec_enabled
+                           else DriverHealth(False, False, "disabled"))
+    if "exec" in available:
+        out["exec"] = exec_health(is_root=is_root, kernel_name=kernel_name,
+                                  cgroups=cgroups if cgroups is not None else detect_cgroups)
+    return out
 
 
 # ------------------------------------------------------------ the actor

@@ -1,0 +1,312 @@
+"""The ``exec`` driver's launcher: the small process that isolates one task and waits for it.
+
+Run by path (``python -I -S exec_launcher.py <spec fd> <status fd>``: the spec, JSON, is
+read from the first pipe, never put on a command line every user can read), never imported by
+the agent: it needs only the standard library, starts fast and does not
+depend on the agent's working directory.  It plays the part of Nomad's
+executor for one task:
+
+1. it unshares new mount, PID and IPC namespaces (``pid_mode``/``ipc_mode``
+   "host" keep the host's) and forks; the child is PID 1 of the new PID
+   namespace;
+2. the child joins the task's cgroups (the driver made them and wrote the
+   limits), makes every mount private, bind-mounts the ``chroot_env`` entries
+   read-only and the allocation's shared ``alloc/`` into the task directory,
+   mounts a small ``/dev``, ``/proc`` and ``/sys``, chroots into the task
+   directory, sets the capability bounding (and for a non-root user the
+   ambient) set, switches to the task's user and executes the command;
+3. the launcher stays outside the cgroup, forwards every signal it gets to
+   the task and exits as the task did (its code, or killed by the same signal).
+
+A failure before the command runs (a mount, the user, a missing command) is
+written to the status pipe and the child exits 127; the
+driver reads that pipe until it closes (the close-on-exec end closes when the
+command runs), so a failed start is an error with its cause, never a hang.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MS_STRICTATIME = 0x20, 0x1000, 0x4000, 0x40000, 0x1000000
+PR_SET_PDEATHSIG, PR_SET_KEEPCAPS, PR_CAPBSET_DROP, PR_CAP_AMBIENT = 1, 8, 24, 47
+PR_CAP_AMBIENT_RAISE = 2
+CAP_VERSION_3 = 0x20080522
+# Host devices a task sees in its /dev (the usual container set).
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+EXIT_SETUP_FAILED = 127
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class SetupError(Exception):
+    pass
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise SetupError(f"{what}: {os.strerror(err)}")
+
+
+def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = lambda s: None if s is None else s.encode()
+    _check(_libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+           f"mount {src or fstype} on {target}")
+
+
+def _mountpoint(path: str, is_dir: bool) -> None:
+    """An empty directory (or file) to mount on; a symlink the task left there is removed, never followed."""
+    if os.path.islink(path):
+        os.unlink(path)
+    if is_dir:
+        os.makedirs(path, exist_ok=True)
+    elif not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+
+
+def _inside(root: str, rel: str) -> str:
+    path = os.path.normpath(os.path.join(root, rel.lstrip("/")))
+    if path != root and not path.startswith(root.rstrip("/") + "/"):
+        raise SetupError(f"path {rel!r} escapes the task directory")
+    return path
+
+
+def _build_root(spec: dict) -> None:
+    root = spec["task_dir"]
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the host's mounts
+    for src, dst in spec["chroot_env"]:
+        if not os.path.exists(src):
+            continue  # as Nomad: an entry the host lacks is skipped
+        target = _inside(root, dst)
+        is_dir = os.path.isdir(src)
+        # Parents inside the task dir (a dst like /etc/ssl/certs) are plain directories.
+        parent = os.path.dirname(target)
+        if parent != root:
+            _mountpoint(parent, True)
+        _mountpoint(target, is_dir)
+        _mount(src, target, None, MS_BIND | MS_REC)
+        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+    shared = os.path.join(root, "alloc")
+    _mountpoint(shared, True)
+    _mount(spec["alloc_dir"], shared, None, MS_BIND)
+    dev = os.path.join(root, "dev")
+    _mountpoint(dev, True)
+    _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755")
+    for name in DEVICES:
+        if os.path.exists(f"/dev/{name}"):
+            _mountpoint(os.path.join(dev, name), False)
+            _mount(f"/dev/{name}", os.path.join(dev, name), None, MS_BIND)
+    for name, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                     ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")):
+        os.symlink(to, os.path.join(dev, name))
+    os.mkdir(os.path.join(dev, "shm"))
+    if spec["ipc_private"]:
+        _mount("shm", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+               "mode=1777,size=65536k")
+    else:
+        _mount("/dev/shm", os.path.join(dev, "shm"), None, MS_BIND)
+    os.mkdir(os.path.join(dev, "pts"))
+    try:  # a terminal for `nomad alloc exec -t`; a kernel without it only loses that
+        _mount("devpts", os.path.join(dev, "pts"), "devpts", MS_NOSUID | MS_NOEXEC,
+               "newinstance,ptmxmode=0666,mode=0620")
+    except SetupError:
+        pass
+    proc = os.path.join(root, "proc")
+    _mountpoint(proc, True)
+    _mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    sys_dir = os.path.join(root, "sys")
+    _mountpoint(sys_dir, True)
+    try:  # read-only; a host that refuses it (a nested container) leaves /sys empty
+        _mount("sysfs", sys_dir, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+    except SetupError:
+        pass
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _bound_caps(keep: list[int], last: int) -> None:
+    for cap in range(last + 1):
+        if cap not in keep:
+            _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
+
+
+def _ambient_caps(caps: list[int]) -> None:
+    """After the switch to a non-root user: *caps* permitted, inheritable and ambient (kept over execve)."""
+    mask = 0
+    for cap in caps:
+        mask |= 1 << cap
+    data = (_CapData * 2)()
+    for i in range(2):
+        part = (mask >> (32 * i)) & 0xFFFFFFFF
+        data[i].effective = data[i].permitted = data[i].inheritable = part
+    _check(_libc.capset(ctypes.byref(_CapHeader(CAP_VERSION_3, 0)), data), "capset")
+    for cap in caps:
+        _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0),
+               f"raising ambient capability {cap}")
+
+
+def _lookup(cmd: str, host_task_dir: str) -> str:
+    """Nomad's lookupTaskBin, inside the chroot: local/, then the task dir's root, then (a bare name)
+    /usr/local/bin, /usr/bin, /bin -- never the agent's PATH.  Nomad's makeExecutable follows."""
+    rel = cmd.lstrip("/")
+    candidates = [os.path.join("/local", rel), os.path.join("/", rel)]
+    if "/" not in cmd:
+        candidates += [os.path.join(d, cmd) for d in ("/usr/local/bin", "/usr/bin", "/bin")]
+    for path in candidates:
+        if os.path.isfile(path):
+            mode = os.stat(path).st_mode & 0o7777
+            if mode & 0o555 != 0o555:
+                try:
+                    os.chmod(path, mode | 0o555)
+                except OSError as exc:
+                    raise SetupError(f"error making {path!r} executable: {exc.strerror}") from None
+            return path
+    if "/" in cmd:
+        raise SetupError(f"file {cmd} not found under path {host_task_dir}")
+    raise SetupError(f"file {cmd} not found under path")
+
+
+def _exec_task(spec: dict) -> None:
+    """In the child: isolate, then become the task.  Returns only by raising."""
+    launcher = os.getppid()
+    os.setsid()
+    with open("/proc/sys/kernel/cap_last_cap") as f:  # read on the host's /proc, before the chroot
+        last_cap = int(f.read())  # the launcher gone: so is the task
+    for procs in spec["cgroup_procs"]:
+        try:
+            with open(procs, "w") as f:
+                f.write("0")
+        except OSError as exc:
+            raise SetupError(f"joining cgroup {os.path.dirname(procs)}: {exc.strerror}") from None
+    _build_root(spec)
+    _check(_libc.chroot(spec["task_dir"].encode()), f"chroot {spec['task_dir']}")
+    try:
+        os.chdir(spec["work_dir"])
+    except OSError as exc:
+        raise SetupError(f"work_dir {spec['work_dir']!r}: {exc.strerror}") from None
+    argv = [_lookup(spec["argv"][0], spec["task_dir"]), *spec["argv"][1:]]
+    uid, gid, groups = spec["uid"], spec["gid"], spec["groups"]
+    _bound_caps(spec["bounding"], last_cap)
+    if uid != 0:
+        _check(_libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keeping capabilities")
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+    if uid != 0:
+        _ambient_caps(spec["ambient"])
+    # The launcher gone, so is the task (set after the user switch, which clears it).
+    _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != launcher:
+        raise SetupError("the launcher ended before the task started")
+    env = spec["env"]
+    for sig in _signals():  # the task starts with default dispositions (Python ignores SIGPIPE)
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    try:
+        os.execve(argv[0], argv, env)
+    except FileNotFoundError:  # a script whose interpreter is not in the chroot
+        raise SetupError(f"executing {argv[0]!r}: its interpreter is not in the task's chroot") from None
+    except PermissionError:
+        raise SetupError(f"command {argv[0]!r} is not executable by user {spec['user']!r}") from None
+    except OSError as exc:
+        raise SetupError(f"executing {argv[0]!r}: {exc.strerror}") from None
+
+
+def _signals() -> list[int]:
+    """The signals a process can catch or block (not glibc's reserved 32 and 33 before SIGRTMIN)."""
+    return sorted(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
+                  and not signal.SIGRTMIN > s >= 32)
+
+
+def _report(fd: int, message: str) -> None:
+    try:
+        os.write(fd, message.encode("utf-8", "replace")[:4000])
+    except OSError:
+        pass
+
+
+def main() -> None:
+    spec_fd, status = int(sys.argv[1]), int(sys.argv[2])
+    chunks = []
+    while chunk := os.read(spec_fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(spec_fd)
+    try:
+        spec = json.loads(b"".join(chunks))
+    except ValueError as exc:
+        _report(status, f"bad launch spec: {exc}")
+        os._exit(EXIT_SETUP_FAILED)
+    os.set_inheritable(status, False)  # the command's execve closes it: "started" for the driver
+    flags = CLONE_NEWNS
+    if spec["pid_private"]:
+        flags |= CLONE_NEWPID
+    if spec["ipc_private"]:
+        flags |= CLONE_NEWIPC
+    if _libc.unshare(flags) != 0:
+        _report(status, f"unshare: {os.strerror(ctypes.get_errno())}")
+        os._exit(EXIT_SETUP_FAILED)
+    # Signals that arrive before the child exists wait, blocked, until they can be forwarded.
+    catch = [s for s in _signals() if s != signal.SIGCHLD]
+    signal.pthread_sigmask(signal.SIG_BLOCK, catch)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _exec_task(spec)
+        except SetupError as exc:
+            _report(status, str(exc))
+        except BaseException as exc:
+            _report(status, f"{type(exc).__name__}: {exc}")
+        os._exit(EXIT_SETUP_FAILED)
+    os.close(status)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in catch:
+        try:
+            signal.signal(sig, forward)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, catch)
+    while True:
+        try:
+            _, status_word = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status_word):
+        sig = os.WTERMSIG(status_word)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # end as the task did, without a core of our own
+        signal.pthread_sigmask(signal.SIG_BLOCK, catch)
+        if sig in catch:
+            signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        if sig in catch:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os._exit(128 + sig)  # a signal whose default is to carry on
+    os._exit(os.WEXITSTATUS(status_word))
+
+
+if __name__ == "__main__":
+    main()
