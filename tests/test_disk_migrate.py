@@ -4,6 +4,7 @@ migrator (in the simulator, virtual time)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import tarfile
@@ -384,3 +385,66 @@ def test_the_snapshot_source_checks_the_token_against_this_nodes_secret(tmp_path
     assert ask(GetSnapshotSource(alloc_id="a1", token="", check_token=False)) == (200, "", ("t",))
     assert ask(GetSnapshotSource(alloc_id="zz", token="", check_token=False)) == (500, "allocation not found",
                                                                                  ())
+
+
+# ------------------------------------------------------------ the agent's migrator over real sockets
+def _fetch_req(root: Any, port: int, io_timeout_s: float = 2.0) -> SnapshotFetch:
+    return SnapshotFetch(alloc_id="new1", prev_alloc_id="prev", node_addr=f"127.0.0.1:{port}", token="tok",
+                         alloc_root=str(root), tasks=("t",), max_bytes=MB, max_entries=100, timeout_s=10,
+                         io_timeout_s=io_timeout_s)
+
+
+def _pull(req: SnapshotFetch) -> str:
+    from actors.client.disk_migrate import HttpSnapshotFetcher
+
+    got: list[str] = []
+    HttpSnapshotFetcher()._run(req, got.append)  # the greenlet's body, here in the test's own thread
+    return got[0]
+
+
+def test_the_http_migrator_pulls_with_the_token_and_fails_fast_on_a_dead_or_silent_node(tmp_path):
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.ports import free_port
+
+    d = _alloc_dir(tmp_path)
+    os.unlink(d / "alloc" / "data" / "bad-link")
+    body = b"".join(snapshot_chunks(str(d), "prev", ("t",)))
+    seen: list[tuple[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("X-Nomad-Token", "")))
+            self.send_response(200 if self.headers.get("X-Nomad-Token") == "tok" else 403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    root = tmp_path / "allocs"
+    root.mkdir()
+    port = free_port()
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        assert _pull(_fetch_req(root, port)) == ""
+        assert seen == [("/v1/client/allocation/prev/snapshot", "tok")]
+        assert (root / "new1" / "alloc" / "data" / "db.txt").read_text() == "rows"
+        bad = dataclasses.replace(_fetch_req(root, port), alloc_id="new2", token="wrong")
+        assert "Unexpected response code: 403" in _pull(bad)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert "refused" in _pull(_fetch_req(root, free_port())).lower()  # nobody listens: a dead node
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts, never answers
+    try:
+        assert "timed out" in _pull(_fetch_req(root, silent.getsockname()[1], io_timeout_s=0.3))
+    finally:
+        silent.close()
+    assert sorted(os.listdir(root)) == ["new1"]  # no staging left behind
