@@ -448,3 +448,14 @@ def test_the_http_migrator_pulls_with_the_token_and_fails_fast_on_a_dead_or_sile
     finally:
         silent.close()
     assert sorted(os.listdir(root)) == ["new1"]  # no staging left behind
+
+
+def test_a_truncated_snapshot_is_an_error_and_installs_nothing(tmp_path):
+    root = tmp_path / "allocs"
+    root.mkdir()
+    whole = _tar([_file("alloc/data/a", b"1" * 3000), _file("alloc/data/b", b"2" * 3000)])
+    req = SnapshotFetch(alloc_id="new1", prev_alloc_id="prev", node_addr="x:1", token="",
+                        alloc_root=str(root), tasks=("t",), max_bytes=MB, max_entries=100,
+                        timeout_s=5, io_timeout_s=5)
+    error = migrate(req, lambda r: io.BytesIO(whole[:2000]))  # cut inside the first file's data
+    assert error.startswith("error streaming previous alloc 'prev'") and sorted(os.listdir(root)) == []

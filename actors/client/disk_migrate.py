@@ -280,7 +280,7 @@ def extract_snapshot(stream: IO[bytes], dest: str, *, prev_alloc_id: str, max_by
                     raise SnapshotError(f"error streaming previous alloc {prev_alloc_id!r}: {text}")
                 if m.issym() and link_escapes(parts, m.linkname):
                     raise SnapshotError(f"archive contains symlink that escapes alloc dir: {m.name!r}")
-                if not (m.isdir() or m.isfile() or m.issym()):
+                if not (m.isdir() or m.isfile() or m.issym()) or m.issparse():
                     raise SnapshotError(f"archive contains an object of unsupported type: {m.name!r}")
                 if m.isfile() and written + m.size > max_bytes:
                     raise SnapshotError(f"the snapshot is larger than the ephemeral disk ({max_bytes} bytes)")
@@ -342,7 +342,7 @@ def _make(tf: tarfile.TarFile, m: tarfile.TarInfo, dir_fd: int, name: str, as_ro
     mode = m.mode & 0o777  # no setuid, setgid or sticky bits from another node
     if m.isdir():
         try:
-            os.mkdir(name, mode or 0o755, dir_fd=dir_fd)
+            os.mkdir(name, mode | 0o700, dir_fd=dir_fd)  # the agent can always fill it
         except FileExistsError:
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             if not stat.S_ISDIR(st.st_mode):
@@ -410,6 +410,8 @@ def migrate(req: SnapshotFetch, open_stream: Callable[[SnapshotFetch], IO[bytes]
         install_snapshot(staging, posixpath.join(req.alloc_root, req.alloc_id), req.tasks)
     except SnapshotError as e:
         return str(e)
+    except (tarfile.TarError, http.client.HTTPException) as e:  # a truncated stream, a dropped connection
+        return f"error streaming previous alloc {req.prev_alloc_id!r}: {type(e).__name__}: {e}"
     except OSError as e:
         return f"error migrating previous alloc {req.prev_alloc_id!r}: {e.strerror or e}"
     finally:
