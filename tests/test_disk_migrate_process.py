@@ -95,3 +95,29 @@ def test_a_migrating_disk_follows_its_allocation_to_another_node_when_the_first_
     status, body = _raw(old_node, "/v1/client/allocation/0000-nope/snapshot")
     assert status == 404 and b'Unknown allocation "0000-nope"' in body  # as the other client endpoints
     kill_tasks_under(root)
+
+
+def test_when_the_previous_node_is_down_the_replacement_starts_with_an_empty_disk_and_says_why(cluster):  # noqa: F811
+    srv, start, root = cluster
+    a, b = start("alpha"), start("beta")
+    nodes = wait_for(lambda: (n := nodes_by_name(srv)) and all(
+        n.get(x, {}).get("Status") == "ready" for x in ("alpha", "beta")) and n, "both clients ready", 30,
+                     lambda: a.detail() + b.detail())
+    by_id = {nodes["alpha"]["ID"]: a, nodes["beta"]["ID"]: b}
+    status, res = request(srv, "PUT", "/v1/jobs", {"Job": JOB})
+    assert status == 200, res
+    first = wait_for(lambda: next((x for x in _allocs(srv) if x["ClientStatus"] == "running"), None),
+                     "the first allocation running", 30)
+    wait_for(lambda: _cat(by_id[first["NodeID"]], first["ID"], "alloc/data/f"), "the task wrote its file", 10)
+    by_id[first["NodeID"]].kill()  # its node is gone: the servers mark the allocation lost and replace it
+    second = wait_for(lambda: next((x for x in _allocs(srv) if x["ID"] != first["ID"]
+                                    and x["ClientStatus"] == "running"), None),
+                      "the replacement running on the other node", 30)
+    assert second["PreviousAllocation"] == first["ID"]
+    setup = [e["Message"] for e in second["TaskStates"]["t"]["Events"] if e["Type"] == "Task Setup"]
+    assert any(m.startswith(f"Failed to migrate the ephemeral disk of previous allocation {first['ID'][:8]}")
+               and m.endswith("the tasks start with an empty ephemeral disk") for m in setup), setup
+    new_node = by_id[second["NodeID"]]
+    assert wait_for(lambda: _cat(new_node, second["ID"], "alloc/data/f"), "a fresh file", 10) == \
+        f"written by {second['ID']}\n"
+    kill_tasks_under(root)
