@@ -459,3 +459,10 @@ def test_a_truncated_snapshot_is_an_error_and_installs_nothing(tmp_path):
                         timeout_s=5, io_timeout_s=5)
     error = migrate(req, lambda r: io.BytesIO(whole[:2000]))  # cut inside the first file's data
     assert error.startswith("error streaming previous alloc 'prev'") and sorted(os.listdir(root)) == []
+
+
+def test_a_server_answering_at_once_with_nothing_new_is_not_asked_in_a_tight_loop(tmp_path):
+    c = RemoteClient(str(tmp_path), [RUNNING])  # every answer: still running, index 5
+    c.set(_disk_alloc("a2", prev="p1-remote", migrate=True))
+    c.run(5.0)
+    assert 2 <= len(c.asked) <= 7 and c.starts_of("a2") == []  # about one a migrate_retry_s (1 s)

@@ -2556,7 +2556,10 @@ class AllocRunner(NodeActor):
                                     "it was garbage collected")
             return
         if not m.terminal:  # wait on: the next answer once the allocations change
-            a.prev_index = max(a.prev_index, m.index)
+            if m.index <= a.prev_index:  # nothing moved (a wait that ended, or a server that cannot park it)
+                self._set_alloc_timer("prevq_retry", a, self.cfg.migrate_retry_s)
+                return
+            a.prev_index = m.index
             self._prev_query(a)
             return
         if m.node_id == self.link_node:
