@@ -656,6 +656,9 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
         # Allocations.Exec checks alloc-exec (and alloc-node-exec for raw_exec) on the node, in the
         # allocation's namespace, and answers a refusal on the WebSocket (actors.http_alloc_exec).
         return SELF_CHECKED
+    if path.startswith("/v1/client/allocation/") and path.endswith("/snapshot"):
+        # Nomad's allocSnapshot checks no policy but the migrate token (actors.http_client_snapshot).
+        return SELF_CHECKED
     if path.startswith("/v1/client/allocation/") and path.endswith("/gc"):  # any method, as Nomad
         return (Need("namespace", "submit-job", namespace),)  # client Allocations.GarbageCollect
     for r in _ROUTES:

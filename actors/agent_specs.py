@@ -323,6 +323,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, DiskAllocDirs, FileAllocStore
     from actors.client.alloc_sync import AllocSync, AllocSyncConfig
     from actors.client.checks import CHECK_RUNNER, CheckRunner
+    from actors.client.disk_migrate import HttpSnapshotFetcher
     from actors.client.drivers import RawExecDriver
     from actors.client.exec_driver import ExecDriver
     from actors.client.fingerprint import (
@@ -405,6 +406,10 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
                           ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)),
                           ("checker", CHECK_RUNNER), ("fetcher", HttpArtifactFetcher()),
+                          # Pulls a migrating ephemeral disk from the previous node's HTTP API (HTTPS
+                          # with this agent's certificate when tls.http is on, as the client relay).
+                          ("migrator", HttpSnapshotFetcher(ctx.tls if ctx.tls is not None and ctx.tls.http
+                                                           else None)),
                           ("config", AllocRunnerConfig(
                               gc_interval_s=c.gc_interval_s, gc_max_allocs=c.gc_max_allocs,
                               max_kill_timeout_s=c.max_kill_timeout_s,

@@ -1,5 +1,8 @@
 """``/v1/client/allocation/<id>/{stats,checks,restart,signal,gc}``: served by the client agent that runs it.
 
+(``.../exec`` and ``.../snapshot`` have modules of their own: actors.http_alloc_exec,
+actors.http_client_snapshot.)
+
 Nomad's ``ClientAllocations`` endpoints, answered by this agent's
 AllocRunner (asked from the request's greenlet, the HTTP edge):
 
@@ -107,6 +110,10 @@ def client_allocation(req: Request, api: Api) -> Any:
         from actors.http_alloc_exec import alloc_exec  # noqa: PLC0415 - a module of its own
 
         return alloc_exec(req, api, alloc_id)
+    if alloc_id and action == "snapshot":  # an ephemeral disk migrating to another node
+        from actors.http_client_snapshot import alloc_snapshot
+
+        return alloc_snapshot(req, api, alloc_id)
     if not alloc_id or action not in ("stats", "checks", "restart", "signal", "gc"):
         raise CodedError(404, "404 page not found")
     _runner(api)

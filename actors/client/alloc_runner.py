@@ -49,8 +49,12 @@ must not forget a task it said is running).
   resources are free then); if its group's ``ephemeral_disk`` is sticky or
   migrates, the previous ``alloc/data`` and each task's ``local/`` then move
   over (Nomad's prevAllocWatcher and migrator, through the ``alloc_dirs``
-  edge).  One on another node is not migrated (a "Task Setup"
-  event says so; Nomad would pull it from that node's client API).
+  edge).  One on another node, with ``migrate = true``, is waited for
+  through the servers (a blocking ``GetPrevAlloc`` query, until it is
+  terminal) and its data then pulled from that node's snapshot endpoint by
+  the ``migrator`` edge (:mod:`actors.client.disk_migrate`); a failed pull is
+  a "Task Setup" event and the tasks start with empty directories, as
+  Nomad's soft-failed migration.
 * Every change of an allocation's client state is told to the ``reporter``
   actor as one :class:`AllocUpdates` per step.
 * Task handles and states are persisted through an :class:`AllocStateStore`;
@@ -108,6 +112,7 @@ from actors.client.checks import (
     WatchChecks,
     alloc_checks,
 )
+from actors.client.disk_migrate import DiskMigrated, SnapshotFetch, check_migrate_token
 from actors.client.drivers import (
     CHROOT_TASK_DIRS,
     FS_ISOLATION_CHROOT,
@@ -119,7 +124,13 @@ from actors.client.drivers import (
     TaskHandle,
     signal_number,
 )
-from actors.client.messages import GetTemplateData, TemplateDataResponse, is_retryable
+from actors.client.messages import (
+    GetPrevAlloc,
+    GetTemplateData,
+    PrevAllocResponse,
+    TemplateDataResponse,
+    is_retryable,
+)
 from actors.client.templates import (
     EV_TEMPLATE,
     Rendered,
@@ -351,6 +362,18 @@ class GetAllocNamespace:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GetSnapshotSource:
+    """Query (ask) of the snapshot endpoint: may *token* (a migrate token) take the allocation's ephemeral
+    disk (checked against this node's secret when *check_token*: ACLs are enabled), and which tasks'
+    ``local/`` go along.  The answer is (HTTP status, error, task names): 200 with the tasks, 403, or
+    500 with Nomad's "allocation not found" when this client holds no directory of it."""
+
+    alloc_id: str
+    token: str
+    check_token: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CollectAlloc:
     """Query (ask): garbage-collect one finished allocation's directory now (Nomad's alloc GC endpoint).
 
@@ -456,6 +479,26 @@ class AllocRunnerConfig:
     # {{ "x" | indent 99999999999 }}) fails its task ("Template failed: ...")
     # instead of exhausting the client's memory.
     template_output_max_bytes: int = 16 * 1024 * 1024
+    # ephemeral_disk migrate across nodes (actors.client.disk_migrate).  Whether the previous
+    # allocation is terminal is a blocking query on a server held this long (as the template
+    # queries); an answer later than it plus migrate_rpc_margin_s counts as a failed server, and
+    # after a failure it is asked again (of the next server) after migrate_retry_s.  Nomad waits
+    # for it without bound: a node that went down has its allocations marked lost by the servers,
+    # which ends the wait.
+    migrate_wait_s: float = 300.0
+    migrate_rpc_margin_s: float = 10.0
+    migrate_retry_s: float = 1.0
+    # The snapshot pull from the previous node: each connect and read waits at most
+    # migrate_io_timeout_s (a node that is down or unreachable fails that fast), and the whole pull
+    # at most migrate_timeout_s (a node that trickles it); then the tasks start with empty
+    # directories.  Nomad's API client has no such bound; a task held forever would be worse than
+    # its data lost.  A migrator that has not answered migrate_fetch_grace_s after that is given up on.
+    migrate_io_timeout_s: float = 10.0
+    migrate_timeout_s: float = 600.0
+    migrate_fetch_grace_s: float = 10.0
+    # A snapshot with more entries than this is refused (its size is bounded by the group's
+    # ephemeral_disk size): a hostile archive of empty files must not exhaust the inodes.
+    migrate_max_entries: int = 100_000
 
     def __post_init__(self) -> None:
         for name in ("poll_interval_s", "max_kill_timeout_s"):
@@ -476,6 +519,10 @@ class AllocRunnerConfig:
                 or self.template_source_max_bytes < 1 or self.template_output_max_bytes < 1:
             raise ValueError("template_wait_s, template_rpc_margin_s, template_retry_s, "
                              "template_source_max_bytes and template_output_max_bytes must be > 0")
+        if min(self.migrate_wait_s, self.migrate_rpc_margin_s, self.migrate_retry_s,
+               self.migrate_io_timeout_s, self.migrate_timeout_s, self.migrate_fetch_grace_s) <= 0 \
+                or self.migrate_max_entries < 1:
+            raise ValueError("the migrate_* durations must be > 0 and migrate_max_entries >= 1")
         if self.artifact_timeout_s <= 0 or self.artifact_fetch_grace_s <= 0:
             raise ValueError("artifact_timeout_s and artifact_fetch_grace_s must be > 0")
         for name in ("artifact_max_bytes", "artifact_max_unpacked_bytes", "artifact_max_unpacked_files"):
@@ -535,6 +582,7 @@ class AllocSpec:
     previous_alloc: str = ""
     sticky: bool = False
     migrate: bool = False
+    disk_mb: int = 300  # ephemeral_disk size (Nomad's default 300 MB): a migrated snapshot is bounded by it
     # The group's host volume requests: (label, type, source, read_only, per_alloc), sorted by label.
     volumes: tuple[tuple[str, str, str, bool, bool], ...] = ()
 
@@ -771,6 +819,11 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
     sticky, migrate = disk.get("Sticky", False), disk.get("Migrate", False)
     if not isinstance(sticky, bool) or not isinstance(migrate, bool):
         raise AllocError(f"{where}.EphemeralDisk.Sticky and .Migrate must be booleans")
+    disk_mb = disk.get("SizeMB", 300)
+    if disk_mb is None:
+        disk_mb = 300
+    if isinstance(disk_mb, bool) or not isinstance(disk_mb, int) or disk_mb < 0:
+        raise AllocError(f"{where}.EphemeralDisk.SizeMB must be a non-negative integer")
     return AllocSpec(alloc_id=aid, job_id=_get(job, "ID", str, "Job", ""), job_type=job_type,
                      group=group_name,
                      name=_get(raw, "Name", str, "Allocation", ""),
@@ -779,7 +832,7 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
                      tasks=tasks, parent_id=_get(job, "ParentID", str, "Job", "") or "",
                      payload=_payload(job), ports=_ports(raw), volumes=_group_volumes(group, where),
                      previous_alloc=_get(raw, "PreviousAllocation", str, "Allocation", "") or "",
-                     sticky=sticky, migrate=migrate)
+                     sticky=sticky, migrate=migrate, disk_mb=disk_mb)
 
 
 def _ports(raw: dict[str, Any]) -> tuple[tuple[str, int, int, str], ...]:
@@ -1389,6 +1442,13 @@ class _Alloc:
     # The previous allocation (on this node) whose end this one waits for before its tasks start, then
     # to take over its ephemeral disk if sticky or migrate; "" once ended, or when there is none.
     prev_wait: str = ""
+    # Waiting for a previous allocation on another node (migrate = true): "query" while the servers
+    # are asked whether it is terminal (prev_req: the query in flight, prev_index: its min_index),
+    # "fetch" while the migrator pulls its snapshot (migrate_run: that fetch), "done" once over.
+    prev_remote: str = ""
+    prev_req: int = 0
+    prev_index: int = 0
+    migrate_run: int = 0
 
     @property
     def want_run(self) -> bool:
@@ -1473,8 +1533,14 @@ class AllocRunner(NodeActor):
     def __init__(self, env: Env, name: str, *, driver_registry: dict[str, Driver], state: AllocStateStore,
                  alloc_root: str, reporter: str, config: AllocRunnerConfig | None = None,
                  alloc_dirs: AllocDirs | None = None, checker: str | None = None,
-                 fetcher: Any = None) -> None:
+                 fetcher: Any = None, migrator: Any = None) -> None:
         super().__init__(env, name)
+        # Pulls a previous allocation's ephemeral disk from another node (actors.client.disk_migrate's
+        # HttpSnapshotFetcher in the agent); None: such a disk is not migrated (a Task Setup event).
+        self.migrator = migrator
+        self._prev_reqs: dict[int, str] = {}  # GetPrevAlloc req_id -> the allocation asking
+        self._prev_next = 0
+        self._migrate_runs = 0
         self.drivers = driver_registry
         # Fetches tasks' artifacts (actors.client.artifacts): runtime.artifacts.HttpArtifactFetcher
         # in the agent, SimArtifactFetcher in the simulator; None: a task with artifacts fails.
@@ -1567,6 +1633,14 @@ class AllocRunner(NodeActor):
         elif isinstance(message, TemplateDataResponse):
             self._template_data(message)
             self._flush()
+        elif isinstance(message, PrevAllocResponse):
+            self._prev_answer(message)
+            self._flush()
+        elif isinstance(message, DiskMigrated):
+            self._migrated(message)
+            self._flush()
+        elif isinstance(message, GetSnapshotSource):
+            return self._snapshot_source(message)
         elif isinstance(message, Destroy):
             self._destroy_all(message)
             self._flush()
@@ -1635,6 +1709,16 @@ class AllocRunner(NodeActor):
                 t = a.tasks.get(task) if a is not None else None
                 if kind == "health" and a is not None:
                     self._dirty.add(aid)  # _flush decides the allocation's health
+                elif kind == "prevq" and a is not None and a.prev_req:  # no answer: the next server
+                    self._prev_reqs.pop(a.prev_req, None)
+                    a.prev_req = 0
+                    self._rotate()
+                    self._prev_query(a)
+                elif kind == "prevq_retry" and a is not None:
+                    self._prev_query(a)
+                elif kind == "migrate" and a is not None and a.migrate_run:
+                    a.migrate_run = 0
+                    self._migration_over(a, f"no answer within {self.cfg.migrate_timeout_s:g}s")
                 elif a is not None and t is not None:
                     self._dirty.add(aid)
                     if kind == "restart":
@@ -1938,6 +2022,8 @@ class AllocRunner(NodeActor):
         if sorted(m.servers) != sorted(self.servers):
             self.servers = list(m.servers)  # in the ClientNode's (shuffled) order
         for a in self.allocs.values():  # queries that waited for a server
+            if a.prev_remote == "query" and not a.prev_req:
+                self._prev_query(a)
             for t in a.tasks.values():
                 if (t.tmpl_wait or t.tmpl_ready or t.tmpl_adopt) and not t.tmpl_req and t.phase != P_DEAD:
                     self._tmpl_query(a, t)
@@ -2375,26 +2461,36 @@ class AllocRunner(NodeActor):
         a.prev_wait = ""
 
     def _take_previous_disk(self, a: _Alloc) -> bool:
-        """Nomad's prevAllocWatcher and migrator: False while the previous allocation (on this node)
-        runs; once it has ended, with a sticky or migrating disk, its ``alloc/data`` and its tasks'
-        ``local/`` move into *a*'s directory.  One on another node (or already collected) cannot be
-        taken: with ``migrate`` the tasks say so in an event, and start all the same.  An allocation
-        told to stop waits no more."""
+        """Nomad's prevAllocWatcher and migrator: False while the previous allocation runs; once it has
+        ended, with a sticky or migrating disk, its ``alloc/data`` and its tasks' ``local/`` move into
+        *a*'s directory.  One on another node is waited for through the servers and, with ``migrate``,
+        its disk pulled from that node (:meth:`_prev_query`, :meth:`_start_migration`); one that cannot
+        be taken (collected, or no migrator) is a Task Setup event, and the tasks start all the same.
+        An allocation told to stop waits no more."""
         assert a.spec is not None
         prev = self.allocs.get(a.prev_wait)
-        if a.want_run and prev is not None and prev.spec is not None and not prev.done():
+        local = prev is not None and prev.spec is not None
+        if a.want_run and local and not prev.done():
             return False
+        if a.want_run and not local and a.spec.migrate and self.migrator is not None \
+                and a.prev_remote != "done":
+            if not a.prev_remote:
+                a.prev_remote = "query"
+                self._prev_query(a)
+            return False
+        remote_done = a.prev_remote == "done"
+        self._end_remote(a)
         prev_id = a.prev_wait
         self._stop_waiting(a)
         self._dirty.add(a.alloc_id)
-        if not a.want_run or not (a.spec.sticky or a.spec.migrate):
-            return True
+        if not a.want_run or not (a.spec.sticky or a.spec.migrate) or remote_done:
+            return True  # a remote migration said what became of it (_migration_over)
         now, short = self.env.now(), prev_id[:8]
         why = ""
         if prev is None or prev.spec is None:
             if a.spec.migrate:
                 why = (f"Ephemeral disk of previous allocation {short} was not migrated: it ran on another "
-                       "node, and migrating data between nodes is not supported by this agent")
+                       "node, and this client migrates no data between nodes")
         elif prev.collected:
             why = f"Ephemeral disk of previous allocation {short} was not migrated: it was garbage collected"
         elif self.alloc_dirs is not None:
@@ -2412,6 +2508,144 @@ class AllocRunner(NodeActor):
             if why:
                 self._event(a.tasks[name], EV_SETUP, now, why)
         return True
+
+    def _end_remote(self, a: _Alloc) -> None:
+        """No more waiting for a previous allocation on another node: its query and fetch are let go."""
+        if a.prev_req:
+            self._prev_reqs.pop(a.prev_req, None)
+            a.prev_req = 0
+        a.migrate_run = 0
+        for kind in ("prevq", "prevq_retry", "migrate"):
+            self._cancel_alloc_timer(kind, a)
+        if a.prev_remote != "done":
+            a.prev_remote = ""
+
+    def _prev_query(self, a: _Alloc) -> None:
+        """Ask a server what became of the previous allocation (Nomad's remotePrevAlloc.Wait: a blocking
+        Alloc.GetAlloc); sent once a server is known (ServerLink)."""
+        self._cancel_alloc_timer("prevq_retry", a)
+        if a.prev_req or a.prev_remote != "query" or not self.servers or not self.link_node:
+            return
+        self._prev_next += 1
+        a.prev_req = self._prev_next
+        self._prev_reqs[a.prev_req] = a.alloc_id
+        wait = self.cfg.migrate_wait_s
+        self.send(self.servers[0], ALLOC_ENDPOINT_NAME, GetPrevAlloc(
+            req_id=a.prev_req, reply_node=self.env.node, reply_actor=self.name, node_id=self.link_node,
+            secret_id=self.link_secret, alloc_id=a.alloc_id, min_index=a.prev_index, wait_s=wait))
+        self._set_alloc_timer("prevq", a, wait + self.cfg.migrate_rpc_margin_s)
+
+    def _prev_answer(self, m: PrevAllocResponse) -> None:
+        aid = self._prev_reqs.pop(m.req_id, None)
+        a = self.allocs.get(aid) if aid else None
+        if a is None or a.prev_req != m.req_id:
+            return
+        a.prev_req = 0
+        self._cancel_alloc_timer("prevq", a)
+        if a.prev_remote != "query" or a.spec is None:
+            return
+        short = a.prev_wait[:8]
+        if not m.ok:
+            if m.error == "Permission denied":  # Nomad: "unable to read previous alloc; skipping migration"
+                self._migration_over(a, f"Ephemeral disk of previous allocation {short} was not migrated: "
+                                        f"unable to read previous alloc: {m.error}")
+                return
+            log.info("%s: previous allocation of %s: %s", self.env.node, a.alloc_id[:8], m.error)
+            if is_retryable(m.error) or m.error.startswith("stale"):
+                self._rotate()
+            self._set_alloc_timer("prevq_retry", a, self.cfg.migrate_retry_s)
+            return
+        if not m.found:
+            self._migration_over(a, f"Ephemeral disk of previous allocation {short} was not migrated: "
+                                    "it was garbage collected")
+            return
+        if not m.terminal:  # wait on: the next answer once the allocations change
+            if m.index <= a.prev_index:  # nothing moved (a wait that ended, or a server that cannot park it)
+                self._set_alloc_timer("prevq_retry", a, self.cfg.migrate_retry_s)
+                return
+            a.prev_index = m.index
+            self._prev_query(a)
+            return
+        if m.node_id == self.link_node:
+            self._migration_over(a, f"Ephemeral disk of previous allocation {short} was not migrated: "
+                                    "its directory is gone")
+        elif not m.node_http_addr:
+            self._migration_over(a, f"Failed to migrate the ephemeral disk of previous allocation {short}: "
+                                    f'node "{m.node_id}" not found')
+        else:
+            self._start_migration(a, m)
+
+    def _start_migration(self, a: _Alloc, m: PrevAllocResponse) -> None:
+        """Have the migrator pull the previous allocation's snapshot from its node (Nomad's
+        remotePrevAlloc.Migrate); _migrated goes on when it answers."""
+        assert a.spec is not None
+        now = self.env.now()
+        self._migrate_runs += 1
+        a.migrate_run, a.prev_remote = self._migrate_runs, "fetch"
+        self._dirty.add(a.alloc_id)
+        for name in sorted(a.tasks):
+            self._event(a.tasks[name], EV_SETUP, now, f"Migrating the ephemeral disk of previous allocation "
+                                                      f"{a.prev_wait[:8]} from node {m.node_id[:8]}")
+        c = self.cfg
+        req = SnapshotFetch(alloc_id=a.alloc_id, prev_alloc_id=a.prev_wait, node_addr=m.node_http_addr,
+                            token=m.migrate_token, alloc_root=self.alloc_root, tasks=tuple(sorted(a.tasks)),
+                            max_bytes=a.spec.disk_mb * 1024 * 1024, max_entries=c.migrate_max_entries,
+                            timeout_s=c.migrate_timeout_s, io_timeout_s=c.migrate_io_timeout_s)
+        ref, key = self.actor_ref, (a.alloc_id, a.migrate_run)
+
+        def notify(error: str) -> None:
+            # Called by the migrator, from wherever the fetch ends: only a tell.
+            try:
+                ref.tell(DiskMigrated(key[0], key[1], error))
+            except pykka.ActorDeadError:
+                pass  # this runner is gone; its successor asks again
+
+        self._set_alloc_timer("migrate", a, c.migrate_timeout_s + c.migrate_fetch_grace_s)
+        try:
+            self.migrator.fetch(req, notify)
+        except Exception as exc:  # a migrator that cannot even start is a failed migration
+            a.migrate_run = 0
+            self._cancel_alloc_timer("migrate", a)
+            self._migration_over(a, f"Failed to migrate the ephemeral disk of previous allocation "
+                                    f"{a.prev_wait[:8]}: {type(exc).__name__}: {exc}")
+
+    def _migrated(self, m: DiskMigrated) -> None:
+        a = self.allocs.get(m.alloc_id)
+        if a is None or not a.migrate_run or a.migrate_run != m.run:
+            return  # a fetch given up on, or of an allocation since stopped
+        a.migrate_run = 0
+        self._cancel_alloc_timer("migrate", a)
+        short = a.prev_wait[:8]
+        if m.error:
+            log.warning("%s: allocation %s: error migrating data from previous allocation %s: %s",
+                        self.env.node, a.alloc_id, a.prev_wait, m.error)
+            self._migration_over(a, f"Failed to migrate the ephemeral disk of previous allocation {short}: "
+                                    f"{m.error}")
+        else:
+            self._migration_over(a, "", f"Migrated the ephemeral disk of previous allocation {short}")
+
+    def _migration_over(self, a: _Alloc, why: str, done: str = "") -> None:
+        """The remote wait ended: *why* it did not bring the data ("" when it did; *done* then says so),
+        as a Task Setup event on each task; _coordinate then starts them."""
+        self._end_remote(a)
+        a.prev_remote = "done"
+        self._dirty.add(a.alloc_id)
+        now = self.env.now()
+        if why:
+            why += "; the tasks start with an empty ephemeral disk"
+        for name in sorted(a.tasks):
+            if why or done:
+                self._event(a.tasks[name], EV_SETUP, now, why or done)
+
+    def _snapshot_source(self, m: GetSnapshotSource) -> tuple[int, str, tuple[str, ...]]:
+        """Nomad's ValidateMigrateToken, then GetAllocFS: see GetSnapshotSource."""
+        if m.check_token and not (self.link_secret and check_migrate_token(m.alloc_id, self.link_secret,
+                                                                            m.token)):
+            return 403, "Permission denied", ()
+        a = self.allocs.get(m.alloc_id)
+        if a is None or a.spec is None or a.collected:
+            return 500, "allocation not found", ()
+        return 200, "", tuple(sorted(a.tasks))
 
     # ------------------------------------------------------------ stopping
     def _stop_alloc(self, a: _Alloc, why: str) -> None:
@@ -2707,7 +2941,7 @@ class AllocRunner(NodeActor):
 
     def _set_alloc_timer(self, kind: str, a: _Alloc, delay_s: float) -> None:
         name = f"{kind}/{a.alloc_id}/"
-        self._timers[name] = ("health", a.alloc_id, "")
+        self._timers[name] = ("health" if kind.startswith("health") else kind, a.alloc_id, "")
         self.set_timer(name, delay_s)
 
     def _cancel_alloc_timer(self, kind: str, a: _Alloc) -> None:
@@ -2843,6 +3077,9 @@ class AllocRunner(NodeActor):
             self._tmpl_reqs.pop(a.tasks[name].tmpl_req, None)
         self._cancel_alloc_timer("health", a)
         self._cancel_alloc_timer("health_due", a)
+        for kind in ("prevq", "prevq_retry", "migrate"):
+            self._cancel_alloc_timer(kind, a)
+        self._prev_reqs.pop(a.prev_req, None)
         if a.checks_sent is not None:
             self.send(self.env.node, self.checker, UnwatchChecks(a.alloc_id))
         del self.allocs[a.alloc_id]

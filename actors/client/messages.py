@@ -274,3 +274,42 @@ class TemplateDataResponse(Message):
     # msgpack list of [kind, argument, error, value]: error "" with the value (a variable map, or None
     # when it does not exist; a list for the others), else why it cannot be read ("Permission denied")
     data: bytes = b""
+
+
+# The previous allocation of one on the asking node (Nomad's remotePrevAlloc: Alloc.GetAlloc, Node.GetNode
+# and the MigrateTokens of Node.GetClientAllocs in one query), as a blocking query on the allocs table.
+@message(332)
+@msg
+class GetPrevAlloc(Message):
+    """What became of ``alloc_id``'s PreviousAllocation, once the allocs index passes ``min_index`` (or at
+    ``wait_s``); ``alloc_id`` must be the asking node's."""
+
+    req_id: int
+    reply_node: str
+    reply_actor: str
+    node_id: str
+    secret_id: str
+    alloc_id: str
+    min_index: int = 0
+    wait_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.wait_s < 0 or self.min_index < 0:
+            raise ValueError("wait_s and min_index must be >= 0")
+
+
+@message(333)
+@msg
+class PrevAllocResponse(Message):
+    req_id: int
+    ok: bool
+    error: str = ""
+    index: int = 0  # pass it back as min_index
+    found: bool = False  # False: the previous allocation is gone (garbage collected)
+    client_status: str = ""
+    terminal: bool = False  # complete, failed or lost, or unknown (Nomad's Terminated() or unknown)
+    node_id: str = ""  # the node it ran on
+    node_http_addr: str = ""  # that node's HTTP API (host:port); "" when the node is gone
+    # Nomad's MigrateToken for the previous allocation on its node (the asking allocation migrates its
+    # ephemeral disk and the previous one ran elsewhere); "" otherwise.
+    migrate_token: str = ""

@@ -27,10 +27,13 @@ from typing import Any
 
 import msgpack
 
+from actors.client.disk_migrate import migrate_token
 from actors.client.messages import (
     ClientAllocsResponse,
     GetClientAllocs,
+    GetPrevAlloc,
     GetTemplateData,
+    PrevAllocResponse,
     TemplateDataResponse,
     UpdateAllocs,
     UpdateDrain,
@@ -174,9 +177,50 @@ def template_data(state: Any, node_id: str, secret_id: str, alloc_id: str, task:
     return "", msgpack.packb(out, use_bin_type=True)
 
 
+def prev_alloc(state: Any, node_id: str, secret_id: str, alloc_id: str) -> tuple[str, dict[str, Any]]:
+    """Watch query: ("", PrevAllocResponse fields) about the previous allocation of *alloc_id* (which
+    must be on the asking node), as Nomad's remotePrevAlloc reads it: whether it is terminal, the node
+    it ran on and that node's HTTP address, and -- when *alloc_id* migrates its ephemeral disk and the
+    previous one ran on another node -- the migrate token for it (Nomad's GetClientAllocs
+    MigrateTokens: keyed with that node's secret, which only the servers and that node hold)."""
+    node = state.tables["nodes"].get(node_id)
+    if node is None:
+        return "node not found", {}
+    if node.get("SecretID") and node["SecretID"] != secret_id:
+        return "node secret ID does not match", {}
+    alloc = state.tables["allocs"].get(alloc_id)
+    if alloc is None or alloc.get("NodeID") != node_id:
+        return "Permission denied", {}
+    prev_id = alloc.get("PreviousAllocation") or ""
+    prev = state.tables["allocs"].get(prev_id) if prev_id else None
+    if prev is None:
+        return "", {"found": False}
+    status = prev.get("ClientStatus", "")
+    prev_node_id = prev.get("NodeID", "")
+    prev_node = state.tables["nodes"].get(prev_node_id)
+    out: dict[str, Any] = {"found": True, "client_status": status, "node_id": prev_node_id,
+                           "terminal": status in ("complete", "failed", "lost", "unknown")}
+    if prev_node is not None:
+        out["node_http_addr"] = prev_node.get("HTTPAddr") or ""
+        if _should_migrate(alloc) and prev_node_id != node_id:
+            out["migrate_token"] = migrate_token(prev_id, prev_node.get("SecretID") or "")
+    return "", out
+
+
+def _should_migrate(alloc: dict[str, Any]) -> bool:
+    """Nomad's Allocation.ShouldMigrate: a replacement not told to stop whose group migrates its disk."""
+    if not alloc.get("PreviousAllocation") or alloc.get("DesiredStatus") in ("stop", "evict"):
+        return False
+    job = alloc.get("Job") or {}
+    for g in job.get("TaskGroups") or ():
+        if isinstance(g, dict) and g.get("Name") == alloc.get("TaskGroup"):
+            return bool((g.get("EphemeralDisk") or {}).get("Migrate"))
+    return False
+
+
 @dataclass(slots=True)
 class _Parked:
-    req: GetClientAllocs | GetTemplateData
+    req: GetClientAllocs | GetTemplateData | GetPrevAlloc
     deadline: float
 
 
@@ -195,8 +239,8 @@ class AllocEndpoint(NodeActor):
         self._batch_bytes = 0
         self._batches: dict[int, list[tuple[str, str, int]]] = {}
         self._next = 0
-        self.stats = {"queries": 0, "template_queries": 0, "updates": 0, "batches": 0, "drains": 0,
-                      "errors": 0}
+        self.stats = {"queries": 0, "template_queries": 0, "prev_alloc_queries": 0, "updates": 0,
+                      "batches": 0, "drains": 0, "errors": 0}
 
     def _id(self) -> int:
         self._next += 1
@@ -227,6 +271,19 @@ class AllocEndpoint(NodeActor):
                                       alloc_id=message.alloc_id, task=message.task, deps=message.deps)
             self.send(self.env.node, self.raft, Watch(
                 tables=(var_state.TABLE, svc_state.TABLE), min_index=message.min_index,
+                reply=ReplyTo(self.env, self.name, ("watch", pid)), timeout_s=wait, query=query,
+                max_stale_s=self.cfg.max_stale_s))
+        elif isinstance(message, GetPrevAlloc):
+            self.stats["prev_alloc_queries"] += 1
+            wait = min(message.wait_s, self.cfg.max_wait_s)
+            if len(self._parked) >= self.cfg.max_parked:
+                wait = 0.0
+            pid = self._id()
+            self._parked[pid] = _Parked(message, self.env.now() + wait)
+            query = functools.partial(prev_alloc, node_id=message.node_id, secret_id=message.secret_id,
+                                      alloc_id=message.alloc_id)
+            self.send(self.env.node, self.raft, Watch(
+                tables=("allocs",), min_index=message.min_index,
                 reply=ReplyTo(self.env, self.name, ("watch", pid)), timeout_s=wait, query=query,
                 max_stale_s=self.cfg.max_stale_s))
         elif isinstance(message, UpdateAllocs):
@@ -342,6 +399,16 @@ class AllocEndpoint(NodeActor):
         if p is None:
             return
         r = p.req
+        if isinstance(r, GetPrevAlloc):
+            del self._parked[key]
+            if not m.ok:
+                self.send(r.reply_node, r.reply_actor, PrevAllocResponse(req_id=r.req_id, ok=False,
+                                                                         error=m.error))
+                return
+            index, (error, fields) = m.value
+            self.send(r.reply_node, r.reply_actor, PrevAllocResponse(
+                req_id=r.req_id, ok=not error, error=error, index=index, **fields))
+            return
         if isinstance(r, GetTemplateData):
             del self._parked[key]
             if not m.ok:
