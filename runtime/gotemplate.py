@@ -17,8 +17,8 @@ Go's ``text/template`` (with consul-template's functions) does:
   trimSpace split join replaceAll contains toJSON toJSONPretty parseJSON
   base64Encode base64Decode trimPrefix trimSuffix toTitle indent
   regexMatch regexReplaceAll parseInt parseFloat parseBool in containsAll
-  containsAny add subtract multiply divide modulo sha256Hex``; Python's
-  regular expressions stand in for Go's RE2); data functions (``env``, ``nomadVar``...) are
+  containsAny add subtract multiply divide modulo sha256Hex``; the regular
+  expressions are RE2's, as Go's, in linear time); data functions (``env``, ``nomadVar``...) are
   the caller's, given in *funcs*.
 
 Errors are :class:`TemplateError` with Go's texts: a parse error names the
@@ -51,6 +51,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import re2
 
 
 class TemplateError(ValueError):
@@ -970,11 +972,57 @@ def _parse_bool(s: str) -> bool:
     raise _ExecError(f'parseBool: strconv.ParseBool: parsing "{s}": invalid syntax')
 
 
-def _regex(pattern: str) -> re.Pattern[str]:
+# Go's regexp package is RE2: no backtracking, so no pattern takes more than linear time, and what
+# RE2 cannot do in linear time (backreferences, lookaround, possessive or atomic groups) is a syntax
+# error.  Python's re backtracks ("(a+)+$" on "aaa...ab" would hold the client for ever), so the
+# regex functions run on google-re2, the RE2 library itself: Go's syntax and semantics ("$" only at
+# the end of the text, ASCII \d \w \s \b, (?U)), in linear time.  Its error messages are mapped to
+# Go's (regexp/syntax's ErrorCode texts).
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a template's bad pattern is its error, not a line on the agent's stderr
+_RE2_ERRORS = {
+    "missing ]": "missing closing ]",
+    "missing )": "missing closing )",
+    "trailing \\": "trailing backslash at end of expression",
+    "no argument for repetition operator": "missing argument to repetition operator",
+    "invalid repetition size": "invalid repeat count",
+    "bad repetition operator": "invalid nested repetition operator",
+    "invalid perl operator": "invalid or unsupported Perl syntax",
+    "invalid named capture group": "invalid named capture",
+    "pattern too large - compile failed": "expression too large",
+    "pattern too large - reverse compile failed": "expression too large",
+}
+_RE2_ANY_BYTE = re.compile(r"(?:^|[^\\])(?:\\\\)*(\\C)")  # RE2's \C (any byte): not Go's
+
+
+def _regex(pattern: str) -> Any:
+    """*pattern* compiled as Go's regexp.Compile does; its error as Go's ("error parsing regexp: ...")."""
+    if _RE2_ANY_BYTE.search(pattern):
+        raise _ExecError("error parsing regexp: invalid escape sequence: `\\C`")
     try:
-        return re.compile(pattern)
-    except re.error as e:
-        raise _ExecError(f"error parsing regexp: {e}") from None
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except UnicodeEncodeError:
+        shown = pattern.encode("utf-8", "replace").decode()
+        raise _ExecError(f"error parsing regexp: invalid UTF-8: `{shown}`") from None
+    except re2.error as e:
+        raw = e.args[0] if e.args else ""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        code, _, expr = text.partition(": ")
+        code = _RE2_ERRORS.get(code, code)
+        raise _ExecError(f"error parsing regexp: {code}: `{expr}`") from None
+
+
+def _regex_text(s: str) -> str:
+    try:
+        s.encode()
+    except UnicodeEncodeError:
+        raise _ExecError("the text is not valid UTF-8") from None
+    return s
+
+
+def _regex_match(pattern: str, s: str) -> bool:
+    """consul-template's regexMatch: Go's MatchString (a match anywhere in *s*)."""
+    return _regex(pattern).search(_regex_text(s)) is not None
 
 
 def _math(name: str, op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
@@ -1007,26 +1055,49 @@ def _replace_all(old: str, new: str, s: str) -> str:
     return s.replace(old, new)
 
 
-def _regex_replace(pattern: str, repl: str, s: str) -> str:
-    """Go's Regexp.ReplaceAllString: $1 / ${name} in *repl* expand to the group (empty when the
-    group did not match or does not exist, as Go's Expand), $$ to $."""
+def _regex_replace(pattern: str, repl: str, s: str, literal: bool = False) -> str:
+    """Go's Regexp.ReplaceAllString: each match of *pattern* in *s* replaced by *repl*, where $1, $name
+    and ${name} expand to the group (empty when the group did not match or does not exist, as Go's
+    Expand) and $$ to $; with *literal* (ReplaceAllLiteralString) *repl* is taken as it is.  As Go, an
+    empty match right after the previous match is not replaced."""
     rx = _regex(pattern)
-    size = [len(s)]
+    _regex_text(s)
+    names = rx.groupindex
+    out: list[str] = []
+    size = 0
+    last = 0
+    for m in rx.finditer(s):
+        start, end = m.span()
+        if end == last and start != 0:
+            continue  # Go: no replacement for an empty match abutting the previous one
+        out.append(s[last:start])
+        text = repl if literal else _go_expand(repl, m, names)
+        out.append(text)
+        size += start - last + len(text)
+        _check_size(size)
+        last = end
+    out.append(s[last:])
+    return "".join(out)
 
-    def expand(m: re.Match[str]) -> str:
-        def group(g: re.Match[str]) -> str:
-            if g.group(0) == "$$":
-                return "$"
-            name = g.group(1) or g.group(2)
-            try:
-                return m.group(int(name) if name.isdigit() else name) or ""
-            except (IndexError, ValueError):
-                return ""
-        out = re.sub(r"\$\{(\w+)\}|\$(\w+)|\$\$", group, repl)
-        size[0] += len(out)
-        _check_size(size[0])
-        return out
-    return rx.sub(expand, s)
+
+_EXPAND = re.compile(r"\$(?:\{(\w+)\}|(\w+)|\$)")
+
+
+def _go_expand(template: str, m: Any, names: dict[str, int]) -> str:
+    """Go's Regexp.Expand: $1 / $name / ${name} is the group's text (the longest name: "$1x" is the
+    group "1x"), a number with a leading zero is a name; $$ is $; another $ stays as it is."""
+    def group(g: re.Match[str]) -> str:
+        name = g.group(1) or g.group(2)
+        if name is None:
+            return "$"
+        if name.isascii() and name.isdigit() and (name == "0" or name[0] != "0"):
+            index = int(name)
+        else:
+            index = names.get(name, -1)
+        if not 0 <= index <= len(m.groups()):
+            return ""
+        return m.group(index) or ""
+    return _EXPAND.sub(group, template)
 
 
 def _title(s: str) -> str:
@@ -1051,7 +1122,7 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "trimSuffix": _str_fn("trimSuffix", lambda p, s: s.removesuffix(p)),
     "toTitle": _str_fn("toTitle", _title),
     "indent": lambda n, s: _indent(n, s),
-    "regexMatch": _str_fn("regexMatch", lambda r, s: _regex(r).search(s) is not None),
+    "regexMatch": _str_fn("regexMatch", _regex_match),
     "regexReplaceAll": _str_fn("regexReplaceAll", lambda r, t, s: _regex_replace(r, t, s)),
     "parseInt": _str_fn("parseInt", _parse_int),
     "parseFloat": _str_fn("parseFloat", _parse_float),
