@@ -132,3 +132,13 @@ def test_the_clients_template_wait_is_read_from_client_template_wait(tmp_path):
     assert load_files([str(path)])[0].client.template.wait.min_s == 2.0
     assert load_files([str(path)])[0].client.template.wait.max_s == 60.0
     assert load_files([])[0].client.template.wait.min_s == 5.0
+
+
+def test_reading_more_than_max_deps_variables_fails_the_render_where_it_happens() -> None:
+    text = '{{ range $i := 4 }}{{ with nomadVar (printf "nomad/jobs/v%d" $i) }}{{ end }}{{ end }}'
+    r = render_task((T,), (text,), {}, {}, "default", max_deps=3)
+    assert r.error.endswith("error calling nomadVar: templates read more than 3 variables and services"), \
+        r.error
+    assert len(r.deps) == 3
+    again = '{{ range 10 }}{{ with nomadVar "nomad/jobs/a" }}{{ end }}{{ end }}'  # the same one: one dep
+    assert render_task((T,), (again,), {}, {}, "default", max_deps=1).error == ""

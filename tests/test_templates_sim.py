@@ -288,3 +288,19 @@ def test_a_source_file_is_read_once_per_task_run_not_on_every_re_render(monkeypa
     set_var(c, "nomad/jobs/web", {"password": "two"})
     until(c, lambda: files(c)["t/local/out"] == b"two")
     assert reads == ["t/local/in.tpl"]
+
+
+def test_templates_reading_more_than_the_servers_allow_fail_the_task_instead_of_retrying(
+        monkeypatch: Any) -> None:
+    """The servers refuse a query for more than template_max_deps variables and services; asking again
+    every second gets the same refusal, so the task fails with it as Nomad's template errors do."""
+    from actors.server import alloc_endpoint
+
+    base = alloc_endpoint.AllocEndpointConfig
+    monkeypatch.setattr(alloc_endpoint, "AllocEndpointConfig", lambda: base(template_max_deps=2))
+    c = boot()
+    text = "".join(f'{{{{ with nomadVar "nomad/jobs/web/{i}" }}}}{{{{ end }}}}' for i in range(3))
+    c.register(job([{**CONF, "EmbeddedTmpl": text}]))
+    until(c, lambda: bool(c.allocs("web")) and c.allocs("web")[0]["ClientStatus"] == "failed", 30.0)
+    assert ("Killing", "Template failed: templates read more than 2 variables and services") in events(c)
+    assert procs(c) == []

@@ -120,6 +120,7 @@ from actors.client.drivers import (
 from actors.client.messages import GetTemplateData, TemplateDataResponse, is_retryable
 from actors.client.templates import (
     EV_TEMPLATE,
+    TOO_MANY_DEPS,
     Rendered,
     TemplateSpec,
     missing_message,
@@ -1977,6 +1978,9 @@ class AllocRunner(NodeActor):
             return  # the watch ends with the task
         if not m.ok:
             log.info("%s: template data for %s/%s: %s", self.env.node, a.alloc_id[:8], t.spec.name, m.error)
+            if m.error.startswith(TOO_MANY_DEPS):  # refused for good: asking again gets the same answer
+                self._template_failed(a, t, m.error, self.env.now())
+                return
             if is_retryable(m.error) or m.error.startswith("stale"):
                 self._rotate()
             self._set_task_timer("tmpl_retry", a, t, self.cfg.template_retry_s)

@@ -47,6 +47,16 @@ NS = 1_000_000_000
 EV_TEMPLATE = "Template"  # Nomad's consulTemplateSourceName: the "Missing: ..." events
 MISSING_DEP_EVENT_LIMIT = 3  # Nomad's missingDepEventLimit: deps named in one event, then "and N more"
 REGION = "global"
+# The variables and services one task's templates may read: the servers' own bound on a template data
+# query (actors.server.alloc_endpoint's template_max_deps, 1000; Nomad has none, consul-template only
+# warns past 128).  A task reading more fails its render ("Template failed: ...") instead of sending a
+# query every server refuses; a server configured lower refuses it, which fails the task as well.
+MAX_TEMPLATE_DEPS = 1000
+TOO_MANY_DEPS = "templates read more than"  # the refusal's text, on the servers and here
+
+
+def too_many_deps(limit: int) -> str:
+    return f"{TOO_MANY_DEPS} {limit} variables and services"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,14 +190,15 @@ class Rendered:
 
 def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
                 data: dict[tuple[str, str], tuple[str, Any]], namespace: str,
-                max_output: int = MAX_OUTPUT_BYTES) -> Rendered:
+                max_output: int = MAX_OUTPUT_BYTES, max_deps: int = MAX_TEMPLATE_DEPS) -> Rendered:
     """Render every template of a task.  *sources*: each template's text (its data, or its source
     file's contents; None: the source file could not be read).  *data*: (kind, argument) -> (error,
     value) as the servers answered (a value not of the shape expected fails the render, naming it).
-    *max_output*: characters all the templates together may write.  Never raises: whatever fails
+    *max_output*: characters all the templates together may write; *max_deps*: distinct variables
+    and services they may read (more fails the render, naming the place).  Never raises: whatever fails
     is the Rendered's error (the task fails with "Template failed: ...")."""
     try:
-        return _render_task(templates, sources, env, data, namespace, max_output)
+        return _render_task(templates, sources, env, data, namespace, max_output, max_deps)
     except TemplateError as e:
         return Rendered(error=str(e))
     except Exception as e:  # a last resort: never the runner's failure
@@ -195,13 +206,16 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
 
 
 def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
-                 data: dict[tuple[str, str], tuple[str, Any]], namespace: str, max_output: int) -> Rendered:
+                 data: dict[tuple[str, str], tuple[str, Any]], namespace: str, max_output: int,
+                 max_deps: int) -> Rendered:
     deps: dict[tuple[str, str], None] = {}
     lacking: dict[tuple[str, str], None] = {}
     missing: dict[str, None] = {}
 
     def get(kind: str, arg: str) -> Any:
         dep = (kind, arg)
+        if dep not in deps and len(deps) >= max_deps:
+            raise TemplateError(too_many_deps(max_deps))
         deps[dep] = None
         if dep not in data:
             lacking[dep] = None
