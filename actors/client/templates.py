@@ -29,7 +29,10 @@ task runs it keeps a blocking query on the same data; a rendering that
 changed is written again and its ``change_mode`` applies (restart, signal,
 or noop), after the template's ``splay``; with ``wait { min, max }`` a change
 is rendered only once the data stayed unchanged for ``min`` (but at most
-``max`` after the first change), as consul-template's quiescence.
+``max`` after the first change), as consul-template's quiescence.  As
+there, the wait applies to changes only: the first rendering (the task's
+start) happens as soon as the data is there (consul-template's runner arms
+a template's quiescence only once every template has rendered).
 """
 
 from __future__ import annotations
