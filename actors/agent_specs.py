@@ -410,6 +410,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                               template_wait_s=c.template.block_query_wait_s,
                               template_quiet_min_s=c.template.wait.min_s,
                               template_quiet_max_s=c.template.wait.max_s,
+                              template_function_denylist=c.template.function_denylist,
                               **_artifact_limits(c.artifact))))),
         ChildSpec(name="alloc-sync", cls=AllocSync, role="client", leaves=True,
                   kwargs=(("config", sync_cfg), ("wall_clock", time.time))),

@@ -319,6 +319,14 @@ class ClientTemplateConfig:
 
     block_query_wait_s: float = _dur(5 * 60, gt=0)
     wait: TemplateWait = _sub(TemplateWait)
+    # Functions a template may not call (consul-template's function_denylist: names, or globs with
+    # "*"): each still parses and fails the render when called ("function is disabled").  Nomad's
+    # default denies executeTemplate, plugin and writeToFile; a list given replaces it ([] denies none).
+    function_denylist: tuple[str, ...] = field(
+        default=("executeTemplate", "plugin", "writeToFile"), metadata={})
+    # Nomad's disable_file_sandbox lets templates read and write outside the allocation's directory;
+    # this agent's templates stay inside it, so true is refused (validate) rather than ignored.
+    disable_file_sandbox: bool = False
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3, "g": 1000**3,
@@ -925,6 +933,9 @@ def validate(cfg: Config) -> list[str]:
                           f"valid levels are {', '.join(LOG_LEVELS)}")
     if not cfg.bind_addr:
         raise ConfigError("bind_addr: must not be empty")
+    if cfg.client.template.disable_file_sandbox:
+        raise ConfigError("client.template.disable_file_sandbox: not supported by this agent (templates "
+                          "read and write only inside the allocation's directory)")
     if dict(_thaw(cfg.vault) if cfg.vault else {}).get("enabled") is True:
         raise ConfigError("vault.enabled: Vault integration is not supported by this agent")
     if cfg.syslog_facility.lower() not in SYSLOG_FACILITIES:

@@ -44,6 +44,7 @@ import bisect
 import contextvars
 import decimal
 import hashlib
+import hmac
 import itertools
 import json
 import math
@@ -867,7 +868,23 @@ def _contains(v: Any, haystack: Any) -> bool:
     return False
 
 
-def _to_json(v: Any, pretty: bool = False) -> str:
+# Go's json.Marshal (consul-template's toJSON, toJSONPretty) escapes these, so the text is safe inside
+# HTML; toUnescapedJSON / toUnescapedJSONPretty write them as they are.
+_HTML_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                               "\u2029": "\\u2029"})
+
+
+def _to_json(v: Any, pretty: bool = False, escape_html: bool = True, name: str = "toJSON") -> str:
+    """Go's encoding/json of *v*: keys sorted; with *escape_html* < > & (and U+2028, U+2029) as
+    \\u003c...; characters the escapes add count against the output bound."""
+    text = _to_json_text(v, pretty, name)
+    if escape_html:
+        _check_size(len(text) + 5 * sum(text.count(c) for c in "<>&\u2028\u2029"))
+        text = text.translate(_HTML_ESCAPES)
+    return text
+
+
+def _to_json_text(v: Any, pretty: bool, name: str) -> str:
     def plain(x: Any) -> Any:
         if x is NO_VALUE:
             return None
@@ -885,7 +902,7 @@ def _to_json(v: Any, pretty: bool = False) -> str:
             return "".join(out)
         return json.dumps(v, default=plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as e:
-        raise _ExecError(f"toJSON: {e}") from None
+        raise _ExecError(f"{name}: {e}") from None
 
 
 def _go_json(v: Any) -> Any:
@@ -1104,6 +1121,68 @@ def _title(s: str) -> str:
     return re.sub(r"(^|[^\w'])(\w)", lambda m: m.group(1) + m.group(2).upper(), s)
 
 
+def _b64url_decode(s: str) -> str:
+    bad = re.search(r"[+/]", s)  # the standard alphabet's; Go's URLEncoding refuses them
+    if bad:
+        raise _ExecError(f"base64URLDecode: illegal base64 data at input byte {bad.start()}")
+    try:
+        return base64.b64decode(s.encode(), altchars=b"-_", validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError) as e:
+        raise _ExecError(f"base64URLDecode: {e}") from None
+
+
+def _parse_uint(s: str) -> int:
+    """Go's strconv.ParseUint(s, 10, 64); "" is 0 (consul-template's parseUint)."""
+    if s == "":
+        return 0
+    if not re.fullmatch(r"[0-9]+", s):
+        raise _ExecError(f'parseUint: strconv.ParseUint: parsing "{s}": invalid syntax')
+    if int(s) >= 1 << 64:
+        raise _ExecError(f'parseUint: strconv.ParseUint: parsing "{s}": value out of range')
+    return int(s)
+
+
+def _loop(*args: Any) -> range:
+    """consul-template's loop: ``loop 3`` is 0, 1, 2; ``loop 2 5`` is 2, 3, 4 (a channel in Go: ranged
+    with one variable only).  Ranged lazily, so MAX_STEPS ends a huge one."""
+    if len(args) not in (1, 2):
+        raise _ExecError(f"loop: wrong number of arguments, expected 1 or 2, but got {len(args)}")
+    bounds = []
+    for a in ((0, *args) if len(args) == 1 else args):
+        if isinstance(a, str):
+            a = _parse_int(a)
+        if not isinstance(a, int) or isinstance(a, bool):
+            raise _ExecError(f"loop: bad argument type: {_type_name(a)}")
+        bounds.append(a)
+    return range(bounds[0], bounds[1])
+
+
+def _split_to_map(sep1: str, sep2: str, s: str) -> dict[str, str]:
+    """consul-template's splitToMap: "a:1,b:2" by "," and ":" is map[a:1 b:2]; a part without sep2 is
+    skipped."""
+    s = s.strip()
+    if not s:
+        return {}
+    if not sep1:
+        raise _ExecError("splitToMap: the first separator is empty")
+    out: dict[str, str] = {}
+    for part in s.split(sep1):
+        k, found, v = part.partition(sep2) if sep2 else ("", True, part)
+        if found:
+            out[k] = v
+    return out
+
+
+def _contains_some(ret_true: bool, invert: bool) -> Callable[..., bool]:
+    """consul-template's containsAll / containsAny / containsNone / containsNotAll."""
+    def call(vs: Any, haystack: Any) -> bool:
+        for v in vs or ():
+            if _contains(v, haystack) != invert:
+                return not ret_true
+        return ret_true
+    return call
+
+
 # consul-template's plain functions (no data sources).
 CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "toUpper": _str_fn("toUpper", str.upper),
@@ -1114,7 +1193,9 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "replaceAll": _str_fn("replaceAll", lambda f, t, s: _replace_all(f, t, s)),
     "contains": _contains,
     "toJSON": _to_json,
-    "toJSONPretty": lambda v: _to_json(v, True),
+    "toJSONPretty": lambda v: _to_json(v, True, name="toJSONPretty"),
+    "toUnescapedJSON": lambda v: _to_json(v, escape_html=False, name="toUnescapedJSON"),
+    "toUnescapedJSONPretty": lambda v: _to_json(v, True, escape_html=False, name="toUnescapedJSONPretty"),
     "parseJSON": _parse_json,
     "base64Encode": _str_fn("base64Encode", lambda s: base64.b64encode(s.encode()).decode()),
     "base64Decode": _str_fn("base64Decode", _b64decode),
@@ -1128,14 +1209,27 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "parseFloat": _str_fn("parseFloat", _parse_float),
     "parseBool": _str_fn("parseBool", _parse_bool),
     "in": lambda haystack, v: _contains(v, haystack),
-    "containsAll": lambda vs, haystack: all(_contains(v, haystack) for v in vs or ()),
-    "containsAny": lambda vs, haystack: any(_contains(v, haystack) for v in vs or ()),
+    "containsAll": _contains_some(True, True),
+    "containsAny": _contains_some(False, False),
+    "containsNone": _contains_some(True, False),
+    "containsNotAll": _contains_some(False, True),
     "add": _math("add", lambda a, b: a + b),
     "subtract": _math("subtract", lambda a, b: a - b),
     "multiply": _math("multiply", lambda a, b: a * b),
     "divide": _math("divide", lambda a, b: a // b if isinstance(a, int) and isinstance(b, int) else a / b),
     "modulo": _math("modulo", lambda a, b: a % b),
     "sha256Hex": _str_fn("sha256Hex", lambda s: hashlib.sha256(s.encode()).hexdigest()),
+    "md5sum": _str_fn("md5sum", lambda s: hashlib.md5(s.encode(), usedforsecurity=False).hexdigest()),
+    "hmacSHA256Hex": _str_fn("hmacSHA256Hex", lambda m, k: hmac.new(k.encode(), m.encode(),
+                                                                     hashlib.sha256).hexdigest()),
+    "base64URLEncode": _str_fn("base64URLEncode", lambda s: base64.urlsafe_b64encode(s.encode()).decode()),
+    "base64URLDecode": _str_fn("base64URLDecode", _b64url_decode),
+    "trim": _str_fn("trim", lambda cutset, s: s.strip(cutset)),
+    "parseUint": _str_fn("parseUint", _parse_uint),
+    "splitToMap": _str_fn("splitToMap", _split_to_map),
+    "loop": _loop,
+    "minimum": _math("minimum", lambda a, b: a if a < b else b),
+    "maximum": _math("maximum", lambda a, b: a if a > b else b),
 }
 
 
@@ -1220,6 +1314,10 @@ class _Exec:
             items = list(enumerate(v))
         elif isinstance(v, int) and not isinstance(v, bool):
             items = ((i, i) for i in range(v)) if v > 0 else []  # lazily: MAX_STEPS ends a huge one
+        elif isinstance(v, range):  # consul-template's loop: a channel in Go
+            if len(n.pipe.decl) > 1:
+                raise self.fail(n, n.pipe.src, "can't use a loop to iterate over more than one variable")
+            items = ((i, i) for i in v) if len(v) else []
         else:
             raise self.fail(n, n.pipe.src, f"range can't iterate over {go_str(v)}")
         if not items:

@@ -142,3 +142,63 @@ def test_reading_more_than_max_deps_variables_fails_the_render_where_it_happens(
     assert len(r.deps) == 3
     again = '{{ range 10 }}{{ with nomadVar "nomad/jobs/a" }}{{ end }}{{ end }}'  # the same one: one dep
     assert render_task((T,), (again,), {}, {}, "default", max_deps=1).error == ""
+
+
+def test_nomads_default_function_denylist_parses_and_fails_only_when_called() -> None:
+    """Nomad's client template.function_denylist (executeTemplate, plugin, writeToFile): as
+    consul-template, a denied function is replaced by one that fails with "function is disabled"."""
+    assert render('{{ if false }}{{ writeToFile "/etc/x" "" "" "" }}{{ end }}ok', {}).outputs == ("ok",)
+    for fn in ("plugin", "writeToFile", "executeTemplate"):
+        assert render(f'{{{{ {fn} "x" }}}}', {}).error.endswith(f"error calling {fn}: function is disabled")
+    spec = (T,)
+    allowed = render_task(spec, ('{{ plugin "x" }}',), {}, {}, "default", denylist=())
+    assert allowed.error.endswith("plugin is not supported by this agent")
+
+
+@pytest.mark.parametrize(("denylist", "text", "denied"), [
+    (("env",), '{{ env "A" }}', True),
+    (("nomad*",), '{{ nomadVarExists "nomad/jobs" }}', True),
+    (("*JSON*",), '{{ toJSON 1 }}', True),
+    (("*",), '{{ toUpper "a" }}', True),
+    (("*",), '{{ printf "%s" "a" }}', False),  # Go's own functions are not consul-template's to deny
+    (("toUpper",), '{{ toLower "A" }}', False),
+])
+def test_an_operators_function_denylist_takes_names_and_globs(denylist: tuple[str, ...], text: str,
+                                                              denied: bool) -> None:
+    r = render_task((T,), (text,), {"A": "1"}, {}, "default", denylist=denylist)
+    assert r.error.endswith("function is disabled") == denied, r.error
+
+
+def test_must_env_and_env_or_default_read_the_tasks_environment() -> None:
+    env = {"A": "1", "E": ""}
+    assert render('{{ mustEnv "A" }} {{ envOrDefault "B" "d" }} {{ envOrDefault "E" "d" }}', {},
+                  env).outputs == ("1 d ",)
+    assert render('{{ mustEnv "E" }}', {}, env).error.endswith("required environment variable E is empty")
+
+
+def test_client_template_function_denylist_and_disable_file_sandbox_in_the_agents_config(tmp_path):
+    from runtime.config import ConfigError, load_files, validate
+
+    path = tmp_path / "c.toml"
+    path.write_text('[client]\nenabled = true\n[client.template]\nfunction_denylist = ["env", "sprig_*"]\n')
+    assert load_files([str(path)])[0].client.template.function_denylist == ("env", "sprig_*")
+    assert load_files([])[0].client.template.function_denylist == ("executeTemplate", "plugin", "writeToFile")
+    path.write_text('[client]\nenabled = true\n[client.template]\ndisable_file_sandbox = true\n')
+    with pytest.raises(ConfigError, match=r"client\.template\.disable_file_sandbox: not supported"):
+        validate(load_files([str(path)])[0])
+
+
+def test_the_agent_gives_the_alloc_runner_the_clients_function_denylist(tmp_path):
+    from actors.agent_specs import AgentContext, client_specs
+    from actors.metrics import Metrics
+    from runtime.config import load_files, validate
+
+    path = tmp_path / "c.toml"
+    path.write_text(f'data_dir = "{tmp_path}"\n[client]\nenabled = true\n[client.template]\n'
+                    'function_denylist = ["env"]\n')
+    cfg = load_files([str(path)])[0]
+    validate(cfg)
+    ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
+                       client_state_dir=str(tmp_path))
+    runner = {s.name: dict(s.kwargs) for s in client_specs(cfg, ctx)}["alloc-runner"]["config"]
+    assert runner.template_function_denylist == ("env",)

@@ -119,6 +119,7 @@ from actors.client.drivers import (
 )
 from actors.client.messages import GetTemplateData, TemplateDataResponse, is_retryable
 from actors.client.templates import (
+    DEFAULT_FUNCTION_DENYLIST,
     EV_TEMPLATE,
     TOO_MANY_DEPS,
     Rendered,
@@ -455,6 +456,8 @@ class AllocRunnerConfig:
     # {{ "x" | indent 99999999999 }}) fails its task ("Template failed: ...")
     # instead of exhausting the client's memory.
     template_output_max_bytes: int = 16 * 1024 * 1024
+    # client.template.function_denylist (Nomad's default): functions a template may not call.
+    template_function_denylist: tuple[str, ...] = DEFAULT_FUNCTION_DENYLIST
 
     def __post_init__(self) -> None:
         for name in ("poll_interval_s", "max_kill_timeout_s"):
@@ -1833,7 +1836,8 @@ class AllocRunner(NodeActor):
         assert a.spec is not None
         if t.tmpl_sources is not None:
             return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
-                               self.cfg.template_output_max_bytes)
+                               self.cfg.template_output_max_bytes,
+                               denylist=self.cfg.template_function_denylist)
         alloc_dir, task_dir, _ = self._dirs(a, t)
         sources: list[str] = []
         for spec in t.spec.templates:
@@ -1852,7 +1856,7 @@ class AllocRunner(NodeActor):
                 return Rendered(error=f"failed to read template source {spec.source!r}: {exc}")
         t.tmpl_sources = tuple(sources)
         return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
-                           self.cfg.template_output_max_bytes)
+                           self.cfg.template_output_max_bytes, denylist=self.cfg.template_function_denylist)
 
     def _write_templates(self, a: _Alloc, t: _Task, r: Rendered, env: dict[str, str],
                          only: tuple[int, ...] | None = None) -> str:

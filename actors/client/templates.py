@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.state.services import rendezvous
-from runtime.gotemplate import MAX_OUTPUT_BYTES, TemplateError, render
+from runtime.gotemplate import CONSUL_TEMPLATE_FUNCS, MAX_OUTPUT_BYTES, TemplateError, render
 
 NS = 1_000_000_000
 EV_TEMPLATE = "Template"  # Nomad's consulTemplateSourceName: the "Missing: ..." events
@@ -56,6 +56,13 @@ REGION = "global"
 # query every server refuses; a server configured lower refuses it, which fails the task as well.
 MAX_TEMPLATE_DEPS = 1000
 TOO_MANY_DEPS = "templates read more than"  # the refusal's text, on the servers and here
+
+
+# Nomad's client template.function_denylist default (DefaultTemplateFunctionDenylist): a denied
+# function still parses, and fails the render when called ("function is disabled"), as
+# consul-template's; these three (render another named template, run a binary on the client, write
+# a file on the client) this agent does not implement in any case.
+DEFAULT_FUNCTION_DENYLIST = ("executeTemplate", "plugin", "writeToFile")
 
 
 def too_many_deps(limit: int) -> str:
@@ -193,15 +200,17 @@ class Rendered:
 
 def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
                 data: dict[tuple[str, str], tuple[str, Any]], namespace: str,
-                max_output: int = MAX_OUTPUT_BYTES, max_deps: int = MAX_TEMPLATE_DEPS) -> Rendered:
+                max_output: int = MAX_OUTPUT_BYTES, max_deps: int = MAX_TEMPLATE_DEPS,
+                denylist: tuple[str, ...] = DEFAULT_FUNCTION_DENYLIST) -> Rendered:
     """Render every template of a task.  *sources*: each template's text (its data, or its source
     file's contents; None: the source file could not be read).  *data*: (kind, argument) -> (error,
     value) as the servers answered (a value not of the shape expected fails the render, naming it).
     *max_output*: characters all the templates together may write; *max_deps*: distinct variables
-    and services they may read (more fails the render, naming the place).  Never raises: whatever fails
+    and services they may read (more fails the render, naming the place); *denylist*: the client's
+    template.function_denylist (names, or globs with ``*``: ``sprig_*``).  Never raises: whatever fails
     is the Rendered's error (the task fails with "Template failed: ...")."""
     try:
-        return _render_task(templates, sources, env, data, namespace, max_output, max_deps)
+        return _render_task(templates, sources, env, data, namespace, max_output, max_deps, denylist)
     except TemplateError as e:
         return Rendered(error=str(e))
     except Exception as e:  # a last resort: never the runner's failure
@@ -210,7 +219,7 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
 
 def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
                  data: dict[tuple[str, str], tuple[str, Any]], namespace: str, max_output: int,
-                 max_deps: int) -> Rendered:
+                 max_deps: int, denylist: tuple[str, ...]) -> Rendered:
     deps: dict[tuple[str, str], None] = {}
     lacking: dict[tuple[str, str], None] = {}
     missing: dict[str, None] = {}
@@ -276,7 +285,19 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
         _need_str("env", name)
         return env.get(name, "")
 
-    funcs: dict[str, Any] = {"env": env_fn, "nomadVar": nomad_var, "nomadVarExists": nomad_var_exists,
+    def must_env(name: str) -> str:
+        _need_str("mustEnv", name)
+        if not env.get(name):
+            raise TemplateError(f"required environment variable {name} is empty")
+        return env[name]
+
+    def env_or_default(name: str, default: str) -> str:
+        _need_str("envOrDefault", name)
+        _need_str("envOrDefault", default)
+        return env.get(name, default)
+
+    funcs: dict[str, Any] = {"env": env_fn, "mustEnv": must_env, "envOrDefault": env_or_default,
+                             "nomadVar": nomad_var, "nomadVarExists": nomad_var_exists,
                              "nomadVarList": nomad_var_list, "nomadVarListSafe": nomad_var_list,
                              "nomadService": nomad_service,
                              "nomadServices": nomad_services}
@@ -284,6 +305,9 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
         funcs[name] = _refused(name, "Consul", "this agent has no Consul (use nomadVar, nomadService)")
     for name in _VAULT:
         funcs[name] = _refused(name, "Vault", "this agent has no Vault (use nomadVar)")
+    for name in DEFAULT_FUNCTION_DENYLIST:  # when an operator's denylist leaves them out
+        funcs[name] = _unsupported(name)
+    funcs.update(denied_functions(denylist, funcs))
     outputs: list[str] = []
     for spec, text in zip(templates, sources, strict=True):
         if text is None:
@@ -295,6 +319,20 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
         except TemplateError as e:
             return Rendered(deps=tuple(deps), error=str(e))
     return Rendered(outputs=tuple(outputs), deps=tuple(deps), lacking=tuple(lacking), missing=tuple(missing))
+
+
+def denied_functions(denylist: tuple[str, ...], funcs: dict[str, Any]) -> dict[str, Any]:
+    """consul-template's function_denylist: every function (of *funcs*, the built-in ones, or named
+    in the list) a pattern matches (``*`` any run of characters, as go-glob) is replaced by one that
+    fails with "function is disabled"."""
+    def denied(*_args: Any) -> Any:
+        raise TemplateError("function is disabled")
+    names = {*funcs, *CONSUL_TEMPLATE_FUNCS}  # a name of neither (e.g. Go's printf) stays as it is
+    out = {}
+    for pattern in denylist:
+        rx = re.compile(".*".join(map(re.escape, pattern.split("*"))), re.DOTALL)
+        out.update({name: denied for name in sorted(names) if rx.fullmatch(name)})
+    return out
 
 
 def _is_str_map(v: Any) -> bool:
@@ -329,6 +367,12 @@ _SHAPES: dict[str, Any] = {"var": _var_ok, "varlist": _list_of(_is_str_map), "se
 def _need_str(fn: str, v: Any) -> None:
     if not isinstance(v, str):
         raise TemplateError(f"{fn}: argument must be a string")
+
+
+def _unsupported(name: str) -> Any:
+    def call(*_args: Any) -> Any:
+        raise TemplateError(f"{name} is not supported by this agent")
+    return call
 
 
 def _refused(name: str, system: str, why: str) -> Any:
