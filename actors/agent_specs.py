@@ -411,6 +411,8 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                               template_quiet_min_s=c.template.wait.min_s,
                               template_quiet_max_s=c.template.wait.max_s,
                               template_function_denylist=c.template.function_denylist,
+                              template_wait_bounds=(c.template.wait_bounds.min_s,
+                                                    c.template.wait_bounds.max_s),
                               **_artifact_limits(c.artifact))))),
         ChildSpec(name="alloc-sync", cls=AllocSync, role="client", leaves=True,
                   kwargs=(("config", sync_cfg), ("wall_clock", time.time))),

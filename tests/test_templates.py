@@ -202,3 +202,45 @@ def test_the_agent_gives_the_alloc_runner_the_clients_function_denylist(tmp_path
                        client_state_dir=str(tmp_path))
     runner = {s.name: dict(s.kwargs) for s in client_specs(cfg, ctx)}["alloc-runner"]["config"]
     assert runner.template_function_denylist == ("env",)
+
+
+def test_a_wait_without_max_waits_at_most_four_times_its_min() -> None:
+    """consul-template's WaitConfig.Finalize: Max defaults to 4 * Min."""
+    (w,) = parse_templates([{"DestPath": "x", "Wait": {"Min": 2 * 10**9, "Max": None}}], "T")
+    assert (w.wait_min_s, w.wait_max_s) == (2.0, 8.0)
+    assert quiescence((w,), first_change=100.0, now=107.0) == 1.0  # cut at 100 + 8
+
+
+def test_the_clients_wait_bounds_keep_a_templates_own_wait_within_them() -> None:
+    short, long_ = parse_templates([
+        {"DestPath": "a", "Wait": {"Min": 1 * 10**9, "Max": 2 * 10**9}},
+        {"DestPath": "b", "Wait": {"Min": 30 * 10**9, "Max": 600 * 10**9}}], "T")
+    assert quiescence((short,), 100.0, 100.0, bounds=(5.0, 60.0)) == 2.0  # min raised to 5, max still 2
+    assert quiescence((short,), 100.0, 100.0, bounds=(1.5, 0.0)) == 1.5
+    assert quiescence((long_,), 100.0, 140.0, bounds=(0.0, 60.0)) == 20.0  # max cut to 60 s
+    assert quiescence((long_,), 100.0, 140.0) == 30.0
+    plain = TemplateSpec(dest="c")  # no wait of its own: the client's wait, not bounded
+    assert quiescence((plain,), 100.0, 100.0, (1.0, 4.0), bounds=(5.0, 0.0)) == 1.0
+
+
+def test_client_template_wait_bounds_are_read_checked_and_given_to_the_runner(tmp_path):
+    from actors.agent_specs import AgentContext, client_specs
+    from actors.metrics import Metrics
+    from runtime.config import ConfigError, load_files, validate
+
+    path = tmp_path / "c.toml"
+    base = f'data_dir = "{tmp_path}"\n[client]\nenabled = true\n'
+    path.write_text(base + '[client.template.wait_bounds]\nmin = "2s"\nmax = "1m"\n')
+    cfg = load_files([str(path)])[0]
+    validate(cfg)
+    ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
+                       client_state_dir=str(tmp_path))
+    runner = {s.name: dict(s.kwargs) for s in client_specs(cfg, ctx)}["alloc-runner"]["config"]
+    assert runner.template_wait_bounds == (2.0, 60.0)
+    assert load_files([])[0].client.template.wait_bounds.max_s == 0.0  # no bounds by default
+    path.write_text(base + '[client.template.wait_bounds]\nmin = "2m"\nmax = "1m"\n')
+    with pytest.raises(ConfigError, match="wait_bounds: wait config min 120000000000 is greater than max"):
+        validate(load_files([str(path)])[0])
+    path.write_text(base + '[client.template.wait]\nmin = "10s"\nmax = "5s"\n')
+    with pytest.raises(ConfigError, match=r"template\.wait: wait config min 10000000000 is greater"):
+        validate(load_files([str(path)])[0])

@@ -446,6 +446,8 @@ class AllocRunnerConfig:
     # without a wait block of its own (so a burst of changes restarts a task once).
     template_quiet_min_s: float = 5.0
     template_quiet_max_s: float = 240.0
+    # client.template.wait_bounds (min, max; 0: none): a job template's own wait is kept within them.
+    template_wait_bounds: tuple[float, float] = (0.0, 0.0)
     template_rpc_margin_s: float = 10.0
     template_retry_s: float = 1.0
     # A template's source file is read whole; one larger than this fails the
@@ -2011,7 +2013,8 @@ class AllocRunner(NodeActor):
         if not data.items() <= before.items():  # wait { min, max }: render once the data settles
             first = t.tmpl_first_change if t.tmpl_first_change is not None else now
             delay = quiescence(t.spec.templates, first, now,
-                               (self.cfg.template_quiet_min_s, self.cfg.template_quiet_max_s))
+                               (self.cfg.template_quiet_min_s, self.cfg.template_quiet_max_s),
+                               self.cfg.template_wait_bounds)
             if delay > 0:
                 t.tmpl_first_change = first
                 self._set_task_timer("tmpl_quiet", a, t, delay)

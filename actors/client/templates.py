@@ -109,6 +109,9 @@ def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
             raise ValueError(f"{w}.Perms {perms!r} is not octal")
         splay = t.get("Splay")
         wait = t.get("Wait") if isinstance(t.get("Wait"), dict) else {}
+        wait_min = max(0.0, float(wait.get("Min") or 0) / NS)
+        # consul-template's WaitConfig.Finalize: a wait without max waits at most 4 times its min
+        wait_max = 4 * wait_min if wait.get("Max") is None else max(0.0, float(wait["Max"]) / NS)
         out.append(TemplateSpec(
             dest=dest, data=str(t.get("EmbeddedTmpl") or ""), source=str(t.get("SourcePath") or ""),
             change_mode=mode, change_signal=str(t.get("ChangeSignal") or "").upper(), perms=int(perms, 8),
@@ -116,8 +119,7 @@ def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
             right=str(t.get("RightDelim") or "}}"),
             splay_s=5.0 if splay is None else max(0.0, float(splay) / NS),
             err_missing_key=bool(t.get("ErrMissingKey")),
-            wait_min_s=max(0.0, float(wait.get("Min") or 0) / NS),
-            wait_max_s=max(0.0, float(wait.get("Max") or 0) / NS), own_wait=bool(wait)))
+            wait_min_s=wait_min, wait_max_s=wait_max, own_wait=bool(wait)))
     return tuple(out)
 
 
@@ -382,11 +384,16 @@ def _refused(name: str, system: str, why: str) -> Any:
 
 
 def quiescence(templates: tuple[TemplateSpec, ...], first_change: float, now: float,
-               default: tuple[float, float] = (0.0, 0.0)) -> float:
+               default: tuple[float, float] = (0.0, 0.0), bounds: tuple[float, float] = (0.0, 0.0)) -> float:
     """How long to wait before re-rendering after data changed at *now* (the first unrendered change
     at *first_change*): the templates' largest ``wait.min``, cut at the smallest ``wait.max``; a
-    template without a wait block of its own has the client's, *default* (min, max)."""
-    waits = [(t.wait_min_s, t.wait_max_s) if t.own_wait else default for t in templates]
+    template without a wait block of its own has the client's, *default* (min, max); one with its
+    own has it within the client's wait_bounds, *bounds* (min, max; a max of 0: none)."""
+    lo_bound, hi_bound = bounds
+
+    def bounded(lo: float, hi: float) -> tuple[float, float]:
+        return max(lo, lo_bound), (min(hi, hi_bound) if hi_bound > 0 else hi)
+    waits = [bounded(t.wait_min_s, t.wait_max_s) if t.own_wait else default for t in templates]
     wait_min = max((lo for lo, _ in waits), default=0.0)
     if wait_min <= 0:
         return 0.0
