@@ -14,12 +14,14 @@ Go's ``text/template`` (with consul-template's functions) does:
   ``with`` (``else with`` too);
 * Go's built-in functions (``and or not len index print printf println eq
   ne lt le gt ge``) and consul-template's plain ones (``toUpper toLower
-  trimSpace split join replaceAll contains toJSON toJSONPretty parseJSON
-  base64Encode base64Decode trimPrefix trimSuffix toTitle indent
-  regexMatch regexReplaceAll parseInt parseFloat parseBool in containsAll
-  containsAny add subtract multiply divide modulo sha256Hex``; the regular
-  expressions are RE2's, as Go's, in linear time); data functions (``env``, ``nomadVar``...) are
-  the caller's, given in *funcs*.
+  trimSpace trim split splitToMap join replaceAll contains toJSON
+  toJSONPretty toUnescapedJSON toUnescapedJSONPretty parseJSON base64Encode
+  base64Decode base64URLEncode base64URLDecode trimPrefix trimSuffix toTitle
+  indent regexMatch regexReplaceAll parseInt parseUint parseFloat parseBool
+  in containsAll containsAny containsNone containsNotAll loop add subtract
+  multiply divide modulo minimum maximum sha256Hex md5sum hmacSHA256Hex``;
+  the regular expressions are RE2's, as Go's, in linear time); data
+  functions (``env``, ``nomadVar``...) are the caller's, given in *funcs*.
 
 Errors are :class:`TemplateError` with Go's texts: a parse error names the
 line (``template: :1: unexpected "}" in operand``), as does a function that

@@ -146,7 +146,7 @@ _WORDS = ["{{", "}}", "{{-", "-}}", "(", ")", "|", " ", "$x", ":=", "=", ".", ".
           '"\\xff"', "regexMatch", "loop", "splitToMap", "trim", "parseUint", "minimum", "maximum", "md5sum",
           "hmacSHA256Hex", "base64URLDecode", "base64URLEncode", "toUnescapedJSON", "toJSONPretty",
           "toUnescapedJSONPretty", "containsNone", "containsNotAll", "mustEnv", "envOrDefault", "plugin",
-          "writeToFile", '"(a+)+$"', '"\\\\1"']
+          "writeToFile", '"(a+)+$"', '"\\\\1"', "byTag"]
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
                      lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),

@@ -244,3 +244,14 @@ def test_client_template_wait_bounds_are_read_checked_and_given_to_the_runner(tm
     path.write_text(base + '[client.template.wait]\nmin = "10s"\nmax = "5s"\n')
     with pytest.raises(ConfigError, match=r"template\.wait: wait config min 10000000000 is greater"):
         validate(load_files([str(path)])[0])
+
+
+def test_by_tag_groups_nomad_services_by_their_tags() -> None:
+    regs = [{"ID": "a", "ServiceName": "db", "Address": "10.0.0.1", "Port": 1, "Tags": ["primary", "v1"]},
+            {"ID": "b", "ServiceName": "db", "Address": "10.0.0.2", "Port": 2, "Tags": ["v1"]}]
+    data = {("service", "db"): ("", regs), ("services", ""): ("", [{"Name": "db", "Tags": ["x"]}])}
+    r = render('{{ range $tag, $s := nomadService "db" | byTag }}{{ $tag }}:{{ range $s }}{{ .Port }}'
+               '{{ end }} {{ end }}{{ range $t, $_ := byTag nomadServices }}{{ $t }}{{ end }}', data)
+    assert r.outputs == ("primary:1 v1:12 x",)
+    assert render('{{ byTag "x" }}', {}).error.endswith("byTag: wrong argument type "
+                                                       "(expected nomadService or nomadServices)")

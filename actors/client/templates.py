@@ -17,7 +17,8 @@ blocking query read with the task's workload identity):
 * ``nomadVarList ["prefix"]``, ``nomadVarExists "path"`` (never block);
 * ``nomadService "name"`` (``.Address``, ``.Port``, ``.Tags``...) and
   ``nomadServices`` (``.Name``, ``.Tags``) -- the native service catalog;
-* ``env "NAME"`` -- the task's environment;
+* ``env "NAME"``, ``mustEnv``, ``envOrDefault`` -- the task's environment;
+* ``byTag`` -- services grouped by tag;
 * Consul's and Vault's functions (``key``, ``keyOrDefault``, ``service``,
   ``secret``...) fail the render: this agent has no Consul nor Vault.
 
@@ -283,6 +284,19 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
         return [Struct("NomadServicesSnippet", {"Name": s.get("Name"), "Tags": list(s.get("Tags") or ())})
                 for s in get("services", "") or ()]
 
+    def by_tag(services: Any) -> dict[str, list[Any]]:
+        """consul-template's byTag on nomadService / nomadServices: tag -> the services with it."""
+        out: dict[str, list[Any]] = {}
+        if services is None:
+            return out
+        if not isinstance(services, list) or not all(
+                getattr(s, "go_type", "") in ("NomadService", "NomadServicesSnippet") for s in services):
+            raise TemplateError("byTag: wrong argument type (expected nomadService or nomadServices)")
+        for svc in services:
+            for tag in svc.get("Tags") or ():
+                out.setdefault(str(tag), []).append(svc)
+        return out
+
     def env_fn(name: str) -> str:
         _need_str("env", name)
         return env.get(name, "")
@@ -301,7 +315,7 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
     funcs: dict[str, Any] = {"env": env_fn, "mustEnv": must_env, "envOrDefault": env_or_default,
                              "nomadVar": nomad_var, "nomadVarExists": nomad_var_exists,
                              "nomadVarList": nomad_var_list, "nomadVarListSafe": nomad_var_list,
-                             "nomadService": nomad_service,
+                             "nomadService": nomad_service, "byTag": by_tag,
                              "nomadServices": nomad_services}
     for name in _CONSUL:
         funcs[name] = _refused(name, "Consul", "this agent has no Consul (use nomadVar, nomadService)")
