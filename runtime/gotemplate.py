@@ -78,8 +78,28 @@ MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 # {{range 1000000000000}} fails after about a second instead of holding the client for ever.
 MAX_STEPS = 1_000_000
 
+# Time a rendering may take of the client, on the clock the caller gives (the agent's env.now; virtual,
+# so never reached, in the simulator): checked between steps and between a regular expression's
+# matches, so a template that is slow in another way than MAX_STEPS counts (a replacement whose every
+# match scans the rest of a long text, as "a*b|a" on "aaa...": quadratic in Go as well) fails instead
+# of holding the client's allocations.
+MAX_RENDER_S = 2.0
+# One regular expression search cannot be interrupted: RE2's DFA makes most linear and fast, but when
+# its memory runs out it falls back to a slower NFA, up to ~7 ns per program instruction and text
+# character.  A search whose instructions times characters are beyond this (~3 s at that rate) is
+# refused rather than run.
+MAX_REGEX_WORK = 500_000_000
+
 _limit: contextvars.ContextVar[int] = contextvars.ContextVar("gotemplate_max_output",
                                                              default=MAX_OUTPUT_BYTES)
+_deadline: contextvars.ContextVar[tuple[Callable[[], float], float] | None] = contextvars.ContextVar(
+    "gotemplate_deadline", default=None)
+
+
+def _check_time() -> None:
+    d = _deadline.get()
+    if d is not None and d[0]() > d[1]:
+        raise _TimeUp(f"template took longer than {MAX_RENDER_S:g}s to render")
 
 
 def _check_size(n: int, what: str = "result") -> None:
@@ -717,6 +737,11 @@ class _ExecError(Exception):
     """An error inside a function; the executor adds Go's place ("executing ... at <...>")."""
 
 
+class _TimeUp(_ExecError):
+    """The rendering ran out of MAX_RENDER_S."""
+
+
+
 def _len(v: Any) -> int:
     if isinstance(v, (str, list, tuple, dict)):
         return len(v.encode() if isinstance(v, str) else v)
@@ -999,6 +1024,12 @@ def _parse_bool(s: str) -> bool:
 # Go's (regexp/syntax's ErrorCode texts).
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a template's bad pattern is its error, not a line on the agent's stderr
+# RE2's memory for one pattern (its default is 8 MiB): with 32 MiB the DFA keeps patterns such as
+# "(?:[a-z]{1000})+x" (8 s on 1 MB of text in the NFA it falls back to at 8 MiB) at 30 ms.
+_RE2_OPTIONS.max_mem = 32 << 20
+# Compiled patterns kept (their DFA memory with them): a template's loop compiles each once.
+_RE2_CACHE_SIZE = 16
+_re2_cache: dict[str, Any] = {}
 _RE2_ERRORS = {
     "missing ]": "missing closing ]",
     "missing )": "missing closing )",
@@ -1018,8 +1049,11 @@ def _regex(pattern: str) -> Any:
     """*pattern* compiled as Go's regexp.Compile does; its error as Go's ("error parsing regexp: ...")."""
     if _RE2_ANY_BYTE.search(pattern):
         raise _ExecError("error parsing regexp: invalid escape sequence: `\\C`")
+    rx = _re2_cache.get(pattern)
+    if rx is not None:
+        return rx
     try:
-        return re2.compile(pattern, _RE2_OPTIONS)
+        rx = re2._Regexp(pattern, _RE2_OPTIONS)  # not re2.compile: its cache keeps 128, each up to max_mem
     except UnicodeEncodeError:
         shown = pattern.encode("utf-8", "replace").decode()
         raise _ExecError(f"error parsing regexp: invalid UTF-8: `{shown}`") from None
@@ -1029,6 +1063,19 @@ def _regex(pattern: str) -> Any:
         code, _, expr = text.partition(": ")
         code = _RE2_ERRORS.get(code, code)
         raise _ExecError(f"error parsing regexp: {code}: `{expr}`") from None
+    if len(_re2_cache) >= _RE2_CACHE_SIZE:
+        del _re2_cache[next(iter(_re2_cache))]  # the oldest
+    _re2_cache[pattern] = rx
+    return rx
+
+
+def _regex_work(rx: Any, s: str) -> None:
+    """Refuse a search that could take seconds (MAX_REGEX_WORK), and one past the rendering's time."""
+    _check_time()
+    work = rx.programsize * (len(s) + 1)
+    if work > MAX_REGEX_WORK:
+        raise _ExecError(f"regexp: a pattern of {rx.programsize} instructions over {len(s)} characters is "
+                         f"more than a template may search ({MAX_REGEX_WORK} instructions times characters)")
 
 
 def _regex_text(s: str) -> str:
@@ -1041,7 +1088,9 @@ def _regex_text(s: str) -> str:
 
 def _regex_match(pattern: str, s: str) -> bool:
     """consul-template's regexMatch: Go's MatchString (a match anywhere in *s*)."""
-    return _regex(pattern).search(_regex_text(s)) is not None
+    rx = _regex(pattern)
+    _regex_work(rx, _regex_text(s))
+    return rx.search(s) is not None
 
 
 def _math(name: str, op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
@@ -1080,12 +1129,14 @@ def _regex_replace(pattern: str, repl: str, s: str, literal: bool = False) -> st
     Expand) and $$ to $; with *literal* (ReplaceAllLiteralString) *repl* is taken as it is.  As Go, an
     empty match right after the previous match is not replaced."""
     rx = _regex(pattern)
-    _regex_text(s)
+    _regex_work(rx, _regex_text(s))
     names = rx.groupindex
     out: list[str] = []
     size = 0
     last = 0
-    for m in rx.finditer(s):
+    for n, m in enumerate(rx.finditer(s)):
+        if n % 16 == 15:
+            _check_time()
         start, end = m.span()
         if end == last and start != 0:
             continue  # Go: no replacement for an empty match abutting the previous one
@@ -1250,6 +1301,11 @@ class _Exec:
         self.steps += 1
         if self.steps > self.max_steps:
             raise self.fail(node, "", f"template ran more than {self.max_steps} steps")
+        if self.steps % 1024 == 0:
+            try:
+                _check_time()
+            except _TimeUp as e:
+                raise self.fail(node, "", str(e)) from None
 
     def emit(self, node: _Node, src: str, text: str) -> None:
         self.size += len(text)
@@ -1529,11 +1585,15 @@ def parse(text: str, *, funcs: dict[str, Any] | None = None, left: str = "{{", r
 
 def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, left: str = "{{",
            right: str = "}}", missing_key_error: bool = False, name: str = "",
-           max_output: int = MAX_OUTPUT_BYTES, max_steps: int = MAX_STEPS) -> str:
+           max_output: int = MAX_OUTPUT_BYTES, max_steps: int = MAX_STEPS,
+           clock: Callable[[], float] | None = None, deadline: float | None = None) -> str:
     """Parse and execute *text* with *dot* as ``.``; *funcs* add to (or replace) the built-in functions.
     Whatever goes wrong is a TemplateError: nesting beyond MAX_NESTING, output beyond *max_output*
-    characters, more than *max_steps* steps, anything a function raises."""
+    characters, more than *max_steps* steps, past *deadline* on *clock* (by default MAX_RENDER_S
+    from now; no clock: no time bound), anything a function raises."""
     token = _limit.set(max_output)
+    timer = _deadline.set(None if clock is None else
+                          (clock, clock() + MAX_RENDER_S if deadline is None else deadline))
     try:
         names = {**CONSUL_TEMPLATE_FUNCS, **(funcs or {})}
         tree = parse(text, funcs=names, left=left, right=right, name=name)
@@ -1551,3 +1611,4 @@ def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, l
         raise TemplateError(f"template: {name}: {_reason(e)}") from None
     finally:
         _limit.reset(token)
+        _deadline.reset(timer)

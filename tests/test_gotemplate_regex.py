@@ -94,3 +94,40 @@ def test_fuzz_patterns_render_or_fail_with_a_template_error_quickly(pattern: lis
         except TemplateError:
             pass
     assert time.monotonic() - start < 0.5
+
+
+class Ticks:
+    """A clock that moves *step* seconds each time it is read (a slow machine, deterministically)."""
+
+    def __init__(self, step: float) -> None:
+        self.t, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+def test_a_replacement_whose_every_match_scans_the_rest_of_the_text_runs_out_of_time() -> None:
+    # "a*b|a" on "aaa...": each match is one "a", found after scanning to the end for a "b" (quadratic,
+    # in Go as well): the rendering stops at MAX_RENDER_S on the clock it is given
+    with pytest.raises(TemplateError, match=r"error calling regexReplaceAll: template took longer than 2s"):
+        render('{{ regexReplaceAll "a*b|a" "x" .s }}', dot={"s": "a" * 100_000}, clock=Ticks(0.1))
+    assert render('{{ regexReplaceAll "a*b|a" "x" .s }}', dot={"s": "a" * 100}, clock=Ticks(0.1)) == "x" * 100
+
+
+def test_a_long_rendering_runs_out_of_time_between_steps_and_all_templates_share_the_time() -> None:
+    with pytest.raises(TemplateError, match=r"template took longer than 2s to render"):
+        render("{{ range 100000 }}{{ end }}", clock=Ticks(0.1))  # read every 1024 steps
+    one, two = (TemplateSpec(dest="a"),), (TemplateSpec(dest="a"), TemplateSpec(dest="b"))
+    text = "{{ range 1500 }}{{ end }}"  # the clock is read once in it: 1.5 s on Ticks(1.5)
+    assert render_task(one, (text,), {}, {}, "default", clock=Ticks(1.5)).error == ""
+    r = render_task(two, (text, text), {}, {}, "default", clock=Ticks(1.5))  # together: 3 s
+    assert "template took longer than 2s to render" in r.error, r.error
+
+
+def test_a_search_beyond_the_work_bound_is_refused_and_a_large_dfa_pattern_runs_fast() -> None:
+    with pytest.raises(TemplateError, match=r"regexp: a pattern of \d+ instructions over 1000000 characters"):
+        render('{{ regexMatch "(?:[a-z]{1000})+x" .s }}', dot={"s": "ab" * 500_000})
+    start = time.monotonic()
+    assert render('{{ regexMatch "(?:[a-z]{1000})+x" .s }}', dot={"s": "ab" * 200_000}) == "false"
+    assert time.monotonic() - start < 0.5  # RE2's DFA with 32 MiB: not the NFA's seconds

@@ -1839,7 +1839,8 @@ class AllocRunner(NodeActor):
         if t.tmpl_sources is not None:
             return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
                                self.cfg.template_output_max_bytes,
-                               denylist=self.cfg.template_function_denylist)
+                               denylist=self.cfg.template_function_denylist,
+                               clock=self.env.now)
         alloc_dir, task_dir, _ = self._dirs(a, t)
         sources: list[str] = []
         for spec in t.spec.templates:
@@ -1858,7 +1859,8 @@ class AllocRunner(NodeActor):
                 return Rendered(error=f"failed to read template source {spec.source!r}: {exc}")
         t.tmpl_sources = tuple(sources)
         return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
-                           self.cfg.template_output_max_bytes, denylist=self.cfg.template_function_denylist)
+                           self.cfg.template_output_max_bytes, denylist=self.cfg.template_function_denylist,
+                           clock=self.env.now)
 
     def _write_templates(self, a: _Alloc, t: _Task, r: Rendered, env: dict[str, str],
                          only: tuple[int, ...] | None = None) -> str:

@@ -41,11 +41,12 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from actors.state.services import rendezvous
-from runtime.gotemplate import CONSUL_TEMPLATE_FUNCS, MAX_OUTPUT_BYTES, TemplateError, render
+from runtime.gotemplate import CONSUL_TEMPLATE_FUNCS, MAX_OUTPUT_BYTES, MAX_RENDER_S, TemplateError, render
 
 NS = 1_000_000_000
 EV_TEMPLATE = "Template"  # Nomad's consulTemplateSourceName: the "Missing: ..." events
@@ -204,16 +205,18 @@ class Rendered:
 def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
                 data: dict[tuple[str, str], tuple[str, Any]], namespace: str,
                 max_output: int = MAX_OUTPUT_BYTES, max_deps: int = MAX_TEMPLATE_DEPS,
-                denylist: tuple[str, ...] = DEFAULT_FUNCTION_DENYLIST) -> Rendered:
+                denylist: tuple[str, ...] = DEFAULT_FUNCTION_DENYLIST,
+                clock: Callable[[], float] | None = None) -> Rendered:
     """Render every template of a task.  *sources*: each template's text (its data, or its source
     file's contents; None: the source file could not be read).  *data*: (kind, argument) -> (error,
     value) as the servers answered (a value not of the shape expected fails the render, naming it).
     *max_output*: characters all the templates together may write; *max_deps*: distinct variables
     and services they may read (more fails the render, naming the place); *denylist*: the client's
-    template.function_denylist (names, or globs with ``*``: ``sprig_*``).  Never raises: whatever fails
-    is the Rendered's error (the task fails with "Template failed: ...")."""
+    template.function_denylist (names, or globs with ``*``: ``sprig_*``); *clock*: the agent's, on
+    which all the templates together may take MAX_RENDER_S (none: no time bound).  Never raises:
+    whatever fails is the Rendered's error (the task fails with "Template failed: ...")."""
     try:
-        return _render_task(templates, sources, env, data, namespace, max_output, max_deps, denylist)
+        return _render_task(templates, sources, env, data, namespace, max_output, max_deps, denylist, clock)
     except TemplateError as e:
         return Rendered(error=str(e))
     except Exception as e:  # a last resort: never the runner's failure
@@ -222,7 +225,7 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
 
 def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
                  data: dict[tuple[str, str], tuple[str, Any]], namespace: str, max_output: int,
-                 max_deps: int, denylist: tuple[str, ...]) -> Rendered:
+                 max_deps: int, denylist: tuple[str, ...], clock: Callable[[], float] | None) -> Rendered:
     deps: dict[tuple[str, str], None] = {}
     lacking: dict[tuple[str, str], None] = {}
     missing: dict[str, None] = {}
@@ -325,13 +328,15 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
         funcs[name] = _unsupported(name)
     funcs.update(denied_functions(denylist, funcs))
     outputs: list[str] = []
+    deadline = None if clock is None else clock() + MAX_RENDER_S
     for spec, text in zip(templates, sources, strict=True):
         if text is None:
             return Rendered(error=f"failed to read template source {spec.source!r}")
         room = max_output - sum(map(len, outputs))
         try:
             outputs.append(render(text, funcs=funcs, left=spec.left, right=spec.right,
-                                  missing_key_error=spec.err_missing_key, max_output=max(room, 0)))
+                                  missing_key_error=spec.err_missing_key, max_output=max(room, 0),
+                                  clock=clock, deadline=deadline))
         except TemplateError as e:
             return Rendered(deps=tuple(deps), error=str(e))
     return Rendered(outputs=tuple(outputs), deps=tuple(deps), lacking=tuple(lacking), missing=tuple(missing))
