@@ -310,6 +310,16 @@ class TemplateWait:
 
 
 @conf
+class TemplateWaitBounds:
+    """``client.template.wait_bounds`` (Nomad's WaitBounds): a job template's own ``wait`` is raised
+    to at least ``min`` and cut to at most ``max`` (0: no bound), so a job cannot make the client
+    re-render more often, or hold a change longer, than the operator allows."""
+
+    min_s: float = _dur(0.0, ge=0)
+    max_s: float = _dur(0.0, ge=0)
+
+
+@conf
 class ClientTemplateConfig:
     """``client.template`` (Nomad's ClientTemplateConfig): how tasks' templates read their data.
 
@@ -319,6 +329,15 @@ class ClientTemplateConfig:
 
     block_query_wait_s: float = _dur(5 * 60, gt=0)
     wait: TemplateWait = _sub(TemplateWait)
+    wait_bounds: TemplateWaitBounds = _sub(TemplateWaitBounds)
+    # Functions a template may not call (consul-template's function_denylist: names, or globs with
+    # "*"): each still parses and fails the render when called ("function is disabled").  Nomad's
+    # default denies executeTemplate, plugin and writeToFile; a list given replaces it ([] denies none).
+    function_denylist: tuple[str, ...] = field(
+        default=("executeTemplate", "plugin", "writeToFile"), metadata={})
+    # Nomad's disable_file_sandbox lets templates read and write outside the allocation's directory;
+    # this agent's templates stay inside it, so true is refused (validate) rather than ignored.
+    disable_file_sandbox: bool = False
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3, "g": 1000**3,
@@ -925,6 +944,17 @@ def validate(cfg: Config) -> list[str]:
                           f"valid levels are {', '.join(LOG_LEVELS)}")
     if not cfg.bind_addr:
         raise ConfigError("bind_addr: must not be empty")
+    tw, bounds = cfg.client.template.wait, cfg.client.template.wait_bounds
+    pairs = [("wait", tw.min_s, tw.max_s)]
+    if bounds.max_s:  # 0: no upper bound
+        pairs.append(("wait_bounds", bounds.min_s, bounds.max_s))
+    for key, lo, hi in pairs:
+        if lo > hi:  # Nomad's WaitConfig.Validate (its %d of a Duration: nanoseconds)
+            raise ConfigError(f"client.template.{key}: wait config min {round(lo * 1e9)} is greater than max "
+                              f"{round(hi * 1e9)}")
+    if cfg.client.template.disable_file_sandbox:
+        raise ConfigError("client.template.disable_file_sandbox: not supported by this agent (templates "
+                          "read and write only inside the allocation's directory)")
     if dict(_thaw(cfg.vault) if cfg.vault else {}).get("enabled") is True:
         raise ConfigError("vault.enabled: Vault integration is not supported by this agent")
     if cfg.syslog_facility.lower() not in SYSLOG_FACILITIES:

@@ -14,12 +14,14 @@ Go's ``text/template`` (with consul-template's functions) does:
   ``with`` (``else with`` too);
 * Go's built-in functions (``and or not len index print printf println eq
   ne lt le gt ge``) and consul-template's plain ones (``toUpper toLower
-  trimSpace split join replaceAll contains toJSON toJSONPretty parseJSON
-  base64Encode base64Decode trimPrefix trimSuffix toTitle indent
-  regexMatch regexReplaceAll parseInt parseFloat parseBool in containsAll
-  containsAny add subtract multiply divide modulo sha256Hex``; Python's
-  regular expressions stand in for Go's RE2); data functions (``env``, ``nomadVar``...) are
-  the caller's, given in *funcs*.
+  trimSpace trim split splitToMap join replaceAll contains toJSON
+  toJSONPretty toUnescapedJSON toUnescapedJSONPretty parseJSON base64Encode
+  base64Decode base64URLEncode base64URLDecode trimPrefix trimSuffix toTitle
+  indent regexMatch regexReplaceAll parseInt parseUint parseFloat parseBool
+  in containsAll containsAny containsNone containsNotAll loop add subtract
+  multiply divide modulo minimum maximum sha256Hex md5sum hmacSHA256Hex``;
+  the regular expressions are RE2's, as Go's, in linear time); data
+  functions (``env``, ``nomadVar``...) are the caller's, given in *funcs*.
 
 Errors are :class:`TemplateError` with Go's texts: a parse error names the
 line (``template: :1: unexpected "}" in operand``), as does a function that
@@ -44,6 +46,7 @@ import bisect
 import contextvars
 import decimal
 import hashlib
+import hmac
 import itertools
 import json
 import math
@@ -51,6 +54,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import re2
 
 
 class TemplateError(ValueError):
@@ -73,8 +78,28 @@ MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 # {{range 1000000000000}} fails after about a second instead of holding the client for ever.
 MAX_STEPS = 1_000_000
 
+# Time a rendering may take of the client, on the clock the caller gives (the agent's env.now; virtual,
+# so never reached, in the simulator): checked between steps and between a regular expression's
+# matches, so a template that is slow in another way than MAX_STEPS counts (a replacement whose every
+# match scans the rest of a long text, as "a*b|a" on "aaa...": quadratic in Go as well) fails instead
+# of holding the client's allocations.
+MAX_RENDER_S = 2.0
+# One regular expression search cannot be interrupted: RE2's DFA makes most linear and fast, but when
+# its memory runs out it falls back to a slower NFA, up to ~7 ns per program instruction and text
+# character.  A search whose instructions times characters are beyond this (~3 s at that rate) is
+# refused rather than run.
+MAX_REGEX_WORK = 500_000_000
+
 _limit: contextvars.ContextVar[int] = contextvars.ContextVar("gotemplate_max_output",
                                                              default=MAX_OUTPUT_BYTES)
+_deadline: contextvars.ContextVar[tuple[Callable[[], float], float] | None] = contextvars.ContextVar(
+    "gotemplate_deadline", default=None)
+
+
+def _check_time() -> None:
+    d = _deadline.get()
+    if d is not None and d[0]() > d[1]:
+        raise _TimeUp(f"template took longer than {MAX_RENDER_S:g}s to render")
 
 
 def _check_size(n: int, what: str = "result") -> None:
@@ -712,6 +737,11 @@ class _ExecError(Exception):
     """An error inside a function; the executor adds Go's place ("executing ... at <...>")."""
 
 
+class _TimeUp(_ExecError):
+    """The rendering ran out of MAX_RENDER_S."""
+
+
+
 def _len(v: Any) -> int:
     if isinstance(v, (str, list, tuple, dict)):
         return len(v.encode() if isinstance(v, str) else v)
@@ -865,7 +895,23 @@ def _contains(v: Any, haystack: Any) -> bool:
     return False
 
 
-def _to_json(v: Any, pretty: bool = False) -> str:
+# Go's json.Marshal (consul-template's toJSON, toJSONPretty) escapes these, so the text is safe inside
+# HTML; toUnescapedJSON / toUnescapedJSONPretty write them as they are.
+_HTML_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                               "\u2029": "\\u2029"})
+
+
+def _to_json(v: Any, pretty: bool = False, escape_html: bool = True, name: str = "toJSON") -> str:
+    """Go's encoding/json of *v*: keys sorted; with *escape_html* < > & (and U+2028, U+2029) as
+    \\u003c...; characters the escapes add count against the output bound."""
+    text = _to_json_text(v, pretty, name)
+    if escape_html:
+        _check_size(len(text) + 5 * sum(text.count(c) for c in "<>&\u2028\u2029"))
+        text = text.translate(_HTML_ESCAPES)
+    return text
+
+
+def _to_json_text(v: Any, pretty: bool, name: str) -> str:
     def plain(x: Any) -> Any:
         if x is NO_VALUE:
             return None
@@ -883,7 +929,7 @@ def _to_json(v: Any, pretty: bool = False) -> str:
             return "".join(out)
         return json.dumps(v, default=plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as e:
-        raise _ExecError(f"toJSON: {e}") from None
+        raise _ExecError(f"{name}: {e}") from None
 
 
 def _go_json(v: Any) -> Any:
@@ -970,11 +1016,81 @@ def _parse_bool(s: str) -> bool:
     raise _ExecError(f'parseBool: strconv.ParseBool: parsing "{s}": invalid syntax')
 
 
-def _regex(pattern: str) -> re.Pattern[str]:
+# Go's regexp package is RE2: no backtracking, so no pattern takes more than linear time, and what
+# RE2 cannot do in linear time (backreferences, lookaround, possessive or atomic groups) is a syntax
+# error.  Python's re backtracks ("(a+)+$" on "aaa...ab" would hold the client for ever), so the
+# regex functions run on google-re2, the RE2 library itself: Go's syntax and semantics ("$" only at
+# the end of the text, ASCII \d \w \s \b, (?U)), in linear time.  Its error messages are mapped to
+# Go's (regexp/syntax's ErrorCode texts).
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a template's bad pattern is its error, not a line on the agent's stderr
+# RE2's memory for one pattern (its default is 8 MiB): with 32 MiB the DFA keeps patterns such as
+# "(?:[a-z]{1000})+x" (8 s on 1 MB of text in the NFA it falls back to at 8 MiB) at 30 ms.
+_RE2_OPTIONS.max_mem = 32 << 20
+# Compiled patterns kept (their DFA memory with them): a template's loop compiles each once.
+_RE2_CACHE_SIZE = 16
+_re2_cache: dict[str, Any] = {}
+_RE2_ERRORS = {
+    "missing ]": "missing closing ]",
+    "missing )": "missing closing )",
+    "trailing \\": "trailing backslash at end of expression",
+    "no argument for repetition operator": "missing argument to repetition operator",
+    "invalid repetition size": "invalid repeat count",
+    "bad repetition operator": "invalid nested repetition operator",
+    "invalid perl operator": "invalid or unsupported Perl syntax",
+    "invalid named capture group": "invalid named capture",
+    "pattern too large - compile failed": "expression too large",
+    "pattern too large - reverse compile failed": "expression too large",
+}
+_RE2_ANY_BYTE = re.compile(r"(?:^|[^\\])(?:\\\\)*(\\C)")  # RE2's \C (any byte): not Go's
+
+
+def _regex(pattern: str) -> Any:
+    """*pattern* compiled as Go's regexp.Compile does; its error as Go's ("error parsing regexp: ...")."""
+    if _RE2_ANY_BYTE.search(pattern):
+        raise _ExecError("error parsing regexp: invalid escape sequence: `\\C`")
+    rx = _re2_cache.get(pattern)
+    if rx is not None:
+        return rx
     try:
-        return re.compile(pattern)
-    except re.error as e:
-        raise _ExecError(f"error parsing regexp: {e}") from None
+        rx = re2._Regexp(pattern, _RE2_OPTIONS)  # not re2.compile: its cache keeps 128, each up to max_mem
+    except UnicodeEncodeError:
+        shown = pattern.encode("utf-8", "replace").decode()
+        raise _ExecError(f"error parsing regexp: invalid UTF-8: `{shown}`") from None
+    except re2.error as e:
+        raw = e.args[0] if e.args else ""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        code, _, expr = text.partition(": ")
+        code = _RE2_ERRORS.get(code, code)
+        raise _ExecError(f"error parsing regexp: {code}: `{expr}`") from None
+    if len(_re2_cache) >= _RE2_CACHE_SIZE:
+        del _re2_cache[next(iter(_re2_cache))]  # the oldest
+    _re2_cache[pattern] = rx
+    return rx
+
+
+def _regex_work(rx: Any, s: str) -> None:
+    """Refuse a search that could take seconds (MAX_REGEX_WORK), and one past the rendering's time."""
+    _check_time()
+    work = rx.programsize * (len(s) + 1)
+    if work > MAX_REGEX_WORK:
+        raise _ExecError(f"regexp: a pattern of {rx.programsize} instructions over {len(s)} characters is "
+                         f"more than a template may search ({MAX_REGEX_WORK} instructions times characters)")
+
+
+def _regex_text(s: str) -> str:
+    try:
+        s.encode()
+    except UnicodeEncodeError:
+        raise _ExecError("the text is not valid UTF-8") from None
+    return s
+
+
+def _regex_match(pattern: str, s: str) -> bool:
+    """consul-template's regexMatch: Go's MatchString (a match anywhere in *s*)."""
+    rx = _regex(pattern)
+    _regex_work(rx, _regex_text(s))
+    return rx.search(s) is not None
 
 
 def _math(name: str, op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
@@ -1007,30 +1123,117 @@ def _replace_all(old: str, new: str, s: str) -> str:
     return s.replace(old, new)
 
 
-def _regex_replace(pattern: str, repl: str, s: str) -> str:
-    """Go's Regexp.ReplaceAllString: $1 / ${name} in *repl* expand to the group (empty when the
-    group did not match or does not exist, as Go's Expand), $$ to $."""
+def _regex_replace(pattern: str, repl: str, s: str, literal: bool = False) -> str:
+    """Go's Regexp.ReplaceAllString: each match of *pattern* in *s* replaced by *repl*, where $1, $name
+    and ${name} expand to the group (empty when the group did not match or does not exist, as Go's
+    Expand) and $$ to $; with *literal* (ReplaceAllLiteralString) *repl* is taken as it is.  As Go, an
+    empty match right after the previous match is not replaced."""
     rx = _regex(pattern)
-    size = [len(s)]
+    _regex_work(rx, _regex_text(s))
+    names = rx.groupindex
+    out: list[str] = []
+    size = 0
+    last = 0
+    for n, m in enumerate(rx.finditer(s)):
+        if n % 16 == 15:
+            _check_time()
+        start, end = m.span()
+        if end == last and start != 0:
+            continue  # Go: no replacement for an empty match abutting the previous one
+        out.append(s[last:start])
+        text = repl if literal else _go_expand(repl, m, names)
+        out.append(text)
+        size += start - last + len(text)
+        _check_size(size)
+        last = end
+    out.append(s[last:])
+    return "".join(out)
 
-    def expand(m: re.Match[str]) -> str:
-        def group(g: re.Match[str]) -> str:
-            if g.group(0) == "$$":
-                return "$"
-            name = g.group(1) or g.group(2)
-            try:
-                return m.group(int(name) if name.isdigit() else name) or ""
-            except (IndexError, ValueError):
-                return ""
-        out = re.sub(r"\$\{(\w+)\}|\$(\w+)|\$\$", group, repl)
-        size[0] += len(out)
-        _check_size(size[0])
-        return out
-    return rx.sub(expand, s)
+
+_EXPAND = re.compile(r"\$(?:\{(\w+)\}|(\w+)|\$)")
+
+
+def _go_expand(template: str, m: Any, names: dict[str, int]) -> str:
+    """Go's Regexp.Expand: $1 / $name / ${name} is the group's text (the longest name: "$1x" is the
+    group "1x"), a number with a leading zero is a name; $$ is $; another $ stays as it is."""
+    def group(g: re.Match[str]) -> str:
+        name = g.group(1) or g.group(2)
+        if name is None:
+            return "$"
+        if name.isascii() and name.isdigit() and (name == "0" or name[0] != "0"):
+            index = int(name)
+        else:
+            index = names.get(name, -1)
+        if not 0 <= index <= len(m.groups()):
+            return ""
+        return m.group(index) or ""
+    return _EXPAND.sub(group, template)
 
 
 def _title(s: str) -> str:
     return re.sub(r"(^|[^\w'])(\w)", lambda m: m.group(1) + m.group(2).upper(), s)
+
+
+def _b64url_decode(s: str) -> str:
+    bad = re.search(r"[+/]", s)  # the standard alphabet's; Go's URLEncoding refuses them
+    if bad:
+        raise _ExecError(f"base64URLDecode: illegal base64 data at input byte {bad.start()}")
+    try:
+        return base64.b64decode(s.encode(), altchars=b"-_", validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError) as e:
+        raise _ExecError(f"base64URLDecode: {e}") from None
+
+
+def _parse_uint(s: str) -> int:
+    """Go's strconv.ParseUint(s, 10, 64); "" is 0 (consul-template's parseUint)."""
+    if s == "":
+        return 0
+    if not re.fullmatch(r"[0-9]+", s):
+        raise _ExecError(f'parseUint: strconv.ParseUint: parsing "{s}": invalid syntax')
+    if int(s) >= 1 << 64:
+        raise _ExecError(f'parseUint: strconv.ParseUint: parsing "{s}": value out of range')
+    return int(s)
+
+
+def _loop(*args: Any) -> range:
+    """consul-template's loop: ``loop 3`` is 0, 1, 2; ``loop 2 5`` is 2, 3, 4 (a channel in Go: ranged
+    with one variable only).  Ranged lazily, so MAX_STEPS ends a huge one."""
+    if len(args) not in (1, 2):
+        raise _ExecError(f"loop: wrong number of arguments, expected 1 or 2, but got {len(args)}")
+    bounds = []
+    for a in ((0, *args) if len(args) == 1 else args):
+        if isinstance(a, str):
+            a = _parse_int(a)
+        if not isinstance(a, int) or isinstance(a, bool):
+            raise _ExecError(f"loop: bad argument type: {_type_name(a)}")
+        bounds.append(a)
+    return range(bounds[0], bounds[1])
+
+
+def _split_to_map(sep1: str, sep2: str, s: str) -> dict[str, str]:
+    """consul-template's splitToMap: "a:1,b:2" by "," and ":" is map[a:1 b:2]; a part without sep2 is
+    skipped."""
+    s = s.strip()
+    if not s:
+        return {}
+    if not sep1:
+        raise _ExecError("splitToMap: the first separator is empty")
+    out: dict[str, str] = {}
+    for part in s.split(sep1):
+        k, found, v = part.partition(sep2) if sep2 else ("", True, part)
+        if found:
+            out[k] = v
+    return out
+
+
+def _contains_some(ret_true: bool, invert: bool) -> Callable[..., bool]:
+    """consul-template's containsAll / containsAny / containsNone / containsNotAll."""
+    def call(vs: Any, haystack: Any) -> bool:
+        for v in vs or ():
+            if _contains(v, haystack) != invert:
+                return not ret_true
+        return ret_true
+    return call
 
 
 # consul-template's plain functions (no data sources).
@@ -1043,7 +1246,9 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "replaceAll": _str_fn("replaceAll", lambda f, t, s: _replace_all(f, t, s)),
     "contains": _contains,
     "toJSON": _to_json,
-    "toJSONPretty": lambda v: _to_json(v, True),
+    "toJSONPretty": lambda v: _to_json(v, True, name="toJSONPretty"),
+    "toUnescapedJSON": lambda v: _to_json(v, escape_html=False, name="toUnescapedJSON"),
+    "toUnescapedJSONPretty": lambda v: _to_json(v, True, escape_html=False, name="toUnescapedJSONPretty"),
     "parseJSON": _parse_json,
     "base64Encode": _str_fn("base64Encode", lambda s: base64.b64encode(s.encode()).decode()),
     "base64Decode": _str_fn("base64Decode", _b64decode),
@@ -1051,20 +1256,33 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "trimSuffix": _str_fn("trimSuffix", lambda p, s: s.removesuffix(p)),
     "toTitle": _str_fn("toTitle", _title),
     "indent": lambda n, s: _indent(n, s),
-    "regexMatch": _str_fn("regexMatch", lambda r, s: _regex(r).search(s) is not None),
+    "regexMatch": _str_fn("regexMatch", _regex_match),
     "regexReplaceAll": _str_fn("regexReplaceAll", lambda r, t, s: _regex_replace(r, t, s)),
     "parseInt": _str_fn("parseInt", _parse_int),
     "parseFloat": _str_fn("parseFloat", _parse_float),
     "parseBool": _str_fn("parseBool", _parse_bool),
     "in": lambda haystack, v: _contains(v, haystack),
-    "containsAll": lambda vs, haystack: all(_contains(v, haystack) for v in vs or ()),
-    "containsAny": lambda vs, haystack: any(_contains(v, haystack) for v in vs or ()),
+    "containsAll": _contains_some(True, True),
+    "containsAny": _contains_some(False, False),
+    "containsNone": _contains_some(True, False),
+    "containsNotAll": _contains_some(False, True),
     "add": _math("add", lambda a, b: a + b),
     "subtract": _math("subtract", lambda a, b: a - b),
     "multiply": _math("multiply", lambda a, b: a * b),
     "divide": _math("divide", lambda a, b: a // b if isinstance(a, int) and isinstance(b, int) else a / b),
     "modulo": _math("modulo", lambda a, b: a % b),
     "sha256Hex": _str_fn("sha256Hex", lambda s: hashlib.sha256(s.encode()).hexdigest()),
+    "md5sum": _str_fn("md5sum", lambda s: hashlib.md5(s.encode(), usedforsecurity=False).hexdigest()),
+    "hmacSHA256Hex": _str_fn("hmacSHA256Hex", lambda m, k: hmac.new(k.encode(), m.encode(),
+                                                                     hashlib.sha256).hexdigest()),
+    "base64URLEncode": _str_fn("base64URLEncode", lambda s: base64.urlsafe_b64encode(s.encode()).decode()),
+    "base64URLDecode": _str_fn("base64URLDecode", _b64url_decode),
+    "trim": _str_fn("trim", lambda cutset, s: s.strip(cutset)),
+    "parseUint": _str_fn("parseUint", _parse_uint),
+    "splitToMap": _str_fn("splitToMap", _split_to_map),
+    "loop": _loop,
+    "minimum": _math("minimum", lambda a, b: a if a < b else b),
+    "maximum": _math("maximum", lambda a, b: a if a > b else b),
 }
 
 
@@ -1083,6 +1301,11 @@ class _Exec:
         self.steps += 1
         if self.steps > self.max_steps:
             raise self.fail(node, "", f"template ran more than {self.max_steps} steps")
+        if self.steps % 1024 == 0:
+            try:
+                _check_time()
+            except _TimeUp as e:
+                raise self.fail(node, "", str(e)) from None
 
     def emit(self, node: _Node, src: str, text: str) -> None:
         self.size += len(text)
@@ -1149,6 +1372,10 @@ class _Exec:
             items = list(enumerate(v))
         elif isinstance(v, int) and not isinstance(v, bool):
             items = ((i, i) for i in range(v)) if v > 0 else []  # lazily: MAX_STEPS ends a huge one
+        elif isinstance(v, range):  # consul-template's loop: a channel in Go
+            if len(n.pipe.decl) > 1:
+                raise self.fail(n, n.pipe.src, "can't use a loop to iterate over more than one variable")
+            items = ((i, i) for i in v) if len(v) else []
         else:
             raise self.fail(n, n.pipe.src, f"range can't iterate over {go_str(v)}")
         if not items:
@@ -1358,11 +1585,15 @@ def parse(text: str, *, funcs: dict[str, Any] | None = None, left: str = "{{", r
 
 def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, left: str = "{{",
            right: str = "}}", missing_key_error: bool = False, name: str = "",
-           max_output: int = MAX_OUTPUT_BYTES, max_steps: int = MAX_STEPS) -> str:
+           max_output: int = MAX_OUTPUT_BYTES, max_steps: int = MAX_STEPS,
+           clock: Callable[[], float] | None = None, deadline: float | None = None) -> str:
     """Parse and execute *text* with *dot* as ``.``; *funcs* add to (or replace) the built-in functions.
     Whatever goes wrong is a TemplateError: nesting beyond MAX_NESTING, output beyond *max_output*
-    characters, more than *max_steps* steps, anything a function raises."""
+    characters, more than *max_steps* steps, past *deadline* on *clock* (by default MAX_RENDER_S
+    from now; no clock: no time bound), anything a function raises."""
     token = _limit.set(max_output)
+    timer = _deadline.set(None if clock is None else
+                          (clock, clock() + MAX_RENDER_S if deadline is None else deadline))
     try:
         names = {**CONSUL_TEMPLATE_FUNCS, **(funcs or {})}
         tree = parse(text, funcs=names, left=left, right=right, name=name)
@@ -1380,3 +1611,4 @@ def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, l
         raise TemplateError(f"template: {name}: {_reason(e)}") from None
     finally:
         _limit.reset(token)
+        _deadline.reset(timer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -107,6 +108,19 @@ def test_pipelines_pass_the_value_as_the_last_argument() -> None:
     ('{{ slice "abcdef" 1 3 }} {{ slice . 1 }} {{ html "<a href=\'x\'>&" }} {{ urlquery "a b&c" }}',
      "bc [b c] &lt;a href=&#39;x&#39;&gt;&amp; a+b%26c"),
     ('{{ sha256Hex "" }}', "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+    # consul-template's toJSON is Go's json.Marshal: < > & escaped; toUnescapedJSON keeps them
+    ('{{ toJSON "<a&b>" }} {{ toUnescapedJSON "<a&b>" }}', '"\\u003ca\\u0026b\\u003e" "<a&b>"'),
+    ('{{ parseJSON "[\\"<\\"]" | toJSONPretty }} {{ parseJSON "[\\"<\\"]" | toUnescapedJSONPretty }}',
+     '[\n  "\\u003c"\n] [\n  "<"\n]'),
+    ('{{ range loop 3 }}{{ . }}{{ end }} {{ range $i := loop 2 "4" }}{{ $i }}{{ end }}', "012 23"),
+    ('{{ splitToMap "," "=" "a=1,b=2,c" }} {{ trim "-" "--a-b--" }} {{ parseUint "" }} {{ parseUint "7" }}',
+     "map[a:1 b:2] a-b 0 7"),
+    ('{{ 3 | minimum 5 }} {{ 3 | maximum 5 }} {{ 2.5 | minimum 3 }}', "3 5 2.5"),
+    ('{{ md5sum "a" }} {{ hmacSHA256Hex "msg" "key" }}',
+     "0cc175b9c0f1b6a831c399e269772661 2d93cbc1be167bcb1637a4a23cbff01a7878f0c50ee833954ea5221bb1b8c628"),
+    ('{{ base64URLEncode "??>" }} {{ base64URLDecode "Pz8-" }}', "Pz8- ??>"),
+    ('{{ containsNone (split "," "x,y") . }} {{ containsNotAll (split "," "a,x") . }} '
+     '{{ containsNotAll (split "," "a,b") . }}', "true true false"),
 ])
 def test_functions(text: str, want: str) -> None:
     assert r(text, ["a", "b", "c"]) == want
@@ -174,3 +188,21 @@ def test_a_data_function_error_is_an_execution_error_with_its_place() -> None:
     with pytest.raises(TemplateError, match=r'^template: :1:3: executing "" at <get>: error calling get: '
                                             r"no such thing$"):
         r('{{ get "x" }}', funcs={"get": fail})
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ('{{ parseUint "-1" }}', 'parseUint: strconv.ParseUint: parsing "-1": invalid syntax'),
+    ('{{ parseUint "18446744073709551616" }}', 'parsing "18446744073709551616": value out of range'),
+    ('{{ base64URLDecode "Pz8+" }}', "base64URLDecode: illegal base64 data at input byte 3"),
+    ("{{ loop 1 2 3 }}", "loop: wrong number of arguments, expected 1 or 2, but got 3"),
+    ("{{ range $i, $v := loop 3 }}{{ end }}", "can't use a loop to iterate over more than one variable"),
+    ('{{ minimum 1 "a" }}', "minimum: unknown type for 'a' (string)"),
+])
+def test_consul_template_helpers_fail_as_go_does(text: str, error: str) -> None:
+    with pytest.raises(TemplateError, match=re.escape(error)):
+        r(text)
+
+
+def test_a_huge_loop_is_bounded_by_the_steps() -> None:
+    with pytest.raises(TemplateError, match="more than 1000000 steps"):
+        r("{{ range loop 1000000000000 }}{{ end }}")

@@ -143,7 +143,10 @@ _WORDS = ["{{", "}}", "{{-", "-}}", "(", ")", "|", " ", "$x", ":=", "=", ".", ".
           "index", "slice", "len", "eq", "lt", "and", "or", "not", "split", "join", "replaceAll", "sha256Hex",
           "base64Decode", "nomadVar", "nomadVarList", "nomadService", "nomadServices", "env", '"A"', '"p"',
           "toUpper", "print", "println", "html", "js", "urlquery", "/*", "*/", "\n", "'\\u0000'",
-          '"\\xff"']
+          '"\\xff"', "regexMatch", "loop", "splitToMap", "trim", "parseUint", "minimum", "maximum", "md5sum",
+          "hmacSHA256Hex", "base64URLDecode", "base64URLEncode", "toUnescapedJSON", "toJSONPretty",
+          "toUnescapedJSONPretty", "containsNone", "containsNotAll", "mustEnv", "envOrDefault", "plugin",
+          "writeToFile", '"(a+)+$"', '"\\\\1"', "byTag"]
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
                      lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),

@@ -132,3 +132,126 @@ def test_the_clients_template_wait_is_read_from_client_template_wait(tmp_path):
     assert load_files([str(path)])[0].client.template.wait.min_s == 2.0
     assert load_files([str(path)])[0].client.template.wait.max_s == 60.0
     assert load_files([])[0].client.template.wait.min_s == 5.0
+
+
+def test_reading_more_than_max_deps_variables_fails_the_render_where_it_happens() -> None:
+    text = '{{ range $i := 4 }}{{ with nomadVar (printf "nomad/jobs/v%d" $i) }}{{ end }}{{ end }}'
+    r = render_task((T,), (text,), {}, {}, "default", max_deps=3)
+    assert r.error.endswith("error calling nomadVar: templates read more than 3 variables and services"), \
+        r.error
+    assert len(r.deps) == 3
+    again = '{{ range 10 }}{{ with nomadVar "nomad/jobs/a" }}{{ end }}{{ end }}'  # the same one: one dep
+    assert render_task((T,), (again,), {}, {}, "default", max_deps=1).error == ""
+
+
+def test_nomads_default_function_denylist_parses_and_fails_only_when_called() -> None:
+    """Nomad's client template.function_denylist (executeTemplate, plugin, writeToFile): as
+    consul-template, a denied function is replaced by one that fails with "function is disabled"."""
+    assert render('{{ if false }}{{ writeToFile "/etc/x" "" "" "" }}{{ end }}ok', {}).outputs == ("ok",)
+    for fn in ("plugin", "writeToFile", "executeTemplate"):
+        assert render(f'{{{{ {fn} "x" }}}}', {}).error.endswith(f"error calling {fn}: function is disabled")
+    spec = (T,)
+    allowed = render_task(spec, ('{{ plugin "x" }}',), {}, {}, "default", denylist=())
+    assert allowed.error.endswith("plugin is not supported by this agent")
+
+
+@pytest.mark.parametrize(("denylist", "text", "denied"), [
+    (("env",), '{{ env "A" }}', True),
+    (("nomad*",), '{{ nomadVarExists "nomad/jobs" }}', True),
+    (("*JSON*",), '{{ toJSON 1 }}', True),
+    (("*",), '{{ toUpper "a" }}', True),
+    (("*",), '{{ printf "%s" "a" }}', False),  # Go's own functions are not consul-template's to deny
+    (("toUpper",), '{{ toLower "A" }}', False),
+])
+def test_an_operators_function_denylist_takes_names_and_globs(denylist: tuple[str, ...], text: str,
+                                                              denied: bool) -> None:
+    r = render_task((T,), (text,), {"A": "1"}, {}, "default", denylist=denylist)
+    assert r.error.endswith("function is disabled") == denied, r.error
+
+
+def test_must_env_and_env_or_default_read_the_tasks_environment() -> None:
+    env = {"A": "1", "E": ""}
+    assert render('{{ mustEnv "A" }} {{ envOrDefault "B" "d" }} {{ envOrDefault "E" "d" }}', {},
+                  env).outputs == ("1 d ",)
+    assert render('{{ mustEnv "E" }}', {}, env).error.endswith("required environment variable E is empty")
+
+
+def test_client_template_function_denylist_and_disable_file_sandbox_in_the_agents_config(tmp_path):
+    from runtime.config import ConfigError, load_files, validate
+
+    path = tmp_path / "c.toml"
+    path.write_text('[client]\nenabled = true\n[client.template]\nfunction_denylist = ["env", "sprig_*"]\n')
+    assert load_files([str(path)])[0].client.template.function_denylist == ("env", "sprig_*")
+    assert load_files([])[0].client.template.function_denylist == ("executeTemplate", "plugin", "writeToFile")
+    path.write_text('[client]\nenabled = true\n[client.template]\ndisable_file_sandbox = true\n')
+    with pytest.raises(ConfigError, match=r"client\.template\.disable_file_sandbox: not supported"):
+        validate(load_files([str(path)])[0])
+
+
+def test_the_agent_gives_the_alloc_runner_the_clients_function_denylist(tmp_path):
+    from actors.agent_specs import AgentContext, client_specs
+    from actors.metrics import Metrics
+    from runtime.config import load_files, validate
+
+    path = tmp_path / "c.toml"
+    path.write_text(f'data_dir = "{tmp_path}"\n[client]\nenabled = true\n[client.template]\n'
+                    'function_denylist = ["env"]\n')
+    cfg = load_files([str(path)])[0]
+    validate(cfg)
+    ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
+                       client_state_dir=str(tmp_path))
+    runner = {s.name: dict(s.kwargs) for s in client_specs(cfg, ctx)}["alloc-runner"]["config"]
+    assert runner.template_function_denylist == ("env",)
+
+
+def test_a_wait_without_max_waits_at_most_four_times_its_min() -> None:
+    """consul-template's WaitConfig.Finalize: Max defaults to 4 * Min."""
+    (w,) = parse_templates([{"DestPath": "x", "Wait": {"Min": 2 * 10**9, "Max": None}}], "T")
+    assert (w.wait_min_s, w.wait_max_s) == (2.0, 8.0)
+    assert quiescence((w,), first_change=100.0, now=107.0) == 1.0  # cut at 100 + 8
+
+
+def test_the_clients_wait_bounds_keep_a_templates_own_wait_within_them() -> None:
+    short, long_ = parse_templates([
+        {"DestPath": "a", "Wait": {"Min": 1 * 10**9, "Max": 2 * 10**9}},
+        {"DestPath": "b", "Wait": {"Min": 30 * 10**9, "Max": 600 * 10**9}}], "T")
+    assert quiescence((short,), 100.0, 100.0, bounds=(5.0, 60.0)) == 2.0  # min raised to 5, max still 2
+    assert quiescence((short,), 100.0, 100.0, bounds=(1.5, 0.0)) == 1.5
+    assert quiescence((long_,), 100.0, 140.0, bounds=(0.0, 60.0)) == 20.0  # max cut to 60 s
+    assert quiescence((long_,), 100.0, 140.0) == 30.0
+    plain = TemplateSpec(dest="c")  # no wait of its own: the client's wait, not bounded
+    assert quiescence((plain,), 100.0, 100.0, (1.0, 4.0), bounds=(5.0, 0.0)) == 1.0
+
+
+def test_client_template_wait_bounds_are_read_checked_and_given_to_the_runner(tmp_path):
+    from actors.agent_specs import AgentContext, client_specs
+    from actors.metrics import Metrics
+    from runtime.config import ConfigError, load_files, validate
+
+    path = tmp_path / "c.toml"
+    base = f'data_dir = "{tmp_path}"\n[client]\nenabled = true\n'
+    path.write_text(base + '[client.template.wait_bounds]\nmin = "2s"\nmax = "1m"\n')
+    cfg = load_files([str(path)])[0]
+    validate(cfg)
+    ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
+                       client_state_dir=str(tmp_path))
+    runner = {s.name: dict(s.kwargs) for s in client_specs(cfg, ctx)}["alloc-runner"]["config"]
+    assert runner.template_wait_bounds == (2.0, 60.0)
+    assert load_files([])[0].client.template.wait_bounds.max_s == 0.0  # no bounds by default
+    path.write_text(base + '[client.template.wait_bounds]\nmin = "2m"\nmax = "1m"\n')
+    with pytest.raises(ConfigError, match="wait_bounds: wait config min 120000000000 is greater than max"):
+        validate(load_files([str(path)])[0])
+    path.write_text(base + '[client.template.wait]\nmin = "10s"\nmax = "5s"\n')
+    with pytest.raises(ConfigError, match=r"template\.wait: wait config min 10000000000 is greater"):
+        validate(load_files([str(path)])[0])
+
+
+def test_by_tag_groups_nomad_services_by_their_tags() -> None:
+    regs = [{"ID": "a", "ServiceName": "db", "Address": "10.0.0.1", "Port": 1, "Tags": ["primary", "v1"]},
+            {"ID": "b", "ServiceName": "db", "Address": "10.0.0.2", "Port": 2, "Tags": ["v1"]}]
+    data = {("service", "db"): ("", regs), ("services", ""): ("", [{"Name": "db", "Tags": ["x"]}])}
+    r = render('{{ range $tag, $s := nomadService "db" | byTag }}{{ $tag }}:{{ range $s }}{{ .Port }}'
+               '{{ end }} {{ end }}{{ range $t, $_ := byTag nomadServices }}{{ $t }}{{ end }}', data)
+    assert r.outputs == ("primary:1 v1:12 x",)
+    assert render('{{ byTag "x" }}', {}).error.endswith("byTag: wrong argument type "
+                                                       "(expected nomadService or nomadServices)")

@@ -288,3 +288,37 @@ def test_a_source_file_is_read_once_per_task_run_not_on_every_re_render(monkeypa
     set_var(c, "nomad/jobs/web", {"password": "two"})
     until(c, lambda: files(c)["t/local/out"] == b"two")
     assert reads == ["t/local/in.tpl"]
+
+
+def test_templates_reading_more_than_the_servers_allow_fail_the_task_instead_of_retrying(
+        monkeypatch: Any) -> None:
+    """The servers refuse a query for more than template_max_deps variables and services; asking again
+    every second gets the same refusal, so the task fails with it as Nomad's template errors do."""
+    from actors.server import alloc_endpoint
+
+    base = alloc_endpoint.AllocEndpointConfig
+    monkeypatch.setattr(alloc_endpoint, "AllocEndpointConfig", lambda: base(template_max_deps=2))
+    c = boot()
+    text = "".join(f'{{{{ with nomadVar "nomad/jobs/web/{i}" }}}}{{{{ end }}}}' for i in range(3))
+    c.register(job([{**CONF, "EmbeddedTmpl": text}]))
+    until(c, lambda: bool(c.allocs("web")) and c.allocs("web")[0]["ClientStatus"] == "failed", 30.0)
+    assert ("Killing", "Template failed: templates read more than 2 variables and services") in events(c)
+    assert procs(c) == []
+
+
+def test_the_first_render_does_not_wait_for_quiescence() -> None:
+    """consul-template arms a template's wait { min, max } only once every template has rendered
+    (its runner's quiescence map is filled after allTemplatesRendered), so a task starts as soon as
+    its data is there, and only later changes wait for the data to settle."""
+    c = boot()
+    c.register(job([{**CONF, "Wait": {"Min": 60 * 10**9, "Max": 120 * 10**9}}]))
+    until(c, lambda: any(m.startswith("Missing: nomad.var.block") for _, m in events(c)))
+    set_var(c, "nomad/jobs/web", {"password": "a"})  # the data arrives: rendered at once
+    start = c.sched.now
+    until(c, lambda: len(procs(c)) == 1, 15.0)  # well within wait.min
+    assert files(c)["t/local/app.conf"] == b"password=a\n"
+    set_var(c, "nomad/jobs/web", {"password": "b"})
+    c.run(30.0)
+    assert files(c)["t/local/app.conf"] == b"password=a\n"  # a change waits for min
+    until(c, lambda: files(c)["t/local/app.conf"] == b"password=b\n", 40.0)
+    assert c.sched.now - start < 120.0

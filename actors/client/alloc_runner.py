@@ -132,7 +132,9 @@ from actors.client.messages import (
     is_retryable,
 )
 from actors.client.templates import (
+    DEFAULT_FUNCTION_DENYLIST,
     EV_TEMPLATE,
+    TOO_MANY_DEPS,
     Rendered,
     TemplateSpec,
     missing_message,
@@ -469,6 +471,8 @@ class AllocRunnerConfig:
     # without a wait block of its own (so a burst of changes restarts a task once).
     template_quiet_min_s: float = 5.0
     template_quiet_max_s: float = 240.0
+    # client.template.wait_bounds (min, max; 0: none): a job template's own wait is kept within them.
+    template_wait_bounds: tuple[float, float] = (0.0, 0.0)
     template_rpc_margin_s: float = 10.0
     template_retry_s: float = 1.0
     # A template's source file is read whole; one larger than this fails the
@@ -499,6 +503,8 @@ class AllocRunnerConfig:
     # A snapshot with more entries than this is refused (its size is bounded by the group's
     # ephemeral_disk size): a hostile archive of empty files must not exhaust the inodes.
     migrate_max_entries: int = 100_000
+    # client.template.function_denylist (Nomad's default): functions a template may not call.
+    template_function_denylist: tuple[str, ...] = DEFAULT_FUNCTION_DENYLIST
 
     def __post_init__(self) -> None:
         for name in ("poll_interval_s", "max_kill_timeout_s"):
@@ -1920,7 +1926,9 @@ class AllocRunner(NodeActor):
         assert a.spec is not None
         if t.tmpl_sources is not None:
             return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
-                               self.cfg.template_output_max_bytes)
+                               self.cfg.template_output_max_bytes,
+                               denylist=self.cfg.template_function_denylist,
+                               clock=self.env.now)
         alloc_dir, task_dir, _ = self._dirs(a, t)
         sources: list[str] = []
         for spec in t.spec.templates:
@@ -1939,7 +1947,8 @@ class AllocRunner(NodeActor):
                 return Rendered(error=f"failed to read template source {spec.source!r}: {exc}")
         t.tmpl_sources = tuple(sources)
         return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
-                           self.cfg.template_output_max_bytes)
+                           self.cfg.template_output_max_bytes, denylist=self.cfg.template_function_denylist,
+                           clock=self.env.now)
 
     def _write_templates(self, a: _Alloc, t: _Task, r: Rendered, env: dict[str, str],
                          only: tuple[int, ...] | None = None) -> str:
@@ -2067,6 +2076,9 @@ class AllocRunner(NodeActor):
             return  # the watch ends with the task
         if not m.ok:
             log.info("%s: template data for %s/%s: %s", self.env.node, a.alloc_id[:8], t.spec.name, m.error)
+            if m.error.startswith(TOO_MANY_DEPS):  # refused for good: asking again gets the same answer
+                self._template_failed(a, t, m.error, self.env.now())
+                return
             if is_retryable(m.error) or m.error.startswith("stale"):
                 self._rotate()
             self._set_task_timer("tmpl_retry", a, t, self.cfg.template_retry_s)
@@ -2093,7 +2105,8 @@ class AllocRunner(NodeActor):
         if not data.items() <= before.items():  # wait { min, max }: render once the data settles
             first = t.tmpl_first_change if t.tmpl_first_change is not None else now
             delay = quiescence(t.spec.templates, first, now,
-                               (self.cfg.template_quiet_min_s, self.cfg.template_quiet_max_s))
+                               (self.cfg.template_quiet_min_s, self.cfg.template_quiet_max_s),
+                               self.cfg.template_wait_bounds)
             if delay > 0:
                 t.tmpl_first_change = first
                 self._set_task_timer("tmpl_quiet", a, t, delay)

@@ -17,7 +17,8 @@ blocking query read with the task's workload identity):
 * ``nomadVarList ["prefix"]``, ``nomadVarExists "path"`` (never block);
 * ``nomadService "name"`` (``.Address``, ``.Port``, ``.Tags``...) and
   ``nomadServices`` (``.Name``, ``.Tags``) -- the native service catalog;
-* ``env "NAME"`` -- the task's environment;
+* ``env "NAME"``, ``mustEnv``, ``envOrDefault`` -- the task's environment;
+* ``byTag`` -- services grouped by tag;
 * Consul's and Vault's functions (``key``, ``keyOrDefault``, ``service``,
   ``secret``...) fail the render: this agent has no Consul nor Vault.
 
@@ -29,7 +30,10 @@ task runs it keeps a blocking query on the same data; a rendering that
 changed is written again and its ``change_mode`` applies (restart, signal,
 or noop), after the template's ``splay``; with ``wait { min, max }`` a change
 is rendered only once the data stayed unchanged for ``min`` (but at most
-``max`` after the first change), as consul-template's quiescence.
+``max`` after the first change), as consul-template's quiescence.  As
+there, the wait applies to changes only: the first rendering (the task's
+start) happens as soon as the data is there (consul-template's runner arms
+a template's quiescence only once every template has rendered).
 """
 
 from __future__ import annotations
@@ -37,16 +41,34 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from actors.state.services import rendezvous
-from runtime.gotemplate import MAX_OUTPUT_BYTES, TemplateError, render
+from runtime.gotemplate import CONSUL_TEMPLATE_FUNCS, MAX_OUTPUT_BYTES, MAX_RENDER_S, TemplateError, render
 
 NS = 1_000_000_000
 EV_TEMPLATE = "Template"  # Nomad's consulTemplateSourceName: the "Missing: ..." events
 MISSING_DEP_EVENT_LIMIT = 3  # Nomad's missingDepEventLimit: deps named in one event, then "and N more"
 REGION = "global"
+# The variables and services one task's templates may read: the servers' own bound on a template data
+# query (actors.server.alloc_endpoint's template_max_deps, 1000; Nomad has none, consul-template only
+# warns past 128).  A task reading more fails its render ("Template failed: ...") instead of sending a
+# query every server refuses; a server configured lower refuses it, which fails the task as well.
+MAX_TEMPLATE_DEPS = 1000
+TOO_MANY_DEPS = "templates read more than"  # the refusal's text, on the servers and here
+
+
+# Nomad's client template.function_denylist default (DefaultTemplateFunctionDenylist): a denied
+# function still parses, and fails the render when called ("function is disabled"), as
+# consul-template's; these three (render another named template, run a binary on the client, write
+# a file on the client) this agent does not implement in any case.
+DEFAULT_FUNCTION_DENYLIST = ("executeTemplate", "plugin", "writeToFile")
+
+
+def too_many_deps(limit: int) -> str:
+    return f"{TOO_MANY_DEPS} {limit} variables and services"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +111,9 @@ def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
             raise ValueError(f"{w}.Perms {perms!r} is not octal")
         splay = t.get("Splay")
         wait = t.get("Wait") if isinstance(t.get("Wait"), dict) else {}
+        wait_min = max(0.0, float(wait.get("Min") or 0) / NS)
+        # consul-template's WaitConfig.Finalize: a wait without max waits at most 4 times its min
+        wait_max = 4 * wait_min if wait.get("Max") is None else max(0.0, float(wait["Max"]) / NS)
         out.append(TemplateSpec(
             dest=dest, data=str(t.get("EmbeddedTmpl") or ""), source=str(t.get("SourcePath") or ""),
             change_mode=mode, change_signal=str(t.get("ChangeSignal") or "").upper(), perms=int(perms, 8),
@@ -96,8 +121,7 @@ def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
             right=str(t.get("RightDelim") or "}}"),
             splay_s=5.0 if splay is None else max(0.0, float(splay) / NS),
             err_missing_key=bool(t.get("ErrMissingKey")),
-            wait_min_s=max(0.0, float(wait.get("Min") or 0) / NS),
-            wait_max_s=max(0.0, float(wait.get("Max") or 0) / NS), own_wait=bool(wait)))
+            wait_min_s=wait_min, wait_max_s=wait_max, own_wait=bool(wait)))
     return tuple(out)
 
 
@@ -180,14 +204,19 @@ class Rendered:
 
 def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
                 data: dict[tuple[str, str], tuple[str, Any]], namespace: str,
-                max_output: int = MAX_OUTPUT_BYTES) -> Rendered:
+                max_output: int = MAX_OUTPUT_BYTES, max_deps: int = MAX_TEMPLATE_DEPS,
+                denylist: tuple[str, ...] = DEFAULT_FUNCTION_DENYLIST,
+                clock: Callable[[], float] | None = None) -> Rendered:
     """Render every template of a task.  *sources*: each template's text (its data, or its source
     file's contents; None: the source file could not be read).  *data*: (kind, argument) -> (error,
     value) as the servers answered (a value not of the shape expected fails the render, naming it).
-    *max_output*: characters all the templates together may write.  Never raises: whatever fails
-    is the Rendered's error (the task fails with "Template failed: ...")."""
+    *max_output*: characters all the templates together may write; *max_deps*: distinct variables
+    and services they may read (more fails the render, naming the place); *denylist*: the client's
+    template.function_denylist (names, or globs with ``*``: ``sprig_*``); *clock*: the agent's, on
+    which all the templates together may take MAX_RENDER_S (none: no time bound).  Never raises:
+    whatever fails is the Rendered's error (the task fails with "Template failed: ...")."""
     try:
-        return _render_task(templates, sources, env, data, namespace, max_output)
+        return _render_task(templates, sources, env, data, namespace, max_output, max_deps, denylist, clock)
     except TemplateError as e:
         return Rendered(error=str(e))
     except Exception as e:  # a last resort: never the runner's failure
@@ -195,13 +224,16 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
 
 
 def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
-                 data: dict[tuple[str, str], tuple[str, Any]], namespace: str, max_output: int) -> Rendered:
+                 data: dict[tuple[str, str], tuple[str, Any]], namespace: str, max_output: int,
+                 max_deps: int, denylist: tuple[str, ...], clock: Callable[[], float] | None) -> Rendered:
     deps: dict[tuple[str, str], None] = {}
     lacking: dict[tuple[str, str], None] = {}
     missing: dict[str, None] = {}
 
     def get(kind: str, arg: str) -> Any:
         dep = (kind, arg)
+        if dep not in deps and len(deps) >= max_deps:
+            raise TemplateError(too_many_deps(max_deps))
         deps[dep] = None
         if dep not in data:
             lacking[dep] = None
@@ -255,29 +287,73 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
         return [Struct("NomadServicesSnippet", {"Name": s.get("Name"), "Tags": list(s.get("Tags") or ())})
                 for s in get("services", "") or ()]
 
+    def by_tag(services: Any) -> dict[str, list[Any]]:
+        """consul-template's byTag on nomadService / nomadServices: tag -> the services with it."""
+        out: dict[str, list[Any]] = {}
+        if services is None:
+            return out
+        if not isinstance(services, list) or not all(
+                getattr(s, "go_type", "") in ("NomadService", "NomadServicesSnippet") for s in services):
+            raise TemplateError("byTag: wrong argument type (expected nomadService or nomadServices)")
+        for svc in services:
+            for tag in svc.get("Tags") or ():
+                out.setdefault(str(tag), []).append(svc)
+        return out
+
     def env_fn(name: str) -> str:
         _need_str("env", name)
         return env.get(name, "")
 
-    funcs: dict[str, Any] = {"env": env_fn, "nomadVar": nomad_var, "nomadVarExists": nomad_var_exists,
+    def must_env(name: str) -> str:
+        _need_str("mustEnv", name)
+        if not env.get(name):
+            raise TemplateError(f"required environment variable {name} is empty")
+        return env[name]
+
+    def env_or_default(name: str, default: str) -> str:
+        _need_str("envOrDefault", name)
+        _need_str("envOrDefault", default)
+        return env.get(name, default)
+
+    funcs: dict[str, Any] = {"env": env_fn, "mustEnv": must_env, "envOrDefault": env_or_default,
+                             "nomadVar": nomad_var, "nomadVarExists": nomad_var_exists,
                              "nomadVarList": nomad_var_list, "nomadVarListSafe": nomad_var_list,
-                             "nomadService": nomad_service,
+                             "nomadService": nomad_service, "byTag": by_tag,
                              "nomadServices": nomad_services}
     for name in _CONSUL:
         funcs[name] = _refused(name, "Consul", "this agent has no Consul (use nomadVar, nomadService)")
     for name in _VAULT:
         funcs[name] = _refused(name, "Vault", "this agent has no Vault (use nomadVar)")
+    for name in DEFAULT_FUNCTION_DENYLIST:  # when an operator's denylist leaves them out
+        funcs[name] = _unsupported(name)
+    funcs.update(denied_functions(denylist, funcs))
     outputs: list[str] = []
+    deadline = None if clock is None else clock() + MAX_RENDER_S
     for spec, text in zip(templates, sources, strict=True):
         if text is None:
             return Rendered(error=f"failed to read template source {spec.source!r}")
         room = max_output - sum(map(len, outputs))
         try:
             outputs.append(render(text, funcs=funcs, left=spec.left, right=spec.right,
-                                  missing_key_error=spec.err_missing_key, max_output=max(room, 0)))
+                                  missing_key_error=spec.err_missing_key, max_output=max(room, 0),
+                                  clock=clock, deadline=deadline))
         except TemplateError as e:
             return Rendered(deps=tuple(deps), error=str(e))
     return Rendered(outputs=tuple(outputs), deps=tuple(deps), lacking=tuple(lacking), missing=tuple(missing))
+
+
+def denied_functions(denylist: tuple[str, ...], funcs: dict[str, Any]) -> dict[str, Any]:
+    """consul-template's function_denylist: every function (of *funcs*, the built-in ones, or named
+    in the list) a pattern matches (``*`` any run of characters, as go-glob) is replaced by one that
+    fails with "function is disabled"."""
+    def denied(*_args: Any) -> Any:
+        raise TemplateError("function is disabled")
+    names = {*funcs, *CONSUL_TEMPLATE_FUNCS}  # a name of neither (e.g. Go's printf) stays as it is
+    out = {}
+    for pattern in denylist:
+        rx = re.compile(".*".join(map(re.escape, pattern.split("*"))), re.DOTALL)
+        out.update({name: denied for name in sorted(names) if rx.fullmatch(name)})
+    return out
 
 
 def _is_str_map(v: Any) -> bool:
@@ -314,6 +390,12 @@ def _need_str(fn: str, v: Any) -> None:
         raise TemplateError(f"{fn}: argument must be a string")
 
 
+def _unsupported(name: str) -> Any:
+    def call(*_args: Any) -> Any:
+        raise TemplateError(f"{name} is not supported by this agent")
+    return call
+
+
 def _refused(name: str, system: str, why: str) -> Any:
     def call(*_args: Any) -> Any:
         raise TemplateError(f"{name}: {system} is not available: {why}")
@@ -321,11 +403,16 @@ def _refused(name: str, system: str, why: str) -> Any:
 
 
 def quiescence(templates: tuple[TemplateSpec, ...], first_change: float, now: float,
-               default: tuple[float, float] = (0.0, 0.0)) -> float:
+               default: tuple[float, float] = (0.0, 0.0), bounds: tuple[float, float] = (0.0, 0.0)) -> float:
     """How long to wait before re-rendering after data changed at *now* (the first unrendered change
     at *first_change*): the templates' largest ``wait.min``, cut at the smallest ``wait.max``; a
-    template without a wait block of its own has the client's, *default* (min, max)."""
-    waits = [(t.wait_min_s, t.wait_max_s) if t.own_wait else default for t in templates]
+    template without a wait block of its own has the client's, *default* (min, max); one with its
+    own has it within the client's wait_bounds, *bounds* (min, max; a max of 0: none)."""
+    lo_bound, hi_bound = bounds
+
+    def bounded(lo: float, hi: float) -> tuple[float, float]:
+        return max(lo, lo_bound), (min(hi, hi_bound) if hi_bound > 0 else hi)
+    waits = [bounded(t.wait_min_s, t.wait_max_s) if t.own_wait else default for t in templates]
     wait_min = max((lo for lo, _ in waits), default=0.0)
     if wait_min <= 0:
         return 0.0
