@@ -9,8 +9,9 @@ plain pytest processes, need nothing of the sort: each shard is the same
 `pytest` a developer runs, on a subset of the files.
 
 Files are spread over the shards by their weight in tests/shard_weights.json
-(seconds one file took in a whole run, written by --weights-from from a
-`pytest --junitxml` report; a file not listed weighs the median),
+(seconds one file took in a whole run: --record-weights writes them after a
+run, --weights-from from a `pytest --junitxml` report; a file not listed
+weighs the median),
 the heaviest first onto the lightest shard, so the shards end close together.
 Each shard gets NOMAD_TEST_SHARD=<i> so tests/ports.py hands it ports from a
 slice of the range no other shard uses. A shard's output is printed whole when
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=DEFAULT_JOBS, help="how many pytest processes")
     parser.add_argument("--weights-from", metavar="JUNIT_XML", type=Path,
                         help=f"write {WEIGHTS.name} from a whole run's `pytest --junitxml` report, and exit")
+    parser.add_argument("--record-weights", action="store_true",
+                        help=f"after the run, write {WEIGHTS.name} from the seconds each file took in it")
     args, pytest_args = parser.parse_known_args(argv)
     if args.weights_from:
         WEIGHTS.write_text(json.dumps(weights_from_junit(args.weights_from), indent=1) + "\n")
@@ -128,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             log = open(Path(tmp) / f"shard{i}.log", "w+")
             env = dict(os.environ, NOMAD_TEST_SHARD=str(i))
             cmd = [sys.executable, "-m", "pytest", *pytest_args, *files]
+            if args.record_weights:
+                cmd.insert(3, f"--junitxml={Path(tmp) / f'shard{i}.xml'}")
             procs.append((i, files, log, subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log,
                                                           stderr=subprocess.STDOUT)))
             print(f"shard {i}: {len(files)} files", flush=True)
@@ -147,6 +152,16 @@ def main(argv: list[str] | None = None) -> int:
             for _, _, _, proc in procs:
                 proc.terminate()
             raise
+        if args.record_weights:
+            weights = load_weights()
+            for i in range(len(procs)):
+                report = Path(tmp) / f"shard{i}.xml"
+                if report.exists():
+                    weights.update(weights_from_junit(report))
+            known = set(test_files())
+            WEIGHTS.write_text(json.dumps({f: t for f, t in sorted(weights.items()) if f in known}, indent=1)
+                               + "\n")
+            print(f"wrote {WEIGHTS}", flush=True)
     print(f"\n{summary_line(totals, time.monotonic() - started)}", flush=True)
     return exit_code(codes, totals)
 
