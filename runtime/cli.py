@@ -421,3 +421,9 @@ def main(argv: list[str]) -> int:
     print("Usage: nomad [-address=ADDR] [-token=SECRET] [-ca-cert=PEM -client-cert=PEM -client-key=PEM] "
           f"<command>\n\nCommands:\n{usage}", file=sys.stderr)
     return 1
+
+# ---- config validate (runtime.cli_config)
+from runtime.cli_config import CONFIG_COMMANDS  # noqa: E402
+
+COMMANDS.update(CONFIG_COMMANDS)
+# ---- end config validate
