@@ -588,7 +588,8 @@ _ROUTES = sorted([
     _Route("/v1/job/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/allocations", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
     _Route("/v1/allocation/", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),
-    _Route("/v1/evaluations", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
+    # Eval.Delete alters the scheduler's own state: a management token only (Nomad's check).
+    _Route("/v1/evaluations", (("namespace", "read-job"),), (("management", ""),)),
     _Route("/v1/evaluation/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     # Deployments: Nomad's Deployment.* RPCs check read-job, and submit-job to fail, pause or promote.
     _Route("/v1/deployments", (("namespace", "read-job"),), (("namespace", "submit-job"),)),

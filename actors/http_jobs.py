@@ -848,3 +848,4 @@ NODE_ACTIONS.update(allocations=node_allocations, drain=node_drain, eligibility=
 # names they take from this module exist, whichever of the two is imported first.
 import actors.http_deployments  # noqa: E402,F401
 import actors.http_services  # noqa: E402,F401  (services: registers on JOB_ACTIONS and ALLOC_ACTIONS)
+import actors.http_eval_delete  # noqa: E402,F401  (wraps /v1/evaluations for DELETE, adds /count)

@@ -427,3 +427,9 @@ from runtime.cli_config import CONFIG_COMMANDS  # noqa: E402
 
 COMMANDS.update(CONFIG_COMMANDS)
 # ---- end config validate
+
+# ---- eval delete (runtime.cli_eval_delete)
+from runtime.cli_eval_delete import EVAL_DELETE_COMMANDS  # noqa: E402
+
+COMMANDS.update(EVAL_DELETE_COMMANDS)
+# ---- end eval delete

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.parse
 from collections import Counter
 
 import pytest
@@ -196,3 +197,52 @@ def test_the_cli_gets_and_sets_and_a_rejecting_cluster_refuses_registrations_wit
         assert out.returncode == 0, out.stderr
     assert call(port, "PUT", "/v1/jobs", {"Job": sleep_job("accepted", count=0)}).status == 200
     assert call(port, "DELETE", "/v1/job/accepted?purge=true").status == 200
+
+
+# ---------------------------------------------------------------- deleting evaluations (paused broker)
+
+
+def _eval_of(port: int, job_id: str) -> str:
+    return next(e["ID"] for e in call(port, "GET", "/v1/evaluations").json() if e["JobID"] == job_id)
+
+
+def test_evaluations_are_deleted_only_with_the_broker_paused_by_id_or_filter(dev):  # noqa: F811
+    port = dev.http_port
+    assert call(port, "PUT", "/v1/jobs", {"Job": sleep_job("evdel", count=0)}).status == 200
+    first = _eval_of(port, "evdel")
+    r = call(port, "DELETE", "/v1/evaluations", {"EvalIDs": [first]})
+    assert (r.status, r.text) == (500, "eval broker is enabled; eval broker must be paused to delete evals")
+    out = nomad(port, "eval", "delete", first)
+    assert out.returncode == 1 and out.stderr.strip() == "Eval broker is not paused"
+    assert "-pause-eval-broker=true" in out.stdout
+    both = {"EvalIDs": [first], "Filter": 'ID != ""'}
+    for body, why in ((both, "evals cannot be deleted by both ID and filter"),
+                      ({}, "evals must be deleted by either ID or filter"),
+                      ({"Filter": "ID ==="}, "failed to read filter expression")):
+        r = call(port, "DELETE", "/v1/evaluations", body)
+        assert r.status == 400 and why in r.text, r.text
+    assert nomad(port, "operator", "scheduler", "set-config", "-pause-eval-broker=true").returncode == 0
+    try:
+        out = nomad(port, "eval", "delete", first)
+        assert (out.returncode, out.stdout.strip()) == (0, "Successfully deleted 1 evaluation"), out.stderr
+        assert call(port, "GET", f"/v1/evaluation/{first}").status == 404
+        r = call(port, "DELETE", "/v1/evaluations", {"EvalIDs": [first]})
+        assert (r.status, r.text) == (500, "eval not found")
+        # Registered while paused: its evaluation stays pending, and a filter finds it.
+        assert call(port, "PUT", "/v1/jobs", {"Job": sleep_job("evdel2", count=0)}).status == 200
+        count = call(port, "GET", "/v1/evaluations/count?filter=" + urllib.parse.quote('JobID == "evdel2"'))
+        assert count.status == 200 and count.json()["Count"] == 1
+        cmd = [sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", "eval", "delete", "-filter",
+               'JobID == "evdel2"']
+        declined = subprocess.run(cmd, input="n\n", capture_output=True, text=True, timeout=60)
+        assert declined.returncode == 0, declined.stderr
+        assert "Are you sure you want to delete 1 evals? [y/N]" in declined.stdout
+        assert declined.stdout.strip().endswith("Cancelling eval deletion\n\nNo evaluations were deleted")
+        out = nomad(port, "eval", "delete", "-yes", "-filter", 'JobID == "evdel2"')
+        assert (out.returncode, out.stdout.strip()) == (0, "Successfully deleted 1 evaluation"), out.stderr
+        r = call(port, "DELETE", "/v1/evaluations", {"Filter": 'JobID == "evdel2"'})
+        assert r.status == 200 and r.json()["Count"] == 0 and int(r.headers["x-nomad-index"]) > 0
+    finally:
+        assert nomad(port, "operator", "scheduler", "set-config", "-pause-eval-broker=false").returncode == 0
+    for job in ("evdel", "evdel2"):
+        assert call(port, "DELETE", f"/v1/job/{job}?purge=true").status == 200

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgpack
 
-from actors.state import acl_ops, cluster_meta, deployments, node_pools, scaling, services, variables
+from actors.state import acl_ops, cluster_meta, deployments, eval_delete, node_pools, scaling, services, variables
 from actors.state import autopilot_config as ap_cfg
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
@@ -302,6 +302,7 @@ class StateStore:
             "service_delete": functools.partial(services.op_delete, self),
             "autopilot_set_config": functools.partial(ap_cfg.set_config, self),
             "cluster_meta_set": functools.partial(cluster_meta.set_meta, self),
+            "eval_delete": functools.partial(eval_delete.op_delete, self),
         }
         # A user's job writes are refused while the scheduler configuration
         # rejects registrations (Nomad's registrationsAreAllowed), checked here
