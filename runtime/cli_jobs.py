@@ -611,10 +611,12 @@ def alloc_status(addr: str, args: list[str]) -> str:
         out += ["", f'Task "{name}"{shown} is "{ts.get("State", "pending")}"',
                 kv([("Restarts", ts.get("Restarts", 0)), ("Failed", str(bool(ts.get("Failed"))).lower())])]
         if resources:  # Nomad's: the group's ephemeral disk (alloc.Resources.DiskMB) under Disk
-            out += ["Task Resources:", table([["CPU", "Memory", "Disk"],
-                                              [f"{resources.get('CPU', 0)} MHz",
-                                               f"{resources.get('MemoryMB', 0)} MiB",
-                                               _ibytes(int(resources.get("DiskMB", 0)) << 20)]])]
+            cpu, mem, mem_max = _task_resources(a, name)
+            rows = [["CPU", "Memory", "Disk"],
+                    [f"{cpu} MHz", _ibytes(mem << 20), _ibytes(int(resources.get("DiskMB", 0)) << 20)]]
+            if mem_max not in (0, mem):  # Nomad's second row: the task's memory_max, as placed
+                rows.append(["", f"Max: {_ibytes(mem_max << 20)}", ""])
+            out += ["Task Resources:", table(rows)]
         events = ts.get("Events") or []
         if events:
             rows = [["Time", "Type", "Description"]]
@@ -622,6 +624,18 @@ def alloc_status(addr: str, args: list[str]) -> str:
                       e.get("DisplayMessage") or e.get("Message", "")] for e in reversed(events)]
             out += ["", "Recent Events:", table(rows)]
     return "\n".join(out)
+
+
+def _task_resources(a: dict[str, Any], task: str) -> tuple[int, int, int]:
+    """(CPU MHz, memory MB, memory_max MB) of one task of the allocation (Nomad's
+    ``alloc.TaskResources[task]``); the allocation's totals when the answer has no such task."""
+    tr = ((a.get("AllocatedResources") or {}).get("Tasks") or {}).get(task)
+    if not tr:
+        r = a.get("Resources") or {}
+        return int(r.get("CPU", 0)), int(r.get("MemoryMB", 0)), 0
+    mem = tr.get("Memory") or {}
+    return (int((tr.get("Cpu") or {}).get("CpuShares", 0)), int(mem.get("MemoryMB", 0)),
+            int(mem.get("MemoryMaxMB") or 0))
 
 
 def _has_checks(a: dict[str, Any]) -> bool:
