@@ -370,8 +370,15 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
         except ValueError:
             raise CliError(f'invalid value "{flags["check-index"]}" for flag -check-index') from None
     got = request(addr, "PUT", "/v1/jobs", body)
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job registration successful",
-                   verbose=bool(flags.get("verbose")))
+    text, code = _finish(addr, got.get("EvalID", ""), flags.get("detach", False),
+                         "Job registration successful", verbose=bool(flags.get("verbose")))
+    return job_warnings(got) + text, code
+
+
+def job_warnings(got: dict[str, Any]) -> str:
+    """Nomad's "Job Warnings:" block (a register, plan or validate answer's ``Warnings``) and a blank
+    line; "" when there are none."""
+    return f"Job Warnings:\n{got['Warnings']}\n\n" if got.get("Warnings") else ""
 
 
 INIT_FILE = "example.nomad.hcl"
@@ -464,7 +471,7 @@ def job_validate(addr: str, args: list[str]) -> tuple[str, int]:
     errors = got.get("ValidationErrors") or []
     if errors:
         raise CliError("Job validation errors:\n" + "\n".join(f"  * {e}" for e in errors))
-    return "Job validation successful", 0
+    return job_warnings(got) + "Job validation successful", 0
 
 
 def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
@@ -1514,6 +1521,8 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
             n = int(m.get("CoalescedFailures", 0)) + 1
             out.append(f'  Task Group "{group}" (failed to place {n} allocation{"s" if n != 1 else ""}):')
             out += [f"    * {line}" for line in alloc_metrics(m)]
+    if got.get("Warnings"):
+        out += ["", job_warnings(got).rstrip("\n")]
     index = got.get("JobModifyIndex", 0)
     out += ["", f"Job Modify Index: {index}", "To submit the job with version verification run:", "",
             f"nomad job run -check-index {index} {path}", "",
