@@ -254,8 +254,8 @@ def test_alloc_status_shows_nomads_max_row_and_run_plan_validate_show_job_warnin
     assert out[at + 3].split() == ["Max:", "1.0", "GiB"]
     s = out.index('Task "s" is "running"')
     at = out.index("Task Resources:", s)
-    assert out[at + 2].split() == ["50", "MHz", "64", "MiB", "300", "MiB"] and not out[at + 3].strip().startswith(
-        "Max")
+    assert out[at + 2].split() == ["50", "MHz", "64", "MiB", "300", "MiB"]
+    assert not out[at + 3].strip().startswith("Max")
     warned = f"1 warning:\n\n* {WARNING}"
     assert cli_jobs.job_warnings({"Warnings": warned}) == f"Job Warnings:\n{warned}\n\n"
     assert cli_jobs.job_warnings({"Warnings": ""}) == ""
