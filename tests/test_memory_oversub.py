@@ -55,12 +55,25 @@ def test_the_job_file_takes_memory_max_and_the_job_keeps_it() -> None:
         parse_hcl_job(hcl("memory = 256\nmemory_maxx = 1024"))  # still refused by name
 
 
-def test_memory_max_equal_to_memory_is_fine_and_zero_or_null_is_none_stored_as_before() -> None:
+def test_memory_max_equal_to_memory_is_fine_and_zero_or_null_is_none_stored_as_submitted() -> None:
     assert canonical_job(mem_job(256, 256))["TaskGroups"][0]["Tasks"][0]["Resources"]["MemoryMaxMB"] == 256
-    for none in (0, None):
-        res = canonical_job(mem_job(256, none))["TaskGroups"][0]["Tasks"][0]["Resources"]
-        assert "MemoryMaxMB" not in res  # a job without it is the record it always was
-    assert canonical_job(mem_job(256, 0)) == canonical_job(mem_job(256, None))
+    c = Cluster()
+    c.apply("scheduler_set_config", config={"MemoryOversubscriptionEnabled": True})
+    c.node(0)
+    for none in (0, None):  # kept as jobs were stored before memory_max was read: no new version on resubmit
+        job = mem_job(256, 256, ID=f"none-{none}")
+        job["TaskGroups"][0]["Tasks"][0]["Resources"]["MemoryMaxMB"] = none
+        assert canonical_job(job)["TaskGroups"][0]["Tasks"][0]["Resources"]["MemoryMaxMB"] == none
+        c.register(**job)
+        c.register(**job)
+        assert c.state.tables["jobs"][job["ID"]]["Version"] == 0
+    c.schedule()
+    allocs = list(c.state.tables["allocs"].values())
+    assert len(allocs) == 2
+    for a in allocs:
+        assert "MemoryMaxMB" not in a["Resources"] and "AllocatedResources" not in a
+        assert "NOMAD_MEMORY_MAX_LIMIT" not in _env(a)
+        assert memory_max_warnings(a["Job"], False) == []
 
 
 @pytest.mark.parametrize("bad, why", [

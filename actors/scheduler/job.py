@@ -282,18 +282,15 @@ MEMORY_NO_LIMIT = -1  # Nomad's MemoryNoLimit: memory_max = -1, no hard memory l
 def memory_max(res: dict[str, Any], field: str, task: str) -> None:
     """A task's ``MemoryMaxMB`` (``memory_max``, memory oversubscription), validated in place with
     Nomad's message (``Resources.Validate``): 0 or unset is none, else at least ``MemoryMB``.  Kept
-    only when set, so a job without it is stored as jobs always were.  Nomad's -1 (no hard limit
-    at all) is refused: this agent's exec driver always sets a hard limit."""
+    as submitted (absent, null or 0 alike mean none), so a job is stored as it always was and a
+    resubmission is no new version.  Nomad's -1 (no hard limit at all) is refused: this agent's
+    exec driver always sets a hard limit."""
     mem_max = _int(res.get("MemoryMaxMB"), f"{field}.MemoryMaxMB", default=0, minimum=None)
     _need(mem_max != MEMORY_NO_LIMIT, f"{field}.MemoryMaxMB",
           "memory_max = -1 (no memory limit) is not supported by this agent")
     _need(mem_max == 0 or mem_max >= res["MemoryMB"], field,
           f"Task {task} validation failed: MemoryMaxMB value ({mem_max}) should be larger than "
           f"MemoryMB value ({res['MemoryMB']})")
-    if mem_max:
-        res["MemoryMaxMB"] = mem_max
-    else:
-        res.pop("MemoryMaxMB", None)
 
 
 def memory_max_warnings(job: dict[str, Any], oversubscription: bool) -> list[str]:
