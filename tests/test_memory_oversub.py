@@ -16,6 +16,7 @@ from actors.scheduler.job import (
     canonical_job,
     memory_max_warnings,
     schedule_changed,
+    task_memory_max,
     warnings_text,
 )
 from runtime.hcl_job import HclJobError, parse_hcl_job
@@ -86,6 +87,12 @@ def test_memory_max_equal_to_memory_is_fine_and_zero_or_null_is_none_stored_as_s
 def test_bad_memory_max_gets_nomads_message(bad: Any, why: str) -> None:
     with pytest.raises(JobError, match=__import__("re").escape(why)):
         canonical_job(mem_job(256, bad))
+
+
+def test_a_job_stored_before_memory_max_was_validated_holds_none_the_scheduler_would_place() -> None:
+    for stored in ("1024", True, -1, 100, None, 0):
+        assert task_memory_max({"Name": "t", "Resources": {"MemoryMB": 256, "MemoryMaxMB": stored}}) == 0
+    assert task_memory_max({"Name": "t", "Resources": {"MemoryMB": 256, "MemoryMaxMB": 256}}) == 256
 
 
 def test_the_warning_is_nomads_one_per_task_only_while_oversubscription_is_off() -> None:

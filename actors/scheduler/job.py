@@ -1287,9 +1287,12 @@ def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
 
 
 def task_memory_max(task: dict[str, Any]) -> int:
-    """A task's memory_max in MB, 0 for none (a job stored before it was validated may hold anything)."""
-    v = (task.get("Resources") or {}).get("MemoryMaxMB")
-    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+    """A task's memory_max in MB, 0 for none (a job stored before it was validated may hold anything:
+    what Nomad's validation would refuse counts as none)."""
+    res = task.get("Resources") or {}
+    v, mem = res.get("MemoryMaxMB"), res.get("MemoryMB")
+    ok = isinstance(v, int) and not isinstance(v, bool) and v > 0 and isinstance(mem, int) and v >= mem
+    return v if ok else 0
 
 
 def group_of(job: dict[str, Any], name: str) -> dict[str, Any] | None:
