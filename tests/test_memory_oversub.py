@@ -279,3 +279,34 @@ def test_alloc_status_shows_nomads_max_row_and_run_plan_validate_show_job_warnin
     warned = f"1 warning:\n\n* {WARNING}"
     assert cli_jobs.job_warnings({"Warnings": warned}) == f"Job Warnings:\n{warned}\n\n"
     assert cli_jobs.job_warnings({"Warnings": ""}) == ""
+
+
+def test_job_run_plan_and_validate_print_the_job_warnings(monkeypatch, tmp_path) -> None:
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+    path = tmp_path / "web.nomad.hcl"
+    path.write_text(hcl("memory = 256\nmemory_max = 1024"))
+    warned = f"1 warning:\n\n* {WARNING}"
+    sent: list[tuple[str, Any]] = []
+
+    def request(addr: str, method: str, url: str, body: Any = None, **k: Any) -> Any:
+        sent.append((url, body))
+        if url.endswith("/plan"):
+            return {"Annotations": {"DesiredTGUpdates": {"g": {"Place": 1}}}, "Warnings": warned,
+                    "JobModifyIndex": 0, "Diff": None}
+        if url == "/v1/validate/job":
+            return {"ValidationErrors": [], "Warnings": warned}
+        return {"EvalID": "", "Warnings": warned}
+    monkeypatch.setattr(cli_jobs, "request", request)
+    out, _ = cli_jobs.job_plan("http://x", ["-diff=false", str(path)])
+    lines = out.splitlines()
+    at = lines.index("Job Warnings:")
+    assert lines[at - 2] == "- All tasks successfully allocated." and lines[at - 1] == ""
+    assert lines[at + 1:at + 4] == ["1 warning:", "", f"* {WARNING}"] and lines[at + 4] == ""
+    assert lines[at + 5].startswith("Job Modify Index:")
+    out, code = cli_jobs.job_run("http://x", ["-detach", str(path)])
+    assert out.startswith(f"Job Warnings:\n{warned}\n\nJob registration successful") and code == 0
+    out, _ = cli_jobs.job_validate("http://x", [str(path)])
+    assert out == f"Job Warnings:\n{warned}\n\nJob validation successful"
+    assert sent[0][1]["Job"]["TaskGroups"][0]["Tasks"][0]["Resources"]["MemoryMaxMB"] == 1024
