@@ -43,11 +43,19 @@ from actors.http_api import (
     state_query,
 )
 from actors.http_filter import apply_list_options, list_options_asked
-from actors.scheduler.job import DISPATCH_PAYLOAD_MAX_BYTES, JobError, canonical_job, ephemeral_disk
+from actors.scheduler.job import (
+    DISPATCH_PAYLOAD_MAX_BYTES,
+    JobError,
+    canonical_job,
+    ephemeral_disk,
+    memory_max_warnings,
+    warnings_text,
+)
 from actors.scheduler.jobdiff import job_diff
 from actors.server import ENDPOINT
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
 from actors.state import scaling
+from actors.state import scheduler_config as sched_cfg
 from actors.state.scheduler_config import JOB_REGISTRATION_DISABLED
 from actors.state.store import command
 from runtime.edge import wall_time
@@ -187,8 +195,12 @@ def allocated_resources(a: dict[str, Any]) -> dict[str, Any]:
     its lifecycle (``{"Hook", "Sidecar"}``; null for a main task); the group's ephemeral disk is shared."""
     group = next((g for g in (a.get("Job") or {}).get("TaskGroups", ()) if g.get("Name") == a.get("TaskGroup")),
                  {})
+    # The scheduler records a task's memory_max only when it placed it (oversubscription enabled).
+    placed = (a.get("AllocatedResources") or {}).get("Tasks") or {}
     tasks = {t["Name"]: {"Cpu": {"CpuShares": int(t.get("Resources", {}).get("CPU", 0)), "ReservedCores": None},
-                         "Memory": {"MemoryMB": int(t.get("Resources", {}).get("MemoryMB", 0)), "MemoryMaxMB": 0},
+                         "Memory": {"MemoryMB": int(t.get("Resources", {}).get("MemoryMB", 0)),
+                                    "MemoryMaxMB": int(((placed.get(t["Name"]) or {}).get("Memory") or {})
+                                                       .get("MemoryMaxMB", 0))},
                          "Networks": None, "Devices": None}
              for t in group.get("Tasks", ())}
     ports = [{"Label": p["Label"], "Value": p["Value"], "To": p.get("To", 0), "HostIP": p.get("HostIP", "")}
@@ -370,9 +382,19 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
         enforce = body.get("JobModifyIndex", 0)
         if not isinstance(enforce, int) or isinstance(enforce, bool) or enforce < 0:
             raise CodedError(400, "JobModifyIndex: must be a non-negative integer")
+    warnings = _memory_max_warnings(req, api, job)
     index, r = _write(api, "job_register", job=job, enforce_index=enforce,
                       rejectable=_rejectable(req, api))
-    return _job_register_reply(index, r)
+    return _job_register_reply(index, r, warnings)
+
+
+def _memory_max_warnings(req: Request, api: Api, job: dict[str, Any]) -> str:
+    """Nomad's memory oversubscription admission warnings (``Warnings``) for a canonical job: the
+    scheduler configuration is read only when a task asks for memory_max."""
+    if not memory_max_warnings(job, False):
+        return ""
+    on = state_query(req, api, (sched_cfg.TABLE,), lambda st: sched_cfg.memory_oversubscription(st.tables))
+    return warnings_text(memory_max_warnings(job, bool(on.value)))
 
 
 def _job_crud(req: Request, api: Api, job_id: str) -> Any:
@@ -438,9 +460,9 @@ def _job_versions(req: Request, api: Api, job_id: str) -> Any:
     return Answer(answer.value, answer.headers)
 
 
-def _job_register_reply(index: int, r: dict[str, Any]) -> Answer:
+def _job_register_reply(index: int, r: dict[str, Any], warnings: str = "") -> Answer:
     return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"],
-                   "JobModifyIndex": r["JobModifyIndex"], "Warnings": "", "Index": index,
+                   "JobModifyIndex": r["JobModifyIndex"], "Warnings": warnings, "Index": index,
                    "LastContact": 0, "KnownLeader": False}, _index_header(index))
 
 
@@ -675,12 +697,13 @@ def validate_job(req: Request, api: Api) -> Any:
     if not isinstance(raw, dict):
         raise CodedError(400, "Job must be specified")
     errors: list[str] = []
+    warnings = ""
     try:
-        canonical_job(raw, region=_region(api))
+        warnings = _memory_max_warnings(req, api, canonical_job(raw, region=_region(api)))
     except JobError as e:
         errors.append(str(e))
     return {"DriverConfigValidated": not errors, "ValidationErrors": errors, "Error": "\n".join(errors),
-            "Warnings": ""}
+            "Warnings": warnings}
 
 
 @route("/v1/system/reconcile/summaries")

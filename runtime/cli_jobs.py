@@ -370,8 +370,15 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
         except ValueError:
             raise CliError(f'invalid value "{flags["check-index"]}" for flag -check-index') from None
     got = request(addr, "PUT", "/v1/jobs", body)
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job registration successful",
-                   verbose=bool(flags.get("verbose")))
+    text, code = _finish(addr, got.get("EvalID", ""), flags.get("detach", False),
+                         "Job registration successful", verbose=bool(flags.get("verbose")))
+    return job_warnings(got) + text, code
+
+
+def job_warnings(got: dict[str, Any]) -> str:
+    """Nomad's "Job Warnings:" block (a register, plan or validate answer's ``Warnings``) and a blank
+    line; "" when there are none."""
+    return f"Job Warnings:\n{got['Warnings']}\n\n" if got.get("Warnings") else ""
 
 
 INIT_FILE = "example.nomad.hcl"
@@ -464,7 +471,7 @@ def job_validate(addr: str, args: list[str]) -> tuple[str, int]:
     errors = got.get("ValidationErrors") or []
     if errors:
         raise CliError("Job validation errors:\n" + "\n".join(f"  * {e}" for e in errors))
-    return "Job validation successful", 0
+    return job_warnings(got) + "Job validation successful", 0
 
 
 def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
@@ -611,10 +618,12 @@ def alloc_status(addr: str, args: list[str]) -> str:
         out += ["", f'Task "{name}"{shown} is "{ts.get("State", "pending")}"',
                 kv([("Restarts", ts.get("Restarts", 0)), ("Failed", str(bool(ts.get("Failed"))).lower())])]
         if resources:  # Nomad's: the group's ephemeral disk (alloc.Resources.DiskMB) under Disk
-            out += ["Task Resources:", table([["CPU", "Memory", "Disk"],
-                                              [f"{resources.get('CPU', 0)} MHz",
-                                               f"{resources.get('MemoryMB', 0)} MiB",
-                                               _ibytes(int(resources.get("DiskMB", 0)) << 20)]])]
+            cpu, mem, mem_max = _task_resources(a, name)
+            rows = [["CPU", "Memory", "Disk"],
+                    [f"{cpu} MHz", _ibytes(mem << 20), _ibytes(int(resources.get("DiskMB", 0)) << 20)]]
+            if mem_max not in (0, mem):  # Nomad's second row: the task's memory_max, as placed
+                rows.append(["", f"Max: {_ibytes(mem_max << 20)}", ""])
+            out += ["Task Resources:", table(rows)]
         events = ts.get("Events") or []
         if events:
             rows = [["Time", "Type", "Description"]]
@@ -622,6 +631,18 @@ def alloc_status(addr: str, args: list[str]) -> str:
                       e.get("DisplayMessage") or e.get("Message", "")] for e in reversed(events)]
             out += ["", "Recent Events:", table(rows)]
     return "\n".join(out)
+
+
+def _task_resources(a: dict[str, Any], task: str) -> tuple[int, int, int]:
+    """(CPU MHz, memory MB, memory_max MB) of one task of the allocation (Nomad's
+    ``alloc.TaskResources[task]``); the allocation's totals when the answer has no such task."""
+    tr = ((a.get("AllocatedResources") or {}).get("Tasks") or {}).get(task)
+    if not tr:
+        r = a.get("Resources") or {}
+        return int(r.get("CPU", 0)), int(r.get("MemoryMB", 0)), 0
+    mem = tr.get("Memory") or {}
+    return (int((tr.get("Cpu") or {}).get("CpuShares", 0)), int(mem.get("MemoryMB", 0)),
+            int(mem.get("MemoryMaxMB") or 0))
 
 
 def _has_checks(a: dict[str, Any]) -> bool:
@@ -1500,6 +1521,8 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
             n = int(m.get("CoalescedFailures", 0)) + 1
             out.append(f'  Task Group "{group}" (failed to place {n} allocation{"s" if n != 1 else ""}):')
             out += [f"    * {line}" for line in alloc_metrics(m)]
+    if got.get("Warnings"):
+        out += ["", job_warnings(got).rstrip("\n")]
     index = got.get("JobModifyIndex", 0)
     out += ["", f"Job Modify Index: {index}", "To submit the job with version verification run:", "",
             f"nomad job run -check-index {index} {path}", "",

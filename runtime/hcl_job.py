@@ -24,7 +24,7 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   autoscaler; the servers keep it as a scaling policy);
 * ``task``: ``driver``, ``config`` (passed to the driver as written),
   ``env``, ``user``, ``kill_timeout``, ``kill_signal``, ``meta``,
-  ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``), ``artifact``
+  ``constraint``, ``affinity``, ``resources`` (``cpu``, ``memory``, ``memory_max``), ``artifact``
   (``source``, ``destination``, ``mode``, ``options``, ``headers``),
   ``lifecycle`` (``hook``, ``sidecar``), ``volume_mount`` (``volume``,
   ``destination``, ``read_only``, ``propagation_mode``, ``selinux_label``:
@@ -306,8 +306,9 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["DispatchPayload"] = {"File": dp.get("file", "")}
     if "resources" in body:
         res = _body(body["resources"], f"{where}.resources")
-        _check(res, {"cpu", "memory"}, f"{where}.resources")
-        task["Resources"] = {k: v for k, v in (("CPU", res.get("cpu")), ("MemoryMB", res.get("memory")))
+        _check(res, {"cpu", "memory", "memory_max"}, f"{where}.resources")
+        task["Resources"] = {k: v for k, v in (("CPU", res.get("cpu")), ("MemoryMB", res.get("memory")),
+                                               ("MemoryMaxMB", res.get("memory_max")))
                              if v is not None}
     return task
 

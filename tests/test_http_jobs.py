@@ -552,3 +552,45 @@ def test_a_sticky_disk_keeps_alloc_data_across_a_destructive_update_on_a_real_ag
              PLACE_DEADLINE_S, dev.detail)
     assert cat(second["ID"], "sleeper/local/mine") == "here\n"
     call(port, "DELETE", "/v1/job/api-sticky?purge=true")
+
+
+def test_memory_max_is_warned_about_while_oversubscription_is_off_and_reaches_the_task_when_on(dev):
+    """Nomad's memory oversubscription through the API: register, validate and plan warn while the
+    scheduler configuration does not allow it; once it does, the allocation carries the task's
+    memory_max and the task sees NOMAD_MEMORY_MAX_LIMIT."""
+    port = dev.http_port
+    job = sleep_job("api-memmax")
+    job["TaskGroups"][0]["Tasks"][0].update(
+        Config={"command": "/bin/sh", "args": ["-c", 'echo "$NOMAD_MEMORY_LIMIT/$NOMAD_MEMORY_MAX_LIMIT" '
+                                                     '> "$NOMAD_ALLOC_DIR/mem"; sleep 60']},
+        Resources={"CPU": 50, "MemoryMB": 32, "MemoryMaxMB": 64})
+    warning = ('1 warning:\n\n* Memory oversubscription is not enabled; Task "web.sleeper" memory_max value '
+               "will be ignored. Update the Scheduler Configuration to allow oversubscription.")
+    assert call(port, "PUT", "/v1/validate/job", {"Job": job}).json()["Warnings"] == warning
+    assert call(port, "PUT", "/v1/job/api-memmax/plan", {"Job": job}).json()["Warnings"] == warning
+    bad = {**job, "TaskGroups": [{**job["TaskGroups"][0], "Tasks": [
+        {**job["TaskGroups"][0]["Tasks"][0], "Resources": {"CPU": 50, "MemoryMB": 32, "MemoryMaxMB": 16}}]}]}
+    r = call(port, "PUT", "/v1/jobs", {"Job": bad})
+    assert r.status == 400 and "MemoryMaxMB value (16) should be larger than MemoryMB value (32)" in r.text
+    cfg = call(port, "GET", "/v1/operator/scheduler/configuration").json()["SchedulerConfig"]
+    assert cfg["MemoryOversubscriptionEnabled"] is False
+    assert call(port, "PUT", "/v1/operator/scheduler/configuration",
+                {**cfg, "MemoryOversubscriptionEnabled": True}).status == 200
+    try:
+        reg = call(port, "PUT", "/v1/jobs", {"Job": job}).json()
+        assert reg["Warnings"] == ""
+
+        def written() -> str | None:
+            allocs = call(port, "GET", "/v1/job/api-memmax/allocations").json()
+            if not allocs or allocs[0]["ClientStatus"] != "running":
+                return None
+            r = call(port, "GET", f"/v1/client/fs/cat/{allocs[0]['ID']}?path=alloc/mem")
+            return r.text.strip() or None if r.status == 200 else None
+        assert wait_for(written, "the task's memory limits", PLACE_DEADLINE_S, dev.detail) == "32/64"
+        alloc = call(port, "GET", "/v1/job/api-memmax/allocations").json()[0]
+        full = call(port, "GET", f"/v1/allocation/{alloc['ID']}").json()
+        assert full["AllocatedResources"]["Tasks"]["sleeper"]["Memory"] == {"MemoryMB": 32, "MemoryMaxMB": 64}
+    finally:
+        call(port, "PUT", "/v1/operator/scheduler/configuration",
+             {**cfg, "MemoryOversubscriptionEnabled": False})
+        call(port, "DELETE", "/v1/job/api-memmax?purge=true")

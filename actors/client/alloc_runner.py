@@ -554,6 +554,9 @@ class TaskSpec:
     memory_mb: int
     kill_timeout_s: float
     kill_signal: str
+    # Its memory_max as the scheduler placed it (AllocatedResources; 0: none, or oversubscription
+    # was off): NOMAD_MEMORY_MAX_LIMIT, which a driver with cgroups makes the hard memory limit.
+    memory_max_mb: int = 0
     user: str = ""  # Nomad's task `user`: run the task as this user ("" = the agent's own)
     meta: tuple[tuple[str, str], ...] = ()  # job, group and task meta merged (NOMAD_META_*)
     payload_file: str = ""  # dispatch_payload.file: the job's payload goes to local/<this> ("": none)
@@ -792,6 +795,18 @@ def health_uses_checks(raw: dict[str, Any]) -> bool:
     return False
 
 
+def _memory_max(raw: dict[str, Any], task: str) -> int:
+    """A task's ``AllocatedResources.Tasks[task].Memory.MemoryMaxMB`` (0 when the scheduler set none)."""
+    where = f"Allocation.AllocatedResources.Tasks[{task}].Memory"
+    try:
+        mb = raw.get("AllocatedResources", {})["Tasks"][task]["Memory"].get("MemoryMaxMB", 0)
+    except (KeyError, TypeError, AttributeError):
+        return 0
+    if isinstance(mb, bool) or not isinstance(mb, int) or mb < 0:
+        raise AllocError(f"{where}.MemoryMaxMB must be a non-negative integer, got {mb!r}")
+    return mb
+
+
 def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
     """Validate an allocation dict; AllocError names the bad field."""
     aid = alloc_id_of(raw)
@@ -821,6 +836,7 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise AllocError(f"{where}.Tasks has duplicate task names")
+    tasks = tuple(replace(t, memory_max_mb=_memory_max(raw, t.name)) for t in tasks)
     disk = _get(group, "EphemeralDisk", dict, where, {})
     sticky, migrate = disk.get("Sticky", False), disk.get("Migrate", False)
     if not isinstance(sticky, bool) or not isinstance(migrate, bool):
@@ -1014,6 +1030,11 @@ def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> 
         "NOMAD_SECRETS_DIR": posixpath.join(task_dir, "secrets"),
         "NOMAD_CPU_LIMIT": str(task.cpu), "NOMAD_MEMORY_LIMIT": str(task.memory_mb),
     })
+    # Nomad sets it only when the allocation holds a memory_max.  A task's own env may not set it:
+    # a driver with cgroups takes it as the hard memory limit the scheduler allowed.
+    env.pop("NOMAD_MEMORY_MAX_LIMIT", None)
+    if task.memory_max_mb:
+        env["NOMAD_MEMORY_MAX_LIMIT"] = str(task.memory_max_mb)
     if spec.parent_id:
         env["NOMAD_JOB_PARENT_ID"] = spec.parent_id
     for label, host_port, port, ip in spec.ports:  # Nomad's port variables (host networking)

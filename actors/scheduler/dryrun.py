@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from actors.scheduler.job import spec_changed, spec_digest
+from actors.scheduler.job import memory_max_warnings, spec_changed, update_digest, warnings_text
 from actors.scheduler.jobdiff import annotate, job_diff
 from actors.scheduler.scheduler import (
     STOP_MIGRATE,
@@ -32,6 +32,7 @@ from actors.scheduler.scheduler import (
     compute_plan,
     live,
 )
+from actors.state import scheduler_config as sched_cfg
 
 PLAN_EVAL_ID = "00000000-0000-0000-0000-000000000000"  # the dry run's evaluation: never stored
 
@@ -54,7 +55,9 @@ def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> d
             "JobModifyIndex": old["JobModifyIndex"] if old is not None else 0,
             "CreatedEvals": None,
             "Diff": annotate(job_diff(old, job, contextual=True), updates) if diff else None,
-            "NextPeriodicLaunch": _next_launch(job, now), "Warnings": ""}
+            "NextPeriodicLaunch": _next_launch(job, now),
+            "Warnings": warnings_text(memory_max_warnings(job,
+                                                          sched_cfg.memory_oversubscription(state.tables)))}
 
 
 def _next_launch(job: dict[str, Any], now: float) -> str:
@@ -94,11 +97,11 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
             continue
         # A replacement placed for an updated or migrated allocation is that update, not a new one.
         u["Place"] = max(0, u["Place"] - u["DestructiveUpdate"] - u["Migrate"])
-        digest = spec_digest(job, name)
+        digest = update_digest(job, name)
         for a in job_allocs:
             if a["TaskGroup"] != name or a["ID"] in stopped or not live(a):
                 continue
-            same = spec_digest(a.get("Job") or {}, name) == digest
+            same = update_digest(a.get("Job") or {}, name) == digest
             in_place = a.get("JobVersion", 0) != job.get("Version", 0) and same
             u["InPlaceUpdate" if in_place else "Ignore"] += 1
     return out

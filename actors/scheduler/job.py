@@ -249,6 +249,7 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
     res["CPU"] = _int(res.get("CPU"), f"{field}.Resources.CPU", default=DEFAULT_CPU_MHZ, minimum=1)
     res["MemoryMB"] = _int(res.get("MemoryMB"), f"{field}.Resources.MemoryMB", default=DEFAULT_MEMORY_MB,
                            minimum=10)  # Nomad's minimum memory
+    memory_max(res, f"{field}.Resources", t["Name"])
     t["Resources"] = res
     t["Constraints"] = _constraints(t.get("Constraints"), f"{field}.Constraints")
     _placement_prefs(t, field, spreads=False)
@@ -273,6 +274,43 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
     else:
         t.pop("Lifecycle", None)  # a main task, as jobs without the block have always been stored
     return t
+
+
+MEMORY_NO_LIMIT = -1  # Nomad's MemoryNoLimit: memory_max = -1, no hard memory limit at all
+
+
+def memory_max(res: dict[str, Any], field: str, task: str) -> None:
+    """A task's ``MemoryMaxMB`` (``memory_max``, memory oversubscription), validated in place with
+    Nomad's message (``Resources.Validate``): 0 or unset is none, else at least ``MemoryMB``.  Kept
+    as submitted (absent, null or 0 alike mean none), so a job is stored as it always was and a
+    resubmission is no new version.  Nomad's -1 (no hard limit at all) is refused: this agent's
+    exec driver always sets a hard limit."""
+    mem_max = _int(res.get("MemoryMaxMB"), f"{field}.MemoryMaxMB", default=0, minimum=None)
+    _need(mem_max != MEMORY_NO_LIMIT, f"{field}.MemoryMaxMB",
+          "memory_max = -1 (no memory limit) is not supported by this agent")
+    _need(mem_max == 0 or mem_max >= res["MemoryMB"], field,
+          f"Task {task} validation failed: MemoryMaxMB value ({mem_max}) should be larger than "
+          f"MemoryMB value ({res['MemoryMB']})")
+
+
+def memory_max_warnings(job: dict[str, Any], oversubscription: bool) -> list[str]:
+    """Nomad's memory oversubscription admission check: each task asking for memory_max while the
+    scheduler configuration does not allow oversubscription gets a warning (the job is accepted; the
+    scheduler leaves memory_max out of what it places)."""
+    if oversubscription:
+        return []
+    return [f'Memory oversubscription is not enabled; Task "{g["Name"]}.{t["Name"]}" memory_max value will '
+            "be ignored. Update the Scheduler Configuration to allow oversubscription."
+            for g in job.get("TaskGroups") or () for t in g.get("Tasks") or ()
+            if (t.get("Resources") or {}).get("MemoryMaxMB")]
+
+
+def warnings_text(warnings: list[str]) -> str:
+    """Nomad's ``helper.MergeMultierrorWarnings``: "" for none, else "N warning(s):" and a bullet each."""
+    if not warnings:
+        return ""
+    head = "1 warning:\n" if len(warnings) == 1 else f"{len(warnings)} warnings:\n"
+    return head + "".join(f"\n* {w.strip()}" for w in warnings)
 
 
 def log_config(raw: Any, field: str) -> dict[str, Any]:
@@ -1236,6 +1274,27 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
     return ()
 
 
+def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
+    """What the scheduler compares to replace an allocation of *group* (Nomad's ``tasksUpdated``):
+    :func:`spec_digest` and each task's ``memory_max`` ("task memory max").  Kept apart from
+    spec_digest, which the store's job writes apply with (:func:`schedule_changed`), so that log
+    entries written before memory_max was honoured still apply exactly as they did."""
+    for g in job.get("TaskGroups", ()):
+        if g["Name"] == group:
+            return (spec_digest(job, group),
+                    tuple(sorted((t["Name"], task_memory_max(t)) for t in g["Tasks"])))
+    return ()
+
+
+def task_memory_max(task: dict[str, Any]) -> int:
+    """A task's memory_max in MB, 0 for none (a job stored before it was validated may hold anything:
+    what Nomad's validation would refuse counts as none)."""
+    res = task.get("Resources") or {}
+    v, mem = res.get("MemoryMaxMB"), res.get("MemoryMB")
+    ok = isinstance(v, int) and not isinstance(v, bool) and v > 0 and isinstance(mem, int) and v >= mem
+    return v if ok else 0
+
+
 def group_of(job: dict[str, Any], name: str) -> dict[str, Any] | None:
     for g in job.get("TaskGroups", ()):
         if g["Name"] == name:
@@ -1251,21 +1310,32 @@ def group_resources(group: dict[str, Any]) -> tuple[int, int]:
     prestart task, the main tasks with the poststart ones, the largest poststop
     task (Nomad takes the maximum within those two kinds too).
     """
-    phases = {"sidecar": [0, 0], "prestart": [0, 0], "main": [0, 0], "poststop": [0, 0]}
+    return _comparable(group, lambda t: (t["Resources"]["CPU"], t["Resources"]["MemoryMB"]))  # type: ignore
+
+
+def group_memory_max(group: dict[str, Any], task_max: dict[str, int]) -> int:
+    """The memory ceiling one allocation of *group* holds, *task_max* being each task's memory_max
+    as placed (a task without one counts its memory: Nomad's ``AllocatedMemoryResources.Add``),
+    combined over lifecycle phases as :func:`group_resources`."""
+    return _comparable(group, lambda t: (task_max.get(t["Name"]) or t["Resources"]["MemoryMB"],))[0]
+
+
+def _comparable(group: dict[str, Any], values: Any) -> tuple[int, ...]:
+    phases: dict[str, list[int]] = {}
     for t in group["Tasks"]:
         lc = t.get("Lifecycle") or {}
         hook = lc.get("Hook")
         phase = ("sidecar" if lc.get("Sidecar") else "prestart") if hook == "prestart" else \
             "poststop" if hook == "poststop" else "main"  # poststart tasks run beside the main ones
-        cpu, mem = t["Resources"]["CPU"], t["Resources"]["MemoryMB"]
-        p = phases[phase]
-        if phase in ("prestart", "poststop"):  # Nomad takes the largest of these, not their sum
-            p[0], p[1] = max(p[0], cpu), max(p[1], mem)
-        else:
-            p[0] += cpu
-            p[1] += mem
-    return tuple(phases["sidecar"][i] + max(phases["prestart"][i], phases["main"][i], phases["poststop"][i])
-                 for i in (0, 1))  # type: ignore[return-value]
+        got = values(t)
+        p = phases.setdefault(phase, [0] * len(got))
+        for i, v in enumerate(got):  # Nomad takes the largest prestart / poststop task, not their sum
+            p[i] = max(p[i], v) if phase in ("prestart", "poststop") else p[i] + v
+    n = len(next(iter(phases.values()), ()))
+    zero = [0] * n
+    return tuple(phases.get("sidecar", zero)[i] + max(phases.get(k, zero)[i] for k in ("prestart", "main",
+                                                                                        "poststop"))
+                 for i in range(n))
 
 
 # ------------------------------------------------------------ constraints

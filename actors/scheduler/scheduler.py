@@ -52,10 +52,12 @@ from actors.scheduler.job import (
     constraint_ok,
     ephemeral_disk,
     group_disk_mb,
+    group_memory_max,
     group_resources,
     host_volumes_ok,
     resolve_target,
-    spec_digest,
+    task_memory_max,
+    update_digest,
 )
 from actors.state import scheduler_config as sched_cfg
 
@@ -298,6 +300,9 @@ class _Placer:
         self.nodes = tables["nodes"]
         self.job = job
         self.spread = sched_cfg.algorithm(tables) == sched_cfg.SPREAD
+        # Nomad's BinPackIterator: memory_max reaches the allocation only while the scheduler
+        # configuration allows memory oversubscription; placement counts memory (MemoryMB) alone.
+        self.oversubscribe = sched_cfg.memory_oversubscription(tables)
         self.usage = usage
         # The visiting order is a Fisher-Yates shuffle of the sorted node IDs
         # seeded by the evaluation (every server would shuffle alike), done
@@ -870,7 +875,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         # Running an earlier spec: replaced as the group's update strategy allows.
         destructive: list[dict[str, Any]] = []
         in_place: list[dict[str, Any]] = []
-        digest = spec_digest(job, group["Name"])
+        digest = update_digest(job, group["Name"])
         strategy = rolling(job, group)
         rp = reschedule_policy(job, group)
         for a in group_allocs:
@@ -904,7 +909,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 waits = due is None or (now is not None and a.get("FollowupEvalID") != ev["ID"]
                                         and due[0] - now > RESCHEDULE_WINDOW_S)
                 if waits and a.get("JobVersion", 0) != job.get("Version", 0) \
-                        and spec_digest(a.get("Job") or {}, group["Name"]) != digest:
+                        and update_digest(a.get("Job") or {}, group["Name"]) != digest:
                     destructive.append(a)  # a new version replaces it now, waiting or not (Nomad: untainted)
                     continue
                 if due is not None and waits:
@@ -924,7 +929,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 stop_alloc(a, STOP_MIGRATE)
                 replace.append((a["Name"], a))
             elif a.get("JobVersion", 0) != job.get("Version", 0):
-                if spec_digest(a.get("Job") or {}, group["Name"]) != digest:
+                if update_digest(a.get("Job") or {}, group["Name"]) != digest:
                     destructive.append(a)
                 else:
                     kept.append(a)
@@ -1027,7 +1032,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                     _unstop(plan, placer, prev)
                 continue
             seq += 1
-            placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports)
+            placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports,
+                            oversubscribe=placer.oversubscribe)
             if prev is not None and prev["ID"] in delays and rp is not None:
                 placed["RescheduleTracker"] = _tracker(rp, prev, ev_now, delays[prev["ID"]])
             if dstate is not None:
@@ -1131,7 +1137,7 @@ def _node_lost(node: dict[str, Any] | None) -> bool:
 def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
                   group_allocs: list[dict[str, Any]], nodes: dict[str, Any], placer: _Placer,
                   stop_alloc: Any) -> None:
-    digest = spec_digest(job, group["Name"])
+    digest = update_digest(job, group["Name"])
     have: dict[str, dict[str, Any]] = {}
     for a in group_allocs:
         if a.get("DesiredStatus") != "run":
@@ -1147,7 +1153,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             stop_alloc(a, STOP_EXTRA)
         elif cs in ("failed", "complete", "lost") or (
                 a.get("JobVersion", 0) != job.get("Version", 0)
-                and spec_digest(a.get("Job") or {}, group["Name"]) != digest):
+                and update_digest(a.get("Job") or {}, group["Name"]) != digest):
             updating = cs not in ("failed", "complete", "lost")
             budget = plan.get("_rolling")
             if updating and budget is not None:
@@ -1201,7 +1207,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             u[i] += need[i]
         name = f"{job['ID']}.{group['Name']}[0]"
         plan["Place"].append(_alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
-                                    prev, ports))
+                                    prev, ports, oversubscribe=placer.oversubscribe))
     if failed:
         metrics["CoalescedFailures"] = failed - 1
         plan["Failed"][group["Name"]] = metrics
@@ -1209,8 +1215,11 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
 
 def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, node: dict[str, Any],
            eval_id: str, seq: int, prev: dict[str, Any] | None,
-           ports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+           ports: list[dict[str, Any]] | None = None, *, oversubscribe: bool = False) -> dict[str, Any]:
     cpu, mem = group_resources(group)
+    # Each task's memory_max (memory oversubscription): carried to the client, counted by no node.
+    task_max = {t["Name"]: task_memory_max(t) for t in group["Tasks"] if task_memory_max(t)} \
+        if oversubscribe else {}
     alloc = {
         "ID": alloc_id(eval_id, name, seq), "EvalID": eval_id, "Name": name, "Namespace": job["Namespace"],
         "NodeID": node_id, "NodeName": node.get("Name", ""), "JobID": job["ID"],
@@ -1224,4 +1233,8 @@ def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, 
     }
     if ports:
         alloc["AllocatedPorts"] = ports
+    if task_max:  # only then: an allocation without memory_max is the record it always was
+        alloc["Resources"]["MemoryMaxMB"] = group_memory_max(group, task_max)
+        alloc["AllocatedResources"] = {"Tasks": {name: {"Memory": {"MemoryMaxMB": mb}}
+                                                 for name, mb in sorted(task_max.items())}}
     return alloc

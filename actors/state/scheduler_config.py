@@ -14,9 +14,13 @@
 * ``PauseEvalBroker``: the leader's broker hands out no evaluation while
   it is set; evaluations keep accumulating as pending and are scheduled
   once it is cleared.
-* ``PreemptionConfig`` and ``MemoryOversubscriptionEnabled`` are kept and
-  answered as Nomad's are; this agent preempts nothing and schedules memory
-  by ``MemoryMB`` alone, so they change no placement.
+* ``MemoryOversubscriptionEnabled``: while it is set, a task's ``memory_max``
+  reaches the allocations placed (and so the client, which makes it the
+  task's hard memory limit); while it is not, the scheduler leaves it out
+  and job registration warns that it will be ignored, as Nomad does.
+  Either way placement counts ``memory`` (MemoryMB) alone.
+* ``PreemptionConfig`` is kept and answered as Nomad's is; this agent
+  preempts nothing.
 
 Until an operator sets it, the record is Nomad's defaults at index 0.
 """
@@ -49,6 +53,10 @@ _FLAGS = ("MemoryOversubscriptionEnabled", "RejectJobRegistration", "PauseEvalBr
 def current(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The configuration in force (the store's own record or the defaults): do not modify."""
     return tables.get(TABLE, {}).get(KEY) or DEFAULTS
+
+
+def memory_oversubscription(tables: dict[str, dict[str, Any]]) -> bool:
+    return bool(current(tables).get("MemoryOversubscriptionEnabled"))
 
 
 def algorithm(tables: dict[str, dict[str, Any]]) -> str:
