@@ -433,3 +433,9 @@ from runtime.cli_eval_delete import EVAL_DELETE_COMMANDS  # noqa: E402
 
 COMMANDS.update(EVAL_DELETE_COMMANDS)
 # ---- end eval delete
+
+# ---- job start (runtime.cli_job_start)
+from runtime.cli_job_start import JOB_START_COMMANDS  # noqa: E402
+
+COMMANDS.update(JOB_START_COMMANDS)
+# ---- end job start
