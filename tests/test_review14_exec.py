@@ -1,0 +1,114 @@
+"""Review 14: defects of the exec driver, each shown by a real isolated task (skipped where exec cannot run).
+
+Each test is xfail(strict): it passes once the defect is fixed, and then the mark must go.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from typing import Any
+
+import pytest
+
+from actors.client.alloc_runner import (
+    NS,
+    AllocRunner,
+    AllocRunnerConfig,
+    DiskAllocDirs,
+    FileAllocStore,
+    SetAllocs,
+)
+from runtime.prod import ProdNode
+from tests import test_exec_driver as ted
+from tests.test_exec_driver import _WHY_NOT, ENV, Reporter, Tracked, _status, exit_of, stdout, wait_for
+
+started = ted.started  # the fixture: every task a test starts is killed with its cgroup
+
+pytestmark = pytest.mark.timeout(60)
+real = pytest.mark.skipif(bool(_WHY_NOT), reason=_WHY_NOT or "runs")
+PY = "/usr/bin/python3"
+
+# The classic chroot escape: chroot into a subdirectory without changing into it, climb with ".." from
+# the working directory (now outside the process's root, so ".." is never stopped), chroot(".").  It needs
+# only CAP_SYS_CHROOT, which Nomad's default capability set gives every exec task (ambient for nobody).
+ESCAPE = textwrap.dedent("""
+    import os, sys
+    os.makedirs("/tmp/esc", exist_ok=True)
+    try:
+        os.chroot("/tmp/esc")
+    except OSError as e:
+        print("no-chroot", e); sys.exit(0)
+    for _ in range(64):
+        os.chdir("..")
+    os.chroot(".")
+    secret = os.environ["HOST_SECRET"]
+    print("host-visible" if os.path.exists(secret) else "not-visible")
+    try:
+        with open(os.path.join(os.path.dirname(secret), "written-by-task"), "w") as f:
+            f.write("escaped")
+        print("host-written")
+    except OSError as e:
+        print("not-written", e)
+""")
+
+
+@real
+@pytest.mark.xfail(strict=True, reason="review14: exec tasks are only chroot()ed in a mount namespace that "
+                   "still holds the host's tree; CAP_SYS_CHROOT (in Nomad's default set, ambient for "
+                   "nobody) climbs out and DAC_OVERRIDE writes host files. Nomad pivot_roots.")
+def test_exec_task_as_nobody_cannot_escape_its_chroot(started, tmp_path):
+    host = tmp_path / "host-only"
+    host.mkdir()
+    os.chmod(tmp_path, 0o700)
+    (host / "secret").write_text("host data\n")
+    os.chmod(host, 0o700)
+    driver = Tracked(started)
+    h = driver.start("a1", "web", {"command": PY, "args": ["-c", ESCAPE]}, str(tmp_path / "a1" / "web"),
+                     {**ENV, "HOST_SECRET": str(host / "secret")})
+    res = exit_of(driver, h)
+    out = stdout(tmp_path)
+    assert res.exit_code == 0, out
+    assert "host-visible" not in out and not (host / "written-by-task").exists(), out
+
+
+# ------------------------------------------------------------ limits from the task's environment
+
+
+@real
+@pytest.mark.xfail(strict=True, reason="review14: the exec driver takes the task's memory and CPU limits "
+                   "from NOMAD_MEMORY_LIMIT / NOMAD_CPU_LIMIT in the environment it is given, which a job's "
+                   "env template overrides (env.update(tmpl_env)): a 32 MB task runs with no memory limit")
+def test_an_env_template_cannot_lift_the_tasks_memory_limit(started, tmp_path):
+    node = ProdNode("c1", seed=1)
+    try:
+        got: list[Any] = []
+        node.spawn(Reporter, "reporter", got)
+        driver = Tracked(started)
+        os.makedirs(tmp_path / "allocs")
+        ref = node.spawn(AllocRunner, "allocs", driver_registry={"exec": driver},
+                         state=FileAllocStore(str(tmp_path / "state")), alloc_root=str(tmp_path / "allocs"),
+                         alloc_dirs=DiskAllocDirs(str(tmp_path / "allocs")),
+                         reporter="reporter", config=AllocRunnerConfig(poll_interval_s=0.05))
+        t = {"Name": "web", "Driver": "exec", "KillTimeout": int(0.2 * NS),
+             "Config": {"command": "/bin/sh", "args": ["-c", "exec sleep 30"]},
+             "Resources": {"CPU": 100, "MemoryMB": 32},
+             "Templates": [{"EmbeddedTmpl": "NOMAD_MEMORY_LIMIT=0\nNOMAD_CPU_LIMIT=262144\n",
+                            "DestPath": "local/limits.env", "Envvars": True, "ChangeMode": "noop"}]}
+        job = {"ID": "job", "Type": "service", "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [t]}]}
+        alloc = {"ID": "m1", "JobID": "job", "TaskGroup": "g", "DesiredStatus": "run",
+                 "ClientStatus": "pending", "AllocModifyIndex": 1, "Job": job}
+        ref.tell(SetAllocs(allocs=(alloc,), index=1))
+        assert wait_for(lambda: _status(got, "m1") == "running"), got[-1:] if got else "no update"
+        by = driver._cgroups.by_controller(driver._cgroups.task_paths("m1", "web"))
+        if driver._cgroups.mode == "v1":
+            limit = int(open(os.path.join(by["memory"], "memory.limit_in_bytes")).read())
+            shares = int(open(os.path.join(by["cpu"], "cpu.shares")).read())
+        else:
+            path = driver._cgroups.task_paths("m1", "web")[0]
+            raw = open(os.path.join(path, "memory.max")).read().strip()
+            limit = 1 << 62 if raw == "max" else int(raw)
+            shares = 100
+        assert (limit, shares) == (32 << 20, 100)
+    finally:
+        node.stop_all(timeout_s=2.0)
