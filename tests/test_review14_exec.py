@@ -112,3 +112,18 @@ def test_an_env_template_cannot_lift_the_tasks_memory_limit(started, tmp_path):
         assert (limit, shares) == (32 << 20, 100)
     finally:
         node.stop_all(timeout_s=2.0)
+
+
+@real
+@pytest.mark.xfail(strict=True, reason="review14: the exec driver gives the task the agent's whole "
+                   "environment ({**os.environ, **env}); Nomad filters it through client env.denylist "
+                   "(VAULT_TOKEN, AWS_SECRET_ACCESS_KEY, ... by default), and nothing here does")
+def test_the_agents_secrets_in_its_environment_do_not_reach_an_exec_task(started, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "agent-aws-secret")
+    monkeypatch.setenv("VAULT_TOKEN", "agent-vault-token")
+    driver = Tracked(started)
+    h = driver.start("a1", "web", {"command": "/bin/sh", "args": ["-c", "env"]}, str(tmp_path / "a1" / "web"),
+                     dict(ENV))
+    assert exit_of(driver, h).exit_code == 0
+    out = stdout(tmp_path)
+    assert "agent-aws-secret" not in out and "agent-vault-token" not in out, out
