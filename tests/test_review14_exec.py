@@ -127,3 +127,26 @@ def test_the_agents_secrets_in_its_environment_do_not_reach_an_exec_task(started
     assert exit_of(driver, h).exit_code == 0
     out = stdout(tmp_path)
     assert "agent-aws-secret" not in out and "agent-vault-token" not in out, out
+
+
+PROC_SYS = textwrap.dedent("""
+    import os
+    os.setuid(0)  # CAP_SETUID is in Nomad's default set, ambient for a nobody task
+    for p in ("/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger"):
+        print(p, "writable" if os.access(p, os.W_OK) else "read-only")
+""")
+
+
+@real
+@pytest.mark.xfail(strict=True, reason="review14: the exec task's /proc is mounted read-write with nothing "
+                   "masked; a nobody task takes uid 0 (CAP_SETUID) and may write kernel.core_pattern "
+                   "(a command the host kernel runs as root); runc makes /proc/sys, /proc/sysrq-trigger... "
+                   "read-only and masks /proc/kcore...")
+def test_an_exec_task_cannot_write_the_hosts_kernel_settings(started, tmp_path):
+    driver = Tracked(started)
+    h = driver.start("a1", "web", {"command": PY, "args": ["-c", PROC_SYS]}, str(tmp_path / "a1" / "web"),
+                     dict(ENV))
+    res = exit_of(driver, h)
+    out = stdout(tmp_path)
+    assert res.exit_code == 0, out
+    assert "writable" not in out, out
