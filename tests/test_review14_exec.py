@@ -150,3 +150,26 @@ def test_an_exec_task_cannot_write_the_hosts_kernel_settings(started, tmp_path):
     out = stdout(tmp_path)
     assert res.exit_code == 0, out
     assert "writable" not in out, out
+
+
+@real
+@pytest.mark.xfail(strict=True, reason="review14: chroot_env entries are bound MS_BIND|MS_REC and only the "
+                   "top mount is remounted read-only, so a mount below a chroot_env directory on the host (a "
+                   "container's /etc/resolv.conf or /etc/hosts, a bound cache) is writable from the task")
+def test_mounts_below_a_chroot_env_entry_are_read_only_too(started, tmp_path):
+    import subprocess
+
+    src, real_dir = tmp_path / "tools", tmp_path / "cache-real"
+    (src / "cache").mkdir(parents=True)
+    real_dir.mkdir()
+    if subprocess.run(["mount", "--bind", str(real_dir), str(src / "cache")]).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        driver = Tracked(started)
+        driver.chroot_env = (*driver.chroot_env, (str(src), "/tools"))
+        h = driver.start("a1", "web", {"command": "/bin/sh", "args": ["-c", "touch /tools/cache/x"]},
+                         str(tmp_path / "a1" / "web"), dict(ENV))
+        exit_of(driver, h)
+        assert not (real_dir / "x").exists()
+    finally:
+        subprocess.run(["umount", str(src / "cache")], check=False)
