@@ -173,3 +173,26 @@ def test_mounts_below_a_chroot_env_entry_are_read_only_too(started, tmp_path):
         assert not (real_dir / "x").exists()
     finally:
         subprocess.run(["umount", str(src / "cache")], check=False)
+
+
+@real
+@pytest.mark.xfail(strict=True, reason="review14: alloc/logs is 0777 and shared into the chroot as "
+                   "/alloc/logs; the log rotator (root, on the host) opens <task>.stdout.<N> with O_CREAT "
+                   "and no O_NOFOLLOW, so a nobody task's link there makes the agent create and fill any "
+                   "host file with its output")
+def test_a_task_cannot_make_the_log_rotator_write_a_host_file(started, tmp_path):
+    from actors.client.drivers import LogSettings
+
+    host = tmp_path / "host-only"
+    host.mkdir(mode=0o700)
+    target = host / "written-by-rotator"
+    driver = Tracked(started)
+    script = ('ln -s "$TARGET" /alloc/logs/web.stdout.1 && echo planted >&2; '
+              "head -c 3000 /dev/zero | tr '\\0' x; sleep 0.2")
+    h = driver.start("a1", "web", {"command": "/bin/sh", "args": ["-c", script]},
+                     str(tmp_path / "a1" / "web"), {**ENV, "TARGET": str(target)},
+                     logs=LogSettings(max_files=3, max_file_bytes=1000))
+    exit_of(driver, h)
+    err = (tmp_path / "a1" / "alloc" / "logs" / "web.stderr.0").read_text()
+    assert "planted" in err, err  # the task could plant it: the point is what the rotator does with it
+    assert not target.exists(), f"the rotator wrote {target.stat().st_size} bytes of task output there"
