@@ -138,7 +138,8 @@ def test_old_log_entries_apply_the_same_and_roles_survive_a_snapshot():
     fresh = StateStore()
     fresh.restore(msgpack.packb(snap), 3)
     assert fresh.tables["acl_roles"] == {} and "a" in fresh.tables["acl_tokens"]
-    assert fresh.apply(4, command("acl_role_upsert", roles=[_role(ROLE_B, "dev", "p")], created=[ROLE_B]))["ok"]
+    again = command("acl_role_upsert", roles=[_role(ROLE_B, "dev", "p")], created=[ROLE_B])
+    assert fresh.apply(4, again)["ok"]
 
 
 # ---------------------------------------------------------------- the HTTP endpoints, in process
@@ -243,7 +244,8 @@ def test_http_creates_reads_lists_updates_and_deletes_a_role(st):
 
 
 @pytest.mark.parametrize("method, path, body, want", [
-    ("POST", "/v1/acl/role", {"Name": "x", "Policies": [{"Name": "ghost"}]}, (400, "cannot find policy ghost")),
+    ("POST", "/v1/acl/role", {"Name": "x", "Policies": [{"Name": "ghost"}]},
+     (400, "cannot find policy ghost")),
     ("POST", "/v1/acl/role", {"Name": "bad name", "Policies": [{"Name": "node-read"}]},
      (400, "role 0 invalid: invalid name 'bad name'")),
     ("POST", "/v1/acl/role", {"Name": "x" * 129, "Policies": [{"Name": "node-read"}]},
@@ -268,8 +270,8 @@ def test_http_refuses_bad_role_requests_with_nomads_code_and_message(st, method,
 
 def test_http_a_second_role_with_the_same_name_is_refused(st):
     _create(st, "ops", "node-read")
-    assert call(st, "POST", "/v1/acl/role", "root-secret", {"Name": "ops", "Policies": [{"Name": "node-read"}]}) \
-        == (400, "role with name ops already exists")
+    body = {"Name": "ops", "Policies": [{"Name": "node-read"}]}
+    assert call(st, "POST", "/v1/acl/role", "root-secret", body) == (400, "role with name ops already exists")
 
 
 def test_only_management_writes_roles_and_a_token_reads_only_its_own(st):
@@ -298,8 +300,8 @@ def test_token_validation_names_policies_or_roles(st):
     assert call(st, "POST", "/v1/acl/token", "root-secret", {"Type": "client"}) \
         == (400, "token 0 invalid: client token missing policies or roles")
     _create(st, "ops", "node-read")
-    assert call(st, "POST", "/v1/acl/token", "root-secret", {"Type": "management", "Roles": [{"Name": "ops"}]}) \
-        == (400, "token 0 invalid: management token cannot be associated with policies or roles")
+    body = {"Type": "management", "Roles": [{"Name": "ops"}]}
+    assert call(st, "POST", "/v1/acl/token", "root-secret", body) == (400, "token 0 invalid: management token cannot be associated with policies or roles")
     assert call(st, "POST", "/v1/acl/token", "root-secret", {"Type": "client", "Roles": [{"ID": ROLE_B}]}) \
         == (400, f"cannot find role {ROLE_B}")
 
