@@ -301,7 +301,8 @@ def test_token_validation_names_policies_or_roles(st):
         == (400, "token 0 invalid: client token missing policies or roles")
     _create(st, "ops", "node-read")
     body = {"Type": "management", "Roles": [{"Name": "ops"}]}
-    assert call(st, "POST", "/v1/acl/token", "root-secret", body) == (400, "token 0 invalid: management token cannot be associated with policies or roles")
+    assert call(st, "POST", "/v1/acl/token", "root-secret", body) == (
+        400, "token 0 invalid: management token cannot be associated with policies or roles")
     assert call(st, "POST", "/v1/acl/token", "root-secret", {"Type": "client", "Roles": [{"ID": ROLE_B}]}) \
         == (400, f"cannot find role {ROLE_B}")
 
