@@ -482,6 +482,22 @@ def test_a_client_only_agent_checks_tokens_through_its_server(agents, tmp_path):
     wait_for(lambda: call(port, "GET", "/v1/agent/self", token=ops["SecretID"]).status == 403,
              "the revoked token refused by the client")
 
+    # A token with a role: the client looks the role up on the server and applies its policies;
+    # once the role is deleted its policies stop applying within acl.policy_ttl.
+    r = call(port, "POST", "/v1/acl/role", {"Name": "agent-readers", "Policies": [{"Name": "agent-read"}]},
+             token=secret)
+    assert r.status == 200, r.text
+    role_id = r.json()["ID"]
+    r = call(port, "POST", "/v1/acl/token", {"Type": "client", "Roles": [{"Name": "agent-readers"}]},
+             token=secret)
+    assert r.status == 200, r.text
+    role_secret = r.json()["SecretID"]
+    assert call(port, "GET", "/v1/agent/self", token=role_secret).status == 200
+    assert call(port, "PUT", "/v1/agent/reload", token=role_secret).status == 403
+    assert call(port, "DELETE", f"/v1/acl/role/{role_id}", token=secret).status == 200
+    wait_for(lambda: call(port, "GET", "/v1/agent/self", token=role_secret).status == 403,
+             "the deleted role's policies no longer applied by the client")
+
 
 def test_the_bootstrap_reset_file_allows_one_more_bootstrap(agents, tmp_path):  # noqa: F811
     """Nomad's recovery for lost management tokens: the refused bootstrap's reset index, written to a file."""
