@@ -532,7 +532,7 @@ def acl_tokens(req: Request, api: Api) -> Any:
     _enabled(api)
     _management(req, api)
     prefix = (req.query.get("prefix") or [""])[0]
-    return state_query(req, api, ("acl_tokens",), lambda st: [
+    return state_query(req, api, ("acl_tokens", "acl_roles"), lambda st: [  # roles: their names show
         token_stub(token_view(st, t)) for a, t in sorted(st.tables["acl_tokens"].items())
         if a.startswith(prefix)])
 
@@ -565,7 +565,7 @@ def acl_token(req: Request, api: Api) -> Any:
     token, acl = resolve(req, api)
     if not acl.management and (token is None or token["AccessorID"] != accessor):
         raise CodedError(403, PERMISSION_DENIED)
-    answer = state_query(req, api, ("acl_tokens",), lambda st: (
+    answer = state_query(req, api, ("acl_tokens", "acl_roles"), lambda st: (
         token_out(token_view(st, st.tables["acl_tokens"][accessor])) if accessor in st.tables["acl_tokens"]
         else None))
     if answer.value is None:
