@@ -11,8 +11,13 @@ token against its own state store (a stale read, as Nomad's
 ``ResolveToken`` reads its local FSM); a client-only agent, which relays
 server-bound requests for the server to check, resolves tokens for its own
 ``/v1/agent/...`` endpoints by asking a server (``/v1/acl/token/self`` and
-the token's policies, through :mod:`actors.http_forward`) and keeps the
-answers for ``acl.token_ttl`` / ``acl.policy_ttl``, as Nomad's client does.
+the token's roles and policies, through :mod:`actors.http_forward`) and keeps the
+answers for ``acl.token_ttl`` / ``acl.policy_ttl`` (roles too: this agent has
+no ``acl.role_ttl``), as Nomad's client does.
+A token's policies are its own and those of its **roles** (Nomad 1.4's ACL
+roles: ``/v1/acl/role...``), looked up at each resolution, so a role's new
+policy takes effect on every token that has the role, and a deleted role or
+policy simply grants nothing more.
 An unknown secret is 403 ``ACL token not found``; no token is the anonymous
 token, which has what the policy named ``anonymous`` grants, or nothing.  Compiled ACLs are cached by the
 (policy, ModifyIndex) set they came from, so an edited policy takes effect
@@ -68,7 +73,7 @@ from actors.http_api import (
     route,
     state_query,
 )
-from actors.state.acl_ops import token_by_secret
+from actors.state.acl_ops import role_by_name, role_out, token_by_secret, token_policy_names, token_view
 from actors.state.store import command
 from runtime.edge import monotonic, new_id, wall_time
 
@@ -83,6 +88,9 @@ COMPILED_CACHE_SIZE = 512
 MAX_TOKEN_NAME_LENGTH = 256
 MAX_POLICY_DESCRIPTION_LENGTH = 256
 VALID_POLICY_NAME = re.compile(r"[a-zA-Z0-9-]{1,128}")
+# ACLRole.Validate: Nomad's ValidACLRoleName and maxACLRoleDescriptionLength.
+VALID_ROLE_NAME = re.compile(r"[a-zA-Z0-9-]{1,128}")
+MAX_ROLE_DESCRIPTION_LENGTH = 256
 # Nomad's AnonymousACLToken, as /v1/acl/token/self describes it.
 ANONYMOUS_TOKEN = {"AccessorID": "anonymous", "Name": "Anonymous Token", "Type": "client",
                    "Policies": [ANONYMOUS_POLICY], "Global": False}
@@ -126,10 +134,10 @@ def _token_query(secret: str) -> Any:
             token = token_by_secret(st, secret) if secret else None
             if secret and token is None:
                 return "missing", None, {}
-            names = token.get("Policies") or [] if token else [ANONYMOUS_POLICY]
+            names = token_policy_names(st, token) if token else [ANONYMOUS_POLICY]  # roles expanded
             table = st.tables["acl_policies"]
             found = {n: (table[n]["ModifyIndex"], table[n]["Rules"]) for n in names if n in table}
-            return "ok", dict(token, Policies=list(token.get("Policies") or [])) if token else None, found
+            return "ok", token_view(st, token) if token else None, found
         except Exception as e:
             return "error", f"{type(e).__name__}: {e}", {}
     return query
@@ -174,12 +182,14 @@ def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
 
 # ---------------------------------------------------------------- on a client-only agent
 
-# A client agent keeps what servers said (Nomad's client tokenCache and
-# policyCache): secret -> (expires, token or None), name -> (expires,
-# (ModifyIndex, Rules) or None); at most this many entries each.
+# A client agent keeps what servers said (Nomad's client tokenCache,
+# policyCache and roleCache): secret -> (expires, token or None), name ->
+# (expires, (ModifyIndex, Rules) or None), role ID -> (expires, its policy
+# names or None); at most this many entries each.
 REMOTE_CACHE_SIZE = 512
 _remote_tokens: collections.OrderedDict[str, Any] = collections.OrderedDict()
 _remote_policies: collections.OrderedDict[str, Any] = collections.OrderedDict()
+_remote_roles: collections.OrderedDict[str, Any] = collections.OrderedDict()
 
 
 def _cached(cache: collections.OrderedDict[str, Any], key: str, ttl_s: float, fetch: Any) -> Any:
@@ -234,8 +244,24 @@ def _remote_lookup(api: Api, secret: str) -> tuple[str, Any, dict[str, tuple[int
         policy = json.loads(resp.body)
         return int(policy.get("ModifyIndex", 0)), str(policy.get("Rules", ""))
 
+    def fetch_role(role_id: str) -> tuple[str, ...] | None:
+        # Nomad's client asks ACL.GetRolesByID, which a token may for its own roles.
+        resp = _ask_server(api, f"/v1/acl/role/{role_id}", secret)
+        if resp.status in (403, 404):
+            return None  # deleted (or no longer this token's): grants nothing
+        if resp.status != 200:
+            raise CodedError(resp.status, resp.body.decode(errors="replace"))  # not cached
+        return tuple(str(p.get("Name", "")) for p in json.loads(resp.body).get("Policies") or [])
+
+    names = list((token or ANONYMOUS_TOKEN).get("Policies") or [])
+    for link in (token or {}).get("Roles") or []:
+        role_id = str(link.get("ID") or "")
+        # Keyed by secret too: a role read is authorised by the token that has it.
+        got_role = _cached(_remote_roles, f"{secret}\0{role_id}", api.ctx.acl_policy_ttl_s,
+                           lambda r=role_id: fetch_role(r))
+        names += [n for n in got_role or () if n not in names]
     policies = {}
-    for name in (token or ANONYMOUS_TOKEN).get("Policies") or []:
+    for name in names:
         got = _cached(_remote_policies, name, api.ctx.acl_policy_ttl_s, lambda n=name: fetch_policy(n))
         if got is not None:
             policies[name] = got
@@ -294,9 +320,11 @@ def _rfc3339(t: Any) -> Any:
 
 
 def token_stub(t: dict[str, Any]) -> dict[str, Any]:
-    """Nomad's ``ACLTokenListStub``: everything but the secret."""
+    """Nomad's ``ACLTokenListStub``: everything but the secret (*t* seen through ``token_view``)."""
+    roles = [{"ID": r.get("ID", ""), "Name": r.get("Name", "")} for r in t.get("Roles") or []]
     return {"AccessorID": t["AccessorID"], "Name": t.get("Name", ""), "Type": t.get("Type", ""),
-            "Policies": list(t.get("Policies") or []), "Roles": None, "Global": bool(t.get("Global")),
+            "Policies": list(t.get("Policies") or []), "Roles": roles or None,
+            "Global": bool(t.get("Global")),
             "Hash": t.get("Hash", ""), "CreateTime": _rfc3339(t.get("CreateTime")), "ExpirationTime": None,
             "CreateIndex": t.get("CreateIndex", 0), "ModifyIndex": t.get("ModifyIndex", 0)}
 
@@ -368,7 +396,9 @@ def _read_token(api: Api, accessor: str) -> dict[str, Any] | None:
     from actors.raft.peer import RaftError, Read
 
     fut = api.env.make_future()
-    api.env.lookup("raft").tell(Read(query=lambda st: st.get("acl_tokens", accessor), reply=fut))
+    api.env.lookup("raft").tell(Read(query=lambda st: (
+        token_view(st, st.tables["acl_tokens"][accessor]) if accessor in st.tables["acl_tokens"] else None),
+        reply=fut))
     try:
         return fut.get(timeout=api.ask_timeout_s)[1]
     except RaftError as e:
@@ -436,11 +466,15 @@ def acl_policies(req: Request, api: Api) -> Any:
     require(req, "GET")
     _enabled(api)
     token, acl = resolve(req, api)
-    mine = None if acl.management else set((token or ANONYMOUS_TOKEN).get("Policies") or [])
     prefix = (req.query.get("prefix") or [""])[0]
     return state_query(req, api, ("acl_policies",), lambda st: [
         policy_stub(p) for n, p in sorted(st.tables["acl_policies"].items())
-        if n.startswith(prefix) and (mine is None or n in mine)])
+        if n.startswith(prefix) and (acl.management or n in _holds(st, token))])
+
+
+def _holds(st: Any, token: dict[str, Any] | None) -> list[str]:
+    """The policies *token* holds, its roles' included (the anonymous token: ``anonymous``)."""
+    return token_policy_names(st, token) if token is not None else [ANONYMOUS_POLICY]
 
 
 @route("/v1/acl/policy/")
@@ -456,10 +490,12 @@ def acl_policy(req: Request, api: Api) -> Any:
         return _index_only(_write(api, "acl_policy_delete", names=[name]))
     require(req, "GET")
     token, acl = resolve(req, api)
-    if not acl.management and name != ANONYMOUS_POLICY and name not in (token or {}).get("Policies", []):
+    denied = object()
+    answer = state_query(req, api, ("acl_policies", "acl_roles"), lambda st: (
+        denied if not acl.management and name != ANONYMOUS_POLICY and name not in _holds(st, token)
+        else policy_out(st.tables["acl_policies"][name]) if name in st.tables["acl_policies"] else None))
+    if answer.value is denied:
         raise CodedError(403, PERMISSION_DENIED)
-    answer = state_query(req, api, ("acl_policies",), lambda st: (
-        policy_out(st.tables["acl_policies"][name]) if name in st.tables["acl_policies"] else None))
     if answer.value is None:
         raise CodedError(404, "ACL policy not found")
     return answer
@@ -496,8 +532,9 @@ def acl_tokens(req: Request, api: Api) -> Any:
     _enabled(api)
     _management(req, api)
     prefix = (req.query.get("prefix") or [""])[0]
-    return state_query(req, api, ("acl_tokens",), lambda st: [
-        token_stub(t) for a, t in sorted(st.tables["acl_tokens"].items()) if a.startswith(prefix)])
+    return state_query(req, api, ("acl_tokens", "acl_roles"), lambda st: [  # roles: their names show
+        token_stub(token_view(st, t)) for a, t in sorted(st.tables["acl_tokens"].items())
+        if a.startswith(prefix)])
 
 
 @route("/v1/acl/token")
@@ -528,33 +565,41 @@ def acl_token(req: Request, api: Api) -> Any:
     token, acl = resolve(req, api)
     if not acl.management and (token is None or token["AccessorID"] != accessor):
         raise CodedError(403, PERMISSION_DENIED)
-    answer = state_query(req, api, ("acl_tokens",), lambda st: (
-        token_out(st.tables["acl_tokens"][accessor]) if accessor in st.tables["acl_tokens"] else None))
+    answer = state_query(req, api, ("acl_tokens", "acl_roles"), lambda st: (
+        token_out(token_view(st, st.tables["acl_tokens"][accessor])) if accessor in st.tables["acl_tokens"]
+        else None))
     if answer.value is None:
         raise CodedError(404, TOKEN_NOT_FOUND)
     return answer
 
 
-def _token_fields(body: dict[str, Any]) -> tuple[str, str, list[str], bool]:
+def _token_fields(body: dict[str, Any]) -> tuple[str, str, list[str], list[dict[str, str]], bool]:
     """Nomad's ``ACLToken.Validate``; errors as its RPC words them ("token 0 invalid: ...")."""
-    name, kind, policies, is_global = (body.get("Name", ""), body.get("Type", ""),
-                                       body.get("Policies") or [], body.get("Global", False))
+    name, kind, policies, roles, is_global = (body.get("Name", ""), body.get("Type", ""),
+                                              body.get("Policies") or [], body.get("Roles") or [],
+                                              body.get("Global", False))
     problem = ""
     if not isinstance(name, str) or len(name) > MAX_TOKEN_NAME_LENGTH:
         problem = "token name too long"
     elif not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
         problem = "Policies must be a list of policy names"
+    elif not isinstance(roles, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("ID") or "", str)
+            and isinstance(r.get("Name") or "", str)
+            for r in roles):
+        problem = "Roles must be a list of role links, like {\"ID\": \"...\"} or {\"Name\": \"...\"}"
     elif not isinstance(is_global, bool):
         problem = "Global must be a boolean"
-    elif kind == "client" and not policies:
-        problem = "client token missing policies"
-    elif kind == "management" and policies:
-        problem = "management token cannot be associated with policies"
+    elif kind == "client" and not policies and not roles:
+        problem = "client token missing policies or roles"
+    elif kind == "management" and (policies or roles):
+        problem = "management token cannot be associated with policies or roles"
     elif kind not in ("client", "management"):
         problem = "token type must be client or management"
     if problem:
         raise CodedError(400, f"token 0 invalid: {problem}")
-    return name, kind, sorted(set(policies)), is_global
+    links = [{"ID": r.get("ID") or "", "Name": "" if r.get("ID") else r.get("Name") or ""} for r in roles]
+    return name, kind, sorted(set(policies)), links, is_global
 
 
 def _token_write(req: Request, api: Api, accessor: str) -> Any:
@@ -565,9 +610,10 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
     if accessor and given and given != accessor:
         raise CodedError(400, "Token Accessor ID does not match request path")
     accessor = accessor or given
-    name, kind, policies, is_global = _token_fields(body)
-    token: dict[str, Any] = {"Name": name, "Type": kind, "Policies": policies, "Global": is_global,
-                             "Hash": _hash(name, kind, policies, is_global)}
+    name, kind, policies, roles, is_global = _token_fields(body)
+    token: dict[str, Any] = {"Name": name, "Type": kind, "Policies": policies, "Roles": roles,
+                             "Global": is_global,
+                             "Hash": _hash(name, kind, policies, is_global, *([roles] if roles else []))}
     if accessor:
         token["AccessorID"] = accessor
     else:
@@ -577,3 +623,130 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
     if stored is None:  # deleted between the write and the read
         raise CodedError(404, TOKEN_NOT_FOUND)
     return Answer(token_out(stored), (("X-Nomad-Index", str(index)),))
+
+
+# ---------------------------------------------------------------- roles (Nomad 1.4)
+
+
+@route("/v1/acl/roles")
+def acl_roles(req: Request, api: Api) -> Any:
+    """Every role for a management token; otherwise the token's own (Nomad ``ListRoles``), by ID prefix."""
+    require(req, "GET")
+    _enabled(api)
+    token, acl = resolve(req, api)
+    mine = {r["ID"] for r in (token or {}).get("Roles") or []}
+    prefix = (req.query.get("prefix") or [""])[0]
+    return state_query(req, api, ("acl_roles",), lambda st: [
+        role_out(r) for i, r in sorted(st.tables["acl_roles"].items(), key=lambda kv: kv[0])
+        if i.startswith(prefix) and (acl.management or i in mine)])
+
+
+@route("/v1/acl/role")
+def acl_role_create(req: Request, api: Api) -> Any:
+    require(req, "PUT", "POST")
+    _enabled(api)
+    return _role_write(req, api, "")
+
+
+@route("/v1/acl/role/")
+def acl_role(req: Request, api: Api) -> Any:
+    """``/v1/acl/role/<id>`` (read, update, delete) and ``/v1/acl/role/name/<name>`` (read)."""
+    _enabled(api)
+    parts = req.path[len("/v1/acl/role/"):].split("/")
+    if len(parts) == 2:
+        require(req, "GET")
+        if parts[0] != "name":
+            raise CodedError(400, "invalid URI")
+        if not parts[1]:
+            raise CodedError(400, "missing ACL role name")
+        return _role_read(req, api, name=parts[1])
+    if len(parts) != 1:
+        raise CodedError(400, "invalid URI")
+    role_id = parts[0]
+    if not role_id:
+        raise CodedError(400, "missing ACL role ID")
+    if req.method in ("PUT", "POST"):
+        return _role_write(req, api, role_id)
+    if req.method == "DELETE":
+        _management(req, api)
+        return _index_only(_write(api, "acl_role_delete", ids=[role_id]))
+    require(req, "GET")
+    return _role_read(req, api, role_id=role_id)
+
+
+def _role_read(req: Request, api: Api, *, role_id: str = "", name: str = "") -> Any:
+    """One role, for a management token or a token that has it (Nomad ``GetRoleByID`` / ``ByName``)."""
+    token, acl = resolve(req, api)
+    if not acl.management:
+        links = (token or {}).get("Roles") or []  # current names: token_view
+        if not any((link["ID"] == role_id) if role_id else (link["Name"] == name) for link in links):
+            raise CodedError(403, PERMISSION_DENIED)
+
+    def query(st: Any) -> Any:
+        role = st.tables["acl_roles"].get(role_id) if role_id else role_by_name(st, name)
+        return role_out(role) if role is not None else None
+
+    answer = state_query(req, api, ("acl_roles",), query)
+    if answer.value is None:
+        raise CodedError(404, "ACL role not found")
+    # Nomad answers a found role with its own ModifyIndex as X-Nomad-Index.
+    meta = tuple((k, str(answer.value["ModifyIndex"]) if k == "X-Nomad-Index" else v)
+                 for k, v in answer.headers)
+    return Answer(answer.value, meta)
+
+
+def _role_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """Nomad's ``ACLRole.Validate`` (errors as its RPC words them: "role 0 invalid: ...")."""
+    name, description = body.get("Name", ""), body.get("Description", "")
+    policies = body.get("Policies") or []
+    if not isinstance(name, str) or not isinstance(description, str):
+        raise CodedError(400, "Name and Description must be strings")
+    if not isinstance(policies, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("Name"), str) for p in policies):
+        raise CodedError(400, 'Policies must be a list of policy links, like {"Name": "readonly"}')
+    problems = []
+    if not VALID_ROLE_NAME.fullmatch(name):
+        problems.append(f"invalid name '{name}'")
+    if len(description) > MAX_ROLE_DESCRIPTION_LENGTH:
+        problems.append(f"description longer than {MAX_ROLE_DESCRIPTION_LENGTH}")
+    if not policies:
+        problems.append("at least one policy should be specified")
+    if problems:
+        raise CodedError(400, f"role 0 invalid: {'; '.join(problems)}")
+    names = list(dict.fromkeys(p["Name"] for p in policies))  # deduplicated, in order (Nomad UpsertRoles)
+    return {"Name": name, "Description": description, "Policies": [{"Name": n} for n in names],
+            "Hash": _hash(name, description, names)}
+
+
+def _role_write(req: Request, api: Api, role_id: str) -> Any:
+    """Create (no ID) or update a role; answers it as stored (Nomad ``UpsertRoles``)."""
+    _management(req, api)
+    body = _body(req)
+    given = body.get("ID") or ""
+    if not isinstance(given, str):
+        raise CodedError(400, "ID must be a string")
+    if role_id and given != role_id:
+        raise CodedError(400, "ACL role ID does not match request path")
+    role = _role_fields(body)
+    created = [] if given else [new_id()]  # the leader's edge makes a new role's ID, never the apply
+    role["ID"] = given or created[0]
+    index = _write(api, "acl_role_upsert", roles=[role], created=created)
+    stored = _read_role(api, role["ID"])
+    if stored is None:  # deleted between the write and the read
+        raise CodedError(404, "ACL role not found")
+    return Answer(stored, (("X-Nomad-Index", str(index)),))
+
+
+def _read_role(api: Api, role_id: str) -> dict[str, Any] | None:
+    """A linearizable read of one role (after a write, so the answer has it)."""
+    from actors.raft.peer import RaftError, Read
+
+    fut = api.env.make_future()
+    api.env.lookup("raft").tell(Read(query=lambda st: (
+        role_out(st.tables["acl_roles"][role_id]) if role_id in st.tables["acl_roles"] else None), reply=fut))
+    try:
+        return fut.get(timeout=api.ask_timeout_s)[1]
+    except RaftError as e:
+        raise CodedError(500, str(e)) from None
+    except pykka.Timeout:
+        raise CodedError(500, "state store did not answer in time") from None

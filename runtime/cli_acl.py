@@ -3,8 +3,13 @@
 ``acl bootstrap``, ``acl policy apply [-description d] <name> <file>``,
 ``acl policy list``, ``acl policy info <name>``, ``acl policy delete <name>``,
 ``acl token create [-name n] [-type client|management] [-policy p]...
-[-global]``, ``acl token list``, ``acl token info <accessor>``, ``acl token
-self``, ``acl token delete <accessor>``.  The token sent with each request is
+[-role-id id]... [-role-name n]... [-global]``, ``acl token list``, ``acl
+token info <accessor>``, ``acl token self``, ``acl token delete <accessor>``,
+and ACL roles (Nomad 1.4, ``command/acl_role_*.go``): ``acl role create
+-name n [-description d] -policy p...``, ``acl role list``, ``acl role info
+[-by-name] <id>``, ``acl role update [-name n] [-description d] [-policy
+p]... [-no-merge] <id>``, ``acl role delete <id>`` (``-json`` on create,
+list, info and update).  The token sent with each request is
 ``-token`` or ``NOMAD_TOKEN`` (read by :func:`runtime.cli.main` for every
 command).  Output follows Nomad's: a token as ``Key = value`` lines, lists
 as tables.
@@ -12,6 +17,7 @@ as tables.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,17 +28,29 @@ from runtime.cli_jobs import parse_flags, request
 __all__ = ["ACL_COMMANDS"]
 
 
+def _kv(rows: list[tuple[str, str]]) -> str:
+    """Nomad's ``formatKV``: ``Key = value`` lines, the keys padded to one width."""
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)} = {v}" for k, v in rows)
+
+
 def _format_token(t: dict[str, Any]) -> str:
-    """Nomad's ``formatKVACLToken``."""
-    policies = ",".join(t.get("Policies") or []) if t.get("Type") != "management" else "n/a"
+    """Nomad's ``outputACLToken``: the fields, then a client token's roles as a table."""
+    management = t.get("Type") == "management"
+    policies = ",".join(t.get("Policies") or []) if not management else "n/a"
     rows = [("Accessor ID", t["AccessorID"]), ("Secret ID", t.get("SecretID", "")),
             ("Name", t.get("Name", "")),
             ("Type", t.get("Type", "")), ("Global", str(bool(t.get("Global"))).lower()),
             ("Create Time", str(t.get("CreateTime", ""))), ("Expiry Time", "<none>"),
             ("Create Index", str(t.get("CreateIndex", 0))), ("Modify Index", str(t.get("ModifyIndex", 0))),
-            ("Policies", policies or "<none>"), ("Roles", "n/a")]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)} = {v}" for k, v in rows)
+            ("Policies", policies or "<none>")]
+    if management:
+        return _kv([*rows, ("Roles", "n/a")])
+    links = t.get("Roles") or []
+    roles = "<none>"
+    if links:
+        roles = table([["ID", "Name"]] + [[r.get("ID", ""), r.get("Name", "")] for r in links])
+    return f"{_kv(rows)}\n\nRoles\n{roles}"
 
 
 def acl_bootstrap(addr: str, args: list[str]) -> str:
@@ -82,29 +100,19 @@ def token_create(addr: str, args: list[str]) -> str:
     flags, rest = _token_flags(args)
     if rest:
         raise CliError("acl token create takes no arguments")
+    # Nomad's generateACLTokenRoleLinks: names first, then IDs, each deduplicated.
+    roles = ([{"Name": n} for n in dict.fromkeys(flags.get("role-name", []))]
+             + [{"ID": i} for i in dict.fromkeys(flags.get("role-id", []))])
     body = {"Name": flags.get("name", ""), "Type": flags.get("type", "client"),
-            "Policies": flags.get("policy", []), "Global": flags.get("global", False)}
+            "Policies": flags.get("policy", []), "Roles": roles, "Global": flags.get("global", False)}
     return _format_token(request(addr, "POST", "/v1/acl/token", body))
 
 
 def _token_flags(args: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """-name, -type, -global, and -policy, which may repeat (Go's flag.Var of a list)."""
-    policies: list[str] = []
-    kept: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a in ("-policy", "--policy") and i + 1 < len(args):
-            policies.append(args[i + 1])
-            i += 2
-            continue
-        if a.startswith(("-policy=", "--policy=")):
-            policies.append(a.split("=", 1)[1])
-        else:
-            kept.append(a)
-        i += 1
-    flags, rest = parse_flags(kept, {"name": str, "type": str, "global": bool})
-    return {**flags, "policy": policies}, rest
+    """-name, -type, -global, and -policy, -role-id and -role-name, which may repeat (Go's flag.Var)."""
+    flags, rest = parse_flags(args, {"name": str, "type": str, "global": bool, "policy": list,
+                                     "role-id": list, "role-name": list})
+    return {"policy": [], **flags}, rest
 
 
 def token_list(addr: str, args: list[str]) -> str:
@@ -134,6 +142,103 @@ def token_delete(addr: str, args: list[str]) -> str:
     return f"Token {args[0]} successfully deleted"
 
 
+# ---------------------------------------------------------------- roles
+
+
+def _format_role(r: dict[str, Any]) -> str:
+    """Nomad's ``formatACLRole``: the policies by name, sorted."""
+    return _kv([("ID", r["ID"]), ("Name", r.get("Name", "")), ("Description", r.get("Description", "")),
+                ("Policies", ",".join(sorted(p["Name"] for p in r.get("Policies") or []))),
+                ("Create Index", str(r.get("CreateIndex", 0))),
+                ("Modify Index", str(r.get("ModifyIndex", 0)))])
+
+
+def _role_out(role: Any, as_json: bool) -> str:
+    return json.dumps(role, indent=4) if as_json else _format_role(role)
+
+
+def _role_call(what: str, addr: str, method: str, path: str, body: Any = None) -> Any:
+    """The request, its error prefixed as Nomad's role commands do ("Error creating ACL role: ...")."""
+    try:
+        return request(addr, method, path, body)
+    except CliError as e:
+        raise CliError(f"Error {what}: {e}") from None
+
+
+def _policy_links(names: list[str]) -> list[dict[str, str]]:
+    return [{"Name": n} for n in dict.fromkeys(names)]  # Nomad aclRolePolicyNamesToPolicyLinks
+
+
+def role_create(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"name": str, "description": str, "policy": list, "json": bool})
+    if rest:
+        raise CliError("This command takes no arguments")
+    if not flags.get("name"):
+        raise CliError("ACL role name must be specified using the -name flag")
+    if not flags.get("policy"):
+        raise CliError("At least one policy name must be specified using the -policy flag")
+    body = {"Name": flags["name"], "Description": flags.get("description", ""),
+            "Policies": _policy_links(flags["policy"])}
+    got = _role_call("creating ACL role", addr, "POST", "/v1/acl/role", body)
+    return _role_out(got, flags.get("json", False))
+
+
+def role_list(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"json": bool})
+    if rest:
+        raise CliError("This command takes no arguments")
+    roles = _role_call("listing ACL roles", addr, "GET", "/v1/acl/roles") or []
+    if flags.get("json"):
+        return json.dumps(roles, indent=4)
+    if not roles:
+        return "No ACL roles found"
+    return table([["ID", "Name", "Description", "Policies"]] + [
+        [r["ID"], r.get("Name", ""), r.get("Description", ""),
+         ",".join(sorted(p["Name"] for p in r.get("Policies") or []))] for r in roles])
+
+
+def role_info(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"by-name": bool, "json": bool})
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <acl_role_id>")
+    path = f"/v1/acl/role/name/{rest[0]}" if flags.get("by-name") else f"/v1/acl/role/{rest[0]}"
+    return _role_out(_role_call("reading ACL role", addr, "GET", path), flags.get("json", False))
+
+
+def role_update(addr: str, args: list[str]) -> str:
+    """Merges the flags into the current role (Nomad's default), or replaces it with -no-merge."""
+    flags, rest = parse_flags(args, {"name": str, "description": str, "policy": list, "no-merge": bool,
+                                     "json": bool})
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <acl_role_id>")
+    role_id, policies = rest[0], flags.get("policy", [])
+    current = _role_call("when retrieving ACL role", addr, "GET", f"/v1/acl/role/{role_id}")
+    if flags.get("no-merge"):
+        if not flags.get("name"):
+            raise CliError("ACL role name must be specified using the -name flag")
+        if not policies:
+            raise CliError("At least one policy name must be specified using the -policy flag")
+        role = {"ID": role_id, "Name": flags["name"], "Description": flags.get("description", ""),
+                "Policies": _policy_links(policies)}
+    else:
+        if not policies and not flags.get("name") and not flags.get("description"):
+            raise CliError("Please provide at least one flag to update the ACL role")
+        role = dict(current)
+        role["Name"] = flags.get("name") or current["Name"]
+        role["Description"] = flags.get("description") or current.get("Description", "")
+        have = [p["Name"] for p in current.get("Policies") or []]
+        role["Policies"] = _policy_links(have + policies)
+    got = _role_call("updating ACL role", addr, "POST", f"/v1/acl/role/{role_id}", role)
+    return _role_out(got, flags.get("json", False))
+
+
+def role_delete(addr: str, args: list[str]) -> str:
+    if len(args) != 1:
+        raise CliError("This command takes one argument: <acl_role_id>")
+    _role_call("deleting ACL role", addr, "DELETE", f"/v1/acl/role/{args[0]}")
+    return f"ACL role {args[0]} successfully deleted"
+
+
 ACL_COMMANDS = {
     ("acl", "bootstrap"): acl_bootstrap,
     ("acl", "policy", "apply"): policy_apply,
@@ -145,4 +250,9 @@ ACL_COMMANDS = {
     ("acl", "token", "info"): token_info,
     ("acl", "token", "self"): token_self,
     ("acl", "token", "delete"): token_delete,
+    ("acl", "role", "create"): role_create,
+    ("acl", "role", "list"): role_list,
+    ("acl", "role", "info"): role_info,
+    ("acl", "role", "update"): role_update,
+    ("acl", "role", "delete"): role_delete,
 }

@@ -376,6 +376,59 @@ def test_the_cli_manages_policies_and_tokens_with_nomad_token(agent, management,
     assert refused.returncode == 1 and "ACL bootstrap already done" in refused.stderr
 
 
+def test_the_cli_manages_roles_and_a_token_gets_its_roles_policies(agent, management, tmp_path):
+    """nomad acl role create/list/info/update/delete and acl token create -role-name (Nomad 1.4)."""
+    rules = tmp_path / "nodes.hcl"
+    rules.write_text('node { policy = "read" }\n')
+    assert nomad(agent, "acl", "policy", "apply", "role-nodes", str(rules), token=management).returncode == 0
+    agent_rules = tmp_path / "agent.hcl"
+    agent_rules.write_text('agent { policy = "read" }\n')
+    applied = nomad(agent, "acl", "policy", "apply", "role-agent", str(agent_rules), token=management)
+    assert applied.returncode == 0
+
+    missing = nomad(agent, "acl", "role", "create", "-name=readers", "-policy=ghost", token=management)
+    assert missing.returncode == 1
+    assert "Error creating ACL role: Unexpected response code: 400 (cannot find policy ghost)" \
+        in missing.stderr
+    created = nomad(agent, "acl", "role", "create", "-name=readers", "-description=read nodes",
+                    "-policy=role-nodes", token=management)
+    assert created.returncode == 0, created.stderr
+    fields = {k.strip(): v for k, v in (line.split(" = ", 1) for line in created.stdout.splitlines())}
+    assert (fields["Name"], fields["Description"]) == ("readers", "read nodes")
+    assert fields["Policies"] == "role-nodes"
+    role_id = fields["ID"]
+    listed = nomad(agent, "acl", "role", "list", token=management)
+    assert listed.stdout.splitlines()[0].split() == ["ID", "Name", "Description", "Policies"]
+    assert role_id in listed.stdout
+    as_json = json.loads(nomad(agent, "acl", "role", "list", "-json", token=management).stdout)
+    assert [r["Name"] for r in as_json] == ["readers"]
+    info = nomad(agent, "acl", "role", "info", "-by-name", "readers", token=management)
+    assert info.returncode == 0 and f"ID           = {role_id}" in info.stdout
+
+    token = nomad(agent, "acl", "token", "create", "-name=role-token", "-role-name=readers", token=management)
+    assert token.returncode == 0, token.stderr
+    assert "\nRoles\nID" in token.stdout and f"{role_id}  readers" in token.stdout
+    secret = {k.strip(): v for k, v in (line.split(" = ", 1) for line in token.stdout.splitlines()
+                                        if " = " in line)}["Secret ID"]
+    SECRETS.append(secret)
+    assert call(agent.http_port, "GET", "/v1/nodes", token=secret).status == 200  # through the role
+    assert call(agent.http_port, "GET", "/v1/agent/self", token=secret).status == 403
+
+    updated = nomad(agent, "acl", "role", "update", "-policy=role-agent", role_id, token=management)
+    assert updated.returncode == 0, updated.stderr
+    assert "Policies     = role-agent,role-nodes" in updated.stdout
+    assert call(agent.http_port, "GET", "/v1/agent/self", token=secret).status == 200  # the role's new policy
+    mine = nomad(agent, "acl", "token", "self", token=secret)
+    assert f"{role_id}  readers" in mine.stdout
+
+    deleted = nomad(agent, "acl", "role", "delete", role_id, token=management)
+    assert deleted.stdout.strip() == f"ACL role {role_id} successfully deleted"
+    assert call(agent.http_port, "GET", "/v1/nodes", token=secret).status == 403
+    assert "Roles\n<none>" in nomad(agent, "acl", "token", "self", token=secret).stdout
+    for name in ("role-nodes", "role-agent"):
+        assert call(agent.http_port, "DELETE", f"/v1/acl/policy/{name}", token=management).status == 200
+
+
 def test_no_secret_appears_in_the_agent_output_or_agent_self(agent, management):
     # A secret in ?token= is not read (Nomad removed it) and not logged with the URL.
     assert call(agent.http_port, "GET", f"/v1/jobs?token={management}").status == 403
@@ -428,6 +481,22 @@ def test_a_client_only_agent_checks_tokens_through_its_server(agents, tmp_path):
     assert call(port, "DELETE", f"/v1/acl/token/{ops['AccessorID']}", token=secret).status == 200
     wait_for(lambda: call(port, "GET", "/v1/agent/self", token=ops["SecretID"]).status == 403,
              "the revoked token refused by the client")
+
+    # A token with a role: the client looks the role up on the server and applies its policies;
+    # once the role is deleted its policies stop applying within acl.policy_ttl.
+    r = call(port, "POST", "/v1/acl/role", {"Name": "agent-readers", "Policies": [{"Name": "agent-read"}]},
+             token=secret)
+    assert r.status == 200, r.text
+    role_id = r.json()["ID"]
+    r = call(port, "POST", "/v1/acl/token", {"Type": "client", "Roles": [{"Name": "agent-readers"}]},
+             token=secret)
+    assert r.status == 200, r.text
+    role_secret = r.json()["SecretID"]
+    assert call(port, "GET", "/v1/agent/self", token=role_secret).status == 200
+    assert call(port, "PUT", "/v1/agent/reload", token=role_secret).status == 403
+    assert call(port, "DELETE", f"/v1/acl/role/{role_id}", token=secret).status == 200
+    wait_for(lambda: call(port, "GET", "/v1/agent/self", token=role_secret).status == 403,
+             "the deleted role's policies no longer applied by the client")
 
 
 def test_the_bootstrap_reset_file_allows_one_more_bootstrap(agents, tmp_path):  # noqa: F811

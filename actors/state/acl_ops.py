@@ -1,9 +1,19 @@
 """The ACL commands of the replicated state machine (Nomad ``state_store_acl.go``).
 
-Three tables of :class:`~actors.state.store.StateStore`: ``acl_tokens``
-(by AccessorID), ``acl_policies`` (by Name) and ``acl_bootstrap`` (one
+Four tables of :class:`~actors.state.store.StateStore`: ``acl_tokens``
+(by AccessorID), ``acl_policies`` (by Name), ``acl_bootstrap`` (one
 record, ``"bootstrap"``, holding the Raft index of the bootstrap: Nomad's
-``acl_token_bootstrap`` index entry, the "reset index" its error names).
+``acl_token_bootstrap`` index entry, the "reset index" its error names) and
+``acl_roles`` (by ID: Nomad 1.4's ACL roles, a named set of policies a
+token may link to).
+
+A token stores its role links by ID only (``Roles: [{"ID"}]``); a link
+given by name is resolved to the role's ID when the token is written, as
+Nomad's ``upsertTokens`` does, so renaming a role keeps its tokens.
+Readers see links through :func:`token_view`, which fills in each role's
+current name and drops links to deleted roles (Nomad ``fixTokenRoleLinks``),
+and a token's policies through :func:`token_policy_names`: its own and
+those of its roles, deleted policies left out.
 
 Like every command these are deterministic: the HTTP edge chooses the
 AccessorID and SecretID (uuid4), the hash and the time, and sends them in
@@ -22,14 +32,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from actors.state.store import StateStore
 
-__all__ = ["ACL_TABLES", "OPS", "token_by_secret"]
+__all__ = ["ACL_TABLES", "OPS", "role_by_name", "role_out", "token_by_secret", "token_policy_names",
+           "token_view"]
 
-ACL_TABLES = ("acl_tokens", "acl_policies", "acl_bootstrap")
+# acl_roles last: a snapshot taken before roles existed restores it empty.
+ACL_TABLES = ("acl_tokens", "acl_policies", "acl_bootstrap", "acl_roles")
 TOKEN_TYPES = ("client", "management")
 # The fields a token write may set; the store adds the indexes, and an update
 # keeps the SecretID, CreateTime and CreateIndex it had.
-TOKEN_FIELDS = ("AccessorID", "SecretID", "Name", "Type", "Policies", "Global", "Hash", "CreateTime")
+TOKEN_FIELDS = ("AccessorID", "SecretID", "Name", "Type", "Policies", "Roles", "Global", "Hash", "CreateTime")
 POLICY_FIELDS = ("Name", "Description", "Rules", "Hash")
+ROLE_FIELDS = ("ID", "Name", "Description", "Policies", "Hash")
 
 
 def _refuse(error: str, code: int) -> dict[str, Any]:
@@ -44,7 +57,66 @@ def _token_record(raw: Any) -> dict[str, Any]:
     policies = raw.get("Policies") or []
     if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
         raise ValueError("token Policies must be a list of strings")
-    return {k: raw[k] for k in TOKEN_FIELDS if k in raw} | {"Policies": list(policies)}
+    roles = raw.get("Roles") or []  # links as given: {"ID"} or {"Name"}, resolved by acl_token_upsert
+    if not isinstance(roles, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("ID", ""), str) and isinstance(r.get("Name", ""), str)
+            for r in roles):
+        raise ValueError("token Roles must be a list of {ID, Name} maps of strings")
+    links = [{"ID": r.get("ID", ""), "Name": r.get("Name", "")} for r in roles]
+    return {k: raw[k] for k in TOKEN_FIELDS if k in raw} | {"Policies": list(policies), "Roles": links}
+
+
+def _role_record(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("ID"), str) or not raw["ID"]:
+        raise ValueError("role must be a map with a string ID")
+    if not isinstance(raw.get("Name"), str) or not isinstance(raw.get("Description", ""), str):
+        raise ValueError("role Name and Description must be strings")
+    policies = raw.get("Policies") or []
+    if not isinstance(policies, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("Name"), str) for p in policies):
+        raise ValueError("role Policies must be a list of {Name} maps")
+    names = list(dict.fromkeys(p["Name"] for p in policies))  # deduplicated, in order (as Nomad)
+    return {k: raw[k] for k in ROLE_FIELDS if k in raw} | {"Policies": [{"Name": n} for n in names]}
+
+
+def role_by_name(store: StateStore, name: str) -> dict[str, Any] | None:
+    """The role called *name* (the store's own record: do not modify it)."""
+    for role in store.tables["acl_roles"].values():
+        if role.get("Name") == name:
+            return role
+    return None
+
+
+def role_out(role: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a stored role, shaped as Nomad's ``ACLRole`` (and its list stub)."""
+    return {"ID": role["ID"], "Name": role.get("Name", ""), "Description": role.get("Description", ""),
+            "Policies": [dict(p) for p in role.get("Policies") or []], "Hash": role.get("Hash", ""),
+            "CreateIndex": role.get("CreateIndex", 0), "ModifyIndex": role.get("ModifyIndex", 0)}
+
+
+def token_view(store: StateStore, token: dict[str, Any]) -> dict[str, Any]:
+    """A copy of *token* whose role links carry their roles' current names, deleted roles left out."""
+    roles = store.tables["acl_roles"]
+    links = [{"ID": r["ID"], "Name": roles[r["ID"]].get("Name", "")}
+             for r in token.get("Roles") or [] if r.get("ID") in roles]
+    return dict(token, Policies=list(token.get("Policies") or []), Roles=links)
+
+
+def token_policy_names(store: StateStore, token: dict[str, Any] | None) -> list[str]:
+    """The policies *token* holds, its own and its roles' (Nomad ``getPoliciesForIdentity``), sorted.
+
+    Its own are named whether or not they exist; a role's only if they do
+    (Nomad's ``policyNamesFromRoleLinks``).  A deleted role grants nothing.
+    """
+    if token is None:
+        return []
+    names = set(token.get("Policies") or [])
+    roles, policies = store.tables["acl_roles"], store.tables["acl_policies"]
+    for link in token.get("Roles") or []:
+        role = roles.get(link.get("ID"))
+        if role is not None:
+            names.update(p["Name"] for p in role.get("Policies") or [] if p["Name"] in policies)
+    return sorted(names)
 
 
 def token_by_secret(store: StateStore, secret: str) -> dict[str, Any] | None:
@@ -99,6 +171,15 @@ def acl_token_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
         missing = [p for p in t["Policies"] if p not in policies]
         if missing:
             return _refuse(f"cannot find policy {missing[0]}", 400)
+        links: list[dict[str, str]] = []
+        for link in t["Roles"]:  # by ID, else by name; stored by ID only, deduplicated (Nomad upsertTokens)
+            role = (store.tables["acl_roles"].get(link["ID"]) if link["ID"]
+                    else role_by_name(store, link["Name"]))
+            if role is None:
+                return _refuse(f"cannot find role {link['ID'] or link['Name']}", 400)
+            if all(known["ID"] != role["ID"] for known in links):
+                links.append({"ID": role["ID"]})
+        t["Roles"] = links
     for t in records:
         old = tokens.get(t["AccessorID"])
         if old is not None:
@@ -156,10 +237,66 @@ def acl_policy_delete(store: StateStore, index: int, cmd: dict[str, Any]) -> Any
     return {"ok": True, "index": index}
 
 
+def acl_role_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
+    """Create or update roles, all or none (Nomad ``UpsertACLRoles``).
+
+    ``created``: the IDs the edge made for new roles (Nomad's RPC creates a
+    role sent without an ID); any other role must exist.  A name belongs to
+    one role; every policy a role names must exist.  An unchanged role keeps
+    its ModifyIndex.  Names, descriptions and the policy count are checked
+    at the edge (``ACLRole.Validate``).
+    """
+    roles, policies = store.tables["acl_roles"], store.tables["acl_policies"]
+    created = cmd.get("created") or []
+    if not isinstance(created, list):
+        raise ValueError("created must be a list of role IDs")
+    records = [_role_record(r) for r in cmd["roles"]]
+    for r in records:
+        if r["ID"] in created:
+            if r["ID"] in roles:
+                return _refuse(f"role with ID {r['ID']} already exists", 400)
+        elif r["ID"] not in roles:
+            return _refuse(f"cannot find role {r['ID']}", 400)
+        named = role_by_name(store, r["Name"])
+        if named is not None and named["ID"] != r["ID"]:
+            return _refuse(f"role with name {r['Name']} already exists", 400)
+        missing = [p["Name"] for p in r["Policies"] if p["Name"] not in policies]
+        if missing:
+            return _refuse(f"cannot find policy {missing[0]}", 400)
+    changed = False
+    for r in records:
+        old = roles.get(r["ID"])
+        if old is not None and all(old.get(k) == r.get(k) for k in ROLE_FIELDS):
+            continue  # Nomad skips an unchanged role: no index moves, no blocking query wakes
+        r.update(CreateIndex=old["CreateIndex"] if old else index, ModifyIndex=index)
+        roles[r["ID"]] = r
+        changed = True
+    if changed:
+        store._touch("acl_roles", index)
+    return {"ok": True, "index": index, "IDs": [r["ID"] for r in records]}
+
+
+def acl_role_delete(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
+    """Delete roles by ID, all or none; tokens keep their links, which then grant nothing."""
+    ids = cmd["ids"]
+    if not isinstance(ids, list) or not ids:
+        raise ValueError("ids must be a non-empty list")
+    roles = store.tables["acl_roles"]
+    if any(i not in roles for i in ids):
+        # Nomad's state store error, which its HTTP API answers 500 (the RPC does not check first).
+        return _refuse("ACL role not found", 500)
+    for i in ids:
+        del roles[i]
+    store._touch("acl_roles", index)
+    return {"ok": True, "index": index}
+
+
 OPS = {
     "acl_bootstrap": acl_bootstrap,
     "acl_token_upsert": acl_token_upsert,
     "acl_token_delete": acl_token_delete,
     "acl_policy_upsert": acl_policy_upsert,
     "acl_policy_delete": acl_policy_delete,
+    "acl_role_upsert": acl_role_upsert,
+    "acl_role_delete": acl_role_delete,
 }
