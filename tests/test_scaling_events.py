@@ -335,3 +335,72 @@ def test_scale_status_counts_as_nomads_leaving_out_canaries_and_terminal_allocat
     st.job_allocs = lambda job_id: allocs  # type: ignore[method-assign]
     g = _scale_status(st, "web")["TaskGroups"]["g"]
     assert (g["Placed"], g["Running"], g["Healthy"], g["Unhealthy"]) == (2, 1, 1, 1)
+
+
+# ------------------------------------------------------------ nomad job scaling-events / job scale
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> StateStore:
+    """The CLI's HTTP calls answered in process by the handlers, on a fresh state."""
+    import urllib.parse
+
+    import runtime.cli  # before the command modules, which it imports
+    import runtime.cli_jobs
+    import runtime.cli_scaling
+
+    CliError = runtime.cli.CliError
+
+    st = _http_state()
+
+    def request(addr: str, method: str, path: str, body: Any = None, **query: Any) -> Any:
+        if path == "/v1/jobs":
+            return [{"ID": j} for j in sorted(st.tables["jobs"]) if j.startswith(query.get("prefix") or "")]
+        q = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None and k != "answer_meta"})
+        code, value = _http(st, method, path, body, q)
+        if code != 200:
+            raise CliError(f"Unexpected response code: {code} ({value})")
+        return value
+
+    for mod in (runtime.cli_jobs, runtime.cli_scaling):
+        monkeypatch.setattr(mod, "request", request)
+    return st
+
+
+def test_job_scaling_events_lists_every_groups_events_newest_first_as_nomads(cli: StateStore) -> None:
+    from runtime.cli_jobs import job_scale
+    from runtime.cli_scaling import job_scaling_events
+
+    assert job_scaling_events("http://x", ["web"]) == "No events found"
+    assert job_scale("http://x", ["-detach", "we", "g", "3"])[0].startswith("Job scale successful")
+    cli.apply(3, command("job_scale", job_id="web", group="h", count=None, now=4_000_000_000.0,
+                         event={"Message": "cooldown", "Error": True}))
+    out = job_scaling_events("http://x", ["web"]).splitlines()
+    assert out[0].split() == ["Task", "Group", "Count", "PrevCount", "Date"]
+    assert out[1].split() == ["h", "1", "2096-10-02T07:06:40Z"]  # no count: empty
+    assert out[2].split()[:3] == ["g", "3", "2"]
+    verbose = job_scaling_events("http://x", ["-verbose", "web"]).splitlines()
+    assert verbose[0].split() == ["Task", "Group", "Count", "PrevCount", "Error", "Message", "Eval", "ID",
+                                  "Date"]
+    g = scaling.group_events(cli.tables, "web", "g")[0]
+    assert g["Message"] == "submitted using the Nomad CLI"
+    assert verbose[2].split()[:-1] == ["g", "3", "2", "false", "submitted", "using", "the", "Nomad", "CLI",
+                                       g["EvalID"]]
+    assert verbose[1].split() == ["h", "1", "true", "cooldown", "2096-10-02T07:06:40Z"]  # no count, no eval
+
+
+def test_job_scale_checks_the_group_as_nomads_cli(cli: StateStore) -> None:
+    from runtime.cli import CliError
+    from runtime.cli_jobs import job_scale
+    from runtime.cli_scaling import job_scaling_events
+
+    with pytest.raises(CliError, match=r"^Group name required$"):
+        job_scale("http://x", ["web", "3"])
+    with pytest.raises(CliError, match=r"^Group nope not found within job$"):
+        job_scale("http://x", ["web", "nope", "3"])
+    with pytest.raises(CliError, match=r"^Command requires at least two arguments and no more than three$"):
+        job_scale("http://x", ["web"])
+    with pytest.raises(CliError, match="conflicting job modify index: 1"):
+        job_scale("http://x", ["-check-index", "5", "-detach", "web", "g", "3"])
+    with pytest.raises(CliError, match=r"^This command takes one argument: <job_id>"):
+        job_scaling_events("http://x", [])
+    with pytest.raises(CliError, match=r'No job\(s\) with prefix or id "zz" found'):
+        job_scaling_events("http://x", ["zz"])
