@@ -500,38 +500,82 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
                   answer.headers)
 
 
+def _alloc_terminal(a: dict[str, Any]) -> bool:
+    """Nomad's Allocation.TerminalStatus: stopped or evicted by the server, or done on the client."""
+    return a.get("DesiredStatus") in ("stop", "evict") \
+        or a.get("ClientStatus") in ("complete", "failed", "lost")
+
+
+def _scale_status(st: Any, job_id: str) -> Any:
+    """Nomad's Job.ScaleStatus: each group's desired count, its allocations (canaries and terminal
+    ones left out) and its scaling events, newest first (null when it has none)."""
+    job = st.tables["jobs"].get(job_id)
+    if job is None:
+        return None
+    groups = {g["Name"]: {"Desired": g["Count"], "Placed": 0, "Running": 0, "Healthy": 0, "Unhealthy": 0,
+                          "Events": scaling.group_events(st.tables, job_id, g["Name"])}
+              for g in job["TaskGroups"]}
+    for a in st.job_allocs(job_id):
+        g = groups.get(a.get("TaskGroup"))
+        ds = a.get("DeploymentStatus") or {}
+        if g is None or ds.get("Canary") or _alloc_terminal(a):
+            continue
+        g["Placed"] += 1
+        g["Running"] += a.get("ClientStatus") == "running"
+        if ds.get("Healthy") is True:
+            g["Healthy"] += 1
+        elif ds.get("Healthy") is False:
+            g["Unhealthy"] += 1
+    return {"JobID": job_id, "Namespace": job.get("Namespace", "default"),
+            "JobCreateIndex": job.get("CreateIndex", 0), "JobModifyIndex": job.get("ModifyIndex", 0),
+            "JobStopped": bool(job.get("Stop")), "TaskGroups": groups}
+
+
 def _job_scale(req: Request, api: Api, job_id: str) -> Any:
-    """``/v1/job/<id>/scale``: GET Nomad's JobScaleStatus; PUT/POST ``{"Count", "Target": {"Group"}}``."""
+    """``/v1/job/<id>/scale``: GET Nomad's JobScaleStatus; PUT/POST Nomad's ScalingRequest
+    ``{"Count", "Target": {"Group"}, "Message", "Error", "Meta", "JobModifyIndex", "PolicyOverride"}``.
+
+    With a Count the group is scaled and an event recorded; without one, the event only
+    (an autoscaler's report of what it decided not to do, or of its error)."""
     if req.method == "GET":
-        def query(st: Any) -> Any:
-            job = st.tables["jobs"].get(job_id)
-            if job is None:
-                return None
-            groups = {g["Name"]: {"Desired": g["Count"], "Placed": 0, "Running": 0, "Healthy": 0,
-                                  "Unhealthy": 0, "Events": None} for g in job["TaskGroups"]}
-            for a in st.job_allocs(job_id):
-                g = groups.get(a.get("TaskGroup"))
-                if g is not None and a.get("DesiredStatus") == "run":
-                    g["Placed"] += 1
-                    g["Running"] += a.get("ClientStatus") == "running"
-            return {"JobID": job_id, "Namespace": job.get("Namespace", "default"),
-                    "JobCreateIndex": job.get("CreateIndex", 0), "JobModifyIndex": job.get("JobModifyIndex", 0),
-                    "JobStopped": bool(job.get("Stop")), "TaskGroups": groups}
-        return _not_found(state_query(req, api, ("jobs", "allocs"), query), "job not found")
+        return _not_found(state_query(req, api, ("jobs", "allocs", scaling.EVENTS_TABLE),
+                                      lambda st: _scale_status(st, job_id)), "job not found")
     require(req, "PUT", "POST")
     body = _json_body(req)
     target = body.get("Target") or {}
-    group = target.get("Group") if isinstance(target, dict) else None
-    if not isinstance(group, str) or not group:
+    if not isinstance(target, dict) or not all(isinstance(v, str) for v in target.values()):
+        raise CodedError(400, "Target: must be an object of strings")
+    if target.get("Job", "") not in ("", job_id):
+        raise CodedError(400, "job ID in payload did not match URL")
+    namespace = (req.query.get("namespace") or ["default"])[0] or "default"
+    if target.get("Namespace", "") not in ("", namespace):
+        raise CodedError(400, "namespace in payload did not match header")
+    group = target.get("Group", "")
+    if not group:
         raise CodedError(400, "missing task group name for scaling action")
-    count = body.get("Count")
-    if count is None:
-        raise CodedError(400, "Count: missing (scaling events without a count are not kept here)")
-    if not isinstance(count, int) or isinstance(count, bool):
+    count, message, error = body.get("Count"), body.get("Message"), body.get("Error", False)
+    meta, modify_index = body.get("Meta"), body.get("JobModifyIndex", 0)
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
         raise CodedError(400, f"Count: must be an integer, got {count!r}")
+    if message is not None and not isinstance(message, str):
+        raise CodedError(400, f"Message: must be a string, got {message!r}")
+    if not isinstance(error, bool):
+        raise CodedError(400, f"Error: must be a boolean, got {error!r}")
+    if meta is not None and not isinstance(meta, dict):
+        raise CodedError(400, "Meta: must be an object")
+    if modify_index is None:
+        modify_index = 0
+    if not isinstance(modify_index, int) or isinstance(modify_index, bool) or modify_index < 0:
+        raise CodedError(400, f"JobModifyIndex: must be a non-negative integer, got {modify_index!r}")
+    if count is not None:  # Nomad's JobScaleRequest.Validate
+        if count < 0:
+            raise CodedError(400, "scaling action count can't be negative")
+        if error:
+            raise CodedError(400, "scaling action should not contain count if error is true")
+    event = {"Message": message or "", "Error": error, "Meta": meta or None}
     try:
         index, r = _write(api, "job_scale", job_id=job_id, group=group, count=count, policy_bounds=True,
-                          rejectable=_rejectable(req, api))
+                          event=event, job_modify_index=modify_index, rejectable=_rejectable(req, api))
     except CodedError as e:
         if e.code == 500:
             raise CodedError(400, e.message) from None

@@ -45,6 +45,7 @@ MONITOR_WAIT = "5s"  # ?wait= of each blocking query while monitoring; below TIM
 SHORT_ID = 8  # Nomad shows IDs cut to 8 characters unless -verbose
 DEFAULT_DRAIN_DEADLINE = "1h"  # Nomad's node drain -deadline default
 EXIT_PLACEMENT_FAILED = 2  # Nomad's job run: the evaluation could not place everything
+SCALE_CLI_MESSAGE = "submitted using the Nomad CLI"  # Nomad's job scale: the message its requests carry
 
 
 # ---------------------------------------------------------------- plumbing
@@ -1623,25 +1624,43 @@ def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
 
 
 def job_scale(addr: str, args: list[str]) -> tuple[str, int]:
-    """``nomad job scale [-detach] <job> [<group>] <count>`` (the group may be left out when there is one)."""
-    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
+    """``nomad job scale [-check-index N] [-detach] [-verbose] <job> [<group>] <count>``, as Nomad's
+    command/job_scale.go: the group may be left out when the job has one; the request carries
+    Nomad's message ``submitted using the Nomad CLI``, which the group's scaling event keeps."""
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "check-index": str})
     if len(rest) not in (2, 3):
-        raise CliError("This command takes two or three arguments: nomad job scale <job> [<group>] <count>")
+        raise CliError("Command requires at least two arguments and no more than three")
     try:
         count = int(rest[-1])
     except ValueError:
         raise CliError(f"Failed to convert count string to int: {rest[-1]!r}") from None
+    try:
+        check_index = int(flags.get("check-index") or 0)
+    except ValueError:
+        raise CliError(f'invalid value "{flags["check-index"]}" for flag -check-index') from None
     stub = resolve(addr, "job", rest[0])
     path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}"
-    if len(rest) == 3:
-        group = rest[1]
-    else:
-        groups = [g["Name"] for g in request(addr, "GET", path).get("TaskGroups", ())]
-        if len(groups) != 1:
-            raise CliError(f"Group name required: the job has {len(groups)} groups ({', '.join(groups)})")
-        group = groups[0]
-    got = request(addr, "PUT", f"{path}/scale", {"Count": count, "Target": {"Group": group}})
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job scale successful")
+    try:
+        groups = sorted((request(addr, "GET", f"{path}/scale") or {}).get("TaskGroups") or {})
+    except CliError as e:
+        raise CliError(f"Error querying job: {e}") from None
+    group = rest[1] if len(rest) == 3 else ""
+    if not group:  # Nomad's performGroupCheck
+        if len(groups) > 1:
+            raise CliError("Group name required")
+        group = groups[0] if groups else ""
+    if group not in groups:
+        raise CliError(f"Group {group} not found within job")
+    body = {"Count": count, "Target": {"Job": stub["ID"], "Group": group},
+            "Message": SCALE_CLI_MESSAGE, "PolicyOverride": False, "JobModifyIndex": check_index}
+    try:
+        got = request(addr, "PUT", f"{path}/scale", body)
+    except CliError as e:
+        raise CliError(f"Error submitting scaling request: {e}") from None
+    if not got.get("EvalID"):  # a periodic or parameterized job: its count changed, nothing to watch
+        return "Job scale successful", 0
+    return _finish(addr, got["EvalID"], flags.get("detach", False), "Job scale successful",
+                   verbose=bool(flags.get("verbose")))
 
 
 def job_periodic_force(addr: str, args: list[str]) -> tuple[str, int]:

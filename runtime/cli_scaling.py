@@ -4,6 +4,9 @@
 * ``scaling policy list [-job <id>] [-type <type>] [-verbose] [-json]``:
   ``ID  Enabled  Type  Target`` sorted by target, IDs cut to 8 characters
   unless ``-verbose``; ``No policies found`` when there are none.
+* ``job scaling-events [-verbose] <job>`` (Nomad's command/job_scaling_events.go): every
+  group's scaling events, newest first: ``Task Group  Count  PrevCount  Date`` (with
+  ``Error  Message  Eval ID`` before Date when ``-verbose``); ``No events found`` without any.
 * ``scaling policy info [-verbose] [-json] <policy_id>``: an ID or a unique
   prefix of one (at least two characters); ``ID``, ``Enabled``, ``Target``,
   ``Min`` and ``Max``, then the policy document as JSON (``<empty>``
@@ -16,7 +19,7 @@ import urllib.parse
 from typing import Any
 
 from runtime.cli import CliError, table
-from runtime.cli_jobs import as_json, kv, parse_flags, request, short
+from runtime.cli_jobs import as_json, fmt_time, kv, parse_flags, request, resolve, short
 
 __all__ = ["SCALING_COMMANDS", "format_target"]
 
@@ -96,7 +99,40 @@ def policy_info(addr: str, args: list[str]) -> str:
                       "", "Policy:", doc])
 
 
+def _event_rows(events: list[tuple[str, dict[str, Any]]], verbose: bool) -> str:
+    """Nomad's formatScalingEventListOutput: a missing Count or Eval ID shows empty."""
+    head = ["Task Group", "Count", "PrevCount", *(["Error", "Message", "Eval ID"] if verbose else []), "Date"]
+    rows = [head]
+    for group, e in events:
+        count = e.get("Count")
+        rows.append([group, "" if count is None else str(count), str(e.get("PreviousCount", 0)),
+                     *([str(bool(e.get("Error"))).lower(), e.get("Message") or "", e.get("EvalID") or ""]
+                       if verbose else []),
+                     fmt_time(e.get("Time")) if e.get("Time") else ""])
+    return table(rows)
+
+
+def job_scaling_events(addr: str, args: list[str]) -> str:
+    """``nomad job scaling-events [-verbose] <job>``: the job's groups' scaling events, newest first."""
+    flags, rest = parse_flags(args, {"verbose": bool})
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <job_id>\n"
+                       "For additional help try 'nomad job scaling-events -help'")
+    stub = resolve(addr, "job", rest[0].strip())
+    try:
+        status = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/scale") or {}
+    except CliError as e:
+        raise CliError(f"Error listing scaling events: {e}") from None
+    events = [(group, e) for group, tg in sorted((status.get("TaskGroups") or {}).items())
+              for e in (tg or {}).get("Events") or ()]
+    if not events:
+        return "No events found"
+    events.sort(key=lambda ge: -int(ge[1].get("Time") or 0))  # stable: a group's own order on a tie
+    return _event_rows(events, bool(flags.get("verbose")))
+
+
 SCALING_COMMANDS = {
+    ("job", "scaling-events"): job_scaling_events,
     ("scaling", "policy", "list"): policy_list,
     ("scaling", "policy", "info"): policy_info,
 }

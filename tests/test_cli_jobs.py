@@ -877,7 +877,14 @@ def test_job_scale_changes_a_groups_count(dev, tmp_path):  # noqa: F811
     assert call(dev.http_port, "GET", "/v1/job/cli-scale").json()["Version"] == 1
     assert nomad(dev, "job", "scale", "cli-scale", "web", "1").returncode == 0
     bad = nomad(dev, "job", "scale", "cli-scale", "nope", "1")
-    assert bad.returncode == 1 and "task group 'nope' not found" in bad.stderr
+    assert bad.returncode == 1 and "Group nope not found within job" in bad.stderr  # Nomad's CLI check
+    events = nomad(dev, "job", "scaling-events", "-verbose", "cli-scale")
+    assert events.returncode == 0, events.stderr
+    rows = events.stdout.splitlines()
+    assert rows[0].split() == ["Task", "Group", "Count", "PrevCount", "Error", "Message", "Eval", "ID", "Date"]
+    assert [r.split()[:9] for r in rows[1:]] == [["web", "1", "2", "false", "submitted", "using", "the", "Nomad",
+                                                  "CLI"], ["web", "2", "1", "false", "submitted", "using", "the",
+                                                           "Nomad", "CLI"]]
     assert call(dev.http_port, "PUT", "/v1/job/cli-scale/scale", {"Count": 1}).status == 400
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-scale").returncode == 0
 

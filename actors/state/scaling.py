@@ -203,3 +203,47 @@ def listed(tables: dict[str, Any], *, namespace: str = "default", job: str = "",
             continue
         out.append(stub(p))
     return out
+
+
+# ------------------------------------------------------------ scaling events
+# Nomad's scaling_event table (structs.JobScalingEvents): one record per job, keyed here by the
+# job's ID (as the jobs table is), {"Namespace", "JobID", "ScalingEvents": {group: [event, ...]},
+# "ModifyIndex"}, each group's events newest first.  An event is Nomad's ScalingEvent: Time (Unix
+# nanoseconds, from the time the entry carries), Count (null: an event without a count),
+# PreviousCount, Message, Error, Meta, EvalID (null: no evaluation was made), CreateIndex.
+EVENTS_TABLE = "scaling_event"
+# Nomad's JobTrackedScalingEvents: the newest events kept per group; an older one is dropped.
+JOB_TRACKED_SCALING_EVENTS = 20
+SECOND_NS = 1_000_000_000
+
+
+def make_event(now: float, index: int, *, count: int | None, previous: int, message: str, error: bool,
+               meta: dict[str, Any] | None, eval_id: str | None) -> dict[str, Any]:
+    """Nomad's ScalingEvent, its Time from *now* (the entry's time: the same on every server)."""
+    return {"Time": int(now * SECOND_NS), "Count": count, "PreviousCount": previous, "Message": message,
+            "Error": error, "Meta": copy.deepcopy(meta) if meta else None, "EvalID": eval_id,
+            "CreateIndex": index}
+
+
+def add_event(store: Any, index: int, namespace: str, job_id: str, group: str, event: dict[str, Any]) -> None:
+    """Nomad's UpsertScalingEvent: *event* first in the group's list, the newest
+    :data:`JOB_TRACKED_SCALING_EVENTS` kept.  Records are replaced, never changed in place."""
+    table = store.tables[EVENTS_TABLE]
+    old = table.get(job_id)
+    groups = {g: list(evs) for g, evs in (old or {}).get("ScalingEvents", {}).items()}
+    groups[group] = [event, *groups.get(group, ())][:JOB_TRACKED_SCALING_EVENTS]
+    table[job_id] = {"Namespace": namespace, "JobID": job_id, "ScalingEvents": groups, "ModifyIndex": index}
+    store._touch(EVENTS_TABLE, index)
+
+
+def delete_events_for_job(store: Any, index: int, job_id: str) -> None:
+    """A purged job's scaling events go with it (Nomad's deleteJobTxn)."""
+    if store.tables[EVENTS_TABLE].pop(job_id, None) is not None:
+        store._touch(EVENTS_TABLE, index)
+
+
+def group_events(tables: dict[str, Any], job_id: str, group: str) -> list[dict[str, Any]] | None:
+    """A group's events, newest first, as copies; None when it has none (Nomad's JSON: null)."""
+    rec = tables.get(EVENTS_TABLE, {}).get(job_id)
+    events = (rec or {}).get("ScalingEvents", {}).get(group)
+    return copy.deepcopy(events) if events else None

@@ -42,9 +42,11 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # autopilot_config: the one AutopilotConfig record (actors.state.autopilot_config).
 # scaling_policies: the jobs' groups' scaling policies, by ID (actors.state.scaling).
 # cluster_meta: the one ClusterMetadata record, the cluster's ID (actors.state.cluster_meta).
+# scaling_event: the jobs' groups' newest scaling events, by job ID (actors.state.scaling); a
+# snapshot from before it restores it empty, as the log that wrote such a state kept none.
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
           sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE,
-          scaling.TABLE, cluster_meta.TABLE)
+          scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -1058,27 +1060,53 @@ class StateStore:
         jobs[job["ID"]] = job
         self._note_periodic(index, old, job)
         self._touch("jobs", index)
-        evals = self._create_evals(index, [job["ID"]], "job-register", now)
+        evals = self._create_evals(index, [job["ID"]], str(cmd.get("trigger") or "job-register"), now)
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": job["JobModifyIndex"]}
 
     def _job_scale(self, index: int, cmd: dict[str, Any]) -> Any:
-        """Nomad ``Job.Scale``: set one group's count (a new version when it changes) and evaluate the job."""
+        """Nomad ``Job.Scale``: set one group's count (a new version when it changes), evaluate the
+        job, and record the scaling event; without a count, the event only.
+
+        An entry with ``event`` (``{"Message", "Error", "Meta"}``: every one written since scaling
+        events came) records one and decides as Nomad's Job.Scale does: a count may be absent, a
+        system job scales between 0 and 1, a periodic or parameterized job's count changes with no
+        evaluation, an active deployment of the job blocks a count, ``job_modify_index`` (when not
+        0) must be the job's, and the evaluation is triggered by ``job-scaling``.  An older entry
+        (a count, no event) applies as it always did, so a replay of the log makes the same state.
+        """
         from actors.scheduler.job import MAX_COUNT, SERVER_OWNED
 
-        job_id, group, count = str(cmd["job_id"]), str(cmd["group"]), int(cmd["count"])
+        job_id, group, raw_count = str(cmd["job_id"]), str(cmd["group"]), cmd.get("count")
+        event = cmd.get("event")
+        if event is not None and not isinstance(event, dict):
+            raise CommandError("job_scale: event must be a map")
+        if raw_count is None and event is None:
+            raise CommandError("job_scale needs a count or an event")
+        count = None if raw_count is None else int(raw_count)
         job = self.tables["jobs"].get(job_id)
         if job is None:
-            return {"ok": False, "error": "job not found"}
-        if job.get("Periodic") or job.get("ParameterizedJob"):
+            return {"ok": False, "error": "job not found" if event is None else f'job "{job_id}" not found'}
+        if event is None and (job.get("Periodic") or job.get("ParameterizedJob")):
             return {"ok": False, "error": "cannot scale a periodic or parameterized job"}
-        if not any(g["Name"] == group for g in job["TaskGroups"]):
+        if event is not None and job.get("Type") == "system" and count is not None and count > 1:
+            return {"ok": False, "error": 'jobs of type "system" can only be scaled between 0 and 1'}
+        tg = next((g for g in job["TaskGroups"] if g["Name"] == group), None)
+        if tg is None:
+            if event is not None:
+                return {"ok": False,
+                        "error": f'task group "{group}" specified for scaling does not exist in job'}
             return {"ok": False, "error": f"task group {group!r} not found"}
+        ns, previous = job.get("Namespace", "default"), int(tg.get("Count", 0))
+        if count is None:  # an event only: the job is left as it is, no evaluation
+            ev = self._scaling_event(index, cmd, None, previous, None)
+            scaling.add_event(self, index, ns, job_id, group, ev)
+            return {"ok": True, "index": index, "EvalID": "", "EvalCreateIndex": 0,
+                    "JobModifyIndex": job.get("ModifyIndex", 0)}
         # Nomad's Job.Scale: a count within the group's scaling policy, whether it is enabled or not.
         # Only entries written with policy_bounds (every one since scaling policies came) check it:
         # an older job_scale applies as it always did, and a Scaling no policy was made of is no bound.
-        sc = scaling.group_spec(job.get("Namespace", "default"), job_id,
-                                next(g for g in job["TaskGroups"] if g["Name"] == group))
+        sc = scaling.group_spec(ns, job_id, tg)
         if cmd.get("policy_bounds") and sc is not None:
             if count < sc["Min"]:
                 return {"ok": False, "error": "group count was less than scaling policy minimum: "
@@ -1088,9 +1116,34 @@ class StateStore:
                                               f"{count} > {sc['Max']}"}
         if not 0 <= count <= MAX_COUNT:
             return {"ok": False, "error": f"count must be between 0 and {MAX_COUNT}"}
+        register: dict[str, Any] = {"now": cmd["now"]}
+        ev = None
+        if event is not None:
+            ev = self._scaling_event(index, cmd, count, previous, None)  # checked before anything is written
+            dep = deployments.latest(self, job_id)
+            if dep is not None and dep.get("Status") in deployments.ACTIVE \
+                    and dep.get("JobCreateIndex") == job.get("CreateIndex"):
+                return {"ok": False, "error": "job scaling blocked due to active deployment"}
+            if cmd.get("job_modify_index"):
+                register["enforce_index"] = int(cmd["job_modify_index"])
+            register["trigger"] = "job-scaling"  # Nomad's EvalTriggerScaling
         spec = {k: v for k, v in job.items() if k not in SERVER_OWNED}
         spec["TaskGroups"] = [{**g, "Count": count} if g["Name"] == group else g for g in job["TaskGroups"]]
-        return self._job_register(index, {"job": spec, "now": cmd["now"]})
+        result = self._job_register(index, {"job": spec, **register})
+        if ev is not None and result.get("ok"):
+            scaling.add_event(self, index, ns, job_id, group, {**ev, "EvalID": result["EvalID"] or None})
+        return result
+
+    @staticmethod
+    def _scaling_event(index: int, cmd: dict[str, Any], count: int | None, previous: int,
+                       eval_id: str | None) -> dict[str, Any]:
+        event = cmd["event"]
+        meta = event.get("Meta")
+        if meta is not None and not isinstance(meta, dict):
+            raise CommandError("job_scale: the event's Meta must be a map")
+        return scaling.make_event(float(cmd["now"]), index, count=count, previous=previous,
+                                  message=str(event.get("Message") or ""), error=bool(event.get("Error")),
+                                  meta=meta, eval_id=eval_id)
 
     def _periodic_launch(self, index: int, cmd: dict[str, Any]) -> Any:
         """Launch a periodic job's child for the launch time (the leader's dispatcher, or a force run)."""
@@ -1247,6 +1300,7 @@ class StateStore:
             del jobs[job_id]
             deployments.purge_job(self, index, job_id)
             scaling.delete_for_job(self, index, old.get("Namespace", "default"), job_id)
+            scaling.delete_events_for_job(self, index, job_id)
             self._note_periodic(index, old, None)
             if self.tables["job_versions"].pop(job_id, None) is not None:
                 self._touch("job_versions", index)
@@ -1726,6 +1780,7 @@ class StateStore:
         for jid in gone_jobs:
             deployments.purge_job(self, index, jid)
             scaling.delete_for_job(self, index, jobs[jid].get("Namespace", "default"), jid)
+            scaling.delete_events_for_job(self, index, jid)
             self._note_periodic(index, jobs.pop(jid), None)
             if self.tables["job_versions"].pop(jid, None) is not None:
                 self._touch("job_versions", index)
