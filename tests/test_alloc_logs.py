@@ -98,3 +98,25 @@ def test_a_file_deleted_under_a_slow_follower_is_skipped_for_the_lowest_kept(tmp
 
     got = follow(logs, [rotate_twice], offset=4)
     assert got == [("2@5", b"kept\n")]
+
+
+def test_a_link_the_task_planted_among_its_logs_is_never_read_through(tmp_path):
+    """The logs directory is the task's to write: a link there must not serve a host file to `alloc logs`."""
+    from actors.client.alloc_logs import LogNotFound
+
+    secret = tmp_path / "host-secret"
+    secret.write_bytes(b"root's secret")
+    logs = logs_with(tmp_path, {0: b"abc"})
+    (tmp_path / "a1" / "alloc" / "logs" / "web.stdout.1").symlink_to(secret)
+    with pytest.raises(LogNotFound, match="is not a regular file"):
+        logs.read("a1", "web", "stdout")
+    with pytest.raises(LogNotFound, match="is not a regular file"):
+        logs.read_file("a1", "web", "stdout", 1, 0, 100)
+    # alloc/logs itself swapped for a link (to another allocation's logs, say): refused too.
+    other = logs_with(tmp_path / "b", {0: b"someone else's"})
+    del other
+    real_logs = tmp_path / "a1" / "alloc" / "logs"
+    real_logs.rename(tmp_path / "a1" / "alloc" / "moved")
+    real_logs.symlink_to(tmp_path / "b" / "a1" / "alloc" / "logs")
+    with pytest.raises(LogNotFound, match="is not a regular file"):
+        logs.read("a1", "web", "stdout")

@@ -109,3 +109,44 @@ def test_the_rotator_refuses_a_wrong_command_line(tmp_path):
     proc = subprocess.run([sys.executable, "-I", "-S", logmon.__file__, str(tmp_path), "web"],
                           capture_output=True, timeout=30)
     assert proc.returncode == 2 and b"usage:" in proc.stderr
+
+
+def test_a_link_or_fifo_planted_under_the_next_files_name_is_replaced_not_followed(tmp_path):
+    """The log directory is one the task can write: the rotator (the agent's user) never writes elsewhere."""
+    from actors.client.logmon import Rotator
+
+    logs, outside = tmp_path / "logs", tmp_path / "outside"
+    logs.mkdir()
+    outside.mkdir()
+    target = outside / "victim"
+    r = Rotator(str(logs), "web.stdout", 5, 10)  # at web.stdout.0
+    (logs / "web.stdout.1").symlink_to(target)  # the next files' names, planted before the rotation
+    os.mkfifo(logs / "web.stdout.2")
+    r.write(b"x" * 35)
+    r.close_all()
+    assert not target.exists()
+    for n in (1, 2):
+        p = logs / f"web.stdout.{n}"
+        assert p.is_file() and not p.is_symlink() and p.read_bytes() == b"x" * 10
+    assert (logs / "web.stdout.3").read_bytes() == b"x" * 5 and r.dropped_bytes == 0
+    # A hard link to a file elsewhere (same filesystem) is replaced too: the other file keeps its bytes.
+    other = outside / "kept"
+    other.write_bytes(b"mine")
+    os.link(other, logs / "web.stdout.4")
+    r = Rotator(str(logs), "web.stdout", 5, 10)  # resumes at the highest index: the planted .4
+    r.write(b"y" * 20)
+    r.close_all()
+    assert other.read_bytes() == b"mine" and (logs / "web.stdout.4").stat().st_nlink == 1
+    assert (logs / "web.stdout.4").read_bytes() == b"y" * 10
+
+
+def test_a_log_directory_that_is_a_symlink_gets_nothing_written(tmp_path):
+    from actors.client.logmon import Rotator
+
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    (tmp_path / "logs").symlink_to(real)
+    r = Rotator(str(tmp_path / "logs"), "web.stdout", 2, 10)
+    r.write(b"hello")
+    r.close_all()
+    assert list(real.iterdir()) == [] and r.dropped_bytes == 5

@@ -176,10 +176,6 @@ def test_mounts_below_a_chroot_env_entry_are_read_only_too(started, tmp_path):
 
 
 @real
-@pytest.mark.xfail(strict=True, reason="review14: alloc/logs is 0777 and shared into the chroot as "
-                   "/alloc/logs; the log rotator (root, on the host) opens <task>.stdout.<N> with O_CREAT "
-                   "and no O_NOFOLLOW, so a nobody task's link there makes the agent create and fill any "
-                   "host file with its output")
 def test_a_task_cannot_make_the_log_rotator_write_a_host_file(started, tmp_path):
     from actors.client.drivers import LogSettings
 

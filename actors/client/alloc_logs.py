@@ -19,6 +19,7 @@ that lead out of it (see the section below).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import re
 import stat as st
@@ -84,7 +85,7 @@ class AllocLogs:
         """At most *limit* bytes of one log file from *pos*; :class:`LogFileGone` if it was deleted."""
         log_dir = self._log_dir(alloc_id, task, kind)
         try:
-            f = _open_regular(os.path.join(log_dir, f"{task}.{kind}.{index}"))
+            f = _open_regular(os.path.join(log_dir, f"{task}.{kind}.{index}"), follow=False)
         except FileNotFoundError:
             if not os.path.isdir(os.path.dirname(log_dir)):
                 raise LogNotFound(f"Unknown allocation \"{alloc_id}\"") from None
@@ -114,7 +115,15 @@ class AllocLogs:
         alloc_dir = os.path.join(self.root, alloc_id)
         if not os.path.isdir(alloc_dir):
             raise LogNotFound(f"Unknown allocation \"{alloc_id}\"")
-        return os.path.join(alloc_dir, "alloc", "logs")
+        log_dir = os.path.join(alloc_dir, "alloc", "logs")
+        for d in (os.path.dirname(log_dir), log_dir):  # a task may write alloc/: a link there is refused
+            try:
+                if st.S_ISLNK(os.lstat(d).st_mode):
+                    why = f"task {task!r} {kind} log in allocation {alloc_id} is not a regular file"
+                    raise LogNotFound(why)
+            except FileNotFoundError:
+                break
+        return log_dir
 
     def _files(self, alloc_id: str, task: str, kind: str) -> tuple[str, list[tuple[int, int]]]:
         """The log directory and the task's (index, size) files, ascending; LogNotFound if none."""
@@ -122,7 +131,7 @@ class AllocLogs:
         files = []
         for index in indexes(log_dir, f"{task}.{kind}"):
             try:
-                info = os.stat(os.path.join(log_dir, f"{task}.{kind}.{index}"))
+                info = os.lstat(os.path.join(log_dir, f"{task}.{kind}.{index}"))  # a planted link: no file
             except FileNotFoundError:
                 continue  # rotated away since the listing
             if not st.S_ISREG(info.st_mode):
@@ -136,7 +145,7 @@ class AllocLogs:
     def _pread(log_dir: str, task: str, kind: str, index: int, pos: int, n: int) -> bytes:
         """*n* bytes (fewer if it shrank or went) of one file from *pos*."""
         try:
-            with _open_regular(os.path.join(log_dir, f"{task}.{kind}.{index}")) as f:
+            with _open_regular(os.path.join(log_dir, f"{task}.{kind}.{index}"), follow=False) as f:
                 return os.pread(f.fileno(), n, pos) if n > 0 else b""
         except (FileNotFoundError, NotAFile, IsADirectoryError):
             return b""  # rotated away (or replaced) between the listing and the read
@@ -379,14 +388,22 @@ class OpenFile:
         self._f.close()
 
 
-def _open_regular(path: str) -> BinaryIO:
+def _open_regular(path: str, *, follow: bool = True) -> BinaryIO:
     """Open a regular file for reading; a directory raises IsADirectoryError, anything else NotAFile.
 
     Opened non-blocking first: a FIFO a task made would otherwise block the
     open, and with it the whole agent (gevent cannot make open() wait
-    cooperatively).
+    cooperatively).  With *follow* false a symlink is refused (NotAFile): a
+    log file's name is in a directory the task can write, and a link it
+    planted there must not make the agent read a host file for it.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
+    except OSError as e:
+        if e.errno == errno.ELOOP and not follow:
+            raise NotAFile(f"file \"{os.path.basename(path)}\" is not a regular file") from None
+        raise
     try:
         mode = os.fstat(fd).st_mode
         if st.S_ISDIR(mode):

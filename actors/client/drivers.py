@@ -384,8 +384,12 @@ class RawExecDriver:
         for kind in LOG_STREAMS:  # the files are there when start returns, before the rotators run
             if not logmon.indexes(logs_dir, f"{task_name}.{kind}"):
                 try:
-                    os.close(os.open(os.path.join(logs_dir, f"{task_name}.{kind}.0"),
-                                     os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
+                    # The rotator's own rules (logmon.Rotator): in the directory, never through a link.
+                    first = logmon.Rotator(logs_dir, f"{task_name}.{kind}", 1, 1)
+                    try:
+                        first.ensure_open()
+                    finally:
+                        first.close_all()
                 except OSError as exc:
                     raise DriverError(f"{self.name}: cannot create the task's {kind} log: {exc}",
                                       recoverable=True) from exc

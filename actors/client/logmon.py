@@ -32,9 +32,11 @@ Nomad's rotator splits it; the files read in index order give the stream.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import selectors
+import stat
 import sys
 
 # One read from the pipe at most: a chatty task is drained in 64 KiB steps
@@ -42,8 +44,8 @@ import sys
 READ_CHUNK_BYTES = 64 << 10
 
 
-def indexes(log_dir: str, base: str) -> list[int]:
-    """The indexes of ``<base>.<N>`` files in *log_dir*, ascending."""
+def indexes(log_dir: str | int, base: str) -> list[int]:
+    """The indexes of ``<base>.<N>`` files in *log_dir* (a path or an open directory), ascending."""
     pat = re.compile(re.escape(base) + r"\.(0|[1-9][0-9]{0,17})$")
     try:
         names = os.listdir(log_dir)
@@ -66,7 +68,12 @@ class Rotator:
         self.log_dir, self.base = log_dir, base
         self.max_files, self.max_file_bytes = max_files, max_file_bytes
         self.dropped_bytes = 0  # output lost to write errors (disk full...)
-        have = indexes(log_dir, base)
+        self._dirfd = -1
+        try:
+            self._open_dir()
+        except OSError:
+            pass  # tried again on the first write
+        have = indexes(self._dirfd if self._dirfd >= 0 else log_dir, base)
         self.index = have[-1] if have else 0
         self._fd = -1
         self._size = 0
@@ -102,10 +109,52 @@ class Rotator:
             os.close(self._fd)
             self._fd = -1
 
+    def ensure_open(self) -> None:
+        """The current file open, or OSError (the constructor's first try keeps quiet)."""
+        if self._fd < 0:
+            self._open()
+
+    def close_all(self) -> None:
+        """The file and the directory: for a rotator used once (creating a task's first files)."""
+        self.close()
+        if self._dirfd >= 0:
+            os.close(self._dirfd)
+            self._dirfd = -1
+
+    def _open_dir(self) -> None:
+        """The log directory, opened once and never through a symlink (a task may write ``alloc/``)."""
+        if self._dirfd < 0:
+            self._dirfd = os.open(self.log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
     def _open(self) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        self._fd = os.open(self.path(self.index), flags, 0o644)
-        self._size = os.fstat(self._fd).st_size
+        """The current file, in the directory opened once and never through a link.
+
+        The directory is one the task can write (``/alloc/logs`` in its own
+        view): a symlink, FIFO or hard link it planted under the next file's
+        name must not make this process, which runs as the agent (root),
+        create or fill a file elsewhere.  Such an entry is removed (the link
+        itself, never what it names) and the file created anew; if that
+        fails too, the output is dropped, as a full disk's is.
+        """
+        self._open_dir()
+        name = f"{self.base}.{self.index}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+        for attempt in (0, 1):
+            try:
+                fd = os.open(name, flags, 0o644, dir_fd=self._dirfd)
+            except OSError as e:
+                if attempt or e.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                    raise
+            else:
+                info = os.fstat(fd)
+                if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+                    self._fd, self._size = fd, info.st_size
+                    return
+                os.close(fd)
+                if attempt:
+                    raise OSError(errno.EPERM, f"{name} is not a file of its own")
+            os.unlink(name, dir_fd=self._dirfd)  # EISDIR: a directory planted there stays, and so fails
+            flags |= os.O_EXCL
 
     def _rotate(self) -> None:
         self.close()
@@ -115,11 +164,11 @@ class Rotator:
 
     def _prune(self) -> None:
         """Delete the files older than the newest ``max_files``."""
-        for old in indexes(self.log_dir, self.base):
+        for old in indexes(self._dirfd, self.base):
             if old > self.index - self.max_files:
                 break
             try:
-                os.unlink(self.path(old))
+                os.unlink(f"{self.base}.{old}", dir_fd=self._dirfd)  # a link is removed, not followed
             except FileNotFoundError:
                 pass
 
