@@ -192,7 +192,8 @@ def test_migrate_leaves_nothing_behind_on_failure_and_installs_on_success(tmp_pa
                         timeout_s=5, io_timeout_s=5)
     assert migrate(req, lambda r: io.BytesIO(_tar([_file("/abs")]))).startswith(
         "archive contains object that escapes")
-    assert sorted(os.listdir(root)) == []  # staging gone, the new directory untouched
+    # Staging gone; the new allocation's directory (made as the pull starts) holds nothing.
+    assert sorted(os.listdir(root)) == ["new1"] and os.listdir(root / "new1") == []
 
     def refused(r: SnapshotFetch) -> Any:
         raise SnapshotError("error getting snapshot from previous alloc 'prev': connection refused")
@@ -447,7 +448,8 @@ def test_the_http_migrator_pulls_with_the_token_and_fails_fast_on_a_dead_or_sile
         assert "timed out" in _pull(_fetch_req(root, silent.getsockname()[1], io_timeout_s=0.3))
     finally:
         silent.close()
-    assert sorted(os.listdir(root)) == ["new1"]  # no staging left behind
+    assert not [n for n in os.listdir(root) if n.startswith(".")]  # no staging left behind
+    assert [n for n in os.listdir(root) if os.listdir(root / n)] == ["new1"]  # the failed pulls: empty
 
 
 def test_a_truncated_snapshot_is_an_error_and_installs_nothing(tmp_path):
@@ -458,7 +460,8 @@ def test_a_truncated_snapshot_is_an_error_and_installs_nothing(tmp_path):
                         alloc_root=str(root), tasks=("t",), max_bytes=MB, max_entries=100,
                         timeout_s=5, io_timeout_s=5)
     error = migrate(req, lambda r: io.BytesIO(whole[:2000]))  # cut inside the first file's data
-    assert error.startswith("error streaming previous alloc 'prev'") and sorted(os.listdir(root)) == []
+    assert error.startswith("error streaming previous alloc 'prev'")
+    assert sorted(os.listdir(root)) == ["new1"] and os.listdir(root / "new1") == []
 
 
 def test_a_server_answering_at_once_with_nothing_new_is_not_asked_in_a_tight_loop(tmp_path):
@@ -466,3 +469,13 @@ def test_a_server_answering_at_once_with_nothing_new_is_not_asked_in_a_tight_loo
     c.set(_disk_alloc("a2", prev="p1-remote", migrate=True))
     c.run(5.0)
     assert 2 <= len(c.asked) <= 7 and c.starts_of("a2") == []  # about one a migrate_retry_s (1 s)
+
+
+def test_links_are_checked_together_once_unpacked():
+    from actors.client.disk_migrate import chained_link_escapes
+
+    assert chained_link_escapes({("alloc", "data", "a"): "..", ("alloc", "data", "b"): "a/../../.."}) == \
+        "alloc/data/b"
+    assert chained_link_escapes({("alloc", "data", "a"): "..", ("alloc", "data", "b"): "a/data/x"}) == ""
+    assert chained_link_escapes({("t", "local", "x"): "y", ("t", "local", "y"): "x"}) == "t/local/x"  # a loop
+    assert chained_link_escapes({("t", "local", "in"): "../../alloc/data"}) == ""

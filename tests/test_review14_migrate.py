@@ -6,8 +6,6 @@ import io
 import os
 import shutil
 
-import pytest
-
 from actors.client.disk_migrate import (
     SnapshotError,
     SnapshotFetch,
@@ -18,9 +16,6 @@ from actors.client.disk_migrate import (
 from tests.test_disk_migrate import MB, _alloc_dir, _link, _tar
 
 
-@pytest.mark.xfail(strict=True, reason="review14: link_escapes judges a link's target lexically, so a chain "
-                   "of links each 'inside' (a -> .., b -> a/../../..) unpacks a link that resolves outside "
-                   "the allocation directory, which extract_snapshot's contract says it refuses")
 def test_a_chain_of_links_that_leads_out_of_the_allocation_dir_is_refused(tmp_path):
     dest = tmp_path / "allocs" / "new1"
     archive = _tar([_link("alloc/data/a", ".."), _link("alloc/data/b", "a/../../..")])
@@ -32,10 +27,6 @@ def test_a_chain_of_links_that_leads_out_of_the_allocation_dir_is_refused(tmp_pa
     assert resolved == str(dest) or resolved.startswith(str(dest) + os.sep), resolved
 
 
-@pytest.mark.xfail(strict=True, reason="review14: a pull outlives the allocation that asked for it (a stop "
-                   "only drops migrate_run; the migrator greenlet runs on) and install_snapshot makedirs the "
-                   "allocation's directory again after the client destroyed it: an orphan directory holding "
-                   "the previous allocation's data that nothing ever collects")
 def test_a_pull_that_ends_after_its_allocation_was_destroyed_leaves_no_directory(tmp_path):
     d = _alloc_dir(tmp_path)
     os.unlink(d / "alloc" / "data" / "bad-link")

@@ -250,6 +250,49 @@ def link_escapes(parts: list[str], target: str) -> bool:
     return False
 
 
+# How many links one path may pass through when the unpacked links are checked together (Linux's own
+# bound, MAXSYMLINKS): a longer chain, or a loop, is refused as one that escapes.
+MAX_LINK_HOPS = 40
+
+
+def _resolve(links: dict[tuple[str, ...], str], dir_parts: list[str], target: str,
+             hops: int) -> list[str] | None:
+    """Where *target*, read from the directory *dir_parts*, leads through the archive's own *links*
+    (components below the allocation directory); None if it leaves it (or loops)."""
+    where = list(dir_parts)
+    if not target or target.startswith("/") or "\0" in target:
+        return None
+    for p in target.split("/"):
+        if p in ("", "."):
+            continue
+        if p == "..":
+            if not where:
+                return None
+            where.pop()
+            continue
+        where.append(p)
+        linked = links.get(tuple(where))
+        if linked is not None:
+            if hops >= MAX_LINK_HOPS:
+                return None
+            found = _resolve(links, where[:-1], linked, hops + 1)
+            if found is None:
+                return None
+            where = found
+    return where
+
+
+def chained_link_escapes(links: dict[tuple[str, ...], str]) -> str:
+    """The first of the unpacked *links* (path components -> target) that leads out of the allocation
+    directory once the others are followed too; "" if none.  Each was checked alone as it came
+    (:func:`link_escapes`); a later link can still make an earlier one lead out (``a -> ..`` and
+    ``b -> a/../../..``)."""
+    for parts in sorted(links):
+        if _resolve(links, list(parts[:-1]), links[parts], 0) is None:
+            return "/".join(parts)
+    return ""
+
+
 def extract_snapshot(stream: IO[bytes], dest: str, *, prev_alloc_id: str, max_bytes: int,
                      max_entries: int) -> int:
     """Unpack a snapshot tar from *stream* into the directory *dest* (made if missing); the bytes of file
@@ -260,6 +303,7 @@ def extract_snapshot(stream: IO[bytes], dest: str, *, prev_alloc_id: str, max_by
     os.makedirs(dest, mode=0o755, exist_ok=True)
     root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     written, entries = 0, 0
+    links: dict[tuple[str, ...], str] = {}  # the symlinks unpacked so far, checked together at the end
     as_root = os.geteuid() == 0
     try:
         # Headers and padding cost at most a few blocks an entry on top of the data.
@@ -289,6 +333,12 @@ def extract_snapshot(stream: IO[bytes], dest: str, *, prev_alloc_id: str, max_by
                     written += _make(tf, m, parent, parts[-1], as_root)
                 finally:
                     os.close(parent)
+                if m.issym():
+                    links[tuple(parts)] = m.linkname
+                else:
+                    links.pop(tuple(parts), None)
+            if (escaping := chained_link_escapes(links)):
+                raise SnapshotError(f"archive contains symlink that escapes alloc dir: {escaping!r}")
         finally:
             tf.close()
     finally:
@@ -372,6 +422,9 @@ def _make(tf: tarfile.TarFile, m: tarfile.TarInfo, dir_fd: int, name: str, as_ro
 def install_snapshot(staging: str, alloc_dir: str, tasks: Iterable[str]) -> None:
     """Move the unpacked ``alloc/data`` and each task's ``local/`` from *staging* into *alloc_dir*, each
     replacing an empty directory there (Nomad's AllocDir.Move); renames, links never followed."""
+    if not os.path.isdir(alloc_dir) or os.path.islink(alloc_dir):
+        # Stopped and destroyed while the pull ran: nothing is made again for it (an orphan no one collects).
+        raise SnapshotError("the allocation's directory is gone: its data was not moved in")
     moves = [(os.path.join(staging, "alloc"), os.path.join(alloc_dir, "alloc"), "data")]
     moves += [(os.path.join(staging, t), os.path.join(alloc_dir, t), "local")
               for t in sorted(set(tasks)) if t and "/" not in t and t not in (".", "..", "alloc")]
@@ -379,7 +432,10 @@ def install_snapshot(staging: str, alloc_dir: str, tasks: Iterable[str]) -> None
         src = os.path.join(src_parent, name)
         if os.path.islink(src_parent) or os.path.islink(src) or not os.path.isdir(src):
             continue
-        os.makedirs(dst_parent, mode=0o755, exist_ok=True)
+        try:
+            os.mkdir(dst_parent, 0o755)  # never the allocation's directory itself (see above)
+        except FileExistsError:
+            pass
         dst = os.path.join(dst_parent, name)
         try:
             os.rmdir(dst)  # an empty one made meanwhile gives way, as Nomad's os.Remove
@@ -399,6 +455,9 @@ def migrate(req: SnapshotFetch, open_stream: Callable[[SnapshotFetch], IO[bytes]
     staging = staging_dir(req.alloc_root, req.alloc_id)
     shutil.rmtree(staging, ignore_errors=True)  # what an interrupted fetch left
     try:
+        # The new allocation's directory, made now, as its runner asks: if it is gone by the time the
+        # data is in, the allocation was stopped and destroyed meanwhile, and nothing is made again.
+        os.makedirs(posixpath.join(req.alloc_root, req.alloc_id), mode=0o755, exist_ok=True)
         stream = open_stream(req)
         try:
             extract_snapshot(stream, staging, prev_alloc_id=req.prev_alloc_id, max_bytes=req.max_bytes,
