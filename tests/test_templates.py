@@ -255,3 +255,43 @@ def test_by_tag_groups_nomad_services_by_their_tags() -> None:
     assert r.outputs == ("primary:1 v1:12 x",)
     assert render('{{ byTag "x" }}', {}).error.endswith("byTag: wrong argument type "
                                                        "(expected nomadService or nomadServices)")
+
+
+def test_nomad_retry_backs_off_exponentially_within_max_backoff_then_gives_up() -> None:
+    from actors.client.templates import UNBOUNDED_BACKOFF_CAP_S, retry_delay
+
+    assert [retry_delay(i, 12, 0.25, 60.0) for i in range(13)] == [
+        0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0, 60.0, None]  # Nomad's defaults
+    assert retry_delay(10_000, 0, 0.25, 60.0) == 60.0  # attempts = 0: never gives up
+    assert retry_delay(3, 0, 1.0, 0.0) == 8.0  # max_backoff = 0: no cap ...
+    assert retry_delay(10_000, 0, 1.0, 0.0) == UNBOUNDED_BACKOFF_CAP_S  # ... but a timer can hold it
+    assert retry_delay(0, 1, 5.0, 5.0) == 5.0 and retry_delay(1, 1, 5.0, 5.0) is None
+
+
+def test_client_template_nomad_retry_is_read_checked_and_given_to_the_runner(tmp_path):
+    from actors.agent_specs import AgentContext, client_specs
+    from actors.metrics import Metrics
+    from runtime.config import ConfigError, load_files, validate
+
+    path = tmp_path / "c.toml"
+    base = f'data_dir = "{tmp_path}"\n[client]\nenabled = true\n'
+    defaults = load_files([])[0].client.template.nomad_retry
+    assert (defaults.attempts, defaults.backoff_s, defaults.max_backoff_s) == (12, 0.25, 60.0)
+    path.write_text(base + '[client.template.nomad_retry]\nattempts = 0\nbackoff = "2s"\n')
+    cfg = load_files([str(path)])[0]
+    validate(cfg)
+    ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
+                       client_state_dir=str(tmp_path))
+    runner = {s.name: dict(s.kwargs) for s in client_specs(cfg, ctx)}["alloc-runner"]["config"]
+    assert (runner.template_retry_attempts, runner.template_retry_backoff_s,
+            runner.template_retry_max_backoff_s) == (0, 2.0, 60.0)  # max_backoff keeps its default
+    path.write_text(base + '[client.template.nomad_retry]\nbackoff = "2m"\nmax_backoff = "1m"\n')
+    with pytest.raises(ConfigError, match="nomad_retry: retry config backoff 120000000000 is greater than "
+                                          "max_backoff 60000000000"):
+        validate(load_files([str(path)])[0])
+    path.write_text(base + '[client.template.nomad_retry]\nbackoff = "2m"\nmax_backoff = "0s"\n')
+    validate(load_files([str(path)])[0])  # max_backoff = 0: no cap
+    for bad in ('attempts = -1', 'backoff = "0s"', 'retries = 3'):
+        path.write_text(base + f'[client.template.nomad_retry]\n{bad}\n')
+        with pytest.raises(ConfigError, match="nomad_retry"):
+            validate(load_files([str(path)])[0])

@@ -9,6 +9,7 @@ template and restarts (or signals) the task.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -322,3 +323,68 @@ def test_the_first_render_does_not_wait_for_quiescence() -> None:
     assert files(c)["t/local/app.conf"] == b"password=a\n"  # a change waits for min
     until(c, lambda: files(c)["t/local/app.conf"] == b"password=b\n", 40.0)
     assert c.sched.now - start < 120.0
+
+
+def _failing_endpoint(monkeypatch: Any, failing: list[bool], times: list[float], c_ref: list[Any]) -> None:
+    """The servers answer every template data query with an error while failing[0] is true."""
+    from actors.client.messages import GetTemplateData, TemplateDataResponse
+    from actors.server import alloc_endpoint
+
+    real = alloc_endpoint.AllocEndpoint.receive
+
+    def receive(self: Any, message: Any) -> Any:
+        if isinstance(message, GetTemplateData) and failing[0]:
+            times.append(c_ref[0].sched.now)
+            self.send(message.reply_node, message.reply_actor, TemplateDataResponse(
+                req_id=message.req_id, ok=False, error="Unexpected response code: 500 (boom)"))
+            return None
+        return real(self, message)
+    monkeypatch.setattr(alloc_endpoint.AllocEndpoint, "receive", receive)
+
+
+def boot_retry(attempts: int, backoff: float, max_backoff: float) -> JobCluster:
+    from actors.client.alloc_runner import AllocRunnerConfig
+
+    runner = AllocRunnerConfig(template_retry_attempts=attempts, template_retry_backoff_s=backoff,
+                               template_retry_max_backoff_s=max_backoff)
+    c = JobCluster(3, JobClusterConfig(base=ClusterConfig(n_servers=1, n_clients=1), runner=runner))
+    c.run(30.0)
+    assert c.statuses() == {"ready": 1}
+    return c
+
+
+def test_failing_template_queries_back_off_and_fail_the_task_once_nomad_retry_is_spent(
+        monkeypatch: Any) -> None:
+    """client.template.nomad_retry: a failed query is retried after backoff, doubled up to max_backoff;
+    after `attempts` retries the task fails with the dependency's error (consul-template's view gives
+    up, Nomad's template hook kills the task: "Template failed: ...")."""
+    failing, times, ref = [True], [], [None]
+    _failing_endpoint(monkeypatch, failing, times, ref)
+    c = boot_retry(4, 1.0, 3.0)
+    ref[0] = c
+    c.register(job([CONF]))
+    until(c, lambda: bool(c.allocs("web")) and c.allocs("web")[0]["ClientStatus"] == "failed", 60.0)
+    assert len(times) == 5  # the query and 4 retries
+    gaps = [round(b - a) for a, b in itertools.pairwise(times)]
+    assert gaps == [1, 2, 3, 3]  # 1s, 2s, then max_backoff
+    assert ("Killing", "Template failed: nomad.var.block(nomad/jobs/web@default.global): "
+            "Unexpected response code: 500 (boom)") in events(c)
+    assert procs(c) == []
+
+
+def test_a_server_that_recovers_within_the_retries_starts_the_task_and_resets_them(monkeypatch: Any) -> None:
+    failing, times, ref = [True], [], [None]
+    _failing_endpoint(monkeypatch, failing, times, ref)
+    c = boot_retry(3, 1.0, 60.0)
+    ref[0] = c
+    set_var(c, "nomad/jobs/web", {"password": "pw"})
+    c.register(job([CONF]))
+    until(c, lambda: len(times) == 3)  # two retries spent
+    failing[0] = False
+    until(c, lambda: len(procs(c)) == 1)
+    runner = c.sched.actor_of(c.sched.nodes["c0001"].actors["alloc-runner"])
+    assert [t.tmpl_retries for a in runner.allocs.values() for t in a.tasks.values()] == [0]
+    failing[0] = True  # the watch fails again later: a fresh set of attempts, then the task fails
+    set_var(c, "nomad/jobs/web", {"password": "pw2"})
+    until(c, lambda: c.allocs("web")[0]["ClientStatus"] == "failed", 60.0)
+    assert len(times) == 3 + 4

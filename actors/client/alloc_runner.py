@@ -137,12 +137,14 @@ from actors.client.templates import (
     TOO_MANY_DEPS,
     Rendered,
     TemplateSpec,
+    dep_name,
     missing_message,
     parse_env,
     parse_templates,
     quiescence,
     render_task,
     resolve_path,
+    retry_delay,
 )
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT as ALLOC_ENDPOINT_NAME
 from runtime.actor import NodeActor
@@ -464,7 +466,9 @@ class AllocRunnerConfig:
     # blocking query on a server (GetTemplateData) held this long, as the
     # client's allocation watch (5 min); an answer later than the wait plus
     # template_rpc_margin_s counts as a failed server, and after a failure the
-    # query is sent again (to the next server) after template_retry_s.
+    # query is sent again (to the next server) after a backoff:
+    # client.template.nomad_retry (Nomad's 12 attempts, 250ms doubled up to
+    # 1m); once the attempts in a row are spent (0: never) the task fails.
     template_wait_s: float = 300.0
     # client.template.wait (Nomad's 5s / 4m): how long a changed template's data must stay unchanged
     # before it is rendered again, and how long at most after the first change, for a template
@@ -474,7 +478,9 @@ class AllocRunnerConfig:
     # client.template.wait_bounds (min, max; 0: none): a job template's own wait is kept within them.
     template_wait_bounds: tuple[float, float] = (0.0, 0.0)
     template_rpc_margin_s: float = 10.0
-    template_retry_s: float = 1.0
+    template_retry_attempts: int = 12
+    template_retry_backoff_s: float = 0.25
+    template_retry_max_backoff_s: float = 60.0
     # A template's source file is read whole; one larger than this fails the
     # task rather than the client's memory (a template is a config file).
     template_source_max_bytes: int = 4 * 1024 * 1024
@@ -521,10 +527,12 @@ class AllocRunnerConfig:
                 raise ValueError(f"{name} must be a percentage within [0, 100]")
         if not 0 <= self.restart_jitter_fraction <= 1:
             raise ValueError("restart_jitter_fraction must be within [0, 1]")
-        if min(self.template_wait_s, self.template_rpc_margin_s, self.template_retry_s) <= 0 \
+        if min(self.template_wait_s, self.template_rpc_margin_s, self.template_retry_backoff_s) <= 0 \
                 or self.template_source_max_bytes < 1 or self.template_output_max_bytes < 1:
-            raise ValueError("template_wait_s, template_rpc_margin_s, template_retry_s, "
+            raise ValueError("template_wait_s, template_rpc_margin_s, template_retry_backoff_s, "
                              "template_source_max_bytes and template_output_max_bytes must be > 0")
+        if self.template_retry_attempts < 0 or self.template_retry_max_backoff_s < 0:
+            raise ValueError("template_retry_attempts and template_retry_max_backoff_s must be >= 0")
         if min(self.migrate_wait_s, self.migrate_rpc_margin_s, self.migrate_retry_s,
                self.migrate_io_timeout_s, self.migrate_timeout_s, self.migrate_fetch_grace_s) <= 0 \
                 or self.migrate_max_entries < 1:
@@ -1412,6 +1420,7 @@ class _Task:
     tmpl_event: str = ""
     tmpl_change: tuple[bool, tuple[str, ...]] | None = None
     tmpl_first_change: float | None = None  # data changed since then, not rendered yet (wait { min, max })
+    tmpl_retries: int = 0  # failed template data queries in a row (nomad_retry); an answer resets it
 
 
 @dataclass(slots=True)
@@ -1731,11 +1740,12 @@ class AllocRunner(NodeActor):
                         self._restart_due(a, t)
                     elif kind == "kill":
                         self._escalate(a, t)
-                    elif kind == "tmpl" and t.tmpl_req:  # no answer: the next server
+                    elif kind == "tmpl" and t.tmpl_req:  # no answer: the next server, after a backoff
                         self._tmpl_reqs.pop(t.tmpl_req, None)
                         t.tmpl_req = 0
                         self._rotate()
-                        self._tmpl_query(a, t)
+                        self._tmpl_retry(a, t, "no answer from the server within "
+                                         f"{self.cfg.template_wait_s + self.cfg.template_rpc_margin_s:g}s")
                     elif kind == "tmpl_retry":
                         self._tmpl_query(a, t)
                     elif kind == "tmpl_quiet":
@@ -2064,6 +2074,26 @@ class AllocRunner(NodeActor):
             min_index=t.tmpl_index if blocking else 0, wait_s=wait))
         self._set_task_timer("tmpl", a, t, wait + self.cfg.template_rpc_margin_s)
 
+    def _tmpl_retry(self, a: _Alloc, t: _Task, error: str) -> None:
+        """A template data query failed: ask again after nomad_retry's backoff, or, its attempts spent,
+        fail the task as Nomad does ("Template failed: <dependency>: <error>")."""
+        if t.phase == P_DEAD:
+            return
+        cfg = self.cfg
+        delay = retry_delay(t.tmpl_retries, cfg.template_retry_attempts, cfg.template_retry_backoff_s,
+                            cfg.template_retry_max_backoff_s)
+        if delay is None:
+            assert a.spec is not None
+            deps = tuple(t.tmpl_data) or self._render(a, t, self._dirs(a, t)[2]).deps
+            name = dep_name(*deps[0], a.spec.namespace) + ": " if deps else ""
+            t.tmpl_retries = 0
+            self._template_failed(a, t, f"{name}{error}", self.env.now())
+            return
+        t.tmpl_retries += 1
+        log.info("%s: template data for %s/%s: %s (retry attempt %d after %gs)", self.env.node,
+                 a.alloc_id[:8], t.spec.name, error, t.tmpl_retries, delay)
+        self._set_task_timer("tmpl_retry", a, t, delay)
+
     def _template_data(self, m: TemplateDataResponse) -> None:
         key = self._tmpl_reqs.pop(m.req_id, None)
         a = self.allocs.get(key[0]) if key else None
@@ -2081,15 +2111,16 @@ class AllocRunner(NodeActor):
                 return
             if is_retryable(m.error) or m.error.startswith("stale"):
                 self._rotate()
-            self._set_task_timer("tmpl_retry", a, t, self.cfg.template_retry_s)
+            self._tmpl_retry(a, t, m.error)
             return
         try:
             rows = msgpack.unpackb(m.data, raw=False) if m.data else []
             data = {(str(k), str(arg)): (str(err), value) for k, arg, err, value in rows}
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             log.warning("%s: bad template data from a server: %s", self.env.node, exc)
-            self._set_task_timer("tmpl_retry", a, t, self.cfg.template_retry_s)
+            self._tmpl_retry(a, t, f"malformed answer from the server: {exc}")
             return
+        t.tmpl_retries = 0  # consul-template's view: a successful contact resets its retries
         before = dict(t.tmpl_data)
         t.tmpl_data.update(data)
         t.tmpl_index = max(t.tmpl_index, m.index)

@@ -39,6 +39,7 @@ a template's quiescence only once every template has rendered).
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 import re
 from collections.abc import Callable
@@ -65,6 +66,22 @@ TOO_MANY_DEPS = "templates read more than"  # the refusal's text, on the servers
 # consul-template's; these three (render another named template, run a binary on the client, write
 # a file on the client) this agent does not implement in any case.
 DEFAULT_FUNCTION_DENYLIST = ("executeTemplate", "plugin", "writeToFile")
+
+
+UNBOUNDED_BACKOFF_CAP_S = 86400.0
+
+
+def retry_delay(retry: int, attempts: int, backoff_s: float, max_backoff_s: float) -> float | None:
+    """consul-template's RetryFunc, as Nomad's nomad_retry configures it: how long to wait before the
+    *retry*-th retry (0 the first) of a failed query -- *backoff_s* doubled each time, at most
+    *max_backoff_s* (0: no cap) -- or None once *attempts* retries are spent (0: never)."""
+    if attempts > 0 and retry > attempts - 1:
+        return None
+    if max_backoff_s > 0 and retry > int(math.log2(max_backoff_s / backoff_s)):
+        return max_backoff_s
+    # max_backoff = 0 lets it grow without bound in Go (in practice: until the next retry is years
+    # away); here it stops at a day, which a timer can hold.
+    return min(backoff_s * 2.0 ** min(retry, 64), UNBOUNDED_BACKOFF_CAP_S)
 
 
 def too_many_deps(limit: int) -> str:
