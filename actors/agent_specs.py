@@ -406,6 +406,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
                           ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)),
                           ("checker", CHECK_RUNNER), ("fetcher", HttpArtifactFetcher()),
+                          ("wall_clock", time.time),  # templates' timestamp
                           # Pulls a migrating ephemeral disk from the previous node's HTTP API (HTTPS
                           # with this agent's certificate when tls.http is on, as the client relay).
                           ("migrator", HttpSnapshotFetcher(ctx.tls if ctx.tls is not None and ctx.tls.http

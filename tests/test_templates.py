@@ -295,3 +295,45 @@ def test_client_template_nomad_retry_is_read_checked_and_given_to_the_runner(tmp
         path.write_text(base + f'[client.template.nomad_retry]\n{bad}\n')
         with pytest.raises(ConfigError, match="nomad_retry"):
             validate(load_files([str(path)])[0])
+
+
+def test_by_port_groups_nomad_services_by_their_ports() -> None:
+    regs = [{"ID": "a", "ServiceName": "db", "Address": "10.0.0.1", "Port": 8080, "Tags": []},
+            {"ID": "b", "ServiceName": "db", "Address": "10.0.0.2", "Port": 80, "Tags": []},
+            {"ID": "c", "ServiceName": "db", "Address": "10.0.0.3", "Port": 8080, "Tags": []}]
+    r = render('{{ range $port, $s := nomadService "db" | byPort }}{{ $port }}:{{ range $s }}{{ .Address }},'
+               '{{ end }} {{ end }}', {("service", "db"): ("", regs)})
+    assert r.outputs == ("80:10.0.0.2, 8080:10.0.0.1,10.0.0.3, ",)
+    assert render("{{ byPort nomadServices }}", {("services", ""): ("", [{"Name": "db"}])}).error.endswith(
+        "byPort: wrong argument type []*dependency.NomadServicesSnippet")
+
+
+def test_file_reads_only_inside_the_tasks_directory_once_per_rendering() -> None:
+    """consul-template's file with Nomad's sandbox (the task's directory; disable_file_sandbox is refused
+    by this agent's config)."""
+    reads: list[str] = []
+    disk = {"/a/t/local/conf": b"hello", "/a/t/../other": b"x"}
+
+    def read(path: str) -> bytes:
+        reads.append(path)
+        if path not in disk:
+            raise FileNotFoundError(path)
+        return disk[path]
+
+    def run(text: str) -> Any:
+        return render_task((T,), (text,), {}, {}, "default", read_file=read, sandbox="/a/t")
+    text = '{{ file "/a/t/local/conf" }}{{ file " /a/t/local/../local/conf " }}{{ file "" }}'
+    assert run(text).outputs == ("hellohello",)
+    assert reads == ["/a/t/local/conf"]
+    assert run('{{ file "/a/t/../other" }}').error.endswith(
+        "error calling file: '/a/t/../other' is outside of sandbox")
+    assert run('{{ file "/etc/passwd" }}').error.endswith("'/etc/passwd' is outside of sandbox")
+    assert run('{{ file "local/conf" }}').error.endswith("'local/conf' is outside of sandbox")
+    assert run('{{ file "/a/t/none" }}').error.endswith(
+        "error calling file: failed to resolve target path: lstat /a/t/none: no such file or directory")
+
+
+def test_timestamp_reads_the_agents_wall_clock() -> None:
+    r = render_task((T,), ('{{ timestamp }} {{ timestamp "unix" }}',), {}, {}, "default",
+                    wall_clock=lambda: 86400.5)
+    assert r.outputs == ("1970-01-02T00:00:00Z 86400",)

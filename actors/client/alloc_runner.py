@@ -84,6 +84,7 @@ import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
@@ -1548,8 +1549,12 @@ class AllocRunner(NodeActor):
     def __init__(self, env: Env, name: str, *, driver_registry: dict[str, Driver], state: AllocStateStore,
                  alloc_root: str, reporter: str, config: AllocRunnerConfig | None = None,
                  alloc_dirs: AllocDirs | None = None, checker: str | None = None,
-                 fetcher: Any = None, migrator: Any = None) -> None:
+                 fetcher: Any = None, migrator: Any = None,
+                 wall_clock: Callable[[], float] | None = None) -> None:
         super().__init__(env, name)
+        # Unix seconds, for templates' timestamp (time.time in the agent); None: env.now (the
+        # simulator's virtual time).
+        self.wall_clock = wall_clock if wall_clock is not None else env.now
         # Pulls a previous allocation's ephemeral disk from another node (actors.client.disk_migrate's
         # HttpSnapshotFetcher in the agent); None: such a disk is not migrated (a Task Setup event).
         self.migrator = migrator
@@ -1934,12 +1939,18 @@ class AllocRunner(NodeActor):
     def _render(self, a: _Alloc, t: _Task, env: dict[str, str]) -> Rendered:
         """Render the task's templates from the data fetched so far (actors.client.templates)."""
         assert a.spec is not None
+        alloc_dir, task_dir, _ = self._dirs(a, t)
+
+        def read_file(path: str) -> bytes:  # a template's file function: inside the task's directory
+            if self.alloc_dirs is None:
+                raise ValueError("this client keeps no allocation directories")
+            return self.alloc_dirs.read_alloc_file(a.alloc_id, posixpath.relpath(path, alloc_dir),
+                                                   self.cfg.template_source_max_bytes)
         if t.tmpl_sources is not None:
             return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
                                self.cfg.template_output_max_bytes,
-                               denylist=self.cfg.template_function_denylist,
-                               clock=self.env.now)
-        alloc_dir, task_dir, _ = self._dirs(a, t)
+                               denylist=self.cfg.template_function_denylist, clock=self.env.now,
+                               wall_clock=self.wall_clock, read_file=read_file, sandbox=task_dir)
         sources: list[str] = []
         for spec in t.spec.templates:
             if not spec.source:
@@ -1958,7 +1969,8 @@ class AllocRunner(NodeActor):
         t.tmpl_sources = tuple(sources)
         return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
                            self.cfg.template_output_max_bytes, denylist=self.cfg.template_function_denylist,
-                           clock=self.env.now)
+                           clock=self.env.now, wall_clock=self.wall_clock, read_file=read_file,
+                           sandbox=task_dir)
 
     def _write_templates(self, a: _Alloc, t: _Task, r: Rendered, env: dict[str, str],
                          only: tuple[int, ...] | None = None) -> str:

@@ -18,7 +18,10 @@ blocking query read with the task's workload identity):
 * ``nomadService "name"`` (``.Address``, ``.Port``, ``.Tags``...) and
   ``nomadServices`` (``.Name``, ``.Tags``) -- the native service catalog;
 * ``env "NAME"``, ``mustEnv``, ``envOrDefault`` -- the task's environment;
-* ``byTag`` -- services grouped by tag;
+* ``byTag``, ``byPort`` -- services grouped by tag, by port;
+* ``file "/path"`` -- a file of the task's directory (Nomad's file sandbox),
+  read once per rendering (unlike consul-template, a change of the file
+  alone does not re-render); ``timestamp`` -- the agent's wall clock;
 * Consul's and Vault's functions (``key``, ``keyOrDefault``, ``service``,
   ``secret``...) fail the render: this agent has no Consul nor Vault.
 
@@ -47,7 +50,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.state.services import rendezvous
-from runtime.gotemplate import CONSUL_TEMPLATE_FUNCS, MAX_OUTPUT_BYTES, MAX_RENDER_S, TemplateError, render
+from runtime.gotemplate import (
+    CONSUL_TEMPLATE_FUNCS,
+    MAX_OUTPUT_BYTES,
+    MAX_RENDER_S,
+    TemplateError,
+    render,
+    timestamp_func,
+)
 
 NS = 1_000_000_000
 EV_TEMPLATE = "Template"  # Nomad's consulTemplateSourceName: the "Missing: ..." events
@@ -223,17 +233,22 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
                 data: dict[tuple[str, str], tuple[str, Any]], namespace: str,
                 max_output: int = MAX_OUTPUT_BYTES, max_deps: int = MAX_TEMPLATE_DEPS,
                 denylist: tuple[str, ...] = DEFAULT_FUNCTION_DENYLIST,
-                clock: Callable[[], float] | None = None) -> Rendered:
+                clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,
+                read_file: Callable[[str], bytes] | None = None, sandbox: str = "") -> Rendered:
     """Render every template of a task.  *sources*: each template's text (its data, or its source
     file's contents; None: the source file could not be read).  *data*: (kind, argument) -> (error,
     value) as the servers answered (a value not of the shape expected fails the render, naming it).
     *max_output*: characters all the templates together may write; *max_deps*: distinct variables
     and services they may read (more fails the render, naming the place); *denylist*: the client's
     template.function_denylist (names, or globs with ``*``: ``sprig_*``); *clock*: the agent's, on
-    which all the templates together may take MAX_RENDER_S (none: no time bound).  Never raises:
+    which all the templates together may take MAX_RENDER_S (none: no time bound); *wall_clock*: Unix
+    seconds, for ``timestamp``; *read_file*: the client's reader of a file (an absolute path) for
+    ``file``, which reads only inside *sandbox* (the task's directory, as Nomad's file sandbox; each
+    file once per rendering).  Never raises:
     whatever fails is the Rendered's error (the task fails with "Template failed: ...")."""
     try:
-        return _render_task(templates, sources, env, data, namespace, max_output, max_deps, denylist, clock)
+        return _render_task(templates, sources, env, data, namespace, max_output, max_deps, denylist, clock,
+                            wall_clock, read_file, sandbox)
     except TemplateError as e:
         return Rendered(error=str(e))
     except Exception as e:  # a last resort: never the runner's failure
@@ -242,7 +257,9 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
 
 def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
                  data: dict[tuple[str, str], tuple[str, Any]], namespace: str, max_output: int,
-                 max_deps: int, denylist: tuple[str, ...], clock: Callable[[], float] | None) -> Rendered:
+                 max_deps: int, denylist: tuple[str, ...], clock: Callable[[], float] | None,
+                 wall_clock: Callable[[], float] | None, read_file: Callable[[str], bytes] | None,
+                 sandbox: str) -> Rendered:
     deps: dict[tuple[str, str], None] = {}
     lacking: dict[tuple[str, str], None] = {}
     missing: dict[str, None] = {}
@@ -317,6 +334,43 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
                 out.setdefault(str(tag), []).append(svc)
         return out
 
+    def by_port(services: Any) -> dict[int, list[Any]]:
+        """consul-template's byPort on nomadService: port -> the services on it."""
+        out: dict[int, list[Any]] = {}
+        if services is None:
+            return out
+        if not isinstance(services, list) or not all(getattr(s, "go_type", "") == "NomadService"
+                                                     for s in services):
+            raise TemplateError(f"byPort: wrong argument type {_go_arg_type(services)}")
+        for svc in services:
+            out.setdefault(svc.get("Port") or 0, []).append(svc)
+        return out
+
+    files: dict[str, str] = {}
+
+    def file_fn(path: Any) -> str:
+        """consul-template's file, sandboxed as Nomad's (disable_file_sandbox = false): a file of the
+        task's directory; a path outside it (or relative: Go resolves it from the agent's working
+        directory) fails the render."""
+        _need_str("file", path)
+        if not path:
+            return ""
+        path = path.strip()
+        full = posixpath.normpath(path)
+        if not posixpath.isabs(path) or not sandbox or not _inside(sandbox, full):
+            raise TemplateError(f"'{path}' is outside of sandbox")
+        if full not in files:
+            if read_file is None:
+                raise TemplateError("file: this client keeps no allocation directories")
+            try:
+                files[full] = read_file(full).decode("utf-8", "replace")
+            except FileNotFoundError:
+                raise TemplateError(f"failed to resolve target path: lstat {full}: no such file or "
+                                    "directory") from None
+            except (OSError, ValueError) as exc:
+                raise TemplateError(f"file({full}): {exc}") from None
+        return files[full]
+
     def env_fn(name: str) -> str:
         _need_str("env", name)
         return env.get(name, "")
@@ -335,8 +389,9 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
     funcs: dict[str, Any] = {"env": env_fn, "mustEnv": must_env, "envOrDefault": env_or_default,
                              "nomadVar": nomad_var, "nomadVarExists": nomad_var_exists,
                              "nomadVarList": nomad_var_list, "nomadVarListSafe": nomad_var_list,
-                             "nomadService": nomad_service, "byTag": by_tag,
-                             "nomadServices": nomad_services}
+                             "nomadService": nomad_service, "byTag": by_tag, "byPort": by_port,
+                             "nomadServices": nomad_services, "file": file_fn,
+                             "timestamp": timestamp_func(wall_clock)}
     for name in _CONSUL:
         funcs[name] = _refused(name, "Consul", "this agent has no Consul (use nomadVar, nomadService)")
     for name in _VAULT:
@@ -400,6 +455,15 @@ def _services_ok(v: Any) -> bool:
 # The shape of each kind of the servers' data (actors.client.templates' reader of it).
 _SHAPES: dict[str, Any] = {"var": _var_ok, "varlist": _list_of(_is_str_map), "service": _list_of(_service_ok),
                            "services": _list_of(_services_ok)}
+
+
+def _go_arg_type(v: Any) -> str:
+    """How Go's %T names a value a function was given."""
+    kinds = {getattr(x, "go_type", None) for x in v} if isinstance(v, list) else set()
+    if len(kinds) == 1 and None not in kinds:
+        return f"[]*dependency.{kinds.pop()}"
+    return "[]interface {}" if isinstance(v, list) else "map[string]interface {}" if isinstance(v, dict) \
+        else {str: "string", bool: "bool", int: "int", float: "float64"}.get(type(v), type(v).__name__)
 
 
 def _need_str(fn: str, v: Any) -> None:

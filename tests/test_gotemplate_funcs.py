@@ -1,0 +1,125 @@
+"""runtime.gotemplate: consul-template's functions beyond the basics -- scratch, mergeMap,
+explodeMap, toYAML, toTOML, timestamp, and those of Consul's data (explode, byKey, byMeta) -- with
+Go's results and error texts, within the renderer's bounds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from runtime.gotemplate import MAX_JSON_DEPTH, TemplateError, go_time_format, render, timestamp_func
+
+NOW = 1700000000.123456  # 2023-11-14 22:13:20.123456 UTC, a Tuesday
+
+
+def r(text: str, **kw: Any) -> str:
+    return render(text, **kw)
+
+
+def err(text: str, **kw: Any) -> str:
+    with pytest.raises(TemplateError) as e:
+        render(text, **kw)
+    return str(e.value)
+
+
+def test_scratch_keeps_values_and_maps_for_one_rendering() -> None:
+    assert r('{{ scratch.Set "a" "x" }}{{ scratch.Get "a" }} {{ scratch.Key "a" }} {{ scratch.Key "b" }}'
+             '{{ scratch.SetX "a" "y" }} {{ scratch.Get "a" }}') == "x true false x"
+    assert r('{{ scratch.MapSet "m" "b" 2 }}{{ scratch.MapSet "m" "a" 1 }}{{ scratch.MapSetX "m" "a" 9 }}'
+             '{{ scratch.MapValues "m" }} {{ range $k, $v := scratch.Get "m" }}{{ $k }}={{ $v }};{{ end }}'
+             ) == "[1 2] a=1;b=2;"
+    assert r('{{ scratch.MapValues "none" }}|{{ scratch.Get "none" }}') == "[]|<no value>"
+    assert r('{{ scratch.Key "a" }}') == "false"  # a rendering starts with an empty scratch
+    assert err('{{ scratch.Set "a" 1 }}{{ scratch.MapSet "a" "x" 1 }}').endswith(
+        'executing "" at <scratch.MapSet>: error calling MapSet: "a" is not a map')
+    assert err("{{ scratch.Nope }}").endswith("can't evaluate field Nope in type *template.Scratch")
+    assert err('{{ scratch.Set "a" }}').endswith("wrong number of args for Set: want 2 got 1")
+    assert err("{{ scratch.Get 1 }}").endswith("wrong type for value; expected string; got int")
+
+
+M = '{{ $m := parseJSON `{"a":{"b":1,"c":[1,2]},"x":"","s":"keep","n":null}` }}'
+N = '{{ $n := parseJSON `{"a":{"b":2,"d":3,"c":[9]},"x":"y","s":"new","n":5,"z":null}` }}'
+
+
+def test_merge_map_fills_what_is_missing_or_empty_and_with_override_replaces() -> None:
+    assert r(M + N + "{{ mergeMap $m $n | toJSON }}") == \
+        '{"a":{"b":1,"c":[1,2],"d":3},"n":5,"s":"keep","x":"y"}'
+    assert r(M + N + "{{ mergeMapWithOverride $m $n | toJSON }}") == \
+        '{"a":{"b":2,"c":[9],"d":3},"n":5,"s":"new","x":"y","z":null}'
+    assert r(M + N + "{{ $_ := mergeMap $m $n }}{{ $m.x }}") == "y"  # dst changes in place, as Go's map
+    assert r(N + "{{ mergeMap nil $n | len }}") == "4"  # a nil value is not merged without override
+    assert err('{{ mergeMap "x" (parseJSON "{}") }}').endswith(
+        "error calling mergeMap: wrong type for value; expected map[string]interface {}; got string")
+
+
+def test_explode_map_nests_slash_separated_keys() -> None:
+    assert r('{{ parseJSON `{"a/b/c":1,"a/d":"x","e":true,"f/":2}` | explodeMap | toJSON }}') == \
+        '{"a":{"b":{"c":1},"d":"x"},"e":true,"f":{}}'
+    assert err('{{ parseJSON `{"a":1,"a/b/c":2}` | explodeMap }}').endswith(
+        'error calling explodeMap: explodeMap: not a map: "a/b/c": "a" already has value %!q(float64=1)')
+    deep = "/".join(["k"] * (MAX_JSON_DEPTH + 2))
+    assert "nested deeper than" in err(f'{{{{ parseJSON `{{"{deep}":1}}` | explodeMap }}}}')
+
+
+def test_to_yaml_writes_as_yaml_v2() -> None:
+    text = ('{{ parseJSON `{"a":{"b":[1,2.5,{"c":"d: e","n":null}],"t":"true"},"z":[],"e":{},'
+            '"q":"it\'s","m":"l1\\nl2\\n","big":1e21,"k":"-x","dash":"- x"}` | toYAML }}')
+    assert r(text) == (
+        "a:\n  b:\n  - 1\n  - 2.5\n  - c: 'd: e'\n    \"n\": null\n  t: \"true\"\n"
+        "big: 1e+21\ndash: '- x'\ne: {}\nk: -x\nm: |\n  l1\n  l2\nq: it's\nz: []")
+    assert r("{{ parseJSON `[[1,2],{\"a\":\"\"}]` | toYAML }}") == "- - 1\n  - 2\n- a: \"\""
+    assert r('{{ "plain" | toYAML }}|{{ 3 | toYAML }}') == "plain|3"
+
+
+def test_to_toml_writes_as_burntsushi_toml() -> None:
+    text = ('{{ parseJSON `{"a":{"b":1,"c":{"d":"x"}},"arr":[{"n":1},{"n":2}],"k":"v\\"q","l":[1,2],'
+            '"sp ace":true,"nil":null}` | toTOML }}')
+    assert r(text) == (
+        'k = "v\\"q"\nl = [1.0, 2.0]\n"sp ace" = true\n\n[a]\n  b = 1.0\n  [a.c]\n    d = "x"\n\n'
+        "[[arr]]\n  n = 1.0\n\n[[arr]]\n  n = 2.0")  # parseJSON's numbers are float64, as in Go
+    assert err('{{ "x" | toTOML }}').endswith(
+        "error calling toTOML: toTOML: toml: top-level values must be Go maps or structs")
+
+
+def test_timestamp_formats_the_injected_clock_by_go_layouts() -> None:
+    funcs = {"timestamp": timestamp_func(lambda: NOW)}
+    assert r("{{ timestamp }}", funcs=funcs) == "2023-11-14T22:13:20Z"
+    assert r('{{ timestamp "unix" }}', funcs=funcs) == "1700000000"
+    assert r('{{ timestamp "2006-01-02 15:04:05.000 MST" }}', funcs=funcs) == "2023-11-14 22:13:20.123 UTC"
+    assert go_time_format(NOW, "Mon Jan _2 3:4:5 PM -0700 .999999 002") == \
+        "Tue Nov 14 10:13:20 PM +0000 .123456 318"
+    assert go_time_format(NOW, "Monday, January 2 06 pm") == "Tuesday, November 14 23 pm"
+    assert err('{{ timestamp "a" "b" }}', funcs=funcs).endswith(
+        "timestamp: wrong number of arguments, expected 0 or 1, but got 2")
+    assert "no clock" in err("{{ timestamp }}")  # the renderer alone has no clock: the caller's
+
+
+def test_consul_data_functions_take_only_consuls_values() -> None:
+    """explode and byKey read ls/tree pairs, byMeta health services: Consul's, which this agent has not;
+    nil gives an empty map as in Go, anything else is Go's type error."""
+    text = "{{ explode .none | len }} {{ byKey .none | len }} {{ byMeta \"v\" .none | len }}"
+    assert r(text, dot={}) == "0 0 0"
+    assert err('{{ parseJSON "{}" | explode }}').endswith(
+        "error calling explode: wrong type for value; expected []*dependency.KeyPair; "
+        "got map[string]interface {}")
+    assert err('{{ byMeta "v" (parseJSON "[]") }}').endswith(
+        "expected []*dependency.HealthService; got []interface {}")
+
+
+def test_new_functions_stay_within_the_renderers_bounds() -> None:
+    big = "{{ parseJSON `[" + ",".join(['"' + "x" * 100 + '"'] * 100) + "]` | toYAML }}"
+    assert "would be larger than 5000 bytes" in err(big, max_output=5000)
+    assert "would be larger than 5000 bytes" in err(big.replace("toYAML", "toTOML"), max_output=5000) or \
+        "top-level values" in err(big.replace("toYAML", "toTOML"), max_output=5000)
+    table = "{{ range loop 200 }}{{ scratch.MapSet \"m\" (print .) \"xxxxxxxxxx\" }}" \
+            "{{ end }}{{ scratch.Get \"m\" | toTOML }}"
+    assert "would be larger than 3000 bytes" in err(table, max_output=3000)
+    nested = "{{ scratch.MapSet \"m\" \"k\" 1 }}{{ range loop 300 }}{{ $m := scratch.Get \"m\" }}" \
+             "{{ scratch.Set \"m\" (mergeMap (parseJSON \"{}\") $m) }}{{ end }}"
+    assert r(nested) == ""
+    cyclic = '{{ scratch.MapSet "m" "k" 1 }}{{ scratch.MapSet "m" "self" (scratch.Get "m") }}'
+    for fn in ("toYAML", "toTOML"):
+        assert "nested deeper than" in err(cyclic + f'{{{{ scratch.Get "m" | {fn} }}}}')
+    assert "ran more than 1000 steps" in err('{{ range loop 5000 }}{{ scratch.MapSet "m" "k" . }}{{ end }}',
+                                               max_steps=1000)
