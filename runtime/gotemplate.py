@@ -20,7 +20,9 @@ Go's ``text/template`` (with consul-template's functions) does:
   indent regexMatch regexReplaceAll parseInt parseUint parseFloat parseBool
   in containsAll containsAny containsNone containsNotAll loop add subtract
   multiply divide modulo minimum maximum sha256Hex md5sum hmacSHA256Hex
-  mergeMap mergeMapWithOverride explodeMap toYAML toTOML``, ``scratch``
+  mergeMap mergeMapWithOverride explodeMap toYAML toTOML parseYAML``
+  (block and flow YAML, quoted and block scalars; anchors, aliases, tags
+  and plain scalars over several lines are refused), ``scratch``
   (``scratch.Set "k" v``: a method call on a value, one scratch per
   rendering), ``timestamp`` (on a clock the caller gives: timestamp_func),
   and ``explode byKey byMeta``, which take only Consul's data (nil: an
@@ -1646,6 +1648,287 @@ def _to_toml(v: Any) -> str:
     return "".join(out).strip()
 
 
+# ---- parseYAML: the YAML configuration files use (yaml.v2's Unmarshal of its first document)
+class _YamlError(Exception):
+    pass
+
+
+_YAML_INT = re.compile(r"[-+]?(?:0|[1-9][0-9_]*)|[-+]?0b[01_]+|[-+]?0x[0-9a-fA-F_]+|[-+]?0[0-7_]+")
+_YAML_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?")
+_YAML_BOOLS = {**dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"),
+                               True),
+               **dict.fromkeys(("n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"),
+                               False)}
+
+
+def _yaml_resolve(s: str) -> Any:
+    """A plain scalar as yaml.v2 resolves it: null, bool, int, float, else the string."""
+    if s in ("", "~", "null", "Null", "NULL"):
+        return None
+    if s in _YAML_BOOLS:
+        return _YAML_BOOLS[s]
+    if _YAML_INT.fullmatch(s):
+        t = s.replace("_", "")
+        sign = -1 if t.startswith("-") else 1
+        t = t.lstrip("+-")
+        v = sign * int(t[2:], 2 if t[1] == "b" else 16) if t[:2] in ("0b", "0x") else sign * (
+            int(t, 8) if len(t) > 1 and t[0] == "0" else int(t))
+        return v if -2**63 <= v < 2**64 else float(v)
+    if _YAML_FLOAT.fullmatch(s) and any(c.isdigit() for c in s):
+        return float(s.replace("_", ""))
+    low = s.lower()
+    if low in (".inf", "+.inf", "-.inf"):
+        return -math.inf if low[0] == "-" else math.inf
+    if low == ".nan":
+        return math.nan
+    return s
+
+
+def _yaml_quoted(text: str, i: int, line: int) -> tuple[str, int]:
+    """The quoted scalar starting at text[i] and the index after it."""
+    q = text[i]
+    out: list[str] = []
+    j = i + 1
+    while j < len(text):
+        c = text[j]
+        if q == "'" and c == "'":
+            if text.startswith("''", j):
+                out.append("'")
+                j += 2
+                continue
+            return "".join(out), j + 1
+        if q == '"' and c == '"':
+            return "".join(out), j + 1
+        if q == '"' and c == "\\" and j + 1 < len(text):
+            e = text[j + 1]
+            simple = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "/": "/", " ": " ",
+                      "a": "\a", "b": "\b", "e": "\x1b", "f": "\f", "v": "\v", "N": "\x85", "_": "\xa0"}
+            if e in simple:
+                out.append(simple[e])
+                j += 2
+                continue
+            width = {"x": 2, "u": 4, "U": 8}.get(e)
+            code = text[j + 2:j + 2 + width] if width else ""
+            if not width or len(code) != width or not all(ch in "0123456789abcdefABCDEF" for ch in code):
+                raise _YamlError(f"yaml: line {line}: found unknown escape character while parsing a quoted "
+                                 "scalar")
+            out.append(chr(min(int(code, 16), 0x10FFFF)))
+            j += 2 + width
+            continue
+        out.append(c)
+        j += 1
+    raise _YamlError(f"yaml: line {line}: found unexpected end of stream")
+
+
+def _yaml_flow(text: str, i: int, line: int, depth: int) -> tuple[Any, int]:
+    """A flow value ([a, b], {k: v}, a quoted or plain scalar) at text[i]; the index after it."""
+    if depth > MAX_JSON_DEPTH:
+        raise _ExecError(f"parseYAML: exceeded max depth ({MAX_JSON_DEPTH} nested arrays or objects)")
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i >= len(text):
+        return None, i
+    c = text[i]
+    if c in "[{":
+        close = "]" if c == "[" else "}"
+        items: list[Any] = []
+        m: dict[Any, Any] = {}
+        i += 1
+        while True:
+            while i < len(text) and text[i] == " ":
+                i += 1
+            if i < len(text) and text[i] == close:
+                return (items if c == "[" else m), i + 1
+            v, i = _yaml_flow(text, i, line, depth + 1)
+            while i < len(text) and text[i] == " ":
+                i += 1
+            if c == "{" or (i < len(text) and text[i] == ":"):
+                if i >= len(text) or text[i] != ":":
+                    m[v] = None
+                else:
+                    x, i = _yaml_flow(text, i + 1, line, depth + 1)
+                    if c == "[":
+                        v = {v: x}
+                    else:
+                        m[v] = x
+            if c == "[":
+                items.append(v)
+            while i < len(text) and text[i] == " ":
+                i += 1
+            if i < len(text) and text[i] == ",":
+                i += 1
+            elif i >= len(text) or text[i] != close:
+                raise _YamlError(f"yaml: line {line}: did not find expected ',' or '{close}'")
+    if c in "'\"":
+        return _yaml_quoted(text, i, line)
+    j = i
+    while j < len(text) and text[j] not in ",]}" and not text.startswith(": ", j) and not (
+            text[j] == ":" and j + 1 == len(text)):
+        j += 1
+    return _yaml_resolve(text[i:j].strip()), j
+
+
+def _yaml_strip_comment(text: str) -> str:
+    quote = ""
+    for j, c in enumerate(text):
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"" and (j == 0 or text[j - 1] in " [{,:"):
+            quote = c
+        elif c == "#" and (j == 0 or text[j - 1] in " \t"):
+            return text[:j].rstrip()
+    return text.rstrip()
+
+
+def _yaml_key(text: str, line: int) -> tuple[Any, str] | None:
+    """"key: rest" -> (key, rest); None when the line is not a mapping entry."""
+    if text[:1] in ("'", "\""):
+        key, j = _yaml_quoted(text, 0, line)
+        rest = text[j:].lstrip(" ")
+        return (key, rest[1:].strip()) if rest.startswith(":") and rest[1:2] in ("", " ") else None
+    if text[:1] in "[{":
+        return None
+    j = text.find(": ")
+    if j < 0 and text.endswith(":"):
+        j = len(text) - 1
+    if j < 0:
+        return None
+    return _yaml_resolve(text[:j].strip()), text[j + 1:].strip()
+
+
+def _parse_yaml(s: Any) -> Any:
+    """consul-template's parseYAML (yaml.v2): "" is an empty map; the first document's value.  Anchors,
+    aliases, tags and plain scalars over several lines are refused ("not supported by this agent")."""
+    if not isinstance(s, str):
+        raise _ExecError(f"wrong type for value; expected string; got {_type_name(s)}")
+    if not s:
+        return {}
+    raw = s.replace("\r\n", "\n").split("\n")
+    lines: list[list[Any]] = []  # [indent, text, line number, index in raw]
+    started = False
+    for n, text in enumerate(raw):
+        if "\t" in text[:len(text) - len(text.lstrip(" \t"))]:
+            raise _ExecError(f"yaml: line {n + 1}: found character that cannot start any token")
+        body = _yaml_strip_comment(text)
+        if body.strip() in ("---", "...") or body.startswith("--- ") or body.startswith("%"):
+            if started:
+                break  # yaml.v2's Unmarshal reads the first document only
+            started = True
+            if body.startswith("--- "):
+                lines.append([0, body[4:].strip(), n + 1, n])
+            continue
+        if body.strip():
+            started = True
+            lines.append([len(body) - len(body.lstrip(" ")), body.strip(), n + 1, n])
+
+    def unsupported(text: str, line: int) -> None:
+        if text[:1] in ("&", "*", "!") or " &" in text or " *" in text[:2] or ": &" in text or ": *" in text \
+                or ": !" in text or "- &" in text or "- *" in text or "- !" in text or text.startswith("? "):
+            raise _ExecError(f"parseYAML: line {line}: anchors, aliases, tags and complex keys are not "
+                             "supported by this agent")
+
+    def block_scalar(header: str, k: int, parent: int, line: int) -> tuple[str, int]:
+        style, chomp = header[0], header[1:2]
+        if chomp not in ("", "-", "+") or len(header) > 2:
+            raise _ExecError(f"parseYAML: line {line}: block scalar indicator {header!r} not supported by "
+                             "this agent")
+        start = lines[k - 1][3] + 1  # the raw line after the header's
+        end = start
+        body: list[str] = []
+        indent = None
+        while end < len(raw):
+            text = raw[end]
+            if text.strip():
+                ind = len(text) - len(text.lstrip(" "))
+                if ind <= parent:
+                    break
+                indent = ind if indent is None else indent
+                if ind < indent:
+                    break
+                body.append(text[indent:])
+            else:
+                body.append("")
+            end += 1
+        while k < len(lines) and lines[k][3] < end:
+            k += 1
+        content = "\n".join(body).rstrip("\n")
+        trailing = len(body) - len("\n".join(body).rstrip("\n").split("\n")) if content else len(body)
+        if style == ">":
+            content = re.sub(r"(?<=[^\n])\n(\n*)(?=[^ \n])", lambda m: m.group(1) or " ", content)
+        if not content:
+            return "", k
+        return content + {"-": "", "": "\n", "+": "\n" * (trailing + 1)}[chomp], k
+
+    def value_of(rest: str, k: int, indent: int, line: int, depth: int) -> tuple[Any, int]:
+        """A mapping value or sequence item that follows on line k-1 (*rest*), or the block below it."""
+        unsupported(rest, line)
+        if rest[:1] in ("|", ">"):
+            return block_scalar(rest, k, indent, line)
+        if rest:
+            v, j = _yaml_flow(rest, 0, line, depth)
+            if rest[j:].strip():
+                raise _ExecError(f"yaml: line {line}: did not find expected key")
+            if isinstance(v, str) and k < len(lines) and lines[k][0] > indent and rest[0] not in "'\"[{":
+                raise _ExecError(f"parseYAML: line {line}: plain scalars over several lines are not "
+                                 "supported by this agent")
+            return v, k
+        if k < len(lines) and (lines[k][0] > indent or (lines[k][0] == indent and lines[k][1][:1] == "-"
+                                                         and lines[k][1][1:2] in ("", " "))):
+            return block(k, lines[k][0], depth + 1)
+        return None, k
+
+    def block(k: int, indent: int, depth: int) -> tuple[Any, int]:
+        if depth > MAX_JSON_DEPTH:
+            raise _ExecError(f"parseYAML: exceeded max depth ({MAX_JSON_DEPTH} nested arrays or objects)")
+        _check_time()
+        _, text, line, _ = lines[k]
+        if text[:1] == "-" and text[1:2] in ("", " "):
+            items: list[Any] = []
+            while k < len(lines) and lines[k][0] == indent and lines[k][1][:1] == "-" \
+                    and lines[k][1][1:2] in ("", " "):
+                _, text, line, _ = lines[k]
+                rest = text[1:].lstrip(" ")
+                if rest and (_yaml_key(rest, line) is not None or rest[:2] == "- "):
+                    lines[k] = [indent + len(text) - len(rest), rest, line, lines[k][3]]  # its own block
+                    v, k = block(k, lines[k][0], depth + 1)
+                else:
+                    v, k = value_of(rest, k + 1, indent, line, depth)
+                items.append(v)
+            return items, k
+        if _yaml_key(text, line) is not None:
+            m: dict[Any, Any] = {}
+            while k < len(lines) and lines[k][0] == indent:
+                _, text, line, _ = lines[k]
+                kv = _yaml_key(text, line)
+                if kv is None:
+                    raise _ExecError(f"yaml: line {line}: could not find expected ':'")
+                unsupported(text, line)
+                key, rest = kv
+                if isinstance(key, (dict, list)):
+                    raise _ExecError(f"parseYAML: line {line}: complex keys are not supported by this agent")
+                v, k = value_of(rest, k + 1, indent, line, depth)
+                m[key] = v
+            return m, k
+        unsupported(text, line)
+        v, j = _yaml_flow(text, 0, line, depth)
+        if text[j:].strip() or (k + 1 < len(lines) and lines[k + 1][0] >= indent):
+            raise _ExecError(f"parseYAML: line {line}: plain scalars over several lines are not supported by "
+                             "this agent" if isinstance(v, str) else
+                             f"yaml: line {line}: did not find expected key")
+        return v, k + 1
+
+    if not lines:
+        return None
+    try:
+        value, k = block(0, lines[0][0], 0)
+    except _YamlError as e:
+        raise _ExecError(str(e)) from None
+    if k < len(lines):
+        raise _ExecError(f"yaml: line {lines[k][2]}: did not find expected key")
+    return value
+
+
 # consul-template's plain functions (no data sources).
 CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "toUpper": _str_fn("toUpper", str.upper),
@@ -1695,6 +1978,7 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "maximum": _math("maximum", lambda a, b: a if a > b else b),
     "timestamp": timestamp_func(None),  # the caller gives one on its clock
     "toYAML": _to_yaml,
+    "parseYAML": _parse_yaml,
     "toTOML": _to_toml,
     "mergeMap": lambda d, s: _merge_map(d, s, False, "mergeMap"),
     "mergeMapWithOverride": lambda d, s: _merge_map(d, s, True, "mergeMapWithOverride"),

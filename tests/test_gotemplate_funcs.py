@@ -123,3 +123,62 @@ def test_new_functions_stay_within_the_renderers_bounds() -> None:
         assert "nested deeper than" in err(cyclic + f'{{{{ scratch.Get "m" | {fn} }}}}')
     assert "ran more than 1000 steps" in err('{{ range loop 5000 }}{{ scratch.MapSet "m" "k" . }}{{ end }}',
                                                max_steps=1000)
+
+
+YAML = """# a service's configuration
+db:
+  host: db.internal   # comment
+  port: 5432
+  replicas: [a1, "b 2", {zone: z}]
+  password: 'it''s'
+enabled: yes
+ratio: 1.5
+none: ~
+hex: 0x10
+servers:
+- name: s1
+  tags:
+    - web
+- - nested
+  - list
+motd: |
+  line one
+  line two
+folded: >-
+  one
+  two
+quoted: "tab\\there"
+"""
+
+
+def test_parse_yaml_reads_configuration_as_yaml_v2() -> None:
+    text = "{{ with parseYAML .y }}{{ .db.host }}:{{ .db.port }} {{ .db.replicas }} {{ .db.password }} " \
+           "{{ .enabled }} {{ .ratio }} {{ .none }} {{ .hex }} {{ (index .servers 0).name }} " \
+           "{{ index .servers 0 \"tags\" }} {{ index .servers 1 }} {{ .motd | toJSON }} {{ .folded }} " \
+           "{{ .quoted | toJSON }}{{ end }}"
+    assert r(text, dot={"y": YAML}) == (
+        'db.internal:5432 [a1 b 2 map[zone:z]] it\'s true 1.5 <nil> 16 s1 [web] [nested list] '
+        '"line one\\nline two\\n" one two "tab\\there"')
+    assert r('{{ parseYAML "" | len }} {{ parseYAML "---\\n- 1\\n---\\n- 2" }} {{ parseYAML "x" }}') == \
+        "0 [1] x"  # "" an empty map; the first document only
+    assert r('{{ "a: 1\\nb: [x, \'y: z\']" | parseYAML | toYAML }}') == "a: 1\nb:\n- x\n- 'y: z'"
+
+
+@pytest.mark.parametrize("doc, message", [
+    ("a: [1, 2", "yaml: line 1: did not find expected ',' or ']'"),
+    ("a: 1\nb: 2\n  c: 3", "yaml: line 3: did not find expected key"),
+    ("a: &x 1\nb: *x", "anchors, aliases, tags and complex keys are not supported by this agent"),
+    ("a: !!str 1", "anchors, aliases, tags and complex keys are not supported by this agent"),
+    ("a: b\n  c", "plain scalars over several lines are not supported by this agent"),
+    ('a: "\\q"', "found unknown escape character"),
+    ("a:\n\t- 1", "found character that cannot start any token"),
+])
+def test_parse_yaml_refuses_what_it_cannot_read_with_a_clear_error(doc: str, message: str) -> None:
+    assert message in err("{{ parseYAML .d }}", dot={"d": doc})
+
+
+def test_parse_yaml_stays_within_the_depth_bound() -> None:
+    flow = "[" * (MAX_JSON_DEPTH + 5) + "]" * (MAX_JSON_DEPTH + 5)
+    assert "exceeded max depth" in err("{{ parseYAML .d }}", dot={"d": flow})
+    block = "".join(" " * i + f"k{i}:\n" for i in range(MAX_JSON_DEPTH + 5))
+    assert "exceeded max depth" in err("{{ parseYAML .d }}", dot={"d": block})
