@@ -1248,6 +1248,13 @@ def _contains_some(ret_true: bool, invert: bool) -> Callable[..., bool]:
 
 
 # ------------------------------------------------------------ more of consul-template's functions
+def _not_supported(name: str) -> Callable[..., Any]:
+    def call(*_args: Any) -> Any:
+        raise _ExecError(f"{name} is not supported by this agent")
+    call.__name__ = name
+    return call
+
+
 def _depth_error(name: str) -> _ExecError:
     return _ExecError(f"{name}: value nested deeper than {MAX_JSON_DEPTH} levels")
 
@@ -1987,6 +1994,10 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "byKey": _consul_only("byKey", "[]*dependency.KeyPair", dict),
     "byMeta": _by_meta,
     "scratch": lambda: _scratch.get() or Scratch(),  # render() gives each rendering its own
+    # consul-template's go-sockaddr templates (the client host's interfaces) and go-spew dumps (Go's
+    # internal representation of values) are not implemented: they parse and fail when called.
+    **{name: _not_supported(name) for name in ("sockaddr", "spew_dump", "spew_printf", "spew_sdump",
+                                               "spew_sprintf")},
 }
 
 

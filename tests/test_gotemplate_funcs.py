@@ -182,3 +182,9 @@ def test_parse_yaml_stays_within_the_depth_bound() -> None:
     assert "exceeded max depth" in err("{{ parseYAML .d }}", dot={"d": flow})
     block = "".join(" " * i + f"k{i}:\n" for i in range(MAX_JSON_DEPTH + 5))
     assert "exceeded max depth" in err("{{ parseYAML .d }}", dot={"d": block})
+
+
+def test_sockaddr_and_spew_parse_and_fail_when_called() -> None:
+    assert r("{{ if false }}{{ sockaddr \"GetPrivateIP\" }}{{ spew_dump . }}{{ end }}ok") == "ok"
+    assert err('{{ sockaddr "GetPrivateIP" }}').endswith(
+        "error calling sockaddr: sockaddr is not supported by this agent")

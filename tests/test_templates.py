@@ -58,7 +58,8 @@ def test_a_denied_variable_consul_and_vault_and_missing_keys_fail_the_render() -
     r = render('{{ with nomadVar "nomad/jobs/web" }}{{ .nope }}{{ end }}',
                {("var", "nomad/jobs/web"): ("", VAR)}, spec=strict)
     assert 'map has no entry for key "nope"' in r.error
-    assert 'function "sockaddr" not defined' in render("{{ sockaddr }}", {}).error
+    assert 'function "nosuchfunc" not defined' in render("{{ nosuchfunc }}", {}).error
+    assert "sockaddr is not supported by this agent" in render("{{ sockaddr }}", {}).error
 
 
 def test_nomad_services_and_a_chosen_subset() -> None:
