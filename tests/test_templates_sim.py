@@ -388,3 +388,30 @@ def test_a_server_that_recovers_within_the_retries_starts_the_task_and_resets_th
     set_var(c, "nomad/jobs/web", {"password": "pw2"})
     until(c, lambda: c.allocs("web")[0]["ClientStatus"] == "failed", 60.0)
     assert len(times) == 3 + 4
+
+
+def test_file_reads_a_file_of_the_tasks_directory_and_timestamp_the_clients_clock(monkeypatch: Any) -> None:
+    """consul-template's file, sandboxed to the task's directory as Nomad's (NOMAD_TASK_DIR is inside
+    it; another allocation's file is not), read again on each re-render."""
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "one"})
+    reads: list[tuple[str, str]] = []
+
+    def read(_self: Any, alloc_id: str, path: str, limit: int) -> bytes:
+        reads.append((alloc_id, path))
+        return b"from-file"
+    monkeypatch.setattr(MemoryAllocDirs, "read_alloc_file", read)
+    text = ('{{ with nomadVar "nomad/jobs/web" }}{{ .password }}{{ end }} '
+            '{{ file (printf "%s/in.txt" (env "NOMAD_TASK_DIR")) }} {{ timestamp "unix" }}')
+    c.register(job([{"EmbeddedTmpl": text, "DestPath": "local/out", "ChangeMode": "noop", "Splay": 0}]))
+    until(c, lambda: len(procs(c)) == 1)
+    pw, content, stamp = files(c)["t/local/out"].decode().split(" ")
+    assert (pw, content) == ("one", "from-file") and 0 < int(stamp) <= c.sched.now
+    assert set(reads) == {(procs(c)[0].alloc_id, "t/local/in.txt")}  # each rendering reads it
+    before = len(reads)
+    set_var(c, "nomad/jobs/web", {"password": "two"})
+    until(c, lambda: files(c)["t/local/out"].startswith(b"two from-file "))
+    assert len(reads) > before
+    c.register(job([{"EmbeddedTmpl": '{{ file "/etc/passwd" }}', "DestPath": "local/out",
+                     "ChangeMode": "noop", "Splay": 0}]))
+    until(c, lambda: any("is outside of sandbox" in m for _, m in events(c)))
