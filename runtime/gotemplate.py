@@ -1265,7 +1265,9 @@ def _plain_map(name: str, v: Any, what: str = "map[string]interface {}") -> dict
     if v is None:
         return {}
     if type(v) is not dict or not all(isinstance(k, str) for k in v):
-        raise _ExecError(f"wrong type for value; expected {what}; got {_type_name(v)}")
+        got = getattr(v, "go_type", None) or ("dependency.NomadVarItems" if isinstance(v, dict) and hasattr(
+            v, "go_methods") else _type_name(v))
+        raise _ExecError(f"wrong type for value; expected {what}; got {got}")
     return v
 
 
@@ -1534,7 +1536,9 @@ def _to_yaml(v: Any) -> str:
         if depth > MAX_JSON_DEPTH:
             raise _depth_error("toYAML")
         _check_time()
-        items = sorted(x.items(), key=_key) if isinstance(x, dict) else [(None, e) for e in x]
+        items = [(None, e) for e in x] if not isinstance(x, dict) else sorted(
+            # yaml.v2 names a struct's fields in lower case (NomadService's Address: address)
+            ((k.lower(), e) for k, e in x.items()) if getattr(x, "go_type", None) else x.items(), key=_key)
         for k, e in items:
             head = indent + ("- " if k is None else _yaml_scalar(k) + ":")
             if isinstance(e, (dict, list, tuple)) and e:

@@ -338,3 +338,15 @@ def test_timestamp_reads_the_agents_wall_clock() -> None:
     r = render_task((T,), ('{{ timestamp }} {{ timestamp "unix" }}',), {}, {}, "default",
                     wall_clock=lambda: 86400.5)
     assert r.outputs == ("1970-01-02T00:00:00Z 86400",)
+
+
+def test_the_new_map_functions_take_nomads_values_as_go_does() -> None:
+    regs = [{"ID": "a", "ServiceName": "db", "Address": "10.0.0.1", "Port": 1, "Tags": ["x"]}]
+    r = render('{{ nomadService "db" | toYAML }}', {("service", "db"): ("", regs)})
+    assert r.outputs[0].startswith("- address: 10.0.0.1\n  allocid: null\n")  # yaml.v2: fields in lower case
+    r = render('{{ mergeMap (nomadVar "nomad/jobs/web") (parseJSON "{}") }}',
+               {("var", "nomad/jobs/web"): ("", VAR)})
+    assert r.error.endswith("wrong type for value; expected map[string]interface {}; "
+                            "got dependency.NomadVarItems")
+    r = render('{{ (nomadVar "nomad/jobs/web").Items | toYAML }}', {("var", "nomad/jobs/web"): ("", VAR)})
+    assert r.outputs == ("password: pw\nuser: u",)
