@@ -1280,8 +1280,8 @@ def _empty(v: Any) -> bool:
 def _merge_map(dst: Any, src: Any, override: bool, name: str) -> dict[str, Any]:
     """mergo.Map(&dst, src) (WithOverride for mergeMapWithOverride), as consul-template's mergeMap:
     into *dst* (changed in place, as Go's map is) go *src*'s keys that it lacks or holds empty; nested
-    maps merge key by key; with *override* src's scalars and lists replace dst's, while a non-empty
-    map or list of dst is never replaced by a map."""
+    maps merge key by key; with *override* src's values replace dst's, except that a non-empty map
+    of dst is merged into, never replaced."""
     dst, src = _plain_map(name, dst), _plain_map(name, src)
     stack = [(dst, src, 0)]
     while stack:
@@ -1298,7 +1298,7 @@ def _merge_map(dst: Any, src: Any, override: bool, name: str) -> dict[str, Any]:
             if isinstance(sv, dict):
                 if isinstance(dv, dict) and sv is not dv:
                     stack.append((dv, sv, depth + 1))
-                if not _empty(dv):
+                if isinstance(dv, dict) and dv:  # a map into a map: merged, never replaced
                     continue
             elif isinstance(sv, (list, tuple)) and not _empty(dv) and not override:
                 continue

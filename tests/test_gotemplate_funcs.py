@@ -188,3 +188,10 @@ def test_sockaddr_and_spew_parse_and_fail_when_called() -> None:
     assert r("{{ if false }}{{ sockaddr \"GetPrivateIP\" }}{{ spew_dump . }}{{ end }}ok") == "ok"
     assert err('{{ sockaddr "GetPrivateIP" }}').endswith(
         "error calling sockaddr: sockaddr is not supported by this agent")
+
+
+def test_merge_map_with_override_replaces_a_scalar_by_a_map_but_merges_maps() -> None:
+    d = '{{ $d := parseJSON `{"a":"x","b":{"k":1},"c":[1]}` }}'
+    s = '{{ $s := parseJSON `{"a":{"n":1},"b":{"j":2},"c":"s"}` }}'
+    assert r(d + s + "{{ mergeMap $d $s | toJSON }}") == '{"a":"x","b":{"j":2,"k":1},"c":[1]}'
+    assert r(d + s + "{{ mergeMapWithOverride $d $s | toJSON }}") == '{"a":{"n":1},"b":{"j":2,"k":1},"c":"s"}'
