@@ -1578,7 +1578,7 @@ def _toml_key(k: str) -> str:
 
 def _toml_string(s: str) -> str:
     esc = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
-    return '"' + "".join(esc.get(c) or (f"\\u{ord(c):04X}" if ord(c) < 0x20 or ord(c) == 0x7F else c)
+    return '"' + "".join(esc.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c)
                          for c in s) + '"'
 
 
@@ -1598,19 +1598,20 @@ def _toml_value(v: Any, depth: int) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        text = format(decimal.Decimal(repr(v)), "f")
-        return text if "." in text else text + ".0"
+        if math.isnan(v) or math.isinf(v):
+            return ("-" if math.copysign(1.0, v) < 0 else "") + ("nan" if math.isnan(v) else "inf")
+        text = _go_float(v)  # strconv 'g', then ".0" unless it has a point or an exponent
+        return text if "." in text or "e" in text else text + ".0"
     if isinstance(v, str):
         return _toml_string(v)
     if isinstance(v, (list, tuple)):
+        if any(e is None or e is NO_VALUE for e in v):
+            raise _ExecError("toTOML: toml: cannot encode array with nil element")
         return "[" + ", ".join(_toml_value(e, depth + 1) for e in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(e, depth + 1)}" for k, e in
-                               sorted(v.items(), key=_key) if e is not None) + "}"
+    if isinstance(v, dict):  # an inline table: its plain values first, then its tables, each by key
+        items = sorted(((k, e) for k, e in v.items() if e is not None and e is not NO_VALUE), key=lambda kv: (
+            _is_table(kv[1]) or _is_table_array(kv[1]), _key(kv)))
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(e, depth + 1)}" for k, e in items) + "}"
     if v is None or v is NO_VALUE:
         raise _ExecError("toTOML: toml: cannot encode a nil value")
     return _toml_string(go_str(v))

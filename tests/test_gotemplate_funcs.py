@@ -80,6 +80,11 @@ def test_to_toml_writes_as_burntsushi_toml() -> None:
         "[[arr]]\n  n = 1.0\n\n[[arr]]\n  n = 2.0")  # parseJSON's numbers are float64, as in Go
     assert err('{{ "x" | toTOML }}').endswith(
         "error calling toTOML: toTOML: toml: top-level values must be Go maps or structs")
+    assert r('{{ parseJSON `{"big":1e21,"m":1000000,"f":0.5,"c":"\\u0001","in":[{"t":{"x":1},"a":2}, 3]}` '
+             '| toTOML }}') == \
+        'big = 1e+21\nc = "\\u0001"\nf = 0.5\nin = [{a = 2.0, t = {x = 1.0}}, 3.0]\nm = 1e+06'
+    assert err("{{ parseJSON `{\"l\":[1,null]}` | toTOML }}").endswith(
+        "toml: cannot encode array with nil element")
 
 
 def test_timestamp_formats_the_injected_clock_by_go_layouts() -> None:
