@@ -36,7 +36,11 @@ is rendered only once the data stayed unchanged for ``min`` (but at most
 ``max`` after the first change), as consul-template's quiescence.  As
 there, the wait applies to changes only: the first rendering (the task's
 start) happens as soon as the data is there (consul-template's runner arms
-a template's quiescence only once every template has rendered).
+a template's quiescence only once every template has rendered).  A query
+that fails is sent again after :func:`retry_delay` (client.template.nomad_retry,
+consul-template's retry: a backoff doubled up to a cap); once its attempts
+are spent the task fails, as Nomad's hook kills it when consul-template's
+runner gives up.
 """
 
 from __future__ import annotations
