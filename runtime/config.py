@@ -343,6 +343,11 @@ class ClientTemplateConfig:
     wait: TemplateWait = _sub(TemplateWait)
     wait_bounds: TemplateWaitBounds = _sub(TemplateWaitBounds)
     nomad_retry: TemplateRetry = _sub(TemplateRetry)
+    # Nomad's consul_retry and vault_retry (its defaults: 12 / 250ms / 1m): read and checked as
+    # nomad_retry, so a Nomad client configuration loads; they govern nothing here, since a template's
+    # Consul and Vault functions fail the render at once (this agent has neither).
+    consul_retry: TemplateRetry = _sub(TemplateRetry)
+    vault_retry: TemplateRetry = _sub(TemplateRetry)
     # Functions a template may not call (consul-template's function_denylist: names, or globs with
     # "*"): each still parses and fails the render when called ("function is disabled").  Nomad's
     # default denies executeTemplate, plugin and writeToFile; a list given replaces it ([] denies none).
@@ -965,10 +970,11 @@ def validate(cfg: Config) -> list[str]:
         if lo > hi:  # Nomad's WaitConfig.Validate (its %d of a Duration: nanoseconds)
             raise ConfigError(f"client.template.{key}: wait config min {round(lo * 1e9)} is greater than max "
                               f"{round(hi * 1e9)}")
-    retry = cfg.client.template.nomad_retry
-    if retry.max_backoff_s and retry.backoff_s > retry.max_backoff_s:  # Nomad's RetryConfig.Validate
-        raise ConfigError(f"client.template.nomad_retry: retry config backoff {round(retry.backoff_s * 1e9)} "
-                          f"is greater than max_backoff {round(retry.max_backoff_s * 1e9)}")
+    for key in ("consul_retry", "vault_retry", "nomad_retry"):
+        retry = getattr(cfg.client.template, key)
+        if retry.max_backoff_s and retry.backoff_s > retry.max_backoff_s:  # Nomad's RetryConfig.Validate
+            raise ConfigError(f"client.template.{key}: retry config backoff {round(retry.backoff_s * 1e9)} "
+                              f"is greater than max_backoff {round(retry.max_backoff_s * 1e9)}")
     if cfg.client.template.disable_file_sandbox:
         raise ConfigError("client.template.disable_file_sandbox: not supported by this agent (templates "
                           "read and write only inside the allocation's directory)")

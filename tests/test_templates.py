@@ -292,6 +292,11 @@ def test_client_template_nomad_retry_is_read_checked_and_given_to_the_runner(tmp
         validate(load_files([str(path)])[0])
     path.write_text(base + '[client.template.nomad_retry]\nbackoff = "2m"\nmax_backoff = "0s"\n')
     validate(load_files([str(path)])[0])  # max_backoff = 0: no cap
+    path.write_text(base + '[client.template.vault_retry]\nbackoff = "2m"\nmax_backoff = "1m"\n')
+    with pytest.raises(ConfigError, match="vault_retry: retry config backoff 120000000000 is greater"):
+        validate(load_files([str(path)])[0])
+    path.write_text(base + '[client.template.consul_retry]\nattempts = 5\nbackoff = "5s"\n')
+    validate(load_files([str(path)])[0])  # a Nomad client's configuration loads
     for bad in ('attempts = -1', 'backoff = "0s"', 'retries = 3'):
         path.write_text(base + f'[client.template.nomad_retry]\n{bad}\n')
         with pytest.raises(ConfigError, match="nomad_retry"):
