@@ -21,8 +21,8 @@ Go's ``text/template`` (with consul-template's functions) does:
   in containsAll containsAny containsNone containsNotAll loop add subtract
   multiply divide modulo minimum maximum sha256Hex md5sum hmacSHA256Hex
   mergeMap mergeMapWithOverride explodeMap toYAML toTOML parseYAML``
-  (block and flow YAML, quoted and block scalars; anchors, aliases, tags
-  and plain scalars over several lines are refused), ``scratch``
+  (block and flow YAML, quoted and block scalars, values over several
+  lines; anchors, aliases and tags are refused), ``scratch``
   (``scratch.Set "k" v``: a method call on a value, one scratch per
   rendering), ``timestamp`` (on a clock the caller gives: timestamp_func),
   and ``explode byKey byMeta``, which take only Consul's data (nil: an
@@ -1521,6 +1521,34 @@ def _yaml_scalar(v: Any) -> str:
     return _yaml_str(go_str(v) if not isinstance(v, str) else v)
 
 
+YAML_WIDTH = 80  # yaml.v2's emitter (best_width): a plain or single-quoted value breaks at a space past it
+
+
+def _yaml_wrap(text: str, column: int, indent: int) -> str:
+    """yaml.v2's line breaking of a plain or 'single-quoted' scalar written from *column*: at a space
+    (not after one, nor before one) once past YAML_WIDTH, continued on a new line at *indent*."""
+    if not text or text[0] in "\"|{[" or len(text) + column <= YAML_WIDTH or " " not in text:
+        return text
+    quoted, n = text[0] == "'", len(text)
+    out: list[str] = []
+    spaces = False
+    for i, c in enumerate(text):
+        if c == " ":
+            inner = not quoted or 1 < i < n - 2
+            if not spaces and column > YAML_WIDTH and inner and i + 1 < n and text[i + 1] != " ":
+                out.append("\n" + " " * indent)
+                column = indent
+            else:
+                out.append(c)
+                column += 1
+            spaces = True
+        else:
+            out.append(c)
+            column += 1
+            spaces = False
+    return "".join(out)
+
+
 def _to_yaml(v: Any) -> str:
     out: list[str] = []
     size = 0
@@ -1557,14 +1585,16 @@ def _to_yaml(v: Any) -> str:
                     block(e, indent if isinstance(e, (list, tuple)) else indent + "  ", depth + 1)
             else:
                 text = "{}" if isinstance(e, dict) else "[]" if isinstance(e, (list, tuple)) else (
-                    isinstance(e, str) and "\n" in e and _yaml_literal(e, indent + "  ")) or _yaml_scalar(e)
+                    isinstance(e, str) and "\n" in e and _yaml_literal(e, indent + "  ")) or _yaml_wrap(
+                    _yaml_scalar(e), len(head) + (k is not None), len(indent) + 2)
                 put(head + ("" if k is None else " ") + text + "\n")
 
     if isinstance(v, (dict, list, tuple)) and v:
         block(v, "", 0)
     else:
         put(("{}" if isinstance(v, dict) else "[]" if isinstance(v, (list, tuple)) else (
-            isinstance(v, str) and "\n" in v and _yaml_literal(v, "  ")) or _yaml_scalar(v)) + "\n")
+            isinstance(v, str) and "\n" in v and _yaml_literal(v, "  ")) or _yaml_wrap(_yaml_scalar(v), 0, 2))
+            + "\n")
     return "".join(out).strip()
 
 
@@ -1796,7 +1826,10 @@ def _yaml_strip_comment(text: str) -> str:
 def _yaml_key(text: str, line: int) -> tuple[Any, str] | None:
     """"key: rest" -> (key, rest); None when the line is not a mapping entry."""
     if text[:1] in ("'", "\""):
-        key, j = _yaml_quoted(text, 0, line)
+        try:
+            key, j = _yaml_quoted(text, 0, line)
+        except _YamlError:  # not closed on this line: a quoted value going on, not a key
+            return None
         rest = text[j:].lstrip(" ")
         return (key, rest[1:].strip()) if rest.startswith(":") and rest[1:2] in ("", " ") else None
     if text[:1] in "[{":
@@ -1811,7 +1844,7 @@ def _yaml_key(text: str, line: int) -> tuple[Any, str] | None:
 
 def _parse_yaml(s: Any) -> Any:
     """consul-template's parseYAML (yaml.v2): "" is an empty map; the first document's value.  Anchors,
-    aliases, tags and plain scalars over several lines are refused ("not supported by this agent")."""
+    aliases, tags and complex keys are refused ("not supported by this agent")."""
     if not isinstance(s, str):
         raise _ExecError(f"wrong type for value; expected string; got {_type_name(s)}")
     if not s:
@@ -1872,18 +1905,38 @@ def _parse_yaml(s: Any) -> Any:
             return "", k
         return content + {"-": "", "": "\n", "+": "\n" * (trailing + 1)}[chomp], k
 
+    def plain_lines(first: str, k: int, indent: int) -> tuple[Any, int]:
+        """A plain scalar going on over the more-indented lines from k (as yaml.v2 writes one past 80
+        columns): its lines joined by a space."""
+        parts = [first]
+        while k < len(lines) and lines[k][0] > indent:
+            if _yaml_key(lines[k][1], lines[k][2]) is not None or lines[k][1][:2] == "- ":
+                raise _ExecError(f"yaml: line {lines[k][2]}: mapping values are not allowed in this context")
+            parts.append(lines[k][1])
+            k += 1
+        return _yaml_resolve(" ".join(parts)), k
+
     def value_of(rest: str, k: int, indent: int, line: int, depth: int) -> tuple[Any, int]:
         """A mapping value or sequence item that follows on line k-1 (*rest*), or the block below it."""
         unsupported(rest, line)
         if rest[:1] in ("|", ">"):
             return block_scalar(rest, k, indent, line)
         if rest:
-            v, j = _yaml_flow(rest, 0, line, depth)
+            if rest[0] in "'\"":  # a quoted scalar may go on over more-indented lines (folded by a space)
+                while True:
+                    try:
+                        v, j = _yaml_flow(rest, 0, line, depth)
+                        break
+                    except _YamlError as e:
+                        if "end of stream" not in str(e) or k >= len(lines) or lines[k][0] <= indent:
+                            raise
+                        rest, k = rest + " " + lines[k][1], k + 1
+            else:
+                v, j = _yaml_flow(rest, 0, line, depth)
             if rest[j:].strip():
                 raise _ExecError(f"yaml: line {line}: did not find expected key")
-            if isinstance(v, str) and k < len(lines) and lines[k][0] > indent and rest[0] not in "'\"[{":
-                raise _ExecError(f"parseYAML: line {line}: plain scalars over several lines are not "
-                                 "supported by this agent")
+            if rest[0] not in "'\"[{" and k < len(lines) and lines[k][0] > indent:
+                return plain_lines(rest, k, indent)
             return v, k
         if k < len(lines) and (lines[k][0] > indent or (lines[k][0] == indent and lines[k][1][:1] == "-"
                                                          and lines[k][1][1:2] in ("", " "))):
@@ -1922,13 +1975,7 @@ def _parse_yaml(s: Any) -> Any:
                 v, k = value_of(rest, k + 1, indent, line, depth)
                 m[key] = v
             return m, k
-        unsupported(text, line)
-        v, j = _yaml_flow(text, 0, line, depth)
-        if text[j:].strip() or (k + 1 < len(lines) and lines[k + 1][0] >= indent):
-            raise _ExecError(f"parseYAML: line {line}: plain scalars over several lines are not supported by "
-                             "this agent" if isinstance(v, str) else
-                             f"yaml: line {line}: did not find expected key")
-        return v, k + 1
+        return value_of(text, k + 1, indent - 1, line, depth)  # a document that is one scalar
 
     if not lines:
         return None

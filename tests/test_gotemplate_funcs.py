@@ -169,12 +169,26 @@ def test_parse_yaml_reads_configuration_as_yaml_v2() -> None:
     assert r('{{ "a: 1\\nb: [x, \'y: z\']" | parseYAML | toYAML }}') == "a: 1\nb:\n- x\n- 'y: z'"
 
 
+def test_to_yaml_breaks_long_values_past_80_columns_as_yaml_v2_and_parse_yaml_reads_them_back() -> None:
+    long = " ".join(f"word{i}" for i in range(30))
+    value = {"desc": long, "list": [long], "quoted": "k: " + long}
+    text = r("{{ toYAML .v }}", dot={"v": value})
+    assert text.split("\n")[:2] == [
+        "desc: word0 word1 word2 word3 word4 word5 word6 word7 word8 word9 word10 word11 word12",
+        "  word13 word14 word15 word16 word17 word18 word19 word20 word21 word22 word23 word24"]
+    assert "quoted: 'k: word0" in text and all(len(line) < 90 for line in text.split("\n"))
+    assert r("{{ toYAML .v | parseYAML | toJSON }}", dot={"v": value}) == \
+        r("{{ toJSON .v }}", dot={"v": value})
+    assert r("{{ parseYAML .d }}", dot={"d": "a: 'x\n  y'\nb: plain\n  more"}) == "map[a:x y b:plain more]"
+
+
 @pytest.mark.parametrize("doc, message", [
     ("a: [1, 2", "yaml: line 1: did not find expected ',' or ']'"),
-    ("a: 1\nb: 2\n  c: 3", "yaml: line 3: did not find expected key"),
+    ("a: 1\nb: 2\n  c: 3", "yaml: line 3: mapping values are not allowed in this context"),
+    ("a: 1\n b: 2", "yaml: line 2: mapping values are not allowed in this context"),
+    ("a: 'open", "yaml: line 1: found unexpected end of stream"),
     ("a: &x 1\nb: *x", "anchors, aliases, tags and complex keys are not supported by this agent"),
     ("a: !!str 1", "anchors, aliases, tags and complex keys are not supported by this agent"),
-    ("a: b\n  c", "plain scalars over several lines are not supported by this agent"),
     ('a: "\\q"', "found unknown escape character"),
     ("a:\n\t- 1", "found character that cannot start any token"),
 ])
