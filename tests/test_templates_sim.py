@@ -415,3 +415,29 @@ def test_file_reads_a_file_of_the_tasks_directory_and_timestamp_the_clients_cloc
     c.register(job([{"EmbeddedTmpl": '{{ file "/etc/passwd" }}', "DestPath": "local/out",
                      "ChangeMode": "noop", "Splay": 0}]))
     until(c, lambda: any("is outside of sandbox" in m for _, m in events(c)))
+
+
+def test_a_file_a_template_reads_is_watched_and_its_change_re_renders_without_extra_queries(
+        monkeypatch: Any) -> None:
+    """consul-template looks at a file dependency every 2 s (FileQuerySleepTime); a change re-renders
+    the template and applies its change_mode; the servers' data query is not sent again for it."""
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "pw"})
+    content = [b"v1"]
+    monkeypatch.setattr(MemoryAllocDirs, "read_alloc_file", lambda _self, _a, _p, _n: content[0])
+    text = ('{{ with nomadVar "nomad/jobs/web" }}{{ .password }}{{ end }}-'
+            '{{ file (printf "%s/in.txt" (env "NOMAD_TASK_DIR")) }}')
+    c.register(job([{**CONF, "EmbeddedTmpl": text}]))
+    until(c, lambda: len(procs(c)) == 1)
+    assert files(c)["t/local/app.conf"] == b"pw-v1"
+    from actors.server.alloc_endpoint import ALLOC_ENDPOINT
+
+    endpoint = c.sched.actor_of(c.sched.nodes[c.servers[0]].actors[ALLOC_ENDPOINT])
+    queries = endpoint.stats["template_queries"]
+    c.run(20.0)
+    assert endpoint.stats["template_queries"] == queries  # ten looks at the file, no new query
+    content[0] = b"v2"
+    until(c, lambda: files(c)["t/local/app.conf"] == b"pw-v2", 10.0)
+    until(c, lambda: len(procs(c)) == 2)  # change_mode restart
+    set_var(c, "nomad/jobs/web", {"password": "new"})  # the data watch still works
+    until(c, lambda: files(c)["t/local/app.conf"] == b"new-v2")

@@ -482,6 +482,9 @@ class AllocRunnerConfig:
     template_retry_attempts: int = 12
     template_retry_backoff_s: float = 0.25
     template_retry_max_backoff_s: float = 60.0
+    # A file a template reads (its file function) is looked at again this often while the task runs,
+    # and a change re-renders the template (consul-template's FileQuerySleepTime, 2 s).
+    template_file_poll_s: float = 2.0
     # A template's source file is read whole; one larger than this fails the
     # task rather than the client's memory (a template is a config file).
     template_source_max_bytes: int = 4 * 1024 * 1024
@@ -532,6 +535,8 @@ class AllocRunnerConfig:
                 or self.template_source_max_bytes < 1 or self.template_output_max_bytes < 1:
             raise ValueError("template_wait_s, template_rpc_margin_s, template_retry_backoff_s, "
                              "template_source_max_bytes and template_output_max_bytes must be > 0")
+        if self.template_file_poll_s <= 0:
+            raise ValueError("template_file_poll_s must be > 0")
         if self.template_retry_attempts < 0 or self.template_retry_max_backoff_s < 0:
             raise ValueError("template_retry_attempts and template_retry_max_backoff_s must be >= 0")
         if min(self.migrate_wait_s, self.migrate_rpc_margin_s, self.migrate_retry_s,
@@ -1753,6 +1758,11 @@ class AllocRunner(NodeActor):
                                          f"{self.cfg.template_wait_s + self.cfg.template_rpc_margin_s:g}s")
                     elif kind == "tmpl_retry":
                         self._tmpl_query(a, t)
+                    elif kind == "tmpl_file":  # the files templates read: re-rendered if they changed
+                        if t.tmpl_ready and t.phase != P_DEAD and t.tmpl_first_change is None:
+                            self._rerender(a, t, self.env.now(), requery=False)
+                        elif t.tmpl_ready and t.phase != P_DEAD:
+                            self._set_task_timer("tmpl_file", a, t, self.cfg.template_file_poll_s)
                     elif kind == "tmpl_quiet":
                         t.tmpl_first_change = None
                         if t.tmpl_ready and t.phase != P_DEAD:
@@ -2024,7 +2034,13 @@ class AllocRunner(NodeActor):
         t.tmpl_ready, t.tmpl_wait, t.tmpl_event = True, False, ""
         if r.deps and not t.tmpl_req:  # watched from now on
             self._tmpl_query(a, t, r.deps, blocking=True)
+        self._watch_files(a, t, r)
         return True
+
+    def _watch_files(self, a: _Alloc, t: _Task, r: Rendered) -> None:
+        """Templates that read the client's files (file) look at them again after template_file_poll_s."""
+        if r.files and f"tmpl_file/{a.alloc_id}/{t.spec.name}" not in self._timers:
+            self._set_task_timer("tmpl_file", a, t, self.cfg.template_file_poll_s)
 
     def _missing_event(self, t: _Task, r: Rendered, now: float) -> None:
         message = missing_message(r.missing)
@@ -2180,19 +2196,24 @@ class AllocRunner(NodeActor):
             _keep_read(t, r)
             t.tmpl_ready = True
             self._tmpl_query(a, t, r.deps, blocking=True)
+            self._watch_files(a, t, r)
 
-    def _rerender(self, a: _Alloc, t: _Task, now: float) -> None:
+    def _rerender(self, a: _Alloc, t: _Task, now: float, *, requery: bool = True) -> None:
         """Data the task's templates read changed: write those whose rendering changed, then their
-        change_mode (Nomad's handleTemplateRerenders), and watch again."""
+        change_mode (Nomad's handleTemplateRerenders), and watch again.  Without *requery* (a look at
+        the files they read) the data query in flight stays, unless the templates now read more."""
         _, _, env = self._dirs(a, t)
+        before = set(t.tmpl_data)
         r = self._render(a, t, env)
+        self._watch_files(a, t, r)
         if r.error:
             self._template_failed(a, t, r.error, now)
             return
         if not r.complete:  # a variable removed, or a new one read: the last rendering stays
             if r.missing:
                 self._missing_event(t, r, now)
-            self._tmpl_query(a, t, r.deps, blocking=not r.lacking)
+            if requery or not t.tmpl_req or r.lacking:
+                self._tmpl_query(a, t, r.deps, blocking=not r.lacking)
             return
         t.tmpl_event = ""
         _keep_read(t, r)
@@ -2215,7 +2236,8 @@ class AllocRunner(NodeActor):
                         self._set_task_timer("tmpl_change", a, t, self.env.rng.uniform(0, splay))
                 else:
                     self._template_change(a, t)
-        self._tmpl_query(a, t, r.deps, blocking=True)
+        if requery or not t.tmpl_req or any(d not in before for d in r.deps):
+            self._tmpl_query(a, t, r.deps, blocking=True)
 
     def _template_change(self, a: _Alloc, t: _Task) -> None:
         change, t.tmpl_change = t.tmpl_change, None
@@ -2458,6 +2480,7 @@ class AllocRunner(NodeActor):
         t.tmpl_wait, t.tmpl_change = False, None  # nor template data (an answer then only ends the watch)
         self._cancel_task_timer("tmpl_change", a, t)
         self._cancel_task_timer("tmpl_quiet", a, t)
+        self._cancel_task_timer("tmpl_file", a, t)
         t.tmpl_first_change = None
         t.phase, t.handle = P_DEAD, None
         t.state = _state(t.state, state=TASK_DEAD, failed=failed or t.state.failed,
@@ -3128,7 +3151,8 @@ class AllocRunner(NodeActor):
         if a.prev_wait:
             self._stop_waiting(a)
         for name in sorted(a.tasks):
-            for kind in ("restart", "kill", "fetch", "tmpl", "tmpl_retry", "tmpl_change", "tmpl_quiet"):
+            for kind in ("restart", "kill", "fetch", "tmpl", "tmpl_retry", "tmpl_change", "tmpl_quiet",
+                         "tmpl_file"):
                 self._cancel_task_timer(kind, a, a.tasks[name])
             self._tmpl_reqs.pop(a.tasks[name].tmpl_req, None)
         self._cancel_alloc_timer("health", a)

@@ -20,8 +20,9 @@ blocking query read with the task's workload identity):
 * ``env "NAME"``, ``mustEnv``, ``envOrDefault`` -- the task's environment;
 * ``byTag``, ``byPort`` -- services grouped by tag, by port;
 * ``file "/path"`` -- a file of the task's directory (Nomad's file sandbox),
-  read once per rendering (unlike consul-template, a change of the file
-  alone does not re-render); ``timestamp`` -- the agent's wall clock;
+  read once per rendering and looked at again every 2 s while the task runs
+  (consul-template's file watch: a change re-renders); ``timestamp`` -- the
+  agent's wall clock;
 * Consul's and Vault's functions (``key``, ``keyOrDefault``, ``service``,
   ``secret``...) fail the render: this agent has no Consul nor Vault.
 
@@ -227,6 +228,7 @@ class Rendered:
     lacking: tuple[tuple[str, str], ...] = ()  # read but not fetched yet
     missing: tuple[str, ...] = ()  # fetched and absent (a variable that does not exist): blocks
     error: str = ""  # a template that fails: the task fails ("Template failed: ...")
+    files: tuple[str, ...] = ()  # the client's files the templates read (file): watched for changes
 
     @property
     def complete(self) -> bool:
@@ -415,7 +417,8 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
                                   clock=clock, deadline=deadline))
         except TemplateError as e:
             return Rendered(deps=tuple(deps), error=str(e))
-    return Rendered(outputs=tuple(outputs), deps=tuple(deps), lacking=tuple(lacking), missing=tuple(missing))
+    return Rendered(outputs=tuple(outputs), deps=tuple(deps), lacking=tuple(lacking), missing=tuple(missing),
+                    files=tuple(files))
 
 
 def denied_functions(denylist: tuple[str, ...], funcs: dict[str, Any]) -> dict[str, Any]:
