@@ -441,3 +441,27 @@ def test_a_file_a_template_reads_is_watched_and_its_change_re_renders_without_ex
     until(c, lambda: len(procs(c)) == 2)  # change_mode restart
     set_var(c, "nomad/jobs/web", {"password": "new"})  # the data watch still works
     until(c, lambda: files(c)["t/local/app.conf"] == b"new-v2")
+
+
+def test_a_slow_template_that_reads_a_file_is_looked_at_less_often(monkeypatch: Any) -> None:
+    """Watching a file re-renders the template; one whose rendering takes long is re-rendered at most
+    every template_file_poll_cost_factor times that long, so it cannot hold the client's runner."""
+    from actors.client import alloc_runner
+
+    c = boot()
+    renders: list[float] = []
+    real = alloc_runner.AllocRunner._render
+
+    def slow(self: Any, a: Any, t: Any, env: Any) -> Any:
+        renders.append(c.sched.now)
+        node = c.sched.nodes["c0001"]
+        node.clock_offset += 1.0  # the rendering takes a second of the client's clock
+        return real(self, a, t, env)
+    monkeypatch.setattr(alloc_runner.AllocRunner, "_render", slow)
+    monkeypatch.setattr(MemoryAllocDirs, "read_alloc_file", lambda _self, _a, _p, _n: b"x")
+    text = '{{ file (printf "%s/in.txt" (env "NOMAD_TASK_DIR")) }}'
+    c.register(job([{**CONF, "EmbeddedTmpl": text}]))
+    until(c, lambda: len(procs(c)) == 1)
+    start = len(renders)
+    c.run(60.0)
+    assert 1 <= len(renders) - start <= 4  # every ~20 s instead of every 2 s

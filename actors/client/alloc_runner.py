@@ -485,6 +485,10 @@ class AllocRunnerConfig:
     # A file a template reads (its file function) is looked at again this often while the task runs,
     # and a change re-renders the template (consul-template's FileQuerySleepTime, 2 s).
     template_file_poll_s: float = 2.0
+    # ... but a rendering that took long is looked at again at most this many times its time later
+    # (a template rendering for 1.9 s of every 2 s would hold the client's allocations): at most ~5%
+    # of the runner's time goes to watching files.
+    template_file_poll_cost_factor: float = 20.0
     # A template's source file is read whole; one larger than this fails the
     # task rather than the client's memory (a template is a config file).
     template_source_max_bytes: int = 4 * 1024 * 1024
@@ -535,8 +539,8 @@ class AllocRunnerConfig:
                 or self.template_source_max_bytes < 1 or self.template_output_max_bytes < 1:
             raise ValueError("template_wait_s, template_rpc_margin_s, template_retry_backoff_s, "
                              "template_source_max_bytes and template_output_max_bytes must be > 0")
-        if self.template_file_poll_s <= 0:
-            raise ValueError("template_file_poll_s must be > 0")
+        if self.template_file_poll_s <= 0 or self.template_file_poll_cost_factor < 0:
+            raise ValueError("template_file_poll_s must be > 0 and template_file_poll_cost_factor >= 0")
         if self.template_retry_attempts < 0 or self.template_retry_max_backoff_s < 0:
             raise ValueError("template_retry_attempts and template_retry_max_backoff_s must be >= 0")
         if min(self.migrate_wait_s, self.migrate_rpc_margin_s, self.migrate_retry_s,
@@ -2037,10 +2041,12 @@ class AllocRunner(NodeActor):
         self._watch_files(a, t, r)
         return True
 
-    def _watch_files(self, a: _Alloc, t: _Task, r: Rendered) -> None:
-        """Templates that read the client's files (file) look at them again after template_file_poll_s."""
+    def _watch_files(self, a: _Alloc, t: _Task, r: Rendered, cost_s: float = 0.0) -> None:
+        """Templates that read the client's files (file) look at them again after template_file_poll_s
+        (or template_file_poll_cost_factor times *cost_s*, the time their rendering took, if longer)."""
         if r.files and f"tmpl_file/{a.alloc_id}/{t.spec.name}" not in self._timers:
-            self._set_task_timer("tmpl_file", a, t, self.cfg.template_file_poll_s)
+            self._set_task_timer("tmpl_file", a, t, max(self.cfg.template_file_poll_s,
+                                                        self.cfg.template_file_poll_cost_factor * cost_s))
 
     def _missing_event(self, t: _Task, r: Rendered, now: float) -> None:
         message = missing_message(r.missing)
@@ -2204,8 +2210,9 @@ class AllocRunner(NodeActor):
         the files they read) the data query in flight stays, unless the templates now read more."""
         _, _, env = self._dirs(a, t)
         before = set(t.tmpl_data)
+        started = self.env.now()
         r = self._render(a, t, env)
-        self._watch_files(a, t, r)
+        self._watch_files(a, t, r, self.env.now() - started)
         if r.error:
             self._template_failed(a, t, r.error, now)
             return
