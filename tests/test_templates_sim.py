@@ -465,3 +465,20 @@ def test_a_slow_template_that_reads_a_file_is_looked_at_less_often(monkeypatch: 
     start = len(renders)
     c.run(60.0)
     assert 1 <= len(renders) - start <= 4  # every ~20 s instead of every 2 s
+
+
+def test_after_a_client_restart_a_template_reading_only_a_file_is_watched_again(monkeypatch: Any) -> None:
+    c = boot()
+    content = [b"v1"]
+    monkeypatch.setattr(MemoryAllocDirs, "read_alloc_file", lambda _self, _a, _p, _n: content[0])
+    text = '{{ file (printf "%s/in.txt" (env "NOMAD_TASK_DIR")) }}'
+    c.register(job([{**CONF, "EmbeddedTmpl": text}]))
+    until(c, lambda: len(procs(c)) == 1)
+    c.crash("c0001")
+    c.run(2.0)
+    c.restart("c0001")
+    c.run(15.0)
+    assert len(procs(c)) == 1  # re-attached, not started again
+    content[0] = b"v2"
+    until(c, lambda: files(c)["t/local/app.conf"] == b"v2")
+    until(c, lambda: len(procs(c)) == 2)

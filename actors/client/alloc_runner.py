@@ -2096,6 +2096,9 @@ class AllocRunner(NodeActor):
         if deps is None:
             deps = tuple(t.tmpl_data) or self._render(a, t, self._dirs(a, t)[2]).deps
             blocking = all(d in t.tmpl_data for d in deps)
+        if not deps and t.tmpl_adopt and t.phase == P_RUNNING:  # re-attached: nothing of the servers'
+            self._adopt(a, t, self.env.now())  # to wait for (templates of files only): rendered now
+            return
         if not deps or t.phase == P_DEAD or not self.servers or not self.link_node:
             return  # nothing to watch; or no server yet (ServerLink sends it)
         self._tmpl_next += 1
