@@ -406,6 +406,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
                           ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)),
                           ("checker", CHECK_RUNNER), ("fetcher", HttpArtifactFetcher()),
+                          ("wall_clock", time.time),  # templates' timestamp
                           # Pulls a migrating ephemeral disk from the previous node's HTTP API (HTTPS
                           # with this agent's certificate when tls.http is on, as the client relay).
                           ("migrator", HttpSnapshotFetcher(ctx.tls if ctx.tls is not None and ctx.tls.http
@@ -421,6 +422,9 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                               template_quiet_min_s=c.template.wait.min_s,
                               template_quiet_max_s=c.template.wait.max_s,
                               template_function_denylist=c.template.function_denylist,
+                              template_retry_attempts=c.template.nomad_retry.attempts,
+                              template_retry_backoff_s=c.template.nomad_retry.backoff_s,
+                              template_retry_max_backoff_s=c.template.nomad_retry.max_backoff_s,
                               template_wait_bounds=(c.template.wait_bounds.min_s,
                                                     c.template.wait_bounds.max_s),
                               **_artifact_limits(c.artifact))))),

@@ -320,6 +320,18 @@ class TemplateWaitBounds:
 
 
 @conf
+class TemplateRetry:
+    """``client.template.nomad_retry`` (Nomad's RetryConfig, its defaults 12 / 250ms / 1m): a failed
+    query for a task's variables and services is sent again after ``backoff``, doubled each time up
+    to ``max_backoff`` (0: no cap), and after ``attempts`` retries in a row (0: without end) the task
+    fails ("Template failed: ..."), as consul-template's view gives up and Nomad's hook kills it."""
+
+    attempts: int = _f(12, ge=0)
+    backoff_s: float = _dur(0.25, gt=0)  # 0 would retry at once, without end: refused
+    max_backoff_s: float = _dur(60.0, ge=0)
+
+
+@conf
 class ClientTemplateConfig:
     """``client.template`` (Nomad's ClientTemplateConfig): how tasks' templates read their data.
 
@@ -330,6 +342,12 @@ class ClientTemplateConfig:
     block_query_wait_s: float = _dur(5 * 60, gt=0)
     wait: TemplateWait = _sub(TemplateWait)
     wait_bounds: TemplateWaitBounds = _sub(TemplateWaitBounds)
+    nomad_retry: TemplateRetry = _sub(TemplateRetry)
+    # Nomad's consul_retry and vault_retry (its defaults: 12 / 250ms / 1m): read and checked as
+    # nomad_retry, so a Nomad client configuration loads; they govern nothing here, since a template's
+    # Consul and Vault functions fail the render at once (this agent has neither).
+    consul_retry: TemplateRetry = _sub(TemplateRetry)
+    vault_retry: TemplateRetry = _sub(TemplateRetry)
     # Functions a template may not call (consul-template's function_denylist: names, or globs with
     # "*"): each still parses and fails the render when called ("function is disabled").  Nomad's
     # default denies executeTemplate, plugin and writeToFile; a list given replaces it ([] denies none).
@@ -952,6 +970,11 @@ def validate(cfg: Config) -> list[str]:
         if lo > hi:  # Nomad's WaitConfig.Validate (its %d of a Duration: nanoseconds)
             raise ConfigError(f"client.template.{key}: wait config min {round(lo * 1e9)} is greater than max "
                               f"{round(hi * 1e9)}")
+    for key in ("consul_retry", "vault_retry", "nomad_retry"):
+        retry = getattr(cfg.client.template, key)
+        if retry.max_backoff_s and retry.backoff_s > retry.max_backoff_s:  # Nomad's RetryConfig.Validate
+            raise ConfigError(f"client.template.{key}: retry config backoff {round(retry.backoff_s * 1e9)} "
+                              f"is greater than max_backoff {round(retry.max_backoff_s * 1e9)}")
     if cfg.client.template.disable_file_sandbox:
         raise ConfigError("client.template.disable_file_sandbox: not supported by this agent (templates "
                           "read and write only inside the allocation's directory)")

@@ -19,9 +19,16 @@ Go's ``text/template`` (with consul-template's functions) does:
   base64Decode base64URLEncode base64URLDecode trimPrefix trimSuffix toTitle
   indent regexMatch regexReplaceAll parseInt parseUint parseFloat parseBool
   in containsAll containsAny containsNone containsNotAll loop add subtract
-  multiply divide modulo minimum maximum sha256Hex md5sum hmacSHA256Hex``;
-  the regular expressions are RE2's, as Go's, in linear time); data
-  functions (``env``, ``nomadVar``...) are the caller's, given in *funcs*.
+  multiply divide modulo minimum maximum sha256Hex md5sum hmacSHA256Hex
+  mergeMap mergeMapWithOverride explodeMap toYAML toTOML parseYAML``
+  (block and flow YAML, quoted and block scalars, values over several
+  lines; anchors, aliases and tags are refused), ``scratch``
+  (``scratch.Set "k" v``: a method call on a value, one scratch per
+  rendering), ``timestamp`` (on a clock the caller gives: timestamp_func),
+  and ``explode byKey byMeta``, which take only Consul's data (nil: an
+  empty map; anything else Go's type error); the regular expressions are
+  RE2's, as Go's, in linear time); data functions (``env``, ``nomadVar``,
+  ``file``...) are the caller's, given in *funcs*.
 
 Errors are :class:`TemplateError` with Go's texts: a parse error names the
 line (``template: :1: unexpected "}" in operand``), as does a function that
@@ -47,6 +54,7 @@ import contextvars
 import decimal
 import hashlib
 import hmac
+import inspect
 import itertools
 import json
 import math
@@ -94,6 +102,9 @@ _limit: contextvars.ContextVar[int] = contextvars.ContextVar("gotemplate_max_out
                                                              default=MAX_OUTPUT_BYTES)
 _deadline: contextvars.ContextVar[tuple[Callable[[], float], float] | None] = contextvars.ContextVar(
     "gotemplate_deadline", default=None)
+
+
+_scratch: contextvars.ContextVar[Any] = contextvars.ContextVar("gotemplate_scratch", default=None)
 
 
 def _check_time() -> None:
@@ -590,7 +601,7 @@ class _Parser:
         else:
             raise self.error(t, f"unexpected {self.describe(t)} in operand")
         # a field chain right after: $x.Foo, (pipe).Bar
-        while self.peek().kind == "field" and op.kind in ("var", "pipe", "field", "dot"):
+        while self.peek().kind == "field" and op.kind in ("var", "pipe", "field", "dot", "func"):
             f = self.next()
             op.chain = op.chain + tuple(f.val[1:].split("."))
             op.src += f.val
@@ -1236,6 +1247,747 @@ def _contains_some(ret_true: bool, invert: bool) -> Callable[..., bool]:
     return call
 
 
+# ------------------------------------------------------------ more of consul-template's functions
+def _not_supported(name: str) -> Callable[..., Any]:
+    def call(*_args: Any) -> Any:
+        raise _ExecError(f"{name} is not supported by this agent")
+    call.__name__ = name
+    return call
+
+
+def _depth_error(name: str) -> _ExecError:
+    return _ExecError(f"{name}: value nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _plain_map(name: str, v: Any, what: str = "map[string]interface {}") -> dict[str, Any]:
+    """A Go map[string]interface{} argument: a plain map (nil: an empty one); another value is Go's
+    type error."""
+    if v is None:
+        return {}
+    if type(v) is not dict or not all(isinstance(k, str) for k in v):
+        got = getattr(v, "go_type", None) or ("dependency.NomadVarItems" if isinstance(v, dict) and hasattr(
+            v, "go_methods") else _type_name(v))
+        raise _ExecError(f"wrong type for value; expected {what}; got {got}")
+    return v
+
+
+def _empty(v: Any) -> bool:
+    """mergo's isEmptyValue: the zero value of its type."""
+    return v is None or v is NO_VALUE or (not isinstance(v, bool) and v in ("", 0)) or v is False or (
+        isinstance(v, (dict, list, tuple)) and not v)
+
+
+def _merge_map(dst: Any, src: Any, override: bool, name: str) -> dict[str, Any]:
+    """mergo.Map(&dst, src) (WithOverride for mergeMapWithOverride), as consul-template's mergeMap:
+    into *dst* (changed in place, as Go's map is) go *src*'s keys that it lacks or holds empty; nested
+    maps merge key by key; with *override* src's values replace dst's, except that a non-empty map
+    of dst is merged into, never replaced."""
+    dst, src = _plain_map(name, dst), _plain_map(name, src)
+    stack = [(dst, src, 0)]
+    while stack:
+        d, s, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _depth_error(name)
+        _check_time()
+        for k, sv in s.items():
+            dv = d.get(k, NO_VALUE)
+            if sv is None:
+                if override:
+                    d[k] = None
+                continue
+            if isinstance(sv, dict):
+                if isinstance(dv, dict) and sv is not dv:
+                    stack.append((dv, sv, depth + 1))
+                if isinstance(dv, dict) and dv:  # a map into a map: merged, never replaced
+                    continue
+            elif isinstance(sv, (list, tuple)) and not _empty(dv) and not override:
+                continue
+            if override or _empty(dv):
+                d[k] = sv
+    return dst
+
+
+def _explode_into(out: dict[str, Any], key: str, value: Any, name: str) -> None:
+    """consul-template's explodeHelper: "a/b/c" = v becomes {"a": {"b": {"c": v}}} in *out*."""
+    parts = key.split("/")
+    if len(parts) > MAX_JSON_DEPTH:
+        raise _depth_error(name)
+    m, path, cur = out, key, key  # Go's message names the key one level up (its recursion's p)
+    for top in parts[:-1]:
+        nest = m.setdefault(top, {})
+        if not isinstance(nest, dict):
+            shown = json.dumps(nest) if isinstance(nest, str) else f"%!q({_type_name(nest)}={go_str(nest)})"
+            raise _ExecError(f"{name}: not a map: {json.dumps(path)}: {json.dumps(top)} already has value "
+                             f"{shown}")
+        m, path, cur = nest, cur, cur.partition("/")[2]
+    if parts[-1]:
+        m[parts[-1]] = value
+
+
+def _explode_map(v: Any) -> dict[str, Any]:
+    """explodeMap: a map whose keys are paths ("a/b") turned into nested maps, keys in sorted order."""
+    src = _plain_map("explodeMap", v)
+    out: dict[str, Any] = {}
+    for k in sorted(src):
+        _explode_into(out, k, src[k], "explodeMap")
+    return out
+
+
+def _consul_only(name: str, go_type: str, empty: Callable[[], Any]) -> Callable[..., Any]:
+    """A function of Consul's data (``explode``, ``byKey``: ``ls``/``tree`` pairs; ``byMeta``: health
+    services): nil gives an empty map as in Go; any other value is Go's type error (this agent has no
+    Consul, so no value of that type exists)."""
+    def call(*args: Any) -> Any:
+        if args[-1] is None:
+            return empty()
+        raise _ExecError(f"wrong type for value; expected {go_type}; got {_type_name(args[-1])}")
+    call.__name__ = name
+    return call
+
+
+def _by_meta(meta: Any, services: Any) -> Any:
+    if not isinstance(meta, str):
+        raise _ExecError(f"wrong type for value; expected string; got {_type_name(meta)}")
+    return _consul_only("byMeta", "[]*dependency.HealthService", dict)(services)
+
+
+# Go's time layouts (time.Format), longest first where one starts another.
+_LAYOUT = re.compile(r"January|Jan|Monday|Mon|MST|2006|002|__2|_2|01|02|03|04|05|06|15|PM|pm|"
+                     r"Z07:00:00|Z070000|Z07:00|Z0700|Z07|-07:00:00|-070000|-07:00|-0700|-07|"
+                     r"[.,](?:0+|9+)(?!\d)|1|2|3|4|5")
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def go_time_format(t: float, layout: str) -> str:
+    """Go's time.Format of the Unix time *t* in UTC (consul-template's timestamp is UTC) by *layout*
+    ("2006-01-02T15:04:05Z07:00" is RFC3339)."""
+    import datetime
+
+    d = datetime.datetime.fromtimestamp(t, datetime.UTC)
+    h12 = d.hour % 12 or 12
+
+    def chunk(m: re.Match[str]) -> str:
+        s = m.group(0)
+        if s[0] in ".,":  # fractional seconds: 0s keep their width, 9s drop trailing zeros
+            digits = f"{d.microsecond:06d}000"[:len(s) - 1]
+            if s[1] == "9":
+                digits = digits.rstrip("0")
+                return s[0] + digits if digits else ""
+            return s[0] + digits
+        if s[0] == "Z":
+            return "Z"
+        if s[0] == "-":
+            return {"-07": "+00", "-0700": "+0000", "-07:00": "+00:00", "-070000": "+000000"}.get(
+                s, "+00:00:00")
+        return {"January": _MONTHS[d.month - 1], "Jan": _MONTHS[d.month - 1][:3],
+                "Monday": _DAYS[d.weekday()], "Mon": _DAYS[d.weekday()][:3], "MST": "UTC",
+                "2006": f"{d.year:04d}", "06": f"{d.year % 100:02d}",
+                "002": f"{d.timetuple().tm_yday:03d}", "__2": f"{d.timetuple().tm_yday:3d}",
+                "_2": f"{d.day:2d}", "01": f"{d.month:02d}", "1": str(d.month), "02": f"{d.day:02d}",
+                "2": str(d.day), "15": f"{d.hour:02d}", "03": f"{h12:02d}", "3": str(h12),
+                "04": f"{d.minute:02d}", "4": str(d.minute), "05": f"{d.second:02d}", "5": str(d.second),
+                "PM": "PM" if d.hour >= 12 else "AM", "pm": "pm" if d.hour >= 12 else "am"}[s]
+    _check_size(len(layout) * 3)
+    return _LAYOUT.sub(chunk, layout)
+
+
+def timestamp_func(clock: Callable[[], float] | None) -> Callable[..., str]:
+    """consul-template's timestamp on *clock* (Unix seconds; the agent's, injected): RFC3339 with no
+    argument, the Unix time with "unix", else the time formatted by a Go layout."""
+    def timestamp(*args: Any) -> str:
+        if len(args) > 1:
+            raise _ExecError(f"timestamp: wrong number of arguments, expected 0 or 1, but got {len(args)}")
+        for a in args:
+            if not isinstance(a, str):
+                raise _ExecError(f"wrong type for value; expected string; got {_type_name(a)}")
+        if clock is None:
+            raise _ExecError("timestamp: this renderer has no clock")
+        now = clock()
+        if args and args[0] == "unix":
+            return str(math.floor(now))
+        return go_time_format(now, args[0] if args else "2006-01-02T15:04:05Z07:00")
+    return timestamp
+
+
+class Scratch:
+    """consul-template's scratch: a template's own key/value store while it renders (``scratch.Set "k"
+    v``, ``scratch.Get "k"``, ``scratch.Key``, ``SetX``, ``MapSet``, ``MapSetX``, ``MapValues``)."""
+
+    go_type = "*template.Scratch"
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def go_string(self) -> str:
+        return "&{" + go_str(self.values) + "}"
+
+    def go_method(self, name: str) -> Callable[..., Any] | None:
+        return {"Key": self.key, "Get": self.get, "Set": self.set, "SetX": self.set_x, "MapSet": self.map_set,
+                "MapSetX": self.map_set_x, "MapValues": self.map_values}.get(name)
+
+    @staticmethod
+    def _str(*args: Any) -> None:
+        for a in args:
+            if not isinstance(a, str):
+                raise _ExecError(f"wrong type for value; expected string; got {_type_name(a)}")
+
+    def key(self, k: str) -> bool:
+        self._str(k)
+        return k in self.values
+
+    def get(self, k: str) -> Any:
+        self._str(k)
+        v = self.values.get(k)
+        return NO_VALUE if v is None else v  # Go's nil interface{}: printed <no value>
+
+    def set(self, k: str, v: Any) -> str:
+        self._str(k)
+        self.values[k] = v
+        return ""
+
+    def set_x(self, k: str, v: Any) -> str:
+        self._str(k)
+        self.values.setdefault(k, v)
+        return ""
+
+    def _map_set(self, k: str, mk: str, v: Any, override: bool) -> str:
+        self._str(k, mk)
+        typed = self.values.setdefault(k, {})
+        if type(typed) is not dict:
+            raise _ExecError(f'"{k}" is not a map')
+        if override or mk not in typed:
+            typed[mk] = v
+        return ""
+
+    def map_set(self, k: str, mk: str, v: Any) -> str:
+        return self._map_set(k, mk, v, True)
+
+    def map_set_x(self, k: str, mk: str, v: Any) -> str:
+        return self._map_set(k, mk, v, False)
+
+    def map_values(self, k: str) -> list[Any] | None:
+        self._str(k)
+        typed = self.values.get(k)
+        if type(typed) is not dict:
+            return []  # Go's nil []interface{}: printed []
+        return [typed[x] for x in sorted(typed)]
+
+
+# ---- toYAML (yaml.v2's Marshal: keys sorted, block style, sequences not indented under their key)
+_YAML_SPECIAL = re.compile(r"^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|y|Y|yes|Yes|YES|n|N|no|No|"
+                           r"NO|on|On|ON|off|Off|OFF|[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|"
+                           r"0x[0-9a-fA-F_]+|0o?[0-7_]+|0b[01_]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|"
+                           r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|<<)$")
+
+
+def _yaml_str(s: str) -> str:
+    if not s or _YAML_SPECIAL.match(s):  # would read back as another type: yaml.v2 double-quotes it
+        return json.dumps(s, ensure_ascii=False)
+    indicator = s[:1] in "-?:,[]{}#&*!|>'\"%@`" and not (s[:1] in "-?:" and s[1:2] not in ("", " "))
+    if not s or s != s.strip(" ") or not s.isprintable() or indicator or ": " in s or " #" in s \
+            or s.endswith(":"):
+        if any(c in s for c in "\n\r\t") or not s.replace("\n", "").isprintable():
+            return json.dumps(s, ensure_ascii=False)
+        return "'" + s.replace("'", "''") + "'"
+    return s
+
+
+def _yaml_literal(s: str, indent: str) -> str | None:
+    """A string with line breaks as yaml.v2 writes it: a literal block (|, |- or |+), its lines at
+    *indent*; None when one cannot hold it (a leading space, characters a block cannot carry)."""
+    if s[:1] in " \t" or "\r" in s or not s.replace("\n", "").replace("\t", "").isprintable():
+        return None
+    body = s.rstrip("\n")
+    chomp = "-" if body == s else "" if s.endswith("\n") and not s.endswith("\n\n") else "+"
+    lines = (body + "\n" * (len(s) - len(body) - 1 if chomp == "+" else 0)).split("\n")
+    return "|" + chomp + "".join("\n" + (indent + line if line else "") for line in lines)
+
+
+def _yaml_scalar(v: Any) -> str:
+    if v is None or v is NO_VALUE:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ".nan"
+        if math.isinf(v):
+            return ".inf" if v > 0 else "-.inf"
+        return _go_float(v)
+    return _yaml_str(go_str(v) if not isinstance(v, str) else v)
+
+
+YAML_WIDTH = 80  # yaml.v2's emitter (best_width): a plain or single-quoted value breaks at a space past it
+
+
+def _yaml_wrap(text: str, column: int, indent: int) -> str:
+    """yaml.v2's line breaking of a plain or 'single-quoted' scalar written from *column*: at a space
+    (not after one, nor before one) once past YAML_WIDTH, continued on a new line at *indent*."""
+    if not text or text[0] in "\"|{[" or len(text) + column <= YAML_WIDTH or " " not in text:
+        return text
+    quoted, n = text[0] == "'", len(text)
+    out: list[str] = []
+    spaces = False
+    for i, c in enumerate(text):
+        if c == " ":
+            inner = not quoted or 1 < i < n - 2
+            if not spaces and column > YAML_WIDTH and inner and i + 1 < n and text[i + 1] != " ":
+                out.append("\n" + " " * indent)
+                column = indent
+            else:
+                out.append(c)
+                column += 1
+            spaces = True
+        else:
+            out.append(c)
+            column += 1
+            spaces = False
+    return "".join(out)
+
+
+def _to_yaml(v: Any) -> str:
+    out: list[str] = []
+    size = 0
+
+    def put(text: str) -> None:
+        nonlocal size
+        size += len(text)
+        _check_size(size)
+        out.append(text)
+
+    def block(x: Any, indent: str, depth: int) -> None:
+        """*x* (a map or a non-empty list) as lines at *indent*."""
+        if depth > MAX_JSON_DEPTH:
+            raise _depth_error("toYAML")
+        _check_time()
+        items = [(None, e) for e in x] if not isinstance(x, dict) else sorted(
+            # yaml.v2 names a struct's fields in lower case (NomadService's Address: address)
+            ((k.lower(), e) for k, e in x.items()) if getattr(x, "go_type", None) else x.items(), key=_key)
+        for k, e in items:
+            head = indent + ("- " if k is None else _yaml_scalar(k) + ":")
+            if isinstance(e, (dict, list, tuple)) and e:
+                if k is None:  # a list's item: its first line follows the dash
+                    sub: list[str] = []
+                    inner = out
+                    put(head)
+                    mark = len(out)
+                    block(e, indent + "  ", depth + 1)
+                    sub = inner[mark:]
+                    if sub:
+                        sub[0] = sub[0][len(indent) + 2:]
+                        inner[mark:] = sub
+                else:
+                    put(head + "\n")
+                    block(e, indent if isinstance(e, (list, tuple)) else indent + "  ", depth + 1)
+            else:
+                text = "{}" if isinstance(e, dict) else "[]" if isinstance(e, (list, tuple)) else (
+                    isinstance(e, str) and "\n" in e and _yaml_literal(e, indent + "  ")) or _yaml_wrap(
+                    _yaml_scalar(e), len(head) + (k is not None), len(indent) + 2)
+                put(head + ("" if k is None else " ") + text + "\n")
+
+    if isinstance(v, (dict, list, tuple)) and v:
+        block(v, "", 0)
+    else:
+        put(("{}" if isinstance(v, dict) else "[]" if isinstance(v, (list, tuple)) else (
+            isinstance(v, str) and "\n" in v and _yaml_literal(v, "  ")) or _yaml_wrap(_yaml_scalar(v), 0, 2))
+            + "\n")
+    return "".join(out).strip()
+
+
+# ---- toTOML (BurntSushi/toml's Encoder: keys sorted, values before tables, tables indented by depth)
+_TOML_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_key(k: str) -> str:
+    return k if _TOML_BARE.fullmatch(k) else _toml_string(k)
+
+
+def _toml_string(s: str) -> str:
+    esc = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+    return '"' + "".join(esc.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c)
+                         for c in s) + '"'
+
+
+def _is_table(v: Any) -> bool:
+    return isinstance(v, dict)
+
+
+def _is_table_array(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and bool(v) and all(isinstance(e, dict) for e in v)
+
+
+def _toml_value(v: Any, depth: int) -> str:
+    if depth > MAX_JSON_DEPTH:
+        raise _depth_error("toTOML")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return ("-" if math.copysign(1.0, v) < 0 else "") + ("nan" if math.isnan(v) else "inf")
+        text = _go_float(v)  # strconv 'g', then ".0" unless it has a point or an exponent
+        return text if "." in text or "e" in text else text + ".0"
+    if isinstance(v, str):
+        return _toml_string(v)
+    if isinstance(v, (list, tuple)):
+        if any(e is None or e is NO_VALUE for e in v):
+            raise _ExecError("toTOML: toml: cannot encode array with nil element")
+        return "[" + ", ".join(_toml_value(e, depth + 1) for e in v) + "]"
+    if isinstance(v, dict):  # an inline table: its plain values first, then its tables, each by key
+        items = sorted(((k, e) for k, e in v.items() if e is not None and e is not NO_VALUE), key=lambda kv: (
+            _is_table(kv[1]) or _is_table_array(kv[1]), _key(kv)))
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(e, depth + 1)}" for k, e in items) + "}"
+    if v is None or v is NO_VALUE:
+        raise _ExecError("toTOML: toml: cannot encode a nil value")
+    return _toml_string(go_str(v))
+
+
+def _to_toml(v: Any) -> str:
+    if not isinstance(v, dict):
+        raise _ExecError("toTOML: toml: top-level values must be Go maps or structs")
+    out: list[str] = []
+    size = 0
+
+    def put(text: str) -> None:
+        nonlocal size
+        size += len(text)
+        _check_size(size)
+        out.append(text)
+
+    def newline() -> None:
+        if out:
+            put("\n")
+
+    def table(key: tuple[str, ...], m: dict[str, Any]) -> None:
+        if len(key) > MAX_JSON_DEPTH:
+            raise _depth_error("toTOML")
+        _check_time()
+        items = sorted(((k, e) for k, e in m.items() if e is not None and e is not NO_VALUE), key=_key)
+        for k, e in items:
+            if not isinstance(k, str):
+                raise _ExecError("toTOML: toml: map keys must be strings")
+            if not _is_table(e) and not _is_table_array(e):
+                put("  " * len(key) + f"{_toml_key(k)} = {_toml_value(e, len(key))}\n")
+        for k, e in items:
+            sub = (*key, k)
+            name = ".".join(map(_toml_key, sub))
+            if _is_table(e):
+                if not key:
+                    newline()
+                put("  " * len(key) + f"[{name}]\n")
+                table(sub, e)
+            elif _is_table_array(e):
+                for elem in e:
+                    newline()
+                    put("  " * len(key) + f"[[{name}]]\n")
+                    table(sub, elem)
+    table((), v)
+    return "".join(out).strip()
+
+
+# ---- parseYAML: the YAML configuration files use (yaml.v2's Unmarshal of its first document)
+class _YamlError(Exception):
+    pass
+
+
+_YAML_INT = re.compile(r"[-+]?(?:0|[1-9][0-9_]*)|[-+]?0b[01_]+|[-+]?0x[0-9a-fA-F_]+|[-+]?0[0-7_]+")
+_YAML_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?")
+_YAML_BOOLS = {**dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"),
+                               True),
+               **dict.fromkeys(("n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"),
+                               False)}
+
+
+def _yaml_resolve(s: str) -> Any:
+    """A plain scalar as yaml.v2 resolves it: null, bool, int, float, else the string."""
+    if s in ("", "~", "null", "Null", "NULL"):
+        return None
+    if s in _YAML_BOOLS:
+        return _YAML_BOOLS[s]
+    if _YAML_INT.fullmatch(s):
+        t = s.replace("_", "")
+        sign = -1 if t.startswith("-") else 1
+        t = t.lstrip("+-")
+        v = sign * int(t[2:], 2 if t[1] == "b" else 16) if t[:2] in ("0b", "0x") else sign * (
+            int(t, 8) if len(t) > 1 and t[0] == "0" else int(t))
+        return v if -2**63 <= v < 2**64 else float(v)
+    if _YAML_FLOAT.fullmatch(s) and any(c.isdigit() for c in s):
+        return float(s.replace("_", ""))
+    low = s.lower()
+    if low in (".inf", "+.inf", "-.inf"):
+        return -math.inf if low[0] == "-" else math.inf
+    if low == ".nan":
+        return math.nan
+    return s
+
+
+def _yaml_quoted(text: str, i: int, line: int) -> tuple[str, int]:
+    """The quoted scalar starting at text[i] and the index after it."""
+    q = text[i]
+    out: list[str] = []
+    j = i + 1
+    while j < len(text):
+        c = text[j]
+        if q == "'" and c == "'":
+            if text.startswith("''", j):
+                out.append("'")
+                j += 2
+                continue
+            return "".join(out), j + 1
+        if q == '"' and c == '"':
+            return "".join(out), j + 1
+        if q == '"' and c == "\\" and j + 1 < len(text):
+            e = text[j + 1]
+            simple = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "/": "/", " ": " ",
+                      "a": "\a", "b": "\b", "e": "\x1b", "f": "\f", "v": "\v", "N": "\x85", "_": "\xa0"}
+            if e in simple:
+                out.append(simple[e])
+                j += 2
+                continue
+            width = {"x": 2, "u": 4, "U": 8}.get(e)
+            code = text[j + 2:j + 2 + width] if width else ""
+            if not width or len(code) != width or not all(ch in "0123456789abcdefABCDEF" for ch in code):
+                raise _YamlError(f"yaml: line {line}: found unknown escape character while parsing a quoted "
+                                 "scalar")
+            out.append(chr(min(int(code, 16), 0x10FFFF)))
+            j += 2 + width
+            continue
+        out.append(c)
+        j += 1
+    raise _YamlError(f"yaml: line {line}: found unexpected end of stream")
+
+
+def _yaml_flow(text: str, i: int, line: int, depth: int) -> tuple[Any, int]:
+    """A flow value ([a, b], {k: v}, a quoted or plain scalar) at text[i]; the index after it."""
+    if depth > MAX_JSON_DEPTH:
+        raise _ExecError(f"parseYAML: exceeded max depth ({MAX_JSON_DEPTH} nested arrays or objects)")
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i >= len(text):
+        return None, i
+    c = text[i]
+    if c in "[{":
+        close = "]" if c == "[" else "}"
+        items: list[Any] = []
+        m: dict[Any, Any] = {}
+        i += 1
+        while True:
+            while i < len(text) and text[i] == " ":
+                i += 1
+            if i < len(text) and text[i] == close:
+                return (items if c == "[" else m), i + 1
+            v, i = _yaml_flow(text, i, line, depth + 1)
+            while i < len(text) and text[i] == " ":
+                i += 1
+            if c == "{" or (i < len(text) and text[i] == ":"):
+                if i >= len(text) or text[i] != ":":
+                    m[v] = None
+                else:
+                    x, i = _yaml_flow(text, i + 1, line, depth + 1)
+                    if c == "[":
+                        v = {v: x}
+                    else:
+                        m[v] = x
+            if c == "[":
+                items.append(v)
+            while i < len(text) and text[i] == " ":
+                i += 1
+            if i < len(text) and text[i] == ",":
+                i += 1
+            elif i >= len(text) or text[i] != close:
+                raise _YamlError(f"yaml: line {line}: did not find expected ',' or '{close}'")
+    if c in "'\"":
+        return _yaml_quoted(text, i, line)
+    j = i
+    while j < len(text) and text[j] not in ",]}" and not text.startswith(": ", j) and not (
+            text[j] == ":" and j + 1 == len(text)):
+        j += 1
+    return _yaml_resolve(text[i:j].strip()), j
+
+
+def _yaml_strip_comment(text: str) -> str:
+    quote = ""
+    for j, c in enumerate(text):
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"" and (j == 0 or text[j - 1] in " [{,:"):
+            quote = c
+        elif c == "#" and (j == 0 or text[j - 1] in " \t"):
+            return text[:j].rstrip()
+    return text.rstrip()
+
+
+def _yaml_key(text: str, line: int) -> tuple[Any, str] | None:
+    """"key: rest" -> (key, rest); None when the line is not a mapping entry."""
+    if text[:1] in ("'", "\""):
+        try:
+            key, j = _yaml_quoted(text, 0, line)
+        except _YamlError:  # not closed on this line: a quoted value going on, not a key
+            return None
+        rest = text[j:].lstrip(" ")
+        return (key, rest[1:].strip()) if rest.startswith(":") and rest[1:2] in ("", " ") else None
+    if text[:1] in "[{":
+        return None
+    j = text.find(": ")
+    if j < 0 and text.endswith(":"):
+        j = len(text) - 1
+    if j < 0:
+        return None
+    return _yaml_resolve(text[:j].strip()), text[j + 1:].strip()
+
+
+def _parse_yaml(s: Any) -> Any:
+    """consul-template's parseYAML (yaml.v2): "" is an empty map; the first document's value.  Anchors,
+    aliases, tags and complex keys are refused ("not supported by this agent")."""
+    if not isinstance(s, str):
+        raise _ExecError(f"wrong type for value; expected string; got {_type_name(s)}")
+    if not s:
+        return {}
+    raw = s.replace("\r\n", "\n").split("\n")
+    lines: list[list[Any]] = []  # [indent, text, line number, index in raw]
+    started = False
+    for n, text in enumerate(raw):
+        if "\t" in text[:len(text) - len(text.lstrip(" \t"))]:
+            raise _ExecError(f"yaml: line {n + 1}: found character that cannot start any token")
+        body = _yaml_strip_comment(text)
+        if body.strip() in ("---", "...") or body.startswith("--- ") or body.startswith("%"):
+            if started:
+                break  # yaml.v2's Unmarshal reads the first document only
+            started = True
+            if body.startswith("--- "):
+                lines.append([0, body[4:].strip(), n + 1, n])
+            continue
+        if body.strip():
+            started = True
+            lines.append([len(body) - len(body.lstrip(" ")), body.strip(), n + 1, n])
+
+    def unsupported(text: str, line: int) -> None:
+        if text[:1] in ("&", "*", "!") or " &" in text or " *" in text[:2] or ": &" in text or ": *" in text \
+                or ": !" in text or "- &" in text or "- *" in text or "- !" in text or text.startswith("? "):
+            raise _ExecError(f"parseYAML: line {line}: anchors, aliases, tags and complex keys are not "
+                             "supported by this agent")
+
+    def block_scalar(header: str, k: int, parent: int, line: int) -> tuple[str, int]:
+        style, chomp = header[0], header[1:2]
+        if chomp not in ("", "-", "+") or len(header) > 2:
+            raise _ExecError(f"parseYAML: line {line}: block scalar indicator {header!r} not supported by "
+                             "this agent")
+        start = lines[k - 1][3] + 1  # the raw line after the header's
+        end = start
+        body: list[str] = []
+        indent = None
+        while end < len(raw):
+            text = raw[end]
+            if text.strip():
+                ind = len(text) - len(text.lstrip(" "))
+                if ind <= parent:
+                    break
+                indent = ind if indent is None else indent
+                if ind < indent:
+                    break
+                body.append(text[indent:])
+            else:
+                body.append("")
+            end += 1
+        while k < len(lines) and lines[k][3] < end:
+            k += 1
+        content = "\n".join(body).rstrip("\n")
+        trailing = len(body) - len("\n".join(body).rstrip("\n").split("\n")) if content else len(body)
+        if style == ">":
+            content = re.sub(r"(?<=[^\n])\n(\n*)(?=[^ \n])", lambda m: m.group(1) or " ", content)
+        if not content:
+            return "", k
+        return content + {"-": "", "": "\n", "+": "\n" * (trailing + 1)}[chomp], k
+
+    def plain_lines(first: str, k: int, indent: int) -> tuple[Any, int]:
+        """A plain scalar going on over the more-indented lines from k (as yaml.v2 writes one past 80
+        columns): its lines joined by a space."""
+        parts = [first]
+        while k < len(lines) and lines[k][0] > indent:
+            if _yaml_key(lines[k][1], lines[k][2]) is not None or lines[k][1][:2] == "- ":
+                raise _ExecError(f"yaml: line {lines[k][2]}: mapping values are not allowed in this context")
+            parts.append(lines[k][1])
+            k += 1
+        return _yaml_resolve(" ".join(parts)), k
+
+    def value_of(rest: str, k: int, indent: int, line: int, depth: int) -> tuple[Any, int]:
+        """A mapping value or sequence item that follows on line k-1 (*rest*), or the block below it."""
+        unsupported(rest, line)
+        if rest[:1] in ("|", ">"):
+            return block_scalar(rest, k, indent, line)
+        if rest:
+            if rest[0] in "'\"":  # a quoted scalar may go on over more-indented lines (folded by a space)
+                while True:
+                    try:
+                        v, j = _yaml_flow(rest, 0, line, depth)
+                        break
+                    except _YamlError as e:
+                        if "end of stream" not in str(e) or k >= len(lines) or lines[k][0] <= indent:
+                            raise
+                        rest, k = rest + " " + lines[k][1], k + 1
+            else:
+                v, j = _yaml_flow(rest, 0, line, depth)
+            if rest[j:].strip():
+                raise _ExecError(f"yaml: line {line}: did not find expected key")
+            if rest[0] not in "'\"[{" and k < len(lines) and lines[k][0] > indent:
+                return plain_lines(rest, k, indent)
+            return v, k
+        if k < len(lines) and (lines[k][0] > indent or (lines[k][0] == indent and lines[k][1][:1] == "-"
+                                                         and lines[k][1][1:2] in ("", " "))):
+            return block(k, lines[k][0], depth + 1)
+        return None, k
+
+    def block(k: int, indent: int, depth: int) -> tuple[Any, int]:
+        if depth > MAX_JSON_DEPTH:
+            raise _ExecError(f"parseYAML: exceeded max depth ({MAX_JSON_DEPTH} nested arrays or objects)")
+        _check_time()
+        _, text, line, _ = lines[k]
+        if text[:1] == "-" and text[1:2] in ("", " "):
+            items: list[Any] = []
+            while k < len(lines) and lines[k][0] == indent and lines[k][1][:1] == "-" \
+                    and lines[k][1][1:2] in ("", " "):
+                _, text, line, _ = lines[k]
+                rest = text[1:].lstrip(" ")
+                if rest and (_yaml_key(rest, line) is not None or rest[:2] == "- "):
+                    lines[k] = [indent + len(text) - len(rest), rest, line, lines[k][3]]  # its own block
+                    v, k = block(k, lines[k][0], depth + 1)
+                else:
+                    v, k = value_of(rest, k + 1, indent, line, depth)
+                items.append(v)
+            return items, k
+        if _yaml_key(text, line) is not None:
+            m: dict[Any, Any] = {}
+            while k < len(lines) and lines[k][0] == indent:
+                _, text, line, _ = lines[k]
+                kv = _yaml_key(text, line)
+                if kv is None:
+                    raise _ExecError(f"yaml: line {line}: could not find expected ':'")
+                unsupported(text, line)
+                key, rest = kv
+                if isinstance(key, (dict, list)):
+                    raise _ExecError(f"parseYAML: line {line}: complex keys are not supported by this agent")
+                v, k = value_of(rest, k + 1, indent, line, depth)
+                m[key] = v
+            return m, k
+        return value_of(text, k + 1, indent - 1, line, depth)  # a document that is one scalar
+
+    if not lines:
+        return None
+    try:
+        value, k = block(0, lines[0][0], 0)
+    except _YamlError as e:
+        raise _ExecError(str(e)) from None
+    if k < len(lines):
+        raise _ExecError(f"yaml: line {lines[k][2]}: did not find expected key")
+    return value
+
+
 # consul-template's plain functions (no data sources).
 CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "toUpper": _str_fn("toUpper", str.upper),
@@ -1283,6 +2035,21 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "loop": _loop,
     "minimum": _math("minimum", lambda a, b: a if a < b else b),
     "maximum": _math("maximum", lambda a, b: a if a > b else b),
+    "timestamp": timestamp_func(None),  # the caller gives one on its clock
+    "toYAML": _to_yaml,
+    "parseYAML": _parse_yaml,
+    "toTOML": _to_toml,
+    "mergeMap": lambda d, s: _merge_map(d, s, False, "mergeMap"),
+    "mergeMapWithOverride": lambda d, s: _merge_map(d, s, True, "mergeMapWithOverride"),
+    "explodeMap": _explode_map,
+    "explode": _consul_only("explode", "[]*dependency.KeyPair", dict),
+    "byKey": _consul_only("byKey", "[]*dependency.KeyPair", dict),
+    "byMeta": _by_meta,
+    "scratch": lambda: _scratch.get() or Scratch(),  # render() gives each rendering its own
+    # consul-template's go-sockaddr templates (the client host's interfaces) and go-spew dumps (Go's
+    # internal representation of values) are not implemented: they parse and fail when called.
+    **{name: _not_supported(name) for name in ("sockaddr", "spew_dump", "spew_printf", "spew_sdump",
+                                               "spew_sprintf")},
 }
 
 
@@ -1414,8 +2181,12 @@ class _Exec:
 
     def command(self, cmd: list[_Operand], dot: Any, final: Any) -> Any:
         first = cmd[0]
-        if first.kind == "func":
+        if first.kind == "func" and not first.chain:
             return self.call(first, cmd[1:], dot, final)
+        if first.chain and (len(cmd) > 1 or final is not _UNSET):  # a method with arguments: scratch.Set
+            base = self.operand(first, dot, upto=len(first.chain) - 1)
+            if callable(getattr(base, "go_method", None)):
+                return self.method(first, base, first.chain[-1], cmd[1:], dot, final)
         if len(cmd) > 1 or final is not _UNSET:
             if first.kind in ("field",) and len(cmd) > 1:
                 raise self.fail(first, first.src, f"can't give argument to non-function {first.src}")
@@ -1423,7 +2194,8 @@ class _Exec:
                 raise self.fail(first, first.src, f"can't give argument to non-function {first.src}")
         return self.operand(first, dot)
 
-    def operand(self, op: _Operand, dot: Any) -> Any:
+    def operand(self, op: _Operand, dot: Any, upto: int | None = None) -> Any:
+        """*op*'s value; with *upto*, that of its base and only the first *upto* names of its chain."""
         if op.kind == "number" and isinstance(op.value, int) and not -2**63 <= op.value < 2**63:
             raise self.fail(op, op.src, f"{op.src} overflows int")
         if op.kind in ("string", "number", "bool"):
@@ -1431,8 +2203,8 @@ class _Exec:
         if op.kind == "nil":
             raise self.fail(op, "nil", "nil is not a command")
         if op.kind == "func":
-            return self.call(op, [], dot, _UNSET)
-        if op.kind == "dot":
+            base = self.call(op, [], dot, _UNSET)
+        elif op.kind == "dot":
             base = dot
         elif op.kind == "var":
             base = self.lookup(op.value)
@@ -1440,11 +2212,27 @@ class _Exec:
             base = self.pipe(op.value, dot)
         else:
             base = dot
-        for name in op.chain:
+        for name in op.chain[:upto]:
             base = self.field(op, base, name)
         return base
 
+    def method(self, op: _Operand, base: Any, name: str, args: list[_Operand], dot: Any, final: Any) -> Any:
+        """A method of a Go value (consul-template's scratch: ``scratch.MapSet "k" "mk" .v``)."""
+        f = base.go_method(name)
+        if f is None:
+            raise self.fail(op, op.src, f"can't evaluate field {name} in type {base.go_type}")
+        vals = [self.arg(a, dot) for a in args]
+        if final is not _UNSET:
+            vals.append(final)
+        return self.invoke(op, name, f, [None if v is NO_VALUE else v for v in vals])
+
+    def arg(self, op: _Operand, dot: Any) -> Any:
+        """A function's argument: as an operand, and nil is Go's nil (for a map, slice or interface)."""
+        return None if op.kind == "nil" else self.operand(op, dot)
+
     def field(self, op: _Operand, base: Any, name: str) -> Any:
+        if callable(getattr(base, "go_method", None)):  # a method without arguments
+            return self.method(op, base, name, [], None, _UNSET)
         if isinstance(base, dict):
             if name in base:
                 return base[name]
@@ -1481,13 +2269,17 @@ class _Exec:
                 if truth(v) != (name == "and"):
                     return v
             return v
-        vals = [self.operand(a, dot) for a in args]
+        vals = [self.arg(a, dot) for a in args]
         if final is not _UNSET:
             vals.append(final)
         vals = [None if v is NO_VALUE else v for v in vals]
         f = self.funcs.get(name) or _BUILTINS.get(name)
         if f is None:
             raise self.fail(fn, src, f'"{name}" is not a defined function')
+        return self.invoke(fn, name, f, vals)
+
+    def invoke(self, fn: _Operand, name: str, f: Callable[..., Any], vals: list[Any]) -> Any:
+        src = fn.src
         try:
             result = f(*vals)
             if isinstance(result, str):
@@ -1501,7 +2293,7 @@ class _Exec:
             raise self.fail(fn, src, f"error calling {name}: {e}") from None
         except TypeError as e:
             if "positional argument" in str(e) or "takes" in str(e) or "missing" in str(e):
-                raise self.fail(fn, src, f"wrong number of args for {name}: {_arity(e)}got {len(vals)}") \
+                raise self.fail(fn, src, f"wrong number of args for {name}: {_arity(e, f)}got {len(vals)}") \
                     from None
             raise self.fail(fn, src, f"error calling {name}: {e}") from None
         except (_Break, _Continue):  # pragma: no cover - functions do not raise them
@@ -1518,9 +2310,17 @@ def _reason(e: Exception) -> str:
     return str(e) or type(e).__name__
 
 
-def _arity(e: TypeError) -> str:
+def _arity(e: TypeError, f: Any = None) -> str:
     m = re.search(r"takes (\d+) positional", str(e)) or re.search(r"missing (\d+) required", str(e))
-    return f"want {m.group(1)} " if m and "takes" in str(e) else ""
+    if m and "takes" in str(e):
+        return f"want {m.group(1)} "
+    try:  # "missing N required": Go names the count its function takes
+        params = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    if any(p.kind in (p.VAR_POSITIONAL, p.KEYWORD_ONLY) or p.default is not p.empty for p in params):
+        return ""
+    return f"want {len(params)} "
 
 
 _UNSET = object()
@@ -1594,6 +2394,7 @@ def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, l
     token = _limit.set(max_output)
     timer = _deadline.set(None if clock is None else
                           (clock, clock() + MAX_RENDER_S if deadline is None else deadline))
+    scratch = _scratch.set(Scratch())  # consul-template's scratch: one per template rendering
     try:
         names = {**CONSUL_TEMPLATE_FUNCS, **(funcs or {})}
         tree = parse(text, funcs=names, left=left, right=right, name=name)
@@ -1612,3 +2413,4 @@ def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, l
     finally:
         _limit.reset(token)
         _deadline.reset(timer)
+        _scratch.reset(scratch)

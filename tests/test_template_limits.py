@@ -146,7 +146,12 @@ _WORDS = ["{{", "}}", "{{-", "-}}", "(", ")", "|", " ", "$x", ":=", "=", ".", ".
           '"\\xff"', "regexMatch", "loop", "splitToMap", "trim", "parseUint", "minimum", "maximum", "md5sum",
           "hmacSHA256Hex", "base64URLDecode", "base64URLEncode", "toUnescapedJSON", "toJSONPretty",
           "toUnescapedJSONPretty", "containsNone", "containsNotAll", "mustEnv", "envOrDefault", "plugin",
-          "writeToFile", '"(a+)+$"', '"\\\\1"', "byTag"]
+          "writeToFile", '"(a+)+$"', '"\\\\1"', "byTag",
+          # consul-template's functions added later (runtime.gotemplate, actors.client.templates)
+          "scratch", "scratch.Set", "scratch.SetX", "scratch.Get", "scratch.Key", "scratch.MapSet",
+          "scratch.MapSetX", "scratch.MapValues", "scratch.Nope", '"m"', "mergeMap", "mergeMapWithOverride",
+          "explodeMap", "explode", "byKey", "byMeta", "byPort", "toYAML", "toTOML", "parseYAML", '"a: [1]"',
+          "timestamp", '"unix"', '"2006-01-02 .000 Z07:00"', "file", '"/etc/passwd"', '"a/b"', "nil"]
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
                      lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),

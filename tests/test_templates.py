@@ -58,7 +58,8 @@ def test_a_denied_variable_consul_and_vault_and_missing_keys_fail_the_render() -
     r = render('{{ with nomadVar "nomad/jobs/web" }}{{ .nope }}{{ end }}',
                {("var", "nomad/jobs/web"): ("", VAR)}, spec=strict)
     assert 'map has no entry for key "nope"' in r.error
-    assert 'function "sockaddr" not defined' in render("{{ sockaddr }}", {}).error
+    assert 'function "nosuchfunc" not defined' in render("{{ nosuchfunc }}", {}).error
+    assert "sockaddr is not supported by this agent" in render("{{ sockaddr }}", {}).error
 
 
 def test_nomad_services_and_a_chosen_subset() -> None:
@@ -255,3 +256,102 @@ def test_by_tag_groups_nomad_services_by_their_tags() -> None:
     assert r.outputs == ("primary:1 v1:12 x",)
     assert render('{{ byTag "x" }}', {}).error.endswith("byTag: wrong argument type "
                                                        "(expected nomadService or nomadServices)")
+
+
+def test_nomad_retry_backs_off_exponentially_within_max_backoff_then_gives_up() -> None:
+    from actors.client.templates import UNBOUNDED_BACKOFF_CAP_S, retry_delay
+
+    assert [retry_delay(i, 12, 0.25, 60.0) for i in range(13)] == [
+        0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0, 60.0, None]  # Nomad's defaults
+    assert retry_delay(10_000, 0, 0.25, 60.0) == 60.0  # attempts = 0: never gives up
+    assert retry_delay(3, 0, 1.0, 0.0) == 8.0  # max_backoff = 0: no cap ...
+    assert retry_delay(10_000, 0, 1.0, 0.0) == UNBOUNDED_BACKOFF_CAP_S  # ... but a timer can hold it
+    assert retry_delay(0, 1, 5.0, 5.0) == 5.0 and retry_delay(1, 1, 5.0, 5.0) is None
+
+
+def test_client_template_nomad_retry_is_read_checked_and_given_to_the_runner(tmp_path):
+    from actors.agent_specs import AgentContext, client_specs
+    from actors.metrics import Metrics
+    from runtime.config import ConfigError, load_files, validate
+
+    path = tmp_path / "c.toml"
+    base = f'data_dir = "{tmp_path}"\n[client]\nenabled = true\n'
+    defaults = load_files([])[0].client.template.nomad_retry
+    assert (defaults.attempts, defaults.backoff_s, defaults.max_backoff_s) == (12, 0.25, 60.0)
+    path.write_text(base + '[client.template.nomad_retry]\nattempts = 0\nbackoff = "2s"\n')
+    cfg = load_files([str(path)])[0]
+    validate(cfg)
+    ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
+                       client_state_dir=str(tmp_path))
+    runner = {s.name: dict(s.kwargs) for s in client_specs(cfg, ctx)}["alloc-runner"]["config"]
+    assert (runner.template_retry_attempts, runner.template_retry_backoff_s,
+            runner.template_retry_max_backoff_s) == (0, 2.0, 60.0)  # max_backoff keeps its default
+    path.write_text(base + '[client.template.nomad_retry]\nbackoff = "2m"\nmax_backoff = "1m"\n')
+    with pytest.raises(ConfigError, match="nomad_retry: retry config backoff 120000000000 is greater than "
+                                          "max_backoff 60000000000"):
+        validate(load_files([str(path)])[0])
+    path.write_text(base + '[client.template.nomad_retry]\nbackoff = "2m"\nmax_backoff = "0s"\n')
+    validate(load_files([str(path)])[0])  # max_backoff = 0: no cap
+    path.write_text(base + '[client.template.vault_retry]\nbackoff = "2m"\nmax_backoff = "1m"\n')
+    with pytest.raises(ConfigError, match="vault_retry: retry config backoff 120000000000 is greater"):
+        validate(load_files([str(path)])[0])
+    path.write_text(base + '[client.template.consul_retry]\nattempts = 5\nbackoff = "5s"\n')
+    validate(load_files([str(path)])[0])  # a Nomad client's configuration loads
+    for bad in ('attempts = -1', 'backoff = "0s"', 'retries = 3'):
+        path.write_text(base + f'[client.template.nomad_retry]\n{bad}\n')
+        with pytest.raises(ConfigError, match="nomad_retry"):
+            validate(load_files([str(path)])[0])
+
+
+def test_by_port_groups_nomad_services_by_their_ports() -> None:
+    regs = [{"ID": "a", "ServiceName": "db", "Address": "10.0.0.1", "Port": 8080, "Tags": []},
+            {"ID": "b", "ServiceName": "db", "Address": "10.0.0.2", "Port": 80, "Tags": []},
+            {"ID": "c", "ServiceName": "db", "Address": "10.0.0.3", "Port": 8080, "Tags": []}]
+    r = render('{{ range $port, $s := nomadService "db" | byPort }}{{ $port }}:{{ range $s }}{{ .Address }},'
+               '{{ end }} {{ end }}', {("service", "db"): ("", regs)})
+    assert r.outputs == ("80:10.0.0.2, 8080:10.0.0.1,10.0.0.3, ",)
+    assert render("{{ byPort nomadServices }}", {("services", ""): ("", [{"Name": "db"}])}).error.endswith(
+        "byPort: wrong argument type []*dependency.NomadServicesSnippet")
+
+
+def test_file_reads_only_inside_the_tasks_directory_once_per_rendering() -> None:
+    """consul-template's file with Nomad's sandbox (the task's directory; disable_file_sandbox is refused
+    by this agent's config)."""
+    reads: list[str] = []
+    disk = {"/a/t/local/conf": b"hello", "/a/t/../other": b"x"}
+
+    def read(path: str) -> bytes:
+        reads.append(path)
+        if path not in disk:
+            raise FileNotFoundError(path)
+        return disk[path]
+
+    def run(text: str) -> Any:
+        return render_task((T,), (text,), {}, {}, "default", read_file=read, sandbox="/a/t")
+    text = '{{ file "/a/t/local/conf" }}{{ file " /a/t/local/../local/conf " }}{{ file "" }}'
+    assert run(text).outputs == ("hellohello",)
+    assert reads == ["/a/t/local/conf"]
+    assert run('{{ file "/a/t/../other" }}').error.endswith(
+        "error calling file: '/a/t/../other' is outside of sandbox")
+    assert run('{{ file "/etc/passwd" }}').error.endswith("'/etc/passwd' is outside of sandbox")
+    assert run('{{ file "local/conf" }}').error.endswith("'local/conf' is outside of sandbox")
+    assert run('{{ file "/a/t/none" }}').error.endswith(
+        "error calling file: failed to resolve target path: lstat /a/t/none: no such file or directory")
+
+
+def test_timestamp_reads_the_agents_wall_clock() -> None:
+    r = render_task((T,), ('{{ timestamp }} {{ timestamp "unix" }}',), {}, {}, "default",
+                    wall_clock=lambda: 86400.5)
+    assert r.outputs == ("1970-01-02T00:00:00Z 86400",)
+
+
+def test_the_new_map_functions_take_nomads_values_as_go_does() -> None:
+    regs = [{"ID": "a", "ServiceName": "db", "Address": "10.0.0.1", "Port": 1, "Tags": ["x"]}]
+    r = render('{{ nomadService "db" | toYAML }}', {("service", "db"): ("", regs)})
+    assert r.outputs[0].startswith("- address: 10.0.0.1\n  allocid: null\n")  # yaml.v2: fields in lower case
+    r = render('{{ mergeMap (nomadVar "nomad/jobs/web") (parseJSON "{}") }}',
+               {("var", "nomad/jobs/web"): ("", VAR)})
+    assert r.error.endswith("wrong type for value; expected map[string]interface {}; "
+                            "got dependency.NomadVarItems")
+    r = render('{{ (nomadVar "nomad/jobs/web").Items | toYAML }}', {("var", "nomad/jobs/web"): ("", VAR)})
+    assert r.outputs == ("password: pw\nuser: u",)

@@ -9,6 +9,7 @@ template and restarts (or signals) the task.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -322,3 +323,162 @@ def test_the_first_render_does_not_wait_for_quiescence() -> None:
     assert files(c)["t/local/app.conf"] == b"password=a\n"  # a change waits for min
     until(c, lambda: files(c)["t/local/app.conf"] == b"password=b\n", 40.0)
     assert c.sched.now - start < 120.0
+
+
+def _failing_endpoint(monkeypatch: Any, failing: list[bool], times: list[float], c_ref: list[Any]) -> None:
+    """The servers answer every template data query with an error while failing[0] is true."""
+    from actors.client.messages import GetTemplateData, TemplateDataResponse
+    from actors.server import alloc_endpoint
+
+    real = alloc_endpoint.AllocEndpoint.receive
+
+    def receive(self: Any, message: Any) -> Any:
+        if isinstance(message, GetTemplateData) and failing[0]:
+            times.append(c_ref[0].sched.now)
+            self.send(message.reply_node, message.reply_actor, TemplateDataResponse(
+                req_id=message.req_id, ok=False, error="Unexpected response code: 500 (boom)"))
+            return None
+        return real(self, message)
+    monkeypatch.setattr(alloc_endpoint.AllocEndpoint, "receive", receive)
+
+
+def boot_retry(attempts: int, backoff: float, max_backoff: float) -> JobCluster:
+    from actors.client.alloc_runner import AllocRunnerConfig
+
+    runner = AllocRunnerConfig(template_retry_attempts=attempts, template_retry_backoff_s=backoff,
+                               template_retry_max_backoff_s=max_backoff)
+    c = JobCluster(3, JobClusterConfig(base=ClusterConfig(n_servers=1, n_clients=1), runner=runner))
+    c.run(30.0)
+    assert c.statuses() == {"ready": 1}
+    return c
+
+
+def test_failing_template_queries_back_off_and_fail_the_task_once_nomad_retry_is_spent(
+        monkeypatch: Any) -> None:
+    """client.template.nomad_retry: a failed query is retried after backoff, doubled up to max_backoff;
+    after `attempts` retries the task fails with the dependency's error (consul-template's view gives
+    up, Nomad's template hook kills the task: "Template failed: ...")."""
+    failing, times, ref = [True], [], [None]
+    _failing_endpoint(monkeypatch, failing, times, ref)
+    c = boot_retry(4, 1.0, 3.0)
+    ref[0] = c
+    c.register(job([CONF]))
+    until(c, lambda: bool(c.allocs("web")) and c.allocs("web")[0]["ClientStatus"] == "failed", 60.0)
+    assert len(times) == 5  # the query and 4 retries
+    gaps = [round(b - a) for a, b in itertools.pairwise(times)]
+    assert gaps == [1, 2, 3, 3]  # 1s, 2s, then max_backoff
+    assert ("Killing", "Template failed: nomad.var.block(nomad/jobs/web@default.global): "
+            "Unexpected response code: 500 (boom)") in events(c)
+    assert procs(c) == []
+
+
+def test_a_server_that_recovers_within_the_retries_starts_the_task_and_resets_them(monkeypatch: Any) -> None:
+    failing, times, ref = [True], [], [None]
+    _failing_endpoint(monkeypatch, failing, times, ref)
+    c = boot_retry(3, 1.0, 60.0)
+    ref[0] = c
+    set_var(c, "nomad/jobs/web", {"password": "pw"})
+    c.register(job([CONF]))
+    until(c, lambda: len(times) == 3)  # two retries spent
+    failing[0] = False
+    until(c, lambda: len(procs(c)) == 1)
+    runner = c.sched.actor_of(c.sched.nodes["c0001"].actors["alloc-runner"])
+    assert [t.tmpl_retries for a in runner.allocs.values() for t in a.tasks.values()] == [0]
+    failing[0] = True  # the watch fails again later: a fresh set of attempts, then the task fails
+    set_var(c, "nomad/jobs/web", {"password": "pw2"})
+    until(c, lambda: c.allocs("web")[0]["ClientStatus"] == "failed", 60.0)
+    assert len(times) == 3 + 4
+
+
+def test_file_reads_a_file_of_the_tasks_directory_and_timestamp_the_clients_clock(monkeypatch: Any) -> None:
+    """consul-template's file, sandboxed to the task's directory as Nomad's (NOMAD_TASK_DIR is inside
+    it; another allocation's file is not), read again on each re-render."""
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "one"})
+    reads: list[tuple[str, str]] = []
+
+    def read(_self: Any, alloc_id: str, path: str, limit: int) -> bytes:
+        reads.append((alloc_id, path))
+        return b"from-file"
+    monkeypatch.setattr(MemoryAllocDirs, "read_alloc_file", read)
+    text = ('{{ with nomadVar "nomad/jobs/web" }}{{ .password }}{{ end }} '
+            '{{ file (printf "%s/in.txt" (env "NOMAD_TASK_DIR")) }} {{ timestamp "unix" }}')
+    c.register(job([{"EmbeddedTmpl": text, "DestPath": "local/out", "ChangeMode": "noop", "Splay": 0}]))
+    until(c, lambda: len(procs(c)) == 1)
+    pw, content, stamp = files(c)["t/local/out"].decode().split(" ")
+    assert (pw, content) == ("one", "from-file") and 0 < int(stamp) <= c.sched.now
+    assert set(reads) == {(procs(c)[0].alloc_id, "t/local/in.txt")}  # each rendering reads it
+    before = len(reads)
+    set_var(c, "nomad/jobs/web", {"password": "two"})
+    until(c, lambda: files(c)["t/local/out"].startswith(b"two from-file "))
+    assert len(reads) > before
+    c.register(job([{"EmbeddedTmpl": '{{ file "/etc/passwd" }}', "DestPath": "local/out",
+                     "ChangeMode": "noop", "Splay": 0}]))
+    until(c, lambda: any("is outside of sandbox" in m for _, m in events(c)))
+
+
+def test_a_file_a_template_reads_is_watched_and_its_change_re_renders_without_extra_queries(
+        monkeypatch: Any) -> None:
+    """consul-template looks at a file dependency every 2 s (FileQuerySleepTime); a change re-renders
+    the template and applies its change_mode; the servers' data query is not sent again for it."""
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "pw"})
+    content = [b"v1"]
+    monkeypatch.setattr(MemoryAllocDirs, "read_alloc_file", lambda _self, _a, _p, _n: content[0])
+    text = ('{{ with nomadVar "nomad/jobs/web" }}{{ .password }}{{ end }}-'
+            '{{ file (printf "%s/in.txt" (env "NOMAD_TASK_DIR")) }}')
+    c.register(job([{**CONF, "EmbeddedTmpl": text}]))
+    until(c, lambda: len(procs(c)) == 1)
+    assert files(c)["t/local/app.conf"] == b"pw-v1"
+    from actors.server.alloc_endpoint import ALLOC_ENDPOINT
+
+    endpoint = c.sched.actor_of(c.sched.nodes[c.servers[0]].actors[ALLOC_ENDPOINT])
+    queries = endpoint.stats["template_queries"]
+    c.run(20.0)
+    assert endpoint.stats["template_queries"] == queries  # ten looks at the file, no new query
+    content[0] = b"v2"
+    until(c, lambda: files(c)["t/local/app.conf"] == b"pw-v2", 10.0)
+    until(c, lambda: len(procs(c)) == 2)  # change_mode restart
+    set_var(c, "nomad/jobs/web", {"password": "new"})  # the data watch still works
+    until(c, lambda: files(c)["t/local/app.conf"] == b"new-v2")
+
+
+def test_a_slow_template_that_reads_a_file_is_looked_at_less_often(monkeypatch: Any) -> None:
+    """Watching a file re-renders the template; one whose rendering takes long is re-rendered at most
+    every template_file_poll_cost_factor times that long, so it cannot hold the client's runner."""
+    from actors.client import alloc_runner
+
+    c = boot()
+    renders: list[float] = []
+    real = alloc_runner.AllocRunner._render
+
+    def slow(self: Any, a: Any, t: Any, env: Any) -> Any:
+        renders.append(c.sched.now)
+        node = c.sched.nodes["c0001"]
+        node.clock_offset += 1.0  # the rendering takes a second of the client's clock
+        return real(self, a, t, env)
+    monkeypatch.setattr(alloc_runner.AllocRunner, "_render", slow)
+    monkeypatch.setattr(MemoryAllocDirs, "read_alloc_file", lambda _self, _a, _p, _n: b"x")
+    text = '{{ file (printf "%s/in.txt" (env "NOMAD_TASK_DIR")) }}'
+    c.register(job([{**CONF, "EmbeddedTmpl": text}]))
+    until(c, lambda: len(procs(c)) == 1)
+    start = len(renders)
+    c.run(60.0)
+    assert 1 <= len(renders) - start <= 4  # every ~20 s instead of every 2 s
+
+
+def test_after_a_client_restart_a_template_reading_only_a_file_is_watched_again(monkeypatch: Any) -> None:
+    c = boot()
+    content = [b"v1"]
+    monkeypatch.setattr(MemoryAllocDirs, "read_alloc_file", lambda _self, _a, _p, _n: content[0])
+    text = '{{ file (printf "%s/in.txt" (env "NOMAD_TASK_DIR")) }}'
+    c.register(job([{**CONF, "EmbeddedTmpl": text}]))
+    until(c, lambda: len(procs(c)) == 1)
+    c.crash("c0001")
+    c.run(2.0)
+    c.restart("c0001")
+    c.run(15.0)
+    assert len(procs(c)) == 1  # re-attached, not started again
+    content[0] = b"v2"
+    until(c, lambda: files(c)["t/local/app.conf"] == b"v2")
+    until(c, lambda: len(procs(c)) == 2)

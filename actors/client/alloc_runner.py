@@ -84,6 +84,7 @@ import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
@@ -137,12 +138,14 @@ from actors.client.templates import (
     TOO_MANY_DEPS,
     Rendered,
     TemplateSpec,
+    dep_name,
     missing_message,
     parse_env,
     parse_templates,
     quiescence,
     render_task,
     resolve_path,
+    retry_delay,
 )
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT as ALLOC_ENDPOINT_NAME
 from runtime.actor import NodeActor
@@ -464,7 +467,9 @@ class AllocRunnerConfig:
     # blocking query on a server (GetTemplateData) held this long, as the
     # client's allocation watch (5 min); an answer later than the wait plus
     # template_rpc_margin_s counts as a failed server, and after a failure the
-    # query is sent again (to the next server) after template_retry_s.
+    # query is sent again (to the next server) after a backoff:
+    # client.template.nomad_retry (Nomad's 12 attempts, 250ms doubled up to
+    # 1m); once the attempts in a row are spent (0: never) the task fails.
     template_wait_s: float = 300.0
     # client.template.wait (Nomad's 5s / 4m): how long a changed template's data must stay unchanged
     # before it is rendered again, and how long at most after the first change, for a template
@@ -474,7 +479,16 @@ class AllocRunnerConfig:
     # client.template.wait_bounds (min, max; 0: none): a job template's own wait is kept within them.
     template_wait_bounds: tuple[float, float] = (0.0, 0.0)
     template_rpc_margin_s: float = 10.0
-    template_retry_s: float = 1.0
+    template_retry_attempts: int = 12
+    template_retry_backoff_s: float = 0.25
+    template_retry_max_backoff_s: float = 60.0
+    # A file a template reads (its file function) is looked at again this often while the task runs,
+    # and a change re-renders the template (consul-template's FileQuerySleepTime, 2 s).
+    template_file_poll_s: float = 2.0
+    # ... but a rendering that took long is looked at again at most this many times its time later
+    # (a template rendering for 1.9 s of every 2 s would hold the client's allocations): at most ~5%
+    # of the runner's time goes to watching files.
+    template_file_poll_cost_factor: float = 20.0
     # A template's source file is read whole; one larger than this fails the
     # task rather than the client's memory (a template is a config file).
     template_source_max_bytes: int = 4 * 1024 * 1024
@@ -521,10 +535,14 @@ class AllocRunnerConfig:
                 raise ValueError(f"{name} must be a percentage within [0, 100]")
         if not 0 <= self.restart_jitter_fraction <= 1:
             raise ValueError("restart_jitter_fraction must be within [0, 1]")
-        if min(self.template_wait_s, self.template_rpc_margin_s, self.template_retry_s) <= 0 \
+        if min(self.template_wait_s, self.template_rpc_margin_s, self.template_retry_backoff_s) <= 0 \
                 or self.template_source_max_bytes < 1 or self.template_output_max_bytes < 1:
-            raise ValueError("template_wait_s, template_rpc_margin_s, template_retry_s, "
+            raise ValueError("template_wait_s, template_rpc_margin_s, template_retry_backoff_s, "
                              "template_source_max_bytes and template_output_max_bytes must be > 0")
+        if self.template_file_poll_s <= 0 or self.template_file_poll_cost_factor < 0:
+            raise ValueError("template_file_poll_s must be > 0 and template_file_poll_cost_factor >= 0")
+        if self.template_retry_attempts < 0 or self.template_retry_max_backoff_s < 0:
+            raise ValueError("template_retry_attempts and template_retry_max_backoff_s must be >= 0")
         if min(self.migrate_wait_s, self.migrate_rpc_margin_s, self.migrate_retry_s,
                self.migrate_io_timeout_s, self.migrate_timeout_s, self.migrate_fetch_grace_s) <= 0 \
                 or self.migrate_max_entries < 1:
@@ -1433,6 +1451,7 @@ class _Task:
     tmpl_event: str = ""
     tmpl_change: tuple[bool, tuple[str, ...]] | None = None
     tmpl_first_change: float | None = None  # data changed since then, not rendered yet (wait { min, max })
+    tmpl_retries: int = 0  # failed template data queries in a row (nomad_retry); an answer resets it
 
 
 @dataclass(slots=True)
@@ -1560,8 +1579,12 @@ class AllocRunner(NodeActor):
     def __init__(self, env: Env, name: str, *, driver_registry: dict[str, Driver], state: AllocStateStore,
                  alloc_root: str, reporter: str, config: AllocRunnerConfig | None = None,
                  alloc_dirs: AllocDirs | None = None, checker: str | None = None,
-                 fetcher: Any = None, migrator: Any = None) -> None:
+                 fetcher: Any = None, migrator: Any = None,
+                 wall_clock: Callable[[], float] | None = None) -> None:
         super().__init__(env, name)
+        # Unix seconds, for templates' timestamp (time.time in the agent); None: env.now (the
+        # simulator's virtual time).
+        self.wall_clock = wall_clock if wall_clock is not None else env.now
         # Pulls a previous allocation's ephemeral disk from another node (actors.client.disk_migrate's
         # HttpSnapshotFetcher in the agent); None: such a disk is not migrated (a Task Setup event).
         self.migrator = migrator
@@ -1752,13 +1775,19 @@ class AllocRunner(NodeActor):
                         self._restart_due(a, t)
                     elif kind == "kill":
                         self._escalate(a, t)
-                    elif kind == "tmpl" and t.tmpl_req:  # no answer: the next server
+                    elif kind == "tmpl" and t.tmpl_req:  # no answer: the next server, after a backoff
                         self._tmpl_reqs.pop(t.tmpl_req, None)
                         t.tmpl_req = 0
                         self._rotate()
-                        self._tmpl_query(a, t)
+                        self._tmpl_retry(a, t, "no answer from the server within "
+                                         f"{self.cfg.template_wait_s + self.cfg.template_rpc_margin_s:g}s")
                     elif kind == "tmpl_retry":
                         self._tmpl_query(a, t)
+                    elif kind == "tmpl_file":  # the files templates read: re-rendered if they changed
+                        if t.tmpl_ready and t.phase != P_DEAD and t.tmpl_first_change is None:
+                            self._rerender(a, t, self.env.now(), requery=False)
+                        elif t.tmpl_ready and t.phase != P_DEAD:
+                            self._set_task_timer("tmpl_file", a, t, self.cfg.template_file_poll_s)
                     elif kind == "tmpl_quiet":
                         t.tmpl_first_change = None
                         if t.tmpl_ready and t.phase != P_DEAD:
@@ -1945,12 +1974,18 @@ class AllocRunner(NodeActor):
     def _render(self, a: _Alloc, t: _Task, env: dict[str, str]) -> Rendered:
         """Render the task's templates from the data fetched so far (actors.client.templates)."""
         assert a.spec is not None
+        alloc_dir, task_dir, _ = self._dirs(a, t)
+
+        def read_file(path: str) -> bytes:  # a template's file function: inside the task's directory
+            if self.alloc_dirs is None:
+                raise ValueError("this client keeps no allocation directories")
+            return self.alloc_dirs.read_alloc_file(a.alloc_id, posixpath.relpath(path, alloc_dir),
+                                                   self.cfg.template_source_max_bytes)
         if t.tmpl_sources is not None:
             return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
                                self.cfg.template_output_max_bytes,
-                               denylist=self.cfg.template_function_denylist,
-                               clock=self.env.now)
-        alloc_dir, task_dir, _ = self._dirs(a, t)
+                               denylist=self.cfg.template_function_denylist, clock=self.env.now,
+                               wall_clock=self.wall_clock, read_file=read_file, sandbox=task_dir)
         sources: list[str] = []
         for spec in t.spec.templates:
             if not spec.source:
@@ -1969,7 +2004,8 @@ class AllocRunner(NodeActor):
         t.tmpl_sources = tuple(sources)
         return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
                            self.cfg.template_output_max_bytes, denylist=self.cfg.template_function_denylist,
-                           clock=self.env.now)
+                           clock=self.env.now, wall_clock=self.wall_clock, read_file=read_file,
+                           sandbox=task_dir)
 
     def _write_templates(self, a: _Alloc, t: _Task, r: Rendered, env: dict[str, str],
                          only: tuple[int, ...] | None = None) -> str:
@@ -2023,7 +2059,15 @@ class AllocRunner(NodeActor):
         t.tmpl_ready, t.tmpl_wait, t.tmpl_event = True, False, ""
         if r.deps and not t.tmpl_req:  # watched from now on
             self._tmpl_query(a, t, r.deps, blocking=True)
+        self._watch_files(a, t, r)
         return True
+
+    def _watch_files(self, a: _Alloc, t: _Task, r: Rendered, cost_s: float = 0.0) -> None:
+        """Templates that read the client's files (file) look at them again after template_file_poll_s
+        (or template_file_poll_cost_factor times *cost_s*, the time their rendering took, if longer)."""
+        if r.files and f"tmpl_file/{a.alloc_id}/{t.spec.name}" not in self._timers:
+            self._set_task_timer("tmpl_file", a, t, max(self.cfg.template_file_poll_s,
+                                                        self.cfg.template_file_poll_cost_factor * cost_s))
 
     def _missing_event(self, t: _Task, r: Rendered, now: float) -> None:
         message = missing_message(r.missing)
@@ -2073,6 +2117,9 @@ class AllocRunner(NodeActor):
         if deps is None:
             deps = tuple(t.tmpl_data) or self._render(a, t, self._dirs(a, t)[2]).deps
             blocking = all(d in t.tmpl_data for d in deps)
+        if not deps and t.tmpl_adopt and t.phase == P_RUNNING:  # re-attached: nothing of the servers'
+            self._adopt(a, t, self.env.now())  # to wait for (templates of files only): rendered now
+            return
         if not deps or t.phase == P_DEAD or not self.servers or not self.link_node:
             return  # nothing to watch; or no server yet (ServerLink sends it)
         self._tmpl_next += 1
@@ -2084,6 +2131,26 @@ class AllocRunner(NodeActor):
             secret_id=self.link_secret, alloc_id=a.alloc_id, task=t.spec.name, deps=tuple(deps),
             min_index=t.tmpl_index if blocking else 0, wait_s=wait))
         self._set_task_timer("tmpl", a, t, wait + self.cfg.template_rpc_margin_s)
+
+    def _tmpl_retry(self, a: _Alloc, t: _Task, error: str) -> None:
+        """A template data query failed: ask again after nomad_retry's backoff, or, its attempts spent,
+        fail the task as Nomad does ("Template failed: <dependency>: <error>")."""
+        if t.phase == P_DEAD:
+            return
+        cfg = self.cfg
+        delay = retry_delay(t.tmpl_retries, cfg.template_retry_attempts, cfg.template_retry_backoff_s,
+                            cfg.template_retry_max_backoff_s)
+        if delay is None:
+            assert a.spec is not None
+            deps = tuple(t.tmpl_data) or self._render(a, t, self._dirs(a, t)[2]).deps
+            name = dep_name(*deps[0], a.spec.namespace) + ": " if deps else ""
+            t.tmpl_retries = 0
+            self._template_failed(a, t, f"{name}{error}", self.env.now())
+            return
+        t.tmpl_retries += 1
+        log.info("%s: template data for %s/%s: %s (retry attempt %d after %gs)", self.env.node,
+                 a.alloc_id[:8], t.spec.name, error, t.tmpl_retries, delay)
+        self._set_task_timer("tmpl_retry", a, t, delay)
 
     def _template_data(self, m: TemplateDataResponse) -> None:
         key = self._tmpl_reqs.pop(m.req_id, None)
@@ -2102,15 +2169,16 @@ class AllocRunner(NodeActor):
                 return
             if is_retryable(m.error) or m.error.startswith("stale"):
                 self._rotate()
-            self._set_task_timer("tmpl_retry", a, t, self.cfg.template_retry_s)
+            self._tmpl_retry(a, t, m.error)
             return
         try:
             rows = msgpack.unpackb(m.data, raw=False) if m.data else []
             data = {(str(k), str(arg)): (str(err), value) for k, arg, err, value in rows}
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             log.warning("%s: bad template data from a server: %s", self.env.node, exc)
-            self._set_task_timer("tmpl_retry", a, t, self.cfg.template_retry_s)
+            self._tmpl_retry(a, t, f"malformed answer from the server: {exc}")
             return
+        t.tmpl_retries = 0  # consul-template's view: a successful contact resets its retries
         before = dict(t.tmpl_data)
         t.tmpl_data.update(data)
         t.tmpl_index = max(t.tmpl_index, m.index)
@@ -2158,19 +2226,25 @@ class AllocRunner(NodeActor):
             _keep_read(t, r)
             t.tmpl_ready = True
             self._tmpl_query(a, t, r.deps, blocking=True)
+            self._watch_files(a, t, r)
 
-    def _rerender(self, a: _Alloc, t: _Task, now: float) -> None:
+    def _rerender(self, a: _Alloc, t: _Task, now: float, *, requery: bool = True) -> None:
         """Data the task's templates read changed: write those whose rendering changed, then their
-        change_mode (Nomad's handleTemplateRerenders), and watch again."""
+        change_mode (Nomad's handleTemplateRerenders), and watch again.  Without *requery* (a look at
+        the files they read) the data query in flight stays, unless the templates now read more."""
         _, _, env = self._dirs(a, t)
+        before = set(t.tmpl_data)
+        started = self.env.now()
         r = self._render(a, t, env)
+        self._watch_files(a, t, r, self.env.now() - started)
         if r.error:
             self._template_failed(a, t, r.error, now)
             return
         if not r.complete:  # a variable removed, or a new one read: the last rendering stays
             if r.missing:
                 self._missing_event(t, r, now)
-            self._tmpl_query(a, t, r.deps, blocking=not r.lacking)
+            if requery or not t.tmpl_req or r.lacking:
+                self._tmpl_query(a, t, r.deps, blocking=not r.lacking)
             return
         t.tmpl_event = ""
         _keep_read(t, r)
@@ -2193,7 +2267,8 @@ class AllocRunner(NodeActor):
                         self._set_task_timer("tmpl_change", a, t, self.env.rng.uniform(0, splay))
                 else:
                     self._template_change(a, t)
-        self._tmpl_query(a, t, r.deps, blocking=True)
+        if requery or not t.tmpl_req or any(d not in before for d in r.deps):
+            self._tmpl_query(a, t, r.deps, blocking=True)
 
     def _template_change(self, a: _Alloc, t: _Task) -> None:
         change, t.tmpl_change = t.tmpl_change, None
@@ -2436,6 +2511,7 @@ class AllocRunner(NodeActor):
         t.tmpl_wait, t.tmpl_change = False, None  # nor template data (an answer then only ends the watch)
         self._cancel_task_timer("tmpl_change", a, t)
         self._cancel_task_timer("tmpl_quiet", a, t)
+        self._cancel_task_timer("tmpl_file", a, t)
         t.tmpl_first_change = None
         t.phase, t.handle = P_DEAD, None
         t.state = _state(t.state, state=TASK_DEAD, failed=failed or t.state.failed,
@@ -3106,7 +3182,8 @@ class AllocRunner(NodeActor):
         if a.prev_wait:
             self._stop_waiting(a)
         for name in sorted(a.tasks):
-            for kind in ("restart", "kill", "fetch", "tmpl", "tmpl_retry", "tmpl_change", "tmpl_quiet"):
+            for kind in ("restart", "kill", "fetch", "tmpl", "tmpl_retry", "tmpl_change", "tmpl_quiet",
+                         "tmpl_file"):
                 self._cancel_task_timer(kind, a, a.tasks[name])
             self._tmpl_reqs.pop(a.tasks[name].tmpl_req, None)
         self._cancel_alloc_timer("health", a)

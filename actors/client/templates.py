@@ -18,7 +18,11 @@ blocking query read with the task's workload identity):
 * ``nomadService "name"`` (``.Address``, ``.Port``, ``.Tags``...) and
   ``nomadServices`` (``.Name``, ``.Tags``) -- the native service catalog;
 * ``env "NAME"``, ``mustEnv``, ``envOrDefault`` -- the task's environment;
-* ``byTag`` -- services grouped by tag;
+* ``byTag``, ``byPort`` -- services grouped by tag, by port;
+* ``file "/path"`` -- a file of the task's directory (Nomad's file sandbox),
+  read once per rendering and looked at again every 2 s while the task runs
+  (consul-template's file watch: a change re-renders); ``timestamp`` -- the
+  agent's wall clock;
 * Consul's and Vault's functions (``key``, ``keyOrDefault``, ``service``,
   ``secret``...) fail the render: this agent has no Consul nor Vault.
 
@@ -33,12 +37,17 @@ is rendered only once the data stayed unchanged for ``min`` (but at most
 ``max`` after the first change), as consul-template's quiescence.  As
 there, the wait applies to changes only: the first rendering (the task's
 start) happens as soon as the data is there (consul-template's runner arms
-a template's quiescence only once every template has rendered).
+a template's quiescence only once every template has rendered).  A query
+that fails is sent again after :func:`retry_delay` (client.template.nomad_retry,
+consul-template's retry: a backoff doubled up to a cap); once its attempts
+are spent the task fails, as Nomad's hook kills it when consul-template's
+runner gives up.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import posixpath
 import re
 from collections.abc import Callable
@@ -46,7 +55,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.state.services import rendezvous
-from runtime.gotemplate import CONSUL_TEMPLATE_FUNCS, MAX_OUTPUT_BYTES, MAX_RENDER_S, TemplateError, render
+from runtime.gotemplate import (
+    CONSUL_TEMPLATE_FUNCS,
+    MAX_OUTPUT_BYTES,
+    MAX_RENDER_S,
+    TemplateError,
+    render,
+    timestamp_func,
+)
 
 NS = 1_000_000_000
 EV_TEMPLATE = "Template"  # Nomad's consulTemplateSourceName: the "Missing: ..." events
@@ -65,6 +81,22 @@ TOO_MANY_DEPS = "templates read more than"  # the refusal's text, on the servers
 # consul-template's; these three (render another named template, run a binary on the client, write
 # a file on the client) this agent does not implement in any case.
 DEFAULT_FUNCTION_DENYLIST = ("executeTemplate", "plugin", "writeToFile")
+
+
+UNBOUNDED_BACKOFF_CAP_S = 86400.0
+
+
+def retry_delay(retry: int, attempts: int, backoff_s: float, max_backoff_s: float) -> float | None:
+    """consul-template's RetryFunc, as Nomad's nomad_retry configures it: how long to wait before the
+    *retry*-th retry (0 the first) of a failed query -- *backoff_s* doubled each time, at most
+    *max_backoff_s* (0: no cap) -- or None once *attempts* retries are spent (0: never)."""
+    if attempts > 0 and retry > attempts - 1:
+        return None
+    if max_backoff_s > 0 and retry > int(math.log2(max_backoff_s / backoff_s)):
+        return max_backoff_s
+    # max_backoff = 0 lets it grow without bound in Go (in practice: until the next retry is years
+    # away); here it stops at a day, which a timer can hold.
+    return min(backoff_s * 2.0 ** min(retry, 64), UNBOUNDED_BACKOFF_CAP_S)
 
 
 def too_many_deps(limit: int) -> str:
@@ -196,6 +228,7 @@ class Rendered:
     lacking: tuple[tuple[str, str], ...] = ()  # read but not fetched yet
     missing: tuple[str, ...] = ()  # fetched and absent (a variable that does not exist): blocks
     error: str = ""  # a template that fails: the task fails ("Template failed: ...")
+    files: tuple[str, ...] = ()  # the client's files the templates read (file): watched for changes
 
     @property
     def complete(self) -> bool:
@@ -206,17 +239,22 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
                 data: dict[tuple[str, str], tuple[str, Any]], namespace: str,
                 max_output: int = MAX_OUTPUT_BYTES, max_deps: int = MAX_TEMPLATE_DEPS,
                 denylist: tuple[str, ...] = DEFAULT_FUNCTION_DENYLIST,
-                clock: Callable[[], float] | None = None) -> Rendered:
+                clock: Callable[[], float] | None = None, wall_clock: Callable[[], float] | None = None,
+                read_file: Callable[[str], bytes] | None = None, sandbox: str = "") -> Rendered:
     """Render every template of a task.  *sources*: each template's text (its data, or its source
     file's contents; None: the source file could not be read).  *data*: (kind, argument) -> (error,
     value) as the servers answered (a value not of the shape expected fails the render, naming it).
     *max_output*: characters all the templates together may write; *max_deps*: distinct variables
     and services they may read (more fails the render, naming the place); *denylist*: the client's
     template.function_denylist (names, or globs with ``*``: ``sprig_*``); *clock*: the agent's, on
-    which all the templates together may take MAX_RENDER_S (none: no time bound).  Never raises:
+    which all the templates together may take MAX_RENDER_S (none: no time bound); *wall_clock*: Unix
+    seconds, for ``timestamp``; *read_file*: the client's reader of a file (an absolute path) for
+    ``file``, which reads only inside *sandbox* (the task's directory, as Nomad's file sandbox; each
+    file once per rendering).  Never raises:
     whatever fails is the Rendered's error (the task fails with "Template failed: ...")."""
     try:
-        return _render_task(templates, sources, env, data, namespace, max_output, max_deps, denylist, clock)
+        return _render_task(templates, sources, env, data, namespace, max_output, max_deps, denylist, clock,
+                            wall_clock, read_file, sandbox)
     except TemplateError as e:
         return Rendered(error=str(e))
     except Exception as e:  # a last resort: never the runner's failure
@@ -225,7 +263,9 @@ def render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, 
 
 def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None, ...], env: dict[str, str],
                  data: dict[tuple[str, str], tuple[str, Any]], namespace: str, max_output: int,
-                 max_deps: int, denylist: tuple[str, ...], clock: Callable[[], float] | None) -> Rendered:
+                 max_deps: int, denylist: tuple[str, ...], clock: Callable[[], float] | None,
+                 wall_clock: Callable[[], float] | None, read_file: Callable[[str], bytes] | None,
+                 sandbox: str) -> Rendered:
     deps: dict[tuple[str, str], None] = {}
     lacking: dict[tuple[str, str], None] = {}
     missing: dict[str, None] = {}
@@ -300,6 +340,43 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
                 out.setdefault(str(tag), []).append(svc)
         return out
 
+    def by_port(services: Any) -> dict[int, list[Any]]:
+        """consul-template's byPort on nomadService: port -> the services on it."""
+        out: dict[int, list[Any]] = {}
+        if services is None:
+            return out
+        if not isinstance(services, list) or not all(getattr(s, "go_type", "") == "NomadService"
+                                                     for s in services):
+            raise TemplateError(f"byPort: wrong argument type {_go_arg_type(services)}")
+        for svc in services:
+            out.setdefault(svc.get("Port") or 0, []).append(svc)
+        return out
+
+    files: dict[str, str] = {}
+
+    def file_fn(path: Any) -> str:
+        """consul-template's file, sandboxed as Nomad's (disable_file_sandbox = false): a file of the
+        task's directory; a path outside it (or relative: Go resolves it from the agent's working
+        directory) fails the render."""
+        _need_str("file", path)
+        if not path:
+            return ""
+        path = path.strip()
+        full = posixpath.normpath(path)
+        if not posixpath.isabs(path) or not sandbox or not _inside(sandbox, full):
+            raise TemplateError(f"'{path}' is outside of sandbox")
+        if full not in files:
+            if read_file is None:
+                raise TemplateError("file: this client keeps no allocation directories")
+            try:
+                files[full] = read_file(full).decode("utf-8", "replace")
+            except FileNotFoundError:
+                raise TemplateError(f"failed to resolve target path: lstat {full}: no such file or "
+                                    "directory") from None
+            except (OSError, ValueError) as exc:
+                raise TemplateError(f"file({full}): {exc}") from None
+        return files[full]
+
     def env_fn(name: str) -> str:
         _need_str("env", name)
         return env.get(name, "")
@@ -318,8 +395,9 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
     funcs: dict[str, Any] = {"env": env_fn, "mustEnv": must_env, "envOrDefault": env_or_default,
                              "nomadVar": nomad_var, "nomadVarExists": nomad_var_exists,
                              "nomadVarList": nomad_var_list, "nomadVarListSafe": nomad_var_list,
-                             "nomadService": nomad_service, "byTag": by_tag,
-                             "nomadServices": nomad_services}
+                             "nomadService": nomad_service, "byTag": by_tag, "byPort": by_port,
+                             "nomadServices": nomad_services, "file": file_fn,
+                             "timestamp": timestamp_func(wall_clock)}
     for name in _CONSUL:
         funcs[name] = _refused(name, "Consul", "this agent has no Consul (use nomadVar, nomadService)")
     for name in _VAULT:
@@ -339,7 +417,8 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
                                   clock=clock, deadline=deadline))
         except TemplateError as e:
             return Rendered(deps=tuple(deps), error=str(e))
-    return Rendered(outputs=tuple(outputs), deps=tuple(deps), lacking=tuple(lacking), missing=tuple(missing))
+    return Rendered(outputs=tuple(outputs), deps=tuple(deps), lacking=tuple(lacking), missing=tuple(missing),
+                    files=tuple(files))
 
 
 def denied_functions(denylist: tuple[str, ...], funcs: dict[str, Any]) -> dict[str, Any]:
@@ -383,6 +462,15 @@ def _services_ok(v: Any) -> bool:
 # The shape of each kind of the servers' data (actors.client.templates' reader of it).
 _SHAPES: dict[str, Any] = {"var": _var_ok, "varlist": _list_of(_is_str_map), "service": _list_of(_service_ok),
                            "services": _list_of(_services_ok)}
+
+
+def _go_arg_type(v: Any) -> str:
+    """How Go's %T names a value a function was given."""
+    kinds = {getattr(x, "go_type", None) for x in v} if isinstance(v, list) else set()
+    if len(kinds) == 1 and None not in kinds:
+        return f"[]*dependency.{kinds.pop()}"
+    return "[]interface {}" if isinstance(v, list) else "map[string]interface {}" if isinstance(v, dict) \
+        else {str: "string", bool: "bool", int: "int", float: "float64"}.get(type(v), type(v).__name__)
 
 
 def _need_str(fn: str, v: Any) -> None:
