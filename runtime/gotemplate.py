@@ -1104,15 +1104,39 @@ def _regex_match(pattern: str, s: str) -> bool:
     return rx.search(s) is not None
 
 
+def _int64(v: Any) -> Any:
+    """Go's int64 wraps: so does an integer result here (Python's ints would grow without bound, and
+    ``multiply $x $x`` in a loop would hold the client for hours inside one step)."""
+    return ((v + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63) if type(v) is int else v
+
+
+def _go_div(a: Any, b: Any) -> Any:
+    """Go's ``/``: integers truncate toward zero (Python's ``//`` floors)."""
+    if type(a) is int and type(b) is int:
+        q = abs(a) // abs(b)
+        return q if (a < 0) == (b < 0) else -q
+    return a / b
+
+
+def _go_mod(a: Any, b: Any) -> Any:
+    """Go's ``%``: the sign of the dividend (Python's follows the divisor); integers only, as
+    consul-template's modulo."""
+    for v in (a, b):
+        if type(v) is not int:
+            raise _ExecError(f"modulo: unknown type for {go_str(v)!r} ({_type_name(v)})")
+    return a - b * _go_div(a, b)
+
+
 def _math(name: str, op: Callable[[Any, Any], Any]) -> Callable[..., Any]:
-    """consul-template's math: ``{{ 5 | subtract 2 }}`` is 5 - 2 (the piped value comes last)."""
+    """consul-template's math: ``{{ 5 | subtract 2 }}`` is 5 - 2 (the piped value comes last), on
+    Go's int64 for integers."""
     def call(b: Any, a: Any) -> Any:
         for v in (a, b):
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 raise _ExecError(f"{name}: unknown type for {go_str(v)!r} ({_type_name(v)})")
         if name in ("divide", "modulo") and b == 0:
             raise _ExecError(f"{name}: division by zero")
-        return op(a, b)
+        return _int64(op(_int64(a), _int64(b)))
     return call
 
 
@@ -2021,8 +2045,8 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "add": _math("add", lambda a, b: a + b),
     "subtract": _math("subtract", lambda a, b: a - b),
     "multiply": _math("multiply", lambda a, b: a * b),
-    "divide": _math("divide", lambda a, b: a // b if isinstance(a, int) and isinstance(b, int) else a / b),
-    "modulo": _math("modulo", lambda a, b: a % b),
+    "divide": _math("divide", _go_div),
+    "modulo": _math("modulo", _go_mod),
     "sha256Hex": _str_fn("sha256Hex", lambda s: hashlib.sha256(s.encode()).hexdigest()),
     "md5sum": _str_fn("md5sum", lambda s: hashlib.md5(s.encode(), usedforsecurity=False).hexdigest()),
     "hmacSHA256Hex": _str_fn("hmacSHA256Hex", lambda m, k: hmac.new(k.encode(), m.encode(),
@@ -2068,11 +2092,10 @@ class _Exec:
         self.steps += 1
         if self.steps > self.max_steps:
             raise self.fail(node, "", f"template ran more than {self.max_steps} steps")
-        if self.steps % 1024 == 0:
-            try:
-                _check_time()
-            except _TimeUp as e:
-                raise self.fail(node, "", str(e)) from None
+        try:  # every step: a clock read is cheap beside a step, and one heavy step can take long
+            _check_time()
+        except _TimeUp as e:
+            raise self.fail(node, "", str(e)) from None
 
     def emit(self, node: _Node, src: str, text: str) -> None:
         self.size += len(text)

@@ -214,3 +214,17 @@ def test_merge_map_with_override_replaces_a_scalar_by_a_map_but_merges_maps() ->
     s = '{{ $s := parseJSON `{"a":{"n":1},"b":{"j":2},"c":"s"}` }}'
     assert r(d + s + "{{ mergeMap $d $s | toJSON }}") == '{"a":"x","b":{"j":2,"k":1},"c":[1]}'
     assert r(d + s + "{{ mergeMapWithOverride $d $s | toJSON }}") == '{"a":{"n":1},"b":{"j":2,"k":1},"c":"s"}'
+
+
+def test_integer_math_is_gos_int64_truncating_and_modulo_takes_integers_only():
+    from runtime.gotemplate import TemplateError, render
+
+    assert render("{{ multiply 9223372036854775807 2 }}") == "-2"  # wraps, as Go's int64
+    assert render("{{ add 9223372036854775807 1 }}") == "-9223372036854775808"
+    assert render("{{ divide 2 -7 }} {{ modulo 2 -7 }}") == "-3 -1"  # -7 / 2 and -7 % 2 in Go
+    assert render("{{ divide 2 7.0 }}") == "3.5"
+    with pytest.raises(TemplateError, match=r"modulo: unknown type for '7.5' \(float64\)"):
+        render("{{ modulo 2 7.5 }}")
+    # Squaring in a loop ends at once (wrapped values), not in hours of big-integer arithmetic.
+    assert render("{{ $x := 3 }}{{ range loop 64 }}{{ $x = multiply $x $x }}{{ end }}{{ $x }}") == \
+        str(pow(3, 2 ** 64, 2 ** 64) - (2 ** 64 if pow(3, 2 ** 64, 2 ** 64) >= 2 ** 63 else 0))

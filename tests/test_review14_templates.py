@@ -11,10 +11,6 @@ import pytest
 ROOT = __file__.rsplit("/tests/", 1)[0]
 
 
-@pytest.mark.xfail(strict=True, reason="review14: consul-template's multiply works on Go's int64 (it wraps); "
-                   "here on Python's unbounded ints, so squaring a variable in a loop grows it to 2^27 "
-                   "digits in 27 steps -- one multiplication takes minutes and GBs, inside one step, where "
-                   "neither MAX_STEPS nor MAX_RENDER_S is checked, on the AllocRunner's thread")
 def test_squaring_in_a_loop_fails_within_the_render_time_bound():
     script = textwrap.dedent("""
         import time
