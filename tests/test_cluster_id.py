@@ -186,11 +186,17 @@ def test_the_first_leader_writes_the_cluster_id_and_a_later_leader_keeps_it() ->
         _wait(c, lambda: c.leader() not in (None, old))
         c.run(5.0)
         assert {str(m) for m in _metas(c).values()} == {meta}  # written once: no second record
-        # An operator restores a snapshot taken before cluster IDs: the leader re-establishes one.
-        blob = StateStore().snapshot()
-        for data in restore_commands(blob, "r1"):
-            c.propose(data)
-        _wait(c, lambda: all(m and m["ClusterID"] != first["ClusterID"] for m in _metas(c).values()))
+        # An operator restores a snapshot taken before cluster IDs, then one of another cluster's: the
+        # cluster keeps its own ID both times (it names the cluster, not the data restored into it).
+        other = StateStore()
+        other.apply(1, command("cluster_meta_set", cluster_id=CID_B, create_time=1))
+        for n, blob in enumerate((StateStore().snapshot(), other.snapshot())):
+            before = c.checker.replica.restore_index
+            for data in restore_commands(blob, f"r{n}"):
+                c.propose(data)
+            c.run(5.0)
+            assert c.checker.replica.restore_index > before  # restored
+            assert {m["ClusterID"] for m in _metas(c).values()} == {first["ClusterID"]}
     finally:
         c.close()
 

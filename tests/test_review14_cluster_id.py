@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from actors.scheduler.job import canonical_job
 from actors.state.store import StateStore, command
 
@@ -16,9 +14,6 @@ def _job(job_id: str) -> dict:
         {"Name": "g", "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"}}]}]})
 
 
-@pytest.mark.xfail(strict=True, reason="review14: an operator restore carries the cluster ID along, so a "
-                   "cluster restored from another's snapshot (prod into staging, a DR drill) derives the "
-                   "very same eval/alloc/deployment IDs as the original at every later index")
 def test_a_cluster_restored_from_anothers_snapshot_makes_ids_of_its_own():
     prod = StateStore()
     prod.apply(1, command("cluster_meta_set", cluster_id=CID_A, create_time=1))

@@ -11,7 +11,9 @@ What the state machine derives IDs from includes it once it is set: the
 IDs of evaluations (and so of the allocations and deployments the
 scheduler derives from them), of dispatched jobs and of scaling policies
 are then different in every cluster, while every server of one cluster
-still derives the same ones.  An entry applied while the state has no
+still derives the same ones.  An operator's restore keeps the cluster's own
+record when it has one (whatever the snapshot holds), so a cluster restored
+from another's snapshot goes on making IDs of its own.  An entry applied while the state has no
 cluster ID -- every entry of a log written before this record existed, and
 a restored snapshot taken before it -- derives exactly the IDs it always did.
 """

@@ -682,7 +682,13 @@ class StateStore:
         if snap.get("v") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported state snapshot version {snap.get('v')}")
         watchers = self._watchers
+        # An operator's restore keeps this cluster's own ID (when it has one): the ID names the cluster,
+        # not its data, and what the state derives IDs from includes it, so a cluster restored from
+        # another's snapshot (production into staging) never makes the same IDs as that one.
+        own_id = self.tables.get(cluster_meta.TABLE, {}).get(cluster_meta.KEY) if user else None
         self.tables = _new_tables(snap["tables"])
+        if own_id:
+            self.tables[cluster_meta.TABLE][cluster_meta.KEY] = own_id
         if user:
             self.table_index = {t: index for t in TABLES}
             self.restore_staging, self.restore_index = None, index
