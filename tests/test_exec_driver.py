@@ -147,6 +147,21 @@ def test_capabilities_and_memory_limits_follow_nomads_rules():
     assert memory_limits(256, 1024) == (1024 << 20, 256 << 20)  # memory_max hard, memory soft
 
 
+def test_the_plugin_block_sets_the_modes_a_task_does_not_choose():
+    from actors.client.exec_driver import exec_plugin_config
+
+    host = exec_plugin_config({"default_pid_mode": "host", "default_ipc_mode": "host"})
+    cfg = parse_exec_config({"command": SH}, host)
+    assert (cfg.pid_private, cfg.ipc_private) == (False, False)  # Nomad's executor.IsolationMode
+    cfg = parse_exec_config({"command": SH, "pid_mode": "private"}, host)
+    assert (cfg.pid_private, cfg.ipc_private) == (True, False)  # the task's own mode wins
+    assert parse_exec_config({"command": SH}).pid_private  # no plugin block: private
+    allow = exec_plugin_config({"allow_caps": ["kill", "net_raw"]}).allow_caps
+    assert task_capabilities(("NET_RAW",), (), allow) == ("KILL", "NET_RAW")  # defaults ∩ allow + cap_add
+    with pytest.raises(DriverError, match='default_pid_mode must be "private" or "host", got "none"'):
+        exec_plugin_config({"default_pid_mode": "none"})
+
+
 # ------------------------------------------------------------ real isolated tasks
 def _unshare_works() -> bool:
     import subprocess
@@ -174,8 +189,8 @@ real = pytest.mark.skipif(bool(_WHY_NOT), reason=_WHY_NOT or "runs")
 
 
 class Tracked(ExecDriver):
-    def __init__(self, started: list[TaskHandle]) -> None:
-        super().__init__()
+    def __init__(self, started: list[TaskHandle], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.started = started
 
     def start(self, *args: Any, **kwargs: Any) -> TaskHandle:
@@ -360,6 +375,17 @@ def test_capabilities_work_dir_and_root_user(driver, tmp_path):
     out = stdout(tmp_path, task="root")
     bnd = int(out.split("CapBnd:")[1].split()[0], 16)
     assert out.startswith("0\n") and bnd & (1 << 21) and not bnd & (1 << 38)  # legacy: SYS_ADMIN, no PERFMON
+
+
+@real
+def test_default_pid_mode_host_from_the_plugin_block_shows_the_hosts_processes(started, tmp_path):
+    from actors.client.exec_driver import exec_plugin_config
+
+    driver = Tracked(started, plugin=exec_plugin_config({"default_pid_mode": "host"}))
+    res = exit_of(driver, run(driver, tmp_path, 'echo "pid=$$"; ls /proc | grep -c "^[0-9]"'))
+    out = stdout(tmp_path)
+    assert res.exit_code == 0 and "pid=1\n" not in out  # not PID 1: the host's PID namespace
+    assert int(out.split()[-1]) > 4, out  # the host's processes are visible
 
 
 @real

@@ -251,8 +251,10 @@ def _caps(value: Any, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def parse_exec_config(config: Any) -> ExecConfig:
-    """The task's ``config`` block, validated as Nomad's exec TaskConfig.validate (its messages)."""
+def parse_exec_config(config: Any, defaults: ExecPluginConfig | None = None) -> ExecConfig:
+    """The task's ``config`` block, validated as Nomad's exec TaskConfig.validate (its messages);
+    an unset pid_mode / ipc_mode is the agent's default_pid_mode / default_ipc_mode."""
+    defaults = defaults or ExecPluginConfig()
     command, args = check_command_config("exec", config)
     known = {"command", "args", "pid_mode", "ipc_mode", "cap_add", "cap_drop", "work_dir"}
     unknown = sorted(k for k in config if k not in known)
@@ -260,7 +262,10 @@ def parse_exec_config(config: Any) -> ExecConfig:
         raise DriverError(f"failed to decode driver config: unsupported argument(s) {', '.join(unknown)}")
     modes = {}
     for key in ("pid_mode", "ipc_mode"):
-        mode = config.get(key) or "private"
+        mode = config.get(key) or ""
+        if not mode:  # Nomad's executor.IsolationMode: the task's own mode, else the plugin's default
+            modes[key] = defaults.default_pid_private if key == "pid_mode" else defaults.default_ipc_private
+            continue
         if mode not in ISOLATION_MODES:
             raise DriverError(f'failed driver config validation: {key} must be "private" or "host", '
                               f'got {mode!r}')
@@ -274,6 +279,47 @@ def parse_exec_config(config: Any) -> ExecConfig:
     return ExecConfig(command=command, args=tuple(args), pid_private=modes["pid_mode"],
                       ipc_private=modes["ipc_mode"], cap_add=_caps(config.get("cap_add"), "cap_add"),
                       cap_drop=_caps(config.get("cap_drop"), "cap_drop"), work_dir=work_dir or "/")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecPluginConfig:
+    """The agent's ``plugin "exec" { config { ... } }`` (Nomad's exec driver Config), validated."""
+
+    default_pid_private: bool = True  # default_pid_mode "private" (a task's pid_mode overrides it)
+    default_ipc_private: bool = True  # default_ipc_mode "private"
+    # no_pivot_root: Nomad's executor pivots into the task's root unless this is set (a ramdisk root
+    # cannot pivot); this launcher always chroots, which is what no_pivot_root asks for, so either
+    # value runs tasks the same way.
+    no_pivot_root: bool = False
+    allow_caps: tuple[str, ...] = NOMAD_DEFAULT_CAPS  # upper-case names without CAP_
+
+
+def exec_plugin_config(config: dict[str, Any]) -> ExecPluginConfig:
+    """Nomad's exec ``Config.validate``, with its messages: the modes are "private" or "host", and
+    ``allow_caps`` names capabilities this system has (``all`` is every one)."""
+    modes = {}
+    for key in ("default_pid_mode", "default_ipc_mode"):
+        mode = config.get(key, "private")
+        if mode not in ISOLATION_MODES:
+            raise DriverError(f'{key} must be "private" or "host", got "{mode}"')
+        modes[key] = mode == "private"
+    allow: list[str] = []
+    bad = []
+    for c in config.get("allow_caps", [c.lower() for c in NOMAD_DEFAULT_CAPS]):
+        name = c.strip().lower().removeprefix("cap_")  # Nomad's capabilities.normalize
+        if name == "all":
+            allow.extend(CAP_NUMBERS)
+        elif name.upper() in CAP_NUMBERS:
+            allow.append(name.upper())
+        elif name:
+            bad.append(name)
+    if bad:
+        raise DriverError("allow_caps configured with capabilities not supported by system: "
+                          + ", ".join(sorted(set(bad))))
+    return ExecPluginConfig(default_pid_private=modes["default_pid_mode"],
+                            default_ipc_private=modes["default_ipc_mode"],
+                            no_pivot_root=bool(config.get("no_pivot_root", False)),
+                            allow_caps=tuple(sorted(set(allow))))
 
 
 def task_capabilities(cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
@@ -317,13 +363,15 @@ class ExecDriver(RawExecDriver):
     def __init__(self, name: str = "exec", clock: Callable[[], float] = time.monotonic, *,
                  chroot_env: tuple[tuple[str, str], ...] = DEFAULT_CHROOT_ENV,
                  cgroups: Cgroups | None = None, total_compute_mhz: int = 0,
-                 allow_caps: tuple[str, ...] = NOMAD_DEFAULT_CAPS,
+                 allow_caps: tuple[str, ...] | None = None,
+                 plugin: ExecPluginConfig | None = None,
                  launch_timeout_s: float = LAUNCH_TIMEOUT_S) -> None:
         super().__init__(name, clock)
         self.chroot_env = chroot_env
         self._cgroups = cgroups
         self.total_compute_mhz = total_compute_mhz  # > MAX_CPU_SHARES: shares are scaled into range
-        self.allow_caps = allow_caps
+        self.plugin = plugin or ExecPluginConfig()
+        self.allow_caps = allow_caps if allow_caps is not None else self.plugin.allow_caps
         self.launch_timeout_s = launch_timeout_s
         self._cpu_seen: dict[tuple[int, float], tuple[float, int]] = {}  # task -> (when, cpuacct ns)
 
@@ -335,7 +383,7 @@ class ExecDriver(RawExecDriver):
 
         import psutil
 
-        cfg = parse_exec_config(config)
+        cfg = parse_exec_config(config, self.plugin)
         user = user or "nobody"  # Nomad's exec default
         try:
             pw = pwd.getpwnam(user)
@@ -689,8 +737,10 @@ __all__ = [
     "Cgroups",
     "DriverHealth",
     "ExecDriver",
+    "ExecPluginConfig",
     "detect_cgroups",
     "exec_health",
+    "exec_plugin_config",
     "memory_limits",
     "parse_exec_config",
     "task_capabilities",
