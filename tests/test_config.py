@@ -479,7 +479,8 @@ def test_an_exec_plugin_block_and_chroot_env_configure_the_exec_driver(tmp_path)
         return cfg, dict(spec.kwargs)["driver_registry"]["exec"]
 
     _, d = driver("")
-    assert d.plugin.default_pid_private and d.plugin.default_ipc_private and d.chroot_env == DEFAULT_CHROOT_ENV
+    assert d.plugin.default_pid_private and d.plugin.default_ipc_private
+    assert d.chroot_env == DEFAULT_CHROOT_ENV
     assert "NET_RAW" not in d.allow_caps and "KILL" in d.allow_caps  # Nomad's default allow_caps
     cfg, d = driver('[client.chroot_env]\n"/etc/ssl" = "/etc/ssl"\n"/usr" = "/usr"\n"/opt/bin" = "/bin"\n'
                     '[plugin.exec.config]\ndefault_pid_mode = "host"\nno_pivot_root = true\n'
@@ -507,7 +508,8 @@ def test_an_exec_plugin_block_and_chroot_env_configure_the_exec_driver(tmp_path)
     ('[plugin.exec.config]\ndenied_host_uids = "0"\n',
      "plugin.exec.config.denied_host_uids: not supported by this agent"),
     ('[plugin.exec.config]\ndefault_pid = "host"\n', 'unknown key "plugin.exec.config.default_pid"'),
-    ('[client.chroot_env]\n"bin" = "/bin"\n', 'client.chroot_env: "bin" = "/bin": both paths must be absolute'),
+    ('[client.chroot_env]\n"bin" = "/bin"\n',
+     'client.chroot_env: "bin" = "/bin": both paths must be absolute'),
     ('[client.chroot_env]\n"/bin" = "/x/../../bin"\n', 'must not contain ".."'),
     ('[client.chroot_env]\n"/bin" = 1\n', "client.chroot_env./bin: expected a string"),
 ])
