@@ -394,6 +394,9 @@ def test_a_task_over_its_memory_limit_is_killed(driver, tmp_path):
     h = run(driver, tmp_path, "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived")
     res = exit_of(driver, h, timeout_s=20)
     assert res.signal == 9 and "survived" not in stdout(tmp_path)
+    assert res.oom_killed and res.err == "OOM Killed"  # Nomad's ExitResult.OOMKilled
+    ok = exit_of(driver, run(driver, tmp_path, "exit 0", task="fine"))
+    assert not ok.oom_killed and ok.successful
 
 
 @real
@@ -552,5 +555,35 @@ def test_a_restarted_alloc_runner_reattaches_to_an_exec_task_and_stops_it(starte
         assert wait_for(lambda: all(gone(p) for p in members))
         assert wait_for(lambda: first.poll(h) is not None)  # the old driver object reaps its child
         assert not any(os.path.exists(p) for p in paths)
+    finally:
+        node.stop_all(timeout_s=2.0)
+
+
+@real
+def test_an_oom_killed_task_says_so_in_its_terminated_event(started, tmp_path):
+    from actors.client.alloc_sync import task_states_json
+
+    node = ProdNode("c1", seed=1)
+    try:
+        got: list[Any] = []
+        node.spawn(Reporter, "reporter", got)
+        ref = node.spawn(AllocRunner, "allocs", driver_registry={"exec": Tracked(started)},
+                         state=FileAllocStore(str(tmp_path / "state")), alloc_root=str(tmp_path / "allocs"),
+                         reporter="reporter", config=AllocRunnerConfig(poll_interval_s=0.05))
+        t = {"Name": "hog", "Driver": "exec", "KillTimeout": int(0.2 * NS),
+             "Config": {"command": SH, "args": ["-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a)"]},
+             "Resources": {"CPU": 100, "MemoryMB": 16}}
+        job = {"ID": "job", "Type": "batch", "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [t],
+                                                             "RestartPolicy": {"Attempts": 0, "Mode": "fail"}}]}
+        alloc = {"ID": "o1", "JobID": "job", "TaskGroup": "g", "DesiredStatus": "run",
+                 "ClientStatus": "pending", "AllocModifyIndex": 1, "Job": job}
+        ref.tell(SetAllocs(allocs=(alloc,), index=1))
+        assert wait_for(lambda: _status(got, "o1") == "failed", 20), got[-1:] if got else "no update"
+        update = next(u for u in reversed(got) if u.alloc_id == "o1")
+        events = task_states_json(update)["hog"]["Events"]
+        (term,) = [e for e in events if e["Type"] == "Terminated"]
+        assert term["Message"] == "Exit Code: 137, Signal: 9, Exit Message: OOM Killed"
+        assert term["Details"] == {"exit_code": "137", "signal": "9", "oom_killed": "true",
+                                   "exit_message": "OOM Killed"}
     finally:
         node.stop_all(timeout_s=2.0)

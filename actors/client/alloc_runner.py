@@ -201,11 +201,18 @@ class TaskEvent:
     message: str = ""
     exit_code: int | None = None
     signal: int = 0
+    # Nomad's TaskEvent.Details (string values): a Terminated event's exit_code, signal, oom_killed.
+    details: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """``dataclasses.asdict(self)``, written out (see :meth:`TaskState.to_dict`)."""
         return {"type": self.type, "time": self.time, "message": self.message, "exit_code": self.exit_code,
-                "signal": self.signal}
+                "signal": self.signal, "details": tuple([tuple(kv) for kv in self.details])}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskEvent:
+        """A persisted event (JSON gives lists where tuples were; events from before details: none)."""
+        return cls(**{**d, "details": tuple((str(k), str(v)) for k, v in d.get("details") or ())})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,7 +244,7 @@ class TaskState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskState:
-        events = tuple(TaskEvent(**e) for e in d.get("events", ()))
+        events = tuple(TaskEvent.from_dict(e) for e in d.get("events", ()))
         return cls(state=d["state"], failed=bool(d.get("failed")), restarts=int(d.get("restarts", 0)),
                    last_restart=float(d.get("last_restart", 0.0)), started_at=float(d.get("started_at", 0.0)),
                    finished_at=float(d.get("finished_at", 0.0)), events=events)
@@ -2281,7 +2288,13 @@ class AllocRunner(NodeActor):
             msg += f", Signal: {res.signal}"
         if res.err:
             msg += f", Exit Message: {res.err}"
-        self._event(t, EV_TERMINATED, now, msg, exit_code=res.exit_code, signal=res.signal)
+        # Nomad's emitExitResultEvent: the exit code, signal and whether the OOM killer acted.
+        details = ((("exit_code", str(res.exit_code)),) if res.exit_code is not None else ()) + (
+            ("signal", str(res.signal)), ("oom_killed", "true" if res.oom_killed else "false"))
+        if res.err:
+            details += (("exit_message", res.err),)
+        self._event(t, EV_TERMINATED, now, msg, exit_code=res.exit_code, signal=res.signal,
+                    details=tuple(sorted(details)))
         if t.phase == P_KILLING and t.restart_requested and a.want_run:
             # An operator's restart: start again now; the restart policy is not consulted.
             self._cancel_task_timer("kill", a, t)
@@ -2831,8 +2844,8 @@ class AllocRunner(NodeActor):
             self.cancel_timer(name)
 
     def _event(self, t: _Task, typ: str, now: float, message: str, *, exit_code: int | None = None,
-               signal: int = 0) -> None:
-        ev = TaskEvent(type=typ, time=now, message=message, exit_code=exit_code, signal=signal)
+               signal: int = 0, details: tuple[tuple[str, str], ...] = ()) -> None:
+        ev = TaskEvent(type=typ, time=now, message=message, exit_code=exit_code, signal=signal, details=details)
         t.state = _state(t.state, events=(*t.state.events, ev)[-self.cfg.max_events:])
 
     # ------------------------------------------------------------ deployment health

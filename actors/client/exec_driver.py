@@ -24,6 +24,7 @@ for every task from its ``resources`` block.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -89,6 +90,7 @@ HEALTHY = "Healthy"
 REQUIRES_ROOT = "Driver must run as root"  # Nomad's drivers.DriverRequiresRootMessage
 NO_CGROUP_MOUNT = "Failed to discover cgroup mount point"  # Nomad's drivers.NoCgroupMountMessage
 UNSUPPORTED_OS = "exec driver unsupported on client OS"
+OOM_KILLED = "OOM Killed"  # the exit message of a task the OOM killer ended (Nomad's docker driver's)
 
 
 # ------------------------------------------------------------ cgroups (an edge)
@@ -496,10 +498,33 @@ class ExecDriver(RawExecDriver):
         result = super().poll(handle)
         if result is not None:  # Nomad's container.Destroy: nothing of the task outlives it
             paths = self._task_cgroups(handle)
+            if self._oom_kills(paths):
+                # Nomad's executor marks the exit OOMKilled when its container saw an OOM event; a
+                # task the killer itself ended says so as Nomad's docker driver does ("OOM Killed").
+                result = dataclasses.replace(result, oom_killed=True,
+                                             err=result.err or (OOM_KILLED if result.signal else ""))
             self._kill_cgroups(paths)
             self._remove_cgroups(paths)
             self._cpu_seen.pop((handle.pid, handle.start_time), None)
         return result
+
+    def _oom_kills(self, paths: list[str]) -> int:
+        """How many processes the OOM killer killed in the task's memory cgroup (0 when unknown):
+        v2 memory.events, v1 memory.oom_control (both "oom_kill N", kernels since 4.13)."""
+        cg = self._cgroups
+        if cg is None or not paths:
+            return 0
+        if cg.mode == "v2":
+            where = os.path.join(paths[0], "memory.events")
+        else:
+            mem = cg.by_controller(paths).get("memory")
+            if mem is None:
+                return 0
+            where = os.path.join(mem, "memory.oom_control")
+        try:
+            return _kv(_read(where)).get("oom_kill", 0)
+        except OSError:
+            return 0
 
     def recover(self, handle: TaskHandle) -> bool:
         """raw_exec's check of the launcher; a task whose launcher is gone is cleaned up as Nomad's
