@@ -573,8 +573,8 @@ def test_an_oom_killed_task_says_so_in_its_terminated_event(started, tmp_path):
         t = {"Name": "hog", "Driver": "exec", "KillTimeout": int(0.2 * NS),
              "Config": {"command": SH, "args": ["-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a)"]},
              "Resources": {"CPU": 100, "MemoryMB": 16}}
-        job = {"ID": "job", "Type": "batch", "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [t],
-                                                             "RestartPolicy": {"Attempts": 0, "Mode": "fail"}}]}
+        group = {"Name": "g", "Count": 1, "Tasks": [t], "RestartPolicy": {"Attempts": 0, "Mode": "fail"}}
+        job = {"ID": "job", "Type": "batch", "TaskGroups": [group]}
         alloc = {"ID": "o1", "JobID": "job", "TaskGroup": "g", "DesiredStatus": "run",
                  "ClientStatus": "pending", "AllocModifyIndex": 1, "Job": job}
         ref.tell(SetAllocs(allocs=(alloc,), index=1))

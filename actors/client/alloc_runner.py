@@ -2845,7 +2845,8 @@ class AllocRunner(NodeActor):
 
     def _event(self, t: _Task, typ: str, now: float, message: str, *, exit_code: int | None = None,
                signal: int = 0, details: tuple[tuple[str, str], ...] = ()) -> None:
-        ev = TaskEvent(type=typ, time=now, message=message, exit_code=exit_code, signal=signal, details=details)
+        ev = TaskEvent(type=typ, time=now, message=message, exit_code=exit_code, signal=signal,
+                       details=details)
         t.state = _state(t.state, events=(*t.state.events, ev)[-self.cfg.max_events:])
 
     # ------------------------------------------------------------ deployment health
