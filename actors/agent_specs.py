@@ -14,6 +14,7 @@ and :class:`Supervision`, the supervisor's restart and stop limits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -368,7 +369,10 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                  health["exec"].description)
     totals = TotalsOverride(cpu_total_compute=c.cpu_total_compute, memory_total_mb=c.memory_total_mb,
                             disk_total_mb=c.disk_total_mb, disk_free_mb=c.disk_free_mb)
-    probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface, drivers=drivers)
+    # The drivers are fingerprinted again on every probe (Nomad's driver plugins: every 30 s).
+    probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface, drivers=drivers,
+                        health=functools.partial(driver_health, c.options, is_root=os.geteuid() == 0,
+                                                 raw_exec_enabled=raw_exec))
     node_cfg = ClientNodeConfig.from_config(config, name=config.name or "", http_addr=ctx.addrs.http_adv)
     import dataclasses
 
