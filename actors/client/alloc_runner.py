@@ -361,6 +361,9 @@ class ExecTarget:
     task_dir: str = ""
     env: tuple[tuple[str, str], ...] = ()  # the environment the task was started with
     user: str = ""
+    # A driver that isolates its tasks (exec): JSON of what entering the running task needs
+    # (ExecDriver.enter_spec), or of {"error": why} when it cannot be entered; "" otherwise.
+    enter: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1703,10 +1706,23 @@ class AllocRunner(NodeActor):
         env = task_env(a.spec, t.spec, alloc_dir, task_dir)
         if "node.datacenter" in self.node_vars:
             env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
+        env.update(t.tmpl_env)
+        driver = self.drivers.get(t.spec.driver)
+        if getattr(driver, "fs_isolation", "") == FS_ISOLATION_CHROOT:  # as the task saw them
+            env.update(CHROOT_TASK_DIRS)
+        running = t.phase == P_RUNNING and t.handle is not None
+        enter = ""
+        if running and hasattr(driver, "enter_spec"):
+            try:
+                config = interpolate(t.spec.config, env, self.node_vars)
+                spec = driver.enter_spec(t.handle, config, t.spec.user)
+            except DriverError as exc:
+                spec = {"error": str(exc)}
+            enter = json.dumps(spec)
         return ExecTarget(found=True, namespace=a.spec.namespace, task_known=True, driver=t.spec.driver,
                           started=t.state.started_at > 0 or t.handle is not None,
-                          running=t.phase == P_RUNNING and t.handle is not None, task_dir=task_dir,
-                          env=tuple(sorted(env.items())), user=t.spec.user)
+                          running=running, task_dir=task_dir,
+                          env=tuple(sorted(env.items())), user=t.spec.user, enter=enter)
 
     def on_timer(self, name: str) -> None:
         if name == "poll":

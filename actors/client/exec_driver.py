@@ -536,6 +536,44 @@ class ExecDriver(RawExecDriver):
             self._remove_cgroups(paths)
         return alive
 
+    def enter_spec(self, handle: TaskHandle, config: dict[str, Any], user: str = "") -> dict[str, Any]:
+        """What a command run inside the running task needs (``nomad alloc exec``; Nomad's executor
+        ExecStreaming): the task's init process (whose namespaces it joins), cgroups, user and
+        capabilities (as the task's own), work_dir.  DriverError: the task is not running."""
+        import grp
+        import pwd
+
+        cfg = parse_exec_config(config, self.plugin)
+        user = user or "nobody"
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            raise DriverError(f"failed host user validation: user {user!r} does not exist on this node"
+                              ) from None
+        if user == "root":
+            bounding, ambient = LEGACY_ROOT_CAPS, ()
+        else:
+            bounding = ambient = task_capabilities(cfg.cap_add, cfg.cap_drop, self.allow_caps)
+        init = self._task_init(handle)
+        if init is None:
+            raise DriverError("task is not running")
+        procs = [os.path.join(p, "cgroup.procs") for p in self._task_cgroups(handle)]
+        return {"pid": init, "cgroup_procs": procs,
+                "work_dir": cfg.work_dir, "uid": pw.pw_uid, "gid": pw.pw_gid, "user": user,
+                "groups": [g.gr_gid for g in grp.getgrall() if user in g.gr_mem],
+                "bounding": sorted(CAP_NUMBERS[c] for c in bounding),
+                "ambient": sorted(CAP_NUMBERS[c] for c in ambient)}
+
+    def _task_init(self, handle: TaskHandle) -> int | None:
+        """The task's first process: its launcher's child (PID 1 of its PID namespace)."""
+        if self._same_process(handle) is False:
+            return None
+        try:
+            children = _read(f"/proc/{handle.pid}/task/{handle.pid}/children").split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
     def signal(self, handle: TaskHandle, signame: str) -> None:
         """To the task through its launcher (Nomad's executor signals the task's init process);
         SIGKILL, which the launcher cannot forward, is a kill of the whole task."""
