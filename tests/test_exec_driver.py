@@ -582,7 +582,7 @@ def test_an_oom_killed_task_says_so_in_its_terminated_event(started, tmp_path):
         update = next(u for u in reversed(got) if u.alloc_id == "o1")
         events = task_states_json(update)["hog"]["Events"]
         (term,) = [e for e in events if e["Type"] == "Terminated"]
-        assert term["Message"] == "Exit Code: 137, Signal: 9, Exit Message: OOM Killed"
+        assert term["Message"] == 'Exit Code: 137, Signal: 9, Exit Message: "OOM Killed"'
         assert term["Details"] == {"exit_code": "137", "signal": "9", "oom_killed": "true",
                                    "exit_message": "OOM Killed"}
     finally:

@@ -2303,7 +2303,7 @@ class AllocRunner(NodeActor):
         if res.signal:
             msg += f", Signal: {res.signal}"
         if res.err:
-            msg += f", Exit Message: {res.err}"
+            msg += f", Exit Message: {json.dumps(res.err, ensure_ascii=False)}"  # Nomad's %q
         # Nomad's emitExitResultEvent: the exit code, signal and whether the OOM killer acted.
         details = ((("exit_code", str(res.exit_code)),) if res.exit_code is not None else ()) + (
             ("signal", str(res.signal)), ("oom_killed", "true" if res.oom_killed else "false"))
