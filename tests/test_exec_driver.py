@@ -585,5 +585,6 @@ def test_an_oom_killed_task_says_so_in_its_terminated_event(started, tmp_path):
         assert term["Message"] == 'Exit Code: 137, Signal: 9, Exit Message: "OOM Killed"'
         assert term["Details"] == {"exit_code": "137", "signal": "9", "oom_killed": "true",
                                    "exit_message": "OOM Killed"}
+        assert ref.ask("status")["oom_killed"] == 1  # Nomad's client.allocs.oom_killed
     finally:
         node.stop_all(timeout_s=2.0)

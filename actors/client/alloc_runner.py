@@ -1589,7 +1589,7 @@ class AllocRunner(NodeActor):
         self._waiters: dict[str, set[str]] = {}  # previous alloc ID -> allocations waiting for its end
         self.stats = {"bad_allocs": 0, "stale_sets": 0, "starts": 0, "restarts": 0, "reattached": 0,
                       "persist_errors": 0, "driver_errors": 0, "reports": 0, "dirs_destroyed": 0,
-                      "gc_collected": 0}
+                      "gc_collected": 0, "oom_killed": 0}  # oom_killed: Nomad's client.allocs.oom_killed
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -2309,6 +2309,8 @@ class AllocRunner(NodeActor):
             ("signal", str(res.signal)), ("oom_killed", "true" if res.oom_killed else "false"))
         if res.err:
             details += (("exit_message", res.err),)
+        if res.oom_killed:
+            self.stats["oom_killed"] += 1
         self._event(t, EV_TERMINATED, now, msg, exit_code=res.exit_code, signal=res.signal,
                     details=tuple(sorted(details)))
         if t.phase == P_KILLING and t.restart_requested and a.want_run:
