@@ -17,6 +17,13 @@ agent restart -- is raw_exec's (this driver extends :class:`RawExecDriver`).
 Killing the task kills every process in its cgroup, and the cgroup is removed
 once the task has ended.
 
+The agent's ``plugin "exec" { config { ... } }`` (:func:`exec_plugin_config`) sets the
+default pid/ipc modes and the capabilities tasks may have; the client's ``chroot_env``
+replaces :data:`DEFAULT_CHROOT_ENV`.  A task the OOM killer ended in its memory cgroup
+exits ``oom_killed`` (Nomad's ExitResult.OOMKilled).  :meth:`ExecDriver.enter_spec`
+is what ``nomad alloc exec`` needs to run a command inside a running task (the
+launcher's ``enter`` mode joins its namespaces, cgroups and chroot).
+
 The task's resources come from its environment (``NOMAD_CPU_LIMIT``,
 ``NOMAD_MEMORY_LIMIT``, ``NOMAD_MEMORY_MAX_LIMIT``), which the client sets
 for every task from its ``resources`` block.
