@@ -160,12 +160,12 @@ def _plugins() -> Any:
 PLUGIN_KEYS: dict[str, dict[str, type]] = {
     # no_cgroups: this raw_exec never puts tasks in cgroups, so either value holds.
     "raw_exec": {"enabled": bool, "no_cgroups": bool},
-    "exec": {"default_pid_mode": str, "default_ipc_mode": str, "no_pivot_root": bool, "allow_caps": "list"},
+    "exec": {"default_pid_mode": str, "default_ipc_mode": str, "no_pivot_root": bool, "allow_caps": "list",
+             "denied_host_uids": str, "denied_host_gids": str},
 }
 # Keys Nomad's drivers take that this agent does not enforce: refused with a
 # clear error rather than accepted and ignored (they restrict who tasks run as).
-PLUGIN_UNSUPPORTED: dict[str, tuple[str, ...]] = {"raw_exec": ("denied_host_uids", "denied_host_gids"),
-                                                  "exec": ("denied_host_uids", "denied_host_gids")}
+PLUGIN_UNSUPPORTED: dict[str, tuple[str, ...]] = {"raw_exec": ("denied_host_uids", "denied_host_gids")}
 
 
 def plugin_config(cfg: Config, name: str) -> dict[str, Any]:

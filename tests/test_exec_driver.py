@@ -160,6 +160,13 @@ def test_the_plugin_block_sets_the_modes_a_task_does_not_choose():
     assert task_capabilities(("NET_RAW",), (), allow) == ("KILL", "NET_RAW")  # defaults ∩ allow + cap_add
     with pytest.raises(DriverError, match='default_pid_mode must be "private" or "host", got "none"'):
         exec_plugin_config({"default_pid_mode": "none"})
+    denied = exec_plugin_config({"denied_host_uids": "0-999, 65534", "denied_host_gids": "0"})
+    assert denied.denied_uids == ((0, 999), (65534, 65534)) and denied.denied_gids == ((0, 0),)
+    denied.check_user(1000, [1000, 27])
+    with pytest.raises(DriverError, match="failed host user validation: running as uid 65534 is disallowed"):
+        denied.check_user(65534, [65534])
+    with pytest.raises(DriverError, match="failed host user validation: running as gid 0 is disallowed"):
+        denied.check_user(1000, [1000, 0])
 
 
 # ------------------------------------------------------------ real isolated tasks
@@ -386,6 +393,16 @@ def test_default_pid_mode_host_from_the_plugin_block_shows_the_hosts_processes(s
     out = stdout(tmp_path)
     assert res.exit_code == 0 and "pid=1\n" not in out  # not PID 1: the host's PID namespace
     assert int(out.split()[-1]) > 4, out  # the host's processes are visible
+
+
+@real
+def test_a_task_user_in_the_denied_host_ids_is_refused_before_it_starts(started, tmp_path):
+    from actors.client.exec_driver import exec_plugin_config
+
+    driver = Tracked(started, plugin=exec_plugin_config({"denied_host_uids": "65534"}))
+    with pytest.raises(DriverError, match="failed host user validation: running as uid 65534 is disallowed"):
+        run(driver, tmp_path, "true")  # nobody, the default user
+    assert started == [] and not (tmp_path / "a1" / "web" / "local").exists()
 
 
 @real

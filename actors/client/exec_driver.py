@@ -301,6 +301,43 @@ class ExecPluginConfig:
     # value runs tasks the same way.
     no_pivot_root: bool = False
     allow_caps: tuple[str, ...] = NOMAD_DEFAULT_CAPS  # upper-case names without CAP_
+    # denied_host_uids / denied_host_gids ("0-999,65534"): (low, high) ranges of host IDs no task may
+    # run as (Nomad's validators: its user's uid, its primary and supplementary groups).
+    denied_uids: tuple[tuple[int, int], ...] = ()
+    denied_gids: tuple[tuple[int, int], ...] = ()
+
+    def check_user(self, uid: int, gids: list[int]) -> None:
+        """Nomad's Validator.HasValidIDs, its messages."""
+        if any(lo <= uid <= hi for lo, hi in self.denied_uids):
+            raise DriverError(f"failed host user validation: running as uid {uid} is disallowed")
+        for gid in gids:
+            if any(lo <= gid <= hi for lo, hi in self.denied_gids):
+                raise DriverError(f"failed host user validation: running as gid {gid} is disallowed")
+
+
+MAX_ID = 2**32 - 1  # Nomad parses IDs as 32-bit unsigned
+
+
+def _id_ranges(kind: str, text: Any) -> tuple[tuple[int, int], ...]:
+    """Nomad's validateIDRange: "N" or "N-M" parts, comma-separated; its messages."""
+    if not isinstance(text, str):
+        raise DriverError(f"{kind} must be a string of ID ranges")
+    if text == "":
+        return ()
+    out = []
+    for part in text.split(","):
+        bounds = part.strip().split("-")
+        try:
+            if len(bounds) not in (1, 2) or not all(b.isdigit() and int(b) <= MAX_ID for b in bounds):
+                raise ValueError
+        except ValueError:
+            raise DriverError(f'invalid range {kind} "{part}": range bound not valid') from None
+        lo, hi = int(bounds[0]), int(bounds[-1])
+        if lo > hi:
+            raise DriverError(f'invalid range {kind} "{part}": lower bound cannot be greater than '
+                              'upper bound')
+        out.append((lo, hi))
+    return tuple(out)
 
 
 def exec_plugin_config(config: dict[str, Any]) -> ExecPluginConfig:
@@ -328,7 +365,9 @@ def exec_plugin_config(config: dict[str, Any]) -> ExecPluginConfig:
     return ExecPluginConfig(default_pid_private=modes["default_pid_mode"],
                             default_ipc_private=modes["default_ipc_mode"],
                             no_pivot_root=bool(config.get("no_pivot_root", False)),
-                            allow_caps=tuple(sorted(set(allow))))
+                            allow_caps=tuple(sorted(set(allow))),
+                            denied_uids=_id_ranges("deniedHostUIDs", config.get("denied_host_uids", "")),
+                            denied_gids=_id_ranges("deniedHostGIDs", config.get("denied_host_gids", "")))
 
 
 def task_capabilities(cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
@@ -399,6 +438,8 @@ class ExecDriver(RawExecDriver):
         except KeyError:
             raise DriverError(f"failed host user validation: user {user!r} does not exist on this node"
                               ) from None
+        groups = [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
+        self.plugin.check_user(pw.pw_uid, [pw.pw_gid, *groups])
         if os.geteuid() != 0:
             raise DriverError(f"{self.name}: {REQUIRES_ROOT}")
         if user == "root":
@@ -432,7 +473,6 @@ class ExecDriver(RawExecDriver):
             raise DriverError(f"{self.name}: cannot prepare the task directory: {exc}",
                               recoverable=True) from exc
         paths = self._make_cgroups(cgroups, alloc_id, task_name, env)
-        groups = [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
         task_env = {**os.environ, **env, **CHROOT_TASK_DIRS}
         spec = {"task_dir": os.path.abspath(task_dir),
                 "alloc_dir": os.path.join(os.path.abspath(alloc_dir), "alloc"),
