@@ -412,10 +412,12 @@ class _Session:
             finally:
                 os.close(spec_r)
                 os.close(status_w)
-            data = json.dumps(spec).encode()
+            data = memoryview(json.dumps(spec).encode())
+            gevent.os.make_nonblocking(spec_w)  # a large environment: written as the helper reads it
             try:
-                while data:
-                    data = data[os.write(spec_w, data):]
+                with gevent.Timeout(ENTER_TIMEOUT_S, False):
+                    while data:
+                        data = data[gevent.os.nb_write(spec_w, data):]
             except OSError:
                 pass  # the helper is gone: its status says why
             os.close(spec_w)
