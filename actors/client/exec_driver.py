@@ -602,10 +602,14 @@ class ExecDriver(RawExecDriver):
         else:
             bounding = ambient = task_capabilities(cfg.cap_add, cfg.cap_drop, self.allow_caps)
         init = self._task_init(handle)
-        if init is None:
+        try:  # as the launcher's proc_start (which the agent does not import): /proc/<pid>/stat field 22
+            started = _read(f"/proc/{init}/stat").rsplit(")", 1)[1].split()[19] if init is not None else ""
+        except (OSError, IndexError):
+            started = ""
+        if not started:
             raise DriverError("task is not running")
         procs = [os.path.join(p, "cgroup.procs") for p in self._task_cgroups(handle)]
-        return {"pid": init, "cgroup_procs": procs,
+        return {"pid": init, "pid_start": started, "cgroup_procs": procs,
                 "work_dir": cfg.work_dir, "uid": pw.pw_uid, "gid": pw.pw_gid, "user": user,
                 "groups": [g.gr_gid for g in grp.getgrall() if user in g.gr_mem],
                 "bounding": sorted(CAP_NUMBERS[c] for c in bounding),

@@ -269,6 +269,9 @@ def _join_task(spec: dict) -> None:
                 joins.append((fd, flag, name))
             else:  # pid_mode / ipc_mode "host": the task shares ours
                 os.close(fd)
+        # The namespaces are the task's only if the pid still is (not reused since the driver looked).
+        if proc_start(pid) != spec["pid_start"]:
+            raise OSError(3, "No such process")
     except OSError as exc:
         raise SetupError(f"task process {pid} is gone: {exc.strerror}") from None
     for procs in spec["cgroup_procs"]:
@@ -280,6 +283,13 @@ def _join_task(spec: dict) -> None:
     for fd, flag, name in joins:
         _check(_libc.setns(fd, flag), f"joining the task's {name} namespace")
         os.close(fd)
+
+
+def proc_start(pid: int) -> str:
+    """When *pid* started (/proc/<pid>/stat's starttime, clock ticks since boot): with the pid, an
+    identity no later process has."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[19]
 
 
 def _find(cmd: str, path: str) -> str:
