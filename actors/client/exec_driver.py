@@ -620,10 +620,15 @@ class ExecDriver(RawExecDriver):
         if self._same_process(handle) is False:
             return None
         try:
-            children = _read(f"/proc/{handle.pid}/task/{handle.pid}/children").split()
-        except OSError:
-            return None
-        return int(children[0]) if children else None
+            children = [int(p) for p in _read(f"/proc/{handle.pid}/task/{handle.pid}/children").split()]
+        except OSError:  # a kernel without CONFIG_PROC_CHILDREN
+            import psutil
+
+            try:
+                children = [c.pid for c in psutil.Process(handle.pid).children()]
+            except psutil.Error:
+                return None
+        return children[0] if children else None
 
     def signal(self, handle: TaskHandle, signame: str) -> None:
         """To the task through its launcher (Nomad's executor signals the task's init process);
