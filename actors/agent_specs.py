@@ -14,6 +14,7 @@ and :class:`Supervision`, the supervisor's restart and stop limits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -325,7 +326,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.client.checks import CHECK_RUNNER, CheckRunner
     from actors.client.disk_migrate import HttpSnapshotFetcher
     from actors.client.drivers import RawExecDriver
-    from actors.client.exec_driver import ExecDriver
+    from actors.client.exec_driver import DEFAULT_CHROOT_ENV, ExecDriver, exec_plugin_config
     from actors.client.fingerprint import (
         FingerprintConfig,
         Fingerprinter,
@@ -357,6 +358,10 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
             log.warning('plugin "%s": this agent has no such plugin (its task drivers: %s); block ignored',
                         name, ", ".join(sorted(PLUGIN_KEYS)))
     raw_exec = plugin_config(config, "raw_exec").get("enabled")
+    # plugin "exec" and client.chroot_env were validated with the config (runtime.config._check_exec).
+    exec_driver = ExecDriver(plugin=exec_plugin_config(plugin_config(config, "exec")),
+                             chroot_env=tuple(sorted(c.chroot_env, key=lambda e: (e[1], e[0])))
+                             or DEFAULT_CHROOT_ENV)  # by path in the chroot: a parent mounts first
     health = driver_health(c.options, is_root=os.geteuid() == 0, raw_exec_enabled=raw_exec)
     drivers = tuple(sorted(name for name, h in health.items() if h.healthy))
     if not health["exec"].healthy:  # as Nomad's client logs a driver it cannot use
@@ -364,7 +369,10 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                  health["exec"].description)
     totals = TotalsOverride(cpu_total_compute=c.cpu_total_compute, memory_total_mb=c.memory_total_mb,
                             disk_total_mb=c.disk_total_mb, disk_free_mb=c.disk_free_mb)
-    probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface, drivers=drivers)
+    # The drivers are fingerprinted again on every probe (Nomad's driver plugins: every 30 s).
+    probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface, drivers=drivers,
+                        health=functools.partial(driver_health, c.options, is_root=os.geteuid() == 0,
+                                                 raw_exec_enabled=raw_exec))
     node_cfg = ClientNodeConfig.from_config(config, name=config.name or "", http_addr=ctx.addrs.http_adv)
     import dataclasses
 
@@ -402,7 +410,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         # Dev mode: stopping the agent destroys every allocation first, as Nomad's client.Shutdown does
         # (its tasks are killed; the data dir they ran in is removed with the agent's temporary one).
         ChildSpec(name="alloc-runner", cls=AllocRunner, role="client", destroys=config.dev_mode,
-                  kwargs=(("driver_registry", {"raw_exec": RawExecDriver(), "exec": ExecDriver()}),
+                  kwargs=(("driver_registry", {"raw_exec": RawExecDriver(), "exec": exec_driver}),
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
                           ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)),
                           ("checker", CHECK_RUNNER), ("fetcher", HttpArtifactFetcher()),

@@ -40,6 +40,17 @@ end-of-file character, as a terminal's Ctrl-D).  When the WebSocket closes
 or drops, or the peer stays silent for :data:`EXEC_IDLE_TIMEOUT_S`, the
 command's process group is killed.
 
+Into an ``exec`` task (file-system isolation: ``alloc-exec`` is enough, as
+Nomad's) the command runs inside the task, as Nomad's executor
+ExecStreaming runs it in the task's container: the launcher's ``enter``
+helper (``actors.client.exec_launcher``) joins the task's cgroups (its
+limits count it), its IPC, PID and mount namespaces (its ``ps`` shows the
+task's processes, PID 1 the task) and its chroot (``/local``, ``/alloc``,
+``/secrets``), in its ``work_dir``, as its user with its capabilities and
+environment; a bare command name is looked up on the task's ``$PATH``
+inside the chroot.  With a tty the command takes the pty as its controlling
+terminal there.  Closing the session kills the command and what it started.
+
 The process I/O runs in the request's greenlets (the HTTP edge, outside any
 actor); the allocation runner is only asked, once, for the task's state,
 directory, environment and user (:class:`GetExecTarget`).
@@ -63,6 +74,7 @@ import signal
 import socket
 import ssl
 import struct
+import sys
 import termios
 import urllib.parse
 from typing import Any
@@ -91,10 +103,10 @@ from runtime.websocket import (
 log = logging.getLogger("agent.http.alloc_exec")
 
 ALLOC_RUNNER = "alloc-runner"  # the client agent's AllocRunner (actors.agent_specs)
-# Drivers whose tasks a command can be run beside, and whether each isolates
+# Drivers whose tasks a command can be run beside (exec: inside), and whether each isolates
 # the file system (Nomad's DriverCapabilities.FSIsolation): raw_exec does
-# not, so its exec needs alloc-node-exec as well as alloc-exec.
-EXEC_DRIVERS = {"raw_exec": False}
+# not, so its exec needs alloc-node-exec as well as alloc-exec; exec does (a chroot).
+EXEC_DRIVERS = {"raw_exec": False, "exec": True}
 # Output is read and sent in pieces at most this big (before base64): Nomad's
 # executor reads 32 KiB at a time.
 OUTPUT_CHUNK_BYTES = 32 * 1024
@@ -116,6 +128,9 @@ _PASSED = (("HTTP_X_NOMAD_TOKEN", "X-Nomad-Token"), ("HTTP_AUTHORIZATION", "Auth
            ("HTTP_SEC_WEBSOCKET_VERSION", "Sec-WebSocket-Version"))
 PERMISSION_DENIED = "Permission denied"  # Nomad's ErrPermissionDenied
 MAX_RELAY_HEAD_BYTES = 64 * 1024  # the node's answer to the upgrade: its status line and headers
+# How long entering an exec task (its namespaces, chroot, user) may take before the command runs:
+# milliseconds normally, the helper's interpreter start some tens; beyond, the session fails.
+ENTER_TIMEOUT_S = 10.0
 
 
 class ExecError(Exception):
@@ -323,13 +338,17 @@ class _Session:
         self.failure: ExecError | None = None
 
     def start(self) -> None:
-        try:
-            run_as = resolve_user(self.target.driver, self.target.user)
-        except DriverError as e:
-            raise ExecError(500, str(e)) from None
+        enter: dict[str, Any] = json.loads(self.target.enter) if self.target.enter else {}
+        if "error" in enter:
+            raise ExecError(500, str(enter["error"]))
         ids: dict[str, Any] = {}
-        if run_as is not None:
-            ids = {"user": run_as[0], "group": run_as[1], "extra_groups": run_as[2]}
+        if not enter:
+            try:
+                run_as = resolve_user(self.target.driver, self.target.user)
+            except DriverError as e:
+                raise ExecError(500, str(e)) from None
+            if run_as is not None:
+                ids = {"user": run_as[0], "group": run_as[1], "extra_groups": run_as[2]}
         env = {**os.environ, **dict(self.target.env)}
         child_fds: list[int] = []
         try:
@@ -352,6 +371,11 @@ class _Session:
             for _, fd in self.outputs:
                 gevent.os.make_nonblocking(fd)
             gevent.os.make_nonblocking(self.stdin_fd)
+            if enter:  # an isolated task (exec): the command runs inside it
+                stdio.pop("preexec_fn", None)  # the helper's child takes the terminal, in the task
+                self._enter({**enter, "task_dir": os.path.abspath(self.target.task_dir), "env": env,
+                             "argv": self.command, "tty": self.tty}, stdio)
+                return
             try:
                 self.proc = gevent.subprocess.Popen(self.command, cwd=self.target.task_dir, env=env,
                                                     close_fds=True, **{"start_new_session": True, **stdio},
@@ -367,6 +391,55 @@ class _Session:
         finally:
             for fd in child_fds:
                 os.close(fd)
+
+    def _enter(self, spec: dict[str, Any], stdio: dict[str, Any]) -> None:
+        """Start the launcher's ``enter`` helper (actors.client.exec_launcher): it joins the task's
+        cgroups, namespaces and chroot and runs the command there as the task's user.  The spec goes
+        through a pipe (the task's environment may hold secrets); a failure before the command runs
+        comes back on the status pipe, closed (nothing said) once it runs."""
+        from actors.client import exec_launcher
+
+        status_r, status_w = os.pipe()
+        spec_r, spec_w = os.pipe()
+        try:
+            try:
+                self.proc = gevent.subprocess.Popen(
+                    [sys.executable, "-I", "-S", exec_launcher.__file__, "enter", str(spec_r), str(status_w)],
+                    cwd="/", env={}, close_fds=True, pass_fds=(spec_r, status_w),
+                    **{"start_new_session": True, **stdio})
+            except OSError as e:
+                raise ExecError(500, f"failed to start the exec helper: {e.strerror or e}") from None
+            finally:
+                os.close(spec_r)
+                os.close(status_w)
+            data = memoryview(json.dumps(spec).encode())
+            gevent.os.make_nonblocking(spec_w)  # a large environment: written as the helper reads it
+            try:
+                with gevent.Timeout(ENTER_TIMEOUT_S, False):
+                    while data:
+                        data = data[gevent.os.nb_write(spec_w, data):]
+            except OSError:
+                pass  # the helper is gone: its status says why
+            os.close(spec_w)
+            spec_w = -1
+            gevent.os.make_nonblocking(status_r)
+            said, ended = b"", False
+            with gevent.Timeout(ENTER_TIMEOUT_S, False):
+                while chunk := gevent.os.nb_read(status_r, 4096):
+                    said += chunk
+                ended = True
+            if said or not ended:
+                why = said.decode("utf-8", "replace") or (
+                    f"the command was not running in the task after {ENTER_TIMEOUT_S:g} s")
+                self.kill()
+                raise ExecError(500, why)
+        finally:
+            for fd in (status_r, spec_w):
+                if fd >= 0:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
 
     def run(self) -> int:
         pumps = [gevent.spawn(self._pump, name, fd) for name, fd in self.outputs]
@@ -477,6 +550,16 @@ class _Session:
         """Kill the command's process group (it led its own session) and release the descriptors."""
         proc = self.proc
         if proc is not None:
+            try:  # inside an exec task the command leads its own group with a terminal: that too
+                with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                    inner = [int(p) for p in f.read().split()]
+            except (OSError, ValueError):
+                inner = []
+            for pid in inner:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except OSError:

@@ -898,6 +898,12 @@ def node_status(addr: str, args: list[str]) -> str:
                       else fmt_time(drain.get("ForceDeadline"))))
     volumes = node.get("HostVolumes") or {}
     pairs.append(("Host Volumes", ",".join(sorted(volumes)) or "<none>"))
+    drivers = node.get("Drivers") or {}
+    if flags.get("short"):
+        pairs.append(("Drivers", ",".join(sorted(d for d, i in drivers.items() if i.get("Detected")))))
+    elif not verbose:  # Nomad's outputTruncatedNodeDriverInfo: the detected ones, "(unhealthy)" marked
+        pairs.append(("Driver Status", ",".join(sorted(d if i.get("Healthy") else f"{d} (unhealthy)"
+                                                       for d, i in drivers.items() if i.get("Detected")))))
     out = [kv(pairs)]
     if flags.get("short"):
         return out[0]
@@ -906,6 +912,11 @@ def node_status(addr: str, args: list[str]) -> str:
             out += ["", "Host Volumes", table([["Name", "ReadOnly", "Source"]] + [
                 [name, str(bool(volumes[name].get("ReadOnly"))).lower(), volumes[name].get("Path", "")]
                 for name in sorted(volumes)])]
+        # Nomad's outputNodeDriverInfo: every driver, detected or not, and why it is not healthy.
+        out += ["", "Drivers", table([["Driver", "Detected", "Healthy", "Message", "Time"]] + [
+            [name, str(bool(i.get("Detected"))).lower(), str(bool(i.get("Healthy"))).lower(),
+             i.get("HealthDescription", ""), _driver_time(i.get("UpdateTime"))]
+            for name, i in sorted(drivers.items())])]
         attrs = node.get("Attributes") or {}
         out += ["", "Attributes", kv(sorted(attrs.items())) if attrs else "<none>"]
     allocs = request(addr, "GET", f"/v1/node/{node['ID']}/allocations")
@@ -913,6 +924,13 @@ def node_status(addr: str, args: list[str]) -> str:
     out += ["", "Allocations"]
     out.append(alloc_table(allocs, verbose, with_node=False) if allocs else "No allocations placed")
     return "\n".join(out)
+
+
+def _driver_time(t: Any) -> str:
+    """A driver's UpdateTime (RFC 3339) as Nomad's formatTime shows it: to the second, "" when unset."""
+    if not isinstance(t, str) or len(t) < 19 or t.startswith("0001-"):
+        return ""
+    return t[:19] + "Z"
 
 
 def _allocated_resources(node: dict[str, Any], allocs: list[dict[str, Any]]) -> str:

@@ -153,12 +153,15 @@ def _plugins() -> Any:
 
 
 # The plugin config keys this agent acts on, with their TOML types: the task
-# drivers it ships (raw_exec; its keys as drivers/rawexec's configSpec).  A
+# drivers it ships (raw_exec and exec; their keys as drivers/rawexec's and
+# drivers/exec's configSpec; exec's values are checked by validate()).  A
 # block for any other plugin is accepted and ignored with a warning at start
 # (a config written for a Nomad with more drivers still loads).
 PLUGIN_KEYS: dict[str, dict[str, type]] = {
     # no_cgroups: this raw_exec never puts tasks in cgroups, so either value holds.
     "raw_exec": {"enabled": bool, "no_cgroups": bool},
+    "exec": {"default_pid_mode": str, "default_ipc_mode": str, "no_pivot_root": bool, "allow_caps": "list",
+             "denied_host_uids": str, "denied_host_gids": str},
 }
 # Keys Nomad's drivers take that this agent does not enforce: refused with a
 # clear error rather than accepted and ignored (they restrict who tasks run as).
@@ -414,6 +417,9 @@ class ClientConfig:
     # the node's HostVolumes and checked at start (the path must be a directory).
     host_volume: tuple[tuple[str, str, bool], ...] = _host_volumes()
     template: ClientTemplateConfig = _sub(ClientTemplateConfig)
+    # Nomad's chroot_env: host path -> path in an exec task's chroot (bind-mounted read-only); set,
+    # it replaces the default set (actors.client.exec_driver.DEFAULT_CHROOT_ENV) as a whole.
+    chroot_env: tuple[tuple[str, str], ...] = _map()
 
 
 @conf
@@ -945,6 +951,27 @@ _META_KEY = re.compile(r"[^.]+(\.[^.]+)*")  # helper.IsValidInterpVariable
 _NODE_POOL = re.compile(r"[a-zA-Z0-9-_]{1,128}")  # structs.ValidateNodePoolName
 
 
+def _check_exec(cfg: Config) -> None:
+    """The exec driver's plugin block (Nomad's exec Config.validate, its messages: Nomad's agent does
+    not start with a plugin config its driver refuses) and the client's chroot_env (absolute paths:
+    a host path is bind-mounted read-only at the other, inside the task's directory)."""
+    from actors.client.drivers import DriverError
+    from actors.client.exec_driver import exec_plugin_config
+
+    try:
+        exec_plugin_config(plugin_config(cfg, "exec"))
+    except DriverError as e:
+        raise ConfigError(f"plugin.exec.config: {e}") from None
+    for src, dst in cfg.client.chroot_env:
+        for path in (src, dst):
+            if not path.startswith("/") or "\0" in path:
+                raise ConfigError(f'client.chroot_env: "{src}" = "{dst}": both paths must be absolute, '
+                                  f'got "{path}"')
+        if any(part == ".." for part in dst.split("/")):
+            raise ConfigError(f'client.chroot_env: "{src}" = "{dst}": the path in the chroot must not '
+                              'contain ".."')
+
+
 def validate(cfg: Config) -> list[str]:
     """Raise :class:`ConfigError` if *cfg* cannot run; return Nomad's warnings.
 
@@ -978,6 +1005,7 @@ def validate(cfg: Config) -> list[str]:
     if cfg.client.template.disable_file_sandbox:
         raise ConfigError("client.template.disable_file_sandbox: not supported by this agent (templates "
                           "read and write only inside the allocation's directory)")
+    _check_exec(cfg)
     if dict(_thaw(cfg.vault) if cfg.vault else {}).get("enabled") is True:
         raise ConfigError("vault.enabled: Vault integration is not supported by this agent")
     if cfg.syslog_facility.lower() not in SYSLOG_FACILITIES:

@@ -529,6 +529,37 @@ def test_the_bootstrap_reset_file_allows_one_more_bootstrap(agents, tmp_path):  
         assert call(port, "GET", "/v1/acl/tokens", token=secret).status == 200
 
 
+def test_alloc_exec_into_an_exec_task_needs_only_alloc_exec(agent, management):
+    """exec isolates the file system (Nomad's FSIsolationChroot): alloc-exec is enough, no alloc-node-exec."""
+    from tests.test_alloc_exec import _EXEC_WHY_NOT, _open, _session
+
+    if _EXEC_WHY_NOT:
+        pytest.skip(_EXEC_WHY_NOT)
+    port = agent.http_port
+    job = {"ID": "acl-exec-iso", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "exec",
+                                            "Resources": {"CPU": 20, "MemoryMB": 32},
+                                            "Config": {"command": "/bin/sleep", "args": ["60"]}}]}]}
+    assert call(port, "PUT", "/v1/jobs", {"Job": job}, token=management).status == 200
+    try:
+        def running() -> str | None:
+            for a in call(port, "GET", "/v1/job/acl-exec-iso/allocations", token=management).json():
+                if (a.get("TaskStates") or {}).get("t", {}).get("State") == "running":
+                    return a["ID"]
+            return None
+        alloc_id = wait_for(running, "acl-exec-iso running", 20.0)
+        writer = client_token(agent, management, "iso-writer", "iso-write",
+                              'namespace "default" { policy = "write" }')["SecretID"]
+        ws, sock = _open(port, alloc_id, ["true"], task="t", headers={"X-Nomad-Token": ""})
+        with sock:
+            assert _session(ws)[3] == (1011, "Permission denied")
+        ws, sock = _open(port, alloc_id, ["echo", "in"], task="t", headers={"X-Nomad-Token": writer})
+        with sock:
+            assert _session(ws)[:3] == (b"in\n", b"", 0)
+    finally:
+        purge(agent, management, "acl-exec-iso")
+
+
 def test_alloc_exec_needs_alloc_exec_and_for_raw_exec_alloc_node_exec(agent, management):
     """Nomad's client Allocations.Exec: alloc-exec in the allocation's namespace, and alloc-node-exec too
     for a driver without file-system isolation (raw_exec); a refusal is the WebSocket's close reason."""

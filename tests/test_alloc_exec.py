@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import struct
 import urllib.parse
 from typing import Any
@@ -453,3 +454,84 @@ def test_cli_exec_interrupted_cancels_and_the_command_is_killed(dev, alloc, tmp_
         except OSError:
             return True
     wait_for(gone, "the exec'd command killed")
+
+
+# ---------------------------------------------------------------- into an exec-driver task
+def _exec_ready() -> str:
+    from tests.test_exec_driver import _WHY_NOT
+
+    return _WHY_NOT
+
+
+_EXEC_WHY_NOT = _exec_ready()
+needs_exec = pytest.mark.skipif(bool(_EXEC_WHY_NOT), reason=_EXEC_WHY_NOT or "runs")
+
+
+@pytest.fixture(scope="module")
+def exec_alloc(dev) -> str:
+    if _EXEC_WHY_NOT:
+        pytest.skip(_EXEC_WHY_NOT)
+    job = _job("exec-isolated")
+    job["TaskGroups"][0]["Tasks"][0].update({
+        "Driver": "exec",
+        "Config": {"command": "/bin/sh", "args": ["-c", "echo from-local > /local/mark; exec sleep 3600"]}})
+    return _running_alloc(dev.http_port, job)
+
+
+@needs_exec
+def test_exec_enters_an_exec_tasks_chroot_pid_namespace_and_cgroup_as_its_user(dev, exec_alloc) -> None:
+    script = ('cat /local/mark; echo "init=$(tr "\\0" " " < /proc/1/cmdline)"; id -un; pwd; '
+              'echo "dirs=$NOMAD_TASK_DIR $EXEC_MARK"; echo "pids=$(ls /proc | grep -c "^[0-9]")"; '
+              'grep memory /proc/self/cgroup; test -e "$HOST_ONLY" || echo no-host-tree')
+    ws, sock = _open(dev.http_port, exec_alloc, ["/bin/sh", "-c", script])
+    with sock:
+        out, err, code, closed = _session(ws)
+    text = out.decode()
+    assert code == 0 and closed == (CLOSE_NORMAL, ""), (text, err)
+    lines = text.splitlines()
+    assert lines[0] == "from-local"  # the task's /local
+    assert lines[1] == "init=sleep 3600 "  # PID 1 of the namespace is the task itself
+    assert lines[2:5] == ["nobody", "/", "dirs=/local from-task"]  # its user, work_dir and environment
+    assert int(lines[5].split("=")[1]) <= 6, text  # the task's processes only, not the host's
+    assert lines[6].endswith(f"/nomad/{exec_alloc}.main"), text  # in the task's cgroup (its limits)
+
+
+@needs_exec
+def test_exec_into_an_exec_task_with_a_terminal_and_a_bare_command_name(dev, exec_alloc) -> None:
+    ws, sock = _open(dev.http_port, exec_alloc, ["sh", "-c", "tty -s && echo is-a-tty; stty size; cat"],
+                     tty=True)
+    with sock:
+        ws.send_text(json.dumps({"tty_size": {"height": 20, "width": 70}}))
+        _stdin(ws, b"typed\n", close=True)
+        out, _, code, closed = _session(ws)
+    text = out.decode().replace("\r\n", "\n")
+    assert "is-a-tty\n" in text and "20 70\n" in text and "typed\n" in text and code == 0, (text, closed)
+    ws, sock = _open(dev.http_port, exec_alloc, ["no-such-cmd"])
+    with sock:
+        assert _session(ws)[3] == (CLOSE_INTERNAL_ERROR,
+                                   'exec: "no-such-cmd": executable file not found in $PATH')
+    r = nomad(dev, "alloc", "exec", "-i=false", exec_alloc, "sh", "-c", "cat /local/mark; exit 4")
+    assert r.returncode == 4 and r.stdout == "from-local\n", r.stderr
+
+
+@needs_exec
+@pytest.mark.parametrize("tty", [False, True])
+def test_closing_the_websocket_kills_a_command_inside_an_exec_task(dev, exec_alloc, tty) -> None:
+    from actors.client.exec_driver import detect_cgroups
+
+    cg, _ = detect_cgroups()
+    assert cg is not None
+    procs = os.path.join(cg.task_paths(exec_alloc, "main")[0], "cgroup.procs")
+
+    def members() -> list[str]:
+        with open(procs) as f:
+            return f.read().split()
+
+    before = len(members())
+    ws, sock = _open(dev.http_port, exec_alloc, ["sh", "-c", "sleep 300 & echo started; wait"], tty=tty)
+    with sock:
+        _, payload = ws.recv()
+        assert b"stdout" in payload
+        assert len(members()) > before  # the command and its child are in the task's cgroup
+        ws.close()
+    wait_for(lambda: len(members()) == before or None, "the exec'd command and its child killed")

@@ -1040,3 +1040,31 @@ def test_self_names_the_agents_own_node_for_node_status_drain_and_eligibility(mo
     agent["stats"] = {"nomad": {}}
     with pytest.raises(cli_jobs.CliError, match="Error determining local node ID: Nomad not running in client"):
         cli_jobs.node_status("http://x", ["-self"])
+
+
+def test_node_status_shows_driver_health_as_nomad_does(monkeypatch) -> None:
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+    node = {"ID": "n1", "Name": "n1", "Status": "ready", "SchedulingEligibility": "eligible", "Drivers": {
+        "exec": {"Detected": True, "Healthy": False, "HealthDescription": "Failed to discover cgroup mount point",
+                 "UpdateTime": "2027-01-15T08:01:00.123456Z"},
+        "raw_exec": {"Detected": True, "Healthy": True, "HealthDescription": "Healthy",
+                     "UpdateTime": "2027-01-15T08:00:00.000000Z"},
+        "docker": {"Detected": False, "Healthy": False, "HealthDescription": "disabled"}}}
+    answers = {"/v1/node/n1": node, "/v1/node/n1/allocations": []}
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix: {"ID": prefix})
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: answers[path])
+    out = cli_jobs.node_status("http://x", ["n1"]).splitlines()
+    assert [line for line in out if line.startswith("Driver Status")] == [
+        "Driver Status = exec (unhealthy),raw_exec"]
+    out = cli_jobs.node_status("http://x", ["-verbose", "n1"]).splitlines()
+    assert not any(line.startswith("Driver Status") for line in out)
+    at = out.index("Drivers")
+    assert columns(out[at + 1]) == ["Driver", "Detected", "Healthy", "Message", "Time"]
+    assert columns(out[at + 2]) == ["docker", "false", "false", "disabled"]
+    assert columns(out[at + 3]) == ["exec", "true", "false", "Failed to discover cgroup mount point",
+                                    "2027-01-15T08:01:00Z"]
+    assert columns(out[at + 4]) == ["raw_exec", "true", "true", "Healthy", "2027-01-15T08:00:00Z"]
+    short = cli_jobs.node_status("http://x", ["-short", "n1"]).splitlines()
+    assert short[-1].split("=")[1].strip() == "exec,raw_exec"

@@ -35,10 +35,17 @@ def test_agent_registers_its_node_ready_with_nomads_fingerprint_attributes(agent
     # raw_exec, enabled by its plugin block; exec exactly when this host can run it (root, cgroups).
     from actors.client.exec_driver import exec_health
 
-    exec_ok = exec_health(is_root=os.geteuid() == 0).healthy
+    health = exec_health(is_root=os.geteuid() == 0)
+    exec_ok = health.healthy
     assert node["Attributes"]["driver.raw_exec"] == "1"
     assert node["Attributes"].get("driver.exec") == ("1" if exec_ok else None)
-    assert set(node["Drivers"]) == ({"raw_exec", "exec"} if exec_ok else {"raw_exec"})
+    # Every driver is in Drivers (Nomad's DriverInfo): exec healthy, or why not ("Driver must run as root").
+    assert set(node["Drivers"]) == {"raw_exec", "exec"}
+    exec_info = node["Drivers"]["exec"]
+    assert (exec_info["Detected"], exec_info["Healthy"], exec_info["HealthDescription"]) == (
+        health.detected, health.healthy, health.description)
+    assert node["Drivers"]["raw_exec"]["HealthDescription"] == "Healthy"
+    assert exec_info["UpdateTime"].endswith("Z")
     assert "SecretID" not in node
     ids = (tmp_path / "data" / "client" / "client-id").read_text().strip()
     assert ids == nodes[0]["ID"]

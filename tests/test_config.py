@@ -465,6 +465,64 @@ def test_bad_plugin_blocks_are_refused_naming_the_key(tmp_path, text, error):
         load(tmp_path, VALID + text if text.startswith("[") else text + VALID)
 
 
+def test_an_exec_plugin_block_and_chroot_env_configure_the_exec_driver(tmp_path):
+    from actors.agent_specs import AgentContext, client_specs
+    from actors.client.exec_driver import DEFAULT_CHROOT_ENV
+    from actors.metrics import Metrics
+    from runtime.config import plugin_config
+
+    def driver(text: str):
+        cfg = load(tmp_path, f'data_dir = "{tmp_path}"\n[client]\nenabled = true\n' + text)
+        ctx = AgentContext(hooks=None, metrics=Metrics(clock=lambda: 0.0),  # type: ignore[arg-type]
+                           client_state_dir=str(tmp_path))
+        (spec,) = [s for s in client_specs(cfg, ctx) if s.name == "alloc-runner"]
+        return cfg, dict(spec.kwargs)["driver_registry"]["exec"]
+
+    _, d = driver("")
+    assert d.plugin.default_pid_private and d.plugin.default_ipc_private
+    assert d.chroot_env == DEFAULT_CHROOT_ENV
+    assert "NET_RAW" not in d.allow_caps and "KILL" in d.allow_caps  # Nomad's default allow_caps
+    cfg, d = driver('[client.chroot_env]\n"/etc/ssl" = "/etc/ssl"\n"/usr" = "/usr"\n"/opt/bin" = "/bin"\n'
+                    '[plugin.exec.config]\ndefault_pid_mode = "host"\nno_pivot_root = true\n'
+                    'allow_caps = ["CAP_NET_RAW", "kill", " chown "]\n')
+    assert not d.plugin.default_pid_private and d.plugin.default_ipc_private and d.plugin.no_pivot_root
+    assert d.allow_caps == ("CHOWN", "KILL", "NET_RAW")
+    assert d.chroot_env == (("/opt/bin", "/bin"), ("/etc/ssl", "/etc/ssl"), ("/usr", "/usr"))  # parents first
+    assert plugin_config(cfg, "exec")["default_pid_mode"] == "host"
+    assert to_dict(cfg)["Client"]["ChrootEnv"] == {"/etc/ssl": "/etc/ssl", "/opt/bin": "/bin", "/usr": "/usr"}
+    _, d = driver('[plugin.exec.config]\nallow_caps = ["all"]\n')
+    assert "SYS_ADMIN" in d.allow_caps and "NET_RAW" in d.allow_caps
+
+
+@pytest.mark.parametrize("text, error", [
+    ('[plugin.exec.config]\ndefault_pid_mode = "shared"\n',
+     'plugin.exec.config: default_pid_mode must be "private" or "host", got "shared"'),
+    ('[plugin.exec.config]\ndefault_ipc_mode = "Host"\n',
+     'plugin.exec.config: default_ipc_mode must be "private" or "host", got "Host"'),
+    ('[plugin.exec.config]\nallow_caps = ["kill", "cap_bogus", "nope"]\n',
+     "plugin.exec.config: allow_caps configured with capabilities not supported by system: bogus, nope"),
+    ('[plugin.exec.config]\nallow_caps = "kill"\n',
+     "plugin.exec.config.allow_caps: expected a list of strings, got string 'kill'"),
+    ('[plugin.exec.config]\nno_pivot_root = "yes"\n',
+     "plugin.exec.config.no_pivot_root: expected a boolean"),
+    ('[plugin.exec.config]\ndenied_host_uids = "0-x"\n',
+     'plugin.exec.config: invalid range deniedHostUIDs "0-x": range bound not valid'),
+    ('[plugin.exec.config]\ndenied_host_gids = "10-5"\n',
+     'plugin.exec.config: invalid range deniedHostGIDs "10-5": lower bound cannot be greater than '
+     'upper bound'),
+    ('[plugin.exec.config]\ndenied_host_uids = 0\n',
+     "plugin.exec.config.denied_host_uids: expected a string"),
+    ('[plugin.exec.config]\ndefault_pid = "host"\n', 'unknown key "plugin.exec.config.default_pid"'),
+    ('[client.chroot_env]\n"bin" = "/bin"\n',
+     'client.chroot_env: "bin" = "/bin": both paths must be absolute'),
+    ('[client.chroot_env]\n"/bin" = "/x/../../bin"\n', 'must not contain ".."'),
+    ('[client.chroot_env]\n"/bin" = 1\n', "client.chroot_env./bin: expected a string"),
+])
+def test_bad_exec_plugin_settings_are_refused_at_startup(tmp_path, text, error):
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        validate(load(tmp_path, VALID + text))
+
+
 def test_a_raw_exec_plugin_block_enables_the_driver_the_client_fingerprints(tmp_path, caplog):
     from actors.agent_specs import AgentContext, client_specs
     from actors.metrics import Metrics

@@ -147,6 +147,28 @@ def test_capabilities_and_memory_limits_follow_nomads_rules():
     assert memory_limits(256, 1024) == (1024 << 20, 256 << 20)  # memory_max hard, memory soft
 
 
+def test_the_plugin_block_sets_the_modes_a_task_does_not_choose():
+    from actors.client.exec_driver import exec_plugin_config
+
+    host = exec_plugin_config({"default_pid_mode": "host", "default_ipc_mode": "host"})
+    cfg = parse_exec_config({"command": SH}, host)
+    assert (cfg.pid_private, cfg.ipc_private) == (False, False)  # Nomad's executor.IsolationMode
+    cfg = parse_exec_config({"command": SH, "pid_mode": "private"}, host)
+    assert (cfg.pid_private, cfg.ipc_private) == (True, False)  # the task's own mode wins
+    assert parse_exec_config({"command": SH}).pid_private  # no plugin block: private
+    allow = exec_plugin_config({"allow_caps": ["kill", "net_raw"]}).allow_caps
+    assert task_capabilities(("NET_RAW",), (), allow) == ("KILL", "NET_RAW")  # defaults ∩ allow + cap_add
+    with pytest.raises(DriverError, match='default_pid_mode must be "private" or "host", got "none"'):
+        exec_plugin_config({"default_pid_mode": "none"})
+    denied = exec_plugin_config({"denied_host_uids": "0-999, 65534", "denied_host_gids": "0"})
+    assert denied.denied_uids == ((0, 999), (65534, 65534)) and denied.denied_gids == ((0, 0),)
+    denied.check_user(1000, [1000, 27])
+    with pytest.raises(DriverError, match="failed host user validation: running as uid 65534 is disallowed"):
+        denied.check_user(65534, [65534])
+    with pytest.raises(DriverError, match="failed host user validation: running as gid 0 is disallowed"):
+        denied.check_user(1000, [1000, 0])
+
+
 # ------------------------------------------------------------ real isolated tasks
 def _unshare_works() -> bool:
     import subprocess
@@ -174,8 +196,8 @@ real = pytest.mark.skipif(bool(_WHY_NOT), reason=_WHY_NOT or "runs")
 
 
 class Tracked(ExecDriver):
-    def __init__(self, started: list[TaskHandle]) -> None:
-        super().__init__()
+    def __init__(self, started: list[TaskHandle], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.started = started
 
     def start(self, *args: Any, **kwargs: Any) -> TaskHandle:
@@ -363,11 +385,35 @@ def test_capabilities_work_dir_and_root_user(driver, tmp_path):
 
 
 @real
+def test_default_pid_mode_host_from_the_plugin_block_shows_the_hosts_processes(started, tmp_path):
+    from actors.client.exec_driver import exec_plugin_config
+
+    driver = Tracked(started, plugin=exec_plugin_config({"default_pid_mode": "host"}))
+    res = exit_of(driver, run(driver, tmp_path, 'echo "pid=$$"; ls /proc | grep -c "^[0-9]"'))
+    out = stdout(tmp_path)
+    assert res.exit_code == 0 and "pid=1\n" not in out  # not PID 1: the host's PID namespace
+    assert int(out.split()[-1]) > 4, out  # the host's processes are visible
+
+
+@real
+def test_a_task_user_in_the_denied_host_ids_is_refused_before_it_starts(started, tmp_path):
+    from actors.client.exec_driver import exec_plugin_config
+
+    driver = Tracked(started, plugin=exec_plugin_config({"denied_host_uids": "65534"}))
+    with pytest.raises(DriverError, match="failed host user validation: running as uid 65534 is disallowed"):
+        run(driver, tmp_path, "true")  # nobody, the default user
+    assert started == [] and not (tmp_path / "a1" / "web" / "local").exists()
+
+
+@real
 def test_a_task_over_its_memory_limit_is_killed(driver, tmp_path):
     # The shell holds a 200 MB command substitution against the task's 64 MB limit: the kernel kills it.
     h = run(driver, tmp_path, "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived")
     res = exit_of(driver, h, timeout_s=20)
     assert res.signal == 9 and "survived" not in stdout(tmp_path)
+    assert res.oom_killed and res.err == "OOM Killed"  # Nomad's ExitResult.OOMKilled
+    ok = exit_of(driver, run(driver, tmp_path, "exit 0", task="fine"))
+    assert not ok.oom_killed and ok.successful
 
 
 @real
@@ -526,5 +572,36 @@ def test_a_restarted_alloc_runner_reattaches_to_an_exec_task_and_stops_it(starte
         assert wait_for(lambda: all(gone(p) for p in members))
         assert wait_for(lambda: first.poll(h) is not None)  # the old driver object reaps its child
         assert not any(os.path.exists(p) for p in paths)
+    finally:
+        node.stop_all(timeout_s=2.0)
+
+
+@real
+def test_an_oom_killed_task_says_so_in_its_terminated_event(started, tmp_path):
+    from actors.client.alloc_sync import task_states_json
+
+    node = ProdNode("c1", seed=1)
+    try:
+        got: list[Any] = []
+        node.spawn(Reporter, "reporter", got)
+        ref = node.spawn(AllocRunner, "allocs", driver_registry={"exec": Tracked(started)},
+                         state=FileAllocStore(str(tmp_path / "state")), alloc_root=str(tmp_path / "allocs"),
+                         reporter="reporter", config=AllocRunnerConfig(poll_interval_s=0.05))
+        t = {"Name": "hog", "Driver": "exec", "KillTimeout": int(0.2 * NS),
+             "Config": {"command": SH, "args": ["-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a)"]},
+             "Resources": {"CPU": 100, "MemoryMB": 16}}
+        group = {"Name": "g", "Count": 1, "Tasks": [t], "RestartPolicy": {"Attempts": 0, "Mode": "fail"}}
+        job = {"ID": "job", "Type": "batch", "TaskGroups": [group]}
+        alloc = {"ID": "o1", "JobID": "job", "TaskGroup": "g", "DesiredStatus": "run",
+                 "ClientStatus": "pending", "AllocModifyIndex": 1, "Job": job}
+        ref.tell(SetAllocs(allocs=(alloc,), index=1))
+        assert wait_for(lambda: _status(got, "o1") == "failed", 20), got[-1:] if got else "no update"
+        update = next(u for u in reversed(got) if u.alloc_id == "o1")
+        events = task_states_json(update)["hog"]["Events"]
+        (term,) = [e for e in events if e["Type"] == "Terminated"]
+        assert term["Message"] == 'Exit Code: 137, Signal: 9, Exit Message: "OOM Killed"'
+        assert term["Details"] == {"exit_code": "137", "signal": "9", "oom_killed": "true",
+                                   "exit_message": "OOM Killed"}
+        assert ref.ask("status")["oom_killed"] == 1  # Nomad's client.allocs.oom_killed
     finally:
         node.stop_all(timeout_s=2.0)

@@ -253,3 +253,62 @@ def test_operator_totals_override_what_was_detected():
     same = fingerprint(facts, nomad_version="2.0.6", totals=TotalsOverride())
     assert same == fingerprint(facts, nomad_version="2.0.6")
     assert same.resources == Resources(cpu_mhz=9600, memory_mb=16 << 10, disk_mb=50 << 10)
+
+
+# ------------------------------------------------------------ driver health in the node record
+def test_every_driver_fingerprint_reaches_the_node_record_with_its_health():
+    from actors.client.exec_driver import NO_CGROUP_MOUNT, REQUIRES_ROOT
+    from actors.client.fingerprint import driver_health
+    from actors.server.node_endpoint import node_record
+
+    def probe(**kw):
+        return PsutilProbe(".", health=lambda: driver_health((), kernel_name="linux", **kw)).facts()
+
+    facts = probe(is_root=False, raw_exec_enabled=True)
+    assert facts.drivers == ("raw_exec",)
+    assert facts.driver_health == (("exec", False, False, REQUIRES_ROOT), ("raw_exec", True, True, "Healthy"))
+    sick = probe(is_root=True, cgroups=lambda: (None, NO_CGROUP_MOUNT))
+    assert sick.drivers == () and sick.driver_health[0] == ("exec", True, False, NO_CGROUP_MOUNT)
+    assert sick.driver_health[1] == ("raw_exec", False, False, "disabled")
+    old, new = fingerprint(facts, nomad_version="x"), fingerprint(replace(facts, driver_health=(
+        ("exec", True, False, NO_CGROUP_MOUNT), ("raw_exec", True, True, "Healthy"))), nomad_version="x")
+    assert new.driver_health[0][3] == NO_CGROUP_MOUNT and significant_change(old, new)
+    spec = NodeSpec(node_id="n1", secret_id="s", name="n1", drivers=new.drivers,
+                    driver_health=new.driver_health)
+    assert wire.decode(wire.encode(spec)) == spec
+    assert node_record(spec)["Drivers"] == {
+        "exec": {"Detected": True, "Healthy": False, "HealthDescription": NO_CGROUP_MOUNT, "Attributes": {}},
+        "raw_exec": {"Detected": True, "Healthy": True, "HealthDescription": "Healthy",
+                     "Attributes": {"driver.raw_exec": "true"}}}
+    # A client that sends no health (older): its drivers are healthy, as before.
+    old_spec = NodeSpec(node_id="n1", secret_id="s", name="n1", drivers=("raw_exec",))
+    assert node_record(old_spec)["Drivers"]["raw_exec"]["Healthy"] is True
+
+
+def test_a_drivers_health_change_is_a_node_event_and_moves_its_update_time():
+    from actors.server.node_endpoint import node_record
+    from tests.test_scheduler import Cluster
+
+    c = Cluster()
+    healthy = (("exec", True, True, "Healthy"), ("raw_exec", False, False, "disabled"))
+    spec = NodeSpec(node_id="n1", secret_id="s", name="n1", drivers=("exec",), driver_health=healthy)
+    c.now = 1_800_000_000.0
+    c.apply("node_register", node=node_record(spec), node_evals=True, driver_times=True)
+    rec = c.state.tables["nodes"]["n1"]
+    first = rec["Drivers"]["exec"]["UpdateTime"]
+    assert first == "2027-01-15T08:00:00.000000Z" and rec["Drivers"]["raw_exec"]["UpdateTime"] == first
+    c.now += 30
+    # Nothing changed: the same time, no event.
+    c.apply("node_register", node=node_record(spec), node_evals=True, driver_times=True)
+    rec = c.state.tables["nodes"]["n1"]
+    assert rec["Drivers"]["exec"]["UpdateTime"] == first and len(rec["Events"]) == 1
+    why = "Failed to discover cgroup mount point"
+    sick = replace(spec, drivers=(), driver_health=(("exec", True, False, why), healthy[1]))
+    c.now += 30
+    c.apply("node_register", node=node_record(sick), node_evals=True, driver_times=True)
+    rec = c.state.tables["nodes"]["n1"]
+    assert rec["Drivers"]["exec"]["UpdateTime"] == "2027-01-15T08:01:00.000000Z"
+    assert rec["Drivers"]["raw_exec"]["UpdateTime"] == first
+    ev = rec["Events"][-1]
+    assert (ev["Subsystem"], ev["Message"], ev["Details"]) == (
+        "Driver", "Failed to discover cgroup mount point", {"driver": "exec"})

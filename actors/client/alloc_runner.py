@@ -204,11 +204,18 @@ class TaskEvent:
     message: str = ""
     exit_code: int | None = None
     signal: int = 0
+    # Nomad's TaskEvent.Details (string values): a Terminated event's exit_code, signal, oom_killed.
+    details: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """``dataclasses.asdict(self)``, written out (see :meth:`TaskState.to_dict`)."""
         return {"type": self.type, "time": self.time, "message": self.message, "exit_code": self.exit_code,
-                "signal": self.signal}
+                "signal": self.signal, "details": tuple([tuple(kv) for kv in self.details])}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskEvent:
+        """A persisted event (JSON gives lists where tuples were; events from before details: none)."""
+        return cls(**{**d, "details": tuple((str(k), str(v)) for k, v in d.get("details") or ())})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,7 +247,7 @@ class TaskState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskState:
-        events = tuple(TaskEvent(**e) for e in d.get("events", ()))
+        events = tuple(TaskEvent.from_dict(e) for e in d.get("events", ()))
         return cls(state=d["state"], failed=bool(d.get("failed")), restarts=int(d.get("restarts", 0)),
                    last_restart=float(d.get("last_restart", 0.0)), started_at=float(d.get("started_at", 0.0)),
                    finished_at=float(d.get("finished_at", 0.0)), events=events)
@@ -357,6 +364,9 @@ class ExecTarget:
     task_dir: str = ""
     env: tuple[tuple[str, str], ...] = ()  # the environment the task was started with
     user: str = ""
+    # A driver that isolates its tasks (exec): JSON of what entering the running task needs
+    # (ExecDriver.enter_spec), or of {"error": why} when it cannot be entered; "" otherwise.
+    enter: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1623,7 +1633,7 @@ class AllocRunner(NodeActor):
         self._waiters: dict[str, set[str]] = {}  # previous alloc ID -> allocations waiting for its end
         self.stats = {"bad_allocs": 0, "stale_sets": 0, "starts": 0, "restarts": 0, "reattached": 0,
                       "persist_errors": 0, "driver_errors": 0, "reports": 0, "dirs_destroyed": 0,
-                      "gc_collected": 0}
+                      "gc_collected": 0, "oom_killed": 0}  # oom_killed: Nomad's client.allocs.oom_killed
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -1740,10 +1750,23 @@ class AllocRunner(NodeActor):
         env = task_env(a.spec, t.spec, alloc_dir, task_dir)
         if "node.datacenter" in self.node_vars:
             env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
+        env.update(t.tmpl_env)
+        driver = self.drivers.get(t.spec.driver)
+        if getattr(driver, "fs_isolation", "") == FS_ISOLATION_CHROOT:  # as the task saw them
+            env.update(CHROOT_TASK_DIRS)
+        running = t.phase == P_RUNNING and t.handle is not None
+        enter = ""
+        if running and hasattr(driver, "enter_spec"):
+            try:
+                config = interpolate(t.spec.config, env, self.node_vars)
+                spec = driver.enter_spec(t.handle, config, t.spec.user)
+            except DriverError as exc:
+                spec = {"error": str(exc)}
+            enter = json.dumps(spec)
         return ExecTarget(found=True, namespace=a.spec.namespace, task_known=True, driver=t.spec.driver,
                           started=t.state.started_at > 0 or t.handle is not None,
-                          running=t.phase == P_RUNNING and t.handle is not None, task_dir=task_dir,
-                          env=tuple(sorted(env.items())), user=t.spec.user)
+                          running=running, task_dir=task_dir,
+                          env=tuple(sorted(env.items())), user=t.spec.user, enter=enter)
 
     def on_timer(self, name: str) -> None:
         if name == "poll":
@@ -2376,8 +2399,16 @@ class AllocRunner(NodeActor):
         if res.signal:
             msg += f", Signal: {res.signal}"
         if res.err:
-            msg += f", Exit Message: {res.err}"
-        self._event(t, EV_TERMINATED, now, msg, exit_code=res.exit_code, signal=res.signal)
+            msg += f", Exit Message: {json.dumps(res.err, ensure_ascii=False)}"  # Nomad's %q
+        # Nomad's emitExitResultEvent: the exit code, signal and whether the OOM killer acted.
+        details = ((("exit_code", str(res.exit_code)),) if res.exit_code is not None else ()) + (
+            ("signal", str(res.signal)), ("oom_killed", "true" if res.oom_killed else "false"))
+        if res.err:
+            details += (("exit_message", res.err),)
+        if res.oom_killed:
+            self.stats["oom_killed"] += 1
+        self._event(t, EV_TERMINATED, now, msg, exit_code=res.exit_code, signal=res.signal,
+                    details=tuple(sorted(details)))
         if t.phase == P_KILLING and t.restart_requested and a.want_run:
             # An operator's restart: start again now; the restart policy is not consulted.
             self._cancel_task_timer("kill", a, t)
@@ -2928,8 +2959,9 @@ class AllocRunner(NodeActor):
             self.cancel_timer(name)
 
     def _event(self, t: _Task, typ: str, now: float, message: str, *, exit_code: int | None = None,
-               signal: int = 0) -> None:
-        ev = TaskEvent(type=typ, time=now, message=message, exit_code=exit_code, signal=signal)
+               signal: int = 0, details: tuple[tuple[str, str], ...] = ()) -> None:
+        ev = TaskEvent(type=typ, time=now, message=message, exit_code=exit_code, signal=signal,
+                       details=details)
         t.state = _state(t.state, events=(*t.state.events, ev)[-self.cfg.max_events:])
 
     # ------------------------------------------------------------ deployment health

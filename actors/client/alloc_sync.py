@@ -113,7 +113,8 @@ def task_states_json(update: Any, offset_s: float = 0.0) -> dict[str, Any]:
                      "StartedAt": _rfc3339(wall(ts.started_at)),
                      "FinishedAt": _rfc3339(wall(ts.finished_at)),
                      "Events": [{"Type": e.type, "Time": int(wall(e.time) * 1e9), "Message": e.message,
-                                 "ExitCode": e.exit_code, "Signal": e.signal} for e in ts.events]}
+                                 "ExitCode": e.exit_code, "Signal": e.signal, "Details": dict(e.details)}
+                                for e in ts.events]}
     return out
 
 

@@ -123,6 +123,7 @@ class ExitResult:
     exit_code: int | None
     signal: int = 0
     err: str = ""
+    oom_killed: bool = False  # the kernel's OOM killer acted in the task's memory cgroup (exec)
 
     @property
     def successful(self) -> bool:

@@ -17,6 +17,13 @@ agent restart -- is raw_exec's (this driver extends :class:`RawExecDriver`).
 Killing the task kills every process in its cgroup, and the cgroup is removed
 once the task has ended.
 
+The agent's ``plugin "exec" { config { ... } }`` (:func:`exec_plugin_config`) sets the
+default pid/ipc modes and the capabilities tasks may have; the client's ``chroot_env``
+replaces :data:`DEFAULT_CHROOT_ENV`.  A task the OOM killer ended in its memory cgroup
+exits ``oom_killed`` (Nomad's ExitResult.OOMKilled).  :meth:`ExecDriver.enter_spec`
+is what ``nomad alloc exec`` needs to run a command inside a running task (the
+launcher's ``enter`` mode joins its namespaces, cgroups and chroot).
+
 The task's resources come from its environment (``NOMAD_CPU_LIMIT``,
 ``NOMAD_MEMORY_LIMIT``, ``NOMAD_MEMORY_MAX_LIMIT``), which the client sets
 for every task from its ``resources`` block.
@@ -24,6 +31,7 @@ for every task from its ``resources`` block.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -89,6 +97,7 @@ HEALTHY = "Healthy"
 REQUIRES_ROOT = "Driver must run as root"  # Nomad's drivers.DriverRequiresRootMessage
 NO_CGROUP_MOUNT = "Failed to discover cgroup mount point"  # Nomad's drivers.NoCgroupMountMessage
 UNSUPPORTED_OS = "exec driver unsupported on client OS"
+OOM_KILLED = "OOM Killed"  # the exit message of a task the OOM killer ended (Nomad's docker driver's)
 
 
 # ------------------------------------------------------------ cgroups (an edge)
@@ -251,8 +260,10 @@ def _caps(value: Any, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def parse_exec_config(config: Any) -> ExecConfig:
-    """The task's ``config`` block, validated as Nomad's exec TaskConfig.validate (its messages)."""
+def parse_exec_config(config: Any, defaults: ExecPluginConfig | None = None) -> ExecConfig:
+    """The task's ``config`` block, validated as Nomad's exec TaskConfig.validate (its messages);
+    an unset pid_mode / ipc_mode is the agent's default_pid_mode / default_ipc_mode."""
+    defaults = defaults or ExecPluginConfig()
     command, args = check_command_config("exec", config)
     known = {"command", "args", "pid_mode", "ipc_mode", "cap_add", "cap_drop", "work_dir"}
     unknown = sorted(k for k in config if k not in known)
@@ -260,7 +271,10 @@ def parse_exec_config(config: Any) -> ExecConfig:
         raise DriverError(f"failed to decode driver config: unsupported argument(s) {', '.join(unknown)}")
     modes = {}
     for key in ("pid_mode", "ipc_mode"):
-        mode = config.get(key) or "private"
+        mode = config.get(key) or ""
+        if not mode:  # Nomad's executor.IsolationMode: the task's own mode, else the plugin's default
+            modes[key] = defaults.default_pid_private if key == "pid_mode" else defaults.default_ipc_private
+            continue
         if mode not in ISOLATION_MODES:
             raise DriverError(f'failed driver config validation: {key} must be "private" or "host", '
                               f'got {mode!r}')
@@ -274,6 +288,86 @@ def parse_exec_config(config: Any) -> ExecConfig:
     return ExecConfig(command=command, args=tuple(args), pid_private=modes["pid_mode"],
                       ipc_private=modes["ipc_mode"], cap_add=_caps(config.get("cap_add"), "cap_add"),
                       cap_drop=_caps(config.get("cap_drop"), "cap_drop"), work_dir=work_dir or "/")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecPluginConfig:
+    """The agent's ``plugin "exec" { config { ... } }`` (Nomad's exec driver Config), validated."""
+
+    default_pid_private: bool = True  # default_pid_mode "private" (a task's pid_mode overrides it)
+    default_ipc_private: bool = True  # default_ipc_mode "private"
+    # no_pivot_root: Nomad's executor pivots into the task's root unless this is set (a ramdisk root
+    # cannot pivot); this launcher always chroots, which is what no_pivot_root asks for, so either
+    # value runs tasks the same way.
+    no_pivot_root: bool = False
+    allow_caps: tuple[str, ...] = NOMAD_DEFAULT_CAPS  # upper-case names without CAP_
+    # denied_host_uids / denied_host_gids ("0-999,65534"): (low, high) ranges of host IDs no task may
+    # run as (Nomad's validators: its user's uid, its primary and supplementary groups).
+    denied_uids: tuple[tuple[int, int], ...] = ()
+    denied_gids: tuple[tuple[int, int], ...] = ()
+
+    def check_user(self, uid: int, gids: list[int]) -> None:
+        """Nomad's Validator.HasValidIDs, its messages."""
+        if any(lo <= uid <= hi for lo, hi in self.denied_uids):
+            raise DriverError(f"failed host user validation: running as uid {uid} is disallowed")
+        for gid in gids:
+            if any(lo <= gid <= hi for lo, hi in self.denied_gids):
+                raise DriverError(f"failed host user validation: running as gid {gid} is disallowed")
+
+
+MAX_ID = 2**32 - 1  # Nomad parses IDs as 32-bit unsigned
+
+
+def _id_ranges(kind: str, text: Any) -> tuple[tuple[int, int], ...]:
+    """Nomad's validateIDRange: "N" or "N-M" parts, comma-separated; its messages."""
+    if not isinstance(text, str):
+        raise DriverError(f"{kind} must be a string of ID ranges")
+    if text == "":
+        return ()
+    out = []
+    for part in text.split(","):
+        bounds = part.strip().split("-")
+        try:
+            if len(bounds) not in (1, 2) or not all(b.isdigit() and int(b) <= MAX_ID for b in bounds):
+                raise ValueError
+        except ValueError:
+            raise DriverError(f'invalid range {kind} "{part}": range bound not valid') from None
+        lo, hi = int(bounds[0]), int(bounds[-1])
+        if lo > hi:
+            raise DriverError(f'invalid range {kind} "{part}": lower bound cannot be greater than '
+                              'upper bound')
+        out.append((lo, hi))
+    return tuple(out)
+
+
+def exec_plugin_config(config: dict[str, Any]) -> ExecPluginConfig:
+    """Nomad's exec ``Config.validate``, with its messages: the modes are "private" or "host", and
+    ``allow_caps`` names capabilities this system has (``all`` is every one)."""
+    modes = {}
+    for key in ("default_pid_mode", "default_ipc_mode"):
+        mode = config.get(key, "private")
+        if mode not in ISOLATION_MODES:
+            raise DriverError(f'{key} must be "private" or "host", got "{mode}"')
+        modes[key] = mode == "private"
+    allow: list[str] = []
+    bad = []
+    for c in config.get("allow_caps", [c.lower() for c in NOMAD_DEFAULT_CAPS]):
+        name = c.strip().lower().removeprefix("cap_")  # Nomad's capabilities.normalize
+        if name == "all":
+            allow.extend(CAP_NUMBERS)
+        elif name.upper() in CAP_NUMBERS:
+            allow.append(name.upper())
+        elif name:
+            bad.append(name)
+    if bad:
+        raise DriverError("allow_caps configured with capabilities not supported by system: "
+                          + ", ".join(sorted(set(bad))))
+    return ExecPluginConfig(default_pid_private=modes["default_pid_mode"],
+                            default_ipc_private=modes["default_ipc_mode"],
+                            no_pivot_root=bool(config.get("no_pivot_root", False)),
+                            allow_caps=tuple(sorted(set(allow))),
+                            denied_uids=_id_ranges("deniedHostUIDs", config.get("denied_host_uids", "")),
+                            denied_gids=_id_ranges("deniedHostGIDs", config.get("denied_host_gids", "")))
 
 
 def task_capabilities(cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
@@ -317,13 +411,15 @@ class ExecDriver(RawExecDriver):
     def __init__(self, name: str = "exec", clock: Callable[[], float] = time.monotonic, *,
                  chroot_env: tuple[tuple[str, str], ...] = DEFAULT_CHROOT_ENV,
                  cgroups: Cgroups | None = None, total_compute_mhz: int = 0,
-                 allow_caps: tuple[str, ...] = NOMAD_DEFAULT_CAPS,
+                 allow_caps: tuple[str, ...] | None = None,
+                 plugin: ExecPluginConfig | None = None,
                  launch_timeout_s: float = LAUNCH_TIMEOUT_S) -> None:
         super().__init__(name, clock)
         self.chroot_env = chroot_env
         self._cgroups = cgroups
         self.total_compute_mhz = total_compute_mhz  # > MAX_CPU_SHARES: shares are scaled into range
-        self.allow_caps = allow_caps
+        self.plugin = plugin or ExecPluginConfig()
+        self.allow_caps = allow_caps if allow_caps is not None else self.plugin.allow_caps
         self.launch_timeout_s = launch_timeout_s
         self._cpu_seen: dict[tuple[int, float], tuple[float, int]] = {}  # task -> (when, cpuacct ns)
 
@@ -335,13 +431,15 @@ class ExecDriver(RawExecDriver):
 
         import psutil
 
-        cfg = parse_exec_config(config)
+        cfg = parse_exec_config(config, self.plugin)
         user = user or "nobody"  # Nomad's exec default
         try:
             pw = pwd.getpwnam(user)
         except KeyError:
             raise DriverError(f"failed host user validation: user {user!r} does not exist on this node"
                               ) from None
+        groups = [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
+        self.plugin.check_user(pw.pw_uid, [pw.pw_gid, *groups])
         if os.geteuid() != 0:
             raise DriverError(f"{self.name}: {REQUIRES_ROOT}")
         if user == "root":
@@ -375,7 +473,6 @@ class ExecDriver(RawExecDriver):
             raise DriverError(f"{self.name}: cannot prepare the task directory: {exc}",
                               recoverable=True) from exc
         paths = self._make_cgroups(cgroups, alloc_id, task_name, env)
-        groups = [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
         task_env = {**os.environ, **env, **CHROOT_TASK_DIRS}
         spec = {"task_dir": os.path.abspath(task_dir),
                 "alloc_dir": os.path.join(os.path.abspath(alloc_dir), "alloc"),
@@ -448,10 +545,33 @@ class ExecDriver(RawExecDriver):
         result = super().poll(handle)
         if result is not None:  # Nomad's container.Destroy: nothing of the task outlives it
             paths = self._task_cgroups(handle)
+            if self._oom_kills(paths):
+                # Nomad's executor marks the exit OOMKilled when its container saw an OOM event; a
+                # task the killer itself ended says so as Nomad's docker driver does ("OOM Killed").
+                result = dataclasses.replace(result, oom_killed=True,
+                                             err=result.err or (OOM_KILLED if result.signal else ""))
             self._kill_cgroups(paths)
             self._remove_cgroups(paths)
             self._cpu_seen.pop((handle.pid, handle.start_time), None)
         return result
+
+    def _oom_kills(self, paths: list[str]) -> int:
+        """How many processes the OOM killer killed in the task's memory cgroup (0 when unknown):
+        v2 memory.events, v1 memory.oom_control (both "oom_kill N", kernels since 4.13)."""
+        cg = self._cgroups
+        if cg is None or not paths:
+            return 0
+        if cg.mode == "v2":
+            where = os.path.join(paths[0], "memory.events")
+        else:
+            mem = cg.by_controller(paths).get("memory")
+            if mem is None:
+                return 0
+            where = os.path.join(mem, "memory.oom_control")
+        try:
+            return _kv(_read(where)).get("oom_kill", 0)
+        except OSError:
+            return 0
 
     def recover(self, handle: TaskHandle) -> bool:
         """raw_exec's check of the launcher; a task whose launcher is gone is cleaned up as Nomad's
@@ -462,6 +582,53 @@ class ExecDriver(RawExecDriver):
             self._kill_cgroups(paths)
             self._remove_cgroups(paths)
         return alive
+
+    def enter_spec(self, handle: TaskHandle, config: dict[str, Any], user: str = "") -> dict[str, Any]:
+        """What a command run inside the running task needs (``nomad alloc exec``; Nomad's executor
+        ExecStreaming): the task's init process (whose namespaces it joins), cgroups, user and
+        capabilities (as the task's own), work_dir.  DriverError: the task is not running."""
+        import grp
+        import pwd
+
+        cfg = parse_exec_config(config, self.plugin)
+        user = user or "nobody"
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            raise DriverError(f"failed host user validation: user {user!r} does not exist on this node"
+                              ) from None
+        if user == "root":
+            bounding, ambient = LEGACY_ROOT_CAPS, ()
+        else:
+            bounding = ambient = task_capabilities(cfg.cap_add, cfg.cap_drop, self.allow_caps)
+        init = self._task_init(handle)
+        try:  # as the launcher's proc_start (which the agent does not import): /proc/<pid>/stat field 22
+            started = _read(f"/proc/{init}/stat").rsplit(")", 1)[1].split()[19] if init is not None else ""
+        except (OSError, IndexError):
+            started = ""
+        if not started:
+            raise DriverError("task is not running")
+        procs = [os.path.join(p, "cgroup.procs") for p in self._task_cgroups(handle)]
+        return {"pid": init, "pid_start": started, "cgroup_procs": procs,
+                "work_dir": cfg.work_dir, "uid": pw.pw_uid, "gid": pw.pw_gid, "user": user,
+                "groups": [g.gr_gid for g in grp.getgrall() if user in g.gr_mem],
+                "bounding": sorted(CAP_NUMBERS[c] for c in bounding),
+                "ambient": sorted(CAP_NUMBERS[c] for c in ambient)}
+
+    def _task_init(self, handle: TaskHandle) -> int | None:
+        """The task's first process: its launcher's child (PID 1 of its PID namespace)."""
+        if self._same_process(handle) is False:
+            return None
+        try:
+            children = [int(p) for p in _read(f"/proc/{handle.pid}/task/{handle.pid}/children").split()]
+        except OSError:  # a kernel without CONFIG_PROC_CHILDREN
+            import psutil
+
+            try:
+                children = [c.pid for c in psutil.Process(handle.pid).children()]
+            except psutil.Error:
+                return None
+        return children[0] if children else None
 
     def signal(self, handle: TaskHandle, signame: str) -> None:
         """To the task through its launcher (Nomad's executor signals the task's init process);
@@ -689,8 +856,10 @@ __all__ = [
     "Cgroups",
     "DriverHealth",
     "ExecDriver",
+    "ExecPluginConfig",
     "detect_cgroups",
     "exec_health",
+    "exec_plugin_config",
     "memory_limits",
     "parse_exec_config",
     "task_capabilities",

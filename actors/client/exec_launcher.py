@@ -18,6 +18,9 @@ executor for one task:
 3. the launcher stays outside the cgroup, forwards every signal it gets to
    the task and exits as the task did (its code, or killed by the same signal).
 
+``exec_launcher.py enter <spec fd> <status fd>`` runs a command inside a
+running task instead (``nomad alloc exec``): see :func:`enter_main`.
+
 A failure before the command runs (a mount, the user, a missing command) is
 written to the status pipe and the child exits 127; the
 driver reads that pipe until it closes (the close-on-exec end closes when the
@@ -27,11 +30,13 @@ command runs), so a failed start is an error with its cause, never a hang.
 from __future__ import annotations
 
 import ctypes
+import fcntl  # imported here, not where used: after the chroot no module can be found
 import json
 import os
 import resource
 import signal
 import sys
+import termios
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
@@ -243,17 +248,145 @@ def _report(fd: int, message: str) -> None:
         pass
 
 
-def main() -> None:
-    spec_fd, status = int(sys.argv[1]), int(sys.argv[2])
+# ------------------------------------------------------------ entering a running task (alloc exec)
+# ``exec_launcher.py enter <spec fd> <status fd>``: a command run inside a running task, as Nomad's
+# executor ExecStreaming runs it in the task's container: in the task's cgroups, its IPC, PID and mount
+# namespaces and its chroot, in its work_dir, as its user with its capabilities and environment.  The
+# helper joins the namespaces, forks (the child is in the task's PID namespace) and waits, forwarding
+# signals and exiting as the command did; a failure before the command runs goes to the status pipe.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NAMESPACES = (("ipc", CLONE_NEWIPC), ("pid", CLONE_NEWPID), ("mnt", CLONE_NEWNS))  # mnt last
+
+
+def _join_task(spec: dict) -> None:
+    """In the helper: the task's cgroups, then its namespaces (those it does not share with us)."""
+    pid = spec["pid"]
+    joins = []
+    try:
+        for name, flag in NAMESPACES:
+            fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            if os.fstat(fd).st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
+                joins.append((fd, flag, name))
+            else:  # pid_mode / ipc_mode "host": the task shares ours
+                os.close(fd)
+        # The namespaces are the task's only if the pid still is (not reused since the driver looked).
+        if proc_start(pid) != spec["pid_start"]:
+            raise OSError(3, "No such process")
+    except OSError as exc:
+        raise SetupError(f"task process {pid} is gone: {exc.strerror}") from None
+    for procs in spec["cgroup_procs"]:
+        try:
+            with open(procs, "w") as f:
+                f.write("0")
+        except OSError as exc:
+            raise SetupError(f"joining cgroup {os.path.dirname(procs)}: {exc.strerror}") from None
+    for fd, flag, name in joins:
+        _check(_libc.setns(fd, flag), f"joining the task's {name} namespace")
+        os.close(fd)
+
+
+def proc_start(pid: int) -> str:
+    """When *pid* started (/proc/<pid>/stat's starttime, clock ticks since boot): with the pid, an
+    identity no later process has."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[19]
+
+
+def _find(cmd: str, path: str) -> str:
+    """The command in the task's root: a path as given, a bare name on $PATH (Go's exec.LookPath)."""
+    if "/" in cmd:
+        return cmd
+    for d in (path or DEFAULT_PATH).split(":"):
+        candidate = os.path.join(d or ".", cmd)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise SetupError(f'exec: "{cmd}": executable file not found in $PATH')
+
+
+def _enter_command(spec: dict, last_cap: int) -> None:
+    """In the child (inside the task's PID namespace): its chroot, user and capabilities, then exec."""
+    helper = os.getppid()
+    _check(_libc.chroot(spec["task_dir"].encode()), f"chroot {spec['task_dir']}")
+    try:
+        os.chdir(spec["work_dir"])
+    except OSError as exc:
+        raise SetupError(f"work_dir {spec['work_dir']!r}: {exc.strerror}") from None
+    if spec["tty"]:  # the pty (fd 0) becomes the controlling terminal of a session of its own
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    env = spec["env"]
+    argv = [_find(spec["argv"][0], env.get("PATH", "")), *spec["argv"][1:]]
+    uid, gid = spec["uid"], spec["gid"]
+    _bound_caps(spec["bounding"], last_cap)
+    if uid != 0:
+        _check(_libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keeping capabilities")
+    os.setgroups(spec["groups"])
+    os.setgid(gid)
+    os.setuid(uid)
+    if uid != 0:
+        _ambient_caps(spec["ambient"])
+    _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != helper:
+        raise SetupError("the exec session ended before the command started")
+    for sig in _signals():
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    try:
+        os.execve(argv[0], argv, env)
+    except FileNotFoundError:  # as the raw_exec path says it (a script's interpreter missing too)
+        raise SetupError(f'exec: "{spec["argv"][0]}": executable file not found in $PATH') from None
+    except PermissionError:
+        raise SetupError(f'exec: "{spec["argv"][0]}": permission denied') from None
+    except OSError as exc:
+        raise SetupError(f'exec: "{spec["argv"][0]}": {exc.strerror}') from None
+
+
+def _read_spec(spec_fd: int, status: int) -> dict:
     chunks = []
     while chunk := os.read(spec_fd, 1 << 16):
         chunks.append(chunk)
     os.close(spec_fd)
     try:
-        spec = json.loads(b"".join(chunks))
+        return json.loads(b"".join(chunks))
     except ValueError as exc:
         _report(status, f"bad launch spec: {exc}")
         os._exit(EXIT_SETUP_FAILED)
+
+
+def enter_main(spec_fd: int, status: int) -> None:
+    spec = _read_spec(spec_fd, status)
+    os.set_inheritable(status, False)  # the command's execve closes it: "started" for the session
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            last_cap = int(f.read())
+        _join_task(spec)
+    except (SetupError, OSError, ValueError) as exc:
+        _report(status, str(exc))
+        os._exit(EXIT_SETUP_FAILED)
+    catch = [s for s in _signals() if s != signal.SIGCHLD]
+    signal.pthread_sigmask(signal.SIG_BLOCK, catch)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _enter_command(spec, last_cap)
+        except SetupError as exc:
+            _report(status, str(exc))
+        except BaseException as exc:
+            _report(status, f"{type(exc).__name__}: {exc}")
+        os._exit(EXIT_SETUP_FAILED)
+    os.close(status)
+    _wait_as(pid, catch)
+
+
+def main() -> None:
+    if sys.argv[1] == "enter":
+        enter_main(int(sys.argv[2]), int(sys.argv[3]))
+        return
+    spec_fd, status = int(sys.argv[1]), int(sys.argv[2])
+    spec = _read_spec(spec_fd, status)
     os.set_inheritable(status, False)  # the command's execve closes it: "started" for the driver
     flags = CLONE_NEWNS
     if spec["pid_private"]:
@@ -276,6 +409,11 @@ def main() -> None:
             _report(status, f"{type(exc).__name__}: {exc}")
         os._exit(EXIT_SETUP_FAILED)
     os.close(status)
+    _wait_as(pid, catch)
+
+
+def _wait_as(pid: int, catch: list[int]) -> None:
+    """Forward every signal to *pid*, wait for it and end as it did (its code, or its signal)."""
 
     def forward(signum: int, _frame: object) -> None:
         try:

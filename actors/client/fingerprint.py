@@ -63,6 +63,9 @@ class HostFacts:
     storage_bytes_free: int
     drivers: tuple[str, ...] = ()  # detected, healthy task drivers
     cpu_total_mhz: int = 0  # the operator's client.cpu_total_compute; 0: cores x MHz
+    # Every driver's fingerprint, sorted: (name, detected, healthy, health description) -- Nomad's
+    # DriverInfo, the node's Drivers.  Empty: only *drivers* are known (each healthy).
+    driver_health: tuple[tuple[str, bool, bool, str], ...] = ()
 
     @property
     def total_compute(self) -> int:
@@ -75,6 +78,7 @@ class Fingerprint:
     resources: Resources
     reserved: Resources
     drivers: tuple[str, ...]
+    driver_health: tuple[tuple[str, bool, bool, str], ...] = ()  # see HostFacts.driver_health
 
     def attribute(self, name: str) -> str | None:
         return dict(self.attributes).get(name)
@@ -147,14 +151,14 @@ def fingerprint(facts: HostFacts, *, nomad_version: str, reserved: Resources = N
         facts = totals.apply(facts)
     return Fingerprint(attributes=tuple(sorted(attributes(facts, nomad_version).items())),
                        resources=node_resources(facts), reserved=reserved,
-                       drivers=tuple(sorted(facts.drivers)))
+                       drivers=tuple(sorted(facts.drivers)), driver_health=facts.driver_health)
 
 
 def significant_change(old: Fingerprint | None, new: Fingerprint) -> bool:
     """True when *new* must update the node: anything but volatile attributes or free disk differs."""
     if old is None:
         return True
-    if old.reserved != new.reserved or old.drivers != new.drivers:
+    if old.reserved != new.reserved or old.drivers != new.drivers or old.driver_health != new.driver_health:
         return True
     if replace(old.resources, disk_mb=0) != replace(new.resources, disk_mb=0):
         return True
@@ -197,15 +201,27 @@ def fake_facts(hostname: str, ip: str, *, cores: int = 4, mhz: int = 2400, memor
 class PsutilProbe:
     """Production probe: psutil, platform, socket and /etc/os-release.
 
-    ``drivers`` is decided by the caller (see :func:`detect_drivers`) until
-    task drivers exist and fingerprint themselves.
+    ``drivers`` is decided by the caller (see :func:`detect_drivers`); with
+    ``health`` (a call giving :func:`driver_health`'s answer) the drivers are
+    fingerprinted again on every probe, as Nomad's driver plugins are every
+    30 s, so a driver that becomes unhealthy (its cgroups gone) or healthy
+    again shows in the node's Drivers.
     """
 
     def __init__(self, data_dir: str, *, network_interface: str | None = None,
-                 drivers: tuple[str, ...] = ()) -> None:
+                 drivers: tuple[str, ...] = (), health: Callable[[], dict[str, Any]] | None = None) -> None:
         self.data_dir = data_dir
         self.network_interface = network_interface
         self.drivers = drivers
+        self.health = health
+
+    def driver_facts(self) -> tuple[tuple[str, ...], tuple[tuple[str, bool, bool, str], ...]]:
+        """(healthy drivers, every driver's health) now."""
+        if self.health is None:
+            return tuple(sorted(self.drivers)), ()
+        health = self.health()
+        return (tuple(sorted(n for n, h in health.items() if h.healthy)),
+                tuple((n, h.detected, h.healthy, h.description) for n, h in sorted(health.items())))
 
     def facts(self) -> HostFacts:
         import psutil  # an edge dependency, not needed by the simulator
@@ -214,12 +230,13 @@ class PsutilProbe:
         mhz = int(freq.max or freq.current) if freq else _cpuinfo_mhz()
         disk = psutil.disk_usage(self.data_dir)
         os_name, os_version = _os_release()
+        drivers, health = self.driver_facts()
         return HostFacts(arch=platform.machine(), num_cores=psutil.cpu_count(logical=True) or 1, cpu_mhz=mhz,
                          memory_bytes=psutil.virtual_memory().total, kernel_name=platform.system().lower(),
                          kernel_version=platform.release(), os_name=os_name, os_version=os_version,
                          hostname=socket.gethostname(), ip_address=self._ip(psutil),
                          storage_volume=_volume_of(psutil, self.data_dir), storage_bytes_total=disk.total,
-                         storage_bytes_free=disk.free, drivers=tuple(sorted(self.drivers)))
+                         storage_bytes_free=disk.free, drivers=drivers, driver_health=health)
 
     def _ip(self, psutil: Any) -> str:
         addrs = psutil.net_if_addrs()

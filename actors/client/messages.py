@@ -80,6 +80,9 @@ class NodeSpec(Message):
     reserved_ports: str = ""
     # client host_volume blocks: sorted (name, path, read_only) (Nomad's Node.HostVolumes).
     host_volumes: tuple[tuple[str, str, bool], ...] = ()
+    # Every driver's fingerprint, sorted (name, detected, healthy, health description): the node's
+    # Drivers (Nomad's DriverInfo).  Empty (an older client): each of *drivers* is healthy.
+    driver_health: tuple[tuple[str, bool, bool, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.node_id:

@@ -488,7 +488,8 @@ class ClientNode(NodeActor):
                         http_addr=c.http_addr, attributes=fp.attributes, meta=self.meta,
                         drivers=fp.drivers, resources=fp.resources, reserved=fp.reserved,
                         min_dynamic_port=c.min_dynamic_port, max_dynamic_port=c.max_dynamic_port,
-                        reserved_ports=c.reserved_ports, host_volumes=c.host_volumes)
+                        reserved_ports=c.reserved_ports, host_volumes=c.host_volumes,
+                        driver_health=fp.driver_health)
 
     def _response(self, m: NodeUpdateResponse) -> None:
         rpc = self._rpc

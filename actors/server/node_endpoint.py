@@ -168,6 +168,16 @@ def node_view(state: Any, node_id: str) -> tuple[str, str] | None:
     return None if rec is None else (rec.get("Status", ""), rec.get("SecretID", ""))
 
 
+def drivers_record(spec: NodeSpec) -> dict[str, Any]:
+    """The node's Drivers as Nomad's DriverInfo: every driver the client fingerprinted, detected or
+    not, healthy or with the reason it is not; a healthy one has its ``driver.<name>`` attribute.
+    (UpdateTime is set by the state store, when the health changes.)"""
+    health = spec.driver_health or tuple((d, True, True, "Healthy") for d in spec.drivers)
+    return {name: {"Detected": detected, "Healthy": healthy, "HealthDescription": why,
+                   "Attributes": {f"driver.{name}": "true"} if healthy else {}}
+            for name, detected, healthy, why in health}
+
+
 def node_record(spec: NodeSpec) -> dict[str, Any]:
     """The state-store record (Nomad's structs.Node field names) for a registering node."""
     res, rsv = spec.resources, spec.reserved
@@ -175,8 +185,7 @@ def node_record(spec: NodeSpec) -> dict[str, Any]:
         "ID": spec.node_id, "SecretID": spec.secret_id, "Name": spec.name, "Datacenter": spec.datacenter,
         "NodeClass": spec.node_class, "NodePool": spec.node_pool, "HTTPAddr": spec.http_addr,
         "Attributes": dict(spec.attributes), "Meta": dict(spec.meta),
-        "Drivers": {d: {"Detected": True, "Healthy": True, "HealthDescription": "Healthy", "Attributes": {}}
-                    for d in spec.drivers},
+        "Drivers": drivers_record(spec),
         "NodeResources": {"Cpu": {"CpuShares": res.cpu_mhz}, "Memory": {"MemoryMB": res.memory_mb},
                           "Disk": {"DiskMB": res.disk_mb}, "MinDynamicPort": spec.min_dynamic_port,
                           "MaxDynamicPort": spec.max_dynamic_port},
@@ -471,7 +480,8 @@ class NodeEndpoint(NodeActor):
             if view is not None and view[1] and view[1] != spec.secret_id:
                 self._fail(op, ERR_SECRET_MISMATCH)
                 return
-            self._propose(op, command("node_register", node=node_record(spec), now=now, node_evals=True))
+            self._propose(op, command("node_register", node=node_record(spec), now=now, node_evals=True,
+                                          driver_times=True))
         elif op.kind == "status":
             assert isinstance(op.request, UpdateNodeStatus)
             want = op.request.status

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import datetime
 import functools
 import hashlib
 import uuid
@@ -107,6 +108,11 @@ def _new_tables(contents: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # Nomad's description of an evaluation its broker canceled as redundant (cancelCancelableEvals).
 EVAL_CANCELED_DESC = "canceled after more recent eval was processed"
 
+
+
+def _rfc3339(t: float) -> str:
+    """A command's time (wall seconds, the leader's) as Go's JSON shows a time.Time."""
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 class CommandError(ValueError):
     """A command that cannot apply (unknown op, bad arguments): refused, state unchanged."""
@@ -816,6 +822,32 @@ class StateStore:
     # none and {} alike (records written before the field was kept have none).
     NODE_PLACEMENT_FIELDS = ("Attributes", "Meta", "Drivers", "NodeClass", "NodePool", "Datacenter", "Name")
 
+    def _driver_updates(self, rec: dict[str, Any], old: dict[str, Any] | None, now: float,
+                        index: int) -> list[dict[str, Any]]:
+        """The node's Drivers get their UpdateTime (kept while a driver's health is unchanged, so a
+        re-registration does not look like a change); a health change of a known driver is a node
+        event, as Nomad's client makes one (subsystem Driver, the health description, the driver)."""
+        drivers = rec.get("Drivers")
+        if not isinstance(drivers, dict):
+            return []
+        before = (old or {}).get("Drivers") or {}
+        events = []
+        rec["Drivers"] = drivers = {name: dict(info) if isinstance(info, dict) else info
+                                    for name, info in drivers.items()}
+        for name in sorted(drivers):
+            info, prev = drivers[name], before.get(name)
+            if not isinstance(info, dict):
+                continue
+            same = isinstance(prev, dict) and all(prev.get(k) == info.get(k)
+                                                  for k in ("Detected", "Healthy", "HealthDescription"))
+            info["UpdateTime"] = prev.get("UpdateTime") if same and isinstance(prev, dict) else _rfc3339(now)
+            if isinstance(prev, dict) and not same and info.get("HealthDescription") and (
+                    prev.get("Healthy") != info.get("Healthy")
+                    or prev.get("HealthDescription") != info.get("HealthDescription")):
+                events.append(self._node_event(str(info["HealthDescription"]), "Driver", now, index,
+                                               {"driver": name}))
+        return events
+
     def _node_register(self, index: int, cmd: dict[str, Any]) -> Any:
         """Create or update a node; an existing node keeps its status (only UpdateStatus changes it)."""
         node, now = cmd["node"], float(cmd["now"])
@@ -828,6 +860,9 @@ class StateStore:
         rec = dict(node)
         rec["StatusUpdatedAt"] = now  # Nomad sets it on every Register
         rec["ModifyIndex"] = index
+        # Entries written with driver_times (since drivers report their health): UpdateTime and
+        # Driver events.  Older entries apply as they always did, so a replayed log gives the same state.
+        driver_events = self._driver_updates(rec, old, now, index) if cmd.get("driver_times") else []
         if old is None:
             status = rec.get("Status") or "initializing"
             if status not in self.NODE_STATUSES:
@@ -842,6 +877,8 @@ class StateStore:
                          "LastMissedHeartbeatIndex", "CreateIndex"):
                 if keep in old:
                     rec[keep] = old[keep]
+            if driver_events:
+                rec["Events"] = [*rec.get("Events", ()), *driver_events][-self.MAX_NODE_EVENTS:]
         nodes[rec["ID"]] = rec
         self._touch("nodes", index)
         node_pools.ensure(self, index, rec.get("NodePool") or node_pools.DEFAULT)
