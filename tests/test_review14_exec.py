@@ -223,8 +223,6 @@ def _memory_limit_of(tmp_path: Any, started: Any, task: dict[str, Any]) -> int:
 
 
 @real
-@pytest.mark.xfail(strict=True, reason="review14: the client never sets NOMAD_MEMORY_MAX_LIMIT, and the exec "
-                   "driver reads its hard memory limit from it: a plain job env block sets any hard limit")
 def test_a_jobs_env_block_cannot_set_the_hard_memory_limit(started, tmp_path):
     limit = _memory_limit_of(tmp_path, started, {"Resources": {"CPU": 100, "MemoryMB": 32},
                                                  "Env": {"NOMAD_MEMORY_MAX_LIMIT": "100000"}})
