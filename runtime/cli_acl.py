@@ -108,6 +108,33 @@ def token_create(addr: str, args: list[str]) -> str:
     return _format_token(request(addr, "POST", "/v1/acl/token", body))
 
 
+def token_update(addr: str, args: list[str]) -> str:
+    """``nomad acl token update [-name] [-type] [-policy ...] [-role-id|-role-name ...] <accessor>``:
+    what a flag names replaces the token's; the rest is kept (Nomad's ACLTokenUpdateCommand)."""
+    flags, rest = parse_flags(args, {"name": str, "type": str, "policy": list, "role-id": list,
+                                     "role-name": list})
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <token_accessor_id>\n"
+                       "For additional help try 'nomad acl token update -h'")
+    try:
+        token = request(addr, "GET", f"/v1/acl/token/{rest[0]}")
+    except CliError as e:
+        raise CliError(f"Error fetching token: {e}") from None
+    if flags.get("name"):
+        token["Name"] = flags["name"]
+    if flags.get("type"):
+        token["Type"] = flags["type"]
+    if flags.get("policy"):
+        token["Policies"] = flags["policy"]
+    if flags.get("role-name") or flags.get("role-id"):
+        token["Roles"] = ([{"Name": n} for n in dict.fromkeys(flags.get("role-name", []))]
+                          + [{"ID": i} for i in dict.fromkeys(flags.get("role-id", []))])
+    try:
+        return _format_token(request(addr, "POST", f"/v1/acl/token/{token['AccessorID']}", token))
+    except CliError as e:
+        raise CliError(f"Error updating token: {e}") from None
+
+
 def _token_flags(args: list[str]) -> tuple[dict[str, Any], list[str]]:
     """-name, -type, -global, and -policy, -role-id and -role-name, which may repeat (Go's flag.Var)."""
     flags, rest = parse_flags(args, {"name": str, "type": str, "global": bool, "policy": list,
@@ -250,6 +277,7 @@ ACL_COMMANDS = {
     ("acl", "token", "info"): token_info,
     ("acl", "token", "self"): token_self,
     ("acl", "token", "delete"): token_delete,
+    ("acl", "token", "update"): token_update,
     ("acl", "role", "create"): role_create,
     ("acl", "role", "list"): role_list,
     ("acl", "role", "info"): role_info,

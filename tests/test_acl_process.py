@@ -363,6 +363,17 @@ def test_the_cli_manages_policies_and_tokens_with_nomad_token(agent, management,
     secret = {k.strip(): v for k, v in fields.items()}["Secret ID"]
     SECRETS.append(secret)
 
+    # acl token update: what a flag names replaces the token's, the rest is kept (the secret too).
+    accessor = {k.strip(): v for k, v in fields.items()}["Accessor ID"]
+    renamed = nomad(agent, "acl", "token", "update", "-name=ops-token-2", accessor, token=management)
+    assert renamed.returncode == 0, renamed.stderr
+    got = {k.strip(): v for k, v in (ln.split(" = ", 1) for ln in renamed.stdout.splitlines() if " = " in ln)}
+    assert (got["Name"], got["Policies"], got["Secret ID"]) == ("ops-token-2", "ops", secret)
+    gone = nomad(agent, "acl", "token", "update", "-name=x", "no-such-accessor", token=management)
+    assert gone.returncode == 1 and "Error fetching token" in gone.stderr
+    back = nomad(agent, "acl", "token", "update", "-name=ops-token", accessor, token=management)
+    assert back.returncode == 0
+
     listed = nomad(agent, "acl", "token", "list", token=management)
     assert listed.returncode == 0 and "ops-token" in listed.stdout and "Bootstrap Token" in listed.stdout
     assert secret not in listed.stdout  # a list shows accessors only
