@@ -25,7 +25,7 @@ from actors.client.alloc_runner import (
     FileAllocStore,
     SetAllocs,
 )
-from actors.client.drivers import DriverError, TaskHandle
+from actors.client.drivers import DriverError, TaskHandle, TaskResources
 from actors.client.exec_driver import (
     HEALTHY,
     NO_CGROUP_MOUNT,
@@ -201,6 +201,8 @@ class Tracked(ExecDriver):
         self.started = started
 
     def start(self, *args: Any, **kwargs: Any) -> TaskHandle:
+        if len(args) < 8:  # as the client passes what was placed; the tests' tasks: RES
+            kwargs.setdefault("resources", RES)
         h = super().start(*args, **kwargs)
         self.started.append(h)
         return h
@@ -230,7 +232,9 @@ def driver(started):
     return Tracked(started)
 
 
+# What the client sets in a task's env; the limits come from RES (the placed resources), never from it.
 ENV = {"NOMAD_MEMORY_LIMIT": "64", "NOMAD_CPU_LIMIT": "250"}
+RES = TaskResources(cpu=250, memory_mb=64)
 
 
 def run(driver: ExecDriver, tmp_path: Any, script: str, *, task: str = "web", alloc_id: str = "a1",
