@@ -135,7 +135,9 @@ def _bind_readonly(src: str, target: str) -> None:
         try:
             _mount(None, point, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | flags)
         except SetupError:
-            if os.path.exists(point):  # a mount point the recursive bind lost (a stale entry) is no harm
+            # A submount the kernel will not remount (a locked one) is left out of the task's view
+            # instead: it must not stay writable there.  The top one is the entry itself: an error.
+            if point == target or _libc.umount2(point.encode("utf-8", "surrogateescape"), MNT_DETACH) != 0:
                 raise
 
 
