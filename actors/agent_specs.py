@@ -325,7 +325,7 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.client.alloc_sync import AllocSync, AllocSyncConfig
     from actors.client.checks import CHECK_RUNNER, CheckRunner
     from actors.client.disk_migrate import HttpSnapshotFetcher
-    from actors.client.drivers import RawExecDriver
+    from actors.client.drivers import RawExecDriver, env_denylist
     from actors.client.exec_driver import DEFAULT_CHROOT_ENV, ExecDriver, exec_plugin_config
     from actors.client.fingerprint import (
         FingerprintConfig,
@@ -359,7 +359,9 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                         name, ", ".join(sorted(PLUGIN_KEYS)))
     raw_exec = plugin_config(config, "raw_exec").get("enabled")
     # plugin "exec" and client.chroot_env were validated with the config (runtime.config._check_exec).
-    exec_driver = ExecDriver(plugin=exec_plugin_config(plugin_config(config, "exec")),
+    # client.options "env.denylist": the agent's variables no raw_exec or exec task gets (Nomad's default).
+    deny = env_denylist(c.options)
+    exec_driver = ExecDriver(plugin=exec_plugin_config(plugin_config(config, "exec")), env_denylist=deny,
                              chroot_env=tuple(sorted(c.chroot_env, key=lambda e: (e[1], e[0])))
                              or DEFAULT_CHROOT_ENV)  # by path in the chroot: a parent mounts first
     health = driver_health(c.options, is_root=os.geteuid() == 0, raw_exec_enabled=raw_exec)
@@ -410,7 +412,8 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         # Dev mode: stopping the agent destroys every allocation first, as Nomad's client.Shutdown does
         # (its tasks are killed; the data dir they ran in is removed with the agent's temporary one).
         ChildSpec(name="alloc-runner", cls=AllocRunner, role="client", destroys=config.dev_mode,
-                  kwargs=(("driver_registry", {"raw_exec": RawExecDriver(), "exec": exec_driver}),
+                  kwargs=(("driver_registry", {"raw_exec": RawExecDriver(env_denylist=deny),
+                                               "exec": exec_driver}),
                           ("state", FileAllocStore(ctx.client_state_dir)), ("alloc_root", alloc_root),
                           ("reporter", "alloc-sync"), ("alloc_dirs", DiskAllocDirs(alloc_root)),
                           ("checker", CHECK_RUNNER), ("fetcher", HttpArtifactFetcher()),

@@ -25,7 +25,7 @@ from actors.client.alloc_runner import (
     FileAllocStore,
     SetAllocs,
 )
-from actors.client.drivers import DriverError, TaskHandle
+from actors.client.drivers import DriverError, TaskHandle, TaskResources
 from actors.client.exec_driver import (
     HEALTHY,
     NO_CGROUP_MOUNT,
@@ -201,6 +201,8 @@ class Tracked(ExecDriver):
         self.started = started
 
     def start(self, *args: Any, **kwargs: Any) -> TaskHandle:
+        if len(args) < 8:  # as the client passes what was placed; the tests' tasks: RES
+            kwargs.setdefault("resources", RES)
         h = super().start(*args, **kwargs)
         self.started.append(h)
         return h
@@ -230,7 +232,9 @@ def driver(started):
     return Tracked(started)
 
 
+# What the client sets in a task's env; the limits come from RES (the placed resources), never from it.
 ENV = {"NOMAD_MEMORY_LIMIT": "64", "NOMAD_CPU_LIMIT": "250"}
+RES = TaskResources(cpu=250, memory_mb=64)
 
 
 def run(driver: ExecDriver, tmp_path: Any, script: str, *, task: str = "web", alloc_id: str = "a1",
@@ -605,3 +609,37 @@ def test_an_oom_killed_task_says_so_in_its_terminated_event(started, tmp_path):
         assert ref.ask("status")["oom_killed"] == 1  # Nomad's client.allocs.oom_killed
     finally:
         node.stop_all(timeout_s=2.0)
+
+
+@real
+def test_the_tasks_proc_and_root_are_runcs_and_alloc_is_sticky(driver, tmp_path):
+    script = ('test -s /proc/kcore && echo kcore-readable; '
+              'ls /proc/scsi 2>/dev/null | grep -q . && echo scsi; '
+              'echo x 2>/dev/null > /proc/sys/kernel/domainname || echo sys-ro; '
+              'awk \'$5 == "/" {print "root-mount=" $4}\' /proc/self/mountinfo; '
+              'cat /proc/self/status | grep NoNewPrivs; stat -c "alloc=%a" /alloc /alloc/logs')
+    h = run(driver, tmp_path, script, user="root")
+    assert exit_of(driver, h).exit_code == 0
+    out = stdout(tmp_path)
+    assert "kcore-readable" not in out and "scsi" not in out and "sys-ro" in out, out
+    # pivot_root: the root mount is the task dir's, nothing of the host's tree is under it
+    root_mount = out.split("root-mount=")[1].split("\n")[0]
+    assert out.count("root-mount=") == 1 and root_mount.endswith("/a1/web"), out
+    assert "NoNewPrivs:\t1" in out, out
+    assert "alloc=1777\nalloc=1777" in out, out  # no task replaces what another (or the agent) owns
+
+
+def test_the_agents_denylisted_variables_reach_no_raw_exec_task(tmp_path, monkeypatch):
+    from actors.client.drivers import DEFAULT_ENV_DENYLIST, RawExecDriver, env_denylist
+
+    assert env_denylist(()) == DEFAULT_ENV_DENYLIST and "VAULT_TOKEN" in DEFAULT_ENV_DENYLIST
+    assert env_denylist({"env.denylist": "A, B,"}) == ("A", "B")
+    assert env_denylist((("env.blacklist", "OLD"),)) == ("OLD",)  # Nomad's former name still works
+    monkeypatch.setenv("AGENT_SECRET", "s3cr3t")
+    monkeypatch.setenv("AGENT_PLAIN", "plain")
+    drv = RawExecDriver(env_denylist=("AGENT_SECRET",))
+    h = drv.start("a1", "web", {"command": SH, "args": ["-c", "env"]}, str(tmp_path / "a1" / "web"),
+                  {"TASK_VAR": "mine"})
+    assert wait_for(lambda: drv.poll(h) is not None)
+    out = stdout(tmp_path)
+    assert "s3cr3t" not in out and "AGENT_PLAIN=plain" in out and "TASK_VAR=mine" in out, out

@@ -1,6 +1,6 @@
 """Review 14: defects of the exec driver, each shown by a real isolated task (skipped where exec cannot run).
 
-Each test is xfail(strict): it passes once the defect is fixed, and then the mark must go.
+Each test was xfail(strict) until its defect was fixed; all of them pass now.
 """
 
 from __future__ import annotations
@@ -54,9 +54,6 @@ ESCAPE = textwrap.dedent("""
 
 
 @real
-@pytest.mark.xfail(strict=True, reason="review14: exec tasks are only chroot()ed in a mount namespace that "
-                   "still holds the host's tree; CAP_SYS_CHROOT (in Nomad's default set, ambient for "
-                   "nobody) climbs out and DAC_OVERRIDE writes host files. Nomad pivot_roots.")
 def test_exec_task_as_nobody_cannot_escape_its_chroot(started, tmp_path):
     host = tmp_path / "host-only"
     host.mkdir()
@@ -76,9 +73,6 @@ def test_exec_task_as_nobody_cannot_escape_its_chroot(started, tmp_path):
 
 
 @real
-@pytest.mark.xfail(strict=True, reason="review14: the exec driver takes the task's memory and CPU limits "
-                   "from NOMAD_MEMORY_LIMIT / NOMAD_CPU_LIMIT in the environment it is given, which a job's "
-                   "env template overrides (env.update(tmpl_env)): a 32 MB task runs with no memory limit")
 def test_an_env_template_cannot_lift_the_tasks_memory_limit(started, tmp_path):
     node = ProdNode("c1", seed=1)
     try:
@@ -115,9 +109,6 @@ def test_an_env_template_cannot_lift_the_tasks_memory_limit(started, tmp_path):
 
 
 @real
-@pytest.mark.xfail(strict=True, reason="review14: the exec driver gives the task the agent's whole "
-                   "environment ({**os.environ, **env}); Nomad filters it through client env.denylist "
-                   "(VAULT_TOKEN, AWS_SECRET_ACCESS_KEY, ... by default), and nothing here does")
 def test_the_agents_secrets_in_its_environment_do_not_reach_an_exec_task(started, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "agent-aws-secret")
     monkeypatch.setenv("VAULT_TOKEN", "agent-vault-token")
@@ -138,10 +129,6 @@ PROC_SYS = textwrap.dedent("""
 
 
 @real
-@pytest.mark.xfail(strict=True, reason="review14: the exec task's /proc is mounted read-write with nothing "
-                   "masked; a nobody task takes uid 0 (CAP_SETUID) and may write kernel.core_pattern "
-                   "(a command the host kernel runs as root); runc makes /proc/sys, /proc/sysrq-trigger... "
-                   "read-only and masks /proc/kcore...")
 def test_an_exec_task_cannot_write_the_hosts_kernel_settings(started, tmp_path):
     driver = Tracked(started)
     h = driver.start("a1", "web", {"command": PY, "args": ["-c", PROC_SYS]}, str(tmp_path / "a1" / "web"),
@@ -153,9 +140,6 @@ def test_an_exec_task_cannot_write_the_hosts_kernel_settings(started, tmp_path):
 
 
 @real
-@pytest.mark.xfail(strict=True, reason="review14: chroot_env entries are bound MS_BIND|MS_REC and only the "
-                   "top mount is remounted read-only, so a mount below a chroot_env directory on the host (a "
-                   "container's /etc/resolv.conf or /etc/hosts, a bound cache) is writable from the task")
 def test_mounts_below_a_chroot_env_entry_are_read_only_too(started, tmp_path):
     import subprocess
 
@@ -194,7 +178,8 @@ def test_a_task_cannot_make_the_log_rotator_write_a_host_file(started, tmp_path)
     assert not target.exists(), f"the rotator wrote {target.stat().st_size} bytes of task output there"
 
 
-def _memory_limit_of(tmp_path: Any, started: Any, task: dict[str, Any]) -> int:
+def _memory_limit_of(tmp_path: Any, started: Any, task: dict[str, Any],
+                     allocated: dict[str, Any] | None = None) -> int:
     node = ProdNode("c1", seed=1)
     try:
         got: list[Any] = []
@@ -209,7 +194,8 @@ def _memory_limit_of(tmp_path: Any, started: Any, task: dict[str, Any]) -> int:
              "Config": {"command": "/bin/sh", "args": ["-c", "exec sleep 30"]}, **task}
         job = {"ID": "job", "Type": "service", "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [t]}]}
         alloc = {"ID": "m2", "JobID": "job", "TaskGroup": "g", "DesiredStatus": "run",
-                 "ClientStatus": "pending", "AllocModifyIndex": 1, "Job": job}
+                 "ClientStatus": "pending", "AllocModifyIndex": 1, "Job": job,
+                 **({"AllocatedResources": allocated} if allocated else {})}
         ref.tell(SetAllocs(allocs=(alloc,), index=1))
         assert wait_for(lambda: _status(got, "m2") == "running"), got[-1:] if got else "no update"
         cg = driver._cgroups
@@ -230,10 +216,10 @@ def test_a_jobs_env_block_cannot_set_the_hard_memory_limit(started, tmp_path):
 
 
 @real
-@pytest.mark.xfail(strict=True, reason="review14: resources.memory_max never reaches the exec driver (the "
-                   "client sets no NOMAD_MEMORY_MAX_LIMIT): the hard limit stays at memory, so the task is "
-                   "OOM-killed at its soft reservation")
 def test_memory_max_is_the_exec_tasks_hard_limit(started, tmp_path):
+    # As placed: the scheduler writes memory_max into AllocatedResources only with memory
+    # oversubscription on (without it, the alloc holds none and memory is the hard limit).
     resources = {"CPU": 100, "MemoryMB": 32, "MemoryMaxMB": 64}
-    limit = _memory_limit_of(tmp_path, started, {"Resources": resources})
+    placed = {"Tasks": {"web": {"Cpu": {"CpuShares": 100}, "Memory": {"MemoryMB": 32, "MemoryMaxMB": 64}}}}
+    limit = _memory_limit_of(tmp_path, started, {"Resources": resources}, placed)
     assert limit == 64 << 20

@@ -123,6 +123,7 @@ from actors.client.drivers import (
     ExitResult,
     LogSettings,
     TaskHandle,
+    TaskResources,
     signal_number,
 )
 from actors.client.messages import (
@@ -1966,8 +1967,11 @@ class AllocRunner(NodeActor):
             env.update(CHROOT_TASK_DIRS)
         try:
             handle = driver.start(a.alloc_id, t.spec.name, interpolate(t.spec.config, env, self.node_vars),
-                                  task_dir, env,
-                                  user=t.spec.user, logs=t.spec.logs)
+                                  task_dir, env, user=t.spec.user, logs=t.spec.logs,
+                                  # Limits from what was placed (Nomad's drivers.Resources), never
+                                  # from env, which the job's env block and env templates can set.
+                                  resources=TaskResources(cpu=t.spec.cpu, memory_mb=t.spec.memory_mb,
+                                                          memory_max_mb=t.spec.memory_max_mb))
         except DriverError as exc:
             self._start_failed(a, t, str(exc), exc.recoverable, now)
             return

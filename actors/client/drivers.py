@@ -60,6 +60,41 @@ class LogSettings:
             raise ValueError("log settings: max_files and max_file_bytes must be >= 1")
 
 
+@dataclass(frozen=True, slots=True)
+class TaskResources:
+    """What the scheduler placed for a task (Nomad's drivers.Resources): a driver with cgroups makes
+    its limits from these, never from the task's environment (a job's ``env`` or an env template
+    sets any variable there)."""
+
+    cpu: int = 100  # MHz (Nomad's default task resources)
+    memory_mb: int = 300
+    memory_max_mb: int = 0  # the hard memory limit when set (memory oversubscription)
+
+
+# Nomad's default client ``env.denylist`` (command/agent/host DefaultEnvDenyList): the agent's
+# variables a task never gets, whatever the option says otherwise.
+DEFAULT_ENV_DENYLIST = ("CONSUL_TOKEN", "CONSUL_HTTP_TOKEN", "CONSUL_LICENSE", "NOMAD_LICENSE", "VAULT_TOKEN",
+                        "VAULT_LICENSE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                        "GOOGLE_APPLICATION_CREDENTIALS")
+
+
+def env_denylist(options: dict[str, str] | tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The client's ``options { "env.denylist" = "A,B" }`` (``env.blacklist`` its old name), as Nomad
+    reads it: set, it replaces the default list."""
+    opts = dict(options)
+    raw = opts.get("env.denylist", opts.get("env.blacklist"))
+    if raw is None:
+        return DEFAULT_ENV_DENYLIST
+    return tuple(name for name in (n.strip() for n in str(raw).split(",")) if name)
+
+
+def host_env(denylist: tuple[str, ...] = DEFAULT_ENV_DENYLIST) -> dict[str, str]:
+    """The agent's environment as a task gets it under its own variables (Nomad's SetHostEnvvars for
+    the drivers without an image: raw_exec and exec): without the denylisted secrets."""
+    deny = set(denylist)
+    return {k: v for k, v in os.environ.items() if k not in deny}
+
+
 # A driver's MountConfigs capability (Nomad's drivers.MountConfigSupport*): whether it can
 # mount host volumes into a task.  A driver without the attribute mounts nothing.
 MOUNT_CONFIGS_NONE, MOUNT_CONFIGS_ALL = "none", "all"
@@ -134,7 +169,8 @@ class Driver(Protocol):
     name: str
 
     def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
-              env: dict[str, str], user: str = "", logs: LogSettings | None = None) -> TaskHandle: ...
+              env: dict[str, str], user: str = "", logs: LogSettings | None = None,
+              resources: TaskResources | None = None) -> TaskHandle: ...
 
     def poll(self, handle: TaskHandle) -> ExitResult | None: ...
 
@@ -242,8 +278,10 @@ class RawExecDriver:
     # Nomad's rawexec capabilities: MountConfigs: drivers.MountConfigSupportNone.
     mount_configs = MOUNT_CONFIGS_NONE
 
-    def __init__(self, name: str = "raw_exec", clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, name: str = "raw_exec", clock: Callable[[], float] = time.monotonic, *,
+                 env_denylist: tuple[str, ...] = DEFAULT_ENV_DENYLIST) -> None:
         self.name = name
+        self.env_denylist = env_denylist  # the agent's variables its tasks never get (client env.denylist)
         self._clock = clock  # this edge's own clock: how long a dead task's log rotators are waited for
         self._procs: dict[int, subprocess.Popen[bytes]] = {}  # pid -> our child, until reaped
         self._ps: dict[tuple[int, float], dict[int, Any]] = {}  # per task: pid -> psutil.Process
@@ -254,7 +292,8 @@ class RawExecDriver:
         self._drain_since: dict[int, float] = {}  # task pid -> when its exit was first seen
 
     def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
-              env: dict[str, str], user: str = "", logs: LogSettings | None = None) -> TaskHandle:
+              env: dict[str, str], user: str = "", logs: LogSettings | None = None,
+              resources: TaskResources | None = None) -> TaskHandle:
         import psutil
 
         command, args = check_command_config(self.name, config)
@@ -278,7 +317,8 @@ class RawExecDriver:
                 if run_as[3]:
                     for d in (os.path.join(alloc_dir, "alloc"), task_dir):
                         _chown_tree(d, run_as[0], run_as[1])
-            proc = subprocess.Popen([command, *args], cwd=task_dir, env={**os.environ, **env},
+            proc = subprocess.Popen([command, *args], cwd=task_dir,
+                                    env={**host_env(self.env_denylist), **env},
                                     stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL if out < 0 else out,
                                     stderr=subprocess.DEVNULL if err < 0 else err,
@@ -542,7 +582,8 @@ class SimDriver:
 
     # ------------------------------------------------------------ driver contract
     def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
-              env: dict[str, str], user: str = "", logs: LogSettings | None = None) -> TaskHandle:
+              env: dict[str, str], user: str = "", logs: LogSettings | None = None,
+              resources: TaskResources | None = None) -> TaskHandle:
         # No files here: a simulated task writes no output, so its logs block has nothing to rotate.
         check_command_config(self.name, config, required=False)
         fail = config.get("fail_start")

@@ -24,9 +24,10 @@ exits ``oom_killed`` (Nomad's ExitResult.OOMKilled).  :meth:`ExecDriver.enter_sp
 is what ``nomad alloc exec`` needs to run a command inside a running task (the
 launcher's ``enter`` mode joins its namespaces, cgroups and chroot).
 
-The task's resources come from its environment (``NOMAD_CPU_LIMIT``,
-``NOMAD_MEMORY_LIMIT``, ``NOMAD_MEMORY_MAX_LIMIT``), which the client sets
-for every task from its ``resources`` block.
+The task's limits come from the resources the scheduler placed, which the client passes
+to ``start`` (:class:`TaskResources`, Nomad's drivers.Resources), never from its environment:
+a job's ``env`` block or an env template may set any variable there.  The task's environment is
+the agent's without the client's ``env.denylist`` (Nomad's SetHostEnvvars), under the task's own.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from typing import Any
 
 from actors.client.drivers import (
     CHROOT_TASK_DIRS,
+    DEFAULT_ENV_DENYLIST,
     EXIT_SIGNAL_BASE,
     FS_ISOLATION_CHROOT,
     MOUNT_CONFIGS_NONE,
@@ -55,7 +57,9 @@ from actors.client.drivers import (
     LogSettings,
     RawExecDriver,
     TaskHandle,
+    TaskResources,
     check_command_config,
+    host_env,
     signal_number,
 )
 
@@ -296,9 +300,9 @@ class ExecPluginConfig:
 
     default_pid_private: bool = True  # default_pid_mode "private" (a task's pid_mode overrides it)
     default_ipc_private: bool = True  # default_ipc_mode "private"
-    # no_pivot_root: Nomad's executor pivots into the task's root unless this is set (a ramdisk root
-    # cannot pivot); this launcher always chroots, which is what no_pivot_root asks for, so either
-    # value runs tasks the same way.
+    # no_pivot_root: Nomad's executor then only chroots (for a ramdisk root, which cannot pivot).
+    # Accepted and ignored here: the launcher always pivot_roots, since a chroot() alone is escaped by
+    # any task with CAP_SYS_CHROOT (in the default capability set).
     no_pivot_root: bool = False
     allow_caps: tuple[str, ...] = NOMAD_DEFAULT_CAPS  # upper-case names without CAP_
     # denied_host_uids / denied_host_gids ("0-999,65534"): (low, high) ranges of host IDs no task may
@@ -392,13 +396,6 @@ def memory_limits(memory_mb: int, memory_max_mb: int) -> tuple[int, int]:
     return memory_mb * mib, 0
 
 
-def _env_int(env: dict[str, str], key: str) -> int:
-    try:
-        return max(0, int(env.get(key, "0") or 0))
-    except ValueError:
-        return 0
-
-
 # ------------------------------------------------------------ the driver
 class ExecDriver(RawExecDriver):
     """Nomad's ``exec``: see the module doc.  ``cgroups`` is found on the first start unless given."""
@@ -413,8 +410,9 @@ class ExecDriver(RawExecDriver):
                  cgroups: Cgroups | None = None, total_compute_mhz: int = 0,
                  allow_caps: tuple[str, ...] | None = None,
                  plugin: ExecPluginConfig | None = None,
-                 launch_timeout_s: float = LAUNCH_TIMEOUT_S) -> None:
-        super().__init__(name, clock)
+                 launch_timeout_s: float = LAUNCH_TIMEOUT_S,
+                 env_denylist: tuple[str, ...] = DEFAULT_ENV_DENYLIST) -> None:
+        super().__init__(name, clock, env_denylist=env_denylist)
         self.chroot_env = chroot_env
         self._cgroups = cgroups
         self.total_compute_mhz = total_compute_mhz  # > MAX_CPU_SHARES: shares are scaled into range
@@ -425,7 +423,10 @@ class ExecDriver(RawExecDriver):
 
     # ------------------------------------------------------------ contract
     def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
-              env: dict[str, str], user: str = "", logs: LogSettings | None = None) -> TaskHandle:
+              env: dict[str, str], user: str = "", logs: LogSettings | None = None,
+              resources: TaskResources | None = None) -> TaskHandle:
+        """*resources* (the task's placed cpu, memory, memory_max) set its cgroup limits; None: Nomad's
+        default task resources.  Nothing in *env* does."""
         import grp
         import pwd
 
@@ -461,19 +462,22 @@ class ExecDriver(RawExecDriver):
                       os.path.join(task_dir, "tmp")):
                 os.makedirs(d, exist_ok=True)
             os.makedirs(os.path.join(task_dir, "secrets"), mode=0o700, exist_ok=True)
-            # Nomad's task dir: the task's user owns local/, secrets/ and tmp/ (alloc/ is shared, 0777).
+            # Nomad's task dir: the task's user owns local/, secrets/ and tmp/.  alloc/ is shared by
+            # every task of the allocation: writable by all, but sticky (as /tmp), so no task renames
+            # or replaces what it does not own -- logs/ and the root log rotator's files in it.
             for d in ("local", "secrets", "tmp"):
                 path = os.path.join(task_dir, d)
                 os.chown(path, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
-            for d in ("data", "tmp", "logs"):
+            for d in ("data", "tmp"):
                 os.chmod(os.path.join(alloc_dir, "alloc", d), 0o777)
-            os.chmod(os.path.join(alloc_dir, "alloc"), 0o777)
+            os.chmod(os.path.join(alloc_dir, "alloc", "logs"), 0o1777)
+            os.chmod(os.path.join(alloc_dir, "alloc"), 0o1777)
             os.chmod(os.path.join(task_dir, "tmp"), 0o1777)
         except OSError as exc:
             raise DriverError(f"{self.name}: cannot prepare the task directory: {exc}",
                               recoverable=True) from exc
-        paths = self._make_cgroups(cgroups, alloc_id, task_name, env)
-        task_env = {**os.environ, **env, **CHROOT_TASK_DIRS}
+        paths = self._make_cgroups(cgroups, alloc_id, task_name, resources or TaskResources())
+        task_env = {**host_env(self.env_denylist), **env, **CHROOT_TASK_DIRS}
         spec = {"task_dir": os.path.abspath(task_dir),
                 "alloc_dir": os.path.join(os.path.abspath(alloc_dir), "alloc"),
                 "chroot_env": [list(e) for e in self.chroot_env],
@@ -710,12 +714,11 @@ class ExecDriver(RawExecDriver):
             return []
         return self._cgroups.task_paths(handle.alloc_id, handle.task_name)
 
-    def _make_cgroups(self, cg: Cgroups, alloc_id: str, task: str, env: dict[str, str]) -> list[str]:
+    def _make_cgroups(self, cg: Cgroups, alloc_id: str, task: str, resources: TaskResources) -> list[str]:
         """Create the task's cgroups and write its limits (Nomad's executor configureCgroups)."""
         paths = cg.task_paths(alloc_id, task)
-        hard, soft = memory_limits(_env_int(env, "NOMAD_MEMORY_LIMIT"),
-                                   _env_int(env, "NOMAD_MEMORY_MAX_LIMIT"))
-        shares = _env_int(env, "NOMAD_CPU_LIMIT")
+        hard, soft = memory_limits(max(0, resources.memory_mb), max(0, resources.memory_max_mb))
+        shares = max(0, resources.cpu)
         if self.total_compute_mhz >= MAX_CPU_SHARES:
             shares = int(shares / self.total_compute_mhz * MAX_CPU_SHARES)
         shares = min(max(shares, MIN_CPU_SHARES), MAX_CPU_SHARES)

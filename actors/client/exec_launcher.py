@@ -11,10 +11,13 @@ executor for one task:
    namespace;
 2. the child joins the task's cgroups (the driver made them and wrote the
    limits), makes every mount private, bind-mounts the ``chroot_env`` entries
-   read-only and the allocation's shared ``alloc/`` into the task directory,
-   mounts a small ``/dev``, ``/proc`` and ``/sys``, chroots into the task
-   directory, sets the capability bounding (and for a non-root user the
-   ambient) set, switches to the task's user and executes the command;
+   read-only (every mount below them too) and the allocation's shared ``alloc/``
+   into the task directory, mounts a small ``/dev``, ``/proc`` (its kernel
+   settings read-only, kernel memory and keys masked, as runc) and a read-only
+   ``/sys``, pivot_roots into the task directory and detaches the host's tree
+   (a chroot() alone can be climbed out of), sets the capability bounding (and
+   for a non-root user the ambient) set and no_new_privs, switches to the
+   task's user and executes the command;
 3. the launcher stays outside the cgroup, forwards every signal it gets to
    the task and exits as the task did (its code, or killed by the same signal).
 
@@ -30,9 +33,10 @@ command runs), so a failed start is an error with its cause, never a hang.
 from __future__ import annotations
 
 import ctypes
-import fcntl  # imported here, not where used: after the chroot no module can be found
+import fcntl  # imported here, not where used: after the pivot_root no module can be found
 import json
 import os
+import re
 import resource
 import signal
 import sys
@@ -41,6 +45,21 @@ import termios
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MS_STRICTATIME = 0x20, 0x1000, 0x4000, 0x40000, 0x1000000
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_SLAVE = 0x400, 0x800, 0x200000, 0x80000
+MNT_DETACH = 2
+PR_SET_NO_NEW_PRIVS = 38
+# pivot_root has no glibc wrapper: its syscall number by machine (asm/unistd.h).
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "i686": 217, "i386": 217, "armv7l": 218,
+                  "ppc64le": 203, "s390x": 217, "riscv64": 41}
+# runc's defaults (Nomad's executor sets the first two of each): parts of /proc the task may read but
+# not write (the host kernel's settings), and what it may not see at all (kernel memory, keys, timers).
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+                "/sys/firmware", "/sys/devices/virtual/powercap")
+# A mount's flags a read-only remount keeps (mountinfo's per-mount options).
+KEPT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
+              "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
 PR_SET_PDEATHSIG, PR_SET_KEEPCAPS, PR_CAPBSET_DROP, PR_CAP_AMBIENT = 1, 8, 24, 47
 PR_CAP_AMBIENT_RAISE = 2
 CAP_VERSION_3 = 0x20080522
@@ -84,9 +103,69 @@ def _inside(root: str, rel: str) -> str:
     return path
 
 
+def _unescape(field: str) -> str:
+    """A mountinfo path: spaces, tabs, newlines and backslashes are octal escapes there."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _mounts_under(target: str) -> list[tuple[str, int]]:
+    """(mount point, flags to keep) of *target* and of every mount below it, parents first (the
+    order of /proc/self/mountinfo, which lists a mount after the one it is on)."""
+    out = []
+    prefix = target.rstrip("/") + "/"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) < 6:
+                continue
+            point = _unescape(fields[4])
+            if point == target or point.startswith(prefix):
+                flags = 0
+                for opt in fields[5].split(","):
+                    flags |= KEPT_FLAGS.get(opt, 0)
+                out.append((point, flags))
+    return out
+
+
+def _bind_readonly(src: str, target: str) -> None:
+    """Bind *src* (with every mount below it) on *target*, all of it read-only and nosuid: each
+    submount is remounted on its own, as runc does (a recursive bind copies each mount's own flags)."""
+    _mount(src, target, None, MS_BIND | MS_REC)
+    for point, flags in _mounts_under(target):
+        try:
+            _mount(None, point, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | flags)
+        except SetupError:
+            # A submount the kernel will not remount (a locked one) is left out of the task's view
+            # instead: it must not stay writable there.  The top one is the entry itself: an error.
+            if point == target or _libc.umount2(point.encode("utf-8", "surrogateescape"), MNT_DETACH) != 0:
+                raise
+
+
+def _protect_proc(root: str, dev_null: str) -> None:
+    """runc's readonlyPaths and maskedPaths in the task's /proc and /sys: the host kernel's settings
+    are read-only (kernel.core_pattern is not namespaced: writing it runs a program as host root), and
+    kernel memory, keys and timers are hidden (/dev/null over a file, an empty read-only tmpfs over a
+    directory)."""
+    for rel in READONLY_PATHS:
+        path = root + rel
+        if not os.path.exists(path):
+            continue
+        _mount(path, path, None, MS_BIND | MS_REC)
+        _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for rel in MASKED_PATHS:
+        path = root + rel
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=555")
+        elif os.path.exists(path):
+            _mount(dev_null, path, None, MS_BIND)
+
+
 def _build_root(spec: dict) -> None:
     root = spec["task_dir"]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the host's mounts
+    # The task dir bound on itself: the mount the task's root becomes (pivot_root needs a mount point);
+    # what is mounted below from here on is on it, and goes with it.
+    _mount(root, root, None, MS_BIND | MS_REC)
     for src, dst in spec["chroot_env"]:
         if not os.path.exists(src):
             continue  # as Nomad: an entry the host lacks is skipped
@@ -97,8 +176,7 @@ def _build_root(spec: dict) -> None:
         if parent != root:
             _mountpoint(parent, True)
         _mountpoint(target, is_dir)
-        _mount(src, target, None, MS_BIND | MS_REC)
-        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+        _bind_readonly(src, target)
     shared = os.path.join(root, "alloc")
     _mountpoint(shared, True)
     _mount(spec["alloc_dir"], shared, None, MS_BIND)
@@ -133,6 +211,31 @@ def _build_root(spec: dict) -> None:
         _mount("sysfs", sys_dir, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
     except SetupError:
         pass
+    dev_null = os.path.join(dev, "null")
+    if not os.path.exists(dev_null):
+        raise SetupError("the host has no /dev/null to mask /proc with")
+    _protect_proc(root, dev_null)
+
+
+def _pivot_root(root: str) -> None:
+    """Make the task dir the root of the task's mount namespace and drop the host's tree from it, as
+    runc's pivotRoot: pivot_root(".", ".") stacks the old root on the new one; it is then made a
+    slave (no unmount propagates to the host) and detached.  Nothing is left to climb back to."""
+    number = SYS_PIVOT_ROOT.get(os.uname().machine)
+    if number is None:
+        raise SetupError(f"pivot_root: no syscall number known for {os.uname().machine}")
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new_root = os.open(root, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new_root)
+        _check(_libc.syscall(number, b".", b"."), f"pivot_root {root}")
+        os.fchdir(old_root)
+        _mount(None, ".", None, MS_SLAVE | MS_REC)
+        _check(_libc.umount2(b".", MNT_DETACH), "detaching the host's root")
+    finally:
+        os.close(old_root)
+        os.close(new_root)
+    os.chdir("/")
 
 
 class _CapHeader(ctypes.Structure):
@@ -190,7 +293,7 @@ def _exec_task(spec: dict) -> None:
     """In the child: isolate, then become the task.  Returns only by raising."""
     launcher = os.getppid()
     os.setsid()
-    with open("/proc/sys/kernel/cap_last_cap") as f:  # read on the host's /proc, before the chroot
+    with open("/proc/sys/kernel/cap_last_cap") as f:  # read on the host's /proc, before the pivot
         last_cap = int(f.read())  # the launcher gone: so is the task
     for procs in spec["cgroup_procs"]:
         try:
@@ -199,7 +302,7 @@ def _exec_task(spec: dict) -> None:
         except OSError as exc:
             raise SetupError(f"joining cgroup {os.path.dirname(procs)}: {exc.strerror}") from None
     _build_root(spec)
-    _check(_libc.chroot(spec["task_dir"].encode()), f"chroot {spec['task_dir']}")
+    _pivot_root(spec["task_dir"])
     try:
         os.chdir(spec["work_dir"])
     except OSError as exc:
@@ -214,6 +317,8 @@ def _exec_task(spec: dict) -> None:
     os.setuid(uid)
     if uid != 0:
         _ambient_caps(spec["ambient"])
+    # No setuid-root or file-capability program gives the task more than it has (runc's noNewPrivileges).
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no_new_privs")
     # The launcher gone, so is the task (set after the user switch, which clears it).
     _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != launcher:
@@ -269,6 +374,9 @@ def _join_task(spec: dict) -> None:
                 joins.append((fd, flag, name))
             else:  # pid_mode / ipc_mode "host": the task shares ours
                 os.close(fd)
+        # The task's root directory: its mount namespace's root since the pivot_root (after joining
+        # that namespace this process's root is there too; the fd says so whatever the mode).
+        spec["root_fd"] = os.open(f"/proc/{pid}/root", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
         # The namespaces are the task's only if the pid still is (not reused since the driver looked).
         if proc_start(pid) != spec["pid_start"]:
             raise OSError(3, "No such process")
@@ -306,7 +414,10 @@ def _find(cmd: str, path: str) -> str:
 def _enter_command(spec: dict, last_cap: int) -> None:
     """In the child (inside the task's PID namespace): its chroot, user and capabilities, then exec."""
     helper = os.getppid()
-    _check(_libc.chroot(spec["task_dir"].encode()), f"chroot {spec['task_dir']}")
+    # The task's root (its pivoted task dir), opened before the namespaces were joined.
+    os.fchdir(spec["root_fd"])
+    _check(_libc.chroot(b"."), "entering the task's root")
+    os.close(spec["root_fd"])
     try:
         os.chdir(spec["work_dir"])
     except OSError as exc:
@@ -325,6 +436,7 @@ def _enter_command(spec: dict, last_cap: int) -> None:
     os.setuid(uid)
     if uid != 0:
         _ambient_caps(spec["ambient"])
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no_new_privs")
     _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != helper:
         raise SetupError("the exec session ended before the command started")
