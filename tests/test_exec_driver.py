@@ -643,3 +643,20 @@ def test_the_agents_denylisted_variables_reach_no_raw_exec_task(tmp_path, monkey
     assert wait_for(lambda: drv.poll(h) is not None)
     out = stdout(tmp_path)
     assert "s3cr3t" not in out and "AGENT_PLAIN=plain" in out and "TASK_VAR=mine" in out, out
+
+
+@real
+def test_a_device_node_the_task_makes_cannot_be_opened(driver, tmp_path):
+    """The task holds CAP_MKNOD (Nomad's default set) and there is no devices cgroup: every mount it
+    can write is nodev, so a node it makes (here one for /dev/null's numbers) is refused; the devices
+    it is given still work."""
+    script = ('for d in /local /alloc/data /dev /tmp; do mknod $d/n c 1 3 && echo made-$d; '
+              'if head -c 1 $d/n >/dev/null 2>&1; then echo opened-$d; else echo refused-$d; fi; done; '
+              'echo hi > /dev/null && echo null-works')
+    h = driver.start("a1", "web", {"command": SH, "args": ["-c", script]}, str(tmp_path / "a1" / "web"), ENV)
+    res = exit_of(driver, h)
+    out = stdout(tmp_path)
+    assert res.exit_code == 0, out
+    for d in ("/local", "/alloc/data", "/dev", "/tmp"):
+        assert f"made-{d}" in out and f"refused-{d}" in out and f"opened-{d}" not in out, out
+    assert "null-works" in out

@@ -127,6 +127,25 @@ def _mounts_under(target: str) -> list[tuple[str, int]]:
     return out
 
 
+def _no_devices(target: str) -> None:
+    """*target* and every mount below it nodev and nosuid (read-only ones stay read-only): the task
+    holds CAP_MKNOD (Nomad's default set), and with no devices cgroup here a node it made for a host
+    disk could be opened; on a nodev mount it cannot.  The task's own devices are bound one by one
+    (their own mounts, from the host's /dev) and keep working."""
+    for point, flags in _mounts_under(target):
+        ro = MS_RDONLY if _is_readonly(point) else 0
+        try:
+            _mount(None, point, None, MS_BIND | MS_REMOUNT | MS_NODEV | MS_NOSUID | ro | flags)
+        except SetupError:
+            # Not remountable (a locked mount): left out of the task's view rather than left with devices.
+            if point == target or _libc.umount2(point.encode("utf-8", "surrogateescape"), MNT_DETACH) != 0:
+                raise
+
+
+def _is_readonly(point: str) -> bool:
+    return bool(os.statvfs(point).f_flag & os.ST_RDONLY)
+
+
 def _bind_readonly(src: str, target: str) -> None:
     """Bind *src* (with every mount below it) on *target*, all of it read-only and nosuid: each
     submount is remounted on its own, as runc does (a recursive bind copies each mount's own flags)."""
@@ -166,6 +185,7 @@ def _build_root(spec: dict) -> None:
     # The task dir bound on itself: the mount the task's root becomes (pivot_root needs a mount point);
     # what is mounted below from here on is on it, and goes with it.
     _mount(root, root, None, MS_BIND | MS_REC)
+    _no_devices(root)
     for src, dst in spec["chroot_env"]:
         if not os.path.exists(src):
             continue  # as Nomad: an entry the host lacks is skipped
@@ -180,9 +200,10 @@ def _build_root(spec: dict) -> None:
     shared = os.path.join(root, "alloc")
     _mountpoint(shared, True)
     _mount(spec["alloc_dir"], shared, None, MS_BIND)
+    _no_devices(shared)
     dev = os.path.join(root, "dev")
     _mountpoint(dev, True)
-    _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755")
+    _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=755")
     for name in DEVICES:
         if os.path.exists(f"/dev/{name}"):
             _mountpoint(os.path.join(dev, name), False)
