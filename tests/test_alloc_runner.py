@@ -156,6 +156,9 @@ def test_stop_sends_the_kill_signal_and_the_alloc_completes():
     st = c.task("a1")
     assert st.state == "dead" and not st.failed and st.finished_at > 0
     assert "Killing" in events(st) and events(st)[-1] == "Killed"
+    killing = next(e for e in st.events if e.type == "Killing")  # Nomad's TaskKilling display message
+    assert killing.message == "Sent interrupt. Waiting 5s before force killing"
+    assert dict(killing.details) == {"kill_timeout": "5s"}
     (proc,) = [p for p in c.driver.procs.values() if p.alloc_id == "a1"]
     assert proc.signals == ["SIGINT"]  # Nomad's default kill_signal, and no SIGKILL needed
 

@@ -150,6 +150,7 @@ from actors.client.templates import (
 )
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT as ALLOC_ENDPOINT_NAME
 from runtime.actor import NodeActor
+from runtime.config import format_duration
 from runtime.env import Env
 
 log = logging.getLogger("nomad.client.alloc")
@@ -2812,7 +2813,14 @@ class AllocRunner(NodeActor):
             assert t.handle is not None
             t.phase = P_KILLING
             timeout = t.spec.kill_timeout_s
-            self._event(t, ev, now, f"{why}; sent {t.spec.kill_signal}, force kill after {timeout:g}s")
+            # Nomad's TaskKilling event: "Sent interrupt. Waiting 5s before force killing" when the
+            # allocation is stopped, else the kill's reason; kill_timeout (and kill_reason) in Details.
+            wait = format_duration(timeout)
+            if why.startswith(("allocation desired status is", "allocation removed from the node")):
+                self._event(t, ev, now, f"Sent interrupt. Waiting {wait} before force killing",
+                            details=(("kill_timeout", wait),))
+            else:
+                self._event(t, ev, now, why, details=(("kill_reason", why), ("kill_timeout", wait)))
             self._signal(t, t.spec.kill_signal)
             if not t.escalated:
                 self._set_task_timer("kill", a, t, timeout)
