@@ -670,8 +670,10 @@ def go_str(v: Any) -> str:
     if isinstance(v, float):
         return _go_float(v)
     if isinstance(v, (list, tuple)):
+        _check_time()  # a scratch map holding one map twice, 40 deep, prints 2**40 of them
         return "[" + " ".join(go_str(x) for x in v) + "]"
     if isinstance(v, dict):
+        _check_time()
         return "map[" + " ".join(f"{go_str(k)}:{go_str(x)}" for k, x in sorted(v.items(), key=_key)) + "]"
     s = getattr(v, "go_string", None)
     return s() if callable(s) else str(v)
@@ -951,8 +953,10 @@ def _go_json(v: Any) -> Any:
             raise ValueError(f"json: unsupported value: {_go_float(v)}")
         return int(v) if v == int(v) and abs(v) < 1e21 else v
     if isinstance(v, dict):
+        _check_time()  # a DAG made with scratch.MapSet expands exponentially: bounded by the render time
         return {k: _go_json(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
+        _check_time()
         return [_go_json(x) for x in v]
     return v
 

@@ -1,0 +1,25 @@
+"""Review 15: template functions added today (scratch, toJSON/print of scratch values)."""
+
+import itertools
+
+import pytest
+
+from runtime.gotemplate import TemplateError, render
+
+# A scratch map holding the previous one under two keys, 40 deep: 2**40 maps once expanded.
+DAG = ('{{ scratch.MapSet "m0" "k" "v" }}{{ range $i := loop 40 }}{{ $m := scratch.Get (print "m" $i) }}'
+       '{{ scratch.MapSet (print "m" (add $i 1)) "k" $m }}{{ scratch.MapSet (print "m" (add $i 1)) "j" $m }}'
+       '{{ end }}{{ $b := scratch.Get "m40" }}')
+
+
+def _ticking_clock():
+    ticks = itertools.count()
+    return lambda: next(ticks) * 0.001  # 2 s of render time after 2000 looks at the clock
+
+
+@pytest.mark.parametrize("action", ["toJSON $b", "toJSONPretty $b", "print $b", "printf \"%v\" $b", "$b"])
+def test_printing_a_shared_scratch_map_is_bounded_by_the_render_time(action):
+    # Before: print/toJSON expanded the DAG with no time check (the agent's memory grew ~90 MB/s for
+    # toJSON, and the client's AllocRunner was held for hours).
+    with pytest.raises(TemplateError, match="took longer than 2s to render"):
+        render(DAG + "{{ " + action + " }}", clock=_ticking_clock())
