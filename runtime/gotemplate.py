@@ -1800,6 +1800,7 @@ def _yaml_flow(text: str, i: int, line: int, depth: int) -> tuple[Any, int]:
         return None, i
     c = text[i]
     if c in "[{":
+        _check_time()  # a flow sequence of many small ones runs the parser for seconds otherwise
         close = "]" if c == "[" else "}"
         items: list[Any] = []
         m: dict[Any, Any] = {}
