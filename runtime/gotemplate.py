@@ -902,7 +902,27 @@ def _join(sep: str, items: Any) -> str:
 
 def _contains(v: Any, haystack: Any) -> bool:
     if isinstance(haystack, (list, tuple)):
-        return any(x == v for x in haystack)
+        return any(_deep_eq(x, v, set()) for x in haystack)
+
+
+def _deep_eq(a: Any, b: Any, seen: set[tuple[int, int]]) -> bool:
+    """``a == b`` as Go's reflect.DeepEqual decides it on maps and lists: a pair of them met before
+    counts as equal (so two scratch maps sharing their values compare in linear time, not 2**depth),
+    and the render-time bound is looked at for each pair."""
+    for kind in (dict, list, tuple):
+        if isinstance(a, kind) and isinstance(b, kind):
+            break
+    else:
+        return bool(a == b)
+    if a is b or (id(a), id(b)) in seen:
+        return True
+    seen.add((id(a), id(b)))
+    _check_time()
+    if len(a) != len(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_deep_eq(a[k], b[k], seen) for k in a)
+    return all(_deep_eq(x, y, seen) for x, y in zip(a, b, strict=True))
     if isinstance(haystack, str) and isinstance(v, str):
         return v in haystack
     return False

@@ -31,3 +31,24 @@ def test_parse_yaml_of_a_long_flow_sequence_is_bounded_by_the_render_time():
     text = "[" + "[[[1]]]," * 3000 + "1]"
     with pytest.raises(TemplateError, match="took longer than 2s to render"):
         render('{{ parseYAML .y | len }}', dot={"y": text}, clock=_ticking_clock())
+
+
+def _chain(p):
+    return DAG.replace('"m', f'"{p}').replace('{{ $b := scratch.Get "' + p + '40" }}', "")
+
+
+def test_in_compares_two_shared_scratch_maps_in_linear_time():
+    # Before: `in`/containsAny compared with Python's ==, which walks both 2**40 expansions (hours).
+    text = (_chain("m") + _chain("n") + '{{ scratch.MapSet "L" "x" (scratch.Get "m40") }}'
+            '{{ in (scratch.MapValues "L") (scratch.Get "n40") }} '
+            '{{ containsAny (scratch.MapValues "L") (list) }}')
+    text = text.replace("(list)", "(scratch.MapValues \"L\")")
+    assert render(text, clock=_ticking_clock()) == "true true"
+
+
+def test_in_and_contains_still_compare_values_as_before():
+    dot = {"l": [1, "a", [1, 2], {"k": [1]}], "t": (1, 2)}
+    assert render('{{ in .l 1 }} {{ in .l "b" }} {{ in .l (index .l 2) }} {{ in .l (index .l 3) }}',
+                  dot=dot) == "true false true true"
+    assert render('{{ containsAny (index .l 2) .l }} {{ containsNone .l (index .l 2) }}', dot=dot) == "true false"
+    assert render('{{ in .l .t }}', dot=dot) == "false"  # a tuple is no list, as before
