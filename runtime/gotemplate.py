@@ -903,6 +903,9 @@ def _join(sep: str, items: Any) -> str:
 def _contains(v: Any, haystack: Any) -> bool:
     if isinstance(haystack, (list, tuple)):
         return any(_deep_eq(x, v, set()) for x in haystack)
+    if isinstance(haystack, str) and isinstance(v, str):
+        return v in haystack
+    return False
 
 
 def _deep_eq(a: Any, b: Any, seen: set[tuple[int, int]]) -> bool:
@@ -923,9 +926,6 @@ def _deep_eq(a: Any, b: Any, seen: set[tuple[int, int]]) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_deep_eq(a[k], b[k], seen) for k in a)
     return all(_deep_eq(x, y, seen) for x, y in zip(a, b, strict=True))
-    if isinstance(haystack, str) and isinstance(v, str):
-        return v in haystack
-    return False
 
 
 # Go's json.Marshal (consul-template's toJSON, toJSONPretty) escapes these, so the text is safe inside

@@ -50,5 +50,6 @@ def test_in_and_contains_still_compare_values_as_before():
     dot = {"l": [1, "a", [1, 2], {"k": [1]}], "t": (1, 2)}
     assert render('{{ in .l 1 }} {{ in .l "b" }} {{ in .l (index .l 2) }} {{ in .l (index .l 3) }}',
                   dot=dot) == "true false true true"
-    assert render('{{ containsAny (index .l 2) .l }} {{ containsNone .l (index .l 2) }}', dot=dot) == "true false"
+    assert render('{{ containsAny (index .l 2) .l }} {{ containsNone .l (index .l 2) }}',
+                  dot=dot) == "true false"
     assert render('{{ in .l .t }}', dot=dot) == "false"  # a tuple is no list, as before
