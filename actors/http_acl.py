@@ -12,8 +12,8 @@ token against its own state store (a stale read, as Nomad's
 server-bound requests for the server to check, resolves tokens for its own
 ``/v1/agent/...`` endpoints by asking a server (``/v1/acl/token/self`` and
 the token's roles and policies, through :mod:`actors.http_forward`) and keeps the
-answers for ``acl.token_ttl`` / ``acl.policy_ttl`` (roles too: this agent has
-no ``acl.role_ttl``), as Nomad's client does.
+answers for ``acl.token_ttl`` / ``acl.policy_ttl`` / ``acl.role_ttl``, as Nomad's
+client does.
 A token's policies are its own and those of its **roles** (Nomad 1.4's ACL
 roles: ``/v1/acl/role...``), looked up at each resolution, so a role's new
 policy takes effect on every token that has the role, and a deleted role or
@@ -257,7 +257,7 @@ def _remote_lookup(api: Api, secret: str) -> tuple[str, Any, dict[str, tuple[int
     for link in (token or {}).get("Roles") or []:
         role_id = str(link.get("ID") or "")
         # Keyed by secret too: a role read is authorised by the token that has it.
-        got_role = _cached(_remote_roles, f"{secret}\0{role_id}", api.ctx.acl_policy_ttl_s,
+        got_role = _cached(_remote_roles, f"{secret}\0{role_id}", api.ctx.acl_role_ttl_s,
                            lambda r=role_id: fetch_role(r))
         names += [n for n in got_role or () if n not in names]
     policies = {}

@@ -472,13 +472,14 @@ class Acl:
 
     A server resolves tokens from its own replicated state on every
     request; a client-only agent asks a server and keeps the answers for
-    ``token_ttl`` / ``policy_ttl`` (Nomad's client caches), so a revoked
-    token or an edited policy reaches it within that time.
+    ``token_ttl`` / ``policy_ttl`` / ``role_ttl`` (Nomad's client caches), so a
+    revoked token, an edited policy or an edited role reaches it within that time.
     """
 
     enabled: bool = False  # Nomad default off; on: every endpoint but status/health/metrics needs a token
     token_ttl_s: float = _dur(30, gt=0)  # Nomad default 30s: a client agent's cache of a resolved token
     policy_ttl_s: float = _dur(30, gt=0)  # Nomad default 30s: a client agent's cache of a policy
+    role_ttl_s: float = _dur(30, gt=0)  # Nomad default 30s (1.4): a client agent's cache of a role's policies
 
 
 @conf

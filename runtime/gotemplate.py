@@ -670,8 +670,10 @@ def go_str(v: Any) -> str:
     if isinstance(v, float):
         return _go_float(v)
     if isinstance(v, (list, tuple)):
+        _check_time()  # a scratch map holding one map twice, 40 deep, prints 2**40 of them
         return "[" + " ".join(go_str(x) for x in v) + "]"
     if isinstance(v, dict):
+        _check_time()
         return "map[" + " ".join(f"{go_str(k)}:{go_str(x)}" for k, x in sorted(v.items(), key=_key)) + "]"
     s = getattr(v, "go_string", None)
     return s() if callable(s) else str(v)
@@ -900,10 +902,30 @@ def _join(sep: str, items: Any) -> str:
 
 def _contains(v: Any, haystack: Any) -> bool:
     if isinstance(haystack, (list, tuple)):
-        return any(x == v for x in haystack)
+        return any(_deep_eq(x, v, set()) for x in haystack)
     if isinstance(haystack, str) and isinstance(v, str):
         return v in haystack
     return False
+
+
+def _deep_eq(a: Any, b: Any, seen: set[tuple[int, int]]) -> bool:
+    """``a == b`` as Go's reflect.DeepEqual decides it on maps and lists: a pair of them met before
+    counts as equal (so two scratch maps sharing their values compare in linear time, not 2**depth),
+    and the render-time bound is looked at for each pair."""
+    for kind in (dict, list, tuple):
+        if isinstance(a, kind) and isinstance(b, kind):
+            break
+    else:
+        return bool(a == b)
+    if a is b or (id(a), id(b)) in seen:
+        return True
+    seen.add((id(a), id(b)))
+    _check_time()
+    if len(a) != len(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_deep_eq(a[k], b[k], seen) for k in a)
+    return all(_deep_eq(x, y, seen) for x, y in zip(a, b, strict=True))
 
 
 # Go's json.Marshal (consul-template's toJSON, toJSONPretty) escapes these, so the text is safe inside
@@ -951,8 +973,10 @@ def _go_json(v: Any) -> Any:
             raise ValueError(f"json: unsupported value: {_go_float(v)}")
         return int(v) if v == int(v) and abs(v) < 1e21 else v
     if isinstance(v, dict):
+        _check_time()  # a DAG made with scratch.MapSet expands exponentially: bounded by the render time
         return {k: _go_json(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
+        _check_time()
         return [_go_json(x) for x in v]
     return v
 
@@ -1796,6 +1820,7 @@ def _yaml_flow(text: str, i: int, line: int, depth: int) -> tuple[Any, int]:
         return None, i
     c = text[i]
     if c in "[{":
+        _check_time()  # a flow sequence of many small ones runs the parser for seconds otherwise
         close = "]" if c == "[" else "}"
         items: list[Any] = []
         m: dict[Any, Any] = {}

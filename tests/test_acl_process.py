@@ -465,7 +465,8 @@ def test_a_client_only_agent_checks_tokens_through_its_server(agents, tmp_path):
         path = tmp_path / f"{role}.toml"
         lines = [f'name = "{role}"', f'data_dir = "{tmp_path / role}"', 'bind_addr = "127.0.0.1"',
                  "[ports]", *(f"{k} = {v}" for k, v in ports[role].items()), *extra,
-                 "[acl]", "enabled = true", 'token_ttl = "1s"', 'policy_ttl = "1s"']
+                 "[acl]", "enabled = true", 'token_ttl = "1s"', 'policy_ttl = "1s"',
+                 'role_ttl = "1s"']
         path.write_text("\n".join(lines) + "\n")
         return str(path)
 
@@ -494,7 +495,7 @@ def test_a_client_only_agent_checks_tokens_through_its_server(agents, tmp_path):
              "the revoked token refused by the client")
 
     # A token with a role: the client looks the role up on the server and applies its policies;
-    # once the role is deleted its policies stop applying within acl.policy_ttl.
+    # once the role is deleted its policies stop applying within acl.role_ttl.
     r = call(port, "POST", "/v1/acl/role", {"Name": "agent-readers", "Policies": [{"Name": "agent-read"}]},
              token=secret)
     assert r.status == 200, r.text

@@ -353,7 +353,8 @@ def test_a_client_agent_resolves_roles_through_its_server(st, monkeypatch):
     for cache in (http_acl._remote_tokens, http_acl._remote_roles, http_acl._remote_policies):
         cache.clear()
     monkeypatch.setattr(http_acl, "_ask_server", ask_server)
-    api = SimpleNamespace(ctx=SimpleNamespace(acl_token_ttl_s=30.0, acl_policy_ttl_s=30.0))
+    api = SimpleNamespace(ctx=SimpleNamespace(acl_token_ttl_s=30.0, acl_policy_ttl_s=30.0,
+                                              acl_role_ttl_s=30.0))
     status, got, policies = http_acl._remote_lookup(api, token["SecretID"])
     assert status == "ok" and got["Roles"] == [{"ID": ops["ID"], "Name": "ops"}]
     assert list(policies) == ["node-read"]

@@ -353,6 +353,7 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
         return out
 
     files: dict[str, str] = {}
+    read_bytes = [0]  # what file read in this rendering, in bytes
 
     def file_fn(path: Any) -> str:
         """consul-template's file, sandboxed as Nomad's (disable_file_sandbox = false): a file of the
@@ -369,12 +370,19 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
             if read_file is None:
                 raise TemplateError("file: this client keeps no allocation directories")
             try:
-                files[full] = read_file(full).decode("utf-8", "replace")
+                raw = read_file(full)
             except FileNotFoundError:
                 raise TemplateError(f"failed to resolve target path: lstat {full}: no such file or "
                                     "directory") from None
             except (OSError, ValueError) as exc:
                 raise TemplateError(f"file({full}): {exc}") from None
+            # Kept for the whole rendering: all the files together count against the output bound (the
+            # client's template_output_max_bytes), not only each one against the source bound.
+            read_bytes[0] += len(raw)
+            if read_bytes[0] > max_output:
+                raise TemplateError(f"file({full}): the files this rendering read would be larger than "
+                                    f"{max_output} bytes")
+            files[full] = raw.decode("utf-8", "replace")
         return files[full]
 
     def env_fn(name: str) -> str:
