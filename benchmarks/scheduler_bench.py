@@ -48,7 +48,8 @@ def _store(n_nodes: int) -> tuple[StateStore, int]:
         nid = f"node-{i:05d}"
         rec = {"ID": nid, "SecretID": "s", "Name": nid, "Datacenter": "dc1", "NodePool": "default",
                "Attributes": {"kernel.name": "linux"}, "Drivers": {"raw_exec": {"Detected": True, "Healthy": True}},
-               "NodeResources": {"Cpu": {"CpuShares": 9600}, "Memory": {"MemoryMB": 16384}},
+               "NodeResources": {"Cpu": {"CpuShares": 9600}, "Memory": {"MemoryMB": 16384},
+                                 "Disk": {"DiskMB": 100_000}},  # each allocation's ephemeral_disk: 300 MB
                "ReservedResources": {"Cpu": {"CpuShares": 0}, "Memory": {"MemoryMB": 0}}}
         index += 1
         st.apply(index, command("node_register", node=rec, now=0.0))

@@ -445,7 +445,8 @@ def test_no_secret_appears_in_the_agent_output_or_agent_self(agent, management):
     assert call(agent.http_port, "GET", f"/v1/jobs?token={management}").status == 403
     r = call(agent.http_port, "GET", "/v1/agent/self", token=management)
     assert r.status == 200
-    assert r.json()["config"]["ACL"] == {"Enabled": True, "TokenTTL": 30 * 10**9, "PolicyTTL": 30 * 10**9}
+    assert r.json()["config"]["ACL"] == {"Enabled": True, "TokenTTL": 30 * 10**9, "PolicyTTL": 30 * 10**9,
+                                         "RoleTTL": 30 * 10**9}
     assert len(SECRETS) >= 3
     printed = "\n".join(agent.out + agent.err)
     assert "request complete" in printed  # dev mode logs every request at DEBUG: the lines were checked
