@@ -32,6 +32,13 @@ log = logging.getLogger("nomad.raft")
 Done = Callable[[bytes | None, str], Any]  # builds the message the actor is told
 _LENGTH = struct.Struct(">Q")
 _MAX_FD = 1 << 20  # past any descriptor the process holds (closerange asks the kernel to close them all at once)
+# Polling the child's pipe: the first pause after an empty read, doubling up to the second (a snapshot
+# of a small state is read within a few milliseconds; a large one costs at most this much latency).
+POLL_MIN_S = 0.002
+POLL_MAX_S = 0.05
+# Once the child's output ended, how long its exit status is waited for; a whole output does not
+# need it (the length prefix says the snapshot is complete).
+EXIT_WAIT_S = 5.0
 
 
 class Snapshotter(Protocol):
@@ -119,30 +126,62 @@ class ForkSnapshotter:
         ref.tell(msg)
 
     def _collect(self, pid: int, r: int, ref: Any, done: Done) -> None:
+        """Read the child's output, then its exit status, each bounded.
+
+        The pipe is polled (a non-blocking read, then a short cooperative sleep) rather than
+        waited on through an event-loop watcher: a pipe's descriptor number may be one the loop
+        still held for a descriptor closed without telling it, and then no readiness event ever
+        comes (a snapshot save that waited for ever, seen in full test runs).  The exit status
+        is waited for at most EXIT_WAIT_S once the output ended: a whole output (its own length
+        prefix says so) is the answer even if the status never arrives.
+        """
+        import time
+
         import gevent
-        from gevent.os import make_nonblocking, nb_read, waitpid
+        from gevent.os import waitpid
 
         chunks: list[bytes] = []
         error = ""
+        whole = False
         try:
-            make_nonblocking(r)
-            status = None
-            with gevent.Timeout(self.timeout_s, False):
-                while True:
-                    chunk = nb_read(r, 1 << 20)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
+            os.set_blocking(r, False)
+            deadline = time.monotonic() + self.timeout_s
+            pause = POLL_MIN_S
+            ended = False
+            while not ended:
                 try:
-                    status = waitpid(pid, 0)[1]  # cooperative: the hub's child watcher has it
-                except ChildProcessError:
-                    # Reaped by another waiter in this process (a task's child watcher): its exit
-                    # status is lost, so the output's own length prefix says whether it is whole.
-                    status = 0
+                    chunk = os.read(r, 1 << 20)
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        break
+                    gevent.sleep(pause)
+                    pause = min(pause * 2, POLL_MAX_S)
+                    continue
+                if chunk:
+                    chunks.append(chunk)
+                    pause = POLL_MIN_S
+                else:
+                    ended = True
+            data = b"".join(chunks)
+            whole = len(data) >= _LENGTH.size and _LENGTH.unpack_from(data)[0] == len(data) - _LENGTH.size
+            status = None
+            if ended:
+                with gevent.Timeout(EXIT_WAIT_S, False):
+                    try:
+                        status = waitpid(pid, 0)[1]  # cooperative: the hub's child watcher has it
+                    except ChildProcessError:
+                        # Reaped by another waiter in this process (a task's child watcher): its exit
+                        # status is lost, so the output's own length prefix says whether it is whole.
+                        status = 0
+                if status is None and whole:
+                    status = 0  # the output is whole: the status is a formality (reaped in the background)
             if status is None:
                 os.kill(pid, signal.SIGKILL)
-                waitpid(pid, 0)
-                error = f"the encoding process took longer than {self.timeout_s:g}s and was killed"
+                gevent.spawn(_reap, pid)
+                if ended:
+                    error = f"the encoding process ended its output but did not exit within {EXIT_WAIT_S:g}s"
+                else:
+                    error = f"the encoding process took longer than {self.timeout_s:g}s and was killed"
             elif status != 0:
                 error = f"the encoding process failed ({_describe_status(status)})"
         except OSError as exc:
@@ -150,13 +189,22 @@ class ForkSnapshotter:
         finally:
             os.close(r)
         data = b"".join(chunks)
-        if not error:
-            if len(data) < _LENGTH.size or _LENGTH.unpack_from(data)[0] != len(data) - _LENGTH.size:
-                error = f"the encoding process wrote {len(data)} bytes, not a whole snapshot"
+        if not error and not whole:
+            error = f"the encoding process wrote {len(data)} bytes, not a whole snapshot"
         try:
             ref.tell(done(None, error) if error else done(data[_LENGTH.size:], ""))
         except Exception:  # noqa: BLE001 -- the actor stopped meanwhile: nobody wants it
             log.debug("snapshot finished after the Raft actor stopped")
+
+
+def _reap(pid: int) -> None:
+    """Collect a killed (or late) child's status whenever it comes, so it leaves no zombie."""
+    from gevent.os import waitpid
+
+    try:
+        waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _describe_status(status: int) -> str:

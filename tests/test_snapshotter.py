@@ -63,6 +63,32 @@ def test_the_result_arrives_while_the_hub_reaps_children_itself():
     assert sleeper.wait(timeout=10) == 0
 
 
+def test_a_whole_output_is_the_answer_even_if_the_exit_status_never_comes(monkeypatch):
+    """The exit status is waited for a bounded time once the output ended; a whole output needs none."""
+    import gevent.os
+
+    from runtime import snapshotter
+
+    def never(pid: int, options: int) -> Any:
+        gevent.sleep(3600)
+    monkeypatch.setattr(gevent.os, "waitpid", never)
+    monkeypatch.setattr(snapshotter, "EXIT_WAIT_S", 0.2)
+    t0 = time.monotonic()
+    assert _start(ForkSnapshotter(), lambda: b"y" * 5000).wait(10) == (b"y" * 5000, "")
+    assert time.monotonic() - t0 < 5
+
+
+def test_the_pipe_is_read_without_an_event_loop_watcher(monkeypatch):
+    """Polled, not waited on through the loop (a descriptor number the loop still held for a closed
+    one would never report readiness): nb_read must not be needed."""
+    import gevent.os
+
+    def broken(fd: int, n: int) -> bytes:
+        raise AssertionError("nb_read used")
+    monkeypatch.setattr(gevent.os, "nb_read", broken)
+    assert _start(ForkSnapshotter(), lambda: b"z" * 3_000_000).wait() == (b"z" * 3_000_000, "")
+
+
 def test_the_parent_runs_while_the_child_encodes():
     def slow() -> bytes:
         end = time.monotonic() + 0.5
