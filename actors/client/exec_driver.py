@@ -96,6 +96,7 @@ LAUNCH_TIMEOUT_S = 10.0
 # Killing a cgroup: rounds of SIGKILL to whatever is in it (a fork racing the first round is caught by
 # the next); each round waits this long for the processes to go.
 CGROUP_KILL_ROUNDS, CGROUP_KILL_WAIT_S = 5, 0.05
+CGROUP_KILL_POLL_S = 0.005  # how often a round looks whether the cgroup is empty yet
 
 HEALTHY = "Healthy"
 REQUIRES_ROOT = "Driver must run as root"  # Nomad's drivers.DriverRequiresRootMessage
@@ -411,8 +412,10 @@ class ExecDriver(RawExecDriver):
                  allow_caps: tuple[str, ...] | None = None,
                  plugin: ExecPluginConfig | None = None,
                  launch_timeout_s: float = LAUNCH_TIMEOUT_S,
-                 env_denylist: tuple[str, ...] = DEFAULT_ENV_DENYLIST) -> None:
+                 env_denylist: tuple[str, ...] = DEFAULT_ENV_DENYLIST,
+                 sleep: Callable[[float], Any] = time.sleep) -> None:
         super().__init__(name, clock, env_denylist=env_denylist)
+        self._sleep = sleep  # the pause between looks at a cgroup being killed (cooperative under gevent)
         self.chroot_env = chroot_env
         self._cgroups = cgroups
         self.total_compute_mhz = total_compute_mhz  # > MAX_CPU_SHARES: shares are scaled into range
@@ -792,7 +795,7 @@ class ExecDriver(RawExecDriver):
                 _try_write(os.path.join(freezer, "freezer.state"), "THAWED")
             end = self._clock() + CGROUP_KILL_WAIT_S
             while self._procs_in(paths) and self._clock() < end:
-                time.sleep(0.005)
+                self._sleep(CGROUP_KILL_POLL_S)
         left = self._procs_in(paths)
         if left:
             log.warning("exec: processes %s of a task survived SIGKILL of its cgroup", sorted(left))
