@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from typing import Any
 
 import psutil
@@ -43,6 +42,7 @@ from actors.client.exec_driver import (
 from actors.client.fingerprint import detect_drivers, driver_health
 from runtime.actor import NodeActor
 from runtime.prod import ProdNode
+from tests.test_raw_exec import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 SH = "/bin/sh"
@@ -50,15 +50,6 @@ SH = "/bin/sh"
 
 def CGROUPS_OK() -> tuple[Cgroups, str]:
     return Cgroups(mode="v1", root="/x", parent="nomad", controllers=("memory", "cpu")), ""
-
-
-def wait_for(cond: Any, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return bool(cond())
 
 
 def gone(pid: int) -> bool:
