@@ -51,7 +51,12 @@ from typing import Any
 
 import msgpack
 
-from actors.raft.messages import AutopilotHealthReply, AutopilotHealthRequest
+from actors.raft.messages import (
+    AutopilotHealthReply,
+    AutopilotHealthRequest,
+    BootstrapPeersQuery,
+    BootstrapPeersReply,
+)
 from actors.raft.peer import (
     Bootstrap,
     ChangeMembership,
@@ -131,7 +136,7 @@ class GetAutopilotHealth:
 class ServerMembership(NodeActor):
     def __init__(self, env: Env, name: str, *, region: str, bootstrap_expect: int, raft: str = "raft",
                  reconcile_interval_s: float = 1.0, autopilot: AutopilotConfig | None = None,
-                 wall_clock: Any = None) -> None:
+                 wall_clock: Any = None, bootstrap_check_timeout_s: float = 5.0) -> None:
         super().__init__(env, name)
         self.agent_ap = autopilot or AutopilotConfig()  # the agent's own autopilot block
         self.ap = self.agent_ap  # what is used: the replicated configuration's, once there is one
@@ -156,7 +161,14 @@ class ServerMembership(NodeActor):
         self.servers: dict[str, tuple[str, str, int]] = {}  # name -> (rpc_addr, status, expect)
         self.info: RaftInfo | None = None
         self.bootstrapped = False
-        self.stats = {"bootstraps": 0, "adds": 0, "removes": 0, "dead_removed": 0}
+        # Before bootstrapping, each other chosen server is asked whether it has Raft peers already
+        # (Nomad's maybeBootstrap): a server joining a running cluster with bootstrap_expect set must
+        # not bootstrap a configuration of its own when gossip has shown it just enough servers.  A
+        # check not answered within bootstrap_check_timeout_s is dropped and made again later.
+        self.bootstrap_check_timeout_s = bootstrap_check_timeout_s
+        # The check in flight: (request id, the voters, the servers yet to answer, when it is given up).
+        self._boot_check: tuple[int, tuple[str, ...], set[str], float] | None = None
+        self.stats = {"bootstraps": 0, "adds": 0, "removes": 0, "dead_removed": 0, "bootstrap_skipped": 0}
 
     def on_start(self) -> None:
         if self.agent_ap.replicated:
@@ -168,6 +180,10 @@ class ServerMembership(NodeActor):
     def on_timer(self, name: str) -> None:
         if name == "reconcile":
             self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
+            check = self._boot_check
+            if check is not None and self.env.now() >= check[3]:
+                self._boot_check = None  # unanswered: ask again
+                self._maybe_bootstrap()
             if self.agent_ap.replicated and self.env.now() >= self._config_watch_due:
                 self._watch_config()
             self.set_timer("reconcile", self.reconcile_interval_s)
@@ -202,6 +218,12 @@ class ServerMembership(NodeActor):
                 report=msgpack.packb(report, use_bin_type=True) if report is not None else b""))
         elif isinstance(message, AutopilotHealthReply):
             self._forwarded_health(message)
+        elif isinstance(message, BootstrapPeersQuery):
+            has = self.info is not None and bool(self.info.voters or self.info.learners)
+            self.send(message.reply_node, message.reply_actor,
+                      BootstrapPeersReply(req_id=message.req_id, server=self.env.node, has_peers=has))
+        elif isinstance(message, BootstrapPeersReply):
+            self._bootstrap_peers_reply(message)
         elif isinstance(message, RaftReply):
             self._raft_reply(message)
         elif message == "autopilot_agent_config":  # the HTTP edge: what applies before one is replicated
@@ -221,7 +243,7 @@ class ServerMembership(NodeActor):
         self._reconcile()
 
     def _maybe_bootstrap(self) -> None:
-        if self.bootstrapped or self.expect <= 0:
+        if self.bootstrapped or self.expect <= 0 or self._boot_check is not None:
             return
         if self.info is not None and (self.info.voters or self.info.learners):
             self.bootstrapped = True  # Raft has a configuration already
@@ -230,9 +252,41 @@ class ServerMembership(NodeActor):
         if len(alive) < self.expect:
             return
         voters = tuple(alive[: self.expect])
-        self.bootstrapped = True
         if self.env.node not in voters:
+            self.bootstrapped = True
             return  # the chosen servers bootstrap; the leader will add us
+        others = {v for v in voters if v != self.env.node}
+        if not others:
+            self._bootstrap(voters)
+            return
+        self._next_req += 1
+        self._boot_check = (self._next_req, voters, others, self.env.now() + self.bootstrap_check_timeout_s)
+        ask = BootstrapPeersQuery(req_id=self._next_req, reply_node=self.env.node, reply_actor=self.name)
+        for node in sorted(others):
+            self.send(node, self.name, ask)
+
+    def _bootstrap_peers_reply(self, m: BootstrapPeersReply) -> None:
+        check = self._boot_check
+        if check is None or m.req_id != check[0] or self.bootstrapped:
+            return
+        if m.has_peers:
+            # Nomad's "Existing Raft peers reported by server, disabling bootstrap mode": this server
+            # is joining a running cluster, whose leader adds it.
+            self._boot_check = None
+            self.bootstrapped = True
+            self.stats["bootstrap_skipped"] += 1
+            log.info("%s: existing Raft peers reported by %s, disabling bootstrap mode", self.env.node,
+                     m.server)
+            return
+        check[2].discard(m.server)
+        if not check[2]:
+            self._boot_check = None
+            self._bootstrap(check[1])
+
+    def _bootstrap(self, voters: tuple[str, ...]) -> None:
+        self.bootstrapped = True
+        if self.info is not None and (self.info.voters or self.info.learners):
+            return  # a configuration arrived meanwhile (a leader's)
         log.info("%s: found %d servers, bootstrapping the cluster with %s", self.env.node, self.expect,
                  ", ".join(voters))
         self.stats["bootstraps"] += 1

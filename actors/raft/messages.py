@@ -186,6 +186,25 @@ class AutopilotHealthReply(Message):
     report: bytes = b""  # msgpack of the report (Nomad's OperatorHealthReply shape)
 
 
+@message(117)
+@msg
+class BootstrapPeersQuery(Message):
+    """A server about to bootstrap -> another's membership actor: have you Raft peers already?
+    (Nomad's maybeBootstrap asks each server it found for Status.Peers first.)"""
+
+    req_id: int
+    reply_node: str
+    reply_actor: str
+
+
+@message(118)
+@msg
+class BootstrapPeersReply(Message):
+    req_id: int
+    server: str  # who answers (its node), so a duplicated answer counts once
+    has_peers: bool
+
+
 @message(116)
 @msg
 class ForwardTransfer(Message):
