@@ -20,6 +20,7 @@ from actors import http_acl
 from actors.http_api import Answer, CodedError, Request, find_route
 from actors.state.acl_ops import token_policy_names, token_view
 from actors.state.store import StateStore, command
+from tests.one_server_api import api_over
 
 NODE_READ = 'node { policy = "read" }'
 AGENT_READ = 'agent { policy = "read" }'
@@ -145,50 +146,8 @@ def test_old_log_entries_apply_the_same_and_roles_survive_a_snapshot():
 # ---------------------------------------------------------------- the HTTP endpoints, in process
 
 
-class _Future:
-    def __init__(self) -> None:
-        self.value: Any = None
-
-    def set(self, value: Any) -> None:
-        self.value = value
-
-    def get(self, timeout: float | None = None) -> Any:
-        return self.value
-
-
-class _Raft:
-    """Applies proposals and answers reads at once, as a one-server Raft would."""
-
-    def __init__(self, state: StateStore) -> None:
-        self.state = state
-
-    def is_alive(self) -> bool:
-        return True
-
-    def tell(self, msg: Any) -> None:
-        from actors.raft.peer import Propose
-
-        if isinstance(msg, Propose):
-            index = self.state.applied_index + 1
-            msg.reply.set((index, self.state.apply(index, msg.data)))
-        else:
-            msg.reply.set((self.state.applied_index, msg.query(self.state)))
-
-
-class _Env:
-    def __init__(self, state: StateStore) -> None:
-        self.raft = _Raft(state)
-
-    def lookup(self, name: str) -> Any:
-        return self.raft if name == "raft" else None
-
-    def make_future(self) -> _Future:
-        return _Future()
-
-
 def _api(state: StateStore) -> Any:
-    return SimpleNamespace(env=_Env(state), ctx=SimpleNamespace(acl_enabled=True), ask_timeout_s=1.0,
-                           ask=lambda actor, what: {"role": "leader", "leader": "me", "last_contact": 0})
+    return api_over(state, acl_enabled=True)
 
 
 def call(state: StateStore, method: str, path: str, token: str = "", body: Any = None) -> tuple[int, Any]:

@@ -15,6 +15,7 @@ import pytest
 from actors.scheduler.job import canonical_job
 from actors.state import scaling
 from actors.state.store import StateStore, command
+from tests.one_server_api import api_over
 
 NOW = 1_700_000_000.5
 NOW_NS = 1_700_000_000_500_000_000
@@ -196,52 +197,8 @@ def test_entries_from_before_events_replay_as_they_always_did() -> None:
 
 
 # ------------------------------------------------------------ /v1/job/<id>/scale, in process
-class _Future:
-    def __init__(self) -> None:
-        self.value: Any = None
-
-    def set(self, value: Any) -> None:
-        self.value = value
-
-    def get(self, timeout: float | None = None) -> Any:
-        return self.value
-
-
-class _Raft:
-    """Answers a Read at once and applies a Propose at the next index, as a one-server Raft would."""
-
-    def __init__(self, state: StateStore) -> None:
-        self.state = state
-
-    def is_alive(self) -> bool:
-        return True
-
-    def tell(self, msg: Any) -> None:
-        from actors.raft.peer import Propose
-
-        if isinstance(msg, Propose):
-            index = self.state.applied_index + 1
-            msg.reply.set((index, self.state.apply(index, msg.data)))
-        else:
-            msg.reply.set((self.state.applied_index, msg.query(self.state)))
-
-
-class _Env:
-    def __init__(self, state: StateStore) -> None:
-        self.raft = _Raft(state)
-
-    def lookup(self, name: str) -> Any:
-        return self.raft if name == "raft" else None
-
-    def make_future(self) -> _Future:
-        return _Future()
-
-
 def _api(state: StateStore) -> Any:
-    from types import SimpleNamespace
-
-    return SimpleNamespace(env=_Env(state), ctx=SimpleNamespace(acl_enabled=False), ask_timeout_s=1.0,
-                           ask=lambda actor, what: {"role": "leader", "leader": "x", "last_contact": 0})
+    return api_over(state, acl_enabled=False)
 
 
 def _http(state: StateStore, method: str, path: str, body: Any = None, query: str = "") -> tuple[int, Any]:
