@@ -268,6 +268,27 @@ class _CapData(ctypes.Structure):
                 ("inheritable", ctypes.c_uint32)]
 
 
+def _become_task_user(spec: dict, last_cap: int, parent: int, parent_gone: str) -> None:
+    """Drop to the task's user with its capabilities (the task itself, or a command `alloc exec` runs
+    beside it): the bounding set first, then groups, gid and uid, the ambient set for a non-root user,
+    no_new_privs, and death with *parent* (SetupError *parent_gone* if it already ended)."""
+    uid = spec["uid"]
+    _bound_caps(spec["bounding"], last_cap)
+    if uid != 0:
+        _check(_libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keeping capabilities")
+    os.setgroups(spec["groups"])
+    os.setgid(spec["gid"])
+    os.setuid(uid)
+    if uid != 0:
+        _ambient_caps(spec["ambient"])
+    # No setuid-root or file-capability program gives the task more than it has (runc's noNewPrivileges).
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no_new_privs")
+    # The parent gone, so is the task (set after the user switch, which clears it).
+    _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        raise SetupError(parent_gone)
+
+
 def _bound_caps(keep: list[int], last: int) -> None:
     for cap in range(last + 1):
         if cap not in keep:
@@ -329,21 +350,7 @@ def _exec_task(spec: dict) -> None:
     except OSError as exc:
         raise SetupError(f"work_dir {spec['work_dir']!r}: {exc.strerror}") from None
     argv = [_lookup(spec["argv"][0], spec["task_dir"]), *spec["argv"][1:]]
-    uid, gid, groups = spec["uid"], spec["gid"], spec["groups"]
-    _bound_caps(spec["bounding"], last_cap)
-    if uid != 0:
-        _check(_libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keeping capabilities")
-    os.setgroups(groups)
-    os.setgid(gid)
-    os.setuid(uid)
-    if uid != 0:
-        _ambient_caps(spec["ambient"])
-    # No setuid-root or file-capability program gives the task more than it has (runc's noNewPrivileges).
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no_new_privs")
-    # The launcher gone, so is the task (set after the user switch, which clears it).
-    _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != launcher:
-        raise SetupError("the launcher ended before the task started")
+    _become_task_user(spec, last_cap, launcher, "the launcher ended before the task started")
     env = spec["env"]
     for sig in _signals():  # the task starts with default dispositions (Python ignores SIGPIPE)
         try:
@@ -448,19 +455,7 @@ def _enter_command(spec: dict, last_cap: int) -> None:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     env = spec["env"]
     argv = [_find(spec["argv"][0], env.get("PATH", "")), *spec["argv"][1:]]
-    uid, gid = spec["uid"], spec["gid"]
-    _bound_caps(spec["bounding"], last_cap)
-    if uid != 0:
-        _check(_libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keeping capabilities")
-    os.setgroups(spec["groups"])
-    os.setgid(gid)
-    os.setuid(uid)
-    if uid != 0:
-        _ambient_caps(spec["ambient"])
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no_new_privs")
-    _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != helper:
-        raise SetupError("the exec session ended before the command started")
+    _become_task_user(spec, last_cap, helper, "the exec session ended before the command started")
     for sig in _signals():
         try:
             signal.signal(sig, signal.SIG_DFL)
