@@ -455,7 +455,8 @@ def usage() -> str:
                                          for n, (_, k) in sorted(FLAGS.items()))]
     return ("Usage: nomad-agent [options]\n\n"
             "  Starts a Nomad agent: a server, a client, or both (-dev), configured by\n"
-            "  TOML files with Nomad's key names (-config, repeatable, merged in order)\n"
+            "  Nomad's HCL or JSON config files, or TOML with the same keys (-config,\n"
+            "  repeatable, merged in order; a directory's *.hcl, *.json and *.toml files)\n"
             "  and these flags, merged over the files:\n\n"
             + "".join(f"  {n}\n" for n in names))
 

@@ -1,6 +1,6 @@
 """``nomad config validate``: check agent configuration files without starting an agent.
 
-As Nomad's ``config validate``: every path (a file, or a directory of ``*.toml``
+As Nomad's ``config validate``: every path (a file, or a directory of ``*.hcl``, ``*.json`` and ``*.toml``
 files) is loaded as ``nomad-agent -config`` loads it and merged in order over
 the defaults; load errors are all reported (go-multierror's shape), then the
 merged configuration goes through the agent's own validation, whose warnings

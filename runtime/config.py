@@ -1,7 +1,10 @@
-"""The agent configuration: Nomad's config tree, in TOML, validated.
+"""The agent configuration: Nomad's config tree, in HCL, JSON or TOML, validated.
 
-Key names are Nomad's HCL names (DESIGN.md §1), so ``server { bootstrap_expect
-= 3 }`` becomes ``[server] bootstrap_expect = 3``.  Defaults are Nomad 2.0.6's
+Files are read as Nomad reads them: ``*.hcl`` in HCL 1 (runtime/hcl1.py), so a
+Nomad agent's own config file runs unchanged, and ``*.json``; TOML is this
+project's own form of the same tree.  Key names are Nomad's HCL names
+(DESIGN.md §1), so ``server { bootstrap_expect = 3 }`` is also ``[server]
+bootstrap_expect = 3``.  Defaults are Nomad 2.0.6's
 (``command/agent/config.go`` ``DefaultConfig``, ``nomad/config.go``); the
 comment beside each field gives its source and reason.
 
@@ -771,9 +774,12 @@ def _convert(value: Any, kind: Any, key: str, src: str) -> Any:
     if kind == "map":
         if not isinstance(value, dict):
             raise wrong()
+        out = {}
         for k, v in value.items():
-            _convert(v, str, f"{key}.{k}", src)  # Nomad maps are map[string]string
-        return dict(value)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                v = str(v)  # HCL 1 decodes a number into a string field as its text (meta { count = 3 })
+            out[k] = _convert(v, str, f"{key}.{k}", src)  # Nomad maps are map[string]string
+        return out
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -891,9 +897,64 @@ def build_overlay(cls: type, overlay: dict) -> Any:
 
 
 def _is_config_file(p: Path) -> bool:
-    # LoadConfigDir skips hidden and editor temporary files; we read *.toml.
-    return (p.is_file() and p.suffix == ".toml" and not p.name.startswith((".", "#"))
+    # Nomad's LoadConfigDir: *.hcl and *.json, skipping hidden and editor temporary files; we read *.toml too.
+    return (p.is_file() and p.suffix in _CONFIG_SUFFIXES and not p.name.startswith((".", "#"))
             and not p.name.endswith("~"))
+
+
+_CONFIG_SUFFIXES = (".hcl", ".json", ".toml")
+
+
+def _json_blocks(value: Any) -> Any:
+    """A JSON config as HCL 1 reads one: a block may be given as a list of objects (``"server":
+    [{"enabled": true}]``, the form ``nomad agent`` documents), which merge into one table."""
+    if isinstance(value, dict):
+        return {k: _json_blocks(v) for k, v in value.items()}
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out: dict[str, Any] = {}
+        for item in value:
+            for k, v in _json_blocks(item).items():
+                prev = out.get(k)
+                out[k] = {**prev, **v} if isinstance(prev, dict) and isinstance(v, dict) else v
+        return out
+    return value
+
+
+def read_config_file(name: str) -> dict[str, Any]:
+    """One config file as nested tables: ``*.toml`` is TOML, ``*.json`` JSON and ``*.hcl`` HCL 1 (Nomad's
+    agent config language, runtime/hcl1.py).  A file named otherwise is read as TOML, or as HCL 1 when
+    it is not TOML (Nomad reads any file it is given as HCL).  Raises :class:`ConfigError`."""
+    import json
+
+    from runtime.hcl1 import HclError
+    from runtime.hcl1 import loads as hcl_loads
+
+    try:
+        with open(name, "rb") as fh:
+            raw = fh.read()
+        text = raw.decode()
+    except (OSError, UnicodeDecodeError) as e:  # not UTF-8: a decode error
+        raise ConfigError(f"Error loading configuration from {name}: {e}") from None
+    suffix = Path(name).suffix
+    try:
+        if suffix == ".json":
+            table = _json_blocks(json.loads(text)) if text.strip() else {}
+            if not isinstance(table, dict):
+                raise ValueError("expected a JSON object at the top")
+            return table
+        if suffix == ".hcl":
+            return hcl_loads(text)
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as toml_error:
+            if suffix == ".toml":
+                raise
+            try:
+                return hcl_loads(text)
+            except HclError as hcl_error:
+                raise ValueError(f"neither TOML ({toml_error}) nor HCL ({hcl_error})") from None
+    except (ValueError, HclError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigError(f"Error loading configuration from {name}: {e}") from None
 
 
 def load_overlays(paths: list[str]) -> tuple[dict, list[str], list[str]]:
@@ -911,11 +972,7 @@ def load_overlays(paths: list[str]) -> tuple[dict, list[str], list[str]]:
             raise ConfigError(f"Error loading configuration from {path}: no such file or directory")
         found = False
         for name in files:
-            try:
-                with open(name, "rb") as fh:
-                    table = tomllib.load(fh)
-            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:  # not UTF-8: a decode error
-                raise ConfigError(f"Error loading configuration from {name}: {e}") from None
+            table = read_config_file(name)
             if not table:
                 continue
             overlay = merge_overlays(Config, overlay, _parse_table(Config, table, "", name))
@@ -929,10 +986,11 @@ def load_overlays(paths: list[str]) -> tuple[dict, list[str], list[str]]:
 def load_files(paths: list[str]) -> tuple[Config, list[str], list[str]]:
     """The defaults with *paths* merged over them, in order (Nomad ``-config``).
 
-    Each path is a TOML file or a directory (its ``*.toml`` files, sorted by
-    name).  Returns the config, the files that contributed (for the banner's
+    Each path is a file (:func:`read_config_file`) or a directory (its ``*.hcl``, ``*.json`` and
+    ``*.toml`` files, sorted by name).
+    Returns the config, the files that contributed (for the banner's
     ``Loaded configuration from ...``) and warnings (``No configuration loaded
-    from <p>``).  Raises :class:`ConfigError` for a missing path, bad TOML,
+    from <p>``).  Raises :class:`ConfigError` for a missing path, a file that does not parse,
     an unknown key, a wrong type or a bad duration.  Does not :func:`validate`.
     """
     overlay, loaded, warnings = load_overlays(paths)

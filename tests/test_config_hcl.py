@@ -1,0 +1,291 @@
+"""Agent config files in Nomad's own languages: HCL 1 (``*.hcl``) and JSON (``*.json``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runtime.config import ConfigError, load_files, validate
+from runtime.hcl1 import HclError, loads
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A server-and-client agent config as Nomad's documentation writes one.
+NOMAD_HCL = r'''
+# Full configuration options can be found at https://developer.hashicorp.com/nomad/docs/configuration
+datacenter = "dc1"
+data_dir   = "/opt/nomad/data"
+bind_addr  = "0.0.0.0"
+log_level  = "INFO"
+
+ports {
+  http = 4646
+  rpc  = 4647
+  serf = 4648
+}
+
+server {
+  enabled          = true
+  bootstrap_expect = 3
+  heartbeat_grace  = "30s"
+
+  server_join {
+    retry_join = ["10.0.0.10", "10.0.0.11"]   // trailing comments too
+  }
+}
+
+client {
+  enabled    = true
+  servers    = ["10.0.0.10:4647"]
+  node_class = "web"
+
+  meta {
+    "rack"     = "r1"
+    "shelf"    = 3
+  }
+
+  options = {
+    "driver.allowlist" = "raw_exec,exec"
+  }
+
+  host_volume "certs" {
+    path      = "/etc"
+    read_only = true
+  }
+
+  host_volume "data" {
+    path = "/tmp"
+  }
+
+  reserved {
+    cpu    = 500
+    memory = 512
+  }
+}
+
+/* drivers */
+plugin "raw_exec" {
+  config {
+    enabled = true
+  }
+}
+
+telemetry {
+  collection_interval        = "1s"
+  prometheus_metrics         = true
+  publish_allocation_metrics = true
+}
+'''
+
+SAME_TOML = '''
+datacenter = "dc1"
+data_dir = "/opt/nomad/data"
+bind_addr = "0.0.0.0"
+log_level = "INFO"
+[ports]
+http = 4646
+rpc = 4647
+serf = 4648
+[server]
+enabled = true
+bootstrap_expect = 3
+heartbeat_grace = "30s"
+[server.server_join]
+retry_join = ["10.0.0.10", "10.0.0.11"]
+[client]
+enabled = true
+servers = ["10.0.0.10:4647"]
+node_class = "web"
+meta = { rack = "r1", shelf = "3" }
+options = { "driver.allowlist" = "raw_exec,exec" }
+[client.host_volume.certs]
+path = "/etc"
+read_only = true
+[client.host_volume.data]
+path = "/tmp"
+[client.reserved]
+cpu = 500
+memory = 512
+[plugin.raw_exec.config]
+enabled = true
+[telemetry]
+collection_interval = "1s"
+prometheus_metrics = true
+publish_allocation_metrics = true
+'''
+
+
+def _load(tmp_path: Path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    cfg, loaded, warnings = load_files([str(path)])
+    assert loaded == [str(path)] and warnings == []
+    return cfg
+
+
+def test_a_nomad_hcl_agent_config_loads_as_its_toml_twin(tmp_path: Path) -> None:
+    hcl = _load(tmp_path, "agent.hcl", NOMAD_HCL)
+    assert hcl == _load(tmp_path, "agent.toml", SAME_TOML)
+    assert dict(hcl.client.meta) == {"rack": "r1", "shelf": "3"}  # a number in a string map is its text
+    assert hcl.server.heartbeat_grace_s == 30.0 and hcl.server.server_join.retry_join == ("10.0.0.10",
+                                                                                         "10.0.0.11")
+    assert validate(hcl) == ["WARNING: mTLS is not configured - Nomad is not secure without mTLS!"]
+
+
+def test_the_same_config_in_nomads_json_form_loads_too(tmp_path: Path) -> None:
+    doc = {"datacenter": "dc1", "data_dir": "/opt/nomad/data", "bind_addr": "0.0.0.0", "log_level": "INFO",
+           "ports": [{"http": 4646, "rpc": 4647, "serf": 4648}],
+           "server": [{"enabled": True, "bootstrap_expect": 3, "heartbeat_grace": "30s",
+                       "server_join": [{"retry_join": ["10.0.0.10", "10.0.0.11"]}]}],
+           "client": [{"enabled": True, "servers": ["10.0.0.10:4647"], "node_class": "web",
+                       "meta": [{"rack": "r1", "shelf": "3"}],
+                       "options": {"driver.allowlist": "raw_exec,exec"},
+                       "host_volume": [{"certs": [{"path": "/etc", "read_only": True}]},
+                                       {"data": [{"path": "/tmp"}]}],
+                       "reserved": {"cpu": 500, "memory": 512}}],
+           "plugin": [{"raw_exec": [{"config": [{"enabled": True}]}]}],
+           "telemetry": {"collection_interval": "1s", "prometheus_metrics": True,
+                         "publish_allocation_metrics": True}}
+    assert _load(tmp_path, "agent.json", json.dumps(doc)) == _load(tmp_path, "agent.hcl", NOMAD_HCL)
+
+
+def test_a_directory_reads_its_hcl_json_and_toml_files_in_name_order(tmp_path: Path) -> None:
+    (tmp_path / "a.hcl").write_text('datacenter = "from-hcl"\nclient { enabled = true }\n')
+    (tmp_path / "b.json").write_text('{"datacenter": "from-json"}')
+    (tmp_path / "c.toml").write_text('region = "eu"\n')
+    (tmp_path / "d.hcl~").write_text('datacenter = "editor backup"\n')
+    (tmp_path / ".e.hcl").write_text('datacenter = "hidden"\n')
+    (tmp_path / "README.md").write_text("not config\n")
+    cfg, loaded, _ = load_files([str(tmp_path)])
+    assert [Path(p).name for p in loaded] == ["a.hcl", "b.json", "c.toml"]
+    assert (cfg.datacenter, cfg.region, cfg.client.enabled) == ("from-json", "eu", True)
+
+
+def test_labelled_blocks_nest_and_repeated_blocks_merge(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, "x.hcl", '''
+client { enabled = true }
+client { node_class = "batch" }
+plugin "raw_exec" { config { enabled = true } }
+plugin "raw_exec" { args = ["-v"] }
+client { host_volume "a" { path = "/a" } }
+client { host_volume "b" { path = "/b" } }
+''')
+    assert cfg.client.enabled and cfg.client.node_class == "batch"
+    assert [n for n, *_ in cfg.client.host_volume] == ["a", "b"]
+    (name, (config, args)), = cfg.plugin
+    assert name == "raw_exec" and dict(config) == {"enabled": True} and args == ("-v",)
+
+
+def test_hcl1_values_read_as_hcl1_reads_them() -> None:
+    doc = loads(r'''
+a = "tab\there \"quoted\" \u00e9 ${node.unique.name} ${env["X"]}"
+b = <<EOF
+first
+  second
+EOF
+c = <<-EOT
+    indented
+      more
+    EOT
+d = [1, -2, 2.5, 0x10, 1e3, true, false, "s",]
+e = { x = 1, "y.z" = "w" }
+f = []
+g { }
+''')
+    assert doc["a"] == 'tab\there "quoted" é ${node.unique.name} ${env["X"]}'
+    assert doc["b"] == "first\n  second\n" and doc["c"] == "indented\n  more\n"
+    assert doc["d"] == [1, -2, 2.5, 16, 1000.0, True, False, "s"]
+    assert doc["e"] == {"x": 1, "y.z": "w"} and doc["f"] == [] and doc["g"] == {}
+
+
+@pytest.mark.parametrize("text, where", [
+    ('a = "open\n', "At 1:5: literal not terminated"),
+    ("a = \n", "At 2:1: Unknown token: EOF"),
+    ("server {\n enabled = true\n", "At 3:1: object expected closing RBRACE got: EOF"),
+    ('a = "bad \\q escape"', "At 1:10: illegal char escape"),
+    ("a b = 1", "At 1:5: nested object expected: LBRACE got: ASSIGN"),
+    ("a = [1 2]", "At 1:8: list expected comma or RBRACK got: VALUE 2"),
+    ("a = @", "At 1:5: illegal char '@'"),
+    ("a = <<EOF\nno end\n", "At 1:5: heredoc not terminated"),
+    ("/* open", "At 1:1: comment not terminated"),
+    ("a = bare", "At 1:5: Unknown token: IDENT 'bare'"),
+])
+def test_malformed_hcl_names_the_line_and_column(text: str, where: str) -> None:
+    with pytest.raises(HclError) as e:
+        loads(text)
+    assert str(e.value).startswith(where), str(e.value)
+
+
+def test_bad_hcl_and_unknown_keys_are_config_errors_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.hcl"
+    bad.write_text("server {\n  enabled = \n}\n")
+    with pytest.raises(ConfigError, match=rf"Error loading configuration from {bad}: At 3:1: Unknown token"):
+        load_files([str(bad)])
+    typo = tmp_path / "typo.hcl"
+    typo.write_text("server {\n  bootstrap_expext = 3\n}\n")
+    with pytest.raises(ConfigError, match=rf'unknown key "server.bootstrap_expext" in {typo}'):
+        load_files([str(typo)])
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"server": {"enabled": "yes"}}')
+    with pytest.raises(ConfigError, match=r"server.enabled: expected a boolean, got string 'yes'"):
+        load_files([str(wrong)])
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"server": ')
+    with pytest.raises(ConfigError, match=rf"Error loading configuration from {broken}: Expecting value"):
+        load_files([str(broken)])
+
+
+def test_a_file_named_otherwise_is_read_as_toml_or_else_hcl(tmp_path: Path) -> None:
+    toml = tmp_path / "agent.conf"
+    toml.write_text('[client]\nenabled = true\n')
+    hcl = tmp_path / "agent.cfg"
+    hcl.write_text('client {\n  enabled = true\n  meta { "k" = "v" }\n}\n')
+    assert load_files([str(toml)])[0].client.enabled
+    assert dict(load_files([str(hcl)])[0].client.meta) == {"k": "v"}
+    neither = tmp_path / "agent.txt"
+    neither.write_text("client {{{\n")
+    with pytest.raises(ConfigError, match=r"neither TOML .* nor HCL"):
+        load_files([str(neither)])
+
+
+_KEY = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True)
+# No "$": an unclosed ${ is not a string HCL 1 reads; no lone surrogates: not text.
+_TEXT = st.text(st.characters(exclude_characters="$", exclude_categories=["Cs"]), max_size=8)
+_SCALAR = st.one_of(st.booleans(), st.integers(-10**6, 10**6), _TEXT)
+_VALUE = st.recursive(_SCALAR, lambda inner: st.one_of(
+    st.lists(_SCALAR, max_size=3), st.dictionaries(_KEY, inner, max_size=3)), max_leaves=8)
+
+
+def _emit(table: dict, indent: str = "") -> str:
+    out = []
+    for k, v in table.items():
+        if isinstance(v, dict):
+            out.append(f"{indent}{k} {{\n{_emit(v, indent + '  ')}{indent}}}\n")
+        else:
+            # JSON scalars and lists are HCL 1 literals
+            out.append(f"{indent}{k} = {json.dumps(v, ensure_ascii=False)}\n")
+    return "".join(out)
+
+
+@given(st.dictionaries(_KEY, _VALUE, max_size=5))
+def test_any_table_written_as_hcl_reads_back_the_same(table: dict) -> None:
+    assert loads(_emit(table)) == table
+
+
+def test_nomad_config_validate_checks_an_hcl_file(tmp_path: Path) -> None:
+    good = tmp_path / "server.hcl"
+    good.write_text(NOMAD_HCL)
+    bad = tmp_path / "bad.hcl"
+    bad.write_text('server {\n  enabled = true\n  heartbeat_grace = 10\n}\n')
+    run = [sys.executable, str(REPO / "bin" / "nomad"), "config", "validate"]
+    ok = subprocess.run([*run, str(good)], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert ok.returncode == 0, ok.stderr
+    assert "Configuration is valid!" in ok.stdout
+    no = subprocess.run([*run, str(bad)], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert no.returncode == 1 and "server.heartbeat_grace: expected a duration string" in no.stderr
