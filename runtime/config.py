@@ -229,6 +229,40 @@ class ServerJoin:
 
 
 @conf
+class PreemptionDefaults:
+    # Nomad's PreemptionConfig as the agent's default_scheduler_config block decodes it: a field
+    # left out is false (Go's zero value; the block replaces Nomad's built-in default whole).
+    system_scheduler_enabled: bool = False
+    sysbatch_scheduler_enabled: bool = False
+    batch_scheduler_enabled: bool = False
+    service_scheduler_enabled: bool = False
+
+
+@conf
+class SchedulerDefaults:
+    """``server.default_scheduler_config`` (Nomad's SchedulerConfiguration, its HCL names): what the
+    first leader writes as the cluster's scheduler configuration when the state holds none (Nomad's
+    getOrCreateSchedulerConfig).  Once one is there -- written so, or by an operator through
+    ``/v1/operator/scheduler/configuration`` -- the block is not consulted again."""
+    scheduler_algorithm: str = ""  # "" is binpack, as in Nomad; else "binpack" or "spread"
+    memory_oversubscription_enabled: bool = False
+    reject_job_registration: bool = False
+    pause_eval_broker: bool = False
+    preemption_config: PreemptionDefaults = _sub(PreemptionDefaults)
+
+    def as_api(self) -> dict[str, Any]:
+        """The configuration in the API's (and the state's) field names."""
+        p = self.preemption_config
+        return {"SchedulerAlgorithm": self.scheduler_algorithm or "binpack",
+                "MemoryOversubscriptionEnabled": self.memory_oversubscription_enabled,
+                "RejectJobRegistration": self.reject_job_registration, "PauseEvalBroker": self.pause_eval_broker,
+                "PreemptionConfig": {"SystemSchedulerEnabled": p.system_scheduler_enabled,
+                                     "SysBatchSchedulerEnabled": p.sysbatch_scheduler_enabled,
+                                     "BatchSchedulerEnabled": p.batch_scheduler_enabled,
+                                     "ServiceSchedulerEnabled": p.service_scheduler_enabled}}
+
+
+@conf
 class ServerConfig:
     enabled: bool = False
     bootstrap_expect: int = _f(0, ge=0)  # dev: 1 (DevConfig)
@@ -268,6 +302,8 @@ class ServerConfig:
     # earlier index (Nomad's defaults: on, 100).  Off: no events are made.
     enable_event_broker: bool = True
     event_buffer_size: int = _f(100, ge=1)
+    # Absent block -> None: the state keeps Nomad's built-in scheduler defaults until an operator sets them.
+    default_scheduler_config: SchedulerDefaults | None = None
 
 
 @conf
@@ -1134,6 +1170,11 @@ def _check_server(s: ServerConfig) -> None:
                           f"and later, got {s.raft_protocol}")
     if s.server_join.start_join and s.server_join.retry_join:
         raise ConfigError("server.server_join: start_join and retry_join are mutually exclusive")
+    if s.default_scheduler_config and s.default_scheduler_config.scheduler_algorithm not in ("", "binpack",
+                                                                                            "spread"):
+        # Nomad's SchedulerConfiguration.Validate, checked when the server starts.
+        raise ConfigError("server.default_scheduler_config: invalid scheduler algorithm: "
+                          f"{s.default_scheduler_config.scheduler_algorithm}")
     if s.gossip_profile not in GOSSIP_PROFILES:
         raise ConfigError(f'server.gossip_profile: unknown profile "{s.gossip_profile}", '
                           f"want one of {', '.join(GOSSIP_PROFILES)}")

@@ -21,7 +21,7 @@ import msgpack
 import pytest
 
 from actors.http_snapshot import restore_commands
-from actors.raft.peer import Read
+from actors.raft.peer import Propose, Read
 from actors.scheduler.broker import pending_evals, plan_command
 from actors.scheduler.job import canonical_job
 from actors.server.cluster_id import ClusterIdEstablisher
@@ -260,3 +260,39 @@ def test_the_leader_reads_first_writes_only_when_there_is_none_and_retries_a_fai
     est.poll()
     est.lead(False)
     assert len(env.sent) == n  # known, then not leading: nothing more
+
+
+def test_a_leader_seeds_the_default_scheduler_config_only_into_a_state_that_has_none() -> None:
+    from actors.server.scheduler_defaults import SchedulerDefaultsEstablisher, written_config
+    from actors.state import scheduler_config as sched_cfg
+    from actors.state.store import StateStore, command
+
+    env = _Env()
+    config = {"SchedulerAlgorithm": "spread", "MemoryOversubscriptionEnabled": True}
+    est = SchedulerDefaultsEstablisher(env, "node-endpoint", config=config)  # type: ignore[arg-type]
+    est.lead(True)
+    (read,) = env.sent
+    assert isinstance(read, Read) and read.stale is False and read.query is written_config
+    st = StateStore()
+    assert written_config(st) is None  # Nomad's built-in defaults, never written
+    read.reply.set((3, None))
+    est.on_reply(env.sent[-1])
+    (propose,) = env.sent[2:]
+    cmd = msgpack.unpackb(propose.data, raw=False)
+    assert cmd == {"op": "scheduler_set_config", "config": config, "cas": 0}
+    assert st.apply(4, propose.data)["updated"]  # what the write does to a state that has none
+    assert sched_cfg.current(st.tables)["SchedulerAlgorithm"] == "spread"
+    propose.reply.set((4, {"ok": True, "updated": True, "index": 4}))
+    est.on_reply(env.sent[-1])
+    n = len(env.sent)
+    est.poll()
+    assert len(env.sent) == n  # settled
+    # A new leader finds one (an operator's, or this one): it writes nothing.
+    est.lead(True)
+    env.sent[-1].reply.set((5, written_config(st)))
+    est.on_reply(env.sent[-1])
+    assert not any(isinstance(m, Propose) for m in env.sent[n + 1:])
+    # An operator's write that won the race is kept: cas=0 no longer matches.
+    assert st.apply(6, command("scheduler_set_config", config={"SchedulerAlgorithm": "binpack"}))["updated"]
+    assert st.apply(7, propose.data) == {"ok": True, "updated": False}
+    assert sched_cfg.algorithm(st.tables) == "binpack"

@@ -289,3 +289,52 @@ def test_nomad_config_validate_checks_an_hcl_file(tmp_path: Path) -> None:
     assert "Configuration is valid!" in ok.stdout
     no = subprocess.run([*run, str(bad)], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert no.returncode == 1 and "server.heartbeat_grace: expected a duration string" in no.stderr
+
+
+def test_a_dev_agent_runs_from_an_hcl_file_and_seeds_its_default_scheduler_config(tmp_path: Path) -> None:
+    from tests.test_agent_process import free_port, wait_for
+    from tests.test_http_jobs import call, running_agent
+
+    port = free_port()
+    conf = tmp_path / "agent.hcl"
+    conf.write_text(f'''
+ports {{
+  http = {port}
+  rpc  = {free_port()}
+  serf = {free_port()}
+}}
+client {{
+  meta {{
+    "rack" = "r7"
+  }}
+}}
+server {{
+  default_scheduler_config {{
+    scheduler_algorithm             = "spread"
+    memory_oversubscription_enabled = true
+    preemption_config {{
+      batch_scheduler_enabled = true
+    }}
+  }}
+}}
+''')
+    with running_agent(["-dev", "-config", str(conf)], port):
+        path = "/v1/operator/scheduler/configuration"
+        got = wait_for(lambda: (c := call(port, "GET", path).json()["SchedulerConfig"])["ModifyIndex"] and c,
+                       "the leader's seeded scheduler configuration")
+        assert got["SchedulerAlgorithm"] == "spread" and got["MemoryOversubscriptionEnabled"] is True
+        # The block replaces Nomad's built-in default whole: what it leaves out is false.
+        assert got["PreemptionConfig"] == {"SystemSchedulerEnabled": False, "SysBatchSchedulerEnabled": False,
+                                           "BatchSchedulerEnabled": True, "ServiceSchedulerEnabled": False}
+        nodes = wait_for(lambda: call(port, "GET", "/v1/nodes").json(), "the dev node")
+        node = call(port, "GET", f"/v1/node/{nodes[0]['ID']}").json()
+        assert node["Meta"]["rack"] == "r7"
+
+
+def test_a_bad_default_scheduler_algorithm_stops_the_agent_with_nomads_message(tmp_path: Path) -> None:
+    conf = tmp_path / "agent.hcl"
+    conf.write_text('server {\n  default_scheduler_config {\n    scheduler_algorithm = "random"\n  }\n}\n')
+    run = subprocess.run([sys.executable, str(REPO / "bin" / "nomad-agent"), "-dev", "-config", str(conf)],
+                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert run.returncode == 1
+    assert "server.default_scheduler_config: invalid scheduler algorithm: random" in run.stdout + run.stderr

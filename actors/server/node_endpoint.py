@@ -73,6 +73,8 @@ from actors.server import (
 )
 from actors.server.cluster_id import TAG as CLUSTER_ID_TAG
 from actors.server.cluster_id import ClusterIdEstablisher
+from actors.server.scheduler_defaults import TAG as SCHED_DEFAULTS_TAG
+from actors.server.scheduler_defaults import SchedulerDefaultsEstablisher
 from actors.server.heartbeat import (
     ClearHeartbeat,
     FastHeartbeat,
@@ -202,7 +204,7 @@ class NodeEndpoint(NodeActor):
     def __init__(self, env: Env, name: str, *, servers: tuple[str, ...], config: EndpointConfig | None = None,
                  raft: str = RAFT, heartbeats: str = HEARTBEATS,
                  leader_actors: tuple[str, ...] = (HEARTBEATS, NODE_GC), wall_clock: Any = None,
-                 notify: tuple[str, ...] = ()) -> None:
+                 notify: tuple[str, ...] = (), scheduler_defaults: dict[str, Any] | None = None) -> None:
         super().__init__(env, name)
         self.cfg = config or EndpointConfig()
         self.servers = tuple(servers)
@@ -228,6 +230,10 @@ class NodeEndpoint(NodeActor):
         self.stats = {"requests": 0, "forwarded": 0, "writes": 0, "expired": 0, "errors": 0}
         # The leader writes the cluster's ID once, when the state has none (see actors.server.cluster_id).
         self.cluster_id = ClusterIdEstablisher(env, name, wall_clock=self._wall, raft=raft)
+        # The agent's default_scheduler_config seeds a new cluster's (actors.server.scheduler_defaults).
+        self.establishers: list[Any] = [self.cluster_id]
+        if scheduler_defaults is not None:
+            self.establishers.append(SchedulerDefaultsEstablisher(env, name, config=scheduler_defaults, raft=raft))
 
     def on_start(self) -> None:
         self._poll()
@@ -251,13 +257,16 @@ class NodeEndpoint(NodeActor):
         elif isinstance(message, RaftReply):
             if message.tag[0] == CLUSTER_ID_TAG:
                 self.cluster_id.on_reply(message)
+            elif message.tag[0] == SCHED_DEFAULTS_TAG:
+                self.establishers[-1].on_reply(message)
             else:
                 self._raft_reply(message)
         elif isinstance(message, LeadershipChanged):
             # Raft re-asserting leadership after an operator's snapshot restore (Nomad's
             # reassertLeaderCh): the restored state may hold no cluster ID.
             if message.is_leader and self.is_leader and message.term == self.term:
-                self.cluster_id.lead(True)
+                for est in self.establishers:
+                    est.lead(True)
         elif isinstance(message, HeartbeatReset):
             self._reset_done(message)
         elif isinstance(message, SlowHeartbeat):
@@ -347,7 +356,8 @@ class NodeEndpoint(NodeActor):
         if m.is_leader != self.is_leader or (m.is_leader and m.term != self.term):
             self._lead(m.is_leader, m.term)
         else:
-            self.cluster_id.poll()  # a read or write that failed while leading: again
+            for est in self.establishers:
+                est.poll()  # a read or write that failed while leading: again
         waiting, self._awaiting_info = self._awaiting_info, []
         for op in waiting:
             if op.op_id not in self._ops:
@@ -366,7 +376,8 @@ class NodeEndpoint(NodeActor):
             for op in list(self._ops.values()):
                 self._fail(op, ERR_NOT_LEADER)
             self._queues.clear()
-        self.cluster_id.lead(is_leader)
+        for est in self.establishers:
+            est.lead(is_leader)
         changed = LeadershipChanged(is_leader, term)
         for actor in self.leader_actors:
             self.send(self.env.node, actor, changed)
