@@ -470,7 +470,7 @@ def _server_state(srv: Any) -> Any:
     """The server's state store; it makes events for /v1/event/stream unless enable_event_broker is off."""
     from actors.state.store import StateStore
 
-    state = StateStore()
+    state = StateStore(job_tracked_versions=srv.job_tracked_versions)
     if srv.enable_event_broker:
         state.enable_events(srv.event_buffer_size)
     return state

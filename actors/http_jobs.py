@@ -46,6 +46,7 @@ from actors.http_filter import apply_list_options, list_options_asked
 from actors.scheduler.job import (
     DISPATCH_PAYLOAD_MAX_BYTES,
     JobError,
+    JobLimits,
     canonical_job,
     ephemeral_disk,
     memory_max_warnings,
@@ -287,6 +288,17 @@ def _region(api: Api) -> str:
     return _REGION[key]
 
 
+_LIMITS: dict[int, JobLimits] = {}
+
+
+def _limits(api: Api) -> JobLimits:
+    """This server's job_default_priority, job_max_priority and job_max_count (not reloadable, as Nomad's)."""
+    key = id(api.ctx)
+    if key not in _LIMITS:
+        _LIMITS[key] = JobLimits.from_self(api.ask(api.ctx.agent, GetSelf())["config"].get("Server"))
+    return _LIMITS[key]
+
+
 def _write(api: Api, op: str, **args: Any) -> tuple[int, dict[str, Any]]:
     """Propose *op*; the result dict, or the store's refusal as Nomad's code and text."""
     try:
@@ -374,7 +386,7 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
         if raw["ID"] != job_id:
             raise CodedError(400, "Job ID does not match name")
     try:
-        job = canonical_job(raw, region=_region(api))
+        job = canonical_job(raw, region=_region(api), limits=_limits(api))
     except JobError as e:
         raise CodedError(400, f"Job validation failed: {e}") from None
     enforce = None
@@ -488,7 +500,7 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     if raw.get("ID") != job_id:
         raise CodedError(400, "Job ID does not match")
     try:
-        job = canonical_job(raw, region=_region(api))
+        job = canonical_job(raw, region=_region(api), limits=_limits(api))
     except JobError as e:
         raise CodedError(400, f"Job validation failed: {e}") from None
     diff = body.get("Diff", False)
@@ -722,7 +734,7 @@ def jobs_parse(req: Request, api: Api) -> Any:
         raise CodedError(400, f"Error parsing job file: {e}") from None
     if body.get("Canonicalize"):
         try:
-            job = canonical_job(job, region=_region(api))
+            job = canonical_job(job, region=_region(api), limits=_limits(api))
         except JobError as e:
             raise CodedError(400, f"Job validation failed: {e}") from None
     return job
@@ -743,7 +755,8 @@ def validate_job(req: Request, api: Api) -> Any:
     errors: list[str] = []
     warnings = ""
     try:
-        warnings = _memory_max_warnings(req, api, canonical_job(raw, region=_region(api)))
+        job = canonical_job(raw, region=_region(api), limits=_limits(api))
+        warnings = _memory_max_warnings(req, api, job)
     except JobError as e:
         errors.append(str(e))
     return {"DriverConfigValidated": not errors, "ValidationErrors": errors, "Error": "\n".join(errors),

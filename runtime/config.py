@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import dataclasses
 import functools
 import math
@@ -304,6 +305,12 @@ class ServerConfig:
     event_buffer_size: int = _f(100, ge=1)
     # Absent block -> None: the state keeps Nomad's built-in scheduler defaults until an operator sets them.
     default_scheduler_config: SchedulerDefaults | None = None
+    # Bounds on submitted jobs (nomad/config.go; structs.JobDefaultPriority, JobDefaultMaxPriority,
+    # JobDefaultMaxCount, JobDefaultTrackedVersions).  0 is "the default" for both priorities, as in Nomad.
+    job_default_priority: int = 50  # a job without a priority gets it; 50..job_max_priority-1
+    job_max_priority: int = 100  # 100..32766: higher priorities are refused at registration
+    job_max_count: int = _f(50_000, ge=0)  # the job's summed group counts; 0: no bound
+    job_tracked_versions: int = 6  # versions of a job kept (the current one included); > 0
 
 
 @conf
@@ -863,11 +870,30 @@ def _convert_host_volume(block: Any, key: str, src: str) -> dict[str, Any]:
             "read_only": _convert(block.get("read_only", False), bool, f"{key}.read_only", src)}
 
 
+# Warnings about Nomad keys this agent does not use, gathered while a file is parsed (load_overlays).
+_IGNORED_WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("ignored", default=None)
+
+
 def _parse_table(cls: type, table: dict, prefix: str, src: str) -> dict[str, Any]:
-    """A TOML table -> an overlay (field name -> value), rejecting unknown keys."""
+    """A TOML table -> an overlay (field name -> value), rejecting unknown keys.
+
+    A key of Nomad's that this agent does not use (runtime.config_nomad_keys) is skipped with a
+    warning, or refused when dropping its value would weaken what the file asks for."""
+    from runtime.config_nomad_keys import ignored
+
     schema, out = _schema(cls), {}
     for key, value in table.items():
         entry = schema.get(key)
+        if entry is None:
+            try:
+                warning = ignored(prefix + key, value, src)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+            if warning is not None:
+                gathered = _IGNORED_WARNINGS.get()
+                if gathered is not None:
+                    gathered.append(warning)
+                continue
         if entry is None or entry[0].metadata.get("file") is False:
             raise ConfigError(f'unknown key "{prefix}{key}" in {src}')
         f, kind = entry
@@ -995,6 +1021,8 @@ def read_config_file(name: str) -> dict[str, Any]:
 
 def load_overlays(paths: list[str]) -> tuple[dict, list[str], list[str]]:
     """Read and merge *paths* into one overlay; also the files read and warnings."""
+    from runtime.config_nomad_keys import move_deprecated_join
+
     overlay: dict = {}
     loaded: list[str] = []
     warnings: list[str] = []
@@ -1011,7 +1039,20 @@ def load_overlays(paths: list[str]) -> tuple[dict, list[str], list[str]]:
             table = read_config_file(name)
             if not table:
                 continue
-            overlay = merge_overlays(Config, overlay, _parse_table(Config, table, "", name))
+            try:
+                moved = move_deprecated_join(table)
+            except ValueError as e:
+                raise ConfigError(f"{e} (in {name})") from None
+            if moved:
+                warnings.append(moved)
+            gathered: list[str] = []
+            token = _IGNORED_WARNINGS.set(gathered)
+            try:
+                parsed = _parse_table(Config, table, "", name)
+            finally:
+                _IGNORED_WARNINGS.reset(token)
+            warnings.extend(gathered)
+            overlay = merge_overlays(Config, overlay, parsed)
             loaded.append(name)
             found = True
         if not found:
@@ -1170,6 +1211,16 @@ def _check_server(s: ServerConfig) -> None:
                           f"and later, got {s.raft_protocol}")
     if s.server_join.start_join and s.server_join.retry_join:
         raise ConfigError("server.server_join: start_join and retry_join are mutually exclusive")
+    # Nomad's convertServerConfig checks and messages.
+    max_priority = s.job_max_priority or 100
+    if not 100 <= max_priority <= 32766:
+        raise ConfigError(f"server.job_max_priority: job_max_priority cannot be {s.job_max_priority}. "
+                          "Must be between 100 and 32766")
+    if s.job_default_priority and not 50 <= s.job_default_priority < max_priority:
+        raise ConfigError(f"server.job_default_priority: job_default_priority cannot be {s.job_default_priority}. "
+                          f"Must be between 50 and {max_priority}")
+    if s.job_tracked_versions <= 0:
+        raise ConfigError("server.job_tracked_versions: job_tracked_versions must be greater than 0")
     if s.default_scheduler_config and s.default_scheduler_config.scheduler_algorithm not in ("", "binpack",
                                                                                             "spread"):
         # Nomad's SchedulerConfiguration.Validate, checked when the server starts.

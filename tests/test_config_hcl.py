@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -309,6 +310,9 @@ client {{
   }}
 }}
 server {{
+  job_max_priority     = 200
+  job_default_priority = 70
+  job_max_count        = 3
   default_scheduler_config {{
     scheduler_algorithm             = "spread"
     memory_oversubscription_enabled = true
@@ -329,6 +333,21 @@ server {{
         nodes = wait_for(lambda: call(port, "GET", "/v1/nodes").json(), "the dev node")
         node = call(port, "GET", f"/v1/node/{nodes[0]['ID']}").json()
         assert node["Meta"]["rack"] == "r7"
+        # The server's job bounds: its default priority, a priority above Nomad's 100, its count limit.
+        def job(name: str, count: int, **extra: object) -> dict:
+            return {"Job": {"ID": name, "Name": name, "Type": "batch", "Datacenters": ["*"], **extra,
+                            "TaskGroups": [{"Name": "g", "Count": count, "Tasks": [{
+                                "Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"},
+                                "Resources": {"CPU": 20, "MemoryMB": 16}}]}]}}
+
+        assert call(port, "PUT", "/v1/jobs", job("plain", 0)).status == 200
+        assert call(port, "GET", "/v1/job/plain").json()["Priority"] == 70
+        assert call(port, "PUT", "/v1/jobs", job("urgent", 0, Priority=150)).status == 200
+        too_high = call(port, "PUT", "/v1/jobs", job("too-high", 0, Priority=201))
+        assert too_high.status == 400 and "job priority must be between [1, 200]" in too_high.text
+        too_many = call(port, "PUT", "/v1/jobs", job("too-many", 4))
+        assert too_many.status == 400
+        assert "total count was greater than configured job_max_count: 4 > 3" in too_many.text
 
 
 def test_a_bad_default_scheduler_algorithm_stops_the_agent_with_nomads_message(tmp_path: Path) -> None:
@@ -338,3 +357,121 @@ def test_a_bad_default_scheduler_algorithm_stops_the_agent_with_nomads_message(t
                          capture_output=True, text=True, timeout=60, cwd=REPO)
     assert run.returncode == 1
     assert "server.default_scheduler_config: invalid scheduler algorithm: random" in run.stdout + run.stderr
+
+
+def test_nomad_keys_this_agent_does_not_use_load_with_a_warning_each(tmp_path: Path) -> None:
+    path = tmp_path / "agent.hcl"
+    path.write_text('''
+disable_anonymous_signature = true
+server {
+  raft_boltdb { no_freelist_sync = true }
+  redundancy_zone = "z1"
+}
+client {
+  cni_path = "/opt/cni/bin"
+  host_network "public" { cidr = "10.0.0.0/8" }
+}
+audit { enabled = true }
+telemetry { circonus_api_token = "x" }
+''')
+    cfg, _, warnings = load_files([str(path)])
+    assert cfg.server.raft_snapshot_threshold == 8192  # nothing else moved
+    assert warnings == [
+        f"WARNING: disable_anonymous_signature: ignored: deprecated; Nomad ignores it too (in {path})",
+        f"WARNING: server.raft_boltdb: ignored: this agent's Raft log is SQLite (in {path})",
+        f"WARNING: server.redundancy_zone: ignored: a Nomad Enterprise feature (in {path})",
+        f"WARNING: client.cni_path: ignored: this agent has no bridge networking or CNI (a job asking for it "
+        f"is refused) (in {path})",
+        f"WARNING: client.host_network: ignored: named host networks are not fingerprinted; ports use the "
+        f"node's address (in {path})",
+        f"WARNING: audit: ignored: a Nomad Enterprise feature (in {path})",
+        f"WARNING: telemetry.circonus_api_token: ignored: this agent's metrics sinks are the in-memory one, "
+        f"Prometheus, statsd and DogStatsD (in {path})",
+    ]
+
+
+@pytest.mark.parametrize("text, error", [
+    ('keyring "awskms" {\n  active = true\n}\n', "keyring: external KMS providers for the root keyring are "
+                                                   "not supported"),
+    ("client {\n  disable_remote_exec = true\n}\n",
+     "client.disable_remote_exec: not supported by this agent"),
+    ("client {\n  node_max_allocs = 10\n}\n", "client.node_max_allocs: not supported by this agent"),
+    ("client {\n  default_ineligible = true\n}\n", "client.default_ineligible: not supported by this agent"),
+    ('acl {\n  token_max_expiration_ttl = "1h"\n}\n', "acl.token_max_expiration_ttl: ACL tokens here do not "
+                                                        "expire"),
+])
+def test_a_nomad_key_whose_value_would_be_dropped_unsafely_is_refused(tmp_path: Path, text: str,
+                                                                       error: str) -> None:
+    path = tmp_path / "agent.hcl"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"{error} (in {path})")):
+        load_files([str(path)])
+
+
+def test_a_default_value_of_a_refusable_key_loads_quietly_enough(tmp_path: Path) -> None:
+    path = tmp_path / "agent.hcl"
+    path.write_text("client {\n  disable_remote_exec = false\n  node_max_allocs = 0\n}\n")
+    _, _, warnings = load_files([str(path)])
+    assert len(warnings) == 2 and all("ignored" in w for w in warnings)
+
+
+def test_nomads_deprecated_server_join_keys_move_into_server_join(tmp_path: Path) -> None:
+    path = tmp_path / "agent.hcl"
+    path.write_text('server {\n  enabled = true\n  retry_join = ["10.0.0.1"]\n  retry_max = 3\n'
+                    '  retry_interval = "5s"\n}\n')
+    cfg, _, warnings = load_files([str(path)])
+    join = cfg.server.server_join
+    assert (join.retry_join, join.retry_max, join.retry_interval_s) == (("10.0.0.1",), 3, 5.0)
+    assert warnings == ["WARNING: server: using deprecated retry_join fields. Upgrade configuration to use "
+                        "server_join"]
+    both = tmp_path / "both.hcl"
+    both.write_text('server {\n  retry_join = ["a"]\n  server_join {\n    retry_join = ["b"]\n  }\n}\n')
+    with pytest.raises(ConfigError, match="server_join and retry_join cannot both be defined; prefer setting "
+                                          "the server_join block"):
+        load_files([str(both)])
+
+
+@pytest.mark.parametrize("text, error", [
+    ("server {\n  job_max_priority = 99\n}\n",
+     "server.job_max_priority: job_max_priority cannot be 99. Must be between 100 and 32766"),
+    ("server {\n  job_max_priority = 40000\n}\n",
+     "server.job_max_priority: job_max_priority cannot be 40000. Must be between 100 and 32766"),
+    ("server {\n  job_default_priority = 100\n}\n",
+     "server.job_default_priority: job_default_priority cannot be 100. Must be between 50 and 100"),
+    ("server {\n  job_tracked_versions = 0\n}\n",
+     "server.job_tracked_versions: job_tracked_versions must be greater than 0"),
+    ("server {\n  job_max_count = -1\n}\n", "server.job_max_count: must be >= 0, got -1"),
+])
+def test_bad_job_bounds_stop_the_server_with_nomads_messages(tmp_path: Path, text: str, error: str) -> None:
+    path = tmp_path / "agent.hcl"
+    path.write_text('data_dir = "/tmp"\n' + text.replace("server {", "server {\n  enabled = true"))
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        validate(load_files([str(path)])[0])
+
+
+def test_job_bounds_apply_to_a_submitted_job_and_its_kept_versions() -> None:
+    from actors.scheduler.job import JobError, JobLimits, canonical_job
+    from actors.state.store import StateStore, command
+
+    def job(**extra: object) -> dict:
+        return {"ID": "j", "Name": "j", "Type": "batch", **extra, "TaskGroups": [
+            {"Name": "g", "Count": 2,
+             "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {"command": "x"}}]}]}
+
+    assert canonical_job(job())["Priority"] == 50 and canonical_job(job(Priority=0))["Priority"] == 50
+    limits = JobLimits(default_priority=60, max_priority=300, max_count=2)
+    assert canonical_job(job(), limits=limits)["Priority"] == 60
+    assert canonical_job(job(Priority=300), limits=limits)["Priority"] == 300
+    for bad, why in ((job(Priority=101), "job priority must be between [1, 100]"),
+                     (job(Priority=-1), "job priority must be between [1, 100]")):
+        with pytest.raises(JobError, match=re.escape(why)):
+            canonical_job(bad)
+    with pytest.raises(JobError, match=re.escape("configured job_max_count: 2 > 1")):
+        canonical_job(job(), limits=JobLimits(max_count=1))
+    assert JobLimits.from_self({"JobDefaultPriority": 0, "JobMaxPriority": 0, "JobMaxCount": 0}) == \
+        JobLimits(max_count=0)
+    st = StateStore(job_tracked_versions=2)
+    for i in range(4):
+        body = canonical_job(job(Meta={"v": str(i)}))
+        assert st.apply(i + 1, command("job_register", job=body, now=1.0))["ok"]
+    assert len(st.job_versions("j")) == 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -1113,7 +1114,27 @@ def _group_services(g: dict[str, Any], job_id: str, field: str) -> None:
     _check_service_ports(g, field)
 
 
-def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
+@dataclass(frozen=True)
+class JobLimits:
+    """The server's bounds on a submitted job (Nomad's agent ``server`` keys of the same names)."""
+    default_priority: int = DEFAULT_PRIORITY  # a job that names none (or 0) gets this
+    max_priority: int = 100  # priorities above it are refused
+    max_count: int = 50_000  # the job's groups' counts summed; 0: no bound
+
+    @classmethod
+    def from_self(cls, server: dict[str, Any] | None) -> JobLimits:
+        """From ``/v1/agent/self``'s ``config.Server`` (a client-only agent: the defaults)."""
+        if not server:
+            return cls()
+        return cls(default_priority=server.get("JobDefaultPriority") or DEFAULT_PRIORITY,
+                   max_priority=server.get("JobMaxPriority") or 100,
+                   max_count=server.get("JobMaxCount", 50_000))
+
+
+DEFAULT_LIMITS = JobLimits()
+
+
+def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Validate a submitted job and fill in Nomad's defaults; raises JobError."""
     job = dict(_map(raw, "Job"))
     _need(bool(job), "Job", "missing")
@@ -1129,7 +1150,10 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     # Nomad's built-in "default" exists, as on a fresh Nomad cluster.
     _need(job["Namespace"] == "default", "Namespace",
           f"job {job['ID']!r} is in nonexistent namespace {job['Namespace']!r} (only \"default\" exists)")
-    job["Priority"] = _int(job.get("Priority"), "Priority", default=DEFAULT_PRIORITY, minimum=1, maximum=100)
+    # Nomad's jobCanonicalizer (0: the server's default) and jobValidate's bound, its message.
+    job["Priority"] = _int(job.get("Priority") or None, "Priority", default=limits.default_priority, minimum=None)
+    _need(1 <= job["Priority"] <= limits.max_priority, "Priority",
+          f"job priority must be between [1, {limits.max_priority}]")
     dcs = _list(job.get("Datacenters"), "Datacenters") or ["*"]
     _need(all(isinstance(d, str) and d for d in dcs), "Datacenters", "must be a list of names")
     job["Datacenters"] = dcs
@@ -1159,6 +1183,9 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
         _scaling(g, job, f"TaskGroups[{i}]")
     names = [g["Name"] for g in job["TaskGroups"]]
     _need(len(set(names)) == len(names), "TaskGroups", "group names must be unique")
+    total = sum(g.get("Count", 0) for g in job["TaskGroups"])
+    _need(not limits.max_count or total <= limits.max_count, "TaskGroups",
+          f"total count was greater than configured job_max_count: {total} > {limits.max_count}")
     job["Stop"] = bool(job.get("Stop", False))
     job["Meta"] = {str(k): str(v) for k, v in _map(job.get("Meta"), "Meta").items()}
     if job.get("Periodic") is not None:

@@ -180,8 +180,10 @@ class _ClientReports:
 
 
 class StateStore:
-    def __init__(self) -> None:
+    def __init__(self, *, job_tracked_versions: int = JOB_TRACKED_VERSIONS) -> None:
         self.tables: dict[str, dict[str, Any]] = _new_tables({})
+        # Versions kept per job, the current one included (the agent's server.job_tracked_versions).
+        self.job_tracked_versions = job_tracked_versions
         # The event stream's buffer (enable_events; None: no events are made,
         # as in the simulator and the benchmarks): see actors.state.events.
         self.events: EventBuffer | None = None
@@ -1274,7 +1276,7 @@ class StateStore:
     def _keep_version(self, job: dict[str, Any], index: int) -> None:
         """*job* is being replaced by a new version: keep it among the job's earlier versions."""
         versions = self.tables["job_versions"]
-        versions[job["ID"]] = [job, *versions.get(job["ID"], ())][:JOB_TRACKED_VERSIONS - 1]
+        versions[job["ID"]] = [job, *versions.get(job["ID"], ())][:self.job_tracked_versions - 1]
         self._touch("job_versions", index)
 
     def job_versions(self, job_id: str) -> list[dict[str, Any]]:
