@@ -40,10 +40,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.agent_messages import GetSelf
 from actors.client.alloc_runner import CollectAlloc, GetAllocStats, RestartTasks, SignalTasks
 from actors.client.checks import CHECK_RUNNER, GetChecks
 from actors.http_api import Answer, Api, CodedError, Request, decode_json, read_body, require, route
+from actors.http_client_host import override_mhz
 from runtime.host_stats import TaskStatsProbe, node_compute
 
 ALLOC_RUNNER = "alloc-runner"  # the client agent's AllocRunner (actors.agent_specs)
@@ -98,16 +98,7 @@ def _stats(req: Request, api: Api, alloc_id: str) -> Any:
     only = (req.query.get("task") or [""])[0]
     if only:  # Nomad's ?task=: that task's usage alone (nothing when it is not running)
         tasks = {name: s for name, s in tasks.items() if name == only}
-    return TASK_STATS.alloc_usage(alloc_id, tasks, node_compute(_override_mhz(api)))
-
-
-def _override_mhz(api: Api) -> int:
-    """The operator's ``client.cpu_total_compute`` (0: detected), which the node's ``cpu.totalcompute`` is."""
-    client = (api.ask(api.ctx.agent, GetSelf()).get("config") or {}).get("Client") or {}
-    try:
-        return int(client.get("CpuCompute") or 0)
-    except (TypeError, ValueError):
-        return 0
+    return TASK_STATS.alloc_usage(alloc_id, tasks, node_compute(override_mhz(api)))
 
 
 @route("/v1/client/allocation/")

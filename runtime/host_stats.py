@@ -34,8 +34,9 @@ class HostStatsSampler:
         out.append((("uptime",), float(s["Uptime"]), ()))
         for c in s["CPU"]:
             labels = (("cpu", c["CPU"]),)
-            out += [(("host", "cpu", k.lower()), float(c[k]), labels)
-                    for k in ("Total", "User", "System", "Idle")]
+            out += [(("host", "cpu", key), float(c[k]), labels)
+                    for key, k in (("total", "TotalPercent"), ("user", "User"), ("system", "System"),
+                                   ("idle", "Idle"))]
         for d in s["DiskStats"]:
             labels = (("disk", d["Device"]),)
             out += [(("host", "disk", key), float(d[k]), labels)
