@@ -22,6 +22,7 @@ import pytest
 from runtime.host_stats import CGROUP_CPU, CGROUP_V1_MEMORY, CGROUP_V2_MEMORY, Compute, TaskStatsProbe
 from tests.test_agent_process import wait_for
 from tests.test_cli_jobs import NOMAD, QUICK_UPDATE, columns
+from tests.test_exec_driver import driver, real, run, started  # noqa: F401
 from tests.test_http_jobs import PLACE_DEADLINE_S, call, dev  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
@@ -147,6 +148,20 @@ def test_an_exec_task_is_measured_from_its_cgroup_as_nomads_libcontainer_executo
     else:
         assert mem["Measured"] == CGROUP_V2_MEMORY
     assert list(got["Pids"]) == [str(task.pid)]  # the cgroup's processes, not the launcher outside it
+
+
+@real
+def test_a_real_exec_task_is_measured_from_the_cgroup_the_exec_driver_made(driver, tmp_path) -> None:  # noqa: F811
+    h = run(driver, tmp_path, "x=$(head -c 4000000 /dev/zero | tr '\\0' a); while :; do :; done")
+    probe = TaskStatsProbe(prime_s=0.1)
+
+    def sample() -> dict[str, Any] | None:
+        usage = probe.alloc_usage("a1", {"web": driver.stats(h)}, COMPUTE)["Tasks"]["web"]["ResourceUsage"]
+        return usage if usage["CpuStats"]["TotalTicks"] > 0 and usage["MemoryStats"]["Usage"] > 0 else None
+    usage = wait_for(sample, "the exec task's CPU and memory", BURN_DEADLINE_S)
+    assert usage["CpuStats"]["Measured"] == CGROUP_CPU
+    assert usage["MemoryStats"]["Measured"] in (CGROUP_V1_MEMORY, CGROUP_V2_MEMORY)
+    assert usage["CpuStats"]["TotalTicks"] == pytest.approx(usage["CpuStats"]["Percent"] / 100 * 2000)
 
 
 # ---------------------------------------------------------------- the CLI, against fake answers
