@@ -1,8 +1,8 @@
 """``nomad`` job, alloc and node commands: Nomad's CLI over the HTTP API.
 
 ``job run [-detach] <file>``, ``job status [-json] [id]``, ``job stop [-purge]
-[-detach] [-yes] <id>``, ``alloc status <id>``, ``node status [-verbose]
-[-json] [id]``, ``node drain -enable|-disable [-deadline d] [-force] [-no-deadline]
+[-detach] [-yes] <id>``, ``alloc status [-stats] <id>``, ``node status [-verbose]
+[-stats] [-json] [id]`` (live usage: :mod:`runtime.cli_usage`), ``node drain -enable|-disable [-deadline d] [-force] [-no-deadline]
 [-ignore-system] [-keep-ineligible] [-yes] [-m msg] <node>`` and ``node
 eligibility -enable|-disable <node>``.  Flags come before the arguments, as
 Go's flag package reads them; IDs may be unique prefixes, as in Nomad.
