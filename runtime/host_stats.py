@@ -142,10 +142,12 @@ class TaskStatsProbe:
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep, cgroup_root: str = CGROUP_ROOT,
+                 sleep: Callable[[float], None] | None = None, cgroup_root: str = CGROUP_ROOT,
                  proc_root: str = "/proc", max_window_s: float = TASK_STATS_MAX_WINDOW_S,
                  prime_s: float = TASK_STATS_PRIME_S) -> None:
-        self.clock, self.wall, self.sleep = clock, wall, sleep
+        # time.sleep looked up when called: gevent's, in the agent, yields to the other greenlets.
+        self.clock, self.wall = clock, wall
+        self.sleep = sleep or (lambda seconds: time.sleep(seconds))
         self.cgroup_root, self.proc_root = cgroup_root, proc_root
         self.max_window_s, self.prime_s = max_window_s, prime_s
         self._prev: dict[Key, tuple[float, float, float, float]] = {}  # key -> (t, total, user, sys)
