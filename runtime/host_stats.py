@@ -213,8 +213,7 @@ class TaskStatsProbe:
         prev = self._prev.get(key)
         return prev is None or now - prev[0] > self.max_window_s or now <= prev[0]
 
-    def _percent(self, key: Key, c: Times, now: float
-                 ) -> Times:
+    def _percent(self, key: Key, c: Times, now: float) -> Times:
         """(total, user, system) percent since the previous sample (Nomad's Tracker.Percent: 0 if none)."""
         prev = self._prev.get(key)
         if prev is None or now <= prev[0] or now - prev[0] > self.max_window_s:
@@ -272,7 +271,8 @@ class TaskStatsProbe:
         if cgroup is not None:  # Nomad lists an exec task's processes from its cgroup
             procs = self._cgroup_procs(cgroup, psutil) or procs
             return _Target(key=("cgroup", cgroup["memory"]), procs=procs, cgroup=cgroup)
-        return _Target(key=("pid", pid, procs and next(iter(procs))[1]), procs=procs)
+        leader_key = next(iter(procs), (pid, 0.0))  # the leader's own counter: the tree's first
+        return _Target(key=("pid", *leader_key), procs=procs)
 
     def _alive(self, t: _Target) -> _Target:
         import psutil
