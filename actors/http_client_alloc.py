@@ -6,8 +6,14 @@ actors.http_client_snapshot.)
 Nomad's ``ClientAllocations`` endpoints, answered by this agent's
 AllocRunner (asked from the request's greenlet, the HTTP edge):
 
-* ``GET .../stats`` -- ``AllocResourceUsage``: each running task's CPU percent
-  and RSS as its driver measures them, and their sum for the allocation;
+* ``GET .../stats`` (``?task=`` one task) -- ``AllocResourceUsage``: each
+  running task's usage as Nomad's executor reports it, and their sum for
+  the allocation (:class:`runtime.host_stats.TaskStatsProbe`): memory (an
+  exec task's from its cgroup: RSS, cache, swap, usage, max usage, kernel
+  usage; a raw_exec task's process tree's RSS and swap) and CPU (percent of
+  one core since the previous sample, user and system mode, throttling, and
+  ``TotalTicks``: that percent as MHz of the node, Nomad's
+  ``TicksConsumed``), with each process's own figures under ``Pids``;
 * ``GET .../checks`` -- the latest result of each of the allocation's
   service checks by check ID (Nomad's ``CheckQueryResult``: ID, Check,
   Service, Group, Task, Mode, Status, StatusCode, Output, Timestamp), from
@@ -37,9 +43,13 @@ from typing import Any
 from actors.client.alloc_runner import CollectAlloc, GetAllocStats, RestartTasks, SignalTasks
 from actors.client.checks import CHECK_RUNNER, GetChecks
 from actors.http_api import Answer, Api, CodedError, Request, decode_json, read_body, require, route
-from runtime.edge import wall_time
+from actors.http_client_host import override_mhz
+from runtime.host_stats import TaskStatsProbe, node_compute
 
 ALLOC_RUNNER = "alloc-runner"  # the client agent's AllocRunner (actors.agent_specs)
+# The running tasks' previous CPU samples, so each answer is the usage since the one before (Nomad's
+# executor keeps its trackers the same way).  Module state at the edge: one agent per process.
+TASK_STATS = TaskStatsProbe()
 
 
 def _runner(api: Api) -> None:
@@ -78,29 +88,17 @@ def _answer(error: str) -> Answer:
     return Answer({"Index": 0})  # Nomad's GenericResponse
 
 
-def _usage(cpu: float, rss: int) -> dict[str, Any]:
-    return {"MemoryStats": {"RSS": rss, "Cache": 0, "Swap": 0, "Usage": rss, "MaxUsage": 0,
-                            "KernelUsage": 0, "KernelMaxUsage": 0, "Measured": ["RSS"]},
-            "CpuStats": {"SystemMode": 0.0, "UserMode": 0.0, "TotalTicks": 0.0, "ThrottledPeriods": 0,
-                         "ThrottledTime": 0, "Percent": cpu, "Measured": ["Percent"]},
-            "DeviceStats": []}
-
-
-def _stats(api: Api, alloc_id: str) -> Any:
+def _stats(req: Request, api: Api, alloc_id: str) -> Any:
     tasks = api.ask(ALLOC_RUNNER, GetAllocStats(alloc_id=alloc_id)).get(alloc_id)
     if tasks is None:
         known = api.ask(ALLOC_RUNNER, "allocs")
         if alloc_id not in known:
             raise CodedError(404, f'Unknown allocation "{alloc_id}"')
         tasks = {}
-    now = int(wall_time() * 1e9)
-    out: dict[str, Any] = {}
-    total_cpu, total_rss = 0.0, 0
-    for name, s in sorted(tasks.items()):
-        cpu, rss = float(s.get("cpu_percent", 0.0)), int(s.get("rss_bytes", 0))
-        total_cpu, total_rss = total_cpu + cpu, total_rss + rss
-        out[name] = {"ResourceUsage": _usage(cpu, rss), "Timestamp": now, "Pids": None}
-    return {"ResourceUsage": _usage(total_cpu, total_rss), "Tasks": out, "Timestamp": now}
+    only = (req.query.get("task") or [""])[0]
+    if only:  # Nomad's ?task=: that task's usage alone (nothing when it is not running)
+        tasks = {name: s for name, s in tasks.items() if name == only}
+    return TASK_STATS.alloc_usage(alloc_id, tasks, node_compute(override_mhz(api)))
 
 
 @route("/v1/client/allocation/")
@@ -119,7 +117,7 @@ def client_allocation(req: Request, api: Api) -> Any:
     _runner(api)
     if action == "stats":
         require(req, "GET")
-        return _stats(api, alloc_id)
+        return _stats(req, api, alloc_id)
     if action == "checks":
         require(req, "GET")
         if alloc_id not in api.ask(ALLOC_RUNNER, "allocs"):

@@ -1,13 +1,14 @@
 """``/v1/client/stats`` and ``/v1/client/gc``: the client agent's host and its finished allocations.
 
 * ``GET /v1/client/stats`` -- Nomad's ``HostStats``: ``Memory {Total,
-  Available, Used, Free}``, ``CPU [{CPU, User, System, Idle, Total}]`` (per
-  core, percent of the time since the previous request, or since boot for
-  the first), ``DiskStats`` (one per mounted partition), ``AllocDirStats``
-  (the file system holding the allocation directories), ``DeviceStats``
-  (none here), ``Uptime`` (s), ``Timestamp`` (ns) and ``CPUTicksConsumed``
-  (MHz worth of CPU busy: the cores' busy fraction times cores x MHz, as
-  Nomad's).  Measured with psutil here, at the HTTP edge.
+  Available, Used, Free}``, ``CPU [{CPU, User, System, Idle, TotalPercent,
+  TotalTicks}]`` (per core, percent of the time since the previous request,
+  or since boot for the first; TotalTicks: that busy share in MHz of the
+  node's ``cpu.totalcompute`` over its cores), ``DiskStats`` (one per mounted
+  partition), ``AllocDirStats`` (the file system holding the allocation
+  directories), ``DeviceStats`` (none here), ``Uptime`` (s), ``Timestamp``
+  (ns) and ``CPUTicksConsumed`` (the cores' TotalTicks summed: MHz worth of
+  CPU busy, as Nomad's).  Measured with psutil here, at the HTTP edge.
 * ``/v1/client/gc`` (any of GET, PUT, POST, as Nomad takes any) -- every
   finished allocation's directory on this client is removed now, through
   the AllocRunner's GC (:class:`~actors.client.alloc_runner.CollectAllAllocs`);
@@ -29,6 +30,7 @@ from actors.agent_messages import GetSelf
 from actors.client.alloc_runner import CollectAllAllocs
 from actors.http_api import Api, CodedError, Request, require, route
 from runtime.edge import wall_time
+from runtime.host_stats import Compute, node_compute
 
 ALLOC_RUNNER = "alloc-runner"  # the client agent's AllocRunner (actors.agent_specs)
 # Per-core CPU times of the previous /v1/client/stats, so each answer is the
@@ -41,6 +43,15 @@ def _client(api: Api) -> None:
     ref = api.env.lookup(ALLOC_RUNNER)
     if ref is None or not ref.is_alive() or api.ctx.alloc_logs is None:
         raise CodedError(501, "Invalid method")  # not a client agent (Nomad: clientNotRunning)
+
+
+def override_mhz(api: Api) -> int:
+    """The operator's ``client.cpu_total_compute`` (0: detected), which the node's ``cpu.totalcompute`` is."""
+    client = (api.ask(api.ctx.agent, GetSelf()).get("config") or {}).get("Client") or {}
+    try:
+        return int(client.get("CpuCompute") or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _check_node(req: Request, api: Api) -> None:
@@ -58,7 +69,7 @@ def client_stats(req: Request, api: Api) -> Any:
     require(req, "GET")
     _client(api)
     _check_node(req, api)
-    return host_stats(api.ctx.alloc_logs.root)
+    return host_stats(api.ctx.alloc_logs.root, node_compute(override_mhz(api)))
 
 
 @route("/v1/client/gc")
@@ -73,15 +84,16 @@ def client_gc(req: Request, api: Api) -> Any:
 # ---------------------------------------------------------------- measuring (psutil: an edge)
 
 
-def host_stats(alloc_root: str) -> dict[str, Any]:
+def host_stats(alloc_root: str, compute: Compute | None = None) -> dict[str, Any]:
+    """Nomad's HostStats; *compute* is the node's (its ``cpu_total_compute`` override), detected if None."""
     import psutil  # an edge dependency, not needed by the simulator
 
     vm = psutil.virtual_memory()
     cpus = _cpu_stats(psutil)
-    freq = psutil.cpu_freq()
-    mhz = float((freq.max or freq.current) if freq else 0.0)
-    total_ticks = mhz * len(cpus)
-    ticks = sum(c["Total"] / 100.0 * (total_ticks / len(cpus)) for c in cpus) if cpus else 0.0
+    compute = compute or node_compute()
+    for c in cpus:  # Nomad's collectCPUStats: each core's share of the node's compute
+        c["TotalTicks"] = c["TotalPercent"] / 100.0 * compute.total_mhz / len(cpus)
+    ticks = sum(c["TotalTicks"] for c in cpus)
     disks = []
     for part in psutil.disk_partitions(all=False):
         stats = _disk_stats(part.mountpoint, part.device)
@@ -116,7 +128,7 @@ def _cpu_stats(psutil: Any) -> list[dict[str, Any]]:
             # two close reads (NO_HZ accounting), which would read as -1% or 101%.
             idle, user, system, total = (min(100.0, max(0.0, (now[k] - before[k]) / delta * 100.0))
                                          for k in range(4))
-        out.append({"CPU": name, "User": user, "System": system, "Idle": idle, "Total": total})
+        out.append({"CPU": name, "User": user, "System": system, "Idle": idle, "TotalPercent": total})
     return out
 
 

@@ -1,8 +1,8 @@
 """``nomad`` job, alloc and node commands: Nomad's CLI over the HTTP API.
 
 ``job run [-detach] <file>``, ``job status [-json] [id]``, ``job stop [-purge]
-[-detach] [-yes] <id>``, ``alloc status <id>``, ``node status [-verbose]
-[-json] [id]``, ``node drain -enable|-disable [-deadline d] [-force] [-no-deadline]
+[-detach] [-yes] <id>``, ``alloc status [-stats] <id>``, ``node status [-verbose]
+[-stats] [-json] [id]`` (live usage: :mod:`runtime.cli_usage`), ``node drain -enable|-disable [-deadline d] [-force] [-no-deadline]
 [-ignore-system] [-keep-ineligible] [-yes] [-m msg] <node>`` and ``node
 eligibility -enable|-disable <node>``.  Flags come before the arguments, as
 Go's flag package reads them; IDs may be unique prefixes, as in Nomad.
@@ -578,7 +578,9 @@ def alloc_table(allocs: list[dict[str, Any]], verbose: bool, *, with_node: bool)
 
 
 def alloc_status(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "json": bool})
+    from runtime.cli_usage import fetch_alloc_stats, task_resources  # it imports this module
+
+    flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "json": bool, "stats": bool})
     verbose = flags.get("verbose", False)
     stub = resolve(addr, "allocation", one_arg(rest, "nomad alloc status <allocation>"))
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
@@ -613,18 +615,17 @@ def alloc_status(addr: str, args: list[str]) -> str:
         lc = lifecycles.get(item[0])
         return (2 if not lc else 1 if lc.get("Sidecar") else 0), item[0]
 
+    stats = None
+    if resources:  # Nomad asks the node for the tasks' live usage, shown against their reservations
+        stats, said = fetch_alloc_stats(addr, a)
+        out += said
     for name, ts in sorted((a.get("TaskStates") or {}).items(), key=task_order):
         lc = lifecycles.get(name)
         shown = f' ({lc.get("Hook", "")}{" sidecar" if lc.get("Sidecar") else ""})' if lc else ""
         out += ["", f'Task "{name}"{shown} is "{ts.get("State", "pending")}"',
                 kv([("Restarts", ts.get("Restarts", 0)), ("Failed", str(bool(ts.get("Failed"))).lower())])]
         if resources:  # Nomad's: the group's ephemeral disk (alloc.Resources.DiskMB) under Disk
-            cpu, mem, mem_max = _task_resources(a, name)
-            rows = [["CPU", "Memory", "Disk"],
-                    [f"{cpu} MHz", _ibytes(mem << 20), _ibytes(int(resources.get("DiskMB", 0)) << 20)]]
-            if mem_max not in (0, mem):  # Nomad's second row: the task's memory_max, as placed
-                rows.append(["", f"Max: {_ibytes(mem_max << 20)}", ""])
-            out += ["Task Resources:", table(rows)]
+            out += task_resources(a, name, stats, bool(flags.get("stats")), *_task_resources(a, name))
         events = ts.get("Events") or []
         if events:
             rows = [["Time", "Type", "Description"]]
@@ -864,8 +865,10 @@ def _node_arg(addr: str, flags: dict[str, Any], rest: list[str]) -> dict[str, An
 
 
 def node_status(addr: str, args: list[str]) -> str:
+    from runtime import cli_usage  # it imports this module
+
     flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "self": bool, "allocs": bool,
-                                     "filter": str, "json": bool})
+                                     "filter": str, "json": bool, "stats": bool})
     verbose = flags.get("verbose", False)
     if flags.get("self"):
         if rest:
@@ -896,6 +899,9 @@ def node_status(addr: str, args: list[str]) -> str:
         deadline = drain.get("Deadline", 0)
         pairs.append(("Drain Deadline", "force" if deadline < 0 else "no deadline" if deadline == 0
                       else fmt_time(drain.get("ForceDeadline"))))
+    host = None if flags.get("short") else cli_usage.host_stats(addr, node)
+    if host is not None:
+        pairs.append(("Uptime", cli_usage.go_duration(int(host.get("Uptime") or 0))))
     volumes = node.get("HostVolumes") or {}
     pairs.append(("Host Volumes", ",".join(sorted(volumes)) or "<none>"))
     drivers = node.get("Drivers") or {}
@@ -920,7 +926,15 @@ def node_status(addr: str, args: list[str]) -> str:
         attrs = node.get("Attributes") or {}
         out += ["", "Attributes", kv(sorted(attrs.items())) if attrs else "<none>"]
     allocs = request(addr, "GET", f"/v1/node/{node['ID']}/allocations")
-    out += ["", "Allocated Resources", _allocated_resources(node, allocs or [])]
+    running = [a for a in allocs or () if a.get("ClientStatus") == "running"]
+    out += ["", "Allocated Resources", cli_usage.allocated_resources(node, running)]
+    actual = cli_usage.actual_resources(addr, node, running) if host is not None else None
+    if actual is not None:
+        out += ["", "Allocation Resource Utilization", actual]
+    if host is not None:
+        out += ["", "Host Resource Utilization", cli_usage.host_resources(host, node)]
+        if flags.get("stats"):
+            out += cli_usage.detailed_host_stats(host)
     out += ["", "Allocations"]
     out.append(alloc_table(allocs, verbose, with_node=False) if allocs else "No allocations placed")
     return "\n".join(out)
@@ -931,23 +945,6 @@ def _driver_time(t: Any) -> str:
     if not isinstance(t, str) or len(t) < 19 or t.startswith("0001-"):
         return ""
     return t[:19] + "Z"
-
-
-def _allocated_resources(node: dict[str, Any], allocs: list[dict[str, Any]]) -> str:
-    """Nomad's getAllocatedResources: what the node's running allocations hold, of what it offers
-    (its resources less reserved)."""
-    running = [a for a in allocs if a.get("ClientStatus") == "running"]
-    used = [sum(int((a.get("Resources") or {}).get(k, 0)) for a in running)
-            for k in ("CPU", "MemoryMB", "DiskMB")]
-    res, rsv = node.get("NodeResources") or {}, node.get("ReservedResources") or {}
-
-    def total(kind: str, key: str) -> int:
-        return int((res.get(kind) or {}).get(key, 0)) - int((rsv.get(kind) or {}).get(key, 0))
-
-    return table([["CPU", "Memory", "Disk", "Alloc Count"],
-                  [f"{used[0]}/{total('Cpu', 'CpuShares')} MHz",
-                   f"{_ibytes(used[1] << 20)}/{_ibytes(total('Memory', 'MemoryMB') << 20)}",
-                   f"{_ibytes(used[2] << 20)}/{_ibytes(total('Disk', 'DiskMB') << 20)}", str(len(running))]])
 
 
 def _confirm(question: str) -> bool:

@@ -1004,8 +1004,8 @@ def test_alloc_and_node_status_show_the_ephemeral_disk_where_nomad_shows_disk(mo
     monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: answers[path])
     out = cli_jobs.alloc_status("http://x", ["a1"]).splitlines()
     at = out.index("Task Resources:")
-    assert columns(out[at + 1]) == ["CPU", "Memory", "Disk"] and columns(out[at + 2]) == ["100 MHz", "64 MiB",
-                                                                                          "300 MiB"]
+    assert columns(out[at + 1]) == ["CPU", "Memory", "Disk", "Addresses"]
+    assert columns(out[at + 2]) == ["100 MHz", "64 MiB", "300 MiB"]  # no stats (no node address): reserved
     out = cli_jobs.node_status("http://x", ["n1"]).splitlines()
     at = out.index("Allocated Resources")
     assert columns(out[at + 1]) == ["CPU", "Memory", "Disk", "Alloc Count"]

@@ -267,7 +267,9 @@ def test_client_stats_answer_nomads_host_stats(dev):  # noqa: F811
     assert {"Memory", "CPU", "DiskStats", "AllocDirStats", "DeviceStats", "Uptime", "Timestamp",
             "CPUTicksConsumed"} <= set(s)
     assert set(s["Memory"]) == {"Total", "Available", "Used", "Free"} and s["Memory"]["Total"] > 0
-    assert s["CPU"] and all(set(c) == {"CPU", "User", "System", "Idle", "Total"} for c in s["CPU"])
+    assert s["CPU"] and all(set(c) == {"CPU", "User", "System", "Idle", "TotalPercent", "TotalTicks"}
+                            for c in s["CPU"])
+    assert s["CPUTicksConsumed"] == pytest.approx(sum(c["TotalTicks"] for c in s["CPU"]))
     assert s["CPU"][0]["CPU"] == "cpu0" and all(0.0 <= c["Idle"] <= 100.0 for c in s["CPU"])
     assert s["DiskStats"] and {"Device", "Mountpoint", "Size", "Used", "Available", "UsedPercent",
                                "InodesUsedPercent"} == set(s["DiskStats"][0])
