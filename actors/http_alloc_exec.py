@@ -85,6 +85,7 @@ import gevent.os
 import gevent.subprocess
 
 from actors.acl import Need
+from actors.agent_messages import GetSelf
 from actors.client.alloc_runner import ExecTarget, GetExecTarget
 from actors.client.drivers import DriverError, resolve_user
 from actors.http_api import Api, CodedError, Request, Response, Upgraded
@@ -286,8 +287,16 @@ def _allowed(req: Request, api: Api, namespace: str, capability: str) -> None:
         raise ExecError(500, PERMISSION_DENIED)
 
 
+def _remote_exec_disabled(api: Api) -> bool:
+    """This client's ``client.disable_remote_exec`` (Nomad: no task of this node can be entered)."""
+    client = (api.ask(api.ctx.agent, GetSelf()).get("config") or {}).get("Client") or {}
+    return bool(client.get("DisableRemoteExec"))
+
+
 def _checked(req: Request, api: Api, alloc_id: str, task: str, command: list[str]) -> ExecTarget:
     """Nomad's client Allocations.Exec checks, in its order."""
+    if _remote_exec_disabled(api):
+        raise ExecError(500, PERMISSION_DENIED)  # ErrPermissionDenied with no code: 500, as the ACL check
     target = _target(api, alloc_id, task)
     _allowed(req, api, target.namespace, "alloc-exec")
     if not task:

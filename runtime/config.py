@@ -457,6 +457,8 @@ class ClientConfig:
     gc_disk_usage_threshold: float = _f(80.0, ge=0, le=100)  # percent
     gc_inode_usage_threshold: float = _f(70.0, ge=0, le=100)  # percent
     no_host_uuid: bool = True  # random node ID instead of one from the host UUID
+    # No task on this node can be entered with `nomad alloc exec` (Nomad's client refuses it, 403).
+    disable_remote_exec: bool = False
     artifact: ArtifactConfig = _sub(ArtifactConfig)
     # Nomad's host_volume blocks: host directories jobs may mount by name
     # (group ``volume { type = "host", source = <name> }``); advertised as

@@ -76,7 +76,6 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     # A cap on this node's allocations, or a node that must wait for an operator: refused, not dropped.
     "client.node_max_allocs": ("not supported by this agent", _set),
     "client.default_ineligible": ("not supported by this agent", _truthy),
-    "client.disable_remote_exec": ("not supported by this agent", _truthy),
     # -- server
     "server.authoritative_region": ("ACL objects are not replicated between regions here", None),
     "server.client_introduction": ("clients here register with their node secret alone", None),

@@ -535,3 +535,16 @@ def test_closing_the_websocket_kills_a_command_inside_an_exec_task(dev, exec_all
         assert len(members()) > before  # the command and its child are in the task's cgroup
         ws.close()
     wait_for(lambda: len(members()) == before or None, "the exec'd command and its child killed")
+
+
+def test_a_client_with_disable_remote_exec_refuses_every_exec_session(tmp_path) -> None:
+    port = free_port()
+    path = tmp_path / "agent.hcl"
+    path.write_text(f"ports {{\n  http = {port}\n  rpc = {free_port()}\n  serf = {free_port()}\n}}\n"
+                    "client {\n  disable_remote_exec = true\n}\n")
+    with running_agent(["-dev", "-config", str(path)], port):
+        assert call(port, "GET", "/v1/agent/self").json()["config"]["Client"]["DisableRemoteExec"] is True
+        alloc_id = _running_alloc(port, _job("no-exec"))
+        ws, sock = _open(port, alloc_id, ["true"])
+        with sock:
+            assert _session(ws)[3] == (CLOSE_INTERNAL_ERROR, "Permission denied")

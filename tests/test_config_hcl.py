@@ -393,8 +393,6 @@ telemetry { circonus_api_token = "x" }
 @pytest.mark.parametrize("text, error", [
     ('keyring "awskms" {\n  active = true\n}\n', "keyring: external KMS providers for the root keyring are "
                                                    "not supported"),
-    ("client {\n  disable_remote_exec = true\n}\n",
-     "client.disable_remote_exec: not supported by this agent"),
     ("client {\n  node_max_allocs = 10\n}\n", "client.node_max_allocs: not supported by this agent"),
     ("client {\n  default_ineligible = true\n}\n", "client.default_ineligible: not supported by this agent"),
     ('acl {\n  token_max_expiration_ttl = "1h"\n}\n', "acl.token_max_expiration_ttl: ACL tokens here do not "
@@ -410,7 +408,7 @@ def test_a_nomad_key_whose_value_would_be_dropped_unsafely_is_refused(tmp_path: 
 
 def test_a_default_value_of_a_refusable_key_loads_quietly_enough(tmp_path: Path) -> None:
     path = tmp_path / "agent.hcl"
-    path.write_text("client {\n  disable_remote_exec = false\n  node_max_allocs = 0\n}\n")
+    path.write_text("client {\n  default_ineligible = false\n  node_max_allocs = 0\n}\n")
     _, _, warnings = load_files([str(path)])
     assert len(warnings) == 2 and all("ignored" in w for w in warnings)
 
