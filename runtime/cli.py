@@ -417,7 +417,8 @@ def main(argv: list[str]) -> int:
             if out:
                 print(out)
             return code
-    usage = "\n".join("  nomad " + " ".join(w) for w in COMMANDS)
+    usage = "\n".join(["  nomad agent  (runs the agent; its flags: nomad agent -h)",
+                       *("  nomad " + " ".join(w) for w in COMMANDS)])
     print("Usage: nomad [-address=ADDR] [-token=SECRET] [-ca-cert=PEM -client-cert=PEM -client-key=PEM] "
           f"<command>\n\nCommands:\n{usage}", file=sys.stderr)
     return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -292,9 +293,10 @@ def test_nomad_config_validate_checks_an_hcl_file(tmp_path: Path) -> None:
     assert no.returncode == 1 and "server.heartbeat_grace: expected a duration string" in no.stderr
 
 
-def test_a_dev_agent_runs_from_an_hcl_file_and_seeds_its_default_scheduler_config(tmp_path: Path) -> None:
-    from tests.test_agent_process import free_port, wait_for
-    from tests.test_http_jobs import call, running_agent
+def test_nomad_agent_dev_runs_from_an_hcl_file_with_its_scheduler_defaults_and_job_bounds(
+        tmp_path: Path) -> None:
+    from tests.test_agent_process import AgentProc, free_port, wait_for
+    from tests.test_http_jobs import call, stop_all_jobs
 
     port = free_port()
     conf = tmp_path / "agent.hcl"
@@ -322,7 +324,12 @@ server {{
   }}
 }}
 ''')
-    with running_agent(["-dev", "-config", str(conf)], port):
+    # Started as Nomad's `nomad agent -dev -config agent.hcl` (bin/nomad becomes the agent).
+    agent = AgentProc(["agent", "-dev", "-config", str(conf)],
+                      code="import runpy; runpy.run_path('bin/nomad', run_name='__main__')")
+    agent.http_port = port
+    try:
+        agent.wait_healthy()
         path = "/v1/operator/scheduler/configuration"
         got = wait_for(lambda: (c := call(port, "GET", path).json()["SchedulerConfig"])["ModifyIndex"] and c,
                        "the leader's seeded scheduler configuration")
@@ -348,6 +355,11 @@ server {{
         too_many = call(port, "PUT", "/v1/jobs", job("too-many", 4))
         assert too_many.status == 400
         assert "total count was greater than configured job_max_count: 4 > 3" in too_many.text
+        stop_all_jobs(port)
+        agent.send(signal.SIGTERM)
+        assert agent.wait_exit() == 1  # a plain SIGTERM without leave_on_terminate, as Nomad (NOMAD.md)
+    finally:
+        agent.kill()
 
 
 def test_a_bad_default_scheduler_algorithm_stops_the_agent_with_nomads_message(tmp_path: Path) -> None:
