@@ -622,17 +622,31 @@ def alloc_status(addr: str, args: list[str]) -> str:
     for name, ts in sorted((a.get("TaskStates") or {}).items(), key=task_order):
         lc = lifecycles.get(name)
         shown = f' ({lc.get("Hook", "")}{" sidecar" if lc.get("Sidecar") else ""})' if lc else ""
-        out += ["", f'Task "{name}"{shown} is "{ts.get("State", "pending")}"',
-                kv([("Restarts", ts.get("Restarts", 0)), ("Failed", str(bool(ts.get("Failed"))).lower())])]
+        out += ["", f'Task "{name}"{shown} is "{ts.get("State", "pending")}"']
         if resources:  # Nomad's: the group's ephemeral disk (alloc.Resources.DiskMB) under Disk
             out += task_resources(a, name, stats, bool(flags.get("stats")), *_task_resources(a, name))
-        events = ts.get("Events") or []
-        if events:
-            rows = [["Time", "Type", "Description"]]
-            rows += [[fmt_time(e.get("Time")), e.get("Type", ""),
-                      e.get("DisplayMessage") or e.get("Message", "")] for e in reversed(events)]
-            out += ["", "Recent Events:", table(rows)]
+        # Nomad's outputTaskStatus: the task's times and restarts, then its events, newest first.
+        out += ["", "Task Events:", kv([("Started At", _task_time(ts.get("StartedAt"))),
+                                        ("Finished At", _task_time(ts.get("FinishedAt"))),
+                                        ("Total Restarts", ts.get("Restarts", 0)),
+                                        ("Last Restart", _task_time(ts.get("LastRestart")))])]
+        rows = [["Time", "Type", "Description"]]
+        rows += [[fmt_time(e.get("Time")), e.get("Type", ""),
+                  e.get("DisplayMessage") or e.get("Message", "")] for e in reversed(ts.get("Events") or [])]
+        out += ["", "Recent Events:", table(rows)]
     return "\n".join(out)
+
+
+def _task_time(value: Any) -> str:
+    """A task state's RFC 3339 time as Nomad's formatTaskTimes prints it; N/A when unset (null, or Go's
+    zero time)."""
+    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
+        return "N/A"
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _task_resources(a: dict[str, Any], task: str) -> tuple[int, int, int]:

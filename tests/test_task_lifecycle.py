@@ -79,7 +79,7 @@ def test_alloc_status_lists_lifecycle_tasks_first_and_names_their_hook_as_nomad_
     monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix: {"ID": "a1"})
     monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: alloc)
     out = cli_jobs.alloc_status("http://x", ["a1"])
-    headings = [line for line in out.splitlines() if line.startswith("Task ")]
+    headings = [line for line in out.splitlines() if line.startswith("Task \"")]
     assert headings == ['Task "cleanup" (poststop) is "pending"', 'Task "init" (prestart) is "dead"',
                         'Task "proxy" (prestart sidecar) is "running"', 'Task "web" is "running"']
 
