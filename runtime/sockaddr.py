@@ -572,7 +572,7 @@ def _by_network(param: str, ifs: list[IfAddr]) -> Split:
             net = parse_ip(text)
         except SockaddrError as e:
             raise SockaddrError(f"unable to create an IP address from {go_quote(text)}: {e}") from None
-        inc, exc = _by(net.contains, ifs)
+        inc, exc = _by(lambda x, net=net: net.contains(x.sa), ifs)
         included += inc
         excluded += exc
     return included, excluded
