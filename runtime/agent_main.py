@@ -305,7 +305,10 @@ def resolve_addrs(cfg: Config, http_port: int) -> AgentAddrs:
         bind = getattr(cfg.addresses, svc) or cfg.bind_addr
         adv = advertise(bind, getattr(cfg.advertise, svc))
         out[f"{svc}_bind"] = join(bind, port)
-        out[f"{svc}_adv"] = adv if ":" in adv.rsplit("]", 1)[-1] else join(adv, port)
+        # with a port: "[v6]:port" or "host:port"; a bare IPv6 address (two colons or more) gets the
+        # port, as Nomad's normalizeAdvertise does on SplitHostPort's "too many colons"
+        has_port = "]:" in adv if adv.startswith("[") else adv.count(":") == 1
+        out[f"{svc}_adv"] = adv if has_port else join(adv.removeprefix("[").removesuffix("]"), port)
     return AgentAddrs(**out)
 
 

@@ -407,6 +407,19 @@ def test_templates_in_bind_addr_addresses_and_advertise_are_evaluated():
     assert http.addresses.http == "10.8.0.2"
 
 
+def test_an_ipv6_advertise_address_gets_the_port_in_brackets():
+    cfg = resolved(cfg_with(advertise={"rpc": '{{ GetPublicInterfaces | include "type" "ipv6" | '
+                                              'attr "address" }}'}))
+    assert cfg.advertise.rpc == V6 and resolve_addrs(cfg, 4646).rpc_adv == f"[{V6}]:4647"
+
+
+def test_a_reload_evaluates_the_templates_again():
+    from runtime.agent_main import Process
+
+    lo = '{{ GetAllInterfaces | include "name" "^lo$" | include "type" "ipv4" | attr "address" }}'
+    assert Process(["-dev", "-bind", lo], None, None).load_config().bind_addr == "127.0.0.1"  # type: ignore
+
+
 def test_plain_addresses_are_kept_without_looking_at_the_host():
     cfg = cfg_with(bind="0.0.0.0", addresses={"http": "127.0.0.1", "rpc": "10.0.0.1"},
                    advertise={"http": "10.0.0.2", "rpc": "10.0.0.2:4000", "serf": "10.0.0.3"})
