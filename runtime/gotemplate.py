@@ -25,6 +25,8 @@ Go's ``text/template`` (with consul-template's functions) does:
   lines; anchors, aliases and tags are refused), ``scratch``
   (``scratch.Set "k" v``: a method call on a value, one scratch per
   rendering), ``timestamp`` (on a clock the caller gives: timestamp_func),
+  ``sockaddr`` (a go-sockaddr template over the host's interfaces,
+  runtime.sockaddr; another provider: sockaddr_func),
   and ``explode byKey byMeta``, which take only Consul's data (nil: an
   empty map; anything else Go's type error); the regular expressions are
   RE2's, as Go's, in linear time); data functions (``env``, ``nomadVar``,
@@ -2452,7 +2454,8 @@ def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, l
            max_output: int = MAX_OUTPUT_BYTES, max_steps: int = MAX_STEPS,
            clock: Callable[[], float] | None = None, deadline: float | None = None,
            base_funcs: dict[str, Any] | None = None) -> str:
-    """Parse and execute *text* with *dot* as ``.``; *funcs* add to (or replace) the built-in functions.
+    """Parse and execute *text* with *dot* as ``.``; *funcs* add to (or replace) the built-in functions
+    (*base_funcs* those beside Go's: consul-template's by default, see parse).
     Whatever goes wrong is a TemplateError: nesting beyond MAX_NESTING, output beyond *max_output*
     characters, more than *max_steps* steps, past *deadline* on *clock* (by default MAX_RENDER_S
     from now; no clock: no time bound), anything a function raises."""
