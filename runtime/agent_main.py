@@ -3,8 +3,9 @@
 ``bin/nomad-agent`` patches gevent and calls :func:`main`, which:
 
 1. parses flags and files (one ``==> <reason>`` line on stderr and exit 1
-   when they are bad), prints the warnings and ``Loaded configuration
-   from ...``;
+   when they are bad), evaluates the go-sockaddr templates of its addresses
+   (:func:`resolve_addr_templates`), prints the warnings and ``Loaded
+   configuration from ...``;
 2. sets up Nomad-shaped logging, held back until the banner;
 3. creates and locks the data dir and loads or creates the node IDs;
 4. binds the HTTP listener (so a taken port fails here, clearly);
@@ -54,10 +55,19 @@ from runtime.metrics_sinks import StatsdSink
 from runtime.prod import ProdNode
 from runtime.serf_snapshot import SerfSnapshot
 from runtime.snapshotter import ForkSnapshotter
+from runtime.sockaddr import (
+    NO_ADDRESS,
+    Provider,
+    SockaddrError,
+    host_interfaces,
+    is_template,
+    parse_multiple_ip_template,
+    parse_single_ip_template,
+)
 from runtime.tls import TlsEdge, TlsError, TlsSettings
 from runtime.transport import GossipTransport, TcpTransport, TransportConfig
 
-__all__ = ["Console", "Process", "banner_info", "main", "resolve_addrs"]
+__all__ = ["Console", "Process", "banner_info", "main", "resolve_addr_templates", "resolve_addrs"]
 
 log = logging.getLogger("agent")
 
@@ -142,7 +152,7 @@ class Process:
 
     def load_config(self) -> Config:
         cfg, _, _ = parse_args(self.argv)
-        return resolve_name(cfg)
+        return resolve_addr_templates(resolve_name(cfg))
 
     def set_log_level(self, level: str) -> None:
         self.logs.set_level(level)
@@ -195,6 +205,67 @@ def resolve_name(cfg: Config) -> Config:
     return cfg if cfg.name else dataclasses.replace(cfg, name=socket.gethostname())
 
 
+class AddrTemplateError(ConfigError):
+    """An address template that does not evaluate to what its key needs (Nomad's normalizeAddrs)."""
+
+
+def resolve_addr_templates(cfg: Config, host: Provider = host_interfaces) -> Config:
+    """*cfg* with its addresses' go-sockaddr templates evaluated over *host*'s interfaces, as Nomad's
+    ``normalizeAddrs`` does when the agent starts (``bind_addr = "{{ GetPrivateIP }}"``, ``addresses``
+    and ``advertise`` alike); a plain address is kept as it is.  AddrTemplateError with Nomad's message
+    (``Bind address resolution failed: unable to parse address template ...``) when a template does
+    not parse or run, gives several addresses where one is needed, or (unlike Nomad, which then binds
+    every interface) none at all.  An advertise template that gives nothing is as if it were unset.
+    The serf advertise address is evaluated on servers only, as Nomad's."""
+    def single(value: str, prefix: str) -> str:
+        try:
+            out = parse_single_ip_template(value, host)
+        except SockaddrError as e:
+            raise AddrTemplateError(f"{prefix}{e}") from None
+        if not out:
+            raise AddrTemplateError(f"{prefix}{NO_ADDRESS}")
+        return out
+
+    bind = single(cfg.bind_addr, "Bind address resolution failed: ")
+    addresses = {}
+    http = cfg.addresses.http
+    if http is not None:
+        try:
+            https = [a for a in parse_multiple_ip_template(http, host) if a]
+        except SockaddrError as e:
+            raise AddrTemplateError(f"Failed to parse HTTP address: {e}") from None
+        if not https:
+            raise AddrTemplateError(f"Failed to parse HTTP address: {NO_ADDRESS}")
+        if len(https) > 1:  # Nomad serves HTTP on each; this agent has one HTTP listener
+            raise AddrTemplateError(f"Failed to parse HTTP address: {len(https)} addresses found "
+                                    f"({' '.join(https)}); this agent serves HTTP on one address, "
+                                    "please configure one")
+        addresses["http"] = https[0]
+    for svc, name in (("rpc", "RPC"), ("serf", "Serf")):
+        value = getattr(cfg.addresses, svc)
+        if value is not None:
+            addresses[svc] = single(value, f"Failed to parse {name} address: ")
+    advertise = {}
+    for svc, name in (("http", "HTTP"), ("rpc", "RPC"), ("serf", "Serf")):
+        value = getattr(cfg.advertise, svc)
+        if value is None:
+            continue
+        if svc == "serf" and not cfg.server.enabled:  # Nomad skips a client's: it has no serf
+            if is_template(value):
+                advertise[svc] = None
+            continue
+        where = (f"Failed to parse HTTP advertise address ({value}, {addresses.get('http') or bind}, "
+                 f"{cfg.ports.http}, {str(cfg.dev_mode).lower()}): " if svc == "http" else
+                 f"Failed to parse {name} advertise address: ")
+        try:
+            advertise[svc] = parse_single_ip_template(value, host) or None
+        except SockaddrError as e:
+            raise AddrTemplateError(f"{where}Error parsing advertise address template: {e}") from None
+    return dataclasses.replace(cfg, bind_addr=bind,
+                               addresses=dataclasses.replace(cfg.addresses, **addresses),
+                               advertise=dataclasses.replace(cfg.advertise, **advertise))
+
+
 def detect_ip() -> str:
     """An address to advertise when bound to a wildcard: Nomad's ``GetPrivateIP``.
 
@@ -234,7 +305,10 @@ def resolve_addrs(cfg: Config, http_port: int) -> AgentAddrs:
         bind = getattr(cfg.addresses, svc) or cfg.bind_addr
         adv = advertise(bind, getattr(cfg.advertise, svc))
         out[f"{svc}_bind"] = join(bind, port)
-        out[f"{svc}_adv"] = adv if ":" in adv.rsplit("]", 1)[-1] else join(adv, port)
+        # with a port: "[v6]:port" or "host:port"; a bare IPv6 address (two colons or more) gets the
+        # port, as Nomad's normalizeAdvertise does on SplitHostPort's "too many colons"
+        has_port = "]:" in adv if adv.startswith("[") else adv.count(":") == 1
+        out[f"{svc}_adv"] = adv if has_port else join(adv.removeprefix("[").removesuffix("]"), port)
     return AgentAddrs(**out)
 
 
@@ -375,7 +449,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         plain.error(str(e))
         return 1
-    cfg = resolve_name(cfg)
+    try:
+        cfg = resolve_addr_templates(resolve_name(cfg))
+    except AddrTemplateError as e:
+        plain.error(str(e))
+        return 1
     console = Console(sys.stdout, sys.stderr, json_log=cfg.log_json)
     logs = setup_logging(cfg.log_level, json_format=cfg.log_json)
     sinks: list[tuple[str, Callable[[], logging.Handler]]] = []

@@ -25,6 +25,8 @@ Go's ``text/template`` (with consul-template's functions) does:
   lines; anchors, aliases and tags are refused), ``scratch``
   (``scratch.Set "k" v``: a method call on a value, one scratch per
   rendering), ``timestamp`` (on a clock the caller gives: timestamp_func),
+  ``sockaddr`` (a go-sockaddr template over the host's interfaces,
+  runtime.sockaddr; another provider: sockaddr_func),
   and ``explode byKey byMeta``, which take only Consul's data (nil: an
   empty map; anything else Go's type error); the regular expressions are
   RE2's, as Go's, in linear time); data functions (``env``, ``nomadVar``,
@@ -1296,6 +1298,20 @@ def _contains_some(ret_true: bool, invert: bool) -> Callable[..., bool]:
 
 
 # ------------------------------------------------------------ more of consul-template's functions
+def sockaddr_func(provider: Callable[[], Any] | None) -> Callable[..., str]:
+    """consul-template's ``sockaddr``: its arguments, joined by spaces, as a go-sockaddr template's
+    action (``{{ sockaddr "GetInterfaceIP \\"eth0\\"" }}``) evaluated over the interfaces *provider*
+    gives (runtime.sockaddr.HostNet; None: the host this runs on, the client's)."""
+    def sockaddr(*args: Any) -> str:
+        from runtime.sockaddr import parse_host
+
+        for a in args:
+            if not isinstance(a, str):
+                raise _ExecError(f"wrong type for value; expected string; got {_type_name(a)}")
+        return parse_host("{{ " + " ".join(args) + " }}", provider)
+    return sockaddr
+
+
 def _not_supported(name: str) -> Callable[..., Any]:
     def call(*_args: Any) -> Any:
         raise _ExecError(f"{name} is not supported by this agent")
@@ -2095,10 +2111,10 @@ CONSUL_TEMPLATE_FUNCS: dict[str, Callable[..., Any]] = {
     "byKey": _consul_only("byKey", "[]*dependency.KeyPair", dict),
     "byMeta": _by_meta,
     "scratch": lambda: _scratch.get() or Scratch(),  # render() gives each rendering its own
-    # consul-template's go-sockaddr templates (the client host's interfaces) and go-spew dumps (Go's
-    # internal representation of values) are not implemented: they parse and fail when called.
-    **{name: _not_supported(name) for name in ("sockaddr", "spew_dump", "spew_printf", "spew_sdump",
-                                               "spew_sprintf")},
+    "sockaddr": sockaddr_func(None),  # this host's interfaces; a caller may give another provider
+    # go-spew dumps (Go's internal representation of values) are not implemented: they parse and fail
+    # when called.
+    **{name: _not_supported(name) for name in ("spew_dump", "spew_printf", "spew_sdump", "spew_sprintf")},
 }
 
 
@@ -2424,9 +2440,11 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
 
 
 def parse(text: str, *, funcs: dict[str, Any] | None = None, left: str = "{{", right: str = "}}",
-          name: str = "") -> list[_Node]:
-    """Parse *text*; TemplateError with Go's message when it does not parse."""
-    names = {**CONSUL_TEMPLATE_FUNCS, **(funcs or {})}
+          name: str = "", base_funcs: dict[str, Any] | None = None) -> list[_Node]:
+    """Parse *text*; TemplateError with Go's message when it does not parse.  *base_funcs*: the
+    functions beside Go's built-in ones and *funcs* (consul-template's by default; {}: none, as a
+    go-sockaddr template's, runtime.sockaddr)."""
+    names = {**(CONSUL_TEMPLATE_FUNCS if base_funcs is None else base_funcs), **(funcs or {})}
     lx = _Lexer(text, left, right, name)
     return _Parser(lx.run(), lx, names).parse()
 
@@ -2434,8 +2452,10 @@ def parse(text: str, *, funcs: dict[str, Any] | None = None, left: str = "{{", r
 def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, left: str = "{{",
            right: str = "}}", missing_key_error: bool = False, name: str = "",
            max_output: int = MAX_OUTPUT_BYTES, max_steps: int = MAX_STEPS,
-           clock: Callable[[], float] | None = None, deadline: float | None = None) -> str:
-    """Parse and execute *text* with *dot* as ``.``; *funcs* add to (or replace) the built-in functions.
+           clock: Callable[[], float] | None = None, deadline: float | None = None,
+           base_funcs: dict[str, Any] | None = None) -> str:
+    """Parse and execute *text* with *dot* as ``.``; *funcs* add to (or replace) the built-in functions
+    (*base_funcs* those beside Go's: consul-template's by default, see parse).
     Whatever goes wrong is a TemplateError: nesting beyond MAX_NESTING, output beyond *max_output*
     characters, more than *max_steps* steps, past *deadline* on *clock* (by default MAX_RENDER_S
     from now; no clock: no time bound), anything a function raises."""
@@ -2444,8 +2464,8 @@ def render(text: str, *, funcs: dict[str, Any] | None = None, dot: Any = None, l
                           (clock, clock() + MAX_RENDER_S if deadline is None else deadline))
     scratch = _scratch.set(Scratch())  # consul-template's scratch: one per template rendering
     try:
-        names = {**CONSUL_TEMPLATE_FUNCS, **(funcs or {})}
-        tree = parse(text, funcs=names, left=left, right=right, name=name)
+        names = {**(CONSUL_TEMPLATE_FUNCS if base_funcs is None else base_funcs), **(funcs or {})}
+        tree = parse(text, funcs=names, left=left, right=right, name=name, base_funcs={})
         ex = _Exec(names, name, text, missing_key_error, max_steps)
         ex.vars.append(("$", dot))
         ex.top = dot

@@ -59,7 +59,9 @@ def test_a_denied_variable_consul_and_vault_and_missing_keys_fail_the_render() -
                {("var", "nomad/jobs/web"): ("", VAR)}, spec=strict)
     assert 'map has no entry for key "nope"' in r.error
     assert 'function "nosuchfunc" not defined' in render("{{ nosuchfunc }}", {}).error
-    assert "sockaddr is not supported by this agent" in render("{{ sockaddr }}", {}).error
+    assert render("{{ sockaddr }}", {}).error.endswith(
+        'error calling sockaddr: unable to parse template "{{  }}": template: sockaddr.Parse:1: '
+        "missing value for command")
 
 
 def test_nomad_services_and_a_chosen_subset() -> None:
