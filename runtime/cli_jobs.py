@@ -918,6 +918,9 @@ def node_status(addr: str, args: list[str]) -> str:
         pairs.append(("Uptime", cli_usage.go_duration(int(host.get("Uptime") or 0))))
     volumes = node.get("HostVolumes") or {}
     pairs.append(("Host Volumes", ",".join(sorted(volumes)) or "<none>"))
+    if not verbose and not flags.get("short"):  # Nomad's: named host networks and CSI volumes (none here)
+        pairs += [("Host Networks", ",".join(sorted(node.get("HostNetworks") or {})) or "<none>"),
+                  ("CSI Volumes", "<none>")]
     drivers = node.get("Drivers") or {}
     if flags.get("short"):
         pairs.append(("Drivers", ",".join(sorted(d for d, i in drivers.items() if i.get("Detected")))))
@@ -939,6 +942,7 @@ def node_status(addr: str, args: list[str]) -> str:
             for name, i in sorted(drivers.items())])]
         attrs = node.get("Attributes") or {}
         out += ["", "Attributes", kv(sorted(attrs.items())) if attrs else "<none>"]
+    out += ["", "Node Events", _node_events(node.get("Events") or [], verbose)]
     allocs = request(addr, "GET", f"/v1/node/{node['ID']}/allocations")
     running = [a for a in allocs or () if a.get("ClientStatus") == "running"]
     out += ["", "Allocated Resources", cli_usage.allocated_resources(node, running)]
@@ -952,6 +956,23 @@ def node_status(addr: str, args: list[str]) -> str:
     out += ["", "Allocations"]
     out.append(alloc_table(allocs, verbose, with_node=False) if allocs else "No allocations placed")
     return "\n".join(out)
+
+
+def _node_events(events: list[dict[str, Any]], verbose: bool) -> str:
+    """Nomad's outputNodeEvent: newest first; a driver's event under "Driver: <name>"; -verbose adds
+    the details."""
+    head = ["Time", "Subsystem", "Message", *(["Details"] if verbose else [])]
+    rows = [head]
+    for e in reversed(events):
+        details = e.get("Details") or {}
+        stamp = e.get("Timestamp")
+        when = _task_time(stamp) if isinstance(stamp, str) else fmt_time(stamp)
+        subsystem = f"Driver: {details['driver']}" if details.get("driver") else e.get("Subsystem", "")
+        row = [when, subsystem, e.get("Message", "")]
+        if verbose:
+            row.append(", ".join(f"{k}: {v}" for k, v in details.items()))
+        rows.append(row)
+    return table(rows)
 
 
 def _driver_time(t: Any) -> str:

@@ -382,3 +382,30 @@ def test_the_probe_answers_quickly_when_it_has_a_recent_sample(burner) -> None:
     probe.alloc_usage("a1", {"burn": {"pid": burner.pid}}, COMPUTE)
     probe.alloc_usage("a1", {"burn": {"pid": burner.pid}}, COMPUTE)
     assert slept == [0.05]
+
+
+def test_node_status_shows_node_events_newest_first_and_alloc_status_task_events(fake_api) -> None:
+    cli_jobs, answers, _ = fake_api
+    answers["/v1/node/n1"] = {**NODE, "Events": [
+        {"Message": "Node registered", "Subsystem": "Cluster", "Details": {}, "Timestamp": 1795822503.7},
+        {"Message": "Driver health changed", "Subsystem": "Driver", "Details": {"driver": "exec"},
+         "Timestamp": "2026-11-27T23:40:00.5Z"}]}
+    out = cli_jobs.node_status("http://x", ["n1"]).splitlines()
+    assert [columns(line) for line in section(out, "Node Events")] == [
+        ["Time", "Subsystem", "Message"],
+        ["2026-11-27T23:40:00Z", "Driver: exec", "Driver health changed"],
+        ["2026-11-27T23:35:03Z", "Cluster", "Node registered"]]
+    assert out.index("Node Events") < out.index("Allocated Resources")
+    assert "Host Networks = <none>" in out and "CSI Volumes   = <none>" in out
+    verbose = cli_jobs.node_status("http://x", ["-verbose", "n1"]).splitlines()
+    assert columns(section(verbose, "Node Events")[1])[-1] == "driver: exec"
+
+    answers["/v1/allocation/a1"] = {**ALLOC, "TaskStates": {"web": {
+        "State": "dead", "Failed": True, "Restarts": 2, "StartedAt": "2026-11-27T23:35:08.317Z",
+        "FinishedAt": "2026-11-27T23:36:00Z", "LastRestart": "0001-01-01T00:00:00Z", "Events": []}}}
+    out = cli_jobs.alloc_status("http://x", ["a1"]).splitlines()
+    at = out.index("Task Events:")
+    assert out[at + 1:at + 5] == ["Started At     = 2026-11-27T23:35:08Z",
+                                  "Finished At    = 2026-11-27T23:36:00Z",
+                                  "Total Restarts = 2", "Last Restart   = N/A"]
+    assert out[at + 6:at + 8] == ["Recent Events:", "Time  Type  Description"]
