@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         plain.error(str(e))
         return 1
     console = Console(sys.stdout, sys.stderr, json_log=cfg.log_json)
-    logs = setup_logging(cfg.log_level, json_format=cfg.log_json)
+    logs = setup_logging(cfg.log_level, json_format=cfg.log_json, include_location=cfg.log_include_location)
     sinks: list[tuple[str, Callable[[], logging.Handler]]] = []
     if cfg.log_file is not None:
         sinks.append(("log_file", lambda: LogFileHandler(

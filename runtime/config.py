@@ -624,6 +624,7 @@ class Config:
     bind_addr: str = "0.0.0.0"  # DefaultConfig; (quirk) help text says loopback
     log_level: str = "INFO"  # reloadable
     log_json: bool = False
+    log_include_location: bool = False  # each log line names its source file and line (hclog IncludeLocation)
     # Added to every HTTP API answer (CORS headers, say), as Nomad's.
     http_api_response_headers: tuple[tuple[str, str], ...] = _map()
     # /v1/agent/pprof/* without ACLs (with ACLs, an agent:write token is needed).

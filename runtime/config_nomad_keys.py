@@ -37,7 +37,6 @@ def _set(value: Any) -> bool:
 # dotted key -> (why nothing happens here, refuse: a predicate on the value that makes it an error)
 IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     # -- top level
-    "log_include_location": ("log lines here carry no source location", None),
     "rpc": ("this agent's RPC connections are not yamux-multiplexed, so yamux's tuning does not apply", None),
     "disable_anonymous_signature": ("deprecated; Nomad ignores it too", None),
     "sentinel": (_ENT, None),

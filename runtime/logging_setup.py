@@ -75,6 +75,16 @@ def _zone(d: datetime.datetime, colon: bool) -> str:
     return f"{text[:3]}:{text[3:]}" if colon else text
 
 
+# log_include_location (hclog's IncludeLocation): each line names the source file and line that logged
+# it, as "runtime/agent_main.py:123" (hclog keeps a path's last two parts); set by setup_logging.
+_INCLUDE_LOCATION = [False]
+
+
+def _caller(record: logging.LogRecord) -> str:
+    parts = record.pathname.replace("\\", "/").split("/")
+    return f"{'/'.join(parts[-2:])}:{record.lineno}"
+
+
 class TextFormatter(logging.Formatter):
     """hclog's text format (``TimeFormat = "2006-01-02T15:04:05.000Z0700"``)."""
 
@@ -82,7 +92,9 @@ class TextFormatter(logging.Formatter):
         d = _local(record.created)
         when = d.strftime("%Y-%m-%dT%H:%M:%S") + f".{d.microsecond // 1000:03d}" + _zone(d, False)
         level = _label(record.levelno)
-        line = f"{when} [{level}]{' ' * (6 - len(level))}{module_of(record.name)}: {record.getMessage()}"
+        where = f"{_caller(record)}: " if _INCLUDE_LOCATION[0] else ""
+        pad = " " * (6 - len(level))
+        line = f"{when} [{level}]{pad}{where}{module_of(record.name)}: {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -96,6 +108,8 @@ class JsonFormatter(logging.Formatter):
         entry = {"@level": _label(record.levelno).lower(), "@message": record.getMessage(),
                  "@module": module_of(record.name),
                  "@timestamp": d.strftime("%Y-%m-%dT%H:%M:%S.%f") + _zone(d, True)}
+        if _INCLUDE_LOCATION[0]:
+            entry["@caller"] = _caller(record)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, sort_keys=True)
@@ -311,8 +325,10 @@ class LogControl:
         self.extra.clear()
 
 
-def setup_logging(level: str, *, json_format: bool, stream: TextIO | None = None) -> LogControl:
+def setup_logging(level: str, *, json_format: bool, stream: TextIO | None = None,
+                  include_location: bool = False) -> LogControl:
     """Install Nomad-shaped logging on the root logger; returns its control."""
+    _INCLUDE_LOCATION[0] = include_location
     out = stream if stream is not None else sys.stdout
     handler = _GatedHandler(out, "" if json_format else INFO_PREFIX, gated=not json_format)
     handler.setFormatter(JsonFormatter() if json_format else TextFormatter())

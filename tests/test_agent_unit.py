@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client as http_client
+import inspect
 import io
 import json
 import logging
@@ -758,3 +759,25 @@ def test_runtime_probe_counts_greenlets_without_walking_the_heap():
         probe.unwatch_greenlets()
     gevent.spawn(gevent.sleep, 0).join()
     assert probe._take_census()[0] == base  # no longer watching: a new greenlet is not counted
+
+
+def test_log_include_location_names_the_file_and_line_that_logged_as_hclog_does():
+    from runtime.logging_setup import JsonFormatter, TextFormatter
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        control = setup_logging("INFO", json_format=False, stream=stream, include_location=True)
+        control.open_gate()
+        logging.getLogger("agent").info("located")
+        line_no = inspect.currentframe().f_lineno - 1  # type: ignore[union-attr]
+        assert f"[INFO]  tests/test_agent_unit.py:{line_no}: agent: located" in stream.getvalue()
+        record = logging.LogRecord("agent", logging.INFO, "/x/runtime/agent_main.py", 7, "m", (), None)
+        assert json.loads(JsonFormatter().format(record))["@caller"] == "runtime/agent_main.py:7"
+        setup_logging("INFO", json_format=False, stream=stream)  # off again (the default)
+        assert "agent_main" not in TextFormatter().format(record)
+        assert "@caller" not in json.loads(JsonFormatter().format(record))
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
