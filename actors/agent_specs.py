@@ -241,7 +241,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.gossip.member import LAN_POOL, GossipMember
     from actors.raft.membership import SERVER_ROLE, AutopilotConfig, ServerMembership
     from actors.raft.peer import RaftPeer, raft_config
-    from actors.scheduler.broker import BrokerConfig, EvalBroker, num_workers_for
+    from actors.scheduler.broker import BrokerConfig, EvalBroker, enabled_schedulers, num_workers_for
     from actors.scheduler.drainer import NodeDrainer
     from actors.scheduler.periodic import PERIODIC, PeriodicDispatcher
     from actors.server.alloc_endpoint import AllocEndpoint
@@ -288,7 +288,8 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="alloc-endpoint", cls=AllocEndpoint, role="server",
                   kwargs=(("wall_clock", time.time),)),
         ChildSpec(name="eval-broker", cls=EvalBroker, role="server", reloads=True,
-                  kwargs=(("config", BrokerConfig(num_workers=num_workers_for(srv.num_schedulers))),
+                  kwargs=(("config", BrokerConfig(num_workers=num_workers_for(srv.num_schedulers),
+                                                  schedulers=enabled_schedulers(srv.enabled_schedulers))),
                           ("wall_clock", time.time), ("metrics", ctx.metrics))),
         ChildSpec(name="drainer", cls=NodeDrainer, role="server", kwargs=(("wall_clock", time.time),)),
         ChildSpec(name=PERIODIC, cls=PeriodicDispatcher, role="server", kwargs=(("wall_clock", time.time),)),

@@ -269,6 +269,9 @@ class ServerConfig:
     bootstrap_expect: int = _f(0, ge=0)  # dev: 1 (DevConfig)
     data_dir: str | None = None  # None: <data_dir>/server (convertServerConfig)
     num_schedulers: int | None = _f(None, ge=0)  # None: runtime.NumCPU(); reloadable
+    # The evaluation types this server's workers schedule ("service", "batch", "system", "sysbatch");
+    # empty: all.  The core scheduler (GC) is always added, as in Nomad.
+    enabled_schedulers: tuple[str, ...] = _seq()
     # Heartbeats (nomad/config.go DefaultConfig; NOMAD.md §3).
     heartbeat_grace_s: float = _dur(10, ge=0)  # added to the TTL on the server timer
     min_heartbeat_ttl_s: float = _dur(10, gt=0)  # TTL floor for small clusters
@@ -1214,6 +1217,10 @@ def _check_server(s: ServerConfig) -> None:
                           f"and later, got {s.raft_protocol}")
     if s.server_join.start_join and s.server_join.retry_join:
         raise ConfigError("server.server_join: start_join and retry_join are mutually exclusive")
+    for name in s.enabled_schedulers:
+        if name not in ("service", "batch", "system", "sysbatch", "_core"):
+            raise ConfigError(f'server.enabled_schedulers: unknown scheduler "{name}" (want service, batch, '
+                              "system or sysbatch)")
     # Nomad's convertServerConfig checks and messages.
     max_priority = s.job_max_priority or 100
     if not 100 <= max_priority <= 32766:

@@ -79,7 +79,6 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "server.authoritative_region": ("ACL objects are not replicated between regions here", None),
     "server.client_introduction": ("clients here register with their node secret alone", None),
     "server.protocol_version": ("deprecated in Nomad", None),
-    "server.enabled_schedulers": ("every server here runs every scheduler type", None),
     "server.csi_volume_claim_gc_interval": (_NO_CSI, None),
     "server.csi_volume_claim_gc_threshold": (_NO_CSI, None),
     "server.csi_plugin_gc_threshold": (_NO_CSI, None),

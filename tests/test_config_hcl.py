@@ -451,6 +451,8 @@ def test_nomads_deprecated_server_join_keys_move_into_server_join(tmp_path: Path
     ("server {\n  job_tracked_versions = 0\n}\n",
      "server.job_tracked_versions: job_tracked_versions must be greater than 0"),
     ("server {\n  job_max_count = -1\n}\n", "server.job_max_count: must be >= 0, got -1"),
+    ('server {\n  enabled_schedulers = ["service", "cron"]\n}\n',
+     'server.enabled_schedulers: unknown scheduler "cron" (want service, batch, system or sysbatch)'),
 ])
 def test_bad_job_bounds_stop_the_server_with_nomads_messages(tmp_path: Path, text: str, error: str) -> None:
     path = tmp_path / "agent.hcl"

@@ -73,6 +73,22 @@ def test_broker_runs_a_delayed_follow_up_once_its_wait_has_passed() -> None:
     assert settle(c) == []
 
 
+def test_servers_schedule_only_their_enabled_scheduler_types() -> None:
+    """server.enabled_schedulers = ["service"]: a batch job's evaluation waits pending (no leader
+    here schedules batch) while a service job is placed, as Nomad's workers dequeue only their types."""
+    from actors.scheduler.broker import BrokerConfig, enabled_schedulers
+
+    assert enabled_schedulers(()) == ("service", "batch", "system", "_core")
+    assert enabled_schedulers(("batch", "sysbatch")) == ("batch", "_core", "sysbatch")
+    c = boot(seed=7, broker=BrokerConfig(schedulers=enabled_schedulers(("service",))))
+    web = c.register(sim_job("web", count=2))["EvalID"]
+    nightly = c.register(sim_job("nightly", count=1, job_type="batch"))["EvalID"]
+    c.run(20.0)
+    evals = c.checker.replica.tables["evals"]
+    assert evals[web]["Status"] == "complete" and evals[nightly]["Status"] == "pending"
+    assert sum(d.starts for d in c.drivers.values()) == 2
+
+
 def test_evaluations_arriving_together_are_planned_in_shared_entries() -> None:
     c = boot(seed=6)
     for i in range(12):

@@ -91,6 +91,9 @@ class BrokerConfig:
     # With a metrics registry: how often the nomad.broker.total_* gauges are
     # set (Nomad EvalBroker.EmitStats: every second, on every server).
     stats_interval_s: float = 1.0
+    # The evaluation types this server's workers schedule (the agent's server.enabled_schedulers, with
+    # _core always added, as Nomad does); an evaluation of another type waits for a leader that has it.
+    schedulers: tuple[str, ...] = SCHEDULER_TYPES
 
     def __post_init__(self) -> None:
         if self.stats_interval_s <= 0:
@@ -108,6 +111,15 @@ class BrokerConfig:
                 raise ValueError(f"{name} must be > 0")
 
 
+def enabled_schedulers(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``server.enabled_schedulers`` as Nomad's convertServerConfig makes it: empty is every type; else
+    those named, with the core scheduler (``_core``: the garbage collections) always added."""
+    if not names:
+        return SCHEDULER_TYPES
+    wanted = {*names, "_core"}
+    return tuple(t for t in SCHEDULER_TYPES if t in wanted) + tuple(sorted(wanted - set(SCHEDULER_TYPES)))
+
+
 def num_workers_for(num_schedulers: int | None) -> int:
     """``server.num_schedulers``, whose default is the CPU count (Nomad: runtime.NumCPU()).
 
@@ -116,7 +128,8 @@ def num_workers_for(num_schedulers: int | None) -> int:
     return max(1, num_schedulers if num_schedulers is not None else (os.cpu_count() or 1))
 
 
-def pending_evals(state: Any, now: float | None = None, since: int = 0) -> list[tuple[int, int, str, str]]:
+def pending_evals(state: Any, now: float | None = None, since: int = 0,
+                  types: tuple[str, ...] | None = None) -> list[tuple[int, int, str, str]]:
     """Read query: (-priority, create index, eval ID, job ID) of every pending evaluation.
 
     With *now*, evaluations whose ``WaitUntil`` is later are left out (a
@@ -127,16 +140,17 @@ def pending_evals(state: Any, now: float | None = None, since: int = 0) -> list[
     """
     evs = state.evals_pending_since(since) if since > 0 else state.evals_with_status("pending")
     return [(-ev.get("Priority", 50), ev["CreateIndex"], ev["ID"], ev["JobID"])
-            for ev in evs if now is None or ev.get("WaitUntil", 0.0) <= now]
+            for ev in evs if (now is None or ev.get("WaitUntil", 0.0) <= now)
+            and (types is None or ev.get("Type", "service") in types)]
 
 
-def broker_view(state: Any, now: float | None = None,
-                since: int = 0) -> tuple[list[tuple[int, int, str, str]], float | None] | None:
+def broker_view(state: Any, now: float | None = None, since: int = 0, types: tuple[str, ...] | None = None,
+                ) -> tuple[list[tuple[int, int, str, str]], float | None] | None:
     """Read query: (:func:`pending_evals`, the earliest ``WaitUntil`` still to come of those it read, or
     None), or None while the scheduler configuration pauses the broker."""
     if sched_cfg.current(state.tables).get("PauseEvalBroker"):
         return None
-    pending = pending_evals(state, now, since)
+    pending = pending_evals(state, now, since, types)
     evs = state.evals_pending_since(since) if since > 0 else state.evals_with_status("pending")
     waits = [w for ev in evs if (w := ev.get("WaitUntil", 0.0)) and now is not None and w > now]
     return pending, min(waits, default=None)
@@ -208,6 +222,8 @@ class EvalBroker(NodeActor):
                  wall_clock: Any = None, metrics: Any = None) -> None:
         super().__init__(env, name)
         self.cfg = config or BrokerConfig()
+        # None: every type (the default); else the evaluation types this server schedules.
+        self._types = None if set(SCHEDULER_TYPES) <= set(self.cfg.schedulers) else self.cfg.schedulers
         self.metrics = metrics  # the agent's registry; None (simulations): no gauges, no timer for them
         self.raft = raft
         self._wall = wall_clock or env.now
@@ -235,7 +251,7 @@ class EvalBroker(NodeActor):
 
     def on_start(self) -> None:
         log.info("starting scheduling worker(s): num_workers=%d schedulers=[%s]", self.cfg.num_workers,
-                 " ".join(SCHEDULER_TYPES))
+                 " ".join(self.cfg.schedulers))
         self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
         if self.metrics is not None:
             self.set_timer("stats", 0.0)
@@ -305,7 +321,7 @@ class EvalBroker(NodeActor):
         self.paused = False
         if leader:
             log.info("%s: eval broker enabled; %d scheduling worker(s) for [%s]", self.env.node,
-                     self.cfg.num_workers, " ".join(SCHEDULER_TYPES))
+                     self.cfg.num_workers, " ".join(self.cfg.schedulers))
             self._seen_index = 0
             self._full_at = float("-inf")
             self._watch()
@@ -328,7 +344,8 @@ class EvalBroker(NodeActor):
         if full:
             self._full_at = now
         reply = ReplyTo(self.env, self.name, ("watch", self._gen, ""))
-        query = functools.partial(broker_view, now=self._wall(), since=0 if full else self._seen_index)
+        query = functools.partial(broker_view, now=self._wall(), since=0 if full else self._seen_index,
+                                  types=self._types)
         self.send(self.env.node, self.raft, Watch(tables=("evals", sched_cfg.TABLE),
                                                   min_index=self._seen_index, reply=reply,
                                                   timeout_s=self.cfg.watch_timeout_s, query=query))
@@ -345,8 +362,8 @@ class EvalBroker(NodeActor):
         if not self.is_leader or self.paused:
             return
         reply = ReplyTo(self.env, self.name, ("due", self._gen, ""))
-        self.send(self.env.node, self.raft, Read(query=functools.partial(broker_view, now=self._wall()),
-                                                 reply=reply))
+        self.send(self.env.node, self.raft, Read(query=functools.partial(broker_view, now=self._wall(),
+                                                                         types=self._types), reply=reply))
 
     def _pause(self) -> None:
         """PauseEvalBroker: hand out nothing more (Nomad disables its broker, flushing what it held);
