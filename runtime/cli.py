@@ -364,6 +364,20 @@ def format_template(tmpl: str, out: str) -> str:
         raise CliError(f"Error formatting the data: {e}") from None
 
 
+# Nomad's top-level shorthands (command/commands.go): `nomad run job.hcl` is `nomad job run job.hcl`, ...
+ALIASES: dict[str, tuple[str, ...]] = {
+    "run": ("job", "run"), "stop": ("job", "stop"), "plan": ("job", "plan"), "validate": ("job", "validate"),
+    "inspect": ("job", "inspect"), "init": ("job", "init"), "start": ("job", "start"),
+    "logs": ("alloc", "logs"), "fs": ("alloc", "fs"), "exec": ("alloc", "exec"),
+    "alloc-status": ("alloc", "status"), "eval-status": ("eval", "status"), "node-status": ("node", "status"),
+    "node-drain": ("node", "drain"), "server-members": ("server", "members"),
+    "server-join": ("server", "join"),
+    "server-force-leave": ("server", "force-leave"), "client-config": ("node", "config"),
+}
+# Those Nomad wraps in its DeprecatedCommand (a warning on stderr first).
+DEPRECATED_ALIASES = frozenset({"client-config", "server-force-leave", "server-join", "server-members"})
+
+
 def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
     token = os.environ.get("NOMAD_TOKEN", "")
@@ -395,6 +409,13 @@ def main(argv: list[str]) -> int:
     except CliError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
+    if rest and rest[0] in ALIASES:
+        old_name, new_words = rest[0], ALIASES[rest[0]]
+        if old_name in DEPRECATED_ALIASES:  # Nomad's DeprecatedCommand warning, then the command itself
+            print(f'WARNING! The "nomad {old_name}" command is deprecated. Please use "nomad '
+                  f'{" ".join(new_words)}" instead. This command will be removed a later version of Nomad.\n',
+                  file=sys.stderr)
+        rest = [*new_words, *rest[1:]]
     for words in sorted(COMMANDS, key=len, reverse=True):
         if tuple(rest[: len(words)]) == words:
             try:
@@ -418,7 +439,9 @@ def main(argv: list[str]) -> int:
                 print(out)
             return code
     usage = "\n".join(["  nomad agent  (runs the agent; its flags: nomad agent -h)",
-                       *("  nomad " + " ".join(w) for w in COMMANDS)])
+                       *("  nomad " + " ".join(w) for w in COMMANDS),
+                       "  shorthands: " + ", ".join(f"nomad {a}" for a in ALIASES
+                                                    if a not in DEPRECATED_ALIASES)])
     print("Usage: nomad [-address=ADDR] [-token=SECRET] [-ca-cert=PEM -client-cert=PEM -client-key=PEM] "
           f"<command>\n\nCommands:\n{usage}", file=sys.stderr)
     return 1

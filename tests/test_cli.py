@@ -67,3 +67,22 @@ def test_the_t_flag_formats_a_commands_json_output_with_a_go_template(monkeypatc
     assert "Error formatting the data: template: :1:" in capsys.readouterr().err
     assert cli.main(["fake", "plain", "-t", "{{.}}"]) == 1
     assert "flag provided but not defined: -t" in capsys.readouterr().err
+
+
+def test_nomads_top_level_shorthands_run_their_commands_and_the_deprecated_ones_warn(monkeypatch, capsys):
+    from runtime import cli
+
+    seen: list[tuple[str, list[str]]] = []
+    for words in set(cli.ALIASES.values()):
+        assert words in cli.COMMANDS, words  # every shorthand names a real command
+        monkeypatch.setitem(cli.COMMANDS, words, lambda addr, args, w=words: seen.append((" ".join(w), args)))
+    assert cli.main(["run", "-detach", "web.nomad.hcl"]) == 0
+    assert cli.main(["logs", "-stderr", "a1"]) == 0
+    assert cli.main(["node-status", "-self"]) == 0
+    assert seen == [("job run", ["-detach", "web.nomad.hcl"]), ("alloc logs", ["-stderr", "a1"]),
+                    ("node status", ["-self"])]
+    assert capsys.readouterr().err == ""
+    assert cli.main(["server-members"]) == 0
+    assert seen[-1] == ("server members", [])
+    assert capsys.readouterr().err.startswith('WARNING! The "nomad server-members" command is deprecated. '
+                                              'Please use "nomad server members" instead.')
