@@ -7,6 +7,7 @@ registration makes, and the store keeping an existing node's eligibility.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -203,3 +204,39 @@ def test_simulated_clients_with_node_max_allocs_hold_no_more_and_new_ones_start_
     assert c.nodes()[c.node_id(c.clients[0])]["SchedulingEligibility"] == "eligible"
     assert not c.overcommits
     c.close()
+
+
+# ------------------------------------------------------------ a real agent
+@pytest.mark.timeout(120)
+def test_a_dev_agent_with_node_limits_runs_one_of_two_once_made_eligible(tmp_path) -> None:
+    from tests.ports import free_port
+    from tests.test_agent_process import wait_for
+    from tests.test_cli_jobs import columns, nomad, section
+    from tests.test_http_jobs import PLACE_DEADLINE_S, call, running_agent, sleep_job
+
+    port = free_port()
+    conf = tmp_path / "agent.hcl"
+    conf.write_text(f"ports {{\n  http = {port}\n  rpc  = {free_port()}\n  serf = {free_port()}\n}}\n"
+                    "client {\n  node_max_allocs = 1\n  default_ineligible = true\n}\n")
+    with running_agent(["-dev", "-config", str(conf)], port) as agent:
+        (stub,) = wait_for(lambda: [n for n in call(port, "GET", "/v1/nodes").json()
+                                    if n["Status"] == "ready"], "the dev node")
+        node = call(port, "GET", f"/v1/node/{stub['ID']}").json()
+        assert node["NodeMaxAllocs"] == 1 and node["SchedulingEligibility"] == "ineligible"
+        enable = nomad(agent, "node", "eligibility", "-enable", stub["ID"])
+        assert enable.returncode == 0, enable.stderr
+        assert call(port, "GET", f"/v1/node/{stub['ID']}").json()["SchedulingEligibility"] == "eligible"
+        assert call(port, "PUT", "/v1/jobs", {"Job": sleep_job("capped", 2)}).status == 200
+        wait_for(lambda: [a for a in call(port, "GET", "/v1/job/capped/allocations").json()
+                          if a["ClientStatus"] == "running"], "one running allocation", PLACE_DEADLINE_S)
+        evals = call(port, "GET", "/v1/job/capped/evaluations").json()
+        failed = next(e for e in evals if e.get("FailedTGAllocs"))
+        assert failed["FailedTGAllocs"]["web"]["DimensionExhausted"] == {"max allocation exceeded": 1}
+        assert len(call(port, "GET", "/v1/job/capped/allocations").json()) == 1
+        out = nomad(agent, "eval", "status", failed["ID"]).stdout
+        assert 'Task Group "web" (failed to place 1 allocation):' in out
+        assert 'Dimension "max allocation exceeded" exhausted on 1 nodes' in out
+        summary = section(nomad(agent, "job", "status", "capped").stdout, "Summary")
+        assert columns(summary[1])[:4] == ["web", "1", "0", "1"]  # one queued, one running
+        status = nomad(agent, "node", "status", stub["ID"]).stdout
+        assert re.search(r"Alloc Count\s*\n.*\b1/1\s*$", status, re.M), status
