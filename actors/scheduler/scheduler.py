@@ -656,7 +656,7 @@ class _Placer:
         collisions = self.job_on_node.get((node_id, group["Name"]), 0) - (1 if held else 0)
         if collisions and self._distinct(group):
             return False
-        if _max_allocs_full(self.usage, node_id, node, metrics):  # the replaced allocation's is free too
+        if _max_allocs_full(self.usage, node_id, node, metrics):  # the replaced allocation's slot is free
             return False
         cap = self.usage.capacity(node_id) if self.usage.capacity is not None else node_capacity(node)
         used = self.usage[node_id]  # the replaced allocation's room is free: the plan stops it first
