@@ -462,6 +462,14 @@ class ClientConfig:
     no_host_uuid: bool = True  # random node ID instead of one from the host UUID
     # No task on this node can be entered with `nomad alloc exec` (Nomad's client refuses it, 403).
     disable_remote_exec: bool = False
+    # Nomad's node_max_allocs: the most live allocations the scheduler (and the plan applier) puts on
+    # this node, whatever room it has left -- a node with many tiny tasks is limited by more than
+    # CPU and memory (processes, ports, file handles).  0 (Nomad's default): no limit.
+    node_max_allocs: int = _f(0, ge=0)
+    # Nomad's default_ineligible: a node this agent registers for the first time is ineligible for
+    # scheduling until an operator runs `nomad node eligibility -enable` (a node that must be checked
+    # before it takes work); one that registered before keeps what the operator set.  Nomad's default off.
+    default_ineligible: bool = False
     artifact: ArtifactConfig = _sub(ArtifactConfig)
     # Nomad's host_volume blocks: host directories jobs may mount by name
     # (group ``volume { type = "host", source = <name> }``); advertised as

@@ -26,10 +26,6 @@ _NO_BRIDGE = "this agent has no bridge networking or CNI (a job asking for it is
 _NO_SINK = "this agent's metrics sinks are the in-memory one, Prometheus, statsd and DogStatsD"
 
 
-def _truthy(value: Any) -> bool:
-    return bool(value) and value not in ("false", "0")
-
-
 def _set(value: Any) -> bool:
     return value not in (None, "", [], {}, 0, False)
 
@@ -72,9 +68,6 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "client.users": ("tasks run as a named user or nobody; there is no dynamic user pool", None),
     "client.log_file": ("the agent's log_file serves the whole agent", None),
     "client.fingerprint": ("fingerprinters here take no per-fingerprinter configuration", None),
-    # A cap on this node's allocations, or a node that must wait for an operator: refused, not dropped.
-    "client.node_max_allocs": ("not supported by this agent", _set),
-    "client.default_ineligible": ("not supported by this agent", _truthy),
     # -- server
     "server.authoritative_region": ("ACL objects are not replicated between regions here", None),
     "server.client_introduction": ("clients here register with their node secret alone", None),

@@ -113,6 +113,7 @@ class JobCluster(ClientCluster):
         cpu_of: dict[str, int] = {}
         mem_of: dict[str, int] = {}
         disk_of: dict[str, int] = {}
+        count_of: dict[str, int] = {}
         terminal = TERMINAL_CLIENT
         for a in state.tables["allocs"].values():
             if a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in terminal:
@@ -120,15 +121,17 @@ class JobCluster(ClientCluster):
                 cpu_of[nid] = cpu_of.get(nid, 0) + r["CPU"]
                 mem_of[nid] = mem_of.get(nid, 0) + r["MemoryMB"]
                 disk_of[nid] = disk_of.get(nid, 0) + r.get("DiskMB", 0)
+                count_of[nid] = count_of.get(nid, 0) + 1
         for nid, cpu in cpu_of.items():
             mem, disk = mem_of[nid], disk_of[nid]
             node = state.tables["nodes"].get(nid)
             if node is None:
                 continue
             cap = node_capacity(node)
-            if cpu > cap[0] or mem > cap[1] or disk > cap[2]:
+            count, most = count_of[nid], node.get("NodeMaxAllocs") or 0
+            if cpu > cap[0] or mem > cap[1] or disk > cap[2] or (most and count > most):
                 msg = (f"t={self.sched.now:.1f}: node {nid} over-committed: cpu {cpu}/{cap[0]} "
-                       f"mem {mem}/{cap[1]} disk {disk}/{cap[2]}")
+                       f"mem {mem}/{cap[1]} disk {disk}/{cap[2]} allocations {count}/{most or '-'}")
                 self.overcommits.append(msg)
                 raise AssertionError(msg)
         self._check_rollouts(state.tables)

@@ -405,8 +405,6 @@ telemetry { circonus_api_token = "x" }
 @pytest.mark.parametrize("text, error", [
     ('keyring "awskms" {\n  active = true\n}\n', "keyring: external KMS providers for the root keyring are "
                                                    "not supported"),
-    ("client {\n  node_max_allocs = 10\n}\n", "client.node_max_allocs: not supported by this agent"),
-    ("client {\n  default_ineligible = true\n}\n", "client.default_ineligible: not supported by this agent"),
     ('acl {\n  token_max_expiration_ttl = "1h"\n}\n', "acl.token_max_expiration_ttl: ACL tokens here do not "
                                                         "expire"),
 ])
@@ -420,9 +418,22 @@ def test_a_nomad_key_whose_value_would_be_dropped_unsafely_is_refused(tmp_path: 
 
 def test_a_default_value_of_a_refusable_key_loads_quietly_enough(tmp_path: Path) -> None:
     path = tmp_path / "agent.hcl"
-    path.write_text("client {\n  default_ineligible = false\n  node_max_allocs = 0\n}\n")
+    path.write_text('acl {\n  token_max_expiration_ttl = ""\n}\n')
     _, _, warnings = load_files([str(path)])
-    assert len(warnings) == 2 and all("ignored" in w for w in warnings)
+    assert len(warnings) == 1 and "ignored" in warnings[0]
+
+
+def test_node_max_allocs_and_default_ineligible_load_into_the_client_config(tmp_path: Path) -> None:
+    path = tmp_path / "agent.hcl"
+    path.write_text("client {\n  node_max_allocs = 10\n  default_ineligible = true\n}\n")
+    cfg, _, warnings = load_files([str(path)])
+    assert (cfg.client.node_max_allocs, cfg.client.default_ineligible, warnings) == (10, True, [])
+    path.write_text("client {\n  default_ineligible = false\n  node_max_allocs = 0\n}\n")
+    cfg, _, warnings = load_files([str(path)])
+    assert (cfg.client.node_max_allocs, cfg.client.default_ineligible, warnings) == (0, False, [])
+    path.write_text("client {\n  enabled = true\n  node_max_allocs = -1\n}\n")
+    with pytest.raises(ConfigError, match="client.node_max_allocs: must be >= 0, got -1"):
+        validate(load_files([str(path)])[0])
 
 
 def test_nomads_deprecated_server_join_keys_move_into_server_join(tmp_path: Path) -> None:

@@ -83,12 +83,21 @@ class NodeSpec(Message):
     # Every driver's fingerprint, sorted (name, detected, healthy, health description): the node's
     # Drivers (Nomad's DriverInfo).  Empty (an older client): each of *drivers* is healthy.
     driver_health: tuple[tuple[str, bool, bool, str], ...] = ()
+    # client.node_max_allocs: the most live allocations placed here (Nomad's Node.NodeMaxAllocs); 0: no limit.
+    node_max_allocs: int = 0
+    # Nomad's Node.SchedulingEligibility as the client sends it: "ineligible" with client.default_ineligible.
+    # It applies to a node registering for the first time; an existing node keeps its own.  "": eligible.
+    scheduling_eligibility: str = ""
 
     def __post_init__(self) -> None:
         if not self.node_id:
             raise ValueError("node_id is required")
         if self.node_pool == "all":
             raise ValueError("node pool 'all' is reserved")
+        if self.node_max_allocs < 0:
+            raise ValueError("node_max_allocs must be >= 0")
+        if self.scheduling_eligibility not in ("", "eligible", "ineligible"):
+            raise ValueError(f"unknown scheduling eligibility {self.scheduling_eligibility!r}")
 
 
 @message(302)

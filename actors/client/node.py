@@ -125,6 +125,9 @@ class ClientNodeConfig:
     # must not grow those without bound; 64 KiB is far above any scheduling
     # use and far below a wire frame (4 MiB).
     dynamic_meta_max_bytes: int = 64 * 1024
+    node_max_allocs: int = 0  # client.node_max_allocs (Nomad's default 0: no limit)
+    # client.default_ineligible: the node registers ineligible; the server applies it to a new node only.
+    default_ineligible: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rpc_attempt_timeout_s", "rpc_hold_timeout_s", "register_retry_s", "no_servers_retry_s",
@@ -134,6 +137,8 @@ class ClientNodeConfig:
                 raise ValueError(f"{name} must be > 0")
         if self.initial_heartbeat_stagger_s < 0:
             raise ValueError("initial_heartbeat_stagger_s must be >= 0")
+        if self.node_max_allocs < 0:
+            raise ValueError("node_max_allocs must be >= 0")
         if not self.heartbeat_retry_min_s <= self.heartbeat_retry_high_s <= self.heartbeat_retry_cap_s:
             raise ValueError("need heartbeat_retry_min_s <= heartbeat_retry_high_s <= heartbeat_retry_cap_s")
 
@@ -144,7 +149,8 @@ class ClientNodeConfig:
                    node_class=c.node_class, node_pool=c.node_pool, meta=tuple(sorted(c.meta)),
                    http_addr=http_addr, dev_mode=config.dev_mode, min_dynamic_port=c.min_dynamic_port,
                    max_dynamic_port=c.max_dynamic_port, reserved_ports=c.reserved.reserved_ports,
-                   host_volumes=tuple(sorted(c.host_volume)))
+                   host_volumes=tuple(sorted(c.host_volume)), node_max_allocs=c.node_max_allocs,
+                   default_ineligible=c.default_ineligible)
 
 
 def read_host_uuid(paths: tuple[str, ...] = ("/sys/class/dmi/id/product_uuid", "/etc/machine-id")) -> str:
@@ -489,7 +495,8 @@ class ClientNode(NodeActor):
                         drivers=fp.drivers, resources=fp.resources, reserved=fp.reserved,
                         min_dynamic_port=c.min_dynamic_port, max_dynamic_port=c.max_dynamic_port,
                         reserved_ports=c.reserved_ports, host_volumes=c.host_volumes,
-                        driver_health=fp.driver_health)
+                        driver_health=fp.driver_health, node_max_allocs=c.node_max_allocs,
+                        scheduling_eligibility="ineligible" if c.default_ineligible else "eligible")
 
     def _response(self, m: NodeUpdateResponse) -> None:
         rpc = self._rpc

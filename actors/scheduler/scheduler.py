@@ -200,6 +200,29 @@ def exhausted(cap: tuple[int, ...], after: tuple[int, ...]) -> str | None:
     return None
 
 
+# Nomad's AllocsFit: a node with NodeMaxAllocs (client.node_max_allocs) set takes no more live
+# allocations than that, whatever room it has; checked before its resources.
+MAX_ALLOCS_EXCEEDED = "max allocation exceeded"
+
+
+def max_allocs_exceeded(node: dict[str, Any] | None, proposed: int) -> bool:
+    """Nomad's AllocsFit count check: *proposed* live allocations are more than the node's NodeMaxAllocs
+    (0 or absent: no limit)."""
+    limit = int((node or {}).get("NodeMaxAllocs") or 0)
+    return limit > 0 and proposed > limit
+
+
+def _max_allocs_full(usage: _Usage, node_id: str, node: dict[str, Any], metrics: dict[str, Any]) -> bool:
+    """One more allocation would exceed the node's NodeMaxAllocs: counted in *metrics* as Nomad's
+    ExhaustedNode with the dimension "max allocation exceeded"."""
+    if not node.get("NodeMaxAllocs") or not max_allocs_exceeded(node, usage.allocs(node_id) + 1):
+        return False
+    metrics["NodesExhausted"] += 1
+    metrics["DimensionExhausted"][MAX_ALLOCS_EXCEEDED] = \
+        metrics["DimensionExhausted"].get(MAX_ALLOCS_EXCEEDED, 0) + 1
+    return True
+
+
 def live(alloc: dict[str, Any]) -> bool:
     """Holds resources: neither server- nor client-terminal (Nomad TerminalStatus)."""
     return alloc.get("DesiredStatus") == "run" and alloc.get("ClientStatus") not in TERMINAL_CLIENT
@@ -552,6 +575,8 @@ class _Placer:
                 metrics["ConstraintFiltered"]["distinct_hosts"] = \
                     metrics["ConstraintFiltered"].get("distinct_hosts", 0) + 1
                 continue
+            if _max_allocs_full(self.usage, node_id, node, metrics):
+                continue
             cap = self.usage.capacity(node_id) if self.usage.capacity is not None else node_capacity(node)
             used = self.usage[node_id]
             after = (used[0] + need[0], used[1] + need[1], used[2] + need[2])
@@ -593,6 +618,7 @@ class _Placer:
             u = self.usage[best]
             for i, v in enumerate(need):
                 u[i] += v
+            self.usage.add_allocs(best, 1)
             if has_ports:
                 self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
                 self.usage.used_ports(best, self.stopping).update(p["Value"] for p in self.last_ports)
@@ -630,6 +656,8 @@ class _Placer:
         collisions = self.job_on_node.get((node_id, group["Name"]), 0) - (1 if held else 0)
         if collisions and self._distinct(group):
             return False
+        if _max_allocs_full(self.usage, node_id, node, metrics):  # the replaced allocation's slot is free
+            return False
         cap = self.usage.capacity(node_id) if self.usage.capacity is not None else node_capacity(node)
         used = self.usage[node_id]  # the replaced allocation's room is free: the plan stops it first
         after = tuple(used[i] + need[i] for i in range(3))
@@ -648,6 +676,7 @@ class _Placer:
             self.usage.used_ports(node_id, self.stopping).update(p["Value"] for p in ports)
         for i in range(3):
             used[i] += need[i]
+        self.usage.add_allocs(node_id, 1)
         key = (node_id, group["Name"])
         self.job_on_node[key] = self.job_on_node.get(key, 0) + 1 - (1 if held else 0)
         _, spreads = self._prefs(group)
@@ -702,6 +731,20 @@ class _Usage(dict):  # type: ignore[type-arg]
         self.capacity = node_capacity
         # node ID -> ports its live allocations hold (and this batch's placements took), on first look.
         self.ports: dict[str, set[int]] = {}
+        # node ID -> its live allocations, counted on first look (only for a node with NodeMaxAllocs),
+        # and node ID -> the placements less the freed stops of the plans made with this view.
+        self._alloc_counts: dict[str, int] = {}
+        self._alloc_added: dict[str, int] = {}
+
+    def allocs(self, node_id: str) -> int:
+        """The live allocations *node_id* would hold with the plans made so far (Nomad's proposed allocs)."""
+        base = self._alloc_counts.get(node_id)
+        if base is None:
+            base = self._alloc_counts[node_id] = sum(1 for a in self._node_allocs(node_id) if live(a))
+        return base + self._alloc_added.get(node_id, 0)
+
+    def add_allocs(self, node_id: str, n: int) -> None:
+        self._alloc_added[node_id] = self._alloc_added.get(node_id, 0) + n
 
     def used_ports(self, node_id: str, stopping: set[str]) -> set[int]:
         """The ports in use on *node_id*; allocations this plan stops (*stopping*) hold none."""
@@ -816,6 +859,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             u = freeing[0][a["NodeID"]]
             for i, v in enumerate(alloc_usage(a)):
                 u[i] -= v
+            freeing[0].add_allocs(a["NodeID"], -1)
 
     if job is None or job.get("Stop") or job.get("ParameterizedJob") or job.get("Periodic"):  # parents never run
         for a in job_allocs:
@@ -1074,6 +1118,7 @@ def _unstop(plan: dict[str, Any], placer: _Placer, prev: dict[str, Any]) -> None
         u = placer.usage[prev["NodeID"]]
         for i, v in enumerate(alloc_usage(prev)):
             u[i] += v
+        placer.usage.add_allocs(prev["NodeID"], 1)
     stop.remove(entry)
 
 
@@ -1187,6 +1232,9 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             continue
         if not volumes_feasible(node, group, f"{job['ID']}.{group['Name']}[0]", metrics):
             continue
+        if _max_allocs_full(placer.usage, node_id, node, metrics):
+            failed += 1
+            continue
         cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
         used = placer.usage[node_id]
         prev = replace_on.get(node_id)
@@ -1205,6 +1253,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         u = placer.usage[node_id]
         for i in range(3):
             u[i] += need[i]
+        placer.usage.add_allocs(node_id, 1)
         name = f"{job['ID']}.{group['Name']}[0]"
         plan["Place"].append(_alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
                                     prev, ports, oversubscribe=placer.oversubscribe))

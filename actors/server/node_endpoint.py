@@ -183,7 +183,7 @@ def drivers_record(spec: NodeSpec) -> dict[str, Any]:
 def node_record(spec: NodeSpec) -> dict[str, Any]:
     """The state-store record (Nomad's structs.Node field names) for a registering node."""
     res, rsv = spec.resources, spec.reserved
-    return {
+    rec: dict[str, Any] = {
         "ID": spec.node_id, "SecretID": spec.secret_id, "Name": spec.name, "Datacenter": spec.datacenter,
         "NodeClass": spec.node_class, "NodePool": spec.node_pool, "HTTPAddr": spec.http_addr,
         "Attributes": dict(spec.attributes), "Meta": dict(spec.meta),
@@ -196,8 +196,13 @@ def node_record(spec: NodeSpec) -> dict[str, Any]:
                               "Networks": {"ReservedHostPorts": spec.reserved_ports}},
         "HostVolumes": {name: {"Name": name, "Path": path, "ReadOnly": read_only}
                         for name, path, read_only in spec.host_volumes},
+        "NodeMaxAllocs": spec.node_max_allocs,  # 0: no limit (scheduler.max_allocs_exceeded)
         "Status": INITIALIZING,
     }
+    # A new node's eligibility (client.default_ineligible); the store keeps an existing node's own.
+    if spec.scheduling_eligibility:
+        rec["SchedulingEligibility"] = spec.scheduling_eligibility
+    return rec
 
 
 class NodeEndpoint(NodeActor):

@@ -1387,6 +1387,7 @@ class StateStore:
             alloc_port_values,
             alloc_usage,
             live,
+            max_allocs_exceeded,
             node_ready,
             node_reserved_ports,
         )
@@ -1419,6 +1420,8 @@ class StateStore:
             used[node_id] = list(self.node_usage(node_id))
         placed, refused = [], []
         ports_held: dict[str, set[int]] = {}  # node -> ports its live allocations hold, on first look
+        # node -> its live allocations, on first look at a node with NodeMaxAllocs (the stops are applied)
+        alloc_counts: dict[str, int] = {}
         job = self._plan_job(plan)
         remap = deployments.begin_plan(self, index, plan, now) if job is not None else {}
         placed_recs: list[dict[str, Any]] = []
@@ -1439,6 +1442,14 @@ class StateStore:
             if u[0] + c > cap[0] or u[1] + m > cap[1] or u[2] + d > cap[2] or p["ID"] in allocs:
                 refused.append(p["ID"])
                 continue
+            count = None
+            if node.get("NodeMaxAllocs"):  # Nomad's AllocsFit: "plan exceeds max allocation"
+                count = alloc_counts.get(p["NodeID"])
+                if count is None:
+                    count = sum(1 for a in self.node_allocs(p["NodeID"]) if live(a))
+                if max_allocs_exceeded(node, count + 1):
+                    refused.append(p["ID"])
+                    continue
             want = alloc_port_values(p)
             if want:  # ports another placement took since the plan was made are refused too
                 held = ports_held.get(p["NodeID"])
@@ -1450,6 +1461,8 @@ class StateStore:
                     refused.append(p["ID"])
                     continue
                 held.update(want)
+            if count is not None:
+                alloc_counts[p["NodeID"]] = count + 1
             u[0] += c
             u[1] += m
             u[2] += d
