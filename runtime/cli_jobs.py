@@ -549,6 +549,8 @@ def job_status(addr: str, args: list[str]) -> str:
     rows = [["Task Group", "Queued", "Starting", "Running", "Failed", "Complete", "Lost", "Unknown"]]
     rows += [[g] + [str(s[k]) for k in rows[0][1:]] for g, s in sorted(summary.items())]
     out += ["", "Summary", table(rows)]
+    out += _job_evals_sections(request(addr, "GET", f"{path}/evaluations") or [], verbose,
+                               bool(flags.get("evals")))
     latest = request(addr, "GET", f"{path}/deployment")
     if latest:  # Nomad's "Latest Deployment", before the allocations
         from runtime.cli_deployments import latest_deployment_section  # it imports this module
@@ -561,6 +563,40 @@ def job_status(addr: str, args: list[str]) -> str:
     else:
         out.append(alloc_table(allocs, verbose, with_node=True))
     return "\n".join(out)
+
+
+MAX_FAILED_TGS = 5  # Nomad's maxFailedTGs: task groups shown under "Placement Failure"
+
+
+def _job_evals_sections(evals: list[dict[str, Any]], verbose: bool, show: bool) -> list[str]:
+    """Nomad's outputJobInfo: the "Evaluations" table (-evals or -verbose) and, while an evaluation is
+    blocked, the latest failed placement's reasons per task group ("Placement Failure")."""
+    out: list[str] = []
+    rows = [["ID", "Priority", "Triggered By", "Status", "Placement Failures"]]
+    latest, blocked = None, False
+    for ev in evals:
+        failures = "N/A - In Progress" if ev.get("Status") == "blocked" else \
+            str(bool(ev.get("FailedTGAllocs"))).lower()
+        rows.append([short(ev["ID"], verbose), str(ev.get("Priority", 50)), ev.get("TriggeredBy", ""),
+                     ev.get("Status", ""), failures])
+        blocked = blocked or ev.get("Status") == "blocked"
+        newer = latest is None or latest.get("CreateIndex", 0) < ev.get("CreateIndex", 0)
+        if ev.get("FailedTGAllocs") and newer:
+            latest = ev
+    if verbose or show:
+        out += ["", "Evaluations", table(rows)]
+    if blocked and latest is not None:
+        out += ["", "Placement Failure"]
+        groups = sorted(latest["FailedTGAllocs"])
+        for i, group in enumerate(groups[:MAX_FAILED_TGS]):
+            out.append(f'Task Group "{group}":')
+            out += [f"  * {line}" for line in alloc_metrics(latest["FailedTGAllocs"][group])]
+            if i != len(groups) - 1:
+                out.append("")
+        if len(groups) > MAX_FAILED_TGS:
+            out += ["", "Placement failures truncated. To see remainder run:",
+                    f"nomad eval-status {latest['ID']}"]
+    return out
 
 
 def alloc_table(allocs: list[dict[str, Any]], verbose: bool, *, with_node: bool) -> str:

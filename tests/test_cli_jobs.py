@@ -1068,3 +1068,35 @@ def test_node_status_shows_driver_health_as_nomad_does(monkeypatch) -> None:
     assert columns(out[at + 4]) == ["raw_exec", "true", "true", "Healthy", "2027-01-15T08:00:00Z"]
     short = cli_jobs.node_status("http://x", ["-short", "n1"]).splitlines()
     assert short[-1].split("=")[1].strip() == "exec,raw_exec"
+
+
+def test_job_status_shows_evaluations_and_the_blocked_placement_failure_as_nomad_does(monkeypatch) -> None:
+    from runtime import cli, cli_jobs  # cli first (it imports cli_jobs' commands), as bin/nomad does
+
+    assert cli.COMMANDS
+    failed = {"web": {"NodesEvaluated": 2, "NodesExhausted": 2, "DimensionExhausted": {"memory": 2},
+                      "CoalescedFailures": 0}}
+    evals = [{"ID": "e1aaaaaa-0000", "Priority": 50, "TriggeredBy": "job-register", "Status": "complete",
+              "FailedTGAllocs": failed, "CreateIndex": 10},
+             {"ID": "e2bbbbbb-0000", "Priority": 50, "TriggeredBy": "queued-allocs", "Status": "blocked",
+              "CreateIndex": 11}]
+    answers = {"/v1/job/web": {"ID": "web", "Type": "service", "Priority": 50, "Datacenters": ["dc1"],
+                               "SubmitTime": 0, "Status": "pending"},
+               "/v1/job/web/summary": {"Summary": {"web": {k: 0 for k in (
+                   "Queued", "Starting", "Running", "Failed", "Complete", "Lost", "Unknown")}}},
+               "/v1/job/web/evaluations": evals, "/v1/job/web/deployment": None,
+               "/v1/job/web/allocations": []}
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix: {"ID": prefix})
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: answers[path])
+    out = cli_jobs.job_status("http://x", ["web"])
+    assert "Evaluations" not in out.splitlines()
+    assert out.split("Placement Failure\n")[1].split("\n\n")[0] == (
+        'Task Group "web":\n  * Resources exhausted on 2 nodes\n  * Dimension "memory" exhausted on 2 nodes')
+    shown = cli_jobs.job_status("http://x", ["-evals", "web"]).splitlines()
+    at = shown.index("Evaluations")
+    assert [line.split() for line in shown[at + 1:at + 4]] == [
+        ["ID", "Priority", "Triggered", "By", "Status", "Placement", "Failures"],
+        ["e1aaaaaa", "50", "job-register", "complete", "true"],
+        ["e2bbbbbb", "50", "queued-allocs", "blocked", "N/A", "-", "In", "Progress"]]
+    evals[1]["Status"] = "complete"  # nothing blocked: no Placement Failure section
+    assert "Placement Failure" not in cli_jobs.job_status("http://x", ["web"])
