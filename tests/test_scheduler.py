@@ -177,6 +177,28 @@ def test_service_job_places_its_count_and_nodes_are_never_overcommitted() -> Non
     c.assert_not_overcommitted()
 
 
+def test_a_finished_allocation_frees_capacity_for_a_blocked_evaluation() -> None:
+    """Nomad's FSM unblocks blocked evaluations when a client reports an allocation terminal; a log
+    entry written before the unblock flag applies as it always did."""
+    c = Cluster()
+    c.node(0, cpu=1000, mem=1024)
+    c.register(**service("batchy", count=2, cpu=400, Type="batch"))
+    c.schedule()
+    first, second = c.running("batchy")
+    c.register(**service("web", count=1, cpu=800))
+    c.schedule()
+    assert not c.running("web") and c.state.evals_by_status["blocked"]
+    old = c.apply("alloc_client_update_batch", reports=[
+        {"node_id": first["NodeID"], "allocs": [{"ID": first["ID"], "ClientStatus": "complete"}]}])
+    assert old["ok"] and c.state.evals_by_status["blocked"]  # an entry without the flag: as before
+    res = c.apply("alloc_client_update_batch", unblock=True, reports=[
+        {"node_id": second["NodeID"], "allocs": [{"ID": second["ID"], "ClientStatus": "complete"}]}])
+    assert res["evals"] and not c.state.evals_by_status["blocked"]
+    c.schedule()
+    assert len(c.running("web")) == 1
+    c.assert_not_overcommitted()
+
+
 def test_constraints_and_datacenters_filter_nodes() -> None:
     c = Cluster()
     c.node(0, attrs={"kernel.name": "linux"})

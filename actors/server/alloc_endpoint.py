@@ -333,7 +333,9 @@ class AllocEndpoint(NodeActor):
         self.stats["batches"] += 1
         wid = self._id()
         self._batches[wid] = [(m.reply_node, m.reply_actor, m.req_id) for m, _ in batch]
-        data = command("alloc_client_update_batch", now=self._wall(), reports=[
+        # unblock: an allocation that finished frees capacity, so blocked evaluations get another go
+        # (Nomad's FSM unblocks on a terminal client update); older log entries lack the flag.
+        data = command("alloc_client_update_batch", now=self._wall(), unblock=True, reports=[
             {"node_id": m.node_id, "secret_id": m.secret_id, "allocs": updates} for m, updates in batch])
         reply = ReplyTo(self.env, self.name, ("batch", wid))
         self.send(self.env.node, self.raft, Propose(data=data, reply=reply))

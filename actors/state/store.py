@@ -177,6 +177,7 @@ class _ClientReports:
     jobs_touched: set[str] = field(default_factory=set)  # an allocation's liveness changed
     watcher_jobs: set[str] = field(default_factory=set)  # deployments that may go on
     dep_failures: list[tuple[str, str]] = field(default_factory=list)
+    freed: bool = False  # an allocation reached a terminal client status: its capacity is free
 
 
 class StateStore:
@@ -1049,15 +1050,17 @@ class StateStore:
         """Capacity appeared (a node ready or eligible): system jobs and blocked evals get another go."""
         system = sorted(j["ID"] for j in self.tables["jobs"].values()
                         if j["Type"] == "system" and not j.get("Stop"))
-        out = self._create_evals(index, system, "node-update", now, node_id=node_id)
-        unblocked = False
+        return self._create_evals(index, system, "node-update", now, node_id=node_id) + self._unblock(index, now)
+
+    def _unblock(self, index: int, now: float) -> list[str]:
+        """Capacity changed: every blocked evaluation is pending again (Nomad's BlockedEvals.Unblock)."""
+        out = []
         for ev in self.evals_with_status("blocked"):
             ev.update(Status="pending", ModifyIndex=index, ModifyTime=now,
                       StatusDescription="unblocked: capacity changed")
             self._index_eval(ev)
             out.append(ev["ID"])
-            unblocked = True
-        if unblocked:
+        if out:
             self._touch("evals", index)
         return out
 
@@ -1664,7 +1667,8 @@ class StateStore:
             raise CommandError("reports must be a list of maps with allocs")
         errors = [self._client_report(index, r.get("node_id"), r.get("secret_id"), r["allocs"], now, acc)
                   for r in reports]
-        return {**self._client_reports_done(index, now, acc), "errors": errors}
+        return {**self._client_reports_done(index, now, acc, unblock=bool(cmd.get("unblock"))),
+                "errors": errors}
 
     def _client_report(self, index: int, node_id: str | None, secret_id: str | None, reports: list[Any],
                        now: float, acc: _ClientReports) -> str:
@@ -1719,6 +1723,8 @@ class StateStore:
                 # recount reads every allocation the job has.
                 acc.jobs_touched.add(rec["JobID"])
             terminal = ("failed", "complete", "lost")
+            if rec.get("ClientStatus") in terminal and a.get("ClientStatus") not in terminal:
+                acc.freed = True
             if rec.get("ClientStatus") in terminal and a.get("ClientStatus") not in terminal and \
                     rec.get("DesiredStatus") == "run":
                 # A failed allocation is rescheduled; a service or system one
@@ -1729,11 +1735,16 @@ class StateStore:
                     acc.failed_jobs.add(rec["JobID"])
         return ""
 
-    def _client_reports_done(self, index: int, now: float, acc: _ClientReports) -> dict[str, Any]:
-        """What applied client reports call for: job statuses, and evaluations once per job."""
+    def _client_reports_done(self, index: int, now: float, acc: _ClientReports,
+                             unblock: bool = False) -> dict[str, Any]:
+        """What applied client reports call for: job statuses, and evaluations once per job; with
+        *unblock*, an allocation that finished gives the blocked evaluations another go (its capacity
+        is free)."""
         if acc.updated:
             self._touch("allocs", index)
         evals = self._create_evals(index, sorted(acc.failed_jobs), "alloc-failure", now)
+        if unblock and acc.freed:
+            evals += self._unblock(index, now)
         for dep_id, why in acc.dep_failures:
             d = self.tables[deployments.TABLE].get(dep_id)
             if d is not None and d["Status"] in deployments.ACTIVE:
