@@ -1050,7 +1050,8 @@ class StateStore:
         """Capacity appeared (a node ready or eligible): system jobs and blocked evals get another go."""
         system = sorted(j["ID"] for j in self.tables["jobs"].values()
                         if j["Type"] == "system" and not j.get("Stop"))
-        return self._create_evals(index, system, "node-update", now, node_id=node_id) + self._unblock(index, now)
+        out = self._create_evals(index, system, "node-update", now, node_id=node_id)
+        return out + self._unblock(index, now)
 
     def _unblock(self, index: int, now: float) -> list[str]:
         """Capacity changed: every blocked evaluation is pending again (Nomad's BlockedEvals.Unblock)."""
