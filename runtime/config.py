@@ -256,7 +256,8 @@ class SchedulerDefaults:
         p = self.preemption_config
         return {"SchedulerAlgorithm": self.scheduler_algorithm or "binpack",
                 "MemoryOversubscriptionEnabled": self.memory_oversubscription_enabled,
-                "RejectJobRegistration": self.reject_job_registration, "PauseEvalBroker": self.pause_eval_broker,
+                "RejectJobRegistration": self.reject_job_registration,
+                "PauseEvalBroker": self.pause_eval_broker,
                 "PreemptionConfig": {"SystemSchedulerEnabled": p.system_scheduler_enabled,
                                      "SysBatchSchedulerEnabled": p.sysbatch_scheduler_enabled,
                                      "BatchSchedulerEnabled": p.batch_scheduler_enabled,
@@ -1225,6 +1226,7 @@ def _check_server(s: ServerConfig) -> None:
                           f"and later, got {s.raft_protocol}")
     if s.server_join.start_join and s.server_join.retry_join:
         raise ConfigError("server.server_join: start_join and retry_join are mutually exclusive")
+    _check_cloud_join("server", s.server_join)
     for name in s.enabled_schedulers:
         if name not in ("service", "batch", "system", "sysbatch", "_core"):
             raise ConfigError(f'server.enabled_schedulers: unknown scheduler "{name}" (want service, batch, '
@@ -1235,8 +1237,8 @@ def _check_server(s: ServerConfig) -> None:
         raise ConfigError(f"server.job_max_priority: job_max_priority cannot be {s.job_max_priority}. "
                           "Must be between 100 and 32766")
     if s.job_default_priority and not 50 <= s.job_default_priority < max_priority:
-        raise ConfigError(f"server.job_default_priority: job_default_priority cannot be {s.job_default_priority}. "
-                          f"Must be between 50 and {max_priority}")
+        raise ConfigError("server.job_default_priority: job_default_priority cannot be "
+                          f"{s.job_default_priority}. Must be between 50 and {max_priority}")
     if s.job_tracked_versions <= 0:
         raise ConfigError("server.job_tracked_versions: job_tracked_versions must be greater than 0")
     if s.default_scheduler_config and s.default_scheduler_config.scheduler_algorithm not in ("", "binpack",
@@ -1274,7 +1276,18 @@ def parse_port_ranges(spec: str) -> tuple[int, ...]:
     return tuple(sorted(ports))
 
 
+def _check_cloud_join(role: str, join: ServerJoin) -> None:
+    """A go-discover cloud auto-join entry ("provider=aws tag_key=..."): Nomad asks the cloud for the
+    servers' addresses; this agent cannot, and would retry a name that never resolves, so it says so."""
+    for key in ("start_join", "retry_join"):
+        for addr in getattr(join, key):
+            if "provider=" in addr:
+                raise ConfigError(f'{role}.server_join.{key}: "{addr}": cloud auto-join (go-discover) is '
+                                  "not supported by this agent; list the servers' addresses instead")
+
+
 def _check_client(c: ClientConfig) -> None:
+    _check_cloud_join("client", c.server_join)
     if c.server_join.start_join:
         raise ConfigError("client.server_join.start_join: not allowed for clients "
                           "(use retry_join or client.servers)")

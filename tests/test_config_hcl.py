@@ -432,7 +432,7 @@ def test_node_max_allocs_and_default_ineligible_load_into_the_client_config(tmp_
     cfg, _, warnings = load_files([str(path)])
     assert (cfg.client.node_max_allocs, cfg.client.default_ineligible, warnings) == (0, False, [])
     path.write_text("client {\n  enabled = true\n  node_max_allocs = -1\n}\n")
-    with pytest.raises(ConfigError, match="client.node_max_allocs: must be >= 0, got -1"):
+    with pytest.raises(ConfigError, match=r"client\.node_max_allocs: must be >= 0, got -1"):
         validate(load_files([str(path)])[0])
 
 
@@ -462,6 +462,9 @@ def test_nomads_deprecated_server_join_keys_move_into_server_join(tmp_path: Path
     ("server {\n  job_tracked_versions = 0\n}\n",
      "server.job_tracked_versions: job_tracked_versions must be greater than 0"),
     ("server {\n  job_max_count = -1\n}\n", "server.job_max_count: must be >= 0, got -1"),
+    ('server {\n  server_join {\n    retry_join = ["provider=aws tag_key=nomad"]\n  }\n}\n',
+     'server.server_join.retry_join: "provider=aws tag_key=nomad": cloud auto-join (go-discover) is not '
+     "supported by this agent; list the servers' addresses instead"),
     ('server {\n  enabled_schedulers = ["service", "cron"]\n}\n',
      'server.enabled_schedulers: unknown scheduler "cron" (want service, batch, system or sysbatch)'),
 ])
