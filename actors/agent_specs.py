@@ -184,6 +184,8 @@ def child_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                            max_conns_per_client=config.limits.http_max_conns_per_client,
                            acl_enabled=config.acl.enabled, acl_token_ttl_s=config.acl.token_ttl_s,
                            acl_policy_ttl_s=config.acl.policy_ttl_s, acl_role_ttl_s=config.acl.role_ttl_s,
+                           acl_token_min_expiration_ttl_s=config.acl.token_min_expiration_ttl_s,
+                           acl_token_max_expiration_ttl_s=config.acl.token_max_expiration_ttl_s,
                            acl_bootstrap_reset_file=reset_file,
                            tls=ctx.tls if ctx.tls is not None and ctx.tls.http else None,
                            https_handshake_timeout_s=config.limits.https_handshake_timeout_s,
