@@ -190,7 +190,8 @@ def test_job_gc_config_follows_the_server_config_and_is_validated():
     cfg = JobGCConfig.from_server(ServerConfig(job_gc_threshold_s=60.0, eval_gc_threshold_s=30.0,
                                                acl_token_gc_threshold_s=120.0))
     assert cfg.job_threshold_s == 60.0 and cfg.eval_threshold_s == 30.0 and cfg.eval_interval_s == 300.0
-    assert (cfg.token_threshold_s, cfg.token_interval_s) == (120.0, 300.0)
+    assert (cfg.token_threshold_s, cfg.token_interval_s, cfg.acl_enabled) == (120.0, 300.0, False)
+    assert JobGCConfig.from_server(ServerConfig(), acl_enabled=True).acl_enabled
     assert JobGCConfig.from_server(ServerConfig()).token_threshold_s == 3600.0  # Nomad's 1h
     with pytest.raises(ValueError):
         JobGCConfig(job_threshold_s=0)
@@ -205,7 +206,7 @@ def _expiring(accessor: str, now: float, ttl_s: float) -> dict:
 
 
 def test_the_leader_collects_expired_acl_tokens_after_the_gc_threshold_and_force_gc_at_once():
-    cfg = JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=1))
+    cfg = JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=1), job_gc=JobGCConfig(acl_enabled=True))
     c = JobCluster(5, cfg)
     c.run(30.0)
     now = c.sched.now

@@ -70,6 +70,9 @@ class JobGCConfig:
     # server.acl_token_gc_threshold: an expired token created within the last
     # hour is kept, so `acl token list` shows it as expired for a while.
     token_threshold_s: float = 3600.0
+    # acl.enabled: Nomad's expiredACLTokenGC does nothing when ACLs are off,
+    # so neither the timer nor a forced GC looks at tokens then.
+    acl_enabled: bool = False
 
     def __post_init__(self) -> None:
         for name in ("eval_interval_s", "eval_threshold_s", "batch_eval_threshold_s", "job_interval_s",
@@ -81,12 +84,12 @@ class JobGCConfig:
             raise ValueError("batch_size must be >= 1")
 
     @classmethod
-    def from_server(cls, server: ServerConfig) -> JobGCConfig:
+    def from_server(cls, server: ServerConfig, *, acl_enabled: bool = False) -> JobGCConfig:
         return cls(eval_threshold_s=server.eval_gc_threshold_s,
                    batch_eval_threshold_s=server.batch_eval_gc_threshold_s,
                    job_interval_s=server.job_gc_interval_s, job_threshold_s=server.job_gc_threshold_s,
                    deployment_threshold_s=server.deployment_gc_threshold_s,
-                   token_threshold_s=server.acl_token_gc_threshold_s)
+                   token_threshold_s=server.acl_token_gc_threshold_s, acl_enabled=acl_enabled)
 
 
 @dataclass(slots=True)
@@ -115,7 +118,7 @@ class JobGC(LeaderGC):
         super().__init__(env, name, raft=raft, wall_clock=wall_clock,
                          timers={"eval_gc": self.cfg.eval_interval_s, "job_gc": self.cfg.job_interval_s,
                                  "deployments": self.cfg.deployment_interval_s,
-                                 "token_gc": self.cfg.token_interval_s})
+                                 **({"token_gc": self.cfg.token_interval_s} if self.cfg.acl_enabled else {})})
         self.node_gc = node_gc
         # totals (status, tests)
         self.removed = {"jobs": 0, "evals": 0, "allocs": 0, "deployments": 0, "acl_tokens": 0}
@@ -124,7 +127,7 @@ class JobGC(LeaderGC):
     def _force(self, reply: Any) -> None:
         t = self.cfg.force_threshold_s
         self._scan(t, t, t, jobs=True, evals=True, forced=True, reply=reply, deployment_threshold_s=t,
-                   token_threshold_s=t)
+                   token_threshold_s=t if self.cfg.acl_enabled else None)
 
     def _status(self) -> dict[str, Any]:
         return {**self.removed, "deployments_failed": self.deployments_failed}
