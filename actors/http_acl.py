@@ -20,8 +20,9 @@ policy takes effect on every token that has the role, and a deleted role or
 policy simply grants nothing more.
 An unknown secret is 403 ``ACL token not found``; an expired one (Nomad 1.4's
 ``ExpirationTime``, set from ``ExpirationTTL`` when the token is created) is
-500 ``ACL token expired``, as Nomad answers it, until the leader's GC deletes it; no token is the anonymous
-token, which has what the policy named ``anonymous`` grants, or nothing.  Compiled ACLs are cached by the
+500 ``ACL token expired``, as Nomad answers it, until the leader's GC deletes
+it; no token is the anonymous token, which has what the policy named
+``anonymous`` grants, or nothing.  Compiled ACLs are cached by the
 (policy, ModifyIndex) set they came from, so an edited policy takes effect
 at once.  A denied request is 403 ``Permission denied`` and reaches no
 handler.
@@ -611,9 +612,9 @@ def acl_token(req: Request, api: Api) -> Any:
     return answer
 
 
-def _token_fields(body: dict[str, Any]) -> tuple[str, str, list[str], list[dict[str, str]], bool]:
-    """Nomad's ``ACLToken.Validate`` but expiry (:func:`_token_expiry`); errors as its RPC words them
-    ("token 0 invalid: 1 error occurred: ...")."""
+def _token_fields(body: dict[str, Any]) -> tuple[str, str, list[str], list[dict[str, str]], bool, list[str]]:
+    """The token's fields, and what Nomad's ``ACLToken.Validate`` finds wrong with them but expiry
+    (:func:`_token_expiry`); a field of the wrong JSON type is refused at once."""
     name, kind, policies, roles, is_global = (body.get("Name", ""), body.get("Type", ""),
                                               body.get("Policies") or [], body.get("Roles") or [],
                                               body.get("Global", False))
@@ -640,10 +641,14 @@ def _token_fields(body: dict[str, Any]) -> tuple[str, str, list[str], list[dict[
         problems.append("management token cannot be associated with policies or roles")
     elif kind not in ("client", "management"):
         problems.append("token type must be client or management")
+    links = [{"ID": r.get("ID") or "", "Name": "" if r.get("ID") else r.get("Name") or ""} for r in roles]
+    return name, kind, sorted(set(policies)), links, is_global, problems
+
+
+def _invalid(problems: list[str]) -> None:
+    """Nomad's upsertTokens refusal: "token 0 invalid: " and Validate's multierror."""
     if problems:
         raise CodedError(400, f"token 0 invalid: {multi_error(problems)}")
-    links = [{"ID": r.get("ID") or "", "Name": "" if r.get("ID") else r.get("Name") or ""} for r in roles]
-    return name, kind, sorted(set(policies)), links, is_global
 
 
 def _expiry_fields(body: dict[str, Any]) -> tuple[int, float | None]:
@@ -665,13 +670,14 @@ def _expiry_fields(body: dict[str, Any]) -> tuple[int, float | None]:
     return ttl, expires
 
 
-def _token_expiry(api: Api, ttl_ns: int, expires: float | None, create_us: int) -> float | None:
+def _token_expiry(api: Api, ttl_ns: int, expires: float | None, create_us: int,
+                  problems: list[str]) -> float | None:
     """A new token's ExpirationTime, checked as Nomad's ``Canonicalize`` and ``Validate`` do on creation.
 
     Without an ExpirationTime, a TTL sets it to CreateTime + TTL; the
     time until expiry must lie within acl.token_min/max_expiration_ttl.
+    What is wrong is added to *problems*.
     """
-    problems = []
     if ttl_ns < 0:
         problems.append(f"token expiration TTL '{go_duration(ttl_ns)}' should not be negative")
     if expires is None and ttl_ns:
@@ -691,8 +697,6 @@ def _token_expiry(api: Api, ttl_ns: int, expires: float | None, create_us: int) 
     elif expires_in_ns < min_ns:
         problems.append(f"expiration time cannot be less than {go_duration(min_ns)} in the future "
                         f"(was {go_duration(expires_in_ns)})")
-    if problems:
-        raise CodedError(400, f"token 0 invalid: {multi_error(problems)}")
     return exp_us / 1e6
 
 
@@ -704,7 +708,7 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
     if accessor and given and given != accessor:
         raise CodedError(400, "Token Accessor ID does not match request path")
     accessor = accessor or given
-    name, kind, policies, roles, is_global = _token_fields(body)
+    name, kind, policies, roles, is_global, problems = _token_fields(body)
     ttl_ns, expires = _expiry_fields(body)
     token: dict[str, Any] = {"Name": name, "Type": kind, "Policies": policies, "Roles": roles,
                              "Global": is_global,
@@ -712,13 +716,15 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
     if ttl_ns:
         token["ExpirationTTL"] = ttl_ns
     if accessor:  # an update: the store refuses a changed expiry (Nomad's Validate against the existing)
+        _invalid(problems)
         token["AccessorID"] = accessor
         if expires is not None:
             token["ExpirationTime"] = expires
     else:
         create_us = round(wall_time() * 1e6)
         token.update(AccessorID=new_id(), SecretID=new_id(), CreateTime=create_us / 1e6)
-        expiration = _token_expiry(api, ttl_ns, expires, create_us)
+        expiration = _token_expiry(api, ttl_ns, expires, create_us, problems)
+        _invalid(problems)
         if expiration is not None:
             token["ExpirationTime"] = expiration
     index = _write(api, "acl_token_upsert", tokens=[token])

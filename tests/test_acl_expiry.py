@@ -191,6 +191,9 @@ def test_a_ttl_in_nanoseconds_and_an_expiration_time_are_taken_too(st, clock):
         "expiration time cannot be before create time",
         "expiration time cannot be less than 1m0s in the future (was -1h0m0s)"]),
     ({"ExpirationTTL": "1h", "Policies": []}, {}, ["client token missing policies or roles"]),
+    ({"ExpirationTTL": "2s", "Type": "other"}, {}, ["token type must be client or management",
+                                                    "expiration time cannot be less than 1m0s in the future "
+                                                    "(was 2s)"]),
 ])
 def test_expiry_outside_the_servers_bounds_is_refused_with_nomads_messages(st, clock, fields, bounds,
                                                                            problems):
