@@ -40,13 +40,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "ACL", "ANONYMOUS_POLICY", "MANAGEMENT_ACL", "PERMISSION_DENIED", "TOKEN_NOT_FOUND",
+    "ACL", "ANONYMOUS_POLICY", "MANAGEMENT_ACL", "PERMISSION_DENIED", "TOKEN_EXPIRED", "TOKEN_NOT_FOUND",
     "Need", "Policy", "PolicyError", "compile_acl", "parse_hcl", "parse_policy", "required",
 ]
 
 # Nomad's structs.ErrPermissionDenied and ErrTokenNotFound: both answered 403.
 PERMISSION_DENIED = "Permission denied"
 TOKEN_NOT_FOUND = "ACL token not found"
+# Nomad's ErrTokenExpired: its HTTP layer maps no status to it, so an expired token is answered 500.
+TOKEN_EXPIRED = "ACL token expired"
 # Requests without a token get what this policy grants (Nomad's AnonymousACLToken).
 ANONYMOUS_POLICY = "anonymous"
 DEFAULT_NAMESPACE = "default"

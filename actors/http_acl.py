@@ -18,8 +18,11 @@ A token's policies are its own and those of its **roles** (Nomad 1.4's ACL
 roles: ``/v1/acl/role...``), looked up at each resolution, so a role's new
 policy takes effect on every token that has the role, and a deleted role or
 policy simply grants nothing more.
-An unknown secret is 403 ``ACL token not found``; no token is the anonymous
-token, which has what the policy named ``anonymous`` grants, or nothing.  Compiled ACLs are cached by the
+An unknown secret is 403 ``ACL token not found``; an expired one (Nomad 1.4's
+``ExpirationTime``, set from ``ExpirationTTL`` when the token is created) is
+500 ``ACL token expired``, as Nomad answers it, until the leader's GC deletes
+it; no token is the anonymous token, which has what the policy named
+``anonymous`` grants, or nothing.  Compiled ACLs are cached by the
 (policy, ModifyIndex) set they came from, so an edited policy takes effect
 at once.  A denied request is 403 ``Permission denied`` and reaches no
 handler.
@@ -53,6 +56,7 @@ from actors.acl import (
     MANAGEMENT_ACL,
     OPEN,
     PERMISSION_DENIED,
+    TOKEN_EXPIRED,
     TOKEN_NOT_FOUND,
     PolicyError,
     compile_acl,
@@ -73,7 +77,16 @@ from actors.http_api import (
     route,
     state_query,
 )
-from actors.state.acl_ops import role_by_name, role_out, token_by_secret, token_policy_names, token_view
+from actors.state.acl_ops import (
+    multi_error,
+    role_by_name,
+    role_out,
+    token_by_secret,
+    token_expired,
+    token_policy_names,
+    token_view,
+)
+from actors.state.autopilot_config import go_duration, parse_go_duration
 from actors.state.store import command
 from runtime.edge import monotonic, new_id, wall_time
 
@@ -128,12 +141,15 @@ def _local_read(api: Api, query: Any) -> Any:
         raise CodedError(500, "state store did not answer in time") from None
 
 
-def _token_query(secret: str) -> Any:
+def _token_query(secret: str, now: float) -> Any:
+    """Resolve *secret* in the state store; *now* (the edge's wall clock) decides expiry."""
     def query(st: Any) -> tuple[str, Any, dict[str, tuple[int, str]]]:
         try:  # runs inside the Raft actor: must never raise
             token = token_by_secret(st, secret) if secret else None
             if secret and token is None:
                 return "missing", None, {}
+            if token_expired(token, now):
+                return "expired", None, {}
             names = token_policy_names(st, token) if token else [ANONYMOUS_POLICY]  # roles expanded
             table = st.tables["acl_policies"]
             found = {n: (table[n]["ModifyIndex"], table[n]["Rules"]) for n in names if n in table}
@@ -170,9 +186,11 @@ def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
     if api.env.lookup("raft") is None:
         status, token, policies = _remote_lookup(api, secret)
     else:
-        status, token, policies = _local_read(api, _token_query(secret))
+        status, token, policies = _local_read(api, _token_query(secret, wall_time()))
     if status == "missing":
         raise CodedError(403, TOKEN_NOT_FOUND)
+    if status == "expired":
+        raise CodedError(500, TOKEN_EXPIRED)
     if status != "ok":
         raise CodedError(500, str(token))
     if token is not None and token.get("Type") == "management":
@@ -232,6 +250,9 @@ def _remote_lookup(api: Api, secret: str) -> tuple[str, Any, dict[str, tuple[int
     token = _cached(_remote_tokens, secret, api.ctx.acl_token_ttl_s, fetch_token)
     if secret and token is None:
         return "missing", None, {}
+    if token is not None and token_expired({"ExpirationTime": _epoch(token.get("ExpirationTime"))},
+                                           wall_time()):
+        return "expired", None, {}  # a cached token past its expiry (Nomad's client checks it too)
     if token is not None and token.get("Type") == "management":
         return "ok", token, {}
 
@@ -319,19 +340,37 @@ def _rfc3339(t: Any) -> Any:
     return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _epoch(value: Any) -> float | None:
+    """Go's time.Time JSON (RFC 3339) -> epoch seconds; None for null or Go's zero time; ValueError."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError(f'parsing time {json.dumps(value)} as "2006-01-02T15:04:05Z07:00": '
+                         "not an RFC 3339 time")
+    if value.startswith("0001-01-01T00:00:00"):
+        return None  # Go's zero time.Time: no expiry (IsZero)
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
 def token_stub(t: dict[str, Any]) -> dict[str, Any]:
     """Nomad's ``ACLTokenListStub``: everything but the secret (*t* seen through ``token_view``)."""
     roles = [{"ID": r.get("ID", ""), "Name": r.get("Name", "")} for r in t.get("Roles") or []]
     return {"AccessorID": t["AccessorID"], "Name": t.get("Name", ""), "Type": t.get("Type", ""),
             "Policies": list(t.get("Policies") or []), "Roles": roles or None,
             "Global": bool(t.get("Global")),
-            "Hash": t.get("Hash", ""), "CreateTime": _rfc3339(t.get("CreateTime")), "ExpirationTime": None,
+            "Hash": t.get("Hash", ""), "CreateTime": _rfc3339(t.get("CreateTime")),
+            "ExpirationTime": _rfc3339(t["ExpirationTime"]) if t.get("ExpirationTime") else None,
             "CreateIndex": t.get("CreateIndex", 0), "ModifyIndex": t.get("ModifyIndex", 0)}
 
 
 def token_out(t: dict[str, Any]) -> dict[str, Any]:
     """Nomad's ``ACLToken``, secret included (for a management token or the token's holder)."""
-    return {**token_stub(t), "SecretID": t.get("SecretID", ""), "ExpirationTTL": 0}
+    ttl = int(t.get("ExpirationTTL") or 0)  # Go's MarshalJSON: a duration string, "" for none
+    return {**token_stub(t), "SecretID": t.get("SecretID", ""),
+            "ExpirationTTL": go_duration(ttl) if ttl else ""}
 
 
 def policy_stub(p: dict[str, Any]) -> dict[str, Any]:
@@ -573,14 +612,15 @@ def acl_token(req: Request, api: Api) -> Any:
     return answer
 
 
-def _token_fields(body: dict[str, Any]) -> tuple[str, str, list[str], list[dict[str, str]], bool]:
-    """Nomad's ``ACLToken.Validate``; errors as its RPC words them ("token 0 invalid: ...")."""
+def _token_fields(body: dict[str, Any]) -> tuple[str, str, list[str], list[dict[str, str]], bool, list[str]]:
+    """The token's fields, and what Nomad's ``ACLToken.Validate`` finds wrong with them but expiry
+    (:func:`_token_expiry`); a field of the wrong JSON type is refused at once."""
     name, kind, policies, roles, is_global = (body.get("Name", ""), body.get("Type", ""),
                                               body.get("Policies") or [], body.get("Roles") or [],
                                               body.get("Global", False))
     problem = ""
-    if not isinstance(name, str) or len(name) > MAX_TOKEN_NAME_LENGTH:
-        problem = "token name too long"
+    if not isinstance(name, str):
+        problem = "Name must be a string"
     elif not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
         problem = "Policies must be a list of policy names"
     elif not isinstance(roles, list) or not all(
@@ -590,16 +630,74 @@ def _token_fields(body: dict[str, Any]) -> tuple[str, str, list[str], list[dict[
         problem = "Roles must be a list of role links, like {\"ID\": \"...\"} or {\"Name\": \"...\"}"
     elif not isinstance(is_global, bool):
         problem = "Global must be a boolean"
-    elif kind == "client" and not policies and not roles:
-        problem = "client token missing policies or roles"
+    if problem:  # what Go's JSON decoding would refuse
+        raise CodedError(400, problem)
+    problems = []
+    if len(name) > MAX_TOKEN_NAME_LENGTH:
+        problems.append("token name too long")
+    if kind == "client" and not policies and not roles:
+        problems.append("client token missing policies or roles")
     elif kind == "management" and (policies or roles):
-        problem = "management token cannot be associated with policies or roles"
+        problems.append("management token cannot be associated with policies or roles")
     elif kind not in ("client", "management"):
-        problem = "token type must be client or management"
-    if problem:
-        raise CodedError(400, f"token 0 invalid: {problem}")
+        problems.append("token type must be client or management")
     links = [{"ID": r.get("ID") or "", "Name": "" if r.get("ID") else r.get("Name") or ""} for r in roles]
-    return name, kind, sorted(set(policies)), links, is_global
+    return name, kind, sorted(set(policies)), links, is_global, problems
+
+
+def _invalid(problems: list[str]) -> None:
+    """Nomad's upsertTokens refusal: "token 0 invalid: " and Validate's multierror."""
+    if problems:
+        raise CodedError(400, f"token 0 invalid: {multi_error(problems)}")
+
+
+def _expiry_fields(body: dict[str, Any]) -> tuple[int, float | None]:
+    """(ExpirationTTL in ns, ExpirationTime in epoch seconds or None) as Nomad's ACLToken decodes them:
+    the TTL a Go duration string ("" for none) or nanoseconds, the time RFC 3339."""
+    raw = body.get("ExpirationTTL")
+    try:
+        if raw is None or raw == "":
+            ttl = 0
+        elif isinstance(raw, str):
+            ttl = parse_go_duration(raw)
+        elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            ttl = int(raw)
+        else:
+            raise ValueError("ExpirationTTL must be a duration string, like \"1h\", or nanoseconds")
+        expires = _epoch(body.get("ExpirationTime"))
+    except ValueError as e:
+        raise CodedError(400, str(e)) from None
+    return ttl, expires
+
+
+def _token_expiry(api: Api, ttl_ns: int, expires: float | None, create_us: int,
+                  problems: list[str]) -> float | None:
+    """A new token's ExpirationTime, checked as Nomad's ``Canonicalize`` and ``Validate`` do on creation.
+
+    Without an ExpirationTime, a TTL sets it to CreateTime + TTL; the
+    time until expiry must lie within acl.token_min/max_expiration_ttl.
+    What is wrong is added to *problems*.
+    """
+    if ttl_ns < 0:
+        problems.append(f"token expiration TTL '{go_duration(ttl_ns)}' should not be negative")
+    if expires is None and ttl_ns:
+        exp_us, expires_in_ns = create_us + ttl_ns // 1000, ttl_ns
+    elif expires is not None:
+        exp_us = round(expires * 1e6)
+        expires_in_ns = (exp_us - create_us) * 1000
+    else:
+        return None
+    min_ns = round(api.ctx.acl_token_min_expiration_ttl_s * 1e9)
+    max_ns = round(api.ctx.acl_token_max_expiration_ttl_s * 1e9)
+    if create_us > exp_us:
+        problems.append("expiration time cannot be before create time")
+    if expires_in_ns > max_ns:
+        problems.append(f"expiration time cannot be more than {go_duration(max_ns)} in the future "
+                        f"(was {go_duration(expires_in_ns)})")
+    elif expires_in_ns < min_ns:
+        problems.append(f"expiration time cannot be less than {go_duration(min_ns)} in the future "
+                        f"(was {go_duration(expires_in_ns)})")
+    return exp_us / 1e6
 
 
 def _token_write(req: Request, api: Api, accessor: str) -> Any:
@@ -610,14 +708,25 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
     if accessor and given and given != accessor:
         raise CodedError(400, "Token Accessor ID does not match request path")
     accessor = accessor or given
-    name, kind, policies, roles, is_global = _token_fields(body)
+    name, kind, policies, roles, is_global, problems = _token_fields(body)
+    ttl_ns, expires = _expiry_fields(body)
     token: dict[str, Any] = {"Name": name, "Type": kind, "Policies": policies, "Roles": roles,
                              "Global": is_global,
                              "Hash": _hash(name, kind, policies, is_global, *([roles] if roles else []))}
-    if accessor:
+    if ttl_ns:
+        token["ExpirationTTL"] = ttl_ns
+    if accessor:  # an update: the store refuses a changed expiry (Nomad's Validate against the existing)
+        _invalid(problems)
         token["AccessorID"] = accessor
+        if expires is not None:
+            token["ExpirationTime"] = expires
     else:
-        token.update(AccessorID=new_id(), SecretID=new_id(), CreateTime=wall_time())
+        create_us = round(wall_time() * 1e6)
+        token.update(AccessorID=new_id(), SecretID=new_id(), CreateTime=create_us / 1e6)
+        expiration = _token_expiry(api, ttl_ns, expires, create_us, problems)
+        _invalid(problems)
+        if expiration is not None:
+            token["ExpirationTime"] = expiration
     index = _write(api, "acl_token_upsert", tokens=[token])
     stored = _read_token(api, token["AccessorID"])
     if stored is None:  # deleted between the write and the read

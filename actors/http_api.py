@@ -117,6 +117,8 @@ class HttpContext:
     acl_token_ttl_s: float = 30.0  # acl.token_ttl: a client-only agent's cache of a resolved token
     acl_policy_ttl_s: float = 30.0  # acl.policy_ttl: a client-only agent's cache of a policy
     acl_role_ttl_s: float = 30.0  # acl.role_ttl: a client-only agent's cache of a role's policy names
+    acl_token_min_expiration_ttl_s: float = 60.0  # acl.token_min_expiration_ttl: a new token's shortest life
+    acl_token_max_expiration_ttl_s: float = 24 * 3600.0  # acl.token_max_expiration_ttl: its longest
     acl_bootstrap_reset_file: str = ""  # <data_dir>/server/acl-bootstrap-reset, as Nomad's; "": none
     tls: Any = None  # tls.http: the runtime.tls.TlsEdge every connection is wrapped with; None: plain HTTP
     https_handshake_timeout_s: float = 5.0  # limits.https_handshake_timeout: the TLS handshake's bound

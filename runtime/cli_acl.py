@@ -3,7 +3,7 @@
 ``acl bootstrap``, ``acl policy apply [-description d] <name> <file>``,
 ``acl policy list``, ``acl policy info <name>``, ``acl policy delete <name>``,
 ``acl token create [-name n] [-type client|management] [-policy p]...
-[-role-id id]... [-role-name n]... [-global]``, ``acl token list``, ``acl
+[-role-id id]... [-role-name n]... [-global] [-ttl d]``, ``acl token list``, ``acl
 token info <accessor>``, ``acl token self``, ``acl token delete <accessor>``,
 and ACL roles (Nomad 1.4, ``command/acl_role_*.go``): ``acl role create
 -name n [-description d] -policy p...``, ``acl role list``, ``acl role info
@@ -17,11 +17,14 @@ as tables.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from actors.state.autopilot_config import go_duration, parse_go_duration
 from runtime.cli import CliError, table
 from runtime.cli_jobs import parse_flags, request
 
@@ -34,6 +37,27 @@ def _kv(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"{k.ljust(width)} = {v}" for k, v in rows)
 
 
+_API_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d+))?Z")
+
+
+def _go_time(value: Any) -> str:
+    """An API time (RFC 3339, UTC) as Go's ``time.Time.String``: ``2026-11-28 01:00:00.5 +0000 UTC``."""
+    m = _API_TIME.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        return str(value if value is not None else "")
+    frac = (m[3] or "")[:9].rstrip("0")
+    return f"{m[1]} {m[2]}{'.' + frac if frac else ''} +0000 UTC"
+
+
+def _expired(expiration: Any) -> bool:
+    """The list's Expired column: an ExpirationTime before now (Nomad's formatTokens, on the CLI's clock)."""
+    m = _API_TIME.fullmatch(expiration) if isinstance(expiration, str) else None
+    if m is None or expiration.startswith("0001-01-01"):
+        return False
+    when = dt.datetime.fromisoformat(f"{m[1]}T{m[2]}.{(m[3] or '0')[:6]:0<6}+00:00")
+    return when < dt.datetime.now(dt.UTC)
+
+
 def _format_token(t: dict[str, Any]) -> str:
     """Nomad's ``outputACLToken``: the fields, then a client token's roles as a table."""
     management = t.get("Type") == "management"
@@ -41,7 +65,9 @@ def _format_token(t: dict[str, Any]) -> str:
     rows = [("Accessor ID", t["AccessorID"]), ("Secret ID", t.get("SecretID", "")),
             ("Name", t.get("Name", "")),
             ("Type", t.get("Type", "")), ("Global", str(bool(t.get("Global"))).lower()),
-            ("Create Time", str(t.get("CreateTime", ""))), ("Expiry Time", "<none>"),
+            ("Create Time", _go_time(t.get("CreateTime", ""))),
+            # Nomad's expiryTimeString: <none> for a token that never expires.
+            ("Expiry Time", _go_time(t["ExpirationTime"]) if t.get("ExpirationTime") else "<none>"),
             ("Create Index", str(t.get("CreateIndex", 0))), ("Modify Index", str(t.get("ModifyIndex", 0))),
             ("Policies", policies or "<none>")]
     if management:
@@ -105,6 +131,11 @@ def token_create(addr: str, args: list[str]) -> str:
              + [{"ID": i} for i in dict.fromkeys(flags.get("role-id", []))])
     body = {"Name": flags.get("name", ""), "Type": flags.get("type", "client"),
             "Policies": flags.get("policy", []), "Roles": roles, "Global": flags.get("global", False)}
+    if flags.get("ttl"):
+        try:
+            body["ExpirationTTL"] = go_duration(parse_go_duration(flags["ttl"]))
+        except ValueError as e:
+            raise CliError(f"Failed to parse TTL as time duration: {e}") from None
     return _format_token(request(addr, "POST", "/v1/acl/token", body))
 
 
@@ -136,9 +167,9 @@ def token_update(addr: str, args: list[str]) -> str:
 
 
 def _token_flags(args: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """-name, -type, -global, and -policy, -role-id and -role-name, which may repeat (Go's flag.Var)."""
+    """-name, -type, -global, -ttl, and -policy, -role-id and -role-name, which may repeat (Go's flag.Var)."""
     flags, rest = parse_flags(args, {"name": str, "type": str, "global": bool, "policy": list,
-                                     "role-id": list, "role-name": list})
+                                     "role-id": list, "role-name": list, "ttl": str})
     return {"policy": [], **flags}, rest
 
 
@@ -148,7 +179,7 @@ def token_list(addr: str, args: list[str]) -> str:
         return "No tokens found"
     rows = [["Name", "Type", "Global", "Accessor ID", "Expired"]]
     rows += [[t.get("Name", ""), t.get("Type", ""), str(bool(t.get("Global"))).lower(), t["AccessorID"],
-              "false"] for t in got]
+              str(_expired(t.get("ExpirationTime"))).lower()] for t in got]
     return table(rows)
 
 

@@ -285,6 +285,10 @@ class ServerConfig:
     eval_gc_threshold_s: float = _dur(3600, gt=0)
     batch_eval_gc_threshold_s: float = _dur(24 * 3600, gt=0)
     deployment_gc_threshold_s: float = _dur(3600, gt=0)
+    # Nomad default 1h: an expired ACL token is collected once it was created
+    # longer ago than this (and has expired), so `acl token list` still shows
+    # a just-expired token as expired for a while; checked with the core GC every 5 min.
+    acl_token_gc_threshold_s: float = _dur(3600, gt=0)
     raft_protocol: int = 3  # only 3 is accepted since Nomad 1.4
     raft_multiplier: int = _f(1, ge=1, le=10)  # scales raft timeouts; reloadable
     # A Raft snapshot once this many entries were applied since the last,
@@ -540,6 +544,11 @@ class Acl:
     token_ttl_s: float = _dur(30, gt=0)  # Nomad default 30s: a client agent's cache of a resolved token
     policy_ttl_s: float = _dur(30, gt=0)  # Nomad default 30s: a client agent's cache of a policy
     role_ttl_s: float = _dur(30, gt=0)  # Nomad default 30s (1.4): a client agent's cache of a role's policies
+    # Bounds on a new token's lifetime (ExpirationTTL, or ExpirationTime - now), checked by the
+    # server that takes the write.  Nomad's defaults: at least 1m, so a token is usable before it
+    # expires; at most 24h, so a forgotten expiring token cannot outlive a day.
+    token_min_expiration_ttl_s: float = _dur(60, gt=0)
+    token_max_expiration_ttl_s: float = _dur(24 * 3600, gt=0)
 
 
 @conf

@@ -26,10 +26,6 @@ _NO_BRIDGE = "this agent has no bridge networking or CNI (a job asking for it is
 _NO_SINK = "this agent's metrics sinks are the in-memory one, Prometheus, statsd and DogStatsD"
 
 
-def _set(value: Any) -> bool:
-    return value not in (None, "", [], {}, 0, False)
-
-
 # dotted key -> (why nothing happens here, refuse: a predicate on the value that makes it an error)
 IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     # -- top level
@@ -75,7 +71,6 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "server.csi_volume_claim_gc_interval": (_NO_CSI, None),
     "server.csi_volume_claim_gc_threshold": (_NO_CSI, None),
     "server.csi_plugin_gc_threshold": (_NO_CSI, None),
-    "server.acl_token_gc_threshold": ("ACL tokens here do not expire, so there are none to collect", None),
     "server.root_key_gc_interval": ("the variables keyring is not rotated here", None),
     "server.root_key_gc_threshold": ("the variables keyring is not rotated here", None),
     "server.root_key_rotation_threshold": ("the variables keyring is not rotated here", None),
@@ -97,8 +92,6 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "server.non_production": ("this agent has no production checks to relax", None),
     # -- acl
     "acl.replication_token": ("ACL objects are not replicated between regions here", None),
-    "acl.token_min_expiration_ttl": ("ACL tokens here do not expire", _set),
-    "acl.token_max_expiration_ttl": ("ACL tokens here do not expire", _set),
     # -- telemetry
     "telemetry.statsite_address": (_NO_SINK, None),
     "telemetry.use_node_name": ("metrics here carry the host's name unless disable_hostname", None),

@@ -71,7 +71,8 @@ def acl_dev_agent(tmp: Any) -> Iterator[AgentProc]:
     port = free_port()
     cfg = tmp / "acl.toml"
     cfg.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n\n"
-                   "[acl]\nenabled = true\n")
+                   # A 1 s floor on token lifetimes, so an expiring token can be seen to expire.
+                   '[acl]\nenabled = true\ntoken_min_expiration_ttl = "1s"\n')
     proc = AgentProc(["-dev", "-config", str(cfg)])
     proc.http_port = port
     try:
@@ -387,6 +388,43 @@ def test_the_cli_manages_policies_and_tokens_with_nomad_token(agent, management,
     assert refused.returncode == 1 and "ACL bootstrap already done" in refused.stderr
 
 
+def test_an_expiring_token_expires_is_refused_and_goes_with_a_forced_gc(agent, management):
+    port = agent.http_port
+    r = call(port, "POST", "/v1/acl/token", {"Name": "brief", "Type": "management", "ExpirationTTL": "1s"},
+             token=management)
+    assert r.status == 200, r.text
+    brief = r.json()
+    SECRETS.append(brief["SecretID"])
+    assert brief["ExpirationTTL"] == "1s" and brief["ExpirationTime"] > brief["CreateTime"]
+    too_long = call(port, "POST", "/v1/acl/token", {"Type": "management", "ExpirationTTL": "25h"},
+                    token=management)
+    assert (too_long.status, too_long.text) == (400, "token 0 invalid: 1 error occurred:\n\t* expiration "
+                                                     "time cannot be more than 24h0m0s in the future (was "
+                                                     "25h0m0s)\n\n")
+    expired = wait_for(lambda: (r := call(port, "GET", "/v1/jobs", token=brief["SecretID"])).status != 200
+                       and r, "the 1 s token to expire")
+    assert (expired.status, expired.text) == (500, "ACL token expired")
+    listed = {t["AccessorID"]: t for t in call(port, "GET", "/v1/acl/tokens", token=management).json()}
+    assert listed[brief["AccessorID"]]["ExpirationTime"] == brief["ExpirationTime"]
+    # Under acl_token_gc_threshold (1 h) it stays listed, as expired; a forced GC takes it now.
+    out = nomad(agent, "acl", "token", "list", token=management)
+    row = next(line for line in out.stdout.splitlines() if brief["AccessorID"] in line)
+    assert row.split()[-1] == "true"
+    assert call(port, "PUT", "/v1/system/gc", token=management).status == 200
+    gone = wait_for(lambda: (r := call(port, "GET", "/v1/jobs", token=brief["SecretID"])).status == 403 and r,
+                    "the expired token collected")
+    assert gone.text == "ACL token not found"
+
+    created = nomad(agent, "acl", "token", "create", "-name=hourly", "-type=management", "-ttl=1h",
+                    token=management)
+    assert created.returncode == 0, created.stderr
+    fields = {k.strip(): v for k, v in (ln.split(" = ", 1) for ln in created.stdout.splitlines()
+                                        if " = " in ln)}
+    SECRETS.append(fields["Secret ID"])
+    assert fields["Expiry Time"].endswith(" +0000 UTC") and fields["Expiry Time"] > fields["Create Time"]
+    assert call(port, "DELETE", f"/v1/acl/token/{fields['Accessor ID']}", token=management).status == 200
+
+
 def test_the_cli_manages_roles_and_a_token_gets_its_roles_policies(agent, management, tmp_path):
     """nomad acl role create/list/info/update/delete and acl token create -role-name (Nomad 1.4)."""
     rules = tmp_path / "nodes.hcl"
@@ -446,7 +484,8 @@ def test_no_secret_appears_in_the_agent_output_or_agent_self(agent, management):
     r = call(agent.http_port, "GET", "/v1/agent/self", token=management)
     assert r.status == 200
     assert r.json()["config"]["ACL"] == {"Enabled": True, "TokenTTL": 30 * 10**9, "PolicyTTL": 30 * 10**9,
-                                         "RoleTTL": 30 * 10**9}
+                                         "RoleTTL": 30 * 10**9, "TokenMinExpirationTTL": 10**9,
+                                         "TokenMaxExpirationTTL": 24 * 3600 * 10**9}
     assert len(SECRETS) >= 3
     printed = "\n".join(agent.out + agent.err)
     assert "request complete" in printed  # dev mode logs every request at DEBUG: the lines were checked

@@ -257,11 +257,12 @@ def test_only_management_writes_roles_and_a_token_reads_only_its_own(st):
 
 def test_token_validation_names_policies_or_roles(st):
     assert call(st, "POST", "/v1/acl/token", "root-secret", {"Type": "client"}) \
-        == (400, "token 0 invalid: client token missing policies or roles")
+        == (400, "token 0 invalid: 1 error occurred:\n\t* client token missing policies or roles\n\n")
     _create(st, "ops", "node-read")
     body = {"Type": "management", "Roles": [{"Name": "ops"}]}
     assert call(st, "POST", "/v1/acl/token", "root-secret", body) == (
-        400, "token 0 invalid: management token cannot be associated with policies or roles")
+        400, "token 0 invalid: 1 error occurred:\n\t* management token cannot be associated with policies or "
+             "roles\n\n")
     assert call(st, "POST", "/v1/acl/token", "root-secret", {"Type": "client", "Roles": [{"ID": ROLE_B}]}) \
         == (400, f"cannot find role {ROLE_B}")
 

@@ -405,8 +405,6 @@ telemetry { circonus_api_token = "x" }
 @pytest.mark.parametrize("text, error", [
     ('keyring "awskms" {\n  active = true\n}\n', "keyring: external KMS providers for the root keyring are "
                                                    "not supported"),
-    ('acl {\n  token_max_expiration_ttl = "1h"\n}\n', "acl.token_max_expiration_ttl: ACL tokens here do not "
-                                                        "expire"),
 ])
 def test_a_nomad_key_whose_value_would_be_dropped_unsafely_is_refused(tmp_path: Path, text: str,
                                                                        error: str) -> None:
@@ -416,11 +414,23 @@ def test_a_nomad_key_whose_value_would_be_dropped_unsafely_is_refused(tmp_path: 
         load_files([str(path)])
 
 
-def test_a_default_value_of_a_refusable_key_loads_quietly_enough(tmp_path: Path) -> None:
+def test_acl_token_expiration_bounds_and_their_gc_threshold_are_read(tmp_path: Path) -> None:
     path = tmp_path / "agent.hcl"
-    path.write_text('acl {\n  token_max_expiration_ttl = ""\n}\n')
-    _, _, warnings = load_files([str(path)])
-    assert len(warnings) == 1 and "ignored" in warnings[0]
+    path.write_text('acl {\n  enabled = true\n  token_min_expiration_ttl = "30s"\n'
+                    '  token_max_expiration_ttl = "72h"\n}\n'
+                    'server {\n  enabled = true\n  acl_token_gc_threshold = "2h"\n}\n')
+    cfg, _, warnings = load_files([str(path)])
+    assert (cfg.acl.token_min_expiration_ttl_s, cfg.acl.token_max_expiration_ttl_s) == (30.0, 72 * 3600.0)
+    assert cfg.server.acl_token_gc_threshold_s == 7200.0 and warnings == []
+    default = tmp_path / "default.hcl"
+    default.write_text("acl {\n  enabled = true\n}\n")
+    cfg, _, _ = load_files([str(default)])
+    assert (cfg.acl.token_min_expiration_ttl_s, cfg.acl.token_max_expiration_ttl_s,
+            cfg.server.acl_token_gc_threshold_s) == (60.0, 24 * 3600.0, 3600.0)
+    bad = tmp_path / "bad.hcl"
+    bad.write_text('acl {\n  token_max_expiration_ttl = "soon"\n}\n')
+    with pytest.raises(ConfigError, match="acl.token_max_expiration_ttl"):
+        load_files([str(bad)])
 
 
 def test_node_max_allocs_and_default_ineligible_load_into_the_client_config(tmp_path: Path) -> None:

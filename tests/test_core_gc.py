@@ -167,7 +167,8 @@ def test_force_gc_collects_finished_work_at_once_and_then_nodes():
     c.run(1.0)  # the checker replays what committed
     state = c.checker.replica.tables
     assert state["jobs"] == {} and state["allocs"] == {} and state["evals"] == {}
-    assert c.actor(leader, JOB_GC).removed == {"jobs": 1, "evals": n_evals, "allocs": 2, "deployments": 0}
+    assert c.actor(leader, JOB_GC).removed == {"jobs": 1, "evals": n_evals, "allocs": 2, "deployments": 0,
+                                               "acl_tokens": 0}
     c.close()
 
 
@@ -186,10 +187,49 @@ def test_a_finished_batch_job_is_not_run_again_before_it_is_collected():
 def test_job_gc_config_follows_the_server_config_and_is_validated():
     from runtime.config import ServerConfig
 
-    cfg = JobGCConfig.from_server(ServerConfig(job_gc_threshold_s=60.0, eval_gc_threshold_s=30.0))
+    cfg = JobGCConfig.from_server(ServerConfig(job_gc_threshold_s=60.0, eval_gc_threshold_s=30.0,
+                                               acl_token_gc_threshold_s=120.0))
     assert cfg.job_threshold_s == 60.0 and cfg.eval_threshold_s == 30.0 and cfg.eval_interval_s == 300.0
+    assert (cfg.token_threshold_s, cfg.token_interval_s, cfg.acl_enabled) == (120.0, 300.0, False)
+    assert JobGCConfig.from_server(ServerConfig(), acl_enabled=True).acl_enabled
+    assert JobGCConfig.from_server(ServerConfig()).token_threshold_s == 3600.0  # Nomad's 1h
     with pytest.raises(ValueError):
         JobGCConfig(job_threshold_s=0)
+    with pytest.raises(ValueError):
+        JobGCConfig(token_threshold_s=0)
+
+
+def _expiring(accessor: str, now: float, ttl_s: float) -> dict:
+    return {"AccessorID": accessor, "SecretID": f"{accessor}-secret", "Name": accessor, "Type": "management",
+            "Policies": [], "Global": False, "CreateTime": now, "ExpirationTime": now + ttl_s,
+            "ExpirationTTL": int(ttl_s * 1e9)}
+
+
+def test_the_leader_collects_expired_acl_tokens_after_the_gc_threshold_and_force_gc_at_once():
+    cfg = JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=1), job_gc=JobGCConfig(acl_enabled=True))
+    c = JobCluster(5, cfg)
+    c.run(30.0)
+    now = c.sched.now
+    forever = {k: v for k, v in _expiring("forever", now, 1.0).items() if not k.startswith("Expiration")}
+    _, r = c.propose(command("acl_token_upsert", tokens=[_expiring("short", now, 600.0),
+                                                         _expiring("long", now, 8 * HOUR), forever]))
+    assert r["ok"], r
+    c.run(0.5 * HOUR)  # "short" expired 20 min ago, but was created under acl_token_gc_threshold (1h) ago
+    assert sorted(c.checker.replica.tables["acl_tokens"]) == ["forever", "long", "short"]
+    c.run(0.6 * HOUR)  # past the threshold, and a 5-minute pass since
+    assert sorted(c.checker.replica.tables["acl_tokens"]) == ["forever", "long"]
+    leader = c.leader()
+    assert c.actor(leader, JOB_GC).removed["acl_tokens"] == 1
+    # A forced GC takes an expired token at once, whenever it was made; never an unexpired one.
+    _, r = c.propose(command("acl_token_upsert", tokens=[_expiring("brief", c.sched.now, 60.0)]))
+    assert r["ok"], r
+    c.run(90.0)
+    fut = c.sched.future_cls()
+    c.sched.nodes[leader].actors[JOB_GC].tell(ForceGC(reply=fut))
+    fut.get(timeout=60.0)
+    c.run(1.0)
+    assert sorted(c.checker.replica.tables["acl_tokens"]) == ["forever", "long"]
+    c.close()
 
 
 

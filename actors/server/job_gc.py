@@ -8,8 +8,13 @@ Each scan is a linearizable read; what it finds is removed by ``core_gc``
 commands of at most ``MAX_IDS_PER_WRITE`` IDs, which re-check the rules
 when they apply.
 
+Every ``token_interval_s`` (Nomad: fixed 5 min) it also deletes expired ACL
+tokens created longer than ``server.acl_token_gc_threshold`` (1 h) ago
+(Nomad's ``expiredACLTokenGC``; :func:`~actors.state.acl_ops.expired_token_candidates`),
+at most 4096 a pass, with ``acl_token_gc`` commands that re-check expiry.
+
 A forced GC (``/v1/system/gc``, :class:`~actors.server.node_gc.ForceGC`)
-runs both with a 1 ms threshold and then hands the request to NodeGC, so
+runs all three with a 1 ms threshold and then hands the request to NodeGC, so
 node GC runs last, as Nomad's ``force-gc`` does: a node whose allocations
 were just collected can go in the same call.
 """
@@ -23,6 +28,7 @@ from typing import Any
 from actors.server import NODE_GC, RAFT, RaftReply, log
 from actors.server.node_gc import ForceGC, LeaderGC
 from actors.state import deployments
+from actors.state.acl_ops import expired_token_candidates
 from actors.state.core_gc import MAX_IDS_PER_WRITE, gc_scan
 from actors.state.store import command
 from runtime.config import ServerConfig
@@ -58,22 +64,32 @@ class JobGCConfig:
     # deadline is minutes long (progress_deadline, 10 min by default), so a
     # deployment fails at most this much after it; the look is one read.
     deployment_interval_s: float = 5.0
+    # Nomad's ACLTokenExpirationGCInterval (5 min, no config key): an expired
+    # token is refused at once; collecting it only tidies the token list.
+    token_interval_s: float = 300.0
+    # server.acl_token_gc_threshold: an expired token created within the last
+    # hour is kept, so `acl token list` shows it as expired for a while.
+    token_threshold_s: float = 3600.0
+    # acl.enabled: Nomad's expiredACLTokenGC does nothing when ACLs are off,
+    # so neither the timer nor a forced GC looks at tokens then.
+    acl_enabled: bool = False
 
     def __post_init__(self) -> None:
         for name in ("eval_interval_s", "eval_threshold_s", "batch_eval_threshold_s", "job_interval_s",
                      "job_threshold_s", "force_threshold_s", "deployment_interval_s",
-                     "deployment_threshold_s"):
+                     "deployment_threshold_s", "token_interval_s", "token_threshold_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
 
     @classmethod
-    def from_server(cls, server: ServerConfig) -> JobGCConfig:
+    def from_server(cls, server: ServerConfig, *, acl_enabled: bool = False) -> JobGCConfig:
         return cls(eval_threshold_s=server.eval_gc_threshold_s,
                    batch_eval_threshold_s=server.batch_eval_gc_threshold_s,
                    job_interval_s=server.job_gc_interval_s, job_threshold_s=server.job_gc_threshold_s,
-                   deployment_threshold_s=server.deployment_gc_threshold_s)
+                   deployment_threshold_s=server.deployment_gc_threshold_s,
+                   token_threshold_s=server.acl_token_gc_threshold_s, acl_enabled=acl_enabled)
 
 
 @dataclass(slots=True)
@@ -83,8 +99,14 @@ class _Run:
     reply: Any
     pending: int = 0
     removed: dict[str, list[str]] = field(default_factory=lambda: {"jobs": [], "evals": [], "allocs": [],
-                                                                   "deployments": []})
+                                                                   "deployments": [], "acl_tokens": []})
     deployments: bool = False  # a progress-deadline check, not a collection
+    token_gc: tuple[float, float] | None = None  # (now, cutoff) when expired ACL tokens are collected too
+
+
+def _scan_with_tokens(state: Any, *, scan: Any, now: float, cutoff: float) -> dict[str, list[str]]:
+    """The core GC scan plus the expired ACL tokens (a read query, inside Raft)."""
+    return {**scan(state), "acl_tokens": expired_token_candidates(state, now, cutoff)}
 
 
 class JobGC(LeaderGC):
@@ -95,14 +117,17 @@ class JobGC(LeaderGC):
         self.cfg = config or JobGCConfig()
         super().__init__(env, name, raft=raft, wall_clock=wall_clock,
                          timers={"eval_gc": self.cfg.eval_interval_s, "job_gc": self.cfg.job_interval_s,
-                                 "deployments": self.cfg.deployment_interval_s})
+                                 "deployments": self.cfg.deployment_interval_s,
+                                 **({"token_gc": self.cfg.token_interval_s} if self.cfg.acl_enabled else {})})
         self.node_gc = node_gc
-        self.removed = {"jobs": 0, "evals": 0, "allocs": 0, "deployments": 0}  # totals (status, tests)
+        # totals (status, tests)
+        self.removed = {"jobs": 0, "evals": 0, "allocs": 0, "deployments": 0, "acl_tokens": 0}
         self.deployments_failed = 0  # past their progress deadline (status, tests)
 
     def _force(self, reply: Any) -> None:
         t = self.cfg.force_threshold_s
-        self._scan(t, t, t, jobs=True, evals=True, forced=True, reply=reply, deployment_threshold_s=t)
+        self._scan(t, t, t, jobs=True, evals=True, forced=True, reply=reply, deployment_threshold_s=t,
+                   token_threshold_s=t if self.cfg.acl_enabled else None)
 
     def _status(self) -> dict[str, Any]:
         return {**self.removed, "deployments_failed": self.deployments_failed}
@@ -119,6 +144,10 @@ class JobGC(LeaderGC):
             self._scan(c.eval_threshold_s, c.batch_eval_threshold_s, c.job_threshold_s,
                        jobs=True, evals=False)
             self.set_timer("job_gc", c.job_interval_s)
+        elif name == "token_gc":
+            self._scan(c.eval_threshold_s, c.batch_eval_threshold_s, c.job_threshold_s,
+                       jobs=False, evals=False, token_threshold_s=c.token_threshold_s)
+            self.set_timer("token_gc", c.token_interval_s)
         elif name == "deployments":
             now = self._wall()
             self._start_run(_Run(cutoffs={"now": now}, forced=False, reply=None, deployments=True),
@@ -127,7 +156,7 @@ class JobGC(LeaderGC):
 
     def _scan(self, threshold_s: float, batch_threshold_s: float, job_threshold_s: float, *, jobs: bool,
               evals: bool, forced: bool = False, reply: Any = None,
-              deployment_threshold_s: float | None = None) -> None:
+              deployment_threshold_s: float | None = None, token_threshold_s: float | None = None) -> None:
         now = self._wall()
         cutoffs = {"cutoff": now - threshold_s, "batch_cutoff": now - batch_threshold_s,
                    "job_cutoff": now - job_threshold_s}
@@ -136,7 +165,11 @@ class JobGC(LeaderGC):
         query = functools.partial(gc_scan, cutoff=cutoffs["cutoff"], batch_cutoff=cutoffs["batch_cutoff"],
                                   job_cutoff=cutoffs["job_cutoff"], jobs=jobs, evals=evals,
                                   deployment_cutoff=cutoffs.get("deployment_cutoff"))
-        self._start_run(_Run(cutoffs=cutoffs, forced=forced, reply=reply), query)
+        token_gc = None
+        if token_threshold_s is not None:
+            token_gc = (now, now - token_threshold_s)
+            query = functools.partial(_scan_with_tokens, scan=query, now=now, cutoff=token_gc[1])
+        self._start_run(_Run(cutoffs=cutoffs, forced=forced, reply=reply, token_gc=token_gc), query)
 
     def _raft_reply(self, m: RaftReply) -> None:
         got = self._run_of(m)
@@ -154,11 +187,16 @@ class JobGC(LeaderGC):
                 for i in range(0, len(ids), size):
                     run.pending += 1
                     self._write(seq, command("core_gc", **{key: ids[i:i + size]}, **run.cutoffs))
+            tokens = found.get("acl_tokens", [])
+            if tokens and run.token_gc is not None:
+                run.pending += 1
+                self._write(seq, command("acl_token_gc", accessor_ids=tokens, now=run.token_gc[0],
+                                         cutoff=run.token_gc[1]))
         else:
             run.pending -= 1
             result = m.value[1]
             if isinstance(result, dict) and result.get("ok"):
-                for key in ("jobs", "evals", "allocs", "deployments"):
+                for key in ("jobs", "evals", "allocs", "deployments", "acl_tokens"):
                     run.removed[key].extend(result.get(key, ()))
         if run.pending == 0:
             self._done(seq, run)
@@ -184,9 +222,11 @@ class JobGC(LeaderGC):
         counts = {k: len(v) for k, v in run.removed.items()}
         for k, n in counts.items():
             self.removed[k] += n
-        if any(counts.values()):
+        if any(counts[k] for k in ("jobs", "evals", "allocs", "deployments")):
             log.info("%s: core GC removed %d jobs, %d evaluations, %d allocations", self.env.node,
                      counts["jobs"], counts["evals"], counts["allocs"])
+        if counts["acl_tokens"]:
+            log.info("%s: expired ACL token GC removed %d tokens", self.env.node, counts["acl_tokens"])
         if run.forced:
             # Node GC last (Nomad force-gc): it answers the caller.
             self.send(self.env.node, self.node_gc, ForceGC(reply=run.reply))

@@ -32,21 +32,53 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from actors.state.store import StateStore
 
-__all__ = ["ACL_TABLES", "OPS", "role_by_name", "role_out", "token_by_secret", "token_policy_names",
-           "token_view"]
+__all__ = ["ACL_TABLES", "OPS", "expired_token_candidates", "multi_error", "role_by_name", "role_out",
+           "token_by_secret", "token_expired", "token_policy_names", "token_view"]
 
 # acl_roles last: a snapshot taken before roles existed restores it empty.
 ACL_TABLES = ("acl_tokens", "acl_policies", "acl_bootstrap", "acl_roles")
 TOKEN_TYPES = ("client", "management")
 # The fields a token write may set; the store adds the indexes, and an update
 # keeps the SecretID, CreateTime and CreateIndex it had.
-TOKEN_FIELDS = ("AccessorID", "SecretID", "Name", "Type", "Policies", "Roles", "Global", "Hash", "CreateTime")
+# ExpirationTime (epoch seconds) and ExpirationTTL (ns): Nomad 1.4's token expiry, set on creation
+# only; an update keeps them.
+TOKEN_FIELDS = ("AccessorID", "SecretID", "Name", "Type", "Policies", "Roles", "Global", "Hash", "CreateTime",
+                "ExpirationTime", "ExpirationTTL")
+# Nomad's ACLMaxExpiredBatchSize: expired tokens collected by one GC pass (one Raft write), so a
+# backlog of them is deleted over several passes rather than in one huge entry.
+MAX_EXPIRED_BATCH = 4096
 POLICY_FIELDS = ("Name", "Description", "Rules", "Hash")
 ROLE_FIELDS = ("ID", "Name", "Description", "Policies", "Hash")
 
 
 def _refuse(error: str, code: int) -> dict[str, Any]:
     return {"ok": False, "error": error, "code": code}
+
+
+def multi_error(problems: list[str]) -> str:
+    """Go's ``multierror.Error`` text, as Nomad's validation errors read ("1 error occurred:\\n\\t* ...")."""
+    plural = "s" if len(problems) > 1 else ""
+    points = "\n\t".join(f"* {p}" for p in problems)
+    return f"{len(problems)} error{plural} occurred:\n\t{points}\n\n"
+
+
+def token_expired(token: dict[str, Any] | None, now: float) -> bool:
+    """Nomad ``ACLToken.IsExpired``: it has an ExpirationTime and *now* is past it."""
+    exp = (token or {}).get("ExpirationTime")
+    return isinstance(exp, (int, float)) and not isinstance(exp, bool) and exp > 0 and exp < now
+
+
+def expired_token_candidates(store: StateStore, now: float, cutoff: float,
+                             limit: int = MAX_EXPIRED_BATCH) -> list[str]:
+    """Accessors of the tokens the expired-token GC takes (Nomad ``expiredACLTokenGC``); a read query.
+
+    Expired at *now* and created before *cutoff* (now - acl_token_gc_threshold), soonest
+    expiry first, at most *limit*: Nomad's order (its expiry index) and batch.
+    """
+    tokens = store.tables["acl_tokens"]
+    expired = sorted((t["ExpirationTime"], a) for a, t in tokens.items()
+                     if token_expired(t, now) and float(t.get("CreateTime") or 0.0) <= cutoff)
+    return [a for _, a in expired[:limit]]
 
 
 def _token_record(raw: Any) -> dict[str, Any]:
@@ -63,6 +95,11 @@ def _token_record(raw: Any) -> dict[str, Any]:
             for r in roles):
         raise ValueError("token Roles must be a list of {ID, Name} maps of strings")
     links = [{"ID": r.get("ID", ""), "Name": r.get("Name", "")} for r in roles]
+    exp, ttl = raw.get("ExpirationTime"), raw.get("ExpirationTTL", 0)
+    if exp is not None and (not isinstance(exp, (int, float)) or isinstance(exp, bool)):
+        raise ValueError("token ExpirationTime must be epoch seconds or absent")
+    if not isinstance(ttl, int) or isinstance(ttl, bool):
+        raise ValueError("token ExpirationTTL must be nanoseconds")
     return {k: raw[k] for k in TOKEN_FIELDS if k in raw} | {"Policies": list(policies), "Roles": links}
 
 
@@ -160,10 +197,19 @@ def acl_token_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
     """Create or update tokens, all or none: a new one needs its SecretID, an update keeps it."""
     tokens, policies = store.tables["acl_tokens"], store.tables["acl_policies"]
     records = [_token_record(t) for t in cmd["tokens"]]
-    for t in records:
+    for idx, t in enumerate(records):
         old = tokens.get(t["AccessorID"])
         if old is None and not t.get("SecretID"):
             return _refuse(f"cannot find token {t['AccessorID']}", 404)
+        if old is not None:  # expiry is set on creation only (Nomad ACLToken.Validate on an update)
+            problems = []
+            if int(t.get("ExpirationTTL") or 0) != int(old.get("ExpirationTTL") or 0):
+                problems.append("cannot update expiration TTL")
+            if t.get("ExpirationTime") is not None and not _same_time(t["ExpirationTime"],
+                                                                     old.get("ExpirationTime")):
+                problems.append("cannot update expiration time")
+            if problems:
+                return _refuse(f"token {idx} invalid: {multi_error(problems)}", 400)
         if old is not None and bool(t.get("Global")) != bool(old.get("Global")):
             return _refuse(f"cannot toggle global mode of {t['AccessorID']}", 400)
         if old is None and token_by_secret(store, t["SecretID"]) is not None:
@@ -185,6 +231,10 @@ def acl_token_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
         if old is not None:
             t.update(SecretID=old["SecretID"], CreateTime=old.get("CreateTime"),
                      CreateIndex=old["CreateIndex"])
+            for key in ("ExpirationTime", "ExpirationTTL"):
+                t.pop(key, None)
+                if key in old:
+                    t[key] = old[key]
         else:
             t["CreateIndex"] = index
         t["ModifyIndex"] = index
@@ -205,6 +255,33 @@ def acl_token_delete(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
         del tokens[i]
     store._touch("acl_tokens", index)
     return {"ok": True, "index": index}
+
+
+def _same_time(a: Any, b: Any) -> bool:
+    """Two epoch-second times equal to the microsecond (what the API's RFC 3339 times carry)."""
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+        return False
+    return round(a * 1e6) == round(b * 1e6)
+
+
+def acl_token_gc(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
+    """Delete the expired tokens the leader's GC found (Nomad ``expiredACLTokenGC``).
+
+    Each is checked again against the ``now`` and ``cutoff`` the command
+    carries, so every server deletes the same; one deleted meanwhile, or no
+    longer eligible, is skipped rather than failing the batch.
+    """
+    ids, now, cutoff = cmd["accessor_ids"], float(cmd["now"]), float(cmd["cutoff"])
+    if not isinstance(ids, list):
+        raise ValueError("accessor_ids must be a list")
+    tokens = store.tables["acl_tokens"]
+    gone = [a for a in ids if a in tokens and token_expired(tokens[a], now)
+            and float(tokens[a].get("CreateTime") or 0.0) <= cutoff]
+    for a in gone:
+        del tokens[a]
+    if gone:
+        store._touch("acl_tokens", index)
+    return {"ok": True, "index": index, "acl_tokens": gone}
 
 
 def acl_policy_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
@@ -295,6 +372,7 @@ OPS = {
     "acl_bootstrap": acl_bootstrap,
     "acl_token_upsert": acl_token_upsert,
     "acl_token_delete": acl_token_delete,
+    "acl_token_gc": acl_token_gc,
     "acl_policy_upsert": acl_policy_upsert,
     "acl_policy_delete": acl_policy_delete,
     "acl_role_upsert": acl_role_upsert,

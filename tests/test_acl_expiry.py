@@ -1,0 +1,323 @@
+"""ACL token expiration (Nomad 1.4): the state commands, the HTTP endpoints and the CLI, in process.
+
+The reference is Nomad's ``nomad/structs/acl.go`` (ACLToken Canonicalize,
+Validate, IsExpired and its JSON), ``nomad/acl_endpoint.go`` (upsertTokens),
+``nomad/auth`` (an expired token is ``ACL token expired``, which the HTTP
+layer answers 500), ``nomad/core_sched.go`` (expiredACLTokenGC) and
+``command/acl_bootstrap.go`` / ``acl_token_list.go`` (the CLI's output).
+The clock is the edge's ``wall_time``, replaced here by a settable one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from actors import http_acl
+from actors.http_api import Answer, CodedError, Request, find_route
+from actors.state.acl_ops import expired_token_candidates, token_expired
+from actors.state.store import StateStore, command
+from tests.one_server_api import _Env
+
+T0 = 1_800_000_000.0  # the test clock's start (2027-01-15T08:00:00Z)
+HOUR = 3600.0
+
+
+def _token(accessor: str, *, created: float = T0, expires: float | None = None, ttl_ns: int = 0,
+           kind: str = "management") -> dict:
+    t = {"AccessorID": accessor, "SecretID": f"{accessor}-secret", "Name": accessor, "Type": kind,
+         "Policies": [], "Global": False, "CreateTime": created}
+    if expires is not None:
+        t["ExpirationTime"] = expires
+    if ttl_ns:
+        t["ExpirationTTL"] = ttl_ns
+    return t
+
+
+# ---------------------------------------------------------------- the state commands
+
+
+def test_a_token_is_expired_only_past_its_expiration_time():
+    assert not token_expired(_token("a"), T0 + 10 * HOUR)  # no expiry: never
+    t = _token("a", expires=T0 + 60)
+    assert not token_expired(t, T0 + 59) and not token_expired(t, T0 + 60)
+    assert token_expired(t, T0 + 60.001)
+
+
+def test_gc_candidates_are_expired_and_created_before_the_cutoff_soonest_expiry_first():
+    st = StateStore()
+    tokens = [_token("late", expires=T0 + 300), _token("early", expires=T0 + 120),
+              _token("young", created=T0 + 50, expires=T0 + 110), _token("live", expires=T0 + 9 * HOUR),
+              _token("never")]
+    assert st.apply(1, command("acl_token_upsert", tokens=tokens))["ok"]
+    now = T0 + 400
+    assert expired_token_candidates(st, now, cutoff=T0 + 10) == ["early", "late"]
+    assert expired_token_candidates(st, now, cutoff=T0 + 60) == ["young", "early", "late"]
+    assert expired_token_candidates(st, now, cutoff=T0 + 60, limit=1) == ["young"]
+
+
+def test_acl_token_gc_checks_again_and_skips_tokens_gone_or_not_eligible():
+    st = StateStore()
+    st.apply(1, command("acl_token_upsert", tokens=[_token("a", expires=T0 + 60),
+                                                    _token("b", expires=T0 + 600)]))
+    st.apply(2, command("acl_token_delete", accessor_ids=["a"]))  # deleted by an operator meanwhile
+    r = st.apply(3, command("acl_token_gc", accessor_ids=["a", "b"], now=T0 + 120, cutoff=T0 + 100))
+    assert r == {"ok": True, "index": 3, "acl_tokens": []}  # "b" not yet expired at the command's now
+    assert st.table_index["acl_tokens"] == 2
+    r = st.apply(4, command("acl_token_gc", accessor_ids=["b"], now=T0 + 601, cutoff=T0 + 100))
+    assert r["acl_tokens"] == ["b"] and st.tables["acl_tokens"] == {}
+
+
+def test_an_update_keeps_the_expiry_and_refuses_to_change_it():
+    st = StateStore()
+    st.apply(1, command("acl_token_upsert", tokens=[_token("a", expires=T0 + HOUR, ttl_ns=int(HOUR * 1e9))]))
+    renamed = {k: v for k, v in _token("a", ttl_ns=int(HOUR * 1e9)).items() if k != "SecretID"}
+    assert st.apply(2, command("acl_token_upsert", tokens=[{**renamed, "Name": "b"}]))["ok"]
+    t = st.tables["acl_tokens"]["a"]
+    assert (t["Name"], t["ExpirationTime"], t["ExpirationTTL"]) == ("b", T0 + HOUR, int(HOUR * 1e9))
+    r = st.apply(3, command("acl_token_upsert", tokens=[{**renamed, "ExpirationTTL": 60 * 10**9,
+                                                         "ExpirationTime": T0 + 5}]))
+    assert r == {"ok": False, "code": 400, "error": "token 0 invalid: 2 errors occurred:\n\t* cannot update "
+                 "expiration TTL\n\t* cannot update expiration time\n\n"}
+    assert st.tables["acl_tokens"]["a"]["ModifyIndex"] == 2
+
+
+# ---------------------------------------------------------------- the HTTP endpoints
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr(http_acl, "wall_time", c)
+    return c
+
+
+@pytest.fixture
+def st() -> StateStore:
+    st = StateStore()
+    root = {k: v for k, v in _token("root").items() if k != "CreateTime"}
+    st.apply(1, command("acl_bootstrap", token={**root, "SecretID": "root-secret"}, now=1.0))
+    st.apply(2, command("acl_policy_upsert",
+                        policies=[{"Name": "node-read", "Rules": 'node { policy = "read" }'}]))
+    return st
+
+
+def _api(state: StateStore, min_s: float = 60.0, max_s: float = 24 * HOUR) -> Any:
+    return SimpleNamespace(env=_Env(state), ask_timeout_s=1.0, ctx=SimpleNamespace(
+        acl_enabled=True, acl_token_min_expiration_ttl_s=min_s, acl_token_max_expiration_ttl_s=max_s),
+        ask=lambda actor, what: {"role": "leader", "leader": "me", "last_contact": 0})
+
+
+def call(state: StateStore, method: str, path: str, token: str = "", body: Any = None,
+         **bounds: float) -> tuple[int, Any]:
+    raw = json.dumps(body).encode() if body is not None else b""
+    environ = {"wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw)), "REQUEST_METHOD": method}
+    if token:
+        environ["HTTP_X_NOMAD_TOKEN"] = token
+    req = Request(method=method, path=path, query={}, url=path, environ=environ)
+    api = _api(state, **bounds)
+    try:
+        http_acl.acl_guard(req, api)
+        out = find_route(path)(req, api)
+    except CodedError as e:
+        return e.code, str(e)
+    return 200, out.value if isinstance(out, Answer) else out
+
+
+def guard(state: StateStore, method: str, path: str, token: str) -> tuple[int, str]:
+    """What the token check every request passes answers (200: the handler would run)."""
+    environ = {"wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": "0", "HTTP_X_NOMAD_TOKEN": token}
+    try:
+        req = Request(method=method, path=path, query={}, url=path, environ=environ)
+        http_acl.acl_guard(req, _api(state))
+    except CodedError as e:
+        return e.code, str(e)
+    return 200, ""
+
+
+def _create(st: StateStore, **fields: Any) -> tuple[int, Any]:
+    return call(st, "POST", "/v1/acl/token", "root-secret",
+                {"Name": "t", "Type": "client", "Policies": ["node-read"], **fields})
+
+
+def test_a_ttl_sets_the_expiration_time_and_reads_show_both(st, clock):
+    code, token = _create(st, ExpirationTTL="1h")
+    assert code == 200, token
+    assert token["CreateTime"] == "2027-01-15T08:00:00.000000Z"
+    assert (token["ExpirationTTL"], token["ExpirationTime"]) == ("1h0m0s", "2027-01-15T09:00:00.000000Z")
+    _, read = call(st, "GET", f"/v1/acl/token/{token['AccessorID']}", "root-secret")
+    assert (read["ExpirationTTL"], read["ExpirationTime"]) == ("1h0m0s", "2027-01-15T09:00:00.000000Z")
+    _, listed = call(st, "GET", "/v1/acl/tokens", "root-secret")
+    stubs = {t["AccessorID"]: t for t in listed}
+    assert stubs[token["AccessorID"]]["ExpirationTime"] == "2027-01-15T09:00:00.000000Z"
+    assert stubs["root"]["ExpirationTime"] is None and "ExpirationTTL" not in stubs["root"]
+    _, root = call(st, "GET", "/v1/acl/token/self", "root-secret")
+    assert (root["ExpirationTTL"], root["ExpirationTime"]) == ("", None)  # Go's "" for no TTL
+
+
+def test_a_ttl_in_nanoseconds_and_an_expiration_time_are_taken_too(st, clock):
+    code, token = _create(st, ExpirationTTL=90 * 10**9)  # the api's JSON number form
+    assert code == 200 and token["ExpirationTTL"] == "1m30s"
+    assert token["ExpirationTime"] == "2027-01-15T08:01:30.000000Z"
+    code, token = _create(st, ExpirationTime="2027-01-15T10:30:00.25Z")
+    assert code == 200 and token["ExpirationTTL"] == ""
+    assert token["ExpirationTime"] == "2027-01-15T10:30:00.250000Z"
+    code, token = _create(st, Type="management", Policies=[], ExpirationTTL="2h")  # Nomad lets these expire
+    assert code == 200 and token["ExpirationTime"] == "2027-01-15T10:00:00.000000Z"
+
+
+@pytest.mark.parametrize("fields, bounds, problems", [
+    ({"ExpirationTTL": "48h"}, {}, ["expiration time cannot be more than 24h0m0s in the future "
+                                    "(was 48h0m0s)"]),
+    ({"ExpirationTTL": "30s"}, {}, ["expiration time cannot be less than 1m0s in the future (was 30s)"]),
+    ({"ExpirationTTL": "10m"}, {"min_s": 900.0}, ["expiration time cannot be less than 15m0s in the future "
+                                                 "(was 10m0s)"]),
+    ({"ExpirationTTL": "-1h"}, {}, ["token expiration TTL '-1h0m0s' should not be negative",
+                                    "expiration time cannot be before create time",
+                                    "expiration time cannot be less than 1m0s in the future (was -1h0m0s)"]),
+    ({"ExpirationTime": "2027-01-15T07:00:00Z"}, {}, [
+        "expiration time cannot be before create time",
+        "expiration time cannot be less than 1m0s in the future (was -1h0m0s)"]),
+    ({"ExpirationTTL": "1h", "Policies": []}, {}, ["client token missing policies or roles"]),
+    ({"ExpirationTTL": "2s", "Type": "other"}, {}, ["token type must be client or management",
+                                                    "expiration time cannot be less than 1m0s in the future "
+                                                    "(was 2s)"]),
+])
+def test_expiry_outside_the_servers_bounds_is_refused_with_nomads_messages(st, clock, fields, bounds,
+                                                                           problems):
+    code, error = call(st, "POST", "/v1/acl/token", "root-secret",
+                       {"Name": "t", "Type": "client", "Policies": ["node-read"], **fields}, **bounds)
+    plural = "s" if len(problems) > 1 else ""
+    points = "\n\t".join(f"* {p}" for p in problems)
+    assert (code, error) == (400, f"token 0 invalid: {len(problems)} error{plural} occurred:\n\t{points}\n\n")
+    assert sorted(st.tables["acl_tokens"]) == ["root"]
+
+
+@pytest.mark.parametrize("fields, error", [
+    ({"ExpirationTTL": "soon"}, 'time: invalid duration "soon"'),
+    ({"ExpirationTTL": True}, 'ExpirationTTL must be a duration string, like "1h", or nanoseconds'),
+    ({"ExpirationTime": "tomorrow"}, 'parsing time "tomorrow" as "2006-01-02T15:04:05Z07:00": not an RFC '
+                                     "3339 time"),
+])
+def test_undecodable_expiry_fields_are_refused(st, clock, fields, error):
+    assert _create(st, **fields) == (400, error)
+
+
+def test_an_expired_token_is_refused_on_every_request_until_it_is_collected(st, clock):
+    _, token = _create(st, ExpirationTTL="1m")
+    secret = token["SecretID"]
+    clock.now = T0 + 60  # at its ExpirationTime: still good (Nomad: expired only after it)
+    assert call(st, "GET", "/v1/acl/token/self", secret)[0] == 200
+    assert guard(st, "GET", "/v1/nodes", secret) == (200, "")
+    clock.now = T0 + 61
+    for method, path in (("GET", "/v1/acl/token/self"), ("GET", "/v1/acl/policies")):
+        assert call(st, method, path, secret) == (500, "ACL token expired"), path
+    for method, path in (("GET", "/v1/nodes"), ("GET", "/v1/jobs"), ("PUT", "/v1/jobs")):
+        assert guard(st, method, path, secret) == (500, "ACL token expired"), path
+    # The management token can still read it (and see it has expired), and delete it.
+    code, read = call(st, "GET", f"/v1/acl/token/{token['AccessorID']}", "root-secret")
+    assert code == 200 and read["ExpirationTime"] == "2027-01-15T08:01:00.000000Z"
+    st.apply(st.applied_index + 1, command("acl_token_gc", accessor_ids=[token["AccessorID"]],
+                                           now=clock.now, cutoff=clock.now))
+    assert call(st, "GET", "/v1/acl/token/self", secret) == (403, "ACL token not found")
+
+
+def test_an_expiring_token_round_trips_through_an_update(st, clock):
+    """``nomad acl token update`` reads the token and writes it back whole: its expiry must pass."""
+    _, token = _create(st, ExpirationTTL="1h")
+    clock.now = T0 + 600
+    code, updated = call(st, "POST", f"/v1/acl/token/{token['AccessorID']}", "root-secret",
+                         {**token, "Name": "renamed"})
+    assert code == 200, updated
+    assert (updated["Name"], updated["ExpirationTime"], updated["ExpirationTTL"]) == (
+        "renamed", token["ExpirationTime"], "1h0m0s")
+    code, error = call(st, "POST", f"/v1/acl/token/{token['AccessorID']}", "root-secret",
+                       {**token, "ExpirationTTL": "2h"})
+    assert (code, error) == (400, "token 0 invalid: 1 error occurred:\n\t* cannot update expiration TTL\n\n")
+
+
+def test_a_client_agent_refuses_a_cached_token_once_it_has_expired(st, clock, monkeypatch):
+    from actors.http_api import Response
+
+    _, token = _create(st, ExpirationTTL="2m")
+
+    def ask_server(api: Any, path: str, secret: str) -> Response:
+        code, value = call(st, "GET", path, secret)
+        return Response(code, json.dumps(value).encode() if code == 200 else str(value).encode(),
+                        "application/json")
+
+    for cache in (http_acl._remote_tokens, http_acl._remote_roles, http_acl._remote_policies):
+        cache.clear()
+    monkeypatch.setattr(http_acl, "_ask_server", ask_server)
+    api = SimpleNamespace(ctx=SimpleNamespace(acl_token_ttl_s=3600.0, acl_policy_ttl_s=30.0,
+                                              acl_role_ttl_s=30.0))
+    assert http_acl._remote_lookup(api, token["SecretID"])[0] == "ok"
+    clock.now = T0 + 121  # the cached answer is still fresh (token_ttl 1h), the token is not
+    assert http_acl._remote_lookup(api, token["SecretID"])[0] == "expired"
+    for cache in (http_acl._remote_tokens, http_acl._remote_roles, http_acl._remote_policies):
+        cache.clear()
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_cli_token_create_sends_the_ttl_and_prints_the_expiry_time(monkeypatch):
+    import runtime.cli  # noqa: F401  (first: it imports runtime.cli_acl)
+    from runtime import cli_acl
+    from runtime.cli import CliError
+
+    sent: list[Any] = []
+    answer = {"AccessorID": "acc", "SecretID": "sec", "Name": "ci", "Type": "client", "Policies": ["p"],
+              "Roles": None, "Global": False, "CreateTime": "2027-01-15T08:00:00.123456Z",
+              "ExpirationTime": "2027-01-15T09:00:00.123456Z", "ExpirationTTL": "1h0m0s",
+              "CreateIndex": 7, "ModifyIndex": 7}
+
+    def request(addr: str, method: str, path: str, body: Any = None) -> Any:
+        sent.append(body)
+        return answer
+
+    monkeypatch.setattr(cli_acl, "request", request)
+    out = cli_acl.token_create("http://x", ["-name=ci", "-policy=p", "-ttl=60m"])
+    assert sent[-1]["ExpirationTTL"] == "1h0m0s"
+    lines = dict(line.split(" = ", 1) for line in out.splitlines() if " = " in line)
+    lines = {k.strip(): v for k, v in lines.items()}
+    assert lines["Create Time"] == "2027-01-15 08:00:00.123456 +0000 UTC"
+    assert lines["Expiry Time"] == "2027-01-15 09:00:00.123456 +0000 UTC"
+    assert "Expiry TTL" not in lines  # Nomad prints the time only
+    cli_acl.token_create("http://x", ["-name=ci", "-policy=p"])
+    assert "ExpirationTTL" not in sent[-1]
+    with pytest.raises(CliError, match=r'^Failed to parse TTL as time duration: time: invalid duration '
+                                       r'"1 day"$'):
+        cli_acl.token_create("http://x", ["-ttl", "1 day"])
+    answer.update(ExpirationTime=None, ExpirationTTL="", CreateTime="2027-01-15T08:00:00.000000Z")
+    out = cli_acl.token_self("http://x", [])
+    lines = {k.strip(): v for k, v in (ln.split(" = ", 1) for ln in out.splitlines() if " = " in ln)}
+    assert (lines["Expiry Time"], lines["Create Time"]) == ("<none>", "2027-01-15 08:00:00 +0000 UTC")
+
+
+def test_cli_token_list_marks_expired_tokens(monkeypatch):
+    import runtime.cli  # noqa: F401  (first: it imports runtime.cli_acl)
+    from runtime import cli_acl
+
+    stubs = [{"AccessorID": "a1", "Name": "old", "Type": "client", "Global": False,
+              "ExpirationTime": "2020-01-01T00:00:00.000000Z"},
+             {"AccessorID": "a2", "Name": "new", "Type": "client", "Global": False,
+              "ExpirationTime": "2999-01-01T00:00:00.000000Z"},
+             {"AccessorID": "a3", "Name": "forever", "Type": "management", "Global": True,
+              "ExpirationTime": None}]
+    monkeypatch.setattr(cli_acl, "request", lambda *a, **k: stubs)
+    rows = [line.split() for line in cli_acl.token_list("http://x", []).splitlines()]
+    assert rows[0] == ["Name", "Type", "Global", "Accessor", "ID", "Expired"]
+    assert [(r[0], r[-1]) for r in rows[1:]] == [("old", "true"), ("new", "false"), ("forever", "false")]
