@@ -429,7 +429,7 @@ def test_acl_token_expiration_bounds_and_their_gc_threshold_are_read(tmp_path: P
             cfg.server.acl_token_gc_threshold_s) == (60.0, 24 * 3600.0, 3600.0)
     bad = tmp_path / "bad.hcl"
     bad.write_text('acl {\n  token_max_expiration_ttl = "soon"\n}\n')
-    with pytest.raises(ConfigError, match="acl.token_max_expiration_ttl"):
+    with pytest.raises(ConfigError, match=r"acl\.token_max_expiration_ttl"):
         load_files([str(bad)])
 
 
