@@ -139,17 +139,17 @@ def _constraints(value: Any, where: str) -> list[dict[str, Any]]:
 
 def _services(value: Any, where: str) -> list[dict[str, Any]]:
     """``service`` blocks (Nomad's native service discovery): name, tags, port, provider, address_mode,
-    address, meta and ``check`` blocks."""
+    address, meta, on_update (its checks' when they set none) and ``check`` blocks."""
     out = []
     for i, svc in enumerate(value if isinstance(value, list) else [value]):
         at = f"{where}[{i}]"
         if not isinstance(svc, dict):
             raise HclJobError(f"{at}: expected a block")
         _check(svc, {"name", "tags", "port", "provider", "address_mode", "address", "meta", "check",
-                     "check_restart"}, at)
+                     "check_restart", "on_update"}, at)
         item: dict[str, Any] = {}
         for key, field in (("name", "Name"), ("provider", "Provider"), ("address_mode", "AddressMode"),
-                           ("address", "Address")):
+                           ("address", "Address"), ("on_update", "OnUpdate")):
             if key in svc:
                 item[field] = str(svc[key])
         if "port" in svc:

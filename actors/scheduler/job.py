@@ -557,6 +557,7 @@ CHECK_MIN_INTERVAL_NS = SECOND_NS  # minCheckInterval / minCheckTimeout
 CHECK_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE")
 CHECK_PROTOCOLS = ("http", "https")
 CHECK_ON_UPDATE = ("require_healthy", "ignore")
+SERVICE_ON_UPDATE = ("require_healthy", "ignore_warnings", "ignore")  # Nomad's Service.Validate
 CHECK_ADDRESS_MODES = ("", "host", "alloc")
 CHECK_INITIAL_STATUS = ("", "passing", "warning", "critical")
 # Fields of Nomad's check that only Consul checks take: refused when set,
@@ -617,7 +618,7 @@ def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[d
 
     Validated as Nomad's ServiceCheck.validateNomad does, in its order and
     with its messages; defaulted as its Canonicalize does (the name
-    ``service: "<name>" check``, ``OnUpdate`` require_healthy, a task-level
+    ``service: "<name>" check``, ``OnUpdate`` its service's or require_healthy, a task-level
     service's task as ``TaskName``), plus the ``Method`` and ``Protocol``
     the client's checker uses when none is given.  What only Consul checks
     take is refused when set.  ``CheckRestart`` (the check's, over its
@@ -670,7 +671,8 @@ def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[d
               f"invalid address_mode {_q(mode)} - auto only valid for services")
         _need(mode in CHECK_ADDRESS_MODES or mode == "driver", f"{where}.AddressMode",
               f"invalid address_mode {_q(mode)}")
-        on_update = _str(c.get("OnUpdate"), f"{where}.OnUpdate", default="require_healthy")
+        on_update = _str(c.get("OnUpdate"), f"{where}.OnUpdate",
+                         default=svc.get("OnUpdate") or "require_healthy")
         _need(on_update in CHECK_ON_UPDATE or on_update == "ignore_warnings", f"{where}.OnUpdate",
               f'on_update must be "require_healthy", "ignore_warnings", or "ignore"; got {_q(on_update)}')
         _need(not _bool(c.get("Expose"), f"{where}.Expose"), f"{where}.Expose",
@@ -768,6 +770,16 @@ def _services(raw: Any, field: str, default_name: str, task_name: str = "") -> l
               f"must be one of {SERVICE_ADDRESS_MODES} for the nomad provider")
         svc["Address"] = _str(svc.get("Address"), f"{where}.Address")
         svc["Meta"] = {str(k): str(v) for k, v in _map(svc.get("Meta"), f"{where}.Meta").items()}
+        # The service's on_update is its checks' when they set none (Nomad's Service.Canonicalize); kept
+        # only when given, so a job stored before it was read is the job it was.
+        on_update = _str(svc.get("OnUpdate"), f"{where}.OnUpdate")
+        _need(on_update in ("", *SERVICE_ON_UPDATE), f"{where}.OnUpdate",
+              f"Service on_update must be {', '.join(_q(m) for m in SERVICE_ON_UPDATE[:-1])}, or "
+              f"{_q(SERVICE_ON_UPDATE[-1])}; not {_q(on_update)}")
+        if on_update:
+            svc["OnUpdate"] = on_update
+        else:
+            svc.pop("OnUpdate", None)
         checks = _checks(svc.get("Checks"), f"{where}.Checks", svc, task_name)
         svc.pop("CheckRestart", None)  # a service's check_restart is its checks' (Nomad's Canonicalize)
         if checks:
