@@ -265,7 +265,7 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
                   "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs",
-                  "volume_mount", "template"}, where)
+                  "volume_mount", "template", "restart"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -277,6 +277,8 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["KillTimeout"] = _ns(body["kill_timeout"], f"{where}.kill_timeout")
     if "kill_signal" in body:
         task["KillSignal"] = str(body["kill_signal"])
+    if "restart" in body:
+        task["RestartPolicy"] = _restart(body["restart"], f"{where}.restart")
     if "meta" in body:
         task["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
@@ -425,6 +427,16 @@ def _reschedule(value: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def _restart(value: Any, where: str) -> dict[str, Any]:
+    """A ``restart`` block (group or task level; a task's is merged over its group's by the servers)."""
+    r = _body(value, where)
+    _check(r, {"attempts", "interval", "delay", "mode"}, where)
+    return {**({"Attempts": r["attempts"]} if "attempts" in r else {}),
+            **({"Interval": _ns(r["interval"], f"{where}.interval")} if "interval" in r else {}),
+            **({"Delay": _ns(r["delay"], f"{where}.delay")} if "delay" in r else {}),
+            **({"Mode": r["mode"]} if "mode" in r else {})}
+
+
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
                   "network", "update", "service", "reschedule", "ephemeral_disk", "volume", "scaling"}, where)
@@ -447,13 +459,7 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     if "scaling" in body:
         group["Scaling"] = _scaling(body["scaling"], f"{where}.scaling")
     if "restart" in body:
-        r = _body(body["restart"], f"{where}.restart")
-        _check(r, {"attempts", "interval", "delay", "mode"}, f"{where}.restart")
-        group["RestartPolicy"] = {
-            **({"Attempts": r["attempts"]} if "attempts" in r else {}),
-            **({"Interval": _ns(r["interval"], f"{where}.restart.interval")} if "interval" in r else {}),
-            **({"Delay": _ns(r["delay"], f"{where}.restart.delay")} if "delay" in r else {}),
-            **({"Mode": r["mode"]} if "mode" in r else {})}
+        group["RestartPolicy"] = _restart(body["restart"], f"{where}.restart")
     if "update" in body:
         group["Update"] = _update(body["update"], f"{where}.update")
     if "migrate" in body:

@@ -597,6 +597,7 @@ class TaskSpec:
     # Its volume_mount blocks: (volume, destination, read_only, propagation mode).
     volume_mounts: tuple[tuple[str, str, bool, str], ...] = ()
     templates: tuple[TemplateSpec, ...] = ()  # rendered before it first starts, then kept up to date
+    restart: RestartPolicy | None = None  # its own restart block, over the group's; None: the group's
 
 
 @dataclass(frozen=True, slots=True)
@@ -867,6 +868,11 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
     if len(set(names)) != len(names):
         raise AllocError(f"{where}.Tasks has duplicate task names")
     tasks = tuple(replace(t, memory_max_mb=_memory_max(raw, t.name)) for t in tasks)
+    # A task's own restart block (the servers merged the group's into it); None: the group's.
+    tasks = tuple(replace(t, restart=parse_restart_policy(raw_t["RestartPolicy"], restart,
+                                                          f"{where}.Tasks[{t.name}]"))
+                  if isinstance(raw_t, dict) and raw_t.get("RestartPolicy") is not None else t
+                  for t, raw_t in zip(tasks, raw_tasks, strict=True))
     disk = _get(group, "EphemeralDisk", dict, where, {})
     sticky, migrate = disk.get("Sticky", False), disk.get("Migrate", False)
     if not isinstance(sticky, bool) or not isinstance(migrate, bool):
@@ -2453,8 +2459,8 @@ class AllocRunner(NodeActor):
             self._dead(a, t, EV_KILLED, "Task not restarted: allocation is stopping", now)
             return
         jitter = self.env.rng.random() * self.cfg.restart_jitter_fraction
-        d = decide_restart(a.spec.restart, count=t.count, interval_start=t.interval_start, now=now,
-                           successful=successful,
+        d = decide_restart(t.spec.restart or a.spec.restart, count=t.count, interval_start=t.interval_start,
+                           now=now, successful=successful,
                            restart_on_success=restarts_on_success(a.spec.job_type, t.spec),
                            recoverable=recoverable, jitter=jitter)
         t.count, t.interval_start = d.count, d.interval_start
@@ -3360,7 +3366,7 @@ class AllocRunner(NodeActor):
             self._event(t, EV_RESTORE_FAILED, now, "task process was gone when the client restarted")
             self._on_exit(a, t, ExitResult(exit_code=None, err="task exited while the client was down"), now)
         elif t.phase == P_RESTART_WAIT:
-            p = a.spec.restart if a.spec else self.cfg.service_restart
+            p = t.spec.restart or (a.spec.restart if a.spec else self.cfg.service_restart)
             bound = max(p.delay_s * (1 + self.cfg.restart_jitter_fraction), p.interval_s)
             self._set_task_timer("restart", a, t, min(max(0.0, t.restart_at - now), bound))
         # A pending task is started by _coordinate, when its lifecycle stage allows.

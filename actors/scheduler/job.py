@@ -916,6 +916,18 @@ def _viable_attempts(attempts: int, interval: int, delay: int, max_delay: int,
     return next((i for i, s in enumerate(slots) if s > interval), 0), recommended
 
 
+def _restart_policy(rp: dict[str, Any], field: str) -> dict[str, Any]:
+    """A restart policy (a group's over the job type's defaults, or a task's over its group's), validated."""
+    rp = dict(rp)
+    rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.Attempts", default=2)
+    rp["Interval"] = _int(rp.get("Interval"), f"{field}.Interval", default=0, minimum=0)
+    rp["Delay"] = _int(rp.get("Delay"), f"{field}.Delay", default=0, minimum=0)
+    _need(rp.get("Mode") in RESTART_MODES, f"{field}.Mode", f"must be one of {RESTART_MODES}")
+    _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], field,
+          "Delay * Attempts must fit in Interval")
+    return rp
+
+
 def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | None = None,
            job_reschedule: Any = None) -> dict[str, Any]:
     g = dict(_map(raw, field))
@@ -935,14 +947,18 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     # Nomad's TaskGroup.Validate: prestart, poststart and poststop tasks run around main tasks.
     _need(any(is_main_task(t) for t in g["Tasks"]), f"{field}.Tasks",
           f"Task group {g['Name']} must have at least one main task")
-    rp = {**RESTART_DEFAULTS[job_type], **_map(g.get("RestartPolicy"), f"{field}.RestartPolicy")}
-    rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.RestartPolicy.Attempts", default=2)
-    rp["Interval"] = _int(rp.get("Interval"), f"{field}.RestartPolicy.Interval", default=0, minimum=0)
-    rp["Delay"] = _int(rp.get("Delay"), f"{field}.RestartPolicy.Delay", default=0, minimum=0)
-    _need(rp.get("Mode") in RESTART_MODES, f"{field}.RestartPolicy.Mode", f"must be one of {RESTART_MODES}")
-    _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], f"{field}.RestartPolicy",
-          "Delay * Attempts must fit in Interval")
+    rp = _restart_policy({**RESTART_DEFAULTS[job_type],
+                          **_map(g.get("RestartPolicy"), f"{field}.RestartPolicy")}, f"{field}.RestartPolicy")
     g["RestartPolicy"] = rp
+    for i, t in enumerate(g["Tasks"]):
+        # A task's own restart block: the group's policy with what it sets (Nomad's Task.Canonicalize,
+        # RestartPolicy.Merge); a task without one runs by the group's, and is stored as it was.
+        if t.get("RestartPolicy") is not None:
+            where = f"{field}.Tasks[{i}].RestartPolicy"
+            own = {k: v for k, v in _map(t["RestartPolicy"], where).items() if v is not None}
+            t["RestartPolicy"] = _restart_policy({**rp, **own}, where)
+        else:
+            t.pop("RestartPolicy", None)
     resched = _reschedule_policy(g.get("ReschedulePolicy"), job_reschedule, job_type,
                                  f"{field}.ReschedulePolicy")
     if resched is None:
