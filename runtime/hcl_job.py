@@ -752,8 +752,10 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     _prefs(body, job, where)
     if "periodic" in body:
         p = _body(body["periodic"], f"{where}.periodic")
-        _check(p, {"cron", "prohibit_overlap", "time_zone", "enabled"}, f"{where}.periodic")
+        _check(p, {"cron", "crons", "prohibit_overlap", "time_zone", "enabled"}, f"{where}.periodic")
+        crons = p.get("crons", [])
         job["Periodic"] = {"Spec": p.get("cron", ""), "SpecType": "cron",
+                           **({"Specs": crons if isinstance(crons, list) else [crons]} if "crons" in p else {}),
                            "ProhibitOverlap": bool(p.get("prohibit_overlap", False)),
                            "TimeZone": p.get("time_zone", "UTC"), "Enabled": p.get("enabled", True)}
     if "parameterized" in body:

@@ -3,13 +3,25 @@ JSON, validated with Nomad's messages and honoured where Nomad acts on it."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import pytest
 
+from actors.raft.peer import Propose, RaftPeer
+from actors.raft.storage import MemoryStorage
+from actors.scheduler.cron import next_launch
+from actors.scheduler.dryrun import plan_job
 from actors.scheduler.job import JobError, canonical_job
+from actors.scheduler.periodic import PERIODIC, PeriodicDispatcher
+from actors.state.store import command
 from runtime.hcl_job import parse_hcl_job
+from sim.runtime import Scheduler
 from tests.test_alloc_runner import Client, alloc, policy
 from tests.test_alloc_runner import task as ar_task
 from tests.test_check_validation import SEC, checks_of, http, job, tcp
+from tests.test_periodic import T0
+from tests.test_scheduler import Cluster, service
 
 
 # ------------------------------------------------------------ service on_update
@@ -120,3 +132,71 @@ def test_the_client_restarts_a_task_by_its_own_policy_and_one_without_by_its_gro
     c.until(lambda: c.status("a1") == "failed" and c.status("a2") == "failed", 120)
     assert c.task("a1").restarts == 1 and c.task("a2").restarts == 3
     assert "Exceeded allowed attempts 1 in interval 1h0m0s" in c.latest("a1").client_description
+
+
+# ------------------------------------------------------------ periodic crons
+def _crons_job(crons: list[str]) -> dict:
+    return canonical_job({**service(job_id="nightly", count=1, Type="batch"),
+                          "Periodic": {"Specs": crons, "SpecType": "cron"}})
+
+
+def test_the_job_file_takes_several_crons_and_they_are_validated_as_nomads() -> None:
+    j = parse_hcl_job('''
+        job "nightly" {
+          type = "batch"
+          periodic {
+            crons     = ["0 3 * * *", "30 12 * * mon"]
+            time_zone = "Europe/Paris"
+          }
+          group "g" {
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/true" }
+            }
+          }
+        }''')
+    assert j["Periodic"]["Specs"] == ["0 3 * * *", "30 12 * * mon"] and j["Periodic"]["Spec"] == ""
+    p = canonical_job(j)["Periodic"]
+    assert p["Specs"] == ["0 3 * * *", "30 12 * * mon"] and p["TimeZone"] == "Europe/Paris"
+    assert "Specs" not in canonical_job({**service(Type="batch"), "Periodic": {"Spec": "@daily"}})["Periodic"]
+    for periodic, message in [({"Spec": "@daily", "Specs": ["@hourly"]},
+                               "Periodic: Only cron or crons may be used"),
+                              ({"Specs": []}, "Periodic.Spec: Must specify a spec"),
+                              ({"Specs": ["@daily", "61 * * * *"]}, r"Periodic.Specs\[1\]"),
+                              ({"Specs": "@daily"}, "Periodic.Specs: must be a list")]:
+        with pytest.raises(JobError, match=message):
+            canonical_job({**service(Type="batch"), "Periodic": periodic})
+
+
+def test_a_job_with_several_crons_launches_at_the_earliest_of_them() -> None:
+    assert next_launch({"Specs": ["0 3 * * *", "30 1 * * *"], "TimeZone": "UTC"}, T0) == \
+        dt.datetime(2026, 11, 27, 1, 30, tzinfo=dt.UTC).timestamp()
+    c = Cluster()
+    c.node(0)
+    assert plan_job(c.state, _crons_job(["0 3 * * *", "30 1 * * *"]), False, now=T0)["NextPeriodicLaunch"] \
+        == "2026-11-27T01:30:00Z"
+
+
+def test_the_leaders_dispatcher_launches_each_of_a_jobs_crons_in_virtual_time() -> None:
+    sched = Scheduler(7)
+    base = dt.datetime(2026, 11, 26, 19, 30, 30, tzinfo=dt.UTC).timestamp()
+    wall = lambda: base + sched.now
+
+    def boot(env: Any) -> None:
+        env.spawn(RaftPeer, "raft", storage=MemoryStorage(), bootstrap=("s1",),
+                  leadership_subscribers=(PERIODIC,))
+        env.spawn(PeriodicDispatcher, PERIODIC, wall_clock=wall)
+    node = sched.add_node("s1", boot)
+    sched.run_for(10.0)  # a leader
+    fut = sched.future_cls()
+    job = _crons_job(["40 * * * *", "35 * * * *"])
+    node.actors["raft"].tell(Propose(data=command("job_register", job=job, now=wall()), reply=fut))
+    fut.get(timeout=10.0)
+    sched.run_for(16 * 60.0)  # 19:30:40 .. 19:46:40: launches at :35 and :40
+    state = sched.actor_of(node.actors["raft"]).state
+    children = sorted(j for j in state.tables["jobs"] if j.startswith("nightly/"))
+    want = [dt.datetime(2026, 11, 26, 19, m, tzinfo=dt.UTC).timestamp() for m in (35, 40)]
+    assert children == [f"nightly/periodic-{int(t)}" for t in want]
+    dispatcher = sched.actor_of(node.actors[PERIODIC])
+    assert dispatcher.next["nightly"] == dt.datetime(2026, 11, 26, 20, 35, tzinfo=dt.UTC).timestamp()
+    sched.close()

@@ -1235,14 +1235,24 @@ def _periodic(raw: Any, job_type: str) -> dict[str, Any]:
     _need(isinstance(p["Enabled"], bool), "Periodic.Enabled", "must be a boolean")
     p["SpecType"] = _str(p.get("SpecType"), "Periodic.SpecType", default="cron")
     _need(p["SpecType"] == "cron", "Periodic.SpecType", "only cron specs are supported")
-    p["Spec"] = _str(p.get("Spec"), "Periodic.Spec", required=True)
+    p["Spec"] = _str(p.get("Spec"), "Periodic.Spec")
+    # Several schedules (``crons``, Nomad 1.6): it launches at the earliest of them; kept only when given.
+    specs = _list(p.get("Specs"), "Periodic.Specs")
+    _need(all(isinstance(s, str) for s in specs), "Periodic.Specs", "must be a list of strings")
+    _need(not (p["Spec"] and specs), "Periodic", "Only cron or crons may be used")
+    _need(bool(p["Spec"] or specs), "Periodic.Spec", "Must specify a spec")
+    if specs:
+        p["Specs"] = list(specs)
+    else:
+        p.pop("Specs", None)
     p["ProhibitOverlap"] = p.get("ProhibitOverlap", False)
     _need(isinstance(p["ProhibitOverlap"], bool), "Periodic.ProhibitOverlap", "must be a boolean")
     p["TimeZone"] = _str(p.get("TimeZone"), "Periodic.TimeZone", default="UTC") or "UTC"
-    try:
-        parse_cron(p["Spec"], p["TimeZone"])
-    except CronError as e:
-        raise JobError(f"Periodic.Spec: {e}") from None
+    for i, spec in enumerate([p["Spec"]] if p["Spec"] else specs):
+        try:
+            parse_cron(spec, p["TimeZone"])
+        except CronError as e:
+            raise JobError(f"Periodic.{'Spec' if p['Spec'] else f'Specs[{i}]'}: {e}") from None
     return p
 
 
