@@ -265,7 +265,7 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
                   "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs",
-                  "volume_mount", "template", "restart"}, where)
+                  "volume_mount", "template", "restart", "leader"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -279,6 +279,8 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["KillSignal"] = str(body["kill_signal"])
     if "restart" in body:
         task["RestartPolicy"] = _restart(body["restart"], f"{where}.restart")
+    if "leader" in body:
+        task["Leader"] = body["leader"]
     if "meta" in body:
         task["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:

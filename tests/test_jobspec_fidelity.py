@@ -17,7 +17,7 @@ from actors.scheduler.periodic import PERIODIC, PeriodicDispatcher
 from actors.state.store import command
 from runtime.hcl_job import parse_hcl_job
 from sim.runtime import Scheduler
-from tests.test_alloc_runner import Client, alloc, policy
+from tests.test_alloc_runner import Client, alloc, events, policy
 from tests.test_alloc_runner import task as ar_task
 from tests.test_check_validation import SEC, checks_of, http, job, tcp
 from tests.test_periodic import T0
@@ -200,3 +200,45 @@ def test_the_leaders_dispatcher_launches_each_of_a_jobs_crons_in_virtual_time() 
     dispatcher = sched.actor_of(node.actors[PERIODIC])
     assert dispatcher.next["nightly"] == dt.datetime(2026, 11, 26, 20, 35, tzinfo=dt.UTC).timestamp()
     sched.close()
+
+
+# ------------------------------------------------------------ a task's leader
+def test_the_job_file_takes_a_leader_task_and_a_group_has_at_most_one() -> None:
+    j = parse_hcl_job(_restart_file().replace('driver = "raw_exec"', 'driver = "raw_exec"\nleader = true', 1))
+    main, other = j["TaskGroups"][0]["Tasks"]
+    assert main["Leader"] is True and "Leader" not in other
+    main, other = canonical_job(j)["TaskGroups"][0]["Tasks"]
+    assert main["Leader"] is True and "Leader" not in other
+    j["TaskGroups"][0]["Tasks"][1]["Leader"] = True
+    with pytest.raises(JobError, match="Only one task may be marked as leader"):
+        canonical_job(j)
+    j["TaskGroups"][0]["Tasks"][1]["Leader"] = "yes"
+    with pytest.raises(JobError, match=r"Tasks\[1\]\.Leader: must be a boolean"):
+        canonical_job(j)
+
+
+def test_when_the_leader_task_ends_the_others_are_stopped_and_the_allocation_completes() -> None:
+    c = Client()
+    leader = {**ar_task("leader", run_for_s=3, exit_code=0), "Leader": True}
+    c.set(alloc("a1", leader, ar_task("worker", run_for_s=1000), job_type="batch"))
+    c.until(lambda: c.status("a1") == "complete", 30)
+    worker = c.task("a1", "worker")
+    assert worker.state == "dead" and not worker.failed
+    assert "Leader Task Dead" in events(worker)
+    (why,) = [e.message for e in worker.events if e.type == "Leader Task Dead"]
+    assert why == "Leader Task in Group dead"
+    assert not c.task("a1", "leader").failed
+
+
+def test_a_stopping_allocation_kills_its_leader_first_then_the_others() -> None:
+    c = Client()
+    leader = {**ar_task("leader", ignore_signals=True), "Leader": True, "KillTimeout": 5 * SEC}
+    c.set(alloc("a1", leader, ar_task("worker")))
+    c.until(lambda: c.status("a1") == "running", 10)
+    stopped_at = c.sched.now
+    c.set(alloc("a1", leader, ar_task("worker"), desired="stop", index=2), index=2)
+    c.until(lambda: c.task("a1", "worker").state == "dead", 30)
+    lead, worker = c.task("a1", "leader"), c.task("a1", "worker")
+    killing = next(e.time for e in worker.events if e.type == "Killing")
+    assert lead.finished_at >= stopped_at + 5 and killing >= lead.finished_at  # after the leader's SIGKILL
+    assert "Leader Task Dead" not in events(worker)

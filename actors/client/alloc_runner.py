@@ -177,6 +177,7 @@ EV_RESTORE_FAILED = "Failed Restoring Task"
 EV_RESTART_SIGNALED = "Restart Signaled"  # Nomad TaskRestartSignal: an operator's alloc restart
 EV_SIGNALING = "Signaling"  # Nomad TaskSignaling: an operator's alloc signal
 EV_HOOK_FAILED = "Task hook failed"  # Nomad TaskHookFailed: a prestart hook (here: volumes) failed
+EV_LEADER_DEAD = "Leader Task Dead"  # Nomad TaskLeaderDead: the leader ended, so do the others
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
@@ -598,6 +599,7 @@ class TaskSpec:
     volume_mounts: tuple[tuple[str, str, bool, str], ...] = ()
     templates: tuple[TemplateSpec, ...] = ()  # rendered before it first starts, then kept up to date
     restart: RestartPolicy | None = None  # its own restart block, over the group's; None: the group's
+    leader: bool = False  # Nomad's task `leader`: when it ends, the group's other tasks are stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -697,7 +699,7 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     kill_signal=kill_signal, user=_get(raw, "User", str, w, ""),
                     payload_file=_payload_file(raw, w), artifacts=artifacts, logs=_log_settings(raw, w),
                     volume_mounts=_volume_mounts(raw, w), templates=templates,
-                    **_lifecycle(raw, w))
+                    leader=_get(raw, "Leader", bool, w, False), **_lifecycle(raw, w))
 
 
 def _volume_mounts(raw: dict[str, Any], where: str) -> tuple[tuple[str, str, bool, str], ...]:
@@ -1513,6 +1515,7 @@ class _Alloc:
     prev_req: int = 0
     prev_index: int = 0
     migrate_run: int = 0
+    stop_why: str = ""  # why it is being stopped, while its leader task is killed before the others
 
     @property
     def want_run(self) -> bool:
@@ -2580,6 +2583,19 @@ class AllocRunner(NodeActor):
             a.stage = next_stage(a.stage, [(t.spec, t.state) for t in a.tasks.values()])
             live = [a.tasks[n] for n in sorted(a.tasks)
                     if a.tasks[n].spec.hook != HOOK_POSTSTOP and a.tasks[n].phase != P_DEAD]
+            if any(t.spec.leader and t.phase == P_DEAD and t.spec.hook != HOOK_POSTSTOP
+                   for t in a.tasks.values()):
+                # Its leader ended (Nomad's TaskLeaderDead), or was killed first as it stops: the
+                # others are stopped, sidecars last (below, once the rest are dead).
+                for t in live:
+                    if t.phase == P_KILLING or (t.spec.sidecar and t.spec.hook):
+                        continue
+                    if a.want_run:
+                        self._event(t, EV_LEADER_DEAD, now, "Leader Task in Group dead")
+                        self._end_task(a, t, EV_KILLING, "Leader Task in Group dead", now)
+                    else:
+                        self._end_task(a, t, EV_KILLING, a.stop_why or "allocation is stopping", now)
+                live = [t for t in live if t.phase != P_DEAD]
             if live and all(t.spec.sidecar for t in live):  # Nomad's TaskMainDead
                 for t in live:
                     if t.phase != P_KILLING:
@@ -2804,6 +2820,12 @@ class AllocRunner(NodeActor):
         """Kill the allocation's tasks but its sidecars, which _coordinate kills once the others are
         dead (as Nomad's killTasks), and its poststop tasks, which then run."""
         now = self.env.now()
+        leader = next((t for t in a.tasks.values() if t.spec.leader and t.spec.hook != HOOK_POSTSTOP), None)
+        if leader is not None and leader.phase != P_DEAD:
+            # Nomad's killTasks: the leader first; the others once it has ended (_coordinate).
+            a.stop_why = why
+            self._end_task(a, leader, EV_KILLING, why, now)
+            return
         for name in sorted(a.tasks):
             t = a.tasks[name]
             if t.spec.hook == HOOK_POSTSTOP or (t.spec.sidecar and t.spec.hook):

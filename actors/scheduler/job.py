@@ -268,6 +268,10 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
     else:
         t.pop("Templates", None)  # jobs without templates are stored as they always were
     t["LogConfig"] = log_config(t.get("LogConfig"), f"{field}.LogConfig")
+    if _bool(t.get("Leader"), f"{field}.Leader"):  # kept only when set: a job stored before is as it was
+        t["Leader"] = True
+    else:
+        t.pop("Leader", None)
     lifecycle = _lifecycle(t.get("Lifecycle"), f"{field}.Lifecycle")
     if lifecycle:
         t["Lifecycle"] = lifecycle
@@ -944,6 +948,8 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     g["Tasks"] = [_task(t, f"{field}.Tasks[{i}]") for i, t in enumerate(tasks)]
     names = [t["Name"] for t in g["Tasks"]]
     _need(len(set(names)) == len(names), f"{field}.Tasks", "task names must be unique")
+    _need(sum(1 for t in g["Tasks"] if t.get("Leader")) <= 1, f"{field}.Tasks",
+          "Only one task may be marked as leader")  # Nomad's TaskGroup.Validate
     # Nomad's TaskGroup.Validate: prestart, poststart and poststop tasks run around main tasks.
     _need(any(is_main_task(t) for t in g["Tasks"]), f"{field}.Tasks",
           f"Task group {g['Name']} must have at least one main task")
