@@ -265,7 +265,7 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
                   "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs",
-                  "volume_mount", "template", "restart", "leader"}, where)
+                  "volume_mount", "template", "restart", "leader", "shutdown_delay"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -281,6 +281,8 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["RestartPolicy"] = _restart(body["restart"], f"{where}.restart")
     if "leader" in body:
         task["Leader"] = body["leader"]
+    if "shutdown_delay" in body:
+        task["ShutdownDelay"] = _ns(body["shutdown_delay"], f"{where}.shutdown_delay")
     if "meta" in body:
         task["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
@@ -441,8 +443,11 @@ def _restart(value: Any, where: str) -> dict[str, Any]:
 
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
-                  "network", "update", "service", "reschedule", "ephemeral_disk", "volume", "scaling"}, where)
+                  "network", "update", "service", "reschedule", "ephemeral_disk", "volume", "scaling",
+                  "shutdown_delay"}, where)
     group: dict[str, Any] = {"Name": name}
+    if "shutdown_delay" in body:
+        group["ShutdownDelay"] = _ns(body["shutdown_delay"], f"{where}.shutdown_delay")
     if "reschedule" in body:
         group["ReschedulePolicy"] = _reschedule(body["reschedule"], f"{where}.reschedule")
     if "count" in body:

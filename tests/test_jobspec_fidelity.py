@@ -242,3 +242,72 @@ def test_a_stopping_allocation_kills_its_leader_first_then_the_others() -> None:
     killing = next(e.time for e in worker.events if e.type == "Killing")
     assert lead.finished_at >= stopped_at + 5 and killing >= lead.finished_at  # after the leader's SIGKILL
     assert "Leader Task Dead" not in events(worker)
+
+
+# ------------------------------------------------------------ shutdown_delay
+def test_the_job_file_takes_group_and_task_shutdown_delays() -> None:
+    text = _restart_file().replace('restart {\n              attempts = 5', 'shutdown_delay = "5s"\n'
+                                   'restart {\n              attempts = 5', 1)
+    text = text.replace('driver = "raw_exec"', 'driver = "raw_exec"\nshutdown_delay = "2s"', 1)
+    j = parse_hcl_job(text)
+    g = j["TaskGroups"][0]
+    assert g["ShutdownDelay"] == 5 * SEC and g["Tasks"][0]["ShutdownDelay"] == 2 * SEC
+    c = canonical_job(j)["TaskGroups"][0]
+    assert c["ShutdownDelay"] == 5 * SEC and c["Tasks"][0]["ShutdownDelay"] == 2 * SEC
+    assert "ShutdownDelay" not in c["Tasks"][1]
+    for where in (g, g["Tasks"][1]):
+        where["ShutdownDelay"] = -1
+        with pytest.raises(JobError, match="ShutdownDelay: ShutdownDelay must be a positive value"):
+            canonical_job(j)
+        where["ShutdownDelay"] = 0
+
+
+def test_a_stopped_task_waits_out_its_shutdown_delay_before_its_kill_signal() -> None:
+    c = Client()
+    slow = {**ar_task("t"), "ShutdownDelay": 5 * SEC}
+    c.set(alloc("a1", slow))
+    c.until(lambda: c.status("a1") == "running", 10)
+    stopped_at = c.sched.now
+    c.set(alloc("a1", slow, desired="stop", index=2), index=2)
+    c.until(lambda: "Waiting for shutdown delay" in events(c.task("a1")), 5)
+    st = c.task("a1")
+    assert st.state == "pending"  # as Nomad's task runner shows it while it waits
+    (waiting,) = [e.message for e in st.events if e.type == "Waiting for shutdown delay"]
+    assert waiting == "Waiting for shutdown_delay of 5s before killing the task."
+    assert c.driver.find("a1", "t") is not None
+    c.until(lambda: c.task("a1").state == "dead", 30)
+    killing = next(e.time for e in c.task("a1").events if e.type == "Killing")
+    assert killing >= stopped_at + 5 and c.status("a1") == "complete"
+
+
+def test_a_groups_shutdown_delay_keeps_its_tasks_running_before_they_are_killed() -> None:
+    c = Client()
+    raw = alloc("a1", ar_task("web"), ar_task("side"))
+    raw["Job"]["TaskGroups"][0]["ShutdownDelay"] = 4 * SEC
+    c.set(raw)
+    c.until(lambda: c.status("a1") == "running", 10)
+    stopped_at = c.sched.now
+    c.set({**raw, "DesiredStatus": "stop", "AllocModifyIndex": 2}, index=2)
+    c.run(3.0)
+    assert len([p for p in c.driver.running() if p.alloc_id == "a1"]) == 2
+    c.until(lambda: c.status("a1") == "complete", 30)
+    for name in ("web", "side"):
+        assert next(e.time for e in c.task("a1", name).events if e.type == "Killing") >= stopped_at + 4
+
+
+def test_a_task_that_exits_during_its_shutdown_delay_is_not_restarted_and_restarts_do_not_wait() -> None:
+    c = Client()
+    leader = {**ar_task("leader", run_for_s=3), "Leader": True}
+    worker = {**ar_task("worker"), "ShutdownDelay": 60 * SEC}
+    c.set(alloc("a1", leader, worker, job_type="batch"))
+    c.until(lambda: "Waiting for shutdown delay" in events(c.task("a1", "worker")), 10)
+    assert c.driver.crash("a1", "worker", exit_code=1)
+    c.until(lambda: c.status("a1") == "complete", 10)
+    assert c.task("a1", "worker").restarts == 0 and not c.task("a1", "worker").failed
+    # A crash of a running task is restarted after its restart delay, not its shutdown_delay.
+    c.set(alloc("a2", {**ar_task("t"), "ShutdownDelay": 60 * SEC}, restart=policy(3, 3600, 1)))
+    c.until(lambda: c.status("a2") == "running", 10)
+    crashed = c.sched.now
+    assert c.driver.crash("a2", "t", exit_code=1)
+    c.until(lambda: c.task("a2").restarts == 1 and c.task("a2").state == "running", 10)
+    assert c.starts_of("a2")[-1] - crashed < 5

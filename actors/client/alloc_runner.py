@@ -177,6 +177,7 @@ EV_RESTORE_FAILED = "Failed Restoring Task"
 EV_RESTART_SIGNALED = "Restart Signaled"  # Nomad TaskRestartSignal: an operator's alloc restart
 EV_SIGNALING = "Signaling"  # Nomad TaskSignaling: an operator's alloc signal
 EV_HOOK_FAILED = "Task hook failed"  # Nomad TaskHookFailed: a prestart hook (here: volumes) failed
+EV_SHUTDOWN_DELAY = "Waiting for shutdown delay"  # Nomad TaskWaitingShuttingDownDelay
 EV_LEADER_DEAD = "Leader Task Dead"  # Nomad TaskLeaderDead: the leader ended, so do the others
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
@@ -600,6 +601,9 @@ class TaskSpec:
     templates: tuple[TemplateSpec, ...] = ()  # rendered before it first starts, then kept up to date
     restart: RestartPolicy | None = None  # its own restart block, over the group's; None: the group's
     leader: bool = False  # Nomad's task `leader`: when it ends, the group's other tasks are stopped
+    # Its shutdown_delay (s): when it is killed (not restarted), the wait between its services going
+    # and its kill signal.
+    shutdown_delay_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -627,6 +631,9 @@ class AllocSpec:
     disk_mb: int = 300  # ephemeral_disk size (Nomad's default 300 MB): a migrated snapshot is bounded by it
     # The group's host volume requests: (label, type, source, read_only, per_alloc), sorted by label.
     volumes: tuple[tuple[str, str, str, bool, bool], ...] = ()
+    # The group's shutdown_delay (s): a stopping allocation waits this long (its services already
+    # gone) before its tasks are killed.
+    shutdown_delay_s: float = 0.0
 
 
 def _get(d: Any, key: str, typ: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
@@ -699,7 +706,8 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     kill_signal=kill_signal, user=_get(raw, "User", str, w, ""),
                     payload_file=_payload_file(raw, w), artifacts=artifacts, logs=_log_settings(raw, w),
                     volume_mounts=_volume_mounts(raw, w), templates=templates,
-                    leader=_get(raw, "Leader", bool, w, False), **_lifecycle(raw, w))
+                    leader=_get(raw, "Leader", bool, w, False), shutdown_delay_s=_shutdown_delay(raw, w),
+                    **_lifecycle(raw, w))
 
 
 def _volume_mounts(raw: dict[str, Any], where: str) -> tuple[tuple[str, str, bool, str], ...]:
@@ -892,7 +900,16 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
                      tasks=tasks, parent_id=_get(job, "ParentID", str, "Job", "") or "",
                      payload=_payload(job), ports=_ports(raw), volumes=_group_volumes(group, where),
                      previous_alloc=_get(raw, "PreviousAllocation", str, "Allocation", "") or "",
-                     sticky=sticky, migrate=migrate, disk_mb=disk_mb)
+                     sticky=sticky, migrate=migrate, disk_mb=disk_mb,
+                     shutdown_delay_s=_shutdown_delay(group, where))
+
+
+def _shutdown_delay(raw: dict[str, Any], where: str) -> float:
+    """A group's or task's ``ShutdownDelay`` (ns) in seconds; 0 when none."""
+    ns = _get(raw, "ShutdownDelay", int, where, 0)
+    if ns < 0:
+        raise AllocError(f"{where}.ShutdownDelay must be a positive value")
+    return ns / NS
 
 
 def _ports(raw: dict[str, Any]) -> tuple[tuple[str, int, int, str], ...]:
@@ -1450,6 +1467,7 @@ class _Task:
     check_restart: str = ""  # being killed because this check failed (check_restart): the policy decides
     restart_reason: str = ""  # why restart_requested (its Restarting event); "" an operator's
     kill_fails: str = ""  # being killed for this reason, which fails it (a template that fails)
+    shutdown_kill: tuple[str, str] | None = None  # (event, why) of the kill waiting out its shutdown_delay
     artifacts_fetched: int = 0  # how many of its artifacts are in its directory (fetched once, in order)
     fetch_run: int = 0  # the fetch of its artifacts in flight (its number), 0: none
     # Its templates (actors.client.templates): the servers' data they read ((kind, argument) -> (error,
@@ -1516,6 +1534,9 @@ class _Alloc:
     prev_index: int = 0
     migrate_run: int = 0
     stop_why: str = ""  # why it is being stopped, while its leader task is killed before the others
+    # The group's shutdown_delay: being waited out before its tasks are killed (shutdown_wait), or over.
+    shutdown_wait: bool = False
+    shutdown_waited: bool = False
 
     @property
     def want_run(self) -> bool:
@@ -1793,6 +1814,11 @@ class AllocRunner(NodeActor):
                 t = a.tasks.get(task) if a is not None else None
                 if kind == "health" and a is not None:
                     self._dirty.add(aid)  # _flush decides the allocation's health
+                elif kind == "shutdown" and a is not None and not t:  # the group's shutdown_delay is over
+                    a.shutdown_wait, a.shutdown_waited = False, True
+                    self._dirty.add(aid)
+                    if not a.want_run:
+                        self._stop_alloc(a, a.stop_why or "allocation is stopping")
                 elif kind == "prevq" and a is not None and a.prev_req:  # no answer: the next server
                     self._prev_reqs.pop(a.prev_req, None)
                     a.prev_req = 0
@@ -1809,6 +1835,10 @@ class AllocRunner(NodeActor):
                         self._restart_due(a, t)
                     elif kind == "kill":
                         self._escalate(a, t)
+                    elif kind == "shutdown" and t.shutdown_kill is not None:  # its shutdown_delay is over
+                        (ev, why), t.shutdown_kill = t.shutdown_kill, None
+                        if t.phase == P_RUNNING:
+                            self._end_task(a, t, ev, why, self.env.now())
                     elif kind == "tmpl" and t.tmpl_req:  # no answer: the next server, after a backoff
                         self._tmpl_reqs.pop(t.tmpl_req, None)
                         t.tmpl_req = 0
@@ -2448,7 +2478,7 @@ class AllocRunner(NodeActor):
             why, t.kill_fails = t.kill_fails, ""
             self._task_failed(a, t, EV_KILLED, why, now)
             return
-        if t.phase == P_KILLING or not self._may_run(a, t):
+        if t.phase == P_KILLING or t.shutdown_kill is not None or not self._may_run(a, t):
             self._cancel_task_timer("kill", a, t)
             self._dead(a, t, EV_KILLED, "Task successfully killed", now)
             return
@@ -2546,11 +2576,14 @@ class AllocRunner(NodeActor):
         for other in sorted(a.tasks):  # Nomad kills the siblings of a failed task; poststop ones still run
             sib = a.tasks[other]
             if sib is not t and sib.spec.hook != HOOK_POSTSTOP:
-                self._end_task(a, sib, EV_SIBLING_FAILED, f"Task's sibling {t.spec.name!r} failed", now)
+                self._end_task(a, sib, EV_SIBLING_FAILED, f"Task's sibling {t.spec.name!r} failed", now,
+                               delay=True)
 
     def _dead(self, a: _Alloc, t: _Task, ev: str, message: str, now: float, *, failed: bool = False) -> None:
         self._cancel_task_timer("restart", a, t)
         self._cancel_task_timer("kill", a, t)
+        self._cancel_task_timer("shutdown", a, t)
+        t.shutdown_kill = None
         self._cancel_task_timer("fetch", a, t)
         t.fetch_run = 0  # a fetch in flight is no longer waited for
         t.tmpl_wait, t.tmpl_change = False, None  # nor template data (an answer then only ends the watch)
@@ -2592,15 +2625,16 @@ class AllocRunner(NodeActor):
                         continue
                     if a.want_run:
                         self._event(t, EV_LEADER_DEAD, now, "Leader Task in Group dead")
-                        self._end_task(a, t, EV_KILLING, "Leader Task in Group dead", now)
+                        self._end_task(a, t, EV_KILLING, "Leader Task in Group dead", now, delay=True)
                     else:
-                        self._end_task(a, t, EV_KILLING, a.stop_why or "allocation is stopping", now)
+                        why = a.stop_why or "allocation is stopping"
+                        self._end_task(a, t, EV_KILLING, why, now, delay=True)
                 live = [t for t in live if t.phase != P_DEAD]
             if live and all(t.spec.sidecar for t in live):  # Nomad's TaskMainDead
                 for t in live:
                     if t.phase != P_KILLING:
                         self._event(t, EV_MAIN_DEAD, now, "Main tasks in the group died")
-                        self._end_task(a, t, EV_KILLING, "Main tasks dead", now)
+                        self._end_task(a, t, EV_KILLING, "Main tasks dead", now, delay=True)
             started = False
             for name in sorted(a.tasks):
                 t = a.tasks[name]
@@ -2820,23 +2854,44 @@ class AllocRunner(NodeActor):
         """Kill the allocation's tasks but its sidecars, which _coordinate kills once the others are
         dead (as Nomad's killTasks), and its poststop tasks, which then run."""
         now = self.env.now()
+        delay = a.spec.shutdown_delay_s if a.spec is not None else 0.0
+        if delay > 0 and not a.shutdown_waited and any(
+                t.phase == P_RUNNING for t in a.tasks.values() if t.spec.hook != HOOK_POSTSTOP):
+            # Nomad's group service hook PreKill: its services are gone (the servers dropped them with
+            # the stop); its tasks keep running for the group's shutdown_delay, then are killed.
+            a.stop_why = why
+            if not a.shutdown_wait:
+                a.shutdown_wait = True
+                self._set_alloc_timer("shutdown", a, delay)
+            return
         leader = next((t for t in a.tasks.values() if t.spec.leader and t.spec.hook != HOOK_POSTSTOP), None)
         if leader is not None and leader.phase != P_DEAD:
             # Nomad's killTasks: the leader first; the others once it has ended (_coordinate).
             a.stop_why = why
-            self._end_task(a, leader, EV_KILLING, why, now)
+            self._end_task(a, leader, EV_KILLING, why, now, delay=True)
             return
         for name in sorted(a.tasks):
             t = a.tasks[name]
             if t.spec.hook == HOOK_POSTSTOP or (t.spec.sidecar and t.spec.hook):
                 continue
-            self._end_task(a, t, EV_KILLING, why, now)
+            self._end_task(a, t, EV_KILLING, why, now, delay=True)
 
-    def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float) -> None:
-        """Kill a running task (signal, then SIGKILL after its timeout); end one that is not running."""
+    def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float, *, delay: bool = False) -> None:
+        """Kill a running task (signal, then SIGKILL after its timeout); end one that is not running.
+
+        *delay*: a kill, not a restart (Nomad's TaskRunner.Kill): a task with a shutdown_delay waits
+        it out first (its services are already gone), as "pending"."""
         self._dirty.add(a.alloc_id)
         if t.phase in (P_PENDING, P_RESTART_WAIT):
             self._dead(a, t, EV_KILLED, f"Task not running: {why}", now)
+        elif t.phase == P_RUNNING and t.shutdown_kill is not None:
+            return  # killed when its shutdown_delay is over
+        elif t.phase == P_RUNNING and delay and t.spec.shutdown_delay_s > 0:
+            t.shutdown_kill = (ev, why)
+            t.state = _state(t.state, state=TASK_PENDING)
+            self._event(t, EV_SHUTDOWN_DELAY, now, f"Waiting for shutdown_delay of "
+                        f"{format_duration(t.spec.shutdown_delay_s)} before killing the task.")
+            self._set_task_timer("shutdown", a, t, t.spec.shutdown_delay_s)
         elif t.phase == P_RUNNING:
             assert t.handle is not None
             t.phase = P_KILLING
@@ -3381,7 +3436,8 @@ class AllocRunner(NodeActor):
                 if t.spec.templates and t.phase == P_RUNNING:  # its templates are watched again
                     t.tmpl_adopt = True
                     self._tmpl_query(a, t)
-                if t.phase == P_KILLING:  # finish the kill the last incarnation began
+                if t.phase == P_KILLING or t.state.state == TASK_PENDING:
+                    # Finish the kill the last incarnation began (or whose shutdown_delay it waited out).
                     t.phase = P_RUNNING
                     self._end_task(a, t, EV_KILLING, "resuming a kill after a client restart", now)
                 return

@@ -268,6 +268,7 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
     else:
         t.pop("Templates", None)  # jobs without templates are stored as they always were
     t["LogConfig"] = log_config(t.get("LogConfig"), f"{field}.LogConfig")
+    _shutdown_delay(t, field)
     if _bool(t.get("Leader"), f"{field}.Leader"):  # kept only when set: a job stored before is as it was
         t["Leader"] = True
     else:
@@ -920,6 +921,17 @@ def _viable_attempts(attempts: int, interval: int, delay: int, max_delay: int,
     return next((i for i, s in enumerate(slots) if s > interval), 0), recommended
 
 
+def _shutdown_delay(owner: dict[str, Any], field: str) -> None:
+    """A group's or task's ``ShutdownDelay`` (ns; Nomad's Validate: not negative), kept only when set, so a
+    job stored before it was read is the job it was."""
+    delay = _int(owner.get("ShutdownDelay"), f"{field}.ShutdownDelay", default=0, minimum=None)
+    _need(delay >= 0, f"{field}.ShutdownDelay", "ShutdownDelay must be a positive value")
+    if delay:
+        owner["ShutdownDelay"] = delay
+    else:
+        owner.pop("ShutdownDelay", None)
+
+
 def _restart_policy(rp: dict[str, Any], field: str) -> dict[str, Any]:
     """A restart policy (a group's over the job type's defaults, or a task's over its group's), validated."""
     rp = dict(rp)
@@ -950,6 +962,7 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     _need(len(set(names)) == len(names), f"{field}.Tasks", "task names must be unique")
     _need(sum(1 for t in g["Tasks"] if t.get("Leader")) <= 1, f"{field}.Tasks",
           "Only one task may be marked as leader")  # Nomad's TaskGroup.Validate
+    _shutdown_delay(g, field)
     # Nomad's TaskGroup.Validate: prestart, poststart and poststop tasks run around main tasks.
     _need(any(is_main_task(t) for t in g["Tasks"]), f"{field}.Tasks",
           f"Task group {g['Name']} must have at least one main task")
