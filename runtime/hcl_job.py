@@ -761,8 +761,9 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
         p = _body(body["periodic"], f"{where}.periodic")
         _check(p, {"cron", "crons", "prohibit_overlap", "time_zone", "enabled"}, f"{where}.periodic")
         crons = p.get("crons", [])
+        crons = crons if isinstance(crons, list) else [crons]
         job["Periodic"] = {"Spec": p.get("cron", ""), "SpecType": "cron",
-                           **({"Specs": crons if isinstance(crons, list) else [crons]} if "crons" in p else {}),
+                           **({"Specs": crons} if "crons" in p else {}),
                            "ProhibitOverlap": bool(p.get("prohibit_overlap", False)),
                            "TimeZone": p.get("time_zone", "UTC"), "Enabled": p.get("enabled", True)}
     if "parameterized" in body:
