@@ -741,7 +741,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     where = f"job[{job_id!r}]"
     _check(body, {"name", "datacenters", "type", "priority", "region", "namespace", "node_pool", "all_at_once",
                   "meta", "constraint", "group", "parameterized", "periodic", "affinity", "spread", "update",
-                  "reschedule"}, where)
+                  "reschedule", "ui"}, where)
     job: dict[str, Any] = {"ID": job_id, "Name": str(body.get("name", job_id))}
     for key, field in (("datacenters", "Datacenters"), ("type", "Type"), ("priority", "Priority"),
                        ("region", "Region"), ("namespace", "Namespace"), ("node_pool", "NodePool"),
@@ -752,6 +752,16 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
         job["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
         job["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
+    if "ui" in body:  # what Nomad's web UI shows on the job's page: description, link { label, url }
+        ui = _body(body["ui"], f"{where}.ui")
+        _check(ui, {"description", "link"}, f"{where}.ui")
+        links, given = [], ui.get("link", [])
+        for i, link in enumerate(given if isinstance(given, list) else [given]):
+            if not isinstance(link, dict):
+                raise HclJobError(f"{where}.ui.link[{i}]: expected a block")
+            _check(link, {"label", "url"}, f"{where}.ui.link[{i}]")
+            links.append({"Label": str(link.get("label", "")), "URL": str(link.get("url", ""))})
+        job["UI"] = {"Description": str(ui.get("description", "")), "Links": links or None}
     if "update" in body:
         job["Update"] = _update(body["update"], f"{where}.update")
     if "reschedule" in body:

@@ -311,3 +311,36 @@ def test_a_task_that_exits_during_its_shutdown_delay_is_not_restarted_and_restar
     assert c.driver.crash("a2", "t", exit_code=1)
     c.until(lambda: c.task("a2").restarts == 1 and c.task("a2").state == "running", 10)
     assert c.starts_of("a2")[-1] - crashed < 5
+
+
+# ------------------------------------------------------------ job ui
+def test_the_job_file_carries_the_jobs_ui_block_and_the_job_keeps_it() -> None:
+    j = parse_hcl_job('''
+        job "web" {
+          ui {
+            description = "A job that uses **Nomad Variables**"
+            link {
+              label = "Learn more about Nomad"
+              url   = "https://developer.hashicorp.com/nomad"
+            }
+            link {
+              label = "Nomad on GitHub"
+              url   = "https://github.com/hashicorp/nomad"
+            }
+          }
+          group "g" {
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/true" }
+            }
+          }
+        }''')
+    assert j["UI"] == {"Description": "A job that uses **Nomad Variables**", "Links": [
+        {"Label": "Learn more about Nomad", "URL": "https://developer.hashicorp.com/nomad"},
+        {"Label": "Nomad on GitHub", "URL": "https://github.com/hashicorp/nomad"}]}
+    ui = canonical_job(j)["UI"]  # as Nomad's servers keep it: Url
+    assert ui["Links"][1] == {"Label": "Nomad on GitHub", "Url": "https://github.com/hashicorp/nomad"}
+    assert "UI" not in canonical_job(service())
+    with pytest.raises(JobError, match=r"UI.Links\[0\].Label: must be a string"):
+        canonical_job({**service(), "UI": {"Links": [{"Label": 3}]}})
+

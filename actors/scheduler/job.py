@@ -1160,6 +1160,22 @@ def _group_services(g: dict[str, Any], job_id: str, field: str) -> None:
     _check_service_ports(g, field)
 
 
+def _job_ui(raw: Any) -> dict[str, Any] | None:
+    """The job's ``UI`` (Nomad's JobUIConfig: a description and links its web UI shows on the job's
+    page): kept as Nomad's servers keep it (a link's ``Url``; the API's ``URL`` is read too, as Go's JSON
+    decoding ignores case); None when not given."""
+    if raw is None:
+        return None
+    ui = _map(raw, "UI")
+    links = []
+    for i, item in enumerate(_list(ui.get("Links"), "UI.Links")):
+        link = _map(item, f"UI.Links[{i}]")
+        url = link.get("Url", link.get("URL"))
+        links.append({"Label": _str(link.get("Label"), f"UI.Links[{i}].Label"),
+                      "Url": _str(url, f"UI.Links[{i}].Url")})
+    return {"Description": _str(ui.get("Description"), "UI.Description"), "Links": links or None}
+
+
 def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     """Validate a submitted job and fill in Nomad's defaults; raises JobError."""
     job = dict(_map(raw, "Job"))
@@ -1183,6 +1199,11 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
     job["NodePool"] = _str(job.get("NodePool"), "NodePool", default="default")
     job["Constraints"] = _constraints(job.get("Constraints"), "Constraints")
     _placement_prefs(job, "")
+    ui = _job_ui(job.get("UI"))
+    if ui is None:
+        job.pop("UI", None)
+    else:
+        job["UI"] = ui
     groups = _list(job.get("TaskGroups"), "TaskGroups")
     _need(bool(groups), "TaskGroups", "a job needs at least one task group")
     # Rolling updates are a service job's (Nomad's system jobs roll without
