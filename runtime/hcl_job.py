@@ -434,8 +434,9 @@ def _reschedule(value: Any, where: str) -> dict[str, Any]:
 def _restart(value: Any, where: str) -> dict[str, Any]:
     """A ``restart`` block (group or task level; a task's is merged over its group's by the servers)."""
     r = _body(value, where)
-    _check(r, {"attempts", "interval", "delay", "mode"}, where)
+    _check(r, {"attempts", "interval", "delay", "mode", "render_templates"}, where)
     return {**({"Attempts": r["attempts"]} if "attempts" in r else {}),
+            **({"RenderTemplates": r["render_templates"]} if "render_templates" in r else {}),
             **({"Interval": _ns(r["interval"], f"{where}.interval")} if "interval" in r else {}),
             **({"Delay": _ns(r["delay"], f"{where}.delay")} if "delay" in r else {}),
             **({"Mode": r["mode"]} if "mode" in r else {})}

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from actors.client.alloc_runner import MemoryAllocDirs
 from actors.raft.peer import Propose, RaftPeer
 from actors.raft.storage import MemoryStorage
 from actors.scheduler.cron import next_launch
@@ -22,6 +23,10 @@ from tests.test_alloc_runner import task as ar_task
 from tests.test_check_validation import SEC, checks_of, http, job, tcp
 from tests.test_periodic import T0
 from tests.test_scheduler import Cluster, service
+from tests.test_templates_sim import boot as tboot
+from tests.test_templates_sim import files, procs, set_var
+from tests.test_templates_sim import job as tjob
+from tests.test_templates_sim import until as tuntil
 
 
 # ------------------------------------------------------------ service on_update
@@ -344,3 +349,43 @@ def test_the_job_file_carries_the_jobs_ui_block_and_the_job_keeps_it() -> None:
     with pytest.raises(JobError, match=r"UI.Links\[0\].Label: must be a string"):
         canonical_job({**service(), "UI": {"Links": [{"Label": 3}]}})
 
+
+
+# ------------------------------------------------------------ restart { render_templates }
+@pytest.mark.parametrize("render", [False, True])
+def test_render_templates_renders_a_restarted_tasks_templates_afresh(render: bool, monkeypatch: Any) -> None:
+    c = tboot()
+    set_var(c, "nomad/jobs/web", {"password": "one"})
+    source = [b'{{ with nomadVar "nomad/jobs/web" }}{{ .password }}{{ end }}']
+    reads: list[str] = []
+
+    def read(_self: Any, alloc_id: str, path: str, limit: int) -> bytes:
+        reads.append(path)
+        return source[0]
+    monkeypatch.setattr(MemoryAllocDirs, "read_alloc_file", read)
+    j = tjob([{"SourcePath": "local/in.tpl", "DestPath": "local/out", "ChangeMode": "noop", "Splay": 0}])
+    j["TaskGroups"][0]["RestartPolicy"] = {"Attempts": 3, "Interval": 3600 * SEC, "Delay": SEC,
+                                           "Mode": "fail", **({"RenderTemplates": True} if render else {})}
+    c.register(j)
+    tuntil(c, lambda: len(procs(c)) == 1)
+    assert files(c)["t/local/out"] == b"one" and reads == ["t/local/in.tpl"]
+    source[0] = b"changed {{ with nomadVar \"nomad/jobs/web\" }}{{ .password }}{{ end }}"
+    assert c.drivers["c0001"].crash(procs(c)[0].alloc_id, "t", exit_code=1)
+    tuntil(c, lambda: len(procs(c)) == 2 and procs(c)[1].ended_at is None)
+    # Nomad's template hook keeps its manager on a restart, unless render_templates makes a new one.
+    assert files(c)["t/local/out"] == (b"changed one" if render else b"one")
+    assert reads == ["t/local/in.tpl"] * (2 if render else 1)
+    set_var(c, "nomad/jobs/web", {"password": "two"})  # and it is watched as before
+    tuntil(c, lambda: files(c)["t/local/out"].endswith(b"two"))
+
+
+def test_the_job_file_takes_render_templates_and_the_job_keeps_it_when_set() -> None:
+    text = _restart_file().replace('attempts = 1', 'attempts = 1\nrender_templates = true', 1)
+    j = parse_hcl_job(text)
+    assert j["TaskGroups"][0]["Tasks"][0]["RestartPolicy"]["RenderTemplates"] is True
+    g = canonical_job(j)["TaskGroups"][0]
+    assert g["Tasks"][0]["RestartPolicy"]["RenderTemplates"] is True
+    assert "RenderTemplates" not in g["RestartPolicy"]
+    j["TaskGroups"][0]["RestartPolicy"]["RenderTemplates"] = "yes"
+    with pytest.raises(JobError, match=r"RestartPolicy.RenderTemplates: must be a boolean"):
+        canonical_job(j)

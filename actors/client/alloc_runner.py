@@ -421,6 +421,7 @@ class RestartPolicy:
     interval_s: float
     delay_s: float
     mode: str  # "fail" | "delay"
+    render_templates: bool = False  # a restart renders the task's templates afresh (fresh data, sources)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -674,7 +675,9 @@ def parse_restart_policy(raw: Any, default: RestartPolicy, where: str) -> Restar
         raise AllocError(f"{w}: Interval must be > 0 and Delay >= 0 (nanoseconds)")
     if mode not in ("fail", "delay"):
         raise AllocError(f"{w}.Mode must be \"fail\" or \"delay\", got {mode!r}")
-    return RestartPolicy(attempts=attempts, interval_s=interval, delay_s=delay, mode=mode)
+    render = _get(raw, "RenderTemplates", bool, w, default.render_templates)
+    return RestartPolicy(attempts=attempts, interval_s=interval, delay_s=delay, mode=mode,
+                         render_templates=render)
 
 
 def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
@@ -1490,6 +1493,7 @@ class _Task:
     tmpl_change: tuple[bool, tuple[str, ...]] | None = None
     tmpl_first_change: float | None = None  # data changed since then, not rendered yet (wait { min, max })
     tmpl_retries: int = 0  # failed template data queries in a row (nomad_retry); an answer resets it
+    tmpl_rendered_for: int = 0  # the run (its restarts count) its templates were first rendered for
 
 
 @dataclass(slots=True)
@@ -1999,6 +2003,10 @@ class AllocRunner(NodeActor):
         if t.artifacts_fetched < len(t.spec.artifacts):  # Nomad's artifact hook: until all are fetched
             self._fetch_artifacts(a, t, env, alloc_dir, task_dir, now)
             return
+        policy = t.spec.restart or a.spec.restart
+        if t.spec.templates and t.tmpl_ready and policy.render_templates \
+                and t.tmpl_rendered_for != t.state.restarts:
+            self._tmpl_reset(a, t)  # restart { render_templates = true }: a new template manager
         if t.spec.templates and not t.tmpl_ready:  # Nomad's template hook: until every one is rendered
             if not self._first_render(a, t, env, now):
                 return
@@ -2124,10 +2132,23 @@ class AllocRunner(NodeActor):
             return False
         _keep_read(t, r)
         t.tmpl_ready, t.tmpl_wait, t.tmpl_event = True, False, ""
+        t.tmpl_rendered_for = t.state.restarts
         if r.deps and not t.tmpl_req:  # watched from now on
             self._tmpl_query(a, t, r.deps, blocking=True)
         self._watch_files(a, t, r)
         return True
+
+    def _tmpl_reset(self, a: _Alloc, t: _Task) -> None:
+        """Forget what the task's templates read and rendered, as Nomad's template hook does on a restart
+        with render_templates (it stops its template manager and starts a new one): the next render waits
+        for fresh data from the servers and reads its source files again."""
+        if t.tmpl_req:
+            self._tmpl_reqs.pop(t.tmpl_req, None)
+            t.tmpl_req = 0
+        for kind in ("tmpl", "tmpl_retry", "tmpl_change", "tmpl_quiet", "tmpl_file"):
+            self._cancel_task_timer(kind, a, t)
+        t.tmpl_data, t.tmpl_index, t.tmpl_sources, t.tmpl_ready = {}, 0, None, False
+        t.tmpl_change, t.tmpl_first_change, t.tmpl_retries, t.tmpl_event = None, None, 0, ""
 
     def _watch_files(self, a: _Alloc, t: _Task, r: Rendered, cost_s: float = 0.0) -> None:
         """Templates that read the client's files (file) look at them again after template_file_poll_s

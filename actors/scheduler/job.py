@@ -941,6 +941,12 @@ def _restart_policy(rp: dict[str, Any], field: str) -> dict[str, Any]:
     _need(rp.get("Mode") in RESTART_MODES, f"{field}.Mode", f"must be one of {RESTART_MODES}")
     _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], field,
           "Delay * Attempts must fit in Interval")
+    # render_templates: a restart renders the task's templates afresh; kept only when set, so a job
+    # stored before it was read is the job it was.
+    if _bool(rp.get("RenderTemplates"), f"{field}.RenderTemplates"):
+        rp["RenderTemplates"] = True
+    else:
+        rp.pop("RenderTemplates", None)
     return rp
 
 
