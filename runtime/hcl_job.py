@@ -170,6 +170,13 @@ _CHECK_STRINGS = {"name": "Name", "type": "Type", "path": "Path", "method": "Met
                   "on_update": "OnUpdate", "address_mode": "AddressMode", "body": "Body", "task": "TaskName",
                   "port": "PortLabel"}
 _CHECK_DURATIONS = {"interval": "Interval", "timeout": "Timeout"}
+# Carried for the servers to judge: tls_skip_verify is run; the others are Consul's, which the servers
+# refuse with Nomad's messages ("success_before_passing may only be set for Consul service checks").
+_CHECK_PLAIN = {"tls_skip_verify": "TLSSkipVerify", "tls_server_name": "TLSServerName",
+                "success_before_passing": "SuccessBeforePassing",
+                "failures_before_critical": "FailuresBeforeCritical",
+                "failures_before_warning": "FailuresBeforeWarning", "grpc_service": "GRPCService",
+                "grpc_use_tls": "GRPCUseTLS", "command": "Command", "args": "Args", "expose": "Expose"}
 
 
 def _service_checks(value: Any, where: str) -> list[dict[str, Any]]:
@@ -184,8 +191,9 @@ def _service_checks(value: Any, where: str) -> list[dict[str, Any]]:
         at = f"{where}[{i}]"
         if not isinstance(c, dict):
             raise HclJobError(f"{at}: expected a block")
-        _check(c, {*_CHECK_STRINGS, *_CHECK_DURATIONS, "header", "check_restart"}, at)
+        _check(c, {*_CHECK_STRINGS, *_CHECK_DURATIONS, *_CHECK_PLAIN, "header", "check_restart"}, at)
         item: dict[str, Any] = {field: str(c[key]) for key, field in _CHECK_STRINGS.items() if key in c}
+        item.update({field: c[key] for key, field in _CHECK_PLAIN.items() if key in c})
         item.update({field: _ns(c[key], f"{at}.{key}")
                      for key, field in _CHECK_DURATIONS.items() if key in c})
         if "header" in c:

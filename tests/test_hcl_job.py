@@ -216,8 +216,8 @@ def test_a_check_nomad_refuses_is_refused_once_the_file_is_parsed() -> None:
     ('job "x" { group "g" { task "t" { driver = "raw_exec"\n service {\n name = "web"\n'
      ' check { type = "http"\n check_restart { limit = 3\n grace_period = "1s" } } } } } }',
      r"service\[0\]\.check\[0\]\.check_restart: 'grace_period' not supported"),
-    ('job "x" { group "g" { service {\n check {\n type = "tcp"\n success_before_passing = 2 } } } }',
-     "'success_before_passing' not supported"),
+    ('job "x" { group "g" { service {\n check {\n type = "tcp"\n notes = "Consul\'s" } } } }',
+     "'notes' not supported"),
     ('job "x" { group "g" { service {\n check {\n type = "tcp"\n interval = "often" } } } }',
      r"check\[0\]\.interval: .*invalid duration"),
     ('job "x" { group "g" { task "t" { resources { cpu = 1\n cores = 2 } } } }', "'cores' not supported"),

@@ -389,3 +389,63 @@ def test_the_job_file_takes_render_templates_and_the_job_keeps_it_when_set() -> 
     j["TaskGroups"][0]["RestartPolicy"]["RenderTemplates"] = "yes"
     with pytest.raises(JobError, match=r"RestartPolicy.RenderTemplates: must be a boolean"):
         canonical_job(j)
+
+
+# ------------------------------------------------------------ check tls_skip_verify, Consul's check keys
+def test_the_job_file_carries_a_checks_tls_skip_verify_and_consuls_keys_get_nomads_messages() -> None:
+    check = ('check {\n type = "http"\n protocol = "https"\n path = "/health"\n interval = "10s"\n'
+             ' timeout = "2s"\n %s\n}')
+    j = parse_hcl_job(_service_file(check % "tls_skip_verify = true"))
+    assert j["TaskGroups"][0]["Services"][0]["Checks"][0]["TLSSkipVerify"] is True
+    (c,) = canonical_job(j)["TaskGroups"][0]["Services"][0]["Checks"]
+    assert c["TLSSkipVerify"] is True and c["Protocol"] == "https"
+    (c,) = checks_of(canonical_job(job(http())))
+    assert "TLSSkipVerify" not in c  # a job stored before is the job it was
+    for key, message in [("success_before_passing = 2", "success_before_passing may only be set for Consul"),
+                         ('tls_server_name = "x"', "tls_server_name may only be set for Consul"),
+                         ("expose = true", "expose may only be set for Consul service checks"),
+                         ('command = "/bin/true"', "command is not used by nomad service checks")]:
+        with pytest.raises(JobError, match=message):
+            canonical_job(parse_hcl_job(_service_file(check % key)))
+
+
+def test_the_client_runs_an_https_check_without_verifying_its_certificate_when_told_to(tmp_path: Any) -> None:
+    import http.server as http_server
+    import ssl
+    import threading
+
+    from actors.client.checks import FAILURE, SUCCESS, alloc_checks
+    from runtime import cli_tls
+    from runtime.probes import run_probe
+
+    cli_tls.create_ca(str(tmp_path))
+    cli_tls.create_cert("server", str(tmp_path), ca_file=str(tmp_path / cli_tls.CA_FILE),
+                        ca_key_file=str(tmp_path / cli_tls.CA_KEY_FILE))
+
+    class Handler(http_server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+    httpd = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(tmp_path / "global-server-nomad.pem"),
+                        str(tmp_path / "global-server-nomad-key.pem"))
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        port = httpd.server_address[1]
+        raw_job = canonical_job(job(http(Protocol="https"), http(Name="insecure", Protocol="https",
+                                                                 TLSSkipVerify=True)))
+        raw = {"ID": "a1", "Name": "web.g[0]", "TaskGroup": "g", "Job": raw_job,
+               "AllocatedPorts": [{"Label": "http", "Value": port, "HostIP": "127.0.0.1"}]}
+        verified, insecure = sorted(alloc_checks(raw), key=lambda s: s.tls_skip_verify)
+        assert insecure.tls_skip_verify and insecure.id != verified.id
+        assert run_probe(verified)[0] == FAILURE  # signed by a CA this host does not trust
+        assert run_probe(insecure) == (SUCCESS, 200, "nomad: http ok")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

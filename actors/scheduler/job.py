@@ -695,8 +695,7 @@ def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[d
                   f"{snake} may only be set for Consul service checks")
         _need(not _str(c.get("TLSServerName"), f"{where}.TLSServerName"), f"{where}.TLSServerName",
               "tls_server_name may only be set for Consul service checks")
-        _need(not _bool(c.get("TLSSkipVerify"), f"{where}.TLSSkipVerify"), f"{where}.TLSSkipVerify",
-              "tls_skip_verify may only be set for Consul service checks")
+        skip_verify = _bool(c.get("TLSSkipVerify"), f"{where}.TLSSkipVerify")  # an https check's (Nomad's)
         for key, snake in _SCRIPT_GRPC_FIELDS:
             _need(c.get(key) in (None, "", False, []), f"{where}.{key}",
                   f"{snake} is not used by nomad service checks")
@@ -713,6 +712,8 @@ def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[d
             "Body": _str(c.get("Body"), f"{where}.Body"),
             "TaskName": _str(c.get("TaskName"), f"{where}.TaskName", default=task_name),
             "CheckRestart": restart,
+            # Kept only when set, so a job stored before it was read is the job it was.
+            **({"TLSSkipVerify": True} if skip_verify else {}),
         })
     return out
 
