@@ -405,7 +405,8 @@ def _templates(value: Any, where: str) -> list[dict[str, Any]]:
         at = f"{where}[{i}]"
         if not isinstance(t, dict):
             raise HclJobError(f"{at}: expected a block")
-        _check(t, {k for k, _ in _TEMPLATE_KEYS} | {"env", "splay", "error_on_missing_key", "wait"}, at)
+        _check(t, {k for k, _ in _TEMPLATE_KEYS} | {"env", "splay", "error_on_missing_key", "wait", "uid",
+                                                    "gid"}, at)
         item: dict[str, Any] = {field: str(t[key]) for key, field in _TEMPLATE_KEYS if key in t}
         if isinstance(t.get("perms"), int) and not isinstance(t.get("perms"), bool):
             item["Perms"] = str(t["perms"])  # perms = 644 as a number means the octal digits written
@@ -416,6 +417,9 @@ def _templates(value: Any, where: str) -> list[dict[str, Any]]:
                 item[field] = t[key]
         if "splay" in t:
             item["Splay"] = _ns(t["splay"], f"{at}.splay")
+        for key, field in (("uid", "Uid"), ("gid", "Gid")):  # the rendered file's owner
+            if key in t:
+                item[field] = t[key]
         if "wait" in t:
             w = _body(t["wait"], f"{at}.wait")
             _check(w, {"min", "max"}, f"{at}.wait")

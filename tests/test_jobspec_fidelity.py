@@ -4,11 +4,12 @@ JSON, validated with Nomad's messages and honoured where Nomad acts on it."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import pytest
 
-from actors.client.alloc_runner import MemoryAllocDirs
+from actors.client.alloc_runner import DiskAllocDirs, MemoryAllocDirs
 from actors.raft.peer import Propose, RaftPeer
 from actors.raft.storage import MemoryStorage
 from actors.scheduler.cron import next_launch
@@ -449,3 +450,41 @@ def test_the_client_runs_an_https_check_without_verifying_its_certificate_when_t
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# ------------------------------------------------------------ template uid / gid
+def test_the_job_file_carries_a_templates_uid_and_gid_and_the_job_keeps_them() -> None:
+    config = 'config { command = "/bin/true" }'
+    tmpl = '\ntemplate {\n data = "x"\n destination = "local/x"\n uid = 1234\n gid = 5678\n}'
+    text = _restart_file().replace(config, config + tmpl, 1)
+    j = parse_hcl_job(text)
+    assert j["TaskGroups"][0]["Tasks"][0]["Templates"][0]["Uid"] == 1234
+    (t,) = canonical_job(j)["TaskGroups"][0]["Tasks"][0]["Templates"]
+    assert (t["Uid"], t["Gid"]) == (1234, 5678)
+    j["TaskGroups"][0]["Tasks"][0]["Templates"][0]["Uid"] = "root"
+    with pytest.raises(JobError, match=r"Templates\[0\]\.Uid: must be an integer"):
+        canonical_job(j)
+    del j["TaskGroups"][0]["Tasks"][0]["Templates"][0]["Uid"]
+    del j["TaskGroups"][0]["Tasks"][0]["Templates"][0]["Gid"]
+    assert "Uid" not in canonical_job(j)["TaskGroups"][0]["Tasks"][0]["Templates"][0]
+
+
+def test_a_rendered_template_is_owned_by_its_uid_and_gid() -> None:
+    c = tboot()
+    c.register(tjob([{"EmbeddedTmpl": "owned", "DestPath": "local/owned", "Uid": 1234, "Gid": 5678},
+                     {"EmbeddedTmpl": "mine", "DestPath": "local/mine", "Uid": -1}]))
+    tuntil(c, lambda: len(procs(c)) == 1)
+    owners = {path: o for (_, path), o in c.alloc_dirs["c0001"].owners.items()}
+    assert owners == {"t/local/owned": (1234, 5678)}  # -1: the agent's own, left as it is
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_the_disk_writes_a_template_with_its_owner(tmp_path: Any) -> None:
+    (tmp_path / "a1" / "t" / "local").mkdir(parents=True)
+    dirs = DiskAllocDirs(str(tmp_path))
+    dirs.write_alloc_file("a1", "t/local/app.conf", b"x", 0o640, (1234, 5678))
+    st = (tmp_path / "a1/t/local/app.conf").stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (1234, 5678, 0o640)
+    dirs.write_alloc_file("a1", "t/local/app.conf", b"y", 0o644)
+    st = (tmp_path / "a1/t/local/app.conf").stat()
+    assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid())

@@ -1166,9 +1166,11 @@ class AllocDirs(Protocol):
     def move_disk(self, prev_id: str, alloc_id: str, tasks: tuple[str, ...]) -> bool:
         """Nomad's AllocDir.Move: ``<prev_id>/alloc/data`` and each of *tasks*' ``local/`` become
         *alloc_id*'s (renamed, not copied); False when *prev_id* has no directory left; OSError."""
-    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int) -> None:
-        """Write *data* to ``<alloc_id>/<path>`` (a rendered template) with *perms*, replacing what was
-        there at once (a reader sees the old or the new file); OSError or ValueError."""
+    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int,
+                         owner: tuple[int, int] = (-1, -1)) -> None:
+        """Write *data* to ``<alloc_id>/<path>`` (a rendered template) with *perms* and *owner* ((uid,
+        gid), -1 the agent's), replacing what was there at once (a reader sees the old or the new file);
+        OSError or ValueError."""
 
     def read_alloc_file(self, alloc_id: str, path: str, limit: int) -> bytes:
         """The contents of ``<alloc_id>/<path>`` (a template's source), at most *limit* bytes (ValueError
@@ -1185,6 +1187,8 @@ class MemoryAllocDirs:
     files: dict[tuple[str, str, str], bytes] = field(default_factory=dict)  # (alloc, task, path) -> data
     moved: list[tuple[str, str]] = field(default_factory=list)  # (from, to) of each move_disk
     perms: dict[tuple[str, str], int] = field(default_factory=dict)  # (alloc, path) -> file mode
+    # (alloc, path) -> (uid, gid) of a template given an owner
+    owners: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     def destroy(self, alloc_id: str) -> None:
         self.destroyed.append(alloc_id)
@@ -1201,9 +1205,12 @@ class MemoryAllocDirs:
     def write_task_file(self, alloc_id: str, task: str, path: str, data: bytes) -> None:
         self.files[(alloc_id, task, path)] = data
 
-    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int) -> None:
+    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int,
+                         owner: tuple[int, int] = (-1, -1)) -> None:
         self.files[(alloc_id, "", path)] = data
         self.perms[(alloc_id, path)] = perms
+        if owner != (-1, -1):
+            self.owners[(alloc_id, path)] = owner
 
     def read_alloc_file(self, alloc_id: str, path: str, limit: int) -> bytes:
         if (alloc_id, "", path) not in self.files:
@@ -1308,7 +1315,8 @@ class DiskAllocDirs:
             raise ValueError(f"{path!r} escapes the allocation's directory")
         return parts
 
-    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int) -> None:
+    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int,
+                         owner: tuple[int, int] = (-1, -1)) -> None:
         """As write_task_file (no symlink followed), anywhere in the allocation's directory; written to
         a new temporary file and renamed over the destination, as Nomad's template runner does.
 
@@ -1335,6 +1343,8 @@ class DiskAllocDirs:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(out, view):]
+                if owner != (-1, -1):  # a template's uid / gid; before the mode, which a chown may clear
+                    os.fchown(out, *owner)
                 os.fchmod(out, perms)
             except BaseException:
                 os.close(out)
@@ -2104,7 +2114,7 @@ class AllocRunner(NodeActor):
                 if self.alloc_dirs is None:
                     raise ValueError("this client keeps no allocation directories")
                 self.alloc_dirs.write_alloc_file(a.alloc_id, posixpath.relpath(dest, alloc_dir),
-                                                 text.encode(), spec.perms)
+                                                 text.encode(), spec.perms, (spec.uid, spec.gid))
             except (OSError, ValueError) as exc:
                 return f"failed writing template to {spec.dest!r}: {exc}"
         t.tmpl_env = tmpl_env

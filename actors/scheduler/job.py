@@ -473,8 +473,11 @@ def _template(raw: Any, field: str, number: int) -> dict[str, Any]:
     splay = a.get("Splay")
     splay = TEMPLATE_DEFAULT_SPLAY_NS if splay is None else \
         _int(splay, f"{field}.Splay", default=0, minimum=None)
-    for key in ("ChangeScript", "Uid", "Gid"):
-        _need(a.get(key) is None, f"{field}.{key}", f"{key} is not supported by this agent")
+    _need(a.get("ChangeScript") is None, f"{field}.ChangeScript",
+          "ChangeScript is not supported by this agent")
+    # The rendered file's owner (uid, gid; nil or negative: the agent's); kept only when given.
+    owner = {key: _int(a.get(key), f"{field}.{key}", default=0, minimum=None)
+             for key in ("Uid", "Gid") if a.get(key) is not None}
     _need(not a.get("Once"), f"{field}.Once", "Once is not supported by this agent")
     if not src and not data:
         errors.append("Must specify a source path or have an embedded template")
@@ -519,7 +522,7 @@ def _template(raw: Any, field: str, number: int) -> dict[str, Any]:
     return {"SourcePath": src, "DestPath": dest, "EmbeddedTmpl": data, "ChangeMode": mode,
             "ChangeSignal": signal, "Splay": splay, "Perms": perms, "LeftDelim": left, "RightDelim": right,
             "Envvars": env, "ErrMissingKey": _bool(a.get("ErrMissingKey"), f"{field}.ErrMissingKey"),
-            "Wait": wait}
+            "Wait": wait, **owner}
 
 
 def _checksum(value: str, field: str) -> None:
