@@ -443,6 +443,15 @@ def _reschedule(value: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def _migrate(value: Any, where: str) -> dict[str, Any]:
+    """A ``migrate`` block (job or group level; the job's is merged under each group's by the servers)."""
+    m = _body(value, where)
+    _check(m, {"max_parallel", "min_healthy_time"}, where)
+    return {**({"MaxParallel": m["max_parallel"]} if "max_parallel" in m else {}),
+            **({"MinHealthyTime": _ns(m["min_healthy_time"], f"{where}.min_healthy_time")}
+               if "min_healthy_time" in m else {})}
+
+
 def _restart(value: Any, where: str) -> dict[str, Any]:
     """A ``restart`` block (group or task level; a task's is merged over its group's by the servers)."""
     r = _body(value, where)
@@ -483,12 +492,7 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     if "update" in body:
         group["Update"] = _update(body["update"], f"{where}.update")
     if "migrate" in body:
-        m = _body(body["migrate"], f"{where}.migrate")
-        _check(m, {"max_parallel", "min_healthy_time"}, f"{where}.migrate")
-        group["Migrate"] = {
-            **({"MaxParallel": m["max_parallel"]} if "max_parallel" in m else {}),
-            **({"MinHealthyTime": _ns(m["min_healthy_time"], f"{where}.migrate.min_healthy_time")}
-               if "min_healthy_time" in m else {})}
+        group["Migrate"] = _migrate(body["migrate"], f"{where}.migrate")
     if "ephemeral_disk" in body:  # Nomad's EphemeralDisk: SizeMB, Sticky, Migrate
         d = _body(body["ephemeral_disk"], f"{where}.ephemeral_disk")
         _check(d, {"size", "sticky", "migrate"}, f"{where}.ephemeral_disk")
@@ -754,7 +758,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     where = f"job[{job_id!r}]"
     _check(body, {"name", "datacenters", "type", "priority", "region", "namespace", "node_pool", "all_at_once",
                   "meta", "constraint", "group", "parameterized", "periodic", "affinity", "spread", "update",
-                  "reschedule", "ui"}, where)
+                  "reschedule", "ui", "migrate"}, where)
     job: dict[str, Any] = {"ID": job_id, "Name": str(body.get("name", job_id))}
     for key, field in (("datacenters", "Datacenters"), ("type", "Type"), ("priority", "Priority"),
                        ("region", "Region"), ("namespace", "Namespace"), ("node_pool", "NodePool"),
@@ -779,6 +783,8 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
         job["Update"] = _update(body["update"], f"{where}.update")
     if "reschedule" in body:
         job["Reschedule"] = _reschedule(body["reschedule"], f"{where}.reschedule")
+    if "migrate" in body:
+        job["Migrate"] = _migrate(body["migrate"], f"{where}.migrate")
     _prefs(body, job, where)
     if "periodic" in body:
         p = _body(body["periodic"], f"{where}.periodic")

@@ -488,3 +488,36 @@ def test_the_disk_writes_a_template_with_its_owner(tmp_path: Any) -> None:
     dirs.write_alloc_file("a1", "t/local/app.conf", b"y", 0o644)
     st = (tmp_path / "a1/t/local/app.conf").stat()
     assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid())
+
+
+# ------------------------------------------------------------ job-level migrate
+def test_a_job_level_migrate_block_is_merged_under_each_groups() -> None:
+    j = parse_hcl_job('''
+        job "web" {
+          migrate {
+            max_parallel     = 3
+            min_healthy_time = "20s"
+          }
+          group "a" {
+            count = 6
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/true" }
+            }
+          }
+          group "b" {
+            count = 6
+            migrate { max_parallel = 2 }
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/true" }
+            }
+          }
+        }''')
+    assert j["Migrate"] == {"MaxParallel": 3, "MinHealthyTime": 20 * SEC}
+    c = canonical_job(j)
+    a, b = c["TaskGroups"]
+    assert a["Migrate"]["MaxParallel"] == 3 and a["Migrate"]["MinHealthyTime"] == 20 * SEC
+    assert b["Migrate"]["MaxParallel"] == 2 and b["Migrate"]["MinHealthyTime"] == 20 * SEC
+    assert "Migrate" not in c  # merged into the groups, as the reschedule block is
+    assert canonical_job(c) == c

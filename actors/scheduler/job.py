@@ -955,7 +955,7 @@ def _restart_policy(rp: dict[str, Any], field: str) -> dict[str, Any]:
 
 
 def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | None = None,
-           job_reschedule: Any = None) -> dict[str, Any]:
+           job_reschedule: Any = None, job_migrate: Any = None) -> dict[str, Any]:
     g = dict(_map(raw, field))
     g["Name"] = _str(g.get("Name"), f"{field}.Name", required=True)
     # Nomad's TaskGroup.Canonicalize: no count, but a scaling policy's min: the count is that min.
@@ -994,7 +994,9 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
         g.pop("ReschedulePolicy", None)
     else:
         g["ReschedulePolicy"] = resched
-    mg = {**MIGRATE_DEFAULTS, **_map(g.get("Migrate"), f"{field}.Migrate")}
+    # The job's migrate block under the group's (Nomad's api TaskGroup.Canonicalize, MigrateStrategy.Merge).
+    mg = {**MIGRATE_DEFAULTS, **{k: v for k, v in _map(job_migrate, "Migrate").items() if v is not None},
+          **_map(g.get("Migrate"), f"{field}.Migrate")}
     mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
     mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
     g["Migrate"] = mg
@@ -1230,7 +1232,8 @@ def canonical_job(raw: Any, *, region: str = "global") -> dict[str, Any]:
                             maximum=7 * 24 * 3600 * SECOND_NS)
         job["Update"] = u
     job_reschedule = job.pop("Reschedule", None)  # merged into each group's ReschedulePolicy (Nomad's api)
-    job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"], job_update, job_reschedule)
+    job_migrate = job.pop("Migrate", None)  # and its migrate block into each group's Migrate
+    job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"], job_update, job_reschedule, job_migrate)
                          for i, g in enumerate(groups)]
     for i, g in enumerate(job["TaskGroups"]):
         _group_services(g, job["ID"], f"TaskGroups[{i}]")
