@@ -406,11 +406,11 @@ def _templates(value: Any, where: str) -> list[dict[str, Any]]:
         if not isinstance(t, dict):
             raise HclJobError(f"{at}: expected a block")
         _check(t, {k for k, _ in _TEMPLATE_KEYS} | {"env", "splay", "error_on_missing_key", "wait", "uid",
-                                                    "gid"}, at)
+                                                    "gid", "once"}, at)
         item: dict[str, Any] = {field: str(t[key]) for key, field in _TEMPLATE_KEYS if key in t}
         if isinstance(t.get("perms"), int) and not isinstance(t.get("perms"), bool):
             item["Perms"] = str(t["perms"])  # perms = 644 as a number means the octal digits written
-        for key, field in (("env", "Envvars"), ("error_on_missing_key", "ErrMissingKey")):
+        for key, field in (("env", "Envvars"), ("error_on_missing_key", "ErrMissingKey"), ("once", "Once")):
             if key in t:
                 if not isinstance(t[key], bool):
                     raise HclJobError(f"{at}.{key}: expected a bool")

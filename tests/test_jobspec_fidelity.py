@@ -521,3 +521,37 @@ def test_a_job_level_migrate_block_is_merged_under_each_groups() -> None:
     assert b["Migrate"]["MaxParallel"] == 2 and b["Migrate"]["MinHealthyTime"] == 20 * SEC
     assert "Migrate" not in c  # merged into the groups, as the reschedule block is
     assert canonical_job(c) == c
+
+
+# ------------------------------------------------------------ template once
+def test_a_once_template_is_rendered_before_the_start_and_never_again() -> None:
+    c = tboot()
+    set_var(c, "nomad/jobs/web", {"password": "one"})
+    set_var(c, "nomad/jobs/web/g", {"user": "alice"})
+    once = {"EmbeddedTmpl": '{{ with nomadVar "nomad/jobs/web" }}{{ .password }}{{ end }}',
+            "DestPath": "local/once", "ChangeMode": "restart", "Splay": 0, "Once": True}
+    watched = {"EmbeddedTmpl": '{{ with nomadVar "nomad/jobs/web/g" }}{{ .user }}{{ end }}',
+               "DestPath": "local/watched", "ChangeMode": "noop", "Splay": 0}
+    c.register(tjob([once, watched]))
+    tuntil(c, lambda: len(procs(c)) == 1)
+    assert files(c)["t/local/once"] == b"one" and files(c)["t/local/watched"] == b"alice"
+    runner = c.sched.actor_of(c.sched.nodes["c0001"].actors["alloc-runner"])
+    (task,) = [t for a in runner.allocs.values() for t in a.tasks.values()]
+    assert sorted(task.tmpl_data) == [("var", "nomad/jobs/web/g")]  # the once one's data is not watched
+    set_var(c, "nomad/jobs/web", {"password": "two"})
+    set_var(c, "nomad/jobs/web/g", {"user": "bob"})
+    tuntil(c, lambda: files(c)["t/local/watched"] == b"bob")
+    c.run(5.0)
+    assert files(c)["t/local/once"] == b"one" and len(procs(c)) == 1  # not re-rendered, no restart
+
+
+def test_the_job_file_takes_a_templates_once() -> None:
+    config = 'config { command = "/bin/true" }'
+    text = _restart_file().replace(config, config + '\ntemplate {\n data = "x"\n destination = "local/x"\n'
+                                   ' once = true\n}', 1)
+    j = parse_hcl_job(text)
+    assert j["TaskGroups"][0]["Tasks"][0]["Templates"][0]["Once"] is True
+    assert canonical_job(j)["TaskGroups"][0]["Tasks"][0]["Templates"][0]["Once"] is True
+    j["TaskGroups"][0]["Tasks"][0]["Templates"][0]["Once"] = "yes"
+    with pytest.raises(JobError, match=r"Templates\[0\]\.Once: must be a boolean"):
+        canonical_job(j)

@@ -2066,6 +2066,23 @@ class AllocRunner(NodeActor):
                 raise ValueError("this client keeps no allocation directories")
             return self.alloc_dirs.read_alloc_file(a.alloc_id, posixpath.relpath(path, alloc_dir),
                                                    self.cfg.template_source_max_bytes)
+        if t.tmpl_sources is not None and t.tmpl_ready and any(s.once for s in t.spec.templates):
+            # Nomad's once templates: rendered before the first start only; then the others alone
+            # are rendered and watched, the once ones keeping what they wrote.
+            watched = [i for i, s in enumerate(t.spec.templates) if not s.once]
+            if not watched:
+                return Rendered(outputs=t.tmpl_outputs)
+            specs = tuple(t.spec.templates[i] for i in watched)
+            r = render_task(specs, tuple(t.tmpl_sources[i] for i in watched),
+                            env, t.tmpl_data, a.spec.namespace, self.cfg.template_output_max_bytes,
+                            denylist=self.cfg.template_function_denylist, clock=self.env.now,
+                            wall_clock=self.wall_clock, read_file=read_file, sandbox=task_dir)
+            if len(r.outputs) != len(watched):
+                return r  # incomplete or failed: its outputs are not used
+            outputs = list(t.tmpl_outputs)
+            for i, text in zip(watched, r.outputs, strict=True):
+                outputs[i] = text
+            return replace(r, outputs=tuple(outputs))
         if t.tmpl_sources is not None:
             return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
                                self.cfg.template_output_max_bytes,
@@ -2143,6 +2160,9 @@ class AllocRunner(NodeActor):
         _keep_read(t, r)
         t.tmpl_ready, t.tmpl_wait, t.tmpl_event = True, False, ""
         t.tmpl_rendered_for = t.state.restarts
+        if any(s.once for s in t.spec.templates):  # what the others read is all that is watched
+            r = self._render(a, t, env)
+            _keep_read(t, r)
         if r.deps and not t.tmpl_req:  # watched from now on
             self._tmpl_query(a, t, r.deps, blocking=True)
         self._watch_files(a, t, r)

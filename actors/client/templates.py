@@ -120,6 +120,7 @@ class TemplateSpec:
     wait_max_s: float = 0.0  # wait { max }: ... but a change is rendered at most this long after it (0: none)
     own_wait: bool = False  # it has a wait block; else the client's template.wait applies
     uid: int = -1  # the rendered file's owner (uid, gid); -1: the agent's (Nomad's nil or negative)
+    once: bool = False  # rendered before the task first starts, never again (not watched)
     gid: int = -1
 
 
@@ -156,7 +157,8 @@ def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
             splay_s=5.0 if splay is None else max(0.0, float(splay) / NS),
             err_missing_key=bool(t.get("ErrMissingKey")),
             wait_min_s=wait_min, wait_max_s=wait_max, own_wait=bool(wait),
-            uid=_owner_id(t.get("Uid"), f"{w}.Uid"), gid=_owner_id(t.get("Gid"), f"{w}.Gid")))
+            uid=_owner_id(t.get("Uid"), f"{w}.Uid"), gid=_owner_id(t.get("Gid"), f"{w}.Gid"),
+            once=t.get("Once") is True))
     return tuple(out)
 
 

@@ -478,7 +478,8 @@ def _template(raw: Any, field: str, number: int) -> dict[str, Any]:
     # The rendered file's owner (uid, gid; nil or negative: the agent's); kept only when given.
     owner = {key: _int(a.get(key), f"{field}.{key}", default=0, minimum=None)
              for key in ("Uid", "Gid") if a.get(key) is not None}
-    _need(not a.get("Once"), f"{field}.Once", "Once is not supported by this agent")
+    if _bool(a.get("Once"), f"{field}.Once"):  # rendered once, never watched; kept only when set
+        owner["Once"] = True
     if not src and not data:
         errors.append("Must specify a source path or have an embedded template")
     if not dest:
