@@ -378,7 +378,7 @@ def _artifacts(value: Any, where: str) -> list[dict[str, Any]]:
         at = f"{where}[{i}]"
         if not isinstance(a, dict):
             raise HclJobError(f"{at}: expected a block")
-        _check(a, {"source", "destination", "mode", "options", "headers"}, at)
+        _check(a, {"source", "destination", "mode", "options", "headers", "insecure", "chown"}, at)
         item: dict[str, Any] = {"GetterSource": str(a.get("source", ""))}
         if "destination" in a:
             item["RelativeDest"] = str(a["destination"])
@@ -388,6 +388,9 @@ def _artifacts(value: Any, where: str) -> list[dict[str, Any]]:
             item["GetterOptions"] = _strings(a["options"], f"{at}.options")
         if "headers" in a:
             item["GetterHeaders"] = _strings(a["headers"], f"{at}.headers")
+        for key, field in (("insecure", "GetterInsecure"), ("chown", "Chown")):
+            if key in a:
+                item[field] = a[key]
         out.append(item)
     return out
 

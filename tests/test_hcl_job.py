@@ -437,8 +437,8 @@ def test_artifact_blocks_map_onto_task_artifacts_with_nomads_defaults() -> None:
                       "GetterHeaders": None, "GetterMode": "file", "RelativeDest": "local/tool"}
     assert third["RelativeDest"] == "local/" and third["GetterMode"] == "any"
     assert "Artifacts" not in canonical_job(parse_hcl_job(_artifact_job()))["TaskGroups"][0]["Tasks"][0]
-    with pytest.raises(HclJobError, match=r"artifact\[0\]: 'chown' not supported by this agent"):
-        parse_hcl_job(_artifact_job('source = "https://e.com/x"\nchown = true'))
+    with pytest.raises(HclJobError, match=r"artifact\[0\]: 'chmod' not supported by this agent"):
+        parse_hcl_job(_artifact_job('source = "https://e.com/x"\nchmod = true'))
 
 
 @pytest.mark.parametrize("fields,message", [
@@ -455,7 +455,7 @@ def test_artifact_blocks_map_onto_task_artifacts_with_nomads_defaults() -> None:
     ({"GetterSource": "s3::https://bucket.s3.amazonaws.com/x"}, "is not supported by this agent"),
     ({"GetterSource": "/tmp/file"}, "it fetches only http and https URLs"),
     ({"GetterHeaders": {"A": 1}}, "GetterHeaders.A: must be a string"),
-    ({"GetterInsecure": True}, "GetterInsecure: insecure is not supported by this agent"),
+    ({"GetterInsecure": "yes"}, "GetterInsecure: must be a boolean"),
 ])
 def test_an_artifact_nomad_or_this_agent_refuses_is_refused_with_its_message(fields: dict,
                                                                             message: str) -> None:

@@ -555,3 +555,75 @@ def test_the_job_file_takes_a_templates_once() -> None:
     j["TaskGroups"][0]["Tasks"][0]["Templates"][0]["Once"] = "yes"
     with pytest.raises(JobError, match=r"Templates\[0\]\.Once: must be a boolean"):
         canonical_job(j)
+
+
+# ------------------------------------------------------------ artifact insecure / chown
+def test_the_job_file_carries_an_artifacts_insecure_and_chown() -> None:
+    config = 'config { command = "/bin/true" }'
+    art = '\nartifact {\n source = "https://example.com/x.tgz"\n insecure = true\n chown = true\n}'
+    j = parse_hcl_job(_restart_file().replace(config, config + art, 1))
+    (a,) = canonical_job(j)["TaskGroups"][0]["Tasks"][0]["Artifacts"]
+    assert a["GetterInsecure"] is True and a["Chown"] is True
+    del j["TaskGroups"][0]["Tasks"][0]["Artifacts"][0]["Chown"]
+    (a,) = canonical_job(j)["TaskGroups"][0]["Tasks"][0]["Artifacts"]
+    assert "Chown" not in a
+
+
+def test_an_insecure_artifact_is_fetched_from_https_without_a_certificate_check(tmp_path: Any) -> None:
+    import ssl
+
+    from gevent.pywsgi import WSGIServer
+
+    from actors.client.artifacts import ArtifactFetch
+    from runtime import cli_tls
+    from runtime.artifacts import ArtifactError, fetch_artifact
+    from tests.test_artifacts import LIMITS
+
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    cli_tls.create_ca(str(pki))
+    cli_tls.create_cert("server", str(pki), ca_file=str(pki / cli_tls.CA_FILE),
+                        ca_key_file=str(pki / cli_tls.CA_KEY_FILE))
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", "5")])
+        return [b"hello"]
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(pki / "global-server-nomad.pem"), str(pki / "global-server-nomad-key.pem"))
+    server = WSGIServer(("127.0.0.1", 0), app, log=None, error_log=None, ssl_context=ctx)
+    server.start()
+    try:
+        root = str(tmp_path / "alloc")
+
+        def fetch(insecure: bool) -> None:
+            fetch_artifact(ArtifactFetch(source=f"https://127.0.0.1:{server.server_port}/x", options=(),
+                                         headers=(), mode="file", dest=os.path.join(root, "t/local/x"),
+                                         root=root, insecure=insecure), LIMITS)
+        with pytest.raises((ArtifactError, OSError)):
+            fetch(False)  # signed by a CA this host does not trust
+        fetch(True)
+        assert (tmp_path / "alloc/t/local/x").read_bytes() == b"hello"
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_chown_artifact_becomes_the_task_users(tmp_path: Any) -> None:
+    import pwd
+
+    from actors.client.artifacts import ArtifactFetch
+    from runtime.artifacts import ArtifactError, chown_destination, place
+    from tests.test_artifacts import LIMITS, tgz
+
+    nobody = pwd.getpwnam("nobody")
+    root = tmp_path / "alloc"
+    archive = tmp_path / "a.tgz"
+    archive.write_bytes(tgz({"bin/app": b"x", "README": b"y"}))
+    dest = str(root / "t/local")
+    a = ArtifactFetch(source="https://e.com/a.tgz", options=(), headers=(), mode="any", dest=dest,
+                      root=str(root), chown_user="nobody")
+    place(a, str(archive), "a.tgz", "tar.gz", LIMITS)
+    for path in (root / "t/local", root / "t/local/bin", root / "t/local/bin/app", root / "t/local/README"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (nobody.pw_uid, nobody.pw_gid), path
+    with pytest.raises(ArtifactError, match="failed to chown artifact: user: unknown user no-such-user"):
+        chown_destination(dest, "no-such-user")

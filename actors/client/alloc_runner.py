@@ -2432,7 +2432,8 @@ class AllocRunner(NodeActor):
             todo.append(ArtifactFetch(
                 source=source, mode=spec.mode, dest=dest, root=alloc_dir,
                 options=tuple((k, interpolate(v, env, self.node_vars)) for k, v in spec.options),
-                headers=tuple((k, interpolate(v, env, self.node_vars)) for k, v in spec.headers)))
+                headers=tuple((k, interpolate(v, env, self.node_vars)) for k, v in spec.headers),
+                insecure=spec.insecure, chown_user=t.spec.user if spec.chown else ""))
         if self.fetcher is None:
             self._fetch_failed(a, t, failure_message(todo[0].source, "this client fetches no artifacts"), now,
                                recoverable=False)

@@ -427,14 +427,15 @@ def _artifact(raw: Any, field: str) -> dict[str, Any]:
     full = posixpath.normpath(f"/alloc-dir/alloc-id/task/{dest}")
     _need(full == "/alloc-dir/alloc-id" or full.startswith("/alloc-dir/alloc-id/"), f"{field}.RelativeDest",
           "destination escapes allocation directory")
-    for key, name in (("GetterInsecure", "insecure"), ("Chown", "chown")):
-        _need(not a.get(key), f"{field}.{key}", f"{name} is not supported by this agent")
+    # insecure (no certificate check of an https source) and chown (the fetched files become the task
+    # user's): kept only when set, so a job stored before they were read is the job it was.
+    flags = {key: True for key in ("GetterInsecure", "Chown") if _bool(a.get(key), f"{field}.{key}")}
     options = _string_map(a.get("GetterOptions"), f"{field}.GetterOptions")
     if options and "checksum" in options:
         _checksum(options["checksum"], f"{field}.GetterOptions.checksum")
     return {"GetterSource": source, "GetterOptions": options,
             "GetterHeaders": _string_map(a.get("GetterHeaders"), f"{field}.GetterHeaders"),
-            "GetterMode": mode, "RelativeDest": dest}
+            "GetterMode": mode, "RelativeDest": dest, **flags}
 
 
 # Nomad's Template rules (structs.Template.Validate, api Template.Canonicalize, Task.Validate).
