@@ -469,10 +469,12 @@ def _restart(value: Any, where: str) -> dict[str, Any]:
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
                   "network", "update", "service", "reschedule", "ephemeral_disk", "volume", "scaling",
-                  "shutdown_delay"}, where)
+                  "shutdown_delay", "max_run_duration"}, where)
     group: dict[str, Any] = {"Name": name}
     if "shutdown_delay" in body:
         group["ShutdownDelay"] = _ns(body["shutdown_delay"], f"{where}.shutdown_delay")
+    if "max_run_duration" in body:
+        group["MaxRunDuration"] = _ns(body["max_run_duration"], f"{where}.max_run_duration")
     if "reschedule" in body:
         group["ReschedulePolicy"] = _reschedule(body["reschedule"], f"{where}.reschedule")
     if "count" in body:

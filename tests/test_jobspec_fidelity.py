@@ -627,3 +627,68 @@ def test_a_chown_artifact_becomes_the_task_users(tmp_path: Any) -> None:
         assert (path.stat().st_uid, path.stat().st_gid) == (nobody.pw_uid, nobody.pw_gid), path
     with pytest.raises(ArtifactError, match="failed to chown artifact: user: unknown user no-such-user"):
         chown_destination(dest, "no-such-user")
+
+
+# ------------------------------------------------------------ max_run_duration
+def test_the_job_file_takes_max_run_duration_for_a_batch_group_only() -> None:
+    text = _restart_file().replace('restart {\n              attempts = 5', 'max_run_duration = "1h"\n'
+                                   'restart {\n              attempts = 5', 1)
+    j = parse_hcl_job(text)
+    assert j["TaskGroups"][0]["MaxRunDuration"] == 3600 * SEC
+    assert canonical_job(j)["TaskGroups"][0]["MaxRunDuration"] == 3600 * SEC
+    assert "MaxRunDuration" not in canonical_job(service())["TaskGroups"][0]
+    with pytest.raises(JobError, match='Job type "service" does not allow max_run_duration'):
+        canonical_job({**j, "Type": "service"})
+    j["TaskGroups"][0]["MaxRunDuration"] = 0
+    with pytest.raises(JobError, match="MaxRunDuration must be greater than zero"):
+        canonical_job(j)
+
+
+def test_a_batch_allocation_past_its_max_run_duration_is_killed_and_complete() -> None:
+    c = Client()
+    c.run(5.0)
+    after = {**ar_task("after", run_for_s=1), "Lifecycle": {"Hook": "poststop"}}
+    raw = alloc("a1", ar_task("main", run_for_s=1000), after, job_type="batch")
+    raw["Job"]["TaskGroups"][0]["MaxRunDuration"] = 30 * SEC
+    raw["CreateTime"] = c.sched.now - 10  # placed 10 s ago: 20 s left
+    c.set(raw)
+    c.until(lambda: c.status("a1") == "running", 5)
+    start = c.sched.now
+    c.until(lambda: c.status("a1") == "complete", 60)
+    assert 19 <= c.sched.now - start <= 21
+    assert c.latest("a1").client_description == "allocation exceeded max_run_duration"
+    main = c.task("a1", "main")
+    assert ("Killing", "allocation exceeded max_run_duration") in [(e.type, e.message) for e in main.events]
+    c.until(lambda: c.task("a1", "main").state == "dead", 30)
+    assert not c.task("a1", "main").failed and c.task("a1", "after").state == "dead"
+    assert c.driver.starts == 1  # the poststop task never started
+
+
+def test_a_service_allocation_ignores_a_max_run_duration() -> None:
+    c = Client()
+    c.run(5.0)
+    raw = alloc("a1", ar_task("main"))
+    raw["Job"]["TaskGroups"][0]["MaxRunDuration"] = 5 * SEC
+    raw["CreateTime"] = c.sched.now
+    c.set(raw)
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.run(20.0)
+    assert c.status("a1") == "running"
+
+
+def test_the_servers_see_a_batch_allocation_complete_once_its_max_run_duration_passed() -> None:
+    from sim.client_cluster import ClusterConfig
+    from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
+
+    c = JobCluster(3, JobClusterConfig(base=ClusterConfig(n_servers=1, n_clients=1)))
+    c.run(30.0)
+    c.register(sim_job(count=1, job_type="batch", run_for_s=1000, MaxRunDuration=20 * SEC))
+    end = c.sched.now + 60
+    while not (c.allocs("web") and c.allocs("web")[0]["ClientStatus"] == "complete"):
+        assert c.sched.now < end
+        c.run(1.0)
+    (a,) = c.allocs("web")
+    assert a["ClientDescription"] == "allocation exceeded max_run_duration"
+    assert a["CreateTime"] + 20 <= c.sched.now <= a["CreateTime"] + 22
+    c.run(10.0)
+    assert len(c.allocs("web")) == 1  # complete: a batch allocation is not placed again

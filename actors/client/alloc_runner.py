@@ -159,6 +159,7 @@ NS = 1_000_000_000  # Nomad's durations are Go time.Duration: nanoseconds
 
 # Nomad's structs: client statuses, task states, desired statuses.
 PENDING, RUNNING, COMPLETE, FAILED, LOST = "pending", "running", "complete", "failed", "lost"
+MAX_RUN_EXCEEDED = "allocation exceeded max_run_duration"  # Nomad's AllocTimeoutReasonMaxRunDuration
 TASK_PENDING, TASK_RUNNING, TASK_DEAD = "pending", "running", "dead"
 DESIRED_RUN, DESIRED_STOP, DESIRED_EVICT = "run", "stop", "evict"
 JOB_TYPES = ("service", "batch", "system", "sysbatch")
@@ -635,6 +636,10 @@ class AllocSpec:
     # The group's shutdown_delay (s): a stopping allocation waits this long (its services already
     # gone) before its tasks are killed.
     shutdown_delay_s: float = 0.0
+    # A batch group's max_run_duration (s; 0: none) and the allocation's CreateTime (the servers'
+    # wall clock, s): past that sum its tasks are killed and it is complete.
+    max_run_s: float = 0.0
+    create_time: float = 0.0
 
 
 def _get(d: Any, key: str, typ: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
@@ -904,7 +909,17 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
                      payload=_payload(job), ports=_ports(raw), volumes=_group_volumes(group, where),
                      previous_alloc=_get(raw, "PreviousAllocation", str, "Allocation", "") or "",
                      sticky=sticky, migrate=migrate, disk_mb=disk_mb,
-                     shutdown_delay_s=_shutdown_delay(group, where))
+                     shutdown_delay_s=_shutdown_delay(group, where),
+                     max_run_s=_max_run(group, job_type, where),
+                     create_time=float(_get(raw, "CreateTime", (int, float), "Allocation", 0.0)))
+
+
+def _max_run(group: dict[str, Any], job_type: str, where: str) -> float:
+    """A batch group's ``MaxRunDuration`` (ns) in seconds; 0 when none (or not a batch job's)."""
+    ns = _get(group, "MaxRunDuration", int, where, 0)
+    if ns < 0:
+        raise AllocError(f"{where}.MaxRunDuration must be greater than zero")
+    return ns / NS if job_type in ("batch", "sysbatch") else 0.0
 
 
 def _shutdown_delay(raw: dict[str, Any], where: str) -> float:
@@ -1551,6 +1566,12 @@ class _Alloc:
     # The group's shutdown_delay: being waited out before its tasks are killed (shutdown_wait), or over.
     shutdown_wait: bool = False
     shutdown_waited: bool = False
+    max_run_exceeded: bool = False  # its max_run_duration passed: its tasks are killed, and it is complete
+
+    @property
+    def stopping(self) -> bool:
+        """Its tasks are being ended for good: it is not to run, or its max_run_duration passed."""
+        return not self.want_run or self.max_run_exceeded
 
     @property
     def want_run(self) -> bool:
@@ -1567,6 +1588,8 @@ class _Alloc:
                                task_states=())
         states = [(n, self.tasks[n].state) for n in sorted(self.tasks)]
         status, desc = client_status([s for _, s in states])
+        if self.max_run_exceeded:  # Nomad's clientAlloc: complete, whatever its tasks' states
+            status, desc = COMPLETE, MAX_RUN_EXCEEDED
         if status == FAILED:
             why = [f"{n}: {t.fail_reason}" for n, t in sorted(self.tasks.items()) if t.fail_reason]
             if why:
@@ -1831,8 +1854,10 @@ class AllocRunner(NodeActor):
                 elif kind == "shutdown" and a is not None and not t:  # the group's shutdown_delay is over
                     a.shutdown_wait, a.shutdown_waited = False, True
                     self._dirty.add(aid)
-                    if not a.want_run:
+                    if a.stopping:
                         self._stop_alloc(a, a.stop_why or "allocation is stopping")
+                elif kind == "maxrun" and a is not None and not t:
+                    self._max_run_over(a)
                 elif kind == "prevq" and a is not None and a.prev_req:  # no answer: the next server
                     self._prev_reqs.pop(a.prev_req, None)
                     a.prev_req = 0
@@ -1972,6 +1997,7 @@ class AllocRunner(NodeActor):
                 why = f"Not run: the servers hold it as {server_status}"
                 self._dead(a, a.tasks[name], EV_KILLED, why, now)
             return
+        self._arm_max_run(a)
         if spec.desired != DESIRED_RUN:
             self._stop_alloc(a, f"allocation desired status is {spec.desired}")
         elif spec.previous_alloc:
@@ -1980,6 +2006,25 @@ class AllocRunner(NodeActor):
             # sticky or migrating.
             self._wait_for_previous(a, spec.previous_alloc)
         # Its tasks start in _flush, as their lifecycle stage allows (_coordinate).
+
+    def _arm_max_run(self, a: _Alloc) -> None:
+        """Nomad's max_run_duration hook: a batch allocation to run is ended at its CreateTime plus its
+        group's max_run_duration (the servers' wall clock against this client's)."""
+        if a.spec is None or a.spec.max_run_s <= 0 or not a.spec.create_time or a.stopping:
+            return
+        deadline = a.spec.create_time + a.spec.max_run_s
+        self._set_alloc_timer("maxrun", a, max(0.0, deadline - self.wall_clock()))
+
+    def _max_run_over(self, a: _Alloc) -> None:
+        if a.spec is None or a.stopping or a.done():
+            return
+        assert a.spec.create_time and a.spec.max_run_s > 0
+        if self.wall_clock() < a.spec.create_time + a.spec.max_run_s:
+            self._arm_max_run(a)  # the wall clock stepped back: not yet
+            return
+        a.max_run_exceeded = True
+        self._dirty.add(a.alloc_id)
+        self._stop_alloc(a, MAX_RUN_EXCEEDED)
 
     # ------------------------------------------------------------ tasks
     def _start_task(self, a: _Alloc, t: _Task) -> None:
@@ -2652,6 +2697,8 @@ class AllocRunner(NodeActor):
     def _may_run(self, a: _Alloc, t: _Task) -> bool:
         """The task may run (or be restarted): its allocation is to run, or it is a poststop task
         of a stopping allocation that ran (Nomad runs those after the others are killed)."""
+        if a.max_run_exceeded:
+            return False  # Nomad's max_run_duration: not even a poststop task starts
         if a.want_run:
             return True
         return t.spec.hook == HOOK_POSTSTOP and a.ran and a.spec is not None and not a.removed and not a.quiet
@@ -2675,7 +2722,7 @@ class AllocRunner(NodeActor):
                 for t in live:
                     if t.phase == P_KILLING or (t.spec.sidecar and t.spec.hook):
                         continue
-                    if a.want_run:
+                    if not a.stopping:
                         self._event(t, EV_LEADER_DEAD, now, "Leader Task in Group dead")
                         self._end_task(a, t, EV_KILLING, "Leader Task in Group dead", now, delay=True)
                     else:
@@ -3395,6 +3442,7 @@ class AllocRunner(NodeActor):
             "version": 1, "alloc": a.raw, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
             "collected": a.collected, "stage": a.stage, "ran": a.ran,
             **({"prev_wait": a.prev_wait} if a.prev_wait else {}),
+            **({"max_run_exceeded": True} if a.max_run_exceeded else {}),
             "desired": a.spec.desired if a.spec else "", "modify_index": a.spec.modify_index if a.spec else 0,
             **({"health": a.health, "health_at": a.health_at} if a.health is not None else {}),
             **({"health_deadline": a.health_rules[1]} if a.health_rules is not None else {}),
@@ -3452,11 +3500,16 @@ class AllocRunner(NodeActor):
             a.health, a.health_at = rec["health"], float(rec.get("health_at", 0.0))
         elif rec.get("health_deadline") is not None:
             self._track_health(a, raw, now, deadline_at=float(rec["health_deadline"]))
+        a.max_run_exceeded = bool(rec.get("max_run_exceeded"))
         for name in sorted(a.tasks):
             self._reattach(a, a.tasks[name], now)
         if not a.want_run:
             why = "allocation removed from the node" if a.removed else "allocation is stopping"
             self._stop_alloc(a, why)
+        elif a.max_run_exceeded:
+            self._stop_alloc(a, MAX_RUN_EXCEEDED)
+        else:
+            self._arm_max_run(a)
 
     def _kill_orphans(self, rec: Any) -> None:
         """Best effort: SIGKILL the live tasks of a record that cannot be restored."""

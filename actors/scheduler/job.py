@@ -975,6 +975,13 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     _need(sum(1 for t in g["Tasks"] if t.get("Leader")) <= 1, f"{field}.Tasks",
           "Only one task may be marked as leader")  # Nomad's TaskGroup.Validate
     _shutdown_delay(g, field)
+    if g.get("MaxRunDuration") is not None:  # kept only when given: a job stored before is as it was
+        mrd = _int(g["MaxRunDuration"], f"{field}.MaxRunDuration", default=0, minimum=None)
+        _need(mrd > 0, f"{field}.MaxRunDuration", "MaxRunDuration must be greater than zero")
+        _need(job_type == "batch", f"{field}.MaxRunDuration",
+              f'Job type "{job_type}" does not allow max_run_duration')
+    else:
+        g.pop("MaxRunDuration", None)
     # Nomad's TaskGroup.Validate: prestart, poststart and poststop tasks run around main tasks.
     _need(any(is_main_task(t) for t in g["Tasks"]), f"{field}.Tasks",
           f"Task group {g['Name']} must have at least one main task")
