@@ -692,3 +692,21 @@ def test_the_servers_see_a_batch_allocation_complete_once_its_max_run_duration_p
     assert a["CreateTime"] + 20 <= c.sched.now <= a["CreateTime"] + 22
     c.run(10.0)
     assert len(c.allocs("web")) == 1  # complete: a batch allocation is not placed again
+
+
+def test_a_restarted_client_keeps_an_allocations_max_run_duration() -> None:
+    c = Client()
+    c.run(5.0)
+    raw = alloc("a1", ar_task("main", run_for_s=1000), job_type="batch")
+    raw["Job"]["TaskGroups"][0]["MaxRunDuration"] = 30 * SEC
+    raw["CreateTime"] = c.sched.now
+    c.set(raw)
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.node.restart()  # its timer is armed again from the allocation's CreateTime
+    c.set(raw)
+    c.until(lambda: c.status("a1") == "complete", 60)
+    assert 35 <= c.sched.now <= 37 and c.runner.stats["reattached"] == 1
+    c.node.restart()  # and once past it, it stays complete
+    c.set(raw)
+    c.run(5.0)
+    assert c.status("a1") == "complete" and c.task("a1", "main").state == "dead"
