@@ -710,3 +710,23 @@ def test_a_restarted_client_keeps_an_allocations_max_run_duration() -> None:
     c.set(raw)
     c.run(5.0)
     assert c.status("a1") == "complete" and c.task("a1", "main").state == "dead"
+
+
+def test_an_allocation_updated_in_place_takes_the_new_versions_delays_policies_and_deadline() -> None:
+    c = Client()
+    c.run(5.0)
+    raw = alloc("a1", ar_task("main", run_for_s=1000), job_type="batch", restart=policy(1, 3600, 1))
+    raw["CreateTime"] = c.sched.now
+    c.set(raw)
+    c.until(lambda: c.status("a1") == "running", 5)
+    new = {**raw, "AllocModifyIndex": 2, "Job": {**raw["Job"], "TaskGroups": [
+        {**raw["Job"]["TaskGroups"][0], "MaxRunDuration": 20 * SEC, "ShutdownDelay": 2 * SEC,
+         "RestartPolicy": policy(4, 3600, 1),
+         "Tasks": [{**raw["Job"]["TaskGroups"][0]["Tasks"][0], "ShutdownDelay": 3 * SEC, "Leader": True}]}]}}
+    c.set(new, index=2)
+    c.run(1.0)
+    a = c.runner.allocs["a1"]
+    (t,) = a.tasks.values()
+    assert (a.spec.max_run_s, a.spec.shutdown_delay_s, a.spec.restart.attempts) == (20.0, 2.0, 4)
+    assert t.spec.leader and t.spec.shutdown_delay_s == 3.0 and t.phase == "running"
+    c.until(lambda: c.status("a1") == "complete", 60)  # the deadline the new version set

@@ -77,3 +77,18 @@ def test_a_plan_of_an_earlier_revision_updates_in_place_as_it_did() -> None:
     c.apply("plan_apply", plan=plan)
     updated = c.state.tables["allocs"][first["ID"]]
     assert updated["JobVersion"] == 1 and updated["Resources"]["MemoryMaxMB"] == 1024
+
+
+def test_an_in_place_update_of_what_the_client_reads_as_it_runs_wakes_the_client() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**mem_job(256, None, count=1))
+    c.schedule()
+    (first,) = _allocs(c)
+    job = mem_job(256, None, count=1)
+    job["TaskGroups"][0]["ShutdownDelay"] = 5 * 10**9  # nothing the tasks run changed: in place
+    c.register(**job)
+    c.schedule()
+    (updated,) = _allocs(c)
+    assert updated["ID"] == first["ID"] and updated["JobVersion"] == 1
+    assert updated["AllocModifyIndex"] > first["AllocModifyIndex"]

@@ -1966,7 +1966,27 @@ class AllocRunner(NodeActor):
             a.raw = raw
             a.spec = _replace_desired(a.spec, desired, index)
             self._set_checks(a, raw)
+            self._refresh_in_place(a, raw)
             self._dirty.add(aid)
+
+    def _refresh_in_place(self, a: _Alloc, raw: dict[str, Any]) -> None:
+        """An allocation updated in place: what its runner reads as it goes takes the new version's
+        values, as Nomad's task runners' and hooks' Update do -- restart policies, leader, shutdown
+        delays, max_run_duration (its deadline armed again).  The tasks keep running as they are."""
+        assert a.spec is not None
+        try:
+            new = parse_alloc(raw, self.cfg)
+        except AllocError:
+            return  # the servers validated it; a malformed copy changes nothing here
+        a.spec = replace(a.spec, restart=new.restart, shutdown_delay_s=new.shutdown_delay_s,
+                         max_run_s=new.max_run_s, create_time=new.create_time)
+        for ts in new.tasks:
+            t = a.tasks.get(ts.name)
+            if t is not None:
+                t.spec = replace(t.spec, restart=ts.restart, leader=ts.leader,
+                                 shutdown_delay_s=ts.shutdown_delay_s)
+        self._cancel_alloc_timer("maxrun", a)
+        self._arm_max_run(a)
 
     def _add_invalid(self, aid: str, raw: Any, why: str) -> None:
         log.warning("%s: allocation %s failed: %s", self.env.node, aid, why)
@@ -3409,12 +3429,12 @@ class AllocRunner(NodeActor):
             self._stop_waiting(a)
         for name in sorted(a.tasks):
             for kind in ("restart", "kill", "fetch", "tmpl", "tmpl_retry", "tmpl_change", "tmpl_quiet",
-                         "tmpl_file"):
+                         "tmpl_file", "shutdown"):
                 self._cancel_task_timer(kind, a, a.tasks[name])
             self._tmpl_reqs.pop(a.tasks[name].tmpl_req, None)
         self._cancel_alloc_timer("health", a)
         self._cancel_alloc_timer("health_due", a)
-        for kind in ("prevq", "prevq_retry", "migrate"):
+        for kind in ("prevq", "prevq_retry", "migrate", "shutdown", "maxrun"):
             self._cancel_alloc_timer(kind, a)
         self._prev_reqs.pop(a.prev_req, None)
         if a.checks_sent is not None:

@@ -766,7 +766,8 @@ def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[
 # 3 -- the evaluation records the deployment it worked within (DeploymentID); 4 -- an allocation
 # updated in place takes the memory_max the plan gives it (``InPlaceMemory``: the scheduler
 # configuration's memory oversubscription when the plan was made, as Nomad's inplaceUpdate takes the
-# bin-pack option's resources).
+# bin-pack option's resources), and gets a new AllocModifyIndex when what its client reads as it runs
+# it changed (restart policies, leader, shutdown delays, max_run_duration).
 PLAN_REV = 4
 
 
