@@ -38,6 +38,7 @@ import http.client
 import lzma
 import os
 import posixpath
+import pwd
 import ssl
 import stat
 import tarfile
@@ -54,6 +55,9 @@ from actors.client.artifacts import ArtifactFetch, FetchLimits, failure_message
 from runtime.probes import net_error_text
 
 _TLS = ssl.create_default_context()  # made once: building one per download reads the CA bundle each time
+_TLS_NO_VERIFY = ssl.create_default_context()  # an artifact's insecure (go-getter's): no certificate check
+_TLS_NO_VERIFY.check_hostname = False
+_TLS_NO_VERIFY.verify_mode = ssl.CERT_NONE
 MAX_REDIRECTS = 10  # Go's http.Client follows at most 10 redirects
 _REDIRECTS = (301, 302, 303, 307, 308)
 CHUNK = 64 * 1024
@@ -80,7 +84,8 @@ def fetch_artifact(a: ArtifactFetch, limits: FetchLimits, *,
     fd, tmp = tempfile.mkstemp(dir=a.root, prefix=".artifact-")
     try:
         with os.fdopen(fd, "wb") as out:
-            digest = _download(url, dict(a.headers), limits, out, checksum[0] if checksum else "sha256")
+            digest = _download(url, dict(a.headers), limits, out, checksum[0] if checksum else "sha256",
+                               tls=_TLS_NO_VERIFY if a.insecure else _TLS)
         if checksum and digest != checksum[1].lower():
             raise ArtifactError(f"checksums did not match: expected {checksum[0]}:{checksum[1].lower()}, "
                                 f"got {checksum[0]}:{digest}")
@@ -130,7 +135,8 @@ def _url(a: ArtifactFetch) -> tuple[str, tuple[str, str] | None, str]:
     return url, pair, kind
 
 
-def _download(url: str, headers: dict[str, str], limits: FetchLimits, out: IO[bytes], algo: str) -> str:
+def _download(url: str, headers: dict[str, str], limits: FetchLimits, out: IO[bytes], algo: str,
+              tls: ssl.SSLContext = _TLS) -> str:
     """GET *url* into *out*, following redirects; the hex digest of what was written."""
     for _ in range(MAX_REDIRECTS + 1):
         u = urllib.parse.urlsplit(url)
@@ -139,7 +145,7 @@ def _download(url: str, headers: dict[str, str], limits: FetchLimits, out: IO[by
         conn: http.client.HTTPConnection
         if u.scheme.lower() == "https":
             conn = http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=limits.timeout_s,
-                                               context=_TLS)
+                                               context=tls)
         else:
             conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=limits.timeout_s)
         try:
@@ -192,7 +198,30 @@ def _make_dir(root: str, path: str) -> None:
 
 
 def place(a: ArtifactFetch, tmp: str, name: str, archive: str, limits: FetchLimits) -> None:
-    """Move or unpack the downloaded file *tmp* to the artifact's destination (blocking disk work)."""
+    """Move or unpack the downloaded file *tmp* to the artifact's destination (blocking disk work), then
+    chown it to the task's user if the artifact says so."""
+    _place(a, tmp, name, archive, limits)
+    if a.chown_user:
+        chown_destination(a.dest, a.chown_user)
+
+
+def chown_destination(dest: str, user: str) -> None:
+    """Nomad's chownDestination: *dest* and everything under it become *user*'s (uid and primary gid);
+    only an agent running as root does it.  Links are changed, never followed."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        raise ArtifactError(f"failed to chown artifact: user: unknown user {user}") from None
+    os.chown(dest, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+    if os.path.isdir(dest) and not os.path.islink(dest):
+        for top, dirs, files in os.walk(dest):
+            for name in dirs + files:
+                os.chown(os.path.join(top, name), pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+
+
+def _place(a: ArtifactFetch, tmp: str, name: str, archive: str, limits: FetchLimits) -> None:
     if a.mode == "file":
         _make_dir(a.root, os.path.dirname(a.dest))
         _move(tmp, a.dest)

@@ -530,9 +530,9 @@ def job_status(addr: str, args: list[str]) -> str:
                     if j.get("ParentID") == job["ID"]]
         if job.get("Periodic"):
             p = job["Periodic"]
-            from actors.scheduler.cron import parse_cron  # noqa: PLC0415 - periodic jobs only
+            from actors.scheduler.cron import next_launch  # noqa: PLC0415 - periodic jobs only
 
-            nxt = parse_cron(p["Spec"], p.get("TimeZone", "UTC")).next_after(time.time())
+            nxt = next_launch(p, time.time())
             out.append(f"\nNext Periodic Launch = {fmt_time(nxt)}")
         if flags.get("short"):
             return out[0]

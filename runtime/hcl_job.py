@@ -139,17 +139,17 @@ def _constraints(value: Any, where: str) -> list[dict[str, Any]]:
 
 def _services(value: Any, where: str) -> list[dict[str, Any]]:
     """``service`` blocks (Nomad's native service discovery): name, tags, port, provider, address_mode,
-    address, meta and ``check`` blocks."""
+    address, meta, on_update (its checks' when they set none) and ``check`` blocks."""
     out = []
     for i, svc in enumerate(value if isinstance(value, list) else [value]):
         at = f"{where}[{i}]"
         if not isinstance(svc, dict):
             raise HclJobError(f"{at}: expected a block")
         _check(svc, {"name", "tags", "port", "provider", "address_mode", "address", "meta", "check",
-                     "check_restart"}, at)
+                     "check_restart", "on_update"}, at)
         item: dict[str, Any] = {}
         for key, field in (("name", "Name"), ("provider", "Provider"), ("address_mode", "AddressMode"),
-                           ("address", "Address")):
+                           ("address", "Address"), ("on_update", "OnUpdate")):
             if key in svc:
                 item[field] = str(svc[key])
         if "port" in svc:
@@ -170,6 +170,13 @@ _CHECK_STRINGS = {"name": "Name", "type": "Type", "path": "Path", "method": "Met
                   "on_update": "OnUpdate", "address_mode": "AddressMode", "body": "Body", "task": "TaskName",
                   "port": "PortLabel"}
 _CHECK_DURATIONS = {"interval": "Interval", "timeout": "Timeout"}
+# Carried for the servers to judge: tls_skip_verify is run; the others are Consul's, which the servers
+# refuse with Nomad's messages ("success_before_passing may only be set for Consul service checks").
+_CHECK_PLAIN = {"tls_skip_verify": "TLSSkipVerify", "tls_server_name": "TLSServerName",
+                "success_before_passing": "SuccessBeforePassing",
+                "failures_before_critical": "FailuresBeforeCritical",
+                "failures_before_warning": "FailuresBeforeWarning", "grpc_service": "GRPCService",
+                "grpc_use_tls": "GRPCUseTLS", "command": "Command", "args": "Args", "expose": "Expose"}
 
 
 def _service_checks(value: Any, where: str) -> list[dict[str, Any]]:
@@ -184,8 +191,9 @@ def _service_checks(value: Any, where: str) -> list[dict[str, Any]]:
         at = f"{where}[{i}]"
         if not isinstance(c, dict):
             raise HclJobError(f"{at}: expected a block")
-        _check(c, {*_CHECK_STRINGS, *_CHECK_DURATIONS, "header", "check_restart"}, at)
+        _check(c, {*_CHECK_STRINGS, *_CHECK_DURATIONS, *_CHECK_PLAIN, "header", "check_restart"}, at)
         item: dict[str, Any] = {field: str(c[key]) for key, field in _CHECK_STRINGS.items() if key in c}
+        item.update({field: c[key] for key, field in _CHECK_PLAIN.items() if key in c})
         item.update({field: _ns(c[key], f"{at}.{key}")
                      for key, field in _CHECK_DURATIONS.items() if key in c})
         if "header" in c:
@@ -265,7 +273,7 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
                   "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs",
-                  "volume_mount", "template"}, where)
+                  "volume_mount", "template", "restart", "leader", "shutdown_delay"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -277,6 +285,12 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["KillTimeout"] = _ns(body["kill_timeout"], f"{where}.kill_timeout")
     if "kill_signal" in body:
         task["KillSignal"] = str(body["kill_signal"])
+    if "restart" in body:
+        task["RestartPolicy"] = _restart(body["restart"], f"{where}.restart")
+    if "leader" in body:
+        task["Leader"] = body["leader"]
+    if "shutdown_delay" in body:
+        task["ShutdownDelay"] = _ns(body["shutdown_delay"], f"{where}.shutdown_delay")
     if "meta" in body:
         task["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
@@ -364,7 +378,7 @@ def _artifacts(value: Any, where: str) -> list[dict[str, Any]]:
         at = f"{where}[{i}]"
         if not isinstance(a, dict):
             raise HclJobError(f"{at}: expected a block")
-        _check(a, {"source", "destination", "mode", "options", "headers"}, at)
+        _check(a, {"source", "destination", "mode", "options", "headers", "insecure", "chown"}, at)
         item: dict[str, Any] = {"GetterSource": str(a.get("source", ""))}
         if "destination" in a:
             item["RelativeDest"] = str(a["destination"])
@@ -374,6 +388,9 @@ def _artifacts(value: Any, where: str) -> list[dict[str, Any]]:
             item["GetterOptions"] = _strings(a["options"], f"{at}.options")
         if "headers" in a:
             item["GetterHeaders"] = _strings(a["headers"], f"{at}.headers")
+        for key, field in (("insecure", "GetterInsecure"), ("chown", "Chown")):
+            if key in a:
+                item[field] = a[key]
         out.append(item)
     return out
 
@@ -391,17 +408,21 @@ def _templates(value: Any, where: str) -> list[dict[str, Any]]:
         at = f"{where}[{i}]"
         if not isinstance(t, dict):
             raise HclJobError(f"{at}: expected a block")
-        _check(t, {k for k, _ in _TEMPLATE_KEYS} | {"env", "splay", "error_on_missing_key", "wait"}, at)
+        _check(t, {k for k, _ in _TEMPLATE_KEYS} | {"env", "splay", "error_on_missing_key", "wait", "uid",
+                                                    "gid", "once"}, at)
         item: dict[str, Any] = {field: str(t[key]) for key, field in _TEMPLATE_KEYS if key in t}
         if isinstance(t.get("perms"), int) and not isinstance(t.get("perms"), bool):
             item["Perms"] = str(t["perms"])  # perms = 644 as a number means the octal digits written
-        for key, field in (("env", "Envvars"), ("error_on_missing_key", "ErrMissingKey")):
+        for key, field in (("env", "Envvars"), ("error_on_missing_key", "ErrMissingKey"), ("once", "Once")):
             if key in t:
                 if not isinstance(t[key], bool):
                     raise HclJobError(f"{at}.{key}: expected a bool")
                 item[field] = t[key]
         if "splay" in t:
             item["Splay"] = _ns(t["splay"], f"{at}.splay")
+        for key, field in (("uid", "Uid"), ("gid", "Gid")):  # the rendered file's owner
+            if key in t:
+                item[field] = t[key]
         if "wait" in t:
             w = _body(t["wait"], f"{at}.wait")
             _check(w, {"min", "max"}, f"{at}.wait")
@@ -425,10 +446,35 @@ def _reschedule(value: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def _migrate(value: Any, where: str) -> dict[str, Any]:
+    """A ``migrate`` block (job or group level; the job's is merged under each group's by the servers)."""
+    m = _body(value, where)
+    _check(m, {"max_parallel", "min_healthy_time"}, where)
+    return {**({"MaxParallel": m["max_parallel"]} if "max_parallel" in m else {}),
+            **({"MinHealthyTime": _ns(m["min_healthy_time"], f"{where}.min_healthy_time")}
+               if "min_healthy_time" in m else {})}
+
+
+def _restart(value: Any, where: str) -> dict[str, Any]:
+    """A ``restart`` block (group or task level; a task's is merged over its group's by the servers)."""
+    r = _body(value, where)
+    _check(r, {"attempts", "interval", "delay", "mode", "render_templates"}, where)
+    return {**({"Attempts": r["attempts"]} if "attempts" in r else {}),
+            **({"RenderTemplates": r["render_templates"]} if "render_templates" in r else {}),
+            **({"Interval": _ns(r["interval"], f"{where}.interval")} if "interval" in r else {}),
+            **({"Delay": _ns(r["delay"], f"{where}.delay")} if "delay" in r else {}),
+            **({"Mode": r["mode"]} if "mode" in r else {})}
+
+
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
-                  "network", "update", "service", "reschedule", "ephemeral_disk", "volume", "scaling"}, where)
+                  "network", "update", "service", "reschedule", "ephemeral_disk", "volume", "scaling",
+                  "shutdown_delay", "max_run_duration"}, where)
     group: dict[str, Any] = {"Name": name}
+    if "shutdown_delay" in body:
+        group["ShutdownDelay"] = _ns(body["shutdown_delay"], f"{where}.shutdown_delay")
+    if "max_run_duration" in body:
+        group["MaxRunDuration"] = _ns(body["max_run_duration"], f"{where}.max_run_duration")
     if "reschedule" in body:
         group["ReschedulePolicy"] = _reschedule(body["reschedule"], f"{where}.reschedule")
     if "count" in body:
@@ -447,22 +493,11 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     if "scaling" in body:
         group["Scaling"] = _scaling(body["scaling"], f"{where}.scaling")
     if "restart" in body:
-        r = _body(body["restart"], f"{where}.restart")
-        _check(r, {"attempts", "interval", "delay", "mode"}, f"{where}.restart")
-        group["RestartPolicy"] = {
-            **({"Attempts": r["attempts"]} if "attempts" in r else {}),
-            **({"Interval": _ns(r["interval"], f"{where}.restart.interval")} if "interval" in r else {}),
-            **({"Delay": _ns(r["delay"], f"{where}.restart.delay")} if "delay" in r else {}),
-            **({"Mode": r["mode"]} if "mode" in r else {})}
+        group["RestartPolicy"] = _restart(body["restart"], f"{where}.restart")
     if "update" in body:
         group["Update"] = _update(body["update"], f"{where}.update")
     if "migrate" in body:
-        m = _body(body["migrate"], f"{where}.migrate")
-        _check(m, {"max_parallel", "min_healthy_time"}, f"{where}.migrate")
-        group["Migrate"] = {
-            **({"MaxParallel": m["max_parallel"]} if "max_parallel" in m else {}),
-            **({"MinHealthyTime": _ns(m["min_healthy_time"], f"{where}.migrate.min_healthy_time")}
-               if "min_healthy_time" in m else {})}
+        group["Migrate"] = _migrate(body["migrate"], f"{where}.migrate")
     if "ephemeral_disk" in body:  # Nomad's EphemeralDisk: SizeMB, Sticky, Migrate
         d = _body(body["ephemeral_disk"], f"{where}.ephemeral_disk")
         _check(d, {"size", "sticky", "migrate"}, f"{where}.ephemeral_disk")
@@ -728,7 +763,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     where = f"job[{job_id!r}]"
     _check(body, {"name", "datacenters", "type", "priority", "region", "namespace", "node_pool", "all_at_once",
                   "meta", "constraint", "group", "parameterized", "periodic", "affinity", "spread", "update",
-                  "reschedule"}, where)
+                  "reschedule", "ui", "migrate"}, where)
     job: dict[str, Any] = {"ID": job_id, "Name": str(body.get("name", job_id))}
     for key, field in (("datacenters", "Datacenters"), ("type", "Type"), ("priority", "Priority"),
                        ("region", "Region"), ("namespace", "Namespace"), ("node_pool", "NodePool"),
@@ -739,15 +774,30 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
         job["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
         job["Constraints"] = _constraints(body["constraint"], f"{where}.constraint")
+    if "ui" in body:  # what Nomad's web UI shows on the job's page: description, link { label, url }
+        ui = _body(body["ui"], f"{where}.ui")
+        _check(ui, {"description", "link"}, f"{where}.ui")
+        links, given = [], ui.get("link", [])
+        for i, link in enumerate(given if isinstance(given, list) else [given]):
+            if not isinstance(link, dict):
+                raise HclJobError(f"{where}.ui.link[{i}]: expected a block")
+            _check(link, {"label", "url"}, f"{where}.ui.link[{i}]")
+            links.append({"Label": str(link.get("label", "")), "URL": str(link.get("url", ""))})
+        job["UI"] = {"Description": str(ui.get("description", "")), "Links": links or None}
     if "update" in body:
         job["Update"] = _update(body["update"], f"{where}.update")
     if "reschedule" in body:
         job["Reschedule"] = _reschedule(body["reschedule"], f"{where}.reschedule")
+    if "migrate" in body:
+        job["Migrate"] = _migrate(body["migrate"], f"{where}.migrate")
     _prefs(body, job, where)
     if "periodic" in body:
         p = _body(body["periodic"], f"{where}.periodic")
-        _check(p, {"cron", "prohibit_overlap", "time_zone", "enabled"}, f"{where}.periodic")
+        _check(p, {"cron", "crons", "prohibit_overlap", "time_zone", "enabled"}, f"{where}.periodic")
+        crons = p.get("crons", [])
+        crons = crons if isinstance(crons, list) else [crons]
         job["Periodic"] = {"Spec": p.get("cron", ""), "SpecType": "cron",
+                           **({"Specs": crons} if "crons" in p else {}),
                            "ProhibitOverlap": bool(p.get("prohibit_overlap", False)),
                            "TimeZone": p.get("time_zone", "UTC"), "Enabled": p.get("enabled", True)}
     if "parameterized" in body:

@@ -26,6 +26,9 @@ import gevent
 from actors.client.checks import FAILURE, OUTPUT_LIMIT, SUCCESS, CheckSpec
 
 _TLS = ssl.create_default_context()  # made once: building one per probe reads the CA bundle each time
+_TLS_NO_VERIFY = ssl.create_default_context()  # a check's tls_skip_verify (Nomad's InsecureSkipVerify)
+_TLS_NO_VERIFY.check_hostname = False
+_TLS_NO_VERIFY.verify_mode = ssl.CERT_NONE
 
 
 def dial(host: str, port: int, timeout_s: float) -> str:
@@ -52,7 +55,8 @@ def run_probe(spec: CheckSpec) -> tuple[str, int, str]:
     method, payload = spec.method, spec.body.encode() if spec.body else None
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            status, location, body = _http(url, method, payload, headers, spec.timeout_s)
+            status, location, body = _http(url, method, payload, headers, spec.timeout_s,
+                                           tls=_TLS_NO_VERIFY if spec.tls_skip_verify else _TLS)
         except (OSError, http.client.HTTPException, ValueError) as e:
             return FAILURE, 0, f'nomad: {method.capitalize()} "{url}": {net_error_text(e)}'
         if status in _REDIRECTS and location:
@@ -74,14 +78,14 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 
 
 def _http(url: str, method: str, payload: bytes | None, headers: dict[str, Any],
-          timeout_s: float) -> tuple[int, str, bytes]:
+          timeout_s: float, tls: ssl.SSLContext = _TLS) -> tuple[int, str, bytes]:
     """One request: (status, Location header, up to OUTPUT_LIMIT bytes of the body)."""
     u = urllib.parse.urlsplit(url)
     if u.scheme not in ("http", "https") or not u.hostname:
         raise ValueError(f"unsupported URL {url!r}")
     conn: http.client.HTTPConnection
     if u.scheme == "https":
-        conn = http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=timeout_s, context=_TLS)
+        conn = http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=timeout_s, context=tls)
     else:
         conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout_s)
     try:

@@ -144,7 +144,7 @@ def test_canonical_checks_are_a_fixed_point() -> None:
      r"FailuresBeforeWarning: failures_before_warning may only be set for Consul service checks"),
     (http(TLSServerName="example.com"),
      r"TLSServerName: tls_server_name may only be set for Consul service checks"),
-    (http(TLSSkipVerify=True), r"TLSSkipVerify: tls_skip_verify may only be set for Consul service checks"),
+    (http(TLSSkipVerify="yes"), r"TLSSkipVerify: must be a boolean"),
     (http(Expose=True), r"Expose: expose may only be set for Consul service checks"),
     (http(GRPCService="svc"), r"GRPCService: grpc_service is not used by nomad service checks"),
     (tcp(GRPCUseTLS=True), r"GRPCUseTLS: grpc_use_tls is not used by nomad service checks"),

@@ -216,8 +216,8 @@ def test_a_check_nomad_refuses_is_refused_once_the_file_is_parsed() -> None:
     ('job "x" { group "g" { task "t" { driver = "raw_exec"\n service {\n name = "web"\n'
      ' check { type = "http"\n check_restart { limit = 3\n grace_period = "1s" } } } } } }',
      r"service\[0\]\.check\[0\]\.check_restart: 'grace_period' not supported"),
-    ('job "x" { group "g" { service {\n check {\n type = "tcp"\n success_before_passing = 2 } } } }',
-     "'success_before_passing' not supported"),
+    ('job "x" { group "g" { service {\n check {\n type = "tcp"\n notes = "Consul\'s" } } } }',
+     "'notes' not supported"),
     ('job "x" { group "g" { service {\n check {\n type = "tcp"\n interval = "often" } } } }',
      r"check\[0\]\.interval: .*invalid duration"),
     ('job "x" { group "g" { task "t" { resources { cpu = 1\n cores = 2 } } } }', "'cores' not supported"),
@@ -437,8 +437,8 @@ def test_artifact_blocks_map_onto_task_artifacts_with_nomads_defaults() -> None:
                       "GetterHeaders": None, "GetterMode": "file", "RelativeDest": "local/tool"}
     assert third["RelativeDest"] == "local/" and third["GetterMode"] == "any"
     assert "Artifacts" not in canonical_job(parse_hcl_job(_artifact_job()))["TaskGroups"][0]["Tasks"][0]
-    with pytest.raises(HclJobError, match=r"artifact\[0\]: 'chown' not supported by this agent"):
-        parse_hcl_job(_artifact_job('source = "https://e.com/x"\nchown = true'))
+    with pytest.raises(HclJobError, match=r"artifact\[0\]: 'chmod' not supported by this agent"):
+        parse_hcl_job(_artifact_job('source = "https://e.com/x"\nchmod = true'))
 
 
 @pytest.mark.parametrize("fields,message", [
@@ -455,7 +455,7 @@ def test_artifact_blocks_map_onto_task_artifacts_with_nomads_defaults() -> None:
     ({"GetterSource": "s3::https://bucket.s3.amazonaws.com/x"}, "is not supported by this agent"),
     ({"GetterSource": "/tmp/file"}, "it fetches only http and https URLs"),
     ({"GetterHeaders": {"A": 1}}, "GetterHeaders.A: must be a string"),
-    ({"GetterInsecure": True}, "GetterInsecure: insecure is not supported by this agent"),
+    ({"GetterInsecure": "yes"}, "GetterInsecure: must be a boolean"),
 ])
 def test_an_artifact_nomad_or_this_agent_refuses_is_refused_with_its_message(fields: dict,
                                                                             message: str) -> None:

@@ -159,6 +159,7 @@ NS = 1_000_000_000  # Nomad's durations are Go time.Duration: nanoseconds
 
 # Nomad's structs: client statuses, task states, desired statuses.
 PENDING, RUNNING, COMPLETE, FAILED, LOST = "pending", "running", "complete", "failed", "lost"
+MAX_RUN_EXCEEDED = "allocation exceeded max_run_duration"  # Nomad's AllocTimeoutReasonMaxRunDuration
 TASK_PENDING, TASK_RUNNING, TASK_DEAD = "pending", "running", "dead"
 DESIRED_RUN, DESIRED_STOP, DESIRED_EVICT = "run", "stop", "evict"
 JOB_TYPES = ("service", "batch", "system", "sysbatch")
@@ -177,6 +178,8 @@ EV_RESTORE_FAILED = "Failed Restoring Task"
 EV_RESTART_SIGNALED = "Restart Signaled"  # Nomad TaskRestartSignal: an operator's alloc restart
 EV_SIGNALING = "Signaling"  # Nomad TaskSignaling: an operator's alloc signal
 EV_HOOK_FAILED = "Task hook failed"  # Nomad TaskHookFailed: a prestart hook (here: volumes) failed
+EV_SHUTDOWN_DELAY = "Waiting for shutdown delay"  # Nomad TaskWaitingShuttingDownDelay
+EV_LEADER_DEAD = "Leader Task Dead"  # Nomad TaskLeaderDead: the leader ended, so do the others
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
@@ -419,6 +422,7 @@ class RestartPolicy:
     interval_s: float
     delay_s: float
     mode: str  # "fail" | "delay"
+    render_templates: bool = False  # a restart renders the task's templates afresh (fresh data, sources)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -597,6 +601,11 @@ class TaskSpec:
     # Its volume_mount blocks: (volume, destination, read_only, propagation mode).
     volume_mounts: tuple[tuple[str, str, bool, str], ...] = ()
     templates: tuple[TemplateSpec, ...] = ()  # rendered before it first starts, then kept up to date
+    restart: RestartPolicy | None = None  # its own restart block, over the group's; None: the group's
+    leader: bool = False  # Nomad's task `leader`: when it ends, the group's other tasks are stopped
+    # Its shutdown_delay (s): when it is killed (not restarted), the wait between its services going
+    # and its kill signal.
+    shutdown_delay_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -624,6 +633,13 @@ class AllocSpec:
     disk_mb: int = 300  # ephemeral_disk size (Nomad's default 300 MB): a migrated snapshot is bounded by it
     # The group's host volume requests: (label, type, source, read_only, per_alloc), sorted by label.
     volumes: tuple[tuple[str, str, str, bool, bool], ...] = ()
+    # The group's shutdown_delay (s): a stopping allocation waits this long (its services already
+    # gone) before its tasks are killed.
+    shutdown_delay_s: float = 0.0
+    # A batch group's max_run_duration (s; 0: none) and the allocation's CreateTime (the servers'
+    # wall clock, s): past that sum its tasks are killed and it is complete.
+    max_run_s: float = 0.0
+    create_time: float = 0.0
 
 
 def _get(d: Any, key: str, typ: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
@@ -664,7 +680,9 @@ def parse_restart_policy(raw: Any, default: RestartPolicy, where: str) -> Restar
         raise AllocError(f"{w}: Interval must be > 0 and Delay >= 0 (nanoseconds)")
     if mode not in ("fail", "delay"):
         raise AllocError(f"{w}.Mode must be \"fail\" or \"delay\", got {mode!r}")
-    return RestartPolicy(attempts=attempts, interval_s=interval, delay_s=delay, mode=mode)
+    render = _get(raw, "RenderTemplates", bool, w, default.render_templates)
+    return RestartPolicy(attempts=attempts, interval_s=interval, delay_s=delay, mode=mode,
+                         render_templates=render)
 
 
 def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
@@ -696,6 +714,7 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     kill_signal=kill_signal, user=_get(raw, "User", str, w, ""),
                     payload_file=_payload_file(raw, w), artifacts=artifacts, logs=_log_settings(raw, w),
                     volume_mounts=_volume_mounts(raw, w), templates=templates,
+                    leader=_get(raw, "Leader", bool, w, False), shutdown_delay_s=_shutdown_delay(raw, w),
                     **_lifecycle(raw, w))
 
 
@@ -867,6 +886,11 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
     if len(set(names)) != len(names):
         raise AllocError(f"{where}.Tasks has duplicate task names")
     tasks = tuple(replace(t, memory_max_mb=_memory_max(raw, t.name)) for t in tasks)
+    # A task's own restart block (the servers merged the group's into it); None: the group's.
+    tasks = tuple(replace(t, restart=parse_restart_policy(raw_t["RestartPolicy"], restart,
+                                                          f"{where}.Tasks[{t.name}]"))
+                  if isinstance(raw_t, dict) and raw_t.get("RestartPolicy") is not None else t
+                  for t, raw_t in zip(tasks, raw_tasks, strict=True))
     disk = _get(group, "EphemeralDisk", dict, where, {})
     sticky, migrate = disk.get("Sticky", False), disk.get("Migrate", False)
     if not isinstance(sticky, bool) or not isinstance(migrate, bool):
@@ -884,7 +908,26 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
                      tasks=tasks, parent_id=_get(job, "ParentID", str, "Job", "") or "",
                      payload=_payload(job), ports=_ports(raw), volumes=_group_volumes(group, where),
                      previous_alloc=_get(raw, "PreviousAllocation", str, "Allocation", "") or "",
-                     sticky=sticky, migrate=migrate, disk_mb=disk_mb)
+                     sticky=sticky, migrate=migrate, disk_mb=disk_mb,
+                     shutdown_delay_s=_shutdown_delay(group, where),
+                     max_run_s=_max_run(group, job_type, where),
+                     create_time=float(_get(raw, "CreateTime", (int, float), "Allocation", 0.0)))
+
+
+def _max_run(group: dict[str, Any], job_type: str, where: str) -> float:
+    """A batch group's ``MaxRunDuration`` (ns) in seconds; 0 when none (or not a batch job's)."""
+    ns = _get(group, "MaxRunDuration", int, where, 0)
+    if ns < 0:
+        raise AllocError(f"{where}.MaxRunDuration must be greater than zero")
+    return ns / NS if job_type in ("batch", "sysbatch") else 0.0
+
+
+def _shutdown_delay(raw: dict[str, Any], where: str) -> float:
+    """A group's or task's ``ShutdownDelay`` (ns) in seconds; 0 when none."""
+    ns = _get(raw, "ShutdownDelay", int, where, 0)
+    if ns < 0:
+        raise AllocError(f"{where}.ShutdownDelay must be a positive value")
+    return ns / NS
 
 
 def _ports(raw: dict[str, Any]) -> tuple[tuple[str, int, int, str], ...]:
@@ -1138,9 +1181,11 @@ class AllocDirs(Protocol):
     def move_disk(self, prev_id: str, alloc_id: str, tasks: tuple[str, ...]) -> bool:
         """Nomad's AllocDir.Move: ``<prev_id>/alloc/data`` and each of *tasks*' ``local/`` become
         *alloc_id*'s (renamed, not copied); False when *prev_id* has no directory left; OSError."""
-    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int) -> None:
-        """Write *data* to ``<alloc_id>/<path>`` (a rendered template) with *perms*, replacing what was
-        there at once (a reader sees the old or the new file); OSError or ValueError."""
+    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int,
+                         owner: tuple[int, int] = (-1, -1)) -> None:
+        """Write *data* to ``<alloc_id>/<path>`` (a rendered template) with *perms* and *owner* ((uid,
+        gid), -1 the agent's), replacing what was there at once (a reader sees the old or the new file);
+        OSError or ValueError."""
 
     def read_alloc_file(self, alloc_id: str, path: str, limit: int) -> bytes:
         """The contents of ``<alloc_id>/<path>`` (a template's source), at most *limit* bytes (ValueError
@@ -1157,6 +1202,8 @@ class MemoryAllocDirs:
     files: dict[tuple[str, str, str], bytes] = field(default_factory=dict)  # (alloc, task, path) -> data
     moved: list[tuple[str, str]] = field(default_factory=list)  # (from, to) of each move_disk
     perms: dict[tuple[str, str], int] = field(default_factory=dict)  # (alloc, path) -> file mode
+    # (alloc, path) -> (uid, gid) of a template given an owner
+    owners: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     def destroy(self, alloc_id: str) -> None:
         self.destroyed.append(alloc_id)
@@ -1173,9 +1220,12 @@ class MemoryAllocDirs:
     def write_task_file(self, alloc_id: str, task: str, path: str, data: bytes) -> None:
         self.files[(alloc_id, task, path)] = data
 
-    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int) -> None:
+    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int,
+                         owner: tuple[int, int] = (-1, -1)) -> None:
         self.files[(alloc_id, "", path)] = data
         self.perms[(alloc_id, path)] = perms
+        if owner != (-1, -1):
+            self.owners[(alloc_id, path)] = owner
 
     def read_alloc_file(self, alloc_id: str, path: str, limit: int) -> bytes:
         if (alloc_id, "", path) not in self.files:
@@ -1280,7 +1330,8 @@ class DiskAllocDirs:
             raise ValueError(f"{path!r} escapes the allocation's directory")
         return parts
 
-    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int) -> None:
+    def write_alloc_file(self, alloc_id: str, path: str, data: bytes, perms: int,
+                         owner: tuple[int, int] = (-1, -1)) -> None:
         """As write_task_file (no symlink followed), anywhere in the allocation's directory; written to
         a new temporary file and renamed over the destination, as Nomad's template runner does.
 
@@ -1307,6 +1358,8 @@ class DiskAllocDirs:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(out, view):]
+                if owner != (-1, -1):  # a template's uid / gid; before the mode, which a chown may clear
+                    os.fchown(out, *owner)
                 os.fchmod(out, perms)
             except BaseException:
                 os.close(out)
@@ -1442,6 +1495,7 @@ class _Task:
     check_restart: str = ""  # being killed because this check failed (check_restart): the policy decides
     restart_reason: str = ""  # why restart_requested (its Restarting event); "" an operator's
     kill_fails: str = ""  # being killed for this reason, which fails it (a template that fails)
+    shutdown_kill: tuple[str, str] | None = None  # (event, why) of the kill waiting out its shutdown_delay
     artifacts_fetched: int = 0  # how many of its artifacts are in its directory (fetched once, in order)
     fetch_run: int = 0  # the fetch of its artifacts in flight (its number), 0: none
     # Its templates (actors.client.templates): the servers' data they read ((kind, argument) -> (error,
@@ -1464,6 +1518,7 @@ class _Task:
     tmpl_change: tuple[bool, tuple[str, ...]] | None = None
     tmpl_first_change: float | None = None  # data changed since then, not rendered yet (wait { min, max })
     tmpl_retries: int = 0  # failed template data queries in a row (nomad_retry); an answer resets it
+    tmpl_rendered_for: int = 0  # the run (its restarts count) its templates were first rendered for
 
 
 @dataclass(slots=True)
@@ -1507,6 +1562,16 @@ class _Alloc:
     prev_req: int = 0
     prev_index: int = 0
     migrate_run: int = 0
+    stop_why: str = ""  # why it is being stopped, while its leader task is killed before the others
+    # The group's shutdown_delay: being waited out before its tasks are killed (shutdown_wait), or over.
+    shutdown_wait: bool = False
+    shutdown_waited: bool = False
+    max_run_exceeded: bool = False  # its max_run_duration passed: its tasks are killed, and it is complete
+
+    @property
+    def stopping(self) -> bool:
+        """Its tasks are being ended for good: it is not to run, or its max_run_duration passed."""
+        return not self.want_run or self.max_run_exceeded
 
     @property
     def want_run(self) -> bool:
@@ -1523,6 +1588,8 @@ class _Alloc:
                                task_states=())
         states = [(n, self.tasks[n].state) for n in sorted(self.tasks)]
         status, desc = client_status([s for _, s in states])
+        if self.max_run_exceeded:  # Nomad's clientAlloc: complete, whatever its tasks' states
+            status, desc = COMPLETE, MAX_RUN_EXCEEDED
         if status == FAILED:
             why = [f"{n}: {t.fail_reason}" for n, t in sorted(self.tasks.items()) if t.fail_reason]
             if why:
@@ -1784,6 +1851,13 @@ class AllocRunner(NodeActor):
                 t = a.tasks.get(task) if a is not None else None
                 if kind == "health" and a is not None:
                     self._dirty.add(aid)  # _flush decides the allocation's health
+                elif kind == "shutdown" and a is not None and not t:  # the group's shutdown_delay is over
+                    a.shutdown_wait, a.shutdown_waited = False, True
+                    self._dirty.add(aid)
+                    if a.stopping:
+                        self._stop_alloc(a, a.stop_why or "allocation is stopping")
+                elif kind == "maxrun" and a is not None and not t:
+                    self._max_run_over(a)
                 elif kind == "prevq" and a is not None and a.prev_req:  # no answer: the next server
                     self._prev_reqs.pop(a.prev_req, None)
                     a.prev_req = 0
@@ -1800,6 +1874,10 @@ class AllocRunner(NodeActor):
                         self._restart_due(a, t)
                     elif kind == "kill":
                         self._escalate(a, t)
+                    elif kind == "shutdown" and t.shutdown_kill is not None:  # its shutdown_delay is over
+                        (ev, why), t.shutdown_kill = t.shutdown_kill, None
+                        if t.phase == P_RUNNING:
+                            self._end_task(a, t, ev, why, self.env.now())
                     elif kind == "tmpl" and t.tmpl_req:  # no answer: the next server, after a backoff
                         self._tmpl_reqs.pop(t.tmpl_req, None)
                         t.tmpl_req = 0
@@ -1888,7 +1966,27 @@ class AllocRunner(NodeActor):
             a.raw = raw
             a.spec = _replace_desired(a.spec, desired, index)
             self._set_checks(a, raw)
+            self._refresh_in_place(a, raw)
             self._dirty.add(aid)
+
+    def _refresh_in_place(self, a: _Alloc, raw: dict[str, Any]) -> None:
+        """An allocation updated in place: what its runner reads as it goes takes the new version's
+        values, as Nomad's task runners' and hooks' Update do -- restart policies, leader, shutdown
+        delays, max_run_duration (its deadline armed again).  The tasks keep running as they are."""
+        assert a.spec is not None
+        try:
+            new = parse_alloc(raw, self.cfg)
+        except AllocError:
+            return  # the servers validated it; a malformed copy changes nothing here
+        a.spec = replace(a.spec, restart=new.restart, shutdown_delay_s=new.shutdown_delay_s,
+                         max_run_s=new.max_run_s, create_time=new.create_time)
+        for ts in new.tasks:
+            t = a.tasks.get(ts.name)
+            if t is not None:
+                t.spec = replace(t.spec, restart=ts.restart, leader=ts.leader,
+                                 shutdown_delay_s=ts.shutdown_delay_s)
+        self._cancel_alloc_timer("maxrun", a)
+        self._arm_max_run(a)
 
     def _add_invalid(self, aid: str, raw: Any, why: str) -> None:
         log.warning("%s: allocation %s failed: %s", self.env.node, aid, why)
@@ -1919,6 +2017,7 @@ class AllocRunner(NodeActor):
                 why = f"Not run: the servers hold it as {server_status}"
                 self._dead(a, a.tasks[name], EV_KILLED, why, now)
             return
+        self._arm_max_run(a)
         if spec.desired != DESIRED_RUN:
             self._stop_alloc(a, f"allocation desired status is {spec.desired}")
         elif spec.previous_alloc:
@@ -1927,6 +2026,25 @@ class AllocRunner(NodeActor):
             # sticky or migrating.
             self._wait_for_previous(a, spec.previous_alloc)
         # Its tasks start in _flush, as their lifecycle stage allows (_coordinate).
+
+    def _arm_max_run(self, a: _Alloc) -> None:
+        """Nomad's max_run_duration hook: a batch allocation to run is ended at its CreateTime plus its
+        group's max_run_duration (the servers' wall clock against this client's)."""
+        if a.spec is None or a.spec.max_run_s <= 0 or not a.spec.create_time or a.stopping:
+            return
+        deadline = a.spec.create_time + a.spec.max_run_s
+        self._set_alloc_timer("maxrun", a, max(0.0, deadline - self.wall_clock()))
+
+    def _max_run_over(self, a: _Alloc) -> None:
+        if a.spec is None or a.stopping or a.done():
+            return
+        assert a.spec.create_time and a.spec.max_run_s > 0
+        if self.wall_clock() < a.spec.create_time + a.spec.max_run_s:
+            self._arm_max_run(a)  # the wall clock stepped back: not yet
+            return
+        a.max_run_exceeded = True
+        self._dirty.add(a.alloc_id)
+        self._stop_alloc(a, MAX_RUN_EXCEEDED)
 
     # ------------------------------------------------------------ tasks
     def _start_task(self, a: _Alloc, t: _Task) -> None:
@@ -1960,6 +2078,10 @@ class AllocRunner(NodeActor):
         if t.artifacts_fetched < len(t.spec.artifacts):  # Nomad's artifact hook: until all are fetched
             self._fetch_artifacts(a, t, env, alloc_dir, task_dir, now)
             return
+        policy = t.spec.restart or a.spec.restart
+        if t.spec.templates and t.tmpl_ready and policy.render_templates \
+                and t.tmpl_rendered_for != t.state.restarts:
+            self._tmpl_reset(a, t)  # restart { render_templates = true }: a new template manager
         if t.spec.templates and not t.tmpl_ready:  # Nomad's template hook: until every one is rendered
             if not self._first_render(a, t, env, now):
                 return
@@ -2009,6 +2131,23 @@ class AllocRunner(NodeActor):
                 raise ValueError("this client keeps no allocation directories")
             return self.alloc_dirs.read_alloc_file(a.alloc_id, posixpath.relpath(path, alloc_dir),
                                                    self.cfg.template_source_max_bytes)
+        if t.tmpl_sources is not None and t.tmpl_ready and any(s.once for s in t.spec.templates):
+            # Nomad's once templates: rendered before the first start only; then the others alone
+            # are rendered and watched, the once ones keeping what they wrote.
+            watched = [i for i, s in enumerate(t.spec.templates) if not s.once]
+            if not watched:
+                return Rendered(outputs=t.tmpl_outputs)
+            specs = tuple(t.spec.templates[i] for i in watched)
+            r = render_task(specs, tuple(t.tmpl_sources[i] for i in watched),
+                            env, t.tmpl_data, a.spec.namespace, self.cfg.template_output_max_bytes,
+                            denylist=self.cfg.template_function_denylist, clock=self.env.now,
+                            wall_clock=self.wall_clock, read_file=read_file, sandbox=task_dir)
+            if len(r.outputs) != len(watched):
+                return r  # incomplete or failed: its outputs are not used
+            outputs = list(t.tmpl_outputs)
+            for i, text in zip(watched, r.outputs, strict=True):
+                outputs[i] = text
+            return replace(r, outputs=tuple(outputs))
         if t.tmpl_sources is not None:
             return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
                                self.cfg.template_output_max_bytes,
@@ -2057,7 +2196,7 @@ class AllocRunner(NodeActor):
                 if self.alloc_dirs is None:
                     raise ValueError("this client keeps no allocation directories")
                 self.alloc_dirs.write_alloc_file(a.alloc_id, posixpath.relpath(dest, alloc_dir),
-                                                 text.encode(), spec.perms)
+                                                 text.encode(), spec.perms, (spec.uid, spec.gid))
             except (OSError, ValueError) as exc:
                 return f"failed writing template to {spec.dest!r}: {exc}"
         t.tmpl_env = tmpl_env
@@ -2085,10 +2224,26 @@ class AllocRunner(NodeActor):
             return False
         _keep_read(t, r)
         t.tmpl_ready, t.tmpl_wait, t.tmpl_event = True, False, ""
+        t.tmpl_rendered_for = t.state.restarts
+        if any(s.once for s in t.spec.templates):  # what the others read is all that is watched
+            r = self._render(a, t, env)
+            _keep_read(t, r)
         if r.deps and not t.tmpl_req:  # watched from now on
             self._tmpl_query(a, t, r.deps, blocking=True)
         self._watch_files(a, t, r)
         return True
+
+    def _tmpl_reset(self, a: _Alloc, t: _Task) -> None:
+        """Forget what the task's templates read and rendered, as Nomad's template hook does on a restart
+        with render_templates (it stops its template manager and starts a new one): the next render waits
+        for fresh data from the servers and reads its source files again."""
+        if t.tmpl_req:
+            self._tmpl_reqs.pop(t.tmpl_req, None)
+            t.tmpl_req = 0
+        for kind in ("tmpl", "tmpl_retry", "tmpl_change", "tmpl_quiet", "tmpl_file"):
+            self._cancel_task_timer(kind, a, t)
+        t.tmpl_data, t.tmpl_index, t.tmpl_sources, t.tmpl_ready = {}, 0, None, False
+        t.tmpl_change, t.tmpl_first_change, t.tmpl_retries, t.tmpl_event = None, None, 0, ""
 
     def _watch_files(self, a: _Alloc, t: _Task, r: Rendered, cost_s: float = 0.0) -> None:
         """Templates that read the client's files (file) look at them again after template_file_poll_s
@@ -2342,7 +2497,8 @@ class AllocRunner(NodeActor):
             todo.append(ArtifactFetch(
                 source=source, mode=spec.mode, dest=dest, root=alloc_dir,
                 options=tuple((k, interpolate(v, env, self.node_vars)) for k, v in spec.options),
-                headers=tuple((k, interpolate(v, env, self.node_vars)) for k, v in spec.headers)))
+                headers=tuple((k, interpolate(v, env, self.node_vars)) for k, v in spec.headers),
+                insecure=spec.insecure, chown_user=t.spec.user if spec.chown else ""))
         if self.fetcher is None:
             self._fetch_failed(a, t, failure_message(todo[0].source, "this client fetches no artifacts"), now,
                                recoverable=False)
@@ -2439,7 +2595,7 @@ class AllocRunner(NodeActor):
             why, t.kill_fails = t.kill_fails, ""
             self._task_failed(a, t, EV_KILLED, why, now)
             return
-        if t.phase == P_KILLING or not self._may_run(a, t):
+        if t.phase == P_KILLING or t.shutdown_kill is not None or not self._may_run(a, t):
             self._cancel_task_timer("kill", a, t)
             self._dead(a, t, EV_KILLED, "Task successfully killed", now)
             return
@@ -2453,8 +2609,8 @@ class AllocRunner(NodeActor):
             self._dead(a, t, EV_KILLED, "Task not restarted: allocation is stopping", now)
             return
         jitter = self.env.rng.random() * self.cfg.restart_jitter_fraction
-        d = decide_restart(a.spec.restart, count=t.count, interval_start=t.interval_start, now=now,
-                           successful=successful,
+        d = decide_restart(t.spec.restart or a.spec.restart, count=t.count, interval_start=t.interval_start,
+                           now=now, successful=successful,
                            restart_on_success=restarts_on_success(a.spec.job_type, t.spec),
                            recoverable=recoverable, jitter=jitter)
         t.count, t.interval_start = d.count, d.interval_start
@@ -2537,11 +2693,14 @@ class AllocRunner(NodeActor):
         for other in sorted(a.tasks):  # Nomad kills the siblings of a failed task; poststop ones still run
             sib = a.tasks[other]
             if sib is not t and sib.spec.hook != HOOK_POSTSTOP:
-                self._end_task(a, sib, EV_SIBLING_FAILED, f"Task's sibling {t.spec.name!r} failed", now)
+                self._end_task(a, sib, EV_SIBLING_FAILED, f"Task's sibling {t.spec.name!r} failed", now,
+                               delay=True)
 
     def _dead(self, a: _Alloc, t: _Task, ev: str, message: str, now: float, *, failed: bool = False) -> None:
         self._cancel_task_timer("restart", a, t)
         self._cancel_task_timer("kill", a, t)
+        self._cancel_task_timer("shutdown", a, t)
+        t.shutdown_kill = None
         self._cancel_task_timer("fetch", a, t)
         t.fetch_run = 0  # a fetch in flight is no longer waited for
         t.tmpl_wait, t.tmpl_change = False, None  # nor template data (an answer then only ends the watch)
@@ -2558,6 +2717,8 @@ class AllocRunner(NodeActor):
     def _may_run(self, a: _Alloc, t: _Task) -> bool:
         """The task may run (or be restarted): its allocation is to run, or it is a poststop task
         of a stopping allocation that ran (Nomad runs those after the others are killed)."""
+        if a.max_run_exceeded:
+            return False  # Nomad's max_run_duration: not even a poststop task starts
         if a.want_run:
             return True
         return t.spec.hook == HOOK_POSTSTOP and a.ran and a.spec is not None and not a.removed and not a.quiet
@@ -2574,11 +2735,25 @@ class AllocRunner(NodeActor):
             a.stage = next_stage(a.stage, [(t.spec, t.state) for t in a.tasks.values()])
             live = [a.tasks[n] for n in sorted(a.tasks)
                     if a.tasks[n].spec.hook != HOOK_POSTSTOP and a.tasks[n].phase != P_DEAD]
+            if any(t.spec.leader and t.phase == P_DEAD and t.spec.hook != HOOK_POSTSTOP
+                   for t in a.tasks.values()):
+                # Its leader ended (Nomad's TaskLeaderDead), or was killed first as it stops: the
+                # others are stopped, sidecars last (below, once the rest are dead).
+                for t in live:
+                    if t.phase == P_KILLING or (t.spec.sidecar and t.spec.hook):
+                        continue
+                    if not a.stopping:
+                        self._event(t, EV_LEADER_DEAD, now, "Leader Task in Group dead")
+                        self._end_task(a, t, EV_KILLING, "Leader Task in Group dead", now, delay=True)
+                    else:
+                        why = a.stop_why or "allocation is stopping"
+                        self._end_task(a, t, EV_KILLING, why, now, delay=True)
+                live = [t for t in live if t.phase != P_DEAD]
             if live and all(t.spec.sidecar for t in live):  # Nomad's TaskMainDead
                 for t in live:
                     if t.phase != P_KILLING:
                         self._event(t, EV_MAIN_DEAD, now, "Main tasks in the group died")
-                        self._end_task(a, t, EV_KILLING, "Main tasks dead", now)
+                        self._end_task(a, t, EV_KILLING, "Main tasks dead", now, delay=True)
             started = False
             for name in sorted(a.tasks):
                 t = a.tasks[name]
@@ -2798,17 +2973,44 @@ class AllocRunner(NodeActor):
         """Kill the allocation's tasks but its sidecars, which _coordinate kills once the others are
         dead (as Nomad's killTasks), and its poststop tasks, which then run."""
         now = self.env.now()
+        delay = a.spec.shutdown_delay_s if a.spec is not None else 0.0
+        if delay > 0 and not a.shutdown_waited and any(
+                t.phase == P_RUNNING for t in a.tasks.values() if t.spec.hook != HOOK_POSTSTOP):
+            # Nomad's group service hook PreKill: its services are gone (the servers dropped them with
+            # the stop); its tasks keep running for the group's shutdown_delay, then are killed.
+            a.stop_why = why
+            if not a.shutdown_wait:
+                a.shutdown_wait = True
+                self._set_alloc_timer("shutdown", a, delay)
+            return
+        leader = next((t for t in a.tasks.values() if t.spec.leader and t.spec.hook != HOOK_POSTSTOP), None)
+        if leader is not None and leader.phase != P_DEAD:
+            # Nomad's killTasks: the leader first; the others once it has ended (_coordinate).
+            a.stop_why = why
+            self._end_task(a, leader, EV_KILLING, why, now, delay=True)
+            return
         for name in sorted(a.tasks):
             t = a.tasks[name]
             if t.spec.hook == HOOK_POSTSTOP or (t.spec.sidecar and t.spec.hook):
                 continue
-            self._end_task(a, t, EV_KILLING, why, now)
+            self._end_task(a, t, EV_KILLING, why, now, delay=True)
 
-    def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float) -> None:
-        """Kill a running task (signal, then SIGKILL after its timeout); end one that is not running."""
+    def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float, *, delay: bool = False) -> None:
+        """Kill a running task (signal, then SIGKILL after its timeout); end one that is not running.
+
+        *delay*: a kill, not a restart (Nomad's TaskRunner.Kill): a task with a shutdown_delay waits
+        it out first (its services are already gone), as "pending"."""
         self._dirty.add(a.alloc_id)
         if t.phase in (P_PENDING, P_RESTART_WAIT):
             self._dead(a, t, EV_KILLED, f"Task not running: {why}", now)
+        elif t.phase == P_RUNNING and t.shutdown_kill is not None:
+            return  # killed when its shutdown_delay is over
+        elif t.phase == P_RUNNING and delay and t.spec.shutdown_delay_s > 0:
+            t.shutdown_kill = (ev, why)
+            t.state = _state(t.state, state=TASK_PENDING)
+            self._event(t, EV_SHUTDOWN_DELAY, now, f"Waiting for shutdown_delay of "
+                        f"{format_duration(t.spec.shutdown_delay_s)} before killing the task.")
+            self._set_task_timer("shutdown", a, t, t.spec.shutdown_delay_s)
         elif t.phase == P_RUNNING:
             assert t.handle is not None
             t.phase = P_KILLING
@@ -3227,12 +3429,12 @@ class AllocRunner(NodeActor):
             self._stop_waiting(a)
         for name in sorted(a.tasks):
             for kind in ("restart", "kill", "fetch", "tmpl", "tmpl_retry", "tmpl_change", "tmpl_quiet",
-                         "tmpl_file"):
+                         "tmpl_file", "shutdown"):
                 self._cancel_task_timer(kind, a, a.tasks[name])
             self._tmpl_reqs.pop(a.tasks[name].tmpl_req, None)
         self._cancel_alloc_timer("health", a)
         self._cancel_alloc_timer("health_due", a)
-        for kind in ("prevq", "prevq_retry", "migrate"):
+        for kind in ("prevq", "prevq_retry", "migrate", "shutdown", "maxrun"):
             self._cancel_alloc_timer(kind, a)
         self._prev_reqs.pop(a.prev_req, None)
         if a.checks_sent is not None:
@@ -3260,6 +3462,7 @@ class AllocRunner(NodeActor):
             "version": 1, "alloc": a.raw, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
             "collected": a.collected, "stage": a.stage, "ran": a.ran,
             **({"prev_wait": a.prev_wait} if a.prev_wait else {}),
+            **({"max_run_exceeded": True} if a.max_run_exceeded else {}),
             "desired": a.spec.desired if a.spec else "", "modify_index": a.spec.modify_index if a.spec else 0,
             **({"health": a.health, "health_at": a.health_at} if a.health is not None else {}),
             **({"health_deadline": a.health_rules[1]} if a.health_rules is not None else {}),
@@ -3317,11 +3520,16 @@ class AllocRunner(NodeActor):
             a.health, a.health_at = rec["health"], float(rec.get("health_at", 0.0))
         elif rec.get("health_deadline") is not None:
             self._track_health(a, raw, now, deadline_at=float(rec["health_deadline"]))
+        a.max_run_exceeded = bool(rec.get("max_run_exceeded"))
         for name in sorted(a.tasks):
             self._reattach(a, a.tasks[name], now)
         if not a.want_run:
             why = "allocation removed from the node" if a.removed else "allocation is stopping"
             self._stop_alloc(a, why)
+        elif a.max_run_exceeded:
+            self._stop_alloc(a, MAX_RUN_EXCEEDED)
+        else:
+            self._arm_max_run(a)
 
     def _kill_orphans(self, rec: Any) -> None:
         """Best effort: SIGKILL the live tasks of a record that cannot be restored."""
@@ -3353,14 +3561,15 @@ class AllocRunner(NodeActor):
                 if t.spec.templates and t.phase == P_RUNNING:  # its templates are watched again
                     t.tmpl_adopt = True
                     self._tmpl_query(a, t)
-                if t.phase == P_KILLING:  # finish the kill the last incarnation began
+                if t.phase == P_KILLING or t.state.state == TASK_PENDING:
+                    # Finish the kill the last incarnation began (or whose shutdown_delay it waited out).
                     t.phase = P_RUNNING
                     self._end_task(a, t, EV_KILLING, "resuming a kill after a client restart", now)
                 return
             self._event(t, EV_RESTORE_FAILED, now, "task process was gone when the client restarted")
             self._on_exit(a, t, ExitResult(exit_code=None, err="task exited while the client was down"), now)
         elif t.phase == P_RESTART_WAIT:
-            p = a.spec.restart if a.spec else self.cfg.service_restart
+            p = t.spec.restart or (a.spec.restart if a.spec else self.cfg.service_restart)
             bound = max(p.delay_s * (1 + self.cfg.restart_jitter_fraction), p.interval_s)
             self._set_task_timer("restart", a, t, min(max(0.0, t.restart_at - now), bound))
         # A pending task is started by _coordinate, when its lifecycle stage allows.

@@ -42,6 +42,8 @@ class ArtifactSpec:
     headers: tuple[tuple[str, str], ...] = ()  # GetterHeaders, sorted
     mode: str = "any"
     dest: str = "local/"  # RelativeDest: relative to the task's directory
+    insecure: bool = False  # GetterInsecure: an https source's certificate is not verified
+    chown: bool = False  # Chown: what is fetched is made the task user's (a root agent, a task with a user)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +60,8 @@ class ArtifactFetch:
     mode: str
     dest: str
     root: str
+    insecure: bool = False  # an https source's certificate is not verified (the artifact's insecure)
+    chown_user: str = ""  # the destination is chowned to this user (the artifact's chown; "": not)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,7 +111,8 @@ def parse_artifacts(raw: Any, where: str) -> tuple[ArtifactSpec, ...]:
             raise ValueError(f"{w}.RelativeDest must be a string")
         out.append(ArtifactSpec(source=source, mode=mode, dest=dest,
                                 options=_pairs(a.get("GetterOptions"), f"{w}.GetterOptions"),
-                                headers=_pairs(a.get("GetterHeaders"), f"{w}.GetterHeaders")))
+                                headers=_pairs(a.get("GetterHeaders"), f"{w}.GetterHeaders"),
+                                insecure=a.get("GetterInsecure") is True, chown=a.get("Chown") is True))
     return tuple(out)
 
 

@@ -82,6 +82,7 @@ class CheckSpec:
     restart_limit: int = 0
     restart_grace_s: float = 0.0
     restart_task: str = ""  # the task it restarts: its service's, or its own ``task``; "": every task
+    tls_skip_verify: bool = False  # an https check does not verify the server's certificate
 
 
 def check_id(alloc_id: str, group: str, task: str, service: str, check: dict[str, Any]) -> str:
@@ -91,6 +92,8 @@ def check_id(alloc_id: str, group: str, task: str, service: str, check: dict[str
     parts = (alloc_id, group, task, service, *(str(check.get(k, "")) for k in (
         "Name", "Type", "PortLabel", "Path", "Method", "Protocol", "OnUpdate", "AddressMode", "Interval",
         "Timeout")))
+    if check.get("TLSSkipVerify"):  # only then: the IDs of checks without it stay as they were
+        parts += ("TLSSkipVerify",)
     for part in parts:
         h.update(part.encode())
         h.update(b"\x00")
@@ -149,7 +152,8 @@ def alloc_checks(raw: dict[str, Any]) -> tuple[CheckSpec, ...]:
                                         for k, vs in (c.get("Header") or {}).items())),
                     restart_limit=int(restart.get("Limit", 0)),
                     restart_task=task or str(c.get("TaskName") or ""),
-                    restart_grace_s=int(restart.get("Grace", 0)) / 1e9))
+                    restart_grace_s=int(restart.get("Grace", 0)) / 1e9,
+                    tls_skip_verify=c.get("TLSSkipVerify") is True))
     return tuple(out)
 
 

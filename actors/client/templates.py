@@ -119,6 +119,9 @@ class TemplateSpec:
     wait_min_s: float = 0.0  # wait { min }: data must stay unchanged this long before a re-render
     wait_max_s: float = 0.0  # wait { max }: ... but a change is rendered at most this long after it (0: none)
     own_wait: bool = False  # it has a wait block; else the client's template.wait applies
+    uid: int = -1  # the rendered file's owner (uid, gid); -1: the agent's (Nomad's nil or negative)
+    once: bool = False  # rendered before the task first starts, never again (not watched)
+    gid: int = -1
 
 
 def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
@@ -153,8 +156,19 @@ def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
             right=str(t.get("RightDelim") or "}}"),
             splay_s=5.0 if splay is None else max(0.0, float(splay) / NS),
             err_missing_key=bool(t.get("ErrMissingKey")),
-            wait_min_s=wait_min, wait_max_s=wait_max, own_wait=bool(wait)))
+            wait_min_s=wait_min, wait_max_s=wait_max, own_wait=bool(wait),
+            uid=_owner_id(t.get("Uid"), f"{w}.Uid"), gid=_owner_id(t.get("Gid"), f"{w}.Gid"),
+            once=t.get("Once") is True))
     return tuple(out)
+
+
+def _owner_id(v: Any, where: str) -> int:
+    """A template's Uid or Gid: None or negative is -1 (the agent's own, as Nomad leaves it)."""
+    if v is None:
+        return -1
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{where} must be an integer")
+    return v if v >= 0 else -1
 
 
 def resolve_path(raw: str, env: dict[str, str], alloc_dir: str, task_dir: str) -> str | None:

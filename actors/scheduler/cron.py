@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
@@ -126,3 +127,18 @@ def parse_cron(spec: str, time_zone: str = "UTC") -> Cron:
                 weekdays=weekdays, any_day=fields[2] == "*", any_weekday=fields[4] == "*", zone=zone)
     cron.next_after(0.0)  # one that never fires (Feb 30) is refused here
     return cron
+
+
+def periodic_specs(periodic: dict[str, Any]) -> list[str]:
+    """A job's ``Periodic`` schedules: its ``Spec`` (``cron``), or else its ``Specs`` (``crons``)."""
+    return [periodic["Spec"]] if periodic.get("Spec") else [str(s) for s in periodic.get("Specs") or ()]
+
+
+def next_launch(periodic: dict[str, Any], after: float) -> float:
+    """The first time strictly after *after* any of a job's schedules fires (Nomad's PeriodicConfig.Next:
+    the earliest of its crons).  CronError when it has none, or one is bad."""
+    specs = periodic_specs(periodic)
+    if not specs:
+        raise CronError("the periodic block has no cron spec")
+    zone = periodic.get("TimeZone", "UTC")
+    return min(parse_cron(spec, zone).next_after(after) for spec in specs)

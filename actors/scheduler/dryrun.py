@@ -65,9 +65,9 @@ def _next_launch(job: dict[str, Any], now: float) -> str:
     p = job.get("Periodic")
     if not p or not p.get("Enabled", True):
         return "0001-01-01T00:00:00Z"
-    from actors.scheduler.cron import parse_cron
+    from actors.scheduler.cron import next_launch
 
-    at = parse_cron(p["Spec"], p.get("TimeZone", "UTC")).next_after(now)
+    at = next_launch(p, now)
     return dt.datetime.fromtimestamp(at, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -269,6 +269,11 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
     else:
         t.pop("Templates", None)  # jobs without templates are stored as they always were
     t["LogConfig"] = log_config(t.get("LogConfig"), f"{field}.LogConfig")
+    _shutdown_delay(t, field)
+    if _bool(t.get("Leader"), f"{field}.Leader"):  # kept only when set: a job stored before is as it was
+        t["Leader"] = True
+    else:
+        t.pop("Leader", None)
     lifecycle = _lifecycle(t.get("Lifecycle"), f"{field}.Lifecycle")
     if lifecycle:
         t["Lifecycle"] = lifecycle
@@ -423,14 +428,15 @@ def _artifact(raw: Any, field: str) -> dict[str, Any]:
     full = posixpath.normpath(f"/alloc-dir/alloc-id/task/{dest}")
     _need(full == "/alloc-dir/alloc-id" or full.startswith("/alloc-dir/alloc-id/"), f"{field}.RelativeDest",
           "destination escapes allocation directory")
-    for key, name in (("GetterInsecure", "insecure"), ("Chown", "chown")):
-        _need(not a.get(key), f"{field}.{key}", f"{name} is not supported by this agent")
+    # insecure (no certificate check of an https source) and chown (the fetched files become the task
+    # user's): kept only when set, so a job stored before they were read is the job it was.
+    flags = {key: True for key in ("GetterInsecure", "Chown") if _bool(a.get(key), f"{field}.{key}")}
     options = _string_map(a.get("GetterOptions"), f"{field}.GetterOptions")
     if options and "checksum" in options:
         _checksum(options["checksum"], f"{field}.GetterOptions.checksum")
     return {"GetterSource": source, "GetterOptions": options,
             "GetterHeaders": _string_map(a.get("GetterHeaders"), f"{field}.GetterHeaders"),
-            "GetterMode": mode, "RelativeDest": dest}
+            "GetterMode": mode, "RelativeDest": dest, **flags}
 
 
 # Nomad's Template rules (structs.Template.Validate, api Template.Canonicalize, Task.Validate).
@@ -469,9 +475,13 @@ def _template(raw: Any, field: str, number: int) -> dict[str, Any]:
     splay = a.get("Splay")
     splay = TEMPLATE_DEFAULT_SPLAY_NS if splay is None else \
         _int(splay, f"{field}.Splay", default=0, minimum=None)
-    for key in ("ChangeScript", "Uid", "Gid"):
-        _need(a.get(key) is None, f"{field}.{key}", f"{key} is not supported by this agent")
-    _need(not a.get("Once"), f"{field}.Once", "Once is not supported by this agent")
+    _need(a.get("ChangeScript") is None, f"{field}.ChangeScript",
+          "ChangeScript is not supported by this agent")
+    # The rendered file's owner (uid, gid; nil or negative: the agent's); kept only when given.
+    owner = {key: _int(a.get(key), f"{field}.{key}", default=0, minimum=None)
+             for key in ("Uid", "Gid") if a.get(key) is not None}
+    if _bool(a.get("Once"), f"{field}.Once"):  # rendered once, never watched; kept only when set
+        owner["Once"] = True
     if not src and not data:
         errors.append("Must specify a source path or have an embedded template")
     if not dest:
@@ -515,7 +525,7 @@ def _template(raw: Any, field: str, number: int) -> dict[str, Any]:
     return {"SourcePath": src, "DestPath": dest, "EmbeddedTmpl": data, "ChangeMode": mode,
             "ChangeSignal": signal, "Splay": splay, "Perms": perms, "LeftDelim": left, "RightDelim": right,
             "Envvars": env, "ErrMissingKey": _bool(a.get("ErrMissingKey"), f"{field}.ErrMissingKey"),
-            "Wait": wait}
+            "Wait": wait, **owner}
 
 
 def _checksum(value: str, field: str) -> None:
@@ -558,6 +568,7 @@ CHECK_MIN_INTERVAL_NS = SECOND_NS  # minCheckInterval / minCheckTimeout
 CHECK_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE")
 CHECK_PROTOCOLS = ("http", "https")
 CHECK_ON_UPDATE = ("require_healthy", "ignore")
+SERVICE_ON_UPDATE = ("require_healthy", "ignore_warnings", "ignore")  # Nomad's Service.Validate
 CHECK_ADDRESS_MODES = ("", "host", "alloc")
 CHECK_INITIAL_STATUS = ("", "passing", "warning", "critical")
 # Fields of Nomad's check that only Consul checks take: refused when set,
@@ -618,7 +629,7 @@ def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[d
 
     Validated as Nomad's ServiceCheck.validateNomad does, in its order and
     with its messages; defaulted as its Canonicalize does (the name
-    ``service: "<name>" check``, ``OnUpdate`` require_healthy, a task-level
+    ``service: "<name>" check``, ``OnUpdate`` its service's or require_healthy, a task-level
     service's task as ``TaskName``), plus the ``Method`` and ``Protocol``
     the client's checker uses when none is given.  What only Consul checks
     take is refused when set.  ``CheckRestart`` (the check's, over its
@@ -671,7 +682,8 @@ def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[d
               f"invalid address_mode {_q(mode)} - auto only valid for services")
         _need(mode in CHECK_ADDRESS_MODES or mode == "driver", f"{where}.AddressMode",
               f"invalid address_mode {_q(mode)}")
-        on_update = _str(c.get("OnUpdate"), f"{where}.OnUpdate", default="require_healthy")
+        on_update = _str(c.get("OnUpdate"), f"{where}.OnUpdate",
+                         default=svc.get("OnUpdate") or "require_healthy")
         _need(on_update in CHECK_ON_UPDATE or on_update == "ignore_warnings", f"{where}.OnUpdate",
               f'on_update must be "require_healthy", "ignore_warnings", or "ignore"; got {_q(on_update)}')
         _need(not _bool(c.get("Expose"), f"{where}.Expose"), f"{where}.Expose",
@@ -689,8 +701,7 @@ def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[d
                   f"{snake} may only be set for Consul service checks")
         _need(not _str(c.get("TLSServerName"), f"{where}.TLSServerName"), f"{where}.TLSServerName",
               "tls_server_name may only be set for Consul service checks")
-        _need(not _bool(c.get("TLSSkipVerify"), f"{where}.TLSSkipVerify"), f"{where}.TLSSkipVerify",
-              "tls_skip_verify may only be set for Consul service checks")
+        skip_verify = _bool(c.get("TLSSkipVerify"), f"{where}.TLSSkipVerify")  # an https check's (Nomad's)
         for key, snake in _SCRIPT_GRPC_FIELDS:
             _need(c.get(key) in (None, "", False, []), f"{where}.{key}",
                   f"{snake} is not used by nomad service checks")
@@ -707,6 +718,8 @@ def _checks(raw: Any, field: str, svc: dict[str, Any], task_name: str) -> list[d
             "Body": _str(c.get("Body"), f"{where}.Body"),
             "TaskName": _str(c.get("TaskName"), f"{where}.TaskName", default=task_name),
             "CheckRestart": restart,
+            # Kept only when set, so a job stored before it was read is the job it was.
+            **({"TLSSkipVerify": True} if skip_verify else {}),
         })
     return out
 
@@ -769,6 +782,16 @@ def _services(raw: Any, field: str, default_name: str, task_name: str = "") -> l
               f"must be one of {SERVICE_ADDRESS_MODES} for the nomad provider")
         svc["Address"] = _str(svc.get("Address"), f"{where}.Address")
         svc["Meta"] = {str(k): str(v) for k, v in _map(svc.get("Meta"), f"{where}.Meta").items()}
+        # The service's on_update is its checks' when they set none (Nomad's Service.Canonicalize); kept
+        # only when given, so a job stored before it was read is the job it was.
+        on_update = _str(svc.get("OnUpdate"), f"{where}.OnUpdate")
+        _need(on_update in ("", *SERVICE_ON_UPDATE), f"{where}.OnUpdate",
+              f"Service on_update must be {', '.join(_q(m) for m in SERVICE_ON_UPDATE[:-1])}, or "
+              f"{_q(SERVICE_ON_UPDATE[-1])}; not {_q(on_update)}")
+        if on_update:
+            svc["OnUpdate"] = on_update
+        else:
+            svc.pop("OnUpdate", None)
         checks = _checks(svc.get("Checks"), f"{where}.Checks", svc, task_name)
         svc.pop("CheckRestart", None)  # a service's check_restart is its checks' (Nomad's Canonicalize)
         if checks:
@@ -905,8 +928,37 @@ def _viable_attempts(attempts: int, interval: int, delay: int, max_delay: int,
     return next((i for i, s in enumerate(slots) if s > interval), 0), recommended
 
 
+def _shutdown_delay(owner: dict[str, Any], field: str) -> None:
+    """A group's or task's ``ShutdownDelay`` (ns; Nomad's Validate: not negative), kept only when set, so a
+    job stored before it was read is the job it was."""
+    delay = _int(owner.get("ShutdownDelay"), f"{field}.ShutdownDelay", default=0, minimum=None)
+    _need(delay >= 0, f"{field}.ShutdownDelay", "ShutdownDelay must be a positive value")
+    if delay:
+        owner["ShutdownDelay"] = delay
+    else:
+        owner.pop("ShutdownDelay", None)
+
+
+def _restart_policy(rp: dict[str, Any], field: str) -> dict[str, Any]:
+    """A restart policy (a group's over the job type's defaults, or a task's over its group's), validated."""
+    rp = dict(rp)
+    rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.Attempts", default=2)
+    rp["Interval"] = _int(rp.get("Interval"), f"{field}.Interval", default=0, minimum=0)
+    rp["Delay"] = _int(rp.get("Delay"), f"{field}.Delay", default=0, minimum=0)
+    _need(rp.get("Mode") in RESTART_MODES, f"{field}.Mode", f"must be one of {RESTART_MODES}")
+    _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], field,
+          "Delay * Attempts must fit in Interval")
+    # render_templates: a restart renders the task's templates afresh; kept only when set, so a job
+    # stored before it was read is the job it was.
+    if _bool(rp.get("RenderTemplates"), f"{field}.RenderTemplates"):
+        rp["RenderTemplates"] = True
+    else:
+        rp.pop("RenderTemplates", None)
+    return rp
+
+
 def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | None = None,
-           job_reschedule: Any = None) -> dict[str, Any]:
+           job_reschedule: Any = None, job_migrate: Any = None) -> dict[str, Any]:
     g = dict(_map(raw, field))
     g["Name"] = _str(g.get("Name"), f"{field}.Name", required=True)
     # Nomad's TaskGroup.Canonicalize: no count, but a scaling policy's min: the count is that min.
@@ -921,24 +973,40 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     g["Tasks"] = [_task(t, f"{field}.Tasks[{i}]") for i, t in enumerate(tasks)]
     names = [t["Name"] for t in g["Tasks"]]
     _need(len(set(names)) == len(names), f"{field}.Tasks", "task names must be unique")
+    _need(sum(1 for t in g["Tasks"] if t.get("Leader")) <= 1, f"{field}.Tasks",
+          "Only one task may be marked as leader")  # Nomad's TaskGroup.Validate
+    _shutdown_delay(g, field)
+    if g.get("MaxRunDuration") is not None:  # kept only when given: a job stored before is as it was
+        mrd = _int(g["MaxRunDuration"], f"{field}.MaxRunDuration", default=0, minimum=None)
+        _need(mrd > 0, f"{field}.MaxRunDuration", "MaxRunDuration must be greater than zero")
+        _need(job_type == "batch", f"{field}.MaxRunDuration",
+              f'Job type "{job_type}" does not allow max_run_duration')
+    else:
+        g.pop("MaxRunDuration", None)
     # Nomad's TaskGroup.Validate: prestart, poststart and poststop tasks run around main tasks.
     _need(any(is_main_task(t) for t in g["Tasks"]), f"{field}.Tasks",
           f"Task group {g['Name']} must have at least one main task")
-    rp = {**RESTART_DEFAULTS[job_type], **_map(g.get("RestartPolicy"), f"{field}.RestartPolicy")}
-    rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.RestartPolicy.Attempts", default=2)
-    rp["Interval"] = _int(rp.get("Interval"), f"{field}.RestartPolicy.Interval", default=0, minimum=0)
-    rp["Delay"] = _int(rp.get("Delay"), f"{field}.RestartPolicy.Delay", default=0, minimum=0)
-    _need(rp.get("Mode") in RESTART_MODES, f"{field}.RestartPolicy.Mode", f"must be one of {RESTART_MODES}")
-    _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], f"{field}.RestartPolicy",
-          "Delay * Attempts must fit in Interval")
+    rp = _restart_policy({**RESTART_DEFAULTS[job_type],
+                          **_map(g.get("RestartPolicy"), f"{field}.RestartPolicy")}, f"{field}.RestartPolicy")
     g["RestartPolicy"] = rp
+    for i, t in enumerate(g["Tasks"]):
+        # A task's own restart block: the group's policy with what it sets (Nomad's Task.Canonicalize,
+        # RestartPolicy.Merge); a task without one runs by the group's, and is stored as it was.
+        if t.get("RestartPolicy") is not None:
+            where = f"{field}.Tasks[{i}].RestartPolicy"
+            own = {k: v for k, v in _map(t["RestartPolicy"], where).items() if v is not None}
+            t["RestartPolicy"] = _restart_policy({**rp, **own}, where)
+        else:
+            t.pop("RestartPolicy", None)
     resched = _reschedule_policy(g.get("ReschedulePolicy"), job_reschedule, job_type,
                                  f"{field}.ReschedulePolicy")
     if resched is None:
         g.pop("ReschedulePolicy", None)
     else:
         g["ReschedulePolicy"] = resched
-    mg = {**MIGRATE_DEFAULTS, **_map(g.get("Migrate"), f"{field}.Migrate")}
+    # The job's migrate block under the group's (Nomad's api TaskGroup.Canonicalize, MigrateStrategy.Merge).
+    mg = {**MIGRATE_DEFAULTS, **{k: v for k, v in _map(job_migrate, "Migrate").items() if v is not None},
+          **_map(g.get("Migrate"), f"{field}.Migrate")}
     mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
     mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
     g["Migrate"] = mg
@@ -1134,6 +1202,22 @@ class JobLimits:
 DEFAULT_LIMITS = JobLimits()
 
 
+def _job_ui(raw: Any) -> dict[str, Any] | None:
+    """The job's ``UI`` (Nomad's JobUIConfig: a description and links its web UI shows on the job's
+    page): kept as Nomad's servers keep it (a link's ``Url``; the API's ``URL`` is read too, as Go's JSON
+    decoding ignores case); None when not given."""
+    if raw is None:
+        return None
+    ui = _map(raw, "UI")
+    links = []
+    for i, item in enumerate(_list(ui.get("Links"), "UI.Links")):
+        link = _map(item, f"UI.Links[{i}]")
+        url = link.get("Url", link.get("URL"))
+        links.append({"Label": _str(link.get("Label"), f"UI.Links[{i}].Label"),
+                      "Url": _str(url, f"UI.Links[{i}].Url")})
+    return {"Description": _str(ui.get("Description"), "UI.Description"), "Links": links or None}
+
+
 def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Validate a submitted job and fill in Nomad's defaults; raises JobError."""
     job = dict(_map(raw, "Job"))
@@ -1160,6 +1244,11 @@ def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAU
     job["NodePool"] = _str(job.get("NodePool"), "NodePool", default="default")
     job["Constraints"] = _constraints(job.get("Constraints"), "Constraints")
     _placement_prefs(job, "")
+    ui = _job_ui(job.get("UI"))
+    if ui is None:
+        job.pop("UI", None)
+    else:
+        job["UI"] = ui
     groups = _list(job.get("TaskGroups"), "TaskGroups")
     _need(bool(groups), "TaskGroups", "a job needs at least one task group")
     # Rolling updates are a service job's (Nomad's system jobs roll without
@@ -1176,7 +1265,8 @@ def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAU
                             maximum=7 * 24 * 3600 * SECOND_NS)
         job["Update"] = u
     job_reschedule = job.pop("Reschedule", None)  # merged into each group's ReschedulePolicy (Nomad's api)
-    job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"], job_update, job_reschedule)
+    job_migrate = job.pop("Migrate", None)  # and its migrate block into each group's Migrate
+    job["TaskGroups"] = [_group(g, f"TaskGroups[{i}]", job["Type"], job_update, job_reschedule, job_migrate)
                          for i, g in enumerate(groups)]
     for i, g in enumerate(job["TaskGroups"]):
         _group_services(g, job["ID"], f"TaskGroups[{i}]")
@@ -1234,14 +1324,24 @@ def _periodic(raw: Any, job_type: str) -> dict[str, Any]:
     _need(isinstance(p["Enabled"], bool), "Periodic.Enabled", "must be a boolean")
     p["SpecType"] = _str(p.get("SpecType"), "Periodic.SpecType", default="cron")
     _need(p["SpecType"] == "cron", "Periodic.SpecType", "only cron specs are supported")
-    p["Spec"] = _str(p.get("Spec"), "Periodic.Spec", required=True)
+    p["Spec"] = _str(p.get("Spec"), "Periodic.Spec")
+    # Several schedules (``crons``, Nomad 1.6): it launches at the earliest of them; kept only when given.
+    specs = _list(p.get("Specs"), "Periodic.Specs")
+    _need(all(isinstance(s, str) for s in specs), "Periodic.Specs", "must be a list of strings")
+    _need(not (p["Spec"] and specs), "Periodic", "Only cron or crons may be used")
+    _need(bool(p["Spec"] or specs), "Periodic.Spec", "Must specify a spec")
+    if specs:
+        p["Specs"] = list(specs)
+    else:
+        p.pop("Specs", None)
     p["ProhibitOverlap"] = p.get("ProhibitOverlap", False)
     _need(isinstance(p["ProhibitOverlap"], bool), "Periodic.ProhibitOverlap", "must be a boolean")
     p["TimeZone"] = _str(p.get("TimeZone"), "Periodic.TimeZone", default="UTC") or "UTC"
-    try:
-        parse_cron(p["Spec"], p["TimeZone"])
-    except CronError as e:
-        raise JobError(f"Periodic.Spec: {e}") from None
+    for i, spec in enumerate([p["Spec"]] if p["Spec"] else specs):
+        try:
+            parse_cron(spec, p["TimeZone"])
+        except CronError as e:
+            raise JobError(f"Periodic.{'Spec' if p['Spec'] else f'Specs[{i}]'}: {e}") from None
     return p
 
 

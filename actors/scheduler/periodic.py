@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.raft.peer import InfoQuery, Propose, Watch
-from actors.scheduler.cron import CronError, parse_cron
+from actors.scheduler.cron import CronError, next_launch, periodic_specs
 from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo
 from actors.state.store import command
 from runtime.actor import NodeActor
@@ -55,8 +55,8 @@ def periodic_index(state: Any) -> int:
     return int(state.periodic_index)
 
 
-def periodic_view(state: Any) -> list[tuple[str, str, str, float]]:
-    """Watch query: (job ID, cron spec, time zone, launch after) for every enabled periodic job."""
+def periodic_view(state: Any) -> list[tuple[str, tuple[str, ...], str, float]]:
+    """Watch query: (job ID, cron specs, time zone, launch after) for every enabled periodic job."""
     out = []
     launches = state.tables["periodic_launch"]
     jobs = state.tables["jobs"]
@@ -66,7 +66,7 @@ def periodic_view(state: Any) -> list[tuple[str, str, str, float]]:
         if not p or job.get("Stop") or not p.get("Enabled", True):
             continue
         after = max(float(launches.get(job_id, {}).get("Launch", 0.0)), float(job.get("SubmitTime", 0.0)))
-        out.append((job_id, p["Spec"], p.get("TimeZone", "UTC"), after))
+        out.append((job_id, tuple(periodic_specs(p)), p.get("TimeZone", "UTC"), after))
     return out
 
 
@@ -129,11 +129,11 @@ class PeriodicDispatcher(NodeActor):
                                                   timeout_s=self.cfg.watch_timeout_s, query=periodic_view,
                                                   index_fn=periodic_index))
 
-    def _plan(self, view: list[tuple[str, str, str, float]]) -> None:
+    def _plan(self, view: list[tuple[str, tuple[str, ...], str, float]]) -> None:
         self.next = {}
-        for job_id, spec, zone, after in view:
-            try:
-                self.next[job_id] = parse_cron(spec, zone).next_after(after)
+        for job_id, specs, zone, after in view:
+            try:  # the earliest of its crons
+                self.next[job_id] = next_launch({"Specs": list(specs), "TimeZone": zone}, after)
             except CronError as e:  # validated at registration; a zone database change could still do it
                 self.stats["bad_specs"] += 1
                 log.error("%s: periodic job %s: %s", self.env.node, job_id, e)

@@ -806,8 +806,12 @@ def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[
 # a Raft log keeps applying as it did when it was written): 2 -- the job's older
 # waiting evaluations are cancelled (Nomad's broker on an Ack), and allocations
 # updated in place get a new AllocModifyIndex, so their clients see the new version;
-# 3 -- the evaluation records the deployment it worked within (DeploymentID).
-PLAN_REV = 3
+# 3 -- the evaluation records the deployment it worked within (DeploymentID); 4 -- an allocation
+# updated in place takes the memory_max the plan gives it (``InPlaceMemory``: the scheduler
+# configuration's memory oversubscription when the plan was made, as Nomad's inplaceUpdate takes the
+# bin-pack option's resources), and gets a new AllocModifyIndex when what its client reads as it runs
+# it changed (restart policies, leader, shutdown delays, max_run_duration).
+PLAN_REV = 4
 
 
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
@@ -1048,8 +1052,11 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             taken.add(i)
         if in_place:
             stopping = {st["ID"] for st in plan["Stop"]}
-            plan.setdefault("InPlace", []).extend(a["ID"] for a in in_place
-                                                  if a["ID"] not in stopping and live(a))
+            updated = [a["ID"] for a in in_place if a["ID"] not in stopping and live(a)]
+            plan.setdefault("InPlace", []).extend(updated)
+            if updated:  # each takes the memory_max an allocation placed now would have
+                memory = memory_max_fields(group, placer.oversubscribe)
+                plan.setdefault("InPlaceMemory", {}).update((aid, memory) for aid in updated)
         prev_by_name = {name: a for name, a in replace}
         missing = [i for i in range(group["Count"]) if i not in taken]
         if any(group_ports(group)):
@@ -1266,9 +1273,6 @@ def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, 
            eval_id: str, seq: int, prev: dict[str, Any] | None,
            ports: list[dict[str, Any]] | None = None, *, oversubscribe: bool = False) -> dict[str, Any]:
     cpu, mem = group_resources(group)
-    # Each task's memory_max (memory oversubscription): carried to the client, counted by no node.
-    task_max = {t["Name"]: task_memory_max(t) for t in group["Tasks"] if task_memory_max(t)} \
-        if oversubscribe else {}
     alloc = {
         "ID": alloc_id(eval_id, name, seq), "EvalID": eval_id, "Name": name, "Namespace": job["Namespace"],
         "NodeID": node_id, "NodeName": node.get("Name", ""), "JobID": job["ID"],
@@ -1282,8 +1286,22 @@ def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, 
     }
     if ports:
         alloc["AllocatedPorts"] = ports
-    if task_max:  # only then: an allocation without memory_max is the record it always was
-        alloc["Resources"]["MemoryMaxMB"] = group_memory_max(group, task_max)
-        alloc["AllocatedResources"] = {"Tasks": {name: {"Memory": {"MemoryMaxMB": mb}}
-                                                 for name, mb in sorted(task_max.items())}}
+    memory = memory_max_fields(group, oversubscribe)
+    if memory:
+        alloc["Resources"]["MemoryMaxMB"] = memory["MemoryMaxMB"]
+        alloc["AllocatedResources"] = memory["AllocatedResources"]
     return alloc
+
+
+def memory_max_fields(group: dict[str, Any], oversubscribe: bool) -> dict[str, Any]:
+    """What an allocation of *group* holds of its tasks' memory_max (memory oversubscription: carried to
+    the client, counted by no node): ``MemoryMaxMB`` (its Resources') and ``AllocatedResources``; empty
+    when no task has one or the scheduler configuration does not allow oversubscription, so an
+    allocation without memory_max is the record it always was."""
+    task_max = {t["Name"]: task_memory_max(t) for t in group["Tasks"] if task_memory_max(t)} \
+        if oversubscribe else {}
+    if not task_max:
+        return {}
+    return {"MemoryMaxMB": group_memory_max(group, task_max),
+            "AllocatedResources": {"Tasks": {name: {"Memory": {"MemoryMaxMB": mb}}
+                                             for name, mb in sorted(task_max.items())}}}

@@ -168,6 +168,32 @@ def _client_part(job: Any, group: str) -> Any:
     return None
 
 
+def _client_settings(job: Any, group: str) -> Any:
+    """What a client reads of an allocation's group as it runs it, besides its services (plan Rev 4):
+    restart policies, leader, shutdown delays, max_run_duration."""
+    for g in (job or {}).get("TaskGroups") or ():
+        if g.get("Name") == group:
+            return (g.get("RestartPolicy"), g.get("ShutdownDelay"), g.get("MaxRunDuration"),
+                    [(t.get("Name"), t.get("RestartPolicy"), t.get("Leader"), t.get("ShutdownDelay"))
+                     for t in g.get("Tasks") or ()])
+    return None
+
+
+def _set_memory_max(rec: dict[str, Any], memory: Any) -> bool:
+    """An allocation updated in place takes *memory*, the memory_max fields the plan gives it
+    (scheduler.memory_max_fields: empty for none); None leaves it as it is.  True when that changed it."""
+    if not isinstance(memory, dict):
+        return False
+    before = ((rec.get("Resources") or {}).get("MemoryMaxMB"), rec.get("AllocatedResources"))
+    resources = {k: v for k, v in (rec.get("Resources") or {}).items() if k != "MemoryMaxMB"}
+    rec.pop("AllocatedResources", None)
+    if memory:
+        resources["MemoryMaxMB"] = memory["MemoryMaxMB"]
+        rec["AllocatedResources"] = memory["AllocatedResources"]
+    rec["Resources"] = resources
+    return before != (resources.get("MemoryMaxMB"), rec.get("AllocatedResources"))
+
+
 @dataclass(slots=True)
 class _ClientReports:
     """What client reports applied in one write add up to (see StateStore._client_report)."""
@@ -1495,11 +1521,17 @@ class StateStore:
                     continue
                 rec = {**a, "Job": job, "JobVersion": job.get("Version", 0), "ModifyIndex": index,
                        "ModifyTime": now}
-                allocs[aid] = rec  # same node and resources: its indexes hold
-                if rev >= 2 and _client_part(a.get("Job"), a["TaskGroup"]) != _client_part(job, a["TaskGroup"]):
-                    # What its client runs besides the tasks changed (its services' checks): the
-                    # client must see the new version.  (Nomad wakes it for every version; here
-                    # a version that changes nothing the client does leaves it be.)
+                group = a["TaskGroup"]
+                memory_changed = rev >= 4 and _set_memory_max(rec, (plan.get("InPlaceMemory") or {}).get(aid))
+                allocs[aid] = rec  # same node and resources counted: its indexes hold
+                old_job = a.get("Job")
+                client_changed = (rev >= 2 and _client_part(old_job, group) != _client_part(job, group)) \
+                    or (rev >= 4 and _client_settings(old_job, group) != _client_settings(job, group))
+                if memory_changed or client_changed:
+                    # What its client runs besides the tasks changed (its services' checks, the
+                    # memory_max it holds, its restart, leader, shutdown and max_run settings): the
+                    # client must see the new version.  (Nomad wakes it for every version; here a
+                    # version that changes nothing the client does leaves it be.)
                     rec["AllocModifyIndex"] = index
                     node = rec.get("NodeID", "")
                     if index > self.node_alloc_index.get(node, 0):
