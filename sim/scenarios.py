@@ -65,6 +65,11 @@ MEMBERSHIP_SCENARIOS: dict[str, list[Step]] = {
     # and Raft promotes it once stable (Nomad's maybeBootstrap).
     "partial-joiner": [(0, "boot", "s1", "s2", "s3"), (20, "partition", "@follower", "@others"),
                        (90, "expect_failed", "@isolated"), (90, "join", "s4"), (130, "heal")],
+    # The same join into a healthy cluster: gossip's member events reach the
+    # joiner's ServerMembership one at a time, so it sees itself and two of
+    # the others -- its bootstrap_expect -- before it hears of the third (a
+    # full test run's fourth agent bootstrapped a cluster of its own so).
+    "fourth-server-joins": [(0, "boot", "s1", "s2", "s3"), (30, "join", "s4")],
 }
 SCENARIOS.update(MEMBERSHIP_SCENARIOS)
 
