@@ -138,8 +138,8 @@ class ForkSnapshotter:
         number it no longer owns, which gevent's os.close does a loop turn late -- the snapshot
         fails at once, and a number given to someone else meanwhile is neither read nor closed.
         Before, the close in ``finally`` then raised EBADF, this greenlet died without telling the
-        actor, and the save waited out its whole deadline (the save hangs of full test runs; see
-        tests/test_snapshotter.py).
+        actor, and the save waited out its whole deadline: the symptom of the save hangs seen in
+        full test runs (tests/test_snapshotter.py shows it; what closed the pipe there is not known).
         """
         import time
 
