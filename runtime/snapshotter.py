@@ -99,6 +99,7 @@ class ForkSnapshotter:
         from gevent.os import fork_and_watch
 
         r, w = os.pipe()
+        ident = _identity(r)
         try:
             # Watched by the hub: where it reaps children itself (the client's
             # task processes start a SIGCHLD watcher), a plain waitpid of ours
@@ -106,16 +107,16 @@ class ForkSnapshotter:
             # child runs no event loop, so gevent's re-initialisation is waste.
             pid = fork_and_watch(fork=fork)
         except OSError as exc:
-            os.close(r)
-            os.close(w)
+            _close_now(r)
+            _close_now(w)
             log.warning("snapshot: fork failed (%s); encoding in the Raft actor instead", exc)
             self._inline(ref, encode, done)
             return
         if pid == 0:  # the child: encode, write, leave without running any of the parent's cleanup
             _child(r, w, encode)
-        os.close(w)
+        _close_now(w)
         self.forks += 1
-        gevent.spawn(self._collect, pid, r, ref, done)
+        gevent.spawn(self._collect, pid, r, ident, ref, done)
 
     def _inline(self, ref: Any, encode: Callable[[], bytes], done: Done) -> None:
         self.fallbacks += 1
@@ -125,15 +126,20 @@ class ForkSnapshotter:
             msg = done(None, f"{type(exc).__name__}: {exc}")
         ref.tell(msg)
 
-    def _collect(self, pid: int, r: int, ref: Any, done: Done) -> None:
-        """Read the child's output, then its exit status, each bounded.
+    def _collect(self, pid: int, r: int, ident: tuple[int, int], ref: Any, done: Done) -> None:
+        """Read the child's output, then its exit status, each bounded; the actor always hears the outcome.
 
-        The pipe is polled (a non-blocking read, then a short cooperative sleep) rather than
-        waited on through an event-loop watcher: a pipe's descriptor number may be one the loop
-        still held for a descriptor closed without telling it, and then no readiness event ever
-        comes (a snapshot save that waited for ever, seen in full test runs).  The exit status
-        is waited for at most EXIT_WAIT_S once the output ended: a whole output (its own length
-        prefix says so) is the answer even if the status never arrives.
+        The pipe is polled (a non-blocking read, then a short cooperative sleep), not waited on
+        through an event-loop watcher.  The exit status is waited for at most EXIT_WAIT_S once the
+        output ended: a whole output (its own length prefix says so) is the answer without it.
+
+        The pipe's number is checked to still be our pipe (*ident*) before every read and before
+        it is closed.  Were it closed behind our back -- another part of the process closing a
+        number it no longer owns, which gevent's os.close does a loop turn late -- the snapshot
+        fails at once, and a number given to someone else meanwhile is neither read nor closed.
+        Before, the close in ``finally`` then raised EBADF, this greenlet died without telling the
+        actor, and the save waited out its whole deadline: the symptom of the save hangs seen in
+        full test runs (tests/test_snapshotter.py shows it; what closed the pipe there is not known).
         """
         import time
 
@@ -144,11 +150,15 @@ class ForkSnapshotter:
         error = ""
         whole = False
         try:
-            os.set_blocking(r, False)
+            if _identity(r) == ident:  # (else the loop below says so)
+                os.set_blocking(r, False)
             deadline = time.monotonic() + self.timeout_s
             pause = POLL_MIN_S
             ended = False
             while not ended:
+                if _identity(r) != ident:
+                    error = "the pipe from the encoding process was closed by another part of the agent"
+                    break
                 try:
                     chunk = os.read(r, 1 << 20)
                 except BlockingIOError:
@@ -175,7 +185,9 @@ class ForkSnapshotter:
                         status = 0
                 if status is None and whole:
                     status = 0  # the output is whole: the status is a formality (reaped in the background)
-            if status is None:
+            if error:
+                _stop(pid)
+            elif status is None:
                 os.kill(pid, signal.SIGKILL)
                 gevent.spawn(_reap, pid)
                 if ended:
@@ -185,9 +197,12 @@ class ForkSnapshotter:
             elif status != 0:
                 error = f"the encoding process failed ({_describe_status(status)})"
         except OSError as exc:
-            error = f"reading the encoding process's output: {exc}"
+            error = error or f"reading the encoding process's output: {exc}"
+        except Exception as exc:  # whatever went wrong, the actor must hear of it
+            error = f"collecting the encoding process's output: {type(exc).__name__}: {exc}"
         finally:
-            os.close(r)
+            if _identity(r) == ident:  # never a number someone else holds now
+                _close_now(r)
         data = b"".join(chunks)
         if not error and not whole:
             error = f"the encoding process wrote {len(data)} bytes, not a whole snapshot"
@@ -195,6 +210,35 @@ class ForkSnapshotter:
             ref.tell(done(None, error) if error else done(data[_LENGTH.size:], ""))
         except Exception:  # noqa: BLE001 -- the actor stopped meanwhile: nobody wants it
             log.debug("snapshot finished after the Raft actor stopped")
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    """What *fd* refers to now: (device, inode), (-1, -1) when it is not open."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return (-1, -1)
+    return (st.st_dev, st.st_ino)
+
+
+def _close_now(fd: int) -> None:
+    """The kernel's close, at once, and quiet if already closed.  Not gevent's os.close: for a pipe
+    that one closes the number a loop turn later, and by then it may name someone else's descriptor."""
+    os.closerange(fd, fd + 1)
+
+
+def _stop(pid: int) -> None:
+    """Kill the child and reap it, unless it has ended (the hub has its status; its pid may be reused)."""
+    import gevent
+    from gevent.os import waitpid
+
+    try:
+        if waitpid(pid, os.WNOHANG)[0] != 0:
+            return  # ended and now reaped
+    except ChildProcessError:
+        return  # reaped by another waiter
+    os.kill(pid, signal.SIGKILL)
+    gevent.spawn(_reap, pid)
 
 
 def _reap(pid: int) -> None:

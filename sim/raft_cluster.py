@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.raft.core import LEADER, RaftTimings
-from actors.raft.messages import NORMAL
+from actors.raft.messages import CONFIG, NORMAL
 from actors.raft.peer import Propose, RaftConfig, RaftPeer, Read
-from runtime.snapshotter import InlineSnapshotter
 from actors.raft.storage import MemoryStorage
 from actors.state.store import command
+from runtime import wire
+from runtime.snapshotter import InlineSnapshotter
 from sim.lincheck import History
 from sim.runtime import Scheduler, SimEnv
 
@@ -39,17 +40,28 @@ class ClientOp:
 
 @dataclass
 class RaftChecker:
-    """Raft's five guarantees (Figure 3), checked against every server's state."""
+    """Raft's five guarantees (Figure 3), checked against every server's state, and one
+    configuration lineage: every server's configuration comes from the cluster's single bootstrap.
+
+    The lineage check holds each server's bootstrap entry (index 1, while its log has it) to the
+    first one seen, and each committed configuration entry to what every other server committed at
+    that index.  A snapshot's configuration needs no check of its own: it was compacted from a
+    log checked here, or installed from a leader whose log was.  One checker is one cluster (a
+    region): two regions are two lineages, two checkers.
+    """
 
     leaders: dict[int, str] = field(default_factory=dict)  # term -> leader
     committed: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # index -> (term, data)
     leader_logs: dict[tuple[str, int], dict[int, int]] = field(default_factory=dict)
+    bootstrap: tuple[str, bytes] | None = None  # (the server first seen holding it, the entry's data)
+    configs: dict[int, tuple[tuple[str, ...], tuple[str, ...], str]] = field(default_factory=dict)
 
     def check(self, cluster: RaftCluster) -> None:
         peers = cluster.live_peers()
         for name, peer in peers.items():
             core = peer.core
             core.check_invariants(full=True)
+            self._single_lineage(name, core)
             if core.role == LEADER:
                 other = self.leaders.setdefault(core.term, name)
                 if other != name:
@@ -58,6 +70,27 @@ class RaftChecker:
             self._record_committed(name, core)
         self._log_matching(peers)
         self._leader_completeness(peers)
+
+    def _single_lineage(self, name: str, core: Any) -> None:
+        if core.log_base == 0 and core.entries and core.entries[0].kind == CONFIG:
+            data = core.entries[0].data
+            change = wire.decode(data)
+            if change.op == "bootstrap":
+                if self.bootstrap is None:
+                    self.bootstrap = (name, data)
+                elif data != self.bootstrap[1]:
+                    first = wire.decode(self.bootstrap[1])
+                    raise SafetyViolation(f"Single Lineage: {name} holds a bootstrap of its own (voters "
+                                          f"{', '.join(change.voters)}), not the cluster's (voters "
+                                          f"{', '.join(first.voters)}, first seen on {self.bootstrap[0]})")
+        for index, voters, learners in core.config_history():
+            if index > core.commit:
+                break
+            have = self.configs.setdefault(index, (voters, learners, name))
+            if have[:2] != (voters, learners):
+                raise SafetyViolation(f"Single Lineage: {name} committed configuration voters {list(voters)} "
+                                      f"non-voters {list(learners)} at index {index}, {have[2]} voters "
+                                      f"{list(have[0])} non-voters {list(have[1])}")
 
     def _append_only(self, name: str, core: Any) -> None:
         seen = self.leader_logs.setdefault((name, core.term), {})

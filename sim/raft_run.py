@@ -68,12 +68,16 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
 
     ``timeline`` is a path for an HTML picture of the run.
     """
-    from sim.scenarios import NOT_YET, SCENARIOS, ScenarioRunner
+    from sim.scenarios import MEMBERSHIP_SCENARIOS, NOT_YET, SCENARIOS, ScenarioRunner
     from sim.timeline import Timeline
 
     if scenario is not None and scenario not in SCENARIOS:
         why = NOT_YET.get(scenario, f"known: {', '.join(sorted(SCENARIOS))}")
         raise ValueError(f"no scenario {scenario!r} ({why})")
+    if scenario in MEMBERSHIP_SCENARIOS:  # servers found through gossip: a cluster of their own
+        from sim.membership_run import run_membership_seed
+
+        return run_membership_seed(seed, scenario, verbose=verbose, timeline=timeline)
     wall = time.perf_counter()
     # Half the seeds compact the whole log at each snapshot (a lagging
     # follower needs InstallSnapshot), half keep trailing entries behind it

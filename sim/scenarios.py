@@ -51,6 +51,28 @@ SCENARIOS: dict[str, list[Step]] = {
     "slow-network": [(2, "delay", 0.02, 0.2), (20, "delay", 0.001, 0.010)],
 }
 
+# Scenarios whose servers find each other through gossip and bootstrap by
+# bootstrap_expect (GossipMember + ServerMembership + RaftPeer, the agent's
+# server stack) instead of starting from one fixed configuration; their steps
+# are sim.membership_run's verbs, and ``nomad-sim raft --scenario NAME`` plays
+# them there.  They are among SCENARIOS (listed, and drawn by the swarm).
+MEMBERSHIP_SCENARIOS: dict[str, list[Step]] = {
+    # A fourth server, bootstrap_expect = 3 like the others, joins a running
+    # three-server cluster while one of the three is out of everyone's sight:
+    # gossip shows the joiner just two of the others alive, with itself the
+    # three it expects.  It must ask them first (they have Raft peers) and not
+    # bootstrap a configuration of its own; the leader adds it as a non-voter
+    # and Raft promotes it once stable (Nomad's maybeBootstrap).
+    "partial-joiner": [(0, "boot", "s1", "s2", "s3"), (20, "partition", "@follower", "@others"),
+                       (90, "expect_failed", "@isolated"), (90, "join", "s4"), (130, "heal")],
+    # The same join into a healthy cluster: gossip's member events reach the
+    # joiner's ServerMembership one at a time, so it sees itself and two of
+    # the others -- its bootstrap_expect -- before it hears of the third (a
+    # full test run's fourth agent bootstrapped a cluster of its own so).
+    "fourth-server-joins": [(0, "boot", "s1", "s2", "s3"), (30, "join", "s4")],
+}
+SCENARIOS.update(MEMBERSHIP_SCENARIOS)
+
 # Scenarios that need client nodes or several regions run on the whole
 # simulated cluster: ``nomad-sim cluster --scenario NAME`` (sim/cluster_run.py).
 NOT_YET: dict[str, str] = {

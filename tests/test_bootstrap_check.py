@@ -3,12 +3,15 @@ bootstraps (Nomad's maybeBootstrap): one joining a running cluster never bootstr
 of its own, however few servers gossip has shown it yet."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+import pytest
 
 from actors.raft.membership import ServerMembership
 from actors.raft.messages import BootstrapPeersQuery, BootstrapPeersReply
 from actors.raft.peer import Bootstrap, RaftInfo
+from sim.raft_run import run_raft_seed
 
 
 @dataclass
@@ -99,3 +102,33 @@ def test_an_unanswered_check_is_asked_again_and_a_query_is_answered():
     m.receive(BootstrapPeersQuery(req_id=7, reply_node="10.0.0.9:4647", reply_actor="server-membership"))
     assert env.sent[-1] == ("10.0.0.9:4647", "server-membership",
                             BootstrapPeersReply(req_id=7, server="10.0.0.1:4647", has_peers=True))
+
+
+# ------------------------------------------------------------ the simulator's joiner scenarios
+# A fourth server (bootstrap_expect = 3) joins a running three-server cluster while gossip shows it just
+# two of the others alive -- one of them out of sight (partial-joiner), or not yet heard of as member
+# events arrive one at a time (fourth-server-joins); sim/scenarios.py MEMBERSHIP_SCENARIOS, played by
+# sim/membership_run.py over GossipMember + ServerMembership + RaftPeer.  The leader adds it as a
+# non-voter and promotes it, and every server's configuration comes from the cluster's one bootstrap
+# (RaftChecker's Single Lineage).
+JOINS = ("partial-joiner", "fourth-server-joins")
+
+
+@pytest.mark.parametrize("scenario", JOINS)
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_partially_informed_joiner_is_added_by_the_leader_and_never_bootstraps(scenario, seed):
+    r = run_raft_seed(seed, scenario=scenario)
+    assert r.ok, f"{r.error}\nreplay: {r.replay(60.0, 3)}"
+    assert any("join s4" in f for f in r.faults)
+
+
+def test_without_the_check_the_scenario_sees_the_joiner_bootstrap_a_second_lineage(monkeypatch):
+    # The check made a no-op: every server answers that it has no Raft peers, so the joiner
+    # bootstraps the three servers it sees, as it did before Nomad's maybeBootstrap check was added.
+    real = ServerMembership._bootstrap_peers_reply
+    monkeypatch.setattr(ServerMembership, "_bootstrap_peers_reply",
+                        lambda self, m: real(self, replace(m, has_peers=False)))
+    for seed, scenario in ((1, JOINS[0]), (2, JOINS[0]), (1, JOINS[1]), (2, JOINS[1])):
+        r = run_raft_seed(seed, scenario=scenario)
+        assert not r.ok and ("Single Lineage" in r.error or "bootstrapped a configuration of its own"
+                             in r.error), r.error

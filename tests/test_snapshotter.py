@@ -125,6 +125,50 @@ def test_a_hung_child_is_killed_after_the_timeout():
     assert time.monotonic() - t0 < 5.0
 
 
+@pytest.mark.parametrize("number_reused", [False, True])
+def test_a_pipe_closed_behind_the_snapshotters_back_is_answered_at_once(monkeypatch, number_reused):
+    """Another part of the agent closing a descriptor number it no longer owns (a double close:
+    gevent's os.close closes a pipe's number a loop turn late, whatever holds it by then) can shut
+    the snapshot's pipe.  The save used to get no answer at all -- the collector died on EBADF in its
+    own close and the request waited out its whole deadline (the save "hangs" of full test runs) --
+    and, had the number been handed on, it read and then closed someone else's descriptor."""
+    pipes: list[tuple[int, int]] = []
+    real_pipe = os.pipe
+
+    def recording_pipe() -> tuple[int, int]:
+        pipes.append(real_pipe())
+        return pipes[-1]
+
+    def slow() -> bytes:
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:  # CPU work in the child: the close below comes first
+            pass
+        return b"late"
+
+    def close(fd: int) -> None:  # the kernel's close, now (gevent's os.close would close the number later)
+        os.closerange(fd, fd + 1)
+
+    monkeypatch.setattr(os, "pipe", recording_pipe)
+    inbox = _start(ForkSnapshotter(), slow)
+    monkeypatch.undo()
+    (r, _w), = pipes
+    other_r, other_w = os.pipe()  # another part of the agent's pipe
+    if number_reused:  # the snapshot's number is closed and given to that part
+        os.dup2(other_r, r)
+    else:
+        close(r)  # the snapshot's number is closed behind its back
+    os.write(other_w, b"not the snapshot's")
+    t0 = time.monotonic()
+    data, error = inbox.wait(10)
+    assert data is None and "closed by another part of the agent" in error
+    assert time.monotonic() - t0 < 1.0
+    if number_reused:  # that one is neither read nor closed
+        assert os.read(r, 100) == b"not the snapshot's"
+        close(r)
+    for fd in (other_r, other_w):
+        close(fd)
+
+
 def test_fork_failure_falls_back_to_encoding_inline(monkeypatch):
     import gevent.monkey
 

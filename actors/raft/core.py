@@ -276,6 +276,11 @@ class RaftCore:
         self._config_log.append((e.index, *cfg))
         self._set_config(*cfg)
 
+    def config_history(self) -> tuple[tuple[int, tuple[str, ...], tuple[str, ...]], ...]:
+        """The configurations the log holds after the snapshot: (index, voters, non-voters) each, oldest
+        first (the simulator's lineage checker reads it)."""
+        return tuple(self._config_log)
+
     def _committed_config(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         for index, voters, learners in reversed(self._config_log):
             if index <= self.commit:
