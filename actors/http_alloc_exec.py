@@ -457,10 +457,12 @@ class _Session:
         # Ends when the command exits, or the peer goes (reader ends first).
         gevent.joinall([waiter, reader], count=1)
         if not waiter.ready():  # the peer closed or dropped: the command is killed
-            self.kill()
-            waiter.join(EXEC_DRAIN_S)
+            # The pumps go before their descriptors are closed: a pump still waiting on a number that
+            # is closed and then reused by another part of the agent would read that one's data.
             reader.kill()
             gevent.killall(pumps)
+            self.kill()
+            waiter.join(EXEC_DRAIN_S)
             if self.failure is not None:
                 raise self.failure
             raise WsClosed(1006, "peer gone")
