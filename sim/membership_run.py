@@ -291,7 +291,8 @@ def run_membership_seed(seed: int, scenario: str, *, verbose: bool = False,
             tl.write_html(timeline, f"seed {seed} scenario {scenario} -- {error or 'ok'}")
         c.g.close()
     return RunResult(seed=seed, ok=not error, error=error, trace_hash=trace, virtual_s=now,
-                     wall_s=time.perf_counter() - wall, ops=0, faults=tuple(faults), scenario=scenario)
+                     wall_s=time.perf_counter() - wall, ops=0, faults=tuple(faults), scenario=scenario,
+                     servers=len(c.names))
 
 
 def _liveness_problems(c: MembershipCluster, want: set[str]) -> str:

@@ -28,6 +28,7 @@ class RunResult:
     ops: int
     faults: tuple[str, ...]
     scenario: str = ""
+    servers: int = 0  # how many servers ran, when the scenario decides (0: as asked)
 
     def replay(self, duration_s: float, servers: int) -> str:
         if self.scenario:
