@@ -463,3 +463,9 @@ from runtime.cli_job_start import JOB_START_COMMANDS  # noqa: E402
 
 COMMANDS.update(JOB_START_COMMANDS)
 # ---- end job start
+
+# ---- var init, node pool init (runtime.cli_init_files)
+from runtime.cli_init_files import INIT_FILE_COMMANDS  # noqa: E402
+
+COMMANDS.update(INIT_FILE_COMMANDS)
+# ---- end var init, node pool init

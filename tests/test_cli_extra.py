@@ -1,0 +1,216 @@
+"""CLI commands run offline or against fake API answers: tls ca|cert info, var init, node pool init,
+namespace inspect, acl policy self (and the commands of the later sections of this file)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from runtime import cli, cli_acl, cli_init_files, cli_namespaces, cli_tls
+
+
+def run(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+class FakeApi:
+    """Answers `request(addr, method, path, ...)` from a table of (method, path) -> answer or CliError."""
+
+    def __init__(self, answers: dict[tuple[str, str], Any]) -> None:
+        self.answers, self.calls = answers, []
+
+    def __call__(self, addr: str, method: str, path: str, body: Any = None, **query: Any) -> Any:
+        self.calls.append((method, path, {k: v for k, v in query.items() if v is not None}))
+        got = self.answers[(method, path)]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+
+# ---------------------------------------------------------------- tls ca info / tls cert info
+
+
+def test_tls_ca_and_cert_info_print_nomads_fields(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli_tls.create_ca(common_name="Test CA")
+    cli_tls.create_cert("server", ip_addresses=("10.1.2.3", "fe80::1"), dns_names=("nomad.example",))
+    ca = x509.load_pem_x509_certificate(Path(cli_tls.CA_FILE).read_bytes())
+    code, out, _ = run(capsys, "tls", "ca", "info", cli_tls.CA_FILE)
+    assert code == 0
+    expiry = ca.not_valid_after_utc.strftime("%Y-%m-%d %H:%M:%S")
+    assert out.splitlines() == [
+        f"Serial Number          {ca.serial_number}",
+        "Issuer CN              Test CA",
+        "Common Name            CN=Test CA,O=HashiCorp Inc.",  # Go's pkix.Name.String order
+        f"Expiry Date            {expiry} +0000 UTC",
+        "Permitted DNS Domains  []"]
+    cert = x509.load_pem_x509_certificate(Path("global-server-nomad.pem").read_bytes())
+    code, out, _ = run(capsys, "tls", "cert", "info", "global-server-nomad.pem")
+    assert code == 0
+    assert out.splitlines() == [
+        f"Serial Number  {cert.serial_number}",
+        "Issuer CN      Test CA",
+        "Common Name    CN=server.global.nomad",
+        f"Expiry Date    {cert.not_valid_after_utc.strftime('%Y-%m-%d %H:%M:%S')} +0000 UTC",
+        "DNS Names      [server.global.nomad localhost nomad.example]",
+        "IP Addresses   [127.0.0.1 10.1.2.3 fe80::1]"]
+
+
+def test_tls_info_names_go_style_and_name_constraints(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "A, B+C"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, " #lead"),
+                      x509.NameAttribute(NameOID.EMAIL_ADDRESS, "x@y")])
+    now = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(12345).not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now)
+            .add_extension(x509.NameConstraints(permitted_subtrees=[x509.DNSName("nomad"),
+                                                                    x509.DNSName("example.com")],
+                                                excluded_subtrees=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("::ffff:1.2.3.4"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    # the email attribute has no Go name: OID=#<DER>, first in the sequence so printed last
+    assert cli_tls.go_name(cert.subject) == \
+        "CN=\\ #lead,O=A\\, B\\+C,C=US,1.2.840.113549.1.9.1=#0c03784079"
+    ca = cli_tls.cert_info(cert, ca=True).splitlines()
+    assert ca[0] == "Serial Number          12345"
+    assert ca[3] == "Expiry Date            2030-01-02 03:04:05 +0000 UTC"
+    assert ca[4] == "Permitted DNS Domains  [nomad example.com]"
+    assert cli_tls.cert_info(cert, ca=False).splitlines()[5] == "IP Addresses   [1.2.3.4]"  # v4-mapped
+    # only the first PEM block counts, wherever it starts
+    pem = b"junk\n" + cert.public_bytes(serialization.Encoding.PEM)
+    assert cli_tls.parse_pem_cert(pem).serial_number == 12345
+
+
+def test_tls_info_errors_are_nomads(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("key.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    Path("empty.pem").write_text("nothing here\n")
+    assert run(capsys, "tls", "cert", "info", "key.pem")[2] == \
+        "Error: first PEM-block should be CERTIFICATE type\n"
+    assert run(capsys, "tls", "ca", "info", "empty.pem")[2] == "Error: no PEM-encoded data found\n"
+    assert run(capsys, "tls", "cert", "info")[2] == "Error: no PEM-encoded data found\n"
+    assert run(capsys, "tls", "ca", "info")[2] == "Error: Error reading CA file: <nil>\n"
+    code, _, err = run(capsys, "tls", "cert", "info", "missing.pem")
+    assert code == 1
+    assert err == "Error: Error reading certificate file: open missing.pem: no such file or directory\n"
+    code, _, err = run(capsys, "tls", "ca", "info", "a", "b")
+    assert code == 1 and err.startswith("Error: This command takes up to one argument\n")
+
+
+# ---------------------------------------------------------------- var init / node pool init
+
+
+def test_var_init_writes_nomads_examples(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "var", "init")
+    assert code == 0 and out == "Example variable specification written to spec.nv.hcl\n"
+    text = Path("spec.nv.hcl").read_text()
+    assert text == cli_init_files.VAR_SPEC_HCL
+    assert stat.S_IMODE(os.stat("spec.nv.hcl").st_mode) == 0o660 & ~_umask()
+    # Nomad's comments, wrapped at 70 columns with the "# " prefix
+    assert "# The items map is the only strictly required part of a variable\n" \
+           "# specification, since path and namespace can be set via other means.\n" in text
+    assert all(len(line) <= 70 for line in text.splitlines() if line.startswith("# The items") or
+               line.startswith("# REMINDER"))
+    assert text.endswith('items {\n  key1 = "value 1"\n  key2 = "value 2"\n}\n')
+    code, out, err = run(capsys, "var", "init", "-out=json")
+    assert code == 0 and out.endswith("Example variable specification written to spec.nv.json\n")
+    assert out.startswith("The Items map is the only strictly required part of a variable\n")
+    assert err.startswith("REMINDER: While keys in the Items map can contain dots")
+    assert json.loads(Path("spec.nv.json").read_text())["Items"] == {"key1": "value 1", "key2": "value 2"}
+    assert run(capsys, "var", "init", "-quiet", "mine.hcl") == (0, "", "")
+    assert Path("mine.hcl").read_text() == text
+    assert run(capsys, "var", "init")[2] == 'Error: File "spec.nv.hcl" already exists\n'
+    assert run(capsys, "var", "init", "-out=yaml")[0] == 1
+    assert run(capsys, "var", "init", "a", "b")[2].startswith(
+        "Error: This command takes no arguments or one: <filename>\n")
+    # what `var put` reads back from it
+    from runtime.cli_variables import _spec
+    assert _spec("@spec.nv.hcl", "hcl")["Items"] == {"key1": "value 1", "key2": "value 2"}
+
+
+def _umask() -> int:
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+def test_node_pool_init_writes_nomads_examples(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "node", "pool", "init") == \
+        (0, "Example node pool specification written to pool.nomad.hcl\n", "")
+    assert run(capsys, "node", "pool", "init", "-out", "json")[0] == 0
+    assert json.loads(Path("pool.nomad.json").read_text())["Name"] == "example"
+    assert run(capsys, "node", "pool", "init")[2] == 'Error: File "pool.nomad.hcl" already exists\n'
+    from runtime.cli_node_pools import _spec
+    assert _spec("pool.nomad.hcl", False) == {"Name": "example", "Description": "Example node pool",
+                                               "Meta": {"environment": "prod", "owner": "sre"}}
+
+
+# ---------------------------------------------------------------- namespace inspect / acl policy self
+
+
+def test_namespace_inspect_prints_the_namespace_as_json(capsys: Any, monkeypatch: Any) -> None:
+    default = {"Name": "default", "Description": "Default shared namespace", "Quota": "", "Meta": None,
+               "CreateIndex": 1, "ModifyIndex": 1}
+    api = FakeApi({("GET", "/v1/namespaces"): [default]})
+    monkeypatch.setattr(cli_namespaces, "request", api)
+    code, out, _ = run(capsys, "namespace", "inspect", "def")
+    assert code == 0 and api.calls == [("GET", "/v1/namespaces", {"prefix": "def"})]
+    got = json.loads(out)
+    assert list(got) == ["Name", "Description", "Quota", "Capabilities", "NodePoolConfiguration",
+                         "VaultConfiguration", "ConsulConfiguration", "Meta", "CreateIndex", "ModifyIndex",
+                         "RequiredExtraClaims", "OptionalExtraClaims"]
+    assert got["Name"] == "default" and got["CreateIndex"] == 1 and got["Capabilities"] is None
+    assert run(capsys, "namespace", "inspect", "-t", "{{ .Description }}", "default")[1] == \
+        "Default shared namespace\n"
+    api.answers[("GET", "/v1/namespaces")] = []
+    assert run(capsys, "namespace", "inspect", "x")[2] == \
+        'Error: Error retrieving namespaces: Namespace "x" matched no namespaces\n'
+    api.answers[("GET", "/v1/namespaces")] = [{"Name": "dev1"}, {"Name": "dev2", "Description": "d"}]
+    code, _, err = run(capsys, "namespace", "inspect", "dev")
+    assert code == 1
+    assert err == "Error: Prefix matched multiple namespaces\n\nName  Description\ndev1\ndev2  d\n"
+    assert json.loads(run(capsys, "namespace", "inspect", "dev2")[1])["Description"] == "d"
+    assert run(capsys, "namespace", "inspect")[0] == 1
+
+
+def test_acl_policy_self(capsys: Any, monkeypatch: Any) -> None:
+    from runtime.cli import CliError
+
+    api = FakeApi({("GET", "/v1/acl/token/self"): {"Type": "management"}})
+    monkeypatch.setattr(cli_acl, "request", api)
+    assert run(capsys, "acl", "policy", "self")[1] == \
+        "This is a management token. No individual policies are assigned.\n"
+    api.answers = {("GET", "/v1/acl/token/self"): {"Type": "client", "Policies": ["readonly"]},
+                   ("GET", "/v1/acl/policies"): [
+                       {"Name": "readonly", "Description": "", "CreateIndex": 5, "ModifyIndex": 5},
+                       {"Name": "wi", "JobACL": {"JobID": "web", "Group": "", "Task": ""}}]}
+    code, out, _ = run(capsys, "acl", "policy", "self")
+    assert code == 0 and out.splitlines() == [
+        "Name      Job ID         Group Name       Task Name",
+        "readonly  <unavailable>  <unavailable>    <unavailable>",
+        "wi        web            <not specified>  <not specified>"]
+    assert json.loads(run(capsys, "acl", "policy", "self", "-json")[1])[0]["Name"] == "readonly"
+    api.answers[("GET", "/v1/acl/policies")] = []
+    assert run(capsys, "acl", "policy", "self")[1] == "No policies found.\n"
+    api.answers[("GET", "/v1/acl/token/self")] = CliError("Unexpected response code: 403 (Permission denied)")
+    assert run(capsys, "acl", "policy", "self")[2] == \
+        "Error: Error fetching token: Unexpected response code: 403 (Permission denied)\n"
+    assert run(capsys, "acl", "policy", "self", "extra")[0] == 1
