@@ -214,3 +214,152 @@ def test_acl_policy_self(capsys: Any, monkeypatch: Any) -> None:
     assert run(capsys, "acl", "policy", "self")[2] == \
         "Error: Error fetching token: Unexpected response code: 403 (Permission denied)\n"
     assert run(capsys, "acl", "policy", "self", "extra")[0] == 1
+
+
+# ---------------------------------------------------------------- operator raft info|logs|state (offline)
+
+
+def _raft_store(data_dir: Path, *, compact: bool) -> Path:
+    """A stopped server's store: bootstrap, a no-op, kv and variable writes; with *compact* a snapshot
+    at index 3 (entry 3 kept) and the log after it."""
+    from actors.raft.messages import CONFIG, NOOP, NORMAL, ConfigChange, Entry
+    from actors.raft.sqlite_store import SqliteStorage
+    from actors.state.store import StateStore, command
+    from runtime import wire
+
+    raft_dir = data_dir / "server" / "raft"
+    raft_dir.mkdir(parents=True)
+    entries = [Entry(term=1, index=1, kind=CONFIG,
+                     data=wire.encode(ConfigChange(op="bootstrap", node="", voters=("10.0.0.1:4647",)))),
+               Entry(term=1, index=2, kind=NOOP),
+               Entry(term=1, index=3, data=command("kv_put", key="a", value=1)),
+               Entry(term=2, index=4, data=command("var_set", namespace="default", path="app/db",
+                                                   items={"pw": "s<&>"}, now=1700000000.5)),
+               Entry(term=2, index=5, data=command("kv_put", key="b", value=b"\x00raw"))]
+    store = SqliteStorage(str(raft_dir / "raft.db"))
+    store.load()
+    store.save(hard_state=(2, "10.0.0.1:4647"), entries=entries[:3])
+    if compact:
+        state = StateStore()
+        for e in entries[:3]:
+            if e.kind == NORMAL:
+                state.apply(e.index, e.data)
+        state.applied_index = 3
+        store.compact((3, 1, ("10.0.0.1:4647",), (), state.snapshot()), keep_from=3)
+    store.save(entries=entries[3:])
+    store.close()
+    return raft_dir / "raft.db"
+
+
+def test_operator_raft_info_logs_and_state_read_a_stopped_store(tmp_path: Path, capsys: Any) -> None:
+    db = _raft_store(tmp_path, compact=False)
+    before = sorted(os.listdir(db.parent)), db.read_bytes()
+    code, out, _ = run(capsys, "operator", "raft", "info", str(tmp_path))
+    assert code == 0
+    assert out.splitlines()[:8] == [f"path:        {db}", "length:      5", "first index: 1",
+                                    "last index:  5", "last term:   2", "term:        2",
+                                    "voted for:   10.0.0.1:4647", "snapshot:    none"]
+    code, out, err = run(capsys, "operator", "raft", "logs", str(tmp_path))
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert [json.loads(line) for line in lines[:3]] == [
+        {"LogType": "LogConfiguration", "Term": 1, "Index": 1,
+         "Body": {"node": "", "op": "bootstrap", "voters": ["10.0.0.1:4647"]}},
+        {"LogType": "LogNoop", "Term": 1, "Index": 2},
+        {"LogType": "LogCommand", "Term": 1, "Index": 3, "CommandType": "kv_put",
+         "Body": {"key": "a", "value": 1}}]
+    # Go's encoder: compact, map keys sorted, <>& escaped, bytes as base64
+    assert lines[3] == ('{"LogType":"LogCommand","Term":2,"Index":4,"CommandType":"var_set","Body":{"items":'
+                        '{"pw":"s\\u003c\\u0026\\u003e"},"namespace":"default","now":1700000000.5,'
+                        '"path":"app/db"}}')
+    assert json.loads(lines[4])["Body"]["value"] == "AHJhdw=="
+    pretty = run(capsys, "operator", "raft", "logs", "-pretty", str(db))[1]
+    assert pretty.startswith('{\n  "LogType": "LogConfiguration",\n  "Term": 1,')
+    code, out, _ = run(capsys, "operator", "raft", "state", str(tmp_path))
+    state = json.loads(out)
+    assert code == 0 and out.startswith('{\n  "ACLBootstrap": [],')
+    assert state["KV"] == [{"Key": "a", "Value": 1}, {"Key": "b", "Value": "AHJhdw=="}]
+    assert state["Variables"] == [{"Namespace": "default", "Path": "app/db", "CreateIndex": 4,
+                                   "ModifyIndex": 4, "CreateTime": 1700000000500000000,
+                                   "ModifyTime": 1700000000500000000}]
+    assert {"Key": "kv", "Value": 5} in state["Indexes"]
+    # -last-index: an index, or (<= 0) back from the last one
+    assert json.loads(run(capsys, "operator", "raft", "state", "-last-index=3", str(tmp_path))[1])["KV"] == \
+        [{"Key": "a", "Value": 1}]
+    assert json.loads(run(capsys, "operator", "raft", "state", "-last-index=-1", str(tmp_path))[1])[
+        "Variables"][0]["Path"] == "app/db"
+    assert (sorted(os.listdir(db.parent)), db.read_bytes()) == before  # read-only: nothing written
+
+
+def test_operator_raft_state_starts_from_the_snapshot(tmp_path: Path, capsys: Any) -> None:
+    _raft_store(tmp_path, compact=True)
+    info = run(capsys, "operator", "raft", "info", str(tmp_path))[1].splitlines()
+    assert info[1:4] == ["length:      3", "first index: 3", "last index:  5"]
+    assert info[7].startswith("snapshot:    index 3, term 1, ")
+    assert [json.loads(line)["Index"] for line in run(capsys, "operator", "raft", "logs", str(tmp_path))[1]
+            .splitlines()] == [3, 4, 5]
+    state = json.loads(run(capsys, "operator", "raft", "state", str(tmp_path))[1])
+    assert [kv["Key"] for kv in state["KV"]] == ["a", "b"]
+    code, _, err = run(capsys, "operator", "raft", "state", "-last-index=2", str(tmp_path))
+    assert code == 1 and "before the snapshot at index 3" in err
+
+
+def test_operator_raft_refuses_a_store_in_use_and_bad_paths(tmp_path: Path, capsys: Any) -> None:
+    import subprocess
+    import sys
+
+    db = _raft_store(tmp_path, compact=False)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from actors.raft.sqlite_store import SqliteStorage; "
+         f"s = SqliteStorage({str(db)!r}); s.load(); print('open', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).parent.parent))
+    try:
+        assert holder.stdout.readline() == "open\n"
+        for cmd in ("info", "logs", "state"):
+            code, _, err = run(capsys, "operator", "raft", cmd, str(tmp_path))
+            assert code == 1
+            assert err.startswith("Error: failed to open raft logs: unable to open raft logs that are in use "
+                                  f"(process {holder.pid} holds {db}")
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert run(capsys, "operator", "raft", "info", str(tmp_path))[0] == 0  # released: readable again
+    (tmp_path / "empty").mkdir()
+    assert run(capsys, "operator", "raft", "info", str(tmp_path / "empty"))[2] == \
+        f"Error: no raft store (raft.db) found in {tmp_path / 'empty'}\n"
+    (tmp_path / "bad.db").write_bytes(b"not sqlite")
+    code, _, err = run(capsys, "operator", "raft", "logs", str(tmp_path / "bad.db"))
+    assert code == 1 and "is corrupt" in err and str(tmp_path / "bad.db") in err
+    assert run(capsys, "operator", "raft", "info")[2].startswith(
+        "Error: This command takes one argument: <path>")
+
+
+# ---------------------------------------------------------------- operator snapshot state
+
+
+def test_operator_snapshot_state_prints_the_archives_state(tmp_path: Path, capsys: Any) -> None:
+    from actors.state import snapshot_archive
+    from actors.state.store import StateStore, command
+
+    st = StateStore()
+    st.apply(1, command("kv_put", key="a", value=1))
+    st.apply(2, command("upsert", table="nodes", record={"ID": "n1", "Name": "one", "Datacenter": "dc1"}))
+    st.apply(3, command("upsert", table="nodes", record={"ID": "n2", "Name": "two", "Datacenter": "dc2"}))
+    snap = tmp_path / "backup.snap"
+    snap.write_bytes(snapshot_archive.encode(st.snapshot(), index=3, term=1, created_ms=1700000000000,
+                                             voters=("10.0.0.1:4647",)))
+    code, out, _ = run(capsys, "operator", "snapshot", "state", str(snap))
+    got = json.loads(out)
+    assert code == 0 and [n["ID"] for n in got["Nodes"]] == ["n1", "n2"]
+    assert got["SnapshotMeta"][0]["ID"] == "1-3-1700000000000" and got["SnapshotMeta"][0]["Index"] == 3
+    assert got["KV"] == [{"Key": "a", "Value": 1}] and {"Key": "nodes", "Value": 3} in got["Indexes"]
+    got = json.loads(run(capsys, "operator", "snapshot", "state", "-filter", 'Datacenter == "dc2"',
+                         str(snap))[1])
+    assert [n["ID"] for n in got["Nodes"]] == ["n2"] and got["KV"] == [] and got["Indexes"]
+    assert run(capsys, "operator", "snapshot", "state", "-filter", "Datacenter ==", str(snap))[2].startswith(
+        'Error: Invalid filter expression "Datacenter ==": ')
+    (tmp_path / "bad.snap").write_bytes(b"junk")
+    assert run(capsys, "operator", "snapshot", "state", str(tmp_path / "bad.snap"))[2].startswith(
+        "Error: Failed to read archive file: ")
+    assert run(capsys, "operator", "snapshot", "state", str(tmp_path / "none.snap"))[2].startswith(
+        "Error: Error opening snapshot file: ")
