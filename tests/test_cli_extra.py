@@ -363,3 +363,39 @@ def test_operator_snapshot_state_prints_the_archives_state(tmp_path: Path, capsy
         "Error: Failed to read archive file: ")
     assert run(capsys, "operator", "snapshot", "state", str(tmp_path / "none.snap"))[2].startswith(
         "Error: Error opening snapshot file: ")
+
+
+# ---------------------------------------------------------------- operator gossip keyring <subcommand>
+
+
+def test_gossip_keyring_subcommands(capsys: Any, monkeypatch: Any) -> None:
+    from runtime import cli_keyring
+    from runtime.cli import CliError
+
+    calls = []
+
+    def fake(addr: str, op: str, key: str) -> Any:
+        calls.append((op, key))
+        if key == "bad":
+            raise CliError("Unexpected response code: 500 (bad key)")
+        return {"Keys": {"k2=": 3, "k1=": 3}, "NumNodes": 3} if op == "list" else None
+
+    monkeypatch.setattr(cli_keyring, "_request", fake)
+    assert run(capsys, "operator", "gossip", "keyring", "list") == \
+        (0, "Gathering installed encryption keys...\nKey\nk1=\nk2=\n", "")
+    assert run(capsys, "operator", "gossip", "keyring", "install", "new=") == \
+        (0, "Installing new gossip encryption key...\n", "")
+    assert run(capsys, "operator", "gossip", "keyring", "use", "new=")[1] == \
+        "Changing primary gossip encryption key...\n"
+    assert run(capsys, "operator", "gossip", "keyring", "remove", "k1=")[1] == \
+        "Removing gossip encryption key...\n"
+    assert calls == [("list", ""), ("install", "new="), ("use", "new="), ("remove", "k1=")]
+    assert run(capsys, "operator", "gossip", "keyring", "install", "bad") == \
+        (1, "Installing new gossip encryption key...\n", "Error: Unexpected response code: 500 (bad key)\n")
+    code, _, err = run(capsys, "operator", "gossip", "keyring", "use")
+    assert code == 1 and err.startswith("Error: This command requires one argument: <key>\n")
+    code, _, err = run(capsys, "operator", "gossip", "keyring", "list", "x")
+    assert code == 1 and err.startswith("Error: This command takes no arguments\n")
+    # the older flag form still works
+    assert run(capsys, "operator", "gossip", "keyring", "-install", "old=")[0] == 0
+    assert calls[-1] == ("install", "old=")
