@@ -101,15 +101,16 @@ def read_store(path: str) -> tuple[int, str, Any, list[Any], int]:
         raise CliError(f"failed to open raft logs: {ERR_ALREADY_OPEN} (process {holder} holds {path}: "
                        "stop that agent first)")
     with tempfile.TemporaryDirectory(prefix="nomad-raft-") as tmp:
-        copy = os.path.join(tmp, "raft.db")
         folder, base = os.path.split(os.path.abspath(path))
+        copy = os.path.join(tmp, base)  # the same name: the snapshot row names its file by it
         try:
             shutil.copyfile(path, copy)
             if os.path.exists(path + "-wal"):  # a crashed server's last writes
                 shutil.copyfile(path + "-wal", copy + "-wal")
+            prefix = base + ".snapshot-"
             for name in os.listdir(folder):  # snapshots kept in files beside the store: read in place
-                if name.startswith(base + ".snapshot-") and "." not in name[len(base) + 10:]:
-                    os.symlink(os.path.join(folder, name), os.path.join(tmp, "raft.db" + name[len(base):]))
+                if name.startswith(prefix) and "." not in name[len(prefix):]:
+                    os.symlink(os.path.join(folder, name), os.path.join(tmp, name))
         except OSError as e:
             raise CliError(f"failed to open raft logs: {e}") from None
         try:

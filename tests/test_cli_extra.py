@@ -245,7 +245,9 @@ def _raft_store(data_dir: Path, *, compact: bool) -> Path:
             if e.kind == NORMAL:
                 state.apply(e.index, e.data)
         state.applied_index = 3
-        store.compact((3, 1, ("10.0.0.1:4647",), (), state.snapshot()), keep_from=3)
+        snapshot = (3, 1, ("10.0.0.1:4647",), (), state.snapshot())
+        store.stage_snapshot(snapshot)  # as the agent keeps it: in a file beside the store
+        store.compact(snapshot, keep_from=3)
     store.save(entries=entries[3:])
     store.close()
     return raft_dir / "raft.db"
@@ -292,7 +294,8 @@ def test_operator_raft_info_logs_and_state_read_a_stopped_store(tmp_path: Path, 
 
 
 def test_operator_raft_state_starts_from_the_snapshot(tmp_path: Path, capsys: Any) -> None:
-    _raft_store(tmp_path, compact=True)
+    db = _raft_store(tmp_path, compact=True)
+    assert [p.name for p in db.parent.iterdir() if ".snapshot-" in p.name]  # the snapshot is in its file
     info = run(capsys, "operator", "raft", "info", str(tmp_path))[1].splitlines()
     assert info[1:4] == ["length:      3", "first index: 3", "last index:  5"]
     assert info[7].startswith("snapshot:    index 3, term 1, ")
@@ -399,3 +402,26 @@ def test_gossip_keyring_subcommands(capsys: Any, monkeypatch: Any) -> None:
     # the older flag form still works
     assert run(capsys, "operator", "gossip", "keyring", "-install", "old=")[0] == 0
     assert calls[-1] == ("install", "old=")
+
+
+def test_operator_raft_reads_a_crashed_servers_wal_without_touching_it(tmp_path: Path, capsys: Any) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "server" / "raft" / "raft.db"
+    db.parent.mkdir(parents=True)
+    code = ("import os; from actors.raft.sqlite_store import SqliteStorage; "
+            "from actors.raft.messages import Entry; from actors.state.store import command; "
+            f"s = SqliteStorage({str(db)!r}); s.load(); "
+            "s.save(hard_state=(1, ''), "
+            "entries=[Entry(term=1, index=1, data=command('kv_put', key='k', value=2))]); "
+            "os._exit(0)")  # killed: the write is only in the -wal file
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30,
+                   cwd=str(Path(__file__).parent.parent))
+    wal = db.with_name("raft.db-wal")
+    assert wal.exists()
+    before = sorted(os.listdir(db.parent)), db.read_bytes(), wal.read_bytes()
+    assert run(capsys, "operator", "raft", "info", str(tmp_path))[1].splitlines()[3] == "last index:  1"
+    state = json.loads(run(capsys, "operator", "raft", "state", str(tmp_path))[1])
+    assert state["KV"] == [{"Key": "k", "Value": 2}]
+    assert (sorted(os.listdir(db.parent)), db.read_bytes(), wal.read_bytes()) == before
