@@ -463,3 +463,15 @@ from runtime.cli_job_start import JOB_START_COMMANDS  # noqa: E402
 
 COMMANDS.update(JOB_START_COMMANDS)
 # ---- end job start
+
+# ---- var init, node pool init (runtime.cli_init_files)
+from runtime.cli_init_files import INIT_FILE_COMMANDS  # noqa: E402
+
+COMMANDS.update(INIT_FILE_COMMANDS)
+# ---- end var init, node pool init
+
+# ---- operator raft info|logs|state: a stopped server's raft store, offline (runtime.cli_raft_offline)
+from runtime.cli_raft_offline import RAFT_OFFLINE_COMMANDS  # noqa: E402
+
+COMMANDS.update(RAFT_OFFLINE_COMMANDS)
+# ---- end operator raft info|logs|state

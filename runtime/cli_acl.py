@@ -122,6 +122,40 @@ def policy_delete(addr: str, args: list[str]) -> str:
     return f'Successfully deleted "{args[0]}" ACL policy!'
 
 
+def policy_self(addr: str, args: list[str]) -> str:
+    """Nomad's ``acl policy self``: the policies the current token holds (its roles' included).
+
+    For an ACL token Nomad's ``/v1/acl/policy/self`` answers the policy list
+    as that token may see it, which is what ``/v1/acl/policies`` answers here.
+    """
+    flags, rest = parse_flags(args, {"json": bool})
+    if rest:
+        raise CliError("This command takes no arguments\n"
+                       "For additional help try 'nomad acl policy self -help'")
+    try:
+        token = request(addr, "GET", "/v1/acl/token/self")
+    except CliError as e:
+        raise CliError(f"Error fetching token: {e}") from None
+    if token.get("Type") == "management":
+        return "This is a management token. No individual policies are assigned."
+    try:
+        policies = request(addr, "GET", "/v1/acl/policies") or []
+    except CliError as e:
+        raise CliError(f"Error fetching WI policies: {e}") from None
+    if not policies:
+        return "No policies found."
+    if flags.get("json"):
+        return json.dumps(policies, indent=4)
+    rows = [["Name", "Job ID", "Group Name", "Task Name"]]
+    for p in policies:
+        job = p.get("JobACL")
+        if not job:
+            rows.append([p["Name"], "<unavailable>", "<unavailable>", "<unavailable>"])
+        else:
+            rows.append([p["Name"], *(job.get(k) or "<not specified>" for k in ("JobID", "Group", "Task"))])
+    return table(rows)
+
+
 def token_create(addr: str, args: list[str]) -> str:
     flags, rest = _token_flags(args)
     if rest:
@@ -303,6 +337,7 @@ ACL_COMMANDS = {
     ("acl", "policy", "list"): policy_list,
     ("acl", "policy", "info"): policy_info,
     ("acl", "policy", "delete"): policy_delete,
+    ("acl", "policy", "self"): policy_self,
     ("acl", "token", "create"): token_create,
     ("acl", "token", "list"): token_list,
     ("acl", "token", "info"): token_info,

@@ -9,6 +9,11 @@ server of the gossip pool.  Rotating without downtime::
     nomad operator gossip keyring -install "$NEW"
     nomad operator gossip keyring -use "$NEW"
     nomad operator gossip keyring -remove "$OLD"
+
+Nomad's newer subcommand forms do the same over the same endpoints:
+``operator gossip keyring list``, ``install <key>``, ``use <key>`` and
+``remove <key>`` (``command/operator_gossip_keyring_{list,install,use,remove}.go``):
+the progress line first, then the keys (list) or the error.
 """
 
 from __future__ import annotations
@@ -87,7 +92,34 @@ def keyring_generate(addr: str, args: list[str]) -> str:
     return generate_key()
 
 
+def _subcommand(addr: str, op: str, args: list[str]) -> str:
+    """Nomad's ``operator gossip keyring <op>``: say what is being done, then do it."""
+    from runtime.cli_jobs import parse_flags
+
+    _, rest = parse_flags(args, {})
+    want = 0 if op == "list" else 1
+    if len(rest) != want:
+        raise _cli_error(("This command takes no arguments" if op == "list" else
+                          "This command requires one argument: <key>") +
+                         f"\nFor additional help try 'nomad operator gossip keyring {op} -help'")
+    print(_SAYS[op], flush=True)  # before the call, as Nomad's Ui.Output
+    got = _request(addr, op, rest[0] if rest else "")
+    if op != "list":
+        return ""
+    from runtime.cli import table
+
+    return table([["Key"], *([k] for k in sorted((got or {}).get("Keys") or {}))])
+
+
+def _sub(op: str) -> Any:
+    def run(addr: str, args: list[str]) -> str:
+        return _subcommand(addr, op, args)
+    run.__name__ = f"keyring_{op}"
+    return run
+
+
 KEYRING_COMMANDS = {
     ("operator", "gossip", "keyring"): keyring,
     ("operator", "gossip", "keyring", "generate"): keyring_generate,
+    **{("operator", "gossip", "keyring", op): _sub(op) for op in _FLAGS},
 }

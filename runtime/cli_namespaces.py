@@ -1,4 +1,7 @@
-"""``nomad namespace list | status | apply | delete``, as Nomad's ``command/namespace_*.go``.
+"""``nomad namespace list | status | inspect | apply | delete``, as Nomad's ``command/namespace_*.go``.
+
+``inspect <namespace>`` prints the namespace as JSON (Nomad's ``api.Namespace``
+fields, in its order), found by prefix as Nomad finds it; ``-t`` formats it.
 
 Only the built-in ``default`` namespace exists on this agent
 (actors.http_namespaces): ``list`` and ``status`` show it, and ``apply``
@@ -39,6 +42,35 @@ def ns_status(addr: str, args: list[str]) -> str:
                       "Metadata", kv(sorted(meta.items())) if meta else "No metadata"])
 
 
+# Nomad's api.Namespace fields, in its order, with Go's zero values for what the agent leaves out.
+_NAMESPACE_FIELDS = (("Name", ""), ("Description", ""), ("Quota", ""), ("Capabilities", None),
+                     ("NodePoolConfiguration", None), ("VaultConfiguration", None),
+                     ("ConsulConfiguration", None), ("Meta", None), ("CreateIndex", 0), ("ModifyIndex", 0),
+                     ("RequiredExtraClaims", None), ("OptionalExtraClaims", None))
+
+
+def ns_inspect(addr: str, args: list[str]) -> str:
+    """Nomad's ``namespace inspect``: the namespace a prefix names, as JSON (-t: main's template)."""
+    _, rest = parse_flags(args, {"json": bool})  # -json: what main turns -t into
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <namespace>\n"
+                       "For additional help try 'nomad namespace inspect -help'")
+    name = rest[0]
+    try:
+        found = request(addr, "GET", "/v1/namespaces", prefix=name) or []
+    except CliError as e:
+        raise CliError(f"Error retrieving namespaces: {e}") from None
+    match = [n for n in found if n.get("Name") == name] if len(found) > 1 else found
+    if not found:
+        raise CliError(f'Error retrieving namespaces: Namespace "{name}" matched no namespaces')
+    if len(match) != 1:
+        rows = [["Name", "Description"]] + [[n["Name"], n.get("Description") or ""]
+                                            for n in sorted(found, key=lambda n: n["Name"])]
+        raise CliError(f"Prefix matched multiple namespaces\n\n{table(rows)}")
+    ns = match[0]
+    return json.dumps({k: ns.get(k, zero) for k, zero in _NAMESPACE_FIELDS}, indent=4)
+
+
 def ns_apply(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"description": str})
     name = one_arg(rest, "nomad namespace apply [-description <text>] <namespace>")
@@ -57,6 +89,7 @@ def ns_delete(addr: str, args: list[str]) -> str:
 NAMESPACE_COMMANDS = {
     ("namespace", "list"): ns_list,
     ("namespace", "status"): ns_status,
+    ("namespace", "inspect"): ns_inspect,
     ("namespace", "apply"): ns_apply,
     ("namespace", "delete"): ns_delete,
 }

@@ -10,6 +10,11 @@
   Nomad's ``formatKV``, then a record count and size per table.
 * ``restore <file>`` verifies the file locally (a corrupt one never reaches
   the cluster) and sends it with ``PUT /v1/operator/snapshot``.
+* ``state [-filter <expr>] <file>`` verifies the file, restores its state
+  into a state store here and prints the tables as JSON, as ``operator raft
+  state`` does (:func:`runtime.cli_raft_offline.state_as_map`), with the
+  archive's metadata as ``SnapshotMeta``; ``-filter`` (Nomad's expression
+  language) keeps only the records that match it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import os
 import tempfile
 import time
@@ -181,8 +187,42 @@ def snapshot_restore(addr: str, args: list[str]) -> str:
     return "Snapshot Restored"
 
 
+def snapshot_state(addr: str, args: list[str]) -> str:
+    import actors.http_api  # noqa: F401  (first: http_filter is imported by, and imports from, http_api)
+    from actors.http_filter import FilterError, compile_filter
+    from actors.state.store import StateStore, check_snapshot
+    from runtime.cli_jobs import parse_flags
+    from runtime.cli_raft_offline import go_json, state_as_map
+
+    try:
+        flags, rest = parse_flags(args, {"filter": str})
+    except CliError as e:
+        raise CliError(f"Failed to parse args: {e}") from None
+    keep = None
+    if flags.get("filter"):
+        try:
+            keep = compile_filter(flags["filter"])
+        except FilterError as e:
+            raise CliError(f"Invalid filter expression {json.dumps(flags['filter'])}: {e}") from None
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <file>\n"
+                       "For additional help try 'nomad operator snapshot state -help'")
+    body = _read_file(rest[0])
+    try:
+        snap = archive.decode(body)
+        check_snapshot(snap.state)
+        state = StateStore()
+        state.restore(snap.state, snap.index)
+    except (archive.ArchiveError, ValueError) as e:
+        raise CliError(f"Failed to read archive file: {e}") from None
+    out = state_as_map(state, keep)
+    out["SnapshotMeta"] = [snap.meta]
+    return go_json(dict(sorted(out.items())), 2)
+
+
 SNAPSHOT_COMMANDS = {
     ("operator", "snapshot", "save"): snapshot_save,
     ("operator", "snapshot", "inspect"): snapshot_inspect,
     ("operator", "snapshot", "restore"): snapshot_restore,
+    ("operator", "snapshot", "state"): snapshot_state,
 }

@@ -9,7 +9,13 @@ current directory:
   [-days 365] [-ca FILE] [-key FILE] [-additional-dnsname NAME]...
   [-additional-ipaddress IP]...`` writes ``<region>-<role>-<domain>.pem`` and
   ``...-key.pem``, signed by the CA, with the SANs ``<role>.<region>.<domain>``,
-  ``localhost`` and (server and client) ``127.0.0.1``.
+  ``localhost`` and (server and client) ``127.0.0.1``;
+- ``tls ca info <ca.pem>`` and ``tls cert info <cert.pem>`` print a
+  certificate's serial number, issuer CN, subject, expiry and (CA) permitted
+  DNS domains or (certificate) DNS names and IP addresses, as Nomad's
+  ``tls_ca_info.go`` / ``tls_cert_info.go`` print them (Go's formatting of
+  each value: the subject as ``pkix.Name.String``, the expiry as
+  ``time.Time.String``, lists as ``[a b]``).
 
 Keys are ECDSA P-256 (Nomad's default) and written 0600; an existing file is
 never overwritten.  The HTTP helpers of :mod:`runtime.cli` speak HTTPS to an
@@ -20,9 +26,12 @@ never overwritten.  The HTTP helpers of :mod:`runtime.cli` speak HTTPS to an
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import ipaddress
 import os
+import re
 import ssl
 import urllib.request
 from typing import Any
@@ -32,7 +41,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TLS_COMMANDS", "TLS_FLAGS", "create_ca", "create_cert", "tls_handlers"]
+__all__ = ["TLS_COMMANDS", "TLS_FLAGS", "cert_info", "create_ca", "create_cert", "go_name",
+           "parse_pem_cert", "tls_handlers"]
 
 CA_FILE = "nomad-agent-ca.pem"
 CA_KEY_FILE = "nomad-agent-ca-key.pem"
@@ -225,9 +235,155 @@ def tls_cert_create(addr: str, args: list[str]) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- tls ca info / tls cert info
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([^-\r\n]*)-----\r?\n(.*?)-----END \1-----", re.S)
+# Go's pkix attributeTypeNames: the attributes RDNSequence.String names; others print as OID=#<DER hex>.
+_GO_ATTR_NAMES = {"2.5.4.6": "C", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.3": "CN",
+                  "2.5.4.5": "SERIALNUMBER", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.9": "STREET",
+                  "2.5.4.17": "POSTALCODE"}
+# pkix.Name.ToRDNSequence's order (reversed when printed); these are "already parsed into named fields".
+_GO_NAME_ORDER = ("2.5.4.6", "2.5.4.8", "2.5.4.7", "2.5.4.9", "2.5.4.17", "2.5.4.10", "2.5.4.11", "2.5.4.3",
+                  "2.5.4.5")
+_GO_PARSED = frozenset({"2.5.4.3", "2.5.4.5", "2.5.4.6", "2.5.4.7", "2.5.4.8", "2.5.4.9", "2.5.4.10",
+                        "2.5.4.11", "2.5.4.17"})
+
+
+def parse_pem_cert(text: bytes) -> x509.Certificate:
+    """Nomad's ``tlsutil.ParseCert``: the first PEM block, which must be a CERTIFICATE."""
+    block = None
+    for m in _PEM_BLOCK.finditer(text):  # pem.Decode: the first block that decodes
+        body = b"".join(line for line in m.group(2).split() if b":" not in line)  # headers skipped
+        try:
+            block = (m.group(1).decode(errors="replace"), base64.b64decode(body, validate=True))
+            break
+        except (binascii.Error, ValueError):
+            continue
+    if block is None:
+        raise _cli_error("no PEM-encoded data found")
+    if block[0] != "CERTIFICATE":
+        raise _cli_error("first PEM-block should be CERTIFICATE type")
+    try:
+        return x509.load_der_x509_certificate(block[1])
+    except ValueError as e:
+        raise _cli_error(f"x509: malformed certificate ({e})") from None
+
+
+def _go_escape(value: str) -> str:
+    out = []
+    for i, c in enumerate(value):
+        if c in ',+"\\<>;' or (c == " " and i in (0, len(value) - 1)) or (c == "#" and i == 0):
+            out.append("\\")
+        out.append(c)
+    return "".join(out)
+
+
+def _der_string(attr: x509.NameAttribute) -> str:
+    """asn1.Marshal of a parsed string value, as Go prints an unnamed attribute: PrintableString when
+    every character is printable, else UTF8String."""
+    raw = str(attr.value).encode()
+    printable = all((c.isalnum() and c.isascii()) or c in " '()+,-./:=?" for c in str(attr.value))
+    tag = 0x13 if printable else 0x0C
+    n = len(raw)
+    length = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + \
+        n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return (bytes([tag]) + length + raw).hex()
+
+
+def go_name(name: x509.Name) -> str:
+    """Go's ``pkix.Name.String()`` of a parsed certificate name."""
+    attrs = [a for rdn in name.rdns for a in rdn]
+    rdns: list[list[str]] = []
+    for a in attrs:  # attributes without a named field come first, so they print last
+        oid = a.oid.dotted_string
+        if oid not in _GO_PARSED:
+            rdns.append([f"{oid}=#{_der_string(a)}"])
+    for oid in _GO_NAME_ORDER:
+        values = [str(a.value) for a in attrs if a.oid.dotted_string == oid]
+        if oid in ("2.5.4.3", "2.5.4.5"):
+            values = values[-1:]  # Go keeps one CommonName and one SerialNumber: the last parsed
+        if values:
+            rdns.append([f"{_GO_ATTR_NAMES[oid]}={_go_escape(v)}" for v in values])
+    return ",".join("+".join(r) for r in reversed(rdns))
+
+
+def _go_common_name(name: x509.Name) -> str:
+    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(values[-1].value) if values else ""
+
+
+def _go_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped if mapped is not None else ip)
+
+
+def _go_list(items: list[str]) -> str:
+    return "[" + " ".join(items) + "]"
+
+
+def _extension(cert: x509.Certificate, cls: type) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(cls).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def cert_info(cert: x509.Certificate, *, ca: bool) -> str:
+    """Nomad's table of a certificate's fields (``columnize.SimpleFormat``)."""
+    not_after = cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+    rows = [["Serial Number", str(cert.serial_number)], ["Issuer CN", _go_common_name(cert.issuer)],
+            ["Common Name", go_name(cert.subject)], ["Expiry Date", not_after]]
+    if ca:
+        nc = _extension(cert, x509.NameConstraints)
+        subtrees = (nc.permitted_subtrees or []) if nc else []
+        permitted = [t.value for t in subtrees if isinstance(t, x509.DNSName)]
+        rows.append(["Permitted DNS Domains", _go_list(permitted)])
+    else:
+        san = _extension(cert, x509.SubjectAlternativeName)
+        dns = san.get_values_for_type(x509.DNSName) if san else []
+        ips = [_go_ip(ip) for ip in san.get_values_for_type(x509.IPAddress)] if san else []
+        rows += [["DNS Names", _go_list(dns)], ["IP Addresses", _go_list(ips)]]
+    from runtime.cli import table
+
+    return table(rows)
+
+
+def _info(args: list[str], *, ca: bool) -> str:
+    from runtime.cli_jobs import parse_flags
+
+    _, rest = parse_flags(args, {})
+    if len(rest) > 1:
+        raise _cli_error("This command takes up to one argument\n"
+                         "For additional help try 'nomad tls cert info -help'")  # Nomad's Name() for both
+    what = "CA file" if ca else "certificate file"
+    if not rest:
+        if ca:  # Nomad's message when no file is named (its error value is nil)
+            raise _cli_error("Error reading CA file: <nil>")
+        text = b""
+    else:
+        try:
+            with open(rest[0], "rb") as fh:
+                text = fh.read()
+        except OSError as e:
+            reason = (e.strerror or str(e))
+            reason = reason[:1].lower() + reason[1:]  # Go's syscall error text
+            raise _cli_error(f"Error reading {what}: open {rest[0]}: {reason}") from None
+    return cert_info(parse_pem_cert(text), ca=ca)
+
+
+def tls_ca_info(addr: str, args: list[str]) -> str:
+    return _info(args, ca=True)
+
+
+def tls_cert_info(addr: str, args: list[str]) -> str:
+    return _info(args, ca=False)
+
+
 TLS_COMMANDS = {
     ("tls", "ca", "create"): tls_ca_create,
     ("tls", "cert", "create"): tls_cert_create,
+    ("tls", "ca", "info"): tls_ca_info,
+    ("tls", "cert", "info"): tls_cert_info,
 }
 
 
