@@ -156,11 +156,13 @@ def test_a_workload_acl_reads_its_own_jobs_variables_and_services_only() -> None
 
 # ---------------------------------------------------------------- in the simulator
 
-def test_a_task_gets_its_signed_identity_in_env_and_file_and_it_resolves_to_its_job() -> None:
+def _identity_cluster(seed: int) -> tuple[Any, str]:
+    """A one-server, one-client simulated cluster running a task with identity { env file }, and the
+    token the task got in NOMAD_TOKEN."""
     from sim.client_cluster import ClusterConfig
     from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
 
-    c = JobCluster(3, JobClusterConfig(base=ClusterConfig(n_servers=1, n_clients=1)))
+    c = JobCluster(seed, JobClusterConfig(base=ClusterConfig(n_servers=1, n_clients=1)))
     c.run(30.0)
     j = sim_job(count=1)
     task = j["TaskGroups"][0]["Tasks"][0]
@@ -172,7 +174,11 @@ def test_a_task_gets_its_signed_identity_in_env_and_file_and_it_resolves_to_its_
         assert c.sched.now < end
         c.run(0.5)
     (proc,) = c.drivers["c0001"].procs.values()
-    token = proc.config["args"][0]
+    return c, proc.config["args"][0]
+
+
+def test_a_task_gets_its_signed_identity_in_env_and_file_and_it_resolves_to_its_job() -> None:
+    c, token = _identity_cluster(3)
     files = {path: data for (_, _, path), data in c.alloc_dirs["c0001"].files.items()}
     assert files["t/secrets/nomad_token"] == token.encode()
     state = c.checker.replica
@@ -188,3 +194,8 @@ def test_a_task_gets_its_signed_identity_in_env_and_file_and_it_resolves_to_its_
     while workload_claims(c.checker.replica, token, c.sched.now)[0] != "allocation is terminal":
         assert c.sched.now < end
         c.run(0.5)
+
+
+def test_the_keyring_and_identities_are_the_seeds_alone_in_the_simulator() -> None:
+    """The key comes from the env's RNG and the times from its clock: one seed, one token."""
+    assert _identity_cluster(5)[1] == _identity_cluster(5)[1] != _identity_cluster(6)[1]
