@@ -286,6 +286,10 @@ class AllocEndpoint(NodeActor):
                 max_stale_s=self.cfg.max_stale_s))
         elif isinstance(message, SignIdentities):
             self.stats["sign_queries"] += 1
+            if len(self._signing) >= self.cfg.max_parked:  # bounded as the parked queries: the client retries
+                self.send(message.reply_node, message.reply_actor, SignIdentitiesResponse(
+                    req_id=message.req_id, ok=False, error="server busy: too many identities being signed"))
+                return None
             pid = self._id()
             self._signing[pid] = message
             self._sign(pid)
