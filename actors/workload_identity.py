@@ -110,8 +110,8 @@ def canonical_identity(raw: Any, field: str) -> dict[str, Any]:
         errors.append("ttl must be >= 0")
     if raw.get("Filepath") and not raw.get("File"):
         errors.append("file parameter must be true in order to specify filepath")
-    if errors:
-        raise ValueError(f"{field}: " + "; ".join(errors))
+    if errors:  # Nomad's Task.Validate wording
+        raise ValueError(f'{field}: Identity "{DEFAULT_NAME}" is invalid: ' + "; ".join(errors))
     for key, what in (("Filepath", "filepath"), ("ServiceName", "service_name"),
                       ("ExtraClaims", "extra_claims")):
         if raw.get(key):
