@@ -560,7 +560,7 @@ class Need:
 
 OPEN: tuple[Need, ...] = ()  # no token needed
 SELF_CHECKED = None  # the handler checks the token itself (the /v1/acl/ endpoints)
-_OPEN_PATHS = ("/v1/status/", "/v1/regions", "/v1/metrics", "/v1/agent/health")
+_OPEN_PATHS = ("/v1/status/", "/v1/regions", "/v1/metrics", "/v1/agent/health", "/.well-known/")
 _READS = ("GET", "HEAD")
 
 

@@ -183,6 +183,9 @@ def _compile(policies: dict[str, tuple[int, str]]) -> ACL:
 def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
     """(the token or None for anonymous, its ACL); 403 ``ACL token not found`` for an unknown secret."""
     secret = request_secret(req)
+    from actors.http_workload_identity import looks_like_jwt, resolve_workload  # imports http_api
+    if looks_like_jwt(secret):  # a task's workload identity JWT
+        return resolve_workload(req, api, secret)
     if api.env.lookup("raft") is None:
         status, token, policies = _remote_lookup(api, secret)
     else:

@@ -152,6 +152,8 @@ class HttpForwardResponse(Message):
 
 
 def _forwarded_path(path: str) -> bool:
+    if path.startswith("/.well-known/"):  # the servers' public keys (actors.http_workload_identity)
+        return True
     if path == "/" or not path.startswith("/v1/"):
         return False
     if path.startswith(CLIENT_FORWARDED_AGENT_PATHS):

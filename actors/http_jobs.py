@@ -47,7 +47,6 @@ from actors.scheduler.job import (
     DISPATCH_PAYLOAD_MAX_BYTES,
     JobError,
     JobLimits,
-    canonical_job,
     ephemeral_disk,
     memory_max_warnings,
     warnings_text,
@@ -59,6 +58,7 @@ from actors.state import scaling
 from actors.state import scheduler_config as sched_cfg
 from actors.state.scheduler_config import JOB_REGISTRATION_DISABLED
 from actors.state.store import command
+from actors.workload_identity import canonical_job  # the scheduler's, and the tasks' identity blocks
 from runtime.edge import wall_time
 
 __all__ = ["ALLOC_ACTIONS", "JOB_ACTIONS", "alloc_stub", "deployment_status_out", "job_stub", "job_summaries",

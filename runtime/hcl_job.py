@@ -273,7 +273,7 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
                   "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs",
-                  "volume_mount", "template", "restart", "leader", "shutdown_delay"}, where)
+                  "volume_mount", "template", "restart", "leader", "shutdown_delay", "identity"}, where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -312,6 +312,8 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["LogConfig"] = {name: lg[key] for key, name in (("max_files", "MaxFiles"),
                                                              ("max_file_size", "MaxFileSizeMB"),
                                                              ("disabled", "Disabled")) if key in lg}
+    if "identity" in body:
+        task["Identity"] = _identity(body["identity"], f"{where}.identity")
     if "volume_mount" in body:
         task["VolumeMounts"] = _volume_mounts(body["volume_mount"], f"{where}.volume_mount")
     if "dispatch_payload" in body:
@@ -325,6 +327,22 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
                                                ("MemoryMaxMB", res.get("memory_max")))
                              if v is not None}
     return task
+
+
+_IDENTITY_FIELDS = {"name": "Name", "aud": "Audience", "env": "Env", "file": "File",
+                    "change_mode": "ChangeMode", "change_signal": "ChangeSignal", "ttl": "TTL"}
+
+
+def _identity(value: Any, where: str) -> dict[str, Any]:
+    """A task's ``identity`` block (its default workload identity; actors.workload_identity)."""
+    body = _body(value, where)
+    _check(body, set(_IDENTITY_FIELDS), where)
+    out = {field: body[key] for key, field in _IDENTITY_FIELDS.items() if key in body}
+    if "ttl" in body:
+        out["TTL"] = _ns(body["ttl"], f"{where}.ttl")
+    if "aud" in body and not isinstance(body["aud"], list):
+        raise HclJobError(f"{where}.aud: expected a list of strings")
+    return out
 
 
 _VOLUME_MOUNT_FIELDS = {"volume": "Volume", "destination": "Destination", "read_only": "ReadOnly",

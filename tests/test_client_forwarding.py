@@ -117,6 +117,9 @@ def test_client_agent_relays_reads_and_writes_to_its_server_with_the_servers_ans
     assert health.status == 200 and set(health.json()) == {"client"}
     assert call(cli.http_port, "DELETE", "/v1/job/fwd?purge=true").status == 200
     assert call(srv.http_port, "GET", "/v1/job/fwd").status == 404
+    # The servers' public keys (workload identities) are the servers' answer, through the client too.
+    jwks = call(cli.http_port, "GET", "/.well-known/jwks.json")
+    assert (jwks.status, jwks.json()) == (200, call(srv.http_port, "GET", "/.well-known/jwks.json").json())
 
 
 def test_blocking_query_through_the_client_wakes_on_a_change(pair):

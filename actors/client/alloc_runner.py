@@ -130,6 +130,8 @@ from actors.client.messages import (
     GetPrevAlloc,
     GetTemplateData,
     PrevAllocResponse,
+    SignIdentities,
+    SignIdentitiesResponse,
     TemplateDataResponse,
     is_retryable,
 )
@@ -149,6 +151,7 @@ from actors.client.templates import (
     retry_delay,
 )
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT as ALLOC_ENDPOINT_NAME
+from actors.workload_identity import TOKEN_ENV, TOKEN_FILE, TOKEN_FILE_PERMS, task_identity
 from runtime.actor import NodeActor
 from runtime.config import format_duration
 from runtime.env import Env
@@ -501,6 +504,12 @@ class AllocRunnerConfig:
     # A file a template reads (its file function) is looked at again this often while the task runs,
     # and a change re-renders the template (consul-template's FileQuerySleepTime, 2 s).
     template_file_poll_s: float = 2.0
+    # A task with an identity block (env or file) waits for its signed workload identity before it
+    # starts (Nomad's identity hook, Alloc.SignIdentities): a server's answer is waited for this long
+    # (a linearizable read, and the cluster's first identity one Raft write more), and a failed
+    # request is sent again, to the next server, after identity_retry_s, as long as the task waits.
+    identity_rpc_timeout_s: float = 10.0
+    identity_retry_s: float = 1.0
     # ... but a rendering that took long is looked at again at most this many times its time later
     # (a template rendering for 1.9 s of every 2 s would hold the client's allocations): at most ~5%
     # of the runner's time goes to watching files.
@@ -555,6 +564,8 @@ class AllocRunnerConfig:
                 or self.template_source_max_bytes < 1 or self.template_output_max_bytes < 1:
             raise ValueError("template_wait_s, template_rpc_margin_s, template_retry_backoff_s, "
                              "template_source_max_bytes and template_output_max_bytes must be > 0")
+        if self.identity_rpc_timeout_s <= 0 or self.identity_retry_s <= 0:
+            raise ValueError("identity_rpc_timeout_s and identity_retry_s must be > 0")
         if self.template_file_poll_s <= 0 or self.template_file_poll_cost_factor < 0:
             raise ValueError("template_file_poll_s must be > 0 and template_file_poll_cost_factor >= 0")
         if self.template_retry_attempts < 0 or self.template_retry_max_backoff_s < 0:
@@ -606,6 +617,10 @@ class TaskSpec:
     # Its shutdown_delay (s): when it is killed (not restarted), the wait between its services going
     # and its kill signal.
     shutdown_delay_s: float = 0.0
+    # Its identity block (actors.workload_identity): its signed identity in NOMAD_TOKEN (env) and in
+    # secrets/nomad_token (file).
+    identity_env: bool = False
+    identity_file: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -715,6 +730,7 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     payload_file=_payload_file(raw, w), artifacts=artifacts, logs=_log_settings(raw, w),
                     volume_mounts=_volume_mounts(raw, w), templates=templates,
                     leader=_get(raw, "Leader", bool, w, False), shutdown_delay_s=_shutdown_delay(raw, w),
+                    identity_env=task_identity(raw)[0], identity_file=task_identity(raw)[1],
                     **_lifecycle(raw, w))
 
 
@@ -1519,6 +1535,11 @@ class _Task:
     tmpl_first_change: float | None = None  # data changed since then, not rendered yet (wait { min, max })
     tmpl_retries: int = 0  # failed template data queries in a row (nomad_retry); an answer resets it
     tmpl_rendered_for: int = 0  # the run (its restarts count) its templates were first rendered for
+    # Its signed workload identity ("" not yet), the request for it in flight (0: none), and whether
+    # its start waits for it.
+    wid_token: str = ""
+    wid_req: int = 0
+    wid_wait: bool = False
 
 
 @dataclass(slots=True)
@@ -1685,6 +1706,7 @@ class AllocRunner(NodeActor):
         self.link_node, self.link_secret, self.servers = "", "", []  # type: list[str]
         self._tmpl_reqs: dict[int, tuple[str, str]] = {}  # req_id -> (alloc, task)
         self._tmpl_next = 0
+        self._wid_reqs: dict[int, tuple[str, str]] = {}  # SignIdentities req_id -> (alloc, task)
         self.store = state
         self.alloc_root = alloc_root
         # Removes a forgotten allocation's directory (the agent passes
@@ -1761,6 +1783,9 @@ class AllocRunner(NodeActor):
             self._flush()
         elif isinstance(message, TemplateDataResponse):
             self._template_data(message)
+            self._flush()
+        elif isinstance(message, SignIdentitiesResponse):
+            self._signed(message)
             self._flush()
         elif isinstance(message, PrevAllocResponse):
             self._prev_answer(message)
@@ -1886,6 +1911,13 @@ class AllocRunner(NodeActor):
                                          f"{self.cfg.template_wait_s + self.cfg.template_rpc_margin_s:g}s")
                     elif kind == "tmpl_retry":
                         self._tmpl_query(a, t)
+                    elif kind == "wid" and t.wid_req:  # no answer: the next server, after a pause
+                        self._wid_reqs.pop(t.wid_req, None)
+                        t.wid_req = 0
+                        self._rotate()
+                        self._set_task_timer("wid_retry", a, t, self.cfg.identity_retry_s)
+                    elif kind == "wid_retry" and t.wid_wait and not t.wid_req and t.phase != P_DEAD:
+                        self._wid_query(a, t)
                     elif kind == "tmpl_file":  # the files templates read: re-rendered if they changed
                         if t.tmpl_ready and t.phase != P_DEAD and t.tmpl_first_change is None:
                             self._rerender(a, t, self.env.now(), requery=False)
@@ -2075,6 +2107,13 @@ class AllocRunner(NodeActor):
         env = task_env(a.spec, t.spec, alloc_dir, task_dir)
         if "node.datacenter" in self.node_vars:
             env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
+        if (t.spec.identity_env or t.spec.identity_file) and not t.wid_token:
+            t.wid_wait = True  # Nomad's identity hook: the task waits for its signed identity
+            if not t.wid_req:
+                self._wid_query(a, t)
+            return
+        if t.spec.identity_env:
+            env[TOKEN_ENV] = t.wid_token
         if t.artifacts_fetched < len(t.spec.artifacts):  # Nomad's artifact hook: until all are fetched
             self._fetch_artifacts(a, t, env, alloc_dir, task_dir, now)
             return
@@ -2284,6 +2323,8 @@ class AllocRunner(NodeActor):
             for t in a.tasks.values():
                 if (t.tmpl_wait or t.tmpl_ready or t.tmpl_adopt) and not t.tmpl_req and t.phase != P_DEAD:
                     self._tmpl_query(a, t)
+                if t.wid_wait and not t.wid_req and t.phase != P_DEAD:
+                    self._wid_query(a, t)
 
     def _rotate(self) -> None:
         if len(self.servers) > 1:
@@ -2314,6 +2355,54 @@ class AllocRunner(NodeActor):
             secret_id=self.link_secret, alloc_id=a.alloc_id, task=t.spec.name, deps=tuple(deps),
             min_index=t.tmpl_index if blocking else 0, wait_s=wait))
         self._set_task_timer("tmpl", a, t, wait + self.cfg.template_rpc_margin_s)
+
+    def _wid_query(self, a: _Alloc, t: _Task) -> None:
+        """Ask a server to sign the task's workload identity (Nomad's Alloc.SignIdentities)."""
+        if not self.servers or not self.link_node:
+            return  # no server yet: ServerLink sends it
+        self._tmpl_next += 1
+        t.wid_req = self._tmpl_next
+        self._wid_reqs[t.wid_req] = (a.alloc_id, t.spec.name)
+        self.send(self.servers[0], ALLOC_ENDPOINT_NAME, SignIdentities(
+            req_id=t.wid_req, reply_node=self.env.node, reply_actor=self.name, node_id=self.link_node,
+            secret_id=self.link_secret, alloc_id=a.alloc_id, tasks=(t.spec.name,)))
+        self._set_task_timer("wid", a, t, self.cfg.identity_rpc_timeout_s)
+
+    def _signed(self, m: SignIdentitiesResponse) -> None:
+        """The task's signed identity: written to secrets/nomad_token (file = true), kept for NOMAD_TOKEN
+        (env = true), and the task may start; a failure is asked again after identity_retry_s."""
+        key = self._wid_reqs.pop(m.req_id, None)
+        a = self.allocs.get(key[0]) if key else None
+        t = a.tasks.get(key[1]) if a is not None and key else None
+        if a is None or t is None or t.wid_req != m.req_id:
+            return
+        t.wid_req = 0
+        self._cancel_task_timer("wid", a, t)
+        if t.phase == P_DEAD or a.spec is None or not t.wid_wait:
+            return
+        token = dict(m.tokens).get(t.spec.name, "") if m.ok else ""
+        if not token:
+            log.info("%s: workload identity for %s/%s: %s (retrying in %gs)", self.env.node, a.alloc_id[:8],
+                     t.spec.name, m.error or "no token in the answer", self.cfg.identity_retry_s)
+            if is_retryable(m.error) or m.error.startswith("stale"):
+                self._rotate()
+            self._set_task_timer("wid_retry", a, t, self.cfg.identity_retry_s)
+            return
+        if t.spec.identity_file:
+            try:
+                if self.alloc_dirs is None:
+                    raise ValueError("this client keeps no allocation directories")
+                path = posixpath.join(t.spec.name, "secrets", TOKEN_FILE)
+                self.alloc_dirs.write_alloc_file(a.alloc_id, path, token.encode(), TOKEN_FILE_PERMS)
+            except (OSError, ValueError) as exc:
+                t.wid_wait = False
+                self._dirty.add(a.alloc_id)
+                self._event(t, EV_HOOK_FAILED, self.env.now(), f"identity: failed to write token: {exc}")
+                self._after_exit(a, t, successful=False, recoverable=False, now=self.env.now(),
+                                 cause=f"failed to write the workload identity: {exc}")
+                return
+        t.wid_token, t.wid_wait = token, False
+        self._dirty.add(a.alloc_id)  # its allocation's turn (_coordinate) starts it, in its lifecycle stage
 
     def _tmpl_retry(self, a: _Alloc, t: _Task, error: str) -> None:
         """A template data query failed: ask again after nomad_retry's backoff, or, its attempts spent,
@@ -2704,6 +2793,8 @@ class AllocRunner(NodeActor):
         self._cancel_task_timer("fetch", a, t)
         t.fetch_run = 0  # a fetch in flight is no longer waited for
         t.tmpl_wait, t.tmpl_change = False, None  # nor template data (an answer then only ends the watch)
+        t.wid_wait = False  # nor its identity
+        self._cancel_task_timer("wid_retry", a, t)
         self._cancel_task_timer("tmpl_change", a, t)
         self._cancel_task_timer("tmpl_quiet", a, t)
         self._cancel_task_timer("tmpl_file", a, t)
@@ -2757,8 +2848,8 @@ class AllocRunner(NodeActor):
             started = False
             for name in sorted(a.tasks):
                 t = a.tasks[name]
-                if t.phase != P_PENDING or t.fetch_run or t.tmpl_wait:
-                    continue  # started, ended, waiting to restart, fetching its artifacts or template data
+                if t.phase != P_PENDING or t.fetch_run or t.tmpl_wait or t.wid_wait:
+                    continue  # started, ended, waiting to restart, fetching artifacts, template data, identity
                 if not self._may_run(a, t):
                     if t.spec.hook == HOOK_POSTSTOP:
                         self._end_task(a, t, EV_KILLING, "allocation is stopping before it ran", now)
@@ -3429,9 +3520,10 @@ class AllocRunner(NodeActor):
             self._stop_waiting(a)
         for name in sorted(a.tasks):
             for kind in ("restart", "kill", "fetch", "tmpl", "tmpl_retry", "tmpl_change", "tmpl_quiet",
-                         "tmpl_file", "shutdown"):
+                         "tmpl_file", "shutdown", "wid", "wid_retry"):
                 self._cancel_task_timer(kind, a, a.tasks[name])
             self._tmpl_reqs.pop(a.tasks[name].tmpl_req, None)
+            self._wid_reqs.pop(a.tasks[name].wid_req, None)
         self._cancel_alloc_timer("health", a)
         self._cancel_alloc_timer("health_due", a)
         for kind in ("prevq", "prevq_retry", "migrate", "shutdown", "maxrun"):
@@ -3593,6 +3685,10 @@ class AllocRunner(NodeActor):
                 assert len(t.state.events) <= self.cfg.max_events
                 if t.tmpl_wait:
                     assert t.phase == P_PENDING and not t.tmpl_ready, f"{aid}/{t.spec.name}: template wait"
+                if t.wid_wait:
+                    assert t.phase == P_PENDING and not t.wid_token, f"{aid}/{t.spec.name}: identity wait"
+                if t.wid_req:
+                    assert self._wid_reqs.get(t.wid_req) == (aid, t.spec.name), "identity request untracked"
                 if t.tmpl_req:
                     assert self._tmpl_reqs.get(t.tmpl_req) == (aid, t.spec.name), "template query untracked"
                     assert f"tmpl/{aid}/{t.spec.name}" in self._timers, "template query without its timer"

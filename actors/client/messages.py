@@ -325,3 +325,26 @@ class PrevAllocResponse(Message):
     # Nomad's MigrateToken for the previous allocation on its node (the asking allocation migrates its
     # ephemeral disk and the previous one ran elsewhere); "" otherwise.
     migrate_token: str = ""
+
+
+# The workload identities of a task of the asking node's allocation (Nomad's Alloc.SignIdentities): the
+# task's default identity, a JWT signed by the servers (actors.workload_identity).
+@message(334)
+@msg
+class SignIdentities(Message):
+    req_id: int
+    reply_node: str
+    reply_actor: str
+    node_id: str
+    secret_id: str
+    alloc_id: str
+    tasks: tuple[str, ...]
+
+
+@message(335)
+@msg
+class SignIdentitiesResponse(Message):
+    req_id: int
+    ok: bool
+    error: str = ""
+    tokens: tuple[tuple[str, str], ...] = ()  # (task, signed JWT)

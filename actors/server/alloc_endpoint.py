@@ -34,16 +34,20 @@ from actors.client.messages import (
     GetPrevAlloc,
     GetTemplateData,
     PrevAllocResponse,
+    SignIdentities,
+    SignIdentitiesResponse,
     TemplateDataResponse,
     UpdateAllocs,
     UpdateDrain,
     WriteResponse,
 )
-from actors.raft.peer import Propose, Watch
+from actors.raft.peer import Propose, Read, Watch
 from actors.server import RAFT, RaftReply, ReplyTo
+from actors.state import root_keys
 from actors.state import services as svc_state
 from actors.state import variables as var_state
 from actors.state.store import command
+from actors.workload_identity import NO_KEY, new_jti, sign_identities, workload_may_read
 from runtime.actor import NodeActor
 from runtime.env import Env
 
@@ -123,14 +127,6 @@ def client_allocs(state: Any, node_id: str, secret_id: str, since: int = 0) -> t
 
 def _alloc_index(a: dict[str, Any]) -> int:
     return a.get("AllocModifyIndex", a.get("ModifyIndex", 0))
-
-
-def workload_may_read(namespace: str, job: str, group: str, task: str, var_ns: str, path: str) -> bool:
-    """Nomad's implicit workload identity policy for variables (acl.matchingVariablesCapabilitySet): a
-    task may read and list ``nomad/jobs``, ``nomad/jobs/<job>``, ``.../<group>`` and ``.../<task>`` of
-    its own namespace, nothing else."""
-    return var_ns == namespace and path in ("nomad/jobs", f"nomad/jobs/{job}", f"nomad/jobs/{job}/{group}",
-                                            f"nomad/jobs/{job}/{group}/{task}")
 
 
 def template_data(state: Any, node_id: str, secret_id: str, alloc_id: str, task: str,
@@ -240,7 +236,9 @@ class AllocEndpoint(NodeActor):
         self._batches: dict[int, list[tuple[str, str, int]]] = {}
         self._next = 0
         self.stats = {"queries": 0, "template_queries": 0, "prev_alloc_queries": 0, "updates": 0,
-                      "batches": 0, "drains": 0, "errors": 0}
+                      "batches": 0, "drains": 0, "errors": 0, "sign_queries": 0, "root_keys_made": 0}
+        # SignIdentities being answered: its read, or the root key write it waits for.
+        self._signing: dict[int, SignIdentities] = {}
 
     def _id(self) -> int:
         self._next += 1
@@ -286,6 +284,15 @@ class AllocEndpoint(NodeActor):
                 tables=("allocs",), min_index=message.min_index,
                 reply=ReplyTo(self.env, self.name, ("watch", pid)), timeout_s=wait, query=query,
                 max_stale_s=self.cfg.max_stale_s))
+        elif isinstance(message, SignIdentities):
+            self.stats["sign_queries"] += 1
+            if len(self._signing) >= self.cfg.max_parked:  # bounded as the parked queries: the client retries
+                self.send(message.reply_node, message.reply_actor, SignIdentitiesResponse(
+                    req_id=message.req_id, ok=False, error="server busy: too many identities being signed"))
+                return None
+            pid = self._id()
+            self._signing[pid] = message
+            self._sign(pid)
         elif isinstance(message, UpdateAllocs):
             self.stats["updates"] += 1
             try:
@@ -317,7 +324,7 @@ class AllocEndpoint(NodeActor):
         elif isinstance(message, RaftReply):
             self._raft_reply(message)
         elif message == "status":
-            return {"parked": len(self._parked), **self.stats}
+            return {"parked": len(self._parked), "signing": len(self._signing), **self.stats}
         return None
 
     def on_timer(self, name: str) -> None:
@@ -380,8 +387,46 @@ class AllocEndpoint(NodeActor):
             self.stats["errors"] += 1
         self.send(node, actor, WriteResponse(req_id=req_id, ok=not error, error=error, index=index))
 
+    def _sign(self, pid: int) -> None:
+        """Read the state for the tasks' signed identities (a linearizable read: the allocation may have
+        just been placed); the JWT IDs come from the env's RNG."""
+        r = self._signing[pid]
+        query = functools.partial(sign_identities, node_id=r.node_id, secret_id=r.secret_id,
+                                  alloc_id=r.alloc_id, tasks=r.tasks, now_s=self._wall(),
+                                  jtis=tuple(new_jti(self.env.rng) for _ in r.tasks))
+        reply = ReplyTo(self.env, self.name, ("sign", pid))
+        self.send(self.env.node, self.raft, Read(query=query, reply=reply))
+
+    def _sign_reply(self, kind: str, pid: int, m: RaftReply) -> None:
+        r = self._signing.get(pid)
+        if r is None:
+            return
+        if m.ok and kind == "sign" and m.value[1][0] == NO_KEY:
+            # The servers' first identity: make the keyring's key (kept by the first such write to
+            # commit, whichever server proposed it), then read again.
+            self.stats["root_keys_made"] += 1
+            key = root_keys.new_key(self.env.rng, self._wall())
+            self.send(self.env.node, self.raft, Propose(data=command("root_key_create", **key),
+                                                        reply=ReplyTo(self.env, self.name, ("rootkey", pid))))
+            return
+        if m.ok and kind == "rootkey":
+            result = m.value[1]
+            if isinstance(result, dict) and result.get("ok"):
+                self._sign(pid)
+                return
+            error = result.get("error", "write refused") if isinstance(result, dict) else "write refused"
+        else:
+            error = m.error if not m.ok else m.value[1][0]
+        del self._signing[pid]
+        tokens = () if error else m.value[1][1]
+        self.send(r.reply_node, r.reply_actor,
+                  SignIdentitiesResponse(req_id=r.req_id, ok=not error, error=error, tokens=tokens))
+
     def _raft_reply(self, m: RaftReply) -> None:
         kind, key = m.tag
+        if kind in ("sign", "rootkey"):
+            self._sign_reply(kind, key, m)
+            return
         if kind == "batch":
             self._batch_reply(key, m)
             return

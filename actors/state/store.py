@@ -30,6 +30,7 @@ import msgpack
 
 from actors.state import acl_ops, cluster_meta, deployments, eval_delete, node_pools, scaling, services, variables
 from actors.state import autopilot_config as ap_cfg
+from actors.state import root_keys
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
 
@@ -45,9 +46,10 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # cluster_meta: the one ClusterMetadata record, the cluster's ID (actors.state.cluster_meta).
 # scaling_event: the jobs' groups' newest scaling events, by job ID (actors.state.scaling); a
 # snapshot from before it restores it empty, as the log that wrote such a state kept none.
+# root_keys: the servers' workload identity signing keys, by KeyID (actors.state.root_keys).
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
           sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE,
-          scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE)
+          scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -340,6 +342,7 @@ class StateStore:
             "autopilot_set_config": functools.partial(ap_cfg.set_config, self),
             "cluster_meta_set": functools.partial(cluster_meta.set_meta, self),
             "eval_delete": functools.partial(eval_delete.op_delete, self),
+            "root_key_create": functools.partial(root_keys.create, self),
         }
         # A user's job writes are refused while the scheduler configuration
         # rejects registrations (Nomad's registrationsAreAllowed), checked here

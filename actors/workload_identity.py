@@ -1,0 +1,361 @@
+"""Workload identity: the JWT the servers sign for each task (Nomad 1.7+ ``identity`` block).
+
+* **The jobspec**: a task's ``Identity`` (``identity { env = true  file = true }``),
+  validated and canonicalised as Nomad's ``WorkloadIdentity.Canonicalize`` /
+  ``Validate`` do (:func:`canonical_job_identities`).  Only the task's default
+  identity is supported: named identities (``identities``, Consul and Vault
+  ones), ``filepath``, ``extra_claims`` and a ``ttl`` are refused (Nomad
+  refuses a TTL on the default identity as well).
+* **Signing** (:func:`sign`): a compact JWS, EdDSA over Ed25519, with the
+  active root key's ID as ``kid`` (the key: :mod:`actors.state.root_keys`),
+  and Nomad's claims (:func:`claims_for`): ``nomad_namespace``,
+  ``nomad_job_id``, ``nomad_allocation_id``, ``nomad_task``, ``sub``
+  ``<region>:<namespace>:<job>:<group>:<task>:default``, ``aud``
+  ``["nomadproject.io"]``, ``iat``/``nbf`` and ``jti``.  The default identity
+  never expires; it is worthless once its allocation is terminal or gone.
+* **Delivery**: the client asks a server for its tasks' identities when a
+  task with ``env`` or ``file`` first starts (Nomad's ``Alloc.SignIdentities``,
+  here ``SignIdentities`` to :mod:`actors.server.alloc_endpoint`), and puts
+  the token in ``NOMAD_TOKEN`` (env) and ``secrets/nomad_token`` (file).
+* **Verification** (:func:`verify`, :func:`resolve_workload`): the HTTP API
+  takes the JWT as ``X-Nomad-Token``; a server checks its signature with the
+  key named by ``kid`` and that its allocation exists and is not terminal
+  (Nomad's ``VerifyClaim``), and grants Nomad's implicit workload policy
+  (:class:`WorkloadACL`): read and list its own job's variables
+  (``nomad/jobs``, ``nomad/jobs/<job>[/<group>[/<task>]]`` of its
+  namespace) and read services.  ACL policies attached to a job
+  (``nomad acl policy apply -job``) do not exist here.
+* **Publishing**: ``GET /.well-known/jwks.json`` (the public keys, as a JWK
+  set) and ``/.well-known/openid-configuration`` (404 as Nomad's without
+  ``oidc_issuer``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from actors.acl import ACL
+from actors.state import root_keys
+
+DEFAULT_NAME = "default"  # Nomad's WorkloadIdentityDefaultName
+DEFAULT_AUDIENCE = "nomadproject.io"  # Nomad's IdentityDefaultAud
+TOKEN_FILE = "nomad_token"  # Nomad's wiTokenFile, in the task's secrets directory
+TOKEN_ENV = "NOMAD_TOKEN"
+TOKEN_FILE_PERMS = 0o600  # only the task's user reads it
+JWT_ALG = "EdDSA"
+# A JWT's nbf / iat may be this far in the future of the verifying server's clock (servers' clocks
+# differ a little; go-jose's DefaultLeeway is one minute).
+CLOCK_LEEWAY_S = 60.0
+# A secret longer than this is no token of ours: it is refused before any parsing (a signed default
+# identity is well under 1 KiB).
+MAX_TOKEN_BYTES = 8192
+OIDC_DISABLED = "OIDC Discovery endpoint disabled"  # Nomad's answer (404) without server.oidc_issuer
+_TERMINAL = ("complete", "failed", "lost")  # Nomad's ClientTerminalStatus
+_CHANGE_MODES = ("", "noop", "restart", "signal")
+
+
+class InvalidToken(ValueError):
+    """The JWT is malformed, not signed by a key of ours, or not yet valid."""
+
+
+# ---------------------------------------------------------------- the jobspec
+
+
+def canonical_identity(raw: Any, field: str) -> dict[str, Any]:
+    """A task's ``Identity`` with Nomad's defaults, or ValueError with Nomad's message."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{field}: must be an object")
+    known = {"Name", "Audience", "ChangeMode", "ChangeSignal", "Env", "File", "Filepath", "ServiceName",
+             "TTL", "ExtraClaims"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{field}: unknown fields {unknown}")
+    name = raw.get("Name") or DEFAULT_NAME
+    if not isinstance(name, str):
+        raise ValueError(f"{field}.Name: must be a string")
+    if name != DEFAULT_NAME:
+        raise ValueError(f"{field}: only the default identity is supported by this agent (got name {name!r})")
+    for key in ("Env", "File"):
+        if not isinstance(raw.get(key, False), bool):
+            raise ValueError(f"{field}.{key}: must be a boolean")
+    for key in ("ChangeMode", "ChangeSignal", "Filepath", "ServiceName"):
+        if not isinstance(raw.get(key) or "", str):
+            raise ValueError(f"{field}.{key}: must be a string")
+    ttl = raw.get("TTL") or 0
+    if not isinstance(ttl, int) or isinstance(ttl, bool):
+        raise ValueError(f"{field}.TTL: must be an integer (nanoseconds)")
+    audience = raw.get("Audience") or []
+    if not isinstance(audience, list) or not all(isinstance(a, str) for a in audience):
+        raise ValueError(f"{field}.Audience: must be a list of strings")
+    mode, signal = raw.get("ChangeMode") or "", (raw.get("ChangeSignal") or "").upper()
+    errors = [f"an empty string is an invalid audience ({i + 1})" for i, a in enumerate(audience) if a == ""]
+    if mode in ("", "noop", "restart") and signal:
+        errors.append(f'can only use change_signal="{signal}" with change_mode="signal"')
+    elif mode == "signal" and not signal:
+        errors.append('change_signal must be specified when using change_mode="signal"')
+    elif mode not in _CHANGE_MODES:
+        errors.append(f"invalid change_mode: {mode}")
+    if ttl > 0:
+        errors.append("ttl for default identity not yet supported")
+    if ttl < 0:
+        errors.append("ttl must be >= 0")
+    if raw.get("Filepath") and not raw.get("File"):
+        errors.append("file parameter must be true in order to specify filepath")
+    if errors:  # Nomad's Task.Validate wording
+        raise ValueError(f'{field}: Identity "{DEFAULT_NAME}" is invalid: ' + "; ".join(errors))
+    for key, what in (("Filepath", "filepath"), ("ServiceName", "service_name"),
+                      ("ExtraClaims", "extra_claims")):
+        if raw.get(key):
+            raise ValueError(f"{field}: identity {what} is not supported by this agent")
+    return {"Name": DEFAULT_NAME, "Audience": [DEFAULT_AUDIENCE],  # the default identity is Nomad's alone
+            "ChangeMode": mode, "ChangeSignal": signal, "Env": bool(raw.get("Env")),
+            "File": bool(raw.get("File")), "Filepath": "", "ServiceName": "", "TTL": 0, "ExtraClaims": None}
+
+
+def canonical_job_identities(job: dict[str, Any]) -> dict[str, Any]:
+    """Every task's ``Identity`` canonicalised in place (ValueError with the field); *job* answered."""
+    for gi, group in enumerate(job.get("TaskGroups") or ()):
+        if not isinstance(group, dict):
+            continue
+        for ti, task in enumerate(group.get("Tasks") or ()):
+            if not isinstance(task, dict):
+                continue
+            field = f"TaskGroups[{gi}].Tasks[{ti}]"
+            if task.get("Identities"):
+                raise ValueError(f"{field}.Identities: named workload identities are not supported by "
+                                 "this agent (only the default identity block)")
+            task.pop("Identities", None)
+            if task.get("Identity") is None:
+                task.pop("Identity", None)
+            else:
+                task["Identity"] = canonical_identity(task["Identity"], f"{field}.Identity")
+    return job
+
+
+def canonical_job(raw: Any, **kwargs: Any) -> dict[str, Any]:
+    """actors.scheduler.job.canonical_job, and the tasks' identities (JobError for both)."""
+    from actors.scheduler import job as job_mod  # the scheduler's package imports the state store
+
+    job = job_mod.canonical_job(raw, **kwargs)
+    try:
+        return canonical_job_identities(job)
+    except ValueError as e:
+        raise job_mod.JobError(str(e)) from None
+
+
+def task_identity(task: dict[str, Any]) -> tuple[bool, bool]:
+    """(env, file) of a task's (canonical) Identity."""
+    ident = task.get("Identity") if isinstance(task, dict) else None
+    if not isinstance(ident, dict):
+        return False, False
+    return bool(ident.get("Env")), bool(ident.get("File"))
+
+
+# ---------------------------------------------------------------- JWT
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    if not text or any(c in text for c in "=+/ \n"):
+        raise InvalidToken("malformed token")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("malformed token") from None
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _private(key: dict[str, Any]) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(base64.b64decode(key["Seed"]))
+
+
+def public_key_bytes(key: dict[str, Any]) -> bytes:
+    return _private(key).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def looks_like_jwt(secret: str) -> bool:
+    """A secret shaped as a compact JWS (ACL token secrets are UUIDs, which have no dots)."""
+    return secret.count(".") == 2 and secret.startswith("eyJ")
+
+
+def sign(key: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A compact JWS of *claims*, EdDSA with *key* (a root_keys record), its KeyID as ``kid``."""
+    head = _b64(_json({"alg": JWT_ALG, "kid": key["KeyID"], "typ": "JWT"}))
+    body = _b64(_json(claims))
+    signature = _private(key).sign(f"{head}.{body}".encode())
+    return f"{head}.{body}.{_b64(signature)}"
+
+
+def verify(token: str, keys: dict[str, dict[str, Any]], now_s: float) -> dict[str, Any]:
+    """The claims of *token* if a key of *keys* (the root_keys table) signed it and it is valid at
+    *now_s*; InvalidToken otherwise."""
+    if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+        raise InvalidToken("malformed token")
+    head_b64, body_b64, sig_b64 = token.split(".")
+    try:
+        header = json.loads(_unb64(head_b64))
+    except ValueError:
+        raise InvalidToken("malformed token") from None
+    if not isinstance(header, dict) or header.get("alg") != JWT_ALG:
+        raise InvalidToken("unsupported signing algorithm")
+    key = keys.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
+    if key is None:
+        raise InvalidToken("no root key with the token's key ID")
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key_bytes(key)).verify(
+            _unb64(sig_b64), f"{head_b64}.{body_b64}".encode())
+    except InvalidSignature:
+        raise InvalidToken("invalid signature") from None
+    try:
+        claims = json.loads(_unb64(body_b64))
+    except ValueError:
+        raise InvalidToken("malformed token") from None
+    if not isinstance(claims, dict):
+        raise InvalidToken("malformed token")
+    for name in ("nbf", "iat"):
+        if isinstance(claims.get(name), (int, float)) and claims[name] > now_s + CLOCK_LEEWAY_S:
+            raise InvalidToken("token not valid yet")
+    if isinstance(claims.get("exp"), (int, float)) and claims["exp"] <= now_s:
+        raise InvalidToken("token is expired")
+    return claims
+
+
+def claims_for(alloc: dict[str, Any], task: str, now_s: float, jti: str) -> dict[str, Any]:
+    """Nomad's default workload identity claims for *task* of *alloc* (WorkloadIdentityClaimsBuilder)."""
+    job = alloc.get("Job") or {}
+    ns = alloc.get("Namespace") or "default"
+    job_id = job.get("ParentID") or alloc.get("JobID", "")  # Nomad's GetIDforWorkloadIdentity
+    region = job.get("Region") or "global"
+    group = alloc.get("TaskGroup", "")
+    now = int(now_s)
+    return {"nomad_namespace": ns, "nomad_job_id": job_id, "nomad_allocation_id": alloc["ID"],
+            "nomad_task": task, "sub": f"{region}:{ns}:{job_id}:{group}:{task}:{DEFAULT_NAME}",
+            "aud": [DEFAULT_AUDIENCE], "iat": now, "nbf": now, "jti": jti}
+
+
+def new_jti(rng: Any) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+# ---------------------------------------------------------------- on the servers (pure queries)
+
+NO_KEY = "no root key"  # sign_identities' answer while the state holds no key: the caller makes one
+
+
+def sign_identities(state: Any, node_id: str, secret_id: str, alloc_id: str, tasks: tuple[str, ...],
+                    jtis: tuple[str, ...], now_s: float) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Read query (Nomad's Alloc.SignIdentities): ("", ((task, jwt), ...)) for the asking node's
+    allocation; (error, ()) otherwise; (NO_KEY, ()) while the servers have no key yet."""
+    try:  # runs inside the Raft actor: must never raise
+        node = state.tables["nodes"].get(node_id)
+        if node is None:
+            return "node not found", ()
+        if node.get("SecretID") and node["SecretID"] != secret_id:
+            return "node secret ID does not match", ()
+        alloc = state.tables["allocs"].get(alloc_id)
+        if alloc is None or alloc.get("NodeID") != node_id:
+            return "allocation not found", ()  # Nomad's WIRejectionReasonMissingAlloc
+        names = {t.get("Name") for g in (alloc.get("Job") or {}).get("TaskGroups") or ()
+                 if isinstance(g, dict) and g.get("Name") == alloc.get("TaskGroup")
+                 for t in g.get("Tasks") or () if isinstance(t, dict)}
+        missing = [t for t in tasks if t not in names]
+        if missing:
+            return f"task not found: {missing[0]}", ()  # Nomad's WIRejectionReasonMissingTask
+        key = root_keys.active(state.tables)
+        if key is None:
+            return NO_KEY, ()
+        return "", tuple((task, sign(key, claims_for(alloc, task, now_s, jti)))
+                         for task, jti in zip(tasks, jtis, strict=True))
+    except Exception as e:
+        return f"{type(e).__name__}: {e}", ()
+
+
+def workload_claims(state: Any, token: str, now_s: float) -> tuple[str, dict[str, Any]]:
+    """Read query (Nomad's VerifyClaim): ("", claims) for a valid token of a live allocation, else
+    (why, {})."""
+    try:  # runs inside the Raft actor: must never raise
+        claims = verify(token, state.tables.get(root_keys.TABLE, {}), now_s)
+        alloc = state.tables["allocs"].get(str(claims.get("nomad_allocation_id") or ""))
+        if alloc is None or not alloc.get("Job"):
+            return "allocation does not exist", {}
+        if alloc.get("ClientStatus") in _TERMINAL:  # the claims of a terminal allocation have expired
+            return "allocation is terminal", {}
+        return "", {**claims, "nomad_group": alloc.get("TaskGroup", "")}
+    except InvalidToken as e:
+        return str(e), {}
+    except Exception as e:
+        return f"{type(e).__name__}: {e}", {}
+
+
+def jwks(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The public keys as a JSON Web Key Set (Nomad's JWKSRequest)."""
+    keys = [{"kty": "OKP", "crv": "Ed25519", "x": _b64(public_key_bytes(k)), "kid": k["KeyID"],
+             "alg": JWT_ALG, "use": "sig"}
+            for _, k in sorted(tables.get(root_keys.TABLE, {}).items()) if k.get("State") == "active"]
+    return {"keys": keys}
+
+
+# ---------------------------------------------------------------- the workload's ACL
+
+
+def workload_may_read(namespace: str, job: str, group: str, task: str, var_ns: str, path: str) -> bool:
+    """Nomad's implicit workload identity policy for variables (acl.matchingVariablesCapabilitySet): a
+    task may read and list ``nomad/jobs``, ``nomad/jobs/<job>``, ``.../<group>`` and ``.../<task>`` of
+    its own namespace, nothing else."""
+    return var_ns == namespace and path in ("nomad/jobs", f"nomad/jobs/{job}", f"nomad/jobs/{job}/{group}",
+                                            f"nomad/jobs/{job}/{group}/{task}")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadACL(ACL):
+    """What a workload identity may do: its implicit policy, for one request (*service_read*: the
+    request reads the service catalog, which any workload may, Nomad's AllowServiceRegistrationReadList)."""
+
+    wi_namespace: str = ""
+    wi_job: str = ""
+    wi_group: str = ""
+    wi_task: str = ""
+    service_read: bool = False
+
+    def allow_variable(self, namespace: str, path: str, capability: str) -> bool:
+        if capability in ("read", "list") and workload_may_read(
+                self.wi_namespace, self.wi_job, self.wi_group, self.wi_task, namespace, path):
+            return True
+        return ACL.allow_variable(self, namespace, path, capability)
+
+    def allow_variable_search(self, namespace: str) -> bool:
+        return namespace == self.wi_namespace or ACL.allow_variable_search(self, namespace)
+
+    def allows_one(self, need: Any) -> bool:
+        if self.service_read and need.area == "namespace" and need.what == "read-job":
+            return True
+        return ACL.allows_one(self, need)
+
+
+def workload_acl(claims: dict[str, Any], method: str, path: str) -> WorkloadACL:
+    reads_services = method in ("GET", "HEAD") and (path == "/v1/services" or path.startswith("/v1/service/"))
+    return WorkloadACL(wi_namespace=str(claims.get("nomad_namespace") or ""),
+                       wi_job=str(claims.get("nomad_job_id") or ""),
+                       wi_group=str(claims.get("nomad_group") or ""),
+                       wi_task=str(claims.get("nomad_task") or ""), service_read=reads_services)
+
+
+def workload_token(claims: dict[str, Any]) -> dict[str, Any]:
+    """How a workload identity shows as the request's token (it has no accessor of its own)."""
+    return {"AccessorID": "", "Name": f"workload:{claims.get('sub', '')}", "Type": "client", "Policies": [],
+            "Global": False}

@@ -1,0 +1,99 @@
+"""Workload identity in a real -dev agent with ACLs enabled: a raw_exec task with ``identity { env = true
+file = true }`` gets its JWT in NOMAD_TOKEN and secrets/nomad_token; as X-Nomad-Token it reads its own
+job's variable and is refused another job's and the job list; /.well-known/jwks.json verifies it; once
+its job is stopped it is refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from runtime.hcl_job import parse_hcl_job
+from tests.test_acl_process import acl_dev_agent, call
+from tests.test_agent_process import wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+PLACE_DEADLINE_S = 30.0
+JOB = '''
+job "wid" {
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "printf %s \\"$NOMAD_TOKEN\\" > $NOMAD_ALLOC_DIR/env_token; exec sleep 300"]
+      }
+      identity {
+        env  = true
+        file = true
+      }
+    }
+  }
+}
+'''
+
+
+def _unb64(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def test_a_tasks_identity_reaches_it_and_reads_only_its_own_jobs_variables(tmp_path: Any) -> None:
+    with acl_dev_agent(tmp_path) as agent:
+        port = agent.http_port
+        r = call(port, "POST", "/v1/acl/bootstrap")
+        assert r.status == 200, r.text
+        mgmt = r.json()["SecretID"]
+        for path in ("nomad/jobs/wid", "nomad/jobs/other"):
+            r = call(port, "PUT", f"/v1/var/{path}", {"Items": {"k": path}}, token=mgmt)
+            assert r.status == 200, r.text
+        r = call(port, "PUT", "/v1/jobs", {"Job": parse_hcl_job(JOB)}, token=mgmt)
+        assert r.status == 200, r.text
+
+        def running() -> Any:
+            allocs = call(port, "GET", "/v1/job/wid/allocations", token=mgmt).json()
+            return next((a for a in allocs if a["ClientStatus"] == "running"), None)
+
+        alloc = wait_for(running, "the identity job runs", PLACE_DEADLINE_S)
+
+        def env_token() -> Any:
+            r = call(port, "GET", f"/v1/client/fs/cat/{alloc['ID']}?path=alloc/env_token", token=mgmt)
+            return r.text if r.status == 200 and r.text else None
+
+        token = wait_for(env_token, "the task wrote NOMAD_TOKEN", PLACE_DEADLINE_S)
+        r = call(port, "GET", f"/v1/client/fs/stat/{alloc['ID']}?path=t/secrets/nomad_token", token=mgmt)
+        assert r.status == 200 and r.json()["Size"] == len(token), r.text
+        assert r.json()["FileMode"] == "-rw-------"
+
+        head, body, sig = token.split(".")
+        claims = json.loads(_unb64(body))
+        assert claims["nomad_job_id"] == "wid" and claims["nomad_allocation_id"] == alloc["ID"]
+        assert claims["sub"] == "global:default:wid:g:t:default" and claims["aud"] == ["nomadproject.io"]
+        r = call(port, "GET", "/.well-known/jwks.json")  # no token needed
+        assert r.status == 200, r.text
+        (jwk,) = r.json()["keys"]
+        assert jwk["kid"] == json.loads(_unb64(head))["kid"]
+        Ed25519PublicKey.from_public_bytes(_unb64(jwk["x"])).verify(_unb64(sig), f"{head}.{body}".encode())
+        assert call(port, "GET", "/.well-known/openid-configuration").status == 404
+
+        r = call(port, "GET", "/v1/var/nomad/jobs/wid", token=token)
+        assert r.status == 200 and r.json()["Items"] == {"k": "nomad/jobs/wid"}, r.text
+        r = call(port, "GET", "/v1/vars?prefix=nomad/jobs", token=token)
+        assert r.status == 200 and [v["Path"] for v in r.json()] == ["nomad/jobs/wid"], r.text
+        assert call(port, "GET", "/v1/var/nomad/jobs/other", token=token).status == 403
+        assert call(port, "PUT", "/v1/var/nomad/jobs/wid", {"Items": {"k": "x"}}, token=token).status == 403
+        assert call(port, "GET", "/v1/jobs", token=token).status == 403
+        assert call(port, "GET", "/v1/services", token=token).status == 200
+        tampered = f"{head}.{body}.{sig[:-4]}AAAA"
+        assert call(port, "GET", "/v1/var/nomad/jobs/wid", token=tampered).status == 403
+
+        assert call(port, "DELETE", "/v1/job/wid", token=mgmt).status == 200
+
+        def refused() -> bool:
+            return call(port, "GET", "/v1/var/nomad/jobs/wid", token=token).status == 403
+
+        wait_for(refused, "the stopped allocation's identity refused", PLACE_DEADLINE_S)
