@@ -199,3 +199,17 @@ def test_a_task_gets_its_signed_identity_in_env_and_file_and_it_resolves_to_its_
 def test_the_keyring_and_identities_are_the_seeds_alone_in_the_simulator() -> None:
     """The key comes from the env's RNG and the times from its clock: one seed, one token."""
     assert _identity_cluster(5)[1] == _identity_cluster(5)[1] != _identity_cluster(6)[1]
+
+
+def test_a_new_identity_block_replaces_the_allocation_as_nomads_tasks_updated_does() -> None:
+    from actors.scheduler.job import canonical_job, update_digest
+
+    def job(**task_extra: object) -> dict:
+        task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "x"}, **task_extra}
+        return canonical_job({"ID": "j", "Type": "service", "TaskGroups": [{"Name": "g", "Count": 1,
+                                                                            "Tasks": [task]}]})
+
+    plain = update_digest(job(), "g")
+    assert update_digest(job(), "g") == plain
+    assert update_digest(job(Identity={"Env": True}), "g") != plain
+    assert update_digest(job(Identity={"Env": True}), "g") == update_digest(job(Identity={"Env": True}), "g")

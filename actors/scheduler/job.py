@@ -1403,13 +1403,16 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
 
 def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
     """What the scheduler compares to replace an allocation of *group* (Nomad's ``tasksUpdated``):
-    :func:`spec_digest` and each task's ``memory_max`` ("task memory max").  Kept apart from
-    spec_digest, which the store's job writes apply with (:func:`schedule_changed`), so that log
+    :func:`spec_digest`, each task's ``memory_max`` ("task memory max") and its ``Identity``.  Kept
+    apart from spec_digest, which the store's job writes apply with (:func:`schedule_changed`), so that log
     entries written before memory_max was honoured still apply exactly as they did."""
     for g in job.get("TaskGroups", ()):
         if g["Name"] == group:
             return (spec_digest(job, group),
-                    tuple(sorted((t["Name"], task_memory_max(t)) for t in g["Tasks"])))
+                    tuple(sorted((t["Name"], task_memory_max(t)) for t in g["Tasks"])),
+                    # Nomad's tasksUpdated compares each task's Identity: a new one is a new allocation.
+                    tuple(sorted((t["Name"], repr(sorted((t.get("Identity") or {}).items())))
+                                 for t in g["Tasks"])))
     return ()
 
 
