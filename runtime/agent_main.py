@@ -59,8 +59,10 @@ from runtime.sockaddr import (
     NO_ADDRESS,
     Provider,
     SockaddrError,
+    go_quote,
     host_interfaces,
     is_template,
+    parse,
     parse_multiple_ip_template,
     parse_single_ip_template,
 )
@@ -261,9 +263,33 @@ def resolve_addr_templates(cfg: Config, host: Provider = host_interfaces) -> Con
             advertise[svc] = parse_single_ip_template(value, host) or None
         except SockaddrError as e:
             raise AddrTemplateError(f"{where}Error parsing advertise address template: {e}") from None
+    client = cfg.client
+    if client.enabled and client.network_interface:  # Nomad's parseSingleInterfaceTemplate
+        client = dataclasses.replace(client, network_interface=_interface_template(client.network_interface,
+                                                                                   host))
     return dataclasses.replace(cfg, bind_addr=bind,
                                addresses=dataclasses.replace(cfg.addresses, **addresses),
-                               advertise=dataclasses.replace(cfg.advertise, **advertise))
+                               advertise=dataclasses.replace(cfg.advertise, **advertise), client=client)
+
+
+def _interface_template(text: str, host: Provider) -> str:
+    """``client.network_interface`` as Nomad takes it: a go-sockaddr template giving one interface's
+    name (``{{ GetDefaultInterfaces | attr "name" }}``), or a name; the name must be the host's."""
+    where = "Failed to parse network-interface: "
+    if not is_template(text):
+        return text
+    try:
+        net = host()
+        out = parse(text, net).strip()
+    except SockaddrError as e:
+        raise AddrTemplateError(f"{where}{e}") from None
+    except Exception as e:  # the host's interfaces could not be read
+        raise AddrTemplateError(f"{where}unable to query interface addresses: {e}") from None
+    if not out:
+        raise AddrTemplateError(f"{where}template {go_quote(text, plus=False)} evaluated to empty result")
+    if out not in {i.name for i in net.interfaces}:
+        raise AddrTemplateError(f"{where}invalid interface name {go_quote(out, plus=False)}")
+    return out
 
 
 def detect_ip() -> str:

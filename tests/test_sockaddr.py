@@ -553,3 +553,18 @@ def test_a_tasks_template_reads_the_client_hosts_interfaces():
             '| attr \\"address\\"" }}')
     r = render_task((TemplateSpec(dest="local/addr"),), (text,), {}, {}, "default")
     assert r.error == "" and r.outputs == ("127.0.0.1",)
+
+
+def test_a_clients_network_interface_may_be_a_template_naming_one_interface():
+    def client(value: str, enabled: bool = True):
+        return cfg_with(client={"enabled": enabled, "network_interface": value})
+
+    assert resolved(client('{{ GetDefaultInterfaces | attr "name" }}')).client.network_interface == "en1"
+    assert resolved(client("eth0")).client.network_interface == "eth0"  # a plain name: the host not asked
+    assert refusal(client('{{ GetAllInterfaces | include "name" "nope" | attr "name" }}')) == \
+        'Failed to parse network-interface: template "{{ GetAllInterfaces | include \\"name\\" ' \
+        '\\"nope\\" | attr \\"name\\" }}" evaluated to empty result'
+    assert refusal(client('{{ "wlan7" }}')) == \
+        'Failed to parse network-interface: invalid interface name "wlan7"'
+    # Not a client: not evaluated (Nomad skips it).
+    assert resolved(client("{{ nope }}", enabled=False)).client.network_interface == "{{ nope }}"
