@@ -214,6 +214,14 @@ def _networks(raw: Any, field: str) -> list[dict[str, Any]] | None:
             labels.add(label)
             to = _int(p.get("To"), f"{fp}.To", default=0, minimum=-1, maximum=65535)
             port: dict[str, Any] = {"Label": label, "To": to}
+            # Nomad's host_network: the client host_network whose address the port is given ("default",
+            # or none: the node's own address).  Kept only when it names one, so a job that names none
+            # reads (and diffs) as it always has.
+            host_net = _str(p.get("HostNetwork"), f"{fp}.HostNetwork", default="")
+            _need("${" not in host_net, f"{fp}.HostNetwork",
+                  "interpolated host network names are not supported here")
+            if host_net and host_net != "default":
+                port["HostNetwork"] = host_net
             if key == "ReservedPorts":
                 _need(p.get("Value") is not None, f"{fp}.Value", "a static port needs a value")
                 port["Value"] = _int(p.get("Value"), f"{fp}.Value", default=0, minimum=1, maximum=65535)
