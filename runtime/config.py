@@ -925,7 +925,8 @@ def _convert_host_network(block: Any, key: str, src: str) -> dict[str, Any]:
     for k in block:
         if k not in ("cidr", "interface", "reserved_ports"):
             raise ConfigError(f'unknown key "{key}.{k}" in {src}')
-    return {k: _convert(block.get(k, ""), str, f"{key}.{k}", src) for k in ("cidr", "interface", "reserved_ports")}
+    return {k: _convert(block.get(k, ""), str, f"{key}.{k}", src)
+            for k in ("cidr", "interface", "reserved_ports")}
 
 
 # Warnings about Nomad keys this agent does not use, gathered while a file is parsed (load_overlays).
@@ -1010,7 +1011,8 @@ def build_overlay(cls: type, overlay: dict) -> Any:
         elif kind == "host_volumes":
             value = tuple(sorted((n, b["path"], b["read_only"]) for n, b in value.items()))
         elif kind == "host_networks":
-            value = tuple(sorted((n, b["cidr"], b["interface"], b["reserved_ports"]) for n, b in value.items()))
+            value = tuple(sorted((n, b["cidr"], b["interface"], b["reserved_ports"])
+                                 for n, b in value.items()))
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -1483,6 +1485,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         elif kind == "host_volumes":  # Nomad's HostVolumes: [{Name, Path, ReadOnly}]
             value = [{"Name": n, "Path": p, "ReadOnly": ro} for n, p, ro in value] or None
         elif kind == "host_networks":  # Nomad's HostNetworks: [{Name, CIDR, Interface, ReservedPorts}]
-            value = [{"Name": n, "CIDR": c, "Interface": i, "ReservedPorts": r} for n, c, i, r in value] or None
+            value = [{"Name": n, "CIDR": c, "Interface": i, "ReservedPorts": r}
+                     for n, c, i, r in value] or None
         out[_go_name(key)] = value
     return out

@@ -534,11 +534,13 @@ client {
                                        ("public", "10.0.0.0/8,192.168.0.0/16", "eth1", "22,80-81"))
     assert cfg.client.bind_wildcard_default_host_network is False
     assert to_dict(cfg.client)["HostNetworks"][1] == {
-        "Name": "public", "CIDR": "10.0.0.0/8,192.168.0.0/16", "Interface": "eth1", "ReservedPorts": "22,80-81"}
+        "Name": "public", "CIDR": "10.0.0.0/8,192.168.0.0/16", "Interface": "eth1",
+        "ReservedPorts": "22,80-81"}
 
 
 @pytest.mark.parametrize("block, error", [
-    ('host_network "x" { cidr = "10.0.0.0/33" }', 'client.host_network "x": invalid CIDR address: 10.0.0.0/33'),
+    ('host_network "x" { cidr = "10.0.0.0/33" }',
+     'client.host_network "x": invalid CIDR address: 10.0.0.0/33'),
     ('host_network "x" { reserved_ports = "a" }', 'client.host_network "x": reserved_ports:'),
     ('host_network "x" { mtu = 1 }', 'unknown key "client.host_network.x.mtu"'),
 ])

@@ -208,7 +208,8 @@ def test_a_check_nomad_refuses_is_refused_once_the_file_is_parsed() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('job "x" { group "g" { network { port "http" { host_network = "public"\n mtu = 1 } } } }', "'mtu' not supported"),
+    ('job "x" { group "g" { network { port "http" { host_network = "public"\n mtu = 1 } } } }',
+     "'mtu' not supported"),
     ('job "x" { group "g" { network { dns { servers = ["1.1.1.1"] } } } }', "'dns' not supported"),
     ('job "x" { update { max_parallel = 1\n canaries = 1 } }', "'canaries' not supported"),
     ('job "x" { update { min_healthy_time = "later" } }', "invalid duration"),
@@ -751,7 +752,8 @@ def test_a_port_names_its_host_network_in_hcl_and_json() -> None:
     assert net["DynamicPorts"] == [{"Label": "http", "HostNetwork": "public"}, {"Label": "plain"}]
     assert net["ReservedPorts"] == [{"Label": "admin", "Value": 8080, "HostNetwork": "lo"}]
     ports = canonical_job(job)["TaskGroups"][0]["Networks"][0]
-    assert ports["DynamicPorts"][0]["HostNetwork"] == "public" and "HostNetwork" not in ports["DynamicPorts"][1]
+    assert ports["DynamicPorts"][0]["HostNetwork"] == "public"
+    assert "HostNetwork" not in ports["DynamicPorts"][1]
     assert ports["ReservedPorts"][0]["HostNetwork"] == "lo"
     job["TaskGroups"][0]["Networks"][0]["DynamicPorts"][0]["HostNetwork"] = "default"  # the node's address
     assert "HostNetwork" not in canonical_job(job)["TaskGroups"][0]["Networks"][0]["DynamicPorts"][0]

@@ -170,7 +170,8 @@ def _interface_name(template: str, facts: HostFacts) -> str | None:
         return None
 
 
-def node_networks(facts: HostFacts, host_networks: tuple[HostNetworkConf, ...]) -> tuple[tuple[str, str, str, str], ...]:
+def node_networks(facts: HostFacts,
+                  host_networks: tuple[HostNetworkConf, ...]) -> tuple[tuple[str, str, str, str], ...]:
     """The addresses of each host network (Nomad's fingerprint createNodeNetworkResources): every
     address of every interface that is in one of a block's CIDRs (none given: any) and on its
     interface (none given: any) has the block's name as its alias, and the node's own address
@@ -211,7 +212,8 @@ def node_networks(facts: HostFacts, host_networks: tuple[HostNetworkConf, ...]) 
 
 
 def fingerprint(facts: HostFacts, *, nomad_version: str, reserved: Resources = NO_RESOURCES,
-                totals: TotalsOverride | None = None, host_networks: tuple[HostNetworkConf, ...] = ()) -> Fingerprint:
+                totals: TotalsOverride | None = None,
+                host_networks: tuple[HostNetworkConf, ...] = ()) -> Fingerprint:
     if totals is not None:
         facts = totals.apply(facts)
     return Fingerprint(attributes=tuple(sorted(attributes(facts, nomad_version).items())),

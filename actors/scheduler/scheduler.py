@@ -437,7 +437,8 @@ class _Placer:
         out = []
         for p in static:
             ip = next((ip for ip, held in port_addresses(node, p)
-                       if p["Value"] not in reserved and p["Value"] not in held and (ip, p["Value"]) not in used),
+                       if p["Value"] not in reserved and p["Value"] not in held
+                       and (ip, p["Value"]) not in used),
                       None)
             if ip is None:
                 if metrics is not None:
@@ -703,7 +704,8 @@ class _Placer:
             self.usage.add_allocs(best, 1)
             if has_ports:
                 self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
-                self.usage.used_ports(best, self.stopping).update(alloc_port_keys({"AllocatedPorts": self.last_ports}))
+                self.usage.used_ports(best, self.stopping).update(
+                    alloc_port_keys({"AllocatedPorts": self.last_ports}))
             key = (best, group["Name"])
             self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
             if spreads:
@@ -811,7 +813,8 @@ class _Usage(dict):  # type: ignore[type-arg]
         self._node_usage = node_usage
         # The store's node_capacity (kept per node record) when it has one.
         self.capacity = node_capacity
-        # node ID -> (address, port) its live allocations hold (and this batch's placements took), on first look.
+        # node ID -> (address, port) its live allocations hold (and this batch's placements took),
+        # on first look.
         self.ports: dict[str, set[tuple[str, int]]] = {}
         # node ID -> its live allocations, counted on first look (only for a node with NodeMaxAllocs),
         # and node ID -> the placements less the freed stops of the plans made with this view.
@@ -829,7 +832,8 @@ class _Usage(dict):  # type: ignore[type-arg]
         self._alloc_added[node_id] = self._alloc_added.get(node_id, 0) + n
 
     def used_ports(self, node_id: str, stopping: set[str]) -> set[tuple[str, int]]:
-        """The (address, port) pairs in use on *node_id*; allocations this plan stops (*stopping*) hold none."""
+        """The (address, port) pairs in use on *node_id*; allocations this plan stops (*stopping*)
+        hold none."""
         got = self.ports.get(node_id)
         if got is None:
             got = self.ports[node_id] = {v for a in self._node_allocs(node_id)
@@ -1342,7 +1346,8 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             failed += 1
             continue
         if ports:
-            placer.usage.used_ports(node_id, placer.stopping).update(alloc_port_keys({"AllocatedPorts": ports}))
+            placer.usage.used_ports(node_id, placer.stopping).update(
+                alloc_port_keys({"AllocatedPorts": ports}))
         u = placer.usage[node_id]
         for i in range(3):
             u[i] += need[i]

@@ -209,7 +209,8 @@ def node_record(spec: NodeSpec) -> dict[str, Any]:
             {"Mode": "host", "Device": device, "MacAddress": "", "Speed": 0, "Addresses": addrs}
             for device, addrs in sorted(by_device.items())]
     if spec.host_networks:  # Nomad's Node.HostNetworks: the client's host_network blocks, by name
-        rec["HostNetworks"] = {name: {"Name": name, "CIDR": cidr, "Interface": iface, "ReservedPorts": reserved}
+        rec["HostNetworks"] = {name: {"Name": name, "CIDR": cidr, "Interface": iface,
+                                      "ReservedPorts": reserved}
                                for name, cidr, iface, reserved in spec.host_networks}
     # A new node's eligibility (client.default_ineligible); the store keeps an existing node's own.
     if spec.scheduling_eligibility:
