@@ -219,3 +219,17 @@ def test_a_dev_agent_puts_a_port_on_its_host_network(tmp_path) -> None:
                 'missing host network "public" for port "http"': 1}
         finally:
             stop_all_jobs(port)
+
+
+def test_moving_a_port_to_another_host_network_replaces_the_allocation() -> None:
+    c = Cluster()
+    _node(c, 0, [("public", "10.1.2.3", ""), ("admin", "10.5.5.5", "")])
+    c.register(**service("web", count=1, cpu=100, mem=64, **_net({"Label": "http", "HostNetwork": "public"})))
+    c.schedule()
+    (first,) = c.running("web")
+    c.register(**service("web", count=1, cpu=100, mem=64, **_net({"Label": "http", "HostNetwork": "admin"})))
+    c.schedule()
+    c.client()  # the old allocation's client reports it stopped
+    (second,) = c.running("web")
+    assert second["ID"] != first["ID"]  # Nomad's networkUpdated: a new allocation, not an in-place update
+    assert second["AllocatedPorts"][0]["HostIP"] == "10.5.5.5"

@@ -1411,16 +1411,23 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
 
 def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
     """What the scheduler compares to replace an allocation of *group* (Nomad's ``tasksUpdated``):
-    :func:`spec_digest`, each task's ``memory_max`` ("task memory max") and its ``Identity``.  Kept
-    apart from spec_digest, which the store's job writes apply with (:func:`schedule_changed`), so that log
-    entries written before memory_max was honoured still apply exactly as they did."""
+    :func:`spec_digest`, each task's ``memory_max`` ("task memory max"), its ``Identity`` and the group's
+    ports.  Kept apart from spec_digest, which the store's job writes apply with (:func:`schedule_changed`),
+    so that log entries written before memory_max was honoured still apply exactly as they did."""
     for g in job.get("TaskGroups", ()):
         if g["Name"] == group:
             return (spec_digest(job, group),
                     tuple(sorted((t["Name"], task_memory_max(t)) for t in g["Tasks"])),
                     # Nomad's tasksUpdated compares each task's Identity: a new one is a new allocation.
                     tuple(sorted((t["Name"], repr(sorted((t.get("Identity") or {}).items())))
-                                 for t in g["Tasks"])))
+                                 for t in g["Tasks"])),
+                    # Nomad's networkUpdated ("network port map"): each port's label, static value (a
+                    # dynamic one's is not compared), to and host network; a changed one needs a new
+                    # allocation, which is given the ports anew.
+                    tuple(sorted((p["Label"], p.get("Value", -1) if key == "ReservedPorts" else -1,
+                                  p.get("To", 0), p.get("HostNetwork") or "default")
+                                 for n in g.get("Networks") or () for key in ("ReservedPorts", "DynamicPorts")
+                                 for p in n.get(key) or ())))
     return ()
 
 
