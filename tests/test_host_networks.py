@@ -13,6 +13,7 @@ import pytest
 from actors.client.alloc_runner import AllocRunnerConfig, parse_alloc, task_env
 from actors.client.fingerprint import fake_facts, fingerprint, node_networks, significant_change
 from actors.client.messages import NodeSpec
+from actors.scheduler.job import JobError, canonical_job
 from actors.scheduler.scheduler import compute_plan
 from actors.server.node_endpoint import node_record
 from runtime.sockaddr import Interface
@@ -200,6 +201,8 @@ def test_a_dev_agent_puts_a_port_on_its_host_network(tmp_path) -> None:
             aliases = {(a["Alias"], a["Address"]) for n in node["NodeResources"]["NodeNetworks"]
                        for a in n["Addresses"]}
             assert ("lo", "127.0.0.1") in aliases and ("default", "127.0.0.1") in aliases
+            plain = nomad(agent, "node", "status", stub["ID"]).stdout
+            assert re.search(r"^Host Networks\s*=\s*lo$", plain, re.M), plain
             status = nomad(agent, "node", "status", "-verbose", stub["ID"]).stdout
             assert re.search(r"^Host Networks\n.*Name\s+CIDR\s+Interface\s+ReservedPorts\n"
                              r"lo\s+127\.0\.0\.0/8\s+1-1024$", status, re.M), status
@@ -233,3 +236,20 @@ def test_moving_a_port_to_another_host_network_replaces_the_allocation() -> None
     (second,) = c.running("web")
     assert second["ID"] != first["ID"]  # Nomad's networkUpdated: a new allocation, not an in-place update
     assert second["AllocatedPorts"][0]["HostIP"] == "10.5.5.5"
+
+
+def test_one_static_port_on_two_host_networks_of_a_group_takes_both_addresses() -> None:
+    both = _net({"Label": "a", "Value": 8080, "HostNetwork": "public"}, {"Label": "b", "Value": 8080})
+    with pytest.raises(JobError, match="static port 8080 is reserved twice"):
+        canonical_job(service("web", **_net({"Label": "a", "Value": 8080}, {"Label": "b", "Value": 8080})))
+    c = Cluster()
+    _node(c, 0, [("public", "10.1.2.3", "")])
+    c.register(**service("web", count=2, cpu=100, mem=64, **both))
+    c.schedule()
+    (alloc,) = c.running("web")  # the second finds 8080 held on both addresses
+    assert {p["Label"]: p["HostIP"] for p in alloc["AllocatedPorts"]} == {"a": "10.1.2.3", "b": "192.168.0.1"}
+    c2 = Cluster()  # a host network on the node's own address: the two ports cannot share it
+    _node(c2, 0, [("public", "192.168.0.1", "")])
+    c2.register(**service("web", count=1, cpu=100, mem=64, **both))
+    c2.schedule()
+    assert c2.running("web") == []

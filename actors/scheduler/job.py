@@ -225,7 +225,9 @@ def _networks(raw: Any, field: str) -> list[dict[str, Any]] | None:
             if key == "ReservedPorts":
                 _need(p.get("Value") is not None, f"{fp}.Value", "a static port needs a value")
                 port["Value"] = _int(p.get("Value"), f"{fp}.Value", default=0, minimum=1, maximum=65535)
-                _need(port["Value"] not in {q["Value"] for q in out["ReservedPorts"]}, f"{fp}.Value",
+                # Per host network, as Nomad's validation ("Static port %d already reserved by %s").
+                taken = {(q["Value"], q.get("HostNetwork", "default")) for q in out["ReservedPorts"]}
+                _need((port["Value"], port.get("HostNetwork", "default")) not in taken, f"{fp}.Value",
                       f"static port {port['Value']} is reserved twice")
             out[key].append(port)
     return [out] if labels else None

@@ -434,11 +434,13 @@ class _Placer:
         # a host network's reserved_ports on its own.
         used = self.usage.used_ports(node_id, self.stopping)
         reserved = node_reserved_ports(node)
-        out = []
+        out: list[dict[str, Any]] = []
         for p in static:
+            # Two static ports of one value (on two host networks) never share an address.
+            offered = {(q["HostIP"], q["Value"]) for q in out}
             ip = next((ip for ip, held in port_addresses(node, p)
                        if p["Value"] not in reserved and p["Value"] not in held
-                       and (ip, p["Value"]) not in used),
+                       and (ip, p["Value"]) not in used and (ip, p["Value"]) not in offered),
                       None)
             if ip is None:
                 if metrics is not None:
