@@ -334,7 +334,6 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.client.disk_migrate import HttpSnapshotFetcher
     from actors.client.drivers import RawExecDriver, env_denylist
     from actors.client.exec_driver import DEFAULT_CHROOT_ENV, ExecDriver, exec_plugin_config
-    from runtime.sockaddr import host_interfaces
     from actors.client.fingerprint import (
         FingerprintConfig,
         Fingerprinter,
@@ -379,11 +378,13 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                  health["exec"].description)
     totals = TotalsOverride(cpu_total_compute=c.cpu_total_compute, memory_total_mb=c.memory_total_mb,
                             disk_total_mb=c.disk_total_mb, disk_free_mb=c.disk_free_mb)
+    from runtime import sockaddr
+
     # The drivers are fingerprinted again on every probe (Nomad's driver plugins: every 30 s).
     probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface, drivers=drivers,
                         health=functools.partial(driver_health, c.options, is_root=os.geteuid() == 0,
                                                  raw_exec_enabled=raw_exec),
-                        interfaces=host_interfaces if c.host_network else None)
+                        interfaces=sockaddr.host_interfaces if c.host_network else None)
     node_cfg = ClientNodeConfig.from_config(config, name=config.name or "", http_addr=ctx.addrs.http_adv)
     import dataclasses
 

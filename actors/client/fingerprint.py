@@ -30,9 +30,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from actors.client.messages import Resources
-from runtime.sockaddr import HostNet, Interface, SockaddrError
 from runtime.actor import NodeActor
 from runtime.env import Env
+from runtime.sockaddr import HostNet, Interface, SockaddrError
 
 log = logging.getLogger("nomad.client")
 
