@@ -378,10 +378,13 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                  health["exec"].description)
     totals = TotalsOverride(cpu_total_compute=c.cpu_total_compute, memory_total_mb=c.memory_total_mb,
                             disk_total_mb=c.disk_total_mb, disk_free_mb=c.disk_free_mb)
+    from runtime import sockaddr
+
     # The drivers are fingerprinted again on every probe (Nomad's driver plugins: every 30 s).
     probe = PsutilProbe(ctx.client_state_dir, network_interface=c.network_interface, drivers=drivers,
                         health=functools.partial(driver_health, c.options, is_root=os.geteuid() == 0,
-                                                 raw_exec_enabled=raw_exec))
+                                                 raw_exec_enabled=raw_exec),
+                        interfaces=sockaddr.host_interfaces if c.host_network else None)
     node_cfg = ClientNodeConfig.from_config(config, name=config.name or "", http_addr=ctx.addrs.http_adv)
     import dataclasses
 
@@ -412,7 +415,8 @@ def client_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                   kwargs=(("probe", probe),
                           ("config", FingerprintConfig(nomad_version=ctx.version, totals=totals,
                                                        reserved=Resources(cpu_mhz=r.cpu, memory_mb=r.memory,
-                                                                          disk_mb=r.disk))))),
+                                                                          disk_mb=r.disk),
+                                                       host_networks=c.host_network)))),
         # Before the AllocRunner, which tells it the checks of the allocations it restores.
         ChildSpec(name=CHECK_RUNNER, cls=CheckRunner, role="client",
                   kwargs=(("prober", SocketProber()), ("wall_clock", time.time), ("runner", "alloc-runner"))),

@@ -971,6 +971,11 @@ def node_status(addr: str, args: list[str]) -> str:
             out += ["", "Host Volumes", table([["Name", "ReadOnly", "Source"]] + [
                 [name, str(bool(volumes[name].get("ReadOnly"))).lower(), volumes[name].get("Path", "")]
                 for name in sorted(volumes)])]
+        networks = node.get("HostNetworks") or {}
+        if networks:  # Nomad's outputNodeNetworkInfo
+            out += ["", "Host Networks", table([["Name", "CIDR", "Interface", "ReservedPorts"]] + [
+                [name, networks[name].get("CIDR", ""), networks[name].get("Interface", ""),
+                 networks[name].get("ReservedPorts", "")] for name in sorted(networks)])]
         # Nomad's outputNodeDriverInfo: every driver, detected or not, and why it is not healthy.
         out += ["", "Drivers", table([["Driver", "Detected", "Healthy", "Message", "Time"]] + [
             [name, str(bool(i.get("Detected"))).lower(), str(bool(i.get("Healthy"))).lower(),

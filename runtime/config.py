@@ -36,6 +36,7 @@ import binascii
 import contextvars
 import dataclasses
 import functools
+import ipaddress
 import math
 import re
 import stat
@@ -149,6 +150,12 @@ def _host_volumes() -> Any:
     """``host_volume "<name>" { path, read_only }`` blocks (TOML ``[client.host_volume.<name>]``),
     stored as sorted ``(name, path, read_only)`` triples."""
     return field(default=(), metadata={"host_volumes": True})
+
+
+def _host_networks() -> Any:
+    """``host_network "<name>" { cidr, interface, reserved_ports }`` blocks (TOML
+    ``[client.host_network.<name>]``), stored as sorted ``(name, cidr, interface, reserved_ports)``."""
+    return field(default=(), metadata={"host_networks": True})
 
 
 def _plugins() -> Any:
@@ -480,6 +487,15 @@ class ClientConfig:
     # (group ``volume { type = "host", source = <name> }``); advertised as
     # the node's HostVolumes and checked at start (the path must be a directory).
     host_volume: tuple[tuple[str, str, bool], ...] = _host_volumes()
+    # Nomad's host_network blocks: named sets of this host's addresses (those in ``cidr``, a
+    # comma-separated list, and/or on ``interface``) a job's port may ask for by name
+    # (``port "http" { host_network = "public" }``); the port is given an address of that network and
+    # its ``reserved_ports`` are never assigned there.  Fingerprinted into the node's NodeNetworks.
+    host_network: tuple[tuple[str, str, str, str], ...] = _host_networks()
+    # Nomad's bind_wildcard_default_host_network (default true): whether a driver that binds ports
+    # itself (Nomad's docker) binds ports of the default network on 0.0.0.0.  The drivers here
+    # (raw_exec, exec) bind no ports for a task -- the task binds its own -- so it changes nothing.
+    bind_wildcard_default_host_network: bool = True
     template: ClientTemplateConfig = _sub(ClientTemplateConfig)
     # Nomad's chroot_env: host path -> path in an exec task's chroot (bind-mounted read-only); set,
     # it replaces the default set (actors.client.exec_driver.DEFAULT_CHROOT_ENV) as a whole.
@@ -786,6 +802,8 @@ def _schema(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
             kind = "plugins"
         elif f.metadata.get("host_volumes"):
             kind = "host_volumes"
+        elif f.metadata.get("host_networks"):
+            kind = "host_networks"
         elif f.metadata.get("opaque"):
             kind = "opaque"
         elif typing.get_origin(hint) is tuple:
@@ -799,7 +817,7 @@ def _schema(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
 _WANTED = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
            "dur": 'a duration string like "10s"', "list": "a list of strings",
            "map": "a table of strings", "plugins": "a table of plugin blocks", "opaque": "a table",
-           "host_volumes": "a table of host_volume blocks"}
+           "host_volumes": "a table of host_volume blocks", "host_networks": "a table of host_network blocks"}
 _TOML_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string",
                list: "array", dict: "table"}
 
@@ -838,6 +856,10 @@ def _convert(value: Any, kind: Any, key: str, src: str) -> Any:
         if not isinstance(value, dict):
             raise wrong()
         return {name: _convert_host_volume(block, f"{key}.{name}", src) for name, block in value.items()}
+    if kind == "host_networks":
+        if not isinstance(value, dict):
+            raise wrong()
+        return {name: _convert_host_network(block, f"{key}.{name}", src) for name, block in value.items()}
     if kind == "map":
         if not isinstance(value, dict):
             raise wrong()
@@ -894,6 +916,19 @@ def _convert_host_volume(block: Any, key: str, src: str) -> dict[str, Any]:
             "read_only": _convert(block.get("read_only", False), bool, f"{key}.read_only", src)}
 
 
+def _convert_host_network(block: Any, key: str, src: str) -> dict[str, Any]:
+    """One ``[client.host_network.<name>]`` block: ``cidr``, ``interface`` and ``reserved_ports``
+    (Nomad's ClientHostNetworkConfig)."""
+    if not isinstance(block, dict):
+        got = _TOML_TYPES.get(type(block), type(block).__name__)
+        raise ConfigError(f"{key}: expected a table, got {got} {block!r} (in {src})")
+    for k in block:
+        if k not in ("cidr", "interface", "reserved_ports"):
+            raise ConfigError(f'unknown key "{key}.{k}" in {src}')
+    return {k: _convert(block.get(k, ""), str, f"{key}.{k}", src)
+            for k in ("cidr", "interface", "reserved_ports")}
+
+
 # Warnings about Nomad keys this agent does not use, gathered while a file is parsed (load_overlays).
 _IGNORED_WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("ignored", default=None)
 
@@ -939,7 +974,7 @@ def merge_overlays(cls: type, base: dict, over: dict) -> dict:
             out[name] = {**out[name], **value}
         elif kind == "opaque":
             out[name] = {**out[name], **value}
-        elif kind == "host_volumes":  # Nomad's HostVolumeSliceMerge: a later block of one name replaces it
+        elif kind in ("host_volumes", "host_networks"):  # a later block of one name replaces it
             out[name] = {**out[name], **value}
         elif kind == "plugins":
             # Nomad's pluginConfigMerge: a later block of one name merges its
@@ -975,6 +1010,9 @@ def build_overlay(cls: type, overlay: dict) -> Any:
             value = _freeze(value)
         elif kind == "host_volumes":
             value = tuple(sorted((n, b["path"], b["read_only"]) for n, b in value.items()))
+        elif kind == "host_networks":
+            value = tuple(sorted((n, b["cidr"], b["interface"], b["reserved_ports"])
+                                 for n, b in value.items()))
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -1322,6 +1360,22 @@ def _check_client(c: ClientConfig) -> None:
             raise ConfigError(f'client.meta: invalid key "{key}"')
     for name, path, _ in c.host_volume if c.enabled else ():
         check_host_volume(name, path)
+    for name, cidr, _, reserved in c.host_network:
+        check_host_network(name, cidr, reserved)
+
+
+def check_host_network(name: str, cidr: str, reserved_ports: str) -> None:
+    """A ``host_network`` block: each of its comma-separated CIDRs parses, and so do its reserved ports."""
+    where = f'client.host_network "{name}"'
+    for part in cidr.split(",") if cidr else ():
+        try:
+            ipaddress.ip_network(part.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(f'{where}: invalid CIDR address: {part.strip()}') from None
+    try:
+        parse_port_ranges(reserved_ports)
+    except ValueError as e:
+        raise ConfigError(f"{where}: reserved_ports: {e}") from None
 
 
 def check_host_volume(name: str, path: str) -> None:
@@ -1396,7 +1450,8 @@ _GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_int
              "show_cli_hints": "ShowCLIHints", "cpu_total_compute": "CpuCompute",
              "memory_total_mb": "MemoryMB", "consul": "Consul", "vault": "Vault",
              "http_api_response_headers": "HTTPAPIResponseHeaders", "disk_total_mb": "DiskTotalMB",
-             "disk_free_mb": "DiskFreeMB", "host_volume": "HostVolumes"}
+             "disk_free_mb": "DiskFreeMB", "host_volume": "HostVolumes",
+             "host_network": "HostNetworks"}
 
 
 def _go_name(key: str) -> str:
@@ -1429,5 +1484,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
             value = [{"Name": n, "Args": list(a), "Config": _thaw(c)} for n, (c, a) in value]
         elif kind == "host_volumes":  # Nomad's HostVolumes: [{Name, Path, ReadOnly}]
             value = [{"Name": n, "Path": p, "ReadOnly": ro} for n, p, ro in value] or None
+        elif kind == "host_networks":  # Nomad's HostNetworks: [{Name, CIDR, Interface, ReservedPorts}]
+            value = [{"Name": n, "CIDR": c, "Interface": i, "ReservedPorts": r}
+                     for n, c, i, r in value] or None
         out[_go_name(key)] = value
     return out

@@ -57,8 +57,6 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "client.bridge_network_subnet": (_NO_BRIDGE, None),
     "client.bridge_network_subnet_ipv6": (_NO_BRIDGE, None),
     "client.bridge_network_hairpin_mode": (_NO_BRIDGE, None),
-    "client.host_network": ("named host networks are not fingerprinted; ports use the node's address", None),
-    "client.bind_wildcard_default_host_network": ("named host networks are not fingerprinted", None),
     "client.cgroup_parent": ("the exec driver's cgroups are made under nomad.slice / nomad", None),
     "client.nomad_service_discovery": ("Nomad's service discovery is always on here", None),
     "client.users": ("tasks run as a named user or nobody; there is no dynamic user pool", None),

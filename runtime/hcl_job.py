@@ -254,8 +254,9 @@ def _network(value: Any, where: str) -> list[dict[str, Any]]:
     _check(body, {"mode", "port"}, where)
     reserved, dynamic = [], []
     for label, p in _blocks(body.get("port", []), f"{where}.port"):
-        _check(p, {"static", "to"}, f"{where}.port[{label!r}]")
-        port = {"Label": label, **({"To": p["to"]} if "to" in p else {})}
+        _check(p, {"static", "to", "host_network"}, f"{where}.port[{label!r}]")
+        port = {"Label": label, **({"To": p["to"]} if "to" in p else {}),
+                **({"HostNetwork": p["host_network"]} if "host_network" in p else {})}
         if "static" in p:
             reserved.append({**port, "Value": p["static"]})
         else:

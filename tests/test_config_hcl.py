@@ -388,14 +388,13 @@ telemetry { circonus_api_token = "x" }
 ''')
     cfg, _, warnings = load_files([str(path)])
     assert cfg.server.raft_snapshot_threshold == 8192  # nothing else moved
+    assert cfg.client.host_network == (("public", "10.0.0.0/8", "", ""),)  # used now: no warning
     assert warnings == [
         f"WARNING: disable_anonymous_signature: ignored: deprecated; Nomad ignores it too (in {path})",
         f"WARNING: server.raft_boltdb: ignored: this agent's Raft log is SQLite (in {path})",
         f"WARNING: server.redundancy_zone: ignored: a Nomad Enterprise feature (in {path})",
         f"WARNING: client.cni_path: ignored: this agent has no bridge networking or CNI (a job asking for it "
         f"is refused) (in {path})",
-        f"WARNING: client.host_network: ignored: named host networks are not fingerprinted; ports use the "
-        f"node's address (in {path})",
         f"WARNING: audit: ignored: a Nomad Enterprise feature (in {path})",
         f"WARNING: telemetry.circonus_api_token: ignored: this agent's metrics sinks are the in-memory one, "
         f"Prometheus, statsd and DogStatsD (in {path})",
@@ -511,3 +510,42 @@ def test_job_bounds_apply_to_a_submitted_job_and_its_kept_versions() -> None:
         body = canonical_job(job(Meta={"v": str(i)}))
         assert st.apply(i + 1, command("job_register", job=body, now=1.0))["ok"]
     assert len(st.job_versions("j")) == 2
+
+
+def test_host_network_blocks_load_merge_and_show_in_agent_self(tmp_path: Path) -> None:
+    from runtime.config import to_dict
+
+    a, b = tmp_path / "a.hcl", tmp_path / "b.hcl"
+    a.write_text('''
+client {
+  host_network "public" {
+    cidr = "10.0.0.0/8,192.168.0.0/16"
+    interface = "eth1"
+    reserved_ports = "22,80-81"
+  }
+  host_network "lo" { cidr = "127.0.0.0/8" }
+  bind_wildcard_default_host_network = false
+}
+''')
+    b.write_text('client {\n  host_network "lo" { cidr = "127.0.0.1/32" }\n}\n')
+    cfg, _, warnings = load_files([str(a), str(b)])
+    assert warnings == []
+    assert cfg.client.host_network == (("lo", "127.0.0.1/32", "", ""),
+                                       ("public", "10.0.0.0/8,192.168.0.0/16", "eth1", "22,80-81"))
+    assert cfg.client.bind_wildcard_default_host_network is False
+    assert to_dict(cfg.client)["HostNetworks"][1] == {
+        "Name": "public", "CIDR": "10.0.0.0/8,192.168.0.0/16", "Interface": "eth1",
+        "ReservedPorts": "22,80-81"}
+
+
+@pytest.mark.parametrize("block, error", [
+    ('host_network "x" { cidr = "10.0.0.0/33" }',
+     'client.host_network "x": invalid CIDR address: 10.0.0.0/33'),
+    ('host_network "x" { reserved_ports = "a" }', 'client.host_network "x": reserved_ports:'),
+    ('host_network "x" { mtu = 1 }', 'unknown key "client.host_network.x.mtu"'),
+])
+def test_a_bad_host_network_block_is_refused(tmp_path: Path, block: str, error: str) -> None:
+    path = tmp_path / "agent.hcl"
+    path.write_text(f"client {{\n  enabled = true\n  {block}\n}}\n")
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        validate(load_files([str(path)])[0])

@@ -208,7 +208,8 @@ def test_a_check_nomad_refuses_is_refused_once_the_file_is_parsed() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('job "x" { group "g" { network { port "http" { host_network = "public" } } } }', "'host_network' not supported"),
+    ('job "x" { group "g" { network { port "http" { host_network = "public"\n mtu = 1 } } } }',
+     "'mtu' not supported"),
     ('job "x" { group "g" { network { dns { servers = ["1.1.1.1"] } } } }', "'dns' not supported"),
     ('job "x" { update { max_parallel = 1\n canaries = 1 } }', "'canaries' not supported"),
     ('job "x" { update { min_healthy_time = "later" } }', "invalid duration"),
@@ -726,3 +727,39 @@ def test_two_templates_to_one_destination_are_refused() -> None:
 def test_a_template_may_write_to_the_shared_alloc_dir() -> None:
     job = parse_hcl_job(_template_job('data = "a"\ndestination = "../alloc/x"'))
     assert _templates_of(job)[0]["DestPath"] == "../alloc/x"
+
+
+def test_a_port_names_its_host_network_in_hcl_and_json() -> None:
+    text = """job "web" {
+  datacenters = ["dc1"]
+  group "g" {
+    network {
+      port "http" { host_network = "public" }
+      port "admin" {
+        static = 8080
+        host_network = "lo"
+      }
+      port "plain" {}
+    }
+    task "t" {
+      driver = "raw_exec"
+      config { command = "/bin/true" }
+    }
+  }
+}"""
+    job = parse_hcl_job(text)
+    net = job["TaskGroups"][0]["Networks"][0]
+    assert net["DynamicPorts"] == [{"Label": "http", "HostNetwork": "public"}, {"Label": "plain"}]
+    assert net["ReservedPorts"] == [{"Label": "admin", "Value": 8080, "HostNetwork": "lo"}]
+    ports = canonical_job(job)["TaskGroups"][0]["Networks"][0]
+    assert ports["DynamicPorts"][0]["HostNetwork"] == "public"
+    assert "HostNetwork" not in ports["DynamicPorts"][1]
+    assert ports["ReservedPorts"][0]["HostNetwork"] == "lo"
+    job["TaskGroups"][0]["Networks"][0]["DynamicPorts"][0]["HostNetwork"] = "default"  # the node's address
+    assert "HostNetwork" not in canonical_job(job)["TaskGroups"][0]["Networks"][0]["DynamicPorts"][0]
+    job["TaskGroups"][0]["Networks"][0]["DynamicPorts"][0]["HostNetwork"] = "${meta.net}"
+    with pytest.raises(JobError, match="interpolated host network names are not supported"):
+        canonical_job(job)
+    job["TaskGroups"][0]["Networks"][0]["DynamicPorts"][0]["HostNetwork"] = 3
+    with pytest.raises(JobError, match="HostNetwork: must be a string"):
+        canonical_job(job)

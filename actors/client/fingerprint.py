@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from actors.client.messages import Resources
 from runtime.actor import NodeActor
 from runtime.env import Env
+from runtime.sockaddr import HostNet, Interface, SockaddrError
 
 log = logging.getLogger("nomad.client")
 
@@ -66,6 +67,10 @@ class HostFacts:
     # Every driver's fingerprint, sorted: (name, detected, healthy, health description) -- Nomad's
     # DriverInfo, the node's Drivers.  Empty: only *drivers* are known (each healthy).
     driver_health: tuple[tuple[str, bool, bool, str], ...] = ()
+    # The host's interfaces with their addresses (runtime.sockaddr.Interface, addresses as ``ip/prefix``),
+    # in Go's order: what host_network blocks match.  Empty (the simulator's default host): the node's
+    # only address is *ip_address*.
+    interfaces: tuple[Interface, ...] = ()
 
     @property
     def total_compute(self) -> int:
@@ -79,6 +84,9 @@ class Fingerprint:
     reserved: Resources
     drivers: tuple[str, ...]
     driver_health: tuple[tuple[str, bool, bool, str], ...] = ()  # see HostFacts.driver_health
+    # Nomad's NodeResources.NodeNetworks, flattened: (device, alias, address, reserved_ports) for each
+    # address of a host network (see :func:`node_networks`), "default" being the node's own address.
+    node_networks: tuple[tuple[str, str, str, str], ...] = ()
 
     def attribute(self, name: str) -> str | None:
         return dict(self.attributes).get(name)
@@ -145,13 +153,73 @@ class TotalsOverride:
         return replace(facts, **changes) if changes else facts
 
 
+# A host_network block as the client config holds it: (name, cidr, interface, reserved_ports).
+HostNetworkConf = tuple[str, str, str, str]
+
+
+def _interface_name(template: str, facts: HostFacts) -> str | None:
+    """A host_network's ``interface``: a name, or a go-sockaddr template giving one (as Nomad's
+    template.Parse); None when the template does not render."""
+    if "{{" not in template:
+        return template
+    from runtime.sockaddr import parse
+
+    try:
+        return parse(template, HostNet(interfaces=facts.interfaces)).strip()
+    except SockaddrError:
+        return None
+
+
+def node_networks(facts: HostFacts,
+                  host_networks: tuple[HostNetworkConf, ...]) -> tuple[tuple[str, str, str, str], ...]:
+    """The addresses of each host network (Nomad's fingerprint createNodeNetworkResources): every
+    address of every interface that is in one of a block's CIDRs (none given: any) and on its
+    interface (none given: any) has the block's name as its alias, and the node's own address
+    (``unique.network.ip-address``) has the alias "default".  Link-local addresses count on an
+    interface only when it has no other one.  Returns sorted (device, alias, address, reserved_ports)."""
+    import ipaddress
+
+    nets = []
+    for name, cidr, iface, reserved in host_networks:
+        parsed = []
+        for part in cidr.split(",") if cidr else ():
+            try:
+                parsed.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                continue  # checked when the config loaded; Nomad skips a bad one too
+        nets.append((name, parsed, bool(cidr), _interface_name(iface, facts) if iface else "", reserved))
+    out: list[tuple[str, str, str, str]] = []
+    default_seen = False
+    for intf in facts.interfaces:
+        found, link_local = [], []
+        for text in intf.addrs:
+            try:
+                ip = ipaddress.ip_address(text.split("/", 1)[0])
+            except ValueError:
+                continue
+            aliases = [(name, reserved) for name, parsed, has_cidr, want_iface, reserved in nets
+                       if (not has_cidr or any(ip in n for n in parsed if n.version == ip.version))
+                       and want_iface is not None and (not want_iface or want_iface == intf.name)]
+            if str(ip) == facts.ip_address:
+                aliases.append(("default", ""))
+                default_seen = True
+            for alias, reserved in aliases:
+                (link_local if ip.is_link_local else found).append((intf.name, alias, str(ip), reserved))
+        out += found or link_local
+    if not default_seen and facts.ip_address:
+        out.append(("", "default", facts.ip_address, ""))
+    return tuple(sorted(set(out)))
+
+
 def fingerprint(facts: HostFacts, *, nomad_version: str, reserved: Resources = NO_RESOURCES,
-                totals: TotalsOverride | None = None) -> Fingerprint:
+                totals: TotalsOverride | None = None,
+                host_networks: tuple[HostNetworkConf, ...] = ()) -> Fingerprint:
     if totals is not None:
         facts = totals.apply(facts)
     return Fingerprint(attributes=tuple(sorted(attributes(facts, nomad_version).items())),
                        resources=node_resources(facts), reserved=reserved,
-                       drivers=tuple(sorted(facts.drivers)), driver_health=facts.driver_health)
+                       drivers=tuple(sorted(facts.drivers)), driver_health=facts.driver_health,
+                       node_networks=node_networks(facts, host_networks))
 
 
 def significant_change(old: Fingerprint | None, new: Fingerprint) -> bool:
@@ -159,6 +227,8 @@ def significant_change(old: Fingerprint | None, new: Fingerprint) -> bool:
     if old is None:
         return True
     if old.reserved != new.reserved or old.drivers != new.drivers or old.driver_health != new.driver_health:
+        return True
+    if old.node_networks != new.node_networks:
         return True
     if replace(old.resources, disk_mb=0) != replace(new.resources, disk_mb=0):
         return True
@@ -209,8 +279,11 @@ class PsutilProbe:
     """
 
     def __init__(self, data_dir: str, *, network_interface: str | None = None,
-                 drivers: tuple[str, ...] = (), health: Callable[[], dict[str, Any]] | None = None) -> None:
+                 drivers: tuple[str, ...] = (), health: Callable[[], dict[str, Any]] | None = None,
+                 interfaces: Callable[[], HostNet] | None = None) -> None:
         self.data_dir = data_dir
+        # The host's interfaces for host_network blocks (runtime.sockaddr.host_interfaces); None: not read.
+        self.interfaces = interfaces
         self.network_interface = network_interface
         self.drivers = drivers
         self.health = health
@@ -236,7 +309,8 @@ class PsutilProbe:
                          kernel_version=platform.release(), os_name=os_name, os_version=os_version,
                          hostname=socket.gethostname(), ip_address=self._ip(psutil),
                          storage_volume=_volume_of(psutil, self.data_dir), storage_bytes_total=disk.total,
-                         storage_bytes_free=disk.free, drivers=drivers, driver_health=health)
+                         storage_bytes_free=disk.free, drivers=drivers, driver_health=health,
+                         interfaces=self.interfaces().interfaces if self.interfaces is not None else ())
 
     def _ip(self, psutil: Any) -> str:
         addrs = psutil.net_if_addrs()
@@ -363,6 +437,7 @@ class FingerprintConfig:
     nomad_version: str = "2.0.6"
     reserved: Resources = NO_RESOURCES  # client.reserved (MHz / MB / MB)
     totals: TotalsOverride | None = None  # client.cpu_total_compute, memory_total_mb, disk_*_mb
+    host_networks: tuple[HostNetworkConf, ...] = ()  # client host_network blocks, sorted by name
 
     def __post_init__(self) -> None:
         if self.refresh_interval_s <= 0:
@@ -415,7 +490,7 @@ class Fingerprinter(NodeActor):
             return
         self._facts = facts
         new = fingerprint(facts, nomad_version=self.cfg.nomad_version, reserved=self.cfg.reserved,
-                          totals=self.cfg.totals)
+                          totals=self.cfg.totals, host_networks=self.cfg.host_networks)
         if significant_change(self.current, new):
             self.current = new
             changed = FingerprintChanged(new)

@@ -88,6 +88,12 @@ class NodeSpec(Message):
     # Nomad's Node.SchedulingEligibility as the client sends it: "ineligible" with client.default_ineligible.
     # It applies to a node registering for the first time; an existing node keeps its own.  "": eligible.
     scheduling_eligibility: str = ""
+    # client host_network blocks: sorted (name, cidr, interface, reserved_ports) (Nomad's Node.HostNetworks).
+    host_networks: tuple[tuple[str, str, str, str], ...] = ()
+    # The fingerprinted addresses of those networks, sorted (device, alias, address, reserved_ports), the
+    # node's own address with the alias "default" (Nomad's NodeResources.NodeNetworks).  Empty: an older
+    # client (its ports go on unique.network.ip-address).
+    node_networks: tuple[tuple[str, str, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.node_id:

@@ -119,6 +119,8 @@ class ClientNodeConfig:
     reserved_ports: str = ""  # client.reserved.reserved_ports
     # client host_volume blocks: (name, path, read_only), sorted; their paths were checked at start.
     host_volumes: tuple[tuple[str, str, bool], ...] = ()
+    # client host_network blocks: (name, cidr, interface, reserved_ports), sorted (checked at start).
+    host_networks: tuple[tuple[str, str, str, str], ...] = ()
     # Beyond Nomad (which bounds nothing): the dynamic node meta, keys and
     # values, at most this many bytes.  It travels whole in every
     # registration and in the node's Raft entry, so an operator's mistake
@@ -150,7 +152,7 @@ class ClientNodeConfig:
                    http_addr=http_addr, dev_mode=config.dev_mode, min_dynamic_port=c.min_dynamic_port,
                    max_dynamic_port=c.max_dynamic_port, reserved_ports=c.reserved.reserved_ports,
                    host_volumes=tuple(sorted(c.host_volume)), node_max_allocs=c.node_max_allocs,
-                   default_ineligible=c.default_ineligible)
+                   default_ineligible=c.default_ineligible, host_networks=tuple(sorted(c.host_network)))
 
 
 def read_host_uuid(paths: tuple[str, ...] = ("/sys/class/dmi/id/product_uuid", "/etc/machine-id")) -> str:
@@ -496,7 +498,8 @@ class ClientNode(NodeActor):
                         min_dynamic_port=c.min_dynamic_port, max_dynamic_port=c.max_dynamic_port,
                         reserved_ports=c.reserved_ports, host_volumes=c.host_volumes,
                         driver_health=fp.driver_health, node_max_allocs=c.node_max_allocs,
-                        scheduling_eligibility="ineligible" if c.default_ineligible else "eligible")
+                        scheduling_eligibility="ineligible" if c.default_ineligible else "eligible",
+                        host_networks=c.host_networks, node_networks=fp.node_networks)
 
     def _response(self, m: NodeUpdateResponse) -> None:
         rpc = self._rpc

@@ -214,10 +214,20 @@ def _networks(raw: Any, field: str) -> list[dict[str, Any]] | None:
             labels.add(label)
             to = _int(p.get("To"), f"{fp}.To", default=0, minimum=-1, maximum=65535)
             port: dict[str, Any] = {"Label": label, "To": to}
+            # Nomad's host_network: the client host_network whose address the port is given ("default",
+            # or none: the node's own address).  Kept only when it names one, so a job that names none
+            # reads (and diffs) as it always has.
+            host_net = _str(p.get("HostNetwork"), f"{fp}.HostNetwork", default="")
+            _need("${" not in host_net, f"{fp}.HostNetwork",
+                  "interpolated host network names are not supported here")
+            if host_net and host_net != "default":
+                port["HostNetwork"] = host_net
             if key == "ReservedPorts":
                 _need(p.get("Value") is not None, f"{fp}.Value", "a static port needs a value")
                 port["Value"] = _int(p.get("Value"), f"{fp}.Value", default=0, minimum=1, maximum=65535)
-                _need(port["Value"] not in {q["Value"] for q in out["ReservedPorts"]}, f"{fp}.Value",
+                # Per host network, as Nomad's validation ("Static port %d already reserved by %s").
+                taken = {(q["Value"], q.get("HostNetwork", "default")) for q in out["ReservedPorts"]}
+                _need((port["Value"], port.get("HostNetwork", "default")) not in taken, f"{fp}.Value",
                       f"static port {port['Value']} is reserved twice")
             out[key].append(port)
     return [out] if labels else None
@@ -1403,16 +1413,23 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
 
 def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
     """What the scheduler compares to replace an allocation of *group* (Nomad's ``tasksUpdated``):
-    :func:`spec_digest`, each task's ``memory_max`` ("task memory max") and its ``Identity``.  Kept
-    apart from spec_digest, which the store's job writes apply with (:func:`schedule_changed`), so that log
-    entries written before memory_max was honoured still apply exactly as they did."""
+    :func:`spec_digest`, each task's ``memory_max`` ("task memory max"), its ``Identity`` and the group's
+    ports.  Kept apart from spec_digest, which the store's job writes apply with (:func:`schedule_changed`),
+    so that log entries written before memory_max was honoured still apply exactly as they did."""
     for g in job.get("TaskGroups", ()):
         if g["Name"] == group:
             return (spec_digest(job, group),
                     tuple(sorted((t["Name"], task_memory_max(t)) for t in g["Tasks"])),
                     # Nomad's tasksUpdated compares each task's Identity: a new one is a new allocation.
                     tuple(sorted((t["Name"], repr(sorted((t.get("Identity") or {}).items())))
-                                 for t in g["Tasks"])))
+                                 for t in g["Tasks"])),
+                    # Nomad's networkUpdated ("network port map"): each port's label, static value (a
+                    # dynamic one's is not compared), to and host network; a changed one needs a new
+                    # allocation, which is given the ports anew.
+                    tuple(sorted((p["Label"], p.get("Value", -1) if key == "ReservedPorts" else -1,
+                                  p.get("To", 0), p.get("HostNetwork") or "default")
+                                 for n in g.get("Networks") or () for key in ("ReservedPorts", "DynamicPorts")
+                                 for p in n.get(key) or ())))
     return ()
 
 

@@ -276,6 +276,73 @@ def alloc_port_values(alloc: dict[str, Any]) -> list[int]:
     return [p["Value"] for p in alloc.get("AllocatedPorts") or ()]
 
 
+def alloc_port_keys(alloc: dict[str, Any]) -> list[tuple[str, int]]:
+    """The (address, port) pairs an allocation holds: as Nomad's NetworkIndex, a port is taken on one
+    address of the node, so two host networks of a node may each give out the same port."""
+    return [(p.get("HostIP") or "", p["Value"]) for p in alloc.get("AllocatedPorts") or ()]
+
+
+DEFAULT_HOST_NETWORK = "default"  # Nomad's: the alias of the node's own address
+
+
+def node_networks(node: dict[str, Any] | None) -> tuple[tuple[str, str, str], ...]:
+    """The node's fingerprinted host network addresses (Nomad's NodeResources.NodeNetworks), as
+    (alias, address, reserved_ports) in the record's order; empty for a node of an older client."""
+    nets = ((node or {}).get("NodeResources") or {}).get("NodeNetworks") or ()
+    return tuple((a.get("Alias", ""), a.get("Address", ""), a.get("ReservedPorts") or "")
+                 for n in nets for a in n.get("Addresses") or ())
+
+
+def address_reserved_ports(node: dict[str, Any]) -> dict[str, frozenset[int]]:
+    """Address -> the ports its host networks' reserved_ports keep from allocations.  As Nomad's
+    NetworkIndex marks them used on the address, they hold for every network sharing it."""
+    out: dict[str, frozenset[int]] = {}
+    for _, address, reserved in node_networks(node):
+        if reserved:
+            out[address] = out.get(address, frozenset()) | _parse_ports(reserved)
+    return out
+
+
+def port_addresses(node: dict[str, Any], port: dict[str, Any]) -> list[tuple[str, frozenset[int]]]:
+    """The addresses a port may be given on *node*, with the ports host networks reserve there.
+    A port of the default network goes on the node's address (``unique.network.ip-address``), as it
+    always has; one naming a host network on that network's addresses (Nomad's AssignPorts)."""
+    name = port.get("HostNetwork") or DEFAULT_HOST_NETWORK
+    if name == DEFAULT_HOST_NETWORK:
+        addresses = [(node.get("Attributes") or {}).get("unique.network.ip-address", "")]
+    else:
+        addresses = list(dict.fromkeys(address for alias, address, _ in node_networks(node) if alias == name))
+    held = address_reserved_ports(node) if addresses else {}
+    return [(address, held.get(address, frozenset())) for address in addresses]
+
+
+def missing_host_network(node: dict[str, Any], group: dict[str, Any]) -> str | None:
+    """Nomad's NetworkChecker.hasHostNetworks: the reason *node* cannot take *group* -- a port names a
+    host network the node does not have -- or None."""
+    static, dynamic = group_ports(group)
+    aliases: set[str] | None = None
+    for p in (*static, *dynamic):
+        name = p.get("HostNetwork") or DEFAULT_HOST_NETWORK
+        if name == DEFAULT_HOST_NETWORK:
+            continue
+        if aliases is None:
+            aliases = {alias for alias, _, _ in node_networks(node)}
+        if name not in aliases:
+            return f'missing host network "{name}" for port "{p["Label"]}"'
+    return None
+
+
+def host_networks_feasible(node: dict[str, Any], group: dict[str, Any], metrics: dict[str, Any]) -> bool:
+    """The host network check for one node (a node filtered out is counted in *metrics* with Nomad's
+    reason).  Outside the feasibility cache, whose answers carry no reason."""
+    reason = missing_host_network(node, group)
+    if reason is None:
+        return True
+    metrics["NodesFiltered"] += 1
+    metrics["ConstraintFiltered"][reason] = metrics["ConstraintFiltered"].get(reason, 0) + 1
+    return False
+
+
 def node_reserved_ports(node: dict[str, Any] | None) -> frozenset[int]:
     """The host ports the node's client keeps from allocations (client.reserved.reserved_ports)."""
     networks = ((node or {}).get("ReservedResources") or {}).get("Networks") or {}
@@ -363,31 +430,46 @@ class _Placer:
         static, dynamic = group_ports(group)
         if not static and not dynamic:
             return []
-        used = self.usage.used_ports(node_id, self.stopping) | node_reserved_ports(node)
-        if any(p["Value"] in used for p in static):
-            if metrics is not None:
-                metrics["NodesExhausted"] += 1
-                metrics["DimensionExhausted"][PORT_COLLISION] = \
-                    metrics["DimensionExhausted"].get(PORT_COLLISION, 0) + 1
-            return None
+        # Taken per address (Nomad's NetworkIndex); client.reserved.reserved_ports on every address,
+        # a host network's reserved_ports on its own.
+        used = self.usage.used_ports(node_id, self.stopping)
+        reserved = node_reserved_ports(node)
+        out: list[dict[str, Any]] = []
+        for p in static:
+            # Two static ports of one value (on two host networks) never share an address.
+            offered = {(q["HostIP"], q["Value"]) for q in out}
+            ip = next((ip for ip, held in port_addresses(node, p)
+                       if p["Value"] not in reserved and p["Value"] not in held
+                       and (ip, p["Value"]) not in used and (ip, p["Value"]) not in offered),
+                      None)
+            if ip is None:
+                if metrics is not None:
+                    metrics["NodesExhausted"] += 1
+                    metrics["DimensionExhausted"][PORT_COLLISION] = \
+                        metrics["DimensionExhausted"].get(PORT_COLLISION, 0) + 1
+                return None
+            out.append({"Label": p["Label"], "Value": p["Value"], "To": p["To"], "HostIP": ip})
         res = node.get("NodeResources") or {}
         lo = int(res.get("MinDynamicPort") or DYNAMIC_PORT_MIN)
         hi = int(res.get("MaxDynamicPort") or DYNAMIC_PORT_MAX)
-        taken = used | {p["Value"] for p in static}
-        ip = (node.get("Attributes") or {}).get("unique.network.ip-address", "")
-        out = [{"Label": p["Label"], "Value": p["Value"], "To": p["To"], "HostIP": ip} for p in static]
+        in_offer = {p["Value"] for p in static}  # Nomad's portsInOffer: not given twice in one group
         span = hi - lo + 1
         for p in dynamic:
-            start = self._rng.randrange(span)
-            value = next((lo + (start + k) % span for k in range(span)
-                          if lo + (start + k) % span not in taken), None)
+            value = None
+            for ip, held in port_addresses(node, p):
+                start = self._rng.randrange(span)
+                value = next((v for v in (lo + (start + k) % span for k in range(span))
+                              if v not in in_offer and v not in reserved and v not in held
+                              and (ip, v) not in used), None)
+                if value is not None:
+                    break
             if value is None:
                 if metrics is not None:
                     metrics["NodesExhausted"] += 1
                     metrics["DimensionExhausted"][PORTS_EXHAUSTED] = \
                         metrics["DimensionExhausted"].get(PORTS_EXHAUSTED, 0) + 1
                 return None
-            taken.add(value)
+            in_offer.add(value)
             out.append({"Label": p["Label"], "Value": value, "To": p["To"] or value, "HostIP": ip})
         return out
 
@@ -549,6 +631,7 @@ class _Placer:
         need = (*group_resources(group), group_disk_mb(group))
         preferred = self._preferred(group, prev)
         if preferred is not None and volumes_feasible(self.nodes[preferred], group, alloc_name, metrics) \
+                and host_networks_feasible(self.nodes[preferred], group, metrics) \
                 and self._take_preferred(preferred, group, need, prev, metrics):
             return preferred
         distinct = self._distinct(group)
@@ -569,6 +652,8 @@ class _Placer:
                 metrics["NodesFiltered"] += 1
                 continue
             if not volumes_feasible(node, group, alloc_name, metrics):
+                continue
+            if not host_networks_feasible(node, group, metrics):
                 continue
             collisions = self.job_on_node.get((node_id, group["Name"]), 0)
             if distinct and collisions:
@@ -621,7 +706,8 @@ class _Placer:
             self.usage.add_allocs(best, 1)
             if has_ports:
                 self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
-                self.usage.used_ports(best, self.stopping).update(p["Value"] for p in self.last_ports)
+                self.usage.used_ports(best, self.stopping).update(
+                    alloc_port_keys({"AllocatedPorts": self.last_ports}))
             key = (best, group["Name"])
             self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
             if spreads:
@@ -673,7 +759,7 @@ class _Placer:
             if ports is None:
                 return False
             self.last_ports = ports
-            self.usage.used_ports(node_id, self.stopping).update(p["Value"] for p in ports)
+            self.usage.used_ports(node_id, self.stopping).update(alloc_port_keys({"AllocatedPorts": ports}))
         for i in range(3):
             used[i] += need[i]
         self.usage.add_allocs(node_id, 1)
@@ -729,8 +815,9 @@ class _Usage(dict):  # type: ignore[type-arg]
         self._node_usage = node_usage
         # The store's node_capacity (kept per node record) when it has one.
         self.capacity = node_capacity
-        # node ID -> ports its live allocations hold (and this batch's placements took), on first look.
-        self.ports: dict[str, set[int]] = {}
+        # node ID -> (address, port) its live allocations hold (and this batch's placements took),
+        # on first look.
+        self.ports: dict[str, set[tuple[str, int]]] = {}
         # node ID -> its live allocations, counted on first look (only for a node with NodeMaxAllocs),
         # and node ID -> the placements less the freed stops of the plans made with this view.
         self._alloc_counts: dict[str, int] = {}
@@ -746,12 +833,13 @@ class _Usage(dict):  # type: ignore[type-arg]
     def add_allocs(self, node_id: str, n: int) -> None:
         self._alloc_added[node_id] = self._alloc_added.get(node_id, 0) + n
 
-    def used_ports(self, node_id: str, stopping: set[str]) -> set[int]:
-        """The ports in use on *node_id*; allocations this plan stops (*stopping*) hold none."""
+    def used_ports(self, node_id: str, stopping: set[str]) -> set[tuple[str, int]]:
+        """The (address, port) pairs in use on *node_id*; allocations this plan stops (*stopping*)
+        hold none."""
         got = self.ports.get(node_id)
         if got is None:
             got = self.ports[node_id] = {v for a in self._node_allocs(node_id)
-                                         if live(a) and a["ID"] not in stopping for v in alloc_port_values(a)}
+                                         if live(a) and a["ID"] not in stopping for v in alloc_port_keys(a)}
         return got
 
     def __missing__(self, node_id: str) -> list[int]:
@@ -810,8 +898,10 @@ def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[
 # updated in place takes the memory_max the plan gives it (``InPlaceMemory``: the scheduler
 # configuration's memory oversubscription when the plan was made, as Nomad's inplaceUpdate takes the
 # bin-pack option's resources), and gets a new AllocModifyIndex when what its client reads as it runs
-# it changed (restart policies, leader, shutdown delays, max_run_duration).
-PLAN_REV = 4
+# it changed (restart policies, leader, shutdown delays, max_run_duration); 5 -- ports are checked
+# per address (HostIP), as a port of a host network is taken on that network's address only, and a
+# host network's reserved_ports are refused on its addresses.
+PLAN_REV = 5
 
 
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
@@ -1113,7 +1203,7 @@ def _unstop(plan: dict[str, Any], placer: _Placer, prev: dict[str, Any]) -> None
                   and st["DesiredDescription"] in (STOP_FAILED, STOP_UPDATE)), None)
     if entry is None:
         return
-    ports = alloc_port_values(prev) if live(prev) else []
+    ports = alloc_port_keys(prev) if live(prev) else []
     if ports:
         held = placer.usage.ports.get(prev["NodeID"])
         if held is not None:
@@ -1239,6 +1329,8 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             continue
         if not volumes_feasible(node, group, f"{job['ID']}.{group['Name']}[0]", metrics):
             continue
+        if not host_networks_feasible(node, group, metrics):
+            continue
         if _max_allocs_full(placer.usage, node_id, node, metrics):
             failed += 1
             continue
@@ -1256,7 +1348,8 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             failed += 1
             continue
         if ports:
-            placer.usage.used_ports(node_id, placer.stopping).update(p["Value"] for p in ports)
+            placer.usage.used_ports(node_id, placer.stopping).update(
+                alloc_port_keys({"AllocatedPorts": ports}))
         u = placer.usage[node_id]
         for i in range(3):
             u[i] += need[i]

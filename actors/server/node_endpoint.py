@@ -199,6 +199,19 @@ def node_record(spec: NodeSpec) -> dict[str, Any]:
         "NodeMaxAllocs": spec.node_max_allocs,  # 0: no limit (scheduler.max_allocs_exceeded)
         "Status": INITIALIZING,
     }
+    if spec.node_networks:  # Nomad's NodeResources.NodeNetworks: one entry per device, its addresses
+        by_device: dict[str, list[dict[str, Any]]] = {}
+        for device, alias, address, reserved in spec.node_networks:
+            by_device.setdefault(device, []).append(
+                {"Family": "ipv6" if ":" in address else "ipv4", "Alias": alias, "Address": address,
+                 "ReservedPorts": reserved, "Gateway": ""})
+        rec["NodeResources"]["NodeNetworks"] = [
+            {"Mode": "host", "Device": device, "MacAddress": "", "Speed": 0, "Addresses": addrs}
+            for device, addrs in sorted(by_device.items())]
+    if spec.host_networks:  # Nomad's Node.HostNetworks: the client's host_network blocks, by name
+        rec["HostNetworks"] = {name: {"Name": name, "CIDR": cidr, "Interface": iface,
+                                      "ReservedPorts": reserved}
+                               for name, cidr, iface, reserved in spec.host_networks}
     # A new node's eligibility (client.default_ineligible); the store keeps an existing node's own.
     if spec.scheduling_eligibility:
         rec["SchedulingEligibility"] = spec.scheduling_eligibility

@@ -181,6 +181,22 @@ def _client_settings(job: Any, group: str) -> Any:
     return None
 
 
+def _reserved_taken(node: dict[str, Any], placement: dict[str, Any], reserved: frozenset[int]) -> bool:
+    """True when a port of *placement* is one the node keeps from allocations: client.reserved on any
+    address, a host network's reserved_ports on that network's addresses."""
+    from actors.scheduler.scheduler import address_reserved_ports
+
+    by_address = None
+    for p in placement.get("AllocatedPorts") or ():
+        if p["Value"] in reserved:
+            return True
+        if by_address is None:
+            by_address = address_reserved_ports(node)
+        if p["Value"] in by_address.get(p.get("HostIP") or "", ()):
+            return True
+    return False
+
+
 def _set_memory_max(rec: dict[str, Any], memory: Any) -> bool:
     """An allocation updated in place takes *memory*, the memory_max fields the plan gives it
     (scheduler.memory_max_fields: empty for none); None leaves it as it is.  True when that changed it."""
@@ -882,6 +898,8 @@ class StateStore:
 
     def _node_register(self, index: int, cmd: dict[str, Any]) -> Any:
         """Create or update a node; an existing node keeps its status (only UpdateStatus changes it)."""
+        from actors.scheduler.scheduler import node_networks
+
         node, now = cmd["node"], float(cmd["now"])
         if not isinstance(node, dict) or not isinstance(node.get("ID"), str) or not node["ID"]:
             raise CommandError("node must be a map with a string ID")
@@ -923,7 +941,8 @@ class StateStore:
         # as they always did.
         if cmd.get("node_evals") and old is not None and old.get("Status") == "ready" and (
                 any(old.get(k) != rec.get(k) for k in self.NODE_PLACEMENT_FIELDS)
-                or (old.get("HostVolumes") or {}) != (rec.get("HostVolumes") or {})):
+                or (old.get("HostVolumes") or {}) != (rec.get("HostVolumes") or {})
+                or node_networks(old) != node_networks(rec)):
             jobs, specs = set(), self.tables["jobs"]
             for a in self.node_allocs(rec["ID"]):
                 job = specs.get(a.get("JobID", ""))
@@ -1417,6 +1436,7 @@ class StateStore:
         evaluation is created so the job is looked at again with fresh state.
         """
         from actors.scheduler.scheduler import (
+            alloc_port_keys,
             alloc_port_values,
             alloc_usage,
             live,
@@ -1483,14 +1503,18 @@ class StateStore:
                 if max_allocs_exceeded(node, count + 1):
                     refused.append(p["ID"])
                     continue
-            want = alloc_port_values(p)
+            # Plans since rev 5 hold ports per address (HostIP); older ones apply as they did.
+            port_keys = alloc_port_keys if rev >= 5 else alloc_port_values
+            want = port_keys(p)
             if want:  # ports another placement took since the plan was made are refused too
                 held = ports_held.get(p["NodeID"])
                 if held is None:
                     held = ports_held[p["NodeID"]] = {v for a in self.node_allocs(p["NodeID"])
-                                                      if live(a) for v in alloc_port_values(a)}
-                    held |= node_reserved_ports(node)
-                if held.intersection(want) or len(set(want)) != len(want):
+                                                      if live(a) for v in port_keys(a)}
+                    if rev < 5:
+                        held |= node_reserved_ports(node)
+                if held.intersection(want) or len(set(want)) != len(want) or (
+                        rev >= 5 and _reserved_taken(node, p, node_reserved_ports(node))):
                     refused.append(p["ID"])
                     continue
                 held.update(want)
