@@ -57,5 +57,12 @@ class Env(abc.ABC):
         and only the outside caller ever waits on it.
         """
 
+    @property
+    def secret_rng(self) -> random.Random:
+        """Randomness for secrets (a signing key, a token's ID): the OS's CSPRNG in production
+        (ProdNode), never the Mersenne Twister ``rng``, whose state its other outputs reveal; the
+        simulator's seeded RNG there, so a seed still replays exactly."""
+        return self.rng
+
     def report_failure(self, actor: str, error: str) -> None:  # noqa: B027
         """An actor of this node died; the runtime tells the supervisor."""

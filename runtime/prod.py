@@ -103,6 +103,7 @@ class ProdNode(Env):
         self.node = node
         # Edge code: the OS seeds the RNG (a fixed seed can be passed by tests).
         self.rng = random.Random(seed if seed is not None else os.urandom(16))
+        self._secret_rng = random.SystemRandom()  # os.urandom: keys and token IDs (Env.secret_rng)
         self.transport = transport
         # Per destination actor, a transport other than the default: gossip
         # ("gossip", "gossip-wan") goes as UDP packets on the serf port while
@@ -111,6 +112,10 @@ class ProdNode(Env):
         self.supervisor = supervisor
         self.actors: dict[str, Any] = {}
         self.stats = {"dropped_local": 0, "dropped_no_transport": 0}
+
+    @property
+    def secret_rng(self) -> random.Random:
+        return self._secret_rng
 
     def now(self) -> float:
         return time.monotonic()

@@ -393,7 +393,7 @@ class AllocEndpoint(NodeActor):
         r = self._signing[pid]
         query = functools.partial(sign_identities, node_id=r.node_id, secret_id=r.secret_id,
                                   alloc_id=r.alloc_id, tasks=r.tasks, now_s=self._wall(),
-                                  jtis=tuple(new_jti(self.env.rng) for _ in r.tasks))
+                                  jtis=tuple(new_jti(self.env.secret_rng) for _ in r.tasks))
         reply = ReplyTo(self.env, self.name, ("sign", pid))
         self.send(self.env.node, self.raft, Read(query=query, reply=reply))
 
@@ -405,7 +405,7 @@ class AllocEndpoint(NodeActor):
             # The servers' first identity: make the keyring's key (kept by the first such write to
             # commit, whichever server proposed it), then read again.
             self.stats["root_keys_made"] += 1
-            key = root_keys.new_key(self.env.rng, self._wall())
+            key = root_keys.new_key(self.env.secret_rng, self._wall())
             self.send(self.env.node, self.raft, Propose(data=command("root_key_create", **key),
                                                         reply=ReplyTo(self.env, self.name, ("rootkey", pid))))
             return

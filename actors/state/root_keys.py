@@ -41,7 +41,7 @@ def active(tables: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def new_key(rng: Any, now_s: float) -> dict[str, Any]:
-    """A new key's fields, everything drawn from *rng* (the env's RNG): key_id, seed (base64), create_time."""
+    """A new key's fields, drawn from *rng* (the env's secret_rng): key_id, seed (base64), create_time."""
     seed = rng.getrandbits(256).to_bytes(32, "big")
     return {"key_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "seed": base64.b64encode(seed).decode(), "create_time": int(now_s * 1e9)}
