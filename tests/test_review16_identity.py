@@ -78,10 +78,6 @@ def test_a_client_only_agent_lets_the_servers_judge_a_workload_identity(monkeypa
             cache.clear()
 
 
-@pytest.mark.xfail(strict=True, reason="review16: secrets/nomad_token is written 0600 and owned by the "
-                   "agent whatever the task's user, so a task running as another user (exec's default "
-                   "'nobody', raw_exec with user) cannot read its own token; Nomad's WriteFileFor chowns it "
-                   "to the task user (else writes it 0666)")
 def test_the_token_file_is_readable_by_the_tasks_user() -> None:
     from actors.workload_identity import canonical_job
     from sim.client_cluster import ClusterConfig

@@ -1207,6 +1207,9 @@ class AllocDirs(Protocol):
         """The contents of ``<alloc_id>/<path>`` (a template's source), at most *limit* bytes (ValueError
         beyond); OSError or ValueError."""
 
+    def user_ids(self, user: str) -> tuple[int, int] | None:
+        """(uid, gid) of the host's *user* (a name or a number), None when the host has no such user."""
+
 
 @dataclass(slots=True)
 class MemoryAllocDirs:
@@ -1254,12 +1257,24 @@ class MemoryAllocDirs:
     def usage(self) -> tuple[float, float]:
         return self.disk_percent, self.inode_percent
 
+    def user_ids(self, user: str) -> tuple[int, int] | None:
+        return {"nobody": (65534, 65534), "root": (0, 0)}.get(user)
+
 
 class DiskAllocDirs:
     """``<alloc_root>/<alloc_id>`` on disk, removed once its allocation is forgotten."""
 
     def __init__(self, alloc_root: str) -> None:
         self.root = alloc_root
+
+    def user_ids(self, user: str) -> tuple[int, int] | None:
+        import pwd
+
+        try:
+            pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        except (KeyError, ValueError):
+            return None
+        return pw.pw_uid, pw.pw_gid
 
     def destroy(self, alloc_id: str) -> None:
         if not _SAFE_ID.match(alloc_id) or alloc_id in (".", ".."):
@@ -2393,7 +2408,12 @@ class AllocRunner(NodeActor):
                 if self.alloc_dirs is None:
                     raise ValueError("this client keeps no allocation directories")
                 path = posixpath.join(t.spec.name, "secrets", TOKEN_FILE)
-                self.alloc_dirs.write_alloc_file(a.alloc_id, path, token.encode(), TOKEN_FILE_PERMS)
+                # Nomad's users.WriteFileFor: 0600 owned by the task's user (an exec task runs as
+                # nobody by default); 0666 when that user cannot be found here.
+                user = t.spec.user or ("nobody" if t.spec.driver == "exec" else "")
+                owner = self.alloc_dirs.user_ids(user) if user else None
+                perms = TOKEN_FILE_PERMS if owner is not None or not user else 0o666
+                self.alloc_dirs.write_alloc_file(a.alloc_id, path, token.encode(), perms, owner or (-1, -1))
             except (OSError, ValueError) as exc:
                 t.wid_wait = False
                 self._dirty.add(a.alloc_id)
