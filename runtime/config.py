@@ -822,11 +822,19 @@ _TOML_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string",
                list: "array", dict: "table"}
 
 
+_GO_INT = re.compile(r"[-+]?(0[xX][0-9a-fA-F]+|\d+)")
+
+
+def _type_name(value: Any) -> str:
+    """What a value read from a file is, in TOML's words (an HCL number is an int or float)."""
+    return next((name for t, name in _TOML_TYPES.items() if isinstance(value, t)), type(value).__name__)
+
+
 def _convert(value: Any, kind: Any, key: str, src: str) -> Any:
     """A TOML value checked against *kind*; returns the overlay value."""
     def wrong() -> ConfigError:
         want = "a table" if dataclasses.is_dataclass(kind) else _WANTED[kind]
-        got = _TOML_TYPES.get(type(value), type(value).__name__)
+        got = _type_name(value)
         return ConfigError(f"{key}: expected {want}, got {got} {value!r} (in {src})")
 
     if dataclasses.is_dataclass(kind):
@@ -865,12 +873,20 @@ def _convert(value: Any, kind: Any, key: str, src: str) -> Any:
             raise wrong()
         out = {}
         for k, v in value.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                v = str(v)  # HCL 1 decodes a number into a string field as its text (meta { count = 3 })
+            # HCL 1's decodeString: a number is its text as written (meta { version = 1.10 } is "1.10"),
+            # a bool "true"/"false".
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            elif isinstance(v, (int, float)):
+                v = getattr(v, "text", None) or str(v)
             out[k] = _convert(v, str, f"{key}.{k}", src)  # Nomad maps are map[string]string
         return out
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is int and isinstance(value, str) and _GO_INT.fullmatch(value.strip()):
+        # HCL 1's decodeInt takes a quoted number (ports { http = "5656" }); Go's base prefixes.
+        text = value.strip()
+        value = int(text, 8) if re.fullmatch(r"[-+]?0\d+", text) else int(text, 0)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise wrong()
     if kind is int and not _INT64[0] <= value <= _INT64[1]:
@@ -881,7 +897,7 @@ def _convert(value: Any, kind: Any, key: str, src: str) -> Any:
 def _convert_plugin(block: Any, key: str, src: str) -> dict[str, Any]:
     """One ``[plugin.<name>]`` block: ``config`` (checked for the drivers this agent has) and ``args``."""
     if not isinstance(block, dict):
-        got = _TOML_TYPES.get(type(block), type(block).__name__)
+        got = _type_name(block)
         raise ConfigError(f"{key}: expected a table, got {got} {block!r} (in {src})")
     for k in block:
         if k not in ("config", "args"):
@@ -907,7 +923,7 @@ def _convert_host_volume(block: Any, key: str, src: str) -> dict[str, Any]:
     """One ``[client.host_volume.<name>]`` block: ``path`` and ``read_only`` (Nomad's
     ClientHostVolumeConfig)."""
     if not isinstance(block, dict):
-        got = _TOML_TYPES.get(type(block), type(block).__name__)
+        got = _type_name(block)
         raise ConfigError(f"{key}: expected a table, got {got} {block!r} (in {src})")
     for k in block:
         if k not in ("path", "read_only"):
@@ -920,7 +936,7 @@ def _convert_host_network(block: Any, key: str, src: str) -> dict[str, Any]:
     """One ``[client.host_network.<name>]`` block: ``cidr``, ``interface`` and ``reserved_ports``
     (Nomad's ClientHostNetworkConfig)."""
     if not isinstance(block, dict):
-        got = _TOML_TYPES.get(type(block), type(block).__name__)
+        got = _type_name(block)
         raise ConfigError(f"{key}: expected a table, got {got} {block!r} (in {src})")
     for k in block:
         if k not in ("cidr", "interface", "reserved_ports"):
@@ -1044,6 +1060,31 @@ def _json_blocks(value: Any) -> Any:
     return value
 
 
+def _json_trailing_commas(text: str) -> str:
+    """*text* without the commas right before a ``}`` or ``]`` (outside strings): HCL 1's JSON parser,
+    which Nomad reads JSON configs with, takes them (Nomad's own sample configs have them)."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':  # a string, escapes and all
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+            continue
+        if c == ",":
+            j = i + 1
+            while j < n and text[j] in " \t\r\n":
+                j += 1
+            if j < n and text[j] in "}]":
+                i += 1  # a trailing comma: dropped
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def read_config_file(name: str) -> dict[str, Any]:
     """One config file as nested tables: ``*.toml`` is TOML, ``*.json`` JSON and ``*.hcl`` HCL 1 (Nomad's
     agent config language, runtime/hcl1.py).  A file named otherwise is read as TOML, or as HCL 1 when
@@ -1062,7 +1103,7 @@ def read_config_file(name: str) -> dict[str, Any]:
     suffix = Path(name).suffix
     try:
         if suffix == ".json":
-            table = _json_blocks(json.loads(text)) if text.strip() else {}
+            table = _json_blocks(json.loads(_json_trailing_commas(text))) if text.strip() else {}
             if not isinstance(table, dict):
                 raise ValueError("expected a JSON object at the top")
             return table
@@ -1083,7 +1124,7 @@ def read_config_file(name: str) -> dict[str, Any]:
 
 def load_overlays(paths: list[str]) -> tuple[dict, list[str], list[str]]:
     """Read and merge *paths* into one overlay; also the files read and warnings."""
-    from runtime.config_nomad_keys import move_deprecated_join
+    from runtime.config_nomad_keys import move_deprecated_join, rename_old_keys
 
     overlay: dict = {}
     loaded: list[str] = []
@@ -1101,6 +1142,7 @@ def load_overlays(paths: list[str]) -> tuple[dict, list[str], list[str]]:
             table = read_config_file(name)
             if not table:
                 continue
+            rename_old_keys(table)
             try:
                 moved = move_deprecated_join(table)
             except ValueError as e:

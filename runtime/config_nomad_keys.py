@@ -35,9 +35,25 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "audit": (_ENT, None),
     "reporting": (_ENT, None),
     "eventlog": ("Windows event log only", None),
-    # An external KMS wrapping the root keyring: keys would be kept unwrapped instead.
-    "keyring": ("external KMS providers for the root keyring are not supported", lambda v: True),
+    # An external KMS wrapping the root keyring: keys would be kept unwrapped instead.  "aead" is Nomad's
+    # own built-in keyring, which this agent's is.
+    "keyring": ("only the built-in \"aead\" keyring is supported here (no external KMS providers)",
+                lambda v: not isinstance(v, dict) or set(v) - {"aead"}),
     # -- client
+    "client.stats": ("host statistics here are taken when asked for, not collected on an interval", None),
+    "client.template.max_stale": ("templates here read the servers' own data, not Consul's", None),
+    "client.template.vault_default_lease_duration": ("this agent does not integrate with Vault", None),
+    "client.template.use_client_consul_token": ("this agent does not integrate with Consul", None),
+    **{f"client.artifact.{k}_timeout": ("artifacts here are fetched over HTTP(S) only", None)
+       for k in ("git", "hg", "gcs", "s3")},
+    "client.artifact.disable_filesystem_isolation": ("artifacts here are fetched by the agent itself, over "
+                                                     "HTTP(S), with no external getter to confine", None),
+    "client.artifact.filesystem_isolation_extra_paths": ("artifacts here are fetched by the agent itself, "
+                                                         "with no external getter to confine", None),
+    "client.artifact.set_environment_variables": ("artifacts here are fetched by the agent itself, with "
+                                                  "no external getter to pass an environment to", None),
+    "client.artifact.disable_artifact_inspection": ("artifacts here are unpacked by the agent itself, which "
+                                                    "checks every entry", None),
     "client.alloc_mounts_dir": (_NO_CSI, None),
     "client.host_volumes_dir": (_NO_CSI, None),
     "client.host_volume_plugin_dir": (_NO_CSI, None),
@@ -64,7 +80,10 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "client.fingerprint": ("fingerprinters here take no per-fingerprinter configuration", None),
     # -- server
     "server.authoritative_region": ("ACL objects are not replicated between regions here", None),
-    "server.client_introduction": ("clients here register with their node secret alone", None),
+    # Strict enforcement refuses clients without an introduction token: refused rather than dropped.
+    "server.client_introduction": ("introduction tokens are not supported: clients here register with their "
+                                   "node secret alone",
+                                   lambda v: isinstance(v, dict) and v.get("enforcement") == "strict"),
     "server.protocol_version": ("deprecated in Nomad", None),
     "server.csi_volume_claim_gc_interval": (_NO_CSI, None),
     "server.csi_volume_claim_gc_threshold": (_NO_CSI, None),
@@ -88,6 +107,15 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "server.start_timeout": ("a server here starts without a timeout of its own", None),
     "server.log_file": ("the agent's log_file serves the whole agent", None),
     "server.non_production": ("this agent has no production checks to relax", None),
+    # -- tls, ui, autopilot
+    "tls.rpc_upgrade_mode": ("RPC here is TLS-only once tls.rpc is on (no plaintext upgrade window)", None),
+    # A restriction on the TLS ciphers: refused rather than dropped.
+    "tls.tls_cipher_suites": ("not supported by this agent (its TLS uses OpenSSL's default suites for "
+                              "tls_min_version)", lambda v: True),
+    "ui.content_security_policy": ("this agent serves no web UI pages", None),
+    "autopilot.enable_redundancy_zones": (_ENT, None),
+    "autopilot.disable_upgrade_migration": (_ENT, None),
+    "autopilot.enable_custom_upgrades": (_ENT, None),
     # -- acl
     "acl.replication_token": ("ACL objects are not replicated between regions here", None),
     # -- telemetry
@@ -104,6 +132,22 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
         "check_force_metric_activation", "check_instance_id", "check_search_tag", "check_tags",
         "check_display_name", "broker_id", "broker_select_tag")},
 }
+
+# Nomad's older names, read as the newer (config.go's Merge and template config: function_blacklist is
+# function_denylist's old name).
+RENAMED = {("client", "template", "function_blacklist"): "function_denylist"}
+
+
+def rename_old_keys(table: dict[str, Any]) -> None:
+    """Nomad's older key names, renamed in place to the newer (a newer one given too wins)."""
+    for path, new in RENAMED.items():
+        node: Any = table
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node:
+            old = node.pop(path[-1])
+            node.setdefault(new, old)
+
 
 _JOIN_ALIASES = ("start_join", "retry_join", "retry_max", "retry_interval")
 DEPRECATED_JOIN_WARNING = ("WARNING: server: using deprecated retry_join fields. Upgrade configuration to "

@@ -40,11 +40,46 @@ _TOKEN = re.compile(r"""
     (?P<ws>[ \t\r\n]+)
   | (?P<comment>(?:\#|//)[^\n]*|/\*.*?\*/)
   | (?P<heredoc><<-?[A-Za-z_][A-Za-z0-9_-]*[ \t]*\r?\n)
-  | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![A-Za-z0-9_.\-]))
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_.\-]*)
+  | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![\w.\-]))
+  | (?P<ident>[^\W\d][\w.\-]*)
   | (?P<string>")
   | (?P<punct>[{}\[\]=,])
 """, re.S | re.X)
+
+class HclInt(int):
+    """An integer as written (``text``): a string field takes the text, as HCL 1's decodeString does."""
+
+    text: str
+
+    def __new__(cls, value: int, text: str) -> HclInt:
+        obj = super().__new__(cls, value)
+        obj.text = text
+        return obj
+
+
+class HclFloat(float):
+    """A float as written (``text``)."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str) -> HclFloat:
+        obj = super().__new__(cls, value)
+        obj.text = text
+        return obj
+
+
+def _number(raw: str) -> HclInt | HclFloat:
+    """A number token: Go's literals (0x hex, a leading 0 octal), kept with its text; ValueError."""
+    if re.fullmatch(r"[-+]?0[xX][0-9a-fA-F]+", raw):
+        return HclInt(int(raw, 16), raw)
+    if re.fullmatch(r"[-+]?0\d+", raw):
+        return HclInt(int(raw, 8), raw)
+    if re.fullmatch(r"[-+]?\d+", raw):
+        return HclInt(int(raw), raw)
+    return HclFloat(float(raw), raw)
+
+
+MAX_DEPTH = 200  # nested lists and objects: deeper is refused (a traceback otherwise, and never a config)
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 
@@ -53,6 +88,7 @@ class _Lexer:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
         self.tokens: list[tuple[str, Any, int]] = []  # (kind, value, offset)
         self._lex()
         self.i = 0
@@ -86,10 +122,9 @@ class _Lexer:
             if kind == "number":
                 raw = m.group()
                 try:
-                    integer = re.fullmatch(r"[-+]?(0[xX][0-9a-fA-F]+|\d+)", raw)
-                    value: Any = int(raw, 0) if integer else float(raw)
-                except ValueError:  # int("010", 0): Go reads a leading 0 as octal
-                    value = int(raw, 8)
+                    value: Any = _number(raw)
+                except ValueError:
+                    raise self.fail(m.start(), f"invalid number {raw!r}") from None
                 self.tokens.append(("value", value, m.start()))
             elif kind == "ident":
                 word = m.group()
@@ -181,8 +216,22 @@ def _merge(base: dict[str, Any], key: str, value: Any) -> None:
         base[key] = value
 
 
+def _deeper(lx: _Lexer, at: int) -> None:
+    lx.depth += 1
+    if lx.depth > MAX_DEPTH:
+        raise lx.fail(at, f"nesting deeper than {MAX_DEPTH} lists and objects")
+
+
 def _object(lx: _Lexer, closing: str) -> dict[str, Any]:
     """Items up to *closing* (``}`` or end of file) into one table."""
+    _deeper(lx, lx.peek()[2])
+    try:
+        return _items(lx, closing)
+    finally:
+        lx.depth -= 1
+
+
+def _items(lx: _Lexer, closing: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     while True:
         kind, value, at = lx.peek()
@@ -223,19 +272,27 @@ def _value(lx: _Lexer) -> Any:
     if kind == "{":
         return _object(lx, "}")
     if kind == "[":
-        items: list[Any] = []
-        while True:
-            kind, _, at = lx.peek()
-            if kind == "]":
-                lx.take()
-                return items
-            items.append(_value(lx))
-            kind, value, at = lx.peek()
-            if kind == ",":
-                lx.take()
-            elif kind != "]":
-                raise lx.fail(at, f"list expected comma or RBRACK got: {_describe(kind, value)}")
+        _deeper(lx, at)
+        try:
+            return _list(lx)
+        finally:
+            lx.depth -= 1
     raise lx.fail(at, f"Unknown token: {_describe(kind, value)}")
+
+
+def _list(lx: _Lexer) -> list[Any]:
+    items: list[Any] = []
+    while True:
+        kind, _, at = lx.peek()
+        if kind == "]":
+            lx.take()
+            return items
+        items.append(_value(lx))
+        kind, value, at = lx.peek()
+        if kind == ",":
+            lx.take()
+        elif kind != "]":
+            raise lx.fail(at, f"list expected comma or RBRACK got: {_describe(kind, value)}")
 
 
 def _describe(kind: str, value: Any) -> str:

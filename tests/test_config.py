@@ -178,7 +178,7 @@ def test_unknown_key_is_rejected_with_its_dotted_name_and_file(tmp_path, text, k
     ('[server]\nbootstrap_expect = 3.5\n', "server.bootstrap_expect: expected an integer"),
     ('[server]\nbootstrap_expect = true\n', "server.bootstrap_expect: expected an integer"),
     ('[client]\nservers = "a:4647"\n', "client.servers: expected a list of strings"),
-    ('[client]\nmeta = {rack = true}\n', "client.meta.rack: expected a string"),
+    ('[client]\nmeta = {rack = [1]}\n', "client.meta.rack: expected a string"),
     ('server = 1\n', "server: expected a table"),
     ('[server]\nheartbeat_grace = 10\n', 'server.heartbeat_grace: expected a duration string'),
     ('[server]\nheartbeat_grace = "10 s"\n', 'server.heartbeat_grace: invalid duration "10 s"'),
@@ -516,7 +516,7 @@ def test_an_exec_plugin_block_and_chroot_env_configure_the_exec_driver(tmp_path)
     ('[client.chroot_env]\n"bin" = "/bin"\n',
      'client.chroot_env: "bin" = "/bin": both paths must be absolute'),
     ('[client.chroot_env]\n"/bin" = "/x/../../bin"\n', 'must not contain ".."'),
-    ('[client.chroot_env]\n"/bin" = false\n', "client.chroot_env./bin: expected a string"),
+    ('[client.chroot_env]\n"/bin" = [1]\n', "client.chroot_env./bin: expected a string"),
 ])
 def test_bad_exec_plugin_settings_are_refused_at_startup(tmp_path, text, error):
     with pytest.raises(ConfigError, match=re.escape(error)):

@@ -402,8 +402,8 @@ telemetry { circonus_api_token = "x" }
 
 
 @pytest.mark.parametrize("text, error", [
-    ('keyring "awskms" {\n  active = true\n}\n', "keyring: external KMS providers for the root keyring are "
-                                                   "not supported"),
+    ('keyring "awskms" {\n  active = true\n}\n', 'keyring: only the built-in "aead" keyring is supported '
+                                                   "here (no external KMS providers)"),
 ])
 def test_a_nomad_key_whose_value_would_be_dropped_unsafely_is_refused(tmp_path: Path, text: str,
                                                                        error: str) -> None:
@@ -549,3 +549,10 @@ def test_a_bad_host_network_block_is_refused(tmp_path: Path, block: str, error: 
     path.write_text(f"client {{\n  enabled = true\n  {block}\n}}\n")
     with pytest.raises(ConfigError, match=re.escape(error)):
         validate(load_files([str(path)])[0])
+
+
+def test_nomads_old_function_blacklist_name_restricts_templates_as_function_denylist(tmp_path: Path) -> None:
+    path = tmp_path / "agent.hcl"
+    path.write_text('client {\n  template {\n    function_blacklist = ["plugin", "executeTemplate"]\n  }\n}\n')
+    cfg, _, warnings = load_files([str(path)])
+    assert cfg.client.template.function_denylist == ("plugin", "executeTemplate") and warnings == []

@@ -15,37 +15,27 @@ def _load(tmp_path: Path, text: str, name: str = "agent.hcl"):
     return load_files([str(p)])
 
 
-@pytest.mark.xfail(strict=True, reason="review16: deeply nested lists/objects crash the HCL 1 reader with a "
-                   "RecursionError traceback instead of a line/column error")
 def test_deeply_nested_hcl_is_a_config_error_not_a_traceback(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"At \d+:\d+"):
         _load(tmp_path, "name = " + "[" * 3000 + "]" * 3000)
 
 
-@pytest.mark.xfail(strict=True, reason="review16: a bad octal-looking number (09) gives Python's int() "
-                   "message without the line and column")
 def test_a_bad_number_names_its_line_and_column(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"At 2:\d+"):
         _load(tmp_path, 'name = "a"\nclient { meta { a = 09 } }')
 
 
-@pytest.mark.xfail(strict=True, reason="review16: a number in a string map is its HCL 1 token text in Nomad "
-                   "(decodeString uses Token.Text); here 1.10 becomes '1.1', 0x10 '16', 1e3 '1000.0'")
 def test_a_number_in_meta_keeps_its_written_text(tmp_path: Path) -> None:
     cfg, _, _ = _load(tmp_path, "client { meta { version = 1.10\n hex = 0x10\n big = 1e3\n z = 007 } }")
     assert dict(cfg.client.meta) == {"version": "1.10", "hex": "0x10", "big": "1e3", "z": "007"}
 
 
-@pytest.mark.xfail(strict=True, reason="review16: HCL 1 decodes a quoted number into an int field "
-                   "(decodeInt takes token.STRING) and a bool into a string field; both refused here")
 def test_hcl1_string_to_int_and_bool_to_string_decoding(tmp_path: Path) -> None:
     cfg, _, _ = _load(tmp_path, 'ports { http = "5656" }\nclient { meta { spot = true } }')
     assert cfg.ports.http == 5656
     assert dict(cfg.client.meta) == {"spot": "true"}
 
 
-@pytest.mark.xfail(strict=True, reason="review16: HCL 1's JSON parser takes a trailing comma (Nomad's own "
-                   "testdata/sample1/*.json and obj-len-one-server.json have them); json.loads refuses it")
 def test_a_json_config_with_a_trailing_comma_loads(tmp_path: Path) -> None:
     cfg, _, _ = _load(tmp_path, '{\n "name": "n1",\n "client": {"enabled": true,},\n}\n', name="agent.json")
     assert cfg.name == "n1" and cfg.client.enabled
@@ -77,8 +67,6 @@ NOMAD_KEYS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="review16: Nomad agent-config keys refused as 'unknown key' (no reason"
-                   " given), against 'every key of Nomad's agent config now loads'")
 @pytest.mark.parametrize("text", NOMAD_KEYS)
 def test_every_nomad_agent_key_loads_or_is_refused_with_a_reason(tmp_path: Path, text: str) -> None:
     try:
@@ -87,16 +75,11 @@ def test_every_nomad_agent_key_loads_or_is_refused_with_a_reason(tmp_path: Path,
         assert "unknown key" not in str(e), str(e)
 
 
-@pytest.mark.xfail(strict=True, reason="review16: server.client_introduction { enforcement = \"strict\" } "
-                   "(clients must present an introduction token to register) is dropped with a warning; "
-                   "config_nomad_keys says a restricting setting is refused, never silently dropped")
 def test_strict_client_introduction_is_refused_not_ignored(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="client_introduction"):
         _load(tmp_path, 'server { client_introduction { enforcement = "strict" } }')
 
 
-@pytest.mark.xfail(strict=True, reason="review16: keyring \"aead\" is Nomad's built-in keyring (no KMS), yet "
-                   "it is refused with 'external KMS providers for the root keyring are not supported'")
 def test_the_builtin_aead_keyring_block_is_not_refused_as_an_external_kms(tmp_path: Path) -> None:
     try:
         _load(tmp_path, 'keyring "aead" {\n  active = true\n}\n')
@@ -104,8 +87,6 @@ def test_the_builtin_aead_keyring_block_is_not_refused_as_an_external_kms(tmp_pa
         assert "external KMS" not in str(e), str(e)
 
 
-@pytest.mark.xfail(strict=True, reason="review16: HCL 1 identifiers may hold Unicode letters (its scanner's "
-                   "isLetter is unicode.IsLetter); the reader refuses them as an illegal char")
 def test_a_unicode_key_in_meta_loads(tmp_path: Path) -> None:
     cfg, _, _ = _load(tmp_path, 'client { meta { région = "eu" } }')
     assert dict(cfg.client.meta) == {"région": "eu"}
