@@ -295,7 +295,9 @@ def _limits(api: Api) -> JobLimits:
     """This server's job_default_priority, job_max_priority and job_max_count (not reloadable, as Nomad's)."""
     key = id(api.ctx)
     if key not in _LIMITS:
-        _LIMITS[key] = JobLimits.from_self(api.ask(api.ctx.agent, GetSelf())["config"].get("Server"))
+        agent = getattr(api.ctx, "agent", None)  # none: an in-process test API, Nomad's defaults
+        _LIMITS[key] = JobLimits() if agent is None else \
+            JobLimits.from_self(api.ask(agent, GetSelf())["config"].get("Server"))
     return _LIMITS[key]
 
 
@@ -587,7 +589,8 @@ def _job_scale(req: Request, api: Api, job_id: str) -> Any:
     event = {"Message": message or "", "Error": error, "Meta": meta or None}
     try:
         index, r = _write(api, "job_scale", job_id=job_id, group=group, count=count, policy_bounds=True,
-                          event=event, job_modify_index=modify_index, rejectable=_rejectable(req, api))
+                          event=event, job_modify_index=modify_index, rejectable=_rejectable(req, api),
+                          max_count=_limits(api).max_count)
     except CodedError as e:
         if e.code == 500:
             raise CodedError(400, e.message) from None

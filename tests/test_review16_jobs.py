@@ -7,8 +7,6 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from actors.agent_messages import GetSelf
 from actors.http_api import CodedError, Request, find_route
 from actors.state.store import StateStore
@@ -43,9 +41,6 @@ JOB = {"ID": "web", "Name": "web", "Type": "batch", "Datacenters": ["dc1"],
                                                             "Config": {"command": "/bin/true"}}]}]}
 
 
-@pytest.mark.xfail(strict=True, reason="review16: PUT /v1/job/<id>/scale takes a count past "
-                   "server.job_max_count (Nomad's Job.Scale refuses: 'total count was greater than "
-                   "configured job_max_count')")
 def test_scaling_a_job_past_job_max_count_is_refused() -> None:
     api = _api(StateStore())
     too_big = {**JOB, "TaskGroups": [{**JOB["TaskGroups"][0], "Count": 4}]}

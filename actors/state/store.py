@@ -1213,6 +1213,12 @@ class StateStore:
                                               f"{count} > {sc['Max']}"}
         if not 0 <= count <= MAX_COUNT:
             return {"ok": False, "error": f"count must be between 0 and {MAX_COUNT}"}
+        # The server's job_max_count, on entries written with it (older ones apply as they did).
+        max_count = int(cmd.get("max_count") or 0)
+        total = sum(int(g.get("Count", 0)) for g in job["TaskGroups"]) - previous + count
+        if max_count and total > max_count:
+            return {"ok": False, "error": "total count was greater than configured job_max_count: "
+                                          f"{total} > {max_count}"}
         register: dict[str, Any] = {"now": cmd["now"]}
         ev = None
         if event is not None:
