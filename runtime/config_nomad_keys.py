@@ -73,7 +73,9 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "client.bridge_network_subnet": (_NO_BRIDGE, None),
     "client.bridge_network_subnet_ipv6": (_NO_BRIDGE, None),
     "client.bridge_network_hairpin_mode": (_NO_BRIDGE, None),
-    "client.cgroup_parent": ("the exec driver's cgroups are made under nomad.slice / nomad", None),
+    # Nomad's own defaults change nothing here; another parent (tasks confined to a slice) is refused.
+    "client.cgroup_parent": ("the exec driver's cgroups are made under nomad.slice (v2) or /nomad (v1) only",
+                             lambda v: v not in ("", "nomad.slice", "/nomad", "nomad")),
     "client.nomad_service_discovery": ("Nomad's service discovery is always on here", None),
     "client.users": ("tasks run as a named user or nobody; there is no dynamic user pool", None),
     "client.log_file": ("the agent's log_file serves the whole agent", None),

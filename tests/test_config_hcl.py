@@ -402,6 +402,8 @@ telemetry { circonus_api_token = "x" }
 
 
 @pytest.mark.parametrize("text, error", [
+    ('client {\n  cgroup_parent = "tenant.slice"\n}\n',
+     "client.cgroup_parent: the exec driver's cgroups are made under nomad.slice (v2) or /nomad (v1) only"),
     ('keyring "awskms" {\n  active = true\n}\n', 'keyring: only the built-in "aead" keyring is supported '
                                                    "here (no external KMS providers)"),
 ])
@@ -551,7 +553,8 @@ def test_a_bad_host_network_block_is_refused(tmp_path: Path, block: str, error: 
         validate(load_files([str(path)])[0])
 
 
-def test_nomads_old_function_blacklist_name_restricts_templates_as_function_denylist(tmp_path: Path) -> None:
+def test_nomads_old_function_blacklist_name_restricts_templates_as_function_denylist(
+        tmp_path: Path) -> None:
     path = tmp_path / "agent.hcl"
     path.write_text('client {\n  template {\n    function_blacklist = ["plugin", "executeTemplate"]\n  }\n}\n')
     cfg, _, warnings = load_files([str(path)])
