@@ -537,10 +537,33 @@ def _await(api: Api, message_cls: Any, timeout_s: float | None = None, **kwargs:
         raise CodedError(500, "gossip did not answer in time") from None
 
 
+def _nomad_member(m: Any) -> Any:
+    """A gossip member as Nomad's serf tags show it: ``rpc_addr`` is the RPC address's IP alone (ours
+    carries the port too), ``revision`` is always there, and ``http_addr`` (ours, for forwarding) is not."""
+    if not isinstance(m, dict) or not isinstance(m.get("Tags"), dict):
+        return m
+    tags = {k: v for k, v in m["Tags"].items() if k != "http_addr"}
+    if tags.get("rpc_addr"):
+        tags["rpc_addr"] = _split_host_port(tags["rpc_addr"])[0]
+    tags.setdefault("revision", "")
+    return {**m, "Tags": dict(sorted(tags.items()))}
+
+
+def _split_host_port(addr: str) -> tuple[str, str]:
+    """``host:port`` (``[v6]:port`` too) -> (host, port); an address without a port is all host."""
+    if addr.startswith("["):
+        host, _, rest = addr[1:].partition("]")
+        return host, rest.lstrip(":")
+    if addr.count(":") == 1:
+        host, _, port = addr.partition(":")
+        return host, port
+    return addr, ""
+
+
 @route("/v1/agent/members")
 def agent_members(req: Request, api: Api) -> Any:
     require(req, "GET")
-    members = api.ask("gossip", "members") if api.env.lookup("gossip") else []
+    members = [_nomad_member(m) for m in api.ask("gossip", "members")] if api.env.lookup("gossip") else []
     local = api.ask("gossip", "local") if api.env.lookup("gossip") else None
     tags = (local or {}).get("Tags") or {}
     name = (local or {}).get("Name", "")
@@ -842,6 +865,16 @@ def query_meta(api: Api, index: int) -> tuple[tuple[str, str], ...]:
             ("X-Nomad-LastContact", str(contact_ms)))
 
 
+def query_meta_body(headers: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Nomad's ``QueryMeta`` as a response struct embeds it (``Index``, ``LastContact``, ``KnownLeader``,
+    ``NextToken``), from an answer's headers."""
+    meta = dict(headers)
+    return {"Index": int(meta.get("X-Nomad-Index", "0")),
+            "LastContact": int(meta.get("X-Nomad-LastContact", "0")),
+            "KnownLeader": meta.get("X-Nomad-KnownLeader") == "true",
+            "NextToken": meta.get("X-Nomad-NextToken", "")}
+
+
 def state_query(req: Request, api: Api, tables: tuple[str, ...], query: Callable[[Any], Any]) -> Answer:
     """A read of *tables* with Nomad's query options: ``?stale``, ``?index=&wait=`` (blocking).
 
@@ -904,15 +937,21 @@ def _stale_read(api: Api, query: Callable[[Any], Any]) -> tuple[int, Any]:
 _NODE_DEFAULTS = {"StatusDescription": "", "DrainStrategy": None, "LastDrain": None, "TLSEnabled": False,
                   "Links": {}, "ComputedClass": "", "HostVolumes": {}, "HostNetworks": {},
                   "CSIControllerPlugins": None, "CSINodePlugins": None, "LastMissedHeartbeatIndex": 0,
-                  "LastAllocUpdateIndex": 0, "Meta": {}, "Events": []}
+                  "LastAllocUpdateIndex": 0, "Meta": {}, "Events": [], "CgroupParent": "",
+                  "IdentitySigningKeyID": "", "GCVolumesOnNodeGC": False, "NodeMaxAllocs": 0}
 
 
 def _public_node(n: dict[str, Any]) -> dict[str, Any]:
+    from actors.http_jobs import rfc3339
+
     out = copy.deepcopy(n)
-    out.pop("SecretID", None)  # Nomad never returns the node secret
+    out["SecretID"] = ""  # Nomad's Node.Sanitize: the key stays, the node secret is blanked
     for k, v in _NODE_DEFAULTS.items():
         if out.get(k) is None:
             out[k] = copy.deepcopy(v)
+    for ev in out["Events"]:  # NodeEvent.Timestamp is a time.Time: RFC 3339, as Go's api package decodes it
+        if isinstance(ev, dict) and not isinstance(ev.get("Timestamp"), str):
+            ev["Timestamp"] = rfc3339(ev.get("Timestamp"))
     return out
 
 
@@ -924,7 +963,9 @@ def node_stub(n: dict[str, Any], *, resources: bool = False, os_name: bool = Fal
             "NodePool": n.get("NodePool", "default"), "Version": attrs.get("nomad.version", ""),
             "Drain": bool(n.get("DrainStrategy")), "SchedulingEligibility": n.get("SchedulingEligibility", ""),
             "Status": n.get("Status", ""), "StatusDescription": n.get("StatusDescription", ""),
-            "Drivers": copy.deepcopy(n.get("Drivers") or {}), "LastDrain": copy.deepcopy(n.get("LastDrain")),
+            "Drivers": copy.deepcopy(n.get("Drivers") or {}),
+            "HostVolumes": copy.deepcopy(n.get("HostVolumes")),
+            "LastDrain": copy.deepcopy(n.get("LastDrain")),
             "CreateIndex": n.get("CreateIndex", 0), "ModifyIndex": n.get("ModifyIndex", 0)}
     if os_name:
         stub["Attributes"] = {"os.name": attrs["os.name"]} if "os.name" in attrs else {}

@@ -18,7 +18,8 @@ from actors.http_api import Answer, Api, CodedError, Request, require, route
 
 DEFAULT = {"Name": "default", "Description": "Default shared namespace", "Quota": "", "Meta": None,
            "Capabilities": None, "NodePoolConfiguration": None, "VaultConfiguration": None,
-           "ConsulConfiguration": None, "CreateIndex": 1, "ModifyIndex": 1}
+           "ConsulConfiguration": None, "Hash": None, "RequiredExtraClaims": None,
+           "OptionalExtraClaims": None, "CreateIndex": 1, "ModifyIndex": 1}
 NOT_MANAGED = 'namespaces cannot be created or changed on this agent: only the built-in "default" exists'
 
 

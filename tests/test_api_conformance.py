@@ -1,0 +1,330 @@
+"""The HTTP API's answers have Nomad's JSON shapes: every key Nomad's structs always encode (no
+``omitempty``), each with a value of the JSON type its Go type encodes to, so the Go ``api`` package,
+python-nomad, the web UI and Terraform's provider read our answers as they read Nomad's.
+
+The key sets below are Nomad's ``nomad/structs`` (what its HTTP server encodes with go-codec), one letter
+per key for the JSON kind of its Go type:
+
+    s string   b bool   n number   t time.Time (an RFC 3339 string; Go's zero time when unset)
+    l slice (a list, or null when nil)   m map (an object, or null when nil)
+    o pointer to a struct (an object, or null)   O a struct value (always an object)
+    B []byte (a base64 string, or null when nil)
+
+A trailing ``?`` marks ``omitempty``: the key may be left out, and is when its value is empty.
+Keys we answer beyond Nomad's are allowed (clients ignore unknown keys); missing keys and wrong types are
+what break them. One ``-dev`` agent (server and client, raw_exec) with one running job is shared by the
+module; it is killed by PID at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.test_http_jobs import call, dev_agent_config, node_id, running_agent, sleep_job, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+
+PLACE_DEADLINE_S = 20.0  # placement and the task's start: well under a second here; bound for a loaded box
+
+NOMAD: dict[str, dict[str, str]] = {
+    "JobListStub": {
+        "ID": "s", "ParentID": "s", "Name": "s", "Namespace": "s?", "Datacenters": "l", "NodePool": "s",
+        "Multiregion": "o", "Type": "s", "Priority": "n", "Periodic": "b", "ParameterizedJob": "b",
+        "Stop": "b", "Status": "s", "StatusDescription": "s", "JobSummary": "o", "CreateIndex": "n",
+        "ModifyIndex": "n", "JobModifyIndex": "n", "SubmitTime": "n", "Meta": "m?"},
+    "JobSummary": {"JobID": "s", "Namespace": "s", "Summary": "m", "Children": "o", "CreateIndex": "n",
+                   "ModifyIndex": "n"},
+    "TaskGroupSummary": {"Queued": "n", "Complete": "n", "Failed": "n", "Running": "n", "Starting": "n",
+                         "Lost": "n", "Unknown": "n"},
+    "AllocListStub": {
+        "ID": "s", "EvalID": "s", "Name": "s", "Namespace": "s", "NodeID": "s", "NodeName": "s", "JobID": "s",
+        "JobType": "s", "JobVersion": "n", "TaskGroup": "s", "AllocatedResources": "o?", "DesiredStatus": "s",
+        "DesiredDescription": "s", "ClientStatus": "s", "ClientDescription": "s", "DesiredTransition": "O",
+        "TaskStates": "m", "DeploymentStatus": "o", "FollowupEvalID": "s", "NextAllocation": "s",
+        "RescheduleTracker": "o", "PreemptedAllocations": "l", "PreemptedByAllocation": "s",
+        "CreateIndex": "n", "ModifyIndex": "n", "CreateTime": "n", "ModifyTime": "n"},
+    "Allocation": {
+        "ID": "s", "Namespace": "s", "EvalID": "s", "Name": "s", "NodeID": "s", "NodeName": "s", "JobID": "s",
+        "Job": "o", "TaskGroup": "s", "Resources": "o", "SharedResources": "o", "TaskResources": "m",
+        "AllocatedResources": "o", "Metrics": "o", "DesiredStatus": "s", "DesiredDescription": "s",
+        "DesiredTransition": "O", "ClientStatus": "s", "ClientDescription": "s", "TaskStates": "m",
+        "AllocStates": "l", "PreviousAllocation": "s", "NextAllocation": "s", "DeploymentID": "s",
+        "DeploymentStatus": "o", "RescheduleTracker": "o", "NetworkStatus": "o", "FollowupEvalID": "s",
+        "PreemptedAllocations": "l", "PreemptedByAllocation": "s", "SigningKeyID": "s", "CreateIndex": "n",
+        "ModifyIndex": "n", "AllocModifyIndex": "n", "CreateTime": "n", "ModifyTime": "n"},
+    "TaskState": {"State": "s", "Failed": "b", "Restarts": "n", "LastRestart": "t", "StartedAt": "t",
+                  "FinishedAt": "t", "Events": "l", "Paused": "s"},
+    "TaskEvent": {
+        "Type": "s", "Time": "n", "Message": "s", "DisplayMessage": "s", "Details": "m", "FailsTask": "b",
+        "RestartReason": "s", "SetupError": "s", "DriverError": "s", "ExitCode": "n", "Signal": "n",
+        "KillTimeout": "n", "KillError": "s", "KillReason": "s", "StartDelay": "n", "DownloadError": "s",
+        "ValidationError": "s", "DiskLimit": "n", "FailedSibling": "s", "VaultError": "s",
+        "TaskSignalReason": "s", "TaskSignal": "s", "DriverMessage": "s", "GenericSource": "s"},
+    "DesiredTransition": {"Migrate": "o", "Reschedule": "o", "ForceReschedule": "o", "NoShutdownDelay": "o",
+                          "MigrateDisablePlacement": "o"},
+    "Evaluation": {
+        "ID": "s", "Namespace": "s", "Priority": "n", "Type": "s", "TriggeredBy": "s", "JobID": "s",
+        "JobModifyIndex": "n", "NodeID": "s", "NodeModifyIndex": "n", "DeploymentID": "s", "Status": "s",
+        "StatusDescription": "s", "Wait": "n", "WaitUntil": "t", "NextEval": "s", "PreviousEval": "s",
+        "BlockedEval": "s", "RelatedEvals": "l", "FailedTGAllocs": "m", "PlanAnnotations": "o",
+        "ClassEligibility": "m", "QuotaLimitReached": "s", "MissingNonNodeResources": "l",
+        "EscapedComputedClass": "b", "AnnotatePlan": "b", "QueuedAllocations": "m", "LeaderACL": "s",
+        "SnapshotIndex": "n", "CreateIndex": "n", "ModifyIndex": "n", "CreateTime": "n", "ModifyTime": "n"},
+    "NodeListStub": {
+        "Address": "s", "ID": "s", "Attributes": "m?", "Datacenter": "s", "Name": "s", "NodePool": "s",
+        "NodeClass": "s", "Version": "s", "Drain": "b", "SchedulingEligibility": "s", "Status": "s",
+        "StatusDescription": "s", "Drivers": "m", "HostVolumes": "m", "NodeResources": "o?",
+        "ReservedResources": "o?", "LastDrain": "o", "CreateIndex": "n", "ModifyIndex": "n"},
+    "Node": {
+        "ID": "s", "SecretID": "s", "Datacenter": "s", "Name": "s", "CgroupParent": "s", "HTTPAddr": "s",
+        "TLSEnabled": "b", "Attributes": "m", "NodeResources": "o", "ReservedResources": "o", "Links": "m",
+        "Meta": "m", "NodeClass": "s", "NodePool": "s", "ComputedClass": "s", "DrainStrategy": "o",
+        "SchedulingEligibility": "s", "Status": "s", "StatusDescription": "s", "IdentitySigningKeyID": "s",
+        "StatusUpdatedAt": "n", "Events": "l", "Drivers": "m", "CSIControllerPlugins": "m",
+        "CSINodePlugins": "m", "HostVolumes": "m", "GCVolumesOnNodeGC": "b", "HostNetworks": "m",
+        "LastDrain": "o", "NodeMaxAllocs": "n", "LastMissedHeartbeatIndex": "n", "LastAllocUpdateIndex": "n",
+        "CreateIndex": "n", "ModifyIndex": "n"},
+    "NodeEvent": {"Message": "s", "Subsystem": "s", "Details": "m", "Timestamp": "t", "CreateIndex": "n"},
+    "DriverInfo": {"Attributes": "m", "Detected": "b", "Healthy": "b", "HealthDescription": "s",
+                   "UpdateTime": "t"},
+    "Deployment": {
+        "ID": "s", "Namespace": "s", "JobID": "s", "JobVersion": "n", "JobModifyIndex": "n",
+        "JobSpecModifyIndex": "n", "JobCreateIndex": "n", "IsMultiregion": "b", "TaskGroups": "m",
+        "Status": "s", "StatusDescription": "s", "EvalPriority": "n", "CreateIndex": "n", "ModifyIndex": "n",
+        "CreateTime": "n", "ModifyTime": "n"},
+    "DeploymentState": {
+        "AutoRevert": "b", "AutoPromote": "b", "ProgressDeadline": "n", "RequireProgressBy": "t",
+        "Promoted": "b", "PlacedCanaries": "l", "DesiredCanaries": "n", "DesiredTotal": "n",
+        "PlacedAllocs": "n", "HealthyAllocs": "n", "UnhealthyAllocs": "n"},
+    "ServerMembersResponse": {"ServerName": "s", "ServerRegion": "s", "ServerDC": "s", "Members": "l"},
+    "ServerMember": {"Name": "s", "Addr": "s", "Port": "n", "Tags": "m", "Status": "s", "ProtocolMin": "n",
+                     "ProtocolMax": "n", "ProtocolCur": "n", "DelegateMin": "n", "DelegateMax": "n",
+                     "DelegateCur": "n"},
+    "RaftConfigurationResponse": {"Servers": "l", "Index": "n"},
+    "RaftServer": {"ID": "s", "Node": "s", "Address": "s", "Leader": "b", "Voter": "b", "RaftProtocol": "s"},
+    "Namespace": {
+        "Name": "s", "Description": "s", "Quota": "s", "Capabilities": "o", "NodePoolConfiguration": "o",
+        "VaultConfiguration": "o", "ConsulConfiguration": "o", "Meta": "m", "Hash": "B", "CreateIndex": "n",
+        "ModifyIndex": "n", "RequiredExtraClaims": "m", "OptionalExtraClaims": "m"},
+    "NodePool": {"Name": "s", "Description": "s", "Meta": "m", "SchedulerConfiguration": "o",
+                 "NodeIdentityTTL": "n", "Hash": "B", "CreateIndex": "n", "ModifyIndex": "n"},
+    # The query's meta travels in the body too (structs.QueryMeta, embedded in the response).
+    "JobVersionsResponse": {"Versions": "l", "Diffs": "l", "Index": "n", "LastContact": "n",
+                            "KnownLeader": "b", "NextToken": "s"},
+    "SchedulerConfigurationResponse": {"SchedulerConfig": "o", "Index": "n", "LastContact": "n",
+                                       "KnownLeader": "b", "NextToken": "s"},
+    "SchedulerConfiguration": {
+        "SchedulerAlgorithm": "s", "PreemptionConfig": "O", "MemoryOversubscriptionEnabled": "b",
+        "RejectJobRegistration": "b", "PauseEvalBroker": "b", "NodeLimitForFeasibilityChecks": "n",
+        "CreateIndex": "n", "ModifyIndex": "n"},
+    "Job": {
+        "Stop": "b", "Region": "s", "Namespace": "s", "ID": "s", "ParentID": "s", "Name": "s", "Type": "s",
+        "Priority": "n", "AllAtOnce": "b", "Datacenters": "l", "NodePool": "s", "Constraints": "l",
+        "Affinities": "l", "Spreads": "l", "TaskGroups": "l", "Update": "O", "Multiregion": "o",
+        "Periodic": "o", "ParameterizedJob": "o", "Dispatched": "b", "DispatchIdempotencyToken": "s",
+        "Payload": "B", "Meta": "m", "ConsulNamespace": "s", "VaultNamespace": "s", "NomadTokenID": "s",
+        "Status": "s", "StatusDescription": "s", "Stable": "b", "Version": "n", "SubmitTime": "n",
+        "CreateIndex": "n", "ModifyIndex": "n", "JobModifyIndex": "n", "UI": "o", "VersionTag": "o"},
+    "UpdateStrategy": {
+        "Stagger": "n", "MaxParallel": "n", "HealthCheck": "s", "MinHealthyTime": "n", "HealthyDeadline": "n",
+        "ProgressDeadline": "n", "AutoRevert": "b", "AutoPromote": "b", "Canary": "n"},
+    "TaskGroup": {
+        "Name": "s", "Count": "n", "Update": "o", "Migrate": "o", "Constraints": "l", "Scaling": "o",
+        "RestartPolicy": "o", "Disconnect": "o", "Tasks": "l", "EphemeralDisk": "o", "Meta": "m",
+        "ReschedulePolicy": "o", "Affinities": "l", "Spreads": "l", "Networks": "l", "Consul": "o",
+        "Services": "l", "Volumes": "m", "ShutdownDelay": "o", "MaxRunDuration": "o",
+        "StopAfterClientDisconnect": "o", "MaxClientDisconnect": "o", "PreventRescheduleOnLost": "b"},
+    "Task": {
+        "Name": "s", "Driver": "s", "User": "s", "Config": "m", "Env": "m", "Services": "l", "Vault": "o",
+        "Secrets": "l", "Consul": "o", "Templates": "l", "Constraints": "l", "Affinities": "l",
+        "Resources": "o", "RestartPolicy": "o", "DispatchPayload": "o", "Lifecycle": "o", "Meta": "m",
+        "KillTimeout": "n", "LogConfig": "o", "Artifacts": "l", "Leader": "b", "ShutdownDelay": "n",
+        "VolumeMounts": "l", "ScalingPolicies": "l", "KillSignal": "s", "Kind": "s", "CSIPluginConfig": "o",
+        "Identity": "o", "Identities": "l", "Actions": "l", "Schedule": "o"},
+    "Resources": {"CPU": "n", "Cores": "n", "MemoryMB": "n", "MemoryMaxMB": "n", "DiskMB": "n", "IOPS": "n",
+                  "Networks": "l", "Devices": "l", "NUMA": "o", "SecretsMB": "n"},
+    "RestartPolicy": {"Attempts": "n", "Interval": "n", "Delay": "n", "Mode": "s", "RenderTemplates": "b"},
+}
+
+# Nomad's server gossip tags (nomad/server.go setupSerf): rpc_addr is the RPC address's IP alone.
+SERVER_TAGS = {"role", "region", "dc", "build", "revision", "vsn", "raft_vsn", "id", "rpc_addr", "port"}
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def _kind_ok(kind: str, v: Any) -> bool:
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    return {"s": isinstance(v, str), "b": isinstance(v, bool), "n": number,
+            "t": isinstance(v, str) and bool(RFC3339.match(v)),
+            "l": v is None or isinstance(v, list), "m": v is None or isinstance(v, dict),
+            "o": v is None or isinstance(v, dict), "O": isinstance(v, dict),
+            "B": v is None or isinstance(v, str)}[kind]
+
+
+def mismatches(value: Any, struct: str, where: str = "") -> list[str]:
+    """How *value* differs from Nomad's *struct*: its missing keys and wrong-typed values."""
+    where = where or struct
+    if not isinstance(value, dict):
+        return [f"{where}: {type(value).__name__}, not an object"]
+    out = []
+    for key, spec in NOMAD[struct].items():
+        kind, omitempty = spec.rstrip("?"), spec.endswith("?")
+        if key not in value:
+            if not omitempty:
+                out.append(f"{where}.{key}: missing")
+        elif omitempty and value[key] in ({}, [], "", 0, False, None):
+            out.append(f"{where}.{key}: empty, which Nomad leaves out (omitempty)")
+        elif not _kind_ok(kind, value[key]):
+            out.append(f"{where}.{key}: {value[key]!r} is not a {struct} {kind!r}")
+    return out
+
+
+def each(values: Any, struct: str, where: str) -> list[str]:
+    if isinstance(values, dict):
+        values = list(values.values())
+    return [m for i, v in enumerate(values or ()) for m in mismatches(v, struct, f"{where}[{i}]")]
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    args, port = dev_agent_config(tmp_path_factory.mktemp("dev"))
+    with running_agent(args, port) as agent:
+        r = call(port, "PUT", "/v1/jobs", {"Job": sleep_job("conform")})
+        assert r.status == 200, r.text
+        wait_for(lambda: [a for a in call(port, "GET", "/v1/job/conform/allocations").json()
+                          if a["ClientStatus"] == "running"], "the job's task running", PLACE_DEADLINE_S)
+        yield agent
+
+
+def get(dev: Any, path: str) -> Any:
+    r = call(dev.http_port, "GET", path)
+    assert r.status == 200, (path, r.status, r.text)
+    return r.json()
+
+
+def test_job_list_stub_and_summary_have_nomads_keys(dev):
+    stubs = get(dev, "/v1/jobs")
+    problems = each(stubs, "JobListStub", "jobs")
+    summary = get(dev, "/v1/job/conform/summary")
+    problems += mismatches(summary, "JobSummary") + each(summary["Summary"], "TaskGroupSummary", "Summary")
+    assert problems == []
+    assert stubs[0]["NodePool"] == "default"
+
+
+def test_job_read_and_versions_have_nomads_keys(dev):
+    job = get(dev, "/v1/job/conform")
+    problems = mismatches(job, "Job") + mismatches(job["Update"], "UpdateStrategy", "Job.Update")
+    for g in job["TaskGroups"]:
+        problems += mismatches(g, "TaskGroup") + mismatches(g["RestartPolicy"], "RestartPolicy")
+        problems += each(g["Tasks"], "Task", "Tasks")
+        problems += [m for t in g["Tasks"] for m in mismatches(t["Resources"], "Resources")]
+    versions = get(dev, "/v1/job/conform/versions")
+    problems += mismatches(versions, "JobVersionsResponse") + each(versions["Versions"], "Job", "Versions")
+    assert problems == []
+    # A service job's update strategy: Nomad's default stagger and parallelism, the rest unset.
+    assert (job["Update"]["Stagger"], job["Update"]["MaxParallel"]) == (30_000_000_000, 1)
+
+
+def test_allocations_have_nomads_keys_and_times(dev):
+    stubs = get(dev, "/v1/allocations")
+    problems = each(stubs, "AllocListStub", "allocations")
+    alloc = get(dev, f"/v1/allocation/{stubs[0]['ID']}")
+    problems += mismatches(alloc, "Allocation")
+    for where, a in (("stub", stubs[0]), ("alloc", alloc)):
+        problems += mismatches(a["DesiredTransition"], "DesiredTransition", f"{where}.DesiredTransition")
+        problems += each(a["TaskStates"], "TaskState", f"{where}.TaskStates")
+        problems += [m for ts in a["TaskStates"].values() for m in each(ts["Events"], "TaskEvent", where)]
+    assert problems == []
+    state = alloc["TaskStates"]["sleeper"]
+    # A running task never restarted nor finished: Go's zero time, as Nomad shows an unset time.Time.
+    assert (state["LastRestart"], state["FinishedAt"]) == ("0001-01-01T00:00:00Z",) * 2
+
+
+def test_evaluations_have_nomads_keys(dev):
+    evals = get(dev, "/v1/evaluations")
+    problems = each(evals, "Evaluation", "evaluations")
+    problems += mismatches(get(dev, f"/v1/evaluation/{evals[0]['ID']}"), "Evaluation")
+    assert problems == []
+
+
+def test_nodes_have_nomads_keys_and_event_times(dev):
+    nid = node_id(dev.http_port)
+    problems = each(get(dev, "/v1/nodes"), "NodeListStub", "nodes")
+    node = get(dev, f"/v1/node/{nid}")
+    problems += mismatches(node, "Node") + each(node["Events"], "NodeEvent", "Node.Events")
+    problems += each(node["Drivers"], "DriverInfo", "Node.Drivers")
+    assert problems == []
+    assert node["SecretID"] == ""  # Nomad blanks the node's secret on a read
+
+
+def test_deployments_have_nomads_keys(dev):
+    deps = get(dev, "/v1/deployments")
+    problems = each(deps, "Deployment", "deployments")
+    problems += [m for d in deps for m in each(d["TaskGroups"], "DeploymentState", "TaskGroups")]
+    assert deps and problems == []
+
+
+def test_agent_members_answer_nomads_server_tags(dev):
+    members = get(dev, "/v1/agent/members")
+    problems = mismatches(members, "ServerMembersResponse")
+    problems += each(members["Members"], "ServerMember", "Members")
+    assert problems == []
+    self_member = get(dev, "/v1/agent/self")["member"]
+    for m in (members["Members"][0], self_member):
+        tags = m["Tags"]
+        assert set(tags) - {"bootstrap", "expect"} == SERVER_TAGS
+        assert tags["rpc_addr"] == "127.0.0.1"
+    assert members["Members"][0]["Tags"] == self_member["Tags"]
+
+
+def test_raft_configuration_has_nomads_keys(dev):
+    conf = get(dev, "/v1/operator/raft/configuration")
+    problems = mismatches(conf, "RaftConfigurationResponse") + each(conf["Servers"], "RaftServer", "Servers")
+    assert problems == []
+
+
+def test_namespaces_node_pools_and_scheduler_configuration_have_nomads_keys(dev):
+    problems = each(get(dev, "/v1/namespaces"), "Namespace", "namespaces")
+    problems += mismatches(get(dev, "/v1/namespace/default"), "Namespace")
+    problems += each(get(dev, "/v1/node/pools"), "NodePool", "pools")
+    problems += mismatches(get(dev, "/v1/node/pool/default"), "NodePool")
+    conf = get(dev, "/v1/operator/scheduler/configuration")
+    problems += mismatches(conf, "SchedulerConfigurationResponse")
+    problems += mismatches(conf["SchedulerConfig"], "SchedulerConfiguration")
+    assert [p for p in problems if "NodeLimitForFeasibilityChecks" not in p] == []
+
+
+@pytest.mark.xfail(strict=True, reason="the scheduler has no limit on the feasible nodes it scores (Nomad "
+                   "2.0's NodeLimitForFeasibilityChecks); not answered until it is honoured")
+def test_scheduler_configuration_answers_the_feasibility_check_limit(dev):
+    conf = get(dev, "/v1/operator/scheduler/configuration")["SchedulerConfig"]
+    assert "NodeLimitForFeasibilityChecks" in conf
+
+
+def _round_trip_jobs() -> list[dict[str, Any]]:
+    service = sleep_job("rt-service", Meta={"team": "a"})
+    batch = {**sleep_job("rt-batch"), "Type": "batch"}
+    system = {**sleep_job("rt-system"), "Type": "system"}
+    rolling = {**sleep_job("rt-system-rolling"), "Type": "system",
+               "Update": {"MaxParallel": 1, "Stagger": 30_000_000_000}}
+    own_restart = sleep_job("rt-restart")
+    own_restart["TaskGroups"][0]["Tasks"][0]["RestartPolicy"] = {"Attempts": 1, "Mode": "fail"}
+    return [service, batch, system, rolling, own_restart]
+
+
+@pytest.mark.parametrize("raw", _round_trip_jobs(), ids=lambda j: j["ID"])
+def test_a_job_read_and_sent_back_unchanged_is_stored_unchanged(raw):
+    """``nomad job inspect`` then ``nomad job run`` (or any tool's read-modify-write): the keys a read adds
+    at Nomad's zero values are no edit, so the job is stored as it was and its plan shows no change."""
+    from actors.http_jobs import job_in, job_out
+    from actors.scheduler.job import canonical_job
+    from actors.scheduler.jobdiff import job_diff
+
+    stored = canonical_job(copy.deepcopy(raw))
+    again = canonical_job(job_in(json.loads(json.dumps(job_out(stored)))))
+    assert again == stored
+    assert job_diff(stored, again)["Type"] == "None"
