@@ -606,7 +606,7 @@ def _job_versions(req: Request, api: Api, job_id: str) -> Any:
 def _job_register_reply(index: int, r: dict[str, Any], warnings: str = "") -> Answer:
     return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"],
                    "JobModifyIndex": r["JobModifyIndex"], "Warnings": warnings, "Index": index,
-                   "LastContact": 0, "KnownLeader": False}, _index_header(index))
+                   "LastContact": 0, "KnownLeader": False, "NextToken": ""}, _index_header(index))
 
 
 def _job_version_arg(body: dict[str, Any], job_id: str) -> int:
@@ -639,8 +639,12 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
         raise CodedError(400, f"Diff: must be a boolean, got {diff!r}")
     now = wall_time()
     answer = state_query(req, api, ("jobs", "allocs", "nodes"), lambda st: plan_job(st, job, diff, now))
-    return Answer({**answer.value, "Index": int(dict(answer.headers).get("X-Nomad-Index", "0"))},
-                  answer.headers)
+    plan = answer.value
+    for updates in ((plan.get("Annotations") or {}).get("DesiredTGUpdates") or {}).values():
+        # Nomad's DesiredUpdates counts these too; the dry run here does not count them apart.
+        for k in ("Disconnect", "Reconnect", "RescheduleNow", "RescheduleLater"):
+            updates.setdefault(k, 0)
+    return Answer({**plan, "Index": int(dict(answer.headers).get("X-Nomad-Index", "0"))}, answer.headers)
 
 
 def _alloc_terminal(a: dict[str, Any]) -> bool:

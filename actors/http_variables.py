@@ -128,4 +128,5 @@ def _write(api: Api, op: str, **args: Any) -> Any:
 
 
 def _copy(var: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if var is None else {**var, "Items": dict(var["Items"]), "Lock": None}
+    # Nomad's Lock is omitempty: left out for a variable that is not a lock (none is, here).
+    return None if var is None else {**var, "Items": dict(var["Items"])}

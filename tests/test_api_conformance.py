@@ -149,6 +149,27 @@ NOMAD: dict[str, dict[str, str]] = {
     "Resources": {"CPU": "n", "Cores": "n", "MemoryMB": "n", "MemoryMaxMB": "n", "DiskMB": "n", "IOPS": "n",
                   "Networks": "l", "Devices": "l", "NUMA": "o", "SecretsMB": "n"},
     "RestartPolicy": {"Attempts": "n", "Interval": "n", "Delay": "n", "Mode": "s", "RenderTemplates": "b"},
+    "JobRegisterResponse": {"EvalID": "s", "EvalCreateIndex": "n", "JobModifyIndex": "n", "Warnings": "s",
+                            "Index": "n", "LastContact": "n", "KnownLeader": "b", "NextToken": "s"},
+    "JobPlanResponse": {"Annotations": "o", "FailedTGAllocs": "m", "JobModifyIndex": "n", "CreatedEvals": "l",
+                        "Diff": "o", "NextPeriodicLaunch": "t", "Warnings": "s", "Index": "n"},
+    "PlanAnnotations": {"DesiredTGUpdates": "m", "PreemptedAllocs": "l"},
+    "DesiredUpdates": {"Ignore": "n", "Place": "n", "Migrate": "n", "Stop": "n", "InPlaceUpdate": "n",
+                       "DestructiveUpdate": "n", "Canary": "n", "Preemptions": "n", "Disconnect": "n",
+                       "Reconnect": "n", "RescheduleNow": "n", "RescheduleLater": "n"},
+    "VariableMetadata": {"Namespace": "s", "Path": "s", "Lock": "o?", "CreateIndex": "n", "CreateTime": "n",
+                         "ModifyIndex": "n", "ModifyTime": "n"},
+    "VariableDecrypted": {"Namespace": "s", "Path": "s", "Lock": "o?", "CreateIndex": "n", "CreateTime": "n",
+                          "ModifyIndex": "n", "ModifyTime": "n", "Items": "m"},
+    "ServiceRegistration": {"ID": "s", "ServiceName": "s", "Namespace": "s", "NodeID": "s", "Datacenter": "s",
+                            "JobID": "s", "AllocID": "s", "Tags": "l", "Address": "s", "Port": "n",
+                            "CreateIndex": "n", "ModifyIndex": "n"},
+    "ServiceRegistrationListStub": {"Namespace": "s", "Services": "l"},
+    "ServiceRegistrationStub": {"ServiceName": "s", "Tags": "l"},
+    "ACLPolicyListStub": {"Name": "s", "Description": "s", "JobACL": "o", "Hash": "B", "CreateIndex": "n",
+                          "ModifyIndex": "n"},
+    "ACLPolicy": {"Name": "s", "Description": "s", "Rules": "s", "RulesJSON": "o", "JobACL": "o", "Hash": "B",
+                  "CreateIndex": "n", "ModifyIndex": "n"},
 }
 
 # Nomad's server gossip tags (nomad/server.go setupSerf): rpc_addr is the RPC address's IP alone.
@@ -189,14 +210,26 @@ def each(values: Any, struct: str, where: str) -> list[str]:
     return [m for i, v in enumerate(values or ()) for m in mismatches(v, struct, f"{where}[{i}]")]
 
 
+# A job with a Nomad-provider service on a dynamic port, for the service registration endpoints.
+SERVICE_JOB = {**sleep_job("conform-svc"), "TaskGroups": [{
+    **sleep_job("conform-svc")["TaskGroups"][0], "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
+    "Services": [{"Name": "conform-web", "PortLabel": "http", "Provider": "nomad", "Tags": ["a"]}]}]}
+
+
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
     args, port = dev_agent_config(tmp_path_factory.mktemp("dev"))
     with running_agent(args, port) as agent:
-        r = call(port, "PUT", "/v1/jobs", {"Job": sleep_job("conform")})
-        assert r.status == 200, r.text
-        wait_for(lambda: [a for a in call(port, "GET", "/v1/job/conform/allocations").json()
-                          if a["ClientStatus"] == "running"], "the job's task running", PLACE_DEADLINE_S)
+        for job in (sleep_job("conform"), SERVICE_JOB):
+            r = call(port, "PUT", "/v1/jobs", {"Job": job})
+            assert r.status == 200, r.text
+            if job is not SERVICE_JOB:
+                agent.register_reply = r.json()
+        for job_id in ("conform", SERVICE_JOB["ID"]):
+            def running(job_id: str = job_id) -> list[Any]:
+                return [a for a in call(port, "GET", f"/v1/job/{job_id}/allocations").json()
+                        if a["ClientStatus"] == "running"]
+            wait_for(running, f"{job_id}'s task running", PLACE_DEADLINE_S)
         yield agent
 
 
@@ -328,3 +361,49 @@ def test_a_job_read_and_sent_back_unchanged_is_stored_unchanged(raw):
     again = canonical_job(job_in(json.loads(json.dumps(job_out(stored)))))
     assert again == stored
     assert job_diff(stored, again)["Type"] == "None"
+
+
+def test_job_register_and_plan_answers_have_nomads_keys(dev):
+    problems = mismatches(dev.register_reply, "JobRegisterResponse")
+    r = call(dev.http_port, "PUT", "/v1/job/conform/plan", {"Job": sleep_job("conform", count=2),
+                                                             "Diff": True})
+    assert r.status == 200, r.text
+    plan = r.json()
+    problems += mismatches(plan, "JobPlanResponse") + mismatches(plan["Annotations"], "PlanAnnotations")
+    problems += each(plan["Annotations"]["DesiredTGUpdates"], "DesiredUpdates", "DesiredTGUpdates")
+    assert problems == []
+
+
+def test_variables_have_nomads_keys(dev):
+    r = call(dev.http_port, "PUT", "/v1/var/conform/app", {"Path": "conform/app", "Items": {"k": "v"}})
+    assert r.status == 200, r.text
+    problems = mismatches(r.json(), "VariableDecrypted", "put")
+    problems += mismatches(get(dev, "/v1/var/conform/app"), "VariableDecrypted", "read")
+    problems += each(get(dev, "/v1/vars?prefix=conform"), "VariableMetadata", "vars")
+    assert problems == []
+
+
+def test_service_registrations_have_nomads_keys(dev):
+    listed = get(dev, "/v1/services")
+    problems = each(listed, "ServiceRegistrationListStub", "services")
+    problems += [m for ns in listed for m in each(ns["Services"], "ServiceRegistrationStub", "Services")]
+    regs = wait_for(lambda: get(dev, "/v1/service/conform-web"), "the service registered", PLACE_DEADLINE_S)
+    problems += each(regs, "ServiceRegistration", "service")
+    assert problems == []
+
+
+def test_acl_policy_list_stub_and_read_have_nomads_keys():
+    from actors.http_acl import policy_out, policy_stub
+
+    policy = {"Name": "ro", "Description": "", "Rules": 'namespace "default" { policy = "read" }',
+              "Hash": "aGFzaA==", "CreateIndex": 3, "ModifyIndex": 3}
+    assert mismatches(policy_stub(policy), "ACLPolicyListStub") == []
+    assert [m for m in mismatches(policy_out(policy), "ACLPolicy") if "RulesJSON" not in m] == []
+
+
+@pytest.mark.xfail(strict=True, reason="a policy read does not answer RulesJSON, the parsed rules Nomad "
+                   "generates on read (its acl.Policy shape is not built here; Go's api package ignores it)")
+def test_acl_policy_read_answers_the_parsed_rules():
+    from actors.http_acl import policy_out
+
+    assert "RulesJSON" in policy_out({"Name": "ro", "Rules": 'namespace "default" { policy = "read" }'})
