@@ -407,3 +407,11 @@ def test_acl_policy_read_answers_the_parsed_rules():
     from actors.http_acl import policy_out
 
     assert "RulesJSON" in policy_out({"Name": "ro", "Rules": 'namespace "default" { policy = "read" }'})
+
+
+def test_agent_self_config_has_the_version_and_consul_and_vault_lists(dev):
+    config = get(dev, "/v1/agent/self")["config"]
+    version = config["Version"]
+    assert set(version) == {"BuildDate", "Revision", "Version", "VersionPrerelease", "VersionMetadata"}
+    assert re.match(r"^\d+\.\d+\.\d+$", version["Version"]) and RFC3339.match(version["BuildDate"])
+    assert all(_kind_ok("l", config[k]) for k in ("Consuls", "Vaults"))
