@@ -952,7 +952,26 @@ def _public_node(n: dict[str, Any]) -> dict[str, Any]:
     for ev in out["Events"]:  # NodeEvent.Timestamp is a time.Time: RFC 3339, as Go's api package decodes it
         if isinstance(ev, dict) and not isinstance(ev.get("Timestamp"), str):
             ev["Timestamp"] = rfc3339(ev.get("Timestamp"))
+    _node_resources_keys(out)
     return out
+
+
+def _node_resources_keys(node: dict[str, Any]) -> None:
+    """Nomad's NodeResources and NodeReservedResources keys the client does not fingerprint: the CPU's
+    cores (from ``cpu.numcores``; every one reservable, as no core is reserved here), no NUMA topology,
+    devices or host networks."""
+    res, reserved = node.get("NodeResources"), node.get("ReservedResources")
+    if isinstance(res, dict):
+        cpu = res.setdefault("Cpu", {})
+        cores = str((node.get("Attributes") or {}).get("cpu.numcores", "0"))
+        total = int(cores) if cores.isdecimal() else 0
+        cpu.setdefault("TotalCpuCores", total)
+        cpu.setdefault("ReservableCpuCores", list(range(total)))
+        res.setdefault("Processors", {"Topology": None})
+        for k in ("Devices", "NodeNetworks", "Networks"):
+            res.setdefault(k, None)
+    if isinstance(reserved, dict):
+        reserved.setdefault("Cpu", {}).setdefault("ReservedCpuCores", None)
 
 
 def node_stub(n: dict[str, Any], *, resources: bool = False, os_name: bool = False) -> dict[str, Any]:

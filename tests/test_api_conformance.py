@@ -89,6 +89,11 @@ NOMAD: dict[str, dict[str, str]] = {
         "CSINodePlugins": "m", "HostVolumes": "m", "GCVolumesOnNodeGC": "b", "HostNetworks": "m",
         "LastDrain": "o", "NodeMaxAllocs": "n", "LastMissedHeartbeatIndex": "n", "LastAllocUpdateIndex": "n",
         "CreateIndex": "n", "ModifyIndex": "n"},
+    "NodeResources": {"Cpu": "O", "Processors": "O", "Memory": "O", "Disk": "O", "Devices": "l",
+                      "NodeNetworks": "l", "Networks": "l", "MinDynamicPort": "n", "MaxDynamicPort": "n"},
+    "LegacyNodeCpuResources": {"CpuShares": "n", "TotalCpuCores": "n", "ReservableCpuCores": "l"},
+    "NodeReservedResources": {"Cpu": "O", "Memory": "O", "Disk": "O", "Networks": "O"},
+    "NodeReservedCpuResources": {"CpuShares": "n", "ReservedCpuCores": "l"},
     "NodeEvent": {"Message": "s", "Subsystem": "s", "Details": "m", "Timestamp": "t", "CreateIndex": "n"},
     "DriverInfo": {"Attributes": "m", "Detected": "b", "Healthy": "b", "HealthDescription": "s",
                    "UpdateTime": "t"},
@@ -290,7 +295,13 @@ def test_nodes_have_nomads_keys_and_event_times(dev):
     node = get(dev, f"/v1/node/{nid}")
     problems += mismatches(node, "Node") + each(node["Events"], "NodeEvent", "Node.Events")
     problems += each(node["Drivers"], "DriverInfo", "Node.Drivers")
+    res, reserved = node["NodeResources"], node["ReservedResources"]
+    problems += mismatches(res, "NodeResources") + mismatches(res["Cpu"], "LegacyNodeCpuResources")
+    problems += mismatches(reserved, "NodeReservedResources")
+    problems += mismatches(reserved["Cpu"], "NodeReservedCpuResources")
     assert problems == []
+    cores = int(node["Attributes"]["cpu.numcores"])
+    assert (res["Cpu"]["TotalCpuCores"], res["Cpu"]["ReservableCpuCores"]) == (cores, list(range(cores)))
     assert node["SecretID"] == ""  # Nomad blanks the node's secret on a read
 
 
