@@ -426,3 +426,16 @@ def test_agent_self_config_has_the_version_and_consul_and_vault_lists(dev):
     assert set(version) == {"BuildDate", "Revision", "Version", "VersionPrerelease", "VersionMetadata"}
     assert re.match(r"^\d+\.\d+\.\d+$", version["Version"]) and RFC3339.match(version["BuildDate"])
     assert all(_kind_ok("l", config[k]) for k in ("Consuls", "Vaults"))
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "text"), [
+    ("GET", "/v1/var/", None, 400, "missing variable path"),
+    ("DELETE", "/v1/var/", None, 400, "missing variable path"),
+    ("PUT", "/v1/var/", b'{"Items": {"a": "b"}}', 400, "missing variable path"),
+    ("PUT", "/v1/var/conform/x", b"", 400, "Request body is empty"),
+    ("PUT", "/v1/var/conform/x", b"{}", 400, "variable missing required Items object"),
+    ("PUT", "/v1/var/conform/x", b'{"Items": {}}', 400, "variable missing required Items object"),
+])
+def test_variable_request_errors_have_nomads_status_and_text(dev, method, path, body, status, text):
+    r = call(dev.http_port, method, path, raw=body)
+    assert (r.status, r.text) == (status, text)
