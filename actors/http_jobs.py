@@ -255,8 +255,9 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def job_stub(job: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    """Nomad's ``JobListStub`` (its ``Meta`` is ``omitempty``: left out when the job has none)."""
+def job_stub(job: dict[str, Any], summary: dict[str, Any], *, meta: bool = False) -> dict[str, Any]:
+    """Nomad's ``JobListStub``: its ``Meta`` (``omitempty``) only when asked for (``?meta=true``) and the
+    job has some."""
     stub = {"ID": job["ID"], "ParentID": job.get("ParentID", ""), "Name": job.get("Name", job["ID"]),
             "Namespace": job.get("Namespace", "default"), "Datacenters": list(job.get("Datacenters", ())),
             "NodePool": job.get("NodePool") or "default",
@@ -267,7 +268,7 @@ def job_stub(job: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
             "JobSummary": summary, "CreateIndex": job.get("CreateIndex", 0),
             "ModifyIndex": job.get("ModifyIndex", 0), "JobModifyIndex": job.get("JobModifyIndex", 0),
             "SubmitTime": _ns(job.get("SubmitTime", 0))}
-    if job.get("Meta"):
+    if meta and job.get("Meta"):
         stub["Meta"] = dict(job["Meta"])
     return stub
 
@@ -487,13 +488,14 @@ def jobs_request(req: Request, api: Api) -> Any:
     prefix = _prefix(req)
     # ?namespace= (Nomad's default "default"; "*" is every namespace).
     ns = (req.query.get("namespace") or ["default"])[0] or "default"
+    meta = query_flag(req, "meta")  # Nomad's JobStubFields.Meta: the jobs' meta in the stubs
 
     def query(st: Any) -> list[dict[str, Any]]:
         jobs = st.tables["jobs"]
         ids = sorted(i for i in jobs if i.startswith(prefix)
                      and (ns == "*" or jobs[i].get("Namespace", "default") == ns))
         sums = job_summaries(st, ids)
-        return [job_stub(jobs[i], sums[i]) for i in ids]
+        return [job_stub(jobs[i], sums[i], meta=meta) for i in ids]
     # Nomad's list watches the jobs and job_summary tables; our summary comes from allocs.
     if list_options_asked(req):  # ?filter= / ?per_page= / ?next_token=
         return apply_list_options(req, state_query(req, api, ("jobs", "allocs"), query))

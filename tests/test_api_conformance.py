@@ -216,7 +216,7 @@ def each(values: Any, struct: str, where: str) -> list[str]:
 
 
 # A job with a Nomad-provider service on a dynamic port, for the service registration endpoints.
-SERVICE_JOB = {**sleep_job("conform-svc"), "TaskGroups": [{
+SERVICE_JOB = {**sleep_job("conform-svc"), "Meta": {"tier": "web"}, "TaskGroups": [{
     **sleep_job("conform-svc")["TaskGroups"][0], "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
     "Services": [{"Name": "conform-web", "PortLabel": "http", "Provider": "nomad", "Tags": ["a"]}]}]}
 
@@ -251,6 +251,10 @@ def test_job_list_stub_and_summary_have_nomads_keys(dev):
     problems += mismatches(summary, "JobSummary") + each(summary["Summary"], "TaskGroupSummary", "Summary")
     assert problems == []
     assert stubs[0]["NodePool"] == "default"
+    # The jobs' meta only when asked for (Nomad's ?meta=true), and only for a job that has some.
+    assert "Meta" not in stubs[0]
+    with_meta = {s["ID"]: s for s in get(dev, "/v1/jobs?meta=true")}
+    assert with_meta["conform-svc"]["Meta"] == {"tier": "web"} and "Meta" not in with_meta["conform"]
 
 
 def test_job_read_and_versions_have_nomads_keys(dev):
