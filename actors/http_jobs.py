@@ -382,6 +382,8 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
         out.setdefault(k, v)
     out["DesiredTransition"] = desired_transition_out(out.get("DesiredTransition"))
     out["TaskStates"] = task_states_out(out.get("TaskStates"))
+    _fill(out["Metrics"], _METRIC_DEFAULTS)
+    _fill(out.get("Resources"), {"CPU": 0, "MemoryMB": 0, **_RESOURCES_DEFAULTS})
     return out
 
 
@@ -392,10 +394,29 @@ _EVAL_DEFAULTS = {"NodeModifyIndex": 0, "Wait": 0, "NextEval": "", "BlockedEval"
                   "QueuedAllocations": None, "LeaderACL": "", "SnapshotIndex": 0}
 
 
+# structs.AllocMetric's keys, at their zero values where the scheduler here does not count them.
+_METRIC_DEFAULTS = {"NodesEvaluated": 0, "NodesFiltered": 0, "NodesInPool": 0, "NodePool": "",
+                    "NodesAvailable": None, "ClassFiltered": None, "ConstraintFiltered": None,
+                    "NodesExhausted": 0, "ClassExhausted": None, "DimensionExhausted": None,
+                    "QuotaExhausted": None, "ResourcesExhausted": None, "Scores": None, "ScoreMetaData": None,
+                    "AllocationTime": 0, "CoalescedFailures": 0}
+
+
+def failed_tg_allocs_out(failed: Any) -> Any:
+    """``FailedTGAllocs`` (an evaluation's, a plan's): each group's ``AllocMetric`` with all its keys."""
+    if not isinstance(failed, dict):
+        return failed
+    out = copy.deepcopy(failed)
+    for metric in out.values():
+        _fill(metric, _METRIC_DEFAULTS)
+    return out
+
+
 def eval_out(e: dict[str, Any]) -> dict[str, Any]:
     """Nomad's ``Evaluation``: every key its struct encodes."""
     out = _with_times(copy.deepcopy(e), "CreateTime", "ModifyTime")
     _fill(out, _EVAL_DEFAULTS)
+    out["FailedTGAllocs"] = failed_tg_allocs_out(out.get("FailedTGAllocs"))
     out.setdefault("DeploymentID", "")  # set once a plan ran within a deployment (Nomad's field, always there)
     wait = out.get("WaitUntil")  # the store's seconds; Nomad's JSON has a time (zero when it runs at once)
     out["WaitUntil"] = rfc3339(wait) if isinstance(wait, (int, float)) and wait > 0 else ZERO_TIME
@@ -642,6 +663,7 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     now = wall_time()
     answer = state_query(req, api, ("jobs", "allocs", "nodes"), lambda st: plan_job(st, job, diff, now))
     plan = answer.value
+    plan["FailedTGAllocs"] = failed_tg_allocs_out(plan.get("FailedTGAllocs"))
     for updates in ((plan.get("Annotations") or {}).get("DesiredTGUpdates") or {}).values():
         # Nomad's DesiredUpdates counts these too; the dry run here does not count them apart.
         for k in ("Disconnect", "Reconnect", "RescheduleNow", "RescheduleLater"):
