@@ -451,7 +451,8 @@ def status_peers(req: Request, api: Api) -> Any:
 
 @route("/v1/operator/raft/configuration")
 def raft_configuration(req: Request, api: Api) -> Any:
-    require(req, "GET")
+    if req.method != "GET":  # Nomad's OperatorRaftConfiguration writes a bare 405, no body
+        return Response(405, b"")
     status = _raft_status(api)
     servers = api.ask("raft", "configuration")
     names: dict[str, str] = {}
@@ -466,7 +467,8 @@ def raft_configuration(req: Request, api: Api) -> Any:
 @route("/v1/operator/autopilot/health")
 def autopilot_health(req: Request, api: Api) -> Any:
     """Nomad's OperatorHealthReply, from the leader's autopilot (a follower asks the leader)."""
-    require(req, "GET")
+    if req.method != "GET":
+        raise CodedError(404, INVALID_METHOD)  # Nomad's OperatorServerHealth: a 404, not a 405
     from actors.raft.membership import GetAutopilotHealth
 
     ref = api.env.lookup("server-membership")
@@ -489,14 +491,16 @@ def autopilot_health(req: Request, api: Api) -> Any:
 
 @route("/v1/operator/raft/peer")
 def raft_remove_peer(req: Request, api: Api) -> Any:
-    require(req, "DELETE")
+    if req.method != "DELETE":
+        raise CodedError(404, INVALID_METHOD)  # Nomad's OperatorRaftPeer: a 404, not a 405
     from actors.raft.peer import ChangeMembership, RaftError
 
-    if "address" in req.query and "id" not in req.query:
-        raise CodedError(400, "Removing a peer by address is not supported")
+    if "address" in req.query:  # Nomad refuses an address whether or not an ID comes with it
+        raise CodedError(400, "Removing a peer by address is not supported in the current raft protocol "
+                              "version")
     ids = req.query.get("id") or [""]
     if not ids[0]:
-        raise CodedError(400, "Must specify ?id with the server's ID")
+        raise CodedError(400, "Must specify the peer's ID to remove")
     # As Nomad's operator endpoint: an ID not in the configuration is likely a typo, said so.
     if ids[0] not in {s.get("ID") for s in api.ask("raft", "configuration")}:
         raise CodedError(500, f"id {json.dumps(ids[0])} was not found in the Raft configuration")

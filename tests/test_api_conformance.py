@@ -471,3 +471,18 @@ def test_placement_failures_have_nomads_alloc_metric_keys(dev):
 def test_a_placed_allocation_has_its_placement_metrics(dev):
     alloc = get(dev, f"/v1/allocation/{get(dev, '/v1/job/conform/allocations')[0]['ID']}")
     assert mismatches(alloc["Metrics"], "AllocMetric") == []
+
+
+@pytest.mark.parametrize(("method", "path", "status", "text"), [
+    # Nomad's operator endpoints answer a wrong method in three ways; tools key on the status.
+    ("PUT", "/v1/operator/raft/configuration", 405, ""),  # a bare 405 (OperatorRaftConfiguration)
+    ("PUT", "/v1/operator/autopilot/health", 404, "Invalid method"),  # CodedError(404, ErrInvalidMethod)
+    ("GET", "/v1/operator/raft/peer", 404, "Invalid method"),
+    ("DELETE", "/v1/operator/raft/peer", 400, "Must specify the peer's ID to remove"),
+    ("DELETE", "/v1/operator/raft/peer?id=x&address=1.2.3.4:4647", 400,
+     "Removing a peer by address is not supported in the current raft protocol version"),
+    ("PUT", "/v1/evaluations/count", 405, "Invalid method"),
+])
+def test_operator_errors_have_nomads_status_and_text(dev, method, path, status, text):
+    r = call(dev.http_port, method, path)
+    assert (r.status, r.text) == (status, text)
