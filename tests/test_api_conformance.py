@@ -486,3 +486,15 @@ def test_a_placed_allocation_has_its_placement_metrics(dev):
 def test_operator_errors_have_nomads_status_and_text(dev, method, path, status, text):
     r = call(dev.http_port, method, path)
     assert (r.status, r.text) == (status, text)
+
+
+@pytest.mark.parametrize("path", ["/v1/namespaces", "/v1/namespace/default", "/v1/evaluations/count"])
+def test_reads_carry_nomads_query_meta_headers(dev, path):
+    """Nomad's setMeta: the Go api package reads X-Nomad-Index, then X-Nomad-LastContact (a missing one
+    fails the parse and leaves KnownLeader unread), then X-Nomad-KnownLeader."""
+    r = call(dev.http_port, "GET", path)
+    assert r.status == 200, r.text
+    assert r.headers["x-nomad-index"].isdigit() and r.headers["x-nomad-lastcontact"].isdigit()
+    assert r.headers["x-nomad-knownleader"] == "true"
+    if path.endswith("/count"):  # EvalCountResponse: the query meta in the body too
+        assert set(r.json()) == {"Count", "Index", "LastContact", "KnownLeader", "NextToken"}
