@@ -153,6 +153,39 @@ _UPDATE_ZERO = {"Stagger": 0, "MaxParallel": 0, "HealthCheck": "", "MinHealthyTi
 _UPDATE_DEFAULT = {**_UPDATE_ZERO, "Stagger": 30_000_000_000, "MaxParallel": 1}
 
 
+# structs.Service, ServiceCheck and Template keys a stored job may lack, at the values Nomad's
+# Canonicalize gives them when unset (a service's TaskName and Namespace are set in _services).
+_SERVICE_DEFAULTS = {"EnableTagOverride": False, "CanaryTags": None, "Connect": None, "CanaryMeta": None,
+                     "Weights": None, "TaggedAddresses": None, "OnUpdate": "require_healthy",
+                     "Cluster": "default", "Identity": None, "Kind": ""}
+_CHECK_DEFAULTS = {"Command": "", "Args": None, "Expose": False, "InitialStatus": "", "Notes": "",
+                   "TLSServerName": "", "TLSSkipVerify": False, "GRPCService": "", "GRPCUseTLS": False,
+                   "SuccessBeforePassing": 0, "FailuresBeforeCritical": 0, "FailuresBeforeWarning": 0}
+_TEMPLATE_DEFAULTS = {"ChangeScript": None, "Once": False, "Uid": None, "Gid": None, "VaultGrace": 0}
+
+
+def _services(job: dict[str, Any], fill: bool) -> None:
+    """Fill (job_out) or take back off (job_in) the Service, ServiceCheck and Template keys."""
+    for g in job.get("TaskGroups") or ():
+        if not isinstance(g, dict):
+            continue
+        owners = [("", g)] + [(t.get("Name", ""), t) for t in g.get("Tasks") or () if isinstance(t, dict)]
+        for task, owner in owners:
+            for s in owner.get("Services") or ():
+                if not isinstance(s, dict):
+                    continue
+                # Nomad's Service.Canonicalize: its task's name (a group service has none), the job's
+                # namespace for a Nomad-provider service, "default" for Consul's.
+                ns = (job.get("Namespace") or "default") if s.get("Provider") == "nomad" else "default"
+                defaults = {**_SERVICE_DEFAULTS, "TaskName": task, "Namespace": ns}
+                (_fill if fill else _unfill)(s, defaults)
+                for c in s.get("Checks") or ():
+                    (_fill if fill else _unfill)(c, _CHECK_DEFAULTS)
+            if task:
+                for tmpl in owner.get("Templates") or ():
+                    (_fill if fill else _unfill)(tmpl, _TEMPLATE_DEFAULTS)
+
+
 def _fill(rec: Any, defaults: dict[str, Any]) -> None:
     if isinstance(rec, dict):
         for k, v in defaults.items():
@@ -194,6 +227,7 @@ def job_in(raw: Any) -> Any:
                 del rp["RenderTemplates"]
             if rp is not None and rp == g.get("RestartPolicy"):
                 del t["RestartPolicy"]
+    _services(job, fill=False)
     return job
 
 
@@ -218,6 +252,7 @@ def job_out(job: dict[str, Any]) -> dict[str, Any]:
                 _fill(t.get("Resources"), _RESOURCES_DEFAULTS)
                 if t.get("RestartPolicy") is None:  # none of its own: its group's (Nomad's Canonicalize)
                     t["RestartPolicy"] = copy.deepcopy(g.get("RestartPolicy"))
+    _services(out, fill=True)
     return out
 
 

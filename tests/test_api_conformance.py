@@ -159,6 +159,23 @@ NOMAD: dict[str, dict[str, str]] = {
     "Resources": {"CPU": "n", "Cores": "n", "MemoryMB": "n", "MemoryMaxMB": "n", "DiskMB": "n", "IOPS": "n",
                   "Networks": "l", "Devices": "l", "NUMA": "o", "SecretsMB": "n"},
     "RestartPolicy": {"Attempts": "n", "Interval": "n", "Delay": "n", "Mode": "s", "RenderTemplates": "b"},
+    "Service": {
+        "Name": "s", "TaskName": "s", "PortLabel": "s", "AddressMode": "s", "Address": "s",
+        "EnableTagOverride": "b", "Tags": "l", "CanaryTags": "l", "Checks": "l", "Connect": "o", "Meta": "m",
+        "CanaryMeta": "m", "Weights": "o", "TaggedAddresses": "m", "Namespace": "s", "OnUpdate": "s",
+        "Provider": "s", "Cluster": "s", "Identity": "o", "Kind": "s"},
+    "ServiceCheck": {
+        "Name": "s", "Type": "s", "Command": "s", "Args": "l", "Path": "s", "Protocol": "s",
+        "PortLabel": "s", "Expose": "b", "AddressMode": "s", "Interval": "n", "Timeout": "n",
+        "InitialStatus": "s", "Notes": "s", "TLSServerName": "s", "TLSSkipVerify": "b", "Method": "s",
+        "Header": "m", "CheckRestart": "o", "GRPCService": "s", "GRPCUseTLS": "b", "TaskName": "s",
+        "SuccessBeforePassing": "n", "FailuresBeforeCritical": "n", "FailuresBeforeWarning": "n",
+        "Body": "s", "OnUpdate": "s"},
+    "Template": {
+        "SourcePath": "s", "DestPath": "s", "EmbeddedTmpl": "s", "ChangeMode": "s", "ChangeSignal": "s",
+        "ChangeScript": "o", "Once": "b", "Splay": "n", "Perms": "s", "Uid": "o", "Gid": "o",
+        "LeftDelim": "s", "RightDelim": "s", "Envvars": "b", "VaultGrace": "n", "Wait": "o",
+        "ErrMissingKey": "b"},
     "JobRegisterResponse": {"EvalID": "s", "EvalCreateIndex": "n", "JobModifyIndex": "n", "Warnings": "s",
                             "Index": "n", "LastContact": "n", "KnownLeader": "b", "NextToken": "s"},
     "JobPlanResponse": {"Annotations": "o", "FailedTGAllocs": "m", "JobModifyIndex": "n", "CreatedEvals": "l",
@@ -220,10 +237,15 @@ def each(values: Any, struct: str, where: str) -> list[str]:
     return [m for i, v in enumerate(values or ()) for m in mismatches(v, struct, f"{where}[{i}]")]
 
 
-# A job with a Nomad-provider service on a dynamic port, for the service registration endpoints.
+# A job with a Nomad-provider service (and a check) on a dynamic port, for the service registration
+# endpoints, and a template, for the job read's nested shapes.
 SERVICE_JOB = {**sleep_job("conform-svc"), "Meta": {"tier": "web"}, "TaskGroups": [{
     **sleep_job("conform-svc")["TaskGroups"][0], "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
-    "Services": [{"Name": "conform-web", "PortLabel": "http", "Provider": "nomad", "Tags": ["a"]}]}]}
+    "Services": [{"Name": "conform-web", "PortLabel": "http", "Provider": "nomad", "Tags": ["a"],
+                  "Checks": [{"Name": "alive", "Type": "tcp", "Interval": 10_000_000_000,
+                              "Timeout": 2_000_000_000}]}]}]}
+SERVICE_JOB["TaskGroups"][0]["Tasks"] = [{**SERVICE_JOB["TaskGroups"][0]["Tasks"][0], "Templates": [
+    {"EmbeddedTmpl": "hello", "DestPath": "local/hello.txt", "ChangeMode": "noop"}]}]
 
 
 @pytest.fixture(scope="module")
@@ -269,6 +291,10 @@ def test_job_read_and_versions_have_nomads_keys(dev):
         problems += mismatches(g, "TaskGroup") + mismatches(g["RestartPolicy"], "RestartPolicy")
         problems += each(g["Tasks"], "Task", "Tasks")
         problems += [m for t in g["Tasks"] for m in mismatches(t["Resources"], "Resources")]
+    svc = get(dev, "/v1/job/conform-svc")
+    problems += each(svc["TaskGroups"][0]["Services"], "Service", "Services")
+    problems += each(svc["TaskGroups"][0]["Services"][0]["Checks"], "ServiceCheck", "Checks")
+    problems += each(svc["TaskGroups"][0]["Tasks"][0]["Templates"], "Template", "Templates")
     versions = get(dev, "/v1/job/conform/versions")
     problems += mismatches(versions, "JobVersionsResponse") + each(versions["Versions"], "Job", "Versions")
     assert problems == []
@@ -366,7 +392,7 @@ def _round_trip_jobs() -> list[dict[str, Any]]:
                "Update": {"MaxParallel": 1, "Stagger": 30_000_000_000}}
     own_restart = sleep_job("rt-restart")
     own_restart["TaskGroups"][0]["Tasks"][0]["RestartPolicy"] = {"Attempts": 1, "Mode": "fail"}
-    return [service, batch, system, rolling, own_restart]
+    return [service, batch, system, rolling, own_restart, SERVICE_JOB]
 
 
 @pytest.mark.parametrize("raw", _round_trip_jobs(), ids=lambda j: j["ID"])
