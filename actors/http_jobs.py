@@ -162,13 +162,23 @@ _CHECK_DEFAULTS = {"Command": "", "Args": None, "Expose": False, "InitialStatus"
                    "TLSServerName": "", "TLSSkipVerify": False, "GRPCService": "", "GRPCUseTLS": False,
                    "SuccessBeforePassing": 0, "FailuresBeforeCritical": 0, "FailuresBeforeWarning": 0}
 _TEMPLATE_DEFAULTS = {"ChangeScript": None, "Once": False, "Uid": None, "Gid": None, "VaultGrace": 0}
+# structs.NetworkResource and Port: a port's host network is "default" unless named (its Canonicalize).
+_NETWORK_DEFAULTS = {"Device": "", "CIDR": "", "IP": "", "MBits": 0, "DNS": None, "CNI": None}
+_PORT_DEFAULTS = {"Value": 0, "HostNetwork": "default", "IgnoreCollision": False}
 
 
 def _services(job: dict[str, Any], fill: bool) -> None:
-    """Fill (job_out) or take back off (job_in) the Service, ServiceCheck and Template keys."""
+    """Fill (job_out) or take back off (job_in) the Service, ServiceCheck, Template, NetworkResource
+    and Port keys."""
     for g in job.get("TaskGroups") or ():
         if not isinstance(g, dict):
             continue
+        for n in g.get("Networks") or ():
+            if not isinstance(n, dict):
+                continue
+            (_fill if fill else _unfill)(n, _NETWORK_DEFAULTS)
+            for p in (n.get("ReservedPorts") or []) + (n.get("DynamicPorts") or []):
+                (_fill if fill else _unfill)(p, _PORT_DEFAULTS)
         owners = [("", g)] + [(t.get("Name", ""), t) for t in g.get("Tasks") or () if isinstance(t, dict)]
         for task, owner in owners:
             for s in owner.get("Services") or ():

@@ -176,6 +176,9 @@ NOMAD: dict[str, dict[str, str]] = {
         "ChangeScript": "o", "Once": "b", "Splay": "n", "Perms": "s", "Uid": "o", "Gid": "o",
         "LeftDelim": "s", "RightDelim": "s", "Envvars": "b", "VaultGrace": "n", "Wait": "o",
         "ErrMissingKey": "b"},
+    "NetworkResource": {"Mode": "s", "Device": "s", "CIDR": "s", "IP": "s", "Hostname": "s?", "MBits": "n",
+                        "DNS": "o", "ReservedPorts": "l", "DynamicPorts": "l", "CNI": "o"},
+    "Port": {"Label": "s", "Value": "n", "To": "n", "HostNetwork": "s", "IgnoreCollision": "b"},
     "JobRegisterResponse": {"EvalID": "s", "EvalCreateIndex": "n", "JobModifyIndex": "n", "Warnings": "s",
                             "Index": "n", "LastContact": "n", "KnownLeader": "b", "NextToken": "s"},
     "JobPlanResponse": {"Annotations": "o", "FailedTGAllocs": "m", "JobModifyIndex": "n", "CreatedEvals": "l",
@@ -295,6 +298,8 @@ def test_job_read_and_versions_have_nomads_keys(dev):
     problems += each(svc["TaskGroups"][0]["Services"], "Service", "Services")
     problems += each(svc["TaskGroups"][0]["Services"][0]["Checks"], "ServiceCheck", "Checks")
     problems += each(svc["TaskGroups"][0]["Tasks"][0]["Templates"], "Template", "Templates")
+    problems += each(svc["TaskGroups"][0]["Networks"], "NetworkResource", "Networks")
+    problems += each(svc["TaskGroups"][0]["Networks"][0]["DynamicPorts"], "Port", "DynamicPorts")
     versions = get(dev, "/v1/job/conform/versions")
     problems += mismatches(versions, "JobVersionsResponse") + each(versions["Versions"], "Job", "Versions")
     assert problems == []
@@ -392,7 +397,9 @@ def _round_trip_jobs() -> list[dict[str, Any]]:
                "Update": {"MaxParallel": 1, "Stagger": 30_000_000_000}}
     own_restart = sleep_job("rt-restart")
     own_restart["TaskGroups"][0]["Tasks"][0]["RestartPolicy"] = {"Attempts": 1, "Mode": "fail"}
-    return [service, batch, system, rolling, own_restart, SERVICE_JOB]
+    static = sleep_job("rt-static")
+    static["TaskGroups"][0]["Networks"] = [{"ReservedPorts": [{"Label": "db", "Value": 25432}]}]
+    return [service, batch, system, rolling, own_restart, static, SERVICE_JOB]
 
 
 @pytest.mark.parametrize("raw", _round_trip_jobs(), ids=lambda j: j["ID"])
