@@ -558,7 +558,10 @@ class Need:
 
 OPEN: tuple[Need, ...] = ()  # no token needed
 SELF_CHECKED = None  # the handler checks the token itself (the /v1/acl/ endpoints)
-_OPEN_PATHS = ("/v1/status/", "/v1/regions", "/v1/metrics", "/v1/agent/health")
+_OPEN_PATHS = ("/v1/status/", "/v1/regions", "/v1/metrics", "/v1/agent/health",
+               # Nomad CE answers these before any token check (actors.http_enterprise)
+               "/v1/sentinel/", "/v1/quota", "/v1/recommendation", "/v1/operator/license",
+               "/v1/operator/utilization")
 _READS = ("GET", "HEAD")
 
 

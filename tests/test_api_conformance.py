@@ -531,3 +531,19 @@ def test_reads_carry_nomads_query_meta_headers(dev, path):
     assert r.headers["x-nomad-knownleader"] == "true"
     if path.endswith("/count"):  # EvalCountResponse: the query meta in the body too
         assert set(r.json()) == {"Count", "Index", "LastContact", "KnownLeader", "NextToken"}
+
+
+@pytest.mark.parametrize(("method", "path", "status", "text"), [
+    # Nomad Community Edition's answers on its enterprise-only endpoints (the web UI asks the license).
+    ("GET", "/v1/quotas", 501, "Nomad Enterprise only endpoint"),
+    ("PUT", "/v1/quota/q1", 501, "Nomad Enterprise only endpoint"),
+    ("GET", "/v1/sentinel/policies", 501, "Nomad Enterprise only endpoint"),
+    ("GET", "/v1/recommendations", 501, "Nomad Enterprise only endpoint"),
+    ("GET", "/v1/operator/license", 204, ""),
+    ("PUT", "/v1/operator/license", 501, "Nomad Enterprise only endpoint"),
+    ("DELETE", "/v1/operator/license", 405, "Invalid method"),
+    ("POST", "/v1/operator/utilization", 501, "Nomad Enterprise only endpoint"),
+])
+def test_enterprise_only_endpoints_answer_as_nomad_ce(dev, method, path, status, text):
+    r = call(dev.http_port, method, path)
+    assert (r.status, r.text) == (status, text)
