@@ -587,6 +587,8 @@ _ROUTES = sorted([
     _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/node/", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/jobs", (("namespace", "list-jobs"),), (("namespace", "submit-job"),)),
+    # Job.Statuses: read-job, a POST (the jobs wanted) being a read too.
+    _Route("/v1/jobs/statuses", (("namespace", "read-job"),), (("namespace", "read-job"),)),
     _Route("/v1/validate/job", (("namespace", "read-job"),), (("namespace", "read-job"),)),
     _Route("/v1/job/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/allocations", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),

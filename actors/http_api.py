@@ -1083,3 +1083,4 @@ import actors.http_snapshot  # noqa: E402,F401  (operator snapshot save and rest
 import actors.http_raft_transfer  # noqa: E402,F401  (operator raft transfer-leadership)
 import actors.http_autopilot_config  # noqa: E402,F401  (operator autopilot get/set-config)
 import actors.http_enterprise  # noqa: E402,F401  (Nomad CE's answers on enterprise-only endpoints)
+import actors.http_job_statuses  # noqa: E402,F401  (the web UI's jobs index)

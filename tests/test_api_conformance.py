@@ -179,6 +179,18 @@ NOMAD: dict[str, dict[str, str]] = {
     "NetworkResource": {"Mode": "s", "Device": "s", "CIDR": "s", "IP": "s", "Hostname": "s?", "MBits": "n",
                         "DNS": "o", "ReservedPorts": "l", "DynamicPorts": "l", "CNI": "o"},
     "Port": {"Label": "s", "Value": "n", "To": "n", "HostNetwork": "s", "IgnoreCollision": "b"},
+    # /v1/jobs/statuses (the web UI's jobs index): structs.JobStatusesJob and its parts.
+    "JobStatusesJob": {
+        "ID": "s", "Namespace": "s", "Name": "s", "Type": "s", "NodePool": "s", "Datacenters": "l",
+        "Priority": "n", "Version": "n", "SubmitTime": "n", "ModifyIndex": "n", "Allocs": "l",
+        "GroupCountSum": "n", "ChildStatuses": "l", "ParentID": "s", "LatestDeployment": "o", "Stop": "b",
+        "IsPack": "b", "Status": "s"},
+    "JobStatusesAlloc": {"ID": "s", "Group": "s", "ClientStatus": "s", "NodeID": "s", "DeploymentStatus": "O",
+                         "JobVersion": "n", "FollowupEvalID": "s", "HasPausedTask": "b"},
+    "JobStatusesDeployment": {"Canary": "b", "Healthy": "o"},
+    "JobStatusesLatestDeployment": {"ID": "s", "IsActive": "b", "JobVersion": "n", "Status": "s",
+                                    "StatusDescription": "s", "AllAutoPromote": "b",
+                                    "RequiresPromotion": "b"},
     "JobRegisterResponse": {"EvalID": "s", "EvalCreateIndex": "n", "JobModifyIndex": "n", "Warnings": "s",
                             "Index": "n", "LastContact": "n", "KnownLeader": "b", "NextToken": "s"},
     "JobPlanResponse": {"Annotations": "o", "FailedTGAllocs": "m", "JobModifyIndex": "n", "CreatedEvals": "l",
@@ -546,4 +558,44 @@ def test_reads_carry_nomads_query_meta_headers(dev, path):
 ])
 def test_enterprise_only_endpoints_answer_as_nomad_ce(dev, method, path, status, text):
     r = call(dev.http_port, method, path)
+    assert (r.status, r.text) == (status, text)
+
+
+def test_job_statuses_answer_the_web_uis_jobs_index(dev):
+    r = call(dev.http_port, "GET", "/v1/jobs/statuses")
+    assert r.status == 200, r.text
+    assert r.headers["x-nomad-index"].isdigit() and r.headers["x-nomad-knownleader"] == "true"
+    jobs = r.json()
+    problems = each(jobs, "JobStatusesJob", "statuses")
+    for j in jobs:
+        problems += each(j["Allocs"], "JobStatusesAlloc", f"{j['ID']}.Allocs")
+        problems += [m for a in j["Allocs"] or ()
+                     for m in mismatches(a["DeploymentStatus"], "JobStatusesDeployment", "DeploymentStatus")]
+        if j["LatestDeployment"] is not None:
+            problems += mismatches(j["LatestDeployment"], "JobStatusesLatestDeployment", "LatestDeployment")
+    assert problems == []
+    # Newest first (by ModifyIndex), as Nomad pages them; each with its group counts and allocations.
+    assert [j["ModifyIndex"] for j in jobs] == sorted((j["ModifyIndex"] for j in jobs), reverse=True)
+    conform = next(j for j in jobs if j["ID"] == "conform")
+    assert conform["GroupCountSum"] == 1 and [a["ClientStatus"] for a in conform["Allocs"]] == ["running"]
+    assert conform["LatestDeployment"]["Status"] in ("running", "successful")
+    # A POST names the jobs wanted; per_page pages them with the next ModifyIndex as the token.
+    r = call(dev.http_port, "POST", "/v1/jobs/statuses", {"Jobs": [{"ID": "conform"}]})
+    assert r.status == 200 and [j["ID"] for j in r.json()] == ["conform"], r.text
+    # The web UI's own body: lower-case keys, which Go's decoder matches as Nomad's does.
+    r = call(dev.http_port, "POST", "/v1/jobs/statuses?namespace=*",
+             {"jobs": [{"id": "conform-svc", "namespace": "default"}]})
+    assert r.status == 200 and [j["ID"] for j in r.json()] == ["conform-svc"], r.text
+    first = call(dev.http_port, "GET", "/v1/jobs/statuses?per_page=1")
+    token = first.headers["x-nomad-nexttoken"]
+    rest = call(dev.http_port, "GET", f"/v1/jobs/statuses?next_token={token}").json()
+    assert [j["ID"] for j in first.json() + rest] == [j["ID"] for j in jobs]
+
+
+@pytest.mark.parametrize(("method", "body", "status", "text"), [
+    ("POST", {"Jobs": []}, 400, "no jobs in request"),
+    ("DELETE", None, 405, "Invalid method"),
+])
+def test_job_statuses_errors_are_nomads(dev, method, body, status, text):
+    r = call(dev.http_port, method, "/v1/jobs/statuses", body)
     assert (r.status, r.text) == (status, text)
