@@ -599,3 +599,34 @@ def test_job_statuses_answer_the_web_uis_jobs_index(dev):
 def test_job_statuses_errors_are_nomads(dev, method, body, status, text):
     r = call(dev.http_port, method, "/v1/jobs/statuses", body)
     assert (r.status, r.text) == (status, text)
+
+
+@pytest.mark.parametrize(("method", "path", "status", "text"), [
+    # ACLs are disabled on the shared agent: Nomad's answer on every ACL endpoint.
+    ("GET", "/v1/acl/auth-methods", 400, "ACL support disabled"),
+    ("GET", "/v1/acl/binding-rules", 400, "ACL support disabled"),
+    ("GET", "/v1/acl/auth-method/oidc", 400, "ACL support disabled"),
+])
+def test_acl_auth_method_endpoints_exist_as_nomads(dev, method, path, status, text):
+    r = call(dev.http_port, method, path)
+    assert (r.status, r.text) == (status, text)
+
+
+def test_acl_auth_methods_are_listed_empty_and_cannot_be_created():
+    """The web UI's sign-in page lists the auth methods (anyone may); none exist, none can be made."""
+    from actors.http_acl_auth import NOT_SUPPORTED, auth_method, auth_methods, binding_rule
+    from actors.http_api import CodedError, Request
+    from actors.state.store import StateStore
+    from tests.one_server_api import api_over
+
+    api = api_over(StateStore(), acl_enabled=True)
+    api.env.node = "n1"
+    api.env.now = lambda: 0.0
+    assert auth_methods(Request("GET", "/v1/acl/auth-methods", {}, "/v1/acl/auth-methods"), api).value == []
+    for handler, method, path, status, text in [
+            (auth_method, "GET", "/v1/acl/auth-method/oidc", 404, "ACL auth-method not found"),
+            (auth_method, "PUT", "/v1/acl/auth-method", 501, NOT_SUPPORTED),
+            (binding_rule, "DELETE", "/v1/acl/binding-rule/x", 404, "ACL binding rule not found")]:
+        with pytest.raises(CodedError) as e:
+            handler(Request(method, path, {}, path), api)
+        assert (e.value.code, e.value.message) == (status, text)
