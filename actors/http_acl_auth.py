@@ -16,10 +16,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.http_acl import _enabled, _management
 from actors.http_api import INVALID_METHOD, Answer, Api, CodedError, Request, query_meta, route
 
 NOT_SUPPORTED = "ACL auth methods and binding rules (SSO login) are not supported by this agent"
+
+
+def _enabled(api: Api) -> None:
+    from actors.http_acl import _enabled as enabled  # http_acl imports http_api, which imports us
+
+    enabled(api)
+
+
+def _management(req: Request, api: Api) -> None:
+    from actors.http_acl import _management as management
+
+    management(req, api)
 
 
 def _empty(api: Api) -> Answer:
