@@ -587,6 +587,11 @@ _ROUTES = sorted([
     _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/node/", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/jobs", (("namespace", "list-jobs"),), (("namespace", "submit-job"),)),
+    # CSIVolume.List / HostVolume.List, CSIVolume.Get / HostVolume.Get (actors.http_volumes).
+    _Route("/v1/volumes", (("namespace", "csi-list-volume|host-volume-read"),),
+           (("namespace", "csi-write-volume|host-volume-create"),)),
+    _Route("/v1/volume/", (("namespace", "csi-read-volume|host-volume-read"),),
+           (("namespace", "csi-write-volume|host-volume-create"),)),
     # Job.Statuses: read-job, a POST (the jobs wanted) being a read too.
     _Route("/v1/jobs/statuses", (("namespace", "read-job"),), (("namespace", "read-job"),)),
     _Route("/v1/validate/job", (("namespace", "read-job"),), (("namespace", "read-job"),)),

@@ -630,3 +630,19 @@ def test_acl_auth_methods_are_listed_empty_and_cannot_be_created():
         with pytest.raises(CodedError) as e:
             handler(Request(method, path, {}, path), api)
         assert (e.value.code, e.value.message) == (status, text)
+
+
+@pytest.mark.parametrize(("method", "path", "status", "body"), [
+    # No CSI plugin nor dynamic host volume exists here: Nomad's answers for a cluster without them.
+    ("GET", "/v1/volumes", 200, []),
+    ("GET", "/v1/volumes?type=csi", 200, []),
+    ("GET", "/v1/volumes?type=host", 200, []),
+    ("GET", "/v1/volumes?type=nfs", 404, "resource not found"),
+    ("GET", "/v1/volume/csi/vol1", 404, "volume not found"),
+    ("GET", "/v1/volume/host/vol1", 404, "volume not found"),
+    ("PUT", "/v1/volume/csi/vol1", 501, "CSI and dynamic host volumes are not supported by this agent"),
+])
+def test_volume_endpoints_answer_as_nomad_without_any(dev, method, path, status, body):
+    r = call(dev.http_port, method, path, {} if method == "PUT" else None)
+    assert r.status == status, r.text
+    assert (r.json() if status == 200 else r.text) == body
