@@ -993,8 +993,10 @@ def node_stub(n: dict[str, Any], *, resources: bool = False, os_name: bool = Fal
     if os_name:
         stub["Attributes"] = {"os.name": attrs["os.name"]} if "os.name" in attrs else {}
     if resources:
-        stub["NodeResources"] = copy.deepcopy(n.get("NodeResources"))
-        stub["ReservedResources"] = copy.deepcopy(n.get("ReservedResources"))
+        full = {"Attributes": attrs, "NodeResources": copy.deepcopy(n.get("NodeResources")),
+                "ReservedResources": copy.deepcopy(n.get("ReservedResources"))}
+        _node_resources_keys(full)
+        stub["NodeResources"], stub["ReservedResources"] = full["NodeResources"], full["ReservedResources"]
     return stub
 
 

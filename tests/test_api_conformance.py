@@ -344,6 +344,9 @@ def test_evaluations_have_nomads_keys(dev):
 def test_nodes_have_nomads_keys_and_event_times(dev):
     nid = node_id(dev.http_port)
     problems = each(get(dev, "/v1/nodes"), "NodeListStub", "nodes")
+    for stub in get(dev, "/v1/nodes?resources=true"):  # the stubs' resources are the node's, in full
+        problems += mismatches(stub["NodeResources"], "NodeResources", "stub.NodeResources")
+        problems += mismatches(stub["ReservedResources"], "NodeReservedResources", "stub.ReservedResources")
     node = get(dev, f"/v1/node/{nid}")
     problems += mismatches(node, "Node") + each(node["Events"], "NodeEvent", "Node.Events")
     problems += each(node["Drivers"], "DriverInfo", "Node.Drivers")
