@@ -1,18 +1,19 @@
-"""CSI volumes and dynamic host volumes: the lists Nomad answers, for a cluster with none.
+"""CSI volumes and plugins, and dynamic host volumes: the lists Nomad answers, for a cluster with none.
 
 This agent has no CSI plugins and no dynamic host volumes (a client's static ``host_volume`` blocks
-are in its node's ``HostVolumes``), so the web UI's storage view and ``nomad volume status`` are
-answered as a Nomad cluster without them answers:
+are in its node's ``HostVolumes``), so the web UI's storage views and ``nomad volume status`` /
+``nomad plugin status`` are answered as a Nomad cluster without them answers:
 
 * ``GET /v1/volumes``: ``[]`` (``?type=csi``, ``?type=host`` or none); another type is
-  ``404 resource not found``.
-* ``GET /v1/volume/csi/<id>`` or ``/v1/volume/host/<id>``: ``404 volume not found``.
+  ``404 resource not found``; ``GET /v1/plugins``: ``[]`` (``?type=csi`` or none), ``null`` for another.
+* ``GET /v1/volume/csi/<id>`` or ``/v1/volume/host/<id>``: ``404 volume not found``;
+  ``GET /v1/plugin/csi/<id>``: ``404 plugin not found``.
 * Creating, registering or changing a volume is refused with ``501`` and the reason, instead of
   being taken and ignored; deleting one that cannot exist is its 404.
 
-ACLs: the namespace's ``csi-list-volume``/``host-volume-read`` (lists) and ``csi-read-volume``/
-``host-volume-read`` (one), as Nomad's RPCs check (actors.acl).  ``/v1/plugins`` is not served: its
-``plugin`` ACL level is not compiled here.
+ACLs: the namespace's ``csi-list-volume``/``host-volume-read`` (lists), ``csi-read-volume``/
+``host-volume-read`` (one), and the ``plugin`` block's ``list``/``read`` (actors.acl), as Nomad's RPCs
+check.
 """
 
 from __future__ import annotations
@@ -56,3 +57,17 @@ def host_volume_write(req: Request, api: Api) -> Any:
         raise CodedError(405, INVALID_METHOD)
     raise CodedError(501, NOT_SUPPORTED)
 
+
+@route("/v1/plugins")
+def plugins_list(req: Request, api: Api) -> Any:
+    if req.method != "GET":
+        raise CodedError(405, INVALID_METHOD)
+    kind = (req.query.get("type") or [None])[0]
+    return Answer([] if kind in (None, "csi") else None, _meta(api))
+
+
+@route("/v1/plugin/csi/")
+def plugin_request(req: Request, api: Api) -> Any:
+    if req.method != "GET":
+        raise CodedError(405, INVALID_METHOD)
+    raise CodedError(404, "plugin not found")

@@ -643,9 +643,11 @@ def test_acl_auth_methods_are_listed_empty_and_cannot_be_created():
     ("GET", "/v1/volumes?type=nfs", 404, "resource not found"),
     ("GET", "/v1/volume/csi/vol1", 404, "volume not found"),
     ("GET", "/v1/volume/host/vol1", 404, "volume not found"),
+    ("GET", "/v1/plugins?type=csi", 200, []),
+    ("GET", "/v1/plugin/csi/ebs", 404, "plugin not found"),
     ("PUT", "/v1/volume/csi/vol1", 501, "CSI and dynamic host volumes are not supported by this agent"),
 ])
-def test_volume_endpoints_answer_as_nomad_without_any(dev, method, path, status, body):
+def test_volume_and_plugin_endpoints_answer_as_nomad_without_any(dev, method, path, status, body):
     r = call(dev.http_port, method, path, {} if method == "PUT" else None)
     assert r.status == status, r.text
     assert (r.json() if status == 200 else r.text) == body
@@ -658,8 +660,6 @@ def _missing(method: str, path: str, why: str) -> Any:
 @pytest.mark.parametrize(("method", "path"), [
     _missing("POST", "/v1/search/fuzzy", "fuzzy search (the web UI's search box) is not implemented; "
                                          "/v1/search (prefix) is"),
-    _missing("GET", "/v1/plugins?type=csi", "CSI plugin lists need the ACL plugin level (list/read), "
-                                            "which actors.acl does not compile"),
     _missing("GET", "/v1/agent/host", "the agent's host data (nomad operator debug) is not collected"),
     _missing("GET", "/v1/agent/schedulers", "the scheduler workers' info and config are not served"),
     _missing("GET", "/v1/operator/keyring/keys", "the variables encryption keyring is not exposed"),
@@ -668,3 +668,18 @@ def test_endpoints_nomad_serves_that_are_missing_here(dev, method, path):
     """Endpoints real tools call that this agent does not serve yet: each answers 404 page not found."""
     r = call(dev.http_port, method, path, {"Text": "conform", "Context": "all"} if method == "POST" else None)
     assert r.status != 404, r.text
+
+
+@pytest.mark.parametrize(("rules", "listed", "read"), [
+    ('plugin { policy = "list" }', True, False),
+    ('plugin { policy = "read" }', True, True),
+    ('plugin { policy = "deny" }', False, False),
+    ('node { policy = "read" }', False, False),
+])
+def test_the_plugin_acl_block_grants_listing_and_reading_plugins(rules, listed, read):
+    """Nomad's plugin block: ``list`` lists the CSI plugins, ``read`` (or ``write``) reads them too."""
+    from actors.acl import compile_acl, parse_policy, required
+
+    acl = compile_acl([parse_policy(rules)])
+    assert acl.allows(required("GET", "/v1/plugins")) is listed
+    assert acl.allows(required("GET", "/v1/plugin/csi/ebs")) is read
