@@ -80,7 +80,8 @@ _EXPAND = {
 }
 _VALID_NAMESPACE = re.compile(r"[a-zA-Z0-9\-*]{1,128}")  # acl/policy.go validNamespace
 _COARSE_BLOCKS = ("node", "agent", "operator", "quota", "plugin")
-_PRIVILEGE = {"": 0, READ: 1, WRITE: 2}  # deny is handled apart: it always wins
+# deny is handled apart: it always wins; "list" is the plugin block's level below read (Nomad's PolicyList)
+_PRIVILEGE = {"": 0, "list": 1, READ: 2, WRITE: 3}
 
 
 class PolicyError(ValueError):
@@ -245,6 +246,7 @@ class Policy:
     node: str = ""
     agent: str = ""
     operator: str = ""
+    plugin: str = ""  # CSI plugins: list, read or write (Nomad's plugin block)
     # namespace -> ((variable path glob, capabilities), ...): its ``variables { path ... }`` block.
     variables: tuple[tuple[str, tuple[tuple[str, frozenset[str]], ...]], ...] = ()
     node_pools: tuple[tuple[str, frozenset[str]], ...] = ()  # pool name glob -> capabilities
@@ -292,7 +294,7 @@ def parse_policy(rules: str) -> Policy:
         raise PolicyError(f"Invalid policy: {rules}")
     return Policy(namespaces=tuple(sorted((n, frozenset(c)) for n, c in namespaces.items())),
                   node=coarse.get("node", ""), agent=coarse.get("agent", ""),
-                  operator=coarse.get("operator", ""),
+                  operator=coarse.get("operator", ""), plugin=coarse.get("plugin", ""),
                   variables=tuple(sorted((n, tuple(sorted((p, frozenset(c)) for p, c in paths.items())))
                                          for n, paths in variables.items())),
                   node_pools=tuple(sorted((n, frozenset(c)) for n, c in pools.items())))
@@ -414,6 +416,7 @@ class ACL:
     node: str = ""
     agent: str = ""
     operator: str = ""
+    plugin: str = ""
     variables: tuple[tuple[str, tuple[tuple[str, frozenset[str]], ...]], ...] = ()
     node_pools: tuple[tuple[str, frozenset[str]], ...] = ()
 
@@ -460,7 +463,8 @@ class ACL:
             self.allow_namespace(namespace, "list-jobs") and self.allow_namespace(namespace, "read-job"))
 
     def allow_level(self, area: str, level: str) -> bool:
-        """``node`` / ``agent`` / ``operator`` at ``read`` or ``write`` (write implies read)."""
+        """``node`` / ``agent`` / ``operator`` / ``plugin`` at ``read`` or ``write`` (write implies read;
+        a plugin's ``list`` is below read)."""
         if self.management:
             return True
         have = getattr(self, area)
@@ -494,7 +498,7 @@ DENY_ALL_ACL = ACL()
 def compile_acl(policies: list[Policy]) -> ACL:
     """Merge *policies* (a token's, the missing ones already left out) into one ACL."""
     caps: dict[str, set[str]] = {}
-    levels = {"node": "", "agent": "", "operator": ""}
+    levels = {"node": "", "agent": "", "operator": "", "plugin": ""}
     variables: dict[str, dict[str, set[str]]] = {}
     pools: dict[str, set[str]] = {}
     for p in policies:
@@ -560,7 +564,10 @@ class Need:
 
 OPEN: tuple[Need, ...] = ()  # no token needed
 SELF_CHECKED = None  # the handler checks the token itself (the /v1/acl/ endpoints)
-_OPEN_PATHS = ("/v1/status/", "/v1/regions", "/v1/metrics", "/v1/agent/health", "/.well-known/")
+_OPEN_PATHS = ("/v1/status/", "/v1/regions", "/v1/metrics", "/v1/agent/health", "/.well-known/",
+               # Nomad CE answers these before any token check (actors.http_enterprise)
+               "/v1/sentinel/", "/v1/quota", "/v1/recommendation", "/v1/operator/license",
+               "/v1/operator/utilization")
 _READS = ("GET", "HEAD")
 
 
@@ -586,6 +593,16 @@ _ROUTES = sorted([
     _Route("/v1/nodes", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/node/", (("node", READ),), (("node", WRITE),)),
     _Route("/v1/jobs", (("namespace", "list-jobs"),), (("namespace", "submit-job"),)),
+    # CSIVolume.List / HostVolume.List, CSIVolume.Get / HostVolume.Get, CSIPlugin.List / Get
+    # (actors.http_volumes).
+    _Route("/v1/volumes", (("namespace", "csi-list-volume|host-volume-read"),),
+           (("namespace", "csi-write-volume|host-volume-create"),)),
+    _Route("/v1/volume/", (("namespace", "csi-read-volume|host-volume-read"),),
+           (("namespace", "csi-write-volume|host-volume-create"),)),
+    _Route("/v1/plugins", (("plugin", "list"),), (("plugin", WRITE),)),
+    _Route("/v1/plugin/", (("plugin", READ),), (("plugin", WRITE),)),
+    # Job.Statuses: read-job, a POST (the jobs wanted) being a read too.
+    _Route("/v1/jobs/statuses", (("namespace", "read-job"),), (("namespace", "read-job"),)),
     _Route("/v1/validate/job", (("namespace", "read-job"),), (("namespace", "read-job"),)),
     _Route("/v1/job/", (("namespace", "read-job"),), (("namespace", "submit-job"),)),
     _Route("/v1/allocations", (("namespace", "read-job"),), (("namespace", "alloc-lifecycle"),)),

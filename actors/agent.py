@@ -439,7 +439,14 @@ class Agent(NodeActor):
             stats["client"] = {"node_id": self.ctx.client_id,
                                "known_servers": ",".join(self.known_servers()),
                                "num_allocations": "0", "last_heartbeat": "", "heartbeat_ttl": "0s"}
-        return {"config": to_dict(cfg), "member": member, "stats": stats}
+        config = to_dict(cfg)
+        # Nomad's agent Config also has the build's VersionInfo (the web UI and `nomad agent-info` read
+        # it) and its consul and vault blocks as lists (Consuls, Vaults: one cluster each here).
+        config["Version"] = {"BuildDate": "0001-01-01T00:00:00Z", "Revision": "", "Version": self.ctx.version,
+                             "VersionPrerelease": "", "VersionMetadata": ""}
+        for one, many in (("Consul", "Consuls"), ("Vault", "Vaults")):
+            config[many] = [config[one]] if config.get(one) is not None else None
+        return {"config": config, "member": member, "stats": stats}
 
 
 def apply_keys(old: Config, new: Config, keys: list[str]) -> Config:

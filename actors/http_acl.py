@@ -377,12 +377,13 @@ def token_out(t: dict[str, Any]) -> dict[str, Any]:
 
 
 def policy_stub(p: dict[str, Any]) -> dict[str, Any]:
-    return {"Name": p["Name"], "Description": p.get("Description", ""), "Hash": p.get("Hash", ""),
-            "CreateIndex": p.get("CreateIndex", 0), "ModifyIndex": p.get("ModifyIndex", 0)}
+    """Nomad's ``ACLPolicyListStub`` (no policy is attached to a job here: ``JobACL`` is null)."""
+    return {"Name": p["Name"], "Description": p.get("Description", ""), "JobACL": None,
+            "Hash": p.get("Hash", ""), "CreateIndex": p.get("CreateIndex", 0), "ModifyIndex": p.get("ModifyIndex", 0)}
 
 
 def policy_out(p: dict[str, Any]) -> dict[str, Any]:
-    return {**policy_stub(p), "Rules": p.get("Rules", ""), "JobACL": None}
+    return {**policy_stub(p), "Rules": p.get("Rules", "")}
 
 
 def _hash(*parts: Any) -> str:

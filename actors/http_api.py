@@ -453,7 +453,8 @@ def status_peers(req: Request, api: Api) -> Any:
 
 @route("/v1/operator/raft/configuration")
 def raft_configuration(req: Request, api: Api) -> Any:
-    require(req, "GET")
+    if req.method != "GET":  # Nomad's OperatorRaftConfiguration writes a bare 405, no body
+        return Response(405, b"")
     status = _raft_status(api)
     servers = api.ask("raft", "configuration")
     names: dict[str, str] = {}
@@ -468,7 +469,8 @@ def raft_configuration(req: Request, api: Api) -> Any:
 @route("/v1/operator/autopilot/health")
 def autopilot_health(req: Request, api: Api) -> Any:
     """Nomad's OperatorHealthReply, from the leader's autopilot (a follower asks the leader)."""
-    require(req, "GET")
+    if req.method != "GET":
+        raise CodedError(404, INVALID_METHOD)  # Nomad's OperatorServerHealth: a 404, not a 405
     from actors.raft.membership import GetAutopilotHealth
 
     ref = api.env.lookup("server-membership")
@@ -491,14 +493,16 @@ def autopilot_health(req: Request, api: Api) -> Any:
 
 @route("/v1/operator/raft/peer")
 def raft_remove_peer(req: Request, api: Api) -> Any:
-    require(req, "DELETE")
+    if req.method != "DELETE":
+        raise CodedError(404, INVALID_METHOD)  # Nomad's OperatorRaftPeer: a 404, not a 405
     from actors.raft.peer import ChangeMembership, RaftError
 
-    if "address" in req.query and "id" not in req.query:
-        raise CodedError(400, "Removing a peer by address is not supported")
+    if "address" in req.query:  # Nomad refuses an address whether or not an ID comes with it
+        raise CodedError(400, "Removing a peer by address is not supported in the current raft protocol "
+                              "version")
     ids = req.query.get("id") or [""]
     if not ids[0]:
-        raise CodedError(400, "Must specify ?id with the server's ID")
+        raise CodedError(400, "Must specify the peer's ID to remove")
     # As Nomad's operator endpoint: an ID not in the configuration is likely a typo, said so.
     if ids[0] not in {s.get("ID") for s in api.ask("raft", "configuration")}:
         raise CodedError(500, f"id {json.dumps(ids[0])} was not found in the Raft configuration")
@@ -539,10 +543,33 @@ def _await(api: Api, message_cls: Any, timeout_s: float | None = None, **kwargs:
         raise CodedError(500, "gossip did not answer in time") from None
 
 
+def _nomad_member(m: Any) -> Any:
+    """A gossip member as Nomad's serf tags show it: ``rpc_addr`` is the RPC address's IP alone (ours
+    carries the port too), ``revision`` is always there, and ``http_addr`` (ours, for forwarding) is not."""
+    if not isinstance(m, dict) or not isinstance(m.get("Tags"), dict):
+        return m
+    tags = {k: v for k, v in m["Tags"].items() if k != "http_addr"}
+    if tags.get("rpc_addr"):
+        tags["rpc_addr"] = _split_host_port(tags["rpc_addr"])[0]
+    tags.setdefault("revision", "")
+    return {**m, "Tags": dict(sorted(tags.items()))}
+
+
+def _split_host_port(addr: str) -> tuple[str, str]:
+    """``host:port`` (``[v6]:port`` too) -> (host, port); an address without a port is all host."""
+    if addr.startswith("["):
+        host, _, rest = addr[1:].partition("]")
+        return host, rest.lstrip(":")
+    if addr.count(":") == 1:
+        host, _, port = addr.partition(":")
+        return host, port
+    return addr, ""
+
+
 @route("/v1/agent/members")
 def agent_members(req: Request, api: Api) -> Any:
     require(req, "GET")
-    members = api.ask("gossip", "members") if api.env.lookup("gossip") else []
+    members = [_nomad_member(m) for m in api.ask("gossip", "members")] if api.env.lookup("gossip") else []
     local = api.ask("gossip", "local") if api.env.lookup("gossip") else None
     tags = (local or {}).get("Tags") or {}
     name = (local or {}).get("Name", "")
@@ -844,6 +871,16 @@ def query_meta(api: Api, index: int) -> tuple[tuple[str, str], ...]:
             ("X-Nomad-LastContact", str(contact_ms)))
 
 
+def query_meta_body(headers: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Nomad's ``QueryMeta`` as a response struct embeds it (``Index``, ``LastContact``, ``KnownLeader``,
+    ``NextToken``), from an answer's headers."""
+    meta = dict(headers)
+    return {"Index": int(meta.get("X-Nomad-Index", "0")),
+            "LastContact": int(meta.get("X-Nomad-LastContact", "0")),
+            "KnownLeader": meta.get("X-Nomad-KnownLeader") == "true",
+            "NextToken": meta.get("X-Nomad-NextToken", "")}
+
+
 def state_query(req: Request, api: Api, tables: tuple[str, ...], query: Callable[[Any], Any]) -> Answer:
     """A read of *tables* with Nomad's query options: ``?stale``, ``?index=&wait=`` (blocking).
 
@@ -906,16 +943,41 @@ def _stale_read(api: Api, query: Callable[[Any], Any]) -> tuple[int, Any]:
 _NODE_DEFAULTS = {"StatusDescription": "", "DrainStrategy": None, "LastDrain": None, "TLSEnabled": False,
                   "Links": {}, "ComputedClass": "", "HostVolumes": {}, "HostNetworks": {},
                   "CSIControllerPlugins": None, "CSINodePlugins": None, "LastMissedHeartbeatIndex": 0,
-                  "LastAllocUpdateIndex": 0, "Meta": {}, "Events": []}
+                  "LastAllocUpdateIndex": 0, "Meta": {}, "Events": [], "CgroupParent": "",
+                  "IdentitySigningKeyID": "", "GCVolumesOnNodeGC": False, "NodeMaxAllocs": 0}
 
 
 def _public_node(n: dict[str, Any]) -> dict[str, Any]:
+    from actors.http_jobs import rfc3339
+
     out = copy.deepcopy(n)
-    out.pop("SecretID", None)  # Nomad never returns the node secret
+    out["SecretID"] = ""  # Nomad's Node.Sanitize: the key stays, the node secret is blanked
     for k, v in _NODE_DEFAULTS.items():
         if out.get(k) is None:
             out[k] = copy.deepcopy(v)
+    for ev in out["Events"]:  # NodeEvent.Timestamp is a time.Time: RFC 3339, as Go's api package decodes it
+        if isinstance(ev, dict) and not isinstance(ev.get("Timestamp"), str):
+            ev["Timestamp"] = rfc3339(ev.get("Timestamp"))
+    _node_resources_keys(out)
     return out
+
+
+def _node_resources_keys(node: dict[str, Any]) -> None:
+    """Nomad's NodeResources and NodeReservedResources keys the client does not fingerprint: the CPU's
+    cores (from ``cpu.numcores``; every one reservable, as no core is reserved here), no NUMA topology,
+    devices or host networks."""
+    res, reserved = node.get("NodeResources"), node.get("ReservedResources")
+    if isinstance(res, dict):
+        cpu = res.setdefault("Cpu", {})
+        cores = str((node.get("Attributes") or {}).get("cpu.numcores", "0"))
+        total = int(cores) if cores.isdecimal() else 0
+        cpu.setdefault("TotalCpuCores", total)
+        cpu.setdefault("ReservableCpuCores", list(range(total)))
+        res.setdefault("Processors", {"Topology": None})
+        for k in ("Devices", "NodeNetworks", "Networks"):
+            res.setdefault(k, None)
+    if isinstance(reserved, dict):
+        reserved.setdefault("Cpu", {}).setdefault("ReservedCpuCores", None)
 
 
 def node_stub(n: dict[str, Any], *, resources: bool = False, os_name: bool = False) -> dict[str, Any]:
@@ -926,13 +988,17 @@ def node_stub(n: dict[str, Any], *, resources: bool = False, os_name: bool = Fal
             "NodePool": n.get("NodePool", "default"), "Version": attrs.get("nomad.version", ""),
             "Drain": bool(n.get("DrainStrategy")), "SchedulingEligibility": n.get("SchedulingEligibility", ""),
             "Status": n.get("Status", ""), "StatusDescription": n.get("StatusDescription", ""),
-            "Drivers": copy.deepcopy(n.get("Drivers") or {}), "LastDrain": copy.deepcopy(n.get("LastDrain")),
+            "Drivers": copy.deepcopy(n.get("Drivers") or {}),
+            "HostVolumes": copy.deepcopy(n.get("HostVolumes")),
+            "LastDrain": copy.deepcopy(n.get("LastDrain")),
             "CreateIndex": n.get("CreateIndex", 0), "ModifyIndex": n.get("ModifyIndex", 0)}
     if os_name:
         stub["Attributes"] = {"os.name": attrs["os.name"]} if "os.name" in attrs else {}
     if resources:
-        stub["NodeResources"] = copy.deepcopy(n.get("NodeResources"))
-        stub["ReservedResources"] = copy.deepcopy(n.get("ReservedResources"))
+        full = {"Attributes": attrs, "NodeResources": copy.deepcopy(n.get("NodeResources")),
+                "ReservedResources": copy.deepcopy(n.get("ReservedResources"))}
+        _node_resources_keys(full)
+        stub["NodeResources"], stub["ReservedResources"] = full["NodeResources"], full["ReservedResources"]
     return stub
 
 
@@ -1021,3 +1087,7 @@ import actors.http_snapshot  # noqa: E402,F401  (operator snapshot save and rest
 import actors.http_raft_transfer  # noqa: E402,F401  (operator raft transfer-leadership)
 import actors.http_autopilot_config  # noqa: E402,F401  (operator autopilot get/set-config)
 import actors.http_workload_identity  # noqa: E402,F401  (JWKS; workload identity tokens)
+import actors.http_enterprise  # noqa: E402,F401  (Nomad CE's answers on enterprise-only endpoints)
+import actors.http_job_statuses  # noqa: E402,F401  (the web UI's jobs index)
+import actors.http_acl_auth  # noqa: E402,F401  (ACL auth methods and binding rules: none here)
+import actors.http_volumes  # noqa: E402,F401  (CSI volumes and plugins, host volumes: none)

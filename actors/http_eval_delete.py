@@ -14,7 +14,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.http_api import ROUTES, Answer, Api, CodedError, Request, propose, require, route, state_query
+from actors.http_api import (
+    ROUTES,
+    Answer,
+    Api,
+    CodedError,
+    Request,
+    propose,
+    query_meta,
+    query_meta_body,
+    require,
+    route,
+    state_query,
+)
 from actors.http_filter import FilterError, FilterTooSlow, compile_filter
 from actors.http_jobs import _json_body, eval_out
 from actors.state import eval_delete
@@ -99,4 +111,5 @@ def evaluations_count(req: Request, api: Api) -> Any:
     require(req, "GET")
     text = (req.query.get("filter") or [""])[0]
     ids, index = _matching(api, req, text, deletable=False)
-    return Answer({"Count": len(ids), "Index": index}, (("X-Nomad-Index", str(index)),))
+    headers = query_meta(api, index)  # Nomad's setMeta; its EvalCountResponse embeds the QueryMeta too
+    return Answer({"Count": len(ids), **query_meta_body(headers)}, headers)

@@ -37,6 +37,7 @@ from actors.http_api import (
     decode_json,
     propose,
     query_flag,
+    query_meta_body,
     read_body,
     require,
     route,
@@ -120,21 +121,149 @@ def deployment_status_out(ds: Any) -> dict[str, Any] | None:
             "Canary": bool(ds.get("Canary")), "ModifyIndex": ds.get("ModifyIndex", 0)}
 
 
-# Job fields Nomad always answers with, for the features this agent has not (no job-level update block,
-# no periodic or parameterized jobs, no parents): their values when unused.
-_JOB_DEFAULTS = {"Stable": False, "StatusDescription": "", "ParentID": "", "AllAtOnce": False, "Update": None,
+# Job fields Nomad always answers with (its structs.Job has no omitempty), for the features this agent
+# has not (no periodic or parameterized jobs, no parents): their Go zero values when unused.
+_JOB_DEFAULTS = {"Stable": False, "StatusDescription": "", "ParentID": "", "AllAtOnce": False,
                  "Dispatched": False, "Periodic": None, "ParameterizedJob": None, "Payload": None,
-                 "Multiregion": None, "Spreads": None, "Affinities": None, "ConsulToken": "", "VaultToken": ""}
+                 "Multiregion": None, "Spreads": None, "Affinities": None, "DispatchIdempotencyToken": "",
+                 "ConsulNamespace": "", "VaultNamespace": "", "NomadTokenID": "", "UI": None,
+                 "VersionTag": None}
+# structs.TaskGroup's and structs.Task's keys, with their zero values where a job leaves them unset.
+_GROUP_DEFAULTS = {"Update": None, "Migrate": None, "Constraints": None, "Scaling": None,
+                   "RestartPolicy": None, "Disconnect": None, "Meta": None, "ReschedulePolicy": None,
+                   "Affinities": None, "Spreads": None, "Networks": None, "Consul": None, "Services": None,
+                   "Volumes": None, "ShutdownDelay": None, "MaxRunDuration": None,
+                   "StopAfterClientDisconnect": None, "MaxClientDisconnect": None,
+                   "PreventRescheduleOnLost": False}
+# (Only keys a stored job may lack: those actors.scheduler.job always sets are not here, so job_in can
+# take these back off a submitted job where they hold these values, and a job read and sent back
+# unchanged is stored unchanged.)
+_TASK_DEFAULTS = {"User": "", "Services": None, "Vault": None, "Secrets": None, "Consul": None,
+                  "Templates": None, "Affinities": None, "DispatchPayload": None, "Lifecycle": None,
+                  "Meta": None, "Artifacts": None, "Leader": False, "ShutdownDelay": 0, "VolumeMounts": None,
+                  "ScalingPolicies": None, "Kind": "", "CSIPluginConfig": None, "Identity": None,
+                  "Identities": None, "Actions": None, "Schedule": None}
+_RESOURCES_DEFAULTS = {"Cores": 0, "MemoryMaxMB": 0, "DiskMB": 0, "IOPS": 0, "Networks": None,
+                       "Devices": None, "NUMA": None, "SecretsMB": 0}
+# structs.Job.Update is a value, never null. A service job without an update block: Nomad's default
+# stagger and parallelism (its API Canonicalize's, all the HTTP conversion keeps; the groups carry the
+# strategy in force). Any other job without one: the zero strategy -- a system job here then updates every
+# node at once (Nomad would give it the default, one node per 30 s; actors.scheduler.job does not).
+_UPDATE_ZERO = {"Stagger": 0, "MaxParallel": 0, "HealthCheck": "", "MinHealthyTime": 0, "HealthyDeadline": 0,
+                "ProgressDeadline": 0, "AutoRevert": False, "AutoPromote": False, "Canary": 0}
+_UPDATE_DEFAULT = {**_UPDATE_ZERO, "Stagger": 30_000_000_000, "MaxParallel": 1}
+
+
+# structs.Service, ServiceCheck and Template keys a stored job may lack, at the values Nomad's
+# Canonicalize gives them when unset (a service's TaskName and Namespace are set in _services).
+_SERVICE_DEFAULTS = {"EnableTagOverride": False, "CanaryTags": None, "Connect": None, "CanaryMeta": None,
+                     "Weights": None, "TaggedAddresses": None, "OnUpdate": "require_healthy",
+                     "Cluster": "default", "Identity": None, "Kind": ""}
+_CHECK_DEFAULTS = {"Command": "", "Args": None, "Expose": False, "InitialStatus": "", "Notes": "",
+                   "TLSServerName": "", "TLSSkipVerify": False, "GRPCService": "", "GRPCUseTLS": False,
+                   "SuccessBeforePassing": 0, "FailuresBeforeCritical": 0, "FailuresBeforeWarning": 0}
+_TEMPLATE_DEFAULTS = {"ChangeScript": None, "Once": False, "Uid": None, "Gid": None, "VaultGrace": 0}
+# structs.NetworkResource and Port: a port's host network is "default" unless named (its Canonicalize).
+_NETWORK_DEFAULTS = {"Device": "", "CIDR": "", "IP": "", "MBits": 0, "DNS": None, "CNI": None}
+_PORT_DEFAULTS = {"Value": 0, "HostNetwork": "default", "IgnoreCollision": False}
+
+
+def _services(job: dict[str, Any], fill: bool) -> None:
+    """Fill (job_out) or take back off (job_in) the Service, ServiceCheck, Template, NetworkResource
+    and Port keys."""
+    for g in job.get("TaskGroups") or ():
+        if not isinstance(g, dict):
+            continue
+        for n in g.get("Networks") or ():
+            if not isinstance(n, dict):
+                continue
+            (_fill if fill else _unfill)(n, _NETWORK_DEFAULTS)
+            for p in (n.get("ReservedPorts") or []) + (n.get("DynamicPorts") or []):
+                (_fill if fill else _unfill)(p, _PORT_DEFAULTS)
+        owners = [("", g)] + [(t.get("Name", ""), t) for t in g.get("Tasks") or () if isinstance(t, dict)]
+        for task, owner in owners:
+            for s in owner.get("Services") or ():
+                if not isinstance(s, dict):
+                    continue
+                # Nomad's Service.Canonicalize: its task's name (a group service has none), the job's
+                # namespace for a Nomad-provider service, "default" for Consul's.
+                ns = (job.get("Namespace") or "default") if s.get("Provider") == "nomad" else "default"
+                defaults = {**_SERVICE_DEFAULTS, "TaskName": task, "Namespace": ns}
+                (_fill if fill else _unfill)(s, defaults)
+                for c in s.get("Checks") or ():
+                    (_fill if fill else _unfill)(c, _CHECK_DEFAULTS)
+            if task:
+                for tmpl in owner.get("Templates") or ():
+                    (_fill if fill else _unfill)(tmpl, _TEMPLATE_DEFAULTS)
+
+
+def _fill(rec: Any, defaults: dict[str, Any]) -> None:
+    if isinstance(rec, dict):
+        for k, v in defaults.items():
+            rec.setdefault(k, copy.deepcopy(v))
+
+
+def _unfill(rec: Any, defaults: dict[str, Any]) -> None:
+    if isinstance(rec, dict):
+        for k in defaults:
+            if k in rec and rec[k] == defaults[k]:
+                del rec[k]
+
+
+def job_in(raw: Any) -> Any:
+    """A submitted job with what :func:`job_out` adds taken back off where it holds the value job_out
+    gives (a key at its zero value, a task's copy of its group's restart policy, the default job-level
+    update strategy), so that a job read and sent back (``nomad job inspect`` then ``job run``, a tool's
+    read-modify-write) is the job it was, not an edit of every task."""
+    if not isinstance(raw, dict):
+        return raw
+    job = copy.deepcopy(raw)
+    _unfill(job, _JOB_DEFAULTS)
+    default = _UPDATE_DEFAULT if job.get("Type", "service") in ("service", None) else _UPDATE_ZERO
+    if job.get("Update") == default:
+        del job["Update"]
+    for g in job.get("TaskGroups") or ():
+        if not isinstance(g, dict):
+            continue
+        _unfill(g, _GROUP_DEFAULTS)
+        if isinstance(g.get("RestartPolicy"), dict) and g["RestartPolicy"].get("RenderTemplates") is False:
+            del g["RestartPolicy"]["RenderTemplates"]
+        for t in g.get("Tasks") or ():
+            if not isinstance(t, dict):
+                continue
+            _unfill(t, _TASK_DEFAULTS)
+            _unfill(t.get("Resources"), _RESOURCES_DEFAULTS)
+            rp = t.get("RestartPolicy")
+            if isinstance(rp, dict) and rp.get("RenderTemplates") is False:
+                del rp["RenderTemplates"]
+            if rp is not None and rp == g.get("RestartPolicy"):
+                del t["RestartPolicy"]
+    _services(job, fill=False)
+    return job
 
 
 def job_out(job: dict[str, Any]) -> dict[str, Any]:
+    """Nomad's ``Job``: every key its struct encodes, unset ones at their zero values."""
     out = _with_times(copy.deepcopy(job), "SubmitTime")
     out.pop("ScheduleIndex", None)  # the store's own bookkeeping, not a Nomad field
-    for k, v in _JOB_DEFAULTS.items():
-        out.setdefault(k, v)
+    _fill(out, _JOB_DEFAULTS)
+    if not isinstance(out.get("Update"), dict):
+        out["Update"] = dict(_UPDATE_DEFAULT if out.get("Type", "service") == "service" else _UPDATE_ZERO)
     for g in out.get("TaskGroups") or ():
-        if isinstance(g, dict) and not isinstance(g.get("EphemeralDisk"), dict):
+        if not isinstance(g, dict):
+            continue
+        if not isinstance(g.get("EphemeralDisk"), dict):
             g["EphemeralDisk"] = ephemeral_disk(g)  # a job stored before it was kept: Nomad's default
+        _fill(g, _GROUP_DEFAULTS)
+        if isinstance(g.get("RestartPolicy"), dict):
+            g["RestartPolicy"].setdefault("RenderTemplates", False)
+        for t in g.get("Tasks") or ():
+            _fill(t, _TASK_DEFAULTS)
+            if isinstance(t, dict):
+                _fill(t.get("Resources"), _RESOURCES_DEFAULTS)
+                if t.get("RestartPolicy") is None:  # none of its own: its group's (Nomad's Canonicalize)
+                    t["RestartPolicy"] = copy.deepcopy(g.get("RestartPolicy"))
+    _services(out, fill=True)
     return out
 
 
@@ -172,17 +301,22 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def job_stub(job: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    """Nomad's ``JobListStub``."""
-    return {"ID": job["ID"], "ParentID": job.get("ParentID", ""), "Name": job.get("Name", job["ID"]),
+def job_stub(job: dict[str, Any], summary: dict[str, Any], *, meta: bool = False) -> dict[str, Any]:
+    """Nomad's ``JobListStub``: its ``Meta`` (``omitempty``) only when asked for (``?meta=true``) and the
+    job has some."""
+    stub = {"ID": job["ID"], "ParentID": job.get("ParentID", ""), "Name": job.get("Name", job["ID"]),
             "Namespace": job.get("Namespace", "default"), "Datacenters": list(job.get("Datacenters", ())),
+            "NodePool": job.get("NodePool") or "default",
             "Multiregion": None, "Type": job.get("Type", "service"), "Priority": job.get("Priority", 50),
             "Periodic": bool(job.get("Periodic")), "ParameterizedJob": bool(job.get("ParameterizedJob")),
             "Stop": bool(job.get("Stop")),
             "Status": job.get("Status", "pending"), "StatusDescription": job.get("StatusDescription", ""),
             "JobSummary": summary, "CreateIndex": job.get("CreateIndex", 0),
             "ModifyIndex": job.get("ModifyIndex", 0), "JobModifyIndex": job.get("JobModifyIndex", 0),
-            "SubmitTime": _ns(job.get("SubmitTime", 0)), "Meta": dict(job.get("Meta") or {})}
+            "SubmitTime": _ns(job.get("SubmitTime", 0))}
+    if meta and job.get("Meta"):
+        stub["Meta"] = dict(job["Meta"])
+    return stub
 
 
 _STUB_DEFAULTS = {"ID": "", "EvalID": "", "Name": "", "Namespace": "default", "NodeID": "", "NodeName": "",
@@ -221,14 +355,55 @@ def allocated_resources(a: dict[str, Any]) -> dict[str, Any]:
                        "Ports": ports or None}}
 
 
+# structs.DesiredTransition: every field a *bool, null while unset.
+_TRANSITION_KEYS = ("Migrate", "Reschedule", "ForceReschedule", "NoShutdownDelay", "MigrateDisablePlacement")
+# structs.TaskEvent's keys (none omitempty) at their zero values, for what an event does not say.
+_EVENT_DEFAULTS = {"Type": "", "Time": 0, "Message": "", "DisplayMessage": "", "Details": None,
+                   "FailsTask": False, "RestartReason": "", "SetupError": "", "DriverError": "",
+                   "ExitCode": 0, "Signal": 0, "KillTimeout": 0, "KillError": "", "KillReason": "",
+                   "StartDelay": 0,
+                   "DownloadError": "", "ValidationError": "", "DiskLimit": 0, "FailedSibling": "",
+                   "VaultError": "", "TaskSignalReason": "", "TaskSignal": "", "DriverMessage": "",
+                   "GenericSource": ""}
+
+
+def desired_transition_out(dt: Any) -> dict[str, Any]:
+    """Nomad's ``DesiredTransition``: all its keys, null where unset."""
+    dt = dt if isinstance(dt, dict) else {}
+    return {**{k: None for k in _TRANSITION_KEYS}, **copy.deepcopy(dt)}
+
+
+def task_states_out(states: Any) -> dict[str, Any] | None:
+    """Nomad's ``TaskState`` per task: a time never set is Go's zero time (never null), an event has every
+    ``TaskEvent`` key (an unset int is 0), and ``Paused`` is "" (no schedule pauses tasks here)."""
+    if not isinstance(states, dict) or not states:
+        return None
+    out = copy.deepcopy(states)
+    for st in out.values():
+        if not isinstance(st, dict):
+            continue
+        for k in ("LastRestart", "StartedAt", "FinishedAt"):
+            if st.get(k) is None:
+                st[k] = ZERO_TIME
+        st.setdefault("Paused", "")
+        for ev in st.get("Events") or ():
+            if isinstance(ev, dict):
+                for k, v in _EVENT_DEFAULTS.items():
+                    if ev.get(k) is None:
+                        ev[k] = v
+    return out
+
+
 def alloc_stub(a: dict[str, Any], *, task_states: bool = True, resources: bool = False) -> dict[str, Any]:
     """Nomad's ``AllocationListStub``: the allocation without its ``Job``."""
     stub = {k: a.get(k, d) for k, d in _STUB_DEFAULTS.items()}
     if resources:  # ?resources=true
         stub["AllocatedResources"] = allocated_resources(a)
     stub.update(JobType=(a.get("Job") or {}).get("Type", ""),
-                DesiredTransition=copy.deepcopy(a.get("DesiredTransition") or {}),
-                TaskStates=copy.deepcopy(a.get("TaskStates") or None) if task_states else None,
+                DesiredTransition=desired_transition_out(a.get("DesiredTransition")),
+                TaskStates=task_states_out(a.get("TaskStates")) if task_states else None,
+                PreemptedAllocations=copy.deepcopy(a.get("PreemptedAllocations")),
+                PreemptedByAllocation=a.get("PreemptedByAllocation") or "",
                 DeploymentStatus=deployment_status_out(a.get("DeploymentStatus")),
                 RescheduleTracker=copy.deepcopy(a.get("RescheduleTracker")),
                 CreateTime=_ns(a.get("CreateTime", 0)), ModifyTime=_ns(a.get("ModifyTime", 0)))
@@ -247,13 +422,47 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
     out["DeploymentID"] = out.get("DeploymentID") or ""
     for k, v in (("FollowupEvalID", ""),
                  ("NextAllocation", ""), ("PreviousAllocation", ""), ("RescheduleTracker", None),
-                 ("Metrics", None), ("DesiredTransition", {}), ("TaskStates", None)):
+                 ("Metrics", None), ("SharedResources", None), ("TaskResources", None), ("AllocStates", None),
+                 ("NetworkStatus", None), ("PreemptedAllocations", None), ("PreemptedByAllocation", ""),
+                 ("SigningKeyID", "")):
         out.setdefault(k, v)
+    out["DesiredTransition"] = desired_transition_out(out.get("DesiredTransition"))
+    out["TaskStates"] = task_states_out(out.get("TaskStates"))
+    _fill(out["Metrics"], _METRIC_DEFAULTS)
+    _fill(out.get("Resources"), {"CPU": 0, "MemoryMB": 0, **_RESOURCES_DEFAULTS})
+    return out
+
+
+# structs.Evaluation's keys this agent's evaluations may lack, at their zero values.
+_EVAL_DEFAULTS = {"NodeModifyIndex": 0, "Wait": 0, "NextEval": "", "BlockedEval": "", "RelatedEvals": None,
+                  "PlanAnnotations": None, "ClassEligibility": None, "QuotaLimitReached": "",
+                  "MissingNonNodeResources": None, "EscapedComputedClass": False, "AnnotatePlan": False,
+                  "QueuedAllocations": None, "LeaderACL": "", "SnapshotIndex": 0}
+
+
+# structs.AllocMetric's keys, at their zero values where the scheduler here does not count them.
+_METRIC_DEFAULTS = {"NodesEvaluated": 0, "NodesFiltered": 0, "NodesInPool": 0, "NodePool": "",
+                    "NodesAvailable": None, "ClassFiltered": None, "ConstraintFiltered": None,
+                    "NodesExhausted": 0, "ClassExhausted": None, "DimensionExhausted": None,
+                    "QuotaExhausted": None, "ResourcesExhausted": None, "Scores": None, "ScoreMetaData": None,
+                    "AllocationTime": 0, "CoalescedFailures": 0}
+
+
+def failed_tg_allocs_out(failed: Any) -> Any:
+    """``FailedTGAllocs`` (an evaluation's, a plan's): each group's ``AllocMetric`` with all its keys."""
+    if not isinstance(failed, dict):
+        return failed
+    out = copy.deepcopy(failed)
+    for metric in out.values():
+        _fill(metric, _METRIC_DEFAULTS)
     return out
 
 
 def eval_out(e: dict[str, Any]) -> dict[str, Any]:
+    """Nomad's ``Evaluation``: every key its struct encodes."""
     out = _with_times(copy.deepcopy(e), "CreateTime", "ModifyTime")
+    _fill(out, _EVAL_DEFAULTS)
+    out["FailedTGAllocs"] = failed_tg_allocs_out(out.get("FailedTGAllocs"))
     out.setdefault("DeploymentID", "")  # set once a plan ran within a deployment (Nomad's field, always there)
     wait = out.get("WaitUntil")  # the store's seconds; Nomad's JSON has a time (zero when it runs at once)
     out["WaitUntil"] = rfc3339(wait) if isinstance(wait, (int, float)) and wait > 0 else ZERO_TIME
@@ -359,13 +568,14 @@ def jobs_request(req: Request, api: Api) -> Any:
     prefix = _prefix(req)
     # ?namespace= (Nomad's default "default"; "*" is every namespace).
     ns = (req.query.get("namespace") or ["default"])[0] or "default"
+    meta = query_flag(req, "meta")  # Nomad's JobStubFields.Meta: the jobs' meta in the stubs
 
     def query(st: Any) -> list[dict[str, Any]]:
         jobs = st.tables["jobs"]
         ids = sorted(i for i in jobs if i.startswith(prefix)
                      and (ns == "*" or jobs[i].get("Namespace", "default") == ns))
         sums = job_summaries(st, ids)
-        return [job_stub(jobs[i], sums[i]) for i in ids]
+        return [job_stub(jobs[i], sums[i], meta=meta) for i in ids]
     # Nomad's list watches the jobs and job_summary tables; our summary comes from allocs.
     if list_options_asked(req):  # ?filter= / ?per_page= / ?next_token=
         return apply_list_options(req, state_query(req, api, ("jobs", "allocs"), query))
@@ -388,7 +598,7 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
         if raw["ID"] != job_id:
             raise CodedError(400, "Job ID does not match name")
     try:
-        job = canonical_job(raw, region=_region(api), limits=_limits(api))
+        job = canonical_job(job_in(raw), region=_region(api), limits=_limits(api))
     except JobError as e:
         raise CodedError(400, f"Job validation failed: {e}") from None
     enforce = None
@@ -471,13 +681,14 @@ def _job_versions(req: Request, api: Api, job_id: str) -> Any:
                 "Diffs": [job_diff(versions[i + 1], versions[i]) for i in range(len(versions) - 1)] or None
                 if diffs else None}
     answer = _not_found(state_query(req, api, ("jobs", "job_versions"), query), "job not found")
-    return Answer(answer.value, answer.headers)
+    # Nomad's JobVersionsResponse carries its QueryMeta in the body too.
+    return Answer({**answer.value, **query_meta_body(answer.headers)}, answer.headers)
 
 
 def _job_register_reply(index: int, r: dict[str, Any], warnings: str = "") -> Answer:
     return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"],
                    "JobModifyIndex": r["JobModifyIndex"], "Warnings": warnings, "Index": index,
-                   "LastContact": 0, "KnownLeader": False}, _index_header(index))
+                   "LastContact": 0, "KnownLeader": False, "NextToken": ""}, _index_header(index))
 
 
 def _job_version_arg(body: dict[str, Any], job_id: str) -> int:
@@ -502,7 +713,7 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     if raw.get("ID") != job_id:
         raise CodedError(400, "Job ID does not match")
     try:
-        job = canonical_job(raw, region=_region(api), limits=_limits(api))
+        job = canonical_job(job_in(raw), region=_region(api), limits=_limits(api))
     except JobError as e:
         raise CodedError(400, f"Job validation failed: {e}") from None
     diff = body.get("Diff", False)
@@ -510,8 +721,13 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
         raise CodedError(400, f"Diff: must be a boolean, got {diff!r}")
     now = wall_time()
     answer = state_query(req, api, ("jobs", "allocs", "nodes"), lambda st: plan_job(st, job, diff, now))
-    return Answer({**answer.value, "Index": int(dict(answer.headers).get("X-Nomad-Index", "0"))},
-                  answer.headers)
+    plan = answer.value
+    plan["FailedTGAllocs"] = failed_tg_allocs_out(plan.get("FailedTGAllocs"))
+    for updates in ((plan.get("Annotations") or {}).get("DesiredTGUpdates") or {}).values():
+        # Nomad's DesiredUpdates counts these too; the dry run here does not count them apart.
+        for k in ("Disconnect", "Reconnect", "RescheduleNow", "RescheduleLater"):
+            updates.setdefault(k, 0)
+    return Answer({**plan, "Index": int(dict(answer.headers).get("X-Nomad-Index", "0"))}, answer.headers)
 
 
 def _alloc_terminal(a: dict[str, Any]) -> bool:
@@ -758,7 +974,7 @@ def validate_job(req: Request, api: Api) -> Any:
     errors: list[str] = []
     warnings = ""
     try:
-        job = canonical_job(raw, region=_region(api), limits=_limits(api))
+        job = canonical_job(job_in(raw), region=_region(api), limits=_limits(api))
         warnings = _memory_max_warnings(req, api, job)
     except JobError as e:
         errors.append(str(e))

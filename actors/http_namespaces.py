@@ -14,23 +14,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.http_api import Answer, Api, CodedError, Request, require, route
+from actors.http_api import Answer, Api, CodedError, Request, query_meta, require, route
 
 DEFAULT = {"Name": "default", "Description": "Default shared namespace", "Quota": "", "Meta": None,
            "Capabilities": None, "NodePoolConfiguration": None, "VaultConfiguration": None,
-           "ConsulConfiguration": None, "CreateIndex": 1, "ModifyIndex": 1}
+           "ConsulConfiguration": None, "Hash": None, "RequiredExtraClaims": None,
+           "OptionalExtraClaims": None, "CreateIndex": 1, "ModifyIndex": 1}
 NOT_MANAGED = 'namespaces cannot be created or changed on this agent: only the built-in "default" exists'
 
 
-def _index() -> tuple[tuple[str, str], ...]:
-    return (("X-Nomad-Index", str(DEFAULT["ModifyIndex"])),)
+def _index(api: Api) -> tuple[tuple[str, str], ...]:
+    """Nomad's query meta headers (its namespace reads setMeta): the index, and the leader as this
+    server knows it (an agent without a Raft peer answers the index alone)."""
+    index = DEFAULT["ModifyIndex"]
+    if api.env.lookup("raft") is None:
+        return (("X-Nomad-Index", str(index)),)
+    return query_meta(api, index)
 
 
 @route("/v1/namespaces")
 def namespaces_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = (req.query.get("prefix") or [""])[0]
-    return Answer([dict(DEFAULT)] if DEFAULT["Name"].startswith(prefix) else [], _index())
+    return Answer([dict(DEFAULT)] if DEFAULT["Name"].startswith(prefix) else [], _index(api))
 
 
 @route("/v1/namespace")
@@ -51,4 +57,4 @@ def namespace_request(req: Request, api: Api) -> Any:
     require(req, "GET")
     if name != DEFAULT["Name"]:
         raise CodedError(404, "namespace not found")
-    return Answer(dict(DEFAULT), _index())
+    return Answer(dict(DEFAULT), _index(api))

@@ -64,7 +64,7 @@ def node_pools_request(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = (req.query.get("prefix") or [""])[0]
     answer = state_query(req, api, (pools.TABLE,),
-                         lambda st: [dict(p) for p in pools.listed(st.tables, prefix)])
+                         lambda st: [_copy(p) for p in pools.listed(st.tables, prefix)])
     acl = _acl(req, api)
     if acl is not None:  # Nomad's NodePool.List keeps the pools the token may read
         answer = Answer([p for p in answer.value if acl.allow_node_pool(p["Name"], "read")], answer.headers)
@@ -121,5 +121,14 @@ def node_pool_request(req: Request, api: Api) -> Any:
     return answer
 
 
+# Nomad's NodePool keys this agent does not keep, as Nomad answers them for a pool that leaves them
+# unset: its Canonicalize's node identity TTL (DefaultNodePoolNodeIdentityTTL, 24h; node identities are
+# not issued here) and no content hash.
+NODE_IDENTITY_TTL_NS = 24 * 3600 * 1_000_000_000
+_POOL_DEFAULTS = {"NodeIdentityTTL": NODE_IDENTITY_TTL_NS, "Hash": None}
+
+
 def _copy(pool: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if pool is None else {**pool, "Meta": dict(pool["Meta"]) if pool.get("Meta") else None}
+    if pool is None:
+        return None
+    return {**_POOL_DEFAULTS, **pool, "Meta": dict(pool["Meta"]) if pool.get("Meta") else None}

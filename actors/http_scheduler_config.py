@@ -26,6 +26,7 @@ from actors.http_api import (
     json_body,
     parse_uint,
     propose,
+    query_meta_body,
     route,
     state_query,
 )
@@ -37,10 +38,7 @@ from actors.state.store import command
 def scheduler_configuration(req: Request, api: Api) -> Any:
     if req.method == "GET":
         answer = state_query(req, api, (sched_cfg.TABLE,), lambda st: dict(sched_cfg.current(st.tables)))
-        meta = dict(answer.headers)
-        return Answer({"SchedulerConfig": answer.value, "Index": int(meta["X-Nomad-Index"]),
-                       "KnownLeader": meta.get("X-Nomad-KnownLeader") == "true",
-                       "LastContact": int(meta.get("X-Nomad-LastContact", "0"))}, answer.headers)
+        return Answer({"SchedulerConfig": answer.value, **query_meta_body(answer.headers)}, answer.headers)
     if req.method not in ("PUT", "POST"):
         raise CodedError(405, "Invalid method")
     body = json_body(req, "Error parsing scheduler config")

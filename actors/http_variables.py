@@ -81,6 +81,8 @@ def variables_list(req: Request, api: Api) -> Any:
 @route("/v1/var/")
 def variable_request(req: Request, api: Api) -> Any:
     path = urllib.parse.unquote(req.path[len("/v1/var/"):])
+    if not path:  # Nomad's VariableSpecificRequest checks this before the method
+        raise CodedError(400, "missing variable path")
     ns = _namespace(req)
     if req.method == "GET":
         answer = state_query(req, api, (v.TABLE,), lambda st: _copy(st.tables[v.TABLE].get(v.key(ns, path))))
@@ -98,6 +100,10 @@ def variable_request(req: Request, api: Api) -> Any:
 
 def _put(req: Request, api: Api, ns: str, path: str) -> Any:
     body = json_body(req, "failed to parse variable")
+    if body is None:  # Nomad's decodeBody on an empty body
+        raise CodedError(400, "Request body is empty")
+    if isinstance(body, dict) and not body.get("Items"):
+        raise CodedError(400, "variable missing required Items object")
     if not isinstance(body, dict):
         raise CodedError(400, "failed to parse variable: the body must be a JSON object")
     if body.get("Path") and body["Path"] != path:
@@ -128,4 +134,5 @@ def _write(api: Api, op: str, **args: Any) -> Any:
 
 
 def _copy(var: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if var is None else {**var, "Items": dict(var["Items"]), "Lock": None}
+    # Nomad's Lock is omitempty: left out for a variable that is not a lock (none is, here).
+    return None if var is None else {**var, "Items": dict(var["Items"])}

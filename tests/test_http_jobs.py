@@ -123,7 +123,8 @@ def test_registered_job_is_read_back_listed_and_evaluated(dev):
     assert job.status == 200
     body = job.json()
     assert body["ID"] == "api-read" and body["Type"] == "service" and body["Region"] == "global"
-    assert body["TaskGroups"][0]["Tasks"][0]["Resources"] == {"CPU": 50, "MemoryMB": 32}
+    res = body["TaskGroups"][0]["Tasks"][0]["Resources"]  # every Resources key, as Nomad's; unset ones zero
+    assert (res["CPU"], res["MemoryMB"], res["MemoryMaxMB"], res["Cores"]) == (50, 32, 0, 0)
     assert body["TaskGroups"][0]["EphemeralDisk"] == {"Sticky": False, "SizeMB": 300, "Migrate": False}
     assert body["SubmitTime"] > 10**18  # Unix nanoseconds, as Nomad's JSON has it
     assert job.headers["x-nomad-knownleader"] == "true" and job.headers["x-nomad-lastcontact"] == "0"
