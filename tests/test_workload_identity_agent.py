@@ -1,19 +1,23 @@
 """Workload identity in a real -dev agent with ACLs enabled: a raw_exec task with ``identity { env = true
 file = true }`` gets its JWT in NOMAD_TOKEN and secrets/nomad_token; as X-Nomad-Token it reads its own
 job's variable and is refused another job's and the job list; /.well-known/jwks.json verifies it; once
-its job is stopped it is refused."""
+its job is stopped it is refused.  ACL policies attached to its job (``nomad acl policy apply -namespace
+-job [-group [-task]]``, Nomad's JobACL) add to what it may do; those of another job or task do not."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from runtime.hcl_job import parse_hcl_job
-from tests.test_acl_process import acl_dev_agent, call
+from tests.test_acl_process import NOMAD, acl_dev_agent, call
 from tests.test_agent_process import wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,6 +40,14 @@ job "wid" {
   }
 }
 '''
+
+
+# Attached to job "wid": read a variable outside the job's own paths, and node:read.
+JOB_POLICY = ('namespace "default" {\n  variables {\n    path "shared/*" { capabilities = ["read"] }\n'
+              '  }\n}\nnode { policy = "read" }\n')
+
+
+OPERATOR_READ = 'operator { policy = "read" }'
 
 
 def _unb64(s: str) -> bytes:
@@ -88,6 +100,7 @@ def test_a_tasks_identity_reaches_it_and_reads_only_its_own_jobs_variables(tmp_p
         assert call(port, "PUT", "/v1/var/nomad/jobs/wid", {"Items": {"k": "x"}}, token=token).status == 403
         assert call(port, "GET", "/v1/jobs", token=token).status == 403
         assert call(port, "GET", "/v1/services", token=token).status == 200
+        _job_policies(port, mgmt, token, tmp_path)
         tampered = f"{head}.{body}.{sig[:-4]}AAAA"
         assert call(port, "GET", "/v1/var/nomad/jobs/wid", token=tampered).status == 403
 
@@ -97,3 +110,48 @@ def test_a_tasks_identity_reaches_it_and_reads_only_its_own_jobs_variables(tmp_p
             return call(port, "GET", "/v1/var/nomad/jobs/wid", token=token).status == 403
 
         wait_for(refused, "the stopped allocation's identity refused", PLACE_DEADLINE_S)
+
+
+def _job_policies(port: int, mgmt: str, token: str, tmp_path: Any) -> None:
+    """Policies attached to the job (one through the CLI) grant the workload what they say; others do not."""
+    r = call(port, "PUT", "/v1/var/shared/config", {"Items": {"k": "v"}}, token=mgmt)
+    assert r.status == 200, r.text
+    assert call(port, "GET", "/v1/var/shared/config", token=token).status == 403
+    assert call(port, "GET", "/v1/nodes", token=token).status == 403
+    rules = tmp_path / "job.hcl"
+    rules.write_text(JOB_POLICY)
+    env = {**os.environ, "NOMAD_ADDR": f"http://127.0.0.1:{port}", "NOMAD_TOKEN": mgmt}
+    run = subprocess.run([sys.executable, NOMAD, "acl", "policy", "apply", "-namespace", "default",
+                          "-job", "wid", "wid-ops", str(rules)], env=env, capture_output=True, text=True,
+                         timeout=30)
+    assert (run.returncode, run.stdout) == (0, 'Successfully wrote "wid-ops" ACL policy!\n'), run.stderr
+    others = {"other-job": {"Namespace": "default", "JobID": "other"},  # another job
+              "other-task": {"Namespace": "default", "JobID": "wid", "Group": "g", "Task": "nope"},
+              "other-ns": {"Namespace": "ops"}}  # every workload of namespace ops, not ours
+    for name, job_acl in others.items():
+        r = call(port, "PUT", f"/v1/acl/policy/{name}", {"Name": name, "Rules": OPERATOR_READ,
+                                                         "JobACL": job_acl}, token=mgmt)
+        assert r.status == 200, r.text
+    r = call(port, "PUT", "/v1/acl/policy/bad",
+             {"Name": "bad", "Rules": JOB_POLICY, "JobACL": {"JobID": "wid", "Task": "t"}}, token=mgmt)
+    assert (r.status, r.text) == (400, "policy 0 invalid: 2 errors occurred:\n\t* namespace must be set to "
+                                       "set job ID\n\t* group must be set to set task\n\n")
+    r = call(port, "GET", "/v1/acl/policy/wid-ops", token=mgmt)
+    assert r.json()["JobACL"] == {"Namespace": "default", "JobID": "wid", "Group": "", "Task": ""}, r.text
+
+    r = call(port, "GET", "/v1/var/shared/config", token=token)
+    assert r.status == 200 and r.json()["Items"] == {"k": "v"}, r.text
+    assert call(port, "GET", "/v1/nodes", token=token).status == 200
+    assert call(port, "GET", "/v1/operator/raft/configuration", token=token).status == 403
+    assert call(port, "GET", "/v1/var/nomad/jobs/wid", token=token).status == 200  # the implicit policy stays
+    r = call(port, "GET", "/v1/acl/policies", token=token)  # what `nomad acl policy self` lists
+    assert r.status == 200 and [p["Name"] for p in r.json()] == ["wid-ops"], r.text
+
+    # Attached to the group and then the task: still ours.
+    r = call(port, "PUT", "/v1/acl/policy/other-task", {"Name": "other-task", "Rules": OPERATOR_READ,
+                                                        "JobACL": {"Namespace": "default", "JobID": "wid",
+                                                                   "Group": "g", "Task": "t"}}, token=mgmt)
+    assert r.status == 200, r.text
+    assert call(port, "GET", "/v1/operator/raft/configuration", token=token).status == 200
+    assert call(port, "DELETE", "/v1/acl/policy/wid-ops", token=mgmt).status == 200
+    assert call(port, "GET", "/v1/nodes", token=token).status == 403
