@@ -1021,3 +1021,4 @@ import actors.http_snapshot  # noqa: E402,F401  (operator snapshot save and rest
 import actors.http_raft_transfer  # noqa: E402,F401  (operator raft transfer-leadership)
 import actors.http_autopilot_config  # noqa: E402,F401  (operator autopilot get/set-config)
 import actors.http_workload_identity  # noqa: E402,F401  (JWKS; workload identity tokens)
+import actors.http_root_keyring  # noqa: E402,F401  (operator root keyring: list, rotate, remove)

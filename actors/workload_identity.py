@@ -322,10 +322,11 @@ def workload_resolution(state: Any, token: str, now_s: float
 
 
 def jwks(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The public keys as a JSON Web Key Set (Nomad's JWKSRequest)."""
+    """The public keys as a JSON Web Key Set (Nomad's JWKSRequest): every key kept, the inactive ones
+    too, so an identity signed before a rotation still verifies with the published keys."""
     keys = [{"kty": "OKP", "crv": "Ed25519", "x": _b64(public_key_bytes(k)), "kid": k["KeyID"],
              "alg": JWT_ALG, "use": "sig"}
-            for _, k in sorted(tables.get(root_keys.TABLE, {}).items()) if k.get("State") == "active"]
+            for _, k in sorted(tables.get(root_keys.TABLE, {}).items())]
     return {"keys": keys}
 
 

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from actors.state import root_keys
+
 if TYPE_CHECKING:
     from actors.state.store import StateStore
 
@@ -408,4 +410,8 @@ OPS = {
     "acl_policy_delete": acl_policy_delete,
     "acl_role_upsert": acl_role_upsert,
     "acl_role_delete": acl_role_delete,
+    # The operator's root keyring writes (a management token's, like the ACL writes above); the keys
+    # themselves live in actors.state.root_keys, whose first key root_key_create makes.
+    "root_key_rotate": root_keys.rotate,
+    "root_key_delete": root_keys.delete,
 }
