@@ -1,8 +1,10 @@
 """Workload identity in a real -dev agent with ACLs enabled: a raw_exec task with ``identity { env = true
 file = true }`` gets its JWT in NOMAD_TOKEN and secrets/nomad_token; as X-Nomad-Token it reads its own
 job's variable and is refused another job's and the job list; /.well-known/jwks.json verifies it; once
-its job is stopped it is refused.  ACL policies attached to its job (``nomad acl policy apply -namespace
--job [-group [-task]]``, Nomad's JobACL) add to what it may do; those of another job or task do not."""
+its job is stopped it is refused.  Rotating the root keyring (``nomad operator root keyring rotate -now``)
+keeps the old key, which still verifies the token and is published, and cannot be removed while in use.
+ACL policies attached to its job (``nomad acl policy apply -namespace -job [-group [-task]]``, Nomad's
+JobACL) add to what it may do; those of another job or task do not."""
 
 from __future__ import annotations
 
@@ -104,12 +106,16 @@ def test_a_tasks_identity_reaches_it_and_reads_only_its_own_jobs_variables(tmp_p
         tampered = f"{head}.{body}.{sig[:-4]}AAAA"
         assert call(port, "GET", "/v1/var/nomad/jobs/wid", token=tampered).status == 403
 
+        old_kid = _rotate(port, mgmt, token, json.loads(_unb64(head))["kid"])
         assert call(port, "DELETE", "/v1/job/wid", token=mgmt).status == 200
 
         def refused() -> bool:
             return call(port, "GET", "/v1/var/nomad/jobs/wid", token=token).status == 403
 
         wait_for(refused, "the stopped allocation's identity refused", PLACE_DEADLINE_S)
+        r = call(port, "DELETE", f"/v1/operator/keyring/key/{old_kid}", token=mgmt)  # no longer in use
+        assert r.status == 200 and r.json()["Index"] > 0, r.text
+        assert len(call(port, "GET", "/.well-known/jwks.json").json()["keys"]) == 1
 
 
 def _job_policies(port: int, mgmt: str, token: str, tmp_path: Any) -> None:
@@ -155,3 +161,32 @@ def _job_policies(port: int, mgmt: str, token: str, tmp_path: Any) -> None:
     assert call(port, "GET", "/v1/operator/raft/configuration", token=token).status == 200
     assert call(port, "DELETE", "/v1/acl/policy/wid-ops", token=mgmt).status == 200
     assert call(port, "GET", "/v1/nodes", token=token).status == 403
+
+
+def _rotate(port: int, mgmt: str, token: str, kid: str) -> str:
+    """Rotate the keyring through the CLI; the workload's token (signed by the old key) still works.
+    Answers the old key's ID."""
+    assert call(port, "GET", "/v1/operator/keyring/keys", token=token).status == 403  # management only
+    (key,) = call(port, "GET", "/v1/operator/keyring/keys", token=mgmt).json()
+    assert (key["KeyID"], key["State"], key["Algorithm"]) == (kid, "active", "eddsa")
+    env = {**os.environ, "NOMAD_ADDR": f"http://127.0.0.1:{port}", "NOMAD_TOKEN": mgmt}
+    run = subprocess.run([sys.executable, NOMAD, "operator", "root", "keyring", "rotate", "-now", "-verbose"],
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    header, row = run.stdout.splitlines()
+    assert header.split() == ["Key", "State", "Create", "Time", "Publish", "Time"]
+    new_kid = row.split()[0]
+    assert row.split()[1] == "active" and new_kid != kid
+    keys = {k["KeyID"]: k["State"] for k in call(port, "GET", "/v1/operator/keyring/keys", token=mgmt).json()}
+    assert keys == {kid: "inactive", new_kid: "active"}
+    published = call(port, "GET", "/.well-known/jwks.json").json()["keys"]
+    assert sorted(k["kid"] for k in published) == sorted(keys)
+    assert call(port, "GET", "/v1/var/nomad/jobs/wid", token=token).status == 200  # the old key verifies
+    r = call(port, "DELETE", f"/v1/operator/keyring/key/{new_kid}", token=mgmt)
+    assert (r.status, r.text) == (500, "active root key cannot be deleted - call rotate first")
+    r = call(port, "DELETE", f"/v1/operator/keyring/key/{kid}", token=mgmt)
+    assert (r.status, r.text) == (500, "root key in use, cannot delete")
+    assert call(port, "DELETE", f"/v1/operator/keyring/key/{kid}?force=maybe", token=mgmt).status == 422
+    r = call(port, "PUT", "/v1/operator/keyring/rotate?full=true", token=mgmt)
+    assert r.status == 400 and "full rotation is not supported" in r.text
+    return kid
