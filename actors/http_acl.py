@@ -27,6 +27,11 @@ it; no token is the anonymous token, which has what the policy named
 at once.  A denied request is 403 ``Permission denied`` and reaches no
 handler.
 
+A **workload identity** (a task's JWT, :mod:`actors.workload_identity`) sent
+as the token gets Nomad's implicit workload policy plus every policy
+attached to its job, group or task (``JobACL``, set by ``nomad acl policy
+apply -namespace -job [-group [-task]]``), looked up at each request.
+
 **Writes** go through Raft like the job endpoints: the edge makes the
 AccessorID and SecretID (``uuid4``, from ``os.urandom``), the hash and the
 time, and the state machine (:mod:`actors.state.acl_ops`) applies them
