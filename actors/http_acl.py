@@ -27,6 +27,11 @@ it; no token is the anonymous token, which has what the policy named
 at once.  A denied request is 403 ``Permission denied`` and reaches no
 handler.
 
+A **workload identity** (a task's JWT, :mod:`actors.workload_identity`) sent
+as the token gets Nomad's implicit workload policy plus every policy
+attached to its job, group or task (``JobACL``, set by ``nomad acl policy
+apply -namespace -job [-group [-task]]``), looked up at each request.
+
 **Writes** go through Raft like the job endpoints: the edge makes the
 AccessorID and SecretID (``uuid4``, from ``os.urandom``), the hash and the
 time, and the state machine (:mod:`actors.state.acl_ops`) applies them
@@ -39,6 +44,7 @@ from __future__ import annotations
 import base64
 import collections
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -78,6 +84,7 @@ from actors.http_api import (
     state_query,
 )
 from actors.state.acl_ops import (
+    JOB_ACL_FIELDS,
     multi_error,
     role_by_name,
     role_out,
@@ -88,6 +95,7 @@ from actors.state.acl_ops import (
 )
 from actors.state.autopilot_config import go_duration, parse_go_duration
 from actors.state.store import command
+from actors.workload_identity import looks_like_jwt, workload_acl, workload_resolution, workload_token
 from runtime.edge import monotonic, new_id, wall_time
 
 __all__ = ["acl_guard", "request_secret", "resolve"]
@@ -183,9 +191,8 @@ def _compile(policies: dict[str, tuple[int, str]]) -> ACL:
 def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
     """(the token or None for anonymous, its ACL); 403 ``ACL token not found`` for an unknown secret."""
     secret = request_secret(req)
-    from actors.http_workload_identity import looks_like_jwt, resolve_workload  # imports http_api
     if looks_like_jwt(secret):  # a task's workload identity JWT
-        return resolve_workload(req, api, secret)
+        return _resolve_workload(req, api, secret)
     if api.env.lookup("raft") is None:
         status, token, policies = _remote_lookup(api, secret)
     else:
@@ -199,6 +206,18 @@ def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
     if token is not None and token.get("Type") == "management":
         return token, MANAGEMENT_ACL
     return token, _compile(policies)
+
+
+def _resolve_workload(req: Request, api: Api, token: str) -> tuple[dict[str, Any], ACL]:
+    """(the token's stand-in, its WorkloadACL) for a task's JWT: Nomad's implicit workload policy and
+    the policies attached to its job (JobACL); 403 with why the JWT is refused."""
+    if api.env.lookup("raft") is None:
+        raise CodedError(403, "workload identities are verified by servers: send the request to a server")
+    why, claims, policies = _local_read(api, functools.partial(workload_resolution, token=token,
+                                                               now_s=wall_time()))
+    if why:
+        raise CodedError(403, f"failed to verify workload identity: {why}")
+    return workload_token(claims, policies), workload_acl(claims, req.method, req.path, _compile(policies))
 
 
 # ---------------------------------------------------------------- on a client-only agent
@@ -377,9 +396,11 @@ def token_out(t: dict[str, Any]) -> dict[str, Any]:
 
 
 def policy_stub(p: dict[str, Any]) -> dict[str, Any]:
-    """Nomad's ``ACLPolicyListStub`` (no policy is attached to a job here: ``JobACL`` is null)."""
-    return {"Name": p["Name"], "Description": p.get("Description", ""), "JobACL": None,
-            "Hash": p.get("Hash", ""), "CreateIndex": p.get("CreateIndex", 0), "ModifyIndex": p.get("ModifyIndex", 0)}
+    """Nomad's ``ACLPolicyListStub`` (JobACL: null unless the policy is attached to a workload)."""
+    job_acl = p.get("JobACL")
+    return {"Name": p["Name"], "Description": p.get("Description", ""),
+            "JobACL": dict(job_acl) if isinstance(job_acl, dict) else None, "Hash": p.get("Hash", ""),
+            "CreateIndex": p.get("CreateIndex", 0), "ModifyIndex": p.get("ModifyIndex", 0)}
 
 
 def policy_out(p: dict[str, Any]) -> dict[str, Any]:
@@ -545,7 +566,8 @@ def acl_policy(req: Request, api: Api) -> Any:
 
 
 def _policy_write(req: Request, api: Api, name: str) -> Any:
-    """``POST /v1/acl/policy/<name>``: ``{"Name", "Description", "Rules"}``, rules checked here."""
+    """``POST /v1/acl/policy/<name>``: ``{"Name", "Description", "Rules", "JobACL"}``, checked here
+    as Nomad's ``ACLPolicy.Validate`` (every problem, Go's multierror text)."""
     _management(req, api)
     body = _body(req)
     if body.get("Name", name) != name:
@@ -553,16 +575,36 @@ def _policy_write(req: Request, api: Api, name: str) -> Any:
     description, rules = body.get("Description", ""), body.get("Rules", "")
     if not isinstance(description, str) or not isinstance(rules, str):
         raise CodedError(400, "Description and Rules must be strings")
+    job_acl = body.get("JobACL")
+    if job_acl is not None:
+        if not isinstance(job_acl, dict) or not all(isinstance(job_acl.get(k, ""), str)
+                                                    for k in JOB_ACL_FIELDS):
+            raise CodedError(400, "JobACL must be null or an object of strings "
+                                  "(Namespace, JobID, Group, Task)")
+        unknown = sorted(set(job_acl) - set(JOB_ACL_FIELDS))
+        if unknown:
+            raise CodedError(400, f"JobACL: unknown fields {unknown}")
+        job_acl = {k: job_acl.get(k, "") for k in JOB_ACL_FIELDS}
+    problems = []
     if not VALID_POLICY_NAME.fullmatch(name):
-        raise CodedError(400, f"policy 0 invalid: invalid name '{name}'")
-    if len(description) > MAX_POLICY_DESCRIPTION_LENGTH:
-        raise CodedError(400, f"policy 0 invalid: description longer than {MAX_POLICY_DESCRIPTION_LENGTH}")
+        problems.append(f"invalid name '{name}'")
     try:
         parse_policy(rules)
     except PolicyError as e:
-        raise CodedError(400, f"policy 0 invalid: failed to parse rules: {e}") from None
-    policy = {"Name": name, "Description": description, "Rules": rules,
-              "Hash": _hash(name, description, rules)}
+        problems.append(f"failed to parse rules: {e}")
+    if len(description) > MAX_POLICY_DESCRIPTION_LENGTH:
+        problems.append(f"description longer than {MAX_POLICY_DESCRIPTION_LENGTH}")
+    if job_acl is not None:
+        if job_acl["JobID"] and not job_acl["Namespace"]:
+            problems.append("namespace must be set to set job ID")
+        if job_acl["Group"] and not job_acl["JobID"]:
+            problems.append("job ID must be set to set group")
+        if job_acl["Task"] and not job_acl["Group"]:
+            problems.append("group must be set to set task")
+    if problems:
+        raise CodedError(400, f"policy 0 invalid: {multi_error(problems)}")
+    policy = {"Name": name, "Description": description, "Rules": rules, "JobACL": job_acl,
+              "Hash": _hash(name, description, rules, *(job_acl.values() if job_acl else ()))}
     return _index_only(_write(api, "acl_policy_upsert", policies=[policy]))
 
 

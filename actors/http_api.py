@@ -1091,3 +1091,4 @@ import actors.http_enterprise  # noqa: E402,F401  (Nomad CE's answers on enterpr
 import actors.http_job_statuses  # noqa: E402,F401  (the web UI's jobs index)
 import actors.http_acl_auth  # noqa: E402,F401  (ACL auth methods and binding rules: none here)
 import actors.http_volumes  # noqa: E402,F401  (CSI volumes and plugins, host volumes: none)
+import actors.http_root_keyring  # noqa: E402,F401  (operator root keyring: list, rotate, remove)

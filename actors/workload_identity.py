@@ -17,14 +17,15 @@
   task with ``env`` or ``file`` first starts (Nomad's ``Alloc.SignIdentities``,
   here ``SignIdentities`` to :mod:`actors.server.alloc_endpoint`), and puts
   the token in ``NOMAD_TOKEN`` (env) and ``secrets/nomad_token`` (file).
-* **Verification** (:func:`verify`, :func:`resolve_workload`): the HTTP API
+* **Verification** (:func:`verify`, :func:`workload_resolution`): the HTTP API
   takes the JWT as ``X-Nomad-Token``; a server checks its signature with the
   key named by ``kid`` and that its allocation exists and is not terminal
   (Nomad's ``VerifyClaim``), and grants Nomad's implicit workload policy
   (:class:`WorkloadACL`): read and list its own job's variables
   (``nomad/jobs``, ``nomad/jobs/<job>[/<group>[/<task>]]`` of its
-  namespace) and read services.  ACL policies attached to a job
-  (``nomad acl policy apply -job``) do not exist here.
+  namespace) and read services, plus every ACL policy attached to its job
+  (``nomad acl policy apply -namespace -job [-group [-task]]``, Nomad's
+  ``JobACL``; :func:`workload_resolution`), as Nomad's ``policiesForClaims``.
 * **Publishing**: ``GET /.well-known/jwks.json`` (the public keys, as a JWK
   set) and ``/.well-known/openid-configuration`` (404 as Nomad's without
   ``oidc_issuer``).
@@ -36,15 +37,16 @@ import base64
 import binascii
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from actors.acl import ACL
+from actors.acl import ACL, DENY_ALL_ACL
 from actors.state import root_keys
+from actors.state.acl_ops import job_policy_names
 
 DEFAULT_NAME = "default"  # Nomad's WorkloadIdentityDefaultName
 DEFAULT_AUDIENCE = "nomadproject.io"  # Nomad's IdentityDefaultAud
@@ -302,11 +304,29 @@ def workload_claims(state: Any, token: str, now_s: float) -> tuple[str, dict[str
         return f"{type(e).__name__}: {e}", {}
 
 
+def workload_resolution(state: Any, token: str, now_s: float
+                        ) -> tuple[str, dict[str, Any], dict[str, tuple[int, str]]]:
+    """Read query: :func:`workload_claims`, and the ACL policies attached to the workload's job, group
+    or task (name -> (ModifyIndex, Rules)), as Nomad's ``ResolvePoliciesForClaims``."""
+    why, claims = workload_claims(state, token, now_s)
+    if why:
+        return why, {}, {}
+    try:  # runs inside the Raft actor: must never raise
+        names = job_policy_names(state, str(claims.get("nomad_namespace") or ""),
+                                 str(claims.get("nomad_job_id") or ""), str(claims.get("nomad_group") or ""),
+                                 str(claims.get("nomad_task") or ""))
+        table = state.tables["acl_policies"]
+        return "", claims, {n: (table[n]["ModifyIndex"], table[n]["Rules"]) for n in names}
+    except Exception as e:
+        return f"{type(e).__name__}: {e}", {}, {}
+
+
 def jwks(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The public keys as a JSON Web Key Set (Nomad's JWKSRequest)."""
+    """The public keys as a JSON Web Key Set (Nomad's JWKSRequest): every key kept, the inactive ones
+    too, so an identity signed before a rotation still verifies with the published keys."""
     keys = [{"kty": "OKP", "crv": "Ed25519", "x": _b64(public_key_bytes(k)), "kid": k["KeyID"],
              "alg": JWT_ALG, "use": "sig"}
-            for _, k in sorted(tables.get(root_keys.TABLE, {}).items()) if k.get("State") == "active"]
+            for _, k in sorted(tables.get(root_keys.TABLE, {}).items())]
     return {"keys": keys}
 
 
@@ -347,15 +367,19 @@ class WorkloadACL(ACL):
         return ACL.allows_one(self, need)
 
 
-def workload_acl(claims: dict[str, Any], method: str, path: str) -> WorkloadACL:
+def workload_acl(claims: dict[str, Any], method: str, path: str, job_acl: ACL = DENY_ALL_ACL) -> WorkloadACL:
+    """The implicit policy, and *job_acl* (the compiled policies attached to the workload's job)."""
     reads_services = method in ("GET", "HEAD") and (path == "/v1/services" or path.startswith("/v1/service/"))
-    return WorkloadACL(wi_namespace=str(claims.get("nomad_namespace") or ""),
+    base = {f.name: getattr(job_acl, f.name) for f in fields(ACL)}
+    base["management"] = False  # a workload is never management, whatever it is given
+    return WorkloadACL(**base, wi_namespace=str(claims.get("nomad_namespace") or ""),
                        wi_job=str(claims.get("nomad_job_id") or ""),
                        wi_group=str(claims.get("nomad_group") or ""),
                        wi_task=str(claims.get("nomad_task") or ""), service_read=reads_services)
 
 
-def workload_token(claims: dict[str, Any]) -> dict[str, Any]:
-    """How a workload identity shows as the request's token (it has no accessor of its own)."""
-    return {"AccessorID": "", "Name": f"workload:{claims.get('sub', '')}", "Type": "client", "Policies": [],
-            "Global": False}
+def workload_token(claims: dict[str, Any], policies: Any = ()) -> dict[str, Any]:
+    """How a workload identity shows as the request's token (it has no accessor of its own); its
+    Policies: those attached to its job (so ``acl policy self`` and ``/v1/acl/policies`` show them)."""
+    return {"AccessorID": "", "Name": f"workload:{claims.get('sub', '')}", "Type": "client",
+            "Policies": sorted(policies), "Global": False}

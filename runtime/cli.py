@@ -475,3 +475,9 @@ from runtime.cli_raft_offline import RAFT_OFFLINE_COMMANDS  # noqa: E402
 
 COMMANDS.update(RAFT_OFFLINE_COMMANDS)
 # ---- end operator raft info|logs|state
+
+# ---- operator root keyring list|rotate|remove (runtime.cli_root_keyring)
+from runtime.cli_root_keyring import ROOT_KEYRING_COMMANDS  # noqa: E402
+
+COMMANDS.update(ROOT_KEYRING_COMMANDS)
+# ---- end operator root keyring

@@ -1,6 +1,7 @@
 """``nomad acl ...``: bootstrap, policies and tokens over the HTTP API (Nomad's ``command/acl_*.go``).
 
-``acl bootstrap``, ``acl policy apply [-description d] <name> <file>``,
+``acl bootstrap``, ``acl policy apply [-description d] [-namespace ns -job j [-group g [-task
+t]]] <name> <file>`` (-namespace/-job/...: Nomad 1.4's policies attached to workloads),
 ``acl policy list``, ``acl policy info <name>``, ``acl policy delete <name>``,
 ``acl token create [-name n] [-type client|management] [-policy p]...
 [-role-id id]... [-role-name n]... [-global] [-ttl d]``, ``acl token list``, ``acl
@@ -86,16 +87,39 @@ def acl_bootstrap(addr: str, args: list[str]) -> str:
 
 
 def policy_apply(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"description": str})
+    """Nomad's ``acl policy apply [-description d] [-namespace ns [-job j [-group g [-task t]]]] <name>
+    <path>``: -namespace (with -job and so on) attaches the policy to those workloads (JobACL)."""
+    flags, rest = parse_flags(args, {"description": str, "namespace": str, "job": str, "group": str,
+                                     "task": str})
     if len(rest) != 2:
-        raise CliError("acl policy apply takes two arguments: <name> <path>")
+        raise CliError("This command takes two arguments: <name> and <path>\n"
+                       "For additional help try 'nomad acl policy apply -help'")
     name, path = rest
+    if path == "-":
+        try:
+            rules = sys.stdin.read()
+        except OSError as e:
+            raise CliError(f"Failed to read stdin: {e}") from None
+    else:
+        try:
+            rules = Path(path).read_text()
+        except OSError as e:
+            raise CliError(f"Failed to read file: {e}") from None
+    namespace, job = flags.get("namespace", ""), flags.get("job", "")
+    group, task = flags.get("group", ""), flags.get("task", "")
+    if job and not namespace:
+        raise CliError("-namespace is required if -job is set")
+    if group and not job:
+        raise CliError("-job is required if -group is set")
+    if task and not group:
+        raise CliError("-group is required if -task is set")
+    body: dict[str, Any] = {"Name": name, "Description": flags.get("description", ""), "Rules": rules}
+    if namespace:
+        body["JobACL"] = {"Namespace": namespace, "JobID": job, "Group": group, "Task": task}
     try:
-        rules = Path(path).read_text() if path != "-" else sys.stdin.read()
-    except OSError as e:
-        raise CliError(f"Error reading policy file {path!r}: {e}") from None
-    request(addr, "POST", f"/v1/acl/policy/{name}",
-            {"Name": name, "Description": flags.get("description", ""), "Rules": rules})
+        request(addr, "POST", f"/v1/acl/policy/{name}", body)
+    except CliError as e:
+        raise CliError(f"Error writing ACL policy: {e}") from None
     return f'Successfully wrote "{name}" ACL policy!'
 
 
@@ -110,9 +134,13 @@ def policy_info(addr: str, args: list[str]) -> str:
     if len(args) != 1:
         raise CliError("acl policy info takes one argument: <name>")
     p = request(addr, "GET", f"/v1/acl/policy/{args[0]}")
-    return (f"Name        = {p['Name']}\nDescription = {p.get('Description', '')}\n"
-            f"CreateIndex = {p.get('CreateIndex', 0)}\nModifyIndex = {p.get('ModifyIndex', 0)}\n\n"
-            f"Rules\n\n{p.get('Rules', '')}")
+    out = (f"Name        = {p['Name']}\nDescription = {p.get('Description', '')}\n"
+           f"CreateIndex = {p.get('CreateIndex', 0)}\nModifyIndex = {p.get('ModifyIndex', 0)}")
+    job_acl = p.get("JobACL")
+    if job_acl:  # Nomad's formatACLPolicy: the workload the policy is attached to
+        out += "\n\nAssociated Workload\n" + _kv([(k, str(job_acl.get(k, ""))) for k in
+                                                   ("Namespace", "JobID", "Group", "Task")])
+    return f"{out}\n\nRules\n\n{p.get('Rules', '')}"
 
 
 def policy_delete(addr: str, args: list[str]) -> str:

@@ -662,7 +662,6 @@ def _missing(method: str, path: str, why: str) -> Any:
                                          "/v1/search (prefix) is"),
     _missing("GET", "/v1/agent/host", "the agent's host data (nomad operator debug) is not collected"),
     _missing("GET", "/v1/agent/schedulers", "the scheduler workers' info and config are not served"),
-    _missing("GET", "/v1/operator/keyring/keys", "the variables encryption keyring is not exposed"),
 ])
 def test_endpoints_nomad_serves_that_are_missing_here(dev, method, path):
     """Endpoints real tools call that this agent does not serve yet: each answers 404 page not found."""

@@ -1,19 +1,25 @@
 """Workload identity in a real -dev agent with ACLs enabled: a raw_exec task with ``identity { env = true
 file = true }`` gets its JWT in NOMAD_TOKEN and secrets/nomad_token; as X-Nomad-Token it reads its own
 job's variable and is refused another job's and the job list; /.well-known/jwks.json verifies it; once
-its job is stopped it is refused."""
+its job is stopped it is refused.  Rotating the root keyring (``nomad operator root keyring rotate -now``)
+keeps the old key, which still verifies the token and is published, and cannot be removed while in use.
+ACL policies attached to its job (``nomad acl policy apply -namespace -job [-group [-task]]``, Nomad's
+JobACL) add to what it may do; those of another job or task do not."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from runtime.hcl_job import parse_hcl_job
-from tests.test_acl_process import acl_dev_agent, call
+from tests.test_acl_process import NOMAD, acl_dev_agent, call
 from tests.test_agent_process import wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,6 +42,14 @@ job "wid" {
   }
 }
 '''
+
+
+# Attached to job "wid": read a variable outside the job's own paths, and node:read.
+JOB_POLICY = ('namespace "default" {\n  variables {\n    path "shared/*" { capabilities = ["read"] }\n'
+              '  }\n}\nnode { policy = "read" }\n')
+
+
+OPERATOR_READ = 'operator { policy = "read" }'
 
 
 def _unb64(s: str) -> bytes:
@@ -88,12 +102,91 @@ def test_a_tasks_identity_reaches_it_and_reads_only_its_own_jobs_variables(tmp_p
         assert call(port, "PUT", "/v1/var/nomad/jobs/wid", {"Items": {"k": "x"}}, token=token).status == 403
         assert call(port, "GET", "/v1/jobs", token=token).status == 403
         assert call(port, "GET", "/v1/services", token=token).status == 200
+        _job_policies(port, mgmt, token, tmp_path)
         tampered = f"{head}.{body}.{sig[:-4]}AAAA"
         assert call(port, "GET", "/v1/var/nomad/jobs/wid", token=tampered).status == 403
 
+        old_kid = _rotate(port, mgmt, token, json.loads(_unb64(head))["kid"])
         assert call(port, "DELETE", "/v1/job/wid", token=mgmt).status == 200
 
         def refused() -> bool:
             return call(port, "GET", "/v1/var/nomad/jobs/wid", token=token).status == 403
 
         wait_for(refused, "the stopped allocation's identity refused", PLACE_DEADLINE_S)
+        r = call(port, "DELETE", f"/v1/operator/keyring/key/{old_kid}", token=mgmt)  # no longer in use
+        assert r.status == 200 and r.json()["Index"] > 0, r.text
+        assert len(call(port, "GET", "/.well-known/jwks.json").json()["keys"]) == 1
+
+
+def _job_policies(port: int, mgmt: str, token: str, tmp_path: Any) -> None:
+    """Policies attached to the job (one through the CLI) grant the workload what they say; others do not."""
+    r = call(port, "PUT", "/v1/var/shared/config", {"Items": {"k": "v"}}, token=mgmt)
+    assert r.status == 200, r.text
+    assert call(port, "GET", "/v1/var/shared/config", token=token).status == 403
+    assert call(port, "GET", "/v1/nodes", token=token).status == 403
+    rules = tmp_path / "job.hcl"
+    rules.write_text(JOB_POLICY)
+    env = {**os.environ, "NOMAD_ADDR": f"http://127.0.0.1:{port}", "NOMAD_TOKEN": mgmt}
+    run = subprocess.run([sys.executable, NOMAD, "acl", "policy", "apply", "-namespace", "default",
+                          "-job", "wid", "wid-ops", str(rules)], env=env, capture_output=True, text=True,
+                         timeout=30)
+    assert (run.returncode, run.stdout) == (0, 'Successfully wrote "wid-ops" ACL policy!\n'), run.stderr
+    others = {"other-job": {"Namespace": "default", "JobID": "other"},  # another job
+              "other-task": {"Namespace": "default", "JobID": "wid", "Group": "g", "Task": "nope"},
+              "other-ns": {"Namespace": "ops"}}  # every workload of namespace ops, not ours
+    for name, job_acl in others.items():
+        r = call(port, "PUT", f"/v1/acl/policy/{name}", {"Name": name, "Rules": OPERATOR_READ,
+                                                         "JobACL": job_acl}, token=mgmt)
+        assert r.status == 200, r.text
+    r = call(port, "PUT", "/v1/acl/policy/bad",
+             {"Name": "bad", "Rules": JOB_POLICY, "JobACL": {"JobID": "wid", "Task": "t"}}, token=mgmt)
+    assert (r.status, r.text) == (400, "policy 0 invalid: 2 errors occurred:\n\t* namespace must be set to "
+                                       "set job ID\n\t* group must be set to set task\n\n")
+    r = call(port, "GET", "/v1/acl/policy/wid-ops", token=mgmt)
+    assert r.json()["JobACL"] == {"Namespace": "default", "JobID": "wid", "Group": "", "Task": ""}, r.text
+
+    r = call(port, "GET", "/v1/var/shared/config", token=token)
+    assert r.status == 200 and r.json()["Items"] == {"k": "v"}, r.text
+    assert call(port, "GET", "/v1/nodes", token=token).status == 200
+    assert call(port, "GET", "/v1/operator/raft/configuration", token=token).status == 403
+    assert call(port, "GET", "/v1/var/nomad/jobs/wid", token=token).status == 200  # the implicit policy stays
+    r = call(port, "GET", "/v1/acl/policies", token=token)  # what `nomad acl policy self` lists
+    assert r.status == 200 and [p["Name"] for p in r.json()] == ["wid-ops"], r.text
+
+    # Attached to the group and then the task: still ours.
+    r = call(port, "PUT", "/v1/acl/policy/other-task", {"Name": "other-task", "Rules": OPERATOR_READ,
+                                                        "JobACL": {"Namespace": "default", "JobID": "wid",
+                                                                   "Group": "g", "Task": "t"}}, token=mgmt)
+    assert r.status == 200, r.text
+    assert call(port, "GET", "/v1/operator/raft/configuration", token=token).status == 200
+    assert call(port, "DELETE", "/v1/acl/policy/wid-ops", token=mgmt).status == 200
+    assert call(port, "GET", "/v1/nodes", token=token).status == 403
+
+
+def _rotate(port: int, mgmt: str, token: str, kid: str) -> str:
+    """Rotate the keyring through the CLI; the workload's token (signed by the old key) still works.
+    Answers the old key's ID."""
+    assert call(port, "GET", "/v1/operator/keyring/keys", token=token).status == 403  # management only
+    (key,) = call(port, "GET", "/v1/operator/keyring/keys", token=mgmt).json()
+    assert (key["KeyID"], key["State"], key["Algorithm"]) == (kid, "active", "eddsa")
+    env = {**os.environ, "NOMAD_ADDR": f"http://127.0.0.1:{port}", "NOMAD_TOKEN": mgmt}
+    run = subprocess.run([sys.executable, NOMAD, "operator", "root", "keyring", "rotate", "-now", "-verbose"],
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    header, row = run.stdout.splitlines()
+    assert header.split() == ["Key", "State", "Create", "Time", "Publish", "Time"]
+    new_kid = row.split()[0]
+    assert row.split()[1] == "active" and new_kid != kid
+    keys = {k["KeyID"]: k["State"] for k in call(port, "GET", "/v1/operator/keyring/keys", token=mgmt).json()}
+    assert keys == {kid: "inactive", new_kid: "active"}
+    published = call(port, "GET", "/.well-known/jwks.json").json()["keys"]
+    assert sorted(k["kid"] for k in published) == sorted(keys)
+    assert call(port, "GET", "/v1/var/nomad/jobs/wid", token=token).status == 200  # the old key verifies
+    r = call(port, "DELETE", f"/v1/operator/keyring/key/{new_kid}", token=mgmt)
+    assert (r.status, r.text) == (500, "active root key cannot be deleted - call rotate first")
+    r = call(port, "DELETE", f"/v1/operator/keyring/key/{kid}", token=mgmt)
+    assert (r.status, r.text) == (500, "root key in use, cannot delete")
+    assert call(port, "DELETE", f"/v1/operator/keyring/key/{kid}?force=maybe", token=mgmt).status == 422
+    r = call(port, "PUT", "/v1/operator/keyring/rotate?full=true", token=mgmt)
+    assert r.status == 400 and "full rotation is not supported" in r.text
+    return kid

@@ -29,11 +29,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from actors.state import root_keys
+
 if TYPE_CHECKING:
     from actors.state.store import StateStore
 
-__all__ = ["ACL_TABLES", "OPS", "expired_token_candidates", "multi_error", "role_by_name", "role_out",
-           "token_by_secret", "token_expired", "token_policy_names", "token_view"]
+__all__ = ["ACL_TABLES", "OPS", "expired_token_candidates", "job_acl_matches", "job_policy_names",
+           "multi_error", "role_by_name", "role_out", "token_by_secret", "token_expired",
+           "token_policy_names", "token_view"]
 
 # acl_roles last: a snapshot taken before roles existed restores it empty.
 ACL_TABLES = ("acl_tokens", "acl_policies", "acl_bootstrap", "acl_roles")
@@ -47,7 +50,9 @@ TOKEN_FIELDS = ("AccessorID", "SecretID", "Name", "Type", "Policies", "Roles", "
 # Nomad's ACLMaxExpiredBatchSize: expired tokens collected by one GC pass (one Raft write), so a
 # backlog of them is deleted over several passes rather than in one huge entry.
 MAX_EXPIRED_BATCH = 4096
-POLICY_FIELDS = ("Name", "Description", "Rules", "Hash")
+# JobACL (Nomad 1.4+): the job, group or task whose workload identities get the policy (None: none).
+POLICY_FIELDS = ("Name", "Description", "Rules", "Hash", "JobACL")
+JOB_ACL_FIELDS = ("Namespace", "JobID", "Group", "Task")
 ROLE_FIELDS = ("ID", "Name", "Description", "Policies", "Hash")
 
 
@@ -154,6 +159,27 @@ def token_policy_names(store: StateStore, token: dict[str, Any] | None) -> list[
         if role is not None:
             names.update(p["Name"] for p in role.get("Policies") or [] if p["Name"] in policies)
     return sorted(names)
+
+
+def job_acl_matches(job_acl: Any, namespace: str, job_id: str, group: str, task: str) -> bool:
+    """A policy's JobACL applies to the workload *namespace*/*job_id*/*group*/*task* (Nomad's
+    ``ResolvePoliciesForClaims``): same namespace and either no job (every workload of the
+    namespace) or the same job and, when set, the same group and, when set, the same task."""
+    if not isinstance(job_acl, dict) or not job_acl.get("Namespace") or job_acl["Namespace"] != namespace:
+        return False
+    if not job_acl.get("JobID"):
+        return True
+    if job_acl["JobID"] != job_id:
+        return False
+    if not job_acl.get("Group"):
+        return True
+    return job_acl["Group"] == group and (not job_acl.get("Task") or job_acl["Task"] == task)
+
+
+def job_policy_names(store: StateStore, namespace: str, job_id: str, group: str, task: str) -> list[str]:
+    """The policies attached to this workload (``acl policy apply -namespace -job -group -task``), sorted."""
+    return sorted(n for n, p in store.tables["acl_policies"].items()
+                  if job_acl_matches(p.get("JobACL"), namespace, job_id, group, task))
 
 
 def token_by_secret(store: StateStore, secret: str) -> dict[str, Any] | None:
@@ -292,7 +318,14 @@ def acl_policy_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any
             raise ValueError("policy must be a map with a string Name")
         if not isinstance(raw.get("Rules"), str):
             raise ValueError("policy Rules must be a string")
-        records.append({k: raw[k] for k in POLICY_FIELDS if k in raw})
+        job_acl = raw.get("JobACL")
+        if job_acl is not None and not (isinstance(job_acl, dict) and set(job_acl) <= set(JOB_ACL_FIELDS)
+                                        and all(isinstance(v, str) for v in job_acl.values())):
+            raise ValueError(f"policy JobACL must be null or a map of strings {list(JOB_ACL_FIELDS)}")
+        record = {k: raw[k] for k in POLICY_FIELDS if k in raw}
+        if job_acl is not None:
+            record["JobACL"] = {k: job_acl.get(k, "") for k in JOB_ACL_FIELDS}
+        records.append(record)
     for p in records:
         old = policies.get(p["Name"])
         p.update(CreateIndex=old["CreateIndex"] if old else index, ModifyIndex=index)
@@ -377,4 +410,8 @@ OPS = {
     "acl_policy_delete": acl_policy_delete,
     "acl_role_upsert": acl_role_upsert,
     "acl_role_delete": acl_role_delete,
+    # The operator's root keyring writes (a management token's, like the ACL writes above); the keys
+    # themselves live in actors.state.root_keys, whose first key root_key_create makes.
+    "root_key_rotate": root_keys.rotate,
+    "root_key_delete": root_keys.delete,
 }
