@@ -95,7 +95,14 @@ from actors.state.acl_ops import (
 )
 from actors.state.autopilot_config import go_duration, parse_go_duration
 from actors.state.store import command
-from actors.workload_identity import looks_like_jwt, workload_acl, workload_resolution, workload_token
+from actors.workload_identity import (
+    InvalidToken,
+    looks_like_jwt,
+    unverified_claims,
+    workload_acl,
+    workload_resolution,
+    workload_token,
+)
 from runtime.edge import monotonic, new_id, wall_time
 
 __all__ = ["acl_guard", "request_secret", "resolve"]
@@ -212,7 +219,17 @@ def _resolve_workload(req: Request, api: Api, token: str) -> tuple[dict[str, Any
     """(the token's stand-in, its WorkloadACL) for a task's JWT: Nomad's implicit workload policy and
     the policies attached to its job (JobACL); 403 with why the JWT is refused."""
     if api.env.lookup("raft") is None:
-        raise CodedError(403, "workload identities are verified by servers: send the request to a server")
+        # A client-only agent: a server verifies the JWT (token self, as for a secret; the answer and
+        # the job's attached policies are cached as a token's are), then the claims it verified say
+        # what the implicit workload policy covers (Nomad's client forwards these to its servers).
+        status, stand_in, remote = _remote_lookup(api, token)
+        if status != "ok" or stand_in is None:
+            raise CodedError(403, "failed to verify workload identity")
+        try:
+            claims = unverified_claims(token)
+        except InvalidToken as e:
+            raise CodedError(403, f"failed to verify workload identity: {e}") from None
+        return stand_in, workload_acl(claims, req.method, req.path, _compile(remote))
     why, claims, policies = _local_read(api, functools.partial(workload_resolution, token=token,
                                                                now_s=wall_time()))
     if why:

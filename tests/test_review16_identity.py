@@ -36,10 +36,6 @@ def test_the_production_root_key_is_not_predictable_from_the_rngs_other_outputs(
     assert predicted["seed"] != key["seed"]
 
 
-@pytest.mark.xfail(strict=True, reason="review16: a client-only agent refuses every workload identity JWT "
-                   "(403 'workload identities are verified by servers') before forwarding, so a task using "
-                   "its NOMAD_TOKEN against its own node's agent (Nomad's usual NOMAD_ADDR) cannot read its "
-                   "variables; Nomad's client forwards such requests and the servers verify the claims")
 def test_a_client_only_agent_lets_the_servers_judge_a_workload_identity(monkeypatch) -> None:
     import io
     import json
@@ -66,13 +62,25 @@ def test_a_client_only_agent_lets_the_servers_judge_a_workload_identity(monkeypa
     env = SimpleNamespace(lookup=lambda name: None, node="client-1")
     api = SimpleNamespace(env=env, ask_timeout_s=1.0, ctx=SimpleNamespace(
         acl_enabled=True, acl_token_ttl_s=30.0, acl_policy_ttl_s=30.0, acl_role_ttl_s=30.0))
-    path = "/v1/var/nomad/jobs/web"
-    environ = {"wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": "0", "HTTP_X_NOMAD_TOKEN": jwt}
-    req = Request(method="GET", path=path, query={}, url=path, environ=environ)
+    def guard(path: str, token: str = jwt) -> None:
+        environ = {"wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": "0", "HTTP_X_NOMAD_TOKEN": token}
+        http_acl.acl_guard(Request(method="GET", path=path, query={}, url=path, environ=environ), api)
+
     try:
-        http_acl.acl_guard(req, api)
-    except CodedError as e:
-        assert "verified by servers" not in e.message, e.message
+        guard("/v1/var/nomad/jobs/web")  # its own job's variables: the implicit workload policy
+        with pytest.raises(CodedError) as e:
+            guard("/v1/var/nomad/jobs/other")  # another job's: refused
+        assert e.value.code == 403
+        refused = jwt[:-4] + "AAAA"  # a forged signature: the server says so, the client refuses
+        stand_in.clear()
+
+        def ask_refusing(api, path, secret):
+            return Response(403, b"failed to verify workload identity: invalid signature", "text/plain")
+
+        monkeypatch.setattr(http_acl, "_ask_server", ask_refusing)
+        with pytest.raises(CodedError) as e:
+            guard("/v1/var/nomad/jobs/web", refused)
+        assert e.value.code == 403 and "failed to verify" in e.value.message
     finally:
         for cache in (http_acl._remote_tokens, http_acl._remote_roles, http_acl._remote_policies):
             cache.clear()
