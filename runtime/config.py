@@ -1051,11 +1051,12 @@ def _json_blocks(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _json_blocks(v) for k, v in value.items()}
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        from runtime.hcl1 import merge_into
+
         out: dict[str, Any] = {}
         for item in value:
             for k, v in _json_blocks(item).items():
-                prev = out.get(k)
-                out[k] = {**prev, **v} if isinstance(prev, dict) and isinstance(v, dict) else v
+                merge_into(out, k, v)  # as HCL 1 merges repeated blocks: deep, lists appended
         return out
     return value
 

@@ -16,8 +16,8 @@ both (runtime/config.py):
 * ``key "label" ... { ... }`` -- a labelled block, nested one table per label
   (``plugin "raw_exec" { config { ... } }`` is ``plugin.raw_exec.config``);
 * a key given twice in one table: two blocks merge key by key, as HCL 1's
-  decoder flattens repeated blocks into one structure; for anything else the
-  later value wins;
+  decoder flattens repeated blocks into one structure, and two lists append;
+  for anything else the later value wins;
 * comments ``#``, ``//`` and ``/* ... */``; items may be separated by commas.
 
 Errors are :class:`HclError` with the line and column, in HCL 1's own
@@ -207,11 +207,15 @@ class _Lexer:
         return tok
 
 
-def _merge(base: dict[str, Any], key: str, value: Any) -> None:
+def merge_into(base: dict[str, Any], key: str, value: Any) -> None:
+    """HCL 1's decoding of a key given twice: tables merge key by key, lists append (decodeSlice over
+    the repeated items), anything else the later wins."""
     prev = base.get(key)
     if isinstance(prev, dict) and isinstance(value, dict):
         for k, v in value.items():
-            _merge(prev, k, v)
+            merge_into(prev, k, v)
+    elif isinstance(prev, list) and isinstance(value, list):
+        base[key] = prev + value
     else:
         base[key] = value
 
@@ -262,7 +266,7 @@ def _items(lx: _Lexer, closing: str) -> dict[str, Any]:
             raise lx.fail(at, f"key '{' '.join(keys)}' expected start of object ('{{') or assignment ('=')")
         for label in reversed(keys[1:]):
             item = {label: item}
-        _merge(out, keys[0], item)
+        merge_into(out, keys[0], item)
 
 
 def _value(lx: _Lexer) -> Any:

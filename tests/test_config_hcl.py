@@ -556,6 +556,17 @@ def test_a_bad_host_network_block_is_refused(tmp_path: Path, block: str, error: 
 def test_nomads_old_function_blacklist_name_restricts_templates_as_function_denylist(
         tmp_path: Path) -> None:
     path = tmp_path / "agent.hcl"
-    path.write_text('client {\n  template {\n    function_blacklist = ["plugin", "executeTemplate"]\n  }\n}\n')
+    path.write_text('client {\n  template {\n    function_blacklist = ["plugin", "executeTemplate"]\n'
+                    '  }\n}\n')
     cfg, _, warnings = load_files([str(path)])
     assert cfg.client.template.function_denylist == ("plugin", "executeTemplate") and warnings == []
+
+
+def test_repeated_blocks_append_their_lists_as_hcl1_decodes_them(tmp_path: Path) -> None:
+    text = 'client {\n  servers = ["a:4647"]\n}\nclient {\n  servers = ["b:4647"]\n}\n'
+    cfg = _load(tmp_path, "a.hcl", text)
+    assert cfg.client.servers == ("a:4647", "b:4647")
+    doc = {"client": [{"servers": ["a:4647"], "meta": [{"x": "1"}]},
+                      {"servers": ["b:4647"], "meta": {"y": "2"}}]}
+    cfg = _load(tmp_path, "a.json", json.dumps(doc))
+    assert cfg.client.servers == ("a:4647", "b:4647") and dict(cfg.client.meta) == {"x": "1", "y": "2"}
