@@ -2383,15 +2383,25 @@ class AllocRunner(NodeActor):
             secret_id=self.link_secret, alloc_id=a.alloc_id, tasks=(t.spec.name,)))
         self._set_task_timer("wid", a, t, self.cfg.identity_rpc_timeout_s)
 
+    def _answered_task(self, reqs: dict[int, tuple[str, str]], req_id: int,
+                       field: str) -> tuple[_Alloc, _Task] | None:
+        """The allocation and task a server's answer is for (its request taken off *reqs* and the task's
+        *field*, the request in flight, cleared), or None when the task no longer waits for it."""
+        key = reqs.pop(req_id, None)
+        a = self.allocs.get(key[0]) if key else None
+        t = a.tasks.get(key[1]) if a is not None and key else None
+        if a is None or t is None or getattr(t, field) != req_id:
+            return None
+        setattr(t, field, 0)
+        return a, t
+
     def _signed(self, m: SignIdentitiesResponse) -> None:
         """The task's signed identity: written to secrets/nomad_token (file = true), kept for NOMAD_TOKEN
         (env = true), and the task may start; a failure is asked again after identity_retry_s."""
-        key = self._wid_reqs.pop(m.req_id, None)
-        a = self.allocs.get(key[0]) if key else None
-        t = a.tasks.get(key[1]) if a is not None and key else None
-        if a is None or t is None or t.wid_req != m.req_id:
+        found = self._answered_task(self._wid_reqs, m.req_id, "wid_req")
+        if found is None:
             return
-        t.wid_req = 0
+        a, t = found
         self._cancel_task_timer("wid", a, t)
         if t.phase == P_DEAD or a.spec is None or not t.wid_wait:
             return
@@ -2445,12 +2455,10 @@ class AllocRunner(NodeActor):
         self._set_task_timer("tmpl_retry", a, t, delay)
 
     def _template_data(self, m: TemplateDataResponse) -> None:
-        key = self._tmpl_reqs.pop(m.req_id, None)
-        a = self.allocs.get(key[0]) if key else None
-        t = a.tasks.get(key[1]) if a is not None and key else None
-        if a is None or t is None or t.tmpl_req != m.req_id:
+        found = self._answered_task(self._tmpl_reqs, m.req_id, "tmpl_req")
+        if found is None:
             return
-        t.tmpl_req = 0
+        a, t = found
         self._cancel_task_timer("tmpl", a, t)
         if t.phase == P_DEAD or a.spec is None:
             return  # the watch ends with the task
