@@ -650,7 +650,7 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     """
     if path == "/" or path.startswith(_OPEN_PATHS):
         return OPEN
-    if path.startswith("/v1/acl/") or path in ("/v1/search", "/v1/event/stream"):
+    if path.startswith("/v1/acl/") or path in ("/v1/search", "/v1/search/fuzzy", "/v1/event/stream"):
         # search: per context (actors.http_search); events: per topic (actors.http_events)
         return SELF_CHECKED
     namespace = namespace or DEFAULT_NAMESPACE

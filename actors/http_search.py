@@ -132,3 +132,197 @@ def search(req: Request, api: Api) -> Any:
     return Answer({"Matches": matches, "Truncations": truncations, "Index": index,
                    "KnownLeader": meta.get("X-Nomad-KnownLeader") == "true",
                    "LastContact": int(meta.get("X-Nomad-LastContact", "0")), "NextToken": ""}, answer.headers)
+
+
+# ---------------------------------------------------------------- /v1/search/fuzzy (Search.FuzzySearch)
+
+# Nomad's server.search defaults (SearchConfig; that config block is ignored here, see
+# runtime/config_nomad_keys.py): objects scanned per context, matches kept per context,
+# and the shortest text searched.
+FUZZY_LIMIT_QUERY = 20
+FUZZY_LIMIT_RESULTS = 100
+FUZZY_MIN_TERM_LENGTH = 2
+# Contexts searched by ?prefix= on their UUIDs (Nomad's FuzzySearch does not fuzzy-match these).
+_FUZZY_UUID = {"evals": "evals", "deployment": "deployments", "scaling_policy": "scaling_policies",
+               "volumes": ""}
+_FUZZY_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_policies", "variables",
+                 "node_pools")
+
+
+def _fuzzy_allowed(acl: Any, namespace: str, context: str) -> bool:
+    if acl is None:
+        return True
+    if context == "variables":
+        return acl.allow_variable_search(namespace)
+    if context == "plugins":
+        return acl.allow_level("plugin", "list")
+    if context == "node_pools":
+        return acl.allows_one(Need("node_pool", READ))
+    if context == "scaling_policy":
+        return acl.allow_namespace(namespace, "list-scaling-policies") or acl.allow_namespace(namespace,
+                                                                                                "read-job")
+    return _allowed(acl, namespace, context)
+
+
+def _ns_readable(acl: Any, namespace: str) -> bool:
+    """Nomad's nsCapFilter: an object of another namespace is kept when the token may read jobs there."""
+    return acl is None or acl.allow_namespace(namespace, "read-job") or acl.allow_namespace(namespace,
+                                                                                             "list-jobs")
+
+
+def _fuzzy_job(job: dict[str, Any], text: str) -> list[tuple[str, tuple[str, int, list[str]]]]:
+    """Nomad's fuzzyMatchesJob: the job's name, its groups, services, tasks and drivers' commands/images."""
+    out: list[tuple[str, tuple[str, int, list[str]]]] = []
+    ns, jid = job.get("Namespace", "default"), job.get("ID", "")
+
+    def hit(ctx: str, name: Any, *scope: str) -> None:
+        if isinstance(name, str) and (i := name.lower().find(text)) >= 0:
+            out.append((ctx, (name, i, [ns, *scope])))
+
+    hit("jobs", job.get("Name") or jid, jid)
+    for group in job.get("TaskGroups") or []:
+        gname = group.get("Name", "")
+        hit("groups", gname, jid)
+        for svc in group.get("Services") or []:
+            hit("services", svc.get("Name", ""), jid, gname)
+        for task in group.get("Tasks") or []:
+            tname = task.get("Name", "")
+            hit("tasks", tname, jid, gname)
+            for svc in task.get("Services") or []:
+                hit("services", svc.get("Name", ""), jid, gname, tname)
+            config, driver = task.get("Config") or {}, task.get("Driver", "")
+            param = {"docker": ("images", "image"), "exec": ("commands", "command"),
+                     "raw_exec": ("commands", "command"), "java": ("classes", "class")}.get(driver)
+            if param:
+                hit(param[0], config.get(param[1]), jid, gname, tname)
+    return out
+
+
+def _fuzzy_single(ctx: str, row: dict[str, Any], text: str) -> list[tuple[str, tuple[str, int, list[str]]]]:
+    """Nomad's fuzzyMatchSingle: the name matched and the scope each context answers."""
+    if ctx == "nodes":
+        name, scope = row.get("Name", ""), [row.get("ID", "")]
+    elif ctx == "node_pools":
+        name, scope = row.get("Name", ""), [row.get("Name", "")]
+    elif ctx == "namespaces":
+        name, scope = row.get("Name", ""), []
+    elif ctx == "allocs":
+        name, scope = row.get("Name", ""), [row.get("Namespace", "default"), row.get("ID", "")]
+    else:  # variables
+        name, scope = row.get("Path", ""), [row.get("Namespace", "default"), row.get("Path", "")]
+    i = name.lower().find(text)
+    return [(ctx, (name, i, scope))] if i >= 0 else []
+
+
+def _fuzzy_rows(tables: Any, ctx: str, namespace: str, acl: Any) -> list[dict[str, Any]]:
+    """The objects a context scans, in Nomad's index order, filtered by namespace (or by the token's
+    namespaces for ``*``)."""
+    from actors.state import node_pools as pools
+
+    def in_ns(row: dict[str, Any]) -> bool:
+        ns = row.get("Namespace", "default")
+        return _ns_readable(acl, ns) if namespace == "*" else ns == namespace
+
+    if ctx == "jobs":
+        rows = sorted(tables.get("jobs", {}).values(), key=lambda j: (j.get("Namespace", "default"), j["ID"]))
+        return [j for j in rows if in_ns(j)]
+    if ctx == "allocs":
+        return [a for _, a in sorted(tables.get("allocs", {}).items()) if in_ns(a)]
+    if ctx == "variables":
+        rows = sorted(tables.get("variables", {}).values(),
+                      key=lambda v: (v.get("Namespace", "default"), v.get("Path", "")))
+        return [v for v in rows if in_ns(v)]
+    if ctx == "nodes":
+        return [n for _, n in sorted(tables.get("nodes", {}).items())]
+    if ctx == "node_pools":
+        return [p for p in pools.listed(tables)
+                if acl is None or acl.allow_node_pool(p.get("Name", ""), READ)]
+    if ctx == "namespaces":
+        return [{"Name": "default"}] if _ns_readable(acl, "default") else []
+    return []  # plugins: none here
+
+
+def fuzzy_query(text: str, prefix: str, fuzzy: tuple[str, ...], by_prefix: tuple[str, ...],
+                namespace: str, acl: Any):  # type: ignore[no-untyped-def]
+    def query(st: Any) -> tuple[dict[str, list[dict[str, Any]]], dict[str, bool], int]:
+        tables = st.tables
+        matches: dict[str, list[dict[str, Any]]] = {}
+        truncations: dict[str, bool] = {}
+        for ctx in by_prefix:  # UUIDs by ?prefix=, as Nomad's getPrefixMatches (truncateLimit)
+            rounded = _round_uuid(prefix)
+            table = _FUZZY_UUID[ctx]
+            if rounded is None or not table:
+                continue
+            ids = sorted(k for k, v in tables.get(table, {}).items() if k.startswith(rounded)
+                         and namespace in ("*", v["Target"].get("Namespace") if ctx == "scaling_policy"
+                                           else v.get("Namespace", "default")))
+            matches[ctx] = [{"ID": i} for i in ids[:TRUNCATE_LIMIT]]
+            truncations[ctx] = len(ids) > TRUNCATE_LIMIT
+        for ctx in fuzzy:
+            truncations[ctx] = False
+            rows = _fuzzy_rows(tables, ctx, namespace, acl)
+            found: dict[str, list[tuple[str, int, list[str]]]] = {}
+            for i, row in enumerate(rows[:FUZZY_LIMIT_QUERY]):
+                limited = i == FUZZY_LIMIT_QUERY - 1 and len(rows) > FUZZY_LIMIT_QUERY
+                hits = _fuzzy_job(row, text) if ctx == "jobs" else _fuzzy_single(ctx, row, text)
+                for hit_ctx, match in hits:
+                    kept = found.setdefault(hit_ctx, [])
+                    if len(kept) >= FUZZY_LIMIT_RESULTS:
+                        truncations[hit_ctx] = True  # Nomad: truncated by the results limit
+                        break
+                    kept.append(match)
+                    if limited:
+                        truncations[hit_ctx] = True  # Nomad: truncated by the query limit
+                        break
+            for hit_ctx, kept in found.items():
+                kept.sort(key=lambda m: (m[1], len(m[0]), m[0]))  # Nomad's sortSet
+                # Scope (the parents' IDs, namespace first) is omitted when empty, as Nomad's omitempty
+                matches[hit_ctx] = [{"ID": name, **({"Scope": scope} if scope else {})}
+                                    for name, _, scope in kept]
+        index = max((st.table_index.get(t, 0) for t in _FUZZY_TABLES), default=0)
+        return matches, truncations, index
+    return query
+
+
+@route("/v1/search/fuzzy")
+def fuzzy_search(req: Request, api: Api) -> Any:
+    require(req, "PUT", "POST")
+    try:
+        body = decode_json(read_body(req) or b"{}")
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CodedError(400, f"Request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise CodedError(400, "Request body must be a JSON object")
+    text, context = body.get("Text", ""), body.get("Context", "")
+    if not isinstance(text, str) or not isinstance(context, str):
+        raise CodedError(400, "Text and Context must be strings")
+    if context not in CONTEXTS:
+        raise CodedError(400, f"context must be one of {list(CONTEXTS)}; got {context!r}")
+    namespace = (req.query.get("namespace") or ["default"])[0] or "default"
+    prefix = (req.query.get("prefix") or [""])[0]
+    acl = None
+    if api.ctx.acl_enabled:
+        from actors.http_acl import resolve
+
+        _, acl = resolve(req, api)
+    wanted = CONTEXTS[1:] if context == "all" else (context,)
+    if namespace == "*":  # Nomad: every context, each object checked against its own namespace
+        allowed = wanted
+    else:
+        if context != "all" and not _fuzzy_allowed(acl, namespace, context):
+            raise CodedError(403, "Permission denied")
+        allowed = tuple(c for c in wanted if _fuzzy_allowed(acl, namespace, c))
+    if len(text.encode()) < FUZZY_MIN_TERM_LENGTH:
+        raise CodedError(500, f"fuzzy search query must be at least {FUZZY_MIN_TERM_LENGTH} characters, "
+                              f"got {len(text.encode())}")
+    # Nomad scans the UUID-named contexts by ?prefix= only, with the rules of the namespace asked
+    # (for "*", a rule on "*" itself).
+    by_prefix = tuple(c for c in wanted if c in _FUZZY_UUID and _fuzzy_allowed(acl, namespace, c))
+    fuzzy = tuple(c for c in allowed if c not in _FUZZY_UUID)
+    answer = state_query(req, api, _FUZZY_TABLES, fuzzy_query(text.lower(), prefix, fuzzy, by_prefix,
+                                                              namespace, acl))
+    matches, truncations, index = answer.value
+    meta = dict(answer.headers)
+    return Answer({"Matches": matches, "Truncations": truncations, "Index": index,
+                   "KnownLeader": meta.get("X-Nomad-KnownLeader") == "true",
+                   "LastContact": int(meta.get("X-Nomad-LastContact", "0")), "NextToken": ""}, answer.headers)

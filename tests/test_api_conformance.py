@@ -658,8 +658,6 @@ def _missing(method: str, path: str, why: str) -> Any:
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    _missing("POST", "/v1/search/fuzzy", "fuzzy search (the web UI's search box) is not implemented; "
-                                         "/v1/search (prefix) is"),
     _missing("GET", "/v1/agent/host", "the agent's host data (nomad operator debug) is not collected"),
     _missing("GET", "/v1/agent/schedulers", "the scheduler workers' info and config are not served"),
 ])
@@ -667,6 +665,40 @@ def test_endpoints_nomad_serves_that_are_missing_here(dev, method, path):
     """Endpoints real tools call that this agent does not serve yet: each answers 404 page not found."""
     r = call(dev.http_port, method, path, {"Text": "conform", "Context": "all"} if method == "POST" else None)
     assert r.status != 404, r.text
+
+
+def test_fuzzy_search_matches_jobs_and_their_parts_with_nomads_scopes(dev):
+    """The web UI's search box: Search.FuzzySearch's Matches {context: [{ID, Scope}]} and Truncations."""
+    r = call(dev.http_port, "POST", "/v1/search/fuzzy", {"Text": "CONFORM", "Context": "all"})
+    assert r.status == 200, r.text
+    out = r.json()
+    assert set(out) >= {"Matches", "Truncations", "Index", "KnownLeader", "LastContact"}
+    # Sorted by where the text is found, then shorter names first; the scope starts with the namespace.
+    assert out["Matches"]["jobs"][:2] == [{"ID": "conform", "Scope": ["default", "conform"]},
+                                          {"ID": "conform-svc", "Scope": ["default", "conform-svc"]}]
+    assert out["Truncations"]["jobs"] is False and out["Truncations"]["nodes"] is False
+    assert out["Index"] > 0
+    allocs = out["Matches"]["allocs"]
+    assert allocs and all(a["Scope"][0] == "default" and a["ID"].startswith("conform") for a in allocs)
+    parts = call(dev.http_port, "PUT", "/v1/search/fuzzy", {"Text": "slee", "Context": "jobs"}).json()
+    assert {"ID": "sleeper", "Scope": ["default", "conform", "web"]} in parts["Matches"]["tasks"]
+    assert {"ID": "/bin/sleep", "Scope": ["default", "conform", "web", "sleeper"]} in parts["Matches"]["commands"]
+    assert "nodes" not in parts["Truncations"]
+    pools = call(dev.http_port, "POST", "/v1/search/fuzzy", {"Text": "defa", "Context": "node_pools"}).json()
+    assert pools["Matches"]["node_pools"] == [{"ID": "default", "Scope": ["default"]}]
+    ns = call(dev.http_port, "POST", "/v1/search/fuzzy?namespace=*", {"Text": "defa", "Context": "namespaces"})
+    assert ns.json()["Matches"]["namespaces"] == [{"ID": "default"}]
+
+
+@pytest.mark.parametrize(("body", "status", "text"), [
+    ({"Text": "c", "Context": "all"}, 500, "fuzzy search query must be at least 2 characters, got 1"),
+    ({"Text": "co", "Context": "bogus"}, 400, None),
+])
+def test_fuzzy_search_refuses_what_nomad_refuses(dev, body, status, text):
+    r = call(dev.http_port, "POST", "/v1/search/fuzzy", body)
+    assert r.status == status, r.text
+    assert text is None or r.text == text
+    assert call(dev.http_port, "GET", "/v1/search/fuzzy").status == 405
 
 
 @pytest.mark.parametrize(("rules", "listed", "read"), [
