@@ -658,8 +658,8 @@ def _missing(method: str, path: str, why: str) -> Any:
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    _missing("GET", "/v1/agent/host", "the agent's host data (nomad operator debug) is not collected"),
-    _missing("GET", "/v1/agent/schedulers", "the scheduler workers' info and config are not served"),
+    # (none left: fuzzy search, the agent's host data and its scheduling workers are served now)
+    pytest.param("GET", "/v1/agent/schedulers/config"),
 ])
 def test_endpoints_nomad_serves_that_are_missing_here(dev, method, path):
     """Endpoints real tools call that this agent does not serve yet: each answers 404 page not found."""
@@ -682,12 +682,60 @@ def test_fuzzy_search_matches_jobs_and_their_parts_with_nomads_scopes(dev):
     assert allocs and all(a["Scope"][0] == "default" and a["ID"].startswith("conform") for a in allocs)
     parts = call(dev.http_port, "PUT", "/v1/search/fuzzy", {"Text": "slee", "Context": "jobs"}).json()
     assert {"ID": "sleeper", "Scope": ["default", "conform", "web"]} in parts["Matches"]["tasks"]
-    assert {"ID": "/bin/sleep", "Scope": ["default", "conform", "web", "sleeper"]} in parts["Matches"]["commands"]
+    assert {"ID": "/bin/sleep", "Scope": ["default", "conform", "web", "sleeper"]} \
+        in parts["Matches"]["commands"]
     assert "nodes" not in parts["Truncations"]
-    pools = call(dev.http_port, "POST", "/v1/search/fuzzy", {"Text": "defa", "Context": "node_pools"}).json()
+    pools = call(dev.http_port, "POST", "/v1/search/fuzzy", {"Text": "defa", "Context": "node_pools"})
+    pools = pools.json()
     assert pools["Matches"]["node_pools"] == [{"ID": "default", "Scope": ["default"]}]
-    ns = call(dev.http_port, "POST", "/v1/search/fuzzy?namespace=*", {"Text": "defa", "Context": "namespaces"})
+    ns = call(dev.http_port, "POST", "/v1/search/fuzzy?namespace=*",
+              {"Text": "defa", "Context": "namespaces"})
     assert ns.json()["Matches"]["namespaces"] == [{"ID": "default"}]
+
+
+def test_agent_host_answers_nomads_host_data(dev):
+    """``nomad operator debug``'s host.json: Nomad's HostData, the environment's secrets redacted."""
+    data = get(dev, "/v1/agent/host")
+    assert set(data) == {"OS", "Network", "ResolvConf", "Hosts", "Environment", "Disk"}
+    assert data["OS"].split(" ")[3] == "Linux"
+    assert any(n["address"] == "127.0.0.1" and n["type"] == "IPv4" for n in data["Network"])
+    assert "PATH" in data["Environment"]
+    assert all(set(d) == {"DiskMB", "UsedMB"} for d in data["Disk"].values())
+    me = get(dev, "/v1/agent/self")
+    node_id = me["stats"]["client"]["node_id"]
+    mine = get(dev, f"/v1/agent/host?node_id={node_id}")
+    assert mine["AgentID"] == node_id and set(mine["HostData"]) == set(data)
+    assert get(dev, f"/v1/agent/host?server_id={me['member']['Name']}")["AgentID"] == me["member"]["Name"]
+    both = call(dev.http_port, "GET", f"/v1/agent/host?node_id={node_id}&server_id=x")
+    assert (both.status, both.text) == (400, "Can only forward to either client node or server")
+    other = call(dev.http_port, "GET", "/v1/agent/host?node_id=elsewhere")
+    assert other.status == 400 and "not forwarded" in other.text
+
+
+def test_agent_schedulers_answer_the_workers_and_their_config(dev):
+    info = get(dev, "/v1/agent/schedulers")
+    config = get(dev, "/v1/agent/schedulers/config")
+    me = get(dev, "/v1/agent/self")
+    assert info["ServerID"] == config["ServerID"] == me["member"]["Name"]
+    assert len(info["Schedulers"]) == config["NumSchedulers"] >= 1
+    worker = info["Schedulers"][0]
+    assert set(worker) == {"ID", "EnabledSchedulers", "Started", "Status", "WorkloadStatus"}
+    assert worker["Status"] == "Started" and worker["Started"].endswith("Z")
+    assert worker["WorkloadStatus"] in ("WaitingToDequeue", "Scheduling")
+    assert "_core" in config["EnabledSchedulers"]
+    assert config["EnabledSchedulers"] == worker["EnabledSchedulers"]
+    # The answer round-trips into a PUT (ServerID ignored), as Nomad's; the pool changes at once.
+    r = call(dev.http_port, "PUT", "/v1/agent/schedulers/config", {**config, "NumSchedulers": 1})
+    assert r.status == 200, r.text
+    assert r.json()["NumSchedulers"] == 1 and len(get(dev, "/v1/agent/schedulers")["Schedulers"]) == 1
+    r = call(dev.http_port, "PUT", "/v1/agent/schedulers/config", config)
+    assert r.json()["NumSchedulers"] == config["NumSchedulers"]
+    for bad in ({"NumSchedulers": 1, "EnabledSchedulers": ["service"]},
+                {"NumSchedulers": -1, "EnabledSchedulers": ["_core"]},
+                {"NumSchedulers": 1, "EnabledSchedulers": ["_core", "bogus"]}):
+        r = call(dev.http_port, "PUT", "/v1/agent/schedulers/config", bad)
+        assert (r.status, r.text) == (400, "Invalid request")
+    assert call(dev.http_port, "DELETE", "/v1/agent/schedulers/config").status == 405
 
 
 @pytest.mark.parametrize(("body", "status", "text"), [

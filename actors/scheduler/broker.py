@@ -217,6 +217,16 @@ class _Work:
     batch: int = 0  # the worker's batch it is planned in
 
 
+@dataclass(frozen=True, slots=True)
+class SetWorkerPool:
+    """``PUT /v1/agent/schedulers/config`` (Nomad's SetSchedulerWorkerConfig): this server's worker count
+    and the evaluation types they schedule, from now on (until the next reload of the agent's config).
+    Answers the pool now in force: ``(num_workers, schedulers)``."""
+
+    num_workers: int
+    schedulers: tuple[str, ...]
+
+
 class EvalBroker(NodeActor):
     def __init__(self, env: Env, name: str, *, config: BrokerConfig | None = None, raft: str = RAFT,
                  wall_clock: Any = None, metrics: Any = None) -> None:
@@ -246,10 +256,12 @@ class EvalBroker(NodeActor):
         self._wake_at: float | None = None
         self._watching = False
         self.paused = False  # the scheduler configuration's PauseEvalBroker, as last read
+        self._worker_started: list[float] = []  # wall time each worker slot started (Nomad's WorkerInfo)
         self.stats = {"scheduled": 0, "placed": 0, "stopped": 0, "refused": 0, "failed": 0, "retries": 0,
                       "plan_entries": 0}
 
     def on_start(self) -> None:
+        self._resize(self.cfg.num_workers)
         log.info("starting scheduling worker(s): num_workers=%d schedulers=[%s]", self.cfg.num_workers,
                  " ".join(self.cfg.schedulers))
         self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
@@ -267,12 +279,28 @@ class EvalBroker(NodeActor):
             if n != self.cfg.num_workers:
                 log.info("reloaded scheduling workers: num_workers=%d", n)
                 self.cfg = replace(self.cfg, num_workers=n)
+                self._resize(n)
                 self._dispatch()
+        elif isinstance(message, SetWorkerPool):
+            log.info("scheduling workers set: num_workers=%d schedulers=[%s]", message.num_workers,
+                     " ".join(message.schedulers))
+            self.cfg = replace(self.cfg, num_workers=message.num_workers, schedulers=message.schedulers)
+            self._types = None if set(SCHEDULER_TYPES) <= set(self.cfg.schedulers) else self.cfg.schedulers
+            self._resize(message.num_workers)
+            self._dispatch()
+            return self.cfg.num_workers, self.cfg.schedulers
         elif message == "status":
             return {"leader": self.is_leader, "paused": self.paused, "queued": len(self._queue),
                     "running": len(self._running),
-                    "batches": len(self._batches), "workers": self.cfg.num_workers, **self.stats}
+                    "batches": len(self._batches), "workers": self.cfg.num_workers,
+                    "schedulers": self.cfg.schedulers, "worker_started": tuple(self._worker_started),
+                    **self.stats}
         return None
+
+    def _resize(self, n: int) -> None:
+        """Worker slots kept keep their start time; new ones start now."""
+        del self._worker_started[n:]
+        self._worker_started += [self._wall()] * (n - len(self._worker_started))
 
     def broker_stats(self) -> dict[str, int]:
         """Nomad's BrokerStats totals: evaluations ready to schedule, being scheduled, and pending
