@@ -59,6 +59,8 @@ def sockaddr_dump(address: str, netmask: str | None) -> dict[str, str] | None:
     """go-sockaddr's dump of one IP address (the keys Nomad's dumpSockAddr shows most tools read)."""
     address = address.split("%", 1)[0]  # an IPv6 zone
     try:
+        if netmask and ":" in netmask:  # an IPv6 mask: ipaddress takes its prefix length only
+            netmask = str(bin(int(ipaddress.IPv6Address(netmask))).count("1"))
         iface = ipaddress.ip_interface(f"{address}/{netmask}" if netmask else address)
     except ValueError:
         return None
