@@ -90,3 +90,17 @@ def test_workers_info_shows_each_slot_of_the_broker():
     assert [w["Started"] for w in info["Schedulers"]] == ["1970-01-01T00:00:00Z", "1970-01-01T00:00:01.5Z"]
     assert info["Schedulers"][0]["EnabledSchedulers"] == ["service", "_core"]
     assert len({w["ID"] for w in info["Schedulers"]}) == 2
+
+
+def test_scheduler_endpoints_on_a_client_answer_server_only():
+    import pytest
+
+    from actors.http_agent_schedulers import schedulers_config, schedulers_info
+    from actors.http_api import CodedError, Request
+
+    api = SimpleNamespace(env=SimpleNamespace(lookup=lambda name: None))
+    for handler, path in ((schedulers_info, "/v1/agent/schedulers"),
+                          (schedulers_config, "/v1/agent/schedulers/config")):
+        with pytest.raises(CodedError) as e:
+            handler(Request("GET", path, {}, path), api)  # type: ignore[arg-type]
+        assert (e.value.code, e.value.message) == (400, "Server only endpoint")
