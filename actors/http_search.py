@@ -165,9 +165,11 @@ def _fuzzy_allowed(acl: Any, namespace: str, context: str) -> bool:
 
 
 def _ns_readable(acl: Any, namespace: str) -> bool:
-    """Nomad's nsCapFilter: an object of another namespace is kept when the token may read jobs there."""
-    return acl is None or acl.allow_namespace(namespace, "read-job") or acl.allow_namespace(namespace,
-                                                                                             "list-jobs")
+    """Nomad's AllowNamespace: the token holds some capability in *namespace*."""
+    if acl is None or acl.management:
+        return True
+    caps = acl.namespace_caps(namespace)
+    return bool(caps) and "deny" not in caps
 
 
 def _fuzzy_job(job: dict[str, Any], text: str) -> list[tuple[str, tuple[str, int, list[str]]]]:
@@ -215,24 +217,30 @@ def _fuzzy_single(ctx: str, row: dict[str, Any], text: str) -> list[tuple[str, t
 
 
 def _fuzzy_rows(tables: Any, ctx: str, namespace: str, acl: Any) -> list[dict[str, Any]]:
-    """The objects a context scans, in Nomad's index order, filtered by namespace (or by the token's
-    namespaces for ``*``)."""
+    """The objects a context scans, in Nomad's index order: those of the namespace asked, or for ``*``
+    those of every namespace the token may read them in (Nomad's nsCapFilter)."""
     from actors.state import node_pools as pools
 
-    def in_ns(row: dict[str, Any]) -> bool:
+    def keep(row: dict[str, Any]) -> bool:
         ns = row.get("Namespace", "default")
-        return _ns_readable(acl, ns) if namespace == "*" else ns == namespace
+        if namespace != "*":
+            return ns == namespace
+        if acl is None:
+            return True
+        return acl.allow_variable_search(ns) if ctx == "variables" else acl.allow_namespace(ns, "read-job")
 
     if ctx == "jobs":
         rows = sorted(tables.get("jobs", {}).values(), key=lambda j: (j.get("Namespace", "default"), j["ID"]))
-        return [j for j in rows if in_ns(j)]
+        return [j for j in rows if keep(j)]
     if ctx == "allocs":
-        return [a for _, a in sorted(tables.get("allocs", {}).items()) if in_ns(a)]
+        return [a for _, a in sorted(tables.get("allocs", {}).items()) if keep(a)]
     if ctx == "variables":
         rows = sorted(tables.get("variables", {}).values(),
                       key=lambda v: (v.get("Namespace", "default"), v.get("Path", "")))
-        return [v for v in rows if in_ns(v)]
+        return [v for v in rows if keep(v)]
     if ctx == "nodes":
+        if namespace == "*" and acl is not None and not acl.allow_level("node", READ):
+            return []
         return [n for _, n in sorted(tables.get("nodes", {}).items())]
     if ctx == "node_pools":
         return [p for p in pools.listed(tables)

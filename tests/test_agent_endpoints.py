@@ -104,3 +104,13 @@ def test_scheduler_endpoints_on_a_client_answer_server_only():
         with pytest.raises(CodedError) as e:
             handler(Request("GET", path, {}, path), api)  # type: ignore[arg-type]
         assert (e.value.code, e.value.message) == (400, "Server only endpoint")
+
+
+def test_fuzzy_wildcard_namespace_hides_nodes_without_node_read():
+    st = _state([])
+    st.tables["nodes"] = {"n1": {"ID": "n1", "Name": "web-node"}}
+    acl = compile_acl([parse_policy('namespace "default" { policy = "read" }')])
+    assert fuzzy_query("web", "", ("nodes",), (), "*", acl)(st)[0] == {}
+    reader = compile_acl([parse_policy('node { policy = "read" }')])
+    assert fuzzy_query("web", "", ("nodes",), (), "*", reader)(st)[0] == {
+        "nodes": [{"ID": "web-node", "Scope": ["n1"]}]}
