@@ -19,6 +19,19 @@ as Nomad's does:
 Scaling policies are UUIDs too, matched in the namespace of their target.
 Contexts of objects this agent does not have (plugins, CSI volumes,
 variables) are searched and match nothing.
+
+``/v1/search/fuzzy`` (Nomad ``Search.FuzzySearch``, the web UI's search box):
+``{"Text", "Context"}`` answers ``{"Matches": {context: [{ID, Scope}]},
+"Truncations", "Index", ...}``.  Names containing the text, case-insensitive:
+jobs (and their ``groups``, ``services``, ``tasks``, and ``commands`` /
+``images`` / ``classes`` of their drivers, each with a ``Scope`` of its
+parents' IDs, namespace first), allocations, nodes, node pools, namespaces
+and variables; evaluations, deployments and scaling policies by ``?prefix=``
+on their IDs, as Nomad's.  Sorted by where the text is found, then shorter
+names; at most :data:`FUZZY_LIMIT_QUERY` objects scanned and
+:data:`FUZZY_LIMIT_RESULTS` kept per context (Truncations says so); text
+shorter than :data:`FUZZY_MIN_TERM_LENGTH` is refused with Nomad's message.
+``?namespace=*`` searches every namespace the token may read.
 """
 
 from __future__ import annotations
