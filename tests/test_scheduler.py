@@ -1530,10 +1530,15 @@ def test_system_job_update_rolls_max_parallel_nodes_at_a_time_each_stagger() -> 
     c.now += 30
     assert step() == [1, 1, 1, 1, 1]
     assert not [e for e in c.state.tables["evals"].values() if e["Status"] == "pending"]
-    # Without a job-level update block a system job is updated everywhere at once, as before.
+    # Without an update block a system job rolls by Nomad's DefaultUpdateStrategy (its HTTP API
+    # canonicalizes every registration so): one node at a time, 30 s apart.
     c.register(ID="sys", Type="system", TaskGroups=[{"Name": "g", "Tasks": [
         {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["3"]}}]}])
-    assert step() == [2, 2, 2, 2, 2]
+    assert c.state.tables["jobs"]["sys"]["Update"]["MaxParallel"] == 1
+    assert step() == [1, 1, 1, 1, 2]
+    for done in range(2, 6):
+        c.now += 30
+        assert step() == [1] * (5 - done) + [2] * done
 
 
 def test_manual_health_is_set_by_an_operator_and_counts_as_a_clients_report() -> None:

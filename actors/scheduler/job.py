@@ -1266,9 +1266,12 @@ def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAU
     job_update: dict[str, Any] | None = None
     if job["Type"] == "service":
         job_update = dict(_map(job.get("Update"), "Update"))
-    elif job.get("Update") is not None:
-        # A system job's rolling update: max_parallel nodes at a time, a stagger apart.
-        u = dict(_map(job["Update"], "Update"))
+    elif job["Type"] == "system":
+        # A system job's rolling update: max_parallel nodes at a time, a stagger apart.  Nomad's HTTP
+        # API canonicalizes every registration (api Job.Canonicalize): no update block is
+        # DefaultUpdateStrategy (one node at a time, 30 s apart), and a block's unset fields are its.
+        given = _map(job.get("Update"), "Update")
+        u = {**UPDATE_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
         u["MaxParallel"] = _int(u.get("MaxParallel"), "Update.MaxParallel", default=0, minimum=0,
                                 maximum=MAX_COUNT)
         u["Stagger"] = _int(u.get("Stagger"), "Update.Stagger", default=0, minimum=0,
