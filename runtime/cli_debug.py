@@ -35,6 +35,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import tarfile
@@ -212,7 +213,8 @@ class Capture:
         self.opts = opts
         self.root = root
         self.manifest: list[str] = []
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # the streams end
+        self.cancel = threading.Event()  # a signal: the capture ends after the interval in progress
         self.threads: list[threading.Thread] = []
         self.open: list[Any] = []  # the streams' responses, cut at the end so no reader waits for a frame
         self.lock = threading.Lock()
@@ -359,7 +361,46 @@ def _monitor_frame(frame: Any) -> bytes:
     return base64.b64decode(frame["Data"]) if isinstance(frame, dict) and frame.get("Data") else b""
 
 
+HELP = """Usage: nomad operator debug [options]
+
+  Build an archive containing Nomad cluster configuration and state, and Consul
+  and Vault status. Include logs and pprof profiles for selected servers and
+  client nodes.
+
+  If ACLs are enabled, this command will require a token with the 'node:read'
+  capability to run. In order to collect information, the token will also
+  require the 'agent:read' and 'operator:read' capabilities, as well as the
+  'list-jobs' capability for all namespaces. To collect pprof profiles the
+  token will also require 'agent:write', or enable_debug configuration set to
+  true.
+
+Debug Options:
+
+  -duration=<duration>        Duration of the capture. Defaults to 5m.
+  -interval=<interval>        Between snapshots of the Nomad state. Defaults to 30s.
+  -event-topic=<Topic:filter> Event stream capture ("all", "Job", "*:example"...). Defaults to "none".
+  -event-index=<index>        Index to start streaming events from. Defaults to 0.
+  -log-level=<level>          The log level to monitor. Defaults to TRACE.
+  -log-include-location       File and line in each log line monitored. Defaults to true.
+  -log-file-export, -log-lookback=<duration>
+                              Agents' historical logs (needs the agent's monitor export endpoint).
+  -max-nodes=<count>          Cap on client nodes captured. Defaults to 10, 0 for unlimited.
+  -node-id=<node1>,<node2>    Client node id prefixes, or "all". Defaults to "all".
+  -node-class=<node-class>    Filter client nodes by node class.
+  -server-id=<s1>,<s2>        Server names (prefixes), "leader", or "all". Defaults to "all".
+  -pprof-duration=<duration>  Defaults to 1s or -duration, whichever is less.
+  -pprof-interval=<interval>  Defaults to 30s or -pprof-duration, whichever is more.
+  -stale=<true|false>         Read from any server rather than the leader.
+  -output=<path>              Parent directory of the output directory; no archive is built.
+  -verbose                    Enable verbose output.
+  -region, -namespace         Nomad's general options (NOMAD_REGION, NOMAD_NAMESPACE).
+  -consul-http-addr, -consul-token, -consul-token-file, -vault-address, -vault-token
+                              Consul and Vault to collect status from (their environment variables)."""
+
+
 def debug(addr: str, args: list[str]) -> tuple[str, int]:
+    if any(a in ("-h", "-help", "--help") for a in args):
+        return HELP, 0
     opts = _parse(args)
     output = opts["output"]
     now = dt.datetime.now(dt.UTC)
@@ -490,11 +531,18 @@ def _run(addr: str, opts: dict[str, Any], root: str, stamped: str, timestamp: st
 
     targets = [("client", "node_id", n) for n in node_ids] + [("server", "server_id", s) for s in server_ids]
     started = time.monotonic()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        # Nomad's trap: a signal ends the capture (what is being fetched is finished); the bundle is written
+        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+            previous[sig] = signal.signal(sig, lambda signum, frame: cap.cancel.set())
     try:
         _collect(cap, targets, members["Members"], nodes, started)
-    except KeyboardInterrupt:  # Nomad's trap: a signal ends the capture; the bundle is still written
+    except KeyboardInterrupt:
         pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         cap.finish()
     _write_manifest(cap, timestamp)
     if output:
@@ -542,12 +590,15 @@ def _collect(cap: Capture, targets: list[tuple[str, str, str]], members: list[di
         if opts["namespace"]:
             q.append(("namespace", opts["namespace"]))
 
+        count = [0]
+
         def events(frame: Any) -> bytes:
             evs = frame.get("Events") or [] if isinstance(frame, dict) else []
-            if opts["verbose"]:
-                for e in evs:
-                    _out(f"Event: Index: {e.get('Index')}, Topic: {e.get('Topic', ''):<10}, "
-                         f"Type: {e.get('Type')}")
+            for e in evs:
+                count[0] += 1
+                if opts["verbose"]:
+                    _out(f"Event: {count[0]:4d}, Index: {e.get('Index')}, Topic: {e.get('Topic', ''):<10}, "
+                         f"Type: {e.get('Type')}, FilterKeys: {_go_list(e.get('FilterKeys'))}")
             return "".join(go_json(e) + "\n" for e in evs).encode()
 
         cap.stream("/v1/event/stream", q + stale + region,
@@ -563,6 +614,9 @@ def _collect(cap: Capture, targets: list[tuple[str, str, str]], members: list[di
         _collect_host(cap, kind, key, ident)
 
     pprof_ok = {t: True for t in targets}
+    if opts["verbose"]:
+        _out("pprof: this agent serves its goroutine (greenlet) stacks; Go's cpu, heap, trace and "
+             "threadcreate profiles do not exist here and are not captured")
     _out("    Capture pprofInterval 0000")
     _collect_pprofs(cap, targets, pprof_ok, 0)
     pprof_again = opts["pprof_interval_s"] != opts["pprof_duration_s"]
@@ -573,7 +627,7 @@ def _collect(cap: Capture, targets: list[tuple[str, str, str]], members: list[di
     next_capture, count = time.monotonic(), 0
     while True:
         now = time.monotonic()
-        if now >= end:
+        if now >= end or cap.cancel.is_set():
             return
         if now >= next_capture:
             name = f"{count:04d}"
@@ -589,7 +643,7 @@ def _collect(cap: Capture, targets: list[tuple[str, str, str]], members: list[di
             next_pprof = time.monotonic() + opts["pprof_interval_s"]
             continue
         wake = min(end, next_capture, next_pprof if pprof_again else end)
-        time.sleep(max(0.0, min(wake - time.monotonic(), 1.0)))
+        cap.cancel.wait(max(0.0, wake - time.monotonic()))
 
 
 def _collect_host(cap: Capture, kind: str, key: str, ident: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import tarfile
@@ -168,5 +169,26 @@ server {{
         assert miss.returncode == 1
         assert miss.stderr == ('No node(s) with prefix "zz" found\n'
                                "Error: Failed to retrieve clients, 0 nodes found in list: zz\n")
+        # a signal ends a long capture early, as Nomad's trap: the bundle is still written
+        proc = subprocess.Popen([sys.executable, str(REPO / "bin" / "nomad"),
+                                 f"-address=http://127.0.0.1:{port}", "operator", "debug", "-duration=5m",
+                                 "-interval=1s", "-output", str(tmp_path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        try:
+            for line in proc.stdout:
+                if line.startswith("    Capture interval 0000"):
+                    proc.send_signal(signal.SIGTERM)
+                    break
+            rest, _ = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0 and rest.startswith("Created debug directory: ")
+        bundle = Path(rest.split(": ", 1)[1].strip())
+        assert (bundle / "index.json").exists() and (bundle / "interval" / "0000" / "jobs.json").exists()
     finally:
         agent.kill()
+
+
+def test_help_is_printed_without_asking_the_agent() -> None:
+    text, code = debug(NOWHERE, ["-help"])
+    assert code == 0 and text.startswith("Usage: nomad operator debug [options]")
