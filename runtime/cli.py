@@ -481,3 +481,9 @@ from runtime.cli_root_keyring import ROOT_KEYRING_COMMANDS  # noqa: E402
 
 COMMANDS.update(ROOT_KEYRING_COMMANDS)
 # ---- end operator root keyring
+
+# ---- operator debug (runtime.cli_debug)
+from runtime.cli_debug import DEBUG_COMMANDS  # noqa: E402
+
+COMMANDS.update(DEBUG_COMMANDS)
+# ---- end operator debug
