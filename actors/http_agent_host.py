@@ -32,7 +32,7 @@ import os
 import socket
 from typing import Any
 
-from actors.agent_messages import GetSelf
+from actors.http_agent_id import own_agent_id
 from actors.http_api import Api, CodedError, Request, require, route
 
 # Nomad's host.DefaultEnvDenyList: redacted in Environment (and any name containing TOKEN or SECRET).
@@ -118,13 +118,9 @@ def agent_host(req: Request, api: Api) -> Any:
         raise CodedError(400, "Can only forward to either client node or server")
     if not server_id and not node_id:
         return host_data()
-    me = api.ask(api.ctx.agent, GetSelf())
-    server_name = (me.get("member") or {}).get("Name", "")
-    my_node = ((me.get("stats") or {}).get("client") or {}).get("node_id", "")
-    if server_id and server_name and server_id in (server_name, server_name.split(".", 1)[0]):
-        return {"AgentID": server_name, "HostData": host_data()}
-    if node_id and node_id == my_node:
-        return {"AgentID": my_node, "HostData": host_data()}
     key, other = ("server_id", server_id) if server_id else ("node_id", node_id)
+    agent_id = own_agent_id(api, key, other)
+    if agent_id:
+        return {"AgentID": agent_id, "HostData": host_data()}
     raise CodedError(400, f"{key} {other!r} is not this agent: the host data of another agent is not "
                           "forwarded here; ask that agent's own HTTP address")

@@ -22,6 +22,7 @@ from typing import Any
 
 import gevent
 
+from actors.http_agent_id import own_agent_id
 from actors.http_api import Api, CodedError, Request, Stream, query_flag, require, route
 from runtime.logging_setup import LEVELS, MONITOR, Subscription
 
@@ -41,7 +42,7 @@ def agent_monitor(req: Request, api: Api) -> Any:
         raise CodedError(400, f"Unknown log level: {level.lower()}")
     for key in ("node_id", "server_id"):
         other = (req.query.get(key) or [""])[0]
-        if other and other not in (api.env.node, "leader"):
+        if other and not own_agent_id(api, key, other):
             raise CodedError(400, f"{key} {other!r}: only this agent's own logs are served here")
     plain = query_flag(req, "plain")
     sub = MONITOR.subscribe(LEVELS[level], query_flag(req, "log_json"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.http_agent_id import own_agent_id
 from actors.http_api import Api, CodedError, Request, Response, require, route
 
 GO_ONLY = ("profile", "trace", "heap", "allocs", "block", "mutex", "threadcreate", "cmdline")
@@ -30,7 +31,7 @@ def agent_pprof(req: Request, api: Api) -> Any:
         raise CodedError(403, "Permission denied")
     for key in ("node_id", "server_id"):
         other = (req.query.get(key) or [""])[0]
-        if other and other not in (api.env.node, "leader"):
+        if other and not own_agent_id(api, key, other):
             raise CodedError(400, f"{key} {other!r}: only this agent's own profiles are served here")
     if profile == "goroutine":
         if api.ctx.stacks is None:

@@ -722,6 +722,7 @@ def dev_config() -> Config:
 # DevConfig (command/agent/config.go) as an overlay on the defaults.
 DEV_OVERLAY: dict[str, Any] = {
     "dev_mode": True,  # in-memory raft, node ID not persisted, drain ignored
+    "enable_debug": True,  # Nomad's DevConfig: pprof and host data without ACLs
     "bind_addr": "127.0.0.1",
     "log_level": "DEBUG",
     "server": {"enabled": True, "bootstrap_expect": 1},

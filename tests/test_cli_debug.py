@@ -98,7 +98,6 @@ def test_a_capture_from_a_dev_agent_is_archived_in_nomads_layout_with_secrets_re
     port = free_port()
     conf = tmp_path / "agent.hcl"
     conf.write_text(f'''
-enable_debug = true
 ports {{
   http = {port}
   rpc  = {free_port()}
@@ -153,6 +152,11 @@ server {{
         assert json.loads(files["interval/0000/operator-raft.json"])["Servers"][0]["Leader"] is True
         assert "Gauges" in json.loads(files["interval/0001/metrics.json"])
         assert b"[DEBUG]" in files["server/leader/monitor.log"]  # the agent's log lines over the capture
+        # Each agent's logs and stacks by its own name too (-dev turns enable_debug on, as Nomad's).
+        for name in (f"server/{server}/monitor.log", f"client/{node}/monitor.log"):
+            assert b"[DEBUG]" in files[name] and b"monitor: " not in files[name], files[name][:200]
+        assert b"Greenlet" in files[f"server/{server}/goroutine-debug2_0000.txt"] or \
+            files[f"server/{server}/goroutine-debug2_0000.txt"].strip()
         host = json.loads(files[f"server/{server}/agent-host.json"])
         assert host["AgentID"] == server and "Disk" in host["HostData"]
         events = [json.loads(line) for line in files["cluster/eventstream.json"].splitlines()]
