@@ -176,7 +176,9 @@ def node_networks(facts: HostFacts,
     address of every interface that is in one of a block's CIDRs (none given: any) and on its
     interface (none given: any) has the block's name as its alias, and the node's own address
     (``unique.network.ip-address``) has the alias "default".  Link-local addresses count on an
-    interface only when it has no other one.  Returns sorted (device, alias, address, reserved_ports)."""
+    interface only when it has no other one.  Returns (device, alias, address, reserved_ports) in
+    the interfaces' and their addresses' order, as Nomad's (a port goes on its network's first
+    address: a dual-stack interface's IPv4 one, listed first)."""
     import ipaddress
 
     nets = []
@@ -208,7 +210,7 @@ def node_networks(facts: HostFacts,
         out += found or link_local
     if not default_seen and facts.ip_address:
         out.append(("", "default", facts.ip_address, ""))
-    return tuple(sorted(set(out)))
+    return tuple(dict.fromkeys(out))  # the interfaces' order (Nomad's), each entry once
 
 
 def fingerprint(facts: HostFacts, *, nomad_version: str, reserved: Resources = NO_RESOURCES,
