@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from actors.acl import READ, Need
+from actors.acl import ACL, READ, Need
 from actors.http_api import (
     Answer,
     Api,
@@ -162,11 +162,19 @@ _FUZZY_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_pol
                  "node_pools")
 
 
+def _variable_search(acl: Any, namespace: str) -> bool:
+    """Nomad's AllowVariableSearch: the token's policies alone -- a workload identity's implicit right
+    to its own job's variables does not extend to searching its namespace's paths."""
+    if isinstance(acl, ACL):
+        return ACL.allow_variable_search(acl, namespace)
+    return acl.allow_variable_search(namespace)
+
+
 def _fuzzy_allowed(acl: Any, namespace: str, context: str) -> bool:
     if acl is None:
         return True
     if context == "variables":
-        return acl.allow_variable_search(namespace)
+        return _variable_search(acl, namespace)
     if context == "plugins":
         return acl.allow_level("plugin", "list")
     if context == "node_pools":
@@ -240,7 +248,7 @@ def _fuzzy_rows(tables: Any, ctx: str, namespace: str, acl: Any) -> list[dict[st
             return ns == namespace
         if acl is None:
             return True
-        return acl.allow_variable_search(ns) if ctx == "variables" else acl.allow_namespace(ns, "read-job")
+        return _variable_search(acl, ns) if ctx == "variables" else acl.allow_namespace(ns, "read-job")
 
     if ctx == "jobs":
         rows = sorted(tables.get("jobs", {}).values(), key=lambda j: (j.get("Namespace", "default"), j["ID"]))

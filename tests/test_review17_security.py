@@ -5,8 +5,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from actors.http_search import _fuzzy_allowed, fuzzy_query
 from actors.workload_identity import workload_acl
 
@@ -21,9 +19,6 @@ def _state_with_variables(*paths: str) -> Any:
     return SimpleNamespace(tables=tables, table_index={"variables": 3})
 
 
-@pytest.mark.xfail(strict=True, reason="review17: a workload identity with no attached policy "
-                   "may fuzzy-search every variable path of its namespace (WorkloadACL."
-                   "allow_variable_search is true for it); Nomad's AllowVariableSearch takes no claims")
 def test_a_workload_identity_cannot_fuzzy_search_other_jobs_variable_paths():
     acl = workload_acl(CLAIMS, "POST", "/v1/search/fuzzy")
     # The implicit policy reads its own job's variables only ...
