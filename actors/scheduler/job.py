@@ -202,6 +202,12 @@ def _networks(raw: Any, field: str) -> list[dict[str, Any]] | None:
     n = _map(nets[0], f)
     mode = _str(n.get("Mode"), f"{f}.Mode", default="host") or "host"
     _need(mode == "host", f"{f}.Mode", f"network mode {mode!r} is not supported here (only host)")
+    # Refused rather than dropped: a task would not get the resolv.conf it asked for.
+    dns = n.get("DNS")
+    _need(not dns or not any((dns.get(k) if isinstance(dns, dict) else True)
+                             for k in ("Servers", "Searches", "Options")),
+          f"{f}.DNS", "network DNS settings are not supported by this agent (tasks use the host's "
+                      "resolv.conf)")
     labels: set[str] = set()
     out: dict[str, Any] = {"Mode": "host", "ReservedPorts": [], "DynamicPorts": []}
     for key in ("ReservedPorts", "DynamicPorts"):
@@ -212,6 +218,8 @@ def _networks(raw: Any, field: str) -> list[dict[str, Any]] | None:
             _need(bool(_PORT_LABEL.match(label)), f"{fp}.Label", "must be letters, digits and underscores")
             _need(label not in labels, f"{fp}.Label", f"port label {label!r} is used twice")
             labels.add(label)
+            _need(not p.get("IgnoreCollision"), f"{fp}.IgnoreCollision",
+                  "not supported by this agent (a static port is taken by one allocation per address)")
             to = _int(p.get("To"), f"{fp}.To", default=0, minimum=-1, maximum=65535)
             port: dict[str, Any] = {"Label": label, "To": to}
             # Nomad's host_network: the client host_network whose address the port is given ("default",
