@@ -809,6 +809,17 @@ def _services(raw: Any, field: str, default_name: str, task_name: str = "") -> l
               f"must be one of {SERVICE_ADDRESS_MODES} for the nomad provider")
         svc["Address"] = _str(svc.get("Address"), f"{where}.Address")
         svc["Meta"] = {str(k): str(v) for k, v in _map(svc.get("Meta"), f"{where}.Meta").items()}
+        # canary_tags (registered while the allocation is an unpromoted canary), canary_meta (Consul's,
+        # as meta); Nomad's Canonicalize makes empty ones nil: kept only when given.
+        canary_tags = _list(svc.get("CanaryTags"), f"{where}.CanaryTags")
+        _need(all(isinstance(t, str) for t in canary_tags), f"{where}.CanaryTags",
+              "must be a list of strings")
+        canary_meta = {str(k): str(v) for k, v in _map(svc.get("CanaryMeta"), f"{where}.CanaryMeta").items()}
+        for key, value in (("CanaryTags", canary_tags), ("CanaryMeta", canary_meta)):
+            if value:
+                svc[key] = value
+            else:
+                svc.pop(key, None)
         # The service's on_update is its checks' when they set none (Nomad's Service.Canonicalize); kept
         # only when given, so a job stored before it was read is the job it was.
         on_update = _str(svc.get("OnUpdate"), f"{where}.OnUpdate")
