@@ -69,6 +69,9 @@ from actors.client.drivers import (
 log = logging.getLogger("nomad.client.driver")
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+# How long the launcher's enter helper may take to join a running task and start a command there
+# (a change_script): it reads a small spec and joins namespaces, well under a second when healthy.
+ENTER_TIMEOUT_S = 10.0
 # Nomad's default client chroot_env (client/config: DefaultChrootEnv): host path -> path in the chroot.
 DEFAULT_CHROOT_ENV: tuple[tuple[str, str], ...] = (
     ("/bin", "/bin"), ("/etc", "/etc"), ("/lib", "/lib"), ("/lib32", "/lib32"), ("/lib64", "/lib64"),
@@ -902,19 +905,39 @@ def _run_entered(spec: dict[str, Any], timeout_s: float) -> tuple[int, str]:
     child_ends, mine = [spec_r, status_w], [spec_w]
 
     def handshake(proc: subprocess.Popen[bytes]) -> str:
+        # Cooperative I/O (select, which gevent patches in the agent): a blocking read would stall it.
         for fd in child_ends:
             os.close(fd)
         child_ends.clear()
-        mine.clear()  # the file object below closes it
-        try:
-            with os.fdopen(spec_w, "wb", closefd=True) as fh:
-                fh.write(json.dumps(spec).encode())
-        except OSError:
-            pass  # the helper is gone: its status says why
-        said = b""
-        with os.fdopen(status_r, "rb", closefd=False) as fh:
-            said = fh.read()
-        return said.decode("utf-8", "replace")
+        os.set_blocking(spec_w, False)
+        os.set_blocking(status_r, False)
+        deadline = time.monotonic() + ENTER_TIMEOUT_S
+        data = memoryview(json.dumps(spec).encode())
+        while data and time.monotonic() < deadline:
+            if select.select([], [spec_w], [], max(0.0, deadline - time.monotonic()))[1]:
+                try:
+                    data = data[os.write(spec_w, data):]
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    break  # the helper is gone: its status says why
+        os.close(spec_w)
+        mine.clear()
+        said, ended = b"", False
+        while time.monotonic() < deadline:
+            if select.select([status_r], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                try:
+                    chunk = os.read(status_r, 4096)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    ended = True
+                    break
+                said += chunk
+        if said or not ended:
+            return said.decode("utf-8", "replace") or \
+                f"the command was not running in the task after {ENTER_TIMEOUT_S:g} s"
+        return ""
 
     try:
         argv = [sys.executable, "-I", "-S", exec_launcher.__file__, "enter", str(spec_r), str(status_w)]
