@@ -303,6 +303,7 @@ class ScriptRan:
     template: int
     exit_code: int
     error: str
+    pid: int = 0  # the task's run it ran in: a later run is not killed for it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -2629,15 +2630,15 @@ class AllocRunner(NodeActor):
                                        f"driver {t.handle.driver} does not support exec"))
             return
         target = self._exec_target(a.alloc_id, t.spec.name)
-        ref, key = self.actor_ref, (a.alloc_id, t.spec.name, index)
+        ref, key, pid = self.actor_ref, (a.alloc_id, t.spec.name, index), t.handle.pid
         if target.enter and "error" in json.loads(target.enter):
-            self._script_ran(ScriptRan(*key, 0, str(json.loads(target.enter)["error"])))
+            self._script_ran(ScriptRan(*key, 0, str(json.loads(target.enter)["error"]), pid))
             return
 
         def notify(exit_code: int, error: str) -> None:
             # Called by the driver, from wherever the command ends: only a tell.
             try:
-                ref.tell(ScriptRan(*key, exit_code, error))
+                ref.tell(ScriptRan(*key, exit_code, error, pid))
             except pykka.ActorDeadError:
                 pass  # this runner is gone
 
@@ -2646,7 +2647,7 @@ class AllocRunner(NodeActor):
                 env=dict(target.env), user=target.user, enter=target.enter)
         except Exception as exc:  # a driver that cannot even start it: a failed script, not a dead runner
             self.stats["driver_errors"] += 1
-            self._script_ran(ScriptRan(*key, 0, f"{type(exc).__name__}: {exc}"))
+            self._script_ran(ScriptRan(*key, 0, f"{type(exc).__name__}: {exc}", pid))
 
     def _script_ran(self, m: ScriptRan) -> None:
         """Nomad's processScript: a "Task hook message" when the script exited 0, else "Task hook
@@ -2673,7 +2674,8 @@ class AllocRunner(NodeActor):
                    f"{m.exit_code}")
         log.info("%s: allocation %s task %s: %s", self.env.node, a.alloc_id[:8], t.spec.name, why)
         self._event(t, EV_HOOK_FAILED, now, why)
-        if script.fail_on_error and t.phase in (P_RUNNING, P_KILLING) and not t.kill_fails:
+        same_run = t.handle is not None and (not m.pid or t.handle.pid == m.pid)
+        if script.fail_on_error and same_run and t.phase in (P_RUNNING, P_KILLING) and not t.kill_fails:
             t.restart_requested, t.check_restart = False, ""
             t.kill_fails = SCRIPT_KILL_MESSAGE  # once it is dead, it is failed, not restarted
             if t.phase == P_RUNNING:
