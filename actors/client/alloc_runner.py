@@ -26,7 +26,9 @@ must not forget a task it said is running).
   missing variable holds the task with Nomad's "Missing: ..." event; ``env
   = true`` templates add to the task's environment.  While the task lives
   the query is kept; a rendering that changed is written again and its
-  ``change_mode`` applies (restart, signal, noop), after its ``splay``.
+  ``change_mode`` applies (restart, signal, noop, or script: the driver's
+  ``exec_in_task`` runs its change_script inside the task and answers with
+  :class:`ScriptRan`), after its ``splay``.
 * A task's exit is told by its driver when the driver can watch it
   (:class:`TaskExited`; the simulator's driver does), and otherwise found by
   polling the driver every ``poll_interval_s``.

@@ -32,7 +32,7 @@ it still lacks, and which are missing on the servers; the runner fetches,
 renders again, and once nothing is lacking writes the files.  While the
 task runs it keeps a blocking query on the same data; a rendering that
 changed is written again and its ``change_mode`` applies (restart, signal,
-or noop), after the template's ``splay``; with ``wait { min, max }`` a change
+script -- its ``change_script`` run inside the task -- or noop), after the template's ``splay``; with ``wait { min, max }`` a change
 is rendered only once the data stayed unchanged for ``min`` (but at most
 ``max`` after the first change), as consul-template's quiescence.  As
 there, the wait applies to changes only: the first rendering (the task's
