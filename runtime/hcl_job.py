@@ -30,12 +30,13 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ``destination``, ``read_only``, ``propagation_mode``, ``selinux_label``:
   raw_exec, like Nomad's, cannot mount, so such a task fails to start),
   ``template`` (several: ``data`` or
-  ``source``, ``destination``, ``change_mode`` -- restart, signal or noop --,
-  ``change_signal``, ``perms``, ``env``, ``left_delimiter``,
-  ``right_delimiter``, ``splay``, ``error_on_missing_key``, ``wait { min,
-  max }``; rendered by runtime.gotemplate, see actors.client.templates);
+  ``source``, ``destination``, ``change_mode`` -- restart, signal, script or
+  noop --, ``change_script { command, args, timeout, fail_on_error }``,
+  ``change_signal``, ``perms``, ``env``, ``left_delimiter``, ``right_delimiter``,
+  ``splay``, ``error_on_missing_key``, ``wait { min, max }``; rendered by runtime.gotemplate, see actors.client.templates);
 * ``service`` (in a group or a task): ``name``, ``tags``, ``port``,
-  ``provider``, ``address_mode``, ``address``, ``meta``, and ``check``
+  ``provider``, ``address_mode``, ``address``, ``meta``, ``canary_tags``,
+  ``canary_meta``, and ``check``
   blocks (Nomad's native http/tcp checks: ``name``, ``type``, ``path``,
   ``port``, ``interval``, ``timeout``, ``method``, ``protocol``,
   ``on_update``, ``address_mode``, ``body``, ``task``, ``header { Name =
@@ -146,7 +147,7 @@ def _services(value: Any, where: str) -> list[dict[str, Any]]:
         if not isinstance(svc, dict):
             raise HclJobError(f"{at}: expected a block")
         _check(svc, {"name", "tags", "port", "provider", "address_mode", "address", "meta", "check",
-                     "check_restart", "on_update"}, at)
+                     "check_restart", "on_update", "canary_tags", "canary_meta"}, at)
         item: dict[str, Any] = {}
         for key, field in (("name", "Name"), ("provider", "Provider"), ("address_mode", "AddressMode"),
                            ("address", "Address"), ("on_update", "OnUpdate")):
@@ -156,8 +157,13 @@ def _services(value: Any, where: str) -> list[dict[str, Any]]:
             item["PortLabel"] = str(svc["port"])
         if "tags" in svc:
             item["Tags"] = [str(t) for t in (svc["tags"] if isinstance(svc["tags"], list) else [svc["tags"]])]
+        if "canary_tags" in svc:  # the tags while the allocation is an unpromoted canary
+            tags = svc["canary_tags"]
+            item["CanaryTags"] = [str(t) for t in (tags if isinstance(tags, list) else [tags])]
         if "meta" in svc:
             item["Meta"] = _strings(svc["meta"], f"{at}.meta")
+        if "canary_meta" in svc:
+            item["CanaryMeta"] = _strings(svc["canary_meta"], f"{at}.canary_meta")
         if "check" in svc:
             item["Checks"] = _service_checks(svc["check"], f"{at}.check")
         if "check_restart" in svc:
@@ -428,7 +434,7 @@ def _templates(value: Any, where: str) -> list[dict[str, Any]]:
         if not isinstance(t, dict):
             raise HclJobError(f"{at}: expected a block")
         _check(t, {k for k, _ in _TEMPLATE_KEYS} | {"env", "splay", "error_on_missing_key", "wait", "uid",
-                                                    "gid", "once"}, at)
+                                                    "gid", "once", "change_script"}, at)
         item: dict[str, Any] = {field: str(t[key]) for key, field in _TEMPLATE_KEYS if key in t}
         if isinstance(t.get("perms"), int) and not isinstance(t.get("perms"), bool):
             item["Perms"] = str(t["perms"])  # perms = 644 as a number means the octal digits written
@@ -447,7 +453,30 @@ def _templates(value: Any, where: str) -> list[dict[str, Any]]:
             _check(w, {"min", "max"}, f"{at}.wait")
             item["Wait"] = {name: _ns(w[key], f"{at}.wait.{key}") if key in w else None
                             for key, name in (("min", "Min"), ("max", "Max"))}
+        if "change_script" in t:
+            item["ChangeScript"] = _change_script(t["change_script"], f"{at}.change_script")
         out.append(item)
+    return out
+
+
+def _change_script(value: Any, where: str) -> dict[str, Any]:
+    """A template's ``change_script { command, args, timeout, fail_on_error }`` (change_mode "script");
+    the servers fill Nomad's defaults (timeout 5s, fail_on_error false)."""
+    cs = _body(value, where)
+    _check(cs, {"command", "args", "timeout", "fail_on_error"}, where)
+    out: dict[str, Any] = {}
+    if "command" in cs:
+        out["Command"] = str(cs["command"])
+    if "args" in cs:
+        if not isinstance(cs["args"], list):
+            raise HclJobError(f"{where}.args: expected a list of strings")
+        out["Args"] = [str(x) for x in cs["args"]]
+    if "timeout" in cs:
+        out["Timeout"] = _ns(cs["timeout"], f"{where}.timeout")
+    if "fail_on_error" in cs:
+        if not isinstance(cs["fail_on_error"], bool):
+            raise HclJobError(f"{where}.fail_on_error: expected a bool")
+        out["FailOnError"] = cs["fail_on_error"]
     return out
 
 

@@ -8,6 +8,7 @@ and the cgroup removed, when the test ends.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -651,3 +652,26 @@ def test_a_device_node_the_task_makes_cannot_be_opened(driver, tmp_path):
     for d in ("/local", "/alloc/data", "/dev", "/tmp"):
         assert f"made-{d}" in out and f"refused-{d}" in out and f"opened-{d}" not in out, out
     assert "null-works" in out
+
+
+@real
+def test_exec_in_task_runs_a_change_script_inside_the_running_task(driver, tmp_path):
+    """A template's change_script (exec_in_task): in the task's chroot and PID namespace, as its user,
+    with its env; the exit code comes back through notify; a timeout kills it (exit -1)."""
+    h = run(driver, tmp_path, "sleep 30")
+    assert wait_for(lambda: driver._task_init(h) is not None, 5.0)
+    enter = json.dumps(driver.enter_spec(h, {"command": SH}))
+    got: list[tuple[int, str]] = []
+    driver.exec_in_task(h, SH, ("-c", 'echo "$(id -un) $FOO" > /local/marker; exit 4'), 5.0,
+                        lambda code, err: got.append((code, err)), task_dir=str(tmp_path / "a1" / "web"),
+                        env={"FOO": "bar"}, enter=enter)
+    assert wait_for(lambda: got, 10.0) and got == [(4, "")]
+    assert (tmp_path / "a1" / "web" / "local" / "marker").read_text() == "nobody bar\n"
+    got.clear()
+    driver.exec_in_task(h, SH, ("-c", "sleep 20"), 0.3, lambda code, err: got.append((code, err)),
+                        task_dir=str(tmp_path / "a1" / "web"), env={}, enter=enter)
+    assert wait_for(lambda: got, 10.0) and got == [(-1, "")]
+    driver.exec_in_task(h, "/no/such", (), 5.0, lambda code, err: got.append((code, err)),
+                        task_dir=str(tmp_path / "a1" / "web"), env={}, enter=enter)
+    assert wait_for(lambda: len(got) == 2, 10.0) and "executable file not found" in got[1][1]
+    driver.kill(h)

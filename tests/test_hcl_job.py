@@ -92,6 +92,34 @@ def test_service_blocks_map_onto_nomad_services() -> None:
     assert svc["Name"] == "web-g-t" and svc["Provider"] == "nomad"  # Nomad's default name: job-group-task
 
 
+def test_service_canary_tags_and_canary_meta_map_and_are_kept_when_given() -> None:
+    job = parse_hcl_job('''
+        job "web" {
+          group "g" {
+            service {
+              name        = "web"
+              tags        = ["live"]
+              canary_tags = ["canary"]
+              canary_meta = { version = "2" }
+            }
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/sleep" }
+            }
+          }
+        }''')
+    svc = job["TaskGroups"][0]["Services"][0]
+    assert (svc["CanaryTags"], svc["CanaryMeta"]) == (["canary"], {"version": "2"})
+    svc = canonical_job(job)["TaskGroups"][0]["Services"][0]
+    assert (svc["Tags"], svc["CanaryTags"], svc["CanaryMeta"]) == (["live"], ["canary"], {"version": "2"})
+    job["TaskGroups"][0]["Services"][0].update(CanaryTags=[], CanaryMeta={})
+    svc = canonical_job(job)["TaskGroups"][0]["Services"][0]
+    assert "CanaryTags" not in svc and "CanaryMeta" not in svc  # Nomad's Canonicalize: empty is nil
+    job["TaskGroups"][0]["Services"][0]["CanaryTags"] = [1]
+    with pytest.raises(JobError, match=r"CanaryTags: must be a list of strings"):
+        canonical_job(job)
+
+
 def test_update_blocks_map_onto_the_update_strategy() -> None:
     job = parse_hcl_job('''
         job "web" {
@@ -680,8 +708,29 @@ def test_template_blocks_map_onto_task_templates_with_nomads_defaults() -> None:
     assert (third["ChangeMode"], third["Perms"], third["Splay"], third["Wait"]) == \
         ("restart", "0644", 5 * 10**9, None)
     assert third["SourcePath"] == "local/in.tpl"
-    with pytest.raises(HclJobError, match=r"template\[0\]: 'change_script' not supported by this agent"):
-        parse_hcl_job(_template_job('data = "x"\ndestination = "local/x"\nchange_script { command = "/x" }'))
+    with pytest.raises(HclJobError,
+                       match=r"change_script: 'run_on_first_render' not supported by this agent"):
+        parse_hcl_job(_template_job('data = "x"\ndestination = "local/x"\nchange_mode = "script"\n'
+                                    'change_script {\n command = "/x"\n run_on_first_render = true\n}'))
+
+
+def test_change_mode_script_maps_its_change_script_with_nomads_defaults() -> None:
+    job = parse_hcl_job(_template_job(
+        'data = "a"\ndestination = "local/a"\nchange_mode = "script"\n'
+        'change_script {\n command = "/bin/reload"\n args = ["-q", "now"]\n timeout = "20s"\n'
+        ' fail_on_error = true\n}',
+        'data = "b"\ndestination = "local/b"\nchange_mode = "script"\nchange_script {\n command = "/x"\n}'))
+    first, second = _templates_of(job)
+    assert first["ChangeMode"] == "script" and first["ChangeScript"] == {
+        "Command": "/bin/reload", "Args": ["-q", "now"], "Timeout": 20 * 10**9, "FailOnError": True}
+    assert second["ChangeScript"] == {"Command": "/x", "Args": [], "Timeout": 5 * 10**9, "FailOnError": False}
+    # The JSON job's ChangeScript is canonicalized the same way.
+    raw = parse_hcl_job(_template_job())
+    raw["TaskGroups"][0]["Tasks"][0]["Templates"] = [
+        {"EmbeddedTmpl": "x", "DestPath": "local/x", "ChangeMode": "script",
+         "ChangeScript": {"Command": "/y"}}]
+    assert canonical_job(raw)["TaskGroups"][0]["Tasks"][0]["Templates"][0]["ChangeScript"] == {
+        "Command": "/y", "Args": [], "Timeout": 5 * 10**9, "FailOnError": False}
 
 
 def test_a_job_without_templates_is_stored_as_before() -> None:
@@ -699,7 +748,11 @@ def test_a_job_without_templates_is_stored_as_before() -> None:
      "cannot use signals with env var templates"),
     ({"ChangeMode": "bounce"},
      "Invalid change mode. Must be one of the following: noop, signal, script, restart"),
-    ({"ChangeMode": "script"}, 'change_mode "script" is not supported by this agent'),
+    ({"ChangeMode": "script"},
+     "Template 1 validation failed: must specify change script configuration value when change mode is "
+     "script"),
+    ({"ChangeMode": "script", "ChangeScript": {"Args": ["x"]}},
+     "Template 1 validation failed: must specify script path value when change mode is script"),
     ({"Splay": -1}, "Must specify positive splay value"),
     ({"Perms": "999"}, 'Failed to parse "999" as octal'),
     ({"Wait": {"Min": 10 * 10**9, "Max": 10**9}}, "wait min 10s is greater than max 1s"),

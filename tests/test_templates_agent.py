@@ -100,3 +100,65 @@ def test_a_template_that_cannot_render_fails_only_its_task(dev: Any) -> None:  #
     finally:
         for name in ("good", "bad"):
             call(dev.http_port, "DELETE", f"/v1/job/{name}?purge=true")
+
+
+def test_a_change_script_runs_in_a_raw_exec_tasks_directory_with_its_env(dev: Any) -> None:  # noqa: F811
+    """change_mode = "script": a changed variable re-renders the template and the change_script runs in
+    the task (its directory, its environment), leaving the task running."""
+    job = parse_hcl_job('''
+job "cscript" {
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["300"]
+      }
+      template {
+        data          = "v={{ with nomadVar \\"nomad/jobs/cscript\\" }}{{ .v }}{{ end }}"
+        destination   = "local/v.conf"
+        change_mode   = "script"
+        splay         = "0s"
+        wait {
+          min = "0s"
+          max = "1s"
+        }
+        change_script {
+          command = "/bin/sh"
+          args    = ["-c", "cat local/v.conf > local/marker; echo \\" $NOMAD_TASK_NAME\\" >> local/marker"]
+          timeout = "10s"
+        }
+      }
+    }
+  }
+}
+''')
+    try:
+        assert call(dev.http_port, "PUT", "/v1/var/nomad/jobs/cscript", {"Items": {"v": "1"}}).status == 200
+        assert call(dev.http_port, "PUT", "/v1/jobs", {"Job": job}).status == 200
+
+        def running() -> Any:
+            allocs = call(dev.http_port, "GET", "/v1/job/cscript/allocations").json()
+            return next((a for a in allocs if a["ClientStatus"] == "running"), None)
+
+        alloc = wait_for(running, "the change_script job runs", PLACE_DEADLINE_S)
+        assert call(dev.http_port, "PUT", "/v1/var/nomad/jobs/cscript", {"Items": {"v": "2"}}).status == 200
+
+        def marker() -> str:
+            r = call(dev.http_port, "GET", f"/v1/client/fs/cat/{alloc['ID']}?path=t/local/marker")
+            return r.text if r.status == 200 else ""
+
+        assert wait_for(marker, "the change_script wrote its marker", 30.0) == "v=2 t\n"
+        want = ("Template successfully ran script /bin/sh with arguments: [-c cat local/v.conf > "
+                'local/marker; echo " $NOMAD_TASK_NAME" >> local/marker]. Exit code: 0')
+
+        def events() -> list[dict[str, Any]]:
+            a = call(dev.http_port, "GET", f"/v1/allocation/{alloc['ID']}").json()
+            return a["TaskStates"]["t"]["Events"]
+
+        wait_for(lambda: any(e["Message"] == want for e in events()), "the script's event", 10.0,
+                 lambda: str(events()))
+        a = call(dev.http_port, "GET", f"/v1/allocation/{alloc['ID']}").json()
+        assert a["ClientStatus"] == "running"
+    finally:
+        call(dev.http_port, "DELETE", "/v1/job/cscript?purge=true")

@@ -26,7 +26,9 @@ must not forget a task it said is running).
   missing variable holds the task with Nomad's "Missing: ..." event; ``env
   = true`` templates add to the task's environment.  While the task lives
   the query is kept; a rendering that changed is written again and its
-  ``change_mode`` applies (restart, signal, noop), after its ``splay``.
+  ``change_mode`` applies (restart, signal, noop, or script: the driver's
+  ``exec_in_task`` runs its change_script inside the task and answers with
+  :class:`ScriptRan`), after its ``splay``.
 * A task's exit is told by its driver when the driver can watch it
   (:class:`TaskExited`; the simulator's driver does), and otherwise found by
   polling the driver every ``poll_interval_s``.
@@ -124,6 +126,7 @@ from actors.client.drivers import (
     LogSettings,
     TaskHandle,
     TaskResources,
+    go_args,
     signal_number,
 )
 from actors.client.messages import (
@@ -187,6 +190,8 @@ EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed 
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
 EV_TASK_HOOK_MESSAGE = "Task hook message"  # Nomad's TaskHookMessage
+TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning: a change_script's task is not running
+SCRIPT_KILL_MESSAGE = "Template script failed, task is being killed"  # Nomad's handleScriptError
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # alloc IDs become directory and file names
 
@@ -288,6 +293,19 @@ class TaskExited:
     task: str
     pid: int
     start_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptRan:
+    """A driver's exec_in_task -> AllocRunner: a template's change_script ended (local only); *template*
+    is its index among the task's templates, *error* "" when the command ran (then *exit_code* counts)."""
+
+    alloc_id: str
+    task: str
+    template: int
+    exit_code: int
+    error: str
+    pid: int = 0  # the task's run it ran in: a later run is not killed for it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1546,7 +1564,8 @@ class _Task:
     tmpl_sources: tuple[str, ...] | None = None
     tmpl_env: dict[str, str] = field(default_factory=dict)
     tmpl_event: str = ""
-    tmpl_change: tuple[bool, tuple[str, ...]] | None = None
+    # a change_mode pending (after its splay): restart?, the signals, the templates whose scripts run
+    tmpl_change: tuple[bool, tuple[str, ...], tuple[int, ...]] | None = None
     tmpl_first_change: float | None = None  # data changed since then, not rendered yet (wait { min, max })
     tmpl_retries: int = 0  # failed template data queries in a row (nomad_retry); an answer resets it
     tmpl_rendered_for: int = 0  # the run (its restarts count) its templates were first rendered for
@@ -1769,6 +1788,9 @@ class AllocRunner(NodeActor):
             self._flush()
         elif isinstance(message, ArtifactsFetched):
             self._fetched(message)
+            self._flush()
+        elif isinstance(message, ScriptRan):
+            self._script_ran(message)
             self._flush()
         elif isinstance(message, ChecksHealth):
             self._checks_health(message)
@@ -2558,9 +2580,11 @@ class AllocRunner(NodeActor):
             specs = [t.spec.templates[i] for i in changed]
             restart = any(s.change_mode == "restart" for s in specs)
             signals = tuple(sorted({s.change_signal for s in specs if s.change_mode == "signal"}))
-            if restart or signals:
-                pending = t.tmpl_change or (False, ())
-                t.tmpl_change = (pending[0] or restart, tuple(sorted(set(pending[1]) | set(signals))))
+            scripts = tuple(i for i in changed if t.spec.templates[i].change_mode == "script")
+            if restart or signals or scripts:
+                pending = t.tmpl_change or (False, (), ())
+                t.tmpl_change = (pending[0] or restart, tuple(sorted(set(pending[1]) | set(signals))),
+                                 tuple(sorted(set(pending[2]) | set(scripts))))
                 splay = max(s.splay_s for s in specs if s.change_mode != "noop")
                 if splay > 0:  # Nomad's splay: a random wait before the change_mode, so tasks differ
                     if f"tmpl_change/{a.alloc_id}/{t.spec.name}" not in self._timers:
@@ -2574,13 +2598,16 @@ class AllocRunner(NodeActor):
         change, t.tmpl_change = t.tmpl_change, None
         if change is None:
             return
-        restart, signals = change
+        restart, signals, scripts = change
         now = self.env.now()
         self._dirty.add(a.alloc_id)
         if t.phase != P_RUNNING or t.handle is None:
             for sig in signals:  # it starts again with the new files anyway
                 self._event(t, EV_TASK_HOOK_MESSAGE, now,
                             f"Template skipped signal {sig}: task is not running")
+            if not restart:
+                for i in scripts:  # Nomad's Lifecycle.Exec: ErrTaskNotRunning, a failed script
+                    self._script_ran(ScriptRan(a.alloc_id, t.spec.name, i, 0, TASK_NOT_RUNNING))
             return
         if restart:
             t.restart_requested, t.restart_reason = True, "Template re-rendered"
@@ -2590,6 +2617,73 @@ class AllocRunner(NodeActor):
         for sig in signals:
             self._event(t, EV_SIGNALING, now, "Template re-rendered")
             self._signal(t, sig)
+        for i in scripts:
+            self._run_script(a, t, i)
+
+    def _run_script(self, a: _Alloc, t: _Task, index: int) -> None:
+        """A template's change_script, run inside the task by its driver (as ``nomad alloc exec``);
+        ScriptRan comes back when it ends -- the runner never waits on it."""
+        script = t.spec.templates[index].script
+        assert script is not None and t.handle is not None
+        driver = self.drivers.get(t.handle.driver)
+        run = getattr(driver, "exec_in_task", None)
+        if run is None:
+            self._script_ran(ScriptRan(a.alloc_id, t.spec.name, index, 0,
+                                       f"driver {t.handle.driver} does not support exec"))
+            return
+        target = self._exec_target(a.alloc_id, t.spec.name)
+        ref, key, pid = self.actor_ref, (a.alloc_id, t.spec.name, index), t.handle.pid
+        if target.enter and "error" in json.loads(target.enter):
+            self._script_ran(ScriptRan(*key, 0, str(json.loads(target.enter)["error"]), pid))
+            return
+
+        def notify(exit_code: int, error: str) -> None:
+            # Called by the driver, from wherever the command ends: only a tell.
+            try:
+                ref.tell(ScriptRan(*key, exit_code, error, pid))
+            except pykka.ActorDeadError:
+                pass  # this runner is gone
+
+        try:
+            run(t.handle, script.command, script.args, script.timeout_s, notify, task_dir=target.task_dir,
+                env=dict(target.env), user=target.user, enter=target.enter)
+        except Exception as exc:  # a driver that cannot even start it: a failed script, not a dead runner
+            self.stats["driver_errors"] += 1
+            self._script_ran(ScriptRan(*key, 0, f"{type(exc).__name__}: {exc}", pid))
+
+    def _script_ran(self, m: ScriptRan) -> None:
+        """Nomad's processScript: a "Task hook message" when the script exited 0, else "Task hook
+        failed" -- and with fail_on_error the task is killed, failed."""
+        a = self.allocs.get(m.alloc_id)
+        t = a.tasks.get(m.task) if a is not None else None
+        if a is None or t is None or m.template >= len(t.spec.templates):
+            return
+        script = t.spec.templates[m.template].script
+        if script is None:
+            return
+        now = self.env.now()
+        self._dirty.add(a.alloc_id)
+        cmd, args = script.command, go_args(script.args)
+        if not m.error and m.exit_code == 0:
+            self._event(t, EV_TASK_HOOK_MESSAGE, now, f"Template successfully ran script {cmd} with "
+                        f"arguments: {args}. Exit code: 0")
+            return
+        if m.error:
+            why = (f"Template failed to run script {cmd} with arguments {args} on change: {m.error}. "
+                   f"Exit code: {m.exit_code}")
+        else:
+            why = (f"Template ran script {cmd} with arguments {args} on change but it exited with code: "
+                   f"{m.exit_code}")
+        log.info("%s: allocation %s task %s: %s", self.env.node, a.alloc_id[:8], t.spec.name, why)
+        self._event(t, EV_HOOK_FAILED, now, why)
+        same_run = t.handle is not None and (not m.pid or t.handle.pid == m.pid)
+        if script.fail_on_error and same_run and t.phase in (P_RUNNING, P_KILLING) and not t.kill_fails:
+            t.restart_requested, t.check_restart = False, ""
+            t.kill_fails = SCRIPT_KILL_MESSAGE  # once it is dead, it is failed, not restarted
+            if t.phase == P_RUNNING:
+                self._end_task(a, t, EV_KILLING, t.kill_fails, now)
+            else:
+                self._event(t, EV_KILLING, now, t.kill_fails)
 
     # ------------------------------------------------------------ artifacts
     def _fetch_artifacts(self, a: _Alloc, t: _Task, env: dict[str, str], alloc_dir: str, task_dir: str,

@@ -11,7 +11,12 @@ timeouts, client status) and talks to a driver through this contract:
 * ``kill(handle)`` -- SIGKILL to the process group;
 * ``recover(handle) -> bool`` -- the task is still alive *and* is the same
   process (pid and start time), so a restarted client re-attaches to it;
-* ``stats(handle) -> dict`` -- ``cpu_percent`` and ``rss_bytes``; {} if gone.
+* ``stats(handle) -> dict`` -- ``cpu_percent`` and ``rss_bytes``; {} if gone;
+* ``exec_in_task(handle, command, args, timeout_s, notify, *, task_dir, env,
+  user, enter)`` (optional) -- run a command inside the running task, as
+  ``nomad alloc exec`` would (a template's change_script); it returns at
+  once and calls ``notify(exit_code, error)`` when the command ends, from
+  wherever it ends (notify only tells the runner).
 
 Two drivers keep that contract: :class:`RawExecDriver` (Nomad's
 ``raw_exec``: a real process in its own process group, output to Nomad's
@@ -182,9 +187,68 @@ class Driver(Protocol):
 
     def stats(self, handle: TaskHandle) -> dict[str, Any]: ...
 
+    # Optional: ``exec_in_task(...)`` (see the module's description) runs a command in the task and
+    # answers through ``notify(exit_code, error)``; a driver without it cannot run change scripts.
     # Optional: ``watch(handle, notify) -> bool`` calls ``notify()`` once when
     # the task's process exits (from any greenlet or event: notify only
     # tells the runner).  False, or no such method: the runner polls.
+
+
+ExecNotify = Callable[[int, str], None]  # exec_in_task's answer: (exit code, error; "" when it ran)
+
+
+def go_args(args: tuple[str, ...] | list[str]) -> str:
+    """A list of strings as Go's %v prints a []string (Nomad's change_script event texts)."""
+    return "[" + " ".join(args) + "]"
+
+
+def run_command(argv: list[str], cwd: str, env: dict[str, str], timeout_s: float,
+                ids: dict[str, Any] | None = None, *, popen_extra: dict[str, Any] | None = None,
+                before_wait: Callable[[subprocess.Popen[bytes]], str] | None = None) -> tuple[int, str]:
+    """Run *argv* to its end (at most *timeout_s*, then its process group is killed), output dropped, as
+    Nomad's executor ExecScript: (exit code, "") once it ran -- -1 when a signal ended it, a timeout
+    too -- or (0, why) when it could not start.  Blocking: call it off the actor (a thread)."""
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                                **(ids or {}), **(popen_extra or {}))
+    except FileNotFoundError:
+        return 0, f'exec: "{argv[0]}": executable file not found in $PATH'
+    except OSError as exc:
+        return 0, f'exec: "{argv[0]}": {exc.strerror or exc}'
+    if before_wait is not None:
+        why = before_wait(proc)
+        if why:
+            _kill_group(proc)
+            return 0, why
+    try:
+        code = proc.wait(timeout=max(0.0, timeout_s))
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return -1, ""
+    return (-1 if code < 0 else code), ""
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, _signal.SIGKILL)
+    except OSError:
+        pass
+    proc.wait()
+
+
+def run_in_thread(name: str, fn: Callable[[], tuple[int, str]], notify: ExecNotify) -> None:
+    """Run *fn* on a thread of its own (a greenlet under gevent's patching) and tell *notify* its answer."""
+    import threading
+
+    def main() -> None:
+        try:
+            code, error = fn()
+        except Exception as exc:  # whatever went wrong is the answer
+            code, error = 0, f"{type(exc).__name__}: {exc}"
+        notify(code, error)
+
+    threading.Thread(target=main, name=name, daemon=True).start()
 
 
 def resolve_user(driver: str, user: str) -> tuple[int, int, list[int], bool] | None:
@@ -364,6 +428,22 @@ class RawExecDriver:
 
     def kill(self, handle: TaskHandle) -> None:
         self._signal_group(handle, _signal.SIGKILL)
+
+    def exec_in_task(self, handle: TaskHandle, command: str, args: tuple[str, ...], timeout_s: float,
+                     notify: ExecNotify, *, task_dir: str, env: dict[str, str], user: str = "",
+                     enter: str = "") -> None:
+        """Run *command* as ``nomad alloc exec`` does for raw_exec: in the task's directory, with its
+        environment (over the agent's, less the denylist) and as its user; answered through *notify*."""
+        try:
+            run_as = resolve_user(self.name, user)
+        except DriverError as exc:
+            notify(0, str(exc))
+            return
+        ids = {"user": run_as[0], "group": run_as[1], "extra_groups": run_as[2]} if run_as else {}
+        full_env = {**host_env(self.env_denylist), **env}
+        run_in_thread(f"exec {handle.task_name}",
+                      functools.partial(run_command, [command, *args], task_dir, full_env, timeout_s, ids),
+                      notify)
 
     def recover(self, handle: TaskHandle) -> bool:
         proc = self._procs.get(handle.pid)
@@ -578,6 +658,10 @@ class SimDriver:
         self.schedule = schedule
         self.procs: dict[int, SimProcess] = {}  # every process ever started, by pid
         self.starts = 0
+        # exec_in_task: every call (alloc, task, command, args, timeout) and the answers a test sets,
+        # per (alloc, task) -- (exit code, error); absent: the command exits 0.
+        self.execs: list[tuple[str, str, str, tuple[str, ...], float]] = []
+        self.exec_results: dict[tuple[str, str], tuple[int, str]] = {}
         self._next_pid = 1000
 
     # ------------------------------------------------------------ driver contract
@@ -648,6 +732,24 @@ class SimDriver:
             return {}
         return {"pid": proc.pid, "cpu_percent": float(proc.config.get("cpu_percent", 0.0)),
                 "rss_bytes": int(proc.config.get("rss_bytes", 0)), "processes": 1}
+
+    def exec_in_task(self, handle: TaskHandle, command: str, args: tuple[str, ...], timeout_s: float,
+                     notify: ExecNotify, *, task_dir: str = "", env: dict[str, str] | None = None,
+                     user: str = "", enter: str = "") -> None:
+        """Records the call; answers what the test set for the task (exit 0 by default), at once
+        through the simulator's queue (or directly without one)."""
+        proc = self._proc(handle)
+        if proc is not None:
+            self._advance(proc)
+        if proc is None or proc.result is not None:
+            answer = (0, "task not running")
+        else:
+            self.execs.append((handle.alloc_id, handle.task_name, command, tuple(args), timeout_s))
+            answer = self.exec_results.get((handle.alloc_id, handle.task_name), (0, ""))
+        if self.schedule is not None:
+            self.schedule(self.clock(), functools.partial(notify, *answer))
+        else:
+            notify(*answer)
 
     def watch(self, handle: TaskHandle, notify: Callable[[], None]) -> bool:
         proc = self._proc(handle)

@@ -53,6 +53,7 @@ from actors.client.drivers import (
     FS_ISOLATION_CHROOT,
     MOUNT_CONFIGS_NONE,
     DriverError,
+    ExecNotify,
     ExitResult,
     LogSettings,
     RawExecDriver,
@@ -60,12 +61,17 @@ from actors.client.drivers import (
     TaskResources,
     check_command_config,
     host_env,
+    run_command,
+    run_in_thread,
     signal_number,
 )
 
 log = logging.getLogger("nomad.client.driver")
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+# How long the launcher's enter helper may take to join a running task and start a command there
+# (a change_script): it reads a small spec and joins namespaces, well under a second when healthy.
+ENTER_TIMEOUT_S = 10.0
 # Nomad's default client chroot_env (client/config: DefaultChrootEnv): host path -> path in the chroot.
 DEFAULT_CHROOT_ENV: tuple[tuple[str, str], ...] = (
     ("/bin", "/bin"), ("/etc", "/etc"), ("/lib", "/lib"), ("/lib32", "/lib32"), ("/lib64", "/lib64"),
@@ -645,6 +651,23 @@ class ExecDriver(RawExecDriver):
             return
         super().signal(handle, signame)
 
+    def exec_in_task(self, handle: TaskHandle, command: str, args: tuple[str, ...], timeout_s: float,
+                     notify: ExecNotify, *, task_dir: str, env: dict[str, str], user: str = "",
+                     enter: str = "") -> None:
+        """Run *command* inside the running task as ``nomad alloc exec`` does: through the launcher's
+        ``enter`` helper (its cgroups, namespaces, chroot, user and capabilities; *enter* is the
+        runner's enter_spec JSON); answered through *notify* (the helper exits as the command did)."""
+        try:
+            spec = json.loads(enter) if enter else {}
+        except ValueError:
+            spec = {}
+        if not spec or "error" in spec:
+            notify(0, str(spec.get("error") or "task is not running"))
+            return
+        spec = {**spec, "task_dir": os.path.abspath(task_dir), "env": {**host_env(self.env_denylist), **env},
+                "argv": [command, *args], "tty": False}
+        run_in_thread(f"exec {handle.task_name}", lambda: _run_entered(spec, timeout_s), notify)
+
     def kill(self, handle: TaskHandle) -> None:
         """SIGKILL to every process in the task's cgroups, then to its launcher."""
         self._kill_cgroups(self._task_cgroups(handle))
@@ -870,3 +893,59 @@ __all__ = [
     "parse_exec_config",
     "task_capabilities",
 ]
+
+
+def _run_entered(spec: dict[str, Any], timeout_s: float) -> tuple[int, str]:
+    """The launcher's ``enter`` helper running spec["argv"] in the task, to its end (blocking: a thread
+    of its own): the spec through a pipe, a failure before the command runs on the status pipe."""
+    from actors.client import exec_launcher
+
+    status_r, status_w = os.pipe()
+    spec_r, spec_w = os.pipe()
+    child_ends, mine = [spec_r, status_w], [spec_w]
+
+    def handshake(proc: subprocess.Popen[bytes]) -> str:
+        # Cooperative I/O (select, which gevent patches in the agent): a blocking read would stall it.
+        for fd in child_ends:
+            os.close(fd)
+        child_ends.clear()
+        os.set_blocking(spec_w, False)
+        os.set_blocking(status_r, False)
+        deadline = time.monotonic() + ENTER_TIMEOUT_S
+        data = memoryview(json.dumps(spec).encode())
+        while data and time.monotonic() < deadline:
+            if select.select([], [spec_w], [], max(0.0, deadline - time.monotonic()))[1]:
+                try:
+                    data = data[os.write(spec_w, data):]
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    break  # the helper is gone: its status says why
+        os.close(spec_w)
+        mine.clear()
+        said, ended = b"", False
+        while time.monotonic() < deadline:
+            if select.select([status_r], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                try:
+                    chunk = os.read(status_r, 4096)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    ended = True
+                    break
+                said += chunk
+        if said or not ended:
+            return said.decode("utf-8", "replace") or \
+                f"the command was not running in the task after {ENTER_TIMEOUT_S:g} s"
+        return ""
+
+    try:
+        argv = [sys.executable, "-I", "-S", exec_launcher.__file__, "enter", str(spec_r), str(status_w)]
+        return run_command(argv, "/", {}, timeout_s, popen_extra={"pass_fds": (spec_r, status_w)},
+                           before_wait=handshake)
+    finally:
+        for fd in (*child_ends, *mine, status_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

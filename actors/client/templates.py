@@ -32,7 +32,7 @@ it still lacks, and which are missing on the servers; the runner fetches,
 renders again, and once nothing is lacking writes the files.  While the
 task runs it keeps a blocking query on the same data; a rendering that
 changed is written again and its ``change_mode`` applies (restart, signal,
-or noop), after the template's ``splay``; with ``wait { min, max }`` a change
+script -- its ``change_script`` run inside the task -- or noop), after the template's ``splay``; with ``wait { min, max }`` a change
 is rendered only once the data stayed unchanged for ``min`` (but at most
 ``max`` after the first change), as consul-template's quiescence.  As
 there, the wait applies to changes only: the first rendering (the task's
@@ -104,6 +104,17 @@ def too_many_deps(limit: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeScript:
+    """A template's change_script (change_mode "script"): run inside the task when its rendering
+    changes, as ``nomad alloc exec`` would; *fail_on_error* kills the task when it fails."""
+
+    command: str
+    args: tuple[str, ...] = ()
+    timeout_s: float = 5.0
+    fail_on_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TemplateSpec:
     dest: str
     data: str = ""
@@ -122,6 +133,7 @@ class TemplateSpec:
     uid: int = -1  # the rendered file's owner (uid, gid); -1: the agent's (Nomad's nil or negative)
     once: bool = False  # rendered before the task first starts, never again (not watched)
     gid: int = -1
+    script: ChangeScript | None = None  # change_mode "script": what runs
 
 
 def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
@@ -139,8 +151,17 @@ def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
         if not isinstance(dest, str) or not dest:
             raise ValueError(f"{w}: Must specify a destination for the template")
         mode = t.get("ChangeMode") or "restart"
-        if mode not in ("restart", "signal", "noop"):
-            raise ValueError(f"{w}.ChangeMode {mode!r} is not restart, signal or noop")
+        if mode not in ("restart", "signal", "noop", "script"):
+            raise ValueError(f"{w}.ChangeMode {mode!r} is not restart, signal, script or noop")
+        script = None
+        if mode == "script":
+            cs = t.get("ChangeScript")
+            if not isinstance(cs, dict) or not isinstance(cs.get("Command"), str) or not cs["Command"]:
+                raise ValueError(f"{w}: must specify script path value when change mode is script")
+            timeout = cs.get("Timeout")
+            script = ChangeScript(command=cs["Command"], args=tuple(str(x) for x in cs.get("Args") or ()),
+                                  timeout_s=5.0 if timeout is None else max(0.0, float(timeout) / NS),
+                                  fail_on_error=cs.get("FailOnError") is True)
         perms = str(t.get("Perms") or "0644")
         if not re.fullmatch(r"[0-7]{1,4}", perms):
             raise ValueError(f"{w}.Perms {perms!r} is not octal")
@@ -158,7 +179,7 @@ def parse_templates(raw: Any, where: str) -> tuple[TemplateSpec, ...]:
             err_missing_key=bool(t.get("ErrMissingKey")),
             wait_min_s=wait_min, wait_max_s=wait_max, own_wait=bool(wait),
             uid=_owner_id(t.get("Uid"), f"{w}.Uid"), gid=_owner_id(t.get("Gid"), f"{w}.Gid"),
-            once=t.get("Once") is True))
+            once=t.get("Once") is True, script=script))
     return tuple(out)
 
 

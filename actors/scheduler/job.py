@@ -458,7 +458,8 @@ def _artifact(raw: Any, field: str) -> dict[str, Any]:
 
 
 # Nomad's Template rules (structs.Template.Validate, api Template.Canonicalize, Task.Validate).
-TEMPLATE_CHANGE_MODES = ("noop", "signal", "restart")  # Nomad's "script" is not run by this agent
+TEMPLATE_CHANGE_MODES = ("noop", "signal", "restart", "script")
+TEMPLATE_SCRIPT_TIMEOUT_NS = 5_000_000_000  # api ChangeScript.Canonicalize: a change_script may run 5s
 TEMPLATE_DEFAULT_SPLAY_NS = 5 * SECOND_NS
 TEMPLATE_DEFAULT_PERMS = "0644"
 _TEMPLATE_INVALID_MODE = "Invalid change mode. Must be one of the following: noop, signal, script, restart"
@@ -493,8 +494,7 @@ def _template(raw: Any, field: str, number: int) -> dict[str, Any]:
     splay = a.get("Splay")
     splay = TEMPLATE_DEFAULT_SPLAY_NS if splay is None else \
         _int(splay, f"{field}.Splay", default=0, minimum=None)
-    _need(a.get("ChangeScript") is None, f"{field}.ChangeScript",
-          "ChangeScript is not supported by this agent")
+    script = _change_script(a.get("ChangeScript"), f"{field}.ChangeScript")
     # The rendered file's owner (uid, gid; nil or negative: the agent's); kept only when given.
     owner = {key: _int(a.get(key), f"{field}.{key}", default=0, minimum=None)
              for key in ("Uid", "Gid") if a.get(key) is not None}
@@ -520,8 +520,11 @@ def _template(raw: Any, field: str, number: int) -> dict[str, Any]:
                 errors.append(f"unknown change_signal {_q(signal)}")
         if env:
             errors.append("cannot use signals with env var templates")
-    elif mode == "script":
-        errors.append('change_mode "script" is not supported by this agent')
+    elif mode == "script":  # Nomad's Template.Validate and ChangeScript.Validate
+        if script is None:
+            errors.append("must specify change script configuration value when change mode is script")
+        elif not script["Command"]:
+            errors.append("must specify script path value when change mode is script")
     elif mode not in TEMPLATE_CHANGE_MODES:
         errors.append(_TEMPLATE_INVALID_MODE)
     if splay < 0:
@@ -543,7 +546,21 @@ def _template(raw: Any, field: str, number: int) -> dict[str, Any]:
     return {"SourcePath": src, "DestPath": dest, "EmbeddedTmpl": data, "ChangeMode": mode,
             "ChangeSignal": signal, "Splay": splay, "Perms": perms, "LeftDelim": left, "RightDelim": right,
             "Envvars": env, "ErrMissingKey": _bool(a.get("ErrMissingKey"), f"{field}.ErrMissingKey"),
-            "Wait": wait, **owner}
+            "Wait": wait, **owner, **({"ChangeScript": script} if script is not None else {})}
+
+
+def _change_script(raw: Any, field: str) -> dict[str, Any] | None:
+    """A template's ChangeScript with api ChangeScript.Canonicalize's defaults (no args, a 5s timeout,
+    fail_on_error false); None when absent."""
+    if raw is None:
+        return None
+    c = _map(raw, field)
+    args = [_str(x, f"{field}.Args[{i}]") for i, x in enumerate(_list(c.get("Args"), f"{field}.Args"))]
+    timeout = c.get("Timeout")
+    timeout = TEMPLATE_SCRIPT_TIMEOUT_NS if timeout is None else \
+        _int(timeout, f"{field}.Timeout", default=0)
+    return {"Command": _str(c.get("Command"), f"{field}.Command"), "Args": args, "Timeout": timeout,
+            "FailOnError": _bool(c.get("FailOnError"), f"{field}.FailOnError")}
 
 
 def _checksum(value: str, field: str) -> None:
@@ -800,6 +817,17 @@ def _services(raw: Any, field: str, default_name: str, task_name: str = "") -> l
               f"must be one of {SERVICE_ADDRESS_MODES} for the nomad provider")
         svc["Address"] = _str(svc.get("Address"), f"{where}.Address")
         svc["Meta"] = {str(k): str(v) for k, v in _map(svc.get("Meta"), f"{where}.Meta").items()}
+        # canary_tags (registered while the allocation is an unpromoted canary), canary_meta (Consul's,
+        # as meta); Nomad's Canonicalize makes empty ones nil: kept only when given.
+        canary_tags = _list(svc.get("CanaryTags"), f"{where}.CanaryTags")
+        _need(all(isinstance(t, str) for t in canary_tags), f"{where}.CanaryTags",
+              "must be a list of strings")
+        canary_meta = {str(k): str(v) for k, v in _map(svc.get("CanaryMeta"), f"{where}.CanaryMeta").items()}
+        for key, value in (("CanaryTags", canary_tags), ("CanaryMeta", canary_meta)):
+            if value:
+                svc[key] = value
+            else:
+                svc.pop(key, None)
         # The service's on_update is its checks' when they set none (Nomad's Service.Canonicalize); kept
         # only when given, so a job stored before it was read is the job it was.
         on_update = _str(svc.get("OnUpdate"), f"{where}.OnUpdate")

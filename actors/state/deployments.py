@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.state import services
+
 TABLE = "deployments"
 ACTIVE = ("running", "paused")
 TERMINAL = ("successful", "failed", "cancelled")
@@ -246,6 +248,9 @@ def _promote(store: Any, index: int, d: dict[str, Any], groups: list[str], now: 
             tgs[name] = {**tgs[name], "Promoted": True}
     d = {**d, "TaskGroups": tgs, "StatusDescription": DESC_RUNNING, "ModifyIndex": index, "ModifyTime": now}
     _put(store, index, d)
+    # The promoted canaries' service registrations drop their canary_tags (Nomad: the client re-registers
+    # them once the promotion clears DeploymentStatus.Canary).
+    services.promoted(store, index, [i for name in groups for i in tgs[name].get("PlacedCanaries", ())])
     return d
 
 

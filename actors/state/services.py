@@ -5,7 +5,9 @@ offers; while the allocation runs (desired ``run``, client status
 ``running``) each is registered under Nomad's ID --
 ``_nomad-task-<alloc>-<task>-<name>-<port label>``, where a group's services
 take ``group-<group>`` for the task -- with the address and
-port its ``PortLabel`` names, and the registration goes when the allocation
+port its ``PortLabel`` names (and its tags: its ``CanaryTags`` instead while
+the allocation is a canary its deployment has not promoted; the promotion's
+write re-registers it with the normal tags), and the registration goes when the allocation
 stops running, is stopped, is lost or is collected.
 
 Where Nomad's client upserts and deletes registrations over RPC as its
@@ -45,8 +47,20 @@ def _interpolate(text: str, env: dict[str, str]) -> str:
     return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text)
 
 
-def registrations(alloc: dict[str, Any], node: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The service registrations of *alloc* (its job's group and task services), in Nomad's API shape."""
+def is_canary(store: Any, alloc: dict[str, Any]) -> bool:
+    """The allocation is a canary of a deployment that has not promoted its group (Nomad clears
+    DeploymentStatus.Canary at promotion; here the deployment's Promoted flag says it)."""
+    if not (alloc.get("DeploymentStatus") or {}).get("Canary"):
+        return False
+    d = store.tables.get("deployments", {}).get(alloc.get("DeploymentID") or "")
+    return not ((d or {}).get("TaskGroups", {}).get(alloc.get("TaskGroup", "")) or {}).get("Promoted")
+
+
+def registrations(alloc: dict[str, Any], node: dict[str, Any] | None, *,
+                  canary: bool = False) -> list[dict[str, Any]]:
+    """The service registrations of *alloc* (its job's group and task services), in Nomad's API shape.
+    A *canary* registers a service's CanaryTags, when it has some, instead of its Tags (Nomad's nsd
+    provider; CanaryMeta, like Meta, is Consul's: a Nomad registration carries no meta)."""
     job = alloc.get("Job") or {}
     group = next((g for g in job.get("TaskGroups", ()) if g.get("Name") == alloc.get("TaskGroup")), None)
     if group is None or not (group.get("Services") or any(t.get("Services") for t in group.get("Tasks", ()))):
@@ -83,7 +97,8 @@ def registrations(alloc: dict[str, Any], node: dict[str, Any] | None) -> list[di
                 "ServiceName": name, "Namespace": alloc.get("Namespace", "default"),
                 "NodeID": alloc.get("NodeID", ""), "Datacenter": node.get("Datacenter", ""),
                 "JobID": alloc.get("JobID", ""), "AllocID": alloc["ID"],
-                "Tags": [_interpolate(t, env) for t in svc.get("Tags", ())],
+                "Tags": [_interpolate(t, env) for t in
+                         ((canary and svc.get("CanaryTags")) or svc.get("Tags") or ())],
                 "Address": address, "Port": port})
     return out
 
@@ -96,7 +111,7 @@ def alloc_written(store: Any, index: int, alloc: dict[str, Any], before: dict[st
     table = store.tables[TABLE]
     if now_running:
         node = store.tables["nodes"].get(alloc.get("NodeID", ""))
-        regs = registrations(alloc, node)
+        regs = registrations(alloc, node, canary=is_canary(store, alloc))
         for reg in regs:
             old = table.get(reg["ID"])
             table[reg["ID"]] = {**reg, "CreateIndex": old["CreateIndex"] if old else index,
@@ -112,7 +127,8 @@ def refresh(store: Any, index: int, alloc: dict[str, Any]) -> None:
     """The allocation now runs another version of its job (an in-place update): register anew."""
     if not _running(alloc):
         return
-    regs = registrations(alloc, store.tables["nodes"].get(alloc.get("NodeID", "")))
+    regs = registrations(alloc, store.tables["nodes"].get(alloc.get("NodeID", "")),
+                         canary=is_canary(store, alloc))
     if not regs and alloc["ID"] not in store.services_by_alloc:
         return
     keep = {r["ID"] for r in regs}
@@ -124,6 +140,14 @@ def refresh(store: Any, index: int, alloc: dict[str, Any]) -> None:
     if stale:
         store._touch(TABLE, index)
     alloc_written(store, index, alloc, None)  # the rest keep their CreateIndex
+
+
+def promoted(store: Any, index: int, alloc_ids: list[str]) -> None:
+    """A deployment promoted these canaries: their registrations take the services' own tags."""
+    for alloc_id in alloc_ids:
+        alloc = store.tables["allocs"].get(alloc_id)
+        if alloc is not None and alloc_id in store.services_by_alloc:
+            refresh(store, index, alloc)
 
 
 def remove_alloc(store: Any, index: int, alloc_id: str) -> None:
