@@ -114,8 +114,9 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str):  # typ
     return query
 
 
-@route("/v1/search")
-def search(req: Request, api: Api) -> Any:
+def _search_request(req: Request, api: Api, term_key: str) -> tuple[str, str, str, Any]:
+    """(the search term, the context, the namespace, the token's ACL or None) of a search request's
+    JSON body ``{<term_key>, "Context"}``; 400 for a bad body, as Nomad's."""
     require(req, "PUT", "POST")
     try:
         body = decode_json(read_body(req) or b"{}")
@@ -123,9 +124,9 @@ def search(req: Request, api: Api) -> Any:
         raise CodedError(400, f"Request body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise CodedError(400, "Request body must be a JSON object")
-    prefix, context = body.get("Prefix", ""), body.get("Context", "")
-    if not isinstance(prefix, str) or not isinstance(context, str):
-        raise CodedError(400, "Prefix and Context must be strings")
+    term, context = body.get(term_key, ""), body.get("Context", "")
+    if not isinstance(term, str) or not isinstance(context, str):
+        raise CodedError(400, f"{term_key} and Context must be strings")
     if context not in CONTEXTS:
         raise CodedError(400, f"context must be one of {list(CONTEXTS)}; got {context!r}")
     namespace = (req.query.get("namespace") or ["default"])[0] or "default"
@@ -134,6 +135,12 @@ def search(req: Request, api: Api) -> Any:
         from actors.http_acl import resolve
 
         _, acl = resolve(req, api)
+    return term, context, namespace, acl
+
+
+@route("/v1/search")
+def search(req: Request, api: Api) -> Any:
+    prefix, context, namespace, acl = _search_request(req, api, "Prefix")
     if context != "all" and not _allowed(acl, namespace, context):
         raise CodedError(403, "Permission denied")
     contexts = tuple(c for c in (CONTEXTS[1:] if context == "all" else (context,))
@@ -315,25 +322,8 @@ def fuzzy_query(text: str, prefix: str, fuzzy: tuple[str, ...], by_prefix: tuple
 
 @route("/v1/search/fuzzy")
 def fuzzy_search(req: Request, api: Api) -> Any:
-    require(req, "PUT", "POST")
-    try:
-        body = decode_json(read_body(req) or b"{}")
-    except (UnicodeDecodeError, ValueError) as e:
-        raise CodedError(400, f"Request body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise CodedError(400, "Request body must be a JSON object")
-    text, context = body.get("Text", ""), body.get("Context", "")
-    if not isinstance(text, str) or not isinstance(context, str):
-        raise CodedError(400, "Text and Context must be strings")
-    if context not in CONTEXTS:
-        raise CodedError(400, f"context must be one of {list(CONTEXTS)}; got {context!r}")
-    namespace = (req.query.get("namespace") or ["default"])[0] or "default"
+    text, context, namespace, acl = _search_request(req, api, "Text")
     prefix = (req.query.get("prefix") or [""])[0]
-    acl = None
-    if api.ctx.acl_enabled:
-        from actors.http_acl import resolve
-
-        _, acl = resolve(req, api)
     wanted = CONTEXTS[1:] if context == "all" else (context,)
     if namespace == "*":  # Nomad: every context, each object checked against its own namespace
         allowed = wanted
