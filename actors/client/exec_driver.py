@@ -666,7 +666,7 @@ class ExecDriver(RawExecDriver):
             return
         spec = {**spec, "task_dir": os.path.abspath(task_dir), "env": {**host_env(self.env_denylist), **env},
                 "argv": [command, *args], "tty": False}
-        run_in_thread(f"exec {handle.task_name}", lambda: _run_entered(spec, timeout_s), notify)
+        run_in_thread(f"exec {handle.task_name}", lambda: _run_entered(spec, timeout_s, self._clock), notify)
 
     def kill(self, handle: TaskHandle) -> None:
         """SIGKILL to every process in the task's cgroups, then to its launcher."""
@@ -895,9 +895,10 @@ __all__ = [
 ]
 
 
-def _run_entered(spec: dict[str, Any], timeout_s: float) -> tuple[int, str]:
+def _run_entered(spec: dict[str, Any], timeout_s: float, clock: Callable[[], float]) -> tuple[int, str]:
     """The launcher's ``enter`` helper running spec["argv"] in the task, to its end (blocking: a thread
-    of its own): the spec through a pipe, a failure before the command runs on the status pipe."""
+    of its own): the spec through a pipe, a failure before the command runs on the status pipe;
+    *clock* is the driver's (monotonic) clock."""
     from actors.client import exec_launcher
 
     status_r, status_w = os.pipe()
@@ -911,10 +912,10 @@ def _run_entered(spec: dict[str, Any], timeout_s: float) -> tuple[int, str]:
         child_ends.clear()
         os.set_blocking(spec_w, False)
         os.set_blocking(status_r, False)
-        deadline = time.monotonic() + ENTER_TIMEOUT_S
+        deadline = clock() + ENTER_TIMEOUT_S
         data = memoryview(json.dumps(spec).encode())
-        while data and time.monotonic() < deadline:
-            if select.select([], [spec_w], [], max(0.0, deadline - time.monotonic()))[1]:
+        while data and clock() < deadline:
+            if select.select([], [spec_w], [], max(0.0, deadline - clock()))[1]:
                 try:
                     data = data[os.write(spec_w, data):]
                 except BlockingIOError:
@@ -924,8 +925,8 @@ def _run_entered(spec: dict[str, Any], timeout_s: float) -> tuple[int, str]:
         os.close(spec_w)
         mine.clear()
         said, ended = b"", False
-        while time.monotonic() < deadline:
-            if select.select([status_r], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        while clock() < deadline:
+            if select.select([status_r], [], [], max(0.0, deadline - clock()))[0]:
                 try:
                     chunk = os.read(status_r, 4096)
                 except BlockingIOError:
