@@ -150,6 +150,18 @@ class AgentProc:
         gevent.killall(self.readers)
 
 
+def nomad_agent_dev(tmp_path: Any, hcl: str = "") -> AgentProc:
+    """``nomad agent -dev -config agent.hcl`` (bin/nomad becoming the agent, as Nomad's CLI does), the
+    file holding free loopback ports and *hcl*; its HTTP port is the AgentProc's ``http_port``."""
+    port = free_port()
+    conf = tmp_path / "agent.hcl"
+    conf.write_text(f"ports {{\n  http = {port}\n  rpc  = {free_port()}\n  serf = {free_port()}\n}}\n{hcl}")
+    agent = AgentProc(["agent", "-dev", "-config", str(conf)],
+                      code="import runpy; runpy.run_path('bin/nomad', run_name='__main__')")
+    agent.http_port = port
+    return agent
+
+
 def agent_config(path: Any, data_dir: Any, *, ports: dict[str, int] | None = None, tables: str = "",
                  **top: Any) -> dict[str, Any]:
     """A server+client agent config on (free) loopback ports, plus TOML *tables*; returns its facts."""

@@ -92,24 +92,11 @@ def _nomad(tmp_path: Path, port: int, *args: str) -> subprocess.CompletedProcess
 
 def test_a_capture_from_a_dev_agent_is_archived_in_nomads_layout_with_secrets_redacted(
         tmp_path: Path) -> None:
-    from tests.test_agent_process import AgentProc, free_port, wait_for
+    from tests.test_agent_process import nomad_agent_dev, wait_for
     from tests.test_http_jobs import call
 
-    port = free_port()
-    conf = tmp_path / "agent.hcl"
-    conf.write_text(f'''
-ports {{
-  http = {port}
-  rpc  = {free_port()}
-  serf = {free_port()}
-}}
-server {{
-  encrypt = "{GOSSIP_KEY}"
-}}
-''')
-    agent = AgentProc(["agent", "-dev", "-config", str(conf)],
-                      code="import runpy; runpy.run_path('bin/nomad', run_name='__main__')")
-    agent.http_port = port
+    agent = nomad_agent_dev(tmp_path, f'server {{\n  encrypt = "{GOSSIP_KEY}"\n}}\n')
+    port = agent.http_port
     try:
         agent.wait_healthy()
         node = wait_for(lambda: call(port, "GET", "/v1/nodes").json(), "the dev node")[0]["ID"]

@@ -295,39 +295,30 @@ def test_nomad_config_validate_checks_an_hcl_file(tmp_path: Path) -> None:
 
 def test_nomad_agent_dev_runs_from_an_hcl_file_with_its_scheduler_defaults_and_job_bounds(
         tmp_path: Path) -> None:
-    from tests.test_agent_process import AgentProc, free_port, wait_for
+    from tests.test_agent_process import nomad_agent_dev, wait_for
     from tests.test_http_jobs import call, stop_all_jobs
 
-    port = free_port()
-    conf = tmp_path / "agent.hcl"
-    conf.write_text(f'''
-ports {{
-  http = {port}
-  rpc  = {free_port()}
-  serf = {free_port()}
-}}
-client {{
-  meta {{
+    # Started as Nomad's `nomad agent -dev -config agent.hcl` (bin/nomad becomes the agent).
+    agent = nomad_agent_dev(tmp_path, '''
+client {
+  meta {
     "rack" = "r7"
-  }}
-}}
-server {{
+  }
+}
+server {
   job_max_priority     = 200
   job_default_priority = 70
   job_max_count        = 3
-  default_scheduler_config {{
+  default_scheduler_config {
     scheduler_algorithm             = "spread"
     memory_oversubscription_enabled = true
-    preemption_config {{
+    preemption_config {
       batch_scheduler_enabled = true
-    }}
-  }}
-}}
+    }
+  }
+}
 ''')
-    # Started as Nomad's `nomad agent -dev -config agent.hcl` (bin/nomad becomes the agent).
-    agent = AgentProc(["agent", "-dev", "-config", str(conf)],
-                      code="import runpy; runpy.run_path('bin/nomad', run_name='__main__')")
-    agent.http_port = port
+    port = agent.http_port
     try:
         agent.wait_healthy()
         path = "/v1/operator/scheduler/configuration"
