@@ -785,6 +785,13 @@ def decode_json(raw: bytes | str) -> Any:
         value = json.loads(raw)
     except RecursionError:
         raise ValueError("exceeded max depth") from None
+    # A document holding no more opening brackets than the limit cannot nest deeper than it (a bracket
+    # inside a string only raises the count): most requests skip the walk.
+    if isinstance(raw, str):
+        if raw.count("{") + raw.count("[") <= MAX_JSON_DEPTH:
+            return value
+    elif raw.count(b"{") + raw.count(b"[") <= MAX_JSON_DEPTH:
+        return value
     stack = [(value, 1)]
     while stack:  # iterative: a recursive walk would be the problem it guards against
         node, depth = stack.pop()

@@ -210,14 +210,15 @@ def _unfill(rec: Any, defaults: dict[str, Any]) -> None:
                 del rec[k]
 
 
-def job_in(raw: Any) -> Any:
+def job_in(raw: Any, *, owned: bool = False) -> Any:
     """A submitted job with what :func:`job_out` adds taken back off where it holds the value job_out
     gives (a key at its zero value, a task's copy of its group's restart policy, the default job-level
     update strategy), so that a job read and sent back (``nomad job inspect`` then ``job run``, a tool's
-    read-modify-write) is the job it was, not an edit of every task."""
+    read-modify-write) is the job it was, not an edit of every task.  *raw* is left as it was, unless
+    *owned* (the caller's own decoded copy, not read again): then it is edited in place, not copied."""
     if not isinstance(raw, dict):
         return raw
-    job = copy.deepcopy(raw)
+    job = raw if owned else copy.deepcopy(raw)
     _unfill(job, _JOB_DEFAULTS)
     default = _UPDATE_DEFAULT if job.get("Type", "service") in ("service", None) else _UPDATE_ZERO
     if job.get("Update") == default:
@@ -597,8 +598,8 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
             raise CodedError(400, "Job ID hasn't been provided")
         if raw["ID"] != job_id:
             raise CodedError(400, "Job ID does not match name")
-    try:
-        job = canonical_job(job_in(raw), region=_region(api), limits=_limits(api))
+    try:  # raw: this request's own decoded body, read no more
+        job = canonical_job(job_in(raw, owned=True), region=_region(api), limits=_limits(api))
     except JobError as e:
         raise CodedError(400, f"Job validation failed: {e}") from None
     enforce = None
