@@ -1013,7 +1013,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         # Running an earlier spec: replaced as the group's update strategy allows.
         destructive: list[dict[str, Any]] = []
         in_place: list[dict[str, Any]] = []
-        digest = update_digest(job, group["Name"])
+        # Compared with the group's allocations' only: a new job's plan (none yet) skips it.
+        digest = update_digest(job, group["Name"]) if group_allocs else ()
         strategy = rolling(job, group)
         rp = reschedule_policy(job, group)
         for a in group_allocs:
@@ -1279,7 +1280,7 @@ def _node_lost(node: dict[str, Any] | None) -> bool:
 def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
                   group_allocs: list[dict[str, Any]], nodes: dict[str, Any], placer: _Placer,
                   stop_alloc: Any) -> None:
-    digest = update_digest(job, group["Name"])
+    digest = update_digest(job, group["Name"]) if group_allocs else ()  # compared with allocations' only
     have: dict[str, dict[str, Any]] = {}
     for a in group_allocs:
         if a.get("DesiredStatus") != "run":
