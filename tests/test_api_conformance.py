@@ -469,12 +469,36 @@ def test_acl_policy_list_stub_and_read_have_nomads_keys():
     assert [m for m in mismatches(policy_out(policy), "ACLPolicy") if "RulesJSON" not in m] == []
 
 
-@pytest.mark.xfail(strict=True, reason="a policy read does not answer RulesJSON, the parsed rules Nomad "
-                   "generates on read (its acl.Policy shape is not built here; Go's api package ignores it)")
 def test_acl_policy_read_answers_the_parsed_rules():
+    """Nomad's ACL.GetPolicy fills RulesJSON from acl.Parse: blocks in order, shorthands expanded."""
     from actors.http_acl import policy_out
 
-    assert "RulesJSON" in policy_out({"Name": "ro", "Rules": 'namespace "default" { policy = "read" }'})
+    rules = ('namespace "default" { policy = "read" capabilities = ["host-volume-create"]\n'
+             '  variables { path "app/*" { capabilities = ["read"] } } }\n'
+             'node_pool "prod" { policy = "write" }\noperator { policy = "read" }\nnode { policy = "deny" }')
+    got = policy_out({"Name": "ro", "Rules": rules})["RulesJSON"]
+    assert got == {
+        "Namespaces": [{"Name": "default", "Policy": "read",
+                        "Capabilities": ["host-volume-create", "list-jobs", "parse-job", "read-job",
+                                         "csi-list-volume", "csi-read-volume", "read-job-scaling",
+                                         "list-scaling-policies", "read-scaling-policy", "host-volume-read",
+                                         "host-volume-read"],
+                        "Variables": {"Paths": [{"PathSpec": "app/*", "Capabilities": ["read", "list"]}]}}],
+        "NodePools": [{"Name": "prod", "Policy": "write", "Capabilities": ["delete", "read", "write"]}],
+        "HostVolumes": None, "Agent": None, "Node": {"Policy": "deny"},
+        "Operator": {"Policy": "read", "Capabilities": ["license-read", "keyring-read"]},
+        "Sentinel": None, "Quota": None, "Plugin": None, "Raw": rules, "ExtraKeysHCL": None}
+    as_json = json.dumps({"namespace": {"default": {"policy": "write"}}, "agent": {"policy": "read"}})
+    got = policy_out({"Name": "j", "Rules": as_json})["RulesJSON"]
+    assert got["Namespaces"][0]["Capabilities"][-2:] == ["host-volume-create", "host-volume-read"]
+    assert got["Agent"] == {"Policy": "read"}
+
+
+def test_an_acl_policy_event_carries_no_parsed_rules():
+    """The event stream's ACLPolicy is the stored policy, whose RulesJSON Nomad leaves nil."""
+    from actors.http_acl import policy_out
+
+    assert policy_out({"Name": "ro", "Rules": 'node { policy = "read" }'}, parsed=False)["RulesJSON"] is None
 
 
 def test_agent_self_config_has_the_version_and_consul_and_vault_lists(dev):
