@@ -768,13 +768,13 @@ JOB_RESTART_POLL_S = 0.5  # how often a restarting batch's allocations are looke
 
 
 def _restart_batch_size(raw: str, total: int) -> int:
-    """``-batch-size``: a count, or a percentage of the allocations (at least one)."""
+    """``-batch-size``: a count, or a percentage of the allocations (rounded up, as Nomad's)."""
     try:
         if raw.endswith("%"):
             pct = float(raw[:-1])
             if not 0 < pct <= 100:
                 raise ValueError
-            return max(1, int(total * pct / 100))
+            return max(1, math.ceil(total * pct / 100))
         n = int(raw)
         if n < 1:
             raise ValueError
@@ -783,21 +783,32 @@ def _restart_batch_size(raw: str, total: int) -> int:
         raise CliError(f'invalid -batch-size "{raw}": want a count of 1 or more, or a percentage') from None
 
 
-def job_restart(addr: str, args: list[str]) -> str:
-    """``nomad job restart [-all-tasks|-task t] [-reschedule] [-batch-size n|n%] [-batch-wait d] <job>``.
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st (go-humanize's Ordinal, for batch headers)."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
-    As Nomad's (1.6): the job's running allocations are restarted in
+
+def job_restart(addr: str, args: list[str]) -> str:
+    """``nomad job restart [-all-tasks|-task t...] [-group g...] [-reschedule] [-batch-size n|n%]
+    [-batch-wait d] [-verbose] <job>``.
+
+    As Nomad's (1.6): the job's running allocations (of the ``-group``
+    groups, with one of the ``-task`` tasks, when given) are restarted in
     batches; each batch must be running again before the next starts.  By
     default a batch's running tasks restart in place (``-all-tasks``: every
-    task, ``-task``: that one); ``-reschedule`` stops each allocation instead,
-    and the job places a replacement, which must be running.  ``-yes`` is
-    taken and never needed: this CLI does not prompt.
+    task, ``-task``: those named); ``-reschedule`` stops each allocation
+    instead, and the job places a replacement, which must be running.
+    ``-yes`` is taken and never needed: this CLI does not prompt.  The
+    output is Nomad's: ``==> <time>: ...`` headers, an indented line per
+    allocation, and "Job restarted successfully!" at the end.
     """
-    flags, rest = parse_flags(args, {"all-tasks": bool, "task": str, "reschedule": bool, "batch-size": str,
-                                     "batch-wait": str, "yes": bool, "verbose": bool})
-    if flags.get("all-tasks") and flags.get("task"):
+    flags, rest = parse_flags(args, {"all-tasks": bool, "task": list, "group": list, "reschedule": bool,
+                                     "batch-size": str, "batch-wait": str, "yes": bool, "verbose": bool})
+    tasks, groups = list(flags.get("task") or []), list(flags.get("group") or [])
+    if flags.get("all-tasks") and tasks:
         raise CliError("The -all-tasks option cannot be used with -task")
-    if flags.get("reschedule") and (flags.get("all-tasks") or flags.get("task")):
+    if flags.get("reschedule") and (flags.get("all-tasks") or tasks):
         raise CliError("The -reschedule option cannot be used with -task or -all-tasks")
     try:
         wait_s = parse_duration(flags.get("batch-wait", "0s") or "0s")
@@ -805,28 +816,58 @@ def job_restart(addr: str, args: list[str]) -> str:
         raise CliError(f"invalid -batch-wait: {e}") from None
     stub = resolve(addr, "job", one_arg(rest, "nomad job restart [options] <job>"))
     job_path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}"
-    running = sorted((a for a in request(addr, "GET", f"{job_path}/allocations")
-                      if a.get("ClientStatus") == "running" and a.get("DesiredStatus") == "run"),
-                     key=lambda a: (a.get("Name", ""), a["ID"]))
     verbose = flags.get("verbose", False)
 
-    def say(line: str) -> None:
-        print(f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}: {line}", flush=True)
+    def stamp() -> str:
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    if not running:
-        return f"No running allocations of job {stub['ID']} to restart"
-    if flags.get("task"):  # as Nomad's: a task the job does not have is refused before anything restarts
+    def header(line: str) -> None:
+        print(f"==> {stamp()}: {line}", flush=True)
+
+    def say(line: str) -> None:
+        print(f"    {stamp()}: {line}", flush=True)
+
+    if tasks or groups:  # as Nomad's: a group or task the job lacks is refused before anything restarts
         spec = request(addr, "GET", job_path)
-        names = {t.get("Name") for g in spec.get("TaskGroups", ()) for t in g.get("Tasks", ())}
-        if flags["task"] not in names:
-            raise CliError(f'No task named "{flags["task"]}" in job {stub["ID"]}')
+        have_groups = {g.get("Name") for g in spec.get("TaskGroups", ())}
+        have_tasks = {t.get("Name") for g in spec.get("TaskGroups", ()) for t in g.get("Tasks", ())}
+        for g in groups:
+            if g not in have_groups:
+                raise CliError(f'No group named "{g}" in job {stub["ID"]}')
+        for t in tasks:
+            if t not in have_tasks:
+                raise CliError(f'No task named "{t}" in job {stub["ID"]}')
+    running = []
+    allocs = request(addr, "GET", f"{job_path}/allocations")
+    for a in sorted(allocs, key=lambda a: (a.get("Name", ""), a["ID"])):
+        name = short(a["ID"], verbose)
+        if a.get("ClientStatus") != "running" or a.get("DesiredStatus") != "run":
+            if verbose:
+                say(f'Skipping allocation "{name}" because desired status is "{a.get("DesiredStatus")}" '
+                    f'and client status is "{a.get("ClientStatus")}"')
+        elif a.get("NextAllocation"):
+            if verbose:
+                say(f'Skipping allocation "{name}" because it has already been replaced by '
+                    f'"{short(a["NextAllocation"], verbose)}"')
+        elif groups and a.get("TaskGroup") not in groups:
+            if verbose:
+                say(f'Skipping allocation "{name}" because it doesn\'t have any of requested groups')
+        elif tasks and not set(tasks) & set(a.get("TaskStates") or {}):
+            if verbose:
+                say(f'Skipping allocation "{name}" because it doesn\'t have any of requested tasks')
+        else:
+            running.append(a)
+    if not running:
+        return "No allocations to restart"
     size = _restart_batch_size(flags.get("batch-size", "1") or "1", len(running))
-    say(f"Restarting {len(running)} allocation{'s' if len(running) != 1 else ''} of job {stub['ID']}")
+    header(f"Restarting {len(running)} allocation{'s' if len(running) != 1 else ''}")
     for start in range(0, len(running), size):
         batch = running[start:start + size]
         if start and wait_s > 0:
-            say(f"Waiting {flags['batch-wait']} before the next batch")
+            header(f"Waiting {flags['batch-wait']} before restarting the next batch")
             time.sleep(wait_s)
+        if size > 1:
+            header(f"Restarting {_ordinal(start // size + 1)} batch of {len(batch)} allocations")
         if flags.get("reschedule"):
             for a in batch:
                 name, group = short(a["ID"], verbose), a.get("TaskGroup", "")
@@ -836,20 +877,25 @@ def job_restart(addr: str, args: list[str]) -> str:
             continue
         before: dict[str, dict[str, tuple[int, bool]]] = {}  # alloc -> task -> (restarts, must run again)
         for a in batch:
-            what = (f'task "{flags["task"]}"' if flags.get("task") else
-                    "all tasks" if flags.get("all-tasks") else "running tasks")
             name, group = short(a["ID"], verbose), a.get("TaskGroup", "")
-            say(f'Restarting {what} in allocation "{name}" for group "{group}"')
             full = request(addr, "GET", f"/v1/allocation/{a['ID']}")
             states = full.get("TaskStates") or {}
+            url = f"{_node_url(addr, full)}/v1/client/allocation/{a['ID']}/restart?{_ns_query(full)}"
+            if tasks:
+                for t in (t for t in tasks if t in states):
+                    say(f'Restarting task "{t}" in allocation "{name}" for group "{group}"')
+                    _put_json(url, {"TaskName": t, "AllTasks": False})
+            else:
+                what = "all tasks" if flags.get("all-tasks") else "running tasks"
+                say(f'Restarting {what} in allocation "{name}" for group "{group}"')
+                _put_json(url, {"TaskName": "", "AllTasks": bool(flags.get("all-tasks"))})
             before[a["ID"]] = {t: (int(st.get("Restarts", 0)), st.get("State") == "running")
                                for t, st in states.items()
-                               if (t == flags["task"] if flags.get("task") else
+                               if (t in tasks if tasks else
                                    flags.get("all-tasks") or st.get("State") == "running")}
-            _put_json(f"{_node_url(addr, full)}/v1/client/allocation/{a['ID']}/restart?{_ns_query(full)}",
-                      {"TaskName": flags.get("task", ""), "AllTasks": bool(flags.get("all-tasks"))})
         _await_restarted(addr, before)
-    return f"Job restart of {stub['ID']} complete"
+    header("Job restart finished")
+    return "\nJob restarted successfully!"
 
 
 def _await_restarted(addr: str, before: dict[str, dict[str, tuple[int, bool]]]) -> None:
