@@ -222,6 +222,17 @@ def canonical_job(raw: Any, **kwargs: Any) -> dict[str, Any]:
         raise job_mod.JobError(str(e)) from None
 
 
+def task_named_identities(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """A task's (canonical) named identities."""
+    named = task.get("Identities") if isinstance(task, dict) else None
+    return [w for w in named or () if isinstance(w, dict) and w.get("Name")] if isinstance(named, list) else []
+
+
+def named_token_file(name: str) -> str:
+    """A named identity's token file in the task's secrets directory (Nomad's ``nomad_<name>.jwt``)."""
+    return f"nomad_{name}.jwt"
+
+
 def task_identity(task: dict[str, Any]) -> tuple[bool, bool]:
     """(env, file) of a task's (canonical) Identity."""
     ident = task.get("Identity") if isinstance(task, dict) else None

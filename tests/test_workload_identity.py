@@ -377,3 +377,83 @@ def test_named_identities_diff_and_replace_the_allocation() -> None:
     assert ident["Name"] == "Identity" and ident["Type"] == "Edited"
     assert [(f["Name"], f["Old"], f["New"]) for f in ident["Fields"]] == [
         ("TTL", "600000000000", "1200000000000")]
+
+
+# ---------------------------------------------------------------- named identities in the simulator
+
+def _named_cluster(seed: int, wid: dict[str, Any], **config: Any) -> tuple[Any, Any]:
+    """A one-server, one-client simulated cluster running a task with the named identity *wid* (renewals
+    no sooner than 1 s), and its SimDriver."""
+    from actors.client.alloc_runner import AllocRunnerConfig
+    from sim.client_cluster import ClusterConfig
+    from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
+
+    c = JobCluster(seed, JobClusterConfig(base=ClusterConfig(n_servers=1, n_clients=1),
+                                          runner=AllocRunnerConfig(identity_renew_min_wait_s=1.0)))
+    c.run(30.0)
+    j = sim_job(count=1)
+    task = j["TaskGroups"][0]["Tasks"][0]
+    task["Identities"] = [wid]
+    task["Config"].update(args=[f"${{NOMAD_TOKEN_{wid['Name']}}}"], **config)
+    c.register(canonical_job(j))
+    driver = c.drivers["c0001"]
+    end = c.sched.now + 60
+    while not driver.procs:
+        assert c.sched.now < end
+        c.run(0.5)
+    return c, driver
+
+
+def _file(c: Any, path: str) -> str:
+    return next(data for (_, _, p), data in c.alloc_dirs["c0001"].files.items() if p == path).decode()
+
+
+def _task_events(c: Any) -> list[tuple[str, str]]:
+    (alloc,) = c.allocs("web")
+    return [(e["Type"], e.get("DisplayMessage") or e.get("Message") or "")
+            for e in ((alloc.get("TaskStates") or {}).get("t") or {}).get("Events") or ()]
+
+
+def test_a_named_identity_is_delivered_and_renewed_before_it_expires_with_its_signal() -> None:
+    c, driver = _named_cluster(7, {"Name": "api", "Audience": ["api.example"], "Env": True, "File": True,
+                                   "TTL": 10 * 10**9, "ChangeMode": "signal", "ChangeSignal": "SIGHUP"},
+                               ignore_signals=True)
+    (proc,) = driver.procs.values()
+    first = proc.config["args"][0]  # NOMAD_TOKEN_api
+    assert _file(c, "t/secrets/nomad_api.jwt") == first
+    keys = c.checker.replica.tables[root_keys.TABLE]
+    claims = verify(first, keys, c.sched.now)
+    assert claims["aud"] == ["api.example"] and claims["sub"].endswith(":t:api")
+    assert claims["exp"] == claims["iat"] + 10
+    seen = {first}
+    end = c.sched.now + 30
+    while c.sched.now < end:  # the file always holds a token that has not expired
+        c.run(0.5)
+        token = _file(c, "t/secrets/nomad_api.jwt")
+        assert verify(token, keys, c.sched.now)["exp"] > c.sched.now
+        seen.add(token)
+    assert len(seen) >= 5  # renewed half-way through each 10 s lifetime
+    assert list(driver.procs) == [proc.pid] and proc.signals == ["SIGHUP"] * (len(seen) - 1)
+    end = c.sched.now + 30
+    while ("Signaling", "Identity[api]: new Identity token acquired") not in _task_events(c):
+        assert c.sched.now < end
+        c.run(0.5)
+
+
+def test_a_renewed_identity_with_change_mode_restart_restarts_the_task_with_its_new_token() -> None:
+    c, driver = _named_cluster(8, {"Name": "vault_x", "Audience": ["vault.io"], "Env": True, "File": True,
+                                   "Filepath": "local/vault.jwt", "TTL": 20 * 10**9, "ChangeMode": "restart"})
+    (proc,) = driver.procs.values()
+    first = _file(c, "t/local/vault.jwt")
+    assert proc.config["args"][0] == first
+    end = c.sched.now + 30
+    while len(driver.procs) < 2:
+        assert c.sched.now < end
+        c.run(0.5)
+    second = _file(c, "t/local/vault.jwt")
+    assert second != first and driver.procs[max(driver.procs)].config["args"][0] == second
+    assert proc.signals  # the old one was stopped
+    end = c.sched.now + 30
+    while ("Restart Signaled", "Identity[vault_x]: new token acquired") not in _task_events(c):
+        assert c.sched.now < end
+        c.run(0.5)
