@@ -225,7 +225,9 @@ def canonical_job(raw: Any, **kwargs: Any) -> dict[str, Any]:
 def task_named_identities(task: dict[str, Any]) -> list[dict[str, Any]]:
     """A task's (canonical) named identities."""
     named = task.get("Identities") if isinstance(task, dict) else None
-    return [w for w in named or () if isinstance(w, dict) and w.get("Name")] if isinstance(named, list) else []
+    if not isinstance(named, list):
+        return []
+    return [w for w in named if isinstance(w, dict) and w.get("Name")]
 
 
 def named_token_file(name: str) -> str:
