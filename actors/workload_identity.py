@@ -1,34 +1,40 @@
-"""Workload identity: the JWT the servers sign for each task (Nomad 1.7+ ``identity`` block).
+"""Workload identity: the JWTs the servers sign for each task (Nomad 1.7+ ``identity`` blocks).
 
-* **The jobspec**: a task's ``Identity`` (``identity { env = true  file = true }``),
-  validated and canonicalised as Nomad's ``WorkloadIdentity.Canonicalize`` /
-  ``Validate`` do (:func:`canonical_job_identities`).  Only the task's default
-  identity is supported: named identities (``identities``, Consul and Vault
-  ones), ``filepath``, ``extra_claims`` and a ``ttl`` are refused (Nomad
-  refuses a TTL on the default identity as well).
-* **Signing** (:func:`sign`): a compact JWS, EdDSA over Ed25519, with the
-  active root key's ID as ``kid`` (the key: :mod:`actors.state.root_keys`),
-  and Nomad's claims (:func:`claims_for`): ``nomad_namespace``,
+* **The jobspec**: a task's default identity ``Identity`` (``identity { env = true  file = true }``)
+  and its named ones ``Identities`` (``identity { name = "vault_default"  aud = [...]  ttl = "1h"
+  ... }``), validated and canonicalised as Nomad's ``WorkloadIdentity.Canonicalize`` / ``Validate``
+  and ``Task.Canonicalize`` do (:func:`canonical_job_identities`: a ``default`` one listed in
+  Identities moves to Identity, the name must match Nomad's regex, a TTL only on a named identity,
+  ``filepath`` needs ``file``), with Nomad's job warnings (:func:`identity_warnings`).  The default
+  identity's audience is always ``nomadproject.io``; a named one's is what it says.  Service identities
+  (``service_name``) and ``extra_claims`` are refused; two identities of one name are refused (Nomad
+  would keep one).
+* **Signing** (:func:`sign`): a compact JWS with the active root key's ID as ``kid`` (the key:
+  :mod:`actors.state.root_keys`), RS256 with its RSA key as Nomad 1.7+ signs (EdDSA for a key made
+  before, which has none), and Nomad's claims (:func:`claims_for`): ``nomad_namespace``,
   ``nomad_job_id``, ``nomad_allocation_id``, ``nomad_task``, ``sub``
-  ``<region>:<namespace>:<job>:<group>:<task>:default``, ``aud``
-  ``["nomadproject.io"]``, ``iat``/``nbf`` and ``jti``.  The default identity
-  never expires; it is worthless once its allocation is terminal or gone.
-* **Delivery**: the client asks a server for its tasks' identities when a
-  task with ``env`` or ``file`` first starts (Nomad's ``Alloc.SignIdentities``,
-  here ``SignIdentities`` to :mod:`actors.server.alloc_endpoint`), and puts
-  the token in ``NOMAD_TOKEN`` (env) and ``secrets/nomad_token`` (file).
+  ``<region>:<namespace>:<job>:<group>:<task>:<identity name>``, ``aud``, ``iat``/``nbf``, ``jti``,
+  and ``exp`` (now + TTL) for a named identity with a TTL.  The default identity never expires; it
+  is worthless once its allocation is terminal or gone.
+* **Delivery**: the client asks a server for a task's identities before it first starts (Nomad's
+  ``Alloc.SignIdentities``, here ``SignIdentities`` to :mod:`actors.server.alloc_endpoint`), and
+  puts the default token in ``NOMAD_TOKEN`` (env) and ``secrets/nomad_token`` (file), a named one in
+  ``NOMAD_TOKEN_<name>`` and ``secrets/nomad_<name>.jwt``, or ``filepath`` in the task directory.
+  Identities with a TTL are signed anew before they expire (Nomad's widmgr; the client's
+  ``identity_renew_*`` settings) and their ``change_mode`` applied (actors.client.alloc_runner).
 * **Verification** (:func:`verify`, :func:`workload_resolution`): the HTTP API
   takes the JWT as ``X-Nomad-Token``; a server checks its signature with the
-  key named by ``kid`` and that its allocation exists and is not terminal
-  (Nomad's ``VerifyClaim``), and grants Nomad's implicit workload policy
+  key named by ``kid``, its expiry (go-jose's one-minute leeway) and that its allocation exists and
+  is not terminal (Nomad's ``VerifyClaim``, which does not look at the audience: a named identity's
+  token is accepted too), and grants Nomad's implicit workload policy
   (:class:`WorkloadACL`): read and list its own job's variables
   (``nomad/jobs``, ``nomad/jobs/<job>[/<group>[/<task>]]`` of its
   namespace) and read services, plus every ACL policy attached to its job
   (``nomad acl policy apply -namespace -job [-group [-task]]``, Nomad's
   ``JobACL``; :func:`workload_resolution`), as Nomad's ``policiesForClaims``.
 * **Publishing**: ``GET /.well-known/jwks.json`` (the public keys, as a JWK
-  set) and ``/.well-known/openid-configuration`` (404 as Nomad's without
-  ``oidc_issuer``).
+  set: ``kty`` RSA with ``n``/``e`` and ``alg`` RS256, or an older key's Ed25519 one) and
+  ``/.well-known/openid-configuration`` (404 as Nomad's without ``oidc_issuer``).
 """
 
 from __future__ import annotations
