@@ -356,6 +356,10 @@ def _identity(value: Any, where: str) -> dict[str, Any]:
     """A task's ``identity`` block: its default workload identity, or a named one (``name``; Nomad 1.7+;
     actors.workload_identity)."""
     body = _body(value, where)
+    label = next((k for k, v in body.items() if isinstance(v, dict) and k not in _IDENTITY_FIELDS), None)
+    if label is not None:  # hcl's message for `identity "x" { ... }`
+        raise HclJobError(f"{where}: Extraneous label for identity; No labels are expected for identity "
+                          f'blocks (a named identity has name = "{label}")')
     _check(body, set(_IDENTITY_FIELDS), where)
     out = {field: body[key] for key, field in _IDENTITY_FIELDS.items() if key in body}
     if "ttl" in body:

@@ -293,6 +293,9 @@ def test_named_identities_parse_from_hcl_and_json_as_nomads() -> None:
          "TTL": 3_600_000_000_000, "ExtraClaims": None},
         {"Name": "api", "Audience": ["api.example"], "ChangeMode": "restart", "ChangeSignal": "", "Env": True,
          "File": False, "Filepath": "", "ServiceName": "", "TTL": 600_000_000_000, "ExtraClaims": None}]
+    with pytest.raises(HclJobError, match="Extraneous label for identity"):
+        parse_hcl_job('job "w" {\n group "g" {\n task "t" {\n driver = "raw_exec"\n'
+                      ' identity "api" {\n env = true\n }\n }\n }\n}')
     # JSON: a default identity listed in Identities moves to Identity (Nomad's Task.Canonicalize).
     job = {"ID": "j", "Type": "batch", "TaskGroups": [{"Name": "g", "Tasks": [{
         "Name": "t", "Driver": "raw_exec", "Config": {"command": "x"},
