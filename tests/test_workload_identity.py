@@ -460,3 +460,25 @@ def test_a_renewed_identity_with_change_mode_restart_restarts_the_task_with_its_
     while ("Restart Signaled", "Identity[vault_x]: new token acquired") not in _task_events(c):
         assert c.sched.now < end
         c.run(0.5)
+
+
+def test_a_client_restart_keeps_renewing_a_running_tasks_identity() -> None:
+    """Re-attached after its client restarts, the task's expiring identity is signed again and renewed
+    (Nomad's widmgr restores and renews), with no change_mode for the re-delivery itself."""
+    c, driver = _named_cluster(9, {"Name": "api", "Audience": ["api.example"], "File": True,
+                                   "TTL": 10 * 10**9, "ChangeMode": "signal", "ChangeSignal": "SIGHUP"},
+                               ignore_signals=True)
+    (proc,) = driver.procs.values()
+    c.crash("c0001")
+    c.run(1.0)
+    c.restart("c0001")
+    keys = c.checker.replica.tables[root_keys.TABLE]
+    seen = set()
+    end = c.sched.now + 30
+    while c.sched.now < end:
+        c.run(0.5)
+        token = _file(c, "t/secrets/nomad_api.jwt")
+        seen.add(token)
+    assert verify(token, keys, c.sched.now)["exp"] > c.sched.now  # still renewed
+    assert len(seen) >= 4 and list(driver.procs) == [proc.pid]  # the same process throughout
+    assert proc.signals and len(proc.signals) < len(seen) + 1

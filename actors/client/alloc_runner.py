@@ -1613,6 +1613,9 @@ class _Task:
     wid_req: int = 0
     wid_wait: bool = False
     wid_ready: bool = False  # all its identities were signed once (then only renewals are asked)
+    # Re-attached after a client restart with identities to renew: signed again (files rewritten, no
+    # change_mode, as Nomad's restored identities), then renewed.
+    wid_adopt: bool = False
     wid_named: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (JWT, exp Unix s; 0)
     wid_renew_failures: int = 0  # renewals failed in a row (the backoff's exponent)
 
@@ -1997,7 +2000,8 @@ class AllocRunner(NodeActor):
                             self._wid_renew_failed(a, t, "no answer from the server")
                         else:
                             self._set_task_timer("wid_retry", a, t, self.cfg.identity_retry_s)
-                    elif kind == "wid_retry" and t.wid_wait and not t.wid_req and t.phase != P_DEAD:
+                    elif kind == "wid_retry" and (t.wid_wait or t.wid_adopt) and not t.wid_req \
+                            and t.phase != P_DEAD:
                         self._wid_query(a, t)
                     elif kind == "wid_renew" and t.wid_ready and not t.wid_req and t.phase != P_DEAD:
                         self._wid_query(a, t)
@@ -2409,7 +2413,7 @@ class AllocRunner(NodeActor):
             for t in a.tasks.values():
                 if (t.tmpl_wait or t.tmpl_ready or t.tmpl_adopt) and not t.tmpl_req and t.phase != P_DEAD:
                     self._tmpl_query(a, t)
-                if t.wid_wait and not t.wid_req and t.phase != P_DEAD:
+                if (t.wid_wait or t.wid_adopt) and not t.wid_req and t.phase != P_DEAD:
                     self._wid_query(a, t)
 
     def _rotate(self) -> None:
@@ -2555,7 +2559,7 @@ class AllocRunner(NodeActor):
             return
         a, t = found
         self._cancel_task_timer("wid", a, t)
-        if t.phase == P_DEAD or a.spec is None or not (t.wid_wait or t.wid_ready):
+        if t.phase == P_DEAD or a.spec is None or not (t.wid_wait or t.wid_ready or t.wid_adopt):
             return
         named = {name: (jwt, exp) for task, name, jwt, exp in m.named if task == t.spec.name} if m.ok else {}
         if t.wid_ready:  # a renewal
@@ -2577,14 +2581,18 @@ class AllocRunner(NodeActor):
             try:
                 self._write_token(a, t, t.spec.identity_filepath, TOKEN_FILE, token)
             except (OSError, ValueError) as exc:
-                t.wid_wait = False
                 self._dirty.add(a.alloc_id)
-                self._event(t, EV_HOOK_FAILED, self.env.now(), f"identity: failed to write token: {exc}")
-                self._after_exit(a, t, successful=False, recoverable=False, now=self.env.now(),
-                                 cause=f"failed to write the workload identity: {exc}")
-                return
+                if t.wid_adopt:  # it runs already: told, not failed
+                    self._event(t, EV_TASK_HOOK_MESSAGE, self.env.now(),
+                                f"identity: failed to write token: {exc}")
+                else:
+                    t.wid_wait = False
+                    self._event(t, EV_HOOK_FAILED, self.env.now(), f"identity: failed to write token: {exc}")
+                    self._after_exit(a, t, successful=False, recoverable=False, now=self.env.now(),
+                                     cause=f"failed to write the workload identity: {exc}")
+                    return
         self._write_named(a, t, named)
-        t.wid_token, t.wid_named, t.wid_wait, t.wid_ready = token, named, False, True
+        t.wid_token, t.wid_named, t.wid_wait, t.wid_ready, t.wid_adopt = token, named, False, True, False
         self._dirty.add(a.alloc_id)  # its allocation's turn (_coordinate) starts it, in its lifecycle stage
         self._wid_renew_at(a, t)
 
@@ -3047,7 +3055,7 @@ class AllocRunner(NodeActor):
         self._cancel_task_timer("fetch", a, t)
         t.fetch_run = 0  # a fetch in flight is no longer waited for
         t.tmpl_wait, t.tmpl_change = False, None  # nor template data (an answer then only ends the watch)
-        t.wid_wait = False  # nor its identity
+        t.wid_wait = t.wid_adopt = False  # nor its identity
         self._cancel_task_timer("wid_retry", a, t)
         self._cancel_task_timer("wid_renew", a, t)  # nor renewed: Nomad's identity hook stops with the task
         self._cancel_task_timer("tmpl_change", a, t)
@@ -3908,6 +3916,9 @@ class AllocRunner(NodeActor):
                 if t.spec.templates and t.phase == P_RUNNING:  # its templates are watched again
                     t.tmpl_adopt = True
                     self._tmpl_query(a, t)
+                if t.phase == P_RUNNING and any(w.ttl_s > 0 for w in t.spec.identities):
+                    t.wid_adopt = True  # its expiring identities are renewed again
+                    self._wid_query(a, t)
                 if t.phase == P_KILLING or t.state.state == TASK_PENDING:
                     # Finish the kill the last incarnation began (or whose shutdown_delay it waited out).
                     t.phase = P_RUNNING
