@@ -59,7 +59,10 @@ from actors.state import scaling
 from actors.state import scheduler_config as sched_cfg
 from actors.state.scheduler_config import JOB_REGISTRATION_DISABLED
 from actors.state.store import command
-from actors.workload_identity import canonical_job  # the scheduler's, and the tasks' identity blocks
+from actors.workload_identity import (  # the scheduler's, and the tasks' identity blocks
+    canonical_job,
+    identity_warnings,
+)
 from runtime.edge import wall_time
 
 __all__ = ["ALLOC_ACTIONS", "JOB_ACTIONS", "alloc_stub", "deployment_status_out", "job_stub", "job_summaries",
@@ -615,10 +618,11 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
 def _memory_max_warnings(req: Request, api: Api, job: dict[str, Any]) -> str:
     """Nomad's memory oversubscription admission warnings (``Warnings``) for a canonical job: the
     scheduler configuration is read only when a task asks for memory_max."""
+    ids = identity_warnings(job)  # and Nomad's warnings for the tasks' named identities
     if not memory_max_warnings(job, False):
-        return ""
+        return warnings_text(ids)
     on = state_query(req, api, (sched_cfg.TABLE,), lambda st: sched_cfg.memory_oversubscription(st.tables))
-    return warnings_text(memory_max_warnings(job, bool(on.value)))
+    return warnings_text(memory_max_warnings(job, bool(on.value)) + ids)
 
 
 def _job_crud(req: Request, api: Api, job_id: str) -> Any:

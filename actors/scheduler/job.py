@@ -1452,7 +1452,8 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
 
 def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
     """What the scheduler compares to replace an allocation of *group* (Nomad's ``tasksUpdated``):
-    :func:`spec_digest`, each task's ``memory_max`` ("task memory max"), its ``Identity`` and the group's
+    :func:`spec_digest`, each task's ``memory_max`` ("task memory max"), its ``Identity`` and
+    ``Identities`` and the group's
     ports.  Kept apart from spec_digest, which the store's job writes apply with (:func:`schedule_changed`),
     so that log entries written before memory_max was honoured still apply exactly as they did."""
     for g in job.get("TaskGroups", ()):
@@ -1460,7 +1461,9 @@ def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
             return (spec_digest(job, group),
                     tuple(sorted((t["Name"], task_memory_max(t)) for t in g["Tasks"])),
                     # Nomad's tasksUpdated compares each task's Identity: a new one is a new allocation.
-                    tuple(sorted((t["Name"], repr(sorted((t.get("Identity") or {}).items())))
+                    tuple(sorted((t["Name"], repr(sorted((t.get("Identity") or {}).items())),
+                                  *((repr([sorted(w.items()) for w in t["Identities"]]),)
+                                    if t.get("Identities") else ()))
                                  for t in g["Tasks"])),
                     # Nomad's networkUpdated ("network port map"): each port's label, static value (a
                     # dynamic one's is not compared), to and host network; a changed one needs a new
