@@ -92,7 +92,7 @@ _c("monitor", "[options]", "Stream an agent's log lines",
                           "Defaults to info."),
    ("-node-id <node>", "Stream the logs of this client node instead of the agent asked."),
    ("-server-id <server>", "Stream the logs of this server (a name, or \"leader\")."),
-   ("-json", "Ask for the log lines as JSON objects."), "-t <template>")
+   ("-json", "Ask for the log lines as JSON objects."))
 _c("status", "[options] [<prefix>]", "Show the status of a job, node, allocation or evaluation",
    "Without an argument, lists the jobs. With an identifier or prefix, finds what it names (job, "
    "node, allocation or evaluation) and shows that object's status.",
@@ -267,8 +267,9 @@ _g("job", "Submit, inspect and manage jobs",
    "Groups the commands that run, plan, inspect, scale, restart, revert and stop jobs.")
 _g("job periodic", "Work with periodic jobs", "Commands for periodic jobs.")
 _c("job allocs", "[options] <job>", "List a job's allocations",
-   "Lists the allocations of a job's current version.",
-   ("-all", "Include the allocations of the job's earlier versions."), "-verbose", *_JSON_T)
+   "Lists every allocation the servers keep for the job, newest first.",
+   ("-all", "Accepted as Nomad's; the allocations of the job's earlier versions are always listed."),
+   "-verbose", *_JSON_T)
 _c("job deployments", "[options] <job>", "List a job's deployments",
    "Lists the deployments of a job's current version.",
    ("-latest", "Show only the job's latest deployment."),
@@ -296,8 +297,9 @@ _c("job periodic force", "[options] <job>", "Launch a periodic job now",
 _c("job plan", "[options] <path>", "Show what submitting a job would change",
    "Asks the scheduler what would happen if the job file were submitted, without changing anything, "
    "and prints the changes and the job modify index to pass to \"nomad job run -check-index\". "
-   "Exits 0 when nothing would change, 1 when allocations would be created or destroyed, 255 on error.",
-   ("-diff", "Show the differences from the job as it runs now."), "-verbose", *_VAR_OPTS)
+   "Exits 0 when nothing would change, 1 when allocations would be created or destroyed.",
+   ("-diff", "Print the differences from the job as it runs now (on by default; -diff=false leaves them "
+             "out)."), "-verbose", *_VAR_OPTS)
 _c("job promote", "[options] <job>", "Promote a job's canaries",
    "Promotes the canaries of a job's latest deployment, all its groups' or those named.",
    ("-group <group>", "Promote only this group's canaries; may be given more than once."), *_MONITOR)
@@ -308,7 +310,7 @@ _c("job restart", "[options] <job>", "Restart or reschedule a job's allocations"
    ("-task <task>", "Restart only this task."),
    ("-reschedule", "Stop each allocation and have it placed again instead of restarting it in place."),
    ("-batch-size <n|n%>", "How many allocations at a time (a count, or a percentage); 1 by default."),
-   ("-batch-wait <duration|ask>", "How long to wait between batches, or \"ask\" to ask each time."),
+   ("-batch-wait <duration>", "How long to wait between batches; none by default."),
    "-yes", "-verbose")
 _c("job revert", "[options] <job> <version>", "Go back to an earlier version of a job",
    "Submits the given earlier version of the job again.", *_MONITOR)
@@ -329,7 +331,8 @@ _c("job status", "[options] [<job>]", "Show a job's status",
    "allocations.",
    ("-short", "Show only the job's summary."),
    ("-evals", "Include the job's evaluations."),
-   ("-all-allocs", "Include the allocations of the job's earlier versions."),
+   ("-all-allocs", "Accepted as Nomad's; the allocations of the job's earlier versions are always "
+                   "shown."),
    ("-filter <expression>", "When listing jobs: only those this filter expression matches."),
    "-verbose", *_JSON_T)
 _c("job stop", "[options] <job>", "Stop a running job",
@@ -414,7 +417,7 @@ _c("node status", "[options] [<node>]", "Show client nodes' status",
    "allocations.",
    ("-self", "Show the node of the agent asked."),
    ("-short", "Show only the node's summary."),
-   ("-allocs", "When listing: add a count of each node's running allocations."),
+   ("-allocs", "Accepted as Nomad's; a node's allocations are always shown in its status."),
    ("-stats", "Show detailed resource usage figures."),
    ("-filter <expression>", "When listing: only the nodes this filter expression matches."),
    "-verbose", *_JSON_T)
@@ -649,7 +652,8 @@ _c("var put", "[options] <path> [<key>=<value>]...", "Create or update a variabl
    ("-force", "Overwrite whatever is there."),
    "-check-index <index>",
    ("-in <json|hcl>", "The format of the specification read; json by default."),
-   ("-out <json|table|none>", "How the written variable is printed; nothing by default on a terminal."))
+   ("-out <json|table|none>", "How the written variable is printed: nothing on a terminal, JSON "
+                              "otherwise, by default."))
 
 # Aliases' own synopses come from their commands; "agent" is bin/nomad's (runtime.agent_main).
 AGENT_SYNOPSIS = "Run a Nomad agent"

@@ -81,6 +81,7 @@ UNLISTED = {
     ("namespace", "inspect"): {"json"},  # its output is JSON already; -json is what main turns -t into
     ("job", "init"): {"t"},  # its -json is the format of the file it writes, not output to template
     ("node", "pool", "apply"): {"t"},  # its -json is the format of the file it reads
+    ("monitor",): {"t"},  # it streams until interrupted: nothing for a template to format
 }
 
 
