@@ -288,8 +288,7 @@ _c("job history", "[options] <job>", "Show a job's versions",
    ("-version <n>", "Show only this version."))
 _c("job init", "[options] [<filename>]", "Write an example job file",
    "Writes an example job specification (example.nomad.hcl by default); never over an existing file.",
-   ("-short", "Write the example without its explanatory comments."),
-   ("-json", "Write the example as JSON rather than HCL."), general=False)
+   ("-short", "Write the example without its explanatory comments."), general=False)
 _c("job inspect", "[options] <job>", "Show a submitted job's specification",
    "Prints the job as the servers hold it, in JSON.")
 _c("job periodic force", "[options] <job>", "Launch a periodic job now",
@@ -389,7 +388,7 @@ _c("node eligibility", "[options] <node>", "Set whether a node takes new allocat
    "Marks a node eligible (-enable) or ineligible (-disable) for new allocations; running ones stay.",
    ("-enable", "Mark the node eligible."), ("-disable", "Mark the node ineligible."),
    ("-self", "Use the node of the agent asked (no node argument)."))
-_c("node meta apply", "[options] <key>=<value>...", "Change a node's metadata",
+_c("node meta apply", "[options] [<key>=<value>...]", "Change a node's metadata",
    "Sets metadata values on a client node (\"key\" alone sets it empty).",
    ("-node-id <node>", "The node to change; the node of the agent asked by default."),
    ("-unset <key,key...>", "Remove these keys' dynamic values."))
@@ -535,8 +534,10 @@ _c("operator root keyring remove", "[options] <key_id>", "Remove a root encrypti
 _c("operator root keyring rotate", "[options]", "Make a new root encryption key",
    "Creates a new root key; one of -now and -prepublish is required.",
    ("-now", "Make the new key active at once."),
-   ("-prepublish <duration>", "Publish the new key now and make it active after this long."),
-   ("-full", "Also re-encrypt every variable with the new key."), "-verbose")
+   ("-prepublish <duration>", "Publish the new key now, to become active after this long (sent; this "
+                              "agent's servers refuse it, having no prepublished keys)."),
+   ("-full", "Also re-encrypt every variable with the new key (sent; this agent's servers refuse it)."),
+   "-verbose")
 _c("operator scheduler get-config", "[options]", "Show the scheduler configuration",
    "Shows the cluster's scheduler configuration.", *_JSON_T)
 _c("operator scheduler set-config", "[options]", "Change the scheduler configuration",
@@ -696,7 +697,8 @@ def _synopsis(words: tuple[str, ...]) -> str:
 
 def _wrap(text: str, indent: int) -> str:
     pad = " " * indent
-    return textwrap.fill(text, WIDTH, initial_indent=pad, subsequent_indent=pad)
+    return textwrap.fill(text, WIDTH, initial_indent=pad, subsequent_indent=pad, break_on_hyphens=False,
+                         break_long_words=False)  # a flag's name stays whole
 
 
 def _options(title: str, options: tuple[tuple[str, str], ...]) -> list[str]:
