@@ -242,7 +242,8 @@ _c("deployment resume", "[options] <deployment>", "Resume a paused deployment",
 _c("deployment status", "[options] <deployment>", "Show a deployment's status",
    "Shows a deployment's status and each task group's progress.",
    ("-monitor", "Keep showing the deployment's progress until it ends."),
-   ("-wait <duration>", "With -monitor: how long to wait between updates."), "-verbose", *_JSON_T)
+   ("-wait <duration>", "With -monitor: the longest each look at the deployment waits for a change; "
+                        "2s by default."), "-verbose", *_JSON_T)
 
 # ---------------------------------------------------------------- eval
 
@@ -314,8 +315,8 @@ _c("job restart", "[options] <job>", "Restart or reschedule a job's allocations"
 _c("job revert", "[options] <job> <version>", "Go back to an earlier version of a job",
    "Submits the given earlier version of the job again.", *_MONITOR)
 _c("job run", "[options] <path>", "Submit a job, new or updated",
-   "Submits the job file (HCL or JSON; \"-\" reads standard input) and monitors the evaluation it "
-   "creates. Exits 2 when allocations could not all be placed.",
+   "Submits the job file (HCL, JSON or TOML) and monitors the evaluation it creates. Exits 2 when "
+   "allocations could not all be placed.",
    ("-check-index <index>", "Only submit when the job's modify index is this one (0: the job must not "
                             "exist yet), as \"nomad job plan\" prints it."), *_MONITOR, *_VAR_OPTS)
 _c("job scale", "[options] <job> [<group>] <count>", "Change a task group's count",
@@ -396,8 +397,8 @@ _c("node meta read", "[options]", "Show a node's metadata",
    "Shows a client node's metadata: all of it, the dynamic values and the static ones.",
    ("-node-id <node>", "The node to read; the node of the agent asked by default."), *_JSON_T)
 _c("node pool apply", "[options] <path>", "Create or update a node pool",
-   "Creates or updates a node pool from its specification file (HCL or JSON; \"-\" reads standard "
-   "input).", ("-json", "Read the file as JSON whatever its name."))
+   "Creates or updates a node pool from its specification file (HCL, or JSON when named .json).",
+   ("-json", "Read the file as JSON whatever its name."))
 _c("node pool delete", "[options] <pool>", "Delete a node pool", "Deletes the node pool.")
 _c("node pool info", "[options] <pool>", "Show a node pool", "Shows a node pool and its metadata.", *_JSON_T)
 _c("node pool init", "[options] [<filename>]", "Write an example node pool file",
@@ -440,7 +441,7 @@ _g("operator snapshot", "Save, inspect and restore snapshots of server state",
 _c("operator api", "[options] <path>", "Send a request to the HTTP API",
    "Sends a request to the agent's HTTP API, with this CLI's address, token and TLS files, and "
    "prints the answer's body. A PUT or POST sends standard input as the body.",
-   ("-X <method>", "The HTTP method; GET by default (POST when standard input has a body)."),
+   ("-X <method>", "The HTTP method; GET by default."),
    ("-H <'Name: value'>", "A header to send; may be given more than once."),
    ("-dryrun", "Print the equivalent curl command instead of sending the request."))
 _c("operator autopilot get-config", "[options]", "Show autopilot's configuration",
