@@ -311,7 +311,7 @@ _c("job restart", "[options] <job>", "Restart or reschedule a job's allocations"
    ("-reschedule", "Stop each allocation and have it placed again instead of restarting it in place."),
    ("-batch-size <n|n%>", "How many allocations at a time (a count, or a percentage); 1 by default."),
    ("-batch-wait <duration>", "How long to wait between batches; none by default."),
-   "-yes", "-verbose")
+   ("-yes", "Accepted as Nomad's; this command never asks for confirmation."), "-verbose")
 _c("job revert", "[options] <job> <version>", "Go back to an earlier version of a job",
    "Submits the given earlier version of the job again.", *_MONITOR)
 _c("job run", "[options] <path>", "Submit a job, new or updated",
@@ -338,7 +338,7 @@ _c("job status", "[options] [<job>]", "Show a job's status",
 _c("job stop", "[options] <job>", "Stop a running job",
    "Stops a job and its allocations.",
    ("-purge", "Also remove the job from the servers' state, rather than keep it as dead."),
-   "-yes", *_MONITOR)
+   ("-yes", "Accepted as Nomad's; this command never asks for confirmation."), *_MONITOR)
 _c("job validate", "[options] <path>", "Check a job file",
    "Reads the job file and has the agent check it, reporting any error and warning.",
    "-verbose", *_VAR_OPTS)
