@@ -720,15 +720,15 @@ def _subcommands(words: tuple[str, ...]) -> list[str]:
 def command_help(words: tuple[str, ...]) -> str:
     """The help of a command or group: Nomad's layout, then its subcommands when it has any."""
     name = "nomad " + " ".join(words)
-    if words in HELP:
-        h = HELP[words]
+    if words in HELP or words in _commands():
+        h = HELP.get(words) or Help("[options]", "", "No help is written for this command yet.")
         lines = [f"Usage: {name} {h.usage}".rstrip(), "", _wrap(h.description, 2)]
         if h.general:
             lines += _options("General Options", GENERAL_OPTIONS)
         if h.options:
             lines += _options(" ".join(w.title() for w in words) + " Options", h.options)
     else:
-        g = GROUPS[words]
+        g = GROUPS.get(words) or Group("", "Commands grouped under this name.")
         lines = [f"Usage: {name} <subcommand> [options] [args]", "", _wrap(g.description, 2), "",
                  _wrap("Run a subcommand with -h for its own usage and options.", 2)]
     return "\n".join(lines + _subcommands(words))
