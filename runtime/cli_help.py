@@ -307,11 +307,13 @@ _c("job restart", "[options] <job>", "Restart or reschedule a job's allocations"
    "Restarts the tasks of a job's running allocations in place, or with -reschedule replaces the "
    "allocations, in batches.",
    ("-all-tasks", "Restart every task, the finished lifecycle tasks too."),
-   ("-task <task>", "Restart only this task."),
+   ("-task <task>", "Restart only this task; may be given more than once."),
+   ("-group <group>", "Restart only this group's allocations; may be given more than once."),
    ("-reschedule", "Stop each allocation and have it placed again instead of restarting it in place."),
    ("-batch-size <n|n%>", "How many allocations at a time (a count, or a percentage); 1 by default."),
    ("-batch-wait <duration>", "How long to wait between batches; none by default."),
-   ("-yes", "Accepted as Nomad's; this command never asks for confirmation."), "-verbose")
+   ("-yes", "Accepted as Nomad's; this command never asks for confirmation."),
+   ("-verbose", "Print full allocation IDs and a line for each allocation skipped."))
 _c("job revert", "[options] <job> <version>", "Go back to an earlier version of a job",
    "Submits the given earlier version of the job again.", *_MONITOR)
 _c("job run", "[options] <path>", "Submit a job, new or updated",
