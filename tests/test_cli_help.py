@@ -183,3 +183,19 @@ def test_a_flag_before_the_command_is_refused_with_its_help(capsys: pytest.Captu
     assert cli.main(["-verbose", "job", "status"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("Invalid flags before the subcommand.") and "Usage: nomad job status" in out
+
+
+def test_a_reader_that_goes_away_ends_the_cli_quietly():
+    """``nomad -h | head -1``: the pipe closes under the CLI; no traceback, the exit code a SIGPIPE gives."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    read, write = os.pipe()
+    os.close(read)  # nobody will read: the first write fails with EPIPE
+    try:
+        done = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "bin" / "nomad"), "-h"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=30)
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and done.stderr == ""
