@@ -78,8 +78,8 @@ def test_servers_schedule_only_their_enabled_scheduler_types() -> None:
     here schedules batch) while a service job is placed, as Nomad's workers dequeue only their types."""
     from actors.scheduler.broker import BrokerConfig, enabled_schedulers
 
-    assert enabled_schedulers(()) == ("service", "batch", "system", "_core")
-    assert enabled_schedulers(("batch", "sysbatch")) == ("batch", "_core", "sysbatch")
+    assert enabled_schedulers(()) == ("service", "batch", "system", "sysbatch", "_core")
+    assert enabled_schedulers(("batch", "sysbatch")) == ("batch", "sysbatch", "_core")
     c = boot(seed=7, broker=BrokerConfig(schedulers=enabled_schedulers(("service",))))
     web = c.register(sim_job("web", count=2))["EvalID"]
     nightly = c.register(sim_job("nightly", count=1, job_type="batch"))["EvalID"]
