@@ -275,3 +275,65 @@ def test_periodic_and_dispatched_children_are_sysbatch_jobs_run_on_every_node() 
     assert res["ok"], res
     c.schedule()
     assert len(allocs(c, res["DispatchedJobID"])) == 2
+
+
+# ------------------------------------------------------------ a real agent
+JOB_FILE = '''job "once" {
+  type        = "sysbatch"
+  datacenters = ["*"]
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "exit 0"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+'''
+
+
+@pytest.mark.timeout(60)
+def test_nomad_agent_dev_runs_a_sysbatch_job_file_to_completion(tmp_path: Any) -> None:
+    """``nomad job run`` of a sysbatch job file on ``nomad agent -dev``: its one node runs it once, the
+    allocation completes and the job is dead, as ``nomad job status`` shows."""
+    import subprocess
+    import sys
+
+    from tests.test_agent_process import ROOT, nomad_agent_dev, wait_for
+    from tests.test_http_jobs import PLACE_DEADLINE_S, call, stop_all_jobs
+
+    agent = nomad_agent_dev(tmp_path)
+    port = agent.http_port
+
+    def nomad(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, f"{ROOT}/bin/nomad", f"-address=http://127.0.0.1:{port}",
+                               *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        agent.wait_healthy()
+        wait_for(lambda: [n for n in call(port, "GET", "/v1/nodes").json() if n["Status"] == "ready"],
+                 "the dev node ready")
+        path = tmp_path / "once.nomad.hcl"
+        path.write_text(JOB_FILE)
+        run = nomad("job", "run", str(path))
+        assert run.returncode == 0, run.stdout + run.stderr
+        job = wait_for(lambda: (j := call(port, "GET", "/v1/job/once").json())["Status"] == "dead" and j,
+                       "the sysbatch job dead", PLACE_DEADLINE_S)
+        assert job["Type"] == "sysbatch"
+        allocs = call(port, "GET", "/v1/job/once/allocations").json()
+        assert len(allocs) == 1 and allocs[0]["ClientStatus"] == "complete", allocs
+        summary = call(port, "GET", "/v1/job/once/summary").json()["Summary"]["g"]
+        assert summary["Complete"] == 1 and summary["Running"] == 0 and summary["Failed"] == 0
+        status = nomad("job", "status", "once")
+        assert status.returncode == 0, status.stderr
+        assert "Type          = sysbatch" in status.stdout, status.stdout
+        assert "Status        = dead" in status.stdout, status.stdout
+        stop_all_jobs(port)
+    finally:
+        agent.kill()
