@@ -337,3 +337,32 @@ def test_nomad_agent_dev_runs_a_sysbatch_job_file_to_completion(tmp_path: Any) -
         stop_all_jobs(port)
     finally:
         agent.kill()
+
+
+def test_a_node_without_room_waits_in_a_blocked_evaluation_and_the_job_is_pending_until_it_ran() -> None:
+    c = Cluster()
+    c.node(0)
+    c.node(1, mem=200)
+    c.register(ID="hog", Type="service", Datacenters=["dc1"], Constraints=[
+        {"LTarget": "${node.unique.name}", "RTarget": "n1", "Operand": "="}], TaskGroups=[{
+            "Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                                "Config": {"command": "/bin/sleep"},
+                                                "Resources": {"CPU": 100, "MemoryMB": 180}}]}])
+    c.register(**sysbatch())
+    c.schedule()
+    c.client("running")
+    assert [a["NodeID"] for a in allocs(c)] == ["node-0000"]
+    evals = c.state.tables["evals"].values()
+    assert len([e for e in evals if e["JobID"] == "once" and e["Status"] == "blocked"]) == 1
+    c.client("complete", node="node-0000")
+    assert status(c) == "pending"  # Nomad: a non-terminal evaluation keeps it from being dead
+    c.apply("job_deregister", job_id="hog", purge=False)
+    c.schedule()
+    hog = next(a for a in c.state.tables["allocs"].values() if a["JobID"] == "hog")
+    c.apply("alloc_client_update_batch", unblock=True, reports=[
+        {"node_id": "node-0001", "allocs": [{"ID": hog["ID"], "ClientStatus": "complete"}]}])
+    c.schedule()
+    assert [a["NodeID"] for a in allocs(c)] == ["node-0000", "node-0001"]
+    assert status(c) == "running"
+    c.client("complete")
+    assert status(c) == "dead"

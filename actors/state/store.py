@@ -1710,8 +1710,10 @@ class StateStore:
         running = bool(self.live_job_allocs(job_id))
         t = self.tables["allocs"]
         has_allocs = running or any(i in t for i in self.allocs_by_job.get(job_id, ()))
-        # A batch or sysbatch job is dead once every allocation it placed finished (Nomad's getJobStatus).
-        finished = bool(job.get("Stop") or (job["Type"] in ("batch", "sysbatch") and has_allocs))
+        # A batch or sysbatch job is dead once every allocation it placed finished (Nomad's getJobStatus);
+        # a sysbatch job whose placement on some node waits for room (a blocked evaluation) is pending.
+        finished = bool(job.get("Stop") or (job["Type"] == "batch" and has_allocs) or (
+            job["Type"] == "sysbatch" and has_allocs and not self.blocked_by_job.get(job_id)))
         status = "running" if running else ("dead" if finished else "pending")
         if job.get("ParameterizedJob") or job.get("Periodic"):
             status = "dead" if job.get("Stop") else "running"  # a parent runs nothing itself
