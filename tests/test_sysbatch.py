@@ -366,3 +366,23 @@ def test_a_node_without_room_waits_in_a_blocked_evaluation_and_the_job_is_pendin
     assert status(c) == "running"
     c.client("complete")
     assert status(c) == "dead"
+
+
+def test_a_dead_sysbatch_job_is_collected_whole_and_its_evaluations_by_the_common_threshold() -> None:
+    """Nomad's core scheduler: job-gc takes a dead sysbatch job with its evaluations and allocations;
+    eval-gc keeps only a live *batch* job's evaluations (a sysbatch one's go after eval_gc_threshold)."""
+    from actors.state import core_gc as gc
+
+    ev = {"ID": "e1", "JobID": "once", "Type": "sysbatch", "Status": "complete", "ModifyTime": 0.0}
+    done = {"ID": "a1", "EvalID": "e1", "JobID": "once", "NodeID": "n1", "DesiredStatus": "run",
+            "ClientStatus": "complete", "ModifyTime": 0.0}
+    dead = {"ID": "once", "Type": "sysbatch", "Status": "dead", "SubmitTime": 0.0}
+    assert gc.job_gc(dead, [ev], [done], 10.0) == (True, ["e1"], ["a1"])
+    assert gc.eval_gc(ev, {**dead, "Status": "running"}, [done], 10.0, allow_batch=False) == (True, ["a1"])
+    c = cluster(2)
+    c.register(**sysbatch())
+    c.schedule()
+    c.client("complete")
+    assert status(c) == "dead"
+    job = c.state.tables["jobs"]["once"]
+    assert gc.job_gc_eligible(job, cutoff=job["SubmitTime"] + 1.0)
