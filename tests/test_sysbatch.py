@@ -334,6 +334,14 @@ def test_nomad_agent_dev_runs_a_sysbatch_job_file_to_completion(tmp_path: Any) -
         assert status.returncode == 0, status.stderr
         assert "Type          = sysbatch" in status.stdout, status.stdout
         assert "Status        = dead" in status.stdout, status.stdout
+        # Read back and submitted again unchanged (`nomad job inspect` then `job run`): the same version,
+        # evaluated again, and nothing runs again.
+        reg = call(port, "PUT", "/v1/jobs", {"Job": call(port, "GET", "/v1/job/once").json()})
+        assert reg.status == 200, reg.text
+        wait_for(lambda: call(port, "GET", f"/v1/evaluation/{reg.json()['EvalID']}").json()["Status"]
+                 == "complete", "the evaluation done", PLACE_DEADLINE_S)
+        assert call(port, "GET", "/v1/job/once").json()["Version"] == 0
+        assert len(call(port, "GET", "/v1/job/once/allocations").json()) == 1
         stop_all_jobs(port)
     finally:
         agent.kill()

@@ -1499,8 +1499,8 @@ class StateStore:
             if job is None:  # the job changed what it runs, or went, after this plan was made
                 refused.append(p["ID"])
                 continue
-            # A system or sysbatch job may place on an ineligible (not draining) ready node, as Nomad's does.
-            system_ok = bool(job and job["Type"] in ("system", "sysbatch") and node is not None
+            # A system job may place on an ineligible (not draining) ready node, as Nomad's does.
+            system_ok = bool(job and job["Type"] == "system" and node is not None
                              and node.get("Status") == "ready" and not node.get("DrainStrategy"))
             if node is None or (not node_ready(node) and not system_ok):
                 refused.append(p["ID"])
