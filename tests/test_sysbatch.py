@@ -364,6 +364,10 @@ def test_a_node_without_room_waits_in_a_blocked_evaluation_and_the_job_is_pendin
     assert len([e for e in evals if e["JobID"] == "once" and e["Status"] == "blocked"]) == 1
     c.client("complete", node="node-0000")
     assert status(c) == "pending"  # Nomad: a non-terminal evaluation keeps it from being dead
+    from actors.http_jobs import job_summaries
+
+    summary = job_summaries(c.state, ["once"])["once"]["Summary"]["g"]
+    assert (summary["Queued"], summary["Complete"], summary["Running"]) == (1, 1, 0)
     c.apply("job_deregister", job_id="hog", purge=False)
     c.schedule()
     hog = next(a for a in c.state.tables["allocs"].values() if a["JobID"] == "hog")
@@ -374,6 +378,8 @@ def test_a_node_without_room_waits_in_a_blocked_evaluation_and_the_job_is_pendin
     assert status(c) == "running"
     c.client("complete")
     assert status(c) == "dead"
+    summary = job_summaries(c.state, ["once"])["once"]["Summary"]["g"]
+    assert (summary["Queued"], summary["Complete"]) == (0, 2)
 
 
 def test_a_dead_sysbatch_job_is_collected_whole_and_its_evaluations_by_the_common_threshold() -> None:
