@@ -304,6 +304,7 @@ def test_nomad_agent_dev_runs_a_sysbatch_job_file_to_completion(tmp_path: Any) -
     allocation completes and the job is dead, as ``nomad job status`` shows."""
     import subprocess
     import sys
+    import urllib.parse
 
     from tests.test_agent_process import ROOT, nomad_agent_dev, wait_for
     from tests.test_http_jobs import PLACE_DEADLINE_S, call, stop_all_jobs
@@ -342,6 +343,22 @@ def test_nomad_agent_dev_runs_a_sysbatch_job_file_to_completion(tmp_path: Any) -
                  == "complete", "the evaluation done", PLACE_DEADLINE_S)
         assert call(port, "GET", "/v1/job/once").json()["Version"] == 0
         assert len(call(port, "GET", "/v1/job/once/allocations").json()) == 1
+        # A periodic sysbatch job: listed as Nomad lists it, and a forced launch is a sysbatch child
+        # that runs on the node to completion.
+        nightly = canonical_job(sysbatch("nightly", Periodic={"Spec": "@daily"}))
+        nightly["Datacenters"] = ["*"]
+        assert call(port, "PUT", "/v1/jobs", {"Job": nightly}).status == 200
+        listing = nomad("job", "status")
+        rows = [line.split()[:2] for line in listing.stdout.splitlines()]
+        assert ["nightly", "sysbatch/periodic"] in rows, listing.stdout
+        forced = nomad("job", "periodic", "force", "-detach", "nightly")
+        assert forced.returncode == 0, forced.stdout + forced.stderr
+        launches = "/v1/jobs?prefix=nightly/periodic-"
+        child = wait_for(lambda: next((j for j in call(port, "GET", launches).json()
+                                       if j["Status"] == "dead"), None), "the launch dead", PLACE_DEADLINE_S)
+        assert child["Type"] == "sysbatch"
+        done = call(port, "GET", f"/v1/job/{urllib.parse.quote(child['ID'], safe='')}/allocations").json()
+        assert [a["ClientStatus"] for a in done] == ["complete"]
         stop_all_jobs(port)
     finally:
         agent.kill()
