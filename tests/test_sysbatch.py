@@ -53,6 +53,7 @@ def test_a_sysbatch_job_validates_as_nomads() -> None:
     job = canonical_job(sysbatch())
     g = job["TaskGroups"][0]
     assert job["Type"] == "sysbatch" and "Update" not in job and "ReschedulePolicy" not in g
+    assert "Migrate" not in g
     # Restarts as a batch job's group does (Nomad's api TaskGroup.Canonicalize).
     assert g["RestartPolicy"] == {"Attempts": 3, "Interval": 24 * 3600 * SEC, "Delay": 15 * SEC,
                                   "Mode": "fail"}
@@ -65,6 +66,8 @@ def test_a_sysbatch_job_validates_as_nomads() -> None:
     for job, message in [
             (sysbatch(Update={"MaxParallel": 1}), 'Update: Job type "sysbatch" does not allow update block'),
             (sysbatch(group={"Update": {}}), 'Job type "sysbatch" does not allow update block'),
+            (sysbatch(Migrate={"MaxParallel": 2}), 'Job type "sysbatch" does not allow migrate block'),
+            (sysbatch(group={"Migrate": {}}), 'Job type "sysbatch" does not allow migrate block'),
             (sysbatch(Reschedule={"Attempts": 1}),
              "System or sysbatch jobs should not have a reschedule policy"),
             (sysbatch(group={"ReschedulePolicy": {"Attempts": 1}}),

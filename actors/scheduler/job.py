@@ -1054,12 +1054,19 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
         g.pop("ReschedulePolicy", None)
     else:
         g["ReschedulePolicy"] = resched
+    if job_type == "sysbatch":
+        # Nomad's TaskGroup.Validate: a drain leaves sysbatch work to finish, nothing is migrated.
+        _need(job_migrate is None and g.get("Migrate") is None, f"{field}.Migrate",
+              'Job type "sysbatch" does not allow migrate block')
     # The job's migrate block under the group's (Nomad's api TaskGroup.Canonicalize, MigrateStrategy.Merge).
     mg = {**MIGRATE_DEFAULTS, **{k: v for k, v in _map(job_migrate, "Migrate").items() if v is not None},
           **_map(g.get("Migrate"), f"{field}.Migrate")}
     mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
     mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
-    g["Migrate"] = mg
+    if job_type == "sysbatch":
+        g.pop("Migrate", None)
+    else:
+        g["Migrate"] = mg
     g["EphemeralDisk"] = disk = _ephemeral_disk(g.get("EphemeralDisk"), f"{field}.EphemeralDisk")
     for i, t in enumerate(g["Tasks"]):  # Nomad's LogConfig.Validate: the logs fit in the disk
         lc = t["LogConfig"]
