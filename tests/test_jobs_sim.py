@@ -346,3 +346,17 @@ def test_sysbatch_job_runs_once_on_every_client_and_a_client_joining_later_at_it
     allocs = c.allocs("once")
     assert len(allocs) == 4 and all(a["ClientStatus"] == "complete" for a in allocs)
     assert c.drivers[late].starts == 1 and sum(d.starts for d in c.drivers.values()) == 4
+
+
+def test_a_server_with_only_sysbatch_enabled_schedules_sysbatch_evaluations_only() -> None:
+    """server.enabled_schedulers = ["sysbatch"]: the workers dequeue sysbatch evaluations (and _core),
+    so a sysbatch job runs on every client while a batch job's evaluation waits."""
+    from actors.scheduler.broker import BrokerConfig, enabled_schedulers
+
+    c = boot(seed=5, n_clients=3, broker=BrokerConfig(schedulers=enabled_schedulers(("sysbatch",))))
+    once = c.register(sim_job("once", count=1, job_type="sysbatch", run_for_s=2.0))["EvalID"]
+    nightly = c.register(sim_job("nightly", count=1, job_type="batch"))["EvalID"]
+    c.run(20.0)
+    evals = c.checker.replica.tables["evals"]
+    assert evals[once]["Status"] == "complete" and evals[nightly]["Status"] == "pending"
+    assert sorted(a["ClientStatus"] for a in c.allocs("once")) == ["complete"] * 3
