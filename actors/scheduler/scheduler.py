@@ -32,6 +32,9 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   ``ephemeral_disk`` is sticky or migrates tries the previous allocation's
   node first (Nomad's findPreferredNode), and goes elsewhere if it cannot.
 * **System jobs** place one allocation of each group on every feasible node.
+* **Sysbatch jobs** run each group's allocations once, to completion, on every
+  feasible node: a finished one is not run again there unless a new version
+  changes what it runs (:func:`_sysbatch_group`).
 
 The plan is only a proposal: the state machine applies it through Raft and
 refuses any placement that no longer fits (another worker's plan may have
