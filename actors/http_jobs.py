@@ -293,10 +293,19 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
         key = SUMMARY_OF_STATUS.get(a.get("ClientStatus", ""))
         if key:
             group[key] += 1
-    blocked = {e.get("JobID") for e in st.tables["evals"].values() if e.get("Status") == "blocked"}
-    for jid in wanted & blocked:
+    evals = st.tables["evals"]
+    blocked = {e.get("JobID"): e for e in evals.values() if e.get("Status") == "blocked"}
+    for jid in wanted & set(blocked):
         job = jobs[jid]
         if job.get("Stop"):
+            continue
+        if job.get("Type") in ("system", "sysbatch"):
+            # One allocation a node: what waits is what the evaluation that blocked could not place
+            # (Nomad's QueuedAllocations), not the count less what runs.
+            failed = (evals.get(blocked[jid].get("PreviousEval", "")) or {}).get("FailedTGAllocs") or {}
+            for name, m in failed.items():
+                if name in out[jid]["Summary"] and isinstance(m, dict):
+                    out[jid]["Summary"][name]["Queued"] = int(m.get("CoalescedFailures", 0)) + 1
             continue
         for g in job.get("TaskGroups", ()):
             s = out[jid]["Summary"][g["Name"]]

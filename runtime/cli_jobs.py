@@ -508,8 +508,10 @@ def job_status(addr: str, args: list[str]) -> str:
         if flags.get("json"):
             return as_json([_job_json(addr, j["ID"]) for j in jobs])
         rows = [["ID", "Type", "Priority", "Status", "Submit Date"]]
-        rows += [[j["ID"], j["Type"], str(j["Priority"]), j["Status"], fmt_time(j["SubmitTime"])]
-                 for j in jobs]
+        # Nomad's getTypeString: "batch/periodic", "sysbatch/parameterized", ...
+        rows += [[j["ID"], j["Type"] + "/periodic" * bool(j.get("Periodic"))
+                  + "/parameterized" * bool(j.get("ParameterizedJob")), str(j["Priority"]), j["Status"],
+                  fmt_time(j["SubmitTime"])] for j in jobs]
         return table(rows)
     stub = resolve(addr, "job", one_arg(rest, "nomad job status [<job>]"))
     if flags.get("json"):

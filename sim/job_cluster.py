@@ -252,7 +252,7 @@ class JobCluster(ClientCluster):
                 continue
             for g in job["TaskGroups"]:
                 want = g["Count"]
-                if job["Type"] == "system":
+                if job["Type"] in ("system", "sysbatch"):  # one per node, not a count
                     continue
                 runs = [a for a in state.tables["allocs"].values() if a["JobID"] == job["ID"]
                         and a["TaskGroup"] == g["Name"] and live(a)]

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 SECOND_NS = 1_000_000_000
-JOB_TYPES = ("service", "batch", "system")
+JOB_TYPES = ("service", "batch", "system", "sysbatch")
 RESTART_MODES = ("fail", "delay")
 
 # Nomad's structs defaults (structs.go DefaultServiceJobRestartPolicy,
@@ -33,6 +33,8 @@ RESTART_DEFAULTS = {
     "service": {"Attempts": 2, "Interval": 30 * 60 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
     "system": {"Attempts": 2, "Interval": 30 * 60 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
     "batch": {"Attempts": 3, "Interval": 24 * 3600 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
+    # A sysbatch job's groups restart as a batch job's do (Nomad's api TaskGroup.Canonicalize).
+    "sysbatch": {"Attempts": 3, "Interval": 24 * 3600 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
 }
 MIGRATE_DEFAULTS = {"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SECOND_NS,
                     "HealthyDeadline": 5 * 60 * SECOND_NS}
@@ -892,9 +894,11 @@ def _update(raw: dict[str, Any], field: str) -> dict[str, Any]:
 
 def _reschedule_policy(group_rp: Any, job_rp: Any, job_type: str, field: str) -> dict[str, Any] | None:
     """Nomad's ReschedulePolicy of a group: the job's ``Reschedule`` and the group's own over the job
-    type's defaults (api Canonicalize), checked as ``ReschedulePolicy.Validate``; a system job has none."""
-    if job_type == "system":
-        _need(group_rp is None and job_rp is None, field, "System jobs should not have a reschedule policy")
+    type's defaults (api Canonicalize), checked as ``ReschedulePolicy.Validate``; a system or sysbatch job
+    has none (each of its allocations runs on its own node, never elsewhere)."""
+    if job_type in ("system", "sysbatch"):
+        _need(group_rp is None and job_rp is None, field,
+              "System or sysbatch jobs should not have a reschedule policy")
         return None
     rp = {**RESCHEDULE_DEFAULTS[job_type], **_map(job_rp, "Reschedule"), **_map(group_rp, field)}
     rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.Attempts", default=0, minimum=0,
@@ -1025,7 +1029,7 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     if g.get("MaxRunDuration") is not None:  # kept only when given: a job stored before is as it was
         mrd = _int(g["MaxRunDuration"], f"{field}.MaxRunDuration", default=0, minimum=None)
         _need(mrd > 0, f"{field}.MaxRunDuration", "MaxRunDuration must be greater than zero")
-        _need(job_type == "batch", f"{field}.MaxRunDuration",
+        _need(job_type in ("batch", "sysbatch"), f"{field}.MaxRunDuration",
               f'Job type "{job_type}" does not allow max_run_duration')
     else:
         g.pop("MaxRunDuration", None)
@@ -1050,12 +1054,19 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
         g.pop("ReschedulePolicy", None)
     else:
         g["ReschedulePolicy"] = resched
+    if job_type == "sysbatch":
+        # Nomad's TaskGroup.Validate: a drain leaves sysbatch work to finish, nothing is migrated.
+        _need(job_migrate is None and g.get("Migrate") is None, f"{field}.Migrate",
+              'Job type "sysbatch" does not allow migrate block')
     # The job's migrate block under the group's (Nomad's api TaskGroup.Canonicalize, MigrateStrategy.Merge).
     mg = {**MIGRATE_DEFAULTS, **{k: v for k, v in _map(job_migrate, "Migrate").items() if v is not None},
           **_map(g.get("Migrate"), f"{field}.Migrate")}
     mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
     mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
-    g["Migrate"] = mg
+    if job_type == "sysbatch":
+        g.pop("Migrate", None)
+    else:
+        g["Migrate"] = mg
     g["EphemeralDisk"] = disk = _ephemeral_disk(g.get("EphemeralDisk"), f"{field}.EphemeralDisk")
     for i, t in enumerate(g["Tasks"]):  # Nomad's LogConfig.Validate: the logs fit in the disk
         lc = t["LogConfig"]
@@ -1066,6 +1077,10 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     _placement_prefs(g, field)
     if job_update is not None:  # a service job's group
         g["Update"] = _update({**job_update, **_map(g.get("Update"), f"{field}.Update")}, f"{field}.Update")
+    elif job_type == "sysbatch":
+        # Nomad's TaskGroup.Validate: a sysbatch job runs each node's allocation once, nothing rolls.
+        _need(g.get("Update") is None, f"{field}.Update", 'Job type "sysbatch" does not allow update block')
+        g.pop("Update", None)
     else:
         _map(g.pop("Update", None), f"{field}.Update")
     nets = _networks(g.get("Networks"), f"{field}.Networks")
@@ -1302,6 +1317,11 @@ def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAU
     job_update: dict[str, Any] | None = None
     if job["Type"] == "service":
         job_update = dict(_map(job.get("Update"), "Update"))
+    elif job["Type"] == "sysbatch":
+        # Nomad's api Job.Canonicalize gives a sysbatch job no update strategy, and its groups inherit a
+        # given one unless it is empty (every field zero), which TaskGroup.Validate refuses.
+        given = _map(job.pop("Update", None), "Update")
+        _need(not any(v for v in given.values()), "Update", 'Job type "sysbatch" does not allow update block')
     elif job["Type"] == "system":
         # A system job's rolling update: max_parallel nodes at a time, a stagger apart.  Nomad's HTTP
         # API canonicalizes every registration (api Job.Canonicalize): no update block is
@@ -1368,7 +1388,8 @@ def _periodic(raw: Any, job_type: str) -> dict[str, Any]:
     from actors.scheduler.cron import CronError, parse_cron
 
     p = dict(_map(raw, "Periodic"))
-    _need(job_type == "batch", "Periodic", "a periodic job must be of type batch")
+    _need(job_type in ("batch", "sysbatch"), "Periodic",
+          'Periodic can only be used with "batch" or "sysbatch" scheduler')
     p["Enabled"] = p.get("Enabled", True)
     _need(isinstance(p["Enabled"], bool), "Periodic.Enabled", "must be a boolean")
     p["SpecType"] = _str(p.get("SpecType"), "Periodic.SpecType", default="cron")
@@ -1400,9 +1421,10 @@ def is_launcher(job: dict[str, Any]) -> bool:
 
 
 def _parameterized(raw: Any, job_type: str) -> dict[str, Any]:
-    """Nomad's ParameterizedJobConfig: only batch jobs dispatch here."""
+    """Nomad's ParameterizedJobConfig: only batch and sysbatch jobs dispatch."""
     p = dict(_map(raw, "ParameterizedJob"))
-    _need(job_type == "batch", "ParameterizedJob", "a parameterized job must be of type batch")
+    _need(job_type in ("batch", "sysbatch"), "ParameterizedJob",
+          'Parameterized job can only be used with "batch" or "sysbatch" scheduler')
     p["Payload"] = _str(p.get("Payload"), "ParameterizedJob.Payload", default="optional")
     _need(p["Payload"] in PAYLOAD_RULES, "ParameterizedJob.Payload", f"must be one of {PAYLOAD_RULES}")
     for key in ("MetaRequired", "MetaOptional"):

@@ -32,6 +32,9 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   ``ephemeral_disk`` is sticky or migrates tries the previous allocation's
   node first (Nomad's findPreferredNode), and goes elsewhere if it cannot.
 * **System jobs** place one allocation of each group on every feasible node.
+* **Sysbatch jobs** run each group's allocations once, to completion, on every
+  feasible node: a finished one is not run again there unless a new version
+  changes what it runs (:func:`_sysbatch_group`).
 
 The plan is only a proposal: the state machine applies it through Raft and
 refuses any placement that no longer fits (another worker's plan may have
@@ -1007,6 +1010,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         if job["Type"] == "system":
             _system_group(plan, job, group, group_allocs, nodes, placer, stop_alloc)
             continue
+        if job["Type"] == "sysbatch":
+            _sysbatch_group(plan, job, group, group_allocs, nodes, placer, stop_alloc)
+            continue
         kept: list[dict[str, Any]] = []
         replace: list[tuple[str, dict[str, Any]]] = []  # (name, previous alloc)
         resched_canaries: dict[str, dict[str, Any]] = {}  # name -> a failed canary placed again
@@ -1360,6 +1366,144 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
     if failed:
         metrics["CoalescedFailures"] = failed - 1
         plan["Failed"][group["Name"]] = metrics
+
+
+def _ran_successfully(a: dict[str, Any]) -> bool:
+    """Nomad's Allocation.RanSuccessfully: the client ran it and every task finished successfully."""
+    states = a.get("TaskStates") or {}
+    return bool(states) and all(isinstance(st, dict) and st.get("State") == "dead" and not st.get("Failed")
+                                for st in states.values())
+
+
+def _in_dcs_and_pool(job: dict[str, Any], node: dict[str, Any]) -> bool:
+    """The node is one of the job's datacenters and its node pool (Nomad's readyNodesInDCsAndPool)."""
+    dcs = job.get("Datacenters", ["*"])
+    pool = job.get("NodePool", "default")
+    return ("*" in dcs or node.get("Datacenter") in dcs) and (pool == "all"
+                                                              or node.get("NodePool", "default") == pool)
+
+
+def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
+                    group_allocs: list[dict[str, Any]], nodes: dict[str, Any], placer: _Placer,
+                    stop_alloc: Any) -> None:
+    """Nomad's sysbatch scheduler (its node reconciler): each of the group's ``count`` allocations once on
+    every ready node of the job's datacenters and pool that is feasible, run to completion.
+
+    An allocation that finished (complete, failed or lost) is not run again on its node -- unless the
+    job changed what it runs since (a destructive update), when a new one replaces it there; a
+    version that changes nothing it runs leaves it be.  A live one is replaced on its node by a
+    destructive update, marked lost when its node is down (a completed one stays as it is), stopped
+    when it is marked to migrate (drain, ``alloc stop``; nothing replaces it) or when its node is no
+    longer ready or in the job's datacenters and pool and the job changed.  Nothing rolls: every
+    update is placed at once (a sysbatch job has no update block)."""
+    count = group["Count"]
+    names = [f"{job['ID']}.{group['Name']}[{i}]" for i in range(count)]
+    wanted = set(names)
+    digest = update_digest(job, group["Name"])
+    version = job.get("Version", 0)
+
+    def destructive(a: dict[str, Any]) -> bool:
+        return (a.get("JobVersion", 0) != version
+                and update_digest(a.get("Job") or {}, group["Name"]) != digest)
+
+    live_at: dict[tuple[str, str], dict[str, Any]] = {}  # (node, name) -> its live allocation
+    last_terminal: dict[tuple[str, str], dict[str, Any]] = {}  # the newest finished (TerminalByNodeByName)
+    replace_on: dict[tuple[str, str], dict[str, Any]] = {}  # (node, name) -> the allocation replaced there
+    in_place: list[str] = []
+    for a in group_allocs:
+        key = (a["NodeID"], a["Name"])
+        if not live(a):
+            old = last_terminal.get(key)
+            if old is None or (a.get("CreateIndex", 0), a["ID"]) > (old.get("CreateIndex", 0), old["ID"]):
+                last_terminal[key] = a
+            continue
+        node = nodes.get(a["NodeID"])
+        if a["Name"] not in wanted or key in live_at:
+            stop_alloc(a, STOP_EXTRA)
+            continue
+        live_at[key] = a
+        if a.get("DesiredTransition", {}).get("Migrate"):
+            stop_alloc(a, STOP_MIGRATE)
+        elif _node_lost(node):
+            if not _ran_successfully(a):
+                stop_alloc(a, STOP_LOST, "lost")
+        elif not node_ready(node):
+            if a.get("JobVersion", 0) != version:
+                stop_alloc(a, STOP_NODE_INELIGIBLE)  # Nomad: not ready, and the job changed
+        elif not _in_dcs_and_pool(job, node):
+            stop_alloc(a, STOP_EXTRA)  # no longer in the job's datacenters or node pool
+        elif destructive(a):
+            stop_alloc(a, STOP_UPDATE)
+            replace_on[key] = a
+        elif a.get("JobVersion", 0) != version:
+            in_place.append(a["ID"])  # runs what the new version runs: updated in place
+    if in_place:
+        plan.setdefault("InPlace", []).extend(in_place)
+        memory = memory_max_fields(group, placer.oversubscribe)
+        plan.setdefault("InPlaceMemory", {}).update((aid, memory) for aid in in_place)
+    for key, a in last_terminal.items():
+        if key not in live_at and a["Name"] in wanted and destructive(a) and node_ready(nodes.get(key[0])):
+            # It ran an earlier spec: the new one runs there once more (Nomad's update of a terminal
+            # sysbatch allocation, evicted and placed again).
+            stop_alloc(a, STOP_UPDATE)
+            replace_on[key] = a
+    if count == 0:
+        return
+    if any(group_ports(group)):
+        placer.stopping = {st["ID"] for st in plan["Stop"]}
+    metrics = _new_metrics()
+    failed = 0
+    need = (*group_resources(group), group_disk_mb(group))
+    for node_id in placer.sorted_ids:
+        node = nodes[node_id]
+        todo = [n for n in names if (node_id, n) in replace_on
+                or ((node_id, n) not in live_at and (node_id, n) not in last_terminal)]
+        if not todo:
+            continue
+        metrics["NodesEvaluated"] += 1
+        if not placer.feasible(node, group):
+            metrics["NodesFiltered"] += 1
+            continue
+        for name in todo:
+            prev = replace_on.get((node_id, name))
+            placed = _place_on(plan, job, group, node_id, node, name, prev, placer, metrics, need)
+            if placed is False:
+                failed += 1
+                if prev is not None:
+                    _unstop(plan, placer, prev)
+    if failed:
+        metrics["CoalescedFailures"] = failed - 1
+        plan["Failed"][group["Name"]] = metrics
+
+
+def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], node_id: str,
+              node: dict[str, Any], name: str, prev: dict[str, Any] | None, placer: _Placer,
+              metrics: dict[str, Any], need: tuple[int, int, int]) -> bool | None:
+    """Place allocation *name* of *group* on the one node *node_id* (feasible for the group): True when
+    placed, False when it has no room (a failure to report), None when filtered out (volumes, host
+    networks: not a failure, as a system job's node that does not match)."""
+    if not volumes_feasible(node, group, name, metrics) or not host_networks_feasible(node, group, metrics):
+        return None
+    if _max_allocs_full(placer.usage, node_id, node, metrics):
+        return False
+    cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
+    used = placer.usage[node_id]
+    dim = exhausted(cap, tuple(used[i] + need[i] for i in range(3)))
+    if dim is not None:
+        metrics["NodesExhausted"] += 1
+        metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+        return False
+    ports = placer.assign_ports(node_id, node, group, metrics)
+    if ports is None:
+        return False
+    if ports:
+        placer.usage.used_ports(node_id, placer.stopping).update(alloc_port_keys({"AllocatedPorts": ports}))
+    for i in range(3):
+        used[i] += need[i]
+    placer.usage.add_allocs(node_id, 1)
+    plan["Place"].append(_alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
+                                prev, ports, oversubscribe=placer.oversubscribe))
+    return True
 
 
 def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, node: dict[str, Any],

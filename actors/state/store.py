@@ -946,7 +946,8 @@ class StateStore:
             jobs, specs = set(), self.tables["jobs"]
             for a in self.node_allocs(rec["ID"]):
                 job = specs.get(a.get("JobID", ""))
-                if job is not None and not (job["Type"] == "system" and not job.get("Stop")):
+                if job is not None and not (job["Type"] == "system" and not job.get("Stop")) \
+                        and job["Type"] != "sysbatch":  # Nomad's createNodeEvals skips sysbatch jobs
                     jobs.add(job["ID"])  # live system jobs: evaluated below, once
             evals = self._create_evals(index, sorted(jobs), "node-update", now, node_id=rec["ID"])
             evals += self._node_capacity_evals(index, now, rec["ID"])
@@ -988,8 +989,9 @@ class StateStore:
             on_node = [a for a in self.tables["allocs"].values()
                        if a.get("NodeID") == node_id and not alloc_terminal(a)]
             live = sorted(a["ID"] for a in on_node)
-            # Nomad createNodeEvals: the scheduler marks them lost and re-places them.
-            jobs = sorted({a["JobID"] for a in on_node if a.get("JobID")})
+            # Nomad createNodeEvals: the scheduler marks them lost and re-places them (a sysbatch job's
+            # are left until its next evaluation, as Nomad's).
+            jobs = sorted({a["JobID"] for a in on_node if a.get("JobID") and not self._sysbatch(a)})
             evals = self._create_evals(index, jobs, "node-update", now,
                                        node_id=node_id)
         elif status == "ready" and prev != "ready":
@@ -1013,9 +1015,15 @@ class StateStore:
             self._touch("nodes", index)
         return {"ok": True, "deleted": deleted}
 
+    def _sysbatch(self, alloc: dict[str, Any]) -> bool:
+        return (self.tables["jobs"].get(alloc.get("JobID", "")) or {}).get("Type") == "sysbatch"
+
     def _node_evals(self, index: int, now: float, node_id: str) -> list[str]:
-        """Nomad ``createNodeEvals``: one eval per job with an allocation on the node, and per system job."""
-        jobs = {a["JobID"] for a in self.node_allocs(node_id) if a.get("JobID")}
+        """Nomad ``createNodeEvals``: one eval per job with an allocation on the node, and per system job.
+
+        Never for a sysbatch job (Nomad 1.8.4+): it runs on the nodes eligible when it is registered
+        (or launched), and a node's changes must not start it again there."""
+        jobs = {a["JobID"] for a in self.node_allocs(node_id) if a.get("JobID") and not self._sysbatch(a)}
         jobs.update(j["ID"] for j in self.tables["jobs"].values()
                     if j["Type"] == "system" and not j.get("Stop"))
         return self._create_evals(index, sorted(jobs), "node-update", now, node_id=node_id)
@@ -1702,7 +1710,10 @@ class StateStore:
         running = bool(self.live_job_allocs(job_id))
         t = self.tables["allocs"]
         has_allocs = running or any(i in t for i in self.allocs_by_job.get(job_id, ()))
-        finished = bool(job.get("Stop") or (job["Type"] == "batch" and has_allocs))
+        # A batch or sysbatch job is dead once every allocation it placed finished (Nomad's getJobStatus);
+        # a sysbatch job whose placement on some node waits for room (a blocked evaluation) is pending.
+        finished = bool(job.get("Stop") or (job["Type"] == "batch" and has_allocs) or (
+            job["Type"] == "sysbatch" and has_allocs and not self.blocked_by_job.get(job_id)))
         status = "running" if running else ("dead" if finished else "pending")
         if job.get("ParameterizedJob") or job.get("Periodic"):
             status = "dead" if job.get("Stop") else "running"  # a parent runs nothing itself
@@ -1797,7 +1808,9 @@ class StateStore:
                 # that ended while still wanted (the client stopped it) is
                 # replaced -- either way the scheduler must look at the job.
                 job = self.tables["jobs"].get(rec["JobID"])
-                if rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
+                if job is not None and job["Type"] == "sysbatch":
+                    pass  # nothing replaces it: a sysbatch allocation has no reschedule policy (Nomad's)
+                elif rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
                     acc.failed_jobs.add(rec["JobID"])
         return ""
 
