@@ -47,9 +47,11 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # scaling_event: the jobs' groups' newest scaling events, by job ID (actors.state.scaling); a
 # snapshot from before it restores it empty, as the log that wrote such a state kept none.
 # root_keys: the servers' workload identity signing keys, by KeyID (actors.state.root_keys).
+# var_locks: the variable locks' leases, keyed as variables (actors.state.variables); a snapshot
+# from before it restores it empty, as no variable held a lock then.
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
           sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE,
-          scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE)
+          scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE, variables.LOCKS_TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -350,6 +352,10 @@ class StateStore:
             "node_pool_delete": functools.partial(node_pools.delete, self),
             "var_set": functools.partial(variables.set_var, self),
             "var_delete": functools.partial(variables.delete_var, self),
+            "var_lock_acquire": functools.partial(variables.lock_acquire, self),
+            "var_lock_renew": functools.partial(variables.lock_renew, self),
+            "var_lock_release": functools.partial(variables.lock_release, self),
+            "var_lock_expire": functools.partial(variables.lock_expire, self),
             "deployment_fail": functools.partial(deployments.op_fail, self),
             "deployment_pause": functools.partial(deployments.op_pause, self),
             "deployment_promote": functools.partial(deployments.op_promote, self),
