@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -846,6 +847,34 @@ def _job_revert(req: Request, api: Api, job_id: str) -> Any:
     return _job_register_reply(index, r)
 
 
+def _job_tag(req: Request, api: Api, job_id: str, name: str) -> Any:
+    """``PUT|DELETE /v1/job/<id>/versions/<name>/tag`` (Nomad ``Job.TagVersion``): name a version
+    (``{"Version": N, "Latest": bool, "Description": "..."}``) or take the name off."""
+    require(req, "PUT", "POST", "DELETE")
+    tag = None
+    version, latest = 0, False
+    if req.method != "DELETE":
+        body = _json_body(req)
+        version, latest, description = body.get("Version", 0), body.get("Latest", False), \
+            body.get("Description", "")
+        if version is None:
+            version = 0
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise CodedError(400, f"Version: must be a non-negative integer, got {version!r}")
+        if not isinstance(latest, bool):
+            raise CodedError(400, f"Latest: must be a boolean, got {latest!r}")
+        if not isinstance(description, str):
+            raise CodedError(400, f"Description: must be a string, got {description!r}")
+        if latest and version > 0:
+            raise CodedError(400, f"version must be zero when tagging latest, got: {version}")
+        tag = {"Name": name, "Description": description, "TaggedTime": int(wall_time() * 1e9)}
+    index, r = _write(api, "job_version_tag", job_id=job_id, name=name, tag=tag, version=version,
+                      latest=latest)
+    out = r.get("tag") or {"Name": "", "Description": "", "TaggedTime": 0}
+    return Answer({**out, "Index": index, "LastContact": 0, "KnownLeader": False, "NextToken": ""},
+                  _index_header(index))
+
+
 def _job_exists(req: Request, api: Api, job_id: str) -> None:
     if _one(req, api, "jobs", job_id, lambda j: True, "job not found").value is None:
         raise CodedError(404, "job not found")
@@ -920,6 +949,11 @@ JOB_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {
 @route("/v1/job/")
 def job_request(req: Request, api: Api) -> Any:
     rest = req.path[len("/v1/job/"):]
+    if rest.endswith("/tag"):  # Nomad's: job/<id>/versions/<name>/tag, a job ID without "/"
+        parts = rest.split("/")
+        if len(parts) != 4 or parts[1] != "versions" or not parts[0] or not parts[2]:
+            raise CodedError(404, "invalid job tag endpoint")
+        return _job_tag(req, api, parts[0], urllib.parse.unquote(parts[2]))
     # Nomad's jobSpecificRequest matches action suffixes; the rest is the job ID, which may hold
     # "/" (a dispatched job's "<parent>/dispatch-<time>-<id>").
     for action in sorted(JOB_ACTIONS, key=len, reverse=True):

@@ -329,6 +329,7 @@ class StateStore:
             "job_evaluate": self._job_evaluate,
             "job_stability": self._job_stability,
             "job_revert": self._job_revert,
+            "job_version_tag": self._job_version_tag,
             "job_dispatch": self._job_dispatch,
             "periodic_launch": self._periodic_launch,
             "job_scale": self._job_scale,
@@ -1338,9 +1339,20 @@ class StateStore:
                 self.periodic_ids.discard(job_id)
 
     def _keep_version(self, job: dict[str, Any], index: int) -> None:
-        """*job* is being replaced by a new version: keep it among the job's earlier versions."""
+        """*job* is being replaced by a new version: keep it among the job's earlier versions.
+
+        As Nomad's upsertJobVersion: a tagged version is always kept; of the untagged ones, the
+        newest ``job_tracked_versions`` (the new current one included)."""
         versions = self.tables["job_versions"]
-        versions[job["ID"]] = [job, *versions.get(job["ID"], ())][:self.job_tracked_versions - 1]
+        room = self.job_tracked_versions - 1
+        kept = []
+        for v in [job, *versions.get(job["ID"], ())]:
+            if v.get("VersionTag"):
+                kept.append(v)
+            elif room > 0:
+                kept.append(v)
+                room -= 1
+        versions[job["ID"]] = kept
         self._touch("job_versions", index)
 
     def job_versions(self, job_id: str) -> list[dict[str, Any]]:
@@ -1377,6 +1389,44 @@ class StateStore:
             self.tables["job_versions"][job_id] = kept
             self._touch("job_versions", index)
         return {"ok": True, "index": index}
+
+    def _job_version_tag(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Nomad ``Job.TagVersion``: name a version ``{Name, Description, TaggedTime}`` (``tag``), or
+        with no ``tag`` take the tag ``name`` off the version holding it."""
+        job_id, name, tag = str(cmd["job_id"]), str(cmd["name"]), cmd.get("tag")
+        versions = self.job_versions(job_id)
+        if tag is None:
+            at = next((i for i, v in enumerate(versions) if (v.get("VersionTag") or {}).get("Name") == name),
+                      None)
+            if at is None:
+                return {"ok": False, "error": f'tag "{name}" not found on job "{job_id}"'}
+        else:
+            if not isinstance(tag, dict) or not isinstance(tag.get("Name"), str):
+                raise CommandError("job_version_tag: tag must be a map with a Name")
+            version = int(cmd.get("version") or 0)
+            if cmd.get("latest") and not version and versions:
+                version = int(versions[0]["Version"])
+            at = None
+            for i, v in enumerate(versions):
+                if (v.get("VersionTag") or {}).get("Name") == tag["Name"] and v.get("Version") != version:
+                    return {"ok": False,
+                            "error": f'tag "{tag["Name"]}" already exists on a different version of job '
+                                     f'"{job_id}"'}
+                if v.get("Version") == version:
+                    at = i
+            if at is None:
+                return {"ok": False, "error": f'job "{job_id}" version {version} not found'}
+            tag = {"Name": tag["Name"], "Description": str(tag.get("Description") or ""),
+                   "TaggedTime": int(tag.get("TaggedTime") or 0)}
+        if at == 0:
+            self.tables["jobs"][job_id] = {**versions[0], "VersionTag": tag, "ModifyIndex": index}
+            self._touch("jobs", index)
+        else:
+            kept = list(self.tables["job_versions"][job_id])
+            kept[at - 1] = {**kept[at - 1], "VersionTag": tag, "ModifyIndex": index}
+            self.tables["job_versions"][job_id] = kept
+            self._touch("job_versions", index)
+        return {"ok": True, "index": index, "tag": tag}
 
     def _job_revert(self, index: int, cmd: dict[str, Any]) -> Any:
         """Nomad ``Job.Revert``: register an earlier version's spec again, as a new version."""
