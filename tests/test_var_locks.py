@@ -228,3 +228,30 @@ def test_var_lock_runs_the_child_holding_the_lock_and_a_second_one_waits(dev, tm
 def _locked(port: int, path: str) -> bool:
     r = call(port, "GET", f"/v1/var/{path}")
     return r.status == 200 and "Lock" in r.json()
+
+
+# ---------------------------------------------------------------- with ACLs (in process)
+
+
+def test_with_acls_lock_operations_need_write_and_only_management_reads_see_the_lock():
+    from actors.acl import Need, required
+    from tests.test_acl_roles import _token
+    from tests.test_acl_roles import call as acl_call
+
+    assert required("PUT", "/v1/var/app/lock") == (Need("variable", "write", "default", "app/lock"),)
+    assert required("PUT", "/v1/job/web/versions/golden/tag") == \
+        (Need("namespace", "submit-job|tag-job-version", "default"),)
+    st = StateStore()
+    st.apply(1, command("acl_bootstrap", token=_token("root", "root-secret", "management"), now=1.0))
+    rules = 'namespace "default" { variables { path "app/*" { capabilities = ["write"] } } }'
+    st.apply(2, command("acl_policy_upsert", policies=[{"Name": "vars", "Rules": rules}]))
+    st.apply(3, command("acl_token_upsert", tokens=[_token("dev", "dev-secret", policies=("vars",))]))
+    code, held = acl_call(st, "PUT", "/v1/var/app/lock?lock-acquire", "dev-secret", {"Items": {"k": "v"}})
+    assert code == 200 and held["Lock"]["ID"]  # the holder is answered its lock
+    code, read = acl_call(st, "GET", "/v1/var/app/lock", "dev-secret")
+    assert code == 200 and "Lock" not in read and read["Items"] == {"k": "v"}
+    code, listed = acl_call(st, "GET", "/v1/vars", "dev-secret")
+    assert code == 200 and "Lock" not in listed[0]
+    code, read = acl_call(st, "GET", "/v1/var/app/lock", "root-secret")
+    assert code == 200 and read["Lock"]["ID"] == held["Lock"]["ID"]
+    assert acl_call(st, "GET", "/v1/vars", "root-secret")[1][0]["Lock"]["ID"] == held["Lock"]["ID"]
