@@ -36,6 +36,7 @@ from actors.http_api import (
     CodedError,
     Request,
     decode_json,
+    parse_uint,
     propose,
     query_flag,
     query_meta_body,
@@ -669,19 +670,38 @@ def _job_summary(req: Request, api: Api, job_id: str) -> Any:
 
 
 def _job_versions(req: Request, api: Api, job_id: str) -> Any:
-    """``/v1/job/<id>/versions[?diffs=true]``: the tracked versions, newest (the current one) first; with
-    ``diffs``, Nomad's structured diff of each version against the one before it (contextual, as Nomad)."""
+    """``/v1/job/<id>/versions[?diffs=true[&diff_tag=<name>|&diff_version=<n>]]``: the tracked versions,
+    newest (the current one) first; with ``diffs``, Nomad's structured diff of each version against the
+    one before it (contextual, as Nomad), or against the version tagged ``diff_tag`` / numbered
+    ``diff_version``."""
     require(req, "GET")
     diffs = query_flag(req, "diffs")
+    # Nomad 1.9: diff_tag / diff_version diff every version against that one instead.
+    diff_tag = (req.query.get("diff_tag") or [""])[0]
+    raw_version = (req.query.get("diff_version") or [""])[0]
+    diff_version = parse_uint(raw_version) if raw_version else None
+    if raw_version and diff_version is None:
+        raise CodedError(400, f'Failed to parse value of "diff_version" ({raw_version}) as a uint64')
 
     def query(st: Any) -> Any:
         versions = st.job_versions(job_id)
         if not versions:
             return None
+        if not diffs:
+            return {"Versions": [job_out(v) for v in versions], "Diffs": None}
+        if diff_tag or diff_version is not None:
+            base = next((v for v in versions if (v.get("VersionTag") or {}).get("Name") == diff_tag)
+                        if diff_tag else (v for v in versions if v.get("Version") == diff_version), None)
+            if base is None:
+                return {"error": f'tag "{diff_tag}" not found' if diff_tag
+                        else f"version {diff_version} not found"}
+            return {"Versions": [job_out(v) for v in versions],
+                    "Diffs": [job_diff(base, v) for v in versions]}
         return {"Versions": [job_out(v) for v in versions],
-                "Diffs": [job_diff(versions[i + 1], versions[i]) for i in range(len(versions) - 1)] or None
-                if diffs else None}
+                "Diffs": [job_diff(versions[i + 1], versions[i]) for i in range(len(versions) - 1)] or None}
     answer = _not_found(state_query(req, api, ("jobs", "job_versions"), query), "job not found")
+    if "error" in answer.value:
+        raise CodedError(404, answer.value["error"])
     # Nomad's JobVersionsResponse carries its QueryMeta in the body too.
     return Answer({**answer.value, **query_meta_body(answer.headers)}, answer.headers)
 

@@ -1631,9 +1631,21 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
 
 def job_history(addr: str, args: list[str]) -> str:
     """``nomad job history [-p] <job>``: the tracked versions, newest first."""
-    flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int})
+    flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int, "diff-tag": str,
+                                     "diff-version": str})
+    if (flags.get("diff-tag") or flags.get("diff-version")) and not flags.get("p"):
+        raise CliError("-diff-tag and -diff-version can only be used with -p")
+    if flags.get("diff-tag") and flags.get("diff-version"):
+        raise CliError("-diff-tag and -diff-version are mutually exclusive")
     stub = resolve(addr, "job", one_arg(rest, "nomad job history <job>"))
     query = "?diffs=true" if flags.get("p") else ""
+    if flags.get("diff-tag"):  # Nomad 1.9: every version against the tagged one
+        query += "&diff_tag=" + urllib.parse.quote(flags["diff-tag"], safe="")
+    elif flags.get("diff-version"):
+        if not flags["diff-version"].isdigit():
+            raise CliError('Error parsing -diff-version: strconv.ParseUint: parsing '
+                           f'"{flags["diff-version"]}": invalid syntax')
+        query += "&diff_version=" + flags["diff-version"]
     got = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/versions{query}")
     versions, diffs = got["Versions"], got.get("Diffs") or []
     # Nomad: diffs[i] is version i against the one before it (the oldest has none).

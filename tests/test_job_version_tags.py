@@ -112,6 +112,17 @@ def test_version_tags_over_http_and_the_cli(dev):  # noqa: F811
     hist = nomad(port, "job", "history", "tagged").stdout
     assert "Tag Name        = second" in hist and "Tag Description = the b one" in hist
     assert "Tag Name        = golden" in hist
+    # Diffs against a tagged version (Nomad 1.9's diff_tag / diff_version, job history -diff-tag).
+    got = call(port, "GET", "/v1/job/tagged/versions?diffs=true&diff_tag=golden").json()
+    assert [d["Type"] for d in got["Diffs"]] == ["Edited", "None"]
+    got = call(port, "GET", "/v1/job/tagged/versions?diffs=true&diff_version=1").json()
+    assert [d["Type"] for d in got["Diffs"]] == ["None", "Edited"]
+    r = call(port, "GET", "/v1/job/tagged/versions?diffs=true&diff_tag=nope")
+    assert (r.status, r.text) == (404, 'tag "nope" not found')
+    hist = nomad(port, "job", "history", "-p", "-diff-tag", "golden", "tagged")
+    assert hist.returncode == 0 and 'Meta[m]: "a" => "b"' in hist.stdout, hist.stderr
+    assert "-diff-tag and -diff-version can only be used with -p" in \
+        nomad(port, "job", "history", "-diff-tag", "golden", "tagged").stderr
     out = nomad(port, "job", "tag", "apply", "tagged")
     assert out.returncode == 1 and "A version tag name is required" in out.stderr
     out = nomad(port, "job", "revert", "-detach", "tagged", "golden")
