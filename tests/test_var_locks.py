@@ -101,28 +101,12 @@ def test_locks_survive_a_snapshot_and_deleting_a_free_variable_drops_nothing_els
 
 
 def test_the_leader_frees_an_unrenewed_lock_after_twice_its_ttl_and_the_delay_even_after_failover():
-    from actors.raft.peer import RaftPeer
-    from actors.server.var_locks import VAR_LOCKS, VarLockReaper
+    from actors.server.var_locks import VAR_LOCKS, VarLockConfig
     from sim.client_cluster import ClusterConfig
     from sim.job_cluster import JobCluster, JobClusterConfig
 
-    class LockCluster(JobCluster):
-        def _boot_server(self, env):
-            real_spawn = env.spawn
-
-            def spawn(cls, name, *args, **kwargs):
-                if cls is RaftPeer:
-                    kwargs["leadership_subscribers"] = (*kwargs["leadership_subscribers"], VAR_LOCKS)
-                return real_spawn(cls, name, *args, **kwargs)
-
-            env.spawn = spawn
-            try:
-                super()._boot_server(env)
-            finally:
-                env.spawn = real_spawn
-            env.spawn(VarLockReaper, VAR_LOCKS)
-
-    c = LockCluster(3, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=1)))
+    cfg = JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=1), var_locks=VarLockConfig())
+    c = JobCluster(3, cfg)
     c.run(20.0)
     now = c.sched.now
     for path, lock_id in (("a", "A"), ("b", "B")):
@@ -132,10 +116,12 @@ def test_the_leader_frees_an_unrenewed_lock_after_twice_its_ttl_and_the_delay_ev
     c.run(15.0)
     _, r = c.propose(command("var_lock_renew", namespace="default", path="b", lock_id="B", now=c.sched.now))
     assert r["ok"], r
-    c.run(12.0)  # "a": lost at +20, freed at +25; "b" renewed at +15: freed at +40
-    locks = c.checker.replica.tables[v.LOCKS_TABLE]
-    assert sorted(locks) == ["default/b"]
+    c.run(8.0)  # +23: "a" was lost at +20 (2 * TTL) but is held through its lock delay, to +25
+    assert sorted(c.checker.replica.tables[v.LOCKS_TABLE]) == ["default/a", "default/b"]
+    c.run(4.0)  # +27: "a" freed; "b", renewed at +15, lasts to +40
+    assert sorted(c.checker.replica.tables[v.LOCKS_TABLE]) == ["default/b"]
     assert "Lock" not in c.checker.replica.tables[v.TABLE]["default/a"]
+    assert c.actor(c.leader(), VAR_LOCKS).expired == ["default/a"]
     # The leader fails: the new one frees "b" from the lease in the state.
     c.crash(c.leader())
     c.run(20.0)
