@@ -74,6 +74,25 @@ def test_tagged_versions_outlive_job_tracked_versions_and_new_versions_carry_no_
     assert _tags(st) == {0: "first"}
 
 
+def test_job_gc_keeps_a_dead_job_with_a_tagged_version():
+    from actors.state.core_gc import job_gc_candidates
+
+    st = StateStore()
+    for i in range(2):
+        assert _apply(st, "job_register", job=_job(i), now=1.0)["ok"]
+    assert _tag(st, "keep", version=0)["ok"]
+    # Dead, its evaluations done (as the scheduler and its allocations ending would leave it).
+    st.tables["jobs"]["j"] = {**st.tables["jobs"]["j"], "Status": "dead"}
+    for eid, ev in list(st.tables["evals"].items()):
+        st.tables["evals"][eid] = {**ev, "Status": "complete", "ModifyTime": 0.0}
+    assert job_gc_candidates(st.tables, cutoff=1e12) == []
+    gc = dict(cutoff=1e12, batch_cutoff=1e12, job_cutoff=1e12)
+    assert _apply(st, "core_gc", jobs=["j"], **gc)["ok"] and "j" in st.tables["jobs"]  # re-checked at apply
+    assert _apply(st, "job_version_tag", job_id="j", name="keep", tag=None)["ok"]
+    assert job_gc_candidates(st.tables, cutoff=1e12) == ["j"]
+    assert _apply(st, "core_gc", jobs=["j"], **gc)["ok"] and "j" not in st.tables["jobs"]
+
+
 # ---------------------------------------------------------------- over HTTP and the CLI
 
 from tests.test_cli import NOMAD  # noqa: E402

@@ -1925,7 +1925,7 @@ class StateStore:
             by_job = gc.evals_by_job(evals.values())
             for jid in want["jobs"]:
                 job = jobs.get(jid)
-                if job is None:
+                if job is None or gc.has_tagged_version(self.tables, jid):
                     continue
                 collect, eval_ids, alloc_ids = gc.job_gc(job, by_job.get(jid, []), self.job_allocs(jid),
                                                          job_cutoff)
