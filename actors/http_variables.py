@@ -195,6 +195,10 @@ def _lock(req: Request, api: Api, ns: str, path: str, op: str) -> Any:
         raise CodedError(400, f'namespace "{ns}" not found')
     why = v.path_error(path)
     if op == "lock-renew":
+        if not lock.get("ID"):  # Nomad's VariablesRenewLockRequest.Validate
+            from actors.state.acl_ops import multi_error
+
+            raise CodedError(400, multi_error(["missing lock ID"]))
         return _write(api, "var_lock_renew", namespace=ns, path=path, lock_id=str(lock.get("ID") or ""),
                       now=wall_time())
     if op == "lock-release":

@@ -155,6 +155,8 @@ def test_the_lock_endpoints_answer_as_nomads(dev):  # noqa: F811
     assert renew.status == 200 and renew.json()["Lock"]["ID"] == lock_id
     bad = call(port, "PUT", "/v1/var/locks/one?lock-renew", {"Lock": {"ID": "nope"}})
     assert (bad.status, bad.text) == (409, "attempting to modify locked variable")
+    r = call(port, "PUT", "/v1/var/locks/one?lock-renew", {})
+    assert r.status == 400 and "missing lock ID" in r.text
     # Nomad's refusals.
     r = call(port, "PUT", "/v1/var/locks/one?lock-acquire&lock-renew", {})
     assert (r.status, r.text) == (400, "multiple lock operations")
