@@ -304,6 +304,7 @@ def _lock_loop(addr: str, path: str, body: dict[str, Any], child: list[str], *, 
         except _LockConflict:
             if early_return:
                 return 0
+            verbose(f"Lock is held by another, trying again in {wait_s:g}s")
             time.sleep(wait_s)
             continue
         lock_id = (held.get("Lock") or {}).get("ID", "")

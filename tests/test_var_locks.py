@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import select
 import subprocess
 import sys
 import time
@@ -197,9 +198,15 @@ def test_var_lock_runs_the_child_holding_the_lock_and_a_second_one_waits(dev, tm
     second = _nomad(port, "var", "lock", "-early-return", "-ttl=10s", "cli/lock", "echo", "second")
     out, err = second.communicate(timeout=30)
     assert second.returncode == 0 and "second" not in out, err
-    waiter = _nomad(port, "var", "lock", "-ttl=10s", "-backoff=200ms", "cli/lock", "echo", "third")
-    time.sleep(0.5)  # the waiter is retrying while the first holds the lock
-    assert waiter.poll() is None
+    # A waiter retries while the first holds the lock (it says so with -verbose): its child runs only
+    # after the first's ended (the gate exists by then; had it run before, it would print nothing).
+    waiter = _nomad(port, "var", "lock", "-verbose", "-ttl=10s", "-backoff=200ms", "cli/lock", "test", "-e",
+                    str(gate), "&&", "echo", "third")
+    seen = []
+    while not any("held by another" in line for line in seen):
+        ready, _, _ = select.select([waiter.stderr], [], [], max(0.0, deadline + 20 - time.monotonic()))
+        assert ready and waiter.poll() is None, seen
+        seen.append(waiter.stderr.readline())
     gate.write_text("")
     out, err = first.communicate(timeout=30)
     assert first.returncode == 0 and out.strip() == "first", err
