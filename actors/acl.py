@@ -64,7 +64,7 @@ NAMESPACE_CAPABILITIES = frozenset({
     "csi-read-volume", "csi-list-volume", "csi-mount-volume", "host-volume-create",
     "host-volume-register", "host-volume-read", "host-volume-write", "host-volume-delete",
     "list-scaling-policies", "read-scaling-policy", "read-job-scaling", "scale-job",
-    "sentinel-override", "submit-recommendation",
+    "sentinel-override", "submit-recommendation", "tag-job-version",
 })
 # acl/policy.go expandNamespacePolicy: what each shorthand grants.
 _READ_CAPS = ("list-jobs", "parse-job", "read-job", "csi-list-volume", "csi-read-volume",
@@ -722,6 +722,8 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
         return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch
+    if path.startswith("/v1/job/") and path.endswith("/tag") and method not in _READS:
+        return (Need("namespace", "submit-job|tag-job-version", namespace),)  # Job.TagVersion
     if path.startswith("/v1/job/") and path.endswith("/scale"):  # Job.Scale / Job.ScaleStatus
         return (Need("namespace", "read-job-scaling|read-job" if method in _READS else "scale-job|submit-job",
                      namespace),)

@@ -1679,9 +1679,21 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
 
 def job_history(addr: str, args: list[str]) -> str:
     """``nomad job history [-p] <job>``: the tracked versions, newest first."""
-    flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int})
+    flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int, "diff-tag": str,
+                                     "diff-version": str})
+    if (flags.get("diff-tag") or flags.get("diff-version")) and not flags.get("p"):
+        raise CliError("-diff-tag and -diff-version can only be used with -p")
+    if flags.get("diff-tag") and flags.get("diff-version"):
+        raise CliError("-diff-tag and -diff-version are mutually exclusive")
     stub = resolve(addr, "job", one_arg(rest, "nomad job history <job>"))
     query = "?diffs=true" if flags.get("p") else ""
+    if flags.get("diff-tag"):  # Nomad 1.9: every version against the tagged one
+        query += "&diff_tag=" + urllib.parse.quote(flags["diff-tag"], safe="")
+    elif flags.get("diff-version"):
+        if not flags["diff-version"].isdigit():
+            raise CliError('Error parsing -diff-version: strconv.ParseUint: parsing '
+                           f'"{flags["diff-version"]}": invalid syntax')
+        query += "&diff_version=" + flags["diff-version"]
     got = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/versions{query}")
     versions, diffs = got["Versions"], got.get("Diffs") or []
     # Nomad: diffs[i] is version i against the one before it (the oldest has none).
@@ -1696,6 +1708,11 @@ def job_history(addr: str, args: list[str]) -> str:
     def one(v: dict[str, Any], d: dict[str, Any] | None) -> str:
         rows = [("Version", v.get("Version", 0)), ("Stable", str(bool(v.get("Stable"))).lower()),
                 ("Submit Date", fmt_time(v.get("SubmitTime")))]
+        tag = v.get("VersionTag") or {}
+        if tag:  # Nomad 1.9's version tags
+            rows.append(("Tag Name", tag.get("Name", "")))
+            if tag.get("Description"):
+                rows.append(("Tag Description", tag["Description"]))
         if d and d.get("Type") != "None":
             rows.append(("Diff", "\n" + format_job_diff(d, False)))
         return kv(rows).replace(" = \n", " =\n")
@@ -1703,18 +1720,79 @@ def job_history(addr: str, args: list[str]) -> str:
 
 
 def job_revert(addr: str, args: list[str]) -> tuple[str, int]:
-    """``nomad job revert [-detach] <job> <version>``."""
+    """``nomad job revert [-detach] <job> <version|tag>``: a version by number or by its tag's name."""
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
     if len(rest) != 2:
-        raise CliError("This command takes two arguments: nomad job revert <job> <version>")
-    try:
-        version = int(rest[1])
-    except ValueError:
-        raise CliError(f"The job version must be a number, got {rest[1]!r}") from None
+        raise CliError("This command takes two arguments: <job> <version|tag>")
     stub = resolve(addr, "job", rest[0])
-    path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/revert"
+    quoted = urllib.parse.quote(stub["ID"], safe="")
+    if rest[1].isdigit():
+        version = int(rest[1])
+    else:  # Nomad's VersionByTag: the tracked version carrying that tag
+        try:
+            got = request(addr, "GET", f"/v1/job/{quoted}/versions")
+        except CliError as e:
+            raise CliError(f"Error retrieving job versions: {e}") from None
+        tagged = [v for v in got.get("Versions") or () if (v.get("VersionTag") or {}).get("Name") == rest[1]]
+        if not tagged:
+            raise CliError(f"Error retrieving job versions: version tag {rest[1]} not found for job "
+                           f"{rest[0]}")
+        version = int(tagged[0]["Version"])
+    path = f"/v1/job/{quoted}/revert"
     got = request(addr, "PUT", path, {"JobID": stub["ID"], "JobVersion": version})
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job revert successful")
+
+
+def _tag_args(args: list[str], spec: dict[str, type]) -> tuple[dict[str, Any], str]:
+    flags, rest = parse_flags(args, spec)
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <job>")
+    if not rest[0]:
+        raise CliError("A job name is required")
+    if not flags.get("name"):
+        raise CliError("A version tag name is required")
+    return flags, rest[0]
+
+
+def job_tag_apply(addr: str, args: list[str]) -> str:
+    """``nomad job tag apply -name <name> [-description <text>] [-version <n>] <job>`` (Nomad 1.9):
+    name a version (the current one by default) so it is kept past job_tracked_versions and can be
+    reverted to by name."""
+    flags, job = _tag_args(args, {"name": str, "description": str, "version": str})
+    stub = resolve(addr, "job", job.strip())
+    quoted = urllib.parse.quote(stub["ID"], safe="")
+    if flags.get("version", "") == "":
+        try:
+            version = int(request(addr, "GET", f"/v1/job/{quoted}")["Version"])
+        except CliError as e:
+            raise CliError(f"Error retrieving job versions: {e}") from None
+    else:
+        try:
+            version = int(flags["version"])
+            if version < 0:
+                raise ValueError
+        except ValueError:
+            raise CliError(f'Error parsing version: strconv.ParseUint: parsing "{flags["version"]}": '
+                           "invalid syntax") from None
+    try:
+        request(addr, "PUT", f"/v1/job/{quoted}/versions/{urllib.parse.quote(flags['name'], safe='')}/tag",
+                {"Version": version, "Description": flags.get("description", "")})
+    except CliError as e:
+        raise CliError(f"Error tagging job version: {e}") from None
+    return f'Job version {version} tagged with name "{flags["name"]}"'
+
+
+def job_tag_unset(addr: str, args: list[str]) -> str:
+    """``nomad job tag unset -name <name> <job>``: take the tag off the version holding it."""
+    flags, job = _tag_args(args, {"name": str})
+    stub = resolve(addr, "job", job.strip())
+    quoted = urllib.parse.quote(stub["ID"], safe="")
+    try:
+        name = urllib.parse.quote(flags["name"], safe="")
+        request(addr, "DELETE", f"/v1/job/{quoted}/versions/{name}/tag")
+    except CliError as e:
+        raise CliError(f"Error tagging job version: {e}") from None
+    return f'Tag "{flags["name"]}" removed from job "{job}"'
 
 
 def job_allocs(addr: str, args: list[str]) -> str:
@@ -1864,6 +1942,8 @@ JOB_COMMANDS = {
     ("job", "init"): job_init,
     ("job", "restart"): job_restart,
     ("job", "revert"): job_revert,
+    ("job", "tag", "apply"): job_tag_apply,
+    ("job", "tag", "unset"): job_tag_unset,
     ("job", "eval"): job_eval,
     ("job", "dispatch"): job_dispatch,
     ("job", "periodic", "force"): job_periodic_force,

@@ -203,6 +203,10 @@ NOMAD: dict[str, dict[str, str]] = {
                          "ModifyIndex": "n", "ModifyTime": "n"},
     "VariableDecrypted": {"Namespace": "s", "Path": "s", "Lock": "o?", "CreateIndex": "n", "CreateTime": "n",
                           "ModifyIndex": "n", "ModifyTime": "n", "Items": "m"},
+    "VariableLock": {"ID": "s", "TTL": "s", "LockDelay": "s"},
+    "JobVersionTag": {"Name": "s", "Description": "s", "TaggedTime": "n"},
+    "JobTagResponse": {"Name": "s", "Description": "s", "TaggedTime": "n", "Index": "n", "LastContact": "n",
+                       "KnownLeader": "b", "NextToken": "s"},
     "ServiceRegistration": {"ID": "s", "ServiceName": "s", "Namespace": "s", "NodeID": "s", "Datacenter": "s",
                             "JobID": "s", "AllocID": "s", "Tags": "l", "Address": "s", "Port": "n",
                             "CreateIndex": "n", "ModifyIndex": "n"},
@@ -448,6 +452,28 @@ def test_variables_have_nomads_keys(dev):
     problems = mismatches(r.json(), "VariableDecrypted", "put")
     problems += mismatches(get(dev, "/v1/var/conform/app"), "VariableDecrypted", "read")
     problems += each(get(dev, "/v1/vars?prefix=conform"), "VariableMetadata", "vars")
+    assert problems == []
+
+
+def test_variable_locks_and_version_tags_have_nomads_keys(dev):
+    r = call(dev.http_port, "PUT", "/v1/var/conform/locked?lock-acquire", {"Items": {"k": "v"}})
+    assert r.status == 200, r.text
+    problems = mismatches(r.json(), "VariableDecrypted", "acquire")
+    problems += mismatches(r.json()["Lock"], "VariableLock", "acquire.Lock")
+    read = get(dev, "/v1/var/conform/locked")
+    problems += mismatches(read, "VariableDecrypted", "read")
+    problems += mismatches(read["Lock"], "VariableLock", "Lock")
+    mine = {"Lock": {"ID": read["Lock"]["ID"]}}
+    renew = call(dev.http_port, "PUT", "/v1/var/conform/locked?lock-renew", mine)
+    problems += mismatches(renew.json(), "VariableMetadata", "renew")
+    rel = call(dev.http_port, "PUT", "/v1/var/conform/locked?lock-release", mine)
+    problems += mismatches(rel.json(), "VariableMetadata", "release")
+    r = call(dev.http_port, "PUT", "/v1/job/conform/versions/conform-tag/tag", {"Version": 0})
+    assert r.status == 200, r.text
+    problems += mismatches(r.json(), "JobTagResponse")
+    tagged = [v for v in get(dev, "/v1/job/conform/versions")["Versions"] if v["VersionTag"]]
+    problems += mismatches(tagged[0]["VersionTag"], "JobVersionTag")
+    assert call(dev.http_port, "DELETE", "/v1/job/conform/versions/conform-tag/tag").status == 200
     assert problems == []
 
 

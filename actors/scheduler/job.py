@@ -1437,8 +1437,10 @@ def _parameterized(raw: Any, job_type: str) -> dict[str, Any]:
 # Job fields the servers set; a submitted value is dropped, and none of them is part of the spec.
 # ScheduleIndex is the store's own (never in API answers): the index of the
 # last change to what the job runs, see StateStore._plan_job.
+# VersionTag: set only by Job.TagVersion on a version, so a new version (a registration, a revert, a
+# scale) never carries an earlier one's tag (Nomad's revert clears it "to prevent tag duplication").
 SERVER_OWNED = ("Status", "StatusDescription", "Version", "CreateIndex", "ModifyIndex", "JobModifyIndex",
-                "SubmitTime", "Stable", "ScheduleIndex")
+                "SubmitTime", "Stable", "ScheduleIndex", "VersionTag")
 
 
 def schedule_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -47,9 +47,11 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # scaling_event: the jobs' groups' newest scaling events, by job ID (actors.state.scaling); a
 # snapshot from before it restores it empty, as the log that wrote such a state kept none.
 # root_keys: the servers' workload identity signing keys, by KeyID (actors.state.root_keys).
+# var_locks: the variable locks' leases, keyed as variables (actors.state.variables); a snapshot
+# from before it restores it empty, as no variable held a lock then.
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
           sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE,
-          scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE)
+          scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE, variables.LOCKS_TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -327,6 +329,7 @@ class StateStore:
             "job_evaluate": self._job_evaluate,
             "job_stability": self._job_stability,
             "job_revert": self._job_revert,
+            "job_version_tag": self._job_version_tag,
             "job_dispatch": self._job_dispatch,
             "periodic_launch": self._periodic_launch,
             "job_scale": self._job_scale,
@@ -350,6 +353,10 @@ class StateStore:
             "node_pool_delete": functools.partial(node_pools.delete, self),
             "var_set": functools.partial(variables.set_var, self),
             "var_delete": functools.partial(variables.delete_var, self),
+            "var_lock_acquire": functools.partial(variables.lock_acquire, self),
+            "var_lock_renew": functools.partial(variables.lock_renew, self),
+            "var_lock_release": functools.partial(variables.lock_release, self),
+            "var_lock_expire": functools.partial(variables.lock_expire, self),
             "deployment_fail": functools.partial(deployments.op_fail, self),
             "deployment_pause": functools.partial(deployments.op_pause, self),
             "deployment_promote": functools.partial(deployments.op_promote, self),
@@ -1340,9 +1347,20 @@ class StateStore:
                 self.periodic_ids.discard(job_id)
 
     def _keep_version(self, job: dict[str, Any], index: int) -> None:
-        """*job* is being replaced by a new version: keep it among the job's earlier versions."""
+        """*job* is being replaced by a new version: keep it among the job's earlier versions.
+
+        As Nomad's upsertJobVersion: a tagged version is always kept; of the untagged ones, the
+        newest ``job_tracked_versions`` (the new current one included)."""
         versions = self.tables["job_versions"]
-        versions[job["ID"]] = [job, *versions.get(job["ID"], ())][:self.job_tracked_versions - 1]
+        room = self.job_tracked_versions - 1
+        kept = []
+        for v in [job, *versions.get(job["ID"], ())]:
+            if v.get("VersionTag"):
+                kept.append(v)
+            elif room > 0:
+                kept.append(v)
+                room -= 1
+        versions[job["ID"]] = kept
         self._touch("job_versions", index)
 
     def job_versions(self, job_id: str) -> list[dict[str, Any]]:
@@ -1379,6 +1397,44 @@ class StateStore:
             self.tables["job_versions"][job_id] = kept
             self._touch("job_versions", index)
         return {"ok": True, "index": index}
+
+    def _job_version_tag(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Nomad ``Job.TagVersion``: name a version ``{Name, Description, TaggedTime}`` (``tag``), or
+        with no ``tag`` take the tag ``name`` off the version holding it."""
+        job_id, name, tag = str(cmd["job_id"]), str(cmd["name"]), cmd.get("tag")
+        versions = self.job_versions(job_id)
+        if tag is None:
+            at = next((i for i, v in enumerate(versions) if (v.get("VersionTag") or {}).get("Name") == name),
+                      None)
+            if at is None:
+                return {"ok": False, "error": f'tag "{name}" not found on job "{job_id}"'}
+        else:
+            if not isinstance(tag, dict) or not isinstance(tag.get("Name"), str):
+                raise CommandError("job_version_tag: tag must be a map with a Name")
+            version = int(cmd.get("version") or 0)
+            if cmd.get("latest") and not version and versions:
+                version = int(versions[0]["Version"])
+            at = None
+            for i, v in enumerate(versions):
+                if (v.get("VersionTag") or {}).get("Name") == tag["Name"] and v.get("Version") != version:
+                    return {"ok": False,
+                            "error": f'tag "{tag["Name"]}" already exists on a different version of job '
+                                     f'"{job_id}"'}
+                if v.get("Version") == version:
+                    at = i
+            if at is None:
+                return {"ok": False, "error": f'job "{job_id}" version {version} not found'}
+            tag = {"Name": tag["Name"], "Description": str(tag.get("Description") or ""),
+                   "TaggedTime": int(tag.get("TaggedTime") or 0)}
+        if at == 0:
+            self.tables["jobs"][job_id] = {**versions[0], "VersionTag": tag, "ModifyIndex": index}
+            self._touch("jobs", index)
+        else:
+            kept = list(self.tables["job_versions"][job_id])
+            kept[at - 1] = {**kept[at - 1], "VersionTag": tag, "ModifyIndex": index}
+            self.tables["job_versions"][job_id] = kept
+            self._touch("job_versions", index)
+        return {"ok": True, "index": index, "tag": tag}
 
     def _job_revert(self, index: int, cmd: dict[str, Any]) -> Any:
         """Nomad ``Job.Revert``: register an earlier version's spec again, as a new version."""
@@ -1882,7 +1938,7 @@ class StateStore:
             by_job = gc.evals_by_job(evals.values())
             for jid in want["jobs"]:
                 job = jobs.get(jid)
-                if job is None:
+                if job is None or gc.has_tagged_version(self.tables, jid):
                     continue
                 collect, eval_ids, alloc_ids = gc.job_gc(job, by_job.get(jid, []), self.job_allocs(jid),
                                                          job_cutoff)
