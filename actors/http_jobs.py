@@ -49,6 +49,7 @@ from actors.scheduler.job import (
     JobError,
     JobLimits,
     ephemeral_disk,
+    disconnect_warnings,
     memory_max_warnings,
     warnings_text,
 )
@@ -616,9 +617,9 @@ def _memory_max_warnings(req: Request, api: Api, job: dict[str, Any]) -> str:
     """Nomad's memory oversubscription admission warnings (``Warnings``) for a canonical job: the
     scheduler configuration is read only when a task asks for memory_max."""
     if not memory_max_warnings(job, False):
-        return ""
+        return warnings_text(disconnect_warnings(job))
     on = state_query(req, api, (sched_cfg.TABLE,), lambda st: sched_cfg.memory_oversubscription(st.tables))
-    return warnings_text(memory_max_warnings(job, bool(on.value)))
+    return warnings_text(memory_max_warnings(job, bool(on.value)) + disconnect_warnings(job))
 
 
 def _job_crud(req: Request, api: Api, job_id: str) -> Any:
