@@ -24,7 +24,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from actors.scheduler.job import disconnect_warnings, memory_max_warnings, spec_changed, update_digest, warnings_text
+from actors.scheduler.job import (
+    disconnect_warnings,
+    memory_max_warnings,
+    spec_changed,
+    update_digest,
+    warnings_text,
+)
 from actors.scheduler.jobdiff import annotate, job_diff
 from actors.scheduler.scheduler import (
     STOP_MIGRATE,
@@ -56,8 +62,9 @@ def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> d
             "CreatedEvals": None,
             "Diff": annotate(job_diff(old, job, contextual=True), updates) if diff else None,
             "NextPeriodicLaunch": _next_launch(job, now),
-            "Warnings": warnings_text(memory_max_warnings(job, sched_cfg.memory_oversubscription(state.tables))
-                                      + disconnect_warnings(job))}
+            "Warnings": warnings_text(
+                memory_max_warnings(job, sched_cfg.memory_oversubscription(state.tables))
+                + disconnect_warnings(job))}
 
 
 def _next_launch(job: dict[str, Any], now: float) -> str:
