@@ -87,3 +87,139 @@ def test_the_disconnect_block_survives_inspect_and_resubmission_and_shows_in_the
     (obj,) = [o for o in job_diff(job, new)["TaskGroups"][0]["Objects"] if o["Name"] == "Disconnect"]
     fields = {f["Name"]: (f["Old"], f["New"]) for f in obj["Fields"] if f["Type"] == "Edited"}
     assert fields == {"LostAfter": (str(300 * SEC), str(600 * SEC)), "Replace": ("true", "false")}
+
+
+# ------------------------------------------------------------ the scheduler and the state store
+def _cluster(reconcile: str = "best_score", replace: bool = True, lost_after_s: int = 300) -> Any:
+    from tests.test_scheduler import Cluster, service
+
+    c = Cluster()
+    for i in range(3):
+        c.node(i)
+    c.register(**service("web", count=3, group={"Disconnect": {
+        "LostAfter": lost_after_s * SEC, "Replace": replace, "Reconcile": reconcile}}))
+    c.schedule()
+    c.client("running")
+    return c
+
+
+def _on(c: Any, node: str) -> list[dict]:
+    return sorted((a for a in c.state.tables["allocs"].values() if a["NodeID"] == node),
+                  key=lambda a: a["ID"])
+
+
+def _disconnect(c: Any, node: str) -> dict:
+    res = c.apply("node_update_status", node_id=node, status="disconnected",
+                  event={"Message": "Node heartbeat missed", "Subsystem": "Cluster"})
+    assert res["ok"] and res["evals"], res  # any -> disconnected evaluates the node's jobs
+    c.schedule(due_only=True)
+    return res
+
+
+def test_a_disconnected_nodes_allocations_go_unknown_are_replaced_and_wait_for_lost_after() -> None:
+    from actors.scheduler.scheduler import live
+
+    c = _cluster()
+    node = "node-0000"
+    (orig,) = _on(c, node)
+    _disconnect(c, node)
+    a = c.state.tables["allocs"][orig["ID"]]
+    assert a["ClientStatus"] == "unknown" and a["DesiredStatus"] == "run"
+    assert a["ClientDescription"] == "alloc is unknown since its node is disconnected"
+    assert [s["Value"] for s in a["AllocStates"]] == ["unknown"]
+    follow = c.state.tables["evals"][a["FollowupEvalID"]]
+    assert follow["TriggeredBy"] == "max-disconnect-timeout" and follow["Status"] == "pending"
+    assert follow["WaitUntil"] == c.now + 300
+    assert follow["StatusDescription"] == "created for delayed disconnect timeout"
+    rep = c.state.tables["allocs"][a["NextAllocation"]]
+    assert rep["PreviousAllocation"] == a["ID"] and rep["Name"] == a["Name"] and rep["NodeID"] != node
+    assert len(c.running("web")) == 4  # the unknown one and its replacement
+    # Another evaluation meanwhile changes nothing: no second replacement, the unknown one waits.
+    c.apply("node_evaluate", node_id="node-0001")
+    c.schedule(due_only=True)
+    assert len(c.running("web")) == 4 and c.state.tables["allocs"][a["ID"]]["ClientStatus"] == "unknown"
+    # lost_after passes: the follow-up evaluation marks it lost; its replacement stays.
+    c.now += 300
+    c.schedule(due_only=True)
+    a = c.state.tables["allocs"][a["ID"]]
+    assert (a["ClientStatus"], a["DesiredStatus"]) == ("lost", "stop")
+    assert a["DesiredDescription"] == "alloc is lost since its node is down"
+    assert live(c.state.tables["allocs"][rep["ID"]]) and len(c.running("web")) == 3
+
+
+def test_replace_false_places_no_replacement_while_the_node_is_disconnected() -> None:
+    c = _cluster(replace=False)
+    (orig,) = _on(c, "node-0000")
+    _disconnect(c, "node-0000")
+    assert c.state.tables["allocs"][orig["ID"]]["ClientStatus"] == "unknown"
+    assert len(c.running("web")) == 3 and not c.state.tables["allocs"][orig["ID"]].get("NextAllocation")
+
+
+def _reconnect(c: Any, node: str) -> None:
+    """The node heartbeats again (initializing), its client reports its allocations running."""
+    c.apply("node_update_status", node_id=node, status="initializing")
+    assert c.state.tables["nodes"][node]["Status"] == "initializing"
+    ups = [{"ID": a["ID"], "ClientStatus": "running"} for a in _on(c, node) if a["DesiredStatus"] == "run"]
+    res = c.apply("alloc_client_update", allocs=ups, node_id=node, secret_id="s")
+    assert any(c.state.tables["evals"][e]["TriggeredBy"] == "reconnect" for e in res["evals"])
+    node_rec = c.state.tables["nodes"][node]
+    assert node_rec["LastAllocUpdateIndex"] > node_rec["LastMissedHeartbeatIndex"] > 0
+    c.schedule(due_only=True)
+
+
+@pytest.mark.parametrize("reconcile, kept", [("keep_original", "orig"), ("best_score", "orig"),
+                                              ("keep_replacement", "rep")])
+def test_a_node_that_comes_back_keeps_one_copy_by_its_reconcile_option(reconcile: str, kept: str) -> None:
+    c = _cluster(reconcile)
+    (orig,) = _on(c, "node-0000")
+    _disconnect(c, "node-0000")
+    rep_id = c.state.tables["allocs"][orig["ID"]]["NextAllocation"]
+    c.client("running", node=c.state.tables["allocs"][rep_id]["NodeID"])
+    _reconnect(c, "node-0000")
+    o, r = c.state.tables["allocs"][orig["ID"]], c.state.tables["allocs"][rep_id]
+    if kept == "orig":
+        assert o["DesiredStatus"] == "run" and o["ClientStatus"] == "running"
+        assert [s["Value"] for s in o["AllocStates"]] == ["unknown", "running"]  # reconnected
+        assert r["DesiredStatus"] == "stop"
+        assert r["DesiredDescription"] == "alloc not needed due to disconnected client reconnect"
+    else:
+        assert o["DesiredStatus"] == "stop"
+        assert o["DesiredDescription"] == "alloc not needed due to job update"
+        assert r["DesiredStatus"] == "run"
+    assert len([a for a in c.running("web") if a["ClientStatus"] != "complete"]) == 3
+
+
+def test_a_reconnecting_allocation_that_failed_meanwhile_is_stopped_and_its_replacement_kept() -> None:
+    c = _cluster("keep_original")
+    (orig,) = _on(c, "node-0000")
+    _disconnect(c, "node-0000")
+    rep_id = c.state.tables["allocs"][orig["ID"]]["NextAllocation"]
+    c.apply("node_update_status", node_id="node-0000", status="initializing")
+    c.apply("alloc_client_update", allocs=[{"ID": orig["ID"], "ClientStatus": "failed"}],
+            node_id="node-0000", secret_id="s")
+    c.schedule(due_only=True)
+    o = c.state.tables["allocs"][orig["ID"]]
+    assert (o["DesiredStatus"], o["ClientStatus"]) == ("stop", "failed")
+    assert o["DesiredDescription"] == "alloc was rescheduled because it failed"
+    assert c.state.tables["allocs"][rep_id]["DesiredStatus"] == "run" and len(c.running("web")) == 3
+
+
+def test_a_node_without_a_disconnect_window_has_its_allocations_lost_at_once() -> None:
+    c = _cluster(lost_after_s=0)
+    (orig,) = _on(c, "node-0000")
+    _disconnect(c, "node-0000")
+    assert c.state.tables["allocs"][orig["ID"]]["ClientStatus"] == "lost"
+
+
+def test_node_disconnect_state_follows_nomads_rule() -> None:
+    from actors.scheduler.disconnect import node_disconnect_state
+
+    c = _cluster()
+    allocs = _on(c, "node-0000")
+    assert node_disconnect_state(allocs, c.now) == (True, True)
+    assert node_disconnect_state([{**allocs[0], "DesiredStatus": "stop"}], c.now) == (True, False)
+    gone = {**allocs[0], "ClientStatus": "unknown",
+            "AllocStates": [{"Field": "ClientStatus", "Value": "unknown", "Time": c.now - 301}]}
+    assert node_disconnect_state([gone], c.now) == (True, False)  # its window passed
+    c2 = _cluster(lost_after_s=0)
+    assert node_disconnect_state(_on(c2, "node-0000"), c.now) == (False, False)

@@ -189,6 +189,7 @@ EV_LEADER_DEAD = "Leader Task Dead"  # Nomad TaskLeaderDead: the leader ended, s
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
+EV_RECONNECTED = "Reconnected"  # Nomad TaskClientReconnected: the servers had it unknown, and it is back
 EV_TASK_HOOK_MESSAGE = "Task hook message"  # Nomad's TaskHookMessage
 TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning: a change_script's task is not running
 SCRIPT_KILL_MESSAGE = "Template script failed, task is being killed"  # Nomad's handleScriptError
@@ -2028,6 +2029,16 @@ class AllocRunner(NodeActor):
             a.raw = raw
             a.spec = _replace_desired(a.spec, desired, index)
             self._stop_alloc(a, f"allocation desired status is {desired}")
+            self._dirty.add(aid)
+        elif desired == DESIRED_RUN and index > a.spec.modify_index and a.spec.desired == DESIRED_RUN \
+                and raw.get("ClientStatus") == "unknown":
+            # The servers marked it unknown while this client could not reach them (Nomad's
+            # allocRunner.Reconnect): each task records it, and its state is reported again.
+            a.raw = raw
+            a.spec = _replace_desired(a.spec, desired, index)
+            now = self.env.now()
+            for t in a.tasks.values():
+                self._event(t, EV_RECONNECTED, now, "Client reconnected")
             self._dirty.add(aid)
         elif desired == DESIRED_RUN and index > a.spec.modify_index and a.spec.desired == DESIRED_RUN:
             # Updated in place (a new job version running the same tasks): keep the new record
