@@ -223,3 +223,56 @@ def test_node_disconnect_state_follows_nomads_rule() -> None:
     assert node_disconnect_state([gone], c.now) == (True, False)  # its window passed
     c2 = _cluster(lost_after_s=0)
     assert node_disconnect_state(_on(c2, "node-0000"), c.now) == (False, False)
+
+
+# ------------------------------------------------------------ the simulator: a partitioned client
+def _partitioned(seed: int, reconcile: str) -> tuple[Any, str, str, set[str]]:
+    from sim.job_cluster import sim_job
+    from tests.test_jobs_sim import LOST_BOUND_S, boot, settle
+
+    c = boot(seed=seed)
+    c.register(sim_job(count=6, Disconnect={"LostAfter": 300 * SEC, "Reconcile": reconcile}))
+    assert settle(c) == []
+    node = c.allocs("web")[0]["NodeID"]
+    victim = c.client_of(node)
+    assert victim is not None
+    before = {a["ID"] for a in c.allocs("web") if a["NodeID"] == node}
+    c.partition_clients([victim])
+    c.run(LOST_BOUND_S)
+    assert c.checker.replica.tables["nodes"][node]["Status"] == "disconnected"
+    assert {a["ID"] for a in c.allocs("web") if a["ClientStatus"] == "unknown"} == before
+    live = [a for a in c.allocs("web") if a["DesiredStatus"] == "run"]
+    assert len(live) == 6 + len(before)  # each unknown one and its replacement elsewhere
+    assert all(c.client_of(a["NodeID"]) != victim for a in live if a["ID"] not in before)
+    assert all(p.alloc_id in {a["ID"] for a in live} for p in c.drivers[victim].running())  # still running
+    return c, node, victim, before
+
+
+def test_a_partition_shorter_than_lost_after_keeps_the_original_and_stops_the_replacement() -> None:
+    from tests.test_jobs_sim import settle
+
+    c, node, victim, before = _partitioned(11, "keep_original")
+    c.run(60.0)  # two minutes in all, within lost_after
+    c.heal()
+    assert settle(c) == []
+    assert c.checker.replica.tables["nodes"][node]["Status"] == "ready"
+    allocs = {a["ID"]: a for a in c.allocs("web")}
+    assert all(allocs[i]["DesiredStatus"] == "run" and allocs[i]["ClientStatus"] == "running" for i in before)
+    stopped = [a for a in allocs.values() if a.get("PreviousAllocation") in before]
+    assert stopped and all(a["DesiredDescription"] == "alloc not needed due to disconnected client reconnect"
+                           for a in stopped)
+    assert {p.alloc_id for p in c.drivers[victim].running()} == before  # never restarted there
+    assert c.drivers[victim].starts == len(before)
+
+
+def test_a_partition_longer_than_lost_after_loses_the_allocations_for_good() -> None:
+    from tests.test_jobs_sim import settle
+
+    c, node, victim, before = _partitioned(12, "best_score")
+    c.run(300.0)
+    allocs = {a["ID"]: a for a in c.allocs("web")}
+    assert all(allocs[i]["ClientStatus"] == "lost" for i in before)
+    assert c.checker.replica.tables["nodes"][node]["Status"] == "down"  # its window closed
+    c.heal()
+    assert settle(c) == []  # the old processes on the victim were stopped
+    assert not any(p.alloc_id in before for p in c.drivers[victim].running())

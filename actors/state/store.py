@@ -1808,6 +1808,10 @@ class StateStore:
         if bad:
             return bad  # nothing of this report applied; the others in its batch are
         node = self.tables["nodes"].get(node_id) if node_id else None
+        if node is not None and node.get("Status") == "disconnected":
+            # Nomad's Node.UpdateAlloc: an unresponsive node must heartbeat before it reports (its
+            # allocations are unknown; the client retries).  Down nodes' reports apply as they did.
+            return f"node {node_id} is not allowed to update allocs while in status disconnected"
         if node is not None and node.get("Status") == "initializing" and node.get("LastMissedHeartbeatIndex"):
             # Back from disconnected: the client pushed fresh allocation state, so its next heartbeat
             # may make it ready (Nomad's LastAllocUpdateIndex; read by the node endpoint).
