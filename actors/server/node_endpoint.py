@@ -165,7 +165,8 @@ class _Op:
     evals: tuple[str, ...] = ()  # evaluations the write created
 
 
-def node_view(state: Any, node_id: str, now: float = 0.0) -> tuple[str, str, str, str] | None:
+def node_view(state: Any, node_id: str, now: float = 0.0,
+              expiring: bool = False) -> tuple[str, str, str, str] | None:
     """Read query: the node's (Status, SecretID, what a ``ready`` heartbeat makes it, what a missed
     heartbeat makes it), or None when it is unknown.
 
@@ -174,7 +175,7 @@ def node_view(state: Any, node_id: str, now: float = 0.0) -> tuple[str, str, str
     (``LastAllocUpdateIndex <= LastMissedHeartbeatIndex``).  Nomad's invalidateHeartbeat and
     disconnectState: a node that misses its heartbeats goes ``disconnected`` rather than ``down``
     when one of its allocations may wait out a ``disconnect.lost_after`` window (not a node already
-    down or initializing).
+    down or initializing; looked at only when *expiring*).
     """
     from actors.scheduler.disconnect import node_disconnect_state
     from actors.server.node_gc import alloc_terminal
@@ -191,7 +192,7 @@ def node_view(state: Any, node_id: str, now: float = 0.0) -> tuple[str, str, str
             not alloc_terminal(a) for a in state.node_allocs(node_id)):
         ready = INITIALIZING
     expire = DOWN
-    if status not in (DOWN, INITIALIZING) and node_disconnect_state(state.node_allocs(node_id), now) == (
+    if expiring and status not in (DOWN, INITIALIZING) and node_disconnect_state(state.node_allocs(node_id), now) == (
             True, True):
         expire = DISCONNECTED
     return status, rec.get("SecretID", ""), ready, expire
@@ -479,7 +480,7 @@ class NodeEndpoint(NodeActor):
         # heartbeat would be answered without the write that restores it, and
         # it would stay down in the state for good (simulator seed 46639).
         # Only registrations and status changes come here, not plain heartbeats.
-        query = functools.partial(node_view, node_id=op.node_id, now=self._wall())
+        query = functools.partial(node_view, node_id=op.node_id, now=self._wall(), expiring=op.kind == "expire")
         self.send(self.env.node, self.raft, Read(query=query, stale=False,
                                                  reply=ReplyTo(self.env, self.name, ("read", op.op_id))))
 
