@@ -276,3 +276,34 @@ def test_a_partition_longer_than_lost_after_loses_the_allocations_for_good() -> 
     c.heal()
     assert settle(c) == []  # the old processes on the victim were stopped
     assert not any(p.alloc_id in before for p in c.drivers[victim].running())
+
+
+def test_stop_on_client_after_the_client_stops_its_work_before_the_servers_replace_it() -> None:
+    from sim.job_cluster import sim_job
+    from tests.test_jobs_sim import boot, settle
+
+    c = boot(seed=13)
+    c.register(sim_job(count=6, Disconnect={"StopOnClientAfter": 60 * SEC}))
+    assert settle(c) == []
+    node = c.allocs("web")[0]["NodeID"]
+    victim = c.client_of(node)
+    assert victim is not None
+    before = {a["ID"] for a in c.allocs("web") if a["NodeID"] == node}
+    c.partition_clients([victim])
+    replaced_at = stopped_at = None
+    start = c.sched.now
+    while c.sched.now < start + 200 and (replaced_at is None or stopped_at is None):
+        c.run(1.0)
+        if stopped_at is None and not any(p.alloc_id in before for p in c.drivers[victim].running()):
+            stopped_at = c.sched.now
+        if replaced_at is None and len([a for a in c.allocs("web") if a["DesiredStatus"] == "run"
+                                        and a["NodeID"] != node]) == 6:
+            replaced_at = c.sched.now
+    assert stopped_at is not None and replaced_at is not None
+    assert stopped_at <= replaced_at  # never both at once
+    assert all(c.checker.replica.tables["allocs"][i]["ClientStatus"] == "lost" for i in before)
+    # Its last heartbeat was at most a TTL (10-20 s) before the partition; the servers wait for
+    # stop_on_client_after plus the kill timeout (5 s) after marking it lost.
+    assert 40 <= stopped_at - start <= 61 and replaced_at - start >= 60 + 5
+    c.heal()
+    assert settle(c) == []

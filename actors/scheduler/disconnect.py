@@ -49,6 +49,12 @@ def lost_after_s(alloc: dict[str, Any]) -> float:
     return int(strategy(_group(alloc)).get("LostAfter") or 0) / 1e9
 
 
+def stop_on_client_after_s(alloc: dict[str, Any]) -> float | None:
+    """The allocation's group's ``Disconnect.StopOnClientAfter``, in seconds, or None when unset."""
+    v = strategy(_group(alloc)).get("StopOnClientAfter")
+    return None if v is None else int(v) / 1e9
+
+
 def replace_on_disconnect(alloc: dict[str, Any]) -> bool:
     """Nomad's ``TaskGroup.Replace``: true unless the group says ``replace = false``."""
     return strategy(_group(alloc)).get("Replace") is not False

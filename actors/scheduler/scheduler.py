@@ -1032,6 +1032,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 if cs == "pending" or disc.lost_after_s(a) <= 0 or disc.expired(a, ev_now):
                     stop_alloc(a, STOP_LOST, "lost")
                     replace.append((a["Name"], a))
+                    _wait_client_stop(plan, a, ev_now)
                     continue
                 if cs != disc.UNKNOWN:
                     plan.setdefault("Disconnect", []).append(a["ID"])
@@ -1057,6 +1058,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             elif _node_lost(node):
                 stop_alloc(a, STOP_LOST, "lost")
                 replace.append((a["Name"], a))
+                _wait_client_stop(plan, a, ev_now)
             elif cs == "failed" and deployment is not None and deployment["Status"] == "failed" \
                     and a.get("DeploymentID") == deployment["ID"] and _is_canary(a):
                 stop_alloc(a, STOP_CANARY)  # a failed deployment's canaries go, failed ones too
@@ -1174,6 +1176,10 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 plan.setdefault("InPlaceMemory", {}).update((aid, memory) for aid in updated)
         prev_by_name = {**unknown_prev, **{name: a for name, a in replace}}
         missing = [i for i in range(group["Count"]) if i not in taken]
+        if any(x["ID"] in {a["ID"] for a in group_allocs} for x in plan.get("LostLater", ())):
+            # A lost allocation its client may still run until stop_on_client_after (and its kill
+            # timeout) has passed: the group places nothing before then (Nomad's lostLater).
+            missing = []
         if any(group_ports(group)):
             placer.stopping = {st["ID"] for st in plan["Stop"]}  # what this plan stops holds no port
         metrics = _new_metrics()
@@ -1213,6 +1219,22 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     if later:
         plan["RescheduleLater"] = sorted(later, key=lambda x: (x["At"], x["ID"]))
     return plan
+
+
+DEFAULT_KILL_TIMEOUT_NS = 5 * 10**9  # Nomad's DefaultKillTimeout
+
+
+def _wait_client_stop(plan: dict[str, Any], a: dict[str, Any], now: float) -> None:
+    """A lost allocation whose group has ``disconnect.stop_on_client_after``: its client stops it by
+    itself that long after its last heartbeat, so its replacement waits until then plus the longest
+    kill timeout (Nomad's delayByStopAfter / WaitClientStop), for a follow-up evaluation."""
+    stop_s = disc.stop_on_client_after_s(a)
+    if not stop_s:
+        return
+    group = next((g for g in (a.get("Job") or {}).get("TaskGroups") or () if g.get("Name") == a["TaskGroup"]),
+                 {})
+    kill = max([DEFAULT_KILL_TIMEOUT_NS, *(int(t.get("KillTimeout") or 0) for t in group.get("Tasks") or ())])
+    plan.setdefault("LostLater", []).append({"ID": a["ID"], "At": now + stop_s + kill / 1e9})
 
 
 def _reconnect(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],

@@ -1602,7 +1602,7 @@ class StateStore:
             self.tables["evals"][follow[0]]["WaitUntil"] = now + float(plan["RollingWaitS"])
         if plan.get("RescheduleLater") and job is not None:
             follow += self._reschedule_later(index, plan["JobID"], plan["RescheduleLater"], now, ev["ID"])
-        if plan.get("Disconnect") or plan.get("Reconnect"):
+        if plan.get("Disconnect") or plan.get("Reconnect") or plan.get("LostLater"):
             follow += self._disconnect_updates(index, plan, now, ev["ID"])
         if refused:
             follow += self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
@@ -1682,6 +1682,23 @@ class StateStore:
             allocs[rec["ID"]] = rec
             self._index_alloc(rec, replaces=a)
             services.alloc_written(self, index, rec, a)
+        batch_at, waiting = None, False
+        for item in sorted(plan.get("LostLater") or (), key=lambda x: (x["At"], x["ID"])):
+            # Lost, with disconnect.stop_on_client_after: its replacement waits for a follow-up
+            # evaluation (Nomad's createLaterEvals for lostLater, "alloc-failure").
+            a = allocs.get(item["ID"])
+            if a is None:
+                continue
+            at = float(item["At"])
+            if batch_at is None or at - batch_at >= RESCHEDULE_WINDOW_S:
+                batch_at = at
+                made += self._create_evals(index, [plan["JobID"]], "alloc-failure", now, previous=previous)
+                self.tables["evals"][made[-1]].update(WaitUntil=at,
+                                                      StatusDescription="created for delayed rescheduling")
+            rec = {**a, "FollowupEvalID": made[-1], "ModifyIndex": index}
+            allocs[rec["ID"]] = rec
+            self._index_alloc(rec, replaces=a)
+            waiting = True
         for aid in plan.get("Reconnect") or ():
             a = allocs.get(aid)
             if a is None or not disc.needs_to_reconnect(a) or a.get("ClientStatus") != "running":
@@ -1689,7 +1706,7 @@ class StateStore:
             rec = {**a, "AllocStates": disc.with_state(a, a["ClientStatus"], now), "ModifyIndex": index}
             allocs[aid] = rec
             self._index_alloc(rec, replaces=a)
-        if marked or plan.get("Reconnect"):
+        if marked or waiting or plan.get("Reconnect"):
             self._touch("allocs", index)
         return made
 
