@@ -429,6 +429,10 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
         out.setdefault(k, v)
     out["DesiredTransition"] = desired_transition_out(out.get("DesiredTransition"))
     out["TaskStates"] = task_states_out(out.get("TaskStates"))
+    if out["AllocStates"]:  # Nomad's AllocState: Field 0 is the client status; the time as RFC 3339
+        out["AllocStates"] = [{"Field": 0 if s.get("Field") == "ClientStatus" else s.get("Field"),
+                               "Value": s.get("Value", ""), "Time": rfc3339(s.get("Time", 0.0))}
+                              for s in out["AllocStates"]]
     _fill(out["Metrics"], _METRIC_DEFAULTS)
     _fill(out.get("Resources"), {"CPU": 0, "MemoryMB": 0, **_RESOURCES_DEFAULTS})
     return out

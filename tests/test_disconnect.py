@@ -307,3 +307,34 @@ def test_stop_on_client_after_the_client_stops_its_work_before_the_servers_repla
     assert 40 <= stopped_at - start <= 61 and replaced_at - start >= 60 + 5
     c.heal()
     assert settle(c) == []
+
+
+def test_an_unknown_allocation_shows_its_state_transitions_as_nomads_api_does() -> None:
+    from actors.http_jobs import alloc_out
+
+    c = _cluster()
+    (orig,) = _on(c, "node-0000")
+    _disconnect(c, "node-0000")
+    out = alloc_out(c.state.tables["allocs"][orig["ID"]])
+    (state,) = out["AllocStates"]
+    assert state["Field"] == 0 and state["Value"] == "unknown" and state["Time"].endswith("Z")
+    assert out["ClientStatus"] == "unknown" and out["FollowupEvalID"]
+
+
+def test_a_system_jobs_allocation_on_a_disconnected_node_waits_unknown_and_reconnects() -> None:
+    from tests.test_scheduler import Cluster, service
+
+    c = Cluster()
+    for i in range(2):
+        c.node(i)
+    c.register(**service("sys", count=1, Type="system", group={"Disconnect": {"LostAfter": 300 * SEC}}))
+    c.schedule()
+    c.client("running")
+    (orig,) = _on(c, "node-0000")
+    _disconnect(c, "node-0000")
+    assert c.state.tables["allocs"][orig["ID"]]["ClientStatus"] == "unknown"
+    assert len(c.running("sys")) == 2  # nothing placed in its stead: one per node
+    _reconnect(c, "node-0000")
+    a = c.state.tables["allocs"][orig["ID"]]
+    assert (a["DesiredStatus"], a["ClientStatus"]) == ("run", "running")
+    assert [s["Value"] for s in a["AllocStates"]] == ["unknown", "running"]
