@@ -338,3 +338,30 @@ def test_a_system_jobs_allocation_on_a_disconnected_node_waits_unknown_and_recon
     a = c.state.tables["allocs"][orig["ID"]]
     assert (a["DesiredStatus"], a["ClientStatus"]) == ("run", "running")
     assert [s["Value"] for s in a["AllocStates"]] == ["unknown", "running"]
+
+
+def test_a_returning_node_is_initializing_until_its_client_reports_its_unknown_allocations() -> None:
+    from actors.server.node_endpoint import node_view
+
+    c = _cluster()
+    node = "node-0000"
+    assert node_view(c.state, node, c.now, expiring=True)[2:] == ("ready", "disconnected")
+    _disconnect(c, node)
+    assert node_view(c.state, node, c.now, expiring=True)[2:] == ("initializing", "disconnected")
+    c.apply("node_update_status", node_id=node, status="initializing")
+    assert node_view(c.state, node, c.now)[2] == "initializing"  # nothing reported yet
+    assert node_view(c.state, node, c.now, expiring=True)[3] == "down"  # initializing: not disconnected
+    ups = [{"ID": a["ID"], "ClientStatus": "running"} for a in _on(c, node)]
+    c.apply("alloc_client_update", allocs=ups, node_id=node, secret_id="s")
+    assert node_view(c.state, node, c.now)[2] == "ready"
+    res = c.apply("node_update_status", node_id=node, status="ready")
+    assert res["evals"] and c.state.tables["nodes"][node]["LastMissedHeartbeatIndex"] == 0
+
+
+def test_a_disconnected_nodes_reports_are_refused_with_nomads_message() -> None:
+    c = _cluster()
+    _disconnect(c, "node-0000")
+    ups = [{"ID": a["ID"], "ClientStatus": "running"} for a in _on(c, "node-0000")]
+    res = c.apply("alloc_client_update", allocs=ups, node_id="node-0000", secret_id="s")
+    assert res == {"ok": False,
+                   "error": "node node-0000 is not allowed to update allocs while in status disconnected"}

@@ -171,8 +171,8 @@ def node_view(state: Any, node_id: str, now: float = 0.0,
     heartbeat makes it), or None when it is unknown.
 
     Nomad's Node.UpdateStatus: a ``disconnected`` node that heartbeats is ``initializing`` first, and
-    stays so while it has allocations and has not reported them since it missed its heartbeats
-    (``LastAllocUpdateIndex <= LastMissedHeartbeatIndex``).  Nomad's invalidateHeartbeat and
+    stays so while it has ``unknown`` allocations and has not reported them since it missed its
+    heartbeats (``LastAllocUpdateIndex <= LastMissedHeartbeatIndex``).  Nomad's invalidateHeartbeat and
     disconnectState: a node that misses its heartbeats goes ``disconnected`` rather than ``down``
     when one of its allocations may wait out a ``disconnect.lost_after`` window (not a node already
     down or initializing; looked at only when *expiring*).
@@ -189,7 +189,9 @@ def node_view(state: Any, node_id: str, now: float = 0.0,
     if status == DISCONNECTED:
         ready = INITIALIZING
     elif status == INITIALIZING and missed and (rec.get("LastAllocUpdateIndex") or 0) <= missed and any(
-            not alloc_terminal(a) for a in state.node_allocs(node_id)):
+            not alloc_terminal(a) and a.get("ClientStatus") == "unknown" for a in state.node_allocs(node_id)):
+        # Only while an allocation is unknown: Nomad waits on any live one, and a node back before
+        # its allocations were marked unknown (nothing for its client to report) stays initializing.
         ready = INITIALIZING
     expire = DOWN
     if expiring and status not in (DOWN, INITIALIZING) and node_disconnect_state(state.node_allocs(node_id), now) == (
