@@ -48,8 +48,8 @@ from actors.scheduler.job import (
     DISPATCH_PAYLOAD_MAX_BYTES,
     JobError,
     JobLimits,
-    ephemeral_disk,
     disconnect_warnings,
+    ephemeral_disk,
     memory_max_warnings,
     warnings_text,
 )

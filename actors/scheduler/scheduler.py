@@ -47,6 +47,7 @@ import uuid
 from random import Random
 from typing import Any
 
+from actors.scheduler import disconnect as disc
 from actors.scheduler.job import (
     RESCHEDULE_DEFAULTS,
     constraint_ok,
@@ -59,7 +60,6 @@ from actors.scheduler.job import (
     task_memory_max,
     update_digest,
 )
-from actors.scheduler import disconnect as disc
 from actors.state import scheduler_config as sched_cfg
 
 TERMINAL_CLIENT = ("complete", "failed", "lost")
@@ -902,7 +902,8 @@ def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[
 # it changed (restart policies, leader, shutdown delays, max_run_duration); 5 -- ports are checked
 # per address (HostIP), as a port of a host network is taken on that network's address only, and a
 # host network's reserved_ports are refused on its addresses; 6 -- a plan may mark allocations on a
-# disconnected node ``unknown`` (``Disconnect``) and record reconnected ones (``Reconnect``).
+# disconnected node ``unknown`` (``Disconnect``), record reconnected ones (``Reconnect``) and hold
+# back the replacements of lost ones with stop_on_client_after (``LostLater``).
 PLAN_REV = 6
 
 

@@ -194,8 +194,8 @@ def node_view(state: Any, node_id: str, now: float = 0.0,
         # its allocations were marked unknown (nothing for its client to report) stays initializing.
         ready = INITIALIZING
     expire = DOWN
-    if expiring and status not in (DOWN, INITIALIZING) and node_disconnect_state(state.node_allocs(node_id), now) == (
-            True, True):
+    if expiring and status not in (DOWN, INITIALIZING) and \
+            node_disconnect_state(state.node_allocs(node_id), now) == (True, True):
         expire = DISCONNECTED
     return status, rec.get("SecretID", ""), ready, expire
 
@@ -482,7 +482,8 @@ class NodeEndpoint(NodeActor):
         # heartbeat would be answered without the write that restores it, and
         # it would stay down in the state for good (simulator seed 46639).
         # Only registrations and status changes come here, not plain heartbeats.
-        query = functools.partial(node_view, node_id=op.node_id, now=self._wall(), expiring=op.kind == "expire")
+        query = functools.partial(node_view, node_id=op.node_id, now=self._wall(),
+                                  expiring=op.kind == "expire")
         self.send(self.env.node, self.raft, Read(query=query, stale=False,
                                                  reply=ReplyTo(self.env, self.name, ("read", op.op_id))))
 
