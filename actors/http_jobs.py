@@ -729,7 +729,7 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     plan = answer.value
     plan["FailedTGAllocs"] = failed_tg_allocs_out(plan.get("FailedTGAllocs"))
     for updates in ((plan.get("Annotations") or {}).get("DesiredTGUpdates") or {}).values():
-        # Nomad's DesiredUpdates counts these too; the dry run here does not count them apart.
+        # Nomad's DesiredUpdates counts these too; the dry run here counts Disconnect and Reconnect.
         for k in ("Disconnect", "Reconnect", "RescheduleNow", "RescheduleLater"):
             updates.setdefault(k, 0)
     return Answer({**plan, "Index": int(dict(answer.headers).get("X-Nomad-Index", "0"))}, answer.headers)

@@ -365,3 +365,16 @@ def test_a_disconnected_nodes_reports_are_refused_with_nomads_message() -> None:
     res = c.apply("alloc_client_update", allocs=ups, node_id="node-0000", secret_id="s")
     assert res == {"ok": False,
                    "error": "node node-0000 is not allowed to update allocs while in status disconnected"}
+
+
+def test_a_disconnected_node_is_never_collected_and_a_dry_run_counts_the_disconnects() -> None:
+    from actors.scheduler.dryrun import plan_job
+
+    c = _cluster()
+    assert len(_on(c, "node-0000")) == 1
+    c.apply("node_update_status", node_id="node-0000", status="disconnected")
+    job = c.state.tables["jobs"]["web"]
+    updates = plan_job(c.state, job, False, c.now)["Annotations"]["DesiredTGUpdates"]["g"]
+    assert updates["Disconnect"] == 1 and updates["Place"] == 1
+    res = c.apply("node_gc", ids=["node-0000"], cutoff=c.now + 10**9, forced=True)
+    assert res["deleted"] == [] and "node-0000" in c.state.tables["nodes"]

@@ -99,6 +99,11 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
     for p in plan["Place"]:
         if p["TaskGroup"] in out:
             out[p["TaskGroup"]]["Place"] += 1
+    for key in ("Disconnect", "Reconnect"):  # Nomad's DesiredUpdates counts these apart
+        for aid in plan.get(key) or ():
+            a = by_id.get(aid)
+            if a is not None and a["TaskGroup"] in out:
+                out[a["TaskGroup"]][key] = out[a["TaskGroup"]].get(key, 0) + 1
     for name, u in out.items():
         if name in removed:
             continue
