@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from actors.http_jobs import job_in, job_out
 from actors.scheduler.job import JobError, canonical_job, disconnect_warnings
 from actors.scheduler.jobdiff import job_diff
 from runtime.hcl_job import HclJobError, parse_hcl_job
+from sim.client_cluster import ClusterConfig
+from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
+from tests.test_jobs_sim import LOST_BOUND_S, boot, settle
 
 SEC = 10**9
 
@@ -227,8 +233,6 @@ def test_node_disconnect_state_follows_nomads_rule() -> None:
 
 # ------------------------------------------------------------ the simulator: a partitioned client
 def _partitioned(seed: int, reconcile: str) -> tuple[Any, str, str, set[str]]:
-    from sim.job_cluster import sim_job
-    from tests.test_jobs_sim import LOST_BOUND_S, boot, settle
 
     c = boot(seed=seed)
     c.register(sim_job(count=6, Disconnect={"LostAfter": 300 * SEC, "Reconcile": reconcile}))
@@ -249,7 +253,6 @@ def _partitioned(seed: int, reconcile: str) -> tuple[Any, str, str, set[str]]:
 
 
 def test_a_partition_shorter_than_lost_after_keeps_the_original_and_stops_the_replacement() -> None:
-    from tests.test_jobs_sim import settle
 
     c, node, victim, before = _partitioned(11, "keep_original")
     c.run(60.0)  # two minutes in all, within lost_after
@@ -266,7 +269,6 @@ def test_a_partition_shorter_than_lost_after_keeps_the_original_and_stops_the_re
 
 
 def test_a_partition_longer_than_lost_after_loses_the_allocations_for_good() -> None:
-    from tests.test_jobs_sim import settle
 
     c, node, victim, before = _partitioned(12, "best_score")
     c.run(300.0)
@@ -279,8 +281,6 @@ def test_a_partition_longer_than_lost_after_loses_the_allocations_for_good() -> 
 
 
 def test_stop_on_client_after_the_client_stops_its_work_before_the_servers_replace_it() -> None:
-    from sim.job_cluster import sim_job
-    from tests.test_jobs_sim import boot, settle
 
     c = boot(seed=13)
     c.register(sim_job(count=6, Disconnect={"StopOnClientAfter": 60 * SEC}))
@@ -378,3 +378,54 @@ def test_a_disconnected_node_is_never_collected_and_a_dry_run_counts_the_disconn
     assert updates["Disconnect"] == 1 and updates["Place"] == 1
     res = c.apply("node_gc", ids=["node-0000"], cutoff=c.now + 10**9, forced=True)
     assert res["deleted"] == [] and "node-0000" in c.state.tables["nodes"]
+
+
+@settings(max_examples=int(os.environ.get("DISCONNECT_SIM_EXAMPLES", "10")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), actions=st.lists(st.one_of(
+    st.tuples(st.just("partition_client"), st.integers(0, 4)),
+    st.tuples(st.just("heal"), st.just(0)),
+    st.tuples(st.just("crash_client"), st.integers(0, 4)),
+    st.tuples(st.just("crash_server"), st.integers(0, 2)),
+    st.tuples(st.just("wait"), st.integers(1, 90)),
+), min_size=1, max_size=8))
+def test_disconnect_jobs_run_exactly_once_after_any_partition_schedule(
+        seed: int, actions: list[tuple[str, int]]) -> None:
+    """Jobs with each kind of disconnect block, clients partitioned and healed at random: the node
+    rules hold throughout (no node down or disconnected before TTL + grace, none collected while
+    disconnected), and once all heals every job runs its count exactly once."""
+
+    c = JobCluster(seed, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=5)))
+    c.run(30.0)
+    c.register(sim_job("keep", count=3, cpu=300,
+                       Disconnect={"LostAfter": 120 * SEC, "Reconcile": "keep_original"}))
+    c.register(sim_job("repl", count=2, cpu=300,
+                       Disconnect={"LostAfter": 60 * SEC, "Reconcile": "keep_replacement"}))
+    c.register(sim_job("stay", count=2, cpu=300, Disconnect={"LostAfter": 90 * SEC, "Replace": False}))
+    c.register(sim_job("stop", count=2, cpu=300, Disconnect={"StopOnClientAfter": 30 * SEC}))
+    c.run(10.0)
+    down: set[str] = set()
+    for action, arg in actions:
+        if action == "partition_client":
+            c.partition_clients([c.clients[arg]])
+        elif action == "heal":
+            c.heal()
+        elif action == "crash_client":
+            c.crash(c.clients[arg])
+            c.run(2.0)
+            c.restart(c.clients[arg])
+        elif action == "crash_server":
+            s = c.servers[arg]
+            if s in down:
+                c.restart(s)
+                down.discard(s)
+            elif not down:
+                c.crash(s)
+                down.add(s)
+        c.run(float(arg) if action == "wait" else 5.0)
+    c.heal()
+    for s in sorted(down):
+        c.restart(s)
+    problems = settle(c, 900.0)
+    assert problems == [], problems
+    assert not c.overcommits
