@@ -429,3 +429,30 @@ def test_disconnect_jobs_run_exactly_once_after_any_partition_schedule(
     problems = settle(c, 900.0)
     assert problems == [], problems
     assert not c.overcommits
+
+
+_DIGEST = """
+import hashlib, logging
+logging.disable(logging.WARNING)
+from tests.test_disconnect import _partitioned
+from tests.test_jobs_sim import settle
+c, node, victim, before = _partitioned(11, "best_score")
+c.run(60.0)
+c.heal()
+settle(c)
+print(hashlib.sha256(c.checker.replica.digest()).hexdigest())
+"""
+
+
+def test_a_disconnect_and_reconnect_run_is_the_same_in_any_process() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    procs = [subprocess.Popen([sys.executable, "-c", _DIGEST], stdout=subprocess.PIPE, text=True, cwd=root,
+                              env=dict(os.environ, PYTHONHASHSEED=h, PYTHONPATH=str(root)))
+             for h in ("1", "4242")]  # side by side: the two hash seeds at once
+    runs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert runs[0] == runs[1] and len(runs[0].strip()) == 64
