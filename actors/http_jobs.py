@@ -50,6 +50,7 @@ from actors.scheduler.job import (
     DISPATCH_PAYLOAD_MAX_BYTES,
     JobError,
     JobLimits,
+    disconnect_warnings,
     ephemeral_disk,
     memory_max_warnings,
     warnings_text,
@@ -442,6 +443,10 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
         out.setdefault(k, v)
     out["DesiredTransition"] = desired_transition_out(out.get("DesiredTransition"))
     out["TaskStates"] = task_states_out(out.get("TaskStates"))
+    if out["AllocStates"]:  # Nomad's AllocState: Field 0 is the client status; the time as RFC 3339
+        out["AllocStates"] = [{"Field": 0 if s.get("Field") == "ClientStatus" else s.get("Field"),
+                               "Value": s.get("Value", ""), "Time": rfc3339(s.get("Time", 0.0))}
+                              for s in out["AllocStates"]]
     _fill(out["Metrics"], _METRIC_DEFAULTS)
     _fill(out.get("Resources"), {"CPU": 0, "MemoryMB": 0, **_RESOURCES_DEFAULTS})
     return out
@@ -631,9 +636,9 @@ def _memory_max_warnings(req: Request, api: Api, job: dict[str, Any]) -> str:
     scheduler configuration is read only when a task asks for memory_max."""
     ids = identity_warnings(job)  # and Nomad's warnings for the tasks' named identities
     if not memory_max_warnings(job, False):
-        return warnings_text(ids)
+        return warnings_text(ids + disconnect_warnings(job))
     on = state_query(req, api, (sched_cfg.TABLE,), lambda st: sched_cfg.memory_oversubscription(st.tables))
-    return warnings_text(memory_max_warnings(job, bool(on.value)) + ids)
+    return warnings_text(memory_max_warnings(job, bool(on.value)) + ids + disconnect_warnings(job))
 
 
 def _job_crud(req: Request, api: Api, job_id: str) -> Any:
@@ -758,7 +763,7 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     plan = answer.value
     plan["FailedTGAllocs"] = failed_tg_allocs_out(plan.get("FailedTGAllocs"))
     for updates in ((plan.get("Annotations") or {}).get("DesiredTGUpdates") or {}).values():
-        # Nomad's DesiredUpdates counts these too; the dry run here does not count them apart.
+        # Nomad's DesiredUpdates counts these too; the dry run here counts Disconnect and Reconnect.
         for k in ("Disconnect", "Reconnect", "RescheduleNow", "RescheduleLater"):
             updates.setdefault(k, 0)
     return Answer({**plan, "Index": int(dict(answer.headers).get("X-Nomad-Index", "0"))}, answer.headers)

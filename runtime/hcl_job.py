@@ -520,6 +520,17 @@ def _migrate(value: Any, where: str) -> dict[str, Any]:
                if "min_healthy_time" in m else {})}
 
 
+def _disconnect(value: Any, where: str) -> dict[str, Any]:
+    """A group's ``disconnect`` block (Nomad 1.8+ DisconnectStrategy)."""
+    d = _body(value, where)
+    _check(d, {"lost_after", "stop_on_client_after", "replace", "reconcile"}, where)
+    return {**({"LostAfter": _ns(d["lost_after"], f"{where}.lost_after")} if "lost_after" in d else {}),
+            **({"StopOnClientAfter": _ns(d["stop_on_client_after"], f"{where}.stop_on_client_after")}
+               if "stop_on_client_after" in d else {}),
+            **({"Replace": d["replace"]} if "replace" in d else {}),
+            **({"Reconcile": d["reconcile"]} if "reconcile" in d else {})}
+
+
 def _restart(value: Any, where: str) -> dict[str, Any]:
     """A ``restart`` block (group or task level; a task's is merged over its group's by the servers)."""
     r = _body(value, where)
@@ -534,8 +545,15 @@ def _restart(value: Any, where: str) -> dict[str, Any]:
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
                   "network", "update", "service", "reschedule", "ephemeral_disk", "volume", "scaling",
-                  "shutdown_delay", "max_run_duration"}, where)
+                  "shutdown_delay", "max_run_duration", "disconnect", "max_client_disconnect",
+                  "stop_after_client_disconnect"}, where)
     group: dict[str, Any] = {"Name": name}
+    if "disconnect" in body:
+        group["Disconnect"] = _disconnect(body["disconnect"], f"{where}.disconnect")
+    for key, name_ in (("max_client_disconnect", "MaxClientDisconnect"),
+                       ("stop_after_client_disconnect", "StopAfterClientDisconnect")):
+        if key in body:  # deprecated: kept, ignored with a warning as Nomad 1.10+ does
+            group[name_] = _ns(body[key], f"{where}.{key}")
     if "shutdown_delay" in body:
         group["ShutdownDelay"] = _ns(body["shutdown_delay"], f"{where}.shutdown_delay")
     if "max_run_duration" in body:

@@ -196,6 +196,7 @@ EV_LEADER_DEAD = "Leader Task Dead"  # Nomad TaskLeaderDead: the leader ended, s
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
+EV_RECONNECTED = "Reconnected"  # Nomad TaskClientReconnected: the servers had it unknown, and it is back
 EV_TASK_HOOK_MESSAGE = "Task hook message"  # Nomad's TaskHookMessage
 TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning: a change_script's task is not running
 SCRIPT_KILL_MESSAGE = "Template script failed, task is being killed"  # Nomad's handleScriptError
@@ -346,6 +347,15 @@ class ServerLink:
     node_id: str
     secret_id: str
     servers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatOk:
+    """ClientNode -> runner (local): a heartbeat was acknowledged at *at* (env.now()).  An allocation
+    whose group has ``disconnect.stop_on_client_after`` is stopped by the client itself once no
+    heartbeat has been acknowledged for that long (Nomad's client heartbeatStop)."""
+
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -1628,6 +1638,7 @@ class _Alloc:
     invalid: str = ""
     tasks: dict[str, _Task] = field(default_factory=dict)
     removed: bool = False  # absent from the servers' set: kill, then forget
+    heartbeat_stopped: bool = False  # stopped by the client itself (disconnect.stop_on_client_after)
     # Arrived with a terminal client status (a client whose state was lost):
     # never run, never reported, so the servers' status (lost, say) stands.
     quiet: bool = False
@@ -1760,6 +1771,7 @@ class AllocRunner(NodeActor):
                  fetcher: Any = None, migrator: Any = None,
                  wall_clock: Callable[[], float] | None = None) -> None:
         super().__init__(env, name)
+        self.heartbeat_ok_at = 0.0  # when a heartbeat was last acknowledged (env.now(); see HeartbeatOk)
         # Unix seconds, for templates' timestamp (time.time in the agent); None: env.now (the
         # simulator's virtual time).
         self.wall_clock = wall_clock if wall_clock is not None else env.now
@@ -1806,6 +1818,8 @@ class AllocRunner(NodeActor):
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
+        # Nomad's heartbeatStop.watch: the client counts from its start until a first heartbeat.
+        self.heartbeat_ok_at = self.env.now()
         try:
             records = self.store.load_all()
         except Exception as exc:  # a broken store must not stop the client; tasks then restart fresh
@@ -1820,6 +1834,7 @@ class AllocRunner(NodeActor):
                 self._kill_orphans(records[aid])
         if self.alloc_dirs is not None:
             self.set_timer("gc", self.cfg.gc_interval_s)
+        self._arm_heartbeat_stop()
         self._flush()
 
     # ------------------------------------------------------------ messages
@@ -1856,6 +1871,9 @@ class AllocRunner(NodeActor):
             if message.tasks:
                 totals = replace(totals, tasks=self._task_usage())
             self.send(self.env.node, message.reply_to, totals)
+        elif isinstance(message, HeartbeatOk):
+            self.heartbeat_ok_at = max(self.heartbeat_ok_at, message.at)
+            self._arm_heartbeat_stop()
         elif isinstance(message, NodeVars):
             self.node_vars = dict(message.values)
             self.host_volumes = {name: (path, ro) for name, path, ro in message.host_volumes}
@@ -1944,7 +1962,10 @@ class AllocRunner(NodeActor):
                           env=tuple(sorted(env.items())), user=t.spec.user, enter=enter)
 
     def on_timer(self, name: str) -> None:
-        if name == "poll":
+        if name == "heartbeat-stop":
+            self._heartbeat_stop()
+            self._flush()
+        elif name == "poll":
             self._poll()
         elif name == "gc":
             self._gc_for_disk()
@@ -2079,6 +2100,16 @@ class AllocRunner(NodeActor):
             a.spec = _replace_desired(a.spec, desired, index)
             self._stop_alloc(a, f"allocation desired status is {desired}")
             self._dirty.add(aid)
+        elif desired == DESIRED_RUN and index > a.spec.modify_index and a.spec.desired == DESIRED_RUN \
+                and raw.get("ClientStatus") == "unknown":
+            # The servers marked it unknown while this client could not reach them (Nomad's
+            # allocRunner.Reconnect): each task records it, and its state is reported again.
+            a.raw = raw
+            a.spec = _replace_desired(a.spec, desired, index)
+            now = self.env.now()
+            for t in a.tasks.values():
+                self._event(t, EV_RECONNECTED, now, "Client reconnected")
+            self._dirty.add(aid)
         elif desired == DESIRED_RUN and index > a.spec.modify_index and a.spec.desired == DESIRED_RUN:
             # Updated in place (a new job version running the same tasks): keep the new record
             # (persisted as the allocation now is); its services' checks may have changed.
@@ -2107,6 +2138,36 @@ class AllocRunner(NodeActor):
         self._cancel_alloc_timer("maxrun", a)
         self._arm_max_run(a)
 
+    def _stop_after_s(self, a: _Alloc) -> float | None:
+        """The allocation's ``disconnect.stop_on_client_after`` (s) while it still runs here, else None."""
+        if a.spec is None or a.removed or a.spec.desired != DESIRED_RUN or a.heartbeat_stopped or a.done():
+            return None
+        from actors.scheduler.disconnect import stop_on_client_after_s
+
+        return stop_on_client_after_s(a.raw)
+
+    def _arm_heartbeat_stop(self) -> None:
+        """One timer at the earliest ``last heartbeat + stop_on_client_after`` of the allocations."""
+        due = [self.heartbeat_ok_at + s for a in self.allocs.values()
+               if (s := self._stop_after_s(a)) is not None]
+        if due:
+            self.set_timer("heartbeat-stop", max(0.0, min(due) - self.env.now()))
+        else:
+            self.cancel_timer("heartbeat-stop")
+
+    def _heartbeat_stop(self) -> None:
+        now = self.env.now()
+        for aid in sorted(self.allocs):
+            a = self.allocs[aid]
+            s = self._stop_after_s(a)
+            if s is not None and now >= self.heartbeat_ok_at + s:
+                log.warning("%s: stopping allocation %s: no heartbeat acknowledged for %.0fs "
+                            "(stop_on_client_after)", self.env.node, aid, now - self.heartbeat_ok_at)
+                a.heartbeat_stopped = True
+                self._stop_alloc(a, "stopped after the client lost contact with the servers")
+                self._dirty.add(aid)
+        self._arm_heartbeat_stop()
+
     def _add_invalid(self, aid: str, raw: Any, why: str) -> None:
         log.warning("%s: allocation %s failed: %s", self.env.node, aid, why)
         old = self.allocs.get(aid)
@@ -2129,6 +2190,8 @@ class AllocRunner(NodeActor):
             a.tasks[ts.name] = t
         self.allocs[aid] = a
         self._dirty.add(aid)
+        if self._stop_after_s(a) is not None:  # Nomad's heartbeatStop.allocHook
+            self._arm_heartbeat_stop()
         server_status = raw.get("ClientStatus")
         if server_status in (COMPLETE, FAILED, LOST):  # Nomad's shouldRun: terminal allocs never run
             a.quiet = True

@@ -319,6 +319,65 @@ def memory_max(res: dict[str, Any], field: str, task: str) -> None:
           f"MemoryMB value ({res['MemoryMB']})")
 
 
+RECONCILE_OPTIONS = ("best_score", "keep_original", "keep_replacement", "longest_running")  # Nomad's
+
+
+def _disconnect(g: dict[str, Any], field: str, job_type: str) -> None:
+    """A group's ``Disconnect`` (Nomad's DisconnectStrategy, its Canonicalize and Validate), in place.
+
+    Kept only when given, so a job stored before is as it was.  ``LostAfter`` (ns, default 0: none) is
+    how long a disconnected node's allocations stay ``unknown`` before they are lost;
+    ``StopOnClientAfter`` (ns, or null) how long a client that cannot heartbeat keeps them running;
+    ``Replace`` (default true) whether they are replaced meanwhile; ``Reconcile`` which copy is kept
+    when the node comes back.  The deprecated group keys ``MaxClientDisconnect`` and
+    ``StopAfterClientDisconnect`` are kept as given and, as in Nomad 1.10+, ignored (a warning says
+    so, :func:`disconnect_warnings`).
+    """
+    for key in ("MaxClientDisconnect", "StopAfterClientDisconnect"):
+        if g.get(key) is None:
+            g.pop(key, None)
+        else:
+            g[key] = _int(g[key], f"{field}.{key}", default=0, minimum=None)
+    if g.get("Disconnect") is None:
+        g.pop("Disconnect", None)
+        return
+    where = f"{field}.Disconnect"
+    d = dict(_map(g["Disconnect"], where))
+    unknown = sorted(set(d) - {"LostAfter", "StopOnClientAfter", "Replace", "Reconcile"})
+    _need(not unknown, where, f"unknown field(s) {', '.join(unknown)}")
+    d["LostAfter"] = _int(d.get("LostAfter"), f"{where}.LostAfter", default=0, minimum=None)
+    if d.get("StopOnClientAfter") is not None:
+        d["StopOnClientAfter"] = _int(d["StopOnClientAfter"], f"{where}.StopOnClientAfter", default=0,
+                                      minimum=None)
+    else:
+        d["StopOnClientAfter"] = None
+    d["Replace"] = True if d.get("Replace") is None else _bool(d["Replace"], f"{where}.Replace")
+    d["Reconcile"] = _str(d.get("Reconcile"), f"{where}.Reconcile", default="best_score")
+    # Nomad's DisconnectStrategy.Validate, its messages, in its order.
+    stop = d["StopOnClientAfter"]
+    if stop is not None:
+        _need(stop >= 0, where, "stop_after cannot be a negative duration")
+        _need(job_type in ("service", "batch"), where,
+              "stop_after can only be used with service or batch job types")
+    _need(d["LostAfter"] >= 0, where, "lost_after cannot be a negative duration")
+    _need(stop is None or d["LostAfter"] == 0, where,
+          "Disconnect cannot be configured with both lost_after and stop_after")
+    _need(d["Reconcile"] in RECONCILE_OPTIONS, where, f"reconcile option is invalid: {d['Reconcile']}")
+    g["Disconnect"] = d
+
+
+def disconnect_warnings(job: dict[str, Any]) -> list[str]:
+    """Nomad's TaskGroup.Warnings for the deprecated disconnect keys (Nomad 1.10+ ignores them)."""
+    out = []
+    for g in job.get("TaskGroups") or ():
+        if g.get("MaxClientDisconnect") is not None:
+            out.append("MaxClientDisconnect is deprecated and ignored in favor of Disconnect.LostAfter")
+        if g.get("StopAfterClientDisconnect") is not None:
+            out.append("StopAfterClientDisconnect is deprecated and ignored favor of "
+                       "Disconnect.StopOnClientAfter")
+    return out
+
+
 def memory_max_warnings(job: dict[str, Any], oversubscription: bool) -> list[str]:
     """Nomad's memory oversubscription admission check: each task asking for memory_max while the
     scheduler configuration does not allow oversubscription gets a warning (the job is accepted; the
@@ -1026,6 +1085,7 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     _need(sum(1 for t in g["Tasks"] if t.get("Leader")) <= 1, f"{field}.Tasks",
           "Only one task may be marked as leader")  # Nomad's TaskGroup.Validate
     _shutdown_delay(g, field)
+    _disconnect(g, field, job_type)
     if g.get("MaxRunDuration") is not None:  # kept only when given: a job stored before is as it was
         mrd = _int(g["MaxRunDuration"], f"{field}.MaxRunDuration", default=0, minimum=None)
         _need(mrd > 0, f"{field}.MaxRunDuration", "MaxRunDuration must be greater than zero")

@@ -50,6 +50,7 @@ import uuid
 from random import Random
 from typing import Any
 
+from actors.scheduler import disconnect as disc
 from actors.scheduler.job import (
     RESCHEDULE_DEFAULTS,
     constraint_ok,
@@ -903,8 +904,10 @@ def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[
 # bin-pack option's resources), and gets a new AllocModifyIndex when what its client reads as it runs
 # it changed (restart policies, leader, shutdown delays, max_run_duration); 5 -- ports are checked
 # per address (HostIP), as a port of a host network is taken on that network's address only, and a
-# host network's reserved_ports are refused on its addresses.
-PLAN_REV = 5
+# host network's reserved_ports are refused on its addresses; 6 -- a plan may mark allocations on a
+# disconnected node ``unknown`` (``Disconnect``), record reconnected ones (``Reconnect``) and hold
+# back the replacements of lost ones with stop_on_client_after (``LostLater``).
+PLAN_REV = 6
 
 
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
@@ -1008,13 +1011,14 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     for group in job["TaskGroups"]:
         group_allocs = [a for a in job_allocs if a["TaskGroup"] == group["Name"]]
         if job["Type"] == "system":
-            _system_group(plan, job, group, group_allocs, nodes, placer, stop_alloc)
+            _system_group(plan, job, group, group_allocs, nodes, placer, stop_alloc, ev_now)
             continue
         if job["Type"] == "sysbatch":
             _sysbatch_group(plan, job, group, group_allocs, nodes, placer, stop_alloc)
             continue
         kept: list[dict[str, Any]] = []
         replace: list[tuple[str, dict[str, Any]]] = []  # (name, previous alloc)
+        unknown_prev: dict[str, dict[str, Any]] = {}  # name -> an unknown allocation to stand in for
         resched_canaries: dict[str, dict[str, Any]] = {}  # name -> a failed canary placed again
         # Running an earlier spec: replaced as the group's update strategy allows.
         destructive: list[dict[str, Any]] = []
@@ -1022,11 +1026,32 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         digest = update_digest(job, group["Name"])
         strategy = rolling(job, group)
         rp = reschedule_policy(job, group)
+        reconnecting: list[dict[str, Any]] = []
         for a in group_allocs:
             if a.get("DesiredStatus") != "run":
                 continue
             cs = a.get("ClientStatus")
             node = nodes.get(a["NodeID"])
+            status = node.get("Status") if node is not None else None
+            if status == "disconnected" and cs not in TERMINAL_CLIENT:
+                # Nomad's classifyAllocs on a disconnected node: a pending allocation, one without a
+                # lost_after window and one whose window passed are lost; the others wait, unknown.
+                if cs == "pending" or disc.lost_after_s(a) <= 0 or disc.expired(a, ev_now):
+                    stop_alloc(a, STOP_LOST, "lost")
+                    replace.append((a["Name"], a))
+                    _wait_client_stop(plan, a, ev_now)
+                    continue
+                if cs != disc.UNKNOWN:
+                    plan.setdefault("Disconnect", []).append(a["ID"])
+                if disc.replace_on_disconnect(a):
+                    unknown_prev.setdefault(a["Name"], a)  # its replacement takes its name
+                else:
+                    kept.append(a)
+                continue
+            if node is not None and status not in ("down", "disconnected") and cs in (
+                    disc.UNKNOWN, "running", "failed") and disc.needs_to_reconnect(a):
+                reconnecting.append(a)  # its node is back: it or its replacement is kept, below
+                continue
             if _stale_canary(tables, a, deployment):
                 # A canary of a deployment that ended unpromoted (a newer version came, or it
                 # failed): it holds no place of its own (Nomad's cancelUnneededCanaries).
@@ -1040,6 +1065,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             elif _node_lost(node):
                 stop_alloc(a, STOP_LOST, "lost")
                 replace.append((a["Name"], a))
+                _wait_client_stop(plan, a, ev_now)
             elif cs == "failed" and deployment is not None and deployment["Status"] == "failed" \
                     and a.get("DeploymentID") == deployment["ID"] and _is_canary(a):
                 stop_alloc(a, STOP_CANARY)  # a failed deployment's canaries go, failed ones too
@@ -1080,6 +1106,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                     in_place.append(a)  # runs what the new version runs: updated in place (Nomad)
             else:
                 kept.append(a)
+        if reconnecting:
+            kept = _reconnect(plan, job, group, reconnecting, group_allocs, kept, replace, stop_alloc)
         dstate: dict[str, Any] | None = None
         canary_names: list[str] = []
         if strategy is not None:
@@ -1153,8 +1181,12 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             if updated:  # each takes the memory_max an allocation placed now would have
                 memory = memory_max_fields(group, placer.oversubscribe)
                 plan.setdefault("InPlaceMemory", {}).update((aid, memory) for aid in updated)
-        prev_by_name = {name: a for name, a in replace}
+        prev_by_name = {**unknown_prev, **{name: a for name, a in replace}}
         missing = [i for i in range(group["Count"]) if i not in taken]
+        if any(x["ID"] in {a["ID"] for a in group_allocs} for x in plan.get("LostLater", ())):
+            # A lost allocation its client may still run until stop_on_client_after (and its kill
+            # timeout) has passed: the group places nothing before then (Nomad's lostLater).
+            missing = []
         if any(group_ports(group)):
             placer.stopping = {st["ID"] for st in plan["Stop"]}  # what this plan stops holds no port
         metrics = _new_metrics()
@@ -1194,6 +1226,73 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     if later:
         plan["RescheduleLater"] = sorted(later, key=lambda x: (x["At"], x["ID"]))
     return plan
+
+
+DEFAULT_KILL_TIMEOUT_NS = 5 * 10**9  # Nomad's DefaultKillTimeout
+
+
+def _wait_client_stop(plan: dict[str, Any], a: dict[str, Any], now: float) -> None:
+    """A lost allocation whose group has ``disconnect.stop_on_client_after``: its client stops it by
+    itself that long after its last heartbeat, so its replacement waits until then plus the longest
+    kill timeout (Nomad's delayByStopAfter / WaitClientStop), for a follow-up evaluation."""
+    stop_s = disc.stop_on_client_after_s(a)
+    if not stop_s:
+        return
+    group = next((g for g in (a.get("Job") or {}).get("TaskGroups") or () if g.get("Name") == a["TaskGroup"]),
+                 {})
+    kill = max([DEFAULT_KILL_TIMEOUT_NS, *(int(t.get("KillTimeout") or 0) for t in group.get("Tasks") or ())])
+    plan.setdefault("LostLater", []).append({"ID": a["ID"], "At": now + stop_s + kill / 1e9})
+
+
+def _reconnect(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
+               reconnecting: list[dict[str, Any]], group_allocs: list[dict[str, Any]],
+               kept: list[dict[str, Any]], replace: list[tuple[str, dict[str, Any]]],
+               stop_alloc: Any) -> list[dict[str, Any]]:
+    """Allocations that were ``unknown`` and whose node is back (Nomad's reconcileReconnecting).
+
+    One that failed meanwhile is stopped and replaced; one of an older job version, or one the
+    operator asked to move, is stopped; otherwise each live replacement down its NextAllocation
+    chain is weighed against it by the group's ``Disconnect.Reconcile``, and the one not picked is
+    stopped.  A kept one that reports running is recorded as reconnected (plan ``Reconnect``).
+    Returns the kept list without the replacements stopped here.
+    """
+    by_id = {a["ID"]: a for a in group_allocs}
+    stopped: set[str] = set()
+    for r in sorted(reconnecting, key=lambda a: (a["Name"], a["ID"])):
+        cs = r.get("ClientStatus")
+        if cs == "failed":
+            stop_alloc(r, STOP_FAILED, "failed")
+            stopped.add(r["ID"])
+            replace.append((r["Name"], r))
+            continue
+        t = r.get("DesiredTransition") or {}
+        if t.get("Migrate") or t.get("Reschedule") or t.get("ForceReschedule") \
+                or r.get("JobVersion", 0) < job.get("Version", 0) \
+                or (r.get("Job") or {}).get("CreateIndex", 0) < job.get("CreateIndex", 0):
+            stop_alloc(r, STOP_EXTRA)
+            stopped.add(r["ID"])
+            replace.append((r["Name"], r))
+            continue
+        chain, nxt, seen = [], r.get("NextAllocation") or "", set()
+        while nxt in by_id and nxt not in seen:
+            seen.add(nxt)
+            chain.append(by_id[nxt])
+            nxt = by_id[nxt].get("NextAllocation") or ""
+        for rep in chain:
+            if rep.get("DesiredStatus") != "run" or rep["ID"] in stopped:
+                continue  # server-terminal already: nothing to weigh or stop
+            if disc.pick(r, rep, group) is rep:
+                if r["ID"] not in stopped:
+                    stop_alloc(r, STOP_EXTRA)
+                    stopped.add(r["ID"])
+            else:
+                stop_alloc(rep, disc.STOP_RECONNECTED)
+                stopped.add(rep["ID"])
+        if r["ID"] not in stopped:
+            kept.append(r)
+            if cs == "running":
+                plan.setdefault("Reconnect", []).append(r["ID"])
+    return [a for a in kept if a["ID"] not in stopped]
 
 
 def _is_canary(a: dict[str, Any]) -> bool:
@@ -1284,7 +1383,7 @@ def _node_lost(node: dict[str, Any] | None) -> bool:
 
 def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
                   group_allocs: list[dict[str, Any]], nodes: dict[str, Any], placer: _Placer,
-                  stop_alloc: Any) -> None:
+                  stop_alloc: Any, now: float) -> None:
     digest = update_digest(job, group["Name"])
     have: dict[str, dict[str, Any]] = {}
     for a in group_allocs:
@@ -1292,9 +1391,21 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             continue
         node = nodes.get(a["NodeID"])
         cs = a.get("ClientStatus")
-        if _node_lost(node):
+        if node is not None and node.get("Status") == "disconnected" and cs not in TERMINAL_CLIENT:
+            # As the generic scheduler: unknown while its lost_after window lasts, then lost.
+            if cs == "pending" or disc.lost_after_s(a) <= 0 or disc.expired(a, now):
+                stop_alloc(a, STOP_LOST, "lost")
+            else:
+                if cs != disc.UNKNOWN:
+                    plan.setdefault("Disconnect", []).append(a["ID"])
+                have.setdefault(a["NodeID"], a)
+        elif _node_lost(node):
             if cs not in TERMINAL_CLIENT:
                 stop_alloc(a, STOP_LOST, "lost")
+        elif cs == "running" and disc.needs_to_reconnect(a) and a["NodeID"] not in have \
+                and a.get("JobVersion", 0) == job.get("Version", 0):
+            plan.setdefault("Reconnect", []).append(a["ID"])  # its node is back, and so is it
+            have[a["NodeID"]] = a
         elif a.get("DesiredTransition", {}).get("Migrate"):
             stop_alloc(a, STOP_MIGRATE)
         elif group["Count"] == 0 or a["NodeID"] in have:

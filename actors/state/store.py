@@ -224,6 +224,7 @@ class _ClientReports:
     watcher_jobs: set[str] = field(default_factory=set)  # deployments that may go on
     dep_failures: list[tuple[str, str]] = field(default_factory=list)
     freed: bool = False  # an allocation reached a terminal client status: its capacity is free
+    reconnect_jobs: set[str] = field(default_factory=set)  # an unknown allocation's client reported again
 
 
 class StateStore:
@@ -990,7 +991,14 @@ class StateStore:
         self._touch("nodes", index)
         live: list[str] = []
         evals: list[str] = []
-        if status == "down" and prev != "down":
+        if status != prev and "disconnected" in (status, prev) and status != "down":
+            # Nomad's nodeStatusTransitionRequiresEval: to or from disconnected, the node's jobs are
+            # evaluated (its allocations go unknown, or are reconciled as it comes back).
+            evals = self._node_evals(index, now, node_id)
+        elif status == "ready" and prev == "initializing" and old.get("LastMissedHeartbeatIndex"):
+            # Back from disconnected with its allocations reported (Nomad: init -> ready).
+            evals = self._node_evals(index, now, node_id) + self._unblock(index, now)
+        elif status == "down" and prev != "down":
             from actors.server.node_gc import alloc_terminal  # pure rule, shared with GC
 
             on_node = [a for a in self.tables["allocs"].values()
@@ -1658,6 +1666,8 @@ class StateStore:
             self.tables["evals"][follow[0]]["WaitUntil"] = now + float(plan["RollingWaitS"])
         if plan.get("RescheduleLater") and job is not None:
             follow += self._reschedule_later(index, plan["JobID"], plan["RescheduleLater"], now, ev["ID"])
+        if plan.get("Disconnect") or plan.get("Reconnect") or plan.get("LostLater"):
+            follow += self._disconnect_updates(index, plan, now, ev["ID"])
         if refused:
             follow += self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
         elif plan.get("Failed"):
@@ -1698,6 +1708,69 @@ class StateStore:
             allocs[rec["ID"]] = rec
             self._index_alloc(rec, replaces=a)
         if made:
+            self._touch("allocs", index)
+        return made
+
+    def _disconnect_updates(self, index: int, plan: dict[str, Any], now: float, previous: str) -> list[str]:
+        """A plan's allocations on a disconnected node go ``unknown``, and reconnected ones are recorded.
+
+        Nomad's appendUnknownDisconnectingUpdates and createTimeoutLaterEvals: each goes ``unknown``
+        (its client sees a new AllocModifyIndex once it is back), and a ``max-disconnect-timeout``
+        evaluation waits until its lost_after window closes (timed from now, when its window opens),
+        one per batch due within the reschedule window of its first.  A reconnected one records its
+        client status again (appendReconnectingUpdates), so it no longer needs to reconnect.
+        """
+        from actors.scheduler import disconnect as disc
+        from actors.scheduler.scheduler import RESCHEDULE_WINDOW_S, TERMINAL_CLIENT
+
+        allocs, made = self.tables["allocs"], []
+        marked = []
+        for aid in plan.get("Disconnect") or ():
+            a = allocs.get(aid)
+            if a is None or a.get("DesiredStatus") != "run" or a.get("ClientStatus") in (
+                    *TERMINAL_CLIENT, disc.UNKNOWN):
+                continue
+            rec = {**a, "ClientStatus": disc.UNKNOWN, "ClientDescription": disc.STATUS_UNKNOWN,
+                   "AllocStates": disc.with_state(a, disc.UNKNOWN, now), "ModifyIndex": index,
+                   "AllocModifyIndex": index, "ModifyTime": now}
+            marked.append((now + disc.lost_after_s(rec), rec["ID"], rec, a))
+        batch_at: float | None = None
+        for at, _, rec, a in sorted(marked, key=lambda x: (x[0], x[1])):
+            if batch_at is None or at - batch_at >= RESCHEDULE_WINDOW_S:
+                batch_at = at
+                made += self._create_evals(index, [plan["JobID"]], disc.TRIGGER_DISCONNECT_TIMEOUT, now,
+                                           previous=previous)
+                self.tables["evals"][made[-1]].update(WaitUntil=at,
+                                                      StatusDescription=disc.DESC_DISCONNECT_TIMEOUT)
+            rec["FollowupEvalID"] = made[-1]
+            allocs[rec["ID"]] = rec
+            self._index_alloc(rec, replaces=a)
+            services.alloc_written(self, index, rec, a)
+        batch_at, waiting = None, False
+        for item in sorted(plan.get("LostLater") or (), key=lambda x: (x["At"], x["ID"])):
+            # Lost, with disconnect.stop_on_client_after: its replacement waits for a follow-up
+            # evaluation (Nomad's createLaterEvals for lostLater, "alloc-failure").
+            a = allocs.get(item["ID"])
+            if a is None:
+                continue
+            at = float(item["At"])
+            if batch_at is None or at - batch_at >= RESCHEDULE_WINDOW_S:
+                batch_at = at
+                made += self._create_evals(index, [plan["JobID"]], "alloc-failure", now, previous=previous)
+                self.tables["evals"][made[-1]].update(WaitUntil=at,
+                                                      StatusDescription="created for delayed rescheduling")
+            rec = {**a, "FollowupEvalID": made[-1], "ModifyIndex": index}
+            allocs[rec["ID"]] = rec
+            self._index_alloc(rec, replaces=a)
+            waiting = True
+        for aid in plan.get("Reconnect") or ():
+            a = allocs.get(aid)
+            if a is None or not disc.needs_to_reconnect(a) or a.get("ClientStatus") != "running":
+                continue
+            rec = {**a, "AllocStates": disc.with_state(a, a["ClientStatus"], now), "ModifyIndex": index}
+            allocs[aid] = rec
+            self._index_alloc(rec, replaces=a)
+        if marked or waiting or plan.get("Reconnect"):
             self._touch("allocs", index)
         return made
 
@@ -1818,6 +1891,16 @@ class StateStore:
         bad = _bad_report(reports)
         if bad:
             return bad  # nothing of this report applied; the others in its batch are
+        node = self.tables["nodes"].get(node_id) if node_id else None
+        if node is not None and node.get("Status") == "disconnected":
+            # Nomad's Node.UpdateAlloc: an unresponsive node must heartbeat before it reports (its
+            # allocations are unknown; the client retries).  Down nodes' reports apply as they did.
+            return f"node {node_id} is not allowed to update allocs while in status disconnected"
+        if node is not None and node.get("Status") == "initializing" and node.get("LastMissedHeartbeatIndex"):
+            # Back from disconnected: the client pushed fresh allocation state, so its next heartbeat
+            # may make it ready (Nomad's LastAllocUpdateIndex; read by the node endpoint).
+            self.tables["nodes"][node_id] = {**node, "LastAllocUpdateIndex": index}
+            self._touch("nodes", index)
         for u in reports:
             a = allocs.get(u["ID"])
             if a is None or (node_id and a["NodeID"] != node_id):
@@ -1830,6 +1913,8 @@ class StateStore:
             for k in ("ClientStatus", "ClientDescription", "TaskStates"):
                 if k in u:
                     rec[k] = u[k]
+            if a.get("ClientStatus") == "unknown" and rec.get("ClientStatus") != "unknown":
+                acc.reconnect_jobs.add(rec["JobID"])  # Nomad's Node.UpdateAlloc: a "reconnect" evaluation
             health = u.get("DeploymentStatus")
             newly_healthy: bool | None = None
             if isinstance(health, dict) and isinstance(health.get("Healthy"), bool) \
@@ -1878,6 +1963,7 @@ class StateStore:
         if acc.updated:
             self._touch("allocs", index)
         evals = self._create_evals(index, sorted(acc.failed_jobs), "alloc-failure", now)
+        evals += self._create_evals(index, sorted(acc.reconnect_jobs - acc.failed_jobs), "reconnect", now)
         if unblock and acc.freed:
             evals += self._unblock(index, now)
         for dep_id, why in acc.dep_failures:
