@@ -41,7 +41,7 @@ from typing import Any
 
 __all__ = [
     "ACL", "ANONYMOUS_POLICY", "MANAGEMENT_ACL", "PERMISSION_DENIED", "TOKEN_EXPIRED", "TOKEN_NOT_FOUND",
-    "Need", "Policy", "PolicyError", "compile_acl", "parse_hcl", "parse_policy", "required",
+    "Need", "Policy", "PolicyError", "compile_acl", "parse_hcl", "parse_policy", "required", "rules_json",
 ]
 
 # Nomad's structs.ErrPermissionDenied and ErrTokenNotFound: both answered 403.
@@ -64,7 +64,7 @@ NAMESPACE_CAPABILITIES = frozenset({
     "csi-read-volume", "csi-list-volume", "csi-mount-volume", "host-volume-create",
     "host-volume-register", "host-volume-read", "host-volume-write", "host-volume-delete",
     "list-scaling-policies", "read-scaling-policy", "read-job-scaling", "scale-job",
-    "sentinel-override", "submit-recommendation",
+    "sentinel-override", "submit-recommendation", "tag-job-version",
 })
 # acl/policy.go expandNamespacePolicy: what each shorthand grants.
 _READ_CAPS = ("list-jobs", "parse-job", "read-job", "csi-list-volume", "csi-read-volume",
@@ -396,6 +396,72 @@ def _coarse_block(key: str, value: Any) -> str:
     return str(policy)
 
 
+def rules_json(rules: str) -> dict[str, Any] | None:
+    """Nomad's ``RulesJSON``: the policy as ``acl.Parse`` leaves it, generated on a policy read.
+
+    Each block stays as written, in order (``Namespaces`` is a list, a
+    namespace given twice appears twice), its ``Capabilities`` the written
+    ones then the ``policy`` shorthand's expansion (and the host-volume
+    implications), as Nomad's; a nil Go slice or pointer is null.  None for
+    rules that do not parse (a stored policy always does).
+    """
+    try:
+        parse_policy(rules)
+        text = rules.strip()
+        items = _from_json(json.loads(text)) if text.startswith("{") else parse_hcl(text)
+    except (PolicyError, ValueError):
+        return None
+    out: dict[str, Any] = {"Namespaces": None, "NodePools": None, "HostVolumes": None, "Agent": None,
+                           "Node": None, "Operator": None, "Sentinel": None, "Quota": None, "Plugin": None,
+                           "Raw": rules, "ExtraKeysHCL": None}
+    for key, value in items:
+        labels, body = _block(key, value)
+        policy = str(body.get("policy", ""))
+        written = [str(c) for c in body.get("capabilities", [])]
+        if key == "namespace":
+            caps = written + list(_EXPAND.get(policy, ()))
+            caps += [extra for c in caps for extra in _HOST_VOLUME_IMPLIES.get(c, ())]
+            paths = None
+            if "variables" in body:
+                blocks = (_block("path", b) for _, b in body["variables"][1])
+                paths = [{"PathSpec": plabels[0], "Capabilities": _variable_caps(pb.get("capabilities", []))}
+                         for plabels, pb in blocks]
+            out["Namespaces"] = [*(out["Namespaces"] or []), {
+                "Name": labels[0], "Policy": policy, "Capabilities": caps or None,
+                "Variables": {"Paths": paths} if paths is not None else None}]
+        elif key == "node_pool":
+            caps = written + list(_NODE_POOL_EXPAND.get(policy, ()))
+            out["NodePools"] = [*(out["NodePools"] or []),
+                                {"Name": labels[0], "Policy": policy, "Capabilities": caps or None}]
+        elif key == "operator":
+            caps = written + list(_OPERATOR_EXPAND.get(policy, ()))
+            out["Operator"] = {"Policy": policy, "Capabilities": caps or None}
+        else:  # agent, node, quota, plugin: a policy only
+            out[key.capitalize()] = {"Policy": policy}
+    return out
+
+
+# acl/policy.go expandNamespaceCapabilities and expandOperatorPolicy, for RulesJSON.
+_HOST_VOLUME_IMPLIES = {
+    "host-volume-write": ("host-volume-register", "host-volume-create", "host-volume-delete",
+                          "host-volume-read"),
+    "host-volume-register": ("host-volume-create", "host-volume-read"),
+    "host-volume-create": ("host-volume-read",),
+}
+_OPERATOR_EXPAND = {
+    DENY: ("deny",), READ: ("license-read", "keyring-read"),
+    WRITE: ("snapshot-save", "license-read", "keyring-rotate", "keyring-read", "keyring-delete"),
+}
+
+
+def _variable_caps(caps: list[Any]) -> list[str]:
+    """acl/policy.go expandVariablesCapabilities: deny alone wins; read without list adds list."""
+    caps = [str(c) for c in caps]
+    if "deny" in caps:
+        return ["deny"]
+    return [*caps, "list"] if "read" in caps and "list" not in caps else caps
+
+
 # ---------------------------------------------------------------- compiled ACLs
 
 
@@ -656,6 +722,8 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
         return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch
+    if path.startswith("/v1/job/") and path.endswith("/tag") and method not in _READS:
+        return (Need("namespace", "submit-job|tag-job-version", namespace),)  # Job.TagVersion
     if path.startswith("/v1/job/") and path.endswith("/scale"):  # Job.Scale / Job.ScaleStatus
         return (Need("namespace", "read-job-scaling|read-job" if method in _READS else "scale-job|submit-job",
                      namespace),)

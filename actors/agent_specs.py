@@ -251,6 +251,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.server.job_gc import JobGC, JobGCConfig
     from actors.server.node_endpoint import NodeEndpoint
     from actors.server.node_gc import NodeGC, NodeGCConfig
+    from actors.server.var_locks import VAR_LOCKS, VarLockReaper
 
     srv = config.server
     join = srv.server_join
@@ -275,7 +276,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("bootstrap", ctx.raft_bootstrap), ("state", _server_state(srv)),
                           ("leadership_subscribers", ("server-membership", "node-endpoint", "heartbeats",
                                                       "node-gc", "job-gc", "eval-broker", "drainer",
-                                                      PERIODIC)),
+                                                      PERIODIC, VAR_LOCKS)),
                           ("metrics", ctx.metrics))),
         ChildSpec(name="node-endpoint", cls=NodeEndpoint, role="server",
                   kwargs=(("servers", (ctx.addrs.rpc_adv,)), ("wall_clock", time.time),
@@ -288,6 +289,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="job-gc", cls=JobGC, role="server",
                   kwargs=(("config", JobGCConfig.from_server(srv, acl_enabled=config.acl.enabled)),
                           ("wall_clock", time.time))),
+        ChildSpec(name=VAR_LOCKS, cls=VarLockReaper, role="server", kwargs=(("wall_clock", time.time),)),
         ChildSpec(name="alloc-endpoint", cls=AllocEndpoint, role="server",
                   kwargs=(("wall_clock", time.time),)),
         ChildSpec(name="eval-broker", cls=EvalBroker, role="server", reloads=True,

@@ -68,6 +68,7 @@ from actors.acl import (
     compile_acl,
     parse_policy,
     required,
+    rules_json,
 )
 from actors.http_api import (
     GUARDS,
@@ -420,8 +421,11 @@ def policy_stub(p: dict[str, Any]) -> dict[str, Any]:
             "CreateIndex": p.get("CreateIndex", 0), "ModifyIndex": p.get("ModifyIndex", 0)}
 
 
-def policy_out(p: dict[str, Any]) -> dict[str, Any]:
-    return {**policy_stub(p), "Rules": p.get("Rules", "")}
+def policy_out(p: dict[str, Any], parsed: bool = True) -> dict[str, Any]:
+    """Nomad's ``ACLPolicy``; a read (*parsed*) carries ``RulesJSON``, the rules as Nomad parses them,
+    which the stored policy (an event's payload) has as null."""
+    rules = p.get("Rules", "")
+    return {**policy_stub(p), "Rules": rules, "RulesJSON": rules_json(rules) if parsed else None}
 
 
 def _hash(*parts: Any) -> str:

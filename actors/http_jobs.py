@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ from actors.http_api import (
     CodedError,
     Request,
     decode_json,
+    parse_uint,
     propose,
     query_flag,
     query_meta_body,
@@ -48,6 +50,7 @@ from actors.scheduler.job import (
     DISPATCH_PAYLOAD_MAX_BYTES,
     JobError,
     JobLimits,
+    disconnect_warnings,
     ephemeral_disk,
     memory_max_warnings,
     warnings_text,
@@ -59,7 +62,10 @@ from actors.state import scaling
 from actors.state import scheduler_config as sched_cfg
 from actors.state.scheduler_config import JOB_REGISTRATION_DISABLED
 from actors.state.store import command
-from actors.workload_identity import canonical_job  # the scheduler's, and the tasks' identity blocks
+from actors.workload_identity import (  # the scheduler's, and the tasks' identity blocks
+    canonical_job,
+    identity_warnings,
+)
 from runtime.edge import wall_time
 
 __all__ = ["ALLOC_ACTIONS", "JOB_ACTIONS", "alloc_stub", "deployment_status_out", "job_stub", "job_summaries",
@@ -291,10 +297,19 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
         key = SUMMARY_OF_STATUS.get(a.get("ClientStatus", ""))
         if key:
             group[key] += 1
-    blocked = {e.get("JobID") for e in st.tables["evals"].values() if e.get("Status") == "blocked"}
-    for jid in wanted & blocked:
+    evals = st.tables["evals"]
+    blocked = {e.get("JobID"): e for e in evals.values() if e.get("Status") == "blocked"}
+    for jid in wanted & set(blocked):
         job = jobs[jid]
         if job.get("Stop"):
+            continue
+        if job.get("Type") in ("system", "sysbatch"):
+            # One allocation a node: what waits is what the evaluation that blocked could not place
+            # (Nomad's QueuedAllocations), not the count less what runs.
+            failed = (evals.get(blocked[jid].get("PreviousEval", "")) or {}).get("FailedTGAllocs") or {}
+            for name, m in failed.items():
+                if name in out[jid]["Summary"] and isinstance(m, dict):
+                    out[jid]["Summary"][name]["Queued"] = int(m.get("CoalescedFailures", 0)) + 1
             continue
         for g in job.get("TaskGroups", ()):
             s = out[jid]["Summary"][g["Name"]]
@@ -429,6 +444,10 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
         out.setdefault(k, v)
     out["DesiredTransition"] = desired_transition_out(out.get("DesiredTransition"))
     out["TaskStates"] = task_states_out(out.get("TaskStates"))
+    if out["AllocStates"]:  # Nomad's AllocState: Field 0 is the client status; the time as RFC 3339
+        out["AllocStates"] = [{"Field": 0 if s.get("Field") == "ClientStatus" else s.get("Field"),
+                               "Value": s.get("Value", ""), "Time": rfc3339(s.get("Time", 0.0))}
+                              for s in out["AllocStates"]]
     _fill(out["Metrics"], _METRIC_DEFAULTS)
     _fill(out.get("Resources"), {"CPU": 0, "MemoryMB": 0, **_RESOURCES_DEFAULTS})
     return out
@@ -616,10 +635,11 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
 def _memory_max_warnings(req: Request, api: Api, job: dict[str, Any]) -> str:
     """Nomad's memory oversubscription admission warnings (``Warnings``) for a canonical job: the
     scheduler configuration is read only when a task asks for memory_max."""
+    ids = identity_warnings(job)  # and Nomad's warnings for the tasks' named identities
     if not memory_max_warnings(job, False):
-        return ""
+        return warnings_text(ids + disconnect_warnings(job))
     on = state_query(req, api, (sched_cfg.TABLE,), lambda st: sched_cfg.memory_oversubscription(st.tables))
-    return warnings_text(memory_max_warnings(job, bool(on.value)))
+    return warnings_text(memory_max_warnings(job, bool(on.value)) + ids + disconnect_warnings(job))
 
 
 def _job_crud(req: Request, api: Api, job_id: str) -> Any:
@@ -669,19 +689,38 @@ def _job_summary(req: Request, api: Api, job_id: str) -> Any:
 
 
 def _job_versions(req: Request, api: Api, job_id: str) -> Any:
-    """``/v1/job/<id>/versions[?diffs=true]``: the tracked versions, newest (the current one) first; with
-    ``diffs``, Nomad's structured diff of each version against the one before it (contextual, as Nomad)."""
+    """``/v1/job/<id>/versions[?diffs=true[&diff_tag=<name>|&diff_version=<n>]]``: the tracked versions,
+    newest (the current one) first; with ``diffs``, Nomad's structured diff of each version against the
+    one before it (contextual, as Nomad), or against the version tagged ``diff_tag`` / numbered
+    ``diff_version``."""
     require(req, "GET")
     diffs = query_flag(req, "diffs")
+    # Nomad 1.9: diff_tag / diff_version diff every version against that one instead.
+    diff_tag = (req.query.get("diff_tag") or [""])[0]
+    raw_version = (req.query.get("diff_version") or [""])[0]
+    diff_version = parse_uint(raw_version) if raw_version else None
+    if raw_version and diff_version is None:
+        raise CodedError(400, f'Failed to parse value of "diff_version" ({raw_version}) as a uint64')
 
     def query(st: Any) -> Any:
         versions = st.job_versions(job_id)
         if not versions:
             return None
+        if not diffs:
+            return {"Versions": [job_out(v) for v in versions], "Diffs": None}
+        if diff_tag or diff_version is not None:
+            base = next((v for v in versions if (v.get("VersionTag") or {}).get("Name") == diff_tag)
+                        if diff_tag else (v for v in versions if v.get("Version") == diff_version), None)
+            if base is None:
+                return {"error": f'tag "{diff_tag}" not found' if diff_tag
+                        else f"version {diff_version} not found"}
+            return {"Versions": [job_out(v) for v in versions],
+                    "Diffs": [job_diff(base, v) for v in versions]}
         return {"Versions": [job_out(v) for v in versions],
-                "Diffs": [job_diff(versions[i + 1], versions[i]) for i in range(len(versions) - 1)] or None
-                if diffs else None}
+                "Diffs": [job_diff(versions[i + 1], versions[i]) for i in range(len(versions) - 1)] or None}
     answer = _not_found(state_query(req, api, ("jobs", "job_versions"), query), "job not found")
+    if "error" in answer.value:
+        raise CodedError(404, answer.value["error"])
     # Nomad's JobVersionsResponse carries its QueryMeta in the body too.
     return Answer({**answer.value, **query_meta_body(answer.headers)}, answer.headers)
 
@@ -725,7 +764,7 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     plan = answer.value
     plan["FailedTGAllocs"] = failed_tg_allocs_out(plan.get("FailedTGAllocs"))
     for updates in ((plan.get("Annotations") or {}).get("DesiredTGUpdates") or {}).values():
-        # Nomad's DesiredUpdates counts these too; the dry run here does not count them apart.
+        # Nomad's DesiredUpdates counts these too; the dry run here counts Disconnect and Reconnect.
         for k in ("Disconnect", "Reconnect", "RescheduleNow", "RescheduleLater"):
             updates.setdefault(k, 0)
     return Answer({**plan, "Index": int(dict(answer.headers).get("X-Nomad-Index", "0"))}, answer.headers)
@@ -847,6 +886,34 @@ def _job_revert(req: Request, api: Api, job_id: str) -> Any:
     return _job_register_reply(index, r)
 
 
+def _job_tag(req: Request, api: Api, job_id: str, name: str) -> Any:
+    """``PUT|DELETE /v1/job/<id>/versions/<name>/tag`` (Nomad ``Job.TagVersion``): name a version
+    (``{"Version": N, "Latest": bool, "Description": "..."}``) or take the name off."""
+    require(req, "PUT", "POST", "DELETE")
+    tag = None
+    version, latest = 0, False
+    if req.method != "DELETE":
+        body = _json_body(req)
+        version, latest, description = body.get("Version", 0), body.get("Latest", False), \
+            body.get("Description", "")
+        if version is None:
+            version = 0
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise CodedError(400, f"Version: must be a non-negative integer, got {version!r}")
+        if not isinstance(latest, bool):
+            raise CodedError(400, f"Latest: must be a boolean, got {latest!r}")
+        if not isinstance(description, str):
+            raise CodedError(400, f"Description: must be a string, got {description!r}")
+        if latest and version > 0:
+            raise CodedError(400, f"version must be zero when tagging latest, got: {version}")
+        tag = {"Name": name, "Description": description, "TaggedTime": int(wall_time() * 1e9)}
+    index, r = _write(api, "job_version_tag", job_id=job_id, name=name, tag=tag, version=version,
+                      latest=latest)
+    out = r.get("tag") or {"Name": "", "Description": "", "TaggedTime": 0}
+    return Answer({**out, "Index": index, "LastContact": 0, "KnownLeader": False, "NextToken": ""},
+                  _index_header(index))
+
+
 def _job_exists(req: Request, api: Api, job_id: str) -> None:
     if _one(req, api, "jobs", job_id, lambda j: True, "job not found").value is None:
         raise CodedError(404, "job not found")
@@ -921,6 +988,11 @@ JOB_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {
 @route("/v1/job/")
 def job_request(req: Request, api: Api) -> Any:
     rest = req.path[len("/v1/job/"):]
+    if rest.endswith("/tag"):  # Nomad's: job/<id>/versions/<name>/tag, a job ID without "/"
+        parts = rest.split("/")
+        if len(parts) != 4 or parts[1] != "versions" or not parts[0] or not parts[2]:
+            raise CodedError(404, "invalid job tag endpoint")
+        return _job_tag(req, api, parts[0], urllib.parse.unquote(parts[2]))
     # Nomad's jobSpecificRequest matches action suffixes; the rest is the job ID, which may hold
     # "/" (a dispatched job's "<parent>/dispatch-<time>-<id>").
     for action in sorted(JOB_ACTIONS, key=len, reverse=True):

@@ -11,6 +11,18 @@
   only a new variable); otherwise ``409`` with the variable as it is.
 * ``DELETE /v1/var/<path>[?cas=N]``: removes it (409 on a check-index
   mismatch).
+* Locks (Nomad 1.7): ``PUT /v1/var/<path>?lock-acquire`` with ``{"Lock":
+  {"TTL": "15s", "LockDelay": "15s"}, "Items": {...}}`` (both optional:
+  15 s each; a TTL from 10 s to 24 h) writes the variable holding a new
+  lock and answers it with its ``Lock.ID``, or 409 with the bare
+  ``{Namespace, Path}`` when another holds it.  ``?lock-renew`` with
+  ``{"Lock": {"ID": ...}}`` keeps it (409 once lost: not renewed within
+  twice the TTL), ``?lock-release`` with the ID frees it and keeps the
+  items.  A write or delete without the holder's ID (``"Lock": {"ID"}`` in
+  a PUT body) is a 409 while it is held.  A lock not renewed is freed by
+  the leader ``LockDelay`` after it was lost (actors.server.var_locks).
+  Reads show ``Lock`` only to a management token (and with ACLs off), so
+  the ID stays with its holder.  Lock operations need ``write``.
 
 With ACLs, a token reaches a variable through its policies' ``namespace
 { variables { path "glob" { capabilities } } }`` blocks alone (a namespace's
@@ -43,8 +55,11 @@ from actors.http_api import (
 )
 from actors.http_filter import apply_list_options, list_options_asked
 from actors.state import variables as v
+from actors.state.autopilot_config import go_duration, parse_go_duration
 from actors.state.store import command
-from runtime.edge import wall_time
+from runtime.edge import new_id, wall_time
+
+_LOCK_OPS = ("lock-renew", "lock-acquire", "lock-release")
 
 _NAMESPACES = ("default",)  # the namespaces that exist here (actors.scheduler.job: only Nomad's built-in)
 
@@ -68,12 +83,14 @@ def variables_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     ns, prefix = _namespace(req), (req.query.get("prefix") or [""])[0]
     answer = state_query(req, api, (v.TABLE,),
-                         lambda st: [v.metadata(x) for x in v.listed(st.tables, ns, prefix)])
+                         lambda st: [_copy(v.metadata(x)) for x in v.listed(st.tables, ns, prefix)])
     if api.ctx.acl_enabled:
         from actors.http_acl import resolve  # http_acl imports http_api, which imports us
 
         _, acl = resolve(req, api)
-        answer = Answer([m for m in answer.value if acl.allow_variable(m["Namespace"], m["Path"], "list")],
+        # Nomad's List leaves a lock out of what a non-management token sees (its ID is the holder's).
+        answer = Answer([m if acl.management else {k: x for k, x in m.items() if k != "Lock"}
+                         for m in answer.value if acl.allow_variable(m["Namespace"], m["Path"], "list")],
                         answer.headers)
     return apply_list_options(req, answer, "Path") if list_options_asked(req) else answer
 
@@ -88,8 +105,17 @@ def variable_request(req: Request, api: Api) -> Any:
         answer = state_query(req, api, (v.TABLE,), lambda st: _copy(st.tables[v.TABLE].get(v.key(ns, path))))
         if answer.value is None:
             raise CodedError(404, "variable not found")
+        if answer.value.get("Lock") and not _management(req, api):
+            answer = Answer({k: x for k, x in answer.value.items() if k != "Lock"}, answer.headers)
         return answer
     if req.method in ("PUT", "POST"):
+        ops = [op for op in _LOCK_OPS if op in req.query]
+        if len(ops) > 1:
+            raise CodedError(400, "multiple lock operations")
+        if ops and (req.query.get("cas") or [""])[0]:
+            raise CodedError(400, "CAS can't be used with lock operations")
+        if ops:
+            return _lock(req, api, ns, path, ops[0])
         return _put(req, api, ns, path)
     require(req, "DELETE")
     why = v.path_error(path)
@@ -113,11 +139,86 @@ def _put(req: Request, api: Api, ns: str, path: str) -> Any:
         ns = body["Namespace"]
     if ns not in _NAMESPACES:
         raise CodedError(400, f'namespace "{ns}" not found')
+    lock = body.get("Lock")
+    if lock is not None and not isinstance(lock, dict):
+        raise CodedError(400, "failed to parse variable: Lock must be an object")
+    if lock and (_duration(lock, "TTL") or _duration(lock, "LockDelay")):
+        raise CodedError(400, "variable should not contain lock definition")
     why = v.path_error(path) or v.items_error(body.get("Items"))
     if why:
         raise CodedError(400, why)
     cas = _cas(req)
-    return _write(api, "var_set", namespace=ns, path=path, items=body["Items"], cas=cas, now=wall_time())
+    return _write(api, "var_set", namespace=ns, path=path, items=body["Items"], cas=cas, now=wall_time(),
+                  lock_id=(lock or {}).get("ID") or None)
+
+
+def _duration(lock: dict[str, Any], name: str) -> int:
+    """A Lock's TTL or LockDelay in ns: a Go duration string or a number of ns, as Nomad's UnmarshalJSON."""
+    raw = lock.get(name)
+    if raw is None or raw == "":
+        return 0
+    if isinstance(raw, str):
+        try:
+            return parse_go_duration(raw)
+        except ValueError as e:
+            raise CodedError(400, str(e)) from None
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return int(raw)
+    raise CodedError(400, f"failed to parse variable: Lock.{name} must be a duration")
+
+
+def _management(req: Request, api: Api) -> bool:
+    """Whether the caller may see a lock's ID: a management token, or anyone with ACLs off (Nomad's)."""
+    if not api.ctx.acl_enabled:
+        return True
+    from actors.http_acl import resolve  # http_acl imports http_api, which imports us
+
+    return resolve(req, api)[1].management
+
+
+def _lock(req: Request, api: Api, ns: str, path: str, op: str) -> Any:
+    """``?lock-acquire|lock-renew|lock-release`` (Nomad's variableLockOperation and variableLockRenew)."""
+    body = json_body(req, "failed to parse variable")
+    if body is None:
+        raise CodedError(400, "Request body is empty")
+    if not isinstance(body, dict):
+        raise CodedError(400, "failed to parse variable: the body must be a JSON object")
+    lock = body.get("Lock")
+    if lock is not None and not isinstance(lock, dict):
+        raise CodedError(400, "failed to parse variable: Lock must be an object")
+    lock = lock or {}
+    if "namespace" not in req.query and body.get("Namespace"):
+        ns = body["Namespace"]
+    if ns == "*":
+        raise CodedError(400, 'can not target wildcard ("*")namespace')
+    if ns not in _NAMESPACES:
+        raise CodedError(400, f'namespace "{ns}" not found')
+    why = v.path_error(path)
+    if op == "lock-renew":
+        if not lock.get("ID"):  # Nomad's VariablesRenewLockRequest.Validate
+            from actors.state.acl_ops import multi_error
+
+            raise CodedError(400, multi_error(["missing lock ID"]))
+        return _write(api, "var_lock_renew", namespace=ns, path=path, lock_id=str(lock.get("ID") or ""),
+                      now=wall_time())
+    if op == "lock-release":
+        if not lock.get("ID"):
+            raise CodedError(400, "missing lock information")
+        if body.get("Items"):
+            raise CodedError(400, "lock release operation doesn't take variable items")
+        if why:
+            raise CodedError(400, why)
+        return _write(api, "var_lock_release", namespace=ns, path=path, lock_id=lock["ID"], now=wall_time())
+    items = body.get("Items") or {}
+    why = why or (v.items_error(items) if items else None)
+    ttl = _duration(lock, "TTL") or v.LIMITS.default_ttl_ns
+    delay = _duration(lock, "LockDelay") or v.LIMITS.default_delay_ns
+    why = why or v.lock_error(ttl, delay)
+    if why:
+        raise CodedError(400, why)
+    # Nomad's Canonicalize: a lock asked without an ID is a new one; the edge makes it (os.urandom).
+    return _write(api, "var_lock_acquire", namespace=ns, path=path, items=items,
+                  lock_id=str(lock.get("ID") or new_id()), ttl=ttl, delay=delay, now=wall_time())
 
 
 def _write(api: Api, op: str, **args: Any) -> Any:
@@ -126,13 +227,33 @@ def _write(api: Api, op: str, **args: Any) -> Any:
         raise CodedError(500, f"unexpected result from the state store: {result!r}")
     if not result.get("ok"):
         if "conflict" in result:  # Nomad answers a check-and-set conflict with the variable as it is
-            return Response(409, json.dumps(result["conflict"]).encode(), JSON_TYPE,
+            return Response(409, json.dumps(_copy(result["conflict"])).encode(), JSON_TYPE,
                             (("X-Nomad-Index", str(index)),))
-        raise CodedError(400, str(result.get("error")))
+        raise CodedError(int(result.get("code") or 400), str(result.get("error")))
     headers = (("X-Nomad-Index", str(index)),)
-    return Answer(result.get("var"), headers) if op == "var_set" else Response(200, b"", JSON_TYPE, headers)
+    if op == "var_delete":
+        return Response(200, b"", JSON_TYPE, headers)
+    out = _copy(result.get("var"))
+    if op == "var_lock_release" or (op == "var_set" and not args.get("lock_id")):
+        out.pop("Lock", None)  # Nomad shows the lock only to its holder (or a management token)
+    if op == "var_lock_release":
+        out["Items"] = None
+    return Answer(out, headers)
 
 
 def _copy(var: dict[str, Any] | None) -> dict[str, Any] | None:
-    # Nomad's Lock is omitempty: left out for a variable that is not a lock (none is, here).
-    return None if var is None else {**var, "Items": dict(var["Items"])}
+    """A variable as Nomad's JSON shows it: ``Lock`` (omitempty) with Go duration strings."""
+    if var is None:
+        return None
+    out = dict(var)
+    if "Items" in var:
+        out["Items"] = dict(var["Items"]) if var["Items"] is not None else None
+    if var.get("Lock"):
+        out["Lock"] = lock_json(var["Lock"])
+    return out
+
+
+def lock_json(lock: dict[str, Any]) -> dict[str, Any]:
+    """Nomad's VariableLock JSON: TTL and LockDelay as Go durations ("" for zero)."""
+    return {"ID": lock["ID"], "TTL": go_duration(lock["TTL"]) if lock["TTL"] else "",
+            "LockDelay": go_duration(lock["LockDelay"]) if lock["LockDelay"] else ""}

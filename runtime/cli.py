@@ -416,6 +416,10 @@ def main(argv: list[str]) -> int:
                   f'{" ".join(new_words)}" instead. This command will be removed a later version of Nomad.\n',
                   file=sys.stderr)
         rest = [*new_words, *rest[1:]]
+    from runtime.cli_help import intercept, top_usage  # -h, a group alone, an unknown command: as Nomad's
+
+    if (helped := intercept(rest)) is not None:
+        return helped
     for words in sorted(COMMANDS, key=len, reverse=True):
         if tuple(rest[: len(words)]) == words:
             try:
@@ -438,13 +442,8 @@ def main(argv: list[str]) -> int:
             if out:
                 print(out)
             return code
-    usage = "\n".join(["  nomad agent  (runs the agent; its flags: nomad agent -h)",
-                       *("  nomad " + " ".join(w) for w in COMMANDS),
-                       "  shorthands: " + ", ".join(f"nomad {a}" for a in ALIASES
-                                                    if a not in DEPRECATED_ALIASES)])
-    print("Usage: nomad [-address=ADDR] [-token=SECRET] [-ca-cert=PEM -client-cert=PEM -client-key=PEM] "
-          f"<command>\n\nCommands:\n{usage}", file=sys.stderr)
-    return 1
+    print(top_usage())
+    return 127  # Nomad's exit code for a command that does not exist
 
 # ---- config validate (runtime.cli_config)
 from runtime.cli_config import CONFIG_COMMANDS  # noqa: E402

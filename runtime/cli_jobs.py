@@ -508,8 +508,10 @@ def job_status(addr: str, args: list[str]) -> str:
         if flags.get("json"):
             return as_json([_job_json(addr, j["ID"]) for j in jobs])
         rows = [["ID", "Type", "Priority", "Status", "Submit Date"]]
-        rows += [[j["ID"], j["Type"], str(j["Priority"]), j["Status"], fmt_time(j["SubmitTime"])]
-                 for j in jobs]
+        # Nomad's getTypeString: "batch/periodic", "sysbatch/parameterized", ...
+        rows += [[j["ID"], j["Type"] + "/periodic" * bool(j.get("Periodic"))
+                  + "/parameterized" * bool(j.get("ParameterizedJob")), str(j["Priority"]), j["Status"],
+                  fmt_time(j["SubmitTime"])] for j in jobs]
         return table(rows)
     stub = resolve(addr, "job", one_arg(rest, "nomad job status [<job>]"))
     if flags.get("json"):
@@ -768,13 +770,13 @@ JOB_RESTART_POLL_S = 0.5  # how often a restarting batch's allocations are looke
 
 
 def _restart_batch_size(raw: str, total: int) -> int:
-    """``-batch-size``: a count, or a percentage of the allocations (at least one)."""
+    """``-batch-size``: a count, or a percentage of the allocations (rounded up, as Nomad's)."""
     try:
         if raw.endswith("%"):
             pct = float(raw[:-1])
             if not 0 < pct <= 100:
                 raise ValueError
-            return max(1, int(total * pct / 100))
+            return max(1, math.ceil(total * pct / 100))
         n = int(raw)
         if n < 1:
             raise ValueError
@@ -783,21 +785,32 @@ def _restart_batch_size(raw: str, total: int) -> int:
         raise CliError(f'invalid -batch-size "{raw}": want a count of 1 or more, or a percentage') from None
 
 
-def job_restart(addr: str, args: list[str]) -> str:
-    """``nomad job restart [-all-tasks|-task t] [-reschedule] [-batch-size n|n%] [-batch-wait d] <job>``.
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st (go-humanize's Ordinal, for batch headers)."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
-    As Nomad's (1.6): the job's running allocations are restarted in
+
+def job_restart(addr: str, args: list[str]) -> str:
+    """``nomad job restart [-all-tasks|-task t...] [-group g...] [-reschedule] [-batch-size n|n%]
+    [-batch-wait d] [-verbose] <job>``.
+
+    As Nomad's (1.6): the job's running allocations (of the ``-group``
+    groups, with one of the ``-task`` tasks, when given) are restarted in
     batches; each batch must be running again before the next starts.  By
     default a batch's running tasks restart in place (``-all-tasks``: every
-    task, ``-task``: that one); ``-reschedule`` stops each allocation instead,
-    and the job places a replacement, which must be running.  ``-yes`` is
-    taken and never needed: this CLI does not prompt.
+    task, ``-task``: those named); ``-reschedule`` stops each allocation
+    instead, and the job places a replacement, which must be running.
+    ``-yes`` is taken and never needed: this CLI does not prompt.  The
+    output is Nomad's: ``==> <time>: ...`` headers, an indented line per
+    allocation, and "Job restarted successfully!" at the end.
     """
-    flags, rest = parse_flags(args, {"all-tasks": bool, "task": str, "reschedule": bool, "batch-size": str,
-                                     "batch-wait": str, "yes": bool, "verbose": bool})
-    if flags.get("all-tasks") and flags.get("task"):
+    flags, rest = parse_flags(args, {"all-tasks": bool, "task": list, "group": list, "reschedule": bool,
+                                     "batch-size": str, "batch-wait": str, "yes": bool, "verbose": bool})
+    tasks, groups = list(flags.get("task") or []), list(flags.get("group") or [])
+    if flags.get("all-tasks") and tasks:
         raise CliError("The -all-tasks option cannot be used with -task")
-    if flags.get("reschedule") and (flags.get("all-tasks") or flags.get("task")):
+    if flags.get("reschedule") and (flags.get("all-tasks") or tasks):
         raise CliError("The -reschedule option cannot be used with -task or -all-tasks")
     try:
         wait_s = parse_duration(flags.get("batch-wait", "0s") or "0s")
@@ -805,28 +818,58 @@ def job_restart(addr: str, args: list[str]) -> str:
         raise CliError(f"invalid -batch-wait: {e}") from None
     stub = resolve(addr, "job", one_arg(rest, "nomad job restart [options] <job>"))
     job_path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}"
-    running = sorted((a for a in request(addr, "GET", f"{job_path}/allocations")
-                      if a.get("ClientStatus") == "running" and a.get("DesiredStatus") == "run"),
-                     key=lambda a: (a.get("Name", ""), a["ID"]))
     verbose = flags.get("verbose", False)
 
-    def say(line: str) -> None:
-        print(f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}: {line}", flush=True)
+    def stamp() -> str:
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    if not running:
-        return f"No running allocations of job {stub['ID']} to restart"
-    if flags.get("task"):  # as Nomad's: a task the job does not have is refused before anything restarts
+    def header(line: str) -> None:
+        print(f"==> {stamp()}: {line}", flush=True)
+
+    def say(line: str) -> None:
+        print(f"    {stamp()}: {line}", flush=True)
+
+    if tasks or groups:  # as Nomad's: a group or task the job lacks is refused before anything restarts
         spec = request(addr, "GET", job_path)
-        names = {t.get("Name") for g in spec.get("TaskGroups", ()) for t in g.get("Tasks", ())}
-        if flags["task"] not in names:
-            raise CliError(f'No task named "{flags["task"]}" in job {stub["ID"]}')
+        have_groups = {g.get("Name") for g in spec.get("TaskGroups", ())}
+        have_tasks = {t.get("Name") for g in spec.get("TaskGroups", ()) for t in g.get("Tasks", ())}
+        for g in groups:
+            if g not in have_groups:
+                raise CliError(f'No group named "{g}" in job {stub["ID"]}')
+        for t in tasks:
+            if t not in have_tasks:
+                raise CliError(f'No task named "{t}" in job {stub["ID"]}')
+    running = []
+    allocs = request(addr, "GET", f"{job_path}/allocations")
+    for a in sorted(allocs, key=lambda a: (a.get("Name", ""), a["ID"])):
+        name = short(a["ID"], verbose)
+        if a.get("ClientStatus") != "running" or a.get("DesiredStatus") != "run":
+            if verbose:
+                say(f'Skipping allocation "{name}" because desired status is "{a.get("DesiredStatus")}" '
+                    f'and client status is "{a.get("ClientStatus")}"')
+        elif a.get("NextAllocation"):
+            if verbose:
+                say(f'Skipping allocation "{name}" because it has already been replaced by '
+                    f'"{short(a["NextAllocation"], verbose)}"')
+        elif groups and a.get("TaskGroup") not in groups:
+            if verbose:
+                say(f'Skipping allocation "{name}" because it doesn\'t have any of requested groups')
+        elif tasks and not set(tasks) & set(a.get("TaskStates") or {}):
+            if verbose:
+                say(f'Skipping allocation "{name}" because it doesn\'t have any of requested tasks')
+        else:
+            running.append(a)
+    if not running:
+        return "No allocations to restart"
     size = _restart_batch_size(flags.get("batch-size", "1") or "1", len(running))
-    say(f"Restarting {len(running)} allocation{'s' if len(running) != 1 else ''} of job {stub['ID']}")
+    header(f"Restarting {len(running)} allocation{'s' if len(running) != 1 else ''}")
     for start in range(0, len(running), size):
         batch = running[start:start + size]
         if start and wait_s > 0:
-            say(f"Waiting {flags['batch-wait']} before the next batch")
+            header(f"Waiting {flags['batch-wait']} before restarting the next batch")
             time.sleep(wait_s)
+        if size > 1:
+            header(f"Restarting {_ordinal(start // size + 1)} batch of {len(batch)} allocations")
         if flags.get("reschedule"):
             for a in batch:
                 name, group = short(a["ID"], verbose), a.get("TaskGroup", "")
@@ -836,20 +879,25 @@ def job_restart(addr: str, args: list[str]) -> str:
             continue
         before: dict[str, dict[str, tuple[int, bool]]] = {}  # alloc -> task -> (restarts, must run again)
         for a in batch:
-            what = (f'task "{flags["task"]}"' if flags.get("task") else
-                    "all tasks" if flags.get("all-tasks") else "running tasks")
             name, group = short(a["ID"], verbose), a.get("TaskGroup", "")
-            say(f'Restarting {what} in allocation "{name}" for group "{group}"')
             full = request(addr, "GET", f"/v1/allocation/{a['ID']}")
             states = full.get("TaskStates") or {}
+            url = f"{_node_url(addr, full)}/v1/client/allocation/{a['ID']}/restart?{_ns_query(full)}"
+            if tasks:
+                for t in (t for t in tasks if t in states):
+                    say(f'Restarting task "{t}" in allocation "{name}" for group "{group}"')
+                    _put_json(url, {"TaskName": t, "AllTasks": False})
+            else:
+                what = "all tasks" if flags.get("all-tasks") else "running tasks"
+                say(f'Restarting {what} in allocation "{name}" for group "{group}"')
+                _put_json(url, {"TaskName": "", "AllTasks": bool(flags.get("all-tasks"))})
             before[a["ID"]] = {t: (int(st.get("Restarts", 0)), st.get("State") == "running")
                                for t, st in states.items()
-                               if (t == flags["task"] if flags.get("task") else
+                               if (t in tasks if tasks else
                                    flags.get("all-tasks") or st.get("State") == "running")}
-            _put_json(f"{_node_url(addr, full)}/v1/client/allocation/{a['ID']}/restart?{_ns_query(full)}",
-                      {"TaskName": flags.get("task", ""), "AllTasks": bool(flags.get("all-tasks"))})
         _await_restarted(addr, before)
-    return f"Job restart of {stub['ID']} complete"
+    header("Job restart finished")
+    return "\nJob restarted successfully!"
 
 
 def _await_restarted(addr: str, before: dict[str, dict[str, tuple[int, bool]]]) -> None:
@@ -1631,9 +1679,21 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
 
 def job_history(addr: str, args: list[str]) -> str:
     """``nomad job history [-p] <job>``: the tracked versions, newest first."""
-    flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int})
+    flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int, "diff-tag": str,
+                                     "diff-version": str})
+    if (flags.get("diff-tag") or flags.get("diff-version")) and not flags.get("p"):
+        raise CliError("-diff-tag and -diff-version can only be used with -p")
+    if flags.get("diff-tag") and flags.get("diff-version"):
+        raise CliError("-diff-tag and -diff-version are mutually exclusive")
     stub = resolve(addr, "job", one_arg(rest, "nomad job history <job>"))
     query = "?diffs=true" if flags.get("p") else ""
+    if flags.get("diff-tag"):  # Nomad 1.9: every version against the tagged one
+        query += "&diff_tag=" + urllib.parse.quote(flags["diff-tag"], safe="")
+    elif flags.get("diff-version"):
+        if not flags["diff-version"].isdigit():
+            raise CliError('Error parsing -diff-version: strconv.ParseUint: parsing '
+                           f'"{flags["diff-version"]}": invalid syntax')
+        query += "&diff_version=" + flags["diff-version"]
     got = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/versions{query}")
     versions, diffs = got["Versions"], got.get("Diffs") or []
     # Nomad: diffs[i] is version i against the one before it (the oldest has none).
@@ -1648,6 +1708,11 @@ def job_history(addr: str, args: list[str]) -> str:
     def one(v: dict[str, Any], d: dict[str, Any] | None) -> str:
         rows = [("Version", v.get("Version", 0)), ("Stable", str(bool(v.get("Stable"))).lower()),
                 ("Submit Date", fmt_time(v.get("SubmitTime")))]
+        tag = v.get("VersionTag") or {}
+        if tag:  # Nomad 1.9's version tags
+            rows.append(("Tag Name", tag.get("Name", "")))
+            if tag.get("Description"):
+                rows.append(("Tag Description", tag["Description"]))
         if d and d.get("Type") != "None":
             rows.append(("Diff", "\n" + format_job_diff(d, False)))
         return kv(rows).replace(" = \n", " =\n")
@@ -1655,18 +1720,79 @@ def job_history(addr: str, args: list[str]) -> str:
 
 
 def job_revert(addr: str, args: list[str]) -> tuple[str, int]:
-    """``nomad job revert [-detach] <job> <version>``."""
+    """``nomad job revert [-detach] <job> <version|tag>``: a version by number or by its tag's name."""
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
     if len(rest) != 2:
-        raise CliError("This command takes two arguments: nomad job revert <job> <version>")
-    try:
-        version = int(rest[1])
-    except ValueError:
-        raise CliError(f"The job version must be a number, got {rest[1]!r}") from None
+        raise CliError("This command takes two arguments: <job> <version|tag>")
     stub = resolve(addr, "job", rest[0])
-    path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/revert"
+    quoted = urllib.parse.quote(stub["ID"], safe="")
+    if rest[1].isdigit():
+        version = int(rest[1])
+    else:  # Nomad's VersionByTag: the tracked version carrying that tag
+        try:
+            got = request(addr, "GET", f"/v1/job/{quoted}/versions")
+        except CliError as e:
+            raise CliError(f"Error retrieving job versions: {e}") from None
+        tagged = [v for v in got.get("Versions") or () if (v.get("VersionTag") or {}).get("Name") == rest[1]]
+        if not tagged:
+            raise CliError(f"Error retrieving job versions: version tag {rest[1]} not found for job "
+                           f"{rest[0]}")
+        version = int(tagged[0]["Version"])
+    path = f"/v1/job/{quoted}/revert"
     got = request(addr, "PUT", path, {"JobID": stub["ID"], "JobVersion": version})
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job revert successful")
+
+
+def _tag_args(args: list[str], spec: dict[str, type]) -> tuple[dict[str, Any], str]:
+    flags, rest = parse_flags(args, spec)
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <job>")
+    if not rest[0]:
+        raise CliError("A job name is required")
+    if not flags.get("name"):
+        raise CliError("A version tag name is required")
+    return flags, rest[0]
+
+
+def job_tag_apply(addr: str, args: list[str]) -> str:
+    """``nomad job tag apply -name <name> [-description <text>] [-version <n>] <job>`` (Nomad 1.9):
+    name a version (the current one by default) so it is kept past job_tracked_versions and can be
+    reverted to by name."""
+    flags, job = _tag_args(args, {"name": str, "description": str, "version": str})
+    stub = resolve(addr, "job", job.strip())
+    quoted = urllib.parse.quote(stub["ID"], safe="")
+    if flags.get("version", "") == "":
+        try:
+            version = int(request(addr, "GET", f"/v1/job/{quoted}")["Version"])
+        except CliError as e:
+            raise CliError(f"Error retrieving job versions: {e}") from None
+    else:
+        try:
+            version = int(flags["version"])
+            if version < 0:
+                raise ValueError
+        except ValueError:
+            raise CliError(f'Error parsing version: strconv.ParseUint: parsing "{flags["version"]}": '
+                           "invalid syntax") from None
+    try:
+        request(addr, "PUT", f"/v1/job/{quoted}/versions/{urllib.parse.quote(flags['name'], safe='')}/tag",
+                {"Version": version, "Description": flags.get("description", "")})
+    except CliError as e:
+        raise CliError(f"Error tagging job version: {e}") from None
+    return f'Job version {version} tagged with name "{flags["name"]}"'
+
+
+def job_tag_unset(addr: str, args: list[str]) -> str:
+    """``nomad job tag unset -name <name> <job>``: take the tag off the version holding it."""
+    flags, job = _tag_args(args, {"name": str})
+    stub = resolve(addr, "job", job.strip())
+    quoted = urllib.parse.quote(stub["ID"], safe="")
+    try:
+        name = urllib.parse.quote(flags["name"], safe="")
+        request(addr, "DELETE", f"/v1/job/{quoted}/versions/{name}/tag")
+    except CliError as e:
+        raise CliError(f"Error tagging job version: {e}") from None
+    return f'Tag "{flags["name"]}" removed from job "{job}"'
 
 
 def job_allocs(addr: str, args: list[str]) -> str:
@@ -1816,6 +1942,8 @@ JOB_COMMANDS = {
     ("job", "init"): job_init,
     ("job", "restart"): job_restart,
     ("job", "revert"): job_revert,
+    ("job", "tag", "apply"): job_tag_apply,
+    ("job", "tag", "unset"): job_tag_unset,
     ("job", "eval"): job_eval,
     ("job", "dispatch"): job_dispatch,
     ("job", "periodic", "force"): job_periodic_force,

@@ -10,6 +10,16 @@
 * ``var get [-out=json|table|none] <path> [<item>]``: the variable, or one item's value.
 * ``var list [-json] [<prefix>]``: the variables' paths and when they changed.
 * ``var purge [-check-index=N] <path>``.
+* ``var lock [-ttl=15s] [-delay=15s] [-max-retry=5] [-early-return] [-backoff=d] [-shell=true]
+  [-verbose] <path> [@spec] <child command...>`` (Nomad's ``var_lock.go`` and
+  ``api.LockLeaser``): takes the variable's lock (waiting ``1.1 * TTL``
+  between tries while another holds it, or returning at once with
+  ``-early-return``), runs the child (through ``$SHELL -c``, /bin/sh by
+  default, or directly with ``-shell=false``) while renewing the lock every
+  ``0.7 * TTL``, forwards SIGINT and SIGTERM to it, and releases the lock
+  when it exits; it exits 0 when the child did.  A lock lost while the
+  child runs kills the child, and the command waits for the lock again, as
+  Nomad's does.
 
 Output defaults follow Nomad's: a table on a terminal, JSON when piped.
 """
@@ -18,7 +28,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 import urllib.parse
 from typing import Any
 
@@ -194,9 +208,153 @@ def var_purge(addr: str, args: list[str]) -> tuple[str, int]:
     return f'Successfully purged variable "{path}"!', 0
 
 
+# Nomad's api/locks.go: renew at 0.7 of the TTL (two tries before the leader's 2 * TTL runs out), wait
+# 1.1 TTLs between tries to take a held lock; -max-retry's default (command/var_lock.go).
+LOCK_RENEWAL_FACTOR = 0.7
+LOCK_RETRY_BACKOFF_FACTOR = 1.1
+LOCK_MAX_RETRIES = 5
+LOCK_DEFAULT_TTL = "15s"  # api.DefaultLockTTL
+LOCK_DEFAULT_DELAY = "15s"  # api.DefaultLockDelay
+
+
+class _LockConflict(Exception):
+    pass
+
+
+def _lock_call(addr: str, path: str, op: str, body: dict[str, Any], retries: int) -> Any:
+    """One lock operation; a 409 is _LockConflict, a 5xx is tried again up to *retries* times."""
+    attempt = 0
+    while True:
+        try:
+            return request(addr, "PUT", _url(path) + "?" + op, body)
+        except CliError as e:
+            text = str(e)
+            if "response code: 409" in text:
+                raise _LockConflict(text) from None
+            if "response code: 5" not in text or attempt >= retries:
+                raise
+            attempt += 1
+            time.sleep(min(2 ** attempt * 0.1, 5.0))
+
+
+def var_lock(addr: str, args: list[str]) -> tuple[str, int]:
+    from runtime.config import parse_duration
+
+    flags, rest = parse_flags(args, {"verbose": bool, "ttl": str, "delay": str, "shell": bool,
+                                     "early-return": bool, "max-retry": str, "backoff": str, "out": str})
+    verbose = (lambda msg: print(msg, file=sys.stderr)) if flags.get("verbose") else (lambda msg: None)
+    if len(rest) < 2:
+        raise CliError(f"Not enough arguments (expected >2, got {len(rest)})")
+    spec: dict[str, Any] = {}
+    if rest[0].startswith("@"):
+        spec = _spec(rest[0], "json")
+        path = str(spec.get("Path") or "")
+    else:
+        path = rest[0].strip().strip("/")
+        verbose(f'Writing to path "{path}"')
+    child = rest[1:]
+    if child and child[0].startswith("@"):
+        spec = _spec(child[0], "json")
+        child = child[1:]
+    if not path:
+        raise CliError("Must supply a path")
+    if not child:
+        raise CliError("need an executable to run")
+    lock = dict(spec.get("Lock") or {})
+    lock.setdefault("TTL", LOCK_DEFAULT_TTL)
+    lock.setdefault("LockDelay", LOCK_DEFAULT_DELAY)
+    for flag, key, what in (("ttl", "TTL", "TTL"), ("delay", "LockDelay", "Lock Delay")):
+        if flag in flags:
+            verbose(f"Using {'TTL' if flag == 'ttl' else 'delay'} for the lock of {flags[flag]}")
+            lock[key] = flags[flag]
+        try:
+            parse_duration(str(lock[key]))
+        except ValueError:
+            raise CliError(f'Invalid {what}: time: invalid duration "{lock[key]}"') from None
+    ttl_s = parse_duration(str(lock["TTL"]))
+    try:
+        retries = int(flags.get("max-retry", LOCK_MAX_RETRIES))
+    except ValueError:
+        raise CliError(f'invalid value "{flags["max-retry"]}" for flag -max-retry') from None
+    wait_s = ttl_s * LOCK_RETRY_BACKOFF_FACTOR
+    if flags.get("backoff"):
+        try:
+            wait_s = parse_duration(flags["backoff"])
+        except ValueError:
+            raise CliError(f'invalid value "{flags["backoff"]}" for flag -backoff') from None
+    body = {"Path": path, "Items": dict(spec.get("Items") or {}), "Lock": {"TTL": lock["TTL"],
+                                                                           "LockDelay": lock["LockDelay"]}}
+    verbose("Attempting to acquire lock")
+    try:
+        code = _lock_loop(addr, path, body, child, shell=flags.get("shell", True), retries=retries,
+                          wait_s=wait_s, renew_s=ttl_s * LOCK_RENEWAL_FACTOR,
+                          early_return=bool(flags.get("early-return")), verbose=verbose)
+    except CliError as e:
+        raise CliError(f"Lock error:locks: {e}") from None
+    return "", code
+
+
+def _lock_loop(addr: str, path: str, body: dict[str, Any], child: list[str], *, shell: bool, retries: int,
+               wait_s: float, renew_s: float, early_return: bool, verbose: Any) -> int:
+    """Nomad's LockLeaser.Start: take the lock, run the child holding it, release it; 0 if the child
+    exited 0."""
+    while True:
+        try:
+            held = _lock_call(addr, path, "lock-acquire", body, retries)
+        except _LockConflict:
+            if early_return:
+                return 0
+            verbose(f"Lock is held by another, trying again in {wait_s:g}s")
+            time.sleep(wait_s)
+            continue
+        lock_id = (held.get("Lock") or {}).get("ID", "")
+        try:
+            verbose(f"Variable locked, ready to execute: {' '.join(child)}")
+            code = _run_holding(addr, path, lock_id, child, shell=shell, retries=retries, renew_s=renew_s)
+        finally:
+            verbose("Releasing the lock")
+            try:
+                _lock_call(addr, path, "lock-release", {"Lock": {"ID": lock_id}}, retries)
+            except (_LockConflict, CliError):
+                pass  # lost already (the leader freed it, or another took it)
+        if code is not None:
+            if code != 0:
+                raise CliError(f"error executing protected function exit status {code}")
+            return 0
+        time.sleep(wait_s)  # the lock was lost: the child was killed; wait for it again
+
+
+def _run_holding(addr: str, path: str, lock_id: str, child: list[str], *, shell: bool, retries: int,
+                 renew_s: float) -> int | None:
+    """Run the child, renewing the lock; its exit code, or None when the lock was lost (child killed)."""
+    argv = [os.environ.get("SHELL") or "/bin/sh", "-c", " ".join(child)] if shell else child
+    try:
+        proc = subprocess.Popen(argv)
+    except OSError as e:
+        raise CliError(f"error executing protected function {e}") from None
+    forward = {sig: signal.signal(sig, lambda s, _f: proc.send_signal(s)) for sig in (signal.SIGINT,
+                                                                                      signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                return proc.wait(timeout=renew_s)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                _lock_call(addr, path, "lock-renew", {"Path": path, "Lock": {"ID": lock_id}}, retries)
+            except (_LockConflict, CliError):
+                proc.kill()
+                proc.wait()
+                return None
+    finally:
+        for sig, old in forward.items():
+            signal.signal(sig, old)
+
+
 VARIABLE_COMMANDS = {
     ("var", "list"): var_list,
     ("var", "get"): var_get,
     ("var", "put"): var_put,
     ("var", "purge"): var_purge,
+    ("var", "lock"): var_lock,
 }

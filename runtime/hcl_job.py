@@ -34,6 +34,9 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   noop --, ``change_script { command, args, timeout, fail_on_error }``,
   ``change_signal``, ``perms``, ``env``, ``left_delimiter``, ``right_delimiter``,
   ``splay``, ``error_on_missing_key``, ``wait { min, max }``; rendered by runtime.gotemplate, see actors.client.templates);
+  ``identity`` (several: the unnamed one is the default identity, others have a ``name``;
+  ``aud``, ``env``, ``file``, ``filepath``, ``ttl``, ``change_mode``, ``change_signal``;
+  see actors.workload_identity);
 * ``service`` (in a group or a task): ``name``, ``tags``, ``port``,
   ``provider``, ``address_mode``, ``address``, ``meta``, ``canary_tags``,
   ``canary_meta``, and ``check``
@@ -319,8 +322,17 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["LogConfig"] = {name: lg[key] for key, name in (("max_files", "MaxFiles"),
                                                              ("max_file_size", "MaxFileSizeMB"),
                                                              ("disabled", "Disabled")) if key in lg}
-    if "identity" in body:
-        task["Identity"] = _identity(body["identity"], f"{where}.identity")
+    if "identity" in body:  # several; the unnamed (or "default") one is the task's default identity
+        blocks = body["identity"] if isinstance(body["identity"], list) else [body["identity"]]
+        named = []
+        for i, block in enumerate(blocks):
+            wid = _identity(block, f"{where}.identity[{i}]")
+            if wid.get("Name") in (None, "", "default") and "Identity" not in task:
+                task["Identity"] = wid  # as Nomad's jobspec2 moves it (a second default is refused later)
+            else:
+                named.append(wid)
+        if named:
+            task["Identities"] = named
     if "volume_mount" in body:
         task["VolumeMounts"] = _volume_mounts(body["volume_mount"], f"{where}.volume_mount")
     if "dispatch_payload" in body:
@@ -336,13 +348,18 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     return task
 
 
-_IDENTITY_FIELDS = {"name": "Name", "aud": "Audience", "env": "Env", "file": "File",
+_IDENTITY_FIELDS = {"name": "Name", "aud": "Audience", "env": "Env", "file": "File", "filepath": "Filepath",
                     "change_mode": "ChangeMode", "change_signal": "ChangeSignal", "ttl": "TTL"}
 
 
 def _identity(value: Any, where: str) -> dict[str, Any]:
-    """A task's ``identity`` block (its default workload identity; actors.workload_identity)."""
+    """A task's ``identity`` block: its default workload identity, or a named one (``name``; Nomad 1.7+;
+    actors.workload_identity)."""
     body = _body(value, where)
+    label = next((k for k, v in body.items() if isinstance(v, dict) and k not in _IDENTITY_FIELDS), None)
+    if label is not None:  # hcl's message for `identity "x" { ... }`
+        raise HclJobError(f"{where}: Extraneous label for identity; No labels are expected for identity "
+                          f'blocks (a named identity has name = "{label}")')
     _check(body, set(_IDENTITY_FIELDS), where)
     out = {field: body[key] for key, field in _IDENTITY_FIELDS.items() if key in body}
     if "ttl" in body:
@@ -503,6 +520,17 @@ def _migrate(value: Any, where: str) -> dict[str, Any]:
                if "min_healthy_time" in m else {})}
 
 
+def _disconnect(value: Any, where: str) -> dict[str, Any]:
+    """A group's ``disconnect`` block (Nomad 1.8+ DisconnectStrategy)."""
+    d = _body(value, where)
+    _check(d, {"lost_after", "stop_on_client_after", "replace", "reconcile"}, where)
+    return {**({"LostAfter": _ns(d["lost_after"], f"{where}.lost_after")} if "lost_after" in d else {}),
+            **({"StopOnClientAfter": _ns(d["stop_on_client_after"], f"{where}.stop_on_client_after")}
+               if "stop_on_client_after" in d else {}),
+            **({"Replace": d["replace"]} if "replace" in d else {}),
+            **({"Reconcile": d["reconcile"]} if "reconcile" in d else {})}
+
+
 def _restart(value: Any, where: str) -> dict[str, Any]:
     """A ``restart`` block (group or task level; a task's is merged over its group's by the servers)."""
     r = _body(value, where)
@@ -517,8 +545,15 @@ def _restart(value: Any, where: str) -> dict[str, Any]:
 def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"count", "meta", "constraint", "restart", "migrate", "task", "affinity", "spread",
                   "network", "update", "service", "reschedule", "ephemeral_disk", "volume", "scaling",
-                  "shutdown_delay", "max_run_duration"}, where)
+                  "shutdown_delay", "max_run_duration", "disconnect", "max_client_disconnect",
+                  "stop_after_client_disconnect"}, where)
     group: dict[str, Any] = {"Name": name}
+    if "disconnect" in body:
+        group["Disconnect"] = _disconnect(body["disconnect"], f"{where}.disconnect")
+    for key, name_ in (("max_client_disconnect", "MaxClientDisconnect"),
+                       ("stop_after_client_disconnect", "StopAfterClientDisconnect")):
+        if key in body:  # deprecated: kept, ignored with a warning as Nomad 1.10+ does
+            group[name_] = _ns(body[key], f"{where}.{key}")
     if "shutdown_delay" in body:
         group["ShutdownDelay"] = _ns(body["shutdown_delay"], f"{where}.shutdown_delay")
     if "max_run_duration" in body:

@@ -39,6 +39,7 @@ from actors.server.heartbeat import HeartbeatMonitor
 from actors.server.job_gc import JOB_GC, JobGC, JobGCConfig
 from actors.server.node_endpoint import NodeEndpoint
 from actors.server.node_gc import NodeGC
+from actors.server.var_locks import VAR_LOCKS, VarLockConfig, VarLockReaper
 from actors.state.services import TABLE as SERVICES
 from actors.state.store import command
 from sim.client_cluster import CLIENT, FINGERPRINT, ClientCluster, ClusterConfig
@@ -57,6 +58,9 @@ class JobClusterConfig:
     runner: AllocRunnerConfig = field(default_factory=AllocRunnerConfig)
     sync: AllocSyncConfig = field(default_factory=lambda: AllocSyncConfig(wait_s=60.0))
     job_gc: JobGCConfig = field(default_factory=JobGCConfig)
+    # The leader's variable lock expiry (actors.server.var_locks); off unless a run uses locks, so
+    # the seeds of runs without them schedule exactly as before it existed.
+    var_locks: VarLockConfig | None = None
 
 
 class JobCluster(ClientCluster):
@@ -78,8 +82,9 @@ class JobCluster(ClientCluster):
     # ------------------------------------------------------------ boot
     def _boot_server(self, env: SimEnv) -> None:
         cfg = self.cfg
+        locks = (VAR_LOCKS,) if self.jcfg.var_locks is not None else ()
         env.spawn(RaftPeer, RAFT, storage=self.disks[env.node], config=self.raft_cfg, bootstrap=self.servers,
-                  leadership_subscribers=(ENDPOINT, HEARTBEATS, NODE_GC, JOB_GC, BROKER, DRAINER))
+                  leadership_subscribers=(ENDPOINT, HEARTBEATS, NODE_GC, JOB_GC, BROKER, DRAINER, *locks))
         env.spawn(NodeEndpoint, ENDPOINT, servers=self.servers, config=cfg.endpoint)
         env.spawn(HeartbeatMonitor, HEARTBEATS, config=cfg.heartbeat)
         env.spawn(NodeGC, NODE_GC, config=cfg.gc)
@@ -87,6 +92,8 @@ class JobCluster(ClientCluster):
         env.spawn(AllocEndpoint, ALLOC_ENDPOINT)
         env.spawn(EvalBroker, BROKER, config=self.jcfg.broker)
         env.spawn(NodeDrainer, DRAINER, config=self.jcfg.drainer)
+        if self.jcfg.var_locks is not None:
+            env.spawn(VarLockReaper, VAR_LOCKS, config=self.jcfg.var_locks)
 
     def _boot_client(self, env: SimEnv) -> None:
         c = env.node
@@ -252,7 +259,7 @@ class JobCluster(ClientCluster):
                 continue
             for g in job["TaskGroups"]:
                 want = g["Count"]
-                if job["Type"] == "system":
+                if job["Type"] in ("system", "sysbatch"):  # one per node, not a count
                     continue
                 runs = [a for a in state.tables["allocs"].values() if a["JobID"] == job["ID"]
                         and a["TaskGroup"] == g["Name"] and live(a)]

@@ -11,7 +11,9 @@ simulated ClientNodes call).  Rules, checked on every committed command:
   of at least ``sent + ttl + grace``.  A transition to ``down`` decided at
   ``t`` (the leader's clock, carried in the command) with
   ``acked <= t < sent + ttl + grace`` is a violation.  This is also "a node
-  is marked down only after TTL + grace without a heartbeat".
+  is marked down only after TTL + grace without a heartbeat".  The same
+  holds for ``disconnected`` (a missed heartbeat while an allocation may wait
+  out its ``disconnect.lost_after``), and for ``disconnected -> down``.
 * **GC only what is collectable.**  A node removed by ``node_gc`` was
   ``down``, had been down for at least ``node_gc_threshold`` at the
   command's time (any positive threshold when forced), and had no
@@ -122,9 +124,14 @@ class NodeCheckers:
             old = nodes.get(cmd["node_id"])
             prev = old.get("Status") if old else None
             self.replica.apply(index, data)
-            if old is not None and cmd["status"] == "down" and prev != "down":
-                self._down(cmd["node_id"], float(cmd["now"]), index)
-            elif old is not None and cmd["status"] == "ready" and prev == "down":
+            unresponsive = ("down", "disconnected")
+            if old is not None and cmd["status"] in unresponsive and prev not in unresponsive:
+                # Disconnected (a node whose allocations may wait out a disconnect window) is a
+                # missed heartbeat too: the same TTL + grace protects it.
+                self._down(cmd["node_id"], float(cmd["now"]), index, cmd["status"])
+            elif old is not None and cmd["status"] == "down" and prev == "disconnected":
+                self._down(cmd["node_id"], float(cmd["now"]), index, "down")
+            elif old is not None and cmd["status"] in ("ready", "initializing") and prev in unresponsive:
                 self.recoveries.append((cmd["node_id"], float(cmd["now"])))
         elif op == "node_gc":
             before = {i: dict(nodes[i]) for i in cmd["ids"] if i in nodes}
@@ -164,10 +171,10 @@ class NodeCheckers:
                 out.setdefault(a["NodeID"], []).append(a["ID"])
         return out
 
-    def _down(self, node_id: str, t: float, index: int) -> None:
+    def _down(self, node_id: str, t: float, index: int, status: str = "down") -> None:
         until = self.protected_until(node_id, t)
         if t < until - EPS - self.skew_s:
-            raise NodeViolation(f"node {node_id} marked down at {t:.3f} (index {index}) but its last "
+            raise NodeViolation(f"node {node_id} marked {status} at {t:.3f} (index {index}) but its last "
                                 f"acknowledged heartbeat protects it until {until:.3f} (TTL + grace)")
         self.downs.append((node_id, t))
 

@@ -203,6 +203,10 @@ NOMAD: dict[str, dict[str, str]] = {
                          "ModifyIndex": "n", "ModifyTime": "n"},
     "VariableDecrypted": {"Namespace": "s", "Path": "s", "Lock": "o?", "CreateIndex": "n", "CreateTime": "n",
                           "ModifyIndex": "n", "ModifyTime": "n", "Items": "m"},
+    "VariableLock": {"ID": "s", "TTL": "s", "LockDelay": "s"},
+    "JobVersionTag": {"Name": "s", "Description": "s", "TaggedTime": "n"},
+    "JobTagResponse": {"Name": "s", "Description": "s", "TaggedTime": "n", "Index": "n", "LastContact": "n",
+                       "KnownLeader": "b", "NextToken": "s"},
     "ServiceRegistration": {"ID": "s", "ServiceName": "s", "Namespace": "s", "NodeID": "s", "Datacenter": "s",
                             "JobID": "s", "AllocID": "s", "Tags": "l", "Address": "s", "Port": "n",
                             "CreateIndex": "n", "ModifyIndex": "n"},
@@ -451,6 +455,28 @@ def test_variables_have_nomads_keys(dev):
     assert problems == []
 
 
+def test_variable_locks_and_version_tags_have_nomads_keys(dev):
+    r = call(dev.http_port, "PUT", "/v1/var/conform/locked?lock-acquire", {"Items": {"k": "v"}})
+    assert r.status == 200, r.text
+    problems = mismatches(r.json(), "VariableDecrypted", "acquire")
+    problems += mismatches(r.json()["Lock"], "VariableLock", "acquire.Lock")
+    read = get(dev, "/v1/var/conform/locked")
+    problems += mismatches(read, "VariableDecrypted", "read")
+    problems += mismatches(read["Lock"], "VariableLock", "Lock")
+    mine = {"Lock": {"ID": read["Lock"]["ID"]}}
+    renew = call(dev.http_port, "PUT", "/v1/var/conform/locked?lock-renew", mine)
+    problems += mismatches(renew.json(), "VariableMetadata", "renew")
+    rel = call(dev.http_port, "PUT", "/v1/var/conform/locked?lock-release", mine)
+    problems += mismatches(rel.json(), "VariableMetadata", "release")
+    r = call(dev.http_port, "PUT", "/v1/job/conform/versions/conform-tag/tag", {"Version": 0})
+    assert r.status == 200, r.text
+    problems += mismatches(r.json(), "JobTagResponse")
+    tagged = [v for v in get(dev, "/v1/job/conform/versions")["Versions"] if v["VersionTag"]]
+    problems += mismatches(tagged[0]["VersionTag"], "JobVersionTag")
+    assert call(dev.http_port, "DELETE", "/v1/job/conform/versions/conform-tag/tag").status == 200
+    assert problems == []
+
+
 def test_service_registrations_have_nomads_keys(dev):
     listed = get(dev, "/v1/services")
     problems = each(listed, "ServiceRegistrationListStub", "services")
@@ -469,12 +495,36 @@ def test_acl_policy_list_stub_and_read_have_nomads_keys():
     assert [m for m in mismatches(policy_out(policy), "ACLPolicy") if "RulesJSON" not in m] == []
 
 
-@pytest.mark.xfail(strict=True, reason="a policy read does not answer RulesJSON, the parsed rules Nomad "
-                   "generates on read (its acl.Policy shape is not built here; Go's api package ignores it)")
 def test_acl_policy_read_answers_the_parsed_rules():
+    """Nomad's ACL.GetPolicy fills RulesJSON from acl.Parse: blocks in order, shorthands expanded."""
     from actors.http_acl import policy_out
 
-    assert "RulesJSON" in policy_out({"Name": "ro", "Rules": 'namespace "default" { policy = "read" }'})
+    rules = ('namespace "default" { policy = "read" capabilities = ["host-volume-create"]\n'
+             '  variables { path "app/*" { capabilities = ["read"] } } }\n'
+             'node_pool "prod" { policy = "write" }\noperator { policy = "read" }\nnode { policy = "deny" }')
+    got = policy_out({"Name": "ro", "Rules": rules})["RulesJSON"]
+    assert got == {
+        "Namespaces": [{"Name": "default", "Policy": "read",
+                        "Capabilities": ["host-volume-create", "list-jobs", "parse-job", "read-job",
+                                         "csi-list-volume", "csi-read-volume", "read-job-scaling",
+                                         "list-scaling-policies", "read-scaling-policy", "host-volume-read",
+                                         "host-volume-read"],
+                        "Variables": {"Paths": [{"PathSpec": "app/*", "Capabilities": ["read", "list"]}]}}],
+        "NodePools": [{"Name": "prod", "Policy": "write", "Capabilities": ["delete", "read", "write"]}],
+        "HostVolumes": None, "Agent": None, "Node": {"Policy": "deny"},
+        "Operator": {"Policy": "read", "Capabilities": ["license-read", "keyring-read"]},
+        "Sentinel": None, "Quota": None, "Plugin": None, "Raw": rules, "ExtraKeysHCL": None}
+    as_json = json.dumps({"namespace": {"default": {"policy": "write"}}, "agent": {"policy": "read"}})
+    got = policy_out({"Name": "j", "Rules": as_json})["RulesJSON"]
+    assert got["Namespaces"][0]["Capabilities"][-2:] == ["host-volume-create", "host-volume-read"]
+    assert got["Agent"] == {"Policy": "read"}
+
+
+def test_an_acl_policy_event_carries_no_parsed_rules():
+    """The event stream's ACLPolicy is the stored policy, whose RulesJSON Nomad leaves nil."""
+    from actors.http_acl import policy_out
+
+    assert policy_out({"Name": "ro", "Rules": 'node { policy = "read" }'}, parsed=False)["RulesJSON"] is None
 
 
 def test_agent_self_config_has_the_version_and_consul_and_vault_lists(dev):

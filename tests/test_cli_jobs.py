@@ -711,21 +711,26 @@ def test_job_restart_restarts_each_allocation_in_batches_then_reschedules(dev, t
     first = {a["ID"] for a in running()}
     out = nomad(dev, "job", "restart", "-batch-size", "50%", "restart-me")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "Restarting 2 allocations of job restart-me" in out.stdout
-    assert out.stdout.count("Restarting running tasks in allocation") == 2
-    assert "Job restart of restart-me complete" in out.stdout
+    lines = out.stdout.splitlines()  # Nomad's: "==> <time>: ..." headers, an indented line per allocation
+    assert re.fullmatch(r"==> \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: Restarting 2 allocations", lines[0]), lines
+    assert "batch of" not in out.stdout  # batches of one have no header of their own
+    per_alloc = [ln for ln in lines if ln.startswith("    ") and "Restarting running tasks in allocation" in ln]
+    assert len(per_alloc) == 2
+    assert lines[-3].endswith(": Job restart finished") and lines[-1] == "Job restarted successfully!"
     for a in running():  # in place: the same allocations, each task restarted once
         assert a["ID"] in first
         full = call(dev.http_port, "GET", f"/v1/allocation/{a['ID']}").json()
         assert full["TaskStates"]["t"]["Restarts"] == 1 and full["TaskStates"]["t"]["State"] == "running"
-    moved = nomad(dev, "job", "restart", "-reschedule", "-batch-size", "2", "restart-me")
+    moved = nomad(dev, "job", "restart", "-reschedule", "-batch-size", "2", "-group", "g", "restart-me")
     assert moved.returncode == 0, moved.stdout + moved.stderr
-    assert moved.stdout.count("Rescheduling allocation") == 2
+    assert moved.stdout.count("Rescheduling allocation") == 2 and ": Restarting 1st batch of 2 allocations" \
+        in moved.stdout
     now = {a["ID"] for a in running()}
     assert len(now) == 2 and not now & first  # replacements, placed by the job
     for bad, why in ((["-batch-size", "0", "restart-me"], "invalid -batch-size"),
                      (["-task", "t", "-all-tasks", "restart-me"], "cannot be used with -task"),
                      (["-task", "nope", "restart-me"], 'No task named "nope"'),
+                     (["-group", "nope", "restart-me"], 'No group named "nope"'),
                      (["nope"], "No job(s) with prefix or id")):
         r = nomad(dev, "job", "restart", *bad)
         assert r.returncode == 1 and why in r.stderr, (bad, r.stderr)

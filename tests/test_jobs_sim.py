@@ -78,8 +78,8 @@ def test_servers_schedule_only_their_enabled_scheduler_types() -> None:
     here schedules batch) while a service job is placed, as Nomad's workers dequeue only their types."""
     from actors.scheduler.broker import BrokerConfig, enabled_schedulers
 
-    assert enabled_schedulers(()) == ("service", "batch", "system", "_core")
-    assert enabled_schedulers(("batch", "sysbatch")) == ("batch", "_core", "sysbatch")
+    assert enabled_schedulers(()) == ("service", "batch", "system", "sysbatch", "_core")
+    assert enabled_schedulers(("batch", "sysbatch")) == ("batch", "sysbatch", "_core")
     c = boot(seed=7, broker=BrokerConfig(schedulers=enabled_schedulers(("service",))))
     web = c.register(sim_job("web", count=2))["EvalID"]
     nightly = c.register(sim_job("nightly", count=1, job_type="batch"))["EvalID"]
@@ -315,3 +315,48 @@ def test_a_sticky_disks_update_replaces_each_allocation_on_its_node_and_its_data
         dirs = c.alloc_dirs[c.client_of(a["NodeID"])]
         assert (old["ID"], a["ID"]) in dirs.moved
         assert dirs.files[(a["ID"], "t", "state")] == old["ID"].encode()
+
+
+def test_sysbatch_job_runs_once_on_every_client_and_a_client_joining_later_at_its_next_evaluation() -> None:
+    """A sysbatch job: one allocation per ready client, each run to completion, the job dead; a client
+    that joins afterwards gets none by joining (Nomad makes no node evaluation for a sysbatch job) but
+    runs it once at the job's next evaluation (``nomad job eval``)."""
+    c = JobCluster(11, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=4)))
+    late = c.clients[-1]
+    c.crash(late)  # not up yet: it joins later
+    c.run(30.0)
+    assert c.statuses() == {"ready": 3}
+    c.register(sim_job("once", count=1, job_type="sysbatch", run_for_s=5.0))
+    end = c.sched.now + 60.0
+    while c.sched.now < end and c.checker.replica.tables["jobs"]["once"]["Status"] != "dead":
+        c.run(1.0)
+    allocs = c.allocs("once")
+    assert len(allocs) == 3 and all(a["ClientStatus"] == "complete" for a in allocs)
+    assert len({a["NodeID"] for a in allocs}) == 3
+    assert sum(d.starts for d in c.drivers.values()) == 3
+    c.restart(late)
+    c.run(20.0)
+    assert c.statuses() == {"ready": 4}
+    assert len(c.allocs("once")) == 3 and c.drivers[late].starts == 0
+    c.propose(command("job_evaluate", job_id="once", now=c.sched.now))
+    end = c.sched.now + 60.0
+    while c.sched.now < end and not (len(c.allocs("once")) == 4
+                                     and c.checker.replica.tables["jobs"]["once"]["Status"] == "dead"):
+        c.run(1.0)
+    allocs = c.allocs("once")
+    assert len(allocs) == 4 and all(a["ClientStatus"] == "complete" for a in allocs)
+    assert c.drivers[late].starts == 1 and sum(d.starts for d in c.drivers.values()) == 4
+
+
+def test_a_server_with_only_sysbatch_enabled_schedules_sysbatch_evaluations_only() -> None:
+    """server.enabled_schedulers = ["sysbatch"]: the workers dequeue sysbatch evaluations (and _core),
+    so a sysbatch job runs on every client while a batch job's evaluation waits."""
+    from actors.scheduler.broker import BrokerConfig, enabled_schedulers
+
+    c = boot(seed=5, n_clients=3, broker=BrokerConfig(schedulers=enabled_schedulers(("sysbatch",))))
+    once = c.register(sim_job("once", count=1, job_type="sysbatch", run_for_s=2.0))["EvalID"]
+    nightly = c.register(sim_job("nightly", count=1, job_type="batch"))["EvalID"]
+    c.run(20.0)
+    evals = c.checker.replica.tables["evals"]
+    assert evals[once]["Status"] == "complete" and evals[nightly]["Status"] == "pending"
+    assert sorted(a["ClientStatus"] for a in c.allocs("once")) == ["complete"] * 3

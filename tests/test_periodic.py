@@ -110,7 +110,8 @@ def test_prohibit_overlap_skips_a_launch_while_the_last_child_runs_unless_forced
 
 
 def test_periodic_jobs_are_validated() -> None:
-    for job, message in [({**service(), "Periodic": {"Spec": "@daily"}}, "must be of type batch"),
+    for job, message in [({**service(), "Periodic": {"Spec": "@daily"}},
+                          'Periodic can only be used with "batch" or "sysbatch" scheduler'),
                          ({**service(Type="batch"), "Periodic": {"Spec": "61 * * * *"}}, "Periodic.Spec"),
                          ({**service(Type="batch"), "Periodic": {}}, "Periodic.Spec"),
                          ({**service(Type="batch"), "Periodic": {"Spec": "@daily", "TimeZone": "Nowhere"}},

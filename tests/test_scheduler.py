@@ -1046,7 +1046,7 @@ def test_a_dispatch_must_follow_its_jobs_rules(rules: dict, payload: str, meta: 
 
 
 def test_only_batch_jobs_are_parameterized_and_plain_jobs_do_not_dispatch() -> None:
-    with pytest.raises(JobError, match="must be of type batch"):
+    with pytest.raises(JobError, match='can only be used with "batch" or "sysbatch" scheduler'):
         canonical_job({**service(), "ParameterizedJob": {}})
     c = Cluster()
     c.register(**service())
@@ -1763,7 +1763,7 @@ def test_a_jobs_reschedule_block_is_each_groups_and_a_system_job_has_none() -> N
     system["Type"] = "system"
     system["TaskGroups"][0]["Count"] = 1
     assert "ReschedulePolicy" not in canonical_job(system)["TaskGroups"][0]
-    with pytest.raises(JobError, match="System jobs should not have a reschedule policy"):
+    with pytest.raises(JobError, match="System or sysbatch jobs should not have a reschedule policy"):
         canonical_job({**system, "Reschedule": {"Attempts": 1}})
 
 

@@ -16,7 +16,9 @@ import sys
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
+from cryptography.hazmat.primitives.hashes import SHA256
 
 from runtime.hcl_job import parse_hcl_job
 from tests.test_acl_process import NOMAD, acl_dev_agent, call
@@ -32,16 +34,27 @@ job "wid" {
       driver = "raw_exec"
       config {
         command = "/bin/sh"
-        args    = ["-c", "printf %s \\"$NOMAD_TOKEN\\" > $NOMAD_ALLOC_DIR/env_token; exec sleep 300"]
+        args    = ["-c", "SCRIPT"]
       }
       identity {
         env  = true
         file = true
       }
+      identity {
+        name     = "api"
+        aud      = ["api.example"]
+        env      = true
+        file     = true
+        filepath = "local/api.jwt"
+        ttl      = "1h"
+        change_mode = "restart"
+      }
     }
   }
 }
-'''
+'''.replace("SCRIPT", "; ".join(('printf %s \\"$NOMAD_TOKEN\\" > $NOMAD_ALLOC_DIR/env_token',
+                                  'printf %s \\"$NOMAD_TOKEN_api\\" > $NOMAD_ALLOC_DIR/api_token',
+                                  "exec sleep 300")))
 
 
 # Attached to job "wid": read a variable outside the job's own paths, and node:read.
@@ -90,8 +103,12 @@ def test_a_tasks_identity_reaches_it_and_reads_only_its_own_jobs_variables(tmp_p
         r = call(port, "GET", "/.well-known/jwks.json")  # no token needed
         assert r.status == 200, r.text
         (jwk,) = r.json()["keys"]
-        assert jwk["kid"] == json.loads(_unb64(head))["kid"]
-        Ed25519PublicKey.from_public_bytes(_unb64(jwk["x"])).verify(_unb64(sig), f"{head}.{body}".encode())
+        assert json.loads(_unb64(head)) == {"alg": "RS256", "kid": jwk["kid"], "typ": "JWT"}
+        assert (jwk["kty"], jwk["alg"], jwk["use"]) == ("RSA", "RS256", "sig")  # Nomad 1.7+'s
+        public = RSAPublicNumbers(int.from_bytes(_unb64(jwk["e"]), "big"),
+                                  int.from_bytes(_unb64(jwk["n"]), "big")).public_key()
+        public.verify(_unb64(sig), f"{head}.{body}".encode(), PKCS1v15(), SHA256())
+        _named_identity(port, mgmt, alloc["ID"], public)
         assert call(port, "GET", "/.well-known/openid-configuration").status == 404
 
         r = call(port, "GET", "/v1/var/nomad/jobs/wid", token=token)
@@ -116,6 +133,28 @@ def test_a_tasks_identity_reaches_it_and_reads_only_its_own_jobs_variables(tmp_p
         r = call(port, "DELETE", f"/v1/operator/keyring/key/{old_kid}", token=mgmt)  # no longer in use
         assert r.status == 200 and r.json()["Index"] > 0, r.text
         assert len(call(port, "GET", "/.well-known/jwks.json").json()["keys"]) == 1
+
+
+def _named_identity(port: int, mgmt: str, alloc_id: str, public: Any) -> None:
+    """The task's named identity: its token in NOMAD_TOKEN_api and local/api.jwt, with its audience and
+    expiry, verified by the published key; the job reads back with it."""
+    def api_token() -> Any:
+        r = call(port, "GET", f"/v1/client/fs/cat/{alloc_id}?path=alloc/api_token", token=mgmt)
+        return r.text if r.status == 200 and r.text else None
+
+    token = wait_for(api_token, "the task wrote NOMAD_TOKEN_api", PLACE_DEADLINE_S)
+    r = call(port, "GET", f"/v1/client/fs/cat/{alloc_id}?path=t/local/api.jwt", token=mgmt)
+    assert r.status == 200 and r.text == token, r.text
+    head, body, sig = token.split(".")
+    public.verify(_unb64(sig), f"{head}.{body}".encode(), PKCS1v15(), SHA256())
+    claims = json.loads(_unb64(body))
+    assert claims["aud"] == ["api.example"] and claims["sub"] == "global:default:wid:g:t:api"
+    assert claims["exp"] == claims["iat"] + 3600
+    (task,) = call(port, "GET", "/v1/job/wid", token=mgmt).json()["TaskGroups"][0]["Tasks"]
+    assert [(w["Name"], w["Audience"], w["TTL"], w["Filepath"], w["ChangeMode"])
+            for w in task["Identities"]] == [("api", ["api.example"], 3_600_000_000_000, "local/api.jwt",
+                                              "restart")]
+    assert task["Identity"]["Name"] == "default"
 
 
 def _job_policies(port: int, mgmt: str, token: str, tmp_path: Any) -> None:
@@ -168,7 +207,7 @@ def _rotate(port: int, mgmt: str, token: str, kid: str) -> str:
     Answers the old key's ID."""
     assert call(port, "GET", "/v1/operator/keyring/keys", token=token).status == 403  # management only
     (key,) = call(port, "GET", "/v1/operator/keyring/keys", token=mgmt).json()
-    assert (key["KeyID"], key["State"], key["Algorithm"]) == (kid, "active", "eddsa")
+    assert (key["KeyID"], key["State"], key["Algorithm"]) == (kid, "active", "eddsa")  # the record's
     env = {**os.environ, "NOMAD_ADDR": f"http://127.0.0.1:{port}", "NOMAD_TOKEN": mgmt}
     run = subprocess.run([sys.executable, NOMAD, "operator", "root", "keyring", "rotate", "-now", "-verbose"],
                          env=env, capture_output=True, text=True, timeout=30)

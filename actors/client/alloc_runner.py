@@ -154,7 +154,14 @@ from actors.client.templates import (
     retry_delay,
 )
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT as ALLOC_ENDPOINT_NAME
-from actors.workload_identity import TOKEN_ENV, TOKEN_FILE, TOKEN_FILE_PERMS, task_identity
+from actors.workload_identity import (
+    TOKEN_ENV,
+    TOKEN_FILE,
+    TOKEN_FILE_PERMS,
+    named_token_file,
+    task_identity,
+    task_named_identities,
+)
 from runtime.actor import NodeActor
 from runtime.config import format_duration
 from runtime.env import Env
@@ -189,6 +196,7 @@ EV_LEADER_DEAD = "Leader Task Dead"  # Nomad TaskLeaderDead: the leader ended, s
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
+EV_RECONNECTED = "Reconnected"  # Nomad TaskClientReconnected: the servers had it unknown, and it is back
 EV_TASK_HOOK_MESSAGE = "Task hook message"  # Nomad's TaskHookMessage
 TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning: a change_script's task is not running
 SCRIPT_KILL_MESSAGE = "Template script failed, task is being killed"  # Nomad's handleScriptError
@@ -339,6 +347,15 @@ class ServerLink:
     node_id: str
     secret_id: str
     servers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatOk:
+    """ClientNode -> runner (local): a heartbeat was acknowledged at *at* (env.now()).  An allocation
+    whose group has ``disconnect.stop_on_client_after`` is stopped by the client itself once no
+    heartbeat has been acknowledged for that long (Nomad's client heartbeatStop)."""
+
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,6 +545,13 @@ class AllocRunnerConfig:
     # request is sent again, to the next server, after identity_retry_s, as long as the task waits.
     identity_rpc_timeout_s: float = 10.0
     identity_retry_s: float = 1.0
+    # A named identity with a ttl is signed anew before it expires (Nomad's widmgr): half its remaining
+    # lifetime on, plus up to 10% of that (spread), but never sooner than this (Nomad's minWait, 10 s:
+    # a short ttl must not turn into a request storm on the servers); a failed renewal is tried again
+    # after this doubled per failure, up to identity_renew_max_backoff_s (Nomad's helper.Backoff with
+    # its one hour limit).
+    identity_renew_min_wait_s: float = 10.0
+    identity_renew_max_backoff_s: float = 3600.0
     # ... but a rendering that took long is looked at again at most this many times its time later
     # (a template rendering for 1.9 s of every 2 s would hold the client's allocations): at most ~5%
     # of the runner's time goes to watching files.
@@ -584,6 +608,8 @@ class AllocRunnerConfig:
                              "template_source_max_bytes and template_output_max_bytes must be > 0")
         if self.identity_rpc_timeout_s <= 0 or self.identity_retry_s <= 0:
             raise ValueError("identity_rpc_timeout_s and identity_retry_s must be > 0")
+        if not 0 < self.identity_renew_min_wait_s <= self.identity_renew_max_backoff_s:
+            raise ValueError("need 0 < identity_renew_min_wait_s <= identity_renew_max_backoff_s")
         if self.template_file_poll_s <= 0 or self.template_file_poll_cost_factor < 0:
             raise ValueError("template_file_poll_s must be > 0 and template_file_poll_cost_factor >= 0")
         if self.template_retry_attempts < 0 or self.template_retry_max_backoff_s < 0:
@@ -605,6 +631,19 @@ class AllocRunnerConfig:
 # ------------------------------------------------------------ pure rules
 class AllocError(ValueError):
     """The allocation the servers sent is malformed (their fault, not ours)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentitySpec:
+    """A task's named workload identity (its ``identity { name = ... }`` block)."""
+
+    name: str
+    env: bool = False  # its token in NOMAD_TOKEN_<name>
+    file: bool = False  # ... and in secrets/nomad_<name>.jwt, or the task directory's <filepath>
+    filepath: str = ""
+    ttl_s: float = 0.0  # 0: it never expires (and is never renewed)
+    change_mode: str = ""  # what a renewed token does to the running task: restart, signal, noop ("")
+    change_signal: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -639,6 +678,8 @@ class TaskSpec:
     # secrets/nomad_token (file).
     identity_env: bool = False
     identity_file: bool = False
+    identity_filepath: str = ""  # its default identity's filepath (in the task directory) over nomad_token
+    identities: tuple[IdentitySpec, ...] = ()  # its named identities, each signed for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -749,6 +790,13 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                     volume_mounts=_volume_mounts(raw, w), templates=templates,
                     leader=_get(raw, "Leader", bool, w, False), shutdown_delay_s=_shutdown_delay(raw, w),
                     identity_env=task_identity(raw)[0], identity_file=task_identity(raw)[1],
+                    identity_filepath=str((raw.get("Identity") or {}).get("Filepath") or ""),
+                    identities=tuple(IdentitySpec(
+                        name=w["Name"], env=bool(w.get("Env")), file=bool(w.get("File")),
+                        filepath=str(w.get("Filepath") or ""), ttl_s=(w.get("TTL") or 0) / 1e9,
+                        change_mode=str(w.get("ChangeMode") or ""),
+                        change_signal=str(w.get("ChangeSignal") or ""))
+                        for w in task_named_identities(raw)),
                     **_lifecycle(raw, w))
 
 
@@ -1574,6 +1622,12 @@ class _Task:
     wid_token: str = ""
     wid_req: int = 0
     wid_wait: bool = False
+    wid_ready: bool = False  # all its identities were signed once (then only renewals are asked)
+    # Re-attached after a client restart with identities to renew: signed again (files rewritten, no
+    # change_mode, as Nomad's restored identities), then renewed.
+    wid_adopt: bool = False
+    wid_named: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (JWT, exp Unix s; 0)
+    wid_renew_failures: int = 0  # renewals failed in a row (the backoff's exponent)
 
 
 @dataclass(slots=True)
@@ -1584,6 +1638,7 @@ class _Alloc:
     invalid: str = ""
     tasks: dict[str, _Task] = field(default_factory=dict)
     removed: bool = False  # absent from the servers' set: kill, then forget
+    heartbeat_stopped: bool = False  # stopped by the client itself (disconnect.stop_on_client_after)
     # Arrived with a terminal client status (a client whose state was lost):
     # never run, never reported, so the servers' status (lost, say) stands.
     quiet: bool = False
@@ -1716,6 +1771,7 @@ class AllocRunner(NodeActor):
                  fetcher: Any = None, migrator: Any = None,
                  wall_clock: Callable[[], float] | None = None) -> None:
         super().__init__(env, name)
+        self.heartbeat_ok_at = 0.0  # when a heartbeat was last acknowledged (env.now(); see HeartbeatOk)
         # Unix seconds, for templates' timestamp (time.time in the agent); None: env.now (the
         # simulator's virtual time).
         self.wall_clock = wall_clock if wall_clock is not None else env.now
@@ -1762,6 +1818,8 @@ class AllocRunner(NodeActor):
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
+        # Nomad's heartbeatStop.watch: the client counts from its start until a first heartbeat.
+        self.heartbeat_ok_at = self.env.now()
         try:
             records = self.store.load_all()
         except Exception as exc:  # a broken store must not stop the client; tasks then restart fresh
@@ -1776,6 +1834,7 @@ class AllocRunner(NodeActor):
                 self._kill_orphans(records[aid])
         if self.alloc_dirs is not None:
             self.set_timer("gc", self.cfg.gc_interval_s)
+        self._arm_heartbeat_stop()
         self._flush()
 
     # ------------------------------------------------------------ messages
@@ -1812,6 +1871,9 @@ class AllocRunner(NodeActor):
             if message.tasks:
                 totals = replace(totals, tasks=self._task_usage())
             self.send(self.env.node, message.reply_to, totals)
+        elif isinstance(message, HeartbeatOk):
+            self.heartbeat_ok_at = max(self.heartbeat_ok_at, message.at)
+            self._arm_heartbeat_stop()
         elif isinstance(message, NodeVars):
             self.node_vars = dict(message.values)
             self.host_volumes = {name: (path, ro) for name, path, ro in message.host_volumes}
@@ -1900,7 +1962,10 @@ class AllocRunner(NodeActor):
                           env=tuple(sorted(env.items())), user=t.spec.user, enter=enter)
 
     def on_timer(self, name: str) -> None:
-        if name == "poll":
+        if name == "heartbeat-stop":
+            self._heartbeat_stop()
+            self._flush()
+        elif name == "poll":
             self._poll()
         elif name == "gc":
             self._gc_for_disk()
@@ -1952,8 +2017,14 @@ class AllocRunner(NodeActor):
                         self._wid_reqs.pop(t.wid_req, None)
                         t.wid_req = 0
                         self._rotate()
-                        self._set_task_timer("wid_retry", a, t, self.cfg.identity_retry_s)
-                    elif kind == "wid_retry" and t.wid_wait and not t.wid_req and t.phase != P_DEAD:
+                        if t.wid_ready:
+                            self._wid_renew_failed(a, t, "no answer from the server")
+                        else:
+                            self._set_task_timer("wid_retry", a, t, self.cfg.identity_retry_s)
+                    elif kind == "wid_retry" and (t.wid_wait or t.wid_adopt) and not t.wid_req \
+                            and t.phase != P_DEAD:
+                        self._wid_query(a, t)
+                    elif kind == "wid_renew" and t.wid_ready and not t.wid_req and t.phase != P_DEAD:
                         self._wid_query(a, t)
                     elif kind == "tmpl_file":  # the files templates read: re-rendered if they changed
                         if t.tmpl_ready and t.phase != P_DEAD and t.tmpl_first_change is None:
@@ -2029,6 +2100,16 @@ class AllocRunner(NodeActor):
             a.spec = _replace_desired(a.spec, desired, index)
             self._stop_alloc(a, f"allocation desired status is {desired}")
             self._dirty.add(aid)
+        elif desired == DESIRED_RUN and index > a.spec.modify_index and a.spec.desired == DESIRED_RUN \
+                and raw.get("ClientStatus") == "unknown":
+            # The servers marked it unknown while this client could not reach them (Nomad's
+            # allocRunner.Reconnect): each task records it, and its state is reported again.
+            a.raw = raw
+            a.spec = _replace_desired(a.spec, desired, index)
+            now = self.env.now()
+            for t in a.tasks.values():
+                self._event(t, EV_RECONNECTED, now, "Client reconnected")
+            self._dirty.add(aid)
         elif desired == DESIRED_RUN and index > a.spec.modify_index and a.spec.desired == DESIRED_RUN:
             # Updated in place (a new job version running the same tasks): keep the new record
             # (persisted as the allocation now is); its services' checks may have changed.
@@ -2057,6 +2138,36 @@ class AllocRunner(NodeActor):
         self._cancel_alloc_timer("maxrun", a)
         self._arm_max_run(a)
 
+    def _stop_after_s(self, a: _Alloc) -> float | None:
+        """The allocation's ``disconnect.stop_on_client_after`` (s) while it still runs here, else None."""
+        if a.spec is None or a.removed or a.spec.desired != DESIRED_RUN or a.heartbeat_stopped or a.done():
+            return None
+        from actors.scheduler.disconnect import stop_on_client_after_s
+
+        return stop_on_client_after_s(a.raw)
+
+    def _arm_heartbeat_stop(self) -> None:
+        """One timer at the earliest ``last heartbeat + stop_on_client_after`` of the allocations."""
+        due = [self.heartbeat_ok_at + s for a in self.allocs.values()
+               if (s := self._stop_after_s(a)) is not None]
+        if due:
+            self.set_timer("heartbeat-stop", max(0.0, min(due) - self.env.now()))
+        else:
+            self.cancel_timer("heartbeat-stop")
+
+    def _heartbeat_stop(self) -> None:
+        now = self.env.now()
+        for aid in sorted(self.allocs):
+            a = self.allocs[aid]
+            s = self._stop_after_s(a)
+            if s is not None and now >= self.heartbeat_ok_at + s:
+                log.warning("%s: stopping allocation %s: no heartbeat acknowledged for %.0fs "
+                            "(stop_on_client_after)", self.env.node, aid, now - self.heartbeat_ok_at)
+                a.heartbeat_stopped = True
+                self._stop_alloc(a, "stopped after the client lost contact with the servers")
+                self._dirty.add(aid)
+        self._arm_heartbeat_stop()
+
     def _add_invalid(self, aid: str, raw: Any, why: str) -> None:
         log.warning("%s: allocation %s failed: %s", self.env.node, aid, why)
         old = self.allocs.get(aid)
@@ -2079,6 +2190,8 @@ class AllocRunner(NodeActor):
             a.tasks[ts.name] = t
         self.allocs[aid] = a
         self._dirty.add(aid)
+        if self._stop_after_s(a) is not None:  # Nomad's heartbeatStop.allocHook
+            self._arm_heartbeat_stop()
         server_status = raw.get("ClientStatus")
         if server_status in (COMPLETE, FAILED, LOST):  # Nomad's shouldRun: terminal allocs never run
             a.quiet = True
@@ -2144,13 +2257,16 @@ class AllocRunner(NodeActor):
         env = task_env(a.spec, t.spec, alloc_dir, task_dir)
         if "node.datacenter" in self.node_vars:
             env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
-        if (t.spec.identity_env or t.spec.identity_file) and not t.wid_token:
-            t.wid_wait = True  # Nomad's identity hook: the task waits for its signed identity
+        if (t.spec.identity_env or t.spec.identity_file or t.spec.identities) and not t.wid_ready:
+            t.wid_wait = True  # Nomad's identity hook: the task waits for its signed identities
             if not t.wid_req:
                 self._wid_query(a, t)
             return
         if t.spec.identity_env:
             env[TOKEN_ENV] = t.wid_token
+        for wid in t.spec.identities:  # the latest tokens: a restart after a renewal has the new ones
+            if wid.env and wid.name in t.wid_named:
+                env[f"{TOKEN_ENV}_{wid.name}"] = t.wid_named[wid.name][0]
         if t.artifacts_fetched < len(t.spec.artifacts):  # Nomad's artifact hook: until all are fetched
             self._fetch_artifacts(a, t, env, alloc_dir, task_dir, now)
             return
@@ -2360,7 +2476,7 @@ class AllocRunner(NodeActor):
             for t in a.tasks.values():
                 if (t.tmpl_wait or t.tmpl_ready or t.tmpl_adopt) and not t.tmpl_req and t.phase != P_DEAD:
                     self._tmpl_query(a, t)
-                if t.wid_wait and not t.wid_req and t.phase != P_DEAD:
+                if (t.wid_wait or t.wid_adopt) and not t.wid_req and t.phase != P_DEAD:
                     self._wid_query(a, t)
 
     def _rotate(self) -> None:
@@ -2394,16 +2510,97 @@ class AllocRunner(NodeActor):
         self._set_task_timer("tmpl", a, t, wait + self.cfg.template_rpc_margin_s)
 
     def _wid_query(self, a: _Alloc, t: _Task) -> None:
-        """Ask a server to sign the task's workload identity (Nomad's Alloc.SignIdentities)."""
+        """Ask a server to sign the task's workload identities (Nomad's Alloc.SignIdentities): its
+        default and named ones before it first starts, then the named ones with a ttl (a renewal)."""
         if not self.servers or not self.link_node:
+            if t.wid_ready:  # a renewal waits for a server as a failed one
+                self._wid_renew_failed(a, t, "no server")
             return  # no server yet: ServerLink sends it
+        if t.wid_ready:
+            tasks, named = (), tuple((t.spec.name, w.name) for w in t.spec.identities if w.ttl_s > 0)
+        else:
+            tasks = (t.spec.name,) if t.spec.identity_env or t.spec.identity_file else ()
+            named = tuple((t.spec.name, w.name) for w in t.spec.identities)
+        if not tasks and not named:
+            return
         self._tmpl_next += 1
         t.wid_req = self._tmpl_next
         self._wid_reqs[t.wid_req] = (a.alloc_id, t.spec.name)
         self.send(self.servers[0], ALLOC_ENDPOINT_NAME, SignIdentities(
             req_id=t.wid_req, reply_node=self.env.node, reply_actor=self.name, node_id=self.link_node,
-            secret_id=self.link_secret, alloc_id=a.alloc_id, tasks=(t.spec.name,)))
+            secret_id=self.link_secret, alloc_id=a.alloc_id, tasks=tasks, identities=named))
         self._set_task_timer("wid", a, t, self.cfg.identity_rpc_timeout_s)
+
+    def _wid_renew_at(self, a: _Alloc, t: _Task) -> None:
+        """Renew the task's expiring identities half their remaining lifetime on (plus up to 10%),
+        no sooner than identity_renew_min_wait_s (plus up to a tenth of it): Nomad's ExpiryToRenewTime."""
+        exps = [t.wid_named[w.name][1] for w in t.spec.identities if w.ttl_s > 0 and w.name in t.wid_named]
+        if not exps or t.phase == P_DEAD:
+            return
+        half = (min(exps) - self.wall_clock()) / 2
+        low = self.cfg.identity_renew_min_wait_s
+        base = max(half, low)
+        wait = base + self.env.rng.uniform(0, base / 10)
+        self._set_task_timer("wid_renew", a, t, wait)
+
+    def _wid_renew_failed(self, a: _Alloc, t: _Task, why: str) -> None:
+        """A renewal failed: tried again after Nomad's backoff (min wait doubled per failure, capped)."""
+        t.wid_renew_failures += 1
+        low = self.cfg.identity_renew_min_wait_s
+        wait = min(low * 2 ** min(t.wid_renew_failures, 40), self.cfg.identity_renew_max_backoff_s)
+        wait += self.env.rng.uniform(0, low)
+        log.warning("%s: renewing workload identities of %s/%s: %s (next in %.1fs)", self.env.node,
+                    a.alloc_id[:8], t.spec.name, why, wait)
+        if t.phase != P_DEAD:
+            self._set_task_timer("wid_renew", a, t, wait)
+
+    def _write_token(self, a: _Alloc, t: _Task, filepath: str, default_file: str, token: str) -> None:
+        """Write *token* to the task directory's *filepath*, or its secrets/<default_file>: 0600 owned by
+        the task's user (Nomad's users.WriteFileFor: an exec task runs as nobody by default; 0666 when
+        that user cannot be found here); OSError or ValueError."""
+        if self.alloc_dirs is None:
+            raise ValueError("this client keeps no allocation directories")
+        path = posixpath.join(t.spec.name, filepath) if filepath else \
+            posixpath.join(t.spec.name, "secrets", default_file)
+        user = t.spec.user or ("nobody" if t.spec.driver == "exec" else "")
+        owner = self.alloc_dirs.user_ids(user) if user else None
+        perms = TOKEN_FILE_PERMS if owner is not None or not user else 0o666
+        self.alloc_dirs.write_alloc_file(a.alloc_id, path, token.encode(), perms, owner or (-1, -1))
+
+    def _write_named(self, a: _Alloc, t: _Task, named: dict[str, tuple[str, int]]) -> None:
+        """Write the named identities' tokens that have a file; a failure is told as a task event (Nomad
+        logs it and carries on)."""
+        for wid in t.spec.identities:
+            if wid.file and wid.name in named:
+                try:
+                    self._write_token(a, t, wid.filepath, named_token_file(wid.name), named[wid.name][0])
+                except (OSError, ValueError) as exc:
+                    self._event(t, EV_TASK_HOOK_MESSAGE, self.env.now(),
+                                f"identity: failed to write token for identity {wid.name!r}: {exc}")
+                    self._dirty.add(a.alloc_id)
+
+    def _renewed(self, a: _Alloc, t: _Task, named: dict[str, tuple[str, int]]) -> None:
+        """Renewed tokens: written, kept for the task's next start, and each identity's change_mode applied
+        to the running task (Nomad's identity hook: restart, or its signal; noop)."""
+        self._write_named(a, t, named)
+        t.wid_named.update(named)
+        t.wid_renew_failures = 0
+        changed = [w for w in t.spec.identities if w.name in named]
+        now = self.env.now()
+        if t.phase == P_RUNNING and t.handle is not None:  # else it starts with the new tokens anyway
+            restart = next((w for w in changed if w.change_mode == "restart"), None)
+            if restart is not None:
+                self._dirty.add(a.alloc_id)
+                t.restart_requested, t.restart_reason = True, f"Identity[{restart.name}]: new token acquired"
+                self._event(t, EV_RESTART_SIGNALED, now, f"Identity[{restart.name}]: new token acquired")
+                self._end_task(a, t, EV_KILLING, "Restarting", now)
+            else:
+                for w in changed:
+                    if w.change_mode == "signal":
+                        self._dirty.add(a.alloc_id)
+                        self._event(t, EV_SIGNALING, now, f"Identity[{w.name}]: new Identity token acquired")
+                        self._signal(t, w.change_signal)
+        self._wid_renew_at(a, t)
 
     def _answered_task(self, reqs: dict[int, tuple[str, str]], req_id: int,
                        field: str) -> tuple[_Alloc, _Task] | None:
@@ -2425,10 +2622,18 @@ class AllocRunner(NodeActor):
             return
         a, t = found
         self._cancel_task_timer("wid", a, t)
-        if t.phase == P_DEAD or a.spec is None or not t.wid_wait:
+        if t.phase == P_DEAD or a.spec is None or not (t.wid_wait or t.wid_ready or t.wid_adopt):
             return
+        named = {name: (jwt, exp) for task, name, jwt, exp in m.named if task == t.spec.name} if m.ok else {}
+        if t.wid_ready:  # a renewal
+            if not named:
+                self._wid_renew_failed(a, t, m.error or "no tokens")
+            else:
+                self._renewed(a, t, named)
+            return
+        want_default = t.spec.identity_env or t.spec.identity_file
         token = dict(m.tokens).get(t.spec.name, "") if m.ok else ""
-        if not token:
+        if (want_default and not token) or len(named) < len(t.spec.identities):
             log.info("%s: workload identity for %s/%s: %s (retrying in %gs)", self.env.node, a.alloc_id[:8],
                      t.spec.name, m.error or "no token in the answer", self.cfg.identity_retry_s)
             if is_retryable(m.error) or m.error.startswith("stale"):
@@ -2437,24 +2642,22 @@ class AllocRunner(NodeActor):
             return
         if t.spec.identity_file:
             try:
-                if self.alloc_dirs is None:
-                    raise ValueError("this client keeps no allocation directories")
-                path = posixpath.join(t.spec.name, "secrets", TOKEN_FILE)
-                # Nomad's users.WriteFileFor: 0600 owned by the task's user (an exec task runs as
-                # nobody by default); 0666 when that user cannot be found here.
-                user = t.spec.user or ("nobody" if t.spec.driver == "exec" else "")
-                owner = self.alloc_dirs.user_ids(user) if user else None
-                perms = TOKEN_FILE_PERMS if owner is not None or not user else 0o666
-                self.alloc_dirs.write_alloc_file(a.alloc_id, path, token.encode(), perms, owner or (-1, -1))
+                self._write_token(a, t, t.spec.identity_filepath, TOKEN_FILE, token)
             except (OSError, ValueError) as exc:
-                t.wid_wait = False
                 self._dirty.add(a.alloc_id)
-                self._event(t, EV_HOOK_FAILED, self.env.now(), f"identity: failed to write token: {exc}")
-                self._after_exit(a, t, successful=False, recoverable=False, now=self.env.now(),
-                                 cause=f"failed to write the workload identity: {exc}")
-                return
-        t.wid_token, t.wid_wait = token, False
+                if t.wid_adopt:  # it runs already: told, not failed
+                    self._event(t, EV_TASK_HOOK_MESSAGE, self.env.now(),
+                                f"identity: failed to write token: {exc}")
+                else:
+                    t.wid_wait = False
+                    self._event(t, EV_HOOK_FAILED, self.env.now(), f"identity: failed to write token: {exc}")
+                    self._after_exit(a, t, successful=False, recoverable=False, now=self.env.now(),
+                                     cause=f"failed to write the workload identity: {exc}")
+                    return
+        self._write_named(a, t, named)
+        t.wid_token, t.wid_named, t.wid_wait, t.wid_ready, t.wid_adopt = token, named, False, True, False
         self._dirty.add(a.alloc_id)  # its allocation's turn (_coordinate) starts it, in its lifecycle stage
+        self._wid_renew_at(a, t)
 
     def _tmpl_retry(self, a: _Alloc, t: _Task, error: str) -> None:
         """A template data query failed: ask again after nomad_retry's backoff, or, its attempts spent,
@@ -2915,8 +3118,9 @@ class AllocRunner(NodeActor):
         self._cancel_task_timer("fetch", a, t)
         t.fetch_run = 0  # a fetch in flight is no longer waited for
         t.tmpl_wait, t.tmpl_change = False, None  # nor template data (an answer then only ends the watch)
-        t.wid_wait = False  # nor its identity
+        t.wid_wait = t.wid_adopt = False  # nor its identity
         self._cancel_task_timer("wid_retry", a, t)
+        self._cancel_task_timer("wid_renew", a, t)  # nor renewed: Nomad's identity hook stops with the task
         self._cancel_task_timer("tmpl_change", a, t)
         self._cancel_task_timer("tmpl_quiet", a, t)
         self._cancel_task_timer("tmpl_file", a, t)
@@ -3775,6 +3979,9 @@ class AllocRunner(NodeActor):
                 if t.spec.templates and t.phase == P_RUNNING:  # its templates are watched again
                     t.tmpl_adopt = True
                     self._tmpl_query(a, t)
+                if t.phase == P_RUNNING and any(w.ttl_s > 0 for w in t.spec.identities):
+                    t.wid_adopt = True  # its expiring identities are renewed again
+                    self._wid_query(a, t)
                 if t.phase == P_KILLING or t.state.state == TASK_PENDING:
                     # Finish the kill the last incarnation began (or whose shutdown_delay it waited out).
                     t.phase = P_RUNNING
@@ -3808,7 +4015,7 @@ class AllocRunner(NodeActor):
                 if t.tmpl_wait:
                     assert t.phase == P_PENDING and not t.tmpl_ready, f"{aid}/{t.spec.name}: template wait"
                 if t.wid_wait:
-                    assert t.phase == P_PENDING and not t.wid_token, f"{aid}/{t.spec.name}: identity wait"
+                    assert t.phase == P_PENDING and not t.wid_ready, f"{aid}/{t.spec.name}: identity wait"
                 if t.wid_req:
                     assert self._wid_reqs.get(t.wid_req) == (aid, t.spec.name), "identity request untracked"
                 if t.tmpl_req:

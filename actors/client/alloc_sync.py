@@ -69,6 +69,11 @@ class AllocSyncConfig:
     retry_s: float = 1.0
     # Nomad allocSyncIntv: client state changes are batched this long.
     sync_interval_s: float = 0.2
+    # A report refused because the servers hold this node disconnected is sent again after this
+    # (plus a stagger): the node's heartbeat must get through first, and after a long partition the
+    # client waits about as long as it was cut off before heartbeating again, so retrying every
+    # second would only fill the Raft log with refused writes.
+    unresponsive_retry_s: float = 10.0
     # drain_on_shutdown (client config): None = leave without draining.
     drain_deadline_s: float | None = None
     drain_ignore_system: bool = False
@@ -83,11 +88,14 @@ class AllocSyncConfig:
 
     def __post_init__(self) -> None:
         for name in ("wait_s", "rpc_margin_s", "retry_s", "sync_interval_s", "drain_grace_s", "drain_poll_s",
-                     "drain_no_deadline_wait_s"):
+                     "drain_no_deadline_wait_s", "unresponsive_retry_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.drain_deadline_s is not None and self.drain_deadline_s < 0:
             raise ValueError("drain_deadline_s must be >= 0")
+
+
+UNRESPONSIVE = "is not allowed to update allocs while in status"  # Nomad's refusal for a disconnected node
 
 
 def _rfc3339(t: float) -> str | None:
@@ -348,7 +356,8 @@ class AllocSync(NodeActor):
         self._writing = {}
         log.debug("%s: allocation update failed (%s); retrying", self.env.node, error)
         self._rotate()
-        self.set_timer("sync", self.cfg.retry_s + random_stagger(self.env.rng, self.cfg.retry_s))
+        wait = self.cfg.unresponsive_retry_s if UNRESPONSIVE in error else self.cfg.retry_s
+        self.set_timer("sync", wait + random_stagger(self.env.rng, wait))
 
     # ------------------------------------------------------------ drain on shutdown
     def _start_leave(self, m: Leave) -> None:

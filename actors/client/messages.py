@@ -334,7 +334,8 @@ class PrevAllocResponse(Message):
 
 
 # The workload identities of a task of the asking node's allocation (Nomad's Alloc.SignIdentities): the
-# task's default identity, a JWT signed by the servers (actors.workload_identity).
+# default identity of each of *tasks* and the named *identities* ((task, name), ...), JWTs signed by the
+# servers (actors.workload_identity).
 @message(334)
 @msg
 class SignIdentities(Message):
@@ -345,6 +346,7 @@ class SignIdentities(Message):
     secret_id: str
     alloc_id: str
     tasks: tuple[str, ...]
+    identities: tuple[tuple[str, str], ...] = ()
 
 
 @message(335)
@@ -354,3 +356,4 @@ class SignIdentitiesResponse(Message):
     ok: bool
     error: str = ""
     tokens: tuple[tuple[str, str], ...] = ()  # (task, signed JWT)
+    named: tuple[tuple[str, str, str, int], ...] = ()  # (task, identity, signed JWT, exp Unix s; 0: none)

@@ -593,6 +593,7 @@ class ClientNode(NodeActor):
         self.status = READY
         self.stats["registrations"] += 1
         self._tell_listeners()
+        self._tell_heartbeat_ok(self.env.now())
         if not was or not self.timer_armed("heartbeat"):
             stagger = self.cfg.initial_heartbeat_stagger_s
             self.set_timer("heartbeat", 0.0 if self.cfg.dev_mode else random_stagger(self.env.rng, stagger))
@@ -632,6 +633,17 @@ class ClientNode(NodeActor):
                 log.warning("%s: missed heartbeat: since_last_heartbeat=%.1fs", self.env.node, now - self.last_ok)
         self.last_ok, self.ever_ok = now, True
         self.set_timer("heartbeat", self.ttl)
+        self._tell_heartbeat_ok(now)
+
+    def _tell_heartbeat_ok(self, now: float) -> None:
+        """The servers answered (a heartbeat or a registration): disconnect.stop_on_client_after counts
+        from here (Nomad's heartbeatStop.setLastOk)."""
+        if self.listeners:
+            from actors.client.alloc_runner import HeartbeatOk
+
+            ok = HeartbeatOk(now)
+            for actor in self.listeners:
+                self.send(self.env.node, actor, ok)
 
     def _outer_failure(self, kind: str, error: str) -> None:
         self.stats["failures"] += 1

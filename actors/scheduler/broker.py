@@ -49,7 +49,7 @@ from runtime.env import Env
 log = logging.getLogger("nomad.scheduler")
 
 BROKER = "eval-broker"
-SCHEDULER_TYPES = ("service", "batch", "system", "_core")
+SCHEDULER_TYPES = ("service", "batch", "system", "sysbatch", "_core")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

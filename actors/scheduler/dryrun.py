@@ -24,7 +24,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from actors.scheduler.job import memory_max_warnings, spec_changed, update_digest, warnings_text
+from actors.scheduler.job import (
+    disconnect_warnings,
+    memory_max_warnings,
+    spec_changed,
+    update_digest,
+    warnings_text,
+)
 from actors.scheduler.jobdiff import annotate, job_diff
 from actors.scheduler.scheduler import (
     STOP_MIGRATE,
@@ -56,8 +62,9 @@ def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> d
             "CreatedEvals": None,
             "Diff": annotate(job_diff(old, job, contextual=True), updates) if diff else None,
             "NextPeriodicLaunch": _next_launch(job, now),
-            "Warnings": warnings_text(memory_max_warnings(job,
-                                                          sched_cfg.memory_oversubscription(state.tables)))}
+            "Warnings": warnings_text(
+                memory_max_warnings(job, sched_cfg.memory_oversubscription(state.tables))
+                + disconnect_warnings(job))}
 
 
 def _next_launch(job: dict[str, Any], now: float) -> str:
@@ -92,6 +99,11 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
     for p in plan["Place"]:
         if p["TaskGroup"] in out:
             out[p["TaskGroup"]]["Place"] += 1
+    for key in ("Disconnect", "Reconnect"):  # Nomad's DesiredUpdates counts these apart
+        for aid in plan.get(key) or ():
+            a = by_id.get(aid)
+            if a is not None and a["TaskGroup"] in out:
+                out[a["TaskGroup"]][key] = out[a["TaskGroup"]].get(key, 0) + 1
     for name, u in out.items():
         if name in removed:
             continue

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 SECOND_NS = 1_000_000_000
-JOB_TYPES = ("service", "batch", "system")
+JOB_TYPES = ("service", "batch", "system", "sysbatch")
 RESTART_MODES = ("fail", "delay")
 
 # Nomad's structs defaults (structs.go DefaultServiceJobRestartPolicy,
@@ -33,6 +33,8 @@ RESTART_DEFAULTS = {
     "service": {"Attempts": 2, "Interval": 30 * 60 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
     "system": {"Attempts": 2, "Interval": 30 * 60 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
     "batch": {"Attempts": 3, "Interval": 24 * 3600 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
+    # A sysbatch job's groups restart as a batch job's do (Nomad's api TaskGroup.Canonicalize).
+    "sysbatch": {"Attempts": 3, "Interval": 24 * 3600 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
 }
 MIGRATE_DEFAULTS = {"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SECOND_NS,
                     "HealthyDeadline": 5 * 60 * SECOND_NS}
@@ -323,6 +325,65 @@ def memory_max(res: dict[str, Any], field: str, task: str) -> None:
     if mem_max != 0 and mem_max < res["MemoryMB"]:
         _need(False, field, f"Task {task} validation failed: MemoryMaxMB value ({mem_max}) should be larger "
               f"than MemoryMB value ({res['MemoryMB']})")
+
+
+RECONCILE_OPTIONS = ("best_score", "keep_original", "keep_replacement", "longest_running")  # Nomad's
+
+
+def _disconnect(g: dict[str, Any], field: str, job_type: str) -> None:
+    """A group's ``Disconnect`` (Nomad's DisconnectStrategy, its Canonicalize and Validate), in place.
+
+    Kept only when given, so a job stored before is as it was.  ``LostAfter`` (ns, default 0: none) is
+    how long a disconnected node's allocations stay ``unknown`` before they are lost;
+    ``StopOnClientAfter`` (ns, or null) how long a client that cannot heartbeat keeps them running;
+    ``Replace`` (default true) whether they are replaced meanwhile; ``Reconcile`` which copy is kept
+    when the node comes back.  The deprecated group keys ``MaxClientDisconnect`` and
+    ``StopAfterClientDisconnect`` are kept as given and, as in Nomad 1.10+, ignored (a warning says
+    so, :func:`disconnect_warnings`).
+    """
+    for key in ("MaxClientDisconnect", "StopAfterClientDisconnect"):
+        if g.get(key) is None:
+            g.pop(key, None)
+        else:
+            g[key] = _int(g[key], f"{field}.{key}", default=0, minimum=None)
+    if g.get("Disconnect") is None:
+        g.pop("Disconnect", None)
+        return
+    where = f"{field}.Disconnect"
+    d = dict(_map(g["Disconnect"], where))
+    unknown = sorted(set(d) - {"LostAfter", "StopOnClientAfter", "Replace", "Reconcile"})
+    _need(not unknown, where, f"unknown field(s) {', '.join(unknown)}")
+    d["LostAfter"] = _int(d.get("LostAfter"), f"{where}.LostAfter", default=0, minimum=None)
+    if d.get("StopOnClientAfter") is not None:
+        d["StopOnClientAfter"] = _int(d["StopOnClientAfter"], f"{where}.StopOnClientAfter", default=0,
+                                      minimum=None)
+    else:
+        d["StopOnClientAfter"] = None
+    d["Replace"] = True if d.get("Replace") is None else _bool(d["Replace"], f"{where}.Replace")
+    d["Reconcile"] = _str(d.get("Reconcile"), f"{where}.Reconcile", default="best_score")
+    # Nomad's DisconnectStrategy.Validate, its messages, in its order.
+    stop = d["StopOnClientAfter"]
+    if stop is not None:
+        _need(stop >= 0, where, "stop_after cannot be a negative duration")
+        _need(job_type in ("service", "batch"), where,
+              "stop_after can only be used with service or batch job types")
+    _need(d["LostAfter"] >= 0, where, "lost_after cannot be a negative duration")
+    _need(stop is None or d["LostAfter"] == 0, where,
+          "Disconnect cannot be configured with both lost_after and stop_after")
+    _need(d["Reconcile"] in RECONCILE_OPTIONS, where, f"reconcile option is invalid: {d['Reconcile']}")
+    g["Disconnect"] = d
+
+
+def disconnect_warnings(job: dict[str, Any]) -> list[str]:
+    """Nomad's TaskGroup.Warnings for the deprecated disconnect keys (Nomad 1.10+ ignores them)."""
+    out = []
+    for g in job.get("TaskGroups") or ():
+        if g.get("MaxClientDisconnect") is not None:
+            out.append("MaxClientDisconnect is deprecated and ignored in favor of Disconnect.LostAfter")
+        if g.get("StopAfterClientDisconnect") is not None:
+            out.append("StopAfterClientDisconnect is deprecated and ignored favor of "
+                       "Disconnect.StopOnClientAfter")
+    return out
 
 
 def memory_max_warnings(job: dict[str, Any], oversubscription: bool) -> list[str]:
@@ -901,9 +962,11 @@ def _update(raw: dict[str, Any], field: str) -> dict[str, Any]:
 
 def _reschedule_policy(group_rp: Any, job_rp: Any, job_type: str, field: str) -> dict[str, Any] | None:
     """Nomad's ReschedulePolicy of a group: the job's ``Reschedule`` and the group's own over the job
-    type's defaults (api Canonicalize), checked as ``ReschedulePolicy.Validate``; a system job has none."""
-    if job_type == "system":
-        _need(group_rp is None and job_rp is None, field, "System jobs should not have a reschedule policy")
+    type's defaults (api Canonicalize), checked as ``ReschedulePolicy.Validate``; a system or sysbatch job
+    has none (each of its allocations runs on its own node, never elsewhere)."""
+    if job_type in ("system", "sysbatch"):
+        _need(group_rp is None and job_rp is None, field,
+              "System or sysbatch jobs should not have a reschedule policy")
         return None
     rp = {**RESCHEDULE_DEFAULTS[job_type], **_map(job_rp, "Reschedule"), **_map(group_rp, field)}
     rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.Attempts", default=0, minimum=0,
@@ -1038,10 +1101,11 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     _need(sum(1 for t in g["Tasks"] if t.get("Leader")) <= 1, f"{field}.Tasks",
           "Only one task may be marked as leader")  # Nomad's TaskGroup.Validate
     _shutdown_delay(g, field)
+    _disconnect(g, field, job_type)
     if g.get("MaxRunDuration") is not None:  # kept only when given: a job stored before is as it was
         mrd = _int(g["MaxRunDuration"], f"{field}.MaxRunDuration", default=0, minimum=None)
         _need(mrd > 0, f"{field}.MaxRunDuration", "MaxRunDuration must be greater than zero")
-        _need(job_type == "batch", f"{field}.MaxRunDuration",
+        _need(job_type in ("batch", "sysbatch"), f"{field}.MaxRunDuration",
               f'Job type "{job_type}" does not allow max_run_duration')
     else:
         g.pop("MaxRunDuration", None)
@@ -1066,12 +1130,19 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
         g.pop("ReschedulePolicy", None)
     else:
         g["ReschedulePolicy"] = resched
+    if job_type == "sysbatch":
+        # Nomad's TaskGroup.Validate: a drain leaves sysbatch work to finish, nothing is migrated.
+        _need(job_migrate is None and g.get("Migrate") is None, f"{field}.Migrate",
+              'Job type "sysbatch" does not allow migrate block')
     # The job's migrate block under the group's (Nomad's api TaskGroup.Canonicalize, MigrateStrategy.Merge).
     mg = {**MIGRATE_DEFAULTS, **{k: v for k, v in _map(job_migrate, "Migrate").items() if v is not None},
           **_map(g.get("Migrate"), f"{field}.Migrate")}
     mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
     mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
-    g["Migrate"] = mg
+    if job_type == "sysbatch":
+        g.pop("Migrate", None)
+    else:
+        g["Migrate"] = mg
     g["EphemeralDisk"] = disk = _ephemeral_disk(g.get("EphemeralDisk"), f"{field}.EphemeralDisk")
     for i, t in enumerate(g["Tasks"]):  # Nomad's LogConfig.Validate: the logs fit in the disk
         lc = t["LogConfig"]
@@ -1083,6 +1154,10 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     _placement_prefs(g, field)
     if job_update is not None:  # a service job's group
         g["Update"] = _update({**job_update, **_map(g.get("Update"), f"{field}.Update")}, f"{field}.Update")
+    elif job_type == "sysbatch":
+        # Nomad's TaskGroup.Validate: a sysbatch job runs each node's allocation once, nothing rolls.
+        _need(g.get("Update") is None, f"{field}.Update", 'Job type "sysbatch" does not allow update block')
+        g.pop("Update", None)
     else:
         _map(g.pop("Update", None), f"{field}.Update")
     nets = _networks(g.get("Networks"), f"{field}.Networks")
@@ -1319,6 +1394,11 @@ def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAU
     job_update: dict[str, Any] | None = None
     if job["Type"] == "service":
         job_update = dict(_map(job.get("Update"), "Update"))
+    elif job["Type"] == "sysbatch":
+        # Nomad's api Job.Canonicalize gives a sysbatch job no update strategy, and its groups inherit a
+        # given one unless it is empty (every field zero), which TaskGroup.Validate refuses.
+        given = _map(job.pop("Update", None), "Update")
+        _need(not any(v for v in given.values()), "Update", 'Job type "sysbatch" does not allow update block')
     elif job["Type"] == "system":
         # A system job's rolling update: max_parallel nodes at a time, a stagger apart.  Nomad's HTTP
         # API canonicalizes every registration (api Job.Canonicalize): no update block is
@@ -1385,7 +1465,8 @@ def _periodic(raw: Any, job_type: str) -> dict[str, Any]:
     from actors.scheduler.cron import CronError, parse_cron
 
     p = dict(_map(raw, "Periodic"))
-    _need(job_type == "batch", "Periodic", "a periodic job must be of type batch")
+    _need(job_type in ("batch", "sysbatch"), "Periodic",
+          'Periodic can only be used with "batch" or "sysbatch" scheduler')
     p["Enabled"] = p.get("Enabled", True)
     _need(isinstance(p["Enabled"], bool), "Periodic.Enabled", "must be a boolean")
     p["SpecType"] = _str(p.get("SpecType"), "Periodic.SpecType", default="cron")
@@ -1417,9 +1498,10 @@ def is_launcher(job: dict[str, Any]) -> bool:
 
 
 def _parameterized(raw: Any, job_type: str) -> dict[str, Any]:
-    """Nomad's ParameterizedJobConfig: only batch jobs dispatch here."""
+    """Nomad's ParameterizedJobConfig: only batch and sysbatch jobs dispatch."""
     p = dict(_map(raw, "ParameterizedJob"))
-    _need(job_type == "batch", "ParameterizedJob", "a parameterized job must be of type batch")
+    _need(job_type in ("batch", "sysbatch"), "ParameterizedJob",
+          'Parameterized job can only be used with "batch" or "sysbatch" scheduler')
     p["Payload"] = _str(p.get("Payload"), "ParameterizedJob.Payload", default="optional")
     _need(p["Payload"] in PAYLOAD_RULES, "ParameterizedJob.Payload", f"must be one of {PAYLOAD_RULES}")
     for key in ("MetaRequired", "MetaOptional"):
@@ -1432,8 +1514,10 @@ def _parameterized(raw: Any, job_type: str) -> dict[str, Any]:
 # Job fields the servers set; a submitted value is dropped, and none of them is part of the spec.
 # ScheduleIndex is the store's own (never in API answers): the index of the
 # last change to what the job runs, see StateStore._plan_job.
+# VersionTag: set only by Job.TagVersion on a version, so a new version (a registration, a revert, a
+# scale) never carries an earlier one's tag (Nomad's revert clears it "to prevent tag duplication").
 SERVER_OWNED = ("Status", "StatusDescription", "Version", "CreateIndex", "ModifyIndex", "JobModifyIndex",
-                "SubmitTime", "Stable", "ScheduleIndex")
+                "SubmitTime", "Stable", "ScheduleIndex", "VersionTag")
 
 
 def schedule_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -1469,7 +1553,8 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
 
 def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
     """What the scheduler compares to replace an allocation of *group* (Nomad's ``tasksUpdated``):
-    :func:`spec_digest`, each task's ``memory_max`` ("task memory max"), its ``Identity`` and the group's
+    :func:`spec_digest`, each task's ``memory_max`` ("task memory max"), its ``Identity`` and
+    ``Identities`` and the group's
     ports.  Kept apart from spec_digest, which the store's job writes apply with (:func:`schedule_changed`),
     so that log entries written before memory_max was honoured still apply exactly as they did."""
     for g in job.get("TaskGroups", ()):
@@ -1477,7 +1562,9 @@ def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
             return (spec_digest(job, group),
                     tuple(sorted((t["Name"], task_memory_max(t)) for t in g["Tasks"])),
                     # Nomad's tasksUpdated compares each task's Identity: a new one is a new allocation.
-                    tuple(sorted((t["Name"], repr(sorted((t.get("Identity") or {}).items())))
+                    tuple(sorted((t["Name"], repr(sorted((t.get("Identity") or {}).items())),
+                                  *((repr([sorted(w.items()) for w in t["Identities"]]),)
+                                    if t.get("Identities") else ()))
                                  for t in g["Tasks"])),
                     # Nomad's networkUpdated ("network port map"): each port's label, static value (a
                     # dynamic one's is not compared), to and host network; a changed one needs a new

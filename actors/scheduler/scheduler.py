@@ -32,6 +32,9 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   ``ephemeral_disk`` is sticky or migrates tries the previous allocation's
   node first (Nomad's findPreferredNode), and goes elsewhere if it cannot.
 * **System jobs** place one allocation of each group on every feasible node.
+* **Sysbatch jobs** run each group's allocations once, to completion, on every
+  feasible node: a finished one is not run again there unless a new version
+  changes what it runs (:func:`_sysbatch_group`).
 
 The plan is only a proposal: the state machine applies it through Raft and
 refuses any placement that no longer fits (another worker's plan may have
@@ -47,6 +50,7 @@ import uuid
 from random import Random
 from typing import Any
 
+from actors.scheduler import disconnect as disc
 from actors.scheduler.job import (
     RESCHEDULE_DEFAULTS,
     constraint_ok,
@@ -900,8 +904,10 @@ def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[
 # bin-pack option's resources), and gets a new AllocModifyIndex when what its client reads as it runs
 # it changed (restart policies, leader, shutdown delays, max_run_duration); 5 -- ports are checked
 # per address (HostIP), as a port of a host network is taken on that network's address only, and a
-# host network's reserved_ports are refused on its addresses.
-PLAN_REV = 5
+# host network's reserved_ports are refused on its addresses; 6 -- a plan may mark allocations on a
+# disconnected node ``unknown`` (``Disconnect``), record reconnected ones (``Reconnect``) and hold
+# back the replacements of lost ones with stop_on_client_after (``LostLater``).
+PLAN_REV = 6
 
 
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
@@ -1005,10 +1011,14 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     for group in job["TaskGroups"]:
         group_allocs = [a for a in job_allocs if a["TaskGroup"] == group["Name"]]
         if job["Type"] == "system":
-            _system_group(plan, job, group, group_allocs, nodes, placer, stop_alloc)
+            _system_group(plan, job, group, group_allocs, nodes, placer, stop_alloc, ev_now)
+            continue
+        if job["Type"] == "sysbatch":
+            _sysbatch_group(plan, job, group, group_allocs, nodes, placer, stop_alloc)
             continue
         kept: list[dict[str, Any]] = []
         replace: list[tuple[str, dict[str, Any]]] = []  # (name, previous alloc)
+        unknown_prev: dict[str, dict[str, Any]] = {}  # name -> an unknown allocation to stand in for
         resched_canaries: dict[str, dict[str, Any]] = {}  # name -> a failed canary placed again
         # Running an earlier spec: replaced as the group's update strategy allows.
         destructive: list[dict[str, Any]] = []
@@ -1017,11 +1027,32 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         digest = update_digest(job, group["Name"]) if group_allocs else ()
         strategy = rolling(job, group)
         rp = reschedule_policy(job, group)
+        reconnecting: list[dict[str, Any]] = []
         for a in group_allocs:
             if a.get("DesiredStatus") != "run":
                 continue
             cs = a.get("ClientStatus")
             node = nodes.get(a["NodeID"])
+            status = node.get("Status") if node is not None else None
+            if status == "disconnected" and cs not in TERMINAL_CLIENT:
+                # Nomad's classifyAllocs on a disconnected node: a pending allocation, one without a
+                # lost_after window and one whose window passed are lost; the others wait, unknown.
+                if cs == "pending" or disc.lost_after_s(a) <= 0 or disc.expired(a, ev_now):
+                    stop_alloc(a, STOP_LOST, "lost")
+                    replace.append((a["Name"], a))
+                    _wait_client_stop(plan, a, ev_now)
+                    continue
+                if cs != disc.UNKNOWN:
+                    plan.setdefault("Disconnect", []).append(a["ID"])
+                if disc.replace_on_disconnect(a):
+                    unknown_prev.setdefault(a["Name"], a)  # its replacement takes its name
+                else:
+                    kept.append(a)
+                continue
+            if node is not None and status not in ("down", "disconnected") and cs in (
+                    disc.UNKNOWN, "running", "failed") and disc.needs_to_reconnect(a):
+                reconnecting.append(a)  # its node is back: it or its replacement is kept, below
+                continue
             if _stale_canary(tables, a, deployment):
                 # A canary of a deployment that ended unpromoted (a newer version came, or it
                 # failed): it holds no place of its own (Nomad's cancelUnneededCanaries).
@@ -1035,6 +1066,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             elif _node_lost(node):
                 stop_alloc(a, STOP_LOST, "lost")
                 replace.append((a["Name"], a))
+                _wait_client_stop(plan, a, ev_now)
             elif cs == "failed" and deployment is not None and deployment["Status"] == "failed" \
                     and a.get("DeploymentID") == deployment["ID"] and _is_canary(a):
                 stop_alloc(a, STOP_CANARY)  # a failed deployment's canaries go, failed ones too
@@ -1075,6 +1107,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                     in_place.append(a)  # runs what the new version runs: updated in place (Nomad)
             else:
                 kept.append(a)
+        if reconnecting:
+            kept = _reconnect(plan, job, group, reconnecting, group_allocs, kept, replace, stop_alloc)
         dstate: dict[str, Any] | None = None
         canary_names: list[str] = []
         if strategy is not None:
@@ -1148,8 +1182,12 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             if updated:  # each takes the memory_max an allocation placed now would have
                 memory = memory_max_fields(group, placer.oversubscribe)
                 plan.setdefault("InPlaceMemory", {}).update((aid, memory) for aid in updated)
-        prev_by_name = {name: a for name, a in replace}
+        prev_by_name = {**unknown_prev, **{name: a for name, a in replace}}
         missing = [i for i in range(group["Count"]) if i not in taken]
+        if any(x["ID"] in {a["ID"] for a in group_allocs} for x in plan.get("LostLater", ())):
+            # A lost allocation its client may still run until stop_on_client_after (and its kill
+            # timeout) has passed: the group places nothing before then (Nomad's lostLater).
+            missing = []
         if any(group_ports(group)):
             placer.stopping = {st["ID"] for st in plan["Stop"]}  # what this plan stops holds no port
         metrics = _new_metrics()
@@ -1189,6 +1227,73 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     if later:
         plan["RescheduleLater"] = sorted(later, key=lambda x: (x["At"], x["ID"]))
     return plan
+
+
+DEFAULT_KILL_TIMEOUT_NS = 5 * 10**9  # Nomad's DefaultKillTimeout
+
+
+def _wait_client_stop(plan: dict[str, Any], a: dict[str, Any], now: float) -> None:
+    """A lost allocation whose group has ``disconnect.stop_on_client_after``: its client stops it by
+    itself that long after its last heartbeat, so its replacement waits until then plus the longest
+    kill timeout (Nomad's delayByStopAfter / WaitClientStop), for a follow-up evaluation."""
+    stop_s = disc.stop_on_client_after_s(a)
+    if not stop_s:
+        return
+    group = next((g for g in (a.get("Job") or {}).get("TaskGroups") or () if g.get("Name") == a["TaskGroup"]),
+                 {})
+    kill = max([DEFAULT_KILL_TIMEOUT_NS, *(int(t.get("KillTimeout") or 0) for t in group.get("Tasks") or ())])
+    plan.setdefault("LostLater", []).append({"ID": a["ID"], "At": now + stop_s + kill / 1e9})
+
+
+def _reconnect(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
+               reconnecting: list[dict[str, Any]], group_allocs: list[dict[str, Any]],
+               kept: list[dict[str, Any]], replace: list[tuple[str, dict[str, Any]]],
+               stop_alloc: Any) -> list[dict[str, Any]]:
+    """Allocations that were ``unknown`` and whose node is back (Nomad's reconcileReconnecting).
+
+    One that failed meanwhile is stopped and replaced; one of an older job version, or one the
+    operator asked to move, is stopped; otherwise each live replacement down its NextAllocation
+    chain is weighed against it by the group's ``Disconnect.Reconcile``, and the one not picked is
+    stopped.  A kept one that reports running is recorded as reconnected (plan ``Reconnect``).
+    Returns the kept list without the replacements stopped here.
+    """
+    by_id = {a["ID"]: a for a in group_allocs}
+    stopped: set[str] = set()
+    for r in sorted(reconnecting, key=lambda a: (a["Name"], a["ID"])):
+        cs = r.get("ClientStatus")
+        if cs == "failed":
+            stop_alloc(r, STOP_FAILED, "failed")
+            stopped.add(r["ID"])
+            replace.append((r["Name"], r))
+            continue
+        t = r.get("DesiredTransition") or {}
+        if t.get("Migrate") or t.get("Reschedule") or t.get("ForceReschedule") \
+                or r.get("JobVersion", 0) < job.get("Version", 0) \
+                or (r.get("Job") or {}).get("CreateIndex", 0) < job.get("CreateIndex", 0):
+            stop_alloc(r, STOP_EXTRA)
+            stopped.add(r["ID"])
+            replace.append((r["Name"], r))
+            continue
+        chain, nxt, seen = [], r.get("NextAllocation") or "", set()
+        while nxt in by_id and nxt not in seen:
+            seen.add(nxt)
+            chain.append(by_id[nxt])
+            nxt = by_id[nxt].get("NextAllocation") or ""
+        for rep in chain:
+            if rep.get("DesiredStatus") != "run" or rep["ID"] in stopped:
+                continue  # server-terminal already: nothing to weigh or stop
+            if disc.pick(r, rep, group) is rep:
+                if r["ID"] not in stopped:
+                    stop_alloc(r, STOP_EXTRA)
+                    stopped.add(r["ID"])
+            else:
+                stop_alloc(rep, disc.STOP_RECONNECTED)
+                stopped.add(rep["ID"])
+        if r["ID"] not in stopped:
+            kept.append(r)
+            if cs == "running":
+                plan.setdefault("Reconnect", []).append(r["ID"])
+    return [a for a in kept if a["ID"] not in stopped]
 
 
 def _is_canary(a: dict[str, Any]) -> bool:
@@ -1279,7 +1384,7 @@ def _node_lost(node: dict[str, Any] | None) -> bool:
 
 def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
                   group_allocs: list[dict[str, Any]], nodes: dict[str, Any], placer: _Placer,
-                  stop_alloc: Any) -> None:
+                  stop_alloc: Any, now: float) -> None:
     digest = update_digest(job, group["Name"]) if group_allocs else ()  # compared with allocations' only
     have: dict[str, dict[str, Any]] = {}
     for a in group_allocs:
@@ -1287,9 +1392,21 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             continue
         node = nodes.get(a["NodeID"])
         cs = a.get("ClientStatus")
-        if _node_lost(node):
+        if node is not None and node.get("Status") == "disconnected" and cs not in TERMINAL_CLIENT:
+            # As the generic scheduler: unknown while its lost_after window lasts, then lost.
+            if cs == "pending" or disc.lost_after_s(a) <= 0 or disc.expired(a, now):
+                stop_alloc(a, STOP_LOST, "lost")
+            else:
+                if cs != disc.UNKNOWN:
+                    plan.setdefault("Disconnect", []).append(a["ID"])
+                have.setdefault(a["NodeID"], a)
+        elif _node_lost(node):
             if cs not in TERMINAL_CLIENT:
                 stop_alloc(a, STOP_LOST, "lost")
+        elif cs == "running" and disc.needs_to_reconnect(a) and a["NodeID"] not in have \
+                and a.get("JobVersion", 0) == job.get("Version", 0):
+            plan.setdefault("Reconnect", []).append(a["ID"])  # its node is back, and so is it
+            have[a["NodeID"]] = a
         elif a.get("DesiredTransition", {}).get("Migrate"):
             stop_alloc(a, STOP_MIGRATE)
         elif group["Count"] == 0 or a["NodeID"] in have:
@@ -1361,6 +1478,144 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
     if failed:
         metrics["CoalescedFailures"] = failed - 1
         plan["Failed"][group["Name"]] = metrics
+
+
+def _ran_successfully(a: dict[str, Any]) -> bool:
+    """Nomad's Allocation.RanSuccessfully: the client ran it and every task finished successfully."""
+    states = a.get("TaskStates") or {}
+    return bool(states) and all(isinstance(st, dict) and st.get("State") == "dead" and not st.get("Failed")
+                                for st in states.values())
+
+
+def _in_dcs_and_pool(job: dict[str, Any], node: dict[str, Any]) -> bool:
+    """The node is one of the job's datacenters and its node pool (Nomad's readyNodesInDCsAndPool)."""
+    dcs = job.get("Datacenters", ["*"])
+    pool = job.get("NodePool", "default")
+    return ("*" in dcs or node.get("Datacenter") in dcs) and (pool == "all"
+                                                              or node.get("NodePool", "default") == pool)
+
+
+def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
+                    group_allocs: list[dict[str, Any]], nodes: dict[str, Any], placer: _Placer,
+                    stop_alloc: Any) -> None:
+    """Nomad's sysbatch scheduler (its node reconciler): each of the group's ``count`` allocations once on
+    every ready node of the job's datacenters and pool that is feasible, run to completion.
+
+    An allocation that finished (complete, failed or lost) is not run again on its node -- unless the
+    job changed what it runs since (a destructive update), when a new one replaces it there; a
+    version that changes nothing it runs leaves it be.  A live one is replaced on its node by a
+    destructive update, marked lost when its node is down (a completed one stays as it is), stopped
+    when it is marked to migrate (drain, ``alloc stop``; nothing replaces it) or when its node is no
+    longer ready or in the job's datacenters and pool and the job changed.  Nothing rolls: every
+    update is placed at once (a sysbatch job has no update block)."""
+    count = group["Count"]
+    names = [f"{job['ID']}.{group['Name']}[{i}]" for i in range(count)]
+    wanted = set(names)
+    digest = update_digest(job, group["Name"])
+    version = job.get("Version", 0)
+
+    def destructive(a: dict[str, Any]) -> bool:
+        return (a.get("JobVersion", 0) != version
+                and update_digest(a.get("Job") or {}, group["Name"]) != digest)
+
+    live_at: dict[tuple[str, str], dict[str, Any]] = {}  # (node, name) -> its live allocation
+    last_terminal: dict[tuple[str, str], dict[str, Any]] = {}  # the newest finished (TerminalByNodeByName)
+    replace_on: dict[tuple[str, str], dict[str, Any]] = {}  # (node, name) -> the allocation replaced there
+    in_place: list[str] = []
+    for a in group_allocs:
+        key = (a["NodeID"], a["Name"])
+        if not live(a):
+            old = last_terminal.get(key)
+            if old is None or (a.get("CreateIndex", 0), a["ID"]) > (old.get("CreateIndex", 0), old["ID"]):
+                last_terminal[key] = a
+            continue
+        node = nodes.get(a["NodeID"])
+        if a["Name"] not in wanted or key in live_at:
+            stop_alloc(a, STOP_EXTRA)
+            continue
+        live_at[key] = a
+        if a.get("DesiredTransition", {}).get("Migrate"):
+            stop_alloc(a, STOP_MIGRATE)
+        elif _node_lost(node):
+            if not _ran_successfully(a):
+                stop_alloc(a, STOP_LOST, "lost")
+        elif not node_ready(node):
+            if a.get("JobVersion", 0) != version:
+                stop_alloc(a, STOP_NODE_INELIGIBLE)  # Nomad: not ready, and the job changed
+        elif not _in_dcs_and_pool(job, node):
+            stop_alloc(a, STOP_EXTRA)  # no longer in the job's datacenters or node pool
+        elif destructive(a):
+            stop_alloc(a, STOP_UPDATE)
+            replace_on[key] = a
+        elif a.get("JobVersion", 0) != version:
+            in_place.append(a["ID"])  # runs what the new version runs: updated in place
+    if in_place:
+        plan.setdefault("InPlace", []).extend(in_place)
+        memory = memory_max_fields(group, placer.oversubscribe)
+        plan.setdefault("InPlaceMemory", {}).update((aid, memory) for aid in in_place)
+    for key, a in last_terminal.items():
+        if key not in live_at and a["Name"] in wanted and destructive(a) and node_ready(nodes.get(key[0])):
+            # It ran an earlier spec: the new one runs there once more (Nomad's update of a terminal
+            # sysbatch allocation, evicted and placed again).
+            stop_alloc(a, STOP_UPDATE)
+            replace_on[key] = a
+    if count == 0:
+        return
+    if any(group_ports(group)):
+        placer.stopping = {st["ID"] for st in plan["Stop"]}
+    metrics = _new_metrics()
+    failed = 0
+    need = (*group_resources(group), group_disk_mb(group))
+    for node_id in placer.sorted_ids:
+        node = nodes[node_id]
+        todo = [n for n in names if (node_id, n) in replace_on
+                or ((node_id, n) not in live_at and (node_id, n) not in last_terminal)]
+        if not todo:
+            continue
+        metrics["NodesEvaluated"] += 1
+        if not placer.feasible(node, group):
+            metrics["NodesFiltered"] += 1
+            continue
+        for name in todo:
+            prev = replace_on.get((node_id, name))
+            placed = _place_on(plan, job, group, node_id, node, name, prev, placer, metrics, need)
+            if placed is False:
+                failed += 1
+                if prev is not None:
+                    _unstop(plan, placer, prev)
+    if failed:
+        metrics["CoalescedFailures"] = failed - 1
+        plan["Failed"][group["Name"]] = metrics
+
+
+def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], node_id: str,
+              node: dict[str, Any], name: str, prev: dict[str, Any] | None, placer: _Placer,
+              metrics: dict[str, Any], need: tuple[int, int, int]) -> bool | None:
+    """Place allocation *name* of *group* on the one node *node_id* (feasible for the group): True when
+    placed, False when it has no room (a failure to report), None when filtered out (volumes, host
+    networks: not a failure, as a system job's node that does not match)."""
+    if not volumes_feasible(node, group, name, metrics) or not host_networks_feasible(node, group, metrics):
+        return None
+    if _max_allocs_full(placer.usage, node_id, node, metrics):
+        return False
+    cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
+    used = placer.usage[node_id]
+    dim = exhausted(cap, tuple(used[i] + need[i] for i in range(3)))
+    if dim is not None:
+        metrics["NodesExhausted"] += 1
+        metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+        return False
+    ports = placer.assign_ports(node_id, node, group, metrics)
+    if ports is None:
+        return False
+    if ports:
+        placer.usage.used_ports(node_id, placer.stopping).update(alloc_port_keys({"AllocatedPorts": ports}))
+    for i in range(3):
+        used[i] += need[i]
+    placer.usage.add_allocs(node_id, 1)
+    plan["Place"].append(_alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
+                                prev, ports, oversubscribe=placer.oversubscribe))
+    return True
 
 
 def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, node: dict[str, Any],

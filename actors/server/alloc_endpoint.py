@@ -393,7 +393,9 @@ class AllocEndpoint(NodeActor):
         r = self._signing[pid]
         query = functools.partial(sign_identities, node_id=r.node_id, secret_id=r.secret_id,
                                   alloc_id=r.alloc_id, tasks=r.tasks, now_s=self._wall(),
-                                  jtis=tuple(new_jti(self.env.secret_rng) for _ in r.tasks))
+                                  jtis=tuple(new_jti(self.env.secret_rng) for _ in r.tasks),
+                                  identities=r.identities,
+                                  named_jtis=tuple(new_jti(self.env.secret_rng) for _ in r.identities))
         reply = ReplyTo(self.env, self.name, ("sign", pid))
         self.send(self.env.node, self.raft, Read(query=query, reply=reply))
 
@@ -418,9 +420,9 @@ class AllocEndpoint(NodeActor):
         else:
             error = m.error if not m.ok else m.value[1][0]
         del self._signing[pid]
-        tokens = () if error else m.value[1][1]
-        self.send(r.reply_node, r.reply_actor,
-                  SignIdentitiesResponse(req_id=r.req_id, ok=not error, error=error, tokens=tokens))
+        tokens, named = ((), ()) if error else (m.value[1][1], m.value[1][2])
+        self.send(r.reply_node, r.reply_actor, SignIdentitiesResponse(
+            req_id=r.req_id, ok=not error, error=error, tokens=tokens, named=named))
 
     def _raft_reply(self, m: RaftReply) -> None:
         kind, key = m.tag

@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from actors.client.messages import (
+    DISCONNECTED,
     DOWN,
     ERR_NO_LEADER,
     ERR_NODE_NOT_FOUND,
@@ -164,10 +165,39 @@ class _Op:
     evals: tuple[str, ...] = ()  # evaluations the write created
 
 
-def node_view(state: Any, node_id: str) -> tuple[str, str] | None:
-    """Read query: the node's (Status, SecretID), or None when it is unknown."""
+def node_view(state: Any, node_id: str, now: float = 0.0,
+              expiring: bool = False) -> tuple[str, str, str, str] | None:
+    """Read query: the node's (Status, SecretID, what a ``ready`` heartbeat makes it, what a missed
+    heartbeat makes it), or None when it is unknown.
+
+    Nomad's Node.UpdateStatus: a ``disconnected`` node that heartbeats is ``initializing`` first, and
+    stays so while it has ``unknown`` allocations and has not reported them since it missed its
+    heartbeats (``LastAllocUpdateIndex <= LastMissedHeartbeatIndex``).  Nomad's invalidateHeartbeat and
+    disconnectState: a node that misses its heartbeats goes ``disconnected`` rather than ``down``
+    when one of its allocations may wait out a ``disconnect.lost_after`` window (not a node already
+    down or initializing; looked at only when *expiring*).
+    """
+    from actors.scheduler.disconnect import node_disconnect_state
+    from actors.server.node_gc import alloc_terminal
+
     rec = state.tables["nodes"].get(node_id)
-    return None if rec is None else (rec.get("Status", ""), rec.get("SecretID", ""))
+    if rec is None:
+        return None
+    status = rec.get("Status", "")
+    ready = READY
+    missed = rec.get("LastMissedHeartbeatIndex") or 0
+    if status == DISCONNECTED:
+        ready = INITIALIZING
+    elif status == INITIALIZING and missed and (rec.get("LastAllocUpdateIndex") or 0) <= missed and any(
+            not alloc_terminal(a) and a.get("ClientStatus") == "unknown" for a in state.node_allocs(node_id)):
+        # Only while an allocation is unknown: Nomad waits on any live one, and a node back before
+        # its allocations were marked unknown (nothing for its client to report) stays initializing.
+        ready = INITIALIZING
+    expire = DOWN
+    if expiring and status not in (DOWN, INITIALIZING) and \
+            node_disconnect_state(state.node_allocs(node_id), now) == (True, True):
+        expire = DISCONNECTED
+    return status, rec.get("SecretID", ""), ready, expire
 
 
 def drivers_record(spec: NodeSpec) -> dict[str, Any]:
@@ -452,7 +482,8 @@ class NodeEndpoint(NodeActor):
         # heartbeat would be answered without the write that restores it, and
         # it would stay down in the state for good (simulator seed 46639).
         # Only registrations and status changes come here, not plain heartbeats.
-        query = functools.partial(node_view, node_id=op.node_id)
+        query = functools.partial(node_view, node_id=op.node_id, now=self._wall(),
+                                  expiring=op.kind == "expire")
         self.send(self.env.node, self.raft, Read(query=query, stale=False,
                                                  reply=ReplyTo(self.env, self.name, ("read", op.op_id))))
 
@@ -514,6 +545,8 @@ class NodeEndpoint(NodeActor):
         elif op.kind == "status":
             assert isinstance(op.request, UpdateNodeStatus)
             want = op.request.status
+            if view is not None and want == READY:
+                want = view[2]  # back from disconnected: initializing until its allocations are reported
             if view is None:
                 self._fail(op, ERR_NODE_NOT_FOUND)
             elif view[0] != want:
@@ -531,7 +564,7 @@ class NodeEndpoint(NodeActor):
         elif view is None or view[0] == DOWN:
             self._finish(op)  # expired, but already down or gone
         else:
-            self._propose(op, command("node_update_status", node_id=op.node_id, status=DOWN,
+            self._propose(op, command("node_update_status", node_id=op.node_id, status=view[3],
                                       event=MISSED_EVENT, now=now))
 
     def _on_write(self, op: _Op, value: tuple[int, Any]) -> None:
@@ -545,8 +578,8 @@ class NodeEndpoint(NodeActor):
         if op.kind == "deregister":
             log.info("%s: node %s deregistered", self.env.node, op.node_id)
         elif result.get("prev") != op.status:
-            if op.status == DOWN:
-                log.warning("%s: node %s marked down", self.env.node, op.node_id)
+            if op.status in (DOWN, DISCONNECTED):
+                log.warning("%s: node %s marked %s", self.env.node, op.node_id, op.status)
             changed = NodeStatusChanged(op.node_id, result.get("prev", ""), op.status, index,
                                         tuple(result.get("allocs", ())))
             for actor in self.notify:
@@ -554,7 +587,8 @@ class NodeEndpoint(NodeActor):
         self._after_write(op)
 
     def _after_write(self, op: _Op) -> None:
-        if op.kind in ("expire", "deregister") or op.status == DOWN:
+        if op.kind == "deregister" or op.status == DOWN or (
+                op.kind == "expire" and op.status != DISCONNECTED):
             # A down node has no timer and gets TTL 0 (Nomad only resets the
             # timer for a node whose status is not terminal); a deregistered
             # one has none either (Nomad clearHeartbeatTimer), so its next

@@ -147,6 +147,13 @@ def job_gc(job: Mapping[str, Any], evals: Iterable[Mapping[str, Any]],
     return True, eval_ids, [a["ID"] for a in allocs]
 
 
+def has_tagged_version(tables: Mapping[str, Mapping[str, Any]], job_id: str) -> bool:
+    """Nomad's job GC keeps a job any of whose versions is tagged (Nomad 1.9 version tags)."""
+    job = tables["jobs"].get(job_id) or {}
+    return bool(job.get("VersionTag")) or any(v.get("VersionTag")
+                                              for v in tables.get("job_versions", {}).get(job_id, ()))
+
+
 def job_gc_candidates(tables: Mapping[str, Mapping[str, Any]], cutoff: float) -> list[str]:
     """job-gc over the whole state: the IDs of the jobs to remove, sorted."""
     jobs = tables["jobs"]
@@ -155,7 +162,8 @@ def job_gc_candidates(tables: Mapping[str, Mapping[str, Any]], cutoff: float) ->
     for a in tables["allocs"].values():
         allocs_of.setdefault(a.get("JobID", ""), []).append(a)
     return [jid for jid in sorted(jobs)
-            if job_gc(jobs[jid], by_job.get(jid, ()), allocs_of.get(jid, ()), cutoff)[0]]
+            if not has_tagged_version(tables, jid)
+            and job_gc(jobs[jid], by_job.get(jid, ()), allocs_of.get(jid, ()), cutoff)[0]]
 
 
 TERMINAL_DEPLOYMENT_STATUSES = ("successful", "failed", "cancelled")  # Deployment.Active() is false

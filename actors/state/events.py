@@ -332,7 +332,7 @@ def _payload(e: Event) -> dict[str, Any]:
     if e.topic == "ACLToken":
         return {"ACLToken": {**token_out(rec), "SecretID": ""}}
     if e.topic == "ACLPolicy":
-        return {"ACLPolicy": policy_out(rec)}
+        return {"ACLPolicy": policy_out(rec, parsed=False)}
     if e.topic == "NodePool":
         return {"NodePool": dict(rec)}
     if e.topic == "Service":

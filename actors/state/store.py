@@ -47,9 +47,11 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # scaling_event: the jobs' groups' newest scaling events, by job ID (actors.state.scaling); a
 # snapshot from before it restores it empty, as the log that wrote such a state kept none.
 # root_keys: the servers' workload identity signing keys, by KeyID (actors.state.root_keys).
+# var_locks: the variable locks' leases, keyed as variables (actors.state.variables); a snapshot
+# from before it restores it empty, as no variable held a lock then.
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
           sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE,
-          scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE)
+          scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE, variables.LOCKS_TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
@@ -222,6 +224,7 @@ class _ClientReports:
     watcher_jobs: set[str] = field(default_factory=set)  # deployments that may go on
     dep_failures: list[tuple[str, str]] = field(default_factory=list)
     freed: bool = False  # an allocation reached a terminal client status: its capacity is free
+    reconnect_jobs: set[str] = field(default_factory=set)  # an unknown allocation's client reported again
 
 
 class StateStore:
@@ -327,6 +330,7 @@ class StateStore:
             "job_evaluate": self._job_evaluate,
             "job_stability": self._job_stability,
             "job_revert": self._job_revert,
+            "job_version_tag": self._job_version_tag,
             "job_dispatch": self._job_dispatch,
             "periodic_launch": self._periodic_launch,
             "job_scale": self._job_scale,
@@ -350,6 +354,10 @@ class StateStore:
             "node_pool_delete": functools.partial(node_pools.delete, self),
             "var_set": functools.partial(variables.set_var, self),
             "var_delete": functools.partial(variables.delete_var, self),
+            "var_lock_acquire": functools.partial(variables.lock_acquire, self),
+            "var_lock_renew": functools.partial(variables.lock_renew, self),
+            "var_lock_release": functools.partial(variables.lock_release, self),
+            "var_lock_expire": functools.partial(variables.lock_expire, self),
             "deployment_fail": functools.partial(deployments.op_fail, self),
             "deployment_pause": functools.partial(deployments.op_pause, self),
             "deployment_promote": functools.partial(deployments.op_promote, self),
@@ -946,7 +954,8 @@ class StateStore:
             jobs, specs = set(), self.tables["jobs"]
             for a in self.node_allocs(rec["ID"]):
                 job = specs.get(a.get("JobID", ""))
-                if job is not None and not (job["Type"] == "system" and not job.get("Stop")):
+                if job is not None and not (job["Type"] == "system" and not job.get("Stop")) \
+                        and job["Type"] != "sysbatch":  # Nomad's createNodeEvals skips sysbatch jobs
                     jobs.add(job["ID"])  # live system jobs: evaluated below, once
             evals = self._create_evals(index, sorted(jobs), "node-update", now, node_id=rec["ID"])
             evals += self._node_capacity_evals(index, now, rec["ID"])
@@ -982,14 +991,22 @@ class StateStore:
         self._touch("nodes", index)
         live: list[str] = []
         evals: list[str] = []
-        if status == "down" and prev != "down":
+        if status != prev and "disconnected" in (status, prev) and status != "down":
+            # Nomad's nodeStatusTransitionRequiresEval: to or from disconnected, the node's jobs are
+            # evaluated (its allocations go unknown, or are reconciled as it comes back).
+            evals = self._node_evals(index, now, node_id)
+        elif status == "ready" and prev == "initializing" and old.get("LastMissedHeartbeatIndex"):
+            # Back from disconnected with its allocations reported (Nomad: init -> ready).
+            evals = self._node_evals(index, now, node_id) + self._unblock(index, now)
+        elif status == "down" and prev != "down":
             from actors.server.node_gc import alloc_terminal  # pure rule, shared with GC
 
             on_node = [a for a in self.tables["allocs"].values()
                        if a.get("NodeID") == node_id and not alloc_terminal(a)]
             live = sorted(a["ID"] for a in on_node)
-            # Nomad createNodeEvals: the scheduler marks them lost and re-places them.
-            jobs = sorted({a["JobID"] for a in on_node if a.get("JobID")})
+            # Nomad createNodeEvals: the scheduler marks them lost and re-places them (a sysbatch job's
+            # are left until its next evaluation, as Nomad's).
+            jobs = sorted({a["JobID"] for a in on_node if a.get("JobID") and not self._sysbatch(a)})
             evals = self._create_evals(index, jobs, "node-update", now,
                                        node_id=node_id)
         elif status == "ready" and prev != "ready":
@@ -1013,9 +1030,15 @@ class StateStore:
             self._touch("nodes", index)
         return {"ok": True, "deleted": deleted}
 
+    def _sysbatch(self, alloc: dict[str, Any]) -> bool:
+        return (self.tables["jobs"].get(alloc.get("JobID", "")) or {}).get("Type") == "sysbatch"
+
     def _node_evals(self, index: int, now: float, node_id: str) -> list[str]:
-        """Nomad ``createNodeEvals``: one eval per job with an allocation on the node, and per system job."""
-        jobs = {a["JobID"] for a in self.node_allocs(node_id) if a.get("JobID")}
+        """Nomad ``createNodeEvals``: one eval per job with an allocation on the node, and per system job.
+
+        Never for a sysbatch job (Nomad 1.8.4+): it runs on the nodes eligible when it is registered
+        (or launched), and a node's changes must not start it again there."""
+        jobs = {a["JobID"] for a in self.node_allocs(node_id) if a.get("JobID") and not self._sysbatch(a)}
         jobs.update(j["ID"] for j in self.tables["jobs"].values()
                     if j["Type"] == "system" and not j.get("Stop"))
         return self._create_evals(index, sorted(jobs), "node-update", now, node_id=node_id)
@@ -1332,9 +1355,20 @@ class StateStore:
                 self.periodic_ids.discard(job_id)
 
     def _keep_version(self, job: dict[str, Any], index: int) -> None:
-        """*job* is being replaced by a new version: keep it among the job's earlier versions."""
+        """*job* is being replaced by a new version: keep it among the job's earlier versions.
+
+        As Nomad's upsertJobVersion: a tagged version is always kept; of the untagged ones, the
+        newest ``job_tracked_versions`` (the new current one included)."""
         versions = self.tables["job_versions"]
-        versions[job["ID"]] = [job, *versions.get(job["ID"], ())][:self.job_tracked_versions - 1]
+        room = self.job_tracked_versions - 1
+        kept = []
+        for v in [job, *versions.get(job["ID"], ())]:
+            if v.get("VersionTag"):
+                kept.append(v)
+            elif room > 0:
+                kept.append(v)
+                room -= 1
+        versions[job["ID"]] = kept
         self._touch("job_versions", index)
 
     def job_versions(self, job_id: str) -> list[dict[str, Any]]:
@@ -1371,6 +1405,44 @@ class StateStore:
             self.tables["job_versions"][job_id] = kept
             self._touch("job_versions", index)
         return {"ok": True, "index": index}
+
+    def _job_version_tag(self, index: int, cmd: dict[str, Any]) -> Any:
+        """Nomad ``Job.TagVersion``: name a version ``{Name, Description, TaggedTime}`` (``tag``), or
+        with no ``tag`` take the tag ``name`` off the version holding it."""
+        job_id, name, tag = str(cmd["job_id"]), str(cmd["name"]), cmd.get("tag")
+        versions = self.job_versions(job_id)
+        if tag is None:
+            at = next((i for i, v in enumerate(versions) if (v.get("VersionTag") or {}).get("Name") == name),
+                      None)
+            if at is None:
+                return {"ok": False, "error": f'tag "{name}" not found on job "{job_id}"'}
+        else:
+            if not isinstance(tag, dict) or not isinstance(tag.get("Name"), str):
+                raise CommandError("job_version_tag: tag must be a map with a Name")
+            version = int(cmd.get("version") or 0)
+            if cmd.get("latest") and not version and versions:
+                version = int(versions[0]["Version"])
+            at = None
+            for i, v in enumerate(versions):
+                if (v.get("VersionTag") or {}).get("Name") == tag["Name"] and v.get("Version") != version:
+                    return {"ok": False,
+                            "error": f'tag "{tag["Name"]}" already exists on a different version of job '
+                                     f'"{job_id}"'}
+                if v.get("Version") == version:
+                    at = i
+            if at is None:
+                return {"ok": False, "error": f'job "{job_id}" version {version} not found'}
+            tag = {"Name": tag["Name"], "Description": str(tag.get("Description") or ""),
+                   "TaggedTime": int(tag.get("TaggedTime") or 0)}
+        if at == 0:
+            self.tables["jobs"][job_id] = {**versions[0], "VersionTag": tag, "ModifyIndex": index}
+            self._touch("jobs", index)
+        else:
+            kept = list(self.tables["job_versions"][job_id])
+            kept[at - 1] = {**kept[at - 1], "VersionTag": tag, "ModifyIndex": index}
+            self.tables["job_versions"][job_id] = kept
+            self._touch("job_versions", index)
+        return {"ok": True, "index": index, "tag": tag}
 
     def _job_revert(self, index: int, cmd: dict[str, Any]) -> Any:
         """Nomad ``Job.Revert``: register an earlier version's spec again, as a new version."""
@@ -1594,6 +1666,8 @@ class StateStore:
             self.tables["evals"][follow[0]]["WaitUntil"] = now + float(plan["RollingWaitS"])
         if plan.get("RescheduleLater") and job is not None:
             follow += self._reschedule_later(index, plan["JobID"], plan["RescheduleLater"], now, ev["ID"])
+        if plan.get("Disconnect") or plan.get("Reconnect") or plan.get("LostLater"):
+            follow += self._disconnect_updates(index, plan, now, ev["ID"])
         if refused:
             follow += self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
         elif plan.get("Failed"):
@@ -1634,6 +1708,69 @@ class StateStore:
             allocs[rec["ID"]] = rec
             self._index_alloc(rec, replaces=a)
         if made:
+            self._touch("allocs", index)
+        return made
+
+    def _disconnect_updates(self, index: int, plan: dict[str, Any], now: float, previous: str) -> list[str]:
+        """A plan's allocations on a disconnected node go ``unknown``, and reconnected ones are recorded.
+
+        Nomad's appendUnknownDisconnectingUpdates and createTimeoutLaterEvals: each goes ``unknown``
+        (its client sees a new AllocModifyIndex once it is back), and a ``max-disconnect-timeout``
+        evaluation waits until its lost_after window closes (timed from now, when its window opens),
+        one per batch due within the reschedule window of its first.  A reconnected one records its
+        client status again (appendReconnectingUpdates), so it no longer needs to reconnect.
+        """
+        from actors.scheduler import disconnect as disc
+        from actors.scheduler.scheduler import RESCHEDULE_WINDOW_S, TERMINAL_CLIENT
+
+        allocs, made = self.tables["allocs"], []
+        marked = []
+        for aid in plan.get("Disconnect") or ():
+            a = allocs.get(aid)
+            if a is None or a.get("DesiredStatus") != "run" or a.get("ClientStatus") in (
+                    *TERMINAL_CLIENT, disc.UNKNOWN):
+                continue
+            rec = {**a, "ClientStatus": disc.UNKNOWN, "ClientDescription": disc.STATUS_UNKNOWN,
+                   "AllocStates": disc.with_state(a, disc.UNKNOWN, now), "ModifyIndex": index,
+                   "AllocModifyIndex": index, "ModifyTime": now}
+            marked.append((now + disc.lost_after_s(rec), rec["ID"], rec, a))
+        batch_at: float | None = None
+        for at, _, rec, a in sorted(marked, key=lambda x: (x[0], x[1])):
+            if batch_at is None or at - batch_at >= RESCHEDULE_WINDOW_S:
+                batch_at = at
+                made += self._create_evals(index, [plan["JobID"]], disc.TRIGGER_DISCONNECT_TIMEOUT, now,
+                                           previous=previous)
+                self.tables["evals"][made[-1]].update(WaitUntil=at,
+                                                      StatusDescription=disc.DESC_DISCONNECT_TIMEOUT)
+            rec["FollowupEvalID"] = made[-1]
+            allocs[rec["ID"]] = rec
+            self._index_alloc(rec, replaces=a)
+            services.alloc_written(self, index, rec, a)
+        batch_at, waiting = None, False
+        for item in sorted(plan.get("LostLater") or (), key=lambda x: (x["At"], x["ID"])):
+            # Lost, with disconnect.stop_on_client_after: its replacement waits for a follow-up
+            # evaluation (Nomad's createLaterEvals for lostLater, "alloc-failure").
+            a = allocs.get(item["ID"])
+            if a is None:
+                continue
+            at = float(item["At"])
+            if batch_at is None or at - batch_at >= RESCHEDULE_WINDOW_S:
+                batch_at = at
+                made += self._create_evals(index, [plan["JobID"]], "alloc-failure", now, previous=previous)
+                self.tables["evals"][made[-1]].update(WaitUntil=at,
+                                                      StatusDescription="created for delayed rescheduling")
+            rec = {**a, "FollowupEvalID": made[-1], "ModifyIndex": index}
+            allocs[rec["ID"]] = rec
+            self._index_alloc(rec, replaces=a)
+            waiting = True
+        for aid in plan.get("Reconnect") or ():
+            a = allocs.get(aid)
+            if a is None or not disc.needs_to_reconnect(a) or a.get("ClientStatus") != "running":
+                continue
+            rec = {**a, "AllocStates": disc.with_state(a, a["ClientStatus"], now), "ModifyIndex": index}
+            allocs[aid] = rec
+            self._index_alloc(rec, replaces=a)
+        if marked or waiting or plan.get("Reconnect"):
             self._touch("allocs", index)
         return made
 
@@ -1702,7 +1839,10 @@ class StateStore:
         running = bool(self.live_job_allocs(job_id))
         t = self.tables["allocs"]
         has_allocs = running or any(i in t for i in self.allocs_by_job.get(job_id, ()))
-        finished = bool(job.get("Stop") or (job["Type"] == "batch" and has_allocs))
+        # A batch or sysbatch job is dead once every allocation it placed finished (Nomad's getJobStatus);
+        # a sysbatch job whose placement on some node waits for room (a blocked evaluation) is pending.
+        finished = bool(job.get("Stop") or (job["Type"] == "batch" and has_allocs) or (
+            job["Type"] == "sysbatch" and has_allocs and not self.blocked_by_job.get(job_id)))
         status = "running" if running else ("dead" if finished else "pending")
         if job.get("ParameterizedJob") or job.get("Periodic"):
             status = "dead" if job.get("Stop") else "running"  # a parent runs nothing itself
@@ -1751,6 +1891,16 @@ class StateStore:
         bad = _bad_report(reports)
         if bad:
             return bad  # nothing of this report applied; the others in its batch are
+        node = self.tables["nodes"].get(node_id) if node_id else None
+        if node is not None and node.get("Status") == "disconnected":
+            # Nomad's Node.UpdateAlloc: an unresponsive node must heartbeat before it reports (its
+            # allocations are unknown; the client retries).  Down nodes' reports apply as they did.
+            return f"node {node_id} is not allowed to update allocs while in status disconnected"
+        if node is not None and node.get("Status") == "initializing" and node.get("LastMissedHeartbeatIndex"):
+            # Back from disconnected: the client pushed fresh allocation state, so its next heartbeat
+            # may make it ready (Nomad's LastAllocUpdateIndex; read by the node endpoint).
+            self.tables["nodes"][node_id] = {**node, "LastAllocUpdateIndex": index}
+            self._touch("nodes", index)
         for u in reports:
             a = allocs.get(u["ID"])
             if a is None or (node_id and a["NodeID"] != node_id):
@@ -1763,6 +1913,8 @@ class StateStore:
             for k in ("ClientStatus", "ClientDescription", "TaskStates"):
                 if k in u:
                     rec[k] = u[k]
+            if a.get("ClientStatus") == "unknown" and rec.get("ClientStatus") != "unknown":
+                acc.reconnect_jobs.add(rec["JobID"])  # Nomad's Node.UpdateAlloc: a "reconnect" evaluation
             health = u.get("DeploymentStatus")
             newly_healthy: bool | None = None
             if isinstance(health, dict) and isinstance(health.get("Healthy"), bool) \
@@ -1797,7 +1949,9 @@ class StateStore:
                 # that ended while still wanted (the client stopped it) is
                 # replaced -- either way the scheduler must look at the job.
                 job = self.tables["jobs"].get(rec["JobID"])
-                if rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
+                if job is not None and job["Type"] == "sysbatch":
+                    pass  # nothing replaces it: a sysbatch allocation has no reschedule policy (Nomad's)
+                elif rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
                     acc.failed_jobs.add(rec["JobID"])
         return ""
 
@@ -1809,6 +1963,7 @@ class StateStore:
         if acc.updated:
             self._touch("allocs", index)
         evals = self._create_evals(index, sorted(acc.failed_jobs), "alloc-failure", now)
+        evals += self._create_evals(index, sorted(acc.reconnect_jobs - acc.failed_jobs), "reconnect", now)
         if unblock and acc.freed:
             evals += self._unblock(index, now)
         for dep_id, why in acc.dep_failures:
@@ -1869,7 +2024,7 @@ class StateStore:
             by_job = gc.evals_by_job(evals.values())
             for jid in want["jobs"]:
                 job = jobs.get(jid)
-                if job is None:
+                if job is None or gc.has_tagged_version(self.tables, jid):
                     continue
                 collect, eval_ids, alloc_ids = gc.job_gc(job, by_job.get(jid, []), self.job_allocs(jid),
                                                          job_cutoff)
