@@ -19,15 +19,25 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   load), the first ``limit`` candidates with room (CPU, memory, and the
   group's ephemeral disk against the node's disk less reserved: Nomad's
   "cpu", "memory" and "disk" dimensions; what the plan stops frees its room)
-  are scored with Nomad's
-  ``ScoreFitBinPack`` minus a job anti-affinity penalty, and the best wins.
-  ``limit`` is ``max(2, ceil(log2(nodes)))`` as in Nomad's generic stack.
-  A job with ``affinity`` or ``spread`` blocks has up to
-  ``PREFERENCE_SCORE_LIMIT`` (100) feasible nodes scored, and a node's score
-  is the mean of the bin-packing score, the anti-affinity penalty, the
-  affinity score (matching weights over all weights) and the spread boost
-  (towards each value's target share, or
-  towards the least-used value), as Nomad's score normalization does.
+  are scored, and the best wins.  A node's score is, as Nomad's score
+  normalization, the mean of the scores that apply: ``ScoreFitBinPack``, the
+  job anti-affinity penalty (with allocations of the group there), the
+  reschedule penalty (a node it failed on), the affinity score (matching
+  weights over all weights) and the spread boost (towards each value's
+  target share, or towards the least-used value).  ``limit`` is Nomad's
+  generic stack's: ``max(2, ceil(log2(nodes)))`` for a service job, 2 for a
+  batch job, and for a group with ``affinity`` or ``spread`` blocks the
+  scheduler configuration's ``NodeLimitForFeasibilityChecks`` (100 unless
+  set; the group's count when that is more).  As Nomad's LimitIterator, up
+  to 3 candidates scoring 0 or less are passed over without counting while
+  others remain.
+* **Metrics**: every placement keeps Nomad's AllocMetric on its
+  allocation (``Metrics``): the nodes its selection evaluated, filtered and
+  found exhausted, the ready nodes of the job's pool and datacenters, and
+  the scores of the best 5 nodes scored (Nomad's MaxRetainedNodeScores).
+  A group that cannot be placed reports its attempts' counts summed
+  (``FailedTGAllocs``), with the nodes the job may not use counted as
+  filtered.
 * **Sticky disks**: the replacement of an allocation whose group's
   ``ephemeral_disk`` is sticky or migrates tries the previous allocation's
   node first (Nomad's findPreferredNode), and goes elsewhere if it cannot.
@@ -255,13 +265,36 @@ def fit_score(cap: tuple[int, int], used: tuple[int, int], spread: bool = False)
 # Nomad's client min_dynamic_port / max_dynamic_port defaults: the range a
 # group's dynamic ports are picked from, on every node.
 DYNAMIC_PORT_MIN, DYNAMIC_PORT_MAX = 20000, 32000
-# Nodes scored per placement for a group with affinities or spreads.  Nomad
-# scores every feasible node; here planning runs inside the Raft actor's turn,
-# and scoring every node of a 1,000-node cluster for each of a 1,000-count
-# job's placements would hold it (and its heartbeats) for seconds.  A hundred
-# nodes, visited in the evaluation's shuffled order, see every value of the
-# attributes jobs spread over in practice.
-PREFERENCE_SCORE_LIMIT = 100
+# Nomad's LimitIterator (scheduler/feasible/stack.go): while more nodes remain, up to MAX_SKIP options
+# scoring SKIP_SCORE_THRESHOLD or less (a node penalised for this job's allocations there, or for a
+# failure) are passed over without counting towards the limit, and come back only if the nodes run out.
+SKIP_SCORE_THRESHOLD = 0.0
+MAX_SKIP = 3
+# An allocation's Metrics keeps the scores of this many of the best nodes scored for it (Nomad's
+# MaxRetainedNodeScores): every allocation carries them through Raft, so not all of them.
+TOP_SCORES_KEPT = 5
+# A stored score row: the node, then its scores by Nomad's scorer names (a zero one as 0), then the
+# final (normalized) score; allocation-spread, as in Nomad, only shown when not 0.
+SCORE_ROW = ("binpack", "job-anti-affinity", "node-reschedule-penalty", "node-affinity", "allocation-spread")
+SCORERS_SHOWN_WHEN_ZERO = 4
+
+
+def score_meta_data(rows: Any) -> list[dict[str, Any]] | None:
+    """An allocation's stored score rows as Nomad's ScoreMetaData (a list of NodeScoreMeta); rows
+    already in that shape pass as they are."""
+    if not isinstance(rows, list):
+        return None
+    out = []
+    for row in rows:
+        if isinstance(row, dict):
+            out.append(row)
+            continue
+        if not isinstance(row, (list, tuple)) or len(row) != len(SCORE_ROW) + 2:
+            continue
+        scores = {name: float(v) for i, (name, v) in enumerate(zip(SCORE_ROW, row[1:-1], strict=True))
+                  if v or i < SCORERS_SHOWN_WHEN_ZERO}
+        out.append({"NodeID": row[0], "Scores": scores, "NormScore": float(row[-1])})
+    return out
 PORT_COLLISION = "network: reserved port collision"
 PORTS_EXHAUSTED = "network: dynamic port selection failed"
 
@@ -381,12 +414,43 @@ def feasibility_shape(job: dict[str, Any], group: dict[str, Any]) -> str:
                  tuple((c.get("LTarget"), c.get("RTarget"), c.get("Operand")) for c in cons)))
 
 
+# A node's feasibility for a group (_Placer.verdict): it can take the group; a driver or constraint
+# rules it out; or it is not one the job may use at all (not ready, another datacenter or node pool),
+# which Nomad's stack never visits, so a placement's metrics do not count it.
+FEASIBLE, FILTERED, OUTSIDE = 1, 0, -1
+
+
+def in_pool(node: dict[str, Any], dcs: Any, pool: str) -> bool:
+    """Nomad's readyNodesInDCsAndPool test: ready, in one of *dcs* and in node pool *pool*."""
+    return node_ready(node) and ("*" in dcs or node.get("Datacenter") in dcs) \
+        and (pool == "all" or node.get("NodePool", "default") == pool)
+
+
+def ready_nodes_by_dc(nodes: dict[str, Any], dcs: Any, pool: str) -> tuple[int, dict[str, int]]:
+    """(how many nodes are ready in *dcs* and *pool*, and how many of them each datacenter has): Nomad's
+    NodesInPool and NodesAvailable."""
+    by_dc: dict[str, int] = {}
+    for node in nodes.values():
+        if in_pool(node, dcs, pool):
+            dc = node.get("Datacenter", "")
+            by_dc[dc] = by_dc.get(dc, 0) + 1
+    return sum(by_dc.values()), dict(sorted(by_dc.items()))
+
+
+def _class_count(m: dict[str, Any], key: str, node: dict[str, Any]) -> None:
+    """Nomad's ClassFiltered and ClassExhausted: counted per node class, for nodes that have one."""
+    cls = node.get("NodeClass")
+    if cls:
+        counts = m.setdefault(key, {})
+        counts[cls] = counts.get(cls, 0) + 1
+
+
 class _Placer:
     """Node selection for one evaluation: feasibility cache, usage, shuffled cursor."""
 
     def __init__(self, tables: dict[str, Any], job: dict[str, Any], eval_id: str,
                  usage: _Usage, node_ids: list[str] | None = None,
-                 shared_feasible: dict[str, Any] | None = None) -> None:
+                 shared_feasible: dict[str, Any] | None = None, ready_by_dc: Any = None) -> None:
         self.nodes = tables["nodes"]
         self.job = job
         self.spread = sched_cfg.algorithm(tables) == sched_cfg.SPREAD
@@ -407,8 +471,14 @@ class _Placer:
         self._shuffled = 0  # positions below it are final (and in _swapped)
         self.cursor = 0
         n = len(self.sorted_ids)
-        self.limit = max(2, math.ceil(math.log2(n))) if n > 2 else 2
-        self._feasible: dict[tuple[str, str], bool] = {}
+        # Nomad's GenericStack.SetNodes: a batch job's placement scores 2 nodes (the power of two
+        # choices), a service job's log2 of the node count, at least 2.
+        self.limit = 2 if job.get("Type") == "batch" or n <= 2 else max(2, math.ceil(math.log2(n)))
+        self.node_limit = sched_cfg.node_limit(tables)
+        self._ready_by_dc = ready_by_dc
+        self._pool: tuple[int, dict[str, int]] | None = None
+        self.last_metric: dict[str, Any] | None = None  # the AllocMetric of select()'s placement
+        self._feasible: dict[tuple[str, str], int] = {}
         # node ID -> (the node record, {feasibility_shape: feasible}): the
         # store's, shared by every evaluation, so the ten-odd nodes each
         # evaluation visits are not checked again for every job of the same
@@ -485,6 +555,11 @@ class _Placer:
         return swapped[pos]
 
     def feasible(self, node: dict[str, Any], group: dict[str, Any]) -> bool:
+        return self.verdict(node, group) == FEASIBLE
+
+    def verdict(self, node: dict[str, Any], group: dict[str, Any]) -> int:
+        """FEASIBLE, FILTERED (by a driver or constraint) or OUTSIDE (not ready, or not in the job's
+        datacenters or node pool), kept per evaluation and in the store's cache."""
         key = (node["ID"], group["Name"])
         ok = self._feasible.get(key)
         if ok is None:
@@ -508,26 +583,20 @@ class _Placer:
             self._feasible[key] = ok
         return ok
 
-    def _check(self, node: dict[str, Any], group: dict[str, Any]) -> bool:
+    def _check(self, node: dict[str, Any], group: dict[str, Any]) -> int:
         job = self.job
-        if not node_ready(node):
-            return False
-        dcs = job.get("Datacenters", ["*"])
-        if "*" not in dcs and node.get("Datacenter") not in dcs:
-            return False
-        pool = job.get("NodePool", "default")
-        if pool != "all" and node.get("NodePool", "default") != pool:
-            return False
+        if not in_pool(node, job.get("Datacenters", ["*"]), job.get("NodePool", "default")):
+            return OUTSIDE
         drivers = node.get("Drivers", {})
         for t in group["Tasks"]:
             d = drivers.get(t["Driver"])
             if not d or not d.get("Healthy", d.get("Detected", False)):
-                return False
+                return FILTERED
         for c in (*job.get("Constraints", ()), *group.get("Constraints", ()),
                   *(c for t in group["Tasks"] for c in t.get("Constraints", ()))):
             if not constraint_ok(c, node):
-                return False
-        return True
+                return FILTERED
+        return FEASIBLE
 
     def _distinct(self, group: dict[str, Any]) -> bool:
         return any(c["Operand"] == "distinct_hosts" and c.get("RTarget", "true") != "false"
@@ -627,92 +696,190 @@ class _Placer:
         *penalized*: nodes a rescheduled allocation failed on (Nomad's NodeReschedulingPenalty);
         *prev*: the allocation it replaces, whose node is tried first when the group's ephemeral disk
         is sticky or migrates (Nomad's findPreferredNode); *alloc_name*: the allocation's name, whose
-        index a per_alloc host volume's source takes."""
+        index a per_alloc host volume's source takes.
+
+        What the attempt saw is added to *metrics* (the group's, reported when a placement fails);
+        the placement's own AllocMetric, as Nomad's stack keeps one per placement, is left in
+        ``last_metric`` (None when nothing was placed)."""
         need = (*group_resources(group), group_disk_mb(group))
+        self.last_metric = None
         preferred = self._preferred(group, prev)
-        if preferred is not None and volumes_feasible(self.nodes[preferred], group, alloc_name, metrics) \
-                and host_networks_feasible(self.nodes[preferred], group, metrics) \
-                and self._take_preferred(preferred, group, need, prev, metrics):
-            return preferred
-        distinct = self._distinct(group)
-        best, best_score, found = None, -1e9, 0
-        n = len(self.sorted_ids)
+        if preferred is not None:
+            m = _new_metrics()
+            scored: list[tuple[Any, ...]] = []
+            taken = volumes_feasible(self.nodes[preferred], group, alloc_name, m) \
+                and host_networks_feasible(self.nodes[preferred], group, m) \
+                and self._take_preferred(preferred, group, need, prev, m, penalized, scored)
+            _add_metrics(metrics, m)
+            if taken:
+                self.last_metric = self._placement_metric(m, scored)
+                return preferred
+        m = _new_metrics()
+        scored = []
+        best = self._select(group, m, penalized, alloc_name, need, scored)
+        _add_metrics(metrics, m)
+        if best is not None:
+            self.last_metric = self._placement_metric(m, scored)
+        return best
+
+    def _select(self, group: dict[str, Any], m: dict[str, Any], penalized: frozenset[str], alloc_name: str,
+                need: tuple[int, int, int], scored: list[tuple[Any, ...]]) -> str | None:
+        """Nomad's GenericStack.Select over the shuffled nodes: the best of the first ``limit`` scored
+        ones (Nomad's LimitIterator, MaxSkip included, and MaxScoreIterator)."""
         affinities, spreads = self._prefs(group)
         has_ports = any(group_ports(group))
         self.last_ports = []
-        # With affinities or spreads many more nodes are scored (Nomad's stack
-        # scores every one), up to PREFERENCE_SCORE_LIMIT; otherwise the first ``limit``.
-        limit = max(self.limit, PREFERENCE_SCORE_LIMIT) if affinities or spreads else self.limit
+        # With affinities or spreads Nomad's stack scores NodeLimitForFeasibilityChecks nodes (the
+        # group's count when that is more); otherwise the first ``limit``.
+        limit = max(self.node_limit, group["Count"]) if affinities or spreads else self.limit
+        options = self._options(group, m, penalized, alloc_name, need, scored, affinities, spreads, has_ports)
+        skipped: list[tuple[float, str]] = []
+        at = seen = 0
+        best: tuple[float, str] | None = None
+        while seen < limit:
+            opt = next(options, None)
+            if opt is None:
+                if at >= len(skipped):
+                    break
+                opt, at = skipped[at], at + 1
+            while opt is not None and len(skipped) < MAX_SKIP and opt[0] <= SKIP_SCORE_THRESHOLD:
+                skipped.append(opt)
+                opt = next(options, None)
+            seen += 1
+            if opt is None:
+                if at >= len(skipped):
+                    break
+                opt, at = skipped[at], at + 1
+            if best is None or opt[0] > best[0]:
+                best = opt
+        if best is None:
+            return None
+        node_id = best[1]
+        u = self.usage[node_id]
+        for i, v in enumerate(need):
+            u[i] += v
+        self.usage.add_allocs(node_id, 1)
+        if has_ports:
+            self.last_ports = self.assign_ports(node_id, self.nodes[node_id], group, None) or []
+            self.usage.used_ports(node_id, self.stopping).update(
+                alloc_port_keys({"AllocatedPorts": self.last_ports}))
+        key = (node_id, group["Name"])
+        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
+        if spreads:
+            self._count_placement(group, self.nodes[node_id])
+        return node_id
+
+    def _options(self, group: dict[str, Any], m: dict[str, Any], penalized: frozenset[str], alloc_name: str,
+                 need: tuple[int, int, int], scored: list[tuple[Any, ...]],
+                 affinities: tuple[dict[str, Any], ...], spreads: tuple[dict[str, Any], ...],
+                 has_ports: bool) -> Any:
+        """Nomad's feasibility and rank iterators: yields (final score, node ID) for each node, in the
+        shuffled order from the cursor, that is feasible and has room, each node at most once."""
+        distinct = self._distinct(group)
+        preferences = bool(affinities or spreads)
+        n = len(self.sorted_ids)
         for _ in range(n):
             node_id = self._node_at(self.cursor)
             self.cursor = (self.cursor + 1) % n
             node = self.nodes[node_id]
-            metrics["NodesEvaluated"] += 1
-            if not self.feasible(node, group):
-                metrics["NodesFiltered"] += 1
+            verdict = self.verdict(node, group)
+            if verdict != FEASIBLE:
+                if verdict == FILTERED:
+                    m["NodesEvaluated"] += 1
+                    m["NodesFiltered"] += 1
+                    _class_count(m, "ClassFiltered", node)
+                else:  # not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
+                    m["_outside"] += 1
                 continue
-            if not volumes_feasible(node, group, alloc_name, metrics):
+            m["NodesEvaluated"] += 1
+            if not volumes_feasible(node, group, alloc_name, m):
                 continue
-            if not host_networks_feasible(node, group, metrics):
+            if not host_networks_feasible(node, group, m):
                 continue
             collisions = self.job_on_node.get((node_id, group["Name"]), 0)
             if distinct and collisions:
-                metrics["ConstraintFiltered"]["distinct_hosts"] = \
-                    metrics["ConstraintFiltered"].get("distinct_hosts", 0) + 1
+                m["NodesFiltered"] += 1
+                cf = m["ConstraintFiltered"]
+                cf["distinct_hosts"] = cf.get("distinct_hosts", 0) + 1
                 continue
-            if _max_allocs_full(self.usage, node_id, node, metrics):
+            if _max_allocs_full(self.usage, node_id, node, m):
                 continue
             cap = self.usage.capacity(node_id) if self.usage.capacity is not None else node_capacity(node)
             used = self.usage[node_id]
             after = (used[0] + need[0], used[1] + need[1], used[2] + need[2])
             dim = exhausted(cap, after)
             if dim is not None:
-                metrics["NodesExhausted"] += 1
-                metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+                m["NodesExhausted"] += 1
+                m["DimensionExhausted"][dim] = m["DimensionExhausted"].get(dim, 0) + 1
+                _class_count(m, "ClassExhausted", node)
                 continue
-            if has_ports and self.assign_ports(node_id, node, group, metrics) is None:
+            if has_ports and self.assign_ports(node_id, node, group, m) is None:
                 continue
-            score = fit_score(cap, after, self.spread)
-            if affinities or spreads:
-                # Nomad's normalization: the mean of every score that applies.
-                parts = [score]
-                if collisions:
-                    parts.append(-(collisions + 1) / max(1, group["Count"]))
-                if node_id in penalized:
-                    parts.append(-1.0)
-                if affinities:
-                    affinity = self._affinity_score(node, affinities)
-                    if affinity:  # as Nomad's: a node no affinity speaks of is not scored down for it
-                        parts.append(affinity)
-                if spreads:
-                    spread = self._spread_score(node, group, spreads)
-                    if spread:
-                        parts.append(spread)
-                score = sum(parts) / len(parts)
-            else:
-                if collisions:
-                    score -= (collisions + 1) / max(1, group["Count"])  # Nomad JobAntiAffinityIterator
-                if node_id in penalized:
-                    score -= 1.0  # where it failed before is the last choice, not excluded
-            found += 1
-            if score > best_score:
-                best, best_score = node_id, score
-            if found >= limit:
-                break
-        if best is not None:
-            u = self.usage[best]
-            for i, v in enumerate(need):
-                u[i] += v
-            self.usage.add_allocs(best, 1)
-            if has_ports:
-                self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
-                self.usage.used_ports(best, self.stopping).update(
-                    alloc_port_keys({"AllocatedPorts": self.last_ports}))
-            key = (best, group["Name"])
-            self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
-            if spreads:
-                self._count_placement(group, self.nodes[best])
-        return best
+            if collisions or preferences or node_id in penalized:
+                yield self._score(node_id, node, group, cap, after, collisions, penalized, affinities,
+                                  spreads, scored), node_id
+            else:  # the bin-packing score alone (the common case, without a call)
+                binpack = fit_score((cap[0], cap[1]), (after[0], after[1]), self.spread)
+                scored.append((binpack, node_id, binpack, 0, 0, 0, 0))
+                yield binpack, node_id
+
+    def _score(self, node_id: str, node: dict[str, Any], group: dict[str, Any], cap: tuple[int, ...],
+               after: tuple[int, ...], collisions: int, penalized: frozenset[str],
+               affinities: tuple[dict[str, Any], ...], spreads: tuple[dict[str, Any], ...],
+               scored: list[tuple[Any, ...]]) -> float:
+        """Nomad's rank iterators and ScoreNormalizationIterator: the mean of the bin-packing score, the
+        job anti-affinity penalty (with allocations of the group on the node), the reschedule penalty
+        (a node it failed on), the affinity score (with affinities) and the spread boost (when not 0).
+        Each node's scores are noted in *scored* for the placement's AllocMetric."""
+        binpack = fit_score((cap[0], cap[1]), (after[0], after[1]), self.spread)
+        total, parts = binpack, 1
+        anti = penalty = affinity = spread = 0.0
+        if collisions:
+            anti = -(collisions + 1) / max(1, group["Count"])  # Nomad's JobAntiAffinityIterator
+            total += anti
+            parts += 1
+        if node_id in penalized:
+            penalty = -1.0  # where it failed before is the last choice, not excluded
+            total += penalty
+            parts += 1
+        if affinities:
+            affinity = self._affinity_score(node, affinities)
+            total += affinity  # a node no affinity matches scores 0, and counts (Nomad's, since 1.10.2)
+            parts += 1
+        if spreads:
+            spread = self._spread_score(node, group, spreads)
+            if spread:
+                total += spread
+                parts += 1
+        final = total / parts
+        scored.append((final, node_id, binpack, anti, penalty, affinity, spread))
+        return final
+
+    def _placement_metric(self, m: dict[str, Any], scored: list[tuple[Any, ...]]) -> dict[str, Any]:
+        """A placement's AllocMetric as Nomad stores it on the allocation: what its selection counted,
+        the pool it chose from, and the scores of its best nodes (highest first; ties in the order
+        they were scored)."""
+        in_pool, by_dc = self.pool_counts()
+        out = {"NodesEvaluated": m["NodesEvaluated"], "NodesFiltered": m["NodesFiltered"],
+               "NodesExhausted": m["NodesExhausted"], "NodesInPool": in_pool,
+               "NodePool": self.job.get("NodePool", ""), "NodesAvailable": dict(by_dc)}
+        for key in ("ConstraintFiltered", "DimensionExhausted", "ClassFiltered", "ClassExhausted"):
+            if m.get(key):
+                out[key] = m[key]
+        top = sorted(range(len(scored)), key=lambda i: -scored[i][0])[:TOP_SCORES_KEPT]
+        # Kept as SCORE_ROW rows, a zero score as the integer 0 (one byte in the Raft entry, where 0.0
+        # takes nine); score_meta_data() makes them Nomad's NodeScoreMeta for the API.
+        out["ScoreMetaData"] = [[x or 0 for x in scored[i][1:]] + [scored[i][0]] for i in top]
+        return out
+
+    def pool_counts(self) -> tuple[int, dict[str, int]]:
+        """Nomad's NodesInPool and NodesAvailable: the ready nodes in the job's datacenters and node
+        pool, and how many of them each datacenter has (once per evaluation, or the store's cache)."""
+        if self._pool is None:
+            dcs, pool = tuple(self.job.get("Datacenters") or ["*"]), self.job.get("NodePool", "default")
+            self._pool = self._ready_by_dc(dcs, pool) if self._ready_by_dc is not None \
+                else ready_nodes_by_dc(self.nodes, dcs, pool)
+        return self._pool
 
     def _preferred(self, group: dict[str, Any], prev: dict[str, Any] | None) -> str | None:
         """Nomad's findPreferredNode: the node of the allocation being replaced, when the group's
@@ -731,12 +898,19 @@ class _Placer:
         return prev["NodeID"] if node is not None and node_ready(node) else None
 
     def _take_preferred(self, node_id: str, group: dict[str, Any], need: tuple[int, int, int],
-                        prev: dict[str, Any], metrics: dict[str, Any]) -> bool:
-        """Place on the preferred node if it is feasible and has room, taking it."""
+                        prev: dict[str, Any], metrics: dict[str, Any], penalized: frozenset[str],
+                        scored: list[tuple[Any, ...]]) -> bool:
+        """Place on the preferred node if it is feasible and has room, taking it (and scoring it, as
+        Nomad's stack does with its one node)."""
         node = self.nodes[node_id]
+        verdict = self.verdict(node, group)
+        if verdict == OUTSIDE:
+            metrics["_outside"] += 1
+            return False
         metrics["NodesEvaluated"] += 1
-        if not self.feasible(node, group):
+        if verdict == FILTERED:
             metrics["NodesFiltered"] += 1
+            _class_count(metrics, "ClassFiltered", node)
             return False
         held = live(prev) and prev.get("NodeID") == node_id
         collisions = self.job_on_node.get((node_id, group["Name"]), 0) - (1 if held else 0)
@@ -751,7 +925,10 @@ class _Placer:
         if dim is not None:
             metrics["NodesExhausted"] += 1
             metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+            _class_count(metrics, "ClassExhausted", node)
             return False
+        affinities, spreads = self._prefs(group)
+        self._score(node_id, node, group, cap, after, collisions, penalized, affinities, spreads, scored)
         has_ports = any(group_ports(group))
         self.last_ports = []
         if has_ports:
@@ -765,7 +942,6 @@ class _Placer:
         self.usage.add_allocs(node_id, 1)
         key = (node_id, group["Name"])
         self.job_on_node[key] = self.job_on_node.get(key, 0) + 1 - (1 if held else 0)
-        _, spreads = self._prefs(group)
         if spreads:
             self._count_placement(group, node)
         return True
@@ -791,7 +967,27 @@ def volumes_feasible(node: dict[str, Any], group: dict[str, Any], alloc_name: st
 
 def _new_metrics() -> dict[str, Any]:
     return {"NodesEvaluated": 0, "NodesFiltered": 0, "NodesExhausted": 0, "ConstraintFiltered": {},
-            "DimensionExhausted": {}, "CoalescedFailures": 0}
+            "DimensionExhausted": {}, "CoalescedFailures": 0, "_outside": 0}
+
+
+def _add_metrics(into: dict[str, Any], m: dict[str, Any]) -> None:
+    """Add one attempt's counts *m* to a group's metrics (reported when a placement fails), where the
+    nodes the job may not use are counted as evaluated and filtered (``nomad job plan`` explains them)."""
+    outside = m["_outside"]
+    into["NodesEvaluated"] += m["NodesEvaluated"] + outside
+    into["NodesFiltered"] += m["NodesFiltered"] + outside
+    into["NodesExhausted"] += m["NodesExhausted"]
+    for key in ("ConstraintFiltered", "DimensionExhausted"):
+        if m[key]:
+            counts = into[key]
+            for k, v in m[key].items():
+                counts[k] = counts.get(k, 0) + v
+
+
+def _group_metrics(m: dict[str, Any]) -> dict[str, Any]:
+    """A group's failure metrics as they are reported (without the internal count)."""
+    m.pop("_outside", None)
+    return m
 
 
 def _name_index(name: str) -> int:
@@ -908,7 +1104,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  job_allocs: list[dict[str, Any]] | None = None, node_allocs: Any = None,
                  node_ids: list[str] | None = None, node_usage: Any = None,
                  usage: _Usage | None = None, feasible: dict[str, Any] | None = None,
-                 deployment: Any = _SCAN, now: float | None = None) -> dict[str, Any]:
+                 deployment: Any = _SCAN, now: float | None = None,
+                 ready_by_dc: Any = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *deployment*: the job's latest deployment record, or None (the store
@@ -922,7 +1119,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     *usage* (:func:`plan_usage`), shared with plans computed before this one
     and applied before it, so it does not count on room they took;
     *feasible*, the store's ``feasibility`` (node feasibility kept across
-    evaluations, see ``_Placer``), a constraint check per node visited.
+    evaluations, see ``_Placer``), a constraint check per node visited;
+    *ready_by_dc* (the store's ``ready_nodes_by_dc``), a scan of the nodes for the placed allocations'
+    NodesInPool and NodesAvailable.
     *now*, the leader's time (seconds): a failed allocation whose reschedule
     delay has not passed waits for a follow-up evaluation (``RescheduleLater``);
     None (a dry run): every one due is rescheduled at once.
@@ -975,7 +1174,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     if usage is None:
         usage = _Usage(node_allocs, node_usage)
     freeing.append(usage)
-    placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible)
+    placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible, ready_by_dc)
     if deployment is _SCAN:
         deployment = latest_deployment(tables, job) if job["Type"] == "service" else None
     # Nomad's reconciler: a deployment of an older job version is cancelled
@@ -1175,6 +1374,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             seq += 1
             placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports,
                             oversubscribe=placer.oversubscribe)
+            placed["Metrics"] = placer.last_metric
             if prev is not None and prev["ID"] in delays and rp is not None:
                 placed["RescheduleTracker"] = _tracker(rp, prev, ev_now, delays[prev["ID"]])
             if dstate is not None:
@@ -1183,7 +1383,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             plan["Place"].append(placed)
         if failed:
             metrics["CoalescedFailures"] = failed - 1
-            plan["Failed"][group["Name"]] = metrics
+            plan["Failed"][group["Name"]] = _group_metrics(metrics)
     plan.pop("_rolling", None)
     if later:
         plan["RescheduleLater"] = sorted(later, key=lambda x: (x["At"], x["ID"]))
@@ -1355,11 +1555,20 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             u[i] += need[i]
         placer.usage.add_allocs(node_id, 1)
         name = f"{job['ID']}.{group['Name']}[0]"
-        plan["Place"].append(_alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
-                                    prev, ports, oversubscribe=placer.oversubscribe))
+        placed = _alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1, prev, ports,
+                        oversubscribe=placer.oversubscribe)
+        # Nomad's system stack: the node alone is evaluated, and scored by bin-packing only.
+        binpack = fit_score(cap[:2], (used[0], used[1]), placer.spread)
+        in_pool, by_dc = placer.pool_counts()
+        placed["Metrics"] = {"NodesEvaluated": 1, "NodesFiltered": 0, "NodesExhausted": 0,
+                             "NodesInPool": in_pool, "NodePool": job.get("NodePool", ""),
+                             "NodesAvailable": dict(by_dc),
+                             "ScoreMetaData": [{"NodeID": node_id, "Scores": {"binpack": binpack},
+                                                "NormScore": binpack}]}  # binpack alone: Nomad's shape
+        plan["Place"].append(placed)
     if failed:
         metrics["CoalescedFailures"] = failed - 1
-        plan["Failed"][group["Name"]] = metrics
+        plan["Failed"][group["Name"]] = _group_metrics(metrics)
 
 
 def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, node: dict[str, Any],
