@@ -142,7 +142,7 @@ def test_system_placements_evaluate_their_node_alone_and_failures_report_as_befo
 
 
 def test_stored_score_rows_become_nomads_node_score_meta():
-    rows = [["n1", 0.5, 0, -1.0, 0, 0, 0.25], ["n2", 0.25, -0.5, 0, 0.5, 0.3, 0.1]]
+    rows = ["n1", 0.5, 0, -1.0, 0, 0, 0.25, "n2", 0.25, -0.5, 0, 0.5, 0.3, 0.1]  # one flat list
     assert score_meta_data(rows) == [
         {"NodeID": "n1", "Scores": {"binpack": 0.5, "job-anti-affinity": 0.0, "node-reschedule-penalty": -1.0,
                                     "node-affinity": 0.0}, "NormScore": 0.25},

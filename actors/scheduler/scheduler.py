@@ -53,6 +53,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import operator
 import uuid
 from random import Random
 from typing import Any
@@ -279,17 +280,21 @@ SCORE_ROW = ("binpack", "job-anti-affinity", "node-reschedule-penalty", "node-af
 SCORERS_SHOWN_WHEN_ZERO = 4
 
 
+_BY_SCORE = operator.itemgetter(0)
+_ROW_WIDTH = len(SCORE_ROW) + 2
+
+
 def score_meta_data(rows: Any) -> list[dict[str, Any]] | None:
-    """An allocation's stored score rows as Nomad's ScoreMetaData (a list of NodeScoreMeta); rows
-    already in that shape pass as they are."""
+    """An allocation's stored score rows (one flat list, _ROW_WIDTH values a node) as Nomad's
+    ScoreMetaData (a list of NodeScoreMeta); entries already in that shape pass as they are."""
     if not isinstance(rows, list):
         return None
+    if rows and not isinstance(rows[0], dict):
+        rows = [rows[i:i + _ROW_WIDTH] for i in range(0, len(rows) - _ROW_WIDTH + 1, _ROW_WIDTH)]
     out = []
     for row in rows:
         if isinstance(row, dict):
             out.append(row)
-            continue
-        if not isinstance(row, (list, tuple)) or len(row) != len(SCORE_ROW) + 2:
             continue
         scores = {name: float(v) for i, (name, v) in enumerate(zip(SCORE_ROW, row[1:-1], strict=True))
                   if v or i < SCORERS_SHOWN_WHEN_ZERO}
@@ -820,7 +825,7 @@ class _Placer:
                                   spreads, scored), node_id
             else:  # the bin-packing score alone (the common case, without a call)
                 binpack = fit_score((cap[0], cap[1]), (after[0], after[1]), self.spread)
-                scored.append((binpack, node_id, binpack, 0, 0, 0, 0))
+                scored.append((binpack, node_id, binpack or 0, 0, 0, 0, 0))
                 yield binpack, node_id
 
     def _score(self, node_id: str, node: dict[str, Any], group: dict[str, Any], cap: tuple[int, ...],
@@ -833,7 +838,10 @@ class _Placer:
         Each node's scores are noted in *scored* for the placement's AllocMetric."""
         binpack = fit_score((cap[0], cap[1]), (after[0], after[1]), self.spread)
         total, parts = binpack, 1
-        anti = penalty = affinity = spread = 0.0
+        anti: float = 0  # a score that does not apply is kept as the integer 0 (see _placement_metric)
+        penalty: float = 0
+        affinity: float = 0
+        spread: float = 0
         if collisions:
             anti = -(collisions + 1) / max(1, group["Count"])  # Nomad's JobAntiAffinityIterator
             total += anti
@@ -843,16 +851,16 @@ class _Placer:
             total += penalty
             parts += 1
         if affinities:
-            affinity = self._affinity_score(node, affinities)
+            affinity = self._affinity_score(node, affinities) or 0
             total += affinity  # a node no affinity matches scores 0, and counts (Nomad's, since 1.10.2)
             parts += 1
         if spreads:
-            spread = self._spread_score(node, group, spreads)
+            spread = self._spread_score(node, group, spreads) or 0
             if spread:
                 total += spread
                 parts += 1
         final = total / parts
-        scored.append((final, node_id, binpack, anti, penalty, affinity, spread))
+        scored.append((final, node_id, binpack or 0, anti, penalty, affinity, spread))
         return final
 
     def _placement_metric(self, m: dict[str, Any], scored: list[tuple[Any, ...]]) -> dict[str, Any]:
@@ -860,16 +868,23 @@ class _Placer:
         the pool it chose from, and the scores of its best nodes (highest first; ties in the order
         they were scored)."""
         in_pool, by_dc = self.pool_counts()
+        # NodesAvailable is the pool's count, shared by the evaluation's placements (never modified).
         out = {"NodesEvaluated": m["NodesEvaluated"], "NodesFiltered": m["NodesFiltered"],
                "NodesExhausted": m["NodesExhausted"], "NodesInPool": in_pool,
-               "NodePool": self.job.get("NodePool", ""), "NodesAvailable": dict(by_dc)}
+               "NodePool": self.job.get("NodePool", ""), "NodesAvailable": by_dc}
         for key in ("ConstraintFiltered", "DimensionExhausted", "ClassFiltered", "ClassExhausted"):
             if m.get(key):
                 out[key] = m[key]
-        top = sorted(range(len(scored)), key=lambda i: -scored[i][0])[:TOP_SCORES_KEPT]
-        # Kept as SCORE_ROW rows, a zero score as the integer 0 (one byte in the Raft entry, where 0.0
-        # takes nine); score_meta_data() makes them Nomad's NodeScoreMeta for the API.
-        out["ScoreMetaData"] = [[x or 0 for x in scored[i][1:]] + [scored[i][0]] for i in top]
+        # The best first; a stable sort keeps ties in the order they were scored.
+        top = sorted(scored, key=_BY_SCORE, reverse=True)[:TOP_SCORES_KEPT] if len(scored) > 1 else scored
+        # Kept as one flat list of SCORE_ROW rows, a zero score as the integer 0 (one byte in the Raft
+        # entry, where 0.0 takes nine, and one object per allocation instead of one per node);
+        # score_meta_data() makes them Nomad's NodeScoreMeta for the API.
+        flat: list[Any] = []
+        for row in top:
+            flat += row[1:]
+            flat.append(row[0])
+        out["ScoreMetaData"] = flat
         return out
 
     def pool_counts(self) -> tuple[int, dict[str, int]]:
