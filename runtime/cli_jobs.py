@@ -670,8 +670,8 @@ def alloc_status(addr: str, args: list[str]) -> str:
         rows += [[fmt_time(e.get("Time")), e.get("Type", ""),
                   e.get("DisplayMessage") or e.get("Message", "")] for e in reversed(ts.get("Events") or [])]
         out += ["", "Recent Events:", table(rows)]
-    if verbose:  # Nomad's: how the scheduler chose the node
-        out += ["", "Placement Metrics", placement_metrics(a.get("Metrics") or {})]
+    if verbose and a.get("Metrics"):  # Nomad's: how the scheduler chose the node (none kept before them)
+        out += ["", "Placement Metrics", placement_metrics(a["Metrics"])]
     return "\n".join(out)
 
 

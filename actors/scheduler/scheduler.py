@@ -930,6 +930,9 @@ class _Placer:
         held = live(prev) and prev.get("NodeID") == node_id
         collisions = self.job_on_node.get((node_id, group["Name"]), 0) - (1 if held else 0)
         if collisions and self._distinct(group):
+            metrics["NodesFiltered"] += 1
+            cf = metrics["ConstraintFiltered"]
+            cf["distinct_hosts"] = cf.get("distinct_hosts", 0) + 1
             return False
         if _max_allocs_full(self.usage, node_id, node, metrics):  # the replaced allocation's slot is free
             return False
