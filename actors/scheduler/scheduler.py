@@ -249,7 +249,7 @@ def node_usage(allocs: dict[str, Any]) -> dict[str, list[int]]:
     return used
 
 
-def fit_score(cap: tuple[int, int], used: tuple[int, int], spread: bool = False) -> float:
+def fit_score(cap: tuple[int, ...], used: tuple[int, ...], spread: bool = False) -> float:
     """Nomad ScoreFitBinPack, normalised to 0..1: fuller nodes score higher.
 
     *spread* (the scheduler configuration's ``spread`` algorithm): Nomad's
@@ -280,7 +280,7 @@ SCORE_ROW = ("binpack", "job-anti-affinity", "node-reschedule-penalty", "node-af
 SCORERS_SHOWN_WHEN_ZERO = 4
 
 
-_BY_SCORE = operator.itemgetter(0)
+_BY_SCORE = operator.itemgetter(-1)  # a scored tuple: (node, *SCORE_ROW scores, final), or (node, binpack)
 _ROW_WIDTH = len(SCORE_ROW) + 2
 
 
@@ -704,85 +704,46 @@ class _Placer:
         index a per_alloc host volume's source takes.
 
         What the attempt saw is added to *metrics* (the group's, reported when a placement fails);
-        the placement's own AllocMetric, as Nomad's stack keeps one per placement, is left in
-        ``last_metric`` (None when nothing was placed)."""
+        the placement's own AllocMetric (what this attempt added), as Nomad's stack keeps one per
+        placement, is left in ``last_metric`` (None when nothing was placed)."""
         need = (*group_resources(group), group_disk_mb(group))
         self.last_metric = None
         preferred = self._preferred(group, prev)
+        m = metrics
         if preferred is not None:
-            m = _new_metrics()
+            before = _counts(m)
             scored: list[tuple[Any, ...]] = []
-            taken = volumes_feasible(self.nodes[preferred], group, alloc_name, m) \
-                and host_networks_feasible(self.nodes[preferred], group, m) \
-                and self._take_preferred(preferred, group, need, prev, m, penalized, scored)
-            _add_metrics(metrics, m)
-            if taken:
-                self.last_metric = self._placement_metric(m, scored)
+            if volumes_feasible(self.nodes[preferred], group, alloc_name, m) \
+                    and host_networks_feasible(self.nodes[preferred], group, m) \
+                    and self._take_preferred(preferred, group, need, prev, m, penalized, scored):
+                self.last_metric = self._placement_metric(m, before, scored)
                 return preferred
-        m = _new_metrics()
+        before = _counts(m)  # Nomad's stack starts each Select with new metrics
         scored = []
         best = self._select(group, m, penalized, alloc_name, need, scored)
-        _add_metrics(metrics, m)
         if best is not None:
-            self.last_metric = self._placement_metric(m, scored)
+            self.last_metric = self._placement_metric(m, before, scored)
         return best
 
     def _select(self, group: dict[str, Any], m: dict[str, Any], penalized: frozenset[str], alloc_name: str,
                 need: tuple[int, int, int], scored: list[tuple[Any, ...]]) -> str | None:
-        """Nomad's GenericStack.Select over the shuffled nodes: the best of the first ``limit`` scored
-        ones (Nomad's LimitIterator, MaxSkip included, and MaxScoreIterator)."""
+        """Nomad's GenericStack.Select over the shuffled nodes, from the cursor, each node at most once:
+        its feasibility and rank iterators, then the best of the first ``limit`` scored nodes (Nomad's
+        LimitIterator, MaxSkip included, and MaxScoreIterator)."""
+        distinct = self._distinct(group)
         affinities, spreads = self._prefs(group)
+        preferences = bool(affinities or spreads)
         has_ports = any(group_ports(group))
         self.last_ports = []
         # With affinities or spreads Nomad's stack scores NodeLimitForFeasibilityChecks nodes (the
         # group's count when that is more); otherwise the first ``limit``.
-        limit = max(self.node_limit, group["Count"]) if affinities or spreads else self.limit
-        options = self._options(group, m, penalized, alloc_name, need, scored, affinities, spreads, has_ports)
-        skipped: list[tuple[float, str]] = []
-        at = seen = 0
-        best: tuple[float, str] | None = None
-        while seen < limit:
-            opt = next(options, None)
-            if opt is None:
-                if at >= len(skipped):
-                    break
-                opt, at = skipped[at], at + 1
-            while opt is not None and len(skipped) < MAX_SKIP and opt[0] <= SKIP_SCORE_THRESHOLD:
-                skipped.append(opt)
-                opt = next(options, None)
-            seen += 1
-            if opt is None:
-                if at >= len(skipped):
-                    break
-                opt, at = skipped[at], at + 1
-            if best is None or opt[0] > best[0]:
-                best = opt
-        if best is None:
-            return None
-        node_id = best[1]
-        u = self.usage[node_id]
-        for i, v in enumerate(need):
-            u[i] += v
-        self.usage.add_allocs(node_id, 1)
-        if has_ports:
-            self.last_ports = self.assign_ports(node_id, self.nodes[node_id], group, None) or []
-            self.usage.used_ports(node_id, self.stopping).update(
-                alloc_port_keys({"AllocatedPorts": self.last_ports}))
-        key = (node_id, group["Name"])
-        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
-        if spreads:
-            self._count_placement(group, self.nodes[node_id])
-        return node_id
-
-    def _options(self, group: dict[str, Any], m: dict[str, Any], penalized: frozenset[str], alloc_name: str,
-                 need: tuple[int, int, int], scored: list[tuple[Any, ...]],
-                 affinities: tuple[dict[str, Any], ...], spreads: tuple[dict[str, Any], ...],
-                 has_ports: bool) -> Any:
-        """Nomad's feasibility and rank iterators: yields (final score, node ID) for each node, in the
-        shuffled order from the cursor, that is feasible and has room, each node at most once."""
-        distinct = self._distinct(group)
-        preferences = bool(affinities or spreads)
+        limit = max(self.node_limit, group["Count"]) if preferences else self.limit
+        count = max(1, group["Count"])
         n = len(self.sorted_ids)
+        best, best_score = None, 0.0
+        seen = 0
+        skipped: list[tuple[float, str]] = []  # passed over (MaxSkip), in the order they were
+        skipped_last = False  # the last option was passed over (Nomad's Next call is still under way)
         for _ in range(n):
             node_id = self._node_at(self.cursor)
             self.cursor = (self.cursor + 1) % n
@@ -792,7 +753,8 @@ class _Placer:
                 if verdict == FILTERED:
                     m["NodesEvaluated"] += 1
                     m["NodesFiltered"] += 1
-                    _class_count(m, "ClassFiltered", node)
+                    if node.get("NodeClass"):
+                        _class_count(m, "ClassFiltered", node)
                 else:  # not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
                     m["_outside"] += 1
                 continue
@@ -816,17 +778,52 @@ class _Placer:
             if dim is not None:
                 m["NodesExhausted"] += 1
                 m["DimensionExhausted"][dim] = m["DimensionExhausted"].get(dim, 0) + 1
-                _class_count(m, "ClassExhausted", node)
+                if node.get("NodeClass"):
+                    _class_count(m, "ClassExhausted", node)
                 continue
             if has_ports and self.assign_ports(node_id, node, group, m) is None:
                 continue
-            if collisions or preferences or node_id in penalized:
-                yield self._score(node_id, node, group, cap, after, collisions, penalized, affinities,
-                                  spreads, scored), node_id
-            else:  # the bin-packing score alone (the common case, without a call)
-                binpack = fit_score((cap[0], cap[1]), (after[0], after[1]), self.spread)
-                scored.append((binpack, node_id, binpack or 0, 0, 0, 0, 0))
-                yield binpack, node_id
+            if preferences or node_id in penalized:
+                score = self._score(node_id, node, group, cap, after, collisions, penalized, affinities,
+                                    spreads, scored)
+            else:  # the common cases inline (_score's, without a call)
+                score = fit_score(cap, after, self.spread)
+                if collisions:
+                    anti = -(collisions + 1) / count
+                    binpack, score = score, (score + anti) / 2
+                    scored.append((node_id, binpack or 0, anti, 0, 0, 0, score))
+                else:
+                    scored.append((node_id, score))  # short for (node_id, score, 0, 0, 0, 0, score)
+            if score <= SKIP_SCORE_THRESHOLD and len(skipped) < MAX_SKIP:
+                skipped.append((score, node_id))
+                skipped_last = True
+                continue
+            skipped_last = False
+            seen += 1
+            if best is None or score > best_score:
+                best, best_score = node_id, score
+            if seen >= limit:
+                break
+        else:
+            # Every node visited: Nomad's LimitIterator gives back what it passed over, within the limit.
+            for score, node_id in _skipped_back(skipped, seen, limit, skipped_last):
+                if best is None or score > best_score:
+                    best, best_score = node_id, score
+        if best is None:
+            return None
+        u = self.usage[best]
+        for i, v in enumerate(need):
+            u[i] += v
+        self.usage.add_allocs(best, 1)
+        if has_ports:
+            self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
+            self.usage.used_ports(best, self.stopping).update(
+                alloc_port_keys({"AllocatedPorts": self.last_ports}))
+        key = (best, group["Name"])
+        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
+        if spreads:
+            self._count_placement(group, self.nodes[best])
+        return best
 
     def _score(self, node_id: str, node: dict[str, Any], group: dict[str, Any], cap: tuple[int, ...],
                after: tuple[int, ...], collisions: int, penalized: frozenset[str],
@@ -836,7 +833,7 @@ class _Placer:
         job anti-affinity penalty (with allocations of the group on the node), the reschedule penalty
         (a node it failed on), the affinity score (with affinities) and the spread boost (when not 0).
         Each node's scores are noted in *scored* for the placement's AllocMetric."""
-        binpack = fit_score((cap[0], cap[1]), (after[0], after[1]), self.spread)
+        binpack = fit_score(cap, after, self.spread)
         total, parts = binpack, 1
         anti: float = 0  # a score that does not apply is kept as the integer 0 (see _placement_metric)
         penalty: float = 0
@@ -860,21 +857,28 @@ class _Placer:
                 total += spread
                 parts += 1
         final = total / parts
-        scored.append((final, node_id, binpack or 0, anti, penalty, affinity, spread))
+        scored.append((node_id, binpack or 0, anti, penalty, affinity, spread, final))
         return final
 
-    def _placement_metric(self, m: dict[str, Any], scored: list[tuple[Any, ...]]) -> dict[str, Any]:
+    def _placement_metric(self, m: dict[str, Any], before: tuple[Any, ...],
+                          scored: list[tuple[Any, ...]]) -> dict[str, Any]:
         """A placement's AllocMetric as Nomad stores it on the allocation: what its selection counted,
         the pool it chose from, and the scores of its best nodes (highest first; ties in the order
         they were scored)."""
         in_pool, by_dc = self.pool_counts()
         # NodesAvailable is the pool's count, shared by the evaluation's placements (never modified).
-        out = {"NodesEvaluated": m["NodesEvaluated"], "NodesFiltered": m["NodesFiltered"],
-               "NodesExhausted": m["NodesExhausted"], "NodesInPool": in_pool,
+        out = {"NodesEvaluated": m["NodesEvaluated"] - before[0],
+               "NodesFiltered": m["NodesFiltered"] - before[1],
+               "NodesExhausted": m["NodesExhausted"] - before[2], "NodesInPool": in_pool,
                "NodePool": self.job.get("NodePool", ""), "NodesAvailable": by_dc}
-        for key in ("ConstraintFiltered", "DimensionExhausted", "ClassFiltered", "ClassExhausted"):
-            if m.get(key):
-                out[key] = m[key]
+        maps = before[3]
+        if maps is not None or len(m) > _METRIC_KEYS:  # counts by reason or class: what this attempt added
+            for key in _COUNT_MAPS:
+                now, was = m.get(key), (maps or {}).get(key) or {}
+                if now:
+                    added = {k: v - was.get(k, 0) for k, v in now.items() if v != was.get(k, 0)}
+                    if added:
+                        out[key] = added
         # The best first; a stable sort keeps ties in the order they were scored.
         top = sorted(scored, key=_BY_SCORE, reverse=True)[:TOP_SCORES_KEPT] if len(scored) > 1 else scored
         # Kept as one flat list of SCORE_ROW rows, a zero score as the integer 0 (one byte in the Raft
@@ -882,8 +886,10 @@ class _Placer:
         # score_meta_data() makes them Nomad's NodeScoreMeta for the API.
         flat: list[Any] = []
         for row in top:
-            flat += row[1:]
-            flat.append(row[0])
+            if len(row) == 2:  # the bin-packing score alone
+                flat += (row[0], row[1] or 0, 0, 0, 0, 0, row[1])
+            else:
+                flat += row
         out["ScoreMetaData"] = flat
         return out
 
@@ -988,23 +994,59 @@ def _new_metrics() -> dict[str, Any]:
             "DimensionExhausted": {}, "CoalescedFailures": 0, "_outside": 0}
 
 
-def _add_metrics(into: dict[str, Any], m: dict[str, Any]) -> None:
-    """Add one attempt's counts *m* to a group's metrics (reported when a placement fails), where the
-    nodes the job may not use are counted as evaluated and filtered (``nomad job plan`` explains them)."""
-    outside = m["_outside"]
-    into["NodesEvaluated"] += m["NodesEvaluated"] + outside
-    into["NodesFiltered"] += m["NodesFiltered"] + outside
-    into["NodesExhausted"] += m["NodesExhausted"]
-    for key in ("ConstraintFiltered", "DimensionExhausted"):
-        if m[key]:
-            counts = into[key]
-            for k, v in m[key].items():
-                counts[k] = counts.get(k, 0) + v
+_METRIC_KEYS = len(_new_metrics())
+# A group's metrics' counts by reason or node class (ClassFiltered and ClassExhausted only once a
+# node with a class is counted).
+_COUNT_MAPS = ("ConstraintFiltered", "DimensionExhausted", "ClassFiltered", "ClassExhausted")
+
+
+def _counts(m: dict[str, Any]) -> tuple[Any, ...]:
+    """A group's metrics' counts now (to tell what one attempt adds): the three totals, and a copy of
+    the counts by reason or class when there are any (None when there are none: the common case)."""
+    maps = None
+    if m["ConstraintFiltered"] or m["DimensionExhausted"] or len(m) > _METRIC_KEYS:
+        maps = {k: dict(m[k]) for k in _COUNT_MAPS if m.get(k)}
+    return m["NodesEvaluated"], m["NodesFiltered"], m["NodesExhausted"], maps
+
+
+def _skipped_back(skipped: list[tuple[float, str]], seen: int, limit: int,
+                  under_way: bool) -> list[tuple[float, str]]:
+    """What Nomad's LimitIterator returns of the options it passed over once its source has none
+    left: with *seen* options returned so far, and *under_way* when the source ran out while it was
+    passing options over.  Its nextOption hands them back in order; an option handed back while fewer
+    than MAX_SKIP were passed over is passed over again (appended), as Nomad's loop does."""
+    skipped = list(skipped)
+    out: list[tuple[float, str]] = []
+    at = 0
+    if under_way:  # that Next call counts, and returns the first one passed over
+        seen += 1
+        if at >= len(skipped):
+            return out
+        out.append(skipped[at])
+        at += 1
+    while seen < limit and at < len(skipped):
+        opt = skipped[at]
+        at += 1
+        if len(skipped) < MAX_SKIP and opt[0] <= SKIP_SCORE_THRESHOLD:
+            skipped.append(opt)  # passed over again; the source has nothing: the next one back instead
+            seen += 1
+            if at >= len(skipped):
+                break
+            out.append(skipped[at])
+            at += 1
+        else:
+            seen += 1
+            out.append(opt)
+    return out
 
 
 def _group_metrics(m: dict[str, Any]) -> dict[str, Any]:
-    """A group's failure metrics as they are reported (without the internal count)."""
-    m.pop("_outside", None)
+    """A group's metrics as its placement failure reports them (FailedTGAllocs): the nodes the job may
+    not use (``_outside``, which a placement's metrics leave out) counted as evaluated and filtered, as
+    ``nomad job plan`` explains them."""
+    outside = m.pop("_outside", 0)
+    m["NodesEvaluated"] += outside
+    m["NodesFiltered"] += outside
     return m
 
 
