@@ -53,7 +53,7 @@ from actors.scheduler.job import (
     warnings_text,
 )
 from actors.scheduler.jobdiff import job_diff
-from actors.scheduler.scheduler import score_meta_data
+from actors.scheduler.scheduler import metric_out
 from actors.server import ENDPOINT
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
 from actors.state import scaling
@@ -429,8 +429,7 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
         out.setdefault(k, v)
     out["DesiredTransition"] = desired_transition_out(out.get("DesiredTransition"))
     out["TaskStates"] = task_states_out(out.get("TaskStates"))
-    if isinstance(out["Metrics"], dict):  # the placement's AllocMetric, its scores stored as rows
-        out["Metrics"]["ScoreMetaData"] = score_meta_data(out["Metrics"].get("ScoreMetaData"))
+    out["Metrics"] = metric_out(out["Metrics"])  # the placement's AllocMetric, stored compact
     _fill(out["Metrics"], _METRIC_DEFAULTS)
     _fill(out.get("Resources"), {"CPU": 0, "MemoryMB": 0, **_RESOURCES_DEFAULTS})
     return out

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from actors.http_jobs import alloc_out
-from actors.scheduler.scheduler import TOP_SCORES_KEPT, fit_score, score_meta_data
+from actors.scheduler.scheduler import TOP_SCORES_KEPT, fit_score, metric_out, stored_metric
 from tests.test_scheduler import Cluster, service
 
 pytestmark = pytest.mark.timeout(60)
@@ -141,16 +141,22 @@ def test_system_placements_evaluate_their_node_alone_and_failures_report_as_befo
                       "DimensionExhausted": {"cpu": 6}, "CoalescedFailures": 1}
 
 
-def test_stored_score_rows_become_nomads_node_score_meta():
-    rows = ["n1", 0.5, 0, -1.0, 0, 0, 0.25, "n2", 0.25, -0.5, 0, 0.5, 0.3, 0.1]  # one flat list
-    assert score_meta_data(rows) == [
-        {"NodeID": "n1", "Scores": {"binpack": 0.5, "job-anti-affinity": 0.0, "node-reschedule-penalty": -1.0,
-                                    "node-affinity": 0.0}, "NormScore": 0.25},
-        {"NodeID": "n2", "Scores": {"binpack": 0.25, "job-anti-affinity": -0.5,
-                                    "node-reschedule-penalty": 0.0, "node-affinity": 0.5,
-                                    "allocation-spread": 0.3}, "NormScore": 0.1}]
-    already = [{"NodeID": "n", "Scores": {"binpack": 1.0}, "NormScore": 1.0}]
-    assert score_meta_data(already) == already and score_meta_data(None) is None
+def test_a_stored_metric_becomes_nomads_alloc_metric():
+    rows = ["n1", 0.5, 0, -1.0, 0, 0, 0.25, "n2", 0.25, -0.5, 0, 0.5, 0.3, 0.1]
+    stored = stored_metric("generic", 4, 1, 1, 3, "default", {"dc1": 3}, {"DimensionExhausted": {"cpu": 1}},
+                           rows)
+    assert metric_out(stored) == {
+        "NodesEvaluated": 4, "NodesFiltered": 1, "NodesExhausted": 1, "NodesInPool": 3, "NodePool": "default",
+        "NodesAvailable": {"dc1": 3}, "DimensionExhausted": {"cpu": 1}, "ScoreMetaData": [
+            {"NodeID": "n1", "Scores": {"binpack": 0.5, "job-anti-affinity": 0.0,
+                                        "node-reschedule-penalty": -1.0, "node-affinity": 0.0},
+             "NormScore": 0.25},
+            {"NodeID": "n2", "Scores": {"binpack": 0.25, "job-anti-affinity": -0.5,
+                                        "node-reschedule-penalty": 0.0, "node-affinity": 0.5,
+                                        "allocation-spread": 0.3}, "NormScore": 0.1}]}
+    system = metric_out(stored_metric("system", 1, 0, 0, 3, "default", {"dc1": 3}, None, ["n1", 0.5, 0.5]))
+    assert system["ScoreMetaData"] == [{"NodeID": "n1", "Scores": {"binpack": 0.5}, "NormScore": 0.5}]
+    assert metric_out(None) is None
 
 
 def test_alloc_status_verbose_prints_nomads_placement_metrics():

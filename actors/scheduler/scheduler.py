@@ -281,25 +281,43 @@ SCORERS_SHOWN_WHEN_ZERO = 4
 
 
 _BY_SCORE = operator.itemgetter(-1)  # a scored tuple: (node, *SCORE_ROW scores, final), or (node, binpack)
-_ROW_WIDTH = len(SCORE_ROW) + 2
+_GENERIC, _SYSTEM = "generic", "system"  # a stored metric's kind: which scorers its rows have
+_ROW_WIDTHS = {_GENERIC: len(SCORE_ROW) + 2, _SYSTEM: 3}
 
 
-def score_meta_data(rows: Any) -> list[dict[str, Any]] | None:
-    """An allocation's stored score rows (one flat list, _ROW_WIDTH values a node) as Nomad's
-    ScoreMetaData (a list of NodeScoreMeta); entries already in that shape pass as they are."""
-    if not isinstance(rows, list):
-        return None
-    if rows and not isinstance(rows[0], dict):
-        rows = [rows[i:i + _ROW_WIDTH] for i in range(0, len(rows) - _ROW_WIDTH + 1, _ROW_WIDTH)]
-    out = []
-    for row in rows:
-        if isinstance(row, dict):
-            out.append(row)
-            continue
-        scores = {name: float(v) for i, (name, v) in enumerate(zip(SCORE_ROW, row[1:-1], strict=True))
+def stored_metric(kind: str, evaluated: int, filtered: int, exhausted: int, in_pool: int, pool: str,
+                  available: dict[str, int], maps: dict[str, Any] | None, rows: list[Any]) -> list[Any]:
+    """A placement's AllocMetric as the allocation keeps it (``Metrics``): one flat list -- *kind*
+    (_GENERIC: score rows of SCORE_ROW; _SYSTEM: of the bin-packing score alone), NodesEvaluated,
+    NodesFiltered, NodesExhausted, NodesInPool, NodePool, NodesAvailable, the counts by reason or
+    class (or None), then the best nodes' rows flat, each (node, *scores, final score), a zero score
+    as the integer 0.  Every allocation carries it through Raft: a list of plain values is a third of
+    the bytes of Nomad's keyed shape and one object to decode; metric_out() makes it Nomad's."""
+    return [kind, evaluated, filtered, exhausted, in_pool, pool, available, maps, *rows]
+
+
+def metric_out(stored: Any) -> Any:
+    """Nomad's AllocMetric (its keys this agent counts) from an allocation's stored ``Metrics``
+    (stored_metric); anything else as it is."""
+    if not isinstance(stored, list) or len(stored) < 8 or stored[0] not in _ROW_WIDTHS:
+        return stored
+    kind, evaluated, filtered, exhausted, in_pool, pool, available, maps = stored[:8]
+    out: dict[str, Any] = {"NodesEvaluated": evaluated, "NodesFiltered": filtered,
+                           "NodesExhausted": exhausted, "NodesInPool": in_pool, "NodePool": pool,
+                           "NodesAvailable": dict(available or {})}
+    for key, counts in (maps or {}).items():
+        out[key] = dict(counts)
+    width, names = _ROW_WIDTHS[kind], SCORE_ROW if kind == _GENERIC else SCORE_ROW[:1]
+    meta = []
+    for at in range(8, len(stored) - width + 1, width):
+        row = stored[at:at + width]
+        scores = {name: float(v) for i, (name, v) in enumerate(zip(names, row[1:-1], strict=True))
                   if v or i < SCORERS_SHOWN_WHEN_ZERO}
-        out.append({"NodeID": row[0], "Scores": scores, "NormScore": float(row[-1])})
+        meta.append({"NodeID": row[0], "Scores": scores, "NormScore": float(row[-1])})
+    out["ScoreMetaData"] = meta
     return out
+
+
 PORT_COLLISION = "network: reserved port collision"
 PORTS_EXHAUSTED = "network: dynamic port selection failed"
 
@@ -861,36 +879,30 @@ class _Placer:
         return final
 
     def _placement_metric(self, m: dict[str, Any], before: tuple[Any, ...],
-                          scored: list[tuple[Any, ...]]) -> dict[str, Any]:
-        """A placement's AllocMetric as Nomad stores it on the allocation: what its selection counted,
-        the pool it chose from, and the scores of its best nodes (highest first; ties in the order
-        they were scored)."""
+                          scored: list[tuple[Any, ...]]) -> list[Any]:
+        """A placement's AllocMetric (see stored_metric): what its selection counted, the pool it chose
+        from, and the scores of its best nodes (highest first; ties in the order they were scored)."""
         in_pool, by_dc = self.pool_counts()
-        # NodesAvailable is the pool's count, shared by the evaluation's placements (never modified).
-        out = {"NodesEvaluated": m["NodesEvaluated"] - before[0],
-               "NodesFiltered": m["NodesFiltered"] - before[1],
-               "NodesExhausted": m["NodesExhausted"] - before[2], "NodesInPool": in_pool,
-               "NodePool": self.job.get("NodePool", ""), "NodesAvailable": by_dc}
         maps = before[3]
+        added_maps = None
         if maps is not None or len(m) > _METRIC_KEYS:  # counts by reason or class: what this attempt added
             for key in _COUNT_MAPS:
                 now, was = m.get(key), (maps or {}).get(key) or {}
                 if now:
                     added = {k: v - was.get(k, 0) for k, v in now.items() if v != was.get(k, 0)}
                     if added:
-                        out[key] = added
+                        added_maps = added_maps or {}
+                        added_maps[key] = added
+        # NodesAvailable is the pool's count, shared by the evaluation's placements (never modified).
+        out = [_GENERIC, m["NodesEvaluated"] - before[0], m["NodesFiltered"] - before[1],
+               m["NodesExhausted"] - before[2], in_pool, self.job.get("NodePool", ""), by_dc, added_maps]
         # The best first; a stable sort keeps ties in the order they were scored.
         top = sorted(scored, key=_BY_SCORE, reverse=True)[:TOP_SCORES_KEPT] if len(scored) > 1 else scored
-        # Kept as one flat list of SCORE_ROW rows, a zero score as the integer 0 (one byte in the Raft
-        # entry, where 0.0 takes nine, and one object per allocation instead of one per node);
-        # score_meta_data() makes them Nomad's NodeScoreMeta for the API.
-        flat: list[Any] = []
         for row in top:
             if len(row) == 2:  # the bin-packing score alone
-                flat += (row[0], row[1] or 0, 0, 0, 0, 0, row[1])
+                out += (row[0], row[1] or 0, 0, 0, 0, 0, row[1])
             else:
-                flat += row
-        out["ScoreMetaData"] = flat
+                out += row
         return out
 
     def pool_counts(self) -> tuple[int, dict[str, int]]:
@@ -1618,13 +1630,10 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         placed = _alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1, prev, ports,
                         oversubscribe=placer.oversubscribe)
         # Nomad's system stack: the node alone is evaluated, and scored by bin-packing only.
-        binpack = fit_score(cap[:2], (used[0], used[1]), placer.spread)
+        binpack = fit_score(cap, used, placer.spread)
         in_pool, by_dc = placer.pool_counts()
-        placed["Metrics"] = {"NodesEvaluated": 1, "NodesFiltered": 0, "NodesExhausted": 0,
-                             "NodesInPool": in_pool, "NodePool": job.get("NodePool", ""),
-                             "NodesAvailable": dict(by_dc),
-                             "ScoreMetaData": [{"NodeID": node_id, "Scores": {"binpack": binpack},
-                                                "NormScore": binpack}]}  # binpack alone: Nomad's shape
+        placed["Metrics"] = stored_metric(_SYSTEM, 1, 0, 0, in_pool, job.get("NodePool", ""), by_dc, None,
+                                          [node_id, binpack or 0, binpack])
         plan["Place"].append(placed)
     if failed:
         metrics["CoalescedFailures"] = failed - 1
