@@ -34,7 +34,9 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
 * **Metrics**: every placement keeps Nomad's AllocMetric on its
   allocation (``Metrics``): the nodes its selection evaluated, filtered and
   found exhausted, the ready nodes of the job's pool and datacenters, and
-  the scores of the best 5 nodes scored (Nomad's MaxRetainedNodeScores).
+  the scores of the best 5 nodes scored (Nomad's MaxRetainedNodeScores),
+  kept compact in the Raft entry (:func:`stored_metric`) and answered in
+  Nomad's shape by the API (:func:`metric_out`).
   A group that cannot be placed reports its attempts' counts summed
   (``FailedTGAllocs``), with the nodes the job may not use counted as
   filtered.
