@@ -25,7 +25,8 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   reschedule penalty (a node it failed on), the affinity score (matching
   weights over all weights) and the spread boost (towards each value's
   target share, or towards the least-used value).  ``limit`` is Nomad's
-  generic stack's: ``max(2, ceil(log2(nodes)))`` for a service job, 2 for a
+  generic stack's: ``max(2, ceil(log2(n)))`` for a service job (n: the ready nodes in its
+  datacenters and node pool), 2 for a
   batch job, and for a group with ``affinity`` or ``spread`` blocks the
   scheduler configuration's ``NodeLimitForFeasibilityChecks`` (100 unless
   set; the group's count when that is more).  As Nomad's LimitIterator, up
@@ -495,10 +496,7 @@ class _Placer:
         self._rng = Random(eval_id)
         self._shuffled = 0  # positions below it are final (and in _swapped)
         self.cursor = 0
-        n = len(self.sorted_ids)
-        # Nomad's GenericStack.SetNodes: a batch job's placement scores 2 nodes (the power of two
-        # choices), a service job's log2 of the node count, at least 2.
-        self.limit = 2 if job.get("Type") == "batch" or n <= 2 else max(2, math.ceil(math.log2(n)))
+        self._limit: int | None = None  # see limit()
         self.node_limit = sched_cfg.node_limit(tables)
         self._ready_by_dc = ready_by_dc
         self._pool: tuple[int, dict[str, int]] | None = None
@@ -757,7 +755,7 @@ class _Placer:
         self.last_ports = []
         # With affinities or spreads Nomad's stack scores NodeLimitForFeasibilityChecks nodes (the
         # group's count when that is more); otherwise the first ``limit``.
-        limit = max(self.node_limit, group["Count"]) if preferences else self.limit
+        limit = max(self.node_limit, group["Count"]) if preferences else self.limit()
         count = max(1, group["Count"])
         n = len(self.sorted_ids)
         best, best_score = None, 0.0
@@ -906,6 +904,15 @@ class _Placer:
             else:
                 out += row
         return out
+
+    def limit(self) -> int:
+        """Nomad's GenericStack.SetNodes: how many nodes a placement scores -- for a batch job 2 (the
+        power of two choices), for a service job log2 of the ready nodes in its datacenters and node
+        pool, at least 2."""
+        if self._limit is None:
+            n = self.pool_counts()[0] if self.job.get("Type") != "batch" else 0
+            self._limit = max(2, math.ceil(math.log2(n))) if n > 2 else 2
+        return self._limit
 
     def pool_counts(self) -> tuple[int, dict[str, int]]:
         """Nomad's NodesInPool and NodesAvailable: the ready nodes in the job's datacenters and node
