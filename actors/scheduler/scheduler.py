@@ -302,7 +302,7 @@ def stored_metric(kind: str, evaluated: int, filtered: int, exhausted: int, in_p
 def metric_out(stored: Any) -> Any:
     """Nomad's AllocMetric (its keys this agent counts) from an allocation's stored ``Metrics``
     (stored_metric); anything else as it is."""
-    if not isinstance(stored, list) or len(stored) < 8 or stored[0] not in _ROW_WIDTHS:
+    if not isinstance(stored, (list, tuple)) or len(stored) < 8 or stored[0] not in _ROW_WIDTHS:
         return stored
     kind, evaluated, filtered, exhausted, in_pool, pool, available, maps = stored[:8]
     out: dict[str, Any] = {"NodesEvaluated": evaluated, "NodesFiltered": filtered,
