@@ -56,6 +56,7 @@ from actors.scheduler.job import (
     warnings_text,
 )
 from actors.scheduler.jobdiff import job_diff
+from actors.scheduler.scheduler import metric_out
 from actors.server import ENDPOINT
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
 from actors.state import scaling
@@ -448,6 +449,7 @@ def alloc_out(a: dict[str, Any]) -> dict[str, Any]:
         out["AllocStates"] = [{"Field": 0 if s.get("Field") == "ClientStatus" else s.get("Field"),
                                "Value": s.get("Value", ""), "Time": rfc3339(s.get("Time", 0.0))}
                               for s in out["AllocStates"]]
+    out["Metrics"] = metric_out(out["Metrics"])  # the placement's AllocMetric, stored compact
     _fill(out["Metrics"], _METRIC_DEFAULTS)
     _fill(out.get("Resources"), {"CPU": 0, "MemoryMB": 0, **_RESOURCES_DEFAULTS})
     return out

@@ -37,7 +37,8 @@ from actors.state.store import command
 @route("/v1/operator/scheduler/configuration")
 def scheduler_configuration(req: Request, api: Api) -> Any:
     if req.method == "GET":
-        answer = state_query(req, api, (sched_cfg.TABLE,), lambda st: dict(sched_cfg.current(st.tables)))
+        answer = state_query(req, api, (sched_cfg.TABLE,), lambda st: {"NodeLimitForFeasibilityChecks": 0,
+                                                                    **sched_cfg.current(st.tables)})
         return Answer({"SchedulerConfig": answer.value, **query_meta_body(answer.headers)}, answer.headers)
     if req.method not in ("PUT", "POST"):
         raise CodedError(405, "Invalid method")

@@ -672,7 +672,49 @@ def alloc_status(addr: str, args: list[str]) -> str:
         rows += [[fmt_time(e.get("Time")), e.get("Type", ""),
                   e.get("DisplayMessage") or e.get("Message", "")] for e in reversed(ts.get("Events") or [])]
         out += ["", "Recent Events:", table(rows)]
+    if verbose and a.get("Metrics"):  # Nomad's: how the scheduler chose the node (none kept before them)
+        out += ["", "Placement Metrics", placement_metrics(a["Metrics"])]
     return "\n".join(out)
+
+
+def placement_metrics(m: dict[str, Any], prefix: str = "  ") -> str:
+    """Nomad's ``formatAllocMetrics`` with scores (``alloc status -verbose``): what the placement's
+    selection filtered and found exhausted, then the best nodes' scores by scorer and their final
+    score.  Maps in sorted order (Go's are unordered)."""
+    lines = []
+    if not m.get("NodesEvaluated"):
+        lines.append(f"{prefix}* No nodes were eligible for evaluation")
+    lines += [f'{prefix}* No nodes are available in datacenter "{dc}"'
+              for dc, n in sorted((m.get("NodesAvailable") or {}).items()) if n == 0]
+    lines += [f'{prefix}* Class "{c}": {n} nodes excluded by filter'
+              for c, n in sorted((m.get("ClassFiltered") or {}).items())]
+    lines += [f'{prefix}* Constraint "{c}": {n} nodes excluded by filter'
+              for c, n in sorted((m.get("ConstraintFiltered") or {}).items())]
+    if m.get("NodesExhausted"):
+        lines.append(f"{prefix}* Resources exhausted on {m['NodesExhausted']} nodes")
+    lines += [f'{prefix}* Class "{c}" exhausted on {n} nodes'
+              for c, n in sorted((m.get("ClassExhausted") or {}).items())]
+    lines += [f'{prefix}* Dimension "{d}" exhausted on {n} nodes'
+              for d, n in sorted((m.get("DimensionExhausted") or {}).items())]
+    lines += [f'{prefix}* Quota limit hit "{d}"' for d in m.get("QuotaExhausted") or ()]
+    meta = m.get("ScoreMetaData") or []
+    if meta:
+        scorers = sorted({name for entry in meta for name in entry.get("Scores") or {}})
+        rows = [["Node", *scorers, "final score"]]
+        for entry in meta:
+            scores = entry.get("Scores") or {}
+            rows.append([entry.get("NodeID", ""), *(_g3(scores.get(name, 0.0)) for name in scorers),
+                         _g3(entry.get("NormScore", 0.0))])
+        lines.append(table(rows))
+    else:  # an allocation placed before scores were kept (Nomad's deprecated Scores map)
+        lines += [f'{prefix}* Score "{name}" = {score:f}'
+                  for name, score in sorted((m.get("Scores") or {}).items())]
+    return "\n".join(lines)
+
+
+def _g3(v: Any) -> str:
+    """Go's ``%.3g``."""
+    return f"{float(v):.3g}" if isinstance(v, (int, float)) else str(v)
 
 
 def _task_time(value: Any) -> str:

@@ -29,6 +29,9 @@ _BOOL_FLAGS = {
     "preempt-system-scheduler": ("SystemSchedulerEnabled", True),
 }
 
+# Feasible nodes scored per placement of a group with affinities or spreads (0: Nomad's default, 100).
+_NODE_LIMIT_FLAG = "node-limit-for-feasibility-checks"
+
 
 def _b(v: Any) -> str:
     return "true" if v else "false"
@@ -50,11 +53,13 @@ def get_config(addr: str, args: list[str]) -> str:
                ("Preemption Service Scheduler", _b(pre.get("ServiceSchedulerEnabled"))),
                ("Preemption Batch Scheduler", _b(pre.get("BatchSchedulerEnabled"))),
                ("Preemption SysBatch Scheduler", _b(pre.get("SysBatchSchedulerEnabled"))),
+               ("Node Limit For Feasibility Checks", str(cfg.get("NodeLimitForFeasibilityChecks", 0))),
                ("Modify Index", str(cfg.get("ModifyIndex", 0)))])
 
 
 def set_config(addr: str, args: list[str]) -> tuple[str, int]:
-    spec: dict[str, type] = {"scheduler-algorithm": str, "check-index": str, **{f: str for f in _BOOL_FLAGS}}
+    spec: dict[str, type] = {"scheduler-algorithm": str, "check-index": str, _NODE_LIMIT_FLAG: str,
+                             **{f: str for f in _BOOL_FLAGS}}
     flags, rest = parse_flags(args, spec)
     if rest:
         raise CliError("This command takes no arguments")
@@ -72,6 +77,11 @@ def set_config(addr: str, args: list[str]) -> tuple[str, int]:
         if raw not in ("true", "false"):
             raise CliError(f'Invalid value "{flags[flag]}" for -{flag}: must be true or false')
         (cfg["PreemptionConfig"] if preemption else cfg)[field] = raw == "true"
+    if _NODE_LIMIT_FLAG in flags:  # Nomad's flagHelper.UintValue: a non-negative integer
+        raw = flags[_NODE_LIMIT_FLAG]
+        if not raw.isascii() or not raw.isdigit():
+            raise CliError(f'Invalid value "{raw}" for -{_NODE_LIMIT_FLAG}: must be a non-negative integer')
+        cfg["NodeLimitForFeasibilityChecks"] = int(raw)
     query: dict[str, Any] = {}
     if "check-index" in flags:
         try:

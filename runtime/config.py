@@ -256,6 +256,8 @@ class SchedulerDefaults:
     memory_oversubscription_enabled: bool = False
     reject_job_registration: bool = False
     pause_eval_broker: bool = False
+    # Feasible nodes scored per placement of a group with affinities or spreads; 0: Nomad's default, 100.
+    node_limit_for_feasibility_checks: int = _f(0, ge=0)
     preemption_config: PreemptionDefaults = _sub(PreemptionDefaults)
 
     def as_api(self) -> dict[str, Any]:
@@ -265,6 +267,7 @@ class SchedulerDefaults:
                 "MemoryOversubscriptionEnabled": self.memory_oversubscription_enabled,
                 "RejectJobRegistration": self.reject_job_registration,
                 "PauseEvalBroker": self.pause_eval_broker,
+                "NodeLimitForFeasibilityChecks": self.node_limit_for_feasibility_checks,
                 "PreemptionConfig": {"SystemSchedulerEnabled": p.system_scheduler_enabled,
                                      "SysBatchSchedulerEnabled": p.sysbatch_scheduler_enabled,
                                      "BatchSchedulerEnabled": p.batch_scheduler_enabled,

@@ -398,11 +398,9 @@ def test_namespaces_node_pools_and_scheduler_configuration_have_nomads_keys(dev)
     conf = get(dev, "/v1/operator/scheduler/configuration")
     problems += mismatches(conf, "SchedulerConfigurationResponse")
     problems += mismatches(conf["SchedulerConfig"], "SchedulerConfiguration")
-    assert [p for p in problems if "NodeLimitForFeasibilityChecks" not in p] == []
+    assert problems == []
 
 
-@pytest.mark.xfail(strict=True, reason="the scheduler has no limit on the feasible nodes it scores (Nomad "
-                   "2.0's NodeLimitForFeasibilityChecks); not answered until it is honoured")
 def test_scheduler_configuration_answers_the_feasibility_check_limit(dev):
     conf = get(dev, "/v1/operator/scheduler/configuration")["SchedulerConfig"]
     assert "NodeLimitForFeasibilityChecks" in conf
@@ -564,8 +562,6 @@ def test_placement_failures_have_nomads_alloc_metric_keys(dev):
         call(port, "DELETE", "/v1/job/conform-huge?purge=true")
 
 
-@pytest.mark.xfail(strict=True, reason="the scheduler keeps no AllocMetric for the allocations it places "
-                   "(only for failed ones): an allocation's Metrics is null; Nomad's has its scores")
 def test_a_placed_allocation_has_its_placement_metrics(dev):
     alloc = get(dev, f"/v1/allocation/{get(dev, '/v1/job/conform/allocations')[0]['ID']}")
     assert mismatches(alloc["Metrics"], "AllocMetric") == []

@@ -121,6 +121,13 @@ def test_job_run_json_and_toml_then_status_alloc_status_and_stop(dev, tmp_path):
     assert 'Task "sleeper" is "running"' in alloc.stdout
     shown = json.loads(nomad(dev, "alloc", "status", "-json", alloc_id).stdout)
     assert shown["ID"].startswith(alloc_id) and shown["JobID"] == "cli-json"
+    # -verbose: Nomad's Placement Metrics, with the scores of the node it was placed on.
+    verbose = nomad(dev, "alloc", "status", "-verbose", alloc_id)
+    assert verbose.returncode == 0, verbose.stderr
+    metrics = verbose.stdout.split("\nPlacement Metrics\n", 1)[1].splitlines()
+    assert columns(metrics[0]) == ["Node", "binpack", "job-anti-affinity", "node-affinity",
+                                   "node-reschedule-penalty", "final score"]
+    assert shown["NodeID"] in [columns(line)[0] for line in metrics[1:]]
     ev = json.loads(nomad(dev, "eval", "status", "-json", shown["EvalID"][:8]).stdout)
     assert ev["ID"] == shown["EvalID"] and ev["JobID"] == "cli-json"
 

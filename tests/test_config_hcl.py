@@ -312,6 +312,7 @@ server {
   default_scheduler_config {
     scheduler_algorithm             = "spread"
     memory_oversubscription_enabled = true
+    node_limit_for_feasibility_checks = 25
     preemption_config {
       batch_scheduler_enabled = true
     }
@@ -325,6 +326,7 @@ server {
         got = wait_for(lambda: (c := call(port, "GET", path).json()["SchedulerConfig"])["ModifyIndex"] and c,
                        "the leader's seeded scheduler configuration")
         assert got["SchedulerAlgorithm"] == "spread" and got["MemoryOversubscriptionEnabled"] is True
+        assert got["NodeLimitForFeasibilityChecks"] == 25
         # The block replaces Nomad's built-in default whole: what it leaves out is false.
         assert got["PreemptionConfig"] == {"SystemSchedulerEnabled": False, "SysBatchSchedulerEnabled": False,
                                            "BatchSchedulerEnabled": True, "ServiceSchedulerEnabled": False}

@@ -56,6 +56,9 @@ def test_check_and_set_writes_only_over_the_index_it_names():
     ({"PauseEvalBroker": "yes"}, "PauseEvalBroker: must be a boolean"),
     ({"PreemptionConfig": {"BatchSchedulerEnabled": 1}}, "PreemptionConfig.BatchSchedulerEnabled"),
     ({"PreemptionConfig": []}, "PreemptionConfig: must be an object"),
+    ({"NodeLimitForFeasibilityChecks": -1}, "NodeLimitForFeasibilityChecks: must be a non-negative integer"),
+    ({"NodeLimitForFeasibilityChecks": 2.5}, "NodeLimitForFeasibilityChecks: must be a non-negative"),
+    ({"NodeLimitForFeasibilityChecks": "10"}, "NodeLimitForFeasibilityChecks: must be a non-negative"),
 ])
 def test_a_bad_configuration_is_refused_and_changes_nothing(bad, why):
     st = StateStore()
@@ -179,7 +182,8 @@ def test_the_endpoint_reads_sets_and_checks_and_sets_as_nomads(dev):  # noqa: F8
 def test_the_cli_gets_and_sets_and_a_rejecting_cluster_refuses_registrations_with_403(dev):  # noqa: F811
     port = dev.http_port
     out = nomad(port, "operator", "scheduler", "get-config")
-    assert out.returncode == 0 and "Scheduler Algorithm           = " in out.stdout, out.stderr
+    assert out.returncode == 0 and "Scheduler Algorithm               = " in out.stdout, out.stderr
+    assert "Node Limit For Feasibility Checks = 0\n" in out.stdout
     out = nomad(port, "operator", "scheduler", "set-config", "-reject-job-registration=true")
     assert (out.returncode, out.stdout.strip()) == (0, "Scheduler configuration updated!"), out.stderr
     try:
@@ -187,13 +191,22 @@ def test_the_cli_gets_and_sets_and_a_rejecting_cluster_refuses_registrations_wit
         assert (r.status, r.text) == (403, sched_cfg.JOB_REGISTRATION_DISABLED)
         assert call(port, "GET", "/v1/job/refused").status == 404
         got = nomad(port, "operator", "scheduler", "get-config")
-        assert "Reject Job Registration       = true" in got.stdout
+        assert "Reject Job Registration           = true" in got.stdout
         stale = nomad(port, "operator", "scheduler", "set-config", "-pause-eval-broker=false", "-check-index=1")
         assert stale.returncode == 1 and "could not be atomically updated" in stale.stdout
         bad = nomad(port, "operator", "scheduler", "set-config", "-scheduler-algorithm=random")
         assert bad.returncode == 1 and "Invalid scheduler algorithm" in bad.stderr
+        bad = nomad(port, "operator", "scheduler", "set-config", "-node-limit-for-feasibility-checks=-1")
+        assert bad.returncode == 1 and "-node-limit-for-feasibility-checks" in bad.stderr
+        out = nomad(port, "operator", "scheduler", "set-config", "-node-limit-for-feasibility-checks=7")
+        assert out.returncode == 0, out.stderr
+        assert call(port, "GET", "/v1/operator/scheduler/configuration").json()["SchedulerConfig"][
+            "NodeLimitForFeasibilityChecks"] == 7
+        got = nomad(port, "operator", "scheduler", "get-config")
+        assert "Node Limit For Feasibility Checks = 7\n" in got.stdout
     finally:
-        out = nomad(port, "operator", "scheduler", "set-config", "-reject-job-registration=false")
+        out = nomad(port, "operator", "scheduler", "set-config", "-reject-job-registration=false",
+                    "-node-limit-for-feasibility-checks=0")
         assert out.returncode == 0, out.stderr
     assert call(port, "PUT", "/v1/jobs", {"Job": sleep_job("accepted", count=0)}).status == 200
     assert call(port, "DELETE", "/v1/job/accepted?purge=true").status == 200

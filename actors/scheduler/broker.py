@@ -184,7 +184,8 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...],
         plans.append(compute_plan(state.tables, ev, state.job_allocs(ev["JobID"]), state.node_allocs,
                                   state.sorted_ids("nodes"), state.node_usage, usage=usage,
                                   feasible=state.feasibility,
-                                  deployment=deployments.latest(state, ev["JobID"]), now=now))
+                                  deployment=deployments.latest(state, ev["JobID"]), now=now,
+                                  ready_by_dc=state.ready_nodes_by_dc))
         planned.append(eval_id)
     if not plans:
         return None, ()
@@ -203,7 +204,8 @@ def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, di
         return None, {}
     plan = compute_plan(state.tables, ev, state.job_allocs(ev["JobID"]), state.node_allocs,
                         state.sorted_ids("nodes"), state.node_usage, feasible=state.feasibility,
-                        deployment=deployments.latest(state, ev["JobID"]), now=now)
+                        deployment=deployments.latest(state, ev["JobID"]), now=now,
+                        ready_by_dc=state.ready_nodes_by_dc)
     return command("plan_apply", plan=plan, now=now), {"place": len(plan["Place"]), "stop": len(plan["Stop"])}
 
 

@@ -54,7 +54,8 @@ def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> d
     tables["jobs"] = {**state.tables["jobs"], job["ID"]: candidate}
     ev = {"ID": PLAN_EVAL_ID, "JobID": job["ID"], "Type": job["Type"], "Status": "pending"}
     job_allocs = state.job_allocs(job["ID"])
-    plan = compute_plan(tables, ev, job_allocs, state.node_allocs, state.sorted_ids("nodes"), state.node_usage)
+    plan = compute_plan(tables, ev, job_allocs, state.node_allocs, state.sorted_ids("nodes"),
+                        state.node_usage, ready_by_dc=state.ready_nodes_by_dc)
     updates = _updates(candidate, job_allocs, plan)
     return {"Annotations": {"DesiredTGUpdates": updates, "PreemptedAllocs": None},
             "FailedTGAllocs": plan["Failed"] or None,

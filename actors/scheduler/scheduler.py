@@ -19,15 +19,28 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   load), the first ``limit`` candidates with room (CPU, memory, and the
   group's ephemeral disk against the node's disk less reserved: Nomad's
   "cpu", "memory" and "disk" dimensions; what the plan stops frees its room)
-  are scored with Nomad's
-  ``ScoreFitBinPack`` minus a job anti-affinity penalty, and the best wins.
-  ``limit`` is ``max(2, ceil(log2(nodes)))`` as in Nomad's generic stack.
-  A job with ``affinity`` or ``spread`` blocks has up to
-  ``PREFERENCE_SCORE_LIMIT`` (100) feasible nodes scored, and a node's score
-  is the mean of the bin-packing score, the anti-affinity penalty, the
-  affinity score (matching weights over all weights) and the spread boost
-  (towards each value's target share, or
-  towards the least-used value), as Nomad's score normalization does.
+  are scored, and the best wins.  A node's score is, as Nomad's score
+  normalization, the mean of the scores that apply: ``ScoreFitBinPack``, the
+  job anti-affinity penalty (with allocations of the group there), the
+  reschedule penalty (a node it failed on), the affinity score (matching
+  weights over all weights) and the spread boost (towards each value's
+  target share, or towards the least-used value).  ``limit`` is Nomad's
+  generic stack's: ``max(2, ceil(log2(n)))`` for a service job (n: the ready nodes in its
+  datacenters and node pool), 2 for a
+  batch job, and for a group with ``affinity`` or ``spread`` blocks the
+  scheduler configuration's ``NodeLimitForFeasibilityChecks`` (100 unless
+  set; the group's count when that is more).  As Nomad's LimitIterator, up
+  to 3 candidates scoring 0 or less are passed over without counting while
+  others remain.
+* **Metrics**: every placement keeps Nomad's AllocMetric on its
+  allocation (``Metrics``): the nodes its selection evaluated, filtered and
+  found exhausted, the ready nodes of the job's pool and datacenters, and
+  the scores of the best 5 nodes scored (Nomad's MaxRetainedNodeScores),
+  kept compact in the Raft entry (:func:`stored_metric`) and answered in
+  Nomad's shape by the API (:func:`metric_out`).
+  A group that cannot be placed reports its attempts' counts summed
+  (``FailedTGAllocs``), with the nodes the job may not use counted as
+  filtered.
 * **Sticky disks**: the replacement of an allocation whose group's
   ``ephemeral_disk`` is sticky or migrates tries the previous allocation's
   node first (Nomad's findPreferredNode), and goes elsewhere if it cannot.
@@ -46,6 +59,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import operator
 import uuid
 from random import Random
 from typing import Any
@@ -242,7 +256,7 @@ def node_usage(allocs: dict[str, Any]) -> dict[str, list[int]]:
     return used
 
 
-def fit_score(cap: tuple[int, int], used: tuple[int, int], spread: bool = False) -> float:
+def fit_score(cap: tuple[int, ...], used: tuple[int, ...], spread: bool = False) -> float:
     """Nomad ScoreFitBinPack, normalised to 0..1: fuller nodes score higher.
 
     *spread* (the scheduler configuration's ``spread`` algorithm): Nomad's
@@ -259,13 +273,58 @@ def fit_score(cap: tuple[int, int], used: tuple[int, int], spread: bool = False)
 # Nomad's client min_dynamic_port / max_dynamic_port defaults: the range a
 # group's dynamic ports are picked from, on every node.
 DYNAMIC_PORT_MIN, DYNAMIC_PORT_MAX = 20000, 32000
-# Nodes scored per placement for a group with affinities or spreads.  Nomad
-# scores every feasible node; here planning runs inside the Raft actor's turn,
-# and scoring every node of a 1,000-node cluster for each of a 1,000-count
-# job's placements would hold it (and its heartbeats) for seconds.  A hundred
-# nodes, visited in the evaluation's shuffled order, see every value of the
-# attributes jobs spread over in practice.
-PREFERENCE_SCORE_LIMIT = 100
+# Nomad's LimitIterator (scheduler/feasible/stack.go): while more nodes remain, up to MAX_SKIP options
+# scoring SKIP_SCORE_THRESHOLD or less (a node penalised for this job's allocations there, or for a
+# failure) are passed over without counting towards the limit, and come back only if the nodes run out.
+SKIP_SCORE_THRESHOLD = 0.0
+MAX_SKIP = 3
+# An allocation's Metrics keeps the scores of this many of the best nodes scored for it (Nomad's
+# MaxRetainedNodeScores): every allocation carries them through Raft, so not all of them.
+TOP_SCORES_KEPT = 5
+# A stored score row: the node, then its scores by Nomad's scorer names (a zero one as 0), then the
+# final (normalized) score; allocation-spread, as in Nomad, only shown when not 0.
+SCORE_ROW = ("binpack", "job-anti-affinity", "node-reschedule-penalty", "node-affinity", "allocation-spread")
+SCORERS_SHOWN_WHEN_ZERO = 4
+
+
+_BY_SCORE = operator.itemgetter(-1)  # a scored tuple: (node, *SCORE_ROW scores, final), or (node, binpack)
+_GENERIC, _SYSTEM = "generic", "system"  # a stored metric's kind: which scorers its rows have
+_ROW_WIDTHS = {_GENERIC: len(SCORE_ROW) + 2, _SYSTEM: 3}
+
+
+def stored_metric(kind: str, evaluated: int, filtered: int, exhausted: int, in_pool: int, pool: str,
+                  available: dict[str, int], maps: dict[str, Any] | None, rows: list[Any]) -> list[Any]:
+    """A placement's AllocMetric as the allocation keeps it (``Metrics``): one flat list -- *kind*
+    (_GENERIC: score rows of SCORE_ROW; _SYSTEM: of the bin-packing score alone), NodesEvaluated,
+    NodesFiltered, NodesExhausted, NodesInPool, NodePool, NodesAvailable, the counts by reason or
+    class (or None), then the best nodes' rows flat, each (node, *scores, final score), a zero score
+    as the integer 0.  Every allocation carries it through Raft: a list of plain values is a third of
+    the bytes of Nomad's keyed shape and one object to decode; metric_out() makes it Nomad's."""
+    return [kind, evaluated, filtered, exhausted, in_pool, pool, available, maps, *rows]
+
+
+def metric_out(stored: Any) -> Any:
+    """Nomad's AllocMetric (its keys this agent counts) from an allocation's stored ``Metrics``
+    (stored_metric); anything else as it is."""
+    if not isinstance(stored, (list, tuple)) or len(stored) < 8 or stored[0] not in _ROW_WIDTHS:
+        return stored
+    kind, evaluated, filtered, exhausted, in_pool, pool, available, maps = stored[:8]
+    out: dict[str, Any] = {"NodesEvaluated": evaluated, "NodesFiltered": filtered,
+                           "NodesExhausted": exhausted, "NodesInPool": in_pool, "NodePool": pool,
+                           "NodesAvailable": dict(available or {})}
+    for key, counts in (maps or {}).items():
+        out[key] = dict(counts)
+    width, names = _ROW_WIDTHS[kind], SCORE_ROW if kind == _GENERIC else SCORE_ROW[:1]
+    meta = []
+    for at in range(8, len(stored) - width + 1, width):
+        row = stored[at:at + width]
+        scores = {name: float(v) for i, (name, v) in enumerate(zip(names, row[1:-1], strict=True))
+                  if v or i < SCORERS_SHOWN_WHEN_ZERO}
+        meta.append({"NodeID": row[0], "Scores": scores, "NormScore": float(row[-1])})
+    out["ScoreMetaData"] = meta
+    return out
+
+
 PORT_COLLISION = "network: reserved port collision"
 PORTS_EXHAUSTED = "network: dynamic port selection failed"
 
@@ -385,12 +444,43 @@ def feasibility_shape(job: dict[str, Any], group: dict[str, Any]) -> str:
                  tuple((c.get("LTarget"), c.get("RTarget"), c.get("Operand")) for c in cons)))
 
 
+# A node's feasibility for a group (_Placer.verdict): it can take the group; a driver or constraint
+# rules it out; or it is not one the job may use at all (not ready, another datacenter or node pool),
+# which Nomad's stack never visits, so a placement's metrics do not count it.
+FEASIBLE, FILTERED, OUTSIDE = 1, 0, -1
+
+
+def in_pool(node: dict[str, Any], dcs: Any, pool: str) -> bool:
+    """Nomad's readyNodesInDCsAndPool test: ready, in one of *dcs* and in node pool *pool*."""
+    return node_ready(node) and ("*" in dcs or node.get("Datacenter") in dcs) \
+        and (pool == "all" or node.get("NodePool", "default") == pool)
+
+
+def ready_nodes_by_dc(nodes: dict[str, Any], dcs: Any, pool: str) -> tuple[int, dict[str, int]]:
+    """(how many nodes are ready in *dcs* and *pool*, and how many of them each datacenter has): Nomad's
+    NodesInPool and NodesAvailable."""
+    by_dc: dict[str, int] = {}
+    for node in nodes.values():
+        if in_pool(node, dcs, pool):
+            dc = node.get("Datacenter", "")
+            by_dc[dc] = by_dc.get(dc, 0) + 1
+    return sum(by_dc.values()), dict(sorted(by_dc.items()))
+
+
+def _class_count(m: dict[str, Any], key: str, node: dict[str, Any]) -> None:
+    """Nomad's ClassFiltered and ClassExhausted: counted per node class, for nodes that have one."""
+    cls = node.get("NodeClass")
+    if cls:
+        counts = m.setdefault(key, {})
+        counts[cls] = counts.get(cls, 0) + 1
+
+
 class _Placer:
     """Node selection for one evaluation: feasibility cache, usage, shuffled cursor."""
 
     def __init__(self, tables: dict[str, Any], job: dict[str, Any], eval_id: str,
                  usage: _Usage, node_ids: list[str] | None = None,
-                 shared_feasible: dict[str, Any] | None = None) -> None:
+                 shared_feasible: dict[str, Any] | None = None, ready_by_dc: Any = None) -> None:
         self.nodes = tables["nodes"]
         self.job = job
         self.spread = sched_cfg.algorithm(tables) == sched_cfg.SPREAD
@@ -410,9 +500,12 @@ class _Placer:
         self._rng = Random(eval_id)
         self._shuffled = 0  # positions below it are final (and in _swapped)
         self.cursor = 0
-        n = len(self.sorted_ids)
-        self.limit = max(2, math.ceil(math.log2(n))) if n > 2 else 2
-        self._feasible: dict[tuple[str, str], bool] = {}
+        self._limit: int | None = None  # see limit()
+        self.node_limit = sched_cfg.node_limit(tables)
+        self._ready_by_dc = ready_by_dc
+        self._pool: tuple[int, dict[str, int]] | None = None
+        self.last_metric: dict[str, Any] | None = None  # the AllocMetric of select()'s placement
+        self._feasible: dict[tuple[str, str], int] = {}
         # node ID -> (the node record, {feasibility_shape: feasible}): the
         # store's, shared by every evaluation, so the ten-odd nodes each
         # evaluation visits are not checked again for every job of the same
@@ -489,6 +582,11 @@ class _Placer:
         return swapped[pos]
 
     def feasible(self, node: dict[str, Any], group: dict[str, Any]) -> bool:
+        return self.verdict(node, group) == FEASIBLE
+
+    def verdict(self, node: dict[str, Any], group: dict[str, Any]) -> int:
+        """FEASIBLE, FILTERED (by a driver or constraint) or OUTSIDE (not ready, or not in the job's
+        datacenters or node pool), kept per evaluation and in the store's cache."""
         key = (node["ID"], group["Name"])
         ok = self._feasible.get(key)
         if ok is None:
@@ -512,26 +610,20 @@ class _Placer:
             self._feasible[key] = ok
         return ok
 
-    def _check(self, node: dict[str, Any], group: dict[str, Any]) -> bool:
+    def _check(self, node: dict[str, Any], group: dict[str, Any]) -> int:
         job = self.job
-        if not node_ready(node):
-            return False
-        dcs = job.get("Datacenters", ["*"])
-        if "*" not in dcs and node.get("Datacenter") not in dcs:
-            return False
-        pool = job.get("NodePool", "default")
-        if pool != "all" and node.get("NodePool", "default") != pool:
-            return False
+        if not in_pool(node, job.get("Datacenters", ["*"]), job.get("NodePool", "default")):
+            return OUTSIDE
         drivers = node.get("Drivers", {})
         for t in group["Tasks"]:
             d = drivers.get(t["Driver"])
             if not d or not d.get("Healthy", d.get("Detected", False)):
-                return False
+                return FILTERED
         for c in (*job.get("Constraints", ()), *group.get("Constraints", ()),
                   *(c for t in group["Tasks"] for c in t.get("Constraints", ()))):
             if not constraint_ok(c, node):
-                return False
-        return True
+                return FILTERED
+        return FEASIBLE
 
     def _distinct(self, group: dict[str, Any]) -> bool:
         return any(c["Operand"] == "distinct_hosts" and c.get("RTarget", "true") != "false"
@@ -631,92 +723,209 @@ class _Placer:
         *penalized*: nodes a rescheduled allocation failed on (Nomad's NodeReschedulingPenalty);
         *prev*: the allocation it replaces, whose node is tried first when the group's ephemeral disk
         is sticky or migrates (Nomad's findPreferredNode); *alloc_name*: the allocation's name, whose
-        index a per_alloc host volume's source takes."""
+        index a per_alloc host volume's source takes.
+
+        What the attempt saw is added to *metrics* (the group's, reported when a placement fails);
+        the placement's own AllocMetric (what this attempt added), as Nomad's stack keeps one per
+        placement, is left in ``last_metric`` (None when nothing was placed)."""
         need = (*group_resources(group), group_disk_mb(group))
+        self.last_metric = None
         preferred = self._preferred(group, prev)
-        if preferred is not None and volumes_feasible(self.nodes[preferred], group, alloc_name, metrics) \
-                and host_networks_feasible(self.nodes[preferred], group, metrics) \
-                and self._take_preferred(preferred, group, need, prev, metrics):
-            return preferred
+        m = metrics
+        if preferred is not None:
+            before = _counts(m)
+            scored: list[tuple[Any, ...]] = []
+            if volumes_feasible(self.nodes[preferred], group, alloc_name, m) \
+                    and host_networks_feasible(self.nodes[preferred], group, m) \
+                    and self._take_preferred(preferred, group, need, prev, m, penalized, scored):
+                self.last_metric = self._placement_metric(m, before, scored)
+                return preferred
+        before = _counts(m)  # Nomad's stack starts each Select with new metrics
+        scored = []
+        best = self._select(group, m, penalized, alloc_name, need, scored)
+        if best is not None:
+            self.last_metric = self._placement_metric(m, before, scored)
+        return best
+
+    def _select(self, group: dict[str, Any], m: dict[str, Any], penalized: frozenset[str], alloc_name: str,
+                need: tuple[int, int, int], scored: list[tuple[Any, ...]]) -> str | None:
+        """Nomad's GenericStack.Select over the shuffled nodes, from the cursor, each node at most once:
+        its feasibility and rank iterators, then the best of the first ``limit`` scored nodes (Nomad's
+        LimitIterator, MaxSkip included, and MaxScoreIterator)."""
         distinct = self._distinct(group)
-        best, best_score, found = None, -1e9, 0
-        n = len(self.sorted_ids)
         affinities, spreads = self._prefs(group)
+        preferences = bool(affinities or spreads)
         has_ports = any(group_ports(group))
         self.last_ports = []
-        # With affinities or spreads many more nodes are scored (Nomad's stack
-        # scores every one), up to PREFERENCE_SCORE_LIMIT; otherwise the first ``limit``.
-        limit = max(self.limit, PREFERENCE_SCORE_LIMIT) if affinities or spreads else self.limit
+        # With affinities or spreads Nomad's stack scores NodeLimitForFeasibilityChecks nodes (the
+        # group's count when that is more); otherwise the first ``limit``.
+        limit = max(self.node_limit, group["Count"]) if preferences else self.limit()
+        count = max(1, group["Count"])
+        n = len(self.sorted_ids)
+        best, best_score = None, 0.0
+        seen = 0
+        skipped: list[tuple[float, str]] = []  # passed over (MaxSkip), in the order they were
+        skipped_last = False  # the last option was passed over (Nomad's Next call is still under way)
         for _ in range(n):
             node_id = self._node_at(self.cursor)
             self.cursor = (self.cursor + 1) % n
             node = self.nodes[node_id]
-            metrics["NodesEvaluated"] += 1
-            if not self.feasible(node, group):
-                metrics["NodesFiltered"] += 1
+            verdict = self.verdict(node, group)
+            if verdict != FEASIBLE:
+                if verdict == FILTERED:
+                    m["NodesEvaluated"] += 1
+                    m["NodesFiltered"] += 1
+                    if node.get("NodeClass"):
+                        _class_count(m, "ClassFiltered", node)
+                else:  # not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
+                    m["_outside"] += 1
                 continue
-            if not volumes_feasible(node, group, alloc_name, metrics):
+            m["NodesEvaluated"] += 1
+            if not volumes_feasible(node, group, alloc_name, m):
                 continue
-            if not host_networks_feasible(node, group, metrics):
+            if not host_networks_feasible(node, group, m):
                 continue
             collisions = self.job_on_node.get((node_id, group["Name"]), 0)
             if distinct and collisions:
-                metrics["ConstraintFiltered"]["distinct_hosts"] = \
-                    metrics["ConstraintFiltered"].get("distinct_hosts", 0) + 1
+                m["NodesFiltered"] += 1
+                cf = m["ConstraintFiltered"]
+                cf["distinct_hosts"] = cf.get("distinct_hosts", 0) + 1
                 continue
-            if _max_allocs_full(self.usage, node_id, node, metrics):
+            if _max_allocs_full(self.usage, node_id, node, m):
                 continue
             cap = self.usage.capacity(node_id) if self.usage.capacity is not None else node_capacity(node)
             used = self.usage[node_id]
             after = (used[0] + need[0], used[1] + need[1], used[2] + need[2])
             dim = exhausted(cap, after)
             if dim is not None:
-                metrics["NodesExhausted"] += 1
-                metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+                m["NodesExhausted"] += 1
+                m["DimensionExhausted"][dim] = m["DimensionExhausted"].get(dim, 0) + 1
+                if node.get("NodeClass"):
+                    _class_count(m, "ClassExhausted", node)
                 continue
-            if has_ports and self.assign_ports(node_id, node, group, metrics) is None:
+            if has_ports and self.assign_ports(node_id, node, group, m) is None:
                 continue
-            score = fit_score(cap, after, self.spread)
-            if affinities or spreads:
-                # Nomad's normalization: the mean of every score that applies.
-                parts = [score]
+            if preferences or node_id in penalized:
+                score = self._score(node_id, node, group, cap, after, collisions, penalized, affinities,
+                                    spreads, scored)
+            else:  # the common cases inline (_score's, without a call)
+                score = fit_score(cap, after, self.spread)
                 if collisions:
-                    parts.append(-(collisions + 1) / max(1, group["Count"]))
-                if node_id in penalized:
-                    parts.append(-1.0)
-                if affinities:
-                    affinity = self._affinity_score(node, affinities)
-                    if affinity:  # as Nomad's: a node no affinity speaks of is not scored down for it
-                        parts.append(affinity)
-                if spreads:
-                    spread = self._spread_score(node, group, spreads)
-                    if spread:
-                        parts.append(spread)
-                score = sum(parts) / len(parts)
-            else:
-                if collisions:
-                    score -= (collisions + 1) / max(1, group["Count"])  # Nomad JobAntiAffinityIterator
-                if node_id in penalized:
-                    score -= 1.0  # where it failed before is the last choice, not excluded
-            found += 1
-            if score > best_score:
+                    anti = -(collisions + 1) / count
+                    binpack, score = score, (score + anti) / 2
+                    scored.append((node_id, binpack or 0, anti, 0, 0, 0, score))
+                else:
+                    scored.append((node_id, score))  # short for (node_id, score, 0, 0, 0, 0, score)
+            if score <= SKIP_SCORE_THRESHOLD and len(skipped) < MAX_SKIP:
+                skipped.append((score, node_id))
+                skipped_last = True
+                continue
+            skipped_last = False
+            seen += 1
+            if best is None or score > best_score:
                 best, best_score = node_id, score
-            if found >= limit:
+            if seen >= limit:
                 break
-        if best is not None:
-            u = self.usage[best]
-            for i, v in enumerate(need):
-                u[i] += v
-            self.usage.add_allocs(best, 1)
-            if has_ports:
-                self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
-                self.usage.used_ports(best, self.stopping).update(
-                    alloc_port_keys({"AllocatedPorts": self.last_ports}))
-            key = (best, group["Name"])
-            self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
-            if spreads:
-                self._count_placement(group, self.nodes[best])
+        else:
+            # Every node visited: Nomad's LimitIterator gives back what it passed over, within the limit.
+            for score, node_id in _skipped_back(skipped, seen, limit, skipped_last):
+                if best is None or score > best_score:
+                    best, best_score = node_id, score
+        if best is None:
+            return None
+        u = self.usage[best]
+        for i, v in enumerate(need):
+            u[i] += v
+        self.usage.add_allocs(best, 1)
+        if has_ports:
+            self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
+            self.usage.used_ports(best, self.stopping).update(
+                alloc_port_keys({"AllocatedPorts": self.last_ports}))
+        key = (best, group["Name"])
+        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
+        if spreads:
+            self._count_placement(group, self.nodes[best])
         return best
+
+    def _score(self, node_id: str, node: dict[str, Any], group: dict[str, Any], cap: tuple[int, ...],
+               after: tuple[int, ...], collisions: int, penalized: frozenset[str],
+               affinities: tuple[dict[str, Any], ...], spreads: tuple[dict[str, Any], ...],
+               scored: list[tuple[Any, ...]]) -> float:
+        """Nomad's rank iterators and ScoreNormalizationIterator: the mean of the bin-packing score, the
+        job anti-affinity penalty (with allocations of the group on the node), the reschedule penalty
+        (a node it failed on), the affinity score (with affinities) and the spread boost (when not 0).
+        Each node's scores are noted in *scored* for the placement's AllocMetric."""
+        binpack = fit_score(cap, after, self.spread)
+        total, parts = binpack, 1
+        anti: float = 0  # a score that does not apply is kept as the integer 0 (see _placement_metric)
+        penalty: float = 0
+        affinity: float = 0
+        spread: float = 0
+        if collisions:
+            anti = -(collisions + 1) / max(1, group["Count"])  # Nomad's JobAntiAffinityIterator
+            total += anti
+            parts += 1
+        if node_id in penalized:
+            penalty = -1.0  # where it failed before is the last choice, not excluded
+            total += penalty
+            parts += 1
+        if affinities:
+            affinity = self._affinity_score(node, affinities) or 0
+            total += affinity  # a node no affinity matches scores 0, and counts (Nomad's, since 1.10.2)
+            parts += 1
+        if spreads:
+            spread = self._spread_score(node, group, spreads) or 0
+            if spread:
+                total += spread
+                parts += 1
+        final = total / parts
+        scored.append((node_id, binpack or 0, anti, penalty, affinity, spread, final))
+        return final
+
+    def _placement_metric(self, m: dict[str, Any], before: tuple[Any, ...],
+                          scored: list[tuple[Any, ...]]) -> list[Any]:
+        """A placement's AllocMetric (see stored_metric): what its selection counted, the pool it chose
+        from, and the scores of its best nodes (highest first; ties in the order they were scored)."""
+        in_pool, by_dc = self.pool_counts()
+        maps = before[3]
+        added_maps = None
+        if maps is not None or len(m) > _METRIC_KEYS:  # counts by reason or class: what this attempt added
+            for key in _COUNT_MAPS:
+                now, was = m.get(key), (maps or {}).get(key) or {}
+                if now:
+                    added = {k: v - was.get(k, 0) for k, v in now.items() if v != was.get(k, 0)}
+                    if added:
+                        added_maps = added_maps or {}
+                        added_maps[key] = added
+        # NodesAvailable is the pool's count, shared by the evaluation's placements (never modified).
+        out = [_GENERIC, m["NodesEvaluated"] - before[0], m["NodesFiltered"] - before[1],
+               m["NodesExhausted"] - before[2], in_pool, self.job.get("NodePool", ""), by_dc, added_maps]
+        # The best first; a stable sort keeps ties in the order they were scored.
+        top = sorted(scored, key=_BY_SCORE, reverse=True)[:TOP_SCORES_KEPT] if len(scored) > 1 else scored
+        for row in top:
+            if len(row) == 2:  # the bin-packing score alone
+                out += (row[0], row[1] or 0, 0, 0, 0, 0, row[1])
+            else:
+                out += row
+        return out
+
+    def limit(self) -> int:
+        """Nomad's GenericStack.SetNodes: how many nodes a placement scores -- for a batch job 2 (the
+        power of two choices), for a service job log2 of the ready nodes in its datacenters and node
+        pool, at least 2."""
+        if self._limit is None:
+            n = self.pool_counts()[0] if self.job.get("Type") != "batch" else 0
+            self._limit = max(2, math.ceil(math.log2(n))) if n > 2 else 2
+        return self._limit
+
+    def pool_counts(self) -> tuple[int, dict[str, int]]:
+        """Nomad's NodesInPool and NodesAvailable: the ready nodes in the job's datacenters and node
+        pool, and how many of them each datacenter has (once per evaluation, or the store's cache)."""
+        if self._pool is None:
+            dcs, pool = tuple(self.job.get("Datacenters") or ["*"]), self.job.get("NodePool", "default")
+            self._pool = self._ready_by_dc(dcs, pool) if self._ready_by_dc is not None \
+                else ready_nodes_by_dc(self.nodes, dcs, pool)
+        return self._pool
 
     def _preferred(self, group: dict[str, Any], prev: dict[str, Any] | None) -> str | None:
         """Nomad's findPreferredNode: the node of the allocation being replaced, when the group's
@@ -735,16 +944,26 @@ class _Placer:
         return prev["NodeID"] if node is not None and node_ready(node) else None
 
     def _take_preferred(self, node_id: str, group: dict[str, Any], need: tuple[int, int, int],
-                        prev: dict[str, Any], metrics: dict[str, Any]) -> bool:
-        """Place on the preferred node if it is feasible and has room, taking it."""
+                        prev: dict[str, Any], metrics: dict[str, Any], penalized: frozenset[str],
+                        scored: list[tuple[Any, ...]]) -> bool:
+        """Place on the preferred node if it is feasible and has room, taking it (and scoring it, as
+        Nomad's stack does with its one node)."""
         node = self.nodes[node_id]
+        verdict = self.verdict(node, group)
+        if verdict == OUTSIDE:
+            metrics["_outside"] += 1
+            return False
         metrics["NodesEvaluated"] += 1
-        if not self.feasible(node, group):
+        if verdict == FILTERED:
             metrics["NodesFiltered"] += 1
+            _class_count(metrics, "ClassFiltered", node)
             return False
         held = live(prev) and prev.get("NodeID") == node_id
         collisions = self.job_on_node.get((node_id, group["Name"]), 0) - (1 if held else 0)
         if collisions and self._distinct(group):
+            metrics["NodesFiltered"] += 1
+            cf = metrics["ConstraintFiltered"]
+            cf["distinct_hosts"] = cf.get("distinct_hosts", 0) + 1
             return False
         if _max_allocs_full(self.usage, node_id, node, metrics):  # the replaced allocation's slot is free
             return False
@@ -755,7 +974,10 @@ class _Placer:
         if dim is not None:
             metrics["NodesExhausted"] += 1
             metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+            _class_count(metrics, "ClassExhausted", node)
             return False
+        affinities, spreads = self._prefs(group)
+        self._score(node_id, node, group, cap, after, collisions, penalized, affinities, spreads, scored)
         has_ports = any(group_ports(group))
         self.last_ports = []
         if has_ports:
@@ -769,7 +991,6 @@ class _Placer:
         self.usage.add_allocs(node_id, 1)
         key = (node_id, group["Name"])
         self.job_on_node[key] = self.job_on_node.get(key, 0) + 1 - (1 if held else 0)
-        _, spreads = self._prefs(group)
         if spreads:
             self._count_placement(group, node)
         return True
@@ -795,7 +1016,63 @@ def volumes_feasible(node: dict[str, Any], group: dict[str, Any], alloc_name: st
 
 def _new_metrics() -> dict[str, Any]:
     return {"NodesEvaluated": 0, "NodesFiltered": 0, "NodesExhausted": 0, "ConstraintFiltered": {},
-            "DimensionExhausted": {}, "CoalescedFailures": 0}
+            "DimensionExhausted": {}, "CoalescedFailures": 0, "_outside": 0}
+
+
+_METRIC_KEYS = len(_new_metrics())
+# A group's metrics' counts by reason or node class (ClassFiltered and ClassExhausted only once a
+# node with a class is counted).
+_COUNT_MAPS = ("ConstraintFiltered", "DimensionExhausted", "ClassFiltered", "ClassExhausted")
+
+
+def _counts(m: dict[str, Any]) -> tuple[Any, ...]:
+    """A group's metrics' counts now (to tell what one attempt adds): the three totals, and a copy of
+    the counts by reason or class when there are any (None when there are none: the common case)."""
+    maps = None
+    if m["ConstraintFiltered"] or m["DimensionExhausted"] or len(m) > _METRIC_KEYS:
+        maps = {k: dict(m[k]) for k in _COUNT_MAPS if m.get(k)}
+    return m["NodesEvaluated"], m["NodesFiltered"], m["NodesExhausted"], maps
+
+
+def _skipped_back(skipped: list[tuple[float, str]], seen: int, limit: int,
+                  under_way: bool) -> list[tuple[float, str]]:
+    """What Nomad's LimitIterator returns of the options it passed over once its source has none
+    left: with *seen* options returned so far, and *under_way* when the source ran out while it was
+    passing options over.  Its nextOption hands them back in order; an option handed back while fewer
+    than MAX_SKIP were passed over is passed over again (appended), as Nomad's loop does."""
+    skipped = list(skipped)
+    out: list[tuple[float, str]] = []
+    at = 0
+    if under_way:  # that Next call counts, and returns the first one passed over
+        seen += 1
+        if at >= len(skipped):
+            return out
+        out.append(skipped[at])
+        at += 1
+    while seen < limit and at < len(skipped):
+        opt = skipped[at]
+        at += 1
+        if len(skipped) < MAX_SKIP and opt[0] <= SKIP_SCORE_THRESHOLD:
+            skipped.append(opt)  # passed over again; the source has nothing: the next one back instead
+            seen += 1
+            if at >= len(skipped):
+                break
+            out.append(skipped[at])
+            at += 1
+        else:
+            seen += 1
+            out.append(opt)
+    return out
+
+
+def _group_metrics(m: dict[str, Any]) -> dict[str, Any]:
+    """A group's metrics as its placement failure reports them (FailedTGAllocs): the nodes the job may
+    not use (``_outside``, which a placement's metrics leave out) counted as evaluated and filtered, as
+    ``nomad job plan`` explains them."""
+    outside = m.pop("_outside", 0)
+    m["NodesEvaluated"] += outside
+    m["NodesFiltered"] += outside
+    return m
 
 
 def _name_index(name: str) -> int:
@@ -914,7 +1191,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  job_allocs: list[dict[str, Any]] | None = None, node_allocs: Any = None,
                  node_ids: list[str] | None = None, node_usage: Any = None,
                  usage: _Usage | None = None, feasible: dict[str, Any] | None = None,
-                 deployment: Any = _SCAN, now: float | None = None) -> dict[str, Any]:
+                 deployment: Any = _SCAN, now: float | None = None,
+                 ready_by_dc: Any = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *deployment*: the job's latest deployment record, or None (the store
@@ -928,7 +1206,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     *usage* (:func:`plan_usage`), shared with plans computed before this one
     and applied before it, so it does not count on room they took;
     *feasible*, the store's ``feasibility`` (node feasibility kept across
-    evaluations, see ``_Placer``), a constraint check per node visited.
+    evaluations, see ``_Placer``), a constraint check per node visited;
+    *ready_by_dc* (the store's ``ready_nodes_by_dc``), a scan of the nodes for the placed allocations'
+    NodesInPool and NodesAvailable.
     *now*, the leader's time (seconds): a failed allocation whose reschedule
     delay has not passed waits for a follow-up evaluation (``RescheduleLater``);
     None (a dry run): every one due is rescheduled at once.
@@ -981,7 +1261,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     if usage is None:
         usage = _Usage(node_allocs, node_usage)
     freeing.append(usage)
-    placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible)
+    placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible, ready_by_dc)
     if deployment is _SCAN:
         deployment = latest_deployment(tables, job) if job["Type"] == "service" else None
     # Nomad's reconciler: a deployment of an older job version is cancelled
@@ -1214,6 +1494,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             seq += 1
             placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports,
                             oversubscribe=placer.oversubscribe)
+            placed["Metrics"] = placer.last_metric
             if prev is not None and prev["ID"] in delays and rp is not None:
                 placed["RescheduleTracker"] = _tracker(rp, prev, ev_now, delays[prev["ID"]])
             if dstate is not None:
@@ -1222,7 +1503,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             plan["Place"].append(placed)
         if failed:
             metrics["CoalescedFailures"] = failed - 1
-            plan["Failed"][group["Name"]] = metrics
+            plan["Failed"][group["Name"]] = _group_metrics(metrics)
     plan.pop("_rolling", None)
     if later:
         plan["RescheduleLater"] = sorted(later, key=lambda x: (x["At"], x["ID"]))
@@ -1473,11 +1754,17 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             u[i] += need[i]
         placer.usage.add_allocs(node_id, 1)
         name = f"{job['ID']}.{group['Name']}[0]"
-        plan["Place"].append(_alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
-                                    prev, ports, oversubscribe=placer.oversubscribe))
+        placed = _alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1, prev, ports,
+                        oversubscribe=placer.oversubscribe)
+        # Nomad's system stack: the node alone is evaluated, and scored by bin-packing only.
+        binpack = fit_score(cap, used, placer.spread)
+        in_pool, by_dc = placer.pool_counts()
+        placed["Metrics"] = stored_metric(_SYSTEM, 1, 0, 0, in_pool, job.get("NodePool", ""), by_dc, None,
+                                          [node_id, binpack or 0, binpack])
+        plan["Place"].append(placed)
     if failed:
         metrics["CoalescedFailures"] = failed - 1
-        plan["Failed"][group["Name"]] = metrics
+        plan["Failed"][group["Name"]] = _group_metrics(metrics)
 
 
 def _ran_successfully(a: dict[str, Any]) -> bool:

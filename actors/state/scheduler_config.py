@@ -19,6 +19,11 @@
   task's hard memory limit); while it is not, the scheduler leaves it out
   and job registration warns that it will be ignored, as Nomad does.
   Either way placement counts ``memory`` (MemoryMB) alone.
+* ``NodeLimitForFeasibilityChecks``: how many feasible nodes are scored for
+  each placement of a group with ``affinity`` or ``spread`` blocks (the
+  group's count when that is more); 0 -- as an operator leaves it -- means
+  Nomad's default, 100.  Without affinities or spreads a placement scores
+  log2 of the node count (at least 2; a batch job 2), as in Nomad.
 * ``PreemptionConfig`` is kept and answered as Nomad's is; this agent
   preempts nothing.
 
@@ -44,9 +49,14 @@ DEFAULTS: dict[str, Any] = {
     "MemoryOversubscriptionEnabled": False,
     "RejectJobRegistration": False,
     "PauseEvalBroker": False,
+    "NodeLimitForFeasibilityChecks": 0,  # 0: DEFAULT_NODE_LIMIT (Nomad answers the 0 it stores)
     "CreateIndex": 0,
     "ModifyIndex": 0,
 }
+# Nomad's DefaultNodeLimitForFeasibilityChecks: feasible nodes scored per placement of a group with
+# affinities or spreads while NodeLimitForFeasibilityChecks is 0 (scoring a spread over every node is
+# quadratic in the cluster; a hundred random ones place it well enough).
+DEFAULT_NODE_LIMIT = 100
 _FLAGS = ("MemoryOversubscriptionEnabled", "RejectJobRegistration", "PauseEvalBroker")
 
 
@@ -63,6 +73,11 @@ def algorithm(tables: dict[str, dict[str, Any]]) -> str:
     return current(tables).get("SchedulerAlgorithm") or BINPACK
 
 
+def node_limit(tables: dict[str, dict[str, Any]]) -> int:
+    """Nomad's GetNodeLimitForFeasibilityChecks: the configured limit, or the default when it is 0."""
+    return int(current(tables).get("NodeLimitForFeasibilityChecks") or 0) or DEFAULT_NODE_LIMIT
+
+
 def validated(raw: Any) -> dict[str, Any]:
     """A configuration from a request body, in full (omitted fields: Nomad's zero values); ValueError."""
     if not isinstance(raw, dict):
@@ -76,6 +91,15 @@ def validated(raw: Any) -> dict[str, Any]:
         if not isinstance(v, bool):
             raise ValueError(f"{k}: must be a boolean, got {type(v).__name__}")
         out[k] = v
+    limit = raw.get("NodeLimitForFeasibilityChecks", 0)
+    if limit is None:
+        limit = 0
+    if isinstance(limit, float) and limit.is_integer():
+        limit = int(limit)
+    # Nomad's field is a uint: a negative or fractional number does not decode.
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit < 1 << 64:
+        raise ValueError(f"NodeLimitForFeasibilityChecks: must be a non-negative integer, got {limit!r}")
+    out["NodeLimitForFeasibilityChecks"] = limit
     pre = raw.get("PreemptionConfig")
     if pre is None:
         pre = {}

@@ -277,6 +277,9 @@ class StateStore:
         # table -> (its index when sorted, its keys sorted): the scheduler's
         # node order starts from the sorted node IDs on every evaluation.
         self._sorted_ids: dict[str, tuple[int, list[str]]] = {}
+        # (datacenters, node pool) -> the ready nodes there (ready_nodes_by_dc), and None -> the nodes
+        # table's index they were counted at.
+        self._ready_by_dc: dict[Any, Any] = {}
         # node ID -> (CPU, memory, disk) its live allocations hold, computed on first
         # ask and dropped whenever one of its allocations is written: the
         # scheduler asks it of each node it considers, and summing a node's
@@ -609,6 +612,22 @@ class StateStore:
         self._node_caps[node_id] = (node, cap)
         return cap
 
+    def ready_nodes_by_dc(self, dcs: tuple[str, ...], pool: str) -> tuple[int, dict[str, int]]:
+        """The scheduler's ready_nodes_by_dc (a placement's NodesInPool and NodesAvailable), reused until
+        the nodes table changes (do not modify)."""
+        index = self.table_index["nodes"]
+        cache = self._ready_by_dc
+        if cache.get(None) != index:
+            cache.clear()
+            cache[None] = index
+        key = (dcs, pool)
+        hit = cache.get(key)
+        if hit is None:
+            from actors.scheduler.scheduler import ready_nodes_by_dc
+
+            hit = cache[key] = ready_nodes_by_dc(self.tables["nodes"], dcs, pool)
+        return hit
+
     def sorted_ids(self, table: str) -> list[str]:
         """The table's keys, sorted; reused until the table changes (do not modify)."""
         index = self.table_index[table]
@@ -763,6 +782,7 @@ class StateStore:
         self.pending_by_job = {}
         self.pending_since = {}
         self._sorted_ids = {}
+        self._ready_by_dc = {}
         for ev in sorted(self.tables["evals"].values(), key=lambda e: (e.get("ModifyIndex", 0), e["ID"])):
             self._index_eval(ev)
         self.allocs_by_node = {}
