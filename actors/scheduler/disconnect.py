@@ -112,7 +112,13 @@ def node_disconnect_state(allocs: Any, now: float) -> tuple[bool, bool]:
 
 
 def _max_norm_score(alloc: dict[str, Any]) -> float | None:
-    scores = [s.get("NormScore") for s in ((alloc.get("Metrics") or {}).get("ScoreMetaData") or ())
+    """Nomad's AllocMetric.MaxNormScore: the best final score among the nodes scored for *alloc*'s
+    placement (its Metrics, stored compact: actors.scheduler.scheduler.stored_metric)."""
+    from actors.scheduler.scheduler import metric_out  # the scheduler imports this module
+
+    metrics = metric_out(alloc.get("Metrics"))
+    scores = [s.get("NormScore") for s in ((metrics if isinstance(metrics, dict) else {}).get("ScoreMetaData")
+                                           or ())
               if isinstance(s, dict) and isinstance(s.get("NormScore"), (int, float))]
     return max(scores) if scores else None
 
