@@ -267,6 +267,8 @@ _c("eval status", "[options] <evaluation>", "Show an evaluation's status",
 _g("job", "Submit, inspect and manage jobs",
    "Groups the commands that run, plan, inspect, scale, restart, revert and stop jobs.")
 _g("job periodic", "Work with periodic jobs", "Commands for periodic jobs.")
+_g("job tag", "Name versions of a job",
+   "Commands that tag a job's versions with names and remove the tags.")
 _c("job allocs", "[options] <job>", "List a job's allocations",
    "Lists every allocation the servers keep for the job, newest first.",
    ("-all", "Accepted as Nomad's; the allocations of the job's earlier versions are always listed."),
@@ -286,7 +288,18 @@ _c("job history", "[options] <job>", "Show a job's versions",
    "Lists the versions of a job the servers keep, newest first.",
    ("-p", "Show the changes between each version and the one before it."),
    ("-full", "Show each version's whole job specification."),
-   ("-version <n>", "Show only this version."))
+   ("-version <n>", "Show only this version."),
+   ("-diff-tag <name>", "With -p, compare each version with the version tagged with this name."),
+   ("-diff-version <n>", "With -p, compare each version with this version."))
+_c("job tag apply", "[options] <job>", "Name a version of a job",
+   "Tags a version of the job (its current one by default) with a name and a description; a tagged "
+   "version is kept however many versions follow, and \"nomad job revert\" takes the name.",
+   ("-name <name>", "The tag's name, unique within the job; required."),
+   ("-description <text>", "What the tag is for."),
+   ("-version <n>", "The version to tag; the job's current one by default."))
+_c("job tag unset", "[options] <job>", "Remove a version's tag",
+   "Takes the named tag off the version that holds it.",
+   ("-name <name>", "The tag to remove; required."))
 _c("job init", "[options] [<filename>]", "Write an example job file",
    "Writes an example job specification (example.nomad.hcl by default); never over an existing file.",
    ("-short", "Write the example without its explanatory comments."), general=False)
@@ -553,6 +566,8 @@ _c("operator scheduler set-config", "[options]", "Change the scheduler configura
    ("-preempt-service-scheduler <true|false>", "Let service jobs preempt lower-priority allocations."),
    ("-preempt-sysbatch-scheduler <true|false>", "Let sysbatch jobs preempt lower-priority allocations."),
    ("-preempt-system-scheduler <true|false>", "Let system jobs preempt lower-priority allocations."),
+   ("-node-limit-for-feasibility-checks <n>", "How many feasible nodes a group with affinities or "
+                                              "spreads scores (0: Nomad's default, 100)."),
    ("-check-index <index>", "Only write when the configuration's modify index is still this one."))
 _c("operator snapshot inspect", "<file>", "Show a snapshot file's details",
    "Checks a snapshot file and prints its metadata and a record count and size per table.",
@@ -649,6 +664,19 @@ _c("var init", "[options] [<filename>]", "Write an example variable file",
 _c("var list", "[options] [<prefix>]", "List variables",
    "Lists the variables (under a path prefix, if given) and when they last changed.", *_JSON_T)
 _c("var purge", "[options] <path>", "Delete a variable", "Deletes a variable.", "-check-index <index>")
+_c("var lock", "[options] <path> [@<spec file>] <child command...>",
+   "Run a command while holding a variable's lock",
+   "Acquires the lock of the variable at the path (waiting while another holder has it), runs the "
+   "child command, renews the lock while the child runs, and releases it when the child exits. The "
+   "exit code is the child's.",
+   ("-ttl <duration>", "How long the lock lasts without a renewal; 15s by default."),
+   ("-delay <duration>", "How long a lock its holder lost stays unavailable; 15s by default."),
+   ("-max-retry <n>", "How many times a failed server request is tried again; 5 by default."),
+   ("-backoff <duration>", "How long to wait between attempts to take a held lock."),
+   ("-early-return", "Exit at once when another holder has the lock instead of waiting."),
+   ("-shell", "Run the child through $SHELL -c (on by default; -shell=false runs it directly)."),
+   ("-out <format>", "Accepted as Nomad's; this command prints no variable."),
+   "-verbose")
 _c("var put", "[options] <path> [<key>=<value>]...", "Create or update a variable",
    "Writes a variable: its items from key=value arguments (key=@file reads the value from a file) or "
    "from a specification (@file, or \"-\" for standard input). An existing variable is only "
