@@ -79,3 +79,62 @@ def test_killed_client_is_marked_down_and_comes_back_ready_with_the_same_node(ag
     again = wait_for(lambda: (w := worker()) and w["Status"] == "ready" and w, "worker ready again", 30,
                      c2.detail)
     assert again["ID"] == first["ID"]
+
+
+def test_a_frozen_client_with_a_disconnect_window_goes_disconnected_and_reconnects_keeping_its_work(
+        agents, tmp_path):  # noqa: F811
+    """Real processes: a client stopped with SIGSTOP (a partition as the servers see it) running a group
+    with ``disconnect { lost_after }`` is marked disconnected, not down, its allocation unknown; resumed
+    (SIGCONT) it heartbeats, goes ready, and the allocation -- whose task never stopped -- runs on."""
+    import signal
+
+    server = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
+    (tmp_path / "server.toml").write_text("\n".join([
+        'name = "srv"', f'data_dir = "{tmp_path / "srv"}"', 'bind_addr = "127.0.0.1"',
+        "[ports]", *(f"{k} = {v}" for k, v in server.items()),
+        "[server]", "enabled = true", "bootstrap_expect = 1",
+        'min_heartbeat_ttl = "1s"', 'heartbeat_grace = "1s"',
+    ]) + "\n")
+    srv = agents(["-config", str(tmp_path / "server.toml")], http_port=server["http"]).wait_healthy()
+    client = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
+    (tmp_path / "client.toml").write_text("\n".join([
+        'name = "roamer"', f'data_dir = "{tmp_path / "cli"}"', 'bind_addr = "127.0.0.1"',
+        "[ports]", *(f"{k} = {v}" for k, v in client.items()),
+        "[client]", "enabled = true", f'servers = ["127.0.0.1:{server["rpc"]}"]',
+        "[plugin.raw_exec.config]", "enabled = true",
+    ]) + "\n")
+    c = agents(["-config", str(tmp_path / "client.toml")], http_port=client["http"])
+
+    def node() -> dict[str, Any] | None:
+        return next((n for n in (get_json(srv, "/v1/nodes") or []) if n["Name"] == "roamer"), None)
+
+    wait_for(lambda: (n := node()) and n["Status"] == "ready", "roamer ready", 30, c.detail)
+    job = {"ID": "roams", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Disconnect": {"LostAfter": 3_600_000_000_000, "Replace": False},
+        "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["300"]},
+                   "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{server['http']}/v1/jobs", method="PUT",
+                                 data=json.dumps({"Job": job}).encode())
+    with urllib.request.urlopen(req, timeout=10) as r:
+        status = r.status
+    assert status == 200
+
+    def alloc() -> dict[str, Any] | None:
+        return next(iter(get_json(srv, "/v1/job/roams/allocations") or []), None)
+
+    first = wait_for(lambda: (a := alloc()) and a["ClientStatus"] == "running" and a, "the task running", 30,
+                     c.detail)
+    os.kill(c.proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: (n := node()) and n["Status"] == "disconnected", "roamer disconnected", 30)
+        wait_for(lambda: (a := alloc()) and a["ClientStatus"] == "unknown", "its allocation unknown", 30)
+        assert node()["Status"] == "disconnected"  # never down while the window is open
+    finally:
+        os.kill(c.proc.pid, signal.SIGCONT)
+    wait_for(lambda: (n := node()) and n["Status"] == "ready", "roamer ready again", 60, c.detail)
+    back = wait_for(lambda: (a := alloc()) and a["ClientStatus"] == "running" and a, "the allocation running",
+                    30, c.detail)
+    assert back["ID"] == first["ID"]
+    assert len(get_json(srv, "/v1/job/roams/allocations")) == 1  # replace = false: nothing was placed
