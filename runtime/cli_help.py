@@ -327,8 +327,8 @@ _c("job restart", "[options] <job>", "Restart or reschedule a job's allocations"
    ("-batch-wait <duration>", "How long to wait between batches; none by default."),
    ("-yes", "Accepted as Nomad's; this command never asks for confirmation."),
    ("-verbose", "Print full allocation IDs and a line for each allocation skipped."))
-_c("job revert", "[options] <job> <version>", "Go back to an earlier version of a job",
-   "Submits the given earlier version of the job again.", *_MONITOR)
+_c("job revert", "[options] <job> <version|tag>", "Go back to an earlier version of a job",
+   "Submits the given earlier version of the job (by its number or its tag's name) again.", *_MONITOR)
 _c("job run", "[options] <path>", "Submit a job, new or updated",
    "Submits the job file (HCL, JSON or TOML) and monitors the evaluation it creates. Exits 2 when "
    "allocations could not all be placed.",
