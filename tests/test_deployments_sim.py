@@ -104,7 +104,9 @@ def test_unhealthy_replacement_fails_the_deployment_and_auto_reverts() -> None:
     run_until(c, lambda: c.converged() == [] and deployments(c)[-1]["Status"] == "successful", 300)
     assert [(d["JobVersion"], d["Status"]) for d in deployments(c)] == [
         (0, "successful"), (1, "failed"), (2, "successful")]
-    assert deployments(c)[-1]["TaskGroups"]["g"]["DesiredTotal"] == 1
+    # The three updated in place join it, with the replacement: all four healthy again.
+    g = deployments(c)[-1]["TaskGroups"]["g"]
+    assert (g["DesiredTotal"], g["PlacedAllocs"], g["HealthyAllocs"]) == (4, 4, 4)
     live = [a for a in c.allocs("web") if a["DesiredStatus"] == "run"]
     assert all("run_for_s" not in a["Job"]["TaskGroups"][0]["Tasks"][0]["Config"] for a in live)
     c.close()
