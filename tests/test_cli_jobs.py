@@ -901,6 +901,35 @@ def test_job_scale_changes_a_groups_count(dev, tmp_path):  # noqa: F811
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-scale").returncode == 0
 
 
+def test_job_scale_and_revert_roll_the_allocations_updated_in_place_into_the_new_deployment(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "inplace.json"
+    path.write_text(json.dumps({"Job": sleep_job("cli-inplace", count=2)}))
+    assert nomad(dev, "job", "run", str(path)).returncode == 0  # waits for its deployment to succeed
+
+    def deployed(version: int) -> dict | None:
+        d = call(dev.http_port, "GET", "/v1/job/cli-inplace/deployment").json()
+        return d if d and d["JobVersion"] == version and d["Status"] == "successful" else None
+
+    def row(dep: dict) -> list[str]:
+        out = nomad(dev, "deployment", "status", dep["ID"][:8])
+        assert out.returncode == 0, out.stderr
+        table = section(out.stdout, "Deployed")
+        assert columns(table[0])[:5] == ["Task Group", "Desired", "Placed", "Healthy", "Unhealthy"]
+        return columns(table[1])[:5]
+
+    assert nomad(dev, "job", "scale", "cli-inplace", "web", "3").returncode == 0
+    # As Nomad's: the two running are updated in place into the scale's deployment, healthy again.
+    up = wait_for(lambda: deployed(1), "the scale's deployment to succeed", PLACE_DEADLINE_S)
+    assert row(up) == ["web", "3", "3", "3", "0"]
+    allocs = call(dev.http_port, "GET", f"/v1/deployment/allocations/{up['ID']}").json()
+    assert len([a for a in allocs if a["ClientStatus"] == "running"]) == 3
+    # A revert to count 2: a deployment of its own, which the two left join.
+    assert nomad(dev, "job", "revert", "cli-inplace", "0").returncode == 0
+    down = wait_for(lambda: deployed(2), "the revert's deployment to succeed", PLACE_DEADLINE_S)
+    assert row(down) == ["web", "2", "2", "2", "0"]
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-inplace").returncode == 0
+
+
 def test_monitor_streams_the_agents_log_lines_at_its_own_level(dev):  # noqa: F811
     import select
 

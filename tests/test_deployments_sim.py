@@ -104,7 +104,9 @@ def test_unhealthy_replacement_fails_the_deployment_and_auto_reverts() -> None:
     run_until(c, lambda: c.converged() == [] and deployments(c)[-1]["Status"] == "successful", 300)
     assert [(d["JobVersion"], d["Status"]) for d in deployments(c)] == [
         (0, "successful"), (1, "failed"), (2, "successful")]
-    assert deployments(c)[-1]["TaskGroups"]["g"]["DesiredTotal"] == 1
+    # The three updated in place join it, with the replacement: all four healthy again.
+    g = deployments(c)[-1]["TaskGroups"]["g"]
+    assert (g["DesiredTotal"], g["PlacedAllocs"], g["HealthyAllocs"]) == (4, 4, 4)
     live = [a for a in c.allocs("web") if a["DesiredStatus"] == "run"]
     assert all("run_for_s" not in a["Job"]["TaskGroups"][0]["Tasks"][0]["Config"] for a in live)
     c.close()
@@ -175,3 +177,27 @@ def test_a_system_jobs_bad_update_block_is_refused_at_registration() -> None:
         sys_job = {**sim_job("sys", count=1, job_type="system"), "Update": bad}
         with pytest.raises(JobError, match=r"^Update\.(MaxParallel|Stagger): must be an integer"):
             canonical_job(sys_job)
+
+
+def test_scale_up_deployment_waits_for_the_allocations_updated_in_place_to_be_healthy_again() -> None:
+    c = boot(seed=3, n_clients=2)
+    c.register(job(count=2))
+    run_until(c, lambda: deployments(c) and deployments(c)[-1]["Status"] == "successful", 120)
+    kept = {a["ID"] for a in c.allocs("web") if a["DesiredStatus"] == "run"}
+    c.register(job(count=3))  # a scale: version 1, the two running updated in place
+    scaled_at = c.sched.now
+    run_until(c, lambda: deployments(c)[-1]["JobVersion"] == 1, 30, step_s=0.2)
+    d = deployments(c)[-1]
+    assert d["Status"] == "running" and d["TaskGroups"]["g"]["DesiredTotal"] == 3
+    run_until(c, lambda: deployments(c)[-1]["Status"] == "successful", 120, step_s=0.5)
+    done_at = c.sched.now
+    d = deployments(c)[-1]
+    assert (d["TaskGroups"]["g"]["PlacedAllocs"], d["TaskGroups"]["g"]["HealthyAllocs"]) == (3, 3)
+    live = [a for a in c.allocs("web") if a["DesiredStatus"] == "run"]
+    assert kept < {a["ID"] for a in live} and len(live) == 3
+    assert all(a["DeploymentID"] == d["ID"] and a["DeploymentStatus"]["Healthy"] is True for a in live)
+    # Their clients watched them again: healthy min_healthy_time (5 s) after they joined, not at once.
+    assert done_at - scaled_at >= 5.0
+    assert all(a["DeploymentStatus"]["Timestamp"] >= scaled_at + 5.0 for a in live if a["ID"] in kept)
+    assert c.converged() == []
+    c.close()

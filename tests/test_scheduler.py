@@ -1182,9 +1182,53 @@ def test_new_service_job_gets_a_deployment_that_succeeds_when_healthy() -> None:
     c.schedule()
     scaled = _deployment(c)
     assert len(c.running("web")) == 4 and scaled["ID"] != d["ID"] and scaled["JobVersion"] == 1
-    assert scaled["TaskGroups"]["g"]["DesiredTotal"] == 1
+    # Nomad's DesiredTotal: the three updated in place join it, their health reported again.
+    assert scaled["TaskGroups"]["g"]["DesiredTotal"] == 4 and scaled["TaskGroups"]["g"]["PlacedAllocs"] == 4
+    assert all(a["DeploymentID"] == scaled["ID"] and a["DeploymentStatus"] is None for a in c.running("web"))
     _health(c)
     assert _deployment(c)["Status"] == "successful"
+
+
+def test_scale_and_revert_updates_in_place_into_a_new_deployment_as_nomad() -> None:
+    c = _rolled_out(2)
+    v0 = _deployment(c)
+    c.register(**service(count=3))  # `nomad job scale web g 3`: version 1
+    c.schedule()
+    up = _deployment(c)
+    g = up["TaskGroups"]["g"]
+    assert up["ID"] != v0["ID"] and up["JobVersion"] == 1 and up["Status"] == "running"
+    assert (g["DesiredTotal"], g["PlacedAllocs"], g["HealthyAllocs"]) == (3, 3, 0)  # two in place, one placed
+    assert all(a["DeploymentID"] == up["ID"] and a["DeploymentStatus"] is None for a in c.running("web"))
+    _health(c, only={a["ID"] for a in c.running("web") if a["Name"] != "web.g[2]"})
+    assert _deployment(c)["Status"] == "running"  # not done until all three are healthy again
+    _health(c)
+    assert _deployment(c)["Status"] == "successful" and c.state.tables["jobs"]["web"]["Stable"] is True
+    # Revert to version 0 (count 2): version 2, the two left updated in place into its deployment.
+    assert c.apply("job_revert", job_id="web", version=0)["ok"]
+    c.schedule()
+    down = _deployment(c)
+    g = down["TaskGroups"]["g"]
+    assert down["JobVersion"] == 2 and (g["DesiredTotal"], g["PlacedAllocs"]) == (2, 2)
+    left = c.running("web")
+    assert len(left) == 2 and all(a["DeploymentID"] == down["ID"] and a["DeploymentStatus"] is None
+                                  and a["JobVersion"] == 2 for a in left)
+    _health(c)
+    assert _deployment(c)["Status"] == "successful"
+    # A plain scale-down (version 3, count 1): the one kept joins a deployment of one.
+    c.register(**service(count=1))
+    c.schedule()
+    d = _deployment(c)
+    assert d["JobVersion"] == 3 and d["TaskGroups"]["g"]["DesiredTotal"] == 1
+    assert [a["DeploymentID"] for a in c.running("web")] == [d["ID"]]
+    # A report of health decided for the deployment it was in before does not count in the new one.
+    (a,) = c.running("web")
+    c.register(**service(count=1, Meta={"x": "y"}))
+    c.schedule()
+    newer = _deployment(c)
+    assert c.running("web")[0]["DeploymentID"] == newer["ID"]
+    c.apply("alloc_client_update", allocs=[{"ID": a["ID"], "ClientStatus": "running", "DeploymentStatus": {
+        "Healthy": True, "Timestamp": c.now, "DeploymentID": d["ID"]}}])
+    assert c.running("web")[0]["DeploymentStatus"] is None and _deployment(c)["Status"] == "running"
 
 
 def test_rolling_update_replaces_max_parallel_at_a_time_as_each_turns_healthy() -> None:
@@ -1406,7 +1450,11 @@ def test_a_version_that_runs_the_same_tasks_updates_allocations_in_place_and_the
     assert all(after[i]["AllocModifyIndex"] > before[i]["AllocModifyIndex"] for i in after)
     regs = c.state.tables["service_registrations"].values()
     assert sorted(r["Tags"] for r in regs) == [["v2"], ["v2"]]
-    assert not [d for d in c.state.tables["deployments"].values() if d["JobVersion"] == 1]
+    # As Nomad's: an in-place update is an update of the spec, rolled out in a deployment of its
+    # own, which the allocations join (their health to be reported again).
+    (d,) = [d for d in c.state.tables["deployments"].values() if d["JobVersion"] == 1]
+    assert d["TaskGroups"]["g"]["DesiredTotal"] == 2 and d["TaskGroups"]["g"]["PlacedAllocs"] == 2
+    assert all(a["DeploymentID"] == d["ID"] and a["DeploymentStatus"] is None for a in after.values())
 
 
 def test_an_in_place_update_keeps_a_registrations_create_index_and_drops_a_renamed_one() -> None:
@@ -1596,11 +1644,13 @@ def test_plans_written_before_their_revision_apply_as_they_did() -> None:
 def test_an_in_place_update_that_changes_nothing_the_client_does_leaves_it_be() -> None:
     c = Cluster()
     c.node(0, cpu=8000)
-    c.register(**service(count=2, group={"Services": [{"Name": "api"}]}))
+    # (No deployments: an in-place update that moves an allocation into one wakes its client.)
+    c.register(**service(count=2, group={"Services": [{"Name": "api"}], "Update": {"MaxParallel": 0}}))
     c.schedule()
     c.client("running")
     before = {a["ID"]: a["AllocModifyIndex"] for a in c.running("web")}
-    c.register(**service(count=3, group={"Services": [{"Name": "api"}]}))  # a scale: version 1
+    c.register(**service(count=3, group={"Services": [{"Name": "api"}],  # a scale: version 1
+                                         "Update": {"MaxParallel": 0}}))
     c.schedule()
     kept = {a["ID"]: a for a in c.running("web") if a["ID"] in before}
     assert set(kept) == set(before) and all(a["JobVersion"] == 1 for a in kept.values())

@@ -284,6 +284,7 @@ class AllocUpdate:
     # AllocDeploymentStatus.Healthy), and when (env.now()); None: not yet, or not tracked.
     deployment_healthy: bool | None = None
     deployment_ts: float = 0.0
+    deployment_id: str = ""  # the deployment that health was decided for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1651,6 +1652,7 @@ class _Alloc:
     health_rules: tuple[float, float] | None = None
     health: bool | None = None
     health_at: float = 0.0
+    health_from: float = 0.0  # watched again (a new deployment) since then: MinHealthyTime runs from it
     # Service checks (actors.client.checks): the allocation's, those the
     # CheckRunner was last told to run (None: none running), whether its
     # deployment health waits for them (health_check = "checks" with a
@@ -1705,7 +1707,10 @@ class _Alloc:
             if why:
                 desc = f"{desc}: {'; '.join(why)}"
         return AllocUpdate(alloc_id=self.alloc_id, client_status=status, client_description=desc,
-                           task_states=tuple(states), deployment_healthy=self.health, deployment_ts=self.health_at)
+                           task_states=tuple(states), deployment_healthy=self.health,
+                           deployment_ts=self.health_at,
+                           deployment_id="" if self.health is None
+                           else str(self.raw.get("DeploymentID") or ""))
 
 
 # ------------------------------------------------------------ totals for ClientStats
@@ -2113,10 +2118,13 @@ class AllocRunner(NodeActor):
         elif desired == DESIRED_RUN and index > a.spec.modify_index and a.spec.desired == DESIRED_RUN:
             # Updated in place (a new job version running the same tasks): keep the new record
             # (persisted as the allocation now is); its services' checks may have changed.
+            moved = raw.get("DeploymentID") != a.raw.get("DeploymentID")
             a.raw = raw
             a.spec = _replace_desired(a.spec, desired, index)
             self._set_checks(a, raw)
             self._refresh_in_place(a, raw)
+            if moved:
+                self._watch_health_again(a, raw)
             self._dirty.add(aid)
 
     def _refresh_in_place(self, a: _Alloc, raw: dict[str, Any]) -> None:
@@ -3612,6 +3620,16 @@ class AllocRunner(NodeActor):
         a.health_rules = (min_s, now + deadline_s if deadline_at is None else deadline_at)
         self._set_alloc_timer("health", a, max(0.0, a.health_rules[1] - now))
 
+    def _watch_health_again(self, a: _Alloc, raw: dict[str, Any]) -> None:
+        """Updated in place into another deployment: its health is decided again, for the new one
+        (Nomad's health hook on an update whose DeploymentID changed: a new tracker, whose
+        MinHealthyTime runs from now, however long the tasks have run)."""
+        self._cancel_alloc_timer("health", a)
+        self._cancel_alloc_timer("health_due", a)
+        now = self.env.now()
+        a.health, a.health_at, a.health_rules, a.health_from = None, 0.0, None, now
+        self._track_health(a, raw, now)
+
     def _check_health(self, a: _Alloc) -> None:
         """Healthy once every task has run for MinHealthyTime since its last start; unhealthy when a
         task failed or ended, or at HealthyDeadline.  Decided once.  As Nomad's tracker, poststop
@@ -3632,7 +3650,7 @@ class AllocRunner(NodeActor):
                                                                       a.checks_healthy_since is not None):
             # With checks, they too must have passed for MinHealthyTime (Nomad's tracker
             # wants tasks running and checks passing, together, that long).
-            since = max(t.state.started_at for t in tasks)
+            since = max(a.health_from, *(t.state.started_at for t in tasks))
             if a.health_checks and a.checks_healthy_since is not None:
                 since = max(since, a.checks_healthy_since)
             due = since + min_s
@@ -3884,6 +3902,7 @@ class AllocRunner(NodeActor):
             "desired": a.spec.desired if a.spec else "", "modify_index": a.spec.modify_index if a.spec else 0,
             **({"health": a.health, "health_at": a.health_at} if a.health is not None else {}),
             **({"health_deadline": a.health_rules[1]} if a.health_rules is not None else {}),
+            **({"health_from": a.health_from} if a.health_from else {}),
             "tasks": {n: {"phase": t.phase, "state": t.state.to_dict(),
                           "handle": t.handle.to_dict() if t.handle else None, "count": t.count,
                           "interval_start": t.interval_start, "restart_at": t.restart_at,
@@ -3937,6 +3956,7 @@ class AllocRunner(NodeActor):
         if isinstance(rec.get("health"), bool):
             a.health, a.health_at = rec["health"], float(rec.get("health_at", 0.0))
         elif rec.get("health_deadline") is not None:
+            a.health_from = float(rec.get("health_from") or 0.0)
             self._track_health(a, raw, now, deadline_at=float(rec["health_deadline"]))
         a.max_run_exceeded = bool(rec.get("max_run_exceeded"))
         for name in sorted(a.tasks):

@@ -189,6 +189,8 @@ class AllocSync(NodeActor):
                 if u.deployment_healthy is not None:
                     rec["DeploymentStatus"] = {"Healthy": u.deployment_healthy,
                                                "Timestamp": u.deployment_ts + offset}
+                    if u.deployment_id:  # the servers count it for that deployment only
+                        rec["DeploymentStatus"]["DeploymentID"] = u.deployment_id
             if not self.timer_armed("sync") and not self._write_req:
                 self.set_timer("sync", self.cfg.sync_interval_s)
         elif isinstance(message, WriteResponse):

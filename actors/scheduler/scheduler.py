@@ -1426,14 +1426,17 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 # runs: some allocations run an earlier spec, or none runs
                 # this one yet (a new job).  Its total is what it must bring
                 # up healthy: allocations already running this spec count.
-                current = sum(1 for a in kept[:len(kept) - (outdated - len(destructive))] if live(a))
+                # Allocations updated in place join it (Nomad's DesiredTotal counts them): not current.
+                moved = {a["ID"] for a in in_place}
+                current = sum(1 for a in kept[:len(kept) - (outdated - len(destructive))]
+                              if live(a) and a["ID"] not in moved)
                 total = group["Count"] - current
                 # Nomad's hadRunning: an allocation of this version of this job ever ran here (a
                 # failed or lost one too) -- then a replacement is a reschedule, not a rollout.
                 had_running = any(a.get("JobVersion", 0) == job.get("Version", 0)
                                   and (a.get("Job") or {}).get("CreateIndex", job.get("CreateIndex"))
                                   == job.get("CreateIndex") for a in group_allocs)
-                if total > 0 and (outdated or not had_running or canary_names):
+                if total > 0 and (outdated or in_place or not had_running or canary_names):
                     if plan.get("Deployment") is None:
                         plan["Deployment"] = new_deployment(job, ev["ID"])
                     dstate = plan["Deployment"]["TaskGroups"][group["Name"]] = {
@@ -1459,6 +1462,11 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             stopping = {st["ID"] for st in plan["Stop"]}
             updated = [a["ID"] for a in in_place if a["ID"] not in stopping and live(a)]
             plan.setdefault("InPlace", []).extend(updated)
+            if updated and dstate is not None:
+                # Nomad's generic scheduler: an allocation updated in place joins the deployment, its
+                # health to be reported again (DeploymentStatus cleared when it moves).
+                dep_id = (active or plan["Deployment"])["ID"]
+                plan.setdefault("InPlaceDeployment", {}).update((aid, dep_id) for aid in updated)
             if updated:  # each takes the memory_max an allocation placed now would have
                 memory = memory_max_fields(group, placer.oversubscribe)
                 plan.setdefault("InPlaceMemory", {}).update((aid, memory) for aid in updated)

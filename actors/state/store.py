@@ -1649,10 +1649,20 @@ class StateStore:
                 group = a["TaskGroup"]
                 memory_changed = rev >= 4 and _set_memory_max(rec, (plan.get("InPlaceMemory") or {}).get(aid))
                 allocs[aid] = rec  # same node and resources counted: its indexes hold
+                dep_id = (plan.get("InPlaceDeployment") or {}).get(aid)
+                dep_id = remap.get(dep_id, dep_id)
+                joined = bool(dep_id) and dep_id != a.get("DeploymentID") \
+                    and dep_id in self.tables["deployments"]
+                if joined:
+                    # It joins the plan's deployment (Nomad's in-place update: DeploymentID set,
+                    # DeploymentStatus cleared), counted as placed there; its client watches its
+                    # health again, so it must see the new record.
+                    rec.update(DeploymentID=dep_id, DeploymentStatus=None)
+                    placed_recs.append(rec)
                 old_job = a.get("Job")
                 client_changed = (rev >= 2 and _client_part(old_job, group) != _client_part(job, group)) \
                     or (rev >= 4 and _client_settings(old_job, group) != _client_settings(job, group))
-                if memory_changed or client_changed:
+                if memory_changed or client_changed or joined:
                     # What its client runs besides the tasks changed (its services' checks, the
                     # memory_max it holds, its restart, leader, shutdown and max_run settings): the
                     # client must see the new version.  (Nomad wakes it for every version; here a
@@ -1938,7 +1948,10 @@ class StateStore:
             health = u.get("DeploymentStatus")
             newly_healthy: bool | None = None
             if isinstance(health, dict) and isinstance(health.get("Healthy"), bool) \
-                    and rec.get("DeploymentID") and (a.get("DeploymentStatus") or {}).get("Healthy") is None:
+                    and rec.get("DeploymentID") and (a.get("DeploymentStatus") or {}).get("Healthy") is None \
+                    and health.get("DeploymentID", rec["DeploymentID"]) == rec["DeploymentID"]:
+                # (A health its client decided for the deployment the allocation was in before an
+                # in-place update moved it is not the new deployment's: it is reported again.)
                 # Set once, as Nomad's client reports it: the first word on an allocation's health stands.
                 newly_healthy = health["Healthy"]
                 ts = health.get("Timestamp")
