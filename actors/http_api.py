@@ -778,11 +778,17 @@ def read_body(req: Request, limit: int = MAX_BODY_BYTES, what: str = "Request bo
 MAX_JSON_DEPTH = 100
 
 
+def _no_constant(name: str) -> Any:
+    """NaN, Infinity and -Infinity are not JSON (Python's decoder takes them; Go's refuses them): a body
+    holding one is malformed, before any handler does arithmetic with it."""
+    raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
+
+
 def decode_json(raw: bytes | str) -> Any:
     """``json.loads`` for a request body; nested past :data:`MAX_JSON_DEPTH` it is malformed
     too (a ValueError, Go's ``exceeded max depth``), so no handler answers it with a 500."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError("exceeded max depth") from None
     # A document holding no more opening brackets than the limit cannot nest deeper than it (a bracket

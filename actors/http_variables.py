@@ -121,7 +121,7 @@ def variable_request(req: Request, api: Api) -> Any:
     why = v.path_error(path)
     if why:
         raise CodedError(400, why)
-    return _write(api, "var_delete", namespace=ns, path=path, cas=_cas(req))
+    return _write(api, "var_delete", _management(req, api), namespace=ns, path=path, cas=_cas(req))
 
 
 def _put(req: Request, api: Api, ns: str, path: str) -> Any:
@@ -148,8 +148,8 @@ def _put(req: Request, api: Api, ns: str, path: str) -> Any:
     if why:
         raise CodedError(400, why)
     cas = _cas(req)
-    return _write(api, "var_set", namespace=ns, path=path, items=body["Items"], cas=cas, now=wall_time(),
-                  lock_id=(lock or {}).get("ID") or None)
+    return _write(api, "var_set", _management(req, api), namespace=ns, path=path, items=body["Items"],
+                  cas=cas, now=wall_time(), lock_id=(lock or {}).get("ID") or None)
 
 
 def _duration(lock: dict[str, Any], name: str) -> int:
@@ -221,14 +221,17 @@ def _lock(req: Request, api: Api, ns: str, path: str, op: str) -> Any:
                   lock_id=str(lock.get("ID") or new_id()), ttl=ttl, delay=delay, now=wall_time())
 
 
-def _write(api: Api, op: str, **args: Any) -> Any:
+def _write(api: Api, op: str, management: bool = False, **args: Any) -> Any:
     index, result = propose(api, command(op, **args))
     if not isinstance(result, dict):
         raise CodedError(500, f"unexpected result from the state store: {result!r}")
     if not result.get("ok"):
         if "conflict" in result:  # Nomad answers a check-and-set conflict with the variable as it is
-            return Response(409, json.dumps(_copy(result["conflict"])).encode(), JSON_TYPE,
-                            (("X-Nomad-Index", str(index)),))
+            current = _copy(result["conflict"])
+            if isinstance(current, dict) and isinstance(current.get("Lock"), dict) and not management \
+                    and current["Lock"].get("ID") != args.get("lock_id"):
+                current.pop("Lock")  # a lock's ID is its holder's (and a management token's), as on reads
+            return Response(409, json.dumps(current).encode(), JSON_TYPE, (("X-Nomad-Index", str(index)),))
         raise CodedError(int(result.get("code") or 400), str(result.get("error")))
     headers = (("X-Nomad-Index", str(index)),)
     if op == "var_delete":
