@@ -339,7 +339,8 @@ def alloc_metrics(m: dict[str, Any]) -> list[str]:
     out = []
     if not m.get("NodesEvaluated"):
         out.append("No nodes were eligible for evaluation")
-    out += [f'Class "{c}": {n} nodes excluded by filter' for c, n in sorted((m.get("ClassFiltered") or {}).items())]
+    out += [f'Class "{c}": {n} nodes excluded by filter'
+            for c, n in sorted((m.get("ClassFiltered") or {}).items())]
     out += [f'Constraint "{c}": {n} nodes excluded by filter' for c, n in sorted((m.get("ConstraintFiltered")
                                                                                    or {}).items())]
     unexplained = m.get("NodesFiltered", 0) - sum((m.get("ConstraintFiltered") or {}).values())
