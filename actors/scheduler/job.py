@@ -10,7 +10,8 @@ JSON.
 :func:`constraint_ok` evaluates one constraint against a node record
 (``structs.Node`` field names, as the state store keeps it): the operands
 ``=``/``==``/``is``, ``!=``/``not``, ``regexp``, ``version``/``semver``,
-``is_set``/``is_not_set`` and the lexical ``<``/``<=``/``>``/``>=``.
+``is_set``/``is_not_set``, ``set_contains``/``set_contains_all``/``set_contains_any``
+and the lexical ``<``/``<=``/``>``/``>=``.
 """
 
 from __future__ import annotations
