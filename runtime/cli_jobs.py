@@ -339,6 +339,8 @@ def alloc_metrics(m: dict[str, Any]) -> list[str]:
     out = []
     if not m.get("NodesEvaluated"):
         out.append("No nodes were eligible for evaluation")
+    out += [f'Class "{c}": {n} nodes excluded by filter'
+            for c, n in sorted((m.get("ClassFiltered") or {}).items())]
     out += [f'Constraint "{c}": {n} nodes excluded by filter' for c, n in sorted((m.get("ConstraintFiltered")
                                                                                    or {}).items())]
     unexplained = m.get("NodesFiltered", 0) - sum((m.get("ConstraintFiltered") or {}).values())
@@ -346,6 +348,7 @@ def alloc_metrics(m: dict[str, Any]) -> list[str]:
         out.append(f"{unexplained} nodes excluded by filter (not ready, ineligible or draining)")
     if m.get("NodesExhausted"):
         out.append(f"Resources exhausted on {m['NodesExhausted']} nodes")
+    out += [f'Class "{c}" exhausted on {n} nodes' for c, n in sorted((m.get("ClassExhausted") or {}).items())]
     out += [f'Dimension "{d}" exhausted on {n} nodes' for d, n in sorted((m.get("DimensionExhausted")
                                                                           or {}).items())]
     return out

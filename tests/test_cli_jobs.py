@@ -184,14 +184,20 @@ def test_job_run_watches_the_deployment_until_it_ends_exit_1_when_it_failed(dev,
 
 
 def test_job_run_that_cannot_place_exits_2_with_the_reason(dev, tmp_path):  # noqa: F811
-    job = sleep_job("cli-unplaceable", Constraints=[{"LTarget": "${attr.kernel.name}", "RTarget": "plan9",
+    job = sleep_job("cli-unplaceable", Constraints=[{"LTarget": "${attr.kernel.name}", "RTarget": "windows",
                                                      "Operand": "="}])
     path = tmp_path / "job.json"
     path.write_text(json.dumps(job))  # the bare job, without {"Job": ...}
+    why = 'Constraint "${attr.kernel.name} = windows": 1 nodes excluded by filter'
+    plan = nomad(dev, "job", "plan", str(path))
+    assert "- WARNING: Failed to place all allocations." in plan.stdout, plan.stdout + plan.stderr
+    assert f"    * {why}" in plan.stdout, plan.stdout
     run = nomad(dev, "job", "run", str(path))
     assert run.returncode == 2, run.stdout + run.stderr
     assert 'Task Group "web" (failed to place 1 allocation(s)):' in run.stdout
-    assert "excluded by filter" in run.stdout
+    assert why in run.stdout, run.stdout
+    status = nomad(dev, "job", "status", "cli-unplaceable")
+    assert f"  * {why}" in status.stdout, status.stdout
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-unplaceable").returncode == 0
 
 

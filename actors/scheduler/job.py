@@ -10,7 +10,8 @@ JSON.
 :func:`constraint_ok` evaluates one constraint against a node record
 (``structs.Node`` field names, as the state store keeps it): the operands
 ``=``/``==``/``is``, ``!=``/``not``, ``regexp``, ``version``/``semver``,
-``is_set``/``is_not_set`` and the lexical ``<``/``<=``/``>``/``>=``.
+``is_set``/``is_not_set``, ``set_contains``/``set_contains_all``/``set_contains_any``
+and the lexical ``<``/``<=``/``>``/``>=``.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ MIN_EPHEMERAL_DISK_MB = 10
 DEFAULT_PRIORITY = 50
 MAX_COUNT = 10_000  # allocations per group: a typo of 1e9 must not make a plan of a billion placements
 OPERANDS = ("=", "==", "is", "!=", "not", "regexp", "version", "semver", "is_set", "is_not_set",
-            "<", "<=", ">", ">=", "distinct_hosts")
+            "<", "<=", ">", ">=", "distinct_hosts", "set_contains", "set_contains_all", "set_contains_any")
 _ID_RE = re.compile(r"^[^\s/?#%]{1,128}$")
 
 
@@ -1719,4 +1720,8 @@ def constraint_ok(c: dict[str, str], node: dict[str, Any]) -> bool:
         return _regexp(right).search(left) is not None
     if op in ("version", "semver"):
         return version_ok(left, right)
+    if op.startswith("set_contains"):  # Nomad's: every (or, for _any, one) of the right's comma-separated
+        have = {v.strip() for v in str(left).split(",")}  # values among the left's
+        want = (v.strip() for v in str(right).split(","))
+        return any(v in have for v in want) if op == "set_contains_any" else all(v in have for v in want)
     return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]

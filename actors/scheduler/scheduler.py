@@ -397,12 +397,11 @@ def missing_host_network(node: dict[str, Any], group: dict[str, Any]) -> str | N
 
 def host_networks_feasible(node: dict[str, Any], group: dict[str, Any], metrics: dict[str, Any]) -> bool:
     """The host network check for one node (a node filtered out is counted in *metrics* with Nomad's
-    reason).  Outside the feasibility cache, whose answers carry no reason."""
+    reason).  Outside the feasibility cache: it depends on the group's ports, not its shape."""
     reason = missing_host_network(node, group)
     if reason is None:
         return True
-    metrics["NodesFiltered"] += 1
-    metrics["ConstraintFiltered"][reason] = metrics["ConstraintFiltered"].get(reason, 0) + 1
+    filter_node(metrics, node, reason)
     return False
 
 
@@ -444,10 +443,27 @@ def feasibility_shape(job: dict[str, Any], group: dict[str, Any]) -> str:
                  tuple((c.get("LTarget"), c.get("RTarget"), c.get("Operand")) for c in cons)))
 
 
-# A node's feasibility for a group (_Placer.verdict): it can take the group; a driver or constraint
-# rules it out; or it is not one the job may use at all (not ready, another datacenter or node pool),
-# which Nomad's stack never visits, so a placement's metrics do not count it.
-FEASIBLE, FILTERED, OUTSIDE = 1, 0, -1
+# A node's feasibility for a group (_Placer.verdict): it can take the group (FEASIBLE); a driver or
+# constraint rules it out (a string: the reason, Nomad's ConstraintFiltered key); or it is not one the
+# job may use at all (OUTSIDE: not ready, another datacenter or node pool), which Nomad's stack never
+# visits, so a placement's metrics do not count it.
+FEASIBLE, OUTSIDE = 1, -1
+FILTER_DRIVERS = "missing drivers"  # Nomad's FilterConstraintDrivers
+
+
+def constraint_key(c: dict[str, Any]) -> str:
+    """Nomad's Constraint.String(), its key in ConstraintFiltered: ``${meta.rack} regexp r1``."""
+    return f"{c.get('LTarget', '')} {c['Operand']} {c.get('RTarget', '')}"
+
+
+def filter_node(m: dict[str, Any], node: dict[str, Any], reason: str | None) -> None:
+    """Nomad's AllocMetric.FilterNode: NodesFiltered, by node class (ClassFiltered) and by reason."""
+    m["NodesFiltered"] += 1
+    if node.get("NodeClass"):
+        _class_count(m, "ClassFiltered", node)
+    if reason:
+        cf = m["ConstraintFiltered"]
+        cf[reason] = cf.get(reason, 0) + 1
 
 
 def in_pool(node: dict[str, Any], dcs: Any, pool: str) -> bool:
@@ -505,7 +521,7 @@ class _Placer:
         self._ready_by_dc = ready_by_dc
         self._pool: tuple[int, dict[str, int]] | None = None
         self.last_metric: dict[str, Any] | None = None  # the AllocMetric of select()'s placement
-        self._feasible: dict[tuple[str, str], int] = {}
+        self._feasible: dict[tuple[str, str], int | str] = {}
         # node ID -> (the node record, {feasibility_shape: feasible}): the
         # store's, shared by every evaluation, so the ten-odd nodes each
         # evaluation visits are not checked again for every job of the same
@@ -584,9 +600,9 @@ class _Placer:
     def feasible(self, node: dict[str, Any], group: dict[str, Any]) -> bool:
         return self.verdict(node, group) == FEASIBLE
 
-    def verdict(self, node: dict[str, Any], group: dict[str, Any]) -> int:
-        """FEASIBLE, FILTERED (by a driver or constraint) or OUTSIDE (not ready, or not in the job's
-        datacenters or node pool), kept per evaluation and in the store's cache."""
+    def verdict(self, node: dict[str, Any], group: dict[str, Any]) -> int | str:
+        """FEASIBLE, the reason it is filtered (a driver or constraint) or OUTSIDE (not ready, or not in
+        the job's datacenters or node pool), kept per evaluation and in the store's cache."""
         key = (node["ID"], group["Name"])
         ok = self._feasible.get(key)
         if ok is None:
@@ -610,19 +626,25 @@ class _Placer:
             self._feasible[key] = ok
         return ok
 
-    def _check(self, node: dict[str, Any], group: dict[str, Any]) -> int:
+    def _check(self, node: dict[str, Any], group: dict[str, Any]) -> int | str:
+        """FEASIBLE, OUTSIDE, or (filtered) the first reason Nomad's checkers give, in their order: the
+        job's constraints, the drivers ("missing drivers"), then the group's and its tasks' constraints,
+        a constraint by its String() (``${attr.kernel.name} = windows``)."""
         job = self.job
         if not in_pool(node, job.get("Datacenters", ["*"]), job.get("NodePool", "default")):
             return OUTSIDE
+        for c in job.get("Constraints", ()):
+            if not constraint_ok(c, node):
+                return constraint_key(c)
         drivers = node.get("Drivers", {})
         for t in group["Tasks"]:
             d = drivers.get(t["Driver"])
             if not d or not d.get("Healthy", d.get("Detected", False)):
-                return FILTERED
-        for c in (*job.get("Constraints", ()), *group.get("Constraints", ()),
+                return FILTER_DRIVERS
+        for c in (*group.get("Constraints", ()),
                   *(c for t in group["Tasks"] for c in t.get("Constraints", ()))):
             if not constraint_ok(c, node):
-                return FILTERED
+                return constraint_key(c)
         return FEASIBLE
 
     def _distinct(self, group: dict[str, Any]) -> bool:
@@ -772,9 +794,11 @@ class _Placer:
             node = self.nodes[node_id]
             verdict = self.verdict(node, group)
             if verdict != FEASIBLE:
-                if verdict == FILTERED:
+                if verdict != OUTSIDE:  # filtered: the reason (filter_node's, inline: the hot path)
                     m["NodesEvaluated"] += 1
                     m["NodesFiltered"] += 1
+                    cf = m["ConstraintFiltered"]
+                    cf[verdict] = cf.get(verdict, 0) + 1
                     if node.get("NodeClass"):
                         _class_count(m, "ClassFiltered", node)
                 else:  # not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
@@ -787,9 +811,7 @@ class _Placer:
                 continue
             collisions = self.job_on_node.get((node_id, group["Name"]), 0)
             if distinct and collisions:
-                m["NodesFiltered"] += 1
-                cf = m["ConstraintFiltered"]
-                cf["distinct_hosts"] = cf.get("distinct_hosts", 0) + 1
+                filter_node(m, node, "distinct_hosts")
                 continue
             if _max_allocs_full(self.usage, node_id, node, m):
                 continue
@@ -954,16 +976,13 @@ class _Placer:
             metrics["_outside"] += 1
             return False
         metrics["NodesEvaluated"] += 1
-        if verdict == FILTERED:
-            metrics["NodesFiltered"] += 1
-            _class_count(metrics, "ClassFiltered", node)
+        if verdict != FEASIBLE:
+            filter_node(metrics, node, verdict)
             return False
         held = live(prev) and prev.get("NodeID") == node_id
         collisions = self.job_on_node.get((node_id, group["Name"]), 0) - (1 if held else 0)
         if collisions and self._distinct(group):
-            metrics["NodesFiltered"] += 1
-            cf = metrics["ConstraintFiltered"]
-            cf["distinct_hosts"] = cf.get("distinct_hosts", 0) + 1
+            filter_node(metrics, node, "distinct_hosts")
             return False
         if _max_allocs_full(self.usage, node_id, node, metrics):  # the replaced allocation's slot is free
             return False
@@ -1008,9 +1027,7 @@ def volumes_feasible(node: dict[str, Any], group: dict[str, Any], alloc_name: st
     """
     if not group.get("Volumes") or host_volumes_ok(node, group, alloc_name):
         return True
-    metrics["NodesFiltered"] += 1
-    metrics["ConstraintFiltered"][FILTER_HOST_VOLUMES] = \
-        metrics["ConstraintFiltered"].get(FILTER_HOST_VOLUMES, 0) + 1
+    filter_node(metrics, node, FILTER_HOST_VOLUMES)
     return False
 
 
@@ -1731,8 +1748,12 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             continue
         node = nodes[node_id]
         metrics["NodesEvaluated"] += 1
-        if not placer.feasible(node, group):
+        verdict = placer.verdict(node, group)
+        if verdict == OUTSIDE:
             metrics["NodesFiltered"] += 1
+            continue
+        if verdict != FEASIBLE:
+            filter_node(metrics, node, verdict)
             continue
         if not volumes_feasible(node, group, f"{job['ID']}.{group['Name']}[0]", metrics):
             continue
@@ -1868,8 +1889,12 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
         if not todo:
             continue
         metrics["NodesEvaluated"] += 1
-        if not placer.feasible(node, group):
+        verdict = placer.verdict(node, group)
+        if verdict == OUTSIDE:
             metrics["NodesFiltered"] += 1
+            continue
+        if verdict != FEASIBLE:
+            filter_node(metrics, node, verdict)
             continue
         for name in todo:
             prev = replace_on.get((node_id, name))

@@ -289,10 +289,11 @@ class StateStore:
         # capacity): node records are replaced, never changed in place, on
         # every write, so the entry holds while it is the same record.
         self._node_caps: dict[str, tuple[Any, tuple[int, int, int]]] = {}
-        # node ID -> (the node record, {job shape: feasible}): the scheduler's
-        # feasibility checks kept across evaluations (scheduler._Placer says
-        # when an entry holds); derived, never snapshotted.
-        self.feasibility: dict[str, tuple[Any, dict[Any, bool]]] = {}
+        # node ID -> (the node record, {job shape: verdict}): the scheduler's
+        # feasibility checks kept across evaluations, a filtered node's by the
+        # reason Nomad names it by (scheduler._Placer says when an entry
+        # holds); derived, never snapshotted.
+        self.feasibility: dict[str, tuple[Any, dict[Any, int | str]]] = {}
         # Periodic jobs and the index of their last change (theirs or a
         # launch's): the leader's PeriodicDispatcher watches this, not every
         # job registration (derived state: rebuilt by restore).
