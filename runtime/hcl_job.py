@@ -4,8 +4,11 @@ The file is parsed with python-hcl2 and mapped, block by block, onto the
 fields this agent's scheduler and client run, with Nomad's jobspec names:
 
 * ``job``: ``datacenters``, ``type``, ``priority``, ``region``,
-  ``namespace``, ``node_pool``, ``all_at_once``, ``meta``, ``constraint``,
-  ``affinity`` (``attribute``, ``value``, ``operator``, ``weight``), ``spread``
+  ``namespace``, ``node_pool``, ``all_at_once``, ``meta``, ``constraint`` (``attribute``,
+  ``value``, ``operator`` and Nomad's shorthands ``version``, ``semver``, ``regexp``,
+  ``set_contains``, ``distinct_hosts``, ``distinct_property``),
+  ``affinity`` (``attribute``, ``value``, ``operator``, ``weight``; the shorthands ``version``,
+  ``semver``, ``regexp``, ``set_contains``, ``set_contains_all``, ``set_contains_any``), ``spread``
   (``attribute``, ``weight``, ``target "value" { percent }``),
   ``parameterized`` (``payload``, ``meta_required``, ``meta_optional``),
   ``periodic`` (``cron``, ``prohibit_overlap``, ``time_zone``, ``enabled``);
@@ -129,15 +132,52 @@ def _strings(value: Any, where: str) -> dict[str, str]:
             for k, v in body.items()}
 
 
+# A constraint's shorthand keys (Nomad's jobspec2 decodeConstraint), each setting the operand and its value
+# the RTarget, in Nomad's order: when several are given, the last of these wins.
+_CONSTRAINT_SHORTHANDS = ("version", "semver", "regexp", "set_contains")
+# Keys Nomad's constraint block accepts and then ignores (the constraint stays "="): refused here instead.
+_IGNORED_BY_NOMAD = ("set_contains_all", "set_contains_any", "is_set", "is_not_set")
+# An affinity's shorthands (Nomad's decodeAffinity), in its order.
+_AFFINITY_SHORTHANDS = ("version", "semver", "regexp", "set_contains_any", "set_contains_all", "set_contains")
+
+
+def _text(v: Any) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
 def _constraints(value: Any, where: str) -> list[dict[str, Any]]:
+    """``constraint`` blocks: ``attribute``, ``operator``, ``value``, and Nomad's shorthands --
+    ``version``/``semver``/``regexp``/``set_contains = "..."`` (the operand, its value the RTarget),
+    ``distinct_hosts = true`` and ``distinct_property = "${meta.rack}"`` (the LTarget; ``value`` is
+    then the allocations allowed per value of it)."""
     out = []
     for i, c in enumerate(value if isinstance(value, list) else [value]):
         at = f"{where}[{i}]"
         if not isinstance(c, dict):
             raise HclJobError(f"{at}: expected a block")
-        _check(c, {"attribute", "value", "operator"}, at)
-        out.append({"LTarget": str(c.get("attribute", "")), "RTarget": str(c.get("value", "")),
-                    "Operand": str(c.get("operator", "="))})
+        for key in _IGNORED_BY_NOMAD:
+            if key in c:
+                rhs = "" if key.startswith("is_") else ' and value = "..."'
+                raise HclJobError(f'{at}: {key!r} is not a constraint shorthand (Nomad ignores it): write '
+                                  f'operator = "{key}"{rhs}')
+        _check(c, {"attribute", "value", "operator", "distinct_hosts", "distinct_property",
+                   *_CONSTRAINT_SHORTHANDS}, at)
+        item = {"LTarget": _text(c.get("attribute", "")), "RTarget": _text(c.get("value", "")),
+                "Operand": _text(c.get("operator", ""))}
+        for key in _CONSTRAINT_SHORTHANDS:
+            if _text(c.get(key, "")):
+                item["Operand"], item["RTarget"] = key, _text(c[key])
+        if "distinct_hosts" in c:
+            enabled = c["distinct_hosts"]
+            if isinstance(enabled, str) and enabled in ("true", "false"):
+                enabled = enabled == "true"
+            if not isinstance(enabled, bool):
+                raise HclJobError(f'{at}: Inappropriate value for attribute "distinct_hosts": bool required')
+            item["Operand"], item["RTarget"] = "distinct_hosts", _text(enabled)
+        if _text(c.get("distinct_property", "")):
+            item["Operand"], item["LTarget"] = "distinct_property", _text(c["distinct_property"])
+        item["Operand"] = item["Operand"] or "="
+        out.append(item)
     return out
 
 
@@ -234,10 +274,14 @@ def _affinities(value: Any, where: str) -> list[dict[str, Any]]:
         at = f"{where}[{i}]"
         if not isinstance(a, dict):
             raise HclJobError(f"{at}: expected a block")
-        _check(a, {"attribute", "value", "operator", "weight"}, at)
-        out.append({"LTarget": str(a.get("attribute", "")), "RTarget": str(a.get("value", "")),
-                    "Operand": str(a.get("operator", "=")),
-                    **({"Weight": a["weight"]} if "weight" in a else {})})
+        _check(a, {"attribute", "value", "operator", "weight", *_AFFINITY_SHORTHANDS}, at)
+        item = {"LTarget": _text(a.get("attribute", "")), "RTarget": _text(a.get("value", "")),
+                "Operand": _text(a.get("operator", ""))}
+        for key in _AFFINITY_SHORTHANDS:
+            if _text(a.get(key, "")):
+                item["Operand"], item["RTarget"] = key, _text(a[key])
+        item["Operand"] = item["Operand"] or "="
+        out.append({**item, **({"Weight": a["weight"]} if "weight" in a else {})})
     return out
 
 

@@ -53,8 +53,8 @@ def test_affinities_and_spreads_get_nomads_defaults_and_empty_ones_are_dropped()
 @pytest.mark.parametrize("extra,why", [
     ({"Affinities": [{"LTarget": "${meta.a}", "RTarget": "b", "Weight": 0}]}, "Affinities[0].Weight: weight cannot"),
     ({"Affinities": [{"LTarget": "${meta.a}", "RTarget": "b", "Weight": 101}]}, "Affinities[0].Weight"),
-    ({"Affinities": [{"RTarget": "b"}]}, "Affinities[0].LTarget: missing"),
-    ({"Affinities": [{"LTarget": "x", "Operand": "distinct_hosts"}]}, "not an affinity"),
+    ({"Affinities": [{"RTarget": "b"}]}, "Affinities[0].LTarget: No LTarget provided but is required"),
+    ({"Affinities": [{"LTarget": "x", "Operand": "distinct_hosts"}]}, "Unknown affinity operator .distinct_hosts."),
     ({"Spreads": [{"Weight": 10}]}, "Spreads[0].Attribute"),
     ({"Spreads": [{"Attribute": DC, "Weight": -1}]}, "Spreads[0].Weight"),
     ({"Spreads": [{"Attribute": DC, "SpreadTarget": [{"Value": "dc1", "Percent": 70},

@@ -11,7 +11,8 @@ JSON.
 (``structs.Node`` field names, as the state store keeps it): the operands
 ``=``/``==``/``is``, ``!=``/``not``, ``regexp``, ``version``/``semver``,
 ``is_set``/``is_not_set``, ``set_contains``/``set_contains_all``/``set_contains_any``
-and the lexical ``<``/``<=``/``>``/``>=``.
+and the lexical ``<``/``<=``/``>``/``>=``; ``distinct_hosts`` and ``distinct_property``
+(at most RTarget, default 1, allocations per value of LTarget) are the scheduler's to check.
 """
 
 from __future__ import annotations
@@ -81,7 +82,10 @@ MIN_EPHEMERAL_DISK_MB = 10
 DEFAULT_PRIORITY = 50
 MAX_COUNT = 10_000  # allocations per group: a typo of 1e9 must not make a plan of a billion placements
 OPERANDS = ("=", "==", "is", "!=", "not", "regexp", "version", "semver", "is_set", "is_not_set",
-            "<", "<=", ">", ">=", "distinct_hosts", "set_contains", "set_contains_all", "set_contains_any")
+            "<", "<=", ">", ">=", "distinct_hosts", "distinct_property", "set_contains", "set_contains_all",
+            "set_contains_any")
+# The operands that compare the node's attribute with a value (Nomad: `Operator "=" requires an RTarget`).
+_NEED_RTARGET = ("=", "==", "is", "!=", "not", "<", "<=", ">", ">=")
 _ID_RE = re.compile(r"^[^\s/?#%]{1,128}$")
 
 
@@ -134,7 +138,8 @@ def _list(v: Any, field: str) -> list[Any]:
     return v
 
 
-def _constraints(raw: Any, field: str) -> list[dict[str, str]]:
+def _constraints(raw: Any, field: str, affinity: bool = False) -> list[dict[str, str]]:
+    """Nomad's Constraint.Validate (Affinity.Validate's messages when *affinity*)."""
     out = []
     for i, c in enumerate(_list(raw, field)):
         f = f"{field}[{i}]"
@@ -144,7 +149,20 @@ def _constraints(raw: Any, field: str) -> list[dict[str, str]]:
         ltarget = _str(c.get("LTarget"), f"{f}.LTarget")
         rtarget = _str(c.get("RTarget"), f"{f}.RTarget")
         if operand not in ("distinct_hosts",):
-            _need(bool(ltarget), f"{f}.LTarget", "missing")
+            _need(bool(ltarget), f"{f}.LTarget", "No LTarget provided but is required" if affinity
+                  else "no attribute provided but is required by operator")
+        if operand.startswith("set_contains"):
+            _need(bool(rtarget), f"{f}.RTarget", "Set contains operators require an RTarget" if affinity
+                  else "Set contains constraint requires an RTarget")
+        elif operand in _NEED_RTARGET:
+            _need(bool(rtarget), f"{f}.RTarget", f"Operator {operand!r} requires an RTarget")
+        elif operand in ("is_set", "is_not_set"):
+            _need(not rtarget, f"{f}.RTarget", f"Operator {operand!r} does not support an RTarget")
+        elif operand == "distinct_property" and rtarget:  # the allocations allowed per value (1 when unset)
+            _need(rtarget.isascii() and rtarget.isdigit(), f"{f}.RTarget",
+                  f"Failed to convert RTarget {rtarget!r} to uint64")
+            _need(int(rtarget) >= 1, f"{f}.RTarget",
+                  f"Distinct Property must have an allowed count of 1 or greater: {int(rtarget)} < 1")
         if operand == "regexp":
             try:
                 re.compile(rtarget)
@@ -164,9 +182,10 @@ def _affinities(raw: Any, field: str) -> list[dict[str, Any]] | None:
     if raw is None:
         return None
     out = []
-    for i, (c, a) in enumerate(zip(_constraints(raw, field), _list(raw, field), strict=True)):
+    for i, (c, a) in enumerate(zip(_constraints(raw, field, affinity=True), _list(raw, field), strict=True)):
         f = f"{field}[{i}]"
-        _need(c["Operand"] != "distinct_hosts", f"{f}.Operand", "distinct_hosts is not an affinity")
+        _need(c["Operand"] not in ("distinct_hosts", "distinct_property", "is_set", "is_not_set"),
+              f"{f}.Operand", f"Unknown affinity operator {c['Operand']!r}")
         weight = _int(_map(a, f).get("Weight"), f"{f}.Weight", default=50, minimum=-100, maximum=100)
         _need(weight != 0, f"{f}.Weight", "weight cannot be zero")
         out.append({**c, "Weight": weight})
@@ -1702,7 +1721,7 @@ def version_ok(have: str, spec: str) -> bool:
 
 def constraint_ok(c: dict[str, str], node: dict[str, Any]) -> bool:
     op = c["Operand"]
-    if op == "distinct_hosts":
+    if op in ("distinct_hosts", "distinct_property"):
         return True  # checked by the scheduler, which knows the other placements
     left = resolve_target(c["LTarget"], node)
     if op == "is_set":
