@@ -145,7 +145,8 @@ def _constraints(raw: Any, field: str, affinity: bool = False) -> list[dict[str,
         f = f"{field}[{i}]"
         c = _map(c, f)
         operand = _str(c.get("Operand"), f"{f}.Operand", default="=")
-        _need(operand in OPERANDS, f"{f}.Operand", f"unknown operand {operand!r}")
+        _need(operand in OPERANDS, f"{f}.Operand", f"Unknown affinity operator {operand!r}" if affinity
+              else f"Unknown constraint type {operand!r}")
         ltarget = _str(c.get("LTarget"), f"{f}.LTarget")
         rtarget = _str(c.get("RTarget"), f"{f}.RTarget")
         if operand not in ("distinct_hosts",):

@@ -456,6 +456,67 @@ def constraint_key(c: dict[str, Any]) -> str:
     return f"{c.get('LTarget', '')} {c['Operand']} {c.get('RTarget', '')}"
 
 
+class _PropertySet:
+    """Nomad's propertySet for one ``distinct_property`` constraint: at most ``allowed`` (its RTarget, 1
+    when unset) allocations per value of its LTarget -- the job's (a job constraint) or its group's (a
+    group constraint) live allocations, less those this plan stops, plus those it places."""
+
+    __slots__ = ("allowed", "attr", "counted", "existing", "group", "placed", "used")
+
+    def __init__(self, c: dict[str, Any], group: str, job_allocs: list[dict[str, Any]],
+                 nodes: dict[str, Any]) -> None:
+        self.attr = c["LTarget"]
+        self.allowed = int(c.get("RTarget") or 1)
+        self.group = group  # "" for a job-level constraint: every group's allocations count
+        self.existing: dict[str, str] = {}  # live allocation ID -> its node's value
+        for a in job_allocs:
+            if live(a) and (not group or a["TaskGroup"] == group):
+                value = self._value(nodes.get(a["NodeID"]))
+                if value is not None:
+                    self.existing[a["ID"]] = value
+        self.placed: dict[str, int] = {}  # value -> the plan's placements there (counted so far)
+        self.counted = 0  # how many of the plan's placements (append-only) are in ``placed``
+        self.used: dict[str, int] = {}
+
+    def _value(self, node: dict[str, Any] | None) -> str | None:
+        return None if node is None else resolve_target(self.attr, node)
+
+    def refresh(self, plan: dict[str, Any], nodes: dict[str, Any]) -> None:
+        """Nomad's PopulateProposed, before each selection: the counts given the plan so far."""
+        place = plan["Place"]
+        for a in place[self.counted:]:
+            if not self.group or a["TaskGroup"] == self.group:
+                value = self._value(nodes.get(a["NodeID"]))
+                if value is not None:
+                    self.placed[value] = self.placed.get(value, 0) + 1
+        self.counted = len(place)
+        used = dict(self.placed)
+        stopped = {st["ID"] for st in plan["Stop"]} if plan["Stop"] else ()
+        for aid, value in self.existing.items():
+            if aid not in stopped:
+                used[value] = used.get(value, 0) + 1
+        self.used = used
+
+    def reason(self, node: dict[str, Any]) -> str | None:
+        """None when *node* may take one more allocation, else Nomad's reason (its ConstraintFiltered
+        key): the node lacks the property, or its value is used up."""
+        value = self._value(node)
+        if value is None:
+            return f'missing property "{self.attr}"'
+        n = self.used.get(value, 0)
+        return None if n < self.allowed else f"distinct_property: {self.attr}={value} used by {n} allocs"
+
+
+def props_ok(props: tuple[_PropertySet, ...], node: dict[str, Any], m: dict[str, Any]) -> bool:
+    """*node* satisfies every distinct_property set; if not, it is filtered with the first one's reason."""
+    for ps in props:
+        reason = ps.reason(node)
+        if reason is not None:
+            filter_node(m, node, reason)
+            return False
+    return True
+
+
 def filter_node(m: dict[str, Any], node: dict[str, Any], reason: str | None) -> None:
     """Nomad's AllocMetric.FilterNode: NodesFiltered, by node class (ClassFiltered) and by reason."""
     m["NodesFiltered"] += 1
@@ -534,6 +595,11 @@ class _Placer:
         # (group, attribute) -> value -> allocations, for spreads (_value_counts)
         self._spread_counts: dict[tuple[str, str], dict[str, int]] = {}
         self.stopping: set[str] = set()  # allocations the plan stops: their ports are free to take
+        # distinct_property: the plan and the job's allocations it counts (set by compute_plan), and
+        # each group's property sets (_props)
+        self.plan: dict[str, Any] = {"Place": [], "Stop": []}
+        self.job_allocs: list[dict[str, Any]] = []
+        self._prop_sets: dict[str, tuple[_PropertySet, ...]] = {}
         self.last_ports: list[dict[str, Any]] = []  # the ports select() assigned with its node
 
     def assign_ports(self, node_id: str, node: dict[str, Any], group: dict[str, Any],
@@ -650,6 +716,20 @@ class _Placer:
     def _distinct(self, group: dict[str, Any]) -> bool:
         return any(c["Operand"] == "distinct_hosts" and c.get("RTarget", "true") != "false"
                    for c in (*self.job.get("Constraints", ()), *group.get("Constraints", ())))
+
+    def props(self, group: dict[str, Any]) -> tuple[_PropertySet, ...]:
+        """The group's distinct_property sets (the job's constraints', then the group's), brought up to
+        date with the plan so far (Nomad's DistinctPropertyIterator, reset before each selection)."""
+        sets = self._prop_sets.get(group["Name"])
+        if sets is None:
+            sets = self._prop_sets[group["Name"]] = (
+                *(_PropertySet(c, "", self.job_allocs, self.nodes) for c in self.job.get("Constraints", ())
+                  if c["Operand"] == "distinct_property"),
+                *(_PropertySet(c, group["Name"], self.job_allocs, self.nodes)
+                  for c in group.get("Constraints", ()) if c["Operand"] == "distinct_property"))
+        for ps in sets:
+            ps.refresh(self.plan, self.nodes)
+        return sets
 
     def _prefs(self, group: dict[str, Any]) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
         """The group's affinities (job's, group's, its tasks') and spreads (job's and group's)."""
@@ -775,6 +855,7 @@ class _Placer:
         its feasibility and rank iterators, then the best of the first ``limit`` scored nodes (Nomad's
         LimitIterator, MaxSkip included, and MaxScoreIterator)."""
         distinct = self._distinct(group)
+        props = self.props(group)
         affinities, spreads = self._prefs(group)
         preferences = bool(affinities or spreads)
         has_ports = any(group_ports(group))
@@ -812,6 +893,8 @@ class _Placer:
             collisions = self.job_on_node.get((node_id, group["Name"]), 0)
             if distinct and collisions:
                 filter_node(m, node, "distinct_hosts")
+                continue
+            if props and not props_ok(props, node, m):
                 continue
             if _max_allocs_full(self.usage, node_id, node, m):
                 continue
@@ -983,6 +1066,9 @@ class _Placer:
         collisions = self.job_on_node.get((node_id, group["Name"]), 0) - (1 if held else 0)
         if collisions and self._distinct(group):
             filter_node(metrics, node, "distinct_hosts")
+            return False
+        props = self.props(group)
+        if props and not props_ok(props, node, metrics):
             return False
         if _max_allocs_full(self.usage, node_id, node, metrics):  # the replaced allocation's slot is free
             return False
@@ -1279,6 +1365,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         usage = _Usage(node_allocs, node_usage)
     freeing.append(usage)
     placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible, ready_by_dc)
+    placer.plan, placer.job_allocs = plan, job_allocs  # what distinct_property counts
     if deployment is _SCAN:
         deployment = latest_deployment(tables, job) if job["Type"] == "service" else None
     # Nomad's reconciler: a deployment of an older job version is cancelled
@@ -1755,6 +1842,9 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         if verdict != FEASIBLE:
             filter_node(metrics, node, verdict)
             continue
+        props = placer.props(group)
+        if props and not props_ok(props, node, metrics):
+            continue
         if not volumes_feasible(node, group, f"{job['ID']}.{group['Name']}[0]", metrics):
             continue
         if not host_networks_feasible(node, group, metrics):
@@ -1897,6 +1987,9 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
             filter_node(metrics, node, verdict)
             continue
         for name in todo:
+            props = placer.props(group)
+            if props and not props_ok(props, node, metrics):
+                break
             prev = replace_on.get((node_id, name))
             placed = _place_on(plan, job, group, node_id, node, name, prev, placer, metrics, need)
             if placed is False:
