@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from actors.scheduler.job import JobError, canonical_job
+from actors.scheduler.scheduler import live
 from runtime.hcl_job import HclJobError, parse_hcl_job
+from sim.job_cluster import sim_job
 from tests.test_filter_reasons import _failed, _node
 from tests.test_scheduler import Cluster, service
 
@@ -255,3 +257,16 @@ def test_placement_is_deterministic():
         c.schedule()
         return [a["NodeID"] for a in _live(c)]
     assert run() == run()
+
+
+def test_a_distinct_property_job_runs_in_the_simulator():
+    """Four simulated clients, at most two allocations per node (``${node.unique.id}``, value 2): a count
+    of 8 runs two on each, started by the clients' drivers."""
+    from tests.test_jobs_sim import boot, settle
+
+    c = boot(seed=3)
+    c.register(sim_job(count=8, Constraints=[{"LTarget": "${node.unique.id}", "Operand": "distinct_property",
+                                              "RTarget": "2"}]))
+    assert settle(c) == []
+    assert sorted(Counter(a["NodeID"] for a in c.allocs("web") if live(a)).values()) == [2, 2, 2, 2]
+    assert sum(d.starts for d in c.drivers.values()) == 8

@@ -491,7 +491,7 @@ class _PropertySet:
                     self.placed[value] = self.placed.get(value, 0) + 1
         self.counted = len(place)
         used = dict(self.placed)
-        stopped = {st["ID"] for st in plan["Stop"]} if plan["Stop"] else ()
+        stopped = {st["ID"] for st in plan["Stop"]} if plan["Stop"] and self.existing else ()
         for aid, value in self.existing.items():
             if aid not in stopped:
                 used[value] = used.get(value, 0) + 1
