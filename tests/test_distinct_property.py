@@ -118,6 +118,15 @@ def test_a_bad_constraint_gets_nomads_message(constraint, why):
         canonical_job(service(group={"Constraints": [constraint]}))
 
 
+@pytest.mark.parametrize("operand", ["distinct_hosts", "distinct_property"])
+def test_distinct_operands_are_refused_at_task_level(operand):
+    job = service()
+    job["TaskGroups"][0]["Tasks"][0]["Constraints"] = [{"LTarget": RACK, "Operand": operand}]
+    with pytest.raises(JobError, match=r"Tasks\[0\]\.Constraints\[0\]: Constraint 1 has disallowed "
+                                       f"Operand at task level: {operand}"):
+        canonical_job(job)
+
+
 def test_distinct_property_is_not_an_affinity():
     with pytest.raises(JobError, match="Unknown affinity operator 'distinct_property'"):
         canonical_job(service(Affinities=[{"LTarget": RACK, "Operand": "distinct_property", "Weight": 50}]))

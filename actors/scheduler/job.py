@@ -302,6 +302,9 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
     memory_max(res, f"{field}.Resources", t["Name"])
     t["Resources"] = res
     t["Constraints"] = _constraints(t.get("Constraints"), f"{field}.Constraints")
+    for i, c in enumerate(t["Constraints"]):  # Nomad's Task.Validate: the scheduler reads job's and group's
+        _need(c["Operand"] not in ("distinct_hosts", "distinct_property"), f"{field}.Constraints[{i}]",
+              f"Constraint {i + 1} has disallowed Operand at task level: {c['Operand']}")
     _placement_prefs(t, field, spreads=False)
     t["KillTimeout"] = _int(t.get("KillTimeout"), f"{field}.KillTimeout", default=DEFAULT_KILL_TIMEOUT_NS)
     t["KillSignal"] = _str(t.get("KillSignal"), f"{field}.KillSignal")
