@@ -1,0 +1,72 @@
+"""Review 19: placement scoring and feasibility against Nomad's stack (scheduler/feasible/*.go).
+
+Each test is a strict xfail: it fails today because of the defect its reason names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actors.scheduler.job import canonical_job
+from actors.scheduler.scheduler import _Placer, plan_usage
+from tests.test_placement_prefs import DC, _cluster
+from tests.test_scheduler import Cluster, service
+
+DISTINCT = {"Constraints": [{"LTarget": "", "RTarget": "true", "Operand": "distinct_hosts"}]}
+
+
+@pytest.mark.xfail(strict=True, reason="job_on_node (distinct_hosts, job anti-affinity, spread counts) still "
+                   "counts the allocations this plan stops; Nomad's ProposedAllocs leaves the plan's stops "
+                   "out, so a destructive update of a distinct_hosts group on a full cluster never places")
+def test_destructive_update_of_a_distinct_hosts_group_replaces_on_the_freed_nodes() -> None:
+    c = Cluster()
+    for i in range(2):
+        c.node(i)
+    c.register(**service(count=2, group=DISTINCT))
+    c.schedule()
+    c.client()
+    assert len(c.running("web")) == 2
+    c.register(**service(count=2, cpu=600, group=DISTINCT))  # a task change: destructive
+    c.schedule()
+    evals = list(c.state.tables["evals"].values())
+    assert not any(e.get("FailedTGAllocs") for e in evals), [e.get("FailedTGAllocs") for e in evals]
+    assert sorted(a["JobVersion"] for a in c.running("web")) == [1, 1]
+
+
+@pytest.mark.xfail(strict=True, reason="the job anti-affinity penalty counts an allocation the same plan "
+                   "stops (Nomad's JobAntiAffinityIterator counts the proposed allocations, stops left out): "
+                   "a replaced allocation's node is scored as if it were still there")
+def test_replacement_is_not_penalised_for_the_allocation_it_replaces() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1))
+    c.schedule()
+    c.client()
+    c.register(**service(count=1, cpu=600))
+    c.schedule()
+    placed = [a for a in c.running("web") if a["JobVersion"] == 1]
+    assert len(placed) == 1
+    from actors.scheduler.scheduler import metric_out
+    rows = metric_out(placed[0]["Metrics"])["ScoreMetaData"]
+    assert rows and rows[0]["Scores"]["job-anti-affinity"] == 0.0, rows
+
+
+def _placer(c: Cluster, job: dict[str, Any]) -> _Placer:
+    tables = c.state.tables
+    return _Placer(tables, job, "ev-1", plan_usage(lambda n: ()))
+
+
+@pytest.mark.xfail(strict=True, reason="a spread target's implicit '*' share is split among the unnamed "
+                   "values seen; Nomad (spread.go computeSpreadInfo) gives every unnamed value the whole "
+                   "remaining count as its desired count")
+def test_spread_implicit_target_is_the_whole_remainder_for_each_unnamed_value() -> None:
+    c = _cluster([("dc1", {}), ("dc2", {}), ("dc3", {})])
+    spread = [{"Attribute": DC, "Weight": 100, "SpreadTarget": [{"Value": "dc1", "Percent": 50}]}]
+    job = canonical_job(service("web", count=4, Datacenters=["dc1", "dc2", "dc3"], Spreads=spread))
+    group = job["TaskGroups"][0]
+    p = _placer(c, job)
+    p.job_on_node[("pref-1", "g")] = 1  # one allocation in dc2 already
+    _, spreads = p._prefs(group)
+    # Nomad: desired count for dc3 = 4 - 2 = 2; used + 1 = 1 -> (2 - 1) / 2 = 0.5
+    assert p._spread_score(c.state.tables["nodes"]["pref-2"], group, spreads) == pytest.approx(0.5)
