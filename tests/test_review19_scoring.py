@@ -70,3 +70,18 @@ def test_spread_implicit_target_is_the_whole_remainder_for_each_unnamed_value() 
     _, spreads = p._prefs(group)
     # Nomad: desired count for dc3 = 4 - 2 = 2; used + 1 = 1 -> (2 - 1) / 2 = 0.5
     assert p._spread_score(c.state.tables["nodes"]["pref-2"], group, spreads) == pytest.approx(0.5)
+
+
+@pytest.mark.xfail(strict=True, reason="an even spread's boost is weighted by its share of the spread "
+                   "weights; Nomad's SpreadIterator adds evenSpreadScoreBoost unweighted (only targeted "
+                   "spreads are weighted), so a node improving two even spreads scores 2.0, not 1.0")
+def test_even_spreads_add_their_boosts_unweighted_as_nomads() -> None:
+    c = _cluster([("dc1", {"rack": "r1"}), ("dc2", {"rack": "r2"})])
+    spreads = [{"Attribute": DC, "Weight": 50}, {"Attribute": "${meta.rack}", "Weight": 50}]
+    job = canonical_job(service("web", count=4, Datacenters=["dc1", "dc2"], Spreads=spreads))
+    group = job["TaskGroups"][0]
+    p = _placer(c, job)
+    p.job_on_node[("pref-0", "g")] = 1  # one allocation in dc1 / r1
+    _, prefs = p._prefs(group)
+    # Nomad: each even spread: the node's value unused while another is used -> boost 1.0; summed: 2.0
+    assert p._spread_score(c.state.tables["nodes"]["pref-1"], group, prefs) == pytest.approx(2.0)
