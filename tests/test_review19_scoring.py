@@ -85,3 +85,28 @@ def test_even_spreads_add_their_boosts_unweighted_as_nomads() -> None:
     _, prefs = p._prefs(group)
     # Nomad: each even spread: the node's value unused while another is used -> boost 1.0; summed: 2.0
     assert p._spread_score(c.state.tables["nodes"]["pref-1"], group, prefs) == pytest.approx(2.0)
+
+
+@pytest.mark.xfail(strict=True, reason="the reschedule penalty is applied only to a failed allocation "
+                   "rescheduled now (prev in delays); Nomad's getSelectOptions penalises the node of any "
+                   "failed previous allocation (and its RescheduleTracker's PrevNodeIDs), so a failed "
+                   "allocation replaced by a new version may go straight back to the node it failed on")
+def test_a_failed_allocation_replaced_by_a_new_version_penalises_the_node_it_failed_on() -> None:
+    from actors.scheduler.scheduler import metric_out
+    from tests.test_scheduler import _fail
+
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    c.register(**service(count=1))
+    c.schedule()
+    c.client()
+    (a,) = c.running("web")
+    _fail(c, a["ID"])  # its reschedule waits for its delay
+    c.schedule(due_only=True)
+    c.register(**service(count=1, cpu=600))  # a new version replaces it now (destructive)
+    c.schedule(due_only=True)
+    (new,) = [x for x in c.state.tables["allocs"].values() if x["JobVersion"] == 1]
+    assert new["PreviousAllocation"] == a["ID"]
+    rows = {r["NodeID"]: r for r in metric_out(new["Metrics"])["ScoreMetaData"]}
+    assert rows[a["NodeID"]]["Scores"]["node-reschedule-penalty"] == -1.0, rows
