@@ -1,6 +1,6 @@
 """Review 19: deployments that allocations updated in place join (commit 8e45eeb), against Nomad.
 
-Each test is a strict xfail: it fails today because of the defect its reason names."""
+Each test was a strict xfail, failing because of the defect it names, until the defect was fixed."""
 
 from __future__ import annotations
 
@@ -12,10 +12,6 @@ NOOP = ("Failed due to unhealthy allocations - not rolling back to stable job ve
         "has same specification")
 
 
-@pytest.mark.xfail(strict=True, reason="deployments.fail reverts to the latest stable version without "
-                   "Nomad's handleRollbackValidity (SpecChanged) check: a revert deployment whose in-place "
-                   "allocations turn unhealthy says 'rolling back to job version 0' though the job's spec "
-                   "already is version 0's and nothing is rolled back")
 def test_a_failed_revert_deployment_does_not_claim_to_roll_back_to_the_same_spec() -> None:
     update = {"AutoRevert": True, "ProgressDeadline": 0}  # the first unhealthy allocation fails it
     c = Cluster()

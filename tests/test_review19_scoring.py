@@ -1,6 +1,6 @@
 """Review 19: placement scoring and feasibility against Nomad's stack (scheduler/feasible/*.go).
 
-Each test is a strict xfail: it fails today because of the defect its reason names."""
+Each test was a strict xfail, failing because of the defect it names, until the defect was fixed."""
 
 from __future__ import annotations
 
@@ -16,9 +16,6 @@ from tests.test_scheduler import Cluster, service
 DISTINCT = {"Constraints": [{"LTarget": "", "RTarget": "true", "Operand": "distinct_hosts"}]}
 
 
-@pytest.mark.xfail(strict=True, reason="job_on_node (distinct_hosts, job anti-affinity, spread counts) still "
-                   "counts the allocations this plan stops; Nomad's ProposedAllocs leaves the plan's stops "
-                   "out, so a destructive update of a distinct_hosts group on a full cluster never places")
 def test_destructive_update_of_a_distinct_hosts_group_replaces_on_the_freed_nodes() -> None:
     c = Cluster()
     for i in range(2):
@@ -35,9 +32,6 @@ def test_destructive_update_of_a_distinct_hosts_group_replaces_on_the_freed_node
     assert sorted(a["JobVersion"] for a in c.running("web")) == [0, 1]
 
 
-@pytest.mark.xfail(strict=True, reason="the job anti-affinity penalty counts an allocation the same plan "
-                   "stops (Nomad's JobAntiAffinityIterator counts the proposed allocations, stops left out): "
-                   "a replaced allocation's node is scored as if it were still there")
 def test_replacement_is_not_penalised_for_the_allocation_it_replaces() -> None:
     c = Cluster()
     c.node(0)
@@ -58,9 +52,6 @@ def _placer(c: Cluster, job: dict[str, Any]) -> _Placer:
     return _Placer(tables, job, "ev-1", plan_usage(lambda n: ()))
 
 
-@pytest.mark.xfail(strict=True, reason="a spread target's implicit '*' share is split among the unnamed "
-                   "values seen; Nomad (spread.go computeSpreadInfo) gives every unnamed value the whole "
-                   "remaining count as its desired count")
 def test_spread_implicit_target_is_the_whole_remainder_for_each_unnamed_value() -> None:
     c = _cluster([("dc1", {}), ("dc2", {}), ("dc3", {})])
     spread = [{"Attribute": DC, "Weight": 100, "SpreadTarget": [{"Value": "dc1", "Percent": 50}]}]
@@ -73,9 +64,6 @@ def test_spread_implicit_target_is_the_whole_remainder_for_each_unnamed_value() 
     assert p._spread_score(c.state.tables["nodes"]["pref-2"], group, spreads) == pytest.approx(0.5)
 
 
-@pytest.mark.xfail(strict=True, reason="an even spread's boost is weighted by its share of the spread "
-                   "weights; Nomad's SpreadIterator adds evenSpreadScoreBoost unweighted (only targeted "
-                   "spreads are weighted), so a node improving two even spreads scores 2.0, not 1.0")
 def test_even_spreads_add_their_boosts_unweighted_as_nomads() -> None:
     c = _cluster([("dc1", {"rack": "r1"}), ("dc2", {"rack": "r2"})])
     spreads = [{"Attribute": DC, "Weight": 50}, {"Attribute": "${meta.rack}", "Weight": 50}]
@@ -88,10 +76,6 @@ def test_even_spreads_add_their_boosts_unweighted_as_nomads() -> None:
     assert p._spread_score(c.state.tables["nodes"]["pref-1"], group, prefs) == pytest.approx(2.0)
 
 
-@pytest.mark.xfail(strict=True, reason="the reschedule penalty is applied only to a failed allocation "
-                   "rescheduled now (prev in delays); Nomad's getSelectOptions penalises the node of any "
-                   "failed previous allocation (and its RescheduleTracker's PrevNodeIDs), so a failed "
-                   "allocation replaced by a new version may go straight back to the node it failed on")
 def test_a_failed_allocation_replaced_by_a_new_version_penalises_the_node_it_failed_on() -> None:
     from actors.scheduler.scheduler import metric_out
     from tests.test_scheduler import _fail

@@ -670,45 +670,50 @@ class _Placer:
 
     def _spread_score(self, node: dict[str, Any], group: dict[str, Any],
                       spreads: tuple[dict[str, Any], ...]) -> float:
-        """How much placing on *node* improves the group's spread, each spread by its share of the weight.
+        """How much placing on *node* improves the group's spreads (Nomad's SpreadIterator).
 
-        With targets: (desired - (placed + 1)) / desired for the node's
-        value, counting the placement being scored, where desired is its
-        percentage of the group's count (values not named share what the
-        targets leave); a value wanted nowhere, or a node without the
-        attribute, scores -1.  Without targets (even spread): a value not yet
-        used scores +1, one above the least-used value down to -1, the
-        least-used one (max - min) / min, and -1 when all are level; nothing
-        placed yet scores 0.  (Nomad's spread iterator's rules.)
+        With targets: (desired - (placed + 1)) / desired for the node's value,
+        counting the placement being scored, times the spread's share of the
+        spreads' weights; desired is the value's percentage of the group's
+        count, and a value not named gets the whole count the targets leave
+        (Nomad's implicit target).  A value wanted nowhere scores -1.
+        Without targets (even spread), unweighted: a value not yet used +1, one
+        above the least-used value (min - used) / min, the least-used one
+        (max - min) / min, -1 when all are level, and 0 when nothing is placed
+        yet.  A node without the attribute scores -1 for that spread.
         """
         weights = sum(sp["Weight"] for sp in spreads)
         total = 0.0
         for sp in spreads:
-            share = sp["Weight"] / weights
             value = resolve_target(sp["Attribute"], node)
             if value is None:
-                total -= share
+                total -= 1.0
                 continue
             counts = self._value_counts(group, sp["Attribute"])
             used = counts.get(value, 0)
             targets = sp.get("SpreadTarget")
             if targets:
-                named = {t["Value"]: t["Percent"] for t in targets}
-                percent = named.get(value)
-                if percent is None:
-                    others = {v for v in counts if v not in named} | {value}
-                    percent = (100 - sum(named.values())) / len(others)
-                desired = percent / 100 * group["Count"]
-                total += share * ((desired - (used + 1)) / desired if desired > 0 else -1.0)
+                count = group["Count"]
+                named = {t["Value"]: t["Percent"] / 100 * count for t in targets}
+                desired = named.get(value)
+                if desired is None:
+                    wanted = sum(named.values())
+                    if not 0 < wanted < count:
+                        total -= 1.0
+                        continue
+                    desired = count - wanted
+                if desired == 0:
+                    total -= 1.0
+                    continue
+                total += sp["Weight"] / weights * (desired - (used + 1)) / desired
             elif counts:
                 lo, hi = min(counts.values()), max(counts.values())
-                if value not in counts:
-                    boost = 1.0
-                elif used > lo:
-                    boost = max(-1.0, (lo - used) / lo)
+                if used != lo:
+                    total += (lo - used) / lo if lo else -1.0
+                elif lo == hi:
+                    total -= 1.0
                 else:
-                    boost = -1.0 if lo == hi else min(1.0, (hi - lo) / lo)
-                total += share * boost
+                    total += 1.0 if lo == 0 else (hi - lo) / lo
         return total
 
     def _value_counts(self, group: dict[str, Any], attribute: str) -> dict[str, int]:
@@ -730,6 +735,21 @@ class _Placer:
                 if value is not None:
                     counts[value] = counts.get(value, 0) + n
         return counts
+
+    def count_alloc(self, a: dict[str, Any], delta: int) -> None:
+        """One allocation of the job more (+1) or fewer (-1, the plan stops it) on its node: Nomad's
+        proposed allocations, which leave out the plan's stops, for distinct_hosts, the job
+        anti-affinity and the spread counts."""
+        key = (a["NodeID"], a["TaskGroup"])
+        self.job_on_node[key] = self.job_on_node.get(key, 0) + delta
+        node = self.nodes.get(a["NodeID"])
+        if node is None:
+            return
+        for (name, attribute), counts in self._spread_counts.items():
+            if name == a["TaskGroup"]:
+                value = resolve_target(attribute, node)
+                if value is not None:
+                    counts[value] = counts.get(value, 0) + delta
 
     def _count_placement(self, group: dict[str, Any], node: dict[str, Any]) -> None:
         for (name, attribute), counts in self._spread_counts.items():
@@ -979,8 +999,8 @@ class _Placer:
         if verdict != FEASIBLE:
             filter_node(metrics, node, verdict)
             return False
-        held = live(prev) and prev.get("NodeID") == node_id
-        collisions = self.job_on_node.get((node_id, group["Name"]), 0) - (1 if held else 0)
+        # The allocation it replaces is no longer counted there: the plan stops it (stop_alloc).
+        collisions = self.job_on_node.get((node_id, group["Name"]), 0)
         if collisions and self._distinct(group):
             filter_node(metrics, node, "distinct_hosts")
             return False
@@ -1009,7 +1029,7 @@ class _Placer:
             used[i] += need[i]
         self.usage.add_allocs(node_id, 1)
         key = (node_id, group["Name"])
-        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1 - (1 if held else 0)
+        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
         if spreads:
             self._count_placement(group, node)
         return True
@@ -1246,6 +1266,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
 
     freeing: list[_Usage] = []  # the plan's usage, once made
     freed: set[str] = set()  # allocations whose room this plan's usage no longer counts
+    counting: list[_Placer] = []  # the placer, once made: its allocations-per-node counts
 
     def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "") -> None:
         stop.append({"ID": a["ID"], "DesiredDescription": desc, "ClientStatus": client_status})
@@ -1257,6 +1278,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             for i, v in enumerate(alloc_usage(a)):
                 u[i] -= v
             freeing[0].add_allocs(a["NodeID"], -1)
+            if counting:  # nor is it one of the job's on its node (distinct_hosts, anti-affinity, spread)
+                counting[0].count_alloc(a, -1)
 
     if job is None or job.get("Stop") or job.get("ParameterizedJob") or job.get("Periodic"):  # parents never run
         for a in job_allocs:
@@ -1279,6 +1302,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         usage = _Usage(node_allocs, node_usage)
     freeing.append(usage)
     placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible, ready_by_dc)
+    counting.append(placer)
     if deployment is _SCAN:
         deployment = latest_deployment(tables, job) if job["Type"] == "service" else None
     # Nomad's reconciler: a deployment of an older job version is cancelled
@@ -1507,9 +1531,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                        for name in canary_names]
         for name, prev, dep_status in wanted:
             penalized = frozenset()
-            if prev is not None and prev["ID"] in delays:  # rescheduled: not where it failed, if it can
-                penalized = frozenset({prev.get("NodeID", ""),
-                                       *(e.get("PrevNodeID", "") for e in _events(prev))})
+            if prev is not None:  # Nomad's getSelectOptions: not where it failed, nor where it was before
+                penalized = frozenset({*((prev.get("NodeID", ""),) if prev.get("ClientStatus") == "failed"
+                                         else ()), *(e.get("PrevNodeID", "") for e in _events(prev))})
             node_id = placer.select(group, metrics, penalized, prev, name)
             if node_id is None:
                 failed += 1
@@ -1623,11 +1647,12 @@ def _unstop(plan: dict[str, Any], placer: _Placer, prev: dict[str, Any]) -> None
                 return
             held.update(ports)
         placer.stopping.discard(prev["ID"])
-    if live(prev):  # it keeps its room after all
+    if live(prev):  # it keeps its room after all, and counts on its node again
         u = placer.usage[prev["NodeID"]]
         for i, v in enumerate(alloc_usage(prev)):
             u[i] += v
         placer.usage.add_allocs(prev["NodeID"], 1)
+        placer.count_alloc(prev, 1)
     stop.remove(entry)
 
 

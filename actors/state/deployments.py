@@ -272,8 +272,15 @@ def fail(store: Any, index: int, dep_id: str, desc: str, now: float) -> dict[str
         stable = [v for v in store.job_versions(d["JobID"])
                   if v.get("Stable") and v.get("Version") != d["JobVersion"]] if job is not None else []
         if stable and job is not None and job.get("Version") == d["JobVersion"]:
+            from actors.scheduler.job import spec_changed
+
             revert = stable[0]
-            desc = f"{desc} - rolling back to job version {revert['Version']}"
+            if spec_changed(job, revert):
+                desc = f"{desc} - rolling back to job version {revert['Version']}"
+            else:  # Nomad's handleRollbackValidity: registering the same spec again would fail alike
+                desc = (f"{desc} - not rolling back to stable job version {revert['Version']} as current "
+                        "job has same specification")
+                revert = None
         else:
             desc = f"{desc} - no stable job version to auto revert to"
     _set_status(store, index, d, "failed", desc, now)
