@@ -4,8 +4,6 @@ Each test was a strict xfail, failing because of the defect it names, until the 
 
 from __future__ import annotations
 
-import pytest
-
 from tests.test_scheduler import Cluster, _deployment, _health, service
 
 NOOP = ("Failed due to unhealthy allocations - not rolling back to stable job version 0 as current job "
