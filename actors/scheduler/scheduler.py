@@ -1192,7 +1192,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  node_ids: list[str] | None = None, node_usage: Any = None,
                  usage: _Usage | None = None, feasible: dict[str, Any] | None = None,
                  deployment: Any = _SCAN, now: float | None = None,
-                 ready_by_dc: Any = None) -> dict[str, Any]:
+                 ready_by_dc: Any = None, max_place: int | None = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *deployment*: the job's latest deployment record, or None (the store
@@ -1212,6 +1212,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     *now*, the leader's time (seconds): a failed allocation whose reschedule
     delay has not passed waits for a follow-up evaluation (``RescheduleLater``);
     None (a dry run): every one due is rescheduled at once.
+    *max_place*: at most this many placements (the plan is one Raft entry, which must stay bounded);
+    what is left is marked ``More`` and plan_apply makes a follow-up evaluation for it.
     """
     job_id = ev["JobID"]
     job = tables["jobs"].get(job_id)
@@ -1481,6 +1483,11 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             wanted += [(name, resched_canaries.get(name), {"Healthy": None, "Canary": True})
                        for name in canary_names]
         for name, prev, dep_status in wanted:
+            if max_place is not None and len(plan["Place"]) >= max_place:
+                plan["More"] = True  # the rest in a follow-up evaluation's plan
+                if prev is not None:
+                    _unstop(plan, placer, prev)
+                continue
             penalized = frozenset()
             if prev is not None and prev["ID"] in delays:  # rescheduled: not where it failed, if it can
                 penalized = frozenset({prev.get("NodeID", ""),
