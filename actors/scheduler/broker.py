@@ -83,6 +83,10 @@ class BrokerConfig:
     # entry near 2 MB at most; a job with more to place gets them over follow-up evaluations
     # (``queued-allocs``, its NextEval), each seeing the room the ones before took.
     max_placements_per_entry: int = 2000
+    # Stops of a stopped (or purged) job one plan entry may hold, over all its plans: a stop is ~110
+    # bytes of the entry, so 10,000 keep it near 1 MB; a larger job is stopped over follow-up
+    # evaluations the same way.
+    max_stops_per_entry: int = 10_000
     # A worker that could start waits until the oldest queued evaluation is
     # this old, so evaluations arriving together (a stream of registrations)
     # share one plan entry instead of each taking its own write; it delays a
@@ -110,8 +114,8 @@ class BrokerConfig:
             raise ValueError("delivery_limit must be >= 1")
         if self.max_plans_per_entry < 1:
             raise ValueError("max_plans_per_entry must be >= 1")
-        if self.max_placements_per_entry < 1:
-            raise ValueError("max_placements_per_entry must be >= 1")
+        if self.max_placements_per_entry < 1 or self.max_stops_per_entry < 1:
+            raise ValueError("max_placements_per_entry and max_stops_per_entry must be >= 1")
         if self.plan_linger_s < 0:
             raise ValueError("plan_linger_s must be >= 0")
         for name in ("watch_timeout_s", "step_timeout_s", "failed_follow_up_s"):
@@ -174,24 +178,25 @@ def job_status_counts(state: Any) -> dict[str, int]:
     return counts
 
 
-def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float,
-                       max_place: int | None = None) -> tuple[bytes | None, tuple[str, ...], tuple[str, ...]]:
+def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_place: int | None = None,
+                       max_stop: int | None = None) -> tuple[bytes | None, tuple[str, ...], tuple[str, ...]]:
     """Read query run by Raft on the leader: the plans of *eval_ids* as one ``plan_apply_batch`` command.
 
     The plans are computed one after another against the same state, each
     seeing the capacity the ones before it took (plan_apply applies them in
     that order).  *max_place* bounds the placements of all the plans together
     (each gets what the ones before left; one that could not place all it
-    wants is followed by another evaluation); evaluations after it is used
-    up are not planned now.  Returns the command (None when none is still
+    wants is followed by another evaluation); *max_stop* the stops of jobs
+    stopped the same way.  Evaluations after either is used up are not
+    planned now.  Returns the command (None when none is still
     pending), the IDs of the evaluations it plans and of those left for a
     later entry.
     """
     usage = plan_usage(state.node_allocs, state.node_usage, state.node_capacity)
     plans, planned = [], []
-    left = max_place
+    left, left_stop = max_place, max_stop
     for n, eval_id in enumerate(eval_ids):
-        if left is not None and left <= 0:
+        if (left is not None and left <= 0) or (left_stop is not None and left_stop <= 0):
             return (command("plan_apply_batch", plans=plans, now=now) if plans else None), \
                 tuple(planned), eval_ids[n:]
         ev = state.tables["evals"].get(eval_id)
@@ -201,10 +206,13 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float,
                                   state.sorted_ids("nodes"), state.node_usage, usage=usage,
                                   feasible=state.feasibility,
                                   deployment=deployments.latest(state, ev["JobID"]), now=now,
-                                  ready_by_dc=state.ready_nodes_by_dc, max_place=left))
+                                  ready_by_dc=state.ready_nodes_by_dc, max_place=left,
+                                  max_stop=left_stop))
         planned.append(eval_id)
         if left is not None:
             left -= len(plans[-1]["Place"])
+        if left_stop is not None:
+            left_stop -= len(plans[-1]["Stop"])
     if not plans:
         return None, (), ()
     return command("plan_apply_batch", plans=plans, now=now), tuple(planned), ()
@@ -471,7 +479,8 @@ class EvalBroker(NodeActor):
         ids = tuple(w.eval_id for w in taken)
         self._batches[batch] = ids
         query = functools.partial(plan_batch_command, eval_ids=ids, now=self._wall(),
-                                  max_place=self.cfg.max_placements_per_entry)
+                                  max_place=self.cfg.max_placements_per_entry,
+                                  max_stop=self.cfg.max_stops_per_entry)
         # The leader's own applied state, not a linearizable read: the
         # evaluations were found in that state, and the state machine
         # re-checks each plan when it applies it (evaluation still pending,

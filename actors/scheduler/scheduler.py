@@ -1192,7 +1192,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  node_ids: list[str] | None = None, node_usage: Any = None,
                  usage: _Usage | None = None, feasible: dict[str, Any] | None = None,
                  deployment: Any = _SCAN, now: float | None = None,
-                 ready_by_dc: Any = None, max_place: int | None = None) -> dict[str, Any]:
+                 ready_by_dc: Any = None, max_place: int | None = None,
+                 max_stop: int | None = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *deployment*: the job's latest deployment record, or None (the store
@@ -1213,7 +1214,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     delay has not passed waits for a follow-up evaluation (``RescheduleLater``);
     None (a dry run): every one due is rescheduled at once.
     *max_place*: at most this many placements (the plan is one Raft entry, which must stay bounded);
-    what is left is marked ``More`` and plan_apply makes a follow-up evaluation for it.
+    what is left is marked ``More`` and plan_apply makes a follow-up evaluation for it.  *max_stop*
+    bounds the same way the stops of a job that is stopped (or gone).
     """
     job_id = ev["JobID"]
     job = tables["jobs"].get(job_id)
@@ -1246,6 +1248,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     if job is None or job.get("Stop") or job.get("ParameterizedJob") or job.get("Periodic"):  # parents never run
         for a in job_allocs:
             if a.get("DesiredStatus") == "run":
+                if max_stop is not None and len(stop) >= max_stop:
+                    plan["More"] = True
+                    break
                 lost = _node_lost(nodes.get(a["NodeID"])) and a.get("ClientStatus") not in TERMINAL_CLIENT
                 stop_alloc(a, STOP_LOST if lost else STOP_JOB, "lost" if lost else "")
         return plan

@@ -1690,9 +1690,10 @@ class StateStore:
             follow += self._disconnect_updates(index, plan, now, ev["ID"])
         if refused:
             follow += self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
-        elif plan.get("More") and job is not None:
-            # The scheduler placed no more than one plan may hold (the broker's max_placements_per_entry
-            # bounds the Raft entry): the rest is placed by the next evaluation, which the first one
+        elif plan.get("More"):
+            # The scheduler placed (or stopped) no more than one plan may hold (the broker's
+            # max_placements_per_entry and max_stops_per_entry bound the Raft entry): the rest is
+            # done by the next evaluation, which the first one
             # names (Nomad's NextEval, which "nomad job run" goes on to monitor).
             nxt = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, previous=ev["ID"])
             ev["NextEval"] = nxt[0]
