@@ -184,7 +184,7 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
     if d["Status"] == "running" and _auto_promotable(store, d):
         d = _promote(store, index, d, sorted(d["TaskGroups"]), now)
         promoted = True
-    outdated = _outdated(store, d)
+    outdated = _outdated(store, d, index)
     if outdated or promoted:
         # The scheduler looks again: the next ones roll, or promoted canaries take over -- a
         # promotion always evaluates (Nomad's watcher does), even with no old allocation left
@@ -197,12 +197,21 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
         _succeed_if_done(store, index, d, now)
 
 
-def _outdated(store: Any, d: dict[str, Any]) -> bool:
+def _outdated(store: Any, d: dict[str, Any], index: int | None = None) -> bool:
     """An allocation the deployment's groups still run is of an earlier version."""
     groups, version = d["TaskGroups"], d["JobVersion"]
+    # None outdated stays so for the rest of write *index* (a client's report makes no allocation of an
+    # earlier version live): one scan a write, not one a health report -- a 10,000-allocation job's
+    # reports, thousands a write, cost seconds of every server's state machine per write otherwise.
+    key = (index, d["ID"], version, tuple(groups))
+    if index is not None and store.not_outdated == key:
+        return False
     # Its live allocations only, not every one the job ever ran (this runs on every health report).
-    return any(a["TaskGroup"] in groups and a.get("JobVersion") != version
-               for a in store.live_job_allocs(d["JobID"]))
+    found = any(a["TaskGroup"] in groups and a.get("JobVersion") != version
+                for a in store.live_job_allocs(d["JobID"]))
+    if not found and index is not None:
+        store.not_outdated = key
+    return found
 
 
 def after_plan(store: Any, index: int, job_id: str, now: float) -> None:
