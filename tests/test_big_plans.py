@@ -26,7 +26,8 @@ def _run_bounded(c: Cluster, max_place: int | None, max_stop: int | None = None)
         ids = tuple(e[2] for e in sorted(pending_evals(c.state)))
         if not ids:
             return out
-        data, planned, deferred = plan_batch_command(c.state, ids, c.now, max_place=max_place, max_stop=max_stop)
+        data, planned, deferred = plan_batch_command(c.state, ids, c.now, max_place=max_place,
+                                                     max_stop=max_stop)
         assert planned and set(planned).isdisjoint(deferred)
         c.index += 1
         res = c.state.apply(c.index, data)
@@ -150,3 +151,27 @@ def test_sim_a_count_10000_job_on_1000_nodes_runs_exactly_10000() -> None:
     c.run(20)
     c.register(sim_job("big", 10_000, cpu=10, mem=10, job_type="batch"))
     _assert_placed_once(c, "big", 10_000)
+
+
+def test_job_run_monitor_follows_the_next_evaluation_to_the_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime import cli, cli_jobs  # noqa: F401 - cli first (it imports cli_jobs), as bin/nomad does
+
+    e1, e2 = "11111111-aaaa-bbbb-cccc-000000000001", "22222222-aaaa-bbbb-cccc-000000000002"
+    evals = {e1: {"ID": e1, "JobID": "big", "Status": "complete", "NextEval": e2, "ModifyIndex": 5},
+             e2: {"ID": e2, "JobID": "big", "Status": "complete", "ModifyIndex": 6}}
+    allocs = {e1: [{"ID": "a" * 36, "NodeID": "n" * 36, "TaskGroup": "g"}],
+              e2: [{"ID": "b" * 36, "NodeID": "n" * 36, "TaskGroup": "g"}]}
+
+    def request(addr: str, method: str, path: str, *a: object, **k: object) -> object:
+        eval_id = path.split("/")[3]
+        return allocs[eval_id] if path.endswith("/allocations") else evals[eval_id]
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    out, code = cli_jobs.monitor("http://x", e1)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == '==> Monitoring evaluation "11111111"'
+    assert '==> Monitoring evaluation "22222222"' in lines
+    assert sum(1 for line in lines if "created: node" in line) == 2
+    assert lines[-1] == '==> Evaluation "22222222" finished with status "complete"'
+    assert not any('"11111111" finished' in line for line in lines)
