@@ -175,3 +175,21 @@ def test_job_run_monitor_follows_the_next_evaluation_to_the_last(monkeypatch: py
     assert sum(1 for line in lines if "created: node" in line) == 2
     assert lines[-1] == '==> Evaluation "22222222" finished with status "complete"'
     assert not any('"11111111" finished' in line for line in lines)
+
+
+def test_the_job_summary_counts_what_the_follow_up_evaluation_has_still_to_place_as_queued() -> None:
+    from actors.http_jobs import job_summaries
+
+    c = Cluster()
+    for i in range(5):
+        c.node(i, cpu=100_000, mem=100_000)
+    c.register(**service("big", count=500, cpu=10, mem=10))
+    ids = tuple(e[2] for e in pending_evals(c.state))
+    data, _, _ = plan_batch_command(c.state, ids, c.now, max_place=200)
+    c.index += 1
+    c.state.apply(c.index, data)
+    s = job_summaries(c.state, ["big"])["big"]["Summary"]["g"]
+    assert (s["Starting"], s["Queued"]) == (200, 300)
+    _run_bounded(c, max_place=200)
+    s = job_summaries(c.state, ["big"])["big"]["Summary"]["g"]
+    assert (s["Starting"], s["Queued"]) == (500, 0)
