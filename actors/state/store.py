@@ -250,7 +250,7 @@ class StateStore:
         # one found no longer live when looked at leaves (an allocation never comes back to life).
         # What asks "is anything of the job still running" reads this, not every allocation ever.
         self._maybe_live_by_job: dict[str, set[str]] = {}
-        self.not_outdated: tuple[Any, ...] | None = None  # deployments._outdated's answer within a write
+        self.outdated_memo: tuple[Any, ...] | None = None  # deployments._outdated's answer within a write
         # node ID -> the highest AllocModifyIndex of its allocations: what a
         # client's blocking query waits on (server-side changes only).
         self.node_alloc_index: dict[str, int] = {}
@@ -790,7 +790,7 @@ class StateStore:
         self.allocs_by_job = {}
         self._job_alloc_ids = {}
         self._maybe_live_by_job = {}
-        self.not_outdated: tuple[Any, ...] | None = None  # deployments._outdated's answer within a write
+        self.outdated_memo: tuple[Any, ...] | None = None  # deployments._outdated's answer within a write
         self.node_alloc_index = {}
         self._all_keys_changed = True
         self._node_usage = {}
