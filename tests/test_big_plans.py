@@ -193,3 +193,44 @@ def test_the_job_summary_counts_what_the_follow_up_evaluation_has_still_to_place
     _run_bounded(c, max_place=200)
     s = job_summaries(c.state, ["big"])["big"]["Summary"]["g"]
     assert (s["Starting"], s["Queued"]) == (500, 0)
+
+
+@pytest.mark.slow
+def test_sim_a_large_service_job_updates_drains_and_stops_completely() -> None:
+    c = _big_cluster(100, per_entry=500)
+    c.run(15)
+    update = {"MaxParallel": 1000, "MinHealthyTime": 10**9, "HealthyDeadline": 60 * 10**9,
+              "ProgressDeadline": 120 * 10**9}
+    migrate = {"MaxParallel": 100, "MinHealthyTime": 10**9, "HealthyDeadline": 60 * 10**9}
+    c.register(sim_job("web", 3000, cpu=10, mem=10, Update=update, Migrate=migrate))
+    _assert_placed_once(c, "web", 3000)
+    job = sim_job("web", 3000, cpu=10, mem=10, Update=update, Migrate=migrate)
+    job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = ["7200"]
+    c.register(job)
+    end = c.sched.now + 300
+    while c.sched.now < end:
+        c.run(5.0)
+        run = [a for a in c.allocs("web") if a["DesiredStatus"] == "run"]
+        if len(run) == 3000 and all(a["JobVersion"] == 1 and a["ClientStatus"] == "running" for a in run):
+            break
+    run = [a for a in c.allocs("web") if a["DesiredStatus"] == "run"]
+    assert len(run) == 3000 and len({a["Name"] for a in run}) == 3000
+    assert all(a["JobVersion"] == 1 and a["ClientStatus"] == "running" for a in run)
+    assert not c.rollout_violations and not c.overcommits
+    state = c.live_peers()[c.leader()].state
+    assert sorted(d["Status"] for d in state.tables["deployments"].values()) == ["successful", "successful"]
+    node = c.node_id("c0001")
+    assert any(a["NodeID"] == node for a in run)
+    c.drain("c0001")
+    end = c.sched.now + 300
+    while c.sched.now < end and any(a["NodeID"] == node and a["DesiredStatus"] == "run"
+                                    for a in c.allocs("web")):
+        c.run(5.0)
+    run = _settle(c, "web", 3000)
+    assert len(run) == 3000 and len({a["Name"] for a in run}) == 3000
+    assert all(a["NodeID"] != node for a in run)
+    c.stop_job("web")
+    end = c.sched.now + 60
+    while any(a["DesiredStatus"] == "run" for a in c.allocs("web")) and c.sched.now < end:
+        c.run(1.0)
+    assert not any(a["DesiredStatus"] == "run" for a in c.allocs("web"))
