@@ -234,3 +234,22 @@ def test_sim_a_large_service_job_updates_drains_and_stops_completely() -> None:
     while any(a["DesiredStatus"] == "run" for a in c.allocs("web")) and c.sched.now < end:
         c.run(1.0)
     assert not any(a["DesiredStatus"] == "run" for a in c.allocs("web"))
+
+
+def test_a_system_job_on_more_nodes_than_one_plan_holds_reaches_every_node() -> None:
+    c = Cluster()
+    for i in range(25):
+        c.node(i, cpu=1000, mem=1000)
+    job = service("sys", count=1, cpu=10, mem=10)
+    job["Type"] = "system"
+    job["Update"] = {"MaxParallel": 100, "Stagger": 10**9}  # a rolling update of them all at once
+    c.register(**job)
+    assert _run_bounded(c, max_place=10) == [(10, 0), (10, 0), (5, 0)]
+    assert sorted(a["NodeID"] for a in c.running("sys")) == sorted(c.state.tables["nodes"])
+    # An update replaces in place on each node, a plan's worth at a time, never leaving a node without one.
+    job["TaskGroups"][0]["Tasks"][0]["Config"] = {"command": "/bin/sleep", "args": ["2000"]}
+    c.register(**job)
+    assert [placed for placed, _ in _run_bounded(c, max_place=10)] == [10, 10, 5]
+    run = c.running("sys")
+    assert len(run) == 25 and {a["JobVersion"] for a in run} == {1}
+    assert len({a["NodeID"] for a in run}) == 25

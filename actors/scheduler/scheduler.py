@@ -1285,6 +1285,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             key = (a["NodeID"], a["TaskGroup"])
             placer.job_on_node[key] = placer.job_on_node.get(key, 0) + 1
     seq = 0
+    if max_place is not None:
+        plan["_max_place"] = max_place  # for _system_group
     if job["Type"] == "system":
         u = job.get("Update") if isinstance(job.get("Update"), dict) else {}
         if int(u.get("MaxParallel") or 0) > 0 and int(u.get("Stagger") or 0) > 0:
@@ -1517,6 +1519,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             metrics["CoalescedFailures"] = failed - 1
             plan["Failed"][group["Name"]] = _group_metrics(metrics)
     plan.pop("_rolling", None)
+    plan.pop("_max_place", None)
     if later:
         plan["RescheduleLater"] = sorted(later, key=lambda x: (x["At"], x["ID"]))
     return plan
@@ -1730,8 +1733,14 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         placer.stopping = {st["ID"] for st in plan["Stop"]}
     failed = 0
     need = (*group_resources(group), group_disk_mb(group))
+    limit = plan.get("_max_place")
     for node_id in placer.sorted_ids:
         if node_id in have and node_id not in replace_on:
+            continue
+        if limit is not None and len(plan["Place"]) >= limit:
+            plan["More"] = True  # the plan entry is full: the other nodes in a follow-up evaluation's plan
+            if node_id in replace_on:
+                _unstop(plan, placer, replace_on[node_id])
             continue
         node = nodes[node_id]
         metrics["NodesEvaluated"] += 1
