@@ -138,11 +138,26 @@ def test_sim_a_job_larger_than_a_plan_entry_runs_completely_and_stops_completely
     state = c.live_peers()[c.leader()].state
     follow = [e for e in state.tables["evals"].values() if e["TriggeredBy"] == "queued-allocs"]
     assert {e["JobID"] for e in follow} == {"web", "jobs"} and all(e["Status"] == "complete" for e in follow)
+    stats = c.actor(c.leader(), "eval-broker").stats
+    assert stats["placed"] == 800 and stats["refused"] == 0 and stats["failed"] == 0
     c.stop_job("web")
     end = c.sched.now + 60
     while any(a["DesiredStatus"] == "run" for a in c.allocs("web")) and c.sched.now < end:
         c.run(1.0)
     assert not any(a["DesiredStatus"] == "run" for a in c.allocs("web"))
+
+
+def test_sim_evaluations_an_entry_has_no_room_for_wait_for_the_next_and_every_job_is_placed() -> None:
+    c = _big_cluster(20, per_entry=150)
+    c.run(15)
+    jobs = ("a", "b", "d", "e")
+    for j in jobs:
+        c.register(sim_job(j, 200, cpu=10, mem=10))
+    for j in jobs:
+        _assert_placed_once(c, j, 200)
+    stats = c.actor(c.leader(), "eval-broker").stats
+    assert stats["deferred"] > 0 and stats["placed"] == 800 and stats["plan_entries"] == 6
+    assert stats["retries"] == 0 and stats["failed"] == 0
 
 
 @pytest.mark.slow

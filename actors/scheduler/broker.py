@@ -287,7 +287,7 @@ class EvalBroker(NodeActor):
         self.paused = False  # the scheduler configuration's PauseEvalBroker, as last read
         self._worker_started: list[float] = []  # wall time each worker slot started (Nomad's WorkerInfo)
         self.stats = {"scheduled": 0, "placed": 0, "stopped": 0, "refused": 0, "failed": 0, "retries": 0,
-                      "plan_entries": 0}
+                      "plan_entries": 0, "deferred": 0}
 
     def on_start(self) -> None:
         self._resize(self.cfg.num_workers)
@@ -565,6 +565,7 @@ class EvalBroker(NodeActor):
             data, planned, deferred = m.value[1]
             for w in works:
                 if w.eval_id in deferred:  # the entry was full: planned in a later one, no attempt spent
+                    self.stats["deferred"] += 1
                     self._running.pop(w.eval_id, None)
                     self._jobs_running.discard(w.job_id)
                     self._enqueue([w.item or (-50, 0, w.eval_id, w.job_id)])
