@@ -268,3 +268,19 @@ def test_a_system_job_on_more_nodes_than_one_plan_holds_reaches_every_node() -> 
     run = c.running("sys")
     assert len(run) == 25 and {a["JobVersion"] for a in run} == {1}
     assert len({a["NodeID"] for a in run}) == 25
+
+
+def test_a_down_node_s_many_allocations_are_replaced_over_several_plans() -> None:
+    c = Cluster()
+    down = c.node(0, cpu=100_000, mem=100_000)
+    c.register(**service("big", count=40, cpu=10, mem=10))
+    c.schedule()
+    c.client()
+    c.node(1, cpu=100_000, mem=100_000)
+    c.apply("node_update_status", node_id=down, status="down")
+    counts = _run_bounded(c, max_place=15)
+    assert [placed for placed, _ in counts] == [15, 15, 10]
+    assert counts[0][1] == 40  # the lost ones all stop at once; their replacements come a plan at a time
+    names = _names(c, "big")
+    assert names == sorted(f"big.g[{i}]" for i in range(40))
+    assert all(a["NodeID"] != down for a in c.running("big"))

@@ -1492,7 +1492,10 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         for name, prev, dep_status in wanted:
             if max_place is not None and len(plan["Place"]) >= max_place:
                 plan["More"] = True  # the rest in a follow-up evaluation's plan
-                if prev is not None:
+                # Only a failed or an outdated one is unstopped (a lost one stays stopped): the others
+                # skip _unstop's scan of the stops, thousands of them when a large node went down.
+                if prev is not None and (prev.get("ClientStatus") == "failed"
+                                         or prev.get("JobVersion", 0) != job.get("Version", 0)):
                     _unstop(plan, placer, prev)
                 continue
             penalized = frozenset()
