@@ -1229,7 +1229,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  node_ids: list[str] | None = None, node_usage: Any = None,
                  usage: _Usage | None = None, feasible: dict[str, Any] | None = None,
                  deployment: Any = _SCAN, now: float | None = None,
-                 ready_by_dc: Any = None) -> dict[str, Any]:
+                 ready_by_dc: Any = None, max_place: int | None = None,
+                 max_stop: int | None = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *deployment*: the job's latest deployment record, or None (the store
@@ -1249,6 +1250,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     *now*, the leader's time (seconds): a failed allocation whose reschedule
     delay has not passed waits for a follow-up evaluation (``RescheduleLater``);
     None (a dry run): every one due is rescheduled at once.
+    *max_place*: at most this many placements (the plan is one Raft entry, which must stay bounded);
+    what is left is marked ``More`` and plan_apply makes a follow-up evaluation for it.  *max_stop*
+    bounds the same way the stops of a job that is stopped (or gone).
     """
     job_id = ev["JobID"]
     job = tables["jobs"].get(job_id)
@@ -1284,6 +1288,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     if job is None or job.get("Stop") or job.get("ParameterizedJob") or job.get("Periodic"):  # parents never run
         for a in job_allocs:
             if a.get("DesiredStatus") == "run":
+                if max_stop is not None and len(stop) >= max_stop:
+                    plan["More"] = True
+                    break
                 lost = _node_lost(nodes.get(a["NodeID"])) and a.get("ClientStatus") not in TERMINAL_CLIENT
                 stop_alloc(a, STOP_LOST if lost else STOP_JOB, "lost" if lost else "")
         return plan
@@ -1319,6 +1326,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             key = (a["NodeID"], a["TaskGroup"])
             placer.job_on_node[key] = placer.job_on_node.get(key, 0) + 1
     seq = 0
+    if max_place is not None:
+        plan["_max_place"] = max_place  # for _system_group
     if job["Type"] == "system":
         u = job.get("Update") if isinstance(job.get("Update"), dict) else {}
         if int(u.get("MaxParallel") or 0) > 0 and int(u.get("Stagger") or 0) > 0:
@@ -1530,6 +1539,14 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             wanted += [(name, resched_canaries.get(name), {"Healthy": None, "Canary": True})
                        for name in canary_names]
         for name, prev, dep_status in wanted:
+            if max_place is not None and len(plan["Place"]) >= max_place:
+                plan["More"] = True  # the rest in a follow-up evaluation's plan
+                # Only a failed or an outdated one is unstopped (a lost one stays stopped): the others
+                # skip _unstop's scan of the stops, thousands of them when a large node went down.
+                if prev is not None and (prev.get("ClientStatus") == "failed"
+                                         or prev.get("JobVersion", 0) != job.get("Version", 0)):
+                    _unstop(plan, placer, prev)
+                continue
             penalized = frozenset()
             if prev is not None:  # Nomad's getSelectOptions: not where it failed, nor where it was before
                 penalized = frozenset({*((prev.get("NodeID", ""),) if prev.get("ClientStatus") == "failed"
@@ -1554,6 +1571,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             metrics["CoalescedFailures"] = failed - 1
             plan["Failed"][group["Name"]] = _group_metrics(metrics)
     plan.pop("_rolling", None)
+    plan.pop("_max_place", None)
     if later:
         plan["RescheduleLater"] = sorted(later, key=lambda x: (x["At"], x["ID"]))
     return plan
@@ -1768,8 +1786,14 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         placer.stopping = {st["ID"] for st in plan["Stop"]}
     failed = 0
     need = (*group_resources(group), group_disk_mb(group))
+    limit = plan.get("_max_place")
     for node_id in placer.sorted_ids:
         if node_id in have and node_id not in replace_on:
+            continue
+        if limit is not None and len(plan["Place"]) >= limit:
+            plan["More"] = True  # the plan entry is full: the other nodes in a follow-up evaluation's plan
+            if node_id in replace_on:
+                _unstop(plan, placer, replace_on[node_id])
             continue
         node = nodes[node_id]
         metrics["NodesEvaluated"] += 1
