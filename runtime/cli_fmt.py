@@ -403,18 +403,35 @@ class HclSyntaxError(Exception):
     pass
 
 
+def _diagnostic(summary: str, path: str, src: str, line: int | None, detail: str) -> str:
+    """An HCL diagnostic as hcl's text writer shows one: the summary, where, the source line, the detail."""
+    if not line:
+        return f"Error: {summary}\n\n  on {path}:\n\n{detail}"
+    lines = src.splitlines()
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    return f"Error: {summary}\n\n  on {path} line {line}:\n  {line:>3}: {text}\n\n{detail}"
+
+
 def check_syntax(src: str, path: str) -> None:
-    """Refuse a file that does not parse as HCL (python-hcl2), with the parser's first line."""
+    """Refuse a file that does not parse as HCL (python-hcl2), saying where and the parser's reason."""
     import hcl2
 
+    # python-hcl2 refuses spaces after a heredoc's closing marker, which hclsyntax allows: parsed without
+    tokens = tokenize(src)
+    checked = "".join(" " * t.spaces + (t.text.rstrip(" \t") if t.kind == CHEREDOC else t.text)
+                      for t in tokens)
     try:
-        hcl2.loads(src)
+        hcl2.loads(checked)
     except Exception as e:  # lark raises its own error types, with the line and column
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise HclSyntaxError(f"Error: Invalid HCL syntax\n\n  on {path}: {first}") from None
-    if any(t.kind == INVALID for t in tokenize(src)):
-        raise HclSyntaxError(f"Error: Invalid character\n\n  on {path}: this character is not used "
-                             "within the language.")
+        raise HclSyntaxError(_diagnostic("Invalid HCL syntax", path, src, getattr(e, "line", None),
+                                         first)) from None
+    line = 1
+    for t in tokens:  # what python-hcl2 lets through but hclsyntax's scanner refuses
+        if t.kind == INVALID:
+            raise HclSyntaxError(_diagnostic("Invalid character", path, src, line,
+                                             "This character is not used within the language."))
+        line += t.text.count("\n")
 
 
 def _is_nomad_file(name: str) -> bool:

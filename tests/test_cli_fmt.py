@@ -65,7 +65,15 @@ job "job1" {
 
 GOLDEN = [
     pytest.param(NOMAD_IN, NOMAD_OUT, id="nomad-fixture"),
+    pytest.param(  # Nomad's command/testdata/fmt/nomad.in.hcl -> nomad.out.hcl
+        "server {\n  enabled          =    true\n  bootstrap_expect    = 3\n}\n\nconsul    {\n"
+        '  address    = "1.2.3.4:8500"\n}\n',
+        'server {\n  enabled          = true\n  bootstrap_expect = 3\n}\n\nconsul {\n'
+        '  address = "1.2.3.4:8500"\n}\n',
+        id="nomad-agent-fixture"),
     pytest.param("client   {enabled = true}", "client { enabled = true }", id="one-line-block"),
+    pytest.param(  # hclsyntax allows spaces after a heredoc's closing marker (python-hcl2 does not)
+        "a = <<EOF\nx\nEOF  \n b=1\n", "a = <<EOF\nx\nEOF  \nb = 1\n", id="heredoc-marker-spaces"),
     pytest.param("a {}\nb {   }\n", "a {}\nb {}\n", id="empty-blocks"),
     pytest.param(  # alignment groups: a blank line, a nested block and a comment-only line end one
         'job "x" {\n  a = 1\n  long_name = 2\n\n  b = 3\n  ccc = 4\n  group "g" {\n  count = 1\n  }\n'
@@ -109,7 +117,8 @@ GOLDEN = [
 def test_golden(src: str, want: str) -> None:
     assert format_hcl(src) == want
     assert format_hcl(want) == want  # idempotent
-    assert hcl2.loads(want) == hcl2.loads(src)
+    if "EOF  " not in src:
+        assert hcl2.loads(want) == hcl2.loads(src)
 
 
 def test_tokens_give_back_the_text() -> None:
@@ -260,7 +269,8 @@ def test_file_that_does_not_parse_is_left_alone(tmp_path: Path) -> None:
     code, out, err = _run([str(f), str(good)])
     assert code == 1
     assert out == f"{good}\n"  # the others are still formatted
-    assert f"on {f}" in err and "Error:" in err
+    assert err.startswith(f"Error: Invalid HCL syntax\n\n  on {f} line 1:\n"
+                          "    1: client {enabled true }\n\n")
     assert f.read_text() == "client {enabled true }\n"
     code, out, err = _run(["-"], "client {enabled true }")
     assert (code, out) == (1, "") and "Error:" in err
