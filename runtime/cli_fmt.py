@@ -435,7 +435,9 @@ def check_syntax(src: str, path: str) -> None:
 
 
 def _is_nomad_file(name: str) -> bool:
-    return os.path.splitext(name)[1] in (".nomad", ".hcl")
+    """Go's filepath.Ext of the base name is .nomad or .hcl (so a.nomad.hcl and .hcl are too)."""
+    base = os.path.basename(name)
+    return "." in base and base[base.rfind("."):] in (".nomad", ".hcl")
 
 
 class _Fmt:
@@ -489,7 +491,7 @@ class _Fmt:
             return
         for entry in entries:
             sub = os.path.normpath(os.path.join(path, entry.name))  # Go's filepath.Join cleans
-            if entry.is_dir():
+            if entry.is_dir(follow_symlinks=False):  # as os.ReadDir's entries: a link is not followed
                 if self.recursive:
                     self.process_dir(sub)
                 continue
@@ -516,7 +518,13 @@ def fmt_command(args: list[str], stdin: TextIO | None = None, stdout: TextIO | N
     if not f.list and not f.write_file:
         f.write_stdout = True
     if not paths:
-        f.process("<stdin>", stdin.read())
+        raw = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()  # bytes: \r\n kept
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as e:
+            f.errors.append(f"Failed to read file <stdin>: {e}")
+        else:
+            f.process("<stdin>", text)
     for path in paths:
         if not os.path.exists(path):
             f.errors.append(f"No file or directory at {path}")
