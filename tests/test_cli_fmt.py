@@ -196,6 +196,8 @@ _VALUE = st.one_of(
     st.integers(-5, 500).map(str),
     st.sampled_from(['"s"', '"a = { # b"', '"${x}"', '""', "true", '"// not"']),
     st.lists(st.sampled_from(["1", '"v"', "-2"]), max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+    st.sampled_from(["<<EOF\n  x = ${y}  \n {\nEOF", "<<-EOT\n    a\n   EOT", "[\n1,\n    2\n]",
+                     '{\na = 1\n     bb = "x"\n}', "1 +   2*3", 'upper( "a" )']),
 )
 _SP = st.sampled_from(["", " ", "   ", "\t"])
 
