@@ -235,7 +235,8 @@ def test_formatting_is_idempotent_and_keeps_meaning(src: str) -> None:
     out = format_hcl(src)
     assert format_hcl(out) == out
     assert _meaning(out) == before
-    assert all(line == line.rstrip(" ") for line in out.split("\n"))
+    if "<<" not in src:  # a heredoc's lines are kept as they are, trailing spaces too
+        assert all(line == line.rstrip(" ") for line in out.split("\n"))
 
 
 # ---------------------------------------------------------------- the command
