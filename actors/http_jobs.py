@@ -279,7 +279,8 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Nomad's ``JobSummary`` per job, counted from its allocations in one pass.
 
     ``Queued`` is what a blocked evaluation still waits to place: the group's
-    count less its live allocations while the job has a blocked evaluation.
+    count less its live allocations while the job has a blocked evaluation
+    (or a follow-up ``queued-allocs`` one, the rest of a job larger than one plan).
     """
     jobs, wanted = st.tables["jobs"], set(job_ids)
     out: dict[str, dict[str, Any]] = {}
@@ -300,14 +301,18 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
             group[key] += 1
     evals = st.tables["evals"]
     blocked = {e.get("JobID"): e for e in evals.values() if e.get("Status") == "blocked"}
-    for jid in wanted & set(blocked):
+    # A job larger than one plan: what its follow-up evaluation has still to place is queued too.
+    queued = {e.get("JobID") for e in evals.values() if e.get("Status") == "pending"
+              and e.get("TriggeredBy") == "queued-allocs" and e.get("JobID") in wanted}
+    for jid in wanted & (set(blocked) | queued):
         job = jobs[jid]
         if job.get("Stop"):
             continue
         if job.get("Type") in ("system", "sysbatch"):
             # One allocation a node: what waits is what the evaluation that blocked could not place
             # (Nomad's QueuedAllocations), not the count less what runs.
-            failed = (evals.get(blocked[jid].get("PreviousEval", "")) or {}).get("FailedTGAllocs") or {}
+            prev = blocked[jid].get("PreviousEval", "") if jid in blocked else ""
+            failed = (evals.get(prev) or {}).get("FailedTGAllocs") or {}
             for name, m in failed.items():
                 if name in out[jid]["Summary"] and isinstance(m, dict):
                     out[jid]["Summary"][name]["Queued"] = int(m.get("CoalescedFailures", 0)) + 1

@@ -486,3 +486,9 @@ from runtime.cli_debug import DEBUG_COMMANDS  # noqa: E402
 
 COMMANDS.update(DEBUG_COMMANDS)
 # ---- end operator debug
+
+# ---- fmt (runtime.cli_fmt)
+from runtime.cli_fmt import FMT_COMMANDS  # noqa: E402
+
+COMMANDS.update(FMT_COMMANDS)
+# ---- end fmt

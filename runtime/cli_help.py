@@ -99,6 +99,17 @@ _c("status", "[options] [<prefix>]", "Show the status of a job, node, allocation
    "-verbose", ("-filter <expression>", "List only the jobs that match this filter expression."))
 _c("status leader", "[options]", "Show the address of the cluster's Raft leader",
    "Prints the RPC address of the current leader of the region's servers.")
+_c("fmt", "[options] [<path>...]", "Rewrite Nomad config and job files to canonical format",
+   "Formats Nomad agent configuration and job files (.nomad and .hcl) in the canonical HCL layout. A "
+   "directory's files are formatted, its subdirectories' too with -recursive; no path is the current "
+   "directory; a single dash (-) reads standard input and prints the result. A file that does not "
+   "parse is reported and left as it is (exit 1).",
+   ("-check", "Rewrite nothing; exit 1 when a file is not in canonical format. Overrides -write."),
+   ("-list", "List the files whose formatting changes. Defaults to -list=true."),
+   ("-recursive", "Process the files of subdirectories too. By default only the given (or current) "
+                  "directory's are."),
+   ("-write", "Overwrite the input files. Defaults to -write=true; ignored for standard input. With "
+              "-list=false and -write=false the formatted text is printed."), general=False)
 _c("version", "", "Show this CLI's version", "Prints the version of this nomad command.", general=False)
 
 # ---------------------------------------------------------------- acl

@@ -261,6 +261,10 @@ def monitor(addr: str, eval_id: str, *, head: str = "", verbose: bool = False) -
         lines.append(f'    Evaluation "{short(ev["BlockedEval"], verbose)}" waiting for additional '
                      "capacity to place remainder")
     lines.append(f'    Evaluation status changed: "pending" -> "{ev["Status"]}"')
+    if ev.get("NextEval"):
+        # Its plan held no more (a large job): the next evaluation does the rest; Nomad's monitor
+        # goes on to it (eval.NextEval) and ends with the last one's status and deployment.
+        return monitor(addr, ev["NextEval"], head=head + "\n".join(lines) + "\n", verbose=verbose)
     lines.append(f'==> Evaluation "{short(eval_id, verbose)}" finished with status "{ev["Status"]}"')
     if failed or not deployment:
         # Some placement failed: exit 2 says so now.  (Nomad goes on to watch the deployment,
@@ -1570,6 +1574,8 @@ def eval_status(addr: str, args: list[str]) -> str:
               ("Placement Failures", str(bool(failed)).lower())]
     if ev.get("PreviousEval"):
         pairs.append(("Previous Eval", short(ev["PreviousEval"], verbose)))
+    if ev.get("NextEval"):
+        pairs.append(("Next Eval", short(ev["NextEval"], verbose)))
     out = [kv(pairs)]
     if failed:
         out += ["", "==> Failed Placements", *failed]

@@ -50,10 +50,12 @@ def test_an_in_place_update_that_keeps_memory_max_leaves_the_client_alone() -> N
     c = Cluster()
     c.apply("scheduler_set_config", config={"MemoryOversubscriptionEnabled": True})
     c.node(0)
-    c.register(**mem_job(256, 1024, count=1))
+    # No update strategy: no deployment for the in-place allocation to join (joining one is news for
+    # its client, as Nomad's: DeploymentID changes and health is watched again).
+    c.register(**mem_job(256, 1024, count=1, Update={"MaxParallel": 0}))
     c.schedule()
     (first,) = _allocs(c)
-    c.register(**mem_job(256, 1024, count=2))
+    c.register(**mem_job(256, 1024, count=2, Update={"MaxParallel": 0}))
     c.schedule()
     updated = next(a for a in _allocs(c) if a["ID"] == first["ID"])
     assert updated["JobVersion"] == 1 and updated["Resources"]["MemoryMaxMB"] == 1024

@@ -756,7 +756,7 @@ def test_plans_computed_together_share_capacity_and_apply_as_one_entry() -> None
     for job in ("a", "b", "c"):
         c.register(**service(job, count=1, cpu=400, mem=100))  # two fit, the third does not
     ids = tuple(e[2] for e in sorted(pending_evals(c.state)))
-    data, planned = plan_batch_command(c.state, ids, c.now)
+    data, planned, _ = plan_batch_command(c.state, ids, c.now)
     assert planned == ids
     c.index += 1
     res = c.state.apply(c.index, data)
@@ -769,14 +769,14 @@ def test_plans_computed_together_share_capacity_and_apply_as_one_entry() -> None
     for job in ("d", "e"):
         c.register(**service(job, count=1, cpu=100, mem=100))
     ids = tuple(e[2] for e in sorted(pending_evals(c.state)))
-    data, planned = plan_batch_command(c.state, ids, c.now)
+    data, planned, _ = plan_batch_command(c.state, ids, c.now)
     for job in ("d", "e"):
         c.register(**service(job, count=1, cpu=150, mem=100))  # new specs: both plans are refused
     c.index += 1
     res = c.state.apply(c.index, data)
     follow = [r["evals"][0] for r in res["results"]]
     assert len(set(follow)) == 2 and all(f in c.state.tables["evals"] for f in follow)
-    assert plan_batch_command(c.state, ids, c.now) == (None, ())  # none of them pending any more
+    assert plan_batch_command(c.state, ids, c.now) == (None, (), ())  # none of them pending any more
 
 
 def test_node_capacity_follows_a_node_that_registers_again_with_other_resources() -> None:
@@ -787,14 +787,14 @@ def test_node_capacity_follows_a_node_that_registers_again_with_other_resources(
     assert c.state.node_capacity(nid) == (500, 1024, 100_000)
     c.register(**service("big", count=1, cpu=800, mem=100))
     ids = tuple(e[2] for e in pending_evals(c.state))
-    data, _ = plan_batch_command(c.state, ids, c.now)
+    data, _, _ = plan_batch_command(c.state, ids, c.now)
     c.index += 1
     assert c.state.apply(c.index, data)["results"][0]["placed"] == []  # does not fit
     c.node(0, cpu=1000, mem=1024)  # the client fingerprinted more CPU
     assert c.state.node_capacity(nid) == (1000, 1024, 100_000)
     c.register(**service("big2", count=1, cpu=800, mem=100))
     ids = tuple(e[2] for e in pending_evals(c.state))
-    data, _ = plan_batch_command(c.state, ids, c.now)
+    data, _, _ = plan_batch_command(c.state, ids, c.now)
     c.index += 1
     assert len(c.state.apply(c.index, data)["results"][0]["placed"]) == 1
 

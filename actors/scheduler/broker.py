@@ -77,6 +77,16 @@ class BrokerConfig:
     # turn under ~2 ms; one entry per evaluation cost a Raft write (and an
     # fsync on every server) per registration.
     max_plans_per_entry: int = 16
+    # Placements one plan entry may hold, over all its plans: a Raft entry travels whole in one frame,
+    # bounded by runtime.wire.DEFAULT_MAX_FRAME_BYTES (4 MiB), and a placement with its metrics is
+    # ~0.6-1 KB of it, so a 6,000-count job's plan no longer fitted and never committed.  2,000 keep an
+    # entry near 2 MB at most; a job with more to place gets them over follow-up evaluations
+    # (``queued-allocs``, its NextEval), each seeing the room the ones before took.
+    max_placements_per_entry: int = 2000
+    # Stops of a stopped (or purged) job one plan entry may hold, over all its plans: a stop is ~110
+    # bytes of the entry, so 10,000 keep it near 1 MB; a larger job is stopped over follow-up
+    # evaluations the same way.
+    max_stops_per_entry: int = 10_000
     # A worker that could start waits until the oldest queued evaluation is
     # this old, so evaluations arriving together (a stream of registrations)
     # share one plan entry instead of each taking its own write; it delays a
@@ -104,6 +114,8 @@ class BrokerConfig:
             raise ValueError("delivery_limit must be >= 1")
         if self.max_plans_per_entry < 1:
             raise ValueError("max_plans_per_entry must be >= 1")
+        if self.max_placements_per_entry < 1 or self.max_stops_per_entry < 1:
+            raise ValueError("max_placements_per_entry and max_stops_per_entry must be >= 1")
         if self.plan_linger_s < 0:
             raise ValueError("plan_linger_s must be >= 0")
         for name in ("watch_timeout_s", "step_timeout_s", "failed_follow_up_s"):
@@ -166,18 +178,27 @@ def job_status_counts(state: Any) -> dict[str, int]:
     return counts
 
 
-def plan_batch_command(state: Any, eval_ids: tuple[str, ...],
-                       now: float) -> tuple[bytes | None, tuple[str, ...]]:
+def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_place: int | None = None,
+                       max_stop: int | None = None) -> tuple[bytes | None, tuple[str, ...], tuple[str, ...]]:
     """Read query run by Raft on the leader: the plans of *eval_ids* as one ``plan_apply_batch`` command.
 
     The plans are computed one after another against the same state, each
     seeing the capacity the ones before it took (plan_apply applies them in
-    that order).  Returns the command (None when none is still pending) and
-    the IDs of the evaluations it plans.
+    that order).  *max_place* bounds the placements of all the plans together
+    (each gets what the ones before left; one that could not place all it
+    wants is followed by another evaluation); *max_stop* the stops of jobs
+    stopped the same way.  Evaluations after either is used up are not
+    planned now.  Returns the command (None when none is still
+    pending), the IDs of the evaluations it plans and of those left for a
+    later entry.
     """
     usage = plan_usage(state.node_allocs, state.node_usage, state.node_capacity)
     plans, planned = [], []
-    for eval_id in eval_ids:
+    left, left_stop = max_place, max_stop
+    for n, eval_id in enumerate(eval_ids):
+        if (left is not None and left <= 0) or (left_stop is not None and left_stop <= 0):
+            return (command("plan_apply_batch", plans=plans, now=now) if plans else None), \
+                tuple(planned), eval_ids[n:]
         ev = state.tables["evals"].get(eval_id)
         if ev is None or ev["Status"] != "pending":
             continue  # another worker or an earlier leader finished it
@@ -185,11 +206,16 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...],
                                   state.sorted_ids("nodes"), state.node_usage, usage=usage,
                                   feasible=state.feasibility,
                                   deployment=deployments.latest(state, ev["JobID"]), now=now,
-                                  ready_by_dc=state.ready_nodes_by_dc))
+                                  ready_by_dc=state.ready_nodes_by_dc, max_place=left,
+                                  max_stop=left_stop))
         planned.append(eval_id)
+        if left is not None:
+            left -= len(plans[-1]["Place"])
+        if left_stop is not None:
+            left_stop -= len(plans[-1]["Stop"])
     if not plans:
-        return None, ()
-    return command("plan_apply_batch", plans=plans, now=now), tuple(planned)
+        return None, (), ()
+    return command("plan_apply_batch", plans=plans, now=now), tuple(planned), ()
 
 
 def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, dict[str, int]]:
@@ -217,6 +243,7 @@ class _Work:
     started: float = 0.0
     stage: str = ""
     batch: int = 0  # the worker's batch it is planned in
+    item: tuple[int, int, str, str] | None = None  # its place in the queue, should it go back there
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +287,7 @@ class EvalBroker(NodeActor):
         self.paused = False  # the scheduler configuration's PauseEvalBroker, as last read
         self._worker_started: list[float] = []  # wall time each worker slot started (Nomad's WorkerInfo)
         self.stats = {"scheduled": 0, "placed": 0, "stopped": 0, "refused": 0, "failed": 0, "retries": 0,
-                      "plan_entries": 0}
+                      "plan_entries": 0, "deferred": 0}
 
     def on_start(self) -> None:
         self._resize(self.cfg.num_workers)
@@ -441,7 +468,7 @@ class EvalBroker(NodeActor):
                 continue
             self._queued.discard(item[2])
             w = _Work(eval_id=item[2], job_id=item[3], attempts=self._attempts.get(item[2], 0),
-                      started=self.env.now(), stage="plan", batch=batch)
+                      started=self.env.now(), stage="plan", batch=batch, item=item)
             self._running[w.eval_id] = w
             self._jobs_running.add(w.job_id)
             taken.append(w)
@@ -451,7 +478,9 @@ class EvalBroker(NodeActor):
             return False
         ids = tuple(w.eval_id for w in taken)
         self._batches[batch] = ids
-        query = functools.partial(plan_batch_command, eval_ids=ids, now=self._wall())
+        query = functools.partial(plan_batch_command, eval_ids=ids, now=self._wall(),
+                                  max_place=self.cfg.max_placements_per_entry,
+                                  max_stop=self.cfg.max_stops_per_entry)
         # The leader's own applied state, not a linearizable read: the
         # evaluations were found in that state, and the state machine
         # re-checks each plan when it applies it (evaluation still pending,
@@ -533,9 +562,14 @@ class EvalBroker(NodeActor):
             self._dispatch()
             return
         if kind == "plan":
-            data, planned = m.value[1]
+            data, planned, deferred = m.value[1]
             for w in works:
-                if w.eval_id not in planned:
+                if w.eval_id in deferred:  # the entry was full: planned in a later one, no attempt spent
+                    self.stats["deferred"] += 1
+                    self._running.pop(w.eval_id, None)
+                    self._jobs_running.discard(w.job_id)
+                    self._enqueue([w.item or (-50, 0, w.eval_id, w.job_id)])
+                elif w.eval_id not in planned:
                     self._done(w)  # no longer pending
             works = [w for w in works if w.eval_id in planned]
             if data is None:

@@ -750,45 +750,50 @@ class _Placer:
 
     def _spread_score(self, node: dict[str, Any], group: dict[str, Any],
                       spreads: tuple[dict[str, Any], ...]) -> float:
-        """How much placing on *node* improves the group's spread, each spread by its share of the weight.
+        """How much placing on *node* improves the group's spreads (Nomad's SpreadIterator).
 
-        With targets: (desired - (placed + 1)) / desired for the node's
-        value, counting the placement being scored, where desired is its
-        percentage of the group's count (values not named share what the
-        targets leave); a value wanted nowhere, or a node without the
-        attribute, scores -1.  Without targets (even spread): a value not yet
-        used scores +1, one above the least-used value down to -1, the
-        least-used one (max - min) / min, and -1 when all are level; nothing
-        placed yet scores 0.  (Nomad's spread iterator's rules.)
+        With targets: (desired - (placed + 1)) / desired for the node's value,
+        counting the placement being scored, times the spread's share of the
+        spreads' weights; desired is the value's percentage of the group's
+        count, and a value not named gets the whole count the targets leave
+        (Nomad's implicit target).  A value wanted nowhere scores -1.
+        Without targets (even spread), unweighted: a value not yet used +1, one
+        above the least-used value (min - used) / min, the least-used one
+        (max - min) / min, -1 when all are level, and 0 when nothing is placed
+        yet.  A node without the attribute scores -1 for that spread.
         """
         weights = sum(sp["Weight"] for sp in spreads)
         total = 0.0
         for sp in spreads:
-            share = sp["Weight"] / weights
             value = resolve_target(sp["Attribute"], node)
             if value is None:
-                total -= share
+                total -= 1.0
                 continue
             counts = self._value_counts(group, sp["Attribute"])
             used = counts.get(value, 0)
             targets = sp.get("SpreadTarget")
             if targets:
-                named = {t["Value"]: t["Percent"] for t in targets}
-                percent = named.get(value)
-                if percent is None:
-                    others = {v for v in counts if v not in named} | {value}
-                    percent = (100 - sum(named.values())) / len(others)
-                desired = percent / 100 * group["Count"]
-                total += share * ((desired - (used + 1)) / desired if desired > 0 else -1.0)
+                count = group["Count"]
+                named = {t["Value"]: t["Percent"] / 100 * count for t in targets}
+                desired = named.get(value)
+                if desired is None:
+                    wanted = sum(named.values())
+                    if not 0 < wanted < count:
+                        total -= 1.0
+                        continue
+                    desired = count - wanted
+                if desired == 0:
+                    total -= 1.0
+                    continue
+                total += sp["Weight"] / weights * (desired - (used + 1)) / desired
             elif counts:
                 lo, hi = min(counts.values()), max(counts.values())
-                if value not in counts:
-                    boost = 1.0
-                elif used > lo:
-                    boost = max(-1.0, (lo - used) / lo)
+                if used != lo:
+                    total += (lo - used) / lo if lo else -1.0
+                elif lo == hi:
+                    total -= 1.0
                 else:
-                    boost = -1.0 if lo == hi else min(1.0, (hi - lo) / lo)
-                total += share * boost
+                    total += 1.0 if lo == 0 else (hi - lo) / lo
         return total
 
     def _value_counts(self, group: dict[str, Any], attribute: str) -> dict[str, int]:
@@ -810,6 +815,21 @@ class _Placer:
                 if value is not None:
                     counts[value] = counts.get(value, 0) + n
         return counts
+
+    def count_alloc(self, a: dict[str, Any], delta: int) -> None:
+        """One allocation of the job more (+1) or fewer (-1, the plan stops it) on its node: Nomad's
+        proposed allocations, which leave out the plan's stops, for distinct_hosts, the job
+        anti-affinity and the spread counts."""
+        key = (a["NodeID"], a["TaskGroup"])
+        self.job_on_node[key] = self.job_on_node.get(key, 0) + delta
+        node = self.nodes.get(a["NodeID"])
+        if node is None:
+            return
+        for (name, attribute), counts in self._spread_counts.items():
+            if name == a["TaskGroup"]:
+                value = resolve_target(attribute, node)
+                if value is not None:
+                    counts[value] = counts.get(value, 0) + delta
 
     def _count_placement(self, group: dict[str, Any], node: dict[str, Any]) -> None:
         for (name, attribute), counts in self._spread_counts.items():
@@ -1062,8 +1082,8 @@ class _Placer:
         if verdict != FEASIBLE:
             filter_node(metrics, node, verdict)
             return False
-        held = live(prev) and prev.get("NodeID") == node_id
-        collisions = self.job_on_node.get((node_id, group["Name"]), 0) - (1 if held else 0)
+        # The allocation it replaces is no longer counted there: the plan stops it (stop_alloc).
+        collisions = self.job_on_node.get((node_id, group["Name"]), 0)
         if collisions and self._distinct(group):
             filter_node(metrics, node, "distinct_hosts")
             return False
@@ -1095,7 +1115,7 @@ class _Placer:
             used[i] += need[i]
         self.usage.add_allocs(node_id, 1)
         key = (node_id, group["Name"])
-        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1 - (1 if held else 0)
+        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
         if spreads:
             self._count_placement(group, node)
         return True
@@ -1295,7 +1315,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  node_ids: list[str] | None = None, node_usage: Any = None,
                  usage: _Usage | None = None, feasible: dict[str, Any] | None = None,
                  deployment: Any = _SCAN, now: float | None = None,
-                 ready_by_dc: Any = None) -> dict[str, Any]:
+                 ready_by_dc: Any = None, max_place: int | None = None,
+                 max_stop: int | None = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *deployment*: the job's latest deployment record, or None (the store
@@ -1315,6 +1336,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     *now*, the leader's time (seconds): a failed allocation whose reschedule
     delay has not passed waits for a follow-up evaluation (``RescheduleLater``);
     None (a dry run): every one due is rescheduled at once.
+    *max_place*: at most this many placements (the plan is one Raft entry, which must stay bounded);
+    what is left is marked ``More`` and plan_apply makes a follow-up evaluation for it.  *max_stop*
+    bounds the same way the stops of a job that is stopped (or gone).
     """
     job_id = ev["JobID"]
     job = tables["jobs"].get(job_id)
@@ -1332,6 +1356,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
 
     freeing: list[_Usage] = []  # the plan's usage, once made
     freed: set[str] = set()  # allocations whose room this plan's usage no longer counts
+    counting: list[_Placer] = []  # the placer, once made: its allocations-per-node counts
 
     def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "") -> None:
         stop.append({"ID": a["ID"], "DesiredDescription": desc, "ClientStatus": client_status})
@@ -1343,10 +1368,15 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             for i, v in enumerate(alloc_usage(a)):
                 u[i] -= v
             freeing[0].add_allocs(a["NodeID"], -1)
+            if counting:  # nor is it one of the job's on its node (distinct_hosts, anti-affinity, spread)
+                counting[0].count_alloc(a, -1)
 
     if job is None or job.get("Stop") or job.get("ParameterizedJob") or job.get("Periodic"):  # parents never run
         for a in job_allocs:
             if a.get("DesiredStatus") == "run":
+                if max_stop is not None and len(stop) >= max_stop:
+                    plan["More"] = True
+                    break
                 lost = _node_lost(nodes.get(a["NodeID"])) and a.get("ClientStatus") not in TERMINAL_CLIENT
                 stop_alloc(a, STOP_LOST if lost else STOP_JOB, "lost" if lost else "")
         return plan
@@ -1366,6 +1396,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     freeing.append(usage)
     placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible, ready_by_dc)
     placer.plan, placer.job_allocs = plan, job_allocs  # what distinct_property counts
+    counting.append(placer)
     if deployment is _SCAN:
         deployment = latest_deployment(tables, job) if job["Type"] == "service" else None
     # Nomad's reconciler: a deployment of an older job version is cancelled
@@ -1382,6 +1413,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             key = (a["NodeID"], a["TaskGroup"])
             placer.job_on_node[key] = placer.job_on_node.get(key, 0) + 1
     seq = 0
+    if max_place is not None:
+        plan["_max_place"] = max_place  # for _system_group
     if job["Type"] == "system":
         u = job.get("Update") if isinstance(job.get("Update"), dict) else {}
         if int(u.get("MaxParallel") or 0) > 0 and int(u.get("Stagger") or 0) > 0:
@@ -1593,10 +1626,18 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             wanted += [(name, resched_canaries.get(name), {"Healthy": None, "Canary": True})
                        for name in canary_names]
         for name, prev, dep_status in wanted:
+            if max_place is not None and len(plan["Place"]) >= max_place:
+                plan["More"] = True  # the rest in a follow-up evaluation's plan
+                # Only a failed or an outdated one is unstopped (a lost one stays stopped): the others
+                # skip _unstop's scan of the stops, thousands of them when a large node went down.
+                if prev is not None and (prev.get("ClientStatus") == "failed"
+                                         or prev.get("JobVersion", 0) != job.get("Version", 0)):
+                    _unstop(plan, placer, prev)
+                continue
             penalized = frozenset()
-            if prev is not None and prev["ID"] in delays:  # rescheduled: not where it failed, if it can
-                penalized = frozenset({prev.get("NodeID", ""),
-                                       *(e.get("PrevNodeID", "") for e in _events(prev))})
+            if prev is not None:  # Nomad's getSelectOptions: not where it failed, nor where it was before
+                penalized = frozenset({*((prev.get("NodeID", ""),) if prev.get("ClientStatus") == "failed"
+                                         else ()), *(e.get("PrevNodeID", "") for e in _events(prev))})
             node_id = placer.select(group, metrics, penalized, prev, name)
             if node_id is None:
                 failed += 1
@@ -1617,6 +1658,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             metrics["CoalescedFailures"] = failed - 1
             plan["Failed"][group["Name"]] = _group_metrics(metrics)
     plan.pop("_rolling", None)
+    plan.pop("_max_place", None)
     if later:
         plan["RescheduleLater"] = sorted(later, key=lambda x: (x["At"], x["ID"]))
     return plan
@@ -1710,11 +1752,12 @@ def _unstop(plan: dict[str, Any], placer: _Placer, prev: dict[str, Any]) -> None
                 return
             held.update(ports)
         placer.stopping.discard(prev["ID"])
-    if live(prev):  # it keeps its room after all
+    if live(prev):  # it keeps its room after all, and counts on its node again
         u = placer.usage[prev["NodeID"]]
         for i, v in enumerate(alloc_usage(prev)):
             u[i] += v
         placer.usage.add_allocs(prev["NodeID"], 1)
+        placer.count_alloc(prev, 1)
     stop.remove(entry)
 
 
@@ -1830,8 +1873,14 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         placer.stopping = {st["ID"] for st in plan["Stop"]}
     failed = 0
     need = (*group_resources(group), group_disk_mb(group))
+    limit = plan.get("_max_place")
     for node_id in placer.sorted_ids:
         if node_id in have and node_id not in replace_on:
+            continue
+        if limit is not None and len(plan["Place"]) >= limit:
+            plan["More"] = True  # the plan entry is full: the other nodes in a follow-up evaluation's plan
+            if node_id in replace_on:
+                _unstop(plan, placer, replace_on[node_id])
             continue
         node = nodes[node_id]
         metrics["NodesEvaluated"] += 1

@@ -184,7 +184,7 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
     if d["Status"] == "running" and _auto_promotable(store, d):
         d = _promote(store, index, d, sorted(d["TaskGroups"]), now)
         promoted = True
-    outdated = _outdated(store, d)
+    outdated = _outdated(store, d, index)
     if outdated or promoted:
         # The scheduler looks again: the next ones roll, or promoted canaries take over -- a
         # promotion always evaluates (Nomad's watcher does), even with no old allocation left
@@ -197,12 +197,28 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
         _succeed_if_done(store, index, d, now)
 
 
-def _outdated(store: Any, d: dict[str, Any]) -> bool:
+def _outdated(store: Any, d: dict[str, Any], index: int | None = None) -> bool:
     """An allocation the deployment's groups still run is of an earlier version."""
     groups, version = d["TaskGroups"], d["JobVersion"]
+    # Remembered for the rest of write *index*: none outdated stays so (a client's report makes no
+    # allocation of an earlier version live), and the outdated one found is looked at again alone
+    # while it is still live -- one scan a write, not one a health report: a 10,000-allocation job's
+    # reports, thousands a write, cost every server's state machine seconds per write otherwise.
+    key = (index, d["ID"], version, tuple(groups))
+    memo = store.outdated_memo
+    if index is not None and memo is not None and memo[0] == key:
+        if memo[1] is None:
+            return False
+        a = store.tables["allocs"].get(memo[1])
+        if a is not None and a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in (
+                "complete", "failed", "lost"):
+            return True
     # Its live allocations only, not every one the job ever ran (this runs on every health report).
-    return any(a["TaskGroup"] in groups and a.get("JobVersion") != version
-               for a in store.live_job_allocs(d["JobID"]))
+    found = next((a["ID"] for a in store.live_job_allocs(d["JobID"])
+                  if a["TaskGroup"] in groups and a.get("JobVersion") != version), None)
+    if index is not None:
+        store.outdated_memo = (key, found)
+    return found is not None
 
 
 def after_plan(store: Any, index: int, job_id: str, now: float) -> None:
@@ -272,8 +288,15 @@ def fail(store: Any, index: int, dep_id: str, desc: str, now: float) -> dict[str
         stable = [v for v in store.job_versions(d["JobID"])
                   if v.get("Stable") and v.get("Version") != d["JobVersion"]] if job is not None else []
         if stable and job is not None and job.get("Version") == d["JobVersion"]:
+            from actors.scheduler.job import spec_changed
+
             revert = stable[0]
-            desc = f"{desc} - rolling back to job version {revert['Version']}"
+            if spec_changed(job, revert):
+                desc = f"{desc} - rolling back to job version {revert['Version']}"
+            else:  # Nomad's handleRollbackValidity: registering the same spec again would fail alike
+                desc = (f"{desc} - not rolling back to stable job version {revert['Version']} as current "
+                        "job has same specification")
+                revert = None
         else:
             desc = f"{desc} - no stable job version to auto revert to"
     _set_status(store, index, d, "failed", desc, now)

@@ -250,6 +250,7 @@ class StateStore:
         # one found no longer live when looked at leaves (an allocation never comes back to life).
         # What asks "is anything of the job still running" reads this, not every allocation ever.
         self._maybe_live_by_job: dict[str, set[str]] = {}
+        self.outdated_memo: tuple[Any, ...] | None = None  # deployments._outdated's answer within a write
         # node ID -> the highest AllocModifyIndex of its allocations: what a
         # client's blocking query waits on (server-side changes only).
         self.node_alloc_index: dict[str, int] = {}
@@ -790,6 +791,7 @@ class StateStore:
         self.allocs_by_job = {}
         self._job_alloc_ids = {}
         self._maybe_live_by_job = {}
+        self.outdated_memo: tuple[Any, ...] | None = None  # deployments._outdated's answer within a write
         self.node_alloc_index = {}
         self._all_keys_changed = True
         self._node_usage = {}
@@ -1701,6 +1703,14 @@ class StateStore:
             follow += self._disconnect_updates(index, plan, now, ev["ID"])
         if refused:
             follow += self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
+        elif plan.get("More"):
+            # The scheduler placed (or stopped) no more than one plan may hold (the broker's
+            # max_placements_per_entry and max_stops_per_entry bound the Raft entry): the rest is
+            # done by the next evaluation, which the first one
+            # names (Nomad's NextEval, which "nomad job run" goes on to monitor).
+            nxt = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, previous=ev["ID"])
+            ev["NextEval"] = nxt[0]
+            follow += nxt
         elif plan.get("Failed"):
             # One blocked evaluation per job waits for capacity (Nomad's blocked evals).
             for other in self.blocked_evals_of_job(plan["JobID"]):
