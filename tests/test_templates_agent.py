@@ -148,7 +148,9 @@ job "cscript" {
             r = call(dev.http_port, "GET", f"/v1/client/fs/cat/{alloc['ID']}?path=t/local/marker")
             return r.text if r.status == 200 else ""
 
-        assert wait_for(marker, "the change_script wrote its marker", 30.0) == "v=2 t\n"
+        # The script writes the marker in two steps: wait for the second (a read between them sees "v=2").
+        assert wait_for(lambda: (m := marker()).endswith("\n") and m, "the change_script wrote its marker",
+                        30.0) == "v=2 t\n"
         want = ("Template successfully ran script /bin/sh with arguments: [-c cat local/v.conf > "
                 'local/marker; echo " $NOMAD_TASK_NAME" >> local/marker]. Exit code: 0')
 
