@@ -138,3 +138,8 @@ def test_a_frozen_client_with_a_disconnect_window_goes_disconnected_and_reconnec
                     30, c.detail)
     assert back["ID"] == first["ID"]
     assert len(get_json(srv, "/v1/job/roams/allocations")) == 1  # replace = false: nothing was placed
+    # Stop the job so its client ends the task (and its log collector) before the agents are killed.
+    req = urllib.request.Request(f"http://127.0.0.1:{server['http']}/v1/job/roams", method="DELETE")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+    wait_for(lambda: (a := alloc()) and a["ClientStatus"] == "complete", "the task stopped", 30, c.detail)
