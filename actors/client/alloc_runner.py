@@ -3768,8 +3768,15 @@ class AllocRunner(NodeActor):
             if a.removed or a.quiet:
                 continue  # the servers no longer know it, or hold a terminal status: no reports
             u = a.update()
-            if self._reported.get(aid) != u:
+            last = self._reported.get(aid)
+            if last != u:
                 self._reported[aid] = u
+                if u.deployment_healthy is None and last is not None and last.deployment_healthy is not None \
+                        and replace(last, deployment_healthy=None, deployment_ts=u.deployment_ts,
+                                    deployment_id=u.deployment_id) == u:
+                    # Only its health was reset (it moved into a new deployment, whose servers cleared
+                    # the health themselves): nothing to tell them until the new health is decided.
+                    continue
                 updates.append(u)
         self.check_invariants()
         if updates:
