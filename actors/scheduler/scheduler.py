@@ -1818,6 +1818,21 @@ def _node_lost(node: dict[str, Any] | None) -> bool:
     return node is None or node.get("Status") == "down"
 
 
+def _system_node_feasible(placer: _Placer, node: dict[str, Any], group: dict[str, Any],
+                          metrics: dict[str, Any]) -> bool:
+    """A system or sysbatch group's feasibility check of one node, counted in *metrics* (a node outside
+    the job's datacenters or pool is filtered, as these groups' failure metrics always counted it)."""
+    metrics["NodesEvaluated"] += 1
+    verdict = placer.verdict(node, group)
+    if verdict == OUTSIDE:
+        metrics["NodesFiltered"] += 1
+        return False
+    if verdict != FEASIBLE:
+        filter_node(metrics, node, verdict)
+        return False
+    return True
+
+
 def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
                   group_allocs: list[dict[str, Any]], nodes: dict[str, Any], placer: _Placer,
                   stop_alloc: Any, now: float) -> None:
@@ -1883,13 +1898,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
                 _unstop(plan, placer, replace_on[node_id])
             continue
         node = nodes[node_id]
-        metrics["NodesEvaluated"] += 1
-        verdict = placer.verdict(node, group)
-        if verdict == OUTSIDE:
-            metrics["NodesFiltered"] += 1
-            continue
-        if verdict != FEASIBLE:
-            filter_node(metrics, node, verdict)
+        if not _system_node_feasible(placer, node, group, metrics):
             continue
         props = placer.props(group)
         if props and not props_ok(props, node, metrics):
@@ -2027,13 +2036,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
                 or ((node_id, n) not in live_at and (node_id, n) not in last_terminal)]
         if not todo:
             continue
-        metrics["NodesEvaluated"] += 1
-        verdict = placer.verdict(node, group)
-        if verdict == OUTSIDE:
-            metrics["NodesFiltered"] += 1
-            continue
-        if verdict != FEASIBLE:
-            filter_node(metrics, node, verdict)
+        if not _system_node_feasible(placer, node, group, metrics):
             continue
         for name in todo:
             props = placer.props(group)
