@@ -51,22 +51,30 @@ def test_agent_registers_its_node_ready_with_nomads_fingerprint_attributes(agent
     assert ids == nodes[0]["ID"]
 
 
-def test_killed_client_is_marked_down_and_comes_back_ready_with_the_same_node(agents, tmp_path):
+def _server_and_client(start: Any, tmp_path: Any, name: str,
+                       extra: list[str] | None = None) -> tuple[AgentProc, dict[str, int], dict[str, int]]:
+    """A server agent with test TTLs (a silent client is noticed in seconds, not Nomad's 10 s + 10 s),
+    started and healthy, and the config file client.toml of a client agent *name* pointed at it (not
+    started): (the server, its ports, the client's ports)."""
     server = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
     (tmp_path / "server.toml").write_text("\n".join([
         'name = "srv"', f'data_dir = "{tmp_path / "srv"}"', 'bind_addr = "127.0.0.1"',
         "[ports]", *(f"{k} = {v}" for k, v in server.items()),
         "[server]", "enabled = true", "bootstrap_expect = 1",
-        # Test TTLs: a dead client is noticed in seconds, not Nomad's 10 s + 10 s.
         'min_heartbeat_ttl = "1s"', 'heartbeat_grace = "1s"',
     ]) + "\n")
-    srv = agents(["-config", str(tmp_path / "server.toml")], http_port=server["http"]).wait_healthy()
+    srv = start(["-config", str(tmp_path / "server.toml")], http_port=server["http"]).wait_healthy()
     client = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
     (tmp_path / "client.toml").write_text("\n".join([
-        'name = "worker"', f'data_dir = "{tmp_path / "cli"}"', 'bind_addr = "127.0.0.1"',
+        f'name = "{name}"', f'data_dir = "{tmp_path / "cli"}"', 'bind_addr = "127.0.0.1"',
         "[ports]", *(f"{k} = {v}" for k, v in client.items()),
-        "[client]", "enabled = true", f'servers = ["127.0.0.1:{server["rpc"]}"]',
+        "[client]", "enabled = true", f'servers = ["127.0.0.1:{server["rpc"]}"]', *(extra or []),
     ]) + "\n")
+    return srv, server, client
+
+
+def test_killed_client_is_marked_down_and_comes_back_ready_with_the_same_node(agents, tmp_path):
+    srv, _, client = _server_and_client(agents, tmp_path, "worker")
 
     def worker() -> dict[str, Any] | None:
         return next((n for n in (get_json(srv, "/v1/nodes") or []) if n["Name"] == "worker"), None)
@@ -88,21 +96,8 @@ def test_a_frozen_client_with_a_disconnect_window_goes_disconnected_and_reconnec
     (SIGCONT) it heartbeats, goes ready, and the allocation -- whose task never stopped -- runs on."""
     import signal
 
-    server = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
-    (tmp_path / "server.toml").write_text("\n".join([
-        'name = "srv"', f'data_dir = "{tmp_path / "srv"}"', 'bind_addr = "127.0.0.1"',
-        "[ports]", *(f"{k} = {v}" for k, v in server.items()),
-        "[server]", "enabled = true", "bootstrap_expect = 1",
-        'min_heartbeat_ttl = "1s"', 'heartbeat_grace = "1s"',
-    ]) + "\n")
-    srv = agents(["-config", str(tmp_path / "server.toml")], http_port=server["http"]).wait_healthy()
-    client = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
-    (tmp_path / "client.toml").write_text("\n".join([
-        'name = "roamer"', f'data_dir = "{tmp_path / "cli"}"', 'bind_addr = "127.0.0.1"',
-        "[ports]", *(f"{k} = {v}" for k, v in client.items()),
-        "[client]", "enabled = true", f'servers = ["127.0.0.1:{server["rpc"]}"]',
-        "[plugin.raw_exec.config]", "enabled = true",
-    ]) + "\n")
+    srv, server, client = _server_and_client(agents, tmp_path, "roamer",
+                                             ["[plugin.raw_exec.config]", "enabled = true"])
     c = agents(["-config", str(tmp_path / "client.toml")], http_port=client["http"])
 
     def node() -> dict[str, Any] | None:
