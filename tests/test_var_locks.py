@@ -133,6 +133,7 @@ def test_the_leader_frees_an_unrenewed_lock_after_twice_its_ttl_and_the_delay_ev
 
 # ---------------------------------------------------------------- over HTTP and the CLI
 
+from tests.test_agent_process import wait_for  # noqa: E402
 from tests.test_cli import NOMAD  # noqa: E402
 from tests.test_http_jobs import call, dev  # noqa: E402,F401
 
@@ -190,10 +191,8 @@ def test_var_lock_runs_the_child_holding_the_lock_and_a_second_one_waits(dev, tm
     gate = tmp_path / "gate"
     first = _nomad(port, "var", "lock", "-ttl=10s", "cli/lock", "sh", "-c",
                    f"'echo first; while [ ! -e {gate} ]; do sleep 0.05; done'")
-    deadline = time.monotonic() + 20
-    while not _locked(port, "cli/lock"):
-        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
-        time.sleep(0.05)
+    wait_for(lambda: _locked(port, "cli/lock") or first.poll() is not None, "the first holding the lock", 20)
+    assert first.poll() is None, first.communicate()
     # The second waits (early-return: gives up at once, exit 0, without running its child).
     second = _nomad(port, "var", "lock", "-early-return", "-ttl=10s", "cli/lock", "echo", "second")
     out, err = second.communicate(timeout=30)
@@ -203,8 +202,9 @@ def test_var_lock_runs_the_child_holding_the_lock_and_a_second_one_waits(dev, tm
     waiter = _nomad(port, "var", "lock", "-verbose", "-ttl=10s", "-backoff=200ms", "cli/lock", "test", "-e",
                     str(gate), "&&", "echo", "third")
     seen = []
+    deadline = time.monotonic() + 30
     while not any("held by another" in line for line in seen):
-        ready, _, _ = select.select([waiter.stderr], [], [], max(0.0, deadline + 20 - time.monotonic()))
+        ready, _, _ = select.select([waiter.stderr], [], [], max(0.0, deadline - time.monotonic()))
         assert ready and waiter.poll() is None, seen
         seen.append(waiter.stderr.readline())
     gate.write_text("")

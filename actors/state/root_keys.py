@@ -44,8 +44,8 @@ import base64
 import binascii
 import functools
 import math
-import random
 import uuid
+from random import SystemRandom  # only to recognise the production RNG; nothing is drawn here
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -127,7 +127,7 @@ def rsa_private_der(rng: Any) -> bytes:
     production is the OS's CSPRNG (Env.secret_rng is a SystemRandom), and the cryptography package then
     makes the key from the same source; a seeded RNG (the simulator) draws the primes itself, so that the
     keyring and every token it signs follow from the seed."""
-    if isinstance(rng, random.SystemRandom):
+    if isinstance(rng, SystemRandom):
         key = rsa.generate_private_key(public_exponent=RSA_EXPONENT, key_size=RSA_BITS)
     else:
         while True:
