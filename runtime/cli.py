@@ -492,3 +492,9 @@ from runtime.cli_fmt import FMT_COMMANDS  # noqa: E402
 
 COMMANDS.update(FMT_COMMANDS)
 # ---- end fmt
+
+# ---- volume status, plugin status (runtime.cli_volumes)
+from runtime.cli_volumes import VOLUME_COMMANDS  # noqa: E402
+
+COMMANDS.update(VOLUME_COMMANDS)
+# ---- end volume status, plugin status

@@ -688,6 +688,19 @@ _c("var lock", "[options] <path> [@<spec file>] <child command...>",
    ("-shell", "Run the child through $SHELL -c (on by default; -shell=false runs it directly)."),
    ("-out <format>", "Accepted as Nomad's; this command prints no variable."),
    "-verbose")
+_g("volume", "Inspect volumes", "Commands for CSI and dynamic host volumes (this agent has neither).")
+_c("volume status", "[options] [<id>]", "Show volumes' status",
+   "Lists the dynamic host volumes and the CSI volumes, or shows the one with the ID. This agent runs no "
+   "CSI plugins and creates no dynamic host volumes, so both lists are empty.",
+   ("-type <csi|host>", "Only volumes of this kind."),
+   ("-node <node>", "With -type host (or none) and no ID: only this node's host volumes."),
+   ("-node-pool <pool>", "With -type host (or none) and no ID: only host volumes in this node pool."),
+   ("-short", "Accepted as Nomad's (there is nothing longer to shorten)."), "-verbose", *_JSON_T)
+_g("plugin", "Inspect plugins", "Commands for CSI plugins (this agent runs none).")
+_c("plugin status", "[options] [<plugin>]", "Show CSI plugins' status",
+   "Lists the CSI plugins, or shows the one with the ID; this agent runs none.",
+   ("-type <csi>", "The plugin type; csi, the only one."),
+   ("-short", "Accepted as Nomad's (there is nothing longer to shorten)."), "-verbose", *_JSON_T)
 _c("var put", "[options] <path> [<key>=<value>]...", "Create or update a variable",
    "Writes a variable: its items from key=value arguments (key=@file reads the value from a file) or "
    "from a specification (@file, or \"-\" for standard input). An existing variable is only "
