@@ -361,46 +361,8 @@ def _monitor_frame(frame: Any) -> bytes:
     return base64.b64decode(frame["Data"]) if isinstance(frame, dict) and frame.get("Data") else b""
 
 
-HELP = """Usage: nomad operator debug [options]
-
-  Build an archive containing Nomad cluster configuration and state, and Consul
-  and Vault status. Include logs and pprof profiles for selected servers and
-  client nodes.
-
-  If ACLs are enabled, this command will require a token with the 'node:read'
-  capability to run. In order to collect information, the token will also
-  require the 'agent:read' and 'operator:read' capabilities, as well as the
-  'list-jobs' capability for all namespaces. To collect pprof profiles the
-  token will also require 'agent:write', or enable_debug configuration set to
-  true.
-
-Debug Options:
-
-  -duration=<duration>        Duration of the capture. Defaults to 5m.
-  -interval=<interval>        Between snapshots of the Nomad state. Defaults to 30s.
-  -event-topic=<Topic:filter> Event stream capture ("all", "Job", "*:example"...). Defaults to "none".
-  -event-index=<index>        Index to start streaming events from. Defaults to 0.
-  -log-level=<level>          The log level to monitor. Defaults to TRACE.
-  -log-include-location       File and line in each log line monitored. Defaults to true.
-  -log-file-export, -log-lookback=<duration>
-                              Agents' historical logs (needs the agent's monitor export endpoint).
-  -max-nodes=<count>          Cap on client nodes captured. Defaults to 10, 0 for unlimited.
-  -node-id=<node1>,<node2>    Client node id prefixes, or "all". Defaults to "all".
-  -node-class=<node-class>    Filter client nodes by node class.
-  -server-id=<s1>,<s2>        Server names (prefixes), "leader", or "all". Defaults to "all".
-  -pprof-duration=<duration>  Defaults to 1s or -duration, whichever is less.
-  -pprof-interval=<interval>  Defaults to 30s or -pprof-duration, whichever is more.
-  -stale=<true|false>         Read from any server rather than the leader.
-  -output=<path>              Parent directory of the output directory; no archive is built.
-  -verbose                    Enable verbose output.
-  -region, -namespace         Nomad's general options (NOMAD_REGION, NOMAD_NAMESPACE).
-  -consul-http-addr, -consul-token, -consul-token-file, -vault-address, -vault-token
-                              Consul and Vault to collect status from (their environment variables)."""
-
-
 def debug(addr: str, args: list[str]) -> tuple[str, int]:
-    if any(a in ("-h", "-help", "--help") for a in args):
-        return HELP, 0
+    # -h/-help/--help never reach here: runtime.cli.main answers them for every command (runtime.cli_help).
     opts = _parse(args)
     output = opts["output"]
     now = dt.datetime.now(dt.UTC)

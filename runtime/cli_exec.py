@@ -43,30 +43,6 @@ from runtime.websocket import CLOSE_NORMAL, WsClosed, WsConn, WsHandshakeError, 
 HEARTBEAT_S = 10.0  # Nomad's api heartbeatInterval
 STDIN_CHUNK_BYTES = 2048  # Nomad's api reads stdin 2 KiB at a time
 HELP_TEXT = "For additional help try 'nomad alloc exec -help'"
-USAGE = """Usage: nomad alloc exec [options] <allocation> <command>
-
-  Run command inside the environment of the given allocation and task.
-
-Exec Specific Options:
-
-  -task <task-name>
-    Sets the task to exec command in
-
-  -job
-    Use a random allocation from the specified job ID.
-
-  -i
-    Pass stdin to the container, defaults to true.  Pass -i=false to disable.
-
-  -t
-    Allocate a pseudo-tty, defaults to true if stdin is detected to be a tty session.
-    Pass -t=false to disable explicitly.
-
-  -e <escape_char>
-    Sets the escape character for sessions with a pty (default: '~').  The escape
-    character is only recognized at the beginning of a line.  The escape character
-    followed by a dot ('.') closes the connection.  Setting the character to
-    'none' disables any escapes and makes the session fully transparent."""
 
 
 def _is_tty() -> bool:
@@ -94,9 +70,6 @@ def _task_of(alloc: dict[str, Any], task: str) -> str:
 def alloc_exec(addr: str, args: list[str]) -> tuple[str, int]:
     from runtime.cli_jobs import _node_url, parse_flags, random_job_alloc, request, resolve
 
-    if args and args[0] in ("-h", "-help", "--help"):
-        print(USAGE, file=sys.stderr)
-        return "", 1
     flags, rest = parse_flags(args, {"task": str, "job": bool, "i": bool, "t": bool, "e": str})
     stdin_on = flags.get("i", True)
     use_tty = flags.get("t", _is_tty())

@@ -699,10 +699,6 @@ def test_volume_and_plugin_endpoints_answer_as_nomad_without_any(dev, method, pa
     assert (r.json() if status == 200 else r.text) == body
 
 
-def _missing(method: str, path: str, why: str) -> Any:
-    return pytest.param(method, path, marks=pytest.mark.xfail(strict=True, reason=why))
-
-
 @pytest.mark.parametrize(("method", "path"), [
     # (none left: fuzzy search, the agent's host data and its scheduling workers are served now)
     pytest.param("GET", "/v1/agent/schedulers/config"),

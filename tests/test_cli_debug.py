@@ -180,6 +180,8 @@ def test_a_capture_from_a_dev_agent_is_archived_in_nomads_layout_with_secrets_re
         agent.kill()
 
 
-def test_help_is_printed_without_asking_the_agent() -> None:
-    text, code = debug(NOWHERE, ["-help"])
-    assert code == 0 and text.startswith("Usage: nomad operator debug [options]")
+def test_help_is_printed_without_asking_the_agent(capsys) -> None:
+    from runtime.cli import main
+
+    code = main([f"-address={NOWHERE}", "operator", "debug", "-help"])
+    assert code == 0 and capsys.readouterr().out.startswith("Usage: nomad operator debug [options]")
