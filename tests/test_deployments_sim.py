@@ -189,6 +189,11 @@ def test_scale_up_deployment_waits_for_the_allocations_updated_in_place_to_be_he
     run_until(c, lambda: deployments(c)[-1]["JobVersion"] == 1, 30, step_s=0.2)
     d = deployments(c)[-1]
     assert d["Status"] == "running" and d["TaskGroups"]["g"]["DesiredTotal"] == 3
+    moved = {a["ID"]: a["ModifyIndex"] for a in c.allocs("web") if a["ID"] in kept}
+    # Until their new health is decided their clients say nothing: the servers cleared the old health
+    # themselves, so a report of it reset would only be one more Raft write.
+    run_until(c, lambda: c.sched.now >= scaled_at + 4.0, 10, step_s=0.2)
+    assert {a["ID"]: a["ModifyIndex"] for a in c.allocs("web") if a["ID"] in kept} == moved
     run_until(c, lambda: deployments(c)[-1]["Status"] == "successful", 120, step_s=0.5)
     done_at = c.sched.now
     d = deployments(c)[-1]
