@@ -4,7 +4,6 @@ environment, the API's shape, and a real task serving on its dynamic port."""
 from __future__ import annotations
 
 import sys
-import time
 import urllib.request
 from typing import Any
 
@@ -203,6 +202,7 @@ job "web" {
 
 # ---------------------------------------------------------------- a real task on its port
 
+from tests.test_agent_process import wait_for  # noqa: E402
 from tests.test_http_jobs import call, dev  # noqa: E402,F401
 
 
@@ -218,32 +218,31 @@ def test_a_task_serves_on_the_dynamic_port_it_was_given(dev):  # noqa: F811
     r = call(port, "PUT", "/v1/jobs", {"Job": job})
     assert r.status == 200, r.text
     try:
-        deadline = time.monotonic() + 30
-        alloc = None
-        while time.monotonic() < deadline:
+        def running() -> dict | None:
             allocs = call(port, "GET", "/v1/job/served/allocations").json()
             if allocs and allocs[0]["ClientStatus"] == "running":
-                alloc = call(port, "GET", f"/v1/allocation/{allocs[0]['ID']}").json()
-                break
-            time.sleep(0.2)
-        assert alloc is not None, "the task never ran"
+                return call(port, "GET", f"/v1/allocation/{allocs[0]['ID']}").json()
+            return None
+
+        alloc = wait_for(running, "the task to run", timeout_s=30)
         host_port = alloc["AllocatedResources"]["Shared"]["Ports"][0]["Value"]
-        body = None
-        while time.monotonic() < deadline and body is None:
+
+        def served() -> bytes | None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{host_port}/", timeout=2) as resp:
-                    body = resp.read()
+                    return resp.read()
             except OSError:
-                time.sleep(0.2)  # the server is still starting
-        assert body is not None and b"Directory listing" in body
+                return None  # the server is still starting
+
+        body = wait_for(served, "the task to answer on its port", timeout_s=30)
+        assert b"Directory listing" in body
         from tests.test_cli_jobs import nomad
 
         shown = nomad(dev, "alloc", "status", alloc["ID"]).stdout
         assert "Allocation Addresses:" in shown and f"*http  yes      127.0.0.1:{host_port}" in shown, shown
     finally:
         assert call(port, "DELETE", "/v1/job/served").status == 200
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(
-                a["ClientStatus"] == "running" for a in call(port, "GET", "/v1/job/served/allocations").json()):
-            time.sleep(0.2)
+        wait_for(lambda: not any(a["ClientStatus"] == "running"
+                                 for a in call(port, "GET", "/v1/job/served/allocations").json()),
+                 "the task to stop", timeout_s=30)
         call(port, "DELETE", "/v1/job/served?purge=true")
