@@ -402,3 +402,29 @@ def test_oidc_login_endpoints_say_why_not():
     st = _state()
     assert call(st, "POST", "/v1/acl/oidc/auth-url", "", {"AuthMethodName": "x"}) == \
         (400, 'auth-method "x" not found')
+
+
+# ---------------------------------------------------------------- the state-machine commands
+
+
+def test_the_store_keeps_one_default_and_leaves_unchanged_records_alone():
+    st = _state()
+    corp = {**_method(Default=True), "Name": "corp"}
+    assert st.apply(4, command("acl_auth_method_upsert", methods=[corp]))["ok"]
+    other = {**_method(Default=True), "Name": "other"}
+    assert st.apply(5, command("acl_auth_method_upsert", methods=[other])) == {
+        "ok": False, "error": "default ACL auth method already exists: corp", "code": 500}
+    assert st.apply(6, command("acl_auth_method_upsert", methods=[dict(corp)]))["ok"]  # same hash
+    assert st.tables["acl_auth_methods"]["corp"]["ModifyIndex"] == 4
+    assert st.table_index["acl_auth_methods"] == 4
+    rule = {"ID": "r1", "AuthMethod": "ghost", "BindType": "management", "Hash": "h"}
+    assert st.apply(7, command("acl_binding_rule_upsert", rules=[rule], created=["r1"]))["error"] == \
+        "ACL binding rule insert failed: ACL auth method not found"
+    assert st.apply(8, command("acl_binding_rule_upsert", rules=[{**rule, "AuthMethod": "corp"}],
+                               created=["r1"]))["ok"]
+    update = command("acl_binding_rule_upsert", rules=[{**rule, "ID": "r2", "AuthMethod": "corp"}])
+    assert st.apply(9, update)["error"] == "cannot find binding rule r2"
+    gone = st.apply(10, command("acl_auth_method_delete", names=["nope"]))
+    assert gone["error"] == "ACL auth method not found"
+    assert st.apply(11, command("acl_auth_method_delete", names=["corp"]))["ok"]
+    assert list(st.tables["acl_binding_rules"]) == ["r1"]  # a method's rules outlive it, as in Nomad
