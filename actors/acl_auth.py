@@ -8,12 +8,13 @@ and bind names) and ``ACL.Login`` in ``nomad/acl_endpoint.go``.
 
 * An **auth method** of type ``JWT`` verifies a login JWT against the PEM
   public keys of ``JWTValidationPubKeys`` (RSA: RS256/384/512, PS256/384/512;
-  ECDSA: ES256/384/512; Ed25519: EdDSA), then ``BoundIssuer``,
-  ``BoundAudiences``, ``SigningAlgs`` (RS256 when none) and the time claims
-  with cap's leeways.  Keys fetched from a ``JWKSURL`` or an
-  ``OIDCDiscoveryURL``, and the ``OIDC`` type (a browser flow against a
-  provider), are refused when the method is written, naming what is
-  supported, rather than stored and failing every login.
+  ECDSA: ES256/384/512; Ed25519: EdDSA), or else the JSON Web Key Set its
+  ``JWKSURL`` serves, or else the one its ``OIDCDiscoveryURL``'s discovery
+  document names (the HTTP edge fetches them at each login, as Nomad does:
+  :func:`jwk_keys` reads them), then ``BoundIssuer``, ``BoundAudiences``,
+  ``SigningAlgs`` (RS256 when none) and the time claims with cap's leeways.
+  The ``OIDC`` type (a browser flow against a provider) is refused when the
+  method is written, rather than stored and failing every login.
 * ``ClaimMappings`` / ``ListClaimMappings`` copy claims (a name, or a JSON
   pointer ``/a/b``) to ``value.<name>`` / ``list.<name>``, which a binding
   rule's ``Selector`` (a go-bexpr expression, :mod:`actors.http_filter`)
@@ -78,8 +79,7 @@ METHOD_FIELDS = ("Name", "Type", "TokenLocality", "TokenNameFormat", "MaxTokenTT
 METHOD_READ_ONLY = ("Hash", "CreateTime", "ModifyTime", "CreateIndex", "ModifyIndex")
 RULE_FIELDS = ("ID", "Description", "AuthMethod", "Selector", "BindType", "BindName")
 
-UNSUPPORTED_KEY_SOURCE = ("{field} is not supported by this agent: it verifies JWTs only with the PEM "
-                          "public keys of JWTValidationPubKeys")
+URL_SCHEMES = ("http://", "https://")
 UNSUPPORTED_OIDC = ("auth method type OIDC is not supported by this agent (its login is a browser "
                     "flow against an OIDC provider); use type JWT with JWTValidationPubKeys")
 
@@ -222,8 +222,8 @@ def _config_problems(method_type: str, cfg: dict[str, Any] | None) -> list[str]:
         problems.append("JWT auth method requires either OIDCDiscoveryURL, or JWKS URL, or "
                         "JWTValidationPubKeys set")
     for field in ("JWKSURL", "OIDCDiscoveryURL"):
-        if cfg[field]:
-            problems.append(UNSUPPORTED_KEY_SOURCE.format(field=field))
+        if cfg[field] and not cfg[field].startswith(URL_SCHEMES):
+            problems.append(f"{field} must be an http:// or https:// URL")
     for pem in cfg["JWTValidationPubKeys"] or []:
         try:
             parse_public_key(pem)
@@ -403,13 +403,57 @@ def _leeway(ns: int, default_s: float) -> float:
     return 0.0 if ns < 0 else default_s if ns == 0 else ns / 1e9
 
 
-def validate_jwt(token: str, config: dict[str, Any], now_s: float) -> dict[str, Any]:
+def _b64_int(value: Any) -> int:
+    if not isinstance(value, str):
+        raise ValueError("not a base64url string")
+    return int.from_bytes(_unb64(value), "big")
+
+
+_JWK_CURVES = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
+
+
+def _jwk_key(jwk: dict[str, Any]) -> Any:
+    kty = jwk.get("kty")
+    if kty == "RSA":
+        return rsa.RSAPublicNumbers(_b64_int(jwk.get("e")), _b64_int(jwk.get("n"))).public_key()
+    if kty == "EC" and jwk.get("crv") in _JWK_CURVES:
+        curve = _JWK_CURVES[jwk["crv"]]()
+        x, y = _b64_int(jwk.get("x")), _b64_int(jwk.get("y"))
+        return ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
+    if kty == "OKP" and jwk.get("crv") == "Ed25519" and isinstance(jwk.get("x"), str):
+        return ed25519.Ed25519PublicKey.from_public_bytes(_unb64(jwk["x"]))
+    raise ValueError(f"unsupported key type {kty!r}")
+
+
+def jwk_keys(document: Any) -> list[tuple[str, Any]]:
+    """(kid, public key) of each signing key of a JSON Web Key Set; keys of other kinds or uses (an
+    ``enc`` key) are left out; LoginError when the document is not a key set (go-oidc's words)."""
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list):
+        raise LoginError("oidc: failed to decode keys: the document has no \"keys\" list")
+    out = []
+    for jwk in keys:
+        if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig":
+            continue
+        try:
+            out.append((str(jwk.get("kid") or ""), _jwk_key(jwk)))
+        except (ValueError, TypeError, binascii.Error, UnsupportedAlgorithm):
+            continue
+    return out
+
+
+def validate_jwt(token: str, config: dict[str, Any], now_s: float,
+                 jwks: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
     """The claims of *token* if it is valid for the method's *config* (Nomad's ``jwt.Validate``);
-    LoginError with the reason, in cap's words, otherwise."""
+    LoginError with the reason, in cap's words, otherwise.
+
+    The keys are the config's PEM keys, else *jwks* (what the edge fetched from the method's
+    JWKSURL or OIDC discovery: :func:`jwk_keys`), of which those with the token's ``kid`` when
+    it names one (go-oidc's RemoteKeySet)."""
     if len(token) > MAX_LOGIN_TOKEN_BYTES:
         raise LoginError(f"error verifying token signature: token longer than {MAX_LOGIN_TOKEN_BYTES} bytes")
     keys = [parse_public_key(p) for p in config.get("JWTValidationPubKeys") or []]
-    if not keys:
+    if not keys and jwks is None:
         raise LoginError("no JWTValidationPubKeys to verify the token with")
     parts = token.split(".")
     if len(parts) != 3:
@@ -426,9 +470,15 @@ def validate_jwt(token: str, config: dict[str, Any], now_s: float) -> dict[str, 
                          "objects")
     alg = header.get("alg") if isinstance(header.get("alg"), str) else ""
     data = f"{parts[0]}.{parts[1]}".encode()
-    if not signature or not any(_verifies(k, alg, signature, data) for k in keys):
-        raise LoginError("error verifying token signature: no known key successfully validated the token "
-                         "signature")
+    if keys:
+        if not signature or not any(_verifies(k, alg, signature, data) for k in keys):
+            raise LoginError("error verifying token signature: no known key successfully validated the "
+                             "token signature")
+    else:
+        kid = header.get("kid") if isinstance(header.get("kid"), str) else ""
+        candidates = [k for key_id, k in jwks or [] if not kid or key_id == kid]
+        if not signature or not any(_verifies(k, alg, signature, data) for k in candidates):
+            raise LoginError("error verifying token signature: failed to verify id token signature")
     expected_algs = config.get("SigningAlgs") or ["RS256"]
     for a in expected_algs:
         if a not in SUPPORTED_ALGS:
@@ -472,7 +522,7 @@ def login_error_text(e: LoginError) -> str:
     """Nomad's 401 text: its wrapping of cap's error (the issuer checks are Nomad's own)."""
     text = str(e)
     own = ("auth method specifies BoundIssuers", "unable to read iss property", "invalid JWT issuer",
-           "unable to parse public key")
+           "unable to parse public key", "unable to get validation keys from")
     inner = text if text.startswith(own) else f"unable to verify signature of JWT token: {text}"
     return f"unable to validate provided token: {inner}"
 

@@ -12,7 +12,8 @@ checked as its RPC in ``nomad/acl_endpoint.go`` is:
   /v1/acl/binding-rule`` creates one (its ID made here),
   ``/v1/acl/binding-rule/<id>`` reads, updates or deletes it.
 * ``PUT|POST /v1/acl/login`` ``{"AuthMethodName", "LoginToken"}``: verifies the
-  JWT against the method (:func:`actors.acl_auth.validate_jwt`), maps its
+  JWT against the method (:func:`actors.acl_auth.validate_jwt`; the keys of
+  a ``JWKSURL`` or ``OIDCDiscoveryURL`` fetched here, at each login), maps its
   claims, binds the method's rules and creates the ACL token through Raft,
   answering it with its secret.  The token expires after the method's
   ``MaxTokenTTL`` and is global when the method's ``TokenLocality`` is.
@@ -25,7 +26,11 @@ ACLs disabled every one is Nomad's ``400 ACL support disabled``.
 
 from __future__ import annotations
 
+import json
 import logging
+import ssl
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pykka
@@ -39,6 +44,7 @@ from actors.acl_auth import (
     canonical_method,
     canonical_rule,
     format_token_name,
+    jwk_keys,
     login_error_text,
     method_out,
     method_stub,
@@ -52,6 +58,13 @@ from actors.http_api import INVALID_METHOD, Answer, Api, CodedError, Request, ro
 from actors.state.acl_ops import default_auth_method, multi_error, token_view
 
 log = logging.getLogger("agent.http")
+
+# A login fetches the method's keys from its identity provider (JWKSURL, or OIDCDiscoveryURL's
+# document and then its jwks_uri) each time, as Nomad does; each request may take this long, so a
+# login stays well inside Nomad's 60 s aclLoginRequestExpiryTime.
+KEY_FETCH_TIMEOUT_S = 10.0
+# A key set or discovery document larger than this is refused unread (they are a few kilobytes).
+MAX_KEY_DOCUMENT_BYTES = 1024 * 1024
 
 
 def _acl() -> Any:
@@ -262,6 +275,58 @@ def _login_state(name: str) -> Any:
     return query
 
 
+def _fetch_json(url: str, ca_pem: str, what: str) -> Any:
+    """GET *url* (its TLS checked against *ca_pem* when given) and decode its JSON; LoginError."""
+    try:
+        context = ssl.create_default_context(cadata=ca_pem) if ca_pem and url.startswith("https:") else None
+    except (ssl.SSLError, ValueError):
+        raise LoginError("could not parse CA PEM value successfully") from None
+    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=KEY_FETCH_TIMEOUT_S, context=context) as resp:
+            body = resp.read(MAX_KEY_DOCUMENT_BYTES + 1)
+    except urllib.error.HTTPError as e:
+        detail = e.read(1024).decode(errors="replace").strip()
+        raise LoginError(f"{what}: {e.code} {e.reason}: {detail}") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise LoginError(f'{what}: Get "{url}": {getattr(e, "reason", e)}') from None
+    if len(body) > MAX_KEY_DOCUMENT_BYTES:
+        raise LoginError(f"{what}: the document is larger than {MAX_KEY_DOCUMENT_BYTES} bytes")
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise LoginError(f"{what}: not JSON: {e}") from None
+
+
+def remote_keys(config: dict[str, Any]) -> list[tuple[str, Any]] | None:
+    """The keys of the method's JWKSURL, else of its OIDC discovery document's jwks_uri (None: it
+    has PEM keys); LoginError, worded as cap's errors are, when they cannot be had."""
+    if config.get("JWTValidationPubKeys"):
+        return None
+    if config.get("JWKSURL"):
+        try:
+            return jwk_keys(_fetch_json(config["JWKSURL"], config.get("JWKSCACert") or "",
+                                        "oidc: get keys failed"))
+        except LoginError as e:
+            raise LoginError(f"error verifying token signature: fetching keys {e}") from None
+    issuer = config.get("OIDCDiscoveryURL") or ""
+    ca_pem = (config.get("DiscoveryCaPem") or [""])[0]
+    try:
+        document = _fetch_json(issuer.rstrip("/") + "/.well-known/openid-configuration", ca_pem,
+                               "failed to get the OIDC discovery document")
+        if not isinstance(document, dict):
+            raise LoginError("failed to decode OIDC discovery document: not a JSON object")
+        if document.get("issuer") != issuer:
+            raise LoginError(f'issuer did not match the returned issuer, expected "{issuer}" got '
+                             f'"{document.get("issuer")}"')
+        jwks_uri = document.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("http://", "https://")):
+            raise LoginError("failed to decode OIDC discovery document: no http(s) jwks_uri")
+        return jwk_keys(_fetch_json(jwks_uri, ca_pem, "oidc: get keys failed"))
+    except LoginError as e:
+        raise LoginError(f"unable to get validation keys from OIDC provider: {e}") from None
+
+
 @route("/v1/acl/login")
 def login(req: Request, api: Api) -> Any:
     """Exchange a JWT for an ACL token (Nomad ``ACL.Login``)."""
@@ -286,7 +351,7 @@ def login(req: Request, api: Api) -> Any:
     config = method.get("Config") or {}
     now = acl.wall_time()
     try:
-        claims = validate_jwt(token, config, now)
+        claims = validate_jwt(token, config, now, remote_keys(config))
     except LoginError as e:
         raise CodedError(401, login_error_text(e)) from None
     try:

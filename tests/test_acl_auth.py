@@ -123,14 +123,14 @@ def test_a_bad_method_gets_every_problem_in_nomads_words():
 
 
 @pytest.mark.parametrize(("config", "text"), [
-    ({"JWKSURL": "https://idp/jwks"}, "JWKSURL is not supported by this agent"),
-    ({"OIDCDiscoveryURL": "https://idp"}, "OIDCDiscoveryURL is not supported by this agent"),
+    ({"JWKSURL": "file:///etc/passwd"}, "JWKSURL must be an http:// or https:// URL"),
+    ({"OIDCDiscoveryURL": "idp.example"}, "OIDCDiscoveryURL must be an http:// or https:// URL"),
     ({"JWTValidationPubKeys": ["not a pem"]}, "unable to parse public key for JWT auth"),
     ({"JWTValidationPubKeys": [_pem(_RSA)], "SigningAlgs": ["HS256"]},
      "unsupported signing algorithm 'HS256'"),
     ({"JWTValidationPubKeys": [_pem(_RSA)], "Bogus": 1}, "unknown auth method Config fields: Bogus"),
 ])
-def test_what_this_agent_cannot_verify_with_is_refused_when_written(config, text):
+def test_configs_that_cannot_verify_are_refused_when_written(config, text):
     with pytest.raises(AuthError) as e:
         canonical_method({"Name": "j", "Type": "JWT", "TokenLocality": "local", "MaxTokenTTL": "1h",
                           "Config": config}, None, min_ttl_ns=MIN_NS, max_ttl_ns=MAX_NS, now_s=NOW)
@@ -428,3 +428,118 @@ def test_the_store_keeps_one_default_and_leaves_unchanged_records_alone():
     assert gone["error"] == "ACL auth method not found"
     assert st.apply(11, command("acl_auth_method_delete", names=["corp"]))["ok"]
     assert list(st.tables["acl_binding_rules"]) == ["r1"]  # a method's rules outlive it, as in Nomad
+
+
+# ---------------------------------------------------------------- keys from a JWKS URL or OIDC discovery
+
+
+def _jwk(key: Any, kid: str) -> dict[str, Any]:
+    pub = key.public_key()
+    if isinstance(pub, rsa.RSAPublicKey):
+        n = pub.public_numbers()
+        return {"kty": "RSA", "kid": kid, "use": "sig", "e": _b64(n.e.to_bytes(3, "big")),
+                "n": _b64(n.n.to_bytes((n.n.bit_length() + 7) // 8, "big"))}
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        n = pub.public_numbers()
+        return {"kty": "EC", "kid": kid, "crv": "P-256", "x": _b64(n.x.to_bytes(32, "big")),
+                "y": _b64(n.y.to_bytes(32, "big"))}
+    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "kid": kid, "crv": "Ed25519", "x": _b64(raw)}
+
+
+@pytest.fixture
+def idp():
+    """An identity provider on a loopback port: its OIDC discovery document and JWKS."""
+    import http.server
+    import threading
+
+    served: dict[str, Any] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path not in served:
+                self.send_response(404)
+                self.end_headers()
+                self.wfile.write(b"no such document")
+                return
+            body = json.dumps(served[self.path]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    served["/jwks"] = {"keys": [_jwk(_EC, "ec-1"), _jwk(_RSA, "rsa-1"), {"kty": "oct", "k": "c2VjcmV0"}]}
+    served["/.well-known/openid-configuration"] = {"issuer": base, "jwks_uri": f"{base}/jwks"}
+    try:
+        yield base, served
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _signed_with_kid(claims: dict[str, Any], key: Any, alg: str, kid: str) -> str:
+    head = _b64(json.dumps({"alg": alg, "typ": "JWT", "kid": kid}).encode())
+    return sign_raw(head, _b64(json.dumps(claims).encode()), key, alg)
+
+
+def sign_raw(head: str, body: str, key: Any, alg: str) -> str:
+    data = f"{head}.{body}".encode()
+    if alg == "ES256":
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    else:
+        sig = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    return f"{head}.{body}.{_b64(sig)}"
+
+
+def test_jwks_keys_are_read_as_go_jose_reads_them():
+    keys = acl_auth.jwk_keys({"keys": [_jwk(_RSA, "a"), _jwk(_EC, "b"), _jwk(_ED, "c"),
+                                       {"kty": "RSA", "use": "enc", "n": "AQ", "e": "AQ"}, {"kty": "oct"}]})
+    assert [k for k, _ in keys] == ["a", "b", "c"]
+    with pytest.raises(LoginError, match="failed to decode keys"):
+        acl_auth.jwk_keys({"keys": "none"})
+
+
+def test_login_with_keys_from_a_jwks_url_and_from_oidc_discovery(idp):
+    base, served = idp
+    st = _state()
+    for name, config in (("jwks", {"JWKSURL": f"{base}/jwks", "SigningAlgs": ["ES256", "RS256"]}),
+                         ("discovery", {"OIDCDiscoveryURL": base, "SigningAlgs": ["ES256", "RS256"]})):
+        code, got = call(st, "POST", "/v1/acl/auth-method", "root-secret",
+                         {"Name": name, "Type": "JWT", "TokenLocality": "global", "MaxTokenTTL": "10m",
+                          "Config": {**config, "BoundAudiences": ["nomad"],
+                                     "ClaimMappings": {"sub": "user"}}})
+        assert code == 200, got
+        code, got = call(st, "POST", "/v1/acl/binding-rule", "root-secret",
+                         {"AuthMethod": name, "BindType": "policy", "BindName": "node-read"})
+        assert code == 200, got
+        jwt = _signed_with_kid(_live(), _EC, "ES256", "ec-1")
+        code, token = call(st, "POST", "/v1/acl/login", "", {"AuthMethodName": name, "LoginToken": jwt})
+        assert code == 200, token
+        assert token["Policies"] == ["node-read"] and token["Global"] is True
+        unnamed = {"AuthMethodName": name, "LoginToken": sign(_live())}
+        assert call(st, "POST", "/v1/acl/login", "", unnamed)[0] == 200  # no kid: every key is tried
+    wrong_kid = _signed_with_kid(_live(), _EC, "ES256", "rsa-1")
+    assert call(st, "POST", "/v1/acl/login", "", {"AuthMethodName": "jwks", "LoginToken": wrong_kid}) == (
+        401, "unable to validate provided token: unable to verify signature of JWT token: error verifying "
+             "token signature: failed to verify id token signature")
+    del served["/jwks"]
+    code, text = call(st, "POST", "/v1/acl/login", "", {"AuthMethodName": "jwks",
+                                                       "LoginToken": sign(_live())})
+    assert (code, text) == (401, "unable to validate provided token: unable to verify signature of JWT "
+                                 "token: error verifying token signature: fetching keys oidc: get keys "
+                                 "failed: 404 Not Found: no such document")
+    served["/.well-known/openid-configuration"]["issuer"] = "https://elsewhere"
+    code, text = call(st, "POST", "/v1/acl/login", "", {"AuthMethodName": "discovery",
+                                                       "LoginToken": sign(_live())})
+    assert (code, text) == (401, "unable to validate provided token: unable to get validation keys from OIDC "
+                                 f'provider: issuer did not match the returned issuer, expected "{base}" got '
+                                 '"https://elsewhere"')
