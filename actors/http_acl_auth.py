@@ -61,8 +61,9 @@ log = logging.getLogger("agent.http")
 
 # A login fetches the method's keys from its identity provider (JWKSURL, or OIDCDiscoveryURL's
 # document and then its jwks_uri) each time, as Nomad does; each request may take this long, so a
-# login stays well inside Nomad's 60 s aclLoginRequestExpiryTime.
-KEY_FETCH_TIMEOUT_S = 10.0
+# login (two requests at most) answers within the CLI's 15 s request timeout and well inside
+# Nomad's 60 s aclLoginRequestExpiryTime.
+KEY_FETCH_TIMEOUT_S = 5.0
 # A key set or discovery document larger than this is refused unread (they are a few kilobytes).
 MAX_KEY_DOCUMENT_BYTES = 1024 * 1024
 
