@@ -78,6 +78,7 @@ CONFIG_FIELDS: dict[str, str] = {
 METHOD_FIELDS = ("Name", "Type", "TokenLocality", "TokenNameFormat", "MaxTokenTTL", "Default", "Config")
 METHOD_READ_ONLY = ("Hash", "CreateTime", "ModifyTime", "CreateIndex", "ModifyIndex")
 RULE_FIELDS = ("ID", "Description", "AuthMethod", "Selector", "BindType", "BindName")
+RULE_READ_ONLY = ("Hash", "CreateTime", "ModifyTime", "CreateIndex", "ModifyIndex")  # a read's, sent back
 
 URL_SCHEMES = ("http://", "https://")
 UNSUPPORTED_OIDC = ("auth method type OIDC is not supported by this agent (its login is a browser "
@@ -294,6 +295,9 @@ def canonical_rule(body: Any, existing: dict[str, Any] | None) -> dict[str, Any]
     validated as ``UpsertBindingRules`` does; AuthError with Nomad's text."""
     if not isinstance(body, dict):
         raise AuthError(400, "Request body must be a JSON object")
+    unknown = sorted(set(body) - set(RULE_FIELDS) - set(RULE_READ_ONLY))
+    if unknown:
+        raise AuthError(400, f"unknown binding rule fields: {', '.join(unknown)}")
     for field in RULE_FIELDS:
         if not isinstance(body.get(field) or "", str):
             raise AuthError(400, f"{field} must be a string")

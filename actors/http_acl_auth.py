@@ -336,6 +336,9 @@ def login(req: Request, api: Api) -> Any:
     _enabled(api)
     acl = _acl()
     body = acl._body(req)
+    unknown = sorted(set(body) - {"AuthMethodName", "LoginToken"})
+    if unknown:
+        raise CodedError(400, f"unknown login request fields: {', '.join(unknown)}")
     name, token = body.get("AuthMethodName") or "", body.get("LoginToken") or ""
     if not isinstance(name, str) or not isinstance(token, str):
         raise CodedError(400, "AuthMethodName and LoginToken must be strings")

@@ -167,6 +167,8 @@ def test_binding_rule_validation():
         with pytest.raises(AuthError) as e:
             canonical_rule(body, None)
         assert text in e.value.message
+    with pytest.raises(AuthError, match="unknown binding rule fields: Selecter"):
+        canonical_rule({"AuthMethod": "m", "BindType": "management", "Selecter": "x"}, None)
     old = {"ID": "r1", "AuthMethod": "m", "BindType": "policy", "BindName": "p"}
     assert canonical_rule({"ID": "r1", "Description": "d"}, old)["BindName"] == "p"
     with pytest.raises(AuthError, match="cannot update auth method for binding rule"):
@@ -376,6 +378,7 @@ def test_a_management_rule_makes_a_management_token():
     ({}, 400, "invalid login request: 2 errors occurred:\n\t* missing auth method name\n"
               "\t* missing login token\n\n"),
     ({"AuthMethodName": "nope", "LoginToken": "x"}, 400, 'auth-method "nope" not found'),
+    ({"AuthMethodName": "corp", "Token": "x"}, 400, "unknown login request fields: Token"),
     ({"AuthMethodName": "corp", "LoginToken": sign(_live(), _OTHER_RSA)}, 401,
      "unable to validate provided token: unable to verify signature of JWT token: error verifying token "
      "signature: no known key successfully validated the token signature"),

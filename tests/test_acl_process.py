@@ -510,6 +510,16 @@ def test_the_cli_manages_auth_methods_and_binding_rules_and_logs_in_with_a_jwt(a
     assert rule.returncode == 0, rule.stderr
     rule_id = json.loads(rule.stdout)["ID"]
     assert rule_id in nomad(agent, "acl", "binding-rule", "list", token=management).stdout
+    described = nomad(agent, "acl", "binding-rule", "update", "-description=engineers", rule_id,
+                      token=management)
+    assert described.returncode == 0, described.stderr
+    assert "Description  = engineers" in described.stdout
+    assert 'Selector     = "engineering in list.groups"' in described.stdout
+    longer = nomad(agent, "acl", "auth-method", "update", "-max-token-ttl=2h", "-default=true", "corp",
+                   token=management)
+    assert longer.returncode == 0, longer.stderr
+    assert "Max Token TTL     = 2h0m0s" in longer.stdout
+    assert "Bound audiences            = nomad" in longer.stdout
 
     now = time.time()
     jwt = sign({"sub": "alice", "aud": "nomad", "groups": ["engineering"], "iat": now, "exp": now + 120})
