@@ -33,6 +33,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 from typing import Any
 
@@ -393,12 +394,19 @@ def _verifies(key: Any, alg: str, signature: bytes, data: bytes) -> bool:
     return False
 
 
+def _json_kind(v: Any) -> str:
+    """What Go's encoding/json calls a JSON value's kind in its errors."""
+    if isinstance(v, bool):
+        return "bool"
+    return {str: "string", list: "array", dict: "object"}.get(type(v), "number")
+
+
 def _numeric(claims: dict[str, Any], name: str) -> float:
     value = claims.get(name)
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise LoginError(f"error verifying token signature: json: cannot unmarshal {type(value).__name__} "
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise LoginError(f"error verifying token signature: json: cannot unmarshal {_json_kind(value)} "
                          f"into Go struct field Claims.{name} of type jwt.NumericDate")
     return value
 

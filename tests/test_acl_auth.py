@@ -198,6 +198,8 @@ def test_jwts_signed_by_each_supported_key_kind_verify(key, alg):
     (sign({"sub": "x", "aud": "nomad"}), {}, NOW,
      "no issued at (iat), not before (nbf), or expiration time (exp) claims in token"),
     (sign(_claims(iss="https://evil")), {}, NOW, "invalid JWT issuer: https://evil"),
+    (sign(_claims(exp=float("inf"))), {}, NOW, "cannot unmarshal"),
+    (sign(_claims(exp="tomorrow")), {}, NOW, "cannot unmarshal string into Go struct field Claims.exp"),
 ])
 def test_invalid_jwts_are_refused_with_caps_reason(token, config, now, text):
     with pytest.raises(LoginError) as e:
