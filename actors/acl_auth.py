@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 import json
 import math
@@ -178,11 +179,12 @@ def method_stub(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def method_out(m: dict[str, Any]) -> dict[str, Any]:
-    """Nomad's ``ACLAuthMethod`` as its API answers it (``Sanitize``d: the OIDC client secret redacted)."""
+    """Nomad's ``ACLAuthMethod`` as its API answers it (``Sanitize``d: the OIDC client secret redacted);
+    a copy, never sharing the store's lists."""
     cfg = m.get("Config")
     config = None
     if cfg is not None:
-        config = {k: (_dur_out(cfg.get(k) or 0) if kind == "duration" else cfg.get(k))
+        config = {k: (_dur_out(cfg.get(k) or 0) if kind == "duration" else copy.deepcopy(cfg.get(k)))
                   for k, kind in CONFIG_FIELDS.items()}
         if config.get("OIDCClientSecret"):
             config["OIDCClientSecret"] = "redacted"

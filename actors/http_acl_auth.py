@@ -26,6 +26,7 @@ ACLs disabled every one is Nomad's ``400 ACL support disabled``.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import ssl
@@ -164,7 +165,7 @@ def _method_write(req: Request, api: Api, path_name: str) -> Any:
         raise CodedError(400, "ACL auth-method name does not match request path")
     name = body.get("Name") if isinstance(body.get("Name"), str) else ""
     existing, current_default = _read(api, lambda st: (
-        dict(st.tables["acl_auth_methods"][name]) if name in st.tables["acl_auth_methods"] else None,
+        copy.deepcopy(st.tables["acl_auth_methods"][name]) if name in st.tables["acl_auth_methods"] else None,
         (default_auth_method(st) or {}).get("Name")))
     min_ns, max_ns = _ttl_bounds(api)
     try:
@@ -264,7 +265,8 @@ def _rule_write(req: Request, api: Api, path_id: str) -> Any:
 
 
 def _login_state(name: str) -> Any:
-    """The method, its rules (ID order), the roles by name and the policy names; runs in the Raft actor."""
+    """The method, its rules (ID order), the roles by name and the policy names, copies; runs in the Raft
+    actor."""
     def query(st: Any) -> Any:
         method = st.tables["acl_auth_methods"].get(name)
         if method is None:
@@ -272,7 +274,7 @@ def _login_state(name: str) -> Any:
         rules = [dict(r) for _, r in sorted(st.tables["acl_binding_rules"].items())
                  if r.get("AuthMethod") == name]
         roles = {r.get("Name", ""): i for i, r in sorted(st.tables["acl_roles"].items())}
-        return dict(method), rules, roles, frozenset(st.tables["acl_policies"])
+        return copy.deepcopy(method), rules, roles, frozenset(st.tables["acl_policies"])
     return query
 
 
