@@ -3,7 +3,8 @@
 ``filter`` takes go-bexpr expressions (what Nomad's API and ``-filter`` flags
 use), evaluated against each object of the answer as Nomad returns it:
 
-    Status == "ready" and Datacenter in ["dc1", "dc2"]     (lists: also ``"dc1" in Datacenters``)
+    Status == "ready" and Datacenter in ["dc1", "dc2"]     (lists: also ``"dc1" in Datacenters``,
+                                                            or with a bare word, ``dc1 in Datacenters``)
     Meta.rack != "r1" or not (Name matches "^web-")
     NodeResources.Cpu.CpuShares > 1000                      (selectors: dots, or ["key with spaces"])
     Drivers is not empty, Name contains "web", Name not contains "db"
@@ -212,6 +213,14 @@ class _Parser:
             return t[1]  # a bare word: go-bexpr takes it as a string
         raise FilterError(f"expected a value, got {t[1]!r}")
 
+    def _bare_value_in(self) -> bool:
+        """``word in selector`` / ``word not in selector`` (a field name follows, not a list)."""
+        k = 2 if (self.peek(1) or ("", ""))[0] == "word" and str(self.peek(1)[1]).lower() == "not" else 1
+        after_in = self.peek(k + 1)
+        nxt = self.peek(k)
+        return (nxt is not None and nxt[0] == "word" and nxt[1].lower() == "in"
+                and after_in is not None and after_in[0] == "word")
+
     def match(self) -> Callable[[Any], bool]:
         first = self.peek()
         # value in selector / value not in selector
@@ -225,6 +234,14 @@ class _Parser:
             self.take()
             path = self.selector()
             return _in(value, path, negate)
+        if first is not None and first[0] == "word" and self._bare_value_in():
+            # go-bexpr takes a bare word before `in` as a string: `engineering in list.groups`
+            value = self.take()[1]
+            negate = self.word("not")
+            if negate:
+                self.take()
+            self.take()  # in
+            return _in(value, self.selector(), negate)
         path = self.selector()
         t = self.peek()
         if t is None:

@@ -498,3 +498,9 @@ from runtime.cli_volumes import VOLUME_COMMANDS  # noqa: E402
 
 COMMANDS.update(VOLUME_COMMANDS)
 # ---- end volume status, plugin status
+
+# ---- acl auth-method, acl binding-rule, login (runtime.cli_acl_auth)
+from runtime.cli_acl_auth import ACL_AUTH_COMMANDS  # noqa: E402
+
+COMMANDS.update(ACL_AUTH_COMMANDS)
+# ---- end acl auth-method, acl binding-rule, login

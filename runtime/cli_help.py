@@ -115,7 +115,68 @@ _c("version", "", "Show this CLI's version", "Prints the version of this nomad c
 # ---------------------------------------------------------------- acl
 
 _g("acl", "Manage ACL policies, roles and tokens",
-   "Groups the commands that bootstrap the ACL system and manage its policies, roles and tokens.")
+   "Groups the commands that bootstrap the ACL system and manage its policies, roles and tokens, and "
+   "the auth methods and binding rules of SSO login.")
+_g("acl auth-method", "Manage ACL auth methods",
+   "Create, read, list, update and delete ACL auth methods (SSO login; type JWT here).")
+_g("acl binding-rule", "Manage ACL binding rules",
+   "Create, read, list, update and delete the binding rules that map a login's claims to ACL roles, "
+   "policies or a management token.")
+_AUTH_METHOD_OPTS = (
+    ("-max-token-ttl <duration>", "How long the tokens this method creates are valid (e.g. 1h); between "
+                                  "the server's acl.token_min_expiration_ttl and token_max_expiration_ttl."),
+    ("-token-locality <locality>", "The kind of token the method creates: \"local\" or \"global\"."),
+    ("-token-name-format <format>", "The name of the tokens it creates, lightly templated with HIL "
+                                    "${...} syntax; defaults to '${auth_method_type}-${auth_method_name}'."),
+    ("-default", "Make this the default method, used by nomad login without -method."),
+    ("-config <json>", "The method's configuration as JSON; '@path' reads it from a file, '-' from "
+                       "standard input."))
+_c("acl auth-method create", "[options]", "Create a new ACL auth method",
+   "Creates an ACL auth method. Use requires a management token.",
+   ("-name <name>", "The method's name (1-128 letters, digits and dashes); required."),
+   ("-type <type>", "The method's type: 'JWT' (the agent refuses 'OIDC', whose login is a browser flow)."),
+   *_AUTH_METHOD_OPTS, *_JSON_T)
+_c("acl auth-method update", "[options] <acl_auth_method_name>", "Update an existing ACL auth method",
+   "Updates an ACL auth method; what no flag names stays as it is. Use requires a management token.",
+   ("-type <type>", "The method's type: 'JWT' or 'OIDC'."), *_AUTH_METHOD_OPTS, *_JSON_T)
+_c("acl auth-method delete", "[options] <acl_auth_method_name>", "Delete an existing ACL auth method",
+   "Deletes an ACL auth method. Use requires a management token.")
+_c("acl auth-method info", "[options] <acl_auth_method_name>",
+   "Fetch information on an existing ACL auth method",
+   "Shows an ACL auth method and its configuration. Requires a management token.", *_JSON_T)
+_c("acl auth-method list", "[options]", "List ACL auth methods",
+   "Lists the ACL auth methods (anyone may).", *_JSON_T)
+_BINDING_RULE_OPTS = (
+    ("-description <text>", "A free form description of the rule, at most 256 characters."),
+    ("-selector <expression>", "A go-bexpr expression over the login's mapped claims (value.<name>, "
+                               "list.<name>) that must match for the rule to apply; none matches every "
+                               "login."),
+    ("-bind-type <type>", "How the rule applies: \"role\", \"policy\" or \"management\"."),
+    ("-bind-name <name>", "The role or policy to bind, lightly templated with HIL ${value.<name>} "
+                          "syntax; empty for the management bind type."))
+_c("acl binding-rule create", "[options]", "Create a new ACL binding rule",
+   "Creates an ACL binding rule. Use requires a management token.",
+   ("-auth-method <name>", "The ACL auth method the rule belongs to; required."), *_BINDING_RULE_OPTS,
+   *_JSON_T)
+_c("acl binding-rule update", "[options] <acl_binding_rule_id>", "Update an existing ACL binding rule",
+   "Updates an ACL binding rule; what no flag names stays as it is. Requires a management token.",
+   *_BINDING_RULE_OPTS,
+   ("-no-merge", "Replace the rule with the flags given (-bind-type required) rather than merging them."),
+   *_JSON_T)
+_c("acl binding-rule delete", "[options] <acl_binding_rule_id>", "Delete an existing ACL binding rule",
+   "Deletes an ACL binding rule. Use requires a management token.")
+_c("acl binding-rule info", "[options] <acl_binding_rule_id>",
+   "Fetch information on an existing ACL binding rule",
+   "Shows an ACL binding rule. Requires a management token.", *_JSON_T)
+_c("acl binding-rule list", "[options]", "List ACL binding rules",
+   "Lists the ACL binding rules. Requires a management token.", *_JSON_T)
+_c("login", "[options]", "Login to Nomad using an auth method",
+   "Exchanges a JWT for a newly minted Nomad ACL token with the named auth method (or the default one).",
+   ("-method <name>", "The ACL auth method to log in with; optional when the cluster has a default one."),
+   ("-type <type>", "Deprecated (Nomad 1.5.2) and ignored, with a warning."),
+   ("-login-token <jwt>", "The JWT to exchange for a Nomad ACL token; required for JWT auth methods."),
+   ("-oidc-callback-addr <addr>", "The local OIDC callback address (the OIDC flow is not available here)."),
+   *_JSON_T)
 _g("acl policy", "Manage ACL policies", "Create, read, list and delete ACL policies.")
 _g("acl role", "Manage ACL roles", "Create, read, list, update and delete ACL roles.")
 _g("acl token", "Manage ACL tokens", "Create, read, list, update and delete ACL tokens.")

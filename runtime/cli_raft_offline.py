@@ -221,6 +221,7 @@ def raft_logs(addr: str, args: list[str]) -> str:
 
 # Our tables under Nomad's StateAsMap names (a table not named here: its CamelCase name).
 STATE_NAMES = {"acl_policies": "ACLPolicies", "acl_tokens": "ACLTokens", "acl_roles": "ACLRoles",
+               "acl_auth_methods": "ACLAuthMethods", "acl_binding_rules": "ACLBindingRules",
                "acl_bootstrap": "ACLBootstrap", "allocs": "Allocs", "deployments": "Deployments",
                "evals": "Evals", "jobs": "Jobs", "nodes": "Nodes", "periodic_launch": "PeriodicLaunches",
                "scaling_event": "ScalingEvents", "scaling_policies": "ScalingPolicies",

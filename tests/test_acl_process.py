@@ -478,6 +478,77 @@ def test_the_cli_manages_roles_and_a_token_gets_its_roles_policies(agent, manage
         assert call(agent.http_port, "DELETE", f"/v1/acl/policy/{name}", token=management).status == 200
 
 
+def test_the_cli_manages_auth_methods_and_binding_rules_and_logs_in_with_a_jwt(agent, management, tmp_path):
+    """nomad acl auth-method / binding-rule create, list, delete and nomad login with the default method."""
+    import time
+
+    from tests.test_acl_auth import _OTHER_RSA, _RSA, _pem, sign
+
+    r = call(agent.http_port, "POST", "/v1/acl/policy/sso-nodes", {"Name": "sso-nodes",
+                                                                  "Rules": 'node { policy = "read" }'},
+             token=management)
+    assert r.status == 200, r.text
+    config = tmp_path / "jwt.json"
+    config.write_text(json.dumps({"JWTValidationPubKeys": [_pem(_RSA)], "BoundAudiences": ["nomad"],
+                                  "ClaimMappings": {"sub": "user"},
+                                  "ListClaimMappings": {"groups": "groups"}}))
+    created = nomad(agent, "acl", "auth-method", "create", "-name=corp", "-type=jwt", "-max-token-ttl=1h",
+                    "-token-locality=local", "-default", "-token-name-format=sso-${value.user}",
+                    f"-config=@{config}", token=management)
+    assert created.returncode == 0, created.stderr
+    fields = {k.strip(): v for k, v in (line.split(" = ", 1) for line in created.stdout.splitlines()
+                                        if " = " in line)}
+    assert (fields["Name"], fields["Type"], fields["Max Token TTL"], fields["Default"]) == \
+        ("corp", "JWT", "1h0m0s", "true")
+    assert "\nAuth Method Config\n" in created.stdout and fields["Bound audiences"] == "nomad"
+    listed = nomad(agent, "acl", "auth-method", "list", token=None)  # anyone may list them
+    assert listed.stdout.splitlines()[0].split() == ["Name", "Type", "Default"]
+    assert listed.stdout.splitlines()[1].split() == ["corp", "JWT", "true"]
+    rule = nomad(agent, "acl", "binding-rule", "create", "-auth-method=corp",
+                 "-selector=engineering in list.groups",
+                 "-bind-type=policy", "-bind-name=sso-nodes", "-json", token=management)
+    assert rule.returncode == 0, rule.stderr
+    rule_id = json.loads(rule.stdout)["ID"]
+    assert rule_id in nomad(agent, "acl", "binding-rule", "list", token=management).stdout
+    described = nomad(agent, "acl", "binding-rule", "update", "-description=engineers", rule_id,
+                      token=management)
+    assert described.returncode == 0, described.stderr
+    assert "Description  = engineers" in described.stdout
+    assert 'Selector     = "engineering in list.groups"' in described.stdout
+    longer = nomad(agent, "acl", "auth-method", "update", "-max-token-ttl=2h", "-default=true", "corp",
+                   token=management)
+    assert longer.returncode == 0, longer.stderr
+    assert "Max Token TTL     = 2h0m0s" in longer.stdout
+    assert "Bound audiences            = nomad" in longer.stdout
+
+    now = time.time()
+    jwt = sign({"sub": "alice", "aud": "nomad", "groups": ["engineering"], "iat": now, "exp": now + 120})
+    logged = nomad(agent, "login", f"-login-token={jwt}", token=None)
+    assert logged.returncode == 0, logged.stderr
+    assert logged.stdout.startswith("Successfully logged in via JWT and corp\n\n")
+    got = {k.strip(): v for k, v in (line.split(" = ", 1) for line in logged.stdout.splitlines()
+                                     if " = " in line)}
+    assert (got["Name"], got["Type"], got["Policies"]) == ("sso-alice", "client", "sso-nodes")
+    SECRETS.append(got["Secret ID"])
+    assert call(agent.http_port, "GET", "/v1/nodes", token=got["Secret ID"]).status == 200
+    assert call(agent.http_port, "GET", "/v1/agent/self", token=got["Secret ID"]).status == 403
+    forged = sign({"sub": "mallory", "aud": "nomad", "groups": ["engineering"], "iat": now, "exp": now + 120},
+                  _OTHER_RSA)
+    refused = nomad(agent, "login", "-method=corp", f"-login-token={forged}", token=None)
+    assert refused.returncode == 1
+    assert "Error performing login: Unexpected response code: 401 (unable to validate provided token: " \
+           "unable to verify signature of JWT token: error verifying token signature: no known key " \
+           "successfully validated the token signature)" in refused.stderr
+
+    deleted = nomad(agent, "acl", "binding-rule", "delete", rule_id, token=management)
+    assert deleted.stdout.strip() == f"ACL binding rule {rule_id} successfully deleted"
+    deleted = nomad(agent, "acl", "auth-method", "delete", "corp", token=management)
+    assert deleted.stdout.strip() == "ACL auth method corp successfully deleted"
+    emptied = nomad(agent, "acl", "auth-method", "list", token=None)
+    assert emptied.stdout.strip() == "No ACL auth methods found"
+    assert call(agent.http_port, "DELETE", "/v1/acl/policy/sso-nodes", token=management).status == 200
+
+
 def test_no_secret_appears_in_the_agent_output_or_agent_self(agent, management):
     # A secret in ?token= is not read (Nomad removed it) and not logged with the URL.
     assert call(agent.http_port, "GET", f"/v1/jobs?token={management}").status == 403

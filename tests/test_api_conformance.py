@@ -661,9 +661,9 @@ def test_acl_auth_method_endpoints_exist_as_nomads(dev, method, path, status, te
     assert (r.status, r.text) == (status, text)
 
 
-def test_acl_auth_methods_are_listed_empty_and_cannot_be_created():
-    """The web UI's sign-in page lists the auth methods (anyone may); none exist, none can be made."""
-    from actors.http_acl_auth import NOT_SUPPORTED, auth_method, auth_methods, binding_rule
+def test_acl_auth_methods_are_listed_empty_until_created():
+    """The web UI's sign-in page lists the auth methods (anyone may); none exist on a new cluster."""
+    from actors.http_acl_auth import auth_method, auth_methods, binding_rule
     from actors.http_api import CodedError, Request
     from actors.state.store import StateStore
     from tests.one_server_api import api_over
@@ -673,9 +673,9 @@ def test_acl_auth_methods_are_listed_empty_and_cannot_be_created():
     api.env.now = lambda: 0.0
     assert auth_methods(Request("GET", "/v1/acl/auth-methods", {}, "/v1/acl/auth-methods"), api).value == []
     for handler, method, path, status, text in [
-            (auth_method, "GET", "/v1/acl/auth-method/oidc", 404, "ACL auth-method not found"),
-            (auth_method, "PUT", "/v1/acl/auth-method", 501, NOT_SUPPORTED),
-            (binding_rule, "DELETE", "/v1/acl/binding-rule/x", 404, "ACL binding rule not found")]:
+            (auth_method, "GET", "/v1/acl/auth-method/oidc", 403, "Permission denied"),
+            (auth_method, "PUT", "/v1/acl/auth-method/x", 403, "Permission denied"),
+            (binding_rule, "DELETE", "/v1/acl/binding-rule/x", 403, "Permission denied")]:
         with pytest.raises(CodedError) as e:
             handler(Request(method, path, {}, path), api)
         assert (e.value.code, e.value.message) == (status, text)

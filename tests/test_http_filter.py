@@ -99,3 +99,15 @@ def test_deep_nesting_is_refused_cleanly() -> None:
         compile_filter("(" * 200 + 'Name == "x"' + ")" * 200)
     with pytest.raises(FilterError, match="nested deeper"):
         compile_filter("not " * 200 + 'Name == "x"')
+
+
+def test_a_bare_word_before_in_is_a_string_as_binding_rule_selectors_write_it() -> None:
+    """go-bexpr reads ``engineering in list.groups`` as the string "engineering" (Nomad's docs' selectors)."""
+    claims = {"value": {"user": "alice"}, "list": {"groups": ["nomad-engineering", "ops"]}}
+    assert compile_filter("nomad-engineering in list.groups")(claims)
+    assert compile_filter('"ops" in list.groups and value.user == alice')(claims)
+    assert not compile_filter("sales in list.groups")(claims)
+    assert compile_filter("sales not in list.groups")(claims)
+    assert not compile_filter("ops in list.missing")(claims)
+    with pytest.raises(FilterError):
+        compile_filter("Name in 5")  # a field before `in` still needs a list

@@ -1,11 +1,13 @@
 """The ACL commands of the replicated state machine (Nomad ``state_store_acl.go``).
 
-Four tables of :class:`~actors.state.store.StateStore`: ``acl_tokens``
+ACL tables of :class:`~actors.state.store.StateStore`: ``acl_tokens``
 (by AccessorID), ``acl_policies`` (by Name), ``acl_bootstrap`` (one
 record, ``"bootstrap"``, holding the Raft index of the bootstrap: Nomad's
 ``acl_token_bootstrap`` index entry, the "reset index" its error names) and
 ``acl_roles`` (by ID: Nomad 1.4's ACL roles, a named set of policies a
-token may link to).
+token may link to), ``acl_auth_methods`` (by Name) and ``acl_binding_rules``
+(by ID): Nomad 1.5's SSO auth methods and the rules that map a login's
+claims to roles and policies (:mod:`actors.acl_auth`).
 
 A token stores its role links by ID only (``Roles: [{"ID"}]``); a link
 given by name is resolved to the role's ID when the token is written, as
@@ -34,12 +36,15 @@ from actors.state import root_keys
 if TYPE_CHECKING:
     from actors.state.store import StateStore
 
-__all__ = ["ACL_TABLES", "OPS", "expired_token_candidates", "job_acl_matches", "job_policy_names",
-           "multi_error", "role_by_name", "role_out", "token_by_secret", "token_expired",
-           "token_policy_names", "token_view"]
+__all__ = ["ACL_TABLES", "OPS", "default_auth_method", "expired_token_candidates", "job_acl_matches",
+           "job_policy_names", "multi_error", "role_by_name", "role_out", "token_by_secret",
+           "token_expired", "token_policy_names", "token_view"]
 
-# acl_roles last: a snapshot taken before roles existed restores it empty.
-ACL_TABLES = ("acl_tokens", "acl_policies", "acl_bootstrap", "acl_roles")
+# acl_roles, then the auth method tables, last: a snapshot taken before they existed restores them empty.
+# acl_auth_methods: Nomad 1.5's SSO auth methods, by Name; acl_binding_rules: their binding rules, by ID
+# (both shaped at the edge by actors.acl_auth, durations in nanoseconds and times in epoch seconds).
+ACL_TABLES = ("acl_tokens", "acl_policies", "acl_bootstrap", "acl_roles", "acl_auth_methods",
+              "acl_binding_rules")
 TOKEN_TYPES = ("client", "management")
 # The fields a token write may set; the store adds the indexes, and an update
 # keeps the SecretID, CreateTime and CreateIndex it had.
@@ -54,6 +59,10 @@ MAX_EXPIRED_BATCH = 4096
 POLICY_FIELDS = ("Name", "Description", "Rules", "Hash", "JobACL")
 JOB_ACL_FIELDS = ("Namespace", "JobID", "Group", "Task")
 ROLE_FIELDS = ("ID", "Name", "Description", "Policies", "Hash")
+AUTH_METHOD_FIELDS = ("Name", "Type", "TokenLocality", "TokenNameFormat", "MaxTokenTTL", "Default", "Config",
+                      "Hash", "CreateTime", "ModifyTime")
+BINDING_RULE_FIELDS = ("ID", "Description", "AuthMethod", "Selector", "BindType", "BindName", "Hash",
+                       "CreateTime", "ModifyTime")
 
 
 def _refuse(error: str, code: int) -> dict[str, Any]:
@@ -401,8 +410,120 @@ def acl_role_delete(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
     return {"ok": True, "index": index}
 
 
+def _method_record(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("Name"), str) or not raw["Name"]:
+        raise ValueError("auth method must be a map with a string Name")
+    if (not isinstance(raw.get("Config"), (dict, type(None)))
+            or not isinstance(raw.get("MaxTokenTTL", 0), int)):
+        raise ValueError("auth method Config must be a map and MaxTokenTTL nanoseconds")
+    return {k: raw[k] for k in AUTH_METHOD_FIELDS if k in raw}
+
+
+def default_auth_method(store: StateStore) -> dict[str, Any] | None:
+    """The method marked Default (Nomad allows one; ``GetDefaultACLAuthMethod``), by name order."""
+    for _, method in sorted(store.tables["acl_auth_methods"].items()):
+        if method.get("Default"):
+            return method
+    return None
+
+
+def acl_auth_method_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
+    """Create or update auth methods by name, all or none (Nomad ``UpsertACLAuthMethods``).
+
+    One method may be the default; an unchanged method (same Hash) keeps its
+    indexes, and an updated one its CreateIndex and CreateTime.
+    """
+    methods = store.tables["acl_auth_methods"]
+    records = [_method_record(m) for m in cmd["methods"]]
+    for m in records:
+        current = default_auth_method(store)
+        if m.get("Default") and current is not None and current["Name"] != m["Name"]:
+            return _refuse(f"default ACL auth method already exists: {current['Name']}", 500)
+    changed = False
+    for m in records:
+        old = methods.get(m["Name"])
+        if old is not None and old.get("Hash") == m.get("Hash"):
+            continue
+        m.update(CreateIndex=old["CreateIndex"] if old else index, ModifyIndex=index)
+        if old is not None:
+            m["CreateTime"] = old.get("CreateTime")
+        methods[m["Name"]] = m
+        changed = True
+    if changed:
+        store._touch("acl_auth_methods", index)
+    return {"ok": True, "index": index, "Names": [m["Name"] for m in records]}
+
+
+def acl_auth_method_delete(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
+    """Delete auth methods by name, all or none; their binding rules stay (as in Nomad)."""
+    names = cmd["names"]
+    if not isinstance(names, list) or not names:
+        raise ValueError("names must be a non-empty list")
+    methods = store.tables["acl_auth_methods"]
+    if any(n not in methods for n in names):
+        return _refuse("ACL auth method not found", 500)  # Nomad's state error, answered 500
+    for n in names:
+        del methods[n]
+    store._touch("acl_auth_methods", index)
+    return {"ok": True, "index": index}
+
+
+def acl_binding_rule_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
+    """Create or update binding rules, all or none (Nomad ``UpsertACLBindingRules``).
+
+    ``created``: the IDs the edge made for new rules; any other rule must
+    exist.  Each rule's auth method must exist.  An unchanged rule keeps its
+    indexes.
+    """
+    rules, methods = store.tables["acl_binding_rules"], store.tables["acl_auth_methods"]
+    created = cmd.get("created") or []
+    records = []
+    for raw in cmd["rules"]:
+        if not isinstance(raw, dict) or not isinstance(raw.get("ID"), str) or not raw["ID"]:
+            raise ValueError("binding rule must be a map with a string ID")
+        records.append({k: raw[k] for k in BINDING_RULE_FIELDS if k in raw})
+    for r in records:
+        if r["ID"] in created:
+            if r["ID"] in rules:
+                return _refuse(f"binding rule with ID {r['ID']} already exists", 400)
+        elif r["ID"] not in rules:
+            return _refuse(f"cannot find binding rule {r['ID']}", 400)
+        if r.get("AuthMethod") not in methods:
+            return _refuse("ACL binding rule insert failed: ACL auth method not found", 500)
+    changed = False
+    for r in records:
+        old = rules.get(r["ID"])
+        if old is not None and old.get("Hash") == r.get("Hash"):
+            continue
+        r.update(CreateIndex=old["CreateIndex"] if old else index, ModifyIndex=index)
+        if old is not None:
+            r["CreateTime"] = old.get("CreateTime")
+        rules[r["ID"]] = r
+        changed = True
+    if changed:
+        store._touch("acl_binding_rules", index)
+    return {"ok": True, "index": index, "IDs": [r["ID"] for r in records]}
+
+
+def acl_binding_rule_delete(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
+    ids = cmd["ids"]
+    if not isinstance(ids, list) or not ids:
+        raise ValueError("ids must be a non-empty list")
+    rules = store.tables["acl_binding_rules"]
+    if any(i not in rules for i in ids):
+        return _refuse("ACL binding rule not found", 500)  # Nomad's state error, answered 500
+    for i in ids:
+        del rules[i]
+    store._touch("acl_binding_rules", index)
+    return {"ok": True, "index": index}
+
+
 OPS = {
     "acl_bootstrap": acl_bootstrap,
+    "acl_auth_method_upsert": acl_auth_method_upsert,
+    "acl_auth_method_delete": acl_auth_method_delete,
+    "acl_binding_rule_upsert": acl_binding_rule_upsert,
+    "acl_binding_rule_delete": acl_binding_rule_delete,
     "acl_token_upsert": acl_token_upsert,
     "acl_token_delete": acl_token_delete,
     "acl_token_gc": acl_token_gc,
