@@ -119,7 +119,7 @@ def test_with_affinities_the_configured_node_limit_decides_how_many_nodes_are_sc
     assert _metrics(_allocs(c, "count")[0])["NodesEvaluated"] == 6
 
 
-def test_system_placements_evaluate_their_node_alone_and_failures_report_as_before():
+def test_system_placements_evaluate_their_node_alone_and_failures_count_the_pool_only():
     c = Cluster()
     for i in range(3):
         c.node(i)
@@ -137,9 +137,11 @@ def test_system_placements_evaluate_their_node_alone_and_failures_report_as_befo
         assert s["NormScore"] == s["Scores"]["binpack"]
     ev = next(e for e in c.state.tables["evals"].values() if e["JobID"] == "huge" and e.get("FailedTGAllocs"))
     failed = ev["FailedTGAllocs"]["g"]
-    # Both attempts' counts, the down node counted as evaluated and filtered (job plan explains it).
-    assert failed == {"NodesEvaluated": 8, "NodesFiltered": 2, "NodesExhausted": 6, "ConstraintFiltered": {},
-                      "DimensionExhausted": {"cpu": 6}, "CoalescedFailures": 1}
+    # Both attempts' counts, over the ready nodes of the job's datacenters and pool only (Nomad's stack
+    # never visits the down node), with Nomad's NodesInPool, NodesAvailable and NodePool.
+    assert failed == {"NodesEvaluated": 6, "NodesFiltered": 0, "NodesExhausted": 6, "ConstraintFiltered": {},
+                      "DimensionExhausted": {"cpu": 6}, "CoalescedFailures": 1, "NodesInPool": 3,
+                      "NodesAvailable": {"dc1": 3}, "NodePool": "default"}
 
 
 def test_a_stored_metric_becomes_nomads_alloc_metric():

@@ -39,8 +39,7 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   kept compact in the Raft entry (:func:`stored_metric`) and answered in
   Nomad's shape by the API (:func:`metric_out`).
   A group that cannot be placed reports its attempts' counts summed
-  (``FailedTGAllocs``), with the nodes the job may not use counted as
-  filtered.
+  (``FailedTGAllocs``), over the nodes of its datacenters and pool only.
 * **Sticky disks**: the replacement of an allocation whose group's
   ``ephemeral_disk`` is sticky or migrates tries the previous allocation's
   node first (Nomad's findPreferredNode), and goes elsewhere if it cannot.
@@ -902,8 +901,7 @@ class _Placer:
                     cf[verdict] = cf.get(verdict, 0) + 1
                     if node.get("NodeClass"):
                         _class_count(m, "ClassFiltered", node)
-                else:  # not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
-                    m["_outside"] += 1
+                # else not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
                 continue
             m["NodesEvaluated"] += 1
             if not volumes_feasible(node, group, alloc_name, m):
@@ -1076,7 +1074,6 @@ class _Placer:
         node = self.nodes[node_id]
         verdict = self.verdict(node, group)
         if verdict == OUTSIDE:
-            metrics["_outside"] += 1
             return False
         metrics["NodesEvaluated"] += 1
         if verdict != FEASIBLE:
@@ -1139,7 +1136,7 @@ def volumes_feasible(node: dict[str, Any], group: dict[str, Any], alloc_name: st
 
 def _new_metrics() -> dict[str, Any]:
     return {"NodesEvaluated": 0, "NodesFiltered": 0, "NodesExhausted": 0, "ConstraintFiltered": {},
-            "DimensionExhausted": {}, "CoalescedFailures": 0, "_outside": 0}
+            "DimensionExhausted": {}, "CoalescedFailures": 0}
 
 
 _METRIC_KEYS = len(_new_metrics())
@@ -1188,13 +1185,13 @@ def _skipped_back(skipped: list[tuple[float, str]], seen: int, limit: int,
     return out
 
 
-def _group_metrics(m: dict[str, Any]) -> dict[str, Any]:
-    """A group's metrics as its placement failure reports them (FailedTGAllocs): the nodes the job may
-    not use (``_outside``, which a placement's metrics leave out) counted as evaluated and filtered, as
-    ``nomad job plan`` explains them."""
-    outside = m.pop("_outside", 0)
-    m["NodesEvaluated"] += outside
-    m["NodesFiltered"] += outside
+def _group_metrics(m: dict[str, Any], placer: _Placer) -> dict[str, Any]:
+    """A group's metrics as its placement failure reports them (FailedTGAllocs), with Nomad's
+    NodesInPool, NodesAvailable and NodePool: only the ready nodes of the job's datacenters and node pool
+    are ever evaluated (Nomad's readyNodesInDCsAndPool), so with none of them NodesEvaluated is 0 and
+    the failure says "No nodes were eligible for evaluation"."""
+    in_pool, by_dc = placer.pool_counts()
+    m.update(NodesInPool=in_pool, NodesAvailable=dict(by_dc), NodePool=placer.job.get("NodePool", ""))
     return m
 
 
@@ -1656,7 +1653,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             plan["Place"].append(placed)
         if failed:
             metrics["CoalescedFailures"] = failed - 1
-            plan["Failed"][group["Name"]] = _group_metrics(metrics)
+            plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
     plan.pop("_rolling", None)
     plan.pop("_max_place", None)
     if later:
@@ -1820,13 +1817,12 @@ def _node_lost(node: dict[str, Any] | None) -> bool:
 
 def _system_node_feasible(placer: _Placer, node: dict[str, Any], group: dict[str, Any],
                           metrics: dict[str, Any]) -> bool:
-    """A system or sysbatch group's feasibility check of one node, counted in *metrics* (a node outside
-    the job's datacenters or pool is filtered, as these groups' failure metrics always counted it)."""
-    metrics["NodesEvaluated"] += 1
+    """A system or sysbatch group's feasibility check of one node, counted in *metrics*; a node not
+    ready or outside the job's datacenters or pool is not one Nomad's system scheduler considers."""
     verdict = placer.verdict(node, group)
     if verdict == OUTSIDE:
-        metrics["NodesFiltered"] += 1
         return False
+    metrics["NodesEvaluated"] += 1
     if verdict != FEASIBLE:
         filter_node(metrics, node, verdict)
         return False
@@ -1941,7 +1937,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         plan["Place"].append(placed)
     if failed:
         metrics["CoalescedFailures"] = failed - 1
-        plan["Failed"][group["Name"]] = _group_metrics(metrics)
+        plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
 
 
 def _ran_successfully(a: dict[str, Any]) -> bool:
@@ -2050,7 +2046,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
                     _unstop(plan, placer, prev)
     if failed:
         metrics["CoalescedFailures"] = failed - 1
-        plan["Failed"][group["Name"]] = metrics
+        plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
 
 
 def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], node_id: str,
