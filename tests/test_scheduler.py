@@ -2047,3 +2047,42 @@ def test_a_sticky_replacement_goes_elsewhere_when_its_node_cannot_take_it() -> N
     c.schedule()
     (new,) = [a for a in c.running("web") if a["ID"] != old["ID"]]
     assert new["NodeID"] != old["NodeID"] and new["PreviousAllocation"] == old["ID"]
+
+
+# ------------------------------------------------------------ job-level distinct_hosts
+def _two_groups(job_id: str, per_group: int, constraints: list[dict[str, Any]],
+                group_cons: Any = ()) -> dict[str, Any]:
+    job = service(job_id, count=per_group, cpu=10, mem=10, Constraints=constraints)
+    g = job["TaskGroups"][0]
+    job["TaskGroups"] = [{**g, "Name": "a", "Constraints": list(group_cons)},
+                         {**g, "Name": "b", "Constraints": list(group_cons)}]
+    return job
+
+
+def test_a_job_level_distinct_hosts_keeps_every_allocation_of_the_job_on_its_own_node() -> None:
+    """Nomad's DistinctHostsIterator: a job's distinct_hosts forbids any two allocations of the job,
+    of any group, on one node; a group's only two of that group."""
+    dh = {"LTarget": "", "RTarget": "true", "Operand": "distinct_hosts"}
+    c = Cluster()
+    for i in range(4):
+        c.node(i)
+    c.register(**_two_groups("web", 2, [dh]))
+    c.schedule()
+    nodes = [a["NodeID"] for a in c.running("web")]
+    assert len(nodes) == 4 and len(set(nodes)) == 4
+    # One node fewer than allocations: the last one cannot be placed, every node filtered by it.
+    c.register(**_two_groups("api", 3, [dh]))
+    c.schedule()
+    assert len(c.running("api")) == 4
+    assert len({a["NodeID"] for a in c.running("api")}) == 4
+    ev = next(e for e in c.state.tables["evals"].values() if e["JobID"] == "api" and e.get("FailedTGAllocs"))
+    assert set(ev["FailedTGAllocs"]) == {"b"}  # a's three took three nodes, b's first the fourth
+    m = ev["FailedTGAllocs"]["b"]
+    assert set(m["ConstraintFiltered"]) == {"distinct_hosts"} and m["CoalescedFailures"] == 1
+    # The group's: two allocations of different groups may share a node.
+    c.register(**_two_groups("db", 4, [], group_cons=[dh]))
+    c.schedule()
+    db = c.running("db")
+    assert len(db) == 8
+    for g in ("a", "b"):
+        assert len({a["NodeID"] for a in db if a["TaskGroup"] == g}) == 4

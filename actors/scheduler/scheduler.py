@@ -277,6 +277,7 @@ DYNAMIC_PORT_MIN, DYNAMIC_PORT_MAX = 20000, 32000
 # failure) are passed over without counting towards the limit, and come back only if the nodes run out.
 SKIP_SCORE_THRESHOLD = 0.0
 MAX_SKIP = 3
+DISTINCT_GROUP, DISTINCT_JOB = 1, 2  # _Placer._distinct: whose allocations may not share a node
 # An allocation's Metrics keeps the scores of this many of the best nodes scored for it (Nomad's
 # MaxRetainedNodeScores): every allocation carries them through Raft, so not all of them.
 TOP_SCORES_KEPT = 5
@@ -590,6 +591,8 @@ class _Placer:
         self._shared = shared_feasible
         self._shapes: dict[str, str] = {}  # group name -> its feasibility_shape
         self.job_on_node: dict[tuple[str, str], int] = {}  # (node, group) -> allocs of this job there
+        self.job_on_node_any: dict[str, int] = {}  # node -> allocs of this job there, of any group
+        self._distinct_cache: dict[str, int] = {}  # group name -> _distinct()
         self._pref_cache: dict[str, tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]] = {}
         # (group, attribute) -> value -> allocations, for spreads (_value_counts)
         self._spread_counts: dict[tuple[str, str], dict[str, int]] = {}
@@ -712,9 +715,23 @@ class _Placer:
                 return constraint_key(c)
         return FEASIBLE
 
-    def _distinct(self, group: dict[str, Any]) -> bool:
-        return any(c["Operand"] == "distinct_hosts" and c.get("RTarget", "true") != "false"
-                   for c in (*self.job.get("Constraints", ()), *group.get("Constraints", ())))
+    def _distinct(self, group: dict[str, Any]) -> int:
+        """Nomad's DistinctHostsIterator: DISTINCT_JOB when the job has a distinct_hosts constraint (no
+        two allocations of the job, of any group, on one node), DISTINCT_GROUP when only the group has
+        (no two of the group), else 0."""
+        got = self._distinct_cache.get(group["Name"])
+        if got is None:
+            def has(cons: Any) -> bool:
+                return any(c["Operand"] == "distinct_hosts" and c.get("RTarget", "true") != "false"
+                           for c in cons or ())
+            got = DISTINCT_JOB if has(self.job.get("Constraints")) \
+                else DISTINCT_GROUP if has(group.get("Constraints")) else 0
+            self._distinct_cache[group["Name"]] = got
+        return got
+
+    def collides(self, distinct: int, node_id: str, collisions: int) -> bool:
+        """A distinct_hosts collision on *node_id* (*collisions*: the group's allocations there)."""
+        return bool(collisions or (distinct == DISTINCT_JOB and self.job_on_node_any.get(node_id)))
 
     def props(self, group: dict[str, Any]) -> tuple[_PropertySet, ...]:
         """The group's distinct_property sets (the job's constraints', then the group's), brought up to
@@ -821,6 +838,7 @@ class _Placer:
         anti-affinity and the spread counts."""
         key = (a["NodeID"], a["TaskGroup"])
         self.job_on_node[key] = self.job_on_node.get(key, 0) + delta
+        self.job_on_node_any[a["NodeID"]] = self.job_on_node_any.get(a["NodeID"], 0) + delta
         node = self.nodes.get(a["NodeID"])
         if node is None:
             return
@@ -909,7 +927,7 @@ class _Placer:
             if not host_networks_feasible(node, group, m):
                 continue
             collisions = self.job_on_node.get((node_id, group["Name"]), 0)
-            if distinct and collisions:
+            if distinct and self.collides(distinct, node_id, collisions):
                 filter_node(m, node, "distinct_hosts")
                 continue
             if props and not props_ok(props, node, m):
@@ -966,6 +984,7 @@ class _Placer:
                 alloc_port_keys({"AllocatedPorts": self.last_ports}))
         key = (best, group["Name"])
         self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
+        self.job_on_node_any[best] = self.job_on_node_any.get(best, 0) + 1
         if spreads:
             self._count_placement(group, self.nodes[best])
         return best
@@ -1081,7 +1100,8 @@ class _Placer:
             return False
         # The allocation it replaces is no longer counted there: the plan stops it (stop_alloc).
         collisions = self.job_on_node.get((node_id, group["Name"]), 0)
-        if collisions and self._distinct(group):
+        distinct = self._distinct(group)
+        if distinct and self.collides(distinct, node_id, collisions):
             filter_node(metrics, node, "distinct_hosts")
             return False
         props = self.props(group)
@@ -1113,6 +1133,7 @@ class _Placer:
         self.usage.add_allocs(node_id, 1)
         key = (node_id, group["Name"])
         self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
+        self.job_on_node_any[node_id] = self.job_on_node_any.get(node_id, 0) + 1
         if spreads:
             self._count_placement(group, node)
         return True
@@ -1409,6 +1430,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         if live(a):
             key = (a["NodeID"], a["TaskGroup"])
             placer.job_on_node[key] = placer.job_on_node.get(key, 0) + 1
+            placer.job_on_node_any[a["NodeID"]] = placer.job_on_node_any.get(a["NodeID"], 0) + 1
     seq = 0
     if max_place is not None:
         plan["_max_place"] = max_place  # for _system_group
