@@ -2086,3 +2086,45 @@ def test_a_job_level_distinct_hosts_keeps_every_allocation_of_the_job_on_its_own
     assert len(db) == 8
     for g in ("a", "b"):
         assert len({a["NodeID"] for a in db if a["TaskGroup"] == g}) == 4
+
+
+# ------------------------------------------------------------ in-place updates and deployments
+def _tracked_and_not(count: int) -> dict[str, Any]:
+    """Group a rolls out through deployments; group b has no update strategy (max_parallel 0)."""
+    job = service("web", count=count, cpu=10, mem=10, Update={"MaxParallel": 1})
+    g = job["TaskGroups"][0]
+    job["TaskGroups"] = [{**g, "Name": "a"}, {**g, "Name": "b", "Update": {"MaxParallel": 0}}]
+    return job
+
+
+def test_allocations_updated_in_place_take_the_jobs_deployment_whatever_their_group() -> None:
+    """Nomad's generic scheduler: an allocation updated in place takes the ID of the deployment the
+    plan makes, else of the job's latest one, its DeploymentStatus cleared when that changes; and every
+    placement is made within the job's active deployment, a group's it does not track too."""
+    c = Cluster()
+    c.node(0)
+    c.register(**_tracked_and_not(2))
+    c.schedule()
+    c.client()
+    _health(c)
+    d0 = _deployment(c)
+    assert d0["Status"] == "successful" and sorted(d0["TaskGroups"]) == ["a"]
+    assert {a["DeploymentID"] for a in c.running("web")} == {d0["ID"]}
+    c.register(**_tracked_and_not(3))  # a scale: version 1, every allocation kept updated in place
+    c.schedule()
+    d1 = _deployment(c)
+    assert d1["ID"] != d0["ID"] and sorted(d1["TaskGroups"]) == ["a"]
+    assert d1["TaskGroups"]["a"]["PlacedAllocs"] == 3  # b's are not counted in it
+    running = c.running("web")
+    assert len(running) == 6
+    assert all(a["DeploymentID"] == d1["ID"] and a["DeploymentStatus"] is None for a in running)
+    _health(c)
+    assert _deployment(c)["Status"] == "successful"
+    # Version 2 makes no deployment (no group rolls out any more): the allocations updated in place
+    # keep the latest one's ID, which they already have.
+    job = _tracked_and_not(3)
+    job["TaskGroups"][0]["Update"] = {"MaxParallel": 0}
+    c.register(**job)
+    c.schedule()
+    assert _deployment(c)["ID"] == d1["ID"]
+    assert {a["DeploymentID"] for a in c.running("web")} == {d1["ID"]}

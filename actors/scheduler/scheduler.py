@@ -1417,6 +1417,10 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     counting.append(placer)
     if deployment is _SCAN:
         deployment = latest_deployment(tables, job) if job["Type"] == "service" else None
+    # Nomad's generic scheduler keeps the job's latest deployment, whatever its version or status (none
+    # for a batch job), unless the plan makes one: allocations updated in place take its ID.
+    latest = deployment if job["Type"] == "service" else None
+    in_place_all: list[dict[str, Any]] = []  # allocations the plan updates in place, of every group
     # Nomad's reconciler: a deployment of an older job version is cancelled
     # by the registration that replaced it (the store does that); one of
     # this version that is paused or failed lets no more allocations be
@@ -1618,11 +1622,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             stopping = {st["ID"] for st in plan["Stop"]}
             updated = [a["ID"] for a in in_place if a["ID"] not in stopping and live(a)]
             plan.setdefault("InPlace", []).extend(updated)
-            if updated and dstate is not None:
-                # Nomad's generic scheduler: an allocation updated in place joins the deployment, its
-                # health to be reported again (DeploymentStatus cleared when it moves).
-                dep_id = (active or plan["Deployment"])["ID"]
-                plan.setdefault("InPlaceDeployment", {}).update((aid, dep_id) for aid in updated)
+            in_place_all += [a for a in in_place if a["ID"] in set(updated)]
             if updated:  # each takes the memory_max an allocation placed now would have
                 memory = memory_max_fields(group, placer.oversubscribe)
                 plan.setdefault("InPlaceMemory", {}).update((aid, memory) for aid in updated)
@@ -1676,6 +1676,22 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         if failed:
             metrics["CoalescedFailures"] = failed - 1
             plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+    current = plan.get("Deployment") or active
+    if current is not None and job["Type"] == "service":
+        # Nomad's generic scheduler places every allocation within the job's active deployment, a
+        # group's it does not track (no update strategy) too.
+        for placed in plan["Place"]:
+            if not placed.get("DeploymentID"):
+                placed["DeploymentID"], placed["DeploymentStatus"] = current["ID"], None
+    if in_place_all:
+        # Nomad's generic scheduler: an allocation updated in place takes the plan's deployment's ID,
+        # or else the job's latest deployment's (the group's or not, of this version or not), its
+        # health to be reported again (the store clears DeploymentStatus when the ID changes).
+        dep = plan.get("Deployment") or latest
+        dep_id = dep["ID"] if dep is not None else ""
+        moved = {a["ID"]: dep_id for a in in_place_all if dep_id and a.get("DeploymentID") != dep_id}
+        if moved:
+            plan.setdefault("InPlaceDeployment", {}).update(moved)
     plan.pop("_rolling", None)
     plan.pop("_max_place", None)
     if later:
