@@ -1355,8 +1355,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     delay has not passed waits for a follow-up evaluation (``RescheduleLater``);
     None (a dry run): every one due is rescheduled at once.
     *max_place*: at most this many placements (the plan is one Raft entry, which must stay bounded);
-    what is left is marked ``More`` and plan_apply makes a follow-up evaluation for it.  *max_stop*
-    bounds the same way the stops of a job that is stopped (or gone).
+    what is left is marked ``More`` and plan_apply makes a follow-up evaluation for it (a system or
+    sysbatch job's too).  *max_stop* bounds the same way the stops nothing replaces: of a job that is
+    stopped (or gone), of a count dropped, of a group the job no longer has.
     """
     job_id = ev["JobID"]
     job = tables["jobs"].get(job_id)
@@ -1376,7 +1377,12 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     freed: set[str] = set()  # allocations whose room this plan's usage no longer counts
     counting: list[_Placer] = []  # the placer, once made: its allocations-per-node counts
 
-    def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "") -> None:
+    def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "", alone: bool = False) -> bool:
+        """Stop *a* in this plan.  *alone*: nothing replaces it (a count dropped, a group removed), so
+        once the plan holds *max_stop* stops it is left for the follow-up evaluation (``More``): False."""
+        if alone and max_stop is not None and len(stop) >= max_stop:
+            plan["More"] = True
+            return False
         stop.append({"ID": a["ID"], "DesiredDescription": desc, "ClientStatus": client_status})
         if freeing and live(a) and a["ID"] not in freed:
             freed.add(a["ID"])
@@ -1388,15 +1394,14 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             freeing[0].add_allocs(a["NodeID"], -1)
             if counting:  # nor is it one of the job's on its node (distinct_hosts, anti-affinity, spread)
                 counting[0].count_alloc(a, -1)
+        return True
 
     if job is None or job.get("Stop") or job.get("ParameterizedJob") or job.get("Periodic"):  # parents never run
         for a in job_allocs:
             if a.get("DesiredStatus") == "run":
-                if max_stop is not None and len(stop) >= max_stop:
-                    plan["More"] = True
-                    break
                 lost = _node_lost(nodes.get(a["NodeID"])) and a.get("ClientStatus") not in TERMINAL_CLIENT
-                stop_alloc(a, STOP_LOST if lost else STOP_JOB, "lost" if lost else "")
+                if not stop_alloc(a, STOP_LOST if lost else STOP_JOB, "lost" if lost else "", alone=True):
+                    break
         return plan
     # The plan names the job record it was computed against rather than
     # carrying it: plan_apply places with the store's own record (see there),
@@ -1447,7 +1452,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     for a in job_allocs:
         if a["TaskGroup"] not in names and a.get("DesiredStatus") == "run":
             lost = _node_lost(nodes.get(a["NodeID"])) and a.get("ClientStatus") not in TERMINAL_CLIENT
-            stop_alloc(a, STOP_LOST if lost else STOP_EXTRA, "lost" if lost else "")
+            stop_alloc(a, STOP_LOST if lost else STOP_EXTRA, "lost" if lost else "", alone=True)
     for group in job["TaskGroups"]:
         group_allocs = [a for a in job_allocs if a["TaskGroup"] == group["Name"]]
         if job["Type"] == "system":
@@ -1615,7 +1620,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             i = _name_index(a["Name"])
             if i >= group["Count"] or i in taken:
                 if a.get("ClientStatus") != "complete" or job["Type"] != "batch":
-                    stop_alloc(a, STOP_EXTRA)
+                    stop_alloc(a, STOP_EXTRA, alone=True)
                 continue
             taken.add(i)
         if in_place:
@@ -1895,7 +1900,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         elif a.get("DesiredTransition", {}).get("Migrate"):
             stop_alloc(a, STOP_MIGRATE)
         elif group["Count"] == 0 or a["NodeID"] in have:
-            stop_alloc(a, STOP_EXTRA)
+            stop_alloc(a, STOP_EXTRA, alone=True)
         elif cs in ("failed", "complete", "lost") or (
                 a.get("JobVersion", 0) != job.get("Version", 0)
                 and update_digest(a.get("Job") or {}, group["Name"]) != digest):
@@ -2029,7 +2034,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
             continue
         node = nodes.get(a["NodeID"])
         if a["Name"] not in wanted or key in live_at:
-            stop_alloc(a, STOP_EXTRA)
+            stop_alloc(a, STOP_EXTRA, alone=True)
             continue
         live_at[key] = a
         if a.get("DesiredTransition", {}).get("Migrate"):
@@ -2041,7 +2046,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
             if a.get("JobVersion", 0) != version:
                 stop_alloc(a, STOP_NODE_INELIGIBLE)  # Nomad: not ready, and the job changed
         elif not _in_dcs_and_pool(job, node):
-            stop_alloc(a, STOP_EXTRA)  # no longer in the job's datacenters or node pool
+            stop_alloc(a, STOP_EXTRA, alone=True)  # no longer in the job's datacenters or node pool
         elif destructive(a):
             stop_alloc(a, STOP_UPDATE)
             replace_on[key] = a
@@ -2064,15 +2069,30 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
     metrics = _new_metrics()
     failed = 0
     need = (*group_resources(group), group_disk_mb(group))
+    limit = plan.get("_max_place")
     for node_id in placer.sorted_ids:
         node = nodes[node_id]
         todo = [n for n in names if (node_id, n) in replace_on
                 or ((node_id, n) not in live_at and (node_id, n) not in last_terminal)]
         if not todo:
             continue
+        if limit is not None and len(plan["Place"]) >= limit:
+            # The plan entry is full (max_placements_per_entry): the rest in a follow-up evaluation's plan,
+            # and what they would replace is not stopped now.
+            plan["More"] = True
+            for name in todo:
+                if (node_id, name) in replace_on:
+                    _unstop(plan, placer, replace_on[(node_id, name)])
+            continue
         if not _system_node_feasible(placer, node, group, metrics):
             continue
-        for name in todo:
+        for at, name in enumerate(todo):
+            if limit is not None and len(plan["Place"]) >= limit:
+                plan["More"] = True
+                for rest in todo[at:]:
+                    if (node_id, rest) in replace_on:
+                        _unstop(plan, placer, replace_on[(node_id, rest)])
+                break
             props = placer.props(group)
             if props and not props_ok(props, node, metrics):
                 break
