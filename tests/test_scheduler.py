@@ -2128,3 +2128,18 @@ def test_allocations_updated_in_place_take_the_jobs_deployment_whatever_their_gr
     c.schedule()
     assert _deployment(c)["ID"] == d1["ID"]
     assert {a["DeploymentID"] for a in c.running("web")} == {d1["ID"]}
+
+
+def test_allocation_ids_are_uuid5s_of_the_evaluation_name_and_sequence() -> None:
+    """alloc_id builds uuid.uuid5's string without a UUID object; it must stay the very same ID."""
+    import random
+    import uuid
+
+    from actors.scheduler.scheduler import ALLOC_NS, alloc_id
+
+    r = random.Random(7)
+    for i in range(2000):
+        ev = str(uuid.UUID(int=r.getrandbits(128)))
+        name = f"job-{r.randrange(99)}.g{'é' if i % 5 == 0 else ''}[{r.randrange(5000)}]"
+        n = r.randrange(100_000)
+        assert alloc_id(ev, name, n) == str(uuid.uuid5(ALLOC_NS, f"{ev}/{name}/{n}"))

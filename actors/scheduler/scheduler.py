@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import math
 import operator
 import uuid
@@ -80,6 +81,7 @@ from actors.state import scheduler_config as sched_cfg
 
 TERMINAL_CLIENT = ("complete", "failed", "lost")
 ALLOC_NS = uuid.UUID("5a1c0c8e-1d7e-4f55-9e37-6c2b8d7e0a11")
+_ALLOC_NS_BYTES = ALLOC_NS.bytes
 
 STOP_JOB = "alloc not needed since job was stopped"
 STOP_LOST = "alloc is lost since its node is down"
@@ -180,7 +182,13 @@ def alloc_id(eval_id: str, name: str, n: int) -> str:
 
     Unique across clusters through *eval_id*: the state derives evaluation IDs within
     the cluster's ID (StateStore._eval_id), and the plan carries the IDs made here."""
-    return str(uuid.uuid5(ALLOC_NS, f"{eval_id}/{name}/{n}"))
+    # uuid.uuid5's, without building a UUID object (a plan makes thousands): the name's SHA-1 within
+    # the namespace, its version and variant bits set, in the 8-4-4-4-12 form.
+    h = bytearray(hashlib.sha1(_ALLOC_NS_BYTES + f"{eval_id}/{name}/{n}".encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def node_ready(node: dict[str, Any]) -> bool:
@@ -582,7 +590,9 @@ class _Placer:
         self._ready_by_dc = ready_by_dc
         self._pool: tuple[int, dict[str, int]] | None = None
         self.last_metric: dict[str, Any] | None = None  # the AllocMetric of select()'s placement
-        self._feasible: dict[tuple[str, str], int | str] = {}
+        self._feasible: dict[str, dict[str, int | str]] = {}  # group name -> node ID -> verdict()
+        self._caps: dict[str, tuple[int, int, int]] = {}  # node ID -> its capacity (node_capacity)
+        self._group_info: dict[str, tuple[Any, ...]] = {}  # group name -> _info()
         # node ID -> (the node record, {feasibility_shape: feasible}): the
         # store's, shared by every evaluation, so the ten-odd nodes each
         # evaluation visits are not checked again for every job of the same
@@ -671,8 +681,10 @@ class _Placer:
     def verdict(self, node: dict[str, Any], group: dict[str, Any]) -> int | str:
         """FEASIBLE, the reason it is filtered (a driver or constraint) or OUTSIDE (not ready, or not in
         the job's datacenters or node pool), kept per evaluation and in the store's cache."""
-        key = (node["ID"], group["Name"])
-        ok = self._feasible.get(key)
+        known = self._feasible.get(group["Name"])
+        if known is None:
+            known = self._feasible[group["Name"]] = {}
+        ok = known.get(node["ID"])
         if ok is None:
             shared = self._shared
             if shared is None:
@@ -691,8 +703,31 @@ class _Placer:
                     if len(hit[1]) >= FEASIBILITY_SHAPES_PER_NODE:
                         hit[1].clear()
                     hit[1][shape] = ok
-            self._feasible[key] = ok
+            known[node["ID"]] = ok
         return ok
+
+    def capacity(self, node_id: str, node: dict[str, Any]) -> tuple[int, int, int]:
+        """The node's capacity (node_capacity; the store's cache when there is one), kept for the
+        evaluation."""
+        cap = self._caps.get(node_id)
+        if cap is None:
+            cap = self._caps[node_id] = self.usage.capacity(node_id) if self.usage.capacity is not None \
+                else node_capacity(node)
+        return cap
+
+    def info(self, group: dict[str, Any]) -> tuple[Any, ...]:
+        """What every placement of *group* asks, worked out once per evaluation: (its need: CPU,
+        memory, disk; whether it has host volumes; whether a port names a host network; whether it
+        has ports)."""
+        got = self._group_info.get(group["Name"])
+        if got is None:
+            static, dynamic = group_ports(group)
+            got = self._group_info[group["Name"]] = (
+                (*group_resources(group), group_disk_mb(group)), bool(group.get("Volumes")),
+                any((p.get("HostNetwork") or DEFAULT_HOST_NETWORK) != DEFAULT_HOST_NETWORK
+                    for p in (*static, *dynamic)),
+                bool(static or dynamic))
+        return got
 
     def _check(self, node: dict[str, Any], group: dict[str, Any]) -> int | str:
         """FEASIBLE, OUTSIDE, or (filtered) the first reason Nomad's checkers give, in their order: the
@@ -867,7 +902,7 @@ class _Placer:
         What the attempt saw is added to *metrics* (the group's, reported when a placement fails);
         the placement's own AllocMetric (what this attempt added), as Nomad's stack keeps one per
         placement, is left in ``last_metric`` (None when nothing was placed)."""
-        need = (*group_resources(group), group_disk_mb(group))
+        need = self.info(group)[0]
         self.last_metric = None
         preferred = self._preferred(group, prev)
         m = metrics
@@ -895,7 +930,7 @@ class _Placer:
         props = self.props(group)
         affinities, spreads = self._prefs(group)
         preferences = bool(affinities or spreads)
-        has_ports = any(group_ports(group))
+        _, volumes, host_nets, has_ports = self.info(group)
         self.last_ports = []
         # With affinities or spreads Nomad's stack scores NodeLimitForFeasibilityChecks nodes (the
         # group's count when that is more); otherwise the first ``limit``.
@@ -906,14 +941,29 @@ class _Placer:
         seen = 0
         skipped: list[tuple[float, str]] = []  # passed over (MaxSkip), in the order they were
         skipped_last = False  # the last option was passed over (Nomad's Next call is still under way)
+        # The hot path (every node visited): its lookups made local, its common checks inline.
+        name = group["Name"]
+        known = self._feasible.get(name)
+        if known is None:
+            known = self._feasible[name] = {}
+        nodes, swapped, usage, caps = self.nodes, self._swapped, self.usage, self._caps
+        on_node = self.job_on_node
+        spread_alg = self.spread
+        need0, need1, need2 = need
+        cursor = self.cursor
+        evaluated = 0  # added to m["NodesEvaluated"] at the end
         for _ in range(n):
-            node_id = self._node_at(self.cursor)
-            self.cursor = (self.cursor + 1) % n
-            node = self.nodes[node_id]
-            verdict = self.verdict(node, group)
+            node_id = swapped[cursor] if cursor < self._shuffled else self._node_at(cursor)
+            cursor += 1
+            if cursor == n:
+                cursor = 0
+            node = nodes[node_id]
+            verdict = known.get(node_id)
+            if verdict is None:
+                verdict = self.verdict(node, group)
             if verdict != FEASIBLE:
-                if verdict != OUTSIDE:  # filtered: the reason (filter_node's, inline: the hot path)
-                    m["NodesEvaluated"] += 1
+                if verdict != OUTSIDE:  # filtered: the reason (filter_node's, inline)
+                    evaluated += 1
                     m["NodesFiltered"] += 1
                     cf = m["ConstraintFiltered"]
                     cf[verdict] = cf.get(verdict, 0) + 1
@@ -921,23 +971,27 @@ class _Placer:
                         _class_count(m, "ClassFiltered", node)
                 # else not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
                 continue
-            m["NodesEvaluated"] += 1
-            if not volumes_feasible(node, group, alloc_name, m):
+            evaluated += 1
+            if volumes and not volumes_feasible(node, group, alloc_name, m):
                 continue
-            if not host_networks_feasible(node, group, m):
+            if host_nets and not host_networks_feasible(node, group, m):
                 continue
-            collisions = self.job_on_node.get((node_id, group["Name"]), 0)
+            collisions = on_node.get((node_id, name), 0)
             if distinct and self.collides(distinct, node_id, collisions):
                 filter_node(m, node, "distinct_hosts")
                 continue
             if props and not props_ok(props, node, m):
                 continue
-            if _max_allocs_full(self.usage, node_id, node, m):
+            if node.get("NodeMaxAllocs") and _max_allocs_full(usage, node_id, node, m):
                 continue
-            cap = self.usage.capacity(node_id) if self.usage.capacity is not None else node_capacity(node)
-            used = self.usage[node_id]
-            after = (used[0] + need[0], used[1] + need[1], used[2] + need[2])
-            dim = exhausted(cap, after)
+            cap = caps.get(node_id)
+            if cap is None:
+                cap = self.capacity(node_id, node)
+            used = usage[node_id]
+            after0, after1, after2 = used[0] + need0, used[1] + need1, used[2] + need2
+            # exhausted(), inline
+            dim = "cpu" if after0 > cap[0] else "memory" if after1 > cap[1] else "disk" if after2 > cap[2] \
+                else None
             if dim is not None:
                 m["NodesExhausted"] += 1
                 m["DimensionExhausted"][dim] = m["DimensionExhausted"].get(dim, 0) + 1
@@ -947,10 +1001,19 @@ class _Placer:
             if has_ports and self.assign_ports(node_id, node, group, m) is None:
                 continue
             if preferences or node_id in penalized:
-                score = self._score(node_id, node, group, cap, after, collisions, penalized, affinities,
-                                    spreads, scored)
-            else:  # the common cases inline (_score's, without a call)
-                score = fit_score(cap, after, self.spread)
+                score = self._score(node_id, node, group, cap, (after0, after1, after2), collisions,
+                                    penalized, affinities, spreads, scored)
+            else:  # the common cases inline (_score's, and fit_score's same arithmetic, without a call)
+                c0, c1 = cap[0], cap[1]
+                if c0 <= 0 or c1 <= 0:
+                    score = 0.0
+                else:
+                    free_cpu = 1.0 - after0 / c0
+                    free_mem = 1.0 - after1 / c1
+                    total = 10 ** (free_cpu if free_cpu > 0.0 else 0.0) \
+                        + 10 ** (free_mem if free_mem > 0.0 else 0.0)
+                    score = (total - 2.0) if spread_alg else (20.0 - total)
+                    score = (18.0 if score > 18.0 else score if score > 0.0 else 0.0) / 18.0
                 if collisions:
                     anti = -(collisions + 1) / count
                     binpack, score = score, (score + anti) / 2
@@ -972,6 +1035,8 @@ class _Placer:
             for score, node_id in _skipped_back(skipped, seen, limit, skipped_last):
                 if best is None or score > best_score:
                     best, best_score = node_id, score
+        self.cursor = cursor
+        m["NodesEvaluated"] += evaluated
         if best is None:
             return None
         u = self.usage[best]
@@ -1670,7 +1735,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 continue
             seq += 1
             placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports,
-                            oversubscribe=placer.oversubscribe)
+                            oversubscribe=placer.oversubscribe, need=placer.info(group)[0])
             placed["Metrics"] = placer.last_metric
             if prev is not None and prev["ID"] in delays and rp is not None:
                 placed["RescheduleTracker"] = _tracker(rp, prev, ev_now, delays[prev["ID"]])
@@ -2139,13 +2204,15 @@ def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], 
 
 def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, node: dict[str, Any],
            eval_id: str, seq: int, prev: dict[str, Any] | None,
-           ports: list[dict[str, Any]] | None = None, *, oversubscribe: bool = False) -> dict[str, Any]:
-    cpu, mem = group_resources(group)
+           ports: list[dict[str, Any]] | None = None, *, oversubscribe: bool = False,
+           need: tuple[int, int, int] | None = None) -> dict[str, Any]:
+    """A new allocation of *group* (*need*: its CPU, memory and disk when already worked out)."""
+    cpu, mem, disk = need if need is not None else (*group_resources(group), group_disk_mb(group))
     alloc = {
         "ID": alloc_id(eval_id, name, seq), "EvalID": eval_id, "Name": name, "Namespace": job["Namespace"],
         "NodeID": node_id, "NodeName": node.get("Name", ""), "JobID": job["ID"],
         "JobVersion": job.get("Version", 0), "TaskGroup": group["Name"],
-        "Resources": {"CPU": cpu, "MemoryMB": mem, "DiskMB": group_disk_mb(group)},
+        "Resources": {"CPU": cpu, "MemoryMB": mem, "DiskMB": disk},
         "DesiredStatus": "run", "DesiredDescription": "", "DesiredTransition": {},
         "ClientStatus": "pending", "ClientDescription": "", "TaskStates": {},
         "PreviousAllocation": prev["ID"] if prev else "",
