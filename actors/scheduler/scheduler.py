@@ -592,6 +592,7 @@ class _Placer:
         self.last_metric: dict[str, Any] | None = None  # the AllocMetric of select()'s placement
         self._feasible: dict[str, dict[str, int | str]] = {}  # group name -> node ID -> verdict()
         self._caps: dict[str, tuple[int, int, int]] = {}  # node ID -> its capacity (node_capacity)
+        self._fast: dict[str, dict[str, Any]] = {}  # group name -> node ID -> _fast_entry()
         self._group_info: dict[str, tuple[Any, ...]] = {}  # group name -> _info()
         # node ID -> (the node record, {feasibility_shape: feasible}): the
         # store's, shared by every evaluation, so the ten-odd nodes each
@@ -600,7 +601,7 @@ class _Placer:
         # entry holds while its record is the node's current one.
         self._shared = shared_feasible
         self._shapes: dict[str, str] = {}  # group name -> its feasibility_shape
-        self.job_on_node: dict[tuple[str, str], int] = {}  # (node, group) -> allocs of this job there
+        self.job_on_node: dict[str, dict[str, int]] = {}  # group -> node -> allocs of this job there (on())
         self.job_on_node_any: dict[str, int] = {}  # node -> allocs of this job there, of any group
         self._distinct_cache: dict[str, int] = {}  # group name -> _distinct()
         self._pref_cache: dict[str, tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]] = {}
@@ -715,6 +716,14 @@ class _Placer:
                 else node_capacity(node)
         return cap
 
+    def _fast_entry(self, node_id: str, node: dict[str, Any], group: dict[str, Any]) -> Any:
+        """What _select keeps of a node for a group: its capacity (a tuple) when it is feasible and has
+        no NodeMaxAllocs, else its verdict."""
+        verdict = self.verdict(node, group)
+        if verdict == FEASIBLE and not node.get("NodeMaxAllocs"):
+            return self.capacity(node_id, node)
+        return verdict
+
     def info(self, group: dict[str, Any]) -> tuple[Any, ...]:
         """What every placement of *group* asks, worked out once per evaluation: (its need: CPU,
         memory, disk; whether it has host volumes; whether a port names a host network; whether it
@@ -763,6 +772,18 @@ class _Placer:
                 else DISTINCT_GROUP if has(group.get("Constraints")) else 0
             self._distinct_cache[group["Name"]] = got
         return got
+
+    def on(self, group_name: str) -> dict[str, int]:
+        """Node ID -> the allocations of the job's group *group_name* there (with the plan's so far)."""
+        got = self.job_on_node.get(group_name)
+        if got is None:
+            got = self.job_on_node[group_name] = {}
+        return got
+
+    def count_on(self, node_id: str, group_name: str, delta: int) -> None:
+        on = self.on(group_name)
+        on[node_id] = on.get(node_id, 0) + delta
+        self.job_on_node_any[node_id] = self.job_on_node_any.get(node_id, 0) + delta
 
     def collides(self, distinct: int, node_id: str, collisions: int) -> bool:
         """A distinct_hosts collision on *node_id* (*collisions*: the group's allocations there)."""
@@ -858,9 +879,9 @@ class _Placer:
         counts = self._spread_counts.get(key)
         if counts is None:
             counts = self._spread_counts[key] = {}
-            for (node_id, name), n in self.job_on_node.items():
+            for node_id, n in self.on(group["Name"]).items():
                 node = self.nodes.get(node_id)
-                if name != group["Name"] or node is None or n <= 0:
+                if node is None or n <= 0:
                     continue
                 value = resolve_target(attribute, node)
                 if value is not None:
@@ -871,9 +892,7 @@ class _Placer:
         """One allocation of the job more (+1) or fewer (-1, the plan stops it) on its node: Nomad's
         proposed allocations, which leave out the plan's stops, for distinct_hosts, the job
         anti-affinity and the spread counts."""
-        key = (a["NodeID"], a["TaskGroup"])
-        self.job_on_node[key] = self.job_on_node.get(key, 0) + delta
-        self.job_on_node_any[a["NodeID"]] = self.job_on_node_any.get(a["NodeID"], 0) + delta
+        self.count_on(a["NodeID"], a["TaskGroup"], delta)
         node = self.nodes.get(a["NodeID"])
         if node is None:
             return
@@ -943,11 +962,11 @@ class _Placer:
         skipped_last = False  # the last option was passed over (Nomad's Next call is still under way)
         # The hot path (every node visited): its lookups made local, its common checks inline.
         name = group["Name"]
-        known = self._feasible.get(name)
-        if known is None:
-            known = self._feasible[name] = {}
-        nodes, swapped, usage, caps = self.nodes, self._swapped, self.usage, self._caps
-        on_node = self.job_on_node
+        fast = self._fast.get(name)
+        if fast is None:
+            fast = self._fast[name] = {}
+        nodes, swapped, usage = self.nodes, self._swapped, self.usage
+        on_node = self.on(name)
         spread_alg = self.spread
         need0, need1, need2 = need
         cursor = self.cursor
@@ -957,36 +976,41 @@ class _Placer:
             cursor += 1
             if cursor == n:
                 cursor = 0
-            node = nodes[node_id]
-            verdict = known.get(node_id)
-            if verdict is None:
-                verdict = self.verdict(node, group)
-            if verdict != FEASIBLE:
-                if verdict != OUTSIDE:  # filtered: the reason (filter_node's, inline)
-                    evaluated += 1
-                    m["NodesFiltered"] += 1
-                    cf = m["ConstraintFiltered"]
-                    cf[verdict] = cf.get(verdict, 0) + 1
-                    if node.get("NodeClass"):
-                        _class_count(m, "ClassFiltered", node)
-                # else not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
-                continue
+            # The node's capacity when it is feasible and has no NodeMaxAllocs (the common case), else
+            # its verdict (see _fast_entry).
+            entry = fast.get(node_id)
+            if entry is None:
+                entry = fast[node_id] = self._fast_entry(node_id, nodes[node_id], group)
+            if entry.__class__ is tuple:
+                cap = entry
+            else:
+                node = nodes[node_id]
+                if entry != FEASIBLE:
+                    if entry != OUTSIDE:  # filtered: the reason (filter_node's, inline)
+                        evaluated += 1
+                        m["NodesFiltered"] += 1
+                        cf = m["ConstraintFiltered"]
+                        cf[entry] = cf.get(entry, 0) + 1
+                        if node.get("NodeClass"):
+                            _class_count(m, "ClassFiltered", node)
+                    # else not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
+                    continue
+                cap = None  # feasible, with NodeMaxAllocs: checked below, in Nomad's order
             evaluated += 1
-            if volumes and not volumes_feasible(node, group, alloc_name, m):
+            if volumes and not volumes_feasible(nodes[node_id], group, alloc_name, m):
                 continue
-            if host_nets and not host_networks_feasible(node, group, m):
+            if host_nets and not host_networks_feasible(nodes[node_id], group, m):
                 continue
-            collisions = on_node.get((node_id, name), 0)
+            collisions = on_node.get(node_id, 0)
             if distinct and self.collides(distinct, node_id, collisions):
-                filter_node(m, node, "distinct_hosts")
+                filter_node(m, nodes[node_id], "distinct_hosts")
                 continue
-            if props and not props_ok(props, node, m):
+            if props and not props_ok(props, nodes[node_id], m):
                 continue
-            if node.get("NodeMaxAllocs") and _max_allocs_full(usage, node_id, node, m):
-                continue
-            cap = caps.get(node_id)
             if cap is None:
-                cap = self.capacity(node_id, node)
+                if _max_allocs_full(usage, node_id, nodes[node_id], m):
+                    continue
+                cap = self.capacity(node_id, nodes[node_id])
             used = usage[node_id]
             after0, after1, after2 = used[0] + need0, used[1] + need1, used[2] + need2
             # exhausted(), inline
@@ -995,13 +1019,13 @@ class _Placer:
             if dim is not None:
                 m["NodesExhausted"] += 1
                 m["DimensionExhausted"][dim] = m["DimensionExhausted"].get(dim, 0) + 1
-                if node.get("NodeClass"):
-                    _class_count(m, "ClassExhausted", node)
+                if nodes[node_id].get("NodeClass"):
+                    _class_count(m, "ClassExhausted", nodes[node_id])
                 continue
-            if has_ports and self.assign_ports(node_id, node, group, m) is None:
+            if has_ports and self.assign_ports(node_id, nodes[node_id], group, m) is None:
                 continue
             if preferences or node_id in penalized:
-                score = self._score(node_id, node, group, cap, (after0, after1, after2), collisions,
+                score = self._score(node_id, nodes[node_id], group, cap, (after0, after1, after2), collisions,
                                     penalized, affinities, spreads, scored)
             else:  # the common cases inline (_score's, and fit_score's same arithmetic, without a call)
                 c0, c1 = cap[0], cap[1]
@@ -1047,9 +1071,7 @@ class _Placer:
             self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
             self.usage.used_ports(best, self.stopping).update(
                 alloc_port_keys({"AllocatedPorts": self.last_ports}))
-        key = (best, group["Name"])
-        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
-        self.job_on_node_any[best] = self.job_on_node_any.get(best, 0) + 1
+        self.count_on(best, group["Name"], 1)
         if spreads:
             self._count_placement(group, self.nodes[best])
         return best
@@ -1164,7 +1186,7 @@ class _Placer:
             filter_node(metrics, node, verdict)
             return False
         # The allocation it replaces is no longer counted there: the plan stops it (stop_alloc).
-        collisions = self.job_on_node.get((node_id, group["Name"]), 0)
+        collisions = self.on(group["Name"]).get(node_id, 0)
         distinct = self._distinct(group)
         if distinct and self.collides(distinct, node_id, collisions):
             filter_node(metrics, node, "distinct_hosts")
@@ -1196,9 +1218,7 @@ class _Placer:
         for i in range(3):
             used[i] += need[i]
         self.usage.add_allocs(node_id, 1)
-        key = (node_id, group["Name"])
-        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
-        self.job_on_node_any[node_id] = self.job_on_node_any.get(node_id, 0) + 1
+        self.count_on(node_id, group["Name"], 1)
         if spreads:
             self._count_placement(group, node)
         return True
@@ -1502,9 +1522,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     active = deployment if deployment is not None and deployment["Status"] in DEPLOYMENT_ACTIVE else None
     for a in job_allocs:
         if live(a):
-            key = (a["NodeID"], a["TaskGroup"])
-            placer.job_on_node[key] = placer.job_on_node.get(key, 0) + 1
-            placer.job_on_node_any[a["NodeID"]] = placer.job_on_node_any.get(a["NodeID"], 0) + 1
+            placer.count_on(a["NodeID"], a["TaskGroup"], 1)
     seq = 0
     if max_place is not None:
         plan["_max_place"] = max_place  # for _system_group
