@@ -233,3 +233,18 @@ def test_system_job_failures_name_the_constraint():
     assert m["ConstraintFiltered"] == {"${attr.kernel.name} = windows": 2}
     assert m["ClassFiltered"] == {"edge": 2}
     assert m["DimensionExhausted"] == {"cpu": 1}
+
+
+def test_a_failure_reports_its_first_failed_placements_metrics_and_coalesces_the_rest():
+    """Nomad's FailedTGAllocs: each placement's Select starts new metrics; the group's first failure's
+    are kept and later ones only counted (CoalescedFailures), so no node is counted twice."""
+    c = Cluster()
+    for i in range(3):
+        _node(c, i, cls="edge")
+    c.register(**service("web", count=5, cpu=3000))  # one fits per node: three placed, two fail
+    c.schedule()
+    m = _failed(c, "web")
+    assert (m["NodesEvaluated"], m["NodesExhausted"], m["CoalescedFailures"]) == (3, 3, 1)
+    assert m["DimensionExhausted"] == {"cpu": 3} and m["ClassExhausted"] == {"edge": 3}
+    assert alloc_metrics(m) == ["Resources exhausted on 3 nodes", 'Class "edge" exhausted on 3 nodes',
+                                'Dimension "cpu" exhausted on 3 nodes']

@@ -2077,8 +2077,8 @@ def test_a_job_level_distinct_hosts_keeps_every_allocation_of_the_job_on_its_own
     assert len({a["NodeID"] for a in c.running("api")}) == 4
     ev = next(e for e in c.state.tables["evals"].values() if e["JobID"] == "api" and e.get("FailedTGAllocs"))
     assert set(ev["FailedTGAllocs"]) == {"b"}  # a's three took three nodes, b's first the fourth
-    m = ev["FailedTGAllocs"]["b"]
-    assert set(m["ConstraintFiltered"]) == {"distinct_hosts"} and m["CoalescedFailures"] == 1
+    m = ev["FailedTGAllocs"]["b"]  # its first failed placement's: every node has one of the job's
+    assert m["ConstraintFiltered"] == {"distinct_hosts": 4} and m["CoalescedFailures"] == 1
     # The group's: two allocations of different groups may share a node.
     c.register(**_two_groups("db", 4, [], group_cons=[dh]))
     c.schedule()

@@ -38,8 +38,10 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   the scores of the best 5 nodes scored (Nomad's MaxRetainedNodeScores),
   kept compact in the Raft entry (:func:`stored_metric`) and answered in
   Nomad's shape by the API (:func:`metric_out`).
-  A group that cannot be placed reports its attempts' counts summed
-  (``FailedTGAllocs``), over the nodes of its datacenters and pool only.
+  A group that cannot be placed reports (``FailedTGAllocs``) the metrics of
+  its first placement that failed, the others as ``CoalescedFailures``
+  (Nomad's generic scheduler; a system or sysbatch group's sums its nodes'),
+  over the nodes of its datacenters and pool only.
 * **Sticky disks**: the replacement of an allocation whose group's
   ``ephemeral_disk`` is sticky or migrates tries the previous allocation's
   node first (Nomad's findPreferredNode), and goes elsewhere if it cannot.
@@ -911,14 +913,15 @@ class _Placer:
 
     def select(self, group: dict[str, Any], metrics: dict[str, Any],
                penalized: frozenset[str] = frozenset(), prev: dict[str, Any] | None = None,
-               alloc_name: str = "") -> str | None:
+               alloc_name: str = "", fresh: bool = False) -> str | None:
         """The node to place one allocation of *group* on (None: none fits), scored as Nomad's stack;
         *penalized*: nodes a rescheduled allocation failed on (Nomad's NodeReschedulingPenalty);
         *prev*: the allocation it replaces, whose node is tried first when the group's ephemeral disk
         is sticky or migrates (Nomad's findPreferredNode); *alloc_name*: the allocation's name, whose
         index a per_alloc host volume's source takes.
 
-        What the attempt saw is added to *metrics* (the group's, reported when a placement fails);
+        What the attempt saw is added to *metrics* (*fresh*: the attempt's own, reset for the fallback
+        after the preferred node, as Nomad's Select does);
         the placement's own AllocMetric (what this attempt added), as Nomad's stack keeps one per
         placement, is left in ``last_metric`` (None when nothing was placed)."""
         need = self.info(group)[0]
@@ -933,6 +936,9 @@ class _Placer:
                     and self._take_preferred(preferred, group, need, prev, m, penalized, scored):
                 self.last_metric = self._placement_metric(m, before, scored)
                 return preferred
+            if fresh:  # Nomad's stack starts each Select with new metrics: the fallback's are reported
+                m.clear()
+                m.update(_new_metrics())
         before = _counts(m)  # Nomad's stack starts each Select with new metrics
         scored = []
         best = self._select(group, m, penalized, alloc_name, need, scored)
@@ -1722,7 +1728,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             missing = []
         if any(group_ports(group)):
             placer.stopping = {st["ID"] for st in plan["Stop"]}  # what this plan stops holds no port
-        metrics = _new_metrics()
+        # Nomad's FailedTGAllocs: the AllocMetric of the group's first placement that failed (each
+        # Select starts new metrics), the others counted as CoalescedFailures.
+        metrics: dict[str, Any] | None = None
         failed = 0
         # (name, the allocation it replaces, its deployment status): the missing ones, then any
         # canaries -- each runs the new version beside the allocation whose name it takes over
@@ -1745,9 +1753,12 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             if prev is not None:  # Nomad's getSelectOptions: not where it failed, nor where it was before
                 penalized = frozenset({*((prev.get("NodeID", ""),) if prev.get("ClientStatus") == "failed"
                                          else ()), *(e.get("PrevNodeID", "") for e in _events(prev))})
-            node_id = placer.select(group, metrics, penalized, prev, name)
+            attempt = _new_metrics()
+            node_id = placer.select(group, attempt, penalized, prev, name, fresh=True)
             if node_id is None:
                 failed += 1
+                if metrics is None:
+                    metrics = attempt
                 if prev is not None:
                     _unstop(plan, placer, prev)
                 continue
@@ -1761,7 +1772,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 placed["DeploymentID"] = (active or plan["Deployment"])["ID"]
                 placed["DeploymentStatus"] = dep_status
             plan["Place"].append(placed)
-        if failed:
+        if metrics is not None:
             metrics["CoalescedFailures"] = failed - 1
             plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
     current = plan.get("Deployment") or active
