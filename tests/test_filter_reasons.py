@@ -248,3 +248,19 @@ def test_a_failure_reports_its_first_failed_placements_metrics_and_coalesces_the
     assert m["DimensionExhausted"] == {"cpu": 3} and m["ClassExhausted"] == {"edge": 3}
     assert alloc_metrics(m) == ["Resources exhausted on 3 nodes", 'Class "edge" exhausted on 3 nodes',
                                 'Dimension "cpu" exhausted on 3 nodes']
+
+
+def test_a_groups_first_placement_names_why_nodes_were_filtered_or_exhausted():
+    c = Cluster()
+    _node(c, 0, attrs={"kernel.name": "windows"})
+    _node(c, 1)
+    full = _node(c, 2)
+    c.apply("node_register", node={**c.state.tables["nodes"][full], "NodeMaxAllocs": 1})
+    c.register(**service("other", count=1, Constraints=[_con("${node.unique.id}", "=", full)]))
+    c.schedule()
+    c.register(**service("web", count=1, Constraints=[_con("${attr.kernel.name}", "=", "linux")]))
+    c.schedule()
+    (m,) = _placed_metrics(c, "web")
+    assert (m["NodesEvaluated"], m["NodesFiltered"], m["NodesExhausted"]) == (3, 1, 1)
+    assert m["ConstraintFiltered"] == {"${attr.kernel.name} = linux": 1} and not m.get("ClassFiltered")
+    assert m["DimensionExhausted"] == {"max allocation exceeded": 1}

@@ -1124,7 +1124,8 @@ class _Placer:
         in_pool, by_dc = self.pool_counts()
         maps = before[3]
         added_maps = None
-        if maps is not None or len(m) > _METRIC_KEYS:  # counts by reason or class: what this attempt added
+        if m["ConstraintFiltered"] or m["DimensionExhausted"] or len(m) > _METRIC_KEYS:
+            # counts by reason or class: what this attempt added
             for key in _COUNT_MAPS:
                 now, was = m.get(key), (maps or {}).get(key) or {}
                 if now:
