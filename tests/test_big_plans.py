@@ -284,3 +284,42 @@ def test_a_down_node_s_many_allocations_are_replaced_over_several_plans() -> Non
     names = _names(c, "big")
     assert names == sorted(f"big.g[{i}]" for i in range(40))
     assert all(a["NodeID"] != down for a in c.running("big"))
+
+
+def test_a_sysbatch_job_on_more_nodes_than_one_plan_holds_runs_on_every_node() -> None:
+    c = Cluster()
+    for i in range(25):
+        c.node(i, cpu=1000, mem=1000)
+    job = service("once", count=2, cpu=10, mem=10)
+    job["Type"] = "sysbatch"
+    c.register(**job)
+    assert _run_bounded(c, max_place=20) == [(20, 0), (20, 0), (10, 0)]
+    placed = [(a["NodeID"], a["Name"]) for a in c.running("once")]
+    assert sorted(placed) == sorted((n, f"once.g[{i}]") for n in c.state.tables["nodes"] for i in range(2))
+    # A destructive update runs it again everywhere, a plan's worth at a time, each old one stopped with
+    # its replacement (none stopped for a later plan's replacement).
+    job["TaskGroups"][0]["Tasks"][0]["Config"] = {"command": "/bin/sleep", "args": ["2000"]}
+    c.register(**job)
+    assert _run_bounded(c, max_place=20) == [(20, 20), (20, 20), (10, 10)]
+    run = c.running("once")
+    assert len(run) == 50 and {a["JobVersion"] for a in run} == {1}
+
+
+def test_a_sharp_count_drop_is_stopped_over_several_plans() -> None:
+    c = Cluster()
+    for i in range(5):
+        c.node(i, cpu=100_000, mem=100_000)
+    c.register(**service("big", count=250, cpu=10, mem=10))
+    c.schedule()
+    c.client()
+    c.register(**service("big", count=10, cpu=10, mem=10))
+    counts = _run_bounded(c, max_place=1000, max_stop=100)
+    assert [stopped for _, stopped in counts] == [100, 100, 40]
+    assert _names(c, "big") == sorted(f"big.g[{i}]" for i in range(10))
+    # A group the job no longer has is stopped the same way.
+    job = service("big", count=10, cpu=10, mem=10)
+    job["TaskGroups"][0]["Name"] = "h"
+    c.register(**job)
+    counts = _run_bounded(c, max_place=1000, max_stop=4)
+    assert [stopped for _, stopped in counts] == [4, 4, 2]
+    assert sorted(a["TaskGroup"] for a in c.running("big")) == ["h"] * 10

@@ -159,8 +159,8 @@ def test_the_first_failing_check_names_a_node_in_nomads_order():
 
 @pytest.mark.parametrize("mismatch", ["datacenter", "pool"])
 def test_nodes_outside_the_jobs_datacenters_or_pool_are_not_named_by_a_constraint(mismatch):
-    """As in Nomad, a node in another datacenter or node pool is not one the job's stack visits: no
-    constraint names it (Nomad's plan then says no nodes were eligible, or none in the datacenter)."""
+    """As in Nomad, a node in another datacenter or node pool is not one the job's stack visits: it is
+    neither evaluated nor filtered, and the failure says no nodes were eligible for evaluation."""
     c = Cluster()
     c.apply("node_pool_upsert", pools=[{"Name": "gpu"}])
     _node(c, 0, dc="dc2" if mismatch == "datacenter" else "dc1",
@@ -169,8 +169,41 @@ def test_nodes_outside_the_jobs_datacenters_or_pool_are_not_named_by_a_constrain
     c.schedule()
     m = _failed(c, "web")
     assert m["ConstraintFiltered"] == {} and "ClassFiltered" not in m
-    assert (m["NodesEvaluated"], m["NodesFiltered"]) == (1, 1)
-    assert "1 nodes excluded by filter (not ready, ineligible or draining)" in alloc_metrics(m)
+    assert (m["NodesEvaluated"], m["NodesFiltered"], m["NodesExhausted"]) == (0, 0, 0)
+    assert (m["NodesInPool"], m["NodesAvailable"], m["NodePool"]) == (0, {}, "default")
+    assert alloc_metrics(m) == ["No nodes were eligible for evaluation"]
+
+
+def test_a_failure_counts_only_the_nodes_in_the_jobs_datacenters_and_pool():
+    """Nomad's failed-group AllocMetric: the nodes of other datacenters or pools (and those not ready)
+    are not evaluated; NodesInPool and NodesAvailable count the ready ones of the job's."""
+    c = Cluster()
+    c.apply("node_pool_upsert", pools=[{"Name": "gpu"}])
+    for i in range(3):
+        _node(c, i)
+    _node(c, 3, dc="dc2")
+    _node(c, 4, pool="gpu")
+    c.register(**service("web", count=1, cpu=10_000))
+    c.schedule()
+    m = _failed(c, "web")
+    assert (m["NodesEvaluated"], m["NodesFiltered"], m["NodesExhausted"]) == (3, 0, 3)
+    assert (m["NodesInPool"], m["NodesAvailable"], m["NodePool"]) == (3, {"dc1": 3}, "default")
+    assert alloc_metrics(m) == ["Resources exhausted on 3 nodes", 'Dimension "cpu" exhausted on 3 nodes']
+
+
+def test_a_system_failure_counts_only_the_nodes_in_the_jobs_datacenters_and_pool():
+    c = Cluster()
+    for i in range(2):
+        _node(c, i)
+    _node(c, 2, dc="dc2")
+    g = service()["TaskGroups"][0]
+    c.register(**{**service("sys", count=1), "Type": "system",
+                  "TaskGroups": [{**g, "Count": 1, "Tasks": [
+                      {**g["Tasks"][0], "Resources": {"CPU": 100_000, "MemoryMB": 64}}]}]})
+    c.schedule()
+    m = _failed(c, "sys")
+    assert (m["NodesEvaluated"], m["NodesFiltered"], m["NodesExhausted"]) == (2, 0, 2)
+    assert (m["NodesInPool"], m["NodesAvailable"]) == (2, {"dc1": 2})
 
 
 def test_the_cached_reason_is_counted_again_for_later_evaluations():
@@ -200,3 +233,34 @@ def test_system_job_failures_name_the_constraint():
     assert m["ConstraintFiltered"] == {"${attr.kernel.name} = windows": 2}
     assert m["ClassFiltered"] == {"edge": 2}
     assert m["DimensionExhausted"] == {"cpu": 1}
+
+
+def test_a_failure_reports_its_first_failed_placements_metrics_and_coalesces_the_rest():
+    """Nomad's FailedTGAllocs: each placement's Select starts new metrics; the group's first failure's
+    are kept and later ones only counted (CoalescedFailures), so no node is counted twice."""
+    c = Cluster()
+    for i in range(3):
+        _node(c, i, cls="edge")
+    c.register(**service("web", count=5, cpu=3000))  # one fits per node: three placed, two fail
+    c.schedule()
+    m = _failed(c, "web")
+    assert (m["NodesEvaluated"], m["NodesExhausted"], m["CoalescedFailures"]) == (3, 3, 1)
+    assert m["DimensionExhausted"] == {"cpu": 3} and m["ClassExhausted"] == {"edge": 3}
+    assert alloc_metrics(m) == ["Resources exhausted on 3 nodes", 'Class "edge" exhausted on 3 nodes',
+                                'Dimension "cpu" exhausted on 3 nodes']
+
+
+def test_a_groups_first_placement_names_why_nodes_were_filtered_or_exhausted():
+    c = Cluster()
+    _node(c, 0, attrs={"kernel.name": "windows"})
+    _node(c, 1)
+    full = _node(c, 2)
+    c.apply("node_register", node={**c.state.tables["nodes"][full], "NodeMaxAllocs": 1})
+    c.register(**service("other", count=1, Constraints=[_con("${node.unique.id}", "=", full)]))
+    c.schedule()
+    c.register(**service("web", count=1, Constraints=[_con("${attr.kernel.name}", "=", "linux")]))
+    c.schedule()
+    (m,) = _placed_metrics(c, "web")
+    assert (m["NodesEvaluated"], m["NodesFiltered"], m["NodesExhausted"]) == (3, 1, 1)
+    assert m["ConstraintFiltered"] == {"${attr.kernel.name} = linux": 1} and not m.get("ClassFiltered")
+    assert m["DimensionExhausted"] == {"max allocation exceeded": 1}

@@ -52,7 +52,9 @@ def test_a_placement_keeps_its_counts_its_pool_and_the_scores_of_the_nodes_it_sc
         assert s["Scores"] == {"binpack": fit_score(cap, (500, 256)), "job-anti-affinity": 0.0,
                                "node-reschedule-penalty": 0.0, "node-affinity": 0.0}
         assert s["NormScore"] == s["Scores"]["binpack"]
-    assert m["CoalescedFailures"] == 0 and m["ConstraintFiltered"] is None and m["AllocationTime"] == 0
+    assert m["CoalescedFailures"] == 0 and m["AllocationTime"] == 0
+    # The node without the driver, when it was visited, is named by its reason.
+    assert m["ConstraintFiltered"] == ({"missing drivers": 1} if m["NodesFiltered"] else None)
 
 
 def test_a_node_running_the_group_is_penalised_and_passed_over_while_others_remain():
@@ -119,7 +121,7 @@ def test_with_affinities_the_configured_node_limit_decides_how_many_nodes_are_sc
     assert _metrics(_allocs(c, "count")[0])["NodesEvaluated"] == 6
 
 
-def test_system_placements_evaluate_their_node_alone_and_failures_report_as_before():
+def test_system_placements_evaluate_their_node_alone_and_failures_count_the_pool_only():
     c = Cluster()
     for i in range(3):
         c.node(i)
@@ -137,9 +139,12 @@ def test_system_placements_evaluate_their_node_alone_and_failures_report_as_befo
         assert s["NormScore"] == s["Scores"]["binpack"]
     ev = next(e for e in c.state.tables["evals"].values() if e["JobID"] == "huge" and e.get("FailedTGAllocs"))
     failed = ev["FailedTGAllocs"]["g"]
-    # Both attempts' counts, the down node counted as evaluated and filtered (job plan explains it).
-    assert failed == {"NodesEvaluated": 8, "NodesFiltered": 2, "NodesExhausted": 6, "ConstraintFiltered": {},
-                      "DimensionExhausted": {"cpu": 6}, "CoalescedFailures": 1}
+    # Nomad's: the first failed placement's metrics, the second as a coalesced failure, over the ready
+    # nodes of the job's datacenters and pool only (its stack never visits the down node), with Nomad's
+    # NodesInPool, NodesAvailable and NodePool.
+    assert failed == {"NodesEvaluated": 3, "NodesFiltered": 0, "NodesExhausted": 3, "ConstraintFiltered": {},
+                      "DimensionExhausted": {"cpu": 3}, "CoalescedFailures": 1, "NodesInPool": 3,
+                      "NodesAvailable": {"dc1": 3}, "NodePool": "default"}
 
 
 def test_a_stored_metric_becomes_nomads_alloc_metric():

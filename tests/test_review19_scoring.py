@@ -58,7 +58,7 @@ def test_spread_implicit_target_is_the_whole_remainder_for_each_unnamed_value() 
     job = canonical_job(service("web", count=4, Datacenters=["dc1", "dc2", "dc3"], Spreads=spread))
     group = job["TaskGroups"][0]
     p = _placer(c, job)
-    p.job_on_node[("pref-1", "g")] = 1  # one allocation in dc2 already
+    p.count_on("pref-1", "g", 1)  # one allocation in dc2 already
     _, spreads = p._prefs(group)
     # Nomad: desired count for dc3 = 4 - 2 = 2; used + 1 = 1 -> (2 - 1) / 2 = 0.5
     assert p._spread_score(c.state.tables["nodes"]["pref-2"], group, spreads) == pytest.approx(0.5)
@@ -70,7 +70,7 @@ def test_even_spreads_add_their_boosts_unweighted_as_nomads() -> None:
     job = canonical_job(service("web", count=4, Datacenters=["dc1", "dc2"], Spreads=spreads))
     group = job["TaskGroups"][0]
     p = _placer(c, job)
-    p.job_on_node[("pref-0", "g")] = 1  # one allocation in dc1 / r1
+    p.count_on("pref-0", "g", 1)  # one allocation in dc1 / r1
     _, prefs = p._prefs(group)
     # Nomad: each even spread: the node's value unused while another is used -> boost 1.0; summed: 2.0
     assert p._spread_score(c.state.tables["nodes"]["pref-1"], group, prefs) == pytest.approx(2.0)

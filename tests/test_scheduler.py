@@ -2047,3 +2047,99 @@ def test_a_sticky_replacement_goes_elsewhere_when_its_node_cannot_take_it() -> N
     c.schedule()
     (new,) = [a for a in c.running("web") if a["ID"] != old["ID"]]
     assert new["NodeID"] != old["NodeID"] and new["PreviousAllocation"] == old["ID"]
+
+
+# ------------------------------------------------------------ job-level distinct_hosts
+def _two_groups(job_id: str, per_group: int, constraints: list[dict[str, Any]],
+                group_cons: Any = ()) -> dict[str, Any]:
+    job = service(job_id, count=per_group, cpu=10, mem=10, Constraints=constraints)
+    g = job["TaskGroups"][0]
+    job["TaskGroups"] = [{**g, "Name": "a", "Constraints": list(group_cons)},
+                         {**g, "Name": "b", "Constraints": list(group_cons)}]
+    return job
+
+
+def test_a_job_level_distinct_hosts_keeps_every_allocation_of_the_job_on_its_own_node() -> None:
+    """Nomad's DistinctHostsIterator: a job's distinct_hosts forbids any two allocations of the job,
+    of any group, on one node; a group's only two of that group."""
+    dh = {"LTarget": "", "RTarget": "true", "Operand": "distinct_hosts"}
+    c = Cluster()
+    for i in range(4):
+        c.node(i)
+    c.register(**_two_groups("web", 2, [dh]))
+    c.schedule()
+    nodes = [a["NodeID"] for a in c.running("web")]
+    assert len(nodes) == 4 and len(set(nodes)) == 4
+    # One node fewer than allocations: the last one cannot be placed, every node filtered by it.
+    c.register(**_two_groups("api", 3, [dh]))
+    c.schedule()
+    assert len(c.running("api")) == 4
+    assert len({a["NodeID"] for a in c.running("api")}) == 4
+    ev = next(e for e in c.state.tables["evals"].values() if e["JobID"] == "api" and e.get("FailedTGAllocs"))
+    assert set(ev["FailedTGAllocs"]) == {"b"}  # a's three took three nodes, b's first the fourth
+    m = ev["FailedTGAllocs"]["b"]  # its first failed placement's: every node has one of the job's
+    assert m["ConstraintFiltered"] == {"distinct_hosts": 4} and m["CoalescedFailures"] == 1
+    # The group's: two allocations of different groups may share a node.
+    c.register(**_two_groups("db", 4, [], group_cons=[dh]))
+    c.schedule()
+    db = c.running("db")
+    assert len(db) == 8
+    for g in ("a", "b"):
+        assert len({a["NodeID"] for a in db if a["TaskGroup"] == g}) == 4
+
+
+# ------------------------------------------------------------ in-place updates and deployments
+def _tracked_and_not(count: int) -> dict[str, Any]:
+    """Group a rolls out through deployments; group b has no update strategy (max_parallel 0)."""
+    job = service("web", count=count, cpu=10, mem=10, Update={"MaxParallel": 1})
+    g = job["TaskGroups"][0]
+    job["TaskGroups"] = [{**g, "Name": "a"}, {**g, "Name": "b", "Update": {"MaxParallel": 0}}]
+    return job
+
+
+def test_allocations_updated_in_place_take_the_jobs_deployment_whatever_their_group() -> None:
+    """Nomad's generic scheduler: an allocation updated in place takes the ID of the deployment the
+    plan makes, else of the job's latest one, its DeploymentStatus cleared when that changes; and every
+    placement is made within the job's active deployment, a group's it does not track too."""
+    c = Cluster()
+    c.node(0)
+    c.register(**_tracked_and_not(2))
+    c.schedule()
+    c.client()
+    _health(c)
+    d0 = _deployment(c)
+    assert d0["Status"] == "successful" and sorted(d0["TaskGroups"]) == ["a"]
+    assert {a["DeploymentID"] for a in c.running("web")} == {d0["ID"]}
+    c.register(**_tracked_and_not(3))  # a scale: version 1, every allocation kept updated in place
+    c.schedule()
+    d1 = _deployment(c)
+    assert d1["ID"] != d0["ID"] and sorted(d1["TaskGroups"]) == ["a"]
+    assert d1["TaskGroups"]["a"]["PlacedAllocs"] == 3  # b's are not counted in it
+    running = c.running("web")
+    assert len(running) == 6
+    assert all(a["DeploymentID"] == d1["ID"] and a["DeploymentStatus"] is None for a in running)
+    _health(c)
+    assert _deployment(c)["Status"] == "successful"
+    # Version 2 makes no deployment (no group rolls out any more): the allocations updated in place
+    # keep the latest one's ID, which they already have.
+    job = _tracked_and_not(3)
+    job["TaskGroups"][0]["Update"] = {"MaxParallel": 0}
+    c.register(**job)
+    c.schedule()
+    assert _deployment(c)["ID"] == d1["ID"]
+    assert {a["DeploymentID"] for a in c.running("web")} == {d1["ID"]}
+
+
+def test_allocation_ids_are_uuid5s_of_the_evaluation_name_and_sequence() -> None:
+    """alloc_id builds uuid.uuid5's string without a UUID object; it must stay the very same ID."""
+    import random
+    import uuid
+
+    from actors.scheduler.scheduler import ALLOC_NS, alloc_id
+
+    r = random.Random(7)
+    for i in range(2000):
+        ev = str(uuid.UUID(int=r.getrandbits(128)))
+        name = f"job-{r.randrange(99)}.g{'é' if i % 5 == 0 else ''}[{r.randrange(5000)}]"
+        n = r.randrange(100_000)
+        assert alloc_id(ev, name, n) == str(uuid.uuid5(ALLOC_NS, f"{ev}/{name}/{n}"))

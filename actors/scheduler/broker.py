@@ -83,9 +83,9 @@ class BrokerConfig:
     # entry near 2 MB at most; a job with more to place gets them over follow-up evaluations
     # (``queued-allocs``, its NextEval), each seeing the room the ones before took.
     max_placements_per_entry: int = 2000
-    # Stops of a stopped (or purged) job one plan entry may hold, over all its plans: a stop is ~110
-    # bytes of the entry, so 10,000 keep it near 1 MB; a larger job is stopped over follow-up
-    # evaluations the same way.
+    # Stops with no replacement (a stopped or purged job, a count dropped, a group removed) one plan
+    # entry may hold, over all its plans: a stop is ~110 bytes of the entry, so 10,000 keep it near
+    # 1 MB; the rest are stopped over follow-up evaluations the same way.
     max_stops_per_entry: int = 10_000
     # A worker that could start waits until the oldest queued evaluation is
     # this old, so evaluations arriving together (a stream of registrations)

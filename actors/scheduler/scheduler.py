@@ -38,9 +38,10 @@ project models (``nomad/scheduler/generic_sched.go``, ``reconcile.go``,
   the scores of the best 5 nodes scored (Nomad's MaxRetainedNodeScores),
   kept compact in the Raft entry (:func:`stored_metric`) and answered in
   Nomad's shape by the API (:func:`metric_out`).
-  A group that cannot be placed reports its attempts' counts summed
-  (``FailedTGAllocs``), with the nodes the job may not use counted as
-  filtered.
+  A group that cannot be placed reports (``FailedTGAllocs``) the metrics of
+  its first placement that failed, the others as ``CoalescedFailures``
+  (Nomad's generic scheduler; a system or sysbatch group's sums its nodes'),
+  over the nodes of its datacenters and pool only.
 * **Sticky disks**: the replacement of an allocation whose group's
   ``ephemeral_disk`` is sticky or migrates tries the previous allocation's
   node first (Nomad's findPreferredNode), and goes elsewhere if it cannot.
@@ -58,6 +59,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import math
 import operator
 import uuid
@@ -81,6 +83,7 @@ from actors.state import scheduler_config as sched_cfg
 
 TERMINAL_CLIENT = ("complete", "failed", "lost")
 ALLOC_NS = uuid.UUID("5a1c0c8e-1d7e-4f55-9e37-6c2b8d7e0a11")
+_ALLOC_NS_BYTES = ALLOC_NS.bytes
 
 STOP_JOB = "alloc not needed since job was stopped"
 STOP_LOST = "alloc is lost since its node is down"
@@ -181,7 +184,13 @@ def alloc_id(eval_id: str, name: str, n: int) -> str:
 
     Unique across clusters through *eval_id*: the state derives evaluation IDs within
     the cluster's ID (StateStore._eval_id), and the plan carries the IDs made here."""
-    return str(uuid.uuid5(ALLOC_NS, f"{eval_id}/{name}/{n}"))
+    # uuid.uuid5's, without building a UUID object (a plan makes thousands): the name's SHA-1 within
+    # the namespace, its version and variant bits set, in the 8-4-4-4-12 form.
+    h = bytearray(hashlib.sha1(_ALLOC_NS_BYTES + f"{eval_id}/{name}/{n}".encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def node_ready(node: dict[str, Any]) -> bool:
@@ -278,6 +287,7 @@ DYNAMIC_PORT_MIN, DYNAMIC_PORT_MAX = 20000, 32000
 # failure) are passed over without counting towards the limit, and come back only if the nodes run out.
 SKIP_SCORE_THRESHOLD = 0.0
 MAX_SKIP = 3
+DISTINCT_GROUP, DISTINCT_JOB = 1, 2  # _Placer._distinct: whose allocations may not share a node
 # An allocation's Metrics keeps the scores of this many of the best nodes scored for it (Nomad's
 # MaxRetainedNodeScores): every allocation carries them through Raft, so not all of them.
 TOP_SCORES_KEPT = 5
@@ -582,7 +592,10 @@ class _Placer:
         self._ready_by_dc = ready_by_dc
         self._pool: tuple[int, dict[str, int]] | None = None
         self.last_metric: dict[str, Any] | None = None  # the AllocMetric of select()'s placement
-        self._feasible: dict[tuple[str, str], int | str] = {}
+        self._feasible: dict[str, dict[str, int | str]] = {}  # group name -> node ID -> verdict()
+        self._caps: dict[str, tuple[int, int, int]] = {}  # node ID -> its capacity (node_capacity)
+        self._fast: dict[str, dict[str, Any]] = {}  # group name -> node ID -> _fast_entry()
+        self._group_info: dict[str, tuple[Any, ...]] = {}  # group name -> _info()
         # node ID -> (the node record, {feasibility_shape: feasible}): the
         # store's, shared by every evaluation, so the ten-odd nodes each
         # evaluation visits are not checked again for every job of the same
@@ -590,7 +603,9 @@ class _Placer:
         # entry holds while its record is the node's current one.
         self._shared = shared_feasible
         self._shapes: dict[str, str] = {}  # group name -> its feasibility_shape
-        self.job_on_node: dict[tuple[str, str], int] = {}  # (node, group) -> allocs of this job there
+        self.job_on_node: dict[str, dict[str, int]] = {}  # group -> node -> allocs of this job there (on())
+        self.job_on_node_any: dict[str, int] = {}  # node -> allocs of this job there, of any group
+        self._distinct_cache: dict[str, int] = {}  # group name -> _distinct()
         self._pref_cache: dict[str, tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]] = {}
         # (group, attribute) -> value -> allocations, for spreads (_value_counts)
         self._spread_counts: dict[tuple[str, str], dict[str, int]] = {}
@@ -669,8 +684,10 @@ class _Placer:
     def verdict(self, node: dict[str, Any], group: dict[str, Any]) -> int | str:
         """FEASIBLE, the reason it is filtered (a driver or constraint) or OUTSIDE (not ready, or not in
         the job's datacenters or node pool), kept per evaluation and in the store's cache."""
-        key = (node["ID"], group["Name"])
-        ok = self._feasible.get(key)
+        known = self._feasible.get(group["Name"])
+        if known is None:
+            known = self._feasible[group["Name"]] = {}
+        ok = known.get(node["ID"])
         if ok is None:
             shared = self._shared
             if shared is None:
@@ -689,8 +706,39 @@ class _Placer:
                     if len(hit[1]) >= FEASIBILITY_SHAPES_PER_NODE:
                         hit[1].clear()
                     hit[1][shape] = ok
-            self._feasible[key] = ok
+            known[node["ID"]] = ok
         return ok
+
+    def capacity(self, node_id: str, node: dict[str, Any]) -> tuple[int, int, int]:
+        """The node's capacity (node_capacity; the store's cache when there is one), kept for the
+        evaluation."""
+        cap = self._caps.get(node_id)
+        if cap is None:
+            cap = self._caps[node_id] = self.usage.capacity(node_id) if self.usage.capacity is not None \
+                else node_capacity(node)
+        return cap
+
+    def _fast_entry(self, node_id: str, node: dict[str, Any], group: dict[str, Any]) -> Any:
+        """What _select keeps of a node for a group: its capacity (a tuple) when it is feasible and has
+        no NodeMaxAllocs, else its verdict."""
+        verdict = self.verdict(node, group)
+        if verdict == FEASIBLE and not node.get("NodeMaxAllocs"):
+            return self.capacity(node_id, node)
+        return verdict
+
+    def info(self, group: dict[str, Any]) -> tuple[Any, ...]:
+        """What every placement of *group* asks, worked out once per evaluation: (its need: CPU,
+        memory, disk; whether it has host volumes; whether a port names a host network; whether it
+        has ports)."""
+        got = self._group_info.get(group["Name"])
+        if got is None:
+            static, dynamic = group_ports(group)
+            got = self._group_info[group["Name"]] = (
+                (*group_resources(group), group_disk_mb(group)), bool(group.get("Volumes")),
+                any((p.get("HostNetwork") or DEFAULT_HOST_NETWORK) != DEFAULT_HOST_NETWORK
+                    for p in (*static, *dynamic)),
+                bool(static or dynamic))
+        return got
 
     def _check(self, node: dict[str, Any], group: dict[str, Any]) -> int | str:
         """FEASIBLE, OUTSIDE, or (filtered) the first reason Nomad's checkers give, in their order: the
@@ -713,9 +761,35 @@ class _Placer:
                 return constraint_key(c)
         return FEASIBLE
 
-    def _distinct(self, group: dict[str, Any]) -> bool:
-        return any(c["Operand"] == "distinct_hosts" and c.get("RTarget", "true") != "false"
-                   for c in (*self.job.get("Constraints", ()), *group.get("Constraints", ())))
+    def _distinct(self, group: dict[str, Any]) -> int:
+        """Nomad's DistinctHostsIterator: DISTINCT_JOB when the job has a distinct_hosts constraint (no
+        two allocations of the job, of any group, on one node), DISTINCT_GROUP when only the group has
+        (no two of the group), else 0."""
+        got = self._distinct_cache.get(group["Name"])
+        if got is None:
+            def has(cons: Any) -> bool:
+                return any(c["Operand"] == "distinct_hosts" and c.get("RTarget", "true") != "false"
+                           for c in cons or ())
+            got = DISTINCT_JOB if has(self.job.get("Constraints")) \
+                else DISTINCT_GROUP if has(group.get("Constraints")) else 0
+            self._distinct_cache[group["Name"]] = got
+        return got
+
+    def on(self, group_name: str) -> dict[str, int]:
+        """Node ID -> the allocations of the job's group *group_name* there (with the plan's so far)."""
+        got = self.job_on_node.get(group_name)
+        if got is None:
+            got = self.job_on_node[group_name] = {}
+        return got
+
+    def count_on(self, node_id: str, group_name: str, delta: int) -> None:
+        on = self.on(group_name)
+        on[node_id] = on.get(node_id, 0) + delta
+        self.job_on_node_any[node_id] = self.job_on_node_any.get(node_id, 0) + delta
+
+    def collides(self, distinct: int, node_id: str, collisions: int) -> bool:
+        """A distinct_hosts collision on *node_id* (*collisions*: the group's allocations there)."""
+        return bool(collisions or (distinct == DISTINCT_JOB and self.job_on_node_any.get(node_id)))
 
     def props(self, group: dict[str, Any]) -> tuple[_PropertySet, ...]:
         """The group's distinct_property sets (the job's constraints', then the group's), brought up to
@@ -807,9 +881,9 @@ class _Placer:
         counts = self._spread_counts.get(key)
         if counts is None:
             counts = self._spread_counts[key] = {}
-            for (node_id, name), n in self.job_on_node.items():
+            for node_id, n in self.on(group["Name"]).items():
                 node = self.nodes.get(node_id)
-                if name != group["Name"] or node is None or n <= 0:
+                if node is None or n <= 0:
                     continue
                 value = resolve_target(attribute, node)
                 if value is not None:
@@ -820,8 +894,7 @@ class _Placer:
         """One allocation of the job more (+1) or fewer (-1, the plan stops it) on its node: Nomad's
         proposed allocations, which leave out the plan's stops, for distinct_hosts, the job
         anti-affinity and the spread counts."""
-        key = (a["NodeID"], a["TaskGroup"])
-        self.job_on_node[key] = self.job_on_node.get(key, 0) + delta
+        self.count_on(a["NodeID"], a["TaskGroup"], delta)
         node = self.nodes.get(a["NodeID"])
         if node is None:
             return
@@ -840,17 +913,18 @@ class _Placer:
 
     def select(self, group: dict[str, Any], metrics: dict[str, Any],
                penalized: frozenset[str] = frozenset(), prev: dict[str, Any] | None = None,
-               alloc_name: str = "") -> str | None:
+               alloc_name: str = "", fresh: bool = False) -> str | None:
         """The node to place one allocation of *group* on (None: none fits), scored as Nomad's stack;
         *penalized*: nodes a rescheduled allocation failed on (Nomad's NodeReschedulingPenalty);
         *prev*: the allocation it replaces, whose node is tried first when the group's ephemeral disk
         is sticky or migrates (Nomad's findPreferredNode); *alloc_name*: the allocation's name, whose
         index a per_alloc host volume's source takes.
 
-        What the attempt saw is added to *metrics* (the group's, reported when a placement fails);
+        What the attempt saw is added to *metrics* (*fresh*: the attempt's own, reset for the fallback
+        after the preferred node, as Nomad's Select does);
         the placement's own AllocMetric (what this attempt added), as Nomad's stack keeps one per
         placement, is left in ``last_metric`` (None when nothing was placed)."""
-        need = (*group_resources(group), group_disk_mb(group))
+        need = self.info(group)[0]
         self.last_metric = None
         preferred = self._preferred(group, prev)
         m = metrics
@@ -862,6 +936,9 @@ class _Placer:
                     and self._take_preferred(preferred, group, need, prev, m, penalized, scored):
                 self.last_metric = self._placement_metric(m, before, scored)
                 return preferred
+            if fresh:  # Nomad's stack starts each Select with new metrics: the fallback's are reported
+                m.clear()
+                m.update(_new_metrics())
         before = _counts(m)  # Nomad's stack starts each Select with new metrics
         scored = []
         best = self._select(group, m, penalized, alloc_name, need, scored)
@@ -878,7 +955,7 @@ class _Placer:
         props = self.props(group)
         affinities, spreads = self._prefs(group)
         preferences = bool(affinities or spreads)
-        has_ports = any(group_ports(group))
+        _, volumes, host_nets, has_ports = self.info(group)
         self.last_ports = []
         # With affinities or spreads Nomad's stack scores NodeLimitForFeasibilityChecks nodes (the
         # group's count when that is more); otherwise the first ``limit``.
@@ -889,52 +966,84 @@ class _Placer:
         seen = 0
         skipped: list[tuple[float, str]] = []  # passed over (MaxSkip), in the order they were
         skipped_last = False  # the last option was passed over (Nomad's Next call is still under way)
+        # The hot path (every node visited): its lookups made local, its common checks inline.
+        name = group["Name"]
+        fast = self._fast.get(name)
+        if fast is None:
+            fast = self._fast[name] = {}
+        nodes, swapped, usage = self.nodes, self._swapped, self.usage
+        on_node = self.on(name)
+        spread_alg = self.spread
+        need0, need1, need2 = need
+        cursor = self.cursor
+        evaluated = 0  # added to m["NodesEvaluated"] at the end
         for _ in range(n):
-            node_id = self._node_at(self.cursor)
-            self.cursor = (self.cursor + 1) % n
-            node = self.nodes[node_id]
-            verdict = self.verdict(node, group)
-            if verdict != FEASIBLE:
-                if verdict != OUTSIDE:  # filtered: the reason (filter_node's, inline: the hot path)
-                    m["NodesEvaluated"] += 1
-                    m["NodesFiltered"] += 1
-                    cf = m["ConstraintFiltered"]
-                    cf[verdict] = cf.get(verdict, 0) + 1
-                    if node.get("NodeClass"):
-                        _class_count(m, "ClassFiltered", node)
-                else:  # not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
-                    m["_outside"] += 1
+            node_id = swapped[cursor] if cursor < self._shuffled else self._node_at(cursor)
+            cursor += 1
+            if cursor == n:
+                cursor = 0
+            # The node's capacity when it is feasible and has no NodeMaxAllocs (the common case), else
+            # its verdict (see _fast_entry).
+            entry = fast.get(node_id)
+            if entry is None:
+                entry = fast[node_id] = self._fast_entry(node_id, nodes[node_id], group)
+            if entry.__class__ is tuple:
+                cap = entry
+            else:
+                node = nodes[node_id]
+                if entry != FEASIBLE:
+                    if entry != OUTSIDE:  # filtered: the reason (filter_node's, inline)
+                        evaluated += 1
+                        m["NodesFiltered"] += 1
+                        cf = m["ConstraintFiltered"]
+                        cf[entry] = cf.get(entry, 0) + 1
+                        if node.get("NodeClass"):
+                            _class_count(m, "ClassFiltered", node)
+                    # else not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
+                    continue
+                cap = None  # feasible, with NodeMaxAllocs: checked below, in Nomad's order
+            evaluated += 1
+            if volumes and not volumes_feasible(nodes[node_id], group, alloc_name, m):
                 continue
-            m["NodesEvaluated"] += 1
-            if not volumes_feasible(node, group, alloc_name, m):
+            if host_nets and not host_networks_feasible(nodes[node_id], group, m):
                 continue
-            if not host_networks_feasible(node, group, m):
+            collisions = on_node.get(node_id, 0)
+            if distinct and self.collides(distinct, node_id, collisions):
+                filter_node(m, nodes[node_id], "distinct_hosts")
                 continue
-            collisions = self.job_on_node.get((node_id, group["Name"]), 0)
-            if distinct and collisions:
-                filter_node(m, node, "distinct_hosts")
+            if props and not props_ok(props, nodes[node_id], m):
                 continue
-            if props and not props_ok(props, node, m):
-                continue
-            if _max_allocs_full(self.usage, node_id, node, m):
-                continue
-            cap = self.usage.capacity(node_id) if self.usage.capacity is not None else node_capacity(node)
-            used = self.usage[node_id]
-            after = (used[0] + need[0], used[1] + need[1], used[2] + need[2])
-            dim = exhausted(cap, after)
+            if cap is None:
+                if _max_allocs_full(usage, node_id, nodes[node_id], m):
+                    continue
+                cap = self.capacity(node_id, nodes[node_id])
+            used = usage[node_id]
+            after0, after1, after2 = used[0] + need0, used[1] + need1, used[2] + need2
+            # exhausted(), inline
+            dim = "cpu" if after0 > cap[0] else "memory" if after1 > cap[1] else "disk" if after2 > cap[2] \
+                else None
             if dim is not None:
                 m["NodesExhausted"] += 1
                 m["DimensionExhausted"][dim] = m["DimensionExhausted"].get(dim, 0) + 1
-                if node.get("NodeClass"):
-                    _class_count(m, "ClassExhausted", node)
+                if nodes[node_id].get("NodeClass"):
+                    _class_count(m, "ClassExhausted", nodes[node_id])
                 continue
-            if has_ports and self.assign_ports(node_id, node, group, m) is None:
+            if has_ports and self.assign_ports(node_id, nodes[node_id], group, m) is None:
                 continue
             if preferences or node_id in penalized:
-                score = self._score(node_id, node, group, cap, after, collisions, penalized, affinities,
-                                    spreads, scored)
-            else:  # the common cases inline (_score's, without a call)
-                score = fit_score(cap, after, self.spread)
+                score = self._score(node_id, nodes[node_id], group, cap, (after0, after1, after2), collisions,
+                                    penalized, affinities, spreads, scored)
+            else:  # the common cases inline (_score's, and fit_score's same arithmetic, without a call)
+                c0, c1 = cap[0], cap[1]
+                if c0 <= 0 or c1 <= 0:
+                    score = 0.0
+                else:
+                    free_cpu = 1.0 - after0 / c0
+                    free_mem = 1.0 - after1 / c1
+                    total = 10 ** (free_cpu if free_cpu > 0.0 else 0.0) \
+                        + 10 ** (free_mem if free_mem > 0.0 else 0.0)
+                    score = (total - 2.0) if spread_alg else (20.0 - total)
+                    score = (18.0 if score > 18.0 else score if score > 0.0 else 0.0) / 18.0
                 if collisions:
                     anti = -(collisions + 1) / count
                     binpack, score = score, (score + anti) / 2
@@ -956,6 +1065,8 @@ class _Placer:
             for score, node_id in _skipped_back(skipped, seen, limit, skipped_last):
                 if best is None or score > best_score:
                     best, best_score = node_id, score
+        self.cursor = cursor
+        m["NodesEvaluated"] += evaluated
         if best is None:
             return None
         u = self.usage[best]
@@ -966,8 +1077,7 @@ class _Placer:
             self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
             self.usage.used_ports(best, self.stopping).update(
                 alloc_port_keys({"AllocatedPorts": self.last_ports}))
-        key = (best, group["Name"])
-        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
+        self.count_on(best, group["Name"], 1)
         if spreads:
             self._count_placement(group, self.nodes[best])
         return best
@@ -1014,7 +1124,8 @@ class _Placer:
         in_pool, by_dc = self.pool_counts()
         maps = before[3]
         added_maps = None
-        if maps is not None or len(m) > _METRIC_KEYS:  # counts by reason or class: what this attempt added
+        if m["ConstraintFiltered"] or m["DimensionExhausted"] or len(m) > _METRIC_KEYS:
+            # counts by reason or class: what this attempt added
             for key in _COUNT_MAPS:
                 now, was = m.get(key), (maps or {}).get(key) or {}
                 if now:
@@ -1076,15 +1187,15 @@ class _Placer:
         node = self.nodes[node_id]
         verdict = self.verdict(node, group)
         if verdict == OUTSIDE:
-            metrics["_outside"] += 1
             return False
         metrics["NodesEvaluated"] += 1
         if verdict != FEASIBLE:
             filter_node(metrics, node, verdict)
             return False
         # The allocation it replaces is no longer counted there: the plan stops it (stop_alloc).
-        collisions = self.job_on_node.get((node_id, group["Name"]), 0)
-        if collisions and self._distinct(group):
+        collisions = self.on(group["Name"]).get(node_id, 0)
+        distinct = self._distinct(group)
+        if distinct and self.collides(distinct, node_id, collisions):
             filter_node(metrics, node, "distinct_hosts")
             return False
         props = self.props(group)
@@ -1114,8 +1225,7 @@ class _Placer:
         for i in range(3):
             used[i] += need[i]
         self.usage.add_allocs(node_id, 1)
-        key = (node_id, group["Name"])
-        self.job_on_node[key] = self.job_on_node.get(key, 0) + 1
+        self.count_on(node_id, group["Name"], 1)
         if spreads:
             self._count_placement(group, node)
         return True
@@ -1139,7 +1249,7 @@ def volumes_feasible(node: dict[str, Any], group: dict[str, Any], alloc_name: st
 
 def _new_metrics() -> dict[str, Any]:
     return {"NodesEvaluated": 0, "NodesFiltered": 0, "NodesExhausted": 0, "ConstraintFiltered": {},
-            "DimensionExhausted": {}, "CoalescedFailures": 0, "_outside": 0}
+            "DimensionExhausted": {}, "CoalescedFailures": 0}
 
 
 _METRIC_KEYS = len(_new_metrics())
@@ -1188,13 +1298,13 @@ def _skipped_back(skipped: list[tuple[float, str]], seen: int, limit: int,
     return out
 
 
-def _group_metrics(m: dict[str, Any]) -> dict[str, Any]:
-    """A group's metrics as its placement failure reports them (FailedTGAllocs): the nodes the job may
-    not use (``_outside``, which a placement's metrics leave out) counted as evaluated and filtered, as
-    ``nomad job plan`` explains them."""
-    outside = m.pop("_outside", 0)
-    m["NodesEvaluated"] += outside
-    m["NodesFiltered"] += outside
+def _group_metrics(m: dict[str, Any], placer: _Placer) -> dict[str, Any]:
+    """A group's metrics as its placement failure reports them (FailedTGAllocs), with Nomad's
+    NodesInPool, NodesAvailable and NodePool: only the ready nodes of the job's datacenters and node pool
+    are ever evaluated (Nomad's readyNodesInDCsAndPool), so with none of them NodesEvaluated is 0 and
+    the failure says "No nodes were eligible for evaluation"."""
+    in_pool, by_dc = placer.pool_counts()
+    m.update(NodesInPool=in_pool, NodesAvailable=dict(by_dc), NodePool=placer.job.get("NodePool", ""))
     return m
 
 
@@ -1337,8 +1447,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     delay has not passed waits for a follow-up evaluation (``RescheduleLater``);
     None (a dry run): every one due is rescheduled at once.
     *max_place*: at most this many placements (the plan is one Raft entry, which must stay bounded);
-    what is left is marked ``More`` and plan_apply makes a follow-up evaluation for it.  *max_stop*
-    bounds the same way the stops of a job that is stopped (or gone).
+    what is left is marked ``More`` and plan_apply makes a follow-up evaluation for it (a system or
+    sysbatch job's too).  *max_stop* bounds the same way the stops nothing replaces: of a job that is
+    stopped (or gone), of a count dropped, of a group the job no longer has.
     """
     job_id = ev["JobID"]
     job = tables["jobs"].get(job_id)
@@ -1358,7 +1469,12 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     freed: set[str] = set()  # allocations whose room this plan's usage no longer counts
     counting: list[_Placer] = []  # the placer, once made: its allocations-per-node counts
 
-    def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "") -> None:
+    def stop_alloc(a: dict[str, Any], desc: str, client_status: str = "", alone: bool = False) -> bool:
+        """Stop *a* in this plan.  *alone*: nothing replaces it (a count dropped, a group removed), so
+        once the plan holds *max_stop* stops it is left for the follow-up evaluation (``More``): False."""
+        if alone and max_stop is not None and len(stop) >= max_stop:
+            plan["More"] = True
+            return False
         stop.append({"ID": a["ID"], "DesiredDescription": desc, "ClientStatus": client_status})
         if freeing and live(a) and a["ID"] not in freed:
             freed.add(a["ID"])
@@ -1370,15 +1486,14 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             freeing[0].add_allocs(a["NodeID"], -1)
             if counting:  # nor is it one of the job's on its node (distinct_hosts, anti-affinity, spread)
                 counting[0].count_alloc(a, -1)
+        return True
 
     if job is None or job.get("Stop") or job.get("ParameterizedJob") or job.get("Periodic"):  # parents never run
         for a in job_allocs:
             if a.get("DesiredStatus") == "run":
-                if max_stop is not None and len(stop) >= max_stop:
-                    plan["More"] = True
-                    break
                 lost = _node_lost(nodes.get(a["NodeID"])) and a.get("ClientStatus") not in TERMINAL_CLIENT
-                stop_alloc(a, STOP_LOST if lost else STOP_JOB, "lost" if lost else "")
+                if not stop_alloc(a, STOP_LOST if lost else STOP_JOB, "lost" if lost else "", alone=True):
+                    break
         return plan
     # The plan names the job record it was computed against rather than
     # carrying it: plan_apply places with the store's own record (see there),
@@ -1399,6 +1514,10 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     counting.append(placer)
     if deployment is _SCAN:
         deployment = latest_deployment(tables, job) if job["Type"] == "service" else None
+    # Nomad's generic scheduler keeps the job's latest deployment, whatever its version or status (none
+    # for a batch job), unless the plan makes one: allocations updated in place take its ID.
+    latest = deployment if job["Type"] == "service" else None
+    in_place_all: list[dict[str, Any]] = []  # allocations the plan updates in place, of every group
     # Nomad's reconciler: a deployment of an older job version is cancelled
     # by the registration that replaced it (the store does that); one of
     # this version that is paused or failed lets no more allocations be
@@ -1410,8 +1529,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     active = deployment if deployment is not None and deployment["Status"] in DEPLOYMENT_ACTIVE else None
     for a in job_allocs:
         if live(a):
-            key = (a["NodeID"], a["TaskGroup"])
-            placer.job_on_node[key] = placer.job_on_node.get(key, 0) + 1
+            placer.count_on(a["NodeID"], a["TaskGroup"], 1)
     seq = 0
     if max_place is not None:
         plan["_max_place"] = max_place  # for _system_group
@@ -1424,7 +1542,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     for a in job_allocs:
         if a["TaskGroup"] not in names and a.get("DesiredStatus") == "run":
             lost = _node_lost(nodes.get(a["NodeID"])) and a.get("ClientStatus") not in TERMINAL_CLIENT
-            stop_alloc(a, STOP_LOST if lost else STOP_EXTRA, "lost" if lost else "")
+            stop_alloc(a, STOP_LOST if lost else STOP_EXTRA, "lost" if lost else "", alone=True)
     for group in job["TaskGroups"]:
         group_allocs = [a for a in job_allocs if a["TaskGroup"] == group["Name"]]
         if job["Type"] == "system":
@@ -1592,18 +1710,14 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             i = _name_index(a["Name"])
             if i >= group["Count"] or i in taken:
                 if a.get("ClientStatus") != "complete" or job["Type"] != "batch":
-                    stop_alloc(a, STOP_EXTRA)
+                    stop_alloc(a, STOP_EXTRA, alone=True)
                 continue
             taken.add(i)
         if in_place:
             stopping = {st["ID"] for st in plan["Stop"]}
             updated = [a["ID"] for a in in_place if a["ID"] not in stopping and live(a)]
             plan.setdefault("InPlace", []).extend(updated)
-            if updated and dstate is not None:
-                # Nomad's generic scheduler: an allocation updated in place joins the deployment, its
-                # health to be reported again (DeploymentStatus cleared when it moves).
-                dep_id = (active or plan["Deployment"])["ID"]
-                plan.setdefault("InPlaceDeployment", {}).update((aid, dep_id) for aid in updated)
+            in_place_all += [a for a in in_place if a["ID"] in set(updated)]
             if updated:  # each takes the memory_max an allocation placed now would have
                 memory = memory_max_fields(group, placer.oversubscribe)
                 plan.setdefault("InPlaceMemory", {}).update((aid, memory) for aid in updated)
@@ -1615,7 +1729,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             missing = []
         if any(group_ports(group)):
             placer.stopping = {st["ID"] for st in plan["Stop"]}  # what this plan stops holds no port
-        metrics = _new_metrics()
+        # Nomad's FailedTGAllocs: the AllocMetric of the group's first placement that failed (each
+        # Select starts new metrics), the others counted as CoalescedFailures.
+        metrics: dict[str, Any] | None = None
         failed = 0
         # (name, the allocation it replaces, its deployment status): the missing ones, then any
         # canaries -- each runs the new version beside the allocation whose name it takes over
@@ -1638,15 +1754,18 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             if prev is not None:  # Nomad's getSelectOptions: not where it failed, nor where it was before
                 penalized = frozenset({*((prev.get("NodeID", ""),) if prev.get("ClientStatus") == "failed"
                                          else ()), *(e.get("PrevNodeID", "") for e in _events(prev))})
-            node_id = placer.select(group, metrics, penalized, prev, name)
+            attempt = _new_metrics()
+            node_id = placer.select(group, attempt, penalized, prev, name, fresh=True)
             if node_id is None:
                 failed += 1
+                if metrics is None:
+                    metrics = attempt
                 if prev is not None:
                     _unstop(plan, placer, prev)
                 continue
             seq += 1
             placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports,
-                            oversubscribe=placer.oversubscribe)
+                            oversubscribe=placer.oversubscribe, need=placer.info(group)[0])
             placed["Metrics"] = placer.last_metric
             if prev is not None and prev["ID"] in delays and rp is not None:
                 placed["RescheduleTracker"] = _tracker(rp, prev, ev_now, delays[prev["ID"]])
@@ -1654,9 +1773,25 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 placed["DeploymentID"] = (active or plan["Deployment"])["ID"]
                 placed["DeploymentStatus"] = dep_status
             plan["Place"].append(placed)
-        if failed:
+        if metrics is not None:
             metrics["CoalescedFailures"] = failed - 1
-            plan["Failed"][group["Name"]] = _group_metrics(metrics)
+            plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+    current = plan.get("Deployment") or active
+    if current is not None and job["Type"] == "service":
+        # Nomad's generic scheduler places every allocation within the job's active deployment, a
+        # group's it does not track (no update strategy) too.
+        for placed in plan["Place"]:
+            if not placed.get("DeploymentID"):
+                placed["DeploymentID"], placed["DeploymentStatus"] = current["ID"], None
+    if in_place_all:
+        # Nomad's generic scheduler: an allocation updated in place takes the plan's deployment's ID,
+        # or else the job's latest deployment's (the group's or not, of this version or not), its
+        # health to be reported again (the store clears DeploymentStatus when the ID changes).
+        dep = plan.get("Deployment") or latest
+        dep_id = dep["ID"] if dep is not None else ""
+        moved = {a["ID"]: dep_id for a in in_place_all if dep_id and a.get("DeploymentID") != dep_id}
+        if moved:
+            plan.setdefault("InPlaceDeployment", {}).update(moved)
     plan.pop("_rolling", None)
     plan.pop("_max_place", None)
     if later:
@@ -1820,13 +1955,12 @@ def _node_lost(node: dict[str, Any] | None) -> bool:
 
 def _system_node_feasible(placer: _Placer, node: dict[str, Any], group: dict[str, Any],
                           metrics: dict[str, Any]) -> bool:
-    """A system or sysbatch group's feasibility check of one node, counted in *metrics* (a node outside
-    the job's datacenters or pool is filtered, as these groups' failure metrics always counted it)."""
-    metrics["NodesEvaluated"] += 1
+    """A system or sysbatch group's feasibility check of one node, counted in *metrics*; a node not
+    ready or outside the job's datacenters or pool is not one Nomad's system scheduler considers."""
     verdict = placer.verdict(node, group)
     if verdict == OUTSIDE:
-        metrics["NodesFiltered"] += 1
         return False
+    metrics["NodesEvaluated"] += 1
     if verdict != FEASIBLE:
         filter_node(metrics, node, verdict)
         return False
@@ -1861,7 +1995,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         elif a.get("DesiredTransition", {}).get("Migrate"):
             stop_alloc(a, STOP_MIGRATE)
         elif group["Count"] == 0 or a["NodeID"] in have:
-            stop_alloc(a, STOP_EXTRA)
+            stop_alloc(a, STOP_EXTRA, alone=True)
         elif cs in ("failed", "complete", "lost") or (
                 a.get("JobVersion", 0) != job.get("Version", 0)
                 and update_digest(a.get("Job") or {}, group["Name"]) != digest):
@@ -1941,7 +2075,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         plan["Place"].append(placed)
     if failed:
         metrics["CoalescedFailures"] = failed - 1
-        plan["Failed"][group["Name"]] = _group_metrics(metrics)
+        plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
 
 
 def _ran_successfully(a: dict[str, Any]) -> bool:
@@ -1995,7 +2129,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
             continue
         node = nodes.get(a["NodeID"])
         if a["Name"] not in wanted or key in live_at:
-            stop_alloc(a, STOP_EXTRA)
+            stop_alloc(a, STOP_EXTRA, alone=True)
             continue
         live_at[key] = a
         if a.get("DesiredTransition", {}).get("Migrate"):
@@ -2007,7 +2141,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
             if a.get("JobVersion", 0) != version:
                 stop_alloc(a, STOP_NODE_INELIGIBLE)  # Nomad: not ready, and the job changed
         elif not _in_dcs_and_pool(job, node):
-            stop_alloc(a, STOP_EXTRA)  # no longer in the job's datacenters or node pool
+            stop_alloc(a, STOP_EXTRA, alone=True)  # no longer in the job's datacenters or node pool
         elif destructive(a):
             stop_alloc(a, STOP_UPDATE)
             replace_on[key] = a
@@ -2030,15 +2164,30 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
     metrics = _new_metrics()
     failed = 0
     need = (*group_resources(group), group_disk_mb(group))
+    limit = plan.get("_max_place")
     for node_id in placer.sorted_ids:
         node = nodes[node_id]
         todo = [n for n in names if (node_id, n) in replace_on
                 or ((node_id, n) not in live_at and (node_id, n) not in last_terminal)]
         if not todo:
             continue
+        if limit is not None and len(plan["Place"]) >= limit:
+            # The plan entry is full (max_placements_per_entry): the rest in a follow-up evaluation's plan,
+            # and what they would replace is not stopped now.
+            plan["More"] = True
+            for name in todo:
+                if (node_id, name) in replace_on:
+                    _unstop(plan, placer, replace_on[(node_id, name)])
+            continue
         if not _system_node_feasible(placer, node, group, metrics):
             continue
-        for name in todo:
+        for at, name in enumerate(todo):
+            if limit is not None and len(plan["Place"]) >= limit:
+                plan["More"] = True
+                for rest in todo[at:]:
+                    if (node_id, rest) in replace_on:
+                        _unstop(plan, placer, replace_on[(node_id, rest)])
+                break
             props = placer.props(group)
             if props and not props_ok(props, node, metrics):
                 break
@@ -2050,7 +2199,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
                     _unstop(plan, placer, prev)
     if failed:
         metrics["CoalescedFailures"] = failed - 1
-        plan["Failed"][group["Name"]] = metrics
+        plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
 
 
 def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], node_id: str,
@@ -2085,13 +2234,15 @@ def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], 
 
 def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, node: dict[str, Any],
            eval_id: str, seq: int, prev: dict[str, Any] | None,
-           ports: list[dict[str, Any]] | None = None, *, oversubscribe: bool = False) -> dict[str, Any]:
-    cpu, mem = group_resources(group)
+           ports: list[dict[str, Any]] | None = None, *, oversubscribe: bool = False,
+           need: tuple[int, int, int] | None = None) -> dict[str, Any]:
+    """A new allocation of *group* (*need*: its CPU, memory and disk when already worked out)."""
+    cpu, mem, disk = need if need is not None else (*group_resources(group), group_disk_mb(group))
     alloc = {
         "ID": alloc_id(eval_id, name, seq), "EvalID": eval_id, "Name": name, "Namespace": job["Namespace"],
         "NodeID": node_id, "NodeName": node.get("Name", ""), "JobID": job["ID"],
         "JobVersion": job.get("Version", 0), "TaskGroup": group["Name"],
-        "Resources": {"CPU": cpu, "MemoryMB": mem, "DiskMB": group_disk_mb(group)},
+        "Resources": {"CPU": cpu, "MemoryMB": mem, "DiskMB": disk},
         "DesiredStatus": "run", "DesiredDescription": "", "DesiredTransition": {},
         "ClientStatus": "pending", "ClientDescription": "", "TaskStates": {},
         "PreviousAllocation": prev["ID"] if prev else "",
