@@ -79,3 +79,17 @@ def test_persisted_record_json_is_byte_identical():
     store.put("a", record)
     assert store.data["a"] == json.dumps(old, sort_keys=True)
     assert store.load_all()["a"] == json.loads(json.dumps(old, sort_keys=True))
+
+
+def test_record_json_reuses_the_alloc_text_byte_identically():
+    from actors.client.alloc_runner import _RecordJson
+
+    enc = _RecordJson()
+    alloc = {"ID": "a", "Job": {"Version": 1, "TaskGroups": [{"Name": "g", "Count": 3}]}, "ü": "\u2603"}
+    rest = {"version": 1, "tasks": {"t": {"phase": "running"}}, "health": None, "desired": "run"}
+    for record in ({"alloc": alloc, **rest}, {**rest, "alloc": alloc, "health": True}, {"alloc": alloc},
+                   {"alloc": {**alloc, "Job": {"Version": 2}}, **rest}, {"alloc": alloc, "Zz": 1, **rest},
+                   {"alloc": None, **rest}, {**rest}):
+        assert enc.encode("a", record) == json.dumps(record, sort_keys=True)
+    enc.forget("a")
+    assert enc.encode("a", {"alloc": alloc, **rest}) == json.dumps({"alloc": alloc, **rest}, sort_keys=True)

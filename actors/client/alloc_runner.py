@@ -1212,7 +1212,9 @@ class AllocStateStore(Protocol):
     def load_all(self) -> dict[str, dict[str, Any]]:
         """Every persisted allocation record, by alloc ID."""
 
-    def put(self, alloc_id: str, record: dict[str, Any]) -> None: ...
+    def put(self, alloc_id: str, record: dict[str, Any]) -> None:
+        """Persist *record*.  Its ``"alloc"`` dict is never changed once put (the runner replaces
+        it), so a store may keep that dict's encoding for as long as the same object comes back."""
 
     def delete(self, alloc_id: str) -> None: ...
 
@@ -1220,6 +1222,41 @@ class AllocStateStore(Protocol):
 # json.dumps(record, sort_keys=True) without building an encoder per call
 # (json.dumps does for any non-default option); the output is the same.
 _record_json = json.JSONEncoder(sort_keys=True).encode
+
+
+class _RecordJson:
+    """Records as JSON text, exactly ``json.dumps(record, sort_keys=True)``, keeping each allocation's
+    encoded ``"alloc"`` dict while the same dict comes back (AllocStateStore.put's promise).
+
+    Most writes change the runner's part of a record only (a task event, a health decision), while
+    the allocation -- its whole job included -- is most of the text to encode.  With ``"alloc"`` the
+    first key in sorted order, the text is its encoding followed by the rest's.
+    """
+
+    __slots__ = ("_alloc",)
+
+    def __init__(self) -> None:
+        self._alloc: dict[str, tuple[Any, str]] = {}  # alloc ID -> (the "alloc" dict, its JSON)
+
+    def encode(self, alloc_id: str, record: dict[str, Any]) -> str:
+        alloc = record.get("alloc")
+        if not isinstance(alloc, dict) or not all(type(k) is str and k > "alloc"
+                                                  for k in record if k != "alloc"):
+            self._alloc.pop(alloc_id, None)
+            return _record_json(record)
+        got = self._alloc.get(alloc_id)
+        if got is not None and got[0] is alloc:
+            text = got[1]
+        else:
+            text = _record_json(alloc)
+            self._alloc[alloc_id] = (alloc, text)
+        if len(record) == 1:
+            return '{"alloc": ' + text + "}"
+        rest = _record_json({k: v for k, v in record.items() if k != "alloc"})
+        return '{"alloc": ' + text + ", " + rest[1:]
+
+    def forget(self, alloc_id: str) -> None:
+        self._alloc.pop(alloc_id, None)
 
 
 @dataclass(slots=True)
@@ -1231,6 +1268,7 @@ class MemoryAllocStore:
 
     data: dict[str, str] = field(default_factory=dict)
     fail: bool = False  # make writes raise, to test error handling
+    _json: _RecordJson = field(default_factory=_RecordJson, repr=False, compare=False)
 
     def load_all(self) -> dict[str, dict[str, Any]]:
         return {k: json.loads(v) for k, v in sorted(self.data.items())}
@@ -1238,10 +1276,11 @@ class MemoryAllocStore:
     def put(self, alloc_id: str, record: dict[str, Any]) -> None:
         if self.fail:
             raise OSError("simulated state store failure")
-        self.data[alloc_id] = _record_json(record)
+        self.data[alloc_id] = self._json.encode(alloc_id, record)
 
     def delete(self, alloc_id: str) -> None:
         self.data.pop(alloc_id, None)
+        self._json.forget(alloc_id)
 
 
 # ------------------------------------------------------------ allocation directories (an edge)
@@ -1504,6 +1543,7 @@ class FileAllocStore:
 
     def __init__(self, state_dir: str) -> None:
         self.dir = os.path.join(state_dir, "allocs")
+        self._json = _RecordJson()
 
     def _path(self, alloc_id: str) -> str:
         if not _SAFE_ID.match(alloc_id):
@@ -1534,7 +1574,7 @@ class FileAllocStore:
 
     def put(self, alloc_id: str, record: dict[str, Any]) -> None:
         path = self._path(alloc_id)
-        data = json.dumps(record, sort_keys=True).encode("utf-8")
+        data = self._json.encode(alloc_id, record).encode("utf-8")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
         try:
@@ -1550,6 +1590,7 @@ class FileAllocStore:
         self._sync_dir()
 
     def delete(self, alloc_id: str) -> None:
+        self._json.forget(alloc_id)
         try:
             os.unlink(self._path(alloc_id))
         except FileNotFoundError:
@@ -1679,6 +1720,12 @@ class _Alloc:
     shutdown_wait: bool = False
     shutdown_waited: bool = False
     max_run_exceeded: bool = False  # its max_run_duration passed: its tasks are killed, and it is complete
+    # What its spec's run settings (restarts, leader, shutdown delays, max_run) were parsed from
+    # (_settings_key of that copy; None: not known): an in-place update with the same key changes none.
+    settings_key: Any = None
+    # The last record the state store took: (its alloc dict, the rest of the record); None: none yet.
+    # A flush that would write the same again writes nothing.
+    persisted: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     @property
     def stopping(self) -> bool:
@@ -2132,10 +2179,18 @@ class AllocRunner(NodeActor):
         values, as Nomad's task runners' and hooks' Update do -- restart policies, leader, shutdown
         delays, max_run_duration (its deadline armed again).  The tasks keep running as they are."""
         assert a.spec is not None
+        key = _settings_key(raw)
+        if key is not None and key == a.settings_key:
+            # The version changed nothing those settings are read from (a rescale changes the group's
+            # count only): parsing it again would give what the runner already holds.
+            self._cancel_alloc_timer("maxrun", a)
+            self._arm_max_run(a)
+            return
         try:
             new = parse_alloc(raw, self.cfg)
         except AllocError:
             return  # the servers validated it; a malformed copy changes nothing here
+        a.settings_key = key
         a.spec = replace(a.spec, restart=new.restart, shutdown_delay_s=new.shutdown_delay_s,
                          max_run_s=new.max_run_s, create_time=new.create_time)
         for ts in new.tasks:
@@ -2188,7 +2243,7 @@ class AllocRunner(NodeActor):
         self._dirty.add(aid)
 
     def _new_alloc(self, aid: str, raw: dict[str, Any], spec: AllocSpec) -> None:
-        a = _Alloc(alloc_id=aid, raw=raw, spec=spec)
+        a = _Alloc(alloc_id=aid, raw=raw, spec=spec, settings_key=_settings_key(raw))
         now = self.env.now()
         self._set_checks(a, raw)
         self._track_health(a, raw, now)
@@ -3901,8 +3956,8 @@ class AllocRunner(NodeActor):
                           a.alloc_id, exc)
 
     def _persist(self, a: _Alloc) -> None:
-        record = {
-            "version": 1, "alloc": a.raw, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
+        rest = {
+            "version": 1, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
             "collected": a.collected, "stage": a.stage, "ran": a.ran,
             **({"prev_wait": a.prev_wait} if a.prev_wait else {}),
             **({"max_run_exceeded": True} if a.max_run_exceeded else {}),
@@ -3918,8 +3973,12 @@ class AllocRunner(NodeActor):
                           **({"kill_fails": t.kill_fails} if t.kill_fails else {})}
                       for n, t in sorted(a.tasks.items())},
         }
+        last = a.persisted
+        if last is not None and last[0] is a.raw and last[1] == rest:
+            return  # the store holds this already (a.raw is replaced, never changed in place)
         try:
-            self.store.put(a.alloc_id, record)
+            self.store.put(a.alloc_id, {"alloc": a.raw, **rest})
+            a.persisted = (a.raw, rest)
         except Exception as exc:
             self.stats["persist_errors"] += 1
             log.error("%s: cannot persist allocation %s: %s", self.env.node, a.alloc_id, exc)
@@ -3937,7 +3996,8 @@ class AllocRunner(NodeActor):
         # (a lagging server's view): after a restart, do not take it either.
         self.index = max(self.index, spec.modify_index)
         a = _Alloc(alloc_id=aid, raw=raw, spec=spec, removed=bool(rec.get("removed")),
-                   quiet=bool(rec.get("quiet")), collected=bool(rec.get("collected")))
+                   quiet=bool(rec.get("quiet")), collected=bool(rec.get("collected")),
+                   settings_key=_settings_key(raw))
         self._set_checks(a, raw)
         if rec.get("stage") in STAGES:
             a.stage = rec["stage"]
@@ -4063,6 +4123,20 @@ def _state(s: TaskState, **changes: Any) -> TaskState:
     d = {f: getattr(s, f) for f in TaskState.__dataclass_fields__}
     d.update(changes)
     return TaskState(**d)
+
+
+def _settings_key(raw: Any) -> Any:
+    """What parse_alloc reads the run settings an in-place update refreshes from (_refresh_in_place):
+    the job's type, the allocation's CreateTime, and its group bar the group's Count (which the runner
+    does not read).  None when the group is not there (the allocation is parsed, and refused, anew)."""
+    job = raw.get("Job") if isinstance(raw, dict) else None
+    if not isinstance(job, dict) or not isinstance(job.get("TaskGroups"), list):
+        return None
+    name = raw.get("TaskGroup")
+    for g in job["TaskGroups"]:
+        if isinstance(g, dict) and g.get("Name") == name:
+            return job.get("Type"), raw.get("CreateTime"), {k: v for k, v in g.items() if k != "Count"}
+    return None
 
 
 def _replace_desired(spec: AllocSpec, desired: str, index: int) -> AllocSpec:
