@@ -1726,6 +1726,8 @@ class _Alloc:
     # The last record the state store took: (its alloc dict, the rest of the record); None: none yet.
     # A flush that would write the same again writes nothing.
     persisted: tuple[dict[str, Any], dict[str, Any]] | None = None
+    # (the alloc dict, its group's disconnect.stop_on_client_after in s or None), read on every heartbeat
+    stop_after: tuple[dict[str, Any], float | None] | None = None
 
     @property
     def stopping(self) -> bool:
@@ -2205,9 +2207,11 @@ class AllocRunner(NodeActor):
         """The allocation's ``disconnect.stop_on_client_after`` (s) while it still runs here, else None."""
         if a.spec is None or a.removed or a.spec.desired != DESIRED_RUN or a.heartbeat_stopped or a.done():
             return None
-        from actors.scheduler.disconnect import stop_on_client_after_s
+        if a.stop_after is None or a.stop_after[0] is not a.raw:  # read once per copy of the allocation
+            from actors.scheduler.disconnect import stop_on_client_after_s
 
-        return stop_on_client_after_s(a.raw)
+            a.stop_after = (a.raw, stop_on_client_after_s(a.raw))
+        return a.stop_after[1]
 
     def _arm_heartbeat_stop(self) -> None:
         """One timer at the earliest ``last heartbeat + stop_on_client_after`` of the allocations."""
