@@ -1240,8 +1240,12 @@ class _RecordJson:
 
     def encode(self, alloc_id: str, record: dict[str, Any]) -> str:
         alloc = record.get("alloc")
-        if not isinstance(alloc, dict) or not all(type(k) is str and k > "alloc"
-                                                  for k in record if k != "alloc"):
+        others = record.keys() - {"alloc"}
+        try:
+            first = isinstance(alloc, dict) and (not others or min(others) > "alloc")
+        except TypeError:  # a key that is not a string: no order to rely on
+            first = False
+        if not first:
             self._alloc.pop(alloc_id, None)
             return _record_json(record)
         got = self._alloc.get(alloc_id)
