@@ -204,6 +204,10 @@ def _set_memory_max(rec: dict[str, Any], memory: Any) -> bool:
     (scheduler.memory_max_fields: empty for none); None leaves it as it is.  True when that changed it."""
     if not isinstance(memory, dict):
         return False
+    held = rec.get("Resources")
+    if not memory and isinstance(held, dict) and "MemoryMaxMB" not in held \
+            and "AllocatedResources" not in rec:
+        return False  # none wanted, none held: nothing to take away
     before = ((rec.get("Resources") or {}).get("MemoryMaxMB"), rec.get("AllocatedResources"))
     resources = {k: v for k, v in (rec.get("Resources") or {}).items() if k != "MemoryMaxMB"}
     rec.pop("AllocatedResources", None)
@@ -1686,7 +1690,9 @@ class StateStore:
                     if index > self.node_alloc_index.get(node, 0):
                         self.node_alloc_index[node] = index
                         self._changed_keys.add(("allocs_node", node))
-                services.refresh(self, index, rec)
+                part = client_view(job, group)[0]
+                if (part is not None and (part[0] or any(part[1]))) or aid in self.services_by_alloc:
+                    services.refresh(self, index, rec)  # (a group offering no service registers none)
                 touched = True
         if touched:
             self._touch("allocs", index)
