@@ -648,6 +648,21 @@ def test_file_store_writes_atomically_and_skips_corrupt_files(tmp_path):
         store.put("../x", {})
 
 
+def test_file_store_does_not_rewrite_a_record_it_holds(tmp_path):
+    store = FileAllocStore(str(tmp_path))
+    alloc_dict = {"ID": "a1", "Job": {"ID": "j"}}
+    store.put("a1", {"alloc": alloc_dict, "version": 1})
+    path = tmp_path / "allocs" / "a1.json"
+    first = path.stat().st_ino
+    store.put("a1", {"alloc": alloc_dict, "version": 1})  # the same again: no new file (no fsyncs)
+    assert path.stat().st_ino == first
+    store.put("a1", {"alloc": alloc_dict, "version": 2})
+    assert path.stat().st_ino != first and json.loads(path.read_text()) == {"alloc": alloc_dict, "version": 2}
+    store.delete("a1")
+    store.put("a1", {"alloc": alloc_dict, "version": 2})  # deleted, then put: written again
+    assert store.load_all() == {"a1": {"alloc": alloc_dict, "version": 2}}
+
+
 def test_runner_on_a_file_store_reattaches(tmp_path):
     c = Client(store=FileAllocStore(str(tmp_path)))
     c.set(alloc("a1"))

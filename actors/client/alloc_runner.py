@@ -1548,6 +1548,9 @@ class FileAllocStore:
     def __init__(self, state_dir: str) -> None:
         self.dir = os.path.join(state_dir, "allocs")
         self._json = _RecordJson()
+        # alloc ID -> the text this store last wrote for it: the same record again is not rewritten
+        # (no fsyncs for a flush that changed nothing on disk; Nomad's client state DB skips such writes too)
+        self._written: dict[str, str] = {}
 
     def _path(self, alloc_id: str) -> str:
         if not _SAFE_ID.match(alloc_id):
@@ -1578,7 +1581,10 @@ class FileAllocStore:
 
     def put(self, alloc_id: str, record: dict[str, Any]) -> None:
         path = self._path(alloc_id)
-        data = self._json.encode(alloc_id, record).encode("utf-8")
+        text = self._json.encode(alloc_id, record)
+        if self._written.get(alloc_id) == text:
+            return
+        data = text.encode("utf-8")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
         try:
@@ -1592,9 +1598,11 @@ class FileAllocStore:
             _unlink_quietly(tmp)
             raise
         self._sync_dir()
+        self._written[alloc_id] = text
 
     def delete(self, alloc_id: str) -> None:
         self._json.forget(alloc_id)
+        self._written.pop(alloc_id, None)
         try:
             os.unlink(self._path(alloc_id))
         except FileNotFoundError:
@@ -1727,9 +1735,6 @@ class _Alloc:
     # What its spec's run settings (restarts, leader, shutdown delays, max_run) were parsed from
     # (_settings_key of that copy; None: not known): an in-place update with the same key changes none.
     settings_key: Any = None
-    # The last record the state store took: (its alloc dict, the rest of the record); None: none yet.
-    # A flush that would write the same again writes nothing.
-    persisted: tuple[dict[str, Any], dict[str, Any]] | None = None
     # (the alloc dict, its group's disconnect.stop_on_client_after in s or None), read on every heartbeat
     stop_after: tuple[dict[str, Any], float | None] | None = None
 
@@ -3981,12 +3986,8 @@ class AllocRunner(NodeActor):
                           **({"kill_fails": t.kill_fails} if t.kill_fails else {})}
                       for n, t in sorted(a.tasks.items())},
         }
-        last = a.persisted
-        if last is not None and last[0] is a.raw and last[1] == rest:
-            return  # the store holds this already (a.raw is replaced, never changed in place)
         try:
             self.store.put(a.alloc_id, {"alloc": a.raw, **rest})
-            a.persisted = (a.raw, rest)
         except Exception as exc:
             self.stats["persist_errors"] += 1
             log.error("%s: cannot persist allocation %s: %s", self.env.node, a.alloc_id, exc)
