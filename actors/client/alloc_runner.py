@@ -3924,9 +3924,11 @@ class AllocRunner(NodeActor):
         if self.alloc_dirs is None:
             return
         new = sum(1 for raw in allocs if isinstance(raw, dict) and raw.get("ID") not in self.allocs)
+        if new == 0:
+            return
         held = sum(1 for a in self.allocs.values() if not a.collected and not a.removed)
         excess = held + new - self.cfg.gc_max_allocs
-        if new == 0 or excess <= 0:
+        if excess <= 0:
             return
         # The allocations the new ones replace stay: a sticky or migrating disk moves over from them.
         replaced = {raw.get("PreviousAllocation") for raw in allocs

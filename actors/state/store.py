@@ -1677,9 +1677,10 @@ class StateStore:
                     # health again, so it must see the new record.
                     rec.update(DeploymentID=dep_id, DeploymentStatus=None)
                     placed_recs.append(rec)
-                old_job = a.get("Job")
-                client_changed = (rev >= 2 and client_view(old_job, group)[0] != client_view(job, group)[0]) \
-                    or (rev >= 4 and client_view(old_job, group)[1] != client_view(job, group)[1])
+                new_view, client_changed = client_view(job, group), False
+                if rev >= 2:
+                    old_view = client_view(a.get("Job"), group)
+                    client_changed = old_view[0] != new_view[0] or (rev >= 4 and old_view[1] != new_view[1])
                 if memory_changed or client_changed or joined:
                     # What its client runs besides the tasks changed (its services' checks, the
                     # memory_max it holds, its restart, leader, shutdown and max_run settings): the
@@ -1690,7 +1691,7 @@ class StateStore:
                     if index > self.node_alloc_index.get(node, 0):
                         self.node_alloc_index[node] = index
                         self._changed_keys.add(("allocs_node", node))
-                part = client_view(job, group)[0]
+                part = new_view[0]
                 if (part is not None and (part[0] or any(part[1]))) or aid in self.services_by_alloc:
                     services.refresh(self, index, rec)  # (a group offering no service registers none)
                 touched = True
