@@ -68,8 +68,8 @@ class AllocSyncConfig:
     # follower's death from delaying work by half a minute.
     retry_s: float = 1.0
     # Nomad allocSyncIntv: client state changes are batched this long.  (Nomad's
-    # client since 1.6 holds an update that changes no allocation's client
-    # status -- a task event, a deployment health -- until every 5th tick, 1 s;
+    # current client (pendingClientUpdates.nextBatch) holds an update that
+    # changes no allocation's client status -- a task event, a deployment health -- until every 5th tick, 1 s;
     # here every change waits the same 200 ms.  Measured on the 100-client
     # simulation, the 1 s wait spreads the health reports of a rescale over
     # more of the servers' 50 ms batches: more Raft writes, not fewer.)
