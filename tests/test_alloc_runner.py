@@ -648,6 +648,21 @@ def test_file_store_writes_atomically_and_skips_corrupt_files(tmp_path):
         store.put("../x", {})
 
 
+def test_file_store_does_not_rewrite_a_record_it_holds(tmp_path):
+    store = FileAllocStore(str(tmp_path))
+    alloc_dict = {"ID": "a1", "Job": {"ID": "j"}}
+    store.put("a1", {"alloc": alloc_dict, "version": 1})
+    path = tmp_path / "allocs" / "a1.json"
+    first = path.stat().st_ino
+    store.put("a1", {"alloc": alloc_dict, "version": 1})  # the same again: no new file (no fsyncs)
+    assert path.stat().st_ino == first
+    store.put("a1", {"alloc": alloc_dict, "version": 2})
+    assert path.stat().st_ino != first and json.loads(path.read_text()) == {"alloc": alloc_dict, "version": 2}
+    store.delete("a1")
+    store.put("a1", {"alloc": alloc_dict, "version": 2})  # deleted, then put: written again
+    assert store.load_all() == {"a1": {"alloc": alloc_dict, "version": 2}}
+
+
 def test_runner_on_a_file_store_reattaches(tmp_path):
     c = Client(store=FileAllocStore(str(tmp_path)))
     c.set(alloc("a1"))
@@ -1305,3 +1320,37 @@ def test_exec_target_tells_the_tasks_driver_state_dir_env_and_user():
     unknown = c.runner.receive(GetExecTarget(alloc_id="a1", task="nope"))
     assert unknown == ExecTarget(found=True, namespace="default")
     assert c.runner.receive(GetExecTarget(alloc_id="zz", task="web")) == ExecTarget(found=False)
+
+
+def test_in_place_update_takes_the_new_versions_settings_and_persists_the_new_record():
+    import actors.client.alloc_runner as ar
+
+    c = Client()
+    c.set(alloc("a1", restart=policy(2, 3600, 5)))
+    c.until(lambda: c.status("a1") == "running")
+    parsed = []
+    real = ar.parse_alloc
+
+    def counting(raw: Any, cfg: Any) -> Any:
+        parsed.append(raw["AllocModifyIndex"])
+        return real(raw, cfg)
+
+    ar.parse_alloc = counting
+    try:
+        # A rescale (only the group's count changed): nothing the runner reads of it is parsed again.
+        scaled = alloc("a1", index=2, restart=policy(2, 3600, 5))
+        scaled["Job"]["TaskGroups"][0]["Count"] = 3
+        c.set(scaled, index=2)
+        c.run(1)
+        assert parsed == []
+        assert json.loads(c.store.data["a1"])["alloc"] == scaled
+        # A new restart policy: taken, as Nomad's task runner's Update takes it.
+        c.set(alloc("a1", index=3, restart=policy(7, 3600, 5)), index=3)
+        c.run(1)
+        assert parsed == [3]
+    finally:
+        ar.parse_alloc = real
+    a = c.runner.allocs["a1"]
+    assert a.spec.restart.attempts == 7
+    assert json.loads(c.store.data["a1"])["modify_index"] == 3
+    assert len(c.starts_of("a1")) == 1  # still its first run

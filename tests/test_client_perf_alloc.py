@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from actors.client.alloc_runner import MemoryAllocStore, TaskEvent, TaskState
 from actors.client.drivers import TaskHandle
 
@@ -79,3 +81,23 @@ def test_persisted_record_json_is_byte_identical():
     store.put("a", record)
     assert store.data["a"] == json.dumps(old, sort_keys=True)
     assert store.load_all()["a"] == json.loads(json.dumps(old, sort_keys=True))
+
+
+def test_record_json_reuses_the_alloc_text_byte_identically():
+    from actors.client.alloc_runner import _RecordJson
+
+    enc = _RecordJson()
+    alloc = {"ID": "a", "Job": {"Version": 1, "TaskGroups": [{"Name": "g", "Count": 3}]}, "ü": "\u2603"}
+    rest = {"version": 1, "tasks": {"t": {"phase": "running"}}, "health": None, "desired": "run"}
+    for record in ({"alloc": alloc, **rest}, {**rest, "alloc": alloc, "health": True}, {"alloc": alloc},
+                   {"alloc": {**alloc, "Job": {"Version": 2}}, **rest}, {"alloc": alloc, "Zz": 1, **rest},
+                   {"alloc": alloc, 3: 1}, {"alloc": None, **rest}, {**rest}, {"alloc": alloc, **rest}):
+        try:
+            want = json.dumps(record, sort_keys=True)
+        except TypeError:  # keys that cannot be sorted: refused alike
+            with pytest.raises(TypeError):
+                enc.encode("a", record)
+            continue
+        assert enc.encode("a", record) == want
+    enc.forget("a")
+    assert enc.encode("a", {"alloc": alloc, **rest}) == json.dumps({"alloc": alloc, **rest}, sort_keys=True)

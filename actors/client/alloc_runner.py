@@ -1212,7 +1212,9 @@ class AllocStateStore(Protocol):
     def load_all(self) -> dict[str, dict[str, Any]]:
         """Every persisted allocation record, by alloc ID."""
 
-    def put(self, alloc_id: str, record: dict[str, Any]) -> None: ...
+    def put(self, alloc_id: str, record: dict[str, Any]) -> None:
+        """Persist *record*.  Its ``"alloc"`` dict is never changed once put (the runner replaces
+        it), so a store may keep that dict's encoding for as long as the same object comes back."""
 
     def delete(self, alloc_id: str) -> None: ...
 
@@ -1220,6 +1222,45 @@ class AllocStateStore(Protocol):
 # json.dumps(record, sort_keys=True) without building an encoder per call
 # (json.dumps does for any non-default option); the output is the same.
 _record_json = json.JSONEncoder(sort_keys=True).encode
+
+
+class _RecordJson:
+    """Records as JSON text, exactly ``json.dumps(record, sort_keys=True)``, keeping each allocation's
+    encoded ``"alloc"`` dict while the same dict comes back (AllocStateStore.put's promise).
+
+    Most writes change the runner's part of a record only (a task event, a health decision), while
+    the allocation -- its whole job included -- is most of the text to encode.  With ``"alloc"`` the
+    first key in sorted order, the text is its encoding followed by the rest's.
+    """
+
+    __slots__ = ("_alloc",)
+
+    def __init__(self) -> None:
+        self._alloc: dict[str, tuple[Any, str]] = {}  # alloc ID -> (the "alloc" dict, its JSON)
+
+    def encode(self, alloc_id: str, record: dict[str, Any]) -> str:
+        alloc = record.get("alloc")
+        others = record.keys() - {"alloc"}
+        try:
+            first = isinstance(alloc, dict) and (not others or min(others) > "alloc")
+        except TypeError:  # a key that is not a string: no order to rely on
+            first = False
+        if not first:
+            self._alloc.pop(alloc_id, None)
+            return _record_json(record)
+        got = self._alloc.get(alloc_id)
+        if got is not None and got[0] is alloc:
+            text = got[1]
+        else:
+            text = _record_json(alloc)
+            self._alloc[alloc_id] = (alloc, text)
+        if len(record) == 1:
+            return '{"alloc": ' + text + "}"
+        rest = _record_json({k: v for k, v in record.items() if k != "alloc"})
+        return '{"alloc": ' + text + ", " + rest[1:]
+
+    def forget(self, alloc_id: str) -> None:
+        self._alloc.pop(alloc_id, None)
 
 
 @dataclass(slots=True)
@@ -1231,6 +1272,7 @@ class MemoryAllocStore:
 
     data: dict[str, str] = field(default_factory=dict)
     fail: bool = False  # make writes raise, to test error handling
+    _json: _RecordJson = field(default_factory=_RecordJson, repr=False, compare=False)
 
     def load_all(self) -> dict[str, dict[str, Any]]:
         return {k: json.loads(v) for k, v in sorted(self.data.items())}
@@ -1238,10 +1280,11 @@ class MemoryAllocStore:
     def put(self, alloc_id: str, record: dict[str, Any]) -> None:
         if self.fail:
             raise OSError("simulated state store failure")
-        self.data[alloc_id] = _record_json(record)
+        self.data[alloc_id] = self._json.encode(alloc_id, record)
 
     def delete(self, alloc_id: str) -> None:
         self.data.pop(alloc_id, None)
+        self._json.forget(alloc_id)
 
 
 # ------------------------------------------------------------ allocation directories (an edge)
@@ -1504,6 +1547,10 @@ class FileAllocStore:
 
     def __init__(self, state_dir: str) -> None:
         self.dir = os.path.join(state_dir, "allocs")
+        self._json = _RecordJson()
+        # alloc ID -> the text this store last wrote for it: the same record again is not rewritten
+        # (no fsyncs for a flush that changed nothing on disk; Nomad's client state DB skips such writes too)
+        self._written: dict[str, str] = {}
 
     def _path(self, alloc_id: str) -> str:
         if not _SAFE_ID.match(alloc_id):
@@ -1534,7 +1581,10 @@ class FileAllocStore:
 
     def put(self, alloc_id: str, record: dict[str, Any]) -> None:
         path = self._path(alloc_id)
-        data = json.dumps(record, sort_keys=True).encode("utf-8")
+        text = self._json.encode(alloc_id, record)
+        if self._written.get(alloc_id) == text:
+            return
+        data = text.encode("utf-8")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
         try:
@@ -1548,8 +1598,11 @@ class FileAllocStore:
             _unlink_quietly(tmp)
             raise
         self._sync_dir()
+        self._written[alloc_id] = text
 
     def delete(self, alloc_id: str) -> None:
+        self._json.forget(alloc_id)
+        self._written.pop(alloc_id, None)
         try:
             os.unlink(self._path(alloc_id))
         except FileNotFoundError:
@@ -1679,6 +1732,11 @@ class _Alloc:
     shutdown_wait: bool = False
     shutdown_waited: bool = False
     max_run_exceeded: bool = False  # its max_run_duration passed: its tasks are killed, and it is complete
+    # What its spec's run settings (restarts, leader, shutdown delays, max_run) were parsed from
+    # (_settings_key of that copy; None: not known): an in-place update with the same key changes none.
+    settings_key: Any = None
+    # (the alloc dict, its group's disconnect.stop_on_client_after in s or None), read on every heartbeat
+    stop_after: tuple[dict[str, Any], float | None] | None = None
 
     @property
     def stopping(self) -> bool:
@@ -2132,10 +2190,18 @@ class AllocRunner(NodeActor):
         values, as Nomad's task runners' and hooks' Update do -- restart policies, leader, shutdown
         delays, max_run_duration (its deadline armed again).  The tasks keep running as they are."""
         assert a.spec is not None
+        key = _settings_key(raw)
+        if key is not None and key == a.settings_key:
+            # The version changed nothing those settings are read from (a rescale changes the group's
+            # count only): parsing it again would give what the runner already holds.
+            self._cancel_alloc_timer("maxrun", a)
+            self._arm_max_run(a)
+            return
         try:
             new = parse_alloc(raw, self.cfg)
         except AllocError:
             return  # the servers validated it; a malformed copy changes nothing here
+        a.settings_key = key
         a.spec = replace(a.spec, restart=new.restart, shutdown_delay_s=new.shutdown_delay_s,
                          max_run_s=new.max_run_s, create_time=new.create_time)
         for ts in new.tasks:
@@ -2150,9 +2216,11 @@ class AllocRunner(NodeActor):
         """The allocation's ``disconnect.stop_on_client_after`` (s) while it still runs here, else None."""
         if a.spec is None or a.removed or a.spec.desired != DESIRED_RUN or a.heartbeat_stopped or a.done():
             return None
-        from actors.scheduler.disconnect import stop_on_client_after_s
+        if a.stop_after is None or a.stop_after[0] is not a.raw:  # read once per copy of the allocation
+            from actors.scheduler.disconnect import stop_on_client_after_s
 
-        return stop_on_client_after_s(a.raw)
+            a.stop_after = (a.raw, stop_on_client_after_s(a.raw))
+        return a.stop_after[1]
 
     def _arm_heartbeat_stop(self) -> None:
         """One timer at the earliest ``last heartbeat + stop_on_client_after`` of the allocations."""
@@ -2188,7 +2256,7 @@ class AllocRunner(NodeActor):
         self._dirty.add(aid)
 
     def _new_alloc(self, aid: str, raw: dict[str, Any], spec: AllocSpec) -> None:
-        a = _Alloc(alloc_id=aid, raw=raw, spec=spec)
+        a = _Alloc(alloc_id=aid, raw=raw, spec=spec, settings_key=_settings_key(raw))
         now = self.env.now()
         self._set_checks(a, raw)
         self._track_health(a, raw, now)
@@ -3856,9 +3924,11 @@ class AllocRunner(NodeActor):
         if self.alloc_dirs is None:
             return
         new = sum(1 for raw in allocs if isinstance(raw, dict) and raw.get("ID") not in self.allocs)
+        if new == 0:
+            return
         held = sum(1 for a in self.allocs.values() if not a.collected and not a.removed)
         excess = held + new - self.cfg.gc_max_allocs
-        if new == 0 or excess <= 0:
+        if excess <= 0:
             return
         # The allocations the new ones replace stay: a sticky or migrating disk moves over from them.
         replaced = {raw.get("PreviousAllocation") for raw in allocs
@@ -3901,8 +3971,8 @@ class AllocRunner(NodeActor):
                           a.alloc_id, exc)
 
     def _persist(self, a: _Alloc) -> None:
-        record = {
-            "version": 1, "alloc": a.raw, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
+        rest = {
+            "version": 1, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
             "collected": a.collected, "stage": a.stage, "ran": a.ran,
             **({"prev_wait": a.prev_wait} if a.prev_wait else {}),
             **({"max_run_exceeded": True} if a.max_run_exceeded else {}),
@@ -3919,7 +3989,7 @@ class AllocRunner(NodeActor):
                       for n, t in sorted(a.tasks.items())},
         }
         try:
-            self.store.put(a.alloc_id, record)
+            self.store.put(a.alloc_id, {"alloc": a.raw, **rest})
         except Exception as exc:
             self.stats["persist_errors"] += 1
             log.error("%s: cannot persist allocation %s: %s", self.env.node, a.alloc_id, exc)
@@ -3937,7 +4007,8 @@ class AllocRunner(NodeActor):
         # (a lagging server's view): after a restart, do not take it either.
         self.index = max(self.index, spec.modify_index)
         a = _Alloc(alloc_id=aid, raw=raw, spec=spec, removed=bool(rec.get("removed")),
-                   quiet=bool(rec.get("quiet")), collected=bool(rec.get("collected")))
+                   quiet=bool(rec.get("quiet")), collected=bool(rec.get("collected")),
+                   settings_key=_settings_key(raw))
         self._set_checks(a, raw)
         if rec.get("stage") in STAGES:
             a.stage = rec["stage"]
@@ -4063,6 +4134,20 @@ def _state(s: TaskState, **changes: Any) -> TaskState:
     d = {f: getattr(s, f) for f in TaskState.__dataclass_fields__}
     d.update(changes)
     return TaskState(**d)
+
+
+def _settings_key(raw: Any) -> Any:
+    """What parse_alloc reads the run settings an in-place update refreshes from (_refresh_in_place):
+    the job's type, the allocation's CreateTime, and its group bar the group's Count (which the runner
+    does not read).  None when the group is not there (the allocation is parsed, and refused, anew)."""
+    job = raw.get("Job") if isinstance(raw, dict) else None
+    if not isinstance(job, dict) or not isinstance(job.get("TaskGroups"), list):
+        return None
+    name = raw.get("TaskGroup")
+    for g in job["TaskGroups"]:
+        if isinstance(g, dict) and g.get("Name") == name:
+            return job.get("Type"), raw.get("CreateTime"), {k: v for k, v in g.items() if k != "Count"}
+    return None
 
 
 def _replace_desired(spec: AllocSpec, desired: str, index: int) -> AllocSpec:

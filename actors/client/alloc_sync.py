@@ -67,7 +67,12 @@ class AllocSyncConfig:
     # also fails over inside its RPC layer first; one second keeps a
     # follower's death from delaying work by half a minute.
     retry_s: float = 1.0
-    # Nomad allocSyncIntv: client state changes are batched this long.
+    # Nomad allocSyncIntv: client state changes are batched this long.  (Nomad's
+    # current client (pendingClientUpdates.nextBatch) holds an update that
+    # changes no allocation's client status -- a task event, a deployment health -- until every 5th tick, 1 s;
+    # here every change waits the same 200 ms.  Measured on the 100-client
+    # simulation, the 1 s wait spreads the health reports of a rescale over
+    # more of the servers' 50 ms batches: more Raft writes, not fewer.)
     sync_interval_s: float = 0.2
     # A report refused because the servers hold this node disconnected is sent again after this
     # (plus a stagger): the node's heartbeat must get through first, and after a long partition the

@@ -16,7 +16,11 @@ Nomad's ``Node.GetClientAllocs``, ``Node.UpdateAlloc`` and
   each other (50 ms, Nomad's batchUpdateInterval) go into one write, and
   each client is answered when it commits: when a plan lands on many nodes
   their clients all report at once, and one Raft entry (one fsync on every
-  server) serves them all.
+  server) serves them all.  Each server batches the reports its own clients
+  send (Nomad forwards a follower's report to the leader, whose batch takes
+  the whole cluster's: tried on the 100-client simulation, it cut the
+  report writes from 248 to 104 but the forwarded reports and relayed
+  answers cost as much as the Raft writes saved).
 """
 
 from __future__ import annotations

@@ -204,6 +204,10 @@ def _set_memory_max(rec: dict[str, Any], memory: Any) -> bool:
     (scheduler.memory_max_fields: empty for none); None leaves it as it is.  True when that changed it."""
     if not isinstance(memory, dict):
         return False
+    held = rec.get("Resources")
+    if not memory and isinstance(held, dict) and "MemoryMaxMB" not in held \
+            and "AllocatedResources" not in rec:
+        return False  # none wanted, none held: nothing to take away
     before = ((rec.get("Resources") or {}).get("MemoryMaxMB"), rec.get("AllocatedResources"))
     resources = {k: v for k, v in (rec.get("Resources") or {}).items() if k != "MemoryMaxMB"}
     rec.pop("AllocatedResources", None)
@@ -1640,6 +1644,17 @@ class StateStore:
                 allocs[prev["ID"]] = prev
                 self._index_alloc(prev)
         if job is not None:
+            # What a client runs of each group, by the job version it is read from: the allocations
+            # updated in place share a few job records (the plan's, and the one or two they ran).
+            client_of: dict[tuple[int, str], tuple[Any, Any, Any]] = {}
+
+            def client_view(of_job: Any, group: str) -> tuple[Any, Any]:
+                got = client_of.get((id(of_job), group))
+                if got is None or got[0] is not of_job:  # (the entry keeps its job alive: no ID reuse)
+                    got = client_of[(id(of_job), group)] = (of_job, _client_part(of_job, group),
+                                                            _client_settings(of_job, group))
+                return got[1], got[2]
+
             for aid in plan.get("InPlace", ()):
                 # Nomad's in-place update: the allocation runs the new version without a restart.
                 # Server-side only (its AllocModifyIndex stays): the client runs the same tasks.
@@ -1662,9 +1677,10 @@ class StateStore:
                     # health again, so it must see the new record.
                     rec.update(DeploymentID=dep_id, DeploymentStatus=None)
                     placed_recs.append(rec)
-                old_job = a.get("Job")
-                client_changed = (rev >= 2 and _client_part(old_job, group) != _client_part(job, group)) \
-                    or (rev >= 4 and _client_settings(old_job, group) != _client_settings(job, group))
+                new_view, client_changed = client_view(job, group), False
+                if rev >= 2:
+                    old_view = client_view(a.get("Job"), group)
+                    client_changed = old_view[0] != new_view[0] or (rev >= 4 and old_view[1] != new_view[1])
                 if memory_changed or client_changed or joined:
                     # What its client runs besides the tasks changed (its services' checks, the
                     # memory_max it holds, its restart, leader, shutdown and max_run settings): the
@@ -1675,7 +1691,9 @@ class StateStore:
                     if index > self.node_alloc_index.get(node, 0):
                         self.node_alloc_index[node] = index
                         self._changed_keys.add(("allocs_node", node))
-                services.refresh(self, index, rec)
+                part = new_view[0]
+                if (part is not None and (part[0] or any(part[1]))) or aid in self.services_by_alloc:
+                    services.refresh(self, index, rec)  # (a group offering no service registers none)
                 touched = True
         if touched:
             self._touch("allocs", index)
@@ -1977,12 +1995,12 @@ class StateStore:
             if newly_healthy is not None:
                 deployments.health_update(self, index, rec, newly_healthy, now, acc.watcher_jobs,
                                           acc.dep_failures)
-            self._usage_written(rec, replaces=a)
             acc.updated.append(rec["ID"])
             if live(rec) != live(a):
-                # Only a change of liveness can change the job's status; most
-                # updates are task states of running allocations, and the
-                # recount reads every allocation the job has.
+                # Only a change of liveness can change the job's status or its node's usage (a report
+                # moves neither the allocation nor its resources); most updates are task states or
+                # health of running allocations, and the recount reads every allocation the job has.
+                self._usage_written(rec, replaces=a)
                 acc.jobs_touched.add(rec["JobID"])
             terminal = ("failed", "complete", "lost")
             if rec.get("ClientStatus") in terminal and a.get("ClientStatus") not in terminal:
