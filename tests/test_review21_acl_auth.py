@@ -1,0 +1,265 @@
+"""Review 21: what an attacker (or an odd identity provider) can send to the JWT login.
+
+Each test names the defect it pinned (REVIEW21.md); the last one checks, against a real
+agent, that a login waiting on a slow JWKS URL does not hold up the agent's other requests.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors import http_acl_auth
+from actors.acl_auth import LoginError, login_error_text, selector_data, validate_jwt
+from tests.test_acl_auth import _RSA, NOW, _b64, _claims, _config, _jwk, sign, sign_raw
+
+HEAD = _b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+
+
+def _signed_body(body: str) -> str:
+    return sign_raw(HEAD, _b64(body.encode()), _RSA, "RS256")
+
+
+def _refusal(token: str, config: dict[str, Any] | None = None) -> str:
+    with pytest.raises(LoginError) as e:
+        validate_jwt(token, config or _config(), NOW)
+    return login_error_text(e.value)
+
+
+# ---------------------------------------------------------------- R1: nested JSON before the signature
+
+
+@pytest.mark.xfail(strict=True, reason="R1: nested JSON in an unsigned token raised RecursionError (500)")
+def test_deeply_nested_token_json_is_refused_not_a_crash():
+    """Anyone could send this: it must be a 401, not a RecursionError (a 500 and a traceback)."""
+    deep = _b64(("[" * 20000 + "]" * 20000).encode())
+    assert len(f"{HEAD}.{deep}.AA") < 65536
+    text = _refusal(f"{HEAD}.{deep}.{_b64(b'sig')}")
+    assert "no known key successfully validated the token signature" in text
+    text = _refusal(f"{deep}.{_b64(b'{}')}.{_b64(b'sig')}")
+    assert text.startswith("unable to validate provided token: unable to verify signature of JWT token: "
+                           "error verifying token signature: ")
+
+
+@pytest.mark.xfail(strict=True, reason="R1: the claims were parsed before the signature was verified")
+def test_the_claims_are_read_only_after_the_signature_verifies():
+    """go-jose verifies before cap decodes the payload: an unsigned payload is never parsed."""
+    text = _refusal(f"{HEAD}.{_b64(b'not json')}.{_b64(b'sig')}")
+    assert text.endswith("error verifying token signature: no known key successfully validated the "
+                         "token signature")
+
+
+# ---------------------------------------------------------------- R2: numbers Go's JSON refuses
+
+
+@pytest.mark.xfail(strict=True, reason="R2: NaN and out-of-range numbers crashed the login")
+def test_non_finite_and_out_of_range_numbers_are_refused_as_go_decodes_them():
+    body = json.dumps(_claims()).replace('"sub": "alice"', '"sub": NaN')
+    assert "invalid character 'N' looking for beginning of value" in _refusal(_signed_body(body))
+    body = json.dumps(_claims()).replace('"sub": "alice"', '"sub": 1' + "0" * 400)
+    assert "json: cannot unmarshal number 1" in _refusal(_signed_body(body))
+    body = json.dumps(_claims(exp=1)).replace('"exp": 1', '"exp": 1e400')
+    assert "into Go value of type float64" in _refusal(_signed_body(body))
+
+
+@pytest.mark.xfail(strict=True, reason="R2: big numbers were mapped as Python ints")
+def test_big_numbers_are_mapped_as_gos_int64_conversion_makes_them():
+    config = _config(ClaimMappings={"n": "n", "m": "m"})
+    claims = validate_jwt(sign(_claims(n=1e300, m=12345678901234567890)), config, NOW)
+    assert selector_data(config, claims)["value"] == {"n": "-9223372036854775808",
+                                                      "m": "-9223372036854775808"}
+
+
+# ---------------------------------------------------------------- R3: registered claims of the wrong type
+
+
+@pytest.mark.xfail(strict=True, reason="R3: wrongly typed registered claims were accepted")
+@pytest.mark.parametrize(("extra", "text"), [
+    ({"sub": 123}, "json: cannot unmarshal number into Go struct field Claims.sub of type string"),
+    ({"jti": ["x"]}, "json: cannot unmarshal array into Go struct field Claims.jti of type string"),
+    ({"aud": 5}, "go-jose/go-jose/jwt: expected string or array value to unmarshal to Audience"),
+    ({"aud": ["nomad", 5]}, "go-jose/go-jose/jwt: expected string or array value to unmarshal to Audience"),
+    ({"exp": "tomorrow"}, "go-jose/go-jose/jwt: expected number value to unmarshal NumericDate"),
+])
+def test_registered_claims_of_the_wrong_type_are_refused_as_cap_decodes_them(extra, text):
+    config = _config(BoundIssuer=None, BoundAudiences=None)
+    assert _refusal(sign(_claims(**extra)), config) == (
+        f"unable to validate provided token: unable to verify signature of JWT token: {text}")
+
+
+@pytest.mark.xfail(strict=True, reason="R3: fractional time claims were not truncated")
+def test_a_fractional_time_claim_is_truncated_as_numericdate_is():
+    """exp 0.5 is NumericDate 0: no exp, so it is derived from iat (cap), not 'expired'."""
+    assert validate_jwt(sign(_claims(exp=0.5, iat=NOW - 10)), _config(), NOW)["sub"] == "alice"
+
+
+# ---------------------------------------------------------------- R4: critical headers
+
+
+@pytest.mark.xfail(strict=True, reason="R4: crit headers were ignored")
+def test_a_token_with_an_unknown_critical_header_is_refused():
+    head = _b64(json.dumps({"alg": "RS256", "crit": ["exp"], "exp": 1}).encode())
+    token = sign_raw(head, _b64(json.dumps(_claims()).encode()), _RSA, "RS256")
+    assert _refusal(token).endswith("no known key successfully validated the token signature")
+
+
+# ---------------------------------------------------------------- R5: list claim messages
+
+
+@pytest.mark.xfail(strict=True, reason="R5: Python reprs in the list claim error")
+def test_list_claim_items_that_are_not_scalars_are_named_as_go_prints_them():
+    config = _config()
+    for item, shown in ((None, "<nil>"), ({"a": 1}, "map[a:1]")):
+        with pytest.raises(LoginError) as e:
+            selector_data(config, validate_jwt(sign(_claims(groups=["eng", item])), config, NOW))
+        assert str(e.value) == f'value {shown} in "groups" list claim could not be parsed as string'
+
+
+# ---------------------------------------------------------------- R6/R7: fetching the keys
+
+
+class _Server:
+    """A loopback HTTP server whose GET handler is *handler(request_handler)*."""
+
+    def __init__(self, handler: Any) -> None:
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                handler(self)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[Any]:
+    made: list[_Server] = []
+
+    def make(handler: Any) -> _Server:
+        made.append(_Server(handler))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.mark.xfail(strict=True, reason="R6: the key fetch had no overall deadline")
+def test_a_trickling_key_set_is_cut_off_at_the_fetch_deadline(server, monkeypatch):
+    """Each read arriving within the socket timeout must not stretch the fetch without end."""
+    stop = threading.Event()
+
+    def drip(h: Any) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.end_headers()
+        h.wfile.flush()
+        for _ in range(40):
+            if stop.wait(0.1):
+                return
+            try:
+                h.wfile.write(b" ")
+                h.wfile.flush()
+            except OSError:
+                return
+
+    s = server(drip)
+    monkeypatch.setattr(http_acl_auth, "KEY_FETCH_TIMEOUT_S", 0.5)
+    start = time.monotonic()
+    try:
+        with pytest.raises(LoginError, match="fetching keys"):
+            http_acl_auth.remote_keys({"JWKSURL": f"{s.base}/jwks"})
+        assert time.monotonic() - start < 1.5
+    finally:
+        stop.set()
+
+
+@pytest.mark.xfail(strict=True, reason="R7: redirects to ftp:// were followed")
+def test_a_redirect_to_another_scheme_is_not_followed(server):
+    """Go's client speaks http(s) only; urllib would follow a redirect to ftp://."""
+    def redirect(h: Any) -> None:
+        h.send_response(302)
+        h.send_header("Location", "ftp://127.0.0.1:9/keys")
+        h.end_headers()
+
+    s = server(redirect)
+    with pytest.raises(LoginError, match='unsupported protocol scheme "ftp"'):
+        http_acl_auth.remote_keys({"JWKSURL": f"{s.base}/jwks"})
+
+
+def test_a_redirect_to_http_is_still_followed(server):
+    keys = {"keys": [_jwk(_RSA, "k")]}
+
+    def handler(h: Any) -> None:
+        if h.path == "/old":
+            h.send_response(302)
+            h.send_header("Location", "/jwks")
+            h.end_headers()
+            return
+        body = json.dumps(keys).encode()
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    s = server(handler)
+    assert [k for k, _ in http_acl_auth.remote_keys({"JWKSURL": f"{s.base}/old"})] == ["k"]
+
+
+# ---------------------------------------------------------------- a real agent: a slow IdP blocks nothing
+
+
+@pytest.mark.timeout(60)
+def test_a_login_waiting_on_a_slow_jwks_url_does_not_hold_up_other_requests(tmp_path):
+    from tests.test_acl_process import acl_dev_agent, call
+
+    release = threading.Event()
+    waiting = threading.Event()
+
+    def slow(h: Any) -> None:
+        waiting.set()
+        release.wait(20)
+        h.send_response(404)
+        h.end_headers()
+
+    idp = _Server(slow)
+    try:
+        with acl_dev_agent(tmp_path) as agent:
+            port = agent.http_port
+            root = call(port, "POST", "/v1/acl/bootstrap").json()["SecretID"]
+            r = call(port, "POST", "/v1/acl/auth-method", {
+                "Name": "slow", "Type": "JWT", "TokenLocality": "local", "MaxTokenTTL": "1h",
+                "Config": {"JWKSURL": f"{idp.base}/jwks"}}, token=root)
+            assert r.status == 200, r.text
+            result: list[Any] = []
+            login = threading.Thread(target=lambda: result.append(call(
+                port, "POST", "/v1/acl/login", {"AuthMethodName": "slow", "LoginToken": sign(_claims())})))
+            login.start()
+            assert waiting.wait(10), "the login never asked the identity provider for its keys"
+            start = time.monotonic()
+            for path in ("/v1/agent/health", "/v1/acl/auth-methods", "/v1/status/leader"):
+                assert call(port, "GET", path, token=root).status == 200, path
+            assert time.monotonic() - start < 2.0
+            assert login.is_alive()  # still waiting on the identity provider
+            release.set()
+            login.join(15)
+            assert result and result[0].status == 401, result and result[0].text
+            assert "404" in result[0].text
+    finally:
+        release.set()
+        idp.close()
+
