@@ -150,7 +150,6 @@ def server() -> Iterator[Any]:
         s.close()
 
 
-@pytest.mark.xfail(strict=True, reason="R6: the key fetch had no overall deadline")
 def test_a_trickling_key_set_is_cut_off_at_the_fetch_deadline(server, monkeypatch):
     """Each read arriving within the socket timeout must not stretch the fetch without end."""
     stop = threading.Event()
@@ -180,7 +179,6 @@ def test_a_trickling_key_set_is_cut_off_at_the_fetch_deadline(server, monkeypatc
         stop.set()
 
 
-@pytest.mark.xfail(strict=True, reason="R7: redirects to ftp:// were followed")
 def test_a_redirect_to_another_scheme_is_not_followed(server):
     """Go's client speaks http(s) only; urllib would follow a redirect to ftp://."""
     def redirect(h: Any) -> None:
