@@ -417,14 +417,15 @@ def login(req: Request, api: Api) -> Any:
     try:
         data = selector_data(config, claims)
         management, bound_policies, bound_roles = bind(rules, config, data, roles, policies)
+        if not management and not bound_policies and not bound_roles:
+            raise AuthError(400, "no role or policy bindings matched")
+        # Nomad names the token once something is bound
         token_name = format_token_name(method.get("TokenNameFormat", ""), TYPE_JWT, method["Name"],
                                        data["value"])
     except LoginError as e:
         raise CodedError(500, str(e)) from None
     except AuthError as e:
         raise CodedError(e.code, e.message) from None
-    if not management and not bound_policies and not bound_roles:
-        raise CodedError(400, "no role or policy bindings matched")
     if config.get("VerboseLogging"):
         log.debug("ACL login via %s: claims mapped to %s; management=%s policies=%s roles=%s", method["Name"],
                   data, management, bound_policies, bound_roles)

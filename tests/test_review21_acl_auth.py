@@ -253,3 +253,26 @@ def test_a_login_waiting_on_a_slow_jwks_url_does_not_hold_up_other_requests(tmp_
         release.set()
         idp.close()
 
+
+
+# ---------------------------------------------------------------- R8: the order of the login's refusals
+
+
+def test_no_binding_is_said_before_a_token_name_that_does_not_format():
+    """Nomad binds, refuses an empty binding (400), and only then formats the token name (500)."""
+    from tests.test_acl_auth import _live, _state, call
+
+    st = _state()
+    code, got = call(st, "POST", "/v1/acl/auth-method", "root-secret", {
+        "Name": "corp", "Type": "JWT", "TokenLocality": "local", "MaxTokenTTL": "1h",
+        "TokenNameFormat": "${value.nope}", "Config": _config()})
+    assert code == 200, got
+    code, got = call(st, "POST", "/v1/acl/binding-rule", "root-secret",
+                     {"AuthMethod": "corp", "BindType": "policy", "BindName": "missing-policy"})
+    assert code == 200, got
+    body = {"AuthMethodName": "corp", "LoginToken": sign(_live())}
+    assert call(st, "POST", "/v1/acl/login", "", body) == (400, "no role or policy bindings matched")
+    code, got = call(st, "POST", "/v1/acl/binding-rule", "root-secret",
+                     {"AuthMethod": "corp", "BindType": "policy", "BindName": "node-read"})
+    assert call(st, "POST", "/v1/acl/login", "", body) == (
+        500, "failed to generate ACL token name: unknown variable accessed: value.nope")
