@@ -276,3 +276,38 @@ def test_no_binding_is_said_before_a_token_name_that_does_not_format():
                      {"AuthMethod": "corp", "BindType": "policy", "BindName": "node-read"})
     assert call(st, "POST", "/v1/acl/login", "", body) == (
         500, "failed to generate ACL token name: unknown variable accessed: value.nope")
+
+
+# ---------------------------------------------------------------- R9: selectors over claims a token lacks
+
+
+@pytest.mark.xfail(strict=True, reason="R9: a selector over a missing claim matched (negations granted)")
+@pytest.mark.parametrize("selector", [
+    'value.role != "guest"', '"contractors" not in list.groups', 'contractors not in list.groups',
+    'not (value.role == "guest")', 'value.role is empty', 'list.groups is empty',
+    'value.role not contains "x"', 'value.role not matches "^guest$"', 'value.user.x != "a"',
+    '"x" not in list.groups or value.user == "alice"',
+])
+def test_a_selector_over_a_claim_the_token_lacks_matches_nothing(selector):
+    """go-bexpr fails to evaluate a selector whose field is not there, and Nomad's binder takes a
+    failed evaluation as no match: a negated test must not bind a policy to a token that simply
+    lacks the claim."""
+    from actors.acl_auth import bind
+
+    config = _config(ClaimMappings={"sub": "user", "role": "role"}, ListClaimMappings={"groups": "groups"})
+    data = selector_data(config, validate_jwt(sign(_claims()), config, NOW))
+    assert "role" not in data["value"] and "groups" not in data["list"]
+    rules = [{"ID": "1", "Selector": selector, "BindType": "policy", "BindName": "internal-write"}]
+    assert bind(rules, config, data, {}, {"internal-write"}) == (False, [], [])
+
+
+def test_selectors_over_claims_the_token_has_still_match():
+    from actors.acl_auth import bind
+
+    config = _config(ClaimMappings={"sub": "user", "role": "role"})
+    data = selector_data(config, validate_jwt(sign(_claims(role="dev", groups=["eng"])), config, NOW))
+    for selector in ('value.role != "guest"', '"contractors" not in list.groups', 'eng in list.groups',
+                     'not (value.role == "guest")', 'value.role is not empty', 'value.role matches "^d"',
+                     '"x" in list.groups or value.user == "alice"'):
+        rules = [{"ID": "1", "Selector": selector, "BindType": "policy", "BindName": "p"}]
+        assert bind(rules, config, data, {}, {"p"}) == (False, ["p"], []), selector
