@@ -727,10 +727,12 @@ def bind(rules: list[dict[str, Any]], config: dict[str, Any], data: dict[str, di
         selector = rule.get("Selector") or ""
         if selector:
             try:
-                if not compile_filter(selector)(data):
+                if not compile_filter(selector, strict=True)(data):
                     continue
             except (FilterError, FilterTooSlow, TypeError, ValueError):
-                continue  # an invalid selector, or one that fails to evaluate, matches nothing
+                # an invalid selector, or one that fails to evaluate (a claim the token lacks: go-bexpr's
+                # error, through not/and/or), matches nothing, as in Nomad's doesSelectorMatch
+                continue
         kind = rule.get("BindType", "")
         if kind == "management":
             return True, [], []
