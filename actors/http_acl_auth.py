@@ -431,8 +431,11 @@ def login(req: Request, api: Api) -> Any:
                   data, management, bound_policies, bound_roles)
     ttl_ns = int(method.get("MaxTokenTTL") or 0)
     create_us = round(now * 1e6)
-    if len(token_name) > acl.MAX_TOKEN_NAME_LENGTH:
-        acl._invalid(["token name too long"])
+    # Nomad creates the token through upsertTokens: ACLToken.Validate, with the server's TTL bounds as
+    # they are now (they may have been lowered since the method was written)
+    problems = ["token name too long"] if len(token_name) > acl.MAX_TOKEN_NAME_LENGTH else []
+    acl._token_expiry(api, ttl_ns, None, create_us, problems)
+    acl._invalid(problems)
     new = {"AccessorID": acl.new_id(), "SecretID": acl.new_id(), "Name": token_name,
            "Type": "management" if management else "client", "Policies": sorted(bound_policies),
            "Roles": [{"ID": r, "Name": ""} for r in bound_roles],
