@@ -346,3 +346,29 @@ def test_a_login_token_outside_the_servers_ttl_bounds_is_refused_as_upsert_token
     assert _call_with_ttls(st, "/v1/acl/login", body, 60.0, 1800.0) == (
         400, "token 0 invalid: 1 error occurred:\n\t* expiration time cannot be more than 30m0s in the "
              "future (was 1h0m0s)\n\n")
+
+
+def test_a_login_token_survives_a_snapshot_with_its_expiry():
+    """The login's token is an ordinary Raft-written token: a restored (or new leader's) state has it."""
+    from actors.state.store import StateStore
+    from tests.test_acl_auth import _live, _setup, _state, call
+
+    st = _state()
+    _setup(st)
+    body = {"AuthMethodName": "corp", "LoginToken": sign(_live(groups=["ops"]))}
+    code, token = call(st, "POST", "/v1/acl/login", "", body)
+    assert code == 200, token
+    copy = StateStore()
+    copy.restore(st.snapshot(), st.applied_index)
+    code, me = call(copy, "GET", "/v1/acl/token/self", token["SecretID"])
+    assert code == 200, me
+    assert (me["AccessorID"], me["ExpirationTime"], me["Roles"]) == (
+        token["AccessorID"], token["ExpirationTime"], token["Roles"])
+
+
+@pytest.mark.xfail(strict=True, reason="R11: a non-ASCII digit in a JSON pointer raised ValueError (500)")
+def test_a_json_pointer_index_is_read_as_pointerstructure_reads_it():
+    config = _config(ClaimMappings={"/groups/\u00b2": "bad", "/groups/+1": "second", "/groups/-1": "neg"},
+                     ListClaimMappings=None)
+    claims = validate_jwt(sign(_claims(groups=["a", "b"])), config, NOW)
+    assert selector_data(config, claims)["value"] == {"second": "b"}
