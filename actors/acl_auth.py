@@ -608,8 +608,8 @@ def _claim(claims: dict[str, Any], source: str) -> Any:
         part = part.replace("~1", "/").replace("~0", "~")
         if isinstance(value, dict) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
+        elif isinstance(value, list) and re.fullmatch(r"[+-]?[0-9]+", part) and 0 <= int(part) < len(value):
+            value = value[int(part)]  # pointerstructure: strconv.ParseInt's decimal index, in range
         else:
             return None
     return value
