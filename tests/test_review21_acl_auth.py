@@ -371,3 +371,23 @@ def test_a_json_pointer_index_is_read_as_pointerstructure_reads_it():
                      ListClaimMappings=None)
     claims = validate_jwt(sign(_claims(groups=["a", "b"])), config, NOW)
     assert selector_data(config, claims)["value"] == {"second": "b"}
+
+
+@pytest.mark.xfail(strict=True, reason="R12: the client assertion's private key and secret were answered")
+def test_a_methods_client_assertion_secrets_are_redacted_as_sanitize_does():
+    from tests.test_acl_auth import _state, call
+
+    st = _state()
+    assertion = {"KeySource": "private_key", "ClientSecret": "s3cret",
+                 "PrivateKey": {"PemKey": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+                                "KeyID": "k1"}}
+    code, got = call(st, "POST", "/v1/acl/auth-method", "root-secret", {
+        "Name": "corp", "Type": "JWT", "TokenLocality": "local", "MaxTokenTTL": "1h",
+        "Config": _config(OIDCClientSecret="other", OIDCClientAssertion=assertion)})
+    assert code == 200, got
+    for answer in (got, call(st, "GET", "/v1/acl/auth-method/corp", "root-secret")[1]):
+        c = answer["Config"]
+        assert c["OIDCClientSecret"] == "redacted"
+        assert c["OIDCClientAssertion"]["ClientSecret"] == "redacted"
+        assert c["OIDCClientAssertion"]["PrivateKey"] == {"PemKey": "redacted", "KeyID": "k1"}
+    assert st.tables["acl_auth_methods"]["corp"]["Config"]["OIDCClientAssertion"] == assertion
