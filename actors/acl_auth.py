@@ -179,7 +179,8 @@ def method_stub(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def method_out(m: dict[str, Any]) -> dict[str, Any]:
-    """Nomad's ``ACLAuthMethod`` as its API answers it (``Sanitize``d: the OIDC client secret redacted);
+    """Nomad's ``ACLAuthMethod`` as its API answers it (``Sanitize``d: the OIDC client secret and the client
+    assertion's secret and private key redacted);
     a copy, never sharing the store's lists."""
     cfg = m.get("Config")
     config = None
@@ -188,6 +189,13 @@ def method_out(m: dict[str, Any]) -> dict[str, Any]:
                   for k, kind in CONFIG_FIELDS.items()}
         if config.get("OIDCClientSecret"):
             config["OIDCClientSecret"] = "redacted"
+        assertion = config.get("OIDCClientAssertion")
+        if isinstance(assertion, dict):  # Sanitize: its client secret and private key too
+            if assertion.get("ClientSecret"):
+                assertion["ClientSecret"] = "redacted"
+            key = assertion.get("PrivateKey")
+            if isinstance(key, dict) and key.get("PemKey"):
+                key["PemKey"] = "redacted"
     return {"Name": m["Name"], "Type": m.get("Type", ""), "TokenLocality": m.get("TokenLocality", ""),
             "TokenNameFormat": m.get("TokenNameFormat", ""),
             "MaxTokenTTL": _dur_out(m.get("MaxTokenTTL") or 0),

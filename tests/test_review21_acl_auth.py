@@ -373,7 +373,6 @@ def test_a_json_pointer_index_is_read_as_pointerstructure_reads_it():
     assert selector_data(config, claims)["value"] == {"second": "b"}
 
 
-@pytest.mark.xfail(strict=True, reason="R12: the client assertion's private key and secret were answered")
 def test_a_methods_client_assertion_secrets_are_redacted_as_sanitize_does():
     from tests.test_acl_auth import _state, call
 
