@@ -179,6 +179,34 @@ def test_a_trickling_key_set_is_cut_off_at_the_fetch_deadline(server, monkeypatc
         stop.set()
 
 
+@pytest.mark.xfail(strict=True, reason="R6: an error answer's body was read with no overall deadline")
+def test_a_trickling_error_answer_is_cut_off_at_the_fetch_deadline(server, monkeypatch):
+    stop = threading.Event()
+
+    def drip(h: Any) -> None:
+        h.send_response(500)
+        h.end_headers()
+        h.wfile.flush()
+        for _ in range(40):
+            if stop.wait(0.1):
+                return
+            try:
+                h.wfile.write(b"x")
+                h.wfile.flush()
+            except OSError:
+                return
+
+    s = server(drip)
+    monkeypatch.setattr(http_acl_auth, "KEY_FETCH_TIMEOUT_S", 0.5)
+    start = time.monotonic()
+    try:
+        with pytest.raises(LoginError, match="500"):
+            http_acl_auth.remote_keys({"JWKSURL": f"{s.base}/jwks"})
+        assert time.monotonic() - start < 1.5
+    finally:
+        stop.set()
+
+
 def test_a_redirect_to_another_scheme_is_not_followed(server):
     """Go's client speaks http(s) only; urllib would follow a redirect to ftp://."""
     def redirect(h: Any) -> None:
