@@ -304,10 +304,11 @@ class _HttpRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _read_within(resp: Any, deadline: float) -> bytes:
-    """The body, read a chunk at a time; _FetchDeadline once *deadline* (monotonic) has passed."""
+def _read_within(resp: Any, deadline: float, limit: int = MAX_KEY_DOCUMENT_BYTES) -> bytes:
+    """The body (up to a chunk past *limit*), read a chunk at a time; _FetchDeadline once *deadline*
+    (monotonic) has passed."""
     chunks, size = [], 0
-    while size <= MAX_KEY_DOCUMENT_BYTES:
+    while size <= limit:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise _FetchDeadline()
@@ -336,15 +337,20 @@ def _fetch_json(url: str, ca_pem: str, what: str) -> Any:
         # The timer bounds the connection and the headers too (a greenlet in the agent); the
         # deadline checked between reads bounds the body wherever sockets are not gevent's.
         with gevent.Timeout(KEY_FETCH_TIMEOUT_S, _FetchDeadline()):
-            with opener.open(req, timeout=KEY_FETCH_TIMEOUT_S) as resp:
-                body = _read_within(resp, deadline)
+            try:
+                with opener.open(req, timeout=KEY_FETCH_TIMEOUT_S) as resp:
+                    body = _read_within(resp, deadline)
+            except urllib.error.HTTPError as e:  # its body (what went wrong) within the deadline too
+                with e:
+                    detail = _read_within(e.fp, deadline, 1024)[:1024] if e.fp is not None else b""
+                raise LoginError(f"{what}: {e.code} {e.reason}: {detail.decode(errors='replace').strip()}") \
+                    from None
     except _FetchDeadline:
         raise LoginError(f'{what}: Get "{url}": context deadline exceeded') from None
     except _SchemeRefused as e:
         raise LoginError(f"{what}: {e}") from None
-    except urllib.error.HTTPError as e:
-        detail = e.read(1024).decode(errors="replace").strip()
-        raise LoginError(f"{what}: {e.code} {e.reason}: {detail}") from None
+    except LoginError:
+        raise
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise LoginError(f'{what}: Get "{url}": {getattr(e, "reason", e)}') from None
     if len(body) > MAX_KEY_DOCUMENT_BYTES:
