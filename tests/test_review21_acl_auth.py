@@ -127,7 +127,9 @@ class _Server:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        from tests.ports import free_port
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), H)
         self.httpd.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
