@@ -307,38 +307,54 @@ def test_no_binding_is_said_before_a_token_name_that_does_not_format():
         500, "failed to generate ACL token name: unknown variable accessed: value.nope")
 
 
-# ---------------------------------------------------------------- R9: selectors over claims a token lacks
+# ---------------------------------------------------------------- R9: selectors go-bexpr cannot evaluate
+
+
+def _data(**claims: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    config = _config(ClaimMappings={"sub": "user", "role": "role"}, ListClaimMappings={"groups": "groups"})
+    return config, selector_data(config, validate_jwt(sign(_claims(**claims)), config, NOW))
+
+
+def _binds(selector: str, config: dict[str, Any], data: dict[str, Any]) -> bool:
+    from actors.acl_auth import bind
+
+    rules = [{"ID": "1", "Selector": selector, "BindType": "policy", "BindName": "p"}]
+    return bind(rules, config, data, {}, {"p"}) == (False, ["p"], [])
 
 
 @pytest.mark.parametrize("selector", [
-    'value.role != "guest"', '"contractors" not in list.groups', 'contractors not in list.groups',
-    'not (value.role == "guest")', 'value.role is empty', 'list.groups is empty',
-    'value.role not contains "x"', 'value.role not matches "^guest$"', 'value.user.x != "a"',
-    '"x" not in list.groups or value.user == "alice"',
+    'value.user.x != "a"', 'value.nope.x != "a"', 'nope != "a"', 'not (nope == "a")',
+    'list.groups not matches "^x"', '"x" not in value.user.x',
 ])
-def test_a_selector_over_a_claim_the_token_lacks_matches_nothing(selector):
-    """go-bexpr fails to evaluate a selector whose field is not there, and Nomad's binder takes a
-    failed evaluation as no match: a negated test must not bind a policy to a token that simply
-    lacks the claim."""
-    from actors.acl_auth import bind
+def test_a_selector_go_bexpr_cannot_evaluate_matches_nothing(selector):
+    """go-bexpr 0.1.16 (Nomad's) fails to evaluate a selector through a value that is not a map, a
+    missing top-level field, or `matches` on a list, and Nomad's binder takes a failed evaluation
+    as no match, negated or not."""
+    config, data = _data(groups=["eng"])
+    assert not _binds(selector, config, data)
 
-    config = _config(ClaimMappings={"sub": "user", "role": "role"}, ListClaimMappings={"groups": "groups"})
-    data = selector_data(config, validate_jwt(sign(_claims()), config, NOW))
+
+@pytest.mark.xfail(strict=True, reason="R9: the first fix also failed missing map keys, which go-bexpr "
+                                       "0.1.16 answers by the operator's not-present disposition")
+def test_a_missing_claim_takes_go_bexprs_not_present_disposition():
+    """A key missing from the value/list maps is not an error in go-bexpr 0.1.16: `==`, `in`,
+    `matches` and `is not empty` are false, their negations and `is empty` true (NotPresentDisposition)."""
+    config, data = _data()
     assert "role" not in data["value"] and "groups" not in data["list"]
-    rules = [{"ID": "1", "Selector": selector, "BindType": "policy", "BindName": "internal-write"}]
-    assert bind(rules, config, data, {}, {"internal-write"}) == (False, [], [])
+    for selector, binds in (('value.role != "guest"', True), ('value.role == "guest"', False),
+                            ('"contractors" not in list.groups', True), ('"eng" in list.groups', False),
+                            ('value.role is empty', True), ('list.groups is not empty', False),
+                            ('value.role not matches "^g"', True), ('value.role matches "^g"', False),
+                            ('not (value.role == "guest")', True)):
+        assert _binds(selector, config, data) is binds, selector
 
 
 def test_selectors_over_claims_the_token_has_still_match():
-    from actors.acl_auth import bind
-
-    config = _config(ClaimMappings={"sub": "user", "role": "role"})
-    data = selector_data(config, validate_jwt(sign(_claims(role="dev", groups=["eng"])), config, NOW))
+    config, data = _data(role="dev", groups=["eng"])
     for selector in ('value.role != "guest"', '"contractors" not in list.groups', 'eng in list.groups',
                      'not (value.role == "guest")', 'value.role is not empty', 'value.role matches "^d"',
                      '"x" in list.groups or value.user == "alice"'):
-        rules = [{"ID": "1", "Selector": selector, "BindType": "policy", "BindName": "p"}]
-        assert bind(rules, config, data, {}, {"p"}) == (False, ["p"], []), selector
+        assert _binds(selector, config, data), selector
 
 
 # ------------------------------------------------------------ R10: the login's token, checked as any new one
