@@ -738,8 +738,8 @@ def bind(rules: list[dict[str, Any]], config: dict[str, Any], data: dict[str, di
                 if not compile_filter(selector, strict=True)(data):
                     continue
             except (FilterError, FilterTooSlow, TypeError, ValueError):
-                # an invalid selector, or one that fails to evaluate (a claim the token lacks: go-bexpr's
-                # error, through not/and/or), matches nothing, as in Nomad's doesSelectorMatch
+                # an invalid selector, or one go-bexpr fails to evaluate (through a claim value that is
+                # not a map, ...: its error, through not/and/or), matches nothing (doesSelectorMatch)
                 continue
         kind = rule.get("BindType", "")
         if kind == "management":

@@ -93,11 +93,18 @@ def _select(obj: Any, path: list[str]) -> Any:
 
 
 def _select_strict(obj: Any, path: list[str]) -> Any:
-    """go-bexpr's lookup: a field that is not there fails the whole evaluation (FieldMissing)."""
-    value = _select(obj, path)
-    if value is _MISSING:
-        raise FieldMissing(f"error finding value in datum: /{'/'.join(path)} not found")
-    return value
+    """go-bexpr 0.1.16's lookup: a key missing from a map that the rest of the path reaches is "not
+    present" (_MISSING: each operator's NotPresentDisposition, as the lenient filter answers);
+    anything else not found -- a path through a value that is not a map, a missing top-level field
+    -- fails the whole evaluation (FieldMissing)."""
+    for i, part in enumerate(path):
+        if isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        elif isinstance(obj, dict) and i == len(path) - 1 and i > 0:
+            return _MISSING
+        else:
+            raise FieldMissing(f"error finding value in datum: /{'/'.join(path)} not found")
+    return obj
 
 
 def _coerce(literal: Any, like: Any) -> Any:
@@ -300,7 +307,7 @@ class _Parser:
             def test(o: Any) -> bool:
                 value = sel(o, path)
                 if not isinstance(value, str):
-                    if strict:
+                    if strict and value is not _MISSING:
                         raise FieldMissing(f"cannot match a regular expression against a "
                                            f"{type(value).__name__}")
                     return negate
@@ -349,10 +356,11 @@ def _compare(path: list[str], op: str, literal: Any, sel: Any = _select,
 def compile_filter(text: str, strict: bool = False) -> Callable[[Any], bool]:
     """The expression as a test of one object; FilterError when it does not parse.
 
-    *strict*: evaluate as go-bexpr does where Nomad uses its error (an ACL binding rule's
-    selector): a field the object lacks, a literal that does not convert to the field's type or
-    ``matches`` on a non-string raises FieldMissing, through ``not``, ``and`` and ``or`` alike,
-    rather than counting as an empty value."""
+    *strict*: evaluate as go-bexpr 0.1.16 does where Nomad uses its error (an ACL binding rule's
+    selector): a key missing from a map still answers by the operator (``!=``, ``not in``, ``not
+    matches``, ``is empty`` true; the others false), but a path through a value that is not a map,
+    a missing top-level field, a literal that does not convert to the field's type or ``matches``
+    on a non-string raise FieldMissing, through ``not``, ``and`` and ``or`` alike."""
     if len(text) > MAX_FILTER_BYTES:
         raise FilterError(f"filter longer than {MAX_FILTER_BYTES} bytes")
     parser = _Parser(text, strict)

@@ -334,8 +334,6 @@ def test_a_selector_go_bexpr_cannot_evaluate_matches_nothing(selector):
     assert not _binds(selector, config, data)
 
 
-@pytest.mark.xfail(strict=True, reason="R9: the first fix also failed missing map keys, which go-bexpr "
-                                       "0.1.16 answers by the operator's not-present disposition")
 def test_a_missing_claim_takes_go_bexprs_not_present_disposition():
     """A key missing from the value/list maps is not an error in go-bexpr 0.1.16: `==`, `in`,
     `matches` and `is not empty` are false, their negations and `is empty` true (NotPresentDisposition)."""
