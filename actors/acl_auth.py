@@ -179,7 +179,8 @@ def method_stub(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def method_out(m: dict[str, Any]) -> dict[str, Any]:
-    """Nomad's ``ACLAuthMethod`` as its API answers it (``Sanitize``d: the OIDC client secret redacted);
+    """Nomad's ``ACLAuthMethod`` as its API answers it (``Sanitize``d: the OIDC client secret and the client
+    assertion's secret and private key redacted);
     a copy, never sharing the store's lists."""
     cfg = m.get("Config")
     config = None
@@ -188,6 +189,13 @@ def method_out(m: dict[str, Any]) -> dict[str, Any]:
                   for k, kind in CONFIG_FIELDS.items()}
         if config.get("OIDCClientSecret"):
             config["OIDCClientSecret"] = "redacted"
+        assertion = config.get("OIDCClientAssertion")
+        if isinstance(assertion, dict):  # Sanitize: its client secret and private key too
+            if assertion.get("ClientSecret"):
+                assertion["ClientSecret"] = "redacted"
+            key = assertion.get("PrivateKey")
+            if isinstance(key, dict) and key.get("PemKey"):
+                key["PemKey"] = "redacted"
     return {"Name": m["Name"], "Type": m.get("Type", ""), "TokenLocality": m.get("TokenLocality", ""),
             "TokenNameFormat": m.get("TokenNameFormat", ""),
             "MaxTokenTTL": _dur_out(m.get("MaxTokenTTL") or 0),
@@ -403,14 +411,56 @@ def _json_kind(v: Any) -> str:
     return {str: "string", list: "array", dict: "object"}.get(type(v), "number")
 
 
-def _numeric(claims: dict[str, Any], name: str) -> float:
+def _go_number(text: str) -> float:
+    """A JSON number as Go decodes it into an ``interface{}``: a float64, or refused when out of range."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"json: cannot unmarshal number {text} into Go value of type float64")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    """Python's json takes NaN and Infinity; Go's refuses them as invalid JSON."""
+    raise ValueError(f"invalid character {name.lstrip('-')[0]!r} looking for beginning of value")
+
+
+def _go_json(data: bytes) -> Any:
+    """A token segment's JSON, decoded as Go's encoding/json does (numbers float64, NaN refused, a
+    nesting Python cannot follow refused rather than raising RecursionError); ValueError."""
+    try:
+        return json.loads(data.decode("utf-8"), parse_float=_go_number, parse_int=_go_number,
+                          parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("exceeded max depth") from None
+
+
+def _go_int64(value: float) -> int:
+    """Go's float64 to int64 conversion: truncation; out of range, amd64's 0x8000000000000000."""
+    return int(value) if -(2**63) <= value < 2**63 else -(2**63)
+
+
+def _numeric(claims: dict[str, Any], name: str) -> int:
+    """A time claim as go-jose's NumericDate decodes it (truncated to seconds; missing: 0)."""
     value = claims.get(name)
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise LoginError(f"error verifying token signature: json: cannot unmarshal {_json_kind(value)} "
-                         f"into Go struct field Claims.{name} of type jwt.NumericDate")
-    return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LoginError("go-jose/go-jose/jwt: expected number value to unmarshal NumericDate")
+    return _go_int64(value)
+
+
+def _registered_claims(claims: dict[str, Any]) -> None:
+    """cap decodes the token's registered claims into go-jose's ``jwt.Claims``: strings must be
+    strings and the audience a string or a list of strings (null is no value, except for aud)."""
+    for name in ("iss", "sub", "jti"):
+        value = claims.get(name)
+        if value is not None and not isinstance(value, str):
+            raise LoginError(f"json: cannot unmarshal {_json_kind(value)} into Go struct field Claims.{name} "
+                             "of type string")
+    if "aud" in claims:
+        aud = claims["aud"]
+        if not isinstance(aud, str) and not (isinstance(aud, list) and all(isinstance(a, str) for a in aud)):
+            raise LoginError("go-jose/go-jose/jwt: expected string or array value to unmarshal to Audience")
 
 
 def _leeway(ns: int, default_s: float) -> float:
@@ -473,32 +523,45 @@ def validate_jwt(token: str, config: dict[str, Any], now_s: float,
     if len(parts) != 3:
         raise LoginError("error verifying token signature: go-jose/go-jose: compact JWS format must have "
                          "three parts")
-    try:
-        header = json.loads(_unb64(parts[0]))
+    try:  # go-jose reads the header and the signature; the payload is read once the signature verifies
+        header = _go_json(_unb64(parts[0]))
         signature = _unb64(parts[2])
-        claims = json.loads(_unb64(parts[1]))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as e:
+        payload = _unb64(parts[1])
+    except (binascii.Error, ValueError) as e:
         raise LoginError(f"error verifying token signature: {e}") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise LoginError("error verifying token signature: the token's header and claims must be JSON "
-                         "objects")
+    if not isinstance(header, dict):
+        raise LoginError("error verifying token signature: the token's header must be a JSON object")
     alg = header.get("alg") if isinstance(header.get("alg"), str) else ""
     data = f"{parts[0]}.{parts[1]}".encode()
+    # go-jose refuses a signature whose "crit" names a header it does not implement (only "b64",
+    # which changes what is signed: not taken here); its error then fails every key.
+    crit = header.get("crit")
+    verifiable = crit is None or (isinstance(crit, list) and all(c == "b64" for c in crit)
+                                  and header.get("b64", True) is True)
     if keys:
-        if not signature or not any(_verifies(k, alg, signature, data) for k in keys):
+        if not verifiable or not signature or not any(_verifies(k, alg, signature, data) for k in keys):
             raise LoginError("error verifying token signature: no known key successfully validated the "
                              "token signature")
     else:
         kid = header.get("kid") if isinstance(header.get("kid"), str) else ""
         candidates = [k for key_id, k in jwks or [] if not kid or key_id == kid]
-        if not signature or not any(_verifies(k, alg, signature, data) for k in candidates):
+        if not verifiable or not signature or not any(_verifies(k, alg, signature, data) for k in candidates):
             raise LoginError("error verifying token signature: failed to verify id token signature")
+    try:
+        claims = _go_json(payload)
+    except ValueError as e:
+        raise LoginError(f"error verifying token signature: {e}") from None
+    if not isinstance(claims, dict):
+        raise LoginError(f"error verifying token signature: json: cannot unmarshal {_json_kind(claims)} "
+                         "into Go value of type map[string]interface {}")
     expected_algs = config.get("SigningAlgs") or ["RS256"]
     for a in expected_algs:
         if a not in SUPPORTED_ALGS:
             raise LoginError(f"invalid algorithm (alg) header parameter: unsupported signing algorithm {a!r}")
     if alg not in expected_algs:
         raise LoginError("invalid algorithm (alg) header parameter: token signed with unexpected algorithm")
+    _registered_claims(claims)
+    iat, exp, nbf = _numeric(claims, "iat"), _numeric(claims, "exp"), _numeric(claims, "nbf")
     audiences = config.get("BoundAudiences") or []
     if audiences:
         aud = claims.get("aud")
@@ -506,19 +569,19 @@ def validate_jwt(token: str, config: dict[str, Any], now_s: float,
         if not any(a in aud_list for a in audiences):
             raise LoginError("invalid audience (aud) claim: audience claim does not match any expected "
                              "audience")
-    iat, exp, nbf = _numeric(claims, "iat"), _numeric(claims, "exp"), _numeric(claims, "nbf")
     if not iat and not exp and not nbf:
         raise LoginError("no issued at (iat), not before (nbf), or expiration time (exp) claims in token")
-    if not exp:
-        exp = max(iat, nbf) + _leeway(config.get("ExpirationLeeway") or 0, DEFAULT_MISSING_CLAIM_LEEWAY_S)
+    if not exp:  # cap: the latest of iat and nbf plus the leeway, in whole seconds
+        exp = max(iat, nbf) + int(_leeway(config.get("ExpirationLeeway") or 0,
+                                          DEFAULT_MISSING_CLAIM_LEEWAY_S))
     if not nbf:
-        nbf = iat or exp - _leeway(config.get("NotBeforeLeeway") or 0, DEFAULT_MISSING_CLAIM_LEEWAY_S)
+        nbf = iat or exp - int(_leeway(config.get("NotBeforeLeeway") or 0, DEFAULT_MISSING_CLAIM_LEEWAY_S))
     skew = _leeway(config.get("ClockSkewLeeway") or 0, DEFAULT_CLOCK_SKEW_S)
-    if now_s + skew < int(nbf):
+    if now_s + skew < nbf:
         raise LoginError("invalid not before (nbf) claim: token not yet valid")
-    if now_s - skew > int(exp):
+    if now_s - skew > exp:
         raise LoginError("invalid expiration time (exp) claim: token is expired")
-    if iat and now_s + skew < int(iat):
+    if iat and now_s + skew < iat:
         raise LoginError("invalid issued at (iat) claim: token issued in the future")
     issuers = config.get("BoundIssuer") or []
     if issuers:  # Nomad checks the issuer itself, after cap (so its message has no cap prefix)
@@ -553,8 +616,8 @@ def _claim(claims: dict[str, Any], source: str) -> Any:
         part = part.replace("~1", "/").replace("~0", "~")
         if isinstance(value, dict) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
+        elif isinstance(value, list) and re.fullmatch(r"[+-]?[0-9]+", part) and 0 <= int(part) < len(value):
+            value = value[int(part)]  # pointerstructure: strconv.ParseInt's decimal index, in range
         else:
             return None
     return value
@@ -573,8 +636,21 @@ def _stringify(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return str(int(value))
+        return str(_go_int64(value))
     return None
+
+
+def _go_value(v: Any) -> str:
+    """A decoded JSON value as Go's ``%v`` prints it (in Nomad's claim errors)."""
+    if v is None:
+        return "<nil>"
+    if isinstance(v, dict):
+        return "map[" + " ".join(f"{k}:{_go_value(x)}" for k, x in sorted(v.items())) + "]"
+    if isinstance(v, list):
+        return "[" + " ".join(_go_value(x) for x in v) + "]"
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e21 else repr(v)
+    return _stringify(v) or ""
 
 
 def selector_data(config: dict[str, Any], claims: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -600,7 +676,8 @@ def selector_data(config: dict[str, Any], claims: dict[str, Any]) -> dict[str, d
         for item in raw if isinstance(raw, list) else [raw]:
             text = _stringify(item)
             if text is None:
-                raise LoginError(f'value {item} in "{source}" list claim could not be parsed as string')
+                raise LoginError(f'value {_go_value(item)} in "{source}" list claim could not be parsed as '
+                                 'string')
             if text:
                 items.append(text)
         lists[target] = items
@@ -658,10 +735,12 @@ def bind(rules: list[dict[str, Any]], config: dict[str, Any], data: dict[str, di
         selector = rule.get("Selector") or ""
         if selector:
             try:
-                if not compile_filter(selector)(data):
+                if not compile_filter(selector, strict=True)(data):
                     continue
             except (FilterError, FilterTooSlow, TypeError, ValueError):
-                continue  # an invalid selector, or one that fails to evaluate, matches nothing
+                # an invalid selector, or one go-bexpr fails to evaluate (through a claim value that is
+                # not a map, ...: its error, through not/and/or), matches nothing (doesSelectorMatch)
+                continue
         kind = rule.get("BindType", "")
         if kind == "management":
             return True, [], []

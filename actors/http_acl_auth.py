@@ -30,10 +30,12 @@ import copy
 import json
 import logging
 import ssl
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 
+import gevent
 import pykka
 
 from actors.acl_auth import (
@@ -61,10 +63,12 @@ from actors.state.acl_ops import default_auth_method, multi_error, token_view
 log = logging.getLogger("agent.http")
 
 # A login fetches the method's keys from its identity provider (JWKSURL, or OIDCDiscoveryURL's
-# document and then its jwks_uri) each time, as Nomad does; each request may take this long, so a
-# login (two requests at most) answers within the CLI's 15 s request timeout and well inside
-# Nomad's 60 s aclLoginRequestExpiryTime.
+# document and then its jwks_uri) each time, as Nomad does; each request, all of it (connecting,
+# the headers, the body however slowly it trickles in), may take this long, so a login (two
+# requests at most) answers within the CLI's 15 s request timeout and well inside Nomad's 60 s
+# aclLoginRequestExpiryTime.
 KEY_FETCH_TIMEOUT_S = 5.0
+KEY_FETCH_CHUNK_BYTES = 64 * 1024  # read at a time, the deadline checked between reads
 # A key set or discovery document larger than this is refused unread (they are a few kilobytes).
 MAX_KEY_DOCUMENT_BYTES = 1024 * 1024
 
@@ -278,26 +282,82 @@ def _login_state(name: str) -> Any:
     return query
 
 
+class _FetchDeadline(Exception):
+    """The whole fetch took longer than KEY_FETCH_TIMEOUT_S."""
+
+
+class _SchemeRefused(Exception):
+    """A redirect to a URL Go's HTTP client would not fetch (ftp://, ...)."""
+
+    def __init__(self, url: str, scheme: str) -> None:
+        super().__init__(f'Get "{url}": unsupported protocol scheme "{scheme}"')
+
+
+class _HttpRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) URLs only, as Go's client (urllib would follow ftp:// too)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        scheme = newurl.split(":", 1)[0].lower() if ":" in newurl else ""
+        if scheme not in ("http", "https"):
+            fp.close()
+            raise _SchemeRefused(newurl, scheme)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _read_within(resp: Any, deadline: float, limit: int = MAX_KEY_DOCUMENT_BYTES) -> bytes:
+    """The body (up to a chunk past *limit*), read a chunk at a time; _FetchDeadline once *deadline*
+    (monotonic) has passed."""
+    chunks, size = [], 0
+    while size <= limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _FetchDeadline()
+        sock = getattr(getattr(resp.fp, "raw", None), "_sock", None)
+        if sock is not None:
+            sock.settimeout(remaining)  # no single read may outlast the deadline either
+        chunk = resp.read1(KEY_FETCH_CHUNK_BYTES)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def _fetch_json(url: str, ca_pem: str, what: str) -> Any:
-    """GET *url* (its TLS checked against *ca_pem* when given) and decode its JSON; LoginError."""
+    """GET *url* (its TLS checked against *ca_pem* when given) and decode its JSON, all of it within
+    KEY_FETCH_TIMEOUT_S; LoginError."""
     try:
         context = ssl.create_default_context(cadata=ca_pem) if ca_pem and url.startswith("https:") else None
     except (ssl.SSLError, ValueError):
         raise LoginError("could not parse CA PEM value successfully") from None
+    opener = urllib.request.build_opener(_HttpRedirects, urllib.request.HTTPSHandler(context=context))
     req = urllib.request.Request(url, headers={"Accept": "application/json"})
+    deadline = time.monotonic() + KEY_FETCH_TIMEOUT_S
     try:
-        with urllib.request.urlopen(req, timeout=KEY_FETCH_TIMEOUT_S, context=context) as resp:
-            body = resp.read(MAX_KEY_DOCUMENT_BYTES + 1)
-    except urllib.error.HTTPError as e:
-        detail = e.read(1024).decode(errors="replace").strip()
-        raise LoginError(f"{what}: {e.code} {e.reason}: {detail}") from None
+        # The timer bounds the connection and the headers too (a greenlet in the agent); the
+        # deadline checked between reads bounds the body wherever sockets are not gevent's.
+        with gevent.Timeout(KEY_FETCH_TIMEOUT_S, _FetchDeadline()):
+            try:
+                with opener.open(req, timeout=KEY_FETCH_TIMEOUT_S) as resp:
+                    body = _read_within(resp, deadline)
+            except urllib.error.HTTPError as e:  # its body (what went wrong) within the deadline too
+                with e:
+                    detail = _read_within(e.fp, deadline, 1024)[:1024] if e.fp is not None else b""
+                raise LoginError(f"{what}: {e.code} {e.reason}: {detail.decode(errors='replace').strip()}") \
+                    from None
+    except _FetchDeadline:
+        raise LoginError(f'{what}: Get "{url}": context deadline exceeded') from None
+    except _SchemeRefused as e:
+        raise LoginError(f"{what}: {e}") from None
+    except LoginError:
+        raise
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise LoginError(f'{what}: Get "{url}": {getattr(e, "reason", e)}') from None
     if len(body) > MAX_KEY_DOCUMENT_BYTES:
         raise LoginError(f"{what}: the document is larger than {MAX_KEY_DOCUMENT_BYTES} bytes")
     try:
         return json.loads(body)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise LoginError(f"{what}: not JSON: {e}") from None
 
 
@@ -363,21 +423,25 @@ def login(req: Request, api: Api) -> Any:
     try:
         data = selector_data(config, claims)
         management, bound_policies, bound_roles = bind(rules, config, data, roles, policies)
+        if not management and not bound_policies and not bound_roles:
+            raise AuthError(400, "no role or policy bindings matched")
+        # Nomad names the token once something is bound
         token_name = format_token_name(method.get("TokenNameFormat", ""), TYPE_JWT, method["Name"],
                                        data["value"])
     except LoginError as e:
         raise CodedError(500, str(e)) from None
     except AuthError as e:
         raise CodedError(e.code, e.message) from None
-    if not management and not bound_policies and not bound_roles:
-        raise CodedError(400, "no role or policy bindings matched")
     if config.get("VerboseLogging"):
         log.debug("ACL login via %s: claims mapped to %s; management=%s policies=%s roles=%s", method["Name"],
                   data, management, bound_policies, bound_roles)
     ttl_ns = int(method.get("MaxTokenTTL") or 0)
     create_us = round(now * 1e6)
-    if len(token_name) > acl.MAX_TOKEN_NAME_LENGTH:
-        acl._invalid(["token name too long"])
+    # Nomad creates the token through upsertTokens: ACLToken.Validate, with the server's TTL bounds as
+    # they are now (they may have been lowered since the method was written)
+    problems = ["token name too long"] if len(token_name) > acl.MAX_TOKEN_NAME_LENGTH else []
+    acl._token_expiry(api, ttl_ns, None, create_us, problems)
+    acl._invalid(problems)
     new = {"AccessorID": acl.new_id(), "SecretID": acl.new_id(), "Name": token_name,
            "Type": "management" if management else "client", "Policies": sorted(bound_policies),
            "Roles": [{"ID": r, "Name": ""} for r in bound_roles],

@@ -53,6 +53,10 @@ class FilterError(ValueError):
     """The expression does not parse."""
 
 
+class FieldMissing(FilterError):
+    """A strict filter met a field its object does not have (go-bexpr's evaluation error)."""
+
+
 def _tokens(text: str) -> list[tuple[str, Any]]:
     out, pos = [], 0
     while pos < len(text):
@@ -88,6 +92,21 @@ def _select(obj: Any, path: list[str]) -> Any:
     return obj
 
 
+def _select_strict(obj: Any, path: list[str]) -> Any:
+    """go-bexpr 0.1.16's lookup: a key missing from a map that the rest of the path reaches is "not
+    present" (_MISSING: each operator's NotPresentDisposition, as the lenient filter answers);
+    anything else not found -- a path through a value that is not a map, a missing top-level field
+    -- fails the whole evaluation (FieldMissing)."""
+    for i, part in enumerate(path):
+        if isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        elif isinstance(obj, dict) and i == len(path) - 1 and i > 0:
+            return _MISSING
+        else:
+            raise FieldMissing(f"error finding value in datum: /{'/'.join(path)} not found")
+    return obj
+
+
 def _coerce(literal: Any, like: Any) -> Any:
     """The literal as the type of the field value it is compared with (go-bexpr's coercion)."""
     try:
@@ -115,11 +134,13 @@ def _has(container: Any, item: Any) -> bool:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, strict: bool = False) -> None:
         self.toks = _tokens(text)
         self.i = 0
         self.depth = 0
         self.budget_end = 0.0  # set when the filter runs (compile_filter)
+        self.strict = strict
+        self.select = _select_strict if strict else _select
 
     def peek(self, k: int = 0) -> tuple[str, Any] | None:
         return self.toks[self.i + k] if self.i + k < len(self.toks) else None
@@ -223,6 +244,7 @@ class _Parser:
 
     def match(self) -> Callable[[Any], bool]:
         first = self.peek()
+        sel, strict = self.select, self.strict
         # value in selector / value not in selector
         if first is not None and (first[0] in ("str", "num") or first == ("op", "[")):
             value = self.value()
@@ -233,7 +255,7 @@ class _Parser:
                 raise FilterError("expected 'in' after a value")
             self.take()
             path = self.selector()
-            return _in(value, path, negate)
+            return _in(value, path, negate, sel)
         if first is not None and first[0] == "word" and self._bare_value_in():
             # go-bexpr takes a bare word before `in` as a string: `engineering in list.groups`
             value = self.take()[1]
@@ -241,14 +263,14 @@ class _Parser:
             if negate:
                 self.take()
             self.take()  # in
-            return _in(value, self.selector(), negate)
+            return _in(value, self.selector(), negate, sel)
         path = self.selector()
         t = self.peek()
         if t is None:
             raise FilterError("expected an operator after the field name")
         if t[0] == "op" and t[1] in ("==", "!=", "<", "<=", ">", ">="):
             self.take()
-            return _compare(path, t[1], self.value())
+            return _compare(path, t[1], self.value(), sel, strict)
         negate = False
         if self.word("is"):
             self.take()
@@ -258,21 +280,21 @@ class _Parser:
             if not self.word("empty"):
                 raise FilterError("expected 'empty' after 'is'")
             self.take()
-            return lambda o: _empty(_select(o, path)) != negate
+            return lambda o: _empty(sel(o, path)) != negate
         if self.word("not"):
             self.take()
             negate = True
         if self.word("contains"):
             self.take()
             value = self.value()
-            return lambda o: _has(_select(o, path), value) != negate
+            return lambda o: _has(sel(o, path), value) != negate
         if self.word("in"):
             self.take()
             value = self.value()
             if not isinstance(value, list):
                 raise FilterError("'in' after a field needs a list")
-            return lambda o: (_select(o, path) is not _MISSING
-                              and any(_coerce(v, _select(o, path)) == _select(o, path) for v in value)) != negate
+            return lambda o: (sel(o, path) is not _MISSING
+                              and any(_coerce(v, sel(o, path)) == sel(o, path) for v in value)) != negate
         if self.word("matches"):
             self.take()
             pattern = self.value()
@@ -283,8 +305,11 @@ class _Parser:
             parser = self
 
             def test(o: Any) -> bool:
-                value = _select(o, path)
+                value = sel(o, path)
                 if not isinstance(value, str):
+                    if strict and value is not _MISSING:
+                        raise FieldMissing(f"cannot match a regular expression against a "
+                                           f"{type(value).__name__}")
                     return negate
                 left = parser.budget_end - monotonic()
                 try:
@@ -302,17 +327,20 @@ def _empty(v: Any) -> bool:
     return v is _MISSING or v is None or (isinstance(v, (str, list, dict)) and not v)
 
 
-def _in(value: Any, path: list[str], negate: bool) -> Callable[[Any], bool]:
-    return lambda o: _has(_select(o, path), value) != negate
+def _in(value: Any, path: list[str], negate: bool, sel: Any = _select) -> Callable[[Any], bool]:
+    return lambda o: _has(sel(o, path), value) != negate
 
 
-def _compare(path: list[str], op: str, literal: Any) -> Callable[[Any], bool]:
+def _compare(path: list[str], op: str, literal: Any, sel: Any = _select,
+             strict: bool = False) -> Callable[[Any], bool]:
     def test(o: Any) -> bool:
-        field = _select(o, path)
+        field = sel(o, path)
         if field is _MISSING:
             return op == "!="
         v = _coerce(literal, field)
         if v is _MISSING:
+            if strict:  # go-bexpr: the literal does not convert to the field's type, an evaluation error
+                raise FieldMissing(f"cannot compare {literal!r} with the value at /{'/'.join(path)}")
             return op == "!="
         if op == "==":
             return field == v
@@ -325,10 +353,17 @@ def _compare(path: list[str], op: str, literal: Any) -> Callable[[Any], bool]:
     return test
 
 
-def compile_filter(text: str) -> Callable[[Any], bool]:
+def compile_filter(text: str, strict: bool = False) -> Callable[[Any], bool]:
+    """The expression as a test of one object; FilterError when it does not parse.
+
+    *strict*: evaluate as go-bexpr 0.1.16 does where Nomad uses its error (an ACL binding rule's
+    selector): a key missing from a map still answers by the operator (``!=``, ``not in``, ``not
+    matches``, ``is empty`` true; the others false), but a path through a value that is not a map,
+    a missing top-level field, a literal that does not convert to the field's type or ``matches``
+    on a non-string raise FieldMissing, through ``not``, ``and`` and ``or`` alike."""
     if len(text) > MAX_FILTER_BYTES:
         raise FilterError(f"filter longer than {MAX_FILTER_BYTES} bytes")
-    parser = _Parser(text)
+    parser = _Parser(text, strict)
     keep = parser.parse()
 
     def run(o: Any) -> bool:
