@@ -100,7 +100,7 @@ def test_entries_append_and_truncate(disk):
 
 @pytest.mark.parametrize("multi_row", [True, False])
 def test_batches_of_any_size_are_stored_whole_and_in_order(tmp_path, multi_row):
-    """A save's entries go in as a few multi-row INSERTs (powers of two, largest first), or one
+    """A save's entries go in as one INSERT per 1024 (padded to a power of two), or one
     row per statement on a SQLite that binds too few values: every size comes back exact."""
     s = SqliteStorage(str(tmp_path / "raft.db"), synchronous="NORMAL")
     s._multi_row = multi_row

@@ -242,32 +242,39 @@ class _DiskThread:
             job.waiter.switch(job.value)
 
 
-# Rows per multi-row INSERT: powers of two, largest first (a batch of n entries
-# takes popcount(n) statements, each prepared once and cached by the sqlite3
-# module).  Every statement is one sqlite3_step, and the sqlite3 module lets
-# the GIL go around each step: executemany, a step per row, made the disk
-# thread win the GIL back from a busy hub once per entry -- measured 1.4 ms
-# per group commit of ~120 entries on the leader of nomad-bench raft, where
-# the fsync itself took 0.2 ms.  1024 rows is 5120 bound values, far under
-# SQLite's limit (32766 since 3.32; 999 before, hence the check below).
-_INSERT_CHUNKS = (1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
-_INSERT_SQL = {k: "INSERT INTO log(idx, term, kind, data, crc) VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * k)
-               for k in _INSERT_CHUNKS}
+# Rows per INSERT statement: a batch goes in as one statement of the next
+# power of two rows (up to 1024; a larger batch as several), its unused rows
+# bound to NULL and filtered out -- 11 statement texts, each prepared once and
+# cached by the sqlite3 module.  Every statement is one sqlite3_step, and the
+# sqlite3 module lets the GIL go around each step: executemany, a step per
+# row, made the disk thread win the GIL back from a busy hub once per entry
+# -- measured 1.4 ms per group commit of ~120 entries on the leader of
+# nomad-bench raft, where the fsync itself took 0.2 ms.  1024 rows is 5120
+# bound values, far under SQLite's limit (32766 since 3.32; 999 before, hence
+# _multi_row).
+_INSERT_MAX_ROWS = 1024
+_INSERT_SQL = {k: "INSERT INTO log(idx, term, kind, data, crc) SELECT * FROM (VALUES "
+                  + ",".join(["(?, ?, ?, ?, ?)"] * k) + ") WHERE column1 IS NOT NULL"
+               for k in (1 << b for b in range(11))}
+_ROW_PAD = (None,) * 5
 
 
 def _insert_entries(db: sqlite3.Connection, entries: Sequence[Entry], multi_row: bool) -> None:
-    """Insert *entries* as log rows with a few multi-row INSERTs (see _INSERT_CHUNKS), or
-    one row per statement where this SQLite binds too few values for them."""
+    """Insert *entries* as log rows with one statement per 1024 of them (see _INSERT_SQL), or
+    one row per statement where this SQLite binds too few values for that."""
     values: list[Any] = []
     for e in entries:
         index, term, kind, data = e.index, e.term, e.kind, e.data
         values += (index, term, kind, data, entry_crc(index, term, kind, data))
+    if not multi_row:
+        db.executemany(_INSERT_SQL[1], [values[i:i + 5] for i in range(0, len(values), 5)])
+        return
     n, at = len(entries), 0
-    chunks = _INSERT_CHUNKS if multi_row else (1,)
-    for k in chunks:
-        while n - at >= k:
-            db.execute(_INSERT_SQL[k], values[5 * at:5 * (at + k)])
-            at += k
+    while at < n:
+        rows = min(n - at, _INSERT_MAX_ROWS)
+        k = 1 << (rows - 1).bit_length()
+        db.execute(_INSERT_SQL[k], values[5 * at:5 * (at + rows)] + list(_ROW_PAD * (k - rows)))
+        at += rows
 
 
 def _multi_row(db: sqlite3.Connection) -> bool:
@@ -276,7 +283,7 @@ def _multi_row(db: sqlite3.Connection) -> bool:
         limit = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     except AttributeError:  # Python < 3.11: assume the oldest limit
         limit = 999
-    return limit >= 5 * _INSERT_CHUNKS[0]
+    return limit >= 5 * _INSERT_MAX_ROWS
 
 
 def _fsync_dir(path: str) -> None:
