@@ -6,10 +6,11 @@ Layout (format version 1)::
     log(idx INTEGER PRIMARY KEY, term, kind, data BLOB, crc INTEGER)
     snapshot(id=1, idx, term, voters, learners, data BLOB, crc INTEGER)   -- at most one row
 
-Durability: each :meth:`SqliteStorage.save` is one ``BEGIN IMMEDIATE ...
-COMMIT``; in WAL mode with ``synchronous=FULL`` the commit appends the
-transaction to the ``-wal`` file and fsyncs it before returning, so one Ready
-costs one fsync however many entries it carries.  A process killed at any
+Durability: each :meth:`SqliteStorage.save` is one transaction (``BEGIN
+IMMEDIATE ... COMMIT``, or for a save of entries alone a single INSERT, which
+SQLite runs as a transaction of its own); in WAL mode with ``synchronous=FULL``
+the commit appends the transaction to the ``-wal`` file and fsyncs it before
+returning, so one Ready costs one fsync however many entries it carries.  A process killed at any
 moment (SIGKILL, OOM) or a power cut loses nothing that ``save`` returned
 for.  ``synchronous=NORMAL`` survives a process crash but not a power cut
 (the WAL is synced only at checkpoints) and is offered for benchmarks only.
