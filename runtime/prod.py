@@ -18,8 +18,9 @@ import time
 from typing import Any, Protocol
 
 import gevent
-import gevent.event
+import gevent.hub
 import pykka
+from greenlet import getcurrent
 
 from runtime.env import Env
 from runtime.messages import ChildFailed, Envelope
@@ -27,6 +28,7 @@ from runtime.messages import ChildFailed, Envelope
 log = logging.getLogger(__name__)
 
 _CONCRETE: dict[type, type] = {}
+_UNSET_HOOK_RESULT = pykka._future._Unset()  # type: ignore[attr-defined]
 
 
 def concrete(cls: type) -> type:
@@ -39,36 +41,81 @@ def concrete(cls: type) -> type:
 
 
 class GeventFuture(pykka.Future[Any]):
-    """A pykka Future on gevent's AsyncResult: set and get cost ~1 µs, not ~6.
+    """A pykka Future for greenlets: a waiting ``get`` parks its greenlet on the hub.
 
     Replies to the outside world (HTTP handlers, benchmarks) wait on these;
     pykka's ThreadingFuture pays for a Condition that under gevent buys nothing.
+    It was built on gevent's AsyncResult, whose ``get(timeout)`` makes a
+    ``gevent.Timeout`` object and whose ``set`` goes through its link
+    machinery: with the future-per-write load of ``nomad-bench raft`` those
+    were a third of the leader's CPU.  Here a waiter costs one loop timer and
+    ``set`` one hub callback that switches to the waiting greenlet.
+
+    Set and got in the hub's thread only (every caller is a greenlet of the
+    process, as with AsyncResult before); ``get`` from the hub itself would
+    have nobody to wake it and raises.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._result = gevent.event.AsyncResult()
+    # pykka.Future's fields as class defaults: its __init__ (an _Unset() per
+    # future) is skipped; set_get_hook still sets the instance's own.
+    _get_hook: Any = None
+    _get_hook_result: Any = _UNSET_HOOK_RESULT
+
+    def __init__(self) -> None:  # pykka.Future.__init__ is skipped on purpose (above)
+        self._state = 0  # 0 pending, 1 value, 2 exception
+        self._value: Any = None
+        self._waiting: Any = None  # the greenlet parked in get(), until woken
 
     def get(self, *, timeout: float | None = None) -> Any:
+        if self._get_hook is not None:
+            return pykka.Future.get(self, timeout=timeout)
+        if not self._state:
+            self._wait(timeout)
+        if self._state == 1:
+            return self._value
+        raise self._value
+
+    def _wait(self, timeout: float | None) -> None:
+        hub = gevent.get_hub()
+        current = getcurrent()
+        if current is hub:
+            raise gevent.hub.BlockingSwitchOutError("GeventFuture.get() would block the hub")
+        if self._waiting is not None:
+            raise RuntimeError("GeventFuture.get() already waited on by another greenlet")
+        timer = None
+        if timeout is not None:
+            timer = hub.loop.timer(max(0.0, timeout))
+            timer.start(self._wake)
+        self._waiting = current
         try:
-            return super().get(timeout=timeout)
-        except NotImplementedError:
-            pass
-        try:
-            return self._result.get(timeout=timeout)
-        except gevent.Timeout:
-            raise pykka.Timeout(f"{timeout} seconds") from None
+            hub.switch()
+        finally:
+            self._waiting = None
+            if timer is not None:
+                timer.close()
+        if not self._state:
+            raise pykka.Timeout(f"{timeout} seconds")
+
+    def _wake(self) -> None:
+        """In the hub: the answer came (or the timeout passed); resume the waiting greenlet once."""
+        waiting = self._waiting
+        if waiting is not None:
+            self._waiting = None
+            waiting.switch()
 
     def set(self, value: Any = None) -> None:
-        if self._result.ready():
+        if self._state:
             raise ValueError("future already set")
-        self._result.set(value)
+        self._value, self._state = value, 1
+        if self._waiting is not None:
+            gevent.get_hub().loop.run_callback(self._wake)
 
     def set_exception(self, exc_info: Any = None) -> None:
-        if self._result.ready():
+        if self._state:
             raise ValueError("future already set")
-        exc = (exc_info or sys.exc_info())[1]
-        self._result.set_exception(exc)
+        self._value, self._state = (exc_info or sys.exc_info())[1], 2
+        if self._waiting is not None:
+            gevent.get_hub().loop.run_callback(self._wake)
 
 
 class Transport(Protocol):

@@ -98,6 +98,25 @@ def test_entries_append_and_truncate(disk):
     assert disk.reopen().load() == (2, "n3", None, ents(1, 1, term=2))
 
 
+@pytest.mark.parametrize("multi_row", [True, False])
+def test_batches_of_any_size_are_stored_whole_and_in_order(tmp_path, multi_row):
+    """A save's entries go in as one INSERT per 1024 (padded to a power of two), or one
+    row per statement on a SQLite that binds too few values: every size comes back exact."""
+    s = SqliteStorage(str(tmp_path / "raft.db"), synchronous="NORMAL")
+    s._multi_row = multi_row
+    log, nxt = [], 1
+    for n in (1, 2, 3, 7, 122, 1023, 1025, 2049, 5):
+        batch = [Entry(term=1 + i // 1000, index=i, kind=(CONFIG if i % 97 == 0 else NORMAL),
+                       data=b"%d" % i * (i % 5)) for i in range(nxt, nxt + n)]
+        save(s, entries=batch)
+        log += batch
+        nxt += n
+    assert s.load() == (0, "", None, log)
+    assert s.last_index == nxt - 1
+    s.close()
+    assert SqliteStorage(str(tmp_path / "raft.db")).load()[3] == log
+
+
 def test_snapshot_and_compaction(disk):
     s = disk.store
     boot = (0, 0, ("n1", "n2", "n3"), (), b"")

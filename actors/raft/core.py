@@ -43,6 +43,8 @@ from actors.raft.messages import (
 )
 from runtime import wire
 
+_new_entry = wire.builder(Entry)  # a leader builds one per proposed write
+
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
 PROBE, REPLICATE, SNAPSHOT = "probe", "replicate", "snapshot"
 
@@ -707,8 +709,8 @@ class RaftCore:
             return "not leader"
         if self.transferee:
             return "leadership transfer in progress"
-        first = self.last_index + 1
-        self._append([Entry(term=self.term, index=first + i, data=d) for i, d in enumerate(datas)])
+        first, term, entry = self.last_index + 1, self.term, _new_entry
+        self._append([entry(term=term, index=first + i, kind=NORMAL, data=d) for i, d in enumerate(datas)])
         self._broadcast_append()
         return first, self.term
 
