@@ -43,6 +43,7 @@ from runtime import wire
 from runtime.actor import NodeActor
 from runtime.env import Env
 from runtime.messages import ChildFailed, TimerFired
+from runtime.wire import builder
 
 log = logging.getLogger(__name__)
 _pykka_log = logging.getLogger("pykka")
@@ -51,6 +52,7 @@ _heappop = heapq.heappop
 # Events are kept in slots of 1/_SLOTS_PER_S virtual seconds (see Scheduler);
 # a power of two, so ``when * _SLOTS_PER_S`` is exact.
 _SLOTS_PER_S = 16.0
+_timer_fired = builder(TimerFired)
 
 
 def push_event(sched: Scheduler, when: float, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
@@ -269,6 +271,62 @@ class SimEnv(Env):
             self._node.deliver_local(sup, ChildFailed(node=self.node, actor=actor, error=error))
 
 
+def _sim_set_timer(self: Any, name: str, delay_s: float) -> int:
+    """NodeActor.set_timer for the simulator: ``env.call_later`` inlined, and no cancellable handle.
+
+    A NodeActor timer's generation rises whenever it is set again or
+    cancelled, exactly when NodeActor.set_timer cancels the earlier arming's
+    handle; so the event itself (:func:`_fire_named_timer`) can tell a
+    cancelled arming by its generation.  The handle kept in
+    ``_timer_handles`` (which ``timer_armed`` and the cancels consult) is
+    the generation, and the TimerFired is built only for an arming that
+    fires.
+    """
+    env = self.env
+    if type(env) is not SimEnv:
+        return NodeActor.set_timer(self, name, delay_s)  # type: ignore[no-any-return]
+    gens = self._timer_gen
+    gen = gens.get(name, 0) + 1
+    gens[name] = gen
+    self._timer_handles[name] = gen
+    node = env._node
+    sched = env._sched
+    # A fast clock makes timers fire early in real (virtual) time.  push_event, inlined.
+    when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / node.clock_rate
+    sched._seq = seq = sched._seq + 1
+    slot = int(when * _SLOTS_PER_S)
+    bucket = sched._buckets.get(slot)
+    if bucket is None:
+        sched._buckets[slot] = [(when, seq, _fire_named_timer, (self, node, env.incarnation, name, gen))]
+        _heappush(sched._slots, slot)
+    else:
+        _heappush(bucket, (when, seq, _fire_named_timer, (self, node, env.incarnation, name, gen)))
+    return gen
+
+
+def _sim_cancel_timer(self: Any, name: str) -> None:
+    """NodeActor.cancel_timer for timers set by :func:`_sim_set_timer` (the generation is the cancel)."""
+    gens = self._timer_gen
+    if name in gens:
+        gens[name] += 1
+    handle = self._timer_handles.pop(name, None)
+    if handle is not None and type(handle) is not int:
+        handle.cancel()  # armed by NodeActor.set_timer (an actor outside a SimEnv)
+
+
+def _fire_named_timer(actor: Any, node: SimNode, incarnation: int, name: str, gen: int) -> None:
+    """A _sim_set_timer event: ``ref.tell(TimerFired(name, gen))`` unless the arming was cancelled
+    (its generation moved on), the node crashed since, or the actor is gone."""
+    if actor._timer_gen.get(name) != gen or not node.up or node.incarnation != incarnation:
+        return
+    inbox = actor.actor_inbox
+    if not inbox.stopped:
+        inbox._q.append(_timer_fired(name=name, generation=gen))
+        if not actor._sim_ready:
+            actor._sim_ready = True
+            inbox._ready.append(actor)
+
+
 def _fire_timer(timer: _Timer, node: SimNode, incarnation: int, inbox: SimInbox, msg: Any) -> None:
     """A timer event: ``ref.tell(msg)`` unless cancelled, the node crashed since, or the actor is gone."""
     if timer.cancelled or not node.up or node.incarnation != incarnation:
@@ -435,6 +493,9 @@ class Scheduler:
             made = type(cls.__name__, (cls, SimActor), {"_sim": self})
             made._sim_direct = made._handle_receive is NodeActor._handle_receive
             made._sim_plain = made._sim_direct and made.on_receive is NodeActor.on_receive
+            if made.set_timer is NodeActor.set_timer and made.cancel_timer is NodeActor.cancel_timer:
+                made.set_timer = _sim_set_timer
+                made.cancel_timer = _sim_cancel_timer
             self._classes[cls] = made
         return made
 
@@ -546,7 +607,7 @@ class Scheduler:
         getrandbits = self.rng.getrandbits
         actors, by_urn = self._actors, self._by_urn
         trace = self._trace
-        fire_timer = _fire_timer
+        fire_timer, fire_named, timer_fired_msg = _fire_timer, _fire_named_timer, _timer_fired
         turn = _turn
         pykka_envelope, message_cls, timer_fired = _PykkaEnvelope, wire.Message, TimerFired
         net = self.network
@@ -665,6 +726,19 @@ class Scheduler:
                     if actor is not None and not actor._sim_ready:
                         actor._sim_ready = True
                         ready.append(actor)
+                    continue
+                if fn is fire_named:
+                    steps += 1
+                    # _fire_named_timer(*args), inlined (NodeActor timers are most events).
+                    actor, node, incarnation, name, gen = args
+                    if actor._timer_gen.get(name) != gen or not node.up or node.incarnation != incarnation:
+                        continue
+                    inbox = actor.actor_inbox
+                    if not inbox.stopped:
+                        inbox._q.append(timer_fired_msg(name=name, generation=gen))
+                        if not actor._sim_ready:
+                            actor._sim_ready = True
+                            ready.append(actor)
                     continue
                 if fn is not fire_timer:
                     fn(*args)
