@@ -65,7 +65,9 @@ class SimNetwork:
         # encode(Envelope(src, actor, msg)) is the envelope's head (its tag, src
         # and actor: packed once per pair, see _out) followed by encode(msg).
         self._envelope_head = wire.head_encoder(Envelope)
-        self._encode_payload = wire.encode
+        self._payload_encoders = wire._ENCODERS  # encode(msg) is packb(_ENCODERS[type(msg)](msg))
+        self._make_payload_encoder = wire._make_encoder
+        self._packb = wire._packb
         self._decode_envelope = wire.fields_decoder(Envelope)
         # One bound method for every delivery event: the scheduler knows a
         # delivery by it and runs its common case inline.
@@ -123,7 +125,11 @@ class SimNetwork:
         head = heads.get(actor)
         if head is None:
             head = heads[actor] = self._envelope_head(src, actor)
-        data = head + self._encode_payload(msg)
+        # head + wire.encode(msg), with its lookups inlined.
+        enc = self._payload_encoders.get(type(msg))
+        if enc is None:
+            enc = self._make_payload_encoder(type(msg))
+        data = head + self._packb(enc(msg))
         faults = self.defaults
         if self._cut or self._held or self._links or faults.loss or faults.duplicate:
             self.transmit_bytes(src, dst, data)
