@@ -742,18 +742,20 @@ class Scheduler:
                 messages += 1
                 self._in_turn = actor
                 try:
-                    if actor._sim_direct and isinstance(msg, message_cls):
-                        if not actor._sim_plain:
-                            actor.on_receive(msg)
-                        elif type(msg) is timer_fired:
+                    if actor._sim_plain:
+                        if type(msg) is timer_fired:  # a Message: NodeActor.on_receive's first case
                             name = msg.name
                             if actor._timer_gen.get(name) != msg.generation:
                                 actor.stale_timers += 1
                             else:
                                 actor._timer_handles.pop(name, None)
                                 actor.on_timer(name)
-                        else:
+                        elif isinstance(msg, message_cls):
                             actor.receive(msg)
+                        else:
+                            actor._handle_receive(msg)
+                    elif actor._sim_direct and isinstance(msg, message_cls):
+                        actor.on_receive(msg)
                     else:
                         actor._handle_receive(msg)
                 except Exception:
