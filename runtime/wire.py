@@ -45,6 +45,7 @@ __all__ = [
     "encode_frame",
     "fields_decoder",
     "fields_encoder",
+    "head_encoder",
     "message",
     "registered",
 ]
@@ -437,6 +438,20 @@ def _field_check(ns: dict[str, Any], i: int, tp: Any) -> list[str]:
         ns[f"t{i}"] = tp
         return [f"    if type(f{i}) is not t{i}:", f"        f{i} = d{i}(f{i}, w{i})"]
     if typing.get_origin(tp) is tuple and len(typing.get_args(tp)) == 2 and typing.get_args(tp)[1] is Ellipsis:
+        item = typing.get_args(tp)[0]
+        if item in _EXACT:
+            # What d{i} (_seq's dec_seq) does for an array of exact items, without its call;
+            # an item of another type takes d{i}, which converts or raises.
+            ns[f"t{i}"] = item
+            return [f"    if type(f{i}) is list:",
+                    f"        for x{i} in f{i}:",
+                    f"            if type(x{i}) is not t{i}:",
+                    f"                f{i} = d{i}(f{i}, w{i})",
+                    "                break",
+                    "        else:",
+                    f"            f{i} = tuple(f{i})",
+                    "    else:",
+                    f"        f{i} = d{i}(f{i}, w{i})"]
         # tuple[X, ...]: an empty array is the empty tuple, whatever X is.
         return [f"    if type(f{i}) is list and not f{i}:", f"        f{i} = ()",
                 "    else:", f"        f{i} = d{i}(f{i}, w{i})"]
@@ -554,6 +569,29 @@ def fields_encoder(cls: type) -> Callable[..., bytes]:
     src = f"def encode_values({', '.join(params)}):\n    return packb([{', '.join(items)}])\n"
     exec(src, ns)  # generated from field positions only
     return ns["encode_values"]  # type: ignore[no-any-return]
+
+
+def head_encoder(cls: type) -> Callable[..., bytes]:
+    """``f(*values)``: the bytes of ``encode_fields(cls, *values, payload)`` that precede *payload*'s.
+
+    For a class whose last field is a message (an envelope): a msgpack array
+    is its header followed by its items' bytes, so
+    ``encode_fields(cls, *values, m) == f(*values) + encode(m)``; a caller
+    that sends many payloads with the same leading values packs those once.
+    """
+    tag, fields = _PLANS.get(cls) or _plan(cls)
+    if not fields or _FIELDS[cls][-1][1] is not Message:
+        raise TypeError(f"{cls.__name__}: the last field is not a Message")
+    lead = fields[:-1]
+    if any(enc is not _ident for _, enc, _, _ in lead):
+        raise TypeError(f"{cls.__name__}: the leading fields must be plain scalars")
+
+    def head(*values: Any) -> bytes:
+        if len(values) != len(lead):
+            raise TypeError(f"{cls.__name__} has {len(lead)} leading fields, got {len(values)}")
+        # The array with a 0 (one byte, 0x00) in place of the payload, without that byte.
+        return _packb([int(tag), *values, 0])[:-1]
+    return head
 
 
 def fields_decoder(cls: type,

@@ -58,8 +58,16 @@ class SimNetwork:
         self._links: dict[tuple[str, str], LinkFaults] = {}
         self._cut: set[tuple[str, str]] = set()
         self._held: dict[tuple[str, str], list[bytes]] = {}
-        self._last_arrival: dict[tuple[str, str], float] = {}
+        # Per sender: the envelope heads it has packed (by actor) and when the
+        # last message on each of its links arrives (by destination; links are FIFO).
+        self._out: dict[str, tuple[dict[str, bytes], dict[str, float]]] = {}
         self._encode_envelope = wire.fields_encoder(Envelope)
+        # encode(Envelope(src, actor, msg)) is the envelope's head (its tag, src
+        # and actor: packed once per pair, see _out) followed by encode(msg).
+        self._envelope_head = wire.head_encoder(Envelope)
+        self._payload_encoders = wire._ENCODERS  # encode(msg) is packb(_ENCODERS[type(msg)](msg))
+        self._make_payload_encoder = wire._make_encoder
+        self._packb = wire._packb
         self._decode_envelope = wire.fields_decoder(Envelope)
         # One bound method for every delivery event: the scheduler knows a
         # delivery by it and runs its common case inline.
@@ -104,9 +112,24 @@ class SimNetwork:
     def _faults(self, src: str, dst: str) -> LinkFaults:
         return self._links.get((src, dst), self.defaults)
 
+    def _sender(self, src: str) -> tuple[dict[str, bytes], dict[str, float]]:
+        out = self._out[src] = ({}, {})
+        return out
+
     def transmit(self, src: str, dst: str, actor: str, msg: Any) -> None:
         # The bytes of encode(Envelope(src, actor, msg)), without building the Envelope.
-        data = self._encode_envelope(src, actor, msg)
+        out = self._out.get(src)
+        if out is None:
+            out = self._sender(src)
+        heads = out[0]
+        head = heads.get(actor)
+        if head is None:
+            head = heads[actor] = self._envelope_head(src, actor)
+        # head + wire.encode(msg), with its lookups inlined.
+        enc = self._payload_encoders.get(type(msg))
+        if enc is None:
+            enc = self._make_payload_encoder(type(msg))
+        data = head + self._packb(enc(msg))
         faults = self.defaults
         if self._cut or self._held or self._links or faults.loss or faults.duplicate:
             self.transmit_bytes(src, dst, data)
@@ -120,11 +143,11 @@ class SimNetwork:
         sched = self.sched
         arrive = sched.now + (lo + (faults.latency_max_s - lo) * rng.random())
         if not (faults.reorder and rng.random() < faults.reorder):
-            link = (src, dst)
-            last = self._last_arrival.get(link, 0.0)
+            last_at = out[1]
+            last = last_at.get(dst, 0.0)
             if last > arrive:
                 arrive = last
-            self._last_arrival[link] = arrive
+            last_at[dst] = arrive
         # push_event(sched, arrive, self.deliver_fn, (src, dst, data)), inlined.
         sched._seq = seq = sched._seq + 1
         slot = int(arrive * _SLOTS_PER_S)
@@ -165,11 +188,11 @@ class SimNetwork:
         # rng.uniform(lo, hi), added to now with exactly its rounding (traces stay byte-identical).
         arrive = sched.now + (lo + (faults.latency_max_s - lo) * rng.random())
         if not (faults.reorder and rng.random() < faults.reorder):
-            link = (src, dst)
-            last = self._last_arrival.get(link, 0.0)
+            last_at = (self._out.get(src) or self._sender(src))[1]
+            last = last_at.get(dst, 0.0)
             if last > arrive:
                 arrive = last
-            self._last_arrival[link] = arrive
+            last_at[dst] = arrive
         push_event(sched, arrive, self.deliver_fn, (src, dst, data))
 
     def _deliver(self, src: str, dst: str, data: bytes) -> None:

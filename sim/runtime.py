@@ -43,6 +43,7 @@ from runtime import wire
 from runtime.actor import NodeActor
 from runtime.env import Env
 from runtime.messages import ChildFailed, TimerFired
+from runtime.wire import builder
 
 log = logging.getLogger(__name__)
 _pykka_log = logging.getLogger("pykka")
@@ -51,6 +52,7 @@ _heappop = heapq.heappop
 # Events are kept in slots of 1/_SLOTS_PER_S virtual seconds (see Scheduler);
 # a power of two, so ``when * _SLOTS_PER_S`` is exact.
 _SLOTS_PER_S = 16.0
+_timer_fired = builder(TimerFired)
 
 
 def push_event(sched: Scheduler, when: float, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
@@ -269,6 +271,62 @@ class SimEnv(Env):
             self._node.deliver_local(sup, ChildFailed(node=self.node, actor=actor, error=error))
 
 
+def _sim_set_timer(self: Any, name: str, delay_s: float) -> int:
+    """NodeActor.set_timer for the simulator: ``env.call_later`` inlined, and no cancellable handle.
+
+    A NodeActor timer's generation rises whenever it is set again or
+    cancelled, exactly when NodeActor.set_timer cancels the earlier arming's
+    handle; so the event itself (:func:`_fire_named_timer`) can tell a
+    cancelled arming by its generation.  The handle kept in
+    ``_timer_handles`` (which ``timer_armed`` and the cancels consult) is
+    the generation, and the TimerFired is built only for an arming that
+    fires.
+    """
+    env = self.env
+    if type(env) is not SimEnv:
+        return NodeActor.set_timer(self, name, delay_s)  # type: ignore[no-any-return]
+    gens = self._timer_gen
+    gen = gens.get(name, 0) + 1
+    gens[name] = gen
+    self._timer_handles[name] = gen
+    node = env._node
+    sched = env._sched
+    # A fast clock makes timers fire early in real (virtual) time.  push_event, inlined.
+    when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / node.clock_rate
+    sched._seq = seq = sched._seq + 1
+    slot = int(when * _SLOTS_PER_S)
+    bucket = sched._buckets.get(slot)
+    if bucket is None:
+        sched._buckets[slot] = [(when, seq, _fire_named_timer, (self, node, env.incarnation, name, gen))]
+        _heappush(sched._slots, slot)
+    else:
+        _heappush(bucket, (when, seq, _fire_named_timer, (self, node, env.incarnation, name, gen)))
+    return gen
+
+
+def _sim_cancel_timer(self: Any, name: str) -> None:
+    """NodeActor.cancel_timer for timers set by :func:`_sim_set_timer` (the generation is the cancel)."""
+    gens = self._timer_gen
+    if name in gens:
+        gens[name] += 1
+    handle = self._timer_handles.pop(name, None)
+    if handle is not None and type(handle) is not int:
+        handle.cancel()  # armed by NodeActor.set_timer (an actor outside a SimEnv)
+
+
+def _fire_named_timer(actor: Any, node: SimNode, incarnation: int, name: str, gen: int) -> None:
+    """A _sim_set_timer event: ``ref.tell(TimerFired(name, gen))`` unless the arming was cancelled
+    (its generation moved on), the node crashed since, or the actor is gone."""
+    if actor._timer_gen.get(name) != gen or not node.up or node.incarnation != incarnation:
+        return
+    inbox = actor.actor_inbox
+    if not inbox.stopped:
+        inbox._q.append(_timer_fired(name=name, generation=gen))
+        if not actor._sim_ready:
+            actor._sim_ready = True
+            inbox._ready.append(actor)
+
+
 def _fire_timer(timer: _Timer, node: SimNode, incarnation: int, inbox: SimInbox, msg: Any) -> None:
     """A timer event: ``ref.tell(msg)`` unless cancelled, the node crashed since, or the actor is gone."""
     if timer.cancelled or not node.up or node.incarnation != incarnation:
@@ -435,6 +493,9 @@ class Scheduler:
             made = type(cls.__name__, (cls, SimActor), {"_sim": self})
             made._sim_direct = made._handle_receive is NodeActor._handle_receive
             made._sim_plain = made._sim_direct and made.on_receive is NodeActor.on_receive
+            if made.set_timer is NodeActor.set_timer and made.cancel_timer is NodeActor.cancel_timer:
+                made.set_timer = _sim_set_timer
+                made.cancel_timer = _sim_cancel_timer
             self._classes[cls] = made
         return made
 
@@ -529,6 +590,11 @@ class Scheduler:
         elif actor.actor_inbox._q and not actor._sim_ready:  # type: ignore[attr-defined]
             self._mark_ready(actor)
 
+    def _trace_message(self, actor: SimActor, msg: Any) -> None:
+        """_trace_turn for a turn on the bare message *msg*, taken from the inbox (or never put there)."""
+        body = wire.encode(msg) if type(msg) in wire._FIELDS else type(msg).__name__.encode()
+        self.record(repr(self.now), actor.env.node, actor.name, body)  # type: ignore[attr-defined]
+
     def _trace_turn(self, actor: SimActor) -> None:
         q = actor.actor_inbox._q  # type: ignore[attr-defined]
         msg = (q[0].message if type(q[0]) is _PykkaEnvelope else q[0]) if q else None
@@ -546,7 +612,7 @@ class Scheduler:
         getrandbits = self.rng.getrandbits
         actors, by_urn = self._actors, self._by_urn
         trace = self._trace
-        fire_timer = _fire_timer
+        fire_timer, fire_named, timer_fired_msg = _fire_timer, _fire_named_timer, _timer_fired
         turn = _turn
         pykka_envelope, message_cls, timer_fired = _PykkaEnvelope, wire.Message, TimerFired
         net = self.network
@@ -573,49 +639,10 @@ class Scheduler:
                     actor._sim_ready = False
                     if actor._sim_dead:
                         continue
-                    steps += 1
                     q = actor._sim_q
-                    if actor._sim_running and type(q[0]) is not pykka_envelope:
-                        # _turn on a bare message (a delivery, a timer, a local
-                        # send), inlined with the dispatch of NodeActor's
-                        # _handle_receive and on_receive (see SimActor).
-                        if trace is not None:
-                            self._trace_turn(actor)
-                        messages += 1
-                        self._in_turn = actor
-                        msg = q.popleft()
-                        try:
-                            if actor._sim_direct and isinstance(msg, message_cls):
-                                if not actor._sim_plain:
-                                    actor.on_receive(msg)
-                                elif type(msg) is timer_fired:
-                                    name = msg.name
-                                    if actor._timer_gen.get(name) != msg.generation:
-                                        actor.stale_timers += 1
-                                    else:
-                                        actor._timer_handles.pop(name, None)
-                                        actor.on_timer(name)
-                                else:
-                                    actor.receive(msg)
-                            else:
-                                actor._handle_receive(msg)
-                        except Exception:
-                            actor._handle_failure(*exc_info())
-                            try:
-                                actor.on_failure(*exc_info())
-                            except Exception:  # pykka's loop does the same
-                                actor._handle_failure(*exc_info())
-                        except BaseException:
-                            # pykka stops the actor (and every other); here the run itself stops too (Ctrl-C).
-                            actor._stop()
-                            raise
-                        self._in_turn = None
-                        if actor.actor_inbox.stopped:  # actor_stopped.is_set()
-                            actor._sim_teardown = True
-                            actor._sim_running = False
-                            if not q:
-                                actor._sim_dead = True
-                    else:
+                    if not actor._sim_running or type(q[0]) is pykka_envelope:
+                        # on_start, an envelope (ask, proxy, stop), or teardown: pykka's loop body.
+                        steps += 1
                         if actor._sim_started:
                             if trace is not None:
                                 self._trace_turn(actor)
@@ -623,64 +650,136 @@ class Scheduler:
                         self._in_turn = actor
                         turn(actor)
                         self._in_turn = None
-                    if actor._sim_dead:
-                        actors.pop(actor._sim_id, None)
-                        by_urn.pop(actor.actor_urn, None)
-                    elif q and not actor._sim_ready:
-                        actor._sim_ready = True
-                        ready.append(actor)
-                    continue
-                if not slots:
-                    break
-                bucket = buckets[slots[0]]
-                if bucket[0][0] > t:
-                    break
-                when, _, fn, args = pop(bucket)
-                if not bucket:
-                    del buckets[pop(slots)]
-                if when > self.now:
-                    self.now = when
-                if fn is deliver:
+                        if actor._sim_dead:
+                            actors.pop(actor._sim_id, None)
+                            by_urn.pop(actor.actor_urn, None)
+                        elif q and not actor._sim_ready:
+                            actor._sim_ready = True
+                            ready.append(actor)
+                        continue
+                    msg = q.popleft()
+                else:
+                    if not slots:
+                        break
+                    bucket = buckets[slots[0]]
+                    if bucket[0][0] > t:
+                        break
+                    when, _, fn, args = pop(bucket)
+                    if not bucket:
+                        del buckets[pop(slots)]
+                    if when > self.now:
+                        self.now = when
                     steps += 1
-                    # SimNetwork._deliver(*args) and SimNode.deliver_local, inlined
-                    # for a link that is not cut, to a node that is up, of a
-                    # frame that decodes; anything else takes _deliver itself.
-                    node = nodes.get(args[1])
-                    if net_cut or node is None or not node.up:
+                    # An event that gives mail to an actor with none, while no
+                    # actor is ready, runs that actor's turn at once: it is the
+                    # only one ready, which the scheduler would take next
+                    # without a draw.  Otherwise the mail is queued.
+                    if fn is deliver:
+                        # SimNetwork._deliver(*args) and SimNode.deliver_local, inlined
+                        # for a link that is not cut, to a node that is up, of a
+                        # frame that decodes; anything else takes _deliver itself.
+                        node = nodes.get(args[1])
+                        if net_cut or node is None or not node.up:
+                            fn(*args)
+                            continue
+                        try:
+                            _, name, msg = decode_envelope(args[2])
+                        except wire_error:
+                            fn(*args)
+                            continue
+                        net_stats["delivered"] += 1
+                        ref = node.actors.get(name)
+                        if ref is None or ref.actor_inbox.stopped:
+                            node.dropped_local += 1
+                            continue
+                        inbox = ref.actor_inbox
+                        actor = inbox._actor
+                        q = inbox._q
+                        if actor is None or actor._sim_ready or q or not actor._sim_running:
+                            q.append(msg)
+                            if actor is not None and not actor._sim_ready:
+                                actor._sim_ready = True
+                                ready.append(actor)
+                            continue
+                    elif fn is fire_named:
+                        # _fire_named_timer(*args), inlined (NodeActor timers are most events).
+                        actor, node, incarnation, name, gen = args
+                        if (actor._timer_gen.get(name) != gen or not node.up
+                                or node.incarnation != incarnation):
+                            continue
+                        inbox = actor.actor_inbox
+                        if inbox.stopped:
+                            continue
+                        msg = timer_fired_msg(name=name, generation=gen)
+                        q = inbox._q
+                        if actor._sim_ready or q or not actor._sim_running:
+                            q.append(msg)
+                            if not actor._sim_ready:
+                                actor._sim_ready = True
+                                ready.append(actor)
+                            continue
+                    elif fn is fire_timer:
+                        # _fire_timer(*args), inlined.
+                        timer, node, incarnation, inbox, msg = args
+                        if timer.cancelled or not node.up or node.incarnation != incarnation:
+                            continue
+                        if not inbox.stopped:
+                            inbox._q.append(msg)
+                            actor = inbox._actor
+                            if actor is not None and not actor._sim_ready:
+                                actor._sim_ready = True
+                                ready.append(actor)
+                        continue
+                    else:
                         fn(*args)
                         continue
-                    try:
-                        _, name, msg = decode_envelope(args[2])
-                    except wire_error:
-                        fn(*args)
-                        continue
-                    net_stats["delivered"] += 1
-                    ref = node.actors.get(name)
-                    if ref is None or ref.actor_inbox.stopped:
-                        node.dropped_local += 1
-                        continue
-                    inbox = ref.actor_inbox
-                    inbox._q.append(msg)
-                    actor = inbox._actor
-                    if actor is not None and not actor._sim_ready:
-                        actor._sim_ready = True
-                        ready.append(actor)
-                    continue
-                if fn is not fire_timer:
-                    fn(*args)
-                    steps += 1
-                    continue
+                # One turn of *actor* on the bare message *msg* (a delivery, a
+                # timer, a local send): _turn inlined with the dispatch of
+                # NodeActor's _handle_receive and on_receive (see SimActor).
                 steps += 1
-                # _fire_timer(*args), inlined (timers are most events).
-                timer, node, incarnation, inbox, msg = args
-                if timer.cancelled or not node.up or node.incarnation != incarnation:
-                    continue
-                if not inbox.stopped:
-                    inbox._q.append(msg)
-                    actor = inbox._actor
-                    if actor is not None and not actor._sim_ready:
-                        actor._sim_ready = True
-                        ready.append(actor)
+                if trace is not None:
+                    self._trace_message(actor, msg)
+                messages += 1
+                self._in_turn = actor
+                try:
+                    if actor._sim_plain:
+                        if type(msg) is timer_fired:  # a Message: NodeActor.on_receive's first case
+                            name = msg.name
+                            if actor._timer_gen.get(name) != msg.generation:
+                                actor.stale_timers += 1
+                            else:
+                                actor._timer_handles.pop(name, None)
+                                actor.on_timer(name)
+                        elif isinstance(msg, message_cls):
+                            actor.receive(msg)
+                        else:
+                            actor._handle_receive(msg)
+                    elif actor._sim_direct and isinstance(msg, message_cls):
+                        actor.on_receive(msg)
+                    else:
+                        actor._handle_receive(msg)
+                except Exception:
+                    actor._handle_failure(*exc_info())
+                    try:
+                        actor.on_failure(*exc_info())
+                    except Exception:  # pykka's loop does the same
+                        actor._handle_failure(*exc_info())
+                except BaseException:
+                    # pykka stops the actor (and every other); here the run itself stops too (Ctrl-C).
+                    actor._stop()
+                    raise
+                self._in_turn = None
+                if actor.actor_inbox.stopped:  # actor_stopped.is_set()
+                    actor._sim_teardown = True
+                    actor._sim_running = False
+                    if not q:
+                        actor._sim_dead = True
+                if actor._sim_dead:  # stopped with an empty inbox, or killed in its own turn (a crash)
+                    actors.pop(actor._sim_id, None)
+                    by_urn.pop(actor.actor_urn, None)
+                elif q and not actor._sim_ready:
+                    actor._sim_ready = True
+                    ready.append(actor)
         finally:
             self._in_turn = None
             self.steps += steps

@@ -175,3 +175,27 @@ def test_registering_a_used_tag_for_another_class_fails():
         @dataclass(frozen=True, slots=True, kw_only=True)
         class Impostor(wire.Message):
             x: int
+
+
+def test_envelope_head_plus_payload_is_the_envelope():
+    head = wire.head_encoder(Envelope)
+    for src, actor in (("a", "b"), ("c0001", "heartbeats"), ("s" * 40, "x" * 300)):
+        for payload in (TimerFired(name="t", generation=7),
+                        Ping(seq=5, reply_to_node="a", reply_to_actor="p", body=b"xyz")):
+            assert head(src, actor) + wire.encode(payload) == \
+                wire.encode(Envelope(src=src, dst_actor=actor, payload=payload))
+    with pytest.raises(TypeError):
+        wire.head_encoder(TimerFired)  # no payload field
+
+
+def test_a_str_tuple_field_refuses_a_wrong_item_inside_an_envelope():
+    import msgpack
+
+    from actors.client.messages import NodeUpdateResponse
+
+    good = NodeUpdateResponse(req_id=1, ok=True, servers=("s1", "s2"))
+    dec = wire.fields_decoder(Envelope)
+    assert dec(wire.encode(Envelope(src="a", dst_actor="b", payload=good)))[2] == good
+    payload = [NodeUpdateResponse.TAG, 1, True, "", 0.0, "", ["s1", 2], 0, 0, []]
+    with pytest.raises(wire.BadField, match=r"NodeUpdateResponse\.servers"):  # an int among the servers
+        dec(msgpack.packb([Envelope.TAG, "a", "b", payload]))

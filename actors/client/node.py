@@ -462,7 +462,7 @@ class ClientNode(NodeActor):
         else:
             self.cancel_timer("heartbeat")
         now = self.env.now()
-        self._rpc = _Rpc(kind, now, fp=self.fp)
+        self._rpc = _Rpc(kind, now, self.fp)
         self._attempt(now)
 
     def _attempt(self, now: float | None = None) -> None:
@@ -511,8 +511,10 @@ class ClientNode(NodeActor):
         # answer settles the request; the retry must not fire on nothing.
         self.cancel_timer("rpc_retry")
         # Nearly every answer carries the servers we hold: then nothing below
-        # changes, and the cached sorted list spares sorting both per heartbeat.
-        if m.servers and not self._holds_servers(m.servers):
+        # changes, and the cached sorted list spares sorting both per heartbeat
+        # (its common case first, without the call).
+        if m.servers and not (self._sorted_of is self.servers and m.servers == self._sorted_servers) \
+                and not self._holds_servers(m.servers):
             before = list(self.servers)
             self._set_servers(m.servers)
             if self.registered and sorted(before) != sorted(self.servers):
@@ -535,7 +537,9 @@ class ClientNode(NodeActor):
             self._registered(rpc.fp, rpc.meta)
         else:
             self._heartbeat_ok(now, m)
-        self._next()
+        want = self._want
+        if want["register"] or want["heartbeat"]:
+            self._next()
 
     def _attempt_failed(self, error: str) -> None:
         rpc = self._rpc
@@ -633,7 +637,8 @@ class ClientNode(NodeActor):
                 log.warning("%s: missed heartbeat: since_last_heartbeat=%.1fs", self.env.node, now - self.last_ok)
         self.last_ok, self.ever_ok = now, True
         self.set_timer("heartbeat", self.ttl)
-        self._tell_heartbeat_ok(now)
+        if self.listeners:
+            self._tell_heartbeat_ok(now)
 
     def _tell_heartbeat_ok(self, now: float) -> None:
         """The servers answered (a heartbeat or a registration): disconnect.stop_on_client_after counts

@@ -342,7 +342,10 @@ class HeartbeatMonitor(NodeActor):
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
         if isinstance(message, UpdateNodeStatus):
-            self._heartbeat(message, self.servers)
+            if self.is_leader and message.status == READY:  # _heartbeat's fast case, without its call
+                self._fast(message, self.servers)
+            else:
+                self._heartbeat(message, self.servers)
         elif isinstance(message, FastHeartbeat):
             self._fast(message.request, message.servers)
         elif isinstance(message, HeartbeatServers):
@@ -390,8 +393,8 @@ class HeartbeatMonitor(NodeActor):
 
     def _fast(self, r: UpdateNodeStatus, servers: tuple[str, ...]) -> None:
         node_id, timers, env = r.node_id, self.timers, self.env
-        known = node_id in self.ready and node_id in timers.deadlines
-        if not (self.is_leader and r.status == READY and known):
+        deadlines = timers.deadlines
+        if not (self.is_leader and r.status == READY and node_id in self.ready and node_id in deadlines):
             self.send(env.node, self.endpoint, SlowHeartbeat(r))
             return
         ttl = timers.reset(node_id, env.now(), env.rng)
@@ -400,11 +403,11 @@ class HeartbeatMonitor(NodeActor):
         # armed at or before every live deadline; a new deadline at or after
         # the armed one changes nothing, so the heap need not be consulted.
         armed = self._armed_at
-        if armed is None or timers.deadlines[node_id] < armed:
+        if armed is None or deadlines[node_id] < armed:
             self._arm()
         self.send(r.reply_node, r.reply_actor,
                   _node_update_response(req_id=r.req_id, ok=True, heartbeat_ttl_s=ttl, leader=env.node,
-                                        servers=servers, num_nodes=len(timers.deadlines)))
+                                        servers=servers, num_nodes=len(deadlines)))
 
     # ------------------------------------------------------------ leadership
     def _leadership(self, is_leader: bool, term: int) -> None:
