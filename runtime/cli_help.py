@@ -344,7 +344,8 @@ _c("job run", "[options] <path>", "Submit a job, new or updated",
    "Submits the job file (HCL, JSON or TOML) and monitors the evaluation it creates. Exits 2 when "
    "allocations could not all be placed.",
    ("-check-index <index>", "Only submit when the job's modify index is this one (0: the job must not "
-                            "exist yet), as \"nomad job plan\" prints it."), *_MONITOR, *_VAR_OPTS)
+                            "exist yet), as \"nomad job plan\" prints it."),
+   ("-output", "Print the JSON the job would be submitted as, and submit nothing."), *_MONITOR, *_VAR_OPTS)
 _c("job scale", "[options] <job> [<group>] <count>", "Change a task group's count",
    "Sets how many instances of a task group run; the group may be left out when the job has one.",
    "-check-index <index>", *_MONITOR)
@@ -443,7 +444,10 @@ _c("node status", "[options] [<node>]", "Show client nodes' status",
    "allocations.",
    ("-self", "Show the node of the agent asked."),
    ("-short", "Show only the node's summary."),
-   ("-allocs", "Accepted as Nomad's; a node's allocations are always shown in its status."),
+   ("-allocs", "When listing: add each node's count of running allocations (a node's status always "
+               "shows its allocations)."),
+   ("-os", "When listing: add each node's operating system."),
+   ("-quiet", "When listing: print only the nodes' IDs."),
    ("-stats", "Show detailed resource usage figures."),
    ("-filter <expression>", "When listing: only the nodes this filter expression matches."),
    "-verbose", *_JSON_T)

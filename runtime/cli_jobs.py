@@ -368,16 +368,27 @@ def _finish(addr: str, eval_id: str, detach: bool, what: str, *, head: str = "",
 
 
 def job_run(addr: str, args: list[str]) -> tuple[str, int]:
-    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "check-index": int, **VAR_FLAGS})
-    usage = "nomad job run [-detach] [-check-index N] [-var k=v] [-var-file f] <path>"
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "check-index": int, "output": bool,
+                                     **VAR_FLAGS})
+    usage = "nomad job run [-detach] [-check-index N] [-output] [-var k=v] [-var-file f] <path>"
     job = load_job_file(one_arg(rest, usage), flags)
+    if flags.get("output"):  # Nomad's -output: the request's JSON, indented by 4, nothing submitted
+        return json.dumps({"Job": job}, indent=4), 0
     body: dict[str, Any] = {"Job": job}
     if "check-index" in flags:
         try:
             body.update(EnforceIndex=True, JobModifyIndex=int(flags["check-index"]))
         except ValueError:
             raise CliError(f'invalid value "{flags["check-index"]}" for flag -check-index') from None
-    got = request(addr, "PUT", "/v1/jobs", body)
+    try:
+        got = request(addr, "PUT", "/v1/jobs", body)
+    except CliError as e:
+        # Nomad's enforceIndexRegex: the index conflict alone, then "Job not updated", on stderr.
+        found = re.search(r"\((Enforcing job modify index.*)\)", str(e))
+        if found is None:
+            raise
+        print(f"{found.group(1)}\nJob not updated", file=sys.stderr)
+        return "", 1
     text, code = _finish(addr, got.get("EvalID", ""), flags.get("detach", False),
                          "Job registration successful", verbose=bool(flags.get("verbose")))
     return job_warnings(got) + text, code
@@ -1015,22 +1026,42 @@ def node_status(addr: str, args: list[str]) -> str:
     from runtime import cli_usage  # it imports this module
 
     flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "self": bool, "allocs": bool,
-                                     "filter": str, "json": bool, "stats": bool})
+                                     "filter": str, "json": bool, "stats": bool, "os": bool, "quiet": bool})
     verbose = flags.get("verbose", False)
     if flags.get("self"):
         if rest:
             raise CliError("This command takes either one or no arguments")
         rest = [local_node_id(addr)]
     if not rest:
-        nodes = request(addr, "GET", "/v1/nodes", filter=flags.get("filter"))
+        if flags.get("quiet") and (verbose or flags.get("json")):
+            raise CliError("-quiet cannot be used with -verbose or -json")
+        nodes = request(addr, "GET", "/v1/nodes" + ("?os=true" if flags.get("os") else ""),
+                        filter=flags.get("filter"))
         if flags.get("json"):
             return as_json(nodes or [])
         if not nodes:
             return "No nodes registered"
-        rows = [["ID", "Node Pool", "DC", "Name", "Class", "Drain", "Eligibility", "Status"]]
-        rows += [[short(n["ID"], verbose), n.get("NodePool", "default"), n.get("Datacenter", ""),
-                  n.get("Name", ""), n.get("NodeClass") or "<none>", str(bool(n.get("Drain"))).lower(),
-                  n.get("SchedulingEligibility", ""), n.get("Status", "")] for n in nodes]
+        if flags.get("quiet"):  # Nomad's -quiet: the full IDs alone
+            return "\n".join(n["ID"] for n in nodes)
+        # Nomad's columns: -os adds OS, -verbose Address and Version, -allocs the running allocations.
+        rows = [["ID", "Node Pool", "DC", "Name", "Class", *(["OS"] if flags.get("os") else []),
+                 *(["Address", "Version"] if verbose else []), "Drain", "Eligibility", "Status",
+                 *(["Running Allocs"] if flags.get("allocs") else [])]]
+        for n in nodes:
+            row = [short(n["ID"], verbose), n.get("NodePool", "default"), n.get("Datacenter", ""),
+                   n.get("Name", ""), n.get("NodeClass") or "<none>"]
+            if flags.get("os"):
+                row.append((n.get("Attributes") or {}).get("os.name", ""))
+            if verbose:
+                row += [n.get("Address", ""), n.get("Version", "")]
+            row += [str(bool(n.get("Drain"))).lower(), n.get("SchedulingEligibility", ""), n.get("Status", "")]
+            if flags.get("allocs"):
+                try:
+                    on = request(addr, "GET", f"/v1/node/{n['ID']}/allocations")
+                except CliError as e:
+                    raise CliError(f"Error querying node allocations: {e}") from None
+                row.append(str(sum(1 for a in on or () if a.get("ClientStatus") == "running")))
+            rows.append(row)
         return table(rows)
     stub = resolve(addr, "node", one_arg(rest, "nomad node status [<node>]"))
     node = request(addr, "GET", f"/v1/node/{stub['ID']}")

@@ -1,0 +1,88 @@
+"""Review 20: what an operator of a real cluster notices where this agent differs from Nomad.
+
+Each test shows one defect found by running a cluster by hand (REVIEW20.md lists them); a test still
+marked xfail(strict=True) is a defect in code this review did not change (the scheduler, the state)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from tests.test_agent_process import wait_for
+from tests.test_cli_jobs import nomad
+from tests.test_http_jobs import call, dev, node_id  # noqa: F401
+
+pytestmark = pytest.mark.timeout(120)
+
+WEB_HCL = """
+job "r20-web" {
+  datacenters = ["dc1"]
+  group "web" {
+    count = 0
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["60"]
+      }
+    }
+  }
+}
+"""
+
+
+# ---------------------------------------------------------------- CLI (fixed here)
+
+
+def test_node_status_list_has_nomads_verbose_os_allocs_and_quiet_columns(dev):  # noqa: F811
+    """Nomad's node list: -verbose adds Address and Version, -os an OS column, -allocs the running
+    allocations; -quiet prints the IDs alone and refuses -verbose/-json."""
+    nid = node_id(dev.http_port)
+    r = nomad(dev, "node", "status", "-verbose", "-os", "-allocs")
+    assert r.returncode == 0, r.stderr
+    head, row = r.stdout.splitlines()[:2]
+    assert head.split() == ["ID", "Node", "Pool", "DC", "Name", "Class", "OS", "Address", "Version",
+                            "Drain", "Eligibility", "Status", "Running", "Allocs"]
+    assert row.startswith(nid) and row.split()[-1].isdigit()
+    r = nomad(dev, "node", "status", "-quiet")
+    assert (r.returncode, r.stdout.split()) == (0, [nid])
+    r = nomad(dev, "node", "status", "-quiet", "-verbose")
+    assert r.returncode == 1 and "-quiet cannot be used with -verbose or -json" in r.stderr
+
+
+def test_job_run_output_prints_the_request_and_submits_nothing(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "web.nomad.hcl"
+    path.write_text(WEB_HCL)
+    r = nomad(dev, "job", "run", "-output", str(path))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["Job"]["ID"] == "r20-web" and r.stdout.startswith('{\n    "Job": {')
+    assert call(dev.http_port, "GET", "/v1/job/r20-web").status == 404
+
+
+def test_job_run_check_index_conflict_prints_nomads_two_lines(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "web.nomad.hcl"
+    path.write_text(WEB_HCL.replace("r20-web", "r20-ci"))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    r = nomad(dev, "job", "run", "-check-index", "1", str(path))
+    assert r.returncode == 1 and r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("Enforcing job modify index 1: job exists with conflicting job modify index")
+    assert lines[1:] == ["Job not updated"]
+
+
+# ---------------------------------------------------------------- state / scheduler (not changed here)
+
+
+@pytest.mark.xfail(strict=True, reason="actors/state/deployments.overdue fails a deployment whose healthy "
+                   "canaries await manual promotion once its progress deadline passes; Nomad skips it")
+def test_progress_deadline_spares_a_deployment_whose_canaries_await_promotion():
+    from actors.state import deployments
+
+    d = {"ID": "d1", "Status": "running", "TaskGroups": {"web": {
+        "DesiredCanaries": 1, "Promoted": False, "PlacedCanaries": ["a1"], "HealthyAllocs": 1,
+        "DesiredTotal": 2, "PlacedAllocs": 1, "RequireProgressBy": 10.0, "ProgressDeadline": 60 * 10**9}}}
+    store = SimpleNamespace(latest_deployment_of={("default", "web"): "d1"},
+                            tables={deployments.TABLE: {"d1": d}})
+    assert deployments.overdue(store, 20.0) == []
