@@ -1054,7 +1054,8 @@ def node_status(addr: str, args: list[str]) -> str:
                 row.append((n.get("Attributes") or {}).get("os.name", ""))
             if verbose:
                 row += [n.get("Address", ""), n.get("Version", "")]
-            row += [str(bool(n.get("Drain"))).lower(), n.get("SchedulingEligibility", ""), n.get("Status", "")]
+            row += [str(bool(n.get("Drain"))).lower(), n.get("SchedulingEligibility", ""),
+                    n.get("Status", "")]
             if flags.get("allocs"):
                 try:
                     on = request(addr, "GET", f"/v1/node/{n['ID']}/allocations")

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.test_agent_process import wait_for
 from tests.test_cli_jobs import nomad
 from tests.test_http_jobs import call, dev, node_id  # noqa: F401
 
