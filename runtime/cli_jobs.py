@@ -115,9 +115,10 @@ def one_arg(rest: list[str], usage: str) -> str:
 
 
 def kv(pairs: list[tuple[str, Any]]) -> str:
-    """Nomad's ``formatKV``: keys padded so the ``=`` line up."""
+    """Nomad's ``formatKV``: keys padded so the ``=`` line up; an empty value is ``<none>`` (its
+    columnize placeholder)."""
     width = max(len(k) for k, _ in pairs)
-    return "\n".join(f"{k.ljust(width)} = {v}" for k, v in pairs)
+    return "\n".join(f"{k.ljust(width)} = {'<none>' if v == '' else v}" for k, v in pairs)
 
 
 def short(ident: str, verbose: bool = False) -> str:
@@ -389,6 +390,21 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
             raise
         print(f"{found.group(1)}\nJob not updated", file=sys.stderr)
         return "", 1
+    if job.get("Periodic") or job.get("ParameterizedJob"):
+        # Nomad monitors nothing for a launcher: a periodic job's next launch, a parameterized job alone.
+        text = "Job registration successful"
+        if not job.get("ParameterizedJob") and not (job["Periodic"].get("Enabled") is False):
+            from actors.scheduler.cron import CronError, next_launch  # noqa: PLC0415 - periodic jobs only
+            from runtime.cli_usage import go_duration  # noqa: PLC0415 - it imports this module
+
+            now = time.time()
+            try:
+                nxt = next_launch(job["Periodic"], now)
+                text += (f"\nApproximate next launch time: {fmt_time(nxt)} "
+                         f"({go_duration(int(nxt) - int(now))} from now)")
+            except CronError as e:
+                print(f"Error determining next launch time: {e}", file=sys.stderr)
+        return job_warnings(got) + text, 0
     text, code = _finish(addr, got.get("EvalID", ""), flags.get("detach", False),
                          "Job registration successful", verbose=bool(flags.get("verbose")))
     return job_warnings(got) + text, code
@@ -536,32 +552,54 @@ def job_status(addr: str, args: list[str]) -> str:
         return as_json([_job_json(addr, stub["ID"])])
     path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}"
     job = request(addr, "GET", path)
-    out = [kv([("ID", job["ID"]), ("Name", job.get("Name", job["ID"])),
-               ("Submit Date", fmt_time(job.get("SubmitTime"))), ("Type", job["Type"]),
-               ("Priority", job.get("Priority", 50)), ("Datacenters", ",".join(job.get("Datacenters", ()))),
-               ("Namespace", job.get("Namespace", "default")), ("Node Pool", job.get("NodePool", "default")),
-               ("Status", job.get("Status", "pending") + (" (stopped)" if job.get("Stop") else "")),
-               ("Periodic", str(bool(job.get("Periodic"))).lower()),
-               ("Parameterized", str(bool(job.get("ParameterizedJob"))).lower())]
-              + ([("Parent ID", job["ParentID"])] if job.get("ParentID") else []))]
-    if job.get("Periodic") or job.get("ParameterizedJob"):
-        # Nomad shows a launcher's children rather than its own (empty) summary.
-        children = [j for j in request(addr, "GET", "/v1/jobs", prefix=f"{job['ID']}/")
-                    if j.get("ParentID") == job["ID"]]
-        if job.get("Periodic"):
-            p = job["Periodic"]
-            from actors.scheduler.cron import next_launch  # noqa: PLC0415 - periodic jobs only
-
-            nxt = next_launch(p, time.time())
-            out.append(f"\nNext Periodic Launch = {fmt_time(nxt)}")
-        if flags.get("short"):
-            return out[0]
-        out += ["", "Children Job Summary" if job.get("ParameterizedJob") else "Previously Launched Jobs"]
-        if not children:
-            out.append("No instances of the job")
+    periodic, param = bool(job.get("Periodic")), bool(job.get("ParameterizedJob"))
+    pairs = [("ID", job["ID"]), ("Name", job.get("Name", job["ID"])),
+             ("Submit Date", fmt_time(job.get("SubmitTime"))), ("Type", job["Type"]),
+             ("Priority", job.get("Priority", 50)), ("Datacenters", ",".join(job.get("Datacenters", ()))),
+             ("Namespace", job.get("Namespace", "default")), ("Node Pool", job.get("NodePool", "default")),
+             ("Status", job.get("Status", "pending") + (" (stopped)" if job.get("Stop") else "")),
+             ("Periodic", str(periodic).lower()), ("Parameterized", str(param).lower())]
+    if job.get("DispatchIdempotencyToken"):
+        pairs.append(("Idempotency Token", job["DispatchIdempotencyToken"]))
+    if periodic and not param:  # Nomad's: one more line of the same block, and how far off it is
+        if job.get("Stop"):
+            pairs.append(("Next Periodic Launch", "none (job stopped)"))
         else:
-            rows = [["ID", "Status"]] + [[c["ID"], c["Status"]] for c in children]
-            out.append(table(rows))
+            from actors.scheduler.cron import CronError, next_launch  # noqa: PLC0415 - periodic jobs only
+            from runtime.cli_usage import go_duration  # noqa: PLC0415 - it imports this module
+
+            now = time.time()
+            try:
+                nxt = next_launch(job["Periodic"], now)
+            except CronError:
+                nxt = None
+            if nxt is not None:
+                pairs.append(("Next Periodic Launch",
+                              f"{fmt_time(nxt)} ({go_duration(int(nxt) - int(now))} from now)"))
+    out = [kv(pairs)]
+    if (periodic or param) and flags.get("short"):
+        return out[0]
+    if periodic or param:
+        # Nomad's outputPeriodicInfo / outputParameterizedInfo: the children, not the launcher's summary.
+        if param:
+            spec = job["ParameterizedJob"]
+            out += ["", "Parameterized Job", kv([
+                ("Payload", spec.get("Payload") or "optional"),
+                ("Required Metadata", ", ".join(spec.get("MetaRequired") or ())),
+                ("Optional Metadata", ", ".join(spec.get("MetaOptional") or ()))])]
+        kids = (request(addr, "GET", f"{path}/summary") or {}).get("Children") or {}
+        out += ["", "Parameterized Job Summary" if param else "Children Job Summary",
+                table([["Pending", "Running", "Dead"],
+                       [str(kids.get(k, 0)) for k in ("Pending", "Running", "Dead")]])]
+        suffix = "/dispatch-" if param else "/periodic-"
+        children = [j for j in request(addr, "GET", "/v1/jobs", prefix=job["ID"] + suffix) or ()
+                    if j.get("ParentID") == job["ID"]]
+        if not children:
+            out.append("\nNo dispatched instances of parameterized job found" if param
+                       else "\nNo instances of periodic job found")
+        else:
+            out += ["", "Dispatched Jobs" if param else "Previously Launched Jobs",
+                    table([["ID", "Status"]] + [[c["ID"], c["Status"]] for c in children])]
         return "\n".join(out)
     if flags.get("short"):
         return out[0]

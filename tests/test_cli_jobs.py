@@ -874,7 +874,8 @@ job "cli-cron" {
                                       f"/v1/job/{urllib.parse.quote(children[0], safe='')}/allocations").json()
                       if a["ClientStatus"] == "complete"], "the launch done", PLACE_DEADLINE_S, dev.detail)
     status = nomad(dev, "job", "status", "cli-cron")
-    assert "Periodic      = true" in status.stdout and "Next Periodic Launch" in status.stdout, status.stdout
+    assert "Periodic             = true" in status.stdout, status.stdout
+    assert re.search(r"Next Periodic Launch = \S+Z \(\S+ from now\)", status.stdout), status.stdout
     assert "Previously Launched Jobs" in status.stdout and children[0] in status.stdout
     bad = nomad(dev, "job", "periodic", "force", "cli-cron-nope")
     assert bad.returncode == 1

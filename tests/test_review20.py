@@ -6,6 +6,7 @@ marked xfail(strict=True) is a defect in code this review did not change (the sc
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -85,3 +86,75 @@ def test_progress_deadline_spares_a_deployment_whose_canaries_await_promotion():
     store = SimpleNamespace(latest_deployment_of={("default", "web"): "d1"},
                             tables={deployments.TABLE: {"d1": d}})
     assert deployments.overdue(store, 20.0) == []
+
+
+PERIODIC_HCL = """
+job "r20-cron" {
+  datacenters = ["dc1"]
+  type = "batch"
+  periodic {
+    crons = ["0 3 * * *"]
+  }
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/true"
+      }
+    }
+  }
+}
+"""
+PARAM_HCL = """
+job "r20-param" {
+  datacenters = ["dc1"]
+  type = "batch"
+  parameterized {
+    meta_required = ["who"]
+  }
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/true"
+      }
+    }
+  }
+}
+"""
+
+
+def test_job_run_of_a_periodic_or_parameterized_job_prints_what_nomad_does(dev, tmp_path):  # noqa: F811
+    """Nomad: a periodic job's approximate next launch rather than an empty "Evaluation ID:", a
+    parameterized job's registration alone."""
+    cron, param = tmp_path / "cron.nomad.hcl", tmp_path / "param.nomad.hcl"
+    cron.write_text(PERIODIC_HCL)
+    param.write_text(PARAM_HCL)
+    r = nomad(dev, "job", "run", str(cron))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Job registration successful"
+    assert re.fullmatch(r"Approximate next launch time: \S+T03:00:00Z \(\d+h\d+m\d+s from now\)|"
+                        r"Approximate next launch time: \S+T03:00:00Z \(\d+m\d+s from now\)", lines[1])
+    assert len(lines) == 2
+    r = nomad(dev, "job", "run", str(param))
+    assert (r.returncode, r.stdout) == (0, "Job registration successful\n"), r.stderr
+
+
+def test_job_status_of_periodic_and_parameterized_jobs_has_nomads_sections(dev, tmp_path):  # noqa: F811
+    cron, param = tmp_path / "cron.nomad.hcl", tmp_path / "param.nomad.hcl"
+    cron.write_text(PERIODIC_HCL.replace("r20-cron", "r20-cron2"))
+    param.write_text(PARAM_HCL.replace("r20-param", "r20-param2"))
+    assert nomad(dev, "job", "run", str(cron)).returncode == 0
+    assert nomad(dev, "job", "run", str(param)).returncode == 0
+    out = nomad(dev, "job", "status", "r20-cron2").stdout
+    # The next launch is a line of the same aligned block, with how far off it is.
+    assert "\nPeriodic             = true\n" in out, out
+    assert re.search(r"\nNext Periodic Launch = \S+T03:00:00Z \(\S+ from now\)\n", out), out
+    assert "\nChildren Job Summary\nPending  Running  Dead\n0        0        0\n" in out, out
+    assert out.endswith("\nNo instances of periodic job found\n"), out
+    out = nomad(dev, "job", "status", "r20-param2").stdout
+    assert ("\nParameterized Job\nPayload           = optional\nRequired Metadata = who\n"
+            "Optional Metadata = <none>\n") in out, out
+    assert "\nParameterized Job Summary\nPending  Running  Dead\n" in out, out
+    assert out.endswith("\nNo dispatched instances of parameterized job found\n"), out
