@@ -275,6 +275,9 @@ def job_out(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_CHILD_KEYS = {"pending": "Pending", "running": "Running", "dead": "Dead"}
+
+
 def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Nomad's ``JobSummary`` per job, counted from its allocations in one pass.
 
@@ -291,6 +294,15 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
                                 for g in job.get("TaskGroups", ())},
                     "Children": {"Pending": 0, "Running": 0, "Dead": 0},
                     "CreateIndex": job.get("CreateIndex", 0), "ModifyIndex": job.get("ModifyIndex", 0)}
+    # Nomad's JobChildrenSummary: a periodic or parameterized job's children counted by their status.
+    if any(jobs[j].get("Periodic") or jobs[j].get("ParameterizedJob") for j in job_ids):
+        for child in jobs.values():
+            parent = child.get("ParentID")
+            if parent in wanted and jobs[parent].get("Namespace", "default") == \
+                    child.get("Namespace", "default"):
+                key = _CHILD_KEYS.get(child.get("Status", ""))
+                if key:
+                    out[parent]["Children"][key] += 1
     for a in st.tables["allocs"].values():
         jid = a.get("JobID")
         if jid not in wanted:

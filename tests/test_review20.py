@@ -158,3 +158,18 @@ def test_job_status_of_periodic_and_parameterized_jobs_has_nomads_sections(dev, 
             "Optional Metadata = <none>\n") in out, out
     assert "\nParameterized Job Summary\nPending  Running  Dead\n" in out, out
     assert out.endswith("\nNo dispatched instances of parameterized job found\n"), out
+
+
+def test_a_parameterized_jobs_summary_counts_its_dispatched_children(dev, tmp_path):  # noqa: F811
+    """Nomad's JobChildrenSummary: the parent's summary counts its children by status (it stayed 0)."""
+    param = tmp_path / "param.nomad.hcl"
+    param.write_text(PARAM_HCL.replace("r20-param", "r20-kids"))
+    assert nomad(dev, "job", "run", str(param)).returncode == 0
+    r = nomad(dev, "job", "dispatch", "-detach", "-meta", "who=me", "r20-kids")
+    assert r.returncode == 0, r.stderr
+    kids = call(dev.http_port, "GET", "/v1/job/r20-kids/summary").json()["Children"]
+    assert sum(kids.values()) == 1, kids
+    listed = [j for j in call(dev.http_port, "GET", "/v1/jobs").json() if j["ID"] == "r20-kids"]
+    assert sum(listed[0]["JobSummary"]["Children"].values()) == 1
+    out = nomad(dev, "job", "status", "r20-kids").stdout
+    assert "\nDispatched Jobs\nID " in out and "r20-kids/dispatch-" in out, out
