@@ -399,7 +399,8 @@ _c("node config", "[options] [<address>...]", "Show or change a client's server 
    ("-update-servers", "Replace the client's server list with the addresses given."))
 _c("node drain", "[options] <node>", "Drain a node, or stop draining it",
    "Turns draining on (-enable) or off (-disable) for a node: a draining node takes no new "
-   "allocations and its allocations are moved elsewhere. One of -enable and -disable is required.",
+   "allocations and its allocations are moved elsewhere. One of -enable and -disable is required "
+   "(or -monitor). With -enable the drain is followed, a line for each change, until it is done.",
    ("-enable", "Start draining the node."),
    ("-disable", "Stop draining the node."),
    ("-deadline <duration>", "With -enable: stop what is still running after this long (1h by default)."),
@@ -410,8 +411,8 @@ _c("node drain", "[options] <node>", "Drain a node, or stop draining it",
    ("-self", "Drain the node of the agent asked (no node argument)."),
    ("-m <message>", "A message stored with the drain."),
    ("-meta <key=value>", "A metadata value stored with the drain; may be given more than once."),
-   ("-monitor", "Accepted for Nomad's compatibility; the drain is not followed."),
-   ("-detach", "Return right after the drain is set (the default)."), "-yes")
+   ("-monitor", "Follow a drain already set, changing nothing, until it is done."),
+   ("-detach", "Return right after the drain is set, rather than follow it until it is done."), "-yes")
 _c("node eligibility", "[options] <node>", "Set whether a node takes new allocations",
    "Marks a node eligible (-enable) or ineligible (-disable) for new allocations; running ones stay.",
    ("-enable", "Mark the node eligible."), ("-disable", "Mark the node ineligible."),

@@ -1226,11 +1226,94 @@ def _drain_deadline_ns(flags: dict[str, Any]) -> int:
     return int(seconds * 1e9)
 
 
+# How long one blocking query of the drain monitor waits for a change: it watches the node and its
+# allocations in turn, so this bounds how late it reports either.
+DRAIN_MONITOR_WAIT = "1s"
+
+
+def _drain_line(text: str, stream: Any = None) -> None:
+    """One line of Nomad's drain monitor: the time, then the message, printed as it happens."""
+    print(f"{fmt_time(time.time())}: {text}", file=stream or sys.stdout, flush=True)
+
+
+def _monitor_drain(addr: str, node_id: str, index: int, ignore_system: bool) -> None:
+    """Nomad's Nodes.MonitorDrain: the node's drain (ends when its strategy is gone) and its allocations
+    (ends when none is pending or running), each change on a line, until both are done."""
+    node_done, allocs_done = False, False
+    node_index, alloc_index, last_strategy = index, 0, None
+    seen: dict[str, dict[str, Any]] = {}
+    while not (node_done and allocs_done):
+        if not node_done:
+            meta: dict[str, int] = {}
+            try:
+                node = request(addr, "GET", f"/v1/node/{node_id}", answer_meta=meta, stale="",
+                               index=node_index, wait=DRAIN_MONITOR_WAIT)
+            except CliError as e:
+                _drain_line(f"Error monitoring node: {e}", sys.stderr)
+                return
+            node_index = meta.get("index", node_index)
+            strategy = node.get("DrainStrategy")
+            if strategy is None:
+                _drain_line(f"Drain complete for node {node_id}")
+                node_done = True
+            else:
+                if node.get("Status") == "down":
+                    _drain_line(f'Node "{node_id}" down', sys.stderr)
+                if last_strategy is not None and strategy != last_strategy:
+                    _drain_line(f'Node "{node_id}" drain updated: {strategy}')
+                last_strategy = strategy
+        if not allocs_done:
+            meta = {}
+            try:
+                allocs = request(addr, "GET", f"/v1/node/{node_id}/allocations", answer_meta=meta, stale="",
+                                 index=alloc_index, wait=DRAIN_MONITOR_WAIT) or []
+            except CliError as e:
+                _drain_line(f"Error monitoring allocations: {e}", sys.stderr)
+                return
+            alloc_index = meta.get("index", alloc_index)
+            running = 0
+            for a in allocs:
+                orig = seen.get(a["ID"])
+                seen[a["ID"]] = a
+                migrating = bool((a.get("DesiredTransition") or {}).get("Migrate"))
+                msg = ""
+                if orig is None:
+                    pass  # the first answer's allocations: nothing to say yet
+                elif orig.get("ClientStatus") != a.get("ClientStatus"):
+                    msg = f"status {orig.get('ClientStatus')} -> {a.get('ClientStatus')}"
+                elif migrating and not (orig.get("DesiredTransition") or {}).get("Migrate"):
+                    msg = "marked for migration"
+                elif migrating and orig.get("DesiredStatus") != a.get("DesiredStatus") \
+                        and a.get("DesiredStatus") == "stop":
+                    msg = "draining"
+                if msg:
+                    _drain_line(f'Alloc "{a["ID"]}" {msg}')
+                job_type = (a.get("Job") or {}).get("Type")
+                if job_type is None or (ignore_system and job_type == "system"):
+                    continue
+                running += a.get("ClientStatus") in ("pending", "running")
+            if running == 0:
+                _drain_line(f'All allocations on node "{node_id}" have stopped')
+                allocs_done = True
+
+
 def node_drain(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"enable": bool, "disable": bool, "deadline": str, "force": bool,
                                      "no-deadline": bool, "ignore-system": bool, "keep-ineligible": bool,
                                      "yes": bool, "detach": bool, "monitor": bool, "m": str, "meta": list,
                                      "self": bool})
+    if flags.get("monitor"):  # Nomad's -monitor: watch a drain already set, change nothing
+        if flags.get("enable") or flags.get("disable"):
+            raise CliError("The -monitor flag cannot be used with the '-enable' or '-disable' flags")
+        meta_now: dict[str, int] = {}
+        stub = _node_arg(addr, flags, rest)
+        node = request(addr, "GET", f"/v1/node/{stub['ID']}", answer_meta=meta_now)
+        if node.get("DrainStrategy") is None:
+            print("No drain strategy set", file=sys.stderr)
+            return ""
+        _drain_line(f'Monitoring node "{node["ID"]}": Ctrl-C to detach monitoring')
+        _monitor_drain(addr, node["ID"], meta_now.get("index", 0), bool(flags.get("ignore-system")))
+        return ""
     enable = _enable_disable(flags)
     if not enable and any(flags.get(f) for f in ("deadline", "force", "no-deadline", "ignore-system")):
         raise CliError("-deadline, -force, -no-deadline and -ignore-system apply only with -enable")
@@ -1252,10 +1335,19 @@ def node_drain(addr: str, args: list[str]) -> str:
             not _confirm(f'Are you sure you want to {verb} drain mode for node "{node["ID"]}"? [y/N]'):
         return "Canceling drain toggle"
     spec = {"Deadline": deadline, "IgnoreSystemJobs": bool(flags.get("ignore-system"))} if enable else None
-    request(addr, "PUT", f"/v1/node/{node['ID']}/drain",
-            {"NodeID": node["ID"], "DrainSpec": spec,
-             "MarkEligible": not enable and not flags.get("keep-ineligible"), "Meta": meta})
-    return f'Node "{node["ID"]}" drain strategy {"set" if enable else "unset"}'
+    try:
+        got = request(addr, "PUT", f"/v1/node/{node['ID']}/drain",
+                      {"NodeID": node["ID"], "DrainSpec": spec,
+                       "MarkEligible": not enable and not flags.get("keep-ineligible"), "Meta": meta})
+    except CliError as e:
+        raise CliError(f"Error updating drain specification: {e}") from None
+    if not enable or flags.get("detach"):
+        return f'Node "{node["ID"]}" drain strategy {"set" if enable else "unset"}'
+    # Nomad monitors the drain it set until the node is drained (-detach returns at once).
+    _drain_line("Ctrl-C to stop monitoring: will not cancel the node drain")
+    _drain_line(f'Node "{node["ID"]}" drain strategy set')
+    _monitor_drain(addr, node["ID"], int((got or {}).get("Index") or 0), bool(flags.get("ignore-system")))
+    return ""
 
 
 def node_eligibility(addr: str, args: list[str]) -> str:

@@ -229,7 +229,8 @@ def test_node_status_drain_and_eligibility(dev):  # noqa: F811
     one = json.loads(nomad(dev, "node", "status", "-json", node[:8]).stdout)
     assert one["ID"] == node and "Attributes" in one and one.get("SecretID", "") == ""  # Nomad blanks it
 
-    drain = nomad(dev, "node", "drain", "-enable", "-deadline", "10m", "-ignore-system", "-yes", node[:8])
+    drain = nomad(dev, "node", "drain", "-enable", "-detach", "-deadline", "10m", "-ignore-system", "-yes",
+                  node[:8])
     assert (drain.returncode, drain.stdout) == (0, f'Node "{node}" drain strategy set\n'), drain.stderr
     # The leader's drainer may finish a drain with nothing to move within a
     # second of it being set: either the strategy is there, or it completed.
@@ -245,7 +246,7 @@ def test_node_status_drain_and_eligibility(dev):  # noqa: F811
     assert (undrain.returncode, undrain.stdout) == (0, f'Node "{node}" drain strategy unset\n')
     assert call(dev.http_port, "GET", f"/v1/node/{node}").json()["SchedulingEligibility"] == "eligible"
 
-    forced = nomad(dev, "node", "drain", "-enable", "-force", node)
+    forced = nomad(dev, "node", "drain", "-enable", "-detach", "-force", node)
     assert forced.returncode == 0
     got = call(dev.http_port, "GET", f"/v1/node/{node}").json()
     assert (got.get("DrainStrategy") or {}).get("Deadline", -1) < 0 and \

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.test_agent_process import wait_for
 from tests.test_cli_jobs import nomad
 from tests.test_http_jobs import call, dev, node_id  # noqa: F401
 
@@ -173,3 +174,31 @@ def test_a_parameterized_jobs_summary_counts_its_dispatched_children(dev, tmp_pa
     assert sum(listed[0]["JobSummary"]["Children"].values()) == 1
     out = nomad(dev, "job", "status", "r20-kids").stdout
     assert "\nDispatched Jobs\nID " in out and "r20-kids/dispatch-" in out, out
+
+
+def test_node_drain_enable_monitors_the_drain_until_it_is_done(dev, tmp_path):  # noqa: F811
+    """Nomad's node drain -enable watches the drain it set (-detach returns at once): time-stamped
+    lines for the allocations as they move, then the node's drain complete."""
+    nid = node_id(dev.http_port)
+    path = tmp_path / "drained.nomad.hcl"
+    path.write_text(WEB_HCL.replace("r20-web", "r20-drained").replace("count = 0", "count = 1"))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    wait_for(lambda: [a for a in call(dev.http_port, "GET", "/v1/job/r20-drained/allocations").json()
+                      if a["ClientStatus"] == "running"], "the allocation running", 30, dev.detail)
+    try:
+        r = nomad(dev, "node", "drain", "-enable", "-deadline", "30s", "-yes", nid)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: "
+        assert re.fullmatch(stamp + "Ctrl-C to stop monitoring: will not cancel the node drain", lines[0])
+        assert re.fullmatch(stamp + f'Node "{nid}" drain strategy set', lines[1])
+        assert any(re.fullmatch(stamp + r'Alloc "[0-9a-f-]{36}" status running -> complete', ln)
+                   for ln in lines), lines
+        assert any(re.fullmatch(stamp + f'All allocations on node "{nid}" have stopped', ln) for ln in lines)
+        assert re.fullmatch(stamp + f"Drain complete for node {nid}", lines[-1]) or \
+            re.fullmatch(stamp + f'All allocations on node "{nid}" have stopped', lines[-1]), lines
+        r = nomad(dev, "node", "drain", "-monitor", "-yes", nid)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", "No drain strategy set\n")
+    finally:
+        assert nomad(dev, "node", "drain", "-disable", "-yes", nid).returncode == 0
+        nomad(dev, "job", "stop", "-purge", "-detach", "r20-drained")
