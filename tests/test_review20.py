@@ -202,3 +202,11 @@ def test_node_drain_enable_monitors_the_drain_until_it_is_done(dev, tmp_path):  
     finally:
         assert nomad(dev, "node", "drain", "-disable", "-yes", nid).returncode == 0
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-drained")
+
+
+@pytest.mark.xfail(strict=True, reason="actors/raft/membership.py reports every server's Version as '' in "
+                   "autopilot health; Nomad gives the server's build version (its serf 'build' tag)")
+def test_autopilot_health_reports_each_servers_version(dev):  # noqa: F811
+    got = wait_for(lambda: (lambda r: r.status in (200, 429) and r.json())(
+        call(dev.http_port, "GET", "/v1/operator/autopilot/health")), "autopilot health", 15, dev.detail)
+    assert all(s["Version"] for s in got["Servers"]), got["Servers"]
