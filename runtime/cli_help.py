@@ -672,13 +672,17 @@ _g("var", "Read and write variables",
    "Groups the commands that list, read, write and purge Nomad variables.")
 _c("var get", "[options] <path> [<item>]", "Read a variable",
    "Prints a variable, or one of its items' value.",
+   ("-item <key>", "Print only this item's value, as it is (no newline added)."),
    ("-out <json|table|none>", "How the variable is printed; a table on a terminal, JSON otherwise."))
 _c("var init", "[options] [<filename>]", "Write an example variable file",
    "Writes an example variable specification (spec.nv.hcl by default); never over an existing file.",
    ("-out <hcl|json>", "The format written; hcl by default."),
    ("-quiet", "Print nothing on success."), general=False)
 _c("var list", "[options] [<prefix>]", "List variables",
-   "Lists the variables (under a path prefix, if given) and when they last changed.", *_JSON_T)
+   "Lists the variables (under a path prefix, if given) and when they last changed.",
+   ("-out <json|table|terse>", "How the list is printed; a table on a terminal, JSON otherwise; terse: "
+                               "the paths alone."),
+   ("-filter <expression>", "Only the variables this filter expression matches."), *_JSON_T)
 _c("var purge", "[options] <path>", "Delete a variable", "Deletes a variable.", "-check-index <index>")
 _c("var lock", "[options] <path> [@<spec file>] <child command...>",
    "Run a command while holding a variable's lock",

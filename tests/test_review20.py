@@ -210,3 +210,20 @@ def test_autopilot_health_reports_each_servers_version(dev):  # noqa: F811
     got = wait_for(lambda: (lambda r: r.status in (200, 429) and r.json())(
         call(dev.http_port, "GET", "/v1/operator/autopilot/health")), "autopilot health", 15, dev.detail)
     assert all(s["Version"] for s in got["Servers"]), got["Servers"]
+
+
+def test_var_get_list_and_put_answer_as_nomads(dev):  # noqa: F811
+    """Nomad's var commands: -item prints the value alone; a missing variable is "Variable not found"
+    (exit 1); piped output is JSON in api.Variable's field order, var list's too; -out terse lists paths."""
+    put = nomad(dev, "var", "put", "r20/app", "user=admin", "pass=x")
+    assert put.returncode == 0, put.stderr
+    assert list(json.loads(put.stdout)) == ["Namespace", "Path", "CreateIndex", "ModifyIndex", "CreateTime",
+                                            "ModifyTime", "Items"]
+    r = nomad(dev, "var", "get", "-item", "user", "r20/app")
+    assert (r.returncode, r.stdout) == (0, "admin"), r.stderr
+    r = nomad(dev, "var", "get", "r20/none")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "Variable not found\n")
+    r = nomad(dev, "var", "list", "r20/")
+    assert r.returncode == 0 and [v["Path"] for v in json.loads(r.stdout)] == ["r20/app"], r.stderr
+    r = nomad(dev, "var", "list", "-out", "terse", "r20/")
+    assert (r.returncode, r.stdout) == (0, "r20/app\n"), r.stderr
