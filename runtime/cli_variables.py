@@ -88,7 +88,8 @@ def var_list(addr: str, args: list[str]) -> str:
         raise CliError('Invalid value for "-out"; valid values are [json, table, terse]')
     if flags.get("filter"):
         print(FILTER_PERFORMANCE_WARNING, file=sys.stderr)
-    found = request(addr, "GET", "/v1/vars", prefix=rest[0] if rest else None, filter=flags.get("filter")) or []
+    found = request(addr, "GET", "/v1/vars", prefix=rest[0] if rest else None,
+                    filter=flags.get("filter")) or []
     if out == "json":
         return json.dumps(found, indent=4)  # Nomad's Format
     found = sorted(found, key=lambda x: (x.get("Namespace", ""), x.get("Path", "")))
