@@ -281,8 +281,9 @@ def test_a_started_task_records_nomads_task_setup_event(dev, tmp_path):  # noqa:
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-setup")
 
 
-@pytest.mark.xfail(strict=True, reason="actors/scheduler: a plan that would start a canary counts it as "
-                   "Place ('1 create, 1 ignore'); Nomad's reconciler counts it as Canary ('1 canary, 1 ignore')")
+@pytest.mark.xfail(strict=True, reason="actors/scheduler: a plan that would start a canary counts it "
+                   "as Place ('1 create, 1 ignore'); Nomad's reconciler counts it as Canary ('1 canary, "
+                   "1 ignore')")
 def test_plan_of_a_canary_update_counts_the_canary(dev):  # noqa: F811
     job = {"ID": "r20-canary", "Type": "service", "Datacenters": ["dc1"],
            "Update": {"Canary": 1, "MaxParallel": 1, "MinHealthyTime": 0},
