@@ -658,13 +658,21 @@ def _job_evals_sections(evals: list[dict[str, Any]], verbose: bool, show: bool) 
 
 
 def alloc_table(allocs: list[dict[str, Any]], verbose: bool, *, with_node: bool) -> str:
-    head = ["ID"] + (["Node ID"] if with_node else []) + ["Task Group", "Version", "Desired", "Status",
-                                                          "Created", "Modified"]
+    """Nomad's allocation tables, newest first.  *with_node* is formatAllocListStubs (job status, job
+    allocs, deployment status): -verbose adds the Eval ID and Node Name.  Without it, formatAllocList
+    (node status): the Node ID column all the same, -verbose adds the Eval ID.  -verbose shows the
+    times themselves, not how long ago."""
+    head = ["ID"] + (["Eval ID"] if verbose else []) + ["Node ID"] \
+        + (["Node Name"] if verbose and with_node else []) \
+        + ["Task Group", "Version", "Desired", "Status", "Created", "Modified"]
     rows = [head]
+    when = fmt_time if verbose else ago
     for a in sorted(allocs, key=lambda a: (-a.get("CreateIndex", 0), a["ID"])):
-        rows.append([short(a["ID"], verbose)] + ([short(a["NodeID"], verbose)] if with_node else [])
+        rows.append([short(a["ID"], verbose)] + ([short(a.get("EvalID", ""), verbose)] if verbose else [])
+                    + [short(a.get("NodeID", ""), verbose)]
+                    + ([a.get("NodeName", "")] if verbose and with_node else [])
                     + [a["TaskGroup"], str(a.get("JobVersion", 0)), a["DesiredStatus"], a["ClientStatus"],
-                       ago(a.get("CreateTime")), ago(a.get("ModifyTime"))])
+                       when(a.get("CreateTime")), when(a.get("ModifyTime"))])
     return table(rows)
 
 

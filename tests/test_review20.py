@@ -301,3 +301,29 @@ def test_plan_of_a_canary_update_counts_the_canary(dev):  # noqa: F811
         assert plan["Diff"]["TaskGroups"][0]["Updates"] == {"canary": 1, "ignore": 1}
     finally:
         call(dev.http_port, "DELETE", "/v1/job/r20-canary?purge=true")
+
+
+def test_allocation_tables_have_nomads_verbose_and_node_columns(dev, tmp_path):  # noqa: F811
+    """Nomad's formatAllocListStubs (job status): -verbose adds Eval ID and Node Name and shows times;
+    formatAllocList (node status) keeps the Node ID column, -verbose adds the Eval ID."""
+    nid = node_id(dev.http_port)
+    path = tmp_path / "tables.nomad.hcl"
+    path.write_text(WEB_HCL.replace("r20-web", "r20-tables").replace("count = 0", "count = 1"))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    try:
+        wait_for(lambda: call(dev.http_port, "GET", "/v1/job/r20-tables/allocations").json(), "an allocation",
+                 30, dev.detail)
+        out = nomad(dev, "job", "status", "-verbose", "r20-tables").stdout
+        table = out.split("\nAllocations\n", 1)[1].splitlines()
+        assert re.split(r"\s{2,}", table[0].strip()) == [
+            "ID", "Eval ID", "Node ID", "Node Name", "Task Group", "Version", "Desired", "Status", "Created",
+            "Modified"], table[0]
+        assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", table[1]), table[1]
+        out = nomad(dev, "node", "status", nid).stdout
+        head = out.split("\nAllocations\n", 1)[1].splitlines()[0]
+        assert re.split(r"\s{2,}", head.strip())[:3] == ["ID", "Node ID", "Task Group"], head
+        out = nomad(dev, "node", "status", "-verbose", nid).stdout
+        head = out.split("\nAllocations\n", 1)[1].splitlines()[0]
+        assert re.split(r"\s{2,}", head.strip())[:4] == ["ID", "Eval ID", "Node ID", "Task Group"], head
+    finally:
+        nomad(dev, "job", "stop", "-purge", "-detach", "r20-tables")
