@@ -362,10 +362,10 @@ _c("job status", "[options] [<job>]", "Show a job's status",
                    "shown."),
    ("-filter <expression>", "When listing jobs: only those this filter expression matches."),
    "-verbose", *_JSON_T)
-_c("job stop", "[options] <job>", "Stop a running job",
-   "Stops a job and its allocations.",
+_c("job stop", "[options] <job> [<job>...]", "Stop a running job",
+   "Stops jobs and their allocations. With -detach each stop's evaluation ID is printed alone.",
    ("-purge", "Also remove the job from the servers' state, rather than keep it as dead."),
-   ("-yes", "Accepted as Nomad's; this command never asks for confirmation."), *_MONITOR)
+   ("-yes", "Do not ask for confirmation when a single job is named by a prefix of its ID."), *_MONITOR)
 _c("job validate", "[options] <path>", "Check a job file",
    "Reads the job file and has the agent check it, reporting any error and warning.",
    "-verbose", *_VAR_OPTS)

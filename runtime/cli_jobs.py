@@ -510,11 +510,40 @@ def job_validate(addr: str, args: list[str]) -> tuple[str, int]:
 
 
 def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad job stop [-purge] [-detach] [-yes] <job>...``: as Nomad's, each job named (a prefix of one
+    alone is confirmed unless -yes); -detach prints each stop's evaluation ID alone, a periodic or
+    parameterized job's stop (no evaluation) prints nothing."""
     flags, rest = parse_flags(args, {"purge": bool, "detach": bool, "yes": bool, "verbose": bool})
-    job = resolve(addr, "job", one_arg(rest, "nomad job stop [-purge] <job>"))
-    got = request(addr, "DELETE", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}",
-                  purge="true" if flags.get("purge") else None)
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job stop successful")
+    if not rest:
+        raise CliError("This command takes at least one argument: <job>")
+    outs, code = [], 0
+    for ident in rest:
+        try:
+            job = resolve(addr, "job", ident.strip())
+        except CliError as e:
+            print(f"Error: {e}" if len(rest) == 1 else str(e), file=sys.stderr)
+            code = 1
+            continue
+        if len(rest) == 1 and ident != job["ID"] and not flags.get("yes") and \
+                not _confirm(f'Are you sure you want to stop job "{job["ID"]}"? [y/N]'):
+            return "Cancelling job stop", 0
+        try:
+            got = request(addr, "DELETE", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}",
+                          purge="true" if flags.get("purge") else None)
+        except CliError as e:
+            print(f"Error deregistering job with id {ident} err: {e}", file=sys.stderr)
+            code = 1
+            continue
+        eval_id = got.get("EvalID", "")
+        if not eval_id:
+            continue
+        if flags.get("detach"):
+            outs.append(eval_id)
+            continue
+        text, rc = monitor(addr, eval_id, verbose=bool(flags.get("verbose")))
+        outs.append(text)
+        code = code or rc
+    return "\n".join(outs), code
 
 
 def as_json(value: Any) -> str:

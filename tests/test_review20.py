@@ -327,3 +327,15 @@ def test_allocation_tables_have_nomads_verbose_and_node_columns(dev, tmp_path): 
         assert re.split(r"\s{2,}", head.strip())[:4] == ["ID", "Eval ID", "Node ID", "Task Group"], head
     finally:
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-tables")
+
+
+def test_job_stop_detach_prints_the_evaluation_id_alone(dev, tmp_path):  # noqa: F811
+    """Nomad's job stop -detach prints the evaluation's ID and nothing else; it takes several jobs."""
+    for name in ("r20-stop1", "r20-stop2"):
+        path = tmp_path / f"{name}.nomad.hcl"
+        path.write_text(WEB_HCL.replace("r20-web", name))
+        assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    r = nomad(dev, "job", "stop", "-detach", "-purge", "r20-stop1", "r20-stop2")
+    assert r.returncode == 0, r.stderr
+    assert [len(line) for line in r.stdout.splitlines()] == [36, 36], r.stdout
+    assert call(dev.http_port, "GET", "/v1/job/r20-stop2").status == 404
