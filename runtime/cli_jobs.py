@@ -708,6 +708,37 @@ def alloc_table(allocs: list[dict[str, Any]], verbose: bool, *, with_node: bool)
 # ---------------------------------------------------------------- alloc
 
 
+def go_duration_ns(ns: Any) -> str:
+    """Go's ``time.Duration.String`` of nanoseconds: ``0s``, ``850ns``, ``1.5µs``, ``2.25ms``, ``1m3.5s``."""
+    n = int(ns) if isinstance(ns, (int, float)) and not isinstance(ns, bool) else 0
+    sign, n = ("-", -n) if n < 0 else ("", n)
+    if n == 0:
+        return "0s"
+    if n < 1000:
+        return f"{sign}{n}ns"
+
+    def frac(value: int, unit: int) -> str:
+        whole, rest = divmod(value, unit)
+        digits = f"{rest:0{len(str(unit)) - 1}d}".rstrip("0")
+        return f"{whole}.{digits}" if digits else str(whole)
+    if n < 1_000_000:
+        return f"{sign}{frac(n, 1000)}µs"
+    if n < 1_000_000_000:
+        return f"{sign}{frac(n, 1_000_000)}ms"
+    h, rest = divmod(n, 3600 * 10**9)
+    m, rest = divmod(rest, 60 * 10**9)
+    secs = frac(rest, 10**9) + "s"
+    return sign + (f"{h}h{m}m{secs}" if h else f"{m}m{secs}" if m else secs)
+
+
+def _placement_rows(m: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Nomad's alloc status -verbose: how many nodes the placement looked at, and how long it took."""
+    return [("Evaluated Nodes", m.get("NodesEvaluated", 0)), ("Filtered Nodes", m.get("NodesFiltered", 0)),
+            ("Exhausted Nodes", m.get("NodesExhausted", 0)),
+            ("Allocation Time", go_duration_ns(m.get("AllocationTime", 0))),
+            ("Failures", m.get("CoalescedFailures", 0))]
+
+
 def alloc_status(addr: str, args: list[str]) -> str:
     from runtime.cli_usage import fetch_alloc_stats, task_resources  # it imports this module
 
@@ -724,8 +755,11 @@ def alloc_status(addr: str, args: list[str]) -> str:
                ("Client Description", a.get("ClientDescription") or "<none>"),
                ("Desired Status", a["DesiredStatus"]),
                ("Desired Description", a.get("DesiredDescription") or "<none>"),
-               ("Created", ago(a.get("CreateTime"))), ("Modified", ago(a.get("ModifyTime"))),
-               *_deployment_rows(a, verbose), *_reschedule_rows(addr, a, verbose)])]
+               # Nomad's: -verbose shows the times themselves, not how long ago.
+               ("Created", (fmt_time if verbose else ago)(a.get("CreateTime"))),
+               ("Modified", (fmt_time if verbose else ago)(a.get("ModifyTime"))),
+               *_deployment_rows(a, verbose), *_reschedule_rows(addr, a, verbose),
+               *(_placement_rows(a.get("Metrics") or {}) if verbose else [])])]
     if flags.get("short"):
         return out[0]
     shared = (a.get("AllocatedResources") or {}).get("Shared") or {}

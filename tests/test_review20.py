@@ -349,3 +349,23 @@ def test_stopping_a_periodic_job_creates_no_evaluation(dev, tmp_path):  # noqa: 
     assert nomad(dev, "job", "run", str(cron)).returncode == 0
     r = call(dev.http_port, "DELETE", "/v1/job/r20-cron-stop")
     assert r.status == 200 and r.json()["EvalID"] == "", r.text
+
+
+def test_alloc_status_verbose_shows_times_and_the_placement_counts(dev, tmp_path):  # noqa: F811
+    """Nomad's alloc status -verbose: Created/Modified as times, then Evaluated/Filtered/Exhausted Nodes,
+    Allocation Time (a Go duration) and Failures."""
+    path = tmp_path / "verbose.nomad.hcl"
+    path.write_text(WEB_HCL.replace("r20-web", "r20-verbose").replace("count = 0", "count = 1"))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    try:
+        alloc = wait_for(lambda: next(iter(call(dev.http_port, "GET",
+                                                "/v1/job/r20-verbose/allocations").json()), None),
+                         "an allocation", 30, dev.detail)
+        out = nomad(dev, "alloc", "status", "-verbose", alloc["ID"]).stdout
+        assert re.search(r"^Created\s+= \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", out, re.M), out
+        for key, value in (("Evaluated Nodes", r"\d+"), ("Filtered Nodes", r"\d+"),
+                           ("Exhausted Nodes", r"\d+"), ("Allocation Time", r"[0-9.]+(ns|µs|ms|s)"),
+                           ("Failures", "0")):
+            assert re.search(rf"^{key}\s+= {value}$", out, re.M), (key, out)
+    finally:
+        nomad(dev, "job", "stop", "-purge", "-detach", "r20-verbose")
