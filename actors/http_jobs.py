@@ -425,7 +425,29 @@ def task_states_out(states: Any) -> dict[str, Any] | None:
                 for k, v in _EVENT_DEFAULTS.items():
                     if ev.get(k) is None:
                         ev[k] = v
+                if not ev["DisplayMessage"]:  # Nomad's HTTP handlers: alloc.SetEventDisplayMessages()
+                    ev["DisplayMessage"] = _display_message(ev)
     return out
+
+
+# Nomad's PopulateEventDisplayMessage for an event that carries no text of its own.
+_DISPLAY_DEFAULTS = {"Started": "Task started by client", "Received": "Task received by client",
+                     "Downloading Artifacts": "Client is downloading artifacts",
+                     "Killed": "Task successfully killed", "Killing": "Sent interrupt",
+                     "Not Restarting": "Task exceeded restart policy",
+                     "Sibling Task Failed": "Task's sibling failed",
+                     "Signaling": "Task being sent a signal", "Restart Signaled": "Task signaled to restart",
+                     "Leader Task Dead": "Leader Task in Group dead",
+                     "Main Tasks Dead": "Main tasks in the group died", "Reconnected": "Client reconnected",
+                     "Failed Validation": "Validation of task failed", "Setup Failure": "Task setup failed",
+                     "Driver Failure": "Failed to start task",
+                     "Failed Artifact Download": "Failed to download artifacts"}
+
+
+def _display_message(ev: dict[str, Any]) -> str:
+    """An event's ``DisplayMessage``: the client writes the whole description into ``Message`` here, so
+    that is it; Nomad's own wording for the types that can come without one."""
+    return ev.get("Message") or ev.get("DriverMessage") or _DISPLAY_DEFAULTS.get(ev.get("Type", ""), "")
 
 
 def alloc_stub(a: dict[str, Any], *, task_states: bool = True, resources: bool = False) -> dict[str, Any]:

@@ -369,3 +369,23 @@ def test_alloc_status_verbose_shows_times_and_the_placement_counts(dev, tmp_path
             assert re.search(rf"^{key}\s+= {value}$", out, re.M), (key, out)
     finally:
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-verbose")
+
+
+def test_task_events_carry_nomads_display_message_in_every_allocation_answer(dev, tmp_path):  # noqa: F811
+    """Nomad's HTTP handlers fill each task event's DisplayMessage (SetEventDisplayMessages); the web UI and
+    python-nomad read it. It was "" in /v1/job/<id>/allocations and /v1/allocation/<id>."""
+    path = tmp_path / "display.nomad.hcl"
+    path.write_text(WEB_HCL.replace("r20-web", "r20-display").replace("count = 0", "count = 1"))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    try:
+        stub = wait_for(lambda: next((a for a in call(dev.http_port, "GET",
+                                                      "/v1/job/r20-display/allocations").json()
+                                      if (a.get("TaskStates") or {}).get("t", {}).get("State") == "running"),
+                                     None), "the task running", 30, dev.detail)
+        full = call(dev.http_port, "GET", f"/v1/allocation/{stub['ID']}").json()
+        for a in (stub, full):
+            shown = {e["Type"]: e["DisplayMessage"] for e in a["TaskStates"]["t"]["Events"]}
+            assert shown["Received"] == "Task received by client", shown
+            assert shown["Started"] == "Task started by client", shown
+    finally:
+        nomad(dev, "job", "stop", "-purge", "-detach", "r20-display")
