@@ -315,7 +315,9 @@ _c("job init", "[options] [<filename>]", "Write an example job file",
    "Writes an example job specification (example.nomad.hcl by default); never over an existing file.",
    ("-short", "Write the example without its explanatory comments."), general=False)
 _c("job inspect", "[options] <job>", "Show a submitted job's specification",
-   "Prints the job as the servers hold it, in JSON.")
+   "Prints the job as the servers hold it, in JSON, as {\"Job\": ...} (what \"nomad job run\" takes).",
+   ("-version <N>", "The job as it was at this version."),
+   ("-hcl", "Refused: this agent keeps no job submission source."), *_JSON_T)
 _c("job periodic force", "[options] <job>", "Launch a periodic job now",
    "Starts an instance of a periodic job now, whatever its schedule.", *_MONITOR)
 _c("job plan", "[options] <path>", "Show what submitting a job would change",

@@ -1771,10 +1771,33 @@ def _copy_frames(url: str) -> None:
 
 
 def job_inspect(addr: str, args: list[str]) -> str:
-    """``nomad job inspect <job>``: the job as the servers hold it, as ``{"Job": ...}`` JSON."""
-    _, rest = parse_flags(args, {})
-    stub = resolve(addr, "job", one_arg(rest, "nomad job inspect <job>"))
-    job = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}")
+    """``nomad job inspect [-json] [-version N] <job>``: the job as the servers hold it, as ``{"Job": ...}``
+    JSON; -json (or -t) the job alone, and without a job the job list, as Nomad's."""
+    flags, rest = parse_flags(args, {"json": bool, "version": str, "hcl": bool})
+    if flags.get("hcl") and flags.get("json"):
+        raise CliError("can only use one of -hcl or -json")
+    if flags.get("hcl"):  # Nomad's: the submitted source, which this agent does not keep
+        raise CliError("Error inspecting job: -hcl is not supported: this agent keeps no job submission "
+                       "source (nomad job inspect shows the job's JSON)")
+    if not rest and flags.get("json"):
+        return as_json(request(addr, "GET", "/v1/jobs") or [])
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <job>")
+    stub = resolve(addr, "job", rest[0].strip())
+    quoted = urllib.parse.quote(stub["ID"], safe="")
+    if flags.get("version"):
+        text = flags["version"]
+        if not text.isdigit():
+            raise CliError(f'Error parsing version value "{text}": strconv.ParseUint: parsing "{text}": '
+                           "invalid syntax")
+        versions = request(addr, "GET", f"/v1/job/{quoted}/versions").get("Versions") or []
+        job = next((v for v in versions if str(v.get("Version")) == text), None)
+        if job is None:
+            raise CliError(f"Error inspecting job: job {stub['ID']} at version {text} not found")
+    else:
+        job = request(addr, "GET", f"/v1/job/{quoted}")
+    if flags.get("json"):
+        return as_json(job)
     return json.dumps({"Job": job}, indent=4, sort_keys=True)
 
 

@@ -409,3 +409,21 @@ def test_a_user_restart_records_nomads_restarting_event(dev, tmp_path):  # noqa:
         assert event["DisplayMessage"] == "Task restarting in 0s", event
     finally:
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-restart")
+
+
+def test_job_inspect_takes_nomads_json_and_version_flags(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "inspect.nomad.hcl"
+    path.write_text(WEB_HCL.replace("r20-web", "r20-inspect"))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    path.write_text(WEB_HCL.replace("r20-web", "r20-inspect").replace('"60"', '"61"'))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    try:
+        r = nomad(dev, "job", "inspect", "-json", "r20-inspect")
+        assert r.returncode == 0 and json.loads(r.stdout)["ID"] == "r20-inspect", r.stderr
+        r = nomad(dev, "job", "inspect", "-version", "0", "r20-inspect")
+        job = json.loads(r.stdout)["Job"]
+        assert job["Version"] == 0 and job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["60"]
+        r = nomad(dev, "job", "inspect", "-t", "{{.Version}}", "r20-inspect")
+        assert (r.returncode, r.stdout.strip()) == (0, "1"), r.stderr
+    finally:
+        nomad(dev, "job", "stop", "-purge", "-detach", "r20-inspect")
