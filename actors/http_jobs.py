@@ -658,6 +658,17 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
             raise CodedError(400, "Job ID hasn't been provided")
         if raw["ID"] != job_id:
             raise CodedError(400, "Job ID does not match name")
+    preserve = body.get("PreserveCounts", False)
+    if not isinstance(preserve, bool):
+        raise CodedError(400, f"PreserveCounts: must be a boolean, got {preserve!r}")
+    if preserve and isinstance(raw.get("ID"), str):
+        # Nomad's Job.Register: each group keeps the count the registered job gives it.
+        jid = raw["ID"]
+        current = state_query(req, api, ("jobs",), lambda st: st.tables["jobs"].get(jid)).value
+        counts = {g.get("Name"): g.get("Count") for g in (current or {}).get("TaskGroups") or ()}
+        for g in raw.get("TaskGroups") or ():
+            if isinstance(g, dict) and counts.get(g.get("Name")) is not None:
+                g["Count"] = counts[g["Name"]]
     try:  # raw: this request's own decoded body, read no more
         job = canonical_job(job_in(raw, owned=True), region=_region(api), limits=_limits(api))
     except JobError as e:

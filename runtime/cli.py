@@ -333,7 +333,8 @@ COMMANDS.update(OPERATOR_API_COMMANDS)
 
 
 # Commands whose -t is not Nomad's output template (alloc exec: a TTY).
-NOT_TEMPLATE_T = {("alloc", "exec")}
+# job run/plan/validate's -json says the job file is JSON; they have no -t (as Nomad's).
+NOT_TEMPLATE_T = {("alloc", "exec"), ("job", "run"), ("job", "plan"), ("job", "validate")}
 
 
 def template_flag(words: tuple[str, ...], args: list[str]) -> tuple[list[str], str | None]:

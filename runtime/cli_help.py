@@ -80,7 +80,10 @@ _JSON_T = ("-json", "-t <template>")
 _MONITOR = ("-detach", "-verbose")
 _VAR_OPTS = (("-var <key=value>", "An HCL input variable for the job file; may be given more than once."),
              ("-var-file <path>", "A file of HCL input variables (key = value lines); may be given more "
-                                  "than once, later files winning."))
+                                  "than once, later files winning."),
+             ("-json", "The job file is JSON (as \"nomad job inspect\" or \"nomad job run -output\" "
+                       "print it), whatever its name."),
+             ("-hcl2-strict", "Accepted as Nomad's; the HCL parser here is always strict."))
 
 # ---------------------------------------------------------------- top-level commands
 
@@ -301,7 +304,7 @@ _c("job history", "[options] <job>", "Show a job's versions",
    ("-full", "Show each version's whole job specification."),
    ("-version <n>", "Show only this version."),
    ("-diff-tag <name>", "With -p, compare each version with the version tagged with this name."),
-   ("-diff-version <n>", "With -p, compare each version with this version."))
+   ("-diff-version <n>", "With -p, compare each version with this version."), *_JSON_T)
 _c("job tag apply", "[options] <job>", "Name a version of a job",
    "Tags a version of the job (its current one by default) with a name and a description; a tagged "
    "version is kept however many versions follow, and \"nomad job revert\" takes the name.",
@@ -325,7 +328,8 @@ _c("job plan", "[options] <path>", "Show what submitting a job would change",
    "and prints the changes and the job modify index to pass to \"nomad job run -check-index\". "
    "Exits 0 when nothing would change, 1 when allocations would be created or destroyed.",
    ("-diff", "Print the differences from the job as it runs now (on by default; -diff=false leaves them "
-             "out)."), "-verbose", *_VAR_OPTS)
+             "out)."), "-verbose",
+   ("-policy-override", "Accepted as Nomad's: there are no Sentinel policies to override."), *_VAR_OPTS)
 _c("job promote", "[options] <job>", "Promote a job's canaries",
    "Promotes the canaries of a job's latest deployment, all its groups' or those named.",
    ("-group <group>", "Promote only this group's canaries; may be given more than once."), *_MONITOR)
@@ -347,7 +351,10 @@ _c("job run", "[options] <path>", "Submit a job, new or updated",
    "allocations could not all be placed.",
    ("-check-index <index>", "Only submit when the job's modify index is this one (0: the job must not "
                             "exist yet), as \"nomad job plan\" prints it."),
-   ("-output", "Print the JSON the job would be submitted as, and submit nothing."), *_MONITOR, *_VAR_OPTS)
+   ("-output", "Print the JSON the job would be submitted as, and submit nothing."),
+   ("-preserve-counts", "Keep the task groups' counts of the job already registered."),
+   ("-policy-override", "Accepted as Nomad's: there are no Sentinel policies to override."),
+   *_MONITOR, *_VAR_OPTS)
 _c("job scale", "[options] <job> [<group>] <count>", "Change a task group's count",
    "Sets how many instances of a task group run; the group may be left out when the job has one.",
    "-check-index <index>", *_MONITOR)

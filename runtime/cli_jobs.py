@@ -172,6 +172,9 @@ _HCL_START = re.compile(rb'^(?:\s*(?:#|//)[^\n]*\n|\s*/\*.*?\*/)*\s*job\s+"', re
 
 _HCL_VARIABLE_START = re.compile(rb'^(?:\s*(?:#|//)[^\n]*\n|\s*/\*.*?\*/)*\s*(?:variable|locals)\b', re.S)
 VAR_FLAGS: dict[str, type] = {"var": list, "var-file": list}  # job run/plan/validate: HCL input variables
+# job run/plan/validate: Nomad's -json (the job file is JSON, as "nomad job inspect" or "run -output"
+# print it) and -hcl2-strict (the HCL parser here is always strict: what it does not run it refuses).
+FILE_FLAGS: dict[str, type] = {"json": bool, "hcl2-strict": bool, **VAR_FLAGS}
 
 
 def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -186,7 +189,9 @@ def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, A
             raw = fh.read()
     except OSError as e:
         raise CliError(f"Error reading job file {path}: {e.strerror}") from None
-    if path.endswith((".hcl", ".nomad")) or _HCL_START.match(raw) or _HCL_VARIABLE_START.match(raw):
+    as_json_file = bool(flags.get("json"))  # Nomad's -json: the file is JSON, whatever its name
+    if not as_json_file and (path.endswith((".hcl", ".nomad")) or _HCL_START.match(raw)
+                             or _HCL_VARIABLE_START.match(raw)):
         from runtime.hcl_job import HclJobError, parse_hcl_job  # noqa: PLC0415 - HCL files only
 
         var_args: dict[str, str] = {}
@@ -209,7 +214,7 @@ def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, A
             raise CliError(f"Error parsing job file from {path}: {e}") from None
     if flags.get("var") or flags.get("var-file"):
         raise CliError("-var and -var-file are for HCL job files")
-    toml = path.endswith(".toml") or not raw.lstrip().startswith(b"{")
+    toml = not as_json_file and (path.endswith(".toml") or not raw.lstrip().startswith(b"{"))
     try:
         doc = tomllib.loads(raw.decode()) if toml else json.loads(raw)
     except (UnicodeDecodeError, ValueError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
@@ -370,12 +375,16 @@ def _finish(addr: str, eval_id: str, detach: bool, what: str, *, head: str = "",
 
 def job_run(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "check-index": int, "output": bool,
-                                     **VAR_FLAGS})
+                                     "preserve-counts": bool, "policy-override": bool, **FILE_FLAGS})
     usage = "nomad job run [-detach] [-check-index N] [-output] [-var k=v] [-var-file f] <path>"
     job = load_job_file(one_arg(rest, usage), flags)
     if flags.get("output"):  # Nomad's -output: the request's JSON, indented by 4, nothing submitted
         return json.dumps({"Job": job}, indent=4), 0
     body: dict[str, Any] = {"Job": job}
+    if flags.get("preserve-counts"):  # Nomad's: the running job's group counts are kept
+        body["PreserveCounts"] = True
+    if flags.get("policy-override"):  # Sentinel (Enterprise) policies: none here, as in Nomad OSS
+        body["PolicyOverride"] = True
     if "check-index" in flags:
         try:
             body.update(EnforceIndex=True, JobModifyIndex=int(flags["check-index"]))
@@ -500,7 +509,7 @@ def job_init(addr: str, args: list[str]) -> str:
 
 def job_validate(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job validate [-var k=v] [-var-file f] <path>``: the file read, then checked by the agent."""
-    flags, rest = parse_flags(args, {"verbose": bool, **VAR_FLAGS})
+    flags, rest = parse_flags(args, {"verbose": bool, **FILE_FLAGS})
     job = load_job_file(one_arg(rest, "nomad job validate [-var k=v] [-var-file f] <path>"), flags)
     got = request(addr, "PUT", "/v1/validate/job", {"Job": job})
     errors = got.get("ValidationErrors") or []
@@ -1944,7 +1953,7 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job plan [-diff=false] [-verbose] <path>``: a dry run; exit 1 when allocations would be created
     or destroyed, 0 when nothing would change (Nomad's codes).  The job's structured diff is printed first
     (:func:`format_job_diff`); ``-verbose`` expands added and deleted groups and tasks."""
-    flags, rest = parse_flags(args, {"diff": bool, "verbose": bool, **VAR_FLAGS})
+    flags, rest = parse_flags(args, {"diff": bool, "verbose": bool, "policy-override": bool, **FILE_FLAGS})
     path = one_arg(rest, "nomad job plan [-var k=v] [-var-file f] <path>")
     job = load_job_file(path, flags)
     if not isinstance(job.get("ID"), str) or not job["ID"]:
@@ -1952,7 +1961,7 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     want_diff = flags.get("diff", True) not in (False, "false", "0")
     # As Nomad: the diff is always asked for (it tells whether anything changes), printed unless -diff=false.
     got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}/plan",
-                  {"Job": job, "Diff": True})
+                  {"Job": job, "Diff": True, "PolicyOverride": bool(flags.get("policy-override"))})
     updates = (got.get("Annotations") or {}).get("DesiredTGUpdates") or {}
     out: list[str] = []
     d = got.get("Diff")
@@ -1987,7 +1996,9 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
 def job_history(addr: str, args: list[str]) -> str:
     """``nomad job history [-p] <job>``: the tracked versions, newest first."""
     flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int, "diff-tag": str,
-                                     "diff-version": str})
+                                     "diff-version": str, "json": bool})
+    if flags.get("json") and (flags.get("p") or flags.get("full")):
+        raise CliError("-json and -t are exclusive with -p and -full")
     if (flags.get("diff-tag") or flags.get("diff-version")) and not flags.get("p"):
         raise CliError("-diff-tag and -diff-version can only be used with -p")
     if flags.get("diff-tag") and flags.get("diff-version"):
@@ -2009,6 +2020,8 @@ def job_history(addr: str, args: list[str]) -> str:
         pairs = [(v, d) for v, d in pairs if str(v.get("Version")) == str(flags["version"])]
         if not pairs:
             raise CliError(f"No job with version {flags['version']} found")
+    if flags.get("json"):  # Nomad's Format of the versions (one when -version names it)
+        return as_json(pairs[0][0] if "version" in flags else [v for v, _ in pairs])
     if flags.get("full"):
         return "\n\n".join(json.dumps(v, indent=4, sort_keys=True) for v, _ in pairs)
 

@@ -441,3 +441,26 @@ def test_plan_of_an_unplaceable_job_still_counts_the_wanted_placements(dev):  # 
     plan = call(dev.http_port, "PUT", "/v1/job/r20-noplan/plan", {"Job": job, "Diff": True}).json()
     assert plan["FailedTGAllocs"]["g"]
     assert plan["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 3, plan["Annotations"]
+
+
+def test_job_run_preserve_counts_json_and_history_json(dev, tmp_path):  # noqa: F811
+    """Nomad's job run -preserve-counts keeps the registered groups' counts (PreserveCounts, also over
+    HTTP); -json reads a job file as JSON whatever its name; job history -json prints the versions."""
+    path = tmp_path / "keep.nomad.hcl"
+    path.write_text(WEB_HCL.replace("r20-web", "r20-keep"))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    assert nomad(dev, "job", "scale", "-detach", "r20-keep", "web", "2").returncode == 0
+    try:
+        path.write_text(WEB_HCL.replace("r20-web", "r20-keep").replace('"60"', '"61"'))
+        r = nomad(dev, "job", "run", "-detach", "-preserve-counts", str(path))
+        assert r.returncode == 0, r.stderr
+        job = call(dev.http_port, "GET", "/v1/job/r20-keep").json()
+        assert job["TaskGroups"][0]["Count"] == 2 and job["Version"] == 2
+        out = tmp_path / "keep.txt"  # no .json suffix: -json says what it is
+        out.write_text(nomad(dev, "job", "run", "-output", str(path)).stdout)
+        r = nomad(dev, "job", "plan", "-json", str(out))
+        assert r.returncode in (0, 1) and "Job Modify Index" in r.stdout, r.stderr
+        r = nomad(dev, "job", "history", "-json", "r20-keep")
+        assert r.returncode == 0 and [v["Version"] for v in json.loads(r.stdout)] == [2, 1, 0], r.stderr
+    finally:
+        nomad(dev, "job", "stop", "-purge", "-detach", "r20-keep")
