@@ -403,8 +403,8 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
         # Nomad monitors nothing for a launcher: a periodic job's next launch, a parameterized job alone.
         text = "Job registration successful"
         if not job.get("ParameterizedJob") and not (job["Periodic"].get("Enabled") is False):
-            from actors.scheduler.cron import CronError, next_launch  # noqa: PLC0415 - periodic jobs only
-            from runtime.cli_usage import go_duration  # noqa: PLC0415 - it imports this module
+            from actors.scheduler.cron import CronError, next_launch  # here: periodic jobs only
+            from runtime.cli_usage import go_duration  # here: it imports this module
 
             now = time.time()
             try:
@@ -603,8 +603,8 @@ def job_status(addr: str, args: list[str]) -> str:
         if job.get("Stop"):
             pairs.append(("Next Periodic Launch", "none (job stopped)"))
         else:
-            from actors.scheduler.cron import CronError, next_launch  # noqa: PLC0415 - periodic jobs only
-            from runtime.cli_usage import go_duration  # noqa: PLC0415 - it imports this module
+            from actors.scheduler.cron import CronError, next_launch  # here: periodic jobs only
+            from runtime.cli_usage import go_duration  # here: it imports this module
 
             now = time.time()
             try:
@@ -2217,28 +2217,47 @@ def job_eval(addr: str, args: list[str]) -> tuple[str, int]:
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job evaluation created")
 
 
-# What ``nomad status <prefix>`` looks in, in Nomad's order of contexts, and the command that shows it.
-_STATUS_KINDS = (("job", "/v1/jobs"), ("node", "/v1/nodes"), ("allocation", "/v1/allocations"),
-                 ("evaluation", "/v1/evaluations"))
+def _status_multi_match(ident: str, matches: dict[str, list[str]]) -> tuple[str, int]:
+    """Nomad's logMultiMatchError, on stderr: each context's matches, comma-separated."""
+    lines = [f'Multiple matches found for id "{ident}"']
+    for ctx in sorted(matches):
+        if matches[ctx]:
+            lines += [f"\n{ctx[:1].upper()}{ctx[1:]}:", ", ".join(matches[ctx])]
+    print("\n".join(lines), file=sys.stderr)
+    return "", 1
 
 
-def status(addr: str, args: list[str]) -> str:
-    """``nomad status [<prefix>]``: the jobs, or whatever one ID prefix names (job, node, alloc, eval)."""
-    flags, rest = parse_flags(args, {"verbose": bool, "filter": str})
+def status(addr: str, args: list[str]) -> str | tuple[str, int]:
+    """``nomad status [<prefix>]``: the jobs, or the one object an ID prefix names, found as Nomad's
+    StatusCommand does with a prefix search over every context (jobs, nodes, allocations, evaluations,
+    deployments, namespaces): an exact ID wins; otherwise exactly one context must hold exactly one match."""
+    _, rest = parse_flags(args, {"verbose": bool, "filter": str})
     if not rest:
         return job_status(addr, args)
     ident = one_arg(rest, "nomad status [<id or prefix>]")
-    found = {kind: request(addr, "GET", path, prefix=ident) for kind, path in _STATUS_KINDS}
-    kinds = [k for k, hits in found.items() if hits]
-    if not kinds:
-        raise CliError(f'No matches found with prefix "{ident}"')
-    exact = [k for k in kinds if any(h["ID"] == ident for h in found[k])]
-    if len(kinds) > 1 and len(exact) != 1:
-        listed = "\n".join(f"{k}: {h['ID']}" for k in kinds for h in found[k])
-        raise CliError(f"Prefix matched multiple kinds of object\n\n{listed}")
-    kind = exact[0] if exact else kinds[0]
-    show = {"job": job_status, "node": node_status, "allocation": alloc_status, "evaluation": eval_status}[kind]
-    return show(addr, [*(["-verbose"] if flags.get("verbose") else []), ident])
+    try:
+        got = request(addr, "POST", "/v1/search", {"Prefix": ident, "Context": "all"})
+    except CliError as e:
+        raise CliError(f'Error querying search with id: "{e}"') from None
+    matches = {ctx: list(ids or ()) for ctx, ids in ((got or {}).get("Matches") or {}).items()}
+    exact = [ctx for ctx, ids in matches.items() if ids and ids[0] == ident]
+    if len(exact) > 1:
+        return _status_multi_match(ident, matches)
+    match = exact[0] if exact else ""
+    if not exact:
+        single = [ctx for ctx, ids in matches.items() if len(ids) == 1]
+        if len(single) > 1 or any(len(ids) > 1 for ids in matches.values()):
+            return _status_multi_match(ident, matches)
+        match = single[0] if single else ""
+    from runtime.cli_deployments import deployment_status  # here: it imports this module
+    from runtime.cli_namespaces import ns_status  # here: it imports this module
+
+    show = {"evals": eval_status, "nodes": node_status, "allocs": alloc_status, "jobs": job_status,
+            "deployment": deployment_status, "namespaces": ns_status}.get(match)
+    if show is None:
+        print(f'Unable to resolve ID: "{ident}"', file=sys.stderr)
+        return "", 1
+    return show(addr, args)
 
 
 def version(addr: str, args: list[str]) -> str:

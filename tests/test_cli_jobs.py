@@ -415,7 +415,7 @@ def test_status_inspect_eval_and_version_commands(dev, tmp_path):  # noqa: F811
     by_node = nomad(dev, "status", node[:8])
     assert by_node.returncode == 0 and node[:8] in by_node.stdout and "Status" in by_node.stdout
     missing = nomad(dev, "status", "zz-no-such-thing")
-    assert missing.returncode == 1 and 'No matches found with prefix "zz-no-such-thing"' in missing.stderr
+    assert (missing.returncode, missing.stderr) == (1, 'Unable to resolve ID: "zz-no-such-thing"\n')
 
     inspected = nomad(dev, "job", "inspect", "cli-inspect")
     assert inspected.returncode == 0

@@ -464,3 +464,24 @@ def test_job_run_preserve_counts_json_and_history_json(dev, tmp_path):  # noqa: 
         assert r.returncode == 0 and [v["Version"] for v in json.loads(r.stdout)] == [2, 1, 0], r.stderr
     finally:
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-keep")
+
+
+def test_status_of_a_prefix_searches_every_context_as_nomads(dev, tmp_path):  # noqa: F811
+    """Nomad's nomad status <prefix>: a prefix search over every context, so a deployment's ID resolves;
+    several matches are listed per context on stderr; nothing found is "Unable to resolve ID"."""
+    path = tmp_path / "st.nomad.hcl"
+    path.write_text(WEB_HCL.replace("r20-web", "r20-st-a").replace("count = 0", "count = 1")
+                    .replace('  group "web" {', '  update {\n    min_healthy_time = "0s"\n  }\n  group "web" {'))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    path.write_text(WEB_HCL.replace("r20-web", "r20-st-b"))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    try:
+        dep = wait_for(lambda: call(dev.http_port, "GET", "/v1/job/r20-st-a/deployment").json(),
+                       "a deployment", 30, dev.detail)
+        r = nomad(dev, "status", dep["ID"])
+        assert r.returncode == 0 and r.stdout.startswith(f"ID          = {dep['ID'][:8]}\n"), r.stdout + r.stderr
+        r = nomad(dev, "status", "r20-st-")
+        assert r.returncode == 1 and r.stderr.startswith('Multiple matches found for id "r20-st-"\n\nJobs:\n')
+        assert "r20-st-a, r20-st-b" in r.stderr, r.stderr
+    finally:
+        nomad(dev, "job", "stop", "-purge", "-detach", "r20-st-a", "r20-st-b")
