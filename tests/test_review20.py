@@ -233,10 +233,9 @@ def test_var_get_list_and_put_answer_as_nomads(dev):  # noqa: F811
 # ---------------------------------------------------------------- on a three-server cluster
 
 
-@pytest.mark.xfail(strict=True, reason="PUT /v1/system/gc on a follower answers 500 'not leader' (the GC "
-                   "actors act only on the leader and actors/http_api.system_gc does not forward); Nomad "
-                   "forwards System.GarbageCollect to the leader")
 def test_system_gc_asked_of_a_follower_is_done_by_the_leader(cluster):  # noqa: F811
+    """PUT /v1/system/gc on a follower answered 500 'not leader' (the GC actors run on the leader only);
+    Nomad forwards System.GarbageCollect to the leader, as the follower now proxies it."""
     follower = cluster.proc(cluster.followers()[0])
     r = call(follower.http_port, "PUT", "/v1/system/gc")
     assert r.status == 200, r.text
