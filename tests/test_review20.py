@@ -182,7 +182,11 @@ def test_node_drain_enable_monitors_the_drain_until_it_is_done(dev, tmp_path):  
     lines for the allocations as they move, then the node's drain complete."""
     nid = node_id(dev.http_port)
     path = tmp_path / "drained.nomad.hcl"
-    path.write_text(WEB_HCL.replace("r20-web", "r20-drained").replace("count = 0", "count = 1"))
+    # The task outlives its interrupt by its kill timeout, so the monitor sees it running first.
+    path.write_text(WEB_HCL.replace("r20-web", "r20-drained").replace("count = 0", "count = 1")
+                    .replace('command = "/bin/sleep"\n        args    = ["60"]',
+                             'command = "/bin/sh"\n        args    = ["-c", "trap \'\' INT TERM; sleep 60"]')
+                    .replace('driver = "raw_exec"', 'driver = "raw_exec"\n      kill_timeout = "1s"'))
     assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
     wait_for(lambda: [a for a in call(dev.http_port, "GET", "/v1/job/r20-drained/allocations").json()
                       if a["ClientStatus"] == "running"], "the allocation running", 30, dev.detail)
