@@ -474,7 +474,8 @@ def test_status_of_a_prefix_searches_every_context_as_nomads(dev, tmp_path):  # 
     several matches are listed per context on stderr; nothing found is "Unable to resolve ID"."""
     path = tmp_path / "st.nomad.hcl"
     path.write_text(WEB_HCL.replace("r20-web", "r20-st-a").replace("count = 0", "count = 1")
-                    .replace('  group "web" {', '  update {\n    min_healthy_time = "0s"\n  }\n  group "web" {'))
+                    .replace('  group "web" {',
+                             '  update {\n    min_healthy_time = "0s"\n  }\n  group "web" {'))
     assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
     path.write_text(WEB_HCL.replace("r20-web", "r20-st-b"))
     assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
@@ -482,7 +483,8 @@ def test_status_of_a_prefix_searches_every_context_as_nomads(dev, tmp_path):  # 
         dep = wait_for(lambda: call(dev.http_port, "GET", "/v1/job/r20-st-a/deployment").json(),
                        "a deployment", 30, dev.detail)
         r = nomad(dev, "status", dep["ID"])
-        assert r.returncode == 0 and r.stdout.startswith(f"ID          = {dep['ID'][:8]}\n"), r.stdout + r.stderr
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith(f"ID          = {dep['ID'][:8]}\n"), r.stdout
         r = nomad(dev, "status", "r20-st-")
         assert r.returncode == 1 and r.stderr.startswith('Multiple matches found for id "r20-st-"\n\nJobs:\n')
         assert "r20-st-a, r20-st-b" in r.stderr, r.stderr
