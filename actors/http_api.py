@@ -1071,8 +1071,43 @@ def system_gc(req: Request, api: Api) -> Any:
     except pykka.Timeout:
         raise CodedError(500, "garbage collection did not finish in time") from None
     except Exception as e:  # noqa: BLE001 - e.g. not the leader
+        if str(e) == "not leader":  # Nomad forwards System.GarbageCollect to the leader
+            forwarded = forward_to_leader(req, api)
+            if forwarded is not None:
+                return forwarded
         raise CodedError(500, str(e)) from None
     return None
+
+
+# Set on a request one server proxies to the leader, so the leader never sends it on again (a stale
+# view of who leads would otherwise bounce it between servers).
+LEADER_FORWARDED = "X-Nomad-Leader-Forwarded"
+
+
+def forward_to_leader(req: Request, api: Api) -> Response | None:
+    """A leader-only request asked of a follower, proxied as it came to the leader's HTTP address (its
+    gossip ``http_addr`` tag), as Nomad forwards the RPC; None when no leader is known or this request
+    was already forwarded once."""
+    environ = req.environ or {}
+    if environ.get("HTTP_" + LEADER_FORWARDED.upper().replace("-", "_")):
+        return None
+    ref = api.env.lookup("raft")
+    if ref is None or not ref.is_alive():
+        return None
+    leader = api.ask("raft", "status").get("leader")
+    members, _ = _gossip_members(api)
+    target = next((m["Tags"]["http_addr"] for m in members if m.get("Status") == "alive" and leader
+                   and m["Tags"].get("rpc_addr") == leader and m["Tags"].get("http_addr")), None)
+    if target is None:
+        return None
+    headers = {h: environ[k] for h in FORWARD_HEADERS
+               if (k := "CONTENT_TYPE" if h == "Content-Type" else "HTTP_" + h.upper().replace("-", "_"))
+               in environ}
+    headers[LEADER_FORWARDED] = "1"
+    try:
+        return _proxy(target, req, b"", headers, REGION_FORWARD_TIMEOUT_S + _wait_s(req), api.ctx.tls)
+    except OSError as e:
+        raise CodedError(500, f"failed forwarding to the leader {leader}: {e}") from None
 
 
 # The job, allocation, evaluation and node drain/eligibility endpoints register

@@ -275,6 +275,9 @@ def job_out(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_CHILD_KEYS = {"pending": "Pending", "running": "Running", "dead": "Dead"}
+
+
 def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Nomad's ``JobSummary`` per job, counted from its allocations in one pass.
 
@@ -291,6 +294,15 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
                                 for g in job.get("TaskGroups", ())},
                     "Children": {"Pending": 0, "Running": 0, "Dead": 0},
                     "CreateIndex": job.get("CreateIndex", 0), "ModifyIndex": job.get("ModifyIndex", 0)}
+    # Nomad's JobChildrenSummary: a periodic or parameterized job's children counted by their status.
+    if any(jobs[j].get("Periodic") or jobs[j].get("ParameterizedJob") for j in job_ids):
+        for child in jobs.values():
+            parent = child.get("ParentID")
+            if parent in wanted and jobs[parent].get("Namespace", "default") == \
+                    child.get("Namespace", "default"):
+                key = _CHILD_KEYS.get(child.get("Status", ""))
+                if key:
+                    out[parent]["Children"][key] += 1
     for a in st.tables["allocs"].values():
         jid = a.get("JobID")
         if jid not in wanted:
@@ -413,7 +425,29 @@ def task_states_out(states: Any) -> dict[str, Any] | None:
                 for k, v in _EVENT_DEFAULTS.items():
                     if ev.get(k) is None:
                         ev[k] = v
+                if not ev["DisplayMessage"]:  # Nomad's HTTP handlers: alloc.SetEventDisplayMessages()
+                    ev["DisplayMessage"] = _display_message(ev)
     return out
+
+
+# Nomad's PopulateEventDisplayMessage for an event that carries no text of its own.
+_DISPLAY_DEFAULTS = {"Started": "Task started by client", "Received": "Task received by client",
+                     "Downloading Artifacts": "Client is downloading artifacts",
+                     "Killed": "Task successfully killed", "Killing": "Sent interrupt",
+                     "Not Restarting": "Task exceeded restart policy",
+                     "Sibling Task Failed": "Task's sibling failed",
+                     "Signaling": "Task being sent a signal", "Restart Signaled": "Task signaled to restart",
+                     "Leader Task Dead": "Leader Task in Group dead",
+                     "Main Tasks Dead": "Main tasks in the group died", "Reconnected": "Client reconnected",
+                     "Failed Validation": "Validation of task failed", "Setup Failure": "Task setup failed",
+                     "Driver Failure": "Failed to start task",
+                     "Failed Artifact Download": "Failed to download artifacts"}
+
+
+def _display_message(ev: dict[str, Any]) -> str:
+    """An event's ``DisplayMessage``: the client writes the whole description into ``Message`` here, so
+    that is it; Nomad's own wording for the types that can come without one."""
+    return ev.get("Message") or ev.get("DriverMessage") or _DISPLAY_DEFAULTS.get(ev.get("Type", ""), "")
 
 
 def alloc_stub(a: dict[str, Any], *, task_states: bool = True, resources: bool = False) -> dict[str, Any]:
@@ -624,6 +658,17 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
             raise CodedError(400, "Job ID hasn't been provided")
         if raw["ID"] != job_id:
             raise CodedError(400, "Job ID does not match name")
+    preserve = body.get("PreserveCounts", False)
+    if not isinstance(preserve, bool):
+        raise CodedError(400, f"PreserveCounts: must be a boolean, got {preserve!r}")
+    if preserve and isinstance(raw.get("ID"), str):
+        # Nomad's Job.Register: each group keeps the count the registered job gives it.
+        jid = raw["ID"]
+        current = state_query(req, api, ("jobs",), lambda st: st.tables["jobs"].get(jid)).value
+        counts = {g.get("Name"): g.get("Count") for g in (current or {}).get("TaskGroups") or ()}
+        for g in raw.get("TaskGroups") or ():
+            if isinstance(g, dict) and counts.get(g.get("Name")) is not None:
+                g["Count"] = counts[g["Name"]]
     try:  # raw: this request's own decoded body, read no more
         job = canonical_job(job_in(raw, owned=True), region=_region(api), limits=_limits(api))
     except JobError as e:

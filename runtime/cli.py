@@ -140,19 +140,39 @@ def raft_remove_peer(addr: str, args: list[str]) -> str:
     return f"Removed peer with id {peer!r}"
 
 
+def _go_time(stamp: str) -> str:
+    """An RFC 3339 time as Go's ``time.Time.String`` prints it (``2026-11-28 04:20:47.237976 +0000 UTC``)."""
+    import datetime as dt
+
+    try:
+        t = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(dt.UTC)
+    except (TypeError, ValueError):
+        return str(stamp)
+    frac = f"{t.microsecond:06d}".rstrip("0")
+    return t.strftime("%Y-%m-%d %H:%M:%S") + (f".{frac}" if frac else "") + " +0000 UTC"
+
+
 def autopilot_health(addr: str, args: list[str]) -> str:
-    """``nomad operator autopilot health``: the leader's view of every server."""
+    """``nomad operator autopilot health [-json]``: the leader's view of every server, in Nomad's
+    formatAutopilotState layout."""
+    if any(a not in ("-json", "--json") for a in args):
+        bad = next(a for a in args if a not in ("-json", "--json"))
+        raise CliError(f"flag provided but not defined: {bad}" if bad.startswith("-")
+                       else "This command takes no arguments")
     got = call(addr, "GET", "/v1/operator/autopilot/health", accept=(429,))  # 429: answered, unhealthy
-    head = [f"Healthy:           {str(got['Healthy']).lower()}",
-            f"Failure Tolerance: {got['FailureTolerance']}", f"Leader:            {got['Leader']}",
-            f"Voters:            {', '.join(got['Voters'])}", ""]
-    rows = [["ID", "Name", "Address", "Serf Status", "Leader", "Voter", "Last Contact", "Last Term",
-             "Last Index", "Healthy", "Stable Since"]]
+    if args:  # Nomad's -json: json.Marshal, on one line
+        return json.dumps(got, separators=(",", ":"))
+    rows = [["ID", "Name", "Address", "SerfStatus", "Version", "Leader", "Voter", "Healthy", "LastContact",
+             "LastTerm", "LastIndex", "StableSince"]]
     for s in got["Servers"]:
-        rows.append([s["ID"], s["Name"], s["Address"], s["SerfStatus"], str(s["Leader"]).lower(),
-                     str(s["Voter"]).lower(), s["LastContact"], str(s["LastTerm"]), str(s["LastIndex"]),
-                     str(s["Healthy"]).lower(), s["StableSince"]])
-    return "\n".join(head) + table(rows)
+        rows.append([s["ID"], s["Name"], s["Address"], s["SerfStatus"], s.get("Version") or "<none>",
+                     str(s["Leader"]).lower(), str(s["Voter"]).lower(), str(s["Healthy"]).lower(),
+                     s["LastContact"], str(s["LastTerm"]), str(s["LastIndex"]), _go_time(s["StableSince"])])
+    # Nomad's renderServerIDList tabs each voter, but its columnize trims them: only the first keeps
+    # the tab of the "Voters:  \n\t%s" around the list.
+    voters = "\n".join(got.get("Voters") or ())
+    return (f"Healthy: {str(got['Healthy']).lower()}\nFailureTolerance: {got['FailureTolerance']}\n"
+            f"Leader: {got['Leader']}\nVoters:  \n\t{voters}\nServers: \n{table(rows)}\n")
 
 
 def agent_info(addr: str, args: list[str]) -> str:
@@ -313,7 +333,8 @@ COMMANDS.update(OPERATOR_API_COMMANDS)
 
 
 # Commands whose -t is not Nomad's output template (alloc exec: a TTY).
-NOT_TEMPLATE_T = {("alloc", "exec")}
+# job run/plan/validate's -json says the job file is JSON; they have no -t (as Nomad's).
+NOT_TEMPLATE_T = {("alloc", "exec"), ("job", "run"), ("job", "plan"), ("job", "validate")}
 
 
 def template_flag(words: tuple[str, ...], args: list[str]) -> tuple[list[str], str | None]:

@@ -80,7 +80,10 @@ _JSON_T = ("-json", "-t <template>")
 _MONITOR = ("-detach", "-verbose")
 _VAR_OPTS = (("-var <key=value>", "An HCL input variable for the job file; may be given more than once."),
              ("-var-file <path>", "A file of HCL input variables (key = value lines); may be given more "
-                                  "than once, later files winning."))
+                                  "than once, later files winning."),
+             ("-json", "The job file is JSON (as \"nomad job inspect\" or \"nomad job run -output\" "
+                       "print it), whatever its name."),
+             ("-hcl2-strict", "Accepted as Nomad's; the HCL parser here is always strict."))
 
 # ---------------------------------------------------------------- top-level commands
 
@@ -362,7 +365,7 @@ _c("job history", "[options] <job>", "Show a job's versions",
    ("-full", "Show each version's whole job specification."),
    ("-version <n>", "Show only this version."),
    ("-diff-tag <name>", "With -p, compare each version with the version tagged with this name."),
-   ("-diff-version <n>", "With -p, compare each version with this version."))
+   ("-diff-version <n>", "With -p, compare each version with this version."), *_JSON_T)
 _c("job tag apply", "[options] <job>", "Name a version of a job",
    "Tags a version of the job (its current one by default) with a name and a description; a tagged "
    "version is kept however many versions follow, and \"nomad job revert\" takes the name.",
@@ -376,7 +379,9 @@ _c("job init", "[options] [<filename>]", "Write an example job file",
    "Writes an example job specification (example.nomad.hcl by default); never over an existing file.",
    ("-short", "Write the example without its explanatory comments."), general=False)
 _c("job inspect", "[options] <job>", "Show a submitted job's specification",
-   "Prints the job as the servers hold it, in JSON.")
+   "Prints the job as the servers hold it, in JSON, as {\"Job\": ...} (what \"nomad job run\" takes).",
+   ("-version <N>", "The job as it was at this version."),
+   ("-hcl", "Refused: this agent keeps no job submission source."), *_JSON_T)
 _c("job periodic force", "[options] <job>", "Launch a periodic job now",
    "Starts an instance of a periodic job now, whatever its schedule.", *_MONITOR)
 _c("job plan", "[options] <path>", "Show what submitting a job would change",
@@ -384,7 +389,8 @@ _c("job plan", "[options] <path>", "Show what submitting a job would change",
    "and prints the changes and the job modify index to pass to \"nomad job run -check-index\". "
    "Exits 0 when nothing would change, 1 when allocations would be created or destroyed.",
    ("-diff", "Print the differences from the job as it runs now (on by default; -diff=false leaves them "
-             "out)."), "-verbose", *_VAR_OPTS)
+             "out)."), "-verbose",
+   ("-policy-override", "Accepted as Nomad's: there are no Sentinel policies to override."), *_VAR_OPTS)
 _c("job promote", "[options] <job>", "Promote a job's canaries",
    "Promotes the canaries of a job's latest deployment, all its groups' or those named.",
    ("-group <group>", "Promote only this group's canaries; may be given more than once."), *_MONITOR)
@@ -405,7 +411,11 @@ _c("job run", "[options] <path>", "Submit a job, new or updated",
    "Submits the job file (HCL, JSON or TOML) and monitors the evaluation it creates. Exits 2 when "
    "allocations could not all be placed.",
    ("-check-index <index>", "Only submit when the job's modify index is this one (0: the job must not "
-                            "exist yet), as \"nomad job plan\" prints it."), *_MONITOR, *_VAR_OPTS)
+                            "exist yet), as \"nomad job plan\" prints it."),
+   ("-output", "Print the JSON the job would be submitted as, and submit nothing."),
+   ("-preserve-counts", "Keep the task groups' counts of the job already registered."),
+   ("-policy-override", "Accepted as Nomad's: there are no Sentinel policies to override."),
+   *_MONITOR, *_VAR_OPTS)
 _c("job scale", "[options] <job> [<group>] <count>", "Change a task group's count",
    "Sets how many instances of a task group run; the group may be left out when the job has one.",
    "-check-index <index>", *_MONITOR)
@@ -422,10 +432,10 @@ _c("job status", "[options] [<job>]", "Show a job's status",
                    "shown."),
    ("-filter <expression>", "When listing jobs: only those this filter expression matches."),
    "-verbose", *_JSON_T)
-_c("job stop", "[options] <job>", "Stop a running job",
-   "Stops a job and its allocations.",
+_c("job stop", "[options] <job> [<job>...]", "Stop a running job",
+   "Stops jobs and their allocations. With -detach each stop's evaluation ID is printed alone.",
    ("-purge", "Also remove the job from the servers' state, rather than keep it as dead."),
-   ("-yes", "Accepted as Nomad's; this command never asks for confirmation."), *_MONITOR)
+   ("-yes", "Do not ask for confirmation when a single job is named by a prefix of its ID."), *_MONITOR)
 _c("job validate", "[options] <path>", "Check a job file",
    "Reads the job file and has the agent check it, reporting any error and warning.",
    "-verbose", *_VAR_OPTS)
@@ -459,7 +469,8 @@ _c("node config", "[options] [<address>...]", "Show or change a client's server 
    ("-update-servers", "Replace the client's server list with the addresses given."))
 _c("node drain", "[options] <node>", "Drain a node, or stop draining it",
    "Turns draining on (-enable) or off (-disable) for a node: a draining node takes no new "
-   "allocations and its allocations are moved elsewhere. One of -enable and -disable is required.",
+   "allocations and its allocations are moved elsewhere. One of -enable and -disable is required "
+   "(or -monitor). With -enable the drain is followed, a line for each change, until it is done.",
    ("-enable", "Start draining the node."),
    ("-disable", "Stop draining the node."),
    ("-deadline <duration>", "With -enable: stop what is still running after this long (1h by default)."),
@@ -470,8 +481,8 @@ _c("node drain", "[options] <node>", "Drain a node, or stop draining it",
    ("-self", "Drain the node of the agent asked (no node argument)."),
    ("-m <message>", "A message stored with the drain."),
    ("-meta <key=value>", "A metadata value stored with the drain; may be given more than once."),
-   ("-monitor", "Accepted for Nomad's compatibility; the drain is not followed."),
-   ("-detach", "Return right after the drain is set (the default)."), "-yes")
+   ("-monitor", "Follow a drain already set, changing nothing, until it is done."),
+   ("-detach", "Return right after the drain is set, rather than follow it until it is done."), "-yes")
 _c("node eligibility", "[options] <node>", "Set whether a node takes new allocations",
    "Marks a node eligible (-enable) or ineligible (-disable) for new allocations; running ones stay.",
    ("-enable", "Mark the node eligible."), ("-disable", "Mark the node ineligible."),
@@ -504,7 +515,10 @@ _c("node status", "[options] [<node>]", "Show client nodes' status",
    "allocations.",
    ("-self", "Show the node of the agent asked."),
    ("-short", "Show only the node's summary."),
-   ("-allocs", "Accepted as Nomad's; a node's allocations are always shown in its status."),
+   ("-allocs", "When listing: add each node's count of running allocations (a node's status always "
+               "shows its allocations)."),
+   ("-os", "When listing: add each node's operating system."),
+   ("-quiet", "When listing: print only the nodes' IDs."),
    ("-stats", "Show detailed resource usage figures."),
    ("-filter <expression>", "When listing: only the nodes this filter expression matches."),
    "-verbose", *_JSON_T)
@@ -728,13 +742,17 @@ _g("var", "Read and write variables",
    "Groups the commands that list, read, write and purge Nomad variables.")
 _c("var get", "[options] <path> [<item>]", "Read a variable",
    "Prints a variable, or one of its items' value.",
+   ("-item <key>", "Print only this item's value, as it is (no newline added)."),
    ("-out <json|table|none>", "How the variable is printed; a table on a terminal, JSON otherwise."))
 _c("var init", "[options] [<filename>]", "Write an example variable file",
    "Writes an example variable specification (spec.nv.hcl by default); never over an existing file.",
    ("-out <hcl|json>", "The format written; hcl by default."),
    ("-quiet", "Print nothing on success."), general=False)
 _c("var list", "[options] [<prefix>]", "List variables",
-   "Lists the variables (under a path prefix, if given) and when they last changed.", *_JSON_T)
+   "Lists the variables (under a path prefix, if given) and when they last changed.",
+   ("-out <json|table|terse>", "How the list is printed; a table on a terminal, JSON otherwise; terse: "
+                               "the paths alone."),
+   ("-filter <expression>", "Only the variables this filter expression matches."), *_JSON_T)
 _c("var purge", "[options] <path>", "Delete a variable", "Deletes a variable.", "-check-index <index>")
 _c("var lock", "[options] <path> [@<spec file>] <child command...>",
    "Run a command while holding a variable's lock",

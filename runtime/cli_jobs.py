@@ -115,9 +115,10 @@ def one_arg(rest: list[str], usage: str) -> str:
 
 
 def kv(pairs: list[tuple[str, Any]]) -> str:
-    """Nomad's ``formatKV``: keys padded so the ``=`` line up."""
+    """Nomad's ``formatKV``: keys padded so the ``=`` line up; an empty value is ``<none>`` (its
+    columnize placeholder)."""
     width = max(len(k) for k, _ in pairs)
-    return "\n".join(f"{k.ljust(width)} = {v}" for k, v in pairs)
+    return "\n".join(f"{k.ljust(width)} = {'<none>' if v == '' else v}" for k, v in pairs)
 
 
 def short(ident: str, verbose: bool = False) -> str:
@@ -171,6 +172,9 @@ _HCL_START = re.compile(rb'^(?:\s*(?:#|//)[^\n]*\n|\s*/\*.*?\*/)*\s*job\s+"', re
 
 _HCL_VARIABLE_START = re.compile(rb'^(?:\s*(?:#|//)[^\n]*\n|\s*/\*.*?\*/)*\s*(?:variable|locals)\b', re.S)
 VAR_FLAGS: dict[str, type] = {"var": list, "var-file": list}  # job run/plan/validate: HCL input variables
+# job run/plan/validate: Nomad's -json (the job file is JSON, as "nomad job inspect" or "run -output"
+# print it) and -hcl2-strict (the HCL parser here is always strict: what it does not run it refuses).
+FILE_FLAGS: dict[str, type] = {"json": bool, "hcl2-strict": bool, **VAR_FLAGS}
 
 
 def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -185,7 +189,9 @@ def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, A
             raw = fh.read()
     except OSError as e:
         raise CliError(f"Error reading job file {path}: {e.strerror}") from None
-    if path.endswith((".hcl", ".nomad")) or _HCL_START.match(raw) or _HCL_VARIABLE_START.match(raw):
+    as_json_file = bool(flags.get("json"))  # Nomad's -json: the file is JSON, whatever its name
+    if not as_json_file and (path.endswith((".hcl", ".nomad")) or _HCL_START.match(raw)
+                             or _HCL_VARIABLE_START.match(raw)):
         from runtime.hcl_job import HclJobError, parse_hcl_job  # noqa: PLC0415 - HCL files only
 
         var_args: dict[str, str] = {}
@@ -208,7 +214,7 @@ def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, A
             raise CliError(f"Error parsing job file from {path}: {e}") from None
     if flags.get("var") or flags.get("var-file"):
         raise CliError("-var and -var-file are for HCL job files")
-    toml = path.endswith(".toml") or not raw.lstrip().startswith(b"{")
+    toml = not as_json_file and (path.endswith(".toml") or not raw.lstrip().startswith(b"{"))
     try:
         doc = tomllib.loads(raw.decode()) if toml else json.loads(raw)
     except (UnicodeDecodeError, ValueError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
@@ -368,16 +374,46 @@ def _finish(addr: str, eval_id: str, detach: bool, what: str, *, head: str = "",
 
 
 def job_run(addr: str, args: list[str]) -> tuple[str, int]:
-    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "check-index": int, **VAR_FLAGS})
-    usage = "nomad job run [-detach] [-check-index N] [-var k=v] [-var-file f] <path>"
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "check-index": int, "output": bool,
+                                     "preserve-counts": bool, "policy-override": bool, **FILE_FLAGS})
+    usage = "nomad job run [-detach] [-check-index N] [-output] [-var k=v] [-var-file f] <path>"
     job = load_job_file(one_arg(rest, usage), flags)
+    if flags.get("output"):  # Nomad's -output: the request's JSON, indented by 4, nothing submitted
+        return json.dumps({"Job": job}, indent=4), 0
     body: dict[str, Any] = {"Job": job}
+    if flags.get("preserve-counts"):  # Nomad's: the running job's group counts are kept
+        body["PreserveCounts"] = True
+    if flags.get("policy-override"):  # Sentinel (Enterprise) policies: none here, as in Nomad OSS
+        body["PolicyOverride"] = True
     if "check-index" in flags:
         try:
             body.update(EnforceIndex=True, JobModifyIndex=int(flags["check-index"]))
         except ValueError:
             raise CliError(f'invalid value "{flags["check-index"]}" for flag -check-index') from None
-    got = request(addr, "PUT", "/v1/jobs", body)
+    try:
+        got = request(addr, "PUT", "/v1/jobs", body)
+    except CliError as e:
+        # Nomad's enforceIndexRegex: the index conflict alone, then "Job not updated", on stderr.
+        found = re.search(r"\((Enforcing job modify index.*)\)", str(e))
+        if found is None:
+            raise
+        print(f"{found.group(1)}\nJob not updated", file=sys.stderr)
+        return "", 1
+    if job.get("Periodic") or job.get("ParameterizedJob"):
+        # Nomad monitors nothing for a launcher: a periodic job's next launch, a parameterized job alone.
+        text = "Job registration successful"
+        if not job.get("ParameterizedJob") and not (job["Periodic"].get("Enabled") is False):
+            from actors.scheduler.cron import CronError, next_launch  # here: periodic jobs only
+            from runtime.cli_usage import go_duration  # here: it imports this module
+
+            now = time.time()
+            try:
+                nxt = next_launch(job["Periodic"], now)
+                text += (f"\nApproximate next launch time: {fmt_time(nxt)} "
+                         f"({go_duration(int(nxt) - int(now))} from now)")
+            except CronError as e:
+                print(f"Error determining next launch time: {e}", file=sys.stderr)
+        return job_warnings(got) + text, 0
     text, code = _finish(addr, got.get("EvalID", ""), flags.get("detach", False),
                          "Job registration successful", verbose=bool(flags.get("verbose")))
     return job_warnings(got) + text, code
@@ -473,7 +509,7 @@ def job_init(addr: str, args: list[str]) -> str:
 
 def job_validate(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job validate [-var k=v] [-var-file f] <path>``: the file read, then checked by the agent."""
-    flags, rest = parse_flags(args, {"verbose": bool, **VAR_FLAGS})
+    flags, rest = parse_flags(args, {"verbose": bool, **FILE_FLAGS})
     job = load_job_file(one_arg(rest, "nomad job validate [-var k=v] [-var-file f] <path>"), flags)
     got = request(addr, "PUT", "/v1/validate/job", {"Job": job})
     errors = got.get("ValidationErrors") or []
@@ -483,11 +519,40 @@ def job_validate(addr: str, args: list[str]) -> tuple[str, int]:
 
 
 def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
+    """``nomad job stop [-purge] [-detach] [-yes] <job>...``: as Nomad's, each job named (a prefix of one
+    alone is confirmed unless -yes); -detach prints each stop's evaluation ID alone, a periodic or
+    parameterized job's stop (no evaluation) prints nothing."""
     flags, rest = parse_flags(args, {"purge": bool, "detach": bool, "yes": bool, "verbose": bool})
-    job = resolve(addr, "job", one_arg(rest, "nomad job stop [-purge] <job>"))
-    got = request(addr, "DELETE", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}",
-                  purge="true" if flags.get("purge") else None)
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job stop successful")
+    if not rest:
+        raise CliError("This command takes at least one argument: <job>")
+    outs, code = [], 0
+    for ident in rest:
+        try:
+            job = resolve(addr, "job", ident.strip())
+        except CliError as e:
+            print(f"Error: {e}" if len(rest) == 1 else str(e), file=sys.stderr)
+            code = 1
+            continue
+        if len(rest) == 1 and ident != job["ID"] and not flags.get("yes") and \
+                not _confirm(f'Are you sure you want to stop job "{job["ID"]}"? [y/N]'):
+            return "Cancelling job stop", 0
+        try:
+            got = request(addr, "DELETE", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}",
+                          purge="true" if flags.get("purge") else None)
+        except CliError as e:
+            print(f"Error deregistering job with id {ident} err: {e}", file=sys.stderr)
+            code = 1
+            continue
+        eval_id = got.get("EvalID", "")
+        if not eval_id:
+            continue
+        if flags.get("detach"):
+            outs.append(eval_id)
+            continue
+        text, rc = monitor(addr, eval_id, verbose=bool(flags.get("verbose")))
+        outs.append(text)
+        code = code or rc
+    return "\n".join(outs), code
 
 
 def as_json(value: Any) -> str:
@@ -525,32 +590,54 @@ def job_status(addr: str, args: list[str]) -> str:
         return as_json([_job_json(addr, stub["ID"])])
     path = f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}"
     job = request(addr, "GET", path)
-    out = [kv([("ID", job["ID"]), ("Name", job.get("Name", job["ID"])),
-               ("Submit Date", fmt_time(job.get("SubmitTime"))), ("Type", job["Type"]),
-               ("Priority", job.get("Priority", 50)), ("Datacenters", ",".join(job.get("Datacenters", ()))),
-               ("Namespace", job.get("Namespace", "default")), ("Node Pool", job.get("NodePool", "default")),
-               ("Status", job.get("Status", "pending") + (" (stopped)" if job.get("Stop") else "")),
-               ("Periodic", str(bool(job.get("Periodic"))).lower()),
-               ("Parameterized", str(bool(job.get("ParameterizedJob"))).lower())]
-              + ([("Parent ID", job["ParentID"])] if job.get("ParentID") else []))]
-    if job.get("Periodic") or job.get("ParameterizedJob"):
-        # Nomad shows a launcher's children rather than its own (empty) summary.
-        children = [j for j in request(addr, "GET", "/v1/jobs", prefix=f"{job['ID']}/")
-                    if j.get("ParentID") == job["ID"]]
-        if job.get("Periodic"):
-            p = job["Periodic"]
-            from actors.scheduler.cron import next_launch  # noqa: PLC0415 - periodic jobs only
-
-            nxt = next_launch(p, time.time())
-            out.append(f"\nNext Periodic Launch = {fmt_time(nxt)}")
-        if flags.get("short"):
-            return out[0]
-        out += ["", "Children Job Summary" if job.get("ParameterizedJob") else "Previously Launched Jobs"]
-        if not children:
-            out.append("No instances of the job")
+    periodic, param = bool(job.get("Periodic")), bool(job.get("ParameterizedJob"))
+    pairs = [("ID", job["ID"]), ("Name", job.get("Name", job["ID"])),
+             ("Submit Date", fmt_time(job.get("SubmitTime"))), ("Type", job["Type"]),
+             ("Priority", job.get("Priority", 50)), ("Datacenters", ",".join(job.get("Datacenters", ()))),
+             ("Namespace", job.get("Namespace", "default")), ("Node Pool", job.get("NodePool", "default")),
+             ("Status", job.get("Status", "pending") + (" (stopped)" if job.get("Stop") else "")),
+             ("Periodic", str(periodic).lower()), ("Parameterized", str(param).lower())]
+    if job.get("DispatchIdempotencyToken"):
+        pairs.append(("Idempotency Token", job["DispatchIdempotencyToken"]))
+    if periodic and not param:  # Nomad's: one more line of the same block, and how far off it is
+        if job.get("Stop"):
+            pairs.append(("Next Periodic Launch", "none (job stopped)"))
         else:
-            rows = [["ID", "Status"]] + [[c["ID"], c["Status"]] for c in children]
-            out.append(table(rows))
+            from actors.scheduler.cron import CronError, next_launch  # here: periodic jobs only
+            from runtime.cli_usage import go_duration  # here: it imports this module
+
+            now = time.time()
+            try:
+                nxt = next_launch(job["Periodic"], now)
+            except CronError:
+                nxt = None
+            if nxt is not None:
+                pairs.append(("Next Periodic Launch",
+                              f"{fmt_time(nxt)} ({go_duration(int(nxt) - int(now))} from now)"))
+    out = [kv(pairs)]
+    if (periodic or param) and flags.get("short"):
+        return out[0]
+    if periodic or param:
+        # Nomad's outputPeriodicInfo / outputParameterizedInfo: the children, not the launcher's summary.
+        if param:
+            spec = job["ParameterizedJob"]
+            out += ["", "Parameterized Job", kv([
+                ("Payload", spec.get("Payload") or "optional"),
+                ("Required Metadata", ", ".join(spec.get("MetaRequired") or ())),
+                ("Optional Metadata", ", ".join(spec.get("MetaOptional") or ()))])]
+        kids = (request(addr, "GET", f"{path}/summary") or {}).get("Children") or {}
+        out += ["", "Parameterized Job Summary" if param else "Children Job Summary",
+                table([["Pending", "Running", "Dead"],
+                       [str(kids.get(k, 0)) for k in ("Pending", "Running", "Dead")]])]
+        suffix = "/dispatch-" if param else "/periodic-"
+        children = [j for j in request(addr, "GET", "/v1/jobs", prefix=job["ID"] + suffix) or ()
+                    if j.get("ParentID") == job["ID"]]
+        if not children:
+            out.append("\nNo dispatched instances of parameterized job found" if param
+                       else "\nNo instances of periodic job found")
+        else:
+            out += ["", "Dispatched Jobs" if param else "Previously Launched Jobs",
+                    table([["ID", "Status"]] + [[c["ID"], c["Status"]] for c in children])]
         return "\n".join(out)
     if flags.get("short"):
         return out[0]
@@ -609,17 +696,56 @@ def _job_evals_sections(evals: list[dict[str, Any]], verbose: bool, show: bool) 
 
 
 def alloc_table(allocs: list[dict[str, Any]], verbose: bool, *, with_node: bool) -> str:
-    head = ["ID"] + (["Node ID"] if with_node else []) + ["Task Group", "Version", "Desired", "Status",
-                                                          "Created", "Modified"]
+    """Nomad's allocation tables, newest first.  *with_node* is formatAllocListStubs (job status, job
+    allocs, deployment status): -verbose adds the Eval ID and Node Name.  Without it, formatAllocList
+    (node status): the Node ID column all the same, -verbose adds the Eval ID.  -verbose shows the
+    times themselves, not how long ago."""
+    head = ["ID"] + (["Eval ID"] if verbose else []) + ["Node ID"] \
+        + (["Node Name"] if verbose and with_node else []) \
+        + ["Task Group", "Version", "Desired", "Status", "Created", "Modified"]
     rows = [head]
+    when = fmt_time if verbose else ago
     for a in sorted(allocs, key=lambda a: (-a.get("CreateIndex", 0), a["ID"])):
-        rows.append([short(a["ID"], verbose)] + ([short(a["NodeID"], verbose)] if with_node else [])
+        rows.append([short(a["ID"], verbose)] + ([short(a.get("EvalID", ""), verbose)] if verbose else [])
+                    + [short(a.get("NodeID", ""), verbose)]
+                    + ([a.get("NodeName", "")] if verbose and with_node else [])
                     + [a["TaskGroup"], str(a.get("JobVersion", 0)), a["DesiredStatus"], a["ClientStatus"],
-                       ago(a.get("CreateTime")), ago(a.get("ModifyTime"))])
+                       when(a.get("CreateTime")), when(a.get("ModifyTime"))])
     return table(rows)
 
 
 # ---------------------------------------------------------------- alloc
+
+
+def go_duration_ns(ns: Any) -> str:
+    """Go's ``time.Duration.String`` of nanoseconds: ``0s``, ``850ns``, ``1.5µs``, ``2.25ms``, ``1m3.5s``."""
+    n = int(ns) if isinstance(ns, (int, float)) and not isinstance(ns, bool) else 0
+    sign, n = ("-", -n) if n < 0 else ("", n)
+    if n == 0:
+        return "0s"
+    if n < 1000:
+        return f"{sign}{n}ns"
+
+    def frac(value: int, unit: int) -> str:
+        whole, rest = divmod(value, unit)
+        digits = f"{rest:0{len(str(unit)) - 1}d}".rstrip("0")
+        return f"{whole}.{digits}" if digits else str(whole)
+    if n < 1_000_000:
+        return f"{sign}{frac(n, 1000)}µs"
+    if n < 1_000_000_000:
+        return f"{sign}{frac(n, 1_000_000)}ms"
+    h, rest = divmod(n, 3600 * 10**9)
+    m, rest = divmod(rest, 60 * 10**9)
+    secs = frac(rest, 10**9) + "s"
+    return sign + (f"{h}h{m}m{secs}" if h else f"{m}m{secs}" if m else secs)
+
+
+def _placement_rows(m: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Nomad's alloc status -verbose: how many nodes the placement looked at, and how long it took."""
+    return [("Evaluated Nodes", m.get("NodesEvaluated", 0)), ("Filtered Nodes", m.get("NodesFiltered", 0)),
+            ("Exhausted Nodes", m.get("NodesExhausted", 0)),
+            ("Allocation Time", go_duration_ns(m.get("AllocationTime", 0))),
+            ("Failures", m.get("CoalescedFailures", 0))]
 
 
 def alloc_status(addr: str, args: list[str]) -> str:
@@ -638,8 +764,11 @@ def alloc_status(addr: str, args: list[str]) -> str:
                ("Client Description", a.get("ClientDescription") or "<none>"),
                ("Desired Status", a["DesiredStatus"]),
                ("Desired Description", a.get("DesiredDescription") or "<none>"),
-               ("Created", ago(a.get("CreateTime"))), ("Modified", ago(a.get("ModifyTime"))),
-               *_deployment_rows(a, verbose), *_reschedule_rows(addr, a, verbose)])]
+               # Nomad's: -verbose shows the times themselves, not how long ago.
+               ("Created", (fmt_time if verbose else ago)(a.get("CreateTime"))),
+               ("Modified", (fmt_time if verbose else ago)(a.get("ModifyTime"))),
+               *_deployment_rows(a, verbose), *_reschedule_rows(addr, a, verbose),
+               *(_placement_rows(a.get("Metrics") or {}) if verbose else [])])]
     if flags.get("short"):
         return out[0]
     shared = (a.get("AllocatedResources") or {}).get("Shared") or {}
@@ -1015,22 +1144,43 @@ def node_status(addr: str, args: list[str]) -> str:
     from runtime import cli_usage  # it imports this module
 
     flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "self": bool, "allocs": bool,
-                                     "filter": str, "json": bool, "stats": bool})
+                                     "filter": str, "json": bool, "stats": bool, "os": bool, "quiet": bool})
     verbose = flags.get("verbose", False)
     if flags.get("self"):
         if rest:
             raise CliError("This command takes either one or no arguments")
         rest = [local_node_id(addr)]
     if not rest:
-        nodes = request(addr, "GET", "/v1/nodes", filter=flags.get("filter"))
+        if flags.get("quiet") and (verbose or flags.get("json")):
+            raise CliError("-quiet cannot be used with -verbose or -json")
+        nodes = request(addr, "GET", "/v1/nodes" + ("?os=true" if flags.get("os") else ""),
+                        filter=flags.get("filter"))
         if flags.get("json"):
             return as_json(nodes or [])
         if not nodes:
             return "No nodes registered"
-        rows = [["ID", "Node Pool", "DC", "Name", "Class", "Drain", "Eligibility", "Status"]]
-        rows += [[short(n["ID"], verbose), n.get("NodePool", "default"), n.get("Datacenter", ""),
-                  n.get("Name", ""), n.get("NodeClass") or "<none>", str(bool(n.get("Drain"))).lower(),
-                  n.get("SchedulingEligibility", ""), n.get("Status", "")] for n in nodes]
+        if flags.get("quiet"):  # Nomad's -quiet: the full IDs alone
+            return "\n".join(n["ID"] for n in nodes)
+        # Nomad's columns: -os adds OS, -verbose Address and Version, -allocs the running allocations.
+        rows = [["ID", "Node Pool", "DC", "Name", "Class", *(["OS"] if flags.get("os") else []),
+                 *(["Address", "Version"] if verbose else []), "Drain", "Eligibility", "Status",
+                 *(["Running Allocs"] if flags.get("allocs") else [])]]
+        for n in nodes:
+            row = [short(n["ID"], verbose), n.get("NodePool", "default"), n.get("Datacenter", ""),
+                   n.get("Name", ""), n.get("NodeClass") or "<none>"]
+            if flags.get("os"):
+                row.append((n.get("Attributes") or {}).get("os.name", ""))
+            if verbose:
+                row += [n.get("Address", ""), n.get("Version", "")]
+            row += [str(bool(n.get("Drain"))).lower(), n.get("SchedulingEligibility", ""),
+                    n.get("Status", "")]
+            if flags.get("allocs"):
+                try:
+                    on = request(addr, "GET", f"/v1/node/{n['ID']}/allocations")
+                except CliError as e:
+                    raise CliError(f"Error querying node allocations: {e}") from None
+                row.append(str(sum(1 for a in on or () if a.get("ClientStatus") == "running")))
+            rows.append(row)
         return table(rows)
     stub = resolve(addr, "node", one_arg(rest, "nomad node status [<node>]"))
     node = request(addr, "GET", f"/v1/node/{stub['ID']}")
@@ -1156,11 +1306,94 @@ def _drain_deadline_ns(flags: dict[str, Any]) -> int:
     return int(seconds * 1e9)
 
 
+# How long one blocking query of the drain monitor waits for a change: it watches the node and its
+# allocations in turn, so this bounds how late it reports either.
+DRAIN_MONITOR_WAIT = "1s"
+
+
+def _drain_line(text: str, stream: Any = None) -> None:
+    """One line of Nomad's drain monitor: the time, then the message, printed as it happens."""
+    print(f"{fmt_time(time.time())}: {text}", file=stream or sys.stdout, flush=True)
+
+
+def _monitor_drain(addr: str, node_id: str, index: int, ignore_system: bool) -> None:
+    """Nomad's Nodes.MonitorDrain: the node's drain (ends when its strategy is gone) and its allocations
+    (ends when none is pending or running), each change on a line, until both are done."""
+    node_done, allocs_done = False, False
+    node_index, alloc_index, last_strategy = index, 0, None
+    seen: dict[str, dict[str, Any]] = {}
+    while not (node_done and allocs_done):
+        if not node_done:
+            meta: dict[str, int] = {}
+            try:
+                node = request(addr, "GET", f"/v1/node/{node_id}", answer_meta=meta, stale="",
+                               index=node_index, wait=DRAIN_MONITOR_WAIT)
+            except CliError as e:
+                _drain_line(f"Error monitoring node: {e}", sys.stderr)
+                return
+            node_index = meta.get("index", node_index)
+            strategy = node.get("DrainStrategy")
+            if strategy is None:
+                _drain_line(f"Drain complete for node {node_id}")
+                node_done = True
+            else:
+                if node.get("Status") == "down":
+                    _drain_line(f'Node "{node_id}" down', sys.stderr)
+                if last_strategy is not None and strategy != last_strategy:
+                    _drain_line(f'Node "{node_id}" drain updated: {strategy}')
+                last_strategy = strategy
+        if not allocs_done:
+            meta = {}
+            try:
+                allocs = request(addr, "GET", f"/v1/node/{node_id}/allocations", answer_meta=meta, stale="",
+                                 index=alloc_index, wait=DRAIN_MONITOR_WAIT) or []
+            except CliError as e:
+                _drain_line(f"Error monitoring allocations: {e}", sys.stderr)
+                return
+            alloc_index = meta.get("index", alloc_index)
+            running = 0
+            for a in allocs:
+                orig = seen.get(a["ID"])
+                seen[a["ID"]] = a
+                migrating = bool((a.get("DesiredTransition") or {}).get("Migrate"))
+                msg = ""
+                if orig is None:
+                    pass  # the first answer's allocations: nothing to say yet
+                elif orig.get("ClientStatus") != a.get("ClientStatus"):
+                    msg = f"status {orig.get('ClientStatus')} -> {a.get('ClientStatus')}"
+                elif migrating and not (orig.get("DesiredTransition") or {}).get("Migrate"):
+                    msg = "marked for migration"
+                elif migrating and orig.get("DesiredStatus") != a.get("DesiredStatus") \
+                        and a.get("DesiredStatus") == "stop":
+                    msg = "draining"
+                if msg:
+                    _drain_line(f'Alloc "{a["ID"]}" {msg}')
+                job_type = (a.get("Job") or {}).get("Type")
+                if job_type is None or (ignore_system and job_type == "system"):
+                    continue
+                running += a.get("ClientStatus") in ("pending", "running")
+            if running == 0:
+                _drain_line(f'All allocations on node "{node_id}" have stopped')
+                allocs_done = True
+
+
 def node_drain(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"enable": bool, "disable": bool, "deadline": str, "force": bool,
                                      "no-deadline": bool, "ignore-system": bool, "keep-ineligible": bool,
                                      "yes": bool, "detach": bool, "monitor": bool, "m": str, "meta": list,
                                      "self": bool})
+    if flags.get("monitor"):  # Nomad's -monitor: watch a drain already set, change nothing
+        if flags.get("enable") or flags.get("disable"):
+            raise CliError("The -monitor flag cannot be used with the '-enable' or '-disable' flags")
+        meta_now: dict[str, int] = {}
+        stub = _node_arg(addr, flags, rest)
+        node = request(addr, "GET", f"/v1/node/{stub['ID']}", answer_meta=meta_now)
+        if node.get("DrainStrategy") is None:
+            print("No drain strategy set", file=sys.stderr)
+            return ""
+        _drain_line(f'Monitoring node "{node["ID"]}": Ctrl-C to detach monitoring')
+        _monitor_drain(addr, node["ID"], meta_now.get("index", 0), bool(flags.get("ignore-system")))
+        return ""
     enable = _enable_disable(flags)
     if not enable and any(flags.get(f) for f in ("deadline", "force", "no-deadline", "ignore-system")):
         raise CliError("-deadline, -force, -no-deadline and -ignore-system apply only with -enable")
@@ -1182,10 +1415,19 @@ def node_drain(addr: str, args: list[str]) -> str:
             not _confirm(f'Are you sure you want to {verb} drain mode for node "{node["ID"]}"? [y/N]'):
         return "Canceling drain toggle"
     spec = {"Deadline": deadline, "IgnoreSystemJobs": bool(flags.get("ignore-system"))} if enable else None
-    request(addr, "PUT", f"/v1/node/{node['ID']}/drain",
-            {"NodeID": node["ID"], "DrainSpec": spec,
-             "MarkEligible": not enable and not flags.get("keep-ineligible"), "Meta": meta})
-    return f'Node "{node["ID"]}" drain strategy {"set" if enable else "unset"}'
+    try:
+        got = request(addr, "PUT", f"/v1/node/{node['ID']}/drain",
+                      {"NodeID": node["ID"], "DrainSpec": spec,
+                       "MarkEligible": not enable and not flags.get("keep-ineligible"), "Meta": meta})
+    except CliError as e:
+        raise CliError(f"Error updating drain specification: {e}") from None
+    if not enable or flags.get("detach"):
+        return f'Node "{node["ID"]}" drain strategy {"set" if enable else "unset"}'
+    # Nomad monitors the drain it set until the node is drained (-detach returns at once).
+    _drain_line("Ctrl-C to stop monitoring: will not cancel the node drain")
+    _drain_line(f'Node "{node["ID"]}" drain strategy set')
+    _monitor_drain(addr, node["ID"], int((got or {}).get("Index") or 0), bool(flags.get("ignore-system")))
+    return ""
 
 
 def node_eligibility(addr: str, args: list[str]) -> str:
@@ -1538,10 +1780,33 @@ def _copy_frames(url: str) -> None:
 
 
 def job_inspect(addr: str, args: list[str]) -> str:
-    """``nomad job inspect <job>``: the job as the servers hold it, as ``{"Job": ...}`` JSON."""
-    _, rest = parse_flags(args, {})
-    stub = resolve(addr, "job", one_arg(rest, "nomad job inspect <job>"))
-    job = request(addr, "GET", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}")
+    """``nomad job inspect [-json] [-version N] <job>``: the job as the servers hold it, as ``{"Job": ...}``
+    JSON; -json (or -t) the job alone, and without a job the job list, as Nomad's."""
+    flags, rest = parse_flags(args, {"json": bool, "version": str, "hcl": bool})
+    if flags.get("hcl") and flags.get("json"):
+        raise CliError("can only use one of -hcl or -json")
+    if flags.get("hcl"):  # Nomad's: the submitted source, which this agent does not keep
+        raise CliError("Error inspecting job: -hcl is not supported: this agent keeps no job submission "
+                       "source (nomad job inspect shows the job's JSON)")
+    if not rest and flags.get("json"):
+        return as_json(request(addr, "GET", "/v1/jobs") or [])
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <job>")
+    stub = resolve(addr, "job", rest[0].strip())
+    quoted = urllib.parse.quote(stub["ID"], safe="")
+    if flags.get("version"):
+        text = flags["version"]
+        if not text.isdigit():
+            raise CliError(f'Error parsing version value "{text}": strconv.ParseUint: parsing "{text}": '
+                           "invalid syntax")
+        versions = request(addr, "GET", f"/v1/job/{quoted}/versions").get("Versions") or []
+        job = next((v for v in versions if str(v.get("Version")) == text), None)
+        if job is None:
+            raise CliError(f"Error inspecting job: job {stub['ID']} at version {text} not found")
+    else:
+        job = request(addr, "GET", f"/v1/job/{quoted}")
+    if flags.get("json"):
+        return as_json(job)
     return json.dumps({"Job": job}, indent=4, sort_keys=True)
 
 
@@ -1688,7 +1953,7 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job plan [-diff=false] [-verbose] <path>``: a dry run; exit 1 when allocations would be created
     or destroyed, 0 when nothing would change (Nomad's codes).  The job's structured diff is printed first
     (:func:`format_job_diff`); ``-verbose`` expands added and deleted groups and tasks."""
-    flags, rest = parse_flags(args, {"diff": bool, "verbose": bool, **VAR_FLAGS})
+    flags, rest = parse_flags(args, {"diff": bool, "verbose": bool, "policy-override": bool, **FILE_FLAGS})
     path = one_arg(rest, "nomad job plan [-var k=v] [-var-file f] <path>")
     job = load_job_file(path, flags)
     if not isinstance(job.get("ID"), str) or not job["ID"]:
@@ -1696,7 +1961,7 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     want_diff = flags.get("diff", True) not in (False, "false", "0")
     # As Nomad: the diff is always asked for (it tells whether anything changes), printed unless -diff=false.
     got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}/plan",
-                  {"Job": job, "Diff": True})
+                  {"Job": job, "Diff": True, "PolicyOverride": bool(flags.get("policy-override"))})
     updates = (got.get("Annotations") or {}).get("DesiredTGUpdates") or {}
     out: list[str] = []
     d = got.get("Diff")
@@ -1731,7 +1996,9 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
 def job_history(addr: str, args: list[str]) -> str:
     """``nomad job history [-p] <job>``: the tracked versions, newest first."""
     flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int, "diff-tag": str,
-                                     "diff-version": str})
+                                     "diff-version": str, "json": bool})
+    if flags.get("json") and (flags.get("p") or flags.get("full")):
+        raise CliError("-json and -t are exclusive with -p and -full")
     if (flags.get("diff-tag") or flags.get("diff-version")) and not flags.get("p"):
         raise CliError("-diff-tag and -diff-version can only be used with -p")
     if flags.get("diff-tag") and flags.get("diff-version"):
@@ -1753,6 +2020,8 @@ def job_history(addr: str, args: list[str]) -> str:
         pairs = [(v, d) for v, d in pairs if str(v.get("Version")) == str(flags["version"])]
         if not pairs:
             raise CliError(f"No job with version {flags['version']} found")
+    if flags.get("json"):  # Nomad's Format of the versions (one when -version names it)
+        return as_json(pairs[0][0] if "version" in flags else [v for v, _ in pairs])
     if flags.get("full"):
         return "\n\n".join(json.dumps(v, indent=4, sort_keys=True) for v, _ in pairs)
 
@@ -1948,28 +2217,47 @@ def job_eval(addr: str, args: list[str]) -> tuple[str, int]:
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job evaluation created")
 
 
-# What ``nomad status <prefix>`` looks in, in Nomad's order of contexts, and the command that shows it.
-_STATUS_KINDS = (("job", "/v1/jobs"), ("node", "/v1/nodes"), ("allocation", "/v1/allocations"),
-                 ("evaluation", "/v1/evaluations"))
+def _status_multi_match(ident: str, matches: dict[str, list[str]]) -> tuple[str, int]:
+    """Nomad's logMultiMatchError, on stderr: each context's matches, comma-separated."""
+    lines = [f'Multiple matches found for id "{ident}"']
+    for ctx in sorted(matches):
+        if matches[ctx]:
+            lines += [f"\n{ctx[:1].upper()}{ctx[1:]}:", ", ".join(matches[ctx])]
+    print("\n".join(lines), file=sys.stderr)
+    return "", 1
 
 
-def status(addr: str, args: list[str]) -> str:
-    """``nomad status [<prefix>]``: the jobs, or whatever one ID prefix names (job, node, alloc, eval)."""
-    flags, rest = parse_flags(args, {"verbose": bool, "filter": str})
+def status(addr: str, args: list[str]) -> str | tuple[str, int]:
+    """``nomad status [<prefix>]``: the jobs, or the one object an ID prefix names, found as Nomad's
+    StatusCommand does with a prefix search over every context (jobs, nodes, allocations, evaluations,
+    deployments, namespaces): an exact ID wins; otherwise exactly one context must hold exactly one match."""
+    _, rest = parse_flags(args, {"verbose": bool, "filter": str})
     if not rest:
         return job_status(addr, args)
     ident = one_arg(rest, "nomad status [<id or prefix>]")
-    found = {kind: request(addr, "GET", path, prefix=ident) for kind, path in _STATUS_KINDS}
-    kinds = [k for k, hits in found.items() if hits]
-    if not kinds:
-        raise CliError(f'No matches found with prefix "{ident}"')
-    exact = [k for k in kinds if any(h["ID"] == ident for h in found[k])]
-    if len(kinds) > 1 and len(exact) != 1:
-        listed = "\n".join(f"{k}: {h['ID']}" for k in kinds for h in found[k])
-        raise CliError(f"Prefix matched multiple kinds of object\n\n{listed}")
-    kind = exact[0] if exact else kinds[0]
-    show = {"job": job_status, "node": node_status, "allocation": alloc_status, "evaluation": eval_status}[kind]
-    return show(addr, [*(["-verbose"] if flags.get("verbose") else []), ident])
+    try:
+        got = request(addr, "POST", "/v1/search", {"Prefix": ident, "Context": "all"})
+    except CliError as e:
+        raise CliError(f'Error querying search with id: "{e}"') from None
+    matches = {ctx: list(ids or ()) for ctx, ids in ((got or {}).get("Matches") or {}).items()}
+    exact = [ctx for ctx, ids in matches.items() if ids and ids[0] == ident]
+    if len(exact) > 1:
+        return _status_multi_match(ident, matches)
+    match = exact[0] if exact else ""
+    if not exact:
+        single = [ctx for ctx, ids in matches.items() if len(ids) == 1]
+        if len(single) > 1 or any(len(ids) > 1 for ids in matches.values()):
+            return _status_multi_match(ident, matches)
+        match = single[0] if single else ""
+    from runtime.cli_deployments import deployment_status  # here: it imports this module
+    from runtime.cli_namespaces import ns_status  # here: it imports this module
+
+    show = {"evals": eval_status, "nodes": node_status, "allocs": alloc_status, "jobs": job_status,
+            "deployment": deployment_status, "namespaces": ns_status}.get(match)
+    if show is None:
+        print(f'Unable to resolve ID: "{ident}"', file=sys.stderr)
+        return "", 1
+    return show(addr, args)
 
 
 def version(addr: str, args: list[str]) -> str:

@@ -37,9 +37,18 @@ def ns_status(addr: str, args: list[str]) -> str:
     ns = request(addr, "GET", "/v1/namespace/" + urllib.parse.quote(name, safe=""))
     if flags.get("json"):
         return json.dumps(ns, indent=4)
+    # Nomad's formatNamespaceBasics, then the Metadata block only when there is some.
+    caps = ns.get("Capabilities") or {}
+    out = [kv([("Name", ns["Name"]), ("Description", ns.get("Description") or ""),
+               ("Quota", ns.get("Quota") or ""),
+               ("Enabled Drivers", ",".join(caps.get("EnabledTaskDrivers") or ()) or "*"),
+               ("Disabled Drivers", ",".join(caps.get("DisabledTaskDrivers") or ())),
+               ("Enabled Network Modes", ",".join(caps.get("EnabledNetworkModes") or ()) or "*"),
+               ("Disabled Network Modes", ",".join(caps.get("DisabledNetworkModes") or ()))])]
     meta = ns.get("Meta") or {}
-    return "\n".join([kv([("Name", ns["Name"]), ("Description", ns.get("Description") or "")]), "",
-                      "Metadata", kv(sorted(meta.items())) if meta else "No metadata"])
+    if meta:
+        out += ["", "Metadata", kv(sorted(meta.items()))]
+    return "\n".join(out)
 
 
 # Nomad's api.Namespace fields, in its order, with Go's zero values for what the agent leaves out.

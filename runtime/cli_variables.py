@@ -57,44 +57,73 @@ def _default_out(tty_default: str, piped: str) -> str:
     return tty_default if sys.stdout.isatty() else piped
 
 
+# Nomad's api.Variable field order, which its JSON output keeps.
+_VAR_KEYS = ("Namespace", "Path", "CreateIndex", "ModifyIndex", "CreateTime", "ModifyTime", "Items", "Lock")
+
+
 def _render(var: dict[str, Any], out: str) -> str:
-    if out == "json":
-        return json.dumps(var, indent=2, sort_keys=True)
+    if out == "json":  # Nomad's AsPrettyJSON: the struct's field order, the items sorted
+        ordered = {k: var[k] for k in _VAR_KEYS if k in var and (k != "Lock" or var[k])}
+        ordered.update((k, v) for k, v in var.items() if k not in _VAR_KEYS)
+        if isinstance(ordered.get("Items"), dict):
+            ordered["Items"] = dict(sorted(ordered["Items"].items()))
+        return json.dumps(ordered, indent=2)
     if out == "none":
         return ""
     items = var.get("Items") or {}
-    return "\n".join([kv([("Namespace", var.get("Namespace", "")), ("Path", var.get("Path", "")),
-                          ("Create Time", _time(var.get("CreateTime"))),
-                          ("Check Index", str(var.get("ModifyIndex", 0)))]),
-                      "", "Items", kv(sorted(items.items())) if items else "<none>"])
+    meta = [("Namespace", var.get("Namespace", "")), ("Path", var.get("Path", "")),
+            ("Create Time", _time(var.get("CreateTime")))]
+    if var.get("ModifyTime") != var.get("CreateTime"):  # Nomad's renderSVAsUiTable
+        meta.append(("Modify Time", _time(var.get("ModifyTime"))))
+    meta.append(("Check Index", str(var.get("ModifyIndex", 0))))
+    return "\n".join([kv(meta), "", "Items", kv(sorted(items.items())) if items else "<none>"])
 
 
 def var_list(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"json": bool})
+    flags, rest = parse_flags(args, {"json": bool, "out": str, "filter": str})
     if len(rest) > 1:
-        raise CliError("This command takes at most one argument: <prefix>")
-    found = request(addr, "GET", "/v1/vars", prefix=rest[0] if rest else None) or []
-    if flags.get("json"):
-        return json.dumps(found, indent=2)
+        raise CliError("This command takes flags and either no arguments or one: <prefix>")
+    out = "json" if flags.get("json") else flags.get("out") or _default_out("table", "json")
+    if out not in ("json", "terse", "table"):  # Nomad's, but for go-template (-t is not offered here)
+        raise CliError('Invalid value for "-out"; valid values are [json, table, terse]')
+    if flags.get("filter"):
+        print(FILTER_PERFORMANCE_WARNING, file=sys.stderr)
+    found = request(addr, "GET", "/v1/vars", prefix=rest[0] if rest else None,
+                    filter=flags.get("filter")) or []
+    if out == "json":
+        return json.dumps(found, indent=4)  # Nomad's Format
+    found = sorted(found, key=lambda x: (x.get("Namespace", ""), x.get("Path", "")))
+    if out == "terse":  # the paths alone
+        return "\n".join(x["Path"] for x in found)
     if not found:
         return "No matching variables found"
     return table([["Namespace", "Path", "Last Updated"]] +
                  [[x["Namespace"], x["Path"], _time(x.get("ModifyTime"))] for x in found])
 
 
-def var_get(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"out": str})
+# Nomad's msgWarnFilterPerformance, on stderr before a filtered list.
+FILTER_PERFORMANCE_WARNING = ("Filter queries require a full scan of the data; use prefix searching "
+                              "where possible")
+
+
+def var_get(addr: str, args: list[str]) -> str | tuple[str, int]:
+    flags, rest = parse_flags(args, {"out": str, "item": str})
     if not 1 <= len(rest) <= 2:
-        raise CliError("This command takes one or two arguments: <path> [<item key>]")
+        raise CliError("This command takes one argument: <path>")
     try:
         var = request(addr, "GET", _url(rest[0]))
     except CliError as e:
+        if "404" in str(e):  # Nomad warns "Variable not found", exit 1
+            print("Variable not found", file=sys.stderr)
+            return "", 1
         raise CliError(f"Error retrieving variable: {e}") from None
-    if len(rest) == 2:
+    item = flags.get("item") or (rest[1] if len(rest) == 2 else "")
+    if item:
         items = var.get("Items") or {}
-        if rest[1] not in items:
-            raise CliError(f'Variable does not contain "{rest[1]}" item')
-        return items[rest[1]]
+        if item not in items:
+            raise CliError(f'Variable does not contain "{item}" item')
+        sys.stdout.write(items[item])  # Nomad's fmt.Print: the value alone, no newline added
+        return "", 0
     out = flags.get("out") or _default_out("table", "json")
     if out not in ("json", "table", "none"):
         raise CliError('Invalid value for "-out"; valid values are [json, none, table]')

@@ -50,8 +50,10 @@ def test_single_server_leads_and_reports_itself_as_the_only_peer(agents, tmp_pat
     cli = subprocess.run([sys.executable, f"{ROOT}/bin/nomad", f"-address=http://127.0.0.1:{cfg['http']}",
                           "operator", "autopilot", "health"], capture_output=True, text=True, timeout=30)
     assert cli.returncode == 0, cli.stderr
-    assert cli.stdout.startswith("Healthy:           true\nFailure Tolerance: 0\n")
-    assert me in cli.stdout.splitlines()[-1] and "alive" in cli.stdout.splitlines()[-1]
+    # Nomad's formatAutopilotState layout.
+    assert cli.stdout.startswith(f"Healthy: true\nFailureTolerance: 0\nLeader: {me}\nVoters:  \n\t{me}\n"
+                                 "Servers: \nID ")
+    assert me in cli.stdout.splitlines()[-2] and "alive" in cli.stdout.splitlines()[-2]
 
 
 def test_raft_state_survives_a_restart_on_the_same_data_dir(agents, tmp_path):

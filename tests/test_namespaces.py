@@ -65,6 +65,7 @@ def test_python_nomad_and_the_cli_list_the_default_namespace(dev):  # noqa: F811
 
     out = cli("namespace", "list").stdout.splitlines()
     assert out[0].split() == ["Name", "Description"] and out[1].split()[0] == "default"
-    assert "Name        = default" in cli("namespace", "status", "default").stdout
+    shown = cli("namespace", "status", "default").stdout  # Nomad's formatNamespaceBasics
+    assert "Name                   = default\n" in shown and "Enabled Drivers        = *\n" in shown
     refused = cli("namespace", "apply", "prod")
     assert refused.returncode == 1 and "501" in refused.stderr

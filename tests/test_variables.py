@@ -160,7 +160,9 @@ def test_the_cli_puts_gets_lists_and_purges_with_check_and_set(dev, tmp_path):  
     updated = nomad(port, "var", "put", f"@{spec}", "extra=1")  # the index it read makes the write safe
     assert updated.returncode == 0, updated.stderr
     assert json.loads(updated.stdout)["Items"] == {"user": "root", "extra": "1"}
-    listed = nomad(port, "var", "list", "cli/").stdout.splitlines()
+    piped = json.loads(nomad(port, "var", "list", "cli/").stdout)  # piped: JSON, as Nomad's
+    assert [v["Path"] for v in piped] == ["cli/app"]
+    listed = nomad(port, "var", "list", "-out=table", "cli/").stdout.splitlines()
     assert listed[0].split() == ["Namespace", "Path", "Last", "Updated"] and listed[1].split()[:2] == \
         ["default", "cli/app"]
     assert nomad(port, "var", "get", "cli/app", "nope").returncode == 1
@@ -169,4 +171,4 @@ def test_the_cli_puts_gets_lists_and_purges_with_check_and_set(dev, tmp_path):  
     assert bad.returncode == 1 and "Check-and-Set conflict" in bad.stderr
     out = nomad(port, "var", "purge", "cli/app")
     assert out.stdout.strip() == 'Successfully purged variable "cli/app"!', out.stderr
-    assert nomad(port, "var", "list", "cli/").stdout.strip() == "No matching variables found"
+    assert nomad(port, "var", "list", "-out=table", "cli/").stdout.strip() == "No matching variables found"
