@@ -245,10 +245,6 @@ def test_system_gc_asked_of_a_follower_is_done_by_the_leader(cluster):  # noqa: 
     assert r.status == 200, r.text
 
 
-@pytest.mark.xfail(strict=True, reason="actors/scheduler: a group's failed placements add up each "
-                   "attempt's node counts (3 placements on 1 node: '3 nodes excluded by filter') and leave "
-                   "NodesInPool, NodePool and NodesAvailable unset; Nomad stops at the first failure and "
-                   "coalesces the rest")
 def test_a_groups_placement_failure_counts_each_node_once_and_names_the_pool(dev):  # noqa: F811
     job = {"ID": "r20-nope", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
         "Name": "g", "Count": 3,
