@@ -286,7 +286,7 @@ class App:
         path = environ.get("PATH_INFO") or "/"
         raw_query = environ.get("QUERY_STRING", "")
         req = Request(method=environ.get("REQUEST_METHOD", "GET"), path=path,
-                      query=urllib.parse.parse_qs(raw_query, keep_blank_values=True),
+                      query=urllib.parse.parse_qs(raw_query, keep_blank_values=True) if raw_query else {},
                       url=path + ("?" + hide_token(raw_query) if raw_query else ""), environ=environ)
         resp = self._respond(req, environ)
         if isinstance(resp, Upgraded):
