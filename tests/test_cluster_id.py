@@ -296,3 +296,13 @@ def test_a_leader_seeds_the_default_scheduler_config_only_into_a_state_that_has_
     assert st.apply(6, command("scheduler_set_config", config={"SchedulerAlgorithm": "binpack"}))["updated"]
     assert st.apply(7, propose.data) == {"ok": True, "updated": False}
     assert sched_cfg.algorithm(st.tables) == "binpack"
+
+
+def test_uuid5_str_is_uuid5_text() -> None:
+    """Evaluation IDs are derived with store.uuid5_str: the same text as uuid.uuid5 gives, so the IDs of
+    entries already in a log do not change."""
+    from actors.state.store import uuid5_str
+
+    for name in ("1/0", "c0ffee/12345/3", "", "ü-名前/7", "x" * 300):
+        for ns in (StateStore.EVAL_NS, uuid.NAMESPACE_URL):
+            assert uuid5_str(ns, name) == str(uuid.uuid5(ns, name))

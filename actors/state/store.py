@@ -122,6 +122,16 @@ class CommandError(ValueError):
     """A command that cannot apply (unknown op, bad arguments): refused, state unchanged."""
 
 
+def uuid5_str(namespace: uuid.UUID, name: str) -> str:
+    """``str(uuid.uuid5(namespace, name))``, the same text, without building UUID objects: an evaluation
+    ID is derived so on every server for every entry that makes one (~1.7 us instead of ~5)."""
+    b = bytearray(hashlib.sha1(namespace.bytes + name.encode("utf-8")).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50  # version 5
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def command(op: str, **args: Any) -> bytes:
     """Encode a state-machine command for Raft."""
     return msgpack.packb({"op": op, **args}, use_bin_type=True)
@@ -1118,7 +1128,7 @@ class StateStore:
         return f"{cid}/{name}" if cid else name
 
     def _eval_id(self, index: int, n: int) -> str:
-        return str(uuid.uuid5(self.EVAL_NS, self._id_seed(f"{index}/{n}")))
+        return uuid5_str(self.EVAL_NS, self._id_seed(f"{index}/{n}"))
 
     def _create_evals(self, index: int, job_ids: list[str], trigger: str, now: float, *,
                       node_id: str = "", status: str = "pending", previous: str = "",
