@@ -279,7 +279,7 @@ def test_operator_raft_info_logs_and_state_read_a_stopped_store(tmp_path: Path, 
     assert pretty.startswith('{\n  "LogType": "LogConfiguration",\n  "Term": 1,')
     code, out, _ = run(capsys, "operator", "raft", "state", str(tmp_path))
     state = json.loads(out)
-    assert code == 0 and out.startswith('{\n  "ACLBootstrap": [],')
+    assert code == 0 and out.startswith('{\n  "ACLAuthMethods": [],\n  "ACLBindingRules": [],\n  "ACLBootstrap": [],')
     assert state["KV"] == [{"Key": "a", "Value": 1}, {"Key": "b", "Value": "AHJhdw=="}]
     assert state["Variables"] == [{"Namespace": "default", "Path": "app/db", "CreateIndex": 4,
                                    "ModifyIndex": 4, "CreateTime": 1700000000500000000,

@@ -106,8 +106,10 @@ def test_cli_applies_unsets_and_reads_as_nomad_prints_it(dev):
     assert {"empty": "", "rack": None, "tier": "gold"}.items() <= meta["Dynamic"].items()
     sections = _sections(r.stdout)
     assert list(sections) == ["All Meta", "Dynamic Meta", "Static Meta"]
-    assert sections["All Meta"] == meta["Meta"] and sections["Static Meta"] == meta["Static"]
-    assert sections["Dynamic Meta"] == {k: "<unset>" if v is None else v for k, v in meta["Dynamic"].items()}
+    shown = lambda v: "<unset>" if v is None else v or "<none>"  # noqa: E731  (Nomad's formatKV: empty is <none>)
+    assert sections["All Meta"] == {k: shown(v) for k, v in meta["Meta"].items()}
+    assert sections["Static Meta"] == {k: shown(v) for k, v in meta["Static"].items()}
+    assert sections["Dynamic Meta"] == {k: shown(v) for k, v in meta["Dynamic"].items()}
     r = nomad(dev, "node", "meta", "read", "-json", "-node-id", nid[:6])
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == meta
