@@ -1071,8 +1071,38 @@ def system_gc(req: Request, api: Api) -> Any:
     except pykka.Timeout:
         raise CodedError(500, "garbage collection did not finish in time") from None
     except Exception as e:  # noqa: BLE001 - e.g. not the leader
+        environ = req.environ or {}
+        if str(e) == "not leader" and not environ.get("HTTP_X_NOMAD_FORWARDED_GC"):
+            return _gc_on_leader(req, api)
         raise CodedError(500, str(e)) from None
     return None
+
+
+# Set on a forced GC a follower hands to the leader: a server that is no
+# longer leader when it arrives answers "not leader" rather than passing it on.
+GC_FORWARDED_HEADER = "X-Nomad-Forwarded-Gc"
+
+
+def _gc_on_leader(req: Request, api: Api) -> Response:
+    """Nomad forwards ``System.GarbageCollect`` to the leader: proxy the request to its HTTP address
+    (its gossip ``http_addr`` tag; the leader's Raft address is its ``rpc_addr``)."""
+    leader = _raft_status(api)["leader"]
+    if not leader:
+        raise CodedError(500, "No cluster leader")
+    members, _ = _gossip_members(api)
+    target = next((m["Tags"]["http_addr"] for m in members if m["Status"] == "alive"
+                   and m["Tags"].get("rpc_addr") == leader and m["Tags"].get("http_addr")), None)
+    if target is None:
+        raise CodedError(500, f"no HTTP address known for the leader {leader}")
+    environ = req.environ or {}
+    headers = {h: v for h in ("X-Nomad-Token", "Authorization")
+               if (v := environ.get("HTTP_" + h.upper().replace("-", "_")))}
+    try:
+        return _proxy(target, req, b"", {**headers, GC_FORWARDED_HEADER: "1"}, api.ask_timeout_s,
+                      api.ctx.tls)
+    except OSError as e:
+        raise CodedError(500, f"failed forwarding the garbage collection to the leader {target}: {e}"
+                         ) from None
 
 
 # The job, allocation, evaluation and node drain/eligibility endpoints register

@@ -210,3 +210,12 @@ def test_the_health_report_follows_the_replicated_thresholds(cluster):
         assert r.status == 200, r.text
     wait_for(lambda: (get_json(cluster.procs[0], health) or {}).get("Healthy"), "healthy again",
              LEADER_DEADLINE_S)
+
+
+def test_system_gc_asked_of_a_follower_is_done_by_the_leader(cluster):
+    """Nomad forwards System.GarbageCollect to the leader: a follower answers 200, not 500 'not leader'."""
+    follower = cluster.proc(cluster.followers()[0])
+    r = call(follower.http_port, "PUT", "/v1/system/gc")
+    assert r.status == 200, r.text
+    r = nomad(follower, "system", "gc")
+    assert r.returncode == 0, r.stderr
