@@ -487,6 +487,8 @@ def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
     job = resolve(addr, "job", one_arg(rest, "nomad job stop [-purge] <job>"))
     got = request(addr, "DELETE", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}",
                   purge="true" if flags.get("purge") else None)
+    if not got.get("EvalID"):
+        return "", 0  # a periodic or parameterized job: no evaluation, and Nomad prints nothing
     return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job stop successful")
 
 
