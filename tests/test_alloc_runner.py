@@ -332,7 +332,8 @@ def test_delay_mode_waits_for_the_interval_to_end_then_counts_afresh():
     assert 60.0 <= starts[2] <= 62.5 and 62.0 <= starts[3] <= 66.0
     assert "failed" not in c.statuses("a1")
     reasons = [e.message for e in c.task("a1").events if e.type == "Restarting"]
-    assert any('mode is "delay"' in r for r in reasons)
+    assert any(r.startswith("Exceeded allowed attempts, applying a delay - Task restarting in ")
+               for r in reasons)
 
 
 def test_policy_of_zero_attempts_fails_the_first_exit():

@@ -46,3 +46,47 @@ def test_the_deadline_look_names_the_next_cutoff_so_the_deployment_fails_at_it()
     assert deployments.progress_scan(c.state, by) == {"overdue": [d["ID"]], "next": None}
     done = {**d, "TaskGroups": {"g": {**d["TaskGroups"]["g"], "HealthyAllocs": 2}}}
     assert deployments.progress_cutoff(done) is None
+
+
+# ---------------------------------------------------------------- G: stopping a periodic/parameterized job
+def test_stopping_a_periodic_or_parameterized_job_creates_no_evaluation() -> None:
+    """Nomad's Job.Deregister creates no evaluation for them (EvalID ""); other jobs get one."""
+    c = Cluster()
+    c.node(0)
+    c.register(**service("cron", Type="batch", Periodic={"Spec": "0 3 * * *", "SpecType": "cron"}))
+    c.register(**service("param", Type="batch", ParameterizedJob={"Payload": "optional"}))
+    c.register(**service("web", count=1))
+    before = len(c.state.tables["evals"])
+    for jid in ("cron", "param"):
+        res = c.apply("job_deregister", job_id=jid)
+        assert res["ok"] and (res["EvalID"], res["EvalCreateIndex"]) == ("", 0), res
+        assert c.state.tables["jobs"][jid]["Stop"]
+    assert len(c.state.tables["evals"]) == before
+    res = c.apply("job_deregister", job_id="web")
+    assert res["EvalID"] in c.state.tables["evals"]
+
+
+# ---------------------------------------------------------------- H: the Restarting event's wording
+def test_restarting_events_are_worded_as_nomads() -> None:
+    """PopulateEventDisplayMessage: 'Task restarting in <Go duration>', '<reason> - ' only for a reason
+    other than 'Restart within policy'; RestartReason and StartDelay (ns) in the details."""
+    from actors.client.alloc_runner import RestartTasks, restarting_message
+    from tests.test_alloc_runner import Client, alloc, policy, task
+
+    assert restarting_message("", 0.0) == "Task restarting in 0s"
+    assert restarting_message("Restart within policy", 15.342181) == "Task restarting in 15.342181s"
+    assert restarting_message("Exceeded allowed attempts, applying a delay", 90.0) == \
+        "Exceeded allowed attempts, applying a delay - Task restarting in 1m30s"
+    c = Client()
+    c.set(alloc("a1", task("web"), restart=policy(3, 600, 15)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    assert c.node.actors["allocs"].ask(RestartTasks(alloc_id="a1", task="web")) == ""
+    c.until(lambda: c.task("a1", "web").restarts == 1 and c.task("a1", "web").state == "running", 30)
+    (ev,) = [e for e in c.task("a1", "web").events if e.type == "Restarting"]
+    assert ev.message == "Task restarting in 0s"
+    assert dict(ev.details) == {"restart_reason": "", "start_delay": "0"}
+    assert c.driver.crash("a1", "web", exit_code=1)
+    c.until(lambda: c.task("a1", "web").restarts == 2, 30)
+    ev = [e for e in c.task("a1", "web").events if e.type == "Restarting"][-1]
+    assert ev.message.startswith("Task restarting in 1") and ev.message.endswith("s"), ev.message
+    assert dict(ev.details)["restart_reason"] == "Restart within policy"
