@@ -90,3 +90,20 @@ def test_restarting_events_are_worded_as_nomads() -> None:
     ev = [e for e in c.task("a1", "web").events if e.type == "Restarting"][-1]
     assert ev.message.startswith("Task restarting in 1") and ev.message.endswith("s"), ev.message
     assert dict(ev.details)["restart_reason"] == "Restart within policy"
+
+
+# ---------------------------------------------------------------- E: the task_dir hook's Task Setup event
+def test_a_started_task_records_nomads_task_setup_event_once() -> None:
+    """Nomad's task_dir hook: 'Task Setup' / 'Building Task Directory' between Received and Started, once
+    (a restart does not build the directory again)."""
+    from tests.test_alloc_runner import Client, alloc, events, policy, task
+
+    c = Client()
+    c.set(alloc("a1", task("web"), restart=policy(3, 600, 1)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    web = c.task("a1", "web")
+    assert events(web)[:3] == ["Received", "Task Setup", "Started"]
+    assert [e.message for e in web.events if e.type == "Task Setup"] == ["Building Task Directory"]
+    assert c.driver.crash("a1", "web", exit_code=1)
+    c.until(lambda: c.task("a1", "web").restarts == 1 and c.task("a1", "web").state == "running", 30)
+    assert events(c.task("a1", "web")).count("Task Setup") == 1

@@ -194,6 +194,7 @@ EV_HOOK_FAILED = "Task hook failed"  # Nomad TaskHookFailed: a prestart hook (he
 EV_SHUTDOWN_DELAY = "Waiting for shutdown delay"  # Nomad TaskWaitingShuttingDownDelay
 EV_LEADER_DEAD = "Leader Task Dead"  # Nomad TaskLeaderDead: the leader ended, so do the others
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
+BUILDING_TASK_DIR = "Building Task Directory"  # Nomad's TaskBuildingTaskDir: the task_dir hook's Task Setup
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
 EV_RECONNECTED = "Reconnected"  # Nomad TaskClientReconnected: the servers had it unknown, and it is back
@@ -2326,6 +2327,11 @@ class AllocRunner(NodeActor):
         if driver is None:
             self._task_failed(a, t, EV_DRIVER_FAILURE, f"unknown driver {t.spec.driver!r}", now)
             return
+        if not t.state.started_at and not t.state.restarts and not any(
+                e.type == EV_SETUP and e.message == BUILDING_TASK_DIR for e in t.state.events):
+            # Nomad's task_dir hook, once per task (Done after it; a restored task has it done).
+            self._dirty.add(a.alloc_id)
+            self._event(t, EV_SETUP, now, BUILDING_TASK_DIR)
         if a.spec.volumes:
             why = volume_hook_error(a.spec, t.spec, t.spec.driver,
                                     getattr(driver, "mount_configs", MOUNT_CONFIGS_NONE), self.host_volumes)
