@@ -107,3 +107,50 @@ def test_a_started_task_records_nomads_task_setup_event_once() -> None:
     assert c.driver.crash("a1", "web", exit_code=1)
     c.until(lambda: c.task("a1", "web").restarts == 1 and c.task("a1", "web").state == "running", 30)
     assert events(c.task("a1", "web")).count("Task Setup") == 1
+
+
+# ---------------------------------------------------------------- F, I: the dry run's annotations
+def test_plan_of_a_canary_update_counts_the_canary() -> None:
+    """Nomad: '(1 canary, 1 ignore)', DesiredTGUpdates.Canary = 1, Place = 0."""
+    from actors.scheduler.dryrun import plan_job
+    from actors.scheduler.job import canonical_job
+
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=1, Update={"Canary": 1}))
+    c.schedule()
+    _health(c)
+    plan = plan_job(c.state, canonical_job(service(count=1, cpu=600, Update={"Canary": 1})), True, c.now)
+    u = plan["Annotations"]["DesiredTGUpdates"]["g"]
+    assert (u["Canary"], u["Place"], u["Ignore"]) == (1, 0, 1), u
+    assert plan["Diff"]["TaskGroups"][0]["Updates"] == {"canary": 1, "ignore": 1}
+
+
+def test_plan_of_an_unplaceable_job_still_counts_the_wanted_placements() -> None:
+    """Nomad keeps the reconciler's Place (3) and reports the failures apart (FailedTGAllocs)."""
+    from actors.scheduler.dryrun import plan_job
+    from actors.scheduler.job import canonical_job
+
+    c = Cluster()
+    c.node(0)
+    job = service("nope", count=3, Constraints=[{"LTarget": "${attr.kernel.name}", "RTarget": "windows",
+                                                  "Operand": "="}])
+    plan = plan_job(c.state, canonical_job(job), True, c.now)
+    assert plan["FailedTGAllocs"]["g"]["CoalescedFailures"] == 2
+    assert plan["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 3
+    assert plan["Diff"]["TaskGroups"][0]["Updates"] == {"create": 3}
+
+
+# ---------------------------------------------------------------- D: a group's placement failure
+def test_a_groups_placement_failure_counts_each_node_once_and_names_the_pool() -> None:
+    """Nomad: the first failed placement's metrics, the rest CoalescedFailures; the pool named."""
+    c = Cluster()
+    c.node(0)
+    c.register(**service("nope", count=3, Constraints=[{"LTarget": "${attr.kernel.name}",
+                                                         "RTarget": "windows", "Operand": "="}]))
+    c.schedule()
+    (failed,) = [e["FailedTGAllocs"]["g"] for e in c.state.tables["evals"].values()
+                 if e.get("FailedTGAllocs")]
+    assert failed["CoalescedFailures"] == 2
+    assert (failed["NodesEvaluated"], failed["NodesFiltered"]) == (1, 1), failed
+    assert (failed["NodesInPool"], failed["NodePool"], failed["NodesAvailable"]) == (1, "default", {"dc1": 1})
