@@ -154,3 +154,19 @@ def test_a_groups_placement_failure_counts_each_node_once_and_names_the_pool() -
     assert failed["CoalescedFailures"] == 2
     assert (failed["NodesEvaluated"], failed["NodesFiltered"]) == (1, 1), failed
     assert (failed["NodesInPool"], failed["NodePool"], failed["NodesAvailable"]) == (1, "default", {"dc1": 1})
+
+
+def test_the_leader_fails_a_deployment_at_its_progress_deadline_not_an_interval_later() -> None:
+    """Nomad's watcher holds a timer at RequireProgressBy: the deployment fails then (here within a Raft
+    round trip), not up to deployment_interval_s (5 s) later."""
+    from tests.test_deployments_sim import boot, deployments, job, run_until
+
+    c = boot(n_clients=1)
+    c.register(job(count=1, HealthCheck="manual", HealthyDeadline=10 * SEC, ProgressDeadline=23 * SEC))
+    run_until(c, lambda: deployments(c) and deployments(c)[-1]["TaskGroups"]["g"].get("RequireProgressBy"),
+              30)
+    by = deployments(c)[-1]["TaskGroups"]["g"]["RequireProgressBy"]
+    run_until(c, lambda: deployments(c)[-1]["Status"] == "failed", 40, step_s=0.1)
+    assert deployments(c)[-1]["StatusDescription"] == "Failed due to progress deadline"
+    assert by <= c.sched.now <= by + 0.6, (by, c.sched.now)
+    c.close()
