@@ -134,7 +134,7 @@ def test_desired_run_starts_every_task_and_reports_running():
     assert sorted(p.task_name for p in c.driver.running()) == ["side", "web"]
     st = c.task("a1", "web")
     assert st.state == "running" and not st.failed and st.restarts == 0
-    assert events(st) == ["Received", "Started"]
+    assert events(st) == ["Received", "Task Setup", "Started"]
     assert c.runner.stats["starts"] == 2
 
 
@@ -332,7 +332,8 @@ def test_delay_mode_waits_for_the_interval_to_end_then_counts_afresh():
     assert 60.0 <= starts[2] <= 62.5 and 62.0 <= starts[3] <= 66.0
     assert "failed" not in c.statuses("a1")
     reasons = [e.message for e in c.task("a1").events if e.type == "Restarting"]
-    assert any('mode is "delay"' in r for r in reasons)
+    assert any(r.startswith("Exceeded allowed attempts, applying a delay - Task restarting in ")
+               for r in reasons)
 
 
 def test_policy_of_zero_attempts_fails_the_first_exit():
@@ -904,8 +905,8 @@ def test_artifacts_are_fetched_before_the_first_start_only_not_on_restarts():
                           "RelativeDest": "local/app", "GetterHeaders": {"X-Job": "${NOMAD_JOB_ID}"}},
                          {"GetterSource": "https://e.com/tool", "GetterMode": "file"}))
     c.until(lambda: c.status("r1") == "running", 5)
-    assert events(c.task("r1"))[:3] == ["Received", "Downloading Artifacts", "Started"]
-    assert c.task("r1").events[1].message == "Client is downloading artifacts"
+    assert events(c.task("r1"))[:4] == ["Received", "Task Setup", "Downloading Artifacts", "Started"]
+    assert c.task("r1").events[2].message == "Client is downloading artifacts"
     (call,) = c.fetcher.calls
     assert [(a.source, a.dest, a.mode, a.headers, a.root) for a in call] == [
         ("https://e.com/r1/app.tgz", "/sim/allocs/r1/t/local/app", "any", (("X-Job", "job-r1"),),
@@ -927,9 +928,9 @@ def test_a_failed_download_counts_against_the_restart_policy_and_only_what_is_mi
                          {"GetterSource": "https://e.com/a"}, {"GetterSource": "https://e.com/b"}))
     c.until(lambda: events(c.task("f1")).count("Downloading Artifacts") == 2, 10)
     st = c.task("f1")
-    assert events(st) == ["Received", "Downloading Artifacts", "Failed Artifact Download", "Restarting",
-                          "Downloading Artifacts"]
-    assert st.events[2].message == 'failed to download artifact "https://e.com/b": bad response code: 404'
+    assert events(st) == ["Received", "Task Setup", "Downloading Artifacts", "Failed Artifact Download",
+                          "Restarting", "Downloading Artifacts"]
+    assert st.events[3].message == 'failed to download artifact "https://e.com/b": bad response code: 404'
     assert st.state == "pending" and st.restarts == 1 and c.starts_of("f1") == []
     assert [a.source for a in c.fetcher.calls[1]] == ["https://e.com/b"]  # "a" was fetched already
     c.fetcher.failing = set()
@@ -961,7 +962,7 @@ def test_a_task_with_artifacts_on_a_client_without_a_fetcher_fails_at_once():
     c = Client()
     c.set(with_artifacts(alloc("x1"), {"GetterSource": "https://e.com/x"}))
     c.until(lambda: c.status("x1") == "failed", 5)
-    assert "this client fetches no artifacts" in c.task("x1").events[2].message
+    assert "this client fetches no artifacts" in c.task("x1").events[3].message
 
 
 def test_the_simulators_fetcher_fails_a_marked_source_and_fetches_the_others():
@@ -1236,7 +1237,7 @@ def test_a_sticky_disks_data_moves_to_the_replacement_once_the_previous_allocati
     assert (tmp_path / "a2" / "alloc" / "data" / "db.txt").read_text() == "kept"
     assert (tmp_path / "a2" / "t" / "local" / "state").read_text() == "mine"
     assert not (tmp_path / "a1" / "alloc" / "data").exists()
-    assert "Task Setup" not in events(c.task("a2"))
+    assert [e.message for e in c.task("a2").events if e.type == "Task Setup"] == ["Building Task Directory"]
 
 
 def test_without_a_sticky_disk_the_replacement_waits_but_does_not_take_the_data(tmp_path):
@@ -1260,7 +1261,8 @@ def test_a_migrating_disk_whose_previous_allocation_ran_elsewhere_starts_and_say
     c = DiskClient(str(tmp_path))
     c.set(_disk_alloc("a2", prev="0123456789-elsewhere", migrate=True))
     c.until(lambda: c.status("a2") == "running", 5)
-    setup = [e for e in c.task("a2").events if e.type == "Task Setup"]
+    setup = [e for e in c.task("a2").events
+             if e.type == "Task Setup" and e.message != "Building Task Directory"]
     assert len(setup) == 1 and "01234567" in setup[0].message and "was not migrated" in setup[0].message
     assert "another node" in setup[0].message
 

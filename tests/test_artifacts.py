@@ -211,8 +211,8 @@ def test_a_raw_exec_task_runs_on_what_its_artifact_unpacked_and_a_missing_one_fa
     assert ok["ClientStatus"] == "complete", ok
     out = call(dev.http_port, "GET", f"/v1/client/fs/cat/{ok['ID']}?path=alloc/logs/t.stdout.0")
     assert out.text == "hello from the artifact\n"
-    assert [e["Type"] for e in ok["TaskStates"]["t"]["Events"]][:3] == \
-        ["Received", "Downloading Artifacts", "Started"]
+    assert [e["Type"] for e in ok["TaskStates"]["t"]["Events"]][:4] == \
+        ["Received", "Task Setup", "Downloading Artifacts", "Started"]
     bad = wait_for(lambda: ended("unfetched"), "the unfetched job's task ended", PLACE_DEADLINE_S)
     events = bad["TaskStates"]["t"]["Events"]
     assert bad["ClientStatus"] == "failed" and "Started" not in [e["Type"] for e in events]

@@ -210,3 +210,22 @@ def test_the_health_report_follows_the_replicated_thresholds(cluster):
         assert r.status == 200, r.text
     wait_for(lambda: (get_json(cluster.procs[0], health) or {}).get("Healthy"), "healthy again",
              LEADER_DEADLINE_S)
+
+
+def test_system_gc_asked_of_a_follower_is_done_by_the_leader(cluster):
+    """Nomad forwards System.GarbageCollect to the leader: a follower answers 200, not 500 'not leader'."""
+    follower = cluster.proc(cluster.followers()[0])
+    r = call(follower.http_port, "PUT", "/v1/system/gc")
+    assert r.status == 200, r.text
+    r = nomad(follower, "system", "gc")
+    assert r.returncode == 0, r.stderr
+
+
+def test_autopilot_health_reports_each_servers_version(cluster):
+    """Nomad takes each server's Version from its serf member's build tag."""
+    leader = cluster.proc(cluster.leader())
+    got = wait_for(lambda: (lambda r: r.status in (200, 429) and r.json())(
+        call(leader.http_port, "GET", "/v1/operator/autopilot/health")), "autopilot health",
+        LEADER_DEADLINE_S)
+    version = get_json(leader, "/v1/agent/self")["config"]["Version"]["Version"]
+    assert [s["Version"] for s in got["Servers"]] == [version] * 3, got["Servers"]

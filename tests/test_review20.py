@@ -77,8 +77,6 @@ def test_job_run_check_index_conflict_prints_nomads_two_lines(dev, tmp_path):  #
 # ---------------------------------------------------------------- state / scheduler (not changed here)
 
 
-@pytest.mark.xfail(strict=True, reason="actors/state/deployments.overdue fails a deployment whose healthy "
-                   "canaries await manual promotion once its progress deadline passes; Nomad skips it")
 def test_progress_deadline_spares_a_deployment_whose_canaries_await_promotion():
     from actors.state import deployments
 
@@ -209,8 +207,6 @@ def test_node_drain_enable_monitors_the_drain_until_it_is_done(dev, tmp_path):  
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-drained")
 
 
-@pytest.mark.xfail(strict=True, reason="actors/raft/membership.py reports every server's Version as '' in "
-                   "autopilot health; Nomad gives the server's build version (its serf 'build' tag)")
 def test_autopilot_health_reports_each_servers_version(dev):  # noqa: F811
     got = wait_for(lambda: (lambda r: r.status in (200, 429) and r.json())(
         call(dev.http_port, "GET", "/v1/operator/autopilot/health")), "autopilot health", 15, dev.detail)
@@ -263,8 +259,6 @@ def test_a_groups_placement_failure_counts_each_node_once_and_names_the_pool(dev
                                                                                     {"dc1": nodes}), failed
 
 
-@pytest.mark.xfail(strict=True, reason="actors/client/alloc_runner.py emits no 'Task Setup' / 'Building Task "
-                   "Directory' event when it builds a task's directory; Nomad's task_dir hook always does")
 def test_a_started_task_records_nomads_task_setup_event(dev, tmp_path):  # noqa: F811
     path = tmp_path / "setup.nomad.hcl"
     path.write_text(WEB_HCL.replace("r20-web", "r20-setup").replace("count = 0", "count = 1"))
@@ -280,9 +274,6 @@ def test_a_started_task_records_nomads_task_setup_event(dev, tmp_path):  # noqa:
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-setup")
 
 
-@pytest.mark.xfail(strict=True, reason="actors/scheduler: a plan that would start a canary counts it "
-                   "as Place ('1 create, 1 ignore'); Nomad's reconciler counts it as Canary ('1 canary, "
-                   "1 ignore')")
 def test_plan_of_a_canary_update_counts_the_canary(dev):  # noqa: F811
     job = {"ID": "r20-canary", "Type": "service", "Datacenters": ["dc1"],
            "Update": {"Canary": 1, "MaxParallel": 1, "MinHealthyTime": 0},
@@ -340,8 +331,6 @@ def test_job_stop_detach_prints_the_evaluation_id_alone(dev, tmp_path):  # noqa:
     assert call(dev.http_port, "GET", "/v1/job/r20-stop2").status == 404
 
 
-@pytest.mark.xfail(strict=True, reason="actors/state/store._job_deregister creates a job-deregister "
-                   "evaluation for a periodic or parameterized job; Nomad's Job.Deregister creates none")
 def test_stopping_a_periodic_job_creates_no_evaluation(dev, tmp_path):  # noqa: F811
     cron = tmp_path / "cron.nomad.hcl"
     cron.write_text(PERIODIC_HCL.replace("r20-cron", "r20-cron-stop"))
@@ -390,9 +379,6 @@ def test_task_events_carry_nomads_display_message_in_every_allocation_answer(dev
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-display")
 
 
-@pytest.mark.xfail(strict=True, reason="actors/client/alloc_runner.py words a Restarting event '<reason>: "
-                   "restarting in 0s' ('15.000s' for a policy delay); Nomad's is 'Task restarting in 0s' "
-                   "(a Go duration, prefixed by '<reason> - ' only outside the restart policy)")
 def test_a_user_restart_records_nomads_restarting_event(dev, tmp_path):  # noqa: F811
     path = tmp_path / "restart.nomad.hcl"
     path.write_text(WEB_HCL.replace("r20-web", "r20-restart").replace("count = 0", "count = 1"))
@@ -428,9 +414,6 @@ def test_job_inspect_takes_nomads_json_and_version_flags(dev, tmp_path):  # noqa
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-inspect")
 
 
-@pytest.mark.xfail(strict=True, reason="actors/scheduler dry run: a plan whose placements all fail annotates "
-                   "Place 0 (no '(3 create)', exit 0); Nomad's reconciler counts the 3 placements it wants "
-                   "(the failures are reported apart) and nomad job plan exits 1")
 def test_plan_of_an_unplaceable_job_still_counts_the_wanted_placements(dev):  # noqa: F811
     job = {"ID": "r20-noplan", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
         "Name": "g", "Count": 3,

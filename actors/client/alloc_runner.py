@@ -194,6 +194,7 @@ EV_HOOK_FAILED = "Task hook failed"  # Nomad TaskHookFailed: a prestart hook (he
 EV_SHUTDOWN_DELAY = "Waiting for shutdown delay"  # Nomad TaskWaitingShuttingDownDelay
 EV_LEADER_DEAD = "Leader Task Dead"  # Nomad TaskLeaderDead: the leader ended, so do the others
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
+BUILDING_TASK_DIR = "Building Task Directory"  # Nomad's TaskBuildingTaskDir: the task_dir hook's Task Setup
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
 EV_RECONNECTED = "Reconnected"  # Nomad TaskClientReconnected: the servers had it unknown, and it is back
@@ -1045,6 +1046,20 @@ class RestartDecision:
     interval_start: float
 
 
+# Nomad's restarts.ReasonWithinPolicy and ReasonDelay: a Restarting event's RestartReason.
+REASON_WITHIN_POLICY = "Restart within policy"
+REASON_DELAY = "Exceeded allowed attempts, applying a delay"
+
+
+def restarting_message(reason: str, delay_s: float) -> str:
+    """Nomad's ``PopulateEventDisplayMessage`` for ``Restarting``: ``Task restarting in 15.342181s`` (a Go
+    duration), after ``<reason> - `` when the reason is not "Restart within policy" (nor empty)."""
+    from actors.scheduler.job import go_duration
+
+    text = f"Task restarting in {go_duration(round(delay_s * 1e9))}"
+    return f"{reason} - {text}" if reason and reason != REASON_WITHIN_POLICY else text
+
+
 def _go_duration(seconds: float) -> str:
     s = int(seconds)
     h, m, s = s // 3600, s // 60 % 60, s % 60
@@ -1073,7 +1088,7 @@ def decide_restart(policy: RestartPolicy, *, count: int, interval_start: float |
     exceeded = f"Exceeded allowed attempts {policy.attempts} in interval {_go_duration(policy.interval_s)}"
     if policy.mode == "delay":
         return RestartDecision(True, max(0.0, interval_start + policy.interval_s - now), False,
-                               f"{exceeded} and mode is \"delay\"", count, interval_start)
+                               REASON_DELAY, count, interval_start)
     return RestartDecision(False, 0.0, True, f"{exceeded} and mode is \"fail\"", count, interval_start)
 
 
@@ -2312,6 +2327,11 @@ class AllocRunner(NodeActor):
         if driver is None:
             self._task_failed(a, t, EV_DRIVER_FAILURE, f"unknown driver {t.spec.driver!r}", now)
             return
+        if not t.state.started_at and not t.state.restarts and not any(
+                e.type == EV_SETUP and e.message == BUILDING_TASK_DIR for e in t.state.events):
+            # Nomad's task_dir hook, once per task (Done after it; a restored task has it done).
+            self._dirty.add(a.alloc_id)
+            self._event(t, EV_SETUP, now, BUILDING_TASK_DIR)
         if a.spec.volumes:
             why = volume_hook_error(a.spec, t.spec, t.spec.driver,
                                     getattr(driver, "mount_configs", MOUNT_CONFIGS_NONE), self.host_volumes)
@@ -3065,8 +3085,8 @@ class AllocRunner(NodeActor):
             self._cancel_task_timer("kill", a, t)
             t.restart_requested = False
             t.state = _state(t.state, state=TASK_PENDING, restarts=t.state.restarts + 1, last_restart=now)
-            why, t.restart_reason = t.restart_reason or "User requested restart", ""
-            self._event(t, EV_RESTARTING, now, f"{why}: restarting in 0s")
+            t.restart_reason = ""  # a triggered restart: Nomad's tracker leaves the reason empty
+            self._restarting_event(t, now, "", 0.0)
             self.stats["restarts"] += 1
             t.phase = P_PENDING
             if stage_starts(a.stage, t.spec):  # else _coordinate starts it in its turn (a restart of all)
@@ -3107,7 +3127,7 @@ class AllocRunner(NodeActor):
         if d.restart:
             t.phase, t.restart_at = P_RESTART_WAIT, now + d.delay_s
             t.state = _state(t.state, state=TASK_PENDING, restarts=t.state.restarts + 1, last_restart=now)
-            self._event(t, EV_RESTARTING, now, f"{d.reason}: restarting in {d.delay_s:.3f}s")
+            self._restarting_event(t, now, d.reason, d.delay_s)
             self._set_task_timer("restart", a, t, d.delay_s)
         elif d.failed:
             self._task_failed(a, t, EV_NOT_RESTARTING, f"{d.reason} (last: {cause})", now)
@@ -3163,7 +3183,7 @@ class AllocRunner(NodeActor):
                 self._event(t, EV_RESTART_SIGNALED, now, "User requested all tasks to restart")
                 t.state = _state(t.state, state=TASK_PENDING, restarts=t.state.restarts + 1, last_restart=now,
                                  finished_at=0.0)
-                self._event(t, EV_RESTARTING, now, "User requested restart: restarting in 0s")
+                self._restarting_event(t, now, "", 0.0)
                 self.stats["restarts"] += 1
                 t.phase = P_PENDING  # _coordinate starts it when its stage comes
 
@@ -3664,6 +3684,11 @@ class AllocRunner(NodeActor):
         name = f"{kind}/{a.alloc_id}/{t.spec.name}"
         if self._timers.pop(name, None) is not None:
             self.cancel_timer(name)
+
+    def _restarting_event(self, t: _Task, now: float, reason: str, delay_s: float) -> None:
+        """Nomad's ``Restarting`` event: ``RestartReason`` and ``StartDelay`` (ns) in its details too."""
+        self._event(t, EV_RESTARTING, now, restarting_message(reason, delay_s),
+                    details=(("restart_reason", reason), ("start_delay", str(round(delay_s * 1e9)))))
 
     def _event(self, t: _Task, typ: str, now: float, message: str, *, exit_code: int | None = None,
                signal: int = 0, details: tuple[tuple[str, str], ...] = ()) -> None:

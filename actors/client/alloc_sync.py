@@ -109,6 +109,17 @@ def _rfc3339(t: float) -> str | None:
     return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _event_json(e: Any, time_ns: int) -> dict[str, Any]:
+    details = dict(e.details)
+    out = {"Type": e.type, "Time": time_ns, "Message": e.message, "ExitCode": e.exit_code, "Signal": e.signal,
+           "Details": details}
+    if "restart_reason" in details:  # Nomad's SetRestartReason / SetRestartDelay: fields and details both
+        out["RestartReason"] = details["restart_reason"]
+    if "start_delay" in details:
+        out["StartDelay"] = int(details["start_delay"])
+    return out
+
+
 def task_states_json(update: Any, offset_s: float = 0.0) -> dict[str, Any]:
     """An AllocUpdate's task states in Nomad's JSON shape (structs.TaskState).
 
@@ -125,9 +136,7 @@ def task_states_json(update: Any, offset_s: float = 0.0) -> dict[str, Any]:
                      "LastRestart": _rfc3339(wall(ts.last_restart)),
                      "StartedAt": _rfc3339(wall(ts.started_at)),
                      "FinishedAt": _rfc3339(wall(ts.finished_at)),
-                     "Events": [{"Type": e.type, "Time": int(wall(e.time) * 1e9), "Message": e.message,
-                                 "ExitCode": e.exit_code, "Signal": e.signal, "Details": dict(e.details)}
-                                for e in ts.events]}
+                     "Events": [_event_json(e, int(wall(e.time) * 1e9)) for e in ts.events]}
     return out
 
 

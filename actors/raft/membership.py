@@ -159,6 +159,7 @@ class ServerMembership(NodeActor):
         # lost ChangeMembership is retried quickly.
         self.reconcile_interval_s = reconcile_interval_s
         self.servers: dict[str, tuple[str, str, int]] = {}  # name -> (rpc_addr, status, expect)
+        self.builds: dict[str, str] = {}  # rpc_addr -> the member's "build" tag (autopilot health's Version)
         self.info: RaftInfo | None = None
         self.bootstrapped = False
         # Before bootstrapping, each other chosen server is asked whether it has Raft peers already
@@ -239,6 +240,7 @@ class ServerMembership(NodeActor):
         status = "reaped" if ev.kind == "member-reap" else ev.status
         expect = int(tags.get("expect", "0") or 0)
         self.servers[ev.name] = (tags["rpc_addr"], status, expect)
+        self.builds[tags["rpc_addr"]] = tags.get("build", "")
         self._maybe_bootstrap()
         self._reconcile()
 
@@ -410,7 +412,8 @@ class ServerMembership(NodeActor):
                 self._stable_since.pop(sid, None)
             voters += voter
             healthy_voters += voter and ok
-            rows.append({"ID": sid, "Name": name, "Address": sid, "SerfStatus": serf, "Version": "",
+            rows.append({"ID": sid, "Name": name, "Address": sid, "SerfStatus": serf,
+                         "Version": self.builds.get(sid, ""),
                          "Leader": sid == self.env.node, "Voter": voter,
                          "LastContact": _go_duration(max(0.0, age)) if sid != self.env.node else "0s",
                          "LastTerm": last_term, "LastIndex": match, "Healthy": ok,

@@ -6,7 +6,8 @@ submitted job against the current state, exactly as a worker would after a
 registration, and the result is summarised as Nomad's ``JobPlanResponse``:
 
 * ``Annotations.DesiredTGUpdates`` per task group -- ``Place`` (new
-  allocations), ``DestructiveUpdate`` (replaced for a new spec),
+  allocations, those that would fail to be placed too, as Nomad's reconciler
+  counts them), ``Canary`` (canaries), ``DestructiveUpdate`` (replaced for a new spec),
   ``InPlaceUpdate`` (a new version that runs the same tasks: kept),
   ``Migrate``, ``Stop`` and ``Ignore`` (left as they are);
 * ``FailedTGAllocs`` -- the groups that could not be placed, with the
@@ -98,8 +99,8 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
         kind = {STOP_UPDATE: "DestructiveUpdate", STOP_MIGRATE: "Migrate"}.get(s["DesiredDescription"], "Stop")
         out[a["TaskGroup"]][kind] += 1
     for p in plan["Place"]:
-        if p["TaskGroup"] in out:
-            out[p["TaskGroup"]]["Place"] += 1
+        if p["TaskGroup"] in out:  # Nomad's reconciler counts a canary apart (DesiredUpdates.Canary)
+            out[p["TaskGroup"]]["Canary" if (p.get("DeploymentStatus") or {}).get("Canary") else "Place"] += 1
     for key in ("Disconnect", "Reconnect"):  # Nomad's DesiredUpdates counts these apart
         for aid in plan.get(key) or ():
             a = by_id.get(aid)
@@ -110,6 +111,11 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
             continue
         # A replacement placed for an updated or migrated allocation is that update, not a new one.
         u["Place"] = max(0, u["Place"] - u["DestructiveUpdate"] - u["Migrate"])
+        # The reconciler's count stands whether or not the placements then fit: those that did not are
+        # the group's FailedTGAllocs (its first failure, the rest CoalescedFailures), reported apart.
+        failed = (plan["Failed"] or {}).get(name)
+        if failed is not None:
+            u["Place"] += 1 + int(failed.get("CoalescedFailures", 0))
         digest = update_digest(job, name)
         for a in job_allocs:
             if a["TaskGroup"] != name or a["ID"] in stopped or not live(a):

@@ -61,9 +61,13 @@ class JobGCConfig:
     batch_size: int = MAX_IDS_PER_WRITE  # IDs per Raft write (Nomad maxIdsPerReap)
     # How often the leader looks for running deployments past their progress
     # deadline (Nomad's deployment watcher holds a timer per deployment): a
-    # deadline is minutes long (progress_deadline, 10 min by default), so a
-    # deployment fails at most this much after it; the look is one read.
+    # deadline is minutes long (progress_deadline, 10 min by default); each look
+    # (one read) also finds the next deadline and, when it is nearer than this,
+    # looks again at it, so a deployment fails at its deadline.
     deployment_interval_s: float = 5.0
+    # A deadline sooner than the interval gets its own look, at it; this floor
+    # keeps a deadline the wall clock has not quite reached from spinning.
+    deployment_min_wait_s: float = 0.01
     # Nomad's ACLTokenExpirationGCInterval (5 min, no config key): an expired
     # token is refused at once; collecting it only tidies the token list.
     token_interval_s: float = 300.0
@@ -77,6 +81,7 @@ class JobGCConfig:
     def __post_init__(self) -> None:
         for name in ("eval_interval_s", "eval_threshold_s", "batch_eval_threshold_s", "job_interval_s",
                      "job_threshold_s", "force_threshold_s", "deployment_interval_s",
+                     "deployment_min_wait_s",
                      "deployment_threshold_s", "token_interval_s", "token_threshold_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
@@ -151,7 +156,7 @@ class JobGC(LeaderGC):
         elif name == "deployments":
             now = self._wall()
             self._start_run(_Run(cutoffs={"now": now}, forced=False, reply=None, deployments=True),
-                            functools.partial(deployments.overdue, now=now))
+                            functools.partial(deployments.progress_scan, now=now))
             self.set_timer("deployments", c.deployment_interval_s)
 
     def _scan(self, threshold_s: float, batch_threshold_s: float, job_threshold_s: float, *, jobs: bool,
@@ -204,7 +209,12 @@ class JobGC(LeaderGC):
     def _deployment_reply(self, kind: str, seq: int, run: _Run, m: RaftReply) -> None:
         """Fail each running deployment the scan found past its progress deadline (re-checked at apply)."""
         if kind == "scan":
-            for dep_id in m.value[1]:
+            found = m.value[1]
+            ahead = found["next"]
+            if ahead is not None and ahead - run.cutoffs["now"] < self.cfg.deployment_interval_s:
+                # Look again at the next deadline rather than the interval after it (Nomad fails at it).
+                self.set_timer("deployments", max(ahead - run.cutoffs["now"], self.cfg.deployment_min_wait_s))
+            for dep_id in found["overdue"]:
                 run.pending += 1
                 self._write(seq, command("deployment_fail", deployment_id=dep_id, now=run.cutoffs["now"],
                                          reason="progress"))

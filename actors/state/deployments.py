@@ -368,10 +368,7 @@ def op_fail(store: Any, index: int, cmd: dict[str, Any]) -> Any:
     if d is None:
         return refused
     if cmd.get("reason") == "progress":
-        overdue = [g for g in d["TaskGroups"].values()
-                   if g.get("RequireProgressBy") is not None and g["RequireProgressBy"] <= now
-                   and g["HealthyAllocs"] < g["DesiredTotal"]]
-        if not overdue or d["Status"] != "running":
+        if not _past_deadline(d, now) or d["Status"] != "running":
             return {"ok": True, "index": index, "skipped": "progress made"}
         desc = DESC_PROGRESS_DEADLINE
     else:
@@ -454,7 +451,43 @@ def overdue(store: Any, now: float) -> list[str]:
         d = store.tables[TABLE].get(dep_id)
         if d is None or d["Status"] != "running":
             continue
-        if any(g.get("RequireProgressBy") is not None and g["RequireProgressBy"] <= now
-               and g["HealthyAllocs"] < g["DesiredTotal"] for g in d["TaskGroups"].values()):
+        if _past_deadline(d, now):
             out.append(dep_id)
     return out
+
+
+def _awaits_promotion(g: dict[str, Any]) -> bool:
+    return bool(g.get("DesiredCanaries")) and not g.get("Promoted")
+
+
+def progress_cutoff(d: dict[str, Any]) -> float | None:
+    """Nomad's ``getDeploymentProgressCutoff``: the earliest ``RequireProgressBy`` of the groups not done
+    (a group is done when it needs no promotion and has its healthy allocations)."""
+    cutoffs = [g["RequireProgressBy"] for g in d["TaskGroups"].values()
+               if g.get("RequireProgressBy") is not None
+               and (_awaits_promotion(g) or g["HealthyAllocs"] < g["DesiredTotal"])]
+    return min(cutoffs, default=None)
+
+
+def _past_deadline(d: dict[str, Any], now: float) -> bool:
+    """Nomad's watcher: once the progress cutoff passes, ``shouldFail`` fails the deployment when a group
+    lacks its healthy allocations -- its ``DesiredCanaries`` while canaries await promotion, else its
+    ``DesiredTotal``. Healthy canaries waiting for ``deployment promote`` are progress enough."""
+    cutoff = progress_cutoff(d)
+    if cutoff is None or cutoff > now:
+        return False
+    return any(g["HealthyAllocs"] < (g["DesiredCanaries"] if _awaits_promotion(g) else g["DesiredTotal"])
+               for g in d["TaskGroups"].values())
+
+
+def progress_scan(store: Any, now: float) -> dict[str, Any]:
+    """The leader's deadline look: the deployments to fail now, and the next cutoff still ahead (when the
+    watcher looks again, so a deployment fails at its deadline, as Nomad's per-deployment timer does)."""
+    ahead = []
+    for dep_id in sorted(set(store.latest_deployment_of.values())):
+        d = store.tables[TABLE].get(dep_id)
+        if d is not None and d["Status"] == "running":
+            cutoff = progress_cutoff(d)
+            if cutoff is not None and cutoff > now:
+                ahead.append(cutoff)
+    return {"overdue": overdue(store, now), "next": min(ahead, default=None)}

@@ -1539,6 +1539,10 @@ class StateStore:
             canceled = True
         if canceled:
             self._touch("evals", index)
+        if old.get("Periodic") or (old.get("ParameterizedJob") and not old.get("Dispatched")):
+            # Nomad's Job.Deregister creates no evaluation for a periodic or parameterized job:
+            # it has no allocations of its own (its children are jobs of their own).
+            return {"ok": True, "index": index, "EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": index}
         evals = self._create_evals(index, [job_id], "job-deregister", now)
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": index}
