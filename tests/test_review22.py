@@ -1,0 +1,104 @@
+"""Review 22: the agent daemon as an operator sees it, against Nomad's (REVIEW22.md).
+
+Flag parsing and fingerprint tests are in-process and fast; the /v1/agent/self
+test starts one real agent (tests/test_agent_process.py's helpers, free ports).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from actors.client.fingerprint import PsutilProbe, attributes
+from runtime.agent_main import usage
+from runtime.config import ConfigError
+from runtime.config_flags import parse_args
+from tests.test_agent_process import AgentProc, agent_config, wait_for
+
+# ---------------------------------------------------------------- flags
+
+
+def test_acl_enabled_and_log_include_location_flags_work_as_nomads():
+    """Nomad: `nomad agent -acl-enabled` and `-log-include-location` are flags (command.go readConfig)."""
+    cfg, _, warnings = parse_args(["-dev", "-acl-enabled", "-log-include-location"])
+    assert cfg.acl.enabled and cfg.log_include_location and warnings == []
+    cfg, _, _ = parse_args(["-dev", "-acl-enabled=false"])
+    assert not cfg.acl.enabled
+    assert "-acl-enabled" in usage() and "-log-include-location" in usage()
+
+
+def test_nomads_flags_for_unused_settings_warn_like_their_config_keys():
+    """Every flag of Nomad's is known: one for a setting this agent does not use warns, as its
+    config key does, instead of `flag provided but not defined`."""
+    cfg, _, warnings = parse_args(["-dev", "-network-speed", "100", "-consul-address=127.0.0.1:8500",
+                                   "-vault-address", "https://v:8200", "-acl-replication-token=x"])
+    assert cfg.dev_mode
+    assert warnings == [
+        "WARNING: -network-speed: ignored: deprecated in Nomad; bandwidth is not scheduled "
+        "(the flag for client.network_speed)",
+        "WARNING: -consul-address: ignored: this agent does not integrate with Consul "
+        "(the flag for consul.address)",
+        "WARNING: -vault-address: ignored: this agent does not integrate with Vault "
+        "(the flag for vault.address)",
+        "WARNING: -acl-replication-token: ignored: ACL objects are not replicated between regions here "
+        "(the flag for acl.replication_token)",
+    ]
+
+
+def test_nomads_dev_connect_flag_is_refused_not_ignored():
+    with pytest.raises(ConfigError, match=r"-dev-connect: not supported by this agent"):
+        parse_args(["-dev-connect"])
+    assert parse_args(["-dev", "-dev-vault=false"])[0].dev_mode  # off: nothing asked for
+    with pytest.raises(ConfigError, match=r"flag needs an argument: -consul-token"):
+        parse_args(["-dev", "-consul-token"])
+    with pytest.raises(ConfigError, match=r"flag provided but not defined: -no-such-flag"):
+        parse_args(["-dev", "-no-such-flag"])
+
+
+# ---------------------------------------------------------------- fingerprint
+
+
+def test_real_host_probe_has_nomads_linux_attributes(tmp_path):
+    """`nomad node status -verbose` on Linux lists these too (client/fingerprint cpu.go, host.go,
+    nomad.go, signal.go); a real host's node had only the basic cpu/memory/kernel/os names."""
+    attrs = attributes(PsutilProbe(str(tmp_path)).facts(), "2.0.6")
+    for name in ("kernel.arch", "cpu.reservablecores", "cpu.usablecompute", "nomad.service_discovery",
+                 "numa.node.count", "os.signals"):
+        assert attrs.get(name), name
+    assert attrs["cpu.usablecompute"] == attrs["cpu.totalcompute"]
+    assert attrs["cpu.reservablecores"] == attrs["cpu.numcores"]
+    assert attrs["kernel.arch"] == os.uname().machine
+    signals = set(attrs["os.signals"].split(","))
+    assert {"SIGABRT", "SIGHUP", "SIGINT", "SIGKILL", "SIGTERM", "SIGUSR1"} <= signals
+    assert not any(s.startswith("SIGRT") for s in signals)
+
+
+# ---------------------------------------------------------------- /v1/agent/self, nomad agent-info
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.xfail(strict=True, reason=(
+    "actors/agent.py self_info() hard-codes the stats: nomad.leader is always \"false\" and leader_addr "
+    "\"\" even on the leader, raft and serf are empty maps, client num_allocations \"0\", last_heartbeat "
+    "\"\" and heartbeat_ttl \"0s\"; so `nomad agent-info` shows empty raft/serf sections and leader = "
+    "false. Fix (actors/agent.py, not in this review's scope): have the agent actor keep the latest "
+    "raft status (state, term, last_log_index, commit_index, applied_index, num_peers, "
+    "latest_configuration) and gossip member counts, and the client's heartbeat TTL/time and alloc count, "
+    "pushed to it by those actors as they change (no blocking ask), and render them as Nomad's strings."))
+def test_agent_self_stats_show_the_leader_raft_and_serf(tmp_path):
+    cfg = agent_config(tmp_path / "agent.toml", tmp_path / "data")
+    agent = AgentProc(["-config", cfg["path"]])
+    agent.http_port = cfg["http"]
+    try:
+        agent.wait_healthy()
+        wait_for(lambda: agent.get("/v1/status/leader")[1].strip(b'"'), "a leader", detail=agent.detail)
+        stats = json.loads(agent.get("/v1/agent/self")[1])["stats"]
+        assert stats["nomad"]["leader"] == "true"
+        assert stats["nomad"]["leader_addr"] == f"127.0.0.1:{cfg['rpc']}"
+        assert stats["raft"]["state"] == "Leader"
+        assert int(stats["raft"]["applied_index"]) > 0
+        assert stats["serf"]["members"] == "1"
+    finally:
+        agent.kill()
