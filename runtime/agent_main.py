@@ -821,12 +821,12 @@ def _client_state_dir(cfg: Config, state: AgentState) -> str | None:
         logging.getLogger("nomad.client").warning(warning)
     path = cfg.client.state_dir or os.path.join(state.data_dir or "", "client")
     alloc = cfg.client.alloc_dir or os.path.join(state.data_dir or "", "alloc")
-    for d in (path, alloc):
-        # The client's state and alloc dirs are 0700 and the agent's own: task
-        # processes (perhaps another user's) start inside theirs and need no
-        # path through the parents; nobody else may read task secrets or logs.
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        os.chmod(d, 0o700)
+    # The client's state dir is 0700 and the agent's own (Nomad's StateDir).  The alloc dir is Nomad's
+    # 0711: nobody may list it, but a task running as another user (``user = "nobody"``) must be able
+    # to pass through it to its own NOMAD_TASK_DIR and NOMAD_ALLOC_DIR, by their absolute paths.
+    for d, mode in ((path, 0o700), (alloc, 0o711)):
+        os.makedirs(d, mode=mode, exist_ok=True)
+        os.chmod(d, mode)
     return path
 
 
