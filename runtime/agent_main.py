@@ -605,7 +605,7 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
     try:
         raft_storage, transport = _server_edges(cfg, addrs, state, node, tls)
     except (OSError, StorageError, KeyringError) as e:
-        console.error(f"Error starting agent: {e}")
+        console.error(f"Error starting agent: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
         listener.close()
         probe.unwatch_greenlets()
         return 1
@@ -682,7 +682,7 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         try:
             rpc.start()
         except OSError as e:
-            raise OSError(e.errno, f"listen tcp {addrs.rpc_bind}: {e.strerror or e}") from None
+            raise _listen_error(addrs.rpc_bind, e) from None
         node.transport = rpc
         return None, rpc
     if cfg.dev_mode or state.data_dir is None:
@@ -707,7 +707,7 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         transport.start()
     except OSError as e:
         storage.close()
-        raise OSError(e.errno, f"listen tcp {addrs.rpc_bind}: {e.strerror or e}") from None
+        raise _listen_error(addrs.rpc_bind, e) from None
     node.transport = transport
     from actors.gossip.messages import PUSH_PULL_TYPES
 
@@ -806,6 +806,13 @@ def _edge_sampler(probe: RuntimeProbe, transport: Any, tls: TlsEdge | None = Non
                     (("rpc", "tls_role_dropped"), tls.stats["rpc_role_dropped"])]
         return out
     return sample
+
+
+def _listen_error(addr: str, e: OSError) -> OSError:
+    """Go's wording for a port that cannot be listened on: ``listen tcp <addr>: bind: <reason>``
+    (not Python's ``[Errno 98] ...: ('127.0.0.1', 4647)``)."""
+    reason = os.strerror(e.errno).lower() if e.errno else str(e)
+    return OSError(e.errno, f"Failed to start RPC layer: listen tcp {addr}: bind: {reason}")
 
 
 def _client_state_dir(cfg: Config, state: AgentState) -> str | None:

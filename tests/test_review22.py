@@ -155,3 +155,27 @@ def test_single_server_restarted_with_a_new_advertise_address_becomes_leader(tmp
                  timeout_s=3.0, detail=second.detail)
     finally:
         second.kill()
+
+
+# ---------------------------------------------------------------- a taken RPC port
+
+
+def test_taken_rpc_port_fails_start_with_gos_wording(tmp_path):
+    """Nomad: `Error starting agent: Failed to start Nomad server: Failed to start RPC layer: listen tcp
+    127.0.0.1:4647: bind: address already in use`; this agent printed Python's
+    `[Errno 98] listen tcp ...: Address already in use: ('127.0.0.1', 4647)`."""
+    import socket
+
+    cfg = agent_config(tmp_path / "agent.toml", tmp_path / "data")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", cfg["rpc"]))
+        taken.listen()
+        agent = AgentProc(["-config", cfg["path"]])
+        try:
+            assert agent.wait_exit() == 1
+        finally:
+            agent.kill()
+    lines = agent.out + agent.err
+    want = (f"==> Error starting agent: Failed to start RPC layer: listen tcp 127.0.0.1:{cfg['rpc']}: "
+            "bind: address already in use")
+    assert want in lines, agent.detail()
