@@ -443,9 +443,13 @@ class RuntimeProbe:
         """go-metrics' runtime gauges, in Python terms (num_goroutines = greenlets)."""
         self.log_long_pauses()
         greenlets, objects = self.census()
+        mem = self.proc.memory_info()
         return [(("runtime", "num_goroutines"), greenlets),
                 (("runtime", "total_gc_pause_ns"), self.gc_pause_ns),
-                (("runtime", "sys_bytes"), self.proc.memory_info().rss),
+                (("runtime", "sys_bytes"), mem.rss),
+                # Go's heap bytes in use; here the process's private resident memory (RSS less the
+                # shared pages of the interpreter and libraries), read with RSS.
+                (("runtime", "alloc_bytes"), max(0, mem.rss - getattr(mem, "shared", 0))),
                 (("runtime", "heap_objects"), objects),
                 (("runtime", "total_gc_runs"), sum(s["collections"] for s in gc.get_stats())),
                 (("agent", "uptime"), time.monotonic() - self.started)]

@@ -179,3 +179,14 @@ def test_taken_rpc_port_fails_start_with_gos_wording(tmp_path):
     want = (f"==> Error starting agent: Failed to start RPC layer: listen tcp 127.0.0.1:{cfg['rpc']}: "
             "bind: address already in use")
     assert want in lines, agent.detail()
+
+
+# ---------------------------------------------------------------- runtime metrics
+
+
+def test_runtime_gauges_include_nomads_alloc_bytes():
+    """nomad_runtime_alloc_bytes is go-metrics' heap gauge that Nomad's monitoring docs lead with."""
+    from runtime.agent_main import RuntimeProbe
+
+    gauges = dict(RuntimeProbe().sample())
+    assert 0 < gauges[("runtime", "alloc_bytes")] <= gauges[("runtime", "sys_bytes")]
