@@ -190,3 +190,44 @@ def test_runtime_gauges_include_nomads_alloc_bytes():
 
     gauges = dict(RuntimeProbe().sample())
     assert 0 < gauges[("runtime", "alloc_bytes")] <= gauges[("runtime", "sys_bytes")]
+
+
+# ---------------------------------------------------------------- a dead server in `server members`
+
+
+def _members(agent: AgentProc) -> dict[str, str]:
+    return {m["Name"]: m["Status"] for m in json.loads(agent.get("/v1/agent/members")[1])["Members"]}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=True, reason=(
+    "a server killed without leaving (SIGKILL, or SIGINT without leave_on_interrupt) stays `alive` in "
+    "the other server's /v1/agent/members and `nomad server members` (seen for over a minute); Nomad's "
+    "memberlist marks it `failed` within ~5 s (probe 1 s, no ack, suspicion 4 s: with two members no "
+    "confirmations are expected, so Lifeguard's timeout starts at its minimum). Fix in actors/gossip/ "
+    "(not in this review's scope): find why the probe of the dead member never ends in suspect -> dead "
+    "(or why that state does not reach the members view), and take k = 0 expected confirmations when "
+    "fewer than suspicion_mult - 2 other members could confirm, as memberlist does."))
+def test_killed_server_is_failed_in_the_other_servers_members(tmp_path):
+    import signal
+
+    from tests.ports import free_port
+
+    a = agent_config(tmp_path / "a.toml", tmp_path / "a")
+    bp = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
+    (tmp_path / "b.toml").write_text(
+        f'data_dir = "{tmp_path / "b"}"\nbind_addr = "127.0.0.1"\nname = "b"\n[ports]\n'
+        + "".join(f"{k} = {v}\n" for k, v in bp.items())
+        + f'[server]\nenabled = true\n[server.server_join]\nretry_join = ["127.0.0.1:{a["serf"]}"]\n')
+    first = AgentProc(["-config", a["path"], "-node", "a"])
+    first.http_port = a["http"]
+    second = AgentProc(["-config", str(tmp_path / "b.toml")])
+    try:
+        first.wait_healthy()
+        wait_for(lambda: _members(first).get("b.global") == "alive", "b alive", detail=first.detail)
+        second.send(signal.SIGKILL)
+        wait_for(lambda: _members(first).get("b.global") == "failed", "b failed", timeout_s=10.0,
+                 detail=lambda: str(_members(first)))
+    finally:
+        first.kill()
+        second.kill()
