@@ -443,9 +443,13 @@ class RuntimeProbe:
         """go-metrics' runtime gauges, in Python terms (num_goroutines = greenlets)."""
         self.log_long_pauses()
         greenlets, objects = self.census()
+        mem = self.proc.memory_info()
         return [(("runtime", "num_goroutines"), greenlets),
                 (("runtime", "total_gc_pause_ns"), self.gc_pause_ns),
-                (("runtime", "sys_bytes"), self.proc.memory_info().rss),
+                (("runtime", "sys_bytes"), mem.rss),
+                # Go's heap bytes in use; here the process's private resident memory (RSS less the
+                # shared pages of the interpreter and libraries), read with RSS.
+                (("runtime", "alloc_bytes"), max(0, mem.rss - getattr(mem, "shared", 0))),
                 (("runtime", "heap_objects"), objects),
                 (("runtime", "total_gc_runs"), sum(s["collections"] for s in gc.get_stats())),
                 (("agent", "uptime"), time.monotonic() - self.started)]
@@ -605,7 +609,7 @@ def _run(argv: list[str], cfg: Config, console: Console, logs: LogControl, state
     try:
         raft_storage, transport = _server_edges(cfg, addrs, state, node, tls)
     except (OSError, StorageError, KeyringError) as e:
-        console.error(f"Error starting agent: {e}")
+        console.error(f"Error starting agent: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
         listener.close()
         probe.unwatch_greenlets()
         return 1
@@ -682,7 +686,7 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         try:
             rpc.start()
         except OSError as e:
-            raise OSError(e.errno, f"listen tcp {addrs.rpc_bind}: {e.strerror or e}") from None
+            raise _listen_error(addrs.rpc_bind, e) from None
         node.transport = rpc
         return None, rpc
     if cfg.dev_mode or state.data_dir is None:
@@ -707,7 +711,7 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         transport.start()
     except OSError as e:
         storage.close()
-        raise OSError(e.errno, f"listen tcp {addrs.rpc_bind}: {e.strerror or e}") from None
+        raise _listen_error(addrs.rpc_bind, e) from None
     node.transport = transport
     from actors.gossip.messages import PUSH_PULL_TYPES
 
@@ -808,6 +812,13 @@ def _edge_sampler(probe: RuntimeProbe, transport: Any, tls: TlsEdge | None = Non
     return sample
 
 
+def _listen_error(addr: str, e: OSError) -> OSError:
+    """Go's wording for a port that cannot be listened on: ``listen tcp <addr>: bind: <reason>``
+    (not Python's ``[Errno 98] ...: ('127.0.0.1', 4647)``)."""
+    reason = os.strerror(e.errno).lower() if e.errno else str(e)
+    return OSError(e.errno, f"Failed to start RPC layer: listen tcp {addr}: bind: {reason}")
+
+
 def _client_state_dir(cfg: Config, state: AgentState) -> str | None:
     if not cfg.client.enabled:
         if cfg.server.enabled and os.geteuid() == 0 and not cfg.dev_mode:
@@ -821,12 +832,12 @@ def _client_state_dir(cfg: Config, state: AgentState) -> str | None:
         logging.getLogger("nomad.client").warning(warning)
     path = cfg.client.state_dir or os.path.join(state.data_dir or "", "client")
     alloc = cfg.client.alloc_dir or os.path.join(state.data_dir or "", "alloc")
-    for d in (path, alloc):
-        # The client's state and alloc dirs are 0700 and the agent's own: task
-        # processes (perhaps another user's) start inside theirs and need no
-        # path through the parents; nobody else may read task secrets or logs.
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        os.chmod(d, 0o700)
+    # The client's state dir is 0700 and the agent's own (Nomad's StateDir).  The alloc dir is Nomad's
+    # 0711: nobody may list it, but a task running as another user (``user = "nobody"``) must be able
+    # to pass through it to its own NOMAD_TASK_DIR and NOMAD_ALLOC_DIR, by their absolute paths.
+    for d, mode in ((path, 0o700), (alloc, 0o711)):
+        os.makedirs(d, mode=mode, exist_ok=True)
+        os.chmod(d, mode)
     return path
 
 

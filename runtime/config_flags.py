@@ -57,8 +57,42 @@ FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
     "dc": (("datacenter",), str),
     "log-level": (("log_level",), str),
     "log-json": (("log_json",), bool),
+    "log-include-location": (("log_include_location",), bool),
     "node": (("name",), str),
+    "acl-enabled": (("acl", "enabled"), bool),
 }
+# Nomad's flags for settings this agent does not use: -flag -> (Nomad's config key, why nothing happens,
+# refused).  An accepted one warns as the key does in a file (runtime.config_nomad_keys); a refused one
+# would leave the operator without what they asked for.
+_NO_CONSUL = "this agent does not integrate with Consul"
+_NO_VAULT = "this agent does not integrate with Vault"
+UNUSED_FLAGS: dict[str, tuple[str, str, bool]] = {
+    "dev-connect": ("", "Consul Connect needs bridge networking, which this agent does not have", True),
+    "dev-consul": ("", _NO_CONSUL, True),
+    "dev-vault": ("", _NO_VAULT, True),
+    "client-intro-token": ("client.intro_token", "client introduction tokens are not supported here", True),
+    "alloc-mounts-dir": ("client.alloc_mounts_dir", "this agent has no CSI plugins or dynamic host volumes",
+                         False),
+    "host-volumes-dir": ("client.host_volumes_dir", "this agent has no dynamic host volumes", False),
+    "host-volume-plugin-dir": ("client.host_volume_plugin_dir", "this agent has no dynamic host volumes",
+                               False),
+    "preferred-address-family": ("client.preferred_address_family",
+                                 "the node's address is the network_interface's first IPv4 address", False),
+    "network-speed": ("client.network_speed", "deprecated in Nomad; bandwidth is not scheduled", False),
+    "eventlog": ("eventlog.enabled", "Windows event log only", False),
+    "eventlog-level": ("eventlog.level", "Windows event log only", False),
+    "acl-replication-token": ("acl.replication_token",
+                              "ACL objects are not replicated between regions here", False),
+    **{f"consul-{n}": (f"consul.{n.replace('-', '_')}", _NO_CONSUL, False) for n in (
+        "auth", "ca-file", "cert-file", "key-file", "client-service-name", "client-http-check-name",
+        "client-failures-before-critical", "client-failures-before-warning", "server-service-name",
+        "server-http-check-name", "server-serf-check-name", "server-rpc-check-name",
+        "server-failures-before-critical", "server-failures-before-warning", "token", "address")},
+    **{f"vault-{n}": (f"vault.{n.replace('-', '_')}", _NO_VAULT, False) for n in (
+        "address", "namespace", "create-from-role", "ca-file", "ca-path", "cert-file", "key-file",
+        "tls-server-name")},
+}
+_UNUSED_BOOLS = {"dev-connect", "dev-consul", "dev-vault", "eventlog"}
 _GO_BOOLS = {"1": True, "t": True, "T": True, "true": True, "TRUE": True, "True": True,
              "0": False, "f": False, "F": False, "false": False, "FALSE": False, "False": False}
 
@@ -70,7 +104,7 @@ def parse_args(argv: list[str]) -> tuple[Config, list[str], list[str]]:
     warnings to print before it (``No configuration loaded from <p>``, then
     :func:`~runtime.config.validate`'s).  Raises :class:`ConfigError`.
     """
-    dev, paths, flags = _parse(argv)
+    dev, paths, flags, flag_warnings = _parse(argv)
     files, loaded, warnings = load_overlays(paths)
     base = DEV_OVERLAY if dev else {}
     overlay = merge_overlays(Config, merge_overlays(Config, base, files), flags)
@@ -80,12 +114,12 @@ def parse_args(argv: list[str]) -> tuple[Config, list[str], list[str]]:
         # Nomad checks this for the flag only: a shared file may carry the key.
         raise ConfigError(f"server.bootstrap_expect: Bootstrap requires server mode to "
                           f"be enabled (-bootstrap-expect={bootstrap})")
-    return cfg, loaded, warnings + validate(cfg)
+    return cfg, loaded, warnings + flag_warnings + validate(cfg)
 
 
-def _parse(argv: list[str]) -> tuple[bool, list[str], dict]:
-    """argv -> (dev, config paths, overlay of the flags)."""
-    dev, paths, overlay = False, [], {}
+def _parse(argv: list[str]) -> tuple[bool, list[str], dict, list[str]]:
+    """argv -> (dev, config paths, overlay of the flags, warnings for Nomad flags not used here)."""
+    dev, paths, overlay, warnings = False, [], {}, []
     args = list(argv)
     while args and args[0].startswith("-") and args[0] != "-":
         arg = args.pop(0)
@@ -101,6 +135,9 @@ def _parse(argv: list[str]) -> tuple[bool, list[str], dict]:
             else:
                 _set(overlay, FLAGS[name][0], flag_value)
             continue
+        if name in UNUSED_FLAGS:
+            warnings.append(_unused_flag(name, eq, value, args))
+            continue
         if name != "config" and name not in FLAGS:
             raise ConfigError(f"flag provided but not defined: -{name}")
         if not eq:
@@ -113,7 +150,24 @@ def _parse(argv: list[str]) -> tuple[bool, list[str], dict]:
             _apply(overlay, name, value)
     if args:  # Go's flag package stops at the first non-flag; the agent takes none
         raise ConfigError(f'unexpected argument "{args[0]}": the agent takes only flags')
-    return dev, paths, overlay
+    return dev, paths, overlay, warnings
+
+
+def _unused_flag(name: str, eq: str, value: str, args: list[str]) -> str:
+    """Consume a Nomad flag this agent does not use; its warning, or ConfigError when refused."""
+    key, why, refused = UNUSED_FLAGS[name]
+    if name in _UNUSED_BOOLS:
+        on = _parse_bool(name, value) if eq else True
+    else:
+        if not eq:
+            if not args:
+                raise ConfigError(f"flag needs an argument: -{name}")
+            args.pop(0)
+        on = True
+    if refused and on:
+        raise ConfigError(f"-{name}: not supported by this agent ({why})")
+    target = f" (the flag for {key})" if key else ""
+    return f"WARNING: -{name}: ignored: {why}{target}"
 
 
 def _parse_bool(name: str, value: str) -> bool:

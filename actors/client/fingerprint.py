@@ -71,6 +71,13 @@ class HostFacts:
     # in Go's order: what host_network blocks match.  Empty (the simulator's default host): the node's
     # only address is *ip_address*.
     interfaces: tuple[Interface, ...] = ()
+    # The rest of Nomad's Linux host attributes, from a real host's probe (the simulator's FakeHost
+    # leaves detailed False, so its nodes keep the attribute set recorded runs were made with).
+    detailed: bool = False
+    cpu_model: str = ""  # /proc/cpuinfo "model name" (cpu.modelname)
+    host_id: str = ""  # gopsutil's HostID: the DMI product UUID, else /etc/machine-id (unique.host_id)
+    numa_nodes: int = 1  # /sys/devices/system/node/node* (numa.node.count)
+    signals: tuple[str, ...] = ()  # the signals tasks can be sent (os.signals)
 
     @property
     def total_compute(self) -> int:
@@ -115,6 +122,18 @@ def attributes(facts: HostFacts, nomad_version: str) -> dict[str, str]:
         "unique.storage.bytesfree": str(facts.storage_bytes_free),
         "nomad.version": nomad_version,
     }
+    if facts.detailed:
+        # Nomad's cpu, host, nomad and signal fingerprints.  No reserved cores here (client.reserved
+        # cores is not supported), so every core is reservable and all the compute usable.
+        attrs.update({"kernel.arch": facts.arch, "cpu.reservablecores": str(facts.num_cores),
+                      "cpu.usablecompute": str(facts.total_compute), "nomad.service_discovery": "true",
+                      "numa.node.count": str(facts.numa_nodes)})
+        if facts.cpu_model:
+            attrs["cpu.modelname"] = facts.cpu_model
+        if facts.host_id:
+            attrs["unique.host_id"] = facts.host_id
+        if facts.signals:
+            attrs["os.signals"] = ",".join(facts.signals)
     for driver in facts.drivers:
         attrs[f"driver.{driver}"] = "1"  # Nomad: "1" when detected, removed when not
     return attrs
@@ -312,7 +331,9 @@ class PsutilProbe:
                          hostname=socket.gethostname(), ip_address=self._ip(psutil),
                          storage_volume=_volume_of(psutil, self.data_dir), storage_bytes_total=disk.total,
                          storage_bytes_free=disk.free, drivers=drivers, driver_health=health,
-                         interfaces=self.interfaces().interfaces if self.interfaces is not None else ())
+                         interfaces=self.interfaces().interfaces if self.interfaces is not None else (),
+                         detailed=True, cpu_model=_cpuinfo_field("model name"), host_id=_host_id(),
+                         numa_nodes=_numa_nodes(), signals=_signal_names())
 
     def _ip(self, psutil: Any) -> str:
         addrs = psutil.net_if_addrs()
@@ -337,6 +358,49 @@ def _cpuinfo_mhz() -> int:
     except OSError:
         pass
     return 0
+
+
+def _cpuinfo_field(name: str, path: str = "/proc/cpuinfo") -> str:
+    """The first *name* line's value in /proc/cpuinfo ("" when absent)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep and key.strip().lower() == name:
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _host_id() -> str:
+    """gopsutil's HostID on Linux: the DMI product UUID, else the machine id, lower case."""
+    for path in ("/sys/class/dmi/id/product_uuid", "/etc/machine-id", "/proc/sys/kernel/random/boot_id"):
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                value = f.read().strip().lower()
+        except OSError:
+            continue
+        if value:
+            if len(value) == 32 and "-" not in value:  # machine-id: 32 hex digits, as a UUID
+                value = f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+            return value
+    return ""
+
+
+def _numa_nodes(root: str = "/sys/devices/system/node") -> int:
+    try:
+        return max(1, sum(1 for n in os.listdir(root) if n.startswith("node") and n[4:].isdigit()))
+    except OSError:
+        return 1
+
+
+def _signal_names() -> tuple[str, ...]:
+    """Nomad's os.signals: the host's signal names, sorted (SIGRTMIN+n and aliases left out)."""
+    import signal
+
+    return tuple(sorted(n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")
+                        and not n.startswith("SIGRT") and isinstance(getattr(signal, n), signal.Signals)))
 
 
 def _os_release(path: str = "/etc/os-release") -> tuple[str, str]:
