@@ -126,8 +126,10 @@ def test_lost_client_work_is_replaced_drain_migrates_and_drain_on_shutdown_moves
         n.get(x, {}).get("Status") == "ready" for x in ("alpha", "beta")) and n, "both clients ready", 30,
                      lambda: a.detail() + b.detail())
     alpha, beta = nodes["alpha"]["ID"], nodes["beta"]["ID"]
-    for d in ("client", "alloc"):  # least privilege: the client's dirs are the agent's alone
-        assert os.stat(os.path.join(root, "alpha", d)).st_mode & 0o777 == 0o700, d
+    # least privilege: the client's state is the agent's alone; the alloc dir is 0711, as Nomad's, so a
+    # task run as another user can pass through it to its own directory without listing the others
+    for d, mode in (("client", 0o700), ("alloc", 0o711)):
+        assert os.stat(os.path.join(root, "alpha", d)).st_mode & 0o777 == mode, d
     status, res = request(srv, "PUT", "/v1/jobs", {"Job": SLEEP_JOB})
     assert status == 200, res
     assert res["EvalID"]
