@@ -89,6 +89,8 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("deployment", "list"): "Error retrieving deployments",
     ("deployment", "promote"): "Error promoting deployment",
     ("deployment", "fail"): "Error failing deployment",
+    ("deployment", "pause"): "Error pausing deployment",
+    ("deployment", "resume"): "Error resuming deployment",
     ("server", "members"): "Error querying servers",
     ("server", "join"): "Error joining",
     ("server", "force-leave"): lambda a: f"Error force-leaving server {_positional(a)}",
