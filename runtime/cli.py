@@ -41,6 +41,88 @@ class CliError(Exception):
     pass
 
 
+class ApiError(CliError):
+    """An HTTP API call that failed (an error status or no answer); its text is the raw API error, which
+    ``main`` prefixes with the command's own context from ``API_ERROR_CONTEXT`` as Nomad's commands do."""
+
+
+def unreachable(method: str, url: str, e: BaseException) -> ApiError:
+    """No answer from the agent, worded as Go's ``url.Error`` (``Get "<url>": dial tcp <host>: connect:
+    connection refused``), which Nomad's commands print under their context."""
+    reason = getattr(e, "reason", e)
+    if isinstance(reason, ConnectionRefusedError):
+        reason = f"dial tcp {urllib.parse.urlsplit(url).netloc}: connect: connection refused"
+    return ApiError(f'{method.title()} "{url}": {reason}')
+
+
+def _positional(args: list[str]) -> str:
+    """The command's last non-flag argument (a job id, a node name), for contexts that name it."""
+    return next((a for a in reversed(args) if not a.startswith("-")), "")
+
+
+# Nomad's context for an API failure, per command (command/*.go's ``Error ...: %s`` where the call fails);
+# a callable gets the command's arguments. Commands not listed print ``Error: <API error>``.
+API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
+    ("job", "run"): "Error submitting job",
+    ("job", "plan"): "Error during plan",
+    ("job", "status"): lambda a: "Error querying job" if _positional(a) else "Error querying jobs",
+    ("job", "stop"): lambda a: f"Error deregistering job with id {_positional(a)} err",
+    ("job", "allocs"): "Error querying job",
+    ("job", "history"): "Error retrieving job versions",
+    ("job", "inspect"): "Error inspecting job",
+    ("job", "revert"): "Error retrieving job versions",
+    ("job", "dispatch"): "Error dispatching job",
+    ("job", "scale"): "Error submitting scaling request",
+    ("node", "status"): lambda a: "Error querying node info" if _positional(a)
+    else "Error querying node status",
+    ("node", "drain"): "Error updating drain specification",
+    ("node", "eligibility"): "Error updating scheduling eligibility",
+    ("alloc", "status"): "Error querying allocation",
+    ("alloc", "logs"): "Error querying allocation",
+    ("alloc", "stop"): "Error stopping allocation",
+    ("alloc", "restart"): "Error restarting allocation",
+    ("alloc", "signal"): "Error signalling allocation",
+    ("eval", "status"): "Error querying evaluation",
+    ("eval", "list"): "Error querying evaluations",
+    ("deployment", "status"): lambda a: "Error retrieving deployment" if _positional(a)
+    else "Error retrieving deployments",
+    ("deployment", "list"): "Error retrieving deployments",
+    ("deployment", "promote"): "Error promoting deployment",
+    ("deployment", "fail"): "Error failing deployment",
+    ("deployment", "pause"): "Error pausing deployment",
+    ("deployment", "resume"): "Error resuming deployment",
+    ("server", "members"): "Error querying servers",
+    ("server", "join"): "Error joining",
+    ("server", "force-leave"): lambda a: f"Error force-leaving server {_positional(a)}",
+    ("operator", "raft", "list-peers"): "Error retrieving raft configuration",
+    ("operator", "raft", "remove-peer"): "Error removing peer",
+    ("system", "gc"): "Error running system garbage-collection",
+    ("agent-info",): "Error querying agent info",
+    ("var", "get"): "Error retrieving variable",
+    ("var", "put"): "Error creating variable",
+    ("var", "list"): "Error retrieving vars",
+    ("var", "purge"): "Error purging variable",
+    ("acl", "token", "self"): "Error fetching self token",
+    ("acl", "token", "info"): "Error fetching token",
+    ("acl", "token", "list"): "Error listing ACL tokens",
+    ("acl", "token", "create"): "Error creating token",
+    ("acl", "token", "delete"): "Error deleting token",
+    ("acl", "token", "update"): "Error updating token",
+    ("acl", "policy", "list"): "Error listing ACL policies",
+    ("acl", "policy", "info"): "Error fetching info on ACL policy",
+    ("acl", "policy", "delete"): "Error deleting ACL policy",
+    ("acl", "policy", "apply"): "Error writing ACL policy",
+}
+
+
+def error_line(words: tuple[str, ...], args: list[str], e: CliError) -> str:
+    """The line a failed command prints: an API error under its command's Nomad context, else ``Error: ``."""
+    ctx = API_ERROR_CONTEXT.get(words) if isinstance(e, ApiError) else None
+    if callable(ctx):
+        ctx = ctx(args)
+    return f"{ctx}: {e}" if ctx else f"Error: {e}"
+
+
 def call(addr: str, method: str, path: str, accept: tuple[int, ...] = (), **query: Any) -> Any:
     """The JSON answer of a request; an error status is a CliError unless it is in *accept*."""
     q = urllib.parse.urlencode([(k, v) for k, vs in query.items()
@@ -54,10 +136,10 @@ def call(addr: str, method: str, path: str, accept: tuple[int, ...] = (), **quer
         if e.code in accept:
             body = e.read()
             return json.loads(body) if body.strip() else None
-        raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
+        raise ApiError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
             from None
     except (urllib.error.URLError, OSError) as e:
-        raise CliError(f"Error querying {addr}: {getattr(e, 'reason', e)}") from None
+        raise unreachable(method, url, e) from None
     return json.loads(body) if body.strip() else None
 
 
@@ -455,7 +537,7 @@ def main(argv: list[str]) -> int:
                     text, code = out if isinstance(out, tuple) else (out, 0)
                     out = (format_template(tmpl, text), code)
             except CliError as e:
-                print(f"Error: {e}", file=sys.stderr)
+                print(error_line(words, rest[len(words):], e), file=sys.stderr)
                 return 1
             except KeyboardInterrupt:  # Ctrl-C ends a watch (a deployment, a restart): no traceback
                 return EXIT_INTERRUPTED

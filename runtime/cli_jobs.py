@@ -29,7 +29,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from runtime.cli import TIMEOUT_S, CliError, table
+from runtime.cli import TIMEOUT_S, ApiError, CliError, table, unreachable
 from runtime.config import parse_duration
 
 __all__ = ["JOB_COMMANDS", "load_job_file", "parse_flags"]
@@ -69,10 +69,10 @@ def request(addr: str, method: str, path: str, body: Any = None, *, answer_meta:
             if answer_meta is not None:
                 answer_meta["index"] = int(resp.headers.get("X-Nomad-Index") or 0)
     except urllib.error.HTTPError as e:
-        raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
+        raise ApiError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
             from None
     except (urllib.error.URLError, OSError) as e:
-        raise CliError(f"Error querying {addr}: {getattr(e, 'reason', e)}") from None
+        raise unreachable(method, url, e) from None
     return json.loads(raw) if raw.strip() else None
 
 

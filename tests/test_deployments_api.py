@@ -398,7 +398,7 @@ def test_cli_pause_resume_promote_and_fail(dev):  # noqa: F811
 
     promote = nomad(dev, "deployment", "promote", dep)
     assert (promote.returncode, promote.stdout) == (1, "")
-    assert promote.stderr == "Error: Unexpected response code: 400 (no canaries to promote)\n"
+    assert promote.stderr == "Error promoting deployment: Unexpected response code: 400 (no canaries to promote)\n"
 
     resumed = nomad(dev, "deployment", "resume", "-detach", dep)
     assert (resumed.returncode, resumed.stdout) == (0, f'Deployment "{dep}" resumed\n'), resumed.stderr
@@ -430,7 +430,7 @@ def test_cli_pause_resume_promote_and_fail(dev):  # noqa: F811
     assert failed.stdout.startswith(said), failed.stdout
     again = nomad(dev, "deployment", "fail", dep)
     assert (again.returncode, again.stderr) == (
-        1, "Error: Unexpected response code: 400 (can't fail terminal deployment)\n")
+        1, "Error failing deployment: Unexpected response code: 400 (can't fail terminal deployment)\n")
     again = nomad(dev, "deployment", "resume", dep)
     assert again.returncode == 1 and "can't resume terminal deployment" in again.stderr
 

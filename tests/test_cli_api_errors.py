@@ -1,0 +1,30 @@
+"""Each command prints Nomad's own context before an API failure (command/*.go's ``Error ...: %s``)."""
+
+import pytest
+
+from runtime.cli import main
+
+GONE = "http://127.0.0.1:9"  # nothing listens: the API call fails at once
+
+
+@pytest.mark.parametrize("args, context, path", [
+    (["server", "members"], "Error querying servers", "/v1/agent/members"),
+    (["job", "status"], "Error querying jobs", "/v1/jobs"),
+    (["node", "status"], "Error querying node status", "/v1/nodes"),
+    (["eval", "list"], "Error querying evaluations", "/v1/evaluations"),
+    (["deployment", "list"], "Error retrieving deployments", "/v1/deployments"),
+    (["operator", "raft", "list-peers"], "Error retrieving raft configuration",
+     "/v1/operator/raft/configuration"),
+    (["agent-info"], "Error querying agent info", "/v1/agent/self"),
+    (["system", "gc"], "Error running system garbage-collection", "/v1/system/gc"),
+])
+def test_api_failure_is_printed_under_the_commands_context(capsys, args, context, path):
+    assert main([f"-address={GONE}", *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'{context}: ') and f'"{GONE}{path}' in err, err
+    assert err.endswith("dial tcp 127.0.0.1:9: connect: connection refused\n") and err.count("\n") == 1, err
+
+
+def test_errors_that_are_not_api_failures_keep_their_wording(capsys):
+    assert main([f"-address={GONE}", "job", "status", "-bogus"]) == 1
+    assert capsys.readouterr().err.startswith("Error: flag provided but not defined: -bogus")
