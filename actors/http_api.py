@@ -219,9 +219,86 @@ def parse_query_options(req: Request) -> None:
 def agent_self(req: Request, api: Api) -> Any:
     require(req, "GET")
     info = api.ask(api.ctx.agent, GetSelf())
+    _live_stats(api, info["stats"])
     if api.ctx.runtime_info is not None:
         info["stats"]["runtime"] = api.ctx.runtime_info()
     return info
+
+
+# Go's time.Since(time.Time{}): what Nomad's client shows as last_heartbeat before its first one.
+_NEVER_NS = 2**63 - 1
+_RAFT_STATES = {"leader": "Leader", "follower": "Follower", "candidate": "Candidate",
+                "pre-candidate": "Candidate"}
+
+
+def _since(api: Api, then: float) -> str:
+    from actors.scheduler.job import go_duration
+
+    return go_duration(max(0, int((api.env.now() - then) * 1e9)))
+
+
+def _live_stats(api: Api, stats: dict[str, dict[str, str]]) -> None:
+    """Fill Nomad's agent-info sections from the actors that own them (asked here, at the edge).
+
+    nomad/raft as Nomad's Server.Stats() and hashicorp/raft Stats(), serf as serf's Stats(),
+    client as Nomad's Client.Stats(); every value a string, as Nomad's.
+    """
+    if "nomad" in stats and _alive(api, "raft"):
+        st = api.ask("raft", "status")
+        leader = st.get("leader") or ""
+        stats["nomad"].update(leader=str(st["role"] == "leader").lower(), leader_addr=leader)
+        voters = list(st["voters"])
+        conf = " ".join(f"{{Suffrage:{'Voter' if n in voters else 'Nonvoter'} ID:{n} Address:{n}}}"
+                        for n in sorted(voters + list(st["learners"])))
+        if st["role"] == "leader":
+            contact = "0"
+        elif not st["last_contact"]:
+            contact = "never"
+        else:
+            contact = _since(api, st["last_contact"])
+        stats["raft"] = {
+            "state": _RAFT_STATES.get(st["role"], st["role"].capitalize()), "term": str(st["term"]),
+            "last_log_index": str(st["last_index"]), "last_log_term": str(st["last_term"]),
+            "commit_index": str(st["commit"]), "applied_index": str(st["applied"]), "fsm_pending": "0",
+            "last_snapshot_index": str(st["snap_index"]), "last_snapshot_term": str(st["snap_term"]),
+            "latest_configuration": f"[{conf}]", "latest_configuration_index": str(st["config_index"]),
+            "num_peers": str(len([v for v in voters if v != st["id"]])), "last_contact": contact,
+            "protocol_version": "3", "protocol_version_min": "0", "protocol_version_max": "3",
+            "snapshot_version_min": "0", "snapshot_version_max": "1"}
+    if "serf" in stats and _alive(api, "gossip"):
+        g = api.ask("gossip", "stats") or {}
+        members = api.ask("gossip", "members") or []
+        status = [m.get("Status") for m in members]
+        stats["serf"] = {
+            "members": str(len(members)), "failed": str(status.count("failed")),
+            "left": str(status.count("left")), "health_score": str(g.get("health_score", 0)),
+            "member_time": str(g.get("ltime", 0)), "event_time": "1", "query_time": "1",
+            "intent_queue": "0", "event_queue": "0", "query_queue": "0",
+            "encrypted": str(bool(api.ask("gossip", "keyring"))).lower(), "coordinate_resets": "0"}
+    if "client" in stats:
+        if _alive(api, "client"):
+            c = api.ask("client", "status")
+            stats["client"].update(
+                heartbeat_ttl=format_go(c["heartbeat_ttl"]),
+                last_heartbeat=_since(api, c["last_heartbeat"]) if c["last_heartbeat"] else
+                format_go_ns(_NEVER_NS))
+        if _alive(api, "alloc-runner"):
+            stats["client"]["num_allocations"] = str(api.ask("alloc-runner", "status")["allocs"])
+
+
+def format_go(seconds: float) -> str:
+    return format_go_ns(int(seconds * 1e9))
+
+
+def format_go_ns(ns: int) -> str:
+    from actors.scheduler.job import go_duration
+
+    return go_duration(ns)
+
+
+def _alive(api: Api, name: str) -> bool:
+    ref = api.env.lookup(name)
+    return ref is not None and ref.is_alive()
 
 
 @route("/v1/agent/health")

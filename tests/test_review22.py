@@ -6,6 +6,7 @@ test starts one real agent (tests/test_agent_process.py's helpers, free ports).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 
@@ -79,27 +80,41 @@ def test_real_host_probe_has_nomads_linux_attributes(tmp_path):
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(strict=True, reason=(
-    "actors/agent.py self_info() hard-codes the stats: nomad.leader is always \"false\" and leader_addr "
-    "\"\" even on the leader, raft and serf are empty maps, client num_allocations \"0\", last_heartbeat "
-    "\"\" and heartbeat_ttl \"0s\"; so `nomad agent-info` shows empty raft/serf sections and leader = "
-    "false. Fix (actors/agent.py, not in this review's scope): have the agent actor keep the latest "
-    "raft status (state, term, last_log_index, commit_index, applied_index, num_peers, "
-    "latest_configuration) and gossip member counts, and the client's heartbeat TTL/time and alloc count, "
-    "pushed to it by those actors as they change (no blocking ask), and render them as Nomad's strings."))
 def test_agent_self_stats_show_the_leader_raft_and_serf(tmp_path):
-    cfg = agent_config(tmp_path / "agent.toml", tmp_path / "data")
+    cfg = agent_config(tmp_path / "agent.toml", tmp_path / "data",
+                       tables="[plugin.raw_exec.config]\nenabled = true\n")
     agent = AgentProc(["-config", cfg["path"]])
     agent.http_port = cfg["http"]
     try:
         agent.wait_healthy()
         wait_for(lambda: agent.get("/v1/status/leader")[1].strip(b'"'), "a leader", detail=agent.detail)
+        wait_for(lambda: json.loads(agent.get("/v1/agent/self")[1])["stats"]["client"]["heartbeat_ttl"]
+                 != "0s", "the node registered", detail=agent.detail)
         stats = json.loads(agent.get("/v1/agent/self")[1])["stats"]
+        leader = f"127.0.0.1:{cfg['rpc']}"
         assert stats["nomad"]["leader"] == "true"
         assert stats["nomad"]["leader_addr"] == f"127.0.0.1:{cfg['rpc']}"
         assert stats["raft"]["state"] == "Leader"
         assert int(stats["raft"]["applied_index"]) > 0
         assert stats["serf"]["members"] == "1"
+        raft = stats["raft"]
+        assert int(raft["term"]) >= 1 and raft["num_peers"] == "0" and raft["last_contact"] == "0"
+        assert raft["latest_configuration"] == f"[{{Suffrage:Voter ID:{leader} Address:{leader}}}]"
+        assert int(raft["commit_index"]) <= int(raft["last_log_index"])
+        client = stats["client"]
+        assert client["num_allocations"] == "0"
+        assert client["heartbeat_ttl"] != "0s" and client["heartbeat_ttl"].endswith("s")
+        # A job's allocation is counted by the client that runs it.
+        job = {"Job": {"ID": "stats", "Name": "stats", "Type": "batch", "Datacenters": ["*"],
+                       "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [{
+                           "Name": "t", "Driver": "raw_exec",
+                           "Config": {"command": "/bin/sh", "args": ["-c", "exit 0"]}}]}]}}
+        conn = http.client.HTTPConnection("127.0.0.1", cfg["http"], timeout=10)
+        conn.request("PUT", "/v1/jobs", json.dumps(job))
+        assert conn.getresponse().status == 200
+        conn.close()
+        wait_for(lambda: json.loads(agent.get("/v1/agent/self")[1])["stats"]["client"]["num_allocations"]
+                 == "1", "the client counting the job's allocation", detail=agent.detail)
     finally:
         agent.kill()
 

@@ -1347,6 +1347,9 @@ class RaftPeer(NodeActor):
     def status(self) -> dict[str, Any]:
         st = self.core.status()
         st.update(applied=self.state.applied_index, last_contact=self.last_contact, **self.stats)
+        c = self.core  # read-only extras for /v1/agent/self's raft stats (hashicorp/raft Stats())
+        st.update(last_term=c.term_at(c.last_index) or 0, snap_term=c.snap_term,
+                  config_index=c.pending_conf_index)
         return st
 
     def health(self) -> RaftHealth:
