@@ -63,6 +63,7 @@ def _positional(args: list[str]) -> str:
 # Nomad's context for an API failure, per command (command/*.go's ``Error ...: %s`` where the call fails);
 # a callable gets the command's arguments. Commands not listed print ``Error: <API error>``.
 API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
+    ("status", "leader"): "Error querying leader",
     ("job", "run"): "Error submitting job",
     ("job", "plan"): "Error during plan",
     ("job", "status"): lambda a: "Error querying job" if _positional(a) else "Error querying jobs",
