@@ -214,15 +214,12 @@ def _members(agent: AgentProc) -> dict[str, str]:
     return {m["Name"]: m["Status"] for m in json.loads(agent.get("/v1/agent/members")[1])["Members"]}
 
 
-@pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=(
-    "a server killed without leaving (SIGKILL, or SIGINT without leave_on_interrupt) stays `alive` in "
-    "the other server's /v1/agent/members and `nomad server members` (seen for over a minute); Nomad's "
-    "memberlist marks it `failed` within ~5 s (probe 1 s, no ack, suspicion 4 s: with two members no "
-    "confirmations are expected, so Lifeguard's timeout starts at its minimum). Fix in actors/gossip/ "
-    "(not in this review's scope): find why the probe of the dead member never ends in suspect -> dead "
-    "(or why that state does not reach the members view), and take k = 0 expected confirmations when "
-    "fewer than suspicion_mult - 2 other members could confirm, as memberlist does."))
+# Nomad's servers gossip with memberlist's WAN config (nomad/config.go): probe interval 5 s, probe
+# timeout 3 s, suspicion_mult 6; with two members Lifeguard expects no confirmations, so a suspicion
+# waits its minimum, 6 x 5 s = 30 s. A killed server is suspect within about 10 s and failed within
+# about 40 s -- the bound below, which is why this test is slow (about 40 s) and out of the default run.
+@pytest.mark.slow
+@pytest.mark.timeout(90)
 def test_killed_server_is_failed_in_the_other_servers_members(tmp_path):
     import signal
 
@@ -241,7 +238,7 @@ def test_killed_server_is_failed_in_the_other_servers_members(tmp_path):
         first.wait_healthy()
         wait_for(lambda: _members(first).get("b.global") == "alive", "b alive", detail=first.detail)
         second.send(signal.SIGKILL)
-        wait_for(lambda: _members(first).get("b.global") == "failed", "b failed", timeout_s=10.0,
+        wait_for(lambda: _members(first).get("b.global") == "failed", "b failed", timeout_s=45.0,
                  detail=lambda: str(_members(first)))
     finally:
         first.kill()
