@@ -433,25 +433,43 @@ def acl_auth_method_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -
     One method may be the default; an unchanged method (same Hash) keeps its
     indexes, and an updated one its CreateIndex and CreateTime.
     """
-    methods = store.tables["acl_auth_methods"]
     records = [_method_record(m) for m in cmd["methods"]]
     for m in records:
         current = default_auth_method(store)
         if m.get("Default") and current is not None and current["Name"] != m["Name"]:
             return _refuse(f"default ACL auth method already exists: {current['Name']}", 500)
-    changed = False
-    for m in records:
-        old = methods.get(m["Name"])
-        if old is not None and old.get("Hash") == m.get("Hash"):
+    _write_hashed(store, index, "acl_auth_methods", "Name", records)
+    return {"ok": True, "index": index, "Names": [m["Name"] for m in records]}
+
+
+def _write_hashed(store: StateStore, index: int, table: str, key: str, records: list[dict[str, Any]]) -> None:
+    """Store *records* under their *key* field; one whose Hash is unchanged keeps its record and
+    indexes, a changed one keeps its CreateIndex and CreateTime. The table's index moves only when
+    something was written."""
+    rows, changed = store.tables[table], False
+    for r in records:
+        old = rows.get(r[key])
+        if old is not None and old.get("Hash") == r.get("Hash"):
             continue
-        m.update(CreateIndex=old["CreateIndex"] if old else index, ModifyIndex=index)
+        r.update(CreateIndex=old["CreateIndex"] if old else index, ModifyIndex=index)
         if old is not None:
-            m["CreateTime"] = old.get("CreateTime")
-        methods[m["Name"]] = m
+            r["CreateTime"] = old.get("CreateTime")
+        rows[r[key]] = r
         changed = True
     if changed:
-        store._touch("acl_auth_methods", index)
-    return {"ok": True, "index": index, "Names": [m["Name"] for m in records]}
+        store._touch(table, index)
+
+
+def _delete_all(store: StateStore, index: int, table: str, keys: list[Any], missing: str) -> Any:
+    """Delete *keys* from *table*, all or none: any missing one refuses them all with *missing*
+    (Nomad's state error, answered 500)."""
+    rows = store.tables[table]
+    if any(k not in rows for k in keys):
+        return _refuse(missing, 500)
+    for k in keys:
+        del rows[k]
+    store._touch(table, index)
+    return {"ok": True, "index": index}
 
 
 def acl_auth_method_delete(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
@@ -459,13 +477,7 @@ def acl_auth_method_delete(store: StateStore, index: int, cmd: dict[str, Any]) -
     names = cmd["names"]
     if not isinstance(names, list) or not names:
         raise ValueError("names must be a non-empty list")
-    methods = store.tables["acl_auth_methods"]
-    if any(n not in methods for n in names):
-        return _refuse("ACL auth method not found", 500)  # Nomad's state error, answered 500
-    for n in names:
-        del methods[n]
-    store._touch("acl_auth_methods", index)
-    return {"ok": True, "index": index}
+    return _delete_all(store, index, "acl_auth_methods", names, "ACL auth method not found")
 
 
 def acl_binding_rule_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
@@ -490,18 +502,7 @@ def acl_binding_rule_upsert(store: StateStore, index: int, cmd: dict[str, Any]) 
             return _refuse(f"cannot find binding rule {r['ID']}", 400)
         if r.get("AuthMethod") not in methods:
             return _refuse("ACL binding rule insert failed: ACL auth method not found", 500)
-    changed = False
-    for r in records:
-        old = rules.get(r["ID"])
-        if old is not None and old.get("Hash") == r.get("Hash"):
-            continue
-        r.update(CreateIndex=old["CreateIndex"] if old else index, ModifyIndex=index)
-        if old is not None:
-            r["CreateTime"] = old.get("CreateTime")
-        rules[r["ID"]] = r
-        changed = True
-    if changed:
-        store._touch("acl_binding_rules", index)
+    _write_hashed(store, index, "acl_binding_rules", "ID", records)
     return {"ok": True, "index": index, "IDs": [r["ID"] for r in records]}
 
 
@@ -509,13 +510,7 @@ def acl_binding_rule_delete(store: StateStore, index: int, cmd: dict[str, Any]) 
     ids = cmd["ids"]
     if not isinstance(ids, list) or not ids:
         raise ValueError("ids must be a non-empty list")
-    rules = store.tables["acl_binding_rules"]
-    if any(i not in rules for i in ids):
-        return _refuse("ACL binding rule not found", 500)  # Nomad's state error, answered 500
-    for i in ids:
-        del rules[i]
-    store._touch("acl_binding_rules", index)
-    return {"ok": True, "index": index}
+    return _delete_all(store, index, "acl_binding_rules", ids, "ACL binding rule not found")
 
 
 OPS = {
