@@ -315,10 +315,14 @@ def test_agent_enforces_its_limits_block_and_keeps_serving(agents, tmp_path):
             return 0.0
         return sum(g["Value"] for g in json.loads(body)["Gauges"] if g["Name"] == name)
 
+    wanted = {"nomad.rpc.conn_limit_refused": 1, "nomad.rpc.handshake_timeouts": 3,
+              "nomad.http.conn_limit_refused": 1}
     deadline = time.monotonic() + 10
-    while not (metric("nomad.rpc.conn_limit_refused") >= 1 and metric("nomad.rpc.handshake_timeouts") >= 3
-               and metric("nomad.http.conn_limit_refused") >= 1):
-        assert time.monotonic() < deadline, agent.detail()
+    while True:
+        seen = {name: metric(name) for name in wanted}
+        if all(seen[name] >= floor for name, floor in wanted.items()):
+            break
+        assert time.monotonic() < deadline, f"limit gauges {seen}, wanted at least {wanted}\n{agent.detail()}"
         gevent.sleep(0.1)
     assert agent.healthy()
     assert any("rejecting connection" in line for line in agent.out + agent.err), agent.detail()
