@@ -117,11 +117,17 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
 
 
 def error_line(words: tuple[str, ...], args: list[str], e: CliError) -> str:
-    """The line a failed command prints: an API error under its command's Nomad context, else ``Error: ``."""
+    """The line a failed command prints: an API error under its command's Nomad context, a message that
+    carries its own context as it is, else ``Error: `` and the message."""
     ctx = API_ERROR_CONTEXT.get(words) if isinstance(e, ApiError) else None
     if callable(ctx):
         ctx = ctx(args)
-    return f"{ctx}: {e}" if ctx else f"Error: {e}"
+    if ctx:
+        return f"{ctx}: {e}"
+    text = str(e)
+    # A command that already put its own Nomad context first ("Error writing ACL policy: ...") prints it
+    # as Nomad's Ui.Error does, without a second "Error: " before it.
+    return text if text.startswith("Error ") else f"Error: {text}"
 
 
 def call(addr: str, method: str, path: str, accept: tuple[int, ...] = (), **query: Any) -> Any:

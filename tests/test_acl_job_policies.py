@@ -90,7 +90,7 @@ def test_acl_policy_apply_attaches_a_policy_to_a_job_group_and_task(tmp_path: Pa
         "Error: Failed to read file: ")
     api.answer = CliError("Unexpected response code: 400 (policy 0 invalid)")
     assert run(capsys, "acl", "policy", "apply", "p", str(rules))[2] == \
-        "Error: Error writing ACL policy: Unexpected response code: 400 (policy 0 invalid)\n"
+        "Error writing ACL policy: Unexpected response code: 400 (policy 0 invalid)\n"
 
 
 def test_acl_policy_info_shows_the_associated_workload(capsys: Any, monkeypatch: Any) -> None:

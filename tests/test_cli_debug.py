@@ -75,7 +75,7 @@ def test_event_topics_server_selection_and_uuid_prefixes() -> None:
 
 def test_a_flag_error_exits_1_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["-address", NOWHERE, "operator", "debug", "-duration=1s", "-interval=5s"]) == 1
-    assert capsys.readouterr().err == "Error: Error parsing interval: 5s is greater than duration 1s\n"
+    assert capsys.readouterr().err == "Error parsing interval: 5s is greater than duration 1s\n"
 
 
 # ---- a real capture from a -dev agent

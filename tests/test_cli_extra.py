@@ -105,10 +105,10 @@ def test_tls_info_errors_are_nomads(tmp_path: Path, capsys: Any, monkeypatch: An
         "Error: first PEM-block should be CERTIFICATE type\n"
     assert run(capsys, "tls", "ca", "info", "empty.pem")[2] == "Error: no PEM-encoded data found\n"
     assert run(capsys, "tls", "cert", "info")[2] == "Error: no PEM-encoded data found\n"
-    assert run(capsys, "tls", "ca", "info")[2] == "Error: Error reading CA file: <nil>\n"
+    assert run(capsys, "tls", "ca", "info")[2] == "Error reading CA file: <nil>\n"
     code, _, err = run(capsys, "tls", "cert", "info", "missing.pem")
     assert code == 1
-    assert err == "Error: Error reading certificate file: open missing.pem: no such file or directory\n"
+    assert err == "Error reading certificate file: open missing.pem: no such file or directory\n"
     code, _, err = run(capsys, "tls", "ca", "info", "a", "b")
     assert code == 1 and err.startswith("Error: This command takes up to one argument\n")
 
@@ -182,7 +182,7 @@ def test_namespace_inspect_prints_the_namespace_as_json(capsys: Any, monkeypatch
         "Default shared namespace\n"
     api.answers[("GET", "/v1/namespaces")] = []
     assert run(capsys, "namespace", "inspect", "x")[2] == \
-        'Error: Error retrieving namespaces: Namespace "x" matched no namespaces\n'
+        'Error retrieving namespaces: Namespace "x" matched no namespaces\n'
     api.answers[("GET", "/v1/namespaces")] = [{"Name": "dev1"}, {"Name": "dev2", "Description": "d"}]
     code, _, err = run(capsys, "namespace", "inspect", "dev")
     assert code == 1
@@ -212,7 +212,7 @@ def test_acl_policy_self(capsys: Any, monkeypatch: Any) -> None:
     assert run(capsys, "acl", "policy", "self")[1] == "No policies found.\n"
     api.answers[("GET", "/v1/acl/token/self")] = CliError("Unexpected response code: 403 (Permission denied)")
     assert run(capsys, "acl", "policy", "self")[2] == \
-        "Error: Error fetching token: Unexpected response code: 403 (Permission denied)\n"
+        "Error fetching token: Unexpected response code: 403 (Permission denied)\n"
     assert run(capsys, "acl", "policy", "self", "extra")[0] == 1
 
 
@@ -365,7 +365,7 @@ def test_operator_snapshot_state_prints_the_archives_state(tmp_path: Path, capsy
     assert run(capsys, "operator", "snapshot", "state", str(tmp_path / "bad.snap"))[2].startswith(
         "Error: Failed to read archive file: ")
     assert run(capsys, "operator", "snapshot", "state", str(tmp_path / "none.snap"))[2].startswith(
-        "Error: Error opening snapshot file: ")
+        "Error opening snapshot file: ")
 
 
 # ---------------------------------------------------------------- operator gossip keyring <subcommand>

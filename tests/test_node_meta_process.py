@@ -115,7 +115,7 @@ def test_cli_applies_unsets_and_reads_as_nomad_prints_it(dev):
     assert json.loads(r.stdout) == meta
     r = nomad(dev, "node", "meta", "apply", "bad/key=1")
     assert r.returncode == 1
-    assert r.stderr.strip() == ('Error: Error applying dynamic node metadata: Unexpected response code: 400 '
+    assert r.stderr.strip() == ('Error applying dynamic node metadata: Unexpected response code: 400 '
                                 '("bad/key" is invalid; metadata keys must be valid dotted hcl identifiers)')
     r = nomad(dev, "node", "meta", "apply")
     assert r.returncode == 1 and "Must specify -unset or at least 1 key=value pair" in r.stderr

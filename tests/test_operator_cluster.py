@@ -142,7 +142,7 @@ def test_transfer_errors_are_nomads_and_change_nothing(cluster):
     assert r.status == 200 and r.json()["Noop"] is True and r.json()["To"]["ID"] == leader, r.text
     out = nomad(cluster.proc(leader), "operator", "raft", "transfer-leadership")
     assert out.returncode == 1 and out.stderr.strip() == \
-        "Error: Error transferring leadership to peer: an address or id is required for the destination peer"
+        "Error transferring leadership to peer: an address or id is required for the destination peer"
     out = nomad(cluster.proc(leader), "operator", "raft", "transfer-leadership", "-peer-id=x",
                 "-peer-address=y")
     assert out.returncode == 1 and "cannot give both an address and id" in out.stderr
