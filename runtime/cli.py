@@ -113,6 +113,25 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("acl", "policy", "info"): "Error fetching info on ACL policy",
     ("acl", "policy", "delete"): "Error deleting ACL policy",
     ("acl", "policy", "apply"): "Error writing ACL policy",
+    ("namespace", "list"): "Error retrieving namespaces",
+    ("namespace", "status"): "Error retrieving namespaces",
+    ("namespace", "inspect"): "Error retrieving namespaces",
+    ("namespace", "apply"): "Error applying namespace",
+    ("namespace", "delete"): "Error deleting namespace",
+    ("node", "pool", "list"): "Error querying node pools",
+    ("node", "pool", "info"): "Error retrieving node pool",
+    ("node", "pool", "nodes"): "Error retrieving node pool",
+    ("node", "pool", "jobs"): "Error retrieving node pool",
+    ("node", "pool", "apply"): "Error applying node pool",
+    ("node", "pool", "delete"): "Error deleting node pool",
+    ("operator", "scheduler", "get-config"): "Error querying scheduler configuration",
+    ("operator", "scheduler", "set-config"): "Error querying for scheduler configuration",
+    ("service", "list"): "Error listing service registrations",
+    ("service", "info"): "Error listing service registrations",
+    ("service", "delete"): "Error deleting service registration",
+    ("operator", "root", "keyring", "list"): "error",  # Nomad's keyring commands: a bare "error: %s"
+    ("operator", "root", "keyring", "rotate"): "error",
+    ("operator", "root", "keyring", "remove"): "error",
 }
 
 

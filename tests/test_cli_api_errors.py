@@ -17,6 +17,14 @@ GONE = "http://127.0.0.1:9"  # nothing listens: the API call fails at once
      "/v1/operator/raft/configuration"),
     (["agent-info"], "Error querying agent info", "/v1/agent/self"),
     (["system", "gc"], "Error running system garbage-collection", "/v1/system/gc"),
+    (["namespace", "list"], "Error retrieving namespaces", "/v1/namespaces"),
+    (["namespace", "apply", "x"], "Error applying namespace", "/v1/namespace/x"),
+    (["node", "pool", "list"], "Error querying node pools", "/v1/node/pools"),
+    (["node", "pool", "info", "default"], "Error retrieving node pool", "/v1/node/pool/default"),
+    (["operator", "scheduler", "get-config"], "Error querying scheduler configuration",
+     "/v1/operator/scheduler/configuration"),
+    (["service", "list"], "Error listing service registrations", "/v1/services"),
+    (["operator", "root", "keyring", "list"], "error", "/v1/operator/keyring/keys"),
 ])
 def test_api_failure_is_printed_under_the_commands_context(capsys, args, context, path):
     assert main([f"-address={GONE}", *args]) == 1
@@ -28,3 +36,9 @@ def test_api_failure_is_printed_under_the_commands_context(capsys, args, context
 def test_errors_that_are_not_api_failures_keep_their_wording(capsys):
     assert main([f"-address={GONE}", "job", "status", "-bogus"]) == 1
     assert capsys.readouterr().err.startswith("Error: flag provided but not defined: -bogus")
+
+
+def test_a_message_with_its_own_context_gets_no_second_error_prefix(capsys):
+    """Nomad's Ui.Error prints "Error parsing interval: ..." as it is, never "Error: Error parsing ..."."""
+    assert main([f"-address={GONE}", "operator", "debug", "-duration", "1s", "-interval", "5s"]) == 1
+    assert capsys.readouterr().err == "Error parsing interval: 5s is greater than duration 1s\n"

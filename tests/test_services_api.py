@@ -254,10 +254,12 @@ def test_cli_service_list_and_info(dev, svc):  # noqa: F811
                           (("service", "delete", "svc-web"), "This command takes two arguments"),
                           (("service", "info", "-bogus", "svc-web"), "flag provided but not defined: -bogus"),
                           (("service", "delete", "svc-web", UNKNOWN),
-                           "Unexpected response code: 404 (service registration not found)")]:
+                           "Error deleting service registration: Unexpected response code: 404 "
+                           "(service registration not found)")]:
         got = nomad(dev, *args)
         assert got.returncode == 1 and got.stdout == "", args
-        assert got.stderr.startswith(f"Error: {message}") and got.stderr.count("\n") == 1, got.stderr
+        line = message if message.startswith("Error ") else f"Error: {message}"
+        assert got.stderr.startswith(line) and got.stderr.count("\n") == 1, got.stderr
 
 
 # ---------------------------------------------------------------- deletes and a stop
