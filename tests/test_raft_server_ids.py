@@ -19,6 +19,7 @@ from actors.raft.peer import RaftConfig, RaftPeer
 from actors.raft.storage import MemoryStorage
 from runtime import wire
 from sim.runtime import Scheduler
+from tests.test_agent_process import agents  # noqa: F401  (the fixture)
 
 CFG = RaftConfig()
 
@@ -189,3 +190,136 @@ def test_an_address_change_keeps_the_servers_place_and_rolls_back_with_its_entry
     assert core.address_of("id-1") == "10.0.0.1:4647"
     with pytest.raises(ValueError, match="needs the new address"):
         ServerConfigChange(op="address", node="id-1")
+
+
+# ------------------------------------------------------------ three real server processes
+
+
+@pytest.mark.timeout(120)
+def test_three_server_processes_one_restarted_at_a_new_rpc_address_reconverge(agents, tmp_path):  # noqa: F811
+    """A server killed and started again on the same data dir with another RPC port: the leader
+    hears of its ID at the new address (gossip's rpc_addr tag) and replaces the address in the
+    configuration; `operator raft list-peers` shows the new address, no duplicate, all voters."""
+    import json as _json
+    import re
+
+    from tests.test_agent_process import free_port, wait_for
+    from tests.test_cli_jobs import nomad
+    from tests.test_server_cluster import CLUSTER_DEADLINE_S, get_json, server_config
+
+    serfs = [free_port() for _ in range(3)]
+    join = [f"127.0.0.1:{p}" for p in serfs]
+    cfgs = [server_config(tmp_path, i, join, serf=serfs[i]) for i in range(3)]
+    procs = [agents(["-config", c["path"]], http_port=c["http"]) for c in cfgs]
+
+    def detail() -> str:
+        return "\n".join(p.detail() for p in procs)
+
+    def config(p: Any) -> list[dict[str, Any]]:
+        got = get_json(p, "/v1/operator/raft/configuration?stale") or {"Servers": []}
+        return sorted(({k: s[k] for k in ("ID", "Address", "Voter")} for s in got["Servers"]),
+                      key=lambda s: s["ID"])
+
+    def formed() -> bool:
+        views = [config(p) for p in procs]
+        return all(len(v) == 3 and all(s["Voter"] for s in v) and v == views[0] for v in views) \
+            and len({get_json(p, "/v1/status/leader") for p in procs} - {None, ""}) == 1
+    wait_for(formed, "one Raft cluster of three voters", CLUSTER_DEADLINE_S, detail)
+    leader = get_json(procs[0], "/v1/status/leader")
+    i = next(n for n, c in enumerate(cfgs) if f"127.0.0.1:{c['rpc']}" != leader)  # a follower
+    old = f"127.0.0.1:{cfgs[i]['rpc']}"
+    ident = next(s["ID"] for s in config(procs[0]) if s["Address"] == old)
+    procs[i].kill()
+    new_rpc = free_port()
+    text = open(cfgs[i]["path"]).read()
+    with open(cfgs[i]["path"], "w") as f:
+        f.write(re.sub(rf"^rpc = {cfgs[i]['rpc']}$", f"rpc = {new_rpc}", text, flags=re.M))
+    procs[i] = agents(["-config", cfgs[i]["path"]], http_port=cfgs[i]["http"])
+    new = f"127.0.0.1:{new_rpc}"
+
+    def reconverged() -> bool:
+        views = [config(p) for p in procs]
+        return all(len(v) == 3 and all(s["Voter"] for s in v) and v == views[0] for v in views) \
+            and {"ID": ident, "Address": new, "Voter": True} in views[0]
+    wait_for(reconverged, f"every server holding {ident} at {new}", CLUSTER_DEADLINE_S, detail)
+    out = nomad(procs[i], "operator", "raft", "list-peers")
+    assert out.returncode == 0, out.stderr
+    assert new in out.stdout and old not in out.stdout and out.stdout.count(ident) == 1, out.stdout
+    assert _json.loads(procs[i].get("/v1/status/peers")[1]).count(new) == 1
+    # remove-peer by address (the server killed: gossip does not bring it back), then by ID.
+    j = next(n for n in range(3) if n != i and f"127.0.0.1:{cfgs[n]['rpc']}" != leader)
+    gone = f"127.0.0.1:{cfgs[j]['rpc']}"
+    gone_id = next(s["ID"] for s in config(procs[i]) if s["Address"] == gone)
+    procs[j].kill()
+    out = nomad(procs[i], "operator", "raft", "remove-peer", "-peer-address", gone)
+    assert (out.returncode, out.stdout.strip()) == (0, f'Removed peer with address "{gone}"'), out.stderr
+    wait_for(lambda: len(v := config(procs[i])) == 2 and gone_id not in {s["ID"] for s in v},
+             f"{gone} out of the configuration", CLUSTER_DEADLINE_S, detail)
+    out = nomad(procs[i], "operator", "raft", "remove-peer", f"-peer-id={gone_id}")
+    assert out.returncode == 1 and f'id "{gone_id}" was not found in the Raft configuration' in out.stderr
+    out = nomad(procs[i], "operator", "raft", "remove-peer")
+    assert out.returncode == 1 and "an address or id is required for the peer to remove" in out.stderr
+
+
+# ------------------------------------------------------------ the leader's reconcile, alone
+
+
+class _Env:
+    def __init__(self, node: str) -> None:
+        self.node, self.sent = node, []
+
+    def now(self) -> float:
+        return 0.0
+
+    def send(self, node: str, actor: str, msg: Any) -> None:
+        self.sent.append((node, actor, msg))
+
+
+class _Membership(ServerMembership):
+    """The actor's logic alone, its receive called directly (no runtime starts it)."""
+
+    def _create_actor_inbox(self) -> Any:
+        return None
+
+    def _create_future(self) -> Any:
+        return None
+
+    def _start_actor_loop(self) -> Any:
+        return None
+
+
+def _leader_membership(servers: tuple[tuple[str, str, bool], ...]) -> tuple[ServerMembership, _Env]:
+    from actors.raft.peer import RaftInfo
+
+    env = _Env("10.0.0.1:4647")
+    m = _Membership(env, "server-membership", region="global", bootstrap_expect=0, server_id="id-1")
+    m.receive(RaftInfo(is_leader=True, term=2, leader="10.0.0.1:4647", leader_id="id-1", self_id="id-1",
+                       voters=tuple(a for _, a, v in servers if v), learners=(), servers=servers))
+    return m, env
+
+
+def _changes(env: _Env) -> list[tuple[str, str, str]]:
+    from actors.raft.peer import ChangeMembership
+
+    return [(msg.op, msg.node, msg.address) for _, _, msg in env.sent if isinstance(msg, ChangeMembership)]
+
+
+def test_the_leader_readdresses_a_known_id_and_replaces_a_wiped_server_at_the_same_address():
+    m, env = _leader_membership((("id-1", "10.0.0.1:4647", True), ("id-2", "10.0.0.2:4647", True)))
+    m.receive(_server_event("s2.global", "id-2", "10.0.0.7:4647"))  # the same ID elsewhere
+    assert _changes(env) == [("address", "id-2", "10.0.0.7:4647")]
+    # A server whose data dir was wiped comes back at the same address with a new ID: the old ID
+    # goes first (one change at a time), so no two members share the address.
+    m, env = _leader_membership((("id-1", "10.0.0.1:4647", True), ("id-2", "10.0.0.2:4647", True)))
+    m.receive(_server_event("s2.global", "id-9", "10.0.0.2:4647"))
+    assert _changes(env) == [("remove", "id-2", "")]
+
+
+def test_a_server_known_by_its_address_alone_is_not_added_again_under_its_node_id():
+    """A configuration from before IDs names the server by its address: gossip's node ID for it
+    matches that entry (its address), so the leader adds no second entry for the same server."""
+    m, env = _leader_membership((("id-1", "10.0.0.1:4647", True), ("10.0.0.2:4647", "10.0.0.2:4647", True)))
+    m.receive(_server_event("s2.global", "id-2", "10.0.0.2:4647"))
+    assert _changes(env) == []
+    m.receive(_server_event("s2.global", "id-2", "10.0.0.2:4647", status="left"))
+    assert _changes(env) == [("remove", "10.0.0.2:4647", "")]

@@ -1007,6 +1007,13 @@ class RaftPeer(NodeActor):
 
     def _change(self, m: ChangeMembership) -> None:
         if self.core.role != LEADER:
+            if m.op == "remove" and self.core.leader:
+                # An operator's remove-peer asked of a follower: the leader makes it, as Nomad
+                # forwards the Operator.RaftRemovePeerByID RPC to the leader.
+                req_id = self._new_forward("change", m.reply, None)
+                self.send(self._leader_addr(), self.name, ForwardConfigChange(
+                    req_id=req_id, origin=self.env.node, origin_actor=self.name, op="remove", node=m.node))
+                return
             self._answer(m.reply, None, "not leader" if self.core.leader else NO_LEADER)
             return
         res = self.core.change_config(m.op, m.node, m.address)
