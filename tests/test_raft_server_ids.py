@@ -7,7 +7,7 @@ still load.  Simulated servers (sim.runtime) whose node names are their RPC addr
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -165,6 +165,34 @@ def test_old_address_keyed_configuration_loads():
     assert peer.core.id == "10.0.0.1:4647" and peer.configuration()[0]["Address"] == "10.0.0.1:4647"
 
 
+def test_servers_of_an_address_keyed_cluster_are_re_added_by_their_node_ids():
+    """Three servers whose data dirs predate IDs: each starts by its address, the leader re-adds the
+    others by their node IDs (one at a time), and every server ends up holding one entry each."""
+    addrs = tuple(f"10.0.0.{i}:4647" for i in (1, 2, 3))
+    c = _Cluster(0)
+    for i, addr in enumerate(addrs, 1):
+        c.disks[f"id-{i}"] = disk = MemoryStorage()
+        disk.save(hard_state=(1, ""), entries=_legacy_log(addrs))
+        c.start(f"id-{i}", addr)
+    for i, addr in enumerate(addrs, 1):
+        c.gossip(_server_event(f"s{i}.global", f"id-{i}", addr))
+    assert c.sched.run_until(lambda: c.leader() is not None, 20.0)
+
+    def migrated() -> bool:
+        lead = c.leader()
+        if lead is None:
+            return False
+        want = sorted(c.peer(s).core.id for s in ("id-1", "id-2", "id-3"))
+        views = [sorted((r["ID"], r["Address"], r["Voter"]) for r in c.peer(s).configuration())
+                 for s in ("id-1", "id-2", "id-3")]
+        return all(v == views[0] and [r[0] for r in v] == want and all(r[2] for r in v) for v in views) \
+            and sum(c.peer(s).core.id == s for s in ("id-1", "id-2", "id-3")) == 2
+    assert c.sched.run_until(migrated, 60.0), [c.peer(s).configuration() for s in ("id-1", "id-2", "id-3")]
+    lead = c.peer(c.leader())
+    assert lead.core.id == c.addr[c.leader()]  # a leader never removes itself: it keeps its address
+    assert {r["Address"] for r in lead.configuration()} == set(addrs)
+
+
 def test_snapshots_carry_each_servers_id_and_address():
     core = RaftCore("id-1", random.Random(1))
     core.bootstrap(("id-1", "id-2"), ("10.0.0.1:4647", "10.0.0.2:4647"))
@@ -315,11 +343,26 @@ def test_the_leader_readdresses_a_known_id_and_replaces_a_wiped_server_at_the_sa
     assert _changes(env) == [("remove", "id-2", "")]
 
 
-def test_a_server_known_by_its_address_alone_is_not_added_again_under_its_node_id():
-    """A configuration from before IDs names the server by its address: gossip's node ID for it
-    matches that entry (its address), so the leader adds no second entry for the same server."""
-    m, env = _leader_membership((("id-1", "10.0.0.1:4647", True), ("10.0.0.2:4647", "10.0.0.2:4647", True)))
+def test_a_server_known_by_its_address_alone_is_re_added_by_its_node_id_one_at_a_time():
+    """A configuration from before IDs names the servers by address: gossip's node ID for one
+    matches that entry (its address); the leader removes it and adds it back by its ID (Nomad's
+    addRaftPeer), never two such servers at once, and never under two entries."""
+    legacy = (("10.0.0.1:4647", "10.0.0.1:4647", True), ("10.0.0.2:4647", "10.0.0.2:4647", True),
+              ("10.0.0.3:4647", "10.0.0.3:4647", True))
+    m, env = _leader_membership(legacy)
+    m.info = replace(m.info, self_id="10.0.0.1:4647")  # the leader keeps its address as its ID
     m.receive(_server_event("s2.global", "id-2", "10.0.0.2:4647"))
-    assert _changes(env) == []
-    m.receive(_server_event("s2.global", "id-2", "10.0.0.2:4647", status="left"))
     assert _changes(env) == [("remove", "10.0.0.2:4647", "")]
+    from actors.raft.peer import RaftInfo
+
+    after = (legacy[0], legacy[2])
+    m.receive(RaftInfo(is_leader=True, term=2, leader="10.0.0.1:4647", leader_id="10.0.0.1:4647",
+                       self_id="10.0.0.1:4647", voters=("10.0.0.1:4647", "10.0.0.3:4647"), learners=(),
+                       servers=after))
+    assert _changes(env)[-1] == ("add_learner", "id-2", "10.0.0.2:4647")
+    m.receive(RaftInfo(is_leader=True, term=2, leader="10.0.0.1:4647", leader_id="10.0.0.1:4647",
+                       self_id="10.0.0.1:4647", voters=("10.0.0.1:4647", "10.0.0.3:4647"),
+                       learners=("10.0.0.2:4647",), servers=(*after, ("id-2", "10.0.0.2:4647", False))))
+    before = len(_changes(env))
+    m.receive(_server_event("s3.global", "id-3", "10.0.0.3:4647"))  # waits: id-2 is not a voter yet
+    assert len(_changes(env)) == before

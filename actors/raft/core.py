@@ -905,7 +905,10 @@ class RaftCore:
     def _handle_snapshot_resp(self, m: InstallSnapshotResp) -> None:
         pr = self.progress.get(m.follower)
         if pr is None:
-            return
+            m = self._by_old_name(m)
+            pr = self.progress.get(m.follower)
+            if pr is None:
+                return
         pr.recent_active = True
         if pr.state != SNAPSHOT:
             return
@@ -921,7 +924,10 @@ class RaftCore:
     def _handle_append_resp(self, m: AppendResp) -> None:
         pr = self.progress.get(m.follower)
         if pr is None:
-            return
+            m = self._by_old_name(m)
+            pr = self.progress.get(m.follower)
+            if pr is None:
+                return
         pr.recent_active = True
         if self.ticks - pr.last_ack > self.t.election_ticks or not m.success:
             pr.caught_up_since = -1  # a silence or a rejection: stable only from now on
@@ -964,6 +970,13 @@ class RaftCore:
             self._maybe_promote(m.follower, pr)
         if self.role == LEADER and m.follower in self.progress:
             self._send_append(m.follower, pr)
+
+    def _by_old_name(self, m: Any) -> Any:
+        """An answer from a server still named by its address (the name it had in a configuration
+        from before IDs) on behalf of the member at that address: the leader re-added it by its ID,
+        and the server takes that ID once the entries saying so reach it."""
+        sid = next((i for i, a in sorted(self.addrs.items()) if a == m.follower and i != m.follower), None)
+        return m if sid is None else replace(m, follower=sid)
 
     def _back_off(self, peer: str, pr: Progress, m: AppendResp) -> None:
         if m.hint_index <= pr.match:

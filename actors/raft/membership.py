@@ -321,7 +321,7 @@ class ServerMembership(NodeActor):
         info = self.info
         if info is None or not info.is_leader:
             return
-        cfg, _, _ = _configuration(info)
+        cfg, voters, learners = _configuration(info)
         me = info.self_id or self.env.node
         alive_ids = {i for _, st, _, i in self.servers.values() if st == "alive"}
         for name in sorted(self.servers):
@@ -343,6 +343,16 @@ class ServerMembership(NodeActor):
                 self.send(self.env.node, self.raft, ChangeMembership(
                     op="add_learner", node=sid, reply=None, address="" if sid == addr else addr))
                 return  # one change at a time; the next reconcile does the next
+            if (status == "alive" and key == addr and sid != addr and key != me and not learners
+                    and len(voters) > 1):
+                # Known by its address (a configuration from before IDs): Nomad's addRaftPeer
+                # removes the entry with its address and adds it back by its ID, as a non-voter
+                # promoted once stable.  One at a time: none while another is still a non-voter.
+                self.stats["removes"] += 1
+                log.info("%s: server %s is in Raft by its address %s: removing it to add it back by its "
+                         "ID %s", self.env.node, name, addr, sid)
+                self.send(self.env.node, self.raft, ChangeMembership(op="remove", node=addr, reply=None))
+                return
             if status == "alive" and key == sid and cfg[sid] != addr:
                 # Nomad's addRaftPeer: a known server ID at a new address (an IP changed on a
                 # reboot, a new bind_addr) keeps its place with the new address.

@@ -346,6 +346,9 @@ class RaftPeer(NodeActor):
         # says where each is; this server finds itself in it by ID, wherever it now listens.
         self.server_id = server_id or env.node
         self._gossip_addrs: dict[str, str] = {}  # ServerAddresses: ID -> where gossip saw it
+        # Raft knows this server by its address (a configuration written before IDs) until the
+        # leader replaces that entry with one by its server ID (_take_own_id).
+        self._legacy_id = False
         self.cfg = config or RaftConfig()
         # The agent's registry (actors.metrics.Metrics), under hashicorp
         # raft's and Nomad's metric names; None (simulations, benchmarks):
@@ -455,12 +458,29 @@ class RaftPeer(NodeActor):
             return
         if addr in members and core.address_of(addr) == addr:
             log.info("%s: the Raft configuration predates server IDs: this server keeps its address "
-                     "as its Raft ID", addr)
+                     "as its Raft ID until the leader re-adds it by its node ID %s", addr, me)
             core.id = addr
+            self._legacy_id = True
             return
         log.warning("%s: this server (Raft ID %s) is not in the stored Raft configuration (%s): it "
                     "cannot elect itself and waits for a leader to add it", addr, me,
                     ", ".join(f"{v} at {core.address_of(v)}" for v in members))
+
+    def _take_own_id(self) -> None:
+        """A server known by its address (see _find_self) takes its own ID once the configuration
+        no longer names it by its address: the leader removed that entry to add it back by its ID,
+        as Nomad's addRaftPeer replaces a member with the same address and another ID."""
+        core = self.core
+        members = core.voters + core.learners
+        if core.role == LEADER or not members or core.id in members:
+            return
+        old, self._legacy_id = core.id, False
+        log.info("%s: the Raft configuration no longer names this server by its address: its Raft ID "
+                 "is now %s", self.env.node, self.server_id)
+        core.id = self.server_id
+        if core.vote == old:
+            core.vote = self.server_id  # its own vote of this term, under its new name
+        self._mark_dirty()
 
     def _route(self, server_id: str) -> str:
         """Where to send to Raft server *server_id*: its configuration address, else gossip's."""
@@ -716,6 +736,8 @@ class RaftPeer(NodeActor):
             self._follow_autopilot()
         if self.metrics is not None and core.role != self._role_reported:
             self._report_role(core.role)
+        if self._legacy_id:
+            self._take_own_id()
         self._push_info()
         core.check_invariants()
         if self._watches and self.state.applied_index != self._watch_seen:
