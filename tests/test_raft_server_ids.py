@@ -163,6 +163,13 @@ def test_old_address_keyed_configuration_loads():
     peer = sched.actor_of(node.actors["raft"])
     assert sched.run_until(lambda: peer.core.role == LEADER, 10.0)
     assert peer.core.id == "10.0.0.1:4647" and peer.configuration()[0]["Address"] == "10.0.0.1:4647"
+    # ...and one restarted at another address too: its one-server configuration is its own.
+    node.crash()
+    moved = sched.add_node("10.0.0.9:4647", boot=lambda env: env.spawn(RaftPeer, "raft", storage=disk,
+                                                                        config=CFG, server_id="id-1"))
+    peer = sched.actor_of(moved.actors["raft"])
+    assert sched.run_until(lambda: peer.core.role == LEADER and peer.configuration()[0]["Address"]
+                           == "10.0.0.9:4647", 10.0), peer.configuration()
 
 
 def test_servers_of_an_address_keyed_cluster_are_re_added_by_their_node_ids():

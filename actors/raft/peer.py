@@ -462,6 +462,14 @@ class RaftPeer(NodeActor):
             core.id = addr
             self._legacy_id = True
             return
+        if len(members) == 1 and core.address_of(members[0]) == members[0]:
+            # A one-server configuration from before IDs, naming an address this server no
+            # longer has: none but this server wrote it (each server has its own data dir).
+            log.info("%s: the Raft configuration predates server IDs and names this server by its "
+                     "former address %s: it keeps that as its Raft ID", addr, members[0])
+            core.id = members[0]
+            self._legacy_id = True
+            return
         log.warning("%s: this server (Raft ID %s) is not in the stored Raft configuration (%s): it "
                     "cannot elect itself and waits for a leader to add it", addr, me,
                     ", ".join(f"{v} at {core.address_of(v)}" for v in members))
