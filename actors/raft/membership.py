@@ -17,6 +17,13 @@ Raft peers and each bootstraps its own cluster:
   for ``autopilot.server_stabilization_time`` (RaftTimings.stabilization_ticks).
 * **departures** -- the leader removes a server that left gracefully, was
   force-left, or was reaped after failing.
+* **server IDs** (the agent: ``server_id``, Nomad's Raft protocol 3) -- Raft
+  knows a server by the node ID in its gossip ``id`` tag, at its ``rpc_addr``.
+  A known ID that gossip sees at a new address keeps its place: the leader
+  replaces the address (``ChangeMembership(op="address")``).  Another ID at
+  an address the configuration holds replaces the old one (removed first);
+  a member named by its address (a configuration from before IDs) is
+  removed and added back by its ID, one at a time, never the leader itself.
 * **autopilot** (Nomad's ``autopilot`` block) -- every
   ``autopilot_interval_s`` (Nomad: 10 s) the leader also removes servers
   gossip marks failed when ``cleanup_dead_servers`` is on: any non-voter,
