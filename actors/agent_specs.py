@@ -118,7 +118,7 @@ class AgentContext:
     runtime_info: Callable[[], dict[str, str]] | None = None  # stats.runtime of /v1/agent/self
     supervision: Supervision = field(default_factory=Supervision)
     raft_storage: Any = None  # an opened RaftStorage for a server; None: no Raft peer
-    raft_bootstrap: tuple[str, ...] = ()  # voters to bootstrap a new cluster with (bootstrap_expect=1)
+    raft_bootstrap: tuple[str, ...] = ()  # voters' addresses to bootstrap with (bootstrap_expect=1: its own)
     # Encodes Raft snapshots off the Raft actor's turn (runtime.snapshotter.ForkSnapshotter);
     # None: in the turn, the result delivered at once (simulator specs).
     raft_snapshotter: Any = None
@@ -265,6 +265,10 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         tags["expect"] = str(srv.bootstrap_expect)
     if srv.bootstrap_expect == 1:
         tags["bootstrap"] = "1"
+    # Raft knows this server by its node ID (Raft protocol 3), at its RPC address: restarted at
+    # another address, it still finds itself in its configuration.
+    raft_id = ctx.node_id or ctx.addrs.rpc_adv
+    boot_ids = tuple(raft_id if a == ctx.addrs.rpc_adv else a for a in ctx.raft_bootstrap)
     return [
         ChildSpec(name="raft", cls=RaftPeer, role="server", restartable=False, leaves=True, reloads=True,
                   kwargs=(("storage", ctx.raft_storage), ("snapshotter", ctx.raft_snapshotter),
@@ -273,7 +277,8 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                               config.autopilot.max_trailing_logs, snapshot_threshold=srv.raft_snapshot_threshold,
                               snapshot_interval_s=srv.raft_snapshot_interval_s,
                               trailing_logs=srv.raft_trailing_logs)),
-                          ("bootstrap", ctx.raft_bootstrap), ("state", _server_state(srv)),
+                          ("bootstrap", boot_ids), ("bootstrap_addresses", ctx.raft_bootstrap),
+                          ("server_id", raft_id), ("state", _server_state(srv)),
                           ("leadership_subscribers", ("server-membership", "node-endpoint", "heartbeats",
                                                       "node-gc", "job-gc", "eval-broker", "drainer",
                                                       PERIODIC, VAR_LOCKS)),
@@ -301,7 +306,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="server-membership", cls=ServerMembership, role="server",
                   kwargs=(("region", config.region), ("bootstrap_expect", srv.bootstrap_expect),
                           ("autopilot", AutopilotConfig.from_config(config.autopilot)),
-                          ("wall_clock", time.time))),
+                          ("wall_clock", time.time), ("server_id", raft_id))),
         ChildSpec(name=LAN_POOL, cls=GossipMember, role="server", leaves=True,
                   kwargs=(("member_name", f"{config.name}.{config.region}"),
                           ("config", _gossip_config(profile(srv.gossip_profile), ctx)),

@@ -247,9 +247,8 @@ def _live_stats(api: Api, stats: dict[str, dict[str, str]]) -> None:
         st = api.ask("raft", "status")
         leader = st.get("leader") or ""
         stats["nomad"].update(leader=str(st["role"] == "leader").lower(), leader_addr=leader)
-        voters = list(st["voters"])
-        conf = " ".join(f"{{Suffrage:{'Voter' if n in voters else 'Nonvoter'} ID:{n} Address:{n}}}"
-                        for n in sorted(voters + list(st["learners"])))
+        conf = " ".join(f"{{Suffrage:{'Voter' if s['Voter'] else 'Nonvoter'} ID:{s['ID']} "
+                        f"Address:{s['Address']}}}" for s in api.ask("raft", "configuration"))
         if st["role"] == "leader":
             contact = "0"
         elif not st["last_contact"]:
@@ -262,7 +261,7 @@ def _live_stats(api: Api, stats: dict[str, dict[str, str]]) -> None:
             "commit_index": str(st["commit"]), "applied_index": str(st["applied"]), "fsm_pending": "0",
             "last_snapshot_index": str(st["snap_index"]), "last_snapshot_term": str(st["snap_term"]),
             "latest_configuration": f"[{conf}]", "latest_configuration_index": str(st["config_index"]),
-            "num_peers": str(len([v for v in voters if v != st["id"]])), "last_contact": contact,
+            "num_peers": str(len([v for v in st["voter_ids"] if v != st["id"]])), "last_contact": contact,
             "protocol_version": "3", "protocol_version_min": "0", "protocol_version_max": "3",
             "snapshot_version_min": "0", "snapshot_version_max": "1"}
     if "serf" in stats and _alive(api, "gossip"):
@@ -542,8 +541,9 @@ def raft_configuration(req: Request, api: Api) -> Any:
     if api.env.lookup("server-membership") is not None:  # the gossip names of the servers
         known = api.ask("server-membership", "servers")
         names = {m["rpc_addr"]: name for name, m in known.items()}
+        names.update({m["id"]: name for name, m in known.items() if m.get("id")})
     for s in servers:
-        s.update(Node=names.get(s["Address"], "(unknown)"), RaftProtocol="3")
+        s.update(Node=names.get(s["ID"]) or names.get(s["Address"], "(unknown)"), RaftProtocol="3")
     return {"Servers": servers, "Index": status["commit"]}
 
 
@@ -578,14 +578,21 @@ def raft_remove_peer(req: Request, api: Api) -> Any:
         raise CodedError(404, INVALID_METHOD)  # Nomad's OperatorRaftPeer: a 404, not a 405
     from actors.raft.peer import ChangeMembership, RaftError
 
-    if "address" in req.query:  # Nomad refuses an address whether or not an ID comes with it
-        raise CodedError(400, "Removing a peer by address is not supported in the current raft protocol "
-                              "version")
-    ids = req.query.get("id") or [""]
-    if not ids[0]:
-        raise CodedError(400, "Must specify the peer's ID to remove")
-    # As Nomad's operator endpoint: an ID not in the configuration is likely a typo, said so.
-    if ids[0] not in {s.get("ID") for s in api.ask("raft", "configuration")}:
+    ids, addresses = req.query.get("id") or [""], req.query.get("address") or [""]
+    if ids[0] and addresses[0]:
+        raise CodedError(400, "Must specify only one of ?id or ?address")
+    if not ids[0] and not addresses[0]:
+        raise CodedError(400, "Must specify either ?id with the server's ID or ?address with IP:port of "
+                              "peer to remove")
+    # As Nomad's operator endpoint: a server not in the configuration is likely a typo, said so.
+    servers = api.ask("raft", "configuration")
+    if addresses[0]:  # the server at that address, by its ID (Raft removes by ID)
+        found = next((s["ID"] for s in servers if s.get("Address") == addresses[0]), None)
+        if found is None:
+            raise CodedError(500, f"address {json.dumps(addresses[0])} was not found in the Raft "
+                                  "configuration")
+        ids = [found]
+    elif ids[0] not in {s.get("ID") for s in servers}:
         raise CodedError(500, f"id {json.dumps(ids[0])} was not found in the Raft configuration")
     fut = api.env.make_future()
     api.env.lookup("raft").tell(ChangeMembership(op="remove", node=ids[0], reply=fut))

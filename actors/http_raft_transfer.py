@@ -99,8 +99,8 @@ def find_server(servers: list[dict[str, Any]], kind: str, value: str) -> dict[st
     return found
 
 
-def _peer(server: str) -> dict[str, str]:
-    return {"Address": server, "ID": server}  # a server's Raft ID is its Raft address here
+def _peer(server: dict[str, Any]) -> dict[str, str]:
+    return {"Address": server["Address"], "ID": server["ID"]}  # hashicorp raft's ServerAddress and ServerID
 
 
 # How long the request waits for the transfer's outcome: Raft answers once the target leads,
@@ -117,12 +117,15 @@ def transfer_leadership(req: Request, api: Api) -> Any:
         raise CodedError(405, INVALID_METHOD)
     kind, value = check_target(req.query)
     ref = _raft(api)  # 501 on an agent without Raft
-    leader = api.ask("raft", "status")["leader"]
-    if not leader:
+    status = api.ask("raft", "status")
+    if not status["leader"]:
         raise CodedError(503, NO_LEADER)
-    target = find_server(api.ask("raft", "configuration"), kind, value)
-    if target["ID"] == leader:
-        log.debug("leadership transfer to the current leader %s is a no-op", leader)
+    servers = api.ask("raft", "configuration")
+    target = find_server(servers, kind, value)
+    leader = next((s for s in servers if s["ID"] == status["leader_id"]),
+                  {"ID": status["leader_id"], "Address": status["leader"]})
+    if target["ID"] == leader["ID"]:
+        log.debug("leadership transfer to the current leader %s is a no-op", leader["ID"])
         return {"From": _peer(leader), "To": _peer(leader), "Noop": True, "Err": None}
     if not target["Voter"]:
         raise CodedError(400, f"{kind} {json.dumps(value)} is not a voter: only a voter can lead")
@@ -134,5 +137,5 @@ def transfer_leadership(req: Request, api: Api) -> Any:
         raise CodedError(503 if str(e) == NO_LEADER else 500, str(e)) from None
     except pykka.Timeout:
         raise CodedError(500, "timed out waiting for the leader to transfer leadership") from None
-    log.info("transferred leadership: from=%s to=%s", leader, target["ID"])
-    return {"From": _peer(leader), "To": _peer(target["ID"]), "Noop": False, "Err": None}
+    log.info("transferred leadership: from=%s to=%s", leader["ID"], target["ID"])
+    return {"From": _peer(leader), "To": _peer(target), "Noop": False, "Err": None}

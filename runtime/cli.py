@@ -239,13 +239,22 @@ def raft_list_peers(addr: str, args: list[str]) -> str:
 
 
 def raft_remove_peer(addr: str, args: list[str]) -> str:
-    peer = next((a.split("=", 1)[1] for a in args if a.startswith("-peer-id=")), None)
-    if peer is None and "-peer-id" in args and args.index("-peer-id") + 1 < len(args):
-        peer = args[args.index("-peer-id") + 1]
-    if not peer:
-        raise CliError("operator raft remove-peer requires -peer-id")
+    """Nomad's ``operator raft remove-peer``: ``-peer-id`` (Raft protocol 3) or ``-peer-address``."""
+    from runtime.cli_jobs import parse_flags
+
+    flags, rest = parse_flags(args, {"peer-id": str, "peer-address": str})
+    if rest:
+        raise CliError("This command takes no arguments")
+    peer, address = flags.get("peer-id", ""), flags.get("peer-address", "")
+    if not peer and not address:
+        raise CliError("an address or id is required for the peer to remove")
+    if peer and address:
+        raise CliError("cannot give both an address and id")
+    if address:
+        call(addr, "DELETE", "/v1/operator/raft/peer", address=address)
+        return f"Removed peer with address {json.dumps(address)}"
     call(addr, "DELETE", "/v1/operator/raft/peer", id=peer)
-    return f"Removed peer with id {peer!r}"
+    return f"Removed peer with id {json.dumps(peer)}"
 
 
 def _go_time(stamp: str) -> str:

@@ -3,8 +3,8 @@
 ``-peer-id=ID`` or ``-peer-address=IP:port`` (exactly one) asks
 ``/v1/operator/raft/transfer-leadership`` and prints ``Transferred
 leadership to peer with id "ID"`` (or ``address``) once the leader has
-handed over; here a server's Raft ID is its address, so both name it the
-same way (``nomad operator raft list-peers`` shows them).  Errors go to
+handed over; a server's Raft ID is its node ID and its address is its RPC
+address (``nomad operator raft list-peers`` shows both).  Errors go to
 stderr with exit 1.
 """
 

@@ -27,10 +27,12 @@ def test_single_server_leads_and_reports_itself_as_the_only_peer(agents, tmp_pat
     assert _json(a, "/v1/status/leader") == me
     assert _json(a, "/v1/status/peers") == [me]
     conf = _json(a, "/v1/operator/raft/configuration")
-    assert conf["Servers"][0] | {"Node": "x"} == {"ID": me, "Address": me, "Leader": True, "Voter": True,
+    ident = conf["Servers"][0]["ID"]  # Raft protocol 3: the server's node ID, its address beside it
+    assert len(ident) == 36 and ident != me
+    assert conf["Servers"][0] | {"Node": "x"} == {"ID": ident, "Address": me, "Leader": True, "Voter": True,
                                                   "Node": "x", "RaftProtocol": "3"}
     status, body, _ = a.get("/v1/operator/raft/peer?address=1.2.3.4:4647", method="DELETE")
-    assert status == 400 and b"not supported" in body
+    assert (status, body) == (500, b'address "1.2.3.4:4647" was not found in the Raft configuration')
     status, body, _ = a.get("/v1/operator/raft/peer?id=1.2.3.4:4647", method="DELETE")  # a typo'd ID
     assert (status, body) == (500, b'id "1.2.3.4:4647" was not found in the Raft configuration')
     assert _json(a, "/v1/status/peers") == [me]
@@ -39,8 +41,9 @@ def test_single_server_leads_and_reports_itself_as_the_only_peer(agents, tmp_pat
     # autopilot's health report (measured every 2 s on the leader)
     health = wait_for(lambda: a.get("/v1/operator/autopilot/health")[0] == 200
                       and _json(a, "/v1/operator/autopilot/health"), "autopilot health", 10.0)
-    assert health["Healthy"] is True and health["FailureTolerance"] == 0 and health["Leader"] == me
-    assert health["Voters"] == [me] and health["Servers"][0]["SerfStatus"] == "alive"
+    assert health["Healthy"] is True and health["FailureTolerance"] == 0 and health["Leader"] == ident
+    assert health["Voters"] == [ident] and health["Servers"][0]["SerfStatus"] == "alive"
+    assert health["Servers"][0]["Address"] == me
     assert health["Servers"][0]["StableSince"].endswith("Z") and health["Servers"][0]["LastIndex"] >= 1
     import subprocess
     import sys
@@ -51,7 +54,8 @@ def test_single_server_leads_and_reports_itself_as_the_only_peer(agents, tmp_pat
                           "operator", "autopilot", "health"], capture_output=True, text=True, timeout=30)
     assert cli.returncode == 0, cli.stderr
     # Nomad's formatAutopilotState layout.
-    assert cli.stdout.startswith(f"Healthy: true\nFailureTolerance: 0\nLeader: {me}\nVoters:  \n\t{me}\n"
+    assert cli.stdout.startswith(f"Healthy: true\nFailureTolerance: 0\nLeader: {ident}\n"
+                                 f"Voters:  \n\t{ident}\n"
                                  "Servers: \nID ")
     assert me in cli.stdout.splitlines()[-2] and "alive" in cli.stdout.splitlines()[-2]
 

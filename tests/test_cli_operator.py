@@ -81,14 +81,18 @@ def test_operator_api_reads_writes_and_reports_errors_as_curl_would(dev) -> None
 
 def test_transfer_leadership_on_a_single_server_is_a_no_op_or_nomads_error(dev) -> None:  # noqa: F811
     leader = json.loads(http(dev, "GET", "/v1/status/leader")[1])
+    # Raft protocol 3: the server's Raft ID is its node ID, its address beside it.
+    (server,) = json.loads(http(dev, "GET", "/v1/operator/raft/configuration")[1])["Servers"]
+    ident = server["ID"]
+    assert server["Address"] == leader and ident != leader
     status, body = http(dev, "PUT", f"/v1/operator/raft/transfer-leadership?address={leader}")
-    assert status == 200 and json.loads(body) == {"From": {"Address": leader, "ID": leader},
-                                                  "To": {"Address": leader, "ID": leader},
+    assert status == 200 and json.loads(body) == {"From": {"Address": leader, "ID": ident},
+                                                  "To": {"Address": leader, "ID": ident},
                                                   "Noop": True, "Err": None}
     assert http(dev, "PUT", "/v1/operator/raft/transfer-leadership") == (400, b"must specify id or address")
-    assert http(dev, "GET", f"/v1/operator/raft/transfer-leadership?id={leader}")[0] == 405
-    out = nomad(dev, "operator", "raft", "transfer-leadership", "-peer-id", leader)
-    assert (out.returncode, out.stdout.strip()) == (0, f'Transferred leadership to peer with id "{leader}"')
+    assert http(dev, "GET", f"/v1/operator/raft/transfer-leadership?id={ident}")[0] == 405
+    out = nomad(dev, "operator", "raft", "transfer-leadership", "-peer-id", ident)
+    assert (out.returncode, out.stdout.strip()) == (0, f'Transferred leadership to peer with id "{ident}"')
     out = nomad(dev, "operator", "raft", "transfer-leadership", "-peer-address", "10.0.0.1:4647")
     assert out.returncode == 1 and out.stdout == "" and out.stderr.strip() == (
         "Error transferring leadership to peer: Unexpected response code: 400 "

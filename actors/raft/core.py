@@ -39,6 +39,7 @@ from actors.raft.messages import (
     InstallSnapshotResp,
     RequestVote,
     RequestVoteResp,
+    ServerConfigChange,
     TimeoutNow,
 )
 from runtime import wire
@@ -47,6 +48,40 @@ _new_entry = wire.builder(Entry)  # a leader builds one per proposed write
 
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
 PROBE, REPLICATE, SNAPSHOT = "probe", "replicate", "snapshot"
+
+
+Addrs = tuple[tuple[str, str], ...]  # (server ID, its address) per member, sorted by ID
+
+# A snapshot's (and InstallSnapshot's) member list names each server as "ID@address", or by its
+# ID alone when that is also its address: a server written before servers had IDs of their own
+# (Raft protocol 2's ID was the address).  So snapshots taken before IDs load as they were.
+MEMBER_SEP = "@"
+
+
+def member(server_id: str, address: str) -> str:
+    """One snapshot member entry: ``ID@address``, or ``ID`` when the address is the ID."""
+    return server_id if not address or address == server_id else f"{server_id}{MEMBER_SEP}{address}"
+
+
+def parse_member(entry: str) -> tuple[str, str]:
+    """(ID, address) of a snapshot member entry; an old address-only one is its own ID."""
+    sid, sep, addr = entry.partition(MEMBER_SEP)
+    return (sid, addr) if sep and addr else (entry, entry)
+
+
+def parse_members(entries: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
+    ids, addrs = [], {}
+    for e in entries:
+        sid, addr = parse_member(e)
+        ids.append(sid)
+        addrs[sid] = addr
+    return tuple(ids), addrs
+
+
+def _members(voters: tuple[str, ...], learners: tuple[str, ...], addrs: Addrs) -> tuple[tuple[str, ...],
+                                                                                     tuple[str, ...]]:
+    a = dict(addrs)
+    return tuple(member(v, a.get(v, v)) for v in voters), tuple(member(v, a.get(v, v)) for v in learners)
 
 
 class RaftInvariantError(AssertionError):
@@ -154,11 +189,15 @@ class RaftCore:
         self.log_base_term = 0
         # Configuration: the latest in the log (thesis §4.1), with its history
         # so a truncated config entry rolls back.
+        # Members are named by server ID; ``addrs`` maps each to the address it is reached at
+        # (hashicorp/raft's ServerID and ServerAddress).  The host routes messages by it.
         self.voters: tuple[str, ...] = ()
         self.learners: tuple[str, ...] = ()
-        self._config_log: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
+        self.addrs: dict[str, str] = {}
+        self._config_log: list[tuple[int, tuple[str, ...], tuple[str, ...], Addrs]] = []
         self.snap_voters: tuple[str, ...] = ()
         self.snap_learners: tuple[str, ...] = ()
+        self.snap_addrs: Addrs = ()
         # Volatile state.
         self.role = FOLLOWER
         self.leader = ""
@@ -245,13 +284,14 @@ class RaftCore:
             self._set_config(*self._current_config())
 
     # ============================================================ config
-    def _current_config(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _current_config(self) -> tuple[tuple[str, ...], tuple[str, ...], Addrs]:
         if self._config_log:
-            return self._config_log[-1][1], self._config_log[-1][2]
-        return self.snap_voters, self.snap_learners
+            return self._config_log[-1][1:]
+        return self.snap_voters, self.snap_learners, self.snap_addrs
 
-    def _set_config(self, voters: tuple[str, ...], learners: tuple[str, ...]) -> None:
+    def _set_config(self, voters: tuple[str, ...], learners: tuple[str, ...], addrs: Addrs = ()) -> None:
         self.voters, self.learners = voters, learners
+        self.addrs = dict(addrs)
         if self.role == LEADER:
             for peer in voters + learners:
                 if peer != self.id and peer not in self.progress:
@@ -262,34 +302,55 @@ class RaftCore:
 
     def _apply_config_entry(self, e: Entry) -> None:
         change = wire.decode(e.data)
-        voters, learners = self._current_config()
-        vs, ls = list(voters), list(learners)
-        if change.op == "bootstrap":
+        voters, learners, addr_list = self._current_config()
+        vs, ls, addrs = list(voters), list(learners), dict(addr_list)
+        op, node = change.op, change.node
+        # An entry written before servers had IDs (ConfigChange) names each by its address.
+        address = getattr(change, "address", "") or node
+        if op == "bootstrap":
             vs, ls = list(change.voters), []
-        elif change.op == "add_learner" and change.node not in vs and change.node not in ls:
-            ls.append(change.node)
-        elif change.op == "promote" and change.node in ls:
-            ls.remove(change.node)
-            vs.append(change.node)
-        elif change.op == "remove":
-            vs = [v for v in vs if v != change.node]
-            ls = [v for v in ls if v != change.node]
-        cfg = (tuple(sorted(vs)), tuple(sorted(ls)))
+            addrs = dict(zip(change.voters, getattr(change, "addresses", ()) or change.voters, strict=True))
+        elif op == "add_learner":
+            if node not in vs and node not in ls:
+                ls.append(node)
+            addrs[node] = address  # a known ID at a new address: the address is replaced
+        elif op == "promote" and node in ls:
+            ls.remove(node)
+            vs.append(node)
+        elif op == "remove":
+            vs = [v for v in vs if v != node]
+            ls = [v for v in ls if v != node]
+        elif op == "address" and (node in vs or node in ls):
+            addrs[node] = address
+        cfg = (tuple(sorted(vs)), tuple(sorted(ls)),
+               tuple(sorted((k, addrs.get(k, k)) for k in vs + ls)))
         self._config_log.append((e.index, *cfg))
         self._set_config(*cfg)
+
+    def address_of(self, server_id: str) -> str:
+        """Where the configuration says *server_id* is (its ID itself when not a member)."""
+        return self.addrs.get(server_id, server_id)
+
+    def snap_members(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The snapshot's voters and non-voters as stored and sent: ``ID@address`` entries."""
+        return _members(self.snap_voters, self.snap_learners, self.snap_addrs)
+
+    def members_at(self, index: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The configuration as of *index* as a snapshot taken there stores it (``ID@address``)."""
+        return _members(*self._committed_config_at(index))
 
     def config_history(self) -> tuple[tuple[int, tuple[str, ...], tuple[str, ...]], ...]:
         """The configurations the log holds after the snapshot: (index, voters, non-voters) each, oldest
         first (the simulator's lineage checker reads it)."""
-        return tuple(self._config_log)
+        return tuple(c[:3] for c in self._config_log)
 
     def _committed_config(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        for index, voters, learners in reversed(self._config_log):
+        for index, voters, learners, _ in reversed(self._config_log):
             if index <= self.commit:
                 return voters, learners
         return self.snap_voters, self.snap_learners
 
-    def bootstrap(self, voters: tuple[str, ...]) -> None:
+    def bootstrap(self, voters: tuple[str, ...], addresses: tuple[str, ...] = ()) -> None:
         """Start a brand-new cluster with *voters* (only on an empty log).
 
         Every bootstrapping server writes the same committed entry 1 holding
@@ -300,7 +361,16 @@ class RaftCore:
         if self.last_index or self.term:
             raise RaftInvariantError("bootstrap on a non-empty server")
         self.term = 1
-        data = wire.encode(ConfigChange(op="bootstrap", node="", voters=tuple(sorted(voters))))
+        addresses = addresses or voters
+        if len(addresses) != len(voters):
+            raise ValueError("bootstrap needs one address per voter")
+        pairs = sorted(zip(voters, addresses, strict=True))
+        if all(v == a for v, a in pairs):
+            # Every ID is its address (simulations): the entry as before IDs, byte for byte.
+            data = wire.encode(ConfigChange(op="bootstrap", node="", voters=tuple(v for v, _ in pairs)))
+        else:
+            data = wire.encode(ServerConfigChange(op="bootstrap", node="", voters=tuple(v for v, _ in pairs),
+                                                  addresses=tuple(a for _, a in pairs)))
         self._append([Entry(term=1, index=1, kind=CONFIG, data=data)])
         self.commit = 1
 
@@ -310,8 +380,8 @@ class RaftCore:
         self.term, self.vote = term, vote
         self._last_hard = (term, vote)
         if snapshot is not None:
-            (self.snap_index, self.snap_term, self.snap_voters, self.snap_learners,
-             self.snap_data) = snapshot
+            self.snap_index, self.snap_term, voters, learners, self.snap_data = snapshot
+            self._set_snap_members(voters, learners)
         snap = self.snap_index
         self.commit = self.applied_to_ready = snap
         # Entries at or before the snapshot are trailing ones (compaction
@@ -326,7 +396,7 @@ class RaftCore:
         else:
             self.log_base, self.log_base_term = snap, self.snap_term
             self.entries = after
-        self._set_config(self.snap_voters, self.snap_learners)
+        self._set_config(self.snap_voters, self.snap_learners, self.snap_addrs)
         for e in after:  # the snapshot's configuration covers every entry up to it
             if e.kind == CONFIG:
                 self._apply_config_entry(e)
@@ -414,7 +484,7 @@ class RaftCore:
         self.progress = {p: Progress(next=self.last_index + 1, recent_active=True, last_ack=self.ticks)
                          for p in self.voters + self.learners if p != self.id}
         # An uncommitted config entry in our log counts as pending.
-        self.pending_conf_index = max((i for i, _, _ in self._config_log), default=0)
+        self.pending_conf_index = max((c[0] for c in self._config_log), default=0)
         # §5.4.2 / §8: commit an entry of our own term at once (also unblocks ReadIndex).
         self._append([Entry(term=self.term, index=self.last_index + 1, kind=NOOP)])
         self._broadcast_append()
@@ -676,7 +746,7 @@ class RaftCore:
         self.entries = keep
         self.log_base, self.log_base_term = index, term
         self.snap_index, self.snap_term, self.snap_data = index, term, data
-        self.snap_voters, self.snap_learners = voters, learners
+        self._set_snap_members(voters, learners)
         self._config_log = [c for c in self._config_log if c[0] > index]
         self._set_config(*self._current_config())
         self.commit = max(self.commit, index)
@@ -714,8 +784,16 @@ class RaftCore:
         self._broadcast_append()
         return first, self.term
 
-    def change_config(self, op: str, node: str) -> tuple[int, int] | str:
-        return self.propose(wire.encode(ConfigChange(op=op, node=node)), kind=CONFIG)
+    def change_config(self, op: str, node: str, address: str = "") -> tuple[int, int] | str:
+        """Propose one membership change of server *node* (an ID), at *address* for add_learner and
+        address (its ID when not given: a server whose ID is its address)."""
+        if op == "address" and node not in self.addrs:
+            return f"{node} is not in the configuration"
+        if (address or node) == node and op != "address":
+            # The ID is the address: the entry as before IDs, byte for byte (simulations).
+            return self.propose(wire.encode(ConfigChange(op=op, node=node)), kind=CONFIG)
+        return self.propose(wire.encode(ServerConfigChange(op=op, node=node, address=address or node)),
+                            kind=CONFIG)
 
     def transfer_leadership(self, target: str) -> str:
         """Hand leadership to *target* (a caught-up voter); "" when started."""
@@ -818,15 +896,19 @@ class RaftCore:
         data = self.snap_data
         lo = pr.snap_offset
         hi = min(len(data), lo + self.t.snapshot_chunk_bytes)
+        voters, learners = self.snap_members()
         self._send(peer, InstallSnapshot(term=self.term, leader=self.id, last_index=self.snap_index,
-                                         last_term=self.snap_term, voters=self.snap_voters,
-                                         learners=self.snap_learners, offset=lo, data=data[lo:hi],
+                                         last_term=self.snap_term, voters=voters,
+                                         learners=learners, offset=lo, data=data[lo:hi],
                                          done=hi >= len(data)))
 
     def _handle_snapshot_resp(self, m: InstallSnapshotResp) -> None:
         pr = self.progress.get(m.follower)
         if pr is None:
-            return
+            m = self._by_old_name(m)
+            pr = self.progress.get(m.follower)
+            if pr is None:
+                return
         pr.recent_active = True
         if pr.state != SNAPSHOT:
             return
@@ -842,7 +924,10 @@ class RaftCore:
     def _handle_append_resp(self, m: AppendResp) -> None:
         pr = self.progress.get(m.follower)
         if pr is None:
-            return
+            m = self._by_old_name(m)
+            pr = self.progress.get(m.follower)
+            if pr is None:
+                return
         pr.recent_active = True
         if self.ticks - pr.last_ack > self.t.election_ticks or not m.success:
             pr.caught_up_since = -1  # a silence or a rejection: stable only from now on
@@ -885,6 +970,13 @@ class RaftCore:
             self._maybe_promote(m.follower, pr)
         if self.role == LEADER and m.follower in self.progress:
             self._send_append(m.follower, pr)
+
+    def _by_old_name(self, m: Any) -> Any:
+        """An answer from a server still named by its address (the name it had in a configuration
+        from before IDs) on behalf of the member at that address: the leader re-added it by its ID,
+        and the server takes that ID once the entries saying so reach it."""
+        sid = next((i for i, a in sorted(self.addrs.items()) if a == m.follower and i != m.follower), None)
+        return m if sid is None else replace(m, follower=sid)
 
     def _back_off(self, peer: str, pr: Progress, m: AppendResp) -> None:
         if m.hint_index <= pr.match:
@@ -988,7 +1080,7 @@ class RaftCore:
         if index <= self.snap_index or index > self.applied_to_ready:
             return
         term = self.term_at(index) or 0
-        voters, learners = self._committed_config_at(index)
+        voters, learners, addrs = self._committed_config_at(index)
         base = max(self.log_base, index - max(trailing, 0))
         if base < index:
             size, i = 0, index
@@ -1001,14 +1093,20 @@ class RaftCore:
         self.entries, self.log_base_term = self.entries[base - self.log_base :], self.term_at(base) or 0
         self.log_base = base
         self.snap_index, self.snap_term, self.snap_data = index, term, data
-        self.snap_voters, self.snap_learners = voters, learners
+        self.snap_voters, self.snap_learners, self.snap_addrs = voters, learners, addrs
         self._config_log = [c for c in self._config_log if c[0] > index]
 
-    def _committed_config_at(self, index: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        for i, voters, learners in reversed(self._config_log):
+    def _set_snap_members(self, voters: tuple[str, ...], learners: tuple[str, ...]) -> None:
+        """The snapshot's configuration from its stored or sent member entries (see ``member``)."""
+        self.snap_voters, va = parse_members(voters)
+        self.snap_learners, la = parse_members(learners)
+        self.snap_addrs = tuple(sorted({**va, **la}.items()))
+
+    def _committed_config_at(self, index: int) -> tuple[tuple[str, ...], tuple[str, ...], Addrs]:
+        for i, voters, learners, addrs in reversed(self._config_log):
             if i <= index:
-                return voters, learners
-        return self.snap_voters, self.snap_learners
+                return voters, learners, addrs
+        return self.snap_voters, self.snap_learners, self.snap_addrs
 
     # ============================================================ checks
     def check_invariants(self, full: bool = False) -> None:

@@ -17,6 +17,13 @@ Raft peers and each bootstraps its own cluster:
   for ``autopilot.server_stabilization_time`` (RaftTimings.stabilization_ticks).
 * **departures** -- the leader removes a server that left gracefully, was
   force-left, or was reaped after failing.
+* **server IDs** (the agent: ``server_id``, Nomad's Raft protocol 3) -- Raft
+  knows a server by the node ID in its gossip ``id`` tag, at its ``rpc_addr``.
+  A known ID that gossip sees at a new address keeps its place: the leader
+  replaces the address (``ChangeMembership(op="address")``).  Another ID at
+  an address the configuration holds replaces the old one (removed first);
+  a member named by its address (a configuration from before IDs) is
+  removed and added back by its ID, one at a time, never the leader itself.
 * **autopilot** (Nomad's ``autopilot`` block) -- every
   ``autopilot_interval_s`` (Nomad: 10 s) the leader also removes servers
   gossip marks failed when ``cleanup_dead_servers`` is on: any non-voter,
@@ -65,6 +72,7 @@ from actors.raft.peer import (
     Propose,
     RaftHealth,
     RaftInfo,
+    ServerAddresses,
     Watch,
 )
 from actors.server import RaftReply, ReplyTo
@@ -136,8 +144,13 @@ class GetAutopilotHealth:
 class ServerMembership(NodeActor):
     def __init__(self, env: Env, name: str, *, region: str, bootstrap_expect: int, raft: str = "raft",
                  reconcile_interval_s: float = 1.0, autopilot: AutopilotConfig | None = None,
-                 wall_clock: Any = None, bootstrap_check_timeout_s: float = 5.0) -> None:
+                 wall_clock: Any = None, bootstrap_check_timeout_s: float = 5.0, server_id: str = "") -> None:
         super().__init__(env, name)
+        # With this server's Raft ID (the agent: its node ID), servers are known to Raft by the
+        # ID their gossip "id" tag carries, at their "rpc_addr" (Raft protocol 3); "" (simulations
+        # that predate IDs): by their rpc_addr, which is then also their ID.
+        self.server_id = server_id
+        self._told_addrs: tuple[tuple[str, str], ...] = ()  # the ServerAddresses Raft was last told
         self.agent_ap = autopilot or AutopilotConfig()  # the agent's own autopilot block
         self.ap = self.agent_ap  # what is used: the replicated configuration's, once there is one
         self.config_index = 0  # the replicated configuration's table index last seen
@@ -158,7 +171,7 @@ class ServerMembership(NodeActor):
         # on every member event and every 60 s -- we do it each second so a
         # lost ChangeMembership is retried quickly.
         self.reconcile_interval_s = reconcile_interval_s
-        self.servers: dict[str, tuple[str, str, int]] = {}  # name -> (rpc_addr, status, expect)
+        self.servers: dict[str, tuple[str, str, int, str]] = {}  # name -> (rpc_addr, status, expect, ID)
         self.builds: dict[str, str] = {}  # rpc_addr -> the member's "build" tag (autopilot health's Version)
         self.info: RaftInfo | None = None
         self.bootstrapped = False
@@ -167,8 +180,9 @@ class ServerMembership(NodeActor):
         # not bootstrap a configuration of its own when gossip has shown it just enough servers.  A
         # check not answered within bootstrap_check_timeout_s is dropped and made again later.
         self.bootstrap_check_timeout_s = bootstrap_check_timeout_s
-        # The check in flight: (request id, the voters, the servers yet to answer, when it is given up).
-        self._boot_check: tuple[int, tuple[str, ...], set[str], float] | None = None
+        # The check in flight: (request id, the voters as (address, ID), the servers yet to answer,
+        # when it is given up).
+        self._boot_check: tuple[int, tuple[tuple[str, str], ...], set[str], float] | None = None
         self.stats = {"bootstraps": 0, "adds": 0, "removes": 0, "dead_removed": 0, "bootstrap_skipped": 0}
 
     def on_start(self) -> None:
@@ -230,7 +244,8 @@ class ServerMembership(NodeActor):
         elif message == "autopilot_agent_config":  # the HTTP edge: what applies before one is replicated
             return self.agent_ap.record()
         elif message == "servers":
-            return {n: {"rpc_addr": a, "status": s} for n, (a, s, _) in sorted(self.servers.items())}
+            return {n: {"rpc_addr": a, "status": s, "id": i}
+                    for n, (a, s, _, i) in sorted(self.servers.items())}
         return None
 
     def _member_event(self, ev: Any) -> None:
@@ -239,10 +254,22 @@ class ServerMembership(NodeActor):
             return
         status = "reaped" if ev.kind == "member-reap" else ev.status
         expect = int(tags.get("expect", "0") or 0)
-        self.servers[ev.name] = (tags["rpc_addr"], status, expect)
-        self.builds[tags["rpc_addr"]] = tags.get("build", "")
+        addr = tags["rpc_addr"]
+        sid = (tags.get("id") or addr) if self.server_id else addr
+        self.servers[ev.name] = (addr, status, expect, sid)
+        self.builds[addr] = tags.get("build", "")
+        self._tell_addresses()
         self._maybe_bootstrap()
         self._reconcile()
+
+    def _tell_addresses(self) -> None:
+        """Tell Raft where gossip sees each live server (it routes to one its configuration lacks)."""
+        if not self.server_id:
+            return
+        addrs = tuple(sorted({(i, a) for a, st, _, i in self.servers.values() if st == "alive"}))
+        if addrs != self._told_addrs:
+            self._told_addrs = addrs
+            self.send(self.env.node, self.raft, ServerAddresses(addrs=addrs))
 
     def _maybe_bootstrap(self) -> None:
         if self.bootstrapped or self.expect <= 0 or self._boot_check is not None:
@@ -250,19 +277,20 @@ class ServerMembership(NodeActor):
         if self.info is not None and (self.info.voters or self.info.learners):
             self.bootstrapped = True  # Raft has a configuration already
             return
-        alive = sorted(a for a, s, e in self.servers.values() if s == "alive" and e == self.expect)
+        alive = sorted((a, i) for a, s, e, i in self.servers.values() if s == "alive" and e == self.expect)
         if len(alive) < self.expect:
             return
-        voters = tuple(alive[: self.expect])
+        chosen = tuple(alive[: self.expect])  # (address, ID) each, by address
+        voters = tuple(a for a, _ in chosen)
         if self.env.node not in voters:
             self.bootstrapped = True
             return  # the chosen servers bootstrap; the leader will add us
         others = {v for v in voters if v != self.env.node}
         if not others:
-            self._bootstrap(voters)
+            self._bootstrap(chosen)
             return
         self._next_req += 1
-        self._boot_check = (self._next_req, voters, others, self.env.now() + self.bootstrap_check_timeout_s)
+        self._boot_check = (self._next_req, chosen, others, self.env.now() + self.bootstrap_check_timeout_s)
         ask = BootstrapPeersQuery(req_id=self._next_req, reply_node=self.env.node, reply_actor=self.name)
         for node in sorted(others):
             self.send(node, self.name, ask)
@@ -285,34 +313,69 @@ class ServerMembership(NodeActor):
             self._boot_check = None
             self._bootstrap(check[1])
 
-    def _bootstrap(self, voters: tuple[str, ...]) -> None:
+    def _bootstrap(self, chosen: tuple[tuple[str, str], ...]) -> None:
         self.bootstrapped = True
         if self.info is not None and (self.info.voters or self.info.learners):
             return  # a configuration arrived meanwhile (a leader's)
         log.info("%s: found %d servers, bootstrapping the cluster with %s", self.env.node, self.expect,
-                 ", ".join(voters))
+                 ", ".join(a if a == i else f"{a} (ID {i})" for a, i in chosen))
         self.stats["bootstraps"] += 1
-        self.send(self.env.node, self.raft, Bootstrap(voters=voters, reply=None))
+        ids, addrs = tuple(i for _, i in chosen), tuple(a for a, _ in chosen)
+        self.send(self.env.node, self.raft,
+                  Bootstrap(voters=ids, reply=None, addresses=() if ids == addrs else addrs))
 
     def _reconcile(self) -> None:
         info = self.info
         if info is None or not info.is_leader:
             return
-        members = set(info.voters) | set(info.learners)
+        cfg, voters, learners = _configuration(info)
+        me = info.self_id or self.env.node
+        alive_ids = {i for _, st, _, i in self.servers.values() if st == "alive"}
         for name in sorted(self.servers):
-            addr, status, _ = self.servers[name]
-            if status == "alive" and addr not in members:
+            addr, status, _, sid = self.servers[name]
+            key = _member_id(sid, addr, cfg)
+            if status == "alive" and key is None:
+                stale = next((i for i, a in sorted(cfg.items()) if a == addr and i != sid and i != me), None)
+                if stale is not None:
+                    # Nomad's addRaftPeer: another ID at this address is a server that is gone (its
+                    # data dir wiped, say): out first, or two members would share one address.
+                    self.stats["removes"] += 1
+                    log.info("%s: removing Raft server %s: server %s (ID %s) is now at its address %s",
+                             self.env.node, stale, name, sid, addr)
+                    self.send(self.env.node, self.raft, ChangeMembership(op="remove", node=stale, reply=None))
+                    return
                 self.stats["adds"] += 1
-                log.info("%s: adding server %s (%s) to Raft", self.env.node, name, addr)
-                self.send(self.env.node, self.raft, ChangeMembership(op="add_learner", node=addr, reply=None))
+                log.info("%s: adding server %s (%s) to Raft", self.env.node, name,
+                         addr if sid == addr else f"ID {sid} at {addr}")
+                self.send(self.env.node, self.raft, ChangeMembership(
+                    op="add_learner", node=sid, reply=None, address="" if sid == addr else addr))
                 return  # one change at a time; the next reconcile does the next
-            dead = status == "failed" and addr in self._prune
-            if (status in GONE or dead) and addr in members and addr != self.env.node:
+            if (status == "alive" and key == addr and sid != addr and key != me and not learners
+                    and len(voters) > 1):
+                # Known by its address (a configuration from before IDs): Nomad's addRaftPeer
+                # removes the entry with its address and adds it back by its ID, as a non-voter
+                # promoted once stable.  One at a time: none while another is still a non-voter.
+                self.stats["removes"] += 1
+                log.info("%s: server %s is in Raft by its address %s: removing it to add it back by its "
+                         "ID %s", self.env.node, name, addr, sid)
+                self.send(self.env.node, self.raft, ChangeMembership(op="remove", node=addr, reply=None))
+                return
+            if status == "alive" and key == sid and cfg[sid] != addr:
+                # Nomad's addRaftPeer: a known server ID at a new address (an IP changed on a
+                # reboot, a new bind_addr) keeps its place with the new address.
+                self.stats["readdressed"] = self.stats.get("readdressed", 0) + 1
+                log.info("%s: server %s (ID %s) is now at %s, was %s: updating its Raft address",
+                         self.env.node, name, sid, addr, cfg[sid])
+                self.send(self.env.node, self.raft, ChangeMembership(op="address", node=sid, reply=None,
+                                                                     address=addr))
+                return
+            dead = status == "failed" and key in self._prune
+            if (status in GONE or dead) and key is not None and key != me and key not in alive_ids:
                 self.stats["removes"] += 1
                 self.stats["dead_removed"] += int(dead)
                 why = "autopilot: the server is dead" if dead else status
                 log.info("%s: removing server %s (%s) from Raft: %s", self.env.node, name, addr, why)
-                self.send(self.env.node, self.raft, ChangeMembership(op="remove", node=addr, reply=None))
+                self.send(self.env.node, self.raft, ChangeMembership(op="remove", node=key, reply=None))
                 return
 
     # ------------------------------------------------------------ the replicated configuration
@@ -374,9 +437,13 @@ class ServerMembership(NodeActor):
         self._prune = set()
         if info is None or not info.is_leader or not self.ap.cleanup_dead_servers:
             return
-        failed = sorted(a for a, st, _ in self.servers.values() if st == "failed" and a != self.env.node)
-        learners = [a for a in failed if a in info.learners]
-        voters = [a for a in failed if a in info.voters]
+        cfg, all_voters, all_learners = _configuration(info)
+        me = info.self_id or self.env.node
+        alive_ids = {i for _, st, _, i in self.servers.values() if st == "alive"}
+        failed = sorted({k for a, st, _, i in self.servers.values() if st == "failed"
+                         and (k := _member_id(i, a, cfg)) is not None and k != me and k not in alive_ids})
+        learners = [a for a in failed if a in all_learners]
+        voters = [a for a in failed if a in all_voters]
         self._prune.update(learners)
         most = (len(info.voters) - 1) // 2
         floor = self.ap.min_quorum
@@ -397,13 +464,20 @@ class ServerMembership(NodeActor):
         if not h.is_leader:
             return
         ap, now = self.ap, self._wall()
-        status_of = {addr: (name, st) for name, (addr, st, _) in self.servers.items()}
-        leader_term = next((t for sid, _, _, t, _ in h.servers if sid == self.env.node), h.term)
+        me = h.leader  # the leader's Raft ID: this server's
+        cfg = dict(h.addresses) or {sid: sid for sid, *_ in h.servers}
+        status_of = {}
+        for name, (addr, st, _, i) in sorted(self.servers.items()):
+            key = _member_id(i, addr, cfg)
+            if key is not None and (key not in status_of or st == "alive"):
+                status_of[key] = (name, st)
+        leader_term = next((t for sid, _, _, t, _ in h.servers if sid == me), h.term)
         rows, healthy_voters, voters = [], 0, 0
         for sid, voter, match, last_term, age in h.servers:
-            name, serf = status_of.get(sid, (sid, "alive" if sid == self.env.node else "none"))
+            name, serf = status_of.get(sid, (sid, "alive" if sid == me else "none"))
+            addr = cfg.get(sid, sid)
             trailing = h.last_index - match
-            ok = serf == "alive" and (sid == self.env.node or (
+            ok = serf == "alive" and (sid == me or (
                 0 <= age <= ap.last_contact_threshold_s and last_term == leader_term
                 and trailing <= ap.max_trailing_logs))
             if ok:
@@ -412,14 +486,14 @@ class ServerMembership(NodeActor):
                 self._stable_since.pop(sid, None)
             voters += voter
             healthy_voters += voter and ok
-            rows.append({"ID": sid, "Name": name, "Address": sid, "SerfStatus": serf,
-                         "Version": self.builds.get(sid, ""),
-                         "Leader": sid == self.env.node, "Voter": voter,
-                         "LastContact": _go_duration(max(0.0, age)) if sid != self.env.node else "0s",
+            rows.append({"ID": sid, "Name": name, "Address": addr, "SerfStatus": serf,
+                         "Version": self.builds.get(addr, ""),
+                         "Leader": sid == me, "Voter": voter,
+                         "LastContact": _go_duration(max(0.0, age)) if sid != me else "0s",
                          "LastTerm": last_term, "LastIndex": match, "Healthy": ok,
                          "StableSince": _rfc3339(self._stable_since.get(sid, 0.0))})
         quorum = voters // 2 + 1
-        self.health = {"Healthy": all(r["Healthy"] for r in rows), "Leader": self.env.node,
+        self.health = {"Healthy": all(r["Healthy"] for r in rows), "Leader": me,
                        "FailureTolerance": max(0, healthy_voters - quorum),
                        "Voters": [r["ID"] for r in rows if r["Voter"]], "Servers": rows}
 
@@ -461,6 +535,27 @@ class ServerMembership(NodeActor):
             if now >= deadline:
                 del self._health_waits[rid]
                 reply.set_exception((RuntimeError, RuntimeError("the leader did not answer in time"), None))
+
+
+def _configuration(info: RaftInfo) -> tuple[dict[str, str], set[str], set[str]]:
+    """Raft's configuration from a RaftInfo: ID -> address, the voters' IDs, the non-voters'."""
+    if info.servers:
+        return ({i: a for i, a, _ in info.servers}, {i for i, _, v in info.servers if v},
+                {i for i, _, v in info.servers if not v})
+    return ({v: v for v in info.voters + info.learners}, set(info.voters), set(info.learners))
+
+
+def _member_id(sid: str, addr: str, cfg: dict[str, str]) -> str | None:
+    """The configuration member that gossip's server (*sid* at *addr*) is, or None.
+
+    By ID; else a member written before servers had IDs, whose ID is its address (*addr*):
+    that is this server until it is known by its real ID (Raft protocol 2 -> 3).
+    """
+    if sid in cfg:
+        return sid
+    if cfg.get(addr) == addr:
+        return addr
+    return None
 
 
 def _config_copy(state: Any) -> dict[str, Any] | None:

@@ -218,3 +218,32 @@ class ForwardTransfer(Message):
     origin: str
     origin_actor: str
     target: str
+
+
+@message(119)
+@msg
+class ServerConfigChange(Message):
+    """A membership change whose servers carry their Raft ID and their address (hashicorp/raft's
+    ServerID and ServerAddress, Raft protocol 3).  ConfigChange (108), which named a server by its
+    address alone, is still read from logs written before it: there a server's ID is its address.
+
+    ``op``: "bootstrap" (``voters`` with ``addresses``, one each), "add_learner" (``node`` at
+    ``address``; for a server already in the configuration, its address is replaced, as
+    hashicorp's AddVoter/AddNonvoter of a known ID does), "promote", "remove", or "address"
+    (``node``, kept with its suffrage, is now at ``address``).
+    """
+
+    op: str
+    node: str
+    address: str = ""
+    voters: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.op not in ("bootstrap", "add_learner", "promote", "remove", "address"):
+            raise ValueError(f"unknown config change op {self.op!r}")
+        if self.op == "bootstrap" and len(self.addresses) != len(self.voters):
+            raise ValueError("a bootstrap needs one address per voter")
+        if self.op == "address" and not self.address:
+            raise ValueError("an address change needs the new address")
+

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from actors.raft.core import FOLLOWER, LEADER, RaftCore, RaftTimings, Ready
+from actors.raft.core import FOLLOWER, LEADER, RaftCore, RaftTimings, Ready, member
 from actors.raft.messages import (
     CONFIG,
     NORMAL,
@@ -238,9 +238,21 @@ class SnapshotRead:
 
 @dataclass(frozen=True, slots=True)
 class ChangeMembership:
-    op: str  # "add_learner" | "remove"
-    node: str
+    op: str  # "add_learner" | "remove" | "address" (a known server at a new address)
+    node: str  # the server's Raft ID
     reply: Any
+    address: str = ""  # add_learner / address: where it is reached ("": its ID is its address)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddresses:
+    """Membership -> Raft: where gossip last saw each server, ``(ID, RPC address)`` pairs.
+
+    Messages go to a server at its address in the Raft configuration; these serve a
+    server the configuration does not name (yet): the leader of a new non-voter,
+    whose configuration arrives with the leader's first entries."""
+
+    addrs: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,9 +277,12 @@ class RaftInfo:
 
     is_leader: bool
     term: int
-    leader: str
-    voters: tuple[str, ...]
-    learners: tuple[str, ...]
+    leader: str  # the leader's address ("" none known)
+    voters: tuple[str, ...]  # the voters' addresses
+    learners: tuple[str, ...]  # the non-voters' addresses
+    leader_id: str = ""  # the leader's Raft ID
+    self_id: str = ""  # this server's Raft ID
+    servers: tuple[tuple[str, str, bool], ...] = ()  # (ID, address, voter) per member, by ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,12 +313,14 @@ class RaftHealth:
     leader: str
     last_index: int
     servers: tuple[tuple[str, bool, int, int, float], ...]
+    addresses: tuple[tuple[str, str], ...] = ()  # (ID, address) per member
 
 
 @dataclass(frozen=True, slots=True)
 class Bootstrap:
-    voters: tuple[str, ...]
+    voters: tuple[str, ...]  # Raft IDs
     reply: Any
+    addresses: tuple[str, ...] = ()  # one per voter ("": each ID is its address)
 
 
 class _Flush:
@@ -321,8 +338,17 @@ class RaftPeer(NodeActor):
     def __init__(self, env: Env, name: str, *, storage: RaftStorage, config: RaftConfig | None = None,
                  bootstrap: tuple[str, ...] = (), state: StateStore | None = None,
                  on_leadership: Any = None, leadership_subscribers: tuple[str, ...] = (),
-                 snapshotter: Snapshotter | None = None, metrics: Any = None) -> None:
+                 snapshotter: Snapshotter | None = None, metrics: Any = None, server_id: str = "",
+                 bootstrap_addresses: tuple[str, ...] = ()) -> None:
         super().__init__(env, name)
+        # This server's Raft ID (Nomad's node ID, kept in the data dir); "": its address, as
+        # simulations and Raft protocol 2 have it.  The configuration names servers by ID and
+        # says where each is; this server finds itself in it by ID, wherever it now listens.
+        self.server_id = server_id or env.node
+        self._gossip_addrs: dict[str, str] = {}  # ServerAddresses: ID -> where gossip saw it
+        # Raft knows this server by its address (a configuration written before IDs) until the
+        # leader replaces that entry with one by its server ID (_take_own_id).
+        self._legacy_id = False
         self.cfg = config or RaftConfig()
         # The agent's registry (actors.metrics.Metrics), under hashicorp
         # raft's and Nomad's metric names; None (simulations, benchmarks):
@@ -331,7 +357,7 @@ class RaftPeer(NodeActor):
         # A leader's proposal batches not yet committed: (last index, its term, when appended).
         self._dispatched: collections.deque[tuple[int, int, float]] = collections.deque()
         self._role_reported = ""
-        self.core = RaftCore(env.node, env.rng, self.cfg.timings)
+        self.core = RaftCore(self.server_id, env.rng, self.cfg.timings)
         self.storage = storage
         # Encodes the state for a snapshot (the agent's forks, so this actor
         # carries on meanwhile); one at a time: the index being encoded, or None.
@@ -339,6 +365,7 @@ class RaftPeer(NodeActor):
         self._snapshot_inflight: int | None = None
         self.state = state or StateStore()
         self.bootstrap_voters = bootstrap
+        self.bootstrap_addresses = bootstrap_addresses
         self.on_leadership = on_leadership  # callable(is_leader, term) for the host agent, optional
         self.leadership_subscribers = leadership_subscribers  # local actors told RaftInfo on changes
         self._dirty = False
@@ -399,11 +426,12 @@ class RaftPeer(NodeActor):
         self.core.restore(term, vote, snap, entries)
         if snap is not None:
             self.state.restore(snap[4], snap[0])
+        self._find_self()
         if self.bootstrap_voters and self.core.last_index == 0 and term == 0:
-            self.core.bootstrap(self.bootstrap_voters)
+            self.core.bootstrap(self.bootstrap_voters, self.bootstrap_addresses)
             self._mark_dirty()
         self._since_snapshot = self._since_snapshot_bytes = 0
-        if self.core.voters == (self.env.node,):
+        if self.core.voters == (self.core.id,):
             # The only voter is its own quorum: waiting out an election
             # timeout would only delay start-up (a -dev agent is healthy at once).
             self.core.campaign()
@@ -413,6 +441,76 @@ class RaftPeer(NodeActor):
         if self.metrics is not None:
             self.set_timer("raft_stats", 0.0)  # at once, then every stats_interval_s
             self.set_timer("contact_sample", self.cfg.contact_sample_s)
+
+    def _find_self(self) -> None:
+        """Which member of the stored configuration this server is: the one with its ID.
+
+        A data dir written before servers had IDs names each by its address (hashicorp/raft's
+        protocol 2): this server is then the member named by its address, and keeps that as its
+        Raft ID (the address stays its ID there) -- as Raft protocol 2 -> 3 upgrades do.
+        """
+        core, me, addr = self.core, self.server_id, self.env.node
+        members = core.voters + core.learners
+        if not members or me in members:
+            if members and core.address_of(me) != addr:
+                log.info("%s: Raft server %s was at %s: once it leads, or its leader hears of it, the "
+                         "configuration is updated", addr, me, core.address_of(me))
+            return
+        if addr in members and core.address_of(addr) == addr:
+            log.info("%s: the Raft configuration predates server IDs: this server keeps its address "
+                     "as its Raft ID until the leader re-adds it by its node ID %s", addr, me)
+            core.id = addr
+            self._legacy_id = True
+            return
+        if len(members) == 1 and core.address_of(members[0]) == members[0]:
+            # A one-server configuration from before IDs, naming an address this server no
+            # longer has: none but this server wrote it (each server has its own data dir).
+            log.info("%s: the Raft configuration predates server IDs and names this server by its "
+                     "former address %s: it keeps that as its Raft ID", addr, members[0])
+            core.id = members[0]
+            self._legacy_id = True
+            return
+        log.warning("%s: this server (Raft ID %s) is not in the stored Raft configuration (%s): it "
+                    "cannot elect itself and waits for a leader to add it", addr, me,
+                    ", ".join(f"{v} at {core.address_of(v)}" for v in members))
+
+    def _take_own_id(self) -> None:
+        """A server known by its address (see _find_self) takes its own ID once the configuration
+        no longer names it by its address: the leader removed that entry to add it back by its ID,
+        as Nomad's addRaftPeer replaces a member with the same address and another ID."""
+        core = self.core
+        members = core.voters + core.learners
+        if core.role == LEADER or not members or core.id in members:
+            return
+        old, self._legacy_id = core.id, False
+        log.info("%s: the Raft configuration no longer names this server by its address: its Raft ID "
+                 "is now %s", self.env.node, self.server_id)
+        core.id = self.server_id
+        if core.vote == old:
+            core.vote = self.server_id  # its own vote of this term, under its new name
+        self._mark_dirty()
+
+    def _route(self, server_id: str) -> str:
+        """Where to send to Raft server *server_id*: its configuration address, else gossip's."""
+        addr = self.core.addrs.get(server_id)
+        if addr is None:
+            addr = self._gossip_addrs.get(server_id, server_id)
+        return addr
+
+    def _leader_addr(self) -> str:
+        leader = self.core.leader
+        return self._route(leader) if leader else ""
+
+    def _fix_own_address(self) -> None:
+        """A leader whose configuration entry names an old address of its own rewrites it
+        (hashicorp/raft's leader does so for a known ID at a new address)."""
+        core = self.core
+        if (core.role == LEADER and core.addrs.get(core.id, self.env.node) != self.env.node
+                and core.pending_conf_index <= core.commit and not core.transferee):
+            log.info("%s: Raft server %s now at %s (was %s): updating the configuration", self.env.node,
+                     core.id, self.env.node, core.addrs[core.id])
+            core.change_config("address", core.id, self.env.node)
+            self._mark_dirty()
 
     def _arm_snapshot_check(self) -> None:
         interval = self.cfg.snapshot_interval_s
@@ -424,6 +522,8 @@ class RaftPeer(NodeActor):
     def on_timer(self, name: str) -> None:
         if name == "tick":
             self.core.tick()
+            if self.core.role == LEADER:
+                self._fix_own_address()
             self._expire_forwards()
             if self._watches:
                 self._check_watches(expire=True)
@@ -453,7 +553,7 @@ class RaftPeer(NodeActor):
         core = self.core
         if core.role != LEADER:
             return
-        now, contact, me = self.env.now(), self.peer_contact, self.env.node
+        now, contact, me = self.env.now(), self.peer_contact, core.id
         for peer in core.voters:
             if peer != me and peer in contact:
                 self.metrics.add_sample(("raft", "leader", "lastContact"), (now - contact[peer]) * 1e3)
@@ -532,6 +632,8 @@ class RaftPeer(NodeActor):
             self._read_index_answer(message)
         elif isinstance(message, ChangeMembership):
             self._change(message)
+        elif isinstance(message, ServerAddresses):
+            self._gossip_addrs = dict(message.addrs)
         elif isinstance(message, SnapshotRead):
             self._read(Read(query=self._snapshot_meta, reply=_SnapshotReadStart(self, message.reply),
                             stale=message.stale))
@@ -548,7 +650,7 @@ class RaftPeer(NodeActor):
             if self.core.last_index or self.core.term:
                 self._answer(message.reply, None, "already bootstrapped")
             else:
-                self.core.bootstrap(message.voters)
+                self.core.bootstrap(message.voters, message.addresses)
                 self._mark_dirty()
                 self._answer(message.reply, True, None)
         elif isinstance(message, InfoQuery):
@@ -642,6 +744,8 @@ class RaftPeer(NodeActor):
             self._follow_autopilot()
         if self.metrics is not None and core.role != self._role_reported:
             self._report_role(core.role)
+        if self._legacy_id:
+            self._take_own_id()
         self._push_info()
         core.check_invariants()
         if self._watches and self.state.applied_index != self._watch_seen:
@@ -652,6 +756,9 @@ class RaftPeer(NodeActor):
     def _handle_ready(self, r: Ready) -> None:
         core = self.core
         send, name, messages = self.send, self.name, r.messages
+        # Messages name servers by Raft ID; each goes to its configuration address (gossip's
+        # for a server not in it; the ID itself for one whose ID is its address).
+        route, gossip = core.addrs.get, self._gossip_addrs
         if messages and core.role == LEADER and r.hard_state is None:
             # Thesis §10.2.1: a leader may replicate while it writes its own
             # log (it counts itself only once persisted). Not when the term or
@@ -661,7 +768,7 @@ class RaftPeer(NodeActor):
             late = []
             for to, m in messages:
                 if isinstance(m, (AppendEntries, InstallSnapshot)):
-                    send(to, name, m)
+                    send(route(to) or gossip.get(to, to), name, m)
                 else:
                     late.append((to, m))
             messages = late
@@ -676,7 +783,7 @@ class RaftPeer(NodeActor):
                 key = _DISPATCH_LOG if core.role == LEADER else _STORE_LOGS
                 metrics.add_sample(key, (self.env.now() - t0) * 1e3)
         for to, m in messages:
-            send(to, name, m)
+            send(route(to) or gossip.get(to, to), name, m)
         core.persisted(core.last_index)
         if r.snapshot is not None:
             self.state.restore(r.snapshot[4], r.snapshot[0])
@@ -768,7 +875,7 @@ class RaftPeer(NodeActor):
         # (the agent's: a file, from the forked child), so compacting later
         # only records it.
         core, state = self.core, self.state
-        meta = (index, core.term_at(index) or 0, *core._committed_config_at(index))
+        meta = (index, core.term_at(index) or 0, *core.members_at(index))
         stage = getattr(self.storage, "stage_snapshot", None)
 
         def encode() -> bytes:
@@ -799,8 +906,7 @@ class RaftPeer(NodeActor):
             # The store keeps the log's base entry too: its term is how a
             # restarted server matches the trailing entries to a leader's.
             keep_from = core.log_base if core.log_base < index else index + 1
-            self.storage.compact((index, core.snap_term, core.snap_voters, core.snap_learners, data),
-                                 keep_from)
+            self.storage.compact((index, core.snap_term, *core.snap_members(), data), keep_from)
             self.stats["snapshots"] += 1
             t2 = self.env.now()
             if self.metrics is not None:
@@ -812,7 +918,8 @@ class RaftPeer(NodeActor):
 
     def _snapshot_meta(self, state: StateStore) -> tuple[int, int, tuple[str, ...], tuple[str, ...]]:
         c, index = self.core, state.applied_index
-        return index, c.term_at(index) or 0, c.voters, c.learners
+        return (index, c.term_at(index) or 0, tuple(member(v, c.address_of(v)) for v in c.voters),
+                tuple(member(v, c.address_of(v)) for v in c.learners))
 
     def _restored(self, index: int) -> None:
         """An operator's snapshot restore was applied at *index*: the leader re-asserts its leadership.
@@ -860,7 +967,7 @@ class RaftPeer(NodeActor):
         # flush and almost never finds a change, so the RaftInfo is built
         # only when there is one to tell.
         c = self.core
-        key = (c.role == LEADER, c.term, c.leader, c.voters, c.learners)
+        key = (c.role == LEADER, c.term, c.leader, c.voters, c.learners, c.addrs)
         if key == self._pushed_key:
             return
         self._pushed_key = key
@@ -880,7 +987,7 @@ class RaftPeer(NodeActor):
             self._answer(reply, None, NO_LEADER)
             return
         req_id = self._new_forward("apply", reply, None)
-        self.send(core.leader, self.name, ForwardApply(req_id=req_id, origin=self.env.node,
+        self.send(self._route(core.leader), self.name, ForwardApply(req_id=req_id, origin=self.env.node,
                                                        origin_actor=self.name, data=data))
 
     def _forwarded_apply(self, m: ForwardApply) -> None:
@@ -890,7 +997,7 @@ class RaftPeer(NodeActor):
             return  # a duplicate of a write already taken: its answer goes (or went) to the original
         if self.core.role != LEADER:
             self.send(m.origin, m.origin_actor, ApplyResult(req_id=m.req_id, ok=False, index=0,
-                                                            error="not leader", leader=self.core.leader))
+                                                            error="not leader", leader=self._leader_addr()))
             return
         self._seen_forwards.add(key)
         self._seen_order.append((self.env.now() + 2 * self.cfg.forward_timeout_s, key))
@@ -916,7 +1023,7 @@ class RaftPeer(NodeActor):
                     self._answer(reply, None, error)
                 else:
                     self.send(remote[0], remote[1], ApplyResult(req_id=remote[2], ok=False, index=0,
-                                                                error=error, leader=core.leader))
+                                                                error=error, leader=self._leader_addr()))
             return
         first, term = res
         for i, (_, reply, remote) in enumerate(batch):
@@ -930,9 +1037,16 @@ class RaftPeer(NodeActor):
 
     def _change(self, m: ChangeMembership) -> None:
         if self.core.role != LEADER:
+            if m.op == "remove" and self.core.leader:
+                # An operator's remove-peer asked of a follower: the leader makes it, as Nomad
+                # forwards the Operator.RaftRemovePeerByID RPC to the leader.
+                req_id = self._new_forward("change", m.reply, None)
+                self.send(self._leader_addr(), self.name, ForwardConfigChange(
+                    req_id=req_id, origin=self.env.node, origin_actor=self.name, op="remove", node=m.node))
+                return
             self._answer(m.reply, None, "not leader" if self.core.leader else NO_LEADER)
             return
-        res = self.core.change_config(m.op, m.node)
+        res = self.core.change_config(m.op, m.node, m.address)
         if isinstance(res, str):
             self._answer(m.reply, None, res)
             return
@@ -943,7 +1057,7 @@ class RaftPeer(NodeActor):
         res = self.core.change_config(m.op, m.node) if self.core.role == LEADER else "not leader"
         if isinstance(res, str):
             self.send(m.origin, m.origin_actor, ApplyResult(req_id=m.req_id, ok=False, index=0, error=res,
-                                                            leader=self.core.leader))
+                                                            leader=self._leader_addr()))
             return
         self._remote[res[0]] = (res[1], m.origin, m.origin_actor, m.req_id)
         self._mark_dirty()
@@ -972,7 +1086,7 @@ class RaftPeer(NodeActor):
         if not core.leader:
             self._answer(m.reply, None, NO_LEADER)
             return
-        self._forward_transfer(m.reply, m.target, core.leader, tries=0)
+        self._forward_transfer(m.reply, m.target, self._leader_addr(), tries=0)
 
     def _forward_transfer(self, reply: Any, target: str, leader: str, tries: int) -> None:
         # The leader answers once the transfer ended, an election timeout or two: wait that long.
@@ -992,7 +1106,7 @@ class RaftPeer(NodeActor):
         self._seen_order.append((self.env.now() + 2 * self.cfg.forward_timeout_s, key))
         if self.core.role != LEADER:
             self.send(m.origin, m.origin_actor, ApplyResult(req_id=m.req_id, ok=False, index=0,
-                                                            error="not leader", leader=self.core.leader))
+                                                            error="not leader", leader=self._leader_addr()))
             return
         self._start_transfer(m.target, None, (m.origin, m.origin_actor, m.req_id))
 
@@ -1044,7 +1158,7 @@ class RaftPeer(NodeActor):
             self._answer(reply, None, error or None)
         else:
             self.send(remote[0], remote[1], ApplyResult(req_id=remote[2], ok=not error, index=0, error=error,
-                                                        leader=self.core.leader))
+                                                        leader=self._leader_addr()))
 
     def _reload(self, raft_multiplier: int, snapshot_threshold: int, snapshot_interval_s: float,
                 trailing_logs: int | None = None) -> None:
@@ -1080,7 +1194,8 @@ class RaftPeer(NodeActor):
         configuration no longer holds us, or when we are the only voter
         (there is no one to hand the data to).
         """
-        core, me = self.core, self.env.node
+        core = self.core
+        me = core.id
         if me not in core.voters + core.learners or core.voters == (me,):
             self._leave_done()
             return
@@ -1096,8 +1211,8 @@ class RaftPeer(NodeActor):
         if core.leader and now - self._leave_asked_at >= self.cfg.leave_retry_s:
             self._leave_asked_at = now
             req_id = self._new_forward("leave", None, None)
-            self.send(core.leader, self.name, ForwardConfigChange(req_id=req_id, origin=me,
-                                                                  origin_actor=self.name, op="remove", node=me))
+            self.send(self._leader_addr(), self.name, ForwardConfigChange(
+                req_id=req_id, origin=self.env.node, origin_actor=self.name, op="remove", node=me))
 
     def _leave_done(self) -> None:
         leave, self._leave = self._leave, None
@@ -1124,13 +1239,13 @@ class RaftPeer(NodeActor):
             self._answer(m.reply, None, NO_LEADER)
             return
         fid = self._new_forward("read", m.reply, m.query)
-        self.send(self.core.leader, self.name, ForwardRead(req_id=fid, origin=self.env.node,
+        self.send(self._leader_addr(), self.name, ForwardRead(req_id=fid, origin=self.env.node,
                                                            origin_actor=self.name))
 
     def _forwarded_read(self, m: ForwardRead) -> None:
         if self.core.role != LEADER:
-            self.send(m.origin, m.origin_actor, ReadIndexResult(req_id=m.req_id, ok=False, index=0,
-                                                                error="not leader", leader=self.core.leader))
+            self.send(m.origin, m.origin_actor, ReadIndexResult(
+                req_id=m.req_id, ok=False, index=0, error="not leader", leader=self._leader_addr()))
             return
         self._next_req += 1
         self._reads[self._next_req] = (None, None, m.origin, m.origin_actor, m.req_id)
@@ -1346,6 +1461,10 @@ class RaftPeer(NodeActor):
     # ============================================================ status
     def status(self) -> dict[str, Any]:
         st = self.core.status()
+        # The API's view (/v1/status/leader and /peers): addresses, as Nomad's; IDs beside them.
+        route = self._route
+        st.update(leader_id=st["leader"], leader=self._leader_addr(), voter_ids=st["voters"],
+                  voters=[route(v) for v in st["voters"]], learners=[route(v) for v in st["learners"]])
         st.update(applied=self.state.applied_index, last_contact=self.last_contact, **self.stats)
         c = self.core  # read-only extras for /v1/agent/self's raft stats (hashicorp/raft Stats())
         st.update(last_term=c.term_at(c.last_index) or 0, snap_term=c.snap_term,
@@ -1365,16 +1484,21 @@ class RaftPeer(NodeActor):
             age = -1.0 if seen is None else now - seen
             rows.append((n, n in c.voters, match, c.term_at(match) or 0, age))
         return RaftHealth(is_leader=c.role == LEADER, term=c.term, leader=c.leader, last_index=c.last_index,
-                          servers=tuple(rows))
+                          servers=tuple(rows),
+                          addresses=tuple((n, self._route(n)) for n in sorted(c.voters + c.learners)))
 
     def info(self) -> RaftInfo:
-        c = self.core
-        return RaftInfo(is_leader=c.role == LEADER, term=c.term, leader=c.leader, voters=c.voters,
-                        learners=c.learners)
+        c, route = self.core, self._route
+        return RaftInfo(is_leader=c.role == LEADER, term=c.term, leader=self._leader_addr(),
+                        voters=tuple(route(v) for v in c.voters),
+                        learners=tuple(route(v) for v in c.learners),
+                        leader_id=c.leader, self_id=c.id,
+                        servers=tuple((n, route(n), n in c.voters) for n in sorted(c.voters + c.learners)))
 
     def configuration(self) -> list[dict[str, Any]]:
+        """The Raft configuration as Nomad's operator API shows it: each server's ID and address."""
         c = self.core
-        return [{"ID": n, "Address": n, "Leader": n == c.leader, "Voter": n in c.voters}
+        return [{"ID": n, "Address": self._route(n), "Leader": n == c.leader, "Voter": n in c.voters}
                 for n in sorted(c.voters + c.learners)]
 
 
@@ -1398,5 +1522,5 @@ _FAST_RECEIVE: dict[type, Any] = {
 
 
 __all__ = ["CONFIG", "NO_LEADER", "Bootstrap", "ChangeMembership", "HealthQuery", "InfoQuery", "Propose",
-           "RaftConfig", "RaftError", "RaftHealth", "RaftInfo", "RaftPeer", "Read", "SnapshotRead", "Transfer",
-           "Watch", "raft_config"]
+           "RaftConfig", "RaftError", "RaftHealth", "RaftInfo", "RaftPeer", "Read", "ServerAddresses",
+           "SnapshotRead", "Transfer", "Watch", "raft_config"]

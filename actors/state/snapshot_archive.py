@@ -83,8 +83,10 @@ def snapshot_id(term: int, index: int, created_ms: int) -> str:
 def encode(state: bytes, *, index: int, term: int, created_ms: int, voters: tuple[str, ...] = (),
            learners: tuple[str, ...] = ()) -> bytes:
     """The archive of *state* taken at Raft *index* / *term* (deterministic for equal arguments)."""
-    servers = [{"Suffrage": 0, "ID": s, "Address": s} for s in voters] + \
-              [{"Suffrage": 1, "ID": s, "Address": s} for s in learners]
+    # Members as a Raft snapshot names them: "ID@address", or an address alone that is also the ID.
+    servers = [{"Suffrage": suffrage, "ID": sid, "Address": addr or sid}
+               for suffrage, group in ((0, voters), (1, learners))
+               for sid, _, addr in (s.partition("@") for s in group)]
     meta = {"Version": ARCHIVE_VERSION, "ID": snapshot_id(term, index, created_ms), "Index": index,
             "Term": term, "Peers": None, "Configuration": {"Servers": servers}, "ConfigurationIndex": 0,
             "Size": len(state)}
