@@ -578,21 +578,15 @@ def raft_remove_peer(req: Request, api: Api) -> Any:
         raise CodedError(404, INVALID_METHOD)  # Nomad's OperatorRaftPeer: a 404, not a 405
     from actors.raft.peer import ChangeMembership, RaftError
 
-    ids, addresses = req.query.get("id") or [""], req.query.get("address") or [""]
-    if ids[0] and addresses[0]:
-        raise CodedError(400, "Must specify only one of ?id or ?address")
-    if not ids[0] and not addresses[0]:
-        raise CodedError(400, "Must specify either ?id with the server's ID or ?address with IP:port of "
-                              "peer to remove")
+    # Nomad (Raft protocol 3) removes by ID only; an address is refused whatever else is given.
+    if "address" in req.query:
+        raise CodedError(400, "Removing a peer by address is not supported in the current raft protocol version")
+    ids = req.query.get("id") or [""]
+    if "id" not in req.query:
+        raise CodedError(400, "Must specify the peer's ID to remove")
     # As Nomad's operator endpoint: a server not in the configuration is likely a typo, said so.
     servers = api.ask("raft", "configuration")
-    if addresses[0]:  # the server at that address, by its ID (Raft removes by ID)
-        found = next((s["ID"] for s in servers if s.get("Address") == addresses[0]), None)
-        if found is None:
-            raise CodedError(500, f"address {json.dumps(addresses[0])} was not found in the Raft "
-                                  "configuration")
-        ids = [found]
-    elif ids[0] not in {s.get("ID") for s in servers}:
+    if ids[0] not in {s.get("ID") for s in servers}:
         raise CodedError(500, f"id {json.dumps(ids[0])} was not found in the Raft configuration")
     fut = api.env.make_future()
     api.env.lookup("raft").tell(ChangeMembership(op="remove", node=ids[0], reply=fut))

@@ -239,20 +239,15 @@ def raft_list_peers(addr: str, args: list[str]) -> str:
 
 
 def raft_remove_peer(addr: str, args: list[str]) -> str:
-    """Nomad's ``operator raft remove-peer``: ``-peer-id`` (Raft protocol 3) or ``-peer-address``."""
+    """Nomad's ``operator raft remove-peer -peer-id``: Raft protocol 3 removes a server by its ID only."""
     from runtime.cli_jobs import parse_flags
 
-    flags, rest = parse_flags(args, {"peer-id": str, "peer-address": str})
+    flags, rest = parse_flags(args, {"peer-id": str})
     if rest:
         raise CliError("This command takes no arguments")
-    peer, address = flags.get("peer-id", ""), flags.get("peer-address", "")
-    if not peer and not address:
-        raise CliError("an address or id is required for the peer to remove")
-    if peer and address:
-        raise CliError("cannot give both an address and id")
-    if address:
-        call(addr, "DELETE", "/v1/operator/raft/peer", address=address)
-        return f"Removed peer with address {json.dumps(address)}"
+    peer = flags.get("peer-id", "")
+    if not peer:
+        raise CliError("Missing peer id required")
     call(addr, "DELETE", "/v1/operator/raft/peer", id=peer)
     return f"Removed peer with id {json.dumps(peer)}"
 

@@ -618,9 +618,9 @@ _c("operator raft logs", "[options] <path>", "Print a stopped server's Raft log"
    "Prints each entry of the Raft log under a stopped server's data directory as JSON, one a line.",
    ("-pretty", "Indent each entry's JSON."), general=False)
 _c("operator raft remove-peer", "[options]", "Remove a server from the Raft configuration",
-   "Removes a server, named by its Raft ID or its Raft address, from the Raft configuration.",
-   ("-peer-id <id>", "The Raft ID of the server to remove (`operator raft list-peers` shows it)."),
-   ("-peer-address <host:port>", "The Raft address of the server to remove."))
+   "Removes the server with the given -peer-id from the Raft configuration (Raft protocol 3 removes by "
+   "ID only).",
+   ("-peer-id <id>", "The Raft ID of the server to remove (`operator raft list-peers` shows it)."))
 _c("operator raft state", "[options] <path>", "Print a stopped server's state",
    "Rebuilds the state of a stopped server from its Raft store and prints its tables as JSON.",
    ("-last-index <index>", "Apply the log only up to this index (0 or less counts back from the last)."),
