@@ -580,7 +580,8 @@ def raft_remove_peer(req: Request, api: Api) -> Any:
 
     # Nomad (Raft protocol 3) removes by ID only; an address is refused whatever else is given.
     if "address" in req.query:
-        raise CodedError(400, "Removing a peer by address is not supported in the current raft protocol version")
+        raise CodedError(400, "Removing a peer by address is not supported in the current raft protocol "
+                              "version")
     ids = req.query.get("id") or [""]
     if "id" not in req.query:
         raise CodedError(400, "Must specify the peer's ID to remove")

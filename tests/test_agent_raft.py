@@ -32,8 +32,8 @@ def test_single_server_leads_and_reports_itself_as_the_only_peer(agents, tmp_pat
     assert conf["Servers"][0] | {"Node": "x"} == {"ID": ident, "Address": me, "Leader": True, "Voter": True,
                                                   "Node": "x", "RaftProtocol": "3"}
     status, body, _ = a.get("/v1/operator/raft/peer?address=1.2.3.4:4647", method="DELETE")
-    assert (status, body) == (400, b"Removing a peer by address is not supported in the current raft protocol "
-                                   b"version")
+    assert (status, body) == (400, b"Removing a peer by address is not supported in the current raft "
+                                   b"protocol version")
     status, body, _ = a.get("/v1/operator/raft/peer?id=1.2.3.4:4647", method="DELETE")  # a typo'd ID
     assert (status, body) == (500, b'id "1.2.3.4:4647" was not found in the Raft configuration')
     assert _json(a, "/v1/status/peers") == [me]
