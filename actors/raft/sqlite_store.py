@@ -42,7 +42,9 @@ whole hub (every actor of the process) for the length of an fsync.
 With ``use_threadpool=True`` every call runs in the store's own OS thread
 (:class:`_DiskThread`; gevent's threadpool until its hand-offs were measured
 on the commit path): the Raft actor's greenlet waits, the other greenlets run
-during the fsync.  See benchmarks/fsync_bench.py for what it costs and buys.
+during the fsync -- except a lone small append (``save(idle=True)``, see
+:data:`INLINE_SAVE_MAX_ENTRIES`), written in the caller's thread.  See
+benchmarks/fsync_bench.py for what it costs and buys.
 """
 
 from __future__ import annotations
@@ -115,11 +117,14 @@ DISK_WAIT_GRACE_S = 1.0
 # the same transaction and the same fsync, without the hand-off to the disk
 # thread and back (a futex wake, the thread taking the GIL, an eventfd and a
 # hub turn: ~3 context switches and 10-40 us of CPU per save on this 2-core
-# VM).  That is the whole of a sequential client's write on every server,
-# where nothing else could run during the fsync anyway: measured with
-# nomad-bench raft's sequential phase, p50 0.53 -> 0.47 ms.  A larger batch
-# (a loaded leader's group commit) still goes to the thread so the hub keeps
-# reading the network during the fsync.
+# VM).  That is the whole of a sequential client's write on every server:
+# nomad-bench raft's sequential p50 went 0.53 -> 0.47 ms (fsync on) and
+# 0.33-0.42 -> 0.24-0.25 ms with the data on tmpfs.  The price: the process's
+# other greenlets wait for that one fsync (0.1-0.3 ms) as for any actor's
+# turn.  Under load the inbox is rarely empty and batches are larger (in the
+# bench, from 32 writes in flight on, every save went to the thread), so a
+# loaded leader's group commit still runs beside the hub, which keeps
+# reading the network and gathering the next batch during the fsync.
 INLINE_SAVE_MAX_ENTRIES = 8
 _GRACE_OVER = object()  # what the grace timer hands a waiting _Job.get()
 
