@@ -742,3 +742,36 @@ def test_threadpool_saves_finish_while_greenlets_keep_the_hub_busy(tmp_path):
         for g in busy:
             g.kill()
         s.close()
+
+
+def test_threadpool_store_writes_a_small_idle_save_in_the_callers_thread(tmp_path):
+    # save(idle=True) of a few entries skips the disk thread (same transaction and
+    # fsync); a larger batch, or any save not marked idle, still goes to the thread.
+    import threading
+
+    from actors.raft.sqlite_store import INLINE_SAVE_MAX_ENTRIES
+
+    s = SqliteStorage(str(tmp_path / "raft.db"), use_threadpool=True)
+    threads: list[int] = []
+    real = s._save
+
+    def spy(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    s._save = spy  # type: ignore[method-assign]
+    try:
+        s.save(entries=ents(1, 1), idle=True)
+        s.save(entries=ents(2, 2))
+        n = INLINE_SAVE_MAX_ENTRIES + 1
+        s.save(entries=ents(3, 2 + n), idle=True)
+        s.save(hard_state=(2, "n1"), entries=ents(3 + n, 3 + n), idle=True)
+        with pytest.raises(ValueError):  # the checks hold in the caller's thread too
+            s.save(entries=ents(9 + n, 9 + n), idle=True)
+        here = threading.get_ident()
+        assert [t == here for t in threads] == [True, False, False, False, True]
+    finally:
+        s.close()
+    s = SqliteStorage(str(tmp_path / "raft.db"))
+    assert s.load() == (2, "n1", None, ents(1, 3 + n))
+    s.close()

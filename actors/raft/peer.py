@@ -775,8 +775,9 @@ class RaftPeer(NodeActor):
         metrics = self.metrics
         if r.hard_state or r.snapshot or r.truncate_from is not None or r.entries:
             t0 = self.env.now() if metrics is not None else 0.0
+            # idle: no other mail waits, so a small save may skip the store's disk thread.
             self.storage.save(hard_state=r.hard_state, snapshot=r.snapshot, truncate_from=r.truncate_from,
-                              entries=r.entries)
+                              entries=r.entries, idle=self.actor_inbox.empty())
             self.stats["entries_persisted"] += len(r.entries)
             if metrics is not None and r.entries:
                 # hashicorp: the leader's own log write, and a follower's in AppendEntries.

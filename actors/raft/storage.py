@@ -69,10 +69,14 @@ class RaftStorage(Protocol):
         ...
 
     def save(self, *, hard_state: tuple[int, str] | None, snapshot: Snapshot | None,
-             truncate_from: int | None, entries: list[Entry]) -> None:
+             truncate_from: int | None, entries: list[Entry], idle: bool = False) -> None:
         """Atomically and durably (synced before return): set term/vote if given; if snapshot given,
         store it (replacing the previous one) and delete log entries with index <= snapshot index;
-        then delete entries with index >= truncate_from if given; then append entries."""
+        then delete entries with index >= truncate_from if given; then append entries.
+
+        *idle* is a hint, never a change of durability: the caller has nothing else waiting
+        (its inbox is empty), so a store that hands its writes to a thread of its own may
+        write a small save in the caller's thread instead and skip the hand-off."""
         ...
 
     def compact(self, snapshot: Snapshot, keep_from: int | None = None) -> None:
@@ -155,7 +159,8 @@ class MemoryStorage:
         return s.term, s.vote, s.snapshot, list(s.log)
 
     def save(self, *, hard_state: tuple[int, str] | None = None, snapshot: Snapshot | None = None,
-             truncate_from: int | None = None, entries: list[Entry] | tuple[Entry, ...] = ()) -> None:
+             truncate_from: int | None = None, entries: list[Entry] | tuple[Entry, ...] = (),
+             idle: bool = False) -> None:
         s = self._live
         snap_index = s.snapshot[0] if s.snapshot is not None else 0
         if snapshot is not None:
