@@ -241,7 +241,7 @@ def test_a_leadership_transfer_needs_a_management_token(agent, management):
     operator = client_token(agent, management, "ops-transfer", "operator-write",
                             'operator { policy = "write" }')["SecretID"]
     leader = call(port, "GET", "/v1/status/leader").json()
-    path = f"/v1/operator/raft/transfer-leadership?id={leader}"
+    path = f"/v1/operator/raft/transfer-leadership?address={leader}"
     for token in ("", operator):  # Nomad: IsManagement, not operator:write
         assert (call(port, "PUT", path, token=token).status, token) == (403, token)
     r = call(port, "PUT", path, token=management)
