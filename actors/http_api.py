@@ -867,11 +867,27 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
+# One decoder for every body: json.loads with a keyword builds a new decoder and scanner each call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def _loads(raw: bytes | str) -> Any:
+    """``json.loads(raw, parse_constant=_no_constant)`` on the shared decoder (the same checks, the same
+    errors: a str opening with a BOM is refused, bytes are decoded as json.loads detects them)."""
+    if isinstance(raw, str):
+        if raw.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
+        return _DECODER.decode(raw)
+    if not isinstance(raw, (bytes, bytearray)):
+        raise TypeError(f"the JSON object must be str, bytes or bytearray, not {raw.__class__.__name__}")
+    return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+
+
 def decode_json(raw: bytes | str) -> Any:
     """``json.loads`` for a request body; nested past :data:`MAX_JSON_DEPTH` it is malformed
     too (a ValueError, Go's ``exceeded max depth``), so no handler answers it with a 500."""
     try:
-        value = json.loads(raw, parse_constant=_no_constant)
+        value = _loads(raw)
     except RecursionError:
         raise ValueError("exceeded max depth") from None
     # A document holding no more opening brackets than the limit cannot nest deeper than it (a bracket
