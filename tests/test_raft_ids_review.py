@@ -115,3 +115,113 @@ def test_a_stale_answer_from_a_removed_server_is_not_credited_to_the_new_member_
     core.persisted(core.last_index)
     core.step(AppendResp(term=core.term, follower="10.0.0.2:4647", success=True, match_index=core.last_index))
     assert core.progress["id-9"].match == 0
+
+
+# ------------------------------------------------------------ a seeded simulation property
+
+
+class _View:
+    """What sim.raft_cluster.RaftChecker reads: the running servers' RaftPeers, by server ID."""
+
+    def __init__(self, c) -> None:
+        self.c = c
+
+    def live_peers(self) -> dict:
+        c = self.c
+        return {sid: c.peer(sid) for sid in sorted(c.addr) if c.sched.nodes[c.addr[sid]].up}
+
+
+def _property_run(seed: int) -> None:
+    from sim.raft_cluster import RaftChecker
+    from tests.test_raft_server_ids import _Cluster
+
+    rng = random.Random(seed)
+    c = _Cluster(3, seed=seed)
+    ids = ("id-1", "id-2", "id-3")
+    for sid in ids:
+        c.gossip(_server_event(f"s{sid[-1]}.global", sid, c.addr[sid]))
+    checker, view = RaftChecker(), _View(c)
+
+    def step(seconds: float) -> None:
+        for _ in range(max(1, int(seconds / 0.05))):
+            c.sched.run_for(0.05)
+            checker.check(view)
+
+    assert c.sched.run_until(lambda: c.leader() is not None, 20.0)
+    mover, move_at = rng.choice(ids), rng.randrange(5)
+    for rnd in range(5):
+        if rnd == move_at:  # restarted at a new address: gossip sees the same ID there
+            c.stop(mover)
+            step(rng.uniform(0.2, 1.5))
+            c.start(mover, "10.0.0.9:4647")
+            c.gossip(_server_event(f"s{mover[-1]}.global", mover, "10.0.0.9:4647"))
+        elif rng.random() < 0.5:
+            victim = rng.choice(ids)
+            c.stop(victim)
+            step(rng.uniform(0.5, 3.0))
+            c.sched.nodes[c.addr[victim]].restart()
+        else:
+            cut = c.addr[rng.choice(ids)]
+            c.sched.network.partition([cut], [a for a in c.sched.nodes if a != cut])
+            step(rng.uniform(0.5, 3.0))
+            c.sched.network.heal()
+        step(rng.uniform(0.5, 2.0))
+    want = [(sid, c.addr[sid], True) for sid in ids]
+
+    def converged() -> bool:
+        checker.check(view)
+        lead = c.leader()
+        return lead is not None and all(
+            sorted((r["ID"], r["Address"], r["Voter"]) for r in c.peer(s).configuration()) == want
+            and c.peer(s).core.commit == c.peer(lead).core.commit for s in ids)
+    assert c.sched.run_until(converged, 60.0), (seed, [c.peer(s).configuration() for s in ids])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_servers_with_ids_one_moved_mid_run_with_crashes_and_partitions_stay_safe_and_reconverge(seed):
+    _property_run(seed)
+
+
+def _legacy_property_run(seed: int) -> None:
+    """Three servers whose data predates IDs, migrated to node IDs while one crashes and restarts."""
+    from sim.raft_cluster import RaftChecker
+    from tests.test_raft_server_ids import _Cluster
+
+    rng = random.Random(seed)
+    addrs = tuple(f"10.0.0.{i}:4647" for i in (1, 2, 3))
+    ids = ("id-1", "id-2", "id-3")
+    c = _Cluster(0, seed=seed)
+    for sid, addr in zip(ids, addrs, strict=True):
+        c.disks[sid] = disk = MemoryStorage()
+        disk.save(hard_state=(1, ""), entries=_legacy_log(addrs))
+        c.start(sid, addr)
+    for sid, addr in zip(ids, addrs, strict=True):
+        c.gossip(_server_event(f"s{sid[-1]}.global", sid, addr))
+    checker, view = RaftChecker(), _View(c)
+    for _ in range(rng.randrange(10, 80)):
+        c.sched.run_for(0.05)
+        checker.check(view)
+    victim = rng.choice(ids)
+    c.stop(victim)
+    c.gossip(_server_event(f"s{victim[-1]}.global", victim, c.addr[victim], status="failed"))
+    for _ in range(rng.randrange(10, 60)):
+        c.sched.run_for(0.05)
+        checker.check(view)
+    c.sched.nodes[c.addr[victim]].restart()
+    c.gossip(_server_event(f"s{victim[-1]}.global", victim, c.addr[victim]))
+
+    def migrated() -> bool:
+        checker.check(view)
+        lead = c.leader()
+        if lead is None:
+            return False
+        want = sorted(c.peer(s).core.id for s in ids)
+        views = [sorted((r["ID"], r["Voter"]) for r in c.peer(s).configuration()) for s in ids]
+        return all(v == [(w, True) for w in want] for v in views) and \
+            sum(c.peer(s).core.id == s for s in ids) == 2
+    assert c.sched.run_until(migrated, 60.0), (seed, [c.peer(s).configuration() for s in ids])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_an_address_keyed_cluster_migrates_to_node_ids_through_a_crash(seed):
+    _legacy_property_run(seed)
