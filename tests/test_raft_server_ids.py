@@ -363,6 +363,8 @@ def test_a_server_known_by_its_address_alone_is_re_added_by_its_node_id_one_at_a
               ("10.0.0.3:4647", "10.0.0.3:4647", True))
     m, env = _leader_membership(legacy)
     m.info = replace(m.info, self_id="10.0.0.1:4647")  # the leader keeps its address as its ID
+    m.receive(_server_event("s3.global", "id-3", "10.0.0.3:4647"))  # waits: s2 not known alive yet
+    assert _changes(env) == []
     m.receive(_server_event("s2.global", "id-2", "10.0.0.2:4647"))
     assert _changes(env) == [("remove", "10.0.0.2:4647", "")]
     from actors.raft.peer import RaftInfo

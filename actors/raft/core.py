@@ -59,13 +59,22 @@ MEMBER_SEP = "@"
 
 
 def member(server_id: str, address: str) -> str:
-    """One snapshot member entry: ``ID@address``, or ``ID`` when the address is the ID."""
-    return server_id if not address or address == server_id else f"{server_id}{MEMBER_SEP}{address}"
+    """One snapshot member entry: ``ID@address``, or ``ID`` when the address is the ID.
+
+    Split at the last '@' (``parse_member``): an ID may hold one, an address (host:port, IPv6
+    ``[::1]:4647``) never does, so one that does is refused rather than stored ambiguously."""
+    if not address or address == server_id:
+        if MEMBER_SEP in server_id:
+            raise ValueError(f"server address {server_id!r} must not contain {MEMBER_SEP!r}")
+        return server_id
+    if MEMBER_SEP in address:
+        raise ValueError(f"server address {address!r} must not contain {MEMBER_SEP!r}")
+    return f"{server_id}{MEMBER_SEP}{address}"
 
 
 def parse_member(entry: str) -> tuple[str, str]:
     """(ID, address) of a snapshot member entry; an old address-only one is its own ID."""
-    sid, sep, addr = entry.partition(MEMBER_SEP)
+    sid, sep, addr = entry.rpartition(MEMBER_SEP)
     return (sid, addr) if sep and addr else (entry, entry)
 
 

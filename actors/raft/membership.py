@@ -351,7 +351,7 @@ class ServerMembership(NodeActor):
                     op="add_learner", node=sid, reply=None, address="" if sid == addr else addr))
                 return  # one change at a time; the next reconcile does the next
             if (status == "alive" and key == addr and sid != addr and key != me and not learners
-                    and len(voters) > 1):
+                    and len(voters) > 1 and self._others_alive(voters, cfg, key, me)):
                 # Known by its address (a configuration from before IDs): Nomad's addRaftPeer
                 # removes the entry with its address and adds it back by its ID, as a non-voter
                 # promoted once stable.  One at a time: none while another is still a non-voter.
@@ -377,6 +377,13 @@ class ServerMembership(NodeActor):
                 log.info("%s: removing server %s (%s) from Raft: %s", self.env.node, name, addr, why)
                 self.send(self.env.node, self.raft, ChangeMembership(op="remove", node=key, reply=None))
                 return
+
+    def _others_alive(self, voters: set[str], cfg: dict[str, str], leaving: str, me: str) -> bool:
+        """Every voter but *leaving* and this leader is alive in gossip (by ID or address): removing
+        *leaving* to re-add it by its ID shrinks the quorum's pool, which a down voter could leave
+        without a majority (3 voters, one down: the remaining two must both answer)."""
+        alive = {x for a, st, _, i in self.servers.values() if st == "alive" for x in (a, i)}
+        return all(v in alive or cfg.get(v, v) in alive for v in voters if v not in (leaving, me))
 
     # ------------------------------------------------------------ the replicated configuration
     def _watch_config(self) -> None:

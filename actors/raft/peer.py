@@ -347,8 +347,8 @@ class RaftPeer(NodeActor):
         self.server_id = server_id or env.node
         self._gossip_addrs: dict[str, str] = {}  # ServerAddresses: ID -> where gossip saw it
         # Raft knows this server by its address (a configuration written before IDs) until the
-        # leader replaces that entry with one by its server ID (_take_own_id).
-        self._legacy_id = False
+        # leader replaces that entry with one by its server ID (_take_own_id): that old name, or "".
+        self._legacy_id = ""
         self.cfg = config or RaftConfig()
         # The agent's registry (actors.metrics.Metrics), under hashicorp
         # raft's and Nomad's metric names; None (simulations, benchmarks):
@@ -459,16 +459,14 @@ class RaftPeer(NodeActor):
         if addr in members and core.address_of(addr) == addr:
             log.info("%s: the Raft configuration predates server IDs: this server keeps its address "
                      "as its Raft ID until the leader re-adds it by its node ID %s", addr, me)
-            core.id = addr
-            self._legacy_id = True
+            core.id = self._legacy_id = addr
             return
         if len(members) == 1 and core.address_of(members[0]) == members[0]:
             # A one-server configuration from before IDs, naming an address this server no
             # longer has: none but this server wrote it (each server has its own data dir).
             log.info("%s: the Raft configuration predates server IDs and names this server by its "
                      "former address %s: it keeps that as its Raft ID", addr, members[0])
-            core.id = members[0]
-            self._legacy_id = True
+            core.id = self._legacy_id = members[0]
             return
         log.warning("%s: this server (Raft ID %s) is not in the stored Raft configuration (%s): it "
                     "cannot elect itself and waits for a leader to add it", addr, me,
@@ -478,16 +476,33 @@ class RaftPeer(NodeActor):
         """A server known by its address (see _find_self) takes its own ID once the configuration
         no longer names it by its address: the leader removed that entry to add it back by its ID,
         as Nomad's addRaftPeer replaces a member with the same address and another ID."""
-        core = self.core
+        core, old, new = self.core, self._legacy_id, self.server_id
         members = core.voters + core.learners
-        if core.role == LEADER or not members or core.id in members:
+        if core.role == LEADER or not members:
             return
-        old, self._legacy_id = core.id, False
-        log.info("%s: the Raft configuration no longer names this server by its address: its Raft ID "
-                 "is now %s", self.env.node, self.server_id)
-        core.id = self.server_id
+        if new in members:
+            if core.id == old:  # re-added by its ID before it saw its removal
+                self._rename(old, new)
+            if new in sum(core._committed_config(), ()):
+                self._legacy_id = ""  # committed: no truncation brings the old name back
+            return
+        if core.id == old and old not in members:
+            log.info("%s: the Raft configuration no longer names this server by its address: its Raft ID "
+                     "is now %s", self.env.node, new)
+            self._rename(old, new)
+        elif core.id == new and old in members:
+            # The removal of the old name was not committed and a new leader truncated it: the
+            # configuration names this server by its address again, and so does it (else neither
+            # name would be its own and its vote and acknowledgements would count for no member).
+            log.info("%s: the Raft configuration names this server by its address %s again", self.env.node,
+                     old)
+            self._rename(new, old)
+
+    def _rename(self, old: str, new: str) -> None:
+        core = self.core
+        core.id = new
         if core.vote == old:
-            core.vote = self.server_id  # its own vote of this term, under its new name
+            core.vote = new  # its own vote of this term, under its new name
         self._mark_dirty()
 
     def _route(self, server_id: str) -> str:

@@ -83,10 +83,11 @@ def snapshot_id(term: int, index: int, created_ms: int) -> str:
 def encode(state: bytes, *, index: int, term: int, created_ms: int, voters: tuple[str, ...] = (),
            learners: tuple[str, ...] = ()) -> bytes:
     """The archive of *state* taken at Raft *index* / *term* (deterministic for equal arguments)."""
-    # Members as a Raft snapshot names them: "ID@address", or an address alone that is also the ID.
-    servers = [{"Suffrage": suffrage, "ID": sid, "Address": addr or sid}
+    # Members as a Raft snapshot names them: "ID@address", or an address alone that is also the ID
+    # (split at the last '@', as actors.raft.core.parse_member: an address never holds one).
+    servers = [{"Suffrage": suffrage, "ID": sid if sep else addr, "Address": addr}
                for suffrage, group in ((0, voters), (1, learners))
-               for sid, _, addr in (s.partition("@") for s in group)]
+               for sid, sep, addr in (s.rpartition("@") for s in group)]
     meta = {"Version": ARCHIVE_VERSION, "ID": snapshot_id(term, index, created_ms), "Index": index,
             "Term": term, "Peers": None, "Configuration": {"Servers": servers}, "ConfigurationIndex": 0,
             "Size": len(state)}
