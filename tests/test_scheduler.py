@@ -2143,3 +2143,28 @@ def test_allocation_ids_are_uuid5s_of_the_evaluation_name_and_sequence() -> None
         name = f"job-{r.randrange(99)}.g{'é' if i % 5 == 0 else ''}[{r.randrange(5000)}]"
         n = r.randrange(100_000)
         assert alloc_id(ev, name, n) == str(uuid.uuid5(ALLOC_NS, f"{ev}/{name}/{n}"))
+
+
+def test_a_group_that_failed_once_is_not_searched_again_for_its_other_placements(monkeypatch) -> None:
+    """Nomad's computePlacements: once a group is in FailedTGAllocs, its remaining placements only add
+    to CoalescedFailures; the node search is not run for each of them."""
+    from actors.scheduler import scheduler as sched
+
+    searched: list[str] = []
+    real = sched._Placer.select
+
+    def counting(self, group, *args, **kwargs):  # type: ignore[no-untyped-def]
+        searched.append(group["Name"])
+        return real(self, group, *args, **kwargs)
+
+    monkeypatch.setattr(sched._Placer, "select", counting)
+    dh = {"LTarget": "", "RTarget": "true", "Operand": "distinct_hosts"}
+    c = Cluster()
+    for i in range(2):
+        c.node(i)
+    c.register(**_two_groups("api", 5, [], group_cons=[dh]))
+    c.schedule()
+    ev = next(e for e in c.state.tables["evals"].values() if e["JobID"] == "api" and e.get("FailedTGAllocs"))
+    assert {g: m["CoalescedFailures"] for g, m in ev["FailedTGAllocs"].items()} == {"a": 2, "b": 2}
+    assert len(c.running("api")) == 4
+    assert searched.count("a") == 3 and searched.count("b") == 3  # two placed, one failed, two counted

@@ -1750,6 +1750,14 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                                          or prev.get("JobVersion", 0) != job.get("Version", 0)):
                     _unstop(plan, placer, prev)
                 continue
+            if metrics is not None:
+                # Nomad's computePlacements: once a group has failed, its other placements are only
+                # counted (CoalescedFailures), the stack not run again for them; the allocation one
+                # would have replaced keeps running.
+                failed += 1
+                if prev is not None:
+                    _unstop(plan, placer, prev)
+                continue
             penalized = frozenset()
             if prev is not None:  # Nomad's getSelectOptions: not where it failed, nor where it was before
                 penalized = frozenset({*((prev.get("NodeID", ""),) if prev.get("ClientStatus") == "failed"
