@@ -617,6 +617,7 @@ class Scheduler:
         pykka_envelope, message_cls, timer_fired = _PykkaEnvelope, wire.Message, TimerFired
         net = self.network
         deliver, decode_envelope, net_cut, net_stats = net.deliver_fn, net._decode_envelope, net._cut, net.stats
+        inflight_pop = net._inflight.pop
         nodes, wire_error = self.nodes, wire.WireError
         exc_info = sys.exc_info
         steps = messages = 0
@@ -682,11 +683,15 @@ class Scheduler:
                         if net_cut or node is None or not node.up:
                             fn(*args)
                             continue
-                        try:
-                            _, name, msg = decode_envelope(args[2])
-                        except wire_error:
-                            fn(*args)
-                            continue
+                        hit = inflight_pop(args[2], None)
+                        if hit is not None:
+                            name, msg = hit
+                        else:
+                            try:
+                                _, name, msg = decode_envelope(args[2])
+                            except wire_error:
+                                fn(*args)
+                                continue
                         net_stats["delivered"] += 1
                         ref = node.actors.get(name)
                         if ref is None or ref.actor_inbox.stopped:
