@@ -170,3 +170,21 @@ def test_the_leader_fails_a_deployment_at_its_progress_deadline_not_an_interval_
     assert deployments(c)[-1]["StatusDescription"] == "Failed due to progress deadline"
     assert by <= c.sched.now <= by + 0.6, (by, c.sched.now)
     c.close()
+
+
+def test_plan_of_a_canary_that_does_not_fit_still_counts_it_as_a_canary() -> None:
+    """Nomad's DesiredTGUpdates come from the reconciler: a canary that then finds no node is one of
+    its Canary (reported apart in FailedTGAllocs), never a Place."""
+    from actors.scheduler.dryrun import plan_job
+    from actors.scheduler.job import canonical_job
+
+    c = Cluster()
+    c.node(0, cpu=1000)
+    c.register(**service(count=1, cpu=600, Update={"Canary": 1}))
+    c.schedule()
+    _health(c)
+    plan = plan_job(c.state, canonical_job(service(count=1, cpu=700, Update={"Canary": 1})), True, c.now)
+    assert plan["FailedTGAllocs"]["g"]["CoalescedFailures"] == 0  # the canary: no room beside the old one
+    u = plan["Annotations"]["DesiredTGUpdates"]["g"]
+    assert (u["Canary"], u["Place"], u["Ignore"]) == (1, 0, 1), u
+    assert plan["Diff"]["TaskGroups"][0]["Updates"] == {"canary": 1, "ignore": 1}

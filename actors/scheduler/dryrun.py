@@ -55,9 +55,11 @@ def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> d
     tables["jobs"] = {**state.tables["jobs"], job["ID"]: candidate}
     ev = {"ID": PLAN_EVAL_ID, "JobID": job["ID"], "Type": job["Type"], "Status": "pending"}
     job_allocs = state.job_allocs(job["ID"])
+    failed_canaries: dict[str, int] = {}
     plan = compute_plan(tables, ev, job_allocs, state.node_allocs, state.sorted_ids("nodes"),
-                        state.node_usage, ready_by_dc=state.ready_nodes_by_dc)
-    updates = _updates(candidate, job_allocs, plan)
+                        state.node_usage, ready_by_dc=state.ready_nodes_by_dc,
+                        failed_canaries=failed_canaries)
+    updates = _updates(candidate, job_allocs, plan, failed_canaries)
     return {"Annotations": {"DesiredTGUpdates": updates, "PreemptedAllocs": None},
             "FailedTGAllocs": plan["Failed"] or None,
             "JobModifyIndex": old["JobModifyIndex"] if old is not None else 0,
@@ -80,7 +82,8 @@ def _next_launch(job: dict[str, Any], now: float) -> str:
     return dt.datetime.fromtimestamp(at, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
+def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[str, Any],
+             failed_canaries: dict[str, int] | None = None) -> dict[str, Any]:
     by_id = {a["ID"]: a for a in job_allocs}
     out: dict[str, dict[str, int]] = {}
     # As Nomad's reconciler: the job's groups, and any group the job no longer has that still has allocations
@@ -114,8 +117,10 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
         # The reconciler's count stands whether or not the placements then fit: those that did not are
         # the group's FailedTGAllocs (its first failure, the rest CoalescedFailures), reported apart.
         failed = (plan["Failed"] or {}).get(name)
-        if failed is not None:
-            u["Place"] += 1 + int(failed.get("CoalescedFailures", 0))
+        if failed is not None:  # a canary that did not fit is still one of the reconciler's Canary
+            canaries = (failed_canaries or {}).get(name, 0)
+            u["Canary"] += canaries
+            u["Place"] += 1 + int(failed.get("CoalescedFailures", 0)) - canaries
         digest = update_digest(job, name)
         for a in job_allocs:
             if a["TaskGroup"] != name or a["ID"] in stopped or not live(a):

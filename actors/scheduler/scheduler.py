@@ -1426,11 +1426,15 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  usage: _Usage | None = None, feasible: dict[str, Any] | None = None,
                  deployment: Any = _SCAN, now: float | None = None,
                  ready_by_dc: Any = None, max_place: int | None = None,
-                 max_stop: int | None = None) -> dict[str, Any]:
+                 max_stop: int | None = None,
+                 failed_canaries: dict[str, int] | None = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *deployment*: the job's latest deployment record, or None (the store
     keeps it per job); by default the deployments table is searched.
+
+    *failed_canaries*, when given, receives per group how many of its failed
+    placements were canaries (``job plan`` counts them as Canary, not Place).
 
     *job_allocs* and *node_allocs* (a node ID -> its allocations function),
     when the caller keeps indexes of them, save scans of every allocation;
@@ -1755,6 +1759,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 # counted (CoalescedFailures), the stack not run again for them; the allocation one
                 # would have replaced keeps running.
                 failed += 1
+                if dep_status is not None and failed_canaries is not None:
+                    failed_canaries[group["Name"]] = failed_canaries.get(group["Name"], 0) + 1
                 if prev is not None:
                     _unstop(plan, placer, prev)
                 continue
@@ -1768,6 +1774,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 failed += 1
                 if metrics is None:
                     metrics = attempt
+                if dep_status is not None and failed_canaries is not None:
+                    failed_canaries[group["Name"]] = failed_canaries.get(group["Name"], 0) + 1
                 if prev is not None:
                     _unstop(plan, placer, prev)
                 continue
