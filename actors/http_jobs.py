@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -645,6 +646,24 @@ def jobs_request(req: Request, api: Api) -> Any:
     return cached_state_query(req, api, "jobs", ("jobs", "allocs"), query)
 
 
+def request_namespace(req: Request) -> str:
+    """The request's ``?namespace=`` (the CLI's ``-namespace``); Nomad's default is "default"."""
+    return (req.query.get("namespace") or ["default"])[0] or "default"
+
+
+def in_namespace(obj: dict[str, Any], ns: str) -> bool:
+    """Whether a listed object belongs in namespace *ns* ("*": every namespace), as Nomad's lists filter."""
+    return ns == "*" or (obj.get("Namespace") or "default") == ns
+
+
+def namespace_for_job(req: Request, body: dict[str, Any], raw: dict[str, Any]) -> Any:
+    """Nomad's namespaceForJob: ``?namespace=`` first, then the request's own ``Namespace``, then the
+    job's; "default" when none names one."""
+    body_ns = body.get("Namespace")
+    return ((req.query.get("namespace") or [""])[0] or (body_ns if isinstance(body_ns, str) else "")
+            or raw.get("Namespace") or "default")
+
+
 def _register(req: Request, api: Api, job_id: str) -> Any:
     """``PUT /v1/jobs`` and ``PUT /v1/job/<id>`` (Nomad ``jobUpdate``): ``{"Job": {...}}``."""
     body = _json_body(req)
@@ -669,6 +688,7 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
         for g in raw.get("TaskGroups") or ():
             if isinstance(g, dict) and counts.get(g.get("Name")) is not None:
                 g["Count"] = counts[g["Name"]]
+    raw["Namespace"] = namespace_for_job(req, body, raw)
     try:  # raw: this request's own decoded body, read no more
         job = canonical_job(job_in(raw, owned=True), region=_region(api), limits=_limits(api))
     except JobError as e:
@@ -804,6 +824,7 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
         raise CodedError(400, "Job must be specified")
     if raw.get("ID") != job_id:
         raise CodedError(400, "Job ID does not match")
+    raw["Namespace"] = namespace_for_job(req, body, raw)
     try:
         job = canonical_job(job_in(raw), region=_region(api), limits=_limits(api))
     except JobError as e:
@@ -1049,10 +1070,23 @@ def job_request(req: Request, api: Api) -> Any:
     # "/" (a dispatched job's "<parent>/dispatch-<time>-<id>").
     for action in sorted(JOB_ACTIONS, key=len, reverse=True):
         if rest.endswith("/" + action) and len(rest) > len(action) + 1:
+            _check_job_namespace(req, rest[:-len(action) - 1], action)
             return JOB_ACTIONS[action](req, api, rest[:-len(action) - 1])
     if not rest or rest.endswith("/"):
         raise CodedError(404, "job not found") if req.method == "GET" else CodedError(400, "Invalid job ID")
+    _check_job_namespace(req, rest, None)
     return _job_crud(req, api, rest)
+
+
+def _check_job_namespace(req: Request, job_id: str, action: str | None) -> None:
+    """A job is found by namespace and ID (Nomad's JobByID): none is in a namespace other than "default"
+    (the only one here).  Registering or planning a job there is refused by its own handler, naming the
+    namespace."""
+    if request_namespace(req) == "default" or (req.method in ("PUT", "POST") and action in (None, "plan")):
+        return
+    if action == "scale" and req.method in ("PUT", "POST"):
+        raise CodedError(404, f"job {json.dumps(job_id)} not found")  # Nomad's Job.Scale words
+    raise CodedError(404, "job not found")
 
 
 @route("/v1/jobs/parse")
@@ -1125,9 +1159,10 @@ def allocations_list(req: Request, api: Api) -> Any:
     prefix = _prefix(req)
     task_states = (req.query.get("task_states") or ["true"])[0].lower() not in ("0", "f", "false")
     resources = query_flag(req, "resources")
+    ns = request_namespace(req)
     return apply_list_options(req, state_query(req, api, ("allocs",), lambda st: [
         alloc_stub(a, task_states=task_states, resources=resources)
-        for i, a in sorted(st.tables["allocs"].items()) if i.startswith(prefix)]))
+        for i, a in sorted(st.tables["allocs"].items()) if i.startswith(prefix) and in_namespace(a, ns)]))
 
 
 # Sub-resources ``/v1/allocation/<id>/<action>`` other modules add: ``handler(req, api, alloc_id)``
@@ -1159,8 +1194,10 @@ def _alloc_stop(req: Request, api: Api, alloc_id: str) -> Any:
 def evaluations_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = _prefix(req)
+    ns = request_namespace(req)
     return apply_list_options(req, state_query(req, api, ("evals",), lambda st: [
-        eval_out(e) for i, e in sorted(st.tables["evals"].items()) if i.startswith(prefix)]))
+        eval_out(e) for i, e in sorted(st.tables["evals"].items())
+        if i.startswith(prefix) and in_namespace(e, ns)]))
 
 
 @route("/v1/evaluation/")

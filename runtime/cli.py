@@ -37,6 +37,16 @@ TIMEOUT_S = 15.0  # above the agent's own join wait (JOIN_WAIT_S, 12 s) for unre
 EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's status for a command ended by SIGINT
 
 
+# Nomad's general API flags (every command takes them, anywhere among its flags) -> their environment
+# variable: each request carries ?region= and ?namespace= unless it names its own.
+GENERAL_VALUE_FLAGS = {"-region": "NOMAD_REGION", "-namespace": "NOMAD_NAMESPACE"}
+IGNORED_BOOL_FLAGS = frozenset({"-no-color", "-force-color"})  # this CLI prints no colour either way
+LOCAL_COMMANDS = frozenset({"tls"})  # commands that talk to no agent: their flags are all their own
+# What use_token was given, for connections urllib does not make (alloc exec's WebSocket); the query
+# parameters every request carries; the general flags given on the command line.
+ACTIVE: dict[str, Any] = {"token": "", "ssl_context": None, "query": {}, "flags": {}}
+
+
 class CliError(Exception):
     pass
 
@@ -129,7 +139,11 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("service", "list"): "Error listing service registrations",
     ("service", "info"): "Error listing service registrations",
     ("service", "delete"): "Error deleting service registration",
-    ("operator", "root", "keyring", "list"): "error",  # Nomad's keyring commands: a bare "error: %s"
+    ("operator", "gossip", "keyring", "list"): "error",  # Nomad's keyring commands: a bare "error: %s"
+    ("operator", "gossip", "keyring", "install"): "error",
+    ("operator", "gossip", "keyring", "use"): "error",
+    ("operator", "gossip", "keyring", "remove"): "error",
+    ("operator", "root", "keyring", "list"): "error",
     ("operator", "root", "keyring", "rotate"): "error",
     ("operator", "root", "keyring", "remove"): "error",
 }
@@ -144,9 +158,9 @@ def error_line(words: tuple[str, ...], args: list[str], e: CliError) -> str:
     if ctx:
         return f"{ctx}: {e}"
     text = str(e)
-    # A command that already put its own Nomad context first ("Error writing ACL policy: ...") prints it
-    # as Nomad's Ui.Error does, without a second "Error: " before it.
-    return text if text.startswith("Error ") else f"Error: {text}"
+    # Nomad's Ui.Error prints a command's message as it is ("No job(s) with prefix or ID ... found",
+    # "Error writing ACL policy: ..."); only an API error that has no command context here gets one.
+    return f"Error: {text}" if isinstance(e, ApiError) and not text.startswith("Error ") else text
 
 
 def call(addr: str, method: str, path: str, accept: tuple[int, ...] = (), **query: Any) -> Any:
@@ -346,21 +360,47 @@ class _SendToken(urllib.request.BaseHandler):
     https_request = http_request
 
 
-# What use_token was given, for connections urllib does not make (alloc exec's WebSocket).
-ACTIVE: dict[str, Any] = {"token": "", "ssl_context": None}
 
 
-def use_token(token: str, *handlers: urllib.request.BaseHandler) -> None:
-    """Send *token* with every request from now on ("" sends none); *handlers*: e.g. HTTPS's (cli_tls)."""
+class _AddQuery(urllib.request.BaseHandler):
+    """Adds ``region=`` and ``namespace=`` (the general ``-region``/``-namespace`` flags) to each request
+    that does not name its own, as Nomad's api client does with its config's Region and Namespace."""
+
+    def __init__(self, params: dict[str, str]) -> None:
+        self.params = params
+
+    def http_request(self, req: urllib.request.Request) -> urllib.request.Request:
+        req.full_url = with_general_query(req.full_url, self.params)
+        return req
+
+    https_request = http_request
+
+
+def with_general_query(url: str, params: dict[str, str] | None = None) -> str:
+    """*url* with the general flags' query parameters it does not already carry."""
+    params = ACTIVE["query"] if params is None else params
+    query = urllib.parse.urlsplit(url).query
+    have = {k for k, _ in urllib.parse.parse_qsl(query, keep_blank_values=True)}
+    extra = [(k, v) for k, v in params.items() if v and k not in have]
+    if not extra:
+        return url
+    return url + ("&" if query else "?") + urllib.parse.urlencode(extra)
+
+
+def use_token(token: str, *handlers: urllib.request.BaseHandler, query: dict[str, str] | None = None) -> None:
+    """Send *token* with every request from now on ("" sends none); *handlers*: e.g. HTTPS's (cli_tls);
+    *query*: parameters every request carries unless it names its own (``region``, ``namespace``)."""
     ACTIVE["token"] = token
     ACTIVE["ssl_context"] = next((getattr(h, "_context", None) for h in handlers
                                   if isinstance(h, urllib.request.HTTPSHandler)), None)
-    extra = [*handlers, *([_SendToken(token)] if token else [])]
+    ACTIVE["query"] = {k: v for k, v in (query or {}).items() if v}
+    extra = [*handlers, *([_SendToken(token)] if token else []),
+             *([_AddQuery(ACTIVE["query"])] if ACTIVE["query"] else [])]
     urllib.request.install_opener(urllib.request.build_opener(*extra) if extra else None)
 # ---- end ACLs
 
 # ---- TLS (issue 10): tls ca|cert create; -ca-cert / -client-cert / -client-key (NOMAD_CACERT...) for https://
-from runtime.cli_tls import TLS_COMMANDS, TLS_FLAGS, tls_handlers  # noqa: E402
+from runtime.cli_tls import TLS_BOOL_FLAGS, TLS_COMMANDS, TLS_FLAGS, tls_handlers  # noqa: E402
 
 COMMANDS.update(TLS_COMMANDS)
 # ---- end TLS
@@ -514,15 +554,32 @@ DEPRECATED_ALIASES = frozenset({"client-config", "server-force-leave", "server-j
 def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
     token = os.environ.get("NOMAD_TOKEN", "")
-    tls_files = {flag: os.environ.get(env, "") for flag, env in TLS_FLAGS.items()}
+    tls_files = {flag: os.environ.get(env, "") for flag, env in (TLS_FLAGS | TLS_BOOL_FLAGS).items()}
+    general = {flag: os.environ.get(env, "") for flag, env in GENERAL_VALUE_FLAGS.items()}
+    given: dict[str, str] = {}  # the general flags on the command line (some commands read them as theirs)
+    # Nomad's tls commands take no API flags: their -region is the certificate's own.
+    local = next((a for a in argv if not a.startswith("-")), "") in LOCAL_COMMANDS
     rest = []
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a.partition("=")[0] in TLS_FLAGS and "=" in a:
-            tls_files[a.partition("=")[0]] = a.partition("=")[2]
-        elif a in TLS_FLAGS and i + 1 < len(argv):
-            tls_files[a] = argv[i + 1]
+        name = a.partition("=")[0]
+        if name.startswith("--"):  # Go's flag package takes -flag and --flag alike
+            name = name[1:]
+        if name in TLS_BOOL_FLAGS or name in IGNORED_BOOL_FLAGS:
+            if name in TLS_BOOL_FLAGS:
+                tls_files[name] = a.partition("=")[2] if "=" in a else "true"
+        elif name in TLS_FLAGS and "=" in a:
+            tls_files[name] = a.partition("=")[2]
+        elif name in TLS_FLAGS and i + 1 < len(argv):
+            tls_files[name] = argv[i + 1]
+            i += 1
+        elif local and name in GENERAL_VALUE_FLAGS:
+            rest.append(a)
+        elif name in GENERAL_VALUE_FLAGS and "=" in a:
+            general[name] = given[name] = a.partition("=")[2]
+        elif name in GENERAL_VALUE_FLAGS and i + 1 < len(argv):
+            general[name] = given[name] = argv[i + 1]
             i += 1
         elif a.startswith("-address="):
             addr = a.split("=", 1)[1]
@@ -537,8 +594,10 @@ def main(argv: list[str]) -> int:
         else:
             rest.append(a)
         i += 1
+    ACTIVE["flags"] = given
     try:
-        use_token(token, *tls_handlers(addr, tls_files))
+        use_token(token, *tls_handlers(addr, tls_files),
+                  query={"region": general["-region"], "namespace": general["-namespace"]})
     except CliError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.state.autopilot_config import go_duration, parse_go_duration
-from runtime.cli import CliError, table
+from runtime.cli import ACTIVE, CliError, table
 from runtime.cli_jobs import parse_flags, request
 
 __all__ = ["ACL_COMMANDS"]
@@ -105,7 +105,9 @@ def policy_apply(addr: str, args: list[str]) -> str:
             rules = Path(path).read_text()
         except OSError as e:
             raise CliError(f"Failed to read file: {e}") from None
-    namespace, job = flags.get("namespace", ""), flags.get("job", "")
+    # Nomad reads the -namespace flag itself here (not NOMAD_NAMESPACE); runtime.cli.main takes it off first
+    namespace = flags.get("namespace") or ACTIVE["flags"].get("-namespace", "")
+    job = flags.get("job", "")
     group, task = flags.get("group", ""), flags.get("task", "")
     if job and not namespace:
         raise CliError("-namespace is required if -job is set")

@@ -167,6 +167,8 @@ def _parse(args: list[str]) -> dict[str, Any]:
         raise CliError(f"Error parsing arguments: {json.dumps(str(e))}") from None
     opts = {name: (os.environ.get(env, default) if env else default)
             for name, (_, default, env) in FLAGS.items()}
+    for name in ("region", "namespace"):  # the general flags, which runtime.cli.main takes off first
+        opts[name] = ACTIVE["query"].get(name) or opts[name]
     for name, value in given.items():
         if FLAGS[name][0] is int:
             try:

@@ -798,11 +798,21 @@ HIDDEN_ALIASES = frozenset({"fs", "init", "inspect", "logs", "plan", "validate"}
 
 GENERAL_OPTIONS = (
     ("-address <addr>", "The address of the agent's HTTP API. NOMAD_ADDR, else http://127.0.0.1:4646."),
+    ("-region <region>", "The region of the servers to forward the command to. NOMAD_REGION by default; "
+                         "else the agent's own region."),
+    ("-namespace <namespace>", "The namespace of the queries and actions bound to one ('*': all, where a "
+                               "command lists). NOMAD_NAMESPACE, else \"default\"."),
+    ("-no-color", "Accepted for Nomad's scripts; this CLI prints no colour (also -force-color)."),
     ("-token <secret>", "The secret ID of the ACL token sent with each request. NOMAD_TOKEN by default."),
     ("-ca-cert <path>", "A PEM CA certificate to check the agent's HTTPS certificate with. NOMAD_CACERT "
                         "by default."),
+    ("-ca-path <dir>", "A directory of PEM CA certificates (-ca-cert wins). NOMAD_CAPATH by default."),
     ("-client-cert <path>", "A PEM client certificate for HTTPS. NOMAD_CLIENT_CERT by default."),
     ("-client-key <path>", "The PEM key of -client-cert. NOMAD_CLIENT_KEY by default."),
+    ("-tls-server-name <name>", "The name (SNI, and the one checked in the agent's certificate) of the agent "
+                                "dialled over HTTPS. NOMAD_TLS_SERVER_NAME by default."),
+    ("-tls-skip-verify", "Do not check the agent's HTTPS certificate at all (not recommended). "
+                         "NOMAD_SKIP_VERIFY by default."),
 )
 
 

@@ -148,8 +148,13 @@ def ago(t: Any) -> str:
     return ("".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m")) if v) + f"{s}s ago") if diff else "now"
 
 
-def resolve(addr: str, kind: str, ident: str) -> dict[str, Any] | str:
-    """A unique ID prefix -> the object's list entry (``/v1/<kind>s?prefix=``), as Nomad's CLI resolves."""
+# Nomad's words for a prefix that matches nothing (meta.go's ErrJobNotFound says "ID"; the others "id").
+NOT_FOUND = {"job": 'No job(s) with prefix or ID "{}" found'}
+
+
+def resolve(addr: str, kind: str, ident: str, not_found: str = "") -> dict[str, Any] | str:
+    """A unique ID prefix -> the object's list entry (``/v1/<kind>s?prefix=``), as Nomad's CLI resolves.
+    *not_found*: the command's own message for no match (``{}``: the prefix)."""
     if not ident:
         raise CliError(f"{kind} ID must not be empty")
     got = request(addr, "GET", f"/v1/{kind}s", prefix=ident)
@@ -157,7 +162,8 @@ def resolve(addr: str, kind: str, ident: str) -> dict[str, Any] | str:
     if exact:
         return exact[0]
     if not got:
-        raise CliError(f'No {kind}(s) with prefix or id "{ident}" found')
+        message = not_found or NOT_FOUND.get(kind, f'No {kind}(s) with prefix or id "{{}}" found')
+        raise CliError(message.format(json.dumps(ident)[1:-1]))
     if len(got) > 1:
         ids = "\n".join(o["ID"] for o in got)
         raise CliError(f"Prefix matched multiple {kind}s\n\n{ids}")
@@ -530,7 +536,7 @@ def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
         try:
             job = resolve(addr, "job", ident.strip())
         except CliError as e:
-            print(f"Error: {e}" if len(rest) == 1 else str(e), file=sys.stderr)
+            print(e, file=sys.stderr)  # Nomad's Ui.Error(err.Error()): the message as it is
             code = 1
             continue
         if len(rest) == 1 and ident != job["ID"] and not flags.get("yes") and \
@@ -1182,7 +1188,8 @@ def node_status(addr: str, args: list[str]) -> str:
                 row.append(str(sum(1 for a in on or () if a.get("ClientStatus") == "running")))
             rows.append(row)
         return table(rows)
-    stub = resolve(addr, "node", one_arg(rest, "nomad node status [<node>]"))
+    stub = resolve(addr, "node", one_arg(rest, "nomad node status [<node>]"),
+                   not_found='No node(s) with prefix "{}" found')  # Nomad's node status words
     node = request(addr, "GET", f"/v1/node/{stub['ID']}")
     if flags.get("json"):
         return as_json(node)

@@ -15,7 +15,7 @@ import os
 import urllib.parse
 from typing import Any
 
-from runtime.cli import CliError, table
+from runtime.cli import ACTIVE, CliError, table
 from runtime.cli_jobs import as_json, kv, parse_flags, request, short
 
 __all__ = ["SERVICE_COMMANDS"]
@@ -24,7 +24,8 @@ ALL_NAMESPACES = "*"
 
 
 def _namespace(flags: dict[str, Any]) -> str | None:
-    return flags.get("namespace") or os.environ.get("NOMAD_NAMESPACE") or None
+    return (flags.get("namespace") or ACTIVE["query"].get("namespace")  # -namespace: taken off by cli.main
+            or os.environ.get("NOMAD_NAMESPACE") or None)
 
 
 def _tags(tags: list[str] | None) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import http.client
 import ipaddress
 import os
 import re
@@ -41,7 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TLS_COMMANDS", "TLS_FLAGS", "cert_info", "create_ca", "create_cert", "go_name",
+__all__ = ["TLS_BOOL_FLAGS", "TLS_COMMANDS", "TLS_FLAGS", "cert_info", "create_ca", "create_cert", "go_name",
            "parse_pem_cert", "tls_handlers"]
 
 CA_FILE = "nomad-agent-ca.pem"
@@ -50,8 +51,9 @@ CA_DAYS = 1825  # Nomad: -days for the CA (5 years)
 CERT_DAYS = 365  # Nomad: -days for a certificate (1 year)
 DOMAIN = "nomad"
 # The CLI's TLS flags and the environment variables they default from (Nomad's meta.go).
-TLS_FLAGS = {"-ca-cert": "NOMAD_CACERT", "-client-cert": "NOMAD_CLIENT_CERT",
-             "-client-key": "NOMAD_CLIENT_KEY"}
+TLS_FLAGS = {"-ca-cert": "NOMAD_CACERT", "-ca-path": "NOMAD_CAPATH", "-client-cert": "NOMAD_CLIENT_CERT",
+             "-client-key": "NOMAD_CLIENT_KEY", "-tls-server-name": "NOMAD_TLS_SERVER_NAME"}
+TLS_BOOL_FLAGS = {"-tls-skip-verify": "NOMAD_SKIP_VERIFY"}  # Go's ParseBool: 1, t, true, 0, f, false
 SERVER_WARNING = ("==> WARNING: Server Certificates grants authority to become a server and access "
                   "all state in the cluster including root keys and all ACL tokens. Do not "
                   "distribute them to production hosts that are not server nodes. Store them as "
@@ -400,10 +402,37 @@ def tls_handlers(addr: str, files: dict[str, str]) -> list[urllib.request.BaseHa
     if not addr.lower().startswith("https://"):
         return []
     ca, cert, key = files.get("-ca-cert", ""), files.get("-client-cert", ""), files.get("-client-key", "")
+    skip = files.get("-tls-skip-verify", "").strip().lower()
+    if skip not in ("", "1", "t", "true", "0", "f", "false"):
+        raise _cli_error(f'invalid boolean value "{skip}" for -tls-skip-verify')
     try:
-        ctx = ssl.create_default_context(cafile=ca or None)
+        ctx = ssl.create_default_context(cafile=ca or None, capath=files.get("-ca-path") or None)
         if cert or key:
             ctx.load_cert_chain(cert, key or None)
     except (OSError, ssl.SSLError) as e:
         raise _cli_error(f"Error loading TLS files: {getattr(e, 'strerror', None) or e}") from None
+    if skip in ("1", "t", "true"):  # Nomad's -tls-skip-verify: no check of the agent's certificate at all
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if name := files.get("-tls-server-name", ""):
+        return [_ServerNameHTTPSHandler(ctx, name)]
     return [urllib.request.HTTPSHandler(context=ctx)]
+
+
+class _ServerNameHTTPSHandler(urllib.request.HTTPSHandler):
+    """HTTPS whose certificate is checked against *server_name* (``-tls-server-name``, also sent as SNI)
+    instead of the address's host: e.g. ``server.global.nomad`` when dialling an agent by IP."""
+
+    def __init__(self, context: ssl.SSLContext, server_name: str) -> None:
+        super().__init__(context=context)
+        self._server_name = server_name
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        ctx, name = self._context, self._server_name  # type: ignore[attr-defined]
+
+        class Conn(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                http.client.HTTPConnection.connect(self)
+                self.sock = ctx.wrap_socket(self.sock, server_hostname=name)
+
+        return self.do_open(Conn, req, context=ctx)

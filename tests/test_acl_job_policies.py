@@ -83,11 +83,11 @@ def test_acl_policy_apply_attaches_a_policy_to_a_job_group_and_task(tmp_path: Pa
                          (["-namespace", "default", "-group", "g"], "-job is required if -group is set"),
                          (["-namespace", "default", "-job", "w", "-task", "t"],
                           "-group is required if -task is set")):
-        assert run(capsys, "acl", "policy", "apply", *flags, "p", str(rules))[2] == f"Error: {error}\n"
+        assert run(capsys, "acl", "policy", "apply", *flags, "p", str(rules))[2] == f"{error}\n"
     assert run(capsys, "acl", "policy", "apply", "p")[2].startswith(
-        "Error: This command takes two arguments: <name> and <path>\n")
+        "This command takes two arguments: <name> and <path>\n")
     assert run(capsys, "acl", "policy", "apply", "p", str(tmp_path / "none"))[2].startswith(
-        "Error: Failed to read file: ")
+        "Failed to read file: ")
     api.answer = CliError("Unexpected response code: 400 (policy 0 invalid)")
     assert run(capsys, "acl", "policy", "apply", "p", str(rules))[2] == \
         "Error writing ACL policy: Unexpected response code: 400 (policy 0 invalid)\n"

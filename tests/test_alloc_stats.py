@@ -209,7 +209,7 @@ def fake_api(monkeypatch):
             raise cli_jobs.CliError("Unexpected response code: 404 (Unknown allocation)")
         return json.dumps(answers[path]).encode()
 
-    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix: {"ID": prefix})
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix, **_: {"ID": prefix})
     monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: answers[path])
     monkeypatch.setattr(cli_jobs, "_get_raw", get_raw)
     return cli_jobs, answers, asked

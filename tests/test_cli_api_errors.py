@@ -35,7 +35,7 @@ def test_api_failure_is_printed_under_the_commands_context(capsys, args, context
 
 def test_errors_that_are_not_api_failures_keep_their_wording(capsys):
     assert main([f"-address={GONE}", "job", "status", "-bogus"]) == 1
-    assert capsys.readouterr().err.startswith("Error: flag provided but not defined: -bogus")
+    assert capsys.readouterr().err.startswith("flag provided but not defined: -bogus")
 
 
 def test_a_message_with_its_own_context_gets_no_second_error_prefix(capsys):

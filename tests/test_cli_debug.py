@@ -159,7 +159,7 @@ def test_a_capture_from_a_dev_agent_is_archived_in_nomads_layout_with_secrets_re
         miss = _nomad(tmp_path, port, "-node-id=zz")
         assert miss.returncode == 1
         assert miss.stderr == ('No node(s) with prefix "zz" found\n'
-                               "Error: Failed to retrieve clients, 0 nodes found in list: zz\n")
+                               "Failed to retrieve clients, 0 nodes found in list: zz\n")
         # a signal ends a long capture early, as Nomad's trap: the bundle is still written
         proc = subprocess.Popen([sys.executable, str(REPO / "bin" / "nomad"),
                                  f"-address=http://127.0.0.1:{port}", "operator", "debug", "-duration=5m",

@@ -102,15 +102,15 @@ def test_tls_info_errors_are_nomads(tmp_path: Path, capsys: Any, monkeypatch: An
     Path("key.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
     Path("empty.pem").write_text("nothing here\n")
     assert run(capsys, "tls", "cert", "info", "key.pem")[2] == \
-        "Error: first PEM-block should be CERTIFICATE type\n"
-    assert run(capsys, "tls", "ca", "info", "empty.pem")[2] == "Error: no PEM-encoded data found\n"
-    assert run(capsys, "tls", "cert", "info")[2] == "Error: no PEM-encoded data found\n"
+        "first PEM-block should be CERTIFICATE type\n"
+    assert run(capsys, "tls", "ca", "info", "empty.pem")[2] == "no PEM-encoded data found\n"
+    assert run(capsys, "tls", "cert", "info")[2] == "no PEM-encoded data found\n"
     assert run(capsys, "tls", "ca", "info")[2] == "Error reading CA file: <nil>\n"
     code, _, err = run(capsys, "tls", "cert", "info", "missing.pem")
     assert code == 1
     assert err == "Error reading certificate file: open missing.pem: no such file or directory\n"
     code, _, err = run(capsys, "tls", "ca", "info", "a", "b")
-    assert code == 1 and err.startswith("Error: This command takes up to one argument\n")
+    assert code == 1 and err.startswith("This command takes up to one argument\n")
 
 
 # ---------------------------------------------------------------- var init / node pool init
@@ -136,10 +136,10 @@ def test_var_init_writes_nomads_examples(tmp_path: Path, capsys: Any, monkeypatc
     assert json.loads(Path("spec.nv.json").read_text())["Items"] == {"key1": "value 1", "key2": "value 2"}
     assert run(capsys, "var", "init", "-quiet", "mine.hcl") == (0, "", "")
     assert Path("mine.hcl").read_text() == text
-    assert run(capsys, "var", "init")[2] == 'Error: File "spec.nv.hcl" already exists\n'
+    assert run(capsys, "var", "init")[2] == 'File "spec.nv.hcl" already exists\n'
     assert run(capsys, "var", "init", "-out=yaml")[0] == 1
     assert run(capsys, "var", "init", "a", "b")[2].startswith(
-        "Error: This command takes no arguments or one: <filename>\n")
+        "This command takes no arguments or one: <filename>\n")
     # what `var put` reads back from it
     from runtime.cli_variables import _spec
     assert _spec("@spec.nv.hcl", "hcl")["Items"] == {"key1": "value 1", "key2": "value 2"}
@@ -157,7 +157,7 @@ def test_node_pool_init_writes_nomads_examples(tmp_path: Path, capsys: Any, monk
         (0, "Example node pool specification written to pool.nomad.hcl\n", "")
     assert run(capsys, "node", "pool", "init", "-out", "json")[0] == 0
     assert json.loads(Path("pool.nomad.json").read_text())["Name"] == "example"
-    assert run(capsys, "node", "pool", "init")[2] == 'Error: File "pool.nomad.hcl" already exists\n'
+    assert run(capsys, "node", "pool", "init")[2] == 'File "pool.nomad.hcl" already exists\n'
     from runtime.cli_node_pools import _spec
     assert _spec("pool.nomad.hcl", False) == {"Name": "example", "Description": "Example node pool",
                                                "Meta": {"environment": "prod", "owner": "sre"}}
@@ -186,7 +186,7 @@ def test_namespace_inspect_prints_the_namespace_as_json(capsys: Any, monkeypatch
     api.answers[("GET", "/v1/namespaces")] = [{"Name": "dev1"}, {"Name": "dev2", "Description": "d"}]
     code, _, err = run(capsys, "namespace", "inspect", "dev")
     assert code == 1
-    assert err == "Error: Prefix matched multiple namespaces\n\nName  Description\ndev1\ndev2  d\n"
+    assert err == "Prefix matched multiple namespaces\n\nName  Description\ndev1\ndev2  d\n"
     assert json.loads(run(capsys, "namespace", "inspect", "dev2")[1])["Description"] == "d"
     assert run(capsys, "namespace", "inspect")[0] == 1
 
@@ -321,7 +321,7 @@ def test_operator_raft_refuses_a_store_in_use_and_bad_paths(tmp_path: Path, caps
         for cmd in ("info", "logs", "state"):
             code, _, err = run(capsys, "operator", "raft", cmd, str(tmp_path))
             assert code == 1
-            assert err.startswith("Error: failed to open raft logs: unable to open raft logs that are in use "
+            assert err.startswith("failed to open raft logs: unable to open raft logs that are in use "
                                   f"(process {holder.pid} holds {db}")
     finally:
         holder.stdin.close()
@@ -329,12 +329,12 @@ def test_operator_raft_refuses_a_store_in_use_and_bad_paths(tmp_path: Path, caps
     assert run(capsys, "operator", "raft", "info", str(tmp_path))[0] == 0  # released: readable again
     (tmp_path / "empty").mkdir()
     assert run(capsys, "operator", "raft", "info", str(tmp_path / "empty"))[2] == \
-        f"Error: no raft store (raft.db) found in {tmp_path / 'empty'}\n"
+        f"no raft store (raft.db) found in {tmp_path / 'empty'}\n"
     (tmp_path / "bad.db").write_bytes(b"not sqlite")
     code, _, err = run(capsys, "operator", "raft", "logs", str(tmp_path / "bad.db"))
     assert code == 1 and "is corrupt" in err and str(tmp_path / "bad.db") in err
     assert run(capsys, "operator", "raft", "info")[2].startswith(
-        "Error: This command takes one argument: <path>")
+        "This command takes one argument: <path>")
 
 
 # ---------------------------------------------------------------- operator snapshot state
@@ -360,10 +360,10 @@ def test_operator_snapshot_state_prints_the_archives_state(tmp_path: Path, capsy
                          str(snap))[1])
     assert [n["ID"] for n in got["Nodes"]] == ["n2"] and got["KV"] == [] and got["Indexes"]
     assert run(capsys, "operator", "snapshot", "state", "-filter", "Datacenter ==", str(snap))[2].startswith(
-        'Error: Invalid filter expression "Datacenter ==": ')
+        'Invalid filter expression "Datacenter ==": ')
     (tmp_path / "bad.snap").write_bytes(b"junk")
     assert run(capsys, "operator", "snapshot", "state", str(tmp_path / "bad.snap"))[2].startswith(
-        "Error: Failed to read archive file: ")
+        "Failed to read archive file: ")
     assert run(capsys, "operator", "snapshot", "state", str(tmp_path / "none.snap"))[2].startswith(
         "Error opening snapshot file: ")
 
@@ -373,14 +373,14 @@ def test_operator_snapshot_state_prints_the_archives_state(tmp_path: Path, capsy
 
 def test_gossip_keyring_subcommands(capsys: Any, monkeypatch: Any) -> None:
     from runtime import cli_keyring
-    from runtime.cli import CliError
+    from runtime.cli import ApiError
 
     calls = []
 
     def fake(addr: str, op: str, key: str) -> Any:
         calls.append((op, key))
         if key == "bad":
-            raise CliError("Unexpected response code: 500 (bad key)")
+            raise ApiError("Unexpected response code: 500 (bad key)")
         return {"Keys": {"k2=": 3, "k1=": 3}, "NumNodes": 3} if op == "list" else None
 
     monkeypatch.setattr(cli_keyring, "_request", fake)
@@ -394,11 +394,11 @@ def test_gossip_keyring_subcommands(capsys: Any, monkeypatch: Any) -> None:
         "Removing gossip encryption key...\n"
     assert calls == [("list", ""), ("install", "new="), ("use", "new="), ("remove", "k1=")]
     assert run(capsys, "operator", "gossip", "keyring", "install", "bad") == \
-        (1, "Installing new gossip encryption key...\n", "Error: Unexpected response code: 500 (bad key)\n")
+        (1, "Installing new gossip encryption key...\n", "error: Unexpected response code: 500 (bad key)\n")
     code, _, err = run(capsys, "operator", "gossip", "keyring", "use")
-    assert code == 1 and err.startswith("Error: This command requires one argument: <key>\n")
+    assert code == 1 and err.startswith("This command requires one argument: <key>\n")
     code, _, err = run(capsys, "operator", "gossip", "keyring", "list", "x")
-    assert code == 1 and err.startswith("Error: This command takes no arguments\n")
+    assert code == 1 and err.startswith("This command takes no arguments\n")
     # the older flag form still works
     assert run(capsys, "operator", "gossip", "keyring", "-install", "old=")[0] == 0
     assert calls[-1] == ("install", "old=")

@@ -134,7 +134,7 @@ def test_job_run_json_and_toml_then_status_alloc_status_and_stop(dev, tmp_path):
     stop = nomad(dev, "job", "stop", "-purge", "cli-json")
     assert stop.returncode == 0 and "finished with status" in stop.stdout, stop.stderr
     gone = nomad(dev, "job", "status", "cli-json")
-    assert gone.returncode == 1 and gone.stderr == 'Error: No job(s) with prefix or id "cli-json" found\n'
+    assert gone.returncode == 1 and gone.stderr == 'No job(s) with prefix or ID "cli-json" found\n'
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-toml").returncode == 0
 
 
@@ -279,16 +279,17 @@ def test_node_drain_of_a_prefix_without_yes_asks_and_no_terminal_cancels(dev):  
     (["node", "drain", "-enable", "-bogus", "NODE"], "flag provided but not defined: -bogus"),
     (["node", "drain", "-enable", "-yes", "ffffffff-x"], 'No node(s) with prefix or id "ffffffff-x"'),
     (["node", "eligibility", "NODE"], "Either the '-enable' or '-disable' flag must be set"),
-    (["node", "status", "ffffffff"], 'No node(s) with prefix or id "ffffffff" found'),
+    (["node", "status", "ffffffff"], 'No node(s) with prefix "ffffffff" found'),
     (["alloc", "status", "ffffffff"], 'No allocation(s) with prefix or id "ffffffff" found'),
-    (["job", "stop", "no-such-job"], 'No job(s) with prefix or id "no-such-job" found'),
+    (["job", "stop", "no-such-job"], 'No job(s) with prefix or ID "no-such-job" found'),
     (["job", "status", "a", "b"], "This command takes one argument"),
 ])
 def test_cli_errors_go_to_stderr_in_one_line_with_exit_1(dev, args, message):  # noqa: F811
     node = node_id(dev.http_port)
     out = nomad(dev, *[node if a == "NODE" else a for a in args])
     assert out.returncode == 1 and out.stdout == "", out.stdout
-    assert out.stderr.startswith("Error: ") and message in out.stderr, out.stderr
+    # Nomad's Ui.Error: the message as it is, with no "Error: " before it
+    assert message in out.stderr and not out.stderr.startswith("Error: "), out.stderr
     assert out.stderr.count("\n") == 1, out.stderr
     assert call(dev.http_port, "GET", f"/v1/node/{node}").json()["SchedulingEligibility"] == "eligible"
 
@@ -745,7 +746,7 @@ def test_job_restart_restarts_each_allocation_in_batches_then_reschedules(dev, t
                      (["-task", "t", "-all-tasks", "restart-me"], "cannot be used with -task"),
                      (["-task", "nope", "restart-me"], 'No task named "nope"'),
                      (["-group", "nope", "restart-me"], 'No group named "nope"'),
-                     (["nope"], "No job(s) with prefix or id")):
+                     (["nope"], "No job(s) with prefix or ID")):
         r = nomad(dev, "job", "restart", *bad)
         assert r.returncode == 1 and why in r.stderr, (bad, r.stderr)
     assert nomad(dev, "job", "stop", "-purge", "-detach", "restart-me").returncode == 0
@@ -1004,7 +1005,7 @@ def test_the_job_flag_of_alloc_logs_and_fs_takes_a_running_allocation_of_the_job
         asked.append((path, k.get("namespace")))
         return allocs
 
-    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, ident: {"ID": "web", "Namespace": "prod"})
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, ident, **_: {"ID": "web", "Namespace": "prod"})
     monkeypatch.setattr(cli_jobs, "request", request)
     allocs[:] = [{"ID": "a1", "ClientStatus": "complete", "CreateIndex": 5},
                  {"ID": "a2", "ClientStatus": "running", "CreateIndex": 3},
@@ -1051,7 +1052,7 @@ def test_alloc_and_node_status_show_the_ephemeral_disk_where_nomad_shows_disk(mo
                                   "Disk": {"DiskMB": 2048}}}
     stopped = {**alloc, "ID": "a0", "ClientStatus": "complete", "DesiredStatus": "stop"}
     answers = {"/v1/allocation/a1": alloc, "/v1/node/n1": node, "/v1/node/n1/allocations": [alloc, stopped]}
-    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix: {"ID": prefix})
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix, **_: {"ID": prefix})
     monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: answers[path])
     out = cli_jobs.alloc_status("http://x", ["a1"]).splitlines()
     at = out.index("Task Resources:")
@@ -1080,7 +1081,7 @@ def test_self_names_the_agents_own_node_for_node_status_drain_and_eligibility(mo
         return {"ID": "n-self", "Name": "me", "Status": "ready"}
 
     monkeypatch.setattr(cli_jobs, "request", request)
-    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, ident: {"ID": ident})
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, ident, **_: {"ID": ident})
     assert cli_jobs.node_status("http://x", ["-self", "-json"]).startswith('{\n    "ID": "n-self"')
     cli_jobs.node_eligibility("http://x", ["-self", "-disable"])
     cli_jobs.node_drain("http://x", ["-self", "-enable", "-yes", "-detach"])
@@ -1104,7 +1105,7 @@ def test_node_status_shows_driver_health_as_nomad_does(monkeypatch) -> None:
                      "UpdateTime": "2027-01-15T08:00:00.000000Z"},
         "docker": {"Detected": False, "Healthy": False, "HealthDescription": "disabled"}}}
     answers = {"/v1/node/n1": node, "/v1/node/n1/allocations": []}
-    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix: {"ID": prefix})
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix, **_: {"ID": prefix})
     monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: answers[path])
     out = cli_jobs.node_status("http://x", ["n1"]).splitlines()
     assert [line for line in out if line.startswith("Driver Status")] == [
@@ -1137,7 +1138,7 @@ def test_job_status_shows_evaluations_and_the_blocked_placement_failure_as_nomad
                    "Queued", "Starting", "Running", "Failed", "Complete", "Lost", "Unknown")}}},
                "/v1/job/web/evaluations": evals, "/v1/job/web/deployment": None,
                "/v1/job/web/allocations": []}
-    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix: {"ID": prefix})
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix, **_: {"ID": prefix})
     monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: answers[path])
     out = cli_jobs.job_status("http://x", ["web"])
     assert "Evaluations" not in out.splitlines()

@@ -440,10 +440,10 @@ def test_cli_pause_resume_promote_and_fail(dev):  # noqa: F811
                           (("deployment", "list", "extra"), "This command takes no arguments"),
                           (("deployment", "fail", "-bogus", dep), "flag provided but not defined: -bogus"),
                           (("job", "deployments", "no-such-job"),
-                           'No job(s) with prefix or id "no-such-job"')]:
+                           'No job(s) with prefix or ID "no-such-job"')]:
         got = nomad(dev, *args)
         assert got.returncode == 1 and got.stdout == "", args
-        assert got.stderr.startswith(f"Error: {message}") and got.stderr.count("\n") == 1, got.stderr
+        assert got.stderr.startswith(message) and got.stderr.count("\n") == 1, got.stderr
 
 
 # ---------------------------------------------------------------- ACLs

@@ -14,7 +14,7 @@ def test_a_job_in_a_namespace_that_does_not_exist_is_refused_naming_it():
     job = sleep_job("ns-job")
     assert canonical_job(job)["Namespace"] == "default"
     assert canonical_job({**job, "Namespace": "default"})["Namespace"] == "default"
-    with pytest.raises(JobError, match=r"Namespace: job 'ns-job' is in nonexistent namespace 'prod'"):
+    with pytest.raises(JobError, match=r'Namespace: job "ns-job" is in nonexistent namespace "prod"'):
         canonical_job({**job, "Namespace": "prod"})
 
 
@@ -69,3 +69,53 @@ def test_python_nomad_and_the_cli_list_the_default_namespace(dev):  # noqa: F811
     assert "Name                   = default\n" in shown and "Enabled Drivers        = *\n" in shown
     refused = cli("namespace", "apply", "prod")
     assert refused.returncode == 1 and "501" in refused.stderr
+
+
+def test_the_general_region_and_namespace_flags_ride_on_every_request():
+    from runtime import cli
+
+    params = {"region": "eu", "namespace": "prod"}
+    assert cli.with_general_query("http://a/v1/jobs", params) == "http://a/v1/jobs?region=eu&namespace=prod"
+    # a request naming its own (service list -namespace '*', an alloc's namespace) keeps it
+    assert (cli.with_general_query("http://a/v1/x?namespace=%2A&prefix=a", params)
+            == "http://a/v1/x?namespace=%2A&prefix=a&region=eu")
+    assert cli.with_general_query("http://a/v1/x", {"region": "", "namespace": ""}) == "http://a/v1/x"
+
+
+def test_cli_namespace_and_region_flags_scope_each_command_as_nomads_do(dev, tmp_path):  # noqa: F811
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_cli import NOMAD
+
+    port = dev.http_port
+
+    def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", *args],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+
+    job_file = tmp_path / "ns-flags.json"
+    job_file.write_text(json.dumps({"Job": sleep_job("ns-flags")}))
+    # -namespace names the job's namespace (Nomad's namespaceForJob): one that does not exist is refused
+    r = cli("job", "run", "-detach", "-namespace", "prod", str(job_file))
+    assert r.returncode == 1 and 'job "ns-flags" is in nonexistent namespace "prod"' in r.stderr, r.stderr
+    r = cli("job", "run", "-detach", "-namespace=default", "-no-color", str(job_file))
+    assert r.returncode == 0, r.stderr
+    assert "ns-flags" in cli("job", "status", "-namespace", "default").stdout
+    # ... and finds jobs only there: the flag, or NOMAD_NAMESPACE
+    assert cli("job", "status", "-namespace", "prod").stdout.strip() == "No running jobs"
+    for r in (cli("job", "status", "-namespace", "prod", "ns-flags"),
+              cli("job", "status", "ns-flags", NOMAD_NAMESPACE="prod")):
+        assert r.returncode == 1 and 'No job(s) with prefix or ID "ns-flags" found' in r.stderr, r.stderr
+    assert call(port, "GET", "/v1/job/ns-flags?namespace=prod").status == 404
+    assert call(port, "GET", "/v1/job/ns-flags/allocations?namespace=prod").status == 404
+    for path in ("/v1/allocations", "/v1/evaluations"):
+        assert call(port, "GET", f"{path}?namespace=prod").json() == [], path
+        assert any(o["JobID"] == "ns-flags" for o in call(port, "GET", f"{path}?namespace=*").json()), path
+    # -region (or NOMAD_REGION) sends ?region=: this region answers itself; another has no path here
+    assert cli("job", "status", "-region", "global").returncode == 0
+    for r in (cli("node", "status", "-region", "mars"), cli("node", "status", NOMAD_REGION="mars")):
+        assert r.returncode == 1 and "No path to region" in r.stderr, r.stderr
+    assert call(port, "DELETE", "/v1/job/ns-flags?purge=true").status == 200

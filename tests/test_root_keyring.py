@@ -13,7 +13,6 @@ from actors.state import root_keys
 from actors.state.store import StateStore, command
 from actors.workload_identity import claims_for, jwks, sign, verify
 from runtime import cli, cli_root_keyring
-from runtime.cli import CliError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -119,7 +118,7 @@ def test_the_cli_lists_rotates_and_removes_keys(capsys: Any, monkeypatch: Any) -
     assert run(capsys, "operator", "root", "keyring", "list", "-verbose")[1].splitlines()[2].startswith(
         KEYS[1]["KeyID"] + "  active")
     assert run(capsys, "operator", "root", "keyring", "rotate")[2].startswith(
-        'Error: One of "-now" or "-prepublish" must be used.')
+        'One of "-now" or "-prepublish" must be used.')
     code, out, _ = run(capsys, "operator", "root", "keyring", "rotate", "-now")
     assert code == 0 and out.splitlines()[1] == "9a8b7c6d  active  2023-11-14T22:15:00Z"
     run(capsys, "operator", "root", "keyring", "rotate", "-now", "-full")
@@ -130,14 +129,14 @@ def test_the_cli_lists_rotates_and_removes_keys(capsys: Any, monkeypatch: Any) -
     run(capsys, "operator", "root", "keyring", "remove", "-force", KEYS[0]["KeyID"])
     assert api.calls[-1][2] == {"force": "true"}
     assert run(capsys, "operator", "root", "keyring", "remove", "ff")[2] == \
-        'Error: No encryption key(s) with prefix or ID "ff" found\n'
+        'No encryption key(s) with prefix or ID "ff" found\n'
     assert run(capsys, "operator", "root", "keyring", "remove")[2].startswith(
-        "Error: This command requires one argument: <key ID>")
+        "This command requires one argument: <key ID>")
     twin = {**KEYS[1], "KeyID": "0e1d" + KEYS[1]["KeyID"][4:]}
     api.answers[("GET", "/v1/operator/keyring/keys")] = [KEYS[0], twin]
     assert run(capsys, "operator", "root", "keyring", "remove", "0e1")[2].startswith(
-        "Error: Prefix matched multiple keys\n\nKey")
-    api.answers[("DELETE", f"/v1/operator/keyring/key/{KEYS[0]['KeyID']}")] = CliError(
+        "Prefix matched multiple keys\n\nKey")
+    api.answers[("DELETE", f"/v1/operator/keyring/key/{KEYS[0]['KeyID']}")] = cli.ApiError(
         "Unexpected response code: 500 (root key in use, cannot delete)")
     assert run(capsys, "operator", "root", "keyring", "remove", KEYS[0]["KeyID"])[2] == \
-        "Error: Unexpected response code: 500 (root key in use, cannot delete)\n"
+        "error: Unexpected response code: 500 (root key in use, cannot delete)\n"

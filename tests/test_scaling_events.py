@@ -254,7 +254,8 @@ def test_put_scale_records_events_and_get_shows_them_per_group_as_nomads_json() 
     ({"Count": 1, "Target": {"Group": "g", "Job": "other"}}, "", 400, "job ID in payload did not match URL"),
     ({"Count": 1, "Target": {"Group": "g", "Namespace": "prod"}}, "", 400,
      "namespace in payload did not match header"),
-    ({"Count": 1, "Target": {"Group": "g", "Namespace": "prod"}}, "namespace=prod", 200, None),
+    # the job is found by namespace and ID: "web" is in "default", not in "prod"
+    ({"Count": 1, "Target": {"Group": "g", "Namespace": "prod"}}, "namespace=prod", 404, 'job "web" not found'),
     ({"Count": "1", "Target": {"Group": "g"}}, "", 400, "Count: must be an integer, got '1'"),
     ({"Target": {"Group": "g"}, "Meta": [1]}, "", 400, "Meta: must be an object"),
     ({"Target": {"Group": "g"}, "Error": "yes"}, "", 400, "Error: must be a boolean, got 'yes'"),
@@ -359,5 +360,5 @@ def test_job_scale_checks_the_group_as_nomads_cli(cli: StateStore) -> None:
         job_scale("http://x", ["-check-index", "5", "-detach", "web", "g", "3"])
     with pytest.raises(CliError, match=r"^This command takes one argument: <job_id>"):
         job_scaling_events("http://x", [])
-    with pytest.raises(CliError, match=r'No job\(s\) with prefix or id "zz" found'):
+    with pytest.raises(CliError, match=r'No job\(s\) with prefix or ID "zz" found'):
         job_scaling_events("http://x", ["zz"])

@@ -258,8 +258,7 @@ def test_cli_service_list_and_info(dev, svc):  # noqa: F811
                            "(service registration not found)")]:
         got = nomad(dev, *args)
         assert got.returncode == 1 and got.stdout == "", args
-        line = message if message.startswith("Error ") else f"Error: {message}"
-        assert got.stderr.startswith(line) and got.stderr.count("\n") == 1, got.stderr
+        assert got.stderr.startswith(message) and got.stderr.count("\n") == 1, got.stderr
 
 
 # ---------------------------------------------------------------- deletes and a stop

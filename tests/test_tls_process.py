@@ -232,6 +232,14 @@ def test_https_api_answers_the_cli_with_the_ca_and_a_client_certificate(agents, 
     # Plain HTTP on the HTTPS port: refused at the handshake, no traceback; the agent carries on.
     r = cli(["-address", f"http://127.0.0.1:{s['http']}", "status", "leader"])
     assert r.returncode == 1 and r.stdout == ""
+    # -tls-skip-verify: no CA at all; -tls-server-name: the certificate is checked against that name
+    no_ca = [*flags[:2], *flags[4:]]
+    r = cli([*no_ca, "-tls-skip-verify", "status", "leader"])
+    assert r.returncode == 0 and r.stdout.strip() == f"127.0.0.1:{s['rpc']}", r.stderr
+    r = cli([*flags, "-tls-server-name", "server.global.nomad", "status", "leader"])
+    assert r.returncode == 0, r.stderr
+    r = cli([*flags, "-tls-server-name=elsewhere.example", "status", "leader"])
+    assert r.returncode == 1 and "elsewhere.example" in r.stderr, r.stderr
     assert healthy() and not any("Traceback" in line for line in srv.out + srv.err)
 
 

@@ -1395,7 +1395,8 @@ def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAU
     # Namespaces are not managed here (no `nomad namespace apply`): only
     # Nomad's built-in "default" exists, as on a fresh Nomad cluster.
     _need(job["Namespace"] == "default", "Namespace",
-          f"job {job['ID']!r} is in nonexistent namespace {job['Namespace']!r} (only \"default\" exists)")
+          f"job {json.dumps(job['ID'])} is in nonexistent namespace {json.dumps(job['Namespace'])}"
+          ' (only "default" exists)')
     # Nomad's jobCanonicalizer (0: the server's default) and jobValidate's bound, its message.
     job["Priority"] = _int(job.get("Priority") or None, "Priority", default=limits.default_priority, minimum=None)
     _need(1 <= job["Priority"] <= limits.max_priority, "Priority",
