@@ -4,7 +4,10 @@
   3-voter configuration shrunk to 2 with one of them down has no majority left);
 - a server known by its address that took its node ID on an uncommitted removal takes the old name
   back when that entry is truncated (else neither name is its own and the cluster loses a voter);
-- snapshot member entries ``ID@address`` round-trip with IPv6 addresses and with '@' in an ID.
+- snapshot member entries ``ID@address`` round-trip with IPv6 addresses and with '@' in an ID;
+- an answer under a name no member has, from a member's address (a removed server's late one, or a
+  server Raft still knows by its address), is never credited to that member: no match, read
+  acknowledgement, contact or vote; it only moves the leader's probe of a member not yet replicating.
 """
 
 from __future__ import annotations
@@ -14,8 +17,17 @@ from dataclasses import replace
 
 import pytest
 
-from actors.raft.core import LEADER, RaftCore, member, parse_member
-from actors.raft.messages import CONFIG, AppendResp, ConfigChange, Entry, ServerConfigChange
+from actors.raft.core import CANDIDATE, LEADER, PRE_CANDIDATE, RaftCore, member, parse_member
+from actors.raft.messages import (
+    CONFIG,
+    AppendEntries,
+    AppendResp,
+    ConfigChange,
+    Entry,
+    InstallSnapshotResp,
+    RequestVoteResp,
+    ServerConfigChange,
+)
 from actors.raft.peer import RaftPeer
 from actors.raft.storage import MemoryStorage
 from actors.state import snapshot_archive
@@ -97,8 +109,6 @@ def test_an_address_with_an_at_sign_is_refused():
         member("id-1", "a@b:4647")
 
 
-@pytest.mark.xfail(strict=True, reason="known: a delayed answer from a removed address-named server "
-                   "is credited to the new member at that address (see REVIEW_raft_ids.md)")
 def test_a_stale_answer_from_a_removed_server_is_not_credited_to_the_new_member_at_its_address():
     core = RaftCore("id-1", random.Random(1))
     core.bootstrap(("id-1",), ("10.0.0.1:4647",))
@@ -115,6 +125,136 @@ def test_a_stale_answer_from_a_removed_server_is_not_credited_to_the_new_member_
     core.persisted(core.last_index)
     core.step(AppendResp(term=core.term, follower="10.0.0.2:4647", success=True, match_index=core.last_index))
     assert core.progress["id-9"].match == 0
+
+    # Not counted as anything of id-9's: its own rejection is still heard and the leader backs off.
+    core.take_ready()
+    core.step(AppendResp(term=core.term, follower="id-9", success=False, match_index=0, hint_index=1))
+    sent = [m for to, m in core.take_ready().messages if to == "id-9" and isinstance(m, AppendEntries)]
+    assert sent and sent[-1].prev_index == 0 and core.progress["id-9"].match == 0
+
+
+# -------------------------------------------- answers under a name no member has (the pure core)
+
+ADDRS = ("10.0.0.1:4647", "10.0.0.2:4647", "10.0.0.3:4647")
+
+
+def _core_leader(voters=("id-1", "id-2", "id-3"), addrs=ADDRS) -> RaftCore:
+    """id-1 leading voters known by IDs distinct from their addresses (10.0.0.N:4647)."""
+    core = RaftCore("id-1", random.Random(1))
+    core.bootstrap(voters, addrs)
+    core.take_ready()
+    core.persisted(core.last_index)
+    core.campaign(transfer=True)
+    core.take_ready()
+    core.persisted(core.last_index)
+    core.step(RequestVoteResp(term=core.term, voter="id-2", granted=True))
+    assert core.role == LEADER
+    core.take_ready()
+    core.persisted(core.last_index)
+    return core
+
+
+def _sent(core: RaftCore, to: str) -> list:
+    return [m for t, m in core.take_ready().messages if t == to]
+
+
+def test_a_vote_under_a_name_that_is_no_voters_is_not_counted():
+    core = RaftCore("id-1", random.Random(1))
+    core.bootstrap(("id-1", "id-2", "id-3"), ADDRS)
+    core.take_ready()
+    core.campaign(transfer=True)
+    assert core.role == CANDIDATE
+    # 10.0.0.2:4647 is where id-2 is, but no voter has that name (a removed server's, or one that
+    # Raft knew by its address): its vote is no voter's.
+    for voter in ("10.0.0.2:4647", "id-9", "10.0.0.3:4647"):
+        core.step(RequestVoteResp(term=core.term, voter=voter, granted=True))
+        assert core.role == CANDIDATE, voter
+    core.step(RequestVoteResp(term=core.term, voter="id-3", granted=True))
+    assert core.role == LEADER
+    # Pre-votes likewise.
+    core = RaftCore("id-1", random.Random(1))
+    core.bootstrap(("id-1", "id-2", "id-3"), ADDRS)
+    core.take_ready()
+    core.campaign()
+    assert core.role == PRE_CANDIDATE
+    core.step(RequestVoteResp(term=core.term + 1, voter="10.0.0.2:4647", granted=True, pre_vote=True))
+    assert core.role == PRE_CANDIDATE
+    core.step(RequestVoteResp(term=core.term + 1, voter="id-2", granted=True, pre_vote=True))
+    assert core.role == CANDIDATE
+
+
+def test_an_append_answer_under_another_name_at_a_members_address_is_no_match_read_ack_or_contact():
+    core = _core_leader()
+    last = core.last_index
+    core.step(AppendResp(term=core.term, follower="id-2", success=True, match_index=last))
+    core.take_ready()
+    assert core.read_index(7) == ""
+    ctx = core.read_seq
+    pr3 = core.progress["id-3"]
+    pr3.recent_active = False
+    core.step(AppendResp(term=core.term, follower="10.0.0.3:4647", success=True, match_index=last,
+                         read_ctx=ctx))
+    assert (pr3.match, pr3.read_ctx, pr3.recent_active, pr3.last_ack) == (0, 0, False, 0)
+    assert core.take_ready().reads == []
+    # id-3's own answer counts.
+    core.step(AppendResp(term=core.term, follower="id-3", success=True, match_index=last, read_ctx=ctx))
+    assert pr3.match == last and (7, last) in core.take_ready().reads
+
+
+def _legacy_member_re_added() -> RaftCore:
+    """id-1 leading; the server at 10.0.0.3 was a voter named by its address, removed and added back
+    (a non-voter) by its node ID id-3, as the address -> ID migration does; it has entry 1 only."""
+    core = _core_leader(("id-1", "id-2", "10.0.0.3:4647"))
+    for op, args in (("remove", ("10.0.0.3:4647",)), ("add_learner", ("id-3", "10.0.0.3:4647"))):
+        assert core.change_config(op, *args) != ""
+        core.take_ready()
+        core.persisted(core.last_index)
+        core.step(AppendResp(term=core.term, follower="id-2", success=True, match_index=core.last_index))
+        core.take_ready()
+    assert core.commit == core.last_index and core.learners == ("id-3",)
+    return core
+
+
+def test_answers_under_the_old_name_only_move_the_probe_of_the_member_at_that_address():
+    # The re-added server goes by its address until the entries re-adding it reach it: its rejection
+    # under the old name makes the leader look further back (else it never gets those entries), its
+    # success tells where to probe next; only the answer under its ID counts as a match.
+    core = _legacy_member_re_added()
+    pr = core.progress["id-3"]
+    core.step(AppendResp(term=core.term, follower=ADDRS[2], success=False, match_index=0, hint_index=2))
+    sent = [m for m in _sent(core, "id-3") if isinstance(m, AppendEntries)]
+    assert [(m.prev_index, len(m.entries)) for m in sent] == [(1, core.last_index - 1)] and pr.match == 0
+    core.step(AppendResp(term=core.term, follower="10.0.0.3:4647", success=True, match_index=core.last_index))
+    sent = [m for m in _sent(core, "id-3") if isinstance(m, AppendEntries)]
+    assert [(m.prev_index, m.entries) for m in sent] == [(core.last_index, ())] and pr.match == 0
+    # The same success again: the probe is already there, nothing more is sent (no ping-pong).
+    core.step(AppendResp(term=core.term, follower="10.0.0.3:4647", success=True, match_index=core.last_index))
+    assert _sent(core, "id-3") == []
+    last = core.last_index
+    core.step(AppendResp(term=core.term, follower="id-3", success=True, match_index=last))
+    assert pr.match == last and pr.state == "replicate"  # (caught up: the leader promotes it)
+    core.take_ready()
+    # Once it answers under its ID, an answer under the old name is stale: ignored altogether.
+    nxt = pr.next
+    core.step(AppendResp(term=core.term, follower=ADDRS[2], success=False, match_index=0, hint_index=1))
+    assert _sent(core, "id-3") == [] and pr.state == "replicate" and pr.next == nxt
+
+
+def test_a_snapshot_answer_under_the_old_name_is_no_match():
+    core = _legacy_member_re_added()
+    core.compact(core.commit, b"state")
+    pr = core.progress["id-3"]
+    core.step(AppendResp(term=core.term, follower=ADDRS[2], success=False, match_index=0, hint_index=2))
+    assert pr.state == "snapshot"
+    assert [m.done for m in _sent(core, "id-3")] == [True]
+    core.step(InstallSnapshotResp(term=core.term, follower="10.0.0.3:4647", last_index=core.snap_index,
+                                  next_offset=0, done=True))
+    assert pr.match == 0 and pr.state == "probe"
+    sent = [m for m in _sent(core, "id-3") if isinstance(m, AppendEntries)]
+    assert [m.prev_index for m in sent] == [core.snap_index]
+    last = core.last_index
+    core.step(AppendResp(term=core.term, follower="id-3", success=True, match_index=last))
+    assert pr.match == last
 
 
 # ------------------------------------------------------------ a seeded simulation property

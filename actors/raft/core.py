@@ -914,10 +914,8 @@ class RaftCore:
     def _handle_snapshot_resp(self, m: InstallSnapshotResp) -> None:
         pr = self.progress.get(m.follower)
         if pr is None:
-            m = self._by_old_name(m)
-            pr = self.progress.get(m.follower)
-            if pr is None:
-                return
+            self._old_name_hint(m)
+            return
         pr.recent_active = True
         if pr.state != SNAPSHOT:
             return
@@ -933,10 +931,8 @@ class RaftCore:
     def _handle_append_resp(self, m: AppendResp) -> None:
         pr = self.progress.get(m.follower)
         if pr is None:
-            m = self._by_old_name(m)
-            pr = self.progress.get(m.follower)
-            if pr is None:
-                return
+            self._old_name_hint(m)
+            return
         pr.recent_active = True
         if self.ticks - pr.last_ack > self.t.election_ticks or not m.success:
             pr.caught_up_since = -1  # a silence or a rejection: stable only from now on
@@ -980,12 +976,42 @@ class RaftCore:
         if self.role == LEADER and m.follower in self.progress:
             self._send_append(m.follower, pr)
 
-    def _by_old_name(self, m: Any) -> Any:
-        """An answer from a server still named by its address (the name it had in a configuration
-        from before IDs) on behalf of the member at that address: the leader re-added it by its ID,
-        and the server takes that ID once the entries saying so reach it."""
-        sid = next((i for i, a in sorted(self.addrs.items()) if a == m.follower and i != m.follower), None)
-        return m if sid is None else replace(m, follower=sid)
+    def _old_name_hint(self, m: AppendResp | InstallSnapshotResp) -> None:
+        """An answer under a name no member has, from the address of a member with another ID.
+
+        It may come from a server the configuration named by its address (before IDs) that the
+        leader has re-added by its node ID, and that goes by its address until the entries saying
+        so reach it (peer.py ``_take_own_id``) -- or be a late answer of a removed server whose
+        address a new member has now (a wiped server back with a new ID): nothing in the answer
+        tells which, so it never counts as the member's (hashicorp/raft matches an answer to the
+        replication of the server it addressed).  It is no match, no acknowledgement of a read
+        and no contact: a false match would let the leader skip entries the member lacks (and,
+        once it is a voter, count them toward commit).  It only tells the leader where to look
+        next for a member that has not answered under its own ID yet (not replicating): a probe
+        there, which the member itself answers, rejecting it if it lacks the entries.  Whoever
+        sent the answer, that is only a retry, as Raft allows at any time.
+        """
+        sid = next((i for i, a in sorted(self.addrs.items()) if a == m.follower and i != m.follower), "")
+        pr = self.progress.get(sid)
+        if pr is None or pr.state == REPLICATE:
+            return  # replicating: the member answers under its ID, so this is stale
+        if type(m) is AppendResp:
+            if not m.success:
+                if m.hint_index:  # (neither index: a stale term's answer, handled by the term check)
+                    self._back_off(sid, pr, m)
+                return
+            nxt = min(m.match_index, self.last_index) + 1
+        else:
+            if pr.state != SNAPSHOT or m.last_index != pr.snap_index:
+                return
+            if not m.done:
+                pr.snap_offset = m.next_offset  # the member asks for another chunk if not this one
+                self._send_snapshot_chunk(sid, pr)
+                return
+            nxt = m.last_index + 1
+        if (nxt > pr.match + 1 and nxt != pr.next) or pr.state == SNAPSHOT:
+            pr.next, pr.state, pr.paused, pr.inflight = max(nxt, pr.match + 1), PROBE, False, []
+            self._send_append(sid, pr)
 
     def _back_off(self, peer: str, pr: Progress, m: AppendResp) -> None:
         if m.hint_index <= pr.match:
