@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import http.client
+import io
 import json
 import logging
 import re
@@ -745,8 +746,13 @@ def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response 
     ``No path to region``.
     """
     region = (req.query.get("region") or [""])[0]
-    if not region or req.path.startswith(LOCAL_ONLY_PATHS):
+    job_write = not region and req.method in ("PUT", "POST") and _JOB_WRITE_PATH.match(req.path) is not None
+    if (not region and not job_write) or req.path.startswith(LOCAL_ONLY_PATHS):
         return None
+    if job_write:
+        region = _job_request_region(req, environ)
+        if region in ("", "global"):  # Nomad's regionForJob: "global" is the agent's own region
+            return None
     members, local = _gossip_members(api)
     if local is None or region == _local_region(api, local):
         return None
@@ -768,6 +774,36 @@ def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response 
         except OSError as e:
             errors.append(f"{target}: {e}")
     raise CodedError(500, f"failed forwarding to region {region}: {'; '.join(errors)}")
+
+
+# A job registration or plan (``PUT /v1/jobs``, ``/v1/job/<id>``, ``/v1/job/<id>/plan``): without
+# ?region= it goes to the region its body names (the request's Region, else the job's), as Nomad's
+# regionForJob decides.
+_JOB_WRITE_PATH = re.compile(r"^/v1/(?:jobs|job/[^/]+(?:/plan)?)$")
+_REGION_KEY = re.compile(rb'"Region"\s*:\s*"([^"\\]*)"')
+
+
+def _job_request_region(req: Request, environ: dict[str, Any]) -> str:
+    """The region a job write names in its body ("" for none); the body stays readable for the handler
+    or the proxy.  The body is decoded here only when some "Region" key in it names a region other than
+    "global" (a task's Config may hold such a key too): most registrations pass on a byte search."""
+    if "wsgi.input" not in environ:
+        return ""
+    body = read_body(req)
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    if all(v in (b"", b"global") for v in _REGION_KEY.findall(body)):
+        return ""
+    try:
+        doc = decode_json(body)
+    except (UnicodeDecodeError, ValueError):
+        return ""  # the handler answers the malformed body
+    if not isinstance(doc, dict):
+        return ""
+    job = doc.get("Job")
+    for region in (doc.get("Region"), job.get("Region") if isinstance(job, dict) else None):
+        if isinstance(region, str) and region:
+            return region
+    return ""
 
 
 def _wait_s(req: Request) -> float:

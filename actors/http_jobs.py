@@ -689,6 +689,10 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
             if isinstance(g, dict) and counts.get(g.get("Name")) is not None:
                 g["Count"] = counts[g["Name"]]
     raw["Namespace"] = namespace_for_job(req, body, raw)
+    # Nomad's regionForJob: a job registered here is this region's (a job naming another region was
+    # sent there, actors.http_api.forward_region; "global" or none means this one).
+    if raw.get("Region") is None or isinstance(raw["Region"], str):  # (else: refused as not a string)
+        raw["Region"] = _region(api)
     try:  # raw: this request's own decoded body, read no more
         job = canonical_job(job_in(raw, owned=True), region=_region(api), limits=_limits(api))
     except JobError as e:
@@ -825,6 +829,8 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     if raw.get("ID") != job_id:
         raise CodedError(400, "Job ID does not match")
     raw["Namespace"] = namespace_for_job(req, body, raw)
+    if raw.get("Region") is None or isinstance(raw["Region"], str):  # as registering it here would
+        raw["Region"] = _region(api)
     try:
         job = canonical_job(job_in(raw), region=_region(api), limits=_limits(api))
     except JobError as e:

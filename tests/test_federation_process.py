@@ -16,6 +16,7 @@ deadlines, and is killed by PID at the end (the ``agents`` fixture).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -127,6 +128,31 @@ def test_two_regions_share_gossip_but_keep_raft_apart_and_forward_by_region(agen
     leaders = sorted(name for name, r in rows.items() if r[4] == "true")
     a_leader_name = next(f"a{i}.a" for i, c in enumerate(a_cfgs) if f"127.0.0.1:{c['rpc']}" == a_leader)
     assert leaders == sorted([a_leader_name, "b0.b"])
+
+    # A job naming its region is registered there (Nomad's regionForJob), ?region= or not; a job with
+    # ?region= of this region is this region's, whatever its body says.
+    def put_job(agent: AgentProc, job_id: str, region: str, query: str = "") -> tuple[int, bytes]:
+        job = {"ID": job_id, "Region": region, "Type": "batch", "Datacenters": ["dc1"],
+               "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                                       "Config": {"command": "/bin/true", "Region": "x"}}]}]}
+        conn = http.client.HTTPConnection("127.0.0.1", agent.http_port, timeout=30)
+        try:
+            conn.request("PUT", f"/v1/jobs{query}", json.dumps({"Job": job}))
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    assert put_job(a[0], "to-b", "b")[0] == 200
+    assert (get_json(b, "/v1/job/to-b") or {}).get("Region") == "b"
+    assert get_json(a[1], "/v1/job/to-b") is None and get_json(a[1], "/v1/job/to-b?region=b")["Region"] == "b"
+    out = nomad(a[0], "job", "status", "-region", "b", "to-b")
+    assert out.returncode == 0 and "to-b" in out.stdout, out.stderr
+    assert put_job(a[0], "kept-in-a", "b", "?region=a")[0] == 200
+    assert get_json(a[0], "/v1/job/kept-in-a")["Region"] == "a" and get_json(b, "/v1/job/kept-in-a") is None
+    assert put_job(b, "global-job", "global")[0] == 200  # "global": the receiving agent's own region
+    assert get_json(b, "/v1/job/global-job")["Region"] == "b"
+    assert put_job(a[0], "lost", "nowhere") == (500, b"No path to region")
 
     # A join to an address nobody answers fails within the join timeout, clearly.
     dead = f"127.0.0.1:{free_port()}"
