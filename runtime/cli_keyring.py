@@ -50,10 +50,14 @@ def _request(addr: str, op: str, key: str) -> Any:
         with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
             body = resp.read()
     except urllib.error.HTTPError as e:
+        from runtime.cli import ApiError  # printed under the command's context: Nomad's "error: %s"
+
         text = e.read().decode(errors="replace").strip()
-        raise _cli_error(f"Unexpected response code: {e.code} ({text})") from None
+        raise ApiError(f"Unexpected response code: {e.code} ({text})") from None
     except (urllib.error.URLError, OSError) as e:
-        raise _cli_error(f"Error querying {addr}: {getattr(e, 'reason', e)}") from None
+        from runtime.cli import unreachable
+
+        raise unreachable(req.get_method(), url, e) from None
     return json.loads(body) if body.strip() else None
 
 

@@ -50,7 +50,9 @@ def operator_api(addr: str, args: list[str]) -> str:
         raise CliError(f"Error performing request: Unexpected response code: {e.code} "
                        f"({e.read().decode(errors='replace').strip()})") from None
     except (urllib.error.URLError, OSError) as e:
-        raise CliError(f"Error performing request: {getattr(e, 'reason', e)}") from None
+        from runtime.cli import unreachable  # Go's url.Error wording: Get "<url>": dial tcp ...
+
+        raise CliError(f"Error performing request: {unreachable(method, url, e)}") from None
 
 
 OPERATOR_API_COMMANDS = {("operator", "api"): operator_api}

@@ -54,7 +54,9 @@ def _request(addr: str, method: str, path: str, body: bytes | None = None) -> tu
         raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
             from None
     except (urllib.error.URLError, OSError) as e:
-        raise CliError(f"Error querying {addr}: {getattr(e, 'reason', e)}") from None
+        from runtime.cli import unreachable  # Go's url.Error wording: Get "<url>": dial tcp ...
+
+        raise CliError(str(unreachable(method, url, e))) from None
 
 
 def _read_file(path: str) -> bytes:
@@ -110,7 +112,7 @@ def snapshot_save(addr: str, args: list[str]) -> str:
         elif a == "-stale=false":
             stale = False
         elif a.startswith("-"):
-            raise CliError(f"operator snapshot save: unknown flag {a}")
+            raise CliError(f"Failed to parse args: flag provided but not defined: {a.partition('=')[0]}")
         else:
             files.append(a)
     if len(files) > 1:
@@ -120,8 +122,11 @@ def snapshot_save(addr: str, args: list[str]) -> str:
     default = f"{time.strftime('nomad-state-%Y%m%d', time.localtime(now))}-{int(now)}.snap"
     path = files[0] if files else default
     if os.path.lexists(path):
-        raise CliError(f"Destination file already exists: {path!r}")
-    body, headers = _request(addr, "GET", _PATH + ("?stale=true" if stale else ""))
+        raise CliError(f"Destination file already exists: {json.dumps(path)}")
+    try:
+        body, headers = _request(addr, "GET", _PATH + ("?stale=true" if stale else ""))
+    except CliError as e:
+        raise CliError(f"Failed to get snapshot file: {e}") from None
     digest = headers.get("digest", "")
     if digest.startswith("sha-256="):
         want = base64.b64decode(digest[len("sha-256="):])

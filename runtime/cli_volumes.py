@@ -55,10 +55,20 @@ def volume_status(addr: str, args: list[str]) -> tuple[str, int]:
     if vol_id and kind in ("", "host") and (flags.get("node") or flags.get("node-pool")):
         raise CliError("-node or -node-pool options can only be used when no ID is provided")
 
-    def listing(path_kind: str, header: str, none: str) -> None:
+    failed = False
+
+    def listing(path_kind: str, header: str, none: str, context: str) -> None:
+        nonlocal failed
         if headers:
             out.append(header)
-        found = _listed(addr, "/v1/volumes", path_kind)
+        try:
+            found = _listed(addr, "/v1/volumes", path_kind)
+        except CliError as e:  # Nomad prints each list's error and goes on to the next, then exits 1
+            print("\n".join(out), flush=True)
+            out.clear()
+            _err(f"{context}: {e}")
+            failed = True
+            return
         if found:
             out.append(_ids(found))
         else:
@@ -68,12 +78,12 @@ def volume_status(addr: str, args: list[str]) -> tuple[str, int]:
 
     if not vol_id:
         if kind in ("", "host"):
-            listing("host", "Dynamic Host Volumes", "No dynamic host volumes")
+            listing("host", "Dynamic Host Volumes", "No dynamic host volumes", "Error querying host volumes")
         if kind == "":
             out.append("")
         if kind in ("", "csi"):
-            listing("csi", "Container Storage Interface", "No CSI volumes")
-        return "\n".join(out), 0
+            listing("csi", "Container Storage Interface", "No CSI volumes", "Error querying CSI volumes")
+        return "\n".join(out), 1 if failed else 0
     errors = []
     if kind in ("", "host") and not _listed(addr, "/v1/volumes", "host", vol_id):
         errors.append(f'Error listing host volumes: no volumes with prefix or ID "{vol_id}" found')

@@ -25,6 +25,10 @@ GONE = "http://127.0.0.1:9"  # nothing listens: the API call fails at once
      "/v1/operator/scheduler/configuration"),
     (["service", "list"], "Error listing service registrations", "/v1/services"),
     (["operator", "root", "keyring", "list"], "error", "/v1/operator/keyring/keys"),
+    (["operator", "gossip", "keyring", "list"], "error", "/v1/agent/keyring/list"),
+    (["operator", "snapshot", "save", "/nonexistent-dir/never.snap"], "Failed to get snapshot file",
+     "/v1/operator/snapshot"),
+    (["operator", "api", "/v1/jobs"], "Error performing request", "/v1/jobs"),
 ])
 def test_api_failure_is_printed_under_the_commands_context(capsys, args, context, path):
     assert main([f"-address={GONE}", *args]) == 1
@@ -42,3 +46,15 @@ def test_a_message_with_its_own_context_gets_no_second_error_prefix(capsys):
     """Nomad's Ui.Error prints "Error parsing interval: ..." as it is, never "Error: Error parsing ..."."""
     assert main([f"-address={GONE}", "operator", "debug", "-duration", "1s", "-interval", "5s"]) == 1
     assert capsys.readouterr().err == "Error parsing interval: 5s is greater than duration 1s\n"
+
+
+def test_volume_status_prints_each_lists_failure_and_exits_1(capsys):
+    """Nomad's volume status without an ID lists both kinds; each failed list prints its own error."""
+    assert main([f"-address={GONE}", "volume", "status"]) == 1
+    got = capsys.readouterr()
+    assert got.out == "Dynamic Host Volumes\n\nContainer Storage Interface\n"
+    assert got.err.splitlines() == [
+        f'Error querying host volumes: Get "{GONE}/v1/volumes?type=host": dial tcp 127.0.0.1:9: connect: '
+        "connection refused",
+        f'Error querying CSI volumes: Get "{GONE}/v1/volumes?type=csi": dial tcp 127.0.0.1:9: connect: '
+        "connection refused"]
