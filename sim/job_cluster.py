@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, MemoryAllocDirs, MemoryAllocStore
+from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, MemoryAllocDirs, SimAllocStore
 from actors.client.alloc_sync import AllocSync, AllocSyncConfig
 from actors.client.artifacts import SimArtifactFetcher
 from actors.client.checks import CHECK_RUNNER, CheckRunner, SimProber
@@ -72,7 +72,7 @@ class JobCluster(ClientCluster):
         # Exits are told to the runner when they happen, through the event queue.
         self.drivers = {c: SimDriver(lambda: self.sched.now, name=DRIVER,
                                      schedule=lambda when, fn: self.sched.at(when, fn)) for c in names}
-        self.alloc_stores = {c: MemoryAllocStore() for c in names}
+        self.alloc_stores = {c: SimAllocStore() for c in names}
         self.alloc_dirs = {c: MemoryAllocDirs() for c in names}
         self.overcommits: list[str] = []
         self.rollout_violations: list[str] = []
