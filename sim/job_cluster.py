@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, MemoryAllocDirs, MemoryAllocStore
+from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, MemoryAllocDirs, SimAllocStore
 from actors.client.alloc_sync import AllocSync, AllocSyncConfig
 from actors.client.artifacts import SimArtifactFetcher
 from actors.client.checks import CHECK_RUNNER, CheckRunner, SimProber
@@ -72,11 +72,12 @@ class JobCluster(ClientCluster):
         # Exits are told to the runner when they happen, through the event queue.
         self.drivers = {c: SimDriver(lambda: self.sched.now, name=DRIVER,
                                      schedule=lambda when, fn: self.sched.at(when, fn)) for c in names}
-        self.alloc_stores = {c: MemoryAllocStore() for c in names}
+        self.alloc_stores = {c: SimAllocStore() for c in names}
         self.alloc_dirs = {c: MemoryAllocDirs() for c in names}
         self.overcommits: list[str] = []
         self.rollout_violations: list[str] = []
         self.service_violations: list[str] = []
+        self._tracked: _Tracked | None = None  # what the checks keep between slices
         super().__init__(seed, self.jcfg.base)
 
     # ------------------------------------------------------------ boot
@@ -114,64 +115,72 @@ class JobCluster(ClientCluster):
     def check(self) -> None:
         super().check()
         state = self.checker.replica
-        # Every allocation, every slice, from the table itself (not the store's
-        # indexes, which this checks); live() inlined: this loop is most of the
-        # checker's cost once a run has placed a few thousand allocations.
-        cpu_of: dict[str, int] = {}
-        mem_of: dict[str, int] = {}
-        disk_of: dict[str, int] = {}
-        count_of: dict[str, int] = {}
-        terminal = TERMINAL_CLIENT
-        for a in state.tables["allocs"].values():
-            if a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in terminal:
-                nid, r = a["NodeID"], a["Resources"]
-                cpu_of[nid] = cpu_of.get(nid, 0) + r["CPU"]
-                mem_of[nid] = mem_of.get(nid, 0) + r["MemoryMB"]
-                disk_of[nid] = disk_of.get(nid, 0) + r.get("DiskMB", 0)
-                count_of[nid] = count_of.get(nid, 0) + 1
-        for nid, cpu in cpu_of.items():
-            mem, disk = mem_of[nid], disk_of[nid]
-            node = state.tables["nodes"].get(nid)
-            if node is None:
+        t = self._tracked
+        if t is None or t.stale(state.tables):
+            t = self._tracked = _Tracked(state.tables)
+            # (and each allocation a registration names, there or not)
+            allocs, nodes, regs = set(state.tables["allocs"]) | set(t.regs_of), set(state.tables["nodes"]), \
+                set()
+        else:
+            allocs, nodes, regs = t.take()
+        # Judged from the tables themselves (not the store's indexes, which this checks), for what
+        # changed since the last check: a rule that held then holds still for what did not.  A
+        # violation keeps the run's next check a whole one (it finds the violation again).
+        ok = False
+        try:
+            nodes |= t.update_allocs(allocs)
+            self._check_nodes(state.tables, t, sorted(nodes))
+            self._check_rollouts(state.tables, t)
+            self._check_services(state.tables, t, allocs | t.update_regs(regs))
+            ok = True
+        finally:
+            if not ok:
+                self._tracked = None
+
+    def _check_nodes(self, tables: dict[str, Any], t: _Tracked, nids: list[str]) -> None:
+        """No node over-committed by its live allocations (CPU, memory, disk, NodeMaxAllocs)."""
+        for nid in nids:
+            used = t.usage.get(nid)
+            node = tables["nodes"].get(nid)
+            if used is None or node is None:
                 continue
+            cpu, mem, disk, count = used
             cap = node_capacity(node)
-            count, most = count_of[nid], node.get("NodeMaxAllocs") or 0
+            most = node.get("NodeMaxAllocs") or 0
             if cpu > cap[0] or mem > cap[1] or disk > cap[2] or (most and count > most):
                 msg = (f"t={self.sched.now:.1f}: node {nid} over-committed: cpu {cpu}/{cap[0]} "
                        f"mem {mem}/{cap[1]} disk {disk}/{cap[2]} allocations {count}/{most or '-'}")
                 self.overcommits.append(msg)
                 raise AssertionError(msg)
-        self._check_rollouts(state.tables)
-        self._check_services(state.tables)
 
-    def _check_services(self, tables: dict[str, Any]) -> None:
+    def _check_services(self, tables: dict[str, Any], t: _Tracked, alloc_ids: set[str]) -> None:
         """A service is registered exactly while its allocation runs: every registration is of a
         running allocation, and a running allocation whose group offers services has them."""
         regs = tables[SERVICES]
         allocs = tables["allocs"]
-        by_alloc: dict[str, int] = {}
-        for r in regs.values():
-            a = allocs.get(r["AllocID"])
+        for aid in sorted(alloc_ids):
+            a = allocs.get(aid)
+            mine = sorted(t.regs_of.get(aid, ()))
+            for key in mine:
+                r = regs[key]
+                if a is None or a.get("DesiredStatus") != "run" or a.get("ClientStatus") != "running":
+                    msg = (f"t={self.sched.now:.1f}: service {r['ServiceName']} registered for allocation "
+                           f"{r['AllocID'][:8]}, which is {'gone' if a is None else a.get('ClientStatus')}")
+                    self.service_violations.append(msg)
+                    raise AssertionError(msg)
             if a is None or a.get("DesiredStatus") != "run" or a.get("ClientStatus") != "running":
-                msg = (f"t={self.sched.now:.1f}: service {r['ServiceName']} registered for allocation "
-                       f"{r['AllocID'][:8]}, which is {'gone' if a is None else a.get('ClientStatus')}")
-                self.service_violations.append(msg)
-                raise AssertionError(msg)
-            by_alloc[r["AllocID"]] = by_alloc.get(r["AllocID"], 0) + 1
-        for a in allocs.values():
-            if a.get("DesiredStatus") != "run" or a.get("ClientStatus") != "running":
                 continue
             groups = (a.get("Job") or {}).get("TaskGroups", ())
             group = next((g for g in groups if g["Name"] == a["TaskGroup"]), None) or {"Tasks": []}
-            want = len(group.get("Services") or ()) + sum(len(t.get("Services") or ())
-                                                          for t in group["Tasks"])
-            if by_alloc.get(a["ID"], 0) != want:
+            want = len(group.get("Services") or ()) + sum(len(task.get("Services") or ())
+                                                          for task in group["Tasks"])
+            if len(mine) != want:
                 msg = (f"t={self.sched.now:.1f}: running allocation {a['ID'][:8]} of {a['JobID']} has "
-                       f"{by_alloc.get(a['ID'], 0)} service registrations, its group offers {want}")
+                       f"{len(mine)} service registrations, its group offers {want}")
                 self.service_violations.append(msg)
                 raise AssertionError(msg)
 
-    def _check_rollouts(self, tables: dict[str, Any]) -> None:
+    def _check_rollouts(self, tables: dict[str, Any], t: _Tracked) -> None:
         """A running deployment never has more replacements of updated allocations in flight than
         max_parallel.
 
@@ -179,19 +188,21 @@ class JobCluster(ClientCluster):
         allocation stopped for the update (replacements of lost or failed
         ones are not limited, as in Nomad).
         """
-        active = {d["ID"]: d for d in tables["deployments"].values() if d["Status"] in ("running", "paused")}
+        deps = tables["deployments"]
+        active = {d: deps[d] for d in t.active if d in deps and deps[d]["Status"] in ("running", "paused")}
         if not active:
             return
         allocs = tables["allocs"]
         in_flight: dict[tuple[str, str], int] = {}
-        for a in allocs.values():
-            dep = a.get("DeploymentID")
-            if dep not in active or not live(a) or (a.get("DeploymentStatus") or {}).get("Healthy"):
-                continue
-            prev = allocs.get(a.get("PreviousAllocation") or "")
-            if prev is not None and prev.get("DesiredDescription") == STOP_UPDATE:
-                key = (dep, a["TaskGroup"])
-                in_flight[key] = in_flight.get(key, 0) + 1
+        for dep in active:
+            for aid in t.by_dep.get(dep, ()):
+                a = allocs[aid]
+                if not live(a) or (a.get("DeploymentStatus") or {}).get("Healthy"):
+                    continue
+                prev = allocs.get(a.get("PreviousAllocation") or "")
+                if prev is not None and prev.get("DesiredDescription") == STOP_UPDATE:
+                    key = (dep, a["TaskGroup"])
+                    in_flight[key] = in_flight.get(key, 0) + 1
         for (dep, group), n in sorted(in_flight.items()):
             job = tables["jobs"].get(active[dep]["JobID"]) or {}
             strategy = next((g.get("Update") for g in job.get("TaskGroups", ()) if g["Name"] == group),
@@ -283,6 +294,111 @@ class JobCluster(ClientCluster):
             if a["ClientStatus"] == "running" and alloc_id not in procs:
                 problems.append(f"alloc {alloc_id[:8]} reported running but no process runs it")
         return problems
+
+
+_WATCHED = ("allocs", "nodes", "deployments", SERVICES)
+
+
+class _Tracked:
+    """What JobCluster's checks keep of the checker's replica between slices, so a check costs what
+    changed since the last one instead of a scan of every allocation ever placed (which grows all
+    run long: stopped allocations stay until job GC).
+
+    The replica's tables note the keys each write touches (events.Table's journal, which the
+    replica, making no events, leaves set between writes); per live allocation its node and
+    resources, per node their sums, per deployment its allocations, per allocation its service
+    registrations.  New tables (a resync, an operator's restore) make a new one, which starts
+    from a whole scan.
+    """
+
+    __slots__ = ("active", "by_dep", "contrib", "dep_of", "journal", "reg_alloc", "regs_of", "tables",
+                 "usage")
+
+    def __init__(self, tables: dict[str, Any]) -> None:
+        self.tables = [tables[n] for n in _WATCHED]
+        self.journal: dict[tuple[str, str], Any] = {}
+        for table in self.tables:
+            table.journal = self.journal
+        self.contrib: dict[str, tuple[str, int, int, int]] = {}  # live alloc -> node, cpu, mem, disk
+        self.usage: dict[str, list[int]] = {}  # node -> [cpu, mem, disk, live allocations]
+        self.dep_of: dict[str, str] = {}  # alloc -> its DeploymentID
+        self.by_dep: dict[str, set[str]] = {}
+        self.active: set[str] = set(tables["deployments"])  # deployments to look at (status read each check)
+        self.reg_alloc: dict[str, str] = {}  # service registration -> its AllocID
+        self.regs_of: dict[str, set[str]] = {}
+        self.update_regs(set(tables[SERVICES]))
+
+    def stale(self, tables: dict[str, Any]) -> bool:
+        return any(tables[n] is not t for n, t in zip(_WATCHED, self.tables, strict=True))
+
+    def take(self) -> tuple[set[str], set[str], set[str]]:
+        """The allocations, nodes and service registrations written since the last take (the
+        deployments written are added to the ones looked at)."""
+        allocs, nodes, regs = set(), set(), set()
+        by_table = {"allocs": allocs, "nodes": nodes, SERVICES: regs, "deployments": self.active}
+        for table, key in self.journal:
+            by_table[table].add(key)
+        self.journal.clear()
+        return allocs, nodes, regs
+
+    def update_allocs(self, ids: set[str]) -> set[str]:
+        """Take the allocations *ids* as the table has them now; the nodes whose usage moved."""
+        allocs = self.tables[0]
+        moved = set()
+        for aid in ids:
+            a = allocs.get(aid)
+            old = self.contrib.pop(aid, None)
+            if old is not None:
+                u = self.usage[old[0]]
+                u[0] -= old[1]
+                u[1] -= old[2]
+                u[2] -= old[3]
+                u[3] -= 1
+                moved.add(old[0])
+            dep = self.dep_of.pop(aid, None)
+            if dep is not None:
+                self.by_dep[dep].discard(aid)
+            if a is None:
+                continue
+            if a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in TERMINAL_CLIENT:
+                nid, r = a["NodeID"], a["Resources"]
+                new = self.contrib[aid] = (nid, r["CPU"], r["MemoryMB"], r.get("DiskMB", 0))
+                u = self.usage.setdefault(nid, [0, 0, 0, 0])
+                u[0] += new[1]
+                u[1] += new[2]
+                u[2] += new[3]
+                u[3] += 1
+                moved.add(nid)
+            dep = a.get("DeploymentID")
+            if dep:
+                self.dep_of[aid] = dep
+                self.by_dep.setdefault(dep, set()).add(aid)
+        for nid in moved:
+            if not self.usage[nid][3]:
+                del self.usage[nid]
+        # Deployments no longer running or paused stay out until written again.
+        deps = self.tables[2]
+        self.active = {d for d in self.active if d in deps and deps[d]["Status"] in ("running", "paused")}
+        return moved
+
+    def update_regs(self, keys: set[str]) -> set[str]:
+        """Take the service registrations *keys* as the table has them now; the allocations whose
+        registrations changed."""
+        regs = self.tables[3]
+        touched = set()
+        for key in keys:
+            old = self.reg_alloc.pop(key, None)
+            if old is not None:
+                self.regs_of[old].discard(key)
+                if not self.regs_of[old]:
+                    del self.regs_of[old]
+                touched.add(old)
+            r = regs.get(key)
+            if r is not None:
+                self.reg_alloc[key] = r["AllocID"]
+                self.regs_of.setdefault(r["AllocID"], set()).add(key)
+                touched.add(r["AllocID"])
+        return touched
 
 
 def sim_job(job_id: str = "web", count: int = 4, *, cpu: int = 500, mem: int = 256, job_type: str = "service",

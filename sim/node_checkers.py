@@ -123,7 +123,7 @@ class NodeCheckers:
         if op == "node_update_status":
             old = nodes.get(cmd["node_id"])
             prev = old.get("Status") if old else None
-            self.replica.apply(index, data)
+            self.replica.apply(index, data, cmd)
             unresponsive = ("down", "disconnected")
             if old is not None and cmd["status"] in unresponsive and prev not in unresponsive:
                 # Disconnected (a node whose allocations may wait out a disconnect window) is a
@@ -136,18 +136,18 @@ class NodeCheckers:
         elif op == "node_gc":
             before = {i: dict(nodes[i]) for i in cmd["ids"] if i in nodes}
             live = self._live_allocs(before)
-            result = self.replica.apply(index, data)
+            result = self.replica.apply(index, data, cmd)
             for node_id in result.get("deleted", ()):
                 self._collected(node_id, before[node_id], live.get(node_id, []), cmd)
         elif op == "core_gc":
-            self._core_gc(index, data)
+            self._core_gc(index, data, cmd)
         else:
-            self.replica.apply(index, data)
+            self.replica.apply(index, data, cmd)
 
-    def _core_gc(self, index: int, data: bytes) -> None:
+    def _core_gc(self, index: int, data: bytes, cmd: Any) -> None:
         t = self.replica.tables
         jobs, evals, allocs = dict(t["jobs"]), dict(t["evals"]), dict(t["allocs"])
-        result = self.replica.apply(index, data)
+        result = self.replica.apply(index, data, cmd)
         for aid in result.get("allocs", ()):
             a = allocs[aid]
             if not alloc_terminal(a) or a.get("ClientStatus") == "running":

@@ -360,3 +360,25 @@ def test_a_server_with_only_sysbatch_enabled_schedules_sysbatch_evaluations_only
     evals = c.checker.replica.tables["evals"]
     assert evals[once]["Status"] == "complete" and evals[nightly]["Status"] == "pending"
     assert sorted(a["ClientStatus"] for a in c.allocs("once")) == ["complete"] * 3
+
+
+def test_checks_judge_what_changed_and_keep_finding_a_violation_until_it_is_gone() -> None:
+    """JobCluster.check looks only at what was written since the last check: an over-commit written
+    between checks is found, found again at every check while it lasts, and gone once it is."""
+    import pytest
+
+    c = boot(n_clients=2)
+    node = c.node_id("c0001")
+    cpu = c.nodes()[node]["NodeResources"]["Cpu"]["CpuShares"]
+    hog = {"ID": "hog", "NodeID": node, "ClientStatus": "running", "DesiredStatus": "run", "JobID": "x",
+           "TaskGroup": "g", "Resources": {"CPU": cpu + 1, "MemoryMB": 1}}
+    for rec in (hog, {**hog, "ID": "svc", "Resources": {"CPU": 1, "MemoryMB": 1}}):
+        with pytest.raises(AssertionError, match="over-committed"):
+            c.propose(command("upsert", table="allocs", record=rec))
+        with pytest.raises(AssertionError, match="over-committed"):
+            c.check()
+    c.overcommits.clear()
+    c.propose(command("upsert", table="allocs", record={**hog, "DesiredStatus": "stop"}))
+    c.run(5.0)
+    assert not c.overcommits
+    c.close()

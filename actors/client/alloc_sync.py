@@ -21,6 +21,7 @@ Nomad's ``client.go`` ``watchAllocations`` / ``allocSync`` and
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,7 @@ class AllocSyncConfig:
 UNRESPONSIVE = "is not allowed to update allocs while in status"  # Nomad's refusal for a disconnected node
 
 
+@functools.lru_cache(maxsize=4096)  # a task's times come again in every report of its allocation
 def _rfc3339(t: float) -> str | None:
     if not t:
         return None  # Go's zero time, which Nomad's API shows for "never"

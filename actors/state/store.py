@@ -54,6 +54,7 @@ TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_la
           scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE, variables.LOCKS_TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
+_UNDECODED: Any = object()  # apply: its command was not given decoded
 _UNKNOWN: Any = object()  # _index_alloc: the record an allocation write replaced was not given
 # scheduler.TERMINAL_CLIENT (an allocation's client statuses that free what it held), not imported:
 # the scheduler imports this package.
@@ -401,18 +402,21 @@ class StateStore:
         return gated
 
     # ------------------------------------------------------------ apply
-    def apply(self, index: int, data: bytes) -> Any:
+    def apply(self, index: int, data: bytes, decoded: Any = _UNDECODED) -> Any:
         """Apply one committed command at Raft *index*; returns its result.
 
         A bad command is answered with ``{"error": ...}`` and changes nothing:
         every server refuses it the same way, so the state never diverges.
+        *decoded*: ``msgpack.unpackb(data, raw=False)``, from a caller that
+        decoded it already (it must not change it after, as the store may keep
+        its parts).
         """
         if index <= self.applied_index:
             raise AssertionError(f"apply out of order: {index} after {self.applied_index}")
         self.applied_index = index
         self._entry_evals = 0
         try:
-            cmd = msgpack.unpackb(data, raw=False)
+            cmd = msgpack.unpackb(data, raw=False) if decoded is _UNDECODED else decoded
             if not isinstance(cmd, dict) or not isinstance(cmd.get("op"), str):
                 raise CommandError("command must be a map with an op")
             handler = self._ops.get(cmd["op"])
