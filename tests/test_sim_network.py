@@ -26,7 +26,8 @@ def samples() -> list[Any]:
     return [UpdateNodeStatus(req_id=7, reply_node="c1", reply_actor="client", node_id="n-1", hops=1),
             NodeUpdateResponse(req_id=7, ok=True, heartbeat_ttl_s=12.345678901234567, leader="s1",
                                servers=("s1", "s2"), num_nodes=3, index=0, eval_ids=("e1",)),
-            AppendResp(term=3, follower="s2", success=False, match_index=0, hint_index=4, hint_term=2, read_ctx=9)]
+            AppendResp(term=3, follower="s2", success=False, match_index=0, hint_index=4, hint_term=2,
+                       read_ctx=9)]
 
 
 def test_passthrough_types_are_flat_and_round_trip_exactly() -> None:
