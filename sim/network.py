@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from actors.client.messages import NodeUpdateResponse, UpdateNodeStatus
+from actors.raft.messages import AppendResp
 from runtime import wire
 from runtime.messages import Envelope
 from sim.runtime import _SLOTS_PER_S, push_event
@@ -32,11 +33,12 @@ if TYPE_CHECKING:
 
 _heappush = heapq.heappush
 
-# The messages of a heartbeat (most of a quiet cluster's traffic), whose
-# fields are all str, int, float, bool or tuples of str: decoding their frame
-# gives back a message equal to the one sent, so a delivery may hand over the
-# sent one (tests/test_sim_network.py checks the round trip).
-_PASSTHROUGH = frozenset({UpdateNodeStatus, NodeUpdateResponse})
+# The messages of a heartbeat (most of a quiet cluster's traffic) and Raft's
+# answer to an append (half of an idle Raft's), whose fields are all str,
+# int, float, bool or tuples of str: decoding their frame gives back a message
+# equal to the one sent, so a delivery may hand over the sent one
+# (tests/test_sim_network.py checks the round trip).
+_PASSTHROUGH = frozenset({UpdateNodeStatus, NodeUpdateResponse, AppendResp})
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,9 @@ from actors.raft.messages import NORMAL
 from actors.server.node_gc import alloc_terminal
 from actors.state.store import StateStore
 
+# on_ack's list is sorted into the nodes' histories when it holds this many
+# (about half an hour of 1,000 clients' heartbeats, a few MB).
+_FOLD_AT = 65_536
 EPS = 1e-6  # float slack on time comparisons (virtual time is exact to far better than this)
 
 
@@ -62,6 +65,7 @@ class NodeCheckers:
         self.gc_threshold_s = gc_threshold_s
         self.acks: dict[str, collections.deque[Ack]] = {}
         self._history = history
+        self._new_acks: list[tuple[str, float, float, float]] = []  # on_ack's, not yet in acks
         self.replica = StateStore()
         self.seen = 0
         self.downs: list[tuple[str, float]] = []  # (node ID, when marked down)
@@ -77,22 +81,38 @@ class NodeCheckers:
 
     # ------------------------------------------------------------ client side
     def on_ack(self, node_id: str, sent: float, acked: float, ttl: float) -> None:
-        """A client's heartbeat or registration was answered with *ttl*."""
+        """A client's heartbeat or registration was answered with *ttl*.
+
+        Kept in one list, in the order they came, and sorted into each node's
+        history (``acks``) when the histories are read: an append to a list
+        the checker keeps warm, not to one of a thousand nodes' deques, on
+        every simulated heartbeat.
+        """
         if not sent <= acked:
             raise NodeViolation(f"ack before send for {node_id}: {sent} > {acked}")
-        q = self.acks.get(node_id)
-        if q is None:
-            q = self.acks[node_id] = collections.deque(maxlen=self._history)
-        q.append(tuple.__new__(Ack, (sent, acked, ttl)))  # Ack(sent, acked, ttl), without its Python __new__
+        self._new_acks.append((node_id, sent, acked, ttl))
+
+    def _fold_acks(self) -> None:
+        new, self._new_acks = self._new_acks, []
+        acks, history, make = self.acks, self._history, tuple.__new__
+        for node_id, sent, acked, ttl in new:
+            q = acks.get(node_id)
+            if q is None:
+                q = acks[node_id] = collections.deque(maxlen=history)
+            q.append(make(Ack, (sent, acked, ttl)))  # Ack(sent, acked, ttl), without its Python __new__
 
     def protected_until(self, node_id: str, t: float) -> float:
         """The latest time before which *node_id* must not be marked down, judged at *t*."""
+        if self._new_acks:
+            self._fold_acks()
         return max((a.sent + a.ttl + self.grace_s for a in self.acks.get(node_id, ()) if a.acked <= t),
                    default=float("-inf"))
 
     # ------------------------------------------------------------ server side
     def check(self, peers: Mapping[str, Any], now: float) -> None:
         """Replay newly committed commands from the most advanced live server."""
+        if len(self._new_acks) > _FOLD_AT:
+            self._fold_acks()  # memory stays bounded in a long run that marks nothing down
         if not peers:
             return
         name = max(sorted(peers), key=lambda n: peers[n].core.commit)
@@ -192,6 +212,8 @@ class NodeCheckers:
         self.collected.append((node_id, t))
 
     def summary(self) -> dict[str, int]:
+        if self._new_acks:
+            self._fold_acks()
         return {"commands": self.commands, "downs": len(self.downs), "recoveries": len(self.recoveries),
                 "collected": len(self.collected), "resyncs": self.resyncs,
                 "acked_nodes": len(self.acks)}

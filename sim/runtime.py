@@ -53,6 +53,8 @@ _heappop = heapq.heappop
 # a power of two, so ``when * _SLOTS_PER_S`` is exact.
 _SLOTS_PER_S = 16.0
 _timer_fired = builder(TimerFired)
+# Stands for the TimerFired of a named timer whose turn the scheduler runs at its event.
+_NAMED_TIMER_TURN = object()
 
 
 def push_event(sched: Scheduler, when: float, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
@@ -613,7 +615,7 @@ class Scheduler:
         actors, by_urn = self._actors, self._by_urn
         trace = self._trace
         fire_timer, fire_named, timer_fired_msg = _fire_timer, _fire_named_timer, _timer_fired
-        turn = _turn
+        turn, named_turn = _turn, _NAMED_TIMER_TURN
         pykka_envelope, message_cls, timer_fired = _PykkaEnvelope, wire.Message, TimerFired
         net = self.network
         deliver, decode_envelope, net_cut, net_stats = net.deliver_fn, net._decode_envelope, net._cut, net.stats
@@ -715,14 +717,18 @@ class Scheduler:
                         inbox = actor.actor_inbox
                         if inbox.stopped:
                             continue
-                        msg = timer_fired_msg(name=name, generation=gen)
                         q = inbox._q
                         if actor._sim_ready or q or not actor._sim_running:
-                            q.append(msg)
+                            q.append(timer_fired_msg(name=name, generation=gen))
                             if not actor._sim_ready:
                                 actor._sim_ready = True
                                 ready.append(actor)
                             continue
+                        # Its turn runs now: a plain NodeActor's is on_timer(name) (the
+                        # generation was checked just above), with no TimerFired to build
+                        # unless the trace records it.
+                        msg = named_turn if actor._sim_plain and trace is None else \
+                            timer_fired_msg(name=name, generation=gen)
                     elif fn is fire_timer:
                         # _fire_timer(*args), inlined.
                         timer, node, incarnation, inbox, msg = args
@@ -747,7 +753,10 @@ class Scheduler:
                 messages += 1
                 self._in_turn = actor
                 try:
-                    if actor._sim_plain:
+                    if msg is named_turn:  # a named timer's turn, run at its event (see above)
+                        actor._timer_handles.pop(name, None)
+                        actor.on_timer(name)
+                    elif actor._sim_plain:
                         if type(msg) is timer_fired:  # a Message: NodeActor.on_receive's first case
                             name = msg.name
                             if actor._timer_gen.get(name) != msg.generation:

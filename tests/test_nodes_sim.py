@@ -265,6 +265,20 @@ def test_any_server_forwards_to_the_leader():
     c.close()
 
 
+def test_clients_starting_before_the_election_are_held_not_bounced():
+    """Nomad's forward() gates a request until there is a leader: clients that start with the servers
+    wait for the election instead of rotating through servers that answer "No cluster leader" at once."""
+    c = _cluster(3, 50)
+    c.run(60)
+    assert c.statuses() == {"ready": 50}
+    stats = [c.actor(x, CLIENT).stats for x in c.clients]
+    # held no_leader_hold_s (1.5 s) per attempt within the client's 5 s RPC hold: at most 4 attempts
+    assert max(s["failovers"] for s in stats) <= 4, stats
+    held = [c.sched.actor_of(c.sched.nodes[s].actors[ENDPOINT])._held for s in c.servers]
+    assert held == [[], [], []]
+    c.close()
+
+
 def test_fingerprint_change_updates_the_node_on_the_servers():
     c = _cluster(9, 2)
     _settle(c, 60)

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from actors.client.messages import NodeUpdateResponse, UpdateNodeStatus
+from actors.raft.messages import AppendResp
 from runtime import wire
 from runtime.actor import NodeActor
 from sim.network import _PASSTHROUGH
@@ -24,7 +25,9 @@ class Sink(NodeActor):
 def samples() -> list[Any]:
     return [UpdateNodeStatus(req_id=7, reply_node="c1", reply_actor="client", node_id="n-1", hops=1),
             NodeUpdateResponse(req_id=7, ok=True, heartbeat_ttl_s=12.345678901234567, leader="s1",
-                               servers=("s1", "s2"), num_nodes=3, index=0, eval_ids=("e1",))]
+                               servers=("s1", "s2"), num_nodes=3, index=0, eval_ids=("e1",)),
+            AppendResp(term=3, follower="s2", success=False, match_index=0, hint_index=4, hint_term=2,
+                       read_ctx=9)]
 
 
 def test_passthrough_types_are_flat_and_round_trip_exactly() -> None:
@@ -57,7 +60,7 @@ def test_delivery_hands_over_the_message_sent() -> None:
     sched, got = run_pair()
     assert got == samples()
     assert sched.network._inflight == {}
-    assert sched.network.stats["delivered"] == 2 and sched.network.stats["bytes"] > 0
+    assert sched.network.stats["delivered"] == len(samples()) and sched.network.stats["bytes"] > 0
 
 
 def test_duplicated_frames_decode() -> None:
@@ -76,5 +79,5 @@ def test_a_node_down_at_delivery_drops_the_frame_and_forgets_it() -> None:
     b.crash()
     sched.run_for(1.0)
     assert got == []
-    assert sched.network.stats["undeliverable"] == 2
+    assert sched.network.stats["undeliverable"] == len(samples())
     assert sched.network._inflight == {}

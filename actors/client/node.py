@@ -459,7 +459,7 @@ class ClientNode(NodeActor):
         if kind == "register":
             self.cancel_timer("register")
             self.cancel_timer("node_update")
-        else:
+        elif self.timer_armed("heartbeat"):  # not when it is the timer that fired (nearly always)
             self.cancel_timer("heartbeat")
         now = self.env.now()
         self._rpc = _Rpc(kind, now, self.fp)
@@ -509,7 +509,8 @@ class ClientNode(NodeActor):
         # The attempt timed out and a retry is waiting, but its answer came
         # after all (a Raft write slower than rpc_attempt_timeout_s): this
         # answer settles the request; the retry must not fire on nothing.
-        self.cancel_timer("rpc_retry")
+        if self.timer_armed("rpc_retry"):
+            self.cancel_timer("rpc_retry")
         # Nearly every answer carries the servers we hold: then nothing below
         # changes, and the cached sorted list spares sorting both per heartbeat
         # (its common case first, without the call).

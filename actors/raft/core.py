@@ -424,6 +424,11 @@ class RaftCore:
         self._read_seq_queued = 0  # its heartbeats leave now: a later read needs a round of its own
         return r
 
+    def has_ready(self) -> bool:
+        """Whether :meth:`take_ready_if_any` would hand out a Ready (nothing changes)."""
+        return not (self.commit <= self.applied_to_ready and (self.term, self.vote) == self._last_hard
+                    and self._ready.empty())
+
     def take_ready_if_any(self) -> Ready | None:
         """:meth:`take_ready`, or None when nothing is pending (the Ready would be empty).
 

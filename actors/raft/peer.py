@@ -536,13 +536,19 @@ class RaftPeer(NodeActor):
 
     def on_timer(self, name: str) -> None:
         if name == "tick":
-            self.core.tick()
-            if self.core.role == LEADER:
+            core = self.core
+            core.tick()
+            if core.role == LEADER:
                 self._fix_own_address()
             self._expire_forwards()
             if self._watches:
                 self._check_watches(expire=True)
-            self._mark_dirty()
+            # A follower's tick that started no election changed nothing a flush
+            # acts on (no Ready, role, term or leader): two of three servers'
+            # ticks in a quiet cluster skip the flush.  Anything else flushes.
+            if core.role == LEADER or core.has_ready() or self._proposals or self._transfers \
+                    or self._legacy_id or self._leave is not None:
+                self._mark_dirty()
             self.set_timer("tick", self.cfg.timings.tick_s)
         elif name == "snapshot":
             if self._since_snapshot >= self.cfg.snapshot_threshold:

@@ -4,8 +4,10 @@ Nomad's ``nomad/node_endpoint.go`` (NOMAD.md §3, §6.2), as an actor that
 never blocks:
 
 * **On a follower** a request is forwarded to the leader's endpoint (the
-  follower rewrites the reply address to its own and relays the answer), or
-  answered ``No cluster leader`` when no leader is known, so the client
+  follower rewrites the reply address to its own and relays the answer).
+  While no leader is known a request is held (Nomad ``forward`` gates it
+  until there is a leader): it goes on as soon as one is known, or is
+  answered ``No cluster leader`` after ``no_leader_hold_s``, so the client
   rotates to another server.  The endpoint learns who leads from its own
   RaftPeer: it polls ``InfoQuery`` every ``raft_poll_interval_s`` and takes
   ``RaftInfo`` pushes, and relays this server's leadership to the
@@ -111,11 +113,20 @@ class EndpointConfig:
     # Forwarding bound: client -> follower -> leader; a stale hint on the
     # second server cannot bounce a request around.
     max_forward_hops: int = 1
+    # A request that arrives while no leader is known waits this long for
+    # one before it is answered "No cluster leader" (Nomad's forward() gates
+    # it up to RPCHoldTimeout, 5 s, polling with a jitter of hold/16).  Held
+    # here less than the client's attempt timeout (2 s), which stands in for
+    # Nomad's connection error, so the client hears why instead of timing
+    # out; without a hold, 1,000 clients starting before the election
+    # retried ~32 times each within their own 5 s RPC hold.
+    no_leader_hold_s: float = 1.5
     # How often expired forwards and stuck operations are swept.
     sweep_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("forward_timeout_s", "op_timeout_s", "raft_poll_interval_s", "sweep_interval_s"):
+        for name in ("forward_timeout_s", "op_timeout_s", "raft_poll_interval_s", "sweep_interval_s",
+                     "no_leader_hold_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.max_forward_hops < 0:
@@ -274,6 +285,8 @@ class NodeEndpoint(NodeActor):
         # PurgeNode requests of this server's HTTP API: req id -> (future, deadline)
         self._local: dict[int, tuple[Any, float]] = {}
         self._queues: dict[str, collections.deque[_Op]] = {}  # node ID -> its ops, head running
+        # requests that came while no leader was known, in arrival order: (deadline, request)
+        self._held: list[tuple[float, RegisterNode | UpdateNodeStatus | DeregisterNode]] = []
         self._next_id = 0
         self.stats = {"requests": 0, "forwarded": 0, "writes": 0, "expired": 0, "errors": 0}
         # The leader writes the cluster's ID once, when the state has none (see actors.server.cluster_id).
@@ -333,7 +346,7 @@ class NodeEndpoint(NodeActor):
             self._set_servers(self._configured)
         elif message == "status":
             return {"leader": self.is_leader, "known_leader": self.known_leader(), "ops": len(self._ops),
-                    "forwards": len(self._forwards), **self.stats}
+                    "forwards": len(self._forwards), "held": len(self._held), **self.stats}
         return None
 
     def _purge(self, m: PurgeNode) -> None:
@@ -368,8 +381,13 @@ class NodeEndpoint(NodeActor):
             self.send(leader, self.name, hop)
             self._arm_sweep()
             return
-        error = ERR_NOT_LEADER if leader else ERR_NO_LEADER
-        self._respond(m.reply_node, m.reply_actor, m.req_id, error=error, leader=leader)
+        if not leader:
+            # Nomad's forward(): gate the request until there is a leader (released by _info).
+            self._held.append((self.env.now() + self.cfg.no_leader_hold_s, m))
+            if not self.timer_armed("held"):
+                self.set_timer("held", self.cfg.no_leader_hold_s)
+            return
+        self._respond(m.reply_node, m.reply_actor, m.req_id, error=ERR_NOT_LEADER, leader=leader)
 
     def _respond(self, node: str, actor: str, req_id: int, *, error: str = "", ttl: float = 0.0,
                  leader: str = "", num_nodes: int = 0, index: int = 0, evals: tuple[str, ...] = ()) -> None:
@@ -414,6 +432,12 @@ class NodeEndpoint(NodeActor):
                 self._read(op)
             else:
                 self._finish(op)
+        if self._held and self.known_leader():
+            self.cancel_timer("held")
+            held, self._held = self._held, []
+            for _, req in held:
+                self.stats["requests"] -= 1  # counted when it came
+                self._request(req)
 
     def _lead(self, is_leader: bool, term: int) -> None:
         was = self.is_leader
@@ -435,6 +459,20 @@ class NodeEndpoint(NodeActor):
             self._poll()
         elif name == "sweep":
             self._sweep()
+        elif name == "held":
+            self._expire_held()
+
+    def _expire_held(self) -> None:
+        """Answer ``No cluster leader`` to the requests held their full time (they are in deadline order)."""
+        now, held = self.env.now(), self._held
+        n = 0
+        while n < len(held) and held[n][0] <= now:
+            m = held[n][1]
+            self._respond(m.reply_node, m.reply_actor, m.req_id, error=ERR_NO_LEADER)
+            n += 1
+        del held[:n]
+        if held:
+            self.set_timer("held", held[0][0] - now)
 
     def _arm_sweep(self) -> None:
         if not self.timer_armed("sweep"):
