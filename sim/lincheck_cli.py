@@ -23,7 +23,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     for path in args.files:
         t0 = time.perf_counter()
-        result = check(load_jepsen(path))
+        try:
+            history = load_jepsen(path)
+        except OSError as e:
+            print(f"error: cannot read {path}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        result = check(history)
         dt = time.perf_counter() - t0
         print(f"{path} {'true' if result.linearizable else 'false'} {dt:.3f}", flush=True)
         if args.verbose and not result.linearizable:

@@ -64,14 +64,16 @@ def _fault(c: RaftCluster, rng: random.Random, down: set[str]) -> str:
 
 def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clients: int = 3,
                   verbose: bool = False, scenario: str | None = None,
-                  timeline: str | None = None) -> RunResult:
-    """Run one seed: generated faults (or a named scenario), then heal and check.
+                  timeline: str | None = None, steps: list[tuple] | None = None) -> RunResult:
+    """Run one seed: generated faults (or a named scenario, or a scenario file's *steps*), then heal, check.
 
     ``timeline`` is a path for an HTML picture of the run.
     """
     from sim.scenarios import MEMBERSHIP_SCENARIOS, NOT_YET, SCENARIOS, ScenarioRunner
     from sim.timeline import Timeline
 
+    if steps is not None:
+        scenario = None
     if scenario is not None and scenario not in SCENARIOS:
         why = NOT_YET.get(scenario, f"known: {', '.join(sorted(SCENARIOS))}")
         raise ValueError(f"no scenario {scenario!r} ({why})")
@@ -106,9 +108,10 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
 
     try:
         c.start_clients(clients)
-        if scenario is not None:  # safety phase: the scenario's script
+        script = steps if steps is not None else SCENARIOS[scenario] if scenario is not None else None
+        if script is not None:  # safety phase: the scenario's script
             runner = ScenarioRunner(c)
-            for at_s, verb, *args in sorted(SCENARIOS[scenario], key=lambda step: step[0]):
+            for at_s, verb, *args in sorted(script, key=lambda step: step[0]):
                 if at_s > c.sched.now:
                     c.run(at_s - c.sched.now)
                 note(runner.apply(verb, *args))
@@ -116,7 +119,7 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
             for name in c.names:
                 c.sched.nodes[name].clock_rate = 1.0
             down = {n for n in c.names if not c.sched.nodes[n].up}
-        while scenario is None and c.sched.now < duration_s:  # safety phase: generated faults
+        while script is None and c.sched.now < duration_s:  # safety phase: generated faults
             c.run(rng.uniform(0.5, 5.0))
             note(_fault(c, rng, down))
         c.sched.network.heal()  # liveness phase

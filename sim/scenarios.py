@@ -20,13 +20,80 @@ Fault verbs (the simulator's API, one line each):
 * ``drift NODE RATE`` -- the node's clock runs at RATE (1.0 = true time).
 * ``fsync_lies NODE BOOL`` -- the node's disk acknowledges writes it has not synced.
 * ``stall_disk NODE SECONDS`` -- the node's disk stalls: everything it sends is held that long.
+
+A scenario can also be a file of your own (``nomad-sim raft --steps FILE.json``;
+``nomad-sim cluster --steps FILE.json`` takes the cluster verbs of
+``sim.cluster_run`` as well), a JSON object::
+
+    {"seed": 7,                      (optional: else --seed, else random)
+     "servers": 3,                   (optional)
+     "steps": [[5, "crash", "@leader"], [9, "partition_one_way", "s2", "@others"],
+               [15, "heal"], [16, "restart", "@crashed"]]}
+
+Each step is ``[at_s, verb, args...]``; :func:`load_steps` checks the file
+before anything runs.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 Step = tuple[Any, ...]
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be played as written (an unknown verb, server or reference): bad input, not a
+    violation."""
+
+
+# The verbs ScenarioRunner plays, each with how many arguments it takes.
+RAFT_VERBS: dict[str, int] = {
+    "crash": 1, "restart": 1, "partition": 2, "partition_one_way": 2, "heal": 0, "hold": 2, "release": 2,
+    "loss": 1, "duplicate": 1, "reorder": 1, "delay": 2, "drift": 2, "fsync_lies": 2, "stall_disk": 2,
+}
+
+
+def load_steps(path: str, verbs: dict[str, int]) -> dict[str, Any]:
+    """Read and check a scenario file; ``ValueError`` with one line saying what is wrong.
+
+    ``verbs`` maps each known verb to its argument count (-1: one or more).
+    Returns ``{"seed": int | None, "servers": int | None, "clients": int | None,
+    "steps": [Step, ...]}``.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+    except OSError as e:
+        raise ValueError(f"cannot read scenario file {path}: {e.strerror or e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"scenario file {path} is not JSON: {e}") from None
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"scenario file {path}: {why}")
+
+    if not isinstance(saved, dict) or not isinstance(saved.get("steps"), list):
+        raise bad('want an object with "steps": [[at_s, verb, args...], ...]')
+    out: dict[str, Any] = {"steps": []}
+    for key in ("seed", "servers", "clients"):
+        value = saved.get(key)
+        if value is not None and (type(value) is not int or value < (0 if key == "seed" else 1)):
+            low = "from 0" if key == "seed" else "from 1"
+            raise bad(f'"{key}" must be a whole number {low}, got {value!r}')
+        out[key] = value
+    for i, step in enumerate(saved["steps"], 1):
+        if not isinstance(step, list) or len(step) < 2 or isinstance(step[0], bool) \
+                or not isinstance(step[0], (int, float)) or not math.isfinite(step[0]) or step[0] < 0:
+            raise bad(f"step {i} {json.dumps(step)}: want [at_s, verb, args...] with at_s >= 0 seconds")
+        verb, args = step[1], step[2:]
+        if verb not in verbs:
+            raise bad(f"step {i}: unknown fault verb {verb!r} (known: {', '.join(sorted(verbs))})")
+        want = verbs[verb]
+        if (want >= 0 and len(args) != want) or (want < 0 and not args):
+            raise bad(f"step {i}: {verb} takes {want if want >= 0 else 'one or more'} "
+                      f"argument{'s' if want != 1 else ''}, got {len(args)}")
+        out["steps"].append(tuple(step))
+    return out
 
 SCENARIOS: dict[str, list[Step]] = {
     "leader-crash": [(5, "crash", "@leader"), (15, "restart", "@crashed")],
@@ -103,7 +170,8 @@ class ScenarioRunner:
             return self.crashed[-1] if self.crashed else c.names[0]
         if arg == "@others":
             return [n for n in c.names if n not in self.last_target]
-        raise ValueError(f"unknown scenario reference {arg}")
+        raise ScenarioError(f"unknown scenario reference {arg} "
+                            "(known: @leader, @follower, @crashed, @others)")
 
     @staticmethod
     def _group(x: Any) -> list[str]:
@@ -116,6 +184,12 @@ class ScenarioRunner:
             args.append(self.resolve(a))
             if isinstance(a, str) and a.startswith("@") and a != "@others":
                 self.last_target = self._group(args[-1])
+        nodes = {"partition": 2, "partition_one_way": 2, "hold": 2, "release": 2}.get(
+            verb, 1 if verb in ("crash", "restart", "drift", "fsync_lies", "stall_disk") else 0)
+        for a in args[:nodes]:
+            unknown = [n for n in self._group(a) if n not in c.names]
+            if unknown:
+                raise ScenarioError(f"{verb}: no server {unknown[0]!r} (servers: {', '.join(c.names)})")
         if verb == "crash":
             if args[0] in c.live_peers():
                 c.crash(args[0])
@@ -148,6 +222,6 @@ class ScenarioRunner:
                     net.hold(node, other)
             c.sched.at(c.sched.now + seconds, lambda n=node: [net.release(n, o) for o in c.names if o != n])
         else:
-            raise ValueError(f"unknown fault verb {verb!r}")
+            raise ScenarioError(f"unknown fault verb {verb!r}")
         return " ".join([verb, *(",".join(self._group(a)) if isinstance(a, (list, tuple)) else str(a)
                                  for a in args)])

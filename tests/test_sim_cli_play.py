@@ -1,0 +1,174 @@
+"""bin/nomad-sim as an engineer meets it: the issue's own options, bad input, scenario files, replays.
+
+The CLI is loaded in-process (``main(argv)``) so these stay fast; the swarm
+runs in a subprocess (multiprocessing pools do not mix with the test
+process's gevent patching).
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_cli():
+    loader = importlib.machinery.SourceFileLoader("nomad_sim_cli", str(ROOT / "bin" / "nomad-sim"))
+    spec = importlib.util.spec_from_loader("nomad_sim_cli", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+CLI = _load_cli()
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        rc = CLI.main(argv)
+    except SystemExit as e:  # argparse
+        rc = e.code if isinstance(e.code, int) else 1
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+BAD = {
+    "seed-garbage": ["raft", "--seed", "abc"],
+    "seed-negative": ["raft", "--seed", "-5"],
+    "duration-negative": ["raft", "--seed", "1", "--duration", "-5"],
+    "duration-nan": ["raft", "--seed", "1", "--duration", "nan"],
+    "servers-zero": ["raft", "--seed", "1", "--servers", "0"],
+    "servers-negative": ["cluster", "--seed", "1", "--servers", "-2"],
+    "clients-zero": ["cluster", "--seed", "1", "--clients", "0"],
+    "clients-negative": ["cluster", "--seed", "1", "--clients", "-1"],
+    "unknown-raft-scenario": ["raft", "--seed", "1", "--scenario", "nope"],
+    "unknown-cluster-scenario": ["cluster", "--seed", "1", "--scenario", "nope"],
+    "unknown-scenario-top-level": ["--scenario", "nope"],
+    "missing-steps-file": ["cluster", "--steps", "/nonexistent/steps.json"],
+    "missing-raft-steps-file": ["raft", "--steps", "/nonexistent/steps.json"],
+    "timeline-unwritable": ["raft", "--seed", "1", "--scenario", "leader-crash",
+                            "--timeline", "/nonexistent/dir/run.html"],
+    "swarm-zero": ["swarm", "0"],
+    "swarm-negative": ["swarm", "-3"],
+    "swarm-garbage": ["swarm", "abc"],
+    "swarm-processes-zero": ["swarm", "2", "--processes", "0"],
+    "swarm-processes-negative": ["swarm", "2", "--processes", "-1"],
+    "swarm-duration-negative": ["swarm", "2", "--duration", "-1"],
+    "demo-loss-above-one": ["--seed", "1", "--loss", "2"],
+    "demo-nodes-zero": ["--seed", "1", "--nodes", "0"],
+    "lincheck-missing-file": ["lincheck", "/nonexistent/history.edn"],
+}
+
+
+@pytest.mark.parametrize("argv", list(BAD.values()), ids=list(BAD))
+def test_bad_input_is_one_clear_line_and_a_nonzero_exit(argv: list[str], capsys) -> None:
+    rc, out, err = run(argv, capsys)
+    assert rc != 0, out + err
+    assert "Traceback" not in out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "error" in lines[0], err
+    assert "result:" not in out  # refused before running, not reported as a violation
+
+
+SCENARIO_FILES = {
+    "not-json": "{not json",
+    "no-steps": '{"seed": 1}',
+    "steps-not-a-list": '{"steps": "crash s1"}',
+    "unknown-verb": '{"steps": [[5, "explode", "s1"]]}',
+    "step-without-time": '{"steps": [["crash", "s1"]]}',
+    "negative-time": '{"steps": [[-1, "crash", "s1"]]}',
+    "bad-seed": '{"seed": "x", "steps": [[5, "heal"]]}',
+}
+
+
+@pytest.mark.parametrize("kind", ["raft", "cluster"])
+@pytest.mark.parametrize("text", list(SCENARIO_FILES.values()), ids=list(SCENARIO_FILES))
+def test_a_malformed_scenario_file_is_refused_in_one_line(kind: str, text: str, tmp_path, capsys) -> None:
+    path = _write(tmp_path, "bad.json", text)
+    rc, out, err = run([kind, "--steps", path], capsys)
+    assert rc == 2, out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and path in lines[0], err
+    assert "Traceback" not in out + err and "result:" not in out
+
+
+def test_a_hand_written_raft_scenario_file_runs_and_replays(tmp_path, capsys) -> None:
+    path = _write(tmp_path, "mine.json", json.dumps({"steps": [
+        [3, "crash", "@leader"], [5, "partition_one_way", "@follower", "@others"], [8, "heal"],
+        [9, "restart", "@crashed"], [10, "loss", 0.1]]}))
+    rc, out, err = run(["raft", "--steps", path, "--seed", "4", "-v"], capsys)
+    assert rc == 0, out + err
+    lines = out.splitlines()
+    assert lines[0] == "seed: 4"
+    assert "crash s" in out and "partition_one_way s" in out and "heal (liveness phase)" in out
+    assert f"replay: bin/nomad-sim raft --seed 4 --steps {path}" in out
+    rc2, out2, _ = run(["raft", "--steps", path, "--seed", "4", "-v"], capsys)
+    def strip(text: str) -> list[str]:
+        return [x for x in text.splitlines() if "wall:" not in x]
+
+    assert rc2 == 0 and strip(out2) == strip(out)
+
+
+def test_a_cluster_scenario_file_without_a_seed_takes_the_given_one(tmp_path, capsys) -> None:
+    path = _write(tmp_path, "mine.json", json.dumps({"clients": 3, "steps": [
+        [15, "crash_client", "c0001"], [20, "restart_client", "c0001"]]}))
+    rc, out, err = run(["cluster", "--steps", path, "--seed", "6"], capsys)
+    assert rc == 0, out + err
+    assert out.splitlines()[0] == "seed: 6"
+    assert f"replay: bin/nomad-sim cluster --seed 6 --steps {path}" in out
+
+
+def test_the_issues_top_level_scenario_option_runs_raft_and_cluster_scenarios(capsys) -> None:
+    rc, out, err = run(["--scenario", "leader-crash", "--seed", "3"], capsys)
+    assert rc == 0, out + err
+    assert out.splitlines()[0] == "seed: 3"
+    assert "replay: bin/nomad-sim raft --seed 3 --scenario leader-crash" in out
+    rc, out, err = run(["--scenario", "client-restarts", "--seed", "3"], capsys)
+    assert rc == 0, out + err
+    assert out.splitlines()[0] == "seed: 3" and "replay: bin/nomad-sim cluster --seed 3" in out
+    assert "--scenario client-restarts" in out
+
+
+def test_top_level_list_scenarios_lists_both_kinds(capsys) -> None:
+    rc, out, _ = run(["--list-scenarios"], capsys)
+    assert rc == 0 and "leader-crash" in out.split() and "region-cut" in out.split()
+
+
+def test_a_cluster_replay_names_the_servers_it_ran() -> None:
+    from sim.cluster_run import ClusterRunResult
+
+    r = ClusterRunResult(seed=9, ok=False, error="x", trace_hash="", virtual_s=1.0, wall_s=1.0, steps=(),
+                         faults=(), clients=4, duration_s=60.0, servers=5)
+    assert r.replay() == "bin/nomad-sim cluster --seed 9 --servers 5 --clients 4 --duration 60"
+
+
+def test_the_region_cut_scenario_draws_its_timeline(tmp_path) -> None:
+    from sim.cluster_run import run_cluster_seed
+
+    out = tmp_path / "cut.html"
+    r = run_cluster_seed(3, scenario="region-cut", timeline=str(out))
+    assert r.ok, r.error
+    text = out.read_text()
+    assert "<svg" in text and "cut the WAN" in text and "leader" in text
+
+
+@pytest.mark.timeout(60)
+def test_the_issues_top_level_swarm_option_runs_the_swarm() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bin" / "nomad-sim"), "--swarm", "2",
+                          "--first-seed", "40", "--kinds", "raft", "--duration", "5", "--processes", "1"],
+                         capture_output=True, text=True, timeout=50)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "seeds run: 2 (from 40)" in out.stdout and "violations: 0" in out.stdout
