@@ -396,12 +396,25 @@ def _liveness_problems(c: JobCluster) -> list[str]:
     return c.converged()
 
 
-def shrink(seed: int, steps: list[Step], *, clients: int, servers: int = 3, max_runs: int = 200) -> list[Step]:
-    """Remove steps one at a time while the run still fails; returns a minimal failing schedule."""
-    def fails(candidate: list[Step]) -> bool:
-        return not run_cluster_seed(seed, steps=candidate, clients=clients, servers=servers).ok
+def failure_kind(error: str) -> str:
+    """What kind of failure an error is (the checker or exception that raised it): ``SafetyViolation``,
+    ``liveness``, ``actor failure``, ...  Shrinking keeps a failure of the same kind."""
+    return error.split(":", 1)[0].strip()
 
-    current = list(steps)
+
+def shrink(seed: int, steps: list[Step], *, clients: int, servers: int = 3, max_runs: int = 200,
+           error: str = "", until_s: float | None = None) -> list[Step]:
+    """Remove steps one at a time while the run still fails; returns a minimal failing schedule.
+
+    ``error`` is the original failure: a candidate counts as failing only with a failure of the same
+    kind (:func:`failure_kind`), so shrinking cannot wander from the bug found to another one.
+    ``until_s`` is when the original run stopped: steps after it never ran and are dropped first.
+    """
+    def fails(candidate: list[Step]) -> bool:
+        r = run_cluster_seed(seed, steps=candidate, clients=clients, servers=servers)
+        return not r.ok and (not error or failure_kind(getattr(r, "error", "")) == failure_kind(error))
+
+    current = [s for s in steps if until_s is None or s[0] <= until_s]
     runs = 0
     changed = True
     while changed and runs < max_runs:

@@ -111,8 +111,14 @@ SCENARIOS: dict[str, list[Step]] = {
     "packet-loss": [(2, "loss", 0.1), (8, "loss", 0.2), (14, "loss", 0.3), (22, "loss", 0.0)],
     "clock-drift": [(2, "drift", "s1", 1.05), (2, "drift", "s2", 0.95), (25, "drift", "s1", 1.0),
                     (25, "drift", "s2", 1.0)],
-    "fsync-loss": [(2, "fsync_lies", "s1", False), (5, "crash", "@leader"), (7, "restart", "@crashed"),
-                   (12, "crash", "@follower"), (14, "restart", "@crashed")],
+    # Disk fsync loss on crash: first the leader's disk, then a follower's, acknowledges writes
+    # it has not synced, and the node crashes -- it comes back with less than it acknowledged
+    # (the crash's line says how much).  The other two servers' disks stay honest, so every
+    # committed entry is still on a majority; the node must catch up from the leader.
+    "fsync-loss": [(2, "fsync_lies", "@leader", True), (5, "crash", "@leader"), (7, "restart", "@crashed"),
+                   (7, "fsync_lies", "@crashed", False),
+                   (10, "fsync_lies", "@follower", True), (12, "crash", "@follower"), (14, "restart", "@crashed"),
+                   (14, "fsync_lies", "@crashed", False)],
     "stalled-disk": [(5, "stall_disk", "@leader", 3.0), (12, "stall_disk", "@follower", 2.0)],
     "hold-and-release": [(5, "hold", "@leader", "@follower"), (9, "release", "@leader", "@follower")],
     "slow-network": [(2, "delay", 0.02, 0.2), (20, "delay", 0.001, 0.010)],
@@ -192,8 +198,13 @@ class ScenarioRunner:
                 raise ScenarioError(f"{verb}: no server {unknown[0]!r} (servers: {', '.join(c.names)})")
         if verb == "crash":
             if args[0] in c.live_peers():
+                disk = c.disks[args[0]]
+                lying = (disk.unsynced, disk.last_index, disk.load()[0])
                 c.crash(args[0])
                 self.crashed.append(args[0])
+                if lying[0]:  # a disk that lied about fsync: say what the crash took
+                    return (f"crash {args[0]} (its disk lost unsynced writes: last index {lying[1]} -> "
+                            f"{disk.last_index}, term {lying[2]} -> {disk.load()[0]})")
         elif verb == "restart":
             if not c.sched.nodes[args[0]].up:
                 c.restart(args[0])
