@@ -117,7 +117,8 @@ SCENARIOS: dict[str, list[Step]] = {
     # committed entry is still on a majority; the node must catch up from the leader.
     "fsync-loss": [(2, "fsync_lies", "@leader", True), (5, "crash", "@leader"), (7, "restart", "@crashed"),
                    (7, "fsync_lies", "@crashed", False),
-                   (10, "fsync_lies", "@follower", True), (12, "crash", "@follower"), (14, "restart", "@crashed"),
+                   (10, "fsync_lies", "@follower", True), (12, "crash", "@follower"),
+                   (14, "restart", "@crashed"),
                    (14, "fsync_lies", "@crashed", False)],
     "stalled-disk": [(5, "stall_disk", "@leader", 3.0), (12, "stall_disk", "@follower", 2.0)],
     "hold-and-release": [(5, "hold", "@leader", "@follower"), (9, "release", "@leader", "@follower")],

@@ -194,13 +194,15 @@ def test_shrinking_drops_the_steps_after_the_violation_and_keeps_the_same_failur
         class R:
             ok = culprit not in steps and noise not in steps
             # Without the culprit the run fails too, but for another reason: not the same bug.
-            error = "" if ok else ("SafetyViolation: two leaders" if culprit in steps else "liveness: no leader")
+            error = "" if ok else (
+                "SafetyViolation: two leaders" if culprit in steps else "liveness: no leader")
             virtual_s = 40.0
         return R()
 
     monkeypatch.setattr(cluster_run, "run_cluster_seed", fake)
     steps = [(10.0, "heal"), noise, culprit, late]
-    small = cluster_run.shrink(5, steps, clients=5, error="SafetyViolation: two leaders in term 3", until_s=40.0)
+    small = cluster_run.shrink(5, steps, clients=5, error="SafetyViolation: two leaders in term 3",
+                               until_s=40.0)
     assert small == [culprit]
     assert all(late not in r for r in runs)  # it never ran before the violation: no run spent on it
 
@@ -219,3 +221,32 @@ def test_a_violation_prints_the_faults_leading_to_it(monkeypatch, capsys) -> Non
     rc, out, _ = run(["cluster", "--seed", "25", "--clients", "2", "--duration", "30"], capsys)
     assert rc == 1 and "result: VIOLATION AssertionError: injected" in out
     assert "faults leading to it:" in out and "crash_client c0001" in out.split("faults leading to it:")[1]
+
+
+def _fresh(module: str):
+    """Import a test module anew (not through sys.modules): its module-level settings are computed now."""
+    spec = importlib.util.find_spec(module)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_nightly_profile_reaches_the_simulators_fault_schedule_properties() -> None:
+    from hypothesis import settings
+
+    from tests.profiles import sim_examples
+
+    ci, nightly = settings.get_profile("ci").max_examples, settings.get_profile("nightly").max_examples
+    assert sim_examples(12, profile_examples=ci) == 12  # the default and ci runs stay small
+    assert sim_examples(12, profile_examples=nightly) >= nightly // 4  # nightly runs long
+    before = settings.get_current_profile_name()
+    settings.load_profile("nightly")
+    try:
+        counts = {
+            "raft": _fresh("tests.test_raft_sim").TestRaftFaults.settings.max_examples,
+            "nodes": _fresh("tests.test_nodes_sim").TestNodeFaults.settings.max_examples,
+            "gossip": _fresh("tests.test_gossip_sim").TestGossipFaults.settings.max_examples,
+        }
+    finally:
+        settings.load_profile(before)
+    assert all(n >= nightly // 4 for n in counts.values()), counts
