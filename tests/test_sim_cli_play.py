@@ -250,3 +250,16 @@ def test_the_nightly_profile_reaches_the_simulators_fault_schedule_properties() 
     finally:
         settings.load_profile(before)
     assert all(n >= nightly // 4 for n in counts.values()), counts
+
+
+def test_the_timeline_draws_partitions_on_the_lanes_they_cut(tmp_path) -> None:
+    from sim.raft_run import run_raft_seed
+
+    out = tmp_path / "p.html"
+    r = run_raft_seed(5, scenario="one-way-partition", timeline=str(out))
+    assert r.ok, r.error
+    text = out.read_text()
+    leader = r.faults[0].split()[2]  # "5.00s partition_one_way s1 s2,s3"
+    others = ",".join(n for n in ("s1", "s2", "s3") if n != leader)
+    assert f"{leader} cannot send to {others}" in text  # one way: it still hears them
+    assert "partitioned" in text  # in the legend
