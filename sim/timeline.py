@@ -102,13 +102,14 @@ class Timeline:
                             prev_term = prev_state[1]
                     prev_state, prev_t = state, t
             prev_cut, prev_t = "", 0.0
-            for t, cuts in self.cuts + [(t_end + 1e-9, {})]:
+            for t, cuts in [*self.cuts, (t_end + 1e-9, {})]:
                 desc = cuts.get(name, "")
                 if desc != prev_cut:
                     if prev_cut:
                         parts.append(f'<rect x="{x(prev_t):.1f}" y="{y + lane_h - 6}" '
                                      f'width="{max(0.5, x(t) - x(prev_t)):.1f}" height="6" fill="#d03030">'
-                                     f'<title>{html.escape(prev_cut)} from {prev_t:.2f}s to {t:.2f}s</title></rect>')
+                                     f'<title>{html.escape(prev_cut)} from {prev_t:.2f}s to {t:.2f}s'
+                                     '</title></rect>')
                     prev_cut, prev_t = desc, t
         chart_top = top + len(self.names) * (lane_h + 6) + 20
         chart_h = 120
@@ -131,7 +132,8 @@ class Timeline:
                           for k, c in COLORS.items())
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
                 f"<body style='font-family:sans-serif'><h3>{html.escape(title)}</h3><div>{legend}"
-                f"<span style='background:#d03030;padding:0 8px;margin:0 4px'></span>partitioned (hover: from whom)"
+                f"<span style='background:#d03030;padding:0 8px;margin:0 4px'></span>"
+                f"partitioned (hover: from whom)"
                 f"<span style='color:#d03030;margin-left:12px'>| fault</span>"
                 f"<span style='color:#3060c0;margin-left:12px'>— highest commit index</span></div>"
                 f"<svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg'>{''.join(parts)}"
