@@ -69,7 +69,7 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
 
     ``timeline`` is a path for an HTML picture of the run.
     """
-    from sim.scenarios import MEMBERSHIP_SCENARIOS, NOT_YET, SCENARIOS, ScenarioRunner
+    from sim.scenarios import MEMBERSHIP_SCENARIOS, NOT_YET, SCENARIOS, ScenarioRunner, scenario_steps
     from sim.timeline import Timeline
 
     if steps is not None:
@@ -108,7 +108,9 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
 
     try:
         c.start_clients(clients)
-        script = steps if steps is not None else SCENARIOS[scenario] if scenario is not None else None
+        script = steps
+        if script is None and scenario is not None:
+            script = scenario_steps(scenario, c.names)
         if script is not None:  # safety phase: the scenario's script
             runner = ScenarioRunner(c)
             for at_s, verb, *args in sorted(script, key=lambda step: step[0]):

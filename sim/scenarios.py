@@ -147,6 +147,27 @@ MEMBERSHIP_SCENARIOS: dict[str, list[Step]] = {
 }
 SCENARIOS.update(MEMBERSHIP_SCENARIOS)
 
+
+def _rolling_restart(names: tuple[str, ...]) -> list[Step]:
+    """Each server in turn: down 3 s, then 5 s to settle before the next (as for three above)."""
+    return [step for i, n in enumerate(names)
+            for step in ((4 + 8 * i, "crash", n), (7 + 8 * i, "restart", n))]
+
+
+def _majority_partition(names: tuple[str, ...]) -> list[Step]:
+    """Every server cut from every other: no side holds a majority."""
+    return [*((5, "partition", a, b) for i, a in enumerate(names) for b in names[i + 1:]), (20, "heal")]
+
+
+# Scenarios that name every server: written out above for three, built for the cluster's own.
+_PER_CLUSTER = {"rolling-restart": _rolling_restart, "majority-partition": _majority_partition}
+
+
+def scenario_steps(name: str, names: tuple[str, ...]) -> list[Step]:
+    """The steps of scenario *name* for a cluster of servers *names*."""
+    build = _PER_CLUSTER.get(name)
+    return build(names) if build is not None else list(SCENARIOS[name])
+
 # Scenarios that need client nodes or several regions run on the whole
 # simulated cluster: ``nomad-sim cluster --scenario NAME`` (sim/cluster_run.py).
 NOT_YET: dict[str, str] = {

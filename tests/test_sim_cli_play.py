@@ -263,3 +263,15 @@ def test_the_timeline_draws_partitions_on_the_lanes_they_cut(tmp_path) -> None:
     others = ",".join(n for n in ("s1", "s2", "s3") if n != leader)
     assert f"{leader} cannot send to {others}" in text  # one way: it still hears them
     assert "partitioned" in text  # in the legend
+
+
+def test_rolling_restart_and_majority_partition_cover_every_server_of_a_larger_cluster() -> None:
+    from sim.raft_run import run_raft_seed
+
+    r = run_raft_seed(2, scenario="rolling-restart", servers=5)
+    assert r.ok, r.error
+    assert [f.split()[2] for f in r.faults if " crash " in f] == ["s1", "s2", "s3", "s4", "s5"], r.faults
+    r = run_raft_seed(2, scenario="majority-partition", servers=5)
+    assert r.ok, r.error
+    cut = {frozenset(f.split()[2:4]) for f in r.faults if " partition " in f}
+    assert len(cut) == 10  # every pair of the five: no side holds a majority
