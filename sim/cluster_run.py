@@ -45,7 +45,7 @@ from actors.raft.peer import RaftError
 from sim.client_cluster import ClusterConfig
 from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
 from sim.raft_cluster import RaftChecker
-from sim.scenarios import RAFT_VERBS, ScenarioError
+from sim.scenarios import RAFT_VERBS, ScenarioError, failure_kind, minimise
 
 # After healing: a leader, every node ready and every job at its count.
 # Nodes that were down re-register at once, but a client partitioned past
@@ -396,12 +396,6 @@ def _liveness_problems(c: JobCluster) -> list[str]:
     return c.converged()
 
 
-def failure_kind(error: str) -> str:
-    """What kind of failure an error is (the checker or exception that raised it): ``SafetyViolation``,
-    ``liveness``, ``actor failure``, ...  Shrinking keeps a failure of the same kind."""
-    return error.split(":", 1)[0].strip()
-
-
 def shrink(seed: int, steps: list[Step], *, clients: int, servers: int = 3, max_runs: int = 200,
            error: str = "", until_s: float | None = None) -> list[Step]:
     """Remove steps one at a time while the run still fails; returns a minimal failing schedule.
@@ -414,19 +408,7 @@ def shrink(seed: int, steps: list[Step], *, clients: int, servers: int = 3, max_
         r = run_cluster_seed(seed, steps=candidate, clients=clients, servers=servers)
         return not r.ok and (not error or failure_kind(getattr(r, "error", "")) == failure_kind(error))
 
-    current = [s for s in steps if until_s is None or s[0] <= until_s]
-    runs = 0
-    changed = True
-    while changed and runs < max_runs:
-        changed = False
-        for i in range(len(current)):
-            candidate = current[:i] + current[i + 1:]
-            runs += 1
-            if fails(candidate):
-                current = candidate
-                changed = True
-                break
-    return current
+    return minimise(steps, fails, until_s=until_s, max_runs=max_runs)
 
 
 def save_regression(path: str, seed: int, steps: list[Step], *, clients: int, servers: int, error: str) -> None:

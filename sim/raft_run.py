@@ -29,6 +29,9 @@ class RunResult:
     faults: tuple[str, ...]
     scenario: str = ""
     servers: int = 0  # how many servers ran, when the scenario decides (0: as asked)
+    # The faults that ran as scenario steps (at_s, verb, *args): generated ones too, so a failing
+    # run can be shrunk (sim.scenarios.minimise) and saved as a scenario file.
+    steps: tuple[tuple, ...] = ()
 
     def replay(self, duration_s: float, servers: int) -> str:
         if self.scenario:
@@ -36,30 +39,34 @@ class RunResult:
         return f"bin/nomad-sim raft --seed {self.seed} --duration {duration_s:g} --servers {servers}"
 
 
-def _fault(c: RaftCluster, rng: random.Random, down: set[str]) -> str:
+def _fault(c: RaftCluster, rng: random.Random, down: set[str]) -> tuple[str, list[tuple]]:
+    """Apply one generated fault: what the trace says, and the same as scenario steps."""
     names = c.names
     roll = rng.random()
     node = names[rng.randrange(len(names))]
+    now = c.sched.now
     if roll < 0.2 and node not in down:
         c.crash(node)
         down.add(node)
-        return f"crash {node}"
+        return f"crash {node}", [(now, "crash", node)]
     if roll < 0.35 and down:
         back = sorted(down)[rng.randrange(len(down))]
         c.restart(back)
         down.discard(back)
-        return f"restart {back}"
+        return f"restart {back}", [(now, "restart", back)]
     if roll < 0.55:
         one_way = rng.random() < 0.4
         others = [n for n in names if n != node]
         c.sched.network.partition([node], others, one_way=one_way)
-        return f"partition {node}{' one-way' if one_way else ''}"
+        verb = "partition_one_way" if one_way else "partition"
+        return f"partition {node}{' one-way' if one_way else ''}", [(now, verb, node, others)]
     if roll < 0.7:
         c.sched.network.heal()
-        return "heal"
+        return "heal", [(now, "heal")]
     loss, dup, reorder = rng.uniform(0, 0.3), rng.uniform(0, 0.05), rng.uniform(0, 0.3)
     c.sched.network.configure(loss=loss, duplicate=dup, reorder=reorder)
-    return f"loss {loss:.2f} dup {dup:.2f} reorder {reorder:.2f}"
+    return (f"loss {loss:.2f} dup {dup:.2f} reorder {reorder:.2f}",
+            [(now, "loss", loss), (now, "duplicate", dup), (now, "reorder", reorder)])
 
 
 def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clients: int = 3,
@@ -95,6 +102,7 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
         c.timeline = Timeline(c.names)
     rng = random.Random(f"{seed}:faults")
     faults: list[str] = []
+    played: list[tuple] = []
     down: set[str] = set()
     error = ""
 
@@ -117,13 +125,16 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
                 if at_s > c.sched.now:
                     c.run(at_s - c.sched.now)
                 note(runner.apply(verb, *args))
+                played.append((at_s, verb, *args))
             c.run(2.0)
             for name in c.names:
                 c.sched.nodes[name].clock_rate = 1.0
             down = {n for n in c.names if not c.sched.nodes[n].up}
         while script is None and c.sched.now < duration_s:  # safety phase: generated faults
             c.run(rng.uniform(0.5, 5.0))
-            note(_fault(c, rng, down))
+            text, as_steps = _fault(c, rng, down)
+            note(text)
+            played.extend(as_steps)
         c.sched.network.heal()  # liveness phase
         c.sched.network.configure(loss=0.0, duplicate=0.0, reorder=0.0, latency_min_s=0.001,
                                   latency_max_s=0.010)
@@ -162,4 +173,16 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
         c.close()
     return RunResult(seed=seed, ok=not error, error=error, trace_hash=trace, virtual_s=now,
                      wall_s=time.perf_counter() - wall, ops=len(c.history), faults=tuple(faults),
-                     scenario=scenario or "")
+                     scenario=scenario or "", steps=tuple(played))
+
+
+def shrink_raft(seed: int, steps: list[tuple], *, servers: int = 3, error: str = "",
+                until_s: float | None = None, max_runs: int = 200) -> list[tuple]:
+    """A failing Raft run's steps, minimised (sim.scenarios.minimise) with the same kind of failure."""
+    from sim.scenarios import failure_kind, minimise
+
+    def fails(candidate: list[tuple]) -> bool:
+        r = run_raft_seed(seed, steps=candidate, servers=servers)
+        return not r.ok and (not error or failure_kind(r.error) == failure_kind(error))
+
+    return minimise(steps, fails, until_s=until_s, max_runs=max_runs)

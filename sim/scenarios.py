@@ -176,6 +176,41 @@ NOT_YET: dict[str, str] = {
 }
 
 
+def failure_kind(error: str) -> str:
+    """What kind of failure an error is (the checker or exception that raised it): ``SafetyViolation``,
+    ``liveness``, ``actor failure``, ...  Shrinking keeps a failure of the same kind."""
+    return error.split(":", 1)[0].strip()
+
+
+def minimise(steps: list[Step], fails: Any, *, until_s: float | None = None,
+             max_runs: int = 200) -> list[Step]:
+    """Remove steps one at a time while ``fails(candidate)`` holds; a minimal failing schedule.
+
+    ``until_s`` is when the failing run stopped: steps after it never ran and are dropped first.
+    """
+    current = [s for s in steps if until_s is None or s[0] <= until_s]
+    runs = 0
+    changed = True
+    while changed and runs < max_runs:
+        changed = False
+        for i in range(len(current)):
+            candidate = current[:i] + current[i + 1:]
+            runs += 1
+            if fails(candidate):
+                current = candidate
+                changed = True
+                break
+    return current
+
+
+def save_scenario(path: str, seed: int, steps: list[Step], *, error: str, **sizes: int) -> None:
+    """Write a scenario file (``--steps``) that replays *steps* on *seed*: a regression scenario."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"seed": seed, **sizes, "steps": [list(s) for s in steps],
+                   "found": error.splitlines()[0][:300] if error else ""}, f, indent=1)
+        f.write("\n")
+
+
 class ScenarioRunner:
     """Resolves a scenario's arguments and applies its verbs to a RaftCluster."""
 

@@ -267,11 +267,57 @@ def test_the_timeline_draws_partitions_on_the_lanes_they_cut(tmp_path) -> None:
 
 def test_rolling_restart_and_majority_partition_cover_every_server_of_a_larger_cluster() -> None:
     from sim.raft_run import run_raft_seed
+    from sim.scenarios import scenario_steps
 
-    r = run_raft_seed(2, scenario="rolling-restart", servers=5)
-    assert r.ok, r.error
-    assert [f.split()[2] for f in r.faults if " crash " in f] == ["s1", "s2", "s3", "s4", "s5"], r.faults
-    r = run_raft_seed(2, scenario="majority-partition", servers=5)
+    five = ("s1", "s2", "s3", "s4", "s5")
+    assert [n for _, verb, n in scenario_steps("rolling-restart", five) if verb == "crash"] == list(five)
+    r = run_raft_seed(2, scenario="majority-partition", servers=4)
     assert r.ok, r.error
     cut = {frozenset(f.split()[2:4]) for f in r.faults if " partition " in f}
-    assert len(cut) == 10  # every pair of the five: no side holds a majority
+    assert len(cut) == 6  # every pair of the four: no side holds a majority
+
+
+def test_a_raft_runs_generated_faults_are_kept_as_a_schedule_that_replays_them() -> None:
+    from sim.raft_run import run_raft_seed
+
+    a = run_raft_seed(78, duration_s=20)
+    assert a.ok and a.steps, a.error
+    b = run_raft_seed(78, steps=list(a.steps))
+    assert b.ok, b.error
+    assert b.steps == a.steps  # the same faults at the same virtual times
+    assert len(b.faults) == len(a.faults) + sum(v == "loss" for _, v, *_ in a.steps) * 2  # loss: 3 verbs
+
+
+RAFT_REGRESSIONS = sorted((ROOT / "tests" / "regressions").glob("raft-*.json"))
+
+
+@pytest.mark.parametrize("path", RAFT_REGRESSIONS, ids=[p.stem for p in RAFT_REGRESSIONS])
+def test_raft_regression_schedule_passes(path: Path) -> None:
+    from sim.raft_run import run_raft_seed
+    from sim.scenarios import RAFT_VERBS, load_steps
+
+    saved = load_steps(str(path), RAFT_VERBS)
+    r = run_raft_seed(saved["seed"], steps=saved["steps"], servers=saved["servers"] or 3)
+    assert r.ok, f"{path.name} fails again: {r.error}"
+
+
+def test_raft_shrink_saves_a_smaller_failing_schedule(monkeypatch, tmp_path, capsys) -> None:
+    import sim.raft_cluster as raft_cluster
+
+    real = raft_cluster.RaftChecker.check
+
+    def check(self, c) -> None:  # a deliberately wrong checker: "s2 is never cut off"
+        real(self, c)
+        if c.sched.network.is_cut("s2", "s1"):
+            raise AssertionError("injected: s2 is cut off")
+
+    monkeypatch.setattr(raft_cluster.RaftChecker, "check", check)
+    out = tmp_path / "min.json"
+    rc, text, _ = run(["raft", "--seed", "2", "--duration", "8", "--shrink", str(out)], capsys)
+    assert rc == 1 and "injected: s2 is cut off" in text
+    saved = json.loads(out.read_text())
+    assert saved["seed"] == 2 and saved["found"].startswith("AssertionError: injected")
+    assert [s[1:] for s in saved["steps"]] == [["partition_one_way", "s2", ["s1", "s3"]]], saved["steps"]
+    assert f"replay: bin/nomad-sim raft --steps {out}" in text
+    rc, text, _ = run(["raft", "--steps", str(out)], capsys)
+    assert rc == 1 and "injected: s2 is cut off" in text
