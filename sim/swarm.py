@@ -37,6 +37,17 @@ def replay_command(r: RunResult | ClusterRunResult, duration_s: float, servers: 
     return r.replay() if isinstance(r, ClusterRunResult) else r.replay(duration_s, servers)
 
 
+def shrink_command(r: RunResult | ClusterRunResult, duration_s: float, servers: int) -> str | None:
+    """The command that minimises a failing seed's faults into a regression scenario, if it has a schedule."""
+    from sim.cluster_run import REGION_CUT
+    from sim.scenarios import MEMBERSHIP_SCENARIOS
+
+    if r.scenario == REGION_CUT or r.scenario in MEMBERSHIP_SCENARIOS:
+        return None
+    kind = "cluster" if isinstance(r, ClusterRunResult) else "raft"
+    return f"{replay_command(r, duration_s, servers)} --shrink tests/regressions/{kind}-{r.seed}.json"
+
+
 def _quiet() -> None:
     """Pool initializer: the actors' own warnings (node marked down...) are expected under faults;
     a swarm reports violations in its summary instead of drowning them in log lines."""
@@ -89,4 +100,7 @@ def swarm(count: int, *, first_seed: int | None = None, duration_s: float = 30.0
     for r in bad:
         print(f"  seed {r.seed}: {r.error.splitlines()[0][:200]}", file=out)
         print(f"    replay: {replay_command(r, duration_s, servers)}", file=out)
+        small = shrink_command(r, duration_s, servers)
+        if small:
+            print(f"    shrink: {small}", file=out)
     return results

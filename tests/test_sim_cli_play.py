@@ -321,3 +321,20 @@ def test_raft_shrink_saves_a_smaller_failing_schedule(monkeypatch, tmp_path, cap
     assert f"replay: bin/nomad-sim raft --steps {out}" in text
     rc, text, _ = run(["raft", "--steps", str(out)], capsys)
     assert rc == 1 and "injected: s2 is cut off" in text
+
+
+def test_the_swarm_says_how_to_shrink_each_violation() -> None:
+    from sim.cluster_run import ClusterRunResult
+    from sim.raft_run import RunResult
+    from sim.swarm import shrink_command
+
+    raft = RunResult(seed=7, ok=False, error="x", trace_hash="", virtual_s=1.0, wall_s=1.0, ops=0, faults=())
+    assert shrink_command(raft, 30.0, 3) == \
+        "bin/nomad-sim raft --seed 7 --duration 30 --servers 3 --shrink tests/regressions/raft-7.json"
+    cl = ClusterRunResult(seed=8, ok=False, error="x", trace_hash="", virtual_s=1.0, wall_s=1.0, steps=(),
+                          faults=(), clients=5, duration_s=60.0)
+    assert shrink_command(cl, 30.0, 3) == \
+        "bin/nomad-sim cluster --seed 8 --clients 5 --duration 60 --shrink tests/regressions/cluster-8.json"
+    cut = ClusterRunResult(seed=9, ok=False, error="x", trace_hash="", virtual_s=1.0, wall_s=1.0, steps=(),
+                           faults=(), scenario="region-cut")
+    assert shrink_command(cut, 30.0, 3) is None  # no schedule to shrink
