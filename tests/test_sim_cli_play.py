@@ -338,3 +338,16 @@ def test_the_swarm_says_how_to_shrink_each_violation() -> None:
     cut = ClusterRunResult(seed=9, ok=False, error="x", trace_hash="", virtual_s=1.0, wall_s=1.0, steps=(),
                            faults=(), scenario="region-cut")
     assert shrink_command(cut, 30.0, 3) is None  # no schedule to shrink
+
+
+@pytest.mark.timeout(30)
+def test_a_printed_replay_command_runs_with_a_python_that_lacks_the_dependencies() -> None:
+    """`bin/nomad-sim ...` as printed: under a python3 without the project's packages (here: -S, no
+    site-packages) it hands over to the repository's .venv, or says in one line what is missing."""
+    out = subprocess.run([sys.executable, "-S", str(ROOT / "bin" / "nomad-sim"), "raft", "--seed", "1",
+                          "--scenario", "leader-crash"], capture_output=True, text=True, timeout=25, cwd=ROOT)
+    assert "Traceback" not in out.stderr, out.stderr
+    if (ROOT / ".venv" / "bin" / "python").exists():
+        assert out.returncode == 0 and out.stdout.startswith("seed: 1\n"), out.stdout + out.stderr
+    else:
+        assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
