@@ -76,7 +76,14 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
 
     ``timeline`` is a path for an HTML picture of the run.
     """
-    from sim.scenarios import MEMBERSHIP_SCENARIOS, NOT_YET, SCENARIOS, ScenarioRunner, scenario_steps
+    from sim.scenarios import (
+        MEMBERSHIP_SCENARIOS,
+        NOT_YET,
+        SCENARIOS,
+        ScenarioError,
+        ScenarioRunner,
+        scenario_steps,
+    )
     from sim.timeline import Timeline
 
     if steps is not None:
@@ -124,7 +131,10 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
             for at_s, verb, *args in sorted(script, key=lambda step: step[0]):
                 if at_s > c.sched.now:
                     c.run(at_s - c.sched.now)
-                note(runner.apply(verb, *args))
+                try:
+                    note(runner.apply(verb, *args))
+                except ValueError as exc:  # float("x"), an unknown server or reference
+                    raise ScenarioError(f"step {[at_s, verb, *args]}: {exc}") from None
                 played.append((at_s, verb, *args))
             c.run(2.0)
             for name in c.names:
@@ -163,8 +173,12 @@ def run_raft_seed(seed: int, *, duration_s: float = 60.0, servers: int = 3, clie
                 error = "linearizability check timed out"
     except AssertionError as exc:  # SafetyViolation and invariant errors
         error = f"{type(exc).__name__}: {exc}"
-        if verbose:
-            print("  last faults before the violation:\n    " + "\n    ".join(faults[-10:]))
+    except ScenarioError:
+        raise  # the scenario as written cannot be played: bad input, not a failed run
+    except Exception as exc:  # a bug that raised (an invariant's ValueError...): this seed fails
+        import traceback
+
+        error = f"crash: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
     finally:
         trace, now = c.sched.trace_hash(), c.sched.now
         if c.timeline is not None and timeline:

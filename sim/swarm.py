@@ -27,10 +27,26 @@ def _one(args: tuple[int, float, int, tuple[str, ...]]) -> RunResult | ClusterRu
     kind = mix.choice(kinds)
     if kind == "cluster":
         scenario = mix.choice(SCENARIO_NAMES) if mix.random() < 1 / 3 else None
-        return run_cluster_seed(seed, duration_s=max(duration_s, 60.0), servers=servers,
-                                clients=CLUSTER_CLIENTS, scenario=scenario)
+        try:
+            return run_cluster_seed(seed, duration_s=max(duration_s, 60.0), servers=servers,
+                                    clients=CLUSTER_CLIENTS, scenario=scenario)
+        except Exception as exc:  # one seed's bug must not take the swarm (and its summary) down
+            return ClusterRunResult(seed=seed, ok=False, error=_crash(exc), trace_hash="", virtual_s=0.0,
+                                    wall_s=0.0, steps=(), faults=(), scenario=scenario or "",
+                                    clients=CLUSTER_CLIENTS, duration_s=max(duration_s, 60.0),
+                                    servers=servers)
     scenario = mix.choice(sorted(SCENARIOS)) if mix.random() < 1 / 3 else None
-    return run_raft_seed(seed, duration_s=duration_s, servers=servers, scenario=scenario)
+    try:
+        return run_raft_seed(seed, duration_s=duration_s, servers=servers, scenario=scenario)
+    except Exception as exc:
+        return RunResult(seed=seed, ok=False, error=_crash(exc), trace_hash="", virtual_s=0.0, wall_s=0.0,
+                         ops=0, faults=(), scenario=scenario or "")
+
+
+def _crash(exc: Exception) -> str:
+    import traceback
+
+    return f"crash: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
 
 
 def replay_command(r: RunResult | ClusterRunResult, duration_s: float, servers: int) -> str:

@@ -351,3 +351,31 @@ def test_a_printed_replay_command_runs_with_a_python_that_lacks_the_dependencies
         assert out.returncode == 0 and out.stdout.startswith("seed: 1\n"), out.stdout + out.stderr
     else:
         assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_an_unexpected_exception_in_a_raft_run_is_a_failed_run_not_a_crash_of_the_tool(monkeypatch) -> None:
+    """A bug that raises (say a storage invariant's ValueError) fails the seed with its replay -- it is
+    neither reported as bad input nor allowed to take a whole swarm down."""
+    import sim.raft_cluster as raft_cluster
+    from sim.raft_run import run_raft_seed
+
+    def boom(self, c) -> None:
+        raise ValueError("log not contiguous")
+
+    monkeypatch.setattr(raft_cluster.RaftChecker, "check", boom)
+    r = run_raft_seed(3, duration_s=5)
+    assert not r.ok and r.error.startswith("crash: ValueError: log not contiguous"), r.error
+
+
+def test_a_swarm_seed_that_raises_is_reported_as_a_failed_seed(monkeypatch) -> None:
+    import sim.swarm as swarm
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(swarm, "run_raft_seed", boom)
+    monkeypatch.setattr(swarm, "run_cluster_seed", boom)
+    for kinds in (("raft",), ("cluster",)):
+        r = swarm._one((5, 10.0, 3, kinds))
+        assert not r.ok and r.error.startswith("crash: RuntimeError: boom")
+        assert swarm.replay_command(r, 10.0, 3).startswith(f"bin/nomad-sim {kinds[0]} --seed 5")
