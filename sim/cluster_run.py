@@ -208,6 +208,9 @@ class ClusterScenarioRunner:
             kind, names = "job", tuple(j for j, _, _ in JOBS)
         else:
             return
+        if verb == "drift" and abs(float(args[1]) - 1.0) > MAX_DRIFT + 1e-12:
+            raise ScenarioError(f"drift: rate {args[1]} is beyond the configured bound 1 +/- {MAX_DRIFT:g} "
+                                "(sim.cluster_run.MAX_DRIFT; the node checkers allow the skew it gathers)")
         who = args if verb.startswith("partition_") else args[:1]
         unknown = [a for a in who if a not in names]
         if unknown:
@@ -303,7 +306,10 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
     cfg = JobClusterConfig(base=ClusterConfig(n_servers=servers, n_clients=clients, check_interval_s=1.0,
                                               trace=True))
     c = JobCluster(seed, cfg)
-    c.checker.skew_s = MAX_DRIFT * (duration_s + LIVENESS_BOUND_S + 60.0)
+    # The clock skew drift can gather by the end of the run.  A scenario (or a scenario file) ignores
+    # --duration and its replay leaves it out, so its horizon is its own last step, not duration_s.
+    horizon = duration_s if steps is None else max((s[0] for s in steps), default=0.0)
+    c.checker.skew_s = MAX_DRIFT * (horizon + LIVENESS_BOUND_S + 60.0)
     raft_checker = RaftChecker()
     tl = Timeline(c.servers + c.clients[:20], every_s=0.5) if timeline else None
     if steps is None:

@@ -54,6 +54,15 @@ RAFT_VERBS: dict[str, int] = {
 }
 
 
+# Which arguments of a verb are numbers, and what kind (checked by load_steps).
+NUMBERS: dict[str, tuple[tuple[int, str], ...]] = {
+    "loss": ((0, "probability"),), "duplicate": ((0, "probability"),), "reorder": ((0, "probability"),),
+    "delay": ((0, "number of seconds"), (1, "number of seconds")), "drift": ((1, "rate"),),
+    "stall_disk": ((1, "number of seconds"),), "scale": ((1, "count"),), "update": ((1, "count"),),
+    "drain": ((1, "number of seconds"),),
+}
+
+
 def load_steps(path: str, verbs: dict[str, int]) -> dict[str, Any]:
     """Read and check a scenario file; ``ValueError`` with one line saying what is wrong.
 
@@ -92,6 +101,19 @@ def load_steps(path: str, verbs: dict[str, int]) -> dict[str, Any]:
         if (want >= 0 and len(args) != want) or (want < 0 and not args):
             raise bad(f"step {i}: {verb} takes {want if want >= 0 else 'one or more'} "
                       f"argument{'s' if want != 1 else ''}, got {len(args)}")
+        for pos, what in NUMBERS.get(verb, ()):
+            x = args[pos]
+            ok = not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) and x >= 0
+            if ok and what == "probability":
+                ok = x <= 1
+            elif ok and what == "rate":
+                ok = x > 0
+            elif ok and what == "count":
+                ok = isinstance(x, int)
+            if not ok:
+                raise bad(f"step {i}: {verb}'s argument {pos + 1} must be a {what}, got {json.dumps(x)}")
+        if verb == "fsync_lies" and not isinstance(args[1], bool):
+            raise bad(f"step {i}: fsync_lies takes true or false, got {json.dumps(args[1])}")
         out["steps"].append(tuple(step))
     return out
 

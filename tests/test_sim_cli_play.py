@@ -91,6 +91,8 @@ SCENARIO_FILES = {
     "step-without-time": '{"steps": [["crash", "s1"]]}',
     "negative-time": '{"steps": [[-1, "crash", "s1"]]}',
     "bad-seed": '{"seed": "x", "steps": [[5, "heal"]]}',
+    "unknown-server": '{"steps": [[5, "crash", "s9"]]}',
+    "not-a-number": '{"steps": [[5, "loss", "lots"]]}',
 }
 
 
@@ -379,3 +381,28 @@ def test_a_swarm_seed_that_raises_is_reported_as_a_failed_seed(monkeypatch) -> N
         r = swarm._one((5, 10.0, 3, kinds))
         assert not r.ok and r.error.startswith("crash: RuntimeError: boom")
         assert swarm.replay_command(r, 10.0, 3).startswith(f"bin/nomad-sim {kinds[0]} --seed 5")
+
+
+def test_a_scenario_runs_checkers_do_not_depend_on_an_ignored_duration(monkeypatch) -> None:
+    """A named scenario or a scenario file ignores --duration, and its replay leaves it out: the clock-skew
+    allowance of the node checkers must not depend on it either, or a replay could judge differently."""
+    import sim.cluster_run as cluster_run
+
+    seen: list[float] = []
+
+    class Recording(cluster_run.JobCluster):
+        def close(self) -> None:
+            seen.append(self.checker.skew_s)
+            super().close()
+
+    monkeypatch.setattr(cluster_run, "JobCluster", Recording)
+    steps = [(12.0, "crash_client", "c0001")]
+    cluster_run.run_cluster_seed(4, steps=steps, clients=2, duration_s=5.0)
+    cluster_run.run_cluster_seed(4, steps=steps, clients=2, duration_s=500.0)
+    assert seen[0] == seen[1]
+
+
+def test_cluster_drift_beyond_the_configured_bound_is_refused(tmp_path, capsys) -> None:
+    path = _write(tmp_path, "drift.json", '{"steps": [[15, "drift", "s1", 1.05]]}')
+    rc, out, err = run(["cluster", "--steps", path, "--seed", "1"], capsys)
+    assert rc == 2 and "bound" in err and len(err.strip().splitlines()) == 1, out + err
