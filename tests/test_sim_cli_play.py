@@ -176,8 +176,8 @@ def test_the_fsync_loss_scenario_makes_a_disk_lose_unsynced_writes() -> None:
 
 @pytest.mark.timeout(60)
 def test_the_issues_top_level_swarm_option_runs_the_swarm() -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "bin" / "nomad-sim"), "--swarm", "2",
-                          "--first-seed", "40", "--kinds", "raft", "--duration", "5", "--processes", "1"],
+    out = subprocess.run([sys.executable, str(ROOT / "bin" / "nomad-sim"), "--seed", "40", "--swarm", "2",
+                          "--kinds", "raft", "--duration", "5", "--processes", "1"],
                          capture_output=True, text=True, timeout=50)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "seeds run: 2 (from 40)" in out.stdout and "violations: 0" in out.stdout
