@@ -181,6 +181,18 @@ def test_the_issues_top_level_swarm_option_runs_the_swarm() -> None:
                          capture_output=True, text=True, timeout=50)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "seeds run: 2 (from 40)" in out.stdout and "violations: 0" in out.stdout
+    assert "slowest: seed 4" in out.stdout and "replay: bin/nomad-sim raft --seed 4" in out.stdout
+
+
+def test_a_swarm_in_a_log_says_where_it_is_while_a_slow_seed_runs() -> None:
+    from sim.swarm import progress_due
+
+    # a log (not a terminal): a line every tenth of the seeds, and at least every PROGRESS_EVERY_S
+    assert progress_due(done=10, count=100, tty=False, since_line_s=1.0, finished_one=True)
+    assert not progress_due(done=11, count=100, tty=False, since_line_s=1.0, finished_one=True)
+    assert progress_due(done=11, count=100, tty=False, since_line_s=31.0, finished_one=False)
+    assert not progress_due(done=11, count=100, tty=False, since_line_s=5.0, finished_one=False)
+    assert progress_due(done=11, count=100, tty=True, since_line_s=0.5, finished_one=False)  # redraw
 
 
 def test_shrinking_drops_the_steps_after_the_violation_and_keeps_the_same_failure(monkeypatch) -> None:
