@@ -123,7 +123,8 @@ def swarm(count: int, *, first_seed: int | None = None, duration_s: float = 30.0
                               f"  replay: {replay_command(r, duration_s, servers)}\n")
             # Redraw in place on a terminal; in a log, a line every tenth (and every PROGRESS_EVERY_S).
             since = time.monotonic() - last_line
-            if progress_due(done=len(results), count=count, tty=tty, since_line_s=since, finished_one=r is not None):
+            if progress_due(done=len(results), count=count, tty=tty, since_line_s=since,
+                            finished_one=r is not None):
                 out.write(_bar(len(results), count, started, failed) + ("" if tty else "\n"))
                 out.flush()
                 last_line = time.monotonic()

@@ -16,7 +16,7 @@ from typing import Any
 
 COLORS = {"leader": "#2e9d4f", "follower": "#c8c8c8", "candidate": "#f0a030", "pre-candidate": "#f6d08a",
           "down": "#222222", "ready": "#7cc7e8", "node-down": "#d03030", "initializing": "#e0e0ff",
-          "gone": "#ffffff", "agent-down": "#666666"}
+          "gone": "#ffffff"}
 
 
 class Timeline:
@@ -41,7 +41,12 @@ class Timeline:
             lanes.update(node_lanes())
         commit = max((p.core.commit for p in peers.values()), default=0)
         self.samples.append((now, lanes, commit))
-        self.cuts.append((now, self._cuts(cluster)))
+        cuts = self._cuts(cluster)
+        agents_down = getattr(cluster, "timeline_agents_down", None)
+        if agents_down is not None:  # a client lane shows the servers' view; its agent's outage on top
+            for n in agents_down():
+                cuts[n] = f"{n} agent down" + (f"; {cuts[n]}" if n in cuts else "")
+        self.cuts.append((now, cuts))
 
     def _cuts(self, cluster: Any) -> dict[str, str]:
         """For each lane the network cuts off (partitions, held links): whom it cannot reach or hear."""
@@ -106,8 +111,11 @@ class Timeline:
                 desc = cuts.get(name, "")
                 if desc != prev_cut:
                     if prev_cut:
-                        parts.append(f'<rect x="{x(prev_t):.1f}" y="{y + lane_h - 6}" '
-                                     f'width="{max(0.5, x(t) - x(prev_t)):.1f}" height="6" fill="#d03030">'
+                        agent = "agent down" in prev_cut
+                        parts.append(f'<rect x="{x(prev_t):.1f}" y="{y if agent else y + lane_h - 6}" '
+                                     f'width="{max(0.5, x(t) - x(prev_t)):.1f}" '
+                                     f'height="{10 if agent else 6}" '
+                                     f'fill="{"#666666" if agent else "#d03030"}">'
                                      f'<title>{html.escape(prev_cut)} from {prev_t:.2f}s to {t:.2f}s'
                                      '</title></rect>')
                     prev_cut, prev_t = desc, t
@@ -134,6 +142,8 @@ class Timeline:
                 f"<body style='font-family:sans-serif'><h3>{html.escape(title)}</h3><div>{legend}"
                 f"<span style='background:#d03030;padding:0 8px;margin:0 4px'></span>"
                 f"partitioned (hover: from whom)"
+                f"<span style='background:#666666;padding:0 8px;margin:0 4px'></span>"
+                f"client agent down (its lane: the servers' view of the node)"
                 f"<span style='color:#d03030;margin-left:12px'>| fault</span>"
                 f"<span style='color:#3060c0;margin-left:12px'>— highest commit index</span></div>"
                 f"<svg width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg'>{''.join(parts)}"

@@ -418,3 +418,19 @@ def test_cluster_drift_beyond_the_configured_bound_is_refused(tmp_path, capsys) 
     path = _write(tmp_path, "drift.json", '{"steps": [[15, "drift", "s1", 1.05]]}')
     rc, out, err = run(["cluster", "--steps", path, "--seed", "1"], capsys)
     assert rc == 2 and "bound" in err and len(err.strip().splitlines()) == 1, out + err
+
+
+def test_the_timeline_shows_the_servers_view_of_a_node_whose_agent_is_down(tmp_path) -> None:
+    """A crashed client agent: its lane still shows what the servers make of the node (ready, then down
+    after TTL + grace, later gone once collected), with the agent's outage drawn over it."""
+    from sim.cluster_run import run_cluster_seed
+
+    out = tmp_path / "c.html"
+    r = run_cluster_seed(4, steps=[(15.0, "crash_client", "c0001"), (70.0, "restart_client", "c0001")],
+                         clients=2, timeline=str(out))
+    assert r.ok, r.error
+    text = out.read_text()
+    assert "c0001 node-down" in text  # marked down by the servers while its agent was down
+    import re
+
+    assert re.search(r"c0001 agent down from 1[56]\.\d+s to 7[01]\.", text), text[-3000:]
