@@ -434,3 +434,37 @@ def test_the_timeline_shows_the_servers_view_of_a_node_whose_agent_is_down(tmp_p
     import re
 
     assert re.search(r"c0001 agent down from 1[56]\.\d+s to 7[01]\.", text), text[-3000:]
+
+
+def test_a_message_storm_that_stalls_virtual_time_fails_the_run_instead_of_hanging_it() -> None:
+    """A livelock (messages breeding messages while virtual time hardly moves) never reaches the liveness
+    bound, so a swarm sat on such a seed for many minutes: the cluster now fails it as a violation."""
+    from sim.raft_cluster import RaftCluster, StormViolation
+
+    c = RaftCluster(1, 3)
+    try:
+        c.storm_limit_per_s = 50  # far below what three servers send: any run trips it
+        with pytest.raises(StormViolation, match="messages in"):
+            c.run(3.0)
+    finally:
+        c.close()
+
+
+@pytest.mark.timeout(60)
+def test_seed_9028_with_five_servers_no_longer_breeds_empty_appends() -> None:
+    """Found by `nomad-sim swarm 60 --first-seed 9000 --servers 5`: a follower left in probe state
+    whose log the leader already matched answered each empty probe with an ack that begot the next
+    probe, and duplicated packets multiplied the chains (millions of messages per virtual second).
+    Raft (as etcd's progress tracker does) now takes such an ack as the end of probing."""
+    from sim.raft_run import run_raft_seed
+
+    r = run_raft_seed(9028, duration_s=30, servers=5)
+    assert r.ok, r.error
+    assert r.wall_s < 20
+
+
+def test_a_scenario_file_replay_keeps_the_cluster_size_given_on_the_command_line(tmp_path, capsys) -> None:
+    path = _write(tmp_path, "mine.json", json.dumps({"steps": [[15, "crash_client", "c0001"]]}))
+    rc, out, err = run(["cluster", "--steps", path, "--seed", "6", "--clients", "2"], capsys)
+    assert rc == 0, out + err
+    assert f"replay: bin/nomad-sim cluster --seed 6 --steps {path} --clients 2\n" in out
