@@ -468,3 +468,15 @@ def test_a_scenario_file_replay_keeps_the_cluster_size_given_on_the_command_line
     rc, out, err = run(["cluster", "--steps", path, "--seed", "6", "--clients", "2"], capsys)
     assert rc == 0, out + err
     assert f"replay: bin/nomad-sim cluster --seed 6 --steps {path} --clients 2\n" in out
+
+
+@pytest.mark.parametrize("content", [b"garbage {[\n", b"\x00\xff\xfe",
+                                     b"INFO jepsen.util - 0 :ok :read 1\n"],
+                         ids=["no-operations", "binary", "completion-without-invoke"])
+def test_lincheck_refuses_a_file_that_is_not_a_jepsen_history(content: bytes, tmp_path, capsys) -> None:
+    path = tmp_path / "h.edn"
+    path.write_bytes(content)
+    rc, out, err = run(["lincheck", str(path)], capsys)
+    assert rc == 2 and "true" not in out, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in err, err
