@@ -78,8 +78,12 @@ class Timeline:
         self.events.append((t, text))
 
     def write_html(self, path: str, title: str) -> None:
+        """The picture as an HTML page, or as the bare SVG image when *path* ends in ``.svg``."""
+        page = self.render(title)
+        if path.lower().endswith(".svg") and "<svg" in page:
+            page = page[page.index("<svg"):page.rindex("</svg>") + len("</svg>")] + "\n"
         with open(path, "w", encoding="utf-8") as f:
-            f.write(self.render(title))
+            f.write(page)
 
     def render(self, title: str) -> str:
         if not self.samples:

@@ -480,3 +480,14 @@ def test_lincheck_refuses_a_file_that_is_not_a_jepsen_history(content: bytes, tm
     assert rc == 2 and "true" not in out, out + err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in err, err
+
+
+def test_timeline_as_svg_and_a_png_name_refused(tmp_path, capsys) -> None:
+    from sim.raft_run import run_raft_seed
+
+    out = tmp_path / "run.svg"
+    assert run_raft_seed(5, scenario="leader-crash", timeline=str(out)).ok
+    text = out.read_text()
+    assert text.startswith("<svg") and text.rstrip().endswith("</svg>") and "<html" not in text
+    rc, _, err = run(["raft", "--seed", "1", "--timeline", str(tmp_path / "run.png")], capsys)
+    assert rc == 2 and ".html" in err and len(err.strip().splitlines()) == 1, err
