@@ -79,6 +79,15 @@ CLUSTER_SCENARIOS: dict[str, list[Step]] = {
 }
 
 
+def cluster_scenario_steps(name: str, servers: tuple[str, ...]) -> list[Step]:
+    """The steps of cluster scenario *name* for these servers: the rolling restart restarts each in turn
+    (written out above for three), the others are as written."""
+    if name == "rolling-restart-with-clients":
+        return [step for i, s in enumerate(servers)
+                for step in ((15 + 20 * i, "crash", s), (25 + 20 * i, "restart", s))]
+    return list(CLUSTER_SCENARIOS[name])
+
+
 # Two federated regions (servers only: gossip, ServerMembership, Raft per
 # region) lose the WAN between them and heal -- sim/region_run.py.
 REGION_CUT = "region-cut"
@@ -301,7 +310,7 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
     if scenario is not None and steps is None:
         if scenario not in CLUSTER_SCENARIOS:
             raise ValueError(f"no cluster scenario {scenario!r} (known: {', '.join(SCENARIO_NAMES)})")
-        steps = list(CLUSTER_SCENARIOS[scenario])
+        steps = cluster_scenario_steps(scenario, tuple(f"s{i}" for i in range(1, servers + 1)))
     wall = time.perf_counter()
     cfg = JobClusterConfig(base=ClusterConfig(n_servers=servers, n_clients=clients, check_interval_s=1.0,
                                               trace=True))

@@ -491,3 +491,12 @@ def test_timeline_as_svg_and_a_png_name_refused(tmp_path, capsys) -> None:
     assert text.startswith("<svg") and text.rstrip().endswith("</svg>") and "<html" not in text
     rc, _, err = run(["raft", "--seed", "1", "--timeline", str(tmp_path / "run.png")], capsys)
     assert rc == 2 and ".html" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_cluster_rolling_restart_restarts_every_server_of_a_larger_cluster() -> None:
+    from sim.cluster_run import CLUSTER_SCENARIOS, cluster_scenario_steps
+
+    three = cluster_scenario_steps("rolling-restart-with-clients", ("s1", "s2", "s3"))
+    assert three == CLUSTER_SCENARIOS["rolling-restart-with-clients"]
+    five = cluster_scenario_steps("rolling-restart-with-clients", ("s1", "s2", "s3", "s4", "s5"))
+    assert [n for _, verb, n in five if verb == "crash"] == ["s1", "s2", "s3", "s4", "s5"]
