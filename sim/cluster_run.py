@@ -320,7 +320,9 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
     horizon = duration_s if steps is None else max((s[0] for s in steps), default=0.0)
     c.checker.skew_s = MAX_DRIFT * (horizon + LIVENESS_BOUND_S + 60.0)
     raft_checker = RaftChecker()
-    tl = Timeline(c.servers + c.clients[:20], every_s=0.5) if timeline else None
+    drawn = c.clients[:20]  # JobCluster.timeline_lanes draws these
+    note = f"lanes for {len(drawn)} of {len(c.clients)} clients" if len(drawn) < len(c.clients) else ""
+    tl = Timeline(c.servers + drawn, every_s=0.5, note=note) if timeline else None
     if steps is None:
         steps = generate_schedule(seed, duration_s, c.servers, c.clients)
     played: list[str] = []

@@ -20,8 +20,9 @@ COLORS = {"leader": "#2e9d4f", "follower": "#c8c8c8", "candidate": "#f0a030", "p
 
 
 class Timeline:
-    def __init__(self, names: tuple[str, ...], every_s: float = 0.05) -> None:
+    def __init__(self, names: tuple[str, ...], every_s: float = 0.05, note: str = "") -> None:
         self.names = names
+        self.note = note  # a line under the title (what the picture leaves out)
         self.every_s = every_s
         self.next_at = 0.0
         self.samples: list[tuple[float, dict[str, tuple[str, int]], int]] = []
@@ -143,7 +144,8 @@ class Timeline:
         legend = " ".join(f'<span style="background:{c};padding:0 8px;margin:0 4px"></span>{k}'
                           for k, c in COLORS.items())
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-                f"<body style='font-family:sans-serif'><h3>{html.escape(title)}</h3><div>{legend}"
+                f"<body style='font-family:sans-serif'><h3>{html.escape(title)}</h3>"
+                + (f"<p>{html.escape(self.note)}</p>" if self.note else "") + f"<div>{legend}"
                 f"<span style='background:#d03030;padding:0 8px;margin:0 4px'></span>"
                 f"partitioned (hover: from whom)"
                 f"<span style='background:#666666;padding:0 8px;margin:0 4px'></span>"

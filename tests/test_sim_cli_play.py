@@ -500,3 +500,13 @@ def test_the_cluster_rolling_restart_restarts_every_server_of_a_larger_cluster()
     assert three == CLUSTER_SCENARIOS["rolling-restart-with-clients"]
     five = cluster_scenario_steps("rolling-restart-with-clients", ("s1", "s2", "s3", "s4", "s5"))
     assert [n for _, verb, n in five if verb == "crash"] == ["s1", "s2", "s3", "s4", "s5"]
+
+
+def test_a_timeline_of_many_clients_says_how_many_it_draws(tmp_path) -> None:
+    from sim.cluster_run import run_cluster_seed
+
+    out = tmp_path / "many.html"
+    r = run_cluster_seed(2, steps=[(12.0, "heal")], clients=24, timeline=str(out))
+    assert r.ok, r.error
+    text = out.read_text()
+    assert "c0020" in text and "c0021" not in text and "lanes for 20 of 24 clients" in text
