@@ -45,6 +45,7 @@ from actors.raft.peer import RaftError
 from sim.client_cluster import ClusterConfig
 from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
 from sim.raft_cluster import RaftChecker
+from sim.scenarios import RAFT_VERBS, ScenarioError, failure_kind, minimise
 
 # After healing: a leader, every node ready and every job at its count.
 # Nodes that were down re-register at once, but a client partitioned past
@@ -78,10 +79,27 @@ CLUSTER_SCENARIOS: dict[str, list[Step]] = {
 }
 
 
+def cluster_scenario_steps(name: str, servers: tuple[str, ...]) -> list[Step]:
+    """The steps of cluster scenario *name* for these servers: the rolling restart restarts each in turn
+    (written out above for three), the others are as written."""
+    if name == "rolling-restart-with-clients":
+        return [step for i, s in enumerate(servers)
+                for step in ((15 + 20 * i, "crash", s), (25 + 20 * i, "restart", s))]
+    return list(CLUSTER_SCENARIOS[name])
+
+
 # Two federated regions (servers only: gossip, ServerMembership, Raft per
 # region) lose the WAN between them and heal -- sim/region_run.py.
 REGION_CUT = "region-cut"
 SCENARIO_NAMES = tuple(sorted([*CLUSTER_SCENARIOS, REGION_CUT]))
+# The verbs a cluster scenario file may use (ClusterScenarioRunner), with their argument
+# counts (-1: one or more).
+CLUSTER_VERBS: dict[str, int] = {
+    **{v: n for v, n in RAFT_VERBS.items()
+       if v in ("crash", "restart", "heal", "loss", "duplicate", "reorder", "delay", "drift")},
+    "crash_client": 1, "restart_client": 1, "partition_clients": -1, "partition_servers": -1, "scale": 2,
+    "update": 2, "drain": 2,
+}
 
 
 @dataclass(frozen=True)
@@ -97,9 +115,13 @@ class ClusterRunResult:
     scenario: str = ""
     clients: int = 5
     duration_s: float = 120.0
+    servers: int = 3
 
     def replay(self) -> str:
-        base = f"bin/nomad-sim cluster --seed {self.seed} --clients {self.clients}"
+        if self.scenario == REGION_CUT:  # its own two regions of servers, without clients
+            return f"bin/nomad-sim cluster --seed {self.seed} --scenario {REGION_CUT}"
+        servers = f" --servers {self.servers}" if self.servers != 3 else ""
+        base = f"bin/nomad-sim cluster --seed {self.seed}{servers} --clients {self.clients}"
         if self.scenario:
             return f"{base} --scenario {self.scenario}"
         return f"{base} --duration {self.duration_s:g}"
@@ -182,9 +204,34 @@ class ClusterScenarioRunner:
             return next((s for s in c.servers if s != leader and c.sched.nodes[s].up), c.servers[0])
         return arg
 
+    def _known(self, verb: str, args: list[Any]) -> None:
+        """Refuse a step naming a server, client or job the cluster does not have (bad input, not a fault)."""
+        c = self.c
+        if verb in ("crash", "restart", "partition_servers"):
+            kind, names = "server", c.servers
+        elif verb in ("crash_client", "restart_client", "partition_clients", "drain"):
+            kind, names = "client", c.clients
+        elif verb == "drift":
+            kind, names = "node", (*c.servers, *c.clients)
+        elif verb in ("scale", "update"):
+            kind, names = "job", tuple(j for j, _, _ in JOBS)
+        else:
+            return
+        if verb == "drift" and abs(float(args[1]) - 1.0) > MAX_DRIFT + 1e-12:
+            raise ScenarioError(f"drift: rate {args[1]} is beyond the configured bound 1 +/- {MAX_DRIFT:g} "
+                                "(sim.cluster_run.MAX_DRIFT; the node checkers allow the skew it gathers)")
+        who = args if verb.startswith("partition_") else args[:1]
+        unknown = [a for a in who if a not in names]
+        if unknown:
+            shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+            raise ScenarioError(f"{verb}: no {kind} {unknown[0]!r} ({kind}s: {shown})")
+
     def apply(self, verb: str, *raw: Any) -> str:
         c, net = self.c, self.c.sched.network
         args = [self.resolve(a) for a in raw]
+        if verb not in CLUSTER_VERBS:
+            raise ScenarioError(f"unknown cluster fault verb {verb!r}")
+        self._known(verb, args)
         if verb == "crash":
             if c.sched.nodes[args[0]].up:
                 c.crash(args[0])
@@ -240,8 +287,6 @@ class ClusterScenarioRunner:
                     c.drain(args[0], deadline_s=float(args[1]))
             except (RaftError, RuntimeError, TimeoutError) as exc:
                 return f"{verb} failed: {exc}"  # an operator's request lost to a fault: not a violation
-        else:
-            raise ValueError(f"unknown cluster fault verb {verb!r}")
         return " ".join([verb, *(str(a) for a in args)])
 
 
@@ -261,18 +306,23 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
     if scenario == REGION_CUT and steps is None:
         from sim.region_run import run_region_seed
 
-        return run_region_seed(seed, verbose=verbose)
+        return run_region_seed(seed, verbose=verbose, timeline=timeline)
     if scenario is not None and steps is None:
         if scenario not in CLUSTER_SCENARIOS:
             raise ValueError(f"no cluster scenario {scenario!r} (known: {', '.join(SCENARIO_NAMES)})")
-        steps = list(CLUSTER_SCENARIOS[scenario])
+        steps = cluster_scenario_steps(scenario, tuple(f"s{i}" for i in range(1, servers + 1)))
     wall = time.perf_counter()
     cfg = JobClusterConfig(base=ClusterConfig(n_servers=servers, n_clients=clients, check_interval_s=1.0,
                                               trace=True))
     c = JobCluster(seed, cfg)
-    c.checker.skew_s = MAX_DRIFT * (duration_s + LIVENESS_BOUND_S + 60.0)
+    # The clock skew drift can gather by the end of the run.  A scenario (or a scenario file) ignores
+    # --duration and its replay leaves it out, so its horizon is its own last step, not duration_s.
+    horizon = duration_s if steps is None else max((s[0] for s in steps), default=0.0)
+    c.checker.skew_s = MAX_DRIFT * (horizon + LIVENESS_BOUND_S + 60.0)
     raft_checker = RaftChecker()
-    tl = Timeline(c.servers + c.clients[:20], every_s=0.5) if timeline else None
+    drawn = c.clients[:20]  # JobCluster.timeline_lanes draws these
+    note = f"lanes for {len(drawn)} of {len(c.clients)} clients" if len(drawn) < len(c.clients) else ""
+    tl = Timeline(c.servers + drawn, every_s=0.5, note=note) if timeline else None
     if steps is None:
         steps = generate_schedule(seed, duration_s, c.servers, c.clients)
     played: list[str] = []
@@ -309,7 +359,10 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
         for at_s, verb, *args in sorted(steps, key=lambda s: s[0]):
             if at_s > c.sched.now:
                 step_run(at_s - c.sched.now)
-            note(runner.apply(verb, *args))
+            try:
+                note(runner.apply(verb, *args))
+            except ValueError as exc:  # the scenario, not the cluster: float("x"), int("x"), a bad name
+                raise ScenarioError(f"step {[at_s, verb, *args]}: {exc}") from None
         step_run(2.0)
         # Liveness phase.
         c.sched.network.heal()
@@ -332,6 +385,8 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
             error = _actor_failures(c)
     except AssertionError as exc:  # SafetyViolation, NodeViolation, over-commit, invariants
         error = f"{type(exc).__name__}: {exc}"
+    except ScenarioError:
+        raise
     except Exception as exc:
         import traceback
 
@@ -344,7 +399,8 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
         c.close()
     return ClusterRunResult(seed=seed, ok=not error, error=error, trace_hash=trace, virtual_s=now,
                             wall_s=time.perf_counter() - wall, steps=tuple(tuple(s) for s in steps),
-                            faults=tuple(played), scenario=scenario or "", clients=clients, duration_s=duration_s)
+                            faults=tuple(played), scenario=scenario or "", clients=clients,
+                            duration_s=duration_s, servers=servers)
 
 
 def _liveness_problems(c: JobCluster) -> list[str]:
@@ -357,24 +413,19 @@ def _liveness_problems(c: JobCluster) -> list[str]:
     return c.converged()
 
 
-def shrink(seed: int, steps: list[Step], *, clients: int, servers: int = 3, max_runs: int = 200) -> list[Step]:
-    """Remove steps one at a time while the run still fails; returns a minimal failing schedule."""
-    def fails(candidate: list[Step]) -> bool:
-        return not run_cluster_seed(seed, steps=candidate, clients=clients, servers=servers).ok
+def shrink(seed: int, steps: list[Step], *, clients: int, servers: int = 3, max_runs: int = 200,
+           error: str = "", until_s: float | None = None) -> list[Step]:
+    """Remove steps one at a time while the run still fails; returns a minimal failing schedule.
 
-    current = list(steps)
-    runs = 0
-    changed = True
-    while changed and runs < max_runs:
-        changed = False
-        for i in range(len(current)):
-            candidate = current[:i] + current[i + 1:]
-            runs += 1
-            if fails(candidate):
-                current = candidate
-                changed = True
-                break
-    return current
+    ``error`` is the original failure: a candidate counts as failing only with a failure of the same
+    kind (:func:`failure_kind`), so shrinking cannot wander from the bug found to another one.
+    ``until_s`` is when the original run stopped: steps after it never ran and are dropped first.
+    """
+    def fails(candidate: list[Step]) -> bool:
+        r = run_cluster_seed(seed, steps=candidate, clients=clients, servers=servers)
+        return not r.ok and (not error or failure_kind(getattr(r, "error", "")) == failure_kind(error))
+
+    return minimise(steps, fails, until_s=until_s, max_runs=max_runs)
 
 
 def save_regression(path: str, seed: int, steps: list[Step], *, clients: int, servers: int, error: str) -> None:

@@ -232,15 +232,17 @@ class JobCluster(ClientCluster):
 
     # ------------------------------------------------------------ views
     def timeline_lanes(self) -> dict[str, tuple[str, int]]:
-        """Client lanes for sim.timeline: the node's status as the servers see it."""
+        """Client lanes for sim.timeline: the node's status as the servers see it (whether or not its
+        agent runs: that is :meth:`timeline_agents_down`)."""
         out = {}
         for c in self.clients[:20]:
-            if not self.sched.nodes[c].up:
-                out[c] = ("agent-down", 0)
-            else:
-                st = self.status(c)
-                out[c] = ("node-down" if st == "down" else st or "gone", 0)
+            st = self.status(c)
+            out[c] = ("node-down" if st == "down" else st or "gone", 0)
         return out
+
+    def timeline_agents_down(self) -> list[str]:
+        """Client agents that are not running (crashed), for sim.timeline."""
+        return [c for c in self.clients[:20] if not self.sched.nodes[c].up]
 
     def allocs(self, job_id: str | None = None) -> list[dict[str, Any]]:
         return [a for a in self.checker.replica.tables["allocs"].values() if job_id is None or a["JobID"] == job_id]

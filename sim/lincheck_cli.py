@@ -1,7 +1,8 @@
 """``nomad-sim lincheck FILE...``: check Jepsen register histories.
 
 Prints one line per file, ``<file> true|false <seconds>`` (parse + check
-time), and exits 0 whatever the verdicts.
+time), and exits 0 whatever the verdicts; a file that cannot be read or holds
+no Jepsen register history is an error (one line, exit 2).
 """
 
 from __future__ import annotations
@@ -23,7 +24,20 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     for path in args.files:
         t0 = time.perf_counter()
-        result = check(load_jepsen(path))
+        try:
+            history = load_jepsen(path)
+        except OSError as e:
+            print(f"error: cannot read {path}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        except (UnicodeDecodeError, ValueError) as e:
+            print(f"error: {path}: not a Jepsen register history: {str(e).splitlines()[0][:200]}",
+                  file=sys.stderr)
+            return 2
+        if not history:
+            print(f"error: {path}: no Jepsen register operations in it (lines like "
+                  f"'... jepsen.util - 0 :invoke :write 3')", file=sys.stderr)
+            return 2
+        result = check(history)
         dt = time.perf_counter() - t0
         print(f"{path} {'true' if result.linearizable else 'false'} {dt:.3f}", flush=True)
         if args.verbose and not result.linearizable:

@@ -63,9 +63,25 @@ def _tags(i: int, region: str) -> Any:
                       "expect": str(PER_REGION)})
 
 
-def run_region_seed(seed: int, *, cut_s: float = 90.0, verbose: bool = False) -> Any:
-    """Run the scenario for *seed*; a :class:`~sim.cluster_run.ClusterRunResult` (scenario ``region-cut``)."""
+class _AllRegions:
+    """What Timeline samples: the scheduler and every region's live Raft peers."""
+
+    def __init__(self, c: GossipCluster, views: dict[str, _RegionView]) -> None:
+        self.sched = c.sched
+        self.views = views
+
+    def live_peers(self) -> dict[str, Any]:
+        return {addr: p for v in self.views.values() for addr, p in v.live_peers().items()}
+
+
+def run_region_seed(seed: int, *, cut_s: float = 90.0, verbose: bool = False,
+                    timeline: str | None = None) -> Any:
+    """Run the scenario for *seed*; a :class:`~sim.cluster_run.ClusterRunResult` (scenario ``region-cut``).
+
+    ``timeline`` is a path for an HTML picture of the run (one lane per server, region a first).
+    """
     from sim.cluster_run import REGION_CUT, ClusterRunResult
+    from sim.timeline import Timeline
 
     wall = time.perf_counter()
     raft_cfg = RaftConfig(timings=RaftTimings(tick_s=0.5, election_ticks=10))
@@ -83,6 +99,9 @@ def run_region_seed(seed: int, *, cut_s: float = 90.0, verbose: bool = False) ->
     by_region = {r: [i for i in range(n) if c.region_of(i) == r] for r in REGIONS}
     checkers = {r: RaftChecker() for r in REGIONS}
     views = {r: _RegionView(c, by_region[r]) for r in REGIONS}
+    everyone_view = _AllRegions(c, views)
+    lanes = tuple(member_addr(i) for r in REGIONS for i in by_region[r])
+    tl = Timeline(lanes, every_s=0.5) if timeline else None
     faults: list[str] = []
     error = ""
     phase = {"cut": False}
@@ -90,6 +109,8 @@ def run_region_seed(seed: int, *, cut_s: float = 90.0, verbose: bool = False) ->
     def note(text: str) -> None:
         faults.append(f"{c.sched.now:.2f}s {text}")
         c.sched.record("fault", text)
+        if tl is not None:
+            tl.event(c.sched.now, text)
         if verbose:
             print(f"  {faults[-1]}")
 
@@ -119,6 +140,8 @@ def run_region_seed(seed: int, *, cut_s: float = 90.0, verbose: bool = False) ->
         while c.sched.now < end - 1e-9:
             c.run(min(1.0, end - c.sched.now), full=False)
             check()
+            if tl is not None:
+                tl.maybe_sample(everyone_view)
 
     def leaders() -> dict[str, list[str]]:
         return {r: [a for a, p in views[r].live_peers().items() if p.core.role == LEADER] for r in REGIONS}
@@ -173,7 +196,11 @@ def run_region_seed(seed: int, *, cut_s: float = 90.0, verbose: bool = False) ->
         error = f"{type(exc).__name__}: {exc}"
     finally:
         trace, now = c.sched.trace_hash(), c.sched.now
+        if tl is not None and timeline:
+            tl.write_html(timeline, f"seed {seed} scenario {REGION_CUT} (regions {', '.join(REGIONS)}) -- "
+                          f"{error or 'ok'}")
         c.close()
     return ClusterRunResult(seed=seed, ok=not error, error=error, trace_hash=trace, virtual_s=now,
-                            wall_s=time.perf_counter() - wall, steps=(), faults=tuple(faults), scenario=REGION_CUT)
+                            wall_s=time.perf_counter() - wall, steps=(), faults=tuple(faults),
+                            scenario=REGION_CUT, servers=n, clients=0)
 

@@ -27,14 +27,41 @@ def _one(args: tuple[int, float, int, tuple[str, ...]]) -> RunResult | ClusterRu
     kind = mix.choice(kinds)
     if kind == "cluster":
         scenario = mix.choice(SCENARIO_NAMES) if mix.random() < 1 / 3 else None
-        return run_cluster_seed(seed, duration_s=max(duration_s, 60.0), servers=servers,
-                                clients=CLUSTER_CLIENTS, scenario=scenario)
+        try:
+            return run_cluster_seed(seed, duration_s=max(duration_s, 60.0), servers=servers,
+                                    clients=CLUSTER_CLIENTS, scenario=scenario)
+        except Exception as exc:  # one seed's bug must not take the swarm (and its summary) down
+            return ClusterRunResult(seed=seed, ok=False, error=_crash(exc), trace_hash="", virtual_s=0.0,
+                                    wall_s=0.0, steps=(), faults=(), scenario=scenario or "",
+                                    clients=CLUSTER_CLIENTS, duration_s=max(duration_s, 60.0),
+                                    servers=servers)
     scenario = mix.choice(sorted(SCENARIOS)) if mix.random() < 1 / 3 else None
-    return run_raft_seed(seed, duration_s=duration_s, servers=servers, scenario=scenario)
+    try:
+        return run_raft_seed(seed, duration_s=duration_s, servers=servers, scenario=scenario)
+    except Exception as exc:
+        return RunResult(seed=seed, ok=False, error=_crash(exc), trace_hash="", virtual_s=0.0, wall_s=0.0,
+                         ops=0, faults=(), scenario=scenario or "")
+
+
+def _crash(exc: Exception) -> str:
+    import traceback
+
+    return f"crash: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
 
 
 def replay_command(r: RunResult | ClusterRunResult, duration_s: float, servers: int) -> str:
     return r.replay() if isinstance(r, ClusterRunResult) else r.replay(duration_s, servers)
+
+
+def shrink_command(r: RunResult | ClusterRunResult, duration_s: float, servers: int) -> str | None:
+    """The command that minimises a failing seed's faults into a regression scenario, if it has a schedule."""
+    from sim.cluster_run import REGION_CUT
+    from sim.scenarios import MEMBERSHIP_SCENARIOS
+
+    if r.scenario == REGION_CUT or r.scenario in MEMBERSHIP_SCENARIOS:
+        return None
+    kind = "cluster" if isinstance(r, ClusterRunResult) else "raft"
+    return f"{replay_command(r, duration_s, servers)} --shrink tests/regressions/{kind}-{r.seed}.json"
 
 
 def _quiet() -> None:
@@ -54,6 +81,21 @@ def _bar(done: int, total: int, started: float, failed: int) -> str:
             f"{failed} failed  elapsed {elapsed:5.1f}s  eta {eta:5.1f}s")
 
 
+PROGRESS_EVERY_S = 30.0  # in a log, a progress line at least this often even while no seed finishes
+POLL_S = 1.0  # how often the progress bar is redrawn while waiting for a seed
+
+
+def progress_due(*, done: int, count: int, tty: bool, since_line_s: float, finished_one: bool) -> bool:
+    """Whether to draw the progress bar now: on a terminal always (it redraws in place, so elapsed and
+    eta move while a slow seed runs); in a log at every tenth of the seeds and at least every
+    PROGRESS_EVERY_S, so a long seed does not look like a hang."""
+    if tty:
+        return True
+    if finished_one and (done % max(1, count // 10) == 0 or done == count):
+        return True
+    return since_line_s >= PROGRESS_EVERY_S
+
+
 def swarm(count: int, *, first_seed: int | None = None, duration_s: float = 30.0, servers: int = 3,
           processes: int | None = None, out: Any = sys.stdout,
           kinds: tuple[str, ...] = KINDS) -> list[RunResult | ClusterRunResult]:
@@ -64,18 +106,28 @@ def swarm(count: int, *, first_seed: int | None = None, duration_s: float = 30.0
     results: list[RunResult | ClusterRunResult] = []
     failed = 0
     ctx = multiprocessing.get_context("fork")
+    tty = getattr(out, "isatty", lambda: False)()
+    last_line = time.monotonic()
     with ctx.Pool(procs, initializer=_quiet) as pool:
-        for r in pool.imap_unordered(_one, seeds, chunksize=1):
-            results.append(r)
-            failed += not r.ok
-            if not r.ok:  # at once, not only in the summary: a long swarm shows what it found as it goes
-                out.write(f"\nviolation: seed {r.seed}: {r.error.splitlines()[0][:200]}\n"
-                          f"  replay: {replay_command(r, duration_s, servers)}\n")
-            # Redraw in place on a terminal; in a log, a line every tenth.
-            tty = getattr(out, "isatty", lambda: False)()
-            if tty or len(results) % max(1, count // 10) == 0 or len(results) == count:
+        pending = pool.imap_unordered(_one, seeds, chunksize=1)
+        while len(results) < count:
+            try:
+                r = pending.next(timeout=POLL_S)
+            except multiprocessing.TimeoutError:
+                r = None
+            if r is not None:
+                results.append(r)
+                failed += not r.ok
+                if not r.ok:  # at once, not only in the summary: a long swarm shows what it found as it goes
+                    out.write(f"\nviolation: seed {r.seed}: {r.error.splitlines()[0][:200]}\n"
+                              f"  replay: {replay_command(r, duration_s, servers)}\n")
+            # Redraw in place on a terminal; in a log, a line every tenth (and every PROGRESS_EVERY_S).
+            since = time.monotonic() - last_line
+            if progress_due(done=len(results), count=count, tty=tty, since_line_s=since,
+                            finished_one=r is not None):
                 out.write(_bar(len(results), count, started, failed) + ("" if tty else "\n"))
                 out.flush()
+                last_line = time.monotonic()
     if getattr(out, "isatty", lambda: False)():
         out.write("\n")
     sim_hours = sum(r.virtual_s for r in results) / 3600
@@ -84,9 +136,16 @@ def swarm(count: int, *, first_seed: int | None = None, duration_s: float = 30.0
           f"raft seeds: {sum(isinstance(r, RunResult) for r in results)}  "
           f"cluster seeds: {sum(isinstance(r, ClusterRunResult) for r in results)}  "
           f"client ops: {sum(getattr(r, 'ops', 0) for r in results)}", file=out)
+    if results:
+        slow = max(results, key=lambda r: r.wall_s)
+        print(f"slowest: seed {slow.seed} ({slow.wall_s:.1f} s wall, {slow.virtual_s:.0f} s simulated)  "
+              f"replay: {replay_command(slow, duration_s, servers)}", file=out)
     bad = sorted((r for r in results if not r.ok), key=lambda r: r.seed)
     print(f"violations: {len(bad)}", file=out)
     for r in bad:
         print(f"  seed {r.seed}: {r.error.splitlines()[0][:200]}", file=out)
         print(f"    replay: {replay_command(r, duration_s, servers)}", file=out)
+        small = shrink_command(r, duration_s, servers)
+        if small:
+            print(f"    shrink: {small}", file=out)
     return results

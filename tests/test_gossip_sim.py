@@ -28,6 +28,7 @@ from actors.gossip.serf import S_ALIVE, S_FAILED, S_LEFT
 from sim.gossip_checkers import disagreements, sees_all, sees_gone, summary
 from sim.gossip_cluster import POOL, EventLog, GossipCluster, member_addr, member_name, traced_run
 from sim.runtime import Scheduler
+from tests.profiles import sim_examples
 
 
 def figure(what: str, virtual: float | None, bound: float, wall: float, **extra: object) -> None:
@@ -456,9 +457,9 @@ class GossipFaults(RuleBasedStateMachine):
 
 
 TestGossipFaults = GossipFaults.TestCase
-# A few seconds in the default run; HYPOTHESIS_PROFILE=nightly takes the profile's count.
+# A few seconds in the default run; the nightly profile (however selected) takes the profile's count.
 TestGossipFaults.settings = settings(
-    max_examples=settings.default.max_examples if os.environ.get("HYPOTHESIS_PROFILE") == "nightly" else 30,
+    max_examples=sim_examples(30, share=1),
     stateful_step_count=25, deadline=None)
 
 

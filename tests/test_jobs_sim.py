@@ -9,8 +9,6 @@ processes match.
 
 from __future__ import annotations
 
-import os
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +18,7 @@ from actors.scheduler.broker import BROKER
 from actors.state.store import command
 from sim.client_cluster import ClusterConfig
 from sim.job_cluster import SYNC, JobCluster, JobClusterConfig, sim_job
+from tests.profiles import sim_examples
 
 # Heartbeat TTL + grace is 10 s + 10 s with Nomad's defaults; a node is
 # marked down and its work re-placed well within this.
@@ -219,7 +218,8 @@ ACTIONS = st.lists(st.one_of(
 ), min_size=1, max_size=8)
 
 
-@settings(max_examples=int(os.environ.get("JOB_SIM_EXAMPLES", "12")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=sim_examples(12, env="JOB_SIM_EXAMPLES"), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), actions=ACTIONS)
 def test_every_job_runs_exactly_once_after_any_fault_schedule(seed: int, actions: list[tuple[str, int]]) -> None:
     c = JobCluster(seed, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=5)))

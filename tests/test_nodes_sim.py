@@ -17,13 +17,12 @@ from typing import Any
 import pytest
 
 from actors.client.fingerprint import FingerprintConfig
+from actors.client.messages import ERR_NODE_NOT_FOUND
 from actors.client.node import ClientNodeConfig
 from actors.raft.core import RaftTimings
 from actors.raft.peer import Propose, RaftPeer, Read
 from actors.raft.storage import MemoryStorage
-from actors.server import RaftReply, ReplyTo
-from actors.client.messages import ERR_NODE_NOT_FOUND
-from actors.server import ENDPOINT
+from actors.server import ENDPOINT, RaftReply, ReplyTo
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
 from actors.state.store import command
 from runtime.actor import NodeActor
@@ -349,6 +348,8 @@ from hypothesis import settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule  # noqa: E402
 
+from tests.profiles import sim_examples  # noqa: E402
+
 N_FAULT_CLIENTS = 8
 
 
@@ -428,7 +429,7 @@ class NodeFaults(RuleBasedStateMachine):
 
 
 TestNodeFaults = NodeFaults.TestCase
-TestNodeFaults.settings = settings(max_examples=int(os.environ.get("NODE_FAULT_EXAMPLES", "12")),
+TestNodeFaults.settings = settings(max_examples=sim_examples(12, env="NODE_FAULT_EXAMPLES"),
                                    stateful_step_count=25, deadline=None)
 
 

@@ -368,7 +368,9 @@ def test_snapshot_brings_a_lagging_follower_up_to_date():
     c, a = net.cores["c"], net.cores["a"]
     assert InstallSnapshot in sent
     assert c.snap_index == a.snap_index and c.snap_data == a.snap_data
+    assert a.progress["c"].state == "replicate"  # the ack of the first append after it ends the probe
     net.propose("a", b"after")
+    net.tick(2)  # the next heartbeat carries the commit index
     assert committed_data(net, "c")[-1] == b"after"
 
 

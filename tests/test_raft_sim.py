@@ -17,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from sim.lincheck import check
 from sim.raft_cluster import RaftCluster
+from tests.profiles import sim_examples
 
 NAMES = ("s1", "s2", "s3")
 LIVENESS_BOUND_S = 30.0  # healed cluster: elect and commit within this many virtual seconds
@@ -99,7 +100,7 @@ class RaftFaults(RuleBasedStateMachine):
 
 TestRaftFaults = RaftFaults.TestCase
 TestRaftFaults.settings = __import__("hypothesis").settings(
-    max_examples=25, stateful_step_count=30, deadline=None)
+    max_examples=sim_examples(25), stateful_step_count=30, deadline=None)
 
 
 @pytest.mark.timeout(120)
