@@ -381,6 +381,7 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
                 break
         if problems:
             error = f"liveness: not converged {LIVENESS_BOUND_S:g}s after healing: " + "; ".join(problems[:5])
+        raft_checker.check(c, full=True)  # the last state, whole logs walked whatever the cadence
         if not error:
             error = _actor_failures(c)
     except AssertionError as exc:  # SafetyViolation, NodeViolation, over-commit, invariants

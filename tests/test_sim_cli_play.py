@@ -320,8 +320,8 @@ def test_raft_shrink_saves_a_smaller_failing_schedule(monkeypatch, tmp_path, cap
 
     real = raft_cluster.RaftChecker.check
 
-    def check(self, c) -> None:  # a deliberately wrong checker: "s2 is never cut off"
-        real(self, c)
+    def check(self, c, full=None) -> None:  # a deliberately wrong checker: "s2 is never cut off"
+        real(self, c, full)
         if c.sched.network.is_cut("s2", "s1"):
             raise AssertionError("injected: s2 is cut off")
 
