@@ -320,8 +320,8 @@ def _property_run(seed: int) -> None:
 # Seeds beyond the first ones that once stalled: a server restarted after the move (its membership
 # actor new, the move's gossip event told before it started) led and never re-addressed the mover,
 # until the membership asked gossip for every member on gaining leadership (Nomad's reconcile).
-IDS_REGRESSIONS = (105,)
-LEGACY_REGRESSIONS = (106, 115, 159, 238, 286, 289)
+IDS_REGRESSIONS = (105, 928)
+LEGACY_REGRESSIONS = (106, 115, 159, 238, 286, 289, 434, 718, 787, 870, 881)
 
 
 @pytest.mark.parametrize("seed", (*range(20), *IDS_REGRESSIONS))
