@@ -306,7 +306,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="server-membership", cls=ServerMembership, role="server",
                   kwargs=(("region", config.region), ("bootstrap_expect", srv.bootstrap_expect),
                           ("autopilot", AutopilotConfig.from_config(config.autopilot)),
-                          ("wall_clock", time.time), ("server_id", raft_id))),
+                          ("wall_clock", time.time), ("server_id", raft_id), ("gossip", LAN_POOL))),
         ChildSpec(name=LAN_POOL, cls=GossipMember, role="server", leaves=True,
                   kwargs=(("member_name", f"{config.name}.{config.region}"),
                           ("config", _gossip_config(profile(srv.gossip_profile), ctx)),

@@ -317,7 +317,14 @@ def _property_run(seed: int) -> None:
     assert c.sched.run_until(converged, 60.0), (seed, [c.peer(s).configuration() for s in ids])
 
 
-@pytest.mark.parametrize("seed", range(20))
+# Seeds beyond the first ones that once stalled: a server restarted after the move (its membership
+# actor new, the move's gossip event told before it started) led and never re-addressed the mover,
+# until the membership asked gossip for every member on gaining leadership (Nomad's reconcile).
+IDS_REGRESSIONS = (105, 928)
+LEGACY_REGRESSIONS = (106, 115, 159, 238, 286, 289, 434, 718, 787, 870, 881)
+
+
+@pytest.mark.parametrize("seed", (*range(20), *IDS_REGRESSIONS))
 def test_servers_with_ids_one_moved_mid_run_with_crashes_and_partitions_stay_safe_and_reconverge(seed):
     _property_run(seed)
 
@@ -357,11 +364,12 @@ def _legacy_property_run(seed: int) -> None:
             return False
         want = sorted(c.peer(s).core.id for s in ids)
         views = [sorted((r["ID"], r["Voter"]) for r in c.peer(s).configuration()) for s in ids]
+        # Every server but the leader by its ID; the leader too once a later leader re-added it.
         return all(v == [(w, True) for w in want] for v in views) and \
-            sum(c.peer(s).core.id == s for s in ids) == 2
+            sum(c.peer(s).core.id == s for s in ids) >= 2
     assert c.sched.run_until(migrated, 60.0), (seed, [c.peer(s).configuration() for s in ids])
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", (*range(12), *LEGACY_REGRESSIONS))
 def test_an_address_keyed_cluster_migrates_to_node_ids_through_a_crash(seed):
     _legacy_property_run(seed)

@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 
+from actors.gossip.member import ListMembers
 from actors.raft.core import LEADER, RaftCore, member, parse_member
 from actors.raft.membership import ServerMembership
 from actors.raft.messages import CONFIG, ConfigChange, Entry, ServerConfigChange
 from actors.raft.peer import RaftConfig, RaftPeer
 from actors.raft.storage import MemoryStorage
 from runtime import wire
+from runtime.actor import NodeActor
 from sim.runtime import Scheduler
 from tests.test_agent_process import agents  # noqa: F401  (the fixture)
 
@@ -39,13 +41,32 @@ def _server_event(name: str, sid: str, addr: str, status: str = "alive") -> _Mem
                    tags=(("role", "nomad"), ("region", "global"), ("rpc_addr", addr), ("id", sid)))
 
 
+class _Gossip(NodeActor):
+    """A server's gossip pool as ServerMembership sees it: the cluster's member list, each member's
+    latest event, told back on ListMembers (Serf's Members(); a restarted server's gossip knows
+    them all again once it has rejoined)."""
+
+    def __init__(self, env: Any, name: str, *, members: dict[str, _Member]) -> None:
+        super().__init__(env, name)
+        self.members = members
+
+    def receive(self, message: Any) -> None:
+        if isinstance(message, ListMembers):
+            for name in sorted(self.members):
+                self.send(message.node, message.actor, replace(self.members[name], kind="member-update"))
+
+
 class _Cluster:
-    """Servers id-1..id-n at 10.0.0.i:4647, each a RaftPeer (+ ServerMembership) on a sim node."""
+    """Servers id-1..id-n at 10.0.0.i:4647, each a RaftPeer (+ ServerMembership) on a sim node.
+
+    Gossip tells an event once, to the servers running then; each server's gossip pool (_Gossip)
+    also answers its membership's ListMembers from the latest event of every member."""
 
     def __init__(self, n: int, *, seed: int = 1, membership: bool = True) -> None:
         self.sched = Scheduler(seed, trace=False)
         self.membership = membership
         self.disks: dict[str, MemoryStorage] = {}
+        self.members: dict[str, _Member] = {}  # gossip's member list: name -> its latest event
         self.addr: dict[str, str] = {}  # ID -> the node it runs on now
         ids = [f"id-{i}" for i in range(1, n + 1)]
         addrs = [f"10.0.0.{i}:4647" for i in range(1, n + 1)]
@@ -62,8 +83,9 @@ class _Cluster:
                       bootstrap=bootstrap[0], bootstrap_addresses=bootstrap[1],
                       leadership_subscribers=("server-membership",) if self.membership else ())
             if self.membership:
+                env.spawn(_Gossip, "gossip", members=self.members)
                 env.spawn(ServerMembership, "server-membership", region="global", bootstrap_expect=0,
-                          server_id=sid)
+                          server_id=sid, gossip="gossip")
         self.sched.add_node(addr, boot=boot)
 
     def stop(self, sid: str) -> None:
@@ -74,7 +96,11 @@ class _Cluster:
         return self.sched.actor_of(node.actors["raft"])
 
     def gossip(self, event: _Member) -> None:
-        """Every running server's gossip tells its membership actor of *event*."""
+        """Every running server's gossip tells its membership actor of *event* (once)."""
+        if event.kind == "member-reap":
+            self.members.pop(event.name, None)
+        else:
+            self.members[event.name] = event
         for sid in sorted(self.addr):
             node = self.sched.nodes[self.addr[sid]]
             if node.up:
@@ -380,3 +406,45 @@ def test_a_server_known_by_its_address_alone_is_re_added_by_its_node_id_one_at_a
     before = len(_changes(env))
     m.receive(_server_event("s3.global", "id-3", "10.0.0.3:4647"))  # waits: id-2 is not a voter yet
     assert len(_changes(env)) == before
+
+
+def test_a_membership_that_gains_leadership_asks_gossip_for_every_member_and_acts_on_them():
+    """Nomad's establishLeadership reconciles every serf member: a server whose membership actor
+    (re)started after a server moved never got that event, yet re-addresses it once it leads."""
+    from actors.raft.peer import RaftInfo
+
+    env = _Env("10.0.0.1:4647")
+    m = _Membership(env, "server-membership", region="global", bootstrap_expect=0, server_id="id-1",
+                    gossip="gossip")
+    servers = (("id-1", "10.0.0.1:4647", True), ("id-2", "10.0.0.2:4647", True))
+    info = RaftInfo(is_leader=False, term=2, leader="10.0.0.2:4647", leader_id="id-2", self_id="id-1",
+                    voters=("10.0.0.1:4647", "10.0.0.2:4647"), learners=(), servers=servers)
+    m.receive(info)
+    assert not [x for x in env.sent if isinstance(x[2], ListMembers)]  # a follower does not reconcile
+    m.receive(replace(info, is_leader=True, term=3, leader="10.0.0.1:4647", leader_id="id-1"))
+    asks = [(n, a, x) for n, a, x in env.sent if isinstance(x, ListMembers)]
+    assert asks == [("10.0.0.1:4647", "gossip", ListMembers(node="10.0.0.1:4647", actor="server-membership"))]
+    m.receive(replace(info, is_leader=True, term=3))  # still leading: not asked again
+    assert len([x for x in env.sent if isinstance(x[2], ListMembers)]) == 1
+    # Gossip's answer: each member as a member-update event.
+    m.receive(replace(_server_event("s2.global", "id-2", "10.0.0.7:4647"), kind="member-update"))
+    assert _changes(env) == [("address", "id-2", "10.0.0.7:4647")]
+
+
+def test_gossip_lists_every_member_it_knows_as_member_update_events():
+    from actors.gossip.messages import MemberEvent
+    from sim.gossip_cluster import POOL, EventLog, GossipCluster
+
+    c = GossipCluster(seed=5, record_events=False)
+    c.add_converged(3)
+    c.crash(2)
+    assert c.run_until(lambda: c.statuses(0).get(c.name(2)) == "failed", 30.0) is not None
+    node = c.sched.nodes[c.addr(0)]
+    asker = c.sched.actor_of(node.spawn(EventLog, "asker"))
+    node.deliver_local(POOL, ListMembers(node=c.addr(0), actor="asker"))
+    assert c.run_until(lambda: len(asker.events) == 3, 1.0) is not None
+    got = [(e.kind, e.name, e.status) for _, e in asker.events]
+    assert got == [("member-update", c.name(i), "failed" if i == 2 else "alive") for i in range(3)]
+    assert all(isinstance(e, MemberEvent) and e.addr == c.addr(i) and e.tags == c.core(0).members[e.name].tags
+               for i, (_, e) in enumerate(asker.events))
+    c.close()

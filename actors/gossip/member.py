@@ -24,6 +24,9 @@ blocks):
 * :class:`Leave` -> None once the leave has propagated (serf ``Leave``).
 * :class:`ForceLeave` -> None once the removal is broadcast.
 * :class:`SetTags` -> None; members see a ``member-update``.
+* :class:`ListMembers` -> one ``member-update`` :class:`MemberEvent` per member
+  this one knows (its current status and tags), told to the asker (Serf's
+  ``Members()``: Nomad's leader reconciles Raft against all of them).
 * the agent's ``actors.agent_messages.Leave`` -> ``LeaveDone`` to its ``reply_to``.
 * :class:`~actors.gossip.keyring.KeyringRequest` -> the pool-wide tally of a
   keyring operation (``actors.gossip.keyring``); ``ask("keyring")`` -> this
@@ -91,6 +94,14 @@ class SetTags:
 
     tags: Tags
     reply: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListMembers:
+    """Tell (node, actor) a ``member-update`` MemberEvent for every member known now, by name."""
+
+    node: str
+    actor: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,6 +235,9 @@ class GossipMember(NodeActor):
         elif isinstance(message, SetTags):
             self.core.set_tags(make_tags(message.tags), self.env.now())
             self._answer(message.reply, None, "")
+        elif isinstance(message, ListMembers):
+            for ev in self.core.member_events():
+                self.env.send(message.node, message.actor, ev)
         elif not self._agent_leave(message):
             self.bad_messages += 1
             log.debug("%s ignored %s", self.name, type(message).__name__)

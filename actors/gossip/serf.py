@@ -557,6 +557,11 @@ class SerfCore:
     def _reply(self, req: int, value: Any, error: str = "") -> None:
         self.out.append(Reply(req, value, error))
 
+    def member_events(self) -> list[MemberEvent]:
+        """Every member as a ``member-update`` event with its current status (Serf's Members()), by name."""
+        return [MemberEvent(kind="member-update", pool=self.pool, name=m.name, addr=m.addr, status=m.status,
+                            tags=m.tags) for m in (self.members[n] for n in sorted(self.members))]
+
     def members_view(self) -> list[dict[str, Any]]:
         """Every member in Nomad's /v1/agent/members shape, by name."""
         return [self.members[name].as_api() for name in sorted(self.members)]

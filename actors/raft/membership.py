@@ -48,6 +48,17 @@ Raft peers and each bootstraps its own cluster:
 
 The actor never blocks: it learns Raft's configuration from RaftInfo
 messages (on leadership changes and in answer to InfoQuery).
+
+Gossip tells each member event once.  What the actor learned is kept in
+``servers`` and reconciled again every ``reconcile_interval_s`` while it
+leads; and, with ``gossip`` (the agent: the LAN pool actor), the whole member
+list is asked for (Serf's ``Members()``, :class:`ListMembers`) when the actor
+starts, when it gains leadership and every ``member_resync_interval_s`` while
+it leads -- Nomad's leader reconciles every serf member on
+establishLeadership and every ReconcileInterval (60 s).  So a server whose
+membership restarted (the process, or the actor alone) and then leads still
+knows every server: it re-addresses a server that moved and goes on with
+the address -> ID migration, where events told before its restart are gone.
 """
 
 from __future__ import annotations
@@ -58,6 +69,7 @@ from typing import Any
 
 import msgpack
 
+from actors.gossip.member import ListMembers
 from actors.raft.messages import (
     AutopilotHealthReply,
     AutopilotHealthRequest,
@@ -144,8 +156,15 @@ class GetAutopilotHealth:
 class ServerMembership(NodeActor):
     def __init__(self, env: Env, name: str, *, region: str, bootstrap_expect: int, raft: str = "raft",
                  reconcile_interval_s: float = 1.0, autopilot: AutopilotConfig | None = None,
-                 wall_clock: Any = None, bootstrap_check_timeout_s: float = 5.0, server_id: str = "") -> None:
+                 wall_clock: Any = None, bootstrap_check_timeout_s: float = 5.0, server_id: str = "",
+                 gossip: str = "", member_resync_interval_s: float = 60.0) -> None:
         super().__init__(env, name)
+        # The local gossip pool actor asked for its whole member list (actors.gossip.member.ListMembers)
+        # at start, on gaining leadership and every member_resync_interval_s while leading (Nomad's
+        # ReconcileInterval, 60 s: a member event missed -- told before this actor (re)started -- is
+        # still acted on).  "": none (simulations whose gossip is only its events).
+        self.gossip = gossip
+        self.member_resync_interval_s = member_resync_interval_s
         # With this server's Raft ID (the agent: its node ID), servers are known to Raft by the
         # ID their gossip "id" tag carries, at their "rpc_addr" (Raft protocol 3); "" (simulations
         # that predate IDs): by their rpc_addr, which is then also their ID.
@@ -191,8 +210,19 @@ class ServerMembership(NodeActor):
         self.set_timer("reconcile", self.reconcile_interval_s)
         self.set_timer("autopilot", self.ap.autopilot_interval_s)
         self.set_timer("health", self.ap.health_interval_s)
+        if self.gossip:
+            self._list_members()
+            self.set_timer("resync", self.member_resync_interval_s)
+
+    def _list_members(self) -> None:
+        """Ask gossip for every member it knows (each comes back as a member-update event)."""
+        self.send(self.env.node, self.gossip, ListMembers(node=self.env.node, actor=self.name))
 
     def on_timer(self, name: str) -> None:
+        if name == "resync":
+            if self.info is not None and self.info.is_leader:
+                self._list_members()
+            self.set_timer("resync", self.member_resync_interval_s)
         if name == "reconcile":
             self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
             check = self._boot_check
@@ -219,6 +249,8 @@ class ServerMembership(NodeActor):
             if not message.is_leader:
                 self.health = None
                 self._stable_since.clear()
+            elif self.gossip and (self.info is None or not self.info.is_leader):
+                self._list_members()  # Nomad's establishLeadership: reconcile every serf member
             self.info = message
             self._maybe_seed_config()
             self._reconcile()
