@@ -346,22 +346,30 @@ def acl_guard(req: Request, api: Api) -> None:
 
 
 def _job_namespace(req: Request) -> str:
-    """A job registration is checked in the job's own namespace (Nomad's jobUpdate), not ?namespace=.
+    """The namespace a job registration or plan is checked in: the one it lands in (Nomad's
+    namespaceForJob, as actors.http_jobs.namespace_for_job): ``?namespace=``, then the request's own
+    ``Namespace``, then the job's.
 
-    The body is read here and put back for the handler; a body that is not
-    a job gives "" (the handler then answers its 400).
+    The body is read here only when the query names none, and put back for the handler; a body that is
+    not a job gives "" (the handler then answers its 400).
     """
     rest = req.path[len("/v1/job/"):] if req.path.startswith("/v1/job/") else None
+    if rest and rest.endswith("/plan"):
+        rest = rest[:-len("/plan")]
     if req.method not in ("PUT", "POST") or not (req.path == "/v1/jobs" or (rest and "/" not in rest)):
         return ""
+    if (req.query.get("namespace") or [""])[0]:
+        return ""  # the caller's ?namespace= wins
     environ = req.environ if isinstance(req.environ, dict) else None
     if environ is None:
         return ""
     body = read_body(req)
     environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
     try:
-        job = decode_json(body).get("Job")
-        namespace = job.get("Namespace") if isinstance(job, dict) else None
+        doc = decode_json(body)
+        job = doc.get("Job")
+        namespace = doc.get("Namespace") if isinstance(doc.get("Namespace"), str) else ""
+        namespace = namespace or (job.get("Namespace") if isinstance(job, dict) else None)
     except (AttributeError, UnicodeDecodeError, ValueError):
         return ""
     return namespace if isinstance(namespace, str) else ""
