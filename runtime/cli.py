@@ -44,7 +44,7 @@ IGNORED_BOOL_FLAGS = frozenset({"-no-color", "-force-color"})  # this CLI prints
 LOCAL_COMMANDS = frozenset({"tls"})  # commands that talk to no agent: their flags are all their own
 # What use_token was given, for connections urllib does not make (alloc exec's WebSocket); the query
 # parameters every request carries; the general flags given on the command line.
-ACTIVE: dict[str, Any] = {"token": "", "ssl_context": None, "query": {}, "flags": {}}
+ACTIVE: dict[str, Any] = {"token": "", "ssl_context": None, "query": {}, "flags": {}, "namespace": ""}
 
 
 class CliError(Exception):
@@ -394,6 +394,7 @@ def use_token(token: str, *handlers: urllib.request.BaseHandler, query: dict[str
     ACTIVE["ssl_context"] = next((getattr(h, "_context", None) for h in handlers
                                   if isinstance(h, urllib.request.HTTPSHandler)), None)
     ACTIVE["query"] = {k: v for k, v in (query or {}).items() if v}
+    ACTIVE["namespace"] = ACTIVE["query"].get("namespace", "")  # as given ("*": resolve names the job's)
     extra = [*handlers, *([_SendToken(token)] if token else []),
              *([_AddQuery(ACTIVE["query"])] if ACTIVE["query"] else [])]
     urllib.request.install_opener(urllib.request.build_opener(*extra) if extra else None)

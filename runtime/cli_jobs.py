@@ -157,17 +157,22 @@ def resolve(addr: str, kind: str, ident: str, not_found: str = "") -> dict[str, 
     *not_found*: the command's own message for no match (``{}``: the prefix)."""
     if not ident:
         raise CliError(f"{kind} ID must not be empty")
-    got = request(addr, "GET", f"/v1/{kind}s", prefix=ident)
-    exact = [o for o in got if o["ID"] == ident]
-    if exact:
-        return exact[0]
+    from runtime.cli import ACTIVE
+
+    # -namespace '*' (or NOMAD_NAMESPACE): the prefix is searched in every namespace, and the rest of the
+    # command asks in the job's own one, as Nomad's JobIDByPrefix and QueryOptions{Namespace: ns} do.
+    star = kind == "job" and ACTIVE.get("namespace") == "*"
+    got = request(addr, "GET", f"/v1/{kind}s", prefix=ident, **({"namespace": "*"} if star else {}))
+    found = [o for o in got if o["ID"] == ident] or (got if len(got) == 1 else [])
+    if found and star:
+        ACTIVE["query"]["namespace"] = found[0].get("Namespace") or "default"
+    if found:
+        return found[0]
     if not got:
         message = not_found or NOT_FOUND.get(kind, f'No {kind}(s) with prefix or id "{{}}" found')
         raise CliError(message.format(json.dumps(ident)[1:-1]))
-    if len(got) > 1:
-        ids = "\n".join(o["ID"] for o in got)
-        raise CliError(f"Prefix matched multiple {kind}s\n\n{ids}")
-    return got[0]
+    ids = "\n".join(o["ID"] for o in got)
+    raise CliError(f"Prefix matched multiple {kind}s\n\n{ids}")
 
 
 # ---------------------------------------------------------------- job files

@@ -119,3 +119,27 @@ def test_cli_namespace_and_region_flags_scope_each_command_as_nomads_do(dev, tmp
     for r in (cli("node", "status", "-region", "mars"), cli("node", "status", NOMAD_REGION="mars")):
         assert r.returncode == 1 and "No path to region" in r.stderr, r.stderr
     assert call(port, "DELETE", "/v1/job/ns-flags?purge=true").status == 200
+
+
+def test_a_job_named_under_namespace_star_is_found_in_its_own_namespace(dev, tmp_path):  # noqa: F811
+    """Nomad's JobIDByPrefix searches every namespace for '*' and the command then asks in the job's
+    own one: `job status -namespace '*' <job>` shows it (``/v1/job/<id>?namespace=*`` itself is 404)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_cli import NOMAD
+
+    port = dev.http_port
+    assert call(port, "PUT", "/v1/jobs", {"Job": sleep_job("ns-star")}).status == 200
+
+    def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", *args],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+
+    r = cli("job", "status", "-namespace", "*", "ns-star")
+    assert r.returncode == 0 and "ns-star" in r.stdout, r.stderr
+    r = cli("job", "inspect", "ns-sta", NOMAD_NAMESPACE="*")
+    assert r.returncode == 0 and '"ID": "ns-star"' in r.stdout, r.stderr
+    assert call(port, "GET", "/v1/job/ns-star?namespace=*").status == 404
+    assert call(port, "DELETE", "/v1/job/ns-star?purge=true").status == 200
