@@ -552,6 +552,40 @@ ALIASES: dict[str, tuple[str, ...]] = {
 DEPRECATED_ALIASES = frozenset({"client-config", "server-force-leave", "server-join", "server-members"})
 
 
+# Commands whose arguments after the first are another program's (alloc exec's command): Go's flag
+# package stops at a command's first argument, so no general flag is read from there.  Their own flags
+# that take a value (the rest are booleans).
+PASSTHROUGH = {("alloc", "exec"): frozenset({"-task", "-e"})}
+
+
+def _flags_end(argv: list[str]) -> int:
+    """Where main stops reading the general flags: at "--" (Go's end of flags), or after a pass-through
+    command's first argument; len(argv) otherwise."""
+    takes_value = {*GENERAL_VALUE_FLAGS, *TLS_FLAGS, "-address", "-token"}
+    words: list[str] = []
+    command: tuple[str, ...] | None = None
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            return i
+        name = a.partition("=")[0]
+        name = name[1:] if name.startswith("--") else name
+        if a.startswith("-") and a != "-":
+            if "=" not in a and (name in takes_value or (command and name in PASSTHROUGH[command])):
+                i += 1
+        elif command is not None:
+            return i + 1  # the allocation (or job) ID; the program and its arguments follow
+        else:
+            words.append(a)
+            expanded = (*ALIASES.get(words[0], (words[0],)), *words[1:])
+            command = expanded if expanded in PASSTHROUGH else None
+            if command is None and not any(k[:len(expanded)] == expanded for k in PASSTHROUGH):
+                return len(argv) if "--" not in argv[i:] else i + argv[i:].index("--")
+        i += 1
+    return len(argv)
+
+
 def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
     token = os.environ.get("NOMAD_TOKEN", "")
@@ -561,9 +595,13 @@ def main(argv: list[str]) -> int:
     # Nomad's tls commands take no API flags: their -region is the certificate's own.
     local = next((a for a in argv if not a.startswith("-")), "") in LOCAL_COMMANDS
     rest = []
+    end = _flags_end(argv)
     i = 0
     while i < len(argv):
         a = argv[i]
+        if i >= end:  # "--", or the program alloc exec runs: its arguments are all its own
+            rest += argv[i:]
+            break
         name = a.partition("=")[0]
         if name.startswith("--"):  # Go's flag package takes -flag and --flag alike
             name = name[1:]

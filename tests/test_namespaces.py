@@ -143,3 +143,23 @@ def test_a_job_named_under_namespace_star_is_found_in_its_own_namespace(dev, tmp
     assert r.returncode == 0 and '"ID": "ns-star"' in r.stdout, r.stderr
     assert call(port, "GET", "/v1/job/ns-star?namespace=*").status == 404
     assert call(port, "DELETE", "/v1/job/ns-star?purge=true").status == 200
+
+
+def test_the_general_flags_are_not_taken_from_alloc_execs_command_nor_after_a_double_dash(monkeypatch):
+    """Go's flag package stops at the first argument (and at "--"): the command alloc exec runs keeps
+    its own flags (``aws s3 ls --region us-east-1``), as Nomad passes them through."""
+    from runtime import cli
+
+    seen: list[list[str]] = []
+    monkeypatch.setitem(cli.COMMANDS, ("alloc", "exec"), lambda addr, args: (seen.append(args) or "", 0))
+    monkeypatch.delenv("NOMAD_REGION", raising=False)
+    monkeypatch.delenv("NOMAD_NAMESPACE", raising=False)
+    assert cli.main(["alloc", "exec", "-task", "t", "-namespace", "default", "abc", "aws", "s3", "ls",
+                     "--region", "us-east-1", "-no-color", "-token", "x"]) == 0
+    assert seen[-1] == ["-task", "t", "abc", "aws", "s3", "ls", "--region", "us-east-1", "-no-color",
+                        "-token", "x"]
+    assert cli.ACTIVE["query"] == {"namespace": "default"} and cli.ACTIVE["token"] == ""
+    assert cli.main(["exec", "-i=false", "-job", "web", "env", "-region=x"]) == 0  # Nomad's `exec` alias
+    assert seen[-1] == ["-i=false", "-job", "web", "env", "-region=x"] and cli.ACTIVE["query"] == {}
+    assert cli.main(["alloc", "exec", "-region", "global", "--", "abc", "sh", "-namespace", "x"]) == 0
+    assert seen[-1] == ["--", "abc", "sh", "-namespace", "x"] and cli.ACTIVE["query"] == {"region": "global"}
