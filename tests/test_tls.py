@@ -242,6 +242,23 @@ def test_cli_https_handler_only_for_https_and_clear_errors_for_bad_files(pki):
         cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-cert": "/nonexistent"})
 
 
+def test_cli_ca_path_trusts_every_pem_file_in_the_directory_as_nomads_does(pki, tmp_path):
+    """-ca-path (NOMAD_CAPATH) is a directory of PEM CA files, any names (go-rootcerts' LoadCAPath), not
+    OpenSSL's hashed-name directory; -ca-cert, when given too, wins."""
+    import shutil
+
+    cas = tmp_path / "cas"
+    cas.mkdir()
+    shutil.copy(pki / "nomad-agent-ca.pem", cas / "cluster-ca.pem")
+    [handler] = cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-path": str(cas)})
+    assert [c["subject"] for c in handler._context.get_ca_certs()], "the CA in -ca-path is not trusted"
+    (cas / "README").write_text("not a certificate\n")  # as go-rootcerts: every file must hold PEM
+    with pytest.raises(CliError, match=r"Error loading CA Path: couldn't parse PEM in: .*README"):
+        cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-path": str(cas)})
+    with pytest.raises(CliError, match=r"Error loading TLS files"):
+        cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-path": str(tmp_path / "missing")})
+
+
 # ---------------------------------------------------------------- HTTPS
 
 
