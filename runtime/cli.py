@@ -393,6 +393,9 @@ def use_token(token: str, *handlers: urllib.request.BaseHandler, query: dict[str
     ACTIVE["token"] = token
     ACTIVE["ssl_context"] = next((getattr(h, "_context", None) for h in handlers
                                   if isinstance(h, urllib.request.HTTPSHandler)), None)
+    # -tls-server-name: the name the agent's certificate is checked against (None: the URL's host)
+    ACTIVE["tls_server_name"] = next((getattr(h, "_server_name", None) for h in handlers
+                                      if isinstance(h, urllib.request.HTTPSHandler)), None)
     ACTIVE["query"] = {k: v for k, v in (query or {}).items() if v}
     ACTIVE["namespace"] = ACTIVE["query"].get("namespace", "")  # as given ("*": resolve names the job's)
     extra = [*handlers, *([_SendToken(token)] if token else []),

@@ -259,6 +259,27 @@ def test_cli_ca_path_trusts_every_pem_file_in_the_directory_as_nomads_does(pki, 
         cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-path": str(tmp_path / "missing")})
 
 
+def test_cli_tls_server_name_is_also_checked_on_alloc_execs_websocket(monkeypatch):
+    """-tls-server-name names the certificate alloc exec's WebSocket checks too (it is not urllib's)."""
+    import urllib.request
+
+    from runtime import cli, cli_exec
+
+    opened: list[tuple[str, dict]] = []
+    monkeypatch.setattr(cli_exec, "connect",
+                        lambda url, headers, **kw: opened.append((url, kw)) or ("ws", None))
+    try:
+        named = cli_tls._ServerNameHTTPSHandler(ssl.create_default_context(), "server.global.nomad")
+        cli.use_token("", named)
+        cli_exec._open("https://127.0.0.1:4646", "", "/v1/client/allocation/a/exec")
+        assert opened[-1][1].get("server_hostname") == "server.global.nomad"
+        cli.use_token("", urllib.request.HTTPSHandler(context=ssl.create_default_context()))
+        cli_exec._open("https://127.0.0.1:4646", "", "/v1/client/allocation/a/exec")
+        assert opened[-1][1].get("server_hostname") is None  # the URL's own host
+    finally:
+        cli.use_token("")
+
+
 # ---------------------------------------------------------------- HTTPS
 
 
