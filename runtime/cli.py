@@ -40,6 +40,9 @@ EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's status for a command ended by SIGI
 # Nomad's general API flags (every command takes them, anywhere among its flags) -> their environment
 # variable: each request carries ?region= and ?namespace= unless it names its own.
 GENERAL_VALUE_FLAGS = {"-region": "NOMAD_REGION", "-namespace": "NOMAD_NAMESPACE"}
+TLS_BOOL_ALIASES = {"-insecure": "-tls-skip-verify"}  # Nomad's meta.go binds both to one setting
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # Go's strconv.ParseBool
+GO_BOOLS = GO_TRUE | {"0", "f", "F", "FALSE", "false", "False"}
 IGNORED_BOOL_FLAGS = frozenset({"-no-color", "-force-color"})  # this CLI prints no colour either way
 LOCAL_COMMANDS = frozenset({"tls"})  # commands that talk to no agent: their flags are all their own
 # What use_token was given, for connections urllib does not make (alloc exec's WebSocket); the query
@@ -593,6 +596,9 @@ def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
     token = os.environ.get("NOMAD_TOKEN", "")
     tls_files = {flag: os.environ.get(env, "") for flag, env in (TLS_FLAGS | TLS_BOOL_FLAGS).items()}
+    for flag in TLS_BOOL_FLAGS:  # Nomad's api.DefaultConfig: an environment value that is no boolean is ignored
+        if tls_files[flag] not in GO_BOOLS:
+            tls_files[flag] = ""
     general = {flag: os.environ.get(env, "") for flag, env in GENERAL_VALUE_FLAGS.items()}
     given: dict[str, str] = {}  # the general flags on the command line (some commands read them as theirs)
     # Nomad's tls commands take no API flags: their -region is the certificate's own.
@@ -608,9 +614,14 @@ def main(argv: list[str]) -> int:
         name = a.partition("=")[0]
         if name.startswith("--"):  # Go's flag package takes -flag and --flag alike
             name = name[1:]
+        name = TLS_BOOL_ALIASES.get(name, name)
         if name in TLS_BOOL_FLAGS or name in IGNORED_BOOL_FLAGS:
-            if name in TLS_BOOL_FLAGS:
-                tls_files[name] = a.partition("=")[2] if "=" in a else "true"
+            value = a.partition("=")[2] if "=" in a else "true"
+            if value not in GO_BOOLS:
+                print(f'invalid boolean value "{value}" for {name}: parse error', file=sys.stderr)
+                return 1
+            if name in TLS_BOOL_FLAGS and value in GO_TRUE:  # Nomad's meta: only a true flag overrides
+                tls_files[name] = "true"
         elif name in TLS_FLAGS and "=" in a:
             tls_files[name] = a.partition("=")[2]
         elif name in TLS_FLAGS and i + 1 < len(argv):

@@ -280,6 +280,23 @@ def test_cli_tls_server_name_is_also_checked_on_alloc_execs_websocket(monkeypatc
         cli.use_token("")
 
 
+def test_cli_insecure_and_nomad_skip_verify_as_nomads_meta_reads_them(monkeypatch):
+    """-insecure is -tls-skip-verify's other name; NOMAD_SKIP_VERIFY that is no boolean is ignored, and
+    a false flag leaves a true NOMAD_SKIP_VERIFY alone (Nomad's meta sets Insecure only when true)."""
+    from runtime import cli
+
+    seen: list[str] = []
+    monkeypatch.setattr(cli, "tls_handlers", lambda addr, files: seen.append(files["-tls-skip-verify"]) or [])
+    monkeypatch.setitem(cli.COMMANDS, ("noop",), lambda addr, args: "")
+    for env, argv, want in (("", ["-insecure"], "true"), ("", ["-insecure=false"], ""),
+                            ("yes", [], ""), ("true", ["-tls-skip-verify=false"], "true"),
+                            ("", ["--tls-skip-verify"], "true")):
+        monkeypatch.setenv("NOMAD_SKIP_VERIFY", env)
+        assert cli.main([*argv, "noop"]) == 0
+        assert seen[-1] in ((want,) if want else ("", "false")), (env, argv, seen[-1])
+    assert cli.main(["-tls-skip-verify=maybe", "noop"]) == 1
+
+
 # ---------------------------------------------------------------- HTTPS
 
 
