@@ -596,7 +596,7 @@ def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
     token = os.environ.get("NOMAD_TOKEN", "")
     tls_files = {flag: os.environ.get(env, "") for flag, env in (TLS_FLAGS | TLS_BOOL_FLAGS).items()}
-    for flag in TLS_BOOL_FLAGS:  # Nomad's api.DefaultConfig: an environment value that is no boolean is ignored
+    for flag in TLS_BOOL_FLAGS:  # Nomad's api.DefaultConfig ignores an environment value that is no bool
         if tls_files[flag] not in GO_BOOLS:
             tls_files[flag] = ""
     general = {flag: os.environ.get(env, "") for flag, env in GENERAL_VALUE_FLAGS.items()}
