@@ -437,6 +437,20 @@ def test_a_registration_is_checked_in_the_namespace_it_lands_in_query_then_reque
                            {"namespace": "default"})) == 200
 
 
+def test_a_list_across_namespace_star_needs_only_what_the_token_may_read_in_default():
+    """Nomad lists ?namespace=* in the namespaces the token may read; here every job, allocation,
+    evaluation and deployment is in "default", so a token that reads there lists them all (the CLI's
+    -namespace '*'), and one that may not is still refused."""
+    st = _guarded_state()
+    for path in ("/v1/jobs", "/v1/allocations", "/v1/evaluations", "/v1/deployments"):
+        r = _req("GET", path, "ci-secret")
+        r.query["namespace"] = ["*"]
+        assert _status(st, r) == 200, path
+        r = _req("GET", path)
+        r.query["namespace"] = ["*"]
+        assert _status(st, r) == 403, path
+
+
 def test_an_edited_policy_takes_effect_on_the_next_request():
     st = _guarded_state()
     assert _status(st, _req("PUT", "/v1/jobs", "ci-secret")) == 200
