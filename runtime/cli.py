@@ -401,9 +401,9 @@ def use_token(token: str, *handlers: urllib.request.BaseHandler, query: dict[str
                                       if isinstance(h, urllib.request.HTTPSHandler)), None)
     ACTIVE["query"] = {k: v for k, v in (query or {}).items() if v}
     ACTIVE["namespace"] = ACTIVE["query"].get("namespace", "")  # as given ("*": resolve names the job's)
-    extra = [*handlers, *([_SendToken(token)] if token else []),
-             *([_AddQuery(ACTIVE["query"])] if ACTIVE["query"] else [])]
-    urllib.request.install_opener(urllib.request.build_opener(*extra) if extra else None)
+    # always: a command may scope what follows to a job's own region and namespace (cli_jobs.scope_to_job)
+    extra = [*handlers, *([_SendToken(token)] if token else []), _AddQuery(ACTIVE["query"])]
+    urllib.request.install_opener(urllib.request.build_opener(*extra))
 # ---- end ACLs
 
 # ---- TLS (issue 10): tls ca|cert create; -ca-cert / -client-cert / -client-key (NOMAD_CACERT...) for https://

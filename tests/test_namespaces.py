@@ -163,3 +163,29 @@ def test_the_general_flags_are_not_taken_from_alloc_execs_command_nor_after_a_do
     assert seen[-1] == ["-i=false", "-job", "web", "env", "-region=x"] and cli.ACTIVE["query"] == {}
     assert cli.main(["alloc", "exec", "-region", "global", "--", "abc", "sh", "-namespace", "x"]) == 0
     assert seen[-1] == ["--", "abc", "sh", "-namespace", "x"] and cli.ACTIVE["query"] == {"region": "global"}
+
+
+def test_job_run_and_plan_ask_in_the_job_files_own_namespace_as_nomads_do(dev, tmp_path):  # noqa: F811
+    """Nomad's job run and plan "force the namespace (and region) to be that of the job": a job file that
+    names its namespace is registered there whatever NOMAD_NAMESPACE (or -namespace) says."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_cli import NOMAD
+
+    port = dev.http_port
+
+    def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", *args],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+
+    job_file = tmp_path / "ns-own.json"
+    job_file.write_text(json.dumps({"Job": {**sleep_job("ns-own"), "Namespace": "default"}}))
+    r = cli("job", "plan", str(job_file), NOMAD_NAMESPACE="prod")
+    assert r.returncode == 1 and "+ Job: \"ns-own\"" in r.stdout, r.stderr  # 1: changes to apply
+    r = cli("job", "run", "-detach", "-namespace", "prod", str(job_file))
+    assert r.returncode == 0, r.stderr
+    assert call(port, "GET", "/v1/job/ns-own").json()["Namespace"] == "default"
+    assert call(port, "DELETE", "/v1/job/ns-own?purge=true").status == 200
