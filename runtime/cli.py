@@ -634,14 +634,14 @@ def main(argv: list[str]) -> int:
         elif name in GENERAL_VALUE_FLAGS and i + 1 < len(argv):
             general[name] = given[name] = argv[i + 1]
             i += 1
-        elif a.startswith("-address="):
+        elif name == "-address" and "=" in a:
             addr = a.split("=", 1)[1]
-        elif a == "-address" and i + 1 < len(argv):
+        elif name == "-address" and i + 1 < len(argv):
             addr = argv[i + 1]
             i += 1
-        elif a.startswith("-token="):
+        elif name == "-token" and "=" in a:
             token = a.split("=", 1)[1]
-        elif a == "-token" and i + 1 < len(argv):
+        elif name == "-token" and i + 1 < len(argv):
             token = argv[i + 1]
             i += 1
         else:

@@ -189,3 +189,18 @@ def test_job_run_and_plan_ask_in_the_job_files_own_namespace_as_nomads_do(dev, t
     assert r.returncode == 0, r.stderr
     assert call(port, "GET", "/v1/job/ns-own").json()["Namespace"] == "default"
     assert call(port, "DELETE", "/v1/job/ns-own?purge=true").status == 200
+
+
+def test_double_dash_address_and_token_are_read_as_their_single_dash_forms(monkeypatch):
+    """Go's flag package takes --flag as -flag: --address and --token too, not only the newer flags."""
+    from runtime import cli
+
+    seen: list[str] = []
+    monkeypatch.setitem(cli.COMMANDS, ("noop",), lambda addr, args: seen.append(addr) or "")
+    try:
+        assert cli.main(["--address=http://127.0.0.1:1", "--token", "s3cr3t", "noop"]) == 0
+        assert seen == ["http://127.0.0.1:1"] and cli.ACTIVE["token"] == "s3cr3t"
+        assert cli.main(["--address", "http://127.0.0.1:2", "--token=t2", "noop"]) == 0
+        assert seen[-1] == "http://127.0.0.1:2" and cli.ACTIVE["token"] == "t2"
+    finally:
+        cli.use_token("")
