@@ -329,11 +329,18 @@ def _remote_lookup(api: Api, secret: str) -> tuple[str, Any, dict[str, tuple[int
     return "ok", token, policies
 
 
+# Lists whose ?namespace=* Nomad answers with the namespaces the token may read (Job.List, Alloc.List,
+# Eval.List, Deployment.List).  Only "default" exists here, so that is the one to be allowed.
+_ALL_NAMESPACE_LISTS = frozenset({"/v1/jobs", "/v1/allocations", "/v1/evaluations", "/v1/deployments"})
+
+
 def acl_guard(req: Request, api: Api) -> None:
     """Refuse a request its token may not make (called by App before the handler)."""
     if not api.ctx.acl_enabled:
         return
     namespace = _job_namespace(req) or (req.query.get("namespace") or [""])[0]
+    if namespace == "*" and req.method in ("GET", "HEAD") and req.path in _ALL_NAMESPACE_LISTS:
+        namespace = "default"  # Nomad lists the namespaces the token may read: here all is in "default"
     needs = required(req.method, req.path, namespace)
     if needs is None or needs == OPEN:
         return
@@ -346,22 +353,30 @@ def acl_guard(req: Request, api: Api) -> None:
 
 
 def _job_namespace(req: Request) -> str:
-    """A job registration is checked in the job's own namespace (Nomad's jobUpdate), not ?namespace=.
+    """The namespace a job registration or plan is checked in: the one it lands in (Nomad's
+    namespaceForJob, as actors.http_jobs.namespace_for_job): ``?namespace=``, then the request's own
+    ``Namespace``, then the job's.
 
-    The body is read here and put back for the handler; a body that is not
-    a job gives "" (the handler then answers its 400).
+    The body is read here only when the query names none, and put back for the handler; a body that is
+    not a job gives "" (the handler then answers its 400).
     """
     rest = req.path[len("/v1/job/"):] if req.path.startswith("/v1/job/") else None
+    if rest and rest.endswith("/plan"):
+        rest = rest[:-len("/plan")]
     if req.method not in ("PUT", "POST") or not (req.path == "/v1/jobs" or (rest and "/" not in rest)):
         return ""
+    if (req.query.get("namespace") or [""])[0]:
+        return ""  # the caller's ?namespace= wins
     environ = req.environ if isinstance(req.environ, dict) else None
     if environ is None:
         return ""
     body = read_body(req)
     environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
     try:
-        job = decode_json(body).get("Job")
-        namespace = job.get("Namespace") if isinstance(job, dict) else None
+        doc = decode_json(body)
+        job = doc.get("Job")
+        namespace = doc.get("Namespace") if isinstance(doc.get("Namespace"), str) else ""
+        namespace = namespace or (job.get("Namespace") if isinstance(job, dict) else None)
     except (AttributeError, UnicodeDecodeError, ValueError):
         return ""
     return namespace if isinstance(namespace, str) else ""

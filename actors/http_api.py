@@ -746,11 +746,11 @@ def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response 
     ``No path to region``.
     """
     region = (req.query.get("region") or [""])[0]
-    job_write = not region and req.method in ("PUT", "POST") and _JOB_WRITE_PATH.match(req.path) is not None
+    job_write = req.method in ("PUT", "POST") and _JOB_WRITE_PATH.match(req.path) is not None
     if (not region and not job_write) or req.path.startswith(LOCAL_ONLY_PATHS):
         return None
     if job_write:
-        region = _job_request_region(req, environ)
+        region = _job_request_region(req, environ, region)
         if region in ("", "global"):  # Nomad's regionForJob: "global" is the agent's own region
             return None
     members, local = _gossip_members(api)
@@ -776,31 +776,34 @@ def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response 
     raise CodedError(500, f"failed forwarding to region {region}: {'; '.join(errors)}")
 
 
-# A job registration or plan (``PUT /v1/jobs``, ``/v1/job/<id>``, ``/v1/job/<id>/plan``): without
-# ?region= it goes to the region its body names (the request's Region, else the job's), as Nomad's
-# regionForJob decides.
+# A job registration or plan (``PUT /v1/jobs``, ``/v1/job/<id>``, ``/v1/job/<id>/plan``) goes to the
+# region Nomad's regionForJob names: the request body's own Region, then ?region=, then the job's.
 _JOB_WRITE_PATH = re.compile(r"^/v1/(?:jobs|job/[^/]+(?:/plan)?)$")
-_REGION_KEY = re.compile(rb'"Region"\s*:\s*"([^"\\]*)"')
+_REGION_ANY = re.compile(rb'"Region"\s*:')
+_REGION_KEY = re.compile(rb'"Region"\s*:\s*(?:null|"([^"\\]*)")')
 
 
-def _job_request_region(req: Request, environ: dict[str, Any]) -> str:
-    """The region a job write names in its body ("" for none); the body stays readable for the handler
-    or the proxy.  The body is decoded here only when some "Region" key in it names a region other than
-    "global" (a task's Config may hold such a key too): most registrations pass on a byte search."""
+def _job_request_region(req: Request, environ: dict[str, Any], query_region: str) -> str:
+    """The region a job write goes to ("" or "global": this one); the body stays readable for the
+    handler or the proxy.  The body is decoded here only when some "Region" key in it may decide (one
+    naming a region other than "global", or any when ?region= is given, or one this byte search cannot
+    read): most registrations pass on the byte search."""
     if "wsgi.input" not in environ:
-        return ""
+        return query_region
     body = read_body(req)
     environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
-    if all(v in (b"", b"global") for v in _REGION_KEY.findall(body)):
-        return ""
+    plain = _REGION_KEY.findall(body)
+    if len(plain) == len(_REGION_ANY.findall(body)) and (
+            not plain or (not query_region and all(v in (b"", b"global") for v in plain))):
+        return query_region
     try:
         doc = decode_json(body)
     except (UnicodeDecodeError, ValueError):
-        return ""  # the handler answers the malformed body
+        return query_region  # the handler answers the malformed body
     if not isinstance(doc, dict):
-        return ""
+        return query_region
     job = doc.get("Job")
-    for region in (doc.get("Region"), job.get("Region") if isinstance(job, dict) else None):
+    for region in (doc.get("Region"), query_region, job.get("Region") if isinstance(job, dict) else None):
         if isinstance(region, str) and region:
             return region
     return ""

@@ -40,11 +40,14 @@ EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's status for a command ended by SIGI
 # Nomad's general API flags (every command takes them, anywhere among its flags) -> their environment
 # variable: each request carries ?region= and ?namespace= unless it names its own.
 GENERAL_VALUE_FLAGS = {"-region": "NOMAD_REGION", "-namespace": "NOMAD_NAMESPACE"}
+TLS_BOOL_ALIASES = {"-insecure": "-tls-skip-verify"}  # Nomad's meta.go binds both to one setting
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # Go's strconv.ParseBool
+GO_BOOLS = GO_TRUE | {"0", "f", "F", "FALSE", "false", "False"}
 IGNORED_BOOL_FLAGS = frozenset({"-no-color", "-force-color"})  # this CLI prints no colour either way
 LOCAL_COMMANDS = frozenset({"tls"})  # commands that talk to no agent: their flags are all their own
 # What use_token was given, for connections urllib does not make (alloc exec's WebSocket); the query
 # parameters every request carries; the general flags given on the command line.
-ACTIVE: dict[str, Any] = {"token": "", "ssl_context": None, "query": {}, "flags": {}}
+ACTIVE: dict[str, Any] = {"token": "", "ssl_context": None, "query": {}, "flags": {}, "namespace": ""}
 
 
 class CliError(Exception):
@@ -393,10 +396,14 @@ def use_token(token: str, *handlers: urllib.request.BaseHandler, query: dict[str
     ACTIVE["token"] = token
     ACTIVE["ssl_context"] = next((getattr(h, "_context", None) for h in handlers
                                   if isinstance(h, urllib.request.HTTPSHandler)), None)
+    # -tls-server-name: the name the agent's certificate is checked against (None: the URL's host)
+    ACTIVE["tls_server_name"] = next((getattr(h, "_server_name", None) for h in handlers
+                                      if isinstance(h, urllib.request.HTTPSHandler)), None)
     ACTIVE["query"] = {k: v for k, v in (query or {}).items() if v}
-    extra = [*handlers, *([_SendToken(token)] if token else []),
-             *([_AddQuery(ACTIVE["query"])] if ACTIVE["query"] else [])]
-    urllib.request.install_opener(urllib.request.build_opener(*extra) if extra else None)
+    ACTIVE["namespace"] = ACTIVE["query"].get("namespace", "")  # as given ("*": resolve names the job's)
+    # always: a command may scope what follows to a job's own region and namespace (cli_jobs.scope_to_job)
+    extra = [*handlers, *([_SendToken(token)] if token else []), _AddQuery(ACTIVE["query"])]
+    urllib.request.install_opener(urllib.request.build_opener(*extra))
 # ---- end ACLs
 
 # ---- TLS (issue 10): tls ca|cert create; -ca-cert / -client-cert / -client-key (NOMAD_CACERT...) for https://
@@ -551,24 +558,70 @@ ALIASES: dict[str, tuple[str, ...]] = {
 DEPRECATED_ALIASES = frozenset({"client-config", "server-force-leave", "server-join", "server-members"})
 
 
+# Commands whose arguments after the first are another program's (alloc exec's command): Go's flag
+# package stops at a command's first argument, so no general flag is read from there.  Their own flags
+# that take a value (the rest are booleans).
+PASSTHROUGH = {("alloc", "exec"): frozenset({"-task", "-e"})}
+
+
+def _flags_end(argv: list[str]) -> int:
+    """Where main stops reading the general flags: at "--" (Go's end of flags), or after a pass-through
+    command's first argument; len(argv) otherwise."""
+    takes_value = {*GENERAL_VALUE_FLAGS, *TLS_FLAGS, "-address", "-token"}
+    words: list[str] = []
+    command: tuple[str, ...] | None = None
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            return i
+        name = a.partition("=")[0]
+        name = name[1:] if name.startswith("--") else name
+        if a.startswith("-") and a != "-":
+            if "=" not in a and (name in takes_value or (command and name in PASSTHROUGH[command])):
+                i += 1
+        elif command is not None:
+            return i + 1  # the allocation (or job) ID; the program and its arguments follow
+        else:
+            words.append(a)
+            expanded = (*ALIASES.get(words[0], (words[0],)), *words[1:])
+            command = expanded if expanded in PASSTHROUGH else None
+            if command is None and not any(k[:len(expanded)] == expanded for k in PASSTHROUGH):
+                return len(argv) if "--" not in argv[i:] else i + argv[i:].index("--")
+        i += 1
+    return len(argv)
+
+
 def main(argv: list[str]) -> int:
     addr = os.environ.get("NOMAD_ADDR", DEFAULT_ADDR)
     token = os.environ.get("NOMAD_TOKEN", "")
     tls_files = {flag: os.environ.get(env, "") for flag, env in (TLS_FLAGS | TLS_BOOL_FLAGS).items()}
+    for flag in TLS_BOOL_FLAGS:  # Nomad's api.DefaultConfig ignores an environment value that is no bool
+        if tls_files[flag] not in GO_BOOLS:
+            tls_files[flag] = ""
     general = {flag: os.environ.get(env, "") for flag, env in GENERAL_VALUE_FLAGS.items()}
     given: dict[str, str] = {}  # the general flags on the command line (some commands read them as theirs)
     # Nomad's tls commands take no API flags: their -region is the certificate's own.
     local = next((a for a in argv if not a.startswith("-")), "") in LOCAL_COMMANDS
     rest = []
+    end = _flags_end(argv)
     i = 0
     while i < len(argv):
         a = argv[i]
+        if i >= end:  # "--", or the program alloc exec runs: its arguments are all its own
+            rest += argv[i:]
+            break
         name = a.partition("=")[0]
         if name.startswith("--"):  # Go's flag package takes -flag and --flag alike
             name = name[1:]
+        name = TLS_BOOL_ALIASES.get(name, name)
         if name in TLS_BOOL_FLAGS or name in IGNORED_BOOL_FLAGS:
-            if name in TLS_BOOL_FLAGS:
-                tls_files[name] = a.partition("=")[2] if "=" in a else "true"
+            value = a.partition("=")[2] if "=" in a else "true"
+            if value not in GO_BOOLS:
+                print(f'invalid boolean value "{value}" for {name}: parse error', file=sys.stderr)
+                return 1
+            if name in TLS_BOOL_FLAGS and value in GO_TRUE:  # Nomad's meta: only a true flag overrides
+                tls_files[name] = "true"
         elif name in TLS_FLAGS and "=" in a:
             tls_files[name] = a.partition("=")[2]
         elif name in TLS_FLAGS and i + 1 < len(argv):
@@ -581,14 +634,14 @@ def main(argv: list[str]) -> int:
         elif name in GENERAL_VALUE_FLAGS and i + 1 < len(argv):
             general[name] = given[name] = argv[i + 1]
             i += 1
-        elif a.startswith("-address="):
+        elif name == "-address" and "=" in a:
             addr = a.split("=", 1)[1]
-        elif a == "-address" and i + 1 < len(argv):
+        elif name == "-address" and i + 1 < len(argv):
             addr = argv[i + 1]
             i += 1
-        elif a.startswith("-token="):
+        elif name == "-token" and "=" in a:
             token = a.split("=", 1)[1]
-        elif a == "-token" and i + 1 < len(argv):
+        elif name == "-token" and i + 1 < len(argv):
             token = argv[i + 1]
             i += 1
         else:

@@ -122,13 +122,13 @@ def _open(addr: str, node_url: str, path: str) -> tuple[WsConn, Any]:
     """The node directly; through the agent at *addr* (which relays it) when the node cannot be found
     or reached (Nomad's api: its node lookup needs node:read, and the fallback does not)."""
     headers = {"X-Nomad-Token": cli.ACTIVE["token"]} if cli.ACTIVE["token"] else {}
-    ctx = cli.ACTIVE["ssl_context"]
+    tls = {"ssl_context": cli.ACTIVE["ssl_context"], "server_hostname": cli.ACTIVE.get("tls_server_name")}
     if node_url:
         try:
-            return connect(node_url + path, headers, ssl_context=ctx)
+            return connect(node_url + path, headers, **tls)
         except OSError:
             pass
-    return connect(addr.rstrip("/") + path, headers, ssl_context=ctx)
+    return connect(addr.rstrip("/") + path, headers, **tls)
 
 
 class _Session:

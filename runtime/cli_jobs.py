@@ -157,17 +157,22 @@ def resolve(addr: str, kind: str, ident: str, not_found: str = "") -> dict[str, 
     *not_found*: the command's own message for no match (``{}``: the prefix)."""
     if not ident:
         raise CliError(f"{kind} ID must not be empty")
-    got = request(addr, "GET", f"/v1/{kind}s", prefix=ident)
-    exact = [o for o in got if o["ID"] == ident]
-    if exact:
-        return exact[0]
+    from runtime.cli import ACTIVE
+
+    # -namespace '*' (or NOMAD_NAMESPACE): the prefix is searched in every namespace, and the rest of the
+    # command asks in the job's own one, as Nomad's JobIDByPrefix and QueryOptions{Namespace: ns} do.
+    star = kind == "job" and ACTIVE.get("namespace") == "*"
+    got = request(addr, "GET", f"/v1/{kind}s", prefix=ident, **({"namespace": "*"} if star else {}))
+    found = [o for o in got if o["ID"] == ident] or (got if len(got) == 1 else [])
+    if found and star:
+        ACTIVE["query"]["namespace"] = found[0].get("Namespace") or "default"
+    if found:
+        return found[0]
     if not got:
         message = not_found or NOT_FOUND.get(kind, f'No {kind}(s) with prefix or id "{{}}" found')
         raise CliError(message.format(json.dumps(ident)[1:-1]))
-    if len(got) > 1:
-        ids = "\n".join(o["ID"] for o in got)
-        raise CliError(f"Prefix matched multiple {kind}s\n\n{ids}")
-    return got[0]
+    ids = "\n".join(o["ID"] for o in got)
+    raise CliError(f"Prefix matched multiple {kind}s\n\n{ids}")
 
 
 # ---------------------------------------------------------------- job files
@@ -181,6 +186,18 @@ VAR_FLAGS: dict[str, type] = {"var": list, "var-file": list}  # job run/plan/val
 # job run/plan/validate: Nomad's -json (the job file is JSON, as "nomad job inspect" or "run -output"
 # print it) and -hcl2-strict (the HCL parser here is always strict: what it does not run it refuses).
 FILE_FLAGS: dict[str, type] = {"json": bool, "hcl2-strict": bool, **VAR_FLAGS}
+
+
+def scope_to_job(job: dict[str, Any], keys: tuple[str, ...] = ("Region", "Namespace")) -> None:
+    """Nomad's job run and plan "force the region (namespace) to be that of the job": a job file that
+    names one is sent there, and so is every request after, whatever -region/-namespace say.  A
+    "global" Region is left to the flags (the agent maps it to its own region for the job itself)."""
+    from runtime.cli import ACTIVE
+
+    for key in keys:
+        value = job.get(key)
+        if isinstance(value, str) and value and not (key == "Region" and value == "global"):
+            ACTIVE["query"][key.lower()] = value
 
 
 def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -384,6 +401,7 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
                                      "preserve-counts": bool, "policy-override": bool, **FILE_FLAGS})
     usage = "nomad job run [-detach] [-check-index N] [-output] [-var k=v] [-var-file f] <path>"
     job = load_job_file(one_arg(rest, usage), flags)
+    scope_to_job(job)
     if flags.get("output"):  # Nomad's -output: the request's JSON, indented by 4, nothing submitted
         return json.dumps({"Job": job}, indent=4), 0
     body: dict[str, Any] = {"Job": job}
@@ -517,6 +535,7 @@ def job_validate(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job validate [-var k=v] [-var-file f] <path>``: the file read, then checked by the agent."""
     flags, rest = parse_flags(args, {"verbose": bool, **FILE_FLAGS})
     job = load_job_file(one_arg(rest, "nomad job validate [-var k=v] [-var-file f] <path>"), flags)
+    scope_to_job(job, ("Region",))
     got = request(addr, "PUT", "/v1/validate/job", {"Job": job})
     errors = got.get("ValidationErrors") or []
     if errors:
@@ -1963,6 +1982,7 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"diff": bool, "verbose": bool, "policy-override": bool, **FILE_FLAGS})
     path = one_arg(rest, "nomad job plan [-var k=v] [-var-file f] <path>")
     job = load_job_file(path, flags)
+    scope_to_job(job)
     if not isinstance(job.get("ID"), str) or not job["ID"]:
         raise CliError("Job ID hasn't been provided")
     want_diff = flags.get("diff", True) not in (False, "false", "0")

@@ -406,7 +406,9 @@ def tls_handlers(addr: str, files: dict[str, str]) -> list[urllib.request.BaseHa
     if skip not in ("", "1", "t", "true", "0", "f", "false"):
         raise _cli_error(f'invalid boolean value "{skip}" for -tls-skip-verify')
     try:
-        ctx = ssl.create_default_context(cafile=ca or None, capath=files.get("-ca-path") or None)
+        ctx = ssl.create_default_context(cafile=ca or None)
+        if not ca and files.get("-ca-path"):  # -ca-cert wins, as go-rootcerts' LoadCACerts
+            _load_ca_path(ctx, files["-ca-path"])
         if cert or key:
             ctx.load_cert_chain(cert, key or None)
     except (OSError, ssl.SSLError) as e:
@@ -417,6 +419,28 @@ def tls_handlers(addr: str, files: dict[str, str]) -> list[urllib.request.BaseHa
     if name := files.get("-tls-server-name", ""):
         return [_ServerNameHTTPSHandler(ctx, name)]
     return [urllib.request.HTTPSHandler(context=ctx)]
+
+
+def _load_ca_path(ctx: ssl.SSLContext, directory: str) -> None:
+    """Trust every PEM file under *directory*, whatever its name (go-rootcerts' LoadCAPath; OpenSSL's
+    own capath finds only hashed names).  A file without a PEM certificate is refused, as there."""
+    def fail(e: OSError) -> None:
+        raise e
+
+    if not os.path.isdir(directory):
+        os.listdir(directory)  # the OSError that names the path
+    for root, dirs, names in os.walk(directory, onerror=fail):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                pem = f.read()
+            if b"-----BEGIN CERTIFICATE-----" not in pem:
+                raise ssl.SSLError(f"Error loading CA Path: couldn't parse PEM in: {path}")
+            try:
+                ctx.load_verify_locations(cadata=pem.decode("ascii", errors="replace"))
+            except ssl.SSLError:
+                raise ssl.SSLError(f"Error loading CA Path: couldn't parse PEM in: {path}") from None
 
 
 class _ServerNameHTTPSHandler(urllib.request.HTTPSHandler):

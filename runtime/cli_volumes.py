@@ -64,7 +64,8 @@ def volume_status(addr: str, args: list[str]) -> tuple[str, int]:
         try:
             found = _listed(addr, "/v1/volumes", path_kind)
         except CliError as e:  # Nomad prints each list's error and goes on to the next, then exits 1
-            print("\n".join(out), flush=True)
+            if out:  # what came before (the header), then the error, as Nomad's Ui.Output/Ui.Error
+                print("\n".join(out), flush=True)
             out.clear()
             _err(f"{context}: {e}")
             failed = True

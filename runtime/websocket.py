@@ -247,8 +247,9 @@ MAX_HEAD_BYTES = 64 * 1024  # the server's status line and headers, and a refusa
 
 
 def connect(url: str, headers: dict[str, str] | None = None, *, ssl_context: Any = None,
-            timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[WsConn, Any]:
+            timeout_s: float = CONNECT_TIMEOUT_S, server_hostname: str | None = None) -> tuple[WsConn, Any]:
     """Open a client WebSocket to ``http(s)://host:port/path?query``: (the connection, its socket).
+    *server_hostname*: the name sent (SNI) and checked in the certificate, else the URL's host.
 
     A refusal (any status but 101) raises WsHandshakeError with the body the
     server sent; a wrong ``Sec-WebSocket-Accept`` a WsProtocolError.
@@ -264,7 +265,8 @@ def connect(url: str, headers: dict[str, str] | None = None, *, ssl_context: Any
         if u.scheme == "https":
             import ssl
 
-            sock = (ssl_context or ssl.create_default_context()).wrap_socket(sock, server_hostname=host)
+            sock = (ssl_context or ssl.create_default_context()).wrap_socket(
+                sock, server_hostname=server_hostname or host)
         key = base64.b64encode(os.urandom(16)).decode("ascii")
         target = (u.path or "/") + (f"?{u.query}" if u.query else "")
         lines = [f"GET {target} HTTP/1.1", f"Host: {u.netloc}", "Upgrade: websocket", "Connection: Upgrade",

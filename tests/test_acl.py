@@ -409,6 +409,48 @@ def test_guard_checks_a_registration_in_the_jobs_namespace_and_leaves_the_body_f
     assert read_body(req) == default
 
 
+def test_a_registration_is_checked_in_the_namespace_it_lands_in_query_then_request_then_job():
+    """Nomad's namespaceForJob (?namespace=, then the request's Namespace, then the job's) names both the
+    namespace a job is registered in and the one its token is checked in: a token of "prod" alone may not
+    register into "default" by naming "prod" in the job."""
+    import json
+
+    st = _guarded_state()
+    st.apply(4, command("acl_policy_upsert", policies=[{"Name": "prod",
+                                                        "Rules": 'namespace "prod" { policy = "write" }'}]))
+    st.apply(5, command("acl_token_upsert", tokens=[_token("p", "prod-secret", policies=("prod",))]))
+
+    def req(path: str, body: dict, token: str, query: dict | None = None):
+        r = _req("PUT", path, token, json.dumps(body).encode())
+        r.query.update({k: [v] for k, v in (query or {}).items()})
+        return r
+
+    in_prod = {"Job": {"ID": "x", "Namespace": "prod"}}
+    assert _status(st, req("/v1/jobs", in_prod, "prod-secret")) == 200
+    assert _status(st, req("/v1/jobs", in_prod, "prod-secret", {"namespace": "default"})) == 403
+    assert _status(st, req("/v1/job/x", {**in_prod, "Namespace": "default"}, "prod-secret")) == 403
+    assert _status(st, req("/v1/job/x/plan", {**in_prod, "Namespace": "default"}, "prod-secret")) == 403
+    assert _status(st, req("/v1/job/x/plan", in_prod, "prod-secret")) == 200
+    # the CI token (default only): the job's namespace counts only when the request names none
+    assert _status(st, req("/v1/jobs", {"Job": {"ID": "x"}}, "ci-secret", {"namespace": "prod"})) == 403
+    assert _status(st, req("/v1/jobs", {"Job": {"ID": "x", "Namespace": "prod"}}, "ci-secret",
+                           {"namespace": "default"})) == 200
+
+
+def test_a_list_across_namespace_star_needs_only_what_the_token_may_read_in_default():
+    """Nomad lists ?namespace=* in the namespaces the token may read; here every job, allocation,
+    evaluation and deployment is in "default", so a token that reads there lists them all (the CLI's
+    -namespace '*'), and one that may not is still refused."""
+    st = _guarded_state()
+    for path in ("/v1/jobs", "/v1/allocations", "/v1/evaluations", "/v1/deployments"):
+        r = _req("GET", path, "ci-secret")
+        r.query["namespace"] = ["*"]
+        assert _status(st, r) == 200, path
+        r = _req("GET", path)
+        r.query["namespace"] = ["*"]
+        assert _status(st, r) == 403, path
+
+
 def test_an_edited_policy_takes_effect_on_the_next_request():
     st = _guarded_state()
     assert _status(st, _req("PUT", "/v1/jobs", "ci-secret")) == 200

@@ -58,3 +58,11 @@ def test_volume_status_prints_each_lists_failure_and_exits_1(capsys):
         "connection refused",
         f'Error querying CSI volumes: Get "{GONE}/v1/volumes?type=csi": dial tcp 127.0.0.1:9: connect: '
         "connection refused"]
+
+
+def test_volume_status_json_prints_no_stray_blank_lines_when_the_lists_fail(capsys):
+    """With -json there are no headers: only Nomad's one Output("") between the two lists."""
+    assert main([f"-address={GONE}", "volume", "status", "-json"]) == 1
+    assert capsys.readouterr().out == "\n"
+    assert main([f"-address={GONE}", "volume", "status", "-type", "csi", "-json"]) == 1
+    assert capsys.readouterr().out == ""

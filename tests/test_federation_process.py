@@ -181,3 +181,38 @@ def test_retry_join_gives_up_after_retry_max_and_exits_1(agents, tmp_path):
     # Two attempts (the first and one retry), each waiting the join timeout, one interval apart.
     assert p.wait_exit(timeout_s=2 * JOIN_FAIL_DEADLINE_S) == 1, p.detail()
     p.wait_line(r"==> max join retry exhausted, exiting", stream="err")
+
+
+def test_two_regions_a_job_write_goes_where_nomads_region_for_job_says(monkeypatch):
+    """Nomad's regionForJob: the request body's Region, then ?region=, then the job's; "global" is the
+    receiving agent's own region, ?region=global included (other endpoints have no "global" region)."""
+    import io
+    from types import SimpleNamespace
+
+    from actors import http_api
+    from actors.http_api import CodedError, Request
+
+    members = [{"Status": "alive", "Tags": {"region": r, "http_addr": f"{r}:1"}} for r in ("a", "b")]
+    monkeypatch.setattr(http_api, "_gossip_members", lambda api: (members, members[0]))
+    monkeypatch.setattr(http_api, "_local_region", lambda api, local: "a")
+    sent: list[tuple[str, bytes]] = []
+    monkeypatch.setattr(http_api, "_proxy",
+                        lambda target, req, body, *rest: sent.append((target, body)) or "fwd")
+    api = SimpleNamespace(ctx=SimpleNamespace(tls=None))
+
+    def write(method: str, path: str, body: dict | None, region: str = "") -> Any:
+        raw = json.dumps(body).encode() if body is not None else b""
+        environ = {"wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw))}
+        req = Request(method=method, path=path, query={"region": [region]} if region else {}, url=path,
+                      environ=environ)
+        return http_api.forward_region(req, environ, api)
+
+    job_b = {"Job": {"ID": "x", "Region": "b"}}
+    assert write("PUT", "/v1/jobs", job_b) == "fwd" and sent[-1][0] == "b:1"
+    assert write("PUT", "/v1/jobs", job_b, "global") is None  # this region's, as Nomad's regionForJob
+    assert write("PUT", "/v1/job/x/plan", job_b, "global") is None
+    assert write("PUT", "/v1/jobs", job_b, "a") is None
+    assert write("PUT", "/v1/jobs", {**job_b, "Region": "b"}, "a") == "fwd"  # the request's own Region wins
+    assert write("PUT", "/v1/jobs", {"Region": "global", "Job": {"ID": "x", "Region": "b"}}, "b") is None
+    with pytest.raises(CodedError, match="No path to region"):
+        write("GET", "/v1/jobs", None, "global")

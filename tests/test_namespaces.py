@@ -119,3 +119,88 @@ def test_cli_namespace_and_region_flags_scope_each_command_as_nomads_do(dev, tmp
     for r in (cli("node", "status", "-region", "mars"), cli("node", "status", NOMAD_REGION="mars")):
         assert r.returncode == 1 and "No path to region" in r.stderr, r.stderr
     assert call(port, "DELETE", "/v1/job/ns-flags?purge=true").status == 200
+
+
+def test_a_job_named_under_namespace_star_is_found_in_its_own_namespace(dev, tmp_path):  # noqa: F811
+    """Nomad's JobIDByPrefix searches every namespace for '*' and the command then asks in the job's
+    own one: `job status -namespace '*' <job>` shows it (``/v1/job/<id>?namespace=*`` itself is 404)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_cli import NOMAD
+
+    port = dev.http_port
+    assert call(port, "PUT", "/v1/jobs", {"Job": sleep_job("ns-star")}).status == 200
+
+    def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", *args],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+
+    r = cli("job", "status", "-namespace", "*", "ns-star")
+    assert r.returncode == 0 and "ns-star" in r.stdout, r.stderr
+    r = cli("job", "inspect", "ns-sta", NOMAD_NAMESPACE="*")
+    assert r.returncode == 0 and '"ID": "ns-star"' in r.stdout, r.stderr
+    assert call(port, "GET", "/v1/job/ns-star?namespace=*").status == 404
+    assert call(port, "DELETE", "/v1/job/ns-star?purge=true").status == 200
+
+
+def test_the_general_flags_are_not_taken_from_alloc_execs_command_nor_after_a_double_dash(monkeypatch):
+    """Go's flag package stops at the first argument (and at "--"): the command alloc exec runs keeps
+    its own flags (``aws s3 ls --region us-east-1``), as Nomad passes them through."""
+    from runtime import cli
+
+    seen: list[list[str]] = []
+    monkeypatch.setitem(cli.COMMANDS, ("alloc", "exec"), lambda addr, args: (seen.append(args) or "", 0))
+    monkeypatch.delenv("NOMAD_REGION", raising=False)
+    monkeypatch.delenv("NOMAD_NAMESPACE", raising=False)
+    assert cli.main(["alloc", "exec", "-task", "t", "-namespace", "default", "abc", "aws", "s3", "ls",
+                     "--region", "us-east-1", "-no-color", "-token", "x"]) == 0
+    assert seen[-1] == ["-task", "t", "abc", "aws", "s3", "ls", "--region", "us-east-1", "-no-color",
+                        "-token", "x"]
+    assert cli.ACTIVE["query"] == {"namespace": "default"} and cli.ACTIVE["token"] == ""
+    assert cli.main(["exec", "-i=false", "-job", "web", "env", "-region=x"]) == 0  # Nomad's `exec` alias
+    assert seen[-1] == ["-i=false", "-job", "web", "env", "-region=x"] and cli.ACTIVE["query"] == {}
+    assert cli.main(["alloc", "exec", "-region", "global", "--", "abc", "sh", "-namespace", "x"]) == 0
+    assert seen[-1] == ["--", "abc", "sh", "-namespace", "x"] and cli.ACTIVE["query"] == {"region": "global"}
+
+
+def test_job_run_and_plan_ask_in_the_job_files_own_namespace_as_nomads_do(dev, tmp_path):  # noqa: F811
+    """Nomad's job run and plan "force the namespace (and region) to be that of the job": a job file that
+    names its namespace is registered there whatever NOMAD_NAMESPACE (or -namespace) says."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_cli import NOMAD
+
+    port = dev.http_port
+
+    def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", *args],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+
+    job_file = tmp_path / "ns-own.json"
+    job_file.write_text(json.dumps({"Job": {**sleep_job("ns-own"), "Namespace": "default"}}))
+    r = cli("job", "plan", str(job_file), NOMAD_NAMESPACE="prod")
+    assert r.returncode == 1 and "+ Job: \"ns-own\"" in r.stdout, r.stderr  # 1: changes to apply
+    r = cli("job", "run", "-detach", "-namespace", "prod", str(job_file))
+    assert r.returncode == 0, r.stderr
+    assert call(port, "GET", "/v1/job/ns-own").json()["Namespace"] == "default"
+    assert call(port, "DELETE", "/v1/job/ns-own?purge=true").status == 200
+
+
+def test_double_dash_address_and_token_are_read_as_their_single_dash_forms(monkeypatch):
+    """Go's flag package takes --flag as -flag: --address and --token too, not only the newer flags."""
+    from runtime import cli
+
+    seen: list[str] = []
+    monkeypatch.setitem(cli.COMMANDS, ("noop",), lambda addr, args: seen.append(addr) or "")
+    try:
+        assert cli.main(["--address=http://127.0.0.1:1", "--token", "s3cr3t", "noop"]) == 0
+        assert seen == ["http://127.0.0.1:1"] and cli.ACTIVE["token"] == "s3cr3t"
+        assert cli.main(["--address", "http://127.0.0.1:2", "--token=t2", "noop"]) == 0
+        assert seen[-1] == "http://127.0.0.1:2" and cli.ACTIVE["token"] == "t2"
+    finally:
+        cli.use_token("")

@@ -242,6 +242,61 @@ def test_cli_https_handler_only_for_https_and_clear_errors_for_bad_files(pki):
         cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-cert": "/nonexistent"})
 
 
+def test_cli_ca_path_trusts_every_pem_file_in_the_directory_as_nomads_does(pki, tmp_path):
+    """-ca-path (NOMAD_CAPATH) is a directory of PEM CA files, any names (go-rootcerts' LoadCAPath), not
+    OpenSSL's hashed-name directory; -ca-cert, when given too, wins."""
+    import shutil
+
+    cas = tmp_path / "cas"
+    cas.mkdir()
+    shutil.copy(pki / "nomad-agent-ca.pem", cas / "cluster-ca.pem")
+    [handler] = cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-path": str(cas)})
+    assert [c["subject"] for c in handler._context.get_ca_certs()], "the CA in -ca-path is not trusted"
+    (cas / "README").write_text("not a certificate\n")  # as go-rootcerts: every file must hold PEM
+    with pytest.raises(CliError, match=r"Error loading CA Path: couldn't parse PEM in: .*README"):
+        cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-path": str(cas)})
+    with pytest.raises(CliError, match=r"Error loading TLS files"):
+        cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-path": str(tmp_path / "missing")})
+
+
+def test_cli_tls_server_name_is_also_checked_on_alloc_execs_websocket(monkeypatch):
+    """-tls-server-name names the certificate alloc exec's WebSocket checks too (it is not urllib's)."""
+    import urllib.request
+
+    from runtime import cli, cli_exec
+
+    opened: list[tuple[str, dict]] = []
+    monkeypatch.setattr(cli_exec, "connect",
+                        lambda url, headers, **kw: opened.append((url, kw)) or ("ws", None))
+    try:
+        named = cli_tls._ServerNameHTTPSHandler(ssl.create_default_context(), "server.global.nomad")
+        cli.use_token("", named)
+        cli_exec._open("https://127.0.0.1:4646", "", "/v1/client/allocation/a/exec")
+        assert opened[-1][1].get("server_hostname") == "server.global.nomad"
+        cli.use_token("", urllib.request.HTTPSHandler(context=ssl.create_default_context()))
+        cli_exec._open("https://127.0.0.1:4646", "", "/v1/client/allocation/a/exec")
+        assert opened[-1][1].get("server_hostname") is None  # the URL's own host
+    finally:
+        cli.use_token("")
+
+
+def test_cli_insecure_and_nomad_skip_verify_as_nomads_meta_reads_them(monkeypatch):
+    """-insecure is -tls-skip-verify's other name; NOMAD_SKIP_VERIFY that is no boolean is ignored, and
+    a false flag leaves a true NOMAD_SKIP_VERIFY alone (Nomad's meta sets Insecure only when true)."""
+    from runtime import cli
+
+    seen: list[str] = []
+    monkeypatch.setattr(cli, "tls_handlers", lambda addr, files: seen.append(files["-tls-skip-verify"]) or [])
+    monkeypatch.setitem(cli.COMMANDS, ("noop",), lambda addr, args: "")
+    for env, argv, want in (("", ["-insecure"], "true"), ("", ["-insecure=false"], ""),
+                            ("yes", [], ""), ("true", ["-tls-skip-verify=false"], "true"),
+                            ("", ["--tls-skip-verify"], "true")):
+        monkeypatch.setenv("NOMAD_SKIP_VERIFY", env)
+        assert cli.main([*argv, "noop"]) == 0
+        assert seen[-1] in ((want,) if want else ("", "false")), (env, argv, seen[-1])
+    assert cli.main(["-tls-skip-verify=maybe", "noop"]) == 1
+
+
 # ---------------------------------------------------------------- HTTPS
 
 
