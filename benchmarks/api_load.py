@@ -167,15 +167,19 @@ def maker(kind: str, prefix: str) -> Maker:
 
 # ------------------------------------------------------------ phases
 
-def cpu_of(pids: list[int]) -> float:
-    total = 0.0
+def cpu_each(pids: list[int]) -> tuple[list[float], list[float]]:
+    """Each process's user and system CPU seconds so far (0 for one that is gone)."""
+    user, system = [], []
     for pid in pids:
         try:
             t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
         except psutil.Error:
+            user.append(0.0)
+            system.append(0.0)
             continue
-    return total
+        user.append(t.user)
+        system.append(t.system)
+    return user, system
 
 
 def throughput(targets: list[str], make: Maker, conns: int, seconds: float,
@@ -199,7 +203,7 @@ def throughput(targets: list[str], make: Maker, conns: int, seconds: float,
                 errors[text] = errors.get(text, 0) + 1
 
     me = psutil.Process()
-    cpu0, my0 = cpu_of(pids), me.cpu_times()
+    each0, my0 = cpu_each(pids), me.cpu_times()
     t0 = time.monotonic()
     stop_at[0] = t0 + seconds
     greenlets = [gevent.spawn(loop, c) for c in opened]
@@ -212,7 +216,16 @@ def throughput(targets: list[str], make: Maker, conns: int, seconds: float,
     for c in opened:
         c.close()
     out = summary(lat, elapsed, sum(errors.values()), errors)
-    out["servers_cpu_cores"] = round((cpu_of(pids) - cpu0) / elapsed, 2)
+    each1 = cpu_each(pids)
+    user = [b - a for a, b in zip(each0[0], each1[0], strict=True)]
+    system = [b - a for a, b in zip(each0[1], each1[1], strict=True)]
+    out["servers_cpu_cores"] = round((sum(user) + sum(system)) / elapsed, 2)
+    # Each server's CPU per answered request (user and system ms): on a shared
+    # machine the rate depends on the cores others leave, this much less.
+    n = len(lat) + sum(errors.values())
+    out["cpu_ms_per_request"] = [round((u + sy) * 1000 / n, 3) if n else 0.0
+                                 for u, sy in zip(user, system, strict=True)]
+    out["sys_ms_per_request"] = [round(sy * 1000 / n, 3) if n else 0.0 for sy in system]
     out["load_cpu_cores"] = round((my1.user + my1.system - my0.user - my0.system) / elapsed, 2)
     return out
 

@@ -291,3 +291,32 @@ def test_reload_changes_the_snapshot_policy():
     assert any(p.core.snap_index - p.core.log_base == 5 for p in peers)
     assert check(c.history).linearizable
     c.close()
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_log_writes_go_to_the_disk_thread_unless_inline_idle_saves_is_set(inline):
+    """By default a save never asks to run in the actor's greenlet (save(idle=True) blocks the whole
+    process for the fsync: the HTTP handlers and transport bringing the next write wait behind it);
+    RaftConfig.inline_idle_saves turns that back on for a save made with an empty inbox."""
+    import dataclasses
+
+    c = RaftCluster(7, 3)
+    c.run(0.1)
+    for peer in c.live_peers().values():
+        peer.cfg = dataclasses.replace(peer.cfg, inline_idle_saves=inline)
+    idle: list[bool] = []
+    for disk in c.disks.values():
+        real = disk.save
+
+        def spy(*args, _real=real, **kwargs):
+            idle.append(bool(kwargs.get("idle")))
+            return _real(*args, **kwargs)
+        disk.save = spy  # type: ignore[method-assign]
+    c.run(3)
+    c.start_clients(1)
+    c.run(2)
+    c.stop_clients()
+    c.run(1)
+    assert len(idle) > 10
+    assert any(idle) is inline
+    c.close()
