@@ -190,8 +190,8 @@ def heartbeat_retry_interval(cfg: ClientNodeConfig, *, now: float, last_ok: floa
     left = last_ok + ttl - now
     lo = cfg.heartbeat_retry_min_s
     if left < -cfg.heartbeat_missed_far_s:
-        return -left
-    if left < 0:
+        left = -left  # missed long ago: the time since, staggered and capped below (never that long)
+    elif left < 0:
         return lo + random_stagger(rng, lo)
     s = random_stagger(rng, left)
     if s < lo:
