@@ -186,7 +186,12 @@ class JobCluster(ClientCluster):
 
         In flight: live, in the deployment, not yet healthy, and replacing an
         allocation stopped for the update (replacements of lost or failed
-        ones are not limited, as in Nomad).
+        ones are not limited, as in Nomad) -- and placed under this deployment
+        (created at or after it).  A replacement still in flight when the job
+        is registered again with only a count change is updated in place into
+        the new deployment; Nomad's computeLimit counts a deployment's own
+        unhealthy allocations, which that one was not yet when the new
+        deployment started its first update, so both may be in flight at once.
         """
         deps = tables["deployments"]
         active = {d: deps[d] for d in t.active if d in deps and deps[d]["Status"] in ("running", "paused")}
@@ -195,9 +200,11 @@ class JobCluster(ClientCluster):
         allocs = tables["allocs"]
         in_flight: dict[tuple[str, str], int] = {}
         for dep in active:
+            born = active[dep].get("CreateIndex", 0)
             for aid in t.by_dep.get(dep, ()):
                 a = allocs[aid]
-                if not live(a) or (a.get("DeploymentStatus") or {}).get("Healthy"):
+                if (not live(a) or (a.get("DeploymentStatus") or {}).get("Healthy")
+                        or a.get("CreateIndex", 0) < born):
                     continue
                 prev = allocs.get(a.get("PreviousAllocation") or "")
                 if prev is not None and prev.get("DesiredDescription") == STOP_UPDATE:
