@@ -15,11 +15,11 @@ from sim.raft_run import RunResult, run_raft_seed
 from sim.scenarios import SCENARIOS
 
 KINDS = ("raft", "cluster")
-CLUSTER_CLIENTS = 5
+CLUSTER_CLIENTS = 5  # a whole-cluster seed's clients unless --clients says otherwise
 
 
-def _one(args: tuple[int, float, int, tuple[str, ...]]) -> RunResult | ClusterRunResult:
-    seed, duration_s, servers, kinds = args
+def _one(args: tuple[int, float, int, tuple[str, ...], int]) -> RunResult | ClusterRunResult:
+    seed, duration_s, servers, kinds, clients = args
     # The fault mix, decided by the seed: which cluster (Raft alone with
     # linearizability-checked clients, or servers + clients + jobs), and for a
     # third of the seeds a named scenario, else a generated fault schedule.
@@ -29,11 +29,11 @@ def _one(args: tuple[int, float, int, tuple[str, ...]]) -> RunResult | ClusterRu
         scenario = mix.choice(SCENARIO_NAMES) if mix.random() < 1 / 3 else None
         try:
             return run_cluster_seed(seed, duration_s=max(duration_s, 60.0), servers=servers,
-                                    clients=CLUSTER_CLIENTS, scenario=scenario)
+                                    clients=clients, scenario=scenario)
         except Exception as exc:  # one seed's bug must not take the swarm (and its summary) down
             return ClusterRunResult(seed=seed, ok=False, error=_crash(exc), trace_hash="", virtual_s=0.0,
                                     wall_s=0.0, steps=(), faults=(), scenario=scenario or "",
-                                    clients=CLUSTER_CLIENTS, duration_s=max(duration_s, 60.0),
+                                    clients=clients, duration_s=max(duration_s, 60.0),
                                     servers=servers)
     scenario = mix.choice(sorted(SCENARIOS)) if mix.random() < 1 / 3 else None
     try:
@@ -98,9 +98,10 @@ def progress_due(*, done: int, count: int, tty: bool, since_line_s: float, finis
 
 def swarm(count: int, *, first_seed: int | None = None, duration_s: float = 30.0, servers: int = 3,
           processes: int | None = None, out: Any = sys.stdout,
-          kinds: tuple[str, ...] = KINDS) -> list[RunResult | ClusterRunResult]:
+          kinds: tuple[str, ...] = KINDS,
+          clients: int = CLUSTER_CLIENTS) -> list[RunResult | ClusterRunResult]:
     first = first_seed if first_seed is not None else int.from_bytes(os.urandom(4), "big")
-    seeds = [(first + i, duration_s, servers, kinds) for i in range(count)]
+    seeds = [(first + i, duration_s, servers, kinds, clients) for i in range(count)]
     procs = processes or min(2, os.cpu_count() or 1)
     started = time.monotonic()
     results: list[RunResult | ClusterRunResult] = []

@@ -184,6 +184,14 @@ def test_the_issues_top_level_swarm_option_runs_the_swarm() -> None:
     assert "slowest: seed 4" in out.stdout and "replay: bin/nomad-sim raft --seed 4" in out.stdout
 
 
+def test_a_swarm_runs_its_cluster_seeds_with_the_clients_asked_for() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bin" / "nomad-sim"), "swarm", "1", "--first-seed", "11",
+                          "--kinds", "cluster", "--clients", "7", "--duration", "60", "--processes", "1"],
+                         capture_output=True, text=True, timeout=50)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "replay: bin/nomad-sim cluster --seed 11 --clients 7 --duration 60" in out.stdout, out.stdout
+
+
 def test_a_swarm_in_a_log_says_where_it_is_while_a_slow_seed_runs() -> None:
     from sim.swarm import progress_due
 
@@ -390,7 +398,7 @@ def test_a_swarm_seed_that_raises_is_reported_as_a_failed_seed(monkeypatch) -> N
     monkeypatch.setattr(swarm, "run_raft_seed", boom)
     monkeypatch.setattr(swarm, "run_cluster_seed", boom)
     for kinds in (("raft",), ("cluster",)):
-        r = swarm._one((5, 10.0, 3, kinds))
+        r = swarm._one((5, 10.0, 3, kinds, 5))
         assert not r.ok and r.error.startswith("crash: RuntimeError: boom")
         assert swarm.replay_command(r, 10.0, 3).startswith(f"bin/nomad-sim {kinds[0]} --seed 5")
 
