@@ -534,3 +534,18 @@ def test_an_answer_arriving_after_the_attempt_timed_out_settles_the_request(seed
     client = sched.actor_of(cli.actors["client"])
     assert client.registered and client.stats["timeouts"] >= 1
     sched.close()
+
+
+def test_down_checker_ignores_an_ack_that_clock_skew_may_place_after_the_down():
+    """Seed 10: a client's clock (ack at 989.47) runs behind the leader's (down stamped 989.59);
+    the heartbeat was answered after the expiry, so only the earlier ack protects the node."""
+    from sim.node_checkers import NodeCheckers, NodeViolation
+    c = NodeCheckers(grace_s=10.0, gc_threshold_s=3600.0)
+    c.skew_s = 2.26
+    c.on_ack("n1", 966.6009, 966.6115, 12.7956)  # protects until 989.3965
+    c.on_ack("n1", 989.4196, 989.4690, 18.967)  # answered after the leader's expiry
+    c._down("n1", 989.593, 759)
+    # An ack well before the down, beyond the skew, still protects the node.
+    c.on_ack("n2", 950.0, 950.1, 20.0)
+    with pytest.raises(NodeViolation):
+        c._down("n2", 960.0, 760)
