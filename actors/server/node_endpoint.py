@@ -79,6 +79,7 @@ from actors.server.cluster_id import ClusterIdEstablisher
 from actors.server.scheduler_defaults import TAG as SCHED_DEFAULTS_TAG
 from actors.server.scheduler_defaults import SchedulerDefaultsEstablisher
 from actors.server.heartbeat import (
+    MIN_TIMER_S,
     ClearHeartbeat,
     FastHeartbeat,
     HeartbeatReset,
@@ -472,7 +473,9 @@ class NodeEndpoint(NodeActor):
             n += 1
         del held[:n]
         if held:
-            self.set_timer("held", held[0][0] - now)
+            # The floor: a deadline a few ulps ahead of the clock (or of a drifting clock's reading)
+            # would re-arm at the same instant for ever (nomad-sim cluster --seed 293 --clients 100).
+            self.set_timer("held", max(MIN_TIMER_S, held[0][0] - now))
 
     def _arm_sweep(self) -> None:
         if not self.timer_armed("sweep"):
