@@ -629,7 +629,7 @@ def jobs_request(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = _prefix(req)
     # ?namespace= (Nomad's default "default"; "*" is every namespace).
-    ns = (req.query.get("namespace") or ["default"])[0] or "default"
+    ns = request_namespace(req)
     meta = query_flag(req, "meta")  # Nomad's JobStubFields.Meta: the jobs' meta in the stubs
 
     def query(st: Any) -> list[dict[str, Any]]:
@@ -896,7 +896,7 @@ def _job_scale(req: Request, api: Api, job_id: str) -> Any:
         raise CodedError(400, "Target: must be an object of strings")
     if target.get("Job", "") not in ("", job_id):
         raise CodedError(400, "job ID in payload did not match URL")
-    namespace = (req.query.get("namespace") or ["default"])[0] or "default"
+    namespace = request_namespace(req)
     if target.get("Namespace", "") not in ("", namespace):
         raise CodedError(400, "namespace in payload did not match header")
     group = target.get("Group", "")
