@@ -18,7 +18,15 @@ the figures are Raft's, not an HTTP client's:
   write *sent after* the kill (``time.monotonic`` is CLOCK_MONOTONIC, shared
   by all processes on Linux);
 * the raw two-process msgpack message rate of our runtime (two echo actors in
-  two processes, 64 round trips in flight), to put our throughput in scale.
+  two processes, 64 round trips in flight), to put our throughput in scale;
+* the **floor** of a durable sequential write: one round trip between two
+  processes of our runtime (one ping in flight) plus one disk flush
+  (``fdatasync`` p50 of a small append in the data dir).  A write is
+  committed once a follower has flushed it and said so, so with this
+  runtime's messaging no fsync-on cluster of three answers sooner, whatever
+  the Raft code does (``durable_floor_p50_ms``; ``goal_latency_reachable``
+  says whether that floor is under PySyncObj's no-batch p50, which flushes
+  nothing);
 
 Ours runs with fsync on: SQLite WAL ``synchronous=FULL``, one fsync per
 group-committed Ready, on every server.  Its sequential phase runs once more
@@ -238,7 +246,11 @@ class Cluster:
 
 # ---------------------------------------------------------------- measurements
 def measure_raw_rate(base_dir: str, seconds: float, inflight: int = 64) -> dict[str, Any]:
-    """Two echo processes of our runtime, *inflight* pings in flight: round trips/s and messages/s."""
+    """Two echo processes of our runtime, *inflight* pings in flight: round trips/s and messages/s.
+
+    Then one ping at a time for *seconds* more: ``one_round_trip_ms``, the mean time of one message
+    there and back between two processes of our runtime, the network part of any write's floor.
+    """
     ports = free_ports(4)
     ids = [f"127.0.0.1:{p}" for p in ports[:2]]
     procs = []
@@ -250,10 +262,33 @@ def measure_raw_rate(base_dir: str, seconds: float, inflight: int = 64) -> dict[
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
         for i in range(2):
             wait_for(lambda i=i: _answers(ports[2 + i]), 20, f"echo node {i}")
-        return http_get(ports[2], "/pingpong", timeout=seconds + 30, target=ids[1], seconds=seconds,
-                        inflight=inflight)
+        out = http_get(ports[2], "/pingpong", timeout=seconds + 30, target=ids[1], seconds=seconds,
+                       inflight=inflight)
+        one = http_get(ports[2], "/pingpong", timeout=seconds + 30, target=ids[1], seconds=seconds,
+                       inflight=1)["round_trips_per_s"]
+        out["one_round_trip_ms"] = round(1e3 / one, 3) if one else 0.0
+        return out
     finally:
         _kill_all(procs)
+
+
+def measure_flush_ms(directory: str, count: int = 300) -> float:
+    """p50 of one small append + ``fdatasync`` in *directory*: what the disk alone charges a durable
+    append (SQLite's WAL commit with ``synchronous=FULL`` pays at least this)."""
+    path = os.path.join(directory, "flush-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        samples = []
+        for _ in range(count):
+            os.write(fd, b"x" * 128)
+            t0 = time.perf_counter()
+            os.fdatasync(fd)
+            samples.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    samples.sort()
+    return round(samples[len(samples) // 2] * 1e3, 3)
 
 
 def _answers(port: int) -> bool:
@@ -347,6 +382,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         print(f"  raw two-process msgpack rate (our runtime, 64 in flight):"
               f" {raw['round_trips_per_s']:,} round trips/s = {raw['messages_per_s']:,} messages/s",
               flush=True)
+        flush_ms = measure_flush_ms(base)
+        floor_ms = round(raw["one_round_trip_ms"] + flush_ms, 3)
+        print(f"  floor of one durable sequential write: one round trip {raw['one_round_trip_ms']:.3f} ms"
+              f" + one disk flush (fdatasync p50) {flush_ms:.3f} ms = {floor_ms:.3f} ms", flush=True)
         ours = measure_system("ours", base, ["--sync", "FULL"], seconds=seconds, seq_writes=seq_writes,
                               levels=levels, modes=("future", "callback"), label="ours (sqlite, fsync)")
         # Its batching mode answers a sequential write every ~100 ms: fewer samples suffice.
@@ -406,6 +445,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         "fraction_of_raw_round_trips": (round(writes / raw["round_trips_per_s"], 3)
                                         if raw["round_trips_per_s"] else 0.0),
         "fraction_of_design_raw_messages": round(writes / DESIGN_RAW_MESSAGES_PER_S, 3),
+        # The least a Raft of three servers on this runtime can answer a durable write in: the entry
+        # must reach a follower and be flushed there before the leader may count a majority (its own
+        # flush runs meanwhile), so one round trip of the runtime plus one flush.
+        "one_round_trip_ms": raw["one_round_trip_ms"],
+        "flush_p50_ms": flush_ms,
+        "durable_floor_p50_ms": floor_ms,
+        "goal_latency_reachable": floor_ms <= nobatch_p50,
         "p50_ms_tmpfs": ours_tmpfs["seq"]["p50_ms"] if ours_tmpfs is not None else None,
         "goal_throughput_met": writes >= peer["best_writes_per_s"],
         "goal_latency_met": ours["seq"]["p50_ms"] <= peer["nobatch_p50_ms"],
@@ -427,6 +473,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     if ours_tmpfs is not None:
         print(f"  {'sequential p50 ms, data on tmpfs':40}{figures['p50_ms_tmpfs']:>{w}.3f}{'':>{w}}"
               "  (ours: the software path, no disk flush)")
+    print(f"  {'floor: round trip + flush, ms':40}{floor_ms:>{w}.3f}{'':>{w}}"
+          "  (this runtime's round trip: no Raft on it answers sooner)")
     print(f"  {'sequential p50 ms, batching (peer)':40}{'':>{w}}{peer['p50_ms']:>{w}.3f}")
     print(f"  {'SIGKILL leader -> next commit, s':40}{figures['failover_s']:>{w}.3f}"
           f"{peer['failover_s']:>{w}.3f}  (election timeout: ours {election_timeout_s} s, peer 0.4-1.4 s)")
@@ -437,6 +485,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     print(f"  goal, one config with fsync on: writes/s >= peer best: {figures['goal_throughput_met']};"
           f" p50 <= peer no-batch p50: {figures['goal_latency_met']};"
           f" failover < 2x election timeout: {figures['goal_failover_met']}")
+    if not figures["goal_latency_reachable"]:
+        print(f"  the p50 goal is below the floor on this machine: {floor_ms:.3f} ms (round trip + flush)"
+              f" > peer no-batch p50 {nobatch_p50:.3f} ms (which flushes nothing)")
     return figures
 
 
