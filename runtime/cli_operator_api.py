@@ -3,8 +3,10 @@
 As Nomad's: *path* is ``/v1/...`` (or a whole URL); the address, token and
 TLS files are the CLI's own, so a request needs none of them spelled out.
 A PUT or POST sends standard input as the body when it is not a terminal.
-The answer's body is printed as it came; a status of 400 or more is an
-error (exit 1).  ``-dryrun`` prints the equivalent curl command instead.
+The answer's body is printed as it came, whatever its status, and the
+command exits 0, as Nomad's (curl without ``--fail``): only a request that
+cannot be made or answered is an error (exit 1).  ``-dryrun`` prints the
+equivalent curl command instead.
 """
 
 from __future__ import annotations
@@ -46,9 +48,8 @@ def operator_api(addr: str, args: list[str]) -> str:
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
             return resp.read().decode(errors="replace").rstrip("\n")
-    except urllib.error.HTTPError as e:
-        raise CliError(f"Error performing request: Unexpected response code: {e.code} "
-                       f"({e.read().decode(errors='replace').strip()})") from None
+    except urllib.error.HTTPError as e:  # an answer, if not a happy one: its body, exit 0
+        return e.read().decode(errors="replace").rstrip("\n")
     except (urllib.error.URLError, OSError) as e:
         from runtime.cli import unreachable  # Go's url.Error wording: Get "<url>": dial tcp ...
 
