@@ -651,8 +651,8 @@ def main(argv: list[str]) -> int:
     try:
         use_token(token, *tls_handlers(addr, tls_files),
                   query={"region": general["-region"], "namespace": general["-namespace"]})
-    except CliError as e:
-        print(f"Error: {e}", file=sys.stderr)
+    except CliError as e:  # a TLS file or flag: the message carries Nomad's own context
+        print(e, file=sys.stderr)
         return 1
     if rest and rest[0] in ALIASES:
         old_name, new_words = rest[0], ALIASES[rest[0]]

@@ -405,14 +405,18 @@ def tls_handlers(addr: str, files: dict[str, str]) -> list[urllib.request.BaseHa
     skip = files.get("-tls-skip-verify", "").strip().lower()
     if skip not in ("", "1", "t", "true", "0", "f", "false"):
         raise _cli_error(f'invalid boolean value "{skip}" for -tls-skip-verify')
+    # Nomad's api.NewClient configures TLS (client pair first, then the CAs) and a command prints
+    # "Error initializing client: " and Go's error.
     try:
-        ctx = ssl.create_default_context(cafile=ca or None)
+        if cert or key:
+            _load_client_pair(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert, key)
+        ctx = ssl.create_default_context(cadata=_read_ca_file(ca) if ca else None)
         if not ca and files.get("-ca-path"):  # -ca-cert wins, as go-rootcerts' LoadCACerts
             _load_ca_path(ctx, files["-ca-path"])
         if cert or key:
-            ctx.load_cert_chain(cert, key or None)
-    except (OSError, ssl.SSLError) as e:
-        raise _cli_error(f"Error loading TLS files: {getattr(e, 'strerror', None) or e}") from None
+            ctx.load_cert_chain(cert, key)
+    except _GoError as e:
+        raise _cli_error(f"Error initializing client: {e}") from None
     if skip in ("1", "t", "true"):  # Nomad's -tls-skip-verify: no check of the agent's certificate at all
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -421,26 +425,81 @@ def tls_handlers(addr: str, files: dict[str, str]) -> list[urllib.request.BaseHa
     return [urllib.request.HTTPSHandler(context=ctx)]
 
 
+class _GoError(Exception):
+    """A TLS file problem, worded as Go's errors (and go-rootcerts') word it."""
+
+
+def _go_os_error(op: str, path: str, e: OSError) -> _GoError:
+    """Go's ``*PathError`` text: ``open /x: no such file or directory``."""
+    return _GoError(f"{op} {path}: {(e.strerror or str(e)).lower()}")
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except IsADirectoryError as e:  # Go opens a directory, then fails to read it
+        raise _go_os_error("read", path, e) from None
+    except OSError as e:
+        raise _go_os_error("open", path, e) from None
+
+
+def _read_ca_file(path: str) -> str:
+    """go-rootcerts' LoadCAFile: the file must hold at least one PEM certificate."""
+    try:
+        pem = _read(path)
+    except _GoError as e:
+        raise _GoError(f"Error loading CA File: {e}") from None
+    text = pem.decode("ascii", errors="replace")
+    if "-----BEGIN CERTIFICATE-----" not in text or not _loads(text):
+        raise _GoError(f"Error loading CA File: Couldn't parse PEM in: {path}")
+    return text
+
+
+def _loads(cadata: str) -> bool:
+    try:
+        ssl.create_default_context(cadata=cadata)
+        return True
+    except (ssl.SSLError, ValueError):
+        return False
+
+
+def _load_client_pair(ctx: ssl.SSLContext, cert: str, key: str) -> None:
+    """Nomad's api ConfigureTLS: both files or neither; then Go's tls.LoadX509KeyPair errors."""
+    if not (cert and key):
+        raise _GoError("Both client cert and client key must be provided")
+    if b"-----BEGIN" not in _read(cert):
+        raise _GoError("tls: failed to find any PEM data in certificate input")
+    if b"-----BEGIN" not in _read(key):
+        raise _GoError("tls: failed to find any PEM data in key input")
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError):  # both read and hold PEM: the key is not the certificate's
+        raise _GoError("tls: private key does not match public key") from None
+
+
 def _load_ca_path(ctx: ssl.SSLContext, directory: str) -> None:
     """Trust every PEM file under *directory*, whatever its name (go-rootcerts' LoadCAPath; OpenSSL's
     own capath finds only hashed names).  A file without a PEM certificate is refused, as there."""
     def fail(e: OSError) -> None:
-        raise e
+        raise _go_os_error("lstat", e.filename or directory, e)
 
-    if not os.path.isdir(directory):
-        os.listdir(directory)  # the OSError that names the path
+    try:
+        os.lstat(directory)
+    except OSError as e:
+        raise _go_os_error("lstat", directory, e) from None
     for root, dirs, names in os.walk(directory, onerror=fail):
         dirs.sort()
         for name in sorted(names):
             path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                pem = f.read()
-            if b"-----BEGIN CERTIFICATE-----" not in pem:
-                raise ssl.SSLError(f"Error loading CA Path: couldn't parse PEM in: {path}")
             try:
-                ctx.load_verify_locations(cadata=pem.decode("ascii", errors="replace"))
-            except ssl.SSLError:
-                raise ssl.SSLError(f"Error loading CA Path: couldn't parse PEM in: {path}") from None
+                pem = _read(path)
+            except _GoError as e:
+                raise _GoError(f"Error loading file from CAPath: {e}") from None
+            text = pem.decode("ascii", errors="replace")
+            if "-----BEGIN CERTIFICATE-----" not in text or not _loads(text):
+                raise _GoError(f"Error loading CA Path: Couldn't parse PEM in: {path}")
+            ctx.load_verify_locations(cadata=text)
 
 
 class _ServerNameHTTPSHandler(urllib.request.HTTPSHandler):

@@ -234,12 +234,31 @@ def test_tls_cli_never_overwrites_and_needs_exactly_one_role(tmp_path, monkeypat
         cli_tls.tls_cert_create("", ["-client", "-ca", "missing.pem"])
 
 
-def test_cli_https_handler_only_for_https_and_clear_errors_for_bad_files(pki):
+def test_cli_https_handler_only_for_https_and_clear_errors_for_bad_files(pki, tmp_path):
     assert cli_tls.tls_handlers("http://127.0.0.1:4646", {"-ca-cert": "/nonexistent"}) == []
     ca = {"-ca-cert": str(pki / "nomad-agent-ca.pem")}
     assert len(cli_tls.tls_handlers("https://127.0.0.1:4646", ca)) == 1
-    with pytest.raises(CliError, match=r"Error loading TLS files"):
-        cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-cert": "/nonexistent"})
+    # Nomad's api.NewClient errors (go-rootcerts, Go's tls), under "Error initializing client: ".
+    bad = {
+        (("-ca-cert", "/nonexistent"),):
+            "Error initializing client: Error loading CA File: open /nonexistent: no such file or directory",
+        (("-ca-cert", str(tmp_path / "README")),):
+            f"Error initializing client: Error loading CA File: Couldn't parse PEM in: {tmp_path / 'README'}",
+        (("-ca-cert", str(pki / "nomad-agent-ca.pem")), ("-client-cert", str(pki / "nomad-agent-ca.pem"))):
+            "Error initializing client: Both client cert and client key must be provided",
+        (("-client-cert", str(tmp_path / "gone.pem")), ("-client-key", str(pki / "nomad-agent-ca-key.pem"))):
+            f"Error initializing client: open {tmp_path / 'gone.pem'}: no such file or directory",
+        (("-client-cert", str(tmp_path / "README")), ("-client-key", str(pki / "nomad-agent-ca-key.pem"))):
+            "Error initializing client: tls: failed to find any PEM data in certificate input",
+        (("-client-cert", str(pki / "global-cli-nomad.pem")),
+         ("-client-key", str(pki / "nomad-agent-ca-key.pem"))):
+            "Error initializing client: tls: private key does not match public key",
+    }
+    (tmp_path / "README").write_text("not a certificate\n")
+    for given, message in bad.items():
+        with pytest.raises(CliError) as e:
+            cli_tls.tls_handlers("https://127.0.0.1:4646", dict(given))
+        assert str(e.value) == message, given
 
 
 def test_cli_ca_path_trusts_every_pem_file_in_the_directory_as_nomads_does(pki, tmp_path):
@@ -253,9 +272,9 @@ def test_cli_ca_path_trusts_every_pem_file_in_the_directory_as_nomads_does(pki, 
     [handler] = cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-path": str(cas)})
     assert [c["subject"] for c in handler._context.get_ca_certs()], "the CA in -ca-path is not trusted"
     (cas / "README").write_text("not a certificate\n")  # as go-rootcerts: every file must hold PEM
-    with pytest.raises(CliError, match=r"Error loading CA Path: couldn't parse PEM in: .*README"):
+    with pytest.raises(CliError, match=r"Error loading CA Path: Couldn't parse PEM in: .*README"):
         cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-path": str(cas)})
-    with pytest.raises(CliError, match=r"Error loading TLS files"):
+    with pytest.raises(CliError, match=r"^Error initializing client: lstat .*missing: no such file or dir"):
         cli_tls.tls_handlers("https://127.0.0.1:4646", {"-ca-path": str(tmp_path / "missing")})
 
 
