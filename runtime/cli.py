@@ -488,12 +488,17 @@ COMMANDS.update(EXEC_COMMANDS)
 from runtime.cli_operator_api import OPERATOR_API_COMMANDS  # noqa: E402
 
 COMMANDS.update(OPERATOR_API_COMMANDS)
+
+# nomad check (a Nagios-style probe of the agent), license get and the Enterprise-only commands.
+from runtime.cli_check import CHECK_COMMANDS  # noqa: E402
+
+COMMANDS.update(CHECK_COMMANDS)
 # ---- end operator api
 
 
 # Commands whose -t is not Nomad's output template (alloc exec: a TTY).
 # job run/plan/validate's -json says the job file is JSON; they have no -t (as Nomad's).
-NOT_TEMPLATE_T = {("alloc", "exec"), ("job", "run"), ("job", "plan"), ("job", "validate")}
+NOT_TEMPLATE_T = {("alloc", "exec"), ("job", "run"), ("job", "plan"), ("job", "validate"), ("quota", "apply")}
 
 
 def template_flag(words: tuple[str, ...], args: list[str]) -> tuple[list[str], str | None]:
@@ -553,6 +558,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "node-drain": ("node", "drain"), "server-members": ("server", "members"),
     "server-join": ("server", "join"),
     "server-force-leave": ("server", "force-leave"), "client-config": ("node", "config"),
+    "debug": ("operator", "debug"),  # Nomad's commands.go: the same OperatorDebugCommand, not deprecated
 }
 # Those Nomad wraps in its DeprecatedCommand (a warning on stderr first).
 DEPRECATED_ALIASES = frozenset({"client-config", "server-force-leave", "server-join", "server-members"})

@@ -440,6 +440,59 @@ _c("job validate", "[options] <path>", "Check a job file",
    "Reads the job file and has the agent check it, reporting any error and warning.",
    "-verbose", *_VAR_OPTS)
 
+# ---------------------------------------------------------------- check, license, Enterprise-only
+
+_c("check", "[options]", "Displays health of the local Nomad agent",
+   "Checks the local agent's state; the exit code is Nagios-compatible (0 healthy, 2 critical), the "
+   "reason is printed. A server is critical with fewer Raft peers than -min-peers; a client when its "
+   "last heartbeat is older than its heartbeat TTL or it knows fewer servers than -min-servers.",
+   ("-min-peers <n>", "The fewest Raft peers a server should know (default 0)."),
+   ("-min-servers <n>", "The fewest servers a client should know (default 1)."))
+_g("license", "Interact with Nomad Enterprise License",
+   "Groups the license commands. Licenses are a Nomad Enterprise feature: this agent, as Nomad's "
+   "Community Edition, has none.")
+_c("license get", "[options]", "Retrieve the current Nomad Enterprise License",
+   "Asks the agent for its license; as Nomad's Community Edition, the answer is that licenses are a "
+   "Nomad Enterprise feature.")
+_g("quota", "Interact with quotas",
+   "Groups the resource quota commands. Quotas are a Nomad Enterprise feature: the agent refuses each "
+   "request, as Nomad's Community Edition does.")
+_c("quota list", "[options]", "List quota specifications", "Lists the quota specifications.", *_JSON_T)
+_c("quota status", "[options] <quota>", "Display a quota's status and current usage",
+   "Shows a quota specification and its usage.", *_JSON_T)
+_c("quota inspect", "[options] <quota>", "Inspect a quota specification",
+   "Prints a quota specification as JSON.", *_JSON_T)
+_c("quota apply", "[options] <input>", "Create or update a quota specification",
+   "Registers the quota specification in the file (- reads standard input).",
+   ("-json", "The input is JSON."))
+_c("quota delete", "[options] <quota>", "Delete a quota specification", "Deletes the quota specification.")
+_g("sentinel", "Interact with Sentinel policies",
+   "Groups the Sentinel policy commands. Sentinel is a Nomad Enterprise feature: the agent refuses each "
+   "request, as Nomad's Community Edition does.")
+_c("sentinel list", "[options]", "List Sentinel policies", "Lists the Sentinel policies.")
+_c("sentinel read", "[options] <name>", "Inspects an existing Sentinel policies",
+   "Shows a Sentinel policy.", ("-raw", "Print only the policy's source."))
+_c("sentinel apply", "[options] <name> <file>", "Create a new or update existing Sentinel policies",
+   "Writes the Sentinel policy in the file (- reads standard input).",
+   ("-description <text>", "A description of the policy."),
+   ("-scope <scope>", "Where the policy applies (submit-job or submit-host-volume)."),
+   ("-level <level>", "The enforcement level (advisory, soft-mandatory or hard-mandatory)."))
+_c("sentinel delete", "[options] <name>", "Delete an existing Sentinel policies",
+   "Deletes the Sentinel policy.")
+_g("recommendation", "Interact with the Nomad recommendation endpoint",
+   "Groups the commands for Dynamic Application Sizing recommendations, a Nomad Enterprise feature: the "
+   "agent refuses each request, as Nomad's Community Edition does.")
+_c("recommendation list", "[options]", "Display all Nomad recommendations", "Lists the recommendations.",
+   ("-job <job id>", "Only a job's recommendations."), ("-group <group>", "Only a task group's."),
+   ("-task <task>", "Only a task's."), *_JSON_T)
+_c("recommendation info", "[options] <recommendation_id>", "Display an individual Nomad recommendation",
+   "Shows one recommendation.", *_JSON_T)
+_c("recommendation apply", "[options] <recommendation_ids>", "Apply one or more Nomad recommendations",
+   "Applies the recommendations to their jobs.", "-detach", "-verbose",
+   ("-policy-override", "Override soft-mandatory Sentinel policies."))
+_c("recommendation dismiss", "[options] <recommendation_ids>", "Dismiss one or more Nomad recommendations",
+   "Dismisses the recommendations.")
+
 # ---------------------------------------------------------------- namespace
 
 _g("namespace", "Inspect and manage namespaces",
