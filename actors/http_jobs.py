@@ -179,18 +179,18 @@ _PORT_DEFAULTS = {"Value": 0, "HostNetwork": "default", "IgnoreCollision": False
 def _services(job: dict[str, Any], fill: bool) -> None:
     """Fill (job_out) or take back off (job_in) the Service, ServiceCheck, Template, NetworkResource
     and Port keys."""
-    for g in job.get("TaskGroups") or ():
+    for g in _list(job.get("TaskGroups")):
         if not isinstance(g, dict):
             continue
-        for n in g.get("Networks") or ():
+        for n in _list(g.get("Networks")):
             if not isinstance(n, dict):
                 continue
             (_fill if fill else _unfill)(n, _NETWORK_DEFAULTS)
-            for p in (n.get("ReservedPorts") or []) + (n.get("DynamicPorts") or []):
+            for p in _list(n.get("ReservedPorts")) + _list(n.get("DynamicPorts")):
                 (_fill if fill else _unfill)(p, _PORT_DEFAULTS)
-        owners = [("", g)] + [(t.get("Name", ""), t) for t in g.get("Tasks") or () if isinstance(t, dict)]
+        owners = [("", g)] + [(t.get("Name", ""), t) for t in _list(g.get("Tasks")) if isinstance(t, dict)]
         for task, owner in owners:
-            for s in owner.get("Services") or ():
+            for s in _list(owner.get("Services")):
                 if not isinstance(s, dict):
                     continue
                 # Nomad's Service.Canonicalize: its task's name (a group service has none), the job's
@@ -198,10 +198,10 @@ def _services(job: dict[str, Any], fill: bool) -> None:
                 ns = (job.get("Namespace") or "default") if s.get("Provider") == "nomad" else "default"
                 defaults = {**_SERVICE_DEFAULTS, "TaskName": task, "Namespace": ns}
                 (_fill if fill else _unfill)(s, defaults)
-                for c in s.get("Checks") or ():
+                for c in _list(s.get("Checks")):
                     (_fill if fill else _unfill)(c, _CHECK_DEFAULTS)
             if task:
-                for tmpl in owner.get("Templates") or ():
+                for tmpl in _list(owner.get("Templates")):
                     (_fill if fill else _unfill)(tmpl, _TEMPLATE_DEFAULTS)
 
 
@@ -231,13 +231,14 @@ def job_in(raw: Any, *, owned: bool = False) -> Any:
     default = _UPDATE_DEFAULT if job.get("Type", "service") in ("service", None) else _UPDATE_ZERO
     if job.get("Update") == default:
         del job["Update"]
-    for g in job.get("TaskGroups") or ():
+    # Wrong types are left for canonical_job to refuse by name (a 400), not tripped over here.
+    for g in _list(job.get("TaskGroups")):
         if not isinstance(g, dict):
             continue
         _unfill(g, _GROUP_DEFAULTS)
         if isinstance(g.get("RestartPolicy"), dict) and g["RestartPolicy"].get("RenderTemplates") is False:
             del g["RestartPolicy"]["RenderTemplates"]
-        for t in g.get("Tasks") or ():
+        for t in _list(g.get("Tasks")):
             if not isinstance(t, dict):
                 continue
             _unfill(t, _TASK_DEFAULTS)
@@ -249,6 +250,10 @@ def job_in(raw: Any, *, owned: bool = False) -> Any:
                 del t["RestartPolicy"]
     _services(job, fill=False)
     return job
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def job_out(job: dict[str, Any]) -> dict[str, Any]:

@@ -264,6 +264,15 @@ def test_stale_reads_and_query_option_errors(dev):
     ("PUT", "/v1/jobs", json.dumps({"Job": {**sleep_job("x"), "Priority": "high"}}).encode(), 400,
      "Priority: must be an integer"),
     ("PUT", "/v1/job/a", json.dumps({"Job": sleep_job("b")}).encode(), 400, "Job ID does not match name"),
+    # A number where a list belongs: named by the validation, not an internal error on the way to it.
+    ("PUT", "/v1/jobs", b'{"Job": {"ID": "x", "TaskGroups": 5}}', 400, "TaskGroups: must be a list"),
+    ("PUT", "/v1/jobs", b'{"Job": {"ID": "x", "TaskGroups": [{"Name": "g", "Tasks": 7}]}}', 400,
+     "TaskGroups[0].Tasks: must be a list"),
+    ("PUT", "/v1/validate/job", b'{"Job": {"ID": "x", "TaskGroups": [{"Name": "g", "Tasks": 7}]}}', 200,
+     '"ValidationErrors":["TaskGroups[0].Tasks: must be a list'),  # Nomad: the errors in a 200
+    ("PUT", "/v1/jobs", json.dumps({"Job": {**sleep_job("x"), "TaskGroups": [
+        {**sleep_job("x")["TaskGroups"][0], "Networks": 5, "Services": 3}]}}).encode(), 400,
+     "must be a list"),
     ("GET", "/v1/job/no-such-job", None, 404, "job not found"),
     ("DELETE", "/v1/job/no-such-job", None, 404, "job not found"),
     ("GET", "/v1/job/no-such-job/summary", None, 404, "job not found"),
