@@ -339,6 +339,8 @@ class SharedDecoder:
         self.hits = self.misses = 0
 
     def decode(self, data: bytes) -> Any:
+        if type(data) is not bytes:  # (a bytearray or memoryview is no key: decoded on its own)
+            return msgpack.unpackb(data, raw=False)
         cmd = self.decoded.get(data)
         if cmd is not None:
             self.hits += 1
