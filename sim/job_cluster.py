@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
+
 from actors.client.alloc_runner import AllocRunner, AllocRunnerConfig, MemoryAllocDirs, SimAllocStore
 from actors.client.alloc_sync import AllocSync, AllocSyncConfig
 from actors.client.artifacts import SimArtifactFetcher
@@ -41,7 +43,7 @@ from actors.server.node_endpoint import NodeEndpoint
 from actors.server.node_gc import NodeGC
 from actors.server.var_locks import VAR_LOCKS, VarLockConfig, VarLockReaper
 from actors.state.services import TABLE as SERVICES
-from actors.state.store import command
+from actors.state.store import StateStore, command
 from sim.client_cluster import CLIENT, FINGERPRINT, ClientCluster, ClusterConfig
 from sim.runtime import SimEnv
 
@@ -61,6 +63,10 @@ class JobClusterConfig:
     # The leader's variable lock expiry (actors.server.var_locks); off unless a run uses locks, so
     # the seeds of runs without them schedule exactly as before it existed.
     var_locks: VarLockConfig | None = None
+    # Committed entries the servers' shared decoding keeps (SharedDecoder): every server applies an
+    # entry within a few network delays of the others, so the last few hundred cover them all; a
+    # server that lags further (restarted, catching up) decodes its own.  0: each decodes its own.
+    shared_decodes: int = 256
 
 
 class JobCluster(ClientCluster):
@@ -78,14 +84,17 @@ class JobCluster(ClientCluster):
         self.rollout_violations: list[str] = []
         self.service_violations: list[str] = []
         self._tracked: _Tracked | None = None  # what the checks keep between slices
+        self.decoder = SharedDecoder(self.jcfg.shared_decodes) if self.jcfg.shared_decodes else None
         super().__init__(seed, self.jcfg.base)
 
     # ------------------------------------------------------------ boot
     def _boot_server(self, env: SimEnv) -> None:
         cfg = self.cfg
         locks = (VAR_LOCKS,) if self.jcfg.var_locks is not None else ()
+        state = StateStore(decode=self.decoder.decode) if self.decoder is not None else None
         env.spawn(RaftPeer, RAFT, storage=self.disks[env.node], config=self.raft_cfg, bootstrap=self.servers,
-                  leadership_subscribers=(ENDPOINT, HEARTBEATS, NODE_GC, JOB_GC, BROKER, DRAINER, *locks))
+                  leadership_subscribers=(ENDPOINT, HEARTBEATS, NODE_GC, JOB_GC, BROKER, DRAINER, *locks),
+                  state=state)
         env.spawn(NodeEndpoint, ENDPOINT, servers=self.servers, config=cfg.endpoint)
         env.spawn(HeartbeatMonitor, HEARTBEATS, config=cfg.heartbeat)
         env.spawn(NodeGC, NODE_GC, config=cfg.gc)
@@ -303,6 +312,48 @@ class JobCluster(ClientCluster):
             if a["ClientStatus"] == "running" and alloc_id not in procs:
                 problems.append(f"alloc {alloc_id[:8]} reported running but no process runs it")
         return problems
+
+
+class SharedDecoder:
+    """One decoding of each committed entry for every simulated server of a cluster.
+
+    Each server still receives the entry through the real codec (its own
+    bytes) and applies it to its own state store; only the msgpack decoding
+    of the command, the same on every server for the same bytes, is made
+    once: five servers applying each write decoded it five times.  Sharing is
+    sound because a state store never changes a command it applies, nor the
+    parts of it that it keeps in its tables (records are replaced, never
+    changed in place): tests/test_jobs_sim.py (test_servers_share_one_decoding_...)
+    re-encodes every shared decoding after a run and finds its bytes.
+
+    Keyed by the bytes themselves (equal bytes decode equal): the newest
+    *size* entries; *verify* keeps every one ever decoded, for that test.
+    """
+
+    __slots__ = ("decoded", "hits", "misses", "size", "verify")
+
+    def __init__(self, size: int, *, verify: bool = False) -> None:
+        self.size = size
+        self.verify = verify
+        self.decoded: dict[bytes, Any] = {}
+        self.hits = self.misses = 0
+
+    def decode(self, data: bytes) -> Any:
+        if type(data) is not bytes:  # (a bytearray or memoryview is no key: decoded on its own)
+            return msgpack.unpackb(data, raw=False)
+        cmd = self.decoded.get(data)
+        if cmd is not None:
+            self.hits += 1
+            return cmd
+        self.misses += 1
+        cmd = self.decoded[data] = msgpack.unpackb(data, raw=False)
+        if len(self.decoded) > self.size and not self.verify:
+            del self.decoded[next(iter(self.decoded))]
+        return cmd
+
+    def changed(self) -> list[bytes]:
+        """The entries whose shared decoding no longer encodes to their bytes (something changed it)."""
+        return [data for data, cmd in self.decoded.items() if msgpack.packb(cmd, use_bin_type=True) != data]
 
 
 _WATCHED = ("allocs", "nodes", "deployments", SERVICES)

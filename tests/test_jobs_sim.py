@@ -9,6 +9,8 @@ processes match.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -381,4 +383,60 @@ def test_checks_judge_what_changed_and_keep_finding_a_violation_until_it_is_gone
     c.propose(command("upsert", table="allocs", record={**hog, "DesiredStatus": "stop"}))
     c.run(5.0)
     assert not c.overcommits
+    c.close()
+
+
+def _shared_decoding_run(shared: int) -> tuple[JobCluster, dict[str, object]]:
+    """A cluster's life with every kind of write the simulator makes: jobs registered, rescaled and
+    stopped, a drain, client agents and the leader crashed and restarted (a restarted server
+    replays its log)."""
+    from sim.job_cluster import SharedDecoder
+
+    class Verified(JobCluster):
+        def _boot_server(self, env: Any) -> None:
+            if self.decoder is not None and not self.decoder.verify:
+                # Every decoding kept, to be re-encoded after the run.
+                self.decoder = SharedDecoder(shared, verify=True)
+            super()._boot_server(env)
+
+    c = Verified(7, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=6), shared_decodes=shared))
+    c.run(30.0)
+    c.register(sim_job("web", count=5, cpu=200))
+    c.register(sim_job("api", count=3, cpu=200))
+    for i in range(6):
+        c.run(10.0)
+        c.register(sim_job("web", count=3 + i % 4, cpu=200))
+        victim = c.clients[i % len(c.clients)]
+        c.crash(victim)
+        c.run(1.0)
+        c.restart(victim)
+    c.drain(c.clients[0])
+    leader = wait_leader(c)
+    c.crash(leader)
+    wait_leader(c)
+    c.stop_job("api")
+    c.run(10.0)
+    c.restart(leader)
+    assert settle(c) == []
+    c.run(10.0)
+    return c, {t: dict(rows) for t, rows in c.checker.replica.tables.items()}
+
+
+def test_servers_share_one_decoding_of_each_entry_which_no_apply_changes() -> None:
+    """sim.job_cluster.SharedDecoder hands every server the same decoded command: sound only while
+    no state store changes a command it applies or the parts of it its tables keep.  Every decoding
+    shared over a run still encodes to its entry's bytes; every server's state equals the checker's
+    (which decodes on its own), and equals a run's without sharing."""
+    c, shared_state = _shared_decoding_run(256)
+    decoder = c.decoder
+    assert decoder is not None and decoder.hits > 2 * decoder.misses  # most servers took a shared one
+    assert decoder.changed() == []
+    replica = c.checker.replica
+    for s, peer in c.live_peers().items():
+        assert peer.state.applied_index == replica.applied_index, s
+        assert peer.state.tables == replica.tables, s
+    c.close()
+    c, own_state = _shared_decoding_run(0)
+    assert c.decoder is None
+    assert own_state == shared_state
     c.close()

@@ -118,6 +118,8 @@ class NodeDrainer(NodeActor):
         self.is_leader = False
         self._busy = 0
         self._gen = 0
+        # Whether a scan of this leadership has read the state linearizably yet (see on_timer).
+        self._synced = False
         self.stats = {"steps": 0, "writes": 0}
 
     def on_start(self) -> None:
@@ -129,6 +131,7 @@ class NodeDrainer(NodeActor):
                 self.is_leader = message.is_leader
                 self._gen += 1
                 self._busy = 0
+                self._synced = False
                 if self.is_leader:
                     self.set_timer("drain", self.cfg.interval_s)
                 else:
@@ -139,6 +142,7 @@ class NodeDrainer(NodeActor):
                 return None
             self._busy = max(0, self._busy - 1)
             if kind == "scan" and message.ok:
+                self._synced = True
                 for data in message.value[1]:
                     self._busy += 1
                     self.stats["writes"] += 1
@@ -155,6 +159,11 @@ class NodeDrainer(NodeActor):
             self._busy = 1
             self.stats["steps"] += 1
             query = functools.partial(drain_actions, now=self._wall())
-            self.send(self.env.node, self.raft, Read(query=query, reply=ReplyTo(
+            # The first scan of a leadership reads linearizably: the new leader's state then holds
+            # every committed write (Nomad's establishLeadership waits on a Raft barrier before it
+            # starts the drainer).  Later ones read the leader's own state, as Nomad's drainer
+            # watches its local state store: the leader applies each write before answering it, so
+            # the last step's writes are seen, and a scan costs no heartbeat round to every server.
+            self.send(self.env.node, self.raft, Read(query=query, stale=self._synced, reply=ReplyTo(
                 self.env, self.name, ("scan", self._gen))))
         self.set_timer("drain", self.cfg.interval_s)

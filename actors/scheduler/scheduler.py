@@ -1597,6 +1597,15 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         in_place: list[dict[str, Any]] = []
         # Compared with the group's allocations' only: a new job's plan (none yet) skips it.
         digest = update_digest(job, group["Name"]) if group_allocs else ()
+        # The group's allocations share their job records (every allocation a plan writes holds
+        # the job it was placed from): each record's digest computed once, not once an allocation.
+        def alloc_digest(a: dict[str, Any], name: str = group["Name"],
+                         digests: dict[int, tuple[Any, tuple[Any, ...]]] = {}) -> tuple[Any, ...]:  # noqa: B006
+            j = a.get("Job") or {}
+            got = digests.get(id(j))
+            if got is None:
+                got = digests[id(j)] = (j, update_digest(j, name))  # (the record kept: its id stays its)
+            return got[1]
         strategy = rolling(job, group)
         rp = reschedule_policy(job, group)
         reconnecting: list[dict[str, Any]] = []
@@ -1652,7 +1661,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 waits = due is None or (now is not None and a.get("FollowupEvalID") != ev["ID"]
                                         and due[0] - now > RESCHEDULE_WINDOW_S)
                 if waits and a.get("JobVersion", 0) != job.get("Version", 0) \
-                        and update_digest(a.get("Job") or {}, group["Name"]) != digest:
+                        and alloc_digest(a) != digest:
                     destructive.append(a)  # a new version replaces it now, waiting or not (Nomad: untainted)
                     continue
                 if due is not None and waits:
@@ -1672,7 +1681,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 stop_alloc(a, STOP_MIGRATE)
                 replace.append((a["Name"], a))
             elif a.get("JobVersion", 0) != job.get("Version", 0):
-                if update_digest(a.get("Job") or {}, group["Name"]) != digest:
+                if alloc_digest(a) != digest:
                     destructive.append(a)
                 else:
                     kept.append(a)

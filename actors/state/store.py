@@ -243,8 +243,13 @@ class _ClientReports:
 
 
 class StateStore:
-    def __init__(self, *, job_tracked_versions: int = JOB_TRACKED_VERSIONS) -> None:
+    def __init__(self, *, job_tracked_versions: int = JOB_TRACKED_VERSIONS,
+                 decode: Callable[[bytes], Any] | None = None) -> None:
         self.tables: dict[str, dict[str, Any]] = _new_tables({})
+        # How apply decodes a command (``msgpack.unpackb(data, raw=False)`` unless given): the
+        # simulator gives every server of a cluster one shared decoding of each committed entry
+        # (sim.job_cluster.SharedDecoder), which apply never changes (see apply).
+        self._decode = decode
         # Versions kept per job, the current one included (the agent's server.job_tracked_versions).
         self.job_tracked_versions = job_tracked_versions
         # The event stream's buffer (enable_events; None: no events are made,
@@ -416,7 +421,12 @@ class StateStore:
         self.applied_index = index
         self._entry_evals = 0
         try:
-            cmd = msgpack.unpackb(data, raw=False) if decoded is _UNDECODED else decoded
+            if decoded is not _UNDECODED:
+                cmd = decoded
+            elif self._decode is not None:
+                cmd = self._decode(data)
+            else:
+                cmd = msgpack.unpackb(data, raw=False)
             if not isinstance(cmd, dict) or not isinstance(cmd.get("op"), str):
                 raise CommandError("command must be a map with an op")
             handler = self._ops.get(cmd["op"])
