@@ -169,6 +169,12 @@ def route(path: str) -> Callable[[Handler], Handler]:
     return register
 
 
+# What /ui/ answers: this agent has no web UI (Nomad's binaries built without one answer the same way,
+# 200 with a page saying so, so a browser pointed at the agent learns why).
+NO_UI_HTML = (b"<!DOCTYPE html>\n<html>\n<p>This agent serves no web UI. Use its HTTP API (/v1/...) or the "
+              b"<code>nomad</code> command line.</p>\n</html>\n")
+
+
 def find_route(path: str) -> Handler | None:
     """Exact path first, then the longest registered ``.../`` prefix (Go ServeMux)."""
     handler = ROUTES.get(path)
@@ -387,6 +393,10 @@ class App:
             if req.path == "/":  # Nomad redirects the root to its web UI
                 target = "/ui/" + ("?" + req.url.partition("?")[2] if "?" in req.url else "")
                 return Response(307, b"", PLAIN, (("Location", target),))
+            if req.path.startswith("/ui/"):  # as a Nomad built without its UI: a page that says so
+                return Response(200, NO_UI_HTML, "text/html; charset=utf-8")
+            if req.path == "/ui":  # Go's ServeMux: the subtree's root without its slash
+                return Response(301, b"", PLAIN, (("Location", "/ui/"),))
             forwarded = forward_region(req, environ or {}, self.api)
             for forward in FORWARDERS:  # e.g. a client-only agent relaying to a server
                 forwarded = forwarded or forward(req, environ or {}, self.api)

@@ -450,6 +450,10 @@ def test_http_app_routes_and_answers_bad_requests_like_nomad(rigs):
     assert rig.hooks.levels == ["WARN"] and "Reloading configuration..." in rig.hooks.out
     assert get("/v1/agent/reload")[0].startswith("405")
     assert get("/")[0].startswith("307")
+    # No web UI here: /ui/ (and below) says so in a page, as a Nomad built without its UI does.
+    status, body = get("/ui/jobs")
+    assert status == "200 OK" and b"serves no web UI" in body
+    assert get("/ui")[0].startswith("301")
     status, body = get("/v1/metrics?pretty")
     assert status.startswith("200") and body.endswith(b"\n") and set(json.loads(body)) == {
         "Timestamp", "Gauges", "Points", "Counters", "Samples"}
