@@ -175,6 +175,11 @@ NO_UI_HTML = (b"<!DOCTYPE html>\n<html>\n<p>This agent serves no web UI. Use its
               b"<code>nomad</code> command line.</p>\n</html>\n")
 
 
+def request_namespace(req: Request) -> str:
+    """The request's ``?namespace=`` (the CLI's ``-namespace``); Nomad's default is "default"."""
+    return (req.query.get("namespace") or ["default"])[0] or "default"
+
+
 def find_route(path: str) -> Handler | None:
     """Exact path first, then the longest registered ``.../`` prefix (Go ServeMux)."""
     handler = ROUTES.get(path)

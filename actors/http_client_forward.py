@@ -30,7 +30,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from actors import http_api
-from actors.http_api import PLAIN, Api, App, CodedError, Request, Response, Stream, _stale_read, read_body
+from actors.http_api import (
+    PLAIN,
+    Api,
+    App,
+    CodedError,
+    Request,
+    Response,
+    Stream,
+    _stale_read,
+    read_body,
+    request_namespace,
+)
 
 log = logging.getLogger("agent.http.client_forward")
 
@@ -129,7 +140,7 @@ def forward_client_route(req: Request, environ: dict[str, Any], api: Api) -> Res
     # The caller's token is checked here too, as the node will, in the
     # allocation's namespace: a caller with no right learns nothing (not even
     # whether the allocation exists) and costs the node nothing.
-    namespace = found[2] if found is not None else (req.query.get("namespace") or ["default"])[0]
+    namespace = found[2] if found is not None else request_namespace(req)
     checked = Request(method=req.method, path=req.path, query={**req.query, "namespace": [namespace]},
                       url=req.url, environ=req.environ)
     for guard in http_api.GUARDS:
@@ -216,7 +227,7 @@ def alloc_namespace_guard(req: Request, api: Api) -> None:
     from actors.client.alloc_runner import GetAllocNamespace  # noqa: PLC0415 - client agents only
 
     namespace = api.ask(ALLOC_RUNNER, GetAllocNamespace(alloc_id=alloc_id))
-    asked = (req.query.get("namespace") or ["default"])[0] or "default"
+    asked = request_namespace(req)
     if namespace and namespace != asked:
         raise CodedError(403, "Permission denied")
 

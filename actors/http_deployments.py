@@ -43,6 +43,7 @@ from actors.http_api import (
     parse_uint,
     propose,
     query_flag,
+    request_namespace,
     require,
     route,
     state_query,
@@ -98,7 +99,7 @@ def _page(req: Request, answer: Answer, ascending: bool) -> Answer:
 def deployments_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = (req.query.get("prefix") or [""])[0]
-    ns = (req.query.get("namespace") or ["default"])[0] or "default"
+    ns = request_namespace(req)
     ascending = (req.query.get("ascending") or [""])[0] == "true"
 
     def query(st: Any) -> list[dict[str, Any]]:

@@ -53,6 +53,7 @@ from actors.http_api import (
     Stream,
     parse_uint,
     query_flag,
+    request_namespace,
     require,
     route,
 )
@@ -106,7 +107,7 @@ def _parse(req: Request) -> tuple[int, Subscription]:
         topics = parse_topics(req.query.get("topic") or [])
     except ValueError as e:
         raise CodedError(400, f"Invalid topic query: error parsing topics: {e}") from None
-    namespace = (req.query.get("namespace") or ["default"])[0] or "default"
+    namespace = request_namespace(req)
     return index, Subscription(topics, namespace)
 
 

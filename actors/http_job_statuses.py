@@ -26,6 +26,7 @@ from actors.http_api import (
     decode_json,
     query_flag,
     read_body,
+    request_namespace,
     route,
     state_query,
 )
@@ -136,7 +137,7 @@ def job_statuses(req: Request, api: Api) -> Any:
     children = query_flag(req, "include_children")
     wanted, body_children = _wanted(req)
     children = children or body_children
-    namespace = (req.query.get("namespace") or ["default"])[0] or "default"
+    namespace = request_namespace(req)
     if wanted is not None:  # Nomad: the jobs' own namespaces (every one when they differ)
         named = {ns for ns, _ in wanted}
         namespace = next(iter(named)) if len(named) == 1 else "*"

@@ -42,6 +42,7 @@ from actors.http_api import (
     query_flag,
     query_meta_body,
     read_body,
+    request_namespace,
     require,
     route,
     state_query,
@@ -649,11 +650,6 @@ def jobs_request(req: Request, api: Api) -> Any:
     from actors.http_cache import cached_state_query  # the encoded list is reused while unchanged
 
     return cached_state_query(req, api, "jobs", ("jobs", "allocs"), query)
-
-
-def request_namespace(req: Request) -> str:
-    """The request's ``?namespace=`` (the CLI's ``-namespace``); Nomad's default is "default"."""
-    return (req.query.get("namespace") or ["default"])[0] or "default"
 
 
 def in_namespace(obj: dict[str, Any], ns: str) -> bool:
@@ -1319,5 +1315,5 @@ NODE_ACTIONS.update(allocations=node_allocations, drain=node_drain, eligibility=
 # The deployment endpoints register on JOB_ACTIONS too: imported here, once the
 # names they take from this module exist, whichever of the two is imported first.
 import actors.http_deployments  # noqa: E402,F401
-import actors.http_services  # noqa: E402,F401  (services: registers on JOB_ACTIONS and ALLOC_ACTIONS)
 import actors.http_eval_delete  # noqa: E402,F401  (wraps /v1/evaluations for DELETE, adds /count)
+import actors.http_services  # noqa: E402,F401  (services: registers on JOB_ACTIONS and ALLOC_ACTIONS)

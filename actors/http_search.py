@@ -47,6 +47,7 @@ from actors.http_api import (
     Request,
     decode_json,
     read_body,
+    request_namespace,
     require,
     route,
     state_query,
@@ -129,7 +130,7 @@ def _search_request(req: Request, api: Api, term_key: str) -> tuple[str, str, st
         raise CodedError(400, f"{term_key} and Context must be strings")
     if context not in CONTEXTS:
         raise CodedError(400, f"context must be one of {list(CONTEXTS)}; got {context!r}")
-    namespace = (req.query.get("namespace") or ["default"])[0] or "default"
+    namespace = request_namespace(req)
     acl = None
     if api.ctx.acl_enabled:
         from actors.http_acl import resolve

@@ -49,6 +49,7 @@ from actors.http_api import (
     json_body,
     parse_uint,
     propose,
+    request_namespace,
     require,
     route,
     state_query,
@@ -65,7 +66,7 @@ _NAMESPACES = ("default",)  # the namespaces that exist here (actors.scheduler.j
 
 
 def _namespace(req: Request) -> str:
-    return (req.query.get("namespace") or ["default"])[0] or "default"
+    return request_namespace(req)
 
 
 def _cas(req: Request) -> int | None:
