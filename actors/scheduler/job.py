@@ -452,8 +452,8 @@ def _ephemeral_disk(raw: Any, field: str) -> dict[str, Any]:
     validated with Nomad's message for its minimum size."""
     d = _map(raw, field)
     size = _int(d.get("SizeMB"), f"{field}.SizeMB", default=DEFAULT_EPHEMERAL_DISK_MB, minimum=None)
-    _need(size >= MIN_EPHEMERAL_DISK_MB, f"{field}.SizeMB",
-          f"minimum DiskMB value is {MIN_EPHEMERAL_DISK_MB}; got {size}")
+    if size < MIN_EPHEMERAL_DISK_MB:
+        _need(False, f"{field}.SizeMB", f"minimum DiskMB value is {MIN_EPHEMERAL_DISK_MB}; got {size}")
     return {"Sticky": _bool(d.get("Sticky"), f"{field}.Sticky"), "SizeMB": size,
             "Migrate": _bool(d.get("Migrate"), f"{field}.Migrate")}
 
@@ -969,7 +969,8 @@ def _update(raw: dict[str, Any], field: str) -> dict[str, Any]:
         u[k] = _int(u.get(k), f"{field}.{k}", default=UPDATE_DEFAULTS[k], minimum=0)  # type: ignore[arg-type]
     u["MaxParallel"] = _int(u.get("MaxParallel"), f"{field}.MaxParallel", default=1, minimum=0)
     u["Canary"] = _int(u.get("Canary"), f"{field}.Canary", default=0, minimum=0)
-    _need(u.get("HealthCheck") in HEALTH_CHECKS, f"{field}.HealthCheck", f"must be one of {HEALTH_CHECKS}")
+    if u.get("HealthCheck") not in HEALTH_CHECKS:
+        _need(False, f"{field}.HealthCheck", f"must be one of {HEALTH_CHECKS}")
     for k in ("AutoRevert", "AutoPromote"):
         _need(isinstance(u.get(k), bool), f"{field}.{k}", "must be a boolean")
     # Nomad's UpdateStrategy.Validate, with its messages.
@@ -1094,7 +1095,8 @@ def _restart_policy(rp: dict[str, Any], field: str) -> dict[str, Any]:
     rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.Attempts", default=2)
     rp["Interval"] = _int(rp.get("Interval"), f"{field}.Interval", default=0, minimum=0)
     rp["Delay"] = _int(rp.get("Delay"), f"{field}.Delay", default=0, minimum=0)
-    _need(rp.get("Mode") in RESTART_MODES, f"{field}.Mode", f"must be one of {RESTART_MODES}")
+    if rp.get("Mode") not in RESTART_MODES:
+        _need(False, f"{field}.Mode", f"must be one of {RESTART_MODES}")
     _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], field,
           "Delay * Attempts must fit in Interval")
     # render_templates: a restart renders the task's templates afresh; kept only when set, so a job
@@ -1389,18 +1391,20 @@ def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAU
           "must be 1-128 characters without spaces, '/', '?', '#' or '%'")
     job["Name"] = _str(job.get("Name"), "Name", default=job["ID"])
     job["Type"] = _str(job.get("Type"), "Type", default="service")
-    _need(job["Type"] in JOB_TYPES, "Type", f"must be one of {JOB_TYPES}, got {job['Type']!r}")
+    if job["Type"] not in JOB_TYPES:
+        _need(False, "Type", f"must be one of {JOB_TYPES}, got {job['Type']!r}")
     job["Region"] = _str(job.get("Region"), "Region", default=region)
     job["Namespace"] = _str(job.get("Namespace"), "Namespace", default="default")
     # Namespaces are not managed here (no `nomad namespace apply`): only
     # Nomad's built-in "default" exists, as on a fresh Nomad cluster.
-    _need(job["Namespace"] == "default", "Namespace",
-          f"job {json.dumps(job['ID'])} is in nonexistent namespace {json.dumps(job['Namespace'])}"
-          ' (only "default" exists)')
+    if job["Namespace"] != "default":
+        _need(False, "Namespace",
+              f"job {json.dumps(job['ID'])} is in nonexistent namespace {json.dumps(job['Namespace'])}"
+              ' (only "default" exists)')
     # Nomad's jobCanonicalizer (0: the server's default) and jobValidate's bound, its message.
     job["Priority"] = _int(job.get("Priority") or None, "Priority", default=limits.default_priority, minimum=None)
-    _need(1 <= job["Priority"] <= limits.max_priority, "Priority",
-          f"job priority must be between [1, {limits.max_priority}]")
+    if not 1 <= job["Priority"] <= limits.max_priority:
+        _need(False, "Priority", f"job priority must be between [1, {limits.max_priority}]")
     dcs = _list(job.get("Datacenters"), "Datacenters") or ["*"]
     _need(all(isinstance(d, str) and d for d in dcs), "Datacenters", "must be a list of names")
     job["Datacenters"] = dcs
@@ -1445,8 +1449,9 @@ def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAU
     names = [g["Name"] for g in job["TaskGroups"]]
     _need(len(set(names)) == len(names), "TaskGroups", "group names must be unique")
     total = sum(g.get("Count", 0) for g in job["TaskGroups"])
-    _need(not limits.max_count or total <= limits.max_count, "TaskGroups",
-          f"total count was greater than configured job_max_count: {total} > {limits.max_count}")
+    if limits.max_count and total > limits.max_count:
+        _need(False, "TaskGroups",
+              f"total count was greater than configured job_max_count: {total} > {limits.max_count}")
     job["Stop"] = bool(job.get("Stop", False))
     job["Meta"] = {str(k): str(v) for k, v in _map(job.get("Meta"), "Meta").items()}
     if job.get("Periodic") is not None:
