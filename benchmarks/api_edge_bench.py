@@ -11,7 +11,7 @@ serving process's user + system CPU per answered request; the least of ``ROUNDS`
 machine is shared) and, in process and without sockets, ``handler_us_per_register`` (App alone on
 a prepared WSGI environ: routing, the handler, the answer's encoding).
 
-Run: ``python -m benchmarks.api_edge_bench [--seconds S]``.
+Run: ``nomad-bench api-edge [--quick]`` (about 15 s) or ``python -m benchmarks.api_edge_bench [--seconds S]``.
 """
 
 from __future__ import annotations

@@ -277,7 +277,11 @@ def _placement_prefs(obj: dict[str, Any], field: str, *, spreads: bool = True) -
     for key, check in (("Affinities", _affinities), ("Spreads", _spreads)):
         if key == "Spreads" and not spreads:
             continue
-        got = check(obj.get(key), f"{field}{key}" if not field else f"{field}.{key}")
+        raw = obj.get(key)
+        if raw is None:  # none given (most jobs): nothing to check, and no field name to make
+            obj.pop(key, None)
+            continue
+        got = check(raw, f"{field}{key}" if not field else f"{field}.{key}")
         if got is None:
             obj.pop(key, None)
         else:
