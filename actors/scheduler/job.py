@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -324,7 +325,9 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
         t["Templates"] = templates
     else:
         t.pop("Templates", None)  # jobs without templates are stored as they always were
-    t["LogConfig"] = log_config(t.get("LogConfig"), f"{field}.LogConfig")
+    lc = t.get("LogConfig")
+    t["LogConfig"] = log_config(lc, f"{field}.LogConfig") if lc is not None else \
+        _default_block("LogConfig", "", lambda: log_config(None, f"{field}.LogConfig"))
     _shutdown_delay(t, field)
     if _bool(t.get("Leader"), f"{field}.Leader"):  # kept only when set: a job stored before is as it was
         t["Leader"] = True
@@ -432,6 +435,20 @@ def warnings_text(warnings: list[str]) -> str:
         return ""
     head = "1 warning:\n" if len(warnings) == 1 else f"{len(warnings)} warnings:\n"
     return head + "".join(f"\n* {w.strip()}" for w in warnings)
+
+
+# What a block the job leaves out canonicalises to (most jobs leave out most of them: restart,
+# reschedule, migrate, update, ephemeral disk, log config) is the same validated defaults every
+# time: each is worked out once, by the same code as a given block, and every job gets its own
+# copy (each is a flat dict of scalars).  (block, job type) -> the canonical block.
+_DEFAULT_BLOCKS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _default_block(block: str, job_type: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    made = _DEFAULT_BLOCKS.get((block, job_type))
+    if made is None:
+        made = _DEFAULT_BLOCKS[(block, job_type)] = make()
+    return dict(made)
 
 
 def log_config(raw: Any, field: str) -> dict[str, Any]:
@@ -1142,8 +1159,12 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     # Nomad's TaskGroup.Validate: prestart, poststart and poststop tasks run around main tasks.
     if not any(is_main_task(t) for t in g["Tasks"]):
         _need(False, f"{field}.Tasks", f"Task group {g['Name']} must have at least one main task")
-    rp = _restart_policy({**RESTART_DEFAULTS[job_type],
-                          **_map(g.get("RestartPolicy"), f"{field}.RestartPolicy")}, f"{field}.RestartPolicy")
+    where = f"{field}.RestartPolicy"
+    if g.get("RestartPolicy") is None:
+        rp = _default_block("RestartPolicy", job_type,
+                            lambda: _restart_policy(RESTART_DEFAULTS[job_type], where))
+    else:
+        rp = _restart_policy({**RESTART_DEFAULTS[job_type], **_map(g["RestartPolicy"], where)}, where)
     g["RestartPolicy"] = rp
     for i, t in enumerate(g["Tasks"]):
         # A task's own restart block: the group's policy with what it sets (Nomad's Task.Canonicalize,
@@ -1154,8 +1175,13 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
             t["RestartPolicy"] = _restart_policy({**rp, **own}, where)
         else:
             t.pop("RestartPolicy", None)
-    resched = _reschedule_policy(g.get("ReschedulePolicy"), job_reschedule, job_type,
-                                 f"{field}.ReschedulePolicy")
+    where = f"{field}.ReschedulePolicy"
+    resched: dict[str, Any] | None
+    if g.get("ReschedulePolicy") is None and job_reschedule is None and job_type in RESCHEDULE_DEFAULTS:
+        resched = _default_block("ReschedulePolicy", job_type,
+                                 lambda: _reschedule_policy(None, None, job_type, where) or {})
+    else:
+        resched = _reschedule_policy(g.get("ReschedulePolicy"), job_reschedule, job_type, where)
     if resched is None:
         g.pop("ReschedulePolicy", None)
     else:
@@ -1165,15 +1191,21 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
         _need(job_migrate is None and g.get("Migrate") is None, f"{field}.Migrate",
               'Job type "sysbatch" does not allow migrate block')
     # The job's migrate block under the group's (Nomad's api TaskGroup.Canonicalize, MigrateStrategy.Merge).
-    mg = {**MIGRATE_DEFAULTS, **{k: v for k, v in _map(job_migrate, "Migrate").items() if v is not None},
-          **_map(g.get("Migrate"), f"{field}.Migrate")}
-    mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
-    mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
+    def migrate() -> dict[str, Any]:
+        mg = {**MIGRATE_DEFAULTS, **{k: v for k, v in _map(job_migrate, "Migrate").items() if v is not None},
+              **_map(g.get("Migrate"), f"{field}.Migrate")}
+        mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
+        mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
+        return mg
+    mg = _default_block("Migrate", "", migrate) if job_migrate is None and g.get("Migrate") is None \
+        else migrate()
     if job_type == "sysbatch":
         g.pop("Migrate", None)
     else:
         g["Migrate"] = mg
-    g["EphemeralDisk"] = disk = _ephemeral_disk(g.get("EphemeralDisk"), f"{field}.EphemeralDisk")
+    disk = g.get("EphemeralDisk")
+    g["EphemeralDisk"] = disk = _ephemeral_disk(disk, f"{field}.EphemeralDisk") if disk is not None else \
+        _default_block("EphemeralDisk", "", lambda: _ephemeral_disk(None, f"{field}.EphemeralDisk"))
     for i, t in enumerate(g["Tasks"]):  # Nomad's LogConfig.Validate: the logs fit in the disk
         lc = t["LogConfig"]
         logs = lc["MaxFiles"] * lc["MaxFileSizeMB"]
@@ -1183,7 +1215,11 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     g["Constraints"] = _constraints(g.get("Constraints"), f"{field}.Constraints")
     _placement_prefs(g, field)
     if job_update is not None:  # a service job's group
-        g["Update"] = _update({**job_update, **_map(g.get("Update"), f"{field}.Update")}, f"{field}.Update")
+        if not job_update and g.get("Update") is None:
+            g["Update"] = _default_block("Update", "", lambda: _update({}, f"{field}.Update"))
+        else:
+            where = f"{field}.Update"
+            g["Update"] = _update({**job_update, **_map(g.get("Update"), where)}, where)
     elif job_type == "sysbatch":
         # Nomad's TaskGroup.Validate: a sysbatch job runs each node's allocation once, nothing rolls.
         _need(g.get("Update") is None, f"{field}.Update", 'Job type "sysbatch" does not allow update block')
