@@ -101,6 +101,8 @@ class RequestHeaders:
         return self.get("content-type")
 
 
+_PLAIN_VERSIONS = ("HTTP/1.1", "HTTP/1.0")  # versions pywsgi's _check_http_version accepts, as it would
+_CONTENT_KEYS = ("CONTENT_TYPE", "CONTENT_LENGTH")  # environ keys pywsgi takes from these headers itself
 _DATE: list[Any] = [None, b""]  # (whole second, its HTTP date) of the last answer
 
 
@@ -162,6 +164,8 @@ class HardenedWSGIHandler(WSGIHandler):
         return read_headers(fp)
 
     def _check_http_version(self) -> bool:
+        if self.request_version in _PLAIN_VERSIONS:  # nearly every request: no parsing
+            return True
         try:
             return bool(super()._check_http_version())
         except (IndexError, ValueError):
@@ -191,6 +195,18 @@ class HardenedWSGIHandler(WSGIHandler):
         are logged by actors.http_api at DEBUG): the line is made only for a real log."""
         if not isinstance(self.server.log, _NOOP_LOG):
             super().log_request()
+
+    def _headers(self) -> Any:
+        """pywsgi's ``HTTP_*`` environ entries, read from the parsed lines (:class:`RequestHeaders`
+        joined folded lines already) instead of re-splitting a ``"name: value"`` string made of each:
+        the same names (a name with ``_`` dropped, as pywsgi drops it; Content-Type and
+        Content-Length only as CONTENT_*) and values."""
+        for name, value in self.headers.items:
+            if "_" in name:
+                continue
+            key = name.replace("-", "_").upper()
+            if key not in _CONTENT_KEYS:
+                yield "HTTP_" + key, value.strip()
 
     def get_environ(self) -> dict[str, Any]:
         """pywsgi's environ; a request asking to upgrade its connection (a WebSocket) also gets
