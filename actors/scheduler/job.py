@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -277,7 +278,11 @@ def _placement_prefs(obj: dict[str, Any], field: str, *, spreads: bool = True) -
     for key, check in (("Affinities", _affinities), ("Spreads", _spreads)):
         if key == "Spreads" and not spreads:
             continue
-        got = check(obj.get(key), f"{field}{key}" if not field else f"{field}.{key}")
+        raw = obj.get(key)
+        if raw is None:  # none given (most jobs): nothing to check, and no field name to make
+            obj.pop(key, None)
+            continue
+        got = check(raw, f"{field}{key}" if not field else f"{field}.{key}")
         if got is None:
             obj.pop(key, None)
         else:
@@ -320,7 +325,9 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
         t["Templates"] = templates
     else:
         t.pop("Templates", None)  # jobs without templates are stored as they always were
-    t["LogConfig"] = log_config(t.get("LogConfig"), f"{field}.LogConfig")
+    lc = t.get("LogConfig")
+    t["LogConfig"] = log_config(lc, f"{field}.LogConfig") if lc is not None else \
+        _default_block("LogConfig", "", lambda: log_config(None, f"{field}.LogConfig"))
     _shutdown_delay(t, field)
     if _bool(t.get("Leader"), f"{field}.Leader"):  # kept only when set: a job stored before is as it was
         t["Leader"] = True
@@ -430,6 +437,20 @@ def warnings_text(warnings: list[str]) -> str:
     return head + "".join(f"\n* {w.strip()}" for w in warnings)
 
 
+# What a block the job leaves out canonicalises to (most jobs leave out most of them: restart,
+# reschedule, migrate, update, ephemeral disk, log config) is the same validated defaults every
+# time: each is worked out once, by the same code as a given block, and every job gets its own
+# copy (each is a flat dict of scalars).  (block, job type) -> the canonical block.
+_DEFAULT_BLOCKS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _default_block(block: str, job_type: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    made = _DEFAULT_BLOCKS.get((block, job_type))
+    if made is None:
+        made = _DEFAULT_BLOCKS[(block, job_type)] = make()
+    return dict(made)
+
+
 def log_config(raw: Any, field: str) -> dict[str, Any]:
     """A task's ``LogConfig`` with Nomad's defaults, validated with Nomad's messages
     (``LogConfig.Validate``); null gives the defaults, as Nomad's Canonicalize."""
@@ -452,8 +473,8 @@ def _ephemeral_disk(raw: Any, field: str) -> dict[str, Any]:
     validated with Nomad's message for its minimum size."""
     d = _map(raw, field)
     size = _int(d.get("SizeMB"), f"{field}.SizeMB", default=DEFAULT_EPHEMERAL_DISK_MB, minimum=None)
-    _need(size >= MIN_EPHEMERAL_DISK_MB, f"{field}.SizeMB",
-          f"minimum DiskMB value is {MIN_EPHEMERAL_DISK_MB}; got {size}")
+    if size < MIN_EPHEMERAL_DISK_MB:
+        _need(False, f"{field}.SizeMB", f"minimum DiskMB value is {MIN_EPHEMERAL_DISK_MB}; got {size}")
     return {"Sticky": _bool(d.get("Sticky"), f"{field}.Sticky"), "SizeMB": size,
             "Migrate": _bool(d.get("Migrate"), f"{field}.Migrate")}
 
@@ -969,7 +990,8 @@ def _update(raw: dict[str, Any], field: str) -> dict[str, Any]:
         u[k] = _int(u.get(k), f"{field}.{k}", default=UPDATE_DEFAULTS[k], minimum=0)  # type: ignore[arg-type]
     u["MaxParallel"] = _int(u.get("MaxParallel"), f"{field}.MaxParallel", default=1, minimum=0)
     u["Canary"] = _int(u.get("Canary"), f"{field}.Canary", default=0, minimum=0)
-    _need(u.get("HealthCheck") in HEALTH_CHECKS, f"{field}.HealthCheck", f"must be one of {HEALTH_CHECKS}")
+    if u.get("HealthCheck") not in HEALTH_CHECKS:
+        _need(False, f"{field}.HealthCheck", f"must be one of {HEALTH_CHECKS}")
     for k in ("AutoRevert", "AutoPromote"):
         _need(isinstance(u.get(k), bool), f"{field}.{k}", "must be a boolean")
     # Nomad's UpdateStrategy.Validate, with its messages.
@@ -1094,7 +1116,8 @@ def _restart_policy(rp: dict[str, Any], field: str) -> dict[str, Any]:
     rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.Attempts", default=2)
     rp["Interval"] = _int(rp.get("Interval"), f"{field}.Interval", default=0, minimum=0)
     rp["Delay"] = _int(rp.get("Delay"), f"{field}.Delay", default=0, minimum=0)
-    _need(rp.get("Mode") in RESTART_MODES, f"{field}.Mode", f"must be one of {RESTART_MODES}")
+    if rp.get("Mode") not in RESTART_MODES:
+        _need(False, f"{field}.Mode", f"must be one of {RESTART_MODES}")
     _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], field,
           "Delay * Attempts must fit in Interval")
     # render_templates: a restart renders the task's templates afresh; kept only when set, so a job
@@ -1136,8 +1159,12 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     # Nomad's TaskGroup.Validate: prestart, poststart and poststop tasks run around main tasks.
     if not any(is_main_task(t) for t in g["Tasks"]):
         _need(False, f"{field}.Tasks", f"Task group {g['Name']} must have at least one main task")
-    rp = _restart_policy({**RESTART_DEFAULTS[job_type],
-                          **_map(g.get("RestartPolicy"), f"{field}.RestartPolicy")}, f"{field}.RestartPolicy")
+    where = f"{field}.RestartPolicy"
+    if g.get("RestartPolicy") is None:
+        rp = _default_block("RestartPolicy", job_type,
+                            lambda: _restart_policy(RESTART_DEFAULTS[job_type], where))
+    else:
+        rp = _restart_policy({**RESTART_DEFAULTS[job_type], **_map(g["RestartPolicy"], where)}, where)
     g["RestartPolicy"] = rp
     for i, t in enumerate(g["Tasks"]):
         # A task's own restart block: the group's policy with what it sets (Nomad's Task.Canonicalize,
@@ -1148,8 +1175,13 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
             t["RestartPolicy"] = _restart_policy({**rp, **own}, where)
         else:
             t.pop("RestartPolicy", None)
-    resched = _reschedule_policy(g.get("ReschedulePolicy"), job_reschedule, job_type,
-                                 f"{field}.ReschedulePolicy")
+    where = f"{field}.ReschedulePolicy"
+    resched: dict[str, Any] | None
+    if g.get("ReschedulePolicy") is None and job_reschedule is None and job_type in RESCHEDULE_DEFAULTS:
+        resched = _default_block("ReschedulePolicy", job_type,
+                                 lambda: _reschedule_policy(None, None, job_type, where) or {})
+    else:
+        resched = _reschedule_policy(g.get("ReschedulePolicy"), job_reschedule, job_type, where)
     if resched is None:
         g.pop("ReschedulePolicy", None)
     else:
@@ -1159,15 +1191,21 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
         _need(job_migrate is None and g.get("Migrate") is None, f"{field}.Migrate",
               'Job type "sysbatch" does not allow migrate block')
     # The job's migrate block under the group's (Nomad's api TaskGroup.Canonicalize, MigrateStrategy.Merge).
-    mg = {**MIGRATE_DEFAULTS, **{k: v for k, v in _map(job_migrate, "Migrate").items() if v is not None},
-          **_map(g.get("Migrate"), f"{field}.Migrate")}
-    mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
-    mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
+    def migrate() -> dict[str, Any]:
+        mg = {**MIGRATE_DEFAULTS, **{k: v for k, v in _map(job_migrate, "Migrate").items() if v is not None},
+              **_map(g.get("Migrate"), f"{field}.Migrate")}
+        mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
+        mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
+        return mg
+    mg = _default_block("Migrate", "", migrate) if job_migrate is None and g.get("Migrate") is None \
+        else migrate()
     if job_type == "sysbatch":
         g.pop("Migrate", None)
     else:
         g["Migrate"] = mg
-    g["EphemeralDisk"] = disk = _ephemeral_disk(g.get("EphemeralDisk"), f"{field}.EphemeralDisk")
+    disk = g.get("EphemeralDisk")
+    g["EphemeralDisk"] = disk = _ephemeral_disk(disk, f"{field}.EphemeralDisk") if disk is not None else \
+        _default_block("EphemeralDisk", "", lambda: _ephemeral_disk(None, f"{field}.EphemeralDisk"))
     for i, t in enumerate(g["Tasks"]):  # Nomad's LogConfig.Validate: the logs fit in the disk
         lc = t["LogConfig"]
         logs = lc["MaxFiles"] * lc["MaxFileSizeMB"]
@@ -1177,7 +1215,11 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     g["Constraints"] = _constraints(g.get("Constraints"), f"{field}.Constraints")
     _placement_prefs(g, field)
     if job_update is not None:  # a service job's group
-        g["Update"] = _update({**job_update, **_map(g.get("Update"), f"{field}.Update")}, f"{field}.Update")
+        if not job_update and g.get("Update") is None:
+            g["Update"] = _default_block("Update", "", lambda: _update({}, f"{field}.Update"))
+        else:
+            where = f"{field}.Update"
+            g["Update"] = _update({**job_update, **_map(g.get("Update"), where)}, where)
     elif job_type == "sysbatch":
         # Nomad's TaskGroup.Validate: a sysbatch job runs each node's allocation once, nothing rolls.
         _need(g.get("Update") is None, f"{field}.Update", 'Job type "sysbatch" does not allow update block')
@@ -1389,18 +1431,20 @@ def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAU
           "must be 1-128 characters without spaces, '/', '?', '#' or '%'")
     job["Name"] = _str(job.get("Name"), "Name", default=job["ID"])
     job["Type"] = _str(job.get("Type"), "Type", default="service")
-    _need(job["Type"] in JOB_TYPES, "Type", f"must be one of {JOB_TYPES}, got {job['Type']!r}")
+    if job["Type"] not in JOB_TYPES:
+        _need(False, "Type", f"must be one of {JOB_TYPES}, got {job['Type']!r}")
     job["Region"] = _str(job.get("Region"), "Region", default=region)
     job["Namespace"] = _str(job.get("Namespace"), "Namespace", default="default")
     # Namespaces are not managed here (no `nomad namespace apply`): only
     # Nomad's built-in "default" exists, as on a fresh Nomad cluster.
-    _need(job["Namespace"] == "default", "Namespace",
-          f"job {json.dumps(job['ID'])} is in nonexistent namespace {json.dumps(job['Namespace'])}"
-          ' (only "default" exists)')
+    if job["Namespace"] != "default":
+        _need(False, "Namespace",
+              f"job {json.dumps(job['ID'])} is in nonexistent namespace {json.dumps(job['Namespace'])}"
+              ' (only "default" exists)')
     # Nomad's jobCanonicalizer (0: the server's default) and jobValidate's bound, its message.
     job["Priority"] = _int(job.get("Priority") or None, "Priority", default=limits.default_priority, minimum=None)
-    _need(1 <= job["Priority"] <= limits.max_priority, "Priority",
-          f"job priority must be between [1, {limits.max_priority}]")
+    if not 1 <= job["Priority"] <= limits.max_priority:
+        _need(False, "Priority", f"job priority must be between [1, {limits.max_priority}]")
     dcs = _list(job.get("Datacenters"), "Datacenters") or ["*"]
     _need(all(isinstance(d, str) and d for d in dcs), "Datacenters", "must be a list of names")
     job["Datacenters"] = dcs
@@ -1445,8 +1489,9 @@ def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAU
     names = [g["Name"] for g in job["TaskGroups"]]
     _need(len(set(names)) == len(names), "TaskGroups", "group names must be unique")
     total = sum(g.get("Count", 0) for g in job["TaskGroups"])
-    _need(not limits.max_count or total <= limits.max_count, "TaskGroups",
-          f"total count was greater than configured job_max_count: {total} > {limits.max_count}")
+    if limits.max_count and total > limits.max_count:
+        _need(False, "TaskGroups",
+              f"total count was greater than configured job_max_count: {total} > {limits.max_count}")
     job["Stop"] = bool(job.get("Stop", False))
     job["Meta"] = {str(k): str(v) for k, v in _map(job.get("Meta"), "Meta").items()}
     if job.get("Periodic") is not None:
