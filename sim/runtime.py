@@ -29,6 +29,7 @@ import collections
 import hashlib
 import heapq
 import logging
+import math
 import random
 import sys
 from collections.abc import Callable
@@ -623,6 +624,12 @@ class Scheduler:
         nodes, wire_error = self.nodes, wire.WireError
         exc_info = sys.exc_info
         steps = messages = 0
+        # The slot being taken from (``cur``, while it holds events: nothing is
+        # ever queued before now, so it stays the earliest), and whether all of
+        # it is due by t (then no event's time need be compared with t).
+        cur: list[Any] | None = None
+        cur_due = False
+        t_slot = int(t * _SLOTS_PER_S) if t < math.inf else sys.maxsize  # inf has no slot
         try:
             while True:
                 if ready:
@@ -662,14 +669,18 @@ class Scheduler:
                         continue
                     msg = q.popleft()
                 else:
-                    if not slots:
+                    if cur is None:
+                        if not slots:
+                            break
+                        slot = slots[0]
+                        cur = buckets[slot]
+                        cur_due = slot < t_slot
+                    if not cur_due and cur[0][0] > t:
                         break
-                    bucket = buckets[slots[0]]
-                    if bucket[0][0] > t:
-                        break
-                    when, _, fn, args = pop(bucket)
-                    if not bucket:
+                    when, _, fn, args = pop(cur)
+                    if not cur:
                         del buckets[pop(slots)]
+                        cur = None
                     if when > self.now:
                         self.now = when
                     steps += 1
@@ -743,6 +754,7 @@ class Scheduler:
                         continue
                     else:
                         fn(*args)
+                        cur = None  # any callback (a fault, a test's) may have run the queue itself
                         continue
                 # One turn of *actor* on the bare message *msg* (a delivery, a
                 # timer, a local send): _turn inlined with the dispatch of
