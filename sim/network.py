@@ -90,14 +90,23 @@ class SimNetwork:
         self.deliver_fn = self._deliver
         self.stats = {"sent": 0, "delivered": 0, "lost": 0, "cut": 0, "duplicated": 0,
                       "undeliverable": 0, "bad": 0, "bytes": 0}
+        # No link is cut, held or overridden and the defaults lose and duplicate
+        # nothing: a send takes transmit's inlined path.  Kept by the fault verbs.
+        self._plain = True
+
+    def _faults_changed(self) -> None:
+        d = self.defaults
+        self._plain = not (self._cut or self._held or self._links or d.loss or d.duplicate)
 
     # ------------------------------------------------------------ fault verbs
     def configure(self, **knobs: Any) -> None:
         """Change the default knobs for every link (see LinkFaults)."""
         self.defaults = replace(self.defaults, **knobs)
+        self._faults_changed()
 
     def set_link(self, src: str, dst: str, **knobs: Any) -> None:
         self._links[(src, dst)] = replace(self._links.get((src, dst), self.defaults), **knobs)
+        self._faults_changed()
 
     def partition(self, side_a: list[str], side_b: list[str], *, one_way: bool = False) -> None:
         """Cut links from side_a to side_b (and back, unless one_way)."""
@@ -106,6 +115,7 @@ class SimNetwork:
                 self._cut.add((a, b))
                 if not one_way:
                     self._cut.add((b, a))
+        self._faults_changed()
 
     def heal(self) -> None:
         """Remove every partition and per-link override; release held links."""
@@ -113,15 +123,19 @@ class SimNetwork:
         self._links.clear()
         for link in sorted(self._held):
             self.release(*link)
+        self._faults_changed()
 
     def is_cut(self, src: str, dst: str) -> bool:
         return (src, dst) in self._cut
 
     def hold(self, src: str, dst: str) -> None:
         self._held.setdefault((src, dst), [])
+        self._faults_changed()
 
     def release(self, src: str, dst: str) -> None:
-        for data in self._held.pop((src, dst), []):
+        held = self._held.pop((src, dst), [])
+        self._faults_changed()
+        for data in held:
             self._schedule(src, dst, data, self._faults(src, dst))
 
     # ------------------------------------------------------------ traffic
@@ -146,10 +160,10 @@ class SimNetwork:
         if enc is None:
             enc = self._make_payload_encoder(type(msg))
         data = head + self._packb(enc(msg))
-        faults = self.defaults
-        if self._cut or self._held or self._links or faults.loss or faults.duplicate:
+        if not self._plain:
             self.transmit_bytes(src, dst, data)
             return
+        faults = self.defaults
         if type(msg) in self._passthrough:
             self._inflight[data] = (actor, msg)
         # transmit_bytes and _schedule, inlined for a link with no fault but latency and reordering.

@@ -54,6 +54,8 @@ _heappop = heapq.heappop
 # a power of two, so ``when * _SLOTS_PER_S`` is exact.
 _SLOTS_PER_S = 16.0
 _timer_fired = builder(TimerFired)
+_wire_encoders = wire._ENCODERS  # wire.encode(msg) is _packb(_ENCODERS[type(msg)](msg))
+_packb = wire._packb
 # Stands for the TimerFired of a named timer whose turn the scheduler runs at its event.
 _NAMED_TIMER_TURN = object()
 
@@ -232,6 +234,9 @@ class SimEnv(Env):
         self.node = node.name
         self.rng = random.Random(f"{sched.seed}:node:{node.name}:{node.incarnation}")
         self.incarnation = node.incarnation
+        # The network's per-sender state for this node (envelope heads, link arrival times), found at
+        # the first send: it outlives this incarnation (messages from before a restart are still FIFO).
+        self._out: tuple[dict[str, bytes], dict[str, float]] | None = None
 
     def now(self) -> float:
         return self._node.clock_offset + self._node.clock_rate * self._sched.now
@@ -255,8 +260,50 @@ class SimEnv(Env):
     def send(self, node: str, actor: str, msg: Any) -> None:
         if node == self.node:
             self._node.deliver_local(actor, msg)
+            return
+        net = self._sched.network
+        if not net._plain:
+            net.transmit(self.node, node, actor, msg)
+            return
+        # SimNetwork.transmit, inlined for a network with no fault but latency
+        # and reordering (every send but a fault scenario's): a call less per
+        # message, and this node's envelope heads and link arrival times at hand.
+        out = self._out
+        if out is None:
+            out = self._out = net._out.get(self.node) or net._sender(self.node)
+        heads = out[0]
+        head = heads.get(actor)
+        if head is None:
+            head = heads[actor] = net._envelope_head(self.node, actor)
+        enc = _wire_encoders.get(type(msg))
+        if enc is None:
+            enc = net._make_payload_encoder(type(msg))
+        data = head + _packb(enc(msg))
+        if type(msg) in net._passthrough:
+            net._inflight[data] = (actor, msg)
+        stats = net.stats
+        stats["sent"] += 1
+        stats["bytes"] += len(data)
+        faults = net.defaults
+        rng = net.rng
+        lo = faults.latency_min_s
+        sched = self._sched
+        arrive = sched.now + (lo + (faults.latency_max_s - lo) * rng.random())
+        if not (faults.reorder and rng.random() < faults.reorder):
+            last_at = out[1]
+            last = last_at.get(node, 0.0)
+            if last > arrive:
+                arrive = last
+            last_at[node] = arrive
+        # push_event(sched, arrive, net.deliver_fn, (self.node, node, data)), inlined.
+        sched._seq = seq = sched._seq + 1
+        slot = int(arrive * _SLOTS_PER_S)
+        bucket = sched._buckets.get(slot)
+        if bucket is None:
+            sched._buckets[slot] = [(arrive, seq, net.deliver_fn, (self.node, node, data))]
+            _heappush(sched._slots, slot)
         else:
-            self._sched.network.transmit(self.node, node, actor, msg)
+            _heappush(bucket, (arrive, seq, net.deliver_fn, (self.node, node, data)))
 
     def spawn(self, cls: type, name: str, *args: Any, **kwargs: Any) -> Any:
         return self._node.spawn(cls, name, *args, **kwargs)
