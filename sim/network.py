@@ -90,13 +90,27 @@ class SimNetwork:
         self.deliver_fn = self._deliver
         self.stats = {"sent": 0, "delivered": 0, "lost": 0, "cut": 0, "duplicated": 0,
                       "undeliverable": 0, "bad": 0, "bytes": 0}
-        # No link is cut, held or overridden and the defaults lose and duplicate
-        # nothing: a send takes transmit's inlined path.  Kept by the fault verbs.
+        # No link is cut, held or overridden, the defaults lose and duplicate
+        # nothing, and transmit is this class's: a send takes transmit's inlined
+        # path (SimEnv.send).  Kept by the fault verbs.
         self._plain = True
 
     def _faults_changed(self) -> None:
         d = self.defaults
-        self._plain = not (self._cut or self._held or self._links or d.loss or d.duplicate)
+        self._plain = not (self._cut or self._held or self._links or d.loss or d.duplicate
+                           or "transmit" in self.__dict__)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "transmit":
+            # Replaced on the instance (a test recording what is sent): SimEnv.send, which
+            # inlines transmit on a plain network, must call it for every message.
+            self._faults_changed()
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        if name == "transmit":
+            self._faults_changed()
 
     # ------------------------------------------------------------ fault verbs
     def configure(self, **knobs: Any) -> None:

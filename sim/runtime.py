@@ -339,18 +339,17 @@ def _sim_set_timer(self: Any, name: str, delay_s: float) -> int:
     gen = gens.get(name, 0) + 1
     gens[name] = gen
     self._timer_handles[name] = gen
-    node = env._node
     sched = env._sched
     # A fast clock makes timers fire early in real (virtual) time.  push_event, inlined.
-    when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / node.clock_rate
+    when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / env._node.clock_rate
     sched._seq = seq = sched._seq + 1
     slot = int(when * _SLOTS_PER_S)
     bucket = sched._buckets.get(slot)
     if bucket is None:
-        sched._buckets[slot] = [(when, seq, _fire_named_timer, (self, node, env.incarnation, name, gen))]
+        sched._buckets[slot] = [(when, seq, _fire_named_timer, (self, name, gen))]
         _heappush(sched._slots, slot)
     else:
-        _heappush(bucket, (when, seq, _fire_named_timer, (self, node, env.incarnation, name, gen)))
+        _heappush(bucket, (when, seq, _fire_named_timer, (self, name, gen)))
     return gen
 
 
@@ -364,10 +363,17 @@ def _sim_cancel_timer(self: Any, name: str) -> None:
         handle.cancel()  # armed by NodeActor.set_timer (an actor outside a SimEnv)
 
 
-def _fire_named_timer(actor: Any, node: SimNode, incarnation: int, name: str, gen: int) -> None:
+def _fire_named_timer(actor: Any, name: str, gen: int) -> None:
     """A _sim_set_timer event: ``ref.tell(TimerFired(name, gen))`` unless the arming was cancelled
-    (its generation moved on), the node crashed since, or the actor is gone."""
-    if actor._timer_gen.get(name) != gen or not node.up or node.incarnation != incarnation:
+    (its generation moved on) or the actor is gone.
+
+    Unlike :func:`_fire_timer` it need not ask whether the node crashed
+    since: a crash kills every actor on the node (``Scheduler._kill``), which
+    cancels each one's timers and sets its stopped flag, and a restart makes
+    new actors; so an arming from before a crash fails the generation check,
+    and the stopped check besides.
+    """
+    if actor._timer_gen.get(name) != gen:
         return
     inbox = actor.actor_inbox
     if not inbox.stopped:
@@ -768,9 +774,8 @@ class Scheduler:
                             continue
                     elif fn is fire_named:
                         # _fire_named_timer(*args), inlined (NodeActor timers are most events).
-                        actor, node, incarnation, name, gen = args
-                        if (actor._timer_gen.get(name) != gen or not node.up
-                                or node.incarnation != incarnation):
+                        actor, name, gen = args
+                        if actor._timer_gen.get(name) != gen:  # no node check needed: see _fire_named_timer
                             continue
                         inbox = actor.actor_inbox
                         if inbox.stopped:
