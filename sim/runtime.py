@@ -218,6 +218,10 @@ class SimActor(pykka.Actor):
 
     def _start_actor_loop(self) -> None:
         sched = self._sim
+        if type(self).set_timer is _sim_set_timer and type(getattr(self, "env", None)) is SimEnv:
+            # One dict for generations and handles (see _sim_set_timer): a timer set in __init__
+            # (the only time before this) is armed with its generation in both.
+            self._timer_gen = self._timer_handles = dict(self._timer_handles)
         self._sim_id = sched._next_actor_id()
         self.actor_inbox._actor = self  # type: ignore[attr-defined]
         sched._actors[self._sim_id] = self
@@ -324,43 +328,43 @@ class SimEnv(Env):
 def _sim_set_timer(self: Any, name: str, delay_s: float) -> int:
     """NodeActor.set_timer for the simulator: ``env.call_later`` inlined, and no cancellable handle.
 
-    A NodeActor timer's generation rises whenever it is set again or
-    cancelled, exactly when NodeActor.set_timer cancels the earlier arming's
-    handle; so the event itself (:func:`_fire_named_timer`) can tell a
-    cancelled arming by its generation.  The handle kept in
-    ``_timer_handles`` (which ``timer_armed`` and the cancels consult) is
-    the generation, and the TimerFired is built only for an arming that
-    fires.
+    An arming's generation is its event's sequence number, unique in the
+    run, and the actor's ``_timer_gen`` and ``_timer_handles`` are one dict
+    (see SimActor._start_actor_loop) holding the live arming's generation
+    under each armed name: NodeActor's rules hold as they are -- a timer is
+    armed while its name is there (``timer_armed``), and a firing (the
+    event, :func:`_fire_named_timer`, or a TimerFired in the inbox) counts
+    only if its generation is the one there.  Setting a timer again replaces
+    the generation; cancelling it removes the name.  One dict write per
+    arming, and none to count generations; the TimerFired is built only for
+    an arming that fires.
     """
     env = self.env
-    if type(env) is not SimEnv:
+    if type(env) is not SimEnv or self._timer_gen is not self._timer_handles:
         return NodeActor.set_timer(self, name, delay_s)  # type: ignore[no-any-return]
-    gens = self._timer_gen
-    gen = gens.get(name, 0) + 1
-    gens[name] = gen
-    self._timer_handles[name] = gen
     sched = env._sched
     # A fast clock makes timers fire early in real (virtual) time.  push_event, inlined.
     when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / env._node.clock_rate
     sched._seq = seq = sched._seq + 1
+    self._timer_handles[name] = seq
     slot = int(when * _SLOTS_PER_S)
     bucket = sched._buckets.get(slot)
     if bucket is None:
-        sched._buckets[slot] = [(when, seq, _fire_named_timer, (self, name, gen))]
+        sched._buckets[slot] = [(when, seq, _fire_named_timer, (self, name, seq))]
         _heappush(sched._slots, slot)
     else:
-        _heappush(bucket, (when, seq, _fire_named_timer, (self, name, gen)))
-    return gen
+        _heappush(bucket, (when, seq, _fire_named_timer, (self, name, seq)))
+    return seq
 
 
 def _sim_cancel_timer(self: Any, name: str) -> None:
-    """NodeActor.cancel_timer for timers set by :func:`_sim_set_timer` (the generation is the cancel)."""
-    gens = self._timer_gen
-    if name in gens:
-        gens[name] += 1
-    handle = self._timer_handles.pop(name, None)
-    if handle is not None and type(handle) is not int:
-        handle.cancel()  # armed by NodeActor.set_timer (an actor outside a SimEnv)
+    """NodeActor.cancel_timer for timers set by :func:`_sim_set_timer`: the name leaves the dict."""
+    handles = self._timer_handles
+    handle = handles.pop(name, None)
+    if self._timer_gen is not handles:
+        NodeActor.cancel_timer(self, name)  # an actor outside a SimEnv (its timers are NodeActor's)
+        if handle is not None:
+            handle.cancel()
 
 
 def _fire_named_timer(actor: Any, name: str, gen: int) -> None:
