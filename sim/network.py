@@ -17,6 +17,7 @@ overridable by :meth:`SimNetwork.set_link`):
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import random
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from sim.runtime import Scheduler
 
 _heappush = heapq.heappush
+_insort = bisect.insort
 
 # The messages of a heartbeat (most of a quiet cluster's traffic) and Raft's
 # answer to an append (half of an idle Raft's), whose fields are all str,
@@ -197,12 +199,15 @@ class SimNetwork:
         # push_event(sched, arrive, self.deliver_fn, (src, dst, data)), inlined.
         sched._seq = seq = sched._seq + 1
         slot = int(arrive * _SLOTS_PER_S)
+        event = (arrive, seq, self.deliver_fn, (src, dst, data))
         bucket = sched._buckets.get(slot)
         if bucket is None:
-            sched._buckets[slot] = [(arrive, seq, self.deliver_fn, (src, dst, data))]
+            sched._buckets[slot] = [event]
             _heappush(sched._slots, slot)
+        elif slot != sched._cur_slot or bucket[-1] < event:
+            bucket.append(event)
         else:
-            _heappush(bucket, (arrive, seq, self.deliver_fn, (src, dst, data)))
+            _insort(bucket, event)
 
     def transmit_bytes(self, src: str, dst: str, data: bytes) -> None:
         """Send raw bytes (tests use this to inject malformed frames)."""

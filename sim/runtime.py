@@ -25,6 +25,7 @@ SHA-512), so ``PYTHONHASHSEED`` cannot leak into a run.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import hashlib
 import heapq
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 _pykka_log = logging.getLogger("pykka")
 _heappush = heapq.heappush
 _heappop = heapq.heappop
+_insort = bisect.insort
 # Events are kept in slots of 1/_SLOTS_PER_S virtual seconds (see Scheduler);
 # a power of two, so ``when * _SLOTS_PER_S`` is exact.
 _SLOTS_PER_S = 16.0
@@ -64,12 +66,15 @@ def push_event(sched: Scheduler, when: float, fn: Callable[..., None], args: tup
     """``fn(*args)`` at virtual time *when*, after every event already queued for the same instant."""
     sched._seq = seq = sched._seq + 1
     slot = int(when * _SLOTS_PER_S)
+    event = (when, seq, fn, args)
     bucket = sched._buckets.get(slot)
     if bucket is None:
-        sched._buckets[slot] = [(when, seq, fn, args)]
+        sched._buckets[slot] = [event]
         _heappush(sched._slots, slot)
+    elif slot != sched._cur_slot or bucket[-1] < event:
+        bucket.append(event)
     else:
-        _heappush(bucket, (when, seq, fn, args))
+        _insort(bucket, event)
 
 
 class BlockingAskInSimulation(RuntimeError):
@@ -253,12 +258,15 @@ class SimEnv(Env):
         when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / node.clock_rate
         sched._seq = seq = sched._seq + 1
         slot = int(when * _SLOTS_PER_S)
+        event = (when, seq, _fire_timer, (timer, node, self.incarnation, ref.actor_inbox, msg))
         bucket = sched._buckets.get(slot)
         if bucket is None:
-            sched._buckets[slot] = [(when, seq, _fire_timer, (timer, node, self.incarnation, ref.actor_inbox, msg))]
+            sched._buckets[slot] = [event]
             _heappush(sched._slots, slot)
+        elif slot != sched._cur_slot or bucket[-1] < event:
+            bucket.append(event)
         else:
-            _heappush(bucket, (when, seq, _fire_timer, (timer, node, self.incarnation, ref.actor_inbox, msg)))
+            _insort(bucket, event)
         return timer
 
     def send(self, node: str, actor: str, msg: Any) -> None:
@@ -302,12 +310,15 @@ class SimEnv(Env):
         # push_event(sched, arrive, net.deliver_fn, (self.node, node, data)), inlined.
         sched._seq = seq = sched._seq + 1
         slot = int(arrive * _SLOTS_PER_S)
+        event = (arrive, seq, net.deliver_fn, (self.node, node, data))
         bucket = sched._buckets.get(slot)
         if bucket is None:
-            sched._buckets[slot] = [(arrive, seq, net.deliver_fn, (self.node, node, data))]
+            sched._buckets[slot] = [event]
             _heappush(sched._slots, slot)
+        elif slot != sched._cur_slot or bucket[-1] < event:
+            bucket.append(event)
         else:
-            _heappush(bucket, (arrive, seq, net.deliver_fn, (self.node, node, data)))
+            _insort(bucket, event)
 
     def spawn(self, cls: type, name: str, *args: Any, **kwargs: Any) -> Any:
         return self._node.spawn(cls, name, *args, **kwargs)
@@ -348,12 +359,15 @@ def _sim_set_timer(self: Any, name: str, delay_s: float) -> int:
     sched._seq = seq = sched._seq + 1
     self._timer_handles[name] = seq
     slot = int(when * _SLOTS_PER_S)
+    event = (when, seq, _fire_named_timer, (self, name, seq))
     bucket = sched._buckets.get(slot)
     if bucket is None:
-        sched._buckets[slot] = [(when, seq, _fire_named_timer, (self, name, seq))]
+        sched._buckets[slot] = [event]
         _heappush(sched._slots, slot)
+    elif slot != sched._cur_slot or bucket[-1] < event:
+        bucket.append(event)
     else:
-        _heappush(bucket, (when, seq, _fire_named_timer, (self, name, seq)))
+        _insort(bucket, event)
     return seq
 
 
@@ -517,11 +531,19 @@ class Scheduler:
     *when*, and *seq* (the order events were queued) breaks ties.  Events are
     taken in exactly that order from a two-level queue: a heap of the slots
     (``int(when * _SLOTS_PER_S)``, which orders as *when* does) that hold any,
-    and per slot a heap of its events.  One heap of every event made each take
+    and per slot a list of its events.  One heap of every event made each take
     compare tuples down a dozen levels of a heap of thousands (a day of 1,000
     clients holds ~2,000: their heartbeat and refresh timers), cold in the
     cache by the time it was next touched; the slot being worked on is small
     and warm, and the heap of slots holds small ints.
+
+    A slot's list is unsorted until the slot is taken (``_cur_slot``): an
+    event is appended, and the slot is sorted once when its turn comes --
+    ``list.sort`` compares (float, int) pairs in C without Python's rich
+    comparison, where a heap push and pop cost a handful of tuple
+    comparisons each.  The slot being taken stays sorted: an event queued
+    into it (a delivery a few milliseconds away) is appended when it is the
+    latest, as nearly always, or inserted in order.
     """
 
     def __init__(self, seed: int, *, trace: bool = True) -> None:
@@ -532,6 +554,7 @@ class Scheduler:
         self.rng = random.Random(f"{seed}:sched")
         self._in_turn: SimActor | None = None  # whose turn is running (a Future.get in it is refused)
         self._slots: list[int] = []  # a heap of the slots in _buckets
+        self._cur_slot: int | None = None  # the slot being taken from: its list is kept sorted
         self._buckets: dict[int, list[tuple[float, int, Callable[..., None], tuple[Any, ...]]]] = {}
         self._seq = 0
         self._ready: list[SimActor] = []
@@ -611,12 +634,12 @@ class Scheduler:
         slots = self._slots
         if not slots:
             return False
-        bucket = self._buckets[slots[0]]
+        bucket = self._take_slot()
         when = bucket[0][0]
         if until is not None and when > until:
             self.now = max(self.now, until)
             return False
-        _, _, fn, args = _heappop(bucket)
+        _, _, fn, args = bucket.pop(0)
         if not bucket:
             del self._buckets[_heappop(slots)]
         if when > self.now:
@@ -624,6 +647,15 @@ class Scheduler:
         fn(*args)
         self.steps += 1
         return True
+
+    def _take_slot(self) -> list[Any]:
+        """The earliest slot's events, in order (sorted, if the slot was not the one being taken)."""
+        slot = self._slots[0]
+        bucket = self._buckets[slot]
+        if slot != self._cur_slot:
+            bucket.sort()  # (when, seq) pairs are unique: the rest of each event is never compared
+            self._cur_slot = slot
+        return bucket
 
     def _run_one(self) -> None:
         ready = self._ready
@@ -731,10 +763,13 @@ class Scheduler:
                             break
                         slot = slots[0]
                         cur = buckets[slot]
+                        if slot != self._cur_slot:  # _take_slot, inlined
+                            cur.sort()
+                            self._cur_slot = slot
                         cur_due = slot < t_slot
                     if not cur_due and cur[0][0] > t:
                         break
-                    when, _, fn, args = pop(cur)
+                    when, _, fn, args = cur.pop(0)
                     if not cur:
                         del buckets[pop(slots)]
                         cur = None
