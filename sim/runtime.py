@@ -713,6 +713,7 @@ class Scheduler:
         nodes, wire_error = self.nodes, wire.WireError
         exc_info = sys.exc_info
         steps = messages = 0
+        delivered = 0  # added to the network's stats before any callback and when the loop ends
         # The slot being taken from (``cur``, while it holds events: nothing is
         # ever queued before now, so it stays the earliest), and whether all of
         # it is due by t (then no event's time need be compared with t).
@@ -797,7 +798,7 @@ class Scheduler:
                             except wire_error:
                                 fn(*args)
                                 continue
-                        net_stats["delivered"] += 1
+                        delivered += 1
                         ref = node.actors.get(name)
                         if ref is None or ref.actor_inbox.stopped:
                             node.dropped_local += 1
@@ -844,6 +845,9 @@ class Scheduler:
                                 ready.append(actor)
                         continue
                     else:
+                        if delivered:
+                            net_stats["delivered"] += delivered
+                            delivered = 0
                         fn(*args)
                         cur = None  # any callback (a fault, a test's) may have run the queue itself
                         continue
@@ -900,6 +904,7 @@ class Scheduler:
         finally:
             self._in_turn = None
             self.steps += steps
+            net_stats["delivered"] += delivered
             self.messages += messages
         self.now = max(self.now, t)
 
