@@ -224,9 +224,11 @@ class SimActor(pykka.Actor):
     def _start_actor_loop(self) -> None:
         sched = self._sim
         if type(self).set_timer is _sim_set_timer and type(getattr(self, "env", None)) is SimEnv:
-            # One dict for generations and handles (see _sim_set_timer): a timer set in __init__
-            # (the only time before this) is armed with its generation in both.
-            self._timer_gen = self._timer_handles = dict(self._timer_handles)
+            # One dict for generations and handles (see _sim_set_timer).  A timer set in __init__
+            # (the only time before this, through NodeActor.set_timer) stays armed under its
+            # generation, which its TimerFired carries.
+            gens = self._timer_gen
+            self._timer_gen = self._timer_handles = {name: gens[name] for name in self._timer_handles}
         self._sim_id = sched._next_actor_id()
         self.actor_inbox._actor = self  # type: ignore[attr-defined]
         sched._actors[self._sim_id] = self
