@@ -17,6 +17,7 @@ overridable by :meth:`SimNetwork.set_link`):
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import random
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from sim.runtime import Scheduler
 
 _heappush = heapq.heappush
+_insort = bisect.insort
 
 # The messages of a heartbeat (most of a quiet cluster's traffic) and Raft's
 # answer to an append (half of an idle Raft's), whose fields are all str,
@@ -90,14 +92,37 @@ class SimNetwork:
         self.deliver_fn = self._deliver
         self.stats = {"sent": 0, "delivered": 0, "lost": 0, "cut": 0, "duplicated": 0,
                       "undeliverable": 0, "bad": 0, "bytes": 0}
+        # No link is cut, held or overridden, the defaults lose and duplicate
+        # nothing, and transmit is this class's: a send takes transmit's inlined
+        # path (SimEnv.send).  Kept by the fault verbs.
+        self._plain = True
+
+    def _faults_changed(self) -> None:
+        d = self.defaults
+        self._plain = not (self._cut or self._held or self._links or d.loss or d.duplicate
+                           or "transmit" in self.__dict__)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "transmit":
+            # Replaced on the instance (a test recording what is sent): SimEnv.send, which
+            # inlines transmit on a plain network, must call it for every message.
+            self._faults_changed()
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        if name == "transmit":
+            self._faults_changed()
 
     # ------------------------------------------------------------ fault verbs
     def configure(self, **knobs: Any) -> None:
         """Change the default knobs for every link (see LinkFaults)."""
         self.defaults = replace(self.defaults, **knobs)
+        self._faults_changed()
 
     def set_link(self, src: str, dst: str, **knobs: Any) -> None:
         self._links[(src, dst)] = replace(self._links.get((src, dst), self.defaults), **knobs)
+        self._faults_changed()
 
     def partition(self, side_a: list[str], side_b: list[str], *, one_way: bool = False) -> None:
         """Cut links from side_a to side_b (and back, unless one_way)."""
@@ -106,6 +131,7 @@ class SimNetwork:
                 self._cut.add((a, b))
                 if not one_way:
                     self._cut.add((b, a))
+        self._faults_changed()
 
     def heal(self) -> None:
         """Remove every partition and per-link override; release held links."""
@@ -113,15 +139,19 @@ class SimNetwork:
         self._links.clear()
         for link in sorted(self._held):
             self.release(*link)
+        self._faults_changed()
 
     def is_cut(self, src: str, dst: str) -> bool:
         return (src, dst) in self._cut
 
     def hold(self, src: str, dst: str) -> None:
         self._held.setdefault((src, dst), [])
+        self._faults_changed()
 
     def release(self, src: str, dst: str) -> None:
-        for data in self._held.pop((src, dst), []):
+        held = self._held.pop((src, dst), [])
+        self._faults_changed()
+        for data in held:
             self._schedule(src, dst, data, self._faults(src, dst))
 
     # ------------------------------------------------------------ traffic
@@ -146,10 +176,10 @@ class SimNetwork:
         if enc is None:
             enc = self._make_payload_encoder(type(msg))
         data = head + self._packb(enc(msg))
-        faults = self.defaults
-        if self._cut or self._held or self._links or faults.loss or faults.duplicate:
+        if not self._plain:
             self.transmit_bytes(src, dst, data)
             return
+        faults = self.defaults
         if type(msg) in self._passthrough:
             self._inflight[data] = (actor, msg)
         # transmit_bytes and _schedule, inlined for a link with no fault but latency and reordering.
@@ -169,12 +199,15 @@ class SimNetwork:
         # push_event(sched, arrive, self.deliver_fn, (src, dst, data)), inlined.
         sched._seq = seq = sched._seq + 1
         slot = int(arrive * _SLOTS_PER_S)
+        event = (arrive, seq, self.deliver_fn, (src, dst, data))
         bucket = sched._buckets.get(slot)
         if bucket is None:
-            sched._buckets[slot] = [(arrive, seq, self.deliver_fn, (src, dst, data))]
+            sched._buckets[slot] = [event]
             _heappush(sched._slots, slot)
+        elif slot != sched._cur_slot or bucket[-1] < event:
+            bucket.append(event)
         else:
-            _heappush(bucket, (arrive, seq, self.deliver_fn, (src, dst, data)))
+            _insort(bucket, event)
 
     def transmit_bytes(self, src: str, dst: str, data: bytes) -> None:
         """Send raw bytes (tests use this to inject malformed frames)."""

@@ -25,10 +25,12 @@ SHA-512), so ``PYTHONHASHSEED`` cannot leak into a run.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import hashlib
 import heapq
 import logging
+import math
 import random
 import sys
 from collections.abc import Callable
@@ -49,10 +51,13 @@ log = logging.getLogger(__name__)
 _pykka_log = logging.getLogger("pykka")
 _heappush = heapq.heappush
 _heappop = heapq.heappop
+_insort = bisect.insort
 # Events are kept in slots of 1/_SLOTS_PER_S virtual seconds (see Scheduler);
 # a power of two, so ``when * _SLOTS_PER_S`` is exact.
 _SLOTS_PER_S = 16.0
 _timer_fired = builder(TimerFired)
+_wire_encoders = wire._ENCODERS  # wire.encode(msg) is _packb(_ENCODERS[type(msg)](msg))
+_packb = wire._packb
 # Stands for the TimerFired of a named timer whose turn the scheduler runs at its event.
 _NAMED_TIMER_TURN = object()
 
@@ -61,12 +66,15 @@ def push_event(sched: Scheduler, when: float, fn: Callable[..., None], args: tup
     """``fn(*args)`` at virtual time *when*, after every event already queued for the same instant."""
     sched._seq = seq = sched._seq + 1
     slot = int(when * _SLOTS_PER_S)
+    event = (when, seq, fn, args)
     bucket = sched._buckets.get(slot)
     if bucket is None:
-        sched._buckets[slot] = [(when, seq, fn, args)]
+        sched._buckets[slot] = [event]
         _heappush(sched._slots, slot)
+    elif slot != sched._cur_slot or bucket[-1] < event:
+        bucket.append(event)
     else:
-        _heappush(bucket, (when, seq, fn, args))
+        _insort(bucket, event)
 
 
 class BlockingAskInSimulation(RuntimeError):
@@ -215,6 +223,12 @@ class SimActor(pykka.Actor):
 
     def _start_actor_loop(self) -> None:
         sched = self._sim
+        if type(self).set_timer is _sim_set_timer and type(getattr(self, "env", None)) is SimEnv:
+            # One dict for generations and handles (see _sim_set_timer).  A timer set in __init__
+            # (the only time before this, through NodeActor.set_timer) stays armed under its
+            # generation, which its TimerFired carries.
+            gens = self._timer_gen
+            self._timer_gen = self._timer_handles = {name: gens[name] for name in self._timer_handles}
         self._sim_id = sched._next_actor_id()
         self.actor_inbox._actor = self  # type: ignore[attr-defined]
         sched._actors[self._sim_id] = self
@@ -231,6 +245,9 @@ class SimEnv(Env):
         self.node = node.name
         self.rng = random.Random(f"{sched.seed}:node:{node.name}:{node.incarnation}")
         self.incarnation = node.incarnation
+        # The network's per-sender state for this node (envelope heads, link arrival times), found at
+        # the first send: it outlives this incarnation (messages from before a restart are still FIFO).
+        self._out: tuple[dict[str, bytes], dict[str, float]] | None = None
 
     def now(self) -> float:
         return self._node.clock_offset + self._node.clock_rate * self._sched.now
@@ -243,19 +260,67 @@ class SimEnv(Env):
         when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / node.clock_rate
         sched._seq = seq = sched._seq + 1
         slot = int(when * _SLOTS_PER_S)
+        event = (when, seq, _fire_timer, (timer, node, self.incarnation, ref.actor_inbox, msg))
         bucket = sched._buckets.get(slot)
         if bucket is None:
-            sched._buckets[slot] = [(when, seq, _fire_timer, (timer, node, self.incarnation, ref.actor_inbox, msg))]
+            sched._buckets[slot] = [event]
             _heappush(sched._slots, slot)
+        elif slot != sched._cur_slot or bucket[-1] < event:
+            bucket.append(event)
         else:
-            _heappush(bucket, (when, seq, _fire_timer, (timer, node, self.incarnation, ref.actor_inbox, msg)))
+            _insort(bucket, event)
         return timer
 
     def send(self, node: str, actor: str, msg: Any) -> None:
         if node == self.node:
             self._node.deliver_local(actor, msg)
+            return
+        net = self._sched.network
+        if not net._plain:
+            net.transmit(self.node, node, actor, msg)
+            return
+        # SimNetwork.transmit, inlined for a network with no fault but latency
+        # and reordering (every send but a fault scenario's): a call less per
+        # message, and this node's envelope heads and link arrival times at hand.
+        out = self._out
+        if out is None:
+            out = self._out = net._out.get(self.node) or net._sender(self.node)
+        heads = out[0]
+        head = heads.get(actor)
+        if head is None:
+            head = heads[actor] = net._envelope_head(self.node, actor)
+        enc = _wire_encoders.get(type(msg))
+        if enc is None:
+            enc = net._make_payload_encoder(type(msg))
+        data = head + _packb(enc(msg))
+        if type(msg) in net._passthrough:
+            net._inflight[data] = (actor, msg)
+        stats = net.stats
+        stats["sent"] += 1
+        stats["bytes"] += len(data)
+        faults = net.defaults
+        rng = net.rng
+        lo = faults.latency_min_s
+        sched = self._sched
+        arrive = sched.now + (lo + (faults.latency_max_s - lo) * rng.random())
+        if not (faults.reorder and rng.random() < faults.reorder):
+            last_at = out[1]
+            last = last_at.get(node, 0.0)
+            if last > arrive:
+                arrive = last
+            last_at[node] = arrive
+        # push_event(sched, arrive, net.deliver_fn, (self.node, node, data)), inlined.
+        sched._seq = seq = sched._seq + 1
+        slot = int(arrive * _SLOTS_PER_S)
+        event = (arrive, seq, net.deliver_fn, (self.node, node, data))
+        bucket = sched._buckets.get(slot)
+        if bucket is None:
+            sched._buckets[slot] = [event]
+            _heappush(sched._slots, slot)
+        elif slot != sched._cur_slot or bucket[-1] < event:
+            bucket.append(event)
         else:
-            self._sched.network.transmit(self.node, node, actor, msg)
+            _insort(bucket, event)
 
     def spawn(self, cls: type, name: str, *args: Any, **kwargs: Any) -> Any:
         return self._node.spawn(cls, name, *args, **kwargs)
@@ -276,50 +341,59 @@ class SimEnv(Env):
 def _sim_set_timer(self: Any, name: str, delay_s: float) -> int:
     """NodeActor.set_timer for the simulator: ``env.call_later`` inlined, and no cancellable handle.
 
-    A NodeActor timer's generation rises whenever it is set again or
-    cancelled, exactly when NodeActor.set_timer cancels the earlier arming's
-    handle; so the event itself (:func:`_fire_named_timer`) can tell a
-    cancelled arming by its generation.  The handle kept in
-    ``_timer_handles`` (which ``timer_armed`` and the cancels consult) is
-    the generation, and the TimerFired is built only for an arming that
-    fires.
+    An arming's generation is its event's sequence number, unique in the
+    run, and the actor's ``_timer_gen`` and ``_timer_handles`` are one dict
+    (see SimActor._start_actor_loop) holding the live arming's generation
+    under each armed name: NodeActor's rules hold as they are -- a timer is
+    armed while its name is there (``timer_armed``), and a firing (the
+    event, :func:`_fire_named_timer`, or a TimerFired in the inbox) counts
+    only if its generation is the one there.  Setting a timer again replaces
+    the generation; cancelling it removes the name.  One dict write per
+    arming, and none to count generations; the TimerFired is built only for
+    an arming that fires.
     """
     env = self.env
-    if type(env) is not SimEnv:
+    if type(env) is not SimEnv or self._timer_gen is not self._timer_handles:
         return NodeActor.set_timer(self, name, delay_s)  # type: ignore[no-any-return]
-    gens = self._timer_gen
-    gen = gens.get(name, 0) + 1
-    gens[name] = gen
-    self._timer_handles[name] = gen
-    node = env._node
     sched = env._sched
     # A fast clock makes timers fire early in real (virtual) time.  push_event, inlined.
-    when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / node.clock_rate
+    when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / env._node.clock_rate
     sched._seq = seq = sched._seq + 1
+    self._timer_handles[name] = seq
     slot = int(when * _SLOTS_PER_S)
+    event = (when, seq, _fire_named_timer, (self, name, seq))
     bucket = sched._buckets.get(slot)
     if bucket is None:
-        sched._buckets[slot] = [(when, seq, _fire_named_timer, (self, node, env.incarnation, name, gen))]
+        sched._buckets[slot] = [event]
         _heappush(sched._slots, slot)
+    elif slot != sched._cur_slot or bucket[-1] < event:
+        bucket.append(event)
     else:
-        _heappush(bucket, (when, seq, _fire_named_timer, (self, node, env.incarnation, name, gen)))
-    return gen
+        _insort(bucket, event)
+    return seq
 
 
 def _sim_cancel_timer(self: Any, name: str) -> None:
-    """NodeActor.cancel_timer for timers set by :func:`_sim_set_timer` (the generation is the cancel)."""
-    gens = self._timer_gen
-    if name in gens:
-        gens[name] += 1
-    handle = self._timer_handles.pop(name, None)
-    if handle is not None and type(handle) is not int:
-        handle.cancel()  # armed by NodeActor.set_timer (an actor outside a SimEnv)
+    """NodeActor.cancel_timer for timers set by :func:`_sim_set_timer`: the name leaves the dict."""
+    handles = self._timer_handles
+    handle = handles.pop(name, None)
+    if self._timer_gen is not handles:
+        NodeActor.cancel_timer(self, name)  # an actor outside a SimEnv (its timers are NodeActor's)
+        if handle is not None:
+            handle.cancel()
 
 
-def _fire_named_timer(actor: Any, node: SimNode, incarnation: int, name: str, gen: int) -> None:
+def _fire_named_timer(actor: Any, name: str, gen: int) -> None:
     """A _sim_set_timer event: ``ref.tell(TimerFired(name, gen))`` unless the arming was cancelled
-    (its generation moved on), the node crashed since, or the actor is gone."""
-    if actor._timer_gen.get(name) != gen or not node.up or node.incarnation != incarnation:
+    (its generation moved on) or the actor is gone.
+
+    Unlike :func:`_fire_timer` it need not ask whether the node crashed
+    since: a crash kills every actor on the node (``Scheduler._kill``), which
+    cancels each one's timers and sets its stopped flag, and a restart makes
+    new actors; so an arming from before a crash fails the generation check,
+    and the stopped check besides.
+    """
+    if actor._timer_gen.get(name) != gen:
         return
     inbox = actor.actor_inbox
     if not inbox.stopped:
@@ -459,11 +533,19 @@ class Scheduler:
     *when*, and *seq* (the order events were queued) breaks ties.  Events are
     taken in exactly that order from a two-level queue: a heap of the slots
     (``int(when * _SLOTS_PER_S)``, which orders as *when* does) that hold any,
-    and per slot a heap of its events.  One heap of every event made each take
+    and per slot a list of its events.  One heap of every event made each take
     compare tuples down a dozen levels of a heap of thousands (a day of 1,000
     clients holds ~2,000: their heartbeat and refresh timers), cold in the
     cache by the time it was next touched; the slot being worked on is small
     and warm, and the heap of slots holds small ints.
+
+    A slot's list is unsorted until the slot is taken (``_cur_slot``): an
+    event is appended, and the slot is sorted once when its turn comes --
+    ``list.sort`` compares (float, int) pairs in C without Python's rich
+    comparison, where a heap push and pop cost a handful of tuple
+    comparisons each.  The slot being taken stays sorted: an event queued
+    into it (a delivery a few milliseconds away) is appended when it is the
+    latest, as nearly always, or inserted in order.
     """
 
     def __init__(self, seed: int, *, trace: bool = True) -> None:
@@ -474,6 +556,7 @@ class Scheduler:
         self.rng = random.Random(f"{seed}:sched")
         self._in_turn: SimActor | None = None  # whose turn is running (a Future.get in it is refused)
         self._slots: list[int] = []  # a heap of the slots in _buckets
+        self._cur_slot: int | None = None  # the slot being taken from: its list is kept sorted
         self._buckets: dict[int, list[tuple[float, int, Callable[..., None], tuple[Any, ...]]]] = {}
         self._seq = 0
         self._ready: list[SimActor] = []
@@ -553,12 +636,12 @@ class Scheduler:
         slots = self._slots
         if not slots:
             return False
-        bucket = self._buckets[slots[0]]
+        bucket = self._take_slot()
         when = bucket[0][0]
         if until is not None and when > until:
             self.now = max(self.now, until)
             return False
-        _, _, fn, args = _heappop(bucket)
+        _, _, fn, args = bucket.pop(0)
         if not bucket:
             del self._buckets[_heappop(slots)]
         if when > self.now:
@@ -566,6 +649,15 @@ class Scheduler:
         fn(*args)
         self.steps += 1
         return True
+
+    def _take_slot(self) -> list[Any]:
+        """The earliest slot's events, in order (sorted, if the slot was not the one being taken)."""
+        slot = self._slots[0]
+        bucket = self._buckets[slot]
+        if slot != self._cur_slot:
+            bucket.sort()  # (when, seq) pairs are unique: the rest of each event is never compared
+            self._cur_slot = slot
+        return bucket
 
     def _run_one(self) -> None:
         ready = self._ready
@@ -623,6 +715,13 @@ class Scheduler:
         nodes, wire_error = self.nodes, wire.WireError
         exc_info = sys.exc_info
         steps = messages = 0
+        delivered = 0  # added to the network's stats before any callback and when the loop ends
+        # The slot being taken from (``cur``, while it holds events: nothing is
+        # ever queued before now, so it stays the earliest), and whether all of
+        # it is due by t (then no event's time need be compared with t).
+        cur: list[Any] | None = None
+        cur_due = False
+        t_slot = int(t * _SLOTS_PER_S) if t < math.inf else sys.maxsize  # inf has no slot
         try:
             while True:
                 if ready:
@@ -662,14 +761,21 @@ class Scheduler:
                         continue
                     msg = q.popleft()
                 else:
-                    if not slots:
+                    if cur is None:
+                        if not slots:
+                            break
+                        slot = slots[0]
+                        cur = buckets[slot]
+                        if slot != self._cur_slot:  # _take_slot, inlined
+                            cur.sort()
+                            self._cur_slot = slot
+                        cur_due = slot < t_slot
+                    if not cur_due and cur[0][0] > t:
                         break
-                    bucket = buckets[slots[0]]
-                    if bucket[0][0] > t:
-                        break
-                    when, _, fn, args = pop(bucket)
-                    if not bucket:
+                    when, _, fn, args = cur.pop(0)
+                    if not cur:
                         del buckets[pop(slots)]
+                        cur = None
                     if when > self.now:
                         self.now = when
                     steps += 1
@@ -694,7 +800,7 @@ class Scheduler:
                             except wire_error:
                                 fn(*args)
                                 continue
-                        net_stats["delivered"] += 1
+                        delivered += 1
                         ref = node.actors.get(name)
                         if ref is None or ref.actor_inbox.stopped:
                             node.dropped_local += 1
@@ -710,9 +816,8 @@ class Scheduler:
                             continue
                     elif fn is fire_named:
                         # _fire_named_timer(*args), inlined (NodeActor timers are most events).
-                        actor, node, incarnation, name, gen = args
-                        if (actor._timer_gen.get(name) != gen or not node.up
-                                or node.incarnation != incarnation):
+                        actor, name, gen = args
+                        if actor._timer_gen.get(name) != gen:  # no node check needed: see _fire_named_timer
                             continue
                         inbox = actor.actor_inbox
                         if inbox.stopped:
@@ -742,7 +847,11 @@ class Scheduler:
                                 ready.append(actor)
                         continue
                     else:
+                        if delivered:
+                            net_stats["delivered"] += delivered
+                            delivered = 0
                         fn(*args)
+                        cur = None  # any callback (a fault, a test's) may have run the queue itself
                         continue
                 # One turn of *actor* on the bare message *msg* (a delivery, a
                 # timer, a local send): _turn inlined with the dispatch of
@@ -797,6 +906,7 @@ class Scheduler:
         finally:
             self._in_turn = None
             self.steps += steps
+            net_stats["delivered"] += delivered
             self.messages += messages
         self.now = max(self.now, t)
 

@@ -140,9 +140,16 @@ class HeartbeatTimers:
     """The leader's node deadlines (pure: time is an argument, the RNG is passed in).
 
     ``deadlines`` maps node ID to the time it expires.  A heap of
-    ``(deadline, node)`` finds the earliest; superseded entries stay in it
-    and are skipped (lazy deletion), and the heap is rebuilt once it holds
-    more than twice the live entries, so memory stays O(nodes).
+    ``(deadline, node)`` finds the earliest, holding for each live node one
+    entry no later than its deadline (``_queued``: the entry's time).  A
+    heartbeat only moves a deadline later (every TTL handed out is
+    honoured), so it changes the dict and nothing else: the node's entry
+    comes to the top at the time it was queued for and is put back at the
+    node's deadline then -- once per entry's wait (about a TTL + grace), not
+    once per heartbeat.  A deadline brought earlier (the failover TTL
+    replaced) or a node removed leaves a stale entry that is dropped when
+    it surfaces; the heap is rebuilt once it holds more than twice the live
+    nodes, so memory stays O(nodes).
     """
 
     def __init__(self, cfg: HeartbeatConfig) -> None:
@@ -150,6 +157,7 @@ class HeartbeatTimers:
         self.deadlines: dict[str, float] = {}
         self.promised: dict[str, float] = {}  # the latest deadline any answered TTL implies
         self._heap: list[tuple[float, str]] = []
+        self._queued: dict[str, float] = {}  # node -> the time of its current heap entry (<= its deadline)
         # rate_scaled_interval for the last timer count seen: it changes only
         # when a node comes or goes, and reset runs once per heartbeat.
         self._base_n = -1
@@ -163,10 +171,19 @@ class HeartbeatTimers:
 
     def _set(self, node_id: str, deadline: float) -> None:
         self.deadlines[node_id] = deadline
-        heapq.heappush(self._heap, (deadline, node_id))
-        if len(self._heap) > 2 * len(self.deadlines) + 64:
+        queued = self._queued.get(node_id)
+        if queued is None or deadline < queued:
+            self._queue(node_id, deadline)
+
+    def _queue(self, node_id: str, deadline: float) -> None:
+        """A heap entry for *node_id* at *deadline* (any earlier one of it becomes stale)."""
+        self._queued[node_id] = deadline
+        heap = self._heap
+        heapq.heappush(heap, (deadline, node_id))
+        if len(heap) > 2 * len(self.deadlines) + 64:
             self._heap = [(d, n) for n, d in self.deadlines.items()]
             heapq.heapify(self._heap)
+            self._queued = dict(self.deadlines)
 
     def reset(self, node_id: str, now: float, rng: Random) -> float:
         """A heartbeat (or registration) from *node_id*: returns the TTL for the client.
@@ -178,7 +195,8 @@ class HeartbeatTimers:
         n = len(self.deadlines)
         if n != self._base_n:
             self._base_n = n
-            self._base = rate_scaled_interval(self.cfg.max_heartbeats_per_second, self.cfg.min_heartbeat_ttl_s, n)
+            cfg = self.cfg
+            self._base = rate_scaled_interval(cfg.max_heartbeats_per_second, cfg.min_heartbeat_ttl_s, n)
         base = self._base
         # heartbeat_ttl(self.cfg, n, rng), with random_stagger inlined (base > 0).
         ttl = base + rng.random() * base
@@ -188,12 +206,10 @@ class HeartbeatTimers:
         if promised > deadline:
             deadline = promised
         self.promised[node_id] = deadline
-        deadlines, heap = self.deadlines, self._heap
-        deadlines[node_id] = deadline
-        heapq.heappush(heap, (deadline, node_id))
-        if len(heap) > 2 * len(deadlines) + 64:
-            self._heap = [(d, n) for n, d in deadlines.items()]
-            heapq.heapify(self._heap)
+        self.deadlines[node_id] = deadline
+        queued = self._queued.get(node_id)
+        if queued is None or deadline < queued:  # nearly always neither: the entry waits
+            self._queue(node_id, deadline)
         return ttl
 
     def initialize(self, node_ids: Iterable[str], now: float) -> int:
@@ -214,17 +230,28 @@ class HeartbeatTimers:
     def remove(self, node_id: str) -> None:
         self.deadlines.pop(node_id, None)
         self.promised.pop(node_id, None)
+        self._queued.pop(node_id, None)
 
     def clear(self) -> None:
         """Leadership lost: no timer survives (Nomad ``clearAllHeartbeatTimers``)."""
         self.deadlines.clear()
         self.promised.clear()
         self._heap.clear()
+        self._queued.clear()
 
     def _prune(self) -> None:
-        heap, live = self._heap, self.deadlines
-        while heap and live.get(heap[0][1]) != heap[0][0]:
-            heapq.heappop(heap)
+        """Bring the heap's top to a live node's entry at its deadline (the earliest of all)."""
+        heap, live, queued = self._heap, self.deadlines, self._queued
+        while heap:
+            d, node_id = heap[0]
+            if queued.get(node_id) != d:
+                heapq.heappop(heap)  # superseded by an earlier entry, or the node is gone
+                continue
+            deadline = live[node_id]
+            if deadline == d:
+                return
+            queued[node_id] = deadline  # the node heartbeated since: its entry moves to the deadline
+            heapq.heapreplace(heap, (deadline, node_id))
 
     def next_deadline(self) -> float | None:
         self._prune()
@@ -239,14 +266,20 @@ class HeartbeatTimers:
                 return out
             _, node_id = heapq.heappop(self._heap)
             del self.deadlines[node_id]
+            del self._queued[node_id]
             self.promised.pop(node_id, None)
             out.append(node_id)
 
     def check_invariants(self) -> None:
-        live = set(self.deadlines.items())
-        in_heap = {(n, d) for d, n in self._heap}
-        if not live <= in_heap:
-            raise AssertionError("a live deadline is missing from the heap")
+        if self._queued.keys() != self.deadlines.keys():
+            raise AssertionError("the nodes with a heap entry are not the live nodes")
+        in_heap = set(self._heap)
+        for node_id, deadline in self.deadlines.items():
+            queued = self._queued[node_id]
+            if queued > deadline:
+                raise AssertionError(f"node {node_id}'s heap entry is later than its deadline")
+            if (queued, node_id) not in in_heap:
+                raise AssertionError("a live node's entry is missing from the heap")
         for node_id, promised in self.promised.items():
             if self.deadlines.get(node_id, -1.0) < promised:
                 raise AssertionError(f"node {node_id} expires before the deadline promised to it")
