@@ -8,7 +8,7 @@
 * ``day_1000_clients_wall_s`` -- wall seconds for a simulated day of 3
   servers + 1,000 clients (registration, heartbeats, node GC; the
   heartbeat issue's figure).  Goal: under 60 s.  ``--quick`` runs an hour
-  and scales it (``day_1000_clients_is_estimate``).
+  after an untimed 5-minute warm-up and scales it (``day_1000_clients_is_estimate``).
 * ``deliveries_per_s`` -- network deliveries (every message through the
   real codec) per wall second over the 5 + 100 run.
 """
@@ -59,10 +59,15 @@ def realtime(virtual_s: float) -> dict[str, Any]:
             round(wall, 2), "deliveries_per_s": round(delivered / wall), "realtime_converged": not problems}
 
 
-def day(virtual_s: float) -> dict[str, Any]:
+def day(virtual_s: float, warmup_s: float = 0.0) -> dict[str, Any]:
+    """Wall time of *virtual_s* simulated seconds of 3 servers + 1,000 clients.  With *warmup_s*, that
+    much runs first, untimed (start-up: 1,000 registrations through Raft), so a short span measures the
+    steady state a day is made of instead of charging the start-up to every hour it is scaled to."""
     from sim.client_cluster import ClientCluster, ClusterConfig
 
     c = ClientCluster(1, ClusterConfig(n_servers=3, n_clients=1000, check_interval_s=10.0))
+    if warmup_s:
+        c.run(warmup_s)
     t0 = time.perf_counter()
     c.run(virtual_s)
     wall = time.perf_counter() - t0
@@ -80,7 +85,9 @@ def run(quick: bool = False) -> dict[str, Any]:
           f"{out['deliveries_per_s']} network deliveries/s; goal >= 1000x")
     day_span = 3600.0 if quick else DAY_S
     print(f"3 servers + 1000 clients, {day_span:.0f} virtual seconds")
-    d = day(day_span)
+    # --quick: an hour after a 5-minute warm-up, scaled to a day (the day's own start-up is then left
+    # out of the estimate: it is one start-up in 24 hours, not one an hour).
+    d = day(day_span, warmup_s=300.0 if quick else 0.0)
     scale = DAY_S / day_span
     out["day_1000_clients_wall_s"] = round(d["day_wall_s"] * scale, 1)
     out["day_1000_clients_is_estimate"] = scale != 1.0
