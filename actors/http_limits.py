@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import http.client
 import logging
-import time
 from typing import Any
 
 import gevent.pywsgi
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
-from runtime.edge import monotonic
+from runtime.edge import monotonic, wall_time
 
 __all__ = ["HTTP_LIMIT_STATS", "TAKE_OVER", "HardenedWSGIHandler", "LimitedWSGIServer"]
 
@@ -109,7 +108,7 @@ _DATE: list[Any] = [None, b""]  # (whole second, its HTTP date) of the last answ
 def http_date() -> bytes:
     """The current time as an HTTP ``Date`` value (pywsgi's ``format_date_time``), remade only when the
     second changes: every answer carries one, and many answers share a second."""
-    now = int(time.time())
+    now = int(wall_time())
     if _DATE[0] != now:
         _DATE[0], _DATE[1] = now, gevent.pywsgi.format_date_time(now)
     return _DATE[1]  # type: ignore[no-any-return]

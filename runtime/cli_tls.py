@@ -446,13 +446,18 @@ def _read(path: str) -> bytes:
 
 def _read_ca_file(path: str) -> str:
     """go-rootcerts' LoadCAFile: the file must hold at least one PEM certificate."""
+    return _read_ca(path, read_error="Error loading CA File", parse_error="Error loading CA File")
+
+
+def _read_ca(path: str, *, read_error: str, parse_error: str) -> str:
+    """A CA file's PEM text, or go-rootcerts' error under the wording of the caller (a file, a path)."""
     try:
         pem = _read(path)
     except _GoError as e:
-        raise _GoError(f"Error loading CA File: {e}") from None
+        raise _GoError(f"{read_error}: {e}") from None
     text = pem.decode("ascii", errors="replace")
     if "-----BEGIN CERTIFICATE-----" not in text or not _loads(text):
-        raise _GoError(f"Error loading CA File: Couldn't parse PEM in: {path}")
+        raise _GoError(f"{parse_error}: Couldn't parse PEM in: {path}")
     return text
 
 
@@ -491,14 +496,8 @@ def _load_ca_path(ctx: ssl.SSLContext, directory: str) -> None:
     for root, dirs, names in os.walk(directory, onerror=fail):
         dirs.sort()
         for name in sorted(names):
-            path = os.path.join(root, name)
-            try:
-                pem = _read(path)
-            except _GoError as e:
-                raise _GoError(f"Error loading file from CAPath: {e}") from None
-            text = pem.decode("ascii", errors="replace")
-            if "-----BEGIN CERTIFICATE-----" not in text or not _loads(text):
-                raise _GoError(f"Error loading CA Path: Couldn't parse PEM in: {path}")
+            text = _read_ca(os.path.join(root, name), read_error="Error loading file from CAPath",
+                            parse_error="Error loading CA Path")
             ctx.load_verify_locations(cadata=text)
 
 
