@@ -41,15 +41,17 @@ def _ms(x: float) -> float:
     return round(x * 1e3, 3)
 
 
-def bench_raw_fsync(d: str, n: int) -> dict[str, float]:
+def bench_raw_fsync(d: str, n: int, sync: Any = os.fsync, size: int = 4096) -> dict[str, float]:
+    """*n* appends of *size* bytes to a file in *d*, each followed by *sync* (``os.fsync``, or
+    ``os.fdatasync`` as SQLite uses): its latency p50/p99."""
     path = os.path.join(d, "raw")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     lat = []
     try:
         for _ in range(n):
-            os.write(fd, b"x" * 4096)
+            os.write(fd, b"x" * size)
             t = time.perf_counter()
-            os.fsync(fd)
+            sync(fd)
             lat.append(time.perf_counter() - t)
     finally:
         os.close(fd)

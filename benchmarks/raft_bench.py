@@ -275,20 +275,9 @@ def measure_raw_rate(base_dir: str, seconds: float, inflight: int = 64) -> dict[
 def measure_flush_ms(directory: str, count: int = 300) -> float:
     """p50 of one small append + ``fdatasync`` in *directory*: what the disk alone charges a durable
     append (SQLite's WAL commit with ``synchronous=FULL`` pays at least this)."""
-    path = os.path.join(directory, "flush-probe")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        samples = []
-        for _ in range(count):
-            os.write(fd, b"x" * 128)
-            t0 = time.perf_counter()
-            os.fdatasync(fd)
-            samples.append(time.perf_counter() - t0)
-    finally:
-        os.close(fd)
-        os.unlink(path)
-    samples.sort()
-    return round(samples[len(samples) // 2] * 1e3, 3)
+    from benchmarks.fsync_bench import bench_raw_fsync
+
+    return bench_raw_fsync(directory, count, sync=os.fdatasync, size=128)["fsync_p50_ms"]
 
 
 def _answers(port: int) -> bool:
