@@ -17,8 +17,6 @@ overridable by :meth:`SimNetwork.set_link`):
 
 from __future__ import annotations
 
-import bisect
-import heapq
 import random
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -27,13 +25,10 @@ from actors.client.messages import NodeUpdateResponse, UpdateNodeStatus
 from actors.raft.messages import AppendResp
 from runtime import wire
 from runtime.messages import Envelope
-from sim.runtime import _SLOTS_PER_S, push_event
+from sim.runtime import push_event
 
 if TYPE_CHECKING:
     from sim.runtime import Scheduler
-
-_heappush = heapq.heappush
-_insort = bisect.insort
 
 # The messages of a heartbeat (most of a quiet cluster's traffic) and Raft's
 # answer to an append (half of an idle Raft's), whose fields are all str,
@@ -176,38 +171,11 @@ class SimNetwork:
         if enc is None:
             enc = self._make_payload_encoder(type(msg))
         data = head + self._packb(enc(msg))
-        if not self._plain:
-            self.transmit_bytes(src, dst, data)
-            return
-        faults = self.defaults
-        if type(msg) in self._passthrough:
+        if self._plain and type(msg) in self._passthrough:
             self._inflight[data] = (actor, msg)
-        # transmit_bytes and _schedule, inlined for a link with no fault but latency and reordering.
-        stats = self.stats
-        stats["sent"] += 1
-        stats["bytes"] += len(data)
-        rng = self.rng
-        lo = faults.latency_min_s
-        sched = self.sched
-        arrive = sched.now + (lo + (faults.latency_max_s - lo) * rng.random())
-        if not (faults.reorder and rng.random() < faults.reorder):
-            last_at = out[1]
-            last = last_at.get(dst, 0.0)
-            if last > arrive:
-                arrive = last
-            last_at[dst] = arrive
-        # push_event(sched, arrive, self.deliver_fn, (src, dst, data)), inlined.
-        sched._seq = seq = sched._seq + 1
-        slot = int(arrive * _SLOTS_PER_S)
-        event = (arrive, seq, self.deliver_fn, (src, dst, data))
-        bucket = sched._buckets.get(slot)
-        if bucket is None:
-            sched._buckets[slot] = [event]
-            _heappush(sched._slots, slot)
-        elif slot != sched._cur_slot or bucket[-1] < event:
-            bucket.append(event)
-        else:
-            _insort(bucket, event)
+        # The fault-free hot path is SimEnv.send's inlined copy of this; here every send takes the
+        # general one (the same random draws, so the same run).
+        self.transmit_bytes(src, dst, data)
 
     def transmit_bytes(self, src: str, dst: str, data: bytes) -> None:
         """Send raw bytes (tests use this to inject malformed frames)."""
