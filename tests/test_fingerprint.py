@@ -135,7 +135,17 @@ class Sink(NodeActor):
             self.got.append((self.env.now(), message.fingerprint))
 
 
-def _fingerprinter(host: FakeHost, interval: float = 30.0):
+class Polled:
+    """A probe that cannot say when its facts change (as PsutilProbe): the Fingerprinter polls it."""
+
+    def __init__(self, host: FakeHost) -> None:
+        self.host = host
+
+    def facts(self):
+        return self.host.facts()
+
+
+def _fingerprinter(host, interval: float = 30.0):
     sched = Scheduler(seed=3)
     node = sched.add_node("c1")
     got: list = []
@@ -145,32 +155,69 @@ def _fingerprinter(host: FakeHost, interval: float = 30.0):
     return sched, node, got
 
 
-def test_fingerprinter_reports_at_start_then_only_on_change():
+@pytest.mark.parametrize("watched", [False, True], ids=["polled", "watched"])
+def test_fingerprinter_reports_at_start_then_only_on_change(watched):
     host = FakeHost(FACTS)
-    sched, _, got = _fingerprinter(host)
+    sched, _, got = _fingerprinter(host if watched else Polled(host))
     sched.run_for(100)
-    assert len(got) == 1 and got[0][0] == 0.0 and host.probes == 4
+    # Polled: at 0, 30, 60, 90.  Watched: once; nothing changed since.
+    assert len(got) == 1 and got[0][0] == 0.0 and host.probes == (1 if watched else 4)
     host.update(storage_bytes_free=1234)
     sched.run_for(30)
     assert len(got) == 1  # free space alone
     host.update(drivers=("raw_exec",))
     sched.run_for(30)
-    assert len(got) == 2 and got[1][1].drivers == ("raw_exec",)
+    # Seen at the next refresh boundary either way: 150 (start + 5 intervals).
+    assert len(got) == 2 and got[1][1].drivers == ("raw_exec",) and got[1][0] == pytest.approx(150.0)
+    assert host.probes == (3 if watched else 6)
     sched.close()
 
 
-def test_fingerprinter_keeps_the_last_fingerprint_and_its_timer_after_a_probe_error():
+def test_watched_host_is_probed_only_at_the_boundary_after_each_change():
     host = FakeHost(FACTS)
     sched, node, got = _fingerprinter(host, interval=10)
+    sched.run_for(33)
+    host.update(cpu_mhz=1000)  # at 33: seen at 40, as a poll every 10 s would see it
+    host.update(cpu_mhz=1100)  # a second change before it: still one probe, of the latest facts
+    sched.run_for(30)
+    assert [t for t, _ in got] == [0.0, pytest.approx(40.0)] and host.probes == 2
+    assert got[1][1].resources.cpu_mhz == 8 * 1100
+    fp = sched.actor_of(node.actors["fingerprint"])
+    assert not fp.timer_armed("refresh")  # idle again until the next change
+    sched.close()
+
+
+@pytest.mark.parametrize("watched", [False, True], ids=["polled", "watched"])
+def test_fingerprinter_keeps_the_last_fingerprint_and_its_timer_after_a_probe_error(watched):
+    host = FakeHost(FACTS)
+    sched, node, got = _fingerprinter(host if watched else Polled(host), interval=10)
     sched.run_for(5)
     host.fail = True
     sched.run_for(30)
     fp = sched.actor_of(node.actors["fingerprint"])
-    assert fp.errors == 3 and fp.current == got[0][1]
+    assert fp.errors == 3 and fp.current == got[0][1]  # at 10, 20 and 30: a failing probe is retried
     host.fail = False
     host.update(cpu_mhz=1000)
     sched.run_for(10)
-    assert len(got) == 2
+    assert len(got) == 2 and got[1][0] == pytest.approx(40.0)
+    sched.close()
+
+
+def test_a_restarted_fingerprinter_takes_over_the_watch():
+    host = FakeHost(FACTS)
+    sched, node, got = _fingerprinter(host, interval=10)
+    sched.run_for(15)
+    node.crash()
+    host.update(cpu_mhz=1000)  # while down: nobody is told; the new one probes at start
+    sched.run_for(5)
+    node.restart()
+    node.env.spawn(Sink, "client", got)
+    node.env.spawn(Fingerprinter, "fingerprint", probe=host, config=FingerprintConfig(refresh_interval_s=10))
+    sched.run_for(12)
+    host.update(cpu_mhz=1200)  # at 32: the new watcher arms its next boundary, 20 + 2 x 10
+    sched.run_for(20)
+    assert [round(t, 6) for t, _ in got] == [0.0, 20.0, 40.0]
+    assert got[-1][1].resources.cpu_mhz == 8 * 1200
     sched.close()
 
 
