@@ -11,16 +11,20 @@ cluster from a dead connection.  As Nomad's:
   kept); the server keeps ``event_buffer_size`` writes, so an older index
   starts at the oldest it has.
 * ``topic``: ``Node``, ``Job``, ``Allocation``, ``Evaluation``,
-  ``NodePool``, ``ACLToken``, ``ACLPolicy`` (and Nomad's ``Deployment`` and
-  ``Service``, which nothing here writes), or ``*``; ``Topic:key`` keeps the
-  events whose key, or one of whose filter keys (an allocation's or
-  evaluation's job), is *key*.  None given: everything.
+  ``Deployment``, ``Service``, ``Variable``, ``NodePool``, ``ACLToken``,
+  ``ACLPolicy``, ``ACLRole``, ``ACLAuthMethod``, ``ACLBindingRule``, or
+  ``*``; ``Topic:key`` keeps the events whose key, or one of whose filter
+  keys (an allocation's or evaluation's job, a role's name, a binding
+  rule's auth method), is *key*.  None given: everything.  A Variable
+  event carries the variable's metadata and ``Deleted``, never its items.
 * ``namespace``: ``default`` unless given; ``*`` every one.  Node and ACL
   events belong to none and always pass.
 * With ACLs, each topic asked for needs its own permission: ``node:read``
   for Node; ``read-job`` in the namespace for Job, Allocation,
-  Evaluation, Deployment and Service; a management token for the rest and
-  for ``*``.  Otherwise ``403 Permission denied``.
+  Evaluation, Deployment and Service; for Variable, ``list`` on some
+  variable path in the namespace, and then each event passes only if its
+  path may be listed; a management token for the rest and for ``*``.
+  Otherwise ``403 Permission denied``.
 * A malformed index or topic is ``400``; a server started with
   ``enable_event_broker = false`` answers ``400 event broker is disabled``.
 
@@ -34,6 +38,7 @@ the client reached.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -91,6 +96,8 @@ def _allowed(acl: Any, sub: Subscription) -> bool:
             ok = acl.allows_one(Need("node", READ))
         elif topic in _JOB_TOPICS:
             ok = acl.allows_one(Need("namespace", "read-job", sub.namespace))
+        elif topic == "Variable":
+            ok = acl.allow_variable_search(sub.namespace)
         else:
             ok = bool(acl.management)
         if not ok:
@@ -121,6 +128,7 @@ def event_stream(req: Request, api: Api) -> Any:
         _, acl = resolve(req, api)
         if not _allowed(acl, sub):
             raise CodedError(403, "Permission denied")
+        sub = dataclasses.replace(sub, acl=acl)
     ref = api.env.lookup("raft")
     if ref is None or not ref.is_alive():
         return _relay(req, api, start, sub)
@@ -186,18 +194,19 @@ def _lines(batches: list[Batch], sub: Subscription, start: int) -> Iterator[tupl
         yield b.index, (frame(b.index, wanted) if wanted else b"")
 
 
-def _still_allowed(req: Request, api: Api, sub: Subscription) -> bool:
-    """The stream's token still grants what it subscribed to (Nomad closes a subscription whose
-    token was deleted, expired or lost the permission)."""
+def _still_allowed(req: Request, api: Api, sub: Subscription) -> Subscription | None:
+    """The subscription with the stream's token as it is now, or None if the token no longer grants
+    what it subscribed to (Nomad closes a subscription whose token was deleted, expired or lost the
+    permission, and filters Variable events by the token's current policies)."""
     if not api.ctx.acl_enabled:
-        return True
+        return sub
     from actors.http_acl import resolve
 
     try:
         _, acl = resolve(req, api)
     except CodedError:
-        return False
-    return _allowed(acl, sub)
+        return None
+    return dataclasses.replace(sub, acl=acl) if _allowed(acl, sub) else None
 
 
 def _stream(req: Request, api: Api, ref: Any, sub: Subscription, start: int, index: int,
@@ -216,8 +225,10 @@ def _stream(req: Request, api: Api, ref: Any, sub: Subscription, start: int, ind
             if api.env.now() - quiet_since >= EVENT_HEARTBEAT_S:
                 yield HEARTBEAT_LINE
                 quiet_since = api.env.now()
-            if not _still_allowed(req, api, sub):
+            now_sub = _still_allowed(req, api, sub)
+            if now_sub is None:
                 return  # the token went or lost the permission: the stream ends
+            sub = now_sub
             asked = api.env.now()
             try:
                 index, batches, lost = _watch(api, ref, cursor, EVENT_HEARTBEAT_S, sid)

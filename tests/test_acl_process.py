@@ -220,6 +220,32 @@ def test_event_stream_topics_each_need_their_own_permission(agent, management):
         s.close()
 
 
+def test_variable_events_reach_only_who_may_list_their_paths(agent, management):
+    from tests.test_events import _Lines
+
+    port = agent.http_port
+    rules = 'namespace "default" { variables { path "app/*" { capabilities = ["list"] } } }'
+    lister = client_token(agent, management, "var-events", "var-events", rules)["SecretID"]
+    for topic in ("ACLRole", "ACLAuthMethod", "ACLBindingRule", "Job"):  # management's, or read-job
+        r = call(port, "GET", f"/v1/event/stream?topic={topic}", token=lister)
+        assert (r.status, r.text) == (403, "Permission denied"), topic
+    plain = client_token(agent, management, "no-vars", "no-vars", 'node { policy = "read" }')["SecretID"]
+    assert call(port, "GET", "/v1/event/stream?topic=Variable", token=plain).status == 403
+    for path in ("ops/secret", "app/db"):
+        r = call(port, "PUT", f"/v1/var/{path}", {"Items": {"pass": "hunter2"}}, token=management)
+        assert r.status == 200, r.text
+    s = _Lines(port, "/v1/event/stream?index=0&topic=Variable", token=lister)
+    try:
+        assert s.status == 200
+        seen = s.events_until(lambda ev: any(e["Key"] == "app/db" for e in ev))
+        assert [(e["Type"], e["Key"]) for e in seen] == [("VariableUpdated", "app/db")]  # not ops/secret
+        assert "Items" not in seen[0]["Payload"]["Metadata"] and seen[0]["Payload"]["Deleted"] is False
+    finally:
+        s.close()
+    for path in ("ops/secret", "app/db"):
+        assert call(port, "DELETE", f"/v1/var/{path}", token=management).status == 200
+
+
 def test_rejected_registrations_spare_only_management_tokens(agent, management):
     port, path = agent.http_port, "/v1/operator/scheduler/configuration"
     ci = client_token(agent, management, "ci-rejected", "submit-rejected", SUBMIT_POLICY)["SecretID"]

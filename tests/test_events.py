@@ -226,6 +226,80 @@ def test_deleting_a_pool_twice_in_one_write_deletes_it_once():
     assert _kinds(_last(st)) == [("NodePool", "NodePoolDeleted", "p1")]
 
 
+def test_variable_writes_are_events_of_their_metadata_never_their_items():
+    st = _store()
+    st.apply(1, command("var_set", namespace="default", path="app/db", items={"pass": "s3cret"}, now=1.0))
+    b = _last(st)
+    assert _kinds(b) == [("Variable", "VariableUpdated", "app/db")]
+    e = event_json(b.events[0])
+    assert e["Namespace"] == "default" and e["FilterKeys"] is None
+    assert e["Payload"] == {"Metadata": {"Namespace": "default", "Path": "app/db", "CreateIndex": 1,
+                                         "ModifyIndex": 1, "CreateTime": 1_000_000_000,
+                                         "ModifyTime": 1_000_000_000}, "Deleted": False}
+    assert b"s3cret" not in frame(b.index, list(b.events))
+    # A lock's acquire and release are variable writes too (Nomad's VarApplyStateRequest); its lease
+    # renewal writes only the lease, and makes none.
+    st.apply(2, command("var_lock_acquire", namespace="default", path="app/lock", items={}, lock_id="L",
+                        ttl=10**10, delay=0, now=2.0))
+    got = event_json(_last(st).events[0])["Payload"]["Metadata"]
+    assert got["Lock"] == {"ID": "L", "TTL": "10s", "LockDelay": ""}
+    assert st.apply(3, command("var_lock_renew", namespace="default", path="app/lock", lock_id="L",
+                               now=3.0))["ok"]
+    assert _last(st).index == 2
+    st.apply(4, command("var_lock_release", namespace="default", path="app/lock", lock_id="L", now=4.0))
+    assert "Lock" not in event_json(_last(st).events[0])["Payload"]["Metadata"]
+    st.apply(5, command("var_delete", namespace="default", path="app/db"))
+    e = event_json(_last(st).events[0])
+    assert (e["Type"], e["Key"], e["Payload"]["Deleted"]) == ("VariableUpdated", "app/db", True)
+    assert e["Payload"]["Metadata"]["ModifyIndex"] == 1  # as it was
+    st.apply(6, command("var_delete", namespace="default", path="app/db"))  # nothing there: no event
+    assert _last(st).index == 5
+
+
+def test_acl_role_auth_method_and_binding_rule_writes_are_events():
+    from tests.test_acl_auth import _method
+
+    st = _store()
+    st.apply(1, command("acl_policy_upsert", policies=[{"Name": "ro", "Rules": 'node { policy = "read" }'}]))
+    st.apply(2, command("acl_role_upsert", roles=[{"ID": "r-1", "Name": "ops", "Policies": [{"Name": "ro"}],
+                                                   "Hash": "h"}], created=["r-1"]))
+    b = _last(st)
+    assert _kinds(b) == [("ACLRole", "ACLRoleUpserted", "r-1")]
+    e = event_json(b.events[0])
+    assert e["FilterKeys"] == ["ops"] and e["Payload"]["ACLRole"]["Name"] == "ops"
+    assert e["Payload"]["ACLRole"]["Policies"] == [{"Name": "ro"}]
+    method = _method()
+    method["Config"]["OIDCClientSecret"] = "hush"
+    st.apply(3, command("acl_auth_method_upsert", methods=[method]))
+    e = event_json(_last(st).events[0])
+    assert (e["Topic"], e["Type"], e["Key"]) == ("ACLAuthMethod", "ACLAuthMethodUpserted", "corp")
+    assert e["Payload"]["AuthMethod"]["Config"]["OIDCClientSecret"] == "redacted"  # Nomad's Sanitize
+    rule = {"ID": "b-1", "AuthMethod": "corp", "BindType": "role", "BindName": "ops", "Hash": "h"}
+    st.apply(4, command("acl_binding_rule_upsert", rules=[rule], created=["b-1"]))
+    e = event_json(_last(st).events[0])
+    assert (e["Topic"], e["Type"], e["Key"], e["FilterKeys"]) == \
+        ("ACLBindingRule", "ACLBindingRuleUpserted", "b-1", ["corp"])
+    assert e["Payload"]["ACLBindingRule"]["BindName"] == "ops"
+    st.apply(5, command("acl_binding_rule_delete", ids=["b-1"]))
+    st.apply(6, command("acl_auth_method_delete", names=["corp"]))
+    st.apply(7, command("acl_role_delete", ids=["r-1"]))
+    assert [_kinds(b)[0][:2] for b in st.events.since(5)] == [
+        ("ACLBindingRule", "ACLBindingRuleDeleted"), ("ACLAuthMethod", "ACLAuthMethodDeleted"),
+        ("ACLRole", "ACLRoleDeleted")]
+
+
+def test_a_variable_event_passes_a_subscriber_only_if_it_may_list_the_path():
+    from actors.acl import compile_acl, parse_policy
+
+    rules = 'namespace "default" { variables { path "app/*" { capabilities = ["list"] } } }'
+    acl = compile_acl([parse_policy(rules)])
+    mine = Event("Variable", "VariableUpdated", "app/db", "default", (), 3, {})
+    other = Event("Variable", "VariableUpdated", "ops/db", "default", (), 4, {})
+    sub = Subscription(parse_topics(["Variable"]), acl=acl)
+    assert sub.wants(mine) and not sub.wants(other)
+    assert Subscription(parse_topics(["Variable"])).wants(other)  # no ACLs: everything
+
+
 def test_subscriptions_match_topics_keys_filter_keys_and_namespaces():
     alloc = Event("Allocation", "AllocationUpdated", "a1", "default", ("web", ""), 5, {})
     node = Event("Node", "NodeRegistration", "n1", "", (), 6, {})

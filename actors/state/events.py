@@ -2,7 +2,8 @@
 
 Nomad's state store turns every committed write into events
 (``nomad/state/events.go``): each object the write changed in the nodes,
-jobs, allocations, evaluations, node pools and ACL tables becomes one event of that
+jobs, allocations, evaluations, deployments, service registrations,
+variables, node pools and ACL tables becomes one event of that
 object's topic, typed by the kind of write (:data:`OP_TYPES`, after Nomad's
 ``MsgTypeEvents``), and all of one write's events travel together as one
 batch at its Raft index.  A write kind Nomad has no event type for makes no
@@ -42,12 +43,14 @@ DEFAULT_EVENT_BUFFER_SIZE = 100
 # told so in the log) rather than growing the server's memory without end.
 EVENT_SUBSCRIBER_MAX_LAG = 10_000
 
-TOPICS = ("Node", "Job", "Allocation", "Evaluation", "Deployment", "ACLToken", "ACLPolicy", "NodePool",
-          "Service")
+TOPICS = ("Node", "Job", "Allocation", "Evaluation", "Deployment", "ACLToken", "ACLPolicy", "ACLRole",
+          "ACLAuthMethod", "ACLBindingRule", "NodePool", "Service", "Variable")
 # Store table -> the topic of the events its changes make.
 TABLE_TOPICS = {"nodes": "Node", "jobs": "Job", "allocs": "Allocation", "evals": "Evaluation",
-                "acl_tokens": "ACLToken", "acl_policies": "ACLPolicy", "node_pools": "NodePool",
-                "deployments": "Deployment", "service_registrations": "Service"}
+                "acl_tokens": "ACLToken", "acl_policies": "ACLPolicy", "acl_roles": "ACLRole",
+                "acl_auth_methods": "ACLAuthMethod", "acl_binding_rules": "ACLBindingRule",
+                "node_pools": "NodePool", "deployments": "Deployment", "service_registrations": "Service",
+                "variables": "Variable"}
 EVENT_TABLES = tuple(TABLE_TOPICS)
 
 # The store's write kinds -> Nomad's event type (MsgTypeEvents).  A dict
@@ -84,6 +87,19 @@ OP_TYPES: dict[str, str | dict[str, str]] = {
     "acl_token_delete": "ACLTokenDeleted",
     "acl_policy_upsert": "ACLPolicyUpserted",
     "acl_policy_delete": "ACLPolicyDeleted",
+    "acl_role_upsert": "ACLRoleUpserted",
+    "acl_role_delete": "ACLRoleDeleted",
+    "acl_auth_method_upsert": "ACLAuthMethodUpserted",
+    "acl_auth_method_delete": "ACLAuthMethodDeleted",
+    "acl_binding_rule_upsert": "ACLBindingRuleUpserted",
+    "acl_binding_rule_delete": "ACLBindingRuleDeleted",
+    # Every variable write is Nomad's VarApplyStateRequest (set, delete, lock acquire and release,
+    # the leader's lock expiry); a lock renewal writes only the lease table, so it makes none.
+    "var_set": "VariableUpdated",
+    "var_delete": "VariableUpdated",
+    "var_lock_acquire": "VariableUpdated",
+    "var_lock_release": "VariableUpdated",
+    "var_lock_expire": "VariableUpdated",
     "node_pool_upsert": "NodePoolUpserted",
     "node_pool_delete": "NodePoolDeleted",
     "deployment_fail": "DeploymentStatusUpdate",
@@ -92,6 +108,9 @@ OP_TYPES: dict[str, str | dict[str, str]] = {
     "deployment_alloc_health": "DeploymentAllocHealth",
     "service_delete": "ServiceDeregistration",
 }
+
+# Nomad's VariableMetadata: what a Variable event carries of the variable (its Lock when it holds one).
+_VARIABLE_METADATA = ("Namespace", "Path", "CreateIndex", "ModifyIndex", "CreateTime", "ModifyTime", "Lock")
 
 ABSENT: Any = object()  # journal: the key had no record before this write
 UNKNOWN: Any = object()  # journal: the record was updated in place (its old value is gone)
@@ -175,6 +194,11 @@ def make_batch(index: int, op: str, journal: dict[tuple[str, str], Any],
             continue  # touched but neither there before nor after
         if table == "service_registrations":  # whatever write made it: Nomad types these by what happened
             etype = "ServiceRegistration" if after is not None else "ServiceDeregistration"
+        elif table == "variables":
+            # Nomad's VariableEvent: the metadata only (never the items: a stream reader may list a
+            # path without reading it), keyed by the path, and whether the write deleted it.
+            key = rec["Path"]
+            rec = {"Metadata": {k: rec[k] for k in _VARIABLE_METADATA if k in rec}, "Deleted": after is None}
         events.append(_event(TABLE_TOPICS[table], etype, key, rec, index))
     return Batch(index, tuple(events)) if events else None
 
@@ -189,6 +213,12 @@ def _event(topic: str, etype: str, key: str, rec: dict[str, Any], index: int) ->
         filter_keys, namespace = (rec.get("JobID", ""),), rec.get("Namespace", "default")
     elif topic == "Service":
         filter_keys, namespace = (rec.get("JobID", ""), rec.get("ServiceName", "")), rec.get("Namespace", "default")
+    elif topic == "Variable":
+        filter_keys, namespace = (), rec["Metadata"]["Namespace"]
+    elif topic == "ACLRole":
+        filter_keys, namespace = (rec.get("Name", ""),), ""
+    elif topic == "ACLBindingRule":
+        filter_keys, namespace = (rec.get("AuthMethod", ""),), ""
     else:
         filter_keys, namespace = (), ""  # nodes and ACL objects belong to no namespace
     return Event(topic, etype, key, namespace, filter_keys, index, rec)
@@ -268,9 +298,15 @@ class Subscription:
 
     topics: tuple[tuple[str, tuple[str, ...]], ...]
     namespace: str = "default"  # "*": every namespace
+    # With ACLs, the subscriber's (actors.acl.ACL): a Variable event passes only if it may list
+    # the variable's path (Nomad's subscription FilterFn, AllowVariableOperation "list").
+    acl: Any = None
 
     def wants(self, e: Event) -> bool:
         if e.namespace and self.namespace != "*" and e.namespace != self.namespace:
+            return False
+        if e.topic == "Variable" and self.acl is not None and not self.acl.allow_variable(
+                e.namespace, e.key, "list"):
             return False
         for topic, keys in self.topics:
             if topic != "*" and topic != e.topic:
@@ -341,6 +377,25 @@ def _payload(e: Event) -> dict[str, Any]:
         from actors.http_deployments import deployment_out
 
         return {"Deployment": deployment_out(rec)}
+    if e.topic == "Variable":
+        from actors.http_variables import lock_json
+
+        meta = dict(rec["Metadata"])
+        if meta.get("Lock"):
+            meta["Lock"] = lock_json(meta["Lock"])
+        return {"Metadata": meta, "Deleted": rec["Deleted"]}
+    if e.topic == "ACLRole":
+        from actors.state.acl_ops import role_out
+
+        return {"ACLRole": role_out(rec)}
+    if e.topic == "ACLAuthMethod":  # Sanitized, as Nomad's: the OIDC secrets redacted
+        from actors.acl_auth import method_out
+
+        return {"AuthMethod": method_out(rec)}
+    if e.topic == "ACLBindingRule":
+        from actors.acl_auth import rule_out
+
+        return {"ACLBindingRule": rule_out(rec)}
     return {e.topic: dict(rec)}
 
 
