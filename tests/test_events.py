@@ -95,7 +95,7 @@ def test_node_writes_are_typed_as_nomad_types_them_and_a_deleted_node_is_sent_as
     st.apply(2, command("node_update_status", node_id="n1", status="down", now=2.0))
     assert _kinds(_last(st)) == [("Node", "NodeStreamEvent", "n1")]
     st.apply(3, command("node_update_eligibility", node_id="n1", eligibility="ineligible", now=3.0))
-    assert _kinds(_last(st)) == [("Node", "NodeDrain", "n1")]
+    assert _kinds(_last(st)) == [("Node", "NodeEligibility", "n1")]  # Nomad's TypeNodeEligibilityUpdate
     st.apply(4, command("node_deregister", node_id="n1", now=4.0))
     b = _last(st)
     assert b.index == 4 and _kinds(b) == [("Node", "NodeDeregistration", "n1")]

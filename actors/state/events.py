@@ -63,7 +63,7 @@ OP_TYPES: dict[str, str | dict[str, str]] = {
     "node_gc": "NodeDeregistration",
     "node_update_status": "NodeStreamEvent",
     "node_update_drain": "NodeDrain",
-    "node_update_eligibility": "NodeDrain",
+    "node_update_eligibility": "NodeEligibility",  # NodeDrain before Nomad's fix (hashicorp/nomad#27858)
     "node_drain_complete": "NodeDrain",
     "node_evaluate": "EvaluationUpdated",
     "job_register": "JobRegistered",
