@@ -133,6 +133,11 @@ def test_an_evaluation_changed_in_place_is_an_event_and_earlier_events_keep_what
     assert canceled and canceled[0].payload["Status"] == "canceled"
     assert ("Job", "JobDeregistered", "web") in _kinds(b3)
     assert blocked[0].payload["Status"] == "blocked"  # the earlier event still says what it saw
+    stopped = event_json(next(e for e in b3.events if e.topic == "Job"))["Payload"]
+    assert stopped["Job"]["Stop"] is True and "Deleted" not in stopped  # stopped, still there
+    st.apply(4, command("job_deregister", job_id="web", purge=True, now=4.0))
+    purged = event_json(next(e for e in _last(st).events if e.topic == "Job"))
+    assert (purged["Type"], purged["Payload"]["Deleted"]) == ("JobDeregistered", True)  # Nomad's JobEvent
 
 
 def test_core_gc_deregisters_jobs_by_batch_and_reaps_evaluations_without_events():
@@ -147,6 +152,7 @@ def test_core_gc_deregisters_jobs_by_batch_and_reaps_evaluations_without_events(
     b = _last(st)
     assert b.index == 3 and _kinds(b) == [("Job", "JobBatchDeregistered", "web")]
     assert b.events[0].payload["Status"] == "dead"  # the job as it was
+    assert event_json(b.events[0])["Payload"]["Deleted"] is True
 
 
 def test_node_pool_writes_are_events_and_a_pool_made_by_a_registration_rides_with_it():

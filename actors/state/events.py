@@ -167,6 +167,7 @@ class Event(NamedTuple):  # a tuple: made for every record every write touches, 
     filter_keys: tuple[str, ...]
     index: int
     payload: dict[str, Any]  # the store's record as of the write (shallow copy); deleted: as it was
+    deleted: bool = False  # the write removed the record (a Job event then says so: JobEvent.Deleted)
 
 
 class Batch(NamedTuple):
@@ -199,11 +200,11 @@ def make_batch(index: int, op: str, journal: dict[tuple[str, str], Any],
             # path without reading it), keyed by the path, and whether the write deleted it.
             key = rec["Path"]
             rec = {"Metadata": {k: rec[k] for k in _VARIABLE_METADATA if k in rec}, "Deleted": after is None}
-        events.append(_event(TABLE_TOPICS[table], etype, key, rec, index))
+        events.append(_event(TABLE_TOPICS[table], etype, key, rec, index, after is None))
     return Batch(index, tuple(events)) if events else None
 
 
-def _event(topic: str, etype: str, key: str, rec: dict[str, Any], index: int) -> Event:
+def _event(topic: str, etype: str, key: str, rec: dict[str, Any], index: int, deleted: bool = False) -> Event:
     if topic in ("Allocation", "Evaluation"):
         filter_keys: tuple[str, ...] = (rec.get("JobID", ""), rec.get("DeploymentID", ""))
         namespace = rec.get("Namespace", "default")
@@ -212,7 +213,8 @@ def _event(topic: str, etype: str, key: str, rec: dict[str, Any], index: int) ->
     elif topic == "Deployment":
         filter_keys, namespace = (rec.get("JobID", ""),), rec.get("Namespace", "default")
     elif topic == "Service":
-        filter_keys, namespace = (rec.get("JobID", ""), rec.get("ServiceName", "")), rec.get("Namespace", "default")
+        filter_keys = (rec.get("JobID", ""), rec.get("ServiceName", ""))
+        namespace = rec.get("Namespace", "default")
     elif topic == "Variable":
         filter_keys, namespace = (), rec["Metadata"]["Namespace"]
     elif topic == "ACLRole":
@@ -221,7 +223,7 @@ def _event(topic: str, etype: str, key: str, rec: dict[str, Any], index: int) ->
         filter_keys, namespace = (rec.get("AuthMethod", ""),), ""
     else:
         filter_keys, namespace = (), ""  # nodes and ACL objects belong to no namespace
-    return Event(topic, etype, key, namespace, filter_keys, index, rec)
+    return Event(topic, etype, key, namespace, filter_keys, index, rec, deleted)
 
 
 class EventBuffer:
@@ -356,8 +358,8 @@ def _payload(e: Event) -> dict[str, Any]:
     rec = e.payload
     if e.topic == "Node":
         return {"Node": _public_node(rec)}
-    if e.topic == "Job":
-        return {"Job": job_out(rec)}
+    if e.topic == "Job":  # JobEvent: Deleted (omitempty) for a job the write removed (a purge, GC)
+        return {"Job": job_out(rec), "Deleted": True} if e.deleted else {"Job": job_out(rec)}
     if e.topic == "Allocation":
         out = alloc_out({k: v for k, v in rec.items() if k != "Job"})  # the job is not copied only to go
         out["AllocatedResources"] = allocated_resources(rec)
