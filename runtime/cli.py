@@ -493,6 +493,11 @@ COMMANDS.update(OPERATOR_API_COMMANDS)
 from runtime.cli_check import CHECK_COMMANDS  # noqa: E402
 
 COMMANDS.update(CHECK_COMMANDS)
+
+# nomad ui (the web UI's address: this agent's /ui/ pages say it serves none).
+from runtime.cli_ui import UI_COMMANDS  # noqa: E402
+
+COMMANDS.update(UI_COMMANDS)
 # ---- end operator api
 
 

@@ -440,6 +440,15 @@ _c("job validate", "[options] <path>", "Check a job file",
    "Reads the job file and has the agent check it, reporting any error and warning.",
    "-verbose", *_VAR_OPTS)
 
+# ---------------------------------------------------------------- ui
+
+_c("ui", "[options] <identifier>", "Open the Nomad Web UI",
+   "Opens the web UI's address in the default browser (xdg-open). An optional identifier (a job, "
+   "allocation or node ID, or a prefix of one) opens that object's page. This agent serves no web UI: "
+   "its /ui/ pages say so and point at the HTTP API.",
+   ("-authenticate", "Exchange your ACL token for a one-time token added to the URL, if ACLs are enabled."),
+   ("-show-url", "Show the web UI's URL instead of opening it."))
+
 # ---------------------------------------------------------------- check, license, Enterprise-only
 
 _c("check", "[options]", "Displays health of the local Nomad agent",

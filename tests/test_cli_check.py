@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 import runtime.cli  # noqa: F401  (the command table first: its modules import from it)
 from runtime import cli_check
 from runtime.cli import CliError
-from tests.test_cli_jobs import nomad
+from tests.test_cli_jobs import CLI_TIMEOUT_S, NOMAD, nomad
 from tests.test_http_jobs import dev  # noqa: F401  (the module's -dev agent fixture)
 
 
@@ -76,3 +81,34 @@ def test_check_license_and_enterprise_commands_against_a_dev_agent(dev) -> None:
     assert missing.stderr == ("Failed to read file: open /nonexistent/policy.sentinel: "
                               "no such file or directory\n")
     assert nomad(dev, "quota", "delete").stderr.startswith("This command takes one argument: <quota>")
+
+
+# ---------------------------------------------------------------- nomad ui
+
+
+def test_ui_shows_or_opens_the_url_of_an_object_found_by_prefix(dev, tmp_path) -> None:  # noqa: F811
+    base = f"http://127.0.0.1:{dev.http_port}"
+    plain = nomad(dev, "ui", "-show-url")
+    assert (plain.returncode, plain.stdout) == (0, f"URL for web UI: {base}\n")
+    node = nomad(dev, "node", "status", "-self", "-json")
+    node_id = json.loads(node.stdout)["ID"]
+    got = nomad(dev, "ui", "-show-url", "-namespace", "default", node_id[:6])
+    assert got.stdout == f"URL for web UI: {base}/ui/clients/{node_id}?namespace=default\n"
+    missing = nomad(dev, "ui", "-show-url", "ffffffff-0000")
+    assert (missing.returncode, missing.stderr) == (1, 'Unable to resolve ID: "ffffffff-0000"\n')
+    assert nomad(dev, "ui", "a", "b").stderr.startswith(
+        "This command takes no or one optional argument, [<identifier>]")
+    # ACLs are off on the dev agent: no one-time token to be had.
+    refused = nomad(dev, "ui", "-authenticate", "-show-url")
+    assert (refused.returncode, refused.stderr) == (
+        1, "Could not get one-time token: Unexpected response code: 400 (ACL support disabled)\n")
+    # Without -show-url it says what it opens and hands the URL to xdg-open (here a stand-in).
+    seen = tmp_path / "opened"
+    opener = tmp_path / "xdg-open"
+    opener.write_text(f"#!/bin/sh\necho \"$1\" > {seen}\n")
+    opener.chmod(0o755)
+    env_path = f"{tmp_path}:{os.environ.get('PATH', '')}"
+    opened = subprocess.run([sys.executable, NOMAD, f"-address={base}", "ui", node_id], capture_output=True,
+                            text=True, timeout=CLI_TIMEOUT_S, env={**os.environ, "PATH": env_path})
+    assert (opened.returncode, opened.stdout) == (0, f'Opening URL "{base}/ui/clients/{node_id}"\n')
+    assert seen.read_text() == f"{base}/ui/clients/{node_id}\n"
