@@ -182,7 +182,8 @@ def alloc_exec(req: Request, api: Api, alloc_id: str) -> Any:
     ws, _sock = _upgrade(environ, ())
     try:
         _handshake(ws, environ, _query(req, "ws_handshake"))
-        _run_session(req, api, ws, alloc_id, _query(req, "task"), command, tty)
+        _run_session(req, api, ws, alloc_id, _query(req, "task"), command, tty,
+                     action=_query(req, "action"), job=_query(req, "job"))
     except ExecError as e:
         log.info("task exec session ended with an error: alloc_id=%s error=%s code=%d", alloc_id, e, e.code)
         ws.close(CLOSE_INTERNAL_ERROR if e.code == 500 else CLOSE_POLICY_VIOLATION, str(e))
@@ -293,14 +294,25 @@ def _remote_exec_disabled(api: Api) -> bool:
     return bool(client.get("DisableRemoteExec"))
 
 
-def _checked(req: Request, api: Api, alloc_id: str, task: str, command: list[str]) -> ExecTarget:
-    """Nomad's client Allocations.Exec checks, in its order."""
+def _checked(req: Request, api: Api, alloc_id: str, task: str, command: list[str], action: str = "",
+             job: str = "") -> tuple[ExecTarget, list[str]]:
+    """Nomad's client Allocations.Exec checks, in its order; the target and the command to run (with
+    *action*, the task's job action's command and arguments, as ``nomad job action`` asks)."""
     if _remote_exec_disabled(api):
         raise ExecError(500, PERMISSION_DENIED)  # ErrPermissionDenied with no code: 500, as the ACL check
     target = _target(api, alloc_id, task)
     _allowed(req, api, target.namespace, "alloc-exec")
     if not task:
         raise ExecError(400, "must provide task name")
+    if job and job != target.job_id:
+        raise ExecError(400, f"job {job} does not have allocation {alloc_id}")
+    if action:
+        if not target.task_known:
+            raise ExecError(400, f"task {task} not found in allocation {alloc_id}")
+        found = dict(target.actions).get(action)
+        if found is None:
+            raise ExecError(400, f"action {action} not found in task {task}")
+        command = list(found)
     if not command:
         raise ExecError(400, "command is not present")
     if not target.task_known:
@@ -313,15 +325,15 @@ def _checked(req: Request, api: Api, alloc_id: str, task: str, command: list[str
         raise ExecError(404, f"task {json.dumps(task)} not started yet.")
     if not target.running:
         raise ExecError(404, f"task {json.dumps(task)} is not running.")
-    return target
+    return target, command
 
 
 # ---------------------------------------------------------------- the session
 
 
 def _run_session(req: Request, api: Api, ws: WsConn, alloc_id: str, task: str, command: list[str],
-                 tty: bool) -> None:
-    target = _checked(req, api, alloc_id, task, command)
+                 tty: bool, *, action: str = "", job: str = "") -> None:
+    target, command = _checked(req, api, alloc_id, task, command, action, job)
     log.info("task exec session starting: alloc_id=%s task=%s command=%s tty=%s", alloc_id, task, command,
              tty)
     session = _Session(ws, target, command, tty)

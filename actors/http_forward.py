@@ -158,6 +158,8 @@ def _forwarded_path(path: str) -> bool:
         return False
     if path.startswith(CLIENT_FORWARDED_AGENT_PATHS):
         return True
+    if path.startswith("/v1/job/") and path.endswith("/action"):
+        return False  # a job action's WebSocket session: relayed to the node, as alloc exec's
     return not path.startswith(CLIENT_LOCAL_PATHS)
 
 

@@ -1317,3 +1317,4 @@ NODE_ACTIONS.update(allocations=node_allocations, drain=node_drain, eligibility=
 import actors.http_deployments  # noqa: E402,F401
 import actors.http_eval_delete  # noqa: E402,F401  (wraps /v1/evaluations for DELETE, adds /count)
 import actors.http_services  # noqa: E402,F401  (services: registers on JOB_ACTIONS and ALLOC_ACTIONS)
+import actors.http_job_actions  # noqa: E402,F401  (job actions: registers on JOB_ACTIONS)

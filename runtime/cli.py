@@ -498,12 +498,17 @@ COMMANDS.update(CHECK_COMMANDS)
 from runtime.cli_ui import UI_COMMANDS  # noqa: E402
 
 COMMANDS.update(UI_COMMANDS)
+
+# nomad job action / nomad action (a task's job action, run as alloc exec runs a command).
+from runtime.cli_job_action import JOB_ACTION_COMMANDS  # noqa: E402
+
+COMMANDS.update(JOB_ACTION_COMMANDS)
 # ---- end operator api
 
 
 # Commands whose -t is not Nomad's output template (alloc exec: a TTY).
 # job run/plan/validate's -json says the job file is JSON; they have no -t (as Nomad's).
-NOT_TEMPLATE_T = {("alloc", "exec"), ("job", "run"), ("job", "plan"), ("job", "validate"), ("quota", "apply")}
+NOT_TEMPLATE_T = {("alloc", "exec"), ("job", "action"), ("action",), ("job", "run"), ("job", "plan"), ("job", "validate"), ("quota", "apply")}
 
 
 def template_flag(words: tuple[str, ...], args: list[str]) -> tuple[list[str], str | None]:

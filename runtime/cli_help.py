@@ -254,6 +254,21 @@ _c("alloc exec", "[options] <allocation> <command> [<args>...]", "Run a command 
           "off."),
    ("-e <char>", "The escape character of a terminal session (default \"~\"); it followed by \".\" "
                  "closes the session. \"none\" turns escapes off."))
+_JOB_ACTION = ("Runs an action -- a command the job's task defines in an action block -- inside the task, as "
+               "alloc exec runs a command: in a given allocation, or in a running allocation of the group, "
+               "picked at random.",
+               ("-job <job>", "The job that defines the action (required)."),
+               ("-alloc <allocation>", "The allocation to run it in; without it, -group and -task are "
+                                       "required and a running allocation of the group is picked."),
+               ("-group <group>", "The task group that defines the action."),
+               ("-task <task>", "The task that defines the action."),
+               ("-i", "Pass standard input to the action; on by default, -i=false turns it off."),
+               ("-t", "Give the action a terminal; on by default when this one is a terminal, -t=false "
+                      "turns it off."),
+               ("-e <char>", "The escape character of a terminal session (default \"~\"); \"none\" turns "
+                             "escapes off."))
+_c("job action", "[options] <action>", "Run a pre-defined action from a Nomad task", *_JOB_ACTION)
+_c("action", "[options] <action>", "Run a pre-defined command from a given context", *_JOB_ACTION)
 _c("alloc fs", "[options] <allocation> [<path>]", "Read files in an allocation's directory",
    "Lists a directory or prints a file of the allocation's directory (\"/\", its root, by default), "
    "read from the node that runs it.",

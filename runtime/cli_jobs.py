@@ -1677,15 +1677,21 @@ def _print_file(base: str, alloc_id: str, path: str, size: int, flags: dict[str,
             {"path": path, "offset": start, "origin": "start", "follow": "true", "namespace": ns}))
 
 
-def random_job_alloc(addr: str, ident: str) -> dict[str, Any]:
+def random_job_alloc(addr: str, ident: str, group: str = "") -> dict[str, Any]:
     """The ``-job`` flag of ``alloc logs`` and ``alloc fs`` (Nomad's getRandomJobAlloc): the job named by
-    its ID or a unique prefix, then one of its running allocations at random, or its newest when none runs."""
+    its ID or a unique prefix, then one of its running allocations at random, or its newest when none runs;
+    with *group* (``job action -group``), only that group's."""
     job = resolve(addr, "job", ident)
     allocs = request(addr, "GET", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}/allocations",
                      namespace=job.get("Namespace"))
     if not allocs:
         raise CliError(f'Error fetching allocations: job "{job["ID"]}" doesn\'t exist or it has no '
                        "allocations")
+    if group:
+        allocs = [a for a in allocs if a.get("TaskGroup") == group]
+        if not allocs:
+            raise CliError(f'Error fetching allocations: task group "{group}" doesn\'t exist or it has no '
+                           "allocations")
     running = [a for a in allocs if a.get("ClientStatus") == "running"]
     if running:
         return random.choice(running)

@@ -327,7 +327,8 @@ def _prefs(body: dict[str, Any], out: dict[str, Any], where: str) -> None:
 def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     _check(body, {"driver", "config", "env", "user", "kill_timeout", "kill_signal", "meta", "constraint",
                   "resources", "dispatch_payload", "affinity", "service", "artifact", "lifecycle", "logs",
-                  "volume_mount", "template", "restart", "leader", "shutdown_delay", "identity"}, where)
+                  "volume_mount", "template", "restart", "leader", "shutdown_delay", "identity", "action"},
+           where)
     task: dict[str, Any] = {"Name": name, "Driver": body.get("driver", "")}
     if "config" in body:
         task["Config"] = dict(_body(body["config"], f"{where}.config"))
@@ -356,6 +357,11 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["Artifacts"] = _artifacts(body["artifact"], f"{where}.artifact")
     if "template" in body:
         task["Templates"] = _templates(body["template"], f"{where}.template")
+    if "action" in body:  # Nomad 1.7's job actions: `action "name" { command = "..." args = [...] }`
+        task["Actions"] = []
+        for label, ab in _blocks(body["action"], f"{where}.action"):
+            _check(ab, {"command", "args"}, f"{where}.action[{label!r}]")
+            task["Actions"].append({"Name": label, "Command": ab.get("command", ""), "Args": ab.get("args")})
     if "lifecycle" in body:
         lc = _body(body["lifecycle"], f"{where}.lifecycle")
         _check(lc, {"hook", "sidecar"}, f"{where}.lifecycle")

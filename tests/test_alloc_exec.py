@@ -548,3 +548,49 @@ def test_a_client_with_disable_remote_exec_refuses_every_exec_session(tmp_path) 
         ws, sock = _open(port, alloc_id, ["true"])
         with sock:
             assert _session(ws)[3] == (CLOSE_INTERNAL_ERROR, "Permission denied")
+
+
+# ---------------------------------------------------------------- job actions (Nomad 1.7)
+
+ACTIONS = [{"Name": "greet", "Command": "/bin/sh",
+            "Args": ["-c", 'echo "hi from $NOMAD_TASK_NAME"; exit 4']},
+           {"Name": "pwd", "Command": "/bin/pwd"}]
+
+
+@pytest.fixture(scope="module")
+def action_alloc(dev) -> str:
+    return _running_alloc(dev.http_port, _job("exec-actions", Actions=ACTIONS))
+
+
+def test_job_actions_are_listed_and_run_in_the_task(dev, action_alloc) -> None:
+    port = dev.http_port
+    listed = call(port, "GET", "/v1/job/exec-actions/actions").json()
+    where = {"TaskName": "main", "TaskGroupName": "g"}
+    assert listed == [{"Name": "greet", "Command": "/bin/sh", "Args": ACTIONS[0]["Args"], **where},
+                      {"Name": "pwd", "Command": "/bin/pwd", "Args": None, **where}]
+    r = call(port, "GET", "/v1/job/no-such-job/actions")
+    assert (r.status, r.text) == (500, 'Unknown job "no-such-job"')
+    # The CLI picks a running allocation of the group, or takes the one given; the action's exit
+    # code is the command's.
+    got = nomad(dev, "job", "action", "-i=false", "-job", "exec-actions", "-group", "g", "-task", "main",
+                "greet")
+    assert (got.returncode, got.stdout) == (4, "hi from main\n")
+    got = nomad(dev, "action", "-i=false", "-job", "exec-actions", "-alloc", action_alloc[:8], "pwd")
+    assert got.returncode == 0 and got.stdout.strip().endswith(f"{action_alloc}/main")
+
+
+@pytest.mark.parametrize("args, error", [
+    (("-job", "exec-actions", "-group", "g", "-task", "main", "nope"),
+     "failed to exec into task: action nope not found in task main"),
+    (("-job", "exec-one", "-alloc", "ALLOC", "greet"), "failed to exec into task: job exec-one does not have "
+                                                       "allocation ALLOC"),
+    (("-job", "exec-actions", "greet"), "A group name is required if no allocation is provided"),
+    (("-job", "exec-actions", "-group", "g", "greet"),
+     "A task name is required if no allocation is provided"),
+    (("greet",), "A job ID is required"),
+    (("-job", "exec-actions"), "An action name is required"),
+])
+def test_job_action_errors_say_what_is_wrong(dev, action_alloc, args, error) -> None:
+    args = tuple(a.replace("ALLOC", action_alloc) for a in args)
+    got = nomad(dev, "job", "action", "-i=false", *args)
+    assert got.returncode == 1 and got.stderr.startswith(error.replace("ALLOC", action_alloc)), got.stderr

@@ -1320,7 +1320,7 @@ def test_exec_target_tells_the_tasks_driver_state_dir_env_and_user():
     done = c.runner.receive(GetExecTarget(alloc_id="a1", task="once"))
     assert (done.started, done.running) == (True, False)
     unknown = c.runner.receive(GetExecTarget(alloc_id="a1", task="nope"))
-    assert unknown == ExecTarget(found=True, namespace="default")
+    assert unknown == ExecTarget(found=True, namespace="default", job_id=unknown.job_id) and unknown.job_id
     assert c.runner.receive(GetExecTarget(alloc_id="zz", task="web")) == ExecTarget(found=False)
 
 

@@ -816,3 +816,39 @@ def test_a_port_names_its_host_network_in_hcl_and_json() -> None:
     job["TaskGroups"][0]["Networks"][0]["DynamicPorts"][0]["HostNetwork"] = 3
     with pytest.raises(JobError, match="HostNetwork: must be a string"):
         canonical_job(job)
+
+
+def test_action_blocks_map_onto_the_tasks_actions_and_are_checked_as_nomad_checks_them() -> None:
+    text = '''
+job "acts" {
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config { command = "/bin/sleep" }
+      action "logs" {
+        command = "/bin/tail"
+        args    = ["-n", "20", "local/app.log"]
+      }
+      action "whoami" { command = "/usr/bin/id" }
+    }
+  }
+}'''
+    job = parse_hcl_job(text)
+    task = job["TaskGroups"][0]["Tasks"][0]
+    assert task["Actions"] == [
+        {"Name": "logs", "Command": "/bin/tail", "Args": ["-n", "20", "local/app.log"]},
+        {"Name": "whoami", "Command": "/usr/bin/id", "Args": None}]
+    assert canonical_job(job)["TaskGroups"][0]["Tasks"][0]["Actions"] == task["Actions"]
+    with pytest.raises(HclJobError, match=r"action\['x'\]: 'cmd' not supported"):
+        parse_hcl_job(text.replace('action "whoami" { command', 'action "x" { cmd'))
+
+    def refused(actions: list, message: str) -> None:
+        bad = {**job, "TaskGroups": [{**job["TaskGroups"][0], "Tasks": [{**task, "Actions": actions}]}]}
+        with pytest.raises(JobError, match=re.escape(message)):
+            canonical_job(bad)
+    refused([{"Name": "a"}], "Task t validation failed: Action a validation failed: command cannot be empty")
+    refused([{"Name": "has space", "Command": "/bin/true"}],
+            "Action has space validation failed: invalid name 'has space'")
+    refused([{"Name": "a", "Command": "/bin/true"}] * 2,
+            "Task t validation failed: Action a defined multiple times")
+    refused([{"Name": "a", "Command": "/bin/true", "Args": [1]}], "Args: must be a list of strings")

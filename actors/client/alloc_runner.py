@@ -412,6 +412,8 @@ class ExecTarget:
     # A driver that isolates its tasks (exec): JSON of what entering the running task needs
     # (ExecDriver.enter_spec), or of {"error": why} when it cannot be entered; "" otherwise.
     enter: str = ""
+    job_id: str = ""  # the allocation's job
+    actions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the task's job actions (TaskSpec.actions)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -682,6 +684,9 @@ class TaskSpec:
     identity_file: bool = False
     identity_filepath: str = ""  # its default identity's filepath (in the task directory) over nomad_token
     identities: tuple[IdentitySpec, ...] = ()  # its named identities, each signed for it
+    # Its job actions (Nomad 1.7 ``action`` blocks): name -> the command and its arguments, which
+    # ``nomad job action`` runs in the task as alloc exec runs a command.
+    actions: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -799,7 +804,18 @@ def parse_task(raw: Any, where: str, cfg: AllocRunnerConfig) -> TaskSpec:
                         change_mode=str(w.get("ChangeMode") or ""),
                         change_signal=str(w.get("ChangeSignal") or ""))
                         for w in task_named_identities(raw)),
-                    **_lifecycle(raw, w))
+                    actions=_actions(raw, w), **_lifecycle(raw, w))
+
+
+def _actions(raw: dict[str, Any], where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    out = []
+    for i, a in enumerate(_get(raw, "Actions", list, where, []) or []):
+        w = f"{where}.Actions[{i}]"
+        args = _get(a, "Args", list, w, []) or []
+        if not all(isinstance(x, str) for x in args):
+            raise AllocError(f"{w}.Args must be a list of strings")
+        out.append((_get(a, "Name", str, w), (_get(a, "Command", str, w), *args)))
+    return tuple(out)
 
 
 def _volume_mounts(raw: dict[str, Any], where: str) -> tuple[tuple[str, str, bool, str], ...]:
@@ -2040,7 +2056,7 @@ class AllocRunner(NodeActor):
             return ExecTarget(found=False)
         t = a.tasks.get(task_name)
         if t is None:
-            return ExecTarget(found=True, namespace=a.spec.namespace)
+            return ExecTarget(found=True, namespace=a.spec.namespace, job_id=a.spec.job_id)
         alloc_dir = posixpath.join(self.alloc_root, a.alloc_id)
         task_dir = posixpath.join(alloc_dir, t.spec.name)
         env = task_env(a.spec, t.spec, alloc_dir, task_dir)
@@ -2062,7 +2078,8 @@ class AllocRunner(NodeActor):
         return ExecTarget(found=True, namespace=a.spec.namespace, task_known=True, driver=t.spec.driver,
                           started=t.state.started_at > 0 or t.handle is not None,
                           running=running, task_dir=task_dir,
-                          env=tuple(sorted(env.items())), user=t.spec.user, enter=enter)
+                          env=tuple(sorted(env.items())), user=t.spec.user, enter=enter,
+                          job_id=a.spec.job_id, actions=t.spec.actions)
 
     def on_timer(self, name: str) -> None:
         if name == "heartbeat-stop":

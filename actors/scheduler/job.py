@@ -325,6 +325,11 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
         t["Templates"] = templates
     else:
         t.pop("Templates", None)  # jobs without templates are stored as they always were
+    actions = _actions(t.get("Actions"), field, t["Name"])
+    if actions:
+        t["Actions"] = actions
+    else:
+        t.pop("Actions", None)  # as templates: kept only when given
     lc = t.get("LogConfig")
     t["LogConfig"] = log_config(lc, f"{field}.LogConfig") if lc is not None else \
         _default_block("LogConfig", "", lambda: log_config(None, f"{field}.LogConfig"))
@@ -339,6 +344,32 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
     else:
         t.pop("Lifecycle", None)  # a main task, as jobs without the block have always been stored
     return t
+
+
+_ACTION_NAME = re.compile(r"^[^\x00\s]{1,128}$")  # Nomad's validJobActionName
+
+
+def _actions(raw: Any, field: str, task: str) -> list[dict[str, Any]]:
+    """A task's ``Actions`` (Nomad 1.7's job actions: a named command an operator may run in the task,
+    ``nomad job action``), checked as Nomad's Task.Validate: a command, a name of 1-128 characters
+    without whitespace, each name once."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, a in enumerate(_list(raw, f"{field}.Actions")):
+        w = f"{field}.Actions[{i}]"
+        a = _map(a, w)
+        name = _str(a.get("Name"), f"{w}.Name")
+        command = _str(a.get("Command"), f"{w}.Command")
+        args = _list(a.get("Args"), f"{w}.Args")
+        _need(all(isinstance(x, str) for x in args), f"{w}.Args", "must be a list of strings")
+        problems = ([] if command else ["command cannot be empty"]) + \
+            ([] if _ACTION_NAME.match(name) else [f"invalid name '{name}'"])
+        _need(not problems, w, f"Task {task} validation failed: Action {name} validation failed: "
+              + "; ".join(problems))
+        _need(name not in seen, w, f"Task {task} validation failed: Action {name} defined multiple times")
+        seen.add(name)
+        out.append({"Name": name, "Command": command, "Args": list(args) or None})
+    return out
 
 
 MEMORY_NO_LIMIT = -1  # Nomad's MemoryNoLimit: memory_max = -1, no hard memory limit at all
