@@ -45,6 +45,10 @@ from actors.raft.messages import (
 from runtime import wire
 
 _new_entry = wire.builder(Entry)  # a leader builds one per proposed write
+# Built on every heartbeat and its answer (the idle cluster's whole traffic): the builders skip the
+# frozen classes' per-field __setattr__ calls.
+_new_append = wire.builder(AppendEntries)
+_new_append_resp = wire.builder(AppendResp)
 
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
 PROBE, REPLICATE, SNAPSHOT = "probe", "replicate", "snapshot"
@@ -354,7 +358,10 @@ class RaftCore:
         return tuple(c[:3] for c in self._config_log)
 
     def _committed_config(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        for index, voters, learners, _ in reversed(self._config_log):
+        log = self._config_log
+        if log and log[-1][0] <= self.commit:  # the latest is committed (every leader tick but a change's)
+            return log[-1][1], log[-1][2]
+        for index, voters, learners, _ in reversed(log):
             if index <= self.commit:
                 return voters, learners
         return self.snap_voters, self.snap_learners
@@ -704,8 +711,8 @@ class RaftCore:
                 self._append(list(entries[i:]))
                 break
         self.commit = max(self.commit, min(m.commit, new_last))
-        self._send(m.leader, AppendResp(term=self.term, follower=self.id, success=True,
-                                        match_index=new_last, read_ctx=m.read_ctx))
+        self._ready.messages.append((m.leader, _new_append_resp(
+            term=self.term, follower=self.id, success=True, match_index=new_last, read_ctx=m.read_ctx)))
 
     def _reject_append(self, m: AppendEntries) -> None:
         # Fast back-tracking (thesis §5.3 optimisation): report the conflicting
@@ -848,7 +855,7 @@ class RaftCore:
             if pr.state == REPLICATE and self.term_at(pr.match) is not None:
                 m = memo.get((-1, pr.match))
                 if m is None:
-                    m = memo[(-1, pr.match)] = AppendEntries(
+                    m = memo[(-1, pr.match)] = _new_append(
                         term=self.term, leader=self.id, prev_index=pr.match, prev_term=self.term_at(pr.match) or 0,
                         entries=(), commit=min(self.commit, pr.match), read_ctx=ctx)
                 self._send(peer, m)
@@ -888,8 +895,8 @@ class RaftCore:
                 if size > self.t.max_bytes_per_msg and i > 0:
                     entries = entries[:i]
                     break
-            m = AppendEntries(term=self.term, leader=self.id, prev_index=prev, prev_term=prev_term,
-                              entries=tuple(entries), commit=self.commit, read_ctx=ctx)
+            m = _new_append(term=self.term, leader=self.id, prev_index=prev, prev_term=prev_term,
+                            entries=tuple(entries), commit=self.commit, read_ctx=ctx)
             if memo is not None:
                 memo[(prev, ctx)] = m
         entries = m.entries
@@ -982,6 +989,8 @@ class RaftCore:
                                                  commit=min(self.commit, pr.match)))
         if m.follower in self.learners:
             self._maybe_promote(m.follower, pr)
+        if pr.state == REPLICATE and pr.next - 1 == self.log_base + len(self.entries):
+            return  # caught up: _send_append would send nothing (most acks, every idle heartbeat's)
         if self.role == LEADER and m.follower in self.progress:
             self._send_append(m.follower, pr)
 
@@ -1041,6 +1050,10 @@ class RaftCore:
         self._send_append(peer, pr)
 
     def _maybe_commit(self) -> None:
+        if self.commit >= self.log_base + len(self.entries):
+            # All committed (an idle leader's every persisted()): no index past the log's end has a
+            # term, so none could be committed by counting.
+            return
         me, stable, progress = self.id, self.stable, self.progress
         matches = sorted([stable if v == me else (progress[v].match if v in progress else 0)
                           for v in self.voters])

@@ -820,7 +820,7 @@ class RaftPeer(NodeActor):
                 metrics.add_sample(key, (self.env.now() - t0) * 1e3)
         for to, m in messages:
             send(route(to) or gossip.get(to, to), name, m)
-        core.persisted(core.last_index)
+        core.persisted(core.log_base + len(core.entries))  # its last index
         if r.snapshot is not None:
             self.state.restore(r.snapshot[4], r.snapshot[0])
             self._since_snapshot = self._since_snapshot_bytes = 0
@@ -832,7 +832,8 @@ class RaftPeer(NodeActor):
             self._read_ready(req_id, index)
         for req_id in r.failed_reads:
             self._read_failed(req_id)
-        self._release_waiting()
+        if self._waiting_apply:
+            self._release_waiting()
         cfg = self.cfg
         if self._since_snapshot_bytes >= cfg.snapshot_max_log_bytes or (
                 cfg.snapshot_interval_s <= 0 and self._since_snapshot >= cfg.snapshot_threshold):
@@ -1362,11 +1363,15 @@ class RaftPeer(NodeActor):
         self._answer(fwd[1], (index, result) if ok else None, None if ok else error)
 
     def _expire_forwards(self) -> None:
+        if not self._forwarded and not self._seen_order:
+            return  # nothing to expire: every tick of an idle server
         now = self.env.now()
         # The origin gives up after forward_timeout_s; twice that, no copy is still in flight.
         order = self._seen_order
         while order and order[0][0] <= now:
             self._seen_forwards.discard(order.popleft()[1])
+        if not self._forwarded:
+            return  # (every tick of a server with nothing forwarded)
         for req_id in [r for r, f in self._forwarded.items() if f[3] <= now]:
             self._answer(self._forwarded.pop(req_id)[1], None, "timed out waiting for the leader")
 
