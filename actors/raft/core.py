@@ -180,6 +180,19 @@ class Ready:
                     or self.role_changed)
 
 
+_object_new = object.__new__
+
+
+def _fresh_ready() -> Ready:
+    """``Ready()``, built with plain stores and list displays (the core takes one per Ready handed
+    out: most turns of a server)."""
+    r = _object_new(Ready)
+    r.hard_state = r.snapshot = r.truncate_from = None
+    r.entries, r.messages, r.committed, r.reads, r.failed_reads = [], [], [], [], []
+    r.role_changed = False
+    return r
+
+
 class RaftCore:
     """One server's Raft state machine."""
 
@@ -427,7 +440,7 @@ class RaftCore:
             lo = max(self.applied_to_ready + 1, self.snap_index + 1)
             self._ready.committed = self._slice(lo, self.commit)
             self.applied_to_ready = self.commit
-        r, self._ready = self._ready, Ready()
+        r, self._ready = self._ready, _fresh_ready()
         self._read_seq_queued = 0  # its heartbeats leave now: a later read needs a round of its own
         return r
 
@@ -442,8 +455,9 @@ class RaftCore:
         The host drains Readies until one comes back empty, so every flush
         ends with one empty take; this answers it without building a Ready.
         """
-        if (self.commit <= self.applied_to_ready and (self.term, self.vote) == self._last_hard
-                and self._ready.empty()):
+        # Messages first: a heartbeat's Ready holds only them, and the Ready is then not empty.
+        if (not self._ready.messages and self.commit <= self.applied_to_ready
+                and (self.term, self.vote) == self._last_hard and self._ready.empty()):
             self._read_seq_queued = 0  # as take_ready would
             return None
         return self.take_ready()

@@ -763,7 +763,7 @@ class RaftPeer(NodeActor):
             self._append_proposals()
         while True:
             r = core.take_ready_if_any()
-            if r is None or r.empty():
+            if r is None or (not r.messages and r.empty()):
                 break
             self._handle_ready(r)
         self.stats["flushes"] += 1
