@@ -857,8 +857,9 @@ class RaftCore:
 
     def _broadcast_heartbeat(self, ctx: int) -> None:
         memo: dict[tuple[int, int], AppendEntries] = {}
-        for peer in sorted(self.progress):
-            pr = self.progress[peer]
+        progress, messages = self.progress, self._ready.messages
+        for peer in sorted(progress):
+            pr = progress[peer]
             if ctx == 0 and pr.state == REPLICATE:
                 # Appends outstanding but no progress for two heartbeats: one
                 # was lost (a later one would have been rejected); probe again.
@@ -866,13 +867,14 @@ class RaftCore:
                 pr.hb_match = pr.match
                 if pr.stalled >= 2:
                     pr.state, pr.paused, pr.inflight, pr.next, pr.stalled = PROBE, False, [], pr.match + 1, 0
-            if pr.state == REPLICATE and self.term_at(pr.match) is not None:
+            prev_term = self.term_at(pr.match) if pr.state == REPLICATE else None
+            if prev_term is not None:
                 m = memo.get((-1, pr.match))
                 if m is None:
                     m = memo[(-1, pr.match)] = _new_append(
-                        term=self.term, leader=self.id, prev_index=pr.match, prev_term=self.term_at(pr.match) or 0,
+                        term=self.term, leader=self.id, prev_index=pr.match, prev_term=prev_term,
                         entries=(), commit=min(self.commit, pr.match), read_ctx=ctx)
-                self._send(peer, m)
+                messages.append((peer, m))  # _send
             else:
                 pr.paused = False  # a heartbeat re-probes a stuck follower
                 self._send_append(peer, pr, ctx=ctx, force=True, memo=memo)
