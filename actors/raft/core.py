@@ -433,7 +433,8 @@ class RaftCore:
 
     # ============================================================ ready
     def take_ready(self) -> Ready:
-        if (self.term, self.vote) != self._last_hard:
+        hard = self._last_hard
+        if self.term != hard[0] or self.vote != hard[1]:
             self._last_hard = (self.term, self.vote)
             self._ready.hard_state = self._last_hard
         if self.commit > self.applied_to_ready:
@@ -446,7 +447,8 @@ class RaftCore:
 
     def has_ready(self) -> bool:
         """Whether :meth:`take_ready_if_any` would hand out a Ready (nothing changes)."""
-        return not (self.commit <= self.applied_to_ready and (self.term, self.vote) == self._last_hard
+        hard = self._last_hard
+        return not (self.commit <= self.applied_to_ready and self.term == hard[0] and self.vote == hard[1]
                     and self._ready.empty())
 
     def take_ready_if_any(self) -> Ready | None:
@@ -456,8 +458,9 @@ class RaftCore:
         ends with one empty take; this answers it without building a Ready.
         """
         # Messages first: a heartbeat's Ready holds only them, and the Ready is then not empty.
+        hard = self._last_hard
         if (not self._ready.messages and self.commit <= self.applied_to_ready
-                and (self.term, self.vote) == self._last_hard and self._ready.empty()):
+                and self.term == hard[0] and self.vote == hard[1] and self._ready.empty()):
             self._read_seq_queued = 0  # as take_ready would
             return None
         return self.take_ready()
@@ -706,6 +709,19 @@ class RaftCore:
         if self.role != FOLLOWER or self.leader != m.leader:
             self._become_follower(self.term, m.leader)
         self.elapsed = 0
+        prev_index = m.prev_index
+        if not m.entries and prev_index >= self.commit:
+            # An empty append (a heartbeat) at or past our commit: the general path below, with
+            # nothing to skip or append (new_last is prev_index).
+            if self.term_at(prev_index) != m.prev_term:
+                self._reject_append(m)
+                return
+            commit = m.commit if m.commit < prev_index else prev_index
+            if commit > self.commit:
+                self.commit = commit
+            self._ready.messages.append((m.leader, _new_append_resp(
+                term=self.term, follower=self.id, success=True, match_index=prev_index, read_ctx=m.read_ctx)))
+            return
         if m.prev_index < self.commit:
             # The prefix is committed here already: skip what we have.
             skip = self.commit - m.prev_index
