@@ -468,8 +468,11 @@ class RaftCore:
     def persisted(self, index: int) -> None:
         """The host made the log durable through *index*."""
         last = self.log_base + len(self.entries)
-        self.stable = max(self.stable, index if index < last else last)
-        if self.role == LEADER:
+        if index > last:
+            index = last
+        if index > self.stable:
+            self.stable = index
+        if self.role == LEADER and self.commit < last:  # (all committed: _maybe_commit would return)
             self._maybe_commit()
 
     def _send(self, to: str, m: Any) -> None:

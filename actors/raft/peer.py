@@ -417,6 +417,8 @@ class RaftPeer(NodeActor):
         self.peer_contact: dict[str, float] = {}  # leader: follower -> when its last ack of this term came
         # RaftInfo's fields as leadership_subscribers were last told them (None: not yet).
         self._pushed_key: tuple[bool, int, str, tuple[str, ...], tuple[str, ...]] | None = None
+        self._info_key: tuple[Any, ...] | None = None  # what info() last built self._info from
+        self._info: RaftInfo | None = None
         self._leave: Leave | None = None
         # Leadership transfers this leader started and has not seen through:
         # a local reply, or (origin, actor, req id) of a forwarded one.
@@ -1529,6 +1531,16 @@ class RaftPeer(NodeActor):
                           addresses=tuple((n, self._route(n)) for n in sorted(c.voters + c.learners)))
 
     def info(self) -> RaftInfo:
+        c = self.core
+        # Asked for on every poll and rarely changed: the last one is answered again while what it
+        # is made of is the same (the address maps are replaced on a change, never edited).
+        key = (c.role == LEADER, c.term, c.leader, c.id, c.voters, c.learners, c.addrs, self._gossip_addrs)
+        if key == self._info_key:
+            return self._info
+        self._info_key, self._info = key, self._build_info()
+        return self._info
+
+    def _build_info(self) -> RaftInfo:
         c, route = self.core, self._route
         return RaftInfo(is_leader=c.role == LEADER, term=c.term, leader=self._leader_addr(),
                         voters=tuple(route(v) for v in c.voters),
