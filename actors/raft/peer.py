@@ -555,7 +555,8 @@ class RaftPeer(NodeActor):
             core.tick()
             if core.role == LEADER:
                 self._fix_own_address()
-            self._expire_forwards()
+            if self._forwarded or self._seen_order:
+                self._expire_forwards()
             if self._watches:
                 self._check_watches(expire=True)
             # A follower's tick that started no election changed nothing a flush
@@ -803,7 +804,7 @@ class RaftPeer(NodeActor):
             # the write (in their order, as before).
             late = []
             for to, m in messages:
-                if isinstance(m, (AppendEntries, InstallSnapshot)):
+                if type(m) is AppendEntries or isinstance(m, (AppendEntries, InstallSnapshot)):
                     send(route(to) or gossip.get(to, to), name, m)
                 else:
                     late.append((to, m))
