@@ -404,3 +404,34 @@ def test_restart_with_trailing_entries_keeps_them_and_the_snapshot():
                                                                   a.snap_index)
     assert b.term_at(a.log_base + 1) == a.term_at(a.log_base + 1)
     b.check_invariants(full=True)
+
+
+def test_an_empty_append_at_or_past_the_commit_answers_as_the_general_path_does():
+    """A heartbeat (no entries, prev at or past the commit) takes a short path: the same commit
+    rule (min of the leader's commit and prev), the same rejection on a term mismatch or a gap."""
+    from random import Random
+
+    from actors.raft.core import RaftCore
+    from actors.raft.messages import AppendResp
+
+    core = RaftCore("b", Random(1))
+    core.restore(1, "", None, [Entry(term=1, index=i) for i in (1, 2, 3)])
+
+    def beat(prev: int, prev_term: int, commit: int) -> AppendResp:
+        core.step(AppendEntries(term=1, leader="a", prev_index=prev, prev_term=prev_term, entries=(),
+                                commit=commit, read_ctx=7))
+        (to, resp), = core.take_ready().messages
+        assert to == "a" and resp.read_ctx == 7
+        return resp
+
+    r = beat(2, 1, 9)  # the leader's commit is past prev: commit only through prev
+    assert (r.success, r.match_index, core.commit) == (True, 2, 2)
+    r = beat(3, 1, 1)  # a commit behind ours never lowers it
+    assert (r.success, r.match_index, core.commit) == (True, 3, 2)
+    r = beat(3, 2, 3)  # prev's term differs: rejected, nothing committed
+    assert (r.success, r.hint_index, r.hint_term, core.commit) == (False, 3, 1, 2)
+    r = beat(5, 1, 5)  # past our log: rejected with our end as the hint
+    assert (r.success, r.hint_index, core.commit) == (False, 4, 2)
+    r = beat(3, 1, 3)
+    assert (r.success, r.match_index, core.commit) == (True, 3, 3)
+    assert core.elapsed == 0 and core.leader == "a"

@@ -45,6 +45,10 @@ from actors.raft.messages import (
 from runtime import wire
 
 _new_entry = wire.builder(Entry)  # a leader builds one per proposed write
+# Built on every heartbeat and its answer (the idle cluster's whole traffic): the builders skip the
+# frozen classes' per-field __setattr__ calls.
+_new_append = wire.builder(AppendEntries)
+_new_append_resp = wire.builder(AppendResp)
 
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
 PROBE, REPLICATE, SNAPSHOT = "probe", "replicate", "snapshot"
@@ -174,6 +178,19 @@ class Ready:
         return not (self.hard_state or self.snapshot or self.truncate_from is not None or self.entries
                     or self.messages or self.committed or self.reads or self.failed_reads
                     or self.role_changed)
+
+
+_object_new = object.__new__
+
+
+def _fresh_ready() -> Ready:
+    """``Ready()``, built with plain stores and list displays (the core takes one per Ready handed
+    out: most turns of a server)."""
+    r = _object_new(Ready)
+    r.hard_state = r.snapshot = r.truncate_from = None
+    r.entries, r.messages, r.committed, r.reads, r.failed_reads = [], [], [], [], []
+    r.role_changed = False
+    return r
 
 
 class RaftCore:
@@ -354,7 +371,10 @@ class RaftCore:
         return tuple(c[:3] for c in self._config_log)
 
     def _committed_config(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        for index, voters, learners, _ in reversed(self._config_log):
+        log = self._config_log
+        if log and log[-1][0] <= self.commit:  # the latest is committed (every leader tick but a change's)
+            return log[-1][1], log[-1][2]
+        for index, voters, learners, _ in reversed(log):
             if index <= self.commit:
                 return voters, learners
         return self.snap_voters, self.snap_learners
@@ -413,20 +433,22 @@ class RaftCore:
 
     # ============================================================ ready
     def take_ready(self) -> Ready:
-        if (self.term, self.vote) != self._last_hard:
+        hard = self._last_hard
+        if self.term != hard[0] or self.vote != hard[1]:
             self._last_hard = (self.term, self.vote)
             self._ready.hard_state = self._last_hard
         if self.commit > self.applied_to_ready:
             lo = max(self.applied_to_ready + 1, self.snap_index + 1)
             self._ready.committed = self._slice(lo, self.commit)
             self.applied_to_ready = self.commit
-        r, self._ready = self._ready, Ready()
+        r, self._ready = self._ready, _fresh_ready()
         self._read_seq_queued = 0  # its heartbeats leave now: a later read needs a round of its own
         return r
 
     def has_ready(self) -> bool:
         """Whether :meth:`take_ready_if_any` would hand out a Ready (nothing changes)."""
-        return not (self.commit <= self.applied_to_ready and (self.term, self.vote) == self._last_hard
+        hard = self._last_hard
+        return not (self.commit <= self.applied_to_ready and self.term == hard[0] and self.vote == hard[1]
                     and self._ready.empty())
 
     def take_ready_if_any(self) -> Ready | None:
@@ -435,8 +457,10 @@ class RaftCore:
         The host drains Readies until one comes back empty, so every flush
         ends with one empty take; this answers it without building a Ready.
         """
-        if (self.commit <= self.applied_to_ready and (self.term, self.vote) == self._last_hard
-                and self._ready.empty()):
+        # Messages first: a heartbeat's Ready holds only them, and the Ready is then not empty.
+        hard = self._last_hard
+        if (not self._ready.messages and self.commit <= self.applied_to_ready
+                and self.term == hard[0] and self.vote == hard[1] and self._ready.empty()):
             self._read_seq_queued = 0  # as take_ready would
             return None
         return self.take_ready()
@@ -444,8 +468,11 @@ class RaftCore:
     def persisted(self, index: int) -> None:
         """The host made the log durable through *index*."""
         last = self.log_base + len(self.entries)
-        self.stable = max(self.stable, index if index < last else last)
-        if self.role == LEADER:
+        if index > last:
+            index = last
+        if index > self.stable:
+            self.stable = index
+        if self.role == LEADER and self.commit < last:  # (all committed: _maybe_commit would return)
             self._maybe_commit()
 
     def _send(self, to: str, m: Any) -> None:
@@ -685,6 +712,19 @@ class RaftCore:
         if self.role != FOLLOWER or self.leader != m.leader:
             self._become_follower(self.term, m.leader)
         self.elapsed = 0
+        prev_index = m.prev_index
+        if not m.entries and prev_index >= self.commit:
+            # An empty append (a heartbeat) at or past our commit: the general path below, with
+            # nothing to skip or append (new_last is prev_index).
+            if self.term_at(prev_index) != m.prev_term:
+                self._reject_append(m)
+                return
+            commit = m.commit if m.commit < prev_index else prev_index
+            if commit > self.commit:
+                self.commit = commit
+            self._ready.messages.append((m.leader, _new_append_resp(
+                term=self.term, follower=self.id, success=True, match_index=prev_index, read_ctx=m.read_ctx)))
+            return
         if m.prev_index < self.commit:
             # The prefix is committed here already: skip what we have.
             skip = self.commit - m.prev_index
@@ -704,8 +744,8 @@ class RaftCore:
                 self._append(list(entries[i:]))
                 break
         self.commit = max(self.commit, min(m.commit, new_last))
-        self._send(m.leader, AppendResp(term=self.term, follower=self.id, success=True,
-                                        match_index=new_last, read_ctx=m.read_ctx))
+        self._ready.messages.append((m.leader, _new_append_resp(
+            term=self.term, follower=self.id, success=True, match_index=new_last, read_ctx=m.read_ctx)))
 
     def _reject_append(self, m: AppendEntries) -> None:
         # Fast back-tracking (thesis §5.3 optimisation): report the conflicting
@@ -836,8 +876,9 @@ class RaftCore:
 
     def _broadcast_heartbeat(self, ctx: int) -> None:
         memo: dict[tuple[int, int], AppendEntries] = {}
-        for peer in sorted(self.progress):
-            pr = self.progress[peer]
+        progress, messages = self.progress, self._ready.messages
+        for peer in sorted(progress):
+            pr = progress[peer]
             if ctx == 0 and pr.state == REPLICATE:
                 # Appends outstanding but no progress for two heartbeats: one
                 # was lost (a later one would have been rejected); probe again.
@@ -845,13 +886,14 @@ class RaftCore:
                 pr.hb_match = pr.match
                 if pr.stalled >= 2:
                     pr.state, pr.paused, pr.inflight, pr.next, pr.stalled = PROBE, False, [], pr.match + 1, 0
-            if pr.state == REPLICATE and self.term_at(pr.match) is not None:
+            prev_term = self.term_at(pr.match) if pr.state == REPLICATE else None
+            if prev_term is not None:
                 m = memo.get((-1, pr.match))
                 if m is None:
-                    m = memo[(-1, pr.match)] = AppendEntries(
-                        term=self.term, leader=self.id, prev_index=pr.match, prev_term=self.term_at(pr.match) or 0,
+                    m = memo[(-1, pr.match)] = _new_append(
+                        term=self.term, leader=self.id, prev_index=pr.match, prev_term=prev_term,
                         entries=(), commit=min(self.commit, pr.match), read_ctx=ctx)
-                self._send(peer, m)
+                messages.append((peer, m))  # _send
             else:
                 pr.paused = False  # a heartbeat re-probes a stuck follower
                 self._send_append(peer, pr, ctx=ctx, force=True, memo=memo)
@@ -888,8 +930,8 @@ class RaftCore:
                 if size > self.t.max_bytes_per_msg and i > 0:
                     entries = entries[:i]
                     break
-            m = AppendEntries(term=self.term, leader=self.id, prev_index=prev, prev_term=prev_term,
-                              entries=tuple(entries), commit=self.commit, read_ctx=ctx)
+            m = _new_append(term=self.term, leader=self.id, prev_index=prev, prev_term=prev_term,
+                            entries=tuple(entries), commit=self.commit, read_ctx=ctx)
             if memo is not None:
                 memo[(prev, ctx)] = m
         entries = m.entries
@@ -982,6 +1024,8 @@ class RaftCore:
                                                  commit=min(self.commit, pr.match)))
         if m.follower in self.learners:
             self._maybe_promote(m.follower, pr)
+        if pr.state == REPLICATE and pr.next - 1 == self.log_base + len(self.entries):
+            return  # caught up: _send_append would send nothing (most acks, every idle heartbeat's)
         if self.role == LEADER and m.follower in self.progress:
             self._send_append(m.follower, pr)
 
@@ -1041,6 +1085,10 @@ class RaftCore:
         self._send_append(peer, pr)
 
     def _maybe_commit(self) -> None:
+        if self.commit >= self.log_base + len(self.entries):
+            # All committed (an idle leader's every persisted()): no index past the log's end has a
+            # term, so none could be committed by counting.
+            return
         me, stable, progress = self.id, self.stable, self.progress
         matches = sorted([stable if v == me else (progress[v].match if v in progress else 0)
                           for v in self.voters])

@@ -417,6 +417,8 @@ class RaftPeer(NodeActor):
         self.peer_contact: dict[str, float] = {}  # leader: follower -> when its last ack of this term came
         # RaftInfo's fields as leadership_subscribers were last told them (None: not yet).
         self._pushed_key: tuple[bool, int, str, tuple[str, ...], tuple[str, ...]] | None = None
+        self._info_key: tuple[Any, ...] | None = None  # what info() last built self._info from
+        self._info: RaftInfo | None = None
         self._leave: Leave | None = None
         # Leadership transfers this leader started and has not seen through:
         # a local reply, or (origin, actor, req id) of a forwarded one.
@@ -553,7 +555,8 @@ class RaftPeer(NodeActor):
             core.tick()
             if core.role == LEADER:
                 self._fix_own_address()
-            self._expire_forwards()
+            if self._forwarded or self._seen_order:
+                self._expire_forwards()
             if self._watches:
                 self._check_watches(expire=True)
             # A follower's tick that started no election changed nothing a flush
@@ -763,7 +766,7 @@ class RaftPeer(NodeActor):
             self._append_proposals()
         while True:
             r = core.take_ready_if_any()
-            if r is None or r.empty():
+            if r is None or (not r.messages and r.empty()):
                 break
             self._handle_ready(r)
         self.stats["flushes"] += 1
@@ -801,7 +804,7 @@ class RaftPeer(NodeActor):
             # the write (in their order, as before).
             late = []
             for to, m in messages:
-                if isinstance(m, (AppendEntries, InstallSnapshot)):
+                if type(m) is AppendEntries or isinstance(m, (AppendEntries, InstallSnapshot)):
                     send(route(to) or gossip.get(to, to), name, m)
                 else:
                     late.append((to, m))
@@ -820,7 +823,7 @@ class RaftPeer(NodeActor):
                 metrics.add_sample(key, (self.env.now() - t0) * 1e3)
         for to, m in messages:
             send(route(to) or gossip.get(to, to), name, m)
-        core.persisted(core.last_index)
+        core.persisted(core.log_base + len(core.entries))  # its last index
         if r.snapshot is not None:
             self.state.restore(r.snapshot[4], r.snapshot[0])
             self._since_snapshot = self._since_snapshot_bytes = 0
@@ -832,7 +835,8 @@ class RaftPeer(NodeActor):
             self._read_ready(req_id, index)
         for req_id in r.failed_reads:
             self._read_failed(req_id)
-        self._release_waiting()
+        if self._waiting_apply:
+            self._release_waiting()
         cfg = self.cfg
         if self._since_snapshot_bytes >= cfg.snapshot_max_log_bytes or (
                 cfg.snapshot_interval_s <= 0 and self._since_snapshot >= cfg.snapshot_threshold):
@@ -1362,11 +1366,15 @@ class RaftPeer(NodeActor):
         self._answer(fwd[1], (index, result) if ok else None, None if ok else error)
 
     def _expire_forwards(self) -> None:
+        if not self._forwarded and not self._seen_order:
+            return  # nothing to expire: every tick of an idle server
         now = self.env.now()
         # The origin gives up after forward_timeout_s; twice that, no copy is still in flight.
         order = self._seen_order
         while order and order[0][0] <= now:
             self._seen_forwards.discard(order.popleft()[1])
+        if not self._forwarded:
+            return  # (every tick of a server with nothing forwarded)
         for req_id in [r for r, f in self._forwarded.items() if f[3] <= now]:
             self._answer(self._forwarded.pop(req_id)[1], None, "timed out waiting for the leader")
 
@@ -1524,6 +1532,16 @@ class RaftPeer(NodeActor):
                           addresses=tuple((n, self._route(n)) for n in sorted(c.voters + c.learners)))
 
     def info(self) -> RaftInfo:
+        c = self.core
+        # Asked for on every poll and rarely changed: the last one is answered again while what it
+        # is made of is the same (the address maps are replaced on a change, never edited).
+        key = (c.role == LEADER, c.term, c.leader, c.id, c.voters, c.learners, c.addrs, self._gossip_addrs)
+        if key == self._info_key:
+            return self._info
+        self._info_key, self._info = key, self._build_info()
+        return self._info
+
+    def _build_info(self) -> RaftInfo:
         c, route = self.core, self._route
         return RaftInfo(is_leader=c.role == LEADER, term=c.term, leader=self._leader_addr(),
                         voters=tuple(route(v) for v in c.voters),
