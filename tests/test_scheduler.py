@@ -1336,6 +1336,48 @@ def test_progress_deadline_fails_only_a_deployment_that_made_no_progress() -> No
     assert res["ok"] and _deployment(c)["StatusDescription"] == "Failed due to progress deadline"
 
 
+def test_promoting_canaries_after_the_progress_deadline_counts_it_afresh() -> None:
+    """`nomad deployment promote` of canaries healthy for longer than progress_deadline failed the
+    rollout at once ("Failed due to progress deadline"); Nomad's UpdateDeploymentPromotion resets
+    RequireProgressBy to the promotion's time plus the deadline."""
+    from actors.state import deployments
+
+    update = {"Canary": 1, "ProgressDeadline": 60 * SEC, "HealthyDeadline": 30 * SEC}
+    c = _rolled_out(2, update)
+    c.register(**service(count=2, cpu=600, Update=update))
+    c.schedule()
+    _health(c)
+    d = _deployment(c)
+    c.now += 600  # the operator looks at the canary for ten minutes
+    assert deployments.overdue(c.state, c.now) == []  # healthy canaries awaiting promotion: progress
+    assert c.apply("deployment_promote", deployment_id=d["ID"], all=True)["ok"]
+    g = _deployment(c)["TaskGroups"]["g"]
+    assert g["RequireProgressBy"] == c.now + 60
+    assert deployments.overdue(c.state, c.now + 1) == []
+    assert c.apply("deployment_fail", deployment_id=d["ID"], reason="progress")["skipped"]
+    assert deployments.overdue(c.state, c.now + 61) == [d["ID"]]
+
+
+def test_pausing_and_resuming_a_deployment_counts_its_progress_deadline_afresh() -> None:
+    """Nomad's updateDeploymentStatusImpl: a deployment set running or paused gets RequireProgressBy =
+    now + progress_deadline, so one resumed after a long pause is not failed at once."""
+    from actors.state import deployments
+
+    c = _rolled_out(2)
+    c.register(**service(count=2, cpu=600, Update={"ProgressDeadline": 60 * SEC,
+                                                    "HealthyDeadline": 30 * SEC}))
+    c.schedule()
+    d = _deployment(c)
+    c.now += 10
+    assert c.apply("deployment_pause", deployment_id=d["ID"], pause=True)["ok"]
+    assert _deployment(c)["TaskGroups"]["g"]["RequireProgressBy"] == c.now + 60
+    c.now += 3600
+    assert c.apply("deployment_pause", deployment_id=d["ID"], pause=False)["ok"]
+    assert _deployment(c)["TaskGroups"]["g"]["RequireProgressBy"] == c.now + 60
+    assert deployments.overdue(c.state, c.now + 1) == []
+    assert deployments.overdue(c.state, c.now + 61) == [d["ID"]]
+
+
 def test_deployment_index_survives_a_snapshot_restore() -> None:
     c = Cluster()
     c.node(0)
