@@ -1031,8 +1031,11 @@ def test_a_parameterized_job_never_runs_itself_and_each_dispatch_runs_once() -> 
 
 
 @pytest.mark.parametrize(("rules", "payload", "meta", "error"), [
-    ({}, "", {}, "did not provide required meta keys: ['customer']"),
-    ({}, "", {"customer": "a", "color": "red"}, "unexpected meta keys: ['color']"),
+    # Nomad's validateDispatchRequest texts, the keys as Go prints a []string; unpermitted ones first.
+    ({}, "", {}, "Dispatch did not provide required meta keys: [customer]"),
+    ({}, "", {"customer": "a", "color": "red"},
+     "Dispatch request included unpermitted metadata keys: [color]"),
+    ({}, "", {"color": "red", "b": "x"}, "Dispatch request included unpermitted metadata keys: [b color]"),
     ({"Payload": "forbidden"}, "aGk=", {"customer": "a"}, "Payload is not allowed"),
     ({"Payload": "required"}, "", {"customer": "a"}, "Payload is not provided but required"),
     ({}, "A" * 30000, {"customer": "a"}, "Payload exceeds maximum size"),

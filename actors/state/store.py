@@ -1346,8 +1346,10 @@ class StateStore:
         child_id = f"{job_id}/periodic-{int(launch)}"
         running = [j for j in self.tables["jobs"].values()
                    if j.get("ParentID") == job_id and j.get("Status") != "dead" and not j.get("Stop")]
-        if child_id in self.tables["jobs"]:
+        if child_id in self.tables["jobs"] and not force:
             return {"ok": True, "index": index, "skipped": f"{child_id} exists"}
+        # A force run in the same second as the last launch registers that launch's job again (a new
+        # version of it, and an evaluation), as Nomad's ForceEval does with the same derived ID.
         if running and rules.get("ProhibitOverlap") and not force:
             return {"ok": True, "index": index, "skipped": f"{running[0]['ID']} still running"}
         child = {k: v for k, v in parent.items() if k not in SERVER_OWNED and k != "Periodic"}
@@ -1381,12 +1383,16 @@ class StateStore:
             return {"ok": False, "error": "Payload is not provided but required"}
         if size > DISPATCH_PAYLOAD_MAX_BYTES:
             return {"ok": False, "error": f"Payload exceeds maximum size; {size} > {DISPATCH_PAYLOAD_MAX_BYTES}"}
-        missing = sorted(set(rules["MetaRequired"]) - set(meta))
-        if missing:
-            return {"ok": False, "error": f"Dispatch did not provide required meta keys: {missing}"}
+        # Nomad's validateDispatchRequest: unpermitted keys first, then missing ones, each list as Go's %v
+        # prints a []string ("[a b]").
         unexpected = sorted(set(meta) - set(rules["MetaRequired"]) - set(rules["MetaOptional"]))
         if unexpected:
-            return {"ok": False, "error": f"Dispatch provided unexpected meta keys: {unexpected}"}
+            return {"ok": False, "error": "Dispatch request included unpermitted metadata keys: "
+                                          f"[{' '.join(unexpected)}]"}
+        missing = sorted(set(rules["MetaRequired"]) - set(meta))
+        if missing:
+            return {"ok": False, "error": "Dispatch did not provide required meta keys: "
+                                          f"[{' '.join(missing)}]"}
         suffix = str(uuid.uuid5(self.DISPATCH_NS, self._id_seed(f"{index}/{parent_id}")))[:8]
         child = {k: v for k, v in parent.items() if k not in SERVER_OWNED and k != "ParameterizedJob"}
         child_id = f"{parent_id}/dispatch-{int(now)}-{suffix}"
