@@ -85,7 +85,7 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("job", "history"): "Error retrieving job versions",
     ("job", "inspect"): "Error inspecting job",
     ("job", "revert"): "Error retrieving job versions",
-    ("job", "dispatch"): "Error dispatching job",
+    ("job", "dispatch"): "Failed to dispatch job",
     ("job", "scale"): "Error submitting scaling request",
     ("node", "status"): lambda a: "Error querying node info" if _positional(a)
     else "Error querying node status",

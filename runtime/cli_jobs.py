@@ -253,15 +253,21 @@ def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, A
 # ---------------------------------------------------------------- job
 
 
+def _stamp() -> str:
+    """Nomad's ``formatTime(time.Now())``, the time each monitor line starts with."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def monitor(addr: str, eval_id: str, *, head: str = "", verbose: bool = False) -> tuple[str, int]:
     """Nomad's evaluation monitor, bounded by MONITOR_TIMEOUT_S, then its deployment's: (output, exit code).
 
-    *head* is what the command printed before.  When the evaluation placed
-    everything within a deployment, that and the evaluation's lines are
-    printed at once and the deployment is watched until it ends (Nomad's
-    ``job run`` since 1.2): exit 0 if it succeeded, 1 otherwise.
+    *head* is what the command printed before.  Each line carries the time, as
+    Nomad's (command/monitor.go: ``==> <time>: Monitoring evaluation "<id>"``).
+    When the evaluation placed everything within a deployment, that and the
+    evaluation's lines are printed at once and the deployment is watched until
+    it ends (Nomad's ``job run`` since 1.2): exit 0 if it succeeded, 1 otherwise.
     """
-    lines = [f'==> Monitoring evaluation "{short(eval_id, verbose)}"']
+    lines = [f'==> {_stamp()}: Monitoring evaluation "{short(eval_id, verbose)}"']
     deadline = time.monotonic() + MONITOR_TIMEOUT_S
     index, ev, meta = 0, None, {"index": 0}
     while time.monotonic() < deadline:
@@ -274,27 +280,42 @@ def monitor(addr: str, eval_id: str, *, head: str = "", verbose: bool = False) -
     if ev is None or ev["Status"] == "pending":
         lines.append(f'    Evaluation still pending after {MONITOR_TIMEOUT_S:g}s; see "nomad job status"')
         return head + "\n".join(lines), 0
-    lines.append(f'    Evaluation triggered by job "{ev["JobID"]}"')
+    now = _stamp()
+    if ev.get("NodeID"):
+        lines.append(f'    {now}: Evaluation triggered by node "{short(ev["NodeID"], verbose)}"')
+    lines.append(f'    {now}: Evaluation triggered by job "{ev["JobID"]}"')
     deployment = ev.get("DeploymentID") or ""
     if deployment:
-        lines.append(f'    Evaluation within deployment: "{short(deployment, verbose)}"')
+        lines.append(f'    {now}: Evaluation within deployment: "{short(deployment, verbose)}"')
     for a in request(addr, "GET", f"/v1/evaluation/{eval_id}/allocations"):
-        lines.append(f'    Allocation "{short(a["ID"], verbose)}" created: '
+        # Nomad's: one made before the evaluation was updated by it (in place); a new one to run, created.
+        if int(a.get("CreateIndex") or 0) < int(ev.get("CreateIndex") or 0):
+            verb = "modified"
+        elif a.get("DesiredStatus", "run") == "run":
+            verb = "created"
+        else:
+            continue
+        lines.append(f'    {now}: Allocation "{short(a["ID"], verbose)}" {verb}: '
                      f'node "{short(a["NodeID"], verbose)}", group "{a["TaskGroup"]}"')
-    failed = ev.get("FailedTGAllocs") or {}
-    for group, metrics in sorted(failed.items()):
-        lines.append(f'    Task Group "{group}" (failed to place {metrics.get("CoalescedFailures", 0) + 1} '
-                     "allocation(s)):")
-        lines += [f"      * {why}" for why in alloc_metrics(metrics)]
-    if ev.get("BlockedEval"):
-        lines.append(f'    Evaluation "{short(ev["BlockedEval"], verbose)}" waiting for additional '
-                     "capacity to place remainder")
-    lines.append(f'    Evaluation status changed: "pending" -> "{ev["Status"]}"')
+    lines.append(f'    {now}: Evaluation status changed: "pending" -> "{ev["Status"]}"')
     if ev.get("NextEval"):
         # Its plan held no more (a large job): the next evaluation does the rest; Nomad's monitor
         # goes on to it (eval.NextEval) and ends with the last one's status and deployment.
         return monitor(addr, ev["NextEval"], head=head + "\n".join(lines) + "\n", verbose=verbose)
-    lines.append(f'==> Evaluation "{short(eval_id, verbose)}" finished with status "{ev["Status"]}"')
+    failed = ev.get("FailedTGAllocs") or {}
+    finished = f'==> {now}: Evaluation "{short(eval_id, verbose)}" finished with status "{ev["Status"]}"'
+    if not failed:
+        lines.append(finished)
+    else:
+        lines.append(f"{finished} but failed to place all allocations:")
+        for group, metrics in sorted(failed.items()):
+            n = metrics.get("CoalescedFailures", 0) + 1
+            lines.append(f'    {now}: Task Group "{group}" (failed to place {n} '
+                         f'{"allocation" if n == 1 else "allocations"}):')
+            lines += [f"      * {why}" for why in alloc_metrics(metrics)]
+        if ev.get("BlockedEval"):
+            lines.append(f'    {now}: Evaluation "{short(ev["BlockedEval"], verbose)}" waiting for '
+                         "additional capacity to place remainder")
     if failed or not deployment:
         # Some placement failed: exit 2 says so now.  (Nomad goes on to watch the deployment,
         # which, with nothing placed, has no progress deadline to end it: the command would
@@ -302,7 +323,7 @@ def monitor(addr: str, eval_id: str, *, head: str = "", verbose: bool = False) -
         return head + "\n".join(lines), EXIT_PLACEMENT_FAILED if failed else 0
     from runtime.cli_deployments import watch_deployment  # noqa: PLC0415 - it imports this module
 
-    lines.append(f'==> Monitoring deployment "{short(deployment, verbose)}"')
+    lines.append(f'==> {_stamp()}: Monitoring deployment "{short(deployment, verbose)}"')
     print(head + "\n".join(lines), flush=True)
     status = watch_deployment(addr, deployment, verbose, indent="    ")
     return "", 0 if status == "successful" else 1
@@ -962,7 +983,9 @@ def alloc_stop(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
     stub = resolve(addr, "allocation", one_arg(rest, "nomad alloc stop <allocation>"))
     got = request(addr, "PUT", f"/v1/allocation/{stub['ID']}/stop")
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Allocation stop successful")
+    if flags.get("detach", False):  # Nomad's alloc stop -detach: the evaluation's ID alone
+        return got.get("EvalID", ""), 0
+    return monitor(addr, got.get("EvalID", ""), verbose=bool(flags.get("verbose")))
 
 
 # A batch of ``job restart`` must be running again within this long, or the
@@ -2087,7 +2110,11 @@ def job_revert(addr: str, args: list[str]) -> tuple[str, int]:
         version = int(tagged[0]["Version"])
     path = f"/v1/job/{quoted}/revert"
     got = request(addr, "PUT", path, {"JobID": stub["ID"], "JobVersion": version})
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job revert successful")
+    if not got.get("EvalID"):  # Nomad's job revert: nothing to watch (a periodic or parameterized job)
+        return "", 0
+    if flags.get("detach", False):
+        return f"Evaluation ID: {got['EvalID']}", 0
+    return monitor(addr, got["EvalID"], verbose=bool(flags.get("verbose")))
 
 
 def _tag_args(args: list[str], spec: dict[str, type]) -> tuple[dict[str, Any], str]:
@@ -2181,10 +2208,15 @@ def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
             raise CliError(f"Error reading input data: {e.strerror}") from None
     got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(rest[0], safe='')}/dispatch",
                   {"Payload": base64.b64encode(payload).decode(), "Meta": meta})
-    head = f"Dispatched Job ID = {got['DispatchedJobID']}"
+    # Nomad's job dispatch: a formatKV of the child's ID and (when one was made) the evaluation's.
+    verbose = bool(flags.get("verbose"))
+    rows = [("Dispatched Job ID", got["DispatchedJobID"])]
+    if got.get("EvalID"):
+        rows.append(("Evaluation ID", short(got["EvalID"], verbose)))
+    head = kv(rows)
     if flags.get("detach", False) or not got.get("EvalID"):
-        return _finish(addr, got.get("EvalID", ""), True, head)
-    return _finish(addr, got["EvalID"], False, head, head=f"{head}\n")
+        return head, 0
+    return monitor(addr, got["EvalID"], head=f"{head}\n\n", verbose=verbose)
 
 
 def job_scale(addr: str, args: list[str]) -> tuple[str, int]:
@@ -2230,18 +2262,37 @@ def job_scale(addr: str, args: list[str]) -> tuple[str, int]:
 def job_periodic_force(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job periodic force [-detach] <job>``: launch a periodic job now."""
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
-    stub = resolve(addr, "job", one_arg(rest, "nomad job periodic force <job>"))
-    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/periodic/force")
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job periodic force successful")
+    ident = one_arg(rest, "nomad job periodic force <job>").strip()
+    # Nomad's jobIDByPrefix filtered to periodic jobs: a prefix that also matches the launches
+    # (cron/periodic-...) or a plain job names the periodic one, or none.
+    periodic = [j for j in request(addr, "GET", "/v1/jobs", prefix=ident) if j.get("Periodic")]
+    if not periodic:
+        raise CliError(f"No periodic job(s) with prefix or ID {json.dumps(ident)} found")
+    if len(periodic) > 1 and ident != periodic[0]["ID"]:
+        ids = "\n".join(j["ID"] for j in periodic)
+        raise CliError(f"Prefix matched multiple jobs\n\n{ids}")
+    stub = resolve(addr, "job", periodic[0]["ID"])
+    try:
+        got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/periodic/force")
+    except CliError as e:
+        raise CliError(f'Error forcing periodic job "{stub["ID"]}": {e}') from None
+    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Force periodic successful",
+                   verbose=bool(flags.get("verbose")))
 
 
 def job_eval(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job eval [-detach] <job>``: a new evaluation of the job (Nomad ``Job.Evaluate``)."""
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "force-reschedule": bool})
     stub = resolve(addr, "job", one_arg(rest, "nomad job eval <job>"))
-    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/evaluate",
-                  {"JobID": stub["ID"]})
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job evaluation created")
+    try:
+        got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/evaluate",
+                      {"JobID": stub["ID"]})
+    except CliError as e:
+        raise CliError(f"Error evaluating job: {e}") from None
+    verbose = bool(flags.get("verbose"))
+    if flags.get("detach", False):  # Nomad's job eval -detach: the ID quoted, a space after it
+        return f'Created eval ID: "{short(got.get("EvalID", ""), verbose)}" ', 0
+    return monitor(addr, got.get("EvalID", ""), verbose=verbose)
 
 
 def _status_multi_match(ident: str, matches: dict[str, list[str]]) -> tuple[str, int]:

@@ -80,7 +80,8 @@ def test_job_run_json_and_toml_then_status_alloc_status_and_stop(dev, tmp_path):
     for path in (json_file, toml_file):
         run = nomad(dev, "job", "run", str(path))
         assert run.returncode == 0, run.stderr
-        finished = r'==> Evaluation "[0-9a-f]{8}" finished with status "complete"'
+        finished = r'==> \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: Evaluation "[0-9a-f]{8}" finished with status ' \
+                   r'"complete"'
         assert re.search(finished, run.stdout), run.stdout
         assert "Allocation " in run.stdout and " created: node " in run.stdout
 
@@ -146,8 +147,9 @@ def test_job_run_watches_the_deployment_until_it_ends_exit_1_when_it_failed(dev,
     dep = call(dev.http_port, "GET", "/v1/job/cli-watched/deployment").json()
     assert dep["Status"] == "successful"  # the command ended once it had
     out = run.stdout
-    assert f'    Evaluation within deployment: "{dep["ID"][:8]}"\n' in out
-    head, watched = out.split(f'==> Monitoring deployment "{dep["ID"][:8]}"\n')
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    assert re.search(f'^    {stamp}: Evaluation within deployment: "{dep["ID"][:8]}"$', out, re.M), out
+    head, watched = re.split(f'==> {stamp}: Monitoring deployment "{dep["ID"][:8]}"\n', out)
     assert head.rstrip().endswith('finished with status "complete"'), out
     last = watched.rstrip().split("\n\n")[-2:]  # Nomad's formatDeployment, indented as the monitor's lines
     assert re.search(r"^    \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n    ID          = " + dep["ID"][:8] + "$", last[0],
@@ -183,6 +185,33 @@ def test_job_run_watches_the_deployment_until_it_ends_exit_1_when_it_failed(dev,
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-watched").returncode == 0
 
 
+def test_the_evaluation_monitor_stamps_each_line_and_tells_modified_from_created(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nomad's monitor (command/monitor.go): every line starts with the time; an allocation the
+    evaluation updated in place (created before it) is "modified", a new one to run "created", and a
+    new one not to run is not listed; a node's evaluation names its node."""
+    from runtime import cli, cli_jobs  # noqa: F401 - cli first (it imports cli_jobs), as bin/nomad does
+
+    eid = "e" * 8 + "-0000-0000-0000-000000000000"
+    ev = {"ID": eid, "JobID": "web", "NodeID": "n" * 36, "Status": "complete", "CreateIndex": 10,
+          "ModifyIndex": 12}
+    allocs = [{"ID": c * 36, "NodeID": "n" * 36, "TaskGroup": "g", "CreateIndex": index,
+               "DesiredStatus": desired}
+              for c, index, desired in (("a", 5, "run"), ("b", 11, "run"), ("c", 11, "stop"))]
+    monkeypatch.setattr(cli_jobs, "request",
+                        lambda addr, method, path, *a, **k: allocs if path.endswith("/allocations") else ev)
+    out, code = cli_jobs.monitor("http://x", eid)
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    want = [f'==> {stamp}: Monitoring evaluation "eeeeeeee"',
+            f'    {stamp}: Evaluation triggered by node "nnnnnnnn"',
+            f'    {stamp}: Evaluation triggered by job "web"',
+            f'    {stamp}: Allocation "aaaaaaaa" modified: node "nnnnnnnn", group "g"',
+            f'    {stamp}: Allocation "bbbbbbbb" created: node "nnnnnnnn", group "g"',
+            f'    {stamp}: Evaluation status changed: "pending" -> "complete"',
+            f'==> {stamp}: Evaluation "eeeeeeee" finished with status "complete"']
+    assert code == 0 and re.fullmatch("\n".join(want), out), out
+
+
 def test_job_run_that_cannot_place_exits_2_with_the_reason(dev, tmp_path):  # noqa: F811
     job = sleep_job("cli-unplaceable", Constraints=[{"LTarget": "${attr.kernel.name}", "RTarget": "windows",
                                                      "Operand": "="}])
@@ -194,7 +223,10 @@ def test_job_run_that_cannot_place_exits_2_with_the_reason(dev, tmp_path):  # no
     assert f"    * {why}" in plan.stdout, plan.stdout
     run = nomad(dev, "job", "run", str(path))
     assert run.returncode == 2, run.stdout + run.stderr
-    assert 'Task Group "web" (failed to place 1 allocation(s)):' in run.stdout
+    # Nomad's monitor: the time on every line, the reason under the finished line, a singular noun.
+    assert re.search(r'^==> \S+Z: Evaluation "[0-9a-f]{8}" finished with status "complete" but failed to '
+                     r'place all allocations:\n    \S+Z: Task Group "web" \(failed to place 1 allocation\):$',
+                     run.stdout, re.M), run.stdout
     assert why in run.stdout, run.stdout
     status = nomad(dev, "job", "status", "cli-unplaceable")
     assert f"  * {why}" in status.stdout, status.stdout
@@ -456,9 +488,10 @@ def test_alloc_stop_replaces_the_allocation(dev, tmp_path):  # noqa: F811
         return [a for a in call(dev.http_port, "GET", "/v1/job/cli-astop/allocations").json()
                 if a["ClientStatus"] == "running" and a["DesiredStatus"] == "run"]
     first = wait_for(running, "cli-astop running", PLACE_DEADLINE_S, dev.detail)[0]["ID"]
-    out = nomad(dev, "alloc", "stop", first[:8])
+    out = nomad(dev, "alloc", "stop", "-detach", first[:8])
     assert out.returncode == 0, out.stderr
-    assert "Evaluation" in out.stdout and "complete" in out.stdout, out.stdout
+    eval_id = out.stdout.strip()  # Nomad's alloc stop -detach: the evaluation's ID, nothing else
+    assert call(dev.http_port, "GET", f"/v1/evaluation/{eval_id}").json()["JobID"] == "cli-astop", out.stdout
     got = call(dev.http_port, "GET", f"/v1/allocation/{first}").json()
     assert got["DesiredStatus"] == "stop" and got["DesiredTransition"]["Migrate"] is True
     replacement = wait_for(lambda: [a for a in running() if a["ID"] != first], "a replacement running",
@@ -552,9 +585,15 @@ def test_job_history_revert_and_eval(dev, tmp_path):  # noqa: F811
     bad = nomad(dev, "job", "revert", "cli-hist", "2")
     assert bad.returncode == 1 and "current version" in bad.stderr
 
+    # Nomad's job eval -detach: `Created eval ID: "<short>" ` (its ID quoted, a space after it).
     ev = nomad(dev, "job", "eval", "-detach", "cli-hist")
-    assert ev.returncode == 0 and "Job evaluation created" in ev.stdout
-    eval_id = re.search(r"Evaluation ID: (\S+)", ev.stdout).group(1)
+    assert ev.returncode == 0 and re.fullmatch(r'Created eval ID: "[0-9a-f]{8}" \n', ev.stdout), ev.stdout
+    ev = nomad(dev, "job", "eval", "-detach", "-verbose", "cli-hist")
+    eval_id = re.fullmatch(r'Created eval ID: "(\S{36})" \n', ev.stdout).group(1)
+    assert call(dev.http_port, "GET", f"/v1/evaluation/{eval_id}").json()["JobID"] == "cli-hist"
+    # Nomad's job revert -detach: the evaluation's ID alone, under its label.
+    rev = nomad(dev, "job", "revert", "-detach", "cli-hist", "1")
+    eval_id = re.fullmatch(r"Evaluation ID: (\S{36})\n", rev.stdout).group(1)
     assert call(dev.http_port, "GET", f"/v1/evaluation/{eval_id}").json()["JobID"] == "cli-hist"
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-hist").returncode == 0
 
@@ -648,12 +687,19 @@ job "cli-param" {
     assert got.returncode == 0, got.stderr
     child = re.search(r"Dispatched Job ID = (\S+)", got.stdout).group(1)
     assert child.startswith("cli-param/dispatch-") and "complete" in got.stdout
+    # Nomad's formatKV of the child and its evaluation (short), a blank line, then the monitor.
+    assert re.match(r"Dispatched Job ID = \S+\nEvaluation ID     = [0-9a-f]{8}\n\n==> ", got.stdout), \
+        got.stdout
+    detached = nomad(dev, "job", "dispatch", "-detach", "-meta", "color=red", "cli-param")
+    assert re.fullmatch(r"Dispatched Job ID = cli-param/dispatch-\S+\nEvaluation ID     = [0-9a-f]{8}\n",
+                        detached.stdout), detached.stdout
     allocs = call(dev.http_port, "GET", f"/v1/job/{urllib.parse.quote(child, safe='')}/allocations").json()
     assert len(allocs) == 1
     wait_for(lambda: "color=blue" in nomad(dev, "alloc", "logs", allocs[0]["ID"]).stdout, "the task's output",
              PLACE_DEADLINE_S, dev.detail)
     missing = nomad(dev, "job", "dispatch", "cli-param")
-    assert missing.returncode == 1 and "required meta keys" in missing.stderr
+    assert missing.returncode == 1 and missing.stderr.startswith("Failed to dispatch job: ")
+    assert "Dispatch did not provide required meta keys: [color]" in missing.stderr
     payload = tmp_path / "in.txt"
     payload.write_text("data")
     forbidden = nomad(dev, "job", "dispatch", "-meta", "color=red", "cli-param", str(payload))
@@ -868,6 +914,11 @@ job "cli-cron" {
     assert call(dev.http_port, "GET", "/v1/job/cli-cron/allocations").json() == []  # waits for 03:00
     forced = nomad(dev, "job", "periodic", "force", "cli-cron")
     assert forced.returncode == 0 and "complete" in forced.stdout, forced.stdout + forced.stderr
+    # Nomad's: only periodic jobs match (not the launch "cli-cron/periodic-..."), and -detach says
+    # "Force periodic successful".
+    forced = nomad(dev, "job", "periodic", "force", "-detach", "cli-cr")
+    assert re.fullmatch(r"Force periodic successful\nEvaluation ID: \S{36}\n", forced.stdout), \
+        forced.stdout + forced.stderr
     children = [j["ID"] for j in call(dev.http_port, "GET", "/v1/jobs?prefix=cli-cron/periodic-").json()]
     assert len(children) == 1
     child = call(dev.http_port, "GET", f"/v1/job/{urllib.parse.quote(children[0], safe='')}").json()
@@ -880,7 +931,9 @@ job "cli-cron" {
     assert re.search(r"Next Periodic Launch = \S+Z \(\S+ from now\)", status.stdout), status.stdout
     assert "Previously Launched Jobs" in status.stdout and children[0] in status.stdout
     bad = nomad(dev, "job", "periodic", "force", "cli-cron-nope")
-    assert bad.returncode == 1
+    assert (bad.returncode, bad.stderr) == (1, 'No periodic job(s) with prefix or ID "cli-cron-nope" found\n')
+    bad = nomad(dev, "job", "periodic", "force", children[0])
+    assert bad.returncode == 1 and "No periodic job(s) with prefix or ID" in bad.stderr, bad.stderr
     stop = nomad(dev, "job", "stop", "cli-cron")  # Nomad: no evaluation for a periodic job, nothing printed
     assert (stop.returncode, stop.stdout) == (0, ""), stop.stdout + stop.stderr
     assert call(dev.http_port, "DELETE", "/v1/job/cli-cron?purge=true").json()["EvalID"] == ""
