@@ -2286,7 +2286,8 @@ def job_eval(addr: str, args: list[str]) -> tuple[str, int]:
     stub = resolve(addr, "job", one_arg(rest, "nomad job eval <job>"))
     try:
         got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/evaluate",
-                      {"JobID": stub["ID"]})
+                      {"JobID": stub["ID"],
+                       "EvalOptions": {"ForceReschedule": bool(flags.get("force-reschedule"))}})
     except CliError as e:
         raise CliError(f"Error evaluating job: {e}") from None
     verbose = bool(flags.get("verbose"))

@@ -1807,6 +1807,39 @@ def test_a_batch_allocation_is_rescheduled_once_a_day_after_5s_then_left_failed(
     assert c.running("web") == []  # a failed allocation's own attempts never come back
 
 
+def test_job_eval_force_reschedule_replaces_a_failed_allocation_out_of_attempts() -> None:
+    """`nomad job eval -force-reschedule` was a plain evaluation: Nomad's Job.Evaluate marks each failed,
+    unreplaced allocation of a group with rescheduling enabled DesiredTransition.ForceReschedule, and the
+    reconciler replaces it now, its attempts used up or not."""
+    c = Cluster()
+    c.node(0)
+    job = service(count=1)
+    job["Type"] = "batch"
+    c.register(**job)
+    _run_due(c)
+    (a,) = c.running("web")
+    _fail(c, a["ID"])
+    c.now += 6.0
+    _run_due(c)
+    (b,) = c.running("web")
+    _fail(c, b["ID"])
+    c.now += 600.0
+    _run_due(c)
+    assert c.running("web") == []  # its one attempt is used
+    res = c.apply("job_evaluate", job_id="web", force_reschedule=True)
+    assert res["ok"]
+    allocs = c.state.tables["allocs"]
+    assert allocs[b["ID"]]["DesiredTransition"]["ForceReschedule"] is True
+    assert not allocs[a["ID"]]["DesiredTransition"].get("ForceReschedule")  # replaced already
+    _run_due(c)
+    (forced,) = c.running("web")
+    assert forced["PreviousAllocation"] == b["ID"] and allocs[b["ID"]]["NextAllocation"] == forced["ID"]
+    # A second forced evaluation has nothing left to force: the failed ones are replaced.
+    c.apply("job_evaluate", job_id="web", force_reschedule=True)
+    _run_due(c)
+    assert [x["ID"] for x in c.running("web")] == [forced["ID"]]
+
+
 def test_reschedule_delays_follow_nomads_functions() -> None:
     from actors.scheduler.scheduler import next_delay_ns, next_reschedule
 

@@ -1654,6 +1654,13 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             elif cs == "failed" and active is not None and a.get("DeploymentID") == active["ID"] \
                     and not (a.get("DesiredTransition") or {}).get("Reschedule"):
                 kept.append(a)  # its running deployment decides first (Nomad's updateByReschedulable)
+            elif cs == "failed" and rp is not None \
+                    and (a.get("DesiredTransition") or {}).get("ForceReschedule"):
+                # Nomad's updateByReschedulable: one marked by `job eval -force-reschedule` is replaced
+                # now, whatever its policy's delay and attempts left.
+                stop_alloc(a, STOP_FAILED)
+                replace.append((a["Name"], a))
+                delays[a["ID"]] = next_delay_ns(rp, a)
             elif cs == "failed":
                 # Nomad's reschedule policy: replaced once its delay has passed (a follow-up
                 # evaluation comes back for it then), while its attempts last.

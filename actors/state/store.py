@@ -1442,9 +1442,34 @@ class StateStore:
         if job.get("Periodic") or job.get("ParameterizedJob"):
             kind = "periodic" if job.get("Periodic") else "parameterized"
             return {"ok": False, "error": f"can't evaluate {kind} job"}
+        if cmd.get("force_reschedule"):
+            self._force_reschedule(index, job, now)
         evals = self._create_evals(index, [job_id], "job-register", now)
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": job["JobModifyIndex"]}
+
+    def _force_reschedule(self, index: int, job: dict[str, Any], now: float) -> None:
+        """Nomad's Job.Evaluate with EvalOptions.ForceReschedule: each failed allocation not yet replaced,
+        of a group whose reschedule policy is enabled (attempts or unlimited), is marked
+        DesiredTransition.ForceReschedule, which the scheduler replaces now, attempts used up or not."""
+        from actors.scheduler.scheduler import reschedule_policy
+
+        groups = {g.get("Name"): g for g in job.get("TaskGroups") or ()}
+        allocs, marked = self.tables["allocs"], False
+        for a in self.job_allocs(job["ID"]):
+            group = groups.get(a.get("TaskGroup"))
+            rp = reschedule_policy(job, group) if group is not None else None
+            if rp is None or not (int(rp.get("Attempts") or 0) > 0 or rp.get("Unlimited")):
+                continue
+            t = a.get("DesiredTransition") or {}
+            if a.get("NextAllocation") or a.get("ClientStatus") != "failed" or t.get("ForceReschedule"):
+                continue
+            allocs[a["ID"]] = {**a, "DesiredTransition": {**t, "ForceReschedule": True}, "ModifyIndex": index,
+                               "ModifyTime": now}
+            self._index_alloc(allocs[a["ID"]])
+            marked = True
+        if marked:
+            self._touch("allocs", index)
 
     def _job_stability(self, index: int, cmd: dict[str, Any]) -> Any:
         """Nomad ``Job.Stable``: mark one version of the job stable (or not)."""
