@@ -1557,6 +1557,18 @@ def _node_url(addr: str, alloc: dict[str, Any]) -> str:
     return f"{'https' if addr.startswith('https://') else 'http'}://{http_addr}"
 
 
+def check_task_exists(alloc: dict[str, Any], task: str) -> None:
+    """Nomad's validateTaskExistsInAllocation: the task is one of the allocation's group's, else the
+    error lists the group's tasks, one a line."""
+    groups = [g for g in (alloc.get("Job") or {}).get("TaskGroups") or ()
+              if g.get("Name") == alloc.get("TaskGroup")]
+    if not groups:
+        raise CliError(f"Could not find allocation task group: {alloc.get('TaskGroup', '')}")
+    names = [t.get("Name", "") for t in groups[0].get("Tasks") or ()]
+    if task not in names:
+        raise CliError(f"Could not find task named: {task}, found:\n" + "\n".join(names))
+
+
 def _alloc_task_op(addr: str, args: list[str], what: str, extra: dict[str, type]) -> tuple[dict[str, Any], str]:
     flags, rest = parse_flags(args, {"task": str, "verbose": bool, **extra})
     if not rest or len(rest) > 2:
@@ -1564,9 +1576,8 @@ def _alloc_task_op(addr: str, args: list[str], what: str, extra: dict[str, type]
     stub = resolve(addr, "allocation", rest[0])
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
     task = rest[1] if len(rest) > 1 else flags.get("task", "")
-    if task and task not in (a.get("TaskStates") or {}) and not any(
-            t.get("Name") == task for g in (a.get("Job") or {}).get("TaskGroups", ()) for t in g.get("Tasks", ())):
-        raise CliError(f'Could not find task named: {task}')
+    if task:
+        check_task_exists(a, task)
     url = f"{_node_url(addr, a)}/v1/client/allocation/{a['ID']}/{what}?{_ns_query(a)}"
     return {**flags, "_task": task}, url
 
@@ -1592,14 +1603,20 @@ def alloc_restart(addr: str, args: list[str]) -> str:
     if pre.get("all-tasks") and (pre.get("task") or len(rest) > 1):
         raise CliError("The -all-tasks option is not allowed when restarting a specific task.")
     flags, url = _alloc_task_op(addr, args, "restart", extra)
-    _put_json(url, {"TaskName": flags["_task"], "AllTasks": bool(flags.get("all-tasks"))})
+    try:
+        _put_json(url, {"TaskName": flags["_task"], "AllTasks": bool(flags.get("all-tasks"))})
+    except CliError as e:  # Nomad's alloc restart: the target, a blank line, the error
+        raise CliError(f"Failed to restart {'task' if flags['_task'] else 'allocation'}:\n\n{e}") from None
     return ""
 
 
 def alloc_signal(addr: str, args: list[str]) -> str:
     """``nomad alloc signal [-s SIGNAL] [-task t] <alloc> [<task>]`` (Nomad's default signal: SIGKILL)."""
     flags, url = _alloc_task_op(addr, args, "signal", {"s": str})
-    _put_json(url, {"Signal": flags.get("s") or "SIGKILL", "Task": flags["_task"]})
+    try:
+        _put_json(url, {"Signal": flags.get("s") or "SIGKILL", "Task": flags["_task"]})
+    except CliError as e:
+        raise CliError(f"Error signalling allocation: {e}") from None
     return ""
 
 
