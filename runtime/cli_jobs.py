@@ -1885,31 +1885,55 @@ def _failed_placements(ev: dict[str, Any]) -> list[str]:
     return out
 
 
-def eval_status(addr: str, args: list[str]) -> str:
-    """``nomad eval status [-verbose] <evaluation>``."""
-    flags, rest = parse_flags(args, {"verbose": bool, "json": bool})
+def eval_status(addr: str, args: list[str]) -> str | tuple[str, int]:
+    """``nomad eval status [-verbose] [-monitor] <evaluation>``, as Nomad's formatEvalStatus: the
+    evaluation (Node ID for a node's, Previous Eval for a max-plan-attempts one, then its previous,
+    next and blocked evaluations, each ``<none>`` when unset), the allocations it placed, and why the
+    others could not be."""
+    flags, rest = parse_flags(args, {"verbose": bool, "json": bool, "monitor": bool})
     verbose = flags.get("verbose", False)
     stub = resolve(addr, "evaluation", one_arg(rest, "nomad eval status <evaluation>"))
+    if flags.get("monitor"):
+        return monitor(addr, stub["ID"], verbose=verbose)
     ev = request(addr, "GET", f"/v1/evaluation/{stub['ID']}")
     if flags.get("json"):
         return as_json(ev)
+    try:
+        placed = request(addr, "GET", f"/v1/evaluation/{stub['ID']}/allocations")
+    except CliError as e:
+        raise CliError(f"Error querying related allocations: {e}") from None
     failed = _failed_placements(ev)
-    pairs = [("ID", short(ev["ID"], verbose)), ("Create Time", ago(ev.get("CreateTime"))),
-             ("Modify Time", ago(ev.get("ModifyTime"))), ("Status", ev.get("Status", "")),
+    when = fmt_time if verbose else ago
+    pairs = [("ID", short(ev["ID"], verbose)), ("Create Time", when(ev.get("CreateTime"))),
+             ("Modify Time", when(ev.get("ModifyTime"))), ("Status", ev.get("Status", "")),
              ("Status Description", ev.get("StatusDescription") or ev.get("Status", "")),
              ("Type", ev.get("Type", "")), ("TriggeredBy", ev.get("TriggeredBy", "")),
-             ("Job ID", ev.get("JobID", ""))]
-    if ev.get("NodeID"):
-        pairs.append(("Node ID", short(ev["NodeID"], verbose)))
-    pairs += [("Namespace", ev.get("Namespace", "default")), ("Priority", ev.get("Priority", 50)),
-              ("Placement Failures", str(bool(failed)).lower())]
-    if ev.get("PreviousEval"):
-        pairs.append(("Previous Eval", short(ev["PreviousEval"], verbose)))
-    if ev.get("NextEval"):
-        pairs.append(("Next Eval", short(ev["NextEval"], verbose)))
+             ("Job ID", ev.get("JobID", "")), ("Namespace", ev.get("Namespace", "default"))]
+    # Nomad's getTriggerDetails: the subject of a node's or a retried evaluation, its ID in full.
+    if ev.get("TriggeredBy") == "node-update" and ev.get("NodeID"):
+        pairs.append(("Node ID", ev["NodeID"]))
+    elif ev.get("TriggeredBy") == "max-plan-attempts" and ev.get("PreviousEval"):
+        pairs.append(("Previous Eval", ev["PreviousEval"]))
+    pairs += [("Priority", ev.get("Priority", 50)), ("Placement Failures", str(bool(failed)).lower())]
+    wait_until = _parse_time(ev.get("WaitUntil"))
+    if wait_until:
+        pairs.append(("Wait Until", fmt_time(wait_until)))
+    pairs += [("Previous Eval", short(ev.get("PreviousEval") or "", verbose)),
+              ("Next Eval", short(ev.get("NextEval") or "", verbose)),
+              ("Blocked Eval", short(ev.get("BlockedEval") or "", verbose))]
     out = [kv(pairs)]
+    if placed:
+        # Nomad's formatAllocListStubs(placed, false, length): the short table, IDs as -verbose asks.
+        rows = [["ID", "Node ID", "Task Group", "Version", "Desired", "Status", "Created", "Modified"]]
+        rows += [[short(a["ID"], verbose), short(a.get("NodeID", ""), verbose), a.get("TaskGroup", ""),
+                  str(a.get("JobVersion", 0)), a.get("DesiredStatus", ""), a.get("ClientStatus", ""),
+                  ago(a.get("CreateTime")), ago(a.get("ModifyTime"))] for a in placed]
+        out += ["", "Placed Allocations", table(rows)]
     if failed:
-        out += ["", "==> Failed Placements", *failed]
+        out += ["", "Failed Placements", *failed]
+        if ev.get("BlockedEval"):
+            out += ["", f'Evaluation "{short(ev["BlockedEval"], verbose)}" waiting for additional capacity '
+                        "to place remainder"]
     return "\n".join(out)
 
 

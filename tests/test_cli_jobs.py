@@ -461,6 +461,17 @@ def test_status_inspect_eval_and_version_commands(dev, tmp_path):  # noqa: F811
     assert fields["ID"] == eval_id[:8] and fields["Job ID"] == "cli-inspect"
     assert fields["TriggeredBy"] == "job-register" and fields["Status"] == "complete"
     assert fields["Placement Failures"] == "false"
+    # Nomad's formatEvalStatus: the related evaluations always (<none> when unset), then what it placed.
+    assert [fields[k] for k in ("Previous Eval", "Next Eval", "Blocked Eval")] == ["<none>"] * 3, ev.stdout
+    placed = ev.stdout.split("\n\nPlaced Allocations\n")[1].splitlines()
+    assert columns(placed[0]) == ["ID", "Node ID", "Task Group", "Version", "Desired", "Status", "Created",
+                                  "Modified"], ev.stdout
+    assert len(placed) == 2 and columns(placed[1])[0] in {a["ID"][:8] for a in call(
+        dev.http_port, "GET", "/v1/job/cli-inspect/allocations").json()}, ev.stdout
+    verbose = nomad(dev, "eval", "status", "-verbose", eval_id[:8]).stdout
+    assert re.search(r"^Create Time +?= \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", verbose, re.M), verbose
+    watched = nomad(dev, "eval", "status", "-monitor", eval_id[:8])
+    assert watched.returncode == 0 and 'finished with status "complete"' in watched.stdout, watched.stderr
     listed = nomad(dev, "eval", "list", "-job", "cli-inspect")
     lines = listed.stdout.splitlines()
     assert listed.returncode == 0 and columns(lines[0])[:3] == ["ID", "Priority", "Triggered By"]
