@@ -1733,32 +1733,46 @@ def random_job_alloc(addr: str, ident: str) -> dict[str, Any]:
 
 
 def alloc_logs(addr: str, args: list[str]) -> str:
-    """``nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] [-job] <alloc | job> [<task>]``.
+    """``nomad alloc logs [-f] [-stdout|-stderr] [-tail] [-n N] [-c N] [-job] <alloc | job> [<task>]``.
 
     As Nomad's CLI: the allocation and its node are found through the
     servers, and the logs are read from that node's own HTTP API.  With
     ``-f`` what the log holds is printed, then what the task appends, until
-    the task is dead (or the command is interrupted).
+    the task is dead (or the command is interrupted).  ``-f`` alone (no
+    stream, -tail, -n or -c chosen) follows both streams from their ends,
+    stdout to stdout and stderr to stderr, as Nomad's tailMultipleFiles.
     """
-    flags, rest = parse_flags(args, {"stderr": bool, "tail": bool, "n": int, "c": int, "f": bool,
-                                     "task": str, "job": bool})
+    flags, rest = parse_flags(args, {"stderr": bool, "stdout": bool, "tail": bool, "n": int, "c": int,
+                                     "f": bool, "task": str, "job": bool})
     _int_flags(flags, ("n", "c"))
     if not rest or len(rest) > 2:
         raise CliError("usage: nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] [-job] "
                        "<allocation | job> [<task>]")
     stub = random_job_alloc(addr, rest[0]) if flags.get("job") else resolve(addr, "allocation", rest[0])
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
-    task = rest[1] if len(rest) > 1 else flags.get("task", "")
-    if not task:
-        job = a.get("Job") or request(addr, "GET", f"/v1/job/{urllib.parse.quote(a['JobID'], safe='')}")
-        groups = [g for g in job.get("TaskGroups", []) if g.get("Name") == a.get("TaskGroup")]
-        names = [t["Name"] for t in groups[0]["Tasks"]] if groups else sorted(a.get("TaskStates") or {})
-        if len(names) != 1:
-            raise CliError(f"Allocation {short(a['ID'])} has {len(names)} tasks: please specify the task "
-                           f"({', '.join(names)})")
-        task = names[0]
-    kind = "stderr" if flags.get("stderr") else "stdout"
+    # Nomad's: -task is checked against the group, a task argument is taken as given, and without
+    # either the group's only task (lookupAllocTask).
+    try:
+        if flags.get("task"):
+            task = flags["task"]
+            check_task_exists(a, task)
+        elif len(rest) > 1:
+            task = rest[1]
+            if not task:
+                raise CliError("Task name required")
+        else:
+            task = _only_task(a)
+    except CliError as e:
+        raise CliError(f"Failed to validate task: {e}") from None
     base = f"{_node_url(addr, a)}/v1/client/fs/logs/{a['ID']}"
+    ns = a.get("Namespace") or "default"
+    if flags.get("f") and not (flags.get("stderr") or flags.get("stdout") or flags.get("tail")
+                               or flags.get("n", -1) > 0 or flags.get("c", -1) > 0):
+        _follow_both(base, task, ns)
+        return ""
+    if flags.get("stderr") and flags.get("stdout"):
+        raise CliError("Unable to support both stdout and stderr")
+    kind = "stderr" if flags.get("stderr") else "stdout"
 
     end = 0  # where the log ended when read: a follow continues from there
 
@@ -1794,6 +1808,49 @@ def alloc_logs(addr: str, args: list[str]) -> str:
     return data.decode("utf-8", errors="replace").rstrip("\n")
 
 
+def _only_task(alloc: dict[str, Any]) -> str:
+    """Nomad's lookupAllocTask: the allocation's group's only task, else an error listing them."""
+    groups = [g for g in (alloc.get("Job") or {}).get("TaskGroups") or ()
+              if g.get("Name") == alloc.get("TaskGroup")]
+    if not groups:
+        raise CliError(f"Could not find allocation task group: {alloc.get('TaskGroup', '')}")
+    names = [t.get("Name", "") for t in groups[0].get("Tasks") or ()]
+    if len(names) == 1:
+        return names[0]
+    listed = "".join(f"  * {n}\n" for n in names)
+    raise CliError(f'Allocation "{short(alloc["ID"])}" is running the following tasks:\n{listed}\n'
+                   "Please specify the task.")
+
+
+def _follow_both(base: str, task: str, ns: str) -> None:
+    """Nomad's tailMultipleFiles: both logs followed from their ends (what they hold already is not
+    printed: the two cannot be interleaved), each to its own stream, until both end or Ctrl-C."""
+    import threading
+
+    failures: list[CliError] = []
+
+    def follow(kind: str, out: Any) -> None:
+        q = urllib.parse.urlencode({"task": task, "type": kind, "origin": "end", "offset": 0,
+                                    "follow": "true", "namespace": ns})
+        try:
+            _copy_frames(f"{base}?{q}", out)
+        except CliError as e:
+            failures.append(e)
+
+    threads = [threading.Thread(target=follow, args=(kind, out), daemon=True)
+               for kind, out in (("stdout", sys.stdout.buffer), ("stderr", sys.stderr.buffer))]
+    for t in threads:
+        t.start()
+    try:
+        while any(t.is_alive() for t in threads) and not failures:
+            for t in threads:
+                t.join(0.2)
+    except KeyboardInterrupt:
+        return
+    if failures:
+        raise CliError(f"Failed to tail stdout and stderr files: {failures[0]}")
+
+
 def _follow_log(base: str, task: str, kind: str, offset: int, ns: str) -> None:
     """Copy the followed log's frames to stdout as they come, until the stream ends or Ctrl-C."""
     q = urllib.parse.urlencode({"task": task, "type": kind, "origin": "start", "offset": offset,
@@ -1814,9 +1871,10 @@ def monitor_logs(addr: str, args: list[str]) -> str:
     return ""
 
 
-def _copy_frames(url: str) -> None:
-    """Write the Data of a stream of Nomad StreamFrames to stdout as they come, until it ends or Ctrl-C."""
-    out, decoder, buf = sys.stdout.buffer, json.JSONDecoder(), ""
+def _copy_frames(url: str, out: Any = None) -> None:
+    """Write the Data of a stream of Nomad StreamFrames to *out* (stdout) as they come, until it ends or
+    Ctrl-C."""
+    out, decoder, buf = out or sys.stdout.buffer, json.JSONDecoder(), ""
     try:
         # The agent sends a heartbeat frame every second while the stream is
         # idle, so TIMEOUT_S without a byte means the agent is gone.

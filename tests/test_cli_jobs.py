@@ -374,8 +374,8 @@ def test_alloc_logs_follow_prints_output_as_it_comes_and_ends_when_the_task_does
                 if a["ClientStatus"] in ("running", "complete")]
     alloc_id = wait_for(started, "cli-follow started", PLACE_DEADLINE_S, dev.detail)[0]["ID"]
     follower = subprocess.Popen([sys.executable, NOMAD, f"-address=http://127.0.0.1:{dev.http_port}",
-                                 "alloc", "logs", "-f", alloc_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                 "alloc", "logs", "-stdout", "-f", alloc_id], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
     try:
         first = follower.stdout.readline()  # type: ignore[union-attr]
         # The task is still writing: what follows comes from the stream, not from a finished file.
@@ -403,6 +403,39 @@ def test_alloc_logs_follow_prints_output_as_it_comes_and_ends_when_the_task_does
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-follow").returncode == 0
 
 
+def test_alloc_logs_follow_alone_follows_both_streams_from_their_ends(dev, tmp_path):  # noqa: F811
+    """Nomad's `alloc logs -f` with no stream, -tail, -n or -c (tailMultipleFiles): stdout and stderr
+    both followed from where they end, each to its own stream; it printed stdout alone, from its start."""
+    script = "for i in $(seq 1 40); do echo out-$i; echo err-$i >&2; sleep 0.25; done"
+    job = {"ID": "cli-both", "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                            "Config": {"command": "/bin/sh", "args": ["-c", script]},
+                                            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    path = tmp_path / "both.json"
+    path.write_text(json.dumps({"Job": job}))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+
+    def written() -> list:
+        allocs = call(dev.http_port, "GET", "/v1/job/cli-both/allocations").json()
+        return [a for a in allocs if "out-3" in nomad(dev, "alloc", "logs", a["ID"]).stdout]
+    alloc_id = wait_for(written, "cli-both writing", PLACE_DEADLINE_S, dev.detail)[0]["ID"]
+    follower = subprocess.Popen([sys.executable, NOMAD, f"-address=http://127.0.0.1:{dev.http_port}",
+                                 "alloc", "logs", "-f", alloc_id], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = follower.communicate(timeout=CLI_TIMEOUT_S + PLACE_DEADLINE_S)  # ends with the task
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, err
+    outs, errs = out.splitlines(), err.splitlines()
+    assert outs and errs and outs[-1] == "out-40" and errs[-1] == "err-40", (out, err)
+    assert all(x.startswith("out-") for x in outs) and all(x.startswith("err-") for x in errs), (out, err)
+    assert "out-1" not in outs and "err-1" not in errs  # written before it started: not printed
+    both = nomad(dev, "alloc", "logs", "-stdout", "-stderr", alloc_id)
+    assert (both.returncode, both.stderr) == (1, "Unable to support both stdout and stderr\n")
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-both").returncode == 0
+
+
 def test_alloc_logs_reads_a_chatty_tasks_output_whole_across_its_rotated_files(dev, tmp_path):  # noqa: F811
     # About 2.8 MB through 1 MB files, two kept: indexes 1 and 2 stay, 0 is pruned.
     job = {"ID": "cli-rotate", "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
@@ -425,7 +458,7 @@ def test_alloc_logs_reads_a_chatty_tasks_output_whole_across_its_rotated_files(d
     out = nomad(dev, "alloc", "logs", alloc_id)
     assert out.returncode == 0 and out.stdout == kept.rstrip("\n") + "\n", out.stderr
     assert nomad(dev, "alloc", "logs", "-tail", "-n", "2", alloc_id).stdout == "399999\n400000\n"
-    followed = nomad(dev, "alloc", "logs", "-f", alloc_id)  # a dead task: all of it, then the end
+    followed = nomad(dev, "alloc", "logs", "-stdout", "-f", alloc_id)  # a dead task: all, then the end
     assert followed.returncode == 0 and followed.stdout == kept
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-rotate").returncode == 0
 
