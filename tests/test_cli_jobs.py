@@ -784,7 +784,13 @@ job "cli-vars" {
 }
 """)
     missing = nomad(dev, "job", "plan", str(path))
-    assert missing.returncode == 1 and "required variable not set: name" in missing.stderr
+    # Nomad's job plan exits 255 on an error (1 says allocations would change): it was 1.
+    assert missing.returncode == 255 and "required variable not set: name" in missing.stderr
+    broken = tmp_path / "broken.nomad.hcl"
+    broken.write_text('job "x" {\n')
+    assert nomad(dev, "job", "plan", str(broken)).returncode == 255
+    assert nomad(dev, "plan", str(tmp_path / "nowhere.hcl")).returncode == 255  # the shorthand too
+    assert nomad(dev, "job", "validate", str(broken)).returncode == 1  # the other commands: 1
     varfile = tmp_path / "prod.vars.hcl"
     varfile.write_text('name = "from-file"\n')
     plan = nomad(dev, "job", "plan", "-var-file", str(varfile), str(path))
