@@ -1718,6 +1718,29 @@ def _run_due(c: Cluster) -> int:
 
 
 
+def test_a_batch_allocations_5s_reschedule_delay_is_waited_out() -> None:
+    """Nomad's rescheduleWindowSize is 1 s: a failed allocation due within a second is replaced by the
+    evaluation at hand, one due later waits for its follow-up. The 5 s batching window was used for
+    both, so the batch default delay (5 s) was never waited: the replacement came at once."""
+    c = Cluster()
+    c.node(0)
+    job = service(count=1)
+    job["Type"] = "batch"
+    c.register(**job)
+    _run_due(c)
+    (a,) = c.running("web")
+    _fail(c, a["ID"])
+    _run_due(c)  # the alloc-failure evaluation, at the failure's time
+    assert c.running("web") == []
+    followup = c.state.tables["evals"][c.state.tables["allocs"][a["ID"]]["FollowupEvalID"]]
+    assert followup["Status"] == "pending"
+    c.now += 4.5  # within a second of its time: rescheduled by the next evaluation that runs
+    c.apply("job_evaluate", job_id="web")
+    _run_due(c)
+    (b,) = c.running("web")
+    assert b["PreviousAllocation"] == a["ID"] and b["RescheduleTracker"]["Events"][0]["Delay"] == 5 * SEC
+
+
 def test_a_failed_service_allocation_is_replaced_after_an_exponential_delay() -> None:
     """Nomad's default service policy: 30 s, doubled at each reschedule, up to 1 h; unlimited."""
     c = Cluster()
