@@ -937,7 +937,19 @@ def _job_scale(req: Request, api: Api, job_id: str) -> Any:
 def _job_evaluate(req: Request, api: Api, job_id: str) -> Any:
     """``PUT /v1/job/<id>/evaluate`` (Nomad ``Job.Evaluate``): schedule the job again as it is."""
     require(req, "PUT", "POST")
-    index, r = _write(api, "job_evaluate", job_id=job_id)
+    body = read_body(req)
+    force = False
+    if body.strip():  # Nomad's: no payload is allowed (the job of the path); else a JobEvaluateRequest
+        args = _json_body(req, body)
+        if not args.get("JobID"):
+            raise CodedError(400, "Job ID must be specified")
+        if args["JobID"] != job_id:
+            raise CodedError(400, "JobID not same as job name")
+        opts = args.get("EvalOptions") or {}
+        if not isinstance(opts, dict) or not isinstance(opts.get("ForceReschedule", False), bool):
+            raise CodedError(400, "EvalOptions: must be an object with a boolean ForceReschedule")
+        force = opts.get("ForceReschedule", False)
+    index, r = _write(api, "job_evaluate", job_id=job_id, force_reschedule=force)
     return _job_register_reply(index, r)
 
 

@@ -85,7 +85,7 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("job", "history"): "Error retrieving job versions",
     ("job", "inspect"): "Error inspecting job",
     ("job", "revert"): "Error retrieving job versions",
-    ("job", "dispatch"): "Error dispatching job",
+    ("job", "dispatch"): "Failed to dispatch job",
     ("job", "scale"): "Error submitting scaling request",
     ("node", "status"): lambda a: "Error querying node info" if _positional(a)
     else "Error querying node status",
@@ -150,6 +150,11 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("operator", "root", "keyring", "rotate"): "error",
     ("operator", "root", "keyring", "remove"): "error",
 }
+
+
+# A command whose failures exit with other than 1: Nomad's job plan exits 255 on any error, as 1 already
+# says "allocations would be created or destroyed" (command/job_plan.go).
+ERROR_EXIT: dict[tuple[str, ...], int] = {("job", "plan"): 255}
 
 
 def error_line(words: tuple[str, ...], args: list[str], e: CliError) -> str:
@@ -696,7 +701,7 @@ def main(argv: list[str]) -> int:
                     out = (format_template(tmpl, text), code)
             except CliError as e:
                 print(error_line(words, rest[len(words):], e), file=sys.stderr)
-                return 1
+                return ERROR_EXIT.get(words, 1)
             except KeyboardInterrupt:  # Ctrl-C ends a watch (a deployment, a restart): no traceback
                 return EXIT_INTERRUPTED
             out, code = out if isinstance(out, tuple) else (out, 0)  # (output, exit code): job run's 2

@@ -38,6 +38,7 @@ from typing import Any
 
 from runtime import cli
 from runtime.cli import CliError
+from runtime.cli_jobs import check_task_exists
 from runtime.websocket import CLOSE_NORMAL, WsClosed, WsConn, WsHandshakeError, WsProtocolError, connect
 
 HEARTBEAT_S = 10.0  # Nomad's api heartbeatInterval
@@ -55,8 +56,7 @@ def _task_of(alloc: dict[str, Any], task: str) -> str:
     groups = [g for g in job.get("TaskGroups") or () if g.get("Name") == alloc.get("TaskGroup")]
     names = [t.get("Name", "") for t in groups[0].get("Tasks") or ()] if groups else []
     if task:
-        if task not in names and task not in (alloc.get("TaskStates") or {}):
-            raise CliError(f"Could not find task named: {task}")
+        check_task_exists(alloc, task)  # Nomad's validateTaskExistsInAllocation
         return task
     if not groups:
         raise CliError(f"Could not find allocation task group: {alloc.get('TaskGroup', '')}")

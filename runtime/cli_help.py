@@ -283,11 +283,13 @@ _c("alloc logs", "[options] <allocation> [<task>]", "Print a task's logs",
    "Prints a task's standard output (or error) log, read from the node that runs the allocation. "
    "The task may be left out when the group has only one.",
    ("-stderr", "Print the standard error log rather than standard output."),
+   ("-stdout", "Print the standard output log (the default; with -f, only it is followed)."),
    ("-task <task>", "The task whose logs are printed."),
    ("-tail", "Print the end of the log (with -n or -c; the last 10 lines by default)."),
    ("-n <lines>", "With -tail: how many lines from the end."),
    ("-c <bytes>", "With -tail: how many bytes from the end."),
-   ("-f", "Keep printing the log as it is written, until interrupted."),
+   ("-f", "Keep printing the log as it is written, until interrupted. With no other flag (but -job and "
+          "-task), both logs are followed from their ends: stdout to stdout, stderr to stderr."),
    ("-job", "Treat the argument as a job ID and use one of its allocations, picked at random."))
 _c("alloc restart", "[options] <allocation> [<task>]", "Restart an allocation's tasks",
    "Restarts the running tasks of an allocation, or one of them, in place.",
@@ -350,7 +352,8 @@ _c("eval list", "[options]", "List the evaluations",
    ("-filter <expression>", "Only the evaluations this filter expression matches."),
    "-verbose", *_JSON_T)
 _c("eval status", "[options] <evaluation>", "Show an evaluation's status",
-   "Shows an evaluation's status and, for placements that failed, why.", "-verbose", *_JSON_T)
+   "Shows an evaluation's status, the allocations it placed and, for placements that failed, why.",
+   ("-monitor", "Watch the evaluation until it completes, as job run does."), "-verbose", *_JSON_T)
 
 # ---------------------------------------------------------------- job
 

@@ -253,15 +253,21 @@ def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, A
 # ---------------------------------------------------------------- job
 
 
+def _stamp() -> str:
+    """Nomad's ``formatTime(time.Now())``, the time each monitor line starts with."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def monitor(addr: str, eval_id: str, *, head: str = "", verbose: bool = False) -> tuple[str, int]:
     """Nomad's evaluation monitor, bounded by MONITOR_TIMEOUT_S, then its deployment's: (output, exit code).
 
-    *head* is what the command printed before.  When the evaluation placed
-    everything within a deployment, that and the evaluation's lines are
-    printed at once and the deployment is watched until it ends (Nomad's
-    ``job run`` since 1.2): exit 0 if it succeeded, 1 otherwise.
+    *head* is what the command printed before.  Each line carries the time, as
+    Nomad's (command/monitor.go: ``==> <time>: Monitoring evaluation "<id>"``).
+    When the evaluation placed everything within a deployment, that and the
+    evaluation's lines are printed at once and the deployment is watched until
+    it ends (Nomad's ``job run`` since 1.2): exit 0 if it succeeded, 1 otherwise.
     """
-    lines = [f'==> Monitoring evaluation "{short(eval_id, verbose)}"']
+    lines = [f'==> {_stamp()}: Monitoring evaluation "{short(eval_id, verbose)}"']
     deadline = time.monotonic() + MONITOR_TIMEOUT_S
     index, ev, meta = 0, None, {"index": 0}
     while time.monotonic() < deadline:
@@ -274,27 +280,42 @@ def monitor(addr: str, eval_id: str, *, head: str = "", verbose: bool = False) -
     if ev is None or ev["Status"] == "pending":
         lines.append(f'    Evaluation still pending after {MONITOR_TIMEOUT_S:g}s; see "nomad job status"')
         return head + "\n".join(lines), 0
-    lines.append(f'    Evaluation triggered by job "{ev["JobID"]}"')
+    now = _stamp()
+    if ev.get("NodeID"):
+        lines.append(f'    {now}: Evaluation triggered by node "{short(ev["NodeID"], verbose)}"')
+    lines.append(f'    {now}: Evaluation triggered by job "{ev["JobID"]}"')
     deployment = ev.get("DeploymentID") or ""
     if deployment:
-        lines.append(f'    Evaluation within deployment: "{short(deployment, verbose)}"')
+        lines.append(f'    {now}: Evaluation within deployment: "{short(deployment, verbose)}"')
     for a in request(addr, "GET", f"/v1/evaluation/{eval_id}/allocations"):
-        lines.append(f'    Allocation "{short(a["ID"], verbose)}" created: '
+        # Nomad's: one made before the evaluation was updated by it (in place); a new one to run, created.
+        if int(a.get("CreateIndex") or 0) < int(ev.get("CreateIndex") or 0):
+            verb = "modified"
+        elif a.get("DesiredStatus", "run") == "run":
+            verb = "created"
+        else:
+            continue
+        lines.append(f'    {now}: Allocation "{short(a["ID"], verbose)}" {verb}: '
                      f'node "{short(a["NodeID"], verbose)}", group "{a["TaskGroup"]}"')
-    failed = ev.get("FailedTGAllocs") or {}
-    for group, metrics in sorted(failed.items()):
-        lines.append(f'    Task Group "{group}" (failed to place {metrics.get("CoalescedFailures", 0) + 1} '
-                     "allocation(s)):")
-        lines += [f"      * {why}" for why in alloc_metrics(metrics)]
-    if ev.get("BlockedEval"):
-        lines.append(f'    Evaluation "{short(ev["BlockedEval"], verbose)}" waiting for additional '
-                     "capacity to place remainder")
-    lines.append(f'    Evaluation status changed: "pending" -> "{ev["Status"]}"')
+    lines.append(f'    {now}: Evaluation status changed: "pending" -> "{ev["Status"]}"')
     if ev.get("NextEval"):
         # Its plan held no more (a large job): the next evaluation does the rest; Nomad's monitor
         # goes on to it (eval.NextEval) and ends with the last one's status and deployment.
         return monitor(addr, ev["NextEval"], head=head + "\n".join(lines) + "\n", verbose=verbose)
-    lines.append(f'==> Evaluation "{short(eval_id, verbose)}" finished with status "{ev["Status"]}"')
+    failed = ev.get("FailedTGAllocs") or {}
+    finished = f'==> {now}: Evaluation "{short(eval_id, verbose)}" finished with status "{ev["Status"]}"'
+    if not failed:
+        lines.append(finished)
+    else:
+        lines.append(f"{finished} but failed to place all allocations:")
+        for group, metrics in sorted(failed.items()):
+            n = metrics.get("CoalescedFailures", 0) + 1
+            lines.append(f'    {now}: Task Group "{group}" (failed to place {n} '
+                         f'{"allocation" if n == 1 else "allocations"}):')
+            lines += [f"      * {why}" for why in alloc_metrics(metrics)]
+        if ev.get("BlockedEval"):
+            lines.append(f'    {now}: Evaluation "{short(ev["BlockedEval"], verbose)}" waiting for '
+                         "additional capacity to place remainder")
     if failed or not deployment:
         # Some placement failed: exit 2 says so now.  (Nomad goes on to watch the deployment,
         # which, with nothing placed, has no progress deadline to end it: the command would
@@ -302,7 +323,7 @@ def monitor(addr: str, eval_id: str, *, head: str = "", verbose: bool = False) -
         return head + "\n".join(lines), EXIT_PLACEMENT_FAILED if failed else 0
     from runtime.cli_deployments import watch_deployment  # noqa: PLC0415 - it imports this module
 
-    lines.append(f'==> Monitoring deployment "{short(deployment, verbose)}"')
+    lines.append(f'==> {_stamp()}: Monitoring deployment "{short(deployment, verbose)}"')
     print(head + "\n".join(lines), flush=True)
     status = watch_deployment(addr, deployment, verbose, indent="    ")
     return "", 0 if status == "successful" else 1
@@ -962,7 +983,9 @@ def alloc_stop(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
     stub = resolve(addr, "allocation", one_arg(rest, "nomad alloc stop <allocation>"))
     got = request(addr, "PUT", f"/v1/allocation/{stub['ID']}/stop")
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Allocation stop successful")
+    if flags.get("detach", False):  # Nomad's alloc stop -detach: the evaluation's ID alone
+        return got.get("EvalID", ""), 0
+    return monitor(addr, got.get("EvalID", ""), verbose=bool(flags.get("verbose")))
 
 
 # A batch of ``job restart`` must be running again within this long, or the
@@ -1534,6 +1557,18 @@ def _node_url(addr: str, alloc: dict[str, Any]) -> str:
     return f"{'https' if addr.startswith('https://') else 'http'}://{http_addr}"
 
 
+def check_task_exists(alloc: dict[str, Any], task: str) -> None:
+    """Nomad's validateTaskExistsInAllocation: the task is one of the allocation's group's, else the
+    error lists the group's tasks, one a line."""
+    groups = [g for g in (alloc.get("Job") or {}).get("TaskGroups") or ()
+              if g.get("Name") == alloc.get("TaskGroup")]
+    if not groups:
+        raise CliError(f"Could not find allocation task group: {alloc.get('TaskGroup', '')}")
+    names = [t.get("Name", "") for t in groups[0].get("Tasks") or ()]
+    if task not in names:
+        raise CliError(f"Could not find task named: {task}, found:\n" + "\n".join(names))
+
+
 def _alloc_task_op(addr: str, args: list[str], what: str, extra: dict[str, type]) -> tuple[dict[str, Any], str]:
     flags, rest = parse_flags(args, {"task": str, "verbose": bool, **extra})
     if not rest or len(rest) > 2:
@@ -1541,9 +1576,8 @@ def _alloc_task_op(addr: str, args: list[str], what: str, extra: dict[str, type]
     stub = resolve(addr, "allocation", rest[0])
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
     task = rest[1] if len(rest) > 1 else flags.get("task", "")
-    if task and task not in (a.get("TaskStates") or {}) and not any(
-            t.get("Name") == task for g in (a.get("Job") or {}).get("TaskGroups", ()) for t in g.get("Tasks", ())):
-        raise CliError(f'Could not find task named: {task}')
+    if task:
+        check_task_exists(a, task)
     url = f"{_node_url(addr, a)}/v1/client/allocation/{a['ID']}/{what}?{_ns_query(a)}"
     return {**flags, "_task": task}, url
 
@@ -1569,14 +1603,20 @@ def alloc_restart(addr: str, args: list[str]) -> str:
     if pre.get("all-tasks") and (pre.get("task") or len(rest) > 1):
         raise CliError("The -all-tasks option is not allowed when restarting a specific task.")
     flags, url = _alloc_task_op(addr, args, "restart", extra)
-    _put_json(url, {"TaskName": flags["_task"], "AllTasks": bool(flags.get("all-tasks"))})
+    try:
+        _put_json(url, {"TaskName": flags["_task"], "AllTasks": bool(flags.get("all-tasks"))})
+    except CliError as e:  # Nomad's alloc restart: the target, a blank line, the error
+        raise CliError(f"Failed to restart {'task' if flags['_task'] else 'allocation'}:\n\n{e}") from None
     return ""
 
 
 def alloc_signal(addr: str, args: list[str]) -> str:
     """``nomad alloc signal [-s SIGNAL] [-task t] <alloc> [<task>]`` (Nomad's default signal: SIGKILL)."""
     flags, url = _alloc_task_op(addr, args, "signal", {"s": str})
-    _put_json(url, {"Signal": flags.get("s") or "SIGKILL", "Task": flags["_task"]})
+    try:
+        _put_json(url, {"Signal": flags.get("s") or "SIGKILL", "Task": flags["_task"]})
+    except CliError as e:
+        raise CliError(f"Error signalling allocation: {e}") from None
     return ""
 
 
@@ -1699,32 +1739,46 @@ def random_job_alloc(addr: str, ident: str, group: str = "") -> dict[str, Any]:
 
 
 def alloc_logs(addr: str, args: list[str]) -> str:
-    """``nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] [-job] <alloc | job> [<task>]``.
+    """``nomad alloc logs [-f] [-stdout|-stderr] [-tail] [-n N] [-c N] [-job] <alloc | job> [<task>]``.
 
     As Nomad's CLI: the allocation and its node are found through the
     servers, and the logs are read from that node's own HTTP API.  With
     ``-f`` what the log holds is printed, then what the task appends, until
-    the task is dead (or the command is interrupted).
+    the task is dead (or the command is interrupted).  ``-f`` alone (no
+    stream, -tail, -n or -c chosen) follows both streams from their ends,
+    stdout to stdout and stderr to stderr, as Nomad's tailMultipleFiles.
     """
-    flags, rest = parse_flags(args, {"stderr": bool, "tail": bool, "n": int, "c": int, "f": bool,
-                                     "task": str, "job": bool})
+    flags, rest = parse_flags(args, {"stderr": bool, "stdout": bool, "tail": bool, "n": int, "c": int,
+                                     "f": bool, "task": str, "job": bool})
     _int_flags(flags, ("n", "c"))
     if not rest or len(rest) > 2:
         raise CliError("usage: nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] [-job] "
                        "<allocation | job> [<task>]")
     stub = random_job_alloc(addr, rest[0]) if flags.get("job") else resolve(addr, "allocation", rest[0])
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
-    task = rest[1] if len(rest) > 1 else flags.get("task", "")
-    if not task:
-        job = a.get("Job") or request(addr, "GET", f"/v1/job/{urllib.parse.quote(a['JobID'], safe='')}")
-        groups = [g for g in job.get("TaskGroups", []) if g.get("Name") == a.get("TaskGroup")]
-        names = [t["Name"] for t in groups[0]["Tasks"]] if groups else sorted(a.get("TaskStates") or {})
-        if len(names) != 1:
-            raise CliError(f"Allocation {short(a['ID'])} has {len(names)} tasks: please specify the task "
-                           f"({', '.join(names)})")
-        task = names[0]
-    kind = "stderr" if flags.get("stderr") else "stdout"
+    # Nomad's: -task is checked against the group, a task argument is taken as given, and without
+    # either the group's only task (lookupAllocTask).
+    try:
+        if flags.get("task"):
+            task = flags["task"]
+            check_task_exists(a, task)
+        elif len(rest) > 1:
+            task = rest[1]
+            if not task:
+                raise CliError("Task name required")
+        else:
+            task = _only_task(a)
+    except CliError as e:
+        raise CliError(f"Failed to validate task: {e}") from None
     base = f"{_node_url(addr, a)}/v1/client/fs/logs/{a['ID']}"
+    ns = a.get("Namespace") or "default"
+    if flags.get("f") and not (flags.get("stderr") or flags.get("stdout") or flags.get("tail")
+                               or flags.get("n", -1) > 0 or flags.get("c", -1) > 0):
+        _follow_both(base, task, ns)
+        return ""
+    if flags.get("stderr") and flags.get("stdout"):
+        raise CliError("Unable to support both stdout and stderr")
+    kind = "stderr" if flags.get("stderr") else "stdout"
 
     end = 0  # where the log ended when read: a follow continues from there
 
@@ -1760,6 +1814,49 @@ def alloc_logs(addr: str, args: list[str]) -> str:
     return data.decode("utf-8", errors="replace").rstrip("\n")
 
 
+def _only_task(alloc: dict[str, Any]) -> str:
+    """Nomad's lookupAllocTask: the allocation's group's only task, else an error listing them."""
+    groups = [g for g in (alloc.get("Job") or {}).get("TaskGroups") or ()
+              if g.get("Name") == alloc.get("TaskGroup")]
+    if not groups:
+        raise CliError(f"Could not find allocation task group: {alloc.get('TaskGroup', '')}")
+    names = [t.get("Name", "") for t in groups[0].get("Tasks") or ()]
+    if len(names) == 1:
+        return names[0]
+    listed = "".join(f"  * {n}\n" for n in names)
+    raise CliError(f'Allocation "{short(alloc["ID"])}" is running the following tasks:\n{listed}\n'
+                   "Please specify the task.")
+
+
+def _follow_both(base: str, task: str, ns: str) -> None:
+    """Nomad's tailMultipleFiles: both logs followed from their ends (what they hold already is not
+    printed: the two cannot be interleaved), each to its own stream, until both end or Ctrl-C."""
+    import threading
+
+    failures: list[CliError] = []
+
+    def follow(kind: str, out: Any) -> None:
+        q = urllib.parse.urlencode({"task": task, "type": kind, "origin": "end", "offset": 0,
+                                    "follow": "true", "namespace": ns})
+        try:
+            _copy_frames(f"{base}?{q}", out)
+        except CliError as e:
+            failures.append(e)
+
+    threads = [threading.Thread(target=follow, args=(kind, out), daemon=True)
+               for kind, out in (("stdout", sys.stdout.buffer), ("stderr", sys.stderr.buffer))]
+    for t in threads:
+        t.start()
+    try:
+        while any(t.is_alive() for t in threads) and not failures:
+            for t in threads:
+                t.join(0.2)
+    except KeyboardInterrupt:
+        return
+    if failures:
+        raise CliError(f"Failed to tail stdout and stderr files: {failures[0]}")
+
+
 def _follow_log(base: str, task: str, kind: str, offset: int, ns: str) -> None:
     """Copy the followed log's frames to stdout as they come, until the stream ends or Ctrl-C."""
     q = urllib.parse.urlencode({"task": task, "type": kind, "origin": "start", "offset": offset,
@@ -1780,9 +1877,10 @@ def monitor_logs(addr: str, args: list[str]) -> str:
     return ""
 
 
-def _copy_frames(url: str) -> None:
-    """Write the Data of a stream of Nomad StreamFrames to stdout as they come, until it ends or Ctrl-C."""
-    out, decoder, buf = sys.stdout.buffer, json.JSONDecoder(), ""
+def _copy_frames(url: str, out: Any = None) -> None:
+    """Write the Data of a stream of Nomad StreamFrames to *out* (stdout) as they come, until it ends or
+    Ctrl-C."""
+    out, decoder, buf = out or sys.stdout.buffer, json.JSONDecoder(), ""
     try:
         # The agent sends a heartbeat frame every second while the stream is
         # idle, so TIMEOUT_S without a byte means the agent is gone.
@@ -1851,31 +1949,55 @@ def _failed_placements(ev: dict[str, Any]) -> list[str]:
     return out
 
 
-def eval_status(addr: str, args: list[str]) -> str:
-    """``nomad eval status [-verbose] <evaluation>``."""
-    flags, rest = parse_flags(args, {"verbose": bool, "json": bool})
+def eval_status(addr: str, args: list[str]) -> str | tuple[str, int]:
+    """``nomad eval status [-verbose] [-monitor] <evaluation>``, as Nomad's formatEvalStatus: the
+    evaluation (Node ID for a node's, Previous Eval for a max-plan-attempts one, then its previous,
+    next and blocked evaluations, each ``<none>`` when unset), the allocations it placed, and why the
+    others could not be."""
+    flags, rest = parse_flags(args, {"verbose": bool, "json": bool, "monitor": bool})
     verbose = flags.get("verbose", False)
     stub = resolve(addr, "evaluation", one_arg(rest, "nomad eval status <evaluation>"))
+    if flags.get("monitor"):
+        return monitor(addr, stub["ID"], verbose=verbose)
     ev = request(addr, "GET", f"/v1/evaluation/{stub['ID']}")
     if flags.get("json"):
         return as_json(ev)
+    try:
+        placed = request(addr, "GET", f"/v1/evaluation/{stub['ID']}/allocations")
+    except CliError as e:
+        raise CliError(f"Error querying related allocations: {e}") from None
     failed = _failed_placements(ev)
-    pairs = [("ID", short(ev["ID"], verbose)), ("Create Time", ago(ev.get("CreateTime"))),
-             ("Modify Time", ago(ev.get("ModifyTime"))), ("Status", ev.get("Status", "")),
+    when = fmt_time if verbose else ago
+    pairs = [("ID", short(ev["ID"], verbose)), ("Create Time", when(ev.get("CreateTime"))),
+             ("Modify Time", when(ev.get("ModifyTime"))), ("Status", ev.get("Status", "")),
              ("Status Description", ev.get("StatusDescription") or ev.get("Status", "")),
              ("Type", ev.get("Type", "")), ("TriggeredBy", ev.get("TriggeredBy", "")),
-             ("Job ID", ev.get("JobID", ""))]
-    if ev.get("NodeID"):
-        pairs.append(("Node ID", short(ev["NodeID"], verbose)))
-    pairs += [("Namespace", ev.get("Namespace", "default")), ("Priority", ev.get("Priority", 50)),
-              ("Placement Failures", str(bool(failed)).lower())]
-    if ev.get("PreviousEval"):
-        pairs.append(("Previous Eval", short(ev["PreviousEval"], verbose)))
-    if ev.get("NextEval"):
-        pairs.append(("Next Eval", short(ev["NextEval"], verbose)))
+             ("Job ID", ev.get("JobID", "")), ("Namespace", ev.get("Namespace", "default"))]
+    # Nomad's getTriggerDetails: the subject of a node's or a retried evaluation, its ID in full.
+    if ev.get("TriggeredBy") == "node-update" and ev.get("NodeID"):
+        pairs.append(("Node ID", ev["NodeID"]))
+    elif ev.get("TriggeredBy") == "max-plan-attempts" and ev.get("PreviousEval"):
+        pairs.append(("Previous Eval", ev["PreviousEval"]))
+    pairs += [("Priority", ev.get("Priority", 50)), ("Placement Failures", str(bool(failed)).lower())]
+    wait_until = _parse_time(ev.get("WaitUntil"))
+    if wait_until:
+        pairs.append(("Wait Until", fmt_time(wait_until)))
+    pairs += [("Previous Eval", short(ev.get("PreviousEval") or "", verbose)),
+              ("Next Eval", short(ev.get("NextEval") or "", verbose)),
+              ("Blocked Eval", short(ev.get("BlockedEval") or "", verbose))]
     out = [kv(pairs)]
+    if placed:
+        # Nomad's formatAllocListStubs(placed, false, length): the short table, IDs as -verbose asks.
+        rows = [["ID", "Node ID", "Task Group", "Version", "Desired", "Status", "Created", "Modified"]]
+        rows += [[short(a["ID"], verbose), short(a.get("NodeID", ""), verbose), a.get("TaskGroup", ""),
+                  str(a.get("JobVersion", 0)), a.get("DesiredStatus", ""), a.get("ClientStatus", ""),
+                  ago(a.get("CreateTime")), ago(a.get("ModifyTime"))] for a in placed]
+        out += ["", "Placed Allocations", table(rows)]
     if failed:
-        out += ["", "==> Failed Placements", *failed]
+        out += ["", "Failed Placements", *failed]
+        if ev.get("BlockedEval"):
+            out += ["", f'Evaluation "{short(ev["BlockedEval"], verbose)}" waiting for additional capacity '
+                        "to place remainder"]
     return "\n".join(out)
 
 
@@ -2093,7 +2215,11 @@ def job_revert(addr: str, args: list[str]) -> tuple[str, int]:
         version = int(tagged[0]["Version"])
     path = f"/v1/job/{quoted}/revert"
     got = request(addr, "PUT", path, {"JobID": stub["ID"], "JobVersion": version})
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job revert successful")
+    if not got.get("EvalID"):  # Nomad's job revert: nothing to watch (a periodic or parameterized job)
+        return "", 0
+    if flags.get("detach", False):
+        return f"Evaluation ID: {got['EvalID']}", 0
+    return monitor(addr, got["EvalID"], verbose=bool(flags.get("verbose")))
 
 
 def _tag_args(args: list[str], spec: dict[str, type]) -> tuple[dict[str, Any], str]:
@@ -2187,10 +2313,15 @@ def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
             raise CliError(f"Error reading input data: {e.strerror}") from None
     got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(rest[0], safe='')}/dispatch",
                   {"Payload": base64.b64encode(payload).decode(), "Meta": meta})
-    head = f"Dispatched Job ID = {got['DispatchedJobID']}"
+    # Nomad's job dispatch: a formatKV of the child's ID and (when one was made) the evaluation's.
+    verbose = bool(flags.get("verbose"))
+    rows = [("Dispatched Job ID", got["DispatchedJobID"])]
+    if got.get("EvalID"):
+        rows.append(("Evaluation ID", short(got["EvalID"], verbose)))
+    head = kv(rows)
     if flags.get("detach", False) or not got.get("EvalID"):
-        return _finish(addr, got.get("EvalID", ""), True, head)
-    return _finish(addr, got["EvalID"], False, head, head=f"{head}\n")
+        return head, 0
+    return monitor(addr, got["EvalID"], head=f"{head}\n\n", verbose=verbose)
 
 
 def job_scale(addr: str, args: list[str]) -> tuple[str, int]:
@@ -2236,18 +2367,38 @@ def job_scale(addr: str, args: list[str]) -> tuple[str, int]:
 def job_periodic_force(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job periodic force [-detach] <job>``: launch a periodic job now."""
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
-    stub = resolve(addr, "job", one_arg(rest, "nomad job periodic force <job>"))
-    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/periodic/force")
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job periodic force successful")
+    ident = one_arg(rest, "nomad job periodic force <job>").strip()
+    # Nomad's jobIDByPrefix filtered to periodic jobs: a prefix that also matches the launches
+    # (cron/periodic-...) or a plain job names the periodic one, or none.
+    periodic = [j for j in request(addr, "GET", "/v1/jobs", prefix=ident) if j.get("Periodic")]
+    if not periodic:
+        raise CliError(f"No periodic job(s) with prefix or ID {json.dumps(ident)} found")
+    if len(periodic) > 1 and ident != periodic[0]["ID"]:
+        ids = "\n".join(j["ID"] for j in periodic)
+        raise CliError(f"Prefix matched multiple jobs\n\n{ids}")
+    stub = resolve(addr, "job", periodic[0]["ID"])
+    try:
+        got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/periodic/force")
+    except CliError as e:
+        raise CliError(f'Error forcing periodic job "{stub["ID"]}": {e}') from None
+    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Force periodic successful",
+                   verbose=bool(flags.get("verbose")))
 
 
 def job_eval(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job eval [-detach] <job>``: a new evaluation of the job (Nomad ``Job.Evaluate``)."""
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "force-reschedule": bool})
     stub = resolve(addr, "job", one_arg(rest, "nomad job eval <job>"))
-    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/evaluate",
-                  {"JobID": stub["ID"]})
-    return _finish(addr, got.get("EvalID", ""), flags.get("detach", False), "Job evaluation created")
+    try:
+        got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/evaluate",
+                      {"JobID": stub["ID"],
+                       "EvalOptions": {"ForceReschedule": bool(flags.get("force-reschedule"))}})
+    except CliError as e:
+        raise CliError(f"Error evaluating job: {e}") from None
+    verbose = bool(flags.get("verbose"))
+    if flags.get("detach", False):  # Nomad's job eval -detach: the ID quoted, a space after it
+        return f'Created eval ID: "{short(got.get("EvalID", ""), verbose)}" ', 0
+    return monitor(addr, got.get("EvalID", ""), verbose=verbose)
 
 
 def _status_multi_match(ident: str, matches: dict[str, list[str]]) -> tuple[str, int]:

@@ -357,7 +357,7 @@ def test_cli_exec_errors_are_nomads(dev, alloc) -> None:
     r = nomad(dev, "alloc", "exec", "-e", "ab", alloc, "true")
     assert r.returncode == 1 and "-e requires 'none' or a single character" in r.stderr
     r = nomad(dev, "alloc", "exec", "-task", "nope", alloc, "true")
-    assert r.returncode == 1 and "Could not find task named: nope" in r.stderr
+    assert r.returncode == 1 and "Could not find task named: nope, found:\n" in r.stderr  # and its tasks
     r = nomad(dev, "alloc", "exec", "-i=false", alloc, "/no/such")
     assert r.returncode == 1
     assert 'failed to exec into task: exec: "/no/such": executable file not found in $PATH' in r.stderr

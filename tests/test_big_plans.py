@@ -9,6 +9,7 @@ one names as its NextEval.
 from __future__ import annotations
 
 import collections
+import re
 
 import msgpack
 import pytest
@@ -184,7 +185,7 @@ def test_job_run_monitor_follows_the_next_evaluation_to_the_last(monkeypatch: py
     monkeypatch.setattr(cli_jobs, "request", request)
     out, code = cli_jobs.monitor("http://x", e1)
     assert code == 0
-    lines = out.splitlines()
+    lines = [re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: ", "", line) for line in out.splitlines()]
     assert lines[0] == '==> Monitoring evaluation "11111111"'
     assert '==> Monitoring evaluation "22222222"' in lines
     assert sum(1 for line in lines if "created: node" in line) == 2

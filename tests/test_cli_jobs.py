@@ -80,7 +80,8 @@ def test_job_run_json_and_toml_then_status_alloc_status_and_stop(dev, tmp_path):
     for path in (json_file, toml_file):
         run = nomad(dev, "job", "run", str(path))
         assert run.returncode == 0, run.stderr
-        finished = r'==> Evaluation "[0-9a-f]{8}" finished with status "complete"'
+        finished = r'==> \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: Evaluation "[0-9a-f]{8}" finished with status ' \
+                   r'"complete"'
         assert re.search(finished, run.stdout), run.stdout
         assert "Allocation " in run.stdout and " created: node " in run.stdout
 
@@ -146,8 +147,9 @@ def test_job_run_watches_the_deployment_until_it_ends_exit_1_when_it_failed(dev,
     dep = call(dev.http_port, "GET", "/v1/job/cli-watched/deployment").json()
     assert dep["Status"] == "successful"  # the command ended once it had
     out = run.stdout
-    assert f'    Evaluation within deployment: "{dep["ID"][:8]}"\n' in out
-    head, watched = out.split(f'==> Monitoring deployment "{dep["ID"][:8]}"\n')
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    assert re.search(f'^    {stamp}: Evaluation within deployment: "{dep["ID"][:8]}"$', out, re.M), out
+    head, watched = re.split(f'==> {stamp}: Monitoring deployment "{dep["ID"][:8]}"\n', out)
     assert head.rstrip().endswith('finished with status "complete"'), out
     last = watched.rstrip().split("\n\n")[-2:]  # Nomad's formatDeployment, indented as the monitor's lines
     assert re.search(r"^    \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n    ID          = " + dep["ID"][:8] + "$", last[0],
@@ -183,6 +185,33 @@ def test_job_run_watches_the_deployment_until_it_ends_exit_1_when_it_failed(dev,
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-watched").returncode == 0
 
 
+def test_the_evaluation_monitor_stamps_each_line_and_tells_modified_from_created(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nomad's monitor (command/monitor.go): every line starts with the time; an allocation the
+    evaluation updated in place (created before it) is "modified", a new one to run "created", and a
+    new one not to run is not listed; a node's evaluation names its node."""
+    from runtime import cli, cli_jobs  # noqa: F401 - cli first (it imports cli_jobs), as bin/nomad does
+
+    eid = "e" * 8 + "-0000-0000-0000-000000000000"
+    ev = {"ID": eid, "JobID": "web", "NodeID": "n" * 36, "Status": "complete", "CreateIndex": 10,
+          "ModifyIndex": 12}
+    allocs = [{"ID": c * 36, "NodeID": "n" * 36, "TaskGroup": "g", "CreateIndex": index,
+               "DesiredStatus": desired}
+              for c, index, desired in (("a", 5, "run"), ("b", 11, "run"), ("c", 11, "stop"))]
+    monkeypatch.setattr(cli_jobs, "request",
+                        lambda addr, method, path, *a, **k: allocs if path.endswith("/allocations") else ev)
+    out, code = cli_jobs.monitor("http://x", eid)
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    want = [f'==> {stamp}: Monitoring evaluation "eeeeeeee"',
+            f'    {stamp}: Evaluation triggered by node "nnnnnnnn"',
+            f'    {stamp}: Evaluation triggered by job "web"',
+            f'    {stamp}: Allocation "aaaaaaaa" modified: node "nnnnnnnn", group "g"',
+            f'    {stamp}: Allocation "bbbbbbbb" created: node "nnnnnnnn", group "g"',
+            f'    {stamp}: Evaluation status changed: "pending" -> "complete"',
+            f'==> {stamp}: Evaluation "eeeeeeee" finished with status "complete"']
+    assert code == 0 and re.fullmatch("\n".join(want), out), out
+
+
 def test_job_run_that_cannot_place_exits_2_with_the_reason(dev, tmp_path):  # noqa: F811
     job = sleep_job("cli-unplaceable", Constraints=[{"LTarget": "${attr.kernel.name}", "RTarget": "windows",
                                                      "Operand": "="}])
@@ -194,7 +223,10 @@ def test_job_run_that_cannot_place_exits_2_with_the_reason(dev, tmp_path):  # no
     assert f"    * {why}" in plan.stdout, plan.stdout
     run = nomad(dev, "job", "run", str(path))
     assert run.returncode == 2, run.stdout + run.stderr
-    assert 'Task Group "web" (failed to place 1 allocation(s)):' in run.stdout
+    # Nomad's monitor: the time on every line, the reason under the finished line, a singular noun.
+    assert re.search(r'^==> \S+Z: Evaluation "[0-9a-f]{8}" finished with status "complete" but failed to '
+                     r'place all allocations:\n    \S+Z: Task Group "web" \(failed to place 1 allocation\):$',
+                     run.stdout, re.M), run.stdout
     assert why in run.stdout, run.stdout
     status = nomad(dev, "job", "status", "cli-unplaceable")
     assert f"  * {why}" in status.stdout, status.stdout
@@ -342,8 +374,8 @@ def test_alloc_logs_follow_prints_output_as_it_comes_and_ends_when_the_task_does
                 if a["ClientStatus"] in ("running", "complete")]
     alloc_id = wait_for(started, "cli-follow started", PLACE_DEADLINE_S, dev.detail)[0]["ID"]
     follower = subprocess.Popen([sys.executable, NOMAD, f"-address=http://127.0.0.1:{dev.http_port}",
-                                 "alloc", "logs", "-f", alloc_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                 "alloc", "logs", "-stdout", "-f", alloc_id], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
     try:
         first = follower.stdout.readline()  # type: ignore[union-attr]
         # The task is still writing: what follows comes from the stream, not from a finished file.
@@ -371,6 +403,39 @@ def test_alloc_logs_follow_prints_output_as_it_comes_and_ends_when_the_task_does
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-follow").returncode == 0
 
 
+def test_alloc_logs_follow_alone_follows_both_streams_from_their_ends(dev, tmp_path):  # noqa: F811
+    """Nomad's `alloc logs -f` with no stream, -tail, -n or -c (tailMultipleFiles): stdout and stderr
+    both followed from where they end, each to its own stream; it printed stdout alone, from its start."""
+    script = "for i in $(seq 1 40); do echo out-$i; echo err-$i >&2; sleep 0.25; done"
+    job = {"ID": "cli-both", "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                            "Config": {"command": "/bin/sh", "args": ["-c", script]},
+                                            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    path = tmp_path / "both.json"
+    path.write_text(json.dumps({"Job": job}))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+
+    def written() -> list:
+        allocs = call(dev.http_port, "GET", "/v1/job/cli-both/allocations").json()
+        return [a for a in allocs if "out-3" in nomad(dev, "alloc", "logs", a["ID"]).stdout]
+    alloc_id = wait_for(written, "cli-both writing", PLACE_DEADLINE_S, dev.detail)[0]["ID"]
+    follower = subprocess.Popen([sys.executable, NOMAD, f"-address=http://127.0.0.1:{dev.http_port}",
+                                 "alloc", "logs", "-f", alloc_id], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = follower.communicate(timeout=CLI_TIMEOUT_S + PLACE_DEADLINE_S)  # ends with the task
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, err
+    outs, errs = out.splitlines(), err.splitlines()
+    assert outs and errs and outs[-1] == "out-40" and errs[-1] == "err-40", (out, err)
+    assert all(x.startswith("out-") for x in outs) and all(x.startswith("err-") for x in errs), (out, err)
+    assert "out-1" not in outs and "err-1" not in errs  # written before it started: not printed
+    both = nomad(dev, "alloc", "logs", "-stdout", "-stderr", alloc_id)
+    assert (both.returncode, both.stderr) == (1, "Unable to support both stdout and stderr\n")
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-both").returncode == 0
+
+
 def test_alloc_logs_reads_a_chatty_tasks_output_whole_across_its_rotated_files(dev, tmp_path):  # noqa: F811
     # About 2.8 MB through 1 MB files, two kept: indexes 1 and 2 stay, 0 is pruned.
     job = {"ID": "cli-rotate", "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
@@ -393,7 +458,7 @@ def test_alloc_logs_reads_a_chatty_tasks_output_whole_across_its_rotated_files(d
     out = nomad(dev, "alloc", "logs", alloc_id)
     assert out.returncode == 0 and out.stdout == kept.rstrip("\n") + "\n", out.stderr
     assert nomad(dev, "alloc", "logs", "-tail", "-n", "2", alloc_id).stdout == "399999\n400000\n"
-    followed = nomad(dev, "alloc", "logs", "-f", alloc_id)  # a dead task: all of it, then the end
+    followed = nomad(dev, "alloc", "logs", "-stdout", "-f", alloc_id)  # a dead task: all, then the end
     assert followed.returncode == 0 and followed.stdout == kept
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-rotate").returncode == 0
 
@@ -429,6 +494,17 @@ def test_status_inspect_eval_and_version_commands(dev, tmp_path):  # noqa: F811
     assert fields["ID"] == eval_id[:8] and fields["Job ID"] == "cli-inspect"
     assert fields["TriggeredBy"] == "job-register" and fields["Status"] == "complete"
     assert fields["Placement Failures"] == "false"
+    # Nomad's formatEvalStatus: the related evaluations always (<none> when unset), then what it placed.
+    assert [fields[k] for k in ("Previous Eval", "Next Eval", "Blocked Eval")] == ["<none>"] * 3, ev.stdout
+    placed = ev.stdout.split("\n\nPlaced Allocations\n")[1].splitlines()
+    assert columns(placed[0]) == ["ID", "Node ID", "Task Group", "Version", "Desired", "Status", "Created",
+                                  "Modified"], ev.stdout
+    assert len(placed) == 2 and columns(placed[1])[0] in {a["ID"][:8] for a in call(
+        dev.http_port, "GET", "/v1/job/cli-inspect/allocations").json()}, ev.stdout
+    verbose = nomad(dev, "eval", "status", "-verbose", eval_id[:8]).stdout
+    assert re.search(r"^Create Time +?= \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", verbose, re.M), verbose
+    watched = nomad(dev, "eval", "status", "-monitor", eval_id[:8])
+    assert watched.returncode == 0 and 'finished with status "complete"' in watched.stdout, watched.stderr
     listed = nomad(dev, "eval", "list", "-job", "cli-inspect")
     lines = listed.stdout.splitlines()
     assert listed.returncode == 0 and columns(lines[0])[:3] == ["ID", "Priority", "Triggered By"]
@@ -456,9 +532,10 @@ def test_alloc_stop_replaces_the_allocation(dev, tmp_path):  # noqa: F811
         return [a for a in call(dev.http_port, "GET", "/v1/job/cli-astop/allocations").json()
                 if a["ClientStatus"] == "running" and a["DesiredStatus"] == "run"]
     first = wait_for(running, "cli-astop running", PLACE_DEADLINE_S, dev.detail)[0]["ID"]
-    out = nomad(dev, "alloc", "stop", first[:8])
+    out = nomad(dev, "alloc", "stop", "-detach", first[:8])
     assert out.returncode == 0, out.stderr
-    assert "Evaluation" in out.stdout and "complete" in out.stdout, out.stdout
+    eval_id = out.stdout.strip()  # Nomad's alloc stop -detach: the evaluation's ID, nothing else
+    assert call(dev.http_port, "GET", f"/v1/evaluation/{eval_id}").json()["JobID"] == "cli-astop", out.stdout
     got = call(dev.http_port, "GET", f"/v1/allocation/{first}").json()
     assert got["DesiredStatus"] == "stop" and got["DesiredTransition"]["Migrate"] is True
     replacement = wait_for(lambda: [a for a in running() if a["ID"] != first], "a replacement running",
@@ -509,10 +586,15 @@ def test_alloc_signal_restart_and_stats_reach_the_running_task(dev, tmp_path):  
     assert a["ClientStatus"] == "running" and a["DesiredStatus"] == "run"  # the same allocation, in place
     assert "Restart Signaled" in [e["Type"] for e in a["TaskStates"]["life"]["Events"]]
 
-    for args, message in [(["alloc", "signal", "-s", "SIGNOPE", alloc_id], "unknown signal"),
-                          (["alloc", "restart", alloc_id, "nosuch"], "Could not find task named: nosuch")]:
+    # Nomad's wordings (command/alloc_signal.go, alloc_restart.go): the API's error under the command's
+    # context; a task not in the group, with the group's tasks listed.
+    for args, message in [(["alloc", "signal", "-s", "SIGNOPE", alloc_id],
+                           "Error signalling allocation: Unexpected response code: 400 (unknown signal"),
+                          (["alloc", "restart", alloc_id, "nosuch"], missing := "Could not find task named: "
+                                                                               "nosuch, found:\nlife\n"),
+                          (["alloc", "signal", alloc_id, "nosuch"], missing)]:
         bad = nomad(dev, *args)
-        assert bad.returncode == 1 and message in bad.stderr, bad.stderr
+        assert bad.returncode == 1 and bad.stderr.startswith(message), bad.stderr
     unknown = "/v1/client/allocation/00000000-0000-0000-0000-000000000000"
     assert call(dev.http_port, "PUT", f"{unknown}/restart", {}).status == 404
     assert call(dev.http_port, "PUT", f"{unknown}/signal", {"Signal": "SIGHUP"}).status == 404
@@ -552,9 +634,15 @@ def test_job_history_revert_and_eval(dev, tmp_path):  # noqa: F811
     bad = nomad(dev, "job", "revert", "cli-hist", "2")
     assert bad.returncode == 1 and "current version" in bad.stderr
 
+    # Nomad's job eval -detach: `Created eval ID: "<short>" ` (its ID quoted, a space after it).
     ev = nomad(dev, "job", "eval", "-detach", "cli-hist")
-    assert ev.returncode == 0 and "Job evaluation created" in ev.stdout
-    eval_id = re.search(r"Evaluation ID: (\S+)", ev.stdout).group(1)
+    assert ev.returncode == 0 and re.fullmatch(r'Created eval ID: "[0-9a-f]{8}" \n', ev.stdout), ev.stdout
+    ev = nomad(dev, "job", "eval", "-detach", "-verbose", "cli-hist")
+    eval_id = re.fullmatch(r'Created eval ID: "(\S{36})" \n', ev.stdout).group(1)
+    assert call(dev.http_port, "GET", f"/v1/evaluation/{eval_id}").json()["JobID"] == "cli-hist"
+    # Nomad's job revert -detach: the evaluation's ID alone, under its label.
+    rev = nomad(dev, "job", "revert", "-detach", "cli-hist", "1")
+    eval_id = re.fullmatch(r"Evaluation ID: (\S{36})\n", rev.stdout).group(1)
     assert call(dev.http_port, "GET", f"/v1/evaluation/{eval_id}").json()["JobID"] == "cli-hist"
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-hist").returncode == 0
 
@@ -648,12 +736,19 @@ job "cli-param" {
     assert got.returncode == 0, got.stderr
     child = re.search(r"Dispatched Job ID = (\S+)", got.stdout).group(1)
     assert child.startswith("cli-param/dispatch-") and "complete" in got.stdout
+    # Nomad's formatKV of the child and its evaluation (short), a blank line, then the monitor.
+    assert re.match(r"Dispatched Job ID = \S+\nEvaluation ID     = [0-9a-f]{8}\n\n==> ", got.stdout), \
+        got.stdout
+    detached = nomad(dev, "job", "dispatch", "-detach", "-meta", "color=red", "cli-param")
+    assert re.fullmatch(r"Dispatched Job ID = cli-param/dispatch-\S+\nEvaluation ID     = [0-9a-f]{8}\n",
+                        detached.stdout), detached.stdout
     allocs = call(dev.http_port, "GET", f"/v1/job/{urllib.parse.quote(child, safe='')}/allocations").json()
     assert len(allocs) == 1
     wait_for(lambda: "color=blue" in nomad(dev, "alloc", "logs", allocs[0]["ID"]).stdout, "the task's output",
              PLACE_DEADLINE_S, dev.detail)
     missing = nomad(dev, "job", "dispatch", "cli-param")
-    assert missing.returncode == 1 and "required meta keys" in missing.stderr
+    assert missing.returncode == 1 and missing.stderr.startswith("Failed to dispatch job: ")
+    assert "Dispatch did not provide required meta keys: [color]" in missing.stderr
     payload = tmp_path / "in.txt"
     payload.write_text("data")
     forbidden = nomad(dev, "job", "dispatch", "-meta", "color=red", "cli-param", str(payload))
@@ -689,7 +784,13 @@ job "cli-vars" {
 }
 """)
     missing = nomad(dev, "job", "plan", str(path))
-    assert missing.returncode == 1 and "required variable not set: name" in missing.stderr
+    # Nomad's job plan exits 255 on an error (1 says allocations would change): it was 1.
+    assert missing.returncode == 255 and "required variable not set: name" in missing.stderr
+    broken = tmp_path / "broken.nomad.hcl"
+    broken.write_text('job "x" {\n')
+    assert nomad(dev, "job", "plan", str(broken)).returncode == 255
+    assert nomad(dev, "plan", str(tmp_path / "nowhere.hcl")).returncode == 255  # the shorthand too
+    assert nomad(dev, "job", "validate", str(broken)).returncode == 1  # the other commands: 1
     varfile = tmp_path / "prod.vars.hcl"
     varfile.write_text('name = "from-file"\n')
     plan = nomad(dev, "job", "plan", "-var-file", str(varfile), str(path))
@@ -879,8 +980,15 @@ job "cli-cron" {
     assert "Periodic             = true" in status.stdout, status.stdout
     assert re.search(r"Next Periodic Launch = \S+Z \(\S+ from now\)", status.stdout), status.stdout
     assert "Previously Launched Jobs" in status.stdout and children[0] in status.stdout
+    # Nomad's: only periodic jobs match (not the launch "cli-cron/periodic-..."), and -detach says
+    # "Force periodic successful".
+    forced = nomad(dev, "job", "periodic", "force", "-detach", "cli-cr")
+    assert re.fullmatch(r"Force periodic successful\nEvaluation ID: \S{36}\n", forced.stdout), \
+        forced.stdout + forced.stderr
     bad = nomad(dev, "job", "periodic", "force", "cli-cron-nope")
-    assert bad.returncode == 1
+    assert (bad.returncode, bad.stderr) == (1, 'No periodic job(s) with prefix or ID "cli-cron-nope" found\n')
+    bad = nomad(dev, "job", "periodic", "force", children[0])
+    assert bad.returncode == 1 and "No periodic job(s) with prefix or ID" in bad.stderr, bad.stderr
     stop = nomad(dev, "job", "stop", "cli-cron")  # Nomad: no evaluation for a periodic job, nothing printed
     assert (stop.returncode, stop.stdout) == (0, ""), stop.stdout + stop.stderr
     assert call(dev.http_port, "DELETE", "/v1/job/cli-cron?purge=true").json()["EvalID"] == ""

@@ -35,6 +35,7 @@ from tests.test_http_jobs import PLACE_DEADLINE_S, call, dev  # noqa: F401
 pytestmark = pytest.mark.timeout(120)
 
 SEC = 1_000_000_000
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"  # the time that starts each of the CLI monitor's lines
 # A deployment of three allocations, replaced one at a time, each healthy after
 # 1 s of running: ~4 s here; the bound is for a loaded machine.
 ROLL_DEADLINE_S = 40.0
@@ -415,9 +416,9 @@ def test_cli_pause_resume_promote_and_fail(dev):  # noqa: F811
         watched.kill()
         watched.wait()
     assert watched.returncode == 1, out + err  # the deployment it watched failed
-    assert out.startswith(f'Deployment "{dep}" resumed\n\n==> Monitoring evaluation "'), out
+    assert re.match(f'Deployment "{dep}" resumed\n\n==> {STAMP}: Monitoring evaluation "', out), out
     assert f'Evaluation within deployment: "{dep[:8]}"' in out and 'finished with status "complete"' in out
-    watching = out.split(f'==> Monitoring deployment "{dep[:8]}"\n')[1]
+    watching = re.split(f'==> {STAMP}: Monitoring deployment "{dep[:8]}"\n', out)[1]
     assert re.search(r"^    Status\s+= failed$", watching, re.M), watching
     assert "    Description = Deployment marked as failed" in watching
     rollback = latest(port, "dep-cli")
@@ -426,8 +427,8 @@ def test_cli_pause_resume_promote_and_fail(dev):  # noqa: F811
     assert re.search(r"^    Status\s+= successful$", after, re.M), watching
 
     assert failed.returncode == 0, failed.stderr  # its evaluation's deployment: the rollback's, successful
-    said = f'Deployment "{dep}" failed. Auto-reverted to job version 0.\n\n==> Monitoring evaluation'
-    assert failed.stdout.startswith(said), failed.stdout
+    said = f'Deployment "{dep}" failed. Auto-reverted to job version 0.\n\n==> {STAMP}: Monitoring evaluation'
+    assert re.match(said, failed.stdout), failed.stdout
     again = nomad(dev, "deployment", "fail", dep)
     assert (again.returncode, again.stderr) == (
         1, "Error failing deployment: Unexpected response code: 400 (can't fail terminal deployment)\n")

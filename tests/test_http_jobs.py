@@ -273,6 +273,10 @@ def test_stale_reads_and_query_option_errors(dev):
     ("PUT", "/v1/jobs", json.dumps({"Job": {**sleep_job("x"), "TaskGroups": [
         {**sleep_job("x")["TaskGroups"][0], "Networks": 5, "Services": 3}]}}).encode(), 400,
      "must be a list"),
+    # Nomad's jobForceEvaluate: a body, when there is one, names the job of the path.
+    ("PUT", "/v1/job/x/evaluate", b'{"JobID": "y"}', 400, "JobID not same as job name"),
+    ("PUT", "/v1/job/x/evaluate", b'{"EvalOptions": {"ForceReschedule": true}}', 400,
+     "Job ID must be specified"),
     ("GET", "/v1/job/no-such-job", None, 404, "job not found"),
     ("DELETE", "/v1/job/no-such-job", None, 404, "job not found"),
     ("GET", "/v1/job/no-such-job/summary", None, 404, "job not found"),

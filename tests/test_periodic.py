@@ -102,6 +102,10 @@ def test_prohibit_overlap_skips_a_launch_while_the_last_child_runs_unless_forced
     c.now = T0 + 301
     forced = c.apply("periodic_launch", job_id="nightly", launch=T0 + 301, force=True)
     assert forced["JobID"] == f"nightly/periodic-{int(T0 + 301)}"
+    # Forced again within the same second (`nomad job periodic force` twice): Nomad's ForceEval registers
+    # the same derived job again, with an evaluation; it was refused (409 "not launched: ... exists").
+    again = c.apply("periodic_launch", job_id="nightly", launch=T0 + 301.5, force=True)
+    assert again["ok"] and not again.get("skipped") and again["EvalID"] and again["JobID"] == forced["JobID"]
     c.now = T0
     assert c.apply("periodic_launch", job_id="nope", launch=T0)["error"] == "job not found"
     c.register(**service())

@@ -1031,8 +1031,11 @@ def test_a_parameterized_job_never_runs_itself_and_each_dispatch_runs_once() -> 
 
 
 @pytest.mark.parametrize(("rules", "payload", "meta", "error"), [
-    ({}, "", {}, "did not provide required meta keys: ['customer']"),
-    ({}, "", {"customer": "a", "color": "red"}, "unexpected meta keys: ['color']"),
+    # Nomad's validateDispatchRequest texts, the keys as Go prints a []string; unpermitted ones first.
+    ({}, "", {}, "Dispatch did not provide required meta keys: [customer]"),
+    ({}, "", {"customer": "a", "color": "red"},
+     "Dispatch request included unpermitted metadata keys: [color]"),
+    ({}, "", {"color": "red", "b": "x"}, "Dispatch request included unpermitted metadata keys: [b color]"),
     ({"Payload": "forbidden"}, "aGk=", {"customer": "a"}, "Payload is not allowed"),
     ({"Payload": "required"}, "", {"customer": "a"}, "Payload is not provided but required"),
     ({}, "A" * 30000, {"customer": "a"}, "Payload exceeds maximum size"),
@@ -1334,6 +1337,48 @@ def test_progress_deadline_fails_only_a_deployment_that_made_no_progress() -> No
     c.now += 901
     res = c.apply("deployment_fail", deployment_id=d["ID"], reason="progress")
     assert res["ok"] and _deployment(c)["StatusDescription"] == "Failed due to progress deadline"
+
+
+def test_promoting_canaries_after_the_progress_deadline_counts_it_afresh() -> None:
+    """`nomad deployment promote` of canaries healthy for longer than progress_deadline failed the
+    rollout at once ("Failed due to progress deadline"); Nomad's UpdateDeploymentPromotion resets
+    RequireProgressBy to the promotion's time plus the deadline."""
+    from actors.state import deployments
+
+    update = {"Canary": 1, "ProgressDeadline": 60 * SEC, "HealthyDeadline": 30 * SEC}
+    c = _rolled_out(2, update)
+    c.register(**service(count=2, cpu=600, Update=update))
+    c.schedule()
+    _health(c)
+    d = _deployment(c)
+    c.now += 600  # the operator looks at the canary for ten minutes
+    assert deployments.overdue(c.state, c.now) == []  # healthy canaries awaiting promotion: progress
+    assert c.apply("deployment_promote", deployment_id=d["ID"], all=True)["ok"]
+    g = _deployment(c)["TaskGroups"]["g"]
+    assert g["RequireProgressBy"] == c.now + 60
+    assert deployments.overdue(c.state, c.now + 1) == []
+    assert c.apply("deployment_fail", deployment_id=d["ID"], reason="progress")["skipped"]
+    assert deployments.overdue(c.state, c.now + 61) == [d["ID"]]
+
+
+def test_pausing_and_resuming_a_deployment_counts_its_progress_deadline_afresh() -> None:
+    """Nomad's updateDeploymentStatusImpl: a deployment set running or paused gets RequireProgressBy =
+    now + progress_deadline, so one resumed after a long pause is not failed at once."""
+    from actors.state import deployments
+
+    c = _rolled_out(2)
+    c.register(**service(count=2, cpu=600, Update={"ProgressDeadline": 60 * SEC,
+                                                    "HealthyDeadline": 30 * SEC}))
+    c.schedule()
+    d = _deployment(c)
+    c.now += 10
+    assert c.apply("deployment_pause", deployment_id=d["ID"], pause=True)["ok"]
+    assert _deployment(c)["TaskGroups"]["g"]["RequireProgressBy"] == c.now + 60
+    c.now += 3600
+    assert c.apply("deployment_pause", deployment_id=d["ID"], pause=False)["ok"]
+    assert _deployment(c)["TaskGroups"]["g"]["RequireProgressBy"] == c.now + 60
+    assert deployments.overdue(c.state, c.now + 1) == []
+    assert deployments.overdue(c.state, c.now + 61) == [d["ID"]]
 
 
 def test_deployment_index_survives_a_snapshot_restore() -> None:
@@ -1673,6 +1718,29 @@ def _run_due(c: Cluster) -> int:
 
 
 
+def test_a_batch_allocations_5s_reschedule_delay_is_waited_out() -> None:
+    """Nomad's rescheduleWindowSize is 1 s: a failed allocation due within a second is replaced by the
+    evaluation at hand, one due later waits for its follow-up. The 5 s batching window was used for
+    both, so the batch default delay (5 s) was never waited: the replacement came at once."""
+    c = Cluster()
+    c.node(0)
+    job = service(count=1)
+    job["Type"] = "batch"
+    c.register(**job)
+    _run_due(c)
+    (a,) = c.running("web")
+    _fail(c, a["ID"])
+    _run_due(c)  # the alloc-failure evaluation, at the failure's time
+    assert c.running("web") == []
+    followup = c.state.tables["evals"][c.state.tables["allocs"][a["ID"]]["FollowupEvalID"]]
+    assert followup["Status"] == "pending"
+    c.now += 4.5  # within a second of its time: rescheduled by the next evaluation that runs
+    c.apply("job_evaluate", job_id="web")
+    _run_due(c)
+    (b,) = c.running("web")
+    assert b["PreviousAllocation"] == a["ID"] and b["RescheduleTracker"]["Events"][0]["Delay"] == 5 * SEC
+
+
 def test_a_failed_service_allocation_is_replaced_after_an_exponential_delay() -> None:
     """Nomad's default service policy: 30 s, doubled at each reschedule, up to 1 h; unlimited."""
     c = Cluster()
@@ -1760,6 +1828,39 @@ def test_a_batch_allocation_is_rescheduled_once_a_day_after_5s_then_left_failed(
     c.apply("job_evaluate", job_id="web")
     _run_due(c)
     assert c.running("web") == []  # a failed allocation's own attempts never come back
+
+
+def test_job_eval_force_reschedule_replaces_a_failed_allocation_out_of_attempts() -> None:
+    """`nomad job eval -force-reschedule` was a plain evaluation: Nomad's Job.Evaluate marks each failed,
+    unreplaced allocation of a group with rescheduling enabled DesiredTransition.ForceReschedule, and the
+    reconciler replaces it now, its attempts used up or not."""
+    c = Cluster()
+    c.node(0)
+    job = service(count=1)
+    job["Type"] = "batch"
+    c.register(**job)
+    _run_due(c)
+    (a,) = c.running("web")
+    _fail(c, a["ID"])
+    c.now += 6.0
+    _run_due(c)
+    (b,) = c.running("web")
+    _fail(c, b["ID"])
+    c.now += 600.0
+    _run_due(c)
+    assert c.running("web") == []  # its one attempt is used
+    res = c.apply("job_evaluate", job_id="web", force_reschedule=True)
+    assert res["ok"]
+    allocs = c.state.tables["allocs"]
+    assert allocs[b["ID"]]["DesiredTransition"]["ForceReschedule"] is True
+    assert not allocs[a["ID"]]["DesiredTransition"].get("ForceReschedule")  # replaced already
+    _run_due(c)
+    (forced,) = c.running("web")
+    assert forced["PreviousAllocation"] == b["ID"] and allocs[b["ID"]]["NextAllocation"] == forced["ID"]
+    # A second forced evaluation has nothing left to force: the failed ones are replaced.
+    c.apply("job_evaluate", job_id="web", force_reschedule=True)
+    _run_due(c)
+    assert [x["ID"] for x in c.running("web")] == [forced["ID"]]
 
 
 def test_reschedule_delays_follow_nomads_functions() -> None:

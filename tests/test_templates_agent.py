@@ -164,3 +164,44 @@ job "cscript" {
         assert a["ClientStatus"] == "running"
     finally:
         call(dev.http_port, "DELETE", "/v1/job/cscript?purge=true")
+
+
+def test_a_templates_env_function_reads_the_nodes_attributes(dev: Any) -> None:  # noqa: F811
+    """`{{ env "node.unique.name" }}` rendered empty: Nomad's template runner reads TaskEnv.All(), the
+    task's environment and the node's attributes (node.*, attr.*, meta.*)."""
+    job = parse_hcl_job('''
+job "nodeattrs" {
+  type = "batch"
+  group "g" {
+    restart { attempts = 0 }
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/cat"
+        args    = ["local/n.txt"]
+      }
+      template {
+        data        = <<-EOT
+          {{ env "node.unique.name" }}|{{ env "node.datacenter" }}
+          {{ env "attr.kernel.name" }}|{{ env "NOMAD_TASK_NAME" }}
+          EOT
+        destination = "local/n.txt"
+      }
+    }
+  }
+}
+''')
+    try:
+        assert call(dev.http_port, "PUT", "/v1/jobs", {"Job": job}).status == 200
+
+        def ended() -> Any:
+            allocs = call(dev.http_port, "GET", "/v1/job/nodeattrs/allocations").json()
+            return next((a for a in allocs if a["ClientStatus"] in ("complete", "failed")), None)
+
+        alloc = wait_for(ended, "the node attributes job ended", PLACE_DEADLINE_S)
+        assert alloc["ClientStatus"] == "complete", alloc["TaskStates"]
+        node = call(dev.http_port, "GET", f"/v1/node/{alloc['NodeID']}").json()
+        out = call(dev.http_port, "GET", f"/v1/client/fs/cat/{alloc['ID']}?path=alloc/logs/t.stdout.0")
+        assert out.text == f"{node['Name']}|dc1\n{node['Attributes']['kernel.name']}|t\n"
+    finally:
+        call(dev.http_port, "DELETE", "/v1/job/nodeattrs?purge=true")

@@ -2455,6 +2455,9 @@ class AllocRunner(NodeActor):
         """Render the task's templates from the data fetched so far (actors.client.templates)."""
         assert a.spec is not None
         alloc_dir, task_dir, _ = self._dirs(a, t)
+        # What the template's env functions read: the task's environment and the node's attributes
+        # (Nomad's TaskEnv.All: `{{ env "node.unique.name" }}`, `{{ env "attr.kernel.name" }}`).
+        tmpl_env = {**env, **self.node_vars}
 
         def read_file(path: str) -> bytes:  # a template's file function: inside the task's directory
             if self.alloc_dirs is None:
@@ -2469,7 +2472,7 @@ class AllocRunner(NodeActor):
                 return Rendered(outputs=t.tmpl_outputs)
             specs = tuple(t.spec.templates[i] for i in watched)
             r = render_task(specs, tuple(t.tmpl_sources[i] for i in watched),
-                            env, t.tmpl_data, a.spec.namespace, self.cfg.template_output_max_bytes,
+                            tmpl_env, t.tmpl_data, a.spec.namespace, self.cfg.template_output_max_bytes,
                             denylist=self.cfg.template_function_denylist, clock=self.env.now,
                             wall_clock=self.wall_clock, read_file=read_file, sandbox=task_dir)
             if len(r.outputs) != len(watched):
@@ -2479,7 +2482,7 @@ class AllocRunner(NodeActor):
                 outputs[i] = text
             return replace(r, outputs=tuple(outputs))
         if t.tmpl_sources is not None:
-            return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
+            return render_task(t.spec.templates, t.tmpl_sources, tmpl_env, t.tmpl_data, a.spec.namespace,
                                self.cfg.template_output_max_bytes,
                                denylist=self.cfg.template_function_denylist, clock=self.env.now,
                                wall_clock=self.wall_clock, read_file=read_file, sandbox=task_dir)
@@ -2499,7 +2502,7 @@ class AllocRunner(NodeActor):
             except (OSError, ValueError) as exc:
                 return Rendered(error=f"failed to read template source {spec.source!r}: {exc}")
         t.tmpl_sources = tuple(sources)
-        return render_task(t.spec.templates, t.tmpl_sources, env, t.tmpl_data, a.spec.namespace,
+        return render_task(t.spec.templates, t.tmpl_sources, tmpl_env, t.tmpl_data, a.spec.namespace,
                            self.cfg.template_output_max_bytes, denylist=self.cfg.template_function_denylist,
                            clock=self.env.now, wall_clock=self.wall_clock, read_file=read_file,
                            sandbox=task_dir)

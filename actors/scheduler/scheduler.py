@@ -93,9 +93,12 @@ STOP_EXTRA = "alloc not needed due to job update"
 STOP_FAILED = "alloc was rescheduled because it failed"
 STOP_NODE_INELIGIBLE = "alloc not needed as node is not eligible"
 STOP_CANARY = "alloc not needed as it was a canary of an unpromoted deployment"
-# A failed allocation due to be rescheduled within this long is rescheduled now, and those due
-# later within it of each other share one follow-up evaluation (Nomad's batchedFailedAllocWindowSize).
+# Failed allocations due to be rescheduled within this long of each other share one follow-up
+# evaluation (Nomad's batchedFailedAllocWindowSize).
 RESCHEDULE_WINDOW_S = 5.0
+# A failed allocation due to be rescheduled within this long is rescheduled now, by the evaluation at
+# hand (Nomad's rescheduleWindowSize, 1 s): a 5 s delay (the batch default) is waited out, not skipped.
+RESCHEDULE_NOW_WINDOW_S = 1.0
 # An unlimited reschedule policy's tracker keeps the last this many reschedules (Nomad's
 # maxPastRescheduleEvents); a limited one keeps those within its interval.
 RESCHEDULE_EVENTS_KEPT = 5
@@ -1654,12 +1657,19 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             elif cs == "failed" and active is not None and a.get("DeploymentID") == active["ID"] \
                     and not (a.get("DesiredTransition") or {}).get("Reschedule"):
                 kept.append(a)  # its running deployment decides first (Nomad's updateByReschedulable)
+            elif cs == "failed" and rp is not None \
+                    and (a.get("DesiredTransition") or {}).get("ForceReschedule"):
+                # Nomad's updateByReschedulable: one marked by `job eval -force-reschedule` is replaced
+                # now, whatever its policy's delay and attempts left.
+                stop_alloc(a, STOP_FAILED)
+                replace.append((a["Name"], a))
+                delays[a["ID"]] = next_delay_ns(rp, a)
             elif cs == "failed":
                 # Nomad's reschedule policy: replaced once its delay has passed (a follow-up
                 # evaluation comes back for it then), while its attempts last.
                 due = next_reschedule(rp, a)
                 waits = due is None or (now is not None and a.get("FollowupEvalID") != ev["ID"]
-                                        and due[0] - now > RESCHEDULE_WINDOW_S)
+                                        and due[0] - now > RESCHEDULE_NOW_WINDOW_S)
                 if waits and a.get("JobVersion", 0) != job.get("Version", 0) \
                         and alloc_digest(a) != digest:
                     destructive.append(a)  # a new version replaces it now, waiting or not (Nomad: untainted)

@@ -262,6 +262,10 @@ def _promote(store: Any, index: int, d: dict[str, Any], groups: list[str], now: 
     for name in groups:
         if tgs[name].get("DesiredCanaries"):
             tgs[name] = {**tgs[name], "Promoted": True}
+        if tgs[name].get("ProgressDeadline") and tgs[name].get("RequireProgressBy") is not None:
+            # Nomad's UpdateDeploymentPromotion resets the progress deadline: canaries may wait for the
+            # operator longer than progress_deadline without the promoted rollout failing at once.
+            tgs[name] = {**tgs[name], "RequireProgressBy": now + tgs[name]["ProgressDeadline"] / SECOND_NS}
     d = {**d, "TaskGroups": tgs, "StatusDescription": DESC_RUNNING, "ModifyIndex": index, "ModifyTime": now}
     _put(store, index, d)
     # The promoted canaries' service registrations drop their canary_tags (Nomad: the client re-registers
@@ -382,6 +386,10 @@ def op_pause(store: Any, index: int, cmd: dict[str, Any]) -> Any:
     d, refused = _active(store, dep_id, "pause" if pause else "resume")
     if d is None:
         return refused
+    # Nomad's updateDeploymentStatusImpl: a deployment set running or paused counts its progress deadline
+    # afresh from now, so the time spent paused does not fail it once resumed.
+    d = {**d, "TaskGroups": {name: {**g, "RequireProgressBy": now + g["ProgressDeadline"] / SECOND_NS}
+                             if g.get("ProgressDeadline") else g for name, g in d["TaskGroups"].items()}}
     if pause:
         _set_status(store, index, d, "paused", DESC_PAUSED, now)
         return {"ok": True, "index": index, "EvalID": "", "EvalCreateIndex": 0,

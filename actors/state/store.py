@@ -1346,8 +1346,10 @@ class StateStore:
         child_id = f"{job_id}/periodic-{int(launch)}"
         running = [j for j in self.tables["jobs"].values()
                    if j.get("ParentID") == job_id and j.get("Status") != "dead" and not j.get("Stop")]
-        if child_id in self.tables["jobs"]:
+        if child_id in self.tables["jobs"] and not force:
             return {"ok": True, "index": index, "skipped": f"{child_id} exists"}
+        # A force run in the same second as the last launch registers that launch's job again (a new
+        # version of it, and an evaluation), as Nomad's ForceEval does with the same derived ID.
         if running and rules.get("ProhibitOverlap") and not force:
             return {"ok": True, "index": index, "skipped": f"{running[0]['ID']} still running"}
         child = {k: v for k, v in parent.items() if k not in SERVER_OWNED and k != "Periodic"}
@@ -1381,12 +1383,16 @@ class StateStore:
             return {"ok": False, "error": "Payload is not provided but required"}
         if size > DISPATCH_PAYLOAD_MAX_BYTES:
             return {"ok": False, "error": f"Payload exceeds maximum size; {size} > {DISPATCH_PAYLOAD_MAX_BYTES}"}
-        missing = sorted(set(rules["MetaRequired"]) - set(meta))
-        if missing:
-            return {"ok": False, "error": f"Dispatch did not provide required meta keys: {missing}"}
+        # Nomad's validateDispatchRequest: unpermitted keys first, then missing ones, each list as Go's %v
+        # prints a []string ("[a b]").
         unexpected = sorted(set(meta) - set(rules["MetaRequired"]) - set(rules["MetaOptional"]))
         if unexpected:
-            return {"ok": False, "error": f"Dispatch provided unexpected meta keys: {unexpected}"}
+            return {"ok": False, "error": "Dispatch request included unpermitted metadata keys: "
+                                          f"[{' '.join(unexpected)}]"}
+        missing = sorted(set(rules["MetaRequired"]) - set(meta))
+        if missing:
+            return {"ok": False, "error": "Dispatch did not provide required meta keys: "
+                                          f"[{' '.join(missing)}]"}
         suffix = str(uuid.uuid5(self.DISPATCH_NS, self._id_seed(f"{index}/{parent_id}")))[:8]
         child = {k: v for k, v in parent.items() if k not in SERVER_OWNED and k != "ParameterizedJob"}
         child_id = f"{parent_id}/dispatch-{int(now)}-{suffix}"
@@ -1436,9 +1442,34 @@ class StateStore:
         if job.get("Periodic") or job.get("ParameterizedJob"):
             kind = "periodic" if job.get("Periodic") else "parameterized"
             return {"ok": False, "error": f"can't evaluate {kind} job"}
+        if cmd.get("force_reschedule"):
+            self._force_reschedule(index, job, now)
         evals = self._create_evals(index, [job_id], "job-register", now)
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": job["JobModifyIndex"]}
+
+    def _force_reschedule(self, index: int, job: dict[str, Any], now: float) -> None:
+        """Nomad's Job.Evaluate with EvalOptions.ForceReschedule: each failed allocation not yet replaced,
+        of a group whose reschedule policy is enabled (attempts or unlimited), is marked
+        DesiredTransition.ForceReschedule, which the scheduler replaces now, attempts used up or not."""
+        from actors.scheduler.scheduler import reschedule_policy
+
+        groups = {g.get("Name"): g for g in job.get("TaskGroups") or ()}
+        allocs, marked = self.tables["allocs"], False
+        for a in self.job_allocs(job["ID"]):
+            group = groups.get(a.get("TaskGroup"))
+            rp = reschedule_policy(job, group) if group is not None else None
+            if rp is None or not (int(rp.get("Attempts") or 0) > 0 or rp.get("Unlimited")):
+                continue
+            t = a.get("DesiredTransition") or {}
+            if a.get("NextAllocation") or a.get("ClientStatus") != "failed" or t.get("ForceReschedule"):
+                continue
+            allocs[a["ID"]] = {**a, "DesiredTransition": {**t, "ForceReschedule": True}, "ModifyIndex": index,
+                               "ModifyTime": now}
+            self._index_alloc(allocs[a["ID"]])
+            marked = True
+        if marked:
+            self._touch("allocs", index)
 
     def _job_stability(self, index: int, cmd: dict[str, Any]) -> Any:
         """Nomad ``Job.Stable``: mark one version of the job stable (or not)."""
