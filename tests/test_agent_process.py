@@ -11,11 +11,13 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +42,7 @@ POLL_S = 0.01  # how often a wait re-checks its condition
 SLOW_LEAVE_AGENT = r"""
 from gevent import monkey; monkey.patch_all()
 import sys
+import tempfile
 sys.path.insert(0, %(root)r)
 from actors.agent import EXTRA_CHILD_SPECS, ChildSpec
 from actors.agent_messages import Leave, LeaveDone
@@ -81,8 +84,12 @@ class AgentProc:
                  env: dict[str, str] | None = None) -> None:
         cmd = [sys.executable, "-c", code, *args] if code else [sys.executable, AGENT, *args]
         self.started = time.monotonic()
+        # A temporary directory of its own (TMPDIR), removed once it has exited: a -dev agent's data
+        # dir is made there, and one killed (SIGKILL) cannot remove it itself.
+        self.tmp = tempfile.mkdtemp(prefix="agentproc-")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+                                     cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": self.tmp,
+                                                    **(env or {})})
         self.out: list[str] = []
         self.err: list[str] = []
         self.readers = [gevent.spawn(self._pump, self.proc.stdout, self.out),
@@ -141,6 +148,7 @@ class AgentProc:
         except subprocess.TimeoutExpired:
             raise AssertionError(f"agent still running after {timeout_s}s\n{self.detail()}") from None
         gevent.joinall(self.readers, timeout=STEP_DEADLINE_S)
+        shutil.rmtree(self.tmp, ignore_errors=True)
         return rc
 
     def kill(self) -> None:
@@ -148,6 +156,7 @@ class AgentProc:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         gevent.killall(self.readers)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def nomad_agent_dev(tmp_path: Any, hcl: str = "") -> AgentProc:
