@@ -111,6 +111,10 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("operator", "raft", "list-peers"): "Error retrieving raft configuration",
     ("operator", "raft", "remove-peer"): "Error removing peer",
     ("system", "gc"): "Error running system garbage-collection",
+    ("system", "reconcile", "summaries"): "Error running system summary reconciliation",
+    ("acl", "bootstrap"): "Error bootstrapping",
+    ("operator", "autopilot", "health"): "Error querying Autopilot configuration",  # sic, Nomad's words
+    ("operator", "metrics"): "Error querying metrics",  # -json; the raw body path words its own
     ("agent-info",): "Error querying agent info",
     ("var", "get"): "Error retrieving variable",
     ("var", "put"): "Error creating variable",
@@ -214,16 +218,19 @@ def server_members(addr: str, args: list[str]) -> str:
     if "-json" in args:  # Nomad's Format: the members, indented four spaces
         return json.dumps(got["Members"], indent=4)
     leaders = region_leaders(addr, got["Members"])
-    head = ["Name", "Address", "Port", "Status", "Leader", "Raft Version", "Build", "Datacenter", "Region"]
-    rows = [head + (["Protocol", "Tags"] if verbose else [])]
+    # Nomad's verboseOutput puts Protocol after Leader, Tags last.
+    head = ["Name", "Address", "Port", "Status", "Leader", *(["Protocol"] if verbose else []),
+            "Raft Version", "Build", "Datacenter", "Region", *(["Tags"] if verbose else [])]
+    rows = [head]
     for m in sorted(got["Members"], key=_member_order):
         tags = m.get("Tags") or {}
         leader = leaders.get(tags.get("region", ""), "") or ""
         is_leader = bool(leader) and f"{m['Addr']}:{tags.get('port', '')}" == leader
         row = [m["Name"], m["Addr"], str(m["Port"]), m["Status"], str(is_leader).lower(),
+               *([str(m.get("ProtocolCur", ""))] if verbose else []),
                tags.get("raft_vsn", "3"), tags.get("build", ""), tags.get("dc", ""), tags.get("region", "")]
         if verbose:
-            row += [str(m.get("ProtocolCur", "")), ",".join(f"{k}={v}" for k, v in sorted(tags.items()))]
+            row.append(",".join(f"{k}={v}" for k, v in sorted(tags.items())))
         rows.append(row)
     return table(rows)
 

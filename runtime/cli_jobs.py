@@ -1145,16 +1145,17 @@ def _await_replacements(addr: str, job_path: str, stopped: set[str], want: int) 
 
 
 def local_node_id(addr: str) -> str:
-    """Nomad's getLocalNodeID (the -self flag): the node of the agent at *addr*, from /v1/agent/self."""
+    """Nomad's getLocalNodeID (the -self flag): the node of the agent at *addr*, from /v1/agent/self.
+    Its errors are printed bare, as node status/drain/eligibility print ``err.Error()``."""
     try:
         info = request(addr, "GET", "/v1/agent/self")
     except CliError as e:
-        raise CliError(f"Error determining local node ID: Error querying agent info: {e}") from None
+        raise CliError(f"Error querying agent info: {e}") from None
     client = ((info or {}).get("stats") or {}).get("client")
     if not isinstance(client, dict):
-        raise CliError("Error determining local node ID: Nomad not running in client mode")
+        raise CliError("Nomad not running in client mode")
     if not client.get("node_id"):
-        raise CliError("Error determining local node ID: Failed to determine node ID")
+        raise CliError("Failed to determine node ID")
     return str(client["node_id"])
 
 
@@ -1162,7 +1163,14 @@ def _node_arg(addr: str, flags: dict[str, Any], rest: list[str]) -> dict[str, An
     """The node of ``node drain`` / ``node eligibility``: the one named, or with -self the agent's own."""
     if (flags.get("self") and rest) or (not flags.get("self") and len(rest) != 1):
         raise CliError("Node ID must be specified if -self isn't being used")
-    return resolve(addr, "node", local_node_id(addr) if flags.get("self") else rest[0])
+    return resolve(addr, "node", _node_ident(local_node_id(addr) if flags.get("self") else rest[0]))
+
+
+def _node_ident(ident: str) -> str:
+    """Nomad's node status/drain/eligibility refuse a one-character node ID prefix before any lookup."""
+    if len(ident) == 1:
+        raise CliError("Identifier must contain at least two characters.")
+    return ident
 
 
 def node_status(addr: str, args: list[str]) -> str:
@@ -1207,7 +1215,7 @@ def node_status(addr: str, args: list[str]) -> str:
                 row.append(str(sum(1 for a in on or () if a.get("ClientStatus") == "running")))
             rows.append(row)
         return table(rows)
-    stub = resolve(addr, "node", one_arg(rest, "nomad node status [<node>]"),
+    stub = resolve(addr, "node", _node_ident(one_arg(rest, "nomad node status [<node>]")),
                    not_found='No node(s) with prefix "{}" found')  # Nomad's node status words
     node = request(addr, "GET", f"/v1/node/{stub['ID']}")
     if flags.get("json"):
@@ -1481,18 +1489,20 @@ def operator_metrics(addr: str, args: list[str]) -> str:
     fmt = flags.get("format", "json")
     if fmt not in ("json", "prometheus"):
         raise CliError(f"Invalid format {fmt!r}: use json or prometheus")
-    if fmt == "prometheus":
-        url = f"{addr.rstrip('/')}/v1/metrics?format=prometheus"
-        try:
-            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
-                return resp.read().decode(errors="replace").rstrip("\n")
-        except urllib.error.HTTPError as e:
-            raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
-                from None
-        except (urllib.error.URLError, OSError) as e:
-            raise CliError(f"Error querying {addr}: {getattr(e, 'reason', e)}") from None
-    data = request(addr, "GET", "/v1/metrics")
-    return json.dumps(data, indent=4 if flags.get("pretty") else None, sort_keys=True)
+    if flags.get("json"):  # Nomad's -json: the decoded summary through Format, indented four spaces
+        return as_json(request(addr, "GET", "/v1/metrics"))
+    # Otherwise Nomad prints the answer's body as it came (format and pretty passed to the agent).
+    query = urllib.parse.urlencode({**({"pretty": "1"} if flags.get("pretty") else {}),
+                                    **({"format": fmt} if "format" in flags else {})})
+    url = f"{addr.rstrip('/')}/v1/metrics" + (f"?{query}" if query else "")
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
+            return resp.read().decode(errors="replace").rstrip("\n")
+    except urllib.error.HTTPError as e:
+        raise CliError(f"Error getting metrics: Unexpected response code: {e.code} "
+                       f"({e.read().decode(errors='replace').strip()})") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise CliError(f"Error getting metrics: {unreachable('GET', url, e)}") from None
 
 
 def node_config(addr: str, args: list[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -39,6 +40,27 @@ def test_cli_shows_members_and_raft_peers_and_reports_errors_in_one_line(agents,
     gone = nomad("http://127.0.0.1:9", "server", "members")
     assert (gone.returncode, gone.stderr) == (1, 'Error querying servers: Get "http://127.0.0.1:9/v1/agent/members": '
                                               "dial tcp 127.0.0.1:9: connect: connection refused\n")
+
+
+def test_server_members_detailed_has_nomads_column_order(monkeypatch):
+    """Nomad's verboseOutput: ...|Leader|Protocol|Raft Version|Build|Datacenter|Region|Tags."""
+    from runtime import cli
+
+    member = {"Name": "s1.global", "Addr": "10.0.0.1", "Port": 4648, "Status": "alive", "ProtocolCur": 2,
+              "Tags": {"region": "global", "dc": "dc1", "build": "2.0.6", "raft_vsn": "3", "port": "4647"}}
+
+    def call(addr, method, path, accept=(), **query):
+        return {"Members": [member]} if path == "/v1/agent/members" else "10.0.0.1:4647"
+
+    monkeypatch.setattr(cli, "call", call)
+    header, row = cli.server_members("http://x", ["-detailed"]).splitlines()
+    assert re.split(r"\s{2,}", header) == [
+        "Name", "Address", "Port", "Status", "Leader", "Protocol", "Raft Version", "Build", "Datacenter",
+        "Region", "Tags"]
+    assert row.split()[:10] == ["s1.global", "10.0.0.1", "4648", "alive", "true", "2", "3", "2.0.6", "dc1",
+                                "global"]
+    assert row.split()[10].startswith("build=2.0.6,dc=dc1,")
+    assert "Protocol" not in cli.server_members("http://x", [])
 
 
 def test_the_t_flag_formats_a_commands_json_output_with_a_go_template(monkeypatch, capsys):

@@ -1090,8 +1090,25 @@ def test_self_names_the_agents_own_node_for_node_status_drain_and_eligibility(mo
         with pytest.raises(cli_jobs.CliError, match="Node ID must be specified if -self isn't being used"):
             cli_jobs.node_eligibility("http://x", args)
     agent["stats"] = {"nomad": {}}
-    with pytest.raises(cli_jobs.CliError, match="Error determining local node ID: Nomad not running in client"):
-        cli_jobs.node_status("http://x", ["-self"])
+    for cmd, args in ((cli_jobs.node_status, ["-self"]), (cli_jobs.node_drain, ["-self", "-enable", "-yes"]),
+                      (cli_jobs.node_eligibility, ["-self", "-enable"])):
+        # Nomad prints getLocalNodeID's error bare (command/helpers.go), with no prefix of its own.
+        with pytest.raises(cli_jobs.CliError, match=r"^Nomad not running in client mode$"):
+            cmd("http://x", args)
+
+
+def test_a_one_character_node_id_is_refused_before_any_lookup(monkeypatch):
+    """Nomad's node status/drain/eligibility: "Identifier must contain at least two characters." (exit 1)."""
+    from runtime import cli_jobs
+
+    def request(*a: Any, **k: Any) -> Any:
+        raise AssertionError("no request expected")
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    for cmd, args in ((cli_jobs.node_status, ["5"]), (cli_jobs.node_drain, ["-enable", "-yes", "5"]),
+                      (cli_jobs.node_eligibility, ["-disable", "5"])):
+        with pytest.raises(cli_jobs.CliError, match=r"^Identifier must contain at least two characters\.$"):
+            cmd("http://x", args)
 
 
 def test_node_status_shows_driver_health_as_nomad_does(monkeypatch) -> None:
