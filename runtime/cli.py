@@ -236,8 +236,12 @@ def server_members(addr: str, args: list[str]) -> str:
 
 
 def server_join(addr: str, args: list[str]) -> str:
-    if not args:
-        raise CliError("server join requires at least one address")
+    from runtime.cli_jobs import parse_flags
+
+    _, args = parse_flags(args, {})
+    if not args:  # Nomad's server_join.go words, then commandErrorText
+        raise CliError("One or more node addresses must be given as arguments\n"
+                       "For additional help try 'nomad server join -help'")
     got = call(addr, "PUT", "/v1/agent/join", address=args)
     if got.get("error"):
         raise CliError(f"Error joining: {got['error']}")
@@ -245,10 +249,13 @@ def server_join(addr: str, args: list[str]) -> str:
 
 
 def server_force_leave(addr: str, args: list[str]) -> str:
-    prune = "-prune" in args
-    names = [a for a in args if not a.startswith("-")]
-    if len(names) != 1:
-        raise CliError("server force-leave requires exactly one node name")
+    from runtime.cli_jobs import parse_flags
+
+    flags, names = parse_flags(args, {"prune": bool})
+    prune = bool(flags.get("prune"))
+    if len(names) != 1:  # Nomad's server_force_leave.go words, then commandErrorText
+        raise CliError("This command takes one argument: <node>\n"
+                       "For additional help try 'nomad server force-leave -help'")
     call(addr, "PUT", "/v1/agent/force-leave", node=names[0], **({"prune": "true"} if prune else {}))
     return ""
 

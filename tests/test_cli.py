@@ -63,6 +63,29 @@ def test_server_members_detailed_has_nomads_column_order(monkeypatch):
     assert "Protocol" not in cli.server_members("http://x", [])
 
 
+def test_server_join_and_force_leave_misuse_is_worded_as_nomad(monkeypatch):
+    """command/server_join.go and server_force_leave.go: their own misuse lines, then commandErrorText;
+    -prune is a flag (an unknown flag is refused, not taken for a node name)."""
+    from runtime import cli
+
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr(cli, "call", lambda addr, method, path, accept=(), **q: sent.append((path, q)) or {})
+    with pytest.raises(cli.CliError) as e:
+        cli.server_join("http://x", [])
+    assert str(e.value) == ("One or more node addresses must be given as arguments\n"
+                            "For additional help try 'nomad server join -help'")
+    for args in ([], ["a", "b"], ["-prune"]):
+        with pytest.raises(cli.CliError) as e:
+            cli.server_force_leave("http://x", args)
+        assert str(e.value) == ("This command takes one argument: <node>\n"
+                                "For additional help try 'nomad server force-leave -help'")
+    with pytest.raises(cli.CliError, match="flag provided but not defined: -bogus"):
+        cli.server_force_leave("http://x", ["-bogus", "s3.global"])
+    assert sent == []
+    cli.server_force_leave("http://x", ["-prune", "s3.global"])
+    assert sent == [("/v1/agent/force-leave", {"node": "s3.global", "prune": "true"})]
+
+
 def test_the_t_flag_formats_a_commands_json_output_with_a_go_template(monkeypatch, capsys):
     """Nomad's -t: the same data as -json, through text/template; both at once is refused."""
     from runtime import cli
