@@ -108,7 +108,7 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("server", "members"): "Error querying servers",
     ("server", "join"): "Error joining",
     ("server", "force-leave"): lambda a: f"Error force-leaving server {_positional(a)}",
-    ("operator", "raft", "list-peers"): "Error retrieving raft configuration",
+    ("operator", "raft", "list-peers"): "Failed to retrieve raft configuration",
     ("operator", "raft", "remove-peer"): "Error removing peer",
     ("system", "gc"): "Error running system garbage-collection",
     ("system", "reconcile", "summaries"): "Error running system summary reconciliation",
@@ -261,9 +261,16 @@ def server_force_leave(addr: str, args: list[str]) -> str:
 
 
 def raft_list_peers(addr: str, args: list[str]) -> str:
-    got = call(addr, "GET", "/v1/operator/raft/configuration")
+    """Nomad's ``operator raft list-peers [-stale]`` (command/operator_raft_list.go): sorted by node name."""
+    from runtime.cli_jobs import parse_flags
+
+    flags, rest = parse_flags(args, {"stale": bool})
+    if rest:
+        raise CliError("This command takes no arguments")
+    stale = {"stale": "true"} if flags.get("stale") else {}
+    got = call(addr, "GET", "/v1/operator/raft/configuration", **stale)
     rows = [["Node", "ID", "Address", "State", "Voter", "RaftProtocol"]]
-    for s in got["Servers"]:
+    for s in sorted(got["Servers"], key=lambda s: s["Node"]):
         rows.append([s["Node"], s["ID"], s["Address"], "leader" if s["Leader"] else "follower",
                      str(s["Voter"]).lower(), s["RaftProtocol"]])
     return table(rows)

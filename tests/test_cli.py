@@ -86,6 +86,24 @@ def test_server_join_and_force_leave_misuse_is_worded_as_nomad(monkeypatch):
     assert sent == [("/v1/agent/force-leave", {"node": "s3.global", "prune": "true"})]
 
 
+def test_raft_list_peers_sorts_by_node_name_and_takes_stale(monkeypatch):
+    """command/operator_raft_list.go: sort.Slice by Node; -stale sets AllowStale; other flags refused."""
+    from runtime import cli
+
+    asked: list[dict] = []
+    servers = [{"Node": "s2.global", "ID": "b", "Address": "10.0.0.2:4647", "Leader": True, "Voter": True,
+                "RaftProtocol": "3"},
+               {"Node": "s1.global", "ID": "a", "Address": "10.0.0.1:4647", "Leader": False, "Voter": True,
+                "RaftProtocol": "3"}]
+    monkeypatch.setattr(cli, "call",
+                        lambda addr, m, path, accept=(), **q: asked.append(q) or {"Servers": servers})
+    out = cli.raft_list_peers("http://x", ["-stale"]).splitlines()
+    assert [line.split()[0] for line in out] == ["Node", "s1.global", "s2.global"]
+    assert asked == [{"stale": "true"}]
+    with pytest.raises(cli.CliError, match="flag provided but not defined: -json"):
+        cli.raft_list_peers("http://x", ["-json"])
+
+
 def test_the_t_flag_formats_a_commands_json_output_with_a_go_template(monkeypatch, capsys):
     """Nomad's -t: the same data as -json, through text/template; both at once is refused."""
     from runtime import cli

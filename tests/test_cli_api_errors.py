@@ -13,7 +13,7 @@ GONE = "http://127.0.0.1:9"  # nothing listens: the API call fails at once
     (["node", "status"], "Error querying node status", "/v1/nodes"),
     (["eval", "list"], "Error querying evaluations", "/v1/evaluations"),
     (["deployment", "list"], "Error retrieving deployments", "/v1/deployments"),
-    (["operator", "raft", "list-peers"], "Error retrieving raft configuration",
+    (["operator", "raft", "list-peers"], "Failed to retrieve raft configuration",
      "/v1/operator/raft/configuration"),
     (["agent-info"], "Error querying agent info", "/v1/agent/self"),
     (["system", "gc"], "Error running system garbage-collection", "/v1/system/gc"),
