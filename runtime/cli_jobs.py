@@ -1159,10 +1159,11 @@ def local_node_id(addr: str) -> str:
     return str(client["node_id"])
 
 
-def _node_arg(addr: str, flags: dict[str, Any], rest: list[str]) -> dict[str, Any]:
+def _node_arg(addr: str, flags: dict[str, Any], rest: list[str],
+              words: str = "node eligibility") -> dict[str, Any]:
     """The node of ``node drain`` / ``node eligibility``: the one named, or with -self the agent's own."""
     if (flags.get("self") and rest) or (not flags.get("self") and len(rest) != 1):
-        raise CliError("Node ID must be specified if -self isn't being used")
+        raise _usage_error("Node ID must be specified if -self isn't being used", words)
     return resolve(addr, "node", _node_ident(local_node_id(addr) if flags.get("self") else rest[0]))
 
 
@@ -1315,29 +1316,34 @@ def _confirm(question: str) -> bool:
     return answer.strip().lower().startswith("y")
 
 
-def _enable_disable(flags: dict[str, Any]) -> bool:
+def _usage_error(message: str, words: str) -> CliError:
+    """A misuse message followed by Nomad's ``commandErrorText`` line."""
+    return CliError(f"{message}\nFor additional help try 'nomad {words} -help'")
+
+
+def _enable_disable(flags: dict[str, Any], words: str = "node eligibility", extra: str = "") -> bool:
     enable, disable = flags.get("enable", False), flags.get("disable", False)
     if enable == disable:
-        raise CliError("Either the '-enable' or '-disable' flag must be set")
+        raise _usage_error(f"Either the '-enable' or '-disable' flag must be set{extra}", words)
     return enable
 
 
 def _drain_deadline_ns(flags: dict[str, Any]) -> int:
-    chosen = [f for f in ("deadline", "force", "no-deadline") if f in flags and flags[f] is not False]
-    if len(chosen) > 1:
-        raise CliError("Only one of -deadline, -force or -no-deadline may be given")
+    """Nomad's node_drain.go: -force is -1s, -no-deadline 0, else -deadline (default 1h), positive."""
     if flags.get("force"):
         return -1_000_000_000  # Nomad: a negative deadline means stop everything now
     if flags.get("no-deadline"):
         return 0
     text = flags.get("deadline", DEFAULT_DRAIN_DEADLINE)
+    from actors.state.autopilot_config import parse_go_duration
+
     try:
-        seconds = parse_duration(text)
+        ns = parse_go_duration(text)
     except ValueError as e:
-        raise CliError(f"Failed to parse -deadline: {e}") from None
-    if seconds <= 0:
-        raise CliError("-deadline must be a positive duration (use -force or -no-deadline)")
-    return int(seconds * 1e9)
+        raise CliError(f"Failed to parse deadline {json.dumps(text)}: {e}") from None
+    if ns <= 0:
+        raise CliError("A positive drain duration must be given")
+    return ns
 
 
 # How long one blocking query of the drain monitor waits for a change: it watches the node and its
@@ -1418,9 +1424,10 @@ def node_drain(addr: str, args: list[str]) -> str:
                                      "self": bool})
     if flags.get("monitor"):  # Nomad's -monitor: watch a drain already set, change nothing
         if flags.get("enable") or flags.get("disable"):
-            raise CliError("The -monitor flag cannot be used with the '-enable' or '-disable' flags")
+            raise _usage_error("The -monitor flag cannot be used with the '-enable' or '-disable' flags",
+                               "node drain")
         meta_now: dict[str, int] = {}
-        stub = _node_arg(addr, flags, rest)
+        stub = _node_arg(addr, flags, rest, "node drain")
         node = request(addr, "GET", f"/v1/node/{stub['ID']}", answer_meta=meta_now)
         if node.get("DrainStrategy") is None:
             print("No drain strategy set", file=sys.stderr)
@@ -1428,11 +1435,17 @@ def node_drain(addr: str, args: list[str]) -> str:
         _drain_line(f'Monitoring node "{node["ID"]}": Ctrl-C to detach monitoring')
         _monitor_drain(addr, node["ID"], meta_now.get("index", 0), bool(flags.get("ignore-system")))
         return ""
-    enable = _enable_disable(flags)
-    if not enable and any(flags.get(f) for f in ("deadline", "force", "no-deadline", "ignore-system")):
-        raise CliError("-deadline, -force, -no-deadline and -ignore-system apply only with -enable")
-    if enable and flags.get("keep-ineligible"):
-        raise CliError("-keep-ineligible applies only with -disable")
+    # Nomad's node_drain.go checks, in its order, each followed by commandErrorText.
+    enable = _enable_disable(flags, "node drain", ", unless using '-monitor'")
+    if (flags.get("self") and rest) or (not flags.get("self") and len(rest) != 1):
+        raise _usage_error("Node ID must be specified if -self isn't being used", "node drain")
+    strategy = "deadline" in flags or any(flags.get(f) for f in ("force", "no-deadline", "ignore-system"))
+    if not enable and strategy:
+        raise _usage_error("-disable can't be combined with flags configuring drain strategy", "node drain")
+    if "deadline" in flags and (flags.get("force") or flags.get("no-deadline")):
+        raise _usage_error("-deadline can't be combined with -force or -no-deadline", "node drain")
+    if flags.get("force") and flags.get("no-deadline"):
+        raise _usage_error("-force and -no-deadline are mutually exclusive", "node drain")
     deadline = _drain_deadline_ns(flags) if enable else 0
     meta = {}
     for item in flags.get("meta", []):
@@ -1442,7 +1455,7 @@ def node_drain(addr: str, args: list[str]) -> str:
         meta[k] = v
     if flags.get("m"):
         meta["message"] = flags["m"]
-    node = _node_arg(addr, flags, rest)
+    node = _node_arg(addr, flags, rest, "node drain")
     ident = node["ID"] if flags.get("self") else rest[0]
     verb = "enable" if enable else "disable"
     if node["ID"] != ident and not flags.get("yes") and \
