@@ -108,9 +108,13 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("server", "members"): "Error querying servers",
     ("server", "join"): "Error joining",
     ("server", "force-leave"): lambda a: f"Error force-leaving server {_positional(a)}",
-    ("operator", "raft", "list-peers"): "Error retrieving raft configuration",
+    ("operator", "raft", "list-peers"): "Failed to retrieve raft configuration",
     ("operator", "raft", "remove-peer"): "Error removing peer",
     ("system", "gc"): "Error running system garbage-collection",
+    ("system", "reconcile", "summaries"): "Error running system summary reconciliation",
+    ("acl", "bootstrap"): "Error bootstrapping",
+    ("operator", "autopilot", "health"): "Error querying Autopilot configuration",  # sic, Nomad's words
+    ("operator", "metrics"): "Error querying metrics",  # -json; the raw body path words its own
     ("agent-info",): "Error querying agent info",
     ("var", "get"): "Error retrieving variable",
     ("var", "put"): "Error creating variable",
@@ -219,23 +223,30 @@ def server_members(addr: str, args: list[str]) -> str:
     if "-json" in args:  # Nomad's Format: the members, indented four spaces
         return json.dumps(got["Members"], indent=4)
     leaders = region_leaders(addr, got["Members"])
-    head = ["Name", "Address", "Port", "Status", "Leader", "Raft Version", "Build", "Datacenter", "Region"]
-    rows = [head + (["Protocol", "Tags"] if verbose else [])]
+    # Nomad's verboseOutput puts Protocol after Leader, Tags last.
+    head = ["Name", "Address", "Port", "Status", "Leader", *(["Protocol"] if verbose else []),
+            "Raft Version", "Build", "Datacenter", "Region", *(["Tags"] if verbose else [])]
+    rows = [head]
     for m in sorted(got["Members"], key=_member_order):
         tags = m.get("Tags") or {}
         leader = leaders.get(tags.get("region", ""), "") or ""
         is_leader = bool(leader) and f"{m['Addr']}:{tags.get('port', '')}" == leader
         row = [m["Name"], m["Addr"], str(m["Port"]), m["Status"], str(is_leader).lower(),
+               *([str(m.get("ProtocolCur", ""))] if verbose else []),
                tags.get("raft_vsn", "3"), tags.get("build", ""), tags.get("dc", ""), tags.get("region", "")]
         if verbose:
-            row += [str(m.get("ProtocolCur", "")), ",".join(f"{k}={v}" for k, v in sorted(tags.items()))]
+            row.append(",".join(f"{k}={v}" for k, v in sorted(tags.items())))
         rows.append(row)
     return table(rows)
 
 
 def server_join(addr: str, args: list[str]) -> str:
-    if not args:
-        raise CliError("server join requires at least one address")
+    from runtime.cli_jobs import parse_flags
+
+    _, args = parse_flags(args, {})
+    if not args:  # Nomad's server_join.go words, then commandErrorText
+        raise CliError("One or more node addresses must be given as arguments\n"
+                       "For additional help try 'nomad server join -help'")
     got = call(addr, "PUT", "/v1/agent/join", address=args)
     if got.get("error"):
         raise CliError(f"Error joining: {got['error']}")
@@ -243,18 +254,28 @@ def server_join(addr: str, args: list[str]) -> str:
 
 
 def server_force_leave(addr: str, args: list[str]) -> str:
-    prune = "-prune" in args
-    names = [a for a in args if not a.startswith("-")]
-    if len(names) != 1:
-        raise CliError("server force-leave requires exactly one node name")
+    from runtime.cli_jobs import parse_flags
+
+    flags, names = parse_flags(args, {"prune": bool})
+    prune = bool(flags.get("prune"))
+    if len(names) != 1:  # Nomad's server_force_leave.go words, then commandErrorText
+        raise CliError("This command takes one argument: <node>\n"
+                       "For additional help try 'nomad server force-leave -help'")
     call(addr, "PUT", "/v1/agent/force-leave", node=names[0], **({"prune": "true"} if prune else {}))
     return ""
 
 
 def raft_list_peers(addr: str, args: list[str]) -> str:
-    got = call(addr, "GET", "/v1/operator/raft/configuration")
+    """Nomad's ``operator raft list-peers [-stale]`` (command/operator_raft_list.go): sorted by node name."""
+    from runtime.cli_jobs import parse_flags
+
+    flags, rest = parse_flags(args, {"stale": bool})
+    if rest:
+        raise CliError("This command takes no arguments")
+    stale = {"stale": "true"} if flags.get("stale") else {}
+    got = call(addr, "GET", "/v1/operator/raft/configuration", **stale)
     rows = [["Node", "ID", "Address", "State", "Voter", "RaftProtocol"]]
-    for s in got["Servers"]:
+    for s in sorted(got["Servers"], key=lambda s: s["Node"]):
         rows.append([s["Node"], s["ID"], s["Address"], "leader" if s["Leader"] else "follower",
                      str(s["Voter"]).lower(), s["RaftProtocol"]])
     return table(rows)

@@ -62,7 +62,8 @@ def _expired(expiration: Any) -> bool:
 def _format_token(t: dict[str, Any]) -> str:
     """Nomad's ``outputACLToken``: the fields, then a client token's roles as a table."""
     management = t.get("Type") == "management"
-    policies = ",".join(t.get("Policies") or []) if not management else "n/a"
+    # Nomad prints a client token's policies with %v of a []string: "[a b]", "[]" for none.
+    policies = f"[{' '.join(t.get('Policies') or [])}]" if not management else "n/a"
     rows = [("Accessor ID", t["AccessorID"]), ("Secret ID", t.get("SecretID", "")),
             ("Name", t.get("Name", "")),
             ("Type", t.get("Type", "")), ("Global", str(bool(t.get("Global"))).lower()),
@@ -70,7 +71,7 @@ def _format_token(t: dict[str, Any]) -> str:
             # Nomad's expiryTimeString: <none> for a token that never expires.
             ("Expiry Time", _go_time(t["ExpirationTime"]) if t.get("ExpirationTime") else "<none>"),
             ("Create Index", str(t.get("CreateIndex", 0))), ("Modify Index", str(t.get("ModifyIndex", 0))),
-            ("Policies", policies or "<none>")]
+            ("Policies", policies)]
     if management:
         return _kv([*rows, ("Roles", "n/a")])
     links = t.get("Roles") or []

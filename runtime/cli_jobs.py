@@ -1168,24 +1168,33 @@ def _await_replacements(addr: str, job_path: str, stopped: set[str], want: int) 
 
 
 def local_node_id(addr: str) -> str:
-    """Nomad's getLocalNodeID (the -self flag): the node of the agent at *addr*, from /v1/agent/self."""
+    """Nomad's getLocalNodeID (the -self flag): the node of the agent at *addr*, from /v1/agent/self.
+    Its errors are printed bare, as node status/drain/eligibility print ``err.Error()``."""
     try:
         info = request(addr, "GET", "/v1/agent/self")
     except CliError as e:
-        raise CliError(f"Error determining local node ID: Error querying agent info: {e}") from None
+        raise CliError(f"Error querying agent info: {e}") from None
     client = ((info or {}).get("stats") or {}).get("client")
     if not isinstance(client, dict):
-        raise CliError("Error determining local node ID: Nomad not running in client mode")
+        raise CliError("Nomad not running in client mode")
     if not client.get("node_id"):
-        raise CliError("Error determining local node ID: Failed to determine node ID")
+        raise CliError("Failed to determine node ID")
     return str(client["node_id"])
 
 
-def _node_arg(addr: str, flags: dict[str, Any], rest: list[str]) -> dict[str, Any]:
+def _node_arg(addr: str, flags: dict[str, Any], rest: list[str],
+              words: str = "node eligibility") -> dict[str, Any]:
     """The node of ``node drain`` / ``node eligibility``: the one named, or with -self the agent's own."""
     if (flags.get("self") and rest) or (not flags.get("self") and len(rest) != 1):
-        raise CliError("Node ID must be specified if -self isn't being used")
-    return resolve(addr, "node", local_node_id(addr) if flags.get("self") else rest[0])
+        raise _usage_error("Node ID must be specified if -self isn't being used", words)
+    return resolve(addr, "node", _node_ident(local_node_id(addr) if flags.get("self") else rest[0]))
+
+
+def _node_ident(ident: str) -> str:
+    """Nomad's node status/drain/eligibility refuse a one-character node ID prefix before any lookup."""
+    if len(ident) == 1:
+        raise CliError("Identifier must contain at least two characters.")
+    return ident
 
 
 def node_status(addr: str, args: list[str]) -> str:
@@ -1230,7 +1239,7 @@ def node_status(addr: str, args: list[str]) -> str:
                 row.append(str(sum(1 for a in on or () if a.get("ClientStatus") == "running")))
             rows.append(row)
         return table(rows)
-    stub = resolve(addr, "node", one_arg(rest, "nomad node status [<node>]"),
+    stub = resolve(addr, "node", _node_ident(one_arg(rest, "nomad node status [<node>]")),
                    not_found='No node(s) with prefix "{}" found')  # Nomad's node status words
     node = request(addr, "GET", f"/v1/node/{stub['ID']}")
     if flags.get("json"):
@@ -1330,29 +1339,34 @@ def _confirm(question: str) -> bool:
     return answer.strip().lower().startswith("y")
 
 
-def _enable_disable(flags: dict[str, Any]) -> bool:
+def _usage_error(message: str, words: str) -> CliError:
+    """A misuse message followed by Nomad's ``commandErrorText`` line."""
+    return CliError(f"{message}\nFor additional help try 'nomad {words} -help'")
+
+
+def _enable_disable(flags: dict[str, Any], words: str = "node eligibility", extra: str = "") -> bool:
     enable, disable = flags.get("enable", False), flags.get("disable", False)
     if enable == disable:
-        raise CliError("Either the '-enable' or '-disable' flag must be set")
+        raise _usage_error(f"Either the '-enable' or '-disable' flag must be set{extra}", words)
     return enable
 
 
 def _drain_deadline_ns(flags: dict[str, Any]) -> int:
-    chosen = [f for f in ("deadline", "force", "no-deadline") if f in flags and flags[f] is not False]
-    if len(chosen) > 1:
-        raise CliError("Only one of -deadline, -force or -no-deadline may be given")
+    """Nomad's node_drain.go: -force is -1s, -no-deadline 0, else -deadline (default 1h), positive."""
     if flags.get("force"):
         return -1_000_000_000  # Nomad: a negative deadline means stop everything now
     if flags.get("no-deadline"):
         return 0
     text = flags.get("deadline", DEFAULT_DRAIN_DEADLINE)
+    from actors.state.autopilot_config import parse_go_duration
+
     try:
-        seconds = parse_duration(text)
+        ns = parse_go_duration(text)
     except ValueError as e:
-        raise CliError(f"Failed to parse -deadline: {e}") from None
-    if seconds <= 0:
-        raise CliError("-deadline must be a positive duration (use -force or -no-deadline)")
-    return int(seconds * 1e9)
+        raise CliError(f"Failed to parse deadline {json.dumps(text)}: {e}") from None
+    if ns <= 0:
+        raise CliError("A positive drain duration must be given")
+    return ns
 
 
 # How long one blocking query of the drain monitor waits for a change: it watches the node and its
@@ -1433,9 +1447,10 @@ def node_drain(addr: str, args: list[str]) -> str:
                                      "self": bool})
     if flags.get("monitor"):  # Nomad's -monitor: watch a drain already set, change nothing
         if flags.get("enable") or flags.get("disable"):
-            raise CliError("The -monitor flag cannot be used with the '-enable' or '-disable' flags")
+            raise _usage_error("The -monitor flag cannot be used with the '-enable' or '-disable' flags",
+                               "node drain")
         meta_now: dict[str, int] = {}
-        stub = _node_arg(addr, flags, rest)
+        stub = _node_arg(addr, flags, rest, "node drain")
         node = request(addr, "GET", f"/v1/node/{stub['ID']}", answer_meta=meta_now)
         if node.get("DrainStrategy") is None:
             print("No drain strategy set", file=sys.stderr)
@@ -1443,11 +1458,17 @@ def node_drain(addr: str, args: list[str]) -> str:
         _drain_line(f'Monitoring node "{node["ID"]}": Ctrl-C to detach monitoring')
         _monitor_drain(addr, node["ID"], meta_now.get("index", 0), bool(flags.get("ignore-system")))
         return ""
-    enable = _enable_disable(flags)
-    if not enable and any(flags.get(f) for f in ("deadline", "force", "no-deadline", "ignore-system")):
-        raise CliError("-deadline, -force, -no-deadline and -ignore-system apply only with -enable")
-    if enable and flags.get("keep-ineligible"):
-        raise CliError("-keep-ineligible applies only with -disable")
+    # Nomad's node_drain.go checks, in its order, each followed by commandErrorText.
+    enable = _enable_disable(flags, "node drain", ", unless using '-monitor'")
+    if (flags.get("self") and rest) or (not flags.get("self") and len(rest) != 1):
+        raise _usage_error("Node ID must be specified if -self isn't being used", "node drain")
+    strategy = "deadline" in flags or any(flags.get(f) for f in ("force", "no-deadline", "ignore-system"))
+    if not enable and strategy:
+        raise _usage_error("-disable can't be combined with flags configuring drain strategy", "node drain")
+    if "deadline" in flags and (flags.get("force") or flags.get("no-deadline")):
+        raise _usage_error("-deadline can't be combined with -force or -no-deadline", "node drain")
+    if flags.get("force") and flags.get("no-deadline"):
+        raise _usage_error("-force and -no-deadline are mutually exclusive", "node drain")
     deadline = _drain_deadline_ns(flags) if enable else 0
     meta = {}
     for item in flags.get("meta", []):
@@ -1457,7 +1478,7 @@ def node_drain(addr: str, args: list[str]) -> str:
         meta[k] = v
     if flags.get("m"):
         meta["message"] = flags["m"]
-    node = _node_arg(addr, flags, rest)
+    node = _node_arg(addr, flags, rest, "node drain")
     ident = node["ID"] if flags.get("self") else rest[0]
     verb = "enable" if enable else "disable"
     if node["ID"] != ident and not flags.get("yes") and \
@@ -1504,18 +1525,20 @@ def operator_metrics(addr: str, args: list[str]) -> str:
     fmt = flags.get("format", "json")
     if fmt not in ("json", "prometheus"):
         raise CliError(f"Invalid format {fmt!r}: use json or prometheus")
-    if fmt == "prometheus":
-        url = f"{addr.rstrip('/')}/v1/metrics?format=prometheus"
-        try:
-            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
-                return resp.read().decode(errors="replace").rstrip("\n")
-        except urllib.error.HTTPError as e:
-            raise CliError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
-                from None
-        except (urllib.error.URLError, OSError) as e:
-            raise CliError(f"Error querying {addr}: {getattr(e, 'reason', e)}") from None
-    data = request(addr, "GET", "/v1/metrics")
-    return json.dumps(data, indent=4 if flags.get("pretty") else None, sort_keys=True)
+    if flags.get("json"):  # Nomad's -json: the decoded summary through Format, indented four spaces
+        return as_json(request(addr, "GET", "/v1/metrics"))
+    # Otherwise Nomad prints the answer's body as it came (format and pretty passed to the agent).
+    query = urllib.parse.urlencode({**({"pretty": "1"} if flags.get("pretty") else {}),
+                                    **({"format": fmt} if "format" in flags else {})})
+    url = f"{addr.rstrip('/')}/v1/metrics" + (f"?{query}" if query else "")
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
+            return resp.read().decode(errors="replace").rstrip("\n")
+    except urllib.error.HTTPError as e:
+        raise CliError(f"Error getting metrics: Unexpected response code: {e.code} "
+                       f"({e.read().decode(errors='replace').strip()})") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise CliError(f"Error getting metrics: {unreachable('GET', url, e)}") from None
 
 
 def node_config(addr: str, args: list[str]) -> str:

@@ -59,21 +59,30 @@ def _request(addr: str, method: str, path: str, body: bytes | None = None) -> tu
         raise CliError(str(unreachable(method, url, e))) from None
 
 
-def _read_file(path: str) -> bytes:
+def _help_hint(what: str) -> str:
+    """Nomad's ``commandErrorText``: the line after a misuse message."""
+    return f"For additional help try 'nomad {what} -help'"
+
+
+def _read_file(path: str, quoted: bool = False) -> bytes:
+    """The file's bytes; an error as Go's ``*PathError`` reads (``open <path>: no such file or directory``),
+    printed by restore with %q and by inspect with %s."""
     try:
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        raise CliError(f"Error opening snapshot file: {e}") from None
+        reason = (e.strerror or str(e))
+        text = f"open {path}: {reason[:1].lower()}{reason[1:]}"
+        raise CliError(f"Error opening snapshot file: {json.dumps(text) if quoted else text}") from None
 
 
 def _one_file(args: list[str], what: str) -> str:
     files = [a for a in args if not a.startswith("-")]
     flags = [a for a in args if a.startswith("-")]
     if flags:
-        raise CliError(f"{what}: unknown flag {flags[0]}")
+        raise CliError(f"Failed to parse args: flag provided but not defined: {flags[0].partition('=')[0]}")
     if len(files) != 1:
-        raise CliError(f"{what}: This command takes one argument: <filename>")
+        raise CliError(f"This command takes one argument: <filename>\n{_help_hint(what)}")
     return files[0]
 
 
@@ -116,13 +125,15 @@ def snapshot_save(addr: str, args: list[str]) -> str:
         else:
             files.append(a)
     if len(files) > 1:
-        raise CliError("This command takes either no arguments or one: <filename>")
+        raise CliError("This command takes either no arguments or one: <filename>\n"
+                       + _help_hint("operator snapshot save"))
     now = time.time()
     # Nomad's default name: nomad-state-YYYYMMDD-<unix seconds>.snap
     default = f"{time.strftime('nomad-state-%Y%m%d', time.localtime(now))}-{int(now)}.snap"
     path = files[0] if files else default
     if os.path.lexists(path):
-        raise CliError(f"Destination file already exists: {json.dumps(path)}")
+        raise CliError(f"Destination file already exists: {json.dumps(path)}\n"
+                       + _help_hint("operator snapshot save"))
     try:
         body, headers = _request(addr, "GET", _PATH + ("?stale=true" if stale else ""))
     except CliError as e:
@@ -180,7 +191,7 @@ def snapshot_inspect(addr: str, args: list[str]) -> str:
 
 def snapshot_restore(addr: str, args: list[str]) -> str:
     path = _one_file(args, "operator snapshot restore")
-    body = _read_file(path)
+    body = _read_file(path, quoted=True)
     try:
         archive.decode(body)
     except archive.ArchiveError as e:
@@ -188,7 +199,7 @@ def snapshot_restore(addr: str, args: list[str]) -> str:
     try:
         _request(addr, "PUT", _PATH, body)
     except CliError as e:
-        raise CliError(f"Failed to restore snapshot: {e}") from None
+        raise CliError(f"Failed to get restore snapshot: {e}") from None  # Nomad's wording
     return "Snapshot Restored"
 
 

@@ -260,11 +260,22 @@ def test_a_token_update_keeps_its_secret_and_create_index():
     assert (t["SecretID"], t["Name"], t["CreateIndex"], t["ModifyIndex"]) == ("secret", "renamed", 2, 3)
 
 
-def test_updating_an_unknown_token_or_deleting_one_is_not_found():
+def test_updating_an_unknown_token_is_not_found_and_deleting_one_is_nomads_400():
     st = StateStore()
     assert st.apply(1, command("acl_token_upsert", tokens=[_token("nope")]))["code"] == 404
-    assert st.apply(2, command("acl_token_delete", accessor_ids=["nope"]))["code"] == 404
-    assert st.apply(3, command("acl_policy_delete", names=["nope"]))["code"] == 404
+    # Nomad's ACL.DeleteTokens: 400 "Cannot delete nonexistent tokens: <accessors>", nothing deleted.
+    st.apply(2, command("acl_token_upsert", tokens=[_token("a", "secret")]))
+    got = st.apply(3, command("acl_token_delete", accessor_ids=["a", "nope", "gone"]))
+    assert (got["code"], got["error"]) == (400, "Cannot delete nonexistent tokens: nope, gone")
+    assert "a" in st.tables["acl_tokens"]
+
+
+def test_deleting_an_unknown_policy_succeeds_as_nomads_delete_all_does():
+    st = StateStore()
+    st.apply(1, command("acl_policy_upsert", policies=[{"Name": "p", "Rules": 'node { policy = "read" }'}]))
+    assert st.apply(2, command("acl_policy_delete", names=["nope"]))["ok"]
+    assert st.apply(3, command("acl_policy_delete", names=["p", "nope"]))["ok"]
+    assert st.tables["acl_policies"] == {}
 
 
 def test_acl_tables_survive_a_snapshot_and_an_old_snapshot_restores_them_empty():

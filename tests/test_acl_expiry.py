@@ -296,6 +296,13 @@ def test_cli_token_create_sends_the_ttl_and_prints_the_expiry_time(monkeypatch):
     assert lines["Create Time"] == "2027-01-15 08:00:00.123456 +0000 UTC"
     assert lines["Expiry Time"] == "2027-01-15 09:00:00.123456 +0000 UTC"
     assert "Expiry TTL" not in lines  # Nomad prints the time only
+    assert lines["Policies"] == "[p]"  # Nomad's outputACLToken: Policies|%v of the []string
+    answer["Policies"] = ["a", "b"]
+    out = cli_acl.token_create("http://x", ["-name=ci", "-policy=a", "-policy=b"])
+    assert "Policies     = [a b]\n" in out
+    answer["Policies"] = None
+    assert "Policies     = []\n" in cli_acl.token_create("http://x", ["-name=ci", "-policy=p"])
+    answer["Policies"] = ["p"]
     cli_acl.token_create("http://x", ["-name=ci", "-policy=p"])
     assert "ExpirationTTL" not in sent[-1]
     with pytest.raises(CliError, match=r'^Failed to parse TTL as time duration: time: invalid duration '

@@ -386,7 +386,7 @@ def test_the_cli_manages_policies_and_tokens_with_nomad_token(agent, management,
                     token=management)
     assert created.returncode == 0, created.stderr
     fields = dict(line.split(" = ", 1) for line in created.stdout.splitlines() if " = " in line)
-    assert {k.strip(): v for k, v in fields.items()}["Policies"] == "ops"
+    assert {k.strip(): v for k, v in fields.items()}["Policies"] == "[ops]"  # Nomad's %v of a []string
     secret = {k.strip(): v for k, v in fields.items()}["Secret ID"]
     SECRETS.append(secret)
 
@@ -395,7 +395,7 @@ def test_the_cli_manages_policies_and_tokens_with_nomad_token(agent, management,
     renamed = nomad(agent, "acl", "token", "update", "-name=ops-token-2", accessor, token=management)
     assert renamed.returncode == 0, renamed.stderr
     got = {k.strip(): v for k, v in (ln.split(" = ", 1) for ln in renamed.stdout.splitlines() if " = " in ln)}
-    assert (got["Name"], got["Policies"], got["Secret ID"]) == ("ops-token-2", "ops", secret)
+    assert (got["Name"], got["Policies"], got["Secret ID"]) == ("ops-token-2", "[ops]", secret)
     gone = nomad(agent, "acl", "token", "update", "-name=x", "no-such-accessor", token=management)
     assert gone.returncode == 1 and "Error fetching token" in gone.stderr
     back = nomad(agent, "acl", "token", "update", "-name=ops-token", accessor, token=management)
@@ -554,7 +554,7 @@ def test_the_cli_manages_auth_methods_and_binding_rules_and_logs_in_with_a_jwt(a
     assert logged.stdout.startswith("Successfully logged in via JWT and corp\n\n")
     got = {k.strip(): v for k, v in (line.split(" = ", 1) for line in logged.stdout.splitlines()
                                      if " = " in line)}
-    assert (got["Name"], got["Type"], got["Policies"]) == ("sso-alice", "client", "sso-nodes")
+    assert (got["Name"], got["Type"], got["Policies"]) == ("sso-alice", "client", "[sso-nodes]")
     SECRETS.append(got["Secret ID"])
     assert call(agent.http_port, "GET", "/v1/nodes", token=got["Secret ID"]).status == 200
     assert call(agent.http_port, "GET", "/v1/agent/self", token=got["Secret ID"]).status == 403

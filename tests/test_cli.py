@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -39,6 +40,68 @@ def test_cli_shows_members_and_raft_peers_and_reports_errors_in_one_line(agents,
     gone = nomad("http://127.0.0.1:9", "server", "members")
     assert (gone.returncode, gone.stderr) == (1, 'Error querying servers: Get "http://127.0.0.1:9/v1/agent/members": '
                                               "dial tcp 127.0.0.1:9: connect: connection refused\n")
+
+
+def test_server_members_detailed_has_nomads_column_order(monkeypatch):
+    """Nomad's verboseOutput: ...|Leader|Protocol|Raft Version|Build|Datacenter|Region|Tags."""
+    from runtime import cli
+
+    member = {"Name": "s1.global", "Addr": "10.0.0.1", "Port": 4648, "Status": "alive", "ProtocolCur": 2,
+              "Tags": {"region": "global", "dc": "dc1", "build": "2.0.6", "raft_vsn": "3", "port": "4647"}}
+
+    def call(addr, method, path, accept=(), **query):
+        return {"Members": [member]} if path == "/v1/agent/members" else "10.0.0.1:4647"
+
+    monkeypatch.setattr(cli, "call", call)
+    header, row = cli.server_members("http://x", ["-detailed"]).splitlines()
+    assert re.split(r"\s{2,}", header) == [
+        "Name", "Address", "Port", "Status", "Leader", "Protocol", "Raft Version", "Build", "Datacenter",
+        "Region", "Tags"]
+    assert row.split()[:10] == ["s1.global", "10.0.0.1", "4648", "alive", "true", "2", "3", "2.0.6", "dc1",
+                                "global"]
+    assert row.split()[10].startswith("build=2.0.6,dc=dc1,")
+    assert "Protocol" not in cli.server_members("http://x", [])
+
+
+def test_server_join_and_force_leave_misuse_is_worded_as_nomad(monkeypatch):
+    """command/server_join.go and server_force_leave.go: their own misuse lines, then commandErrorText;
+    -prune is a flag (an unknown flag is refused, not taken for a node name)."""
+    from runtime import cli
+
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr(cli, "call", lambda addr, method, path, accept=(), **q: sent.append((path, q)) or {})
+    with pytest.raises(cli.CliError) as e:
+        cli.server_join("http://x", [])
+    assert str(e.value) == ("One or more node addresses must be given as arguments\n"
+                            "For additional help try 'nomad server join -help'")
+    for args in ([], ["a", "b"], ["-prune"]):
+        with pytest.raises(cli.CliError) as e:
+            cli.server_force_leave("http://x", args)
+        assert str(e.value) == ("This command takes one argument: <node>\n"
+                                "For additional help try 'nomad server force-leave -help'")
+    with pytest.raises(cli.CliError, match="flag provided but not defined: -bogus"):
+        cli.server_force_leave("http://x", ["-bogus", "s3.global"])
+    assert sent == []
+    cli.server_force_leave("http://x", ["-prune", "s3.global"])
+    assert sent == [("/v1/agent/force-leave", {"node": "s3.global", "prune": "true"})]
+
+
+def test_raft_list_peers_sorts_by_node_name_and_takes_stale(monkeypatch):
+    """command/operator_raft_list.go: sort.Slice by Node; -stale sets AllowStale; other flags refused."""
+    from runtime import cli
+
+    asked: list[dict] = []
+    servers = [{"Node": "s2.global", "ID": "b", "Address": "10.0.0.2:4647", "Leader": True, "Voter": True,
+                "RaftProtocol": "3"},
+               {"Node": "s1.global", "ID": "a", "Address": "10.0.0.1:4647", "Leader": False, "Voter": True,
+                "RaftProtocol": "3"}]
+    monkeypatch.setattr(cli, "call",
+                        lambda addr, m, path, accept=(), **q: asked.append(q) or {"Servers": servers})
+    out = cli.raft_list_peers("http://x", ["-stale"]).splitlines()
+    assert [line.split()[0] for line in out] == ["Node", "s1.global", "s2.global"]
+    assert asked == [{"stale": "true"}]
+    with pytest.raises(cli.CliError, match="flag provided but not defined: -json"):
+        cli.raft_list_peers("http://x", ["-json"])
 
 
 def test_the_t_flag_formats_a_commands_json_output_with_a_go_template(monkeypatch, capsys):

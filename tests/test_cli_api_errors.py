@@ -13,7 +13,7 @@ GONE = "http://127.0.0.1:9"  # nothing listens: the API call fails at once
     (["node", "status"], "Error querying node status", "/v1/nodes"),
     (["eval", "list"], "Error querying evaluations", "/v1/evaluations"),
     (["deployment", "list"], "Error retrieving deployments", "/v1/deployments"),
-    (["operator", "raft", "list-peers"], "Error retrieving raft configuration",
+    (["operator", "raft", "list-peers"], "Failed to retrieve raft configuration",
      "/v1/operator/raft/configuration"),
     (["agent-info"], "Error querying agent info", "/v1/agent/self"),
     (["system", "gc"], "Error running system garbage-collection", "/v1/system/gc"),
@@ -29,6 +29,13 @@ GONE = "http://127.0.0.1:9"  # nothing listens: the API call fails at once
     (["operator", "snapshot", "save", "/nonexistent-dir/never.snap"], "Failed to get snapshot file",
      "/v1/operator/snapshot"),
     (["operator", "api", "/v1/jobs"], "Error performing request", "/v1/jobs"),
+    (["acl", "bootstrap"], "Error bootstrapping", "/v1/acl/bootstrap"),
+    (["system", "reconcile", "summaries"], "Error running system summary reconciliation",
+     "/v1/system/reconcile/summaries"),
+    (["operator", "autopilot", "health"], "Error querying Autopilot configuration",
+     "/v1/operator/autopilot/health"),
+    (["operator", "metrics"], "Error getting metrics", "/v1/metrics"),
+    (["operator", "metrics", "-json"], "Error querying metrics", "/v1/metrics"),
 ])
 def test_api_failure_is_printed_under_the_commands_context(capsys, args, context, path):
     assert main([f"-address={GONE}", *args]) == 1

@@ -303,11 +303,22 @@ def test_node_drain_of_a_prefix_without_yes_asks_and_no_terminal_cancels(dev):  
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["node", "drain", "NODE"], "Either the '-enable' or '-disable' flag must be set"),
+    # Nomad's node_drain.go words; a misuse is followed by commandErrorText's line.
+    (["node", "drain", "NODE"],
+     "Either the '-enable' or '-disable' flag must be set, unless using '-monitor'\n"
+     "For additional help try 'nomad node drain -help'"),
     (["node", "drain", "-enable", "-disable", "NODE"], "Either the '-enable' or '-disable' flag must be set"),
-    (["node", "drain", "-enable", "-force", "-deadline", "1m", "NODE"], "Only one of -deadline, -force"),
-    (["node", "drain", "-enable", "-deadline", "soon", "NODE"], "Failed to parse -deadline"),
-    (["node", "drain", "-disable", "-force", "NODE"], "apply only with -enable"),
+    (["node", "drain", "-enable", "-force", "-deadline", "1m", "NODE"],
+     "-deadline can't be combined with -force or -no-deadline"),
+    (["node", "drain", "-enable", "-force", "-no-deadline", "NODE"],
+     "-force and -no-deadline are mutually exclusive"),
+    (["node", "drain", "-enable", "-deadline", "soon", "NODE"],
+     'Failed to parse deadline "soon": time: invalid duration "soon"'),
+    (["node", "drain", "-enable", "-deadline", "-5s", "NODE"], "A positive drain duration must be given"),
+    (["node", "drain", "-disable", "-force", "NODE"],
+     "-disable can't be combined with flags configuring drain strategy"),
+    (["node", "drain", "-enable"], "Node ID must be specified if -self isn't being used\n"
+                                   "For additional help try 'nomad node drain -help'"),
     (["node", "drain", "-enable", "-bogus", "NODE"], "flag provided but not defined: -bogus"),
     (["node", "drain", "-enable", "-yes", "ffffffff-x"], 'No node(s) with prefix or id "ffffffff-x"'),
     (["node", "eligibility", "NODE"], "Either the '-enable' or '-disable' flag must be set"),
@@ -322,7 +333,7 @@ def test_cli_errors_go_to_stderr_in_one_line_with_exit_1(dev, args, message):  #
     assert out.returncode == 1 and out.stdout == "", out.stdout
     # Nomad's Ui.Error: the message as it is, with no "Error: " before it
     assert message in out.stderr and not out.stderr.startswith("Error: "), out.stderr
-    assert out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.count("\n") == (2 if "For additional help" in out.stderr else 1), out.stderr
     assert call(dev.http_port, "GET", f"/v1/node/{node}").json()["SchedulingEligibility"] == "eligible"
 
 
@@ -1198,8 +1209,25 @@ def test_self_names_the_agents_own_node_for_node_status_drain_and_eligibility(mo
         with pytest.raises(cli_jobs.CliError, match="Node ID must be specified if -self isn't being used"):
             cli_jobs.node_eligibility("http://x", args)
     agent["stats"] = {"nomad": {}}
-    with pytest.raises(cli_jobs.CliError, match="Error determining local node ID: Nomad not running in client"):
-        cli_jobs.node_status("http://x", ["-self"])
+    for cmd, args in ((cli_jobs.node_status, ["-self"]), (cli_jobs.node_drain, ["-self", "-enable", "-yes"]),
+                      (cli_jobs.node_eligibility, ["-self", "-enable"])):
+        # Nomad prints getLocalNodeID's error bare (command/helpers.go), with no prefix of its own.
+        with pytest.raises(cli_jobs.CliError, match=r"^Nomad not running in client mode$"):
+            cmd("http://x", args)
+
+
+def test_a_one_character_node_id_is_refused_before_any_lookup(monkeypatch):
+    """Nomad's node status/drain/eligibility: "Identifier must contain at least two characters." (exit 1)."""
+    from runtime import cli_jobs
+
+    def request(*a: Any, **k: Any) -> Any:
+        raise AssertionError("no request expected")
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    for cmd, args in ((cli_jobs.node_status, ["5"]), (cli_jobs.node_drain, ["-enable", "-yes", "5"]),
+                      (cli_jobs.node_eligibility, ["-disable", "5"])):
+        with pytest.raises(cli_jobs.CliError, match=r"^Identifier must contain at least two characters\.$"):
+            cmd("http://x", args)
 
 
 def test_node_status_shows_driver_health_as_nomad_does(monkeypatch) -> None:

@@ -38,6 +38,12 @@ def test_operator_metrics_json_and_prometheus(dev) -> None:  # noqa: F811
     assert "Gauges" in json.loads(out.stdout)
     prom = nomad(dev, "operator", "metrics", "-format", "prometheus")
     assert prom.returncode == 0 and "# TYPE" in prom.stdout
+    # Nomad prints the agent's body as it came: compact JSON in the agent's key order (Timestamp
+    # first); -pretty asks the agent to indent it; -json is the decoded summary indented four spaces.
+    assert out.stdout.startswith('{"Timestamp":'), out.stdout[:80]
+    assert nomad(dev, "operator", "metrics", "-pretty").stdout.startswith('{\n    "Timestamp": ')
+    as_json = nomad(dev, "operator", "metrics", "-json")
+    assert as_json.returncode == 0 and as_json.stdout.startswith('{\n    "Timestamp": ')
     bad = nomad(dev, "operator", "metrics", "-format", "xml")
     assert bad.returncode == 1 and "Invalid format" in bad.stderr
 

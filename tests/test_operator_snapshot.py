@@ -472,3 +472,25 @@ def test_after_a_restore_work_the_clients_already_finished_is_replaced_not_left_
             assert allocs[alloc_id]["ClientStatus"] in ("complete", "failed"), allocs[alloc_id]
     finally:
         c.close()
+
+
+def test_the_cli_words_snapshot_misuse_and_file_errors_as_nomad(capsys, tmp_path, monkeypatch):
+    """command/operator_snapshot_{save,restore,inspect}.go: misuse ends with commandErrorText's hint;
+    an unopenable file is Go's *PathError text (%q in restore, %s in inspect)."""
+    from runtime.cli import main
+
+    def err(*args: str) -> str:
+        assert main(["-address=http://127.0.0.1:9", "operator", "snapshot", *args]) == 1
+        return capsys.readouterr().err
+
+    assert err("restore") == ("This command takes one argument: <filename>\n"
+                              "For additional help try 'nomad operator snapshot restore -help'\n")
+    assert err("inspect", "a", "b").endswith("For additional help try 'nomad operator snapshot inspect -help'\n")
+    missing = str(tmp_path / "none.snap")
+    assert err("restore", missing) == f'Error opening snapshot file: "open {missing}: no such file or directory"\n'
+    assert err("inspect", missing) == f"Error opening snapshot file: open {missing}: no such file or directory\n"
+    (tmp_path / "have.snap").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    assert err("save", "have.snap") == ('Destination file already exists: "have.snap"\n'
+                                        "For additional help try 'nomad operator snapshot save -help'\n")
+    assert err("save", "a", "b").endswith("For additional help try 'nomad operator snapshot save -help'\n")

@@ -284,8 +284,8 @@ def acl_token_delete(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
         raise ValueError("accessor_ids must be a non-empty list")
     tokens = store.tables["acl_tokens"]
     missing = [i for i in ids if i not in tokens]
-    if missing:
-        return _refuse("ACL token not found", 404)
+    if missing:  # Nomad's ACL.DeleteTokens: a 400 naming every unknown accessor, nothing deleted
+        return _refuse(f"Cannot delete nonexistent tokens: {', '.join(missing)}", 400)
     for i in ids:
         del tokens[i]
     store._touch("acl_tokens", index)
@@ -348,10 +348,9 @@ def acl_policy_delete(store: StateStore, index: int, cmd: dict[str, Any]) -> Any
     if not isinstance(names, list) or not names:
         raise ValueError("names must be a non-empty list")
     policies = store.tables["acl_policies"]
-    if any(n not in policies for n in names):
-        return _refuse("ACL policy not found", 404)
+    # Nomad's DeleteACLPolicies is memdb DeleteAll: a name with no policy deletes nothing, no error.
     for n in names:
-        del policies[n]
+        policies.pop(n, None)
     store._touch("acl_policies", index)
     return {"ok": True, "index": index}
 
