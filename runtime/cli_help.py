@@ -693,7 +693,8 @@ _c("operator raft info", "<path>", "Show a stopped server's Raft store",
    "Reads the Raft store under a stopped server's data directory and prints its indexes and terms.",
    general=False)
 _c("operator raft list-peers", "[options]", "List the Raft peers",
-   "Lists the servers of the Raft configuration, their address, state and voting status.")
+   "Lists the servers of the Raft configuration, their address, state and voting status.",
+   ("-stale", "Let any server answer from its own state, not only the leader."))
 _c("operator raft logs", "[options] <path>", "Print a stopped server's Raft log",
    "Prints each entry of the Raft log under a stopped server's data directory as JSON, one a line.",
    ("-pretty", "Indent each entry's JSON."), general=False)
