@@ -68,7 +68,7 @@ def _task_of(alloc: dict[str, Any], task: str) -> str:
 
 
 def alloc_exec(addr: str, args: list[str]) -> tuple[str, int]:
-    from runtime.cli_jobs import _node_url, parse_flags, random_job_alloc, request, resolve
+    from runtime.cli_jobs import parse_flags, random_job_alloc, request, resolve
 
     flags, rest = parse_flags(args, {"task": str, "job": bool, "i": bool, "t": bool, "e": str})
     stdin_on = flags.get("i", True)
@@ -94,7 +94,16 @@ def alloc_exec(addr: str, args: list[str]) -> tuple[str, int]:
     query = urllib.parse.urlencode({"task": task, "tty": "true" if use_tty else "false",
                                     "command": json.dumps(rest[1:]),
                                     "namespace": alloc.get("Namespace") or "default"})
-    path = f"/v1/client/allocation/{alloc['ID']}/exec?{query}"
+    return "", run_session(addr, alloc, f"/v1/client/allocation/{alloc['ID']}/exec?{query}", use_tty,
+                           stdin_on, escape)
+
+
+def run_session(addr: str, alloc: dict[str, Any], path: str, use_tty: bool, stdin_on: bool,
+                escape: str) -> int:
+    """An exec session on *path* (alloc exec's, or a job action's), on the node that runs *alloc* or
+    through the agent; the remote command's exit code."""
+    from runtime.cli_jobs import _node_url
+
     try:
         node_url = _node_url(addr, alloc)
     except CliError:  # the node is not readable with this token (node:read), or has no address
@@ -106,12 +115,11 @@ def alloc_exec(addr: str, args: list[str]) -> tuple[str, int]:
     old_term = signal.signal(signal.SIGTERM, _interrupted)
     try:
         with sock:
-            code = _Session(ws, use_tty, stdin_on, escape).run()
+            return _Session(ws, use_tty, stdin_on, escape).run()
     except KeyboardInterrupt:  # Ctrl-C (without a terminal) or SIGTERM: Nomad cancels the session
         raise CliError("failed to exec into task: context canceled") from None
     finally:
         signal.signal(signal.SIGTERM, old_term)
-    return "", code
 
 
 def _interrupted(signum: int, frame: Any) -> None:

@@ -10,13 +10,11 @@ is then required too).  The remote command's exit code is this command's.
 
 from __future__ import annotations
 
-import signal
 import urllib.parse
 from typing import Any
 
 from runtime.cli import CliError
-from runtime.cli_exec import _interrupted, _is_tty, _open, _Session, _task_of
-from runtime.websocket import WsHandshakeError, WsProtocolError
+from runtime.cli_exec import _is_tty, _task_of, run_session
 
 __all__ = ["JOB_ACTION_COMMANDS"]
 
@@ -24,7 +22,7 @@ _HELP = "For additional help try 'nomad job action -help'"
 
 
 def job_action(addr: str, args: list[str]) -> tuple[str, int]:
-    from runtime.cli_jobs import _node_url, parse_flags, random_job_alloc, request, resolve
+    from runtime.cli_jobs import parse_flags, random_job_alloc, request, resolve
 
     flags, rest = parse_flags(args, {"job": str, "group": str, "task": str, "alloc": str, "i": bool,
                                      "t": bool, "e": str})
@@ -56,23 +54,7 @@ def job_action(addr: str, args: list[str]) -> tuple[str, int]:
                                     "group": alloc.get("TaskGroup", ""),
                                     "namespace": alloc.get("Namespace") or "default"})
     path = f"/v1/job/{urllib.parse.quote(job, safe='')}/action?{query}"
-    try:
-        node_url = _node_url(addr, alloc)
-    except CliError:  # the node is not readable with this token (node:read), or has no address
-        node_url = ""
-    try:
-        ws, sock = _open(addr, node_url, path)
-    except (WsHandshakeError, WsProtocolError, OSError) as e:
-        raise CliError(f"failed to exec into task: {e}") from None
-    old_term = signal.signal(signal.SIGTERM, _interrupted)
-    try:
-        with sock:
-            code = _Session(ws, use_tty, stdin_on, escape).run()
-    except KeyboardInterrupt:  # Ctrl-C (without a terminal) or SIGTERM: Nomad cancels the session
-        raise CliError("failed to exec into task: context canceled") from None
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-    return "", code
+    return "", run_session(addr, alloc, path, use_tty, stdin_on, escape)
 
 
 JOB_ACTION_COMMANDS = {("job", "action"): job_action, ("action",): job_action}
