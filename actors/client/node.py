@@ -459,7 +459,7 @@ class ClientNode(NodeActor):
         if kind == "register":
             self.cancel_timer("register")
             self.cancel_timer("node_update")
-        elif self.timer_armed("heartbeat"):  # not when it is the timer that fired (nearly always)
+        elif "heartbeat" in self._timer_handles:  # armed: not when it is the timer that fired (nearly always)
             self.cancel_timer("heartbeat")
         now = self.env.now()
         self._rpc = _Rpc(kind, now, self.fp)
@@ -484,7 +484,7 @@ class ClientNode(NodeActor):
             msg = _update_node_status(req_id=rpc.req_id, reply_node=self.env.node, reply_actor=self.name,
                                       node_id=self.node_id, status=READY)
             actor = self.heartbeats
-        self.send(rpc.server, actor, msg)
+        self.env.send(rpc.server, actor, msg)  # NodeActor.send, without its call (once per heartbeat)
         self.set_timer("rpc", self.cfg.rpc_attempt_timeout_s)
 
     def _spec(self) -> NodeSpec:
@@ -509,7 +509,7 @@ class ClientNode(NodeActor):
         # The attempt timed out and a retry is waiting, but its answer came
         # after all (a Raft write slower than rpc_attempt_timeout_s): this
         # answer settles the request; the retry must not fire on nothing.
-        if self.timer_armed("rpc_retry"):
+        if "rpc_retry" in self._timer_handles:  # timer_armed, without its call (once per heartbeat)
             self.cancel_timer("rpc_retry")
         # Nearly every answer carries the servers we hold: then nothing below
         # changes, and the cached sorted list spares sorting both per heartbeat

@@ -438,9 +438,9 @@ class HeartbeatMonitor(NodeActor):
         armed = self._armed_at
         if armed is None or deadlines[node_id] < armed:
             self._arm()
-        self.send(r.reply_node, r.reply_actor,
-                  _node_update_response(req_id=r.req_id, ok=True, heartbeat_ttl_s=ttl, leader=env.node,
-                                        servers=servers, num_nodes=len(deadlines)))
+        answer = _node_update_response(req_id=r.req_id, ok=True, heartbeat_ttl_s=ttl, leader=env.node,
+                                       servers=servers, num_nodes=len(deadlines))
+        env.send(r.reply_node, r.reply_actor, answer)  # NodeActor.send, without its call (once per heartbeat)
 
     # ------------------------------------------------------------ leadership
     def _leadership(self, is_leader: bool, term: int) -> None:
