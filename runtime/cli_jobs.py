@@ -579,9 +579,11 @@ def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
             print(e, file=sys.stderr)  # Nomad's Ui.Error(err.Error()): the message as it is
             code = 1
             continue
-        if len(rest) == 1 and ident != job["ID"] and not flags.get("yes") and \
-                not _confirm(f'Are you sure you want to stop job "{job["ID"]}"? [y/N]'):
-            return "Cancelling job stop", 0
+        if len(rest) == 1 and ident != job["ID"] and not flags.get("yes"):
+            question = f'Are you sure you want to stop job "{job["ID"]}"? [y/N]'
+            refused = _confirm(question, "Cancelling job stop")
+            if refused is not None:
+                return refused
         try:
             got = request(addr, "DELETE", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}",
                           purge="true" if flags.get("purge") else None)
@@ -1328,15 +1330,24 @@ def _driver_time(t: Any) -> str:
     return t[:19] + "Z"
 
 
-def _confirm(question: str) -> bool:
-    """Nomad asks before acting on a node named by a prefix; no terminal answers no."""
-    if not sys.stdin or not sys.stdin.isatty():
-        return False
-    try:
-        answer = input(question + " ")
-    except EOFError:
-        return False
-    return answer.strip().lower().startswith("y")
+def _confirm(question: str, cancel: str) -> tuple[str, int] | None:
+    """Nomad's confirmation of an action on an object named by a prefix (``job stop``, ``node drain``):
+    None to go on (exactly ``y``), else what to print and the exit code -- *cancel* and 0 for no answer
+    or one starting with ``n``, 0 for another word starting with ``y``, 1 for anything else.  The answer
+    is one line of standard input, terminal or not (mitchellh/cli's Ask); an input that ends before a
+    whole line is Go's ``Failed to parse answer: EOF``."""
+    print(question, end=" ", flush=True)
+    line = sys.stdin.readline() if sys.stdin else ""
+    if not line.endswith("\n"):
+        raise CliError("Failed to parse answer: EOF")
+    answer = line.rstrip()
+    if not answer or answer.lower()[0] == "n":
+        return cancel, 0
+    if answer.lower()[0] == "y" and len(answer) > 1:
+        return "For confirmation, an exact \u2018y\u2019 is required.", 0
+    if answer != "y":
+        return "No confirmation detected. For confirmation, an exact 'y' is required.", 1
+    return None
 
 
 def _usage_error(message: str, words: str) -> CliError:
@@ -1440,7 +1451,7 @@ def _monitor_drain(addr: str, node_id: str, index: int, ignore_system: bool) -> 
                 allocs_done = True
 
 
-def node_drain(addr: str, args: list[str]) -> str:
+def node_drain(addr: str, args: list[str]) -> str | tuple[str, int]:
     flags, rest = parse_flags(args, {"enable": bool, "disable": bool, "deadline": str, "force": bool,
                                      "no-deadline": bool, "ignore-system": bool, "keep-ineligible": bool,
                                      "yes": bool, "detach": bool, "monitor": bool, "m": str, "meta": list,
@@ -1481,9 +1492,11 @@ def node_drain(addr: str, args: list[str]) -> str:
     node = _node_arg(addr, flags, rest, "node drain")
     ident = node["ID"] if flags.get("self") else rest[0]
     verb = "enable" if enable else "disable"
-    if node["ID"] != ident and not flags.get("yes") and \
-            not _confirm(f'Are you sure you want to {verb} drain mode for node "{node["ID"]}"? [y/N]'):
-        return "Canceling drain toggle"
+    if node["ID"] != ident and not flags.get("yes"):
+        refused = _confirm(f'Are you sure you want to {verb} drain mode for node "{node["ID"]}"? [y/N]',
+                           "Canceling drain toggle")
+        if refused is not None:
+            return refused
     spec = {"Deadline": deadline, "IgnoreSystemJobs": bool(flags.get("ignore-system"))} if enable else None
     try:
         got = request(addr, "PUT", f"/v1/node/{node['ID']}/drain",

@@ -295,11 +295,25 @@ def test_node_status_drain_and_eligibility(dev):  # noqa: F811
     assert nomad(dev, "node", "eligibility", "-enable", node).returncode == 0
 
 
-def test_node_drain_of_a_prefix_without_yes_asks_and_no_terminal_cancels(dev):  # noqa: F811
+def test_node_drain_of_a_prefix_without_yes_asks_and_takes_only_an_exact_y(dev):  # noqa: F811
+    """Nomad's three answers (node_drain.go, job_stop.go): no / n... cancels (0), another y-word asks
+    for an exact 'y' (0), anything else is no confirmation (1); the answer is a line of stdin."""
     node = node_id(dev.http_port)
-    asked = nomad(dev, "node", "drain", "-enable", node[:8], stdin="")
-    assert asked.returncode == 0 and asked.stdout == "Canceling drain toggle\n"
+    question = f'Are you sure you want to enable drain mode for node "{node}"? [y/N] '
+    for stdin, code, said in (("\n", 0, "Canceling drain toggle"), ("No\n", 0, "Canceling drain toggle"),
+                              ("yes\n", 0, "For confirmation, an exact \u2018y\u2019 is required."),
+                              ("sure\n", 1, "No confirmation detected. For confirmation, an exact 'y' is "
+                                            "required.")):
+        asked = nomad(dev, "node", "drain", "-enable", node[:8], stdin=stdin)
+        assert (asked.returncode, asked.stdout) == (code, f"{question}{said}\n"), stdin
+    eof = nomad(dev, "node", "drain", "-enable", node[:8], stdin="")  # no whole line: Go's Ask fails
+    assert (eof.returncode, eof.stderr) == (1, "Failed to parse answer: EOF\n")
     assert not call(dev.http_port, "GET", f"/v1/node/{node}").json().get("DrainStrategy")
+    drained = nomad(dev, "node", "drain", "-enable", "-detach", node[:8], stdin="y\n")
+    assert drained.returncode == 0, drained.stderr
+    assert call(dev.http_port, "GET", f"/v1/node/{node}").json().get("DrainStrategy")
+    assert nomad(dev, "node", "drain", "-disable", "-yes", node).returncode == 0
+    assert nomad(dev, "node", "eligibility", "-enable", node).returncode == 0
 
 
 @pytest.mark.parametrize(("args", "message"), [
