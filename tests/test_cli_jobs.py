@@ -383,16 +383,21 @@ def test_alloc_logs_reads_a_tasks_output_from_the_node_that_runs_it(dev, tmp_pat
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-logs").returncode == 0
 
 
+def _run_shell_batch(dev, tmp_path, job_id: str, task: str, script: str) -> None:  # noqa: F811
+    """``nomad job run -detach`` of a batch job whose one task runs ``/bin/sh -c <script>``."""
+    job = {"ID": job_id, "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "g", "Count": 1, "Tasks": [{"Name": task, "Driver": "raw_exec",
+                                            "Config": {"command": "/bin/sh", "args": ["-c", script]},
+                                            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
+    path = tmp_path / f"{job_id}.json"
+    path.write_text(json.dumps({"Job": job}))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+
+
 def test_alloc_logs_follow_prints_output_as_it_comes_and_ends_when_the_task_does(dev, tmp_path):  # noqa: F811
     # A batch task that writes for about three seconds, then exits 0 (complete: not restarted).
     script = "for i in 1 2 3 4 5 6; do echo tick-$i; sleep 0.5; done"
-    job = {"ID": "cli-follow", "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
-        "Name": "g", "Count": 1, "Tasks": [{"Name": "ticker", "Driver": "raw_exec",
-                                            "Config": {"command": "/bin/sh", "args": ["-c", script]},
-                                            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
-    path = tmp_path / "follow.json"
-    path.write_text(json.dumps({"Job": job}))
-    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    _run_shell_batch(dev, tmp_path, "cli-follow", "ticker", script)
 
     def started() -> list:
         return [a for a in call(dev.http_port, "GET", "/v1/job/cli-follow/allocations").json()
@@ -432,13 +437,7 @@ def test_alloc_logs_follow_alone_follows_both_streams_from_their_ends(dev, tmp_p
     """Nomad's `alloc logs -f` with no stream, -tail, -n or -c (tailMultipleFiles): stdout and stderr
     both followed from where they end, each to its own stream; it printed stdout alone, from its start."""
     script = "for i in $(seq 1 40); do echo out-$i; echo err-$i >&2; sleep 0.25; done"
-    job = {"ID": "cli-both", "Type": "batch", "Datacenters": ["dc1"], "TaskGroups": [{
-        "Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "raw_exec",
-                                            "Config": {"command": "/bin/sh", "args": ["-c", script]},
-                                            "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}
-    path = tmp_path / "both.json"
-    path.write_text(json.dumps({"Job": job}))
-    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    _run_shell_batch(dev, tmp_path, "cli-both", "t", script)
 
     def written() -> list:
         allocs = call(dev.http_port, "GET", "/v1/job/cli-both/allocations").json()

@@ -1716,12 +1716,8 @@ def _run_due(c: Cluster) -> int:
     return c.schedule(due_only=True)
 
 
-
-
-def test_a_batch_allocations_5s_reschedule_delay_is_waited_out() -> None:
-    """Nomad's rescheduleWindowSize is 1 s: a failed allocation due within a second is replaced by the
-    evaluation at hand, one due later waits for its follow-up. The 5 s batching window was used for
-    both, so the batch default delay (5 s) was never waited: the replacement came at once."""
+def _one_running_batch_alloc() -> tuple[Cluster, dict[str, Any]]:
+    """A cluster of one node running a batch job "web" of one allocation, and that allocation."""
     c = Cluster()
     c.node(0)
     job = service(count=1)
@@ -1729,6 +1725,13 @@ def test_a_batch_allocations_5s_reschedule_delay_is_waited_out() -> None:
     c.register(**job)
     _run_due(c)
     (a,) = c.running("web")
+    return c, a
+
+def test_a_batch_allocations_5s_reschedule_delay_is_waited_out() -> None:
+    """Nomad's rescheduleWindowSize is 1 s: a failed allocation due within a second is replaced by the
+    evaluation at hand, one due later waits for its follow-up. The 5 s batching window was used for
+    both, so the batch default delay (5 s) was never waited: the replacement came at once."""
+    c, a = _one_running_batch_alloc()
     _fail(c, a["ID"])
     _run_due(c)  # the alloc-failure evaluation, at the failure's time
     assert c.running("web") == []
@@ -1807,13 +1810,7 @@ def test_a_follow_up_evaluation_reschedules_what_it_was_made_for_and_one_is_made
 
 
 def test_a_batch_allocation_is_rescheduled_once_a_day_after_5s_then_left_failed() -> None:
-    c = Cluster()
-    c.node(0)
-    job = service(count=1)
-    job["Type"] = "batch"
-    c.register(**job)
-    _run_due(c)
-    (a,) = c.running("web")
+    c, a = _one_running_batch_alloc()
     _fail(c, a["ID"])
     c.now += 6.0
     _run_due(c)
@@ -1834,13 +1831,7 @@ def test_job_eval_force_reschedule_replaces_a_failed_allocation_out_of_attempts(
     """`nomad job eval -force-reschedule` was a plain evaluation: Nomad's Job.Evaluate marks each failed,
     unreplaced allocation of a group with rescheduling enabled DesiredTransition.ForceReschedule, and the
     reconciler replaces it now, its attempts used up or not."""
-    c = Cluster()
-    c.node(0)
-    job = service(count=1)
-    job["Type"] = "batch"
-    c.register(**job)
-    _run_due(c)
-    (a,) = c.running("web")
+    c, a = _one_running_batch_alloc()
     _fail(c, a["ID"])
     c.now += 6.0
     _run_due(c)
