@@ -83,6 +83,16 @@ class Cluster:
         if ups:
             self.apply("alloc_client_update", allocs=ups)
 
+    def healthy(self, node: str | None = None) -> None:
+        """Every client reports its running allocations' health as decided, healthy (as a client does
+        once their tasks have run MinHealthyTime: for their deployment, or by their migrate block)."""
+        ups = [{"ID": a["ID"], "ClientStatus": "running", "DeploymentStatus": {"Healthy": True, "Timestamp": self.now}}
+               for a in self.state.tables["allocs"].values() if (not node or a["NodeID"] == node)
+               and live(a) and a["ClientStatus"] == "running"
+               and (a.get("DeploymentStatus") or {}).get("Healthy") is None]
+        if ups:
+            self.apply("alloc_client_update", allocs=ups)
+
     def running(self, job_id: str) -> list[dict[str, Any]]:
         return [a for a in self.state.tables["allocs"].values() if a["JobID"] == job_id and live(a)]
 
@@ -405,6 +415,7 @@ def test_drain_migrates_respecting_max_parallel_then_completes() -> None:
                                          if a["DesiredTransition"].get("Migrate") and a["ClientStatus"] == "running"
                                          and a["DesiredStatus"] == "run") + len(moving))
         c.client("running")
+        c.healthy()
         if not c.state.tables["nodes"][target].get("DrainStrategy"):
             break
     node = c.state.tables["nodes"][target]
@@ -412,6 +423,44 @@ def test_drain_migrates_respecting_max_parallel_then_completes() -> None:
     assert node["Events"][-1]["Message"] == "Node drain complete"
     assert len(c.running("web")) == 4 and all(a["NodeID"] != target for a in c.running("web"))
     assert n_on == 0 or moving_max <= 1  # MaxParallel = 1
+
+
+def _drain_step(c: Cluster) -> list[str]:
+    """One drainer pass, then the scheduler's: the allocations it marked for migration."""
+    def migrating() -> set[str]:
+        return {a["ID"] for a in c.state.tables["allocs"].values() if a["DesiredTransition"].get("Migrate")}
+
+    before = migrating()
+    for data in drain_actions(c.state, c.now):
+        c.index += 1
+        c.state.apply(c.index, data)
+    marked = sorted(migrating() - before)
+    c.schedule()
+    return marked
+
+
+def test_a_drain_moves_the_next_allocation_only_once_the_last_ones_replacement_has_its_health() -> None:
+    """Nomad's handleTaskGroup counts only allocations whose DeploymentStatus has its health: a
+    replacement that runs, but whose client has not yet decided its health (MinHealthyTime of the
+    group's migrate block), holds the drain back."""
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=2))
+    c.schedule()
+    c.client("running")
+    c.healthy()
+    c.node(1)
+    assert c.apply("node_update_drain", node_id="node-0000", drain_spec={"Deadline": 3600 * SEC})["ok"]
+    assert len(_drain_step(c)) == 1  # MaxParallel = 1
+    c.client("running")  # the replacement runs: not yet healthy
+    for _ in range(3):
+        assert _drain_step(c) == []
+    c.healthy()
+    assert len(_drain_step(c)) == 1
+    c.client("running")
+    c.healthy()
+    assert _drain_step(c) == []
+    assert all(a["NodeID"] == "node-0001" for a in c.running("web"))
 
 
 def test_forced_drain_stops_everything_at_once() -> None:
@@ -478,6 +527,7 @@ def _drain_until_done(c: Cluster, node: str, rounds: int = 30) -> None:
             c.state.apply(c.index, data)
         c.schedule()
         c.client("running")
+        c.healthy()
         if not c.state.tables["nodes"][node].get("DrainStrategy"):
             return
     raise AssertionError("drain did not complete")
