@@ -86,7 +86,8 @@ class Cluster:
     def healthy(self, node: str | None = None) -> None:
         """Every client reports its running allocations' health as decided, healthy (as a client does
         once their tasks have run MinHealthyTime: for their deployment, or by their migrate block)."""
-        ups = [{"ID": a["ID"], "ClientStatus": "running", "DeploymentStatus": {"Healthy": True, "Timestamp": self.now}}
+        ups = [{"ID": a["ID"], "ClientStatus": "running",
+                "DeploymentStatus": {"Healthy": True, "Timestamp": self.now}}
                for a in self.state.tables["allocs"].values() if (not node or a["NodeID"] == node)
                and live(a) and a["ClientStatus"] == "running"
                and (a.get("DeploymentStatus") or {}).get("Healthy") is None]
@@ -1597,8 +1598,15 @@ def test_canaries_run_beside_the_old_version_until_promoted_then_the_rest_roll()
     c.schedule()
     assert _versions(c) == [0, 0, 0, 1]  # healthy, but not promoted: nothing else moves
     assert c.state.tables["allocs"][canary["ID"]]["DeploymentStatus"]["Canary"] is True
+    before = c.state.tables["allocs"][canary["ID"]]
     res = c.apply("deployment_promote", deployment_id=d["ID"], all=True)
     assert res["ok"] and res["EvalID"]
+    # Nomad's UpdateDeploymentPromotion: the promoted canary is a canary no more, and its client
+    # hears of it (a new AllocModifyIndex); the deployment still lists it among its PlacedCanaries.
+    promoted = c.state.tables["allocs"][canary["ID"]]
+    assert promoted["DeploymentStatus"]["Canary"] is False and promoted["DeploymentStatus"]["Healthy"] is True
+    assert promoted["AllocModifyIndex"] == promoted["ModifyIndex"] == c.index > before["AllocModifyIndex"]
+    assert _deployment(c)["TaskGroups"]["g"]["PlacedCanaries"] == [canary["ID"]]
     c.schedule()
     old_named = [a for a in c.running("web") if a["Name"] == canary["Name"]]
     assert [a["ID"] for a in old_named] == [canary["ID"]]  # its old namesake stopped, not replaced
@@ -1609,6 +1617,29 @@ def test_canaries_run_beside_the_old_version_until_promoted_then_the_rest_roll()
     d = _deployment(c)
     assert d["Status"] == "successful" and d["TaskGroups"]["g"]["Promoted"] is True
     assert d["TaskGroups"]["g"]["HealthyAllocs"] == 3
+
+
+def test_promoted_canaries_are_plain_allocations_to_the_next_deployments_canaries() -> None:
+    """Promoted (auto_promote), the canaries of version 1 lose DeploymentStatus.Canary; version 2's
+    deployment places its own canaries beside them and counts only those, and they are promoted,
+    and take over, as the first were."""
+    c = _rolled_out(2, {"Canary": 1, "AutoPromote": True})
+    for version, cpu in ((1, 600), (2, 700)):
+        c.register(**service(count=2, cpu=cpu, Update={"Canary": 1, "AutoPromote": True}))
+        c.schedule()
+        d = _deployment(c)
+        assert d["JobVersion"] == version
+        (canary,) = [a for a in c.running("web") if a["JobVersion"] == version]
+        assert canary["DeploymentStatus"]["Canary"] is True
+        assert not any((a.get("DeploymentStatus") or {}).get("Canary") for a in c.running("web")
+                       if a["JobVersion"] != version)
+        for _ in range(4):
+            _health(c)
+            c.schedule()
+        assert _versions(c) == [version, version]
+        assert _deployment(c)["Status"] == "successful"
+        assert not any(a["DeploymentStatus"]["Canary"] for a in c.running("web"))
+        assert c.state.tables["allocs"][canary["ID"]]["DeploymentStatus"]["Canary"] is False
 
 
 def test_auto_promote_promotes_once_the_canaries_are_healthy() -> None:
