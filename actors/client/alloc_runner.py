@@ -153,6 +153,7 @@ from actors.client.templates import (
     resolve_path,
     retry_delay,
 )
+from actors.scheduler.job import MIGRATE_DEFAULTS
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT as ALLOC_ENDPOINT_NAME
 from actors.workload_identity import (
     TOKEN_ENV,
@@ -917,12 +918,6 @@ def _meta(d: Any, where: str) -> dict[str, str]:
     return meta
 
 
-# Nomad's DefaultMigrateStrategy's health settings (structs.go): what the client watches a service or
-# system allocation outside any deployment with when its group has no migrate block -- a system job's, or
-# one stored without -- checks passing (or tasks running) 10 s, given up as unhealthy after 5 min.
-MIGRATE_HEALTH_DEFAULTS = {"HealthCheck": "checks", "MinHealthyTime": 10 * NS, "HealthyDeadline": 300 * NS}
-
-
 def _health_strategy(raw: dict[str, Any]) -> dict[str, Any] | None:
     """The block the client decides the allocation's health by (Nomad's health hook getHealthParams):
     its group's ``update`` block when it is in a deployment, else -- a migration's replacement, or any
@@ -942,8 +937,9 @@ def _health_strategy(raw: dict[str, Any]) -> dict[str, Any] | None:
             else {"HealthCheck": "checks", "MinHealthyTime": 0, "HealthyDeadline": 300 * NS, **u}
     if job.get("Type") not in ("service", "system"):
         return None  # Nomad's health hook is a no-op for batch work: it is never migrated early
+    # Nomad's DefaultMigrateStrategy under a group without one (a system job's, or one stored without).
     m = group.get("Migrate") or {}
-    return {**MIGRATE_HEALTH_DEFAULTS, **m} if isinstance(m, dict) else None
+    return {**MIGRATE_DEFAULTS, **m} if isinstance(m, dict) else None
 
 
 def health_rules(raw: dict[str, Any]) -> tuple[float, float] | None:
