@@ -17,7 +17,8 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ``restart`` (``attempts``, ``interval``, ``delay``, ``mode``), ``reschedule``
   (also at job level: ``attempts``, ``interval``, ``delay``, ``delay_function``,
   ``max_delay``, ``unlimited``), ``migrate``
-  (``max_parallel``, ``min_healthy_time``), ``ephemeral_disk`` (``size`` in
+  (``max_parallel``, ``health_check``, ``min_healthy_time``,
+  ``healthy_deadline``), ``ephemeral_disk`` (``size`` in
   MB, ``sticky``, ``migrate``: the disk the group's allocation asks of its
   node, and whether a replacement keeps its data), ``volume "label"`` (host
   volumes: ``type = "host"``, ``source``, ``read_only``, ``per_alloc``; a
@@ -561,13 +562,19 @@ def _reschedule(value: Any, where: str) -> dict[str, Any]:
     return out
 
 
+_MIGRATE_PLAIN = {"max_parallel": "MaxParallel", "health_check": "HealthCheck"}
+_MIGRATE_DURATIONS = {"min_healthy_time": "MinHealthyTime", "healthy_deadline": "HealthyDeadline"}
+
+
 def _migrate(value: Any, where: str) -> dict[str, Any]:
-    """A ``migrate`` block (job or group level; the job's is merged under each group's by the servers)."""
+    """A ``migrate`` block (job or group level): Nomad's MigrateStrategy fields given, durations in ns;
+    the job's is merged under each group's, and Nomad's defaults filled in, by the servers."""
     m = _body(value, where)
-    _check(m, {"max_parallel", "min_healthy_time"}, where)
-    return {**({"MaxParallel": m["max_parallel"]} if "max_parallel" in m else {}),
-            **({"MinHealthyTime": _ns(m["min_healthy_time"], f"{where}.min_healthy_time")}
-               if "min_healthy_time" in m else {})}
+    _check(m, set(_MIGRATE_PLAIN) | set(_MIGRATE_DURATIONS), where)
+    out: dict[str, Any] = {field: m[key] for key, field in _MIGRATE_PLAIN.items() if key in m}
+    out.update({field: _ns(m[key], f"{where}.{key}")
+                for key, field in _MIGRATE_DURATIONS.items() if key in m})
+    return out
 
 
 def _disconnect(value: Any, where: str) -> dict[str, Any]:

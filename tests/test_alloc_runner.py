@@ -1117,6 +1117,29 @@ def test_deployment_health_ignores_ephemeral_lifecycle_tasks_that_succeeded_and_
     assert dict(u.task_states)["cleanup"].state == "pending" and dict(u.task_states)["init"].state == "dead"
 
 
+def test_outside_a_deployment_a_service_allocations_health_follows_its_groups_migrate_block():
+    """Nomad's health hook watches an allocation that is in no deployment (a drained one's
+    replacement) with its group's migrate block, for the drainer: healthy once its tasks have run
+    MinHealthyTime, unhealthy at HealthyDeadline; Nomad's defaults (10 s) without one; never for
+    batch work."""
+    c = Client(watch=True)
+    quick = alloc("m1", task("web"))
+    quick["Job"]["TaskGroups"][0]["Migrate"] = {"MaxParallel": 1, "HealthCheck": "task_states",
+                                                "MinHealthyTime": 3 * NS, "HealthyDeadline": 60 * NS}
+    late = alloc("m2", lc(task("init", run_for_s=8), "prestart"), task("web"))
+    late["Job"]["TaskGroups"][0]["Migrate"] = {"MaxParallel": 1, "HealthCheck": "task_states",
+                                               "MinHealthyTime": 1 * NS, "HealthyDeadline": 5 * NS}
+    c.set(quick, late, alloc("d1", task("web")), alloc("b1", task("web", run_for_s=100), job_type="batch"))
+    c.until(lambda: all(c.latest(a) is not None and c.latest(a).deployment_healthy is not None
+                        for a in ("m1", "m2", "d1")), 30)
+    m1, m2, d1 = c.latest("m1"), c.latest("m2"), c.latest("d1")
+    assert m1.deployment_healthy is True and 3 <= m1.deployment_ts < 10 and m1.deployment_id == ""
+    assert m2.deployment_healthy is False and m2.deployment_ts < 8  # not running by its deadline
+    assert d1.deployment_healthy is True and d1.deployment_ts >= 10  # DefaultMigrateStrategy: 10 s
+    c.run(20)
+    assert all(u.deployment_healthy is None for m in c.got for u in m.updates if u.alloc_id == "b1")
+
+
 def test_an_artifact_destination_already_inside_the_allocation_is_taken_as_it_is() -> None:
     """Nomad's TaskEnv.ClientPath: ${NOMAD_TASK_DIR}/x and ${NOMAD_ALLOC_DIR}/x stay where they point;
     a relative or other absolute one goes under the task's directory."""

@@ -78,6 +78,32 @@ def test_failing_checks_make_the_allocation_unhealthy_at_its_deadline_and_fail_t
     c.close()
 
 
+def test_a_drained_allocations_replacement_is_healthy_once_its_checks_passed_the_migrate_min_healthy_time(
+        ) -> None:
+    """Outside any deployment the client decides a drained allocation's replacement's health by its
+    group's migrate block (Nomad's health hook): with health_check = "checks", its checks must have
+    passed min_healthy_time -- and the drainer moves the next one only then."""
+    c = boot(seed=5)
+    j = checked_job(check_ready_after_s=15)
+    j["TaskGroups"][0]["Migrate"] = {"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 4 * SEC,
+                                     "HealthyDeadline": 90 * SEC}
+    c.register(j)
+    run_until(c, lambda: deployments(c) and deployments(c)[-1]["Status"] == "successful", 180)
+    first = running(c)[0]
+    client = c.client_of(first["NodeID"])
+    assert client is not None and c.drain(client, deadline_s=600)["ok"]
+
+    def replacement() -> dict[str, Any] | None:
+        return next((a for a in c.allocs("web") if a.get("PreviousAllocation") == first["ID"]), None)
+    run_until(c, lambda: ((replacement() or {}).get("DeploymentStatus") or {}).get("Healthy") is True, 180)
+    r = replacement()
+    assert r is not None and not r.get("DeploymentID")
+    started = max(e["Time"] for ts in r["TaskStates"].values() for e in ts["Events"]
+                  if e["Type"] == "Started") / 1e9
+    assert r["DeploymentStatus"]["Timestamp"] >= started + 15 + 4 - 0.5, (r["DeploymentStatus"], started)
+    c.close()
+
+
 def test_readiness_checks_do_not_decide_health_and_checks_stop_with_the_allocation() -> None:
     c = boot(seed=5)
     checks = [{"Name": "ready", "Type": "tcp", "Interval": 2 * SEC, "Timeout": 1 * SEC, "OnUpdate": "ignore"}]

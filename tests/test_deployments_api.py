@@ -531,6 +531,13 @@ def test_a_canary_runs_beside_the_old_version_until_promoted_by_the_cli(dev):  #
     assert done["TaskGroups"]["web"]["Promoted"] is True and done["TaskGroups"]["web"]["HealthyAllocs"] == 2
     final = live(call(port, "GET", "/v1/job/dep-canary/allocations").json())
     assert sorted(a["JobVersion"] for a in final) == [1, 1] and new["ID"] in {a["ID"] for a in final}
+    # Promoted, it is a canary no more (Nomad's UpdateDeploymentPromotion clears the field).
+    assert not any(a["DeploymentStatus"]["Canary"] for a in final)
+    got = call(port, "GET", f"/v1/allocation/{new['ID']}").json()["DeploymentStatus"]
+    assert (got["Canary"], got["Healthy"]) == (False, True)
+    shown = nomad(dev, "alloc", "status", new["ID"]).stdout
+    assert re.search(r"^Deployment Health\s+= healthy$", shown, re.M)
+    assert not re.search(r"^Canary\s", shown, re.M)
 
 
 def test_an_operator_sets_allocation_health_for_a_manual_deployment(dev):  # noqa: F811

@@ -47,8 +47,6 @@ def test_attribute_maps_several_groups_and_tasks_and_defaults() -> None:
           }
           group "two" {
             count = 3
-            migrate { max_parallel = 2
-                      min_healthy_time = "5s" }
             task "c" {
               driver = "raw_exec"
               config { command = "/bin/true" }
@@ -60,7 +58,6 @@ def test_attribute_maps_several_groups_and_tasks_and_defaults() -> None:
     assert [t["Name"] for t in job["TaskGroups"][0]["Tasks"]] == ["a", "b"]
     assert job["TaskGroups"][0]["Tasks"][0]["KillSignal"] == "SIGTERM"
     assert job["TaskGroups"][0]["Tasks"][0]["User"] == "nobody"
-    assert job["TaskGroups"][1]["Migrate"] == {"MaxParallel": 2, "MinHealthyTime": 5 * 10**9}
     assert "Count" not in job["TaskGroups"][0]  # Nomad's default (1) is applied where jobs are validated
     assert canonical_job(job)["TaskGroups"][0]["Count"] == 1
 
@@ -146,6 +143,78 @@ def test_update_blocks_map_onto_the_update_strategy() -> None:
     u = canonical_job(job)["TaskGroups"][0]["Update"]
     assert (u["MaxParallel"], u["AutoRevert"], u["MinHealthyTime"], u["HealthyDeadline"], u["ProgressDeadline"],
             u["HealthCheck"]) == (3, True, 5 * 10**9, 60 * 10**9, 900 * 10**9, "task_states")
+
+
+def test_migrate_blocks_take_nomads_four_fields_merge_the_jobs_under_the_groups_and_fill_defaults() -> None:
+    job = parse_hcl_job('''
+        job "web" {
+          migrate {
+            health_check     = "task_states"
+            healthy_deadline = "2m"
+          }
+          group "g" {
+            migrate { max_parallel = 2
+                      min_healthy_time = "15s" }
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/sleep" }
+            }
+          }
+          group "h" {
+            task "t" {
+              driver = "raw_exec"
+              config { command = "/bin/sleep" }
+            }
+          }
+        }''')
+    assert job["Migrate"] == {"HealthCheck": "task_states", "HealthyDeadline": 120 * 10**9}
+    assert job["TaskGroups"][0]["Migrate"] == {"MaxParallel": 2, "MinHealthyTime": 15 * 10**9}
+    g, h = canonical_job(job)["TaskGroups"]
+    assert g["Migrate"] == {"MaxParallel": 2, "HealthCheck": "task_states", "MinHealthyTime": 15 * 10**9,
+                            "HealthyDeadline": 120 * 10**9}
+    assert h["Migrate"] == {"MaxParallel": 1, "HealthCheck": "task_states", "MinHealthyTime": 10 * 10**9,
+                            "HealthyDeadline": 120 * 10**9}
+    plain = parse_hcl_job('job "w" { group "g" { task "t" {\n driver = "raw_exec"\n'
+                          ' config { command = "/bin/true" } } } }')
+    assert canonical_job(plain)["TaskGroups"][0]["Migrate"] == {  # Nomad's DefaultMigrateStrategy
+        "MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * 10**9,
+        "HealthyDeadline": 300 * 10**9}
+
+
+@pytest.mark.parametrize(("block", "job_type", "message"), [
+    ('health_check = "manual"', "service", r'Migrate\.HealthCheck: Invalid HealthCheck: "manual"'),
+    ('health_check = ""', "service", r"Migrate\.HealthCheck: Missing HealthCheck"),
+    ('min_healthy_time = "6m"', "service", "MinHealthyTime must be less than HealthyDeadline"),
+    ('min_healthy_time = "20s"\n healthy_deadline = "10s"', "service",
+     "MinHealthyTime must be less than HealthyDeadline"),
+    ("max_parallel = -1", "service", "MaxParallel must be >= 0 but found -1"),
+    ('healthy_deadline = "-1s"', "service", "HealthyDeadline is -1s and must be >= 0"),
+    ("max_parallel = 2", "batch", 'Job type "batch" does not allow migrate block'),
+    ("max_parallel = 2", "system", 'Job type "system" does not allow migrate block'),
+])
+def test_a_migrate_block_nomad_refuses_is_refused_with_its_message(block: str, job_type: str,
+                                                                   message: str) -> None:
+    job = parse_hcl_job(f'''
+        job "web" {{
+          type = "{job_type}"
+          group "g" {{
+            migrate {{ {block} }}
+            task "t" {{
+              driver = "raw_exec"
+              config {{ command = "/bin/sleep" }}
+            }}
+          }}
+        }}''')
+    with pytest.raises(JobError, match=message):
+        canonical_job(job)
+
+
+def test_a_migrate_block_with_max_parallel_zero_may_leave_health_check_empty() -> None:
+    job = parse_hcl_job('job "w" { group "g" {\n migrate { max_parallel = 0\n health_check = "" }\n'
+                        ' task "t" { driver = "raw_exec"\n config { command = "/bin/true" } } } }')
+    assert canonical_job(job)["TaskGroups"][0]["Migrate"]["HealthCheck"] == ""
+    with pytest.raises(HclJobError, match=r"migrate: 'stagger' not supported"):
+        parse_hcl_job('job "w" { group "g" { migrate { stagger = "1s" } } }')
 
 
 CHECKS_JOB = """

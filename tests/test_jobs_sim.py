@@ -178,6 +178,39 @@ def test_drain_moves_work_within_max_parallel_and_completes() -> None:
     assert all(a["NodeID"] != busiest for a in c.allocs("web") if a["DesiredStatus"] == "run")
 
 
+def test_a_drain_moves_one_allocation_at_a_time_each_after_its_replacement_is_healthy() -> None:
+    """Nomad's drainer with migrate { max_parallel = 1 }: the next allocation is marked for migration
+    only once the last one's replacement has its health, which its client decides after its task
+    has run the migrate block's min_healthy_time (here 20 s)."""
+    c = boot(seed=5, n_clients=3)
+    migrate = {"MaxParallel": 1, "HealthCheck": "task_states", "MinHealthyTime": 20 * 10**9,
+               "HealthyDeadline": 120 * 10**9}
+    c.register(sim_job(count=6, cpu=200, Migrate=migrate))
+    assert settle(c) == []
+    counts: dict[str, int] = {}
+    for a in c.allocs("web"):
+        counts[a["NodeID"]] = counts.get(a["NodeID"], 0) + 1
+    busiest = max(counts, key=lambda n: counts[n])
+    assert counts[busiest] >= 2
+    client = c.client_of(busiest)
+    assert client is not None
+    assert c.drain(client, deadline_s=900)["ok"]
+    marked_at: dict[str, float] = {}
+    end = c.sched.now + 600
+    while c.sched.now < end and c.nodes()[busiest].get("DrainStrategy"):
+        c.run(0.5)
+        for a in c.allocs("web"):
+            if a.get("DesiredTransition", {}).get("Migrate"):
+                marked_at.setdefault(a["ID"], c.sched.now)
+    assert not c.nodes()[busiest].get("DrainStrategy")
+    times = sorted(marked_at.values())
+    assert len(times) == counts[busiest]
+    assert all(b - a >= 20 for a, b in zip(times, times[1:], strict=False)), times
+    c.run(30.0)  # the drain is done once the last one stopped; its replacement's health comes after
+    healthy = [a for a in c.allocs("web") if a["DesiredStatus"] == "run" and a["NodeID"] != busiest]
+    assert len(healthy) == 6 and all((a.get("DeploymentStatus") or {}).get("Healthy") for a in healthy)
+
+
 def test_drain_on_shutdown_moves_work_before_leaving() -> None:
     sync = AllocSyncConfig(wait_s=60.0, drain_deadline_s=120.0)
     c = boot(seed=6, n_clients=3, sync=sync)

@@ -83,6 +83,17 @@ class Cluster:
         if ups:
             self.apply("alloc_client_update", allocs=ups)
 
+    def healthy(self, node: str | None = None) -> None:
+        """Every client reports its running allocations' health as decided, healthy (as a client does
+        once their tasks have run MinHealthyTime: for their deployment, or by their migrate block)."""
+        ups = [{"ID": a["ID"], "ClientStatus": "running",
+                "DeploymentStatus": {"Healthy": True, "Timestamp": self.now}}
+               for a in self.state.tables["allocs"].values() if (not node or a["NodeID"] == node)
+               and live(a) and a["ClientStatus"] == "running"
+               and (a.get("DeploymentStatus") or {}).get("Healthy") is None]
+        if ups:
+            self.apply("alloc_client_update", allocs=ups)
+
     def running(self, job_id: str) -> list[dict[str, Any]]:
         return [a for a in self.state.tables["allocs"].values() if a["JobID"] == job_id and live(a)]
 
@@ -405,6 +416,7 @@ def test_drain_migrates_respecting_max_parallel_then_completes() -> None:
                                          if a["DesiredTransition"].get("Migrate") and a["ClientStatus"] == "running"
                                          and a["DesiredStatus"] == "run") + len(moving))
         c.client("running")
+        c.healthy()
         if not c.state.tables["nodes"][target].get("DrainStrategy"):
             break
     node = c.state.tables["nodes"][target]
@@ -412,6 +424,44 @@ def test_drain_migrates_respecting_max_parallel_then_completes() -> None:
     assert node["Events"][-1]["Message"] == "Node drain complete"
     assert len(c.running("web")) == 4 and all(a["NodeID"] != target for a in c.running("web"))
     assert n_on == 0 or moving_max <= 1  # MaxParallel = 1
+
+
+def _drain_step(c: Cluster) -> list[str]:
+    """One drainer pass, then the scheduler's: the allocations it marked for migration."""
+    def migrating() -> set[str]:
+        return {a["ID"] for a in c.state.tables["allocs"].values() if a["DesiredTransition"].get("Migrate")}
+
+    before = migrating()
+    for data in drain_actions(c.state, c.now):
+        c.index += 1
+        c.state.apply(c.index, data)
+    marked = sorted(migrating() - before)
+    c.schedule()
+    return marked
+
+
+def test_a_drain_moves_the_next_allocation_only_once_the_last_ones_replacement_has_its_health() -> None:
+    """Nomad's handleTaskGroup counts only allocations whose DeploymentStatus has its health: a
+    replacement that runs, but whose client has not yet decided its health (MinHealthyTime of the
+    group's migrate block), holds the drain back."""
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=2))
+    c.schedule()
+    c.client("running")
+    c.healthy()
+    c.node(1)
+    assert c.apply("node_update_drain", node_id="node-0000", drain_spec={"Deadline": 3600 * SEC})["ok"]
+    assert len(_drain_step(c)) == 1  # MaxParallel = 1
+    c.client("running")  # the replacement runs: not yet healthy
+    for _ in range(3):
+        assert _drain_step(c) == []
+    c.healthy()
+    assert len(_drain_step(c)) == 1
+    c.client("running")
+    c.healthy()
+    assert _drain_step(c) == []
+    assert all(a["NodeID"] == "node-0001" for a in c.running("web"))
 
 
 def test_forced_drain_stops_everything_at_once() -> None:
@@ -478,6 +528,7 @@ def _drain_until_done(c: Cluster, node: str, rounds: int = 30) -> None:
             c.state.apply(c.index, data)
         c.schedule()
         c.client("running")
+        c.healthy()
         if not c.state.tables["nodes"][node].get("DrainStrategy"):
             return
     raise AssertionError("drain did not complete")
@@ -1547,8 +1598,15 @@ def test_canaries_run_beside_the_old_version_until_promoted_then_the_rest_roll()
     c.schedule()
     assert _versions(c) == [0, 0, 0, 1]  # healthy, but not promoted: nothing else moves
     assert c.state.tables["allocs"][canary["ID"]]["DeploymentStatus"]["Canary"] is True
+    before = c.state.tables["allocs"][canary["ID"]]
     res = c.apply("deployment_promote", deployment_id=d["ID"], all=True)
     assert res["ok"] and res["EvalID"]
+    # Nomad's UpdateDeploymentPromotion: the promoted canary is a canary no more, and its client
+    # hears of it (a new AllocModifyIndex); the deployment still lists it among its PlacedCanaries.
+    promoted = c.state.tables["allocs"][canary["ID"]]
+    assert promoted["DeploymentStatus"]["Canary"] is False and promoted["DeploymentStatus"]["Healthy"] is True
+    assert promoted["AllocModifyIndex"] == promoted["ModifyIndex"] == c.index > before["AllocModifyIndex"]
+    assert _deployment(c)["TaskGroups"]["g"]["PlacedCanaries"] == [canary["ID"]]
     c.schedule()
     old_named = [a for a in c.running("web") if a["Name"] == canary["Name"]]
     assert [a["ID"] for a in old_named] == [canary["ID"]]  # its old namesake stopped, not replaced
@@ -1559,6 +1617,29 @@ def test_canaries_run_beside_the_old_version_until_promoted_then_the_rest_roll()
     d = _deployment(c)
     assert d["Status"] == "successful" and d["TaskGroups"]["g"]["Promoted"] is True
     assert d["TaskGroups"]["g"]["HealthyAllocs"] == 3
+
+
+def test_promoted_canaries_are_plain_allocations_to_the_next_deployments_canaries() -> None:
+    """Promoted (auto_promote), the canaries of version 1 lose DeploymentStatus.Canary; version 2's
+    deployment places its own canaries beside them and counts only those, and they are promoted,
+    and take over, as the first were."""
+    c = _rolled_out(2, {"Canary": 1, "AutoPromote": True})
+    for version, cpu in ((1, 600), (2, 700)):
+        c.register(**service(count=2, cpu=cpu, Update={"Canary": 1, "AutoPromote": True}))
+        c.schedule()
+        d = _deployment(c)
+        assert d["JobVersion"] == version
+        (canary,) = [a for a in c.running("web") if a["JobVersion"] == version]
+        assert canary["DeploymentStatus"]["Canary"] is True
+        assert not any((a.get("DeploymentStatus") or {}).get("Canary") for a in c.running("web")
+                       if a["JobVersion"] != version)
+        for _ in range(4):
+            _health(c)
+            c.schedule()
+        assert _versions(c) == [version, version]
+        assert _deployment(c)["Status"] == "successful"
+        assert not any(a["DeploymentStatus"]["Canary"] for a in c.running("web"))
+        assert c.state.tables["allocs"][canary["ID"]]["DeploymentStatus"]["Canary"] is False
 
 
 def test_auto_promote_promotes_once_the_canaries_are_healthy() -> None:

@@ -153,6 +153,7 @@ from actors.client.templates import (
     resolve_path,
     retry_delay,
 )
+from actors.scheduler.job import MIGRATE_DEFAULTS
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT as ALLOC_ENDPOINT_NAME
 from actors.workload_identity import (
     TOKEN_ENV,
@@ -917,31 +918,48 @@ def _meta(d: Any, where: str) -> dict[str, str]:
     return meta
 
 
-def health_rules(raw: dict[str, Any]) -> tuple[float, float] | None:
-    """(MinHealthyTime s, HealthyDeadline s) when the client decides this allocation's deployment health."""
-    if not raw.get("DeploymentID") or (raw.get("DeploymentStatus") or {}).get("Healthy") is not None:
+def _health_strategy(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The block the client decides the allocation's health by (Nomad's health hook getHealthParams):
+    its group's ``update`` block when it is in a deployment, else -- a migration's replacement, or any
+    other service or system allocation -- its group's ``migrate`` block, Nomad's defaults under it.
+    None when the client decides none: already decided, not a service or system job's, or a
+    deployment's with ``health_check = "manual"`` (set by ``deployment alloc-health``)."""
+    if (raw.get("DeploymentStatus") or {}).get("Healthy") is not None:
         return None
     job = raw.get("Job") or {}
-    for g in job.get("TaskGroups") or ():
-        if isinstance(g, dict) and g.get("Name") == raw.get("TaskGroup"):
-            u = g.get("Update") or {}
-            if not isinstance(u, dict) or u.get("HealthCheck", "checks") == "manual":
-                return None
-            try:
-                return float(u.get("MinHealthyTime", 0)) / 1e9, float(u.get("HealthyDeadline", 300e9)) / 1e9
-            except (TypeError, ValueError):
-                return None
-    return None
+    group = next((g for g in job.get("TaskGroups") or () if isinstance(g, dict)
+                  and g.get("Name") == raw.get("TaskGroup")), None)
+    if group is None:
+        return None
+    if raw.get("DeploymentID"):
+        u = group.get("Update") or {}
+        return None if not isinstance(u, dict) or u.get("HealthCheck", "checks") == "manual" \
+            else {"HealthCheck": "checks", "MinHealthyTime": 0, "HealthyDeadline": 300 * NS, **u}
+    if job.get("Type") not in ("service", "system"):
+        return None  # Nomad's health hook is a no-op for batch work: it is never migrated early
+    # Nomad's DefaultMigrateStrategy under a group without one (a system job's, or one stored without).
+    m = group.get("Migrate") or {}
+    return {**MIGRATE_DEFAULTS, **m} if isinstance(m, dict) else None
+
+
+def health_rules(raw: dict[str, Any]) -> tuple[float, float] | None:
+    """(MinHealthyTime s, HealthyDeadline s) when the client decides this allocation's health: for its
+    deployment, or outside one for the drainer, which migrates the next allocation once the replacement
+    has its health (Nomad's drainer handleTaskGroup)."""
+    s = _health_strategy(raw)
+    if s is None:
+        return None
+    try:
+        return float(s["MinHealthyTime"]) / 1e9, float(s["HealthyDeadline"]) / 1e9
+    except (TypeError, ValueError):
+        return None
 
 
 def health_uses_checks(raw: dict[str, Any]) -> bool:
-    """The allocation's group decides deployment health by its checks (``health_check = "checks"``)."""
-    job = raw.get("Job") or {}
-    for g in job.get("TaskGroups") or ():
-        if isinstance(g, dict) and g.get("Name") == raw.get("TaskGroup"):
-            u = g.get("Update") or {}
-            return isinstance(u, dict) and u.get("HealthCheck", "checks") == "checks"
-    return False
+    """The allocation's health waits for its checks (``health_check = "checks"`` in the block it is
+    decided by; see _health_strategy)."""
+    s = _health_strategy(raw)
+    return s is not None and s.get("HealthCheck") == "checks"
 
 
 def _memory_max(raw: dict[str, Any], task: str) -> int:
@@ -3744,12 +3762,14 @@ class AllocRunner(NodeActor):
     # ------------------------------------------------------------ deployment health
     def _track_health(self, a: _Alloc, raw: dict[str, Any], now: float,
                       deadline_at: float | None = None) -> None:
-        """Start deciding a deployment allocation's health (Nomad's allochealth tracker).
+        """Start deciding the allocation's health (Nomad's health hook and allochealth tracker).
 
-        Tracked when the allocation belongs to a deployment whose group checks
-        health on the client (``health_check`` ``checks`` or ``task_states``;
-        with no service checks here both mean the task states), and the
-        servers do not hold its health already.
+        Tracked when the servers do not hold its health already and it is a
+        deployment's allocation whose group checks health on the client
+        (``update.health_check`` ``checks`` or ``task_states``; with no
+        service checks both mean the task states), or a service or system
+        allocation outside a deployment, decided by its group's ``migrate``
+        block (see _health_strategy).
         """
         rules = health_rules(raw)
         if rules is None or a.quiet:
@@ -3804,7 +3824,8 @@ class AllocRunner(NodeActor):
         self._cancel_alloc_timer("health", a)
         self._cancel_alloc_timer("health_due", a)
         if not decided:
-            log.info("%s: allocation %s is unhealthy for its deployment", self.env.node, a.alloc_id)
+            log.info("%s: allocation %s is unhealthy%s", self.env.node, a.alloc_id,
+                     " for its deployment" if a.raw.get("DeploymentID") else "")
 
     # ------------------------------------------------------------ service checks
     def _set_checks(self, a: _Alloc, raw: dict[str, Any]) -> None:
@@ -4106,6 +4127,8 @@ class AllocRunner(NodeActor):
         elif rec.get("health_deadline") is not None:
             a.health_from = float(rec.get("health_from") or 0.0)
             self._track_health(a, raw, now, deadline_at=float(rec["health_deadline"]))
+        elif not a.done():  # not watched when it was persisted: Nomad's restored runner watches anew
+            self._track_health(a, raw, now)
         a.max_run_exceeded = bool(rec.get("max_run_exceeded"))
         for name in sorted(a.tasks):
             self._reattach(a, a.tasks[name], now)

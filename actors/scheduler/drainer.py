@@ -5,9 +5,15 @@ against the state and returns the Raft commands to propose:
 
 * per task group with allocations on draining nodes, mark for migration
   ``min(drainable, healthy - (Count - Migrate.MaxParallel))`` of them, where
-  ``healthy`` counts the group's running allocations not already migrating
-  -- so at most ``MaxParallel`` are ever moving at once.  Batch allocations
-  are not migrated before the deadline (they are left to finish);
+  ``healthy`` counts the group's live allocations not already migrating
+  whose health is set (``DeploymentStatus.Healthy``: by their deployment, or
+  for a migration's replacement by their client, from the group's
+  ``migrate`` block) -- so at most ``MaxParallel`` are ever moving at once,
+  and the next moves only once the last one's replacement has its health.
+  As Nomad's (``handleTaskGroup``: ``DeploymentStatus.HasHealth()``), a
+  replacement decided unhealthy counts too: the drain goes on, rather than
+  waiting for the deadline.  Batch allocations are not migrated before the
+  deadline (they are left to finish);
 * at the node's force deadline (or at once for ``-force``), everything
   still running there is marked;
 * when every non-system allocation on the node is terminal, the remaining
@@ -97,7 +103,7 @@ def drain_actions(state: Any, now: float) -> list[bytes]:
         group = next((g for g in job["TaskGroups"] if g["Name"] == group_name), None)
         if group is None:
             continue
-        healthy = sum(1 for a in group_allocs if a.get("ClientStatus") == "running"
+        healthy = sum(1 for a in group_allocs if (a.get("DeploymentStatus") or {}).get("Healthy") is not None
                       and not a.get("DesiredTransition", {}).get("Migrate"))
         n = min(len(drainable), healthy - (group["Count"] - group["Migrate"]["MaxParallel"]))
         for a in sorted(drainable, key=lambda a: a["Name"])[:max(0, n)]:

@@ -39,8 +39,13 @@ RESTART_DEFAULTS = {
     # A sysbatch job's groups restart as a batch job's do (Nomad's api TaskGroup.Canonicalize).
     "sysbatch": {"Attempts": 3, "Interval": 24 * 3600 * SECOND_NS, "Delay": 15 * SECOND_NS, "Mode": "fail"},
 }
+# Nomad's DefaultMigrateStrategy: how a service job's allocations leave a draining node --
+# one at a time, each replacement healthy (its checks passing, or with health_check =
+# "task_states" its tasks running) for 10 s before the next moves, and given up as
+# unhealthy after 5 min.
 MIGRATE_DEFAULTS = {"MaxParallel": 1, "HealthCheck": "checks", "MinHealthyTime": 10 * SECOND_NS,
                     "HealthyDeadline": 5 * 60 * SECOND_NS}
+MIGRATE_HEALTH_CHECKS = ("checks", "task_states")  # Nomad's MigrateStrategyHealthChecks/HealthStates
 # Nomad's DefaultUpdateStrategy: what a service job's groups roll out with
 # when neither the job nor the group has an ``update`` block.  MaxParallel 0
 # turns rolling updates off (every changed allocation replaced at once, no
@@ -1037,6 +1042,29 @@ def _update(raw: dict[str, Any], field: str) -> dict[str, Any]:
     return u
 
 
+def _migrate_strategy(group_mg: Any, job_mg: Any, field: str) -> dict[str, Any]:
+    """A service group's ``Migrate``: the group's block merged over the job's, over Nomad's
+    DefaultMigrateStrategy (api TaskGroup.Canonicalize, MigrateStrategy.Merge), checked as Nomad's
+    MigrateStrategy.Validate, with its messages."""
+    mg = dict(MIGRATE_DEFAULTS)
+    for raw, where in ((job_mg, "Migrate"), (group_mg, field)):
+        mg.update({k: v for k, v in _map(raw, where).items() if v is not None})
+    n = mg["MaxParallel"] = _int(mg["MaxParallel"], f"{field}.MaxParallel", default=1, minimum=None)
+    hc = mg["HealthCheck"] = _str(mg["HealthCheck"], f"{field}.HealthCheck")
+    for k in ("MinHealthyTime", "HealthyDeadline"):
+        mg[k] = _int(mg[k], f"{field}.{k}", default=MIGRATE_DEFAULTS[k], minimum=None)  # type: ignore[arg-type]
+    _need(n >= 0, f"{field}.MaxParallel", f"MaxParallel must be >= 0 but found {n}")
+    if hc == "":
+        _need(n == 0, f"{field}.HealthCheck", "Missing HealthCheck")
+    else:
+        _need(hc in MIGRATE_HEALTH_CHECKS, f"{field}.HealthCheck", f"Invalid HealthCheck: {_q(hc)}")
+    for k in ("MinHealthyTime", "HealthyDeadline"):
+        _need(mg[k] >= 0, f"{field}.{k}", f"{k} is {go_duration(mg[k])} and must be >= 0")
+    _need(mg["MinHealthyTime"] <= mg["HealthyDeadline"], f"{field}.MinHealthyTime",
+          "MinHealthyTime must be less than HealthyDeadline")
+    return mg
+
+
 def _reschedule_policy(group_rp: Any, job_rp: Any, job_type: str, field: str) -> dict[str, Any] | None:
     """Nomad's ReschedulePolicy of a group: the job's ``Reschedule`` and the group's own over the job
     type's defaults (api Canonicalize), checked as ``ReschedulePolicy.Validate``; a system or sysbatch job
@@ -1217,23 +1245,16 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
         g.pop("ReschedulePolicy", None)
     else:
         g["ReschedulePolicy"] = resched
-    if job_type == "sysbatch":
-        # Nomad's TaskGroup.Validate: a drain leaves sysbatch work to finish, nothing is migrated.
+    if job_type != "service":
+        # Nomad's TaskGroup.Validate: only a service job's allocations are migrated off a draining node
+        # (batch and sysbatch work is left to finish, a system job runs on every node anyway).
         _need(job_migrate is None and g.get("Migrate") is None, f"{field}.Migrate",
-              'Job type "sysbatch" does not allow migrate block')
-    # The job's migrate block under the group's (Nomad's api TaskGroup.Canonicalize, MigrateStrategy.Merge).
-    def migrate() -> dict[str, Any]:
-        mg = {**MIGRATE_DEFAULTS, **{k: v for k, v in _map(job_migrate, "Migrate").items() if v is not None},
-              **_map(g.get("Migrate"), f"{field}.Migrate")}
-        mg["MaxParallel"] = _int(mg.get("MaxParallel"), f"{field}.Migrate.MaxParallel", default=1)
-        mg["MinHealthyTime"] = _int(mg.get("MinHealthyTime"), f"{field}.Migrate.MinHealthyTime", default=0)
-        return mg
-    mg = _default_block("Migrate", "", migrate) if job_migrate is None and g.get("Migrate") is None \
-        else migrate()
-    if job_type == "sysbatch":
+              f"Job type {_q(job_type)} does not allow migrate block")
         g.pop("Migrate", None)
+    elif job_migrate is None and g.get("Migrate") is None:
+        g["Migrate"] = _default_block("Migrate", "", lambda: dict(MIGRATE_DEFAULTS))
     else:
-        g["Migrate"] = mg
+        g["Migrate"] = _migrate_strategy(g.get("Migrate"), job_migrate, f"{field}.Migrate")
     disk = g.get("EphemeralDisk")
     g["EphemeralDisk"] = disk = _ephemeral_disk(disk, f"{field}.EphemeralDisk") if disk is not None else \
         _default_block("EphemeralDisk", "", lambda: _ephemeral_disk(None, f"{field}.EphemeralDisk"))

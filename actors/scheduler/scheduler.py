@@ -1980,9 +1980,12 @@ def _canaries(strategy: dict[str, Any], group: dict[str, Any], deployment: dict[
     """
     state = (deployment or {}).get("TaskGroups", {}).get(group["Name"]) or {}
     # This deployment's canaries still held: running ones, and failed ones waiting (for the
-    # deployment, or their reschedule delay) -- each fills a canary place.
+    # deployment, or their reschedule delay) -- each fills a canary place.  Known, as Nomad's
+    # reconciler knows them, by the deployment's PlacedCanaries: a promoted one is no longer
+    # marked DeploymentStatus.Canary.
+    placed = set(state.get("PlacedCanaries") or ())
     mine = [a for a in kept if deployment is not None and a.get("DeploymentID") == deployment["ID"]
-            and _is_canary(a)]
+            and (a["ID"] in placed or _is_canary(a))]
     ids = {a["ID"] for a in mine}
     if state.get("Promoted"):
         names = {a["Name"] for a in mine if live(a)}

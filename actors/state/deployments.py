@@ -1,7 +1,6 @@
 """Deployments: a service job version's rolling update, tracked in the replicated state.
 
-Nomad's deployments (``nomad/structs`` Deployment, ``nomad/deploymentwatcher``),
-kept to rolling updates (no canaries):
+Nomad's deployments (``nomad/structs`` Deployment, ``nomad/deploymentwatcher``):
 
 * The scheduler makes one when a job version changes what a group runs (or
   a new job is placed), with each such group's ``DesiredTotal``; the plan's
@@ -25,7 +24,9 @@ kept to rolling updates (no canaries):
   version beside the old ones (``PlacedCanaries``) and replaces nothing
   more until the group is promoted -- by ``deployment_promote`` (an operator)
   once they are healthy, or on their own with ``auto_promote``; a
-  deployment with canaries succeeds only promoted.
+  deployment with canaries succeeds only promoted.  Promoted, the healthy
+  canaries are canaries no more (``DeploymentStatus.Canary`` false); the
+  deployment's ``PlacedCanaries`` still lists them.
 * A deployment of an older version is ``cancelled`` when a newer version is
   registered, and when the job is stopped; a purged job's go with it.
 * ``deployment_fail`` (an operator, or the leader's watcher when
@@ -268,10 +269,33 @@ def _promote(store: Any, index: int, d: dict[str, Any], groups: list[str], now: 
             tgs[name] = {**tgs[name], "RequireProgressBy": now + tgs[name]["ProgressDeadline"] / SECOND_NS}
     d = {**d, "TaskGroups": tgs, "StatusDescription": DESC_RUNNING, "ModifyIndex": index, "ModifyTime": now}
     _put(store, index, d)
+    placed = [i for name in groups for i in tgs[name].get("PlacedCanaries", ())]
+    _clear_canaries(store, index, placed, now)
     # The promoted canaries' service registrations drop their canary_tags (Nomad: the client re-registers
     # them once the promotion clears DeploymentStatus.Canary).
-    services.promoted(store, index, [i for name in groups for i in tgs[name].get("PlacedCanaries", ())])
+    services.promoted(store, index, placed)
     return d
+
+
+def _clear_canaries(store: Any, index: int, canary_ids: list[str], now: float) -> None:
+    """The promoted canaries stop being canaries (Nomad's UpdateDeploymentPromotion: each placed canary
+    still live and healthy gets ``DeploymentStatus.Canary = false``, the write's index as its
+    ModifyIndex and AllocModifyIndex).  The scheduler still knows them by the deployment's
+    ``PlacedCanaries``, as Nomad's reconciler does."""
+    allocs, written = store.tables["allocs"], False
+    for aid in canary_ids:
+        a = allocs.get(aid)
+        ds = (a or {}).get("DeploymentStatus") or {}
+        if a is None or not ds.get("Canary") or ds.get("Healthy") is not True \
+                or a.get("DesiredStatus") != "run" or a.get("ClientStatus") in ("complete", "failed", "lost"):
+            continue  # not promotable: Nomad leaves it as it is
+        rec = {**a, "DeploymentStatus": {**ds, "Canary": False, "ModifyIndex": index}, "ModifyIndex": index,
+               "AllocModifyIndex": index, "ModifyTime": now}
+        allocs[aid] = rec
+        store._index_alloc(rec, a)
+        written = True
+    if written:
+        store._touch("allocs", index)
 
 
 def mark_stable(store: Any, index: int, job_id: str, version: int) -> None:

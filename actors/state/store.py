@@ -2035,12 +2035,14 @@ class StateStore:
                 acc.reconnect_jobs.add(rec["JobID"])  # Nomad's Node.UpdateAlloc: a "reconnect" evaluation
             health = u.get("DeploymentStatus")
             newly_healthy: bool | None = None
+            dep_id = rec.get("DeploymentID") or ""
             if isinstance(health, dict) and isinstance(health.get("Healthy"), bool) \
-                    and rec.get("DeploymentID") and (a.get("DeploymentStatus") or {}).get("Healthy") is None \
-                    and health.get("DeploymentID", rec["DeploymentID"]) == rec["DeploymentID"]:
+                    and (a.get("DeploymentStatus") or {}).get("Healthy") is None \
+                    and (health.get("DeploymentID", dep_id) or "") == dep_id:
                 # (A health its client decided for the deployment the allocation was in before an
                 # in-place update moved it is not the new deployment's: it is reported again.)
                 # Set once, as Nomad's client reports it: the first word on an allocation's health stands.
+                # Outside a deployment it is the migrate block's health, which the drainer counts.
                 newly_healthy = health["Healthy"]
                 ts = health.get("Timestamp")
                 rec["DeploymentStatus"] = {"Healthy": newly_healthy,
@@ -2051,7 +2053,7 @@ class StateStore:
             rec.update(ModifyIndex=index, ModifyTime=now)
             allocs[rec["ID"]] = rec
             services.alloc_written(self, index, rec, a)
-            if newly_healthy is not None:
+            if newly_healthy is not None and dep_id:
                 deployments.health_update(self, index, rec, newly_healthy, now, acc.watcher_jobs,
                                           acc.dep_failures)
             acc.updated.append(rec["ID"])
