@@ -48,6 +48,11 @@ def test_the_exit_code_is_a_failing_shards_and_no_tests_only_when_none_ran():
     assert parallel.exit_code([5, 0], {"passed": 3}) == 0  # one shard's -k matched nothing
     assert parallel.exit_code([5, 5], {"deselected": 4}) == 5
     assert parallel.exit_code([2, 0], {"passed": 3}) == 2  # interrupted or a usage error
+    # -q beside setup.cfg's -q: pytest prints no counts, and a shard's 0 says its tests ran and passed.
+    assert parallel.exit_code([0, 0], {}) == 0 and parallel.exit_code([0, 5], {}) == 0
+    assert parallel.summary_line({}, 2.0, [0, 0]) == "passed (pytest printed no counts) in 2.00s"
+    assert parallel.summary_line({}, 2.0, [5, 5]) == "no tests ran in 2.00s"
+    assert parallel.summary_line({}, 2.0, [1, 0]) == "failed (pytest printed no counts) in 2.00s"
 
 
 def test_each_shard_draws_ports_from_its_own_slice():
