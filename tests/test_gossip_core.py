@@ -524,6 +524,61 @@ def test_force_leave_turns_failed_into_left_everywhere() -> None:
         assert b.kinds(i, 3)[-1] == "member-leave"
 
 
+def test_force_leave_of_a_dead_member_not_yet_detected_ends_left_across_a_push_pull() -> None:
+    """The member is down but still alive to everyone when the operator force-leaves it: it is leaving
+    everywhere, a push-pull carries that same Lamport time as a status (not a join intent of it), and
+    once the failure is detected it is left -- not failed, as when the push-pull undid the leave."""
+    b = Bench(4)
+    b.join_all()
+    b.crash(3)
+    b.core(0).force_leave(name(3), False, 14, b.now)
+    b.apply(addr(0))
+    b.run(0.05)  # the leave intent is everywhere; no probe has missed member 3 yet
+    assert [b.status(i, 3) for i in range(3)] == [S_LEAVING] * 3
+    for i in (0, 1):  # each survivor pushes its state to the next, as its push-pull timer would
+        b.core(i).swim._send_push_pull(addr(i + 1), b.now)
+        b.apply(addr(i))
+    b.run(0.05)
+    assert [b.status(i, 3) for i in range(3)] == [S_LEAVING] * 3
+    b.run(CFG.failure_detection_bound_s(4))
+    for i in range(3):
+        assert b.status(i, 3) == S_LEFT, (i, b.kinds(i, 3))
+
+
+def test_force_leave_with_prune_of_a_dead_member_not_yet_detected_stays_erased_across_a_push_pull() -> None:
+    """Erased once its leave has had time to spread, the member is not brought back by a peer's
+    push-pull that still holds it leaving (hearsay: only the member itself, or SWIM, proves it lives)."""
+    b = Bench(4)
+    b.join_all()
+    b.crash(3)
+    # Member 1 never hears the leave: to it, member 3 is as alive as it was.
+    b.drop = lambda src, dst, msg: dst == addr(1) and "LeaveIntent" in repr(msg)
+    b.core(0).force_leave(name(3), True, 15, b.now)
+    b.apply(addr(0))
+    b.run(CFG.broadcast_timeout_s + CFG.leave_propagate_delay_s + 0.05)  # before any failure is detected
+    assert b.status(0, 3) is None and b.status(2, 3) is None and b.status(1, 3) in (S_ALIVE, S_FAILED)
+    b.core(1).swim._send_push_pull(addr(0), b.now)
+    b.apply(addr(1))
+    b.run(0.05)
+    assert b.status(0, 3) is None  # member 1's word that it is alive is no proof
+    b.run(CFG.failure_detection_bound_s(4))
+    assert b.status(0, 3) is None and b.status(2, 3) is None
+
+
+def test_a_push_pull_does_not_bring_back_a_member_erased_here_while_swim_holds_it_alive() -> None:
+    """Serf's push-pull state makes no members: a peer listing one we erased (pruned before SWIM saw
+    it fail) is hearsay, kept as a buffered intent, not a join."""
+    b = Bench(3)
+    b.join_all()
+    core = b.core(0)
+    core._erase(core.members[name(2)])  # as a prune does; SWIM still holds member 2 alive
+    assert b.status(0, 2) is None and not core.swim.nodes[name(2)].dead_or_left()
+    b.core(1).swim._send_push_pull(addr(0), b.now)
+    pp = next(e.msg for e in b.core(1).take_effects() if isinstance(e, Send))
+    core.on_message(pp, b.now)
+    assert b.status(0, 2) is None and core.intents[name(2)][0] == "join"
+
+
 def test_force_leave_with_prune_erases_the_member() -> None:
     b = Bench(4)
     b.join_all()

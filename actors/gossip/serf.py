@@ -370,7 +370,7 @@ class SerfCore:
                 self._leave_intent(name, status_ltimes.get(name, 0) + 1, False, now)
         for name, ltime in status_ltimes.items():
             if name not in left and _valid_intent(name, ltime):
-                self._join_intent(name, ltime, now)
+                self._join_intent(name, ltime, now, from_state=True)
         if refute and self.state == RUNNING:
             self._broadcast_join(self.clock.time(), now)
 
@@ -394,19 +394,28 @@ class SerfCore:
             return True
         return False
 
-    def _join_intent(self, name: str, ltime: int, now: float) -> bool:
-        """A join intent: True if it was news (and should be passed on)."""
+    def _join_intent(self, name: str, ltime: int, now: float, from_state: bool = False) -> bool:
+        """A join intent: True if it was news (and should be passed on).
+
+        *from_state*: it is a push-pull's status time, not a join anyone sent.  A peer's state
+        carries a leaving member's time as it does an alive one's (Serf's push-pull has no leaving
+        list), so one equal to our leave's is most likely that same leave: it must not undo it
+        (as Serf's ``LTime <= statusLTime`` check keeps it).  Only a newer time is a join, and it
+        never makes a member we erased one again (a prune while SWIM still holds it alive): that
+        takes the member's own join, or SWIM's word.
+        """
         self.clock.witness(ltime)
         member = self.members.get(name)
         if member is None:
             node = self.swim.nodes.get(name)
-            if node is None or node.dead_or_left():
+            if node is None or node.dead_or_left() or from_state:
                 return self._upsert_intent(name, "join", ltime, now)
             self._rejoin(node, now)  # erased here, alive in SWIM: its join says it is back
             member = self.members[name]
         # Equal Lamport times come from two members' clocks (a force-leave racing
         # the member's own join): the join wins everywhere, whichever came first.
-        if ltime < member.status_ltime or (ltime == member.status_ltime and member.status != S_LEAVING):
+        if ltime < member.status_ltime or (ltime == member.status_ltime
+                                           and (member.status != S_LEAVING or from_state)):
             return False
         member.status_ltime = ltime
         if member.status == S_LEAVING:
