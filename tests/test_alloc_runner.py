@@ -771,6 +771,26 @@ def test_task_environment_carries_meta_task_over_group_over_job_and_the_parent_j
         parse_alloc(raw, AllocRunnerConfig())
 
 
+def test_task_environment_names_the_allocation_index_short_id_job_name_and_region():
+    """Nomad's taskenv buildEnv: NOMAD_ALLOC_INDEX from the name's [n], NOMAD_SHORT_ALLOC_ID (8
+    characters), NOMAD_JOB_NAME the job's Name (not its ID) and NOMAD_REGION the job's region."""
+    from actors.client.alloc_runner import parse_alloc, task_env
+
+    raw = alloc("5d8b9c3e-0000-4000-8000-000000000001", task("t"))
+    raw["Name"] = "web.g[3]"
+    raw["Job"].update(Name="web-name", Region="eu")
+    spec = parse_alloc(raw, AllocRunnerConfig())
+    env = task_env(spec, spec.tasks[0], "/a", "/a/t")
+    assert env["NOMAD_ALLOC_INDEX"] == "3" and env["NOMAD_SHORT_ALLOC_ID"] == "5d8b9c3e"
+    assert env["NOMAD_JOB_NAME"] == "web-name" and env["NOMAD_JOB_ID"] == raw["JobID"]
+    assert env["NOMAD_REGION"] == "eu"
+    raw["Name"], raw["Job"] = "odd", {k: v for k, v in raw["Job"].items() if k not in ("Name", "Region")}
+    spec = parse_alloc(raw, AllocRunnerConfig())
+    env = task_env(spec, spec.tasks[0], "/a", "/a/t")
+    assert env["NOMAD_ALLOC_INDEX"] == "0" and "NOMAD_REGION" not in env  # as Nomad's AllocIndexFromName
+    assert env["NOMAD_JOB_NAME"] == env["NOMAD_JOB_ID"]
+
+
 # ------------------------------------------------------------ dispatch payload (Nomad's dispatch_payload hook)
 def test_a_dispatched_payload_is_written_to_the_tasks_local_file_before_each_start():
     import base64

@@ -702,6 +702,10 @@ class AllocSpec:
     restart: RestartPolicy
     tasks: tuple[TaskSpec, ...]
     parent_id: str = ""  # a dispatched job's parameterized parent (NOMAD_JOB_PARENT_ID)
+    job_name: str = ""  # the job's Name (NOMAD_JOB_NAME); its ID when the job has none
+    # The job's region (NOMAD_REGION).  Nomad's is the client's region, which is the region of the
+    # servers that placed the job: the same value.
+    region: str = ""
     payload: bytes = b""  # a dispatched job's payload (decoded), for its tasks' dispatch_payload
     # The group's ports as the scheduler allocated them: (label, host port, port the task
     # uses, host IP), for NOMAD_PORT_<label> and its kin.
@@ -1006,6 +1010,8 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
                      namespace=_get(raw, "Namespace", str, "Allocation", "default"), desired=desired,
                      modify_index=_get(raw, "AllocModifyIndex", int, "Allocation", 0), restart=restart,
                      tasks=tasks, parent_id=_get(job, "ParentID", str, "Job", "") or "",
+                     job_name=_get(job, "Name", str, "Job", "") or "",
+                     region=_get(job, "Region", str, "Job", "") or "",
                      payload=_payload(job), ports=_ports(raw), volumes=_group_volumes(group, where),
                      previous_alloc=_get(raw, "PreviousAllocation", str, "Allocation", "") or "",
                      sticky=sticky, migrate=migrate, disk_mb=disk_mb,
@@ -1206,12 +1212,24 @@ def interpolate(value: Any, env: dict[str, str], node: dict[str, str] | None = N
     return value
 
 
+_ALLOC_INDEX = re.compile(r"\[(\d+)\]$")
+
+
+def alloc_index(name: str) -> int:
+    """The allocation's index within its group, from its name's ``[n]`` (Nomad's
+    AllocIndexFromName); 0 for a name without one, as Nomad's."""
+    m = _ALLOC_INDEX.search(name)
+    return int(m.group(1)) if m else 0
+
+
 def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> dict[str, str]:
     """Nomad's task environment variables (the subset that applies)."""
     env = dict(task.env)
     env.update({
-        "NOMAD_ALLOC_ID": spec.alloc_id, "NOMAD_ALLOC_NAME": spec.name, "NOMAD_JOB_ID": spec.job_id,
-        "NOMAD_JOB_NAME": spec.job_id, "NOMAD_GROUP_NAME": spec.group, "NOMAD_TASK_NAME": task.name,
+        "NOMAD_ALLOC_ID": spec.alloc_id, "NOMAD_SHORT_ALLOC_ID": spec.alloc_id[:8],
+        "NOMAD_ALLOC_NAME": spec.name, "NOMAD_ALLOC_INDEX": str(alloc_index(spec.name)),
+        "NOMAD_JOB_ID": spec.job_id, "NOMAD_JOB_NAME": spec.job_name or spec.job_id,
+        "NOMAD_GROUP_NAME": spec.group, "NOMAD_TASK_NAME": task.name,
         "NOMAD_NAMESPACE": spec.namespace, "NOMAD_ALLOC_DIR": posixpath.join(alloc_dir, "alloc"),
         "NOMAD_TASK_DIR": posixpath.join(task_dir, "local"),
         "NOMAD_SECRETS_DIR": posixpath.join(task_dir, "secrets"),
@@ -1224,6 +1242,8 @@ def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> 
         env["NOMAD_MEMORY_MAX_LIMIT"] = str(task.memory_max_mb)
     if spec.parent_id:
         env["NOMAD_JOB_PARENT_ID"] = spec.parent_id
+    if spec.region:
+        env["NOMAD_REGION"] = spec.region
     for label, host_port, port, ip in spec.ports:  # Nomad's port variables (host networking)
         env[f"NOMAD_PORT_{label}"] = str(port)
         env[f"NOMAD_HOST_PORT_{label}"] = str(host_port)
