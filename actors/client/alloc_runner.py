@@ -188,6 +188,7 @@ EV_KILLED = "Killed"
 EV_DRIVER_FAILURE = "Driver Failure"
 EV_SIBLING_FAILED = "Sibling Task Failed"
 EV_RESTORE_FAILED = "Failed Restoring Task"
+RESTORE_FAILED_WAIT = "failed to restore task; will not run until server is contacted"
 EV_RESTART_SIGNALED = "Restart Signaled"  # Nomad TaskRestartSignal: an operator's alloc restart
 EV_SIGNALING = "Signaling"  # Nomad TaskSignaling: an operator's alloc signal
 EV_HOOK_FAILED = "Task hook failed"  # Nomad TaskHookFailed: a prestart hook (here: volumes) failed
@@ -1722,6 +1723,10 @@ class _Task:
     check_restart: str = ""  # being killed because this check failed (check_restart): the policy decides
     restart_reason: str = ""  # why restart_requested (its Restarting event); "" an operator's
     kill_fails: str = ""  # being killed for this reason, which fails it (a template that fails)
+    # Its process was gone when the client restarted: it starts again only once the servers sent
+    # the client's allocations (Nomad's waitOnServers).  Not persisted: a task pending at a restart
+    # has no process to lose.
+    restore_wait: bool = False
     shutdown_kill: tuple[str, str] | None = None  # (event, why) of the kill waiting out its shutdown_delay
     artifacts_fetched: int = 0  # how many of its artifacts are in its directory (fetched once, in order)
     fetch_run: int = 0  # the fetch of its artifacts in flight (its number), 0: none
@@ -2211,6 +2216,11 @@ class AllocRunner(NodeActor):
                 log.exception("%s: allocation %s could not be handled", self.env.node, aid)
                 self._add_invalid(aid, raw, f"client error handling the allocation: {exc}")
         for aid in sorted(self.allocs):
+            waiting = [t for t in self.allocs[aid].tasks.values() if t.restore_wait]
+            for t in waiting:  # the servers answered: a task lost while the client was down may run
+                t.restore_wait = False
+            if waiting and aid in seen:
+                self._coordinate(self.allocs[aid])
             if aid not in seen and not self.allocs[aid].removed:
                 a = self.allocs[aid]
                 a.removed = True
@@ -3335,7 +3345,7 @@ class AllocRunner(NodeActor):
             started = False
             for name in sorted(a.tasks):
                 t = a.tasks[name]
-                if t.phase != P_PENDING or t.fetch_run or t.tmpl_wait or t.wid_wait:
+                if t.phase != P_PENDING or t.fetch_run or t.tmpl_wait or t.wid_wait or t.restore_wait:
                     continue  # started, ended, waiting to restart, fetching artifacts, template data, identity
                 if not self._may_run(a, t):
                     if t.spec.hook == HOOK_POSTSTOP:
@@ -4174,6 +4184,16 @@ class AllocRunner(NodeActor):
                     # Finish the kill the last incarnation began (or whose shutdown_delay it waited out).
                     t.phase = P_RUNNING
                     self._end_task(a, t, EV_KILLING, "resuming a kill after a client restart", now)
+                return
+            if t.phase == P_RUNNING and a.want_run:
+                # Nomad's restoreHandle failing: the task is pending again, not restarted (no
+                # restart counted, no delay); it runs once the servers answered, as they may have
+                # stopped it meanwhile -- a system job's at once (Nomad's waitOnServers).
+                t.handle = None
+                t.phase = P_PENDING
+                t.state = _state(t.state, state=TASK_PENDING)
+                self._event(t, EV_RESTORE_FAILED, now, RESTORE_FAILED_WAIT)
+                t.restore_wait = a.spec is not None and a.spec.job_type != "system"
                 return
             self._event(t, EV_RESTORE_FAILED, now, "task process was gone when the client restarted")
             self._on_exit(a, t, ExitResult(exit_code=None, err="task exited while the client was down"), now)
