@@ -277,6 +277,8 @@ def test_failing_batch_task_is_restarted_per_policy_then_fails_the_alloc():
     assert c.driver.starts == 3
     assert events(st)[-1] == "Not Restarting"
     assert "Exceeded allowed attempts 2 in interval 1h0m0s" in c.latest("a1").client_description
+    # The event says the policy's reason alone, as Nomad's RestartReason (the exit is the event before).
+    assert st.events[-1].message == 'Exceeded allowed attempts 2 in interval 1h0m0s and mode is "fail"'
 
 
 def test_service_task_is_restarted_whatever_its_exit_code():

@@ -3205,7 +3205,8 @@ class AllocRunner(NodeActor):
             self._restarting_event(t, now, d.reason, d.delay_s)
             self._set_task_timer("restart", a, t, d.delay_s)
         elif d.failed:
-            self._task_failed(a, t, EV_NOT_RESTARTING, f"{d.reason} (last: {cause})", now)
+            # The event has the policy's reason, as Nomad's; the allocation's description adds the cause.
+            self._task_failed(a, t, EV_NOT_RESTARTING, d.reason, now, cause=f"{d.reason} (last: {cause})")
         else:
             self._dead(a, t, EV_NOT_RESTARTING, d.reason, now)
 
@@ -3272,8 +3273,8 @@ class AllocRunner(NodeActor):
         t.phase = P_PENDING
         self._start_task(a, t)
 
-    def _task_failed(self, a: _Alloc, t: _Task, ev: str, reason: str, now: float) -> None:
-        t.fail_reason = reason
+    def _task_failed(self, a: _Alloc, t: _Task, ev: str, reason: str, now: float, *, cause: str = "") -> None:
+        t.fail_reason = cause or reason
         self._dead(a, t, ev, reason, now, failed=True)
         for other in sorted(a.tasks):  # Nomad kills the siblings of a failed task; poststop ones still run
             sib = a.tasks[other]
