@@ -352,7 +352,9 @@ def test_a_failed_task_kills_its_siblings():
     c.driver.crash("a1", "main", exit_code=3)
     c.until(lambda: c.status("a1") == "failed" and c.task("a1", "side").state == "dead", 10)
     side = c.task("a1", "side")
-    assert not side.failed and "Sibling Task Failed" in events(side)
+    assert not side.failed and events(side)[-4:] == ["Sibling Task Failed", "Killing", "Terminated", "Killed"]
+    assert side.events[-4].message == 'Task\'s sibling "main" failed'  # Go's %q, as Nomad's
+    assert side.events[-3].message == "Sent interrupt. Waiting 5s before force killing"
     assert not c.driver.running()
     assert "main" in c.latest("a1").client_description
 
@@ -1066,7 +1068,7 @@ def test_a_failing_prestart_task_follows_the_restart_policy_and_holds_the_main_t
     init, web = c.task("a1", "init"), c.task("a1", "web")
     assert init.failed and init.restarts == 2 and len(procs(c, "a1", "init")) == 3
     assert procs(c, "a1", "web") == [] and web.state == "dead" and not web.failed
-    assert "sibling 'init' failed" in web.events[-1].message
+    assert 'sibling "init" failed' in web.events[-1].message
 
 
 def test_a_batch_jobs_sidecar_is_killed_once_the_main_task_completes_and_the_alloc_completes():
@@ -1076,6 +1078,7 @@ def test_a_batch_jobs_sidecar_is_killed_once_the_main_task_completes_and_the_all
     proxy = c.task("a1", "proxy")
     assert proxy.state == "dead" and not proxy.failed
     assert events(proxy)[-4:] == ["Main Tasks Dead", "Killing", "Terminated", "Killed"]
+    assert proxy.events[-3].message == "Sent interrupt. Waiting 5s before force killing"  # Nomad's killTasks
     (work,), (p,) = procs(c, "a1", "work"), procs(c, "a1", "proxy")
     assert p.signals == ["SIGINT"] and p.ended_at >= work.ended_at
 

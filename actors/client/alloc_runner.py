@@ -3276,11 +3276,16 @@ class AllocRunner(NodeActor):
     def _task_failed(self, a: _Alloc, t: _Task, ev: str, reason: str, now: float, *, cause: str = "") -> None:
         t.fail_reason = cause or reason
         self._dead(a, t, ev, reason, now, failed=True)
+        why = f'Task\'s sibling "{t.spec.name}" failed'  # Nomad's TaskSiblingFailed (Go's %q)
         for other in sorted(a.tasks):  # Nomad kills the siblings of a failed task; poststop ones still run
             sib = a.tasks[other]
-            if sib is not t and sib.spec.hook != HOOK_POSTSTOP:
-                self._end_task(a, sib, EV_SIBLING_FAILED, f"Task's sibling {t.spec.name!r} failed", now,
-                               delay=True)
+            if sib is t or sib.spec.hook == HOOK_POSTSTOP:
+                continue
+            if sib.phase == P_RUNNING:  # Nomad: the kill event, then killTasks' Killing event
+                self._event(sib, EV_SIBLING_FAILED, now, why)
+                self._end_task(a, sib, EV_KILLING, why, now, delay=True, interrupt=True)
+            else:
+                self._end_task(a, sib, EV_SIBLING_FAILED, why, now, delay=True)
 
     def _dead(self, a: _Alloc, t: _Task, ev: str, message: str, now: float, *, failed: bool = False) -> None:
         self._cancel_task_timer("restart", a, t)
@@ -3333,7 +3338,8 @@ class AllocRunner(NodeActor):
                         continue
                     if not a.stopping:
                         self._event(t, EV_LEADER_DEAD, now, "Leader Task in Group dead")
-                        self._end_task(a, t, EV_KILLING, "Leader Task in Group dead", now, delay=True)
+                        self._end_task(a, t, EV_KILLING, "Leader Task in Group dead", now, delay=True,
+                                       interrupt=True)
                     else:
                         why = a.stop_why or "allocation is stopping"
                         self._end_task(a, t, EV_KILLING, why, now, delay=True)
@@ -3342,7 +3348,7 @@ class AllocRunner(NodeActor):
                 for t in live:
                     if t.phase != P_KILLING:
                         self._event(t, EV_MAIN_DEAD, now, "Main tasks in the group died")
-                        self._end_task(a, t, EV_KILLING, "Main tasks dead", now, delay=True)
+                        self._end_task(a, t, EV_KILLING, "Main tasks dead", now, delay=True, interrupt=True)
             started = False
             for name in sorted(a.tasks):
                 t = a.tasks[name]
@@ -3584,11 +3590,13 @@ class AllocRunner(NodeActor):
                 continue
             self._end_task(a, t, EV_KILLING, why, now, delay=True)
 
-    def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float, *, delay: bool = False) -> None:
+    def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float, *, delay: bool = False,
+                  interrupt: bool = False) -> None:
         """Kill a running task (signal, then SIGKILL after its timeout); end one that is not running.
 
         *delay*: a kill, not a restart (Nomad's TaskRunner.Kill): a task with a shutdown_delay waits
-        it out first (its services are already gone), as "pending"."""
+        it out first (its services are already gone), as "pending".  *interrupt*: its Killing event
+        is Nomad's killTasks' ("Sent interrupt. ..."), the reason having had its own event."""
         self._dirty.add(a.alloc_id)
         if t.phase in (P_PENDING, P_RESTART_WAIT):
             self._dead(a, t, EV_KILLED, f"Task not running: {why}", now)
@@ -3607,7 +3615,8 @@ class AllocRunner(NodeActor):
             # Nomad's TaskKilling event: "Sent interrupt. Waiting 5s before force killing" when the
             # allocation is stopped, else the kill's reason; kill_timeout (and kill_reason) in Details.
             wait = format_duration(timeout)
-            if why.startswith(("allocation desired status is", "allocation removed from the node")):
+            stopped = why.startswith(("allocation desired status is", "allocation removed from the node"))
+            if interrupt or stopped:
                 self._event(t, ev, now, f"Sent interrupt. Waiting {wait} before force killing",
                             details=(("kill_timeout", wait),))
             else:
