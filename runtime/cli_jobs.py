@@ -1260,7 +1260,8 @@ def node_status(addr: str, args: list[str]) -> str:
     if host is not None:
         pairs.append(("Uptime", cli_usage.go_duration(int(host.get("Uptime") or 0))))
     volumes = node.get("HostVolumes") or {}
-    pairs.append(("Host Volumes", ",".join(sorted(volumes)) or "<none>"))
+    if not verbose or flags.get("short"):  # -verbose has their tables instead (below)
+        pairs.append(("Host Volumes", ",".join(sorted(volumes)) or "<none>"))
     if not verbose and not flags.get("short"):  # Nomad's: named host networks and CSI volumes (none here)
         pairs += [("Host Networks", ",".join(sorted(node.get("HostNetworks") or {})) or "<none>"),
                   ("CSI Volumes", "<none>")]
@@ -1288,8 +1289,6 @@ def node_status(addr: str, args: list[str]) -> str:
             [name, str(bool(i.get("Detected"))).lower(), str(bool(i.get("Healthy"))).lower(),
              i.get("HealthDescription", ""), _driver_time(i.get("UpdateTime"))]
             for name, i in sorted(drivers.items())])]
-        attrs = node.get("Attributes") or {}
-        out += ["", "Attributes", kv(sorted(attrs.items())) if attrs else "<none>"]
     out += ["", "Node Events", _node_events(node.get("Events") or [], verbose)]
     allocs = request(addr, "GET", f"/v1/node/{node['ID']}/allocations")
     running = [a for a in allocs or () if a.get("ClientStatus") == "running"]
@@ -1303,6 +1302,11 @@ def node_status(addr: str, args: list[str]) -> str:
             out += cli_usage.detailed_host_stats(host)
     out += ["", "Allocations"]
     out.append(alloc_table(allocs, verbose, with_node=False) if allocs else "No allocations placed")
+    if verbose:  # Nomad's outputAllocInfo: the attributes and the meta last
+        attrs = node.get("Attributes") or {}
+        out += ["", "Attributes", kv(sorted(attrs.items())) if attrs else "<none>"]
+        meta = [(k, v) for k, v in sorted((node.get("Meta") or {}).items()) if k]
+        out += ["", "Meta", kv(meta) if meta else "<none>"]
     return "\n".join(out)
 
 

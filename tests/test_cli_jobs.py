@@ -1271,6 +1271,28 @@ def test_node_status_shows_driver_health_as_nomad_does(monkeypatch) -> None:
     assert short[-1].split("=")[1].strip() == "exec,raw_exec"
 
 
+def test_node_status_verbose_ends_with_the_attributes_and_the_meta_as_nomad_does(monkeypatch) -> None:
+    """Nomad's formatNode -verbose: no Host Volumes line in the summary (a table instead, when any),
+    and outputAllocInfo's Attributes then Meta sections after the allocations."""
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+    node = {"ID": "n1", "Name": "n1", "Status": "ready", "SchedulingEligibility": "eligible",
+            "Attributes": {"kernel.name": "linux", "cpu.arch": "amd64"}, "Meta": {"rack": "r1", "zone": "z"}}
+    answers = {"/v1/node/n1": node, "/v1/node/n1/allocations": []}
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix, **_: {"ID": prefix})
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: answers[path])
+    out = cli_jobs.node_status("http://x", ["-verbose", "n1"]).splitlines()
+    assert not any(line.startswith("Host Volumes") for line in out)
+    at = out.index("Allocations")
+    assert out[at:] == ["Allocations", "No allocations placed", "", "Attributes", "cpu.arch    = amd64",
+                        "kernel.name = linux", "", "Meta", "rack = r1", "zone = z"]
+    node["Meta"] = {}
+    assert cli_jobs.node_status("http://x", ["-verbose", "n1"]).splitlines()[-2:] == ["Meta", "<none>"]
+    plain = cli_jobs.node_status("http://x", ["n1"]).splitlines()
+    assert [line.split("=")[1].strip() for line in plain if line.startswith("Host Volumes")] == ["<none>"]
+
+
 def test_job_status_shows_evaluations_and_the_blocked_placement_failure_as_nomad_does(monkeypatch) -> None:
     from runtime import cli, cli_jobs  # cli first (it imports cli_jobs' commands), as bin/nomad does
 
