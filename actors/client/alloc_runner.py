@@ -2764,7 +2764,7 @@ class AllocRunner(NodeActor):
                 self._dirty.add(a.alloc_id)
                 t.restart_requested, t.restart_reason = True, f"Identity[{restart.name}]: new token acquired"
                 self._event(t, EV_RESTART_SIGNALED, now, f"Identity[{restart.name}]: new token acquired")
-                self._end_task(a, t, EV_KILLING, "Restarting", now)
+                self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
             else:
                 for w in changed:
                     if w.change_mode == "signal":
@@ -2986,7 +2986,7 @@ class AllocRunner(NodeActor):
         if restart:
             t.restart_requested, t.restart_reason = True, "Template re-rendered"
             self._event(t, EV_RESTART_SIGNALED, now, "Template with change_mode restart re-rendered")
-            self._end_task(a, t, EV_KILLING, "Restarting", now)
+            self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
             return
         for sig in signals:
             self._event(t, EV_SIGNALING, now, "Template re-rendered")
@@ -3238,7 +3238,7 @@ class AllocRunner(NodeActor):
             else:
                 t.restart_requested = True
                 self._event(t, EV_RESTART_SIGNALED, now, "User requested task to restart")
-                self._end_task(a, t, EV_KILLING, "Restarting", now)
+                self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
         return ""
 
     def _restart_all(self, a: _Alloc, now: float) -> None:
@@ -3254,7 +3254,7 @@ class AllocRunner(NodeActor):
             if t.phase == P_RUNNING and t.handle is not None:
                 t.restart_requested = True
                 self._event(t, EV_RESTART_SIGNALED, now, "User requested all tasks to restart")
-                self._end_task(a, t, EV_KILLING, "Restarting", now)
+                self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
             elif t.phase == P_DEAD and not t.state.failed:
                 self._event(t, EV_RESTART_SIGNALED, now, "User requested all tasks to restart")
                 t.state = _state(t.state, state=TASK_PENDING, restarts=t.state.restarts + 1, last_restart=now,
@@ -3591,12 +3591,13 @@ class AllocRunner(NodeActor):
             self._end_task(a, t, EV_KILLING, why, now, delay=True)
 
     def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float, *, delay: bool = False,
-                  interrupt: bool = False) -> None:
+                  interrupt: bool = False, silent: bool = False) -> None:
         """Kill a running task (signal, then SIGKILL after its timeout); end one that is not running.
 
         *delay*: a kill, not a restart (Nomad's TaskRunner.Kill): a task with a shutdown_delay waits
         it out first (its services are already gone), as "pending".  *interrupt*: its Killing event
-        is Nomad's killTasks' ("Sent interrupt. ..."), the reason having had its own event."""
+        is Nomad's killTasks' ("Sent interrupt. ..."), the reason having had its own event.  *silent*: no
+        Killing event -- a restart's kill, after its Restart Signaled event (Nomad's restartImpl)."""
         self._dirty.add(a.alloc_id)
         if t.phase in (P_PENDING, P_RESTART_WAIT):
             self._dead(a, t, EV_KILLED, f"Task not running: {why}", now)
@@ -3616,10 +3617,10 @@ class AllocRunner(NodeActor):
             # allocation is stopped, else the kill's reason; kill_timeout (and kill_reason) in Details.
             wait = format_duration(timeout)
             stopped = why.startswith(("allocation desired status is", "allocation removed from the node"))
-            if interrupt or stopped:
+            if not silent and (interrupt or stopped):
                 self._event(t, ev, now, f"Sent interrupt. Waiting {wait} before force killing",
                             details=(("kill_timeout", wait),))
-            else:
+            elif not silent:
                 self._event(t, ev, now, why, details=(("kill_reason", why), ("kill_timeout", wait)))
             self._signal(t, t.spec.kill_signal)
             if not t.escalated:
@@ -3906,7 +3907,7 @@ class AllocRunner(NodeActor):
         for t in running:
             t.check_restart = why
             self._event(t, EV_RESTART_SIGNALED, now, why)
-            self._end_task(a, t, EV_KILLING, "Restarting", now)
+            self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
 
     def _set_alloc_timer(self, kind: str, a: _Alloc, delay_s: float) -> None:
         name = f"{kind}/{a.alloc_id}/"
