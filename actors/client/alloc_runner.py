@@ -2148,8 +2148,8 @@ class AllocRunner(NodeActor):
                         self._escalate(a, t)
                     elif kind == "shutdown" and t.shutdown_kill is not None:  # its shutdown_delay is over
                         (ev, why), t.shutdown_kill = t.shutdown_kill, None
-                        if t.phase == P_RUNNING:
-                            self._end_task(a, t, ev, why, self.env.now())
+                        if t.phase == P_RUNNING:  # its Killing event came before the delay
+                            self._end_task(a, t, ev, why, self.env.now(), silent=True)
                     elif kind == "tmpl" and t.tmpl_req:  # no answer: the next server, after a backoff
                         self._tmpl_reqs.pop(t.tmpl_req, None)
                         t.tmpl_req = 0
@@ -3604,7 +3604,9 @@ class AllocRunner(NodeActor):
         elif t.phase == P_RUNNING and t.shutdown_kill is not None:
             return  # killed when its shutdown_delay is over
         elif t.phase == P_RUNNING and delay and t.spec.shutdown_delay_s > 0:
+            # Nomad's Kill: the Killing event at once, then the shutdown_delay's (its run loop's).
             t.shutdown_kill = (ev, why)
+            self._killing_event(t, ev, why, now, interrupt=interrupt)
             t.state = _state(t.state, state=TASK_PENDING)
             self._event(t, EV_SHUTDOWN_DELAY, now, f"Waiting for shutdown_delay of "
                         f"{format_duration(t.spec.shutdown_delay_s)} before killing the task.")
@@ -3612,19 +3614,22 @@ class AllocRunner(NodeActor):
         elif t.phase == P_RUNNING:
             assert t.handle is not None
             t.phase = P_KILLING
-            timeout = t.spec.kill_timeout_s
-            # Nomad's TaskKilling event: "Sent interrupt. Waiting 5s before force killing" when the
-            # allocation is stopped, else the kill's reason; kill_timeout (and kill_reason) in Details.
-            wait = format_duration(timeout)
-            stopped = why.startswith(("allocation desired status is", "allocation removed from the node"))
-            if not silent and (interrupt or stopped):
-                self._event(t, ev, now, f"Sent interrupt. Waiting {wait} before force killing",
-                            details=(("kill_timeout", wait),))
-            elif not silent:
-                self._event(t, ev, now, why, details=(("kill_reason", why), ("kill_timeout", wait)))
+            if not silent:
+                self._killing_event(t, ev, why, now, interrupt=interrupt)
             self._signal(t, t.spec.kill_signal)
             if not t.escalated:
-                self._set_task_timer("kill", a, t, timeout)
+                self._set_task_timer("kill", a, t, t.spec.kill_timeout_s)
+
+    def _killing_event(self, t: _Task, ev: str, why: str, now: float, *, interrupt: bool) -> None:
+        """Nomad's TaskKilling event: "Sent interrupt. Waiting 5s before force killing" when the
+        allocation is stopped (or *interrupt*), else the kill's reason; kill_timeout (and kill_reason)
+        in Details."""
+        wait = format_duration(t.spec.kill_timeout_s)
+        if interrupt or why.startswith(("allocation desired status is", "allocation removed from the node")):
+            self._event(t, ev, now, f"Sent interrupt. Waiting {wait} before force killing",
+                        details=(("kill_timeout", wait),))
+        else:
+            self._event(t, ev, now, why, details=(("kill_reason", why), ("kill_timeout", wait)))
 
     def _signal(self, t: _Task, signame: str) -> None:
         driver = self.drivers.get(t.handle.driver) if t.handle else None
