@@ -1695,6 +1695,8 @@ def alloc_fs(addr: str, args: list[str]) -> str:
     _int_flags(flags, ("n", "c"), minimum=0)
     if ("n" in flags or "c" in flags) and not flags.get("tail"):
         raise CliError("-n and -c need -tail")
+    if "n" in flags and "c" in flags:
+        raise CliError("Both -n and -c are not allowed")  # Nomad's words
     if not rest or len(rest) > 2:
         raise CliError("This command takes one or two arguments: nomad alloc fs [-H] [-stat] [-f] [-tail] "
                        "[-n lines] [-c bytes] [-job] <allocation | job> [<path>]")
@@ -1711,13 +1713,16 @@ def alloc_fs(addr: str, args: list[str]) -> str:
     if not flags.get("stat") and not info.get("IsDir"):
         _print_file(base, a["ID"], path, int(info.get("Size", 0)), flags, ns)
         return ""
-    files = [info] if flags.get("stat") else json.loads(_get_raw(f"{base}/v1/client/fs/ls/{a['ID']}?{query}"))
-    rows = [["Mode", "Size", "Modified Time", "Name"]]
+    stat = bool(flags.get("stat"))
+    files = [info] if stat else json.loads(_get_raw(f"{base}/v1/client/fs/ls/{a['ID']}?{query}"))
+    # Nomad's: -stat shows the file's content type too
+    rows = [["Mode", "Size", "Modified Time", *(["Content Type"] if stat else []), "Name"]]
     for f in files:
         size = int(f.get("Size", 0))
         modified = dt.datetime.fromisoformat(f["ModTime"]).astimezone().strftime("%m/%d/%y %H:%M:%S %Z")
+        name = f["Name"] + ("/" if f.get("IsDir") else "")
         rows.append([f.get("FileMode", ""), str(size) if flags.get("H") else _ibytes(size), modified,
-                     f["Name"] + ("/" if f.get("IsDir") else "")])
+                     *([f.get("ContentType") or ""] if stat else []), name])
     return table(rows)
 
 
