@@ -186,6 +186,8 @@ def test_a_task_ignoring_the_signal_is_sigkilled_after_its_kill_timeout():
     assert proc.signals == ["SIGINT", "SIGKILL"]
     assert proc.ended_at is not None and 3.0 <= proc.ended_at - t0 < 3.1
     assert c.task("a1").state == "dead" and not c.task("a1").failed
+    # Nomad's executor escalates to SIGKILL without a task event of its own
+    assert events(c.task("a1"))[-3:] == ["Killing", "Terminated", "Killed"]
 
 
 def test_kill_timeout_is_capped_by_max_kill_timeout():

@@ -3644,9 +3644,9 @@ class AllocRunner(NodeActor):
 
     def _escalate(self, a: _Alloc, t: _Task) -> None:
         if t.phase == P_KILLING and t.handle is not None:
-            why = f"Kill timeout {t.spec.kill_timeout_s:g}s passed; SIGKILL"
-            self._event(t, EV_KILLING, self.env.now(), why)
-            self._dirty.add(a.alloc_id)
+            # No task event: Nomad's executor escalates silently, the Killed event follows the exit.
+            log.info("%s: task %s outlived its kill timeout of %gs; SIGKILL", self.env.node, t.spec.name,
+                     t.spec.kill_timeout_s)
             self._force_kill(t)
             self._arm_poll()  # SIGKILL again until it is gone
 
