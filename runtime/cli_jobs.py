@@ -1559,14 +1559,22 @@ def operator_metrics(addr: str, args: list[str]) -> str:
 def node_config(addr: str, args: list[str]) -> str:
     """``nomad node config -servers`` / ``-update-servers addr...``: a client agent's server list."""
     flags, rest = parse_flags(args, {"servers": bool, "update-servers": bool})
-    if flags.get("servers") == flags.get("update-servers", False):
-        raise CliError("Either -servers or -update-servers must be given")
-    if flags.get("servers"):
-        return "\n".join(request(addr, "GET", "/v1/agent/servers") or [])
+    more = "\nFor additional help try 'nomad node config -help'"
+    if not flags.get("servers") and not flags.get("update-servers"):  # Nomad's words throughout
+        raise CliError("The '-servers' or '-update-servers' flag(s) must be set" + more)
+    if not flags.get("update-servers"):
+        try:
+            return "\n".join(request(addr, "GET", "/v1/agent/servers") or [])
+        except CliError as e:
+            raise CliError(f"Error querying server list: {e}") from None
     if not rest:
-        raise CliError("-update-servers needs at least one server address")
+        raise CliError("If the '-update-servers' flag is set, at least one server argument must be provided"
+                       + more)
     q = urllib.parse.urlencode([("address", a) for a in rest])
-    request(addr, "PUT", f"/v1/agent/servers?{q}")
+    try:
+        request(addr, "PUT", f"/v1/agent/servers?{q}")
+    except CliError as e:
+        raise CliError(f"Error updating server list: {e}") from None
     return "Updated server list"
 
 

@@ -1243,6 +1243,30 @@ def test_a_one_character_node_id_is_refused_before_any_lookup(monkeypatch):
             cmd("http://x", args)
 
 
+def test_node_config_says_nomads_words_for_misuse_and_a_server_agent(monkeypatch) -> None:
+    """Nomad's node_config.go: the flags' misuse with the help hint, and the agent's error under
+    "Error querying server list: " / "Error updating server list: " (a server-only agent answers 501)."""
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+
+    def request(addr: str, method: str, path: str, *a: Any, **k: Any) -> Any:
+        raise cli_jobs.CliError("Unexpected response code: 501 (Invalid method)")
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    hint = "\nFor additional help try 'nomad node config -help'"
+    for args, said in (([], "The '-servers' or '-update-servers' flag(s) must be set" + hint),
+                       (["-update-servers"], "If the '-update-servers' flag is set, at least one server "
+                                             "argument must be provided" + hint),
+                       (["-servers"],
+                        "Error querying server list: Unexpected response code: 501 (Invalid method)"),
+                       (["-servers", "-update-servers", "a:4647"],
+                        "Error updating server list: Unexpected response code: 501 (Invalid method)")):
+        with pytest.raises(cli_jobs.CliError) as got:
+            cli_jobs.node_config("http://x", args)
+        assert str(got.value) == said, args
+
+
 def test_node_status_shows_driver_health_as_nomad_does(monkeypatch) -> None:
     from runtime import cli, cli_jobs
 
