@@ -563,6 +563,10 @@ def test_an_operator_restart_starts_the_task_again_without_using_the_restart_pol
     assert len(c.starts_of("a1", "web")) == 2 and len(c.starts_of("a1", "side")) == 1  # only the named task
     assert ref.ask(RestartTasks(alloc_id="a1")) == ""  # every running task
     c.until(lambda: len(c.starts_of("a1", "side")) == 2 and len(c.starts_of("a1", "web")) == 3, 30)
+    asked = [e.message for e in c.task("a1", "side").events if e.type == "Restart Signaled"]
+    assert asked == ["User requested running tasks to restart"]  # Nomad's words for no -task
+    assert [e.message for e in c.task("a1", "web").events if e.type == "Restart Signaled"][0] == \
+        "User requested task to restart"
     assert c.runner.stats["restarts"] == 3
 
 

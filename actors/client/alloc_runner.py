@@ -3237,7 +3237,9 @@ class AllocRunner(NodeActor):
                 self._signal(t, signame)
             else:
                 t.restart_requested = True
-                self._event(t, EV_RESTART_SIGNALED, now, "User requested task to restart")
+                # Nomad's client.RestartAllocation: its reason says whether one task or every running one
+                why = "User requested task to restart" if task else "User requested running tasks to restart"
+                self._event(t, EV_RESTART_SIGNALED, now, why)
                 self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
         return ""
 
