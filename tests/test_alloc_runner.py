@@ -385,37 +385,52 @@ def test_restarted_client_reattaches_to_running_tasks_without_starting_them_agai
     c.until(lambda: len(c.starts_of("a1", "web")) == 2, 60)
 
 
-def test_task_that_died_while_the_client_was_down_runs_again_once_the_servers_answer():
-    """Nomad's restoreHandle failing: the task is pending ("failed to restore task; will not run until
-    server is contacted"), then started afresh -- not restarted by its policy (no restart counted, no
-    delay, no Terminated event), which a mode="fail" policy with no attempts left would refuse."""
+def test_task_that_died_while_the_client_was_down_is_restarted_by_policy():
+    """The exit Nomad's executor would have kept for it: its restart policy decides."""
     c = Client()
-    c.set(alloc("a1", restart=policy(0, 3600, 20)))
+    c.set(alloc("a1", restart=policy(3, 3600, 2)))
     c.until(lambda: c.status("a1") == "running", 5)
     c.node.crash()
     c.driver.crash("a1", "t", exit_code=1)
     c.run(5)
     c.node.restart()
+    c.until(lambda: len(c.starts_of("a1")) == 2, 30)
+    st = c.task("a1")
+    assert st.restarts == 1 and "Failed Restoring Task" in events(st)
+
+
+def test_task_lost_to_a_host_reboot_runs_again_once_the_servers_answer():
+    """Nomad's restoreHandle failing (the executor went with the host): the task is pending ("failed to
+    restore task; will not run until server is contacted"), then started afresh -- not restarted by its
+    policy (no restart counted, no delay, no Terminated event), which a mode="fail" policy with no
+    attempts left would refuse."""
+    c = Client()
+    c.set(alloc("a1", restart=policy(0, 3600, 20)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.node.crash()
     c.run(5)
-    assert len(c.starts_of("a1")) == 1 and c.task("a1").state == "pending"  # the servers did not answer
+    c.driver.reboot()
+    c.node.restart()
+    c.run(5)
+    assert c.driver.starts == 1 and c.task("a1").state == "pending"  # the servers did not answer
     c.set(alloc("a1", restart=policy(0, 3600, 20)))
     c.until(lambda: c.task("a1").state == "running", 5)
     st = c.task("a1")
-    assert len(c.starts_of("a1")) == 2 and st.restarts == 0 and c.status("a1") == "running"
+    assert c.driver.starts == 2 and st.restarts == 0 and c.status("a1") == "running"
     assert events(st)[-2:] == ["Failed Restoring Task", "Started"]
     assert st.events[-2].message == "failed to restore task; will not run until server is contacted"
 
 
-def test_a_lost_task_of_a_stopped_allocation_is_not_started_again():
+def test_a_task_lost_to_a_reboot_of_a_stopped_allocation_is_not_started_again():
     c = Client()
     c.set(alloc("a1"))
     c.until(lambda: c.status("a1") == "running", 5)
     c.node.crash()
-    c.driver.crash("a1", "t", exit_code=1)
+    c.driver.reboot()
     c.node.restart()
     c.set(alloc("a1", desired="stop", index=2))
     c.run(10)
-    assert len(c.starts_of("a1")) == 1 and c.task("a1").state == "dead"
+    assert c.driver.starts == 1 and c.task("a1").state == "dead"
 
 
 def test_host_reboot_loses_tasks_and_a_desired_run_alloc_restarts_them():
@@ -565,8 +580,8 @@ def test_an_operator_restart_starts_the_task_again_without_using_the_restart_pol
     c.until(lambda: len(c.starts_of("a1", "side")) == 2 and len(c.starts_of("a1", "web")) == 3, 30)
     asked = [e.message for e in c.task("a1", "side").events if e.type == "Restart Signaled"]
     assert asked == ["User requested running tasks to restart"]  # Nomad's words for no -task
-    assert [e.message for e in c.task("a1", "web").events if e.type == "Restart Signaled"][0] == \
-        "User requested task to restart"
+    first = next(e.message for e in c.task("a1", "web").events if e.type == "Restart Signaled")
+    assert first == "User requested task to restart"
     assert c.runner.stats["restarts"] == 3
 
 

@@ -4203,10 +4203,14 @@ class AllocRunner(NodeActor):
                     t.phase = P_RUNNING
                     self._end_task(a, t, EV_KILLING, "resuming a kill after a client restart", now)
                 return
-            if t.phase == P_RUNNING and a.want_run:
-                # Nomad's restoreHandle failing: the task is pending again, not restarted (no
-                # restart counted, no delay); it runs once the servers answered, as they may have
-                # stopped it meanwhile -- a system job's at once (Nomad's waitOnServers).
+            lost = getattr(driver, "lost_to_reboot", None)
+            rebooted = lost is not None and t.handle is not None and lost(t.handle)
+            if t.phase == P_RUNNING and a.want_run and rebooted:
+                # Nomad's restoreHandle failing (its executor went with the host): the task is pending
+                # again, not restarted (no restart counted, no delay); it runs once the servers
+                # answered, as they may have stopped it meanwhile -- a system job's at once (Nomad's
+                # waitOnServers).  A task that merely exited while the client was down is the exit
+                # Nomad's executor would have kept for it: its restart policy decides (below).
                 t.handle = None
                 t.phase = P_PENDING
                 t.state = _state(t.state, state=TASK_PENDING)
