@@ -421,6 +421,19 @@ def test_task_lost_to_a_host_reboot_runs_again_once_the_servers_answer():
     assert st.events[-2].message == "failed to restore task; will not run until server is contacted"
 
 
+def test_a_system_jobs_task_lost_to_a_reboot_runs_again_without_waiting_for_the_servers():
+    c = Client()
+    c.set(alloc("a1", job_type="system"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.node.crash()
+    c.driver.reboot()
+    c.node.restart()
+    # Nomad's Restore: a system job does not waitOnServers
+    again = ["Failed Restoring Task", "Started"]
+    c.until(lambda: c.driver.starts == 2 and events(c.task("a1"))[-2:] == again, 5)
+    assert c.task("a1").restarts == 0
+
+
 def test_a_task_lost_to_a_reboot_of_a_stopped_allocation_is_not_started_again():
     c = Client()
     c.set(alloc("a1"))

@@ -4155,8 +4155,7 @@ class AllocRunner(NodeActor):
             a.health_from = float(rec.get("health_from") or 0.0)
             self._track_health(a, raw, now, deadline_at=float(rec["health_deadline"]))
         a.max_run_exceeded = bool(rec.get("max_run_exceeded"))
-        for name in sorted(a.tasks):
-            self._reattach(a, a.tasks[name], now)
+        lost = [name for name in sorted(a.tasks) if self._reattach(a, a.tasks[name], now)]
         if not a.want_run:
             why = "allocation removed from the node" if a.removed else "allocation is stopping"
             self._stop_alloc(a, why)
@@ -4164,6 +4163,8 @@ class AllocRunner(NodeActor):
             self._stop_alloc(a, MAX_RUN_EXCEEDED)
         else:
             self._arm_max_run(a)
+            if lost and not any(a.tasks[n].restore_wait for n in lost):
+                self._coordinate(a)  # a system job's lost tasks start again at once
 
     def _kill_orphans(self, rec: Any) -> None:
         """Best effort: SIGKILL the live tasks of a record that cannot be restored."""
@@ -4179,7 +4180,8 @@ class AllocRunner(NodeActor):
             except Exception as exc:
                 log.warning("%s: cannot kill orphaned task %s: %s", self.env.node, handle.task_name, exc)
 
-    def _reattach(self, a: _Alloc, t: _Task, now: float) -> None:
+    def _reattach(self, a: _Alloc, t: _Task, now: float) -> bool:
+        """Find the task's process again; True when it was lost to a host reboot and is pending."""
         if t.phase in (P_RUNNING, P_KILLING):
             driver = self.drivers.get(t.handle.driver) if t.handle else None
             alive = False
@@ -4202,7 +4204,7 @@ class AllocRunner(NodeActor):
                     # Finish the kill the last incarnation began (or whose shutdown_delay it waited out).
                     t.phase = P_RUNNING
                     self._end_task(a, t, EV_KILLING, "resuming a kill after a client restart", now)
-                return
+                return False
             lost = getattr(driver, "lost_to_reboot", None)
             rebooted = lost is not None and t.handle is not None and lost(t.handle)
             if t.phase == P_RUNNING and a.want_run and rebooted:
@@ -4216,7 +4218,7 @@ class AllocRunner(NodeActor):
                 t.state = _state(t.state, state=TASK_PENDING)
                 self._event(t, EV_RESTORE_FAILED, now, RESTORE_FAILED_WAIT)
                 t.restore_wait = a.spec is not None and a.spec.job_type != "system"
-                return
+                return True
             self._event(t, EV_RESTORE_FAILED, now, "task process was gone when the client restarted")
             self._on_exit(a, t, ExitResult(exit_code=None, err="task exited while the client was down"), now)
         elif t.phase == P_RESTART_WAIT:
@@ -4224,6 +4226,7 @@ class AllocRunner(NodeActor):
             bound = max(p.delay_s * (1 + self.cfg.restart_jitter_fraction), p.interval_s)
             self._set_task_timer("restart", a, t, min(max(0.0, t.restart_at - now), bound))
         # A pending task is started by _coordinate, when its lifecycle stage allows.
+        return False
 
     # ------------------------------------------------------------ invariants
     def check_invariants(self) -> None:

@@ -809,7 +809,8 @@ class SimDriver:
         self.booted_at = self.clock()
 
     def lost_to_reboot(self, handle: TaskHandle) -> bool:
-        return handle.start_time < self.booted_at
+        # Asked only of a process recover found gone: one started at the reboot's instant was before it.
+        return handle.start_time <= self.booted_at
 
     # ------------------------------------------------------------ helpers
     def _proc(self, handle: TaskHandle) -> SimProcess | None:
