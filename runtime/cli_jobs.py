@@ -1260,7 +1260,8 @@ def node_status(addr: str, args: list[str]) -> str:
     if host is not None:
         pairs.append(("Uptime", cli_usage.go_duration(int(host.get("Uptime") or 0))))
     volumes = node.get("HostVolumes") or {}
-    pairs.append(("Host Volumes", ",".join(sorted(volumes)) or "<none>"))
+    if not verbose or flags.get("short"):  # -verbose has their tables instead (below)
+        pairs.append(("Host Volumes", ",".join(sorted(volumes)) or "<none>"))
     if not verbose and not flags.get("short"):  # Nomad's: named host networks and CSI volumes (none here)
         pairs += [("Host Networks", ",".join(sorted(node.get("HostNetworks") or {})) or "<none>"),
                   ("CSI Volumes", "<none>")]
@@ -1288,8 +1289,6 @@ def node_status(addr: str, args: list[str]) -> str:
             [name, str(bool(i.get("Detected"))).lower(), str(bool(i.get("Healthy"))).lower(),
              i.get("HealthDescription", ""), _driver_time(i.get("UpdateTime"))]
             for name, i in sorted(drivers.items())])]
-        attrs = node.get("Attributes") or {}
-        out += ["", "Attributes", kv(sorted(attrs.items())) if attrs else "<none>"]
     out += ["", "Node Events", _node_events(node.get("Events") or [], verbose)]
     allocs = request(addr, "GET", f"/v1/node/{node['ID']}/allocations")
     running = [a for a in allocs or () if a.get("ClientStatus") == "running"]
@@ -1303,6 +1302,11 @@ def node_status(addr: str, args: list[str]) -> str:
             out += cli_usage.detailed_host_stats(host)
     out += ["", "Allocations"]
     out.append(alloc_table(allocs, verbose, with_node=False) if allocs else "No allocations placed")
+    if verbose:  # Nomad's outputAllocInfo: the attributes and the meta last
+        attrs = node.get("Attributes") or {}
+        out += ["", "Attributes", kv(sorted(attrs.items())) if attrs else "<none>"]
+        meta = [(k, v) for k, v in sorted((node.get("Meta") or {}).items()) if k]
+        out += ["", "Meta", kv(meta) if meta else "<none>"]
     return "\n".join(out)
 
 
@@ -1555,14 +1559,22 @@ def operator_metrics(addr: str, args: list[str]) -> str:
 def node_config(addr: str, args: list[str]) -> str:
     """``nomad node config -servers`` / ``-update-servers addr...``: a client agent's server list."""
     flags, rest = parse_flags(args, {"servers": bool, "update-servers": bool})
-    if flags.get("servers") == flags.get("update-servers", False):
-        raise CliError("Either -servers or -update-servers must be given")
-    if flags.get("servers"):
-        return "\n".join(request(addr, "GET", "/v1/agent/servers") or [])
+    more = "\nFor additional help try 'nomad node config -help'"
+    if not flags.get("servers") and not flags.get("update-servers"):  # Nomad's words throughout
+        raise CliError("The '-servers' or '-update-servers' flag(s) must be set" + more)
+    if not flags.get("update-servers"):
+        try:
+            return "\n".join(request(addr, "GET", "/v1/agent/servers") or [])
+        except CliError as e:
+            raise CliError(f"Error querying server list: {e}") from None
     if not rest:
-        raise CliError("-update-servers needs at least one server address")
+        raise CliError("If the '-update-servers' flag is set, at least one server argument must be provided"
+                       + more)
     q = urllib.parse.urlencode([("address", a) for a in rest])
-    request(addr, "PUT", f"/v1/agent/servers?{q}")
+    try:
+        request(addr, "PUT", f"/v1/agent/servers?{q}")
+    except CliError as e:
+        raise CliError(f"Error updating server list: {e}") from None
     return "Updated server list"
 
 
@@ -1691,6 +1703,8 @@ def alloc_fs(addr: str, args: list[str]) -> str:
     _int_flags(flags, ("n", "c"), minimum=0)
     if ("n" in flags or "c" in flags) and not flags.get("tail"):
         raise CliError("-n and -c need -tail")
+    if "n" in flags and "c" in flags:
+        raise CliError("Both -n and -c are not allowed")  # Nomad's words
     if not rest or len(rest) > 2:
         raise CliError("This command takes one or two arguments: nomad alloc fs [-H] [-stat] [-f] [-tail] "
                        "[-n lines] [-c bytes] [-job] <allocation | job> [<path>]")
@@ -1707,13 +1721,16 @@ def alloc_fs(addr: str, args: list[str]) -> str:
     if not flags.get("stat") and not info.get("IsDir"):
         _print_file(base, a["ID"], path, int(info.get("Size", 0)), flags, ns)
         return ""
-    files = [info] if flags.get("stat") else json.loads(_get_raw(f"{base}/v1/client/fs/ls/{a['ID']}?{query}"))
-    rows = [["Mode", "Size", "Modified Time", "Name"]]
+    stat = bool(flags.get("stat"))
+    files = [info] if stat else json.loads(_get_raw(f"{base}/v1/client/fs/ls/{a['ID']}?{query}"))
+    # Nomad's: -stat shows the file's content type too
+    rows = [["Mode", "Size", "Modified Time", *(["Content Type"] if stat else []), "Name"]]
     for f in files:
         size = int(f.get("Size", 0))
         modified = dt.datetime.fromisoformat(f["ModTime"]).astimezone().strftime("%m/%d/%y %H:%M:%S %Z")
+        name = f["Name"] + ("/" if f.get("IsDir") else "")
         rows.append([f.get("FileMode", ""), str(size) if flags.get("H") else _ibytes(size), modified,
-                     f["Name"] + ("/" if f.get("IsDir") else "")])
+                     *([f.get("ContentType") or ""] if stat else []), name])
     return table(rows)
 
 

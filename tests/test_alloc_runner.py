@@ -186,6 +186,8 @@ def test_a_task_ignoring_the_signal_is_sigkilled_after_its_kill_timeout():
     assert proc.signals == ["SIGINT", "SIGKILL"]
     assert proc.ended_at is not None and 3.0 <= proc.ended_at - t0 < 3.1
     assert c.task("a1").state == "dead" and not c.task("a1").failed
+    # Nomad's executor escalates to SIGKILL without a task event of its own
+    assert events(c.task("a1"))[-3:] == ["Killing", "Terminated", "Killed"]
 
 
 def test_kill_timeout_is_capped_by_max_kill_timeout():
@@ -277,6 +279,8 @@ def test_failing_batch_task_is_restarted_per_policy_then_fails_the_alloc():
     assert c.driver.starts == 3
     assert events(st)[-1] == "Not Restarting"
     assert "Exceeded allowed attempts 2 in interval 1h0m0s" in c.latest("a1").client_description
+    # The event says the policy's reason alone, as Nomad's RestartReason (the exit is the event before).
+    assert st.events[-1].message == 'Exceeded allowed attempts 2 in interval 1h0m0s and mode is "fail"'
 
 
 def test_service_task_is_restarted_whatever_its_exit_code():
@@ -350,7 +354,9 @@ def test_a_failed_task_kills_its_siblings():
     c.driver.crash("a1", "main", exit_code=3)
     c.until(lambda: c.status("a1") == "failed" and c.task("a1", "side").state == "dead", 10)
     side = c.task("a1", "side")
-    assert not side.failed and "Sibling Task Failed" in events(side)
+    assert not side.failed and events(side)[-4:] == ["Sibling Task Failed", "Killing", "Terminated", "Killed"]
+    assert side.events[-4].message == 'Task\'s sibling "main" failed'  # Go's %q, as Nomad's
+    assert side.events[-3].message == "Sent interrupt. Waiting 5s before force killing"
     assert not c.driver.running()
     assert "main" in c.latest("a1").client_description
 
@@ -380,6 +386,7 @@ def test_restarted_client_reattaches_to_running_tasks_without_starting_them_agai
 
 
 def test_task_that_died_while_the_client_was_down_is_restarted_by_policy():
+    """The exit Nomad's executor would have kept for it: its restart policy decides."""
     c = Client()
     c.set(alloc("a1", restart=policy(3, 3600, 2)))
     c.until(lambda: c.status("a1") == "running", 5)
@@ -392,6 +399,53 @@ def test_task_that_died_while_the_client_was_down_is_restarted_by_policy():
     assert st.restarts == 1 and "Failed Restoring Task" in events(st)
 
 
+def test_task_lost_to_a_host_reboot_runs_again_once_the_servers_answer():
+    """Nomad's restoreHandle failing (the executor went with the host): the task is pending ("failed to
+    restore task; will not run until server is contacted"), then started afresh -- not restarted by its
+    policy (no restart counted, no delay, no Terminated event), which a mode="fail" policy with no
+    attempts left would refuse."""
+    c = Client()
+    c.set(alloc("a1", restart=policy(0, 3600, 20)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.node.crash()
+    c.run(5)
+    c.driver.reboot()
+    c.node.restart()
+    c.run(5)
+    assert c.driver.starts == 1 and c.task("a1").state == "pending"  # the servers did not answer
+    c.set(alloc("a1", restart=policy(0, 3600, 20)))
+    c.until(lambda: c.task("a1").state == "running", 5)
+    st = c.task("a1")
+    assert c.driver.starts == 2 and st.restarts == 0 and c.status("a1") == "running"
+    assert events(st)[-2:] == ["Failed Restoring Task", "Started"]
+    assert st.events[-2].message == "failed to restore task; will not run until server is contacted"
+
+
+def test_a_system_jobs_task_lost_to_a_reboot_runs_again_without_waiting_for_the_servers():
+    c = Client()
+    c.set(alloc("a1", job_type="system"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.node.crash()
+    c.driver.reboot()
+    c.node.restart()
+    # Nomad's Restore: a system job does not waitOnServers
+    again = ["Failed Restoring Task", "Started"]
+    c.until(lambda: c.driver.starts == 2 and events(c.task("a1"))[-2:] == again, 5)
+    assert c.task("a1").restarts == 0
+
+
+def test_a_task_lost_to_a_reboot_of_a_stopped_allocation_is_not_started_again():
+    c = Client()
+    c.set(alloc("a1"))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.node.crash()
+    c.driver.reboot()
+    c.node.restart()
+    c.set(alloc("a1", desired="stop", index=2))
+    c.run(10)
+    assert c.driver.starts == 1 and c.task("a1").state == "dead"
+
+
 def test_host_reboot_loses_tasks_and_a_desired_run_alloc_restarts_them():
     c = Client()
     c.set(alloc("a1"))
@@ -399,6 +453,7 @@ def test_host_reboot_loses_tasks_and_a_desired_run_alloc_restarts_them():
     c.node.crash()
     c.driver.reboot()
     c.node.restart()
+    c.set(alloc("a1"))  # the servers answer: the lost task runs again
     c.until(lambda: len(c.driver.running()) == 1, 60)
     assert c.driver.starts == 2
 
@@ -531,10 +586,15 @@ def test_an_operator_restart_starts_the_task_again_without_using_the_restart_pol
     c.until(lambda: c.task("a1", "web").restarts == 1 and c.task("a1", "web").state == "running", 30)
     web, side = c.task("a1", "web"), c.task("a1", "side")
     assert web.restarts == 1 and not web.failed and c.status("a1") == "running"
-    assert events(web)[-5:] == ["Restart Signaled", "Killing", "Terminated", "Restarting", "Started"]
+    # Nomad's restartImpl: the Restart Signaled event, then the kill without a Killing event of its own
+    assert events(web)[-4:] == ["Restart Signaled", "Terminated", "Restarting", "Started"]
     assert len(c.starts_of("a1", "web")) == 2 and len(c.starts_of("a1", "side")) == 1  # only the named task
     assert ref.ask(RestartTasks(alloc_id="a1")) == ""  # every running task
     c.until(lambda: len(c.starts_of("a1", "side")) == 2 and len(c.starts_of("a1", "web")) == 3, 30)
+    asked = [e.message for e in c.task("a1", "side").events if e.type == "Restart Signaled"]
+    assert asked == ["User requested running tasks to restart"]  # Nomad's words for no -task
+    first = next(e.message for e in c.task("a1", "web").events if e.type == "Restart Signaled")
+    assert first == "User requested task to restart"
     assert c.runner.stats["restarts"] == 3
 
 
@@ -771,6 +831,26 @@ def test_task_environment_carries_meta_task_over_group_over_job_and_the_parent_j
         parse_alloc(raw, AllocRunnerConfig())
 
 
+def test_task_environment_names_the_allocation_index_short_id_job_name_and_region():
+    """Nomad's taskenv buildEnv: NOMAD_ALLOC_INDEX from the name's [n], NOMAD_SHORT_ALLOC_ID (8
+    characters), NOMAD_JOB_NAME the job's Name (not its ID) and NOMAD_REGION the job's region."""
+    from actors.client.alloc_runner import parse_alloc, task_env
+
+    raw = alloc("5d8b9c3e-0000-4000-8000-000000000001", task("t"))
+    raw["Name"] = "web.g[3]"
+    raw["Job"].update(Name="web-name", Region="eu")
+    spec = parse_alloc(raw, AllocRunnerConfig())
+    env = task_env(spec, spec.tasks[0], "/a", "/a/t")
+    assert env["NOMAD_ALLOC_INDEX"] == "3" and env["NOMAD_SHORT_ALLOC_ID"] == "5d8b9c3e"
+    assert env["NOMAD_JOB_NAME"] == "web-name" and env["NOMAD_JOB_ID"] == raw["JobID"]
+    assert env["NOMAD_REGION"] == "eu"
+    raw["Name"], raw["Job"] = "odd", {k: v for k, v in raw["Job"].items() if k not in ("Name", "Region")}
+    spec = parse_alloc(raw, AllocRunnerConfig())
+    env = task_env(spec, spec.tasks[0], "/a", "/a/t")
+    assert env["NOMAD_ALLOC_INDEX"] == "0" and "NOMAD_REGION" not in env  # as Nomad's AllocIndexFromName
+    assert env["NOMAD_JOB_NAME"] == env["NOMAD_JOB_ID"]
+
+
 # ------------------------------------------------------------ dispatch payload (Nomad's dispatch_payload hook)
 def test_a_dispatched_payload_is_written_to_the_tasks_local_file_before_each_start():
     import base64
@@ -941,7 +1021,7 @@ def test_a_failed_download_counts_against_the_restart_policy_and_only_what_is_mi
     st = c.task("f2")
     assert st.failed and c.starts_of("f2") == [] and events(st)[-1] == "Not Restarting"
     assert "Exceeded allowed attempts 1" in st.events[-1].message
-    assert "bad response code: 404" in st.events[-1].message
+    assert "bad response code: 404" in st.events[-2].message  # the Failed Artifact Download before it
 
 
 def test_a_fetcher_that_never_answers_is_given_up_on_and_a_stop_while_fetching_ends_the_task():
@@ -976,7 +1056,7 @@ def test_the_simulators_fetcher_fails_a_marked_source_and_fetches_the_others():
     c.until(lambda: c.status("s1") == "running" and c.status("s2") == "failed", 10)
     assert c.fetcher.fetched == [("https://e.com/ok.tgz", "/sim/allocs/s1/t/local")]
     assert 'failed to download artifact "https://e.com/sim-fail": simulated download failure' in \
-        c.task("s2").events[-1].message
+        c.task("s2").events[-2].message
 
 
 # ------------------------------------------------------------ task lifecycle (prestart, poststart, poststop)
@@ -1023,7 +1103,7 @@ def test_a_failing_prestart_task_follows_the_restart_policy_and_holds_the_main_t
     init, web = c.task("a1", "init"), c.task("a1", "web")
     assert init.failed and init.restarts == 2 and len(procs(c, "a1", "init")) == 3
     assert procs(c, "a1", "web") == [] and web.state == "dead" and not web.failed
-    assert "sibling 'init' failed" in web.events[-1].message
+    assert 'sibling "init" failed' in web.events[-1].message
 
 
 def test_a_batch_jobs_sidecar_is_killed_once_the_main_task_completes_and_the_alloc_completes():
@@ -1033,6 +1113,7 @@ def test_a_batch_jobs_sidecar_is_killed_once_the_main_task_completes_and_the_all
     proxy = c.task("a1", "proxy")
     assert proxy.state == "dead" and not proxy.failed
     assert events(proxy)[-4:] == ["Main Tasks Dead", "Killing", "Terminated", "Killed"]
+    assert proxy.events[-3].message == "Sent interrupt. Waiting 5s before force killing"  # Nomad's killTasks
     (work,), (p,) = procs(c, "a1", "work"), procs(c, "a1", "proxy")
     assert p.signals == ["SIGINT"] and p.ended_at >= work.ended_at
 

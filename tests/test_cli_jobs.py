@@ -1243,6 +1243,30 @@ def test_a_one_character_node_id_is_refused_before_any_lookup(monkeypatch):
             cmd("http://x", args)
 
 
+def test_node_config_says_nomads_words_for_misuse_and_a_server_agent(monkeypatch) -> None:
+    """Nomad's node_config.go: the flags' misuse with the help hint, and the agent's error under
+    "Error querying server list: " / "Error updating server list: " (a server-only agent answers 501)."""
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+
+    def request(addr: str, method: str, path: str, *a: Any, **k: Any) -> Any:
+        raise cli_jobs.CliError("Unexpected response code: 501 (Invalid method)")
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    hint = "\nFor additional help try 'nomad node config -help'"
+    for args, said in (([], "The '-servers' or '-update-servers' flag(s) must be set" + hint),
+                       (["-update-servers"], "If the '-update-servers' flag is set, at least one server "
+                                             "argument must be provided" + hint),
+                       (["-servers"],
+                        "Error querying server list: Unexpected response code: 501 (Invalid method)"),
+                       (["-servers", "-update-servers", "a:4647"],
+                        "Error updating server list: Unexpected response code: 501 (Invalid method)")):
+        with pytest.raises(cli_jobs.CliError) as got:
+            cli_jobs.node_config("http://x", args)
+        assert str(got.value) == said, args
+
+
 def test_node_status_shows_driver_health_as_nomad_does(monkeypatch) -> None:
     from runtime import cli, cli_jobs
 
@@ -1269,6 +1293,28 @@ def test_node_status_shows_driver_health_as_nomad_does(monkeypatch) -> None:
     assert columns(out[at + 4]) == ["raw_exec", "true", "true", "Healthy", "2027-01-15T08:00:00Z"]
     short = cli_jobs.node_status("http://x", ["-short", "n1"]).splitlines()
     assert short[-1].split("=")[1].strip() == "exec,raw_exec"
+
+
+def test_node_status_verbose_ends_with_the_attributes_and_the_meta_as_nomad_does(monkeypatch) -> None:
+    """Nomad's formatNode -verbose: no Host Volumes line in the summary (a table instead, when any),
+    and outputAllocInfo's Attributes then Meta sections after the allocations."""
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+    node = {"ID": "n1", "Name": "n1", "Status": "ready", "SchedulingEligibility": "eligible",
+            "Attributes": {"kernel.name": "linux", "cpu.arch": "amd64"}, "Meta": {"rack": "r1", "zone": "z"}}
+    answers = {"/v1/node/n1": node, "/v1/node/n1/allocations": []}
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix, **_: {"ID": prefix})
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: answers[path])
+    out = cli_jobs.node_status("http://x", ["-verbose", "n1"]).splitlines()
+    assert not any(line.startswith("Host Volumes") for line in out)
+    at = out.index("Allocations")
+    assert out[at:] == ["Allocations", "No allocations placed", "", "Attributes", "cpu.arch    = amd64",
+                        "kernel.name = linux", "", "Meta", "rack = r1", "zone = z"]
+    node["Meta"] = {}
+    assert cli_jobs.node_status("http://x", ["-verbose", "n1"]).splitlines()[-2:] == ["Meta", "<none>"]
+    plain = cli_jobs.node_status("http://x", ["n1"]).splitlines()
+    assert [line.split("=")[1].strip() for line in plain if line.startswith("Host Volumes")] == ["<none>"]
 
 
 def test_job_status_shows_evaluations_and_the_blocked_placement_failure_as_nomad_does(monkeypatch) -> None:

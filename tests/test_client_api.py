@@ -420,6 +420,9 @@ def test_nomad_alloc_fs_lists_directories_and_prints_files(dev, running):  # noq
     assert cat.returncode == 0 and cat.stdout == "hello\n"
     stat = nomad_cli(dev, "alloc", "fs", "-stat", running, "alloc/data.txt").stdout.splitlines()
     assert len(stat) == 2 and stat[1].endswith(" data.txt")
+    # Nomad's -stat columns: Mode|Size|Modified Time|Content Type|Name
+    assert stat[0].split() == ["Mode", "Size", "Modified", "Time", "Content", "Type", "Name"]
+    assert " text/plain; charset=utf-8 " in stat[1]
     bad = nomad_cli(dev, "alloc", "fs", running, "../../etc/passwd")
     assert bad.returncode == 1 and "Path escapes the alloc directory" in bad.stderr
     assert "root:" not in bad.stdout
@@ -442,6 +445,7 @@ def test_nomad_alloc_fs_tails_and_follows_a_file(dev):  # noqa: F811
     for bad, why in ((["-n", "2", done, path], "-n and -c need -tail"),
                      (["-tail", "-n", "x", done, path], 'invalid value "x" for flag -n'),
                      (["-tail", "-c", "-1", done, path], "-c must be zero or more"),
+                     (["-tail", "-n", "1", "-c", "2", done, path], "Both -n and -c are not allowed"),
                      (["-f", done, "alloc"], "is a directory"),
                      (["-stat", "-tail", done, path], "-stat cannot be combined")):
         r = nomad_cli(dev, "alloc", "fs", *bad)

@@ -308,8 +308,9 @@ def test_a_dev_agent_advertises_its_volumes_places_by_them_and_raw_exec_refuses_
         got = call(port, "GET", f"/v1/node/{node}").json()["HostVolumes"]
         assert got == {"data": {"Name": "data", "Path": str(data), "ReadOnly": False},
                        "ro": {"Name": "ro", "Path": str(tmp_path), "ReadOnly": True}}
-        shown = COMMANDS[("node", "status")](f"http://127.0.0.1:{port}", ["-verbose", node])
+        shown = COMMANDS[("node", "status")](f"http://127.0.0.1:{port}", [node])
         assert re.search(r"^Host Volumes\s+= data,ro$", shown, re.M), shown
+        shown = COMMANDS[("node", "status")](f"http://127.0.0.1:{port}", ["-verbose", node])
         assert re.search(rf"^data\s+false\s+{re.escape(str(data))}$", shown, re.M), shown
 
         def job(job_id: str, source: str, mount: bool) -> dict[str, Any]:

@@ -280,10 +280,13 @@ def test_a_stopped_task_waits_out_its_shutdown_delay_before_its_kill_signal() ->
     assert st.state == "pending"  # as Nomad's task runner shows it while it waits
     (waiting,) = [e.message for e in st.events if e.type == "Waiting for shutdown delay"]
     assert waiting == "Waiting for shutdown_delay of 5s before killing the task."
-    assert c.driver.find("a1", "t") is not None
+    proc = c.driver.find("a1", "t")
+    assert proc is not None
     c.until(lambda: c.task("a1").state == "dead", 30)
-    killing = next(e.time for e in c.task("a1").events if e.type == "Killing")
-    assert killing >= stopped_at + 5 and c.status("a1") == "complete"
+    assert proc.ended_at >= stopped_at + 5 and c.status("a1") == "complete"
+    # Nomad's Kill: its Killing event at once, the shutdown_delay's after it, and no second one
+    assert events(c.task("a1"))[-4:] == ["Killing", "Waiting for shutdown delay", "Terminated", "Killed"]
+    assert c.task("a1").events[-4].time < stopped_at + 1
 
 
 def test_a_groups_shutdown_delay_keeps_its_tasks_running_before_they_are_killed() -> None:

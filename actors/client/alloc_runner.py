@@ -189,6 +189,7 @@ EV_KILLED = "Killed"
 EV_DRIVER_FAILURE = "Driver Failure"
 EV_SIBLING_FAILED = "Sibling Task Failed"
 EV_RESTORE_FAILED = "Failed Restoring Task"
+RESTORE_FAILED_WAIT = "failed to restore task; will not run until server is contacted"
 EV_RESTART_SIGNALED = "Restart Signaled"  # Nomad TaskRestartSignal: an operator's alloc restart
 EV_SIGNALING = "Signaling"  # Nomad TaskSignaling: an operator's alloc signal
 EV_HOOK_FAILED = "Task hook failed"  # Nomad TaskHookFailed: a prestart hook (here: volumes) failed
@@ -703,6 +704,10 @@ class AllocSpec:
     restart: RestartPolicy
     tasks: tuple[TaskSpec, ...]
     parent_id: str = ""  # a dispatched job's parameterized parent (NOMAD_JOB_PARENT_ID)
+    job_name: str = ""  # the job's Name (NOMAD_JOB_NAME); its ID when the job has none
+    # The job's region (NOMAD_REGION).  Nomad's is the client's region, which is the region of the
+    # servers that placed the job: the same value.
+    region: str = ""
     payload: bytes = b""  # a dispatched job's payload (decoded), for its tasks' dispatch_payload
     # The group's ports as the scheduler allocated them: (label, host port, port the task
     # uses, host IP), for NOMAD_PORT_<label> and its kin.
@@ -1024,6 +1029,8 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
                      namespace=_get(raw, "Namespace", str, "Allocation", "default"), desired=desired,
                      modify_index=_get(raw, "AllocModifyIndex", int, "Allocation", 0), restart=restart,
                      tasks=tasks, parent_id=_get(job, "ParentID", str, "Job", "") or "",
+                     job_name=_get(job, "Name", str, "Job", "") or "",
+                     region=_get(job, "Region", str, "Job", "") or "",
                      payload=_payload(job), ports=_ports(raw), volumes=_group_volumes(group, where),
                      previous_alloc=_get(raw, "PreviousAllocation", str, "Allocation", "") or "",
                      sticky=sticky, migrate=migrate, disk_mb=disk_mb,
@@ -1224,12 +1231,24 @@ def interpolate(value: Any, env: dict[str, str], node: dict[str, str] | None = N
     return value
 
 
+_ALLOC_INDEX = re.compile(r"\[(\d+)\]$")
+
+
+def alloc_index(name: str) -> int:
+    """The allocation's index within its group, from its name's ``[n]`` (Nomad's
+    AllocIndexFromName); 0 for a name without one, as Nomad's."""
+    m = _ALLOC_INDEX.search(name)
+    return int(m.group(1)) if m else 0
+
+
 def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> dict[str, str]:
     """Nomad's task environment variables (the subset that applies)."""
     env = dict(task.env)
     env.update({
-        "NOMAD_ALLOC_ID": spec.alloc_id, "NOMAD_ALLOC_NAME": spec.name, "NOMAD_JOB_ID": spec.job_id,
-        "NOMAD_JOB_NAME": spec.job_id, "NOMAD_GROUP_NAME": spec.group, "NOMAD_TASK_NAME": task.name,
+        "NOMAD_ALLOC_ID": spec.alloc_id, "NOMAD_SHORT_ALLOC_ID": spec.alloc_id[:8],
+        "NOMAD_ALLOC_NAME": spec.name, "NOMAD_ALLOC_INDEX": str(alloc_index(spec.name)),
+        "NOMAD_JOB_ID": spec.job_id, "NOMAD_JOB_NAME": spec.job_name or spec.job_id,
+        "NOMAD_GROUP_NAME": spec.group, "NOMAD_TASK_NAME": task.name,
         "NOMAD_NAMESPACE": spec.namespace, "NOMAD_ALLOC_DIR": posixpath.join(alloc_dir, "alloc"),
         "NOMAD_TASK_DIR": posixpath.join(task_dir, "local"),
         "NOMAD_SECRETS_DIR": posixpath.join(task_dir, "secrets"),
@@ -1242,6 +1261,8 @@ def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> 
         env["NOMAD_MEMORY_MAX_LIMIT"] = str(task.memory_max_mb)
     if spec.parent_id:
         env["NOMAD_JOB_PARENT_ID"] = spec.parent_id
+    if spec.region:
+        env["NOMAD_REGION"] = spec.region
     for label, host_port, port, ip in spec.ports:  # Nomad's port variables (host networking)
         env[f"NOMAD_PORT_{label}"] = str(port)
         env[f"NOMAD_HOST_PORT_{label}"] = str(host_port)
@@ -1720,6 +1741,10 @@ class _Task:
     check_restart: str = ""  # being killed because this check failed (check_restart): the policy decides
     restart_reason: str = ""  # why restart_requested (its Restarting event); "" an operator's
     kill_fails: str = ""  # being killed for this reason, which fails it (a template that fails)
+    # Its process was gone when the client restarted: it starts again only once the servers sent
+    # the client's allocations (Nomad's waitOnServers).  Not persisted: a task pending at a restart
+    # has no process to lose.
+    restore_wait: bool = False
     shutdown_kill: tuple[str, str] | None = None  # (event, why) of the kill waiting out its shutdown_delay
     artifacts_fetched: int = 0  # how many of its artifacts are in its directory (fetched once, in order)
     fetch_run: int = 0  # the fetch of its artifacts in flight (its number), 0: none
@@ -2141,8 +2166,8 @@ class AllocRunner(NodeActor):
                         self._escalate(a, t)
                     elif kind == "shutdown" and t.shutdown_kill is not None:  # its shutdown_delay is over
                         (ev, why), t.shutdown_kill = t.shutdown_kill, None
-                        if t.phase == P_RUNNING:
-                            self._end_task(a, t, ev, why, self.env.now())
+                        if t.phase == P_RUNNING:  # its Killing event came before the delay
+                            self._end_task(a, t, ev, why, self.env.now(), silent=True)
                     elif kind == "tmpl" and t.tmpl_req:  # no answer: the next server, after a backoff
                         self._tmpl_reqs.pop(t.tmpl_req, None)
                         t.tmpl_req = 0
@@ -2209,6 +2234,11 @@ class AllocRunner(NodeActor):
                 log.exception("%s: allocation %s could not be handled", self.env.node, aid)
                 self._add_invalid(aid, raw, f"client error handling the allocation: {exc}")
         for aid in sorted(self.allocs):
+            waiting = [t for t in self.allocs[aid].tasks.values() if t.restore_wait]
+            for t in waiting:  # the servers answered: a task lost while the client was down may run
+                t.restore_wait = False
+            if waiting and aid in seen:
+                self._coordinate(self.allocs[aid])
             if aid not in seen and not self.allocs[aid].removed:
                 a = self.allocs[aid]
                 a.removed = True
@@ -2752,7 +2782,7 @@ class AllocRunner(NodeActor):
                 self._dirty.add(a.alloc_id)
                 t.restart_requested, t.restart_reason = True, f"Identity[{restart.name}]: new token acquired"
                 self._event(t, EV_RESTART_SIGNALED, now, f"Identity[{restart.name}]: new token acquired")
-                self._end_task(a, t, EV_KILLING, "Restarting", now)
+                self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
             else:
                 for w in changed:
                     if w.change_mode == "signal":
@@ -2974,7 +3004,7 @@ class AllocRunner(NodeActor):
         if restart:
             t.restart_requested, t.restart_reason = True, "Template re-rendered"
             self._event(t, EV_RESTART_SIGNALED, now, "Template with change_mode restart re-rendered")
-            self._end_task(a, t, EV_KILLING, "Restarting", now)
+            self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
             return
         for sig in signals:
             self._event(t, EV_SIGNALING, now, "Template re-rendered")
@@ -3193,7 +3223,8 @@ class AllocRunner(NodeActor):
             self._restarting_event(t, now, d.reason, d.delay_s)
             self._set_task_timer("restart", a, t, d.delay_s)
         elif d.failed:
-            self._task_failed(a, t, EV_NOT_RESTARTING, f"{d.reason} (last: {cause})", now)
+            # The event has the policy's reason, as Nomad's; the allocation's description adds the cause.
+            self._task_failed(a, t, EV_NOT_RESTARTING, d.reason, now, cause=f"{d.reason} (last: {cause})")
         else:
             self._dead(a, t, EV_NOT_RESTARTING, d.reason, now)
 
@@ -3224,8 +3255,10 @@ class AllocRunner(NodeActor):
                 self._signal(t, signame)
             else:
                 t.restart_requested = True
-                self._event(t, EV_RESTART_SIGNALED, now, "User requested task to restart")
-                self._end_task(a, t, EV_KILLING, "Restarting", now)
+                # Nomad's client.RestartAllocation: its reason says whether one task or every running one
+                why = "User requested task to restart" if task else "User requested running tasks to restart"
+                self._event(t, EV_RESTART_SIGNALED, now, why)
+                self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
         return ""
 
     def _restart_all(self, a: _Alloc, now: float) -> None:
@@ -3241,7 +3274,7 @@ class AllocRunner(NodeActor):
             if t.phase == P_RUNNING and t.handle is not None:
                 t.restart_requested = True
                 self._event(t, EV_RESTART_SIGNALED, now, "User requested all tasks to restart")
-                self._end_task(a, t, EV_KILLING, "Restarting", now)
+                self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
             elif t.phase == P_DEAD and not t.state.failed:
                 self._event(t, EV_RESTART_SIGNALED, now, "User requested all tasks to restart")
                 t.state = _state(t.state, state=TASK_PENDING, restarts=t.state.restarts + 1, last_restart=now,
@@ -3260,14 +3293,19 @@ class AllocRunner(NodeActor):
         t.phase = P_PENDING
         self._start_task(a, t)
 
-    def _task_failed(self, a: _Alloc, t: _Task, ev: str, reason: str, now: float) -> None:
-        t.fail_reason = reason
+    def _task_failed(self, a: _Alloc, t: _Task, ev: str, reason: str, now: float, *, cause: str = "") -> None:
+        t.fail_reason = cause or reason
         self._dead(a, t, ev, reason, now, failed=True)
+        why = f'Task\'s sibling "{t.spec.name}" failed'  # Nomad's TaskSiblingFailed (Go's %q)
         for other in sorted(a.tasks):  # Nomad kills the siblings of a failed task; poststop ones still run
             sib = a.tasks[other]
-            if sib is not t and sib.spec.hook != HOOK_POSTSTOP:
-                self._end_task(a, sib, EV_SIBLING_FAILED, f"Task's sibling {t.spec.name!r} failed", now,
-                               delay=True)
+            if sib is t or sib.spec.hook == HOOK_POSTSTOP:
+                continue
+            if sib.phase == P_RUNNING:  # Nomad: the kill event, then killTasks' Killing event
+                self._event(sib, EV_SIBLING_FAILED, now, why)
+                self._end_task(a, sib, EV_KILLING, why, now, delay=True, interrupt=True)
+            else:
+                self._end_task(a, sib, EV_SIBLING_FAILED, why, now, delay=True)
 
     def _dead(self, a: _Alloc, t: _Task, ev: str, message: str, now: float, *, failed: bool = False) -> None:
         self._cancel_task_timer("restart", a, t)
@@ -3320,7 +3358,8 @@ class AllocRunner(NodeActor):
                         continue
                     if not a.stopping:
                         self._event(t, EV_LEADER_DEAD, now, "Leader Task in Group dead")
-                        self._end_task(a, t, EV_KILLING, "Leader Task in Group dead", now, delay=True)
+                        self._end_task(a, t, EV_KILLING, "Leader Task in Group dead", now, delay=True,
+                                       interrupt=True)
                     else:
                         why = a.stop_why or "allocation is stopping"
                         self._end_task(a, t, EV_KILLING, why, now, delay=True)
@@ -3329,11 +3368,11 @@ class AllocRunner(NodeActor):
                 for t in live:
                     if t.phase != P_KILLING:
                         self._event(t, EV_MAIN_DEAD, now, "Main tasks in the group died")
-                        self._end_task(a, t, EV_KILLING, "Main tasks dead", now, delay=True)
+                        self._end_task(a, t, EV_KILLING, "Main tasks dead", now, delay=True, interrupt=True)
             started = False
             for name in sorted(a.tasks):
                 t = a.tasks[name]
-                if t.phase != P_PENDING or t.fetch_run or t.tmpl_wait or t.wid_wait:
+                if t.phase != P_PENDING or t.fetch_run or t.tmpl_wait or t.wid_wait or t.restore_wait:
                     continue  # started, ended, waiting to restart, fetching artifacts, template data, identity
                 if not self._may_run(a, t):
                     if t.spec.hook == HOOK_POSTSTOP:
@@ -3571,18 +3610,23 @@ class AllocRunner(NodeActor):
                 continue
             self._end_task(a, t, EV_KILLING, why, now, delay=True)
 
-    def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float, *, delay: bool = False) -> None:
+    def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float, *, delay: bool = False,
+                  interrupt: bool = False, silent: bool = False) -> None:
         """Kill a running task (signal, then SIGKILL after its timeout); end one that is not running.
 
         *delay*: a kill, not a restart (Nomad's TaskRunner.Kill): a task with a shutdown_delay waits
-        it out first (its services are already gone), as "pending"."""
+        it out first (its services are already gone), as "pending".  *interrupt*: its Killing event
+        is Nomad's killTasks' ("Sent interrupt. ..."), the reason having had its own event.  *silent*: no
+        Killing event -- a restart's kill, after its Restart Signaled event (Nomad's restartImpl)."""
         self._dirty.add(a.alloc_id)
         if t.phase in (P_PENDING, P_RESTART_WAIT):
             self._dead(a, t, EV_KILLED, f"Task not running: {why}", now)
         elif t.phase == P_RUNNING and t.shutdown_kill is not None:
             return  # killed when its shutdown_delay is over
         elif t.phase == P_RUNNING and delay and t.spec.shutdown_delay_s > 0:
+            # Nomad's Kill: the Killing event at once, then the shutdown_delay's (its run loop's).
             t.shutdown_kill = (ev, why)
+            self._killing_event(t, ev, why, now, interrupt=interrupt)
             t.state = _state(t.state, state=TASK_PENDING)
             self._event(t, EV_SHUTDOWN_DELAY, now, f"Waiting for shutdown_delay of "
                         f"{format_duration(t.spec.shutdown_delay_s)} before killing the task.")
@@ -3590,18 +3634,22 @@ class AllocRunner(NodeActor):
         elif t.phase == P_RUNNING:
             assert t.handle is not None
             t.phase = P_KILLING
-            timeout = t.spec.kill_timeout_s
-            # Nomad's TaskKilling event: "Sent interrupt. Waiting 5s before force killing" when the
-            # allocation is stopped, else the kill's reason; kill_timeout (and kill_reason) in Details.
-            wait = format_duration(timeout)
-            if why.startswith(("allocation desired status is", "allocation removed from the node")):
-                self._event(t, ev, now, f"Sent interrupt. Waiting {wait} before force killing",
-                            details=(("kill_timeout", wait),))
-            else:
-                self._event(t, ev, now, why, details=(("kill_reason", why), ("kill_timeout", wait)))
+            if not silent:
+                self._killing_event(t, ev, why, now, interrupt=interrupt)
             self._signal(t, t.spec.kill_signal)
             if not t.escalated:
-                self._set_task_timer("kill", a, t, timeout)
+                self._set_task_timer("kill", a, t, t.spec.kill_timeout_s)
+
+    def _killing_event(self, t: _Task, ev: str, why: str, now: float, *, interrupt: bool) -> None:
+        """Nomad's TaskKilling event: "Sent interrupt. Waiting 5s before force killing" when the
+        allocation is stopped (or *interrupt*), else the kill's reason; kill_timeout (and kill_reason)
+        in Details."""
+        wait = format_duration(t.spec.kill_timeout_s)
+        if interrupt or why.startswith(("allocation desired status is", "allocation removed from the node")):
+            self._event(t, ev, now, f"Sent interrupt. Waiting {wait} before force killing",
+                        details=(("kill_timeout", wait),))
+        else:
+            self._event(t, ev, now, why, details=(("kill_reason", why), ("kill_timeout", wait)))
 
     def _signal(self, t: _Task, signame: str) -> None:
         driver = self.drivers.get(t.handle.driver) if t.handle else None
@@ -3616,9 +3664,9 @@ class AllocRunner(NodeActor):
 
     def _escalate(self, a: _Alloc, t: _Task) -> None:
         if t.phase == P_KILLING and t.handle is not None:
-            why = f"Kill timeout {t.spec.kill_timeout_s:g}s passed; SIGKILL"
-            self._event(t, EV_KILLING, self.env.now(), why)
-            self._dirty.add(a.alloc_id)
+            # No task event: Nomad's executor escalates silently, the Killed event follows the exit.
+            log.info("%s: task %s outlived its kill timeout of %gs; SIGKILL", self.env.node, t.spec.name,
+                     t.spec.kill_timeout_s)
             self._force_kill(t)
             self._arm_poll()  # SIGKILL again until it is gone
 
@@ -3887,7 +3935,7 @@ class AllocRunner(NodeActor):
         for t in running:
             t.check_restart = why
             self._event(t, EV_RESTART_SIGNALED, now, why)
-            self._end_task(a, t, EV_KILLING, "Restarting", now)
+            self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
 
     def _set_alloc_timer(self, kind: str, a: _Alloc, delay_s: float) -> None:
         name = f"{kind}/{a.alloc_id}/"
@@ -4130,8 +4178,7 @@ class AllocRunner(NodeActor):
         elif not a.done():  # not watched when it was persisted: Nomad's restored runner watches anew
             self._track_health(a, raw, now)
         a.max_run_exceeded = bool(rec.get("max_run_exceeded"))
-        for name in sorted(a.tasks):
-            self._reattach(a, a.tasks[name], now)
+        lost = [name for name in sorted(a.tasks) if self._reattach(a, a.tasks[name], now)]
         if not a.want_run:
             why = "allocation removed from the node" if a.removed else "allocation is stopping"
             self._stop_alloc(a, why)
@@ -4139,6 +4186,8 @@ class AllocRunner(NodeActor):
             self._stop_alloc(a, MAX_RUN_EXCEEDED)
         else:
             self._arm_max_run(a)
+            if lost and not any(a.tasks[n].restore_wait for n in lost):
+                self._coordinate(a)  # a system job's lost tasks start again at once
 
     def _kill_orphans(self, rec: Any) -> None:
         """Best effort: SIGKILL the live tasks of a record that cannot be restored."""
@@ -4154,7 +4203,8 @@ class AllocRunner(NodeActor):
             except Exception as exc:
                 log.warning("%s: cannot kill orphaned task %s: %s", self.env.node, handle.task_name, exc)
 
-    def _reattach(self, a: _Alloc, t: _Task, now: float) -> None:
+    def _reattach(self, a: _Alloc, t: _Task, now: float) -> bool:
+        """Find the task's process again; True when it was lost to a host reboot and is pending."""
         if t.phase in (P_RUNNING, P_KILLING):
             driver = self.drivers.get(t.handle.driver) if t.handle else None
             alive = False
@@ -4177,7 +4227,21 @@ class AllocRunner(NodeActor):
                     # Finish the kill the last incarnation began (or whose shutdown_delay it waited out).
                     t.phase = P_RUNNING
                     self._end_task(a, t, EV_KILLING, "resuming a kill after a client restart", now)
-                return
+                return False
+            lost = getattr(driver, "lost_to_reboot", None)
+            rebooted = lost is not None and t.handle is not None and lost(t.handle)
+            if t.phase == P_RUNNING and a.want_run and rebooted:
+                # Nomad's restoreHandle failing (its executor went with the host): the task is pending
+                # again, not restarted (no restart counted, no delay); it runs once the servers
+                # answered, as they may have stopped it meanwhile -- a system job's at once (Nomad's
+                # waitOnServers).  A task that merely exited while the client was down is the exit
+                # Nomad's executor would have kept for it: its restart policy decides (below).
+                t.handle = None
+                t.phase = P_PENDING
+                t.state = _state(t.state, state=TASK_PENDING)
+                self._event(t, EV_RESTORE_FAILED, now, RESTORE_FAILED_WAIT)
+                t.restore_wait = a.spec is not None and a.spec.job_type != "system"
+                return True
             self._event(t, EV_RESTORE_FAILED, now, "task process was gone when the client restarted")
             self._on_exit(a, t, ExitResult(exit_code=None, err="task exited while the client was down"), now)
         elif t.phase == P_RESTART_WAIT:
@@ -4185,6 +4249,7 @@ class AllocRunner(NodeActor):
             bound = max(p.delay_s * (1 + self.cfg.restart_jitter_fraction), p.interval_s)
             self._set_task_timer("restart", a, t, min(max(0.0, t.restart_at - now), bound))
         # A pending task is started by _coordinate, when its lifecycle stage allows.
+        return False
 
     # ------------------------------------------------------------ invariants
     def check_invariants(self) -> None:

@@ -187,6 +187,10 @@ class Driver(Protocol):
 
     def stats(self, handle: TaskHandle) -> dict[str, Any]: ...
 
+    # Optional: ``lost_to_reboot(handle) -> bool``: the task (whose process recover found gone) was
+    # started before the host's last boot, so whatever watched it -- Nomad's executor -- is gone too and
+    # its exit was never seen.  Without it, a task gone at restore is taken to have exited unseen.
+
     # Optional: ``exec_in_task(...)`` (see the module's description) runs a command in the task and
     # answers through ``notify(exit_code, error)``; a driver without it cannot run change scripts.
     # Optional: ``watch(handle, notify) -> bool`` calls ``notify()`` once when
@@ -573,6 +577,15 @@ class RawExecDriver:
     def _alive(self, handle: TaskHandle) -> bool:
         return self._same_process(handle) is True
 
+    def lost_to_reboot(self, handle: TaskHandle) -> bool:
+        """The task was started before the host's last boot (psutil's boot time, wall clock s)."""
+        import psutil
+
+        try:
+            return psutil.boot_time() > handle.start_time
+        except (psutil.Error, OSError):
+            return False
+
     def _signal_group(self, handle: TaskHandle, signum: int) -> None:
         """Signal the task's group unless its pid now belongs to another process.
 
@@ -658,6 +671,7 @@ class SimDriver:
         self.schedule = schedule
         self.procs: dict[int, SimProcess] = {}  # every process ever started, by pid
         self.starts = 0
+        self.booted_at = float("-inf")  # the clock's time of the last reboot()
         # exec_in_task: every call (alloc, task, command, args, timeout) and the answers a test sets,
         # per (alloc, task) -- (exit code, error); absent: the command exits 0.
         self.execs: list[tuple[str, str, str, tuple[str, ...], float]] = []
@@ -792,6 +806,11 @@ class SimDriver:
     def reboot(self) -> None:
         """A host reboot: every process is gone and no exit was seen."""
         self.procs.clear()
+        self.booted_at = self.clock()
+
+    def lost_to_reboot(self, handle: TaskHandle) -> bool:
+        # Asked only of a process recover found gone: one started at the reboot's instant was before it.
+        return handle.start_time <= self.booted_at
 
     # ------------------------------------------------------------ helpers
     def _proc(self, handle: TaskHandle) -> SimProcess | None:
