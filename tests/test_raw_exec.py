@@ -229,7 +229,9 @@ def test_after_an_agent_restart_recover_checks_the_process_start_time(driver, tm
 def test_a_task_started_before_the_hosts_last_boot_was_lost_to_a_reboot(driver, tmp_path):
     h = run(driver, tmp_path, "exec sleep 30")
     assert not driver.lost_to_reboot(h)  # started in this boot: its exit is only unseen
-    assert driver.lost_to_reboot(replace(h, start_time=0.0))  # before the boot (1970)
+    assert driver.lost_to_reboot(replace(h, start_time=1.0))  # before the boot (1970)
+    # 0: its start time was never read (it had exited by then): its exit decides, not a reboot.
+    assert not driver.lost_to_reboot(replace(h, start_time=0.0))
     driver.kill(h)
     exit_of(driver, h)
 

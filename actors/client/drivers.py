@@ -581,6 +581,8 @@ class RawExecDriver:
         """The task was started before the host's last boot (psutil's boot time, wall clock s)."""
         import psutil
 
+        if handle.start_time <= 0.0:
+            return False  # its start time is unknown (it exited at once): its exit decides, as before
         try:
             return psutil.boot_time() > handle.start_time
         except (psutil.Error, OSError):
