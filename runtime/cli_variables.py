@@ -32,6 +32,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.parse
 from typing import Any
@@ -209,13 +210,28 @@ def var_put(addr: str, args: list[str]) -> tuple[str, int]:
     except CliError as e:
         if "409" not in str(e):
             raise CliError(f"Error creating variable: {e}") from None
-        current = request(addr, "GET", _url(path))
-        have = current.get("ModifyIndex", 0)
-        raise CliError(f"Check-and-Set conflict\n\n    Your provided check-index ({query['cas']}) does not "
-                       f"match the server-side index ({have}).\n\n    If you are sure you want to perform "
-                       f"this operation, add the -force or -check-index={have} flag before the positional "
-                       "arguments.") from None
+        return _cas_conflict(addr, path, query["cas"])
+    if out == "none":  # Nomad's default on a terminal: a line saying what was written
+        return f'Created variable "{var.get("Path", path)}" with modify index {var.get("ModifyIndex", 0)}', 0
     return _render(var, out), 0
+
+
+def _cas_conflict(addr: str, path: str, check_index: int) -> tuple[str, int]:
+    """Nomad's handleCASError: the heading, then one paragraph (wrapped at 76, indented 4) naming the
+    index given, the server's and when the variable last changed, on stderr; exit 1."""
+    try:
+        current = request(addr, "GET", _url(path)) or {}
+    except CliError:  # gone since: Nomad's conflict then carries no variable
+        current = {}
+    have = current.get("ModifyIndex", 0)
+    last = f"The server-side item was last updated on {_time(current.get('ModifyTime'))}." if have else ""
+    text = (f"Your provided check-index ({check_index}) does not match the server-side index ({have}). "
+            f"{last} If you are sure you want to perform this operation, add the -force or "
+            f"-check-index={have} flag before the positional arguments.")
+    lines = textwrap.wrap(text, 76, break_long_words=False, break_on_hyphens=False) or [""]
+    print("\nCheck-and-Set conflict\n", file=sys.stderr)
+    print("\n".join("    " + line for line in lines) + "\n", file=sys.stderr)
+    return "", 1
 
 
 def var_purge(addr: str, args: list[str]) -> tuple[str, int]:
@@ -231,8 +247,7 @@ def var_purge(addr: str, args: list[str]) -> tuple[str, int]:
         request(addr, "DELETE", _url(path), **query)
     except CliError as e:
         if "409" in str(e):
-            raise CliError("Check-and-Set conflict: the variable changed since the given check-index "
-                           f"({query.get('cas')}); nothing was purged") from None
+            return _cas_conflict(addr, path, query.get("cas", 0))
         raise CliError(f"Error purging variable: {e}") from None
     return f'Successfully purged variable "{path}"!', 0
 
