@@ -1,13 +1,15 @@
 """``nomad var list | get | put | purge``, as Nomad's ``command/var_*.go``.
 
-* ``var put [-force] [-check-index=N] [-in=json|hcl] [-out=none|json|table] <path> [<key>=<value>]...``
+* ``var put [-force] [-check-index=N] [-in=json|hcl] [-out=none|json|hcl|table|go-template -template=T]
+  <path> [<key>=<value>]...``
   writes the whole variable: its items from ``key=value`` arguments
   (``key=@file`` reads the value from a file; ``key=`` drops an item of a
   specification) and/or a specification (``@file``, ``-`` for stdin, as
   ``var get -out=json`` prints one).  It refuses to overwrite a variable
   it did not read (check-and-set on the index it knows, 0 for a new one)
   unless ``-force`` or ``-check-index`` say otherwise.
-* ``var get [-out=json|table|none] <path> [<item>]``: the variable, or one item's value.
+* ``var get [-out=json|hcl|table|none|go-template -template=T] <path> [<item>]``: the variable, or one
+  item's value.
 * ``var list [-json] [<prefix>]``: the variables' paths and when they changed.
 * ``var purge [-check-index=N] <path>``.
 * ``var lock [-ttl=15s] [-delay=15s] [-max-retry=5] [-early-return] [-backoff=d] [-shell=true]
@@ -62,7 +64,56 @@ def _default_out(tty_default: str, piped: str) -> str:
 _VAR_KEYS = ("Namespace", "Path", "CreateIndex", "ModifyIndex", "CreateTime", "ModifyTime", "Items", "Lock")
 
 
-def _render(var: dict[str, Any], out: str) -> str:
+# Nomad's renderAsHCL template (command/var.go): the items' keys right-aligned, their values Go-quoted.
+_HCL_TEMPLATE = r"""
+namespace    = "{{.Namespace}}"
+path         = "{{.Path}}"
+create_index = {{.CreateIndex}}  # Set by server
+modify_index = {{.ModifyIndex}}  # Set by server; consulted for check-and-set
+create_time  = {{.CreateTime}}   # Set by server
+modify_time  = {{.ModifyTime}}   # Set by server
+
+items = {
+{{- $PAD := 0 -}}{{- range $k,$v := .Items}}{{if gt (len $k) $PAD}}{{$PAD = (len $k)}}{{end}}{{end -}}
+{{- $FMT := printf "  %%%vs = %%q\n" $PAD}}
+{{range $k,$v := .Items}}{{printf $FMT $k $v}}{{ end -}}
+}
+"""
+
+# Nomad's errors for -out and -template (command/var.go)
+_OUT_FORMATS = ("go-template", "hcl", "json", "none", "table")
+_ERR_INVALID_OUT = 'Invalid value for "-out"; valid values are [go-template, hcl, json, none, table]'
+_ERR_MISSING_TEMPLATE = "A template must be supplied using '-template' when using go-template formatting"
+_ERR_UNEXPECTED_TEMPLATE = "The '-template' flag is only valid when using 'go-template' formatting"
+
+
+def _out_format(flags: dict[str, Any], default: str, valid: tuple[str, ...] = _OUT_FORMATS,
+                invalid: str = _ERR_INVALID_OUT) -> str:
+    """The -out asked for (*default* when none), checked with -template as Nomad's validateOutputFlag."""
+    out = flags.get("out") or default
+    if out != "go-template" and flags.get("template"):
+        raise CliError(_ERR_UNEXPECTED_TEMPLATE)
+    if out not in valid:
+        raise CliError(invalid)
+    if out == "go-template" and not flags.get("template"):
+        raise CliError(_ERR_MISSING_TEMPLATE)
+    return out
+
+
+def _go_template(data: Any, tmpl: str) -> str:
+    from runtime.gotemplate import TemplateError, render
+
+    try:  # what the user asked for, however large (the agent's bounds are for jobs' templates)
+        return render(tmpl, dot=data, max_output=1 << 40, max_steps=1 << 40)
+    except TemplateError as e:
+        raise CliError(str(e)) from None
+
+
+def _render(var: dict[str, Any], out: str, tmpl: str = "") -> str:
+    if out == "hcl":
+        return _go_template({**var, "Items": var.get("Items") or {}}, _HCL_TEMPLATE)
+    if out == "go-template":
+        return _go_template(var, tmpl)
     if out == "json":  # Nomad's AsPrettyJSON: the struct's field order, the items sorted
         ordered = {k: var[k] for k in _VAR_KEYS if k in var and (k != "Lock" or var[k])}
         ordered.update((k, v) for k, v in var.items() if k not in _VAR_KEYS)
@@ -108,9 +159,10 @@ FILTER_PERFORMANCE_WARNING = ("Filter queries require a full scan of the data; u
 
 
 def var_get(addr: str, args: list[str]) -> str | tuple[str, int]:
-    flags, rest = parse_flags(args, {"out": str, "item": str})
+    flags, rest = parse_flags(args, {"out": str, "item": str, "template": str})
     if not 1 <= len(rest) <= 2:
         raise CliError("This command takes one argument: <path>")
+    out = _out_format(flags, _default_out("table", "json"))
     try:
         var = request(addr, "GET", _url(rest[0]))
     except CliError as e:
@@ -125,10 +177,7 @@ def var_get(addr: str, args: list[str]) -> str | tuple[str, int]:
             raise CliError(f'Variable does not contain "{item}" item')
         sys.stdout.write(items[item])  # Nomad's fmt.Print: the value alone, no newline added
         return "", 0
-    out = flags.get("out") or _default_out("table", "json")
-    if out not in ("json", "table", "none"):
-        raise CliError('Invalid value for "-out"; valid values are [json, none, table]')
-    return _render(var, out)
+    return _render(var, out, flags.get("template", ""))
 
 
 def _spec(arg: str, fmt: str) -> dict[str, Any]:
@@ -148,7 +197,14 @@ def _spec(arg: str, fmt: str) -> dict[str, Any]:
         items = doc.get("items") or {}
         if isinstance(items, list):
             items = {k: val for block in items for k, val in block.items()}
-        return {"Path": doc.get("path", ""), "Namespace": doc.get("namespace", ""), "Items": items}
+        spec = {"Path": doc.get("path", ""), "Namespace": doc.get("namespace", ""), "Items": items}
+        for key in ("create_index", "modify_index", "create_time", "modify_time"):
+            if key in doc:  # as `var get -out=hcl` prints them: modify_index makes the write check-and-set
+                if not isinstance(doc[key], int) or isinstance(doc[key], bool):
+                    raise CliError("Failed to parse variable data: error parsing hcl: "
+                                   f"{key} must be integer; got {doc[key]!r}")
+                spec["".join(w.title() for w in key.split("_"))] = doc[key]
+        return spec
     try:
         spec = json.loads(text)
     except ValueError as e:
@@ -159,13 +215,12 @@ def _spec(arg: str, fmt: str) -> dict[str, Any]:
 
 
 def var_put(addr: str, args: list[str]) -> tuple[str, int]:
-    flags, rest = parse_flags(args, {"force": bool, "check-index": str, "in": str, "out": str})
+    flags, rest = parse_flags(args, {"force": bool, "check-index": str, "in": str, "out": str,
+                                     "template": str})
     fmt = flags.get("in", "json")
     if fmt not in ("json", "hcl"):
         raise CliError('Invalid value for "-in"; valid values are [hcl, json]')
-    out = flags.get("out") or _default_out("none", "json")
-    if out not in ("json", "table", "none"):
-        raise CliError('Invalid value for "-out"; valid values are [json, none, table]')
+    out = _out_format(flags, _default_out("none", "json"))
     if not rest:
         raise CliError("Not enough arguments (expected >1, got 0)")
     spec: dict[str, Any] = {}
@@ -213,7 +268,7 @@ def var_put(addr: str, args: list[str]) -> tuple[str, int]:
         return _cas_conflict(addr, path, query["cas"])
     if out == "none":  # Nomad's default on a terminal: a line saying what was written
         return f'Created variable "{var.get("Path", path)}" with modify index {var.get("ModifyIndex", 0)}', 0
-    return _render(var, out), 0
+    return _render(var, out, flags.get("template", "")), 0
 
 
 def _cas_conflict(addr: str, path: str, check_index: int) -> tuple[str, int]:

@@ -39,3 +39,28 @@ def test_put_with_out_none_says_what_it_wrote(capsys: Any, monkeypatch: Any) -> 
     _api(monkeypatch, {("PUT", "/v1/var/app/cfg"): _VAR})
     code, out, _ = run(capsys, "var", "put", "-force", "-out=none", "app/cfg", "user=admin")
     assert (code, out) == (0, 'Created variable "app/cfg" with modify index 9\n')
+
+
+def test_get_and_put_render_hcl_and_go_templates(capsys: Any, monkeypatch: Any, tmp_path: Any) -> None:
+    api = _api(monkeypatch, {("GET", "/v1/var/app/cfg"): _VAR, ("PUT", "/v1/var/app/cfg"): _VAR})
+    code, out, _ = run(capsys, "var", "get", "-out=hcl", "app/cfg")
+    assert code == 0 and out == ('\nnamespace    = "default"\npath         = "app/cfg"\n'
+                                 "create_index = 7  # Set by server\n"
+                                 "modify_index = 9  # Set by server; consulted for check-and-set\n"
+                                 f"create_time  = {_T}   # Set by server\n"
+                                 f"modify_time  = {_T}   # Set by server\n"
+                                 '\nitems = {\n   a-b = "x\\"y"\n  user = "admin"\n}\n\n')
+    spec = tmp_path / "cfg.hcl"
+    spec.write_text(out)
+    code, out, _ = run(capsys, "var", "put", "-out=go-template", "-template={{.Path}}@{{.ModifyIndex}}",
+                       f"@{spec}", "extra=1")
+    assert (code, out) == (0, "app/cfg@9\n")
+    assert api.calls[-1] == ("PUT", "/v1/var/app/cfg", {"cas": 9})  # the index the HCL carries
+    got = run(capsys, "var", "get", "-out=go-template", "-template={{.Items.user}}", "app/cfg")
+    assert got[1] == "admin\n"
+    assert run(capsys, "var", "get", "-out=go-template", "app/cfg")[2] == \
+        "A template must be supplied using '-template' when using go-template formatting\n"
+    assert run(capsys, "var", "get", "-template=x", "app/cfg")[2] == \
+        "The '-template' flag is only valid when using 'go-template' formatting\n"
+    assert run(capsys, "var", "put", "-out=yaml", "app/cfg", "a=1")[2] == \
+        'Invalid value for "-out"; valid values are [go-template, hcl, json, none, table]\n'
