@@ -93,7 +93,7 @@ def variables_list(req: Request, api: Api) -> Any:
         answer = Answer([m if acl.management else {k: x for k, x in m.items() if k != "Lock"}
                          for m in answer.value if acl.allow_variable(m["Namespace"], m["Path"], "list")],
                         answer.headers)
-    return apply_list_options(req, answer, "Path") if list_options_asked(req) else answer
+    return apply_list_options(req, answer, "Path", namespaced=True) if list_options_asked(req) else answer
 
 
 @route("/v1/var/")

@@ -10,7 +10,8 @@
   unless ``-force`` or ``-check-index`` say otherwise.
 * ``var get [-out=json|hcl|table|none|go-template -template=T] <path> [<item>]``: the variable, or one
   item's value.
-* ``var list [-json] [<prefix>]``: the variables' paths and when they changed.
+* ``var list [-out=json|table|terse|go-template -template=T] [-per-page=N] [-page-token=T] [-filter=F]
+  [<prefix>]``: the variables' paths and when they changed; the next page's token on stderr.
 * ``var purge [-check-index=N] <path>``.
 * ``var lock [-ttl=15s] [-delay=15s] [-max-retry=5] [-early-return] [-backoff=d] [-shell=true]
   [-verbose] <path> [@spec] <child command...>`` (Nomad's ``var_lock.go`` and
@@ -132,25 +133,45 @@ def _render(var: dict[str, Any], out: str, tmpl: str = "") -> str:
 
 
 def var_list(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"json": bool, "out": str, "filter": str})
+    flags, rest = parse_flags(args, {"json": bool, "out": str, "filter": str, "template": str,
+                                     "per-page": str, "page-token": str})
     if len(rest) > 1:
         raise CliError("This command takes flags and either no arguments or one: <prefix>")
-    out = "json" if flags.get("json") else flags.get("out") or _default_out("table", "json")
-    if out not in ("json", "terse", "table"):  # Nomad's, but for go-template (-t is not offered here)
-        raise CliError('Invalid value for "-out"; valid values are [json, table, terse]')
+    out = _out_format({**flags, "out": "json"} if flags.get("json") else flags,
+                      _default_out("table", "json"), ("go-template", "json", "table", "terse"),
+                      'Invalid value for "-out"; valid values are [go-template, json, table, terse]')
     if flags.get("filter"):
         print(FILTER_PERFORMANCE_WARNING, file=sys.stderr)
-    found = request(addr, "GET", "/v1/vars", prefix=rest[0] if rest else None,
-                    filter=flags.get("filter")) or []
+    try:
+        per_page = int(flags.get("per-page") or 0)
+    except ValueError:
+        raise CliError(f'invalid value "{flags["per-page"]}" for flag -per-page: parse error') from None
+    meta: dict[str, Any] = {}
+    found = request(addr, "GET", "/v1/vars", prefix=rest[0] if rest else None, filter=flags.get("filter"),
+                    per_page=per_page or None, next_token=flags.get("page-token") or None,
+                    answer_meta=meta) or []
     if out == "json":
+        if per_page > 0:  # Nomad wraps a page with its QueryMeta, so a script can find the next token
+            query_meta = {"LastIndex": meta.get("index", 0), "LastContact": 0,
+                          "KnownLeader": meta.get("known_leader", False), "RequestTime": 0,
+                          "NextToken": meta.get("next_token", "")}
+            return json.dumps({"Data": found, "QueryMeta": query_meta}, indent=4)
         return json.dumps(found, indent=4)  # Nomad's Format
-    found = sorted(found, key=lambda x: (x.get("Namespace", ""), x.get("Path", "")))
-    if out == "terse":  # the paths alone
-        return "\n".join(x["Path"] for x in found)
-    if not found:
-        return "No matching variables found"
-    return table([["Namespace", "Path", "Last Updated"]] +
-                 [[x["Namespace"], x["Path"], _time(x.get("ModifyTime"))] for x in found])
+    if out == "go-template":
+        text = _go_template(found, flags["template"])
+    elif out == "terse":  # the paths alone
+        text = "\n".join(x["Path"] for x in found)
+    elif not found:
+        text = "No matching variables found"
+    else:
+        found = sorted(found, key=lambda x: (x.get("Namespace", ""), x.get("Path", "")))
+        text = table([["Namespace", "Path", "Last Updated"]] +
+                     [[x["Namespace"], x["Path"], _time(x.get("ModifyTime"))] for x in found])
+    if meta.get("next_token"):  # on stderr, so stdout stays the page's variables (Nomad's)
+        print(text, flush=True)
+        print(f"Next page token: {meta['next_token']}", file=sys.stderr)
+        return ""
+    return text
 
 
 # Nomad's msgWarnFilterPerformance, on stderr before a filtered list.

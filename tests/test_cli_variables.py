@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from runtime import cli, cli_variables  # cli first: it registers the var commands
@@ -64,3 +65,52 @@ def test_get_and_put_render_hcl_and_go_templates(capsys: Any, monkeypatch: Any, 
         "The '-template' flag is only valid when using 'go-template' formatting\n"
     assert run(capsys, "var", "put", "-out=yaml", "app/cfg", "a=1")[2] == \
         'Invalid value for "-out"; valid values are [go-template, hcl, json, none, table]\n'
+
+
+def _list_http(state: Any, query: str) -> Any:
+    import urllib.parse
+
+    from actors.http_api import Request
+    from actors.http_variables import variables_list
+    from tests.one_server_api import api_over
+
+    req = Request(method="GET", path="/v1/vars", query={"stale": [""], **urllib.parse.parse_qs(query)},
+                  url="/v1/vars", environ={})
+    return variables_list(req, api_over(state, acl_enabled=False))
+
+
+def test_the_variables_list_pages_with_nomads_namespace_dot_path_token() -> None:
+    from actors.state.store import StateStore, command
+
+    st = StateStore()
+    for i, path in enumerate(("a/1", "a/2", "a/3")):
+        st.apply(i + 1, command("var_set", namespace="default", path=path, items={"k": "v"}, cas=None,
+                                now=1700000000.5))
+    page = _list_http(st, "per_page=2")
+    assert [x["Path"] for x in page.value] == ["a/1", "a/2"]
+    assert ("X-Nomad-NextToken", "default.a/3") in page.headers  # NamespaceIDTokenizer
+    assert [x["Path"] for x in _list_http(st, "per_page=2&next_token=default.a/3").value] == ["a/3"]
+
+
+def test_var_list_pages_and_prints_the_next_token_on_stderr(capsys: Any, monkeypatch: Any) -> None:
+    keys = ("Namespace", "Path", "CreateIndex", "ModifyIndex", "CreateTime", "ModifyTime")
+    stubs = [{k: _VAR[k] for k in keys}]
+    calls = []
+
+    def fake(addr: str, method: str, path: str, body: Any = None, *, answer_meta: Any = None,
+             **query: Any) -> Any:
+        calls.append({k: v for k, v in query.items() if v is not None})
+        answer_meta.update(index=12, known_leader=True, next_token="default.app/zz")
+        return stubs
+
+    monkeypatch.setattr(cli_variables, "request", fake)
+    code, out, err = run(capsys, "var", "list", "-per-page=1", "-page-token=default.app/a", "-out=terse",
+                         "app/")
+    assert (code, out, err) == (0, "app/cfg\n", "Next page token: default.app/zz\n")
+    assert calls[-1] == {"prefix": "app/", "per_page": 1, "next_token": "default.app/a"}
+    code, out, err = run(capsys, "var", "list", "-per-page=1", "-out=json")
+    assert code == 0 and err == "" and json.loads(out) == {"Data": stubs, "QueryMeta": {
+        "LastIndex": 12, "LastContact": 0, "KnownLeader": True, "RequestTime": 0,
+        "NextToken": "default.app/zz"}}
+    code, out, _ = run(capsys, "var", "list", "-out=go-template", "-template={{range .}}{{.Path}};{{end}}")
+    assert (code, out) == (0, "app/cfg;\n")
