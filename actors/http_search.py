@@ -27,7 +27,8 @@ jobs (and their ``groups``, ``services``, ``tasks``, and ``commands`` /
 ``images`` / ``classes`` of their drivers, each with a ``Scope`` of its
 parents' IDs, namespace first), allocations, nodes, node pools, namespaces
 and variables; evaluations, deployments and scaling policies by ``?prefix=``
-on their IDs, as Nomad's.  Sorted by where the text is found, then shorter
+on their IDs (the first :data:`TRUNCATE_LIMIT` of them, kept when their ID
+starts with the text), as Nomad's.  Sorted by where the text is found, then shorter
 names; at most :data:`FUZZY_LIMIT_QUERY` objects scanned and
 :data:`FUZZY_LIMIT_RESULTS` kept per context (Truncations says so); text
 shorter than :data:`FUZZY_MIN_TERM_LENGTH` is refused with Nomad's message.
@@ -280,7 +281,9 @@ def _fuzzy_rows(tables: Any, ctx: str, namespace: str, acl: Any) -> list[dict[st
 
 
 def fuzzy_query(text: str, prefix: str, fuzzy: tuple[str, ...], by_prefix: tuple[str, ...],
-                namespace: str, acl: Any):  # type: ignore[no-untyped-def]
+                namespace: str, acl: Any, raw_text: str = ""):  # type: ignore[no-untyped-def]
+    """*text* lower-cased for the fuzzy contexts; *raw_text* as given, which the UUID contexts' IDs must
+    start with (Nomad's getPrefixMatches is called with the request's Text)."""
     def query(st: Any) -> tuple[dict[str, list[dict[str, Any]]], dict[str, bool], int]:
         tables = st.tables
         matches: dict[str, list[dict[str, Any]]] = {}
@@ -293,7 +296,9 @@ def fuzzy_query(text: str, prefix: str, fuzzy: tuple[str, ...], by_prefix: tuple
             ids = sorted(k for k, v in tables.get(table, {}).items() if k.startswith(rounded)
                          and namespace in ("*", v["Target"].get("Namespace") if ctx == "scaling_policy"
                                            else v.get("Namespace", "default")))
-            matches[ctx] = [{"ID": i} for i in ids[:TRUNCATE_LIMIT]]
+            # Nomad reads the first truncateLimit objects of the ?prefix= scan and keeps those whose ID
+            # starts with the text: an empty list when none does, truncated when the scan had more.
+            matches[ctx] = [{"ID": i} for i in ids[:TRUNCATE_LIMIT] if i.startswith(raw_text)]
             truncations[ctx] = len(ids) > TRUNCATE_LIMIT
         for ctx in fuzzy:
             truncations[ctx] = False
@@ -340,7 +345,7 @@ def fuzzy_search(req: Request, api: Api) -> Any:
     by_prefix = tuple(c for c in wanted if c in _FUZZY_UUID and _fuzzy_allowed(acl, namespace, c))
     fuzzy = tuple(c for c in allowed if c not in _FUZZY_UUID)
     answer = state_query(req, api, _FUZZY_TABLES, fuzzy_query(text.lower(), prefix, fuzzy, by_prefix,
-                                                              namespace, acl))
+                                                              namespace, acl, raw_text=text))
     matches, truncations, index = answer.value
     meta = dict(answer.headers)
     return Answer({"Matches": matches, "Truncations": truncations, "Index": index,
