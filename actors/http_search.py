@@ -17,8 +17,10 @@ as Nomad's does:
   naming a context the token may not read is 403.  Without ACLs, everything.
 
 Scaling policies are UUIDs too, matched in the namespace of their target.
-Contexts of objects this agent does not have (plugins, CSI volumes,
-variables) are searched and match nothing.
+Variables (context ``vars``, as Nomad names it) match by path, in every
+namespace the token may read.  Contexts of objects this agent does not have
+(plugins, CSI and host volumes) are searched and match nothing.  An unknown
+context is Nomad's 500 naming the contexts.
 
 ``/v1/search/fuzzy`` (Nomad ``Search.FuzzySearch``, the web UI's search box):
 ``{"Text", "Context"}`` answers ``{"Matches": {context: [{ID, Scope}]},
@@ -57,11 +59,15 @@ from actors.http_api import (
 # Nomad's search truncateLimit: IDs returned per context.
 TRUNCATE_LIMIT = 20
 CONTEXTS = ("all", "jobs", "evals", "allocs", "nodes", "deployment", "namespaces", "node_pools", "plugins",
-            "volumes", "scaling_policy", "variables")
+            "volumes", "scaling_policy", "vars", "host_volumes")
+# Nomad's allContexts (ossContexts), in its order, as its error for an unknown context lists them.
+_NOMAD_CONTEXTS = ("allocs", "jobs", "nodes", "node_pools", "evals", "deployment", "plugins", "volumes",
+                   "scaling_policy", "vars", "namespaces", "host_volumes")
 _UUID_CONTEXTS = {"evals": "evals", "allocs": "allocs", "nodes": "nodes", "deployment": "deployments",
-                  "scaling_policy": "scaling_policies"}
+                  "scaling_policy": "scaling_policies", "host_volumes": ""}
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
-_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_policies")  # what a search reads
+# what a search reads
+_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_policies", "variables")
 
 
 def _round_uuid(prefix: str) -> str | None:
@@ -77,14 +83,17 @@ def _allowed(acl: Any, namespace: str, context: str) -> bool:
         return True
     if context in ("nodes", "node_pools"):
         return acl.allows_one(Need("node", READ))
-    if context in ("jobs", "evals", "allocs", "deployment", "scaling_policy", "volumes"):
+    if context in ("jobs", "evals", "allocs", "deployment", "scaling_policy", "volumes", "host_volumes"):
         return acl.allows_one(Need("namespace", "read-job", namespace))
+    if context == "vars":
+        return _variable_search(acl, namespace)
     if context == "namespaces":
         return any(acl.allows_one(Need("namespace", cap, namespace)) for cap in ("read-job", "list-jobs"))
     return True
 
 
-def search_query(prefix: str, contexts: tuple[str, ...], namespace: str):  # type: ignore[no-untyped-def]
+def search_query(prefix: str, contexts: tuple[str, ...], namespace: str,  # type: ignore[no-untyped-def]
+                 acl: Any = None):
     def query(st: Any) -> tuple[dict[str, list[str]], dict[str, bool], int]:
         tables = st.tables
         found: dict[str, list[str]] = {}
@@ -106,6 +115,9 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str):  # typ
             elif ctx == "node_pools":
                 pools = {"all", "default", *(n.get("NodePool", "default") for n in tables["nodes"].values())}
                 ids = [p for p in pools if p.startswith(prefix)]
+            elif ctx == "vars":  # Nomad's GetVariablesByPrefix: paths in every namespace the token may read
+                ids = [v["Path"] for v in tables.get("variables", {}).values()
+                       if v["Path"].startswith(prefix) and _ns_readable(acl, v.get("Namespace", "default"))]
             else:
                 ids = []
             found[ctx] = sorted(ids)
@@ -129,8 +141,9 @@ def _search_request(req: Request, api: Api, term_key: str) -> tuple[str, str, st
     term, context = body.get(term_key, ""), body.get("Context", "")
     if not isinstance(term, str) or not isinstance(context, str):
         raise CodedError(400, f"{term_key} and Context must be strings")
-    if context not in CONTEXTS:
-        raise CodedError(400, f"context must be one of {list(CONTEXTS)}; got {context!r}")
+    if context not in CONTEXTS:  # Nomad's getEnterpriseResourceIter error, a 500 as there
+        raise CodedError(500, f"context must be one of [{' '.join(_NOMAD_CONTEXTS)}] or 'all' for all "
+                              f'contexts; got "{context}"')
     namespace = request_namespace(req)
     acl = None
     if api.ctx.acl_enabled:
@@ -148,9 +161,10 @@ def search(req: Request, api: Api) -> Any:
     contexts = tuple(c for c in (CONTEXTS[1:] if context == "all" else (context,))
                      if _allowed(acl, namespace, c))
     # A read like every other (linearizable unless ?stale), blocking on the tables searched.
-    answer = state_query(req, api, _TABLES, search_query(prefix, contexts, namespace))
+    answer = state_query(req, api, _TABLES, search_query(prefix, contexts, namespace, acl))
     matches, truncations, index = answer.value
     meta = dict(answer.headers)
+    matches, truncations = dict(sorted(matches.items())), dict(sorted(truncations.items()))  # Go's map order
     return Answer({"Matches": matches, "Truncations": truncations, "Index": index,
                    "KnownLeader": meta.get("X-Nomad-KnownLeader") == "true",
                    "LastContact": int(meta.get("X-Nomad-LastContact", "0")), "NextToken": ""}, answer.headers)
@@ -166,7 +180,7 @@ FUZZY_LIMIT_RESULTS = 100
 FUZZY_MIN_TERM_LENGTH = 2
 # Contexts searched by ?prefix= on their UUIDs (Nomad's FuzzySearch does not fuzzy-match these).
 _FUZZY_UUID = {"evals": "evals", "deployment": "deployments", "scaling_policy": "scaling_policies",
-               "volumes": ""}
+               "volumes": "", "host_volumes": ""}
 _FUZZY_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_policies", "variables",
                  "node_pools")
 
@@ -182,7 +196,7 @@ def _variable_search(acl: Any, namespace: str) -> bool:
 def _fuzzy_allowed(acl: Any, namespace: str, context: str) -> bool:
     if acl is None:
         return True
-    if context == "variables":
+    if context == "vars":
         return _variable_search(acl, namespace)
     if context == "plugins":
         return acl.allow_level("plugin", "list")
@@ -240,7 +254,7 @@ def _fuzzy_single(ctx: str, row: dict[str, Any], text: str) -> list[tuple[str, t
         name, scope = row.get("Name", ""), []
     elif ctx == "allocs":
         name, scope = row.get("Name", ""), [row.get("Namespace", "default"), row.get("ID", "")]
-    else:  # variables
+    else:  # vars
         name, scope = row.get("Path", ""), [row.get("Namespace", "default"), row.get("Path", "")]
     i = name.lower().find(text)
     return [(ctx, (name, i, scope))] if i >= 0 else []
@@ -257,14 +271,14 @@ def _fuzzy_rows(tables: Any, ctx: str, namespace: str, acl: Any) -> list[dict[st
             return ns == namespace
         if acl is None:
             return True
-        return _variable_search(acl, ns) if ctx == "variables" else acl.allow_namespace(ns, "read-job")
+        return _variable_search(acl, ns) if ctx == "vars" else acl.allow_namespace(ns, "read-job")
 
     if ctx == "jobs":
         rows = sorted(tables.get("jobs", {}).values(), key=lambda j: (j.get("Namespace", "default"), j["ID"]))
         return [j for j in rows if keep(j)]
     if ctx == "allocs":
         return [a for _, a in sorted(tables.get("allocs", {}).items()) if keep(a)]
-    if ctx == "variables":
+    if ctx == "vars":
         rows = sorted(tables.get("variables", {}).values(),
                       key=lambda v: (v.get("Namespace", "default"), v.get("Path", "")))
         return [v for v in rows if keep(v)]
@@ -348,6 +362,7 @@ def fuzzy_search(req: Request, api: Api) -> Any:
                                                               namespace, acl, raw_text=text))
     matches, truncations, index = answer.value
     meta = dict(answer.headers)
+    matches, truncations = dict(sorted(matches.items())), dict(sorted(truncations.items()))  # Go's map order
     return Answer({"Matches": matches, "Truncations": truncations, "Index": index,
                    "KnownLeader": meta.get("X-Nomad-KnownLeader") == "true",
                    "LastContact": int(meta.get("X-Nomad-LastContact", "0")), "NextToken": ""}, answer.headers)

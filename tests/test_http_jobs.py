@@ -478,7 +478,8 @@ def test_prefix_search_finds_jobs_allocs_and_nodes_as_nomads_does(dev):
     assert call(port, "PUT", "/v1/search", {"Prefix": node[:8], "Context": "nodes"}).json()["Matches"] == \
         {"nodes": [node]}
     bad = call(port, "PUT", "/v1/search", {"Prefix": "x", "Context": "widgets"})
-    assert bad.status == 400 and b"context must be one of" in bad.body
+    assert bad.status == 500 and b"context must be one of [allocs jobs nodes" in bad.body  # Nomad's 500
+    assert call(port, "PUT", "/v1/search", {"Prefix": "x", "Context": "variables"}).status == 500  # "vars"
     assert call(port, "GET", "/v1/search").status == 405
     assert call(port, "PUT", "/v1/search", raw=b"{not json").status == 400
     call(port, "DELETE", "/v1/job/search-web?purge=true")
@@ -500,6 +501,23 @@ def test_search_truncates_at_twenty_and_rounds_odd_uuid_prefixes_down():
     assert matches["allocs"] == ["ab12cd34-0000", "ab99"]
     assert search_query("zz", ("allocs",), "default")(st)[0] == {}  # not hex: left out
     assert search_query("svc-", ("jobs",), "other")(st)[0] == {"jobs": []}  # another namespace
+
+
+def test_search_finds_variables_by_path_in_the_vars_context():
+    from types import SimpleNamespace
+
+    from actors.acl import compile_acl, parse_policy
+    from actors.http_search import search_query
+
+    variables = {f"{ns}/{p}": {"Namespace": ns, "Path": p}
+                 for ns, p in (("default", "app/db"), ("default", "app/web"), ("default", "other"),
+                               ("secret", "app/key"))}
+    st = SimpleNamespace(tables={"variables": variables}, table_index={"variables": 4})
+    matches, truncations, index = search_query("app/", ("vars",), "default")(st)
+    # Nomad's GetVariablesByPrefix reads every namespace, keeping those the token may read
+    assert matches == {"vars": ["app/db", "app/key", "app/web"]} and truncations == {"vars": False}
+    reader = compile_acl([parse_policy('namespace "default" { policy = "read" }')])
+    assert search_query("app/", ("vars",), "default", reader)(st)[0] == {"vars": ["app/db", "app/web"]}
 
 
 # ---------------------------------------------------------------- task lifecycle
