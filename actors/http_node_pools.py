@@ -126,9 +126,14 @@ def node_pool_request(req: Request, api: Api) -> Any:
 # not issued here) and no content hash.
 NODE_IDENTITY_TTL_NS = 24 * 3600 * 1_000_000_000
 _POOL_DEFAULTS = {"NodeIdentityTTL": NODE_IDENTITY_TTL_NS, "Hash": None}
+_POOL_FIELDS = ("Name", "Description", "Meta", "SchedulerConfiguration", "NodeIdentityTTL", "Hash",
+                "CreateIndex", "ModifyIndex")
 
 
 def _copy(pool: dict[str, Any] | None) -> dict[str, Any] | None:
     if pool is None:
         return None
-    return {**_POOL_DEFAULTS, **pool, "Meta": dict(pool["Meta"]) if pool.get("Meta") else None}
+    out = {**_POOL_DEFAULTS, **pool, "Meta": dict(pool["Meta"]) if pool.get("Meta") else None}
+    # structs.NodePool's field order, which Nomad's JSON keeps
+    return {**{k: out[k] for k in _POOL_FIELDS if k in out},
+            **{k: v for k, v in out.items() if k not in _POOL_FIELDS}}

@@ -2,7 +2,8 @@
 
 ``apply <file>`` reads Nomad's node pool specification, HCL
 (``node_pool "name" { description = "..." meta { k = "v" } }``) or, with
-``-json`` or a ``.json`` file, the API's ``NodePool`` object.
+``-json`` or a ``.json`` file, the API's ``NodePool`` object.  ``info`` takes a
+name or a unique prefix of one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import urllib.parse
 from typing import Any
 
 from runtime.cli import CliError, table
-from runtime.cli_jobs import as_json, fmt_time, kv, one_arg, parse_flags, request, short
+from runtime.cli_jobs import as_json, fmt_time, go_duration_ns, kv, one_arg, parse_flags, request, short
 
 __all__ = ["NODE_POOL_COMMANDS"]
 
@@ -21,26 +22,65 @@ def _path(name: str) -> str:
     return f"/v1/node/pool/{urllib.parse.quote(name, safe='')}"
 
 
+def api_pool(pool: dict[str, Any]) -> dict[str, Any]:
+    """A pool as Nomad's CLI prints it with -json: api.NodePool's MarshalJSON puts the node identity TTL
+    first, as a Go duration ("" when unset), and has no Hash."""
+    ttl = pool.get("NodeIdentityTTL")
+    out = {"NodeIdentityTTL": go_duration_ns(ttl) if ttl else ""}
+    out.update((k, pool.get(k)) for k in ("Name", "Description", "Meta", "SchedulerConfiguration",
+                                          "CreateIndex", "ModifyIndex"))
+    return out
+
+
 def pool_list(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"json": bool, "prefix": str})
     if rest:
         raise CliError("This command takes no arguments")
     pools = request(addr, "GET", "/v1/node/pools", prefix=flags.get("prefix")) or []
     if flags.get("json"):
-        return as_json(pools)
+        return as_json([api_pool(p) for p in pools])
     if not pools:
         return "No node pools found"
     return table([["Name", "Description"]] + [[p["Name"], p.get("Description") or ""] for p in pools])
 
 
+def _by_prefix(addr: str, prefix: str) -> dict[str, Any]:
+    """Nomad's nodePoolByPrefix: the one pool the prefix matches, or the exact name among several."""
+    try:
+        pools = request(addr, "GET", "/v1/node/pools", prefix=prefix) or []
+    except CliError as e:
+        raise CliError(f"Error retrieving node pool: {e}") from None
+    exact = [p for p in pools if p["Name"] == prefix]
+    if len(pools) == 1 or exact:
+        return (exact or pools)[0]
+    if not pools:
+        raise CliError(f'Error retrieving node pool: No node pool with prefix "{prefix}" found')
+    rows = [["Name", "Description"]] + [[p["Name"], p.get("Description") or ""] for p in pools]
+    raise CliError("Prefix matched multiple node pools\n\n" + table(rows))
+
+
 def pool_info(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"json": bool})
-    pool = request(addr, "GET", _path(one_arg(rest, "nomad node pool info <node-pool>")))
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <node-pool>")
+    pool = _by_prefix(addr, rest[0])
     if flags.get("json"):
-        return as_json(pool)
+        return as_json(api_pool(pool))
+    basic = [("Name", pool["Name"]), ("Description", pool.get("Description") or "")]
+    if pool.get("NodeIdentityTTL"):
+        basic.append(("Node Identity TTL", go_duration_ns(pool["NodeIdentityTTL"])))
     meta = pool.get("Meta") or {}
-    return "\n".join([kv([("Name", pool["Name"]), ("Description", pool.get("Description") or "")]), "",
-                      "Metadata", kv(sorted(meta.items())) if meta else "No metadata"])
+    sched = pool.get("SchedulerConfiguration")
+    if sched:
+        rows = [("Scheduler Algorithm", sched.get("SchedulerAlgorithm", ""))]
+        if sched.get("MemoryOversubscriptionEnabled") is not None:
+            rows.append(("Memory Oversubscription Enabled",
+                         str(sched["MemoryOversubscriptionEnabled"]).lower()))
+        sched_text = kv(rows)
+    else:
+        sched_text = "No scheduler configuration"
+    return "\n".join([kv(basic), "", "Metadata", kv(sorted(meta.items())) if meta else "No metadata",
+                      "", "Scheduler Configuration", sched_text])
 
 
 def _spec(path: str, as_json_spec: bool) -> dict[str, Any]:

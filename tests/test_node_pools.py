@@ -198,9 +198,20 @@ def test_the_cli_applies_lists_shows_and_deletes_pools(dev, tmp_path):  # noqa: 
     listed = nomad(port, "node", "pool", "list").stdout.splitlines()
     assert listed[0].split() == ["Name", "Description"]
     assert [line.split()[0] for line in listed[1:]] == ["all", "cli-dev", "cli-prod", "default"]
-    info = nomad(port, "node", "pool", "info", "cli-prod").stdout
-    assert "Description = Production" in info and "env = prod" in info
-    assert json.loads(nomad(port, "node", "pool", "info", "-json", "cli-dev").stdout)["Name"] == "cli-dev"
+    info = nomad(port, "node", "pool", "info", "cli-p").stdout  # a unique prefix (Nomad's nodePoolByPrefix)
+    assert info.splitlines() == ["Name              = cli-prod", "Description       = Production",
+                                 "Node Identity TTL = 24h0m0s", "", "Metadata", "env = prod", "",
+                                 "Scheduler Configuration", "No scheduler configuration"]
+    several = nomad(port, "node", "pool", "info", "cli-")
+    assert several.returncode == 1 and several.stderr.startswith("Prefix matched multiple node pools\n\n")
+    none = nomad(port, "node", "pool", "info", "zz")
+    assert none.stderr == 'Error retrieving node pool: No node pool with prefix "zz" found\n'
+    shown = json.loads(nomad(port, "node", "pool", "info", "-json", "cli-dev").stdout)  # api.NodePool's JSON
+    assert list(shown) == ["NodeIdentityTTL", "Name", "Description", "Meta", "SchedulerConfiguration",
+                           "CreateIndex", "ModifyIndex"] and shown["NodeIdentityTTL"] == "24h0m0s"
+    raw = call(port, "GET", "/v1/node/pool/cli-dev").json()  # structs.NodePool's field order
+    assert list(raw) == ["Name", "Description", "Meta", "SchedulerConfiguration", "NodeIdentityTTL", "Hash",
+                         "CreateIndex", "ModifyIndex"]
     nodes = nomad(port, "node", "pool", "nodes", "default").stdout.splitlines()
     assert nodes[0].split()[:2] == ["ID", "Node"] and len(nodes) == 2
     assert nomad(port, "node", "pool", "jobs", "cli-prod").stdout.strip() == "No jobs"
