@@ -40,7 +40,7 @@ def test_the_built_in_pools_always_exist_and_cannot_be_changed_or_deleted():
                      command("node_pool_upsert", pools=[{"Name": name, "Description": "mine"}]))
         assert not r["ok"] and "is not allowed" in r["error"]
         r = st.apply(st.applied_index + 1, command("node_pool_delete", names=[name]))
-        assert r == {"ok": False, "error": f'deleting built-in node pool "{name}" is not allowed'}
+        assert r == {"ok": False, "error": f'deleting node pool "{name}" is not allowed'}
     assert pools.get(st.tables, "default")["Description"] == "Default node pool."
 
 
@@ -219,7 +219,7 @@ def test_the_cli_applies_lists_shows_and_deletes_pools(dev, tmp_path):  # noqa: 
         out = nomad(port, "node", "pool", "delete", name)
         assert out.stdout.strip() == f'Successfully deleted node pool "{name}"!', out.stderr
     bad = nomad(port, "node", "pool", "delete", "default")
-    assert bad.returncode == 1 and "deleting built-in node pool" in bad.stderr
+    assert bad.returncode == 1 and 'deleting node pool "default" is not allowed' in bad.stderr
     broken = tmp_path / "broken.hcl"
     broken.write_text("node_pool {")
     out = nomad(port, "node", "pool", "apply", str(broken))
