@@ -235,6 +235,53 @@ def _spec(arg: str, fmt: str) -> dict[str, Any]:
     return spec
 
 
+def _kv_data(pairs: list[str]) -> dict[str, str]:
+    """Nomad's KVBuilder: ``key=value``; ``key=@file`` reads the value from a file, ``key=\\@v`` is the
+    literal ``@v``, ``key=-`` reads it from stdin; a bare ``-`` or ``@file.json`` merges a JSON object
+    (stdin is read once)."""
+    out: dict[str, str] = {}
+    stdin_used = False
+
+    def stdin() -> str:
+        nonlocal stdin_used
+        if stdin_used:
+            raise ValueError("stdin already consumed")
+        stdin_used = True
+        return sys.stdin.read()
+
+    for raw in pairs:
+        try:
+            if raw == "":
+                continue
+            key, eq, value = raw.partition("=")
+            if not eq:
+                if raw != "-" and not raw.startswith("@"):
+                    raise ValueError("format must be key=value")
+                try:
+                    text = stdin() if raw == "-" else open(raw[1:], encoding="utf-8").read()
+                    merged = json.loads(text)
+                except OSError as e:
+                    raise ValueError(f"open {raw[1:]}: {e.strerror.lower() if e.strerror else e}") from None
+                if not isinstance(merged, dict) or not all(isinstance(v, str) for v in merged.values()):
+                    raise ValueError("the JSON must be an object of string values")
+                out.update(merged)
+                continue
+            if value.startswith("@"):
+                try:
+                    value = open(value[1:], encoding="utf-8").read()
+                except OSError as e:
+                    raise ValueError(f"error reading file: open {value[1:]}: "
+                                     f"{e.strerror.lower() if e.strerror else e}") from None
+            elif value.startswith("\\@"):
+                value = value[1:]
+            elif value == "-":
+                value = stdin()
+            out[key] = value
+        except ValueError as e:
+            raise CliError(f"invalid key/value pair {json.dumps(raw)}: {e}") from None
+    return out
+
+
 def var_put(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"force": bool, "check-index": str, "in": str, "out": str,
                                      "template": str})
@@ -256,15 +303,11 @@ def var_put(addr: str, args: list[str]) -> tuple[str, int]:
             spec = _spec(rest[1], fmt)
             rest = rest[1:]
     items = dict(spec.get("Items") or {})
-    for pair in rest[1:]:
-        k, eq, value = pair.partition("=")
-        if not eq or not k:
-            raise CliError(f"Failed to parse K=V data: invalid key/value pair {pair!r}")
-        if value.startswith("@"):
-            try:
-                value = open(value[1:], encoding="utf-8").read()
-            except OSError as e:
-                raise CliError(f"Failed to parse K=V data: {e}") from None
+    try:
+        data = _kv_data(rest[1:])
+    except CliError as e:
+        raise CliError(f"Failed to parse K=V data: {e}") from None
+    for k, value in data.items():
         if value == "":
             items.pop(k, None)
         else:

@@ -114,3 +114,25 @@ def test_var_list_pages_and_prints_the_next_token_on_stderr(capsys: Any, monkeyp
         "NextToken": "default.app/zz"}}
     code, out, _ = run(capsys, "var", "list", "-out=go-template", "-template={{range .}}{{.Path}};{{end}}")
     assert (code, out) == (0, "app/cfg;\n")
+
+
+def test_put_reads_key_value_pairs_as_nomads_kv_builder(capsys: Any, monkeypatch: Any, tmp_path: Any) -> None:
+    import io
+
+    api = _api(monkeypatch, {("PUT", "/v1/var/app/cfg"): _VAR})
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret"))
+    assert run(capsys, "var", "put", "-force", "-out=none", "app/cfg", "pw=-", "lit=\\@home", "x=")[0] == 0
+    assert api.calls[-1][:2] == ("PUT", "/v1/var/app/cfg")
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"j": "k"}'))
+    bodies = []
+    monkeypatch.setattr(cli_variables, "request",
+                        lambda addr, method, path, body=None, **q: bodies.append(body) or _VAR)
+    assert run(capsys, "var", "put", "-force", "-out=none", "app/cfg", "pw=-", "lit=\\@home")[0] == 0
+    assert bodies[-1]["Items"] == {"pw": '{"j": "k"}', "lit": "@home"}
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"j": "k"}'))
+    assert run(capsys, "var", "put", "-force", "-out=none", "app/cfg", "a=1", "-")[0] == 0
+    assert bodies[-1]["Items"] == {"a": "1", "j": "k"}  # a bare "-" merges a JSON object from stdin
+    # Go flags end at the path: a later "-out" is a K=V pair without "="
+    code, _, err = run(capsys, "var", "put", "-force", "app/cfg", "a=1", "-out", "none")
+    assert (code, err) == (1, 'Failed to parse K=V data: invalid key/value pair "-out": format must be '
+                              "key=value\n")
