@@ -202,12 +202,15 @@ def var_get(addr: str, args: list[str]) -> str | tuple[str, int]:
 
 
 def _spec(arg: str, fmt: str) -> dict[str, Any]:
+    if arg != "-":  # Nomad's setParserForFileArg: the file's extension says its format, whatever -in says
+        ext = os.path.splitext(arg[1:])[1]
+        if ext not in (".json", ".hcl"):
+            raise CliError(f"Unable to determine format of {arg[1:]}; Use the -in flag to specify it.")
+        fmt = ext[1:]
     try:
         text = sys.stdin.read() if arg == "-" else open(arg[1:], encoding="utf-8").read()
     except OSError as e:
         raise CliError(f"Error reading {arg[1:]!r}: {e}") from None
-    if arg != "-" and arg.lower().endswith(".hcl"):
-        fmt = "hcl"
     if fmt == "hcl":
         from runtime.hcl_job import HclJobError, _load
 

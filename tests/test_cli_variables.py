@@ -136,3 +136,10 @@ def test_put_reads_key_value_pairs_as_nomads_kv_builder(capsys: Any, monkeypatch
     code, _, err = run(capsys, "var", "put", "-force", "app/cfg", "a=1", "-out", "none")
     assert (code, err) == (1, 'Failed to parse K=V data: invalid key/value pair "-out": format must be '
                               "key=value\n")
+
+
+def test_put_takes_a_specification_files_format_from_its_extension(capsys: Any, tmp_path: Any) -> None:
+    spec = tmp_path / "spec.txt"
+    spec.write_text('{"Items": {"a": "1"}}')
+    code, _, err = run(capsys, "var", "put", "-in=json", f"@{spec}")
+    assert (code, err) == (1, f"Unable to determine format of {spec}; Use the -in flag to specify it.\n")
