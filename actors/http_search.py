@@ -9,7 +9,8 @@ as Nomad's does:
   node pools by name.  Evaluations, allocations, nodes, deployments and scaling policies are
   UUIDs: a prefix that is not hex (hyphens aside) cannot name one, and such a
   context is left out of the answer, as Nomad leaves it out; an odd-length
-  prefix is cut to the even length below it (``roundUUIDDownIfOdd``).
+  prefix is cut to the even length below it (``roundUUIDDownIfOdd``) to read
+  the IDs, of which those starting with the whole prefix are kept.
 * At most :data:`TRUNCATE_LIMIT` IDs per context, sorted; ``Truncations``
   says where more matched.
 * With ACLs, ``all`` searches only what the token may read (jobs, evals and
@@ -121,7 +122,10 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str,  # type
             else:
                 ids = []
             found[ctx] = sorted(ids)
-        matches = {ctx: ids[:TRUNCATE_LIMIT] for ctx, ids in found.items()}
+        # Nomad's getPrefixMatches reads the first truncateLimit objects the (rounded) prefix finds and
+        # keeps those whose ID starts with the prefix as given; truncated when there were more to read.
+        matches = {ctx: [i for i in ids[:TRUNCATE_LIMIT] if i.startswith(prefix)]
+                   for ctx, ids in found.items()}
         truncations = {ctx: len(ids) > TRUNCATE_LIMIT for ctx, ids in found.items()}
         index = max((st.table_index.get(t, 0) for t in _TABLES), default=0)
         return matches, truncations, index
