@@ -36,6 +36,7 @@ from actors.http_api import (
     route,
     state_query,
 )
+from actors.http_filter import apply_list_options, list_options_asked
 from actors.state import node_pools as pools
 from actors.state.store import command
 
@@ -118,6 +119,8 @@ def node_pool_request(req: Request, api: Api) -> Any:
         raise CodedError(404, f"Invalid URL: {req.path}")
     if answer.value is None:
         raise CodedError(404, "node pool not found")
+    if list_options_asked(req):  # ?filter=, ?per_page=, ?next_token= (Nomad's ID / namespace.ID tokens)
+        return apply_list_options(req, answer, namespaced=sub == "jobs")
     return answer
 
 

@@ -2,13 +2,15 @@
 
 ``apply <file>`` reads Nomad's node pool specification, HCL
 (``node_pool "name" { description = "..." meta { k = "v" } }``) or, with
-``-json`` or a ``.json`` file, the API's ``NodePool`` object.  ``info`` takes a
-name or a unique prefix of one.
+``-json`` or a ``.json`` file, the API's ``NodePool`` object.  ``info``,
+``nodes`` and ``jobs`` take a name or a unique prefix of one; ``nodes`` and
+``jobs`` take ``-filter``, ``-per-page`` and ``-page-token``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import urllib.parse
 from typing import Any
 
@@ -128,34 +130,71 @@ def pool_delete(addr: str, args: list[str]) -> str:
     return f'Successfully deleted node pool "{name}"!'
 
 
+_LIST_FLAGS = {"json": bool, "filter": str, "per-page": str, "page-token": str}
+
+
+def _pool_list_of(addr: str, args: list[str], what: str, extra: dict[str, type]) -> tuple[Any, dict, dict]:
+    """``node pool nodes|jobs``: the pool (a name or unique prefix) and its *what* with Nomad's -filter,
+    -per-page and -page-token; (the list, the flags, the answer's meta)."""
+    flags, rest = parse_flags(args, {**_LIST_FLAGS, **extra})
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <node-pool>")
+    try:
+        per_page = int(flags.get("per-page") or 0)
+    except ValueError:
+        raise CliError(f'invalid value "{flags["per-page"]}" for flag -per-page: parse error') from None
+    pool = _by_prefix(addr, rest[0])
+    meta: dict[str, Any] = {}
+    try:
+        found = request(addr, "GET", f"{_path(pool['Name'])}/{what}", filter=flags.get("filter") or None,
+                        per_page=per_page or None, next_token=flags.get("page-token") or None,
+                        answer_meta=meta) or []
+    except CliError as e:
+        raise CliError(f"Error querying {what}: {e}") from None
+    return found, flags, meta
+
+
+def _next_page(meta: dict[str, Any], indent: str) -> str:
+    """Nomad's hint after a paged table: the command again (argsWithoutPageToken) with the next token."""
+    if not meta.get("next_token"):
+        return ""
+    argv, skip = [], 0
+    for a in sys.argv:
+        if skip:
+            skip -= 1
+            continue
+        if a.startswith("-page-token"):
+            skip = 0 if "=" in a else 1
+            continue
+        argv.append(a)
+    return (f"\n\n{indent}Results have been paginated. To get the next page run:\n\n"
+            f"{indent}{' '.join(argv)} -page-token {meta['next_token']}")
+
+
 def pool_nodes(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"json": bool, "verbose": bool})
-    name = one_arg(rest, "nomad node pool nodes <node-pool>")
-    nodes = request(addr, "GET", _path(name) + "/nodes") or []
-    if flags.get("json"):
-        return as_json(nodes)
+    nodes, flags, meta = _pool_list_of(addr, args, "nodes", {"verbose": bool})
     if not nodes:
         return "No nodes"
+    if flags.get("json"):
+        return as_json(nodes)
     verbose = bool(flags.get("verbose"))
     rows = [["ID", "Node Pool", "DC", "Name", "Class", "Drain", "Eligibility", "Status"]]
     rows += [[short(n["ID"], verbose), n.get("NodePool", "default"), n.get("Datacenter", ""),
               n.get("Name", ""), n.get("NodeClass") or "<none>", str(bool(n.get("Drain"))).lower(),
               n.get("SchedulingEligibility", ""), n.get("Status", "")] for n in nodes]
-    return table(rows)
+    return table(rows) + _next_page(meta, "")
 
 
 def pool_jobs(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"json": bool})
-    name = one_arg(rest, "nomad node pool jobs <node-pool>")
-    jobs = request(addr, "GET", _path(name) + "/jobs") or []
-    if flags.get("json"):
-        return as_json(jobs)
+    jobs, flags, meta = _pool_list_of(addr, args, "jobs", {})
     if not jobs:
         return "No jobs"
+    if flags.get("json"):
+        return as_json(jobs)
     rows = [["ID", "Namespace", "Type", "Priority", "Status", "Submit Date"]]
     rows += [[j["ID"], j.get("Namespace", "default"), j.get("Type", ""), str(j.get("Priority", 50)),
               j.get("Status", ""), fmt_time(j.get("SubmitTime"))] for j in jobs]
-    return table(rows)
+    return table(rows) + _next_page(meta, " ")  # Nomad's jobs hint is indented by a space
 
 
 NODE_POOL_COMMANDS = {

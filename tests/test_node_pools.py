@@ -170,6 +170,21 @@ def test_the_pool_endpoints_answer_as_nomads(dev):  # noqa: F811
     # A job in the pool: listed under it; the pool cannot go while it lives.
     assert call(port, "PUT", "/v1/jobs", {"Job": sleep_job("pooled", count=0, NodePool="http-pool")}).status == 200
     assert [j["ID"] for j in call(port, "GET", "/v1/node/pool/http-pool/jobs").json()] == ["pooled"]
+    second = sleep_job("pooled2", count=0, NodePool="http-pool")
+    assert call(port, "PUT", "/v1/jobs", {"Job": second}).status == 200
+    page = call(port, "GET", "/v1/node/pool/http-pool/jobs?per_page=1")  # Nomad's NamespaceIDTokenizer
+    assert [j["ID"] for j in page.json()] == ["pooled"]
+    assert page.headers["x-nomad-nexttoken"] == "default.pooled2"
+    assert [j["ID"] for j in call(port, "GET", "/v1/node/pool/http-pool/jobs?next_token=default.pooled2")
+            .json()] == ["pooled2"]
+    pages = nomad(port, "node", "pool", "jobs", "-per-page=1", "http-p")  # a prefix names the pool
+    assert pages.returncode == 0 and pages.stdout.splitlines()[1].split()[0] == "pooled"
+    assert "Results have been paginated. To get the next page run:" in pages.stdout
+    assert pages.stdout.rstrip().endswith("node pool jobs -per-page=1 http-p -page-token default.pooled2")
+    filtered = nomad(port, "node", "pool", "jobs", "-filter", 'ID == "pooled2"', "http-pool").stdout
+    assert [line.split()[0] for line in filtered.splitlines()[1:]] == ["pooled2"]
+    assert nomad(port, "node", "pool", "nodes", "-filter", 'Status == "nope"', "all").stdout == "No nodes\n"
+    assert call(port, "DELETE", "/v1/job/pooled2?purge=true").status == 200
     r = call(port, "DELETE", "/v1/node/pool/http-pool")
     assert (r.status, r.text) == (400, 'node pool "http-pool" has non-terminal jobs')
     assert call(port, "DELETE", "/v1/job/pooled?purge=true").status == 200
