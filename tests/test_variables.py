@@ -113,6 +113,7 @@ def test_the_variable_endpoints_answer_as_nomads(dev):  # noqa: F811
     # Check-and-set: a stale index is a 409 carrying the variable as it is.
     stale = call(port, "PUT", f"/v1/var/http/one?cas={made['ModifyIndex'] - 1}", {"Items": {"x": "y"}})
     assert stale.status == 409 and stale.json()["Items"]["user"] == "admin"
+    assert int(stale.headers["x-nomad-index"]) == made["ModifyIndex"]  # the conflict's index (Nomad's)
     fresh = call(port, "PUT", f"/v1/var/http/one?cas={made['ModifyIndex']}", {"Items": {"x": "y"}})
     assert fresh.status == 200 and fresh.json()["Items"] == {"x": "y"}
     assert call(port, "PUT", "/v1/var/http/one?cas=0", {"Items": {"x": "z"}}).status == 409
@@ -131,8 +132,8 @@ def test_the_variable_endpoints_answer_as_nomads(dev):  # noqa: F811
     assert (r.status, r.text) == (400, 'namespace "prod" not found')
     assert call(port, "PUT", "/v1/var/http/three?cas=x", {"Items": {"a": "b"}}).status == 400
     assert call(port, "DELETE", f"/v1/var/http/one?cas={index - 1}").status == 409
-    assert call(port, "DELETE", "/v1/var/http/one").status == 200
-    assert call(port, "DELETE", "/v1/var/http/two").status == 200
+    assert call(port, "DELETE", "/v1/var/http/one").status == 204  # Nomad's No Content
+    assert call(port, "DELETE", "/v1/var/http/two").status == 204
     assert call(port, "GET", "/v1/var/http/one").status == 404
     assert call(port, "GET", "/v1/agent/health").status == 200
 
