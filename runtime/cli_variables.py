@@ -37,6 +37,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import unicodedata
 import urllib.parse
 from typing import Any
 
@@ -285,6 +286,17 @@ def _kv_data(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _identifier_warning(key: str) -> list[str]:
+    """Nomad's warnInvalidIdentifier: an item key with characters other than letters, digits and "_"
+    cannot be read as ``.key`` in a template."""
+    bad = sorted({ch for ch in key if ch != "_" and unicodedata.category(ch)[0] not in "LN"})
+    if not bad:
+        return []
+    chars = ",".join(f'"{ch}"' for ch in bad)
+    return [f'"{key}" contains characters [{chars}] that require the \'index\' function for direct access '
+            "in templates"]
+
+
 def var_put(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"force": bool, "check-index": str, "in": str, "out": str,
                                      "template": str})
@@ -310,11 +322,13 @@ def var_put(addr: str, args: list[str]) -> tuple[str, int]:
         data = _kv_data(rest[1:])
     except CliError as e:
         raise CliError(f"Failed to parse K=V data: {e}") from None
+    warnings = []
     for k, value in data.items():
         if value == "":
             items.pop(k, None)
         else:
             items[k] = value
+            warnings += _identifier_warning(k)
     path = path or str(spec.get("Path") or "")
     if not path:
         raise CliError("Must supply a path")
@@ -333,6 +347,10 @@ def var_put(addr: str, args: list[str]) -> tuple[str, int]:
         if "409" not in str(e):
             raise CliError(f"Error creating variable: {e}") from None
         return _cas_conflict(addr, path, query["cas"])
+    if warnings:  # Nomad's FormatWarnings of MergeMultierrorWarnings, on stderr
+        count = "1 warning" if len(warnings) == 1 else f"{len(warnings)} warnings"
+        print(f"Variable Warnings:\n{count}:\n" + "".join(f"\n* {w}" for w in sorted(warnings)) + "\n",
+              file=sys.stderr)
     if out == "none":  # Nomad's default on a terminal: a line saying what was written
         return f'Created variable "{var.get("Path", path)}" with modify index {var.get("ModifyIndex", 0)}', 0
     return _render(var, out, flags.get("template", "")), 0

@@ -143,3 +143,14 @@ def test_put_takes_a_specification_files_format_from_its_extension(capsys: Any, 
     spec.write_text('{"Items": {"a": "1"}}')
     code, _, err = run(capsys, "var", "put", "-in=json", f"@{spec}")
     assert (code, err) == (1, f"Unable to determine format of {spec}; Use the -in flag to specify it.\n")
+
+
+def test_put_warns_of_item_keys_a_template_cannot_read_directly(capsys: Any, monkeypatch: Any) -> None:
+    _api(monkeypatch, {("PUT", "/v1/var/app/cfg"): _VAR})
+    code, out, err = run(capsys, "var", "put", "-force", "-out=none", "app/cfg", "my-key=1", "ok_1=2",
+                         "a.b c=3")
+    assert (code, out) == (0, 'Created variable "app/cfg" with modify index 9\n')
+    tail = "that require the 'index' function for direct access in templates"
+    assert err == ("Variable Warnings:\n2 warnings:\n\n"
+                   f'* "a.b c" contains characters [" ","."] {tail}\n'
+                   f'* "my-key" contains characters ["-"] {tail}\n\n')
