@@ -514,7 +514,7 @@ def test_search_finds_variables_by_path_in_the_vars_context():
                  for ns, p in (("default", "app/db"), ("default", "app/web"), ("default", "other"),
                                ("secret", "app/key"))}
     st = SimpleNamespace(tables={"variables": variables}, table_index={"variables": 4})
-    matches, truncations, index = search_query("app/", ("vars",), "default")(st)
+    matches, truncations, _ = search_query("app/", ("vars",), "default")(st)
     # Nomad's GetVariablesByPrefix reads every namespace, keeping those the token may read
     assert matches == {"vars": ["app/db", "app/key", "app/web"]} and truncations == {"vars": False}
     reader = compile_acl([parse_policy('namespace "default" { policy = "read" }')])
@@ -627,3 +627,27 @@ def test_memory_max_is_warned_about_while_oversubscription_is_off_and_reaches_th
         call(port, "PUT", "/v1/operator/scheduler/configuration",
              {**cfg, "MemoryOversubscriptionEnabled": False})
         call(port, "DELETE", "/v1/job/api-memmax?purge=true")
+
+
+def test_the_jobs_list_pages_with_nomads_namespace_dot_id_token():
+    import io
+    import urllib.parse
+
+    from actors.http_api import Request
+    from actors.http_jobs import jobs_request
+    from actors.scheduler.job import canonical_job
+    from actors.state.store import StateStore, command
+    from tests.one_server_api import api_over
+
+    st = StateStore()
+    for i, job_id in enumerate(("a", "b", "c")):
+        st.apply(i + 1, command("job_register", job=canonical_job(sleep_job(job_id)), now=1.0))
+
+    def page(query: str) -> Any:
+        req = Request(method="GET", path="/v1/jobs", query={"stale": [""], **urllib.parse.parse_qs(query)},
+                      url="/v1/jobs", environ={"wsgi.input": io.BytesIO(b"")})
+        return jobs_request(req, api_over(st, acl_enabled=False))
+    first = page("per_page=2")
+    assert [j["ID"] for j in first.value] == ["a", "b"]
+    assert ("X-Nomad-NextToken", "default.c") in first.headers
+    assert [j["ID"] for j in page("per_page=2&next_token=default.c").value] == ["c"]
