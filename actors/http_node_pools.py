@@ -97,6 +97,8 @@ def node_pool_request(req: Request, api: Api) -> Any:
             raise CodedError(404, "node pool not found")
         return answer
     require(req, "GET")
+    if (req.query.get("prefix") or [""])[0]:  # Nomad's nodePoolNodesList / nodePoolJobList
+        raise CodedError(400, "prefix argument not allowed")
     if sub == "nodes":
         def nodes(st: Any) -> Any:
             if pools.get(st.tables, name) is None:
@@ -117,8 +119,8 @@ def node_pool_request(req: Request, api: Api) -> Any:
         answer = state_query(req, api, ("jobs", "allocs", pools.TABLE), jobs)
     else:
         raise CodedError(404, f"Invalid URL: {req.path}")
-    if answer.value is None:
-        raise CodedError(404, "node pool not found")
+    if answer.value is None:  # Nomad lists nothing for a pool that does not exist (not a 404)
+        answer = Answer([], answer.headers)
     if list_options_asked(req):  # ?filter=, ?per_page=, ?next_token= (Nomad's ID / namespace.ID tokens)
         return apply_list_options(req, answer, namespaced=sub == "jobs")
     return answer

@@ -162,7 +162,11 @@ def test_the_pool_endpoints_answer_as_nomads(dev):  # noqa: F811
     assert (got["Description"], got["Meta"], got["SchedulerConfiguration"]) == ("via http", {"k": "v"}, None)
     assert [p["Name"] for p in call(port, "GET", "/v1/node/pools?prefix=http").json()] == ["http-pool"]
     assert call(port, "GET", "/v1/node/pool/nope").status == 404
-    assert call(port, "GET", "/v1/node/pool/nope/nodes").status == 404
+    missing = call(port, "GET", "/v1/node/pool/nope/nodes")  # Nomad: an empty list, not a 404
+    assert (missing.status, missing.json()) == (200, [])
+    assert call(port, "GET", "/v1/node/pool/nope/jobs").json() == []
+    r = call(port, "GET", "/v1/node/pool/default/nodes?prefix=a")
+    assert (r.status, r.text) == (400, "prefix argument not allowed")
     node = call(port, "GET", "/v1/node/pool/default/nodes").json()
     assert len(node) == 1 and node[0]["NodePool"] == "default"
     assert [n["ID"] for n in call(port, "GET", "/v1/node/pool/all/nodes").json()] == [node[0]["ID"]]
