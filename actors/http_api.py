@@ -450,8 +450,8 @@ def hide_token(query: str) -> str:
     return _TOKEN_PARAM.sub(r"\1\2<hidden>", query) if "token=" in query else query
 
 
-_REASONS = {200: "OK", 307: "Temporary Redirect", 400: "Bad Request", 403: "Forbidden",
-            404: "Not Found", 405: "Method Not Allowed", 413: "Request Entity Too Large",
+_REASONS = {200: "OK", 204: "No Content", 307: "Temporary Redirect", 400: "Bad Request", 403: "Forbidden",
+            404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Request Entity Too Large",
             415: "Unsupported Media Type",
             500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
 

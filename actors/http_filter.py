@@ -377,8 +377,9 @@ def list_options_asked(req: Request) -> bool:
     return any(k in req.query for k in ("filter", "per_page", "next_token"))
 
 
-def apply_list_options(req: Request, answer: Answer, id_key: str = "ID") -> Answer:
-    """Filter, then page, a list answer (Nomad filters before paging)."""
+def apply_list_options(req: Request, answer: Answer, id_key: str = "ID", namespaced: bool = False) -> Answer:
+    """Filter, then page, a list answer (Nomad filters before paging).  A *namespaced* list's tokens are
+    ``<namespace>.<id>`` (Nomad's NamespaceIDTokenizer), so a page may end between namespaces."""
     items = answer.value
     if not isinstance(items, list):
         return answer
@@ -392,10 +393,12 @@ def apply_list_options(req: Request, answer: Answer, id_key: str = "ID") -> Answ
             items = [o for o in items if keep(o)]
         except FilterTooSlow as e:
             raise CodedError(400, f"failed to apply filter expression: {e}") from None
+    def token_of(o: dict[str, Any]) -> str:
+        return f"{o.get('Namespace', '')}.{o.get(id_key, '')}" if namespaced else str(o.get(id_key, ""))
     token = (req.query.get("next_token") or [""])[0]
     if token:
-        items = [o for o in items if str(o.get(id_key, "")) >= token]
-    return per_page(req, Answer(items, answer.headers), lambda o: str(o.get(id_key, "")))
+        items = [o for o in items if token_of(o) >= token]
+    return per_page(req, Answer(items, answer.headers), token_of)
 
 
 def per_page(req: Request, answer: Answer, token_of: Any) -> Answer:

@@ -646,7 +646,8 @@ def jobs_request(req: Request, api: Api) -> Any:
         return [job_stub(jobs[i], sums[i], meta=meta) for i in ids]
     # Nomad's list watches the jobs and job_summary tables; our summary comes from allocs.
     if list_options_asked(req):  # ?filter= / ?per_page= / ?next_token=
-        return apply_list_options(req, state_query(req, api, ("jobs", "allocs"), query))
+        # Nomad pages jobs with its NamespaceIDTokenizer: "<namespace>.<job ID>"
+        return apply_list_options(req, state_query(req, api, ("jobs", "allocs"), query), namespaced=True)
     from actors.http_cache import cached_state_query  # the encoded list is reused while unchanged
 
     return cached_state_query(req, api, "jobs", ("jobs", "allocs"), query)

@@ -36,6 +36,7 @@ from actors.http_api import (
     route,
     state_query,
 )
+from actors.http_filter import apply_list_options, list_options_asked
 from actors.state import node_pools as pools
 from actors.state.store import command
 
@@ -96,6 +97,8 @@ def node_pool_request(req: Request, api: Api) -> Any:
             raise CodedError(404, "node pool not found")
         return answer
     require(req, "GET")
+    if (req.query.get("prefix") or [""])[0]:  # Nomad's nodePoolNodesList / nodePoolJobList
+        raise CodedError(400, "prefix argument not allowed")
     if sub == "nodes":
         def nodes(st: Any) -> Any:
             if pools.get(st.tables, name) is None:
@@ -116,8 +119,10 @@ def node_pool_request(req: Request, api: Api) -> Any:
         answer = state_query(req, api, ("jobs", "allocs", pools.TABLE), jobs)
     else:
         raise CodedError(404, f"Invalid URL: {req.path}")
-    if answer.value is None:
-        raise CodedError(404, "node pool not found")
+    if answer.value is None:  # Nomad lists nothing for a pool that does not exist (not a 404)
+        answer = Answer([], answer.headers)
+    if list_options_asked(req):  # ?filter=, ?per_page=, ?next_token= (Nomad's ID / namespace.ID tokens)
+        return apply_list_options(req, answer, namespaced=sub == "jobs")
     return answer
 
 
@@ -126,9 +131,14 @@ def node_pool_request(req: Request, api: Api) -> Any:
 # not issued here) and no content hash.
 NODE_IDENTITY_TTL_NS = 24 * 3600 * 1_000_000_000
 _POOL_DEFAULTS = {"NodeIdentityTTL": NODE_IDENTITY_TTL_NS, "Hash": None}
+_POOL_FIELDS = ("Name", "Description", "Meta", "SchedulerConfiguration", "NodeIdentityTTL", "Hash",
+                "CreateIndex", "ModifyIndex")
 
 
 def _copy(pool: dict[str, Any] | None) -> dict[str, Any] | None:
     if pool is None:
         return None
-    return {**_POOL_DEFAULTS, **pool, "Meta": dict(pool["Meta"]) if pool.get("Meta") else None}
+    out = {**_POOL_DEFAULTS, **pool, "Meta": dict(pool["Meta"]) if pool.get("Meta") else None}
+    # structs.NodePool's field order, which Nomad's JSON keeps
+    return {**{k: out[k] for k in _POOL_FIELDS if k in out},
+            **{k: v for k, v in out.items() if k not in _POOL_FIELDS}}

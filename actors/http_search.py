@@ -9,7 +9,8 @@ as Nomad's does:
   node pools by name.  Evaluations, allocations, nodes, deployments and scaling policies are
   UUIDs: a prefix that is not hex (hyphens aside) cannot name one, and such a
   context is left out of the answer, as Nomad leaves it out; an odd-length
-  prefix is cut to the even length below it (``roundUUIDDownIfOdd``).
+  prefix is cut to the even length below it (``roundUUIDDownIfOdd``) to read
+  the IDs, of which those starting with the whole prefix are kept.
 * At most :data:`TRUNCATE_LIMIT` IDs per context, sorted; ``Truncations``
   says where more matched.
 * With ACLs, ``all`` searches only what the token may read (jobs, evals and
@@ -17,8 +18,10 @@ as Nomad's does:
   naming a context the token may not read is 403.  Without ACLs, everything.
 
 Scaling policies are UUIDs too, matched in the namespace of their target.
-Contexts of objects this agent does not have (plugins, CSI volumes,
-variables) are searched and match nothing.
+Variables (context ``vars``, as Nomad names it) match by path, in every
+namespace the token may read.  Contexts of objects this agent does not have
+(plugins, CSI and host volumes) are searched and match nothing.  An unknown
+context is Nomad's 500 naming the contexts.
 
 ``/v1/search/fuzzy`` (Nomad ``Search.FuzzySearch``, the web UI's search box):
 ``{"Text", "Context"}`` answers ``{"Matches": {context: [{ID, Scope}]},
@@ -27,7 +30,8 @@ jobs (and their ``groups``, ``services``, ``tasks``, and ``commands`` /
 ``images`` / ``classes`` of their drivers, each with a ``Scope`` of its
 parents' IDs, namespace first), allocations, nodes, node pools, namespaces
 and variables; evaluations, deployments and scaling policies by ``?prefix=``
-on their IDs, as Nomad's.  Sorted by where the text is found, then shorter
+on their IDs (the first :data:`TRUNCATE_LIMIT` of them, kept when their ID
+starts with the text), as Nomad's.  Sorted by where the text is found, then shorter
 names; at most :data:`FUZZY_LIMIT_QUERY` objects scanned and
 :data:`FUZZY_LIMIT_RESULTS` kept per context (Truncations says so); text
 shorter than :data:`FUZZY_MIN_TERM_LENGTH` is refused with Nomad's message.
@@ -56,11 +60,15 @@ from actors.http_api import (
 # Nomad's search truncateLimit: IDs returned per context.
 TRUNCATE_LIMIT = 20
 CONTEXTS = ("all", "jobs", "evals", "allocs", "nodes", "deployment", "namespaces", "node_pools", "plugins",
-            "volumes", "scaling_policy", "variables")
+            "volumes", "scaling_policy", "vars", "host_volumes")
+# Nomad's allContexts (ossContexts), in its order, as its error for an unknown context lists them.
+_NOMAD_CONTEXTS = ("allocs", "jobs", "nodes", "node_pools", "evals", "deployment", "plugins", "volumes",
+                   "scaling_policy", "vars", "namespaces", "host_volumes")
 _UUID_CONTEXTS = {"evals": "evals", "allocs": "allocs", "nodes": "nodes", "deployment": "deployments",
-                  "scaling_policy": "scaling_policies"}
+                  "scaling_policy": "scaling_policies", "host_volumes": ""}
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
-_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_policies")  # what a search reads
+# what a search reads
+_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_policies", "variables")
 
 
 def _round_uuid(prefix: str) -> str | None:
@@ -76,14 +84,17 @@ def _allowed(acl: Any, namespace: str, context: str) -> bool:
         return True
     if context in ("nodes", "node_pools"):
         return acl.allows_one(Need("node", READ))
-    if context in ("jobs", "evals", "allocs", "deployment", "scaling_policy", "volumes"):
+    if context in ("jobs", "evals", "allocs", "deployment", "scaling_policy", "volumes", "host_volumes"):
         return acl.allows_one(Need("namespace", "read-job", namespace))
+    if context == "vars":
+        return _variable_search(acl, namespace)
     if context == "namespaces":
         return any(acl.allows_one(Need("namespace", cap, namespace)) for cap in ("read-job", "list-jobs"))
     return True
 
 
-def search_query(prefix: str, contexts: tuple[str, ...], namespace: str):  # type: ignore[no-untyped-def]
+def search_query(prefix: str, contexts: tuple[str, ...], namespace: str,  # type: ignore[no-untyped-def]
+                 acl: Any = None):
     def query(st: Any) -> tuple[dict[str, list[str]], dict[str, bool], int]:
         tables = st.tables
         found: dict[str, list[str]] = {}
@@ -105,10 +116,16 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str):  # typ
             elif ctx == "node_pools":
                 pools = {"all", "default", *(n.get("NodePool", "default") for n in tables["nodes"].values())}
                 ids = [p for p in pools if p.startswith(prefix)]
+            elif ctx == "vars":  # Nomad's GetVariablesByPrefix: paths in every namespace the token may read
+                ids = [v["Path"] for v in tables.get("variables", {}).values()
+                       if v["Path"].startswith(prefix) and _ns_readable(acl, v.get("Namespace", "default"))]
             else:
                 ids = []
             found[ctx] = sorted(ids)
-        matches = {ctx: ids[:TRUNCATE_LIMIT] for ctx, ids in found.items()}
+        # Nomad's getPrefixMatches reads the first truncateLimit objects the (rounded) prefix finds and
+        # keeps those whose ID starts with the prefix as given; truncated when there were more to read.
+        matches = {ctx: [i for i in ids[:TRUNCATE_LIMIT] if i.startswith(prefix)]
+                   for ctx, ids in found.items()}
         truncations = {ctx: len(ids) > TRUNCATE_LIMIT for ctx, ids in found.items()}
         index = max((st.table_index.get(t, 0) for t in _TABLES), default=0)
         return matches, truncations, index
@@ -128,8 +145,9 @@ def _search_request(req: Request, api: Api, term_key: str) -> tuple[str, str, st
     term, context = body.get(term_key, ""), body.get("Context", "")
     if not isinstance(term, str) or not isinstance(context, str):
         raise CodedError(400, f"{term_key} and Context must be strings")
-    if context not in CONTEXTS:
-        raise CodedError(400, f"context must be one of {list(CONTEXTS)}; got {context!r}")
+    if context not in CONTEXTS:  # Nomad's getEnterpriseResourceIter error, a 500 as there
+        raise CodedError(500, f"context must be one of [{' '.join(_NOMAD_CONTEXTS)}] or 'all' for all "
+                              f'contexts; got "{context}"')
     namespace = request_namespace(req)
     acl = None
     if api.ctx.acl_enabled:
@@ -147,9 +165,10 @@ def search(req: Request, api: Api) -> Any:
     contexts = tuple(c for c in (CONTEXTS[1:] if context == "all" else (context,))
                      if _allowed(acl, namespace, c))
     # A read like every other (linearizable unless ?stale), blocking on the tables searched.
-    answer = state_query(req, api, _TABLES, search_query(prefix, contexts, namespace))
+    answer = state_query(req, api, _TABLES, search_query(prefix, contexts, namespace, acl))
     matches, truncations, index = answer.value
     meta = dict(answer.headers)
+    matches, truncations = dict(sorted(matches.items())), dict(sorted(truncations.items()))  # Go's map order
     return Answer({"Matches": matches, "Truncations": truncations, "Index": index,
                    "KnownLeader": meta.get("X-Nomad-KnownLeader") == "true",
                    "LastContact": int(meta.get("X-Nomad-LastContact", "0")), "NextToken": ""}, answer.headers)
@@ -165,7 +184,7 @@ FUZZY_LIMIT_RESULTS = 100
 FUZZY_MIN_TERM_LENGTH = 2
 # Contexts searched by ?prefix= on their UUIDs (Nomad's FuzzySearch does not fuzzy-match these).
 _FUZZY_UUID = {"evals": "evals", "deployment": "deployments", "scaling_policy": "scaling_policies",
-               "volumes": ""}
+               "volumes": "", "host_volumes": ""}
 _FUZZY_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_policies", "variables",
                  "node_pools")
 
@@ -181,7 +200,7 @@ def _variable_search(acl: Any, namespace: str) -> bool:
 def _fuzzy_allowed(acl: Any, namespace: str, context: str) -> bool:
     if acl is None:
         return True
-    if context == "variables":
+    if context == "vars":
         return _variable_search(acl, namespace)
     if context == "plugins":
         return acl.allow_level("plugin", "list")
@@ -239,7 +258,7 @@ def _fuzzy_single(ctx: str, row: dict[str, Any], text: str) -> list[tuple[str, t
         name, scope = row.get("Name", ""), []
     elif ctx == "allocs":
         name, scope = row.get("Name", ""), [row.get("Namespace", "default"), row.get("ID", "")]
-    else:  # variables
+    else:  # vars
         name, scope = row.get("Path", ""), [row.get("Namespace", "default"), row.get("Path", "")]
     i = name.lower().find(text)
     return [(ctx, (name, i, scope))] if i >= 0 else []
@@ -256,14 +275,14 @@ def _fuzzy_rows(tables: Any, ctx: str, namespace: str, acl: Any) -> list[dict[st
             return ns == namespace
         if acl is None:
             return True
-        return _variable_search(acl, ns) if ctx == "variables" else acl.allow_namespace(ns, "read-job")
+        return _variable_search(acl, ns) if ctx == "vars" else acl.allow_namespace(ns, "read-job")
 
     if ctx == "jobs":
         rows = sorted(tables.get("jobs", {}).values(), key=lambda j: (j.get("Namespace", "default"), j["ID"]))
         return [j for j in rows if keep(j)]
     if ctx == "allocs":
         return [a for _, a in sorted(tables.get("allocs", {}).items()) if keep(a)]
-    if ctx == "variables":
+    if ctx == "vars":
         rows = sorted(tables.get("variables", {}).values(),
                       key=lambda v: (v.get("Namespace", "default"), v.get("Path", "")))
         return [v for v in rows if keep(v)]
@@ -280,7 +299,9 @@ def _fuzzy_rows(tables: Any, ctx: str, namespace: str, acl: Any) -> list[dict[st
 
 
 def fuzzy_query(text: str, prefix: str, fuzzy: tuple[str, ...], by_prefix: tuple[str, ...],
-                namespace: str, acl: Any):  # type: ignore[no-untyped-def]
+                namespace: str, acl: Any, raw_text: str = ""):  # type: ignore[no-untyped-def]
+    """*text* lower-cased for the fuzzy contexts; *raw_text* as given, which the UUID contexts' IDs must
+    start with (Nomad's getPrefixMatches is called with the request's Text)."""
     def query(st: Any) -> tuple[dict[str, list[dict[str, Any]]], dict[str, bool], int]:
         tables = st.tables
         matches: dict[str, list[dict[str, Any]]] = {}
@@ -293,7 +314,9 @@ def fuzzy_query(text: str, prefix: str, fuzzy: tuple[str, ...], by_prefix: tuple
             ids = sorted(k for k, v in tables.get(table, {}).items() if k.startswith(rounded)
                          and namespace in ("*", v["Target"].get("Namespace") if ctx == "scaling_policy"
                                            else v.get("Namespace", "default")))
-            matches[ctx] = [{"ID": i} for i in ids[:TRUNCATE_LIMIT]]
+            # Nomad reads the first truncateLimit objects of the ?prefix= scan and keeps those whose ID
+            # starts with the text: an empty list when none does, truncated when the scan had more.
+            matches[ctx] = [{"ID": i} for i in ids[:TRUNCATE_LIMIT] if i.startswith(raw_text)]
             truncations[ctx] = len(ids) > TRUNCATE_LIMIT
         for ctx in fuzzy:
             truncations[ctx] = False
@@ -340,9 +363,10 @@ def fuzzy_search(req: Request, api: Api) -> Any:
     by_prefix = tuple(c for c in wanted if c in _FUZZY_UUID and _fuzzy_allowed(acl, namespace, c))
     fuzzy = tuple(c for c in allowed if c not in _FUZZY_UUID)
     answer = state_query(req, api, _FUZZY_TABLES, fuzzy_query(text.lower(), prefix, fuzzy, by_prefix,
-                                                              namespace, acl))
+                                                              namespace, acl, raw_text=text))
     matches, truncations, index = answer.value
     meta = dict(answer.headers)
+    matches, truncations = dict(sorted(matches.items())), dict(sorted(truncations.items()))  # Go's map order
     return Answer({"Matches": matches, "Truncations": truncations, "Index": index,
                    "KnownLeader": meta.get("X-Nomad-KnownLeader") == "true",
                    "LastContact": int(meta.get("X-Nomad-LastContact", "0")), "NextToken": ""}, answer.headers)

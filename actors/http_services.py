@@ -126,8 +126,8 @@ def _read(req: Request, api: Api, name: str) -> Any:
                 if r["ServiceName"] == name and r.get("Namespace", DEFAULT_NAMESPACE) == namespace]
     answer = state_query(req, api, (TABLE,), query)
     parameter = (req.query.get("choose") or [""])[0]
-    if not parameter:
-        return apply_list_options(req, answer)
+    if not parameter:  # Nomad pages a service's registrations with its NamespaceIDTokenizer
+        return apply_list_options(req, answer, namespaced=True)
     if "filter" in req.query:
         answer = apply_list_options(Request(req.method, req.path, {"filter": req.query["filter"]}, req.url),
                                     answer)

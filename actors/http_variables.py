@@ -9,8 +9,8 @@
   ``Path`` may be given and must agree with the URL): writes the whole
   variable and answers it.  ``?cas=N`` writes only over ModifyIndex N (0:
   only a new variable); otherwise ``409`` with the variable as it is.
-* ``DELETE /v1/var/<path>[?cas=N]``: removes it (409 on a check-index
-  mismatch).
+* ``DELETE /v1/var/<path>[?cas=N]``: removes it, 204 No Content (409 on a
+  check-index mismatch; a 409's ``X-Nomad-Index`` is the variable's ModifyIndex).
 * Locks (Nomad 1.7): ``PUT /v1/var/<path>?lock-acquire`` with ``{"Lock":
   {"TTL": "15s", "LockDelay": "15s"}, "Items": {...}}`` (both optional:
   15 s each; a TTL from 10 s to 24 h) writes the variable holding a new
@@ -93,7 +93,7 @@ def variables_list(req: Request, api: Api) -> Any:
         answer = Answer([m if acl.management else {k: x for k, x in m.items() if k != "Lock"}
                          for m in answer.value if acl.allow_variable(m["Namespace"], m["Path"], "list")],
                         answer.headers)
-    return apply_list_options(req, answer, "Path") if list_options_asked(req) else answer
+    return apply_list_options(req, answer, "Path", namespaced=True) if list_options_asked(req) else answer
 
 
 @route("/v1/var/")
@@ -232,11 +232,14 @@ def _write(api: Api, op: str, management: bool = False, **args: Any) -> Any:
             if isinstance(current, dict) and isinstance(current.get("Lock"), dict) and not management \
                     and current["Lock"].get("ID") != args.get("lock_id"):
                 current.pop("Lock")  # a lock's ID is its holder's (and a management token's), as on reads
-            return Response(409, json.dumps(current).encode(), JSON_TYPE, (("X-Nomad-Index", str(index)),))
+            # Nomad's index header on a conflict is the conflicting variable's ModifyIndex
+            conflict_index = (current or {}).get("ModifyIndex", 0)
+            return Response(409, json.dumps(current, separators=(",", ":")).encode(), JSON_TYPE,
+                            (("X-Nomad-Index", str(conflict_index)),))
         raise CodedError(int(result.get("code") or 400), str(result.get("error")))
     headers = (("X-Nomad-Index", str(index)),)
-    if op == "var_delete":
-        return Response(200, b"", JSON_TYPE, headers)
+    if op == "var_delete":  # Nomad's variableDelete: 204 No Content
+        return Response(204, b"", JSON_TYPE, headers)
     out = _copy(result.get("var"))
     if op == "var_lock_release" or (op == "var_set" and not args.get("lock_id")):
         out.pop("Lock", None)  # Nomad shows the lock only to its holder (or a management token)

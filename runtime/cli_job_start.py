@@ -26,6 +26,11 @@ def job_start(addr: str, args: list[str]) -> tuple[str, int]:
         print(f'Job "{job.get("Name") or job.get("ID", "")}" has not been stopped', file=sys.stderr)
         return "", 1
     job["Stop"] = False
+    if any(isinstance(g, dict) and g.get("Scaling") for g in job.get("TaskGroups") or ()):
+        # Stopping disabled the job's scaling policies.  Nomad's job start restores them from the job's
+        # stored submission; this agent keeps none, which Nomad answers with this warning.
+        print("All scaling policies for this job were disabled when it was stopped, resubmit it to enable "
+              "them again.", file=sys.stderr)
     got = request(addr, "PUT", "/v1/jobs", {"Job": job})
     periodic = bool((job.get("Periodic") or {}).get("Enabled"))
     parameterized = job.get("ParameterizedJob") is not None

@@ -51,12 +51,13 @@ SCALE_CLI_MESSAGE = "submitted using the Nomad CLI"  # Nomad's job scale: the me
 # ---------------------------------------------------------------- plumbing
 
 
-def request(addr: str, method: str, path: str, body: Any = None, *, answer_meta: dict[str, int] | None = None,
+def request(addr: str, method: str, path: str, body: Any = None, *, answer_meta: dict[str, Any] | None = None,
             **query: Any) -> Any:
     """One HTTP call with a JSON body; Nomad's CLI error text on a non-200 answer.
 
     *answer_meta*, when given, gets the answer's ``index`` (``X-Nomad-Index``):
-    what a blocking query waits past next (Nomad's ``QueryMeta.LastIndex``).
+    what a blocking query waits past next (Nomad's ``QueryMeta.LastIndex``), its
+    ``known_leader``, and a paged list's ``next_token`` (``X-Nomad-NextToken``, "" on the last page).
     """
     q = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
     url = f"{addr.rstrip('/')}{path}" + (f"?{q}" if q else "")
@@ -68,6 +69,8 @@ def request(addr: str, method: str, path: str, body: Any = None, *, answer_meta:
             raw = resp.read()
             if answer_meta is not None:
                 answer_meta["index"] = int(resp.headers.get("X-Nomad-Index") or 0)
+                answer_meta["known_leader"] = resp.headers.get("X-Nomad-KnownLeader") == "true"
+                answer_meta["next_token"] = resp.headers.get("X-Nomad-NextToken") or ""
     except urllib.error.HTTPError as e:
         raise ApiError(f"Unexpected response code: {e.code} ({e.read().decode(errors='replace').strip()})") \
             from None

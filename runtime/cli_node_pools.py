@@ -2,17 +2,20 @@
 
 ``apply <file>`` reads Nomad's node pool specification, HCL
 (``node_pool "name" { description = "..." meta { k = "v" } }``) or, with
-``-json`` or a ``.json`` file, the API's ``NodePool`` object.
+``-json`` or a ``.json`` file, the API's ``NodePool`` object.  ``info``,
+``nodes`` and ``jobs`` take a name or a unique prefix of one; ``nodes`` and
+``jobs`` take ``-filter``, ``-per-page`` and ``-page-token``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import urllib.parse
 from typing import Any
 
 from runtime.cli import CliError, table
-from runtime.cli_jobs import as_json, fmt_time, kv, one_arg, parse_flags, request, short
+from runtime.cli_jobs import as_json, fmt_time, go_duration_ns, kv, one_arg, parse_flags, request, short
 
 __all__ = ["NODE_POOL_COMMANDS"]
 
@@ -21,26 +24,65 @@ def _path(name: str) -> str:
     return f"/v1/node/pool/{urllib.parse.quote(name, safe='')}"
 
 
+def api_pool(pool: dict[str, Any]) -> dict[str, Any]:
+    """A pool as Nomad's CLI prints it with -json: api.NodePool's MarshalJSON puts the node identity TTL
+    first, as a Go duration ("" when unset), and has no Hash."""
+    ttl = pool.get("NodeIdentityTTL")
+    out = {"NodeIdentityTTL": go_duration_ns(ttl) if ttl else ""}
+    out.update((k, pool.get(k)) for k in ("Name", "Description", "Meta", "SchedulerConfiguration",
+                                          "CreateIndex", "ModifyIndex"))
+    return out
+
+
 def pool_list(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"json": bool, "prefix": str})
     if rest:
         raise CliError("This command takes no arguments")
     pools = request(addr, "GET", "/v1/node/pools", prefix=flags.get("prefix")) or []
     if flags.get("json"):
-        return as_json(pools)
+        return as_json([api_pool(p) for p in pools])
     if not pools:
         return "No node pools found"
     return table([["Name", "Description"]] + [[p["Name"], p.get("Description") or ""] for p in pools])
 
 
+def _by_prefix(addr: str, prefix: str) -> dict[str, Any]:
+    """Nomad's nodePoolByPrefix: the one pool the prefix matches, or the exact name among several."""
+    try:
+        pools = request(addr, "GET", "/v1/node/pools", prefix=prefix) or []
+    except CliError as e:
+        raise CliError(f"Error retrieving node pool: {e}") from None
+    exact = [p for p in pools if p["Name"] == prefix]
+    if len(pools) == 1 or exact:
+        return (exact or pools)[0]
+    if not pools:
+        raise CliError(f'Error retrieving node pool: No node pool with prefix "{prefix}" found')
+    rows = [["Name", "Description"]] + [[p["Name"], p.get("Description") or ""] for p in pools]
+    raise CliError("Prefix matched multiple node pools\n\n" + table(rows))
+
+
 def pool_info(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"json": bool})
-    pool = request(addr, "GET", _path(one_arg(rest, "nomad node pool info <node-pool>")))
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <node-pool>")
+    pool = _by_prefix(addr, rest[0])
     if flags.get("json"):
-        return as_json(pool)
+        return as_json(api_pool(pool))
+    basic = [("Name", pool["Name"]), ("Description", pool.get("Description") or "")]
+    if pool.get("NodeIdentityTTL"):
+        basic.append(("Node Identity TTL", go_duration_ns(pool["NodeIdentityTTL"])))
     meta = pool.get("Meta") or {}
-    return "\n".join([kv([("Name", pool["Name"]), ("Description", pool.get("Description") or "")]), "",
-                      "Metadata", kv(sorted(meta.items())) if meta else "No metadata"])
+    sched = pool.get("SchedulerConfiguration")
+    if sched:
+        rows = [("Scheduler Algorithm", sched.get("SchedulerAlgorithm", ""))]
+        if sched.get("MemoryOversubscriptionEnabled") is not None:
+            rows.append(("Memory Oversubscription Enabled",
+                         str(sched["MemoryOversubscriptionEnabled"]).lower()))
+        sched_text = kv(rows)
+    else:
+        sched_text = "No scheduler configuration"
+    return "\n".join([kv(basic), "", "Metadata", kv(sorted(meta.items())) if meta else "No metadata",
+                      "", "Scheduler Configuration", sched_text])
 
 
 def _spec(path: str, as_json_spec: bool) -> dict[str, Any]:
@@ -88,34 +130,71 @@ def pool_delete(addr: str, args: list[str]) -> str:
     return f'Successfully deleted node pool "{name}"!'
 
 
+_LIST_FLAGS = {"json": bool, "filter": str, "per-page": str, "page-token": str}
+
+
+def _pool_list_of(addr: str, args: list[str], what: str, extra: dict[str, type]) -> tuple[Any, dict, dict]:
+    """``node pool nodes|jobs``: the pool (a name or unique prefix) and its *what* with Nomad's -filter,
+    -per-page and -page-token; (the list, the flags, the answer's meta)."""
+    flags, rest = parse_flags(args, {**_LIST_FLAGS, **extra})
+    if len(rest) != 1:
+        raise CliError("This command takes one argument: <node-pool>")
+    try:
+        per_page = int(flags.get("per-page") or 0)
+    except ValueError:
+        raise CliError(f'invalid value "{flags["per-page"]}" for flag -per-page: parse error') from None
+    pool = _by_prefix(addr, rest[0])
+    meta: dict[str, Any] = {}
+    try:
+        found = request(addr, "GET", f"{_path(pool['Name'])}/{what}", filter=flags.get("filter") or None,
+                        per_page=per_page or None, next_token=flags.get("page-token") or None,
+                        answer_meta=meta) or []
+    except CliError as e:
+        raise CliError(f"Error querying {what}: {e}") from None
+    return found, flags, meta
+
+
+def _next_page(meta: dict[str, Any], indent: str) -> str:
+    """Nomad's hint after a paged table: the command again (argsWithoutPageToken) with the next token."""
+    if not meta.get("next_token"):
+        return ""
+    argv, skip = [], 0
+    for a in sys.argv:
+        if skip:
+            skip -= 1
+            continue
+        if a.startswith("-page-token"):
+            skip = 0 if "=" in a else 1
+            continue
+        argv.append(a)
+    return (f"\n\n{indent}Results have been paginated. To get the next page run:\n\n"
+            f"{indent}{' '.join(argv)} -page-token {meta['next_token']}")
+
+
 def pool_nodes(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"json": bool, "verbose": bool})
-    name = one_arg(rest, "nomad node pool nodes <node-pool>")
-    nodes = request(addr, "GET", _path(name) + "/nodes") or []
-    if flags.get("json"):
-        return as_json(nodes)
+    nodes, flags, meta = _pool_list_of(addr, args, "nodes", {"verbose": bool})
     if not nodes:
         return "No nodes"
+    if flags.get("json"):
+        return as_json(nodes)
     verbose = bool(flags.get("verbose"))
     rows = [["ID", "Node Pool", "DC", "Name", "Class", "Drain", "Eligibility", "Status"]]
     rows += [[short(n["ID"], verbose), n.get("NodePool", "default"), n.get("Datacenter", ""),
               n.get("Name", ""), n.get("NodeClass") or "<none>", str(bool(n.get("Drain"))).lower(),
               n.get("SchedulingEligibility", ""), n.get("Status", "")] for n in nodes]
-    return table(rows)
+    return table(rows) + _next_page(meta, "")
 
 
 def pool_jobs(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"json": bool})
-    name = one_arg(rest, "nomad node pool jobs <node-pool>")
-    jobs = request(addr, "GET", _path(name) + "/jobs") or []
-    if flags.get("json"):
-        return as_json(jobs)
+    jobs, flags, meta = _pool_list_of(addr, args, "jobs", {})
     if not jobs:
         return "No jobs"
+    if flags.get("json"):
+        return as_json(jobs)
     rows = [["ID", "Namespace", "Type", "Priority", "Status", "Submit Date"]]
     rows += [[j["ID"], j.get("Namespace", "default"), j.get("Type", ""), str(j.get("Priority", 50)),
               j.get("Status", ""), fmt_time(j.get("SubmitTime"))] for j in jobs]
-    return table(rows)
+    return table(rows) + _next_page(meta, " ")  # Nomad's jobs hint is indented by a space
 
 
 NODE_POOL_COMMANDS = {

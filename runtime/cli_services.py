@@ -3,6 +3,8 @@
 ``list`` shows each service with the union of its tags (a Namespace column
 with ``-namespace '*'``); ``info`` a row per registration (Node and Alloc
 IDs cut to 8 characters) or, with ``-verbose``, every field of each;
+``info`` takes a service's name or a unique prefix of it, and ``-filter``,
+``-per-page`` and ``-page-token``;
 ``delete`` removes one registration (it is back when its allocation next
 starts).  ``-namespace`` (or ``NOMAD_NAMESPACE``) names the namespace,
 ``default`` when unset; ``-json`` prints the API's objects indented four
@@ -12,6 +14,7 @@ spaces.  Tags are shown as Nomad prints them: ``[a,b]``.
 from __future__ import annotations
 
 import os
+import sys
 import urllib.parse
 from typing import Any
 
@@ -78,19 +81,74 @@ def service_list(addr: str, args: list[str]) -> str:
     return format_services(entries, namespace == ALL_NAMESPACES)
 
 
+def _by_prefix(addr: str, prefix: str, namespace: str | None) -> tuple[str, str | None, list[dict[str, Any]]]:
+    """Nomad's getServiceByPrefix: the service a name or unique prefix names (an exact name wins), its
+    namespace, and the candidates when several match ([] when one does)."""
+    try:
+        entries = request(addr, "GET", "/v1/services", namespace=namespace) or []
+    except CliError as e:
+        raise CliError(f"Error listing service registrations: {e}") from None
+    possible = [{**e, "Services": [x for x in e.get("Services") or () if x["ServiceName"].startswith(prefix)]}
+                for e in entries]
+    possible = [e for e in possible if e["Services"]]
+    exact = [e for e in possible if any(x["ServiceName"] == prefix for x in e["Services"])]
+    if len(exact) == 1:
+        return prefix, exact[0].get("Namespace"), []
+    if len(possible) == 1 and len(possible[0]["Services"]) == 1:
+        return possible[0]["Services"][0]["ServiceName"], possible[0].get("Namespace"), []
+    if not possible:
+        raise CliError("Error listing service registrations: "
+                       f'No service registrations with prefix "{prefix}" found')
+    return prefix, namespace, possible
+
+
+def _with_page_token(argv: list[str], token: str) -> str:
+    """Nomad's argsWithNewPageToken: the command line again, with -page-token set to *token*."""
+    args = list(argv)
+    for i, a in enumerate(args):
+        if a.startswith("-page-token"):
+            if "=" in a:
+                args[i] = "-page-token=" + token
+            else:
+                args[i + 1] = token
+            break
+        if i == len(args) - 1:  # none given: before the last argument, the service's name
+            args[i:] = ["-page-token=" + token, a]
+            break
+    return " ".join(args)
+
+
 def service_info(addr: str, args: list[str]) -> str:
-    """``nomad service info [-json] [-verbose] [-namespace <ns>] <service name>``."""
-    flags, rest = parse_flags(args, {"json": bool, "verbose": bool, "namespace": str})
+    """``nomad service info [-json] [-verbose] [-filter F] [-per-page N] [-page-token T] [-namespace <ns>]
+    <service name or prefix>``."""
+    flags, rest = parse_flags(args, {"json": bool, "verbose": bool, "namespace": str, "filter": str,
+                                     "per-page": str, "page-token": str})
     if len(rest) != 1 or not rest[0]:
-        raise CliError("This command takes one argument: "
-                       "nomad service info [-json] [-verbose] <service name>")
-    regs = request(addr, "GET", "/v1/service/" + urllib.parse.quote(rest[0], safe=""),
-                   namespace=_namespace(flags)) or []
-    if flags.get("json"):
-        return as_json(regs)
+        raise CliError("This command takes one argument: <service_name>")
+    try:
+        per_page = int(flags.get("per-page") or 0)
+    except ValueError:
+        raise CliError(f'invalid value "{flags["per-page"]}" for flag -per-page: parse error') from None
+    name, namespace, possible = _by_prefix(addr, rest[0], _namespace(flags))
+    if possible:
+        raise CliError("Prefix matched multiple services\n\n"
+                       + format_services(possible, _namespace(flags) == ALL_NAMESPACES))
+    meta: dict[str, Any] = {}
+    try:
+        regs = request(addr, "GET", "/v1/service/" + urllib.parse.quote(name, safe=""), namespace=namespace,
+                       filter=flags.get("filter") or None, per_page=per_page or None,
+                       next_token=flags.get("page-token") or None, answer_meta=meta) or []
+    except CliError as e:
+        raise CliError(f"Error listing service registrations: {e}") from None
     if not regs:
         return "No service registrations found"
-    return format_registrations_verbose(regs) if flags.get("verbose") else format_registrations(regs)
+    if flags.get("json"):
+        return as_json(regs)
+    text = format_registrations_verbose(regs) if flags.get("verbose") else format_registrations(regs)
+    if meta.get("next_token"):
+        text += ("\n\nResults have been paginated. To get the next page run: \n\n"
+                 f"{_with_page_token(sys.argv, meta['next_token'])} ")
+    return text
 
 
 def service_delete(addr: str, args: list[str]) -> str:

@@ -1,14 +1,17 @@
 """``nomad var list | get | put | purge``, as Nomad's ``command/var_*.go``.
 
-* ``var put [-force] [-check-index=N] [-in=json|hcl] [-out=none|json|table] <path> [<key>=<value>]...``
+* ``var put [-force] [-check-index=N] [-in=json|hcl] [-out=none|json|hcl|table|go-template -template=T]
+  <path> [<key>=<value>]...``
   writes the whole variable: its items from ``key=value`` arguments
   (``key=@file`` reads the value from a file; ``key=`` drops an item of a
   specification) and/or a specification (``@file``, ``-`` for stdin, as
   ``var get -out=json`` prints one).  It refuses to overwrite a variable
   it did not read (check-and-set on the index it knows, 0 for a new one)
   unless ``-force`` or ``-check-index`` say otherwise.
-* ``var get [-out=json|table|none] <path> [<item>]``: the variable, or one item's value.
-* ``var list [-json] [<prefix>]``: the variables' paths and when they changed.
+* ``var get [-out=json|hcl|table|none|go-template -template=T] <path> [<item>]``: the variable, or one
+  item's value.
+* ``var list [-out=json|table|terse|go-template -template=T] [-per-page=N] [-page-token=T] [-filter=F]
+  [<prefix>]``: the variables' paths and when they changed; the next page's token on stderr.
 * ``var purge [-check-index=N] <path>``.
 * ``var lock [-ttl=15s] [-delay=15s] [-max-retry=5] [-early-return] [-backoff=d] [-shell=true]
   [-verbose] <path> [@spec] <child command...>`` (Nomad's ``var_lock.go`` and
@@ -32,7 +35,9 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
+import unicodedata
 import urllib.parse
 from typing import Any
 
@@ -61,7 +66,56 @@ def _default_out(tty_default: str, piped: str) -> str:
 _VAR_KEYS = ("Namespace", "Path", "CreateIndex", "ModifyIndex", "CreateTime", "ModifyTime", "Items", "Lock")
 
 
-def _render(var: dict[str, Any], out: str) -> str:
+# Nomad's renderAsHCL template (command/var.go): the items' keys right-aligned, their values Go-quoted.
+_HCL_TEMPLATE = r"""
+namespace    = "{{.Namespace}}"
+path         = "{{.Path}}"
+create_index = {{.CreateIndex}}  # Set by server
+modify_index = {{.ModifyIndex}}  # Set by server; consulted for check-and-set
+create_time  = {{.CreateTime}}   # Set by server
+modify_time  = {{.ModifyTime}}   # Set by server
+
+items = {
+{{- $PAD := 0 -}}{{- range $k,$v := .Items}}{{if gt (len $k) $PAD}}{{$PAD = (len $k)}}{{end}}{{end -}}
+{{- $FMT := printf "  %%%vs = %%q\n" $PAD}}
+{{range $k,$v := .Items}}{{printf $FMT $k $v}}{{ end -}}
+}
+"""
+
+# Nomad's errors for -out and -template (command/var.go)
+_OUT_FORMATS = ("go-template", "hcl", "json", "none", "table")
+_ERR_INVALID_OUT = 'Invalid value for "-out"; valid values are [go-template, hcl, json, none, table]'
+_ERR_MISSING_TEMPLATE = "A template must be supplied using '-template' when using go-template formatting"
+_ERR_UNEXPECTED_TEMPLATE = "The '-template' flag is only valid when using 'go-template' formatting"
+
+
+def _out_format(flags: dict[str, Any], default: str, valid: tuple[str, ...] = _OUT_FORMATS,
+                invalid: str = _ERR_INVALID_OUT) -> str:
+    """The -out asked for (*default* when none), checked with -template as Nomad's validateOutputFlag."""
+    out = flags.get("out") or default
+    if out != "go-template" and flags.get("template"):
+        raise CliError(_ERR_UNEXPECTED_TEMPLATE)
+    if out not in valid:
+        raise CliError(invalid)
+    if out == "go-template" and not flags.get("template"):
+        raise CliError(_ERR_MISSING_TEMPLATE)
+    return out
+
+
+def _go_template(data: Any, tmpl: str) -> str:
+    from runtime.gotemplate import TemplateError, render
+
+    try:  # what the user asked for, however large (the agent's bounds are for jobs' templates)
+        return render(tmpl, dot=data, max_output=1 << 40, max_steps=1 << 40)
+    except TemplateError as e:
+        raise CliError(str(e)) from None
+
+
+def _render(var: dict[str, Any], out: str, tmpl: str = "") -> str:
+    if out == "hcl":
+        return _go_template({**var, "Items": var.get("Items") or {}}, _HCL_TEMPLATE)
+    if out == "go-template":
+        return _go_template(var, tmpl)
     if out == "json":  # Nomad's AsPrettyJSON: the struct's field order, the items sorted
         ordered = {k: var[k] for k in _VAR_KEYS if k in var and (k != "Lock" or var[k])}
         ordered.update((k, v) for k, v in var.items() if k not in _VAR_KEYS)
@@ -80,25 +134,45 @@ def _render(var: dict[str, Any], out: str) -> str:
 
 
 def var_list(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"json": bool, "out": str, "filter": str})
+    flags, rest = parse_flags(args, {"json": bool, "out": str, "filter": str, "template": str,
+                                     "per-page": str, "page-token": str})
     if len(rest) > 1:
         raise CliError("This command takes flags and either no arguments or one: <prefix>")
-    out = "json" if flags.get("json") else flags.get("out") or _default_out("table", "json")
-    if out not in ("json", "terse", "table"):  # Nomad's, but for go-template (-t is not offered here)
-        raise CliError('Invalid value for "-out"; valid values are [json, table, terse]')
+    out = _out_format({**flags, "out": "json"} if flags.get("json") else flags,
+                      _default_out("table", "json"), ("go-template", "json", "table", "terse"),
+                      'Invalid value for "-out"; valid values are [go-template, json, table, terse]')
     if flags.get("filter"):
         print(FILTER_PERFORMANCE_WARNING, file=sys.stderr)
-    found = request(addr, "GET", "/v1/vars", prefix=rest[0] if rest else None,
-                    filter=flags.get("filter")) or []
+    try:
+        per_page = int(flags.get("per-page") or 0)
+    except ValueError:
+        raise CliError(f'invalid value "{flags["per-page"]}" for flag -per-page: parse error') from None
+    meta: dict[str, Any] = {}
+    found = request(addr, "GET", "/v1/vars", prefix=rest[0] if rest else None, filter=flags.get("filter"),
+                    per_page=per_page or None, next_token=flags.get("page-token") or None,
+                    answer_meta=meta) or []
     if out == "json":
+        if per_page > 0:  # Nomad wraps a page with its QueryMeta, so a script can find the next token
+            query_meta = {"LastIndex": meta.get("index", 0), "LastContact": 0,
+                          "KnownLeader": meta.get("known_leader", False), "RequestTime": 0,
+                          "NextToken": meta.get("next_token", "")}
+            return json.dumps({"Data": found, "QueryMeta": query_meta}, indent=4)
         return json.dumps(found, indent=4)  # Nomad's Format
-    found = sorted(found, key=lambda x: (x.get("Namespace", ""), x.get("Path", "")))
-    if out == "terse":  # the paths alone
-        return "\n".join(x["Path"] for x in found)
-    if not found:
-        return "No matching variables found"
-    return table([["Namespace", "Path", "Last Updated"]] +
-                 [[x["Namespace"], x["Path"], _time(x.get("ModifyTime"))] for x in found])
+    if out == "go-template":
+        text = _go_template(found, flags["template"])
+    elif out == "terse":  # the paths alone
+        text = "\n".join(x["Path"] for x in found)
+    elif not found:
+        text = "No matching variables found"
+    else:
+        found = sorted(found, key=lambda x: (x.get("Namespace", ""), x.get("Path", "")))
+        text = table([["Namespace", "Path", "Last Updated"]] +
+                     [[x["Namespace"], x["Path"], _time(x.get("ModifyTime"))] for x in found])
+    if meta.get("next_token"):  # on stderr, so stdout stays the page's variables (Nomad's)
+        print(text, flush=True)
+        print(f"Next page token: {meta['next_token']}", file=sys.stderr)
+        return ""
+    return text
 
 
 # Nomad's msgWarnFilterPerformance, on stderr before a filtered list.
@@ -107,9 +181,10 @@ FILTER_PERFORMANCE_WARNING = ("Filter queries require a full scan of the data; u
 
 
 def var_get(addr: str, args: list[str]) -> str | tuple[str, int]:
-    flags, rest = parse_flags(args, {"out": str, "item": str})
+    flags, rest = parse_flags(args, {"out": str, "item": str, "template": str})
     if not 1 <= len(rest) <= 2:
         raise CliError("This command takes one argument: <path>")
+    out = _out_format(flags, _default_out("table", "json"))
     try:
         var = request(addr, "GET", _url(rest[0]))
     except CliError as e:
@@ -124,19 +199,19 @@ def var_get(addr: str, args: list[str]) -> str | tuple[str, int]:
             raise CliError(f'Variable does not contain "{item}" item')
         sys.stdout.write(items[item])  # Nomad's fmt.Print: the value alone, no newline added
         return "", 0
-    out = flags.get("out") or _default_out("table", "json")
-    if out not in ("json", "table", "none"):
-        raise CliError('Invalid value for "-out"; valid values are [json, none, table]')
-    return _render(var, out)
+    return _render(var, out, flags.get("template", ""))
 
 
 def _spec(arg: str, fmt: str) -> dict[str, Any]:
+    if arg != "-":  # Nomad's setParserForFileArg: the file's extension says its format, whatever -in says
+        ext = os.path.splitext(arg[1:])[1]
+        if ext not in (".json", ".hcl"):
+            raise CliError(f"Unable to determine format of {arg[1:]}; Use the -in flag to specify it.")
+        fmt = ext[1:]
     try:
         text = sys.stdin.read() if arg == "-" else open(arg[1:], encoding="utf-8").read()
     except OSError as e:
         raise CliError(f"Error reading {arg[1:]!r}: {e}") from None
-    if arg != "-" and arg.lower().endswith(".hcl"):
-        fmt = "hcl"
     if fmt == "hcl":
         from runtime.hcl_job import HclJobError, _load
 
@@ -147,7 +222,14 @@ def _spec(arg: str, fmt: str) -> dict[str, Any]:
         items = doc.get("items") or {}
         if isinstance(items, list):
             items = {k: val for block in items for k, val in block.items()}
-        return {"Path": doc.get("path", ""), "Namespace": doc.get("namespace", ""), "Items": items}
+        spec = {"Path": doc.get("path", ""), "Namespace": doc.get("namespace", ""), "Items": items}
+        for key in ("create_index", "modify_index", "create_time", "modify_time"):
+            if key in doc:  # as `var get -out=hcl` prints them: modify_index makes the write check-and-set
+                if not isinstance(doc[key], int) or isinstance(doc[key], bool):
+                    raise CliError("Failed to parse variable data: error parsing hcl: "
+                                   f"{key} must be integer; got {doc[key]!r}")
+                spec["".join(w.title() for w in key.split("_"))] = doc[key]
+        return spec
     try:
         spec = json.loads(text)
     except ValueError as e:
@@ -157,14 +239,71 @@ def _spec(arg: str, fmt: str) -> dict[str, Any]:
     return spec
 
 
+def _kv_data(pairs: list[str]) -> dict[str, str]:
+    """Nomad's KVBuilder: ``key=value``; ``key=@file`` reads the value from a file, ``key=\\@v`` is the
+    literal ``@v``, ``key=-`` reads it from stdin; a bare ``-`` or ``@file.json`` merges a JSON object
+    (stdin is read once)."""
+    out: dict[str, str] = {}
+    stdin_used = False
+
+    def stdin() -> str:
+        nonlocal stdin_used
+        if stdin_used:
+            raise ValueError("stdin already consumed")
+        stdin_used = True
+        return sys.stdin.read()
+
+    for raw in pairs:
+        try:
+            if raw == "":
+                continue
+            key, eq, value = raw.partition("=")
+            if not eq:
+                if raw != "-" and not raw.startswith("@"):
+                    raise ValueError("format must be key=value")
+                try:
+                    text = stdin() if raw == "-" else open(raw[1:], encoding="utf-8").read()
+                    merged = json.loads(text)
+                except OSError as e:
+                    raise ValueError(f"open {raw[1:]}: {e.strerror.lower() if e.strerror else e}") from None
+                if not isinstance(merged, dict) or not all(isinstance(v, str) for v in merged.values()):
+                    raise ValueError("the JSON must be an object of string values")
+                out.update(merged)
+                continue
+            if value.startswith("@"):
+                try:
+                    value = open(value[1:], encoding="utf-8").read()
+                except OSError as e:
+                    raise ValueError(f"error reading file: open {value[1:]}: "
+                                     f"{e.strerror.lower() if e.strerror else e}") from None
+            elif value.startswith("\\@"):
+                value = value[1:]
+            elif value == "-":
+                value = stdin()
+            out[key] = value
+        except ValueError as e:
+            raise CliError(f"invalid key/value pair {json.dumps(raw)}: {e}") from None
+    return out
+
+
+def _identifier_warning(key: str) -> list[str]:
+    """Nomad's warnInvalidIdentifier: an item key with characters other than letters, digits and "_"
+    cannot be read as ``.key`` in a template."""
+    bad = sorted({ch for ch in key if ch != "_" and unicodedata.category(ch)[0] not in "LN"})
+    if not bad:
+        return []
+    chars = ",".join(f'"{ch}"' for ch in bad)
+    return [f'"{key}" contains characters [{chars}] that require the \'index\' function for direct access '
+            "in templates"]
+
+
 def var_put(addr: str, args: list[str]) -> tuple[str, int]:
-    flags, rest = parse_flags(args, {"force": bool, "check-index": str, "in": str, "out": str})
+    flags, rest = parse_flags(args, {"force": bool, "check-index": str, "in": str, "out": str,
+                                     "template": str})
     fmt = flags.get("in", "json")
     if fmt not in ("json", "hcl"):
         raise CliError('Invalid value for "-in"; valid values are [hcl, json]')
-    out = flags.get("out") or _default_out("none", "json")
-    if out not in ("json", "table", "none"):
-        raise CliError('Invalid value for "-out"; valid values are [json, none, table]')
+    out = _out_format(flags, _default_out("none", "json"))
     if not rest:
         raise CliError("Not enough arguments (expected >1, got 0)")
     spec: dict[str, Any] = {}
@@ -179,19 +318,17 @@ def var_put(addr: str, args: list[str]) -> tuple[str, int]:
             spec = _spec(rest[1], fmt)
             rest = rest[1:]
     items = dict(spec.get("Items") or {})
-    for pair in rest[1:]:
-        k, eq, value = pair.partition("=")
-        if not eq or not k:
-            raise CliError(f"Failed to parse K=V data: invalid key/value pair {pair!r}")
-        if value.startswith("@"):
-            try:
-                value = open(value[1:], encoding="utf-8").read()
-            except OSError as e:
-                raise CliError(f"Failed to parse K=V data: {e}") from None
+    try:
+        data = _kv_data(rest[1:])
+    except CliError as e:
+        raise CliError(f"Failed to parse K=V data: {e}") from None
+    warnings = []
+    for k, value in data.items():
         if value == "":
             items.pop(k, None)
         else:
             items[k] = value
+            warnings += _identifier_warning(k)
     path = path or str(spec.get("Path") or "")
     if not path:
         raise CliError("Must supply a path")
@@ -209,13 +346,32 @@ def var_put(addr: str, args: list[str]) -> tuple[str, int]:
     except CliError as e:
         if "409" not in str(e):
             raise CliError(f"Error creating variable: {e}") from None
-        current = request(addr, "GET", _url(path))
-        have = current.get("ModifyIndex", 0)
-        raise CliError(f"Check-and-Set conflict\n\n    Your provided check-index ({query['cas']}) does not "
-                       f"match the server-side index ({have}).\n\n    If you are sure you want to perform "
-                       f"this operation, add the -force or -check-index={have} flag before the positional "
-                       "arguments.") from None
-    return _render(var, out), 0
+        return _cas_conflict(addr, path, query["cas"])
+    if warnings:  # Nomad's FormatWarnings of MergeMultierrorWarnings, on stderr
+        count = "1 warning" if len(warnings) == 1 else f"{len(warnings)} warnings"
+        print(f"Variable Warnings:\n{count}:\n" + "".join(f"\n* {w}" for w in sorted(warnings)) + "\n",
+              file=sys.stderr)
+    if out == "none":  # Nomad's default on a terminal: a line saying what was written
+        return f'Created variable "{var.get("Path", path)}" with modify index {var.get("ModifyIndex", 0)}', 0
+    return _render(var, out, flags.get("template", "")), 0
+
+
+def _cas_conflict(addr: str, path: str, check_index: int) -> tuple[str, int]:
+    """Nomad's handleCASError: the heading, then one paragraph (wrapped at 76, indented 4) naming the
+    index given, the server's and when the variable last changed, on stderr; exit 1."""
+    try:
+        current = request(addr, "GET", _url(path)) or {}
+    except CliError:  # gone since: Nomad's conflict then carries no variable
+        current = {}
+    have = current.get("ModifyIndex", 0)
+    last = f"The server-side item was last updated on {_time(current.get('ModifyTime'))}." if have else ""
+    text = (f"Your provided check-index ({check_index}) does not match the server-side index ({have}). "
+            f"{last} If you are sure you want to perform this operation, add the -force or "
+            f"-check-index={have} flag before the positional arguments.")
+    lines = textwrap.wrap(text, 76, break_long_words=False, break_on_hyphens=False) or [""]
+    print("\nCheck-and-Set conflict\n", file=sys.stderr)
+    print("\n".join("    " + line for line in lines) + "\n", file=sys.stderr)
+    return "", 1
 
 
 def var_purge(addr: str, args: list[str]) -> tuple[str, int]:
@@ -231,8 +387,7 @@ def var_purge(addr: str, args: list[str]) -> tuple[str, int]:
         request(addr, "DELETE", _url(path), **query)
     except CliError as e:
         if "409" in str(e):
-            raise CliError("Check-and-Set conflict: the variable changed since the given check-index "
-                           f"({query.get('cas')}); nothing was purged") from None
+            return _cas_conflict(addr, path, query.get("cas", 0))
         raise CliError(f"Error purging variable: {e}") from None
     return f'Successfully purged variable "{path}"!', 0
 

@@ -243,7 +243,7 @@ def test_variable_events_reach_only_who_may_list_their_paths(agent, management):
     finally:
         s.close()
     for path in ("ops/secret", "app/db"):
-        assert call(port, "DELETE", f"/v1/var/{path}", token=management).status == 200
+        assert call(port, "DELETE", f"/v1/var/{path}", token=management).status == 204
 
 
 def test_rejected_registrations_spare_only_management_tokens(agent, management):
@@ -334,10 +334,10 @@ def test_variables_are_reached_through_a_policys_variables_paths_only(agent, man
     assert call(port, "GET", "/v1/var/shared/v", token=team).status == 403  # list only: no contents
     listed = call(port, "GET", "/v1/vars", token=team).json()
     assert sorted(v["Path"] for v in listed) == ["shared/v", "team/db"]
-    assert call(port, "DELETE", "/v1/var/team/db", token=team).status == 200
+    assert call(port, "DELETE", "/v1/var/team/db", token=team).status == 204
     assert call(port, "GET", "/v1/var/acl/v", token=management).json()["Items"] == {"a": "b"}
     for path in ("acl/v", "shared/v"):
-        assert call(port, "DELETE", f"/v1/var/{path}", token=management).status == 200
+        assert call(port, "DELETE", f"/v1/var/{path}", token=management).status == 204
 
 
 def test_an_event_stream_ends_when_its_token_is_deleted(agent, management):

@@ -40,6 +40,18 @@ def test_fuzzy_scans_at_most_limit_query_objects_and_says_so():
     assert len(matches["jobs"]) == FUZZY_LIMIT_QUERY and truncations["jobs"] is True
 
 
+def test_fuzzy_keeps_only_uuids_starting_with_the_text_as_nomads_prefix_matches():
+    st = _state([_job("web")])
+    ids = ["0a1b2c3d-0000-4000-8000-000000000001", "0a1b9999-0000-4000-8000-000000000002",
+           "ffff0000-0000-4000-8000-000000000003"]
+    st.tables["evals"] = {i: {"ID": i, "Namespace": "default"} for i in ids}
+    matches, truncations, _ = fuzzy_query("web", "", ("jobs",), ("evals",), "default", None,
+                                          raw_text="web")(st)
+    assert matches["evals"] == [] and truncations["evals"] is False  # the key is there, with no IDs
+    matches, _, _ = fuzzy_query("0a1b", "", (), ("evals",), "default", None, raw_text="0a1b")(st)
+    assert [m["ID"] for m in matches["evals"]] == ids[:2]
+
+
 def test_fuzzy_wildcard_namespace_keeps_what_the_token_may_read():
     st = _state([_job("web-a"), _job("web-b", namespace="secret")])
     acl = compile_acl([parse_policy('namespace "default" { policy = "read" }')])

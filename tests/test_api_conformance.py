@@ -784,7 +784,9 @@ def test_agent_schedulers_answer_the_workers_and_their_config(dev):
 
 @pytest.mark.parametrize(("body", "status", "text"), [
     ({"Text": "c", "Context": "all"}, 500, "fuzzy search query must be at least 2 characters, got 1"),
-    ({"Text": "co", "Context": "bogus"}, 400, None),
+    ({"Text": "co", "Context": "bogus"}, 500,  # Nomad's getEnterpriseFuzzyResourceIter error, uncoded
+     "context must be one of [allocs jobs nodes node_pools evals deployment plugins volumes scaling_policy "
+     "vars namespaces host_volumes] or 'all' for all contexts; got \"bogus\""),
 ])
 def test_fuzzy_search_refuses_what_nomad_refuses(dev, body, status, text):
     r = call(dev.http_port, "POST", "/v1/search/fuzzy", body)

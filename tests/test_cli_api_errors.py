@@ -20,7 +20,7 @@ GONE = "http://127.0.0.1:9"  # nothing listens: the API call fails at once
     (["namespace", "list"], "Error retrieving namespaces", "/v1/namespaces"),
     (["namespace", "apply", "x"], "Error applying namespace", "/v1/namespace/x"),
     (["node", "pool", "list"], "Error querying node pools", "/v1/node/pools"),
-    (["node", "pool", "info", "default"], "Error retrieving node pool", "/v1/node/pool/default"),
+    (["node", "pool", "info", "default"], "Error retrieving node pool", "/v1/node/pools?prefix=default"),
     (["operator", "scheduler", "get-config"], "Error querying scheduler configuration",
      "/v1/operator/scheduler/configuration"),
     (["service", "list"], "Error listing service registrations", "/v1/services"),

@@ -39,3 +39,22 @@ def test_a_stopped_job_starts_again_as_a_new_version(dev):  # noqa: F811
     wait_for(lambda: not _running(port, "restartme"), "the job purged")
     usage = nomad(port, "job", "start")
     assert usage.returncode == 1 and "This command takes one argument: <job>" in usage.stderr
+
+
+def test_stopping_disables_the_scaling_policies_and_start_warns_they_stay_disabled(dev):  # noqa: F811
+    port = dev.http_port
+    job = sleep_job("scaled-start", count=1)
+    job["TaskGroups"][0]["Scaling"] = {"Min": 1, "Max": 3, "Enabled": True}
+    assert call(port, "PUT", "/v1/jobs", {"Job": job}).status == 200
+
+    def policies() -> list[dict]:
+        return call(port, "GET", "/v1/scaling/policies?job=scaled-start").json()
+    assert [p["Enabled"] for p in policies()] == [True]
+    assert nomad(port, "job", "stop", "-detach", "scaled-start").returncode == 0
+    assert [p["Enabled"] for p in policies()] == [False]  # Nomad's FSM: nothing autoscales a stopped job
+    started = nomad(port, "job", "start", "-detach", "scaled-start")
+    assert started.returncode == 0, started.stderr
+    assert started.stderr == ("All scaling policies for this job were disabled when it was stopped, "
+                              "resubmit it to enable them again.\n")
+    assert [p["Enabled"] for p in policies()] == [False]
+    assert call(port, "DELETE", "/v1/job/scaled-start?purge=true").status == 200

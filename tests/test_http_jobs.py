@@ -478,7 +478,8 @@ def test_prefix_search_finds_jobs_allocs_and_nodes_as_nomads_does(dev):
     assert call(port, "PUT", "/v1/search", {"Prefix": node[:8], "Context": "nodes"}).json()["Matches"] == \
         {"nodes": [node]}
     bad = call(port, "PUT", "/v1/search", {"Prefix": "x", "Context": "widgets"})
-    assert bad.status == 400 and b"context must be one of" in bad.body
+    assert bad.status == 500 and b"context must be one of [allocs jobs nodes" in bad.body  # Nomad's 500
+    assert call(port, "PUT", "/v1/search", {"Prefix": "x", "Context": "variables"}).status == 500  # "vars"
     assert call(port, "GET", "/v1/search").status == 405
     assert call(port, "PUT", "/v1/search", raw=b"{not json").status == 400
     call(port, "DELETE", "/v1/job/search-web?purge=true")
@@ -495,11 +496,29 @@ def test_search_truncates_at_twenty_and_rounds_odd_uuid_prefixes_down():
                          table_index={"jobs": 7, "allocs": 9})
     matches, truncations, index = search_query("svc-", ("jobs",), "default")(st)
     assert len(matches["jobs"]) == TRUNCATE_LIMIT == 20 and truncations["jobs"] is True and index == 9
-    # "ab1" is odd: searched as "ab", as Nomad's roundUUIDDownIfOdd.
+    # "ab1" is odd: read as "ab", as Nomad's roundUUIDDownIfOdd, and kept when starting with "ab1"
+    # (its getPrefixMatches).
     matches, _, _ = search_query("ab1", ("allocs",), "default")(st)
-    assert matches["allocs"] == ["ab12cd34-0000", "ab99"]
+    assert matches["allocs"] == ["ab12cd34-0000"]
     assert search_query("zz", ("allocs",), "default")(st)[0] == {}  # not hex: left out
     assert search_query("svc-", ("jobs",), "other")(st)[0] == {"jobs": []}  # another namespace
+
+
+def test_search_finds_variables_by_path_in_the_vars_context():
+    from types import SimpleNamespace
+
+    from actors.acl import compile_acl, parse_policy
+    from actors.http_search import search_query
+
+    variables = {f"{ns}/{p}": {"Namespace": ns, "Path": p}
+                 for ns, p in (("default", "app/db"), ("default", "app/web"), ("default", "other"),
+                               ("secret", "app/key"))}
+    st = SimpleNamespace(tables={"variables": variables}, table_index={"variables": 4})
+    matches, truncations, _ = search_query("app/", ("vars",), "default")(st)
+    # Nomad's GetVariablesByPrefix reads every namespace, keeping those the token may read
+    assert matches == {"vars": ["app/db", "app/key", "app/web"]} and truncations == {"vars": False}
+    reader = compile_acl([parse_policy('namespace "default" { policy = "read" }')])
+    assert search_query("app/", ("vars",), "default", reader)(st)[0] == {"vars": ["app/db", "app/web"]}
 
 
 # ---------------------------------------------------------------- task lifecycle
@@ -608,3 +627,27 @@ def test_memory_max_is_warned_about_while_oversubscription_is_off_and_reaches_th
         call(port, "PUT", "/v1/operator/scheduler/configuration",
              {**cfg, "MemoryOversubscriptionEnabled": False})
         call(port, "DELETE", "/v1/job/api-memmax?purge=true")
+
+
+def test_the_jobs_list_pages_with_nomads_namespace_dot_id_token():
+    import io
+    import urllib.parse
+
+    from actors.http_api import Request
+    from actors.http_jobs import jobs_request
+    from actors.scheduler.job import canonical_job
+    from actors.state.store import StateStore, command
+    from tests.one_server_api import api_over
+
+    st = StateStore()
+    for i, job_id in enumerate(("a", "b", "c")):
+        st.apply(i + 1, command("job_register", job=canonical_job(sleep_job(job_id)), now=1.0))
+
+    def page(query: str) -> Any:
+        req = Request(method="GET", path="/v1/jobs", query={"stale": [""], **urllib.parse.parse_qs(query)},
+                      url="/v1/jobs", environ={"wsgi.input": io.BytesIO(b"")})
+        return jobs_request(req, api_over(st, acl_enabled=False))
+    first = page("per_page=2")
+    assert [j["ID"] for j in first.value] == ["a", "b"]
+    assert ("X-Nomad-NextToken", "default.c") in first.headers
+    assert [j["ID"] for j in page("per_page=2&next_token=default.c").value] == ["c"]

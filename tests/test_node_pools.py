@@ -40,7 +40,7 @@ def test_the_built_in_pools_always_exist_and_cannot_be_changed_or_deleted():
                      command("node_pool_upsert", pools=[{"Name": name, "Description": "mine"}]))
         assert not r["ok"] and "is not allowed" in r["error"]
         r = st.apply(st.applied_index + 1, command("node_pool_delete", names=[name]))
-        assert r == {"ok": False, "error": f'deleting built-in node pool "{name}" is not allowed'}
+        assert r == {"ok": False, "error": f'deleting node pool "{name}" is not allowed'}
     assert pools.get(st.tables, "default")["Description"] == "Default node pool."
 
 
@@ -162,7 +162,11 @@ def test_the_pool_endpoints_answer_as_nomads(dev):  # noqa: F811
     assert (got["Description"], got["Meta"], got["SchedulerConfiguration"]) == ("via http", {"k": "v"}, None)
     assert [p["Name"] for p in call(port, "GET", "/v1/node/pools?prefix=http").json()] == ["http-pool"]
     assert call(port, "GET", "/v1/node/pool/nope").status == 404
-    assert call(port, "GET", "/v1/node/pool/nope/nodes").status == 404
+    missing = call(port, "GET", "/v1/node/pool/nope/nodes")  # Nomad: an empty list, not a 404
+    assert (missing.status, missing.json()) == (200, [])
+    assert call(port, "GET", "/v1/node/pool/nope/jobs").json() == []
+    r = call(port, "GET", "/v1/node/pool/default/nodes?prefix=a")
+    assert (r.status, r.text) == (400, "prefix argument not allowed")
     node = call(port, "GET", "/v1/node/pool/default/nodes").json()
     assert len(node) == 1 and node[0]["NodePool"] == "default"
     assert [n["ID"] for n in call(port, "GET", "/v1/node/pool/all/nodes").json()] == [node[0]["ID"]]
@@ -170,6 +174,21 @@ def test_the_pool_endpoints_answer_as_nomads(dev):  # noqa: F811
     # A job in the pool: listed under it; the pool cannot go while it lives.
     assert call(port, "PUT", "/v1/jobs", {"Job": sleep_job("pooled", count=0, NodePool="http-pool")}).status == 200
     assert [j["ID"] for j in call(port, "GET", "/v1/node/pool/http-pool/jobs").json()] == ["pooled"]
+    second = sleep_job("pooled2", count=0, NodePool="http-pool")
+    assert call(port, "PUT", "/v1/jobs", {"Job": second}).status == 200
+    page = call(port, "GET", "/v1/node/pool/http-pool/jobs?per_page=1")  # Nomad's NamespaceIDTokenizer
+    assert [j["ID"] for j in page.json()] == ["pooled"]
+    assert page.headers["x-nomad-nexttoken"] == "default.pooled2"
+    assert [j["ID"] for j in call(port, "GET", "/v1/node/pool/http-pool/jobs?next_token=default.pooled2")
+            .json()] == ["pooled2"]
+    pages = nomad(port, "node", "pool", "jobs", "-per-page=1", "http-p")  # a prefix names the pool
+    assert pages.returncode == 0 and pages.stdout.splitlines()[1].split()[0] == "pooled"
+    assert "Results have been paginated. To get the next page run:" in pages.stdout
+    assert pages.stdout.rstrip().endswith("node pool jobs -per-page=1 http-p -page-token default.pooled2")
+    filtered = nomad(port, "node", "pool", "jobs", "-filter", 'ID == "pooled2"', "http-pool").stdout
+    assert [line.split()[0] for line in filtered.splitlines()[1:]] == ["pooled2"]
+    assert nomad(port, "node", "pool", "nodes", "-filter", 'Status == "nope"', "all").stdout == "No nodes\n"
+    assert call(port, "DELETE", "/v1/job/pooled2?purge=true").status == 200
     r = call(port, "DELETE", "/v1/node/pool/http-pool")
     assert (r.status, r.text) == (400, 'node pool "http-pool" has non-terminal jobs')
     assert call(port, "DELETE", "/v1/job/pooled?purge=true").status == 200
@@ -198,9 +217,20 @@ def test_the_cli_applies_lists_shows_and_deletes_pools(dev, tmp_path):  # noqa: 
     listed = nomad(port, "node", "pool", "list").stdout.splitlines()
     assert listed[0].split() == ["Name", "Description"]
     assert [line.split()[0] for line in listed[1:]] == ["all", "cli-dev", "cli-prod", "default"]
-    info = nomad(port, "node", "pool", "info", "cli-prod").stdout
-    assert "Description = Production" in info and "env = prod" in info
-    assert json.loads(nomad(port, "node", "pool", "info", "-json", "cli-dev").stdout)["Name"] == "cli-dev"
+    info = nomad(port, "node", "pool", "info", "cli-p").stdout  # a unique prefix (Nomad's nodePoolByPrefix)
+    assert info.splitlines() == ["Name              = cli-prod", "Description       = Production",
+                                 "Node Identity TTL = 24h0m0s", "", "Metadata", "env = prod", "",
+                                 "Scheduler Configuration", "No scheduler configuration"]
+    several = nomad(port, "node", "pool", "info", "cli-")
+    assert several.returncode == 1 and several.stderr.startswith("Prefix matched multiple node pools\n\n")
+    none = nomad(port, "node", "pool", "info", "zz")
+    assert none.stderr == 'Error retrieving node pool: No node pool with prefix "zz" found\n'
+    shown = json.loads(nomad(port, "node", "pool", "info", "-json", "cli-dev").stdout)  # api.NodePool's JSON
+    assert list(shown) == ["NodeIdentityTTL", "Name", "Description", "Meta", "SchedulerConfiguration",
+                           "CreateIndex", "ModifyIndex"] and shown["NodeIdentityTTL"] == "24h0m0s"
+    raw = call(port, "GET", "/v1/node/pool/cli-dev").json()  # structs.NodePool's field order
+    assert list(raw) == ["Name", "Description", "Meta", "SchedulerConfiguration", "NodeIdentityTTL", "Hash",
+                         "CreateIndex", "ModifyIndex"]
     nodes = nomad(port, "node", "pool", "nodes", "default").stdout.splitlines()
     assert nodes[0].split()[:2] == ["ID", "Node"] and len(nodes) == 2
     assert nomad(port, "node", "pool", "jobs", "cli-prod").stdout.strip() == "No jobs"
@@ -208,7 +238,7 @@ def test_the_cli_applies_lists_shows_and_deletes_pools(dev, tmp_path):  # noqa: 
         out = nomad(port, "node", "pool", "delete", name)
         assert out.stdout.strip() == f'Successfully deleted node pool "{name}"!', out.stderr
     bad = nomad(port, "node", "pool", "delete", "default")
-    assert bad.returncode == 1 and "deleting built-in node pool" in bad.stderr
+    assert bad.returncode == 1 and 'deleting node pool "default" is not allowed' in bad.stderr
     broken = tmp_path / "broken.hcl"
     broken.write_text("node_pool {")
     out = nomad(port, "node", "pool", "apply", str(broken))

@@ -27,13 +27,13 @@ def test_a_workload_identity_cannot_fuzzy_search_other_jobs_variable_paths():
     # ... yet the handler lets it search the variables context of its namespace, and every path there
     # (other jobs' and any secret-named path) comes back.
     st = _state_with_variables("nomad/jobs/db/password", "prod/secret-dbpass", "nomad/jobs/web")
-    allowed = _fuzzy_allowed(acl, "default", "variables")
+    allowed = _fuzzy_allowed(acl, "default", "vars")
     found: list[str] = []
     if allowed:
-        matches, _, _ = fuzzy_query("s", "", ("variables",), (), "default", acl)(st)
-        found = [m["ID"] for m in matches.get("variables", [])]
+        matches, _, _ = fuzzy_query("s", "", ("vars",), (), "default", acl)(st)
+        found = [m["ID"] for m in matches.get("vars", [])]
     assert "nomad/jobs/db/password" not in found and "prod/secret-dbpass" not in found
     # With namespace=* too (each row kept by allow_variable_search of its namespace).
-    matches, _, _ = fuzzy_query("s", "", ("variables",), (), "*", acl)(st)
-    assert [m["ID"] for m in matches.get("variables", [])
+    matches, _, _ = fuzzy_query("s", "", ("vars",), (), "*", acl)(st)
+    assert [m["ID"] for m in matches.get("vars", [])
             if m["ID"] != "nomad/jobs/web"] == []

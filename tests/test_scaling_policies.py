@@ -151,6 +151,10 @@ def test_a_stopped_job_keeps_its_policies_and_a_purged_or_collected_one_loses_th
     s.register({"Max": 10}, job_id="other")
     s.apply("job_deregister", job_id="web", purge=False)
     assert len(s.policies()) == 2
+    # Nomad's FSM disables a stopped job's policies (and its groups' scaling blocks), so no autoscaler
+    # acts on a stopped job; the other job's stays enabled.
+    assert {p["Target"]["Job"]: p["Enabled"] for p in s.policies()} == {"web": False, "other": True}
+    assert s.st.tables["jobs"]["web"]["TaskGroups"][0]["Scaling"]["Enabled"] is False
     s.apply("job_deregister", job_id="web", purge=True)
     assert [p["Target"]["Job"] for p in s.policies()] == ["other"]
     s.apply("job_deregister", job_id="other", purge=False)

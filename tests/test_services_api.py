@@ -156,8 +156,9 @@ def test_service_read_is_its_registrations_in_nomads_shape(dev, svc):  # noqa: F
     expr = urllib.parse.quote('"i-1" in Tags')
     assert [r["Tags"] for r in get(port, f"/v1/service/svc-web?filter={expr}")] == [["web", "i-1"]]
     first = call(port, "GET", "/v1/service/svc-web?per_page=1")
-    assert first.json() == web[:1] and first.headers["x-nomad-nexttoken"] == web[1]["ID"]
-    token = urllib.parse.quote(web[1]["ID"])
+    # Nomad's NamespaceIDTokenizer: <namespace>.<registration ID>
+    assert first.json() == web[:1] and first.headers["x-nomad-nexttoken"] == "default." + web[1]["ID"]
+    token = urllib.parse.quote("default." + web[1]["ID"])
     assert get(port, f"/v1/service/svc-web?per_page=1&next_token={token}") == web[1:]
 
 
@@ -246,13 +247,24 @@ def test_cli_service_list_and_info(dev, svc):  # noqa: F811
                           "Job ID": "svc-job", "Alloc ID": r["AllocID"], "Node ID": r["NodeID"],
                           "Datacenter": "dc1", "Address": f"{r['Address']}:9100", "Tags": "[num]"}
     assert json.loads(nomad(dev, "service", "info", "-json", "svc-num").stdout) == svc["num"]
-    missing = nomad(dev, "service", "info", "no-such-service")
-    assert (missing.returncode, missing.stdout) == (0, "No service registrations found\n")
+    prefixed = nomad(dev, "service", "info", "svc-w")  # a unique prefix names the service (Nomad's)
+    assert prefixed.returncode == 0 and prefixed.stdout == info.stdout
+    several = nomad(dev, "service", "info", "svc-")
+    assert several.returncode == 1 and several.stderr.startswith("Prefix matched multiple services\n\n")
+    assert "svc-num" in several.stderr and "svc-web" in several.stderr
+    filtered = nomad(dev, "service", "info", "-filter", '"nope" in Tags', "svc-web")
+    assert (filtered.returncode, filtered.stdout) == (0, "No service registrations found\n")
+    paged = nomad(dev, "service", "info", "-per-page=1", "svc-web")
+    assert paged.returncode == 0 and paged.stdout.count("svc-job") == 1
+    assert "Results have been paginated. To get the next page run: \n\n" in paged.stdout
+    assert f"-page-token=default.{sorted(r['ID'] for r in svc['web'])[1]} svc-web" in paged.stdout
 
     for args, message in [(("service", "info"), "This command takes one argument"),
                           (("service", "list", "extra"), "This command takes no arguments"),
                           (("service", "delete", "svc-web"), "This command takes two arguments"),
                           (("service", "info", "-bogus", "svc-web"), "flag provided but not defined: -bogus"),
+                          (("service", "info", "no-such-service"), "Error listing service registrations: "
+                           'No service registrations with prefix "no-such-service" found'),
                           (("service", "delete", "svc-web", UNKNOWN),
                            "Error deleting service registration: Unexpected response code: 404 "
                            "(service registration not found)")]:

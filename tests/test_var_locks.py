@@ -178,7 +178,7 @@ def test_the_lock_endpoints_answer_as_nomads(dev):  # noqa: F811
     assert got["Items"] == {"x": "y"} and "Lock" not in got
     r = call(port, "PUT", "/v1/var/locks/one?lock-release", {"Lock": {"ID": lock_id}})
     assert (r.status, r.text) == (409, "variable doesn't hold a lock")
-    assert call(port, "DELETE", "/v1/var/locks/one").status == 200
+    assert call(port, "DELETE", "/v1/var/locks/one").status == 204
 
 
 def _nomad(port: int, *args: str, **kw) -> subprocess.Popen:

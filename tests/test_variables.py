@@ -58,7 +58,10 @@ def test_check_and_set_never_loses_a_concurrent_update():
     ("dou//ble", {"a": "1"}, "invalid path"),
     ("sp ace", {"a": "1"}, "invalid path"),
     ("x" * 129, {"a": "1"}, "invalid path"),
-    ("nomad/other", {"a": "1"}, "reserved top-level directory"),
+    ("nomad", {"a": "1"}, '"nomad" is a reserved top-level directory path'),
+    ("nomad/other", {"a": "1"}, 'only paths at "nomad/jobs" or "nomad/job-templates" and below are valid'),
+    ("nomad/job-templates", {"a": "1"}, '"nomad/job-templates" is a reserved directory path'),
+    ("nomad/job-templates/a/b", {"a": "1"}, '"nomad/job-templates" is a reserved directory path'),
     ("ok", {}, "empty variables are invalid"),
     ("ok", {"a": 1}, "values must be strings"),
     ("ok", {"a": "x" * (64 * 1024)}, "limited to 64KiB"),
@@ -68,6 +71,12 @@ def test_a_bad_variable_is_refused_naming_why(path, items, why):
     r = _put(st, path, items)
     assert not r["ok"] and why in r["error"]
     assert st.tables[v.TABLE] == {}
+
+
+@pytest.mark.parametrize("path", ["nomad/jobs", "nomad/jobs/a/b/c", "nomad/sentinel/p",
+                                  "nomad/job-templates/t"])
+def test_nomads_reserved_directories_take_what_nomad_allows(path):
+    assert _put(StateStore(), path, {"a": "1"})["ok"]
 
 
 def test_nomad_jobs_paths_may_be_written_and_variables_survive_a_snapshot():
@@ -104,6 +113,7 @@ def test_the_variable_endpoints_answer_as_nomads(dev):  # noqa: F811
     # Check-and-set: a stale index is a 409 carrying the variable as it is.
     stale = call(port, "PUT", f"/v1/var/http/one?cas={made['ModifyIndex'] - 1}", {"Items": {"x": "y"}})
     assert stale.status == 409 and stale.json()["Items"]["user"] == "admin"
+    assert int(stale.headers["x-nomad-index"]) == made["ModifyIndex"]  # the conflict's index (Nomad's)
     fresh = call(port, "PUT", f"/v1/var/http/one?cas={made['ModifyIndex']}", {"Items": {"x": "y"}})
     assert fresh.status == 200 and fresh.json()["Items"] == {"x": "y"}
     assert call(port, "PUT", "/v1/var/http/one?cas=0", {"Items": {"x": "z"}}).status == 409
@@ -122,8 +132,8 @@ def test_the_variable_endpoints_answer_as_nomads(dev):  # noqa: F811
     assert (r.status, r.text) == (400, 'namespace "prod" not found')
     assert call(port, "PUT", "/v1/var/http/three?cas=x", {"Items": {"a": "b"}}).status == 400
     assert call(port, "DELETE", f"/v1/var/http/one?cas={index - 1}").status == 409
-    assert call(port, "DELETE", "/v1/var/http/one").status == 200
-    assert call(port, "DELETE", "/v1/var/http/two").status == 200
+    assert call(port, "DELETE", "/v1/var/http/one").status == 204  # Nomad's No Content
+    assert call(port, "DELETE", "/v1/var/http/two").status == 204
     assert call(port, "GET", "/v1/var/http/one").status == 404
     assert call(port, "GET", "/v1/agent/health").status == 200
 

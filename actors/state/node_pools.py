@@ -105,7 +105,7 @@ def delete(store: Any, index: int, cmd: dict[str, Any]) -> Any:
     table = store.tables[TABLE]
     for name in names:
         if name in BUILT_IN:
-            return {"ok": False, "error": f'deleting built-in node pool "{name}" is not allowed'}
+            return {"ok": False, "error": f'deleting node pool "{name}" is not allowed'}  # Nomad's words
         if name not in table:
             return {"ok": False, "error": f"node pool {name} not found"}
         if any(n.get("NodePool", DEFAULT) == name for n in store.tables["nodes"].values()):

@@ -1571,6 +1571,14 @@ class StateStore:
                             "ScheduleIndex": index,
                             **({"Status": "dead"} if old.get("ParameterizedJob") or old.get("Periodic") else {}),
                             "Version": old["Version"] + (0 if old.get("Stop") else 1), "Stable": False}
+            # Nomad's FSM disables a stopped job's scaling policies, so nothing autoscales a stopped job.
+            groups = jobs[job_id].get("TaskGroups")
+            if isinstance(groups, list) and any(isinstance(g, dict) and isinstance(g.get("Scaling"), dict)
+                                                for g in groups):
+                jobs[job_id]["TaskGroups"] = [
+                    {**g, "Scaling": {**g["Scaling"], "Enabled": False}}
+                    if isinstance(g, dict) and isinstance(g.get("Scaling"), dict) else g for g in groups]
+                scaling.update_for_job(self, index, jobs[job_id])
             self._note_periodic(index, old, jobs[job_id])
         self._touch("jobs", index)
         # The job's evaluations waiting for capacity wait for nothing now

@@ -88,11 +88,20 @@ def path_error(path: Any) -> str | None:
         return "variable requires path"
     if not _PATH.match(path) or path.startswith("/") or path.endswith("/") or "//" in path:
         return f'invalid path "{path}"'
-    if (path == "nomad" or path.startswith("nomad/")) and not (path == "nomad/jobs"
-                                                               or path.startswith("nomad/jobs/")):
-        return f'"nomad" is a reserved top-level directory path, but you may write variables to '\
-               f'"nomad/jobs" or below; not "{path}"'
-    return None
+    parts = path.split("/")
+    if parts[0] != "nomad":
+        return None
+    # Nomad's ValidatePath: under "nomad", only jobs/ and sentinel/ (any depth) and job-templates/<name>
+    if len(parts) == 1:
+        return ('"nomad" is a reserved top-level directory path, but you may write variables to '
+                '"nomad/jobs", "nomad/job-templates", "nomad/sentinel", or below')
+    if parts[1] in ("jobs", "sentinel") or (parts[1] == "job-templates" and len(parts) == 3):
+        return None
+    if parts[1] == "job-templates":
+        return ('"nomad/job-templates" is a reserved directory path, but you may write variables at the '
+                'level below it, for example, "nomad/job-templates/template-name"')
+    return ('only paths at "nomad/jobs" or "nomad/job-templates" and below are valid paths under the '
+            'top-level "nomad" directory')
 
 
 def items_error(items: Any) -> str | None:
