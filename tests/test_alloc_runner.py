@@ -421,13 +421,20 @@ def test_task_lost_to_a_host_reboot_runs_again_once_the_servers_answer():
     assert st.events[-2].message == "failed to restore task; will not run until server is contacted"
 
 
-def test_a_system_jobs_task_lost_to_a_reboot_runs_again_without_waiting_for_the_servers():
+def _running_then_host_rebooted(spec: Any) -> Any:
+    """A client running *spec*'s allocation a1, whose host rebooted while the client was down: the
+    client is back, its task's process is gone."""
     c = Client()
-    c.set(alloc("a1", job_type="system"))
+    c.set(spec)
     c.until(lambda: c.status("a1") == "running", 5)
     c.node.crash()
     c.driver.reboot()
     c.node.restart()
+    return c
+
+
+def test_a_system_jobs_task_lost_to_a_reboot_runs_again_without_waiting_for_the_servers():
+    c = _running_then_host_rebooted(alloc("a1", job_type="system"))
     # Nomad's Restore: a system job does not waitOnServers
     again = ["Failed Restoring Task", "Started"]
     c.until(lambda: c.driver.starts == 2 and events(c.task("a1"))[-2:] == again, 5)
@@ -435,24 +442,14 @@ def test_a_system_jobs_task_lost_to_a_reboot_runs_again_without_waiting_for_the_
 
 
 def test_a_task_lost_to_a_reboot_of_a_stopped_allocation_is_not_started_again():
-    c = Client()
-    c.set(alloc("a1"))
-    c.until(lambda: c.status("a1") == "running", 5)
-    c.node.crash()
-    c.driver.reboot()
-    c.node.restart()
+    c = _running_then_host_rebooted(alloc("a1"))
     c.set(alloc("a1", desired="stop", index=2))
     c.run(10)
     assert c.driver.starts == 1 and c.task("a1").state == "dead"
 
 
 def test_host_reboot_loses_tasks_and_a_desired_run_alloc_restarts_them():
-    c = Client()
-    c.set(alloc("a1"))
-    c.until(lambda: c.status("a1") == "running", 5)
-    c.node.crash()
-    c.driver.reboot()
-    c.node.restart()
+    c = _running_then_host_rebooted(alloc("a1"))
     c.set(alloc("a1"))  # the servers answer: the lost task runs again
     c.until(lambda: len(c.driver.running()) == 1, 60)
     assert c.driver.starts == 2
