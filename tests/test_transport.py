@@ -131,10 +131,10 @@ def test_send_to_unreachable_peer_is_prompt_counted_and_reconnects(make_tcp: Mak
     a = make_tcp(lambda env: None, queue_limit=256, backoff_min_s=0.01, backoff_max_s=0.1)
 
     n = 10_000
-    start = time.perf_counter()
     accepted = sum(a.send(target, ping(a.address, i)) for i in range(n))
-    elapsed = time.perf_counter() - start
-    assert elapsed < 0.05, f"{n} sends took {elapsed * 1000:.1f} ms"
+    # Prompt: no send waited on the connect -- none yielded, so the sender has not even tried it yet
+    # (a wall-clock bound here failed on a loaded machine; what matters is that nothing blocks).
+    assert a.stats["dropped_unreachable"] == 0 and a.stats["connects"] == 0
     assert accepted == 256 and a.stats["dropped_queue_full"] == n - 256
 
     # The queued frames are lost with the failed connect, and counted.
@@ -163,9 +163,8 @@ def test_queue_full_drops_and_counts_without_blocking(make_tcp: MakeTcp) -> None
     inbox: list[Envelope] = []
     b = make_tcp(inbox.append)
     a = make_tcp(lambda env: None, queue_limit=100)
-    start = time.perf_counter()
     results = [a.send(b.address, ping(a.address, i)) for i in range(150)]
-    assert time.perf_counter() - start < 0.05
+    assert a.stats["connects"] == 0 and not inbox  # no send yielded: the sender has not run yet
     assert results == [True] * 100 + [False] * 50
     assert a.stats["dropped_queue_full"] == 50
     wait_until(lambda: len(inbox) == 100, what="queued pings")
