@@ -77,6 +77,13 @@ def _g(words: str, synopsis: str, description: str) -> None:
 
 
 _JSON_T = ("-json", "-t <template>")
+# A paged list (Nomad's -filter, -per-page, -page-token), of the things *what* names.
+def _paged(what: str) -> tuple[tuple[str, str], ...]:
+    return (("-filter <expression>", f"Only the {what} this filter expression matches."),
+            ("-per-page <n>", "How many to list at most; the command line for the next page follows."),
+            ("-page-token <token>", "Where a page starts: the token a previous page ended with."))
+
+
 _MONITOR = ("-detach", "-verbose")
 _VAR_OPTS = (("-var <key=value>", "An HCL input variable for the job file; may be given more than once."),
              ("-var-file <path>", "A file of HCL input variables (key = value lines); may be given more "
@@ -585,11 +592,11 @@ _c("node pool init", "[options] [<filename>]", "Write an example node pool file"
    ("-out <hcl|json>", "The format written; hcl by default."),
    ("-quiet", "Print nothing on success."), general=False)
 _c("node pool jobs", "[options] <pool>", "List a node pool's jobs", "Lists the jobs of a node pool.",
-   *_JSON_T)
+   *_paged("jobs"), *_JSON_T)
 _c("node pool list", "[options]", "List the node pools", "Lists the node pools.",
    ("-prefix <prefix>", "Only the pools whose name starts with this."), *_JSON_T)
 _c("node pool nodes", "[options] <pool>", "List a node pool's nodes", "Lists the nodes of a node pool.",
-   "-verbose", *_JSON_T)
+   *_paged("nodes"), "-verbose", *_JSON_T)
 _c("node status", "[options] [<node>]", "Show client nodes' status",
    "Without an argument, lists the client nodes; with one, shows that node's status, resources and "
    "allocations.",
@@ -777,7 +784,8 @@ _c("service delete", "[options] <service> <id>", "Delete a service registration"
    ("-namespace <namespace>", "The service's namespace; \"default\" by default."))
 _c("service info", "[options] <service>", "Show a service's registrations",
    "Shows each registration of a service.",
-   ("-namespace <namespace>", "The service's namespace; \"default\" by default."), "-verbose", *_JSON_T)
+   ("-namespace <namespace>", "The service's namespace; \"default\" by default."),
+   *_paged("registrations"), "-verbose", *_JSON_T)
 _c("service list", "[options]", "List the services", "Lists the registered services and their tags.",
    ("-namespace <namespace>", "The namespace to list (\"*\" for all); \"default\" by default."), *_JSON_T)
 _g("system", "Run system maintenance", "Commands for cluster maintenance tasks.")
@@ -825,16 +833,19 @@ _g("var", "Read and write variables",
 _c("var get", "[options] <path> [<item>]", "Read a variable",
    "Prints a variable, or one of its items' value.",
    ("-item <key>", "Print only this item's value, as it is (no newline added)."),
-   ("-out <json|table|none>", "How the variable is printed; a table on a terminal, JSON otherwise."))
+   ("-out <json|table|hcl|go-template|none>", "How the variable is printed; a table on a terminal, JSON "
+                                              "otherwise."),
+   ("-template <template>", "With -out go-template: the Go template the variable is printed with."))
 _c("var init", "[options] [<filename>]", "Write an example variable file",
    "Writes an example variable specification (spec.nv.hcl by default); never over an existing file.",
    ("-out <hcl|json>", "The format written; hcl by default."),
    ("-quiet", "Print nothing on success."), general=False)
 _c("var list", "[options] [<prefix>]", "List variables",
    "Lists the variables (under a path prefix, if given) and when they last changed.",
-   ("-out <json|table|terse>", "How the list is printed; a table on a terminal, JSON otherwise; terse: "
-                               "the paths alone."),
-   ("-filter <expression>", "Only the variables this filter expression matches."), *_JSON_T)
+   ("-out <json|table|terse|go-template>", "How the list is printed; a table on a terminal, JSON "
+                                           "otherwise; terse: the paths alone."),
+   ("-template <template>", "With -out go-template: the Go template each page is printed with."),
+   *_paged("variables"), *_JSON_T)
 _c("var purge", "[options] <path>", "Delete a variable", "Deletes a variable.", "-check-index <index>")
 _c("var lock", "[options] <path> [@<spec file>] <child command...>",
    "Run a command while holding a variable's lock",
@@ -869,8 +880,9 @@ _c("var put", "[options] <path> [<key>=<value>]...", "Create or update a variabl
    ("-force", "Overwrite whatever is there."),
    "-check-index <index>",
    ("-in <json|hcl>", "The format of the specification read; json by default."),
-   ("-out <json|table|none>", "How the written variable is printed: nothing on a terminal, JSON "
-                              "otherwise, by default."))
+   ("-out <json|table|hcl|go-template|none>", "How the written variable is printed: nothing on a "
+                                              "terminal, JSON otherwise, by default."),
+   ("-template <template>", "With -out go-template: the Go template the variable is printed with."))
 
 # Aliases' own synopses come from their commands; "agent" is bin/nomad's (runtime.agent_main).
 AGENT_SYNOPSIS = "Run a Nomad agent"
