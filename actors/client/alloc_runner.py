@@ -1971,6 +1971,9 @@ class AllocRunner(NodeActor):
         self.index = 0
         self.allocs: dict[str, _Alloc] = {}
         self._dirty: set[str] = set()
+        # Some restored task waits for the servers' first word (restore_wait): the next allocation
+        # update looks for them, and no later one need.
+        self._restore_waiting = False
         self._reported: dict[str, AllocUpdate] = {}
         self._timers: dict[str, tuple[str, str, str]] = {}  # timer name -> (kind, alloc, task)
         self._waiters: dict[str, set[str]] = {}  # previous alloc ID -> allocations waiting for its end
@@ -2233,12 +2236,14 @@ class AllocRunner(NodeActor):
             except Exception as exc:
                 log.exception("%s: allocation %s could not be handled", self.env.node, aid)
                 self._add_invalid(aid, raw, f"client error handling the allocation: {exc}")
+        restore_waiting, self._restore_waiting = self._restore_waiting, False
         for aid in sorted(self.allocs):
-            waiting = [t for t in self.allocs[aid].tasks.values() if t.restore_wait]
-            for t in waiting:  # the servers answered: a task lost while the client was down may run
-                t.restore_wait = False
-            if waiting and aid in seen:
-                self._coordinate(self.allocs[aid])
+            if restore_waiting:
+                waiting = [t for t in self.allocs[aid].tasks.values() if t.restore_wait]
+                for t in waiting:  # the servers answered: a task lost while the client was down may run
+                    t.restore_wait = False
+                if waiting and aid in seen:
+                    self._coordinate(self.allocs[aid])
             if aid not in seen and not self.allocs[aid].removed:
                 a = self.allocs[aid]
                 a.removed = True
@@ -4241,6 +4246,7 @@ class AllocRunner(NodeActor):
                 t.state = _state(t.state, state=TASK_PENDING)
                 self._event(t, EV_RESTORE_FAILED, now, RESTORE_FAILED_WAIT)
                 t.restore_wait = a.spec is not None and a.spec.job_type != "system"
+                self._restore_waiting = self._restore_waiting or t.restore_wait
                 return True
             self._event(t, EV_RESTORE_FAILED, now, "task process was gone when the client restarted")
             self._on_exit(a, t, ExitResult(exit_code=None, err="task exited while the client was down"), now)
