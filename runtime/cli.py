@@ -570,19 +570,24 @@ def template_flag(words: tuple[str, ...], args: list[str]) -> tuple[list[str], s
     return ["-json", *out], tmpl  # first: flags end at the first argument (Go's flag package)
 
 
-def format_template(tmpl: str, out: str) -> str:
-    """The command's -json output formatted by a Go template (Nomad's TemplateFormat)."""
+def render_template(tmpl: str, data: Any, error_prefix: str = "") -> str:
+    """*data* rendered by a user's Go template; a template error is a CliError (after *error_prefix*)."""
     from runtime.gotemplate import TemplateError, render
 
-    try:
-        data = json.loads(out) if out else None
-    except ValueError:
-        raise CliError("this command has no -json output to format with -t") from None
     try:
         # the CLI formats what the user asked for, however large (the agent's bounds are for jobs' templates)
         return render(tmpl, dot=data, max_output=1 << 40, max_steps=1 << 40)
     except TemplateError as e:
-        raise CliError(f"Error formatting the data: {e}") from None
+        raise CliError(f"{error_prefix}{e}") from None
+
+
+def format_template(tmpl: str, out: str) -> str:
+    """The command's -json output formatted by a Go template (Nomad's TemplateFormat)."""
+    try:
+        data = json.loads(out) if out else None
+    except ValueError:
+        raise CliError("this command has no -json output to format with -t") from None
+    return render_template(tmpl, data, "Error formatting the data: ")
 
 
 # Nomad's top-level shorthands (command/commands.go): `nomad run job.hcl` is `nomad job run job.hcl`, ...

@@ -103,12 +103,9 @@ def _out_format(flags: dict[str, Any], default: str, valid: tuple[str, ...] = _O
 
 
 def _go_template(data: Any, tmpl: str) -> str:
-    from runtime.gotemplate import TemplateError, render
+    from runtime.cli import render_template  # defined after runtime.cli imports this module
 
-    try:  # what the user asked for, however large (the agent's bounds are for jobs' templates)
-        return render(tmpl, dot=data, max_output=1 << 40, max_steps=1 << 40)
-    except TemplateError as e:
-        raise CliError(str(e)) from None
+    return render_template(tmpl, data)
 
 
 def _render(var: dict[str, Any], out: str, tmpl: str = "") -> str:
