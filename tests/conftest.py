@@ -73,3 +73,12 @@ settings.register_profile("ci", max_examples=100, deadline=None, derandomize=Tru
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("nightly", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_configure(config):
+    """A plain ``pytest`` run byte-compiles the project first, as ``python -m tests.parallel`` does
+    before its shards (tests.parallel.precompile: processes started by tests read that byte code)."""
+    if not os.environ.get("NOMAD_TEST_PRECOMPILED"):
+        from tests.parallel import precompile
+
+        precompile()

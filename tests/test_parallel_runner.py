@@ -82,3 +82,23 @@ def test_weights_come_from_a_junit_report(tmp_path):
                       '<testcase classname="" name="collect" time="0.1"/>'
                       '</testsuite></testsuites>')
     assert parallel.weights_from_junit(report) == {"tests/test_a.py": 1.8, "tests/test_b.py": 2.0}
+
+
+def test_the_project_is_byte_compiled_so_started_processes_need_not_compile_it(tmp_path):
+    import importlib.util
+    import os
+
+    assert parallel.precompile()
+    for module in ("runtime/cli.py", "actors/agent.py", "sim/runtime.py"):
+        source = parallel.ROOT / module
+        cached = importlib.util.cache_from_source(str(source))
+        assert os.path.exists(cached) and os.path.getmtime(cached) >= os.path.getmtime(source), module
+    # A process that may not write byte code (PYTHONDONTWRITEBYTECODE) still imports from it: the
+    # import compiles no source file (only code some modules generate, named "<string>").
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    code = ("import builtins, sys; calls = []; real = builtins.compile\n"
+            "builtins.compile = lambda *a, **k: calls.append(str(a[1])) or real(*a, **k)\n"
+            "import runtime.cli; print([c for c in calls if c.endswith('.py')])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=parallel.ROOT, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
