@@ -258,7 +258,8 @@ def _live_stats(api: Api, stats: dict[str, dict[str, str]]) -> None:
     if "nomad" in stats and _alive(api, "raft"):
         st = api.ask("raft", "status")
         leader = st.get("leader") or ""
-        stats["nomad"].update(leader=str(st["role"] == "leader").lower(), leader_addr=leader)
+        stats["nomad"].update(leader=str(st["role"] == "leader").lower(), leader_addr=leader,
+                              known_regions=str(len(known_regions(api))))
         conf = " ".join(f"{{Suffrage:{'Voter' if s['Voter'] else 'Nonvoter'} ID:{s['ID']} "
                         f"Address:{s['Address']}}}" for s in api.ask("raft", "configuration"))
         if st["role"] == "leader":
@@ -741,14 +742,20 @@ def _local_region(api: Api, local: dict[str, Any] | None) -> str:
     return region or api.ask(api.ctx.agent, GetSelf())["config"].get("Region", "global")
 
 
-@route("/v1/regions")
-def regions_list(req: Request, api: Api) -> Any:
-    """The regions of the servers gossip knows (Nomad's peer cache drops left members), sorted."""
-    require(req, "GET")
+def known_regions(api: Api) -> list[str]:
+    """Nomad's ``Server.Regions``: the regions with at least one alive server, sorted.  Its peer cache
+    keeps a region among its alive peers only while one of its servers is alive: a region whose
+    servers all failed, are leaving or left is not known (and ``?region=`` to it has no path)."""
     members, local = _gossip_members(api)
-    known = {m["Tags"].get("region", "") for m in members if m["Status"] != "left"}
+    known = {m["Tags"].get("region", "") for m in members if m["Status"] == "alive"}
     known.add(_local_region(api, local))
     return sorted(r for r in known if r)
+
+
+@route("/v1/regions")
+def regions_list(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    return known_regions(api)
 
 
 def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response | None:

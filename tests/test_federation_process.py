@@ -216,3 +216,32 @@ def test_two_regions_a_job_write_goes_where_nomads_region_for_job_says(monkeypat
     assert write("PUT", "/v1/jobs", {"Region": "global", "Job": {"ID": "x", "Region": "b"}}, "b") is None
     with pytest.raises(CodedError, match="No path to region"):
         write("GET", "/v1/jobs", None, "global")
+
+
+def test_regions_and_known_regions_count_only_regions_with_an_alive_server(monkeypatch):
+    """Nomad's Server.Regions / RegionNum read the peer cache's alive peers: a region whose servers
+    all failed (or are leaving, or left) is dropped from /v1/regions and agent-info's known_regions
+    -- as ?region= to it has "No path to region" -- and comes back when one of them is alive again."""
+    from types import SimpleNamespace
+
+    from actors import http_api
+    from actors.http_api import Request
+
+    members = [{"Status": st, "Tags": {"region": r}} for r, st in
+               (("a", "alive"), ("b", "failed"), ("b", "alive"), ("c", "failed"), ("d", "leaving"),
+                ("e", "left"))]
+    monkeypatch.setattr(http_api, "_gossip_members", lambda api: (members, members[0]))
+    monkeypatch.setattr(http_api, "_local_region", lambda api, local: "a")
+    monkeypatch.setattr(http_api, "_alive", lambda api, name: name == "raft")
+    raft = {"status": {"leader": "10.0.0.1:4647", "role": "leader", "last_contact": 0, "term": 2,
+                       "last_index": 5, "last_term": 2, "commit": 5, "applied": 5, "snap_index": 0,
+                       "snap_term": 0, "config_index": 1, "voter_ids": ["s1"], "id": "s1"},
+            "configuration": []}
+    api = SimpleNamespace(ask=lambda actor, what: raft[what], env=None)
+    req = Request(method="GET", path="/v1/regions", query={}, url="/v1/regions", environ={})
+    assert http_api.regions_list(req, api) == ["a", "b"]
+    stats = {"nomad": {"known_regions": "1"}}
+    http_api._live_stats(api, stats)
+    assert stats["nomad"]["known_regions"] == "2"
+    members[2]["Status"] = "failed"  # b's last alive server fails
+    assert http_api.regions_list(req, api) == ["a"]
