@@ -874,6 +874,18 @@ JITTER_FRACTION = 16
 # cluster leader" at once when none is known; the handler waits a second
 # longer, so Raft's own answer is what the caller sees, never a hang.
 LEADER_WAIT_S = 6.0
+# Nomad's RPCHoldTimeout (nomad/config.go, 5 s) as getLeaderForRPC uses it: a
+# read or write that finds no leader (an election under way: a server
+# restarted, the leader died) is held and tried again, after a random pause
+# of up to hold/JITTER_FRACTION (312 ms), until a leader is known or this long
+# has passed since the first try -- then 500 "No cluster leader".  A rolling
+# restart of the servers thus costs requests a short wait, not an error.
+RPC_HOLD_TIMEOUT_S = 5.0
+# Answers that say the request reached no leader, so trying again cannot
+# apply a write twice: none known, or the one asked no longer leads.  A read
+# may also be retried when the leader lost leadership before answering.
+_RETRY_WRITE = ("No cluster leader", "not leader")
+_RETRY_READ = (*_RETRY_WRITE, "leadership lost")
 # A parked Watch is answered on Raft's first tick (0.1 s) after its deadline;
 # the handler gives it this much more before calling it lost.
 WATCH_MARGIN_S = 2.0
@@ -1058,7 +1070,8 @@ def state_query(req: Request, api: Api, tables: tuple[str, ...], query: Callable
     """A read of *tables* with Nomad's query options: ``?stale``, ``?index=&wait=`` (blocking).
 
     Without ``?stale`` the read is linearizable (read index through the
-    leader; none known: 500 ``No cluster leader`` at once).  With ``?index=N``
+    leader; none known: held up to RPC_HOLD_TIMEOUT_S for one, then 500
+    ``No cluster leader``).  With ``?index=N``
     it returns once a table's index passes N or after the wait; a
     non-stale blocking query first does the linearizable read, so it fails
     the same way without a leader.  *query* runs inside the Raft actor on
@@ -1070,9 +1083,8 @@ def state_query(req: Request, api: Api, tables: tuple[str, ...], query: Callable
     stale = query_flag(req, "stale")
     min_index = int((req.query.get("index") or ["0"])[0] or 0)
     ref, guarded = _raft(api), _guarded(query, tables)
-    fut = api.env.make_future()
-    ref.tell(Read(query=guarded, reply=fut, stale=stale))
-    _, (index, ok, value) = _await_raft(fut, LEADER_WAIT_S)
+    _, (index, ok, value) = _held(api, lambda fut: ref.tell(Read(query=guarded, reply=fut, stale=stale)),
+                                  _RETRY_READ)
     if min_index > 0 and index <= min_index:
         block = time_to_block(req)
         fut = api.env.make_future()
@@ -1087,9 +1099,49 @@ def propose(api: Api, data: bytes) -> tuple[int, Any]:
     """Apply a state-machine command through Raft (a follower forwards it to the leader)."""
     from actors.raft.peer import Propose
 
-    fut = api.env.make_future()
-    _raft(api).tell(Propose(data=data, reply=fut))
-    return _await_raft(fut, LEADER_WAIT_S)
+    ref = _raft(api)
+    return _held(api, lambda fut: ref.tell(Propose(data=data, reply=fut)), _RETRY_WRITE)
+
+
+def _held(api: Api, ask: Callable[[Any], None], retry: tuple[str, ...]) -> Any:
+    """Raft's answer to what *ask* sends (with a new future each try), held while no leader is known
+    (hold_for_leader): an answer in *retry* is tried again."""
+    from actors.raft.peer import RaftError
+
+    def attempt() -> tuple[bool, Any]:
+        fut = api.env.make_future()
+        ask(fut)
+        try:
+            return False, fut.get(timeout=LEADER_WAIT_S)
+        except RaftError as e:
+            if str(e) in retry:
+                return True, str(e)
+            raise CodedError(500, str(e)) from None
+        except pykka.Timeout:
+            raise CodedError(500, "timed out waiting for the leader") from None
+
+    again, value = hold_for_leader(api, attempt)
+    if again:
+        raise CodedError(500, value)  # "No cluster leader" verbatim: Nomad's ErrNoLeader
+    return value
+
+
+def hold_for_leader(api: Api, attempt: Callable[[], tuple[bool, Any]]) -> tuple[bool, Any]:
+    """Nomad's getLeaderForRPC hold: *attempt* answers (try again?, value); one that found no leader
+    is made again after a random pause of up to RPC_HOLD_TIMEOUT_S / JITTER_FRACTION until
+    RPC_HOLD_TIMEOUT_S has passed since the first such answer, whose (True, value) is then returned."""
+    first = None  # Nomad's firstCheck: when a try first found no leader
+    while True:
+        again, value = attempt()
+        if not again:
+            return again, value
+        first = api.env.now() if first is None else first
+        if api.env.now() - first >= RPC_HOLD_TIMEOUT_S:
+            return again, value
+        try:  # a future nobody answers: the runtime's own clock times the pause
+            api.env.make_future().get(timeout=_jitter.uniform(0.0, RPC_HOLD_TIMEOUT_S / JITTER_FRACTION))
+        except pykka.Timeout:
+            pass
 
 
 # ---------------------------------------------------------------- nodes
