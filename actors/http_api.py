@@ -627,6 +627,19 @@ def _gossip(api: Api) -> Any:
     return ref
 
 
+# Go's strconv.ParseBool, as Nomad's parseBool reads a query flag.
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_BOOLS = (*GO_TRUE, "0", "f", "F", "FALSE", "false", "False")
+
+
+def _server_only(api: Api) -> None:
+    """Nomad's agent join and force-leave on an agent that runs no server: 501 ``Invalid method``
+    (its ErrInvalidMethod), as ``s.agent.Server() == nil`` answers there."""
+    ref = api.env.lookup("gossip")
+    if ref is None or not ref.is_alive():
+        raise CodedError(501, "Invalid method")
+
+
 # A join waits for each address's push-pull up to the pool's join_timeout_s
 # (5 s in the lan and wan profiles, 1 s in local and test) before it can say
 # none answered; leave a margin on top.
@@ -682,6 +695,7 @@ def agent_join(req: Request, api: Api) -> Any:
     require(req, "PUT", "POST")
     from actors.gossip.member import Join
 
+    _server_only(api)
     addrs = tuple(a if ":" in a else f"{a}:4648" for a in req.query.get("address", []) if a)
     if not addrs:
         raise CodedError(400, "missing address to join")
@@ -699,10 +713,14 @@ def agent_force_leave(req: Request, api: Api) -> Any:
     require(req, "PUT", "POST")
     from actors.gossip.member import ForceLeave
 
+    _server_only(api)
     node = (req.query.get("node") or [""])[0]
     if not node:
         raise CodedError(400, "missing node to force leave")
-    prune = (req.query.get("prune") or ["false"])[0].lower() in ("1", "true")
+    flag = (req.query.get("prune") or [""])[0]
+    if flag and flag not in GO_BOOLS:  # Nomad's parseBool: strconv.ParseBool, else this 400
+        raise CodedError(400, "invalid prune value")
+    prune = flag in GO_TRUE
     try:
         _await(api, ForceLeave, name=node, prune=prune)
     except CodedError:

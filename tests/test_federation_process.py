@@ -245,3 +245,37 @@ def test_regions_and_known_regions_count_only_regions_with_an_alive_server(monke
     assert stats["nomad"]["known_regions"] == "2"
     members[2]["Status"] = "failed"  # b's last alive server fails
     assert http_api.regions_list(req, api) == ["a"]
+
+
+def test_join_and_force_leave_answer_as_nomads_agent_endpoints(monkeypatch):
+    """command/agent/agent_endpoint.go: on an agent without a server both are 501 "Invalid method"
+    (ErrInvalidMethod); force-leave's prune is strconv.ParseBool'd -- "T" prunes, anything that is no
+    Go bool is 400 "invalid prune value" -- and a missing node is 400 first."""
+    from types import SimpleNamespace
+
+    from actors import http_api
+    from actors.http_api import CodedError, Request
+
+    def put(path: str, query: dict[str, list[str]], gossip: Any) -> Any:
+        api = SimpleNamespace(env=SimpleNamespace(lookup=lambda name: gossip))
+        handler = http_api.agent_join if path == "/v1/agent/join" else http_api.agent_force_leave
+        return handler(Request(method="PUT", path=path, query=query, url=path, environ={}), api)
+
+    for path, query in (("/v1/agent/join", {"address": ["10.0.0.1:4648"]}),
+                        ("/v1/agent/force-leave", {"node": ["s1.global"]})):
+        with pytest.raises(CodedError) as e:
+            put(path, query, None)
+        assert (e.value.code, e.value.message) == (501, "Invalid method")
+    sent: list[tuple[str, bool]] = []
+    monkeypatch.setattr(http_api, "_await", lambda api, cls, **kw: sent.append((kw["name"], kw["prune"])))
+    gossip = SimpleNamespace(is_alive=lambda: True)
+    with pytest.raises(CodedError) as e:
+        put("/v1/agent/force-leave", {"node": ["s1.global"], "prune": ["maybe"]}, gossip)
+    assert (e.value.code, e.value.message) == (400, "invalid prune value")
+    with pytest.raises(CodedError) as e:
+        put("/v1/agent/force-leave", {"prune": ["maybe"]}, gossip)
+    assert (e.value.code, e.value.message) == (400, "missing node to force leave")
+    for flag, prune in (("T", True), ("1", True), ("False", False), ("", False)):
+        put("/v1/agent/force-leave", {"node": ["s1.global"], "prune": [flag]}, gossip)
+        assert sent.pop() == ("s1.global", prune)
+    assert sent == []
