@@ -1147,13 +1147,12 @@ def _held(api: Api, ask: Callable[[Any], None], retry: tuple[str, ...]) -> Any:
 def hold_for_leader(api: Api, attempt: Callable[[], tuple[bool, Any]]) -> tuple[bool, Any]:
     """Nomad's getLeaderForRPC hold: *attempt* answers (try again?, value); one that found no leader
     is made again after a random pause of up to RPC_HOLD_TIMEOUT_S / JITTER_FRACTION until
-    RPC_HOLD_TIMEOUT_S has passed since the first such answer, whose (True, value) is then returned."""
-    first = None  # Nomad's firstCheck: when a try first found no leader
+    RPC_HOLD_TIMEOUT_S has passed since the first try, whose last (True, value) is then returned."""
+    first = api.env.now()  # Nomad's firstCheck (its check is instant; an attempt here may take a while)
     while True:
         again, value = attempt()
         if not again:
             return again, value
-        first = api.env.now() if first is None else first
         if api.env.now() - first >= RPC_HOLD_TIMEOUT_S:
             return again, value
         try:  # a future nobody answers: the runtime's own clock times the pause
