@@ -69,7 +69,7 @@ from typing import Any
 
 import msgpack
 
-from actors.gossip.member import ListMembers
+from actors.gossip.member import ForceLeave, ListMembers
 from actors.raft.messages import (
     AutopilotHealthReply,
     AutopilotHealthRequest,
@@ -408,6 +408,11 @@ class ServerMembership(NodeActor):
                 why = "autopilot: the server is dead" if dead else status
                 log.info("%s: removing server %s (%s) from Raft: %s", self.env.node, name, addr, why)
                 self.send(self.env.node, self.raft, ChangeMembership(op="remove", node=key, reply=None))
+                if dead and self.gossip:
+                    # Nomad's RemoveFailedServer: a serf force-leave, so the member is "left" (reaped
+                    # after the tombstone timeout) rather than "failed" for the 72 h reconnect
+                    # timeout; one still running refutes it and is added again.
+                    self.send(self.env.node, self.gossip, ForceLeave(name=name))
                 return
 
     def _others_alive(self, voters: set[str], cfg: dict[str, str], leaving: str, me: str) -> bool:
