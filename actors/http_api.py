@@ -741,6 +741,12 @@ LOCAL_ONLY_PATHS = ("/v1/agent/", "/v1/regions", "/v1/metrics")
 # blocking query's ?wait): Nomad's RPCHoldTimeout (5 s) with room for a WAN
 # round trip and the other region's own forwarding to its leader.
 REGION_FORWARD_TIMEOUT_S = 10.0
+# A streamed answer from the other region (the event stream) may be quiet this
+# long between pieces before the forward gives up: six of the event stream's
+# 10 s heartbeats.  A followed file (?follow=true) may be quiet indefinitely.
+REGION_STREAM_IDLE_S = 60.0
+# At most this much of a streamed answer is read and passed on at a time.
+REGION_STREAM_CHUNK_BYTES = 64 * 1024
 # Request headers passed on to the other region (the token, the body's type).
 FORWARD_HEADERS = ("Content-Type", "X-Nomad-Token", "Authorization")
 _forward_rng = edge_rng()  # which server of the region; an edge, so not seeded
@@ -776,7 +782,7 @@ def regions_list(req: Request, api: Api) -> Any:
     return known_regions(api)
 
 
-def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response | None:
+def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response | Stream | None:
     """Nomad's ``forwardRegion``: a request for another region goes to a random alive server of it.
 
     None: answer here (no ``?region=``, this region, an agent endpoint, or an
@@ -859,7 +865,7 @@ def _wait_s(req: Request) -> float:
 
 
 def _proxy(target: str, req: Request, body: bytes, headers: dict[str, str], timeout_s: float,
-           tls: Any = None) -> Response:
+           tls: Any = None) -> Response | Stream:
     host, _, port = target.rpartition(":")
     if tls is not None:  # tls.http: the other region's API is HTTPS too; we show our own certificate
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
@@ -870,9 +876,33 @@ def _proxy(target: str, req: Request, body: bytes, headers: dict[str, str], time
         conn.request(req.method, req.url, body=body if body or req.method in ("PUT", "POST") else None,
                      headers=headers)
         resp = conn.getresponse()
+    except BaseException:
+        conn.close()
+        raise
+    ctype = resp.getheader("Content-Type", PLAIN)
+    if resp.getheader("Content-Length") is None and resp.chunked:
+        # A streamed answer (the event stream, a followed file): passed on as it comes, as Nomad
+        # forwards a streaming RPC to the region; quiet at most REGION_STREAM_IDLE_S (the event
+        # stream's heartbeats come every 10 s), or for as long as a followed file is.
+        if conn.sock is not None:
+            follow = (req.query.get("follow") or [""])[0].lower() in ("1", "t", "true")
+            conn.sock.settimeout(None if follow else REGION_STREAM_IDLE_S)
+        return Stream(resp.status, _streamed(conn, resp), ctype)
+    try:
         data = resp.read()
-        passed = tuple((k, v) for k, v in resp.getheaders() if k.lower().startswith("x-nomad-"))
-        return Response(resp.status, data, resp.getheader("Content-Type", PLAIN), passed)
+    finally:
+        conn.close()
+    passed = tuple((k, v) for k, v in resp.getheaders() if k.lower().startswith("x-nomad-"))
+    return Response(resp.status, data, ctype, passed)
+
+
+def _streamed(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> Iterator[bytes]:
+    """The other region's streamed answer, piece by piece; the connection closes when the caller goes."""
+    try:
+        while piece := resp.read1(REGION_STREAM_CHUNK_BYTES):
+            yield piece
+    except OSError as e:  # the other region's server went away mid-stream: the caller's stream ends
+        log.warning("stream forwarded from another region ended: %s", e)
     finally:
         conn.close()
 
@@ -889,8 +919,9 @@ DEFAULT_QUERY_TIME_S = 300.0
 JITTER_FRACTION = 16
 # A read or write through the leader: Raft itself fails a forwarded request
 # after forward_timeout_s (5 s, Nomad's RPCHoldTimeout) and answers "No
-# cluster leader" at once when none is known; the handler waits a second
-# longer, so Raft's own answer is what the caller sees, never a hang.
+# cluster leader" at once when none is known (the handler then holds and asks
+# again: RPC_HOLD_TIMEOUT_S); each try waits a second longer than Raft's own
+# timeout, so Raft's answer is what the caller sees, never a hang.
 LEADER_WAIT_S = 6.0
 # Nomad's RPCHoldTimeout (nomad/config.go, 5 s) as getLeaderForRPC uses it: a
 # read or write that finds no leader (an election under way: a server

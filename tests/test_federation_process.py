@@ -279,3 +279,48 @@ def test_join_and_force_leave_answer_as_nomads_agent_endpoints(monkeypatch):
         put("/v1/agent/force-leave", {"node": ["s1.global"], "prune": [flag]}, gossip)
         assert sent.pop() == ("s1.global", prune)
     assert sent == []
+
+
+def test_a_streamed_answer_from_another_region_is_passed_on_as_it_comes():
+    """?region= on a streaming endpoint (the event stream): Nomad forwards the streaming RPC to the
+    region.  The forward passes a chunked answer on piece by piece as a Stream -- it read the whole
+    body first, so an endless event stream ended in 'failed forwarding to region ...: timed out'."""
+    import http.server
+    import threading
+
+    from actors import http_api
+    from actors.http_api import Request, Stream
+
+    release = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b'{"Index":1}\n', b"{}\n"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+                release.wait(10.0)  # the stream goes on until the test has read the first piece
+            self.wfile.write(b"0\r\n\r\n")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        req = Request(method="GET", path="/v1/event/stream", query={"region": ["b"]},
+                      url="/v1/event/stream?region=b", environ={})
+        got = http_api._proxy(f"127.0.0.1:{server.server_address[1]}", req, b"", {}, 5.0)
+        assert isinstance(got, Stream) and got.status == 200 and got.content_type == "application/json"
+        assert next(got.chunks) == b'{"Index":1}\n'  # before the other region has ended its answer
+        release.set()
+        assert b"".join(got.chunks) == b"{}\n"
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
