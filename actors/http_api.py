@@ -258,7 +258,8 @@ def _live_stats(api: Api, stats: dict[str, dict[str, str]]) -> None:
     if "nomad" in stats and _alive(api, "raft"):
         st = api.ask("raft", "status")
         leader = st.get("leader") or ""
-        stats["nomad"].update(leader=str(st["role"] == "leader").lower(), leader_addr=leader)
+        stats["nomad"].update(leader=str(st["role"] == "leader").lower(), leader_addr=leader,
+                              known_regions=str(len(known_regions(api))))
         conf = " ".join(f"{{Suffrage:{'Voter' if s['Voter'] else 'Nonvoter'} ID:{s['ID']} "
                         f"Address:{s['Address']}}}" for s in api.ask("raft", "configuration"))
         if st["role"] == "leader":
@@ -626,6 +627,19 @@ def _gossip(api: Api) -> Any:
     return ref
 
 
+# Go's strconv.ParseBool, as Nomad's parseBool reads a query flag.
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_BOOLS = (*GO_TRUE, "0", "f", "F", "FALSE", "false", "False")
+
+
+def _server_only(api: Api) -> None:
+    """Nomad's agent join and force-leave on an agent that runs no server: 501 ``Invalid method``
+    (its ErrInvalidMethod), as ``s.agent.Server() == nil`` answers there."""
+    ref = api.env.lookup("gossip")
+    if ref is None or not ref.is_alive():
+        raise CodedError(501, "Invalid method")
+
+
 # A join waits for each address's push-pull up to the pool's join_timeout_s
 # (5 s in the lan and wan profiles, 1 s in local and test) before it can say
 # none answered; leave a margin on top.
@@ -681,6 +695,7 @@ def agent_join(req: Request, api: Api) -> Any:
     require(req, "PUT", "POST")
     from actors.gossip.member import Join
 
+    _server_only(api)
     addrs = tuple(a if ":" in a else f"{a}:4648" for a in req.query.get("address", []) if a)
     if not addrs:
         raise CodedError(400, "missing address to join")
@@ -698,10 +713,14 @@ def agent_force_leave(req: Request, api: Api) -> Any:
     require(req, "PUT", "POST")
     from actors.gossip.member import ForceLeave
 
+    _server_only(api)
     node = (req.query.get("node") or [""])[0]
     if not node:
         raise CodedError(400, "missing node to force leave")
-    prune = (req.query.get("prune") or ["false"])[0].lower() in ("1", "true")
+    flag = (req.query.get("prune") or [""])[0]
+    if flag and flag not in GO_BOOLS:  # Nomad's parseBool: strconv.ParseBool, else this 400
+        raise CodedError(400, "invalid prune value")
+    prune = flag in GO_TRUE
     try:
         _await(api, ForceLeave, name=node, prune=prune)
     except CodedError:
@@ -722,6 +741,12 @@ LOCAL_ONLY_PATHS = ("/v1/agent/", "/v1/regions", "/v1/metrics")
 # blocking query's ?wait): Nomad's RPCHoldTimeout (5 s) with room for a WAN
 # round trip and the other region's own forwarding to its leader.
 REGION_FORWARD_TIMEOUT_S = 10.0
+# A streamed answer from the other region (the event stream) may be quiet this
+# long between pieces before the forward gives up: six of the event stream's
+# 10 s heartbeats.  A followed file (?follow=true) may be quiet indefinitely.
+REGION_STREAM_IDLE_S = 60.0
+# At most this much of a streamed answer is read and passed on at a time.
+REGION_STREAM_CHUNK_BYTES = 64 * 1024
 # Request headers passed on to the other region (the token, the body's type).
 FORWARD_HEADERS = ("Content-Type", "X-Nomad-Token", "Authorization")
 _forward_rng = edge_rng()  # which server of the region; an edge, so not seeded
@@ -741,17 +766,23 @@ def _local_region(api: Api, local: dict[str, Any] | None) -> str:
     return region or api.ask(api.ctx.agent, GetSelf())["config"].get("Region", "global")
 
 
-@route("/v1/regions")
-def regions_list(req: Request, api: Api) -> Any:
-    """The regions of the servers gossip knows (Nomad's peer cache drops left members), sorted."""
-    require(req, "GET")
+def known_regions(api: Api) -> list[str]:
+    """Nomad's ``Server.Regions``: the regions with at least one alive server, sorted.  Its peer cache
+    keeps a region among its alive peers only while one of its servers is alive: a region whose
+    servers all failed, are leaving or left is not known (and ``?region=`` to it has no path)."""
     members, local = _gossip_members(api)
-    known = {m["Tags"].get("region", "") for m in members if m["Status"] != "left"}
+    known = {m["Tags"].get("region", "") for m in members if m["Status"] == "alive"}
     known.add(_local_region(api, local))
     return sorted(r for r in known if r)
 
 
-def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response | None:
+@route("/v1/regions")
+def regions_list(req: Request, api: Api) -> Any:
+    require(req, "GET")
+    return known_regions(api)
+
+
+def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response | Stream | None:
     """Nomad's ``forwardRegion``: a request for another region goes to a random alive server of it.
 
     None: answer here (no ``?region=``, this region, an agent endpoint, or an
@@ -834,7 +865,7 @@ def _wait_s(req: Request) -> float:
 
 
 def _proxy(target: str, req: Request, body: bytes, headers: dict[str, str], timeout_s: float,
-           tls: Any = None) -> Response:
+           tls: Any = None) -> Response | Stream:
     host, _, port = target.rpartition(":")
     if tls is not None:  # tls.http: the other region's API is HTTPS too; we show our own certificate
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
@@ -845,9 +876,33 @@ def _proxy(target: str, req: Request, body: bytes, headers: dict[str, str], time
         conn.request(req.method, req.url, body=body if body or req.method in ("PUT", "POST") else None,
                      headers=headers)
         resp = conn.getresponse()
+    except BaseException:
+        conn.close()
+        raise
+    ctype = resp.getheader("Content-Type", PLAIN)
+    if resp.getheader("Content-Length") is None and resp.chunked:
+        # A streamed answer (the event stream, a followed file): passed on as it comes, as Nomad
+        # forwards a streaming RPC to the region; quiet at most REGION_STREAM_IDLE_S (the event
+        # stream's heartbeats come every 10 s), or for as long as a followed file is.
+        if conn.sock is not None:
+            follow = (req.query.get("follow") or [""])[0].lower() in ("1", "t", "true")
+            conn.sock.settimeout(None if follow else REGION_STREAM_IDLE_S)
+        return Stream(resp.status, _streamed(conn, resp), ctype)
+    try:
         data = resp.read()
-        passed = tuple((k, v) for k, v in resp.getheaders() if k.lower().startswith("x-nomad-"))
-        return Response(resp.status, data, resp.getheader("Content-Type", PLAIN), passed)
+    finally:
+        conn.close()
+    passed = tuple((k, v) for k, v in resp.getheaders() if k.lower().startswith("x-nomad-"))
+    return Response(resp.status, data, ctype, passed)
+
+
+def _streamed(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> Iterator[bytes]:
+    """The other region's streamed answer, piece by piece; the connection closes when the caller goes."""
+    try:
+        while piece := resp.read1(REGION_STREAM_CHUNK_BYTES):
+            yield piece
+    except OSError as e:  # the other region's server went away mid-stream: the caller's stream ends
+        log.warning("stream forwarded from another region ended: %s", e)
     finally:
         conn.close()
 
@@ -864,9 +919,22 @@ DEFAULT_QUERY_TIME_S = 300.0
 JITTER_FRACTION = 16
 # A read or write through the leader: Raft itself fails a forwarded request
 # after forward_timeout_s (5 s, Nomad's RPCHoldTimeout) and answers "No
-# cluster leader" at once when none is known; the handler waits a second
-# longer, so Raft's own answer is what the caller sees, never a hang.
+# cluster leader" at once when none is known (the handler then holds and asks
+# again: RPC_HOLD_TIMEOUT_S); each try waits a second longer than Raft's own
+# timeout, so Raft's answer is what the caller sees, never a hang.
 LEADER_WAIT_S = 6.0
+# Nomad's RPCHoldTimeout (nomad/config.go, 5 s) as getLeaderForRPC uses it: a
+# read or write that finds no leader (an election under way: a server
+# restarted, the leader died) is held and tried again, after a random pause
+# of up to hold/JITTER_FRACTION (312 ms), until a leader is known or this long
+# has passed since the first try -- then 500 "No cluster leader".  A rolling
+# restart of the servers thus costs requests a short wait, not an error.
+RPC_HOLD_TIMEOUT_S = 5.0
+# Answers that say the request reached no leader, so trying again cannot
+# apply a write twice: none known, or the one asked no longer leads.  A read
+# may also be retried when the leader lost leadership before answering.
+_RETRY_WRITE = ("No cluster leader", "not leader")
+_RETRY_READ = (*_RETRY_WRITE, "leadership lost")
 # A parked Watch is answered on Raft's first tick (0.1 s) after its deadline;
 # the handler gives it this much more before calling it lost.
 WATCH_MARGIN_S = 2.0
@@ -1051,7 +1119,8 @@ def state_query(req: Request, api: Api, tables: tuple[str, ...], query: Callable
     """A read of *tables* with Nomad's query options: ``?stale``, ``?index=&wait=`` (blocking).
 
     Without ``?stale`` the read is linearizable (read index through the
-    leader; none known: 500 ``No cluster leader`` at once).  With ``?index=N``
+    leader; none known: held up to RPC_HOLD_TIMEOUT_S for one, then 500
+    ``No cluster leader``).  With ``?index=N``
     it returns once a table's index passes N or after the wait; a
     non-stale blocking query first does the linearizable read, so it fails
     the same way without a leader.  *query* runs inside the Raft actor on
@@ -1063,9 +1132,8 @@ def state_query(req: Request, api: Api, tables: tuple[str, ...], query: Callable
     stale = query_flag(req, "stale")
     min_index = int((req.query.get("index") or ["0"])[0] or 0)
     ref, guarded = _raft(api), _guarded(query, tables)
-    fut = api.env.make_future()
-    ref.tell(Read(query=guarded, reply=fut, stale=stale))
-    _, (index, ok, value) = _await_raft(fut, LEADER_WAIT_S)
+    _, (index, ok, value) = _held(api, lambda fut: ref.tell(Read(query=guarded, reply=fut, stale=stale)),
+                                  _RETRY_READ)
     if min_index > 0 and index <= min_index:
         block = time_to_block(req)
         fut = api.env.make_future()
@@ -1080,9 +1148,48 @@ def propose(api: Api, data: bytes) -> tuple[int, Any]:
     """Apply a state-machine command through Raft (a follower forwards it to the leader)."""
     from actors.raft.peer import Propose
 
-    fut = api.env.make_future()
-    _raft(api).tell(Propose(data=data, reply=fut))
-    return _await_raft(fut, LEADER_WAIT_S)
+    ref = _raft(api)
+    return _held(api, lambda fut: ref.tell(Propose(data=data, reply=fut)), _RETRY_WRITE)
+
+
+def _held(api: Api, ask: Callable[[Any], None], retry: tuple[str, ...]) -> Any:
+    """Raft's answer to what *ask* sends (with a new future each try), held while no leader is known
+    (hold_for_leader): an answer in *retry* is tried again."""
+    from actors.raft.peer import RaftError
+
+    def attempt() -> tuple[bool, Any]:
+        fut = api.env.make_future()
+        ask(fut)
+        try:
+            return False, fut.get(timeout=LEADER_WAIT_S)
+        except RaftError as e:
+            if str(e) in retry:
+                return True, str(e)
+            raise CodedError(500, str(e)) from None
+        except pykka.Timeout:
+            raise CodedError(500, "timed out waiting for the leader") from None
+
+    again, value = hold_for_leader(api, attempt)
+    if again:
+        raise CodedError(500, value)  # "No cluster leader" verbatim: Nomad's ErrNoLeader
+    return value
+
+
+def hold_for_leader(api: Api, attempt: Callable[[], tuple[bool, Any]]) -> tuple[bool, Any]:
+    """Nomad's getLeaderForRPC hold: *attempt* answers (try again?, value); one that found no leader
+    is made again after a random pause of up to RPC_HOLD_TIMEOUT_S / JITTER_FRACTION until
+    RPC_HOLD_TIMEOUT_S has passed since the first try, whose last (True, value) is then returned."""
+    first = api.env.now()  # Nomad's firstCheck (its check is instant; an attempt here may take a while)
+    while True:
+        again, value = attempt()
+        if not again:
+            return again, value
+        if api.env.now() - first >= RPC_HOLD_TIMEOUT_S:
+            return again, value
+        try:  # a future nobody answers: the runtime's own clock times the pause
+            api.env.make_future().get(timeout=_jitter.uniform(0.0, RPC_HOLD_TIMEOUT_S / JITTER_FRACTION))
+        except pykka.Timeout:
+            pass
 
 
 # ---------------------------------------------------------------- nodes

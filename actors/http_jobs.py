@@ -29,7 +29,7 @@ from typing import Any
 import pykka
 
 from actors.agent_messages import GetSelf
-from actors.client.messages import ERR_NODE_NOT_FOUND
+from actors.client.messages import ERR_NO_LEADER, ERR_NODE_NOT_FOUND
 from actors.http_api import (
     NODE_ACTIONS,
     Answer,
@@ -37,6 +37,7 @@ from actors.http_api import (
     CodedError,
     Request,
     decode_json,
+    hold_for_leader,
     parse_uint,
     propose,
     query_flag,
@@ -1298,12 +1299,17 @@ def node_purge(req: Request, api: Api, node_id: str) -> Any:
     ref = api.env.lookup(ENDPOINT)
     if ref is None or not ref.is_alive():
         raise CodedError(501, "Server only endpoint")
-    fut = api.env.make_future()
-    ref.tell(PurgeNode(node_id, fut))
-    try:
-        r = fut.get(timeout=PURGE_WAIT_S)
-    except pykka.Timeout:
-        raise CodedError(500, "node purge did not finish in time") from None
+
+    def attempt() -> tuple[bool, Any]:
+        fut = api.env.make_future()
+        ref.tell(PurgeNode(node_id, fut))
+        try:
+            r = fut.get(timeout=PURGE_WAIT_S)
+        except pykka.Timeout:
+            raise CodedError(500, "node purge did not finish in time") from None
+        return not r.ok and r.error == ERR_NO_LEADER, r
+
+    _, r = hold_for_leader(api, attempt)  # held for a leader as Nomad's Node.Deregister RPC is
     if not r.ok:
         raise CodedError(404 if r.error == ERR_NODE_NOT_FOUND else 500, r.error)
     return _node_write_reply(r.index, {"EvalIDs": list(r.eval_ids), "NodeModifyIndex": r.index})

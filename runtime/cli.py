@@ -200,15 +200,25 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
-def region_leaders(addr: str, members: list[dict[str, Any]]) -> dict[str, str]:
-    """Each member region's leader (``/v1/status/leader?region=``); a region without one is left out."""
-    leaders = {}
-    for region in sorted({(m.get("Tags") or {}).get("region", "") for m in members}):
+def region_leaders(addr: str, members: list[dict[str, Any]]) -> tuple[dict[str, str], list[str]]:
+    """Each member region's leader (``/v1/status/leader?region=``) and the errors of the regions whose
+    leader could not be asked, as Nomad's ``regionLeaders`` (command/server_members.go): a region whose
+    members have all left is not asked; one that has no leader right now answers "" (no error)."""
+    leaders, errors = {}, []
+    regions = {(m.get("Tags") or {}).get("region", "") for m in members if m.get("Status") != "left"}
+    for region in sorted(regions):
         try:
             leaders[region] = call(addr, "GET", "/v1/status/leader", **({"region": region} if region else {}))
-        except CliError:
-            continue  # Nomad: a region may have no leader right now; not an error
-    return leaders
+        except CliError as e:
+            errors.append(f"Region {json.dumps(region)}: {e}")
+    return leaders, errors
+
+
+def go_multierror(errors: list[str]) -> str:
+    """hashicorp/go-multierror's ``ListFormatFunc``: what Nomad prints for a ``multierror.Error``."""
+    if len(errors) == 1:
+        return f"1 error occurred:\n\t* {errors[0]}\n\n"
+    return f"{len(errors)} errors occurred:\n\t" + "\n\t".join(f"* {e}" for e in errors) + "\n\n"
 
 
 def _member_order(m: dict[str, Any]) -> tuple[str, str, str]:
@@ -217,27 +227,42 @@ def _member_order(m: dict[str, Any]) -> tuple[str, str, str]:
     return tags.get("region", ""), tags.get("dc", ""), m["Name"]
 
 
-def server_members(addr: str, args: list[str]) -> str:
+def _is_leader(m: dict[str, Any], leaders: dict[str, str]) -> bool:
+    """Nomad's ``isLeader``: the member's ``Addr:Tags[port]`` is its region's leader."""
+    tags = m.get("Tags") or {}
+    leader = leaders.get(tags.get("region", ""), "") or ""
+    return bool(leader) and f"{m['Addr']}:{tags.get('port', '')}" == leader
+
+
+def server_members(addr: str, args: list[str]) -> str | tuple[str, int]:
     verbose = "-verbose" in args or "-detailed" in args  # -detailed: Nomad's deprecated name
     got = call(addr, "GET", "/v1/agent/members")
-    if "-json" in args:  # Nomad's Format: the members, indented four spaces
-        return json.dumps(got["Members"], indent=4)
-    leaders = region_leaders(addr, got["Members"])
+    members = sorted(got["Members"], key=_member_order)
+    leaders, errors = region_leaders(addr, members)
+    if "-json" in args:  # Nomad's Format: the members, indented four spaces, each tagged Leader
+        for m in members:  # (a Go map: its keys sorted, so "Leader" comes first)
+            tags = {**(m.get("Tags") or {}), "Leader": str(_is_leader(m, leaders)).lower()}
+            m["Tags"] = dict(sorted(tags.items()))
+        return json.dumps(members, indent=4)
     # Nomad's verboseOutput puts Protocol after Leader, Tags last.
     head = ["Name", "Address", "Port", "Status", "Leader", *(["Protocol"] if verbose else []),
             "Raft Version", "Build", "Datacenter", "Region", *(["Tags"] if verbose else [])]
     rows = [head]
-    for m in sorted(got["Members"], key=_member_order):
+    for m in members:
         tags = m.get("Tags") or {}
-        leader = leaders.get(tags.get("region", ""), "") or ""
-        is_leader = bool(leader) and f"{m['Addr']}:{tags.get('port', '')}" == leader
-        row = [m["Name"], m["Addr"], str(m["Port"]), m["Status"], str(is_leader).lower(),
+        row = [m["Name"], m["Addr"], str(m["Port"]), m["Status"], str(_is_leader(m, leaders)).lower(),
                *([str(m.get("ProtocolCur", ""))] if verbose else []),
                tags.get("raft_vsn", "3"), tags.get("build", ""), tags.get("dc", ""), tags.get("region", "")]
         if verbose:
             row.append(",".join(f"{k}={v}" for k, v in sorted(tags.items())))
         rows.append(row)
-    return table(rows)
+    if not errors:
+        return table(rows)
+    # Nomad prints the list, an empty line, then warns and exits 1 (a region whose servers are all
+    # failed has "No path to region").
+    print(table(rows) + "\n", flush=True)
+    print(f"Error determining leaders: {go_multierror(errors)}", file=sys.stderr)
+    return "", 1
 
 
 def server_join(addr: str, args: list[str]) -> str:

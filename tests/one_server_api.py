@@ -45,6 +45,9 @@ class _Env:
     def lookup(self, name: str) -> Any:
         return self.raft if name == "raft" else None
 
+    def now(self) -> float:
+        return 0.0  # never held: this Raft always leads
+
     def make_future(self) -> _Future:
         return _Future()
 

@@ -13,7 +13,7 @@ from actors.raft.core import LEADER, RaftTimings
 from actors.raft.membership import AutopilotConfig, GetAutopilotHealth, ServerMembership
 from actors.raft.peer import RaftConfig, RaftPeer
 from actors.raft.storage import MemoryStorage
-from sim.gossip_cluster import GossipCluster, member_addr
+from sim.gossip_cluster import POOL, GossipCluster, member_addr, member_name
 from sim.region_run import _tags
 from sim.runtime import SimEnv
 
@@ -28,7 +28,7 @@ HEALTH = AutopilotConfig(last_contact_threshold_s=1.0)
 
 
 def _cluster(seed: int, autopilot: AutopilotConfig = HEALTH,
-             stabilization_ticks: int = 0) -> tuple[GossipCluster, dict]:
+             stabilization_ticks: int = 0, gossip: str = "") -> tuple[GossipCluster, dict]:
     raft_cfg = RaftConfig(timings=RaftTimings(tick_s=0.5, election_ticks=10,
                                               stabilization_ticks=stabilization_ticks))
     disks = {member_addr(i): MemoryStorage() for i in range(N)}
@@ -37,7 +37,7 @@ def _cluster(seed: int, autopilot: AutopilotConfig = HEALTH,
         env.spawn(RaftPeer, "raft", storage=disks[env.node], config=raft_cfg,
                   leadership_subscribers=("server-membership",))
         env.spawn(ServerMembership, "server-membership", region="global", bootstrap_expect=N,
-                  autopilot=autopilot)
+                  autopilot=autopilot, gossip=gossip)
         return ((env.node, "server-membership"),)
 
     c = GossipCluster(seed=seed, config=wan_config(), on_boot=boot, record_events=False, trace=False)
@@ -121,4 +121,24 @@ def test_autopilot_keeps_a_quorum_and_can_be_switched_off():
     c.crash(victim)
     c.run(120.0, full=False)
     assert victim in _leader(c)[1].core.voters
+    c.close()
+
+
+def test_autopilot_force_leaves_the_dead_server_it_removes_and_it_comes_back_alive():
+    """Nomad's RemoveFailedServer (nomad/autopilot.go) is a serf force-leave: the dead server autopilot
+    removes from Raft is "left" in every member list -- not "failed" for the 72 h reconnect timeout --
+    and, restarted, it is alive again and back in Raft."""
+    c, _ = _cluster(4, gossip=POOL)  # the agent's: membership knows its gossip pool actor
+    assert _run_until(c, lambda: _leader(c) is not None and len(_leader(c)[1].core.voters) == N, 120.0)
+    leader, _ = _leader(c)
+    victim = next(member_addr(i) for i in range(N) if member_addr(i) != leader)
+    name = member_name(next(i for i in range(N) if member_addr(i) == victim))
+    c.force_left_names.add(name)  # the gossip checker's list of members someone force-leaves: autopilot will
+    c.crash(victim)
+    assert _run_until(c, lambda: victim not in _leader(c)[1].core.voters, 120.0)
+    assert _run_until(c, lambda: all(c.statuses(member_addr(i)).get(name) == "left"
+                                     for i in range(N) if member_addr(i) != victim), 30.0)
+    c.restart(victim)
+    assert _run_until(c, lambda: c.statuses(leader).get(name) == "alive"
+                      and victim in (*_leader(c)[1].core.voters, *_leader(c)[1].core.learners), 180.0)
     c.close()

@@ -132,3 +132,28 @@ def test_without_the_check_the_scenario_sees_the_joiner_bootstrap_a_second_linea
         r = run_raft_seed(seed, scenario=scenario)
         assert not r.ok and ("Single Lineage" in r.error or "bootstrapped a configuration of its own"
                              in r.error), r.error
+
+
+def test_a_restarted_single_server_does_not_log_a_bootstrap_raft_refused(caplog):
+    """bootstrap_expect = 1 restarted with its data dir: membership may ask for a bootstrap before
+    Raft's first RaftInfo says it has state; Raft refuses, and nothing says "bootstrapped the
+    cluster" (Nomad bootstraps only without existing state).  A real bootstrap is logged."""
+    from actors.server import RaftReply
+
+    for refused in (True, False):
+        caplog.clear()
+        env = _Env("10.0.0.1:4647")
+        m = _Membership(env, "server-membership", region="global", bootstrap_expect=1)
+        m.receive(_Member(name="s1.global", tags=(("role", "nomad"), ("region", "global"),
+                                                  ("rpc_addr", "10.0.0.1:4647"), ("expect", "1"))))
+        (boot,) = _bootstraps(env)
+        with caplog.at_level("DEBUG", logger="nomad.server"):
+            if refused:
+                boot.reply.set_exception(RuntimeError("already bootstrapped"))
+            else:
+                boot.reply.set(True)
+            (reply,) = [msg for _, _, msg in env.sent if isinstance(msg, RaftReply)]
+            m.receive(reply)
+        said = [r.getMessage() for r in caplog.records if "bootstrapped the cluster" in r.getMessage()]
+        assert said == ([] if refused else ["10.0.0.1:4647: found 1 servers, bootstrapped the cluster with "
+                                            "10.0.0.1:4647"])

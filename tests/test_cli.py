@@ -63,6 +63,46 @@ def test_server_members_detailed_has_nomads_column_order(monkeypatch):
     assert "Protocol" not in cli.server_members("http://x", [])
 
 
+def test_server_members_warns_and_exits_1_when_a_regions_leader_cannot_be_asked(monkeypatch, capsys):
+    """command/server_members.go regionLeaders: every region with a member not left is asked for its
+    leader; a failure (all of eu's servers failed: "No path to region") prints the list, an empty line,
+    then warns "Error determining leaders" with go-multierror's list and exits 1.  A region whose
+    members have all left is not asked.  -json tags each member Leader and exits 0 all the same."""
+    from runtime import cli
+
+    def member(name, addr, region, status):
+        return {"Name": name, "Addr": addr, "Port": 4648, "Status": status, "ProtocolCur": 2,
+                "Tags": {"region": region, "dc": "dc1", "build": "2.0.6", "raft_vsn": "3", "port": "4647"}}
+
+    members = [member("g1.global", "10.0.0.1", "global", "alive"),
+               member("e1.eu", "10.0.1.1", "eu", "failed"), member("o1.old", "10.0.2.1", "old", "left")]
+    asked: list[str] = []
+
+    def call(addr, method, path, accept=(), **query):
+        if path == "/v1/agent/members":
+            return {"Members": [dict(m, Tags=dict(m["Tags"])) for m in members]}
+        asked.append(query.get("region", ""))
+        if query.get("region") == "eu":
+            raise cli.ApiError("Unexpected response code: 500 (No path to region)")
+        return "10.0.0.1:4647"
+
+    monkeypatch.setattr(cli, "call", call)
+    assert cli.server_members("http://x", []) == ("", 1)
+    assert sorted(asked) == ["eu", "global"]
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert [ln.split()[:5] for ln in lines[1:4]] == [
+        ["e1.eu", "10.0.1.1", "4648", "failed", "false"], ["g1.global", "10.0.0.1", "4648", "alive", "true"],
+        ["o1.old", "10.0.2.1", "4648", "left", "false"]]
+    assert out.endswith("\n\n")
+    assert err == ('Error determining leaders: 1 error occurred:\n\t* Region "eu": Unexpected response code: '
+                   "500 (No path to region)\n\n\n")
+    got = json.loads(cli.server_members("http://x", ["-json"]))
+    assert [(m["Name"], m["Tags"]["Leader"]) for m in got] == [
+        ("e1.eu", "false"), ("g1.global", "true"), ("o1.old", "false")]
+    assert next(iter(got[0]["Tags"])) == "Leader"  # a Go map marshals with its keys sorted
+
+
 def test_server_join_and_force_leave_misuse_is_worded_as_nomad(monkeypatch):
     """command/server_join.go and server_force_leave.go: their own misuse lines, then commandErrorText;
     -prune is a flag (an unknown flag is refused, not taken for a node name)."""

@@ -216,3 +216,111 @@ def test_two_regions_a_job_write_goes_where_nomads_region_for_job_says(monkeypat
     assert write("PUT", "/v1/jobs", {"Region": "global", "Job": {"ID": "x", "Region": "b"}}, "b") is None
     with pytest.raises(CodedError, match="No path to region"):
         write("GET", "/v1/jobs", None, "global")
+
+
+def test_regions_and_known_regions_count_only_regions_with_an_alive_server(monkeypatch):
+    """Nomad's Server.Regions / RegionNum read the peer cache's alive peers: a region whose servers
+    all failed (or are leaving, or left) is dropped from /v1/regions and agent-info's known_regions
+    -- as ?region= to it has "No path to region" -- and comes back when one of them is alive again."""
+    from types import SimpleNamespace
+
+    from actors import http_api
+    from actors.http_api import Request
+
+    members = [{"Status": st, "Tags": {"region": r}} for r, st in
+               (("a", "alive"), ("b", "failed"), ("b", "alive"), ("c", "failed"), ("d", "leaving"),
+                ("e", "left"))]
+    monkeypatch.setattr(http_api, "_gossip_members", lambda api: (members, members[0]))
+    monkeypatch.setattr(http_api, "_local_region", lambda api, local: "a")
+    monkeypatch.setattr(http_api, "_alive", lambda api, name: name == "raft")
+    raft = {"status": {"leader": "10.0.0.1:4647", "role": "leader", "last_contact": 0, "term": 2,
+                       "last_index": 5, "last_term": 2, "commit": 5, "applied": 5, "snap_index": 0,
+                       "snap_term": 0, "config_index": 1, "voter_ids": ["s1"], "id": "s1"},
+            "configuration": []}
+    api = SimpleNamespace(ask=lambda actor, what: raft[what], env=None)
+    req = Request(method="GET", path="/v1/regions", query={}, url="/v1/regions", environ={})
+    assert http_api.regions_list(req, api) == ["a", "b"]
+    stats = {"nomad": {"known_regions": "1"}}
+    http_api._live_stats(api, stats)
+    assert stats["nomad"]["known_regions"] == "2"
+    members[2]["Status"] = "failed"  # b's last alive server fails
+    assert http_api.regions_list(req, api) == ["a"]
+
+
+def test_join_and_force_leave_answer_as_nomads_agent_endpoints(monkeypatch):
+    """command/agent/agent_endpoint.go: on an agent without a server both are 501 "Invalid method"
+    (ErrInvalidMethod); force-leave's prune is strconv.ParseBool'd -- "T" prunes, anything that is no
+    Go bool is 400 "invalid prune value" -- and a missing node is 400 first."""
+    from types import SimpleNamespace
+
+    from actors import http_api
+    from actors.http_api import CodedError, Request
+
+    def put(path: str, query: dict[str, list[str]], gossip: Any) -> Any:
+        api = SimpleNamespace(env=SimpleNamespace(lookup=lambda name: gossip))
+        handler = http_api.agent_join if path == "/v1/agent/join" else http_api.agent_force_leave
+        return handler(Request(method="PUT", path=path, query=query, url=path, environ={}), api)
+
+    for path, query in (("/v1/agent/join", {"address": ["10.0.0.1:4648"]}),
+                        ("/v1/agent/force-leave", {"node": ["s1.global"]})):
+        with pytest.raises(CodedError) as e:
+            put(path, query, None)
+        assert (e.value.code, e.value.message) == (501, "Invalid method")
+    sent: list[tuple[str, bool]] = []
+    monkeypatch.setattr(http_api, "_await", lambda api, cls, **kw: sent.append((kw["name"], kw["prune"])))
+    gossip = SimpleNamespace(is_alive=lambda: True)
+    with pytest.raises(CodedError) as e:
+        put("/v1/agent/force-leave", {"node": ["s1.global"], "prune": ["maybe"]}, gossip)
+    assert (e.value.code, e.value.message) == (400, "invalid prune value")
+    with pytest.raises(CodedError) as e:
+        put("/v1/agent/force-leave", {"prune": ["maybe"]}, gossip)
+    assert (e.value.code, e.value.message) == (400, "missing node to force leave")
+    for flag, prune in (("T", True), ("1", True), ("False", False), ("", False)):
+        put("/v1/agent/force-leave", {"node": ["s1.global"], "prune": [flag]}, gossip)
+        assert sent.pop() == ("s1.global", prune)
+    assert sent == []
+
+
+def test_a_streamed_answer_from_another_region_is_passed_on_as_it_comes():
+    """?region= on a streaming endpoint (the event stream): Nomad forwards the streaming RPC to the
+    region.  The forward passes a chunked answer on piece by piece as a Stream -- it read the whole
+    body first, so an endless event stream ended in 'failed forwarding to region ...: timed out'."""
+    import http.server
+    import threading
+
+    from actors import http_api
+    from actors.http_api import Request, Stream
+
+    release = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b'{"Index":1}\n', b"{}\n"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+                release.wait(10.0)  # the stream goes on until the test has read the first piece
+            self.wfile.write(b"0\r\n\r\n")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        req = Request(method="GET", path="/v1/event/stream", query={"region": ["b"]},
+                      url="/v1/event/stream?region=b", environ={})
+        got = http_api._proxy(f"127.0.0.1:{server.server_address[1]}", req, b"", {}, 5.0)
+        assert isinstance(got, Stream) and got.status == 200 and got.content_type == "application/json"
+        assert next(got.chunks) == b'{"Index":1}\n'  # before the other region has ended its answer
+        release.set()
+        assert b"".join(got.chunks) == b"{}\n"
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()

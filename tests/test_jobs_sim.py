@@ -473,3 +473,27 @@ def test_servers_share_one_decoding_of_each_entry_which_no_apply_changes() -> No
     assert c.decoder is None
     assert own_state == shared_state
     c.close()
+
+
+def test_after_its_server_restarts_a_client_gets_new_work_within_a_short_blocking_query() -> None:
+    """A client's GetClientAllocs is parked on a server; restarted, the server has forgotten it, and
+    nothing tells the client (Nomad's client sees its RPC connection reset and asks again after
+    getAllocRetryIntv, 30 s).  Here the client only gives up on the query after its wait plus
+    rpc_margin_s, so the agent's default wait bounds how long new work sits pending after a server
+    restart: about a minute, not Nomad's 5-minute blocking time."""
+    c = JobCluster(8, JobClusterConfig(base=ClusterConfig(n_servers=1, n_clients=1), sync=AllocSyncConfig()))
+    c.run(30.0)
+    assert c.statuses() == {"ready": 1}
+    c.run(5.0)  # the client's blocking query is parked on the server
+    (server,) = c.servers
+    c.crash(server)
+    c.restart(server)
+    wait_leader(c)
+    c.register(sim_job(count=1))
+    placed_at, end = c.sched.now, c.sched.now + 300.0
+    while c.sched.now < end and not any(a["ClientStatus"] == "running" for a in c.allocs("web")):
+        c.run(1.0)
+    assert any(a["ClientStatus"] == "running" for a in c.allocs("web"))
+    sync = AllocSyncConfig()
+    # The forgotten query given up, a retry (with its stagger) and a few seconds to place and start.
+    assert c.sched.now - placed_at <= sync.wait_s + sync.rpc_margin_s + 2 * sync.retry_s + 5.0 <= 80.0

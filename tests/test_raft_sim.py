@@ -126,6 +126,24 @@ def test_seeded_run_with_leader_crash_is_linearizable():
     c.close()
 
 
+def test_a_read_forwarded_to_a_leader_that_died_fails_once_the_follower_loses_it():
+    """A follower's read forwarded to a leader that has just crashed is answered "leadership lost"
+    (safe to make again: the HTTP edge does, Nomad's canRetry takes reads always) as soon as the
+    follower no longer takes that server for the leader -- after an election timeout, not after the
+    whole forward_timeout_s (5 s) it would otherwise wait for an answer that cannot come."""
+    c = RaftCluster(21, 3)
+    c.run(2)
+    leader = c.leader()
+    follower = next(n for n in c.names if n != leader)
+    c.crash(leader)
+    op = c.invoke("read", "k", via=follower)
+    c.run(c.cfg.forward_timeout_s - 0.5, check=False)
+    assert op.future._done and op.future._exc is not None
+    assert str(op.future._exc[1]) == "leadership lost"
+    assert c.live_peers()[follower].stats.get("reads_leader_lost") == 1
+    c.close()
+
+
 class _Sink(__import__("runtime.actor", fromlist=["NodeActor"]).NodeActor):
     def __init__(self, env, name, log):
         super().__init__(env, name)

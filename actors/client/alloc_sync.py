@@ -59,8 +59,13 @@ class NodeRegistered:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AllocSyncConfig:
     # How long one GetClientAllocs may block on the server.  Nomad's clients
-    # ask for 5 minutes; shorter only costs an idle round trip per period.
-    wait_s: float = 300.0
+    # ask for 5 minutes, but learn at once that a server died or restarted
+    # (their RPC connection resets) and ask again after 30 s; nothing tells
+    # this client that its parked query was forgotten, so it notices only
+    # after wait_s + rpc_margin_s.  A minute bounds how long new work sits
+    # pending after a server restart, at the cost of an idle round trip per
+    # client per minute.
+    wait_s: float = 60.0
     # An answer later than wait + this counts as a failed server.
     rpc_margin_s: float = 10.0
     # After a failed query or write, try again (on the next server) after

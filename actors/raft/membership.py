@@ -69,7 +69,7 @@ from typing import Any
 
 import msgpack
 
-from actors.gossip.member import ListMembers
+from actors.gossip.member import ForceLeave, ListMembers
 from actors.raft.messages import (
     AutopilotHealthReply,
     AutopilotHealthRequest,
@@ -202,6 +202,7 @@ class ServerMembership(NodeActor):
         # The check in flight: (request id, the voters as (address, ID), the servers yet to answer,
         # when it is given up).
         self._boot_check: tuple[int, tuple[tuple[str, str], ...], set[str], float] | None = None
+        self._boot_voters = ""  # the voters of the bootstrap asked of Raft, for its log line
         self.stats = {"bootstraps": 0, "adds": 0, "removes": 0, "dead_removed": 0, "bootstrap_skipped": 0}
 
     def on_start(self) -> None:
@@ -349,12 +350,14 @@ class ServerMembership(NodeActor):
         self.bootstrapped = True
         if self.info is not None and (self.info.voters or self.info.learners):
             return  # a configuration arrived meanwhile (a leader's)
-        log.info("%s: found %d servers, bootstrapping the cluster with %s", self.env.node, self.expect,
-                 ", ".join(a if a == i else f"{a} (ID {i})" for a, i in chosen))
         self.stats["bootstraps"] += 1
         ids, addrs = tuple(i for _, i in chosen), tuple(a for a, _ in chosen)
+        # Logged once Raft has taken it: a server restarted with its data dir (whose RaftInfo has
+        # not come yet) asks too, and Raft refuses -- it has state (Nomad: HasExistingState).
+        self._boot_voters = ", ".join(a if a == i else f"{a} (ID {i})" for a, i in chosen)
+        reply = ReplyTo(self.env, self.name, "bootstrap")
         self.send(self.env.node, self.raft,
-                  Bootstrap(voters=ids, reply=None, addresses=() if ids == addrs else addrs))
+                  Bootstrap(voters=ids, reply=reply, addresses=() if ids == addrs else addrs))
 
     def _reconcile(self) -> None:
         info = self.info
@@ -408,6 +411,11 @@ class ServerMembership(NodeActor):
                 why = "autopilot: the server is dead" if dead else status
                 log.info("%s: removing server %s (%s) from Raft: %s", self.env.node, name, addr, why)
                 self.send(self.env.node, self.raft, ChangeMembership(op="remove", node=key, reply=None))
+                if dead and self.gossip:
+                    # Nomad's RemoveFailedServer: a serf force-leave, so the member is "left" (reaped
+                    # after the tombstone timeout) rather than "failed" for the 72 h reconnect
+                    # timeout; one still running refutes it and is added again.
+                    self.send(self.env.node, self.gossip, ForceLeave(name=name))
                 return
 
     def _others_alive(self, voters: set[str], cfg: dict[str, str], leaving: str, me: str) -> bool:
@@ -427,7 +435,13 @@ class ServerMembership(NodeActor):
             reply=ReplyTo(self.env, self.name, "ap-config"), query=_config_copy))
 
     def _raft_reply(self, m: RaftReply) -> None:
-        if m.tag == "ap-config":
+        if m.tag == "bootstrap":
+            if m.ok:
+                log.info("%s: found %d servers, bootstrapped the cluster with %s", self.env.node, self.expect,
+                         self._boot_voters)
+            else:  # (still counted in stats: the checkers look for any attempt)
+                log.debug("%s: not bootstrapping: %s", self.env.node, m.error)
+        elif m.tag == "ap-config":
             if m.ok:
                 index, rec = m.value
                 moved = index > self.config_index

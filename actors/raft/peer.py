@@ -59,6 +59,8 @@ _STORE_LOGS = ("raft", "rpc", "appendEntries", "storeLogs")
 RAFT_MESSAGES = (AppendEntries, AppendResp, RequestVote, RequestVoteResp, InstallSnapshot,
                  InstallSnapshotResp, TimeoutNow)
 NO_LEADER = "No cluster leader"
+# A forwarded read whose leader is no longer the known one: failed at once, to be made again.
+READ_LEADER_LOST = "leadership lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +401,12 @@ class RaftPeer(NodeActor):
         self._seen_forwards: set[tuple[str, int]] = set()
         self._seen_order: collections.deque[tuple[float, tuple[str, int]]] = collections.deque()
         self._forwarded: dict[int, tuple[str, Any, Any, float]] = {}  # req id -> (kind, reply, query, deadline)
+        # Forwarded reads by req id -> the leader they went to.  One whose leader is no longer the
+        # known one (it died: an election cleared or replaced it) is failed with READ_LEADER_LOST on
+        # the next tick rather than waiting out forward_timeout_s: a read is safe to make again, and
+        # the HTTP edge does (Nomad's canRetry: reads always; its RPC to a dead leader fails at
+        # connect).  Writes are not: the old leader may have appended one that a new leader commits.
+        self._read_leaders: dict[int, str] = {}
         self._reads: dict[int, tuple[Any, Any, str, str, int]] = {}  # read req id -> (reply, query, origin..)
         self._waiting_apply: list[tuple[int, Any, Any]] = []  # (index, reply, query)
         # Parked blocking queries by id, with their deadlines in a heap (an
@@ -1279,6 +1287,7 @@ class RaftPeer(NodeActor):
             self._answer(m.reply, None, NO_LEADER)
             return
         fid = self._new_forward("read", m.reply, m.query)
+        self._read_leaders[fid] = self.core.leader
         self.send(self._leader_addr(), self.name, ForwardRead(req_id=fid, origin=self.env.node,
                                                            origin_actor=self.name))
 
@@ -1315,6 +1324,7 @@ class RaftPeer(NodeActor):
 
     def _read_index_answer(self, m: ReadIndexResult) -> None:
         fwd = self._forwarded.pop(m.req_id, None)
+        self._read_leaders.pop(m.req_id, None)
         if fwd is None:
             return
         _, reply, query, _ = fwd
@@ -1374,9 +1384,17 @@ class RaftPeer(NodeActor):
         while order and order[0][0] <= now:
             self._seen_forwards.discard(order.popleft()[1])
         if not self._forwarded:
+            self._read_leaders.clear()
             return  # (every tick of a server with nothing forwarded)
         for req_id in [r for r, f in self._forwarded.items() if f[3] <= now]:
             self._answer(self._forwarded.pop(req_id)[1], None, "timed out waiting for the leader")
+        for req_id, leader in list(self._read_leaders.items()):
+            if req_id not in self._forwarded:
+                del self._read_leaders[req_id]  # answered, or timed out above
+            elif leader != self.core.leader:
+                del self._read_leaders[req_id]
+                self.stats["reads_leader_lost"] = self.stats.get("reads_leader_lost", 0) + 1
+                self._answer(self._forwarded.pop(req_id)[1], None, READ_LEADER_LOST)
 
     # ============================================================ blocking queries
     def _watch_index(self, w: Watch) -> int:
@@ -1488,6 +1506,7 @@ class RaftPeer(NodeActor):
         self._transfers.clear()
         self._pending.clear()
         self._forwarded.clear()
+        self._read_leaders.clear()
         self._waiting_apply.clear()
 
     @staticmethod
