@@ -462,6 +462,12 @@ class ClientConfig:
     disk_free_mb: int = _f(0, ge=0)
     # Nomad's default: no task's kill_timeout holds a stop longer than this.
     max_kill_timeout_s: float = _dur(30, gt=0)
+    # Not a Nomad key: Nomad hard-codes initialHeartbeatStagger = 10s (client.go). A
+    # node registers as "initializing" and turns "ready" with its first heartbeat,
+    # sent within a random part of this after registering, so a cluster whose
+    # clients start together does not heartbeat all at once (dev mode: at once).
+    # Lower it where a quicker first "ready" matters more than that spread.
+    initial_heartbeat_stagger_s: float = _dur(10, ge=0)
     # Dynamic ports are picked from this range (Nomad's defaults).
     min_dynamic_port: int = _f(20000, ge=1, le=65535)
     max_dynamic_port: int = _f(32000, ge=1, le=65535)

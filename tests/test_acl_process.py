@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_agent_process import ROOT, STEP_DEADLINE_S, AgentProc, agents, free_port, wait_for  # noqa: F401
+from tests.test_agent_process import ROOT, STAGGER, STEP_DEADLINE_S, AgentProc, agents, free_port, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -610,7 +610,7 @@ def test_a_client_only_agent_checks_tokens_through_its_server(agents, tmp_path):
     agents(["-config", config("srv", ["[server]", "enabled = true", "bootstrap_expect = 1"])],
            http_port=ports["srv"]["http"]).wait_healthy()
     servers = json.dumps([f"127.0.0.1:{ports['srv']['rpc']}"])
-    cli = agents(["-config", config("cli", ["[client]", "enabled = true", f"servers = {servers}"])],
+    cli = agents(["-config", config("cli", ["[client]", "enabled = true", STAGGER, f"servers = {servers}"])],
                  http_port=ports["cli"]["http"]).wait_healthy()
     port = cli.http_port
     boot = wait_for(lambda: (r := call(port, "POST", "/v1/acl/bootstrap")).status == 200 and r,

@@ -36,6 +36,11 @@ START_DEADLINE_S = 20.0
 # Signals, reloads and exits complete in milliseconds; same reasoning.
 STEP_DEADLINE_S = 10.0
 POLL_S = 0.01  # how often a wait re-checks its condition
+# A client agent's config line (TOML, in [client]) for tests that start clients: the first heartbeat,
+# which makes a new node "ready", goes at once instead of within a random part of Nomad's 10 s
+# (client.initial_heartbeat_stagger; the stagger itself is tested in tests/test_config.py and the
+# simulator).  Each client start otherwise waited 5 s on average.
+STAGGER = 'initial_heartbeat_stagger = "0s"'
 
 # An agent whose child takes 30 s to leave, plugged in through the documented
 # EXTRA_CHILD_SPECS point: the window a second signal needs.
@@ -178,7 +183,7 @@ def agent_config(path: Any, data_dir: Any, *, ports: dict[str, int] | None = Non
     lines = [f'data_dir = "{data_dir}"', 'bind_addr = "127.0.0.1"']
     lines += [f"{k} = {json.dumps(v)}" for k, v in top.items()]
     lines += ["[ports]", *(f"{k} = {v}" for k, v in ports.items()),
-              "[server]", "enabled = true", "bootstrap_expect = 1", "[client]", "enabled = true"]
+              "[server]", "enabled = true", "bootstrap_expect = 1", "[client]", "enabled = true", STAGGER]
     path.write_text("\n".join(lines) + "\n" + tables)
     return {"path": str(path), "data_dir": str(data_dir), **ports}
 

@@ -35,7 +35,7 @@ from actors.http_forward import (
 )
 from runtime.actor import NodeActor
 from sim.runtime import Scheduler
-from tests.test_agent_process import ROOT, agents, free_port, wait_for  # noqa: F401
+from tests.test_agent_process import ROOT, STAGGER, agents, free_port, wait_for  # noqa: F401
 from tests.test_http_jobs import call, sleep_job
 
 pytestmark = pytest.mark.timeout(120)
@@ -62,7 +62,7 @@ def client_agent(agents, tmp_path, name: str, servers: list[str], *extra: str) -
     path = _write(tmp_path / f"{name}.toml", [
         f'name = "{name}"', f'data_dir = "{tmp_path / name}"', 'bind_addr = "127.0.0.1"',
         "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
-        "[client]", "enabled = true", f"servers = {json.dumps(servers)}", *extra])
+        "[client]", "enabled = true", STAGGER, f"servers = {json.dumps(servers)}", *extra])
     return agents(["-config", path], http_port=ports["http"])
 
 

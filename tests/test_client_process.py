@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_agent_process import AgentProc, agent_config, agents, free_port, wait_for  # noqa: F401
+from tests.test_agent_process import STAGGER, AgentProc, agent_config, agents, free_port, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -68,7 +68,7 @@ def _server_and_client(start: Any, tmp_path: Any, name: str,
     (tmp_path / "client.toml").write_text("\n".join([
         f'name = "{name}"', f'data_dir = "{tmp_path / "cli"}"', 'bind_addr = "127.0.0.1"',
         "[ports]", *(f"{k} = {v}" for k, v in client.items()),
-        "[client]", "enabled = true", f'servers = ["127.0.0.1:{server["rpc"]}"]', *(extra or []),
+        "[client]", "enabled = true", STAGGER, f'servers = ["127.0.0.1:{server["rpc"]}"]', *(extra or []),
     ]) + "\n")
     return srv, server, client
 

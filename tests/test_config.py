@@ -669,3 +669,18 @@ def test_host_volume_path_must_be_an_existing_directory(tmp_path):
                              f'[client.host_volume.v]\npath = "{path}"\n')
         with pytest.raises(ConfigError, match=re.escape(error)):
             validate(cfg)
+
+
+def test_the_initial_heartbeat_stagger_is_nomads_10s_tunable_and_never_negative(tmp_path):
+    from actors.client.node import ClientNodeConfig
+    from runtime.config import ConfigError, load_files, validate
+
+    default, _, _ = load_files([])
+    assert default.client.initial_heartbeat_stagger_s == 10.0  # Nomad's initialHeartbeatStagger
+    path = tmp_path / "c.hcl"
+    path.write_text('client {\n  enabled = true\n  initial_heartbeat_stagger = "250ms"\n}\n')
+    cfg, _, _ = load_files([str(path)])
+    assert ClientNodeConfig.from_config(cfg, name="n").initial_heartbeat_stagger_s == 0.25
+    path.write_text('client {\n  enabled = true\n  initial_heartbeat_stagger = "-1s"\n}\n')
+    with pytest.raises(ConfigError, match="client.initial_heartbeat_stagger: must be >= 0s, got -1s"):
+        validate(load_files([str(path)])[0])

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from actors.client.disk_migrate import migrate_token
-from tests.test_agent_process import agents, free_port, wait_for  # noqa: F401
+from tests.test_agent_process import STAGGER, agents, free_port, wait_for  # noqa: F401
 from tests.test_jobs_process import cluster, kill_tasks_under, nodes_by_name, request  # noqa: F401
 
 pytestmark = pytest.mark.timeout(90)
@@ -84,7 +84,7 @@ def acl_cluster(agents, tmp_path):  # noqa: F811
         path.write_text("\n".join([
             f'name = "{name}"', f'data_dir = "{tmp_path / name}"', 'bind_addr = "127.0.0.1"',
             "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
-            "[client]", "enabled = true", f'servers = ["127.0.0.1:{server["rpc"]}"]',
+            "[client]", "enabled = true", STAGGER, f'servers = ["127.0.0.1:{server["rpc"]}"]',
             "[client.options]", '"driver.raw_exec.enable" = "1"', "[acl]", "enabled = true"]) + "\n")
         clients.append(agents(["-config", str(path)], http_port=ports["http"]))
     yield srv, clients[0], clients[1], management, str(tmp_path)

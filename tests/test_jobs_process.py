@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.test_agent_process import AgentProc, agents, free_port, wait_for  # noqa: F401
+from tests.test_agent_process import STAGGER, AgentProc, agents, free_port, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -86,7 +86,7 @@ def cluster(agents, tmp_path):
         lines = [f'name = "{name}"', f'data_dir = "{tmp_path / name}"', 'bind_addr = "127.0.0.1"',
                  "leave_on_terminate = true",
                  "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
-                 "[client]", "enabled = true", f'servers = ["127.0.0.1:{server["rpc"]}"]',
+                 "[client]", "enabled = true", STAGGER, f'servers = ["127.0.0.1:{server["rpc"]}"]',
                  '[client.options]', '"driver.raw_exec.enable" = "1"']
         if drain:
             lines += ["[client.drain_on_shutdown]", 'deadline = "30s"']

@@ -26,7 +26,7 @@ from typing import Any
 import gevent
 import pytest
 
-from tests.test_agent_process import ROOT, AgentProc, agents, free_port, wait_for  # noqa: F401
+from tests.test_agent_process import ROOT, STAGGER, AgentProc, agents, free_port, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -90,7 +90,7 @@ def write_client(tmp: Path, name: str, pki: Path | None, server_rpc: int, *,
     ports = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
     lines = [f'name = "{name}"', f'data_dir = "{tmp / name}"', 'bind_addr = "127.0.0.1"',
              "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
-             "[client]", "enabled = true", f'servers = ["127.0.0.1:{server_rpc}"]',
+             "[client]", "enabled = true", STAGGER, f'servers = ["127.0.0.1:{server_rpc}"]',
              *tls_lines(pki, role)]
     path = tmp / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n")

@@ -152,7 +152,8 @@ class ClientNodeConfig:
                    http_addr=http_addr, dev_mode=config.dev_mode, min_dynamic_port=c.min_dynamic_port,
                    max_dynamic_port=c.max_dynamic_port, reserved_ports=c.reserved.reserved_ports,
                    host_volumes=tuple(sorted(c.host_volume)), node_max_allocs=c.node_max_allocs,
-                   default_ineligible=c.default_ineligible, host_networks=tuple(sorted(c.host_network)))
+                   default_ineligible=c.default_ineligible, host_networks=tuple(sorted(c.host_network)),
+                   initial_heartbeat_stagger_s=c.initial_heartbeat_stagger_s)
 
 
 def read_host_uuid(paths: tuple[str, ...] = ("/sys/class/dmi/id/product_uuid", "/etc/machine-id")) -> str:
