@@ -361,6 +361,51 @@ def test_https_handshakes_hold_a_per_ip_slot_and_are_dropped_at_their_timeout(pk
         server.stop()
 
 
+def test_plain_http_to_the_https_api_is_answered_400_as_gos_http_server_does(pki):
+    """An operator who forgets NOMAD_ADDR=https:// gets Go net/http's 400 for a TLS listener (its
+    tlsRecordHeaderLooksLikeHTTP), which Nomad's CLI prints as 'Unexpected response code: 400 (Client
+    sent an HTTP request to an HTTPS server.)', not a reset connection."""
+    import socket
+
+    from actors.http_limits import LimitedWSGIServer
+
+    def app(environ: dict, start: Callable) -> list[bytes]:
+        start("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    edge = TlsEdge(settings(pki, rpc=False, http=True))
+    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None, max_conns_per_client=4)
+    server.handle_admitted = edge.https_handler(server.handle_admitted, 2)  # type: ignore[method-assign]
+    server.start()
+    try:
+        for first in (b"GET /v1/nodes HTTP/1.1\r\nHost: x\r\n\r\n", b"PUT /v1/jobs HTTP/1.1\r\n\r\n",
+                      b"POST /v1/jobs HTTP/1.1\r\n\r\n", b"HEAD / HTTP/1.1\r\n\r\n",
+                      b"OPTIONS / HTTP/1.1\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as s:
+                s.sendall(first)
+                got = b""
+                while chunk := s.recv(4096):
+                    got += chunk
+            assert got == (b"HTTP/1.0 400 Bad Request\r\n\r\n"
+                           b"Client sent an HTTP request to an HTTPS server.\n"), first
+        # Anything else is still a failed handshake (Go answers only those five openings).
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as s:
+            s.sendall(b"DELETE /v1/job/x HTTP/1.1\r\n\r\n")
+            try:
+                assert s.recv(4096) == b""
+            except ConnectionResetError:
+                pass  # closed with the request unread
+        ctx = ssl.create_default_context(cafile=str(pki / "nomad-agent-ca.pem"))
+        import http.client
+
+        conn = http.client.HTTPSConnection("127.0.0.1", server.server_port, context=ctx, timeout=5)
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 200  # HTTPS itself unchanged
+        conn.close()
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------- names
 
 
