@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.parse
@@ -62,9 +63,13 @@ class ApiError(CliError):
 def unreachable(method: str, url: str, e: BaseException) -> ApiError:
     """No answer from the agent, worded as Go's ``url.Error`` (``Get "<url>": dial tcp <host>: connect:
     connection refused``), which Nomad's commands print under their context."""
-    reason = getattr(e, "reason", e)
+    reason = e if isinstance(e, ssl.SSLError) else getattr(e, "reason", e)  # an SSLError's is a code name
     if isinstance(reason, ConnectionRefusedError):
         reason = f"dial tcp {urllib.parse.urlsplit(url).netloc}: connect: connection refused"
+    elif isinstance(reason, ssl.SSLError):
+        from runtime.cli_tls import go_tls_error
+
+        reason = go_tls_error(reason, url) or reason
     return ApiError(f'{method.title()} "{url}": {reason}')
 
 
