@@ -82,9 +82,28 @@ def _format_token(t: dict[str, Any]) -> str:
 
 
 def acl_bootstrap(addr: str, args: list[str]) -> str:
-    if args:
-        raise CliError("acl bootstrap takes no arguments (bootstrap secret files are not supported)")
-    return _format_token(request(addr, "POST", "/v1/acl/bootstrap"))
+    """Nomad's ``acl bootstrap [-json] [<path>]``: the operator's secret read from <path> ("-": stdin),
+    one trailing newline cut, sent as the BootstrapSecret (empty: the servers draw one)."""
+    flags, rest = parse_flags(args, {"json": bool})
+    if len(rest) > 1:
+        raise CliError("This command takes up to one argument\n"
+                       "For additional help try 'nomad acl bootstrap -help'")
+    secret = ""
+    if rest and rest[0] == "-":
+        secret = sys.stdin.read()
+    elif rest and rest[0]:
+        try:
+            secret = Path(rest[0]).read_text()
+        except IsADirectoryError as e:  # Go opens a directory, then fails to read it
+            raise CliError(f"Error reading provided token: read {rest[0]}: {e.strerror.lower()}") from None
+        except OSError as e:
+            raise CliError(f"Error reading provided token: open {rest[0]}: "
+                           f"{(e.strerror or str(e)).lower()}") from None
+    secret = secret.removesuffix("\n")
+    token = request(addr, "PUT", "/v1/acl/bootstrap", {"BootstrapSecret": secret})
+    if flags.get("json"):
+        return json.dumps(token, indent=4)
+    return _format_token(token)
 
 
 def policy_apply(addr: str, args: list[str]) -> str:

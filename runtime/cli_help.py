@@ -190,9 +190,12 @@ _c("login", "[options]", "Login to Nomad using an auth method",
 _g("acl policy", "Manage ACL policies", "Create, read, list and delete ACL policies.")
 _g("acl role", "Manage ACL roles", "Create, read, list, update and delete ACL roles.")
 _g("acl token", "Manage ACL tokens", "Create, read, list, update and delete ACL tokens.")
-_c("acl bootstrap", "[options]", "Create the cluster's first management token",
+_c("acl bootstrap", "[options] [<path>]", "Create the cluster's first management token",
    "Bootstraps the ACL system: creates the initial management token and prints it. "
-   "This works once per cluster.")
+   "This works once per cluster. With no argument the servers generate the token's secret; "
+   "an operator-generated secret (a UUID) may be given in the file <path>, or on standard "
+   "input with \"-\".",
+   *_JSON_T)
 _c("acl policy apply", "[options] <name> <path>", "Create or update an ACL policy",
    "Writes the policy <name> with the rules in the file <path> (\"-\" reads standard input).",
    ("-description <text>", "A description of the policy."),
