@@ -85,6 +85,8 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("job", "run"): "Error submitting job",
     ("job", "plan"): "Error during plan",
     ("job", "status"): lambda a: "Error querying job" if _positional(a) else "Error querying jobs",
+    # `nomad status` with no ID runs JobStatusCommand's list; with one it words its own errors.
+    ("status",): lambda a: "" if _positional(a) else "Error querying jobs",
     ("job", "stop"): lambda a: f"Error deregistering job with id {_positional(a)} err",
     ("job", "allocs"): "Error querying job",
     ("job", "history"): "Error retrieving job versions",
