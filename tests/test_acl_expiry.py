@@ -367,3 +367,40 @@ def test_cli_acl_bootstrap_takes_an_operator_secret_from_a_file_or_stdin_as_noma
     with pytest.raises(CliError) as e:
         cli_acl.acl_bootstrap("http://x", ["a", "b"])
     assert str(e.value).startswith("This command takes up to one argument")
+
+
+def test_cli_token_create_and_list_take_json_and_a_template_as_nomads(monkeypatch, capsys):
+    """``acl token create -json|-t`` prints api.ACLToken as Nomad's Format does (its MarshalJSON puts
+    ExpirationTTL first, "" when none; ExpirationTime left out when none); ``acl token list -json|-t``
+    the []ACLTokenListStub.  Scripts take the new secret with -t '{{.SecretID}}'."""
+    import runtime.cli  # noqa: F401  (first: it imports runtime.cli_acl)
+    from runtime import cli_acl
+    from runtime.cli import main
+
+    created = {"AccessorID": "acc", "SecretID": "sec", "Name": "ci", "Type": "client", "Policies": ["p"],
+               "Roles": [{"ID": "r1", "Name": "ro"}], "Global": False, "CreateTime": "2027-01-15T08:00:00Z",
+               "ExpirationTTL": "", "Hash": "aGFzaA==", "CreateIndex": 7, "ModifyIndex": 7}
+    listed = [{"AccessorID": "acc", "Name": "ci", "Type": "client", "Policies": ["p"], "Roles": None,
+               "Global": False, "CreateTime": "2027-01-15T08:00:00Z",
+               "ExpirationTime": "2027-01-15T09:00:00Z",
+               "Hash": "aGFzaA==", "CreateIndex": 7, "ModifyIndex": 7}]
+
+    def request(addr: str, method: str, path: str, body: Any = None) -> Any:
+        return created if method == "POST" else listed
+
+    monkeypatch.setattr(cli_acl, "request", request)
+    got = json.loads(cli_acl.token_create("http://x", ["-name=ci", "-policy=p", "-json"]))
+    assert list(got) == ["ExpirationTTL", "AccessorID", "SecretID", "Name", "Type", "Policies", "Roles",
+                         "Global", "CreateTime", "CreateIndex", "ModifyIndex"]
+    assert got["ExpirationTTL"] == "" and got["Roles"] == [{"ID": "r1", "Name": "ro"}]
+    got = json.loads(cli_acl.token_list("http://x", ["-json"]))
+    assert [list(t) for t in got] == [["AccessorID", "Name", "Type", "Policies", "Roles", "Global",
+                                       "CreateTime", "ExpirationTime", "CreateIndex", "ModifyIndex"]]
+    assert main(["-address=http://x", "acl", "token", "create", "-name=ci", "-policy=p",
+                 "-t", "{{.SecretID}}"]) == 0
+    assert capsys.readouterr().out == "sec\n"
+    assert main(["-address=http://x", "acl", "token", "list", "-t",
+                 "{{range .}}{{.AccessorID}}{{end}}"]) == 0
+    assert capsys.readouterr().out == "acc\n"
+    assert main(["-address=http://x", "acl", "token", "list", "extra"]) == 1
+    assert capsys.readouterr().err.startswith("This command takes no arguments")
