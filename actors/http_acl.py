@@ -77,6 +77,7 @@ from actors.http_api import (
     CodedError,
     Request,
     Response,
+    _stale_read,
     decode_json,
     propose,
     read_body,
@@ -86,6 +87,7 @@ from actors.http_api import (
 )
 from actors.state.acl_ops import (
     JOB_ACL_FIELDS,
+    bootstrap_refusal,
     multi_error,
     role_by_name,
     role_out,
@@ -521,7 +523,13 @@ def acl_bootstrap(req: Request, api: Api) -> Any:
         if not isinstance(secret, str) or str(uuid.UUID(secret)) != secret.lower():
             raise ValueError(secret)
     except ValueError:
-        raise CodedError(400, "invalid acl token") from None
+        # Nomad's ACL.Bootstrap refuses a done bootstrap (with its reset index) before it looks at the
+        # operator's secret: read that first (this server's state; the write would check it again).
+        try:
+            refusal = _stale_read(api, lambda st: bootstrap_refusal(st.tables, reset_index))[1]
+        except CodedError:
+            refusal = ""
+        raise CodedError(400, refusal or "invalid acl token") from None
     token = {"AccessorID": new_id(), "SecretID": secret, "Name": "Bootstrap Token",
              "Type": "management", "Policies": [], "Global": True, "CreateTime": wall_time()}
     token["Hash"] = _hash(token["Name"], token["Type"], token["Policies"], token["Global"])

@@ -18,7 +18,16 @@ from typing import Any
 import pykka
 
 from actors.gossip.keyring import NOT_ENABLED, KeyringRequest, normalize_key
-from actors.http_api import CodedError, Request, _gossip, decode_json, read_body, require, route
+from actors.http_api import (
+    CodedError,
+    Request,
+    _gossip,
+    _server_only,
+    decode_json,
+    read_body,
+    require,
+    route,
+)
 
 # A keyring operation waits for every member up to serf's query timeout
 # (gossip_interval * 16 * ceil(log10(N+1)): 8 s for up to 9 WAN-profile
@@ -48,6 +57,7 @@ def parse_key_body(body: bytes) -> str:
 
 @route("/v1/agent/keyring/")
 def keyring_operation(req: Request, api: Any) -> Any:
+    _server_only(api)  # Nomad: an agent without a server answers 501 Invalid method before anything else
     op = req.path.rsplit("/", 1)[-1]
     if op not in OPS or req.path != f"/v1/agent/keyring/{op}":
         raise CodedError(404, "resource not found")

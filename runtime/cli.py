@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import sys
 import urllib.error
 import urllib.parse
@@ -62,9 +63,13 @@ class ApiError(CliError):
 def unreachable(method: str, url: str, e: BaseException) -> ApiError:
     """No answer from the agent, worded as Go's ``url.Error`` (``Get "<url>": dial tcp <host>: connect:
     connection refused``), which Nomad's commands print under their context."""
-    reason = getattr(e, "reason", e)
+    reason = e if isinstance(e, ssl.SSLError) else getattr(e, "reason", e)  # an SSLError's is a code name
     if isinstance(reason, ConnectionRefusedError):
         reason = f"dial tcp {urllib.parse.urlsplit(url).netloc}: connect: connection refused"
+    elif isinstance(reason, ssl.SSLError):
+        from runtime.cli_tls import go_tls_error
+
+        reason = go_tls_error(reason, url) or reason
     return ApiError(f'{method.title()} "{url}": {reason}')
 
 
@@ -80,6 +85,8 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("job", "run"): "Error submitting job",
     ("job", "plan"): "Error during plan",
     ("job", "status"): lambda a: "Error querying job" if _positional(a) else "Error querying jobs",
+    # `nomad status` with no ID runs JobStatusCommand's list; with one it words its own errors.
+    ("status",): lambda a: "" if _positional(a) else "Error querying jobs",
     ("job", "stop"): lambda a: f"Error deregistering job with id {_positional(a)} err",
     ("job", "allocs"): "Error querying job",
     ("job", "history"): "Error retrieving job versions",

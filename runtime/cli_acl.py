@@ -82,9 +82,28 @@ def _format_token(t: dict[str, Any]) -> str:
 
 
 def acl_bootstrap(addr: str, args: list[str]) -> str:
-    if args:
-        raise CliError("acl bootstrap takes no arguments (bootstrap secret files are not supported)")
-    return _format_token(request(addr, "POST", "/v1/acl/bootstrap"))
+    """Nomad's ``acl bootstrap [-json] [<path>]``: the operator's secret read from <path> ("-": stdin),
+    one trailing newline cut, sent as the BootstrapSecret (empty: the servers draw one)."""
+    flags, rest = parse_flags(args, {"json": bool})
+    if len(rest) > 1:
+        raise CliError("This command takes up to one argument\n"
+                       "For additional help try 'nomad acl bootstrap -help'")
+    secret = ""
+    if rest and rest[0] == "-":
+        secret = sys.stdin.read()
+    elif rest and rest[0]:
+        try:
+            secret = Path(rest[0]).read_text()
+        except IsADirectoryError as e:  # Go opens a directory, then fails to read it
+            raise CliError(f"Error reading provided token: read {rest[0]}: {e.strerror.lower()}") from None
+        except OSError as e:
+            raise CliError(f"Error reading provided token: open {rest[0]}: "
+                           f"{(e.strerror or str(e)).lower()}") from None
+    secret = secret.removesuffix("\n")
+    token = request(addr, "PUT", "/v1/acl/bootstrap", {"BootstrapSecret": secret})
+    if flags.get("json"):
+        return json.dumps(token, indent=4)
+    return _format_token(token)
 
 
 def policy_apply(addr: str, args: list[str]) -> str:
@@ -187,6 +206,27 @@ def policy_self(addr: str, args: list[str]) -> str:
     return table(rows)
 
 
+# api.ACLToken's JSON as Nomad's Format prints it: its MarshalJSON puts ExpirationTTL (a string, "" when
+# none) before the other fields; ExpirationTime is left out when none (omitempty).  The list's stubs are
+# api.ACLTokenListStub (no SecretID, no ExpirationTTL).
+_TOKEN_JSON = ("AccessorID", "SecretID", "Name", "Type", "Policies", "Roles", "Global", "CreateTime",
+               "ExpirationTime", "CreateIndex", "ModifyIndex")
+_STUB_JSON = ("AccessorID", "Name", "Type", "Policies", "Roles", "Global", "CreateTime", "ExpirationTime",
+              "CreateIndex", "ModifyIndex")
+
+
+def _api_token(t: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {"ExpirationTTL": t.get("ExpirationTTL") or ""} if "SecretID" in fields else {}
+    for f in fields:
+        if f == "ExpirationTime" and not t.get(f):
+            continue
+        value = t.get(f)
+        if f == "Roles" and value:
+            value = [{"ID": r.get("ID", ""), "Name": r.get("Name", "")} for r in value]
+        out[f] = value
+    return out
+
+
 def token_create(addr: str, args: list[str]) -> str:
     flags, rest = _token_flags(args)
     if rest:
@@ -201,7 +241,10 @@ def token_create(addr: str, args: list[str]) -> str:
             body["ExpirationTTL"] = go_duration(parse_go_duration(flags["ttl"]))
         except ValueError as e:
             raise CliError(f"Failed to parse TTL as time duration: {e}") from None
-    return _format_token(request(addr, "POST", "/v1/acl/token", body))
+    token = request(addr, "POST", "/v1/acl/token", body)
+    if flags.get("json"):
+        return json.dumps(_api_token(token, _TOKEN_JSON), indent=4)
+    return _format_token(token)
 
 
 def token_update(addr: str, args: list[str]) -> str:
@@ -234,12 +277,18 @@ def token_update(addr: str, args: list[str]) -> str:
 def _token_flags(args: list[str]) -> tuple[dict[str, Any], list[str]]:
     """-name, -type, -global, -ttl, and -policy, -role-id and -role-name, which may repeat (Go's flag.Var)."""
     flags, rest = parse_flags(args, {"name": str, "type": str, "global": bool, "policy": list,
-                                     "role-id": list, "role-name": list, "ttl": str})
+                                     "role-id": list, "role-name": list, "ttl": str, "json": bool})
     return {"policy": [], **flags}, rest
 
 
 def token_list(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"json": bool})
+    if rest:
+        raise CliError("This command takes no arguments\n"
+                       "For additional help try 'nomad acl token list -help'")
     got = request(addr, "GET", "/v1/acl/tokens") or []
+    if flags.get("json"):
+        return json.dumps([_api_token(t, _STUB_JSON) for t in got], indent=4)
     if not got:
         return "No tokens found"
     rows = [["Name", "Type", "Global", "Accessor ID", "Expired"]]

@@ -190,9 +190,12 @@ _c("login", "[options]", "Login to Nomad using an auth method",
 _g("acl policy", "Manage ACL policies", "Create, read, list and delete ACL policies.")
 _g("acl role", "Manage ACL roles", "Create, read, list, update and delete ACL roles.")
 _g("acl token", "Manage ACL tokens", "Create, read, list, update and delete ACL tokens.")
-_c("acl bootstrap", "[options]", "Create the cluster's first management token",
+_c("acl bootstrap", "[options] [<path>]", "Create the cluster's first management token",
    "Bootstraps the ACL system: creates the initial management token and prints it. "
-   "This works once per cluster.")
+   "This works once per cluster. With no argument the servers generate the token's secret; "
+   "an operator-generated secret (a UUID) may be given in the file <path>, or on standard "
+   "input with \"-\".",
+   *_JSON_T)
 _c("acl policy apply", "[options] <name> <path>", "Create or update an ACL policy",
    "Writes the policy <name> with the rules in the file <path> (\"-\" reads standard input).",
    ("-description <text>", "A description of the policy."),
@@ -229,12 +232,13 @@ _c("acl token create", "[options]", "Create an ACL token",
    ("-policy <name>", "A policy the token holds (client tokens); may be given more than once."),
    ("-role-id <id>", "An ACL role, by ID, the token holds; may be given more than once."),
    ("-role-name <name>", "An ACL role, by name, the token holds; may be given more than once."),
-   ("-ttl <duration>", "The token expires after this long (e.g. 1h); never by default."))
+   ("-ttl <duration>", "The token expires after this long (e.g. 1h); never by default."),
+   *_JSON_T)
 _c("acl token delete", "[options] <accessor_id>", "Delete an ACL token",
    "Deletes the ACL token with this accessor ID.")
 _c("acl token info", "[options] <accessor_id>", "Show an ACL token",
    "Shows the ACL token with this accessor ID.")
-_c("acl token list", "[options]", "List the ACL tokens", "Lists every ACL token.")
+_c("acl token list", "[options]", "List the ACL tokens", "Lists every ACL token.", *_JSON_T)
 _c("acl token self", "[options]", "Show the ACL token in use", "Shows the token the request is made with.")
 _c("acl token update", "[options] <accessor_id>", "Update an ACL token",
    "Changes an ACL token's name, type, policies or roles; what is not given stays as it is.",

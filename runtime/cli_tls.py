@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["TLS_BOOL_FLAGS", "TLS_COMMANDS", "TLS_FLAGS", "cert_info", "create_ca", "create_cert", "go_name",
-           "parse_pem_cert", "tls_handlers"]
+           "go_tls_error", "parse_pem_cert", "tls_handlers"]
 
 CA_FILE = "nomad-agent-ca.pem"
 CA_KEY_FILE = "nomad-agent-ca-key.pem"
@@ -518,3 +518,99 @@ class _ServerNameHTTPSHandler(urllib.request.HTTPSHandler):
                 self.sock = ctx.wrap_socket(self.sock, server_hostname=name)
 
         return self.do_open(Conn, req, context=ctx)
+
+
+# -- TLS failures as Go's http client words them --------------------------------------------------
+
+# OpenSSL's verify codes for a chain that does not lead to a trusted CA: Go's x509.UnknownAuthorityError.
+_UNKNOWN_AUTHORITY = frozenset({2, 18, 19, 20, 21})
+_EXPIRED, _NOT_YET_VALID, _HOST_MISMATCH, _IP_MISMATCH = 10, 9, 62, 64
+# An alert the agent sent (OpenSSL's reason) -> Go's alert text (crypto/tls alert.go).
+_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "certificate required",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "bad certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": "unknown certificate authority",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "handshake failure",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "protocol version not supported",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "expired certificate",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "unknown certificate",
+    "TLSV1_ALERT_DECRYPT_ERROR": "error decrypting message",
+    "TLSV1_ALERT_ACCESS_DENIED": "access denied",
+}
+# How long the CLI waits for the agent's certificate when it describes a name mismatch or an expiry.
+CERT_FETCH_TIMEOUT_S = 5.0  # a failed command's message only; the agent already answered a handshake
+
+
+def go_tls_error(e: BaseException, url: str) -> str | None:
+    """Go's wording of a TLS failure talking to *url* (what ``Get "<url>": ...`` ends with), or None.
+
+    ``tls: failed to verify certificate: x509: ...`` for the agent's
+    certificate (unknown authority, a name it does not hold, expired),
+    ``remote error: tls: <alert>`` for an alert the agent sent (a client
+    certificate missing or not from its CA), ``http: server gave HTTP
+    response to HTTPS client`` for an agent serving plain HTTP, ``EOF`` for a
+    connection closed in the handshake.
+    """
+    if isinstance(e, ssl.SSLCertVerificationError):
+        code = e.verify_code
+        if code in _UNKNOWN_AUTHORITY:
+            detail = "certificate signed by unknown authority"
+        elif code in (_HOST_MISMATCH, _IP_MISMATCH, _EXPIRED, _NOT_YET_VALID):
+            detail = _cert_detail(code, str(e.verify_message or ""), url)
+            if detail is None:
+                return None
+        else:
+            return None
+        return f"tls: failed to verify certificate: x509: {detail}"
+    if isinstance(e, ssl.SSLEOFError):
+        return "EOF"
+    if isinstance(e, ssl.SSLError):
+        if e.reason in _ALERTS:
+            return f"remote error: tls: {_ALERTS[e.reason]}"
+        if e.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"):
+            return "http: server gave HTTP response to HTTPS client"
+    return None
+
+
+def _cert_detail(code: int, message: str, url: str) -> str | None:
+    """x509's HostnameError / CertificateInvalidError(Expired) text, read from the agent's certificate."""
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # only to read the certificate
+    try:
+        address = (parts.hostname, parts.port or 443)
+        with socket.create_connection(address, timeout=CERT_FETCH_TIMEOUT_S) as raw:
+            with ctx.wrap_socket(raw, server_hostname=parts.hostname) as tls:
+                der = tls.getpeercert(binary_form=True)
+    except (OSError, ValueError):
+        return None
+    if not der:
+        return None
+    cert = x509.load_der_x509_certificate(der)
+    if code in (_EXPIRED, _NOT_YET_VALID):
+        now = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        if code == _EXPIRED:
+            return (f"certificate has expired or is not yet valid: current time {now} is after "
+                    f"{cert.not_valid_after_utc.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        return (f"certificate has expired or is not yet valid: current time {now} is before "
+                f"{cert.not_valid_before_utc.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    m = re.search(r"not valid for '([^']*)'", message)
+    if not m:
+        return None
+    host = m.group(1)
+    san = _extension(cert, x509.SubjectAlternativeName)
+    dns = san.get_values_for_type(x509.DNSName) if san is not None else []
+    ips = [_go_ip(ip) for ip in san.get_values_for_type(x509.IPAddress)] if san is not None else []
+    try:
+        ipaddress.ip_address(host)
+        if not ips:
+            return f"cannot validate certificate for {host} because it doesn't contain any IP SANs"
+        valid = ", ".join(ips)
+    except ValueError:
+        valid = ", ".join(dns)
+    if not valid:
+        return f"certificate is not valid for any names, but wanted to match {host}"
+    return f"certificate is valid for {valid}, not {host}"

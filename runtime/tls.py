@@ -329,6 +329,14 @@ class TlsEdge:
             ctx = self._c.http
             assert ctx is not None, "https_handler() on an agent without tls.http"
             try:
+                if _plain_http(sock, timeout_s):
+                    # Go's net/http answers a plain request on its TLS listener so, and Nomad's CLI
+                    # prints it: 'Unexpected response code: 400 (Client sent an HTTP request to ...)'.
+                    self.stats["http_refused"] += 1
+                    _http_refusals.warning("refusing HTTPS connection from %s: a plain HTTP request",
+                                           _peer(address))
+                    _answer_plain_http(sock)
+                    return None
                 tls = _handshake(ctx, sock, server_side=True, timeout_s=timeout_s, names=())
             except TlsRefused as e:
                 self.stats["http_refused"] += 1
@@ -340,6 +348,56 @@ class TlsEdge:
             finally:
                 tls.close()
         return serve
+
+
+# Go's net/http to a client whose first bytes on its TLS listener are a plain HTTP request.
+PLAIN_HTTP_ANSWER = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+# The 5-byte TLS record headers Go's tlsRecordHeaderLooksLikeHTTP takes for HTTP (net/http server.go).
+_HTTP_OPENINGS = (b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO")
+
+
+def _plain_http(sock: Any, timeout_s: float) -> bool:
+    """Whether the connection opens with a plain HTTP request (peeked, not consumed).
+
+    Go reads the first record header (5 bytes); a peek that returns fewer
+    while they may still begin an HTTP request is retried until *timeout_s*
+    (a TLS client's first byte, 0x16, ends it at once).  A timeout or an
+    error answers False: the handshake that follows deals with the peer.
+    """
+    import socket
+    import time
+
+    import gevent
+
+    deadline = time.monotonic() + timeout_s if timeout_s > 0 else None
+    try:
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            sock.settimeout(left)
+            head = sock.recv(5, socket.MSG_PEEK)
+            if len(head) >= 5 or not head:
+                return head[:5] in _HTTP_OPENINGS
+            if not any(o.startswith(head) for o in _HTTP_OPENINGS):
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            gevent.sleep(0.01)  # the rest of the request line is on its way
+    except OSError:  # a timeout too: the handshake that follows reports it
+        return False
+
+
+def _answer_plain_http(sock: Any) -> None:
+    """Send :data:`PLAIN_HTTP_ANSWER` and close, having read what the client already sent: closing
+    with its request unread would reset the connection and could lose the answer on the way."""
+    try:
+        sock.sendall(PLAIN_HTTP_ANSWER)
+        sock.settimeout(0)
+        for _ in range(16):  # at most 16 x 64 KiB of a request already here
+            if not sock.recv(65536):
+                break
+    except OSError:  # BlockingIOError: nothing more buffered
+        pass
+    sock.close()
 
 
 def _fixed(s: TlsSettings, *, rpc: bool, http: bool) -> TlsSettings:

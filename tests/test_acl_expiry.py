@@ -328,3 +328,79 @@ def test_cli_token_list_marks_expired_tokens(monkeypatch):
     rows = [line.split() for line in cli_acl.token_list("http://x", []).splitlines()]
     assert rows[0] == ["Name", "Type", "Global", "Accessor", "ID", "Expired"]
     assert [(r[0], r[-1]) for r in rows[1:]] == [("old", "true"), ("new", "false"), ("forever", "false")]
+
+
+def test_cli_acl_bootstrap_takes_an_operator_secret_from_a_file_or_stdin_as_nomads(monkeypatch, tmp_path):
+    """``nomad acl bootstrap [-json] [<path>]``: the secret in <path> ("-": stdin) is sent as the
+    request's BootstrapSecret, its trailing newline cut (Nomad's ACLBootstrapCommand); no path sends
+    an empty one (the servers draw it)."""
+    import runtime.cli  # noqa: F401  (first: it imports runtime.cli_acl)
+    from runtime import cli_acl
+    from runtime.cli import CliError
+
+    sent: list[Any] = []
+    uid = "2b778dd9-f5f1-6f29-b4b4-9a5fa948757a"
+    answer = {"AccessorID": "acc", "SecretID": uid, "Name": "Bootstrap Token", "Type": "management",
+              "Policies": None, "Roles": None, "Global": True,
+              "CreateTime": "2027-01-15T08:00:00Z", "CreateIndex": 7, "ModifyIndex": 7}
+
+    def request(addr: str, method: str, path: str, body: Any = None) -> Any:
+        sent.append((method, path, body))
+        return answer
+
+    monkeypatch.setattr(cli_acl, "request", request)
+    secret = tmp_path / "secret.txt"
+    secret.write_text(uid + "\n")
+    out = cli_acl.acl_bootstrap("http://x", [str(secret)])
+    assert sent[-1] == ("PUT", "/v1/acl/bootstrap", {"BootstrapSecret": uid})
+    assert f"Secret ID    = {uid}" in out
+    cli_acl.acl_bootstrap("http://x", [])
+    assert sent[-1][2] == {"BootstrapSecret": ""}
+    monkeypatch.setattr("sys.stdin", io.StringIO("from-stdin\n\n"))
+    cli_acl.acl_bootstrap("http://x", ["-"])
+    assert sent[-1][2] == {"BootstrapSecret": "from-stdin\n"}  # only one newline cut, as TrimSuffix
+    assert json.loads(cli_acl.acl_bootstrap("http://x", ["-json"]))["SecretID"] == answer["SecretID"]
+    with pytest.raises(CliError) as e:
+        cli_acl.acl_bootstrap("http://x", [str(tmp_path / "gone")])
+    gone = tmp_path / "gone"
+    assert str(e.value) == f"Error reading provided token: open {gone}: no such file or directory"
+    with pytest.raises(CliError) as e:
+        cli_acl.acl_bootstrap("http://x", ["a", "b"])
+    assert str(e.value).startswith("This command takes up to one argument")
+
+
+def test_cli_token_create_and_list_take_json_and_a_template_as_nomads(monkeypatch, capsys):
+    """``acl token create -json|-t`` prints api.ACLToken as Nomad's Format does (its MarshalJSON puts
+    ExpirationTTL first, "" when none; ExpirationTime left out when none); ``acl token list -json|-t``
+    the []ACLTokenListStub.  Scripts take the new secret with -t '{{.SecretID}}'."""
+    import runtime.cli  # noqa: F401  (first: it imports runtime.cli_acl)
+    from runtime import cli_acl
+    from runtime.cli import main
+
+    created = {"AccessorID": "acc", "SecretID": "sec", "Name": "ci", "Type": "client", "Policies": ["p"],
+               "Roles": [{"ID": "r1", "Name": "ro"}], "Global": False, "CreateTime": "2027-01-15T08:00:00Z",
+               "ExpirationTTL": "", "Hash": "aGFzaA==", "CreateIndex": 7, "ModifyIndex": 7}
+    listed = [{"AccessorID": "acc", "Name": "ci", "Type": "client", "Policies": ["p"], "Roles": None,
+               "Global": False, "CreateTime": "2027-01-15T08:00:00Z",
+               "ExpirationTime": "2027-01-15T09:00:00Z",
+               "Hash": "aGFzaA==", "CreateIndex": 7, "ModifyIndex": 7}]
+
+    def request(addr: str, method: str, path: str, body: Any = None) -> Any:
+        return created if method == "POST" else listed
+
+    monkeypatch.setattr(cli_acl, "request", request)
+    got = json.loads(cli_acl.token_create("http://x", ["-name=ci", "-policy=p", "-json"]))
+    assert list(got) == ["ExpirationTTL", "AccessorID", "SecretID", "Name", "Type", "Policies", "Roles",
+                         "Global", "CreateTime", "CreateIndex", "ModifyIndex"]
+    assert got["ExpirationTTL"] == "" and got["Roles"] == [{"ID": "r1", "Name": "ro"}]
+    got = json.loads(cli_acl.token_list("http://x", ["-json"]))
+    assert [list(t) for t in got] == [["AccessorID", "Name", "Type", "Policies", "Roles", "Global",
+                                       "CreateTime", "ExpirationTime", "CreateIndex", "ModifyIndex"]]
+    assert main(["-address=http://x", "acl", "token", "create", "-name=ci", "-policy=p",
+                 "-t", "{{.SecretID}}"]) == 0
+    assert capsys.readouterr().out == "sec\n"
+    assert main(["-address=http://x", "acl", "token", "list", "-t",
+                 "{{range .}}{{.AccessorID}}{{end}}"]) == 0
+    assert capsys.readouterr().out == "acc\n"
+    assert main(["-address=http://x", "acl", "token", "list", "extra"]) == 1
+    assert capsys.readouterr().err.startswith("This command takes no arguments")

@@ -148,6 +148,10 @@ def test_a_second_bootstrap_is_refused_with_the_reset_index(agent, management):
     r = call(agent.http_port, "POST", "/v1/acl/bootstrap")
     assert r.status == 400
     assert r.text.startswith("ACL bootstrap already done (reset index: ") and r.text.endswith(")")
+    # Nomad's ACL.Bootstrap checks the reset index before the operator's secret: a second bootstrap
+    # with a secret that is no UUID is still told the reset index, not 'invalid acl token'.
+    bad = call(agent.http_port, "POST", "/v1/acl/bootstrap", {"BootstrapSecret": "not-a-uuid"})
+    assert (bad.status, bad.text) == (400, r.text)
 
 
 def test_a_submit_job_token_registers_but_cannot_drain_a_node(agent, management):

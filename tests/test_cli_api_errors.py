@@ -10,6 +10,7 @@ GONE = "http://127.0.0.1:9"  # nothing listens: the API call fails at once
 @pytest.mark.parametrize("args, context, path", [
     (["server", "members"], "Error querying servers", "/v1/agent/members"),
     (["job", "status"], "Error querying jobs", "/v1/jobs"),
+    (["status"], "Error querying jobs", "/v1/jobs"),  # nomad status with no ID: JobStatusCommand's list
     (["node", "status"], "Error querying node status", "/v1/nodes"),
     (["eval", "list"], "Error querying evaluations", "/v1/evaluations"),
     (["deployment", "list"], "Error retrieving deployments", "/v1/deployments"),

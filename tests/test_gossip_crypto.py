@@ -332,3 +332,19 @@ def test_encryption_overhead_is_taken_from_the_packet_budget():
     finally:
         a.stop()
         b.stop()
+
+
+def test_keyring_endpoints_on_an_agent_without_a_server_answer_invalid_method():
+    """Nomad's KeyringOperationRequest on a client agent: 501 'Invalid method' (its ErrInvalidMethod), before
+    the operation, the method or the body is looked at."""
+    from types import SimpleNamespace
+
+    from actors.http_api import CodedError, Request
+    from actors.http_keyring import keyring_operation
+
+    api = SimpleNamespace(env=SimpleNamespace(lookup=lambda name: None))
+    for method, path in (("GET", "/v1/agent/keyring/list"), ("PUT", "/v1/agent/keyring/install"),
+                         ("GET", "/v1/agent/keyring/install"), ("GET", "/v1/agent/keyring/bogus")):
+        with pytest.raises(CodedError) as e:
+            keyring_operation(Request(method=method, path=path, query={}, url=path, environ={}), api)
+        assert (e.value.code, e.value.message) == (501, "Invalid method"), path

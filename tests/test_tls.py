@@ -361,6 +361,122 @@ def test_https_handshakes_hold_a_per_ip_slot_and_are_dropped_at_their_timeout(pk
         server.stop()
 
 
+def test_plain_http_to_the_https_api_is_answered_400_as_gos_http_server_does(pki):
+    """An operator who forgets NOMAD_ADDR=https:// gets Go net/http's 400 for a TLS listener (its
+    tlsRecordHeaderLooksLikeHTTP), which Nomad's CLI prints as 'Unexpected response code: 400 (Client
+    sent an HTTP request to an HTTPS server.)', not a reset connection."""
+    import socket
+
+    from actors.http_limits import LimitedWSGIServer
+
+    def app(environ: dict, start: Callable) -> list[bytes]:
+        start("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    edge = TlsEdge(settings(pki, rpc=False, http=True))
+    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None, max_conns_per_client=4)
+    server.handle_admitted = edge.https_handler(server.handle_admitted, 2)  # type: ignore[method-assign]
+    server.start()
+    try:
+        for first in (b"GET /v1/nodes HTTP/1.1\r\nHost: x\r\n\r\n", b"PUT /v1/jobs HTTP/1.1\r\n\r\n",
+                      b"POST /v1/jobs HTTP/1.1\r\n\r\n", b"HEAD / HTTP/1.1\r\n\r\n",
+                      b"OPTIONS / HTTP/1.1\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as s:
+                s.sendall(first)
+                got = b""
+                while chunk := s.recv(4096):
+                    got += chunk
+            assert got == (b"HTTP/1.0 400 Bad Request\r\n\r\n"
+                           b"Client sent an HTTP request to an HTTPS server.\n"), first
+        # Anything else is still a failed handshake (Go answers only those five openings).
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as s:
+            s.sendall(b"DELETE /v1/job/x HTTP/1.1\r\n\r\n")
+            try:
+                assert s.recv(4096) == b""
+            except ConnectionResetError:
+                pass  # closed with the request unread
+        ctx = ssl.create_default_context(cafile=str(pki / "nomad-agent-ca.pem"))
+        import http.client
+
+        conn = http.client.HTTPSConnection("127.0.0.1", server.server_port, context=ctx, timeout=5)
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 200  # HTTPS itself unchanged
+        conn.close()
+    finally:
+        server.stop()
+
+
+def test_cli_tls_failures_are_worded_as_gos_http_client_words_them(pki, other_pki):
+    """What Nomad's CLI prints for the TLS mistakes an operator makes (Go's crypto/tls and x509
+    errors inside the url.Error), not OpenSSL's reason codes."""
+    import http.server
+    import threading
+
+    from actors.http_limits import LimitedWSGIServer
+    from runtime import cli
+
+    def app(environ: dict, start: Callable) -> list[bytes]:
+        start("200 OK", [("Content-Type", "application/json")])
+        return [b'"ok"']
+
+    edge = TlsEdge(settings(pki, rpc=False, http=True, verify_https_client=True))
+    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None, max_conns_per_client=8)
+    server.handle_admitted = edge.https_handler(server.handle_admitted, 2)  # type: ignore[method-assign]
+    server.start()
+    plain = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=plain.serve_forever, daemon=True).start()
+    ca, cli_pair = str(pki / "nomad-agent-ca.pem"), {"-client-cert": str(pki / "global-cli-nomad.pem"),
+                                                    "-client-key": str(pki / "global-cli-nomad-key.pem")}
+
+    def error(addr: str, files: dict[str, str]) -> str:
+        opener = urllib.request.build_opener(*cli_tls.tls_handlers(addr, files))
+        old = urllib.request._opener  # type: ignore[attr-defined]
+        urllib.request.install_opener(opener)
+        try:
+            with pytest.raises(CliError) as e:
+                cli.call(addr, "GET", "/v1/status/leader")
+            return str(e.value)
+        finally:
+            urllib.request.install_opener(old)
+
+    import urllib.request
+
+    try:
+        addr = f"https://127.0.0.1:{server.server_port}"
+        url = f'Get "{addr}/v1/status/leader": '
+        assert error(addr, {"-ca-cert": str(other_pki / "nomad-agent-ca.pem"), **cli_pair}) == (
+            url + "tls: failed to verify certificate: x509: certificate signed by unknown authority")
+        # The agent's alert, or the closed connection when the request was already on its way (the
+        # agent closes a failed handshake at once, as Go's http server does: either may be read).
+        assert error(addr, {"-ca-cert": ca}) in (url + "remote error: tls: certificate required", url + "EOF")
+        alert = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required")
+        alert.reason = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+        assert cli_tls.go_tls_error(alert, addr) == "remote error: tls: certificate required"
+        other_pair = {"-client-cert": str(other_pki / "global-cli-nomad.pem"),
+                      "-client-key": str(other_pki / "global-cli-nomad-key.pem")}
+        assert error(addr, {"-ca-cert": ca, **other_pair}) in (
+            url + "remote error: tls: unknown certificate authority", url + "EOF")
+        assert error(addr, {"-ca-cert": ca, **cli_pair, "-tls-server-name": "foo.example"}) == (
+            url + "tls: failed to verify certificate: x509: certificate is valid for "
+                  "server.global.nomad, localhost, not foo.example")
+        ip = f"https://127.0.0.2:{server.server_port}"
+        server2 = LimitedWSGIServer(("127.0.0.2", server.server_port), app, log=None, max_conns_per_client=8)
+        server2.handle_admitted = edge.https_handler(server2.handle_admitted, 2)  # type: ignore[method-assign]
+        server2.start()
+        try:
+            assert error(ip, {"-ca-cert": ca, **cli_pair}) == (
+                f'Get "{ip}/v1/status/leader": tls: failed to verify certificate: x509: certificate is '
+                "valid for 127.0.0.1, not 127.0.0.2")
+        finally:
+            server2.stop()
+        http_addr = f"https://127.0.0.1:{plain.server_port}"
+        assert error(http_addr, {"-ca-cert": ca}) == (
+            f'Get "{http_addr}/v1/status/leader": http: server gave HTTP response to HTTPS client')
+    finally:
+        server.stop()
+        plain.shutdown()
+
+
 # ---------------------------------------------------------------- names
 
 

@@ -201,6 +201,16 @@ def token_by_secret(store: StateStore, secret: str) -> dict[str, Any] | None:
     return None
 
 
+def bootstrap_refusal(tables: dict[str, Any], reset: int) -> str:
+    """Why a bootstrap given the reset index *reset* (0: none) is refused now; "" when it is not."""
+    done = tables["acl_bootstrap"].get("bootstrap")
+    if done is None or reset == done["ResetIndex"]:
+        return ""
+    if reset:
+        return f"Invalid bootstrap reset index (specified {reset}, reset index: {done['ResetIndex']})"
+    return f"ACL bootstrap already done (reset index: {done['ResetIndex']})"
+
+
 def acl_bootstrap(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
     """Create the first management token, once (Nomad ``BootstrapACLTokens``).
 
@@ -208,13 +218,9 @@ def acl_bootstrap(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
     (Nomad's ``acl-bootstrap-reset`` file); anything else is refused with
     Nomad's text, which tells the operator that index.
     """
-    done = store.tables["acl_bootstrap"].get("bootstrap")
-    reset = int(cmd.get("reset_index") or 0)
-    if done is not None and reset != done["ResetIndex"]:
-        if reset:
-            return _refuse(f"Invalid bootstrap reset index (specified {reset}, "
-                           f"reset index: {done['ResetIndex']})", 400)
-        return _refuse(f"ACL bootstrap already done (reset index: {done['ResetIndex']})", 400)
+    refusal = bootstrap_refusal(store.tables, int(cmd.get("reset_index") or 0))
+    if refusal:
+        return _refuse(refusal, 400)
     token = _token_record(cmd["token"])
     if token["Type"] != "management":
         raise ValueError("the bootstrap token must be a management token")
