@@ -131,6 +131,7 @@ class Child(NodeActor):
             self.send(self.env.node, self.destroying.reply_to,
                       Destroyed(actor=self.name, corr=self.destroying.corr))
         if name == "leave" and self.pending is not None:
+            self.events.append(("left", self.name))
             self.send(self.env.node, self.pending.reply_to,
                       LeaveDone(actor=self.name, corr=self.pending.corr))
 
@@ -239,6 +240,26 @@ def test_exit_status_is_nomads_0_after_a_graceful_leave_else_1(rigs, sig, leave_
     # Every leave is answered before anything stops.
     if code == 0:
         assert rig.events.index(("leave", "c")) < rig.events.index(("stop", "c"))
+
+
+def test_client_leaves_before_the_server_so_drain_on_shutdown_runs_against_a_live_server(rigs):
+    """Nomad's Agent.Leave: the client's Leave (its drain) ends before the server's starts."""
+    config = dataclasses.replace(dev_config(), name="n1", leave_on_interrupt=True)
+
+    def specs(events: list) -> list[ChildSpec]:
+        return [ChildSpec(name="raft", cls=Child, args=(events,), role="server", leaves=True),
+                ChildSpec(name="gossip", cls=Child, args=(events,), role="server", leaves=True),
+                ChildSpec(name="alloc-sync", cls=Child, args=(events,), kwargs=(("leave", 2.0),),
+                          role="client", leaves=True)]
+
+    rig = rigs(specs, config)
+    rig.signal("SIGINT")
+    assert rig.run_until(rig.exited)
+    assert rig.hooks.exits == [(0, False)]
+    leaves = [e for e in rig.events if e[0] in ("leave", "left")]
+    assert leaves[:2] == [("leave", "alloc-sync"), ("left", "alloc-sync")]
+    assert sorted(leaves[2:]) == [("leave", "gossip"), ("leave", "raft"),
+                                  ("left", "gossip"), ("left", "raft")]
 
 
 def test_leave_that_does_not_finish_in_time_exits_1_after_the_graceful_timeout(rigs):
