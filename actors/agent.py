@@ -62,7 +62,7 @@ from actors.agent_specs import (
 )
 from actors.gossip.member import JoinFailed
 from runtime.actor import NodeActor
-from runtime.config import Config, ConfigError, reloadable_diff, to_dict
+from runtime.config import LOG_LEVELS, Config, ConfigError, reloadable_diff, to_dict
 from runtime.env import Env
 from runtime.messages import ChildFailed
 
@@ -235,6 +235,11 @@ class Agent(NodeActor):
             self.hooks.error(f"Failed to reload configs: {e}")
             self.hooks.notify("READY=1")
             return
+        if new.log_level.upper() not in LOG_LEVELS:
+            # Nomad's handleReload: report it, keep the running level, reload the rest.
+            self.hooks.error(f"Invalid log level: {new.log_level.upper()}. "
+                             f"Valid log levels are: [{' '.join(LOG_LEVELS)}]")
+            new = dataclasses.replace(new, log_level=self.config.log_level)
         applied, needs_restart = reloadable_diff(self.config, new)
         for key in needs_restart:
             log.warning("config change needs a restart to take effect: key=%s", key)

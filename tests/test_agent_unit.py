@@ -409,6 +409,20 @@ def test_sighup_applies_reloadable_keys_and_reports_the_rest(rigs, caplog):
     assert rig.hooks.notified[-2:] == ["RELOADING=1", "READY=1"]
 
 
+def test_reload_with_a_bad_log_level_keeps_the_level_and_applies_the_rest(rigs):
+    rig = rigs(three)
+    before = rig.agent.config.log_level
+    rig.hooks.next_config = dataclasses.replace(
+        rig.config, log_level="loud", server=dataclasses.replace(rig.config.server, num_schedulers=1))
+    rig.signal("SIGHUP")
+    assert rig.run_until(lambda: ("reloaded", "c", before) in rig.events)
+    assert rig.hooks.err == ["Invalid log level: LOUD. "
+                             "Valid log levels are: [TRACE DEBUG INFO WARN ERROR OFF]"]
+    assert rig.hooks.levels == []
+    assert rig.agent.config.log_level == before and rig.agent.config.server.num_schedulers == 1
+    assert rig.hooks.notified[-2:] == ["RELOADING=1", "READY=1"]
+
+
 def test_reload_with_a_bad_config_keeps_the_running_one(rigs):
     rig = rigs(three)
     rig.hooks.config_error = 'unknown key "bogus" in /etc/nomad.d/a.toml'

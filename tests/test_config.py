@@ -382,6 +382,14 @@ def test_load_warnings_come_before_validation_warnings(tmp_path):
 # -- reload, output, timeouts ------------------------------------------------------
 
 
+def test_a_bad_log_level_stops_the_start_but_is_left_to_the_agent_on_reload():
+    """Nomad's handleReload reports a bad log_level and reloads the rest; start-up refuses it."""
+    argv = ["-server", "-data-dir", "/d", "-log-level=LOUD"]
+    with pytest.raises(ConfigError, match="log_level: invalid log level"):
+        parse_args(argv)
+    assert parse_args(argv, reload=True)[0].log_level == "LOUD"
+
+
 def test_reloadable_diff_splits_what_sighup_applies(tmp_path):
     old = load(tmp_path, VALID)
     new = load(tmp_path, 'log_level = "DEBUG"\nleave_on_terminate = true\n' + VALID +
