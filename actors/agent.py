@@ -134,7 +134,10 @@ class Agent(NodeActor):
         elif isinstance(message, Shutdown):
             self._on_shutdown(message.reason)
         elif isinstance(message, Reload):
-            self._on_reload()
+            if message.signal and self.phase == "leaving":
+                self._on_shutdown("hangup")  # Nomad's terminateGracefully: any second signal ends the leave
+            else:
+                self._on_reload()
         elif isinstance(message, LeaveDone):
             self._on_leave_done(message)
         elif isinstance(message, Destroyed):

@@ -31,6 +31,7 @@ from actors.agent_messages import (
     Leave,
     LeaveDone,
     OsSignal,
+    Reload,
 )
 from actors.http_api import Api, App, HttpApi, HttpContext, bind_listener
 from actors.metrics import AggregateSample, Metrics
@@ -284,6 +285,24 @@ def test_second_signal_during_the_leave_stops_at_once_with_exit_1(rigs):
     assert rig.hooks.exits == [(1, False)]
     assert rig.sched.now - start < 1.0
     assert [e for e in rig.events if e[0] == "stop"] == [("stop", "c"), ("stop", "b"), ("stop", "a")]
+
+
+def test_sighup_during_the_leave_is_a_second_signal_but_an_http_reload_is_not(rigs):
+    """Nomad's terminateGracefully returns 1 on any signal but SIGPIPE; PUT /v1/agent/reload is no signal."""
+    config = dataclasses.replace(dev_config(), name="n1", leave_on_interrupt=True, leave_timeout_s=60.0)
+    rig = rigs(lambda ev: three(ev, leave=30.0), config)
+    rig.hooks.next_config = rig.config
+    rig.signal("SIGINT")
+    assert rig.run_until(lambda: rig.agent.phase == "leaving")
+    rig.agent_ref.tell(Reload())
+    rig.sched.run_for(1.0)
+    assert rig.agent.phase == "leaving" and not rig.exited()
+    start = rig.sched.now
+    rig.signal("SIGHUP")
+    assert rig.run_until(rig.exited)
+    assert rig.hooks.exits == [(1, False)]
+    assert rig.sched.now - start < 1.0
+    assert "Reloading configuration..." not in rig.hooks.out
 
 
 def destroyers(events: list, **kw: Any) -> list[ChildSpec]:
