@@ -1041,9 +1041,11 @@ def build_overlay(cls: type, overlay: dict) -> Any:
 
 
 def _is_config_file(p: Path) -> bool:
-    # Nomad's LoadConfigDir: *.hcl and *.json, skipping hidden and editor temporary files; we read *.toml too.
-    return (p.is_file() and p.suffix in _CONFIG_SUFFIXES and not p.name.startswith((".", "#"))
-            and not p.name.endswith("~"))
+    # Nomad's LoadConfigDir: *.hcl and *.json (we read *.toml too), hidden ones included, skipping only
+    # editor temporary files (isTemporaryFile: vim's "x~", emacs's ".#x" and "#x#").
+    name = p.name
+    temporary = name.endswith("~") or name.startswith(".#") or (name.startswith("#") and name.endswith("#"))
+    return p.is_file() and p.suffix in _CONFIG_SUFFIXES and not temporary
 
 
 _CONFIG_SUFFIXES = (".hcl", ".json", ".toml")
