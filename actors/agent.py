@@ -12,6 +12,9 @@ plug-ins (and tests) append a factory to :data:`EXTRA_CHILD_SPECS`.
 
     STARTING --> RUNNING --Shutdown(leave)--> LEAVING --all LeaveDone--> STOPPING(0)
                     |                            |--timeout / 2nd signal--> STOPPING(1)
+    LEAVING goes in stages, as Nomad's ``Agent.Leave`` does: the client
+    children leave first (drain_on_shutdown drains the node through the
+    servers), then the rest (raft removal, gossip leave).
                     |--Shutdown(no leave) / fatal child failure---------> STOPPING(1)
     STOPPING: first every child whose spec ``destroys`` (dev mode's alloc
     runner) gets Destroy, answered once its work is gone (at most
@@ -59,7 +62,7 @@ from actors.agent_specs import (
 )
 from actors.gossip.member import JoinFailed
 from runtime.actor import NodeActor
-from runtime.config import Config, ConfigError, reloadable_diff, to_dict
+from runtime.config import LOG_LEVELS, Config, ConfigError, reloadable_diff, to_dict
 from runtime.env import Env
 from runtime.messages import ChildFailed
 
@@ -96,6 +99,7 @@ class Agent(NodeActor):
         self.exit_code: int | None = None
         self._leave_corr = 0
         self._leave_waiting: set[str] = set()
+        self._leave_stages: list[list[str]] = []  # the leavers still to be told, stage by stage
         self._stop_queue: list[str] = []
         self._stopping: tuple[str, Any, float] | None = None
         self._destroy_corr = 0
@@ -130,7 +134,10 @@ class Agent(NodeActor):
         elif isinstance(message, Shutdown):
             self._on_shutdown(message.reason)
         elif isinstance(message, Reload):
-            self._on_reload()
+            if message.signal and self.phase == "leaving":
+                self._on_shutdown("hangup")  # Nomad's terminateGracefully: any second signal ends the leave
+            else:
+                self._on_reload()
         elif isinstance(message, LeaveDone):
             self._on_leave_done(message)
         elif isinstance(message, Destroyed):
@@ -231,6 +238,11 @@ class Agent(NodeActor):
             self.hooks.error(f"Failed to reload configs: {e}")
             self.hooks.notify("READY=1")
             return
+        if new.log_level.upper() not in LOG_LEVELS:
+            # Nomad's handleReload: report it, keep the running level, reload the rest.
+            self.hooks.error(f"Invalid log level: {new.log_level.upper()}. "
+                             f"Valid log levels are: [{' '.join(LOG_LEVELS)}]")
+            new = dataclasses.replace(new, log_level=self.config.log_level)
         applied, needs_restart = reloadable_diff(self.config, new)
         for key in needs_restart:
             log.warning("config change needs a restart to take effect: key=%s", key)
@@ -284,13 +296,21 @@ class Agent(NodeActor):
         self._leave_corr += 1
         leavers = [n for n in self.started if self.by_name[n].leaves
                    and self.refs.get(n) is not None and self.refs[n].is_alive()]
-        self._leave_waiting = set(leavers)
-        for name in leavers:
-            self.send(self.env.node, name, Leave(reply_to=self.name, corr=self._leave_corr))
-        if not leavers:
+        # Nomad's Agent.Leave runs the client's Leave (DrainSelf) to the end before the
+        # server's: a server that left raft and gossip first could not serve its own drain.
+        client = [n for n in leavers if self.by_name[n].role == "client"]
+        self._leave_stages = [stage for stage in (client, [n for n in leavers if n not in client]) if stage]
+        if not self._leave_stages:
             self._begin_stop(0)
             return
         self.set_timer("leave", self.config.graceful_timeout_s())
+        self._next_leave_stage()
+
+    def _next_leave_stage(self) -> None:
+        stage = self._leave_stages.pop(0)
+        self._leave_waiting = set(stage)
+        for name in stage:
+            self.send(self.env.node, name, Leave(reply_to=self.name, corr=self._leave_corr))
 
     def _on_leave_done(self, done: LeaveDone) -> None:
         if self.phase != "leaving" or done.corr != self._leave_corr:
@@ -300,9 +320,13 @@ class Agent(NodeActor):
             self._begin_stop(1)
             return
         self._leave_waiting.discard(done.actor)
-        if not self._leave_waiting:
-            log.info("graceful leave complete")
-            self._begin_stop(0)
+        if self._leave_waiting:
+            return
+        if self._leave_stages:
+            self._next_leave_stage()
+            return
+        log.info("graceful leave complete")
+        self._begin_stop(0)
 
     def _begin_stop(self, code: int) -> None:
         if self.phase in ("stopping", "stopped"):

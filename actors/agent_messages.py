@@ -46,7 +46,14 @@ class Shutdown:
 
 @msg
 class Reload:
-    """Re-read the configuration (SIGHUP, later ``PUT /v1/agent/reload``)."""
+    """Re-read the configuration (SIGHUP, or ``PUT /v1/agent/reload``).
+
+    ``signal`` marks a SIGHUP: during a graceful leave it is a second signal,
+    which ends the leave with exit 1 as in Nomad's ``terminateGracefully``;
+    the HTTP reload is not.
+    """
+
+    signal: bool = False
 
 
 @msg

@@ -9,7 +9,8 @@ that it forces the exit.
 
 | signal  | action (Nomad 2.0.6, NOMAD.md §1.3)                                  |
 |---------|-----------------------------------------------------------------------|
-| SIGHUP  | ``==> Caught signal: hangup``; the agent reloads the config           |
+| SIGHUP  | ``==> Caught signal: hangup``; the agent reloads the config (during a |
+|         | graceful leave it is a second signal: exit 1 at once, as in Nomad)    |
 | SIGINT  | ``==> Caught signal: interrupt``; stop, leaving if leave_on_interrupt |
 | SIGTERM | ``==> Caught signal: terminated``; stop, leaving if leave_on_terminate|
 | SIGUSR1 | the metrics dump to stderr (go-metrics ``InmemSignal``); no stop      |
@@ -63,7 +64,7 @@ class SignalRouter(NodeActor):
         elif sig in ("SIGHUP", "SIGINT", "SIGTERM"):
             go_name = SIGNAL_NAMES[sig]
             self.hooks.output(f"Caught signal: {go_name}")
-            intent = Reload() if sig == "SIGHUP" else Shutdown(reason=go_name)
+            intent = Reload(signal=True) if sig == "SIGHUP" else Shutdown(reason=go_name)
             self.send(self.env.node, self.agent, intent)
         else:
             log.warning("signal router: ignoring unexpected signal %s", sig)

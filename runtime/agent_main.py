@@ -153,7 +153,7 @@ class Process:
             pass
 
     def load_config(self) -> Config:
-        cfg, _, _ = parse_args(self.argv)
+        cfg, _, _ = parse_args(self.argv, reload=True)
         return resolve_addr_templates(resolve_name(cfg))
 
     def set_log_level(self, level: str) -> None:

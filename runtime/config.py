@@ -1047,9 +1047,11 @@ def build_overlay(cls: type, overlay: dict) -> Any:
 
 
 def _is_config_file(p: Path) -> bool:
-    # Nomad's LoadConfigDir: *.hcl and *.json, skipping hidden and editor temporary files; we read *.toml too.
-    return (p.is_file() and p.suffix in _CONFIG_SUFFIXES and not p.name.startswith((".", "#"))
-            and not p.name.endswith("~"))
+    # Nomad's LoadConfigDir: *.hcl and *.json (we read *.toml too), hidden ones included, skipping only
+    # editor temporary files (isTemporaryFile: vim's "x~", emacs's ".#x" and "#x#").
+    name = p.name
+    temporary = name.endswith("~") or name.startswith(".#") or (name.startswith("#") and name.endswith("#"))
+    return p.is_file() and p.suffix in _CONFIG_SUFFIXES and not temporary
 
 
 _CONFIG_SUFFIXES = (".hcl", ".json", ".toml")
@@ -1189,11 +1191,11 @@ def load_files(paths: list[str]) -> tuple[Config, list[str], list[str]]:
     return build_overlay(Config, overlay), loaded, warnings
 
 
-def parse_args(argv: list[str]) -> tuple[Config, list[str], list[str]]:
+def parse_args(argv: list[str], *, reload: bool = False) -> tuple[Config, list[str], list[str]]:
     """``nomad agent`` flags; see :func:`runtime.config_flags.parse_args`."""
     from runtime.config_flags import parse_args as parse
 
-    return parse(argv)
+    return parse(argv, reload=reload)
 
 
 # -- validation ----------------------------------------------------------------
@@ -1223,11 +1225,13 @@ def _check_exec(cfg: Config) -> None:
                               'contain ".."')
 
 
-def validate(cfg: Config) -> list[str]:
+def validate(cfg: Config, *, reload: bool = False) -> list[str]:
     """Raise :class:`ConfigError` if *cfg* cannot run; return Nomad's warnings.
 
     The checks and messages follow ``Command.IsValidConfig``; each message is
-    one line that starts with the key at fault.
+    one line that starts with the key at fault.  On a *reload* a bad
+    ``log_level`` passes: Nomad's ``handleReload`` reports it, keeps the
+    running level and reloads the rest.
     """
     if not (cfg.server.enabled or cfg.client.enabled):
         raise ConfigError(NO_ROLE_ERROR)
@@ -1235,7 +1239,7 @@ def validate(cfg: Config) -> list[str]:
         raise ConfigError("region: contains invalid characters (null)")
     if "\0" in cfg.datacenter or "*" in cfg.datacenter:
         raise ConfigError("datacenter: contains invalid characters (null or '*')")
-    if cfg.log_level.upper() not in LOG_LEVELS:
+    if not reload and cfg.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f'log_level: invalid log level "{cfg.log_level}", '
                           f"valid levels are {', '.join(LOG_LEVELS)}")
     if not cfg.bind_addr:

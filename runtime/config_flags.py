@@ -97,8 +97,11 @@ _GO_BOOLS = {"1": True, "t": True, "T": True, "true": True, "TRUE": True, "True"
              "0": False, "f": False, "F": False, "false": False, "FALSE": False, "False": False}
 
 
-def parse_args(argv: list[str]) -> tuple[Config, list[str], list[str]]:
+def parse_args(argv: list[str], *, reload: bool = False) -> tuple[Config, list[str], list[str]]:
     """Build and validate the agent config from ``nomad agent`` flags.
+
+    With *reload* (SIGHUP) a bad ``log_level`` is left for the agent to
+    report (:func:`~runtime.config.validate`).
 
     Returns the config, the config files loaded (for the banner) and the
     warnings to print before it (``No configuration loaded from <p>``, then
@@ -114,7 +117,7 @@ def parse_args(argv: list[str]) -> tuple[Config, list[str], list[str]]:
         # Nomad checks this for the flag only: a shared file may carry the key.
         raise ConfigError(f"server.bootstrap_expect: Bootstrap requires server mode to "
                           f"be enabled (-bootstrap-expect={bootstrap})")
-    return cfg, loaded, warnings + flag_warnings + validate(cfg)
+    return cfg, loaded, warnings + flag_warnings + validate(cfg, reload=reload)
 
 
 def _parse(argv: list[str]) -> tuple[bool, list[str], dict, list[str]]:

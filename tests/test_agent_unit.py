@@ -31,6 +31,7 @@ from actors.agent_messages import (
     Leave,
     LeaveDone,
     OsSignal,
+    Reload,
 )
 from actors.http_api import Api, App, HttpApi, HttpContext, bind_listener
 from actors.metrics import AggregateSample, Metrics
@@ -131,6 +132,7 @@ class Child(NodeActor):
             self.send(self.env.node, self.destroying.reply_to,
                       Destroyed(actor=self.name, corr=self.destroying.corr))
         if name == "leave" and self.pending is not None:
+            self.events.append(("left", self.name))
             self.send(self.env.node, self.pending.reply_to,
                       LeaveDone(actor=self.name, corr=self.pending.corr))
 
@@ -241,6 +243,26 @@ def test_exit_status_is_nomads_0_after_a_graceful_leave_else_1(rigs, sig, leave_
         assert rig.events.index(("leave", "c")) < rig.events.index(("stop", "c"))
 
 
+def test_client_leaves_before_the_server_so_drain_on_shutdown_runs_against_a_live_server(rigs):
+    """Nomad's Agent.Leave: the client's Leave (its drain) ends before the server's starts."""
+    config = dataclasses.replace(dev_config(), name="n1", leave_on_interrupt=True)
+
+    def specs(events: list) -> list[ChildSpec]:
+        return [ChildSpec(name="raft", cls=Child, args=(events,), role="server", leaves=True),
+                ChildSpec(name="gossip", cls=Child, args=(events,), role="server", leaves=True),
+                ChildSpec(name="alloc-sync", cls=Child, args=(events,), kwargs=(("leave", 2.0),),
+                          role="client", leaves=True)]
+
+    rig = rigs(specs, config)
+    rig.signal("SIGINT")
+    assert rig.run_until(rig.exited)
+    assert rig.hooks.exits == [(0, False)]
+    leaves = [e for e in rig.events if e[0] in ("leave", "left")]
+    assert leaves[:2] == [("leave", "alloc-sync"), ("left", "alloc-sync")]
+    assert sorted(leaves[2:]) == [("leave", "gossip"), ("leave", "raft"),
+                                  ("left", "gossip"), ("left", "raft")]
+
+
 def test_leave_that_does_not_finish_in_time_exits_1_after_the_graceful_timeout(rigs):
     config = dataclasses.replace(dev_config(), name="n1", leave_on_interrupt=True, leave_timeout_s=3.0)
     rig = rigs(lambda ev: three(ev, leave="never"), config)
@@ -263,6 +285,24 @@ def test_second_signal_during_the_leave_stops_at_once_with_exit_1(rigs):
     assert rig.hooks.exits == [(1, False)]
     assert rig.sched.now - start < 1.0
     assert [e for e in rig.events if e[0] == "stop"] == [("stop", "c"), ("stop", "b"), ("stop", "a")]
+
+
+def test_sighup_during_the_leave_is_a_second_signal_but_an_http_reload_is_not(rigs):
+    """Nomad's terminateGracefully returns 1 on any signal but SIGPIPE; PUT /v1/agent/reload is no signal."""
+    config = dataclasses.replace(dev_config(), name="n1", leave_on_interrupt=True, leave_timeout_s=60.0)
+    rig = rigs(lambda ev: three(ev, leave=30.0), config)
+    rig.hooks.next_config = rig.config
+    rig.signal("SIGINT")
+    assert rig.run_until(lambda: rig.agent.phase == "leaving")
+    rig.agent_ref.tell(Reload())
+    rig.sched.run_for(1.0)
+    assert rig.agent.phase == "leaving" and not rig.exited()
+    start = rig.sched.now
+    rig.signal("SIGHUP")
+    assert rig.run_until(rig.exited)
+    assert rig.hooks.exits == [(1, False)]
+    assert rig.sched.now - start < 1.0
+    assert "Reloading configuration..." not in rig.hooks.out
 
 
 def destroyers(events: list, **kw: Any) -> list[ChildSpec]:
@@ -385,6 +425,20 @@ def test_sighup_applies_reloadable_keys_and_reports_the_rest(rigs, caplog):
     assert rig.hooks.levels == ["TRACE"]
     assert rig.agent.config.log_level == "TRACE" and rig.agent.config.leave_on_interrupt is False
     assert "needs a restart to take effect: key=leave_on_interrupt" in caplog.text
+    assert rig.hooks.notified[-2:] == ["RELOADING=1", "READY=1"]
+
+
+def test_reload_with_a_bad_log_level_keeps_the_level_and_applies_the_rest(rigs):
+    rig = rigs(three)
+    before = rig.agent.config.log_level
+    rig.hooks.next_config = dataclasses.replace(
+        rig.config, log_level="loud", server=dataclasses.replace(rig.config.server, num_schedulers=1))
+    rig.signal("SIGHUP")
+    assert rig.run_until(lambda: ("reloaded", "c", before) in rig.events)
+    assert rig.hooks.err == ["Invalid log level: LOUD. "
+                             "Valid log levels are: [TRACE DEBUG INFO WARN ERROR OFF]"]
+    assert rig.hooks.levels == []
+    assert rig.agent.config.log_level == before and rig.agent.config.server.num_schedulers == 1
     assert rig.hooks.notified[-2:] == ["RELOADING=1", "READY=1"]
 
 

@@ -119,7 +119,8 @@ def test_directory_loads_its_toml_files_in_name_order(tmp_path):
     (d / "b.toml").write_text('region = "from-b"\n')
     (d / "a.toml").write_text('region = "from-a"\ndatacenter = "dc-a"\n')
     (d / "c.txt").write_text("not config at all {")
-    (d / ".hidden.toml").write_text('region = "hidden"\n')
+    (d / ".#b.toml").write_text('region = "emacs lock"\n')
+    (d / "#b.toml#").write_text('region = "emacs autosave"\n')
     (d / "b.toml~").write_text('region = "backup"\n')
     cfg, loaded, _ = load_files([str(d)])
     assert (cfg.region, cfg.datacenter) == ("from-b", "dc-a")
@@ -380,6 +381,14 @@ def test_load_warnings_come_before_validation_warnings(tmp_path):
 
 
 # -- reload, output, timeouts ------------------------------------------------------
+
+
+def test_a_bad_log_level_stops_the_start_but_is_left_to_the_agent_on_reload():
+    """Nomad's handleReload reports a bad log_level and reloads the rest; start-up refuses it."""
+    argv = ["-server", "-data-dir", "/d", "-log-level=LOUD"]
+    with pytest.raises(ConfigError, match="log_level: invalid log level"):
+        parse_args(argv)
+    assert parse_args(argv, reload=True)[0].log_level == "LOUD"
 
 
 def test_reloadable_diff_splits_what_sighup_applies(tmp_path):

@@ -162,11 +162,20 @@ def test_a_directory_reads_its_hcl_json_and_toml_files_in_name_order(tmp_path: P
     (tmp_path / "b.json").write_text('{"datacenter": "from-json"}')
     (tmp_path / "c.toml").write_text('region = "eu"\n')
     (tmp_path / "d.hcl~").write_text('datacenter = "editor backup"\n')
-    (tmp_path / ".e.hcl").write_text('datacenter = "hidden"\n')
+    (tmp_path / ".#d.hcl").write_text('datacenter = "emacs lock"\n')
     (tmp_path / "README.md").write_text("not config\n")
     cfg, loaded, _ = load_files([str(tmp_path)])
     assert [Path(p).name for p in loaded] == ["a.hcl", "b.json", "c.toml"]
     assert (cfg.datacenter, cfg.region, cfg.client.enabled) == ("from-json", "eu", True)
+
+
+def test_a_directory_loads_hidden_config_files_as_nomad_does(tmp_path: Path) -> None:
+    """Nomad's LoadConfigDir skips only editor temporary files, not hidden ones: ".e.hcl" sorts first."""
+    (tmp_path / ".e.hcl").write_text('datacenter = "hidden"\nname = "from-hidden"\n')
+    (tmp_path / "a.hcl").write_text('datacenter = "from-a"\n')
+    cfg, loaded, _ = load_files([str(tmp_path)])
+    assert [Path(p).name for p in loaded] == [".e.hcl", "a.hcl"]
+    assert (cfg.datacenter, cfg.name) == ("from-a", "from-hidden")
 
 
 def test_labelled_blocks_nest_and_repeated_blocks_merge(tmp_path: Path) -> None:

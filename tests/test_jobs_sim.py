@@ -233,6 +233,33 @@ def test_drain_on_shutdown_moves_work_before_leaving() -> None:
     assert c.nodes()[node_id]["SchedulingEligibility"] == "ineligible"
 
 
+def test_drain_on_shutdown_stops_waiting_once_the_deadline_has_stopped_the_work() -> None:
+    """Nomad's DrainSelf waits for the servers to end the drain, which they do at the deadline, not
+    for the tasks to exit: a task slow to stop (kill_timeout 25 s) must not hold the leave up to the
+    agent's own graceful timeout (deadline + 5 s), which would exit 1 and skip the server's leave."""
+    sync = AllocSyncConfig(wait_s=60.0, drain_deadline_s=5.0)
+    c = boot(seed=6, n_clients=2, sync=sync)
+    job = sim_job(count=1, cpu=200)
+    task = job["TaskGroups"][0]["Tasks"][0]
+    task["Config"]["ignore_signals"] = True
+    task["KillTimeout"] = 25 * 10**9
+    c.register(job)
+    assert settle(c) == []
+    client = c.client_of(c.allocs("web")[0]["NodeID"])
+    assert client is not None
+    actor = c.sched.nodes[client].actors[SYNC]
+    sync_actor = actor._actor_weakref()
+    start = c.sched.now
+    actor.tell(Leave(reply_to="collector", corr=1))
+    c.run(0.1)
+    assert sync_actor._leave is not None
+    while c.sched.now < start + 60 and sync_actor._leave is not None:
+        c.run(0.5)
+    assert sync_actor._leave is None
+    assert c.sched.now - start < 5.0 + 3.0
+    assert c.drivers[client].running()  # still being killed: the leave did not wait for it
+
+
 def test_batch_job_runs_to_completion_once() -> None:
     c = boot(seed=7)
     c.register(sim_job("once", count=3, job_type="batch", run_for_s=20.0))

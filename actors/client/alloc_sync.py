@@ -176,6 +176,7 @@ class AllocSync(NodeActor):
         self._drain_sent = False
         self._drain_at = 0.0
         self._leave_deadline = 0.0
+        self._drain_deadline_at = 0.0  # when the servers force the drain to its end; 0 = no deadline
         self.stats = {"queries": 0, "answers": 0, "writes": 0, "write_failures": 0, "query_failures": 0,
                       "resyncs": 0, "reasserted": 0}
 
@@ -391,6 +392,7 @@ class AllocSync(NodeActor):
         deadline = self.cfg.drain_deadline_s
         wait = deadline if deadline > 0 else self.cfg.drain_no_deadline_wait_s
         self._leave_deadline = self.env.now() + wait + self.cfg.drain_grace_s
+        self._drain_deadline_at = self.env.now() + deadline if deadline > 0 else 0.0
         log.info("%s: draining node %s before leaving (deadline %.0fs)", self.env.node, self.node_id,
                  deadline)
         self._send_drain()
@@ -405,16 +407,26 @@ class AllocSync(NodeActor):
             secret_id=self.secret_id, deadline_ns=int((self.cfg.drain_deadline_s or 0) * 1e9),
             ignore_system=self.cfg.drain_ignore_system))
 
+    def _drain_allocs(self) -> list[dict[str, Any]]:
+        return [a for a in self.allocs.values() if not (
+            self.cfg.drain_ignore_system and (a.get("Job") or {}).get("Type") == "system")]
+
     def _drained(self) -> bool:
-        for a in self.allocs.values():
-            system = (a.get("Job") or {}).get("Type") == "system"
-            if system and self.cfg.drain_ignore_system:
-                continue
+        for a in self._drain_allocs():
             if a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in TERMINAL:
                 return False
             if self.local.get(a["ID"], a.get("ClientStatus")) not in TERMINAL:
                 return False
         return not self._pending and not self._writing
+
+    def _deadline_forced(self) -> bool:
+        """Past the deadline the servers end the drain once they have told every allocation to stop
+        (Nomad's drainer, handleDeadlinedNodes), and DrainSelf returns: it does not wait for the
+        tasks to exit (a slow kill_timeout), which would run into the agent's graceful timeout."""
+        if not self._drain_deadline_at or self.env.now() < self._drain_deadline_at:
+            return False
+        return all(a.get("DesiredStatus") != "run" or a.get("ClientStatus") in TERMINAL
+                   for a in self._drain_allocs())
 
     def _leave_step(self) -> None:
         if self._leave is None:
@@ -430,6 +442,10 @@ class AllocSync(NodeActor):
             self._send_drain()
         elif self._drain_sent and self._drained():
             log.info("%s: node drained", self.env.node)
+            self._leave_finish(True)
+            return
+        elif self._drain_sent and self._deadline_forced():
+            log.info("%s: drain deadline reached; every allocation is stopping", self.env.node)
             self._leave_finish(True)
             return
         self.set_timer("leave", self.cfg.drain_poll_s)
