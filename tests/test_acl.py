@@ -345,6 +345,9 @@ class _Env:
     def make_future(self) -> _Future:
         return _Future()
 
+    def now(self) -> float:  # the runtime's clock (the HTTP edge's leader hold reads it)
+        return 0.0
+
 
 def _api(state: StateStore, enabled: bool = True):
     from types import SimpleNamespace
