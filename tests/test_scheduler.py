@@ -188,6 +188,22 @@ def test_service_job_places_its_count_and_nodes_are_never_overcommitted() -> Non
     c.assert_not_overcommitted()
 
 
+def test_a_blocked_evaluation_carries_the_failed_placements_and_nomads_description() -> None:
+    """Nomad's CreateBlockedEval copies the failed placements (FailedTGAllocs) into the blocked evaluation
+    and the scheduler describes it "created to place remaining allocations": ``nomad eval status`` of it
+    shows the placement failures, ``nomad eval list`` says "Placement Failures true"."""
+    c = Cluster()
+    c.node(0, cpu=1000, mem=1024)
+    c.register(**service(count=3, cpu=500, mem=256))
+    c.schedule()
+    (blocked,) = [e for e in c.state.tables["evals"].values() if e["Status"] == "blocked"]
+    previous = c.state.tables["evals"][blocked["PreviousEval"]]
+    assert previous["BlockedEval"] == blocked["ID"]
+    assert blocked["StatusDescription"] == "created to place remaining allocations"
+    assert blocked["FailedTGAllocs"] == previous["FailedTGAllocs"]
+    assert blocked["FailedTGAllocs"]["g"]["DimensionExhausted"].get("cpu")
+
+
 def test_a_finished_allocation_frees_capacity_for_a_blocked_evaluation() -> None:
     """Nomad's FSM unblocks blocked evaluations when a client reports an allocation terminal; a log
     entry written before the unblock flag applies as it always did."""

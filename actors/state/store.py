@@ -112,6 +112,7 @@ def _new_tables(contents: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 # Nomad's description of an evaluation its broker canceled as redundant (cancelCancelableEvals).
 EVAL_CANCELED_DESC = "canceled after more recent eval was processed"
+BLOCKED_EVAL_DESCRIPTION = "created to place remaining allocations"  # Nomad DescBlockedEvalFailedPlacements
 
 
 
@@ -1803,6 +1804,10 @@ class StateStore:
                 self._index_eval(other)
             blocked = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, status="blocked",
                                          previous=ev["ID"])
+            # Nomad's CreateBlockedEval keeps the failed placements, and the scheduler says why it exists
+            # (DescBlockedEvalFailedPlacements): "nomad eval status" of it shows what waits for capacity.
+            self.tables["evals"][blocked[0]].update(StatusDescription=BLOCKED_EVAL_DESCRIPTION,
+                                                    FailedTGAllocs=dict(plan["Failed"]))
             ev["BlockedEval"] = blocked[0]
             follow += blocked
         if rev >= 2:
