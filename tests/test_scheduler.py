@@ -2040,6 +2040,28 @@ def test_with_a_progress_deadline_an_unhealthy_allocation_is_rescheduled_within_
     assert [a["PreviousAllocation"] for a in c.running("web") if a["JobVersion"] == 1] == [again["ID"]]
 
 
+def test_an_unhealthy_allocation_out_of_reschedule_attempts_fails_the_deployment_at_once() -> None:
+    """Nomad's shouldFailEarly: with a progress deadline an unhealthy allocation is rescheduled within the
+    deployment while its policy allows; one that has used its attempts fails the deployment now
+    ("Failed due to unhealthy allocations"), not at the progress deadline 10 minutes on."""
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=1, Update={"ProgressDeadline": 600 * SEC}, group={"ReschedulePolicy": {
+        "Attempts": 1, "Interval": 3600 * SEC, "Delay": 5 * SEC, "DelayFunction": "constant",
+        "MaxDelay": 0, "Unlimited": False}}))
+    _run_due(c)
+    (first,) = c.running("web")
+    _fail(c, first["ID"])
+    assert _deployment(c)["Status"] == "running"  # one attempt left: rescheduled within the deployment
+    c.now += 5
+    _run_due(c)
+    (second,) = c.running("web")
+    assert second["PreviousAllocation"] == first["ID"]
+    _fail(c, second["ID"])
+    d = _deployment(c)
+    assert d["Status"] == "failed" and d["StatusDescription"] == "Failed due to unhealthy allocations"
+
+
 def test_a_rescheduled_allocation_goes_elsewhere_than_where_it_failed_when_it_can() -> None:
     """Nomad's NodeReschedulingPenalty: the failed allocation's node (and its earlier ones) score last."""
     c = Cluster()
