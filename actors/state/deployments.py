@@ -172,8 +172,11 @@ def _reschedule_eligible(store: Any, d: dict[str, Any], alloc: dict[str, Any], n
 
 
 def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, now: float,
-                  evals_for: set[str], failures: list[tuple[str, str]]) -> None:
-    """An allocation's health was set for the first time: count it in its deployment, react."""
+                  evals_for: set[str], failures: list[tuple[str, str]], *, fail_early: bool = False) -> None:
+    """An allocation's health was set for the first time: count it in its deployment, react.
+
+    *fail_early* (client reports of rev 2 and later): an unhealthy allocation that has used its
+    reschedule attempts fails the deployment at once; older entries apply as they did."""
     d = store.tables[TABLE].get(alloc.get("DeploymentID") or "")
     if d is None or d["Status"] not in ACTIVE:
         return
@@ -190,7 +193,7 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
          "ModifyTime": now}
     _put(store, index, d)
     if not healthy:
-        if g.get("ProgressDeadline") and _reschedule_eligible(store, d, alloc, now):
+        if g.get("ProgressDeadline") and (not fail_early or _reschedule_eligible(store, d, alloc, now)):
             # Nomad's deployment watcher, for a group with a progress deadline: an unhealthy
             # allocation does not fail the deployment; it is let be rescheduled within it (by its
             # reschedule policy), and the deadline fails the deployment if nothing turns healthy.
