@@ -372,7 +372,7 @@ def _reschedule_rows(addr: str, a: dict[str, Any], verbose: bool) -> list[tuple[
             at = _parse_time(request(addr, "GET", f"/v1/evaluation/{a['FollowupEvalID']}").get("WaitUntil"))
         except CliError:
             at = 0.0
-        if at:
+        if at > time.time():  # Nomad's futureEvalTimePretty: nothing once its time has passed
             rows.append(("Reschedule Eligibility", _from_now(at)))
     return rows
 

@@ -1127,6 +1127,11 @@ def test_alloc_status_shows_rescheduling_as_nomad_does(monkeypatch):
     # Unlimited (no attempts to count), nothing replaced it, no follow-up: no lines.
     assert cli_jobs._reschedule_rows("http://x", {"TaskGroup": "g", "RescheduleTracker": {"Events": [{}]}},
                                      verbose=False) == []
+    # Its follow-up evaluation's time has passed (it ran and replaced it): Nomad's futureEvalTimePretty
+    # prints nothing, not "now".
+    past = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(now - 30))
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: {"WaitUntil": past})
+    assert "Reschedule Eligibility" not in dict(cli_jobs._reschedule_rows("http://x", alloc, verbose=False))
 
 
 def test_the_job_flag_of_alloc_logs_and_fs_takes_a_running_allocation_of_the_job(monkeypatch):
