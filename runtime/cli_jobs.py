@@ -372,7 +372,7 @@ def _reschedule_rows(addr: str, a: dict[str, Any], verbose: bool) -> list[tuple[
             at = _parse_time(request(addr, "GET", f"/v1/evaluation/{a['FollowupEvalID']}").get("WaitUntil"))
         except CliError:
             at = 0.0
-        if at:
+        if at > time.time():  # Nomad's futureEvalTimePretty: nothing once its time has passed
             rows.append(("Reschedule Eligibility", _from_now(at)))
     return rows
 
@@ -712,6 +712,14 @@ def job_status(addr: str, args: list[str]) -> str:
     return "\n".join(out)
 
 
+def eval_failure_status(ev: dict[str, Any]) -> str:
+    """Nomad's evalFailureStatus, the "Placement Failures" column: whether the evaluation failed a
+    placement, or ``N/A - In Progress`` while it is blocked (it holds the failures it waits on)."""
+    if ev.get("Status") == "blocked":
+        return "N/A - In Progress"
+    return str(bool(ev.get("FailedTGAllocs"))).lower()
+
+
 MAX_FAILED_TGS = 5  # Nomad's maxFailedTGs: task groups shown under "Placement Failure"
 
 
@@ -722,8 +730,7 @@ def _job_evals_sections(evals: list[dict[str, Any]], verbose: bool, show: bool) 
     rows = [["ID", "Priority", "Triggered By", "Status", "Placement Failures"]]
     latest, blocked = None, False
     for ev in evals:
-        failures = "N/A - In Progress" if ev.get("Status") == "blocked" else \
-            str(bool(ev.get("FailedTGAllocs"))).lower()
+        failures = eval_failure_status(ev)
         rows.append([short(ev["ID"], verbose), str(ev.get("Priority", 50)), ev.get("TriggeredBy", ""),
                      ev.get("Status", ""), failures])
         blocked = blocked or ev.get("Status") == "blocked"
@@ -2032,7 +2039,7 @@ def eval_status(addr: str, args: list[str]) -> str | tuple[str, int]:
         pairs.append(("Node ID", ev["NodeID"]))
     elif ev.get("TriggeredBy") == "max-plan-attempts" and ev.get("PreviousEval"):
         pairs.append(("Previous Eval", ev["PreviousEval"]))
-    pairs += [("Priority", ev.get("Priority", 50)), ("Placement Failures", str(bool(failed)).lower())]
+    pairs += [("Priority", ev.get("Priority", 50)), ("Placement Failures", eval_failure_status(ev))]
     wait_until = _parse_time(ev.get("WaitUntil"))
     if wait_until:
         pairs.append(("Wait Until", fmt_time(wait_until)))
@@ -2073,7 +2080,7 @@ def eval_list(addr: str, args: list[str]) -> str:
         rows.append([short(e["ID"], verbose), str(e.get("Priority", 50)), e.get("TriggeredBy", ""),
                      e.get("JobID", ""), e.get("Namespace", "default"),
                      short(e["NodeID"], verbose) if e.get("NodeID") else "<none>", e.get("Status", ""),
-                     str(bool(e.get("FailedTGAllocs"))).lower()])
+                     eval_failure_status(e)])
     return table(rows)
 
 

@@ -1127,6 +1127,11 @@ def test_alloc_status_shows_rescheduling_as_nomad_does(monkeypatch):
     # Unlimited (no attempts to count), nothing replaced it, no follow-up: no lines.
     assert cli_jobs._reschedule_rows("http://x", {"TaskGroup": "g", "RescheduleTracker": {"Events": [{}]}},
                                      verbose=False) == []
+    # Its follow-up evaluation's time has passed (it ran and replaced it): Nomad's futureEvalTimePretty
+    # prints nothing, not "now".
+    past = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(now - 30))
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: {"WaitUntil": past})
+    assert "Reschedule Eligibility" not in dict(cli_jobs._reschedule_rows("http://x", alloc, verbose=False))
 
 
 def test_the_job_flag_of_alloc_logs_and_fs_takes_a_running_allocation_of_the_job(monkeypatch):
@@ -1352,3 +1357,30 @@ def test_job_status_shows_evaluations_and_the_blocked_placement_failure_as_nomad
         ["e2bbbbbb", "50", "queued-allocs", "blocked", "N/A", "-", "In", "Progress"]]
     evals[1]["Status"] = "complete"  # nothing blocked: no Placement Failure section
     assert "Placement Failure" not in cli_jobs.job_status("http://x", ["web"])
+
+
+def test_eval_status_and_list_say_in_progress_for_a_blocked_evaluation_and_show_its_failures(
+        monkeypatch) -> None:
+    """Nomad's evalFailureStatus: a blocked evaluation's "Placement Failures" is "N/A - In Progress" in
+    ``eval status`` and ``eval list``; ``eval status`` still lists the failures it holds."""
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+    failed = {"g": {"NodesEvaluated": 2, "NodesFiltered": 2, "CoalescedFailures": 2,
+                    "ConstraintFiltered": {"${attr.kernel.name} = windows": 2}}}
+    blocked = {"ID": "b1cccccc-1111-2222-3333-444444444444", "Priority": 50, "TriggeredBy": "queued-allocs",
+               "Status": "blocked", "StatusDescription": "created to place remaining allocations",
+               "Type": "service", "JobID": "cons", "Namespace": "default", "FailedTGAllocs": failed,
+               "PreviousEval": "a0", "CreateIndex": 11, "CreateTime": 0, "ModifyTime": 0}
+    answers = {f"/v1/evaluation/{blocked['ID']}": blocked, f"/v1/evaluation/{blocked['ID']}/allocations": [],
+               "/v1/evaluations": [blocked]}
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, prefix, **_: {"ID": blocked["ID"]})
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: answers[path])
+    out = cli_jobs.eval_status("http://x", ["b1cccccc"])
+    out = out[0] if isinstance(out, tuple) else out
+    assert "Placement Failures = N/A - In Progress" in out
+    assert "Status Description = created to place remaining allocations" in out
+    assert 'Task Group "g" (failed to place 3 allocations):' in out
+    assert '  * Constraint "${attr.kernel.name} = windows": 2 nodes excluded by filter' in out
+    listed = cli_jobs.eval_list("http://x", []).splitlines()
+    assert listed[1].split()[-4:] == ["N/A", "-", "In", "Progress"]

@@ -17,7 +17,7 @@ from actors.scheduler.broker import pending_evals, plan_command
 from actors.scheduler.drainer import drain_actions
 from actors.scheduler.job import JobError, canonical_job, constraint_ok, version_ok
 from actors.scheduler.scheduler import live, node_capacity
-from actors.state.store import StateStore, command, decode_result
+from actors.state.store import REPORT_REV, StateStore, command, decode_result
 
 SEC = 1_000_000_000
 
@@ -121,8 +121,8 @@ def service(job_id: str = "web", count: int = 4, cpu: int = 500, mem: int = 256,
 def _fail(c: Cluster, alloc_id: str) -> None:
     """The allocation's client reports it failed, unhealthy for its deployment (a failure before it
     was healthy is, on the client)."""
-    c.apply("alloc_client_update", allocs=[{"ID": alloc_id, "ClientStatus": "failed",
-                                            "DeploymentStatus": {"Healthy": False, "Timestamp": c.now}}])
+    c.apply("alloc_client_update", rev=REPORT_REV, allocs=[{
+        "ID": alloc_id, "ClientStatus": "failed", "DeploymentStatus": {"Healthy": False, "Timestamp": c.now}}])
 
 
 # ------------------------------------------------------------ job validation
@@ -186,6 +186,22 @@ def test_service_job_places_its_count_and_nodes_are_never_overcommitted() -> Non
     assert len(c.running("web")) == 8
     assert sorted(a["Name"] for a in c.running("web")) == sorted(f"web.g[{i}]" for i in range(8))
     c.assert_not_overcommitted()
+
+
+def test_a_blocked_evaluation_carries_the_failed_placements_and_nomads_description() -> None:
+    """Nomad's CreateBlockedEval copies the failed placements (FailedTGAllocs) into the blocked evaluation
+    and the scheduler describes it "created to place remaining allocations": ``nomad eval status`` of it
+    shows the placement failures, ``nomad eval list`` says "Placement Failures true"."""
+    c = Cluster()
+    c.node(0, cpu=1000, mem=1024)
+    c.register(**service(count=3, cpu=500, mem=256))
+    c.schedule()
+    (blocked,) = [e for e in c.state.tables["evals"].values() if e["Status"] == "blocked"]
+    previous = c.state.tables["evals"][blocked["PreviousEval"]]
+    assert previous["BlockedEval"] == blocked["ID"]
+    assert blocked["StatusDescription"] == "created to place remaining allocations"
+    assert blocked["FailedTGAllocs"] == previous["FailedTGAllocs"]
+    assert blocked["FailedTGAllocs"]["g"]["DimensionExhausted"].get("cpu")
 
 
 def test_a_finished_allocation_frees_capacity_for_a_blocked_evaluation() -> None:
@@ -2022,6 +2038,69 @@ def test_with_a_progress_deadline_an_unhealthy_allocation_is_rescheduled_within_
     assert res["ok"] and _deployment(c)["StatusDescription"] == "Failed due to progress deadline"
     _run_due(c)  # no longer held by a running deployment: rescheduled by its policy
     assert [a["PreviousAllocation"] for a in c.running("web") if a["JobVersion"] == 1] == [again["ID"]]
+
+
+def test_an_unhealthy_allocation_out_of_reschedule_attempts_fails_the_deployment_at_once() -> None:
+    """Nomad's shouldFailEarly: with a progress deadline an unhealthy allocation is rescheduled within the
+    deployment while its policy allows; one that has used its attempts fails the deployment now
+    ("Failed due to unhealthy allocations"), not at the progress deadline 10 minutes on."""
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=1, Update={"ProgressDeadline": 600 * SEC}, group={"ReschedulePolicy": {
+        "Attempts": 1, "Interval": 3600 * SEC, "Delay": 5 * SEC, "DelayFunction": "constant",
+        "MaxDelay": 0, "Unlimited": False}}))
+    _run_due(c)
+    (first,) = c.running("web")
+    _fail(c, first["ID"])
+    assert _deployment(c)["Status"] == "running"  # one attempt left: rescheduled within the deployment
+    c.now += 5
+    _run_due(c)
+    (second,) = c.running("web")
+    assert second["PreviousAllocation"] == first["ID"]
+    _fail(c, second["ID"])
+    d = _deployment(c)
+    assert d["Status"] == "failed" and d["StatusDescription"] == "Failed due to unhealthy allocations"
+
+
+def test_job_status_follows_nomads_get_job_status() -> None:
+    """Nomad's getJobStatus: running while its deployment is active or an allocation lives, pending while an
+    evaluation waits, dead once all are over -- a service job whose only allocation failed with no
+    reschedule left is dead, not pending forever; a system job runs until stopped."""
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=1, group={"ReschedulePolicy": {
+        "Attempts": 0, "Interval": 3600 * SEC, "Delay": 5 * SEC, "DelayFunction": "constant",
+        "MaxDelay": 0, "Unlimited": False}}))
+    assert c.state.tables["jobs"]["web"]["Status"] == "pending"
+    _run_due(c)
+    assert c.state.tables["jobs"]["web"]["Status"] == "running"
+    (a,) = c.running("web")
+    _fail(c, a["ID"])
+    assert _deployment(c)["Status"] == "failed"
+    assert c.state.tables["jobs"]["web"]["Status"] == "pending"  # its alloc-failure evaluation waits
+    _run_due(c)
+    assert c.state.tables["jobs"]["web"]["Status"] == "dead"
+    sysjob = service("sys", count=1)
+    sysjob["Type"] = "system"
+    c.register(**sysjob)
+    _run_due(c)
+    assert c.state.tables["jobs"]["sys"]["Status"] == "running"
+
+
+def test_client_reports_and_plans_written_before_nomads_job_status_apply_as_they_did() -> None:
+    """A Raft log keeps applying as it was written: a report without rev leaves the deployment of an
+    allocation out of reschedule attempts running, and the job's status as it was computed then."""
+    c = Cluster()
+    c.node(0, cpu=8000)
+    c.register(**service(count=1, Update={"ProgressDeadline": 600 * SEC}, group={"ReschedulePolicy": {
+        "Attempts": 0, "Interval": 3600 * SEC, "Delay": 5 * SEC, "DelayFunction": "constant",
+        "MaxDelay": 0, "Unlimited": False}}))
+    _run_due(c)
+    (a,) = c.running("web")
+    c.apply("alloc_client_update", allocs=[{"ID": a["ID"], "ClientStatus": "failed",
+                                            "DeploymentStatus": {"Healthy": False, "Timestamp": c.now}}])
+    assert _deployment(c)["Status"] == "running"
+    assert c.state.tables["jobs"]["web"]["Status"] == "pending"
 
 
 def test_a_rescheduled_allocation_goes_elsewhere_than_where_it_failed_when_it_can() -> None:

@@ -1452,8 +1452,10 @@ def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[
 # per address (HostIP), as a port of a host network is taken on that network's address only, and a
 # host network's reserved_ports are refused on its addresses; 6 -- a plan may mark allocations on a
 # disconnected node ``unknown`` (``Disconnect``), record reconnected ones (``Reconnect``) and hold
-# back the replacements of lost ones with stop_on_client_after (``LostLater``).
-PLAN_REV = 6
+# back the replacements of lost ones with stop_on_client_after (``LostLater``); 7 -- a blocked evaluation
+# keeps the failed placements and Nomad's description ("created to place remaining allocations"), and
+# the job's status follows Nomad's getJobStatus (StateStore._job_status).
+PLAN_REV = 7
 
 
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],

@@ -50,7 +50,7 @@ from actors.server import RAFT, RaftReply, ReplyTo
 from actors.state import root_keys
 from actors.state import services as svc_state
 from actors.state import variables as var_state
-from actors.state.store import command
+from actors.state.store import REPORT_REV, command
 from actors.workload_identity import NO_KEY, new_jti, sign_identities, workload_may_read
 from runtime.actor import NodeActor
 from runtime.env import Env
@@ -345,8 +345,9 @@ class AllocEndpoint(NodeActor):
         wid = self._id()
         self._batches[wid] = [(m.reply_node, m.reply_actor, m.req_id) for m, _ in batch]
         # unblock: an allocation that finished frees capacity, so blocked evaluations get another go
-        # (Nomad's FSM unblocks on a terminal client update); older log entries lack the flag.
-        data = command("alloc_client_update_batch", now=self._wall(), unblock=True, reports=[
+        # (Nomad's FSM unblocks on a terminal client update); older log entries lack the flag, as
+        # they lack rev (what applying them does: store.REPORT_REV).
+        data = command("alloc_client_update_batch", now=self._wall(), unblock=True, rev=REPORT_REV, reports=[
             {"node_id": m.node_id, "secret_id": m.secret_id, "allocs": updates} for m, updates in batch])
         reply = ReplyTo(self.env, self.name, ("batch", wid))
         self.send(self.env.node, self.raft, Propose(data=data, reply=reply))

@@ -153,9 +153,30 @@ def count_placed(store: Any, index: int, placed: list[dict[str, Any]], now: floa
         _put(store, index, {**d, "TaskGroups": groups, "ModifyIndex": index, "ModifyTime": now})
 
 
+def _reschedule_eligible(store: Any, d: dict[str, Any], alloc: dict[str, Any], now: float) -> bool:
+    """Nomad's Allocation.RescheduleEligible at *now*, by the group's policy in the deployment's job: its
+    policy reschedules (attempts, or unlimited) and the attempts within the interval are not used up."""
+    from actors.scheduler.scheduler import reschedule_policy  # (imported here: the scheduler imports state)
+
+    job = store.tables["jobs"].get(d["JobID"]) or alloc.get("Job") or {}
+    group = next((g for g in job.get("TaskGroups", ()) if g.get("Name") == alloc.get("TaskGroup")), None)
+    rp = reschedule_policy(job, group) if group is not None else None
+    if rp is None:
+        return False
+    if rp.get("Unlimited"):
+        return True
+    attempts, interval = int(rp.get("Attempts") or 0), int(rp.get("Interval") or 0)
+    events = (alloc.get("RescheduleTracker") or {}).get("Events") or ()
+    tried = sum(1 for e in events if now * SECOND_NS - int(e.get("RescheduleTime", 0)) < interval)
+    return attempts > 0 and tried < attempts
+
+
 def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, now: float,
-                  evals_for: set[str], failures: list[tuple[str, str]]) -> None:
-    """An allocation's health was set for the first time: count it in its deployment, react."""
+                  evals_for: set[str], failures: list[tuple[str, str]], *, fail_early: bool = False) -> None:
+    """An allocation's health was set for the first time: count it in its deployment, react.
+
+    *fail_early* (client reports of rev 2 and later): an unhealthy allocation that has used its
+    reschedule attempts fails the deployment at once; older entries apply as they did."""
     d = store.tables[TABLE].get(alloc.get("DeploymentID") or "")
     if d is None or d["Status"] not in ACTIVE:
         return
@@ -172,13 +193,15 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
          "ModifyTime": now}
     _put(store, index, d)
     if not healthy:
-        if g.get("ProgressDeadline"):
+        if g.get("ProgressDeadline") and (not fail_early or _reschedule_eligible(store, d, alloc, now)):
             # Nomad's deployment watcher, for a group with a progress deadline: an unhealthy
             # allocation does not fail the deployment; it is let be rescheduled within it (by its
             # reschedule policy), and the deadline fails the deployment if nothing turns healthy.
             alloc["DesiredTransition"] = {**(alloc.get("DesiredTransition") or {}), "Reschedule": True}
             evals_for.add(d["JobID"])
             return
+        # No progress deadline, or the allocation has used its reschedule attempts (nothing can turn
+        # healthy any more): Nomad's shouldFailEarly fails the deployment now, not at the deadline.
         failures.append((d["ID"], DESC_FAILED_ALLOCS))
         return
     promoted = False

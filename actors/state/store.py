@@ -112,6 +112,13 @@ def _new_tables(contents: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 # Nomad's description of an evaluation its broker canceled as redundant (cancelCancelableEvals).
 EVAL_CANCELED_DESC = "canceled after more recent eval was processed"
+BLOCKED_EVAL_DESCRIPTION = "created to place remaining allocations"  # Nomad DescBlockedEvalFailedPlacements
+
+# What applying client reports does, by revision (an entry in a Raft log keeps applying as it did when
+# it was written; one without ``rev`` is 1): 2 -- an unhealthy allocation that has used its reschedule
+# attempts fails its deployment at once (Nomad's shouldFailEarly), and the job's status follows Nomad's
+# getJobStatus (see StateStore._job_status).
+REPORT_REV = 2
 
 
 
@@ -240,6 +247,7 @@ class _ClientReports:
     dep_failures: list[tuple[str, str]] = field(default_factory=list)
     freed: bool = False  # an allocation reached a terminal client status: its capacity is free
     reconnect_jobs: set[str] = field(default_factory=set)  # an unknown allocation's client reported again
+    rev: int = 1  # the entry's REPORT_REV (older entries have none: 1)
 
 
 class StateStore:
@@ -1803,12 +1811,17 @@ class StateStore:
                 self._index_eval(other)
             blocked = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, status="blocked",
                                          previous=ev["ID"])
+            if rev >= 7:
+                # Nomad's CreateBlockedEval keeps the failed placements, and the scheduler says why it
+                # exists (DescBlockedEvalFailedPlacements): "nomad eval status" of it shows what waits.
+                self.tables["evals"][blocked[0]].update(StatusDescription=BLOCKED_EVAL_DESCRIPTION,
+                                                        FailedTGAllocs=dict(plan["Failed"]))
             ev["BlockedEval"] = blocked[0]
             follow += blocked
         if rev >= 2:
             self._cancel_superseded(plan["JobID"], index, now)
         self._touch("evals", index)
-        self._job_status(plan["JobID"], index)
+        self._job_status(plan["JobID"], index, nomad=rev >= 7)
         deployments.after_plan(self, index, plan["JobID"], now)
         return {"ok": True, "index": index, "placed": placed, "refused": refused, "evals": follow}
 
@@ -1955,7 +1968,13 @@ class StateStore:
             return job
         return None
 
-    def _job_status(self, job_id: str, index: int) -> None:
+    def _job_status(self, job_id: str, index: int, *, nomad: bool = True) -> None:
+        """The job's status.  *nomad* (entries of plan Rev 7, report rev 2 and later) is Nomad's
+        getJobStatus: a system, periodic or parameterized job runs until stopped; any other runs while
+        its deployment is active or an allocation lives, is pending while an evaluation waits (or is
+        blocked), and is dead once all are over -- a service job whose allocations all failed, their
+        reschedules used up, is dead.  Older entries apply as they did (a service job was never dead
+        until stopped, a system job with no allocation pending)."""
         job = self.tables["jobs"].get(job_id)
         if job is None:
             return
@@ -1965,20 +1984,36 @@ class StateStore:
         running = bool(self.live_job_allocs(job_id))
         t = self.tables["allocs"]
         has_allocs = running or any(i in t for i in self.allocs_by_job.get(job_id, ()))
-        # A batch or sysbatch job is dead once every allocation it placed finished (Nomad's getJobStatus);
-        # a sysbatch job whose placement on some node waits for room (a blocked evaluation) is pending.
-        finished = bool(job.get("Stop") or (job["Type"] == "batch" and has_allocs) or (
-            job["Type"] == "sysbatch" and has_allocs and not self.blocked_by_job.get(job_id)))
-        status = "running" if running else ("dead" if finished else "pending")
-        if job.get("ParameterizedJob") or job.get("Periodic"):
-            status = "dead" if job.get("Stop") else "running"  # a parent runs nothing itself
+        if nomad:
+            status = self._nomad_job_status(job, running, has_allocs)
+        else:
+            # A batch or sysbatch job is dead once every allocation it placed finished; a sysbatch job
+            # whose placement on some node waits for room (a blocked evaluation) is pending.
+            finished = bool(job.get("Stop") or (job["Type"] == "batch" and has_allocs) or (
+                job["Type"] == "sysbatch" and has_allocs and not self.blocked_by_job.get(job_id)))
+            status = "running" if running else ("dead" if finished else "pending")
+            if job.get("ParameterizedJob") or job.get("Periodic"):
+                status = "dead" if job.get("Stop") else "running"  # a parent runs nothing itself
         if job.get("Status") != status:
             self.tables["jobs"][job_id] = {**job, "Status": status, "ModifyIndex": index}
             self._touch("jobs", index)
 
+    def _nomad_job_status(self, job: dict[str, Any], running: bool, has_allocs: bool) -> str:
+        """Nomad's getJobStatus, in its order (see _job_status)."""
+        if job["Type"] == "system" or job.get("ParameterizedJob") or job.get("Periodic"):
+            return "dead" if job.get("Stop") else "running"
+        dep = deployments.latest(self, job["ID"])
+        if running or (dep is not None and dep["Status"] in deployments.ACTIVE):
+            return "running"
+        if self.pending_by_job.get(job["ID"]) or self.blocked_by_job.get(job["ID"]):
+            return "pending"
+        # Every evaluation is over: dead once it placed something (or was stopped); a job that never
+        # placed anything and has nothing waiting stays pending (Nomad: no evaluation yet).
+        return "dead" if job.get("Stop") or has_allocs else "pending"
+
     def _alloc_client_update(self, index: int, cmd: dict[str, Any]) -> Any:
         """A client reports its allocations' states (Node.UpdateAlloc)."""
-        now, acc = float(cmd["now"]), _ClientReports()
+        now, acc = float(cmd["now"]), _ClientReports(rev=int(cmd.get("rev", 1)))
         error = self._client_report(index, cmd.get("node_id"), cmd.get("secret_id"), cmd["allocs"], now, acc)
         if error:
             return {"ok": False, "error": error}
@@ -1992,7 +2027,7 @@ class StateStore:
         made once for the whole batch.  ``errors`` holds one entry a report,
         in order: "" when it was applied.
         """
-        now, acc = float(cmd["now"]), _ClientReports()
+        now, acc = float(cmd["now"]), _ClientReports(rev=int(cmd.get("rev", 1)))
         reports = cmd["reports"]
         if not isinstance(reports, list) or not all(
                 isinstance(r, dict) and isinstance(r.get("allocs"), list) for r in reports):
@@ -2063,7 +2098,7 @@ class StateStore:
             services.alloc_written(self, index, rec, a)
             if newly_healthy is not None and dep_id:
                 deployments.health_update(self, index, rec, newly_healthy, now, acc.watcher_jobs,
-                                          acc.dep_failures)
+                                          acc.dep_failures, fail_early=acc.rev >= 2)
             acc.updated.append(rec["ID"])
             if live(rec) != live(a):
                 # Only a change of liveness can change the job's status or its node's usage (a report
@@ -2105,7 +2140,7 @@ class StateStore:
         watcher_jobs -= {self.tables[deployments.TABLE][d]["JobID"] for d, _ in acc.dep_failures}
         evals += self._create_evals(index, sorted(watcher_jobs), "deployment-watcher", now)
         for job_id in sorted(acc.jobs_touched):
-            self._job_status(job_id, index)
+            self._job_status(job_id, index, nomad=acc.rev >= 2)
         return {"ok": True, "index": index, "updated": acc.updated, "evals": evals}
 
     def _eval_update(self, index: int, cmd: dict[str, Any]) -> Any:
