@@ -2040,15 +2040,19 @@ def test_with_a_progress_deadline_an_unhealthy_allocation_is_rescheduled_within_
     assert [a["PreviousAllocation"] for a in c.running("web") if a["JobVersion"] == 1] == [again["ID"]]
 
 
+def _reschedule_at_most(attempts: int) -> dict[str, Any]:
+    """A group's fields: a reschedule policy of *attempts* an hour, each after a constant 5 s."""
+    return {"ReschedulePolicy": {"Attempts": attempts, "Interval": 3600 * SEC, "Delay": 5 * SEC,
+                                 "DelayFunction": "constant", "MaxDelay": 0, "Unlimited": False}}
+
+
 def test_an_unhealthy_allocation_out_of_reschedule_attempts_fails_the_deployment_at_once() -> None:
     """Nomad's shouldFailEarly: with a progress deadline an unhealthy allocation is rescheduled within the
     deployment while its policy allows; one that has used its attempts fails the deployment now
     ("Failed due to unhealthy allocations"), not at the progress deadline 10 minutes on."""
     c = Cluster()
     c.node(0, cpu=8000)
-    c.register(**service(count=1, Update={"ProgressDeadline": 600 * SEC}, group={"ReschedulePolicy": {
-        "Attempts": 1, "Interval": 3600 * SEC, "Delay": 5 * SEC, "DelayFunction": "constant",
-        "MaxDelay": 0, "Unlimited": False}}))
+    c.register(**service(count=1, Update={"ProgressDeadline": 600 * SEC}, group=_reschedule_at_most(1)))
     _run_due(c)
     (first,) = c.running("web")
     _fail(c, first["ID"])
@@ -2068,9 +2072,7 @@ def test_job_status_follows_nomads_get_job_status() -> None:
     reschedule left is dead, not pending forever; a system job runs until stopped."""
     c = Cluster()
     c.node(0, cpu=8000)
-    c.register(**service(count=1, group={"ReschedulePolicy": {
-        "Attempts": 0, "Interval": 3600 * SEC, "Delay": 5 * SEC, "DelayFunction": "constant",
-        "MaxDelay": 0, "Unlimited": False}}))
+    c.register(**service(count=1, group=_reschedule_at_most(0)))
     assert c.state.tables["jobs"]["web"]["Status"] == "pending"
     _run_due(c)
     assert c.state.tables["jobs"]["web"]["Status"] == "running"
@@ -2092,9 +2094,7 @@ def test_client_reports_and_plans_written_before_nomads_job_status_apply_as_they
     allocation out of reschedule attempts running, and the job's status as it was computed then."""
     c = Cluster()
     c.node(0, cpu=8000)
-    c.register(**service(count=1, Update={"ProgressDeadline": 600 * SEC}, group={"ReschedulePolicy": {
-        "Attempts": 0, "Interval": 3600 * SEC, "Delay": 5 * SEC, "DelayFunction": "constant",
-        "MaxDelay": 0, "Unlimited": False}}))
+    c.register(**service(count=1, Update={"ProgressDeadline": 600 * SEC}, group=_reschedule_at_most(0)))
     _run_due(c)
     (a,) = c.running("web")
     c.apply("alloc_client_update", allocs=[{"ID": a["ID"], "ClientStatus": "failed",

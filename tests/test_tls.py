@@ -319,20 +319,30 @@ def test_cli_insecure_and_nomad_skip_verify_as_nomads_meta_reads_them(monkeypatc
 # ---------------------------------------------------------------- HTTPS
 
 
-def test_https_handshakes_hold_a_per_ip_slot_and_are_dropped_at_their_timeout(pki):
-    import http.client
-    import socket
-
-    from actors.http_limits import HTTP_LIMIT_STATS, LimitedWSGIServer
+def _https_ok_server(pki: Path, max_conns_per_client: int,
+                     handshake_timeout_s: float) -> tuple[object, TlsEdge]:
+    """A started HTTPS server (this PKI's server certificate) answering 200 "ok", and its TLS edge."""
+    from actors.http_limits import LimitedWSGIServer
 
     def app(environ: dict, start: Callable) -> list[bytes]:
         start("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
     edge = TlsEdge(settings(pki, rpc=False, http=True))
-    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None, max_conns_per_client=2)
-    server.handle_admitted = edge.https_handler(server.handle_admitted, 0.5)  # type: ignore[method-assign]
+    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None, max_conns_per_client=max_conns_per_client)
+    server.handle_admitted = edge.https_handler(  # type: ignore[method-assign]
+        server.handle_admitted, handshake_timeout_s)
     server.start()
+    return server, edge
+
+
+def test_https_handshakes_hold_a_per_ip_slot_and_are_dropped_at_their_timeout(pki):
+    import http.client
+    import socket
+
+    from actors.http_limits import HTTP_LIMIT_STATS
+
+    server, edge = _https_ok_server(pki, 2, 0.5)
     ctx = ssl.create_default_context(cafile=str(pki / "nomad-agent-ca.pem"))
 
     def get() -> int:
@@ -367,16 +377,7 @@ def test_plain_http_to_the_https_api_is_answered_400_as_gos_http_server_does(pki
     sent an HTTP request to an HTTPS server.)', not a reset connection."""
     import socket
 
-    from actors.http_limits import LimitedWSGIServer
-
-    def app(environ: dict, start: Callable) -> list[bytes]:
-        start("200 OK", [("Content-Type", "text/plain")])
-        return [b"ok"]
-
-    edge = TlsEdge(settings(pki, rpc=False, http=True))
-    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None, max_conns_per_client=4)
-    server.handle_admitted = edge.https_handler(server.handle_admitted, 2)  # type: ignore[method-assign]
-    server.start()
+    server, _ = _https_ok_server(pki, 4, 2)
     try:
         for first in (b"GET /v1/nodes HTTP/1.1\r\nHost: x\r\n\r\n", b"PUT /v1/jobs HTTP/1.1\r\n\r\n",
                       b"POST /v1/jobs HTTP/1.1\r\n\r\n", b"HEAD / HTTP/1.1\r\n\r\n",
