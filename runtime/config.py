@@ -1499,7 +1499,7 @@ def _diff(old: Any, new: Any, prefix: str, out: list[str]) -> None:
 
 
 _GO_WORDS = {"http": "HTTP", "https": "HTTPS", "rpc": "RPC", "ttl": "TTL", "gc": "GC", "cpu": "CPU",
-             "uuid": "UUID", "ca": "CA"}
+             "uuid": "UUID", "ca": "CA", "tls": "TLS"}
 _GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_interrupt": "LeaveOnInt",
              "leave_on_terminate": "LeaveOnTerm", "encrypt": "EncryptKey",
              "advertise": "AdvertiseAddrs", "memory": "MemoryMB", "disk": "DiskMB",
@@ -1511,8 +1511,14 @@ _GO_NAMES = {"name": "NodeName", "acl": "ACL", "tls": "TLSConfig", "leave_on_int
              "host_network": "HostNetworks"}
 
 
-def _go_name(key: str) -> str:
-    return _GO_NAMES.get(key) or "".join(_GO_WORDS.get(w, w.capitalize()) for w in key.split("_"))
+# Field names that depend on the block: Nomad's TLSConfig names its on/off switches EnableHTTP and
+# EnableRPC, where its Ports and Addresses have HTTP and RPC.
+_GO_FIELD_NAMES = {("Tls", "http"): "EnableHTTP", ("Tls", "rpc"): "EnableRPC"}
+
+
+def _go_name(key: str, block: str = "") -> str:
+    return _GO_FIELD_NAMES.get((block, key)) or _GO_NAMES.get(key) or "".join(
+        _GO_WORDS.get(w, w.capitalize()) for w in key.split("_"))
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -1544,5 +1550,5 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         elif kind == "host_networks":  # Nomad's HostNetworks: [{Name, CIDR, Interface, ReservedPorts}]
             value = [{"Name": n, "CIDR": c, "Interface": i, "ReservedPorts": r}
                      for n, c, i, r in value] or None
-        out[_go_name(key)] = value
+        out[_go_name(key, type(cfg).__name__)] = value
     return out
