@@ -420,7 +420,8 @@ def test_to_dict_redacts_the_gossip_key_and_uses_go_names(tmp_path):
     assert to_dict(Config())["Server"]["EncryptKey"] == ""
     # Nomad's TLSConfig (nomad/structs/config/tls.go): its switches are EnableHTTP and EnableRPC.
     tls = {k: d["TLSConfig"][k] for k in ("EnableHTTP", "EnableRPC", "TLSMinVersion", "VerifyHTTPSClient")}
-    assert tls == {"EnableHTTP": False, "EnableRPC": False, "TLSMinVersion": "tls12", "VerifyHTTPSClient": False}
+    assert tls == {"EnableHTTP": False, "EnableRPC": False, "TLSMinVersion": "tls12",
+                   "VerifyHTTPSClient": False}
 
 
 def test_graceful_timeout_adds_the_drain_deadline_on_a_client(tmp_path):
