@@ -88,7 +88,7 @@ from actors.acl import Need
 from actors.agent_messages import GetSelf
 from actors.client.alloc_runner import ExecTarget, GetExecTarget
 from actors.client.drivers import DriverError, resolve_user
-from actors.http_api import Api, CodedError, Request, Response, Upgraded
+from actors.http_api import Api, CodedError, Request, Response, Upgraded, parse_go_bool
 from actors.http_limits import TAKE_OVER
 from runtime.websocket import (
     CLOSE_INTERNAL_ERROR,
@@ -146,15 +146,6 @@ def _query(req: Request, name: str) -> str:
     return (req.query.get(name) or [""])[0]
 
 
-def _parse_bool(raw: str) -> bool | None:
-    """Go's strconv.ParseBool; None: not a boolean."""
-    if raw in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if raw in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    return None
-
-
 def alloc_exec(req: Request, api: Api, alloc_id: str) -> Any:
     """The exec endpoint (routed from actors.http_client_alloc)."""
     if req.method != "GET":
@@ -171,7 +162,7 @@ def alloc_exec(req: Request, api: Api, alloc_id: str) -> Any:
     tty = False
     if _query(req, "tty"):
         raw = _query(req, "tty")
-        parsed = _parse_bool(raw)
+        parsed = parse_go_bool(raw)
         if parsed is None:
             raise CodedError(500, f'tty value is not a boolean: strconv.ParseBool: parsing "{raw}": '
                                   "invalid syntax")
@@ -241,7 +232,7 @@ def _handshake(ws: WsConn, environ: dict[str, Any], flag: str) -> None:
     WebSocket) the first message is ``{"version": 1, "auth_token": "<secret>"}``, the request's token."""
     if not flag:
         return
-    wanted = _parse_bool(flag)
+    wanted = parse_go_bool(flag)
     if wanted is None:
         raise ExecError(400, f'ws_handshake value is not a boolean: strconv.ParseBool: parsing "{flag}": '
                              "invalid syntax")

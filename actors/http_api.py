@@ -627,9 +627,13 @@ def _gossip(api: Api) -> Any:
     return ref
 
 
-# Go's strconv.ParseBool, as Nomad's parseBool reads a query flag.
-GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
-GO_BOOLS = (*GO_TRUE, "0", "f", "F", "FALSE", "false", "False")
+def parse_go_bool(raw: str) -> bool | None:
+    """Go's strconv.ParseBool (as Nomad's handlers read a boolean value); None: not a boolean."""
+    if raw in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if raw in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    return None
 
 
 def _server_only(api: Api) -> None:
@@ -718,9 +722,9 @@ def agent_force_leave(req: Request, api: Api) -> Any:
     if not node:
         raise CodedError(400, "missing node to force leave")
     flag = (req.query.get("prune") or [""])[0]
-    if flag and flag not in GO_BOOLS:  # Nomad's parseBool: strconv.ParseBool, else this 400
+    prune = parse_go_bool(flag) if flag else False
+    if prune is None:  # Nomad's parseBool: strconv.ParseBool, else this 400
         raise CodedError(400, "invalid prune value")
-    prune = flag in GO_TRUE
     try:
         _await(api, ForceLeave, name=node, prune=prune)
     except CodedError:

@@ -28,6 +28,7 @@ from actors.http_api import (
     Api,
     CodedError,
     Request,
+    parse_go_bool,
     propose,
     require,
     route,
@@ -42,8 +43,6 @@ FULL_UNSUPPORTED = ("full rotation is not supported by this agent: it re-encrypt
                     "key, and variables here are not encrypted with the root keyring; rotate without -full")
 PREPUBLISH_UNSUPPORTED = ("prepublished root keys are not supported by this agent: rotate with -now "
                           "(no publish_time); the new key is in the JWKS as soon as it signs")
-# Go's strconv.ParseBool.
-_TRUE, _FALSE = ("1", "t", "T", "TRUE", "true", "True"), ("0", "f", "F", "FALSE", "false", "False")
 
 
 def _management(req: Request, api: Api) -> None:
@@ -76,11 +75,11 @@ def root_keyring(req: Request, api: Api) -> Any:
     if path.startswith("key"):
         key_id = req.path[len(PREFIX + "key/"):] if path.startswith("key/") else ""
         force_raw = req.query.get("force")
-        force = False
+        force: bool | None = False
         if force_raw is not None:
-            if force_raw[0] not in _TRUE + _FALSE:
+            force = parse_go_bool(force_raw[0])
+            if force is None:
                 raise CodedError(422, "invalid force parameter")
-            force = force_raw[0] in _TRUE
         require(req, "DELETE")
         _management(req, api)
         if not key_id:
