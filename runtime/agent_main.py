@@ -683,6 +683,7 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         # A client-only agent listens on its RPC port too: servers answer
         # registrations and heartbeats to it there.
         rpc = TcpTransport(addrs.rpc_bind, node.deliver_envelope, config=rpc_transport_config(cfg), tls=tls)
+        rpc.on_peer_lost = node.peer_lost
         try:
             rpc.start()
         except OSError as e:
@@ -707,6 +708,7 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
             raise
     transport = TcpTransport(addrs.rpc_bind, node.deliver_envelope, config=rpc_transport_config(cfg),
                              tls=tls)
+    transport.on_peer_lost = node.peer_lost
     try:
         transport.start()
     except OSError as e:

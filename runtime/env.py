@@ -66,3 +66,13 @@ class Env(abc.ABC):
 
     def report_failure(self, actor: str, error: str) -> None:  # noqa: B027
         """An actor of this node died; the runtime tells the supervisor."""
+
+    def watch_peer(self, node: str, actor: str) -> None:  # noqa: B027
+        """Tell local actor *actor* a ``PeerLost`` each time the connection to *node* is lost.
+
+        Until ``unwatch_peer``; watching twice is watching once.  A runtime
+        without connections (a test's fake) never tells anything.
+        """
+
+    def unwatch_peer(self, node: str, actor: str) -> None:  # noqa: B027
+        """Stop telling *actor* of lost connections to *node*."""

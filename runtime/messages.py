@@ -59,3 +59,19 @@ class Pong(Message):
     seq: int
     src: str
     body: bytes = b""
+
+
+@message(6)
+@msg
+class PeerLost(Message):
+    """The connection to *node* was lost: the peer closed it, reset it, or refused a new one.
+
+    The runtime tells it to every local actor that watches *node*
+    (``Env.watch_peer``), so requests outstanding there fail now instead of
+    when their timers run out: a process that dies or restarts closes its
+    connections at once.  A partition or a machine that vanished gives no
+    notice, so timers still bound every request.  Local only: never sent.
+    """
+
+    node: str
+    reason: str

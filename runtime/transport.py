@@ -189,6 +189,9 @@ class PeerLink:
         # True only while the sender greenlet waits for a frame with nothing
         # queued and nothing half-written: then send_now may use the socket.
         self._idle = False
+        # Reads the connected socket, on which the peer never writes, to learn at once that the
+        # peer closed or reset it (its process died or restarted): see _watch_close.
+        self._watcher: gevent.Greenlet | None = None
         self._greenlet = gevent.spawn(self._run)
 
     def in_backoff(self) -> bool:
@@ -197,6 +200,8 @@ class PeerLink:
     def stop(self) -> None:
         self._greenlet.kill(block=True, timeout=1)
         self._close()
+        if self._watcher is not None:
+            self._watcher.kill(block=False)
 
     def send_now(self, frame: bytes) -> bool:
         """Write *frame* on the socket from the caller, without a greenlet switch.
@@ -230,6 +235,7 @@ class PeerLink:
             batch = self._next_batch()
             if self._sock is not None and self._peer_closed(self._sock):
                 self._close()  # peer restarted while we were idle: reconnect, don't write into it
+                self._t._lost(self.node, "connection closed by the peer")
             sock = self._sock or self._connect()
             if sock is None:
                 self._fail(batch, "connect failed")
@@ -276,7 +282,27 @@ class PeerLink:
         self._sock = sock
         self._t._stats["connects"] += 1
         self._t._stats["reconnects"] += int(tried)
+        if self._t.tls is None:  # a TLS link learns of a close at its next write (no second reader on SSL)
+            self._watcher = gevent.spawn(self._watch_close, sock)
         return sock
+
+    def _watch_close(self, sock: gevent.socket.socket) -> None:
+        """Wait for the peer to close *sock* (EOF or a reset), then drop it and report the loss.
+
+        The peer never writes on our outbound connection, so this read
+        returns only when the connection ends: the peer's process exited or
+        restarted, and the kernel closed its end.  Frames written before
+        then may or may not have been read.  A socket we closed ourselves
+        (``_close``) ends this read silently.
+        """
+        try:
+            why = "connection closed by the peer" if not sock.recv(_READ_CHUNK) else "peer wrote on our link"
+        except OSError as exc:
+            why = f"connection lost: {exc}"
+        if self._sock is not sock:
+            return  # closed by us, or already replaced
+        self._close()
+        self._t._lost(self.node, why)
 
     @staticmethod
     def _peer_closed(sock: gevent.socket.socket) -> bool:
@@ -300,12 +326,13 @@ class PeerLink:
         delay = base * (0.5 + 0.5 * self._t._rng.random())  # "equal jitter": spread, never zero
         self.backoff_until = time.monotonic() + delay
         log.info("peer %s: %s; dropped %d frames, backing off %.3fs", self.node, why, lost, delay)
+        self._t._lost(self.node, why)
         gevent.sleep(delay)
 
     def _close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        sock, self._sock = self._sock, None  # first: the close watcher must see it was us
+        if sock is not None:
+            sock.close()
 
 
 # Largest frame a TLS link writes from send() itself: well under the first
@@ -374,6 +401,9 @@ class TcpTransport:
         self._handlers = gevent.pool.Pool()
         self._server: StreamServer | None = None
         self._stopped = False
+        # Called (node, reason) when the connection to a peer is lost or refused; the agent tells the
+        # actors watching that peer (ProdNode.peer_lost).  None: nobody is told.
+        self.on_peer_lost: Callable[[str, str], None] | None = None
         self._stats = _new_stats(
             "sent",
             "received",
@@ -388,6 +418,7 @@ class TcpTransport:
             "refused_conn_limit",
             "handshake_timeouts",
             "tls_refused",
+            "peer_lost",
         )
 
     def start(self) -> None:
@@ -430,7 +461,10 @@ class TcpTransport:
             except ValueError as exc:
                 log.warning("not sending to %r: %s", node, exc)
                 return self._drop("dropped_unreachable")
-        if self._stopped or link.in_backoff():
+        if self._stopped:
+            return self._drop("dropped_unreachable")
+        if link.in_backoff():
+            self._lost(node, "peer unreachable (reconnecting)")
             return self._drop("dropped_unreachable")
         if link.queue.full():
             return self._drop("dropped_queue_full")
@@ -476,6 +510,16 @@ class TcpTransport:
     def _drop(self, counter: str) -> bool:
         self._stats[counter] += 1
         return False
+
+    def _lost(self, node: str, why: str) -> None:
+        """Report that frames to *node* are lost, or may be: its connection ended or cannot be made."""
+        if self.on_peer_lost is None or self._stopped:
+            return
+        self._stats["peer_lost"] += 1
+        try:
+            self.on_peer_lost(node, why)
+        except Exception:  # a watcher's bug must not stop the link's greenlet
+            log.exception("peer-lost callback for %s failed", node)
 
     def _serve(self, sock: gevent.socket.socket, addr: tuple[str, int]) -> None:
         """Read one inbound connection until EOF, the first bad frame, or a missed handshake deadline."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from actors.client.messages import NodeUpdateResponse, UpdateNodeStatus
 from actors.raft.messages import AppendResp
 from runtime import wire
-from runtime.messages import Envelope
+from runtime.messages import Envelope, PeerLost
 from sim.runtime import push_event
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class SimNetwork:
         # delivery by it and runs its common case inline.
         self.deliver_fn = self._deliver
         self.stats = {"sent": 0, "delivered": 0, "lost": 0, "cut": 0, "duplicated": 0,
-                      "undeliverable": 0, "bad": 0, "bytes": 0}
+                      "undeliverable": 0, "bad": 0, "bytes": 0, "peer_lost": 0}
         # No link is cut, held or overridden, the defaults lose and duplicate
         # nothing, and transmit is this class's: a send takes transmit's inlined
         # path (SimEnv.send).  Kept by the fault verbs.
@@ -148,6 +148,41 @@ class SimNetwork:
         self._faults_changed()
         for data in held:
             self._schedule(src, dst, data, self._faults(src, dst))
+
+    # ------------------------------------------------------------ lost connections
+    # A process that dies closes its connections: its host's kernel sends a
+    # FIN to each peer, and answers a later frame with a reset.  The actors
+    # watching that node (Env.watch_peer) are told, one link latency later,
+    # as production's transport tells them.  A cut link carries neither.
+
+    def node_crashed(self, name: str) -> None:
+        """*name* crashed: the nodes watching it learn that its connections closed."""
+        cut = self._cut
+        for node in self.sched.nodes.values():
+            if node.up and name in node.env.peer_watchers and (name, node.name) not in cut:
+                self._notify_lost(node, name, "connection closed by the peer")
+
+    def _refused(self, src: str, dst: str) -> None:
+        """A frame from *src* found *dst* down: the reset tells *src*'s watchers."""
+        node = self.sched.nodes.get(src)
+        if node is not None and node.up and dst in node.env.peer_watchers and (dst, src) not in self._cut:
+            self._notify_lost(node, dst, "connection refused")
+
+    def _notify_lost(self, node: Any, peer: str, reason: str) -> None:
+        self.sched.at_call(self.sched.now + self.defaults.latency_max_s, self._tell_lost,
+                           (node.name, node.incarnation, peer, reason))
+
+    def _tell_lost(self, at: str, incarnation: int, peer: str, reason: str) -> None:
+        node = self.sched.nodes.get(at)
+        if node is None or not node.up or node.incarnation != incarnation:
+            return
+        watchers = node.env.peer_watchers.get(peer)
+        if not watchers:
+            return
+        self.stats["peer_lost"] += 1
+        msg = PeerLost(node=peer, reason=reason)
+        for actor in list(watchers):
+            node.deliver_local(actor, msg)
 
     # ------------------------------------------------------------ traffic
     def _faults(self, src: str, dst: str) -> LinkFaults:
@@ -222,6 +257,7 @@ class SimNetwork:
         node = self.sched.nodes.get(dst)
         if node is None or not node.up:
             self.stats["undeliverable"] += 1
+            self._refused(src, dst)
             return
         if hit is not None:
             self.stats["delivered"] += 1

@@ -376,3 +376,48 @@ def test_one_payload_to_several_peers_is_encoded_once(make_tcp: MakeTcp, monkeyp
     wait_until(lambda: len(inbox_b) == 5 and len(inbox_c) == 3, what="every copy")
     assert [e.dst_actor for e in inbox_b] == ["echo"] * 3 + ["other", "echo"]
     assert all(e.payload == env.payload for e in inbox_b + inbox_c)
+
+
+# ------------------------------------------------------------------- lost peers (PeerLost)
+
+def test_a_peer_that_closes_our_idle_link_is_reported_at_once_without_a_send(make_tcp: MakeTcp) -> None:
+    inbox: list[Envelope] = []
+    b = make_tcp(inbox.append)
+    addr = b.address
+    a = make_tcp(lambda env: None)
+    lost: list[tuple[str, str]] = []
+    a.on_peer_lost = lambda node, why: lost.append((node, why))
+    a.send(addr, ping(a.address, 0))
+    wait_until(lambda: len(inbox) == 1, what="first ping")
+    assert lost == []
+    b.stop()  # the peer's process ends: its kernel closes our connection
+    wait_until(lambda: bool(lost), what="the closed connection reported")
+    assert lost == [(addr, "connection closed by the peer")] and a.stats["peer_lost"] == 1
+    make_tcp(inbox.append, bind=addr)  # the peer restarts: the next send reconnects, nothing lost
+    assert a.send(addr, ping(a.address, 1))
+    wait_until(lambda: len(inbox) == 2, what="ping to the restarted peer")
+    assert a.stats["reconnects"] == 1 and len(lost) == 1
+
+
+def test_a_refused_connect_and_sends_while_backing_off_are_reported(make_tcp: MakeTcp) -> None:
+    target = f"127.0.0.1:{free_port()}"
+    a = make_tcp(lambda env: None, backoff_min_s=30.0, backoff_max_s=30.0)
+    lost: list[tuple[str, str]] = []
+    a.on_peer_lost = lambda node, why: lost.append((node, why))
+    assert a.send(target, ping(a.address, 0))
+    wait_until(lambda: bool(lost), what="the refused connect reported")
+    assert lost == [(target, "connect failed")]
+    assert not a.send(target, ping(a.address, 1))  # dropped while backing off: the sender is told too
+    assert lost[-1] == (target, "peer unreachable (reconnecting)")
+
+
+def test_closing_our_own_links_reports_nothing(make_tcp: MakeTcp) -> None:
+    b = make_tcp(lambda env: None)
+    a = make_tcp(lambda env: None)
+    lost: list[tuple[str, str]] = []
+    a.on_peer_lost = lambda node, why: lost.append((node, why))
+    a.send(b.address, ping(a.address, 0))
+    wait_until(lambda: a.stats["connects"] == 1, what="the connect")
+    a.stop()
+    gevent.sleep(0)  # let a close watcher run, if one were to report
+    assert lost == []

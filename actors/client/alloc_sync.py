@@ -41,6 +41,7 @@ from actors.server.alloc_endpoint import ALLOC_ENDPOINT
 from actors.server.heartbeat import random_stagger
 from runtime.actor import NodeActor
 from runtime.env import Env
+from runtime.messages import PeerLost
 
 log = logging.getLogger("nomad.client")
 
@@ -59,12 +60,12 @@ class NodeRegistered:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AllocSyncConfig:
     # How long one GetClientAllocs may block on the server.  Nomad's clients
-    # ask for 5 minutes, but learn at once that a server died or restarted
-    # (their RPC connection resets) and ask again after 30 s; nothing tells
-    # this client that its parked query was forgotten, so it notices only
-    # after wait_s + rpc_margin_s.  A minute bounds how long new work sits
-    # pending after a server restart, at the cost of an idle round trip per
-    # client per minute.
+    # ask for 5 minutes, and learn at once that a server died or restarted
+    # (their RPC connection resets); so does this one (the runtime's
+    # PeerLost), but a server cut off by a partition, or a machine that
+    # vanished, gives no notice: then the query is noticed lost only after
+    # wait_s + rpc_margin_s.  A minute bounds how long new work sits pending
+    # then, at the cost of an idle round trip per client per minute.
     wait_s: float = 60.0
     # An answer later than wait + this counts as a failed server.
     rpc_margin_s: float = 10.0
@@ -166,6 +167,8 @@ class AllocSync(NodeActor):
         self.local: dict[str, str] = {}  # alloc ID -> the client status last reported by the runner
         self._req = 0
         self._watch_req = 0  # req id of the query in flight (0: none)
+        self._watch_server = ""  # where it went
+        self._write_server = ""  # where the update in flight (_write_req) went
         self._pending: dict[str, dict[str, Any]] = {}  # alloc ID -> update not yet written
         self._writing: dict[str, dict[str, Any]] = {}
         # alloc ID -> the last terminal update the servers took (kept while they list the allocation)
@@ -217,6 +220,8 @@ class AllocSync(NodeActor):
                 self.set_timer("sync", self.cfg.sync_interval_s)
         elif isinstance(message, WriteResponse):
             self._written(message)
+        elif isinstance(message, PeerLost):
+            self._peer_lost(message)
         elif isinstance(message, Leave):
             self._start_leave(message)
         elif message == "status":
@@ -244,13 +249,33 @@ class AllocSync(NodeActor):
         if len(self.servers) > 1:
             self.servers.append(self.servers.pop(0))
 
+    def _peer_lost(self, m: PeerLost) -> None:
+        """The connection to a server ended: what is outstanding there fails now, not at its timer.
+
+        Nomad's client sees its RPC connection reset and retries at once on
+        another server; the query or write goes again the same way as after a
+        failed answer (the next server, after retry_s).
+        """
+        if self._write_req and m.node == self._write_server:
+            self._write_failed(f"connection to {m.node} lost: {m.reason}")  # (moves on to the next server)
+        if self._watch_req and m.node == self._watch_server:
+            self._watch_req = 0
+            self.cancel_timer("watch_timeout")
+            self.stats["query_failures"] += 1
+            log.debug("%s: allocation query to %s lost: %s", self.env.node, m.node, m.reason)
+            if self.servers and self.servers[0] == m.node:
+                self._rotate()
+            self.set_timer("watch_retry", self.cfg.retry_s + random_stagger(self.env.rng, self.cfg.retry_s))
+
     def _query(self) -> None:
         if not self.node_id or not self.servers:
             return
         self._req += 1
         self._watch_req = self._req
         self.stats["queries"] += 1
-        self.send(self.servers[0], self.endpoint, GetClientAllocs(
+        self._watch_server = server = self.servers[0]
+        self.env.watch_peer(server, self.name)
+        self.send(server, self.endpoint, GetClientAllocs(
             req_id=self._req, reply_node=self.env.node, reply_actor=self.name, node_id=self.node_id,
             secret_id=self.secret_id, min_index=self.index, wait_s=self.cfg.wait_s))
         self.set_timer("watch_timeout", self.cfg.wait_s + self.cfg.rpc_margin_s)
@@ -344,7 +369,9 @@ class AllocSync(NodeActor):
         self._write_req = self._req
         self.stats["writes"] += 1
         data = msgpack.packb(list(self._writing.values()), use_bin_type=True)
-        self.send(self.servers[0], self.endpoint, UpdateAllocs(
+        self._write_server = server = self.servers[0]
+        self.env.watch_peer(server, self.name)
+        self.send(server, self.endpoint, UpdateAllocs(
             req_id=self._req, reply_node=self.env.node, reply_actor=self.name, node_id=self.node_id,
             secret_id=self.secret_id, updates=data))
         self.set_timer("write_timeout", self.cfg.rpc_margin_s)

@@ -33,8 +33,9 @@ ERR_NOT_LEADER = "not leader"  # a forwarded request met a non-leader: retryable
 ERR_NODE_NOT_FOUND = "node not found"  # the client re-registers
 ERR_SECRET_MISMATCH = "node secret ID does not match"
 ERR_TIMEOUT = "timed out waiting for the leader"  # forward expired: retryable
+ERR_CONN_LOST = "connection lost"  # the server's process closed our connection (PeerLost): retryable
 RETRYABLE_ERRORS = (ERR_NO_LEADER, ERR_NOT_LEADER, ERR_TIMEOUT, "leadership lost", "rpc timeout",
-                    "failed to reset heartbeat since server is not leader")
+                    ERR_CONN_LOST, "failed to reset heartbeat since server is not leader")
 
 
 def is_retryable(error: str) -> bool:

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from actors.client.fingerprint import Fingerprint, FingerprintChanged, SubscribeFingerprint
 from actors.client.messages import (
+    ERR_CONN_LOST,
     ERR_NO_LEADER,
     ERR_NODE_NOT_FOUND,
     INITIALIZING,
@@ -62,6 +63,7 @@ from actors.server.heartbeat import random_stagger
 from runtime.actor import NodeActor
 from runtime.config import Config
 from runtime.env import Env
+from runtime.messages import PeerLost
 from runtime.wire import builder
 
 log = logging.getLogger("nomad.client")
@@ -351,7 +353,9 @@ class ClientNode(NodeActor):
         # ``self.servers`` is the same object.
         self._sorted_servers: tuple[str, ...] = ()
         self._sorted_of: list[str] | None = None
-        self.stats = {"registrations": 0, "heartbeats": 0, "failures": 0, "timeouts": 0, "failovers": 0}
+        self.stats = {"registrations": 0, "heartbeats": 0, "failures": 0, "timeouts": 0, "failovers": 0,
+                      "connections_lost": 0}
+        self._watched: set[str] = set()  # servers whose lost connections we are told of (Env.watch_peer)
 
     def on_start(self) -> None:
         saved = self.identity.load()
@@ -387,6 +391,12 @@ class ClientNode(NodeActor):
             return meta_response(self.static_meta, self.dynamic_meta)
         elif isinstance(message, ApplyNodeMeta):
             return self._apply_meta(dict(message.changes))
+        elif isinstance(message, PeerLost):
+            rpc = self._rpc
+            # An attempt in flight on that server fails now, as Nomad's does when its connection resets.
+            if rpc is not None and rpc.server == message.node and "rpc" in self._timer_handles:
+                self.stats["connections_lost"] += 1
+                self._attempt_failed(f"{ERR_CONN_LOST}: {message.reason}")
         elif isinstance(message, ReplaceServers):
             log.info("%s: servers set by the operator: %s", self.env.node, ", ".join(message.servers))
             self.servers = list(message.servers)
@@ -475,6 +485,9 @@ class ClientNode(NodeActor):
             return
         self._next_req += 1
         rpc.req_id, rpc.server = self._next_req, self.servers[0]
+        if rpc.server not in self._watched:
+            self._watched.add(rpc.server)
+            self.env.watch_peer(rpc.server, self.name)
         rpc.sent_at = self.env.now() if now is None else now
         if rpc.kind == "register":
             rpc.fp, rpc.meta = self.fp, self.meta

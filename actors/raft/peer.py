@@ -51,6 +51,7 @@ from actors.state.store import StateStore, decode_result, encode_result
 from actors.agent_messages import ConfigReloaded, Leave, LeaveDone
 from runtime.actor import NodeActor
 from runtime.env import Env
+from runtime.messages import PeerLost
 
 log = logging.getLogger("nomad.raft")
 
@@ -407,6 +408,10 @@ class RaftPeer(NodeActor):
         # the HTTP edge does (Nomad's canRetry: reads always; its RPC to a dead leader fails at
         # connect).  Writes are not: the old leader may have appended one that a new leader commits.
         self._read_leaders: dict[int, str] = {}
+        # Forwarded requests by req id -> the server they went to, whose lost connection (the
+        # runtime's PeerLost: its process died or restarted) fails them at once (_forwards_lost).
+        self._forward_dest: dict[int, str] = {}
+        self._watched_peers: set[str] = set()
         self._reads: dict[int, tuple[Any, Any, str, str, int]] = {}  # read req id -> (reply, query, origin..)
         self._waiting_apply: list[tuple[int, Any, Any]] = []  # (index, reply, query)
         # Parked blocking queries by id, with their deadlines in a heap (an
@@ -691,6 +696,8 @@ class RaftPeer(NodeActor):
             self._transfer(message)
         elif isinstance(message, ForwardTransfer):
             self._forwarded_transfer(message)
+        elif isinstance(message, PeerLost):
+            self._forwards_lost(message)
         elif isinstance(message, Bootstrap):
             if self.core.last_index or self.core.term:
                 self._answer(message.reply, None, "already bootstrapped")
@@ -1035,8 +1042,8 @@ class RaftPeer(NodeActor):
             self._answer(reply, None, NO_LEADER)
             return
         req_id = self._new_forward("apply", reply, None)
-        self.send(self._route(core.leader), self.name, ForwardApply(req_id=req_id, origin=self.env.node,
-                                                       origin_actor=self.name, data=data))
+        self._send_forward(self._route(core.leader), req_id, ForwardApply(
+            req_id=req_id, origin=self.env.node, origin_actor=self.name, data=data))
 
     def _forwarded_apply(self, m: ForwardApply) -> None:
         key = (m.origin, m.req_id)
@@ -1089,7 +1096,7 @@ class RaftPeer(NodeActor):
                 # An operator's remove-peer asked of a follower: the leader makes it, as Nomad
                 # forwards the Operator.RaftRemovePeerByID RPC to the leader.
                 req_id = self._new_forward("change", m.reply, None)
-                self.send(self._leader_addr(), self.name, ForwardConfigChange(
+                self._send_forward(self._leader_addr(), req_id, ForwardConfigChange(
                     req_id=req_id, origin=self.env.node, origin_actor=self.name, op="remove", node=m.node))
                 return
             self._answer(m.reply, None, "not leader" if self.core.leader else NO_LEADER)
@@ -1288,8 +1295,8 @@ class RaftPeer(NodeActor):
             return
         fid = self._new_forward("read", m.reply, m.query)
         self._read_leaders[fid] = self.core.leader
-        self.send(self._leader_addr(), self.name, ForwardRead(req_id=fid, origin=self.env.node,
-                                                           origin_actor=self.name))
+        self._send_forward(self._leader_addr(), fid, ForwardRead(req_id=fid, origin=self.env.node,
+                                                                 origin_actor=self.name))
 
     def _forwarded_read(self, m: ForwardRead) -> None:
         if self.core.role != LEADER:
@@ -1363,6 +1370,37 @@ class RaftPeer(NodeActor):
                                            self.env.now() + max(wait_s, self.cfg.forward_timeout_s))
         return self._next_req
 
+    def _send_forward(self, dest: str, req_id: int, msg: Any) -> None:
+        self._forward_dest[req_id] = dest
+        if dest not in self._watched_peers:
+            self._watched_peers.add(dest)
+            self.env.watch_peer(dest, self.name)
+        self.send(dest, self.name, msg)
+
+    def _forwards_lost(self, m: PeerLost) -> None:
+        """The connection to *m.node* ended: requests forwarded there get no answer, so fail them now.
+
+        A read is failed as READ_LEADER_LOST, which its caller makes again
+        (Nomad's canRetry: reads always).  A write or a membership change
+        fails with the lost connection named: it may have reached the old
+        leader and be committed by the next, so nobody may make it again
+        blindly (Nomad's RPC answers a write so too, with an EOF).
+        """
+        lost = [r for r, dest in self._forward_dest.items() if dest == m.node]
+        for req_id in lost:
+            del self._forward_dest[req_id]
+            fwd = self._forwarded.get(req_id)
+            if fwd is None or fwd[0] not in ("read", "apply", "change"):
+                continue  # answered already; a transfer or our own leave retry on their own
+            del self._forwarded[req_id]
+            if fwd[0] == "read":
+                self._read_leaders.pop(req_id, None)
+                self.stats["reads_leader_lost"] = self.stats.get("reads_leader_lost", 0) + 1
+                self._answer(fwd[1], None, READ_LEADER_LOST)
+            else:
+                self.stats["forwards_lost"] = self.stats.get("forwards_lost", 0) + 1
+                self._answer(fwd[1], None, f"connection to the leader lost: {m.reason}")
+
     def _forward_answer(self, req_id: int, ok: bool, index: int, error: str, result: Any) -> None:
         fwd = self._forwarded.pop(req_id, None)
         if fwd is None:
@@ -1385,7 +1423,10 @@ class RaftPeer(NodeActor):
             self._seen_forwards.discard(order.popleft()[1])
         if not self._forwarded:
             self._read_leaders.clear()
+            self._forward_dest.clear()
             return  # (every tick of a server with nothing forwarded)
+        if len(self._forward_dest) > 2 * len(self._forwarded) + 64:  # mostly answered ones
+            self._forward_dest = {r: d for r, d in self._forward_dest.items() if r in self._forwarded}
         for req_id in [r for r, f in self._forwarded.items() if f[3] <= now]:
             self._answer(self._forwarded.pop(req_id)[1], None, "timed out waiting for the leader")
         for req_id, leader in list(self._read_leaders.items()):
