@@ -169,3 +169,21 @@ def test_lost_client_work_is_replaced_drain_migrates_and_drain_on_shutdown_moves
     assert a2.wait_exit(60) == 0
     assert running_on(srv) == {beta: 4}
     assert len(tasks_under(root)) == 4
+
+
+def test_new_work_reaches_a_client_at_once_after_its_server_restarts(cluster, agents, tmp_path):
+    """The client's parked allocation query dies with the server's process; the client learns it
+    from the closed connection and asks again, so work registered after the restart starts in
+    seconds (without that notice it sat pending until the query's own 70 s bound)."""
+    srv, start, root = cluster
+    a = start("alpha")
+    wait_for(lambda: nodes_by_name(srv).get("alpha", {}).get("Status") == "ready", "alpha ready", 30, a.detail)
+    srv.kill()  # SIGKILL: the kernel closes its connections
+    srv = agents(["-config", str(tmp_path / "server.toml")], http_port=srv.http_port).wait_healthy()
+    job = {**SLEEP_JOB, "ID": "after", "TaskGroups": [{**SLEEP_JOB["TaskGroups"][0], "Count": 1}]}
+    status, res = request(srv, "PUT", "/v1/jobs", {"Job": job})
+    assert status == 200, res
+    t0 = time.monotonic()
+    wait_for(lambda: any(x["ClientStatus"] == "running" for x in allocs(srv, "after")), "the new job running",
+             40, a.detail)
+    assert time.monotonic() - t0 < 20, time.monotonic() - t0
