@@ -171,13 +171,14 @@ def test_lost_client_work_is_replaced_drain_migrates_and_drain_on_shutdown_moves
     assert len(tasks_under(root)) == 4
 
 
-def test_new_work_reaches_a_client_at_once_after_its_server_restarts(cluster, agents, tmp_path):
+def test_new_work_reaches_a_client_at_once_after_its_server_restarts(cluster, agents, tmp_path):  # noqa: F811
     """The client's parked allocation query dies with the server's process; the client learns it
     from the closed connection and asks again, so work registered after the restart starts in
     seconds (without that notice it sat pending until the query's own 70 s bound)."""
-    srv, start, root = cluster
+    srv, start, _ = cluster
     a = start("alpha")
-    wait_for(lambda: nodes_by_name(srv).get("alpha", {}).get("Status") == "ready", "alpha ready", 30, a.detail)
+    wait_for(lambda: nodes_by_name(srv).get("alpha", {}).get("Status") == "ready", "alpha ready", 30,
+             a.detail)
     srv.kill()  # SIGKILL: the kernel closes its connections
     srv = agents(["-config", str(tmp_path / "server.toml")], http_port=srv.http_port).wait_healthy()
     job = {**SLEEP_JOB, "ID": "after", "TaskGroups": [{**SLEEP_JOB["TaskGroups"][0], "Count": 1}]}

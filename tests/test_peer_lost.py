@@ -136,5 +136,5 @@ def test_a_client_whose_server_restarts_asks_the_next_one_at_once() -> None:
     c.run(10.0)  # well under the query's own bound (wait_s + rpc_margin_s = 70 s)
     running = [a for a in c.allocs("web") if a["ClientStatus"] == "running"]
     assert len(running) == 1, c.allocs("web")
-    assert sync.stats["query_failures"] >= 1 and sync._watch_server != asked or sync._watch_req
+    assert sync.stats["query_failures"] >= 1  # the lost query, counted as a failed one
     c.close()
