@@ -169,6 +169,7 @@ class AllocSync(NodeActor):
         self._watch_req = 0  # req id of the query in flight (0: none)
         self._watch_server = ""  # where it went
         self._write_server = ""  # where the update in flight (_write_req) went
+        self._watched: set[str] = set()  # servers whose lost connections we are told of (Env.watch_peer)
         self._pending: dict[str, dict[str, Any]] = {}  # alloc ID -> update not yet written
         self._writing: dict[str, dict[str, Any]] = {}
         # alloc ID -> the last terminal update the servers took (kept while they list the allocation)
@@ -274,7 +275,9 @@ class AllocSync(NodeActor):
         self._watch_req = self._req
         self.stats["queries"] += 1
         self._watch_server = server = self.servers[0]
-        self.env.watch_peer(server, self.name)
+        if server not in self._watched:
+            self._watched.add(server)
+            self.env.watch_peer(server, self.name)
         self.send(server, self.endpoint, GetClientAllocs(
             req_id=self._req, reply_node=self.env.node, reply_actor=self.name, node_id=self.node_id,
             secret_id=self.secret_id, min_index=self.index, wait_s=self.cfg.wait_s))
@@ -370,7 +373,9 @@ class AllocSync(NodeActor):
         self.stats["writes"] += 1
         data = msgpack.packb(list(self._writing.values()), use_bin_type=True)
         self._write_server = server = self.servers[0]
-        self.env.watch_peer(server, self.name)
+        if server not in self._watched:
+            self._watched.add(server)
+            self.env.watch_peer(server, self.name)
         self.send(server, self.endpoint, UpdateAllocs(
             req_id=self._req, reply_node=self.env.node, reply_actor=self.name, node_id=self.node_id,
             secret_id=self.secret_id, updates=data))
