@@ -725,6 +725,7 @@ def _server_edges(cfg: Config, addrs: AgentAddrs, state: AgentState,
         raise
     gossip = GossipTransport(addrs.serf_bind, node.deliver_envelope, stream_types=PUSH_PULL_TYPES,
                              crypto=crypto, config=_gossip_transport_config(cfg))
+    gossip.on_peer_lost = node.peer_lost
     try:
         gossip.start()
     except OSError as e:

@@ -192,6 +192,7 @@ class PeerLink:
         # Reads the connected socket, on which the peer never writes, to learn at once that the
         # peer closed or reset it (its process died or restarted): see _watch_close.
         self._watcher: gevent.Greenlet | None = None
+        self._connect_error = ""  # why the last connect failed (for the log and PeerLost)
         self._greenlet = gevent.spawn(self._run)
 
     def in_backoff(self) -> bool:
@@ -238,7 +239,7 @@ class PeerLink:
                 self._t._lost(self.node, "connection closed by the peer")
             sock = self._sock or self._connect()
             if sock is None:
-                self._fail(batch, "connect failed")
+                self._fail(batch, f"connect failed: {self._connect_error}")
                 continue
             try:
                 sock.sendall(b"".join(batch))
@@ -269,6 +270,7 @@ class PeerLink:
             sock = gevent.socket.create_connection(self._addr, timeout=self._cfg.connect_timeout_s)
         except OSError as exc:
             log.debug("connect to %s failed: %s", self.node, exc)
+            self._connect_error = exc.strerror or str(exc) or type(exc).__name__
             return None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._t.tls is not None:  # tls.rpc: mutual TLS, handshake bounded like the connect
@@ -277,6 +279,7 @@ class PeerLink:
             except TlsRefused as exc:
                 self._t._stats["tls_refused"] += 1
                 self._t._tls_log.warning("connection to %s refused: %s", self.node, exc)
+                self._connect_error = f"TLS handshake refused: {exc}"
                 return None
         sock.settimeout(self._cfg.write_timeout_s)
         self._sock = sock
@@ -815,9 +818,14 @@ class GossipTransport:
         self.tcp: TcpTransport | None = None
         self._deliver = deliver
         self._config = config
+        # Passed on to the stream transport (TcpTransport.on_peer_lost): a join learns of a refused
+        # push-pull at once.  Packets give no such notice.
+        self.on_peer_lost: Callable[[str, str], None] | None = None
 
     def _tcp(self, bind: str) -> TcpTransport:
-        return TcpTransport(bind, self._deliver, config=self._config, crypto=self.crypto)
+        tcp = TcpTransport(bind, self._deliver, config=self._config, crypto=self.crypto)
+        tcp.on_peer_lost = lambda node, why: self.on_peer_lost(node, why) if self.on_peer_lost else None
+        return tcp
 
     def start(self) -> None:
         host, port = parse_address(self._bind)

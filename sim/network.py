@@ -257,7 +257,8 @@ class SimNetwork:
         node = self.sched.nodes.get(dst)
         if node is None or not node.up:
             self.stats["undeliverable"] += 1
-            self._refused(src, dst)
+            if node is not None:  # a host whose process is down resets; one that is not there is silent
+                self._refused(src, dst)
             return
         if hit is not None:
             self.stats["delivered"] += 1

@@ -413,7 +413,7 @@ class SwimCore:
         self.suspicions: dict[str, Suspicion] = {}
         self.awareness = Awareness(config.awareness_max_multiplier)
         self.queue = BroadcastQueue()
-        self.push_pulls: dict[int, tuple[float, int | None]] = {}  # seq -> (deadline, join req)
+        self.push_pulls: dict[int, tuple[float, int | None, str]] = {}  # seq -> (deadline, join req, to)
         self.joins: dict[int, list[int]] = {}  # join req -> [outstanding, contacted]
         self.leaving = False
         self.stopped = False
@@ -800,7 +800,7 @@ class SwimCore:
     # ============================================================ push-pull
     def _push_pull_tick(self, now: float) -> None:
         self._set_timer("push-pull", self.cfg.push_pull_interval_for(len(self.nodes)))
-        for seq in [s for s, (deadline, _) in self.push_pulls.items() if deadline < now]:
+        for seq in [s for s, (deadline, _, _) in self.push_pulls.items() if deadline < now]:
             del self.push_pulls[seq]
         peers = self._k_random(1, lambda n: n.name == self.name or n.state != ALIVE)
         if peers:
@@ -815,10 +815,10 @@ class SwimCore:
 
     def _send_push_pull(self, addr: str, now: float, req: int | None = None, join: bool = False) -> None:
         if len(self.push_pulls) >= 64:  # forget exchanges nobody answered within the stream timeout
-            for seq in [s for s, (deadline, _) in self.push_pulls.items() if deadline < now]:
+            for seq in [s for s, (deadline, _, _) in self.push_pulls.items() if deadline < now]:
                 del self.push_pulls[seq]
         self.seq += 1
-        self.push_pulls[self.seq] = (now + self.cfg.stream_timeout_s, req)
+        self.push_pulls[self.seq] = (now + self.cfg.stream_timeout_s, req, addr)
         self.stats["push_pulls"] += 1
         self.out.append(Send(addr, PushPullReq(seq=self.seq, src_name=self.name, src_addr=self.addr,
                                                join=join, **self._push_state(), **self._serf_state())))
@@ -861,6 +861,19 @@ class SwimCore:
                 self._finish_join(req, now)
         if resp.join:
             self._gossip_soon()
+
+    def stream_failed(self, addr: str, now: float) -> None:
+        """The stream to *addr* failed (refused, reset): a join waiting on its push-pull counts it
+        as not contacted now, as memberlist's dial error ends that address's try at once."""
+        for seq, (_, req, to) in list(self.push_pulls.items()):
+            if to != addr or req is None:
+                continue
+            del self.push_pulls[seq]
+            pending = self.joins.get(req)
+            if pending is not None:
+                pending[0] -= 1
+                if pending[0] <= 0:
+                    self._finish_join(req, now)
 
     def _join_timeout(self, req: int, now: float) -> None:
         if req in self.joins:

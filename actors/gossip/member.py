@@ -56,6 +56,7 @@ from actors.gossip.messages import WIRE_TYPES, Tags, make_tags
 from actors.gossip.serf import SerfCore
 from runtime.actor import NodeActor
 from runtime.env import Env
+from runtime.messages import PeerLost
 
 log = logging.getLogger("nomad.gossip")
 
@@ -112,9 +113,23 @@ class JoinFailed:
     error: str
 
 
-def join_error(addrs: tuple[str, ...], timeout_s: float) -> str:
-    """Why a join reached nobody, in memberlist's words, on one line (``; `` between addresses)."""
-    return "; ".join(f"Failed to join {a}: no answer within {timeout_s:g}s" for a in addrs)
+CONNECT_FAILED = "connect failed: "  # runtime.transport's PeerLost reason for a refused connect
+
+
+def join_error(addrs: tuple[str, ...], timeout_s: float, reasons: dict[str, str] | None = None) -> str:
+    """Why a join reached nobody, in memberlist's words, on one line (``; `` between addresses):
+    the connection's error where the transport gave one (PeerLost), else the timeout."""
+    reasons = reasons or {}
+
+    def why(addr: str) -> str:
+        reason = reasons.get(addr)
+        if not reason:
+            return f"no answer within {timeout_s:g}s"
+        if reason.startswith(CONNECT_FAILED):  # Go's dial error, as memberlist reports it
+            return f"dial tcp {addr}: connect: {reason[len(CONNECT_FAILED):].lower()}"
+        return reason
+
+    return "; ".join(f"Failed to join {a}: {why(a)}" for a in addrs)
 
 
 class GossipError(Exception):
@@ -154,6 +169,9 @@ class GossipMember(NodeActor):
         self.join_attempts = 0
         self._replies: dict[int, Any] = {}
         self._next_req = 0
+        # Join addresses watched for a lost connection (Env.watch_peer), and the last error each gave.
+        self._join_watched: set[str] = set()
+        self._join_errors: dict[str, str] = {}
         self._start_join_req: int | None = None
         self.bad_messages = 0
         # Gossip encryption keys, primary first (empty: encryption off).  The
@@ -192,7 +210,7 @@ class GossipMember(NodeActor):
         log.info("%s: attempting re-join to previously known members: %s", self.name,
                  ", ".join(f"{n} ({a})" for n, a in prev))
         self._rejoin_req = self._track(None)
-        self.core.join(tuple(a for _, a in prev), self._rejoin_req, self.env.now())
+        self._join(tuple(a for _, a in prev), self._rejoin_req)
 
     def on_timer(self, name: str) -> None:
         if name == "retry-join":
@@ -226,7 +244,12 @@ class GossipMember(NodeActor):
             return self._query(message)
         elif isinstance(message, Join):
             addrs = tuple(message.addresses)
-            self.core.join(addrs, self._track(("join", message.reply, addrs)), self.env.now())
+            self._join(addrs, self._track(("join", message.reply, addrs)))
+        elif isinstance(message, PeerLost):
+            # A join's push-pull stream was refused or reset: that address failed now, as
+            # memberlist's dial error does, instead of at join_timeout_s.
+            self._join_errors[message.node] = message.reason
+            self.core.stream_failed(message.node, self.env.now())
         elif isinstance(message, Leave):
             self._snapshot_leave()
             self.core.leave(self._track(message.reply), self.env.now())
@@ -359,7 +382,15 @@ class GossipMember(NodeActor):
         if not self.start_join or self.core.state != "alive":
             return
         self._start_join_req = self._track(None)
-        self.core.join(self.start_join, self._start_join_req, self.env.now())
+        self._join(self.start_join, self._start_join_req)
+
+    def _join(self, addrs: tuple[str, ...], req: int) -> None:
+        for addr in addrs:
+            self._join_errors.pop(addr, None)
+            if addr not in self._join_watched:
+                self._join_watched.add(addr)
+                self.env.watch_peer(addr, self.name)
+        self.core.join(addrs, req, self.env.now())
 
     def _apply(self) -> None:
         core = self.core
@@ -398,7 +429,8 @@ class GossipMember(NodeActor):
         if isinstance(reply, tuple) and reply and reply[0] == "join":
             _, reply, addrs = reply
             if eff.value == 0 and not eff.error:
-                self._answer(reply, 0, join_error(addrs, self.cfg.join_timeout_s) + self._key_hint())
+                self._answer(reply, 0, join_error(addrs, self.cfg.join_timeout_s, self._join_errors)
+                             + self._key_hint())
                 return
         if isinstance(reply, tuple) and reply and reply[0] == "agent":
             from actors import agent_messages
@@ -420,7 +452,7 @@ class GossipMember(NodeActor):
                 log.info("%s: join completed: synced with %d initial agents", self.name, joined)
             return
         others = tuple(a for a in self.start_join if a != self.core.swim.addr) or self.start_join
-        why = error or join_error(others, self.cfg.join_timeout_s) + self._key_hint()
+        why = error or join_error(others, self.cfg.join_timeout_s, self._join_errors) + self._key_hint()
         if not retrying:
             self._join_failed(why)
             return

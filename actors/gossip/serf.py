@@ -209,6 +209,11 @@ class SerfCore:
                 self._erase(member)
         self._drain_finished(now)
 
+    def stream_failed(self, addr: str, now: float) -> None:
+        """The stream to *addr* failed: a join waiting on it stops waiting (SwimCore.stream_failed)."""
+        self.swim.stream_failed(addr, now)
+        self._drain_finished(now)
+
     def join(self, addrs: tuple[str, ...], req: int, now: float) -> None:
         """Serf ``Join``: contact each address; answers the number contacted."""
         if self.state != RUNNING:
