@@ -286,7 +286,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="node-endpoint", cls=NodeEndpoint, role="server",
                   kwargs=(("servers", (ctx.addrs.rpc_adv,)), ("wall_clock", time.time),
                           ("scheduler_defaults", srv.default_scheduler_config.as_api()
-                           if srv.default_scheduler_config else None))),
+                           if srv.default_scheduler_config else None), ("root_key", True))),
         ChildSpec(name="heartbeats", cls=HeartbeatMonitor, role="server",
                   kwargs=(("config", HeartbeatConfig.from_server(srv)), ("metrics", ctx.metrics))),
         ChildSpec(name="node-gc", cls=NodeGC, role="server",

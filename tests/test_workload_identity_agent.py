@@ -75,6 +75,17 @@ def test_a_tasks_identity_reaches_it_and_reads_only_its_own_jobs_variables(tmp_p
         r = call(port, "POST", "/v1/acl/bootstrap")
         assert r.status == 200, r.text
         mgmt = r.json()["SecretID"]
+
+        def first_keys() -> Any:
+            r = call(port, "GET", "/v1/operator/keyring/keys", token=mgmt)
+            return r.json() if r.status == 200 and r.json() else None
+
+        # The leader made the keyring's first key on taking leadership (Nomad's initializeKeyring),
+        # before any task asked for an identity, and publishes it.
+        keys = wait_for(first_keys, "the first root key", PLACE_DEADLINE_S)
+        assert len(keys) == 1 and keys[0]["State"] == "active", keys
+        first_kid = keys[0]["KeyID"]
+        assert [k["kid"] for k in call(port, "GET", "/.well-known/jwks.json").json()["keys"]] == [first_kid]
         for path in ("nomad/jobs/wid", "nomad/jobs/other"):
             r = call(port, "PUT", f"/v1/var/{path}", {"Items": {"k": path}}, token=mgmt)
             assert r.status == 200, r.text
@@ -104,6 +115,7 @@ def test_a_tasks_identity_reaches_it_and_reads_only_its_own_jobs_variables(tmp_p
         assert r.status == 200, r.text
         (jwk,) = r.json()["keys"]
         assert json.loads(_unb64(head)) == {"alg": "RS256", "kid": jwk["kid"], "typ": "JWT"}
+        assert jwk["kid"] == first_kid  # signed with the key made at leadership, not a new one
         assert (jwk["kty"], jwk["alg"], jwk["use"]) == ("RSA", "RS256", "sig")  # Nomad 1.7+'s
         public = RSAPublicNumbers(int.from_bytes(_unb64(jwk["e"]), "big"),
                                   int.from_bytes(_unb64(jwk["n"]), "big")).public_key()

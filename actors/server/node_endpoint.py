@@ -76,8 +76,6 @@ from actors.server import (
 )
 from actors.server.cluster_id import TAG as CLUSTER_ID_TAG
 from actors.server.cluster_id import ClusterIdEstablisher
-from actors.server.scheduler_defaults import TAG as SCHED_DEFAULTS_TAG
-from actors.server.scheduler_defaults import SchedulerDefaultsEstablisher
 from actors.server.heartbeat import (
     MIN_TIMER_S,
     ClearHeartbeat,
@@ -88,6 +86,10 @@ from actors.server.heartbeat import (
     ResetHeartbeat,
     SlowHeartbeat,
 )
+from actors.server.root_key import TAG as ROOT_KEY_TAG
+from actors.server.root_key import RootKeyEstablisher
+from actors.server.scheduler_defaults import TAG as SCHED_DEFAULTS_TAG
+from actors.server.scheduler_defaults import SchedulerDefaultsEstablisher
 from actors.state.store import command
 from runtime.actor import NodeActor
 from runtime.env import Env
@@ -264,7 +266,8 @@ class NodeEndpoint(NodeActor):
     def __init__(self, env: Env, name: str, *, servers: tuple[str, ...], config: EndpointConfig | None = None,
                  raft: str = RAFT, heartbeats: str = HEARTBEATS,
                  leader_actors: tuple[str, ...] = (HEARTBEATS, NODE_GC), wall_clock: Any = None,
-                 notify: tuple[str, ...] = (), scheduler_defaults: dict[str, Any] | None = None) -> None:
+                 notify: tuple[str, ...] = (), scheduler_defaults: dict[str, Any] | None = None,
+                 root_key: bool = False) -> None:
         super().__init__(env, name)
         self.cfg = config or EndpointConfig()
         self.servers = tuple(servers)
@@ -294,8 +297,16 @@ class NodeEndpoint(NodeActor):
         self.cluster_id = ClusterIdEstablisher(env, name, wall_clock=self._wall, raft=raft)
         # The agent's default_scheduler_config seeds a new cluster's (actors.server.scheduler_defaults).
         self.establishers: list[Any] = [self.cluster_id]
+        self._establisher_by_tag: dict[str, Any] = {CLUSTER_ID_TAG: self.cluster_id}
         if scheduler_defaults is not None:
-            self.establishers.append(SchedulerDefaultsEstablisher(env, name, config=scheduler_defaults, raft=raft))
+            est = SchedulerDefaultsEstablisher(env, name, config=scheduler_defaults, raft=raft)
+            self.establishers.append(est)
+            self._establisher_by_tag[SCHED_DEFAULTS_TAG] = est
+        # root_key (the agent's servers): the leader makes the keyring's first key (actors.server.root_key).
+        if root_key:
+            est = RootKeyEstablisher(env, name, wall_clock=self._wall, raft=raft)
+            self.establishers.append(est)
+            self._establisher_by_tag[ROOT_KEY_TAG] = est
 
     def on_start(self) -> None:
         self._poll()
@@ -317,10 +328,9 @@ class NodeEndpoint(NodeActor):
         elif isinstance(message, PurgeNode):
             self._purge(message)
         elif isinstance(message, RaftReply):
-            if message.tag[0] == CLUSTER_ID_TAG:
-                self.cluster_id.on_reply(message)
-            elif message.tag[0] == SCHED_DEFAULTS_TAG:
-                self.establishers[-1].on_reply(message)
+            est = self._establisher_by_tag.get(message.tag[0]) if isinstance(message.tag[0], str) else None
+            if est is not None:
+                est.on_reply(message)
             else:
                 self._raft_reply(message)
         elif isinstance(message, LeadershipChanged):
