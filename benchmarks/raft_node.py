@@ -217,6 +217,7 @@ class RaftServer:
 
         self.node = ProdNode(args.id)
         self.transport = TcpTransport(args.id, self.node.deliver_envelope)
+        self.transport.on_peer_lost = self.node.peer_lost  # as the agent wires it
         self.node.transport = self.transport
         self.transport.start()
         os.makedirs(args.data, exist_ok=True)

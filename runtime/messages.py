@@ -75,3 +75,7 @@ class PeerLost(Message):
 
     node: str
     reason: str
+    # Found before anything was written (a refused connect, a link still backing off; in the
+    # simulator, a frame that found the node down): nothing sent to *node* since the last report
+    # of its connection's end reached it, so a request sent since may safely be made again.
+    unsent: bool = False

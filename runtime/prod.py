@@ -206,13 +206,13 @@ class ProdNode(Env):
             if not watchers:
                 del self._peer_watchers[node]
 
-    def peer_lost(self, node: str, reason: str) -> None:
+    def peer_lost(self, node: str, reason: str, unsent: bool = False) -> None:
         """The transports' ``on_peer_lost`` callback: tell the actors watching *node*."""
         watchers = self._peer_watchers.get(node)
         if not watchers:
             return
         self.stats["peer_lost"] += 1
-        msg = PeerLost(node=node, reason=reason)
+        msg = PeerLost(node=node, reason=reason, unsent=unsent)
         for actor in list(watchers):
             self.deliver(actor, msg)
 

@@ -239,13 +239,13 @@ class PeerLink:
                 self._t._lost(self.node, "connection closed by the peer")
             sock = self._sock or self._connect()
             if sock is None:
-                self._fail(batch, f"connect failed: {self._connect_error}")
+                self._fail(batch, f"connect failed: {self._connect_error}", unsent=True)
                 continue
             try:
                 sock.sendall(b"".join(batch))
             except OSError as exc:
                 self._close()
-                self._fail(batch, f"write failed: {exc}")
+                self._fail(batch, f"write failed: {exc}", unsent=False)
                 continue
             self._failures = 0
             self._t._stats["sent"] += len(batch)
@@ -313,7 +313,7 @@ class PeerLink:
         readable, _, _ = gevent.select.select([sock], [], [], 0)
         return bool(readable)
 
-    def _fail(self, batch: list[bytes], why: str) -> None:
+    def _fail(self, batch: list[bytes], why: str, *, unsent: bool) -> None:
         """Drop the batch and everything queued, then back off with jitter.
 
         Frames of a failed write may have partly reached the peer; they are
@@ -329,7 +329,7 @@ class PeerLink:
         delay = base * (0.5 + 0.5 * self._t._rng.random())  # "equal jitter": spread, never zero
         self.backoff_until = time.monotonic() + delay
         log.info("peer %s: %s; dropped %d frames, backing off %.3fs", self.node, why, lost, delay)
-        self._t._lost(self.node, why)
+        self._t._lost(self.node, why, unsent=unsent)
         gevent.sleep(delay)
 
     def _close(self) -> None:
@@ -406,7 +406,7 @@ class TcpTransport:
         self._stopped = False
         # Called (node, reason) when the connection to a peer is lost or refused; the agent tells the
         # actors watching that peer (ProdNode.peer_lost).  None: nobody is told.
-        self.on_peer_lost: Callable[[str, str], None] | None = None
+        self.on_peer_lost: Callable[[str, str, bool], None] | None = None
         self._stats = _new_stats(
             "sent",
             "received",
@@ -467,7 +467,7 @@ class TcpTransport:
         if self._stopped:
             return self._drop("dropped_unreachable")
         if link.in_backoff():
-            self._lost(node, "peer unreachable (reconnecting)")
+            self._lost(node, "peer unreachable (reconnecting)", unsent=True)
             return self._drop("dropped_unreachable")
         if link.queue.full():
             return self._drop("dropped_queue_full")
@@ -514,13 +514,20 @@ class TcpTransport:
         self._stats[counter] += 1
         return False
 
-    def _lost(self, node: str, why: str) -> None:
-        """Report that frames to *node* are lost, or may be: its connection ended or cannot be made."""
+    def _lost(self, node: str, why: str, *, unsent: bool = False) -> None:
+        """Report that frames to *node* are lost, or may be: its connection ended or cannot be made.
+
+        *unsent*: found before anything could be written (a refused connect, a
+        link still backing off).  Every frame written to the node before was
+        covered by the earlier report of that connection's end (its close is
+        always reported before a new connect is tried), so whoever is told
+        knows that nothing it sent since then reached the node.
+        """
         if self.on_peer_lost is None or self._stopped:
             return
         self._stats["peer_lost"] += 1
         try:
-            self.on_peer_lost(node, why)
+            self.on_peer_lost(node, why, unsent)
         except Exception:  # a watcher's bug must not stop the link's greenlet
             log.exception("peer-lost callback for %s failed", node)
 
@@ -820,11 +827,12 @@ class GossipTransport:
         self._config = config
         # Passed on to the stream transport (TcpTransport.on_peer_lost): a join learns of a refused
         # push-pull at once.  Packets give no such notice.
-        self.on_peer_lost: Callable[[str, str], None] | None = None
+        self.on_peer_lost: Callable[[str, str, bool], None] | None = None
 
     def _tcp(self, bind: str) -> TcpTransport:
         tcp = TcpTransport(bind, self._deliver, config=self._config, crypto=self.crypto)
-        tcp.on_peer_lost = lambda node, why: self.on_peer_lost(node, why) if self.on_peer_lost else None
+        tcp.on_peer_lost = lambda node, why, unsent: (self.on_peer_lost(node, why, unsent)
+                                                      if self.on_peer_lost else None)
         return tcp
 
     def start(self) -> None:

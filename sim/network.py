@@ -85,6 +85,7 @@ class SimNetwork:
         # One bound method for every delivery event: the scheduler knows a
         # delivery by it and runs its common case inline.
         self.deliver_fn = self._deliver
+        self._closed_seen: dict[tuple[str, str], int] = {}
         self.stats = {"sent": 0, "delivered": 0, "lost": 0, "cut": 0, "duplicated": 0,
                       "undeliverable": 0, "bad": 0, "bytes": 0, "peer_lost": 0}
         # No link is cut, held or overridden, the defaults lose and duplicate
@@ -154,25 +155,39 @@ class SimNetwork:
     # FIN to each peer, and answers a later frame with a reset.  The actors
     # watching that node (Env.watch_peer) are told, one link latency later,
     # as production's transport tells them.  A cut link carries neither.
+    # A sender learns first that its connection ended (a frame it wrote may
+    # have been read: not "unsent"); only after that are its frames refused
+    # at connect (unsent).  _closed_seen holds, per (sender, node), the
+    # incarnation of the node whose end the sender's host learned of (the
+    # FIN reaches every host the link is not cut to, watched or not).
 
     def node_crashed(self, name: str) -> None:
         """*name* crashed: the nodes watching it learn that its connections closed."""
         cut = self._cut
+        incarnation = self.sched.nodes[name].incarnation
         for node in self.sched.nodes.values():
-            if node.up and name in node.env.peer_watchers and (name, node.name) not in cut:
-                self._notify_lost(node, name, "connection closed by the peer")
+            if node.up and node.name != name and (name, node.name) not in cut:
+                self._closed_seen[(node.name, name)] = incarnation
+                if name in node.env.peer_watchers:
+                    self._notify_lost(node, name, "connection closed by the peer", False)
 
     def _refused(self, src: str, dst: str) -> None:
-        """A frame from *src* found *dst* down: the reset tells *src*'s watchers."""
+        """A frame from *src* found *dst* down: a reset, or a refused connect, tells *src*'s watchers."""
         node = self.sched.nodes.get(src)
-        if node is not None and node.up and dst in node.env.peer_watchers and (dst, src) not in self._cut:
-            self._notify_lost(node, dst, "connection refused")
+        if node is None or not node.up or dst not in node.env.peer_watchers or (dst, src) in self._cut:
+            return
+        incarnation = self.sched.nodes[dst].incarnation
+        if self._closed_seen.get((src, dst)) == incarnation:
+            self._notify_lost(node, dst, "connection refused", True)
+        else:  # the FIN never reached src (a cut link then): this frame meets the old connection's reset
+            self._closed_seen[(src, dst)] = incarnation
+            self._notify_lost(node, dst, "connection reset by peer", False)
 
-    def _notify_lost(self, node: Any, peer: str, reason: str) -> None:
+    def _notify_lost(self, node: Any, peer: str, reason: str, unsent: bool) -> None:
         self.sched.at_call(self.sched.now + self.defaults.latency_max_s, self._tell_lost,
-                           (node.name, node.incarnation, peer, reason))
+                           (node.name, node.incarnation, peer, reason, unsent))
 
-    def _tell_lost(self, at: str, incarnation: int, peer: str, reason: str) -> None:
+    def _tell_lost(self, at: str, incarnation: int, peer: str, reason: str, unsent: bool) -> None:
         node = self.sched.nodes.get(at)
         if node is None or not node.up or node.incarnation != incarnation:
             return
@@ -180,7 +195,7 @@ class SimNetwork:
         if not watchers:
             return
         self.stats["peer_lost"] += 1
-        msg = PeerLost(node=peer, reason=reason)
+        msg = PeerLost(node=peer, reason=reason, unsent=unsent)
         for actor in list(watchers):
             node.deliver_local(actor, msg)
 

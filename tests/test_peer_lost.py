@@ -80,7 +80,7 @@ def test_sim_frame_to_a_down_node_is_refused_and_a_cut_link_says_nothing() -> No
     got.clear()
     sched.nodes["cli"].env.send("srv", "sink", PeerLost(node="x", reason="y"))  # any message
     sched.run_for(1.0)
-    assert got == [PeerLost(node="srv", reason="connection refused")]
+    assert got == [PeerLost(node="srv", reason="connection refused", unsent=True)]
     sched.nodes["srv"].restart()
     sched.network.partition(["srv"], ["cli"])
     got.clear()
@@ -107,13 +107,42 @@ def test_a_follower_fails_what_it_forwarded_to_a_leader_that_died_without_waitin
     follower = next(n for n in c.names if n != leader)
     write = c.invoke("write", "k", 1, via=follower)
     read = c.invoke("read", "k", via=follower)
-    c.crash(leader)  # before the forwards arrive: they find its process gone
-    c.run(0.5)  # a tenth of forward_timeout_s (5 s)
+    c.run(0.0005)  # the follower forwards them (a link takes 1-10 ms)
+    c.crash(leader)  # as the forwards travel: the follower cannot know whether they arrived
+    c.run(0.02)  # the connection's end reaches the follower; the election has not begun
     assert write.future._done and read.future._done
-    assert "connection to the leader lost: connection refused" in str(write.future._exc[1])
+    assert str(write.future._exc[1]) == "connection to the leader lost: connection closed by the peer"
     assert str(read.future._exc[1]) == "leadership lost"  # its caller makes it again
     peer = c.live_peers()[follower]
-    assert peer.stats["forwards_lost"] == 1 and peer.stats["reads_leader_lost"] == 1
+    assert peer.core.leader == leader and peer.stats["forwards_lost"] == 1
+    # Sent now, to the leader it still knows: refused at connect, so never taken -- "No cluster
+    # leader", which the HTTP edge holds and makes again -- long before forward_timeout_s (5 s).
+    write = c.invoke("write", "k", 2, via=follower)
+    c.run(0.05)
+    assert str(write.future._exc[1]) == "No cluster leader"
+    assert peer.stats["forwards_unsent"] == 1 and peer.stats["reads_leader_lost"] == 1
+    c.close()
+
+
+def test_a_write_the_dead_leader_had_taken_fails_as_unknown_not_as_retryable() -> None:
+    from sim.raft_cluster import RaftCluster
+
+    c = RaftCluster(7, 3)
+    c.run(5.0)
+    leader = c.leader()
+    assert leader is not None
+    follower, other = [n for n in c.names if n != leader]
+    for n in (follower, other):
+        c.sched.network.hold(leader, n)  # the leader's AppendEntries wait: it appends, cannot commit
+    write = c.invoke("write", "k", 1, via=follower)
+    c.run(0.05)  # the forward reached the leader, which took it
+    assert not write.future._done
+    c.crash(leader)
+    c.run(0.5)
+    assert write.future._done
+    # It may still commit under the next leader: nobody may make it again blindly.
+    assert str(write.future._exc[1]) == "connection to the leader lost: connection closed by the peer"
+    assert c.live_peers()[follower].stats["forwards_lost"] == 1
     c.close()
 
 

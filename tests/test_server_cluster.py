@@ -86,3 +86,47 @@ def test_servers_form_one_cluster_and_follow_joins_leaves_and_failures(agents, t
     assert status == 200, body
     wait_for(lambda: members(procs[0]).get("s2.global") in ("left", None), "s2 force-left",
              CLUSTER_DEADLINE_S)
+
+
+def test_writes_to_a_follower_while_the_leader_is_gone_wait_for_the_next_leader(agents, tmp_path):  # noqa: F811
+    """SIGKILL the leader: the followers still believe in it until the election (a second or so).
+    A job written through a follower in that window is forwarded to a connection the dead
+    leader's host refuses -- so it cannot have been taken -- and is held for the next leader
+    and made again (Nomad's RPC hold), not failed."""
+    import http.client
+    import time
+
+    serfs = [free_port() for _ in range(3)]
+    join = [f"127.0.0.1:{p}" for p in serfs]
+    cfgs = [server_config(tmp_path, i, join, serf=serfs[i]) for i in range(3)]
+    procs = [agents(["-config", c["path"]], http_port=c["http"]) for c in cfgs]
+    leader_rpc = wait_for(lambda: (ls := {get_json(p, "/v1/status/leader") for p in procs}) and len(ls) == 1
+                          and "" not in ls and None not in ls and ls.pop(), "one leader", CLUSTER_DEADLINE_S,
+                          lambda: "\n".join(p.detail() for p in procs))
+    leader = next(p for p, c in zip(procs, cfgs, strict=True) if leader_rpc.endswith(f":{c['rpc']}"))
+    follower = next(p for p in procs if p is not leader)
+
+    def put(job_id: str) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", follower.http_port, timeout=20)
+        try:
+            task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"}}
+            job = {"ID": job_id, "Type": "batch", "Datacenters": ["dc1"],
+                   "TaskGroups": [{"Name": "g", "Tasks": [task]}]}
+            conn.request("PUT", "/v1/jobs", json.dumps({"Job": job}))
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode()
+        finally:
+            conn.close()
+
+    assert put("before")[0] == 200
+    leader.kill()
+    killed = time.monotonic()
+    results = []
+    for i in range(12):  # a write every ~0.25 s through the election and after it
+        sent = time.monotonic() - killed
+        results.append((round(sent, 2), *put(f"during-{i}")))
+        wait_for(lambda i=i: time.monotonic() - killed >= 0.25 * (i + 1), "the next send time", 30)
+    # Only a write that may have reached the leader as it died can fail (its outcome is unknown);
+    # every one sent once the followers had seen its connection close waits for the next leader.
+    late = [r for r in results if r[0] >= 0.2]
+    assert late and all(status == 200 for _, status, _ in late), results

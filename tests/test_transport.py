@@ -386,13 +386,13 @@ def test_a_peer_that_closes_our_idle_link_is_reported_at_once_without_a_send(mak
     addr = b.address
     a = make_tcp(lambda env: None)
     lost: list[tuple[str, str]] = []
-    a.on_peer_lost = lambda node, why: lost.append((node, why))
+    a.on_peer_lost = lambda node, why, unsent: lost.append((node, why, unsent))
     a.send(addr, ping(a.address, 0))
     wait_until(lambda: len(inbox) == 1, what="first ping")
     assert lost == []
     b.stop()  # the peer's process ends: its kernel closes our connection
     wait_until(lambda: bool(lost), what="the closed connection reported")
-    assert lost == [(addr, "connection closed by the peer")] and a.stats["peer_lost"] == 1
+    assert lost == [(addr, "connection closed by the peer", False)] and a.stats["peer_lost"] == 1
     make_tcp(inbox.append, bind=addr)  # the peer restarts: the next send reconnects, nothing lost
     assert a.send(addr, ping(a.address, 1))
     wait_until(lambda: len(inbox) == 2, what="ping to the restarted peer")
@@ -403,19 +403,20 @@ def test_a_refused_connect_and_sends_while_backing_off_are_reported(make_tcp: Ma
     target = f"127.0.0.1:{free_port()}"
     a = make_tcp(lambda env: None, backoff_min_s=30.0, backoff_max_s=30.0)
     lost: list[tuple[str, str]] = []
-    a.on_peer_lost = lambda node, why: lost.append((node, why))
+    a.on_peer_lost = lambda node, why, unsent: lost.append((node, why, unsent))
     assert a.send(target, ping(a.address, 0))
     wait_until(lambda: bool(lost), what="the refused connect reported")
     assert lost[0][0] == target and lost[0][1].startswith("connect failed: ") and "refused" in lost[0][1]
+    assert lost[0][2]  # nothing was written: whoever sent may send again
     assert not a.send(target, ping(a.address, 1))  # dropped while backing off: the sender is told too
-    assert lost[-1] == (target, "peer unreachable (reconnecting)")
+    assert lost[-1] == (target, "peer unreachable (reconnecting)", True)
 
 
 def test_closing_our_own_links_reports_nothing(make_tcp: MakeTcp) -> None:
     b = make_tcp(lambda env: None)
     a = make_tcp(lambda env: None)
     lost: list[tuple[str, str]] = []
-    a.on_peer_lost = lambda node, why: lost.append((node, why))
+    a.on_peer_lost = lambda node, why, unsent: lost.append((node, why, unsent))
     a.send(b.address, ping(a.address, 0))
     wait_until(lambda: a.stats["connects"] == 1, what="the connect")
     a.stop()

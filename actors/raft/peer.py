@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from actors.agent_messages import ConfigReloaded, Leave, LeaveDone
 from actors.raft.core import FOLLOWER, LEADER, RaftCore, RaftTimings, Ready, member
 from actors.raft.messages import (
     CONFIG,
@@ -45,13 +46,12 @@ from actors.raft.messages import (
     TimeoutNow,
 )
 from actors.raft.storage import RaftStorage
-from runtime.snapshotter import InlineSnapshotter, Snapshotter
 from actors.state import autopilot_config as ap_cfg
 from actors.state.store import StateStore, decode_result, encode_result
-from actors.agent_messages import ConfigReloaded, Leave, LeaveDone
 from runtime.actor import NodeActor
 from runtime.env import Env
 from runtime.messages import PeerLost
+from runtime.snapshotter import InlineSnapshotter, Snapshotter
 
 log = logging.getLogger("nomad.raft")
 
@@ -1382,9 +1382,12 @@ class RaftPeer(NodeActor):
 
         A read is failed as READ_LEADER_LOST, which its caller makes again
         (Nomad's canRetry: reads always).  A write or a membership change
-        fails with the lost connection named: it may have reached the old
-        leader and be committed by the next, so nobody may make it again
-        blindly (Nomad's RPC answers a write so too, with an EOF).
+        that cannot have reached the old leader (``unsent``: its connect was
+        refused) fails as NO_LEADER, which its caller may make again (the
+        HTTP edge holds it for the next leader); otherwise it fails with the
+        lost connection named: it may have reached the old leader and be
+        committed by the next, so nobody may make it again blindly (Nomad's
+        RPC answers a write so too, with an EOF).
         """
         lost = [r for r, dest in self._forward_dest.items() if dest == m.node]
         for req_id in lost:
@@ -1397,6 +1400,9 @@ class RaftPeer(NodeActor):
                 self._read_leaders.pop(req_id, None)
                 self.stats["reads_leader_lost"] = self.stats.get("reads_leader_lost", 0) + 1
                 self._answer(fwd[1], None, READ_LEADER_LOST)
+            elif m.unsent:
+                self.stats["forwards_unsent"] = self.stats.get("forwards_unsent", 0) + 1
+                self._answer(fwd[1], None, NO_LEADER)
             else:
                 self.stats["forwards_lost"] = self.stats.get("forwards_lost", 0) + 1
                 self._answer(fwd[1], None, f"connection to the leader lost: {m.reason}")
