@@ -250,8 +250,9 @@ class Agent(NodeActor):
         if "log_level" in applied:
             self.hooks.set_log_level(self.config.log_level)
             log.info("log level changed: level=%s", self.config.log_level.upper())
-        if self.ctx.tls is not None:
-            self._reload_tls()
+        if self.ctx.tls is not None and self._reload_tls() \
+                and not any(k == "tls" or k.startswith("tls.") for k in applied):
+            applied = [*applied, "tls"]  # the same files, read again: they may have changed in place
         for name in self.started:
             ref = self.refs.get(name)
             if self.by_name[name].reloads and ref is not None and ref.is_alive():
@@ -261,7 +262,7 @@ class Agent(NodeActor):
                  ",".join(applied) or "-", ",".join(needs_restart) or "-")
         self.hooks.notify("READY=1")
 
-    def _reload_tls(self) -> None:
+    def _reload_tls(self) -> bool:
         """Nomad reloads the RPC and HTTP certificates on every SIGHUP (files may change in place):
         connections opened from now on use them.  A failure keeps the old ones."""
         from runtime.tls import TlsError, TlsSettings
@@ -270,8 +271,9 @@ class Agent(NodeActor):
             self.ctx.tls.reload(TlsSettings.from_config(self.config))
         except TlsError as e:
             self.hooks.error(f"Failed to reload TLS configuration: {e}")
-            return
+            return False
         log.info("TLS certificates reloaded: cert_file=%s", self.config.tls.cert_file)
+        return True
 
     # ------------------------------------------------------------ shutdown
     def _on_shutdown(self, reason: str) -> None:

@@ -298,8 +298,14 @@ def test_sighup_reloads_the_certificates_for_new_connections(agents, tmp_path, p
     mark = len(srv.out)
     srv.send(signal.SIGHUP)
     srv.wait_line(r"TLS certificates reloaded", after=mark)
+    srv.wait_line(r"reload complete: applied=tls.ca_file,tls.cert_file,tls.key_file restart_needed=-",
+                  after=mark)
     wait_for(lambda: nodes(srv).get("late") == "ready", "the client registered after the reload",
              CLUSTER_DEADLINE_S, lambda: srv.detail() + "\n=== client\n" + client.detail())
+    # Nothing changed in the file: the certificates are read again all the same, and the summary says so.
+    mark = len(srv.out)
+    srv.send(signal.SIGHUP)
+    srv.wait_line(r"reload complete: applied=tls restart_needed=-", after=mark)
     # A reload with a broken file keeps the running certificates and says why.
     Path(s["path"]).write_text(Path(s["path"]).read_text().replace(
         str(other_pki / "global-server-nomad.pem"), str(tmp_path / "gone.pem")))
