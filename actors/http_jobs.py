@@ -930,7 +930,8 @@ def _job_scale(req: Request, api: Api, job_id: str) -> Any:
                           event=event, job_modify_index=modify_index, rejectable=_rejectable(req, api),
                           max_count=_limits(api).max_count)
     except CodedError as e:
-        if e.code == 500:
+        # Nomad's Job.Scale codes its refusals 400, but a JobModifyIndex conflict is a plain error: 500.
+        if e.code == 500 and not e.message.startswith("Enforcing job modify index"):
             raise CodedError(400, e.message) from None
         raise
     return _job_register_reply(index, r)
