@@ -285,8 +285,8 @@ class PeerLink:
         self._sock = sock
         self._t._stats["connects"] += 1
         self._t._stats["reconnects"] += int(tried)
-        if self._t.tls is None:  # a TLS link learns of a close at its next write (no second reader on SSL)
-            self._watcher = gevent.spawn(self._watch_close, sock)
+        watch = self._watch_close if self._t.tls is None else self._watch_tls_close
+        self._watcher = gevent.spawn(watch, sock)
         return sock
 
     def _watch_close(self, sock: gevent.socket.socket) -> None:
@@ -306,6 +306,20 @@ class PeerLink:
             return  # closed by us, or already replaced
         self._close()
         self._t._lost(self.node, why)
+
+    def _watch_tls_close(self, sock: gevent.socket.socket) -> None:
+        """:meth:`_watch_close` for a TLS link, without a second reader on the SSL object: the
+        servers send no session tickets (runtime.tls), so the first byte the peer ever sends on our
+        outbound connection is its close (a close_notify alert or the FIN): wait for the raw
+        descriptor to be readable.  ``_close`` kills this greenlet when we close the link."""
+        try:
+            gevent.socket.wait_read(sock.fileno())
+        except (OSError, ValueError):
+            pass  # the descriptor is gone: closed by us
+        if self._sock is not sock:
+            return
+        self._close()
+        self._t._lost(self.node, "connection closed by the peer")
 
     @staticmethod
     def _peer_closed(sock: gevent.socket.socket) -> bool:
@@ -334,6 +348,9 @@ class PeerLink:
 
     def _close(self) -> None:
         sock, self._sock = self._sock, None  # first: the close watcher must see it was us
+        watcher = self._watcher
+        if watcher is not None and watcher is not gevent.getcurrent():
+            watcher.kill(block=False)  # a TLS watcher waits on the raw descriptor, which close() does not end
         if sock is not None:
             sock.close()
 

@@ -635,3 +635,19 @@ def test_peer_names_reads_sans_then_the_common_name(pki):
     cert = ssl._ssl._test_decode_cert(str(pki / "global-server-nomad.pem"))  # type: ignore[attr-defined]
     assert peer_names(cert) == ("server.global.nomad", "localhost", "server.global.nomad")
     assert peer_names(None) == ()
+
+
+def test_a_tls_peer_that_closes_our_idle_link_is_reported_at_once(rpc, pki):
+    server, inbox = rpc(TlsEdge(settings(pki)))
+    client, _ = rpc(TlsEdge(settings(pki, "client")))
+    lost: list[tuple[str, str, bool]] = []
+    client.on_peer_lost = lambda node, why, unsent: lost.append((node, why, unsent))
+    client.send(server.address, ping(0))
+    wait_until(lambda: len(inbox) == 1, what="the first frame")
+    for i in range(1, 20):  # idle between frames: no false report from our own writes
+        assert client.send(server.address, ping(i))
+    wait_until(lambda: len(inbox) == 20, what="20 frames")
+    assert lost == []
+    server.stop()  # the peer's process ends
+    wait_until(lambda: bool(lost), what="the closed TLS connection reported")
+    assert lost == [(server.address, "connection closed by the peer", False)]
