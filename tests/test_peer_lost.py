@@ -167,3 +167,28 @@ def test_a_client_whose_server_restarts_asks_the_next_one_at_once() -> None:
     assert len(running) == 1, c.allocs("web")
     assert sync.stats["query_failures"] >= 1  # the lost query, counted as a failed one
     c.close()
+
+
+def test_a_client_cut_off_from_its_server_moves_its_query_with_its_heartbeat() -> None:
+    """A partition gives no notice; the heartbeat that finds the server silent (no answer within
+    rpc_attempt_timeout_s) tells the allocation query too, which goes on to the next server --
+    both use the node's one preferred server, as Nomad's client does."""
+    from sim.client_cluster import CLIENT, ClusterConfig
+    from sim.job_cluster import SYNC, JobCluster, JobClusterConfig, sim_job
+
+    c = JobCluster(5, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=1)))
+    c.run(30.0)
+    client = c.clients[0]
+    node, sync = c.actor(client, CLIENT), c.actor(client, SYNC)
+    server = sync._watch_server
+    assert node.servers[0] == server and sync.servers == node.servers
+    c.sched.network.partition([client], [server])
+    c.run(1.0)
+    c.register(sim_job("web", count=1, cpu=100))
+    # Well under the query's own bound (wait_s + rpc_margin_s = 70 s): a heartbeat interval (the
+    # TTL, 10 s for one node) plus the attempt timeout, then a query on the next server.
+    c.run(25.0)
+    running = [a for a in c.allocs("web") if a["ClientStatus"] == "running"]
+    assert len(running) == 1, (c.allocs("web"), sync.stats)
+    assert sync._watch_server != server and node.stats["timeouts"] >= 1
+    c.close()

@@ -189,9 +189,11 @@ class AllocSync(NodeActor):
         if isinstance(message, NodeRegistered):
             self.node_id, self.secret_id = message.node_id, message.secret_id
             if message.servers and sorted(message.servers) != sorted(self.servers):
+                # In the node's order (already shuffled per client), as Nomad's client sends every
+                # RPC to its one preferred server: a heartbeat that finds that server silent then
+                # tells us too (PeerLost), and the query moves with it.
                 current = self.servers[0] if self.servers else ""
                 self.servers = list(message.servers)
-                self.env.rng.shuffle(self.servers)
                 if current in self.servers:
                     self.servers.remove(current)
                     self.servers.insert(0, current)

@@ -453,6 +453,15 @@ class ClientNode(NodeActor):
             self._start("heartbeat" if self.registered else "register")
         elif name == "rpc":
             self.stats["timeouts"] += 1
+            rpc = self._rpc
+            if rpc is not None and self.listeners:
+                # No answer at all: what the client has parked on that server (its allocation query)
+                # is as good as lost too, as Nomad's client learns when its connection's keepalive
+                # fails.  (A server whose process closes the connection is noticed sooner: PeerLost.)
+                why = f"no answer within {self.cfg.rpc_attempt_timeout_s:g}s"
+                lost = PeerLost(node=rpc.server, reason=why)
+                for actor in self.listeners:
+                    self.send(self.env.node, actor, lost)
             self._attempt_failed("rpc timeout")
         elif name == "rpc_retry":
             if self._rpc is not None:  # a late answer may have settled it meanwhile
