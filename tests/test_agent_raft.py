@@ -115,6 +115,13 @@ def test_raft_configuration_without_stale_needs_a_leader_as_nomads_forwarded_rpc
     assert (status, body) == (500, b"No cluster leader")
     assert time.monotonic() - started >= 4.0  # held for a leader first (Nomad's RPCHoldTimeout, 5 s)
     assert _json(a, "/v1/operator/raft/configuration?stale=true")["Servers"] == []
+    # Operator.SnapshotSave is forwarded to the leader the same way: held, then "No cluster leader";
+    # a stale save is this server's own state.
+    started = time.monotonic()
+    status, body, _ = a.get("/v1/operator/snapshot")
+    assert (status, body) == (500, b"No cluster leader")
+    assert time.monotonic() - started >= 4.0
+    assert a.get("/v1/operator/snapshot?stale=true")[0] == 200
     status, body, _ = a.get("/v1/operator/raft/configuration?stale=maybe")
     assert (status, body) == (400, b"Expect `true` or `false` for `stale` query string parameter")
 
