@@ -552,7 +552,23 @@ def status_peers(req: Request, api: Api) -> Any:
 def raft_configuration(req: Request, api: Api) -> Any:
     if req.method != "GET":  # Nomad's OperatorRaftConfiguration writes a bare 405, no body
         return Response(405, b"")
+    parse_query_options(req)
     status = _raft_status(api)
+    if not query_flag(req, "stale"):
+        # Nomad forwards Operator.RaftGetConfiguration to the leader unless the query is stale: with no
+        # leader it is held for one (RPC_HOLD_TIMEOUT_S), then 500 "No cluster leader" -- which is why
+        # list-peers during an outage needs -stale.  A follower's answer comes from the leader.
+        def attempt() -> tuple[bool, Any]:
+            st = _raft_status(api)
+            return not st.get("leader"), st
+
+        again, status = hold_for_leader(api, attempt)
+        if again:
+            raise CodedError(500, "No cluster leader")
+        if status.get("role") != "leader":
+            forwarded = forward_to_leader(req, api)
+            if forwarded is not None:
+                return forwarded
     servers = api.ask("raft", "configuration")
     names: dict[str, str] = {}
     if api.env.lookup("server-membership") is not None:  # the gossip names of the servers

@@ -3,9 +3,10 @@
 ``GET /v1/event/stream?index=N&topic=T[:key]...&namespace=NS`` answers
 ``200`` and then, for as long as the caller reads, one line per Raft write
 that made events the caller asked for: ``{"Index": N, "Events": [...]}``
-(actors.state.events has the shapes), and ``{}`` after
-:data:`EVENT_HEARTBEAT_S` without one, so a caller can tell a quiet
-cluster from a dead connection.  As Nomad's:
+(actors.state.events has the shapes), and a ``{}`` heartbeat line at
+once (the stream is up) and every :data:`EVENT_HEARTBEAT_S` after it,
+events or not, so a caller can tell a quiet cluster from a dead
+connection.  As Nomad's:
 
 * ``index``: start at the first kept write at or after it (0: the oldest
   kept); the server keeps ``event_buffer_size`` writes, so an older index
@@ -31,7 +32,7 @@ cluster from a dead connection.  As Nomad's:
 Any server serves the stream from the writes it applied itself.  A
 client-only agent relays it: it asks one of its servers for each next
 part, one blocking request at a time (``poll=true``, this agent's own
-long-poll form of the endpoint: one line, at most one heartbeat's wait), so
+long-poll form of the endpoint: one line, at most EVENT_WATCH_S's wait), so
 a server that fails is replaced by the next, which resumes from the index
 the client reached.
 """
@@ -70,8 +71,12 @@ from actors.state.events import (
     parse_topics,
 )
 
-# Nomad's event stream heartbeat: an idle stream gets ``{}`` this often.
-EVENT_HEARTBEAT_S = 10.0
+# Nomad's event stream heartbeat (Event.Stream's NewJsonStream(ctx, 30*time.Second)): ``{}`` as the
+# stream opens, then on a ticker this often, whether events were sent or not.
+EVENT_HEARTBEAT_S = 30.0
+# The longest one watch of the state (or one relayed poll) waits for events before the stream looks
+# again: how soon a stream whose token was deleted, or whose server went, ends on a quiet cluster.
+EVENT_WATCH_S = 10.0
 # The Raft actor answers a parked watch when it times out; the handler waits
 # this much longer before it takes the server for gone and ends the stream.
 EVENT_WATCH_MARGIN_S = 5.0
@@ -142,7 +147,7 @@ def event_stream(req: Request, api: Api) -> Any:
         raise CodedError(400, "event broker is disabled")
     if poll:
         if not batches:
-            index, batches, _ = _watch(api, ref, max(index + 1, start), EVENT_HEARTBEAT_S, None)
+            index, batches, _ = _watch(api, ref, max(index + 1, start), EVENT_WATCH_S, None)
         return Response(200, _poll_body(batches or [], sub, start, index), "application/json")
     return Stream(200, _stream(req, api, ref, sub, start, index, batches), "application/json")
 
@@ -213,25 +218,25 @@ def _stream(req: Request, api: Api, ref: Any, sub: Subscription, start: int, ind
             batches: list[Batch] | None) -> Iterator[bytes]:
     sid = next(_subscriber_ids)
     cursor = start  # the next index the caller may get
-    quiet_since = api.env.now()
+    next_beat = api.env.now()  # the first heartbeat goes at once, before any event
     try:
         while True:
+            if api.env.now() >= next_beat:
+                yield HEARTBEAT_LINE
+                next_beat = api.env.now() + EVENT_HEARTBEAT_S
             for at, line in _lines(batches or [], sub, cursor):
                 cursor = at + 1
                 if line:
                     yield line
-                    quiet_since = api.env.now()
             cursor = max(cursor, index + 1)
-            if api.env.now() - quiet_since >= EVENT_HEARTBEAT_S:
-                yield HEARTBEAT_LINE
-                quiet_since = api.env.now()
             now_sub = _still_allowed(req, api, sub)
             if now_sub is None:
                 return  # the token went or lost the permission: the stream ends
             sub = now_sub
             asked = api.env.now()
+            wait_s = min(EVENT_WATCH_S, max(0.0, next_beat - asked))
             try:
-                index, batches, lost = _watch(api, ref, cursor, EVENT_HEARTBEAT_S, sid)
+                index, batches, lost = _watch(api, ref, cursor, wait_s, sid)
             except CodedError:
                 return  # the server stopped answering: the caller reconnects with its last index + 1
             if lost:
@@ -241,7 +246,7 @@ def _stream(req: Request, api: Api, ref: Any, sub: Subscription, start: int, ind
                 log.warning("event stream subscriber %d lost the events from index %d on; closing it",
                             sid, cursor)
                 return
-            if not batches and api.env.now() - asked < EVENT_HEARTBEAT_S / 2:
+            if not batches and api.env.now() - asked < wait_s / 2:
                 gevent.sleep(EVENT_RETRY_PAUSE_S)
     finally:  # the caller hung up (the write failed) or the agent stops
         _forget(api, ref, sid)
@@ -286,14 +291,12 @@ def _poll_server(req: Request, api: Api, start: int) -> tuple[int, list[bytes]]:
 
 def _relay_stream(req: Request, api: Api, first: tuple[int, list[bytes]]) -> Iterator[bytes]:
     nxt, lines = first
-    quiet_since = api.env.now()
+    next_beat = api.env.now()  # as the server's stream: a heartbeat at once, then on the ticker
     while True:
-        for line in lines:
-            yield line
-            quiet_since = api.env.now()
-        if api.env.now() - quiet_since >= EVENT_HEARTBEAT_S:
+        if api.env.now() >= next_beat:
             yield HEARTBEAT_LINE
-            quiet_since = api.env.now()
+            next_beat = api.env.now() + EVENT_HEARTBEAT_S
+        yield from lines
         asked = api.env.now()
         try:
             nxt, lines = _poll_server(req, api, nxt)
@@ -301,5 +304,5 @@ def _relay_stream(req: Request, api: Api, first: tuple[int, list[bytes]]) -> Ite
             if e.code in (401, 403, 400):
                 return  # refused (the token went, or the server makes no events): the stream ends
             lines = []
-            if api.env.now() - asked < EVENT_HEARTBEAT_S / 2:
+            if api.env.now() - asked < EVENT_WATCH_S / 2:
                 gevent.sleep(EVENT_RETRY_PAUSE_S)  # no server answered: ask again shortly

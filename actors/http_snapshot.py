@@ -46,6 +46,7 @@ from typing import Any
 import gevent
 
 from actors.http_api import (
+    _RETRY_READ,
     LEADER_WAIT_S,
     Api,
     CodedError,
@@ -53,6 +54,7 @@ from actors.http_api import (
     Response,
     _await_raft,
     _raft,
+    hold_for_leader,
     parse_query_options,
     query_flag,
     query_meta,
@@ -127,9 +129,24 @@ def snapshot_save(req: Request, api: Api) -> Response:
     from actors.raft.peer import SnapshotRead
 
     parse_query_options(req)
-    fut = api.env.make_future()
-    _raft(api).tell(SnapshotRead(reply=fut, stale=query_flag(req, "stale")))
-    _, (index, term, voters, learners, state) = _await_raft(fut, SNAPSHOT_SAVE_WAIT_S)
+    stale = query_flag(req, "stale")
+
+    def attempt() -> tuple[bool, Any]:
+        fut = api.env.make_future()
+        _raft(api).tell(SnapshotRead(reply=fut, stale=stale))
+        try:
+            return False, _await_raft(fut, SNAPSHOT_SAVE_WAIT_S)
+        except CodedError as e:
+            if e.code == 500 and e.message in _RETRY_READ:
+                return True, e
+            raise
+
+    # Nomad forwards Operator.SnapshotSave to the leader: with none known it is held for one
+    # (RPC_HOLD_TIMEOUT_S) before "No cluster leader", as every other leader-bound request.
+    again, got = hold_for_leader(api, attempt)
+    if again:
+        raise got
+    _, (index, term, voters, learners, state) = got
     created_ms = int(wall_time() * 1000)
     data = _offload(lambda: archive.encode(state, index=index, term=term, created_ms=created_ms,
                                            voters=tuple(voters), learners=tuple(learners)))

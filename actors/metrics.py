@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,15 @@ _NAME_CACHE_MAX = 4096
 # sink default expiration): gauges are re-set every collection interval, so
 # only the series of what is gone (an allocation, a label value) expire.
 PROMETHEUS_EXPIRY_S = 60.0
+# go-metrics' Prometheus sink makes each sample a client_golang Summary with
+# these objectives over a window of this age (its SummaryOpts MaxAge): the
+# quantiles describe the last 10 s, _sum and _count everything.
+PROMETHEUS_QUANTILES = (0.5, 0.9, 0.99)
+PROMETHEUS_SUMMARY_MAX_AGE_S = 10.0
+# The observations a series keeps for its quantiles (the newest, within the
+# window): a bound on memory and on the sort at each scrape when a series is
+# sampled thousands of times in 10 s (Raft's, under load).
+PROMETHEUS_SUMMARY_WINDOW_MAX = 2048
 Key = str | Sequence[str]
 
 
@@ -135,6 +145,8 @@ class Metrics:
         self._prom_gauges: dict[str, tuple[str, Labels, float]] = {}
         self._prom_counters: dict[str, tuple[str, Labels, float]] = {}
         self._prom_samples: dict[str, tuple[str, Labels, int, float]] = {}
+        # Each sample series' recent observations (time, value), for its quantiles.
+        self._prom_windows: dict[str, deque[tuple[float, float]]] = {}
         # When each Prometheus series was last updated: one not updated for
         # prometheus_expiry_s is dropped (a finished allocation's, a gone
         # node's), or the output and the memory would grow with every label
@@ -184,7 +196,12 @@ class Metrics:
         self._ingest(self._current().samples, name, flat, labels, float(value))
         _, _, count, total = self._prom_samples.get(flat, (name, labels, 0, 0.0))
         self._prom_samples[flat] = (name, labels, count + 1, total + value)
-        self._prom_seen[flat] = self._clock()
+        now = self._prom_seen[flat] = self._clock()
+        window = self._prom_windows.get(flat)
+        if window is None:
+            window = self._prom_windows[flat] = deque(maxlen=PROMETHEUS_SUMMARY_WINDOW_MAX)
+        window.append((now, float(value)))
+        _trim_window(window, now)
         for sink in self.sinks:
             sink.emit("sample", name, value, labels)
 
@@ -223,6 +240,7 @@ class Metrics:
             self._prom_gauges.pop(flat, None)
             self._prom_counters.pop(flat, None)
             self._prom_samples.pop(flat, None)
+            self._prom_windows.pop(flat, None)
 
     def _make_name(self, key: Key, labels: Labels) -> tuple[str, str, Labels]:
         parts = [key] if isinstance(key, str) else list(key)
@@ -290,18 +308,28 @@ class Metrics:
 
         Names as go-metrics' Prometheus sink makes them (``.`` and anything
         not ``[a-zA-Z0-9_]`` become ``_``), help text is the name, samples are
-        summaries with ``_sum`` and ``_count`` only (quantiles are optional).
+        summaries with the quantiles of the last PROMETHEUS_SUMMARY_MAX_AGE_S (NaN when nothing came
+        in it), then ``_sum`` and ``_count``, as client_golang writes a Summary.
         """
         self._expire_prometheus()
+        now = self._clock()
         families: dict[str, tuple[str, list[str]]] = {}
         for name, labels, value in self._prom_gauges.values():
             _family(families, name, "gauge").append(f"{_prom(name)}{_prom_labels(labels)} {_num(value)}")
         for name, labels, total in self._prom_counters.values():
             _family(families, name, "counter").append(f"{_prom(name)}{_prom_labels(labels)} {_num(total)}")
-        for name, labels, count, total in self._prom_samples.values():
-            lines = _family(families, name, "summary")
-            lines.append(f"{_prom(name)}_sum{_prom_labels(labels)} {_num(total)}")
-            lines.append(f"{_prom(name)}_count{_prom_labels(labels)} {count}")
+        for flat, (name, labels, count, total) in self._prom_samples.items():
+            window = self._prom_windows.get(flat, deque())
+            _trim_window(window, now)
+            recent = sorted(v for _, v in window)
+            base, quantiles = _prom(name), []
+            for q in PROMETHEUS_QUANTILES:
+                value = recent[max(0, math.ceil(q * len(recent)) - 1)] if recent else math.nan
+                quantiles.append(f"{base}{_prom_labels(labels, ('quantile', repr(q)))} {_num(value)}")
+            # One block per series, so sorting the family keeps its lines in client_golang's order.
+            _family(families, name, "summary").append("\n".join([
+                *quantiles, f"{base}_sum{_prom_labels(labels)} {_num(total)}",
+                f"{base}_count{_prom_labels(labels)} {count}"]))
         out: list[str] = []
         for fam in sorted(families):
             kind, lines = families[fam]
@@ -321,11 +349,19 @@ def _prom(name: str) -> str:
     return _PROM_BAD.sub("_", name)
 
 
-def _prom_labels(labels: Labels) -> str:
-    if not labels:
+def _prom_labels(labels: Labels, extra: tuple[str, str] | None = None) -> str:
+    """``{k="v",...}`` sorted by name; *extra* (a summary's quantile) last, as client_golang writes it."""
+    pairs = sorted(labels) + ([extra] if extra else [])
+    if not pairs:
         return ""
-    body = ",".join(f'{_prom(k)}="{_escape(v)}"' for k, v in sorted(labels))
+    body = ",".join(f'{_prom(k)}="{_escape(v)}"' for k, v in pairs)
     return "{" + body + "}"
+
+
+def _trim_window(window: deque[tuple[float, float]], now: float) -> None:
+    cutoff = now - PROMETHEUS_SUMMARY_MAX_AGE_S
+    while window and window[0][0] < cutoff:
+        window.popleft()
 
 
 def _escape(v: str) -> str:
@@ -333,6 +369,8 @@ def _escape(v: str) -> str:
 
 
 def _num(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"  # Go's strconv formatting, which the text format uses
     return repr(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
 
 

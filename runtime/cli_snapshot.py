@@ -167,21 +167,32 @@ def _ibytes(n: int) -> str:
 
 
 def _created(snapshot_id: str) -> str:
+    """extractTimeFromName + formatTime: local time as Go's ``2006-01-02T15:04:05Z07:00`` ("Z" in UTC)."""
     parts = snapshot_id.split("-")
-    if len(parts) != 3 or not parts[2].isdigit():
+    if len(parts) != 3 or not parts[2].isdigit() or int(parts[2]) < 1000:
         return ""
     when = dt.datetime.fromtimestamp(int(parts[2]) / 1000).astimezone()
-    return when.strftime("%Y-%m-%dT%H:%M:%S%z")
+    offset = when.strftime("%z")
+    zone = "Z" if offset in ("+0000", "-0000", "") else f"{offset[:3]}:{offset[3:]}"
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + zone
 
 
 def snapshot_inspect(addr: str, args: list[str]) -> str:
+    """Nomad's ``operator snapshot inspect [-json] <file>``: the metadata, then each type's count and size,
+    largest first (names alike by name), as its generateStats sorts them."""
+    as_json = False
+    if args and args[0] in ("-json", "--json", "-json=true", "--json=true"):
+        as_json, args = True, args[1:]
     path = _one_file(args, "operator snapshot inspect")
     try:
         snap = archive.decode(_read_file(path))
-        stats = archive.table_stats(snap.state)
+        stats = sorted(archive.table_stats(snap.state), key=lambda s: (-s[2], s[0]))
     except archive.ArchiveError as e:
         raise CliError(f"Error inspecting snapshot: {e}") from None
     meta: dict[str, Any] = snap.meta
+    if as_json:  # SnapshotInspectFormat{Meta: raft.SnapshotMeta, Stats: []typeStats}, Format's 4 spaces
+        return json.dumps({"Meta": meta, "Stats": [{"Name": name, "Sum": size, "Count": count}
+                                                   for name, count, size in stats]}, indent=4)
     head = kv([("Created", _created(snap.id) or "<none>"), ("ID", snap.id), ("Size", _ibytes(meta["Size"])),
                ("Index", meta["Index"]), ("Term", meta["Term"]), ("Version", meta["Version"])])
     rows = [["Type", "Count", "Size"]] + [[name, str(count), _ibytes(size)] for name, count, size in stats]

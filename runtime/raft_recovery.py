@@ -16,9 +16,11 @@ file (``nomad/server.go`` ``setupRaft``; hashicorp/raft ``RecoverCluster``):
 
 The file (Raft protocol 3) is a JSON list of ``{"id": "<node-id>",
 "address": "<ip>:<rpc port>", "non_voter": false}``; the protocol-2 form, a
-list of ``"<ip>:<port>"`` strings, is read too.  This agent names a Raft
-server by its RPC address, so ``address`` is what counts; ``id`` must still be
-given and unique, as hashicorp/raft checks.
+list of ``"<ip>:<port>"`` strings, is read too.  Each server keeps the file's
+``id`` as its Raft ID (its node ID, so the recovered server is known by the
+same ID it had before, and that ``nomad operator raft remove-peer -peer-id``
+takes); a protocol-2 entry's ID is its address, as hashicorp/raft's.  IDs
+and addresses must be given and unique, as hashicorp/raft checks.
 
 ``peers.info`` is Nomad's sentinel: written beside the store at a server's
 first start, it explains the file.  A ``peers.json`` found where no
@@ -33,6 +35,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from actors.raft.core import member, parse_member
 from actors.raft.messages import NORMAL
 from actors.raft.storage import StorageError
 
@@ -115,7 +118,9 @@ class RecoveryError(StorageError):
 
 
 def read_peers_json(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(voters, non-voters), as RPC addresses, from a peers.json of either format; ValueError if bad."""
+    """(voters, non-voters) from a peers.json of either format, as the snapshot's member entries
+    (``ID@address``, or the address alone when it is the ID: ``actors.raft.core.member``); ValueError
+    if bad."""
     with open(path, "rb") as f:
         raw = f.read(MAX_PEERS_JSON_BYTES + 1)
     if len(raw) > MAX_PEERS_JSON_BYTES:
@@ -154,10 +159,15 @@ def read_peers_json(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             raise ValueError(f"server {i}: address {address!r} is not host:port")
         ids.add(sid)
         addresses.add(address)
-        (learners if non_voter else voters).append(address)
+        (learners if non_voter else voters).append(member(sid, address))
     if not voters:
         raise ValueError("need at least one voter in configuration")
     return tuple(voters), tuple(learners)
+
+
+def _described(entry: str) -> str:
+    sid, address = parse_member(entry)
+    return address if sid == address else f"{address} (ID {sid})"
 
 
 def recover_cluster(storage: Any, voters: tuple[str, ...], learners: tuple[str, ...],
@@ -225,5 +235,6 @@ def check_peers_json(raft_dir: str, storage: Any, make_state: Callable[[], Any])
         raise RecoveryError("recovery failed to delete peers.json, please delete manually (see peers.info "
                             f"for details): {e}") from None
     log.info("deleted peers.json file after successful recovery: configuration %s at index %d (term %d)",
-             ", ".join(voters + tuple(f"{a} (non-voter)" for a in learners)), index, term)
+             ", ".join([_described(m) for m in voters] + [f"{_described(m)} (non-voter)" for m in learners]),
+             index, term)
     return True

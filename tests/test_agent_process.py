@@ -568,7 +568,7 @@ def test_a_server_that_lost_its_quorum_recovers_with_peers_json_as_nomads_does(a
     assert not (raft_dir / "peers.json").exists()
     assert again.get("/v1/job/kept")[0] == 200
     servers = json.loads(again.get("/v1/operator/raft/configuration")[1])["Servers"]
-    assert [s["Address"] for s in servers] == [me]
+    assert [(s["ID"], s["Address"]) for s in servers] == [(node_id, me)]  # the file's ID is kept
 
 
 # ---------------------------------------------------------------- refusals

@@ -87,3 +87,51 @@ def test_corrupt_raft_store_stops_start_up_with_one_clear_line(agents, tmp_path)
     assert b.wait_exit() == 1
     errors = [line for line in b.err if line.startswith("==> ") and "WARNING" not in line]
     assert len(errors) == 1 and "corrupt" in errors[0] and "raft.db" in errors[0], b.detail()
+
+
+def test_raft_configuration_without_stale_needs_a_leader_as_nomads_forwarded_rpc(agents, tmp_path):
+    """Nomad forwards Operator.RaftGetConfiguration to the leader unless ?stale: a server that has no
+    leader (here one of an expected three) holds the request, then answers 500 "No cluster leader";
+    `list-peers -stale` answers from the server's own configuration (the outage recovery's view)."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_agent_process import ROOT, free_port
+    from tests.test_server_cluster import server_config
+
+    serf = free_port()
+    cfg = server_config(tmp_path, 0, [f"127.0.0.1:{serf}"], expect=3, serf=serf)
+    a = agents(["-config", cfg["path"]], http_port=cfg["http"])
+    def up() -> bool:
+        try:
+            return a.get("/v1/agent/self")[0] == 200
+        except OSError:
+            return False
+
+    wait_for(up, "the agent's HTTP API", 30.0, a.detail)
+    started = time.monotonic()
+    status, body, _ = a.get("/v1/operator/raft/configuration")
+    assert (status, body) == (500, b"No cluster leader")
+    assert time.monotonic() - started >= 4.0  # held for a leader first (Nomad's RPCHoldTimeout, 5 s)
+    assert _json(a, "/v1/operator/raft/configuration?stale=true")["Servers"] == []
+    # Operator.SnapshotSave is forwarded to the leader the same way: held, then "No cluster leader";
+    # a stale save is this server's own state.
+    started = time.monotonic()
+    status, body, _ = a.get("/v1/operator/snapshot")
+    assert (status, body) == (500, b"No cluster leader")
+    assert time.monotonic() - started >= 4.0
+    assert a.get("/v1/operator/snapshot?stale=true")[0] == 200
+    status, body, _ = a.get("/v1/operator/raft/configuration?stale=maybe")
+    assert (status, body) == (400, b"Expect `true` or `false` for `stale` query string parameter")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, f"{ROOT}/bin/nomad", f"-address=http://127.0.0.1:{cfg['http']}",
+                               "operator", "raft", "list-peers", *args], capture_output=True, text=True,
+                              timeout=30)
+
+    out = cli()
+    assert out.returncode == 1
+    assert out.stderr.strip() == ("Failed to retrieve raft configuration: Unexpected response code: 500 "
+                                  "(No cluster leader)")
+    assert cli("-stale").returncode == 0

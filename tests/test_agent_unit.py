@@ -596,6 +596,26 @@ def test_metrics_dump_and_prometheus_text_have_go_metrics_shapes():
     assert 'nomad_http_latency_count{host="my host"} 2\n' in prom
 
 
+def test_prometheus_summaries_carry_go_metrics_quantiles_over_the_last_ten_seconds():
+    """go-metrics' Prometheus sink makes each sample a client_golang Summary with objectives 0.5, 0.9 and
+    0.99 over a 10 s window: dashboards and alerts read nomad_raft_leader_lastContact{quantile="0.99"}."""
+    now = [1_800_000_000.0]
+    m = Metrics(clock=lambda: now[0], hostname="vm")
+    for v in range(1, 101):  # 1..100 ms
+        m.add_sample(("raft", "leader", "lastContact"), float(v))
+    lines = [ln for ln in m.prometheus_text().splitlines() if ln.startswith("nomad_raft_leader_lastContact")]
+    assert lines == ['nomad_raft_leader_lastContact{host="vm",quantile="0.5"} 50',
+                     'nomad_raft_leader_lastContact{host="vm",quantile="0.9"} 90',
+                     'nomad_raft_leader_lastContact{host="vm",quantile="0.99"} 99',
+                     'nomad_raft_leader_lastContact_sum{host="vm"} 5050',
+                     'nomad_raft_leader_lastContact_count{host="vm"} 100']
+    now[0] += 11.0  # past the window: the quantiles are NaN, the totals stay (client_golang's)
+    m.add_sample(("raft", "other"), 1.0)  # any update; the series itself is not expired yet
+    text = m.prometheus_text()
+    assert 'nomad_raft_leader_lastContact{host="vm",quantile="0.99"} NaN\n' in text
+    assert 'nomad_raft_leader_lastContact_count{host="vm"} 100\n' in text
+
+
 def test_aggregate_sample_prints_like_go_metrics():
     a = AggregateSample()
     assert a.go_string() == "Count: 0"

@@ -432,30 +432,39 @@ def test_a_topic_key_keeps_one_jobs_events_and_index_skips_what_came_before(dev)
         call(dev.http_port, "DELETE", f"/v1/job/{j}?purge=true")
 
 
-def test_an_idle_stream_gets_a_heartbeat_line_every_10s(monkeypatch):
-    """Nomad's 10 s heartbeat ("{}") on a stream with nothing to send, on a clock of its own: each
-    blocking watch of the state answers nothing after 5 s."""
+def test_a_stream_gets_a_heartbeat_at_once_and_every_30s_events_or_not(monkeypatch):
+    """Nomad's Event.Stream (NewJsonStream(ctx, 30*time.Second)): "{}" as the stream opens, before any
+    event, then on a 30 s ticker whether events came or not; on a clock of its own, each blocking watch
+    of the state answering at its timeout, one event at 12 s."""
     from types import SimpleNamespace
 
     from actors import http_events
+    from actors.state.events import Event
 
     clock = [0.0]
-    beats: list[float] = []
+    waits: list[float] = []
+    job = Event("Job", "JobRegistered", "web", "default", (), 7, {})
 
     def watch(api: Any, ref: Any, start: int, wait_s: float, sid: int) -> tuple[int, list[Any], bool]:
-        clock[0] += wait_s / 2
+        waits.append(wait_s)
+        clock[0] += wait_s
+        if clock[0] == 20.0:  # the second watch (10 s to 20 s) gets an event
+            return 7, [Batch(index=7, events=(job,))], False
         return start, [], False
     monkeypatch.setattr(http_events, "_watch", watch)
     monkeypatch.setattr(http_events, "_forget", lambda api, ref, sid: None)
     api = SimpleNamespace(env=SimpleNamespace(now=lambda: clock[0]), ctx=SimpleNamespace(acl_enabled=False))
     stream = http_events._stream(None, api, None, Subscription(parse_topics([]), "default"), 1, 0, [])
+    got: list[tuple[float, bytes]] = []
     for line in stream:
-        assert line == http_events.HEARTBEAT_LINE == b"{}\n"
-        beats.append(clock[0])
-        if len(beats) == 3:
+        got.append((clock[0], line))
+        if len(got) == 4:
             break
     stream.close()
-    assert beats == [10.0, 20.0, 30.0] and http_events.EVENT_HEARTBEAT_S == 10.0
+    assert [(at, line == http_events.HEARTBEAT_LINE) for at, line in got] == [
+        (0.0, True), (20.0, False), (30.0, True), (60.0, True)]
+    assert json.loads(got[1][1])["Index"] == 7
+    assert max(waits) == http_events.EVENT_WATCH_S == 10.0 and http_events.EVENT_HEARTBEAT_S == 30.0
 
 
 def test_a_stream_whose_raft_stopped_ends_without_a_traceback():
@@ -471,7 +480,8 @@ def test_a_stream_whose_raft_stopped_ends_without_a_traceback():
     ref.stop()
     api = SimpleNamespace(env=SimpleNamespace(now=time.monotonic, make_future=pykka.ThreadingFuture),
                           ctx=SimpleNamespace(acl_enabled=False))
-    assert list(_stream(None, api, ref, Subscription(parse_topics([]), "default"), 1, 0, [])) == []
+    # The heartbeat that opens every stream, then the end.
+    assert list(_stream(None, api, ref, Subscription(parse_topics([]), "default"), 1, 0, [])) == [b"{}\n"]
 
 
 def test_bad_stream_requests_get_nomads_errors_and_the_agent_keeps_serving(dev):  # noqa: F811

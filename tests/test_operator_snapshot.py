@@ -494,3 +494,32 @@ def test_the_cli_words_snapshot_misuse_and_file_errors_as_nomad(capsys, tmp_path
     assert err("save", "have.snap") == ('Destination file already exists: "have.snap"\n'
                                         "For additional help try 'nomad operator snapshot save -help'\n")
     assert err("save", "a", "b").endswith("For additional help try 'nomad operator snapshot save -help'\n")
+
+
+def test_inspect_sorts_types_largest_first_and_takes_json(tmp_path):
+    """command/operator_snapshot_inspect.go: generateStats sorts by size, largest first (names alike by
+    name); -json prints SnapshotInspectFormat {Meta, Stats}; Created is formatTime's ISO 8601 ("Z")."""
+    import re
+
+    from runtime import cli, cli_snapshot  # noqa: F401 (cli first: it imports cli_snapshot in its order)
+
+    st = StateStore()
+    st.apply(1, command("job_register", job={"ID": "web", "Type": "service", "Priority": 50,
+                                             "Datacenters": ["dc1"], "TaskGroups": []}, now=1.0))
+    st.apply(2, command("acl_policy_upsert", policies=[{"Name": "p", "Rules": ""}]))
+    path = tmp_path / "a.snap"
+    path.write_bytes(archive.encode(st.snapshot(), index=2, term=1, created_ms=1_795_915_190_874,
+                                    voters=("n1@10.0.0.1:4647",)))
+    sizes = {name: size for name, _, size in archive.table_stats(st.snapshot())}
+    assert sizes["jobs"] > sizes["acl_policies"]
+    out = cli_snapshot.snapshot_inspect("", [str(path)]).splitlines()
+    assert re.fullmatch(r"Created = 2026-11-2[89]T\d\d:\d\d:50(Z|[+-]\d\d:\d\d)", out[0]), out[0]
+    rows = [line.split()[0] for line in out[out.index("") + 2:]
+            if line.strip() and not line.startswith("Total")]
+    assert rows == sorted(sizes, key=lambda n: (-sizes[n], n))
+    doc = json.loads(cli_snapshot.snapshot_inspect("", ["-json", str(path)]))
+    assert doc["Meta"]["Index"] == 2 and doc["Meta"]["Term"] == 1 and doc["Meta"]["ID"] == "1-2-1795915190874"
+    servers = doc["Meta"]["Configuration"]["Servers"]
+    assert servers == [{"Suffrage": 0, "ID": "n1", "Address": "10.0.0.1:4647"}]
+    assert [s["Name"] for s in doc["Stats"]] == rows
+    assert doc["Stats"][0] == {"Name": rows[0], "Sum": sizes[rows[0]], "Count": 1}

@@ -36,7 +36,8 @@ def test_both_formats_are_read_and_hashicorps_rules_refuse_bad_configurations(tm
     f = tmp_path / "peers.json"
     write(f, [{"id": "a", "address": A, "non_voter": False}, {"id": "b", "address": B, "non_voter": True},
               {"id": "c", "address": C}])
-    assert read_peers_json(str(f)) == ((A, C), (B,))
+    # Raft protocol 3: each server keeps the file's ID (its node ID), stored beside its address.
+    assert read_peers_json(str(f)) == ((f"a@{A}", f"c@{C}"), (f"b@{B}",))
     write(f, [A, B])  # Raft protocol 2
     assert read_peers_json(str(f)) == ((A, B), ())
     for peers, why in [
@@ -49,6 +50,7 @@ def test_both_formats_are_read_and_hashicorps_rules_refuse_bad_configurations(tm
         ([{"id": "a", "address": "10.0.0.1"}], "is not host:port"),
         ([{"id": "a", "address": A, "non_voter": "no"}], "non_voter a boolean"),
         ([7], "expected an object"),
+        ([{"id": "a", "address": "x@10.0.0.1:4647"}], "must not contain"),
     ]:
         write(f, peers)
         with pytest.raises(ValueError, match=why):
@@ -89,6 +91,22 @@ def test_recovery_keeps_every_entry_and_sets_the_files_configuration(tmp_path, k
     storage.close()
 
 
+def test_a_server_recovered_from_a_protocol_3_peers_json_keeps_its_node_id(tmp_path, caplog):
+    raft_dir = tmp_path
+    storage = MemoryStorage()
+    _cluster_store(storage)
+    (raft_dir / "peers.info").write_text(PEERS_INFO)
+    node_id = "f627361f-e162-4108-aa42-86de205ae813"
+    write(raft_dir / "peers.json", [{"id": node_id, "address": A, "non_voter": False}])
+    with caplog.at_level(logging.INFO, logger="nomad.raft"):
+        assert check_peers_json(str(raft_dir), storage, StateStore) is True
+    assert f"configuration {A} (ID {node_id}) at index 4" in caplog.text
+    term, vote, snap, entries = storage.load()
+    core = RaftCore(node_id, random.Random(1))
+    core.restore(term, vote, snap, entries)
+    assert core.voters == (node_id,) and core.address_of(node_id) == A
+
+
 def test_a_store_with_nothing_in_it_is_not_recovered():
     with pytest.raises(RecoveryError, match="refused to recover cluster with no initial state"):
         recover_cluster(MemoryStorage(), (A,), (), StateStore)
@@ -117,7 +135,7 @@ def test_a_peers_json_beside_peers_info_is_applied_once_and_deleted(tmp_path, ca
         assert check_peers_json(str(raft_dir), storage, StateStore) is True
     assert "found peers.json file, recovering Raft configuration..." in caplog.text
     assert "deleted peers.json file after successful recovery" in caplog.text
-    assert not (raft_dir / "peers.json").exists() and storage.load()[2][:3] == (4, 3, (A,))
+    assert not (raft_dir / "peers.json").exists() and storage.load()[2][:3] == (4, 3, (f"a@{A}",))
 
 
 def test_a_bad_peers_json_stops_the_start_with_nomads_message_and_changes_nothing(tmp_path):
