@@ -14,6 +14,7 @@ import pytest
 
 from actors.client.alloc_runner import (
     RestartTasks,
+    ServerLink,
     SignalTasks,
     NS,
     AllocRunner,
@@ -1457,3 +1458,51 @@ def test_in_place_update_takes_the_new_versions_settings_and_persists_the_new_re
     assert a.spec.restart.attempts == 7
     assert json.loads(c.store.data["a1"])["modify_index"] == 3
     assert len(c.starts_of("a1")) == 1  # still its first run
+
+
+class _LateReporter(Reporter):
+    """A reporter not up yet (the agent starts the runner before AllocSync): what it is sent before
+    "up" is lost, as a message to an actor that does not exist yet."""
+
+    def __init__(self, env: Any, name: str, got: list[AllocUpdates]) -> None:
+        super().__init__(env, name, got)
+        self.up = False
+
+    def receive(self, message: Any) -> Any:
+        if message == "up":
+            self.up = True
+        elif self.up:
+            super().receive(message)
+        return None
+
+
+class _LateReporterClient(Client):
+    def _boot(self, env: Any) -> None:
+        env.spawn(_LateReporter, "reporter", self.got)
+        env.spawn(AllocRunner, "allocs", driver_registry={"sim": self.driver}, state=self.store,
+                  alloc_root="/sim/allocs", reporter="reporter", config=self.config)
+
+
+def test_a_health_decided_at_restore_is_reported_once_the_servers_are_linked():
+    """A deployment's allocation running when the agent stopped, short of its min_healthy_time, and
+    healthy by the time the agent is back: the restore decides its health before the reporter is up,
+    and the first ServerLink has everything reported again -- else the deployment waits on it until
+    its progress deadline."""
+    c = _LateReporterClient(watch=True)
+    raw = alloc("a1")
+    raw["DeploymentID"] = "d1"
+    raw["Job"]["TaskGroups"][0]["Update"] = {"MinHealthyTime": 10 * NS, "HealthyDeadline": 300 * NS,
+                                             "HealthCheck": "task_states"}
+    c.node.actors["reporter"].tell("up")
+    c.set(raw)
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.run(5)
+    c.node.crash()
+    c.run(10)
+    c.node.restart()
+    c.run(1)
+    assert c.latest("a1").deployment_healthy is None  # decided, but told to no one yet
+    c.node.actors["reporter"].tell("up")
+    c.node.actors["allocs"].tell(ServerLink(node_id="n1", secret_id="s1", servers=("srv1",)))
+    c.until(lambda: c.latest("a1").deployment_healthy is not None, 5)
+    assert c.latest("a1").deployment_healthy is True and c.latest("a1").deployment_id == "d1"

@@ -2661,6 +2661,13 @@ class AllocRunner(NodeActor):
             self._task_failed(a, t, EV_KILLING, f"Template failed: {error}", now)
 
     def _server_link(self, m: ServerLink) -> None:
+        if not self.link_node:
+            # The first link since this runner started: what it reported before (its restored
+            # allocations, a health decided at restore) went out before the reporter was up -- the
+            # agent starts this actor first -- and was lost.  Everything is reported again, as Nomad's
+            # restored alloc runners send their state with the client's first allocation sync.
+            self._reported.clear()
+            self._dirty.update(self.allocs)
         self.link_node, self.link_secret = m.node_id, m.secret_id
         if sorted(m.servers) != sorted(self.servers):
             self.servers = list(m.servers)  # in the ClientNode's (shuffled) order
