@@ -259,6 +259,11 @@ def state_as_map(store: Any, keep: Any = None) -> dict[str, list[Any]]:
             job_versions.append(tables["jobs"][job_id])
         versions += sorted(job_versions, key=lambda j: j.get("Version", 0) if isinstance(j, dict) else 0)
     out["JobVersions"] = versions
+    # Nomad's StateAsMap always has these: summaries counted from the allocations (a table of their
+    # own in Nomad's store), and the CSI tables, empty here since the agent has no CSI.
+    from actors.http_jobs import job_summaries
+    out["JobSummaries"] = [s for _, s in sorted(job_summaries(store, sorted(tables["jobs"])).items())]
+    out["CSIPlugins"], out["CSIVolumes"] = [], []
     if keep is not None:
         out = {name: [r for r in records if _kept(keep, r)] for name, records in out.items()}
     out["Indexes"] = [{"Key": t, "Value": store.table_index[t]} for t in sorted(store.table_index)]

@@ -368,6 +368,28 @@ def test_operator_snapshot_state_prints_the_archives_state(tmp_path: Path, capsy
         "Error opening snapshot file: ")
 
 
+def test_operator_snapshot_state_has_nomads_job_summaries_and_csi_tables(tmp_path: Path, capsys: Any) -> None:
+    """Nomad's StateAsMap always carries JobSummaries, CSIPlugins and CSIVolumes (``jq .JobSummaries``)."""
+    from actors.state import snapshot_archive
+    from actors.state.store import StateStore, command
+
+    st = StateStore()
+    st.apply(1, command("upsert", table="jobs", record={
+        "ID": "web", "Namespace": "default", "Type": "service", "Status": "running",
+        "TaskGroups": [{"Name": "g", "Count": 1}]}))
+    st.apply(2, command("upsert", table="allocs", record={
+        "ID": "a1", "JobID": "web", "Namespace": "default", "TaskGroup": "g", "ClientStatus": "running",
+        "DesiredStatus": "run"}))
+    snap = tmp_path / "backup.snap"
+    snap.write_bytes(snapshot_archive.encode(st.snapshot(), index=2, term=1, created_ms=1700000000000,
+                                             voters=("10.0.0.1:4647",)))
+    code, out, _ = run(capsys, "operator", "snapshot", "state", str(snap))
+    got = json.loads(out)
+    assert code == 0 and got["CSIPlugins"] == [] and got["CSIVolumes"] == []
+    assert [(s["JobID"], s["Namespace"]) for s in got["JobSummaries"]] == [("web", "default")]
+    assert got["JobSummaries"][0]["Summary"]["g"]["Running"] == 1
+
+
 # ---------------------------------------------------------------- operator gossip keyring <subcommand>
 
 
