@@ -828,6 +828,26 @@ def test_task_environment_carries_meta_task_over_group_over_job_and_the_parent_j
         parse_alloc(raw, AllocRunnerConfig())
 
 
+def test_task_environment_interpolates_the_env_blocks_values_and_meta():
+    """Nomad's taskenv buildEnv: a task's env values (and meta values) may name the task's variables
+    and the node's values -- ``MY_ALLOC = "${NOMAD_ALLOC_ID}"``, ``"${node.unique.name}"``; an unknown
+    name is left as written, and NOMAD_DC comes from the node."""
+    from actors.client.alloc_runner import parse_alloc, task_env
+
+    raw = alloc("5d8b9c3e-0000-4000-8000-000000000001", task("t"))
+    raw["Job"]["Meta"] = {"owner": "ops", "where": "${node.unique.name}"}
+    raw["Job"]["TaskGroups"][0]["Tasks"][0]["Env"] = {
+        "MY_ALLOC": "${NOMAD_ALLOC_ID}", "NODE": "${node.unique.name}", "RACK": "rack-${meta.rack}",
+        "OWNER": "${NOMAD_META_owner}/${NOMAD_DC}", "WHERE": "${NOMAD_META_where}", "ODD": "${nope} $HOME"}
+    spec = parse_alloc(raw, AllocRunnerConfig())
+    node = {"node.unique.name": "n1", "meta.rack": "r9", "node.datacenter": "dc7"}
+    env = task_env(spec, spec.tasks[0], "/a", "/a/t", node)
+    assert env["MY_ALLOC"] == raw["ID"] and env["NODE"] == "n1" and env["RACK"] == "rack-r9"
+    assert env["OWNER"] == "ops/dc7" and env["NOMAD_DC"] == "dc7"
+    assert env["WHERE"] == env["NOMAD_META_where"] == "n1"
+    assert env["ODD"] == "${nope} $HOME"
+
+
 def test_task_environment_names_the_allocation_index_short_id_job_name_and_region():
     """Nomad's taskenv buildEnv: NOMAD_ALLOC_INDEX from the name's [n], NOMAD_SHORT_ALLOC_ID (8
     characters), NOMAD_JOB_NAME the job's Name (not its ID) and NOMAD_REGION the job's region."""

@@ -1241,10 +1241,14 @@ def alloc_index(name: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> dict[str, str]:
-    """Nomad's task environment variables (the subset that applies)."""
-    env = dict(task.env)
-    env.update({
+def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str,
+             node: dict[str, str] | None = None) -> dict[str, str]:
+    """Nomad's task environment variables (the subset that applies).  The values of the task's
+    ``env`` block and of its meta are interpolated as Nomad's taskenv buildEnv does: ``${NOMAD_ALLOC_ID}``,
+    ``${NOMAD_META_x}`` from the variables built here, ``${node.unique.name}``, ``${meta.rack}``,
+    ``${attr.kernel.name}`` from the node's values (*node*); an unknown name is left as written."""
+    node = node or {}
+    env: dict[str, str] = {
         "NOMAD_ALLOC_ID": spec.alloc_id, "NOMAD_SHORT_ALLOC_ID": spec.alloc_id[:8],
         "NOMAD_ALLOC_NAME": spec.name, "NOMAD_ALLOC_INDEX": str(alloc_index(spec.name)),
         "NOMAD_JOB_ID": spec.job_id, "NOMAD_JOB_NAME": spec.job_name or spec.job_id,
@@ -1253,16 +1257,13 @@ def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> 
         "NOMAD_TASK_DIR": posixpath.join(task_dir, "local"),
         "NOMAD_SECRETS_DIR": posixpath.join(task_dir, "secrets"),
         "NOMAD_CPU_LIMIT": str(task.cpu), "NOMAD_MEMORY_LIMIT": str(task.memory_mb),
-    })
-    # Nomad sets it only when the allocation holds a memory_max.  A task's own env may not set it:
-    # a driver with cgroups takes it as the hard memory limit the scheduler allowed.
-    env.pop("NOMAD_MEMORY_MAX_LIMIT", None)
-    if task.memory_max_mb:
-        env["NOMAD_MEMORY_MAX_LIMIT"] = str(task.memory_max_mb)
+    }
     if spec.parent_id:
         env["NOMAD_JOB_PARENT_ID"] = spec.parent_id
     if spec.region:
         env["NOMAD_REGION"] = spec.region
+    if "node.datacenter" in node:
+        env["NOMAD_DC"] = node["node.datacenter"]
     for label, host_port, port, ip in spec.ports:  # Nomad's port variables (host networking)
         env[f"NOMAD_PORT_{label}"] = str(port)
         env[f"NOMAD_HOST_PORT_{label}"] = str(host_port)
@@ -1272,8 +1273,17 @@ def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> 
         env[f"NOMAD_ALLOC_PORT_{label}"] = str(port)
     for key, value in task.meta:  # Nomad sets each key as written and upper-cased
         clean = re.sub(r"[^A-Za-z0-9_]", "_", key)
-        env[f"NOMAD_META_{clean}"] = value
-        env[f"NOMAD_META_{clean.upper()}"] = value
+        env[f"NOMAD_META_{clean}"] = env[f"NOMAD_META_{clean.upper()}"] = interpolate(value, node, env)
+    nomad = dict(env)  # the task's own variables are set over these but may not replace them
+    for key, value in task.env:
+        if key not in nomad or key == "NOMAD_MEMORY_MAX_LIMIT":
+            env[key] = interpolate(value, node, nomad)
+    # Nomad sets it only when the allocation holds a memory_max.  A task's own env may not set it:
+    # a driver with cgroups takes it as the hard memory limit the scheduler allowed.
+    if task.memory_max_mb:
+        env["NOMAD_MEMORY_MAX_LIMIT"] = str(task.memory_max_mb)
+    else:
+        env.pop("NOMAD_MEMORY_MAX_LIMIT", None)
     return env
 
 
@@ -2105,9 +2115,7 @@ class AllocRunner(NodeActor):
             return ExecTarget(found=True, namespace=a.spec.namespace, job_id=a.spec.job_id)
         alloc_dir = posixpath.join(self.alloc_root, a.alloc_id)
         task_dir = posixpath.join(alloc_dir, t.spec.name)
-        env = task_env(a.spec, t.spec, alloc_dir, task_dir)
-        if "node.datacenter" in self.node_vars:
-            env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
+        env = task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars)
         env.update(t.tmpl_env)
         driver = self.drivers.get(t.spec.driver)
         if getattr(driver, "fs_isolation", "") == FS_ISOLATION_CHROOT:  # as the task saw them
@@ -2445,9 +2453,7 @@ class AllocRunner(NodeActor):
             except (OSError, ValueError) as exc:
                 self._start_failed(a, t, f"failed to write the dispatch payload: {exc}", False, now)
                 return
-        env = task_env(a.spec, t.spec, alloc_dir, task_dir)
-        if "node.datacenter" in self.node_vars:
-            env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
+        env = task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars)
         if (t.spec.identity_env or t.spec.identity_file or t.spec.identities) and not t.wid_ready:
             t.wid_wait = True  # Nomad's identity hook: the task waits for its signed identities
             if not t.wid_req:
@@ -2499,9 +2505,7 @@ class AllocRunner(NodeActor):
         assert a.spec is not None
         alloc_dir = posixpath.join(self.alloc_root, a.alloc_id)
         task_dir = posixpath.join(alloc_dir, t.spec.name)
-        env = task_env(a.spec, t.spec, alloc_dir, task_dir)
-        if "node.datacenter" in self.node_vars:
-            env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
+        env = task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars)
         return alloc_dir, task_dir, env
 
     def _render(self, a: _Alloc, t: _Task, env: dict[str, str]) -> Rendered:
