@@ -268,6 +268,10 @@ def test_batch_alloc_completes_only_when_all_tasks_are_dead():
     c.until(lambda: c.task("a1", "short").state == "dead", 20)
     assert c.status("a1") == "running"
     c.until(lambda: c.status("a1") == "complete", 20)
+    # Nomad's shouldRestart: a successful exit that is not restarted (TaskTerminated) is dead with no
+    # "Not Restarting" event, which only a failure has
+    assert events(c.task("a1", "short"))[-2:] == ["Started", "Terminated"]
+    assert not c.task("a1", "short").failed
 
 
 def test_failing_batch_task_is_restarted_per_policy_then_fails_the_alloc():
@@ -1097,7 +1101,8 @@ def test_main_tasks_start_once_the_prestart_task_succeeded_and_the_sidecar_runs(
     assert init.ended_at is not None and web.started_at >= init.ended_at
     st = c.task("a1", "init")  # a service job's ephemeral prestart task is done, not restarted
     assert st.state == "dead" and not st.failed and st.restarts == 0
-    assert events(st)[-1] == "Not Restarting" and c.status("a1") == "running"
+    # Nomad's shouldRestart: TaskTerminated (a successful exit not restarted) adds no event of its own
+    assert events(st)[-2:] == ["Started", "Terminated"] and c.status("a1") == "running"
     c.run(30)
     assert len(procs(c, "a1", "init")) == 1 and c.runner.allocs["a1"].stage == "wait"
 
@@ -1148,7 +1153,7 @@ def test_poststop_tasks_run_after_the_main_tasks_stopped_and_before_the_alloc_is
     (web,), (proxy,), (cleanup,) = procs(c, "a1", "web"), procs(c, "a1", "proxy"), procs(c, "a1", "cleanup")
     assert proxy.ended_at >= web.ended_at and cleanup.started_at >= proxy.ended_at
     c.until(lambda: c.status("a1") == "complete", 10)
-    assert not c.task("a1", "cleanup").failed and events(c.task("a1", "cleanup"))[-1] == "Not Restarting"
+    assert not c.task("a1", "cleanup").failed and events(c.task("a1", "cleanup"))[-1] == "Terminated"
 
 
 def test_poststop_tasks_of_an_alloc_that_never_ran_are_not_run():

@@ -3234,8 +3234,8 @@ class AllocRunner(NodeActor):
         elif d.failed:
             # The event has the policy's reason, as Nomad's; the allocation's description adds the cause.
             self._task_failed(a, t, EV_NOT_RESTARTING, d.reason, now, cause=f"{d.reason} (last: {cause})")
-        else:
-            self._dead(a, t, EV_NOT_RESTARTING, d.reason, now)
+        else:  # Nomad's TaskTerminated: dead without an event of its own (the reason is only logged)
+            self._dead(a, t, "", d.reason, now)
 
     def _operate(self, alloc_id: str, task: str, op: str, signame: str, *, all_tasks: bool = False) -> str:
         """An operator's restart or signal of running tasks; "" or why not."""
@@ -3334,7 +3334,8 @@ class AllocRunner(NodeActor):
         t.phase, t.handle = P_DEAD, None
         t.state = _state(t.state, state=TASK_DEAD, failed=failed or t.state.failed,
                          finished_at=t.state.finished_at or now)
-        self._event(t, ev, now, message)
+        if ev:
+            self._event(t, ev, now, message)
 
     # ------------------------------------------------------------ task lifecycle
     def _may_run(self, a: _Alloc, t: _Task) -> bool:
