@@ -51,11 +51,11 @@ class Client:
     """One simulated client node: reporter + runner; driver and store survive restarts."""
 
     def __init__(self, seed: int = 1, config: AllocRunnerConfig | None = None, store: Any = None,
-                 watch: bool = False) -> None:
+                 watch: bool = False, driver_class: type[SimDriver] = SimDriver) -> None:
         self.sched = Scheduler(seed)
         # watch=False: the runner polls the driver (raw_exec's way); True: the driver tells exits.
-        self.driver = SimDriver(lambda: self.sched.now,
-                                schedule=(lambda when, fn: self.sched.at(when, fn)) if watch else None)
+        self.driver = driver_class(lambda: self.sched.now,
+                                   schedule=(lambda when, fn: self.sched.at(when, fn)) if watch else None)
         self.store = store if store is not None else MemoryAllocStore()
         self.got: list[AllocUpdates] = []
         self.config = config or AllocRunnerConfig()
@@ -850,6 +850,30 @@ def test_task_environment_interpolates_the_env_blocks_values_and_meta():
     assert env["OWNER"] == "ops/dc7" and env["NOMAD_DC"] == "dc7"
     assert env["WHERE"] == env["NOMAD_META_where"] == "n1"
     assert env["ODD"] == "${nope} $HOME"
+
+
+def test_a_chroot_drivers_task_gets_env_values_naming_its_directories_as_it_sees_them():
+    """Nomad's builder for a chroot driver (exec) holds the container paths, so ``X =
+    "${NOMAD_TASK_DIR}/x"`` is ``/local/x`` inside the task, not the host's task directory."""
+    from actors.client.drivers import FS_ISOLATION_CHROOT
+
+    started: list[dict[str, str]] = []
+
+    class ChrootSim(SimDriver):
+        fs_isolation = FS_ISOLATION_CHROOT
+
+        def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
+                  env: dict[str, str], *args: Any, **kwargs: Any) -> TaskHandle:
+            started.append(dict(env))
+            return super().start(alloc_id, task_name, config, task_dir, env, *args, **kwargs)
+
+    c = Client(driver_class=ChrootSim)
+    c.set(alloc("a1", task("t"), Env={"X": "${NOMAD_TASK_DIR}/x", "S": "${NOMAD_SECRETS_DIR}",
+                                      "A": "${NOMAD_ALLOC_DIR}/data"}))
+    c.until(lambda: c.task("a1").state == "running", 10)
+    (env,) = started
+    assert env["NOMAD_TASK_DIR"] == "/local" and env["X"] == "/local/x"
+    assert env["S"] == "/secrets" and env["A"] == "/alloc/data"
 
 
 def test_task_environment_names_the_allocation_index_short_id_job_name_and_region():

@@ -1242,11 +1242,13 @@ def alloc_index(name: str) -> int:
 
 
 def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str,
-             node: dict[str, str] | None = None) -> dict[str, str]:
+             node: dict[str, str] | None = None, dirs: dict[str, str] | None = None) -> dict[str, str]:
     """Nomad's task environment variables (the subset that applies).  The values of the task's
     ``env`` block and of its meta are interpolated as Nomad's taskenv buildEnv does: ``${NOMAD_ALLOC_ID}``,
     ``${NOMAD_META_x}`` from the variables built here, ``${node.unique.name}``, ``${meta.rack}``,
-    ``${attr.kernel.name}`` from the node's values (*node*); an unknown name is left as written."""
+    ``${attr.kernel.name}`` from the node's values (*node*); an unknown name is left as written.
+    *dirs* replaces the directories' variables with the task's own view of them (a chroot driver's
+    ``/alloc``, ``/local``, ``/secrets``), which the env values then name, as Nomad's builder does."""
     node = node or {}
     env: dict[str, str] = {
         "NOMAD_ALLOC_ID": spec.alloc_id, "NOMAD_SHORT_ALLOC_ID": spec.alloc_id[:8],
@@ -1257,6 +1259,7 @@ def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str,
         "NOMAD_TASK_DIR": posixpath.join(task_dir, "local"),
         "NOMAD_SECRETS_DIR": posixpath.join(task_dir, "secrets"),
         "NOMAD_CPU_LIMIT": str(task.cpu), "NOMAD_MEMORY_LIMIT": str(task.memory_mb),
+        **(dirs or {}),
     }
     if spec.parent_id:
         env["NOMAD_JOB_PARENT_ID"] = spec.parent_id
@@ -2115,11 +2118,11 @@ class AllocRunner(NodeActor):
             return ExecTarget(found=True, namespace=a.spec.namespace, job_id=a.spec.job_id)
         alloc_dir = posixpath.join(self.alloc_root, a.alloc_id)
         task_dir = posixpath.join(alloc_dir, t.spec.name)
-        env = task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars)
-        env.update(t.tmpl_env)
         driver = self.drivers.get(t.spec.driver)
-        if getattr(driver, "fs_isolation", "") == FS_ISOLATION_CHROOT:  # as the task saw them
-            env.update(CHROOT_TASK_DIRS)
+        chroot = getattr(driver, "fs_isolation", "") == FS_ISOLATION_CHROOT  # as the task saw them
+        env = task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars,
+                       CHROOT_TASK_DIRS if chroot else None)
+        env.update(t.tmpl_env)
         running = t.phase == P_RUNNING and t.handle is not None
         enter = ""
         if running and hasattr(driver, "enter_spec"):
@@ -2474,9 +2477,10 @@ class AllocRunner(NodeActor):
         if t.spec.templates and not t.tmpl_ready:  # Nomad's template hook: until every one is rendered
             if not self._first_render(a, t, env, now):
                 return
-        env.update(t.tmpl_env)  # the env templates' variables, over the job's (Nomad's templateEnv)
         if getattr(driver, "fs_isolation", "") == FS_ISOLATION_CHROOT:  # Nomad's task dir hook
-            env.update(CHROOT_TASK_DIRS)
+            # the task's view of its directories, and its env values that name them (${NOMAD_TASK_DIR})
+            env.update(task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars, CHROOT_TASK_DIRS))
+        env.update(t.tmpl_env)  # the env templates' variables, over the job's (Nomad's templateEnv)
         try:
             handle = driver.start(a.alloc_id, t.spec.name, interpolate(t.spec.config, env, self.node_vars),
                                   task_dir, env, user=t.spec.user, logs=t.spec.logs,
