@@ -640,6 +640,20 @@ def test_operator_restart_and_signal_refuse_what_is_not_running():
     assert events(c.task("a1", "web"))[-1] == "Signaling"
 
 
+def test_a_restart_of_a_whole_terminal_alloc_is_refused_as_nomads_restart_tasks():
+    """Nomad's restartTasks: restarting the running (or all) tasks of an allocation that should not run
+    (complete, failed, stopped) fails with "restart of an alloc that should not run"; one named task
+    that is not running fails with ErrTaskNotRunning."""
+    c = Client()
+    c.set(alloc("a1", task("once", run_for_s=1), job_type="batch"))
+    c.until(lambda: c.status("a1") == "complete", 10)
+    ref = c.node.actors["allocs"]
+    assert ref.ask(RestartTasks(alloc_id="a1")) == "restart of an alloc that should not run"
+    assert ref.ask(RestartTasks(alloc_id="a1", all_tasks=True)) == "restart of an alloc that should not run"
+    assert ref.ask(RestartTasks(alloc_id="a1", task="once")) == "Task not running"
+    assert ref.ask(SignalTasks(alloc_id="a1", signal="SIGHUP")) == "Task not running"
+
+
 def test_a_restart_asked_while_the_alloc_stops_ends_with_the_alloc():
     c = Client()
     c.set(alloc("a1", task("web", ignore_signals=True), KillTimeout=5 * NS))

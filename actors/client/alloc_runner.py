@@ -199,6 +199,7 @@ EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed 
 BUILDING_TASK_DIR = "Building Task Directory"  # Nomad's TaskBuildingTaskDir: the task_dir hook's Task Setup
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
+ERR_ALLOC_SHOULD_NOT_RUN = "restart of an alloc that should not run"  # Nomad's restartTasks on a terminal alloc
 EV_RECONNECTED = "Reconnected"  # Nomad TaskClientReconnected: the servers had it unknown, and it is back
 EV_TASK_HOOK_MESSAGE = "Task hook message"  # Nomad's TaskHookMessage
 TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning: a change_script's task is not running
@@ -3250,6 +3251,11 @@ class AllocRunner(NodeActor):
             return f'Task "{task}" not found in allocation "{alloc_id}"'
         targets = [a.tasks[task]] if task else [a.tasks[n] for n in sorted(a.tasks)]
         running = [t for t in targets if t.phase == P_RUNNING and t.handle is not None]
+        if op == "restart" and not task:  # Nomad's restartTasks (RestartRunning, RestartAll)
+            if not a.want_run or a.update().client_status in (COMPLETE, FAILED, LOST):
+                return ERR_ALLOC_SHOULD_NOT_RUN
+            if not running:
+                return ""  # each task's ErrTaskNotRunning is ignored
         if not running or (task and not a.want_run):
             return ERR_TASK_NOT_RUNNING
         if op == "signal":
