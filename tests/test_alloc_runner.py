@@ -640,6 +640,28 @@ def test_operator_restart_and_signal_refuse_what_is_not_running():
     assert events(c.task("a1", "web"))[-1] == "Signaling"
 
 
+def test_a_restart_with_a_reply_is_answered_once_the_killed_task_exited():
+    """Nomad's TaskRunner.Restart blocks until the task it kills exits: a RestartTasks with a reply
+    (the HTTP API's) is answered then -- after a stubborn task's kill_timeout -- not when asked."""
+    c = Client(watch=True)
+    c.set(alloc("a1", task("web", ignore_signals=True), KillTimeout=5 * NS))
+    c.until(lambda: c.task("a1", "web").state == "running", 5)
+    ref, t0 = c.node.actors["allocs"], c.sched.now
+    fut = c.sched.future_cls()
+    ref.tell(RestartTasks(alloc_id="a1", task="web", reply=fut))
+    assert fut.get(timeout=30) == ""
+    assert c.sched.now >= t0 + 5  # after the kill_timeout's SIGKILL ended the old task
+    (old, _new) = procs(c, "a1", "web")
+    assert old.ended_at is not None and old.ended_at <= c.sched.now
+    bad = c.sched.future_cls()
+    ref.tell(RestartTasks(alloc_id="a1", task="nosuch", reply=bad))
+    assert bad.get(timeout=5) == 'Task "nosuch" not found in allocation "a1"'
+    gone = c.sched.future_cls()  # a reply whose allocation goes away is answered too
+    ref.tell(RestartTasks(alloc_id="a1", reply=gone))
+    c.set(index=3)
+    assert gone.get(timeout=30) == ""
+
+
 def test_a_restart_of_a_whole_terminal_alloc_is_refused_as_nomads_restart_tasks():
     """Nomad's restartTasks: restarting the running (or all) tasks of an allocation that should not run
     (complete, failed, stopped) fails with "restart of an alloc that should not run"; one named task

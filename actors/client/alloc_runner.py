@@ -337,12 +337,16 @@ class RestartTasks:
     poststop ones restarts, those that already ran and ended too, in
     lifecycle order: the prestart tasks first, the main tasks once they are
     done.  Answers "" or an error (unknown allocation or task, task not
-    running).
+    running).  With *reply* (a future of the runtime, the HTTP API's) the
+    answer is also set there, and an answer of "" only once every task it
+    kills has exited, as Nomad's Restart blocks until the task it kills
+    exits (so ``nomad alloc restart`` returns after the old task ended).
     """
 
     alloc_id: str
     task: str = ""
     all_tasks: bool = False
+    reply: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1991,6 +1995,8 @@ class AllocRunner(NodeActor):
         self._reported: dict[str, AllocUpdate] = {}
         self._timers: dict[str, tuple[str, str, str]] = {}  # timer name -> (kind, alloc, task)
         self._waiters: dict[str, set[str]] = {}  # previous alloc ID -> allocations waiting for its end
+        # RestartTasks replies set once their tasks were killed: (future, alloc ID, task names)
+        self._restart_replies: list[tuple[Any, str, tuple[str, ...]]] = []
         self.stats = {"bad_allocs": 0, "stale_sets": 0, "starts": 0, "restarts": 0, "reattached": 0,
                       "persist_errors": 0, "driver_errors": 0, "reports": 0, "dirs_destroyed": 0,
                       "gc_collected": 0, "oom_killed": 0}  # oom_killed: Nomad's client.allocs.oom_killed
@@ -2078,6 +2084,13 @@ class AllocRunner(NodeActor):
             self._flush()
         elif isinstance(message, RestartTasks):
             error = self._operate(message.alloc_id, message.task, "restart", "", all_tasks=message.all_tasks)
+            if message.reply is not None:
+                if error:
+                    message.reply.set(error)
+                else:  # answered once the tasks it kills have exited (_answer_restarts, from _flush)
+                    a = self.allocs[message.alloc_id]
+                    killed = tuple(n for n in sorted(a.tasks) if a.tasks[n].restart_requested)
+                    self._restart_replies.append((message.reply, message.alloc_id, killed))
             self._flush()
             return error
         elif isinstance(message, SignalTasks):
@@ -3968,7 +3981,21 @@ class AllocRunner(NodeActor):
             self.cancel_timer(name)
 
     # ------------------------------------------------------------ persist, then report
+    def _answer_restarts(self) -> None:
+        """Set each RestartTasks reply whose tasks are no longer being killed for it (or whose
+        allocation is gone)."""
+        waiting = []
+        for reply, alloc_id, names in self._restart_replies:
+            a = self.allocs.get(alloc_id)
+            if a is not None and any(n in a.tasks and a.tasks[n].restart_requested for n in names):
+                waiting.append((reply, alloc_id, names))
+            else:
+                reply.set("")
+        self._restart_replies = waiting
+
     def _flush(self) -> None:
+        if self._restart_replies:
+            self._answer_restarts()
         dirty = sorted(self._dirty)
         self._dirty.clear()
         if self._waiters:
