@@ -797,11 +797,11 @@ def test_a_watched_task_that_crashes_is_restarted_and_a_stale_exit_notice_is_ign
 class GcClient(Client):
     """A client whose runner removes directories (recorded by a MemoryAllocDirs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         from actors.client.alloc_runner import MemoryAllocDirs
 
         self.dirs = MemoryAllocDirs()
-        super().__init__()
+        super().__init__(**kwargs)
 
     def _boot(self, env: Any) -> None:
         env.spawn(Reporter, "reporter", self.got)
@@ -903,13 +903,17 @@ def test_a_chroot_drivers_task_gets_env_values_naming_its_directories_as_it_sees
             started.append(dict(env))
             return super().start(alloc_id, task_name, config, task_dir, env, *args, **kwargs)
 
-    c = Client(driver_class=ChrootSim)
+    c = GcClient(driver_class=ChrootSim)  # directories to write the template in
     c.set(alloc("a1", task("t"), Env={"X": "${NOMAD_TASK_DIR}/x", "S": "${NOMAD_SECRETS_DIR}",
-                                      "A": "${NOMAD_ALLOC_DIR}/data"}))
+                                      "A": "${NOMAD_ALLOC_DIR}/data"},
+                # Nomad's template hook renders with TaskEnv.All(), the task's view of its directories
+                Templates=[{"EmbeddedTmpl": 'T={{ env "NOMAD_TASK_DIR" }}/conf\nX={{ env "X" }}\n',
+                            "DestPath": "local/t.env", "Envvars": True, "ChangeMode": "noop"}]))
     c.until(lambda: c.task("a1").state == "running", 10)
     (env,) = started
     assert env["NOMAD_TASK_DIR"] == "/local" and env["X"] == "/local/x"
     assert env["S"] == "/secrets" and env["A"] == "/alloc/data"
+    assert env["T"] == "/local/conf" and env["X"] == "/local/x"
 
 
 def test_task_environment_names_the_allocation_index_short_id_job_name_and_region():

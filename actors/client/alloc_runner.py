@@ -2531,8 +2531,11 @@ class AllocRunner(NodeActor):
         assert a.spec is not None
         alloc_dir, task_dir, _ = self._dirs(a, t)
         # What the template's env functions read: the task's environment and the node's attributes
-        # (Nomad's TaskEnv.All: `{{ env "node.unique.name" }}`, `{{ env "attr.kernel.name" }}`).
+        # (Nomad's TaskEnv.All: `{{ env "node.unique.name" }}`, `{{ env "attr.kernel.name" }}`),
+        # as the task sees it: a chroot driver's task has its directories at /alloc, /local, /secrets.
         tmpl_env = {**env, **self.node_vars}
+        if getattr(self.drivers.get(t.spec.driver), "fs_isolation", "") == FS_ISOLATION_CHROOT:
+            tmpl_env.update(task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars, CHROOT_TASK_DIRS))
 
         def read_file(path: str) -> bytes:  # a template's file function: inside the task's directory
             if self.alloc_dirs is None:
