@@ -673,7 +673,25 @@ def test_a_restart_of_a_whole_terminal_alloc_is_refused_as_nomads_restart_tasks(
     assert ref.ask(RestartTasks(alloc_id="a1")) == "restart of an alloc that should not run"
     assert ref.ask(RestartTasks(alloc_id="a1", all_tasks=True)) == "restart of an alloc that should not run"
     assert ref.ask(RestartTasks(alloc_id="a1", task="once")) == "Task not running"
-    assert ref.ask(SignalTasks(alloc_id="a1", signal="SIGHUP")) == "Task not running"
+    assert ref.ask(SignalTasks(alloc_id="a1", signal="SIGHUP")) == (
+        "1 error occurred:\n\t* Failed to signal task: once, err: Task not running\n\n")
+
+
+def test_a_signal_to_every_task_reaches_the_running_ones_and_names_each_one_not_running():
+    """Nomad's allocRunner.Signal without a task: each task runner is signalled; one not running adds
+    "Failed to signal task: <name>, err: Task not running" to the answer's multierror."""
+    c = Client()
+    c.set(alloc("a1", task("web", ignore_signals=True), task("once", run_for_s=1), task("zed", run_for_s=1),
+                job_type="batch"))
+    c.until(lambda: c.task("a1", "once").state == c.task("a1", "zed").state == "dead", 10)
+    assert c.task("a1", "web").state == "running"
+    ref = c.node.actors["allocs"]
+    assert ref.ask(SignalTasks(alloc_id="a1", signal="SIGHUP")) == (
+        "2 errors occurred:\n\t* Failed to signal task: once, err: Task not running\n\t"
+        "* Failed to signal task: zed, err: Task not running\n\n")
+    c.run(1)
+    (web,) = [p for p in c.driver.procs.values() if p.task_name == "web"]
+    assert web.signals == ["SIGHUP"] and events(c.task("a1", "web"))[-1] == "Signaling"
 
 
 def test_a_restart_asked_while_the_alloc_stops_ends_with_the_alloc():

@@ -1138,6 +1138,12 @@ def decide_restart(policy: RestartPolicy, *, count: int, interval_start: float |
     return RestartDecision(False, 0.0, True, f"{exceeded} and mode is \"fail\"", count, interval_start)
 
 
+def _multi_error(problems: list[str]) -> str:
+    """Go's ``multierror.Error`` text ("1 error occurred:\n\t* ..."), as Nomad's client answers."""
+    points = "\n\t".join(f"* {p}" for p in problems)
+    return f"{len(problems)} error{'s' if len(problems) > 1 else ''} occurred:\n\t{points}\n\n"
+
+
 def client_status(states: list[TaskState]) -> tuple[str, str]:
     """Nomad's ``getClientStatus``: failed > running > pending > complete."""
     if any(s.state == TASK_DEAD and s.failed for s in states):
@@ -3272,13 +3278,19 @@ class AllocRunner(NodeActor):
                 return ERR_ALLOC_SHOULD_NOT_RUN
             if not running:
                 return ""  # each task's ErrTaskNotRunning is ignored
-        if not running or (task and not a.want_run):
-            return ERR_TASK_NOT_RUNNING
         if op == "signal":
             try:
                 signal_number(signame)  # a name the driver would refuse fails the request, not the task
             except DriverError as exc:
                 return str(exc)
+        idle = []
+        if op == "signal" and not task:  # Nomad's allocRunner.Signal: each task not running is an error
+            idle = [f"Failed to signal task: {t.spec.name}, err: {ERR_TASK_NOT_RUNNING}"
+                    for t in targets if t not in running]
+            if not running:
+                return _multi_error(idle)
+        if not running or (task and not a.want_run):
+            return ERR_TASK_NOT_RUNNING
         now = self.env.now()
         self._dirty.add(a.alloc_id)
         if all_tasks and op == "restart" and not task:
@@ -3294,7 +3306,7 @@ class AllocRunner(NodeActor):
                 why = "User requested task to restart" if task else "User requested running tasks to restart"
                 self._event(t, EV_RESTART_SIGNALED, now, why)
                 self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
-        return ""
+        return _multi_error(idle) if idle else ""
 
     def _restart_all(self, a: _Alloc, now: float) -> None:
         """Nomad's RestartAll: the task coordinator starts over (so the prestart tasks run before the main
