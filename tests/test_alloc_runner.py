@@ -662,6 +662,30 @@ def test_a_restart_with_a_reply_is_answered_once_the_killed_task_exited():
     assert gone.get(timeout=30) == ""
 
 
+def test_operator_and_policy_events_carry_nomads_structured_fields():
+    """Nomad's TaskEvent setters: Restart Signaled has its RestartReason, Signaling the signal in its
+    details, and the Not Restarting that fails a task RestartReason and FailsTask -- in the JSON the
+    client reports (the UI and ``-json`` readers use them), not only in the message."""
+    from actors.client.alloc_sync import task_states_json
+
+    c = Client()
+    c.set(alloc("a1", task("web"), task("bad", run_for_s=2, exit_code=3), job_type="batch",
+                restart=policy(0, 60, 1)))
+    c.until(lambda: c.task("a1", "web").state == "running", 5)
+    ref = c.node.actors["allocs"]
+    assert ref.ask(SignalTasks(alloc_id="a1", signal="SIGHUP", task="web")) == ""
+    assert ref.ask(RestartTasks(alloc_id="a1", task="web")) == ""
+    c.until(lambda: c.status("a1") == "failed", 20)
+    states = task_states_json(c.latest("a1"))
+    web = {e["Type"]: e for e in states["web"]["Events"]}
+    assert web["Restart Signaled"]["RestartReason"] == "User requested task to restart"
+    assert web["Restart Signaled"]["Details"]["restart_reason"] == "User requested task to restart"
+    assert web["Signaling"]["Details"]["signal"] == "SIGHUP"
+    (last,) = [e for e in states["bad"]["Events"] if e["Type"] == "Not Restarting"]
+    assert last["FailsTask"] is True and last["RestartReason"] == "Policy allows no restarts"
+    assert last["Details"] == {"fails_task": "true", "restart_reason": "Policy allows no restarts"}
+
+
 def test_a_restart_of_a_whole_terminal_alloc_is_refused_as_nomads_restart_tasks():
     """Nomad's restartTasks: restarting the running (or all) tasks of an allocation that should not run
     (complete, failed, stopped) fails with "restart of an alloc that should not run"; one named task

@@ -199,6 +199,7 @@ EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed 
 BUILDING_TASK_DIR = "Building Task Directory"  # Nomad's TaskBuildingTaskDir: the task_dir hook's Task Setup
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
+ALL_TASKS_WHY = "User requested all tasks to restart"  # Nomad's RestartAllocation, its RestartReason
 ERR_ALLOC_SHOULD_NOT_RUN = "restart of an alloc that should not run"  # Nomad's restartTasks, terminal
 EV_RECONNECTED = "Reconnected"  # Nomad TaskClientReconnected: the servers had it unknown, and it is back
 EV_TASK_HOOK_MESSAGE = "Task hook message"  # Nomad's TaskHookMessage
@@ -3298,13 +3299,14 @@ class AllocRunner(NodeActor):
             return ""
         for t in running:
             if op == "signal":
-                self._event(t, EV_SIGNALING, now, f"Task being sent signal {signame}")
+                self._event(t, EV_SIGNALING, now, f"Task being sent signal {signame}",
+                            details=(("signal", signame),))  # Nomad's SetSignalText
                 self._signal(t, signame)
             else:
                 t.restart_requested = True
                 # Nomad's client.RestartAllocation: its reason says whether one task or every running one
                 why = "User requested task to restart" if task else "User requested running tasks to restart"
-                self._event(t, EV_RESTART_SIGNALED, now, why)
+                self._event(t, EV_RESTART_SIGNALED, now, why, details=(("restart_reason", why),))
                 self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
         return _multi_error(idle) if idle else ""
 
@@ -3320,10 +3322,12 @@ class AllocRunner(NodeActor):
                 continue
             if t.phase == P_RUNNING and t.handle is not None:
                 t.restart_requested = True
-                self._event(t, EV_RESTART_SIGNALED, now, "User requested all tasks to restart")
+                self._event(t, EV_RESTART_SIGNALED, now, ALL_TASKS_WHY,
+                            details=(("restart_reason", ALL_TASKS_WHY),))
                 self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
             elif t.phase == P_DEAD and not t.state.failed:
-                self._event(t, EV_RESTART_SIGNALED, now, "User requested all tasks to restart")
+                self._event(t, EV_RESTART_SIGNALED, now, ALL_TASKS_WHY,
+                            details=(("restart_reason", ALL_TASKS_WHY),))
                 t.state = _state(t.state, state=TASK_PENDING, restarts=t.state.restarts + 1, last_restart=now,
                                  finished_at=0.0)
                 self._restarting_event(t, now, "", 0.0)
@@ -3372,7 +3376,9 @@ class AllocRunner(NodeActor):
         t.phase, t.handle = P_DEAD, None
         t.state = _state(t.state, state=TASK_DEAD, failed=failed or t.state.failed,
                          finished_at=t.state.finished_at or now)
-        if ev:
+        if ev == EV_NOT_RESTARTING and failed:  # Nomad's SetRestartReason(reason).SetFailsTask()
+            self._event(t, ev, now, message, details=(("fails_task", "true"), ("restart_reason", message)))
+        elif ev:
             self._event(t, ev, now, message)
 
     # ------------------------------------------------------------ task lifecycle

@@ -125,6 +125,8 @@ def _event_json(e: Any, time_ns: int) -> dict[str, Any]:
         out["RestartReason"] = details["restart_reason"]
     if "start_delay" in details:
         out["StartDelay"] = int(details["start_delay"])
+    if details.get("fails_task") == "true":  # Nomad's SetFailsTask
+        out["FailsTask"] = True
     return out
 
 
