@@ -684,6 +684,9 @@ def test_operator_and_policy_events_carry_nomads_structured_fields():
     (last,) = [e for e in states["bad"]["Events"] if e["Type"] == "Not Restarting"]
     assert last["FailsTask"] is True and last["RestartReason"] == "Policy allows no restarts"
     assert last["Details"] == {"fails_task": "true", "restart_reason": "Policy allows no restarts"}
+    # the sibling killed for it: Nomad's SetKillTimeout (KillTimeout in ns, Details its duration)
+    (kill,) = [e for e in states["web"]["Events"] if e["Type"] == "Killing"]
+    assert kill["KillTimeout"] == 5 * NS and kill["Details"]["kill_timeout"] == "5s"
 
 
 def test_a_restart_of_a_whole_terminal_alloc_is_refused_as_nomads_restart_tasks():
