@@ -40,6 +40,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pykka
+
 from actors.client.alloc_runner import CollectAlloc, GetAllocStats, RestartTasks, SignalTasks
 from actors.client.checks import CHECK_RUNNER, GetChecks
 from actors.http_api import Answer, Api, CodedError, Request, decode_json, read_body, require, route
@@ -47,6 +49,10 @@ from actors.http_client_host import override_mhz
 from runtime.host_stats import TaskStatsProbe, node_compute
 
 ALLOC_RUNNER = "alloc-runner"  # the client agent's AllocRunner (actors.agent_specs)
+# How long a restart request waits for the tasks it kills to exit before answering anyway: the
+# longest kill_timeout a client allows (max_kill_timeout, 30 s) plus a shutdown_delay's room.
+# Nomad's wait is unbounded; an HTTP request should not be.
+RESTART_KILL_WAIT_S = 60.0
 # The running tasks' previous CPU samples, so each answer is the usage since the one before (Nomad's
 # executor keeps its trackers the same way).  Module state at the edge: one agent per process.
 TASK_STATS = TaskStatsProbe()
@@ -76,6 +82,19 @@ def _string(body: dict[str, Any], key: str) -> str:
     if not isinstance(value, str):
         raise CodedError(400, f"{key}: must be a string, got {type(value).__name__}")
     return value
+
+
+def _restart(api: Api, message: RestartTasks) -> str:
+    """The runner's answer to *message*, set once the tasks it kills have exited (Nomad's Restart
+    blocks until then); still killing after RESTART_KILL_WAIT_S: answered as asked."""
+    ref = api.env.lookup(ALLOC_RUNNER)
+    if ref is None or not ref.is_alive():
+        raise CodedError(500, f"{ALLOC_RUNNER} is not running")
+    ref.tell(message)
+    try:
+        return message.reply.get(timeout=RESTART_KILL_WAIT_S)
+    except pykka.Timeout:
+        return ""  # the kill goes on (its kill_timeout, a shutdown_delay); the restart follows it
 
 
 def _answer(error: str) -> Answer:
@@ -133,8 +152,9 @@ def client_allocation(req: Request, api: Api) -> Any:
         task = _string(body, "TaskName")
         if body.get("AllTasks") and task:
             raise CodedError(400, "task name cannot be set when restarting all tasks")
-        return _answer(api.ask(ALLOC_RUNNER, RestartTasks(alloc_id=alloc_id, task=task,
-                                                          all_tasks=bool(body.get("AllTasks")))))
+        return _answer(_restart(api, RestartTasks(alloc_id=alloc_id, task=task,
+                                                  all_tasks=bool(body.get("AllTasks")),
+                                                  reply=api.env.make_future())))
     signame = _string(body, "Signal")
     if not signame:
         raise CodedError(400, "Signal: missing")

@@ -52,11 +52,11 @@ class Client:
     """One simulated client node: reporter + runner; driver and store survive restarts."""
 
     def __init__(self, seed: int = 1, config: AllocRunnerConfig | None = None, store: Any = None,
-                 watch: bool = False) -> None:
+                 watch: bool = False, driver_class: type[SimDriver] = SimDriver) -> None:
         self.sched = Scheduler(seed)
         # watch=False: the runner polls the driver (raw_exec's way); True: the driver tells exits.
-        self.driver = SimDriver(lambda: self.sched.now,
-                                schedule=(lambda when, fn: self.sched.at(when, fn)) if watch else None)
+        self.driver = driver_class(lambda: self.sched.now,
+                                   schedule=(lambda when, fn: self.sched.at(when, fn)) if watch else None)
         self.store = store if store is not None else MemoryAllocStore()
         self.got: list[AllocUpdates] = []
         self.config = config or AllocRunnerConfig()
@@ -269,6 +269,10 @@ def test_batch_alloc_completes_only_when_all_tasks_are_dead():
     c.until(lambda: c.task("a1", "short").state == "dead", 20)
     assert c.status("a1") == "running"
     c.until(lambda: c.status("a1") == "complete", 20)
+    # Nomad's shouldRestart: a successful exit that is not restarted (TaskTerminated) is dead with no
+    # "Not Restarting" event, which only a failure has
+    assert events(c.task("a1", "short"))[-2:] == ["Started", "Terminated"]
+    assert not c.task("a1", "short").failed
 
 
 def test_failing_batch_task_is_restarted_per_policy_then_fails_the_alloc():
@@ -637,6 +641,87 @@ def test_operator_restart_and_signal_refuse_what_is_not_running():
     assert events(c.task("a1", "web"))[-1] == "Signaling"
 
 
+def test_a_restart_with_a_reply_is_answered_once_the_killed_task_exited():
+    """Nomad's TaskRunner.Restart blocks until the task it kills exits: a RestartTasks with a reply
+    (the HTTP API's) is answered then -- after a stubborn task's kill_timeout -- not when asked."""
+    c = Client(watch=True)
+    c.set(alloc("a1", task("web", ignore_signals=True), KillTimeout=5 * NS))
+    c.until(lambda: c.task("a1", "web").state == "running", 5)
+    ref, t0 = c.node.actors["allocs"], c.sched.now
+    fut = c.sched.future_cls()
+    ref.tell(RestartTasks(alloc_id="a1", task="web", reply=fut))
+    assert fut.get(timeout=30) == ""
+    assert c.sched.now >= t0 + 5  # after the kill_timeout's SIGKILL ended the old task
+    (old, _new) = procs(c, "a1", "web")
+    assert old.ended_at is not None and old.ended_at <= c.sched.now
+    bad = c.sched.future_cls()
+    ref.tell(RestartTasks(alloc_id="a1", task="nosuch", reply=bad))
+    assert bad.get(timeout=5) == 'Task "nosuch" not found in allocation "a1"'
+    gone = c.sched.future_cls()  # a reply whose allocation goes away is answered too
+    ref.tell(RestartTasks(alloc_id="a1", reply=gone))
+    c.set(index=3)
+    assert gone.get(timeout=30) == ""
+
+
+def test_operator_and_policy_events_carry_nomads_structured_fields():
+    """Nomad's TaskEvent setters: Restart Signaled has its RestartReason, Signaling the signal in its
+    details, and the Not Restarting that fails a task RestartReason and FailsTask -- in the JSON the
+    client reports (the UI and ``-json`` readers use them), not only in the message."""
+    from actors.client.alloc_sync import task_states_json
+
+    c = Client()
+    c.set(alloc("a1", task("web"), task("bad", run_for_s=2, exit_code=3), job_type="batch",
+                restart=policy(0, 60, 1)))
+    c.until(lambda: c.task("a1", "web").state == "running", 5)
+    ref = c.node.actors["allocs"]
+    assert ref.ask(SignalTasks(alloc_id="a1", signal="SIGHUP", task="web")) == ""
+    assert ref.ask(RestartTasks(alloc_id="a1", task="web")) == ""
+    c.until(lambda: c.status("a1") == "failed", 20)
+    states = task_states_json(c.latest("a1"))
+    web = {e["Type"]: e for e in states["web"]["Events"]}
+    assert web["Restart Signaled"]["RestartReason"] == "User requested task to restart"
+    assert web["Restart Signaled"]["Details"]["restart_reason"] == "User requested task to restart"
+    assert web["Signaling"]["Details"]["signal"] == "SIGHUP"
+    (last,) = [e for e in states["bad"]["Events"] if e["Type"] == "Not Restarting"]
+    assert last["FailsTask"] is True and last["RestartReason"] == "Policy allows no restarts"
+    assert last["Details"] == {"fails_task": "true", "restart_reason": "Policy allows no restarts"}
+    # the sibling killed for it: Nomad's SetKillTimeout (KillTimeout in ns, Details its duration)
+    (kill,) = [e for e in states["web"]["Events"] if e["Type"] == "Killing"]
+    assert kill["KillTimeout"] == 5 * NS and kill["Details"]["kill_timeout"] == "5s"
+
+
+def test_a_restart_of_a_whole_terminal_alloc_is_refused_as_nomads_restart_tasks():
+    """Nomad's restartTasks: restarting the running (or all) tasks of an allocation that should not run
+    (complete, failed, stopped) fails with "restart of an alloc that should not run"; one named task
+    that is not running fails with ErrTaskNotRunning."""
+    c = Client()
+    c.set(alloc("a1", task("once", run_for_s=1), job_type="batch"))
+    c.until(lambda: c.status("a1") == "complete", 10)
+    ref = c.node.actors["allocs"]
+    assert ref.ask(RestartTasks(alloc_id="a1")) == "restart of an alloc that should not run"
+    assert ref.ask(RestartTasks(alloc_id="a1", all_tasks=True)) == "restart of an alloc that should not run"
+    assert ref.ask(RestartTasks(alloc_id="a1", task="once")) == "Task not running"
+    assert ref.ask(SignalTasks(alloc_id="a1", signal="SIGHUP")) == (
+        "1 error occurred:\n\t* Failed to signal task: once, err: Task not running\n\n")
+
+
+def test_a_signal_to_every_task_reaches_the_running_ones_and_names_each_one_not_running():
+    """Nomad's allocRunner.Signal without a task: each task runner is signalled; one not running adds
+    "Failed to signal task: <name>, err: Task not running" to the answer's multierror."""
+    c = Client()
+    c.set(alloc("a1", task("web", ignore_signals=True), task("once", run_for_s=1), task("zed", run_for_s=1),
+                job_type="batch"))
+    c.until(lambda: c.task("a1", "once").state == c.task("a1", "zed").state == "dead", 10)
+    assert c.task("a1", "web").state == "running"
+    ref = c.node.actors["allocs"]
+    assert ref.ask(SignalTasks(alloc_id="a1", signal="SIGHUP")) == (
+        "2 errors occurred:\n\t* Failed to signal task: once, err: Task not running\n\t"
+        "* Failed to signal task: zed, err: Task not running\n\n")
+    c.run(1)
+    (web,) = [p for p in c.driver.procs.values() if p.task_name == "web"]
+    assert web.signals == ["SIGHUP"] and events(c.task("a1", "web"))[-1] == "Signaling"
+
+
 def test_a_restart_asked_while_the_alloc_stops_ends_with_the_alloc():
     c = Client()
     c.set(alloc("a1", task("web", ignore_signals=True), KillTimeout=5 * NS))
@@ -758,11 +843,11 @@ def test_a_watched_task_that_crashes_is_restarted_and_a_stale_exit_notice_is_ign
 class GcClient(Client):
     """A client whose runner removes directories (recorded by a MemoryAllocDirs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         from actors.client.alloc_runner import MemoryAllocDirs
 
         self.dirs = MemoryAllocDirs()
-        super().__init__()
+        super().__init__(**kwargs)
 
     def _boot(self, env: Any) -> None:
         env.spawn(Reporter, "reporter", self.got)
@@ -827,6 +912,54 @@ def test_task_environment_carries_meta_task_over_group_over_job_and_the_parent_j
     raw["Job"]["Meta"] = {"n": 1}
     with pytest.raises(Exception, match="Meta must be an object of strings"):
         parse_alloc(raw, AllocRunnerConfig())
+
+
+def test_task_environment_interpolates_the_env_blocks_values_and_meta():
+    """Nomad's taskenv buildEnv: a task's env values (and meta values) may name the task's variables
+    and the node's values -- ``MY_ALLOC = "${NOMAD_ALLOC_ID}"``, ``"${node.unique.name}"``; an unknown
+    name is left as written, and NOMAD_DC comes from the node."""
+    from actors.client.alloc_runner import parse_alloc, task_env
+
+    raw = alloc("5d8b9c3e-0000-4000-8000-000000000001", task("t"))
+    raw["Job"]["Meta"] = {"owner": "ops", "where": "${node.unique.name}"}
+    raw["Job"]["TaskGroups"][0]["Tasks"][0]["Env"] = {
+        "MY_ALLOC": "${NOMAD_ALLOC_ID}", "NODE": "${node.unique.name}", "RACK": "rack-${meta.rack}",
+        "OWNER": "${NOMAD_META_owner}/${NOMAD_DC}", "WHERE": "${NOMAD_META_where}", "ODD": "${nope} $HOME"}
+    spec = parse_alloc(raw, AllocRunnerConfig())
+    node = {"node.unique.name": "n1", "meta.rack": "r9", "node.datacenter": "dc7"}
+    env = task_env(spec, spec.tasks[0], "/a", "/a/t", node)
+    assert env["MY_ALLOC"] == raw["ID"] and env["NODE"] == "n1" and env["RACK"] == "rack-r9"
+    assert env["OWNER"] == "ops/dc7" and env["NOMAD_DC"] == "dc7"
+    assert env["WHERE"] == env["NOMAD_META_where"] == "n1"
+    assert env["ODD"] == "${nope} $HOME"
+
+
+def test_a_chroot_drivers_task_gets_env_values_naming_its_directories_as_it_sees_them():
+    """Nomad's builder for a chroot driver (exec) holds the container paths, so ``X =
+    "${NOMAD_TASK_DIR}/x"`` is ``/local/x`` inside the task, not the host's task directory."""
+    from actors.client.drivers import FS_ISOLATION_CHROOT
+
+    started: list[dict[str, str]] = []
+
+    class ChrootSim(SimDriver):
+        fs_isolation = FS_ISOLATION_CHROOT
+
+        def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
+                  env: dict[str, str], *args: Any, **kwargs: Any) -> TaskHandle:
+            started.append(dict(env))
+            return super().start(alloc_id, task_name, config, task_dir, env, *args, **kwargs)
+
+    c = GcClient(driver_class=ChrootSim)  # directories to write the template in
+    c.set(alloc("a1", task("t"), Env={"X": "${NOMAD_TASK_DIR}/x", "S": "${NOMAD_SECRETS_DIR}",
+                                      "A": "${NOMAD_ALLOC_DIR}/data"},
+                # Nomad's template hook renders with TaskEnv.All(), the task's view of its directories
+                Templates=[{"EmbeddedTmpl": 'T={{ env "NOMAD_TASK_DIR" }}/conf\nX={{ env "X" }}\n',
+                            "DestPath": "local/t.env", "Envvars": True, "ChangeMode": "noop"}]))
+    c.until(lambda: c.task("a1").state == "running", 10)
+    (env,) = started
+    assert env["NOMAD_TASK_DIR"] == "/local" and env["X"] == "/local/x"
+    assert env["S"] == "/secrets" and env["A"] == "/alloc/data"
+    assert env["T"] == "/local/conf" and env["X"] == "/local/x"
 
 
 def test_task_environment_names_the_allocation_index_short_id_job_name_and_region():
@@ -1078,7 +1211,8 @@ def test_main_tasks_start_once_the_prestart_task_succeeded_and_the_sidecar_runs(
     assert init.ended_at is not None and web.started_at >= init.ended_at
     st = c.task("a1", "init")  # a service job's ephemeral prestart task is done, not restarted
     assert st.state == "dead" and not st.failed and st.restarts == 0
-    assert events(st)[-1] == "Not Restarting" and c.status("a1") == "running"
+    # Nomad's shouldRestart: TaskTerminated (a successful exit not restarted) adds no event of its own
+    assert events(st)[-2:] == ["Started", "Terminated"] and c.status("a1") == "running"
     c.run(30)
     assert len(procs(c, "a1", "init")) == 1 and c.runner.allocs["a1"].stage == "wait"
 
@@ -1129,7 +1263,7 @@ def test_poststop_tasks_run_after_the_main_tasks_stopped_and_before_the_alloc_is
     (web,), (proxy,), (cleanup,) = procs(c, "a1", "web"), procs(c, "a1", "proxy"), procs(c, "a1", "cleanup")
     assert proxy.ended_at >= web.ended_at and cleanup.started_at >= proxy.ended_at
     c.until(lambda: c.status("a1") == "complete", 10)
-    assert not c.task("a1", "cleanup").failed and events(c.task("a1", "cleanup"))[-1] == "Not Restarting"
+    assert not c.task("a1", "cleanup").failed and events(c.task("a1", "cleanup"))[-1] == "Terminated"
 
 
 def test_poststop_tasks_of_an_alloc_that_never_ran_are_not_run():

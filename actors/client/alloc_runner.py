@@ -199,6 +199,8 @@ EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed 
 BUILDING_TASK_DIR = "Building Task Directory"  # Nomad's TaskBuildingTaskDir: the task_dir hook's Task Setup
 EV_SETUP = "Task Setup"  # Nomad TaskSetup: here, what became of the previous allocation's ephemeral disk
 ERR_TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning
+ALL_TASKS_WHY = "User requested all tasks to restart"  # Nomad's RestartAllocation, its RestartReason
+ERR_ALLOC_SHOULD_NOT_RUN = "restart of an alloc that should not run"  # Nomad's restartTasks, terminal
 EV_RECONNECTED = "Reconnected"  # Nomad TaskClientReconnected: the servers had it unknown, and it is back
 EV_TASK_HOOK_MESSAGE = "Task hook message"  # Nomad's TaskHookMessage
 TASK_NOT_RUNNING = "Task not running"  # Nomad's ErrTaskNotRunning: a change_script's task is not running
@@ -336,12 +338,16 @@ class RestartTasks:
     poststop ones restarts, those that already ran and ended too, in
     lifecycle order: the prestart tasks first, the main tasks once they are
     done.  Answers "" or an error (unknown allocation or task, task not
-    running).
+    running).  With *reply* (a future of the runtime, the HTTP API's) the
+    answer is also set there, and an answer of "" only once every task it
+    kills has exited, as Nomad's Restart blocks until the task it kills
+    exits (so ``nomad alloc restart`` returns after the old task ended).
     """
 
     alloc_id: str
     task: str = ""
     all_tasks: bool = False
+    reply: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1133,6 +1139,12 @@ def decide_restart(policy: RestartPolicy, *, count: int, interval_start: float |
     return RestartDecision(False, 0.0, True, f"{exceeded} and mode is \"fail\"", count, interval_start)
 
 
+def _multi_error(problems: list[str]) -> str:
+    """Go's ``multierror.Error`` text ("1 error occurred:\n\t* ..."), as Nomad's client answers."""
+    points = "\n\t".join(f"* {p}" for p in problems)
+    return f"{len(problems)} error{'s' if len(problems) > 1 else ''} occurred:\n\t{points}\n\n"
+
+
 def client_status(states: list[TaskState]) -> tuple[str, str]:
     """Nomad's ``getClientStatus``: failed > running > pending > complete."""
     if any(s.state == TASK_DEAD and s.failed for s in states):
@@ -1241,10 +1253,16 @@ def alloc_index(name: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> dict[str, str]:
-    """Nomad's task environment variables (the subset that applies)."""
-    env = dict(task.env)
-    env.update({
+def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str,
+             node: dict[str, str] | None = None, dirs: dict[str, str] | None = None) -> dict[str, str]:
+    """Nomad's task environment variables (the subset that applies).  The values of the task's
+    ``env`` block and of its meta are interpolated as Nomad's taskenv buildEnv does: ``${NOMAD_ALLOC_ID}``,
+    ``${NOMAD_META_x}`` from the variables built here, ``${node.unique.name}``, ``${meta.rack}``,
+    ``${attr.kernel.name}`` from the node's values (*node*); an unknown name is left as written.
+    *dirs* replaces the directories' variables with the task's own view of them (a chroot driver's
+    ``/alloc``, ``/local``, ``/secrets``), which the env values then name, as Nomad's builder does."""
+    node = node or {}
+    env: dict[str, str] = {
         "NOMAD_ALLOC_ID": spec.alloc_id, "NOMAD_SHORT_ALLOC_ID": spec.alloc_id[:8],
         "NOMAD_ALLOC_NAME": spec.name, "NOMAD_ALLOC_INDEX": str(alloc_index(spec.name)),
         "NOMAD_JOB_ID": spec.job_id, "NOMAD_JOB_NAME": spec.job_name or spec.job_id,
@@ -1253,16 +1271,14 @@ def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> 
         "NOMAD_TASK_DIR": posixpath.join(task_dir, "local"),
         "NOMAD_SECRETS_DIR": posixpath.join(task_dir, "secrets"),
         "NOMAD_CPU_LIMIT": str(task.cpu), "NOMAD_MEMORY_LIMIT": str(task.memory_mb),
-    })
-    # Nomad sets it only when the allocation holds a memory_max.  A task's own env may not set it:
-    # a driver with cgroups takes it as the hard memory limit the scheduler allowed.
-    env.pop("NOMAD_MEMORY_MAX_LIMIT", None)
-    if task.memory_max_mb:
-        env["NOMAD_MEMORY_MAX_LIMIT"] = str(task.memory_max_mb)
+        **(dirs or {}),
+    }
     if spec.parent_id:
         env["NOMAD_JOB_PARENT_ID"] = spec.parent_id
     if spec.region:
         env["NOMAD_REGION"] = spec.region
+    if "node.datacenter" in node:
+        env["NOMAD_DC"] = node["node.datacenter"]
     for label, host_port, port, ip in spec.ports:  # Nomad's port variables (host networking)
         env[f"NOMAD_PORT_{label}"] = str(port)
         env[f"NOMAD_HOST_PORT_{label}"] = str(host_port)
@@ -1272,8 +1288,17 @@ def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str) -> 
         env[f"NOMAD_ALLOC_PORT_{label}"] = str(port)
     for key, value in task.meta:  # Nomad sets each key as written and upper-cased
         clean = re.sub(r"[^A-Za-z0-9_]", "_", key)
-        env[f"NOMAD_META_{clean}"] = value
-        env[f"NOMAD_META_{clean.upper()}"] = value
+        env[f"NOMAD_META_{clean}"] = env[f"NOMAD_META_{clean.upper()}"] = interpolate(value, node, env)
+    nomad = dict(env)  # the task's own variables are set over these but may not replace them
+    for key, value in task.env:
+        if key not in nomad or key == "NOMAD_MEMORY_MAX_LIMIT":
+            env[key] = interpolate(value, node, nomad)
+    # Nomad sets it only when the allocation holds a memory_max.  A task's own env may not set it:
+    # a driver with cgroups takes it as the hard memory limit the scheduler allowed.
+    if task.memory_max_mb:
+        env["NOMAD_MEMORY_MAX_LIMIT"] = str(task.memory_max_mb)
+    else:
+        env.pop("NOMAD_MEMORY_MAX_LIMIT", None)
     return env
 
 
@@ -1977,6 +2002,8 @@ class AllocRunner(NodeActor):
         self._reported: dict[str, AllocUpdate] = {}
         self._timers: dict[str, tuple[str, str, str]] = {}  # timer name -> (kind, alloc, task)
         self._waiters: dict[str, set[str]] = {}  # previous alloc ID -> allocations waiting for its end
+        # RestartTasks replies set once their tasks were killed: (future, alloc ID, task names)
+        self._restart_replies: list[tuple[Any, str, tuple[str, ...]]] = []
         self.stats = {"bad_allocs": 0, "stale_sets": 0, "starts": 0, "restarts": 0, "reattached": 0,
                       "persist_errors": 0, "driver_errors": 0, "reports": 0, "dirs_destroyed": 0,
                       "gc_collected": 0, "oom_killed": 0}  # oom_killed: Nomad's client.allocs.oom_killed
@@ -2064,6 +2091,13 @@ class AllocRunner(NodeActor):
             self._flush()
         elif isinstance(message, RestartTasks):
             error = self._operate(message.alloc_id, message.task, "restart", "", all_tasks=message.all_tasks)
+            if message.reply is not None:
+                if error:
+                    message.reply.set(error)
+                else:  # answered once the tasks it kills have exited (_answer_restarts, from _flush)
+                    a = self.allocs[message.alloc_id]
+                    killed = tuple(n for n in sorted(a.tasks) if a.tasks[n].restart_requested)
+                    self._restart_replies.append((message.reply, message.alloc_id, killed))
             self._flush()
             return error
         elif isinstance(message, SignalTasks):
@@ -2105,13 +2139,11 @@ class AllocRunner(NodeActor):
             return ExecTarget(found=True, namespace=a.spec.namespace, job_id=a.spec.job_id)
         alloc_dir = posixpath.join(self.alloc_root, a.alloc_id)
         task_dir = posixpath.join(alloc_dir, t.spec.name)
-        env = task_env(a.spec, t.spec, alloc_dir, task_dir)
-        if "node.datacenter" in self.node_vars:
-            env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
-        env.update(t.tmpl_env)
         driver = self.drivers.get(t.spec.driver)
-        if getattr(driver, "fs_isolation", "") == FS_ISOLATION_CHROOT:  # as the task saw them
-            env.update(CHROOT_TASK_DIRS)
+        chroot = getattr(driver, "fs_isolation", "") == FS_ISOLATION_CHROOT  # as the task saw them
+        env = task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars,
+                       CHROOT_TASK_DIRS if chroot else None)
+        env.update(t.tmpl_env)
         running = t.phase == P_RUNNING and t.handle is not None
         enter = ""
         if running and hasattr(driver, "enter_spec"):
@@ -2445,9 +2477,7 @@ class AllocRunner(NodeActor):
             except (OSError, ValueError) as exc:
                 self._start_failed(a, t, f"failed to write the dispatch payload: {exc}", False, now)
                 return
-        env = task_env(a.spec, t.spec, alloc_dir, task_dir)
-        if "node.datacenter" in self.node_vars:
-            env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
+        env = task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars)
         if (t.spec.identity_env or t.spec.identity_file or t.spec.identities) and not t.wid_ready:
             t.wid_wait = True  # Nomad's identity hook: the task waits for its signed identities
             if not t.wid_req:
@@ -2468,9 +2498,10 @@ class AllocRunner(NodeActor):
         if t.spec.templates and not t.tmpl_ready:  # Nomad's template hook: until every one is rendered
             if not self._first_render(a, t, env, now):
                 return
-        env.update(t.tmpl_env)  # the env templates' variables, over the job's (Nomad's templateEnv)
         if getattr(driver, "fs_isolation", "") == FS_ISOLATION_CHROOT:  # Nomad's task dir hook
-            env.update(CHROOT_TASK_DIRS)
+            # the task's view of its directories, and its env values that name them (${NOMAD_TASK_DIR})
+            env.update(task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars, CHROOT_TASK_DIRS))
+        env.update(t.tmpl_env)  # the env templates' variables, over the job's (Nomad's templateEnv)
         try:
             handle = driver.start(a.alloc_id, t.spec.name, interpolate(t.spec.config, env, self.node_vars),
                                   task_dir, env, user=t.spec.user, logs=t.spec.logs,
@@ -2499,9 +2530,7 @@ class AllocRunner(NodeActor):
         assert a.spec is not None
         alloc_dir = posixpath.join(self.alloc_root, a.alloc_id)
         task_dir = posixpath.join(alloc_dir, t.spec.name)
-        env = task_env(a.spec, t.spec, alloc_dir, task_dir)
-        if "node.datacenter" in self.node_vars:
-            env.setdefault("NOMAD_DC", self.node_vars["node.datacenter"])
+        env = task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars)
         return alloc_dir, task_dir, env
 
     def _render(self, a: _Alloc, t: _Task, env: dict[str, str]) -> Rendered:
@@ -2509,8 +2538,11 @@ class AllocRunner(NodeActor):
         assert a.spec is not None
         alloc_dir, task_dir, _ = self._dirs(a, t)
         # What the template's env functions read: the task's environment and the node's attributes
-        # (Nomad's TaskEnv.All: `{{ env "node.unique.name" }}`, `{{ env "attr.kernel.name" }}`).
+        # (Nomad's TaskEnv.All: `{{ env "node.unique.name" }}`, `{{ env "attr.kernel.name" }}`),
+        # as the task sees it: a chroot driver's task has its directories at /alloc, /local, /secrets.
         tmpl_env = {**env, **self.node_vars}
+        if getattr(self.drivers.get(t.spec.driver), "fs_isolation", "") == FS_ISOLATION_CHROOT:
+            tmpl_env.update(task_env(a.spec, t.spec, alloc_dir, task_dir, self.node_vars, CHROOT_TASK_DIRS))
 
         def read_file(path: str) -> bytes:  # a template's file function: inside the task's directory
             if self.alloc_dirs is None:
@@ -3237,8 +3269,8 @@ class AllocRunner(NodeActor):
         elif d.failed:
             # The event has the policy's reason, as Nomad's; the allocation's description adds the cause.
             self._task_failed(a, t, EV_NOT_RESTARTING, d.reason, now, cause=f"{d.reason} (last: {cause})")
-        else:
-            self._dead(a, t, EV_NOT_RESTARTING, d.reason, now)
+        else:  # Nomad's TaskTerminated: dead without an event of its own (the reason is only logged)
+            self._dead(a, t, "", d.reason, now)
 
     def _operate(self, alloc_id: str, task: str, op: str, signame: str, *, all_tasks: bool = False) -> str:
         """An operator's restart or signal of running tasks; "" or why not."""
@@ -3249,13 +3281,24 @@ class AllocRunner(NodeActor):
             return f'Task "{task}" not found in allocation "{alloc_id}"'
         targets = [a.tasks[task]] if task else [a.tasks[n] for n in sorted(a.tasks)]
         running = [t for t in targets if t.phase == P_RUNNING and t.handle is not None]
-        if not running or (task and not a.want_run):
-            return ERR_TASK_NOT_RUNNING
+        if op == "restart" and not task:  # Nomad's restartTasks (RestartRunning, RestartAll)
+            if not a.want_run or a.update().client_status in (COMPLETE, FAILED, LOST):
+                return ERR_ALLOC_SHOULD_NOT_RUN
+            if not running:
+                return ""  # each task's ErrTaskNotRunning is ignored
         if op == "signal":
             try:
                 signal_number(signame)  # a name the driver would refuse fails the request, not the task
             except DriverError as exc:
                 return str(exc)
+        idle = []
+        if op == "signal" and not task:  # Nomad's allocRunner.Signal: each task not running is an error
+            idle = [f"Failed to signal task: {t.spec.name}, err: {ERR_TASK_NOT_RUNNING}"
+                    for t in targets if t not in running]
+            if not running:
+                return _multi_error(idle)
+        if not running or (task and not a.want_run):
+            return ERR_TASK_NOT_RUNNING
         now = self.env.now()
         self._dirty.add(a.alloc_id)
         if all_tasks and op == "restart" and not task:
@@ -3263,15 +3306,16 @@ class AllocRunner(NodeActor):
             return ""
         for t in running:
             if op == "signal":
-                self._event(t, EV_SIGNALING, now, f"Task being sent signal {signame}")
+                self._event(t, EV_SIGNALING, now, f"Task being sent signal {signame}",
+                            details=(("signal", signame),))  # Nomad's SetSignalText
                 self._signal(t, signame)
             else:
                 t.restart_requested = True
                 # Nomad's client.RestartAllocation: its reason says whether one task or every running one
                 why = "User requested task to restart" if task else "User requested running tasks to restart"
-                self._event(t, EV_RESTART_SIGNALED, now, why)
+                self._event(t, EV_RESTART_SIGNALED, now, why, details=(("restart_reason", why),))
                 self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
-        return ""
+        return _multi_error(idle) if idle else ""
 
     def _restart_all(self, a: _Alloc, now: float) -> None:
         """Nomad's RestartAll: the task coordinator starts over (so the prestart tasks run before the main
@@ -3285,10 +3329,12 @@ class AllocRunner(NodeActor):
                 continue
             if t.phase == P_RUNNING and t.handle is not None:
                 t.restart_requested = True
-                self._event(t, EV_RESTART_SIGNALED, now, "User requested all tasks to restart")
+                self._event(t, EV_RESTART_SIGNALED, now, ALL_TASKS_WHY,
+                            details=(("restart_reason", ALL_TASKS_WHY),))
                 self._end_task(a, t, EV_KILLING, "Restarting", now, silent=True)
             elif t.phase == P_DEAD and not t.state.failed:
-                self._event(t, EV_RESTART_SIGNALED, now, "User requested all tasks to restart")
+                self._event(t, EV_RESTART_SIGNALED, now, ALL_TASKS_WHY,
+                            details=(("restart_reason", ALL_TASKS_WHY),))
                 t.state = _state(t.state, state=TASK_PENDING, restarts=t.state.restarts + 1, last_restart=now,
                                  finished_at=0.0)
                 self._restarting_event(t, now, "", 0.0)
@@ -3337,7 +3383,10 @@ class AllocRunner(NodeActor):
         t.phase, t.handle = P_DEAD, None
         t.state = _state(t.state, state=TASK_DEAD, failed=failed or t.state.failed,
                          finished_at=t.state.finished_at or now)
-        self._event(t, ev, now, message)
+        if ev == EV_NOT_RESTARTING and failed:  # Nomad's SetRestartReason(reason).SetFailsTask()
+            self._event(t, ev, now, message, details=(("fails_task", "true"), ("restart_reason", message)))
+        elif ev:
+            self._event(t, ev, now, message)
 
     # ------------------------------------------------------------ task lifecycle
     def _may_run(self, a: _Alloc, t: _Task) -> bool:
@@ -3960,7 +4009,21 @@ class AllocRunner(NodeActor):
             self.cancel_timer(name)
 
     # ------------------------------------------------------------ persist, then report
+    def _answer_restarts(self) -> None:
+        """Set each RestartTasks reply whose tasks are no longer being killed for it (or whose
+        allocation is gone)."""
+        waiting = []
+        for reply, alloc_id, names in self._restart_replies:
+            a = self.allocs.get(alloc_id)
+            if a is not None and any(n in a.tasks and a.tasks[n].restart_requested for n in names):
+                waiting.append((reply, alloc_id, names))
+            else:
+                reply.set("")
+        self._restart_replies = waiting
+
     def _flush(self) -> None:
+        if self._restart_replies:
+            self._answer_restarts()
         dirty = sorted(self._dirty)
         self._dirty.clear()
         if self._waiters:

@@ -40,6 +40,7 @@ from actors.client.messages import (
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT
 from actors.server.heartbeat import random_stagger
 from runtime.actor import NodeActor
+from runtime.config import parse_duration
 from runtime.env import Env
 from runtime.messages import PeerLost
 
@@ -125,6 +126,15 @@ def _event_json(e: Any, time_ns: int) -> dict[str, Any]:
         out["RestartReason"] = details["restart_reason"]
     if "start_delay" in details:
         out["StartDelay"] = int(details["start_delay"])
+    if details.get("fails_task") == "true":  # Nomad's SetFailsTask
+        out["FailsTask"] = True
+    if "kill_timeout" in details:  # Nomad's SetKillTimeout: the field in nanoseconds, Details a duration
+        try:
+            out["KillTimeout"] = round(parse_duration(details["kill_timeout"]) * 1e9)
+        except ValueError:
+            pass
+    if "kill_reason" in details:  # Nomad's SetKillReason
+        out["KillReason"] = details["kill_reason"]
     return out
 
 
