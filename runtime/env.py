@@ -67,12 +67,41 @@ class Env(abc.ABC):
     def report_failure(self, actor: str, error: str) -> None:  # noqa: B027
         """An actor of this node died; the runtime tells the supervisor."""
 
-    def watch_peer(self, node: str, actor: str) -> None:  # noqa: B027
+    # node -> the local actors told when the connection to it is lost (watch_peer); made at the first watch.
+    peer_watchers: dict[str, dict[str, None]]
+
+    def watch_peer(self, node: str, actor: str) -> None:
         """Tell local actor *actor* a ``PeerLost`` each time the connection to *node* is lost.
 
-        Until ``unwatch_peer``; watching twice is watching once.  A runtime
-        without connections (a test's fake) never tells anything.
+        Until ``unwatch_peer``; watching twice is watching once.  The runtime
+        tells them through :meth:`tell_peer_lost`; one without connections (a
+        test's fake) never does.
         """
+        watchers = self.__dict__.get("peer_watchers")
+        if watchers is None:
+            watchers = self.peer_watchers = {}
+        watchers.setdefault(node, {})[actor] = None
 
-    def unwatch_peer(self, node: str, actor: str) -> None:  # noqa: B027
+    def unwatch_peer(self, node: str, actor: str) -> None:
         """Stop telling *actor* of lost connections to *node*."""
+        watchers = self.__dict__.get("peer_watchers", {}).get(node)
+        if watchers is not None:
+            watchers.pop(actor, None)
+            if not watchers:
+                del self.peer_watchers[node]
+
+    def watches(self, node: str) -> bool:
+        """Whether any local actor watches *node*."""
+        return node in self.__dict__.get("peer_watchers", ())
+
+    def tell_peer_lost(self, node: str, reason: str, unsent: bool, deliver: Any) -> bool:
+        """``deliver(actor, PeerLost(...))`` to each actor watching *node*; False when none does."""
+        watchers = self.__dict__.get("peer_watchers", {}).get(node)
+        if not watchers:
+            return False
+        from runtime.messages import PeerLost
+
+        msg = PeerLost(node=node, reason=reason, unsent=unsent)
+        for actor in list(watchers):
+            deliver(actor, msg)
+        return True

@@ -23,7 +23,7 @@ import pykka
 from greenlet import getcurrent
 
 from runtime.env import Env
-from runtime.messages import ChildFailed, Envelope, PeerLost
+from runtime.messages import ChildFailed, Envelope
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,6 @@ class ProdNode(Env):
         self.supervisor = supervisor
         self.actors: dict[str, Any] = {}
         self.stats = {"dropped_local": 0, "dropped_no_transport": 0, "peer_lost": 0}
-        # node -> the local actors told when the connection to it is lost (Env.watch_peer).
-        self._peer_watchers: dict[str, dict[str, None]] = {}
 
     @property
     def secret_rng(self) -> random.Random:
@@ -196,25 +194,10 @@ class ProdNode(Env):
         """The transports' ``deliver`` callback."""
         self.deliver(env.dst_actor, env.payload)
 
-    def watch_peer(self, node: str, actor: str) -> None:
-        self._peer_watchers.setdefault(node, {})[actor] = None
-
-    def unwatch_peer(self, node: str, actor: str) -> None:
-        watchers = self._peer_watchers.get(node)
-        if watchers is not None:
-            watchers.pop(actor, None)
-            if not watchers:
-                del self._peer_watchers[node]
-
     def peer_lost(self, node: str, reason: str, unsent: bool = False) -> None:
         """The transports' ``on_peer_lost`` callback: tell the actors watching *node*."""
-        watchers = self._peer_watchers.get(node)
-        if not watchers:
-            return
-        self.stats["peer_lost"] += 1
-        msg = PeerLost(node=node, reason=reason, unsent=unsent)
-        for actor in list(watchers):
-            self.deliver(actor, msg)
+        if self.tell_peer_lost(node, reason, unsent, self.deliver):
+            self.stats["peer_lost"] += 1
 
     def spawn(self, cls: type, name: str, *args: Any, **kwargs: Any) -> Any:
         old = self.actors.get(name)

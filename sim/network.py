@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from actors.client.messages import NodeUpdateResponse, UpdateNodeStatus
 from actors.raft.messages import AppendResp
 from runtime import wire
-from runtime.messages import Envelope, PeerLost
+from runtime.messages import Envelope
 from sim.runtime import push_event
 
 if TYPE_CHECKING:
@@ -168,13 +168,13 @@ class SimNetwork:
         for node in self.sched.nodes.values():
             if node.up and node.name != name and (name, node.name) not in cut:
                 self._closed_seen[(node.name, name)] = incarnation
-                if name in node.env.peer_watchers:
+                if node.env.watches(name):
                     self._notify_lost(node, name, "connection closed by the peer", False)
 
     def _refused(self, src: str, dst: str) -> None:
         """A frame from *src* found *dst* down: a reset, or a refused connect, tells *src*'s watchers."""
         node = self.sched.nodes.get(src)
-        if node is None or not node.up or dst not in node.env.peer_watchers or (dst, src) in self._cut:
+        if node is None or not node.up or not node.env.watches(dst) or (dst, src) in self._cut:
             return
         incarnation = self.sched.nodes[dst].incarnation
         if self._closed_seen.get((src, dst)) == incarnation:
@@ -191,13 +191,8 @@ class SimNetwork:
         node = self.sched.nodes.get(at)
         if node is None or not node.up or node.incarnation != incarnation:
             return
-        watchers = node.env.peer_watchers.get(peer)
-        if not watchers:
-            return
-        self.stats["peer_lost"] += 1
-        msg = PeerLost(node=peer, reason=reason, unsent=unsent)
-        for actor in list(watchers):
-            node.deliver_local(actor, msg)
+        if node.env.tell_peer_lost(peer, reason, unsent, node.deliver_local):
+            self.stats["peer_lost"] += 1
 
     # ------------------------------------------------------------ traffic
     def _faults(self, src: str, dst: str) -> LinkFaults:

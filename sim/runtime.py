@@ -248,19 +248,8 @@ class SimEnv(Env):
         # The network's per-sender state for this node (envelope heads, link arrival times), found at
         # the first send: it outlives this incarnation (messages from before a restart are still FIFO).
         self._out: tuple[dict[str, bytes], dict[str, float]] | None = None
-        # node -> the actors told when the connection to it is lost (Env.watch_peer); the network
-        # tells them when that node crashes or a frame to it finds it down (SimNetwork.peer_gone).
-        self.peer_watchers: dict[str, dict[str, None]] = {}
-
-    def watch_peer(self, node: str, actor: str) -> None:
-        self.peer_watchers.setdefault(node, {})[actor] = None
-
-    def unwatch_peer(self, node: str, actor: str) -> None:
-        watchers = self.peer_watchers.get(node)
-        if watchers is not None:
-            watchers.pop(actor, None)
-            if not watchers:
-                del self.peer_watchers[node]
+        # Env.watch_peer's watchers: the network tells them when that node crashes or a frame to it
+        # finds it down (SimNetwork.node_crashed, _refused).
 
     def now(self) -> float:
         return self._node.clock_offset + self._node.clock_rate * self._sched.now

@@ -13,19 +13,10 @@ from typing import Any
 
 import gevent
 
-from runtime.actor import NodeActor
 from runtime.messages import PeerLost
 from runtime.prod import ProdNode
 from sim.runtime import Scheduler
-
-
-class Sink(NodeActor):
-    def __init__(self, env: Any, name: str, got: list[Any]) -> None:
-        super().__init__(env, name)
-        self.got = got
-
-    def receive(self, message: Any) -> Any:
-        self.got.append(message)
+from tests.test_sim_network import Sink
 
 
 def test_prod_node_tells_only_the_actors_watching_that_peer() -> None:
