@@ -589,6 +589,13 @@ def test_drain_deadline_forces_what_remains() -> None:
         c.index += 1
         c.state.apply(c.index, data)
     assert on0 and all(c.state.tables["allocs"][a["ID"]]["DesiredTransition"].get("Migrate") for a in on0)
+    # The drain ends at the deadline itself, as Nomad's handleDeadlinedNodes: not once the
+    # tasks have exited (a draining agent that is shutting down waits for this).
+    node = c.state.tables["nodes"][target]
+    assert not node.get("DrainStrategy")
+    assert node["Events"][-1]["Message"] == "Node drain complete"
+    assert node["Events"][-1]["Details"] == {"deadline_reached": "true"}
+    assert all(c.state.tables["allocs"][a["ID"]]["ClientStatus"] == "pending" for a in on0)
 
 
 def test_pending_and_blocked_evaluation_indexes_survive_a_snapshot() -> None:

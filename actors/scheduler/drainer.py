@@ -15,7 +15,8 @@ against the state and returns the Raft commands to propose:
   waiting for the deadline.  Batch allocations are not migrated before the
   deadline (they are left to finish);
 * at the node's force deadline (or at once for ``-force``), everything
-  still running there is marked;
+  still running there is marked and the drain completes in the same step
+  (``deadline_reached``), as Nomad's ``handleDeadlinedNodes``;
 * when every non-system allocation on the node is terminal, the remaining
   system allocations are stopped too (unless ``IgnoreSystemJobs``) and the
   drain completes: the strategy is cleared, the event ``Node drain
@@ -81,6 +82,10 @@ def drain_actions(state: Any, now: float) -> list[bytes]:
                     continue
                 if not a.get("DesiredTransition", {}).get("Migrate"):
                     marks.setdefault(nid, []).append(a["ID"])
+            # Nomad's handleDeadlinedNodes ends the drain in the same step: it does not wait
+            # for the tasks to exit (a slow kill_timeout, or a client that is shutting down).
+            out.append(command("node_drain_complete", node_id=nid, now=now, deadline_reached=True))
+            continue
         rest = [a for a in allocs.values() if a.get("NodeID") == nid
                 and a.get("ClientStatus") not in TERMINAL_CLIENT
                 and (jobs.get(a["JobID"]) or {}).get("Type") != "system"]
