@@ -298,10 +298,18 @@ class PeerLink:
         then may or may not have been read.  A socket we closed ourselves
         (``_close``) ends this read silently.
         """
-        try:
-            why = "connection closed by the peer" if not sock.recv(_READ_CHUNK) else "peer wrote on our link"
-        except OSError as exc:
-            why = f"connection lost: {exc}"
+        while True:
+            try:
+                data = sock.recv(_READ_CHUNK)
+            except TimeoutError:  # the socket's write timeout bounds this read too: idle is not closed
+                if self._sock is not sock:
+                    return
+                continue
+            except OSError as exc:
+                why = f"connection lost: {exc}"
+            else:
+                why = "connection closed by the peer" if not data else "peer wrote on our link"
+            break
         if self._sock is not sock:
             return  # closed by us, or already replaced
         self._close()

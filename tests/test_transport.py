@@ -422,3 +422,18 @@ def test_closing_our_own_links_reports_nothing(make_tcp: MakeTcp) -> None:
     a.stop()
     gevent.sleep(0)  # let a close watcher run, if one were to report
     assert lost == []
+
+
+def test_an_idle_link_outliving_its_write_timeout_is_not_reported_lost(make_tcp: MakeTcp) -> None:
+    inbox: list[Envelope] = []
+    b = make_tcp(inbox.append)
+    a = make_tcp(lambda env: None, write_timeout_s=0.05)
+    lost: list[tuple[str, str, bool]] = []
+    a.on_peer_lost = lambda node, why, unsent: lost.append((node, why, unsent))
+    a.send(b.address, ping(a.address, 0))
+    wait_until(lambda: len(inbox) == 1, what="first ping")
+    deadline = time.monotonic() + 0.3  # six write timeouts of idleness
+    wait_until(lambda: time.monotonic() >= deadline, what="idle time")
+    assert a.send(b.address, ping(a.address, 1))
+    wait_until(lambda: len(inbox) == 2, what="second ping")
+    assert lost == [] and a.stats["connects"] == 1 and a.stats["reconnects"] == 0
