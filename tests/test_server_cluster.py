@@ -130,3 +130,25 @@ def test_writes_to_a_follower_while_the_leader_is_gone_wait_for_the_next_leader(
     # every one sent once the followers had seen its connection close waits for the next leader.
     late = [r for r in results if r[0] >= 0.2]
     assert late and all(status == 200 for _, status, _ in late), results
+
+
+def test_a_leader_that_leaves_is_not_sent_to_by_its_node_id(agents, tmp_path):  # noqa: F811
+    """SIGINT with leave_on_interrupt: the leader hands leadership over and leaves; nothing tries to
+    reach it afterwards by its Raft ID (a node ID, not an address), which the transport would log as
+    a bad node address on every rolling restart."""
+    serfs = [free_port() for _ in range(3)]
+    join = [f"127.0.0.1:{p}" for p in serfs]
+    cfgs = [server_config(tmp_path, i, join, serf=serfs[i]) for i in range(3)]
+    procs = [agents(["-config", c["path"]], http_port=c["http"]) for c in cfgs]
+    leader_rpc = wait_for(lambda: (ls := {get_json(p, "/v1/status/leader") for p in procs}) and len(ls) == 1
+                          and "" not in ls and None not in ls and ls.pop(), "one leader", CLUSTER_DEADLINE_S,
+                          lambda: "\n".join(p.detail() for p in procs))
+    leader = next(p for p, c in zip(procs, cfgs, strict=True) if leader_rpc.endswith(f":{c['rpc']}"))
+    rest = [p for p in procs if p is not leader]
+    leader.send(signal.SIGINT)
+    assert leader.wait_exit(timeout_s=30) == 0, leader.detail()
+    wait_for(lambda: all(len(get_json(p, "/v1/status/peers") or []) == 2 for p in rest)
+             and {get_json(p, "/v1/status/leader") for p in rest} != {""}, "two servers with a leader",
+             CLUSTER_DEADLINE_S)
+    assert not [line for p in rest for line in p.out + p.err if "bad node address" in line], \
+        "\n".join(p.detail() for p in rest)

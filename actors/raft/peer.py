@@ -23,6 +23,7 @@ import collections
 import heapq
 import logging
 import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -55,6 +56,9 @@ from runtime.snapshotter import InlineSnapshotter, Snapshotter
 
 log = logging.getLogger("nomad.raft")
 
+# A server ID that is a node ID (a UUID) is never an address: a message to such a server that
+# neither the configuration nor gossip can place (it just left) is not sent.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _DISPATCH_LOG = ("raft", "leader", "dispatchLog")
 _STORE_LOGS = ("raft", "rpc", "appendEntries", "storeLogs")
 RAFT_MESSAGES = (AppendEntries, AppendResp, RequestVote, RequestVoteResp, InstallSnapshot,
@@ -540,6 +544,15 @@ class RaftPeer(NodeActor):
             addr = self._gossip_addrs.get(server_id, server_id)
         return addr
 
+    def _unlisted_addr(self, server_id: str) -> str:
+        """Where a server the configuration does not list is: gossip's address, else its ID when
+        that may be an address (simulated servers, servers from before IDs); "" for a node ID no
+        one can place -- a server that just left, whose answers are dropped without a warning."""
+        addr = self._gossip_addrs.get(server_id)
+        if addr:
+            return addr
+        return "" if _UUID.fullmatch(server_id) else server_id
+
     def _leader_addr(self) -> str:
         leader = self.core.leader
         return self._route(leader) if leader else ""
@@ -810,7 +823,7 @@ class RaftPeer(NodeActor):
         send, name, messages = self.send, self.name, r.messages
         # Messages name servers by Raft ID; each goes to its configuration address (gossip's
         # for a server not in it; the ID itself for one whose ID is its address).
-        route, gossip = core.addrs.get, self._gossip_addrs
+        route, unlisted = core.addrs.get, self._unlisted_addr
         if messages and core.role == LEADER and r.hard_state is None:
             # Thesis §10.2.1: a leader may replicate while it writes its own
             # log (it counts itself only once persisted). Not when the term or
@@ -820,7 +833,9 @@ class RaftPeer(NodeActor):
             late = []
             for to, m in messages:
                 if type(m) is AppendEntries or isinstance(m, (AppendEntries, InstallSnapshot)):
-                    send(route(to) or gossip.get(to, to), name, m)
+                    addr = route(to) or unlisted(to)
+                    if addr:
+                        send(addr, name, m)
                 else:
                     late.append((to, m))
             messages = late
@@ -837,7 +852,9 @@ class RaftPeer(NodeActor):
                 key = _DISPATCH_LOG if core.role == LEADER else _STORE_LOGS
                 metrics.add_sample(key, (self.env.now() - t0) * 1e3)
         for to, m in messages:
-            send(route(to) or gossip.get(to, to), name, m)
+            addr = route(to) or unlisted(to)
+            if addr:
+                send(addr, name, m)
         core.persisted(core.log_base + len(core.entries))  # its last index
         if r.snapshot is not None:
             self.state.restore(r.snapshot[4], r.snapshot[0])
