@@ -88,6 +88,19 @@ def test_servers_form_one_cluster_and_follow_joins_leaves_and_failures(agents, t
              CLUSTER_DEADLINE_S)
 
 
+def three_servers_and_leader(start: Any, tmp_path: Any) -> tuple[list[AgentProc], AgentProc]:
+    """Three servers that find each other by retry_join, once they agree on one leader; and it."""
+    serfs = [free_port() for _ in range(3)]
+    join = [f"127.0.0.1:{p}" for p in serfs]
+    cfgs = [server_config(tmp_path, i, join, serf=serfs[i]) for i in range(3)]
+    procs = [start(["-config", c["path"]], http_port=c["http"]) for c in cfgs]
+    leader_rpc = wait_for(lambda: (ls := {get_json(p, "/v1/status/leader") for p in procs}) and len(ls) == 1
+                          and "" not in ls and None not in ls and ls.pop(), "one leader", CLUSTER_DEADLINE_S,
+                          lambda: "\n".join(p.detail() for p in procs))
+    leader = next(p for p, c in zip(procs, cfgs, strict=True) if leader_rpc.endswith(f":{c['rpc']}"))
+    return procs, leader
+
+
 def test_writes_to_a_follower_while_the_leader_is_gone_wait_for_the_next_leader(agents, tmp_path):  # noqa: F811
     """SIGKILL the leader: the followers still believe in it until the election (a second or so).
     A job written through a follower in that window is forwarded to a connection the dead
@@ -96,14 +109,7 @@ def test_writes_to_a_follower_while_the_leader_is_gone_wait_for_the_next_leader(
     import http.client
     import time
 
-    serfs = [free_port() for _ in range(3)]
-    join = [f"127.0.0.1:{p}" for p in serfs]
-    cfgs = [server_config(tmp_path, i, join, serf=serfs[i]) for i in range(3)]
-    procs = [agents(["-config", c["path"]], http_port=c["http"]) for c in cfgs]
-    leader_rpc = wait_for(lambda: (ls := {get_json(p, "/v1/status/leader") for p in procs}) and len(ls) == 1
-                          and "" not in ls and None not in ls and ls.pop(), "one leader", CLUSTER_DEADLINE_S,
-                          lambda: "\n".join(p.detail() for p in procs))
-    leader = next(p for p, c in zip(procs, cfgs, strict=True) if leader_rpc.endswith(f":{c['rpc']}"))
+    procs, leader = three_servers_and_leader(agents, tmp_path)
     follower = next(p for p in procs if p is not leader)
 
     def put(job_id: str) -> tuple[int, str]:
@@ -136,14 +142,7 @@ def test_a_leader_that_leaves_is_not_sent_to_by_its_node_id(agents, tmp_path):  
     """SIGINT with leave_on_interrupt: the leader hands leadership over and leaves; nothing tries to
     reach it afterwards by its Raft ID (a node ID, not an address), which the transport would log as
     a bad node address on every rolling restart."""
-    serfs = [free_port() for _ in range(3)]
-    join = [f"127.0.0.1:{p}" for p in serfs]
-    cfgs = [server_config(tmp_path, i, join, serf=serfs[i]) for i in range(3)]
-    procs = [agents(["-config", c["path"]], http_port=c["http"]) for c in cfgs]
-    leader_rpc = wait_for(lambda: (ls := {get_json(p, "/v1/status/leader") for p in procs}) and len(ls) == 1
-                          and "" not in ls and None not in ls and ls.pop(), "one leader", CLUSTER_DEADLINE_S,
-                          lambda: "\n".join(p.detail() for p in procs))
-    leader = next(p for p, c in zip(procs, cfgs, strict=True) if leader_rpc.endswith(f":{c['rpc']}"))
+    procs, leader = three_servers_and_leader(agents, tmp_path)
     rest = [p for p in procs if p is not leader]
     leader.send(signal.SIGINT)
     assert leader.wait_exit(timeout_s=30) == 0, leader.detail()
