@@ -496,6 +496,50 @@ def test_forced_drain_stops_everything_at_once() -> None:
     assert all(a["NodeID"] == "node-0001" for a in c.running("web"))
 
 
+def test_a_batch_allocation_a_drain_stops_at_its_deadline_is_not_placed_again() -> None:
+    """Nomad's drainer marks a batch allocation MigrateDisablePlacement when it stops it at the
+    deadline: the allocation is stopped and keeps counting toward its group, so neither this
+    evaluation nor a later one (the node made eligible again, the job evaluated) places it again."""
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    job = service("crunch", count=2)
+    job["Type"] = "batch"
+    c.register(**job)
+    c.schedule()
+    c.client("running")
+    target = c.running("crunch")[0]["NodeID"]
+    on_node = [a["ID"] for a in c.running("crunch") if a["NodeID"] == target]
+    c.apply("node_update_drain", node_id=target, drain_spec={"Deadline": 10 * SEC})
+    assert _drain_step(c) == []  # left to finish before the deadline
+    c.now += 11
+    assert _drain_step(c) == on_node
+    allocs = c.state.tables["allocs"]
+    for aid in on_node:
+        assert allocs[aid]["DesiredTransition"] == {"Migrate": True, "MigrateDisablePlacement": True}
+        assert allocs[aid]["DesiredStatus"] == "stop"
+    c.client("running")  # the stopped ones finish (killed), the others run on
+    c.apply("node_update_eligibility", node_id=target, eligibility="eligible")
+    c.register(**job)
+    c.schedule()
+    crunch = [a for a in allocs.values() if a["JobID"] == "crunch"]
+    assert len(crunch) == 2, [(a["Name"], a["NodeID"], a["DesiredStatus"]) for a in crunch]
+    assert sorted(a["ID"] for a in crunch if a["DesiredStatus"] == "stop") == on_node
+
+
+def test_a_service_allocation_a_drain_stops_is_placed_elsewhere_without_the_batch_mark() -> None:
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    c.register(**service(count=2))
+    c.schedule()
+    c.client("running")
+    c.apply("node_update_drain", node_id="node-0000", drain_spec={"Deadline": -1})
+    marked = _drain_step(c)
+    assert marked and all(c.state.tables["allocs"][a]["DesiredTransition"] == {"Migrate": True} for a in marked)
+    assert len(c.running("web")) == 2 and all(a["NodeID"] == "node-0001" for a in c.running("web"))
+
+
 def test_eligibility_refused_while_draining() -> None:
     c = Cluster()
     c.node(0)

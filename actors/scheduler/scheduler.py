@@ -1614,8 +1614,14 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         strategy = rolling(job, group)
         rp = reschedule_policy(job, group)
         reconnecting: list[dict[str, Any]] = []
+        batch = job["Type"] == "batch"
         for a in group_allocs:
             if a.get("DesiredStatus") != "run":
+                if batch and (a.get("DesiredTransition") or {}).get("MigrateDisablePlacement"):
+                    # Stopped by a drain at its deadline: it keeps counting toward the group, as a
+                    # finished one does, so no later evaluation places it again (Nomad's reconciler:
+                    # a drained batch allocation is untainted).
+                    kept.append(a)
                 continue
             cs = a.get("ClientStatus")
             node = nodes.get(a["NodeID"])
@@ -1691,7 +1697,10 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 delays[a["ID"]] = due[1]
             elif a.get("DesiredTransition", {}).get("Migrate"):
                 stop_alloc(a, STOP_MIGRATE)
-                replace.append((a["Name"], a))
+                if batch and a["DesiredTransition"].get("MigrateDisablePlacement"):
+                    kept.append(a)  # a batch allocation a drain stops is not placed again (Nomad's)
+                else:
+                    replace.append((a["Name"], a))
             elif a.get("JobVersion", 0) != job.get("Version", 0):
                 if alloc_digest(a) != digest:
                     destructive.append(a)
@@ -1767,7 +1776,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         for a in kept:
             i = _name_index(a["Name"])
             if i >= group["Count"] or i in taken:
-                if a.get("ClientStatus") != "complete" or job["Type"] != "batch":
+                if (a.get("ClientStatus") != "complete" or job["Type"] != "batch") \
+                        and a.get("DesiredStatus") == "run" and a["ID"] not in {st["ID"] for st in stop}:
                     stop_alloc(a, STOP_EXTRA, alone=True)
                 continue
             taken.add(i)

@@ -2341,13 +2341,22 @@ class StateStore:
         return {"ok": True, "index": index, "evals": evals, "EvalIDs": evals, "NodeModifyIndex": index}
 
     def _alloc_migrate(self, index: int, cmd: dict[str, Any]) -> Any:
-        """The drainer marks allocations for migration and asks the scheduler to move them."""
+        """The drainer marks allocations for migration and asks the scheduler to move them.
+
+        A batch job's allocation is marked ``MigrateDisablePlacement`` too (Nomad's
+        ``drainAllocs``): the drainer only takes one at the drain's deadline, and it is stopped
+        there but not placed again -- it keeps counting toward its group, as a finished one.
+        """
         now, allocs, jobs = float(cmd["now"]), self.tables["allocs"], set()
+        job_table = self.tables["jobs"]
         for alloc_id in cmd["allocs"]:
             a = allocs.get(alloc_id)
             if a is None or a.get("DesiredStatus") != "run" or a.get("DesiredTransition", {}).get("Migrate"):
                 continue
-            allocs[alloc_id] = {**a, "DesiredTransition": {"Migrate": True}, "ModifyIndex": index,
+            job = a.get("Job") or job_table.get(a["JobID"]) or {}
+            transition = {"Migrate": True, "MigrateDisablePlacement": True} if job.get("Type") == "batch" \
+                else {"Migrate": True}
+            allocs[alloc_id] = {**a, "DesiredTransition": transition, "ModifyIndex": index,
                                 "AllocModifyIndex": index, "ModifyTime": now}
             self._index_alloc(allocs[alloc_id])
             jobs.add(a["JobID"])
