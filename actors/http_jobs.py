@@ -726,7 +726,9 @@ def _job_crud(req: Request, api: Api, job_id: str) -> Any:
         return _register(req, api, job_id)
     if req.method == "DELETE":
         purge = query_flag(req, "purge")
-        index, r = _write(api, "job_deregister", job_id=job_id, purge=purge)
+        # Nomad's ?no_shutdown_delay: the job's allocations skip their shutdown_delay as they stop.
+        extra = {"no_shutdown_delay": True} if query_flag(req, "no_shutdown_delay") else {}
+        index, r = _write(api, "job_deregister", job_id=job_id, purge=purge, **extra)
         return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"],
                        "JobModifyIndex": r["JobModifyIndex"], "Index": index, "LastContact": 0,
                        "KnownLeader": False}, _index_header(index))
@@ -1206,9 +1208,11 @@ def allocation_read(req: Request, api: Api) -> Any:
 
 
 def _alloc_stop(req: Request, api: Api, alloc_id: str) -> Any:
-    """``PUT /v1/allocation/<id>/stop`` (Nomad ``Alloc.Stop``): the allocation is stopped and replaced."""
+    """``PUT /v1/allocation/<id>/stop[?no_shutdown_delay=true]`` (Nomad ``Alloc.Stop``): the allocation
+    is stopped and replaced; with ``no_shutdown_delay`` it skips its shutdown_delay."""
     require(req, "PUT", "POST")
-    index, r = _write(api, "alloc_stop", alloc_id=alloc_id)
+    extra = {"no_shutdown_delay": True} if query_flag(req, "no_shutdown_delay") else {}
+    index, r = _write(api, "alloc_stop", alloc_id=alloc_id, **extra)
     return Answer({"EvalID": r["EvalID"], "Index": index}, _index_header(index))
 
 

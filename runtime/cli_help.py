@@ -317,6 +317,8 @@ _c("alloc status", "[options] <allocation>", "Show an allocation's status",
    ("-stats", "Show detailed resource usage figures."), "-verbose", *_JSON_T)
 _c("alloc stop", "[options] <allocation>", "Stop an allocation and have it rescheduled",
    "Stops the allocation; its job's scheduler places a replacement, elsewhere when it can.",
+   ("-no-shutdown-delay", "Ignore the group and task shutdown_delay: kill the tasks without waiting "
+                          "after their services are deregistered."),
    *_MONITOR)
 
 # ---------------------------------------------------------------- config
@@ -464,6 +466,8 @@ _c("job status", "[options] [<job>]", "Show a job's status",
 _c("job stop", "[options] <job> [<job>...]", "Stop a running job",
    "Stops jobs and their allocations. With -detach each stop's evaluation ID is printed alone.",
    ("-purge", "Also remove the job from the servers' state, rather than keep it as dead."),
+   ("-no-shutdown-delay", "Ignore the groups' and tasks' shutdown_delay: kill the tasks without "
+                          "waiting after their services are deregistered."),
    ("-yes", "Do not ask for confirmation when a single job is named by a prefix of its ID."), *_MONITOR)
 _c("job validate", "[options] <path>", "Check a job file",
    "Reads the job file and has the agent check it, reporting any error and warning.",

@@ -568,10 +568,12 @@ def job_validate(addr: str, args: list[str]) -> tuple[str, int]:
 
 
 def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
-    """``nomad job stop [-purge] [-detach] [-yes] <job>...``: as Nomad's, each job named (a prefix of one
-    alone is confirmed unless -yes); -detach prints each stop's evaluation ID alone, a periodic or
-    parameterized job's stop (no evaluation) prints nothing."""
-    flags, rest = parse_flags(args, {"purge": bool, "detach": bool, "yes": bool, "verbose": bool})
+    """``nomad job stop [-purge] [-detach] [-no-shutdown-delay] [-yes] <job>...``: as Nomad's, each job
+    named (a prefix of one alone is confirmed unless -yes); -detach prints each stop's evaluation ID
+    alone, a periodic or parameterized job's stop (no evaluation) prints nothing; -no-shutdown-delay
+    kills the job's tasks without waiting out their shutdown_delay."""
+    flags, rest = parse_flags(args, {"purge": bool, "detach": bool, "yes": bool, "verbose": bool,
+                                     "no-shutdown-delay": bool})
     if not rest:
         raise CliError("This command takes at least one argument: <job>")
     outs, code = [], 0
@@ -589,7 +591,8 @@ def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
                 return refused
         try:
             got = request(addr, "DELETE", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}",
-                          purge="true" if flags.get("purge") else None)
+                          purge="true" if flags.get("purge") else None,
+                          no_shutdown_delay="true" if flags.get("no-shutdown-delay") else None)
         except CliError as e:
             print(f"Error deregistering job with id {ident} err: {e}", file=sys.stderr)
             code = 1
@@ -991,10 +994,12 @@ def alloc_checks(addr: str, args: list[str]) -> str:
 
 
 def alloc_stop(addr: str, args: list[str]) -> tuple[str, int]:
-    """``nomad alloc stop [-detach] [-verbose] <allocation>``: stop it; its job places a replacement."""
-    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool})
+    """``nomad alloc stop [-detach] [-no-shutdown-delay] [-verbose] <allocation>``: stop it (without
+    waiting out its shutdown_delay with -no-shutdown-delay); its job places a replacement."""
+    flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "no-shutdown-delay": bool})
     stub = resolve(addr, "allocation", one_arg(rest, "nomad alloc stop <allocation>"))
-    got = request(addr, "PUT", f"/v1/allocation/{stub['ID']}/stop")
+    got = request(addr, "PUT", f"/v1/allocation/{stub['ID']}/stop",
+                  no_shutdown_delay="true" if flags.get("no-shutdown-delay") else None)
     if flags.get("detach", False):  # Nomad's alloc stop -detach: the evaluation's ID alone
         return got.get("EvalID", ""), 0
     return monitor(addr, got.get("EvalID", ""), verbose=bool(flags.get("verbose")))

@@ -576,6 +576,36 @@ def test_alloc_stop_replaces_the_allocation(dev, tmp_path):  # noqa: F811
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-astop").returncode == 0
 
 
+def test_stops_with_no_shutdown_delay_do_not_wait_out_the_delay(dev, tmp_path):  # noqa: F811
+    """Nomad's `alloc stop` / `job stop -no-shutdown-delay`: the group's and task's shutdown_delay
+    (a minute here) are skipped, so the allocation is complete within seconds."""
+    job = sleep_job("cli-nodelay", count=2)
+    job["TaskGroups"][0]["ShutdownDelay"] = 60 * 10**9
+    job["TaskGroups"][0]["Tasks"][0]["ShutdownDelay"] = 60 * 10**9
+    path = tmp_path / "nodelay.json"
+    path.write_text(json.dumps({"Job": job}))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+
+    def allocs() -> list:
+        return call(dev.http_port, "GET", "/v1/job/cli-nodelay/allocations").json()
+    running = wait_for(lambda: len([a for a in allocs() if a["ClientStatus"] == "running"]) == 2 and allocs(),
+                       "cli-nodelay running", PLACE_DEADLINE_S, dev.detail)
+    first = running[0]["ID"]
+    out = nomad(dev, "alloc", "stop", "-detach", "-no-shutdown-delay", first[:8])
+    assert out.returncode == 0, out.stderr
+    got = wait_for(lambda: (a := call(dev.http_port, "GET", f"/v1/allocation/{first}").json())["ClientStatus"]
+                   == "complete" and a, "the stopped allocation complete", 20, dev.detail)
+    assert got["DesiredTransition"]["NoShutdownDelay"] is True
+    task = got["TaskStates"]["sleep"] if "sleep" in got["TaskStates"] else next(iter(got["TaskStates"].values()))
+    assert "Skipping shutdown delay" in [e["Type"] for e in task["Events"]]
+    bad = call(dev.http_port, "DELETE", "/v1/job/cli-nodelay?no_shutdown_delay=soon")
+    assert bad.status == 400 and "no_shutdown_delay" in bad.text
+    assert nomad(dev, "job", "stop", "-detach", "-no-shutdown-delay", "cli-nodelay").returncode == 0
+    wait_for(lambda: all(a["ClientStatus"] == "complete" for a in allocs()), "every allocation complete", 20,
+             dev.detail)
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-nodelay").returncode == 0
+
+
 def test_alloc_signal_restart_and_stats_reach_the_running_task(dev, tmp_path):  # noqa: F811
     script = "trap 'echo got-hup' HUP; echo started; while true; do sleep 0.2; done"
     job = {"ID": "cli-life", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{

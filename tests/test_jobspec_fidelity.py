@@ -322,6 +322,62 @@ def test_a_task_that_exits_during_its_shutdown_delay_is_not_restarted_and_restar
     assert c.starts_of("a2")[-1] - crashed < 5
 
 
+def test_a_stop_that_says_no_shutdown_delay_kills_at_once_and_says_it_skipped_the_delay() -> None:
+    """Nomad's DesiredTransition.NoShutdownDelay (`job stop` / `alloc stop -no-shutdown-delay`)."""
+    c = Client()
+    slow = {**ar_task("t"), "ShutdownDelay": 60 * SEC}
+    raw = alloc("a1", slow)
+    raw["Job"]["TaskGroups"][0]["ShutdownDelay"] = 60 * SEC
+    c.set(raw)
+    c.until(lambda: c.status("a1") == "running", 10)
+    stopped_at = c.sched.now
+    c.set({**raw, "DesiredStatus": "stop", "AllocModifyIndex": 2,
+           "DesiredTransition": {"Migrate": True, "NoShutdownDelay": True}}, index=2)
+    c.until(lambda: c.status("a1") == "complete", 10)
+    st = c.task("a1")
+    assert st.finished_at < stopped_at + 5
+    assert events(st)[-4:] == ["Killing", "Skipping shutdown delay", "Terminated", "Killed"]
+    (skip,) = [e.message for e in st.events if e.type == "Skipping shutdown delay"]
+    assert skip == "Skipping shutdown_delay of 1m0s before killing the task."
+
+
+def test_no_shutdown_delay_arriving_during_a_shutdown_delay_ends_the_wait() -> None:
+    """Nomad's shutdownDelayCancelFn: a second stop with -no-shutdown-delay hurries the first."""
+    c = Client()
+    slow = {**ar_task("t"), "ShutdownDelay": 60 * SEC}
+    c.set(alloc("a1", slow))
+    c.until(lambda: c.status("a1") == "running", 10)
+    c.set(alloc("a1", slow, desired="stop", index=2), index=2)
+    c.until(lambda: "Waiting for shutdown delay" in events(c.task("a1")), 5)
+    hurried_at = c.sched.now
+    c.set({**alloc("a1", slow, desired="stop", index=3), "DesiredTransition": {"NoShutdownDelay": True}},
+          index=3)
+    c.until(lambda: c.status("a1") == "complete", 10)
+    assert c.task("a1").finished_at < hurried_at + 5
+
+
+def test_job_stop_and_alloc_stop_with_no_shutdown_delay_mark_the_allocations() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=2))
+    c.register(**service("other", count=1))
+    c.schedule()
+    c.client("running")
+    allocs = c.state.tables["allocs"]
+    web = sorted(a["ID"] for a in allocs.values() if a["JobID"] == "web")
+    (other,) = [a["ID"] for a in allocs.values() if a["JobID"] == "other"]
+    assert c.apply("alloc_stop", alloc_id=other, no_shutdown_delay=True)["ok"]
+    assert allocs[other]["DesiredTransition"] == {"Migrate": True, "NoShutdownDelay": True}
+    assert allocs[other]["AllocModifyIndex"] == c.index
+    assert c.apply("job_deregister", job_id="web", purge=False, no_shutdown_delay=True)["ok"]
+    for aid in web:
+        assert allocs[aid]["DesiredTransition"] == {"NoShutdownDelay": True}
+        assert allocs[aid]["ModifyIndex"] == allocs[aid]["AllocModifyIndex"] == c.index
+    c.schedule()
+    assert all(allocs[aid]["DesiredStatus"] == "stop" and allocs[aid]["DesiredTransition"]["NoShutdownDelay"]
+               for aid in web)
+
+
 # ------------------------------------------------------------ job ui
 def test_the_job_file_carries_the_jobs_ui_block_and_the_job_keeps_it() -> None:
     j = parse_hcl_job('''

@@ -153,7 +153,7 @@ from actors.client.templates import (
     resolve_path,
     retry_delay,
 )
-from actors.scheduler.job import MIGRATE_DEFAULTS
+from actors.scheduler.job import MIGRATE_DEFAULTS, go_duration
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT as ALLOC_ENDPOINT_NAME
 from actors.workload_identity import (
     TOKEN_ENV,
@@ -194,6 +194,7 @@ EV_RESTART_SIGNALED = "Restart Signaled"  # Nomad TaskRestartSignal: an operator
 EV_SIGNALING = "Signaling"  # Nomad TaskSignaling: an operator's alloc signal
 EV_HOOK_FAILED = "Task hook failed"  # Nomad TaskHookFailed: a prestart hook (here: volumes) failed
 EV_SHUTDOWN_DELAY = "Waiting for shutdown delay"  # Nomad TaskWaitingShuttingDownDelay
+EV_SKIP_SHUTDOWN_DELAY = "Skipping shutdown delay"  # Nomad TaskSkippingShutdownDelay
 EV_LEADER_DEAD = "Leader Task Dead"  # Nomad TaskLeaderDead: the leader ended, so do the others
 EV_MAIN_DEAD = "Main Tasks Dead"  # Nomad TaskMainDead: the sidecars are killed once the main tasks are dead
 BUILDING_TASK_DIR = "Building Task Directory"  # Nomad's TaskBuildingTaskDir: the task_dir hook's Task Setup
@@ -1855,6 +1856,9 @@ class _Alloc:
     # The group's shutdown_delay: being waited out before its tasks are killed (shutdown_wait), or over.
     shutdown_wait: bool = False
     shutdown_waited: bool = False
+    # The servers said to skip shutdown delays (Nomad's DesiredTransition.NoShutdownDelay: `job stop` or
+    # `alloc stop` with -no-shutdown-delay): none is waited out, and one being waited out ends now.
+    no_shutdown_delay: bool = False
     max_run_exceeded: bool = False  # its max_run_duration passed: its tasks are killed, and it is complete
     # What its spec's run settings (restarts, leader, shutdown delays, max_run) were parsed from
     # (_settings_key of that copy; None: not known): an in-place update with the same key changes none.
@@ -2300,6 +2304,11 @@ class AllocRunner(NodeActor):
         index = raw.get("AllocModifyIndex", 0)
         if not isinstance(index, int) or index < a.spec.modify_index:
             return  # an older copy of the allocation
+        transition = raw.get("DesiredTransition")
+        if isinstance(transition, dict) and transition.get("NoShutdownDelay") is True \
+                and not a.no_shutdown_delay:
+            a.no_shutdown_delay = True
+            self._skip_shutdown_delays(a)
         if desired in (DESIRED_STOP, DESIRED_EVICT) and a.spec.desired == DESIRED_RUN:
             a.raw = raw
             a.spec = _replace_desired(a.spec, desired, index)
@@ -3649,7 +3658,7 @@ class AllocRunner(NodeActor):
         """Kill the allocation's tasks but its sidecars, which _coordinate kills once the others are
         dead (as Nomad's killTasks), and its poststop tasks, which then run."""
         now = self.env.now()
-        delay = a.spec.shutdown_delay_s if a.spec is not None else 0.0
+        delay = a.spec.shutdown_delay_s if a.spec is not None and not a.no_shutdown_delay else 0.0
         if delay > 0 and not a.shutdown_waited and any(
                 t.phase == P_RUNNING for t in a.tasks.values() if t.spec.hook != HOOK_POSTSTOP):
             # Nomad's group service hook PreKill: its services are gone (the servers dropped them with
@@ -3671,6 +3680,24 @@ class AllocRunner(NodeActor):
                 continue
             self._end_task(a, t, EV_KILLING, why, now, delay=True)
 
+    def _skip_shutdown_delays(self, a: _Alloc) -> None:
+        """Nomad's shutdownDelayCancelFn: a group shutdown_delay being waited out ends now, and so does
+        each task's (the task is killed at once)."""
+        if a.shutdown_wait:
+            self._cancel_alloc_timer("shutdown", a)
+            a.shutdown_wait, a.shutdown_waited = False, True
+            self._dirty.add(a.alloc_id)
+            if a.stopping:
+                self._stop_alloc(a, a.stop_why or "allocation is stopping")
+        for name in sorted(a.tasks):
+            t = a.tasks[name]
+            if t.shutdown_kill is not None:
+                self._cancel_task_timer("shutdown", a, t)
+                (ev, why), t.shutdown_kill = t.shutdown_kill, None
+                self._dirty.add(a.alloc_id)
+                if t.phase == P_RUNNING:
+                    self._end_task(a, t, ev, why, self.env.now(), silent=True)
+
     def _end_task(self, a: _Alloc, t: _Task, ev: str, why: str, now: float, *, delay: bool = False,
                   interrupt: bool = False, silent: bool = False) -> None:
         """Kill a running task (signal, then SIGKILL after its timeout); end one that is not running.
@@ -3684,13 +3711,19 @@ class AllocRunner(NodeActor):
             self._dead(a, t, EV_KILLED, f"Task not running: {why}", now)
         elif t.phase == P_RUNNING and t.shutdown_kill is not None:
             return  # killed when its shutdown_delay is over
+        elif t.phase == P_RUNNING and delay and t.spec.shutdown_delay_s > 0 and a.no_shutdown_delay:
+            # Nomad's Kill with DesiredTransition.NoShutdownDelay: said, and not waited out.
+            self._killing_event(t, ev, why, now, interrupt=interrupt)
+            self._event(t, EV_SKIP_SHUTDOWN_DELAY, now, f"Skipping shutdown_delay of "
+                        f"{go_duration(round(t.spec.shutdown_delay_s * 1e9))} before killing the task.")
+            self._end_task(a, t, ev, why, now, silent=True)
         elif t.phase == P_RUNNING and delay and t.spec.shutdown_delay_s > 0:
             # Nomad's Kill: the Killing event at once, then the shutdown_delay's (its run loop's).
             t.shutdown_kill = (ev, why)
             self._killing_event(t, ev, why, now, interrupt=interrupt)
             t.state = _state(t.state, state=TASK_PENDING)
             self._event(t, EV_SHUTDOWN_DELAY, now, f"Waiting for shutdown_delay of "
-                        f"{format_duration(t.spec.shutdown_delay_s)} before killing the task.")
+                        f"{go_duration(round(t.spec.shutdown_delay_s * 1e9))} before killing the task.")
             self._set_task_timer("shutdown", a, t, t.spec.shutdown_delay_s)
         elif t.phase == P_RUNNING:
             assert t.handle is not None

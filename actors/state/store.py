@@ -1561,6 +1561,12 @@ class StateStore:
         old = jobs.get(job_id)
         if old is None:
             return {"ok": False, "error": "job not found"}
+        if cmd.get("no_shutdown_delay"):
+            # Nomad's handleJobDeregister: every allocation of the job skips its shutdown_delay.
+            allocs = self.tables["allocs"]
+            for alloc_id in sorted(self.allocs_by_job.get(job_id, ())):
+                self._merge_transition(allocs, alloc_id, {"NoShutdownDelay": True}, index)
+            self._touch("allocs", index)
         if cmd.get("purge"):
             del jobs[job_id]
             deployments.purge_job(self, index, job_id)
@@ -2373,12 +2379,21 @@ class StateStore:
         a = allocs.get(alloc_id)
         if a is None:
             return {"ok": False, "error": "alloc not found"}
-        allocs[alloc_id] = {**a, "DesiredTransition": {**a.get("DesiredTransition", {}), "Migrate": True},
-                            "ModifyIndex": index, "AllocModifyIndex": index, "ModifyTime": now}
-        self._index_alloc(allocs[alloc_id])
+        transition = {"Migrate": True, "NoShutdownDelay": bool(cmd.get("no_shutdown_delay"))}
+        self._merge_transition(allocs, alloc_id, transition, index)
+        allocs[alloc_id]["ModifyTime"] = now
         self._touch("allocs", index)
         evals = self._create_evals(index, [a["JobID"]], "alloc-stop", now)
         return {"ok": True, "index": index, "EvalID": evals[0]}
+
+    def _merge_transition(self, allocs: dict[str, Any], alloc_id: str, transition: dict[str, bool],
+                          index: int) -> None:
+        """Nomad's ``UpdateAllocDesiredTransitionTxn``: *transition*'s keys over the allocation's, both
+        indexes moved (its client fetches it again)."""
+        a = allocs[alloc_id]
+        allocs[alloc_id] = {**a, "DesiredTransition": {**(a.get("DesiredTransition") or {}), **transition},
+                            "ModifyIndex": index, "AllocModifyIndex": index}
+        self._index_alloc(allocs[alloc_id])
 
     def _node_drain_complete(self, index: int, cmd: dict[str, Any]) -> Any:
         node_id, now = str(cmd["node_id"]), float(cmd["now"])
