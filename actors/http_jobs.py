@@ -705,10 +705,22 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
         enforce = body.get("JobModifyIndex", 0)
         if not isinstance(enforce, int) or isinstance(enforce, bool) or enforce < 0:
             raise CodedError(400, "JobModifyIndex: must be a non-negative integer")
+    # Nomad's EvalPriority (job run -eval-priority): the evaluation's priority instead of the job's.
+    eval_priority = body.get("EvalPriority", 0)
+    if not isinstance(eval_priority, int) or isinstance(eval_priority, bool):
+        raise CodedError(400, f"EvalPriority: must be an integer, got {eval_priority!r}")
+    extra = {"eval_priority": _eval_priority(eval_priority)} if eval_priority else {}
     warnings = _memory_max_warnings(req, api, job)
     index, r = _write(api, "job_register", job=job, enforce_index=enforce,
-                      rejectable=_rejectable(req, api))
+                      rejectable=_rejectable(req, api), **extra)
     return _job_register_reply(index, r, warnings)
+
+
+def _eval_priority(priority: int) -> int:
+    """Nomad's validateEvalPriorityOpt."""
+    if not 1 <= priority <= 100:
+        raise CodedError(400, "Eval priority must be between 1 and 100 inclusively")
+    return priority
 
 
 def _memory_max_warnings(req: Request, api: Api, job: dict[str, Any]) -> str:
@@ -727,7 +739,16 @@ def _job_crud(req: Request, api: Api, job_id: str) -> Any:
     if req.method == "DELETE":
         purge = query_flag(req, "purge")
         # Nomad's ?no_shutdown_delay: the job's allocations skip their shutdown_delay as they stop.
-        extra = {"no_shutdown_delay": True} if query_flag(req, "no_shutdown_delay") else {}
+        extra: dict[str, Any] = {"no_shutdown_delay": True} if query_flag(req, "no_shutdown_delay") else {}
+        raw_priority = req.query.get("eval_priority", [""])[0]
+        if raw_priority:
+            try:
+                priority = int(raw_priority)
+            except ValueError:
+                raise CodedError(400, f'Failed to parse value of "eval_priority" ({raw_priority}) as a int: '
+                                      f'strconv.Atoi: parsing "{raw_priority}": invalid syntax') from None
+            if priority > 0:
+                extra["eval_priority"] = _eval_priority(priority)
         index, r = _write(api, "job_deregister", job_id=job_id, purge=purge, **extra)
         return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"],
                        "JobModifyIndex": r["JobModifyIndex"], "Index": index, "LastContact": 0,

@@ -446,6 +446,8 @@ _c("job run", "[options] <path>", "Submit a job, new or updated",
    ("-output", "Print the JSON the job would be submitted as, and submit nothing."),
    ("-preserve-counts", "Keep the task groups' counts of the job already registered."),
    ("-policy-override", "Accepted as Nomad's: there are no Sentinel policies to override."),
+   ("-eval-priority <priority>", "The priority (1-100) of the evaluation the registration creates, "
+                                 "instead of the job's."),
    *_MONITOR, *_VAR_OPTS)
 _c("job scale", "[options] <job> [<group>] <count>", "Change a task group's count",
    "Sets how many instances of a task group run; the group may be left out when the job has one.",
@@ -468,6 +470,8 @@ _c("job stop", "[options] <job> [<job>...]", "Stop a running job",
    ("-purge", "Also remove the job from the servers' state, rather than keep it as dead."),
    ("-no-shutdown-delay", "Ignore the groups' and tasks' shutdown_delay: kill the tasks without "
                           "waiting after their services are deregistered."),
+   ("-eval-priority <priority>", "The priority (1-100) of the evaluation the stop creates, instead of "
+                                 "the job's."),
    ("-yes", "Do not ask for confirmation when a single job is named by a prefix of its ID."), *_MONITOR)
 _c("job validate", "[options] <path>", "Check a job file",
    "Reads the job file and has the agent check it, reporting any error and warning.",

@@ -420,9 +420,18 @@ def _finish(addr: str, eval_id: str, detach: bool, what: str, *, head: str = "",
     return monitor(addr, eval_id, head=head, verbose=verbose)
 
 
+def _int_flag(flags: dict[str, Any], name: str) -> int:
+    """An integer flag's value, or Go's flag package's refusal."""
+    try:
+        return int(flags[name])
+    except ValueError:
+        raise CliError(f'invalid value "{flags[name]}" for flag -{name}: parse error') from None
+
+
 def job_run(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "check-index": int, "output": bool,
-                                     "preserve-counts": bool, "policy-override": bool, **FILE_FLAGS})
+                                     "preserve-counts": bool, "policy-override": bool, "eval-priority": int,
+                                     **FILE_FLAGS})
     usage = "nomad job run [-detach] [-check-index N] [-output] [-var k=v] [-var-file f] <path>"
     job = load_job_file(one_arg(rest, usage), flags)
     scope_to_job(job)
@@ -433,6 +442,8 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
         body["PreserveCounts"] = True
     if flags.get("policy-override"):  # Sentinel (Enterprise) policies: none here, as in Nomad OSS
         body["PolicyOverride"] = True
+    if flags.get("eval-priority"):  # Nomad's: the evaluation's priority instead of the job's
+        body["EvalPriority"] = _int_flag(flags, "eval-priority")
     if "check-index" in flags:
         try:
             body.update(EnforceIndex=True, JobModifyIndex=int(flags["check-index"]))
@@ -573,7 +584,8 @@ def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
     alone, a periodic or parameterized job's stop (no evaluation) prints nothing; -no-shutdown-delay
     kills the job's tasks without waiting out their shutdown_delay."""
     flags, rest = parse_flags(args, {"purge": bool, "detach": bool, "yes": bool, "verbose": bool,
-                                     "no-shutdown-delay": bool})
+                                     "no-shutdown-delay": bool, "eval-priority": int})
+    eval_priority = _int_flag(flags, "eval-priority") if flags.get("eval-priority") else None
     if not rest:
         raise CliError("This command takes at least one argument: <job>")
     outs, code = [], 0
@@ -592,7 +604,8 @@ def job_stop(addr: str, args: list[str]) -> tuple[str, int]:
         try:
             got = request(addr, "DELETE", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}",
                           purge="true" if flags.get("purge") else None,
-                          no_shutdown_delay="true" if flags.get("no-shutdown-delay") else None)
+                          no_shutdown_delay="true" if flags.get("no-shutdown-delay") else None,
+                          eval_priority=eval_priority)
         except CliError as e:
             print(f"Error deregistering job with id {ident} err: {e}", file=sys.stderr)
             code = 1

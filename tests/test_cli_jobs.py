@@ -596,7 +596,7 @@ def test_stops_with_no_shutdown_delay_do_not_wait_out_the_delay(dev, tmp_path): 
     got = wait_for(lambda: (a := call(dev.http_port, "GET", f"/v1/allocation/{first}").json())["ClientStatus"]
                    == "complete" and a, "the stopped allocation complete", 20, dev.detail)
     assert got["DesiredTransition"]["NoShutdownDelay"] is True
-    task = got["TaskStates"]["sleep"] if "sleep" in got["TaskStates"] else next(iter(got["TaskStates"].values()))
+    (task,) = got["TaskStates"].values()
     assert "Skipping shutdown delay" in [e["Type"] for e in task["Events"]]
     bad = call(dev.http_port, "DELETE", "/v1/job/cli-nodelay?no_shutdown_delay=soon")
     assert bad.status == 400 and "no_shutdown_delay" in bad.text
@@ -604,6 +604,25 @@ def test_stops_with_no_shutdown_delay_do_not_wait_out_the_delay(dev, tmp_path): 
     wait_for(lambda: all(a["ClientStatus"] == "complete" for a in allocs()), "every allocation complete", 20,
              dev.detail)
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-nodelay").returncode == 0
+
+
+def test_job_run_and_stop_take_an_eval_priority(dev, tmp_path):  # noqa: F811
+    """Nomad's -eval-priority: the evaluation a registration or a stop creates has that priority,
+    not the job's (50), and one outside 1-100 is refused with Nomad's message."""
+    path = tmp_path / "prio.json"
+    path.write_text(json.dumps({"Job": sleep_job("cli-prio")}))
+    out = nomad(dev, "job", "run", "-detach", "-eval-priority", "90", str(path))
+    assert out.returncode == 0, out.stderr
+    (eval_id,) = re.findall(r"Evaluation ID: (\S+)", out.stdout)
+    assert call(dev.http_port, "GET", f"/v1/evaluation/{eval_id}").json()["Priority"] == 90
+    bad = nomad(dev, "job", "run", "-detach", "-eval-priority", "101", str(path))
+    assert bad.returncode == 1 and "Eval priority must be between 1 and 100 inclusively" in bad.stderr
+    bad = call(dev.http_port, "DELETE", "/v1/job/cli-prio?eval_priority=soon")
+    assert bad.status == 400 and "eval_priority" in bad.text
+    out = nomad(dev, "job", "stop", "-detach", "-eval-priority", "80", "cli-prio")
+    assert out.returncode == 0, out.stderr
+    assert call(dev.http_port, "GET", f"/v1/evaluation/{out.stdout.strip()}").json()["Priority"] == 80
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-prio").returncode == 0
 
 
 def test_alloc_signal_restart_and_stats_reach_the_running_task(dev, tmp_path):  # noqa: F811

@@ -1154,7 +1154,7 @@ class StateStore:
 
     def _create_evals(self, index: int, job_ids: list[str], trigger: str, now: float, *,
                       node_id: str = "", status: str = "pending", previous: str = "",
-                      first: int = 0) -> list[str]:
+                      first: int = 0, priority: int = 0) -> list[str]:
         jobs, evals, out = self.tables["jobs"], self.tables["evals"], []
         # n continues after evaluations this entry already made (several plans
         # in one plan_apply_batch); an entry's first call numbers from *first*
@@ -1164,7 +1164,8 @@ class StateStore:
         for n, job_id in enumerate(job_ids, start=start):
             job = jobs.get(job_id)
             ev = {"ID": self._eval_id(index, n), "Namespace": "default", "JobID": job_id,
-                  "Type": job["Type"] if job else "service", "Priority": job["Priority"] if job else 50,
+                  "Type": job["Type"] if job else "service",
+                  "Priority": priority or (job["Priority"] if job else 50),
                   "TriggeredBy": trigger, "NodeID": node_id, "Status": status, "StatusDescription": "",
                   "PreviousEval": previous, "JobModifyIndex": job.get("JobModifyIndex", 0) if job else 0,
                   "FailedTGAllocs": {}, "CreateIndex": index, "ModifyIndex": index,
@@ -1239,7 +1240,8 @@ class StateStore:
         jobs[job["ID"]] = job
         self._note_periodic(index, old, job)
         self._touch("jobs", index)
-        evals = self._create_evals(index, [job["ID"]], str(cmd.get("trigger") or "job-register"), now)
+        evals = self._create_evals(index, [job["ID"]], str(cmd.get("trigger") or "job-register"), now,
+                                   priority=int(cmd.get("eval_priority") or 0))
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": job["JobModifyIndex"]}
 
@@ -1610,7 +1612,8 @@ class StateStore:
             # Nomad's Job.Deregister creates no evaluation for a periodic or parameterized job:
             # it has no allocations of its own (its children are jobs of their own).
             return {"ok": True, "index": index, "EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": index}
-        evals = self._create_evals(index, [job_id], "job-deregister", now)
+        evals = self._create_evals(index, [job_id], "job-deregister", now,
+                                   priority=int(cmd.get("eval_priority") or 0))
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": index}
 
