@@ -12,8 +12,10 @@ the hard limit with ``memory`` the soft one) and CPU shares (``resources.cpu``).
 The isolation itself is done by a small launcher process
 (``actors/client/exec_launcher.py``, Nomad's executor for one task) that
 stays outside the task's cgroups, forwards signals to the task and exits as
-it did; everything else -- log rotation, exit codes, re-attachment after an
-agent restart -- is raw_exec's (this driver extends :class:`RawExecDriver`).
+it did, recording the task's exit in its task directory first; everything
+else -- log rotation, exit codes, re-attachment after an agent restart and
+the exit recorded meanwhile -- is raw_exec's (this driver extends
+:class:`RawExecDriver`).
 Killing the task kills every process in its cgroup, and the cgroup is removed
 once the task has ended.
 
@@ -60,6 +62,7 @@ from actors.client.drivers import (
     TaskHandle,
     TaskResources,
     check_command_config,
+    clear_exit_record,
     host_env,
     run_command,
     run_in_thread,
@@ -485,6 +488,7 @@ class ExecDriver(RawExecDriver):
         except OSError as exc:
             raise DriverError(f"{self.name}: cannot prepare the task directory: {exc}",
                               recoverable=True) from exc
+        clear_exit_record(os.path.abspath(task_dir))  # one an earlier run left is not this run's
         paths = self._make_cgroups(cgroups, alloc_id, task_name, resources or TaskResources())
         task_env = {**host_env(self.env_denylist), **env, **CHROOT_TASK_DIRS}
         spec = {"task_dir": os.path.abspath(task_dir),
@@ -536,6 +540,7 @@ class ExecDriver(RawExecDriver):
         failure = self._launch_status(status_r, proc)
         if failure is not None:
             proc.wait()
+            clear_exit_record(spec["task_dir"])  # the launcher recorded its failed child's exit: no task's
             self._kill_cgroups(paths)
             self._remove_cgroups(paths)  # its rotator sees end of file and ends; reaped with the others
             raise DriverError(f"failed to launch command with executor: {failure}")
@@ -547,7 +552,7 @@ class ExecDriver(RawExecDriver):
         except psutil.Error:
             start_time = 0.0
         return TaskHandle(driver=self.name, alloc_id=alloc_id, task_name=task_name, pid=proc.pid,
-                          pgid=proc.pid, start_time=start_time)
+                          pgid=proc.pid, start_time=start_time, task_dir=spec["task_dir"])
 
     def poll(self, handle: TaskHandle) -> ExitResult | None:
         proc = self._procs.get(handle.pid)
