@@ -150,11 +150,8 @@ class TaskHandle:
 
     def to_dict(self) -> dict[str, Any]:
         """``dataclasses.asdict(self)``, written out: the runner persists handles on every task change."""
-        d = {"driver": self.driver, "alloc_id": self.alloc_id, "task_name": self.task_name, "pid": self.pid,
-             "pgid": self.pgid, "start_time": self.start_time}
-        if self.task_dir:
-            d["task_dir"] = self.task_dir
-        return d
+        return {"driver": self.driver, "alloc_id": self.alloc_id, "task_name": self.task_name,
+                "pid": self.pid, "pgid": self.pgid, "start_time": self.start_time, "task_dir": self.task_dir}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskHandle:
