@@ -989,6 +989,15 @@ class SimDriver:
         self.procs.clear()
         self.booted_at = self.clock()
 
+    def recorded_exit(self, handle: TaskHandle) -> ExitResult | None:
+        """How a task that ended unwatched ended: kept, as the real drivers' launchers record it (a
+        reboot loses the record of a task it killed, as it loses the process)."""
+        proc = self._proc(handle)
+        if proc is None:
+            return None
+        self._advance(proc)
+        return proc.result
+
     def lost_to_reboot(self, handle: TaskHandle) -> bool:
         # Asked only of a process recover found gone: one started at the reboot's instant was before it.
         return handle.start_time <= self.booted_at
