@@ -62,6 +62,8 @@ must not forget a task it said is running).
 * Task handles and states are persisted through an :class:`AllocStateStore`;
   on start the runner loads them and re-attaches: a task whose process still
   lives (``driver.recover``) is not started again; a dead one is handled as
+  the exit its driver recorded for it (``driver.recorded_exit``: the task's
+  launcher, as Nomad's executor, outlives the agent and keeps it), else as
   an exit with an unknown code.
 * Finished allocations' directories are garbage-collected by the client's
   GC (disk usage, ``gc_max_allocs``), or at once when asked
@@ -4317,8 +4319,8 @@ class AllocRunner(NodeActor):
                 # Nomad's restoreHandle failing (its executor went with the host): the task is pending
                 # again, not restarted (no restart counted, no delay); it runs once the servers
                 # answered, as they may have stopped it meanwhile -- a system job's at once (Nomad's
-                # waitOnServers).  A task that merely exited while the client was down is the exit
-                # Nomad's executor would have kept for it: its restart policy decides (below).
+                # waitOnServers).  A task that merely exited while the client was down, its exit not
+                # recorded (above), is an exit unseen: its restart policy decides (below).
                 t.handle = None
                 t.phase = P_PENDING
                 t.state = _state(t.state, state=TASK_PENDING)
