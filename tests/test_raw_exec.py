@@ -213,6 +213,27 @@ def test_kill_signal_reaches_the_children(driver, tmp_path):
     assert wait_for(lambda: gone(child))
 
 
+def test_the_launcher_forwards_a_signal_sent_to_it_to_the_tasks_group_and_exits_as_the_task(driver, tmp_path):
+    h = run(driver, tmp_path, "sleep 60 & echo $! > child.pid; wait")
+    pidfile = tmp_path / "a1" / "web" / "child.pid"
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
+    child = int(pidfile.read_text())
+    launcher = psutil.Process(h.pid)
+    assert launcher.cwd() == "/" and launcher.environ() == {}  # no task dir held, no secrets in its env
+    assert os.getsid(h.pgid) == h.pgid != os.getsid(h.pid)  # the task leads a session of its own
+    os.kill(h.pid, signal.SIGTERM)  # to the launcher only
+    res = exit_of(driver, h)
+    assert (res.exit_code, res.signal) == (128 + 15, 15)
+    assert wait_for(lambda: gone(child))
+
+
+def test_a_task_whose_launcher_is_killed_dies_with_it(driver, tmp_path):
+    h = run(driver, tmp_path, "exec sleep 60")
+    os.kill(h.pid, signal.SIGKILL)  # nothing would record the task's exit: it must not run on unwatched
+    assert exit_of(driver, h).signal == 9
+    assert wait_for(lambda: gone(h.pgid))
+
+
 def test_recover_is_true_for_the_live_task_and_false_once_it_exits(driver, tmp_path):
     h = run(driver, tmp_path, "exec sleep 30")
     assert driver.recover(h)
