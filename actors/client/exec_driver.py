@@ -432,6 +432,9 @@ class ExecDriver(RawExecDriver):
         self.allow_caps = allow_caps if allow_caps is not None else self.plugin.allow_caps
         self.launch_timeout_s = launch_timeout_s
         self._cpu_seen: dict[tuple[int, float], tuple[float, int]] = {}  # task -> (when, cpuacct ns)
+        # Tasks recover found ended unwatched -> the OOM kills their cgroups saw before they were removed,
+        # until their recorded exit is read.
+        self._gone_ooms: dict[tuple[int, float], int] = {}
 
     # ------------------------------------------------------------ contract
     def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
@@ -563,11 +566,7 @@ class ExecDriver(RawExecDriver):
         result = super().poll(handle)
         if result is not None:  # Nomad's container.Destroy: nothing of the task outlives it
             paths = self._task_cgroups(handle)
-            if self._oom_kills(paths):
-                # Nomad's executor marks the exit OOMKilled when its container saw an OOM event; a
-                # task the killer itself ended says so as Nomad's docker driver does ("OOM Killed").
-                result = dataclasses.replace(result, oom_killed=True,
-                                             err=result.err or (OOM_KILLED if result.signal else ""))
+            result = _with_ooms(result, self._oom_kills(paths))
             self._kill_cgroups(paths)
             self._remove_cgroups(paths)
             self._cpu_seen.pop((handle.pid, handle.start_time), None)
@@ -597,9 +596,19 @@ class ExecDriver(RawExecDriver):
         alive = super().recover(handle)
         if not alive and handle.pid not in self._procs:
             paths = self._task_cgroups(handle)
+            ooms = self._oom_kills(paths)
+            if ooms:  # its recorded exit says so
+                self._gone_ooms[(handle.pid, handle.start_time)] = ooms
             self._kill_cgroups(paths)
             self._remove_cgroups(paths)
         return alive
+
+    def recorded_exit(self, handle: TaskHandle) -> ExitResult | None:
+        """raw_exec's, marked OOM-killed when the task's memory cgroup saw the OOM killer act (read by
+        recover, before it removed the cgroups)."""
+        result = super().recorded_exit(handle)
+        ooms = self._gone_ooms.pop((handle.pid, handle.start_time), 0)
+        return None if result is None else _with_ooms(result, ooms)
 
     def enter_spec(self, handle: TaskHandle, config: dict[str, Any], user: str = "") -> dict[str, Any]:
         """What a command run inside the running task needs (``nomad alloc exec``; Nomad's executor
@@ -836,6 +845,15 @@ class ExecDriver(RawExecDriver):
                 pass
             except OSError as exc:
                 log.warning("exec: cannot remove cgroup %s: %s", p, exc)
+
+
+def _with_ooms(result: ExitResult, ooms: int) -> ExitResult:
+    """Nomad's executor marks the exit OOMKilled when its container saw an OOM event; a task the killer
+    itself ended says so as Nomad's docker driver does ("OOM Killed")."""
+    if not ooms:
+        return result
+    return dataclasses.replace(result, oom_killed=True,
+                               err=result.err or (OOM_KILLED if result.signal else ""))
 
 
 def _close(*fds: int) -> None:
