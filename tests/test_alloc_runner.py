@@ -401,7 +401,39 @@ def test_task_that_died_while_the_client_was_down_is_restarted_by_policy():
     c.node.restart()
     c.until(lambda: len(c.starts_of("a1")) == 2, 30)
     st = c.task("a1")
-    assert st.restarts == 1 and "Failed Restoring Task" in events(st)
+    # The exit as if seen (its code kept, as the launcher records it), worded as any exit.
+    assert st.restarts == 1 and "Failed Restoring Task" not in events(st)
+    (ended,) = [e for e in st.events if e.type == "Terminated"]
+    assert ended.exit_code == 1 and ended.message == "Exit Code: 1"
+    assert c.runner.stats["exits_recorded"] == 1
+
+
+def test_a_batch_task_that_completed_while_the_client_was_down_is_complete_not_run_again():
+    c = Client()
+    c.set(alloc("a1", task(run_for_s=3), job_type="batch", restart=policy(0, 3600, 1)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.node.crash()
+    c.run(10)  # it exits 0 at 3 s, unwatched
+    c.node.restart()
+    c.until(lambda: c.status("a1") == "complete", 10)
+    st = c.task("a1")
+    assert c.driver.starts == 1 and st.state == "dead" and not st.failed
+    assert events(st)[-1] == "Terminated" and st.events[-1].exit_code == 0
+
+
+def test_a_task_gone_without_a_recorded_exit_is_an_unknown_exit():
+    """A driver with no record of the exit (a handle from before records, a record it could not write)."""
+    c = Client()
+    c.set(alloc("a1", restart=policy(0, 3600, 1)))
+    c.until(lambda: c.status("a1") == "running", 5)
+    c.node.crash()
+    c.driver.crash("a1", "t", exit_code=0)
+    c.driver.recorded_exit = lambda handle: None  # type: ignore[method-assign]
+    c.node.restart()
+    c.until(lambda: c.status("a1") == "failed", 10)
+    st = c.task("a1")
+    assert events(st)[-3:] == ["Failed Restoring Task", "Terminated", "Not Restarting"]
+    assert st.events[-2].message.startswith("Exit Code: unknown")
 
 
 def test_task_lost_to_a_host_reboot_runs_again_once_the_servers_answer():

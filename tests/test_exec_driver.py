@@ -413,6 +413,18 @@ def test_a_task_over_its_memory_limit_is_killed(driver, tmp_path):
 
 
 @real
+def test_a_task_the_oom_killer_ended_while_no_agent_watched_says_so_in_its_recorded_exit(driver, tmp_path):
+    h = run(driver, tmp_path, "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived")
+    assert wait_for(lambda: gone(h.pid), 20)  # its launcher ended (not reaped: the agent is "down")
+    fresh = ExecDriver()  # the restarted agent
+    assert not fresh.recover(h)
+    res = fresh.recorded_exit(h)
+    assert res is not None and res.signal == 9 and res.oom_killed and res.err == "OOM Killed"
+    assert not any(os.path.exists(p) for p in fresh._task_cgroups(h))  # cleaned up as on an exit seen
+    exit_of(driver, h)  # the first driver object reaps its child
+
+
+@real
 def test_a_new_driver_recovers_and_kills_a_running_task(driver, tmp_path):
     h = run(driver, tmp_path, "sleep 60 & exec sleep 60")
     paths = driver._cgroups.task_paths("a1", "web")

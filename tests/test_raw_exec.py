@@ -25,7 +25,14 @@ from actors.client.alloc_runner import (
     FileAllocStore,
     SetAllocs,
 )
-from actors.client.drivers import DriverError, LogSettings, RawExecDriver, TaskHandle
+from actors.client.drivers import (
+    DriverError,
+    ExitResult,
+    LogSettings,
+    RawExecDriver,
+    TaskHandle,
+    read_exit_record,
+)
 from runtime.actor import NodeActor
 from runtime.prod import ProdNode
 
@@ -188,7 +195,7 @@ def test_kill_takes_the_whole_process_group_children_too(driver, tmp_path):
     pidfile = tmp_path / "a1" / "web" / "child.pid"
     assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
     child = int(pidfile.read_text())
-    assert not gone(child) and psutil.Process(child).ppid() == h.pid
+    assert not gone(child) and psutil.Process(child).ppid() == h.pgid  # the task leads its group
     driver.kill(h)
     res = exit_of(driver, h)
     assert res.signal == 9
@@ -204,6 +211,27 @@ def test_kill_signal_reaches_the_children(driver, tmp_path):
     driver.signal(h, "TERM")  # accepted without the SIG prefix too
     exit_of(driver, h)
     assert wait_for(lambda: gone(child))
+
+
+def test_the_launcher_forwards_a_signal_sent_to_it_to_the_tasks_group_and_exits_as_the_task(driver, tmp_path):
+    h = run(driver, tmp_path, "sleep 60 & echo $! > child.pid; wait")
+    pidfile = tmp_path / "a1" / "web" / "child.pid"
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
+    child = int(pidfile.read_text())
+    launcher = psutil.Process(h.pid)
+    assert launcher.cwd() == "/" and launcher.environ() == {}  # no task dir held, no secrets in its env
+    assert os.getsid(h.pgid) == h.pgid != os.getsid(h.pid)  # the task leads a session of its own
+    os.kill(h.pid, signal.SIGTERM)  # to the launcher only
+    res = exit_of(driver, h)
+    assert (res.exit_code, res.signal) == (128 + 15, 15)
+    assert wait_for(lambda: gone(child))
+
+
+def test_a_task_whose_launcher_is_killed_dies_with_it(driver, tmp_path):
+    h = run(driver, tmp_path, "exec sleep 60")
+    os.kill(h.pid, signal.SIGKILL)  # nothing would record the task's exit: it must not run on unwatched
+    assert exit_of(driver, h).signal == 9
+    assert wait_for(lambda: gone(h.pgid))
 
 
 def test_recover_is_true_for_the_live_task_and_false_once_it_exits(driver, tmp_path):
@@ -236,20 +264,58 @@ def test_a_task_started_before_the_hosts_last_boot_was_lost_to_a_reboot(driver, 
     exit_of(driver, h)
 
 
-def test_a_reattached_task_exit_is_reported_with_an_unknown_code(driver, tmp_path):
+def test_a_reattached_task_exit_is_the_one_its_launcher_recorded(driver, tmp_path):
     h = run(driver, tmp_path, "exec sleep 30")
-    fresh = RawExecDriver()
-    assert fresh.poll(h) is None
+    fresh = RawExecDriver()  # a restarted agent: the launcher is not its child
+    assert fresh.poll(h) is None and fresh.recorded_exit(h) is None
     fresh.signal(h, "SIGTERM")
     exit_of(driver, h)  # the old driver object reaps its child
     res = exit_of(fresh, h)
+    assert (res.exit_code, res.signal, res.err) == (128 + 15, 15, "") and not res.successful
+    assert fresh.recorded_exit(TaskHandle.from_dict(h.to_dict())) == res  # survives persistence
+    assert fresh.recorded_exit(replace(h, pid=h.pid + 1)) is None  # another launcher's record is not its
+
+
+def test_a_reattached_task_without_a_launcher_record_exits_with_an_unknown_code(driver, tmp_path):
+    h = run(driver, tmp_path, "exec sleep 30")
+    fresh = RawExecDriver()
+    old = replace(h, task_dir="")  # a handle an older client persisted: nothing recorded its exit
+    assert TaskHandle.from_dict({k: v for k, v in old.to_dict().items() if k != "task_dir"}) == old
+    fresh.signal(old, "SIGTERM")
+    exit_of(driver, h)
+    res = exit_of(fresh, old)
     assert res.exit_code is None and "unknown" in res.err and not res.successful
+
+
+def test_exit_records_are_read_only_when_whole_and_never_through_a_link(driver, tmp_path):
+    from actors.client.exec_launcher import EXIT_RECORD
+
+    h = run(driver, tmp_path, "exit 7")
+    assert exit_of(driver, h).exit_code == 7
+    record = tmp_path / "a1" / "web" / EXIT_RECORD
+    assert read_exit_record(h.task_dir, h.pid) == ExitResult(exit_code=7)
+    whole = record.read_text()
+    record.write_text(whole[:-5])  # torn
+    assert read_exit_record(h.task_dir, h.pid) is None
+    record.unlink()
+    (tmp_path / "elsewhere.json").write_text(whole)
+    record.symlink_to(tmp_path / "elsewhere.json")
+    assert read_exit_record(h.task_dir, h.pid) is None
+    record.unlink()
+    os.mkfifo(record)  # a FIFO is not waited on
+    assert read_exit_record(h.task_dir, h.pid) is None
+    record.unlink()
+    record.write_text(whole)
+    run(driver, tmp_path, "exec sleep 30")  # a new start clears the old run's record
+    assert not record.exists()
 
 
 def test_stats_while_running_and_empty_once_gone(driver, tmp_path):
     h = run(driver, tmp_path, "exec sleep 30")
     s = driver.stats(h)
-    assert s["rss_bytes"] > 0 and s["cpu_percent"] >= 0.0 and s["pid"] == h.pid
+    assert s["rss_bytes"] > 0 and s["cpu_percent"] >= 0.0 and s["pid"] == h.pgid  # the task's own pid
+    # The task (sleep) alone: its launcher (a Python interpreter, far larger) is not counted.
+    assert s["processes"] == 1 and s["rss_bytes"] < psutil.Process(h.pid).memory_info().rss
     driver.kill(h)
     exit_of(driver, h)
     assert driver.stats(h) == {}

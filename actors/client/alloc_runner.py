@@ -62,6 +62,8 @@ must not forget a task it said is running).
 * Task handles and states are persisted through an :class:`AllocStateStore`;
   on start the runner loads them and re-attaches: a task whose process still
   lives (``driver.recover``) is not started again; a dead one is handled as
+  the exit its driver recorded for it (``driver.recorded_exit``: the task's
+  launcher, as Nomad's executor, outlives the agent and keeps it), else as
   an exit with an unknown code.
 * Finished allocations' directories are garbage-collected by the client's
   GC (disk usage, ``gc_max_allocs``), or at once when asked
@@ -2010,7 +2012,8 @@ class AllocRunner(NodeActor):
         self._restart_replies: list[tuple[Any, str, tuple[str, ...]]] = []
         self.stats = {"bad_allocs": 0, "stale_sets": 0, "starts": 0, "restarts": 0, "reattached": 0,
                       "persist_errors": 0, "driver_errors": 0, "reports": 0, "dirs_destroyed": 0,
-                      "gc_collected": 0, "oom_killed": 0}  # oom_killed: Nomad's client.allocs.oom_killed
+                      "gc_collected": 0, "oom_killed": 0,  # oom_killed: Nomad's client.allocs.oom_killed
+                      "exits_recorded": 0}  # tasks that ended while the client was down, exit recorded
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -4336,14 +4339,21 @@ class AllocRunner(NodeActor):
                     t.phase = P_RUNNING
                     self._end_task(a, t, EV_KILLING, "resuming a kill after a client restart", now)
                 return False
+            recorded = self._recorded_exit(driver, t)
+            if recorded is not None:
+                # The task ended while the client was down and its launcher (Nomad's executor, which
+                # outlives the agent) kept how: that exit, as if seen -- its restart policy decides.
+                self.stats["exits_recorded"] += 1
+                self._on_exit(a, t, recorded, now)
+                return False
             lost = getattr(driver, "lost_to_reboot", None)
             rebooted = lost is not None and t.handle is not None and lost(t.handle)
             if t.phase == P_RUNNING and a.want_run and rebooted:
                 # Nomad's restoreHandle failing (its executor went with the host): the task is pending
                 # again, not restarted (no restart counted, no delay); it runs once the servers
                 # answered, as they may have stopped it meanwhile -- a system job's at once (Nomad's
-                # waitOnServers).  A task that merely exited while the client was down is the exit
-                # Nomad's executor would have kept for it: its restart policy decides (below).
+                # waitOnServers).  A task that merely exited while the client was down, its exit not
+                # recorded (above), is an exit unseen: its restart policy decides (below).
                 t.handle = None
                 t.phase = P_PENDING
                 t.state = _state(t.state, state=TASK_PENDING)
@@ -4359,6 +4369,20 @@ class AllocRunner(NodeActor):
             self._set_task_timer("restart", a, t, min(max(0.0, t.restart_at - now), bound))
         # A pending task is started by _coordinate, when its lifecycle stage allows.
         return False
+
+    def _recorded_exit(self, driver: Any, t: _Task) -> ExitResult | None:
+        """The exit the task's driver recorded while no client watched it (a driver without records,
+        or one that cannot read it: None)."""
+        read = getattr(driver, "recorded_exit", None)
+        if read is None or t.handle is None:
+            return None
+        try:
+            return read(t.handle)
+        except Exception as exc:
+            self.stats["driver_errors"] += 1
+            log.warning("%s: reading the recorded exit of task %s failed: %s", self.env.node, t.spec.name,
+                        exc)
+            return None
 
     # ------------------------------------------------------------ invariants
     def check_invariants(self) -> None:

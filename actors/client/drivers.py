@@ -50,6 +50,13 @@ EXIT_SIGNAL_BASE = 128
 # far more than a pipe holds (64 KiB) and delay a stop by little.
 LOG_DRAIN_S = 2.0
 LOG_STREAMS = ("stdout", "stderr")
+# How long start waits for a task's launcher to start its command: the launcher's interpreter starts
+# in some tens of milliseconds and an exec task's chroot of bind mounts takes milliseconds more; far
+# longer means a wedged host, and the start fails (recoverably) rather than holding the client.
+LAUNCH_TIMEOUT_S = 10.0
+# The most of a task's exit record read (actors.client.exec_launcher.EXIT_RECORD, about 120 bytes):
+# anything longer is not one the launcher wrote.
+EXIT_RECORD_MAX_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,19 +132,26 @@ class DriverError(Exception):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskHandle:
-    """What a client persists to find a task again after a restart."""
+    """What a client persists to find a task again after a restart.
+
+    A task started through a launcher (raw_exec, exec) has ``task_dir`` set: ``pid`` is then the
+    launcher's, which waits for the task and, before it exits, records the task's exit there
+    (:func:`read_exit_record`).  Without it (the simulator's, or a handle an older client persisted)
+    ``pid`` is the task's own and an exit nobody saw is unknown.
+    """
 
     driver: str
     alloc_id: str
     task_name: str
     pid: int
     pgid: int  # the task's process group: signals go to all of it
-    start_time: float  # psutil create_time (the sim: virtual start time); detects pid reuse
+    start_time: float  # psutil create_time of pid (the sim: virtual start time); detects pid reuse
+    task_dir: str = ""  # where the task's launcher records its exit; "" when none does
 
     def to_dict(self) -> dict[str, Any]:
         """``dataclasses.asdict(self)``, written out: the runner persists handles on every task change."""
-        return {"driver": self.driver, "alloc_id": self.alloc_id, "task_name": self.task_name, "pid": self.pid,
-                "pgid": self.pgid, "start_time": self.start_time}
+        return {"driver": self.driver, "alloc_id": self.alloc_id, "task_name": self.task_name,
+                "pid": self.pid, "pgid": self.pgid, "start_time": self.start_time, "task_dir": self.task_dir}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskHandle:
@@ -152,8 +166,11 @@ class TaskHandle:
             raise ValueError("task handle: start_time missing or not a number")
         if d["pid"] <= 0 or d["pgid"] <= 0:
             raise ValueError("task handle: pid and pgid must be > 0")
+        task_dir = d.get("task_dir", "")
+        if not isinstance(task_dir, str):
+            raise ValueError("task handle: task_dir not a string")
         return cls(driver=d["driver"], alloc_id=d["alloc_id"], task_name=d["task_name"], pid=d["pid"],
-                   pgid=d["pgid"], start_time=float(start))
+                   pgid=d["pgid"], start_time=float(start), task_dir=task_dir)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +204,9 @@ class Driver(Protocol):
 
     def stats(self, handle: TaskHandle) -> dict[str, Any]: ...
 
+    # Optional: ``recorded_exit(handle) -> ExitResult | None``: how the task (whose process recover found
+    # gone) ended, as its launcher recorded it -- Nomad's executor, which outlives the agent, keeps it so;
+    # None when nothing was recorded.
     # Optional: ``lost_to_reboot(handle) -> bool``: the task (whose process recover found gone) was
     # started before the host's last boot, so whatever watched it -- Nomad's executor -- is gone too and
     # its exit was never seen.  Without it, a task gone at restore is taken to have exited unseen.
@@ -333,9 +353,16 @@ class RawExecDriver:
     The process starts a new session, so it leads its own process group and
     signals reach its children too.
 
-    Children this driver started are reaped through ``Popen.poll`` (no
-    zombies).  A task re-attached after an agent restart is no longer our
-    child: psutil tells whether it lives, and its exit code is unknown.
+    The task is started by a small launcher (``exec_launcher.py raw``, Nomad's
+    executor for one task) in its own session, which outlives the agent as
+    the task does: it waits for the task, forwards any signal it gets to the
+    task's process group, records the task's exit in the task directory and
+    exits as the task did.  The handle's ``pid`` is the launcher's and its
+    ``pgid`` the task's own group, which the driver signals directly.
+    Launchers this driver started are reaped through ``Popen.poll`` (no
+    zombies), their exit being the task's.  A task re-attached after an
+    agent restart is no longer our child: psutil tells whether its launcher
+    lives, and once it is gone its record tells how the task ended.
 
     Host volumes: Nomad's raw_exec reports MountConfigs = MountConfigSupportNone
     (it has no filesystem isolation to mount into), so a task with a
@@ -347,8 +374,10 @@ class RawExecDriver:
     mount_configs = MOUNT_CONFIGS_NONE
 
     def __init__(self, name: str = "raw_exec", clock: Callable[[], float] = time.monotonic, *,
-                 env_denylist: tuple[str, ...] = DEFAULT_ENV_DENYLIST) -> None:
+                 env_denylist: tuple[str, ...] = DEFAULT_ENV_DENYLIST,
+                 launch_timeout_s: float = LAUNCH_TIMEOUT_S) -> None:
         self.name = name
+        self.launch_timeout_s = launch_timeout_s
         self.env_denylist = env_denylist  # the agent's variables its tasks never get (client env.denylist)
         self._clock = clock  # this edge's own clock: how long a dead task's log rotators are waited for
         self._procs: dict[int, subprocess.Popen[bytes]] = {}  # pid -> our child, until reaped
@@ -377,20 +406,18 @@ class RawExecDriver:
         except OSError as exc:
             why = f"{self.name}: cannot prepare the task directory: {exc}"
             raise DriverError(why, recoverable=True) from exc
+        task_dir = os.path.abspath(task_dir)
+        clear_exit_record(task_dir)  # one an earlier run left (or copied with the dir) is not this run's
         out, err, loggers = self._log_sinks(logs_dir, task_name, logs or LogSettings())
+        spec: dict[str, Any] = {"argv": [command, *args], "env": {**host_env(self.env_denylist), **env},
+                                "cwd": task_dir, "task_dir": task_dir, "uid": None, "gid": None, "groups": []}
         try:
-            ids: dict[str, Any] = {}
             if run_as is not None:  # least privilege: the task's own user, its groups, not ours
-                ids = {"user": run_as[0], "group": run_as[1], "extra_groups": run_as[2]}
+                spec.update(uid=run_as[0], gid=run_as[1], groups=run_as[2])
                 if run_as[3]:
                     for d in (os.path.join(alloc_dir, "alloc"), task_dir):
                         _chown_tree(d, run_as[0], run_as[1])
-            proc = subprocess.Popen([command, *args], cwd=task_dir,
-                                    env={**host_env(self.env_denylist), **env},
-                                    stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL if out < 0 else out,
-                                    stderr=subprocess.DEVNULL if err < 0 else err,
-                                    start_new_session=True, close_fds=True, **ids)
+            proc, task_pid = self._launch(command, spec, out, err)
         except FileNotFoundError as exc:
             raise DriverError(f"{self.name}: command {command!r} not found") from exc
         except PermissionError as exc:
@@ -400,7 +427,7 @@ class RawExecDriver:
         finally:
             for fd in (out, err):  # the task and its rotators hold their own ends now
                 if fd >= 0:
-                    os.close(fd)
+                    _close_fds(fd)
         self._procs[proc.pid] = proc
         if loggers:
             self._task_loggers[proc.pid] = loggers
@@ -409,7 +436,86 @@ class RawExecDriver:
         except psutil.Error:
             start_time = 0.0  # exited (and not yet reaped) already: poll will report it
         return TaskHandle(driver=self.name, alloc_id=alloc_id, task_name=task_name, pid=proc.pid,
-                          pgid=proc.pid, start_time=start_time)
+                          pgid=task_pid, start_time=start_time, task_dir=task_dir)
+
+    def _launch(self, command: str, spec: dict[str, Any], out: int,
+                err: int) -> tuple[subprocess.Popen[bytes], int]:
+        """Start the task through its launcher (``exec_launcher.py raw``): (the launcher, the task's pid,
+        which is its process group) once the command runs.  A failure before it runs is the OSError the
+        task's exec (or chdir) met, as subprocess would raise it, or a DriverError."""
+        import json
+
+        from actors.client import exec_launcher
+
+        # The spec goes through a pipe, not argv: a command line is readable by every user of the
+        # host, and the task's environment may hold secrets.
+        status_r, status_w = os.pipe()
+        spec_r, spec_w = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", exec_launcher.__file__, "raw", str(spec_r), str(status_w)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL if out < 0 else out,
+                stderr=subprocess.DEVNULL if err < 0 else err, cwd="/", env={},
+                start_new_session=True, close_fds=True, pass_fds=(spec_r, status_w))
+        except OSError as exc:
+            _close_fds(status_r, spec_w)
+            raise DriverError(f"{self.name}: failed to start the task's launcher: {exc}",
+                              recoverable=True) from exc
+        finally:
+            _close_fds(status_w, spec_r)  # now: the launch status below ends when the task's copy closes
+        try:
+            data = json.dumps(spec).encode()
+            while data:  # the launcher reads it all first thing; a launcher already gone: EPIPE
+                data = data[os.write(spec_w, data):]
+        except OSError:
+            pass  # the launch status says what happened
+        finally:
+            _close_fds(spec_w)
+        said = self._read_launch(status_r, proc)
+        task_pid, failure = 0, ""
+        for line in said.decode("utf-8", "replace").splitlines():
+            if line.isdigit():
+                task_pid = int(line)
+            elif line.strip():
+                failure = line
+        if not failure and task_pid:
+            return proc, task_pid
+        proc.wait()
+        clear_exit_record(spec["task_dir"])  # the launcher recorded the failed child's exit: no task's
+        try:
+            why = json.loads(failure) if failure else {}
+        except ValueError:
+            why = {"message": failure}
+        if not isinstance(why, dict):
+            why = {"message": failure}
+        if isinstance(why.get("errno"), int) and why["errno"] > 0:
+            raise OSError(why["errno"], str(why.get("strerror") or ""), why.get("filename"))
+        message = why.get("message") or "the launcher failed before the command ran"
+        raise DriverError(f"{self.name}: failed to start {command!r}: {message}", recoverable=True)
+
+    def _read_launch(self, fd: int, proc: subprocess.Popen[bytes]) -> bytes:
+        """What the launcher and its child wrote on the status pipe until it closed (the command ran, or
+        the launcher is gone).  Past launch_timeout_s the launcher is killed (its task with it)."""
+        import select
+
+        chunks: list[bytes] = []
+        deadline = self._clock() + self.launch_timeout_s
+        try:
+            while True:
+                left = deadline - self._clock()
+                if left <= 0:
+                    proc.kill()
+                    return b"\n".join([*chunks, b'{"message": "the task was not running after %g s"}'
+                                        % self.launch_timeout_s])
+                ready, _, _ = select.select([fd], [], [], left)
+                if not ready:
+                    continue
+                data = os.read(fd, 4096)
+                if not data:
+                    return b"".join(chunks)
+                chunks.append(data)
+        finally:
+            _close_fds(fd)
 
     def poll(self, handle: TaskHandle) -> ExitResult | None:
         proc = self._procs.get(handle.pid)
@@ -425,7 +531,15 @@ class RawExecDriver:
         if self._alive(handle):
             return None
         self._forget(handle)
-        return ExitResult(exit_code=None, err="exit code unknown: the task was re-attached, not our child")
+        # Re-attached, so not our child: its launcher recorded the exit before it ended.
+        return self.recorded_exit(handle) or ExitResult(
+            exit_code=None, err="exit code unknown: the task was re-attached, not our child")
+
+    def recorded_exit(self, handle: TaskHandle) -> ExitResult | None:
+        """The exit the task's launcher recorded (None: it recorded none, or this handle has no launcher)."""
+        if not handle.task_dir:
+            return None
+        return read_exit_record(handle.task_dir, handle.pid)
 
     def signal(self, handle: TaskHandle, signame: str) -> None:
         self._signal_group(handle, signal_number(signame))
@@ -456,8 +570,9 @@ class RawExecDriver:
         return self._alive(handle)
 
     def stats(self, handle: TaskHandle) -> dict[str, Any]:
-        """CPU percent and RSS of the task and its descendants; {} once it is gone.
+        """CPU percent and RSS of the task and its descendants -- not of its launcher; {} once it is gone.
 
+        ``pid`` is the task's own (its launcher's child), from which ``alloc status -stats`` measures it.
         ``cpu_percent`` compares with the previous call on the same psutil
         object, so those objects are kept per task: the first call reads 0.0.
         """
@@ -482,13 +597,19 @@ class RawExecDriver:
             return {}
         cpu, rss = 0.0, 0
         for pid in sorted(procs):
+            if pid == handle.pid and handle.task_dir:
+                continue  # the launcher is no part of the task
             try:
                 cpu += procs[pid].cpu_percent(None)
                 rss += procs[pid].memory_info().rss
             except psutil.Error:
                 del procs[pid]
         self._ps[key] = procs  # children that exited are dropped with the old map
-        return {"pid": handle.pid, "cpu_percent": cpu, "rss_bytes": rss, "processes": len(procs)}
+        measured = len(procs) - (1 if handle.task_dir else 0)
+        if measured <= 0:
+            return {}  # the task has ended; its launcher is recording the exit
+        task_pid = handle.pgid if handle.task_dir else handle.pid
+        return {"pid": task_pid, "cpu_percent": cpu, "rss_bytes": rss, "processes": measured}
 
     # ------------------------------------------------------------ logs
     def _log_sinks(self, logs_dir: str, task_name: str,
@@ -615,6 +736,64 @@ class RawExecDriver:
 
     def _forget(self, handle: TaskHandle) -> None:
         self._ps.pop((handle.pid, handle.start_time), None)
+
+
+def read_exit_record(task_dir: str, launcher_pid: int) -> ExitResult | None:
+    """The task's exit as its launcher (pid *launcher_pid*) recorded it in *task_dir*; None when there
+    is no such record (none written, a torn or foreign file, another launcher's).
+
+    The file is in a directory the task may own (raw_exec's ``user``): it is opened without following
+    a link or blocking on a FIFO, and only a small regular file is read.
+    """
+    import json
+    import stat
+
+    from actors.client.exec_launcher import EXIT_RECORD
+
+    try:
+        fd = os.open(os.path.join(task_dir, EXIT_RECORD), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, EXIT_RECORD_MAX_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        rec = json.loads(data) if len(data) <= EXIT_RECORD_MAX_BYTES else None
+    except ValueError:
+        return None
+    if not isinstance(rec, dict) or rec.get("launcher_pid") != launcher_pid:
+        return None
+    code, sig = rec.get("exit_code"), rec.get("signal")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in (code, sig)):
+        return None
+    return ExitResult(exit_code=code, signal=sig)
+
+
+def clear_exit_record(task_dir: str) -> None:
+    """Remove the task's exit record (before a start: an earlier run's is not the new one's)."""
+    from actors.client.exec_launcher import EXIT_RECORD
+
+    try:
+        os.unlink(os.path.join(task_dir, EXIT_RECORD))
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:  # not one a launcher wrote: the launcher's rename cannot replace it
+        log.warning("%s in %s is a directory: the task's exit will not be recorded", EXIT_RECORD, task_dir)
+    except OSError as exc:
+        log.warning("cannot remove the old exit record in %s: %s", task_dir, exc)
+
+
+def _close_fds(*fds: int) -> None:
+    """Close now, not deferred to the gevent hub's next turn (gevent's os.close on a pipe is): a pipe's
+    reader sees its end of file only once every writer's copy is closed."""
+    for fd in fds:
+        os.closerange(fd, fd + 1)
 
 
 def _same_start(a: float, b: float) -> bool:
@@ -809,6 +988,15 @@ class SimDriver:
         """A host reboot: every process is gone and no exit was seen."""
         self.procs.clear()
         self.booted_at = self.clock()
+
+    def recorded_exit(self, handle: TaskHandle) -> ExitResult | None:
+        """How a task that ended unwatched ended: kept, as the real drivers' launchers record it (a
+        reboot loses the record of a task it killed, as it loses the process)."""
+        proc = self._proc(handle)
+        if proc is None:
+            return None
+        self._advance(proc)
+        return proc.result
 
     def lost_to_reboot(self, handle: TaskHandle) -> bool:
         # Asked only of a process recover found gone: one started at the reboot's instant was before it.

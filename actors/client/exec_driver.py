@@ -12,8 +12,10 @@ the hard limit with ``memory`` the soft one) and CPU shares (``resources.cpu``).
 The isolation itself is done by a small launcher process
 (``actors/client/exec_launcher.py``, Nomad's executor for one task) that
 stays outside the task's cgroups, forwards signals to the task and exits as
-it did; everything else -- log rotation, exit codes, re-attachment after an
-agent restart -- is raw_exec's (this driver extends :class:`RawExecDriver`).
+it did, recording the task's exit in its task directory first; everything
+else -- log rotation, exit codes, re-attachment after an agent restart and
+the exit recorded meanwhile -- is raw_exec's (this driver extends
+:class:`RawExecDriver`).
 Killing the task kills every process in its cgroup, and the cgroup is removed
 once the task has ended.
 
@@ -60,6 +62,7 @@ from actors.client.drivers import (
     TaskHandle,
     TaskResources,
     check_command_config,
+    clear_exit_record,
     host_env,
     run_command,
     run_in_thread,
@@ -429,6 +432,9 @@ class ExecDriver(RawExecDriver):
         self.allow_caps = allow_caps if allow_caps is not None else self.plugin.allow_caps
         self.launch_timeout_s = launch_timeout_s
         self._cpu_seen: dict[tuple[int, float], tuple[float, int]] = {}  # task -> (when, cpuacct ns)
+        # Tasks recover found ended unwatched -> the OOM kills their cgroups saw before they were removed,
+        # until their recorded exit is read.
+        self._gone_ooms: dict[tuple[int, float], int] = {}
 
     # ------------------------------------------------------------ contract
     def start(self, alloc_id: str, task_name: str, config: dict[str, Any], task_dir: str,
@@ -485,6 +491,7 @@ class ExecDriver(RawExecDriver):
         except OSError as exc:
             raise DriverError(f"{self.name}: cannot prepare the task directory: {exc}",
                               recoverable=True) from exc
+        clear_exit_record(os.path.abspath(task_dir))  # one an earlier run left is not this run's
         paths = self._make_cgroups(cgroups, alloc_id, task_name, resources or TaskResources())
         task_env = {**host_env(self.env_denylist), **env, **CHROOT_TASK_DIRS}
         spec = {"task_dir": os.path.abspath(task_dir),
@@ -536,6 +543,7 @@ class ExecDriver(RawExecDriver):
         failure = self._launch_status(status_r, proc)
         if failure is not None:
             proc.wait()
+            clear_exit_record(spec["task_dir"])  # the launcher recorded its failed child's exit: no task's
             self._kill_cgroups(paths)
             self._remove_cgroups(paths)  # its rotator sees end of file and ends; reaped with the others
             raise DriverError(f"failed to launch command with executor: {failure}")
@@ -547,7 +555,7 @@ class ExecDriver(RawExecDriver):
         except psutil.Error:
             start_time = 0.0
         return TaskHandle(driver=self.name, alloc_id=alloc_id, task_name=task_name, pid=proc.pid,
-                          pgid=proc.pid, start_time=start_time)
+                          pgid=proc.pid, start_time=start_time, task_dir=spec["task_dir"])
 
     def poll(self, handle: TaskHandle) -> ExitResult | None:
         proc = self._procs.get(handle.pid)
@@ -558,11 +566,7 @@ class ExecDriver(RawExecDriver):
         result = super().poll(handle)
         if result is not None:  # Nomad's container.Destroy: nothing of the task outlives it
             paths = self._task_cgroups(handle)
-            if self._oom_kills(paths):
-                # Nomad's executor marks the exit OOMKilled when its container saw an OOM event; a
-                # task the killer itself ended says so as Nomad's docker driver does ("OOM Killed").
-                result = dataclasses.replace(result, oom_killed=True,
-                                             err=result.err or (OOM_KILLED if result.signal else ""))
+            result = _with_ooms(result, self._oom_kills(paths))
             self._kill_cgroups(paths)
             self._remove_cgroups(paths)
             self._cpu_seen.pop((handle.pid, handle.start_time), None)
@@ -592,9 +596,19 @@ class ExecDriver(RawExecDriver):
         alive = super().recover(handle)
         if not alive and handle.pid not in self._procs:
             paths = self._task_cgroups(handle)
+            ooms = self._oom_kills(paths)
+            if ooms:  # its recorded exit says so
+                self._gone_ooms[(handle.pid, handle.start_time)] = ooms
             self._kill_cgroups(paths)
             self._remove_cgroups(paths)
         return alive
+
+    def recorded_exit(self, handle: TaskHandle) -> ExitResult | None:
+        """raw_exec's, marked OOM-killed when the task's memory cgroup saw the OOM killer act (read by
+        recover, before it removed the cgroups)."""
+        result = super().recorded_exit(handle)
+        ooms = self._gone_ooms.pop((handle.pid, handle.start_time), 0)
+        return None if result is None else _with_ooms(result, ooms)
 
     def enter_spec(self, handle: TaskHandle, config: dict[str, Any], user: str = "") -> dict[str, Any]:
         """What a command run inside the running task needs (``nomad alloc exec``; Nomad's executor
@@ -831,6 +845,15 @@ class ExecDriver(RawExecDriver):
                 pass
             except OSError as exc:
                 log.warning("exec: cannot remove cgroup %s: %s", p, exc)
+
+
+def _with_ooms(result: ExitResult, ooms: int) -> ExitResult:
+    """Nomad's executor marks the exit OOMKilled when its container saw an OOM event; a task the killer
+    itself ended says so as Nomad's docker driver does ("OOM Killed")."""
+    if not ooms:
+        return result
+    return dataclasses.replace(result, oom_killed=True,
+                               err=result.err or (OOM_KILLED if result.signal else ""))
 
 
 def _close(*fds: int) -> None:

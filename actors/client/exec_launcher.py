@@ -23,6 +23,16 @@ executor for one task:
 
 ``exec_launcher.py enter <spec fd> <status fd>`` runs a command inside a
 running task instead (``nomad alloc exec``): see :func:`enter_main`.
+``exec_launcher.py raw <spec fd> <status fd>`` is the ``raw_exec`` driver's
+launcher: the task runs unisolated, in a process group of its own, and is
+waited for the same way: see :func:`raw_main`.
+
+Before it exits, a task's launcher records how the task ended -- its code
+or signal, and when -- in :data:`EXIT_RECORD` in the task directory (Nomad's
+executor keeps its ProcessState the same way: it outlives the agent), so a
+client restarted after the task ended reports the task's real exit, not an
+unknown one.  The record is written to a temporary file, synced and renamed
+over the old one: a reader sees a whole record or none.
 
 A failure before the command runs (a mount, the user, a missing command) is
 written to the status pipe and the child exits 127; the
@@ -41,6 +51,7 @@ import resource
 import signal
 import sys
 import termios
+import time
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
@@ -66,6 +77,9 @@ CAP_VERSION_3 = 0x20080522
 # Host devices a task sees in its /dev (the usual container set).
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 EXIT_SETUP_FAILED = 127
+# The task's exit, as its launcher saw it (JSON: launcher_pid, task_pid, exit_code, signal, time), in
+# the task directory; the driver removes it before each start (drivers.read_exit_record reads it).
+EXIT_RECORD = ".exit-status.json"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -509,13 +523,116 @@ def enter_main(spec_fd: int, status: int) -> None:
     _wait_as(pid, catch)
 
 
+# ------------------------------------------------------------ raw_exec's launcher
+# ``exec_launcher.py raw <spec fd> <status fd>``: the task runs as raw_exec runs it -- no isolation, in
+# its task directory, in a session (so a process group) of its own that the driver signals directly,
+# as its user when one is given -- and the launcher waits for it and records its exit.  The spec
+# (JSON): argv, env, cwd, task_dir, and uid, gid, groups (null uid: the launcher's own user).  On the
+# status pipe the launcher writes the task's pid (a line of digits); a failure before the command runs
+# is a JSON object (errno, strerror, filename, or a message) from the child, which then exits 127.
+
+
+def _exec_raw(spec: dict, launcher: int) -> None:
+    """In the child: become the task.  Returns only by raising."""
+    os.setsid()  # the task leads its own process group: signals to it reach its children too
+    try:
+        os.chdir(spec["cwd"])
+    except OSError as exc:  # as subprocess says it: the directory is the file that failed
+        raise OSError(exc.errno, exc.strerror, spec["cwd"]) from None
+    if spec.get("uid") is not None:  # least privilege: the task's own user and groups, not ours
+        os.setgroups(spec["groups"])
+        os.setgid(spec["gid"])
+        os.setuid(spec["uid"])
+    # The launcher gone, so is the task: nothing would record its exit (set after the user switch,
+    # which clears it).
+    _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != launcher:
+        raise SetupError("the launcher ended before the task started")
+    for sig in _signals():  # the task starts with default dispositions (Python ignores SIGPIPE)
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    argv = spec["argv"]
+    try:
+        os.execvpe(argv[0], argv, spec["env"])  # a bare name is looked up on the task's own PATH
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, argv[0]) from None
+
+
+def raw_main(spec_fd: int, status: int) -> None:
+    spec = _read_spec(spec_fd, status)
+    os.set_inheritable(status, False)  # the command's execve closes it: "started" for the driver
+    record = _record_dir(spec["task_dir"])
+    catch = [s for s in _signals() if s != signal.SIGCHLD]
+    signal.pthread_sigmask(signal.SIG_BLOCK, catch)
+    launcher = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _exec_raw(spec, launcher)
+        except OSError as exc:
+            _report(status, json.dumps({"errno": exc.errno or 0, "strerror": exc.strerror or str(exc),
+                                        "filename": exc.filename}))
+        except BaseException as exc:
+            _report(status, json.dumps({"message": f"{type(exc).__name__}: {exc}"}))
+        os._exit(EXIT_SETUP_FAILED)
+    _report(status, f"{pid}\n")
+    os.close(status)
+    _wait_as(pid, catch, record=record, group=True)
+
+
+def _record_dir(task_dir: str) -> int:
+    """The task directory, opened before anything is mounted or pivoted (the exec task's root moves
+    this process's root too): the exit record is written through it.  -1: none is written."""
+    try:
+        return os.open(task_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+
+
+def _record_exit(dir_fd: int, task_pid: int, status_word: int) -> None:
+    """Write :data:`EXIT_RECORD` atomically: a temporary file, synced, renamed over the old record, and
+    the directory synced.  Whatever fails leaves no record (the client then knows nothing of the exit,
+    as without a launcher)."""
+    if os.WIFSIGNALED(status_word):
+        sig = os.WTERMSIG(status_word)
+        code = 128 + sig  # as Nomad's executor reports a task a signal ended
+    else:
+        sig, code = 0, os.WEXITSTATUS(status_word)
+    data = json.dumps({"launcher_pid": os.getpid(), "task_pid": task_pid, "exit_code": code, "signal": sig,
+                       "time": time.time()}).encode()
+    tmp = f"{EXIT_RECORD}.{os.getpid()}.tmp"
+    try:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                     dir_fd=dir_fd)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, EXIT_RECORD, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+
+
 def main() -> None:
     if sys.argv[1] == "enter":
         enter_main(int(sys.argv[2]), int(sys.argv[3]))
         return
+    if sys.argv[1] == "raw":
+        raw_main(int(sys.argv[2]), int(sys.argv[3]))
+        return
     spec_fd, status = int(sys.argv[1]), int(sys.argv[2])
     spec = _read_spec(spec_fd, status)
     os.set_inheritable(status, False)  # the command's execve closes it: "started" for the driver
+    record = _record_dir(spec["task_dir"])
     flags = CLONE_NEWNS
     if spec["pid_private"]:
         flags |= CLONE_NEWPID
@@ -537,16 +654,18 @@ def main() -> None:
             _report(status, f"{type(exc).__name__}: {exc}")
         os._exit(EXIT_SETUP_FAILED)
     os.close(status)
-    _wait_as(pid, catch)
+    _wait_as(pid, catch, record=record)
 
 
-def _wait_as(pid: int, catch: list[int]) -> None:
-    """Forward every signal to *pid*, wait for it and end as it did (its code, or its signal)."""
+def _wait_as(pid: int, catch: list[int], *, record: int = -1, group: bool = False) -> None:
+    """Forward every signal to *pid* (*group*: to its process group), wait for it, record its exit in
+    the directory *record* when >= 0, and end as it did (its code, or its signal)."""
+    send = os.killpg if group else os.kill
 
     def forward(signum: int, _frame: object) -> None:
         try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
+            send(pid, signum)
+        except (ProcessLookupError, PermissionError):
             pass
 
     for sig in catch:
@@ -561,6 +680,8 @@ def _wait_as(pid: int, catch: list[int]) -> None:
             break
         except InterruptedError:
             continue
+    if record >= 0:
+        _record_exit(record, pid, status_word)
     if os.WIFSIGNALED(status_word):
         sig = os.WTERMSIG(status_word)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # end as the task did, without a core of our own
