@@ -1057,9 +1057,21 @@ def _job_dispatch(req: Request, api: Api, job_id: str) -> Any:
     meta = body.get("Meta") or {}
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise CodedError(400, "Meta: must be an object of strings")
+    # Nomad's IdPrefixTemplate (put in the child's ID), Priority (the child's; 0: the parent's) and
+    # ?idempotency_token= (a retried dispatch returns the child the first one made).
+    prefix, priority = body.get("IdPrefixTemplate") or "", body.get("Priority") or 0
+    if not isinstance(prefix, str):
+        raise CodedError(400, "IdPrefixTemplate: must be a string")
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise CodedError(400, f"Priority: must be an integer, got {priority!r}")
+    max_priority = _limits(api).max_priority
+    if priority and not 1 <= priority <= max_priority:
+        raise CodedError(400, f"dispatch job priority must be between [1, {max_priority}]")
+    extra = {k: v for k, v in (("id_prefix_template", prefix), ("priority", priority),
+                               ("idempotency_token", req.query.get("idempotency_token", [""])[0])) if v}
     try:
         index, r = _write(api, "job_dispatch", job_id=job_id, payload=payload, meta=meta,
-                          rejectable=_rejectable(req, api))
+                          rejectable=_rejectable(req, api), **extra)
     except CodedError as e:
         if e.code == 500:  # the job refused the dispatch (its rules): the caller's request is wrong
             raise CodedError(400, e.message) from None

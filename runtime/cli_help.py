@@ -386,7 +386,12 @@ _c("job deployments", "[options] <job>", "List a job's deployments",
 _c("job dispatch", "[options] <job> [<input file>|-]", "Dispatch a parameterized job",
    "Starts an instance of a parameterized job, with an optional payload read from a file or standard "
    "input (\"-\").",
-   ("-meta <key=value>", "A metadata value of the instance; may be given more than once."), *_MONITOR)
+   ("-meta <key=value>", "A metadata value of the instance; may be given more than once."),
+   ("-idempotency-token <token>", "Dispatch only if no instance of the job dispatched with this token "
+                                  "is still known to the servers; else answer with that instance."),
+   ("-id-prefix-template <prefix>", "Put this in the instance's ID, after the job's ID and "
+                                    "\"/dispatch-\"."),
+   ("-priority <priority>", "The instance's priority, instead of the parameterized job's."), *_MONITOR)
 _c("job eval", "[options] <job>", "Create a new evaluation of a job",
    "Makes the scheduler look at the job again, as if it had just been submitted.",
    ("-force-reschedule", "Reschedule failed allocations now, even those not yet due."), *_MONITOR)

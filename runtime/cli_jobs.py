@@ -2374,8 +2374,10 @@ def system_reconcile_summaries(addr: str, args: list[str]) -> str:
 
 
 def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
-    """``nomad job dispatch [-meta k=v]... [-detach] <job> [<input file>|-]``: run a parameterized job."""
-    flags, rest = parse_flags(args, {"meta": list, "detach": bool, "verbose": bool})
+    """``nomad job dispatch [-meta k=v]... [-detach] [-idempotency-token t] [-id-prefix-template p]
+    [-priority n] <job> [<input file>|-]``: run a parameterized job."""
+    flags, rest = parse_flags(args, {"meta": list, "detach": bool, "verbose": bool, "idempotency-token": str,
+                                     "id-prefix-template": str, "priority": int})
     if not rest or len(rest) > 2:
         raise CliError("This command takes one or two arguments: nomad job dispatch <job> [<input file>|-]")
     meta = {}
@@ -2390,8 +2392,13 @@ def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
             payload = sys.stdin.buffer.read() if rest[1] == "-" else open(rest[1], "rb").read()
         except OSError as e:
             raise CliError(f"Error reading input data: {e.strerror}") from None
-    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(rest[0], safe='')}/dispatch",
-                  {"Payload": base64.b64encode(payload).decode(), "Meta": meta})
+    body: dict[str, Any] = {"Payload": base64.b64encode(payload).decode(), "Meta": meta}
+    if flags.get("id-prefix-template"):
+        body["IdPrefixTemplate"] = flags["id-prefix-template"]
+    if flags.get("priority"):
+        body["Priority"] = _int_flag(flags, "priority")
+    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(rest[0], safe='')}/dispatch", body,
+                  idempotency_token=flags.get("idempotency-token") or None)
     # Nomad's job dispatch: a formatKV of the child's ID and (when one was made) the evaluation's.
     verbose = bool(flags.get("verbose"))
     rows = [("Dispatched Job ID", got["DispatchedJobID"])]

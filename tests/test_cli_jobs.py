@@ -820,6 +820,17 @@ job "cli-param" {
     detached = nomad(dev, "job", "dispatch", "-detach", "-meta", "color=red", "cli-param")
     assert re.fullmatch(r"Dispatched Job ID = cli-param/dispatch-\S+\nEvaluation ID     = [0-9a-f]{8}\n",
                         detached.stdout), detached.stdout
+    # A retried dispatch with the same idempotency token answers with the first child, and no evaluation.
+    token_args = ("job", "dispatch", "-detach", "-meta", "color=green", "-idempotency-token", "tok",
+                  "-id-prefix-template", "green", "-priority", "60", "cli-param")
+    first, retried = nomad(dev, *token_args), nomad(dev, *token_args)
+    tok_child = re.search(r"Dispatched Job ID = (\S+)", first.stdout).group(1)
+    assert tok_child.startswith("cli-param/dispatch-green-") and "Evaluation ID" in first.stdout
+    assert retried.returncode == 0 and retried.stdout == f"Dispatched Job ID = {tok_child}\n", retried.stdout
+    tok_job = call(dev.http_port, "GET", f"/v1/job/{urllib.parse.quote(tok_child, safe='')}").json()
+    assert (tok_job["Priority"], tok_job["DispatchIdempotencyToken"]) == (60, "tok")
+    bad = nomad(dev, "job", "dispatch", "-meta", "color=x", "-priority", "101", "cli-param")
+    assert bad.returncode == 1 and "dispatch job priority must be between [1, 100]" in bad.stderr
     allocs = call(dev.http_port, "GET", f"/v1/job/{urllib.parse.quote(child, safe='')}/allocations").json()
     assert len(allocs) == 1
     wait_for(lambda: "color=blue" in nomad(dev, "alloc", "logs", allocs[0]["ID"]).stdout, "the task's output",

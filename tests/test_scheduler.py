@@ -1166,6 +1166,28 @@ def test_a_dispatch_must_follow_its_jobs_rules(rules: dict, payload: str, meta: 
     assert list(c.state.tables["jobs"]) == ["report"]
 
 
+def test_a_dispatch_with_an_idempotency_token_dispatched_already_answers_with_that_child() -> None:
+    """Nomad's Job.Dispatch: IdempotencyToken (a retry makes nothing new), IdPrefixTemplate (in the
+    child's ID) and Priority (the child's and its evaluation's; the parent's when unset)."""
+    c = Cluster()
+    c.node(0)
+    c.apply("job_register", job=_parameterized())
+    first = c.apply("job_dispatch", job_id="report", meta={"customer": "a"}, idempotency_token="t-1",
+                    id_prefix_template="nightly", priority=70)
+    child_id = first["DispatchedJobID"]
+    assert re.fullmatch(r"report/dispatch-nightly-\d+-[0-9a-f]{8}", child_id), child_id
+    child = c.state.tables["jobs"][child_id]
+    assert child["Priority"] == 70 and child["DispatchIdempotencyToken"] == "t-1"
+    assert c.state.tables["evals"][first["EvalID"]]["Priority"] == 70
+    again = c.apply("job_dispatch", job_id="report", meta={"customer": "a"}, idempotency_token="t-1")
+    assert again["ok"] and again["DispatchedJobID"] == child_id and again["EvalID"] == ""
+    assert again["JobCreateIndex"] == child["CreateIndex"]
+    assert sorted(c.state.tables["jobs"]) == ["report", child_id]
+    other = c.apply("job_dispatch", job_id="report", meta={"customer": "a"}, idempotency_token="t-2")
+    assert other["DispatchedJobID"] != child_id and other["EvalID"]
+    assert c.state.tables["jobs"][other["DispatchedJobID"]]["Priority"] == 50  # the parent's
+
+
 def test_only_batch_jobs_are_parameterized_and_plain_jobs_do_not_dispatch() -> None:
     with pytest.raises(JobError, match='can only be used with "batch" or "sysbatch" scheduler'):
         canonical_job({**service(), "ParameterizedJob": {}})

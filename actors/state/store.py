@@ -1403,11 +1403,22 @@ class StateStore:
         if missing:
             return {"ok": False, "error": "Dispatch did not provide required meta keys: "
                                           f"[{' '.join(missing)}]"}
+        token = str(cmd.get("idempotency_token") or "")
+        if token:
+            # Nomad's CheckIdempotencyToken: a child of this job dispatched with the same token (and not
+            # yet collected) is the answer; nothing new is dispatched.
+            for job in self.tables["jobs"].values():
+                if job.get("ParentID") == parent_id and job.get("DispatchIdempotencyToken") == token:
+                    return {"ok": True, "index": index, "DispatchedJobID": job["ID"], "EvalID": "",
+                            "EvalCreateIndex": 0, "JobCreateIndex": job.get("CreateIndex", 0)}
         suffix = str(uuid.uuid5(self.DISPATCH_NS, self._id_seed(f"{index}/{parent_id}")))[:8]
         child = {k: v for k, v in parent.items() if k not in SERVER_OWNED and k != "ParameterizedJob"}
-        child_id = f"{parent_id}/dispatch-{int(now)}-{suffix}"
+        prefix = str(cmd.get("id_prefix_template") or "")
+        child_id = f"{parent_id}/dispatch-{prefix + '-' if prefix else ''}{int(now)}-{suffix}"
         child.update(ID=child_id, Name=child_id, ParentID=parent_id, Dispatched=True, Payload=payload or None,
-                     Meta={**parent.get("Meta", {}), **{str(k): str(v) for k, v in meta.items()}})
+                     Meta={**parent.get("Meta", {}), **{str(k): str(v) for k, v in meta.items()}},
+                     Priority=int(cmd.get("priority") or 0) or parent.get("Priority", 50),
+                     DispatchIdempotencyToken=token)
         res = self._job_register(index, {"job": child, "now": now})
         return {**res, "DispatchedJobID": child_id, "JobCreateIndex": index}
 
