@@ -9,11 +9,12 @@ import random
 
 import pytest
 
-from actors.raft.core import RaftCore
-from actors.raft.messages import CONFIG, Entry
+from actors.raft.core import LEADER, RaftCore
+from actors.raft.messages import CONFIG, NOOP, AppendEntries, Entry, ServerConfiguration
 from actors.raft.sqlite_store import SqliteStorage
 from actors.raft.storage import MemoryStorage
 from actors.state.store import StateStore, command
+from runtime import wire
 from runtime.raft_recovery import (
     PEERS_INFO,
     RecoveryError,
@@ -21,6 +22,7 @@ from runtime.raft_recovery import (
     read_peers_json,
     recover_cluster,
 )
+from tests.raft_harness import Net
 
 JOB = {"ID": "web", "Type": "service", "Priority": 50, "Datacenters": ["dc1"],
        "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "raw_exec",
@@ -147,3 +149,100 @@ def test_a_bad_peers_json_stops_the_start_with_nomads_message_and_changes_nothin
     with pytest.raises(RecoveryError, match=r"recovery failed to parse peers\.json: need at least one voter"):
         check_peers_json(str(raft_dir), storage, StateStore)
     assert (raft_dir / "peers.json").exists() and storage.load()[2][2] == (A, B, C)
+
+
+# ---------------------------------------------------------------- the configuration after a recovery
+
+
+def _recovered_pair() -> tuple[Net, RaftCore]:
+    """A three-server cluster (a, b, c) commits two jobs; then b is gone for good, a is recovered with a
+    peers.json naming a alone, and c, which was down (not wiped, no peers.json), keeps its log: the
+    same log as a's.  Returns the two restarted servers (c down) and c as it was before."""
+    net = Net(["a", "b", "c"])
+    net.elect("a")
+    for i in range(2):
+        net.propose("a", command("job_register", job={**JOB, "ID": f"j{i}"}, now=1.0))
+    net.tick(2)
+    a, c = net.cores["a"], net.cores["c"]
+    assert a.commit == c.commit == c.last_index == a.last_index
+    storage = MemoryStorage()
+    storage.save(hard_state=(a.term, a.vote), snapshot=None, truncate_from=None, entries=list(a.entries))
+    assert recover_cluster(storage, ("a",), (), StateStore) == (a.last_index, a.term)
+    restarted = Net(["a", "c"], bootstrap=False)
+    new_a = restarted.cores["a"]
+    new_a.restore(*storage.load())
+    new_c = restarted.cores["c"]
+    new_c.restore(c.term, c.vote, None, list(c.entries))
+    assert new_c.voters == ("a", "b", "c")  # its own log says so, and it needs no snapshot
+    restarted.down.add("c")
+    return restarted, c
+
+
+def test_a_follower_whose_log_matches_the_recovered_leaders_takes_the_recovered_configuration():
+    """Configuration entries here are changes of one server; the recovered configuration is only in
+    the recovered server's snapshot.  Its first entry as leader restates that configuration whole, so
+    a follower that comes back with the old one, and needs no snapshot, takes it on appending, and
+    later changes apply to the leader's configuration, not to a diverged one."""
+    net, _ = _recovered_pair()
+    a, c = net.cores["a"], net.cores["c"]
+    net.tick(25)
+    assert a.role == LEADER and a.voters == ("a",)
+    first = a.entry(a.last_index)
+    assert first.kind == CONFIG and first.term == a.term and a.commit == a.last_index
+    assert wire.decode(first.data) == ServerConfiguration(voters=("a",))
+    assert isinstance(a.change_config("add_learner", "c"), tuple)
+    net.down.discard("c")
+    net.tick(3)
+    assert c.snap_index == 0  # entries, not the snapshot, reached it
+    assert (first.index, ("a",), ()) in c.config_history()
+    net.tick(5)  # caught up: promoted
+    assert a.voters == c.voters == ("a", "c") and a.learners == c.learners == ()
+    assert a.addrs == c.addrs
+    # Restarted from its log, it holds the same configuration (restore applies the restatement too).
+    again = RaftCore("c", random.Random(2))
+    again.restore(c.term, c.vote, None, list(c.entries))
+    assert (again.voters, again.learners) == (c.voters, c.learners)
+
+
+def test_a_leader_whose_configuration_is_in_its_log_writes_a_no_op_as_before():
+    net = Net(["a", "b", "c"])
+    net.elect("a")
+    assert net.cores["a"].entry(net.cores["a"].last_index).kind == NOOP
+
+
+def test_a_leader_after_a_compaction_restates_the_same_configuration():
+    net = Net(["a", "b", "c"])
+    net.elect("a")
+    net.propose("a", b"x")
+    net.tick(2)
+    for core in net.cores.values():
+        core.compact(core.commit, b"snap")
+    net.elect("b")
+    b = net.cores["b"]
+    e = b.entry(b.last_index)
+    assert e.kind == CONFIG and wire.decode(e.data) == ServerConfiguration(voters=("a", "b", "c"))
+    assert b.pending_conf_index == e.index  # one change at a time: the next waits for it to commit
+    net.tick(2)
+    for core in net.cores.values():
+        assert core.voters == ("a", "b", "c") and core.commit == e.index
+    assert isinstance(b.change_config("add_learner", "d"), tuple)
+
+
+def test_a_truncated_restatement_gives_back_the_configuration_before_it():
+    c = RaftCore("c", random.Random(1))
+    c.bootstrap(("a", "b", "c"))
+    restated = Entry(term=2, index=2, kind=CONFIG, data=wire.encode(ServerConfiguration(
+        voters=("a@10.0.0.1:4647",), learners=("c",))))
+    c.step(AppendEntries(term=2, leader="a", prev_index=1, prev_term=1, entries=(restated,), commit=1))
+    assert (c.voters, c.learners, c.address_of("a")) == (("a",), ("c",), "10.0.0.1:4647")
+    c.step(AppendEntries(term=3, leader="b", prev_index=1, prev_term=1,
+                         entries=(Entry(term=3, index=2, kind=NOOP),), commit=1))
+    assert (c.voters, c.learners, c.address_of("a")) == (("a", "b", "c"), (), "a")
+    c.check_invariants(full=True)
+
+
+def test_a_whole_configuration_names_each_server_once_and_some_voter():
+    with pytest.raises(ValueError, match="at least one voter"):
+        ServerConfiguration(voters=(), learners=("a",))
+    with pytest.raises(ValueError, match="twice"):
+        ServerConfiguration(voters=("a@10.0.0.1:4647",), learners=("a@10.0.0.2:4647",))

@@ -40,6 +40,7 @@ from actors.raft.messages import (
     RequestVote,
     RequestVoteResp,
     ServerConfigChange,
+    ServerConfiguration,
     TimeoutNow,
 )
 from runtime import wire
@@ -328,6 +329,13 @@ class RaftCore:
 
     def _apply_config_entry(self, e: Entry) -> None:
         change = wire.decode(e.data)
+        if type(change) is ServerConfiguration:
+            # The configuration whole: whatever this server held before is replaced (a follower
+            # whose configuration diverged in a peers.json recovery takes the leader's here).
+            vs, va = parse_members(change.voters)
+            ls, la = parse_members(change.learners)
+            self._add_config(e.index, list(vs), list(ls), {**va, **la})
+            return
         voters, learners, addr_list = self._current_config()
         vs, ls, addrs = list(voters), list(learners), dict(addr_list)
         op, node = change.op, change.node
@@ -348,9 +356,12 @@ class RaftCore:
             ls = [v for v in ls if v != node]
         elif op == "address" and (node in vs or node in ls):
             addrs[node] = address
+        self._add_config(e.index, vs, ls, addrs)
+
+    def _add_config(self, index: int, vs: list[str], ls: list[str], addrs: dict[str, str]) -> None:
         cfg = (tuple(sorted(vs)), tuple(sorted(ls)),
                tuple(sorted((k, addrs.get(k, k)) for k in vs + ls)))
-        self._config_log.append((e.index, *cfg))
+        self._config_log.append((index, *cfg))
         self._set_config(*cfg)
 
     def address_of(self, server_id: str) -> str:
@@ -527,8 +538,25 @@ class RaftCore:
         # An uncommitted config entry in our log counts as pending.
         self.pending_conf_index = max((c[0] for c in self._config_log), default=0)
         # §5.4.2 / §8: commit an entry of our own term at once (also unblocks ReadIndex).
-        self._append([Entry(term=self.term, index=self.last_index + 1, kind=NOOP)])
+        index = self.last_index + 1
+        if self._config_log:
+            self._append([Entry(term=self.term, index=index, kind=NOOP)])
+        else:
+            # Our configuration comes from our snapshot alone, and a follower whose log already
+            # covers the snapshot gets no snapshot: it keeps the configuration its own log implies.
+            # That is ours, but after a peers.json recovery, which stores the file's servers in a
+            # snapshot and drops the log (runtime/raft_recovery.py), it is not: a server that was
+            # down, not wiped, and got no peers.json still holds the old one, and later changes,
+            # deltas, would be applied to it.  So that entry of our term restates the configuration
+            # whole; a follower that appends it holds ours.  It is a configuration entry: no change
+            # is proposed until it commits (one at a time).
+            self._append([Entry(term=self.term, index=index, kind=CONFIG, data=self._whole_config())])
+            self.pending_conf_index = index
         self._broadcast_append()
+
+    def _whole_config(self) -> bytes:
+        voters, learners = _members(self.voters, self.learners, tuple(self.addrs.items()))
+        return wire.encode(ServerConfiguration(voters=voters, learners=learners))
 
     def set_timings(self, timings: RaftTimings) -> None:
         """New timeouts (a reload): the next election timeout is drawn from them."""

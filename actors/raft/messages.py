@@ -10,7 +10,7 @@ msg = dataclass(frozen=True, slots=True, kw_only=True)
 
 # Entry kinds.
 NORMAL = 0  # a state-machine command
-CONFIG = 1  # a ConfigChange, applied to the configuration when appended
+CONFIG = 1  # a change (ConfigChange, ServerConfigChange) or a ServerConfiguration; applied when appended
 NOOP = 2  # appended by a new leader to commit entries of earlier terms (§5.4.2)
 
 
@@ -247,3 +247,30 @@ class ServerConfigChange(Message):
         if self.op == "address" and not self.address:
             raise ValueError("an address change needs the new address")
 
+
+
+@message(120)
+@msg
+class ServerConfiguration(Message):
+    """The whole configuration, restated in one entry (hashicorp/raft's LogConfiguration carries
+    every configuration whole).  A follower that appends it takes it whole, whatever it held
+    before.  Written by a leader whose configuration comes from its snapshot alone (see
+    ``RaftCore._become_leader``): after a peers.json recovery that snapshot names servers a
+    follower's own log -- one that matches the leader's, so it needs no snapshot -- does not.
+
+    Each member entry is ``ID@address``, or the ID alone when it is also the address, as a
+    snapshot's (``actors.raft.core.member``).
+    """
+
+    voters: tuple[str, ...]
+    learners: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.voters:
+            raise ValueError("a configuration needs at least one voter")
+        ids = []
+        for entry in self.voters + self.learners:
+            sid, sep, addr = entry.rpartition("@")  # as actors.raft.core.parse_member reads it
+            ids.append(sid if sep and addr else entry)
+        if len(set(ids)) != len(ids):
+            raise ValueError("a configuration names a server twice")
