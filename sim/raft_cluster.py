@@ -60,10 +60,10 @@ class RaftChecker:
     The lineage check holds each server's bootstrap entry (index 1, while its log has it) to the
     first one seen, and each committed configuration entry to what every other server committed at
     that index.  A snapshot's configuration needs no check of its own: it was compacted from a
-    log checked here, or installed from a leader whose log was.  A whole-configuration entry
-    (``ServerConfiguration``, a leader's restatement) must restate what the server held before it:
-    only a peers.json recovery, which no simulation runs, makes them differ.  One checker is one
-    cluster (a region): two regions are two lineages, two checkers.
+    log checked here, or installed from a leader whose log was.  A whole-configuration entry after
+    the first (a leader's restatement: a bootstrap change or a ``ServerConfiguration``) must restate
+    what the server held before it: only a peers.json recovery, which no simulation runs, makes them
+    differ.  One checker is one cluster (a region): two regions are two lineages, two checkers.
     """
 
     leaders: dict[int, str] = field(default_factory=dict)  # term -> leader
@@ -109,7 +109,7 @@ class RaftChecker:
                     raise SafetyViolation(f"Single Lineage: {name} holds a bootstrap of its own (voters "
                                           f"{', '.join(change.voters)}), not the cluster's (voters "
                                           f"{', '.join(first.voters)}, first seen on {self.bootstrap[0]})")
-        before = (core.snap_voters, core.snap_learners)
+        before = (tuple(sorted(core.snap_voters)), tuple(sorted(core.snap_learners)))
         for index, voters, learners in core.config_history():
             self._restatement(name, core, index, before, (voters, learners))
             before = (voters, learners)
@@ -127,10 +127,14 @@ class RaftChecker:
         restates, never changes: in a cluster that was never recovered with peers.json, every server
         that appends one held that configuration already (Log Matching: it holds the leader's log up
         to there, or a snapshot of it)."""
+        if index == 1:
+            return  # the cluster's bootstrap: checked above
         e = core.entry(index)
         kind = self._kinds.get((index, e.term))
         if kind is None:
-            kind = self._kinds[(index, e.term)] = type(wire.decode(e.data)) is ServerConfiguration
+            change = wire.decode(e.data)
+            kind = type(change) is ServerConfiguration or getattr(change, "op", "") == "bootstrap"
+            self._kinds[(index, e.term)] = kind
             if len(self._kinds) > 4096:
                 self._kinds.clear()  # a cache; old entries are compacted away
         if kind and before != after:

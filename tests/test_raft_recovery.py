@@ -10,7 +10,7 @@ import random
 import pytest
 
 from actors.raft.core import LEADER, RaftCore
-from actors.raft.messages import CONFIG, NOOP, AppendEntries, Entry, ServerConfiguration
+from actors.raft.messages import CONFIG, NOOP, AppendEntries, ConfigChange, Entry, ServerConfiguration
 from actors.raft.sqlite_store import SqliteStorage
 from actors.raft.storage import MemoryStorage
 from actors.state.store import StateStore, command
@@ -154,10 +154,10 @@ def test_a_bad_peers_json_stops_the_start_with_nomads_message_and_changes_nothin
 # ---------------------------------------------------------------- the configuration after a recovery
 
 
-def _recovered_pair() -> tuple[Net, RaftCore]:
+def _recovered_pair(learners: tuple[str, ...]) -> Net:
     """A three-server cluster (a, b, c) commits two jobs; then b is gone for good, a is recovered with a
-    peers.json naming a alone, and c, which was down (not wiped, no peers.json), keeps its log: the
-    same log as a's.  Returns the two restarted servers (c down) and c as it was before."""
+    peers.json naming a as the voter (and *learners* as non-voters), and c, which was down (not wiped,
+    no peers.json), keeps its log: the same log as a's.  Returns the two restarted servers, c down."""
     net = Net(["a", "b", "c"])
     net.elect("a")
     for i in range(2):
@@ -167,34 +167,39 @@ def _recovered_pair() -> tuple[Net, RaftCore]:
     assert a.commit == c.commit == c.last_index == a.last_index
     storage = MemoryStorage()
     storage.save(hard_state=(a.term, a.vote), snapshot=None, truncate_from=None, entries=list(a.entries))
-    assert recover_cluster(storage, ("a",), (), StateStore) == (a.last_index, a.term)
+    assert recover_cluster(storage, ("a",), learners, StateStore) == (a.last_index, a.term)
     restarted = Net(["a", "c"], bootstrap=False)
-    new_a = restarted.cores["a"]
-    new_a.restore(*storage.load())
-    new_c = restarted.cores["c"]
-    new_c.restore(c.term, c.vote, None, list(c.entries))
-    assert new_c.voters == ("a", "b", "c")  # its own log says so, and it needs no snapshot
+    restarted.cores["a"].restore(*storage.load())
+    restarted.cores["c"].restore(c.term, c.vote, None, list(c.entries))
+    assert restarted.cores["c"].voters == ("a", "b", "c")  # its own log says so, and it needs no snapshot
     restarted.down.add("c")
-    return restarted, c
+    return restarted
 
 
-def test_a_follower_whose_log_matches_the_recovered_leaders_takes_the_recovered_configuration():
+@pytest.mark.parametrize(("learners", "restated"), [
+    # Voters only: a bootstrap change, which earlier versions read too.
+    ((), ConfigChange(op="bootstrap", node="", voters=("a",))),
+    (("c",), ServerConfiguration(voters=("a",), learners=("c",))),
+], ids=["voters", "with-a-non-voter"])
+def test_a_follower_whose_log_matches_the_recovered_leaders_takes_the_recovered_configuration(
+        learners, restated):
     """Configuration entries here are changes of one server; the recovered configuration is only in
     the recovered server's snapshot.  Its first entry as leader restates that configuration whole, so
     a follower that comes back with the old one, and needs no snapshot, takes it on appending, and
     later changes apply to the leader's configuration, not to a diverged one."""
-    net, _ = _recovered_pair()
+    net = _recovered_pair(learners)
     a, c = net.cores["a"], net.cores["c"]
     net.tick(25)
     assert a.role == LEADER and a.voters == ("a",)
     first = a.entry(a.last_index)
     assert first.kind == CONFIG and first.term == a.term and a.commit == a.last_index
-    assert wire.decode(first.data) == ServerConfiguration(voters=("a",))
-    assert isinstance(a.change_config("add_learner", "c"), tuple)
+    assert wire.decode(first.data) == restated
+    if not learners:
+        assert isinstance(a.change_config("add_learner", "c"), tuple)
     net.down.discard("c")
     net.tick(3)
     assert c.snap_index == 0  # entries, not the snapshot, reached it
-    assert (first.index, ("a",), ()) in c.config_history()
+    assert (first.index, ("a",), learners) in c.config_history()
     net.tick(5)  # caught up: promoted
     assert a.voters == c.voters == ("a", "c") and a.learners == c.learners == ()
     assert a.addrs == c.addrs
@@ -220,7 +225,8 @@ def test_a_leader_after_a_compaction_restates_the_same_configuration():
     net.elect("b")
     b = net.cores["b"]
     e = b.entry(b.last_index)
-    assert e.kind == CONFIG and wire.decode(e.data) == ServerConfiguration(voters=("a", "b", "c"))
+    assert e.kind == CONFIG
+    assert wire.decode(e.data) == ConfigChange(op="bootstrap", node="", voters=("a", "b", "c"))
     assert b.pending_conf_index == e.index  # one change at a time: the next waits for it to commit
     net.tick(2)
     for core in net.cores.values():
@@ -246,3 +252,23 @@ def test_a_whole_configuration_names_each_server_once_and_some_voter():
         ServerConfiguration(voters=(), learners=("a",))
     with pytest.raises(ValueError, match="twice"):
         ServerConfiguration(voters=("a@10.0.0.1:4647",), learners=("a@10.0.0.2:4647",))
+
+
+def test_the_simulators_lineage_check_holds_a_restatement_to_the_configuration_held_before_it():
+    """sim.raft_cluster.RaftChecker: a restatement changes nothing in a cluster that was never
+    recovered; the follower that kept its log through a recovery is the one case where it does."""
+    from types import SimpleNamespace
+
+    from sim.raft_cluster import RaftChecker, SafetyViolation
+
+    net = _recovered_pair(())
+    view = SimpleNamespace(live_peers=lambda: {n: SimpleNamespace(core=c) for n, c in net.cores.items()
+                                               if n not in net.down})
+    checker = RaftChecker()
+    net.tick(25)
+    net.cores["a"].change_config("add_learner", "c")
+    checker.check(view, full=True)  # the leader restates its own configuration
+    net.down.discard("c")
+    net.tick(3)
+    with pytest.raises(SafetyViolation, match=r"c's whole configuration at \d+ \(voters \['a'\]"):
+        checker.check(view, full=True)

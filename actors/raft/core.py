@@ -98,6 +98,15 @@ def _members(voters: tuple[str, ...], learners: tuple[str, ...], addrs: Addrs) -
     return tuple(member(v, a.get(v, v)) for v in voters), tuple(member(v, a.get(v, v)) for v in learners)
 
 
+def _bootstrap_data(pairs: list[tuple[str, str]]) -> bytes:
+    """A bootstrap entry's data: these (ID, address) voters, sorted by ID, and no non-voter."""
+    if all(v == a for v, a in pairs):
+        # Every ID is its address (simulations): the entry as before IDs, byte for byte.
+        return wire.encode(ConfigChange(op="bootstrap", node="", voters=tuple(v for v, _ in pairs)))
+    return wire.encode(ServerConfigChange(op="bootstrap", node="", voters=tuple(v for v, _ in pairs),
+                                          addresses=tuple(a for _, a in pairs)))
+
+
 class RaftInvariantError(AssertionError):
     """The core broke one of Raft's guarantees: a bug here, never a peer's fault."""
 
@@ -404,13 +413,7 @@ class RaftCore:
         addresses = addresses or voters
         if len(addresses) != len(voters):
             raise ValueError("bootstrap needs one address per voter")
-        pairs = sorted(zip(voters, addresses, strict=True))
-        if all(v == a for v, a in pairs):
-            # Every ID is its address (simulations): the entry as before IDs, byte for byte.
-            data = wire.encode(ConfigChange(op="bootstrap", node="", voters=tuple(v for v, _ in pairs)))
-        else:
-            data = wire.encode(ServerConfigChange(op="bootstrap", node="", voters=tuple(v for v, _ in pairs),
-                                                  addresses=tuple(a for _, a in pairs)))
+        data = _bootstrap_data(sorted(zip(voters, addresses, strict=True)))
         self._append([Entry(term=1, index=1, kind=CONFIG, data=data)])
         self.commit = 1
 
@@ -548,14 +551,23 @@ class RaftCore:
             # snapshot and drops the log (runtime/raft_recovery.py), it is not: a server that was
             # down, not wiped, and got no peers.json still holds the old one, and later changes,
             # deltas, would be applied to it.  So that entry of our term restates the configuration
-            # whole; a follower that appends it holds ours.  It is a configuration entry: no change
-            # is proposed until it commits (one at a time).
+            # whole (hashicorp/raft's configuration entries all do); a follower that appends it holds
+            # ours.  It is a configuration entry: no change is proposed until it commits (one at a
+            # time).
             self._append([Entry(term=self.term, index=index, kind=CONFIG, data=self._whole_config())])
             self.pending_conf_index = index
         self._broadcast_append()
 
     def _whole_config(self) -> bytes:
-        voters, learners = _members(self.voters, self.learners, tuple(self.addrs.items()))
+        """The configuration whole, as an entry's data.  With no non-voter (nearly always: a
+        server is one only while it is being added), as a bootstrap entry, which replaces the voters
+        whole and leaves no non-voter: servers of earlier versions, which know no
+        ServerConfiguration, read it too, so a rolling upgrade's new leader does not stop their Raft.
+        With non-voters, as a ServerConfiguration."""
+        if not self.learners:
+            return _bootstrap_data(sorted((v, self.addrs.get(v, v)) for v in self.voters))
+        voters, learners = _members(tuple(sorted(self.voters)), tuple(sorted(self.learners)),
+                                    tuple(self.addrs.items()))
         return wire.encode(ServerConfiguration(voters=voters, learners=learners))
 
     def set_timings(self, timings: RaftTimings) -> None:

@@ -105,7 +105,7 @@ class ConfigChange(Message):
 
     op: str  # "bootstrap" | "add_learner" | "promote" | "remove"
     node: str
-    voters: tuple[str, ...] = ()  # the whole initial configuration, for "bootstrap"
+    voters: tuple[str, ...] = ()  # the whole configuration, for "bootstrap" (entry 1, or a restatement)
 
     def __post_init__(self) -> None:
         if self.op not in ("bootstrap", "add_learner", "promote", "remove"):
@@ -227,7 +227,9 @@ class ServerConfigChange(Message):
     ServerID and ServerAddress, Raft protocol 3).  ConfigChange (108), which named a server by its
     address alone, is still read from logs written before it: there a server's ID is its address.
 
-    ``op``: "bootstrap" (``voters`` with ``addresses``, one each), "add_learner" (``node`` at
+    ``op``: "bootstrap" (``voters`` with ``addresses``, one each, replacing the configuration whole:
+    entry 1 of a new cluster, or a new leader's restatement of its own, see
+    ``RaftCore._become_leader``), "add_learner" (``node`` at
     ``address``; for a server already in the configuration, its address is replaced, as
     hashicorp's AddVoter/AddNonvoter of a known ID does), "promote", "remove", or "address"
     (``node``, kept with its suffrage, is now at ``address``).
@@ -252,11 +254,13 @@ class ServerConfigChange(Message):
 @message(120)
 @msg
 class ServerConfiguration(Message):
-    """The whole configuration, restated in one entry (hashicorp/raft's LogConfiguration carries
-    every configuration whole).  A follower that appends it takes it whole, whatever it held
-    before.  Written by a leader whose configuration comes from its snapshot alone (see
-    ``RaftCore._become_leader``): after a peers.json recovery that snapshot names servers a
-    follower's own log -- one that matches the leader's, so it needs no snapshot -- does not.
+    """The whole configuration, non-voters too, restated in one entry (hashicorp/raft's
+    LogConfiguration carries every configuration whole).  A follower that appends it takes it whole,
+    whatever it held before.  Written by a leader whose configuration comes from its snapshot alone
+    and has non-voters (see ``RaftCore._become_leader``; without non-voters the restatement is a
+    "bootstrap" change, which earlier versions read): after a peers.json recovery that snapshot
+    names servers a follower's own log -- one that matches the leader's, so it needs no snapshot --
+    does not.
 
     Each member entry is ``ID@address``, or the ID alone when it is also the address, as a
     snapshot's (``actors.raft.core.member``).
