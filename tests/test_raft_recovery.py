@@ -232,6 +232,9 @@ def test_a_leader_after_a_compaction_restates_the_same_configuration():
     for core in net.cores.values():
         assert core.voters == ("a", "b", "c") and core.commit == e.index
     assert isinstance(b.change_config("add_learner", "d"), tuple)
+    net.tick(2)
+    b.compact(b.commit, b"snap")  # past the restatement and the change: the snapshot carries them
+    assert b.config_history() == () and b.snap_members() == (("a", "b", "c"), ("d",))
 
 
 def test_a_truncated_restatement_gives_back_the_configuration_before_it():
