@@ -538,10 +538,15 @@ class RaftCore:
         self._ready.role_changed = True
         self.progress = {p: Progress(next=self.last_index + 1, recent_active=True, last_ack=self.ticks)
                          for p in self.voters + self.learners if p != self.id}
-        # An uncommitted config entry in our log counts as pending.
-        self.pending_conf_index = max((c[0] for c in self._config_log), default=0)
         # §5.4.2 / §8: commit an entry of our own term at once (also unblocks ReadIndex).
         index = self.last_index + 1
+        # No configuration change until that entry commits (pending_conf_index is its index, as etcd's
+        # becomeLeader sets it to the last index).  A change made sooner can commit with a quorum of
+        # its own configuration that has no entry of our term, while a server holding an earlier
+        # leader's uncommitted change has a log as up to date as theirs: it can win an election with
+        # that change and overwrite our committed one (Ongaro, raft-dev, "bug in single-server
+        # membership changes", 2015).  An uncommitted change in our log is before it: covered too.
+        self.pending_conf_index = index
         if self._config_log:
             self._append([Entry(term=self.term, index=index, kind=NOOP)])
         else:
@@ -552,10 +557,8 @@ class RaftCore:
             # down, not wiped, and got no peers.json still holds the old one, and later changes,
             # deltas, would be applied to it.  So that entry of our term restates the configuration
             # whole (hashicorp/raft's configuration entries all do); a follower that appends it holds
-            # ours.  It is a configuration entry: no change is proposed until it commits (one at a
-            # time).
+            # ours.  Like the no-op, no change is proposed until it commits.
             self._append([Entry(term=self.term, index=index, kind=CONFIG, data=self._whole_config())])
-            self.pending_conf_index = index
         self._broadcast_append()
 
     def _whole_config(self) -> bytes:
