@@ -12,6 +12,7 @@ msg = dataclass(frozen=True, slots=True, kw_only=True)
 NORMAL = 0  # a state-machine command
 CONFIG = 1  # a change (ConfigChange, ServerConfigChange) or a ServerConfiguration; applied when appended
 NOOP = 2  # appended by a new leader to commit entries of earlier terms (§5.4.2)
+# (one whose configuration is its snapshot's appends a CONFIG restating it instead: RaftCore._become_leader)
 
 
 @message(100)
