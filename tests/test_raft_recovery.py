@@ -275,3 +275,62 @@ def test_the_simulators_lineage_check_holds_a_restatement_to_the_configuration_h
     net.tick(3)
     with pytest.raises(SafetyViolation, match=r"c's whole configuration at \d+ \(voters \['a'\]"):
         checker.check(view, full=True)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_servers_back_after_a_recovery_hold_the_leaders_configuration_whatever_their_logs(seed):
+    """Seeded variations of the recovery: three to five servers, writes some of which reach only some
+    servers, one survivor recovered with a peers.json of itself (and maybe a returner as a non-voter),
+    at least one server gone for good, the leader compacting or not; the others return with their
+    logs -- shorter than the survivor's (a snapshot reaches them), equal (entries), or longer with an
+    older term (truncated) -- and are added one at a time, reachable only from the leader (the old
+    servers never meet while they still hold the old configuration).  Every server ends with the
+    leader's configuration, which names no gone server."""
+    rng = random.Random(seed)
+    ids = ["a", "b", "c", "d", "e"][: rng.choice([3, 4, 5])]
+    net = Net(ids, seed=seed)
+    net.elect("a")
+    for i in range(rng.randrange(1, 6)):
+        net.cut = {("a", x) for x in ids[1:] if rng.random() < 0.4}  # some writes reach only some
+        net.cores["a"].propose(command("job_register", job={**JOB, "ID": f"j{i}"}, now=1.0))
+        net.flush()
+        net.deliver()
+    survivor = rng.choice(ids)
+    old = {n: (c.term, c.vote, list(c.entries)) for n, c in net.cores.items()}
+    storage = MemoryStorage()
+    term, vote, entries = old[survivor]
+    storage.save(hard_state=(term, vote), snapshot=None, truncate_from=None, entries=entries)
+    others = [n for n in ids if n != survivor]
+    gone = set(rng.sample(others, rng.randrange(1, len(others))))
+    others = [n for n in others if n not in gone]
+    non_voter = tuple(rng.sample(others, 1)) if rng.random() < 0.3 else ()
+    recover_cluster(storage, (survivor,), non_voter, StateStore)
+    net = Net([n for n in ids if n not in gone], seed=seed + 1000, bootstrap=False)
+    net.cores[survivor].restore(*storage.load())
+    for n in others:
+        net.cores[n].restore(*old[n][:2], None, old[n][2])
+    net.down = set(others)
+    net.tick(25)
+    lead = net.cores[survivor]
+    assert lead.role == LEADER
+    if rng.random() < 0.5:
+        net.tick(2)
+        lead.compact(lead.commit, b"state", trailing=rng.choice([0, 1, 64]), trailing_max_bytes=1 << 20)
+    net.cut = {(x, y) for x in others for y in others if x != y}
+    for n in others:
+        net.down.discard(n)
+        if n not in lead.learners:
+            for _ in range(20):  # the previous change commits first: one at a time
+                if isinstance(lead.change_config("add_learner", n), tuple):
+                    break
+                net.tick(1)
+            else:
+                raise AssertionError(f"{n} never added: {lead.status()}")
+        net.tick(5)
+    net.tick(10)
+    want = (tuple(sorted(set(ids) - gone)), ())
+    assert (lead.voters, lead.learners) == want, lead.status()
+    for n, core in net.cores.items():
+        assert (core.voters, core.learners, core.addrs) == (*want, lead.addrs), (n, core.status())
+        assert core.commit == lead.commit and core.last_index == lead.last_index
+        core.check_invariants(full=True)
