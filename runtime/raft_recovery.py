@@ -14,6 +14,14 @@ file (``nomad/server.go`` ``setupRaft``; hashicorp/raft ``RecoverCluster``):
   the file's servers as its configuration, and the whole log is dropped, so
   no configuration entry in it can undo the new configuration.
 
+A server that was down through the recovery, not wiped, and was given no
+file keeps its own log, and that may match the recovered servers' up to their
+snapshot, so it is sent entries, not the snapshot.  It learns the recovered
+configuration from the first entry a recovered server writes as leader: a
+leader whose configuration is its snapshot's restates it whole there
+(``actors.raft.core.RaftCore._become_leader``), so the configuration changes
+that follow apply to the recovered configuration, not to its old one.
+
 The file (Raft protocol 3) is a JSON list of ``{"id": "<node-id>",
 "address": "<ip>:<rpc port>", "non_voter": false}``; the protocol-2 form, a
 list of ``"<ip>:<port>"`` strings, is read too.  Each server keeps the file's

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.raft.core import LEADER, RaftTimings
-from actors.raft.messages import CONFIG, NORMAL
+from actors.raft.messages import CONFIG, NORMAL, ServerConfiguration
 from actors.raft.peer import Propose, RaftConfig, RaftPeer, Read
 from actors.raft.storage import MemoryStorage
 from actors.state.store import command
@@ -60,8 +60,10 @@ class RaftChecker:
     The lineage check holds each server's bootstrap entry (index 1, while its log has it) to the
     first one seen, and each committed configuration entry to what every other server committed at
     that index.  A snapshot's configuration needs no check of its own: it was compacted from a
-    log checked here, or installed from a leader whose log was.  One checker is one cluster (a
-    region): two regions are two lineages, two checkers.
+    log checked here, or installed from a leader whose log was.  A whole-configuration entry after
+    the first (a leader's restatement: a bootstrap change or a ``ServerConfiguration``) must restate
+    what the server held before it: only a peers.json recovery, which no simulation runs, makes them
+    differ.  One checker is one cluster (a region): two regions are two lineages, two checkers.
     """
 
     leaders: dict[int, str] = field(default_factory=dict)  # term -> leader
@@ -69,6 +71,7 @@ class RaftChecker:
     leader_logs: dict[tuple[str, int], dict[int, int]] = field(default_factory=dict)
     bootstrap: tuple[str, bytes] | None = None  # (the server first seen holding it, the entry's data)
     configs: dict[int, tuple[tuple[str, ...], tuple[str, ...], str]] = field(default_factory=dict)
+    _kinds: dict[tuple[int, int], bool] = field(default_factory=dict)  # (index, term) -> a restatement?
 
     checks: int = 0
 
@@ -98,7 +101,7 @@ class RaftChecker:
         if core.log_base == 0 and core.entries and core.entries[0].kind == CONFIG:
             data = core.entries[0].data
             change = wire.decode(data)
-            if change.op == "bootstrap":
+            if getattr(change, "op", "") == "bootstrap":
                 if self.bootstrap is None:
                     self.bootstrap = (name, data)
                 elif data != self.bootstrap[1]:
@@ -106,7 +109,10 @@ class RaftChecker:
                     raise SafetyViolation(f"Single Lineage: {name} holds a bootstrap of its own (voters "
                                           f"{', '.join(change.voters)}), not the cluster's (voters "
                                           f"{', '.join(first.voters)}, first seen on {self.bootstrap[0]})")
+        before = (tuple(sorted(core.snap_voters)), tuple(sorted(core.snap_learners)))
         for index, voters, learners in core.config_history():
+            self._restatement(name, core, index, before, (voters, learners))
+            before = (voters, learners)
             if index > core.commit:
                 break
             have = self.configs.setdefault(index, (voters, learners, name))
@@ -114,6 +120,27 @@ class RaftChecker:
                 raise SafetyViolation(f"Single Lineage: {name} committed configuration voters {list(voters)} "
                                       f"non-voters {list(learners)} at index {index}, {have[2]} voters "
                                       f"{list(have[0])} non-voters {list(have[1])}")
+
+    def _restatement(self, name: str, core: Any, index: int, before: tuple[tuple[str, ...], tuple[str, ...]],
+                     after: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
+        """A whole-configuration entry (a leader's first when its configuration is its snapshot's)
+        restates, never changes: in a cluster that was never recovered with peers.json, every server
+        that appends one held that configuration already (Log Matching: it holds the leader's log up
+        to there, or a snapshot of it)."""
+        if index == 1:
+            return  # the cluster's bootstrap: checked above
+        e = core.entry(index)
+        kind = self._kinds.get((index, e.term))
+        if kind is None:
+            change = wire.decode(e.data)
+            kind = type(change) is ServerConfiguration or getattr(change, "op", "") == "bootstrap"
+            self._kinds[(index, e.term)] = kind
+            if len(self._kinds) > 4096:
+                self._kinds.clear()  # a cache; old entries are compacted away
+        if kind and before != after:
+            raise SafetyViolation(f"Single Lineage: {name}'s whole configuration at {index} (voters "
+                                  f"{list(after[0])} non-voters {list(after[1])}) is not the one it held "
+                                  f"before (voters {list(before[0])} non-voters {list(before[1])})")
 
     def _append_only(self, name: str, core: Any) -> None:
         seen = self.leader_logs.setdefault((name, core.term), {})

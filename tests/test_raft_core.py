@@ -435,3 +435,35 @@ def test_an_empty_append_at_or_past_the_commit_answers_as_the_general_path_does(
     r = beat(3, 1, 3)
     assert (r.success, r.match_index, core.commit) == (True, 3, 3)
     assert core.elapsed == 0 and core.leader == "a"
+
+
+def test_a_new_leader_changes_no_configuration_before_an_entry_of_its_term_commits():
+    """Ongaro's single-server change bug (raft-dev, 2015): a promoted e reaches only e before the leader
+    a is lost; b leads without it.  Had b removed a before committing an entry of its term, b and c
+    alone would have committed that (a quorum of b, c, d) while d never saw term 2 -- and a, with the
+    promotion, would win with d and e and overwrite it.  b must first commit its no-op, on d too."""
+    from actors.raft.messages import AppendEntries
+
+    slow = RaftTimings(stabilization_ticks=10**6)  # e stays a non-voter until promoted by hand
+    net = Net(["a", "b", "c", "d"], timings=slow)
+    net.elect("a")
+    net.add("e").t = slow
+    net.cores["a"].change_config("add_learner", "e")
+    net.tick(2)
+    net.cut |= {("a", x) for x in "bcd"}
+    assert isinstance(net.cores["a"].change_config("promote", "e"), tuple)
+    net.tick(1, nodes=["e"])
+    assert "e" in net.cores["e"].voters and "e" in net.cores["b"].learners
+    net.down |= {"a", "e"}
+    net.cut.clear()
+    d = net.cores["d"]
+    step = d.step
+    d.step = lambda m: None if isinstance(m, AppendEntries) else step(m)  # d votes, but gets no entry
+    net.elect("b")
+    b = net.cores["b"]
+    assert b.commit < b.last_index  # its no-op: b and c of a, b, c, d
+    assert "already in progress" in b.change_config("remove", "a")
+    d.step = step
+    net.tick(2)
+    assert b.commit == b.last_index == d.last_index
+    assert isinstance(b.change_config("remove", "a"), tuple)

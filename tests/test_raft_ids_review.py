@@ -205,13 +205,16 @@ def _legacy_member_re_added() -> RaftCore:
     """id-1 leading; the server at 10.0.0.3 was a voter named by its address, removed and added back
     (a non-voter) by its node ID id-3, as the address -> ID migration does; it has entry 1 only."""
     core = _core_leader(("id-1", "id-2", "10.0.0.3:4647"))
+    # Its no-op commits first: no configuration change before an entry of the leader's term has.
+    core.step(AppendResp(term=core.term, follower="id-2", success=True, match_index=core.last_index))
+    core.take_ready()
     for op, args in (("remove", ("10.0.0.3:4647",)), ("add_learner", ("id-3", "10.0.0.3:4647"))):
-        assert core.change_config(op, *args) != ""
+        assert isinstance(core.change_config(op, *args), tuple)
         core.take_ready()
         core.persisted(core.last_index)
         core.step(AppendResp(term=core.term, follower="id-2", success=True, match_index=core.last_index))
         core.take_ready()
-    assert core.commit == core.last_index and core.learners == ("id-3",)
+    assert core.commit == core.last_index and core.learners == ("id-3",) and core.voters == ("id-1", "id-2")
     return core
 
 

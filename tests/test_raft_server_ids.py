@@ -448,3 +448,40 @@ def test_gossip_lists_every_member_it_knows_as_member_update_events():
     assert all(isinstance(e, MemberEvent) and e.addr == c.addr(i) and e.tags == c.core(0).members[e.name].tags
                for i, (_, e) in enumerate(asker.events))
     c.close()
+
+
+def test_a_server_of_an_address_keyed_cluster_back_after_a_peers_json_recovery_names_servers_as_the_leader():
+    """Three servers whose data dirs predate IDs (each named by its address); two are lost, and the
+    survivor is recovered with a protocol-3 peers.json naming it by its node ID.  One of the lost comes
+    back with its data dir and no peers.json: its log matches the leader's, so it gets entries, not
+    the snapshot.  The leader's first entry restates the recovered configuration whole, so the
+    returner names the leader by its node ID (not its old address-ID) and counts no gone server."""
+    from actors.state.store import StateStore
+    from runtime.raft_recovery import recover_cluster
+
+    addrs = tuple(f"10.0.0.{i}:4647" for i in (1, 2, 3))
+    c = _Cluster(0, membership=False)
+    for i, addr in enumerate(addrs, 1):
+        c.disks[f"id-{i}"] = disk = MemoryStorage()
+        disk.save(hard_state=(1, ""), entries=_legacy_log(addrs))
+        c.start(f"id-{i}", addr)
+    ids = ("id-1", "id-2", "id-3")
+    assert c.sched.run_until(lambda: c.leader() is not None and len({c.peer(s).core.commit for s in ids}) == 1
+                             and c.peer(ids[0]).core.commit == c.peer(ids[0]).core.last_index > 1, 20.0)
+    for s in ids:
+        c.stop(s)
+    recover_cluster(c.disks["id-1"], (member("id-1", addrs[0]),), (), StateStore)
+    c.membership = True
+    c.sched.nodes[addrs[0]].restart()
+    c.gossip(_server_event("s1.global", "id-1", addrs[0]))
+    assert c.sched.run_until(lambda: c.leader() == "id-1", 20.0)
+    c.sched.nodes[addrs[1]].restart()
+    c.gossip(_server_event("s2.global", "id-2", addrs[1]))
+    want = [("id-1", addrs[0], True), ("id-2", addrs[1], True)]
+
+    def view(sid: str) -> list[tuple[str, str, bool]]:
+        return sorted((r["ID"], r["Address"], r["Voter"]) for r in c.peer(sid).configuration())
+    assert c.sched.run_until(lambda: view("id-1") == want and view("id-2") == want, 60.0), \
+        (view("id-1"), view("id-2"))
+    back = c.peer("id-2").core
+    assert back.snap_index == 0 and back.id == "id-2"  # entries reached it, and it took its node ID

@@ -151,3 +151,60 @@ def test_a_leader_that_leaves_is_not_sent_to_by_its_node_id(agents, tmp_path):  
              CLUSTER_DEADLINE_S)
     assert not [line for p in rest for line in p.out + p.err if "bad node address" in line], \
         "\n".join(p.detail() for p in rest)
+
+
+def test_a_server_back_with_its_old_log_after_a_peers_json_recovery_holds_the_leaders_configuration(
+        agents, tmp_path):  # noqa: F811
+    """Three servers lose two for good (SIGKILL, no leave); the survivor is recovered with a peers.json
+    naming it alone.  One of the lost comes back with its data dir (not wiped, no peers.json): its log
+    matches the recovered leader's, so it needs no snapshot, and its own log's configuration still names
+    the third server.  The leader's first entry restates the recovered configuration whole, so once the
+    leader has added it back, its own view (`list-peers -stale`) is the leader's: the same two voters by
+    their node IDs, not the gone server too (which it would count toward its quorum)."""
+    import subprocess
+    import sys
+
+    from tests.test_agent_process import ROOT
+
+    serfs = [free_port() for _ in range(3)]
+    join = [f"127.0.0.1:{p}" for p in serfs]
+    cfgs = [server_config(tmp_path, i, join, serf=serfs[i]) for i in range(3)]
+    procs = [agents(["-config", c["path"]], http_port=c["http"]) for c in cfgs]
+    wait_for(lambda: all(len(get_json(p, "/v1/status/peers") or []) == 3 for p in procs)
+             and len({get_json(p, "/v1/status/leader") for p in procs} - {"", None}) == 1,
+             "one Raft cluster of three", CLUSTER_DEADLINE_S, lambda: "\n".join(p.detail() for p in procs))
+
+    def last_index(p: AgentProc) -> str | None:
+        raft = ((get_json(p, "/v1/agent/self") or {}).get("stats") or {}).get("raft") or {}
+        return raft.get("last_log_index")
+
+    # Idle, every log ends at the same entry: the survivor's recovered snapshot is the returner's last.
+    wait_for(lambda: len({last_index(p) for p in procs}) == 1 and None not in {last_index(p) for p in procs},
+             "the three logs at one index", CLUSTER_DEADLINE_S)
+    for p in procs:
+        p.kill()
+    ids = [(tmp_path / f"data{i}" / "server" / "node-id").read_text().strip() for i in range(3)]
+    rpcs = [f"127.0.0.1:{c['rpc']}" for c in cfgs]
+    (tmp_path / "data0" / "server" / "raft" / "peers.json").write_text(
+        json.dumps([{"id": ids[0], "address": rpcs[0], "non_voter": False}]))
+    survivor = agents(["-config", cfgs[0]["path"]], http_port=cfgs[0]["http"])
+    wait_for(lambda: get_json(survivor, "/v1/status/leader") == rpcs[0], "the recovered leader",
+             CLUSTER_DEADLINE_S, survivor.detail)
+    back = agents(["-config", cfgs[1]["path"]], http_port=cfgs[1]["http"])
+
+    def servers(p: AgentProc) -> list[tuple[str, str, bool]] | None:
+        got = get_json(p, "/v1/operator/raft/configuration?stale=true")
+        return None if got is None else sorted((s["ID"], s["Address"], s["Voter"]) for s in got["Servers"])
+
+    want = sorted([(ids[0], rpcs[0], True), (ids[1], rpcs[1], True)])
+    wait_for(lambda: servers(survivor) == want, "the returner a voter again", CLUSTER_DEADLINE_S,
+             lambda: f"{servers(survivor)}\n{survivor.detail()}\n{back.detail()}")
+    wait_for(lambda: servers(back) == want, "the returner holding the leader's configuration",
+             CLUSTER_DEADLINE_S, lambda: f"{servers(back)}\n{back.detail()}")
+    out = subprocess.run([sys.executable, f"{ROOT}/bin/nomad", f"-address=http://127.0.0.1:{cfgs[1]['http']}",
+                          "operator", "raft", "list-peers", "-stale"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    rows = sorted(line.split() for line in out.stdout.splitlines()[1:])
+    assert [(r[1], r[2], r[4]) for r in rows] == [(i, a, "true") for i, a, _ in want], out.stdout
+    assert ids[2] not in out.stdout and rpcs[2] not in out.stdout

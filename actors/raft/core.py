@@ -40,6 +40,7 @@ from actors.raft.messages import (
     RequestVote,
     RequestVoteResp,
     ServerConfigChange,
+    ServerConfiguration,
     TimeoutNow,
 )
 from runtime import wire
@@ -95,6 +96,15 @@ def _members(voters: tuple[str, ...], learners: tuple[str, ...], addrs: Addrs) -
                                                                                      tuple[str, ...]]:
     a = dict(addrs)
     return tuple(member(v, a.get(v, v)) for v in voters), tuple(member(v, a.get(v, v)) for v in learners)
+
+
+def _bootstrap_data(pairs: list[tuple[str, str]]) -> bytes:
+    """A bootstrap entry's data: these (ID, address) voters, sorted by ID, and no non-voter."""
+    if all(v == a for v, a in pairs):
+        # Every ID is its address (simulations): the entry as before IDs, byte for byte.
+        return wire.encode(ConfigChange(op="bootstrap", node="", voters=tuple(v for v, _ in pairs)))
+    return wire.encode(ServerConfigChange(op="bootstrap", node="", voters=tuple(v for v, _ in pairs),
+                                          addresses=tuple(a for _, a in pairs)))
 
 
 class RaftInvariantError(AssertionError):
@@ -328,6 +338,13 @@ class RaftCore:
 
     def _apply_config_entry(self, e: Entry) -> None:
         change = wire.decode(e.data)
+        if type(change) is ServerConfiguration:
+            # The configuration whole: whatever this server held before is replaced (a follower
+            # whose configuration diverged in a peers.json recovery takes the leader's here).
+            vs, va = parse_members(change.voters)
+            ls, la = parse_members(change.learners)
+            self._add_config(e.index, list(vs), list(ls), {**va, **la})
+            return
         voters, learners, addr_list = self._current_config()
         vs, ls, addrs = list(voters), list(learners), dict(addr_list)
         op, node = change.op, change.node
@@ -348,9 +365,12 @@ class RaftCore:
             ls = [v for v in ls if v != node]
         elif op == "address" and (node in vs or node in ls):
             addrs[node] = address
+        self._add_config(e.index, vs, ls, addrs)
+
+    def _add_config(self, index: int, vs: list[str], ls: list[str], addrs: dict[str, str]) -> None:
         cfg = (tuple(sorted(vs)), tuple(sorted(ls)),
                tuple(sorted((k, addrs.get(k, k)) for k in vs + ls)))
-        self._config_log.append((e.index, *cfg))
+        self._config_log.append((index, *cfg))
         self._set_config(*cfg)
 
     def address_of(self, server_id: str) -> str:
@@ -393,13 +413,7 @@ class RaftCore:
         addresses = addresses or voters
         if len(addresses) != len(voters):
             raise ValueError("bootstrap needs one address per voter")
-        pairs = sorted(zip(voters, addresses, strict=True))
-        if all(v == a for v, a in pairs):
-            # Every ID is its address (simulations): the entry as before IDs, byte for byte.
-            data = wire.encode(ConfigChange(op="bootstrap", node="", voters=tuple(v for v, _ in pairs)))
-        else:
-            data = wire.encode(ServerConfigChange(op="bootstrap", node="", voters=tuple(v for v, _ in pairs),
-                                                  addresses=tuple(a for _, a in pairs)))
+        data = _bootstrap_data(sorted(zip(voters, addresses, strict=True)))
         self._append([Entry(term=1, index=1, kind=CONFIG, data=data)])
         self.commit = 1
 
@@ -524,11 +538,40 @@ class RaftCore:
         self._ready.role_changed = True
         self.progress = {p: Progress(next=self.last_index + 1, recent_active=True, last_ack=self.ticks)
                          for p in self.voters + self.learners if p != self.id}
-        # An uncommitted config entry in our log counts as pending.
-        self.pending_conf_index = max((c[0] for c in self._config_log), default=0)
         # §5.4.2 / §8: commit an entry of our own term at once (also unblocks ReadIndex).
-        self._append([Entry(term=self.term, index=self.last_index + 1, kind=NOOP)])
+        index = self.last_index + 1
+        # No configuration change until that entry commits (pending_conf_index is its index, as etcd's
+        # becomeLeader sets it to the last index).  A change made sooner can commit with a quorum of
+        # its own configuration that has no entry of our term, while a server holding an earlier
+        # leader's uncommitted change has a log as up to date as theirs: it can win an election with
+        # that change and overwrite our committed one (Ongaro, raft-dev, "bug in single-server
+        # membership changes", 2015).  An uncommitted change in our log is before it: covered too.
+        self.pending_conf_index = index
+        if self._config_log:
+            self._append([Entry(term=self.term, index=index, kind=NOOP)])
+        else:
+            # Our configuration comes from our snapshot alone, and a follower whose log already
+            # covers the snapshot gets no snapshot: it keeps the configuration its own log implies.
+            # That is ours, but after a peers.json recovery, which stores the file's servers in a
+            # snapshot and drops the log (runtime/raft_recovery.py), it is not: a server that was
+            # down, not wiped, and got no peers.json still holds the old one, and later changes,
+            # deltas, would be applied to it.  So that entry of our term restates the configuration
+            # whole (hashicorp/raft's configuration entries all do); a follower that appends it holds
+            # ours.  Like the no-op, no change is proposed until it commits.
+            self._append([Entry(term=self.term, index=index, kind=CONFIG, data=self._whole_config())])
         self._broadcast_append()
+
+    def _whole_config(self) -> bytes:
+        """The configuration whole, as an entry's data.  With no non-voter (nearly always: a
+        server is one only while it is being added), as a bootstrap entry, which replaces the voters
+        whole and leaves no non-voter: servers of earlier versions, which know no
+        ServerConfiguration, read it too, so a rolling upgrade's new leader does not stop their Raft.
+        With non-voters, as a ServerConfiguration."""
+        if not self.learners:
+            return _bootstrap_data(sorted((v, self.addrs.get(v, v)) for v in self.voters))
+        voters, learners = _members(tuple(sorted(self.voters)), tuple(sorted(self.learners)),
+                                    tuple(self.addrs.items()))
+        return wire.encode(ServerConfiguration(voters=voters, learners=learners))
 
     def set_timings(self, timings: RaftTimings) -> None:
         """New timeouts (a reload): the next election timeout is drawn from them."""

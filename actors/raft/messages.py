@@ -10,8 +10,9 @@ msg = dataclass(frozen=True, slots=True, kw_only=True)
 
 # Entry kinds.
 NORMAL = 0  # a state-machine command
-CONFIG = 1  # a ConfigChange, applied to the configuration when appended
+CONFIG = 1  # a change (ConfigChange, ServerConfigChange) or a ServerConfiguration; applied when appended
 NOOP = 2  # appended by a new leader to commit entries of earlier terms (§5.4.2)
+# (one whose configuration is its snapshot's appends a CONFIG restating it instead: RaftCore._become_leader)
 
 
 @message(100)
@@ -105,7 +106,7 @@ class ConfigChange(Message):
 
     op: str  # "bootstrap" | "add_learner" | "promote" | "remove"
     node: str
-    voters: tuple[str, ...] = ()  # the whole initial configuration, for "bootstrap"
+    voters: tuple[str, ...] = ()  # the whole configuration, for "bootstrap" (entry 1, or a restatement)
 
     def __post_init__(self) -> None:
         if self.op not in ("bootstrap", "add_learner", "promote", "remove"):
@@ -227,7 +228,9 @@ class ServerConfigChange(Message):
     ServerID and ServerAddress, Raft protocol 3).  ConfigChange (108), which named a server by its
     address alone, is still read from logs written before it: there a server's ID is its address.
 
-    ``op``: "bootstrap" (``voters`` with ``addresses``, one each), "add_learner" (``node`` at
+    ``op``: "bootstrap" (``voters`` with ``addresses``, one each, replacing the configuration whole:
+    entry 1 of a new cluster, or a new leader's restatement of its own, see
+    ``RaftCore._become_leader``), "add_learner" (``node`` at
     ``address``; for a server already in the configuration, its address is replaced, as
     hashicorp's AddVoter/AddNonvoter of a known ID does), "promote", "remove", or "address"
     (``node``, kept with its suffrage, is now at ``address``).
@@ -247,3 +250,32 @@ class ServerConfigChange(Message):
         if self.op == "address" and not self.address:
             raise ValueError("an address change needs the new address")
 
+
+
+@message(120)
+@msg
+class ServerConfiguration(Message):
+    """The whole configuration, non-voters too, restated in one entry (hashicorp/raft's
+    LogConfiguration carries every configuration whole).  A follower that appends it takes it whole,
+    whatever it held before.  Written by a leader whose configuration comes from its snapshot alone
+    and has non-voters (see ``RaftCore._become_leader``; without non-voters the restatement is a
+    "bootstrap" change, which earlier versions read): after a peers.json recovery that snapshot
+    names servers a follower's own log -- one that matches the leader's, so it needs no snapshot --
+    does not.
+
+    Each member entry is ``ID@address``, or the ID alone when it is also the address, as a
+    snapshot's (``actors.raft.core.member``).
+    """
+
+    voters: tuple[str, ...]
+    learners: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.voters:
+            raise ValueError("a configuration needs at least one voter")
+        ids = []
+        for entry in self.voters + self.learners:
+            sid, sep, addr = entry.rpartition("@")  # as actors.raft.core.parse_member reads it
+            ids.append(sid if sep and addr else entry)
+        if len(set(ids)) != len(ids):
+            raise ValueError("a configuration names a server twice")
