@@ -206,5 +206,5 @@ def test_a_server_back_with_its_old_log_after_a_peers_json_recovery_holds_the_le
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     rows = sorted(line.split() for line in out.stdout.splitlines()[1:])
-    assert [(r[1], r[2], r[4]) for r in rows] == [(i, a, "true") for i, a, _ in want], out.stdout
+    assert sorted((r[1], r[2], r[4]) for r in rows) == [(i, a, "true") for i, a, _ in want], out.stdout
     assert ids[2] not in out.stdout and rpcs[2] not in out.stdout
