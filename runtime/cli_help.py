@@ -439,6 +439,10 @@ _c("job restart", "[options] <job>", "Restart or reschedule a job's allocations"
    ("-reschedule", "Stop each allocation and have it placed again instead of restarting it in place."),
    ("-batch-size <n|n%>", "How many allocations at a time (a count, or a percentage); 1 by default."),
    ("-batch-wait <duration>", "How long to wait between batches; none by default."),
+   ("-no-shutdown-delay", "With -reschedule: stop the allocations without waiting out their "
+                          "shutdown_delay."),
+   ("-on-error <ask|fail>", "What to do when a batch fails: this command stops there either way "
+                            "(it does not prompt)."),
    ("-yes", "Accepted as Nomad's; this command never asks for confirmation."),
    ("-verbose", "Print full allocation IDs and a line for each allocation skipped."))
 _c("job revert", "[options] <job> <version|tag>", "Go back to an earlier version of a job",

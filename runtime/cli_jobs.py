@@ -1062,7 +1062,14 @@ def job_restart(addr: str, args: list[str]) -> str:
     allocation, and "Job restarted successfully!" at the end.
     """
     flags, rest = parse_flags(args, {"all-tasks": bool, "task": list, "group": list, "reschedule": bool,
-                                     "batch-size": str, "batch-wait": str, "yes": bool, "verbose": bool})
+                                     "batch-size": str, "batch-wait": str, "yes": bool, "verbose": bool,
+                                     "no-shutdown-delay": bool, "on-error": str})
+    # Nomad's -on-error: "fail" stops at a batch's error, as this CLI always does; "ask" (Nomad's default)
+    # would ask whether to go on -- this CLI does not prompt, so it stops there too.
+    on_error = flags.get("on-error", "ask")
+    if on_error not in ("ask", "fail"):
+        raise CliError(f'Invalid -on-error value "{on_error}": valid options are "ask" and "fail"')
+    no_delay = "true" if flags.get("no-shutdown-delay") else None
     tasks, groups = list(flags.get("task") or []), list(flags.get("group") or [])
     if flags.get("all-tasks") and tasks:
         raise CliError("The -all-tasks option cannot be used with -task")
@@ -1130,7 +1137,7 @@ def job_restart(addr: str, args: list[str]) -> str:
             for a in batch:
                 name, group = short(a["ID"], verbose), a.get("TaskGroup", "")
                 say(f'Rescheduling allocation "{name}" for group "{group}"')
-                request(addr, "PUT", f"/v1/allocation/{a['ID']}/stop")
+                request(addr, "PUT", f"/v1/allocation/{a['ID']}/stop", no_shutdown_delay=no_delay)
             _await_replacements(addr, job_path, {a["ID"] for a in batch}, len(running))
             continue
         before: dict[str, dict[str, tuple[int, bool]]] = {}  # alloc -> task -> (restarts, must run again)

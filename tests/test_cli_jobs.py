@@ -926,16 +926,20 @@ def test_job_restart_restarts_each_allocation_in_batches_then_reschedules(dev, t
         assert a["ID"] in first
         full = call(dev.http_port, "GET", f"/v1/allocation/{a['ID']}").json()
         assert full["TaskStates"]["t"]["Restarts"] == 1 and full["TaskStates"]["t"]["State"] == "running"
-    moved = nomad(dev, "job", "restart", "-reschedule", "-batch-size", "2", "-group", "g", "restart-me")
+    moved = nomad(dev, "job", "restart", "-reschedule", "-batch-size", "2", "-group", "g", "-on-error", "fail",
+                  "-no-shutdown-delay", "restart-me")
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert moved.stdout.count("Rescheduling allocation") == 2 and ": Restarting 1st batch of 2 allocations" \
         in moved.stdout
     now = {a["ID"] for a in running()}
     assert len(now) == 2 and not now & first  # replacements, placed by the job
+    for a in first:  # stopped without their shutdown_delay, as -no-shutdown-delay asks
+        assert call(dev.http_port, "GET", f"/v1/allocation/{a}").json()["DesiredTransition"]["NoShutdownDelay"]
     for bad, why in ((["-batch-size", "0", "restart-me"], "invalid -batch-size"),
                      (["-task", "t", "-all-tasks", "restart-me"], "cannot be used with -task"),
                      (["-task", "nope", "restart-me"], 'No task named "nope"'),
                      (["-group", "nope", "restart-me"], 'No group named "nope"'),
+                     (["-on-error", "maybe", "restart-me"], 'Invalid -on-error value "maybe"'),
                      (["nope"], "No job(s) with prefix or ID")):
         r = nomad(dev, "job", "restart", *bad)
         assert r.returncode == 1 and why in r.stderr, (bad, r.stderr)
