@@ -28,7 +28,7 @@ from typing import Any
 
 import regex  # like re, with a timeout per match (python-hcl2 needs it too)
 
-from actors.http_api import Answer, CodedError, Request
+from actors.http_api import Answer, CodedError, Request, query_flag
 
 MAX_FILTER_BYTES = 4096  # an expression longer than this is refused (a filter is a line, not a program)
 # Python's backtracking regex engine can take exponential time on some patterns
@@ -377,12 +377,35 @@ def list_options_asked(req: Request) -> bool:
     return any(k in req.query for k in ("filter", "per_page", "next_token"))
 
 
-def apply_list_options(req: Request, answer: Answer, id_key: str = "ID", namespaced: bool = False) -> Answer:
+def _created_key(o: dict[str, Any], id_key: str) -> tuple[int, str]:
+    index = o.get("CreateIndex", 0)
+    return (index if isinstance(index, int) else 0, str(o.get(id_key, "")))
+
+
+def _created_target(token: str) -> tuple[int, str] | None:
+    """A ``<create index>.<ID>`` token as Nomad's CreateIndexAndIDTokenizer compares it (None: one that
+    is not, compared as a string)."""
+    index, dot, rest = token.partition(".")
+    if not dot or not index.lstrip("-").isdigit():
+        return None
+    return int(index), rest
+
+
+def apply_list_options(req: Request, answer: Answer, id_key: str = "ID", namespaced: bool = False,
+                       created: bool = False) -> Answer:
     """Filter, then page, a list answer (Nomad filters before paging).  A *namespaced* list's tokens are
-    ``<namespace>.<id>`` (Nomad's NamespaceIDTokenizer), so a page may end between namespaces."""
+    ``<namespace>.<id>`` (Nomad's NamespaceIDTokenizer), so a page may end between namespaces.
+
+    *created* (evaluations and allocations listed without a prefix, as Nomad's): the list in creation
+    order, ``?reverse=true`` newest first, and tokens ``<create index>.<ID>``
+    (CreateIndexAndIDTokenizer).  (With a prefix, Nomad's are in ID order with ID tokens: the caller
+    does not ask for *created* then.)"""
     items = answer.value
     if not isinstance(items, list):
         return answer
+    reverse = created and query_flag(req, "reverse")
+    if created:
+        items = sorted(items, key=lambda o: _created_key(o, id_key), reverse=reverse)
     text = (req.query.get("filter") or [""])[0]
     if text:
         try:
@@ -394,10 +417,19 @@ def apply_list_options(req: Request, answer: Answer, id_key: str = "ID", namespa
         except FilterTooSlow as e:
             raise CodedError(400, f"failed to apply filter expression: {e}") from None
     def token_of(o: dict[str, Any]) -> str:
+        if created:
+            index, oid = _created_key(o, id_key)
+            return f"{index}.{oid}"
         return f"{o.get('Namespace', '')}.{o.get(id_key, '')}" if namespaced else str(o.get(id_key, ""))
     token = (req.query.get("next_token") or [""])[0]
     if token:
-        items = [o for o in items if token_of(o) >= token]
+        # Nomad's paginator: items before the token are skipped (after it, when reversed).
+        target = _created_target(token) if created else None
+        if target is not None:
+            items = [o for o in items if (_created_key(o, id_key) <= target if reverse
+                                          else _created_key(o, id_key) >= target)]
+        else:
+            items = [o for o in items if (token_of(o) <= token if reverse else token_of(o) >= token)]
     return per_page(req, Answer(items, answer.headers), token_of)
 
 

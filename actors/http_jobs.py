@@ -1219,7 +1219,8 @@ def allocations_list(req: Request, api: Api) -> Any:
     ns = request_namespace(req)
     return apply_list_options(req, state_query(req, api, ("allocs",), lambda st: [
         alloc_stub(a, task_states=task_states, resources=resources)
-        for i, a in sorted(st.tables["allocs"].items()) if i.startswith(prefix) and in_namespace(a, ns)]))
+        for i, a in sorted(st.tables["allocs"].items()) if i.startswith(prefix) and in_namespace(a, ns)]),
+        created=not prefix)
 
 
 # Sub-resources ``/v1/allocation/<id>/<action>`` other modules add: ``handler(req, api, alloc_id)``
@@ -1254,9 +1255,14 @@ def evaluations_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = _prefix(req)
     ns = request_namespace(req)
+    # Nomad's FilterJobID and FilterEvalStatus (?job=, ?status=), which a filter expression excludes.
+    job_id, status = (req.query.get("job") or [""])[0], (req.query.get("status") or [""])[0]
+    if (job_id or status) and (req.query.get("filter") or [""])[0]:
+        raise CodedError(400, "Filter expression cannot be used with other filter parameters")
     return apply_list_options(req, state_query(req, api, ("evals",), lambda st: [
         eval_out(e) for i, e in sorted(st.tables["evals"].items())
-        if i.startswith(prefix) and in_namespace(e, ns)]))
+        if i.startswith(prefix) and in_namespace(e, ns) and (not job_id or e.get("JobID") == job_id)
+        and (not status or e.get("Status") == status)]), created=not prefix)
 
 
 @route("/v1/evaluation/")

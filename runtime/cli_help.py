@@ -359,10 +359,13 @@ _c("eval delete", "[options] [<evaluation>]", "Delete evaluations",
    "paused first (nomad operator scheduler set-config -pause-eval-broker=true).",
    ("-filter <expression>", "Delete the evaluations this filter expression matches."), "-yes")
 _c("eval list", "[options]", "List the evaluations",
-   "Lists the evaluations, newest first.",
+   "Lists the evaluations in the order they were created.",
    ("-job <job>", "Only the evaluations of this job."),
    ("-status <status>", "Only the evaluations with this status."),
-   ("-filter <expression>", "Only the evaluations this filter expression matches."),
+   ("-filter <expression>", "Only the evaluations this filter expression matches (not with -job or "
+                            "-status)."),
+   ("-per-page <n>", "How many evaluations to show per page."),
+   ("-page-token <token>", "Where the page to show starts: the token the previous page printed."),
    "-verbose", *_JSON_T)
 _c("eval status", "[options] <evaluation>", "Show an evaluation's status",
    "Shows an evaluation's status, the allocations it placed and, for placements that failed, why.",

@@ -2088,25 +2088,34 @@ def eval_status(addr: str, args: list[str]) -> str | tuple[str, int]:
 
 
 def eval_list(addr: str, args: list[str]) -> str:
-    """``nomad eval list [-verbose] [-json] [-job id] [-status s]``: newest first."""
-    flags, rest = parse_flags(args, {"verbose": bool, "job": str, "status": str, "filter": str, "json": bool})
+    """``nomad eval list [-verbose] [-json] [-job id] [-status s] [-filter f] [-per-page n] [-page-token t]``:
+    in the order the servers list them (as they were created), a page at a time with -per-page."""
+    from runtime.cli_node_pools import _next_page
+
+    flags, rest = parse_flags(args, {"verbose": bool, "job": str, "status": str, "filter": str, "json": bool,
+                                     "per-page": int, "page-token": str})
     if rest:
         raise CliError("This command takes no arguments: nomad eval list [-job <id>] [-status <status>]")
     verbose = flags.get("verbose", False)
-    evals = [e for e in request(addr, "GET", "/v1/evaluations", filter=flags.get("filter"))
-             if e.get("JobID") == flags.get("job", e.get("JobID"))
-             and e.get("Status") == flags.get("status", e.get("Status"))]
+    per_page = _int_flag(flags, "per-page") if flags.get("per-page") else 0
+    meta: dict[str, Any] = {}
+    try:
+        evals = request(addr, "GET", "/v1/evaluations", filter=flags.get("filter"), job=flags.get("job"),
+                        status=flags.get("status"), per_page=per_page or None,
+                        next_token=flags.get("page-token") or None, answer_meta=meta)
+    except CliError as e:
+        raise CliError(f"Error querying evaluations: {e}") from None
     if flags.get("json"):
         return as_json(evals)
     if not evals:
         return "No evals found"
     rows = [["ID", "Priority", "Triggered By", "Job ID", "Namespace", "Node ID", "Status", "Placement Failures"]]
-    for e in sorted(evals, key=lambda e: (-e.get("CreateIndex", 0), e["ID"])):
+    for e in evals:
         rows.append([short(e["ID"], verbose), str(e.get("Priority", 50)), e.get("TriggeredBy", ""),
                      e.get("JobID", ""), e.get("Namespace", "default"),
                      short(e["NodeID"], verbose) if e.get("NodeID") else "<none>", e.get("Status", ""),
                      eval_failure_status(e)])
-    return table(rows)
+    return table(rows) + _next_page(meta, "")
 
 
 # Nomad's diff markers (command/job_plan.go getDiffString) and their printed widths.

@@ -541,6 +541,16 @@ def test_status_inspect_eval_and_version_commands(dev, tmp_path):  # noqa: F811
     assert nomad(dev, "eval", "list", "-status", "no-such-status").stdout.strip() == "No evals found"
     filtered = nomad(dev, "eval", "list", "-filter", 'JobID == "cli-inspect"')
     assert filtered.returncode == 0 and eval_id[:8] in filtered.stdout
+    assert nomad(dev, "job", "eval", "-detach", "cli-inspect").returncode == 0  # a second one to page to
+    paged = nomad(dev, "eval", "list", "-per-page", "1", "-job", "cli-inspect")
+    assert paged.returncode == 0 and "Results have been paginated. To get the next page run:" in paged.stdout
+    token = paged.stdout.rstrip().rsplit(" ", 1)[1]
+    assert re.fullmatch(r"\d+\.[0-9a-f-]{36}", token), paged.stdout
+    nxt = nomad(dev, "eval", "list", "-per-page", "1", "-job", "cli-inspect", "-page-token", token)
+    assert nxt.returncode == 0 and columns(nxt.stdout.splitlines()[1])[0] == token.split(".")[1][:8]
+    both = nomad(dev, "eval", "list", "-job", "cli-inspect", "-filter", 'Status == "complete"')
+    assert both.returncode == 1
+    assert "Filter expression cannot be used with other filter parameters" in both.stderr
     assert nomad(dev, "status", "-filter", 'ID == "cli-inspect"').stdout.count("cli-inspect") == 1
     assert nomad(dev, "node", "status", "-filter", 'Status == "down"').stdout.strip() == "No nodes registered"
     bad = nomad(dev, "node", "status", "-filter", "Status ==")

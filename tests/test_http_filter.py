@@ -111,3 +111,20 @@ def test_a_bare_word_before_in_is_a_string_as_binding_rule_selectors_write_it() 
     assert not compile_filter("ops in list.missing")(claims)
     with pytest.raises(FilterError):
         compile_filter("Name in 5")  # a field before `in` still needs a list
+
+
+def test_evaluations_and_allocations_page_in_creation_order_with_index_tokens() -> None:
+    """Nomad's CreateIndexAndIDTokenizer: a list without a prefix in (CreateIndex, ID) order, the index
+    compared as a number (12 before 102), ``?reverse=true`` newest first, tokens ``<index>.<ID>``."""
+    evals = [{"ID": "ccc", "CreateIndex": 12}, {"ID": "aaa", "CreateIndex": 102},
+             {"ID": "bbb", "CreateIndex": 12}, {"ID": "ddd", "CreateIndex": 9}]
+    answer = Answer(evals, ())
+    page = apply_list_options(_req(per_page="2"), answer, created=True)
+    assert [e["ID"] for e in page.value] == ["ddd", "bbb"] and ("X-Nomad-NextToken", "12.ccc") in page.headers
+    page = apply_list_options(_req(per_page="2", next_token="12.ccc"), answer, created=True)
+    assert [e["ID"] for e in page.value] == ["ccc", "aaa"] and not any(h == "X-Nomad-NextToken"
+                                                                        for h, _ in page.headers)
+    back = apply_list_options(_req(per_page="2", reverse="true"), answer, created=True)
+    assert [e["ID"] for e in back.value] == ["aaa", "ccc"] and ("X-Nomad-NextToken", "12.bbb") in back.headers
+    back = apply_list_options(_req(reverse="true", next_token="12.bbb"), answer, created=True)
+    assert [e["ID"] for e in back.value] == ["bbb", "ddd"]
