@@ -632,6 +632,8 @@ _c("node status", "[options] [<node>]", "Show client nodes' status",
    ("-quiet", "When listing: print only the nodes' IDs."),
    ("-stats", "Show detailed resource usage figures."),
    ("-filter <expression>", "When listing: only the nodes this filter expression matches."),
+   ("-per-page <n>", "When listing: how many nodes to show per page."),
+   ("-page-token <token>", "When listing: where the page starts, the token the previous page printed."),
    "-verbose", *_JSON_T)
 
 # ---------------------------------------------------------------- operator

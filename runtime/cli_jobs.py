@@ -1237,8 +1237,11 @@ def _node_ident(ident: str) -> str:
 def node_status(addr: str, args: list[str]) -> str:
     from runtime import cli_usage  # it imports this module
 
+    from runtime.cli_node_pools import _next_page
+
     flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "self": bool, "allocs": bool,
-                                     "filter": str, "json": bool, "stats": bool, "os": bool, "quiet": bool})
+                                     "filter": str, "json": bool, "stats": bool, "os": bool, "quiet": bool,
+                                     "per-page": int, "page-token": str})
     verbose = flags.get("verbose", False)
     if flags.get("self"):
         if rest:
@@ -1247,8 +1250,11 @@ def node_status(addr: str, args: list[str]) -> str:
     if not rest:
         if flags.get("quiet") and (verbose or flags.get("json")):
             raise CliError("-quiet cannot be used with -verbose or -json")
+        meta: dict[str, Any] = {}
         nodes = request(addr, "GET", "/v1/nodes" + ("?os=true" if flags.get("os") else ""),
-                        filter=flags.get("filter"))
+                        filter=flags.get("filter"), answer_meta=meta,
+                        per_page=_int_flag(flags, "per-page") if flags.get("per-page") else None,
+                        next_token=flags.get("page-token") or None)
         if flags.get("json"):
             return as_json(nodes or [])
         if not nodes:
@@ -1275,7 +1281,7 @@ def node_status(addr: str, args: list[str]) -> str:
                     raise CliError(f"Error querying node allocations: {e}") from None
                 row.append(str(sum(1 for a in on or () if a.get("ClientStatus") == "running")))
             rows.append(row)
-        return table(rows)
+        return table(rows) + _next_page(meta, "")
     stub = resolve(addr, "node", _node_ident(one_arg(rest, "nomad node status [<node>]")),
                    not_found='No node(s) with prefix "{}" found')  # Nomad's node status words
     node = request(addr, "GET", f"/v1/node/{stub['ID']}")

@@ -553,6 +553,8 @@ def test_status_inspect_eval_and_version_commands(dev, tmp_path):  # noqa: F811
     assert "Filter expression cannot be used with other filter parameters" in both.stderr
     assert nomad(dev, "status", "-filter", 'ID == "cli-inspect"').stdout.count("cli-inspect") == 1
     assert nomad(dev, "node", "status", "-filter", 'Status == "down"').stdout.strip() == "No nodes registered"
+    one = nomad(dev, "node", "status", "-per-page", "1")  # the one node: no next page
+    assert one.returncode == 0 and len(one.stdout.splitlines()) == 2 and "paginated" not in one.stdout
     bad = nomad(dev, "node", "status", "-filter", "Status ==")
     assert bad.returncode == 1 and "failed to read filter expression" in bad.stderr
 
