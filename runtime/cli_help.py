@@ -103,6 +103,15 @@ _c("monitor", "[options]", "Stream an agent's log lines",
    ("-node-id <node>", "Stream the logs of this client node instead of the agent asked."),
    ("-server-id <server>", "Stream the logs of this server (a name, or \"leader\")."),
    ("-json", "Ask for the log lines as JSON objects."))
+_c("monitor export", "[options]", "Export an agent's log file or journal",
+   "Prints what an agent has logged: its log file (-on-disk, which needs the agent's log_file), or its "
+   "systemd unit's journal (-service-name, over -logs-since; -follow keeps streaming).",
+   ("-on-disk", "Export the agent's log file as it is now."),
+   ("-service-name <name>", "The agent's systemd unit (its name must contain \"nomad\")."),
+   ("-logs-since <duration>", "How far back the journal is read; 72h by default."),
+   ("-follow", "Keep streaming the journal until interrupted (not with -on-disk)."),
+   ("-node-id <node>", "Export the logs of this client node instead of the agent asked."),
+   ("-server-id <server>", "Export the logs of this server (a name, or \"leader\")."))
 _c("status", "[options] [<prefix>]", "Show the status of a job, node, allocation or evaluation",
    "Without an argument, lists the jobs. With an identifier or prefix, finds what it names (job, "
    "node, allocation or evaluation) and shows that object's status.",

@@ -1969,6 +1969,24 @@ def monitor_logs(addr: str, args: list[str]) -> str:
     return ""
 
 
+def monitor_export(addr: str, args: list[str]) -> str:
+    """``nomad monitor export [-on-disk] [-service-name s [-logs-since d] [-follow]]
+    [-node-id n|-server-id s]``: an agent's log file, or its systemd unit's journal, as Nomad's."""
+    flags, rest = parse_flags(args, {"on-disk": bool, "service-name": str, "logs-since": str, "follow": bool,
+                                     "node-id": str, "server-id": str})
+    if rest:
+        raise CliError("This command takes no arguments")
+    if flags.get("node-id") and flags.get("server-id"):
+        raise CliError("Cannot target node and server simultaneously")
+    q = {"on_disk": str(bool(flags.get("on-disk"))).lower(), "follow": str(bool(flags.get("follow"))).lower()}
+    for flag, key in (("service-name", "service_name"), ("logs-since", "logs_since"),
+                      ("node-id", "node_id"), ("server-id", "server_id")):
+        if flags.get(flag):
+            q[key] = flags[flag]
+    _copy_frames(f"{addr.rstrip('/')}/v1/agent/monitor/export?{urllib.parse.urlencode(q)}")
+    return ""
+
+
 def _copy_frames(url: str, out: Any = None) -> None:
     """Write the Data of a stream of Nomad StreamFrames to *out* (stdout) as they come, until it ends or
     Ctrl-C."""
@@ -2582,6 +2600,7 @@ JOB_COMMANDS = {
     ("job", "allocs"): job_allocs,
     ("system", "reconcile", "summaries"): system_reconcile_summaries,
     ("monitor",): monitor_logs,
+    ("monitor", "export"): monitor_export,
     ("eval", "status"): eval_status,
     ("eval", "list"): eval_list,
     ("status",): status,

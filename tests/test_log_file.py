@@ -7,12 +7,16 @@ import os
 import re
 import socket
 import stat
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
 from runtime.config import ConfigError, load_files
 from runtime.logging_setup import LogFileHandler, TextFormatter, setup_logging, syslog_handler
-from tests.test_agent_process import AgentProc, agent_config
+from tests.test_agent_process import ROOT, AgentProc, agent_config
 
 
 def _record(msg: str) -> logging.LogRecord:
@@ -130,8 +134,30 @@ def test_the_agent_logs_to_its_file_and_exits_1_when_it_cannot_open_it(tmp_path)
     try:
         agent.wait_healthy()
         assert "[INFO]  agent:" in (tmp_path / "logs" / "nomad.log").read_text()
+        # Nomad's `monitor export -on-disk` (GET /v1/agent/monitor/export?on_disk=true): the file as it is.
+        out = subprocess.run([sys.executable, f"{ROOT}/bin/nomad", f"-address=http://127.0.0.1:{cfg['http']}",
+                              "monitor", "export", "-on-disk"], capture_output=True, text=True, timeout=30)
+        head = (tmp_path / "logs" / "nomad.log").read_text()[:200]
+        assert out.returncode == 0 and out.stdout.startswith(head)
+        refused = subprocess.run([sys.executable, f"{ROOT}/bin/nomad",
+                                  f"-address=http://127.0.0.1:{cfg['http']}", "monitor", "export"],
+                                 capture_output=True, text=True, timeout=30)
+        assert refused.returncode == 1 and "Either -service-name or -on-disk must be set" in refused.stderr
     finally:
         agent.kill()
+    # Without a log_file there is nothing on disk to export (Nomad's 400).
+    cfg = agent_config(tmp_path / "c.toml", tmp_path / "data3")
+    plain = AgentProc(["-config", cfg["path"]])
+    plain.http_port = cfg["http"]
+    try:
+        plain.wait_healthy()
+        with urllib.request.urlopen(f"http://127.0.0.1:{cfg['http']}/v1/agent/monitor/export?on_disk=true",
+                                    timeout=10) as resp:
+            raise AssertionError(f"answered {resp.status}")
+    except urllib.error.HTTPError as e:
+        assert (e.code, e.read().decode()) == (400, "No nomad log file defined")
+    finally:
+        plain.kill()
     (tmp_path / "blocker").write_text("a file where a directory should be")
     cfg = agent_config(tmp_path / "b.toml", tmp_path / "data2", log_file=f"{tmp_path}/blocker/nomad.log")
     bad = AgentProc(["-config", cfg["path"]])
