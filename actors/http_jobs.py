@@ -1246,6 +1246,8 @@ def _alloc_stop(req: Request, api: Api, alloc_id: str) -> Any:
     is stopped and replaced; with ``no_shutdown_delay`` it skips its shutdown_delay."""
     require(req, "PUT", "POST")
     extra = {"no_shutdown_delay": True} if query_flag(req, "no_shutdown_delay") else {}
+    if query_flag(req, "reschedule"):  # Nomad's: a batch allocation is placed again by its reschedule policy
+        extra["reschedule"] = True
     index, r = _write(api, "alloc_stop", alloc_id=alloc_id, **extra)
     return Answer({"EvalID": r["EvalID"], "Index": index}, _index_header(index))
 

@@ -1012,7 +1012,9 @@ def alloc_stop(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "no-shutdown-delay": bool})
     stub = resolve(addr, "allocation", one_arg(rest, "nomad alloc stop <allocation>"))
     got = request(addr, "PUT", f"/v1/allocation/{stub['ID']}/stop",
-                  no_shutdown_delay="true" if flags.get("no-shutdown-delay") else None)
+                  no_shutdown_delay="true" if flags.get("no-shutdown-delay") else None,
+                  # Nomad's: a batch allocation is rescheduled by its reschedule policy, not migrated.
+                  reschedule="true" if stub.get("JobType") == "batch" else None)
     if flags.get("detach", False):  # Nomad's alloc stop -detach: the evaluation's ID alone
         return got.get("EvalID", ""), 0
     return monitor(addr, got.get("EvalID", ""), verbose=bool(flags.get("verbose")))

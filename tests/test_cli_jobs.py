@@ -584,6 +584,20 @@ def test_alloc_stop_replaces_the_allocation(dev, tmp_path):  # noqa: F811
     assert len(replacement) == 1
     missing = call(dev.http_port, "PUT", "/v1/allocation/00000000-0000-0000-0000-000000000000/stop")
     assert (missing.status, missing.text) == (404, "alloc not found")
+    # A service allocation is migrated; a batch one is rescheduled (Nomad's CLI asks ?reschedule=true).
+    assert got["DesiredTransition"]["Reschedule"] is False
+    batch = sleep_job("cli-astop-batch", count=1)
+    batch["Type"] = "batch"
+    path.write_text(json.dumps({"Job": batch}))
+    assert nomad(dev, "job", "run", "-detach", str(path)).returncode == 0
+    def batch_running() -> list:
+        return [a for a in call(dev.http_port, "GET", "/v1/job/cli-astop-batch/allocations").json()
+                if a["ClientStatus"] == "running"]
+    (one,) = wait_for(batch_running, "the batch allocation running", PLACE_DEADLINE_S, dev.detail)
+    assert nomad(dev, "alloc", "stop", "-detach", one["ID"][:8]).returncode == 0
+    stopped = call(dev.http_port, "GET", f"/v1/allocation/{one['ID']}").json()
+    assert stopped["DesiredTransition"]["Reschedule"] is True
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-astop-batch").returncode == 0
     assert call(dev.http_port, "GET", f"/v1/allocation/{first}/stop").status == 405
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-astop").returncode == 0
 

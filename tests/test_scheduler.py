@@ -1914,6 +1914,39 @@ def test_a_batch_allocations_5s_reschedule_delay_is_waited_out() -> None:
     assert b["PreviousAllocation"] == a["ID"] and b["RescheduleTracker"]["Events"][0]["Delay"] == 5 * SEC
 
 
+def test_alloc_stop_of_a_batch_allocation_places_it_again_after_its_reschedule_delay() -> None:
+    """Nomad's `alloc stop` of a batch allocation (?reschedule=true): it is stopped at once and placed
+    again as its reschedule policy says -- the batch default's 5 s later, by a follow-up evaluation --
+    not migrated at once as a service allocation is."""
+    c, a = _one_running_batch_alloc()
+    c.client("running")
+    res = c.apply("alloc_stop", alloc_id=a["ID"], reschedule=True)
+    assert c.state.tables["allocs"][a["ID"]]["DesiredTransition"] == {
+        "Migrate": True, "NoShutdownDelay": False, "Reschedule": True}
+    assert res["ok"]
+    _run_due(c)
+    stopped = c.state.tables["allocs"][a["ID"]]
+    assert stopped["DesiredStatus"] == "stop" and c.running("web") == []
+    follow = c.state.tables["evals"][stopped["FollowupEvalID"]]
+    assert follow["Status"] == "pending" and follow["WaitUntil"] == c.now + 5
+    c.now += 5.0
+    _run_due(c)
+    (b,) = c.running("web")
+    assert b["Name"] == a["Name"] and b["ID"] != a["ID"]
+
+
+def test_alloc_stop_of_a_service_allocation_replaces_it_at_once() -> None:
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1))
+    _run_due(c)
+    (a,) = c.running("web")
+    c.apply("alloc_stop", alloc_id=a["ID"])
+    _run_due(c)
+    (b,) = c.running("web")
+    assert b["ID"] != a["ID"] and c.state.tables["allocs"][a["ID"]]["DesiredStatus"] == "stop"
+
+
 def test_a_failed_service_allocation_is_replaced_after_an_exponential_delay() -> None:
     """Nomad's default service policy: 30 s, doubled at each reschedule, up to 1 h; unlimited."""
     c = Cluster()

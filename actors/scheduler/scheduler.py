@@ -155,10 +155,14 @@ def next_delay_ns(rp: dict[str, Any], a: dict[str, Any]) -> int:
     return delay
 
 
-def next_reschedule(rp: dict[str, Any] | None, a: dict[str, Any]) -> tuple[float, int] | None:
+def next_reschedule(rp: dict[str, Any] | None, a: dict[str, Any],
+                    stopped_batch: bool = False) -> tuple[float, int] | None:
     """Nomad's Allocation.NextRescheduleTime: (when, seconds, and the delay, ns) *a* may be rescheduled, or
-    None when its policy allows no more (attempts used up within the interval)."""
-    if rp is None or a.get("DesiredStatus") != "run" or a.get("ClientStatus") != "failed":
+    None when its policy allows no more (attempts used up within the interval).  *stopped_batch*: a
+    batch allocation an operator stopped to have it rescheduled (Nomad's isRescheduledBatch), which
+    need not have failed."""
+    if rp is None or a.get("DesiredStatus") != "run" or (a.get("ClientStatus") != "failed"
+                                                          and not stopped_batch):
         return None
     failed_at, delay, events = fail_time(a), next_delay_ns(rp, a), _events(a)
     attempts, interval = int(rp.get("Attempts", 0)), int(rp.get("Interval", 0))
@@ -1697,8 +1701,21 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 delays[a["ID"]] = due[1]
             elif a.get("DesiredTransition", {}).get("Migrate"):
                 stop_alloc(a, STOP_MIGRATE)
-                if batch and a["DesiredTransition"].get("MigrateDisablePlacement"):
+                transition = a["DesiredTransition"]
+                if batch and transition.get("MigrateDisablePlacement"):
                     kept.append(a)  # a batch allocation a drain stops is not placed again (Nomad's)
+                elif batch and transition.get("Reschedule"):
+                    # `alloc stop` of a batch allocation (Nomad's CLI asks ?reschedule=true): stopped now,
+                    # placed again as its reschedule policy says -- after its delay (a follow-up
+                    # evaluation), while its attempts last; with none left, not by this evaluation.
+                    due = next_reschedule(rp, a, stopped_batch=True)
+                    if due is not None and (now is None or due[0] - now <= RESCHEDULE_NOW_WINDOW_S):
+                        replace.append((a["Name"], a))
+                        delays[a["ID"]] = due[1]
+                    else:
+                        kept.append(a)
+                        if due is not None:
+                            later.append({"ID": a["ID"], "At": due[0], "Stopped": True})
                 else:
                     replace.append((a["Name"], a))
             elif a.get("JobVersion", 0) != job.get("Version", 0):

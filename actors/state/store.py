@@ -1856,7 +1856,10 @@ class StateStore:
         batch_at: float | None = None
         for item in later:  # sorted by time
             a = allocs.get(item["ID"])
-            if a is None or a.get("FollowupEvalID") or a.get("DesiredStatus") != "run":
+            # "Stopped": a batch allocation `alloc stop` stopped in this plan, placed again after its
+            # delay (its stop was applied above); any other must still be running its course.
+            if a is None or a.get("FollowupEvalID") or (a.get("DesiredStatus") != "run"
+                                                        and not item.get("Stopped")):
                 continue
             at = float(item["At"])
             if batch_at is None or at - batch_at >= RESCHEDULE_WINDOW_S:
@@ -2393,7 +2396,8 @@ class StateStore:
         a = allocs.get(alloc_id)
         if a is None:
             return {"ok": False, "error": "alloc not found"}
-        transition = {"Migrate": True, "NoShutdownDelay": bool(cmd.get("no_shutdown_delay"))}
+        transition = {"Migrate": True, "NoShutdownDelay": bool(cmd.get("no_shutdown_delay")),
+                      "Reschedule": bool(cmd.get("reschedule"))}
         self._merge_transition(allocs, alloc_id, transition, index)
         allocs[alloc_id]["ModifyTime"] = now
         self._touch("allocs", index)
