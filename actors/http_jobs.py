@@ -680,17 +680,16 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
             raise CodedError(400, "Job ID hasn't been provided")
         if raw["ID"] != job_id:
             raise CodedError(400, "Job ID does not match name")
-    preserve = body.get("PreserveCounts", False)
-    if not isinstance(preserve, bool):
-        raise CodedError(400, f"PreserveCounts: must be a boolean, got {preserve!r}")
-    if preserve and isinstance(raw.get("ID"), str):
-        # Nomad's Job.Register: each group keeps the count the registered job gives it.
-        jid = raw["ID"]
-        current = state_query(req, api, ("jobs",), lambda st: st.tables["jobs"].get(jid)).value
-        counts = {g.get("Name"): g.get("Count") for g in (current or {}).get("TaskGroups") or ()}
-        for g in raw.get("TaskGroups") or ():
-            if isinstance(g, dict) and counts.get(g.get("Name")) is not None:
-                g["Count"] = counts[g["Name"]]
+    # Nomad's PreserveCounts and PreserveResources: each group keeps the registered job's count, each
+    # task its resources -- applied by the state store with the registration (updatePreservedValues),
+    # so a scaling between reading the job and writing it is not undone.
+    preserve: dict[str, Any] = {}
+    for key, op in (("PreserveCounts", "preserve_counts"), ("PreserveResources", "preserve_resources")):
+        value = body.get(key, False)
+        if not isinstance(value, bool):
+            raise CodedError(400, f"{key}: must be a boolean, got {value!r}")
+        if value:
+            preserve[op] = True
     raw["Namespace"] = namespace_for_job(req, body, raw)
     # Nomad's regionForJob: a job registered here is this region's (a job naming another region was
     # sent there, actors.http_api.forward_region; "global" or none means this one).
@@ -712,7 +711,7 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
     extra = {"eval_priority": _eval_priority(eval_priority)} if eval_priority else {}
     warnings = _memory_max_warnings(req, api, job)
     index, r = _write(api, "job_register", job=job, enforce_index=enforce,
-                      rejectable=_rejectable(req, api), **extra)
+                      rejectable=_rejectable(req, api), **extra, **preserve)
     return _job_register_reply(index, r, warnings)
 
 

@@ -466,6 +466,7 @@ _c("job run", "[options] <path>", "Submit a job, new or updated",
                             "exist yet), as \"nomad job plan\" prints it."),
    ("-output", "Print the JSON the job would be submitted as, and submit nothing."),
    ("-preserve-counts", "Keep the task groups' counts of the job already registered."),
+   ("-preserve-resources", "Keep the tasks' resources of the job already registered."),
    ("-policy-override", "Accepted as Nomad's: there are no Sentinel policies to override."),
    ("-eval-priority <priority>", "The priority (1-100) of the evaluation the registration creates, "
                                  "instead of the job's."),

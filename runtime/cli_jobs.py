@@ -430,8 +430,8 @@ def _int_flag(flags: dict[str, Any], name: str) -> int:
 
 def job_run(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"detach": bool, "verbose": bool, "check-index": int, "output": bool,
-                                     "preserve-counts": bool, "policy-override": bool, "eval-priority": int,
-                                     **FILE_FLAGS})
+                                     "preserve-counts": bool, "preserve-resources": bool,
+                                     "policy-override": bool, "eval-priority": int, **FILE_FLAGS})
     usage = "nomad job run [-detach] [-check-index N] [-output] [-var k=v] [-var-file f] <path>"
     job = load_job_file(one_arg(rest, usage), flags)
     scope_to_job(job)
@@ -440,6 +440,8 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
     body: dict[str, Any] = {"Job": job}
     if flags.get("preserve-counts"):  # Nomad's: the running job's group counts are kept
         body["PreserveCounts"] = True
+    if flags.get("preserve-resources"):  # Nomad's: the running job's task resources are kept
+        body["PreserveResources"] = True
     if flags.get("policy-override"):  # Sentinel (Enterprise) policies: none here, as in Nomad OSS
         body["PolicyOverride"] = True
     if flags.get("eval-priority"):  # Nomad's: the evaluation's priority instead of the job's

@@ -1935,6 +1935,26 @@ def test_alloc_stop_of_a_batch_allocation_places_it_again_after_its_reschedule_d
     assert b["Name"] == a["Name"] and b["ID"] != a["ID"]
 
 
+def test_a_registration_preserving_counts_and_resources_keeps_the_registered_ones() -> None:
+    """Nomad's updatePreservedValues, in the same write as the registration: -preserve-counts keeps
+    each group's count, -preserve-resources each task's resources; a new group or task takes its own."""
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1, cpu=100, mem=64))
+    c.apply("job_scale", job_id="web", group="g", count=3)
+    job = canonical_job(service(count=1, cpu=300, mem=256))
+    job["TaskGroups"].append({**job["TaskGroups"][0], "Name": "extra", "Count": 2})
+    c.apply("job_register", job=job, preserve_counts=True, preserve_resources=True)
+    got = c.state.tables["jobs"]["web"]
+    g, extra = got["TaskGroups"]
+    res = g["Tasks"][0]["Resources"]
+    assert (g["Count"], res["CPU"], res["MemoryMB"]) == (3, 100, 64)
+    assert (extra["Count"], extra["Tasks"][0]["Resources"]["CPU"]) == (2, 300)
+    c.apply("job_register", job=job)  # without them: the file's
+    g = c.state.tables["jobs"]["web"]["TaskGroups"][0]
+    assert (g["Count"], g["Tasks"][0]["Resources"]["CPU"]) == (1, 300)
+
+
 def test_alloc_stop_of_a_service_allocation_replaces_it_at_once() -> None:
     c = Cluster()
     c.node(0)

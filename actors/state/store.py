@@ -172,6 +172,28 @@ def _bad_report(reports: Any) -> str:
     return ""
 
 
+def _preserved(job: dict[str, Any], old: dict[str, Any], counts: bool, resources: bool) -> dict[str, Any]:
+    """Nomad's updatePreservedValues: *job* with each group's count (*counts*) and each task's resources
+    (*resources*) as the registered *old* job has them, for the groups and tasks both have."""
+    old_groups = {g.get("Name"): g for g in old.get("TaskGroups") or () if isinstance(g, dict)}
+    groups = []
+    for g in job.get("TaskGroups") or ():
+        prev = old_groups.get(g.get("Name")) if isinstance(g, dict) else None
+        if prev is None:
+            groups.append(g)
+            continue
+        g = dict(g)
+        if counts and "Count" in prev:
+            g["Count"] = prev["Count"]
+        if resources:
+            old_tasks = {t.get("Name"): t for t in prev.get("Tasks") or () if isinstance(t, dict)}
+            g["Tasks"] = [{**t, "Resources": copy.deepcopy(old_tasks[t.get("Name")]["Resources"])}
+                          if isinstance(t, dict) and "Resources" in old_tasks.get(t.get("Name"), {}) else t
+                          for t in g.get("Tasks") or ()]
+        groups.append(g)
+    return {**job, "TaskGroups": groups}
+
+
 def _drop_from(by_job: dict[str, set[str]], job_id: str, ev_id: str) -> None:
     """*ev_id* out of *job_id*'s set in a by-job index; the job's entry goes when it empties."""
     ids = by_job.get(job_id)
@@ -1212,6 +1234,8 @@ class StateStore:
             return {"ok": False,
                     "error": f"Enforcing job modify index {cmd['enforce_index']}: job exists with "
                              f"conflicting job modify index: {old.get('JobModifyIndex')}"}
+        if old is not None and (cmd.get("preserve_counts") or cmd.get("preserve_resources")):
+            job = _preserved(job, old, bool(cmd.get("preserve_counts")), bool(cmd.get("preserve_resources")))
         # Everything the entry decides comes before its first write (an entry applies whole or not at all).
         policies = scaling.wanted_for_job(job)
         changed = old is None or spec_changed(old, job)
