@@ -111,8 +111,39 @@ def _body(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (HCL's nameSuggestion measures names so)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _suggestion(name: str, known: set[str]) -> str:
+    """HCL's nameSuggestion: the first known name (in order) less than 3 edits away, else "" -- and, as
+    this agent supports fewer names than Nomad, only one less than half the name away, so a short
+    name Nomad has and this agent does not ("mtu") is not taken for a misspelling ("to")."""
+    for k in sorted(known):
+        d = _edit_distance(name, k)
+        if d < 3 and 2 * d < len(name):
+            return k
+    return ""
+
+
 def _check(body: dict[str, Any], known: set[str], where: str) -> None:
     unknown = sorted(set(body) - known)
+    for name in unknown:
+        near = _suggestion(name, known)
+        if near:
+            # A misspelling, as Nomad's HCL parser words it: "Did you mean ...?".
+            value = body[name]
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                raise HclJobError(f'{where}: Unsupported block type; Blocks of type "{name}" are not '
+                                  f'expected here. Did you mean "{near}"?')
+            raise HclJobError(f'{where}: Unsupported argument; An argument named "{name}" is not expected '
+                              f'here. Did you mean "{near}"?')
     if unknown:
         raise HclJobError(f"{where}: {', '.join(repr(k) for k in unknown)} not supported by this agent "
                           f"(supported here: {', '.join(sorted(known))})")

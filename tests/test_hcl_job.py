@@ -730,7 +730,8 @@ def test_a_groups_ephemeral_disk_block_maps_to_its_ephemeral_disk() -> None:
 
 @pytest.mark.parametrize(("hcl", "message"), [
     ('job "x" { group "g" { ephemeral_disk { size = 300\n sizes = 2 } } }',
-     r"group\['g'\]\.ephemeral_disk: 'sizes' not supported by this agent"),
+     r'group\[\'g\'\]\.ephemeral_disk: Unsupported argument; An argument named "sizes" is not expected '
+     r'here\. Did you mean "size"\?'),
     ('job "x" { group "g" {\n ephemeral_disk { size = 5 }\n'
      ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" } } } }',
      r"TaskGroups\[0\]\.EphemeralDisk\.SizeMB: minimum DiskMB value is 10; got 5"),
@@ -921,3 +922,20 @@ job "acts" {
     refused([{"Name": "a", "Command": "/bin/true"}] * 2,
             "Task t validation failed: Action a defined multiple times")
     refused([{"Name": "a", "Command": "/bin/true", "Args": [1]}], "Args: must be a list of strings")
+
+
+@pytest.mark.parametrize(("line", "error"), [
+    ("cont = 2",
+     'Unsupported argument; An argument named "cont" is not expected here. Did you mean "count"?'),
+    ('tsk "u" {\n  driver = "raw_exec"\n}',
+     'Unsupported block type; Blocks of type "tsk" are not expected here. Did you mean "task"?'),
+    ("frobnicate = 1", "'frobnicate' not supported by this agent (supported here: "),
+])
+def test_a_misspelt_name_is_answered_with_nomads_suggestion(line: str, error: str) -> None:
+    """HCL's nameSuggestion (fewer than three edits from a name the block takes), in Nomad's words; a
+    name far from any is listed against what this agent supports."""
+    text = (f'job "j" {{\n  group "g" {{\n    {line}\n    task "t" {{\n      driver = "raw_exec"\n'
+            '    }\n  }\n}\n')
+    with pytest.raises(HclJobError) as got:
+        parse_hcl_job(text)
+    assert str(got.value).startswith("job['j'].group['g']: ") and error in str(got.value), str(got.value)
