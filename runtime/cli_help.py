@@ -403,7 +403,9 @@ _c("job dispatch", "[options] <job> [<input file>|-]", "Dispatch a parameterized
                                   "is still known to the servers; else answer with that instance."),
    ("-id-prefix-template <prefix>", "Put this in the instance's ID, after the job's ID and "
                                     "\"/dispatch-\"."),
-   ("-priority <priority>", "The instance's priority, instead of the parameterized job's."), *_MONITOR)
+   ("-priority <priority>", "The instance's priority, instead of the parameterized job's."),
+   ("-wait", "After the evaluation, wait until the instance's allocations have all finished: exit 2 if "
+             "one failed."), *_MONITOR)
 _c("job eval", "[options] <job>", "Create a new evaluation of a job",
    "Makes the scheduler look at the job again, as if it had just been submitted.",
    ("-force-reschedule", "Reschedule failed allocations now, even those not yet due."), *_MONITOR)

@@ -2417,11 +2417,15 @@ def system_reconcile_summaries(addr: str, args: list[str]) -> str:
     return "Reconciled job summaries"
 
 
+# How long `job dispatch -wait` waits for the dispatched job to finish (Nomad's monitorDispatchedJob: 5m).
+DISPATCH_WAIT_S = 300.0
+
+
 def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job dispatch [-meta k=v]... [-detach] [-idempotency-token t] [-id-prefix-template p]
     [-priority n] <job> [<input file>|-]``: run a parameterized job."""
     flags, rest = parse_flags(args, {"meta": list, "detach": bool, "verbose": bool, "idempotency-token": str,
-                                     "id-prefix-template": str, "priority": int})
+                                     "id-prefix-template": str, "priority": int, "wait": bool})
     if not rest or len(rest) > 2:
         raise CliError("This command takes one or two arguments: nomad job dispatch <job> [<input file>|-]")
     meta = {}
@@ -2451,7 +2455,38 @@ def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
     head = kv(rows)
     if flags.get("detach", False) or not got.get("EvalID"):
         return head, 0
-    return monitor(addr, got["EvalID"], head=f"{head}\n\n", verbose=verbose)
+    text, code = monitor(addr, got["EvalID"], head=f"{head}\n\n", verbose=verbose)
+    if code != 0 or not flags.get("wait"):
+        return text, code
+    print(text, flush=True)
+    return _await_dispatched(addr, got["DispatchedJobID"], verbose)
+
+
+def _await_dispatched(addr: str, job_id: str, verbose: bool) -> tuple[str, int]:
+    """Nomad's job dispatch -wait (monitorDispatchedJob): until the dispatched job is dead, within
+    DISPATCH_WAIT_S; its task groups' summary (and with -verbose its allocations), then exit 2 if an
+    allocation failed, 0 if none did, 1 on the timeout."""
+    path = f"/v1/job/{urllib.parse.quote(job_id, safe='')}"
+    deadline, meta = time.monotonic() + DISPATCH_WAIT_S, {"index": 0}
+    while True:
+        job = request(addr, "GET", path, index=meta["index"] or None, wait="5s", answer_meta=meta)
+        summary = (request(addr, "GET", f"{path}/summary") or {}).get("Summary") or {}
+        done = job.get("Status") == "dead"
+        if done or time.monotonic() > deadline:
+            break
+    keys = ("Queued", "Complete", "Failed", "Running", "Starting", "Lost", "Unknown")
+    rows = [["Task Group", *keys]] + [[g, *(str(st.get(k, 0)) for k in keys)]
+                                      for g, st in sorted(summary.items())]
+    block = ["", _stamp(), "Deployed", table(rows)]
+    if verbose:
+        allocs = request(addr, "GET", f"{path}/allocations")
+        block += ["", "Allocations", alloc_table(allocs, True, with_node=True) if allocs else
+                  "No allocations created"]
+    text = "\n".join("    " + line if line else "" for line in "\n".join(block).split("\n"))
+    if not done:
+        print(text, flush=True)
+        raise CliError(f"Timeout reached after {go_duration_ns(int(DISPATCH_WAIT_S * 1e9))}")
+    return text, 2 if any(st.get("Failed", 0) for st in summary.values()) else 0
 
 
 def job_scale(addr: str, args: list[str]) -> tuple[str, int]:

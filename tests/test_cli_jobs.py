@@ -857,6 +857,11 @@ job "cli-param" {
     assert (tok_job["Priority"], tok_job["DispatchIdempotencyToken"]) == (60, "tok")
     bad = nomad(dev, "job", "dispatch", "-meta", "color=x", "-priority", "101", "cli-param")
     assert bad.returncode == 1 and "dispatch job priority must be between [1, 100]" in bad.stderr
+    # -wait: until the instance is done, then its summary (Nomad's monitorDispatchedJob).
+    waited = nomad(dev, "job", "dispatch", "-wait", "-meta", "color=done", "cli-param")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert re.search(r"^    Deployed\n    Task Group +Queued +Complete +Failed +Running", waited.stdout, re.M)
+    assert re.search(r"^    g +0 +1 +0 +0 ", waited.stdout, re.M), waited.stdout
     allocs = call(dev.http_port, "GET", f"/v1/job/{urllib.parse.quote(child, safe='')}/allocations").json()
     assert len(allocs) == 1
     wait_for(lambda: "color=blue" in nomad(dev, "alloc", "logs", allocs[0]["ID"]).stdout, "the task's output",
