@@ -69,6 +69,8 @@ def node_pools_request(req: Request, api: Api) -> Any:
     acl = _acl(req, api)
     if acl is not None:  # Nomad's NodePool.List keeps the pools the token may read
         answer = Answer([p for p in answer.value if acl.allow_node_pool(p["Name"], "read")], answer.headers)
+    if list_options_asked(req):  # ?filter=, ?per_page=, ?next_token= (Nomad's name tokens)
+        return apply_list_options(req, answer, id_key="Name")
     return answer
 
 

@@ -117,11 +117,14 @@ def _resolve(addr: str, rest: list[str], usage: str) -> dict[str, Any]:
 
 
 def deployment_list(addr: str, args: list[str]) -> str:
-    """``nomad deployment list [-json] [-verbose]``: newest first."""
-    flags, rest = parse_flags(args, {"json": bool, "verbose": bool})
+    """``nomad deployment list [-json] [-verbose] [-filter f]``: newest first."""
+    flags, rest = parse_flags(args, {"json": bool, "verbose": bool, "filter": str})
     if rest:
         raise CliError("This command takes no arguments: nomad deployment list [-json] [-verbose]")
-    deps = request(addr, "GET", "/v1/deployments") or []
+    try:
+        deps = request(addr, "GET", "/v1/deployments", filter=flags.get("filter") or None) or []
+    except CliError as e:
+        raise CliError(f"Error retrieving deployments: {e}") from None
     if flags.get("json"):
         return as_json(deps)
     return format_deployments(deps, bool(flags.get("verbose")))

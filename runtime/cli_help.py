@@ -345,7 +345,8 @@ _g("deployment", "Inspect and manage deployments",
 _c("deployment fail", "[options] <deployment>", "Fail a deployment",
    "Marks a running deployment failed; with auto_revert the job goes back to its last stable version.",
    *_MONITOR)
-_c("deployment list", "[options]", "List the deployments", "Lists every deployment.", "-verbose", *_JSON_T)
+_c("deployment list", "[options]", "List the deployments", "Lists every deployment.",
+   ("-filter <expression>", "Only the deployments this filter expression matches."), "-verbose", *_JSON_T)
 _c("deployment pause", "[options] <deployment>", "Pause a deployment",
    "Pauses a deployment: no more allocations are replaced until it is resumed.", "-verbose")
 _c("deployment promote", "[options] <deployment>", "Promote a deployment's canaries",
@@ -630,7 +631,7 @@ _c("node pool init", "[options] [<filename>]", "Write an example node pool file"
 _c("node pool jobs", "[options] <pool>", "List a node pool's jobs", "Lists the jobs of a node pool.",
    *_paged("jobs"), *_JSON_T)
 _c("node pool list", "[options]", "List the node pools", "Lists the node pools.",
-   ("-prefix <prefix>", "Only the pools whose name starts with this."), *_JSON_T)
+   ("-prefix <prefix>", "Only the pools whose name starts with this."), *_paged("pools"), *_JSON_T)
 _c("node pool nodes", "[options] <pool>", "List a node pool's nodes", "Lists the nodes of a node pool.",
    *_paged("nodes"), "-verbose", *_JSON_T)
 _c("node status", "[options] [<node>]", "Show client nodes' status",

@@ -35,15 +35,27 @@ def api_pool(pool: dict[str, Any]) -> dict[str, Any]:
 
 
 def pool_list(addr: str, args: list[str]) -> str:
-    flags, rest = parse_flags(args, {"json": bool, "prefix": str})
+    flags, rest = parse_flags(args, {"json": bool, "prefix": str, "filter": str, "per-page": str,
+                                     "page-token": str})
     if rest:
         raise CliError("This command takes no arguments")
-    pools = request(addr, "GET", "/v1/node/pools", prefix=flags.get("prefix")) or []
+    try:
+        per_page = int(flags.get("per-page") or 0)
+    except ValueError:
+        raise CliError(f'invalid value "{flags["per-page"]}" for flag -per-page: parse error') from None
+    meta: dict[str, Any] = {}
+    try:
+        pools = request(addr, "GET", "/v1/node/pools", prefix=flags.get("prefix"),
+                        filter=flags.get("filter") or None, per_page=per_page or None,
+                        next_token=flags.get("page-token") or None, answer_meta=meta) or []
+    except CliError as e:
+        raise CliError(f"Error querying node pools: {e}") from None
     if flags.get("json"):
         return as_json([api_pool(p) for p in pools])
     if not pools:
         return "No node pools found"
-    return table([["Name", "Description"]] + [[p["Name"], p.get("Description") or ""] for p in pools])
+    return table([["Name", "Description"]] + [[p["Name"], p.get("Description") or ""] for p in pools]) \
+        + _next_page(meta, "")
 
 
 def _by_prefix(addr: str, prefix: str) -> dict[str, Any]:

@@ -327,6 +327,8 @@ def test_cli_deployment_commands_and_job_status_latest_deployment(dev, rolled): 
     assert ["dep-roll", "1", "successful", "Deployment completed successfully"] in rows
     assert [d["ID"] for d in json.loads(nomad(dev, "deployment", "list", "-json").stdout)] \
         == [d["ID"] for d in call(port, "GET", "/v1/deployments").json()]
+    only = nomad(dev, "deployment", "list", "-filter", f'ID == "{v1["ID"]}"').stdout.splitlines()
+    assert [columns(x)[0] for x in only[1:]] == [v1["ID"][:8]]
 
     status = nomad(dev, "deployment", "status", v1["ID"][:8])
     assert status.returncode == 0, status.stderr

@@ -217,6 +217,9 @@ def test_the_cli_applies_lists_shows_and_deletes_pools(dev, tmp_path):  # noqa: 
     listed = nomad(port, "node", "pool", "list").stdout.splitlines()
     assert listed[0].split() == ["Name", "Description"]
     assert [line.split()[0] for line in listed[1:]] == ["all", "cli-dev", "cli-prod", "default"]
+    paged = nomad(port, "node", "pool", "list", "-per-page", "2", "-filter", 'Name != "all"').stdout
+    assert [line.split()[0] for line in paged.splitlines()[1:3]] == ["cli-dev", "cli-prod"], paged
+    assert "Results have been paginated" in paged and paged.rstrip().endswith("-page-token default")
     info = nomad(port, "node", "pool", "info", "cli-p").stdout  # a unique prefix (Nomad's nodePoolByPrefix)
     assert info.splitlines() == ["Name              = cli-prod", "Description       = Production",
                                  "Node Identity TTL = 24h0m0s", "", "Metadata", "env = prod", "",
