@@ -70,7 +70,7 @@ def _task_of(alloc: dict[str, Any], task: str) -> str:
 def alloc_exec(addr: str, args: list[str]) -> tuple[str, int]:
     from runtime.cli_jobs import parse_flags, random_job_alloc, request, resolve
 
-    flags, rest = parse_flags(args, {"task": str, "job": bool, "i": bool, "t": bool, "e": str})
+    flags, rest = parse_flags(args, {"task": str, "job": bool, "group": str, "i": bool, "t": bool, "e": str})
     stdin_on = flags.get("i", True)
     use_tty = flags.get("t", _is_tty())
     escape = flags.get("e", "~")
@@ -87,7 +87,8 @@ def alloc_exec(addr: str, args: list[str]) -> tuple[str, int]:
         escape = ""
     if len(escape) > 1:
         raise CliError("-e requires 'none' or a single character")
-    stub = random_job_alloc(addr, rest[0]) if flags.get("job") else resolve(addr, "allocation", rest[0])
+    stub = random_job_alloc(addr, rest[0], flags.get("group", "")) if flags.get("job") \
+        else resolve(addr, "allocation", rest[0])
     assert isinstance(stub, dict)
     alloc = request(addr, "GET", f"/v1/allocation/{stub['ID']}", namespace=stub.get("Namespace"))
     task = _task_of(alloc, flags.get("task", ""))

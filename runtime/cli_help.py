@@ -269,6 +269,7 @@ _c("alloc exec", "[options] <allocation> <command> [<args>...]", "Run a command 
    "joined to this terminal.",
    ("-task <task>", "The task to run the command in; needed when the group has more than one."),
    ("-job", "Treat the argument as a job ID and use one of its running allocations, picked at random."),
+   ("-group <group>", "With -job: pick among this task group's allocations only."),
    ("-i", "Pass standard input to the command; on by default, -i=false turns it off."),
    ("-t", "Give the command a terminal; on by default when this one is a terminal, -t=false turns it "
           "off."),
@@ -298,7 +299,8 @@ _c("alloc fs", "[options] <allocation> [<path>]", "Read files in an allocation's
    ("-n <lines>", "With -tail: how many lines from the end."),
    ("-c <bytes>", "With -tail: how many bytes from the end."),
    ("-f", "Keep printing what is appended to the file, until interrupted."),
-   ("-job", "Treat the argument as a job ID and use one of its allocations, picked at random."))
+   ("-job", "Treat the argument as a job ID and use one of its allocations, picked at random."),
+   ("-group <group>", "With -job: pick among this task group's allocations only."), "-verbose")
 _c("alloc logs", "[options] <allocation> [<task>]", "Print a task's logs",
    "Prints a task's standard output (or error) log, read from the node that runs the allocation. "
    "The task may be left out when the group has only one.",
@@ -310,7 +312,8 @@ _c("alloc logs", "[options] <allocation> [<task>]", "Print a task's logs",
    ("-c <bytes>", "With -tail: how many bytes from the end."),
    ("-f", "Keep printing the log as it is written, until interrupted. With no other flag (but -job and "
           "-task), both logs are followed from their ends: stdout to stdout, stderr to stderr."),
-   ("-job", "Treat the argument as a job ID and use one of its allocations, picked at random."))
+   ("-job", "Treat the argument as a job ID and use one of its allocations, picked at random."),
+   ("-group <group>", "With -job: pick among this task group's allocations only."), "-verbose")
 _c("alloc restart", "[options] <allocation> [<task>]", "Restart an allocation's tasks",
    "Restarts the running tasks of an allocation, or one of them, in place.",
    ("-task <task>", "Restart only this task."),

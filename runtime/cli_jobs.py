@@ -1744,7 +1744,7 @@ def alloc_fs(addr: str, args: list[str]) -> str:
     is appended, until the allocation is finished or the command interrupted.
     """
     flags, rest = parse_flags(args, {"H": bool, "stat": bool, "f": bool, "tail": bool, "n": int, "c": int,
-                                     "job": bool})
+                                     "job": bool, "group": str, "verbose": bool})
     _int_flags(flags, ("n", "c"), minimum=0)
     if ("n" in flags or "c" in flags) and not flags.get("tail"):
         raise CliError("-n and -c need -tail")
@@ -1753,7 +1753,8 @@ def alloc_fs(addr: str, args: list[str]) -> str:
     if not rest or len(rest) > 2:
         raise CliError("This command takes one or two arguments: nomad alloc fs [-H] [-stat] [-f] [-tail] "
                        "[-n lines] [-c bytes] [-job] <allocation | job> [<path>]")
-    stub = random_job_alloc(addr, rest[0]) if flags.get("job") else resolve(addr, "allocation", rest[0])
+    stub = random_job_alloc(addr, rest[0], flags.get("group", "")) if flags.get("job") \
+        else resolve(addr, "allocation", rest[0])
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
     path = rest[1] if len(rest) > 1 else "/"
     base = _node_url(addr, a)
@@ -1845,12 +1846,13 @@ def alloc_logs(addr: str, args: list[str]) -> str:
     stdout to stdout and stderr to stderr, as Nomad's tailMultipleFiles.
     """
     flags, rest = parse_flags(args, {"stderr": bool, "stdout": bool, "tail": bool, "n": int, "c": int,
-                                     "f": bool, "task": str, "job": bool})
+                                     "f": bool, "task": str, "job": bool, "group": str, "verbose": bool})
     _int_flags(flags, ("n", "c"))
     if not rest or len(rest) > 2:
         raise CliError("usage: nomad alloc logs [-f] [-stderr] [-tail] [-n lines] [-c bytes] [-job] "
                        "<allocation | job> [<task>]")
-    stub = random_job_alloc(addr, rest[0]) if flags.get("job") else resolve(addr, "allocation", rest[0])
+    stub = random_job_alloc(addr, rest[0], flags.get("group", "")) if flags.get("job") \
+        else resolve(addr, "allocation", rest[0])
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
     # Nomad's: -task is checked against the group, a task argument is taken as given, and without
     # either the group's only task (lookupAllocTask).

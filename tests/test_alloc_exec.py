@@ -30,6 +30,7 @@ from runtime.websocket import (
 )
 from tests.test_agent_process import AgentProc, free_port, wait_for  # noqa: F401
 from tests.test_cli_jobs import nomad
+from tests.test_http_jobs import call
 from tests.test_http_jobs import PLACE_DEADLINE_S, call, running_agent
 
 pytestmark = pytest.mark.timeout(180)
@@ -425,6 +426,16 @@ def test_cli_exec_job_picks_a_running_allocation(dev, alloc) -> None:
     r = nomad(dev, "alloc", "exec", "-i=false", "-job", "exec-one", "sh", "-c", "echo $NOMAD_ALLOC_ID")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == alloc
+    # -group narrows the pick to that group (Nomad's getRandomJobAlloc with a group); so do logs and fs.
+    group = call(dev.http_port, "GET", f"/v1/allocation/{alloc}").json()["TaskGroup"]
+    r = nomad(dev, "alloc", "exec", "-i=false", "-job", "-group", group, "exec-one", "true")
+    assert r.returncode == 0, r.stderr
+    r = nomad(dev, "alloc", "exec", "-i=false", "-job", "-group", "nope", "exec-one", "true")
+    assert r.returncode == 1 and 'task group "nope" doesn\'t exist' in r.stderr, r.stderr
+    for cmd in (["alloc", "fs", "-job", "-group", group, "exec-one", "/"],
+                ["alloc", "logs", "-job", "-group", "nope", "exec-one"]):
+        r = nomad(dev, *cmd)
+        assert (r.returncode == 0) == (cmd[4] == group), (cmd, r.stderr)
 
 
 def test_cli_exec_interrupted_cancels_and_the_command_is_killed(dev, alloc, tmp_path) -> None:
