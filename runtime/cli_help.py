@@ -673,7 +673,9 @@ _c("operator api", "[options] <path>", "Send a request to the HTTP API",
    "prints the answer's body. A PUT or POST sends standard input as the body.",
    ("-X <method>", "The HTTP method; GET by default."),
    ("-H <'Name: value'>", "A header to send; may be given more than once."),
-   ("-dryrun", "Print the equivalent curl command instead of sending the request."))
+   ("-dryrun", "Print the equivalent curl command instead of sending the request."),
+   ("-filter <expression>", "Send this filter expression as the request's filter parameter."),
+   ("-verbose", "Print the request's and the answer's headers on standard error, as curl --verbose."))
 _c("operator autopilot get-config", "[options]", "Show autopilot's configuration",
    "Shows the cluster's autopilot configuration.", *_JSON_T)
 _c("operator autopilot health", "[options]", "Show autopilot's view of the servers' health",

@@ -85,6 +85,10 @@ def test_operator_api_reads_writes_and_reports_errors_as_curl_would(dev) -> None
     assert dry.stdout.startswith("curl -X DELETE ") and dry.stdout.rstrip().endswith("/v1/var/api/v")
     assert nomad(dev, "operator", "api", "-X", "DELETE", "/v1/var/api/v").returncode == 0
     assert nomad(dev, "operator", "api", "-H", "bad", "/v1/status/leader").returncode == 1
+    # -filter sets the query's filter; -verbose tells the exchange on stderr, curl's way.
+    none = nomad(dev, "operator", "api", "-verbose", "-filter", 'Name == "no-such-node"', "/v1/nodes")
+    assert none.returncode == 0 and json.loads(none.stdout) == [], none
+    assert "> GET /v1/nodes HTTP/1.1" in none.stderr and "< HTTP/1.1 200 OK" in none.stderr
 
 
 def test_transfer_leadership_on_a_single_server_is_a_no_op_or_nomads_error(dev) -> None:  # noqa: F811
