@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import math
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -710,9 +711,48 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
         raise CodedError(400, f"EvalPriority: must be an integer, got {eval_priority!r}")
     extra = {"eval_priority": _eval_priority(eval_priority)} if eval_priority else {}
     warnings = _memory_max_warnings(req, api, job)
+    submission, too_big = _submission(body.get("Submission"), _limits(api).max_source_bytes)
+    if submission is not None:
+        extra["submission"] = submission
+    if too_big:
+        # Nomad's Register runs the submission controller first: its warning leads the list.
+        warnings = warnings_text([too_big, *(w[2:] for w in warnings.split("\n") if w.startswith("* "))])
     index, r = _write(api, "job_register", job=job, enforce_index=enforce,
                       rejectable=_rejectable(req, api), **extra, **preserve)
     return _job_register_reply(index, r, warnings)
+
+
+def _humanize_bytes(n: int) -> str:
+    """go-humanize's Bytes: SI units, one decimal below 10 ("1.2 MB", "15 kB", "900 B")."""
+    if n < 10:
+        return f"{n} B"
+    sizes = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+    e = min(math.floor(math.log(n) / math.log(1000)), len(sizes) - 1)
+    val = math.floor(n / 1000 ** e * 10 + 0.5) / 10
+    return f"{val:.0f} {sizes[e]}" if val >= 10 else f"{val:.1f} {sizes[e]}"
+
+
+def _submission(raw: Any, limit: int) -> tuple[dict[str, Any] | None, str]:
+    """Nomad's JobRegisterRequest.Submission, checked: (what the servers keep, "") or, past
+    job_max_source_size (Nomad's submissionController), (None, the warning)."""
+    if raw is None:
+        return None, ""
+    if not isinstance(raw, dict):
+        raise CodedError(400, f"Submission: must be an object, got {type(raw).__name__}")
+    sub = {"Source": raw.get("Source") or "", "Format": raw.get("Format") or "",
+           "VariableFlags": raw.get("VariableFlags") or {}, "Variables": raw.get("Variables") or ""}
+    if not all(isinstance(sub[k], str) for k in ("Source", "Format", "Variables")):
+        raise CodedError(400, "Submission: Source, Format and Variables must be strings")
+    flags = sub["VariableFlags"]
+    if not isinstance(flags, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in flags.items()):
+        raise CodedError(400, "Submission: VariableFlags must be an object of strings")
+    size = len(sub["Source"].encode()) + len(sub["Variables"].encode()) + sum(
+        len(k.encode()) + len(v.encode()) for k, v in flags.items())
+    if size > limit:
+        return None, (f"job source size of {_humanize_bytes(size)} exceeds maximum of "
+                      f"{_humanize_bytes(limit)} and will be discarded")
+    return sub, ""
 
 
 def _eval_priority(priority: int) -> int:
@@ -787,6 +827,23 @@ def _job_summary(req: Request, api: Api, job_id: str) -> Any:
     def query(st: Any) -> Any:
         return job_summaries(st, [job_id])[job_id] if job_id in st.tables["jobs"] else None
     return _not_found(state_query(req, api, ("jobs", "allocs"), query), "job not found")
+
+
+def _job_submission(req: Request, api: Api, job_id: str) -> Any:
+    """``GET /v1/job/<id>/submission?version=N`` (Nomad's jobSubmissionCRUD): the source that version
+    of the job was registered with, its format and variables; 404 "job source not found" when none is
+    kept (a JSON job registered without one, a source past job_max_source_size, an old version)."""
+    version = parse_uint((req.query.get("version") or [""])[0])
+    if version is None:
+        raise CodedError(400, "Unable to parse job submission version parameter")
+    require(req, "GET")
+    answer = state_query(req, api, ("job_submissions",), lambda st: copy.deepcopy(
+        (st.tables["job_submissions"].get(job_id) or {}).get(str(version))))
+    if answer.value is None:
+        raise CodedError(404, "job source not found")
+    # Nomad associates the answer with the index of the job version it came from.
+    headers = tuple((k, v) for k, v in answer.headers if k != "X-Nomad-Index")
+    return Answer(answer.value, (*headers, ("X-Nomad-Index", str(answer.value.get("JobModifyIndex", 0)))))
 
 
 def _job_versions(req: Request, api: Api, job_id: str) -> Any:
@@ -1104,6 +1161,7 @@ JOB_ACTIONS: dict[str, Callable[[Request, Api, str], Any]] = {
     "evaluations": _job_evaluations,
     "summary": _job_summary,
     "versions": _job_versions,
+    "submission": _job_submission,
     "evaluate": _job_evaluate,
     "plan": _job_plan,
     "scale": _job_scale,

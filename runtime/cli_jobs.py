@@ -209,6 +209,14 @@ def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, A
     For HCL, *flags* may carry ``-var name=value`` and ``-var-file path``
     (lists, as given), and ``NOMAD_VAR_<name>`` is read from the environment.
     """
+    return load_job_submission(path, flags)[0]
+
+
+def load_job_submission(path: str, flags: dict[str, Any] | None = None) -> tuple[dict[str, Any],
+                                                                                 dict[str, Any] | None]:
+    """:func:`load_job_file`, and Nomad's JobSubmission of it: the file as written, its format ("hcl2",
+    "json") and, for HCL, the -var flags and the -var-files' text (None for a TOML file, which Nomad's
+    servers would not know how to read back)."""
     flags = flags or {}
     try:
         with open(path, "rb") as fh:
@@ -235,9 +243,11 @@ def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, A
                 why = getattr(e, "strerror", None) or e
                 raise CliError(f"Error reading variable file {vf}: {why}") from None
         try:
-            return parse_hcl_job(raw.decode(), var_files=var_files, var_args=var_args, env=os.environ)
+            job = parse_hcl_job(raw.decode(), var_files=var_files, var_args=var_args, env=os.environ)
         except (UnicodeDecodeError, HclJobError) as e:
             raise CliError(f"Error parsing job file from {path}: {e}") from None
+        return job, {"Source": raw.decode(), "Format": "hcl2", "VariableFlags": var_args,
+                     "Variables": "\n".join(var_files)}
     if flags.get("var") or flags.get("var-file"):
         raise CliError("-var and -var-file are for HCL job files")
     toml = not as_json_file and (path.endswith(".toml") or not raw.lstrip().startswith(b"{"))
@@ -250,7 +260,7 @@ def load_job_file(path: str, flags: dict[str, Any] | None = None) -> dict[str, A
     job = doc.get("Job", doc) if set(doc) <= {"Job", "EnforceIndex", "JobModifyIndex"} else doc
     if not isinstance(job, dict) or not job:
         raise CliError(f"Error parsing job file from {path}: no job in it")
-    return job
+    return job, None if toml else {"Source": raw.decode(), "Format": "json"}
 
 
 # ---------------------------------------------------------------- job
@@ -433,11 +443,13 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
                                      "preserve-counts": bool, "preserve-resources": bool,
                                      "policy-override": bool, "eval-priority": int, **FILE_FLAGS})
     usage = "nomad job run [-detach] [-check-index N] [-output] [-var k=v] [-var-file f] <path>"
-    job = load_job_file(one_arg(rest, usage), flags)
+    job, submission = load_job_submission(one_arg(rest, usage), flags)
     scope_to_job(job)
     if flags.get("output"):  # Nomad's -output: the request's JSON, indented by 4, nothing submitted
         return json.dumps({"Job": job}, indent=4), 0
     body: dict[str, Any] = {"Job": job}
+    if submission is not None:  # Nomad's: the source as written, kept by the servers for job inspect -hcl
+        body["Submission"] = submission
     if flags.get("preserve-counts"):  # Nomad's: the running job's group counts are kept
         body["PreserveCounts"] = True
     if flags.get("preserve-resources"):  # Nomad's: the running job's task resources are kept
@@ -2026,14 +2038,15 @@ def _copy_frames(url: str, out: Any = None) -> None:
 
 
 def job_inspect(addr: str, args: list[str]) -> str:
-    """``nomad job inspect [-json] [-version N] <job>``: the job as the servers hold it, as ``{"Job": ...}``
-    JSON; -json (or -t) the job alone, and without a job the job list, as Nomad's."""
-    flags, rest = parse_flags(args, {"json": bool, "version": str, "hcl": bool})
+    """``nomad job inspect [-json|-hcl [-with-vars]] [-version N] <job>``: the job as the servers hold it,
+    as ``{"Job": ...}`` JSON; -json (or -t) the job alone, and without a job the job list; -hcl the source
+    the version was registered with (its submission), -with-vars then the command that runs it again
+    with its variables, on stderr -- as Nomad's."""
+    flags, rest = parse_flags(args, {"json": bool, "version": str, "hcl": bool, "with-vars": bool})
     if flags.get("hcl") and flags.get("json"):
         raise CliError("can only use one of -hcl or -json")
-    if flags.get("hcl"):  # Nomad's: the submitted source, which this agent does not keep
-        raise CliError("Error inspecting job: -hcl is not supported: this agent keeps no job submission "
-                       "source (nomad job inspect shows the job's JSON)")
+    if flags.get("with-vars") and not flags.get("hcl"):
+        raise CliError("can only use -with-vars with -hcl")
     if not rest and flags.get("json"):
         return as_json(request(addr, "GET", "/v1/jobs") or [])
     if len(rest) != 1:
@@ -2045,6 +2058,11 @@ def job_inspect(addr: str, args: list[str]) -> str:
         if not text.isdigit():
             raise CliError(f'Error parsing version value "{text}": strconv.ParseUint: parsing "{text}": '
                            "invalid syntax")
+    if flags.get("hcl"):
+        return _job_source(addr, stub, int(flags["version"]) if flags.get("version") else None,
+                           bool(flags.get("with-vars")))
+    if flags.get("version"):
+        text = flags["version"]
         versions = request(addr, "GET", f"/v1/job/{quoted}/versions").get("Versions") or []
         job = next((v for v in versions if str(v.get("Version")) == text), None)
         if job is None:
@@ -2054,6 +2072,30 @@ def job_inspect(addr: str, args: list[str]) -> str:
     if flags.get("json"):
         return as_json(job)
     return json.dumps({"Job": job}, indent=4, sort_keys=True)
+
+
+def _job_source(addr: str, stub: dict[str, Any], version: int | None, with_vars: bool) -> str:
+    """Nomad's job inspect -hcl (getJobHCL): the submission of *version* (the job's current one when None)."""
+    quoted = urllib.parse.quote(stub["ID"], safe="")
+    ns = stub.get("Namespace") or "default"
+    if version is None:
+        version = int(request(addr, "GET", f"/v1/job/{quoted}", namespace=ns).get("Version", 0))
+    try:
+        sub = request(addr, "GET", f"/v1/job/{quoted}/submission", version=str(version), namespace=ns)
+    except CliError:
+        raise CliError(f'Error inspecting job: job "{stub["ID"]}" with version {version} couldn\'t be '
+                       "found") from None
+    if with_vars:  # Nomad's getWithVarsOutput, on stderr: stdout stays the source
+        run_args = ["-namespace", ns]
+        for k, v in sorted((sub.get("VariableFlags") or {}).items()):
+            run_args += ["-var", f"{k}={v}"]
+        for line in (sub.get("Variables") or "").split("\n"):
+            if line.strip():
+                run_args += ["-var", line.strip()]
+        run_args.append(stub["ID"])
+        print(f"\nTo run this job as originally submitted:\n\n$ nomad job inspect -namespace {ns} -hcl "
+              f"{stub['ID']} |\n    nomad job run {' '.join(run_args)}\n", file=sys.stderr)
+    return str(sub.get("Source") or "").rstrip("\n")
 
 
 def _failed_placements(ev: dict[str, Any]) -> list[str]:

@@ -329,6 +329,9 @@ class ServerConfig:
     job_max_priority: int = 100  # 100..32766: higher priorities are refused at registration
     job_max_count: int = _f(50_000, ge=0)  # the job's summed group counts; 0: no bound
     job_tracked_versions: int = 6  # versions of a job kept (the current one included); > 0
+    # A job's submitted source (with its variables) larger than this is not kept: the job is registered
+    # and its source discarded, with a warning (Nomad's job_max_source_size, "1M"; "0" keeps none).
+    job_max_source_size: str = "1M"
 
 
 @conf
@@ -1345,6 +1348,10 @@ def _check_server(s: ServerConfig) -> None:
                           f"{s.job_default_priority}. Must be between 50 and {max_priority}")
     if s.job_tracked_versions <= 0:
         raise ConfigError("server.job_tracked_versions: job_tracked_versions must be greater than 0")
+    try:
+        parse_size(s.job_max_source_size)
+    except ValueError as e:
+        raise ConfigError(f"server.job_max_source_size: {e}") from None
     if s.default_scheduler_config and s.default_scheduler_config.scheduler_algorithm not in ("", "binpack",
                                                                                             "spread"):
         # Nomad's SchedulerConfiguration.Validate, checked when the server starts.

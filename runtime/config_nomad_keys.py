@@ -102,7 +102,6 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "server.plan_apply_pipeline": ("plans are applied one at a time here", None),
     "server.search": ("/v1/search and /v1/search/fuzzy use Nomad's default limits (actors.http_search)", None),
     "server.deploy_query_rate_limit": ("the deployment watcher here has no query rate limit", None),
-    "server.job_max_source_size": ("job file sources are not kept here (job inspect shows the job)", None),
     "server.raft_logstore": ("this agent's Raft log is SQLite", None),
     "server.raft_boltdb": ("this agent's Raft log is SQLite", None),
     "server.oidc_issuer": ("workload identities are not served for OIDC discovery here", None),

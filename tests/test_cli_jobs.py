@@ -651,6 +651,36 @@ def test_job_run_and_stop_take_an_eval_priority(dev, tmp_path):  # noqa: F811
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-prio").returncode == 0
 
 
+def test_job_run_keeps_the_source_and_job_inspect_hcl_prints_it(dev, tmp_path):  # noqa: F811
+    """Nomad's job submissions: job run sends the file as written (HCL2 with its -var flags, or JSON),
+    GET /v1/job/<id>/submission?version= answers it, job inspect -hcl prints it and -with-vars the
+    command that runs it again (on stderr)."""
+    path = tmp_path / "src.nomad.hcl"
+    source = ('variable "n" {\n  type = number\n  default = 1\n}\n'
+              'job "cli-src" {\n  datacenters = ["dc1"]\n  group "g" {\n    count = var.n\n'
+              '    task "t" {\n      driver = "raw_exec"\n'
+              '      config {\n        command = "/bin/sleep"\n        args = ["60"]\n      }\n'
+              '    }\n  }\n}\n')
+    path.write_text(source)
+    assert nomad(dev, "job", "run", "-detach", "-var", "n=0", str(path)).returncode == 0
+    got = call(dev.http_port, "GET", "/v1/job/cli-src/submission?version=0")
+    assert got.status == 200 and int(got.headers["x-nomad-index"]) > 0
+    sub = got.json()
+    assert (sub["Source"], sub["Format"], sub["VariableFlags"], sub["JobID"], sub["Version"]) == \
+        (source, "hcl2", {"n": "0"}, "cli-src", 0)
+    shown = nomad(dev, "job", "inspect", "-hcl", "-with-vars", "cli-src")
+    assert shown.returncode == 0 and shown.stdout == source, shown.stderr
+    assert "nomad job run -namespace default -var n=0 cli-src" in shown.stderr
+    assert call(dev.http_port, "GET", "/v1/job/cli-src/submission").status == 400
+    assert call(dev.http_port, "GET", "/v1/job/cli-src/submission?version=9").text == "job source not found"
+    missing = nomad(dev, "job", "inspect", "-hcl", "-version", "9", "cli-src")
+    assert missing.returncode == 1 and "couldn't be found" in missing.stderr
+    assert nomad(dev, "job", "inspect", "-with-vars", "cli-src").stderr.strip() == \
+        "can only use -with-vars with -hcl"
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-src").returncode == 0
+    assert call(dev.http_port, "GET", "/v1/job/cli-src/submission?version=0").status == 404
+
+
 def test_alloc_signal_restart_and_stats_reach_the_running_task(dev, tmp_path):  # noqa: F811
     script = "trap 'echo got-hup' HUP; echo started; while true; do sleep 0.2; done"
     job = {"ID": "cli-life", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{

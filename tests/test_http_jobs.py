@@ -665,3 +665,22 @@ def test_the_jobs_list_pages_with_nomads_namespace_dot_id_token():
     assert [j["ID"] for j in first.value] == ["a", "b"]
     assert ("X-Nomad-NextToken", "default.c") in first.headers
     assert [j["ID"] for j in page("per_page=2&next_token=default.c").value] == ["c"]
+
+
+def test_a_submission_past_job_max_source_size_is_discarded_with_nomads_warning() -> None:
+    """Nomad's submissionController: the source, the variables and the -var flags together against
+    job_max_source_size; past it the job is registered without its source, and go-humanize's sizes
+    in the warning."""
+    from actors.http_api import CodedError
+    from actors.http_jobs import _humanize_bytes, _submission
+
+    sub = {"Source": "x" * 900, "Format": "hcl2", "VariableFlags": {"k": "v" * 49}, "Variables": "y" * 50}
+    kept, warning = _submission(sub, 1000)
+    assert warning == "" and kept is not None and kept["Source"] == "x" * 900
+    kept, warning = _submission({**sub, "Variables": "y" * 51}, 1000)
+    assert kept is None
+    assert warning == "job source size of 1.0 kB exceeds maximum of 1.0 kB and will be discarded"
+    assert [_humanize_bytes(n) for n in (9, 999, 1234, 15_000, 1_000_000, 1_250_000)] == \
+        ["9 B", "999 B", "1.2 kB", "15 kB", "1.0 MB", "1.3 MB"]
+    with pytest.raises(CodedError):
+        _submission({"Source": 1}, 1000)

@@ -1955,6 +1955,23 @@ def test_a_registration_preserving_counts_and_resources_keeps_the_registered_one
     assert (g["Count"], g["Tasks"][0]["Resources"]["CPU"]) == (1, 300)
 
 
+def test_a_registrations_submission_is_kept_per_version_pruned_and_purged_with_the_job() -> None:
+    """Nomad's job_submission table: the source of each version registered with one (once per version),
+    as many as job_tracked_versions, gone when the job is purged."""
+    c = Cluster()
+    sub = {"Source": 'job "web" {}', "Format": "hcl2", "VariableFlags": {"a": "1"}, "Variables": "b = 2"}
+    for count in range(1, 9):
+        c.apply("job_register", job=canonical_job(service(count=count)),
+                submission={**sub, "Source": f"count = {count}"})
+    c.apply("job_register", job=canonical_job(service(count=8)), submission={**sub, "Source": "same spec"})
+    kept = c.state.tables["job_submissions"]["web"]
+    assert sorted(kept, key=int) == ["2", "3", "4", "5", "6", "7"]  # job_tracked_versions, newest
+    assert kept["7"]["Source"] == "count = 8"  # the unchanged registration kept the version's first
+    assert (kept["7"]["JobID"], kept["7"]["Version"], kept["7"]["VariableFlags"]) == ("web", 7, {"a": "1"})
+    c.apply("job_deregister", job_id="web", purge=True)
+    assert "web" not in c.state.tables["job_submissions"]
+
+
 def test_alloc_stop_of_a_service_allocation_replaces_it_at_once() -> None:
     c = Cluster()
     c.node(0)

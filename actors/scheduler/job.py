@@ -1444,15 +1444,19 @@ class JobLimits:
     default_priority: int = DEFAULT_PRIORITY  # a job that names none (or 0) gets this
     max_priority: int = 100  # priorities above it are refused
     max_count: int = 50_000  # the job's groups' counts summed; 0: no bound
+    max_source_bytes: int = 1_000_000  # a submitted source larger than this is not kept (job_max_source_size)
 
     @classmethod
     def from_self(cls, server: dict[str, Any] | None) -> JobLimits:
         """From ``/v1/agent/self``'s ``config.Server`` (a client-only agent: the defaults)."""
         if not server:
             return cls()
+        from runtime.config import parse_size
+
         return cls(default_priority=server.get("JobDefaultPriority") or DEFAULT_PRIORITY,
                    max_priority=server.get("JobMaxPriority") or 100,
-                   max_count=server.get("JobMaxCount", 50_000))
+                   max_count=server.get("JobMaxCount", 50_000),
+                   max_source_bytes=parse_size(str(server.get("JobMaxSourceSize") or "1M")))
 
 
 DEFAULT_LIMITS = JobLimits()

@@ -49,9 +49,13 @@ from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table
 # root_keys: the servers' workload identity signing keys, by KeyID (actors.state.root_keys).
 # var_locks: the variable locks' leases, keyed as variables (actors.state.variables); a snapshot
 # from before it restores it empty, as no variable held a lock then.
+# job_submissions: the source each registration of a job submitted (Nomad's job_submission table), by
+# job ID, each a map of version (as a string) to its submission; as many versions as job_versions keeps.
+# A snapshot from before it restores it empty, as no source was kept then.
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
           sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE,
-          scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE, variables.LOCKS_TABLE)
+          scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE, variables.LOCKS_TABLE,
+          "job_submissions")
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNDECODED: Any = object()  # apply: its command was not given decoded
@@ -1252,6 +1256,8 @@ class StateStore:
         job["JobModifyIndex"] = index if changed else old["JobModifyIndex"]
         job["SubmitTime"] = now
         scaling.update_for_job(self, index, job, policies)
+        if isinstance(cmd.get("submission"), dict):
+            self._keep_submission(index, job, cmd["submission"])
         if is_launcher(job):
             # Nomad: a periodic or parameterized job never runs itself (no evaluation); its launches do.
             job["Status"] = "dead" if job.get("Stop") else "running"
@@ -1473,6 +1479,29 @@ class StateStore:
         versions[job["ID"]] = kept
         self._touch("job_versions", index)
 
+    def _keep_submission(self, index: int, job: dict[str, Any], sub: dict[str, Any]) -> None:
+        """Nomad's updateJobSubmission: the source submitted with *job*'s registration, kept for its version
+        (once: one already kept for that version stays), and only as many as the job's tracked versions,
+        newest first (pruneJobSubmissions)."""
+        table = self.tables["job_submissions"]
+        kept = dict(table.get(job["ID"]) or {})
+        key = str(job["Version"])
+        if key in kept:
+            return
+        kept[key] = {"Source": str(sub.get("Source") or ""), "Format": str(sub.get("Format") or ""),
+                     "VariableFlags": dict(sub.get("VariableFlags") or {}),
+                     "Variables": str(sub.get("Variables") or ""),
+                     "Namespace": job.get("Namespace", "default"),
+                     "JobID": job["ID"], "Version": job["Version"], "JobModifyIndex": index}
+        for old in sorted(kept, key=int)[:max(0, len(kept) - self.job_tracked_versions)]:
+            del kept[old]
+        table[job["ID"]] = kept
+        self._touch("job_submissions", index)
+
+    def _drop_submissions(self, job_id: str, index: int) -> None:
+        if self.tables["job_submissions"].pop(job_id, None) is not None:
+            self._touch("job_submissions", index)
+
     def job_versions(self, job_id: str) -> list[dict[str, Any]]:
         """The job's tracked versions, newest (the current one) first; [] for an unknown job."""
         job = self.tables["jobs"].get(job_id)
@@ -1612,6 +1641,7 @@ class StateStore:
             self._note_periodic(index, old, None)
             if self.tables["job_versions"].pop(job_id, None) is not None:
                 self._touch("job_versions", index)
+            self._drop_submissions(job_id, index)
             if self.tables["periodic_launch"].pop(job_id, None) is not None:
                 self._touch("periodic_launch", index)
         else:
@@ -2287,6 +2317,7 @@ class StateStore:
             self._note_periodic(index, jobs.pop(jid), None)
             if self.tables["job_versions"].pop(jid, None) is not None:
                 self._touch("job_versions", index)
+            self._drop_submissions(jid, index)
             if self.tables["periodic_launch"].pop(jid, None) is not None:
                 self._touch("periodic_launch", index)
         if gone_jobs:
