@@ -2493,3 +2493,29 @@ def test_a_group_that_failed_once_is_not_searched_again_for_its_other_placements
     assert {g: m["CoalescedFailures"] for g, m in ev["FailedTGAllocs"].items()} == {"a": 2, "b": 2}
     assert len(c.running("api")) == 4
     assert searched.count("a") == 3 and searched.count("b") == 3  # two placed, one failed, two counted
+
+
+def test_system_update_stops_the_ineligible_nodes_alloc_outside_max_parallel() -> None:
+    """Nomad's node reconciler: an allocation on a node that is not ready (ineligible) is stopped,
+    not replaced, when the job changes -- a plain stop ("not needed"), not one of the rolling
+    update's max_parallel destructive updates, so the eligible node is updated at once."""
+    c = Cluster()
+    a, b = c.node(0), c.node(1)
+
+    def sys_job(arg: str) -> dict[str, Any]:
+        task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": [arg]}}
+        return {"ID": "sys", "Type": "system", "Update": {"MaxParallel": 1, "Stagger": 30 * SEC},
+                "TaskGroups": [{"Name": "g", "Tasks": [task]}]}
+    c.register(**sys_job("1"))
+    c.schedule()
+    c.client("running")
+    c.apply("node_update_eligibility", node_id=a, eligibility="ineligible")
+    c.schedule()
+    assert len(c.running("sys")) == 2  # ineligible: what runs there runs on
+    c.register(**sys_job("2"))
+    c.schedule(due_only=True)
+    c.client("running")
+    on = {x["NodeID"]: x for x in c.running("sys")}
+    assert list(on) == [b] and on[b]["JobVersion"] == 1
+    stopped = [x for x in c.state.tables["allocs"].values() if x["NodeID"] == a]
+    assert [x["DesiredDescription"] for x in stopped] == ["alloc not needed due to job update"]

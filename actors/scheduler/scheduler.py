@@ -91,7 +91,6 @@ STOP_MIGRATE = "alloc is being migrated"
 STOP_UPDATE = "alloc is being updated due to job update"
 STOP_EXTRA = "alloc not needed due to job update"
 STOP_FAILED = "alloc was rescheduled because it failed"
-STOP_NODE_INELIGIBLE = "alloc not needed as node is not eligible"
 STOP_CANARY = "alloc not needed as it was a canary of an unpromoted deployment"
 # Failed allocations due to be rescheduled within this long of each other share one follow-up
 # evaluation (Nomad's batchedFailedAllocWindowSize).
@@ -2079,6 +2078,14 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             stop_alloc(a, STOP_MIGRATE)
         elif group["Count"] == 0 or a["NodeID"] in have:
             stop_alloc(a, STOP_EXTRA, alone=True)
+        elif not node_ready(node) and cs not in TERMINAL_CLIENT:
+            # Nomad's node reconciler: on a node not ready (ineligible, draining) what runs runs on
+            # until the job changes, then it is stopped -- not replaced, and not one of the rolling
+            # update's max_parallel.
+            if a.get("JobVersion", 0) != job.get("Version", 0):
+                stop_alloc(a, STOP_EXTRA)
+            else:
+                have[a["NodeID"]] = a
         elif cs in ("failed", "complete", "lost") or (
                 a.get("JobVersion", 0) != job.get("Version", 0)
                 and update_digest(a.get("Job") or {}, group["Name"]) != digest):
@@ -2222,7 +2229,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
                 stop_alloc(a, STOP_LOST, "lost")
         elif not node_ready(node):
             if a.get("JobVersion", 0) != version:
-                stop_alloc(a, STOP_NODE_INELIGIBLE)  # Nomad: not ready, and the job changed
+                stop_alloc(a, STOP_EXTRA)  # Nomad: not ready, and the job changed
         elif not _in_dcs_and_pool(job, node):
             stop_alloc(a, STOP_EXTRA, alone=True)  # no longer in the job's datacenters or node pool
         elif destructive(a):
