@@ -2519,3 +2519,28 @@ def test_system_update_stops_the_ineligible_nodes_alloc_outside_max_parallel() -
     assert list(on) == [b] and on[b]["JobVersion"] == 1
     stopped = [x for x in c.state.tables["allocs"].values() if x["NodeID"] == a]
     assert [x["DesiredDescription"] for x in stopped] == ["alloc not needed due to job update"]
+
+
+def test_a_failed_system_alloc_is_not_retried_until_the_job_is_evaluated_again() -> None:
+    """Nomad's Node.UpdateAlloc makes an alloc-failure evaluation only for an allocation its reschedule
+    policy lets be rescheduled, and a system job has none: a task that keeps failing leaves its
+    allocation failed (the restart policy was the retry), not replaced on its node in a tight loop.
+    The next evaluation of the job (a node update, a new version) places it there again."""
+    c = Cluster()
+    nid = c.node(0)
+    sysjob = service("sys", count=1)
+    sysjob["Type"] = "system"
+    c.register(**sysjob)
+    c.schedule()
+    (a,) = c.running("sys")
+    evals_before = set(c.state.tables["evals"])
+    c.apply("alloc_client_update", rev=REPORT_REV, allocs=[{"ID": a["ID"], "ClientStatus": "failed"}])
+    assert set(c.state.tables["evals"]) == evals_before  # no alloc-failure evaluation
+    assert c.schedule() == 0
+    assert c.state.tables["allocs"][a["ID"]]["ClientStatus"] == "failed"
+    assert c.state.tables["jobs"]["sys"]["Status"] == "running"
+    c.apply("node_update_eligibility", node_id=nid, eligibility="ineligible")
+    c.apply("node_update_eligibility", node_id=nid, eligibility="eligible")
+    c.schedule()
+    (again,) = [x for x in c.state.tables["allocs"].values() if x["ClientStatus"] == "pending"]
+    assert again["NodeID"] == nid and again["PreviousAllocation"] == a["ID"]

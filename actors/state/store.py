@@ -2131,12 +2131,15 @@ class StateStore:
                 acc.freed = True
             if rec.get("ClientStatus") in terminal and a.get("ClientStatus") not in terminal and \
                     rec.get("DesiredStatus") == "run":
-                # A failed allocation is rescheduled; a service or system one
-                # that ended while still wanted (the client stopped it) is
+                # A failed allocation is rescheduled; a service one that
+                # ended while still wanted (the client stopped it) is
                 # replaced -- either way the scheduler must look at the job.
                 job = self.tables["jobs"].get(rec["JobID"])
-                if job is not None and job["Type"] == "sysbatch":
-                    pass  # nothing replaces it: a sysbatch allocation has no reschedule policy (Nomad's)
+                if job is not None and job["Type"] in ("system", "sysbatch"):
+                    # Nothing replaces it now: Nomad's Node.UpdateAlloc makes an alloc-failure evaluation
+                    # only for what its reschedule policy may reschedule, and these jobs have none. A
+                    # system allocation is placed on its node again by the job's next evaluation.
+                    pass
                 elif rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
                     acc.failed_jobs.add(rec["JobID"])
         return ""
