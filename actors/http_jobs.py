@@ -313,8 +313,8 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
                     out[parent]["Children"][key] += 1
     for a in st.tables["allocs"].values():
         jid = a.get("JobID")
-        if jid not in wanted:
-            continue
+        if jid not in wanted or not of_this_job(jobs[jid], a):
+            continue  # (Nomad's updateSummaryWithAlloc: an earlier job's allocation is not counted)
         group = out[jid]["Summary"].setdefault(a.get("TaskGroup", ""), dict.fromkeys(SUMMARY_KEYS, 0))
         key = SUMMARY_OF_STATUS.get(a.get("ClientStatus", ""))
         if key:
@@ -770,10 +770,26 @@ def _job_crud(req: Request, api: Api, job_id: str) -> Any:
     return _not_found(state_query(req, api, ("jobs", scaling.TABLE), query), "job not found")
 
 
+def of_this_job(job: dict[str, Any] | None, alloc: dict[str, Any]) -> bool:
+    """Nomad's AllocsByJob without ``anyCreateIndex``: an allocation of an earlier job of the same ID
+    (purged, then registered anew) is not this job's."""
+    if job is None:
+        return True
+    placed_by = alloc.get("Job")
+    return not isinstance(placed_by, dict) or placed_by.get("CreateIndex", 0) == job.get("CreateIndex", 0)
+
+
 def _job_allocations(req: Request, api: Api, job_id: str) -> Any:
+    """``/v1/job/<id>/allocations[?all=true]``: the job's allocations; ``all`` adds those of earlier
+    jobs of the same ID."""
     require(req, "GET")
-    return apply_list_options(req, state_query(req, api, ("allocs",), lambda st: [
-        alloc_stub(a) for _, a in sorted(st.tables["allocs"].items()) if a.get("JobID") == job_id]))
+    every = query_flag(req, "all")
+
+    def query(st: Any) -> Any:
+        job = st.tables["jobs"].get(job_id)
+        return [alloc_stub(a) for _, a in sorted(st.tables["allocs"].items())
+                if a.get("JobID") == job_id and (every or of_this_job(job, a))]
+    return apply_list_options(req, state_query(req, api, ("allocs",), query))
 
 
 def _job_evaluations(req: Request, api: Api, job_id: str) -> Any:

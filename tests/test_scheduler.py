@@ -8,6 +8,7 @@ evaluation, apply its plan.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Any
 
 import msgpack
@@ -2544,3 +2545,34 @@ def test_a_failed_system_alloc_is_not_retried_until_the_job_is_evaluated_again()
     c.schedule()
     (again,) = [x for x in c.state.tables["allocs"].values() if x["ClientStatus"] == "pending"]
     assert again["NodeID"] == nid and again["PreviousAllocation"] == a["ID"]
+
+
+def test_a_purged_and_registered_again_jobs_status_leaves_the_earlier_jobs_allocations_out() -> None:
+    """Nomad's AllocsByJob (without ``all``) and its job summary count only the allocations placed for
+    this job (its CreateIndex): after ``job stop -purge`` and a new ``job run`` of the same ID, the old
+    job's failed allocations are neither listed nor counted, unless ``?all=true``."""
+    from actors.http_api import Request
+    from actors.http_jobs import JOB_ACTIONS
+    from tests.one_server_api import api_over
+
+    c = Cluster()
+    c.node(0)
+    sysjob = service("sys", count=1)
+    sysjob["Type"] = "system"
+    c.register(**sysjob)
+    c.schedule()
+    (old,) = c.running("sys")
+    c.apply("alloc_client_update", rev=REPORT_REV, allocs=[{"ID": old["ID"], "ClientStatus": "failed"}])
+    assert c.apply("job_deregister", job_id="sys", purge=True)["ok"]
+    c.register(**sysjob)
+    c.schedule()
+    (new,) = c.running("sys")
+    api = api_over(c.state, acl_enabled=False)
+
+    def get(action: str, query: str = "") -> Any:
+        path = f"/v1/job/sys/{action}"
+        req = Request("GET", path, urllib.parse.parse_qs(query), path + (f"?{query}" if query else ""))
+        return JOB_ACTIONS[action](req, api, "sys").value
+    assert [a["ID"] for a in get("allocations")] == [new["ID"]]
+    assert sorted(a["ID"] for a in get("allocations", "all=true")) == sorted([old["ID"], new["ID"]])
+    assert get("summary")["Summary"]["g"]["Failed"] == 0
