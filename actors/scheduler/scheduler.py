@@ -2113,6 +2113,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
     failed = 0
     need = (*group_resources(group), group_disk_mb(group))
     limit = plan.get("_max_place")
+    placed_before = len(plan["Place"])
     for node_id in placer.sorted_ids:
         if node_id in have and node_id not in replace_on:
             continue
@@ -2166,6 +2167,22 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
     if failed:
         metrics["CoalescedFailures"] = failed - 1
         plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+        return
+    stopped = {st["ID"] for st in plan["Stop"]}
+    existing = any(a["ID"] not in stopped for nid, a in have.items() if nid not in replace_on)
+    _all_filtered(plan, group, metrics, placer, len(plan["Place"]) > placed_before, existing)
+
+
+def _all_filtered(plan: dict[str, Any], group: dict[str, Any], metrics: dict[str, Any], placer: _Placer,
+                  placed: bool, existing: bool) -> None:
+    """Nomad's system scheduler (computePlacements): a node that filters the group out is no failure --
+    unless every node tried did, and the group has no allocation on any node: then the filtered
+    metrics are the group's failure to place ("nomad job run" shows why), with no blocked evaluation
+    (nothing freed on a node makes it fit)."""
+    if placed or existing or not metrics["NodesFiltered"]:
+        return
+    plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+    plan.setdefault("FilteredOnly", []).append(group["Name"])
 
 
 def _ran_successfully(a: dict[str, Any]) -> bool:
@@ -2255,6 +2272,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
     failed = 0
     need = (*group_resources(group), group_disk_mb(group))
     limit = plan.get("_max_place")
+    placed_before = len(plan["Place"])
     for node_id in placer.sorted_ids:
         node = nodes[node_id]
         todo = [n for n in names if (node_id, n) in replace_on
@@ -2290,6 +2308,11 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
     if failed:
         metrics["CoalescedFailures"] = failed - 1
         plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+        return
+    stopped = {st["ID"] for st in plan["Stop"]}
+    existing = any(a["ID"] not in stopped for key, a in (*live_at.items(), *last_terminal.items())
+                   if key not in replace_on)
+    _all_filtered(plan, group, metrics, placer, len(plan["Place"]) > placed_before, existing)
 
 
 def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], node_id: str,

@@ -1824,8 +1824,9 @@ class StateStore:
             nxt = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, previous=ev["ID"])
             ev["NextEval"] = nxt[0]
             follow += nxt
-        elif plan.get("Failed"):
-            # One blocked evaluation per job waits for capacity (Nomad's blocked evals).
+        elif set(plan.get("Failed") or ()) - set(plan.get("FilteredOnly") or ()):
+            # One blocked evaluation per job waits for capacity (Nomad's blocked evals); a system
+            # group that every node filtered out waits for none (Nomad's addBlocked is for exhaustion).
             for other in self.blocked_evals_of_job(plan["JobID"]):
                 other.update(Status="canceled", ModifyIndex=index, StatusDescription="superseded")
                 self._index_eval(other)
