@@ -2576,3 +2576,26 @@ def test_a_purged_and_registered_again_jobs_status_leaves_the_earlier_jobs_alloc
     assert [a["ID"] for a in get("allocations")] == [new["ID"]]
     assert sorted(a["ID"] for a in get("allocations", "all=true")) == sorted([old["ID"], new["ID"]])
     assert get("summary")["Summary"]["g"]["Failed"] == 0
+
+
+def test_a_system_job_change_that_restarts_nothing_updates_its_allocations_in_place() -> None:
+    """Nomad's system scheduler runs inplaceUpdate on the reconciler's updates: a new version that
+    changes nothing its tasks run (job meta) moves each allocation to it in place -- no stop, no new
+    allocation -- so a node made ineligible afterwards keeps its allocation (it runs this version)."""
+    c = Cluster()
+    a, b = c.node(0), c.node(1)
+    sysjob = service("sys", count=1)
+    sysjob["Type"] = "system"
+    c.register(**sysjob)
+    c.schedule()
+    c.client("running")
+    before = sorted(x["ID"] for x in c.running("sys"))
+    c.register(**{**sysjob, "Meta": {"owner": "ops"}})
+    c.schedule()
+    assert sorted(x["ID"] for x in c.running("sys")) == before
+    assert [x["JobVersion"] for x in c.running("sys")] == [1, 1]
+    c.apply("node_update_eligibility", node_id=a, eligibility="ineligible")
+    c.apply("node_update_eligibility", node_id=a, eligibility="eligible")  # a node-update evaluation
+    c.apply("node_update_eligibility", node_id=b, eligibility="ineligible")
+    c.schedule()
+    assert sorted(x["ID"] for x in c.running("sys")) == before

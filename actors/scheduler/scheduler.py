@@ -2054,6 +2054,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
                   stop_alloc: Any, now: float) -> None:
     digest = update_digest(job, group["Name"]) if group_allocs else ()  # compared with allocations' only
     have: dict[str, dict[str, Any]] = {}
+    in_place: list[str] = []
     for a in group_allocs:
         if a.get("DesiredStatus") != "run":
             continue
@@ -2104,6 +2105,12 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
                 plan.setdefault("_replace", {})[a["NodeID"]] = a
         else:
             have[a["NodeID"]] = a
+            if a.get("JobVersion", 0) != job.get("Version", 0) and cs not in TERMINAL_CLIENT:
+                in_place.append(a["ID"])  # runs what the new version runs: updated in place
+    if in_place:
+        plan.setdefault("InPlace", []).extend(in_place)
+        memory = memory_max_fields(group, placer.oversubscribe)
+        plan.setdefault("InPlaceMemory", {}).update((aid, memory) for aid in in_place)
     if group["Count"] == 0:
         return
     replace_on = plan.pop("_replace", {})
