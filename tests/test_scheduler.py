@@ -2545,6 +2545,10 @@ def test_a_failed_system_alloc_is_not_retried_until_the_job_is_evaluated_again()
     c.schedule()
     (again,) = [x for x in c.state.tables["allocs"].values() if x["ClientStatus"] == "pending"]
     assert again["NodeID"] == nid and again["PreviousAllocation"] == a["ID"]
+    # A report written before (rev 2) applies as it did then: an alloc-failure evaluation.
+    c.apply("alloc_client_update", rev=2, allocs=[{"ID": again["ID"], "ClientStatus": "failed"}])
+    assert [e["TriggeredBy"] for e in c.state.tables["evals"].values() if e["Status"] == "pending"] == \
+        ["alloc-failure"]
 
 
 def test_a_purged_and_registered_again_jobs_status_leaves_the_earlier_jobs_allocations_out() -> None:

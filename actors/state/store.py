@@ -117,8 +117,9 @@ BLOCKED_EVAL_DESCRIPTION = "created to place remaining allocations"  # Nomad Des
 # What applying client reports does, by revision (an entry in a Raft log keeps applying as it did when
 # it was written; one without ``rev`` is 1): 2 -- an unhealthy allocation that has used its reschedule
 # attempts fails its deployment at once (Nomad's shouldFailEarly), and the job's status follows Nomad's
-# getJobStatus (see StateStore._job_status).
-REPORT_REV = 2
+# getJobStatus (see StateStore._job_status); 3 -- a system allocation that fails or ends makes no
+# alloc-failure evaluation (Nomad's Node.UpdateAlloc: a system job has no reschedule policy).
+REPORT_REV = 3
 
 
 
@@ -2136,7 +2137,8 @@ class StateStore:
                 # ended while still wanted (the client stopped it) is
                 # replaced -- either way the scheduler must look at the job.
                 job = self.tables["jobs"].get(rec["JobID"])
-                if job is not None and job["Type"] in ("system", "sysbatch"):
+                if job is not None and (job["Type"] == "sysbatch" or (job["Type"] == "system"
+                                                                       and acc.rev >= 3)):
                     # Nothing replaces it now: Nomad's Node.UpdateAlloc makes an alloc-failure evaluation
                     # only for what its reschedule policy may reschedule, and these jobs have none. A
                     # system allocation is placed on its node again by the job's next evaluation.
