@@ -610,6 +610,10 @@ def test_drain_stops_system_allocs_last_unless_ignore_system(ignore_system: bool
     _drain_until_done(c, "node-0000")
     sys_on_node = [a for a in c.running("sys") if a["NodeID"] == "node-0000"]
     assert bool(sys_on_node) == ignore_system
+    if not ignore_system:  # Nomad's system scheduler stops it as StatusAllocNodeTainted
+        (gone,) = [a for a in c.state.tables["allocs"].values()
+                   if a["JobID"] == "sys" and a["NodeID"] == "node-0000"]
+        assert gone["DesiredDescription"] == "alloc not needed as node is tainted"
     assert all(a["NodeID"] != "node-0000" for a in c.running("web"))
     assert len(c.running("web")) == 2
 

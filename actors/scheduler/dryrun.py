@@ -35,6 +35,7 @@ from actors.scheduler.job import (
 from actors.scheduler.jobdiff import annotate, job_diff
 from actors.scheduler.scheduler import (
     STOP_MIGRATE,
+    STOP_NODE_TAINTED,
     STOP_UPDATE,
     compute_plan,
     live,
@@ -99,7 +100,8 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
         if a is None or a["TaskGroup"] not in out:
             continue
         stopped.add(a["ID"])
-        kind = {STOP_UPDATE: "DestructiveUpdate", STOP_MIGRATE: "Migrate"}.get(s["DesiredDescription"], "Stop")
+        kind = {STOP_UPDATE: "DestructiveUpdate", STOP_MIGRATE: "Migrate",
+                STOP_NODE_TAINTED: "Migrate"}.get(s["DesiredDescription"], "Stop")
         out[a["TaskGroup"]][kind] += 1
     for p in plan["Place"]:
         if p["TaskGroup"] in out:  # Nomad's reconciler counts a canary apart (DesiredUpdates.Canary)

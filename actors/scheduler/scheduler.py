@@ -88,6 +88,8 @@ _ALLOC_NS_BYTES = ALLOC_NS.bytes
 STOP_JOB = "alloc not needed since job was stopped"
 STOP_LOST = "alloc is lost since its node is down"
 STOP_MIGRATE = "alloc is being migrated"
+# A system or sysbatch allocation marked to migrate (drain, alloc stop): Nomad's StatusAllocNodeTainted.
+STOP_NODE_TAINTED = "alloc not needed as node is tainted"
 STOP_UPDATE = "alloc is being updated due to job update"
 STOP_EXTRA = "alloc not needed due to job update"
 STOP_FAILED = "alloc was rescheduled because it failed"
@@ -2076,7 +2078,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             plan.setdefault("Reconnect", []).append(a["ID"])  # its node is back, and so is it
             have[a["NodeID"]] = a
         elif a.get("DesiredTransition", {}).get("Migrate"):
-            stop_alloc(a, STOP_MIGRATE)
+            stop_alloc(a, STOP_NODE_TAINTED)
         elif group["Count"] == 0 or a["NodeID"] in have:
             stop_alloc(a, STOP_EXTRA, alone=True)
         elif not node_ready(node) and cs not in TERMINAL_CLIENT:
@@ -2247,7 +2249,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
             continue
         live_at[key] = a
         if a.get("DesiredTransition", {}).get("Migrate"):
-            stop_alloc(a, STOP_MIGRATE)
+            stop_alloc(a, STOP_NODE_TAINTED)
         elif _node_lost(node):
             if not _ran_successfully(a):
                 stop_alloc(a, STOP_LOST, "lost")
