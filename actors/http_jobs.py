@@ -1334,7 +1334,7 @@ def node_drain(req: Request, api: Api, node_id: str) -> Any:
     require(req, "PUT", "POST")
     spec, mark, meta = _drain_spec(req)
     index, r = _write(api, "node_update_drain", node_id=node_id, drain_spec=spec, mark_eligible=mark,
-                      meta=meta)
+                      meta=meta, pool_evals=True)
     return _node_write_reply(index, r)
 
 
@@ -1344,7 +1344,7 @@ def node_eligibility(req: Request, api: Api, node_id: str) -> Any:
     elig = _json_body(req).get("Eligibility")
     if elig not in ELIGIBILITIES:
         raise CodedError(400, f"invalid scheduling eligibility {elig!r}: must be eligible or ineligible")
-    index, r = _write(api, "node_update_eligibility", node_id=node_id, eligibility=elig)
+    index, r = _write(api, "node_update_eligibility", node_id=node_id, eligibility=elig, pool_evals=True)
     return _node_write_reply(index, r)
 
 
@@ -1378,7 +1378,7 @@ def node_purge(req: Request, api: Api, node_id: str) -> Any:
 def node_evaluate(req: Request, api: Api, node_id: str) -> Any:
     """``PUT /v1/node/<id>/evaluate`` (Nomad ``Node.Evaluate``): re-evaluate every job on the node."""
     require(req, "PUT", "POST")
-    index, r = _write(api, "node_evaluate", node_id=node_id)
+    index, r = _write(api, "node_evaluate", node_id=node_id, pool_evals=True)
     return _node_write_reply(index, r)
 
 

@@ -2607,3 +2607,27 @@ def test_a_system_job_change_that_restarts_nothing_updates_its_allocations_in_pl
     c.apply("node_update_eligibility", node_id=b, eligibility="ineligible")
     c.schedule()
     assert sorted(x["ID"] for x in c.running("sys")) == before
+
+
+def test_a_nodes_change_evaluates_only_the_system_jobs_whose_pool_and_datacenters_take_it() -> None:
+    """Nomad's createNodeEvals: a node-update evaluation per system job whose node pool and datacenters
+    match the node (node_pool "all" takes every node) -- not one per system job in the cluster.  Entries
+    written before (without pool_evals) apply as they did: every system job."""
+    c = Cluster()
+    nid = c.node(0)
+    c.apply("node_register", node={**c.state.tables["nodes"][nid], "NodePool": "gpu"})
+    task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["1"]}}
+    for jid, pool, dcs in (("here", "gpu", ["*"]), ("every", "all", ["dc1"]), ("default", "default", ["*"]),
+                           ("elsewhere", "gpu", ["dc2"])):
+        c.register(ID=jid, Type="system", NodePool=pool, Datacenters=dcs,
+                   TaskGroups=[{"Name": "g", "Tasks": [task]}])
+    c.schedule()
+
+    def evaluated(**flags: Any) -> list[str]:
+        c.apply("node_update_eligibility", node_id=nid, eligibility="ineligible")
+        res = c.apply("node_update_eligibility", node_id=nid, eligibility="eligible", **flags)
+        jobs = sorted(c.state.tables["evals"][e]["JobID"] for e in res["evals"])
+        c.schedule()
+        return jobs
+    assert evaluated(pool_evals=True) == ["every", "here"]
+    assert evaluated() == ["default", "elsewhere", "every", "here"]
