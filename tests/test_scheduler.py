@@ -2631,3 +2631,21 @@ def test_a_nodes_change_evaluates_only_the_system_jobs_whose_pool_and_datacenter
         return jobs
     assert evaluated(pool_evals=True) == ["every", "here"]
     assert evaluated() == ["default", "elsewhere", "every", "here"]
+
+
+@pytest.mark.parametrize("job_type", ["system", "sysbatch"])
+def test_job_plan_of_a_system_group_counts_no_placement_for_a_node_that_takes_nothing(job_type: str) -> None:
+    """Nomad's system scheduler annotates Place with its candidate nodes less each node the placement
+    failed on (filtered or exhausted): "nomad job plan" shows no create for them, only the warning."""
+    from actors.scheduler.dryrun import plan_job
+
+    c = Cluster()
+    for i in range(2):
+        c.node(i, cpu=2000)
+    c.node(2, cpu=20_000)
+    task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["1"]},
+            "Resources": {"CPU": 10_000, "MemoryMB": 64}}
+    out = plan_job(c.state, canonical_job({"ID": "sys", "Type": job_type,
+                                           "TaskGroups": [{"Name": "g", "Tasks": [task]}]}), True)
+    assert out["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 1
+    assert out["FailedTGAllocs"]["g"]["NodesExhausted"] == 2

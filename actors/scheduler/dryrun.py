@@ -119,6 +119,8 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
         # The reconciler's count stands whether or not the placements then fit: those that did not are
         # the group's FailedTGAllocs (its first failure, the rest CoalescedFailures), reported apart.
         failed = (plan["Failed"] or {}).get(name)
+        if failed is not None and job["Type"] in ("system", "sysbatch"):
+            failed = None  # Nomad's system scheduler: a node that took nothing is no candidate to count
         if failed is not None:  # a canary that did not fit is still one of the reconciler's Canary
             canaries = (failed_canaries or {}).get(name, 0)
             u["Canary"] += canaries
