@@ -2649,3 +2649,23 @@ def test_job_plan_of_a_system_group_counts_no_placement_for_a_node_that_takes_no
                                            "TaskGroups": [{"Name": "g", "Tasks": [task]}]}), True)
     assert out["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 1
     assert out["FailedTGAllocs"]["g"]["NodesExhausted"] == 2
+
+
+def test_job_plan_of_a_rolling_system_update_counts_every_destructive_update() -> None:
+    """Nomad's system scheduler annotates the plan before max_parallel limits the evictions: "nomad job
+    plan" shows every node's create/destroy update, not one and the rest ignored."""
+    from actors.scheduler.dryrun import plan_job
+
+    c = Cluster()
+    for i in range(3):
+        c.node(i)
+
+    def sys_job(arg: str) -> dict[str, Any]:
+        task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": [arg]}}
+        return {"ID": "sys", "Type": "system", "Update": {"MaxParallel": 1, "Stagger": 30 * SEC},
+                "TaskGroups": [{"Name": "g", "Tasks": [task]}]}
+    c.register(**sys_job("1"))
+    c.schedule()
+    c.client("running")
+    u = plan_job(c.state, canonical_job(sys_job("2")), True)["Annotations"]["DesiredTGUpdates"]["g"]
+    assert {k: v for k, v in u.items() if v} == {"DestructiveUpdate": 3}

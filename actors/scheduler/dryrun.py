@@ -130,6 +130,11 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
             if a["TaskGroup"] != name or a["ID"] in stopped or not live(a):
                 continue
             same = update_digest(a.get("Job") or {}, name) == digest
-            in_place = a.get("JobVersion", 0) != job.get("Version", 0) and same
-            u["InPlaceUpdate" if in_place else "Ignore"] += 1
+            changed = a.get("JobVersion", 0) != job.get("Version", 0)
+            if changed and not same and job["Type"] == "system":
+                # Nomad's system scheduler counts every destructive update, those max_parallel leaves
+                # for a later evaluation too (the generic reconciler counts those as Ignore).
+                u["DestructiveUpdate"] += 1
+                continue
+            u["InPlaceUpdate" if changed and same else "Ignore"] += 1
     return out
