@@ -2549,6 +2549,13 @@ def test_a_failed_system_alloc_is_not_retried_until_the_job_is_evaluated_again()
     c.schedule()
     (again,) = [x for x in c.state.tables["allocs"].values() if x["ClientStatus"] == "pending"]
     assert again["NodeID"] == nid and again["PreviousAllocation"] == a["ID"]
+    # Nomad leaves the failed allocation as it is (terminal, desired run): nothing stops it, and the
+    # next evaluation does not place it again (the new one stands for its node).
+    assert c.state.tables["allocs"][a["ID"]]["DesiredStatus"] == "run"
+    c.apply("node_update_eligibility", node_id=nid, eligibility="ineligible")
+    c.apply("node_update_eligibility", node_id=nid, eligibility="eligible")
+    c.schedule()
+    assert len(c.state.tables["allocs"]) == 2
     # A report written before (rev 2) applies as it did then: an alloc-failure evaluation.
     c.apply("alloc_client_update", rev=2, allocs=[{"ID": again["ID"], "ClientStatus": "failed"}])
     assert [e["TriggeredBy"] for e in c.state.tables["evals"].values() if e["Status"] == "pending"] == \

@@ -2057,7 +2057,13 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
     digest = update_digest(job, group["Name"]) if group_allocs else ()  # compared with allocations' only
     have: dict[str, dict[str, Any]] = {}
     in_place: list[str] = []
-    for a in group_allocs:
+    # The live allocations first, then the finished ones newest first: a finished one only stands for
+    # its node (is what a placement there replaces) when nothing live or newer does (Nomad's node
+    # reconciler keeps the latest terminal allocation per node apart from the live ones).
+    ordered = sorted(group_allocs, key=lambda a: (a.get("ClientStatus") in TERMINAL_CLIENT,
+                                                  -a.get("CreateIndex", 0) if a.get("ClientStatus")
+                                                  in TERMINAL_CLIENT else 0))
+    for a in ordered:
         if a.get("DesiredStatus") != "run":
             continue
         node = nodes.get(a["NodeID"])
@@ -2073,6 +2079,13 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         elif _node_lost(node):
             if cs not in TERMINAL_CLIENT:
                 stop_alloc(a, STOP_LOST, "lost")
+        elif cs in TERMINAL_CLIENT:
+            # Finished (a task failed past its restart policy): not stopped -- Nomad leaves a terminal
+            # allocation as it is -- but placed again on its node, as its successor, when the node
+            # is ready and nothing live or newer is there.
+            if group["Count"] != 0 and a["NodeID"] not in have and node_ready(node):
+                have[a["NodeID"]] = a
+                plan.setdefault("_replace", {})[a["NodeID"]] = a
         elif cs == "running" and disc.needs_to_reconnect(a) and a["NodeID"] not in have \
                 and a.get("JobVersion", 0) == job.get("Version", 0):
             plan.setdefault("Reconnect", []).append(a["ID"])  # its node is back, and so is it
@@ -2081,7 +2094,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             stop_alloc(a, STOP_NODE_TAINTED)
         elif group["Count"] == 0 or a["NodeID"] in have:
             stop_alloc(a, STOP_EXTRA, alone=True)
-        elif not node_ready(node) and cs not in TERMINAL_CLIENT:
+        elif not node_ready(node):
             # Nomad's node reconciler: on a node not ready (ineligible, draining) what runs runs on
             # until the job changes, then it is stopped -- not replaced, and not one of the rolling
             # update's max_parallel.
@@ -2089,19 +2102,17 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
                 stop_alloc(a, STOP_EXTRA)
             else:
                 have[a["NodeID"]] = a
-        elif cs in ("failed", "complete", "lost") or (
-                a.get("JobVersion", 0) != job.get("Version", 0)
-                and update_digest(a.get("Job") or {}, group["Name"]) != digest):
-            updating = cs not in ("failed", "complete", "lost")
+        elif a.get("JobVersion", 0) != job.get("Version", 0) \
+                and update_digest(a.get("Job") or {}, group["Name"]) != digest:
             budget = plan.get("_rolling")
-            if updating and budget is not None:
+            if budget is not None:
                 if budget[0] <= 0:
                     # Nomad's system scheduler: max_parallel updates, then the rest after the stagger.
                     have[a["NodeID"]] = a
                     plan["RollingWaitS"] = budget[1]
                     continue
                 budget[0] -= 1
-            stop_alloc(a, STOP_UPDATE if updating else STOP_FAILED)
+            stop_alloc(a, STOP_UPDATE)
             if node_ready(node):
                 have.setdefault(a["NodeID"], a)  # re-place below, on the same node
                 plan.setdefault("_replace", {})[a["NodeID"]] = a
