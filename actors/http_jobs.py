@@ -314,8 +314,8 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
                     out[parent]["Children"][key] += 1
     for a in st.tables["allocs"].values():
         jid = a.get("JobID")
-        if jid not in wanted:
-            continue
+        if jid not in wanted or not of_this_job(jobs[jid], a):
+            continue  # (Nomad's updateSummaryWithAlloc: an earlier job's allocation is not counted)
         group = out[jid]["Summary"].setdefault(a.get("TaskGroup", ""), dict.fromkeys(SUMMARY_KEYS, 0))
         key = SUMMARY_OF_STATUS.get(a.get("ClientStatus", ""))
         if key:
@@ -809,10 +809,26 @@ def _job_crud(req: Request, api: Api, job_id: str) -> Any:
     return _not_found(state_query(req, api, ("jobs", scaling.TABLE), query), "job not found")
 
 
+def of_this_job(job: dict[str, Any] | None, alloc: dict[str, Any]) -> bool:
+    """Nomad's AllocsByJob without ``anyCreateIndex``: an allocation of an earlier job of the same ID
+    (purged, then registered anew) is not this job's."""
+    if job is None:
+        return True
+    placed_by = alloc.get("Job")
+    return not isinstance(placed_by, dict) or placed_by.get("CreateIndex", 0) == job.get("CreateIndex", 0)
+
+
 def _job_allocations(req: Request, api: Api, job_id: str) -> Any:
+    """``/v1/job/<id>/allocations[?all=true]``: the job's allocations; ``all`` adds those of earlier
+    jobs of the same ID."""
     require(req, "GET")
-    return apply_list_options(req, state_query(req, api, ("allocs",), lambda st: [
-        alloc_stub(a) for _, a in sorted(st.tables["allocs"].items()) if a.get("JobID") == job_id]))
+    every = query_flag(req, "all")
+
+    def query(st: Any) -> Any:
+        job = st.tables["jobs"].get(job_id)
+        return [alloc_stub(a) for _, a in sorted(st.tables["allocs"].items())
+                if a.get("JobID") == job_id and (every or of_this_job(job, a))]
+    return apply_list_options(req, state_query(req, api, ("allocs",), query))
 
 
 def _job_evaluations(req: Request, api: Api, job_id: str) -> Any:
@@ -1377,7 +1393,7 @@ def node_drain(req: Request, api: Api, node_id: str) -> Any:
     require(req, "PUT", "POST")
     spec, mark, meta = _drain_spec(req)
     index, r = _write(api, "node_update_drain", node_id=node_id, drain_spec=spec, mark_eligible=mark,
-                      meta=meta)
+                      meta=meta, pool_evals=True)
     return _node_write_reply(index, r)
 
 
@@ -1387,7 +1403,7 @@ def node_eligibility(req: Request, api: Api, node_id: str) -> Any:
     elig = _json_body(req).get("Eligibility")
     if elig not in ELIGIBILITIES:
         raise CodedError(400, f"invalid scheduling eligibility {elig!r}: must be eligible or ineligible")
-    index, r = _write(api, "node_update_eligibility", node_id=node_id, eligibility=elig)
+    index, r = _write(api, "node_update_eligibility", node_id=node_id, eligibility=elig, pool_evals=True)
     return _node_write_reply(index, r)
 
 
@@ -1421,7 +1437,7 @@ def node_purge(req: Request, api: Api, node_id: str) -> Any:
 def node_evaluate(req: Request, api: Api, node_id: str) -> Any:
     """``PUT /v1/node/<id>/evaluate`` (Nomad ``Node.Evaluate``): re-evaluate every job on the node."""
     require(req, "PUT", "POST")
-    index, r = _write(api, "node_evaluate", node_id=node_id)
+    index, r = _write(api, "node_evaluate", node_id=node_id, pool_evals=True)
     return _node_write_reply(index, r)
 
 

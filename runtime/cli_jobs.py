@@ -733,7 +733,8 @@ def job_status(addr: str, args: list[str]) -> str:
         from runtime.cli_deployments import latest_deployment_section  # it imports this module
 
         out += latest_deployment_section(latest, verbose)
-    allocs = request(addr, "GET", f"{path}/allocations")
+    every = {"all": "true"} if flags.get("all-allocs") else {}  # an earlier job's of the same ID too
+    allocs = request(addr, "GET", f"{path}/allocations", **every)
     out += ["", "Allocations"]
     if not allocs:
         out.append("No allocations placed")

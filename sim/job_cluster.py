@@ -243,7 +243,7 @@ class JobCluster(ClientCluster):
     def drain(self, client: str, deadline_s: float = 3600.0, *, force: bool = False) -> dict[str, Any]:
         spec = {"Deadline": -1 if force else int(deadline_s * 1e9), "IgnoreSystemJobs": False}
         _, result = self.propose(command("node_update_drain", node_id=self.node_id(client), drain_spec=spec,
-                                         mark_eligible=False, now=self.sched.now))
+                                         mark_eligible=False, now=self.sched.now, pool_evals=True))
         return result
 
     # ------------------------------------------------------------ views

@@ -264,3 +264,26 @@ def test_a_groups_first_placement_names_why_nodes_were_filtered_or_exhausted():
     assert (m["NodesEvaluated"], m["NodesFiltered"], m["NodesExhausted"]) == (3, 1, 1)
     assert m["ConstraintFiltered"] == {"${attr.kernel.name} = linux": 1} and not m.get("ClassFiltered")
     assert m["DimensionExhausted"] == {"max allocation exceeded": 1}
+
+
+@pytest.mark.parametrize("job_type", ["system", "sysbatch"])
+def test_a_system_group_every_node_filters_out_is_a_failure_without_a_blocked_eval(job_type: str):
+    """Nomad's computePlacements: a filtered node is not reported -- unless every node tried filtered
+    the group out and it has no allocation anywhere; then the filtered metrics are its failure (the
+    evaluation completes with FailedTGAllocs, "nomad job run" exits 2), and no blocked evaluation waits
+    (addBlocked is for exhausted nodes only).  One node that fits makes the others' filtering silent."""
+    c = Cluster()
+    for i in range(2):
+        _node(c, i, cls="edge")
+    con = [_con("${node.class}", "=", "gpu")]
+    c.register(**{**service("sys", count=1), "Type": job_type, "Constraints": con,
+                  "TaskGroups": [{**service()["TaskGroups"][0], "Count": 1}]})
+    c.schedule()
+    m = _failed(c, "sys")
+    assert m["ConstraintFiltered"] == {"${node.class} = gpu": 2} and m["ClassFiltered"] == {"edge": 2}
+    assert not [e for e in c.state.tables["evals"].values() if e["Status"] == "blocked"]
+    _node(c, 2, cls="gpu")
+    c.register(**{**service("other", count=1), "Type": job_type, "Constraints": con,
+                  "TaskGroups": [{**service()["TaskGroups"][0], "Count": 1}]})
+    c.schedule()
+    assert not [e for e in c.state.tables["evals"].values() if e["JobID"] == "other" and e["FailedTGAllocs"]]

@@ -8,6 +8,7 @@ evaluation, apply its plan.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Any
 
 import msgpack
@@ -609,6 +610,10 @@ def test_drain_stops_system_allocs_last_unless_ignore_system(ignore_system: bool
     _drain_until_done(c, "node-0000")
     sys_on_node = [a for a in c.running("sys") if a["NodeID"] == "node-0000"]
     assert bool(sys_on_node) == ignore_system
+    if not ignore_system:  # Nomad's system scheduler stops it as StatusAllocNodeTainted
+        (gone,) = [a for a in c.state.tables["allocs"].values()
+                   if a["JobID"] == "sys" and a["NodeID"] == "node-0000"]
+        assert gone["DesiredDescription"] == "alloc not needed as node is tainted"
     assert all(a["NodeID"] != "node-0000" for a in c.running("web"))
     assert len(c.running("web")) == 2
 
@@ -2563,3 +2568,181 @@ def test_a_group_that_failed_once_is_not_searched_again_for_its_other_placements
     assert {g: m["CoalescedFailures"] for g, m in ev["FailedTGAllocs"].items()} == {"a": 2, "b": 2}
     assert len(c.running("api")) == 4
     assert searched.count("a") == 3 and searched.count("b") == 3  # two placed, one failed, two counted
+
+
+def test_system_update_stops_the_ineligible_nodes_alloc_outside_max_parallel() -> None:
+    """Nomad's node reconciler: an allocation on a node that is not ready (ineligible) is stopped,
+    not replaced, when the job changes -- a plain stop ("not needed"), not one of the rolling
+    update's max_parallel destructive updates, so the eligible node is updated at once."""
+    c = Cluster()
+    a, b = c.node(0), c.node(1)
+
+    def sys_job(arg: str) -> dict[str, Any]:
+        task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": [arg]}}
+        return {"ID": "sys", "Type": "system", "Update": {"MaxParallel": 1, "Stagger": 30 * SEC},
+                "TaskGroups": [{"Name": "g", "Tasks": [task]}]}
+    c.register(**sys_job("1"))
+    c.schedule()
+    c.client("running")
+    c.apply("node_update_eligibility", node_id=a, eligibility="ineligible")
+    c.schedule()
+    assert len(c.running("sys")) == 2  # ineligible: what runs there runs on
+    c.register(**sys_job("2"))
+    c.schedule(due_only=True)
+    c.client("running")
+    on = {x["NodeID"]: x for x in c.running("sys")}
+    assert list(on) == [b] and on[b]["JobVersion"] == 1
+    stopped = [x for x in c.state.tables["allocs"].values() if x["NodeID"] == a]
+    assert [x["DesiredDescription"] for x in stopped] == ["alloc not needed due to job update"]
+
+
+def test_a_failed_system_alloc_is_not_retried_until_the_job_is_evaluated_again() -> None:
+    """Nomad's Node.UpdateAlloc makes an alloc-failure evaluation only for an allocation its reschedule
+    policy lets be rescheduled, and a system job has none: a task that keeps failing leaves its
+    allocation failed (the restart policy was the retry), not replaced on its node in a tight loop.
+    The next evaluation of the job (a node update, a new version) places it there again."""
+    c = Cluster()
+    nid = c.node(0)
+    sysjob = service("sys", count=1)
+    sysjob["Type"] = "system"
+    c.register(**sysjob)
+    c.schedule()
+    (a,) = c.running("sys")
+    evals_before = set(c.state.tables["evals"])
+    c.apply("alloc_client_update", rev=REPORT_REV, allocs=[{"ID": a["ID"], "ClientStatus": "failed"}])
+    assert set(c.state.tables["evals"]) == evals_before  # no alloc-failure evaluation
+    assert c.schedule() == 0
+    assert c.state.tables["allocs"][a["ID"]]["ClientStatus"] == "failed"
+    assert c.state.tables["jobs"]["sys"]["Status"] == "running"
+    c.apply("node_update_eligibility", node_id=nid, eligibility="ineligible")
+    c.apply("node_update_eligibility", node_id=nid, eligibility="eligible")
+    c.schedule()
+    (again,) = [x for x in c.state.tables["allocs"].values() if x["ClientStatus"] == "pending"]
+    assert again["NodeID"] == nid and again["PreviousAllocation"] == a["ID"]
+    # Nomad leaves the failed allocation as it is (terminal, desired run): nothing stops it, and the
+    # next evaluation does not place it again (the new one stands for its node).
+    assert c.state.tables["allocs"][a["ID"]]["DesiredStatus"] == "run"
+    c.apply("node_update_eligibility", node_id=nid, eligibility="ineligible")
+    c.apply("node_update_eligibility", node_id=nid, eligibility="eligible")
+    c.schedule()
+    assert len(c.state.tables["allocs"]) == 2
+    # A report written before (rev 2) applies as it did then: an alloc-failure evaluation.
+    c.apply("alloc_client_update", rev=2, allocs=[{"ID": again["ID"], "ClientStatus": "failed"}])
+    assert [e["TriggeredBy"] for e in c.state.tables["evals"].values() if e["Status"] == "pending"] == \
+        ["alloc-failure"]
+
+
+def test_a_purged_and_registered_again_jobs_status_leaves_the_earlier_jobs_allocations_out() -> None:
+    """Nomad's AllocsByJob (without ``all``) and its job summary count only the allocations placed for
+    this job (its CreateIndex): after ``job stop -purge`` and a new ``job run`` of the same ID, the old
+    job's failed allocations are neither listed nor counted, unless ``?all=true``."""
+    from actors.http_api import Request
+    from actors.http_jobs import JOB_ACTIONS
+    from tests.one_server_api import api_over
+
+    c = Cluster()
+    c.node(0)
+    sysjob = service("sys", count=1)
+    sysjob["Type"] = "system"
+    c.register(**sysjob)
+    c.schedule()
+    (old,) = c.running("sys")
+    c.apply("alloc_client_update", rev=REPORT_REV, allocs=[{"ID": old["ID"], "ClientStatus": "failed"}])
+    assert c.apply("job_deregister", job_id="sys", purge=True)["ok"]
+    c.register(**sysjob)
+    c.schedule()
+    (new,) = c.running("sys")
+    api = api_over(c.state, acl_enabled=False)
+
+    def get(action: str, query: str = "") -> Any:
+        path = f"/v1/job/sys/{action}"
+        req = Request("GET", path, urllib.parse.parse_qs(query), path + (f"?{query}" if query else ""))
+        return JOB_ACTIONS[action](req, api, "sys").value
+    assert [a["ID"] for a in get("allocations")] == [new["ID"]]
+    assert sorted(a["ID"] for a in get("allocations", "all=true")) == sorted([old["ID"], new["ID"]])
+    assert get("summary")["Summary"]["g"]["Failed"] == 0
+
+
+def test_a_system_job_change_that_restarts_nothing_updates_its_allocations_in_place() -> None:
+    """Nomad's system scheduler runs inplaceUpdate on the reconciler's updates: a new version that
+    changes nothing its tasks run (job meta) moves each allocation to it in place -- no stop, no new
+    allocation -- so a node made ineligible afterwards keeps its allocation (it runs this version)."""
+    c = Cluster()
+    a, b = c.node(0), c.node(1)
+    sysjob = service("sys", count=1)
+    sysjob["Type"] = "system"
+    c.register(**sysjob)
+    c.schedule()
+    c.client("running")
+    before = sorted(x["ID"] for x in c.running("sys"))
+    c.register(**{**sysjob, "Meta": {"owner": "ops"}})
+    c.schedule()
+    assert sorted(x["ID"] for x in c.running("sys")) == before
+    assert [x["JobVersion"] for x in c.running("sys")] == [1, 1]
+    c.apply("node_update_eligibility", node_id=a, eligibility="ineligible")
+    c.apply("node_update_eligibility", node_id=a, eligibility="eligible")  # a node-update evaluation
+    c.apply("node_update_eligibility", node_id=b, eligibility="ineligible")
+    c.schedule()
+    assert sorted(x["ID"] for x in c.running("sys")) == before
+
+
+def test_a_nodes_change_evaluates_only_the_system_jobs_whose_pool_and_datacenters_take_it() -> None:
+    """Nomad's createNodeEvals: a node-update evaluation per system job whose node pool and datacenters
+    match the node (node_pool "all" takes every node) -- not one per system job in the cluster.  Entries
+    written before (without pool_evals) apply as they did: every system job."""
+    c = Cluster()
+    nid = c.node(0)
+    c.apply("node_register", node={**c.state.tables["nodes"][nid], "NodePool": "gpu"})
+    task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["1"]}}
+    for jid, pool, dcs in (("here", "gpu", ["*"]), ("every", "all", ["dc1"]), ("default", "default", ["*"]),
+                           ("elsewhere", "gpu", ["dc2"])):
+        c.register(ID=jid, Type="system", NodePool=pool, Datacenters=dcs,
+                   TaskGroups=[{"Name": "g", "Tasks": [task]}])
+    c.schedule()
+
+    def evaluated(**flags: Any) -> list[str]:
+        c.apply("node_update_eligibility", node_id=nid, eligibility="ineligible")
+        res = c.apply("node_update_eligibility", node_id=nid, eligibility="eligible", **flags)
+        jobs = sorted(c.state.tables["evals"][e]["JobID"] for e in res["evals"])
+        c.schedule()
+        return jobs
+    assert evaluated(pool_evals=True) == ["every", "here"]
+    assert evaluated() == ["default", "elsewhere", "every", "here"]
+
+
+@pytest.mark.parametrize("job_type", ["system", "sysbatch"])
+def test_job_plan_of_a_system_group_counts_no_placement_for_a_node_that_takes_nothing(job_type: str) -> None:
+    """Nomad's system scheduler annotates Place with its candidate nodes less each node the placement
+    failed on (filtered or exhausted): "nomad job plan" shows no create for them, only the warning."""
+    from actors.scheduler.dryrun import plan_job
+
+    c = Cluster()
+    for i in range(2):
+        c.node(i, cpu=2000)
+    c.node(2, cpu=20_000)
+    task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": ["1"]},
+            "Resources": {"CPU": 10_000, "MemoryMB": 64}}
+    out = plan_job(c.state, canonical_job({"ID": "sys", "Type": job_type,
+                                           "TaskGroups": [{"Name": "g", "Tasks": [task]}]}), True)
+    assert out["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 1
+    assert out["FailedTGAllocs"]["g"]["NodesExhausted"] == 2
+
+
+def test_job_plan_of_a_rolling_system_update_counts_every_destructive_update() -> None:
+    """Nomad's system scheduler annotates the plan before max_parallel limits the evictions: "nomad job
+    plan" shows every node's create/destroy update, not one and the rest ignored."""
+    from actors.scheduler.dryrun import plan_job
+
+    c = Cluster()
+    for i in range(3):
+        c.node(i)
+
+    def sys_job(arg: str) -> dict[str, Any]:
+        task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": [arg]}}
+        return {"ID": "sys", "Type": "system", "Update": {"MaxParallel": 1, "Stagger": 30 * SEC},
+                "TaskGroups": [{"Name": "g", "Tasks": [task]}]}
+    c.register(**sys_job("1"))
+    c.schedule()
+    c.client("running")
+    u = plan_job(c.state, canonical_job(sys_job("2")), True)["Annotations"]["DesiredTGUpdates"]["g"]
+    assert {k: v for k, v in u.items() if v} == {"DestructiveUpdate": 3}

@@ -35,6 +35,7 @@ from actors.scheduler.job import (
 from actors.scheduler.jobdiff import annotate, job_diff
 from actors.scheduler.scheduler import (
     STOP_MIGRATE,
+    STOP_NODE_TAINTED,
     STOP_UPDATE,
     compute_plan,
     live,
@@ -99,7 +100,8 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
         if a is None or a["TaskGroup"] not in out:
             continue
         stopped.add(a["ID"])
-        kind = {STOP_UPDATE: "DestructiveUpdate", STOP_MIGRATE: "Migrate"}.get(s["DesiredDescription"], "Stop")
+        kind = {STOP_UPDATE: "DestructiveUpdate", STOP_MIGRATE: "Migrate",
+                STOP_NODE_TAINTED: "Migrate"}.get(s["DesiredDescription"], "Stop")
         out[a["TaskGroup"]][kind] += 1
     for p in plan["Place"]:
         if p["TaskGroup"] in out:  # Nomad's reconciler counts a canary apart (DesiredUpdates.Canary)
@@ -117,6 +119,8 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
         # The reconciler's count stands whether or not the placements then fit: those that did not are
         # the group's FailedTGAllocs (its first failure, the rest CoalescedFailures), reported apart.
         failed = (plan["Failed"] or {}).get(name)
+        if failed is not None and job["Type"] in ("system", "sysbatch"):
+            failed = None  # Nomad's system scheduler: a node that took nothing is no candidate to count
         if failed is not None:  # a canary that did not fit is still one of the reconciler's Canary
             canaries = (failed_canaries or {}).get(name, 0)
             u["Canary"] += canaries
@@ -126,6 +130,11 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
             if a["TaskGroup"] != name or a["ID"] in stopped or not live(a):
                 continue
             same = update_digest(a.get("Job") or {}, name) == digest
-            in_place = a.get("JobVersion", 0) != job.get("Version", 0) and same
-            u["InPlaceUpdate" if in_place else "Ignore"] += 1
+            changed = a.get("JobVersion", 0) != job.get("Version", 0)
+            if changed and not same and job["Type"] == "system":
+                # Nomad's system scheduler counts every destructive update, those max_parallel leaves
+                # for a later evaluation too (the generic reconciler counts those as Ignore).
+                u["DestructiveUpdate"] += 1
+                continue
+            u["InPlaceUpdate" if changed and same else "Ignore"] += 1
     return out

@@ -88,10 +88,11 @@ _ALLOC_NS_BYTES = ALLOC_NS.bytes
 STOP_JOB = "alloc not needed since job was stopped"
 STOP_LOST = "alloc is lost since its node is down"
 STOP_MIGRATE = "alloc is being migrated"
+# A system or sysbatch allocation marked to migrate (drain, alloc stop): Nomad's StatusAllocNodeTainted.
+STOP_NODE_TAINTED = "alloc not needed as node is tainted"
 STOP_UPDATE = "alloc is being updated due to job update"
 STOP_EXTRA = "alloc not needed due to job update"
 STOP_FAILED = "alloc was rescheduled because it failed"
-STOP_NODE_INELIGIBLE = "alloc not needed as node is not eligible"
 STOP_CANARY = "alloc not needed as it was a canary of an unpromoted deployment"
 # Failed allocations due to be rescheduled within this long of each other share one follow-up
 # evaluation (Nomad's batchedFailedAllocWindowSize).
@@ -2072,7 +2073,14 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
                   stop_alloc: Any, now: float) -> None:
     digest = update_digest(job, group["Name"]) if group_allocs else ()  # compared with allocations' only
     have: dict[str, dict[str, Any]] = {}
-    for a in group_allocs:
+    in_place: list[str] = []
+    # The live allocations first, then the finished ones newest first: a finished one only stands for
+    # its node (is what a placement there replaces) when nothing live or newer does (Nomad's node
+    # reconciler keeps the latest terminal allocation per node apart from the live ones).
+    ordered = sorted(group_allocs, key=lambda a: (a.get("ClientStatus") in TERMINAL_CLIENT,
+                                                  -a.get("CreateIndex", 0) if a.get("ClientStatus")
+                                                  in TERMINAL_CLIENT else 0))
+    for a in ordered:
         if a.get("DesiredStatus") != "run":
             continue
         node = nodes.get(a["NodeID"])
@@ -2088,32 +2096,51 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         elif _node_lost(node):
             if cs not in TERMINAL_CLIENT:
                 stop_alloc(a, STOP_LOST, "lost")
+        elif cs in TERMINAL_CLIENT:
+            # Finished (a task failed past its restart policy): not stopped -- Nomad leaves a terminal
+            # allocation as it is -- but placed again on its node, as its successor, when the node
+            # is ready and nothing live or newer is there.
+            if group["Count"] != 0 and a["NodeID"] not in have and node_ready(node):
+                have[a["NodeID"]] = a
+                plan.setdefault("_replace", {})[a["NodeID"]] = a
         elif cs == "running" and disc.needs_to_reconnect(a) and a["NodeID"] not in have \
                 and a.get("JobVersion", 0) == job.get("Version", 0):
             plan.setdefault("Reconnect", []).append(a["ID"])  # its node is back, and so is it
             have[a["NodeID"]] = a
         elif a.get("DesiredTransition", {}).get("Migrate"):
-            stop_alloc(a, STOP_MIGRATE)
+            stop_alloc(a, STOP_NODE_TAINTED)
         elif group["Count"] == 0 or a["NodeID"] in have:
             stop_alloc(a, STOP_EXTRA, alone=True)
-        elif cs in ("failed", "complete", "lost") or (
-                a.get("JobVersion", 0) != job.get("Version", 0)
-                and update_digest(a.get("Job") or {}, group["Name"]) != digest):
-            updating = cs not in ("failed", "complete", "lost")
+        elif not node_ready(node):
+            # Nomad's node reconciler: on a node not ready (ineligible, draining) what runs runs on
+            # until the job changes, then it is stopped -- not replaced, and not one of the rolling
+            # update's max_parallel.
+            if a.get("JobVersion", 0) != job.get("Version", 0):
+                stop_alloc(a, STOP_EXTRA)
+            else:
+                have[a["NodeID"]] = a
+        elif a.get("JobVersion", 0) != job.get("Version", 0) \
+                and update_digest(a.get("Job") or {}, group["Name"]) != digest:
             budget = plan.get("_rolling")
-            if updating and budget is not None:
+            if budget is not None:
                 if budget[0] <= 0:
                     # Nomad's system scheduler: max_parallel updates, then the rest after the stagger.
                     have[a["NodeID"]] = a
                     plan["RollingWaitS"] = budget[1]
                     continue
                 budget[0] -= 1
-            stop_alloc(a, STOP_UPDATE if updating else STOP_FAILED)
+            stop_alloc(a, STOP_UPDATE)
             if node_ready(node):
                 have.setdefault(a["NodeID"], a)  # re-place below, on the same node
                 plan.setdefault("_replace", {})[a["NodeID"]] = a
         else:
             have[a["NodeID"]] = a
+            if a.get("JobVersion", 0) != job.get("Version", 0) and cs not in TERMINAL_CLIENT:
+                in_place.append(a["ID"])  # runs what the new version runs: updated in place
+    if in_place:
+        plan.setdefault("InPlace", []).extend(in_place)
+        memory = memory_max_fields(group, placer.oversubscribe)
+        plan.setdefault("InPlaceMemory", {}).update((aid, memory) for aid in in_place)
     if group["Count"] == 0:
         return
     replace_on = plan.pop("_replace", {})
@@ -2123,6 +2150,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
     failed = 0
     need = (*group_resources(group), group_disk_mb(group))
     limit = plan.get("_max_place")
+    placed_before = len(plan["Place"])
     for node_id in placer.sorted_ids:
         if node_id in have and node_id not in replace_on:
             continue
@@ -2176,6 +2204,22 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
     if failed:
         metrics["CoalescedFailures"] = failed - 1
         plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+        return
+    stopped = {st["ID"] for st in plan["Stop"]}
+    existing = any(a["ID"] not in stopped for nid, a in have.items() if nid not in replace_on)
+    _all_filtered(plan, group, metrics, placer, len(plan["Place"]) > placed_before, existing)
+
+
+def _all_filtered(plan: dict[str, Any], group: dict[str, Any], metrics: dict[str, Any], placer: _Placer,
+                  placed: bool, existing: bool) -> None:
+    """Nomad's system scheduler (computePlacements): a node that filters the group out is no failure --
+    unless every node tried did, and the group has no allocation on any node: then the filtered
+    metrics are the group's failure to place ("nomad job run" shows why), with no blocked evaluation
+    (nothing freed on a node makes it fit)."""
+    if placed or existing or not metrics["NodesFiltered"]:
+        return
+    plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+    plan.setdefault("FilteredOnly", []).append(group["Name"])
 
 
 def _ran_successfully(a: dict[str, Any]) -> bool:
@@ -2233,13 +2277,13 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
             continue
         live_at[key] = a
         if a.get("DesiredTransition", {}).get("Migrate"):
-            stop_alloc(a, STOP_MIGRATE)
+            stop_alloc(a, STOP_NODE_TAINTED)
         elif _node_lost(node):
             if not _ran_successfully(a):
                 stop_alloc(a, STOP_LOST, "lost")
         elif not node_ready(node):
             if a.get("JobVersion", 0) != version:
-                stop_alloc(a, STOP_NODE_INELIGIBLE)  # Nomad: not ready, and the job changed
+                stop_alloc(a, STOP_EXTRA)  # Nomad: not ready, and the job changed
         elif not _in_dcs_and_pool(job, node):
             stop_alloc(a, STOP_EXTRA, alone=True)  # no longer in the job's datacenters or node pool
         elif destructive(a):
@@ -2265,6 +2309,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
     failed = 0
     need = (*group_resources(group), group_disk_mb(group))
     limit = plan.get("_max_place")
+    placed_before = len(plan["Place"])
     for node_id in placer.sorted_ids:
         node = nodes[node_id]
         todo = [n for n in names if (node_id, n) in replace_on
@@ -2300,6 +2345,11 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
     if failed:
         metrics["CoalescedFailures"] = failed - 1
         plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+        return
+    stopped = {st["ID"] for st in plan["Stop"]}
+    existing = any(a["ID"] not in stopped for key, a in (*live_at.items(), *last_terminal.items())
+                   if key not in replace_on)
+    _all_filtered(plan, group, metrics, placer, len(plan["Place"]) > placed_before, existing)
 
 
 def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], node_id: str,

@@ -324,7 +324,7 @@ class AllocEndpoint(NodeActor):
             self._propose(message, command("node_update_drain", node_id=message.node_id, drain_spec=spec,
                                            mark_eligible=message.mark_eligible,
                                            meta={"message": "shutting down"} if message.enable else {},
-                                           now=self._wall()))
+                                           now=self._wall(), pool_evals=True))
         elif isinstance(message, RaftReply):
             self._raft_reply(message)
         elif message == "status":

@@ -592,7 +592,7 @@ class NodeEndpoint(NodeActor):
                 self._fail(op, ERR_SECRET_MISMATCH)
                 return
             self._propose(op, command("node_register", node=node_record(spec), now=now, node_evals=True,
-                                          driver_times=True))
+                                          driver_times=True, pool_evals=True))
         elif op.kind == "status":
             assert isinstance(op.request, UpdateNodeStatus)
             want = op.request.status
@@ -603,7 +603,7 @@ class NodeEndpoint(NodeActor):
             elif view[0] != want:
                 event = REREGISTERED_EVENT if view[0] == DOWN and want != DOWN else None
                 self._propose(op, command("node_update_status", node_id=op.node_id, status=want, event=event,
-                                          now=now))
+                                          now=now, pool_evals=True))
             else:
                 op.status = want
                 self._after_write(op)
@@ -611,12 +611,12 @@ class NodeEndpoint(NodeActor):
             if view is None:
                 self._fail(op, ERR_NODE_NOT_FOUND)
             else:
-                self._propose(op, command("node_deregister", node_id=op.node_id, now=now))
+                self._propose(op, command("node_deregister", node_id=op.node_id, now=now, pool_evals=True))
         elif view is None or view[0] == DOWN:
             self._finish(op)  # expired, but already down or gone
         else:
             self._propose(op, command("node_update_status", node_id=op.node_id, status=view[3],
-                                      event=MISSED_EVENT, now=now))
+                                      event=MISSED_EVENT, now=now, pool_evals=True))
 
     def _on_write(self, op: _Op, value: tuple[int, Any]) -> None:
         index, result = value

@@ -121,8 +121,9 @@ BLOCKED_EVAL_DESCRIPTION = "created to place remaining allocations"  # Nomad Des
 # What applying client reports does, by revision (an entry in a Raft log keeps applying as it did when
 # it was written; one without ``rev`` is 1): 2 -- an unhealthy allocation that has used its reschedule
 # attempts fails its deployment at once (Nomad's shouldFailEarly), and the job's status follows Nomad's
-# getJobStatus (see StateStore._job_status).
-REPORT_REV = 2
+# getJobStatus (see StateStore._job_status); 3 -- a system allocation that fails or ends makes no
+# alloc-failure evaluation (Nomad's Node.UpdateAlloc: a system job has no reschedule policy).
+REPORT_REV = 3
 
 
 
@@ -1043,7 +1044,7 @@ class StateStore:
                         and job["Type"] != "sysbatch":  # Nomad's createNodeEvals skips sysbatch jobs
                     jobs.add(job["ID"])  # live system jobs: evaluated below, once
             evals = self._create_evals(index, sorted(jobs), "node-update", now, node_id=rec["ID"])
-            evals += self._node_capacity_evals(index, now, rec["ID"])
+            evals += self._node_capacity_evals(index, now, rec["ID"], rec if cmd.get("pool_evals") else None)
         return {"ok": True, "index": index, "status": rec["Status"], "prev": old["Status"] if old else "",
                 "created": old is None, "evals": evals, "EvalIDs": evals}
 
@@ -1076,13 +1077,14 @@ class StateStore:
         self._touch("nodes", index)
         live: list[str] = []
         evals: list[str] = []
+        by_pool = rec if cmd.get("pool_evals") else None  # which system jobs (see _system_jobs_for)
         if status != prev and "disconnected" in (status, prev) and status != "down":
             # Nomad's nodeStatusTransitionRequiresEval: to or from disconnected, the node's jobs are
             # evaluated (its allocations go unknown, or are reconciled as it comes back).
-            evals = self._node_evals(index, now, node_id)
+            evals = self._node_evals(index, now, node_id, by_pool)
         elif status == "ready" and prev == "initializing" and old.get("LastMissedHeartbeatIndex"):
             # Back from disconnected with its allocations reported (Nomad: init -> ready).
-            evals = self._node_evals(index, now, node_id) + self._unblock(index, now)
+            evals = self._node_evals(index, now, node_id, by_pool) + self._unblock(index, now)
         elif status == "down" and prev != "down":
             from actors.server.node_gc import alloc_terminal  # pure rule, shared with GC
 
@@ -1095,7 +1097,7 @@ class StateStore:
             evals = self._create_evals(index, jobs, "node-update", now,
                                        node_id=node_id)
         elif status == "ready" and prev != "ready":
-            evals = self._node_capacity_evals(index, now, node_id)
+            evals = self._node_capacity_evals(index, now, node_id, by_pool)
         return {"ok": True, "index": index, "status": status, "prev": prev, "allocs": live, "evals": evals}
 
     def _node_gc(self, index: int, cmd: dict[str, Any]) -> Any:
@@ -1118,15 +1120,32 @@ class StateStore:
     def _sysbatch(self, alloc: dict[str, Any]) -> bool:
         return (self.tables["jobs"].get(alloc.get("JobID", "")) or {}).get("Type") == "sysbatch"
 
-    def _node_evals(self, index: int, now: float, node_id: str) -> list[str]:
-        """Nomad ``createNodeEvals``: one eval per job with an allocation on the node, and per system job.
+    def _node_evals(self, index: int, now: float, node_id: str,
+                    node: dict[str, Any] | None = None) -> list[str]:
+        """Nomad ``createNodeEvals``: one eval per job with an allocation on the node, and per system job
+        (with *node*: per system job whose datacenters and pool take it, see _system_jobs_for).
 
         Never for a sysbatch job (Nomad 1.8.4+): it runs on the nodes eligible when it is registered
         (or launched), and a node's changes must not start it again there."""
         jobs = {a["JobID"] for a in self.node_allocs(node_id) if a.get("JobID") and not self._sysbatch(a)}
-        jobs.update(j["ID"] for j in self.tables["jobs"].values()
-                    if j["Type"] == "system" and not j.get("Stop"))
+        jobs.update(self._system_jobs_for(node))
         return self._create_evals(index, sorted(jobs), "node-update", now, node_id=node_id)
+
+    def _system_jobs_for(self, node: dict[str, Any] | None) -> list[str]:
+        """The system jobs a node's change evaluates: every one not stopped -- or, given the *node* (entries
+        written with ``pool_evals``), only those whose datacenters and node pool take it, as Nomad's
+        createNodeEvals (a job elsewhere has nothing to place there)."""
+        out = []
+        for j in self.tables["jobs"].values():
+            if j["Type"] != "system" or j.get("Stop"):
+                continue
+            if node is not None:
+                dcs, pool = j.get("Datacenters") or ["*"], j.get("NodePool") or node_pools.DEFAULT
+                if not ("*" in dcs or node.get("Datacenter") in dcs) or \
+                        pool not in (node_pools.ALL, node.get("NodePool") or node_pools.DEFAULT):
+                    continue
+            out.append(j["ID"])
+        return sorted(out)
 
     def _node_deregister(self, index: int, cmd: dict[str, Any]) -> Any:
         """Remove a node (Nomad ``Node.Deregister``, the API's purge) and re-evaluate its jobs.
@@ -1140,7 +1159,7 @@ class StateStore:
             return {"ok": False, "error": "node not found"}
         self.feasibility.pop(node_id, None)
         self._touch("nodes", index)
-        evals = self._node_evals(index, now, node_id)
+        evals = self._node_evals(index, now, node_id, old if cmd.get("pool_evals") else None)
         return {"ok": True, "index": index, "prev": old.get("Status", ""), "status": "",
                 "evals": evals, "EvalIDs": evals, "NodeModifyIndex": index}
 
@@ -1150,7 +1169,7 @@ class StateStore:
         node = self.tables["nodes"].get(node_id)
         if node is None:
             return {"ok": False, "error": "node not found"}
-        evals = self._node_evals(index, now, node_id)
+        evals = self._node_evals(index, now, node_id, node if cmd.get("pool_evals") else None)
         return {"ok": True, "index": index, "evals": evals, "EvalIDs": evals,
                 "NodeModifyIndex": node.get("ModifyIndex", 0)}
 
@@ -1203,11 +1222,11 @@ class StateStore:
             self._touch("evals", index)
         return out
 
-    def _node_capacity_evals(self, index: int, now: float, node_id: str) -> list[str]:
-        """Capacity appeared (a node ready or eligible): system jobs and blocked evals get another go."""
-        system = sorted(j["ID"] for j in self.tables["jobs"].values()
-                        if j["Type"] == "system" and not j.get("Stop"))
-        out = self._create_evals(index, system, "node-update", now, node_id=node_id)
+    def _node_capacity_evals(self, index: int, now: float, node_id: str,
+                             node: dict[str, Any] | None = None) -> list[str]:
+        """Capacity appeared (a node ready or eligible): system jobs (with *node*: those that take it, see
+        _system_jobs_for) and blocked evals get another go."""
+        out = self._create_evals(index, self._system_jobs_for(node), "node-update", now, node_id=node_id)
         return out + self._unblock(index, now)
 
     def _unblock(self, index: int, now: float) -> list[str]:
@@ -1878,8 +1897,9 @@ class StateStore:
             nxt = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, previous=ev["ID"])
             ev["NextEval"] = nxt[0]
             follow += nxt
-        elif plan.get("Failed"):
-            # One blocked evaluation per job waits for capacity (Nomad's blocked evals).
+        elif set(plan.get("Failed") or ()) - set(plan.get("FilteredOnly") or ()):
+            # One blocked evaluation per job waits for capacity (Nomad's blocked evals); a system
+            # group that every node filtered out waits for none (Nomad's addBlocked is for exhaustion).
             for other in self.blocked_evals_of_job(plan["JobID"]):
                 other.update(Status="canceled", ModifyIndex=index, StatusDescription="superseded")
                 self._index_eval(other)
@@ -2188,12 +2208,16 @@ class StateStore:
                 acc.freed = True
             if rec.get("ClientStatus") in terminal and a.get("ClientStatus") not in terminal and \
                     rec.get("DesiredStatus") == "run":
-                # A failed allocation is rescheduled; a service or system one
-                # that ended while still wanted (the client stopped it) is
+                # A failed allocation is rescheduled; a service one that
+                # ended while still wanted (the client stopped it) is
                 # replaced -- either way the scheduler must look at the job.
                 job = self.tables["jobs"].get(rec["JobID"])
-                if job is not None and job["Type"] == "sysbatch":
-                    pass  # nothing replaces it: a sysbatch allocation has no reschedule policy (Nomad's)
+                if job is not None and (job["Type"] == "sysbatch" or (job["Type"] == "system"
+                                                                       and acc.rev >= 3)):
+                    # Nothing replaces it now: Nomad's Node.UpdateAlloc makes an alloc-failure evaluation
+                    # only for what its reschedule policy may reschedule, and these jobs have none. A
+                    # system allocation is placed on its node again by the job's next evaluation.
+                    pass
                 elif rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
                     acc.failed_jobs.add(rec["JobID"])
         return ""
@@ -2388,7 +2412,7 @@ class StateStore:
                     rec["LastDrain"] = {**rec["LastDrain"], "Status": "canceled", "UpdatedAt": now}
             if cmd.get("mark_eligible"):
                 rec["SchedulingEligibility"] = "eligible"
-                evals = self._node_capacity_evals(index, now, node_id)
+                evals = self._node_capacity_evals(index, now, node_id, rec if cmd.get("pool_evals") else None)
         rec["ModifyIndex"] = index
         self.tables["nodes"][node_id] = rec
         self._touch("nodes", index)
@@ -2415,7 +2439,7 @@ class StateStore:
         self.tables["nodes"][node_id] = rec
         self._touch("nodes", index)
         if prev != elig and elig == "eligible":
-            evals = self._node_capacity_evals(index, now, node_id)
+            evals = self._node_capacity_evals(index, now, node_id, rec if cmd.get("pool_evals") else None)
         return {"ok": True, "index": index, "evals": evals, "EvalIDs": evals, "NodeModifyIndex": index}
 
     def _alloc_migrate(self, index: int, cmd: dict[str, Any]) -> Any:
