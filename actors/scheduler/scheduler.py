@@ -548,9 +548,31 @@ def filter_node(m: dict[str, Any], node: dict[str, Any], reason: str | None) -> 
         cf[reason] = cf.get(reason, 0) + 1
 
 
+def glob_match(pattern: str, subject: str) -> bool:
+    """ryanuber/go-glob's Glob, which Nomad's Node.IsInAnyDC applies to each of a job's datacenters:
+    ``*`` matches any run of characters (``dc*``, ``*-west``, ``us-*-1``); nothing else is special."""
+    if pattern in ("", subject) or pattern == "*":
+        return pattern == subject or pattern == "*"
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return False
+    for i, part in enumerate(parts[:-1]):
+        idx = subject.find(part)
+        if idx < 0 or (i == 0 and idx != 0):
+            return False
+        subject = subject[idx + len(part):]
+    return pattern.endswith("*") or subject.endswith(parts[-1])
+
+
+def in_any_dc(node: dict[str, Any], dcs: Any) -> bool:
+    """Nomad's Node.IsInAnyDC: the node's datacenter matches one of *dcs*, each a glob pattern."""
+    dc = node.get("Datacenter", "")
+    return any(glob_match(pattern, dc) for pattern in dcs)
+
+
 def in_pool(node: dict[str, Any], dcs: Any, pool: str) -> bool:
     """Nomad's readyNodesInDCsAndPool test: ready, in one of *dcs* and in node pool *pool*."""
-    return node_ready(node) and ("*" in dcs or node.get("Datacenter") in dcs) \
+    return node_ready(node) and in_any_dc(node, dcs) \
         and (pool == "all" or node.get("NodePool", "default") == pool)
 
 
@@ -2233,8 +2255,7 @@ def _in_dcs_and_pool(job: dict[str, Any], node: dict[str, Any]) -> bool:
     """The node is one of the job's datacenters and its node pool (Nomad's readyNodesInDCsAndPool)."""
     dcs = job.get("Datacenters", ["*"])
     pool = job.get("NodePool", "default")
-    return ("*" in dcs or node.get("Datacenter") in dcs) and (pool == "all"
-                                                              or node.get("NodePool", "default") == pool)
+    return in_any_dc(node, dcs) and (pool == "all" or node.get("NodePool", "default") == pool)
 
 
 def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
