@@ -29,3 +29,18 @@ def test_system_job_datacenter_glob() -> None:
         {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"}}]}])
     c.schedule()
     assert [a["NodeID"] for a in c.running("sys")] == ["node-0001"]
+
+
+def test_a_static_port_collision_names_the_port_and_counts_the_node_class() -> None:
+    # Nomad's ExhaustedNode(node, "network: " + AssignPorts's error): the error names the port, and
+    # the node's class is exhausted too.
+    c = Cluster()
+    c.node(0, node_class="web", attrs={"unique.network.ip-address": "10.0.0.1"})
+    net = {"Networks": [{"ReservedPorts": [{"Label": "x", "Value": 8080}], "DynamicPorts": []}]}
+    c.register(**service("web", count=2, cpu=100, mem=64, group=net))
+    c.schedule()
+    assert len(c.running("web")) == 1
+    failed = next(e for e in c.state.tables["evals"].values() if e.get("FailedTGAllocs"))
+    m = failed["FailedTGAllocs"]["g"]
+    assert m["DimensionExhausted"] == {"network: reserved port collision x=8080": 1}
+    assert m["ClassExhausted"] == {"web": 1} and m["NodesExhausted"] == 1

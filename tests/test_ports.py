@@ -74,7 +74,8 @@ def test_a_static_port_is_held_once_per_node_and_the_rest_cannot_be_placed():
     placed = _ports(c, "web")
     assert [p for _, p in placed] == [{"http": 8080}, {"http": 8080}] and placed[0][0] != placed[1][0]
     failed = [e for e in c.state.tables["evals"].values() if e.get("FailedTGAllocs")]
-    assert failed and failed[0]["FailedTGAllocs"]["g"]["DimensionExhausted"][PORT_COLLISION] >= 1
+    assert failed
+    assert failed[0]["FailedTGAllocs"]["g"]["DimensionExhausted"] == {f"{PORT_COLLISION} http=8080": 2}
     # Another job wanting 8080 has nowhere to go; one wanting 9090 fits.
     c.register(**service("other", count=1, cpu=100, mem=64, **_net({"Label": "http", "Value": 8080})))
     c.register(**service("third", count=1, cpu=100, mem=64, **_net({"Label": "http", "Value": 9090})))

@@ -35,9 +35,11 @@ class Cluster:
 
     def node(self, i: int, *, cpu: int = 4000, mem: int = 8192, dc: str = "dc1", status: str = "ready",
              attrs: dict[str, str] | None = None, drivers: tuple[str, ...] = ("raw_exec",),
-             disk: int = 100_000, reserved_disk: int = 0) -> str:
+             disk: int = 100_000, reserved_disk: int = 0, node_class: str = "", pool: str = "default",
+             meta: dict[str, str] | None = None) -> str:
         nid = f"node-{i:04d}"
-        rec = {"ID": nid, "SecretID": "s", "Name": f"n{i}", "Datacenter": dc, "NodePool": "default",
+        rec = {"ID": nid, "SecretID": "s", "Name": f"n{i}", "Datacenter": dc, "NodePool": pool,
+               "NodeClass": node_class, "Meta": dict(meta or {}),
                "Attributes": {"kernel.name": "linux", "nomad.version": "2.0.6", **(attrs or {})},
                "Drivers": {d: {"Detected": True, "Healthy": True} for d in drivers},
                "NodeResources": {"Cpu": {"CpuShares": cpu}, "Memory": {"MemoryMB": mem},

@@ -347,6 +347,14 @@ PORT_COLLISION = "network: reserved port collision"
 PORTS_EXHAUSTED = "network: dynamic port selection failed"
 
 
+def _port_exhausted(metrics: dict[str, Any], node: dict[str, Any], dimension: str) -> None:
+    """Nomad's AllocMetric.ExhaustedNode for a port that does not fit: the node, its class and the
+    dimension (``network: <AssignPorts error>``)."""
+    metrics["NodesExhausted"] += 1
+    metrics["DimensionExhausted"][dimension] = metrics["DimensionExhausted"].get(dimension, 0) + 1
+    _class_count(metrics, "ClassExhausted", node)
+
+
 def group_ports(group: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The group's (static ports, dynamic ports) from its ``network`` block; empty when it has none."""
     nets = group.get("Networks") or ()
@@ -666,15 +674,16 @@ class _Placer:
         for p in static:
             # Two static ports of one value (on two host networks) never share an address.
             offered = {(q["HostIP"], q["Value"]) for q in out}
-            ip = next((ip for ip, held in port_addresses(node, p)
+            addresses = port_addresses(node, p)
+            ip = next((ip for ip, held in addresses
                        if p["Value"] not in reserved and p["Value"] not in held
                        and (ip, p["Value"]) not in used and (ip, p["Value"]) not in offered),
                       None)
             if ip is None:
-                if metrics is not None:
-                    metrics["NodesExhausted"] += 1
-                    metrics["DimensionExhausted"][PORT_COLLISION] = \
-                        metrics["DimensionExhausted"].get(PORT_COLLISION, 0) + 1
+                if metrics is not None:  # Nomad's AssignPorts error, as the dimension
+                    network = p.get("HostNetwork") or DEFAULT_HOST_NETWORK
+                    _port_exhausted(metrics, node, f'{PORT_COLLISION} {p["Label"]}={p["Value"]}' if addresses
+                                    else f"network: no addresses available for {network} network")
                 return None
             out.append({"Label": p["Label"], "Value": p["Value"], "To": p["To"], "HostIP": ip})
         res = node.get("NodeResources") or {}
@@ -693,9 +702,7 @@ class _Placer:
                     break
             if value is None:
                 if metrics is not None:
-                    metrics["NodesExhausted"] += 1
-                    metrics["DimensionExhausted"][PORTS_EXHAUSTED] = \
-                        metrics["DimensionExhausted"].get(PORTS_EXHAUSTED, 0) + 1
+                    _port_exhausted(metrics, node, PORTS_EXHAUSTED)
                 return None
             in_offer.add(value)
             out.append({"Label": p["Label"], "Value": value, "To": p["To"] or value, "HostIP": ip})
