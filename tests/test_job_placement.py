@@ -2,6 +2,11 @@
 failure reasons a placement that cannot happen reports."""
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from actors.scheduler.job import JobError, canonical_job, constraint_ok
 from tests.test_scheduler import Cluster, service
 
 
@@ -44,3 +49,39 @@ def test_a_static_port_collision_names_the_port_and_counts_the_node_class() -> N
     m = failed["FailedTGAllocs"]["g"]
     assert m["DimensionExhausted"] == {"network: reserved port collision x=8080": 1}
     assert m["ClassExhausted"] == {"web": 1} and m["NodesExhausted"] == 1
+
+
+def _cons(ltarget: str, operand: str, rtarget: str) -> dict[str, Any]:
+    return {"LTarget": ltarget, "RTarget": rtarget, "Operand": operand}
+
+
+def test_a_prerelease_does_not_satisfy_a_release_constraint() -> None:
+    # go-version orders 2.0.0-beta below 2.0.0; its constraints also keep prereleases out of an
+    # ordering on a release (prereleaseCheck), Nomad's semver ones do not.
+    c = Cluster()
+    c.node(0, meta={"ver": "1.2.3"})
+    c.node(1, meta={"ver": "2.0.0-beta"})
+    jobs = {"v": ("version", ">= 2.0.0"), "s": ("semver", ">= 2.0.0"), "sa": ("semver", ">= 2.0.0-alpha"),
+            "va": ("version", ">= 1.0.0-alpha"), "old": ("version", ">= 1.0.0, < 2.0.0")}
+    for job_id, (op, want) in jobs.items():
+        c.register(**service(job_id, count=1, Constraints=[_cons("${meta.ver}", op, want)]))
+    c.schedule()
+    placed = {j: sorted(a["NodeID"] for a in c.running(j)) for j in jobs}
+    assert placed == {"v": [], "s": [], "sa": ["node-0001"], "va": ["node-0000"], "old": ["node-0000"]}
+
+
+def test_order_constraints_compare_numbers_as_numbers() -> None:
+    # Nomad's checkOrder: integers, then floats, then strings.
+    c = Cluster()
+    c.node(0, attrs={"cpu.numcores": "16", "os.version": "9.5"})
+    c.register(**service("cores", count=1, Constraints=[_cons("${attr.cpu.numcores}", ">=", "4")]))
+    c.register(**service("os", count=1, Constraints=[_cons("${attr.os.version}", "<", "10.1")]))
+    c.schedule()
+    assert len(c.running("cores")) == 1 and len(c.running("os")) == 1
+    assert constraint_ok(_cons("${attr.x}", "<", "b"), {"Attributes": {"x": "a"}})
+
+
+def test_a_semver_constraint_refuses_the_pessimistic_operator() -> None:
+    with pytest.raises(JobError, match="Malformed constraint"):
+        canonical_job(service("s", count=1, Constraints=[_cons("${meta.ver}", "semver", "~> 1.2")]))
+    canonical_job(service("v", count=1, Constraints=[_cons("${meta.ver}", "version", "~> 1.2")]))

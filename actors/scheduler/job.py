@@ -177,9 +177,10 @@ def _constraints(raw: Any, field: str, affinity: bool = False) -> list[dict[str,
                 raise JobError(f"{f}.RTarget: invalid regexp: {exc}") from None
         if operand in ("version", "semver"):
             try:
-                _version_checks(rtarget)
+                _version_checks(rtarget, operand == "semver")
             except ValueError as exc:
-                raise JobError(f"{f}.RTarget: {exc}") from None
+                kind = "Semver" if operand == "semver" else "Version"
+                raise JobError(f"{f}.RTarget: {kind} constraint is invalid: {exc}") from None
         out.append({"LTarget": ltarget, "RTarget": rtarget, "Operand": operand})
     return out
 
@@ -1776,53 +1777,135 @@ def _regexp(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def _parse_version(v: str) -> tuple[int, ...]:
-    v = v.strip().lstrip("v")
-    if not v.isascii():  # '²' is a digit to isdigit, not to int() nor to Go's version parser
-        raise ValueError(f"not a version: {v!r}")
-    parts = re.split(r"[.+-]", v)
-    nums = []
-    for p in parts:
-        if not p.isdigit():
-            break
-        nums.append(int(p))
-    if not nums:
-        raise ValueError(f"not a version: {v!r}")
-    return tuple(nums)
+# hashicorp/go-version's VersionRegexpRaw (NewVersion: the node's value, and a ``version`` constraint)
+# and SemverRegexpRaw (NewSemver: a ``semver`` constraint): at most three segments, a prerelease only
+# after "-".  [0-9], not \d: '²' is a digit to Python, not to Go.
+_ID = r"[0-9A-Za-z\-~]+"
+_VERSION_RE = re.compile(rf"v?([0-9]+(?:\.[0-9]+)*?)(?:-([0-9]+[0-9A-Za-z\-~]*(?:\.{_ID})*)"
+                         rf"|(?:-?([A-Za-z\-~]+[0-9A-Za-z\-~]*(?:\.{_ID})*)))?(?:\+{_ID}(?:\.{_ID})*)?")
+_SEMVER_RE = re.compile(rf"v?([0-9]+(?:\.[0-9]+){{0,2}})(?:-({_ID}(?:\.{_ID})*))?(?:\+{_ID}(?:\.{_ID})*)?")
+_CONSTRAINT_RE = re.compile(r"^\s*(>=|<=|!=|~>|=|>|<)?\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """A parsed go-version Version: its numeric segments (padded to three), its prerelease, and how
+    many segments were written (the pessimistic operator's precision)."""
+
+    segments: tuple[int, ...]
+    pre: str
+    written: int
+
+
+def _parse_version(v: str, *, semver: bool = False) -> _Version:
+    m = (_SEMVER_RE if semver else _VERSION_RE).fullmatch(v)
+    if not m:
+        raise ValueError(f"Malformed version: {v}")
+    nums = tuple(int(p) for p in m.group(1).split("."))
+    pre = m.group(2) or (None if semver else m.group(3)) or ""
+    return _Version(nums + (0,) * (3 - len(nums)), pre, len(nums))
 
 
 @lru_cache(maxsize=512)
-def _version_checks(spec: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+def _version_checks(spec: str, semver: bool = False) -> tuple[tuple[str, _Version], ...]:
+    """go-version's NewConstraint (or Nomad's semver.NewConstraint, which has no ``~>``)."""
     checks = []
     for part in spec.split(","):
-        m = re.match(r"^\s*(>=|<=|!=|~>|=|>|<)?\s*(\S+)\s*$", part)
-        if not m:
-            raise ValueError(f"invalid version constraint {spec!r}")
-        checks.append((m.group(1) or "=", _parse_version(m.group(2))))
+        m = _CONSTRAINT_RE.match(part)
+        try:
+            if not m or (semver and m.group(1) == "~>"):
+                raise ValueError(part)
+            checks.append((m.group(1) or "=", _parse_version(m.group(2), semver=semver)))
+        except ValueError:
+            raise ValueError(f"Malformed constraint: {part}") from None
     return tuple(checks)
 
 
-def _cmp(a: tuple[int, ...], b: tuple[int, ...]) -> int:
-    n = max(len(a), len(b))
-    a, b = a + (0,) * (n - len(a)), b + (0,) * (n - len(b))
-    return (a > b) - (a < b)
+def _pre_part_cmp(a: str, b: str) -> int:
+    """go-version's comparePart: numeric identifiers sort below alphanumeric ones; an absent part
+    sorts below a numeric one and above an alphanumeric one."""
+    if a == b:
+        return 0
+    a_num, b_num = a.isascii() and a.isdigit(), b.isascii() and b.isdigit()
+    if not a:
+        return -1 if b_num else 1
+    if not b:
+        return 1 if a_num else -1
+    if a_num != b_num:
+        return -1 if a_num else 1
+    if a_num:
+        return 1 if int(a) > int(b) else -1
+    return 1 if a > b else -1
 
 
-def version_ok(have: str, spec: str) -> bool:
+def _cmp(a: _Version, b: _Version) -> int:
+    """go-version's Compare: segments (zero-padded), then a release above any of its prereleases,
+    then prerelease identifiers one by one."""
+    n = max(len(a.segments), len(b.segments))
+    sa, sb = a.segments + (0,) * (n - len(a.segments)), b.segments + (0,) * (n - len(b.segments))
+    if sa != sb:
+        return 1 if sa > sb else -1
+    if a.pre == b.pre:
+        return 0
+    if not a.pre or not b.pre:
+        return 1 if not a.pre else -1
+    pa, pb = a.pre.split("."), b.pre.split(".")
+    for i in range(max(len(pa), len(pb))):
+        c = _pre_part_cmp(pa[i] if i < len(pa) else "", pb[i] if i < len(pb) else "")
+        if c:
+            return c
+    return 0
+
+
+def _prerelease_ok(v: _Version, want: _Version) -> bool:
+    """go-version's prereleaseCheck: a prerelease satisfies an ordering only against a constraint
+    that is itself a prerelease of the same release."""
+    if v.pre and want.pre:
+        return v.segments == want.segments
+    return not v.pre
+
+
+def version_ok(have: str, spec: str, *, semver: bool = False) -> bool:
+    """Nomad's checkVersionMatch: *have* parsed by go-version's NewVersion, checked against every
+    comma-separated part of *spec*: go-version's constraints for ``version`` (a prerelease matches
+    only a constraint on a prerelease of its release), Nomad's semver ones for ``semver`` (plain
+    Semantic Versioning order, prereleases included)."""
     try:
         v = _parse_version(have)
+        checks = _version_checks(spec, semver)
     except ValueError:
         return False
-    for op, want in _version_checks(spec):
+    for op, want in checks:
         c = _cmp(v, want)
-        if op == "~>":  # pessimistic: >= want and < want with its last part bumped on the one before
-            upper = (*want[:-2], want[-2] + 1) if len(want) > 1 else (want[0] + 1,)
-            ok = c >= 0 and _cmp(v, upper) < 0
+        if op in ("=", "!="):
+            ok = (c == 0) == (op == "=")
+        elif not semver and not _prerelease_ok(v, want):
+            ok = False
+        elif op == "~>":  # >= want, and equal to it in every written segment but the last
+            ok = (c >= 0 and v.segments[:want.written - 1] == want.segments[:want.written - 1]
+                  and not (want.pre and not v.pre))
         else:
-            ok = {"=": c == 0, "!=": c != 0, ">": c > 0, ">=": c >= 0, "<": c < 0, "<=": c <= 0}[op]
+            ok = {">": c > 0, ">=": c >= 0, "<": c < 0, "<=": c <= 0}[op]
         if not ok:
             return False
     return True
+
+
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+
+
+def _order_ok(op: str, left: str, right: str) -> bool:
+    """Nomad's checkOrder: as integers when both parse as integers, else as floats, else as strings."""
+    a: Any = left
+    b: Any = right
+    if _INT_RE.fullmatch(left) and _INT_RE.fullmatch(right):
+        a, b = int(left), int(right)
+    elif "_" not in left + right and left == left.strip() and right == right.strip():
+        try:  # Go's ParseFloat takes neither spaces nor underscores, Python's float() does
+            a, b = float(left), float(right)
+        except ValueError:
+            a, b = left, right
+    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
 
 
 def constraint_ok(c: dict[str, str], node: dict[str, Any]) -> bool:
@@ -1844,9 +1927,9 @@ def constraint_ok(c: dict[str, str], node: dict[str, Any]) -> bool:
     if op == "regexp":
         return _regexp(right).search(left) is not None
     if op in ("version", "semver"):
-        return version_ok(left, right)
+        return version_ok(left, right, semver=op == "semver")
     if op.startswith("set_contains"):  # Nomad's: every (or, for _any, one) of the right's comma-separated
         have = {v.strip() for v in str(left).split(",")}  # values among the left's
         want = (v.strip() for v in str(right).split(","))
         return any(v in have for v in want) if op == "set_contains_any" else all(v in have for v in want)
-    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+    return _order_ok(op, left, right)
