@@ -63,7 +63,7 @@ from actors.scheduler.jobdiff import job_diff
 from actors.scheduler.scheduler import metric_out
 from actors.server import ENDPOINT
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
-from actors.state import scaling
+from actors.state import node_pools, scaling
 from actors.state import scheduler_config as sched_cfg
 from actors.state.scheduler_config import JOB_REGISTRATION_DISABLED
 from actors.state.store import command
@@ -937,8 +937,15 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     if not isinstance(diff, bool):
         raise CodedError(400, f"Diff: must be a boolean, got {diff!r}")
     now = wall_time()
-    answer = state_query(req, api, ("jobs", "allocs", "nodes"), lambda st: plan_job(st, job, diff, now))
+
+    def query(st: Any) -> Any:  # Nomad's Job.Plan runs the admission hooks first: the pool must exist
+        refused = node_pools.job_pool_error(st.tables, job)
+        return {"Refused": refused} if refused else plan_job(st, job, diff, now)
+
+    answer = state_query(req, api, ("jobs", "allocs", "nodes", node_pools.TABLE), query)
     plan = answer.value
+    if plan.get("Refused"):
+        raise CodedError(400, plan["Refused"])  # as registering the job is refused
     plan["FailedTGAllocs"] = failed_tg_allocs_out(plan.get("FailedTGAllocs"))
     for updates in ((plan.get("Annotations") or {}).get("DesiredTGUpdates") or {}).values():
         # Nomad's DesiredUpdates counts these too; the dry run here counts Disconnect and Reconnect.

@@ -196,6 +196,8 @@ def test_the_pool_endpoints_answer_as_nomads(dev):  # noqa: F811
     assert call(port, "GET", "/v1/node/pool/http-pool").status == 404
     r = call(port, "PUT", "/v1/jobs", {"Job": sleep_job("lost", count=0, NodePool="http-pool")})
     assert (r.status, r.text) == (400, 'job "lost" is in nonexistent node pool "http-pool"')
+    r = call(port, "PUT", "/v1/job/lost/plan", {"Job": sleep_job("lost", count=1, NodePool="http-pool")})
+    assert (r.status, r.text) == (400, 'job "lost" is in nonexistent node pool "http-pool"')  # Job.Plan's hooks
     # Bad requests: Nomad's codes, and the agent keeps serving.
     assert call(port, "PUT", "/v1/node/pools", {"Name": "bad name"}).status == 400
     assert call(port, "PUT", "/v1/node/pools", raw=b"{nope").status == 400
