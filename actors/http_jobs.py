@@ -717,6 +717,8 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
     if too_big:
         # Nomad's Register runs the submission controller first: its warning leads the list.
         warnings = warnings_text([too_big, *(w[2:] for w in warnings.split("\n") if w.startswith("* "))])
+    if enforce is not None:
+        extra["enforce_absent"] = True  # Nomad's Job.EnforceIndex: index 0 for a new job only
     index, r = _write(api, "job_register", job=job, enforce_index=enforce,
                       rejectable=_rejectable(req, api), **extra, **preserve)
     return _job_register_reply(index, r, warnings)

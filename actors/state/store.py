@@ -1252,10 +1252,17 @@ class StateStore:
             return {"ok": False, "error": refused}
         jobs = self.tables["jobs"]
         old = jobs.get(job["ID"])
-        if old is not None and cmd.get("enforce_index") is not None and \
-                old.get("JobModifyIndex") != cmd["enforce_index"]:
+        enforce = cmd.get("enforce_index")
+        # Entries written with enforce_absent (every one since): Nomad's Job.EnforceIndex whole -- index 0
+        # means "the job must not exist", any other index that it must.  Older entries apply as they did.
+        if enforce is not None and cmd.get("enforce_absent"):
+            if old is not None and enforce == 0:
+                return {"ok": False, "error": "Enforcing job modify index 0: job already exists"}
+            if old is None and enforce != 0:
+                return {"ok": False, "error": f"Enforcing job modify index {enforce}: job does not exist"}
+        if old is not None and enforce is not None and old.get("JobModifyIndex") != enforce:
             return {"ok": False,
-                    "error": f"Enforcing job modify index {cmd['enforce_index']}: job exists with "
+                    "error": f"Enforcing job modify index {enforce}: job exists with "
                              f"conflicting job modify index: {old.get('JobModifyIndex')}"}
         if old is not None and (cmd.get("preserve_counts") or cmd.get("preserve_resources")):
             job = _preserved(job, old, bool(cmd.get("preserve_counts")), bool(cmd.get("preserve_resources")))
