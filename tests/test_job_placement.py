@@ -85,3 +85,26 @@ def test_a_semver_constraint_refuses_the_pessimistic_operator() -> None:
     with pytest.raises(JobError, match="Malformed constraint"):
         canonical_job(service("s", count=1, Constraints=[_cons("${meta.ver}", "semver", "~> 1.2")]))
     canonical_job(service("v", count=1, Constraints=[_cons("${meta.ver}", "version", "~> 1.2")]))
+
+
+def test_an_unblocked_evaluation_that_still_cannot_place_everything_is_blocked_again() -> None:
+    # Nomad's ReblockEval: the one blocked evaluation waits again, rather than completing with a new one
+    # each time capacity changes.
+    c = Cluster()
+    c.node(0, cpu=1000)
+    c.register(**service("big", count=3, cpu=900))
+    c.schedule()
+    (waiting,) = [e for e in c.state.tables["evals"].values() if e["Status"] == "blocked"]
+    c.node(1, cpu=1000)  # one more fits; the third waits on the same evaluation
+    c.schedule()
+    assert len(c.running("big")) == 2
+    again = c.state.tables["evals"][waiting["ID"]]
+    assert again["Status"] == "blocked"
+    assert again["StatusDescription"] == "created to place remaining allocations"
+    assert again["FailedTGAllocs"]["g"]["NodesExhausted"] == 2
+    assert [e["ID"] for e in c.state.tables["evals"].values() if e["Status"] == "blocked"] == [waiting["ID"]]
+    assert not [e for e in c.state.tables["evals"].values() if e.get("PreviousEval") == waiting["ID"]]
+    c.node(2, cpu=1000)  # the last one: the evaluation completes
+    c.schedule()
+    assert len(c.running("big")) == 3 and c.state.tables["evals"][waiting["ID"]]["Status"] == "complete"
+    assert not c.state.evals_by_status["blocked"]

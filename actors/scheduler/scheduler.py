@@ -1488,8 +1488,10 @@ def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[
 # disconnected node ``unknown`` (``Disconnect``), record reconnected ones (``Reconnect``) and hold
 # back the replacements of lost ones with stop_on_client_after (``LostLater``); 7 -- a blocked evaluation
 # keeps the failed placements and Nomad's description ("created to place remaining allocations"), and
-# the job's status follows Nomad's getJobStatus (StateStore._job_status).
-PLAN_REV = 7
+# the job's status follows Nomad's getJobStatus (StateStore._job_status); 8 -- a blocked evaluation
+# let run by new capacity that still fails to place everything is blocked again (Nomad's ReblockEval)
+# instead of completing with a new blocked one.
+PLAN_REV = 8
 
 
 def compute_plan(tables: dict[str, Any], ev: dict[str, Any],

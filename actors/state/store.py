@@ -117,6 +117,7 @@ def _new_tables(contents: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # Nomad's description of an evaluation its broker canceled as redundant (cancelCancelableEvals).
 EVAL_CANCELED_DESC = "canceled after more recent eval was processed"
 BLOCKED_EVAL_DESCRIPTION = "created to place remaining allocations"  # Nomad DescBlockedEvalFailedPlacements
+UNBLOCKED_DESCRIPTION = "unblocked: capacity changed"  # a blocked evaluation let run again
 
 # What applying client reports does, by revision (an entry in a Raft log keeps applying as it did when
 # it was written; one without ``rev`` is 1): 2 -- an unhealthy allocation that has used its reschedule
@@ -1234,7 +1235,7 @@ class StateStore:
         out = []
         for ev in self.evals_with_status("blocked"):
             ev.update(Status="pending", ModifyIndex=index, ModifyTime=now,
-                      StatusDescription="unblocked: capacity changed")
+                      StatusDescription=UNBLOCKED_DESCRIPTION)
             self._index_eval(ev)
             out.append(ev["ID"])
         if out:
@@ -1874,6 +1875,7 @@ class StateStore:
             self._touch("allocs", index)
         if placed_recs:
             deployments.count_placed(self, index, placed_recs, now)
+        unblocked = ev.get("StatusDescription") == UNBLOCKED_DESCRIPTION
         ev = dict(ev)
         ev.update(Status="complete", ModifyIndex=index, ModifyTime=now, FailedTGAllocs=plan.get("Failed", {}),
                   PlacedAllocs=len(placed), RefusedAllocs=len(refused))
@@ -1910,6 +1912,12 @@ class StateStore:
             for other in self.blocked_evals_of_job(plan["JobID"]):
                 other.update(Status="canceled", ModifyIndex=index, StatusDescription="superseded")
                 self._index_eval(other)
+            if unblocked and rev >= 8:
+                # A blocked evaluation that capacity let run and that still could not place everything
+                # waits again itself (Nomad's ReblockEval), rather than completing with a new one.
+                ev.update(Status="blocked", StatusDescription=BLOCKED_EVAL_DESCRIPTION)
+                self._index_eval(ev)
+        if plan.get("Failed") and not refused and not plan.get("More") and not (unblocked and rev >= 8):
             blocked = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, status="blocked",
                                          previous=ev["ID"])
             if rev >= 7:
