@@ -108,3 +108,14 @@ def test_an_unblocked_evaluation_that_still_cannot_place_everything_is_blocked_a
     c.schedule()
     assert len(c.running("big")) == 3 and c.state.tables["evals"][waiting["ID"]]["Status"] == "complete"
     assert not c.state.evals_by_status["blocked"]
+
+
+def test_distinct_hosts_is_off_for_any_false_go_parses() -> None:
+    # Nomad's hasDistinctHostsConstraint: strconv.ParseBool of the value; "0", "F" and "False" are false.
+    for value, placed in (("False", 3), ("0", 3), ("true", 1), ("yes", 1)):
+        c = Cluster()
+        c.node(0)
+        c.register(**service("web", count=3, cpu=100, mem=64,
+                             group={"Constraints": [_cons("", "distinct_hosts", value)]}))
+        c.schedule()
+        assert len(c.running("web")) == placed, value

@@ -595,6 +595,11 @@ def ready_nodes_by_dc(nodes: dict[str, Any], dcs: Any, pool: str) -> tuple[int, 
     return sum(by_dc.values()), dict(sorted(by_dc.items()))
 
 
+# strconv.ParseBool's false values: distinct_hosts = "<one of these>" turns the constraint off (any
+# other value, parsable or not, leaves it on: Nomad's hasDistinctHostsConstraint).
+_GO_FALSE = frozenset(("0", "f", "F", "false", "FALSE", "False"))
+
+
 def _class_count(m: dict[str, Any], key: str, node: dict[str, Any]) -> None:
     """Nomad's ClassFiltered and ClassExhausted: counted per node class, for nodes that have one."""
     cls = node.get("NodeClass")
@@ -830,9 +835,9 @@ class _Placer:
         (no two of the group), else 0."""
         got = self._distinct_cache.get(group["Name"])
         if got is None:
-            def has(cons: Any) -> bool:
-                return any(c["Operand"] == "distinct_hosts" and c.get("RTarget", "true") != "false"
-                           for c in cons or ())
+            def has(cons: Any) -> bool:  # the first distinct_hosts decides; Go's ParseBool reads its value
+                c = next((c for c in cons or () if c["Operand"] == "distinct_hosts"), None)
+                return c is not None and c.get("RTarget", "") not in _GO_FALSE
             got = DISTINCT_JOB if has(self.job.get("Constraints")) \
                 else DISTINCT_GROUP if has(group.get("Constraints")) else 0
             self._distinct_cache[group["Name"]] = got
