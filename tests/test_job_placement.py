@@ -119,3 +119,17 @@ def test_distinct_hosts_is_off_for_any_false_go_parses() -> None:
                              group={"Constraints": [_cons("", "distinct_hosts", value)]}))
         c.schedule()
         assert len(c.running("web")) == placed, value
+
+
+def test_an_evaluation_that_places_everything_cancels_the_jobs_blocked_one() -> None:
+    # Nomad's nestedUpsertEval: the job changed to fit, so "Placement Failure" no longer applies.
+    c = Cluster()
+    c.node(0, cpu=1000)
+    c.register(**service("web", count=3, cpu=400))
+    c.schedule()
+    (blocked,) = [e for e in c.state.tables["evals"].values() if e["Status"] == "blocked"]
+    c.register(**service("web", count=2, cpu=400))
+    c.schedule()
+    ev = c.state.tables["evals"][blocked["ID"]]
+    assert ev["Status"] == "canceled" and ev["StatusDescription"].endswith('" successful')
+    assert not c.state.evals_by_status["blocked"] and len(c.running("web")) == 2

@@ -1495,7 +1495,8 @@ def new_deployment(job: dict[str, Any], eval_id: str, now: float = 0.0) -> dict[
 # keeps the failed placements and Nomad's description ("created to place remaining allocations"), and
 # the job's status follows Nomad's getJobStatus (StateStore._job_status); 8 -- a blocked evaluation
 # let run by new capacity that still fails to place everything is blocked again (Nomad's ReblockEval)
-# instead of completing with a new blocked one.
+# instead of completing with a new blocked one, and one that leaves nothing to place cancels the job's
+# blocked ones.
 PLAN_REV = 8
 
 

@@ -1927,6 +1927,13 @@ class StateStore:
                                                         FailedTGAllocs=dict(plan["Failed"]))
             ev["BlockedEval"] = blocked[0]
             follow += blocked
+        if rev >= 8 and not plan.get("Failed") and not refused and not plan.get("More"):
+            # Nomad's nestedUpsertEval: an evaluation that completes with nothing left to place cancels
+            # the job's blocked ones -- what they waited to place is no longer wanted, or is placed.
+            for other in self.blocked_evals_of_job(plan["JobID"]):
+                other.update(Status="canceled", ModifyIndex=index, ModifyTime=now,
+                             StatusDescription=f'evaluation "{ev["ID"]}" successful')
+                self._index_eval(other)
         if rev >= 2:
             self._cancel_superseded(plan["JobID"], index, now)
         self._touch("evals", index)
