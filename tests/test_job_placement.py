@@ -133,3 +133,34 @@ def test_an_evaluation_that_places_everything_cancels_the_jobs_blocked_one() -> 
     ev = c.state.tables["evals"][blocked["ID"]]
     assert ev["Status"] == "canceled" and ev["StatusDescription"].endswith('" successful')
     assert not c.state.evals_by_status["blocked"] and len(c.running("web")) == 2
+
+
+def test_an_update_that_makes_the_node_infeasible_replaces_the_allocation_elsewhere() -> None:
+    # Nomad's genericAllocUpdateFn: an in-place update selects on the allocation's own node; when the
+    # new constraint (or datacenters) rule it out, the update is destructive and the allocation moves.
+    c = Cluster()
+    c.node(0, meta={"rack": "r1"})
+    c.node(1, meta={"rack": "r3"}, dc="dc2")
+    rack = [_cons("${meta.rack}", "=", "r1")]
+    c.register(**service("mv", count=2, cpu=100, mem=64, Datacenters=["*"], Constraints=rack))
+    c.schedule()
+    c.client("running")
+    assert {a["NodeID"] for a in c.running("mv")} == {"node-0000"}
+    rack = [_cons("${meta.rack}", "=", "r3")]
+    c.register(**service("mv", count=2, cpu=100, mem=64, Datacenters=["*"], Constraints=rack))
+    for _ in range(6):
+        c.schedule()
+        c.client("running")
+        c.healthy()
+    assert sorted((a["NodeID"], a["JobVersion"]) for a in c.running("mv")) == [("node-0001", 1)] * 2
+    # A change of datacenters alone moves them too; one that keeps the node feasible updates in place.
+    c.register(**service("mv", count=2, cpu=100, mem=64, Datacenters=["dc1"], Constraints=[]))
+    for _ in range(6):
+        c.schedule()
+        c.client("running")
+        c.healthy()
+    assert {a["NodeID"] for a in c.running("mv")} == {"node-0000"}
+    before = {a["ID"] for a in c.running("mv")}
+    c.register(**service("mv", count=2, cpu=100, mem=64, Datacenters=["dc*"], Constraints=[]))
+    c.schedule()
+    assert {a["ID"] for a in c.running("mv")} == before

@@ -1757,7 +1757,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 else:
                     replace.append((a["Name"], a))
             elif a.get("JobVersion", 0) != job.get("Version", 0):
-                if alloc_digest(a) != digest:
+                if alloc_digest(a) != digest or not _in_place_fits(placer, nodes.get(a["NodeID"]), group):
                     destructive.append(a)
                 else:
                     kept.append(a)
@@ -1935,6 +1935,22 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
 
 
 DEFAULT_KILL_TIMEOUT_NS = 5 * 10**9  # Nomad's DefaultKillTimeout
+
+
+def _in_place_fits(placer: _Placer, node: dict[str, Any] | None, group: dict[str, Any]) -> bool:
+    """Nomad's genericAllocUpdateFn: an allocation is updated in place only if its node is still in the
+    job's datacenters and node pool and still passes the new version's constraints and drivers (its
+    resources are unchanged, or the update would be destructive anyway); else it is replaced."""
+    if node is None:
+        return True  # a lost allocation: handled as one
+    job = placer.job
+    if not in_any_dc(node, job.get("Datacenters", ["*"])) or (
+            job.get("NodePool", "default") not in ("all", node.get("NodePool", "default"))):
+        return False
+    if not node_ready(node):  # Nomad selects on the node itself, eligible or not: its constraints decide
+        return placer._check({**node, "Status": "ready", "SchedulingEligibility": "eligible",
+                              "DrainStrategy": None}, group) == FEASIBLE
+    return placer.verdict(node, group) == FEASIBLE
 
 
 def _wait_client_stop(plan: dict[str, Any], a: dict[str, Any], now: float) -> None:
