@@ -1896,6 +1896,8 @@ class StateStore:
             follow += self._reschedule_later(index, plan["JobID"], plan["RescheduleLater"], now, ev["ID"])
         if plan.get("Disconnect") or plan.get("Reconnect") or plan.get("LostLater"):
             follow += self._disconnect_updates(index, plan, now, ev["ID"])
+        # Groups that wait for capacity: a system group that every node filtered out waits for none.
+        waiting = set(plan.get("Failed") or ()) - set(plan.get("FilteredOnly") or ())
         if refused:
             follow += self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
         elif plan.get("More"):
@@ -1906,7 +1908,7 @@ class StateStore:
             nxt = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, previous=ev["ID"])
             ev["NextEval"] = nxt[0]
             follow += nxt
-        elif set(plan.get("Failed") or ()) - set(plan.get("FilteredOnly") or ()):
+        elif waiting:
             # One blocked evaluation per job waits for capacity (Nomad's blocked evals); a system
             # group that every node filtered out waits for none (Nomad's addBlocked is for exhaustion).
             for other in self.blocked_evals_of_job(plan["JobID"]):
@@ -1917,7 +1919,7 @@ class StateStore:
                 # waits again itself (Nomad's ReblockEval), rather than completing with a new one.
                 ev.update(Status="blocked", StatusDescription=BLOCKED_EVAL_DESCRIPTION)
                 self._index_eval(ev)
-        if plan.get("Failed") and not refused and not plan.get("More") and not (unblocked and rev >= 8):
+        if waiting and not refused and not plan.get("More") and not (unblocked and rev >= 8):
             blocked = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, status="blocked",
                                          previous=ev["ID"])
             if rev >= 7:
