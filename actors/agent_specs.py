@@ -318,7 +318,8 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("retry_join_interval_s", join.retry_interval_s if join.retry_join else 0.0),
                           ("retry_max", join.retry_max), ("report_to", "agent"),
                           ("keyring", ctx.gossip_keyring), ("keyring_sink", ctx.gossip_keyring_sink),
-                          ("snapshot", ctx.serf_snapshot))),
+                          ("snapshot", ctx.serf_snapshot), ("metrics", ctx.metrics),
+                          ("metrics_interval_s", config.telemetry.collection_interval_s))),
     ]
 
 

@@ -423,3 +423,17 @@ def test_fsm_names_follow_nomads_message_types() -> None:
     assert fsm_key({"op": "var_set", "cas": 3}) == (("nomad", "fsm", "apply_sv_operation"), (("op", "cas"),))
     assert fsm_key({"op": "var_lock_acquire"})[1] == (("op", "lock-acquire"),)
     assert fsm_key({"op": "kv_put"}) is None and fsm_key({"op": 3}) is None
+
+
+def test_set_gauges_is_set_gauge_of_each_key_with_shared_labels() -> None:
+    """The batched form the job summaries use names, filters and stores each series as set_gauge does."""
+    now = [100.0]
+    one = Metrics(clock=lambda: now[0], hostname="h", prefix_filter=("-nomad.x.dropped",))
+    many = Metrics(clock=lambda: now[0], hostname="h", prefix_filter=("-nomad.x.dropped",))
+    labels = (("job", "a b"), ("task_group", "g"))
+    keys = (("x", "kept"), ("x", "dropped"), ("x", "other"))
+    for key, value in zip(keys, (1, 2, 3.5), strict=True):
+        one.set_gauge(key, value, labels)
+    many.set_gauges(keys, (1, 2, 3.5), labels)
+    assert many.summary() == one.summary() and many.prometheus_text() == one.prometheus_text()
+    assert [g["Name"] for g in many.summary()["Gauges"]] == ["nomad.x.kept", "nomad.x.other"]

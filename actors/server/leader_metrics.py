@@ -77,11 +77,9 @@ def publish(metrics: Any, stats: dict[str, Any]) -> None:
     for status, count in stats["job_status"].items():
         metrics.set_gauge(("nomad", "job_status", status), count)
     _blocked(metrics, stats["blocked"])
-    set_gauge = metrics.set_gauge
+    set_gauges = metrics.set_gauges
     for jid, ns, group, counts in stats["summaries"]:
-        labels = summary_labels(jid, group, ns)
-        for key, value in zip(_SUMMARY_KEYS, counts, strict=True):
-            set_gauge(key, value, labels)
+        set_gauges(_SUMMARY_KEYS, counts, summary_labels(jid, group, ns))
 
 
 def publish_follower(metrics: Any) -> None:
