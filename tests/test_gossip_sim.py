@@ -496,8 +496,8 @@ def test_a_member_that_left_rejoins_from_its_snapshot_only_with_rejoin_after_lea
 
 
 def test_actor_reports_memberlists_alive_suspect_dead_counters_and_health_score() -> None:
-    """memberlist's msg.alive / msg.suspect / msg.dead counters and health.score gauge, under Nomad's
-    service prefix, from a member with the agent's registry; without one no timer is set for them."""
+    """memberlist's msg.alive / msg.suspect / msg.dead counters, health.score gauge and gossip timer,
+    under Nomad's service prefix, from a member with the agent's registry; without one no timer is set."""
     from actors.metrics import Metrics
 
     sched = Scheduler(seed=9, trace=False)
@@ -520,11 +520,14 @@ def test_actor_reports_memberlists_alive_suspect_dead_counters_and_health_score(
     sched.run_for(30.0)
     counters: dict[str, float] = {}
     gauges: set[str] = set()
+    rounds = 0
     for iv in m.intervals():
         for name, _, agg in iv.counters.values():
             counters[name] = counters.get(name, 0.0) + agg.sum
         gauges.update(name for name, _, _ in iv.gauges.values())
+        rounds += sum(agg.count for name, _, agg in iv.samples.values() if name == "nomad.memberlist.gossip")
     assert counters["nomad.memberlist.msg.alive"] >= 3  # itself, then each joiner
     assert counters["nomad.memberlist.msg.suspect"] >= 1 and counters["nomad.memberlist.msg.dead"] >= 1
     assert "nomad.memberlist.health.score" in gauges
+    assert rounds >= 1  # a gossip round each gossip interval while there is something to send
     assert not sched.actor_of(refs[a1]).timer_armed("metrics")
