@@ -386,7 +386,9 @@ def test_dev_agent_exports_nomads_scheduling_metrics_with_their_labels(agents, t
                                                        "lost", "unknown")}
     plain = {"nomad.nomad.blocked_evals.total_blocked", "nomad.nomad.blocked_evals.total_escaped",
              "nomad.nomad.blocked_evals.total_quota_limit", "nomad.nomad.broker.service.ready",
-             "nomad.nomad.broker.service.unacked", "nomad.nomad.plan.queue_depth"}
+             "nomad.nomad.broker.service.unacked", "nomad.nomad.plan.queue_depth",
+             "nomad.memberlist.health.score"}
+    counters = {"nomad.memberlist.msg.alive"}
     samples = {"nomad.nomad.worker.invoke_scheduler.service", "nomad.nomad.worker.submit_plan",
                "nomad.nomad.plan.submit", "nomad.nomad.plan.apply", "nomad.nomad.fsm.register_node",
                "nomad.nomad.fsm.register_job", "nomad.nomad.fsm.apply_plan_results",
@@ -405,10 +407,12 @@ def test_dev_agent_exports_nomads_scheduling_metrics_with_their_labels(agents, t
             elif g["Name"] in plain and not tags:
                 seen.add(g["Name"])
         seen.update(x["Name"] for x in summary["Samples"] if x["Name"] in samples)
-        return seen >= gauges | plain | samples and running.get("nomad.nomad.job_summary.running") == 1
+        seen.update(x["Name"] for x in summary["Counters"] if x["Name"] in counters)
+        return seen >= wanted and running.get("nomad.nomad.job_summary.running") == 1
 
+    wanted = gauges | plain | samples | counters
     wait_for(scraped, "the scheduling metrics in /v1/metrics", 30.0,
-             lambda: f"missing {sorted((gauges | plain | samples) - seen)}, {running}\n{agent.detail()}")
+             lambda: f"missing {sorted(wanted - seen)}, {running}\n{agent.detail()}")
     status, body, _ = agent.get("/v1/metrics?format=prometheus")
     text = body.decode()
     assert status == 200
@@ -417,6 +421,7 @@ def test_dev_agent_exports_nomads_scheduling_metrics_with_their_labels(agents, t
                      r'task_group="web"\} 1$', text, re.M), text
     for name in plain:
         assert f"# TYPE {name.replace('.', '_')} gauge" in text, name
+    assert re.search(r'^nomad_memberlist_msg_alive\{host="[^"]*"\} [1-9]', text, re.M)
     for name in samples:
         prom = name.replace(".", "_")
         assert f"# TYPE {prom} summary" in text and re.search(rf"^{prom}_count\{{host=\"[^\"]*\"\}} [1-9]",
