@@ -387,7 +387,8 @@ def test_dev_agent_exports_nomads_scheduling_metrics_with_their_labels(agents, t
     plain = {"nomad.nomad.blocked_evals.total_blocked", "nomad.nomad.blocked_evals.total_escaped",
              "nomad.nomad.blocked_evals.total_quota_limit", "nomad.nomad.broker.service.ready",
              "nomad.nomad.broker.service.unacked", "nomad.nomad.plan.queue_depth",
-             "nomad.memberlist.health.score"}
+             "nomad.memberlist.health.score", "nomad.nomad.broker.total_waiting",
+             "nomad.nomad.broker.total_cancelable"}
     counters = {"nomad.memberlist.msg.alive"}
     samples = {"nomad.nomad.worker.invoke_scheduler.service", "nomad.nomad.worker.submit_plan",
                "nomad.nomad.plan.submit", "nomad.nomad.plan.apply", "nomad.nomad.fsm.register_node",

@@ -437,3 +437,24 @@ def test_set_gauges_is_set_gauge_of_each_key_with_shared_labels() -> None:
     many.set_gauges(keys, (1, 2, 3.5), labels)
     assert many.summary() == one.summary() and many.prometheus_text() == one.prometheus_text()
     assert [g["Name"] for g in many.summary()["Gauges"]] == ["nomad.x.kept", "nomad.x.other"]
+
+
+def test_waiting_evaluations_are_counted_and_each_labelled_with_its_parent_job() -> None:
+    from actors.server.leader_metrics import leader_stats, parent_id, publish
+    from actors.state.store import StateStore
+
+    assert parent_id("p/dispatch-1-a") == "p" and parent_id("p/periodic-17") == "p"
+    assert parent_id("web") == "web" and parent_id("/odd/dispatch-1") == "/odd/dispatch-1"  # Nomad's quirk
+    st = StateStore()
+    for eid, job, wait in (("e1", "p/dispatch-1-a", 130.0), ("e2", "web", 90.0), ("e3", "api", 0.0)):
+        st.tables["evals"][eid] = {"ID": eid, "JobID": job, "Namespace": "default", "Status": "pending",
+                                   "WaitUntil": wait}
+        st.evals_by_status["pending"].add(eid)
+    stats = leader_stats(st, now=100.0)
+    assert sorted(stats["waiting"]) == [("p/dispatch-1-a", "default", 30.0)]  # e2's wait is over
+    m = Metrics(clock=lambda: 0.0)
+    publish(m, stats)
+    gauges = {(n, labels): v for n, v, labels in m.intervals()[-1].gauges.values()}
+    assert gauges[("nomad.nomad.broker.total_waiting", ())] == 1
+    assert gauges[("nomad.nomad.broker.total_cancelable", ())] == 0
+    assert gauges[("nomad.nomad.broker.eval_waiting", (("job", "p"), ("namespace", "default")))] == 30.0

@@ -353,7 +353,7 @@ class EvalBroker(NodeActor):
         elif name == "leader_stats":
             if self.is_leader:  # Nomad's publishJobStatusMetrics and publishJobSummaryMetrics
                 reply = ReplyTo(self.env, self.name, ("leader_stats", self._gen, ""))
-                query = functools.partial(leader_metrics.leader_stats,
+                query = functools.partial(leader_metrics.leader_stats, now=self._wall(),
                                           skip_dispatched=self.cfg.skip_dispatched_summaries)
                 self.send(self.env.node, self.raft, Read(query=query, reply=reply, stale=True))
             else:

@@ -16,6 +16,14 @@
   eligibility), and quotas are Nomad Enterprise's, so those two stay 0.  A
   follower's tracker is disabled in Nomad and reports zeros; so does ours.
 
+* ``nomad.broker.total_waiting`` (evaluations pending with a ``WaitUntil``
+  still to come), ``nomad.broker.eval_waiting`` per such evaluation (seconds
+  left, labelled ``job`` -- the parent's ID for a child -- and ``namespace``)
+  and ``nomad.broker.total_cancelable`` (EvalBroker.EmitStats).  Nomad's
+  broker keeps these; ours reads them from the state, where an evaluation's
+  wait is kept.  A superseded evaluation is cancelled here in the write that
+  completes its job's newer one, so none waits to be cancelled: always 0.
+
 The counting is a Read query Raft runs on the leader's state
 (:func:`leader_stats`); the broker publishes the answer (:func:`publish`).
 """
@@ -24,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["job_status_counts", "leader_stats", "publish", "publish_follower", "summary_labels"]
+__all__ = ["job_status_counts", "leader_stats", "parent_id", "publish", "publish_follower", "summary_labels"]
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -56,9 +64,19 @@ def summary_labels(job_id: str, group: str, namespace: str) -> Labels:
     return labels
 
 
-def leader_stats(state: Any, skip_dispatched: bool = False) -> dict[str, Any]:
-    """Read query: job status counts, the blocked evaluations, and every job's summary as rows of
-    (job ID, namespace, group, (queued, complete, failed, running, starting, lost, unknown))."""
+def parent_id(job_id: str) -> str:
+    """Nomad's ParentIDFromJobID: a dispatched or periodic child's parent (an ID starting with "/" is
+    left whole, as Nomad's test for it reads)."""
+    if job_id.startswith("/"):
+        return job_id
+    return job_id.split("/dispatch-", 1)[0].split("/periodic-", 1)[0]
+
+
+def leader_stats(state: Any, skip_dispatched: bool = False, now: float | None = None) -> dict[str, Any]:
+    """Read query: job status counts, the blocked evaluations, every job's summary as rows of
+    (job ID, namespace, group, (queued, complete, failed, running, starting, lost, unknown)), and
+    -- with *now* (wall seconds) -- the pending evaluations still waiting, as (job, namespace,
+    seconds left)."""
     from actors.http_jobs import job_summaries  # http_jobs imports the HTTP layer, which imports the broker
 
     jobs = state.tables["jobs"]
@@ -68,8 +86,11 @@ def leader_stats(state: Any, skip_dispatched: bool = False) -> dict[str, Any]:
         ns = summary["Namespace"]
         for group, counts in summary["Summary"].items():
             rows.append((jid, ns, group, tuple(counts[f] for f in _SUMMARY_FIELDS)))
+    waiting = [] if now is None else [
+        (ev.get("JobID", ""), ev.get("Namespace", "default"), ev["WaitUntil"] - now)
+        for ev in state.evals_with_status("pending") if (ev.get("WaitUntil") or 0.0) > now]
     return {"job_status": job_status_counts(state), "blocked": len(state.evals_by_status["blocked"]),
-            "summaries": rows}
+            "summaries": rows, "waiting": waiting}
 
 
 def publish(metrics: Any, stats: dict[str, Any]) -> None:
@@ -80,11 +101,21 @@ def publish(metrics: Any, stats: dict[str, Any]) -> None:
     set_gauges = metrics.set_gauges
     for jid, ns, group, counts in stats["summaries"]:
         set_gauges(_SUMMARY_KEYS, counts, summary_labels(jid, group, ns))
+    _waiting(metrics, stats.get("waiting", ()))
 
 
 def publish_follower(metrics: Any) -> None:
-    """A follower's blocked-evaluation tracker is disabled: Nomad's EmitStats reports its zeros."""
+    """A follower's blocked-evaluation tracker and broker are disabled: Nomad's EmitStats report zeros."""
     _blocked(metrics, 0)
+    _waiting(metrics, ())
+
+
+def _waiting(metrics: Any, waiting: Any) -> None:
+    metrics.set_gauge(("nomad", "broker", "total_waiting"), len(waiting))
+    metrics.set_gauge(("nomad", "broker", "total_cancelable"), 0)  # superseded ones are cancelled at once
+    for job_id, namespace, left_s in waiting:
+        metrics.set_gauge(("nomad", "broker", "eval_waiting"), left_s,
+                          (("job", parent_id(job_id)), ("namespace", namespace)))
 
 
 def _blocked(metrics: Any, blocked: int) -> None:
