@@ -390,6 +390,8 @@ def test_dev_agent_exports_nomads_scheduling_metrics_with_their_labels(agents, t
              "nomad.memberlist.health.score", "nomad.nomad.broker.total_waiting",
              "nomad.nomad.broker.total_cancelable"}
     counters = {"nomad.memberlist.msg.alive"}
+    broker_timers = {"nomad.nomad.broker.wait_time", "nomad.nomad.broker.process_time",
+                     "nomad.nomad.broker.response_time"}
     samples = {"nomad.nomad.worker.invoke_scheduler.service", "nomad.nomad.worker.submit_plan",
                "nomad.nomad.plan.submit", "nomad.nomad.plan.apply", "nomad.nomad.fsm.register_node",
                "nomad.nomad.fsm.register_job", "nomad.nomad.fsm.apply_plan_results",
@@ -408,10 +410,12 @@ def test_dev_agent_exports_nomads_scheduling_metrics_with_their_labels(agents, t
             elif g["Name"] in plain and not tags:
                 seen.add(g["Name"])
         seen.update(x["Name"] for x in summary["Samples"] if x["Name"] in samples)
+        seen.update(x["Name"] for x in summary["Samples"] if x["Name"] in broker_timers
+                    and x["Labels"].get("job") == "metered" and x["Labels"].get("eval_type") == "service")
         seen.update(x["Name"] for x in summary["Counters"] if x["Name"] in counters)
         return seen >= wanted and running.get("nomad.nomad.job_summary.running") == 1
 
-    wanted = gauges | plain | samples | counters
+    wanted = gauges | plain | samples | counters | broker_timers
     wait_for(scraped, "the scheduling metrics in /v1/metrics", 30.0,
              lambda: f"missing {sorted(wanted - seen)}, {running}\n{agent.detail()}")
     status, body, _ = agent.get("/v1/metrics?format=prometheus")
@@ -423,6 +427,9 @@ def test_dev_agent_exports_nomads_scheduling_metrics_with_their_labels(agents, t
     for name in plain:
         assert f"# TYPE {name.replace('.', '_')} gauge" in text, name
     assert re.search(r'^nomad_memberlist_msg_alive\{host="[^"]*"\} [1-9]', text, re.M)
+    for name in broker_timers:
+        assert re.search(rf'^{name.replace(".", "_")}_count\{{eval_type="service",host="[^"]*",job="metered",'
+                         r'namespace="default",triggered_by="job-register"\} 1$', text, re.M), name
     for name in samples:
         prom = name.replace(".", "_")
         assert f"# TYPE {prom} summary" in text and re.search(rf"^{prom}_count\{{host=\"[^\"]*\"\}} [1-9]",

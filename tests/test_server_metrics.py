@@ -363,6 +363,16 @@ def test_leader_publishes_job_summaries_blocked_evals_and_times_its_scheduling_u
                  "nomad.nomad.plan.submit", "nomad.nomad.plan.apply"):
         assert samples[name][0] == 2, name
     assert samples["nomad.nomad.worker.invoke_scheduler.service"][1] >= samples["nomad.nomad.plan.submit"][1]
+    # The broker's timers, labelled as Nomad's: queued until taken, taken until done, queued until done.
+    timed = {(n, labels): agg.count for iv in m.intervals() for n, labels, agg in iv.samples.values()
+             if n.startswith("nomad.nomad.broker.")}
+    for name in ("wait_time", "process_time", "response_time"):
+        by_trigger = {dict(labels)["triggered_by"]: count for (n, labels), count in timed.items()
+                      if n == f"nomad.nomad.broker.{name}"}
+        assert by_trigger == {"job-register": 1, "queued-allocs": 1}, (name, timed)
+    ((_, labels), *_) = timed
+    assert dict(labels) == {"job": "web", "namespace": "default", "eval_type": "service",
+                            "triggered_by": dict(labels)["triggered_by"]}
     # Each command applied, under the name of Nomad's message type doing its work.
     for name in ("register_node", "register_job", "apply_plan_results", "node_status_update"):
         assert samples[f"nomad.nomad.fsm.{name}"][0] >= 1, name

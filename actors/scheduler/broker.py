@@ -49,6 +49,7 @@ from runtime.env import Env
 log = logging.getLogger("nomad.scheduler")
 
 BROKER = "eval-broker"
+_SERVICE = ("service", "default", "")  # the EvalInfo of an evaluation the broker has none for
 SCHEDULER_TYPES = ("service", "batch", "system", "sysbatch", "_core")
 
 
@@ -108,6 +109,10 @@ class BrokerConfig:
     leader_stats_interval_s: float = 1.0
     # telemetry.disable_dispatched_job_summary_metrics: no job_summary gauges for dispatched children.
     skip_dispatched_summaries: bool = False
+    # With a metrics registry: evaluations whose enqueue time is kept at once for
+    # nomad.broker.wait_time / response_time; past it a newly queued one is not timed.  Nomad keeps
+    # the first 10,000: a bound on memory while a backlog builds.
+    max_timed_evals: int = 10_000
     # The evaluation types this server's workers schedule (the agent's server.enabled_schedulers, with
     # _core always added, as Nomad does); an evaluation of another type waits for a leader that has it.
     schedulers: tuple[str, ...] = SCHEDULER_TYPES
@@ -119,6 +124,8 @@ class BrokerConfig:
             raise ValueError("num_workers must be >= 1")
         if self.delivery_limit < 1:
             raise ValueError("delivery_limit must be >= 1")
+        if self.max_timed_evals < 0:
+            raise ValueError("max_timed_evals must be >= 0")
         if self.max_plans_per_entry < 1:
             raise ValueError("max_plans_per_entry must be >= 1")
         if self.max_placements_per_entry < 1 or self.max_stops_per_entry < 1:
@@ -163,19 +170,24 @@ def pending_evals(state: Any, now: float | None = None, since: int = 0,
             and (types is None or ev.get("Type", "service") in types)]
 
 
+# An evaluation's (scheduler type, namespace, TriggeredBy): the broker metrics' labels.
+EvalInfo = tuple[str, str, str]
+
+
 def broker_view(state: Any, now: float | None = None, since: int = 0, types: tuple[str, ...] | None = None,
                 with_types: bool = False,
-                ) -> tuple[list[tuple[int, int, str, str]], float | None, dict[str, str]] | None:
+                ) -> tuple[list[tuple[int, int, str, str]], float | None, dict[str, EvalInfo]] | None:
     """Read query: (:func:`pending_evals`, the earliest ``WaitUntil`` still to come of those it read, or
-    None, and -- *with_types* -- each of those evaluations' scheduler type but service's, for the
-    metrics), or None while the scheduler configuration pauses the broker."""
+    None, and -- *with_types* -- each of those evaluations' (scheduler type, namespace, TriggeredBy),
+    for the metrics), or None while the scheduler configuration pauses the broker."""
     if sched_cfg.current(state.tables).get("PauseEvalBroker"):
         return None
     pending = pending_evals(state, now, since, types)
     evs = state.evals_pending_since(since) if since > 0 else state.evals_with_status("pending")
     waits = [w for ev in evs if (w := ev.get("WaitUntil", 0.0)) and now is not None and w > now]
-    kinds = {ev["ID"]: t for ev in evs if (t := ev.get("Type", "service")) != "service"} if with_types else {}
-    return pending, min(waits, default=None), kinds
+    info = {ev["ID"]: (ev.get("Type", "service"), ev.get("Namespace", "default"), ev.get("TriggeredBy", ""))
+            for ev in evs} if with_types else {}
+    return pending, min(waits, default=None), info
 
 
 def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_place: int | None = None,
@@ -288,9 +300,11 @@ class EvalBroker(NodeActor):
         self._watching = False
         self.paused = False  # the scheduler configuration's PauseEvalBroker, as last read
         self._worker_started: list[float] = []  # wall time each worker slot started (Nomad's WorkerInfo)
-        # With metrics: the scheduler type of each evaluation queued or running but service's (pruned
-        # every stats interval), and the types seen since taking the lead (Nomad's ByScheduler).
-        self._kind_of: dict[str, str] = {}
+        # With metrics: each evaluation queued or running's EvalInfo and the env time it was queued
+        # (both pruned every stats interval), and the scheduler types seen since taking the lead
+        # (Nomad's ByScheduler).
+        self._info_of: dict[str, EvalInfo] = {}
+        self._enqueued_at: dict[str, float] = {}
         self._kinds_seen: set[str] = set()
         self.stats = {"scheduled": 0, "placed": 0, "stopped": 0, "refused": 0, "failed": 0, "retries": 0,
                       "plan_entries": 0, "deferred": 0}
@@ -382,7 +396,8 @@ class EvalBroker(NodeActor):
         self._running.clear()
         self._jobs_running.clear()
         self._batches.clear()
-        self._kind_of.clear()
+        self._info_of.clear()
+        self._enqueued_at.clear()
         self._kinds_seen.clear()  # Nomad's flush makes a new ByScheduler
         self.cancel_timer("linger")
         self.cancel_timer("due")
@@ -448,14 +463,17 @@ class EvalBroker(NodeActor):
         self.cancel_timer("linger")
 
     def _enqueue(self, pending: list[tuple[int, int, str, str]]) -> None:
+        now, timed, enqueued_at = self.env.now(), self.metrics is not None, self._enqueued_at
         if not self._queue:
-            self._queued_since = self.env.now()
+            self._queued_since = now
         for item in pending:
             eval_id = item[2]
             if eval_id in self._queued or eval_id in self._running:
                 continue
             heapq.heappush(self._queue, item)
             self._queued.add(eval_id)
+            if timed and eval_id not in enqueued_at and len(enqueued_at) < self.cfg.max_timed_evals:
+                enqueued_at[eval_id] = now
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -485,10 +503,12 @@ class EvalBroker(NodeActor):
             now = self.env.now()
             w = _Work(eval_id=item[2], job_id=item[3], attempts=self._attempts.get(item[2], 0),
                       started=now, stage="plan", batch=batch, item=item, begun=now,
-                      kind=self._kind_of.get(item[2], "service"))
+                      kind=self._info_of.get(item[2], _SERVICE)[0])
             self._running[w.eval_id] = w
             self._jobs_running.add(w.job_id)
             self._kinds_seen.add(w.kind)
+            if self.metrics is not None:
+                self._dequeued(w)
             taken.append(w)
         for item in skipped:
             heapq.heappush(self._queue, item)
@@ -510,9 +530,30 @@ class EvalBroker(NodeActor):
         return True
 
     # ------------------------------------------------------------ metrics
-    def _note_kinds(self, kinds: dict[str, str]) -> None:
-        if kinds:
-            self._kind_of.update(kinds)
+    def _note_kinds(self, info: dict[str, EvalInfo]) -> None:
+        if info:
+            self._info_of.update(info)
+
+    def _labels(self, w: _Work) -> tuple[tuple[str, str], ...]:
+        """Nomad's broker timer labels: the job (a child's parent), namespace, type and trigger."""
+        _, namespace, trigger = self._info_of.get(w.eval_id, _SERVICE)
+        return (("job", leader_metrics.parent_id(w.job_id)), ("namespace", namespace),
+                ("eval_type", w.kind), ("triggered_by", trigger))
+
+    def _dequeued(self, w: _Work) -> None:
+        """nomad.broker.wait_time: from being queued until a worker took it."""
+        at = self._enqueued_at.get(w.eval_id)
+        if at is not None:
+            self.metrics.add_sample(("nomad", "broker", "wait_time"), (w.begun - at) * 1e3, self._labels(w))
+
+    def _acked(self, w: _Work) -> None:
+        """nomad.broker.process_time and response_time: its worker finished with it (ack or nack)."""
+        at = self._enqueued_at.pop(w.eval_id, None)
+        if at is None:
+            return
+        now, labels = self.env.now(), self._labels(w)
+        self.metrics.add_sample(("nomad", "broker", "process_time"), (now - w.begun) * 1e3, labels)
+        self.metrics.add_sample(("nomad", "broker", "response_time"), (now - at) * 1e3, labels)
 
     def _emit_stats(self) -> None:
         """Nomad's EvalBroker.EmitStats (totals, and ready / unacked per scheduler type seen) and
@@ -520,12 +561,12 @@ class EvalBroker(NodeActor):
         m = self.metrics
         for key, value in self.broker_stats().items():
             m.set_gauge(("nomad", "broker", key), value)
-        kind_of, running_jobs = self._kind_of, self._jobs_running
+        info_of, running_jobs = self._info_of, self._jobs_running
         ready: dict[str, int] = dict.fromkeys(self._kinds_seen, 0)
         unacked = dict(ready)
         for item in self._queue:
             if item[3] not in running_jobs:
-                kind = kind_of.get(item[2], "service")
+                kind = info_of.get(item[2], _SERVICE)[0]
                 ready[kind] = ready.get(kind, 0) + 1
         depth = 0
         for w in self._running.values():
@@ -536,8 +577,12 @@ class EvalBroker(NodeActor):
             m.set_gauge(("nomad", "broker", kind, "ready"), ready.get(kind, 0))
             m.set_gauge(("nomad", "broker", kind, "unacked"), unacked.get(kind, 0))
         m.set_gauge(("nomad", "plan", "queue_depth"), depth)
-        if len(kind_of) > len(self._queued) + len(self._running):  # prune what left the broker
-            self._kind_of = {e: k for e, k in kind_of.items() if e in self._queued or e in self._running}
+        held = len(self._queued) + len(self._running)
+        if len(info_of) > held:  # prune what left the broker
+            self._info_of = {e: i for e, i in info_of.items() if e in self._queued or e in self._running}
+        if len(self._enqueued_at) > held:
+            self._enqueued_at = {e: t for e, t in self._enqueued_at.items()
+                                 if e in self._queued or e in self._running}
 
     def _measure(self, works: list[_Work], *, submitted: bool) -> None:
         """A batch's plans were applied: Nomad's worker and plan timers, one sample per evaluation.
@@ -553,6 +598,7 @@ class EvalBroker(NodeActor):
             return
         now = self.env.now()
         for w in works:
+            self._acked(w)
             if submitted:
                 ms = (now - w.started) * 1e3
                 m.add_sample(("nomad", "worker", "submit_plan"), ms)
@@ -571,6 +617,8 @@ class EvalBroker(NodeActor):
         self._dispatch()
 
     def _retry(self, w: _Work, why: str) -> None:
+        if self.metrics is not None:
+            self._acked(w)  # Nomad's nack is timed as its ack is; a retry is queued (and timed) anew
         self._running.pop(w.eval_id, None)
         self._jobs_running.discard(w.job_id)
         attempts = w.attempts + 1
