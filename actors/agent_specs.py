@@ -278,7 +278,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                               snapshot_interval_s=srv.raft_snapshot_interval_s,
                               trailing_logs=srv.raft_trailing_logs)),
                           ("bootstrap", boot_ids), ("bootstrap_addresses", ctx.raft_bootstrap),
-                          ("server_id", raft_id), ("state", _server_state(srv)),
+                          ("server_id", raft_id), ("state", _server_state(srv, ctx.metrics)),
                           ("leadership_subscribers", ("server-membership", "node-endpoint", "heartbeats",
                                                       "node-gc", "job-gc", "eval-broker", "drainer",
                                                       PERIODIC, VAR_LOCKS)),
@@ -298,8 +298,11 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="alloc-endpoint", cls=AllocEndpoint, role="server",
                   kwargs=(("wall_clock", time.time),)),
         ChildSpec(name="eval-broker", cls=EvalBroker, role="server", reloads=True,
-                  kwargs=(("config", BrokerConfig(num_workers=num_workers_for(srv.num_schedulers),
-                                                  schedulers=enabled_schedulers(srv.enabled_schedulers))),
+                  kwargs=(("config", BrokerConfig(
+                      num_workers=num_workers_for(srv.num_schedulers),
+                      schedulers=enabled_schedulers(srv.enabled_schedulers),
+                      leader_stats_interval_s=config.telemetry.collection_interval_s,
+                      skip_dispatched_summaries=config.telemetry.disable_dispatched_job_summary_metrics)),
                           ("wall_clock", time.time), ("metrics", ctx.metrics))),
         ChildSpec(name="drainer", cls=NodeDrainer, role="server", kwargs=(("wall_clock", time.time),)),
         ChildSpec(name=PERIODIC, cls=PeriodicDispatcher, role="server", kwargs=(("wall_clock", time.time),)),
@@ -315,7 +318,8 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("retry_join_interval_s", join.retry_interval_s if join.retry_join else 0.0),
                           ("retry_max", join.retry_max), ("report_to", "agent"),
                           ("keyring", ctx.gossip_keyring), ("keyring_sink", ctx.gossip_keyring_sink),
-                          ("snapshot", ctx.serf_snapshot))),
+                          ("snapshot", ctx.serf_snapshot), ("metrics", ctx.metrics),
+                          ("metrics_interval_s", config.telemetry.collection_interval_s))),
     ]
 
 
@@ -481,11 +485,14 @@ def _artifact_limits(art: Any) -> dict[str, Any]:
             "artifact_max_unpacked_files": art.decompression_file_count_limit or unlimited}
 
 
-def _server_state(srv: Any) -> Any:
-    """The server's state store; it makes events for /v1/event/stream unless enable_event_broker is off."""
+def _server_state(srv: Any, metrics: Metrics | None = None) -> Any:
+    """The server's state store; it makes events for /v1/event/stream unless enable_event_broker is off,
+    and times each command it applies under Nomad's nomad.fsm.<type> names into *metrics*."""
     from actors.state.store import StateStore
 
     state = StateStore(job_tracked_versions=srv.job_tracked_versions)
+    if metrics is not None:
+        state.fsm_timing = (time.perf_counter, metrics)
     if srv.enable_event_broker:
         state.enable_events(srv.event_buffer_size)
     return state

@@ -652,6 +652,9 @@ class Telemetry:
     # gauge per CPU, disk and task every collection_interval adds up.
     publish_node_metrics: bool = False
     publish_allocation_metrics: bool = False
+    # Leave dispatched (parameterized) jobs' children out of the leader's nomad.job_summary.* gauges:
+    # each dispatch is a job of its own, 7 gauges a task group, which a busy dispatcher multiplies.
+    disable_dispatched_job_summary_metrics: bool = False
     # Also send every metric to a statsd server, or a DogStatsD one (with
     # datadog_tags, "key:value", on every line), at host:port over UDP.
     statsd_address: str | None = None

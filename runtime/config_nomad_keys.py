@@ -124,7 +124,6 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "telemetry.use_node_name": ("metrics here carry the host's name unless disable_hostname", None),
     "telemetry.include_alloc_metadata_in_metrics": ("allocation metrics here carry no job metadata", None),
     "telemetry.allowed_metadata_keys_in_metrics": ("allocation metrics here carry no job metadata", None),
-    "telemetry.disable_dispatched_job_summary_metrics": ("job summary metrics are not emitted here", None),
     "telemetry.disable_quota_utilization_metrics": (_ENT, None),
     "telemetry.disable_rpc_rate_metrics_labels": ("RPC rate metrics are not emitted here", None),
     "telemetry.disable_allocation_hook_metrics": ("allocation hook metrics are not emitted here", None),

@@ -364,6 +364,80 @@ def test_dev_agent_serves_prometheus_and_logs_at_debug(agents, tmp_path):
     assert agent.wait_exit() == 1
 
 
+def test_dev_agent_exports_nomads_scheduling_metrics_with_their_labels(agents, tmp_path):
+    """A job run on a -dev agent shows in the metrics dashboards built for Nomad scrape: the leader's
+    job summary per task group, blocked evaluations, the broker per scheduler type, the plan queue,
+    and the worker, plan, FSM and leader timers -- in /v1/metrics and in the Prometheus text."""
+    port = free_port()
+    ports = tmp_path / "ports.toml"
+    ports.write_text(f"[ports]\nhttp = {port}\nrpc = {free_port()}\nserf = {free_port()}\n")
+    agent = agents(["-dev", "-config", str(ports)], http_port=port).wait_healthy()
+    job = {"Job": {"ID": "metered", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "web", "Count": 1, "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {
+            "command": "/bin/sleep", "args": ["300"]}, "Resources": {"CPU": 50, "MemoryMB": 32}}]}]}}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=STEP_DEADLINE_S)
+    try:
+        conn.request("PUT", "/v1/jobs", body=json.dumps(job))
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    labels = {"job": "metered", "task_group": "web", "namespace": "default"}
+    gauges = {f"nomad.nomad.job_summary.{k}" for k in ("queued", "complete", "failed", "running", "starting",
+                                                       "lost", "unknown")}
+    plain = {"nomad.nomad.blocked_evals.total_blocked", "nomad.nomad.blocked_evals.total_escaped",
+             "nomad.nomad.blocked_evals.total_quota_limit", "nomad.nomad.broker.service.ready",
+             "nomad.nomad.broker.service.unacked", "nomad.nomad.plan.queue_depth",
+             "nomad.memberlist.health.score", "nomad.nomad.broker.total_waiting",
+             "nomad.nomad.broker.total_cancelable"}
+    counters = {"nomad.memberlist.msg.alive"}
+    broker_timers = {"nomad.nomad.broker.wait_time", "nomad.nomad.broker.process_time",
+                     "nomad.nomad.broker.response_time"}
+    samples = {"nomad.nomad.worker.invoke_scheduler.service", "nomad.nomad.worker.submit_plan",
+               "nomad.nomad.plan.submit", "nomad.nomad.plan.apply", "nomad.nomad.fsm.register_node",
+               "nomad.nomad.fsm.register_job", "nomad.nomad.fsm.apply_plan_results",
+               "nomad.nomad.fsm.alloc_client_update", "nomad.nomad.leader.barrier"}
+    seen: set[str] = set()
+    running: dict[str, float] = {}
+
+    def scraped() -> bool:
+        # /v1/metrics shows one 10 s interval at a time: what each shows is gathered over the polls.
+        summary = json.loads(agent.get("/v1/metrics")[1])
+        for g in summary["Gauges"]:
+            tags = {k: v for k, v in g["Labels"].items() if k != "host"}
+            if g["Name"] in gauges and tags == labels:
+                seen.add(g["Name"])
+                running[g["Name"]] = g["Value"]
+            elif g["Name"] in plain and not tags:
+                seen.add(g["Name"])
+        seen.update(x["Name"] for x in summary["Samples"] if x["Name"] in samples)
+        seen.update(x["Name"] for x in summary["Samples"] if x["Name"] in broker_timers
+                    and x["Labels"].get("job") == "metered" and x["Labels"].get("eval_type") == "service")
+        seen.update(x["Name"] for x in summary["Counters"] if x["Name"] in counters)
+        return seen >= wanted and running.get("nomad.nomad.job_summary.running") == 1
+
+    wanted = gauges | plain | samples | counters | broker_timers
+    wait_for(scraped, "the scheduling metrics in /v1/metrics", 30.0,
+             lambda: f"missing {sorted(wanted - seen)}, {running}\n{agent.detail()}")
+    status, body, _ = agent.get("/v1/metrics?format=prometheus")
+    text = body.decode()
+    assert status == 200
+    assert "# TYPE nomad_nomad_job_summary_running gauge" in text
+    assert re.search(r'^nomad_nomad_job_summary_running\{host="[^"]*",job="metered",namespace="default",'
+                     r'task_group="web"\} 1$', text, re.M), text
+    for name in plain:
+        assert f"# TYPE {name.replace('.', '_')} gauge" in text, name
+    assert re.search(r'^nomad_memberlist_msg_alive\{host="[^"]*"\} [1-9]', text, re.M)
+    for name in broker_timers:
+        assert re.search(rf'^{name.replace(".", "_")}_count\{{eval_type="service",host="[^"]*",job="metered",'
+                         r'namespace="default",triggered_by="job-register"\} 1$', text, re.M), name
+    for name in samples:
+        prom = name.replace(".", "_")
+        assert f"# TYPE {prom} summary" in text and re.search(rf"^{prom}_count\{{host=\"[^\"]*\"\}} [1-9]",
+                                                               text, re.M), name
+    agent.send(signal.SIGTERM)
+    assert agent.wait_exit() == 1
+
+
 def test_stopping_a_dev_agent_kills_its_tasks_as_nomads_does(agents, tmp_path):
     """Nomad's client.Shutdown destroys every allocation in dev mode: no task outlives the dev agent (whose
     temporary data dir, where the task ran, is removed with it)."""

@@ -493,3 +493,41 @@ def test_a_member_that_left_rejoins_from_its_snapshot_only_with_rejoin_after_lea
         assert c.statuses(3) == {member_name(3): S_ALIVE}  # alone: it left, and remembers no one
         assert c.statuses(0).get(member_name(3)) in (S_LEFT, None)  # a tombstone, or reaped
     c.close()
+
+
+def test_actor_reports_memberlists_alive_suspect_dead_counters_and_health_score() -> None:
+    """memberlist's msg.alive / msg.suspect / msg.dead counters, health.score gauge and gossip timer,
+    under Nomad's service prefix, from a member with the agent's registry; without one no timer is set."""
+    from actors.metrics import Metrics
+
+    sched = Scheduler(seed=9, trace=False)
+    m = Metrics(clock=lambda: sched.now, interval_s=10.0, retain_s=600.0)
+    refs = {}
+    for i in range(3):
+        addr = member_addr(i)
+
+        def boot(env, i=i, addr=addr) -> None:
+            refs[addr] = env.spawn(GossipMember, POOL, member_name=member_name(i), config=fast_config(),
+                                   metrics=m if i == 0 else None)
+        sched.add_node(addr, boot=boot)
+    a0, a1, a2 = (member_addr(i) for i in range(3))
+    for joiner in (a1, a2):
+        fut = sched.future_cls()
+        refs[joiner].tell(Join(addresses=(a0,), reply=fut))
+        assert fut.get(timeout=5.0) == 1
+    sched.run_for(2.0)
+    sched.nodes[a2].crash()
+    sched.run_for(30.0)
+    counters: dict[str, float] = {}
+    gauges: set[str] = set()
+    rounds = 0
+    for iv in m.intervals():
+        for name, _, agg in iv.counters.values():
+            counters[name] = counters.get(name, 0.0) + agg.sum
+        gauges.update(name for name, _, _ in iv.gauges.values())
+        rounds += sum(agg.count for name, _, agg in iv.samples.values() if name == "nomad.memberlist.gossip")
+    assert counters["nomad.memberlist.msg.alive"] >= 3  # itself, then each joiner
+    assert counters["nomad.memberlist.msg.suspect"] >= 1 and counters["nomad.memberlist.msg.dead"] >= 1
+    assert "nomad.memberlist.health.score" in gauges
+    assert rounds >= 1  # a gossip round each gossip interval while there is something to send
+    assert not sched.actor_of(refs[a1]).timer_armed("metrics")

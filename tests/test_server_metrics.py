@@ -279,7 +279,192 @@ def test_alloc_totals_count_by_client_status_and_sum_the_live_ones() -> None:
 def test_job_status_counts_jobs_by_status() -> None:
     from types import SimpleNamespace
 
-    from actors.scheduler.broker import job_status_counts
+    from actors.server.leader_metrics import job_status_counts
 
     jobs = {"a": {"Status": "running"}, "b": {"Status": "dead"}, "c": {"Status": "running"}, "d": {}}
     assert job_status_counts(SimpleNamespace(tables={"jobs": jobs})) == {"pending": 1, "running": 2, "dead": 1}
+
+
+# ---------------------------------------------------------------- the leader's scheduling metrics
+
+
+_JOB = {"ID": "web", "Type": "service", "Priority": 50, "Datacenters": ["dc1"],
+        "TaskGroups": [{"Name": "g", "Count": 2, "Tasks": [{"Name": "t", "Driver": "raw_exec",
+                                                             "Config": {"command": "/bin/sleep"},
+                                                             "Resources": {"CPU": 100, "MemoryMB": 64}}]}]}
+_NODE = {"ID": "n1", "SecretID": "s1", "Name": "n1", "Datacenter": "dc1", "Status": "ready",
+         "SchedulingEligibility": "eligible", "NodeResources": {"Cpu": {"CpuShares": 1000},
+                                                                "Memory": {"MemoryMB": 1024},
+                                                                "Disk": {"DiskMB": 100_000}}}
+_NODE_WITH_DRIVER = {**_NODE, "ID": "n2", "SecretID": "s2", "Name": "n2",
+                     "Drivers": {"raw_exec": {"Detected": True, "Healthy": True}}}
+
+
+def _scheduling_server() -> tuple[Scheduler, Metrics, Any]:
+    """One simulated server: Raft (its state timing each command) and the broker, on a registry."""
+    from actors.state.store import StateStore
+
+    sched = Scheduler(7)
+    m = Metrics(clock=lambda: sched.now, interval_s=10.0, retain_s=600.0)
+    state = StateStore()
+    state.fsm_timing = (lambda: sched.now, m)
+
+    def boot(env: Any) -> None:
+        env.spawn(RaftPeer, "raft", storage=MemoryStorage(), bootstrap=("s1",), state=state, metrics=m,
+                  leadership_subscribers=("eval-broker",))
+        env.spawn(EvalBroker, "eval-broker", metrics=m, config=BrokerConfig(num_workers=1))
+
+    node = sched.add_node("s1", boot)
+    sched.run_for(3.0)
+    return sched, m, node.actors["raft"]
+
+
+def _propose(sched: Scheduler, ref: Any, data: bytes) -> Any:
+    r = Reply()
+    ref.tell(Propose(data, r))
+    sched.run_for(0.5)
+    assert r.error is None and r.value is not None
+    return r.value[1]
+
+
+def _labelled(m: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The newest interval's gauges called *name*, by their labels."""
+    return {labels: value for n, value, labels in m.intervals()[-1].gauges.values() if n == name}
+
+
+def test_leader_publishes_job_summaries_blocked_evals_and_times_its_scheduling_under_nomads_names() -> None:
+    from actors.scheduler.job import canonical_job
+
+    sched, m, raft = _scheduling_server()
+    _propose(sched, raft, command("node_register", node=_NODE, now=1.0))  # it has no raw_exec driver
+    _propose(sched, raft, command("job_register", job=canonical_job(_JOB), now=2.0))
+    sched.run_for(2.0)  # scheduled, and the leader's gauges set again
+    labels = (("job", "web"), ("task_group", "g"), ("namespace", "default"))
+    assert _labelled(m, "nomad.nomad.job_summary.queued") == {labels: 2}  # nowhere to go: blocked
+    assert _totals(m)[0]["nomad.nomad.blocked_evals.total_blocked"] == 1
+    _propose(sched, raft, command("node_register", node={**_NODE_WITH_DRIVER, "Status": "initializing"},
+                                  now=5.0))
+    _propose(sched, raft, command("node_update_status", node_id="n2", status="ready", now=5.0))  # unblocks
+    sched.run_for(2.0)
+    assert _labelled(m, "nomad.nomad.job_summary.starting") == {labels: 2}  # placed, not yet running
+    assert _labelled(m, "nomad.nomad.job_summary.queued") == {labels: 0}
+    for gauge in ("queued", "complete", "failed", "running", "lost", "unknown"):
+        assert _labelled(m, f"nomad.nomad.job_summary.{gauge}") == {labels: 0}, gauge
+    gauges, _, samples = _totals(m)
+    assert gauges["nomad.nomad.job_status.running"] + gauges["nomad.nomad.job_status.pending"] == 1
+    assert {gauges[f"nomad.nomad.blocked_evals.{k}"] for k in ("total_blocked", "total_escaped",
+                                                              "total_quota_limit")} == {0}
+    # The broker's gauges per scheduler type seen, and the plan queue.
+    assert gauges["nomad.nomad.broker.service.ready"] == gauges["nomad.nomad.broker.service.unacked"] == 0
+    assert gauges["nomad.nomad.plan.queue_depth"] == 0
+    # Two evaluations (the job's, then the blocked one), a plan each: the worker's and the plan
+    # applier's timers, in ms.
+    for name in ("nomad.nomad.worker.invoke_scheduler.service", "nomad.nomad.worker.submit_plan",
+                 "nomad.nomad.plan.submit", "nomad.nomad.plan.apply"):
+        assert samples[name][0] == 2, name
+    assert samples["nomad.nomad.worker.invoke_scheduler.service"][1] >= samples["nomad.nomad.plan.submit"][1]
+    # The broker's timers, labelled as Nomad's: queued until taken, taken until done, queued until done.
+    timed = {(n, labels): agg.count for iv in m.intervals() for n, labels, agg in iv.samples.values()
+             if n.startswith("nomad.nomad.broker.")}
+    for name in ("wait_time", "process_time", "response_time"):
+        by_trigger = {dict(labels)["triggered_by"]: count for (n, labels), count in timed.items()
+                      if n == f"nomad.nomad.broker.{name}"}
+        assert by_trigger == {"job-register": 1, "queued-allocs": 1}, (name, timed)
+    ((_, labels), *_) = timed
+    assert dict(labels) == {"job": "web", "namespace": "default", "eval_type": "service",
+                            "triggered_by": dict(labels)["triggered_by"]}
+    # Each command applied, under the name of Nomad's message type doing its work.
+    for name in ("register_node", "register_job", "apply_plan_results", "node_status_update"):
+        assert samples[f"nomad.nomad.fsm.{name}"][0] >= 1, name
+    assert not any(n.startswith("nomad.nomad.fsm.node_register") for n in samples)
+
+
+def test_a_purged_jobs_summary_gauges_are_no_longer_set_as_nomads_are_not() -> None:
+    """Nomad never zeroes a purged job's job_summary gauges: it stops setting them, so /v1/metrics
+    shows none from the next interval, and its Prometheus series expire."""
+    from actors.scheduler.job import canonical_job
+
+    sched, m, raft = _scheduling_server()
+    _propose(sched, raft, command("node_register", node=_NODE_WITH_DRIVER, now=1.0))
+    _propose(sched, raft, command("job_register", job=canonical_job(_JOB), now=2.0))
+    sched.run_for(2.0)
+    assert _labelled(m, "nomad.nomad.job_summary.starting")
+    _propose(sched, raft, command("job_deregister", job_id="web", purge=True, now=5.0))
+    sched.run_for(11.0)  # into the next 10 s interval
+    assert _labelled(m, "nomad.nomad.job_summary.starting") == {}
+    assert _totals(m)[0]["nomad.nomad.job_status.running"] == 0
+    sched.run_for(60.0)  # past the Prometheus expiry
+    assert "nomad_nomad_job_summary_starting" not in m.prometheus_text()
+
+
+def test_job_summary_labels_split_a_dispatched_or_periodic_childs_id_as_nomad() -> None:
+    from actors.server.leader_metrics import summary_labels
+
+    base = (("job", "web"), ("task_group", "g"), ("namespace", "default"))
+    assert summary_labels("web", "g", "default") == base
+    assert summary_labels("p/dispatch-1700000000-ab12", "g", "ns") == (
+        ("job", "p/dispatch-1700000000-ab12"), ("task_group", "g"), ("namespace", "ns"),
+        ("parent_id", "p"), ("dispatch_id", "1700000000-ab12"))
+    assert summary_labels("p/periodic-1700000000", "g", "ns")[3:] == (("parent_id", "p"),
+                                                                     ("periodic_id", "1700000000"))
+
+
+def test_leader_stats_leave_dispatched_children_out_when_told_and_count_blocked_evals() -> None:
+    from actors.server.leader_metrics import leader_stats
+    from actors.state.store import StateStore
+
+    st = StateStore()
+    group = {"Name": "g", "Count": 1}
+    st.tables["jobs"]["p"] = {"ID": "p", "Status": "running", "TaskGroups": [group]}
+    st.tables["jobs"]["p/dispatch-1-a"] = {"ID": "p/dispatch-1-a", "Dispatched": True, "Status": "running",
+                                           "ParentID": "p", "TaskGroups": [group]}
+    st.evals_by_status["blocked"].add("e1")
+    every = leader_stats(st)
+    assert sorted(r[0] for r in every["summaries"]) == ["p", "p/dispatch-1-a"]
+    assert [r[0] for r in leader_stats(st, skip_dispatched=True)["summaries"]] == ["p"]
+    assert every["blocked"] == 1 and every["job_status"] == {"pending": 0, "running": 2, "dead": 0}
+
+
+def test_fsm_names_follow_nomads_message_types() -> None:
+    from actors.state.fsm_metrics import fsm_key
+
+    assert fsm_key({"op": "node_register"}) == (("nomad", "fsm", "register_node"), ())
+    assert fsm_key({"op": "plan_apply_batch"}) == (("nomad", "fsm", "apply_plan_results"), ())
+    assert fsm_key({"op": "var_set", "cas": 3}) == (("nomad", "fsm", "apply_sv_operation"), (("op", "cas"),))
+    assert fsm_key({"op": "var_lock_acquire"})[1] == (("op", "lock-acquire"),)
+    assert fsm_key({"op": "kv_put"}) is None and fsm_key({"op": 3}) is None
+
+
+def test_set_gauges_is_set_gauge_of_each_key_with_shared_labels() -> None:
+    """The batched form the job summaries use names, filters and stores each series as set_gauge does."""
+    now = [100.0]
+    one = Metrics(clock=lambda: now[0], hostname="h", prefix_filter=("-nomad.x.dropped",))
+    many = Metrics(clock=lambda: now[0], hostname="h", prefix_filter=("-nomad.x.dropped",))
+    labels = (("job", "a b"), ("task_group", "g"))
+    keys = (("x", "kept"), ("x", "dropped"), ("x", "other"))
+    for key, value in zip(keys, (1, 2, 3.5), strict=True):
+        one.set_gauge(key, value, labels)
+    many.set_gauges(keys, (1, 2, 3.5), labels)
+    assert many.summary() == one.summary() and many.prometheus_text() == one.prometheus_text()
+    assert [g["Name"] for g in many.summary()["Gauges"]] == ["nomad.x.kept", "nomad.x.other"]
+
+
+def test_waiting_evaluations_are_counted_and_each_labelled_with_its_parent_job() -> None:
+    from actors.server.leader_metrics import leader_stats, parent_id, publish
+    from actors.state.store import StateStore
+
+    assert parent_id("p/dispatch-1-a") == "p" and parent_id("p/periodic-17") == "p"
+    assert parent_id("web") == "web" and parent_id("/odd/dispatch-1") == "/odd/dispatch-1"  # Nomad's quirk
+    st = StateStore()
+    for eid, job, wait in (("e1", "p/dispatch-1-a", 130.0), ("e2", "web", 90.0), ("e3", "api", 0.0)):
+        st.tables["evals"][eid] = {"ID": eid, "JobID": job, "Namespace": "default", "Status": "pending",
+                                   "WaitUntil": wait}
+        st.evals_by_status["pending"].add(eid)
+    stats = leader_stats(st, now=100.0)
+    assert sorted(stats["waiting"]) == [("p/dispatch-1-a", "default", 30.0)]  # e2's wait is over
+    m = Metrics(clock=lambda: 0.0)
+    publish(m, stats)
+    gauges = {(n, labels): v for n, v, labels in m.intervals()[-1].gauges.values()}
+    assert gauges[("nomad.nomad.broker.total_waiting", ())] == 1
+    assert gauges[("nomad.nomad.broker.total_cancelable", ())] == 0
+    assert gauges[("nomad.nomad.broker.eval_waiting", (("job", "p"), ("namespace", "default")))] == 30.0

@@ -420,7 +420,7 @@ class SwimCore:
         self.gossip_armed = False
         self.out: list[Effect] = []
         self.stats = dict.fromkeys(
-            ("probes", "acks", "indirect_probes", "nacks", "suspects", "dead", "refutes", "packets",
+            ("probes", "acks", "indirect_probes", "nacks", "alive", "suspects", "dead", "refutes", "packets",
              "gossip_sent", "push_pulls", "conflicts", "ignored", "pruned", "reasserts", "unmarked"), 0)
         self._gossip_overhead = (len(wire.encode(Gossip(src_name=name, gossip=()))) + len(addr)
                                  + _ENVELOPE_OVERHEAD)
@@ -943,6 +943,7 @@ class SwimCore:
             if node.state != ALIVE:
                 node.state = ALIVE
                 node.state_change = now
+        self.stats["alive"] += 1  # an alive accepted (memberlist's msg.alive), a refute of our own too
         if old_state == DEAD or old_state == LEFT:
             self.delegate.notify_join(node, now)
         elif old_meta != node.meta:

@@ -136,6 +136,12 @@ class GossipError(Exception):
     """A gossip request could not be served (leave in progress, broadcast timed out)."""
 
 
+# The core's counts reported as memberlist's counters (nomad.memberlist.msg.*).
+_MEMBERLIST_COUNTERS = (("alive", ("memberlist", "msg", "alive")),
+                        ("suspects", ("memberlist", "msg", "suspect")),
+                        ("dead", ("memberlist", "msg", "dead")))
+
+
 class GossipMember(NodeActor):
     """One member of one pool (see the module docstring).
 
@@ -156,8 +162,15 @@ class GossipMember(NodeActor):
                  retry_join_interval_s: float = 0.0, retry_max: int = 0,
                  report_to: str | None = None, keyring: tuple[str, ...] = (),
                  keyring_sink: Callable[[tuple[str, ...]], None] | None = None,
-                 snapshot: Any = None) -> None:
+                 snapshot: Any = None, metrics: Any = None, metrics_interval_s: float = 1.0) -> None:
         super().__init__(env, name)
+        # The agent's registry (None: the simulator, no timer for it): memberlist's msg.alive /
+        # msg.suspect / msg.dead counters and its health.score gauge, taken from the core's counts
+        # every metrics_interval_s (the agent's telemetry.collection_interval, 1 s) -- the core
+        # stays free of the registry, and a counter's rate is the same summed per second.
+        self.metrics = metrics
+        self.metrics_interval_s = metrics_interval_s
+        self._counted: dict[str, int] = {}
         self.cfg = config or lan_config()
         self.core = SerfCore(member_name, advertise or env.node, self.cfg, env.rng,
                              tags=make_tags(tags), pool=name)
@@ -193,7 +206,18 @@ class GossipMember(NodeActor):
         if self.snapshot is not None:
             self._rejoin_previous()
             self.set_timer("snapshot-clock", self.cfg.snapshot_clock_interval_s)
+        if self.metrics is not None:
+            self.set_timer("metrics", 0.0)
         self._apply()
+
+    def _emit_metrics(self) -> None:
+        m, stats = self.metrics, self.core.swim.stats
+        for stat, key in _MEMBERLIST_COUNTERS:
+            delta = stats[stat] - self._counted.get(stat, 0)
+            if delta:
+                m.incr_counter(key, delta)
+                self._counted[stat] = stats[stat]
+        m.set_gauge(("memberlist", "health", "score"), self.core.swim.awareness.score)
 
     def _rejoin_previous(self) -> None:
         """Serf's handleRejoin: rejoin the members the snapshot remembers; its clock first."""
@@ -220,6 +244,17 @@ class GossipMember(NodeActor):
             self.set_timer("snapshot-clock", self.cfg.snapshot_clock_interval_s)
         elif name.startswith("keyring:"):
             self._finish_key_query(int(name[8:]))
+        elif name == "metrics":
+            self._emit_metrics()
+            self.set_timer("metrics", self.metrics_interval_s)
+            return
+        elif name == "gossip" and self.metrics is not None:
+            # memberlist.gossip: one gossip round, its packets handed to the transport included.
+            t0 = self.env.now()
+            self.core.on_timer(name, t0)
+            self._apply()
+            self.metrics.add_sample(("memberlist", "gossip"), (self.env.now() - t0) * 1e3)
+            return
         else:
             self.core.on_timer(name, self.env.now())
         self._apply()

@@ -39,7 +39,7 @@ from typing import Any
 from actors.agent_messages import ConfigReloaded
 from actors.raft.peer import InfoQuery, Propose, Read, Watch
 from actors.scheduler.scheduler import compute_plan, plan_usage
-from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo
+from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo, leader_metrics
 from actors.state import deployments
 from actors.state import scheduler_config as sched_cfg
 from actors.state.store import command
@@ -49,6 +49,7 @@ from runtime.env import Env
 log = logging.getLogger("nomad.scheduler")
 
 BROKER = "eval-broker"
+_SERVICE = ("service", "default", "")  # the EvalInfo of an evaluation the broker has none for
 SCHEDULER_TYPES = ("service", "batch", "system", "sysbatch", "_core")
 
 
@@ -98,20 +99,33 @@ class BrokerConfig:
     # before, 10-17.6 ms with 10 ms; 1.7-2.4 ms with 0, at the cost of one
     # plan entry per registration when they come one at a time).
     plan_linger_s: float = 0.01
-    # With a metrics registry: how often the nomad.broker.total_* gauges are
-    # set (Nomad EvalBroker.EmitStats: every second, on every server).
+    # With a metrics registry: how often the nomad.broker.* and nomad.plan.queue_depth gauges are
+    # set (Nomad's EvalBroker and PlanQueue EmitStats: every second, on every server).
     stats_interval_s: float = 1.0
+    # With a metrics registry: how often the leader counts the jobs by status, every job's summary
+    # and the blocked evaluations (nomad.job_status.*, nomad.job_summary.*, nomad.blocked_evals.*):
+    # Nomad's publishJobSummaryMetrics runs every telemetry.collection_interval (1 s), which the
+    # agent passes here.  Each is one Read of the leader's state, O(jobs + allocations).
+    leader_stats_interval_s: float = 1.0
+    # telemetry.disable_dispatched_job_summary_metrics: no job_summary gauges for dispatched children.
+    skip_dispatched_summaries: bool = False
+    # With a metrics registry: evaluations whose enqueue time is kept at once for
+    # nomad.broker.wait_time / response_time; past it a newly queued one is not timed.  Nomad keeps
+    # the first 10,000: a bound on memory while a backlog builds.
+    max_timed_evals: int = 10_000
     # The evaluation types this server's workers schedule (the agent's server.enabled_schedulers, with
     # _core always added, as Nomad does); an evaluation of another type waits for a leader that has it.
     schedulers: tuple[str, ...] = SCHEDULER_TYPES
 
     def __post_init__(self) -> None:
-        if self.stats_interval_s <= 0:
-            raise ValueError("stats_interval_s must be > 0")
+        if self.stats_interval_s <= 0 or self.leader_stats_interval_s <= 0:
+            raise ValueError("stats_interval_s and leader_stats_interval_s must be > 0")
         if self.num_workers < 1:
             raise ValueError("num_workers must be >= 1")
         if self.delivery_limit < 1:
             raise ValueError("delivery_limit must be >= 1")
+        if self.max_timed_evals < 0:
+            raise ValueError("max_timed_evals must be >= 0")
         if self.max_plans_per_entry < 1:
             raise ValueError("max_plans_per_entry must be >= 1")
         if self.max_placements_per_entry < 1 or self.max_stops_per_entry < 1:
@@ -156,26 +170,24 @@ def pending_evals(state: Any, now: float | None = None, since: int = 0,
             and (types is None or ev.get("Type", "service") in types)]
 
 
+# An evaluation's (scheduler type, namespace, TriggeredBy): the broker metrics' labels.
+EvalInfo = tuple[str, str, str]
+
+
 def broker_view(state: Any, now: float | None = None, since: int = 0, types: tuple[str, ...] | None = None,
-                ) -> tuple[list[tuple[int, int, str, str]], float | None] | None:
+                with_types: bool = False,
+                ) -> tuple[list[tuple[int, int, str, str]], float | None, dict[str, EvalInfo]] | None:
     """Read query: (:func:`pending_evals`, the earliest ``WaitUntil`` still to come of those it read, or
-    None), or None while the scheduler configuration pauses the broker."""
+    None, and -- *with_types* -- each of those evaluations' (scheduler type, namespace, TriggeredBy),
+    for the metrics), or None while the scheduler configuration pauses the broker."""
     if sched_cfg.current(state.tables).get("PauseEvalBroker"):
         return None
     pending = pending_evals(state, now, since, types)
     evs = state.evals_pending_since(since) if since > 0 else state.evals_with_status("pending")
     waits = [w for ev in evs if (w := ev.get("WaitUntil", 0.0)) and now is not None and w > now]
-    return pending, min(waits, default=None)
-
-
-def job_status_counts(state: Any) -> dict[str, int]:
-    """Read query: how many jobs are pending, running and dead (Nomad's job_status gauges)."""
-    counts = {"pending": 0, "running": 0, "dead": 0}
-    for job in state.tables["jobs"].values():
-        status = job.get("Status", "pending")
-        if status in counts:
-            counts[status] += 1
-    return counts
+    info = {ev["ID"]: (ev.get("Type", "service"), ev.get("Namespace", "default"), ev.get("TriggeredBy", ""))
+            for ev in evs} if with_types else {}
+    return pending, min(waits, default=None), info
 
 
 def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_place: int | None = None,
@@ -243,6 +255,8 @@ class _Work:
     started: float = 0.0
     stage: str = ""
     batch: int = 0  # the worker's batch it is planned in
+    begun: float = 0.0  # env time its worker took it (Nomad's invoke_scheduler runs from here)
+    kind: str = "service"  # its scheduler type (the evaluation's Type)
     item: tuple[int, int, str, str] | None = None  # its place in the queue, should it go back there
 
 
@@ -286,6 +300,12 @@ class EvalBroker(NodeActor):
         self._watching = False
         self.paused = False  # the scheduler configuration's PauseEvalBroker, as last read
         self._worker_started: list[float] = []  # wall time each worker slot started (Nomad's WorkerInfo)
+        # With metrics: each evaluation queued or running's EvalInfo and the env time it was queued
+        # (both pruned every stats interval), and the scheduler types seen since taking the lead
+        # (Nomad's ByScheduler).
+        self._info_of: dict[str, EvalInfo] = {}
+        self._enqueued_at: dict[str, float] = {}
+        self._kinds_seen: set[str] = set()
         self.stats = {"scheduled": 0, "placed": 0, "stopped": 0, "refused": 0, "failed": 0, "retries": 0,
                       "plan_entries": 0, "deferred": 0}
 
@@ -296,6 +316,7 @@ class EvalBroker(NodeActor):
         self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
         if self.metrics is not None:
             self.set_timer("stats", 0.0)
+            self.set_timer("leader_stats", 0.0)
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
@@ -341,12 +362,17 @@ class EvalBroker(NodeActor):
 
     def on_timer(self, name: str) -> None:
         if name == "stats":
-            for key, value in self.broker_stats().items():
-                self.metrics.set_gauge(("nomad", "broker", key), value)
-            if self.is_leader:  # Nomad's publishJobStatusMetrics: the leader counts jobs by status
-                reply = ReplyTo(self.env, self.name, ("job_status", self._gen, ""))
-                self.send(self.env.node, self.raft, Read(query=job_status_counts, reply=reply, stale=True))
+            self._emit_stats()
             self.set_timer("stats", self.cfg.stats_interval_s)
+        elif name == "leader_stats":
+            if self.is_leader:  # Nomad's publishJobStatusMetrics and publishJobSummaryMetrics
+                reply = ReplyTo(self.env, self.name, ("leader_stats", self._gen, ""))
+                query = functools.partial(leader_metrics.leader_stats, now=self._wall(),
+                                          skip_dispatched=self.cfg.skip_dispatched_summaries)
+                self.send(self.env.node, self.raft, Read(query=query, reply=reply, stale=True))
+            else:
+                leader_metrics.publish_follower(self.metrics)
+            self.set_timer("leader_stats", self.cfg.leader_stats_interval_s)
         elif name == "linger":
             self._dispatch()
         elif name == "due":
@@ -370,6 +396,9 @@ class EvalBroker(NodeActor):
         self._running.clear()
         self._jobs_running.clear()
         self._batches.clear()
+        self._info_of.clear()
+        self._enqueued_at.clear()
+        self._kinds_seen.clear()  # Nomad's flush makes a new ByScheduler
         self.cancel_timer("linger")
         self.cancel_timer("due")
         self._wake_at = None
@@ -402,7 +431,7 @@ class EvalBroker(NodeActor):
             self._full_at = now
         reply = ReplyTo(self.env, self.name, ("watch", self._gen, ""))
         query = functools.partial(broker_view, now=self._wall(), since=0 if full else self._seen_index,
-                                  types=self._types)
+                                  types=self._types, with_types=self.metrics is not None)
         self.send(self.env.node, self.raft, Watch(tables=("evals", sched_cfg.TABLE),
                                                   min_index=self._seen_index, reply=reply,
                                                   timeout_s=self.cfg.watch_timeout_s, query=query))
@@ -419,8 +448,9 @@ class EvalBroker(NodeActor):
         if not self.is_leader or self.paused:
             return
         reply = ReplyTo(self.env, self.name, ("due", self._gen, ""))
-        self.send(self.env.node, self.raft, Read(query=functools.partial(broker_view, now=self._wall(),
-                                                                         types=self._types), reply=reply))
+        query = functools.partial(broker_view, now=self._wall(), types=self._types,
+                                  with_types=self.metrics is not None)
+        self.send(self.env.node, self.raft, Read(query=query, reply=reply))
 
     def _pause(self) -> None:
         """PauseEvalBroker: hand out nothing more (Nomad disables its broker, flushing what it held);
@@ -433,14 +463,17 @@ class EvalBroker(NodeActor):
         self.cancel_timer("linger")
 
     def _enqueue(self, pending: list[tuple[int, int, str, str]]) -> None:
+        now, timed, enqueued_at = self.env.now(), self.metrics is not None, self._enqueued_at
         if not self._queue:
-            self._queued_since = self.env.now()
+            self._queued_since = now
         for item in pending:
             eval_id = item[2]
             if eval_id in self._queued or eval_id in self._running:
                 continue
             heapq.heappush(self._queue, item)
             self._queued.add(eval_id)
+            if timed and eval_id not in enqueued_at and len(enqueued_at) < self.cfg.max_timed_evals:
+                enqueued_at[eval_id] = now
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -467,10 +500,15 @@ class EvalBroker(NodeActor):
                 skipped.append(item)  # one evaluation per job at a time
                 continue
             self._queued.discard(item[2])
+            now = self.env.now()
             w = _Work(eval_id=item[2], job_id=item[3], attempts=self._attempts.get(item[2], 0),
-                      started=self.env.now(), stage="plan", batch=batch, item=item)
+                      started=now, stage="plan", batch=batch, item=item, begun=now,
+                      kind=self._info_of.get(item[2], _SERVICE)[0])
             self._running[w.eval_id] = w
             self._jobs_running.add(w.job_id)
+            self._kinds_seen.add(w.kind)
+            if self.metrics is not None:
+                self._dequeued(w)
             taken.append(w)
         for item in skipped:
             heapq.heappush(self._queue, item)
@@ -491,6 +529,83 @@ class EvalBroker(NodeActor):
             self.env, self.name, ("plan", self._gen, batch))))
         return True
 
+    # ------------------------------------------------------------ metrics
+    def _note_kinds(self, info: dict[str, EvalInfo]) -> None:
+        if info:
+            self._info_of.update(info)
+
+    def _labels(self, w: _Work) -> tuple[tuple[str, str], ...]:
+        """Nomad's broker timer labels: the job (a child's parent), namespace, type and trigger."""
+        _, namespace, trigger = self._info_of.get(w.eval_id, _SERVICE)
+        return (("job", leader_metrics.parent_id(w.job_id)), ("namespace", namespace),
+                ("eval_type", w.kind), ("triggered_by", trigger))
+
+    def _dequeued(self, w: _Work) -> None:
+        """nomad.broker.wait_time: from being queued until a worker took it."""
+        at = self._enqueued_at.get(w.eval_id)
+        if at is not None:
+            self.metrics.add_sample(("nomad", "broker", "wait_time"), (w.begun - at) * 1e3, self._labels(w))
+
+    def _acked(self, w: _Work) -> None:
+        """nomad.broker.process_time and response_time: its worker finished with it (ack or nack)."""
+        at = self._enqueued_at.pop(w.eval_id, None)
+        if at is None:
+            return
+        now, labels = self.env.now(), self._labels(w)
+        self.metrics.add_sample(("nomad", "broker", "process_time"), (now - w.begun) * 1e3, labels)
+        self.metrics.add_sample(("nomad", "broker", "response_time"), (now - at) * 1e3, labels)
+
+    def _emit_stats(self) -> None:
+        """Nomad's EvalBroker.EmitStats (totals, and ready / unacked per scheduler type seen) and
+        PlanQueue.EmitStats (plan.queue_depth: plans proposed and not yet applied)."""
+        m = self.metrics
+        for key, value in self.broker_stats().items():
+            m.set_gauge(("nomad", "broker", key), value)
+        info_of, running_jobs = self._info_of, self._jobs_running
+        ready: dict[str, int] = dict.fromkeys(self._kinds_seen, 0)
+        unacked = dict(ready)
+        for item in self._queue:
+            if item[3] not in running_jobs:
+                kind = info_of.get(item[2], _SERVICE)[0]
+                ready[kind] = ready.get(kind, 0) + 1
+        depth = 0
+        for w in self._running.values():
+            unacked[w.kind] = unacked.get(w.kind, 0) + 1
+            depth += w.stage == "apply"
+        self._kinds_seen.update(ready, unacked)
+        for kind in sorted(self._kinds_seen):
+            m.set_gauge(("nomad", "broker", kind, "ready"), ready.get(kind, 0))
+            m.set_gauge(("nomad", "broker", kind, "unacked"), unacked.get(kind, 0))
+        m.set_gauge(("nomad", "plan", "queue_depth"), depth)
+        held = len(self._queued) + len(self._running)
+        if len(info_of) > held:  # prune what left the broker
+            self._info_of = {e: i for e, i in info_of.items() if e in self._queued or e in self._running}
+        if len(self._enqueued_at) > held:
+            self._enqueued_at = {e: t for e, t in self._enqueued_at.items()
+                                 if e in self._queued or e in self._running}
+
+    def _measure(self, works: list[_Work], *, submitted: bool) -> None:
+        """A batch's plans were applied: Nomad's worker and plan timers, one sample per evaluation.
+
+        A worker here computes its evaluations' plans in one Read and submits them as one Raft
+        entry, so a plan's submission, its wait in the queue and its Raft apply are one step:
+        worker.submit_plan, plan.submit and plan.apply each time that step (the proposal until its
+        entry was applied); worker.invoke_scheduler.<type> times the evaluation from the worker
+        taking it until then, as Nomad's spans the scheduler's Process with its plan submitted.
+        """
+        m = self.metrics
+        if m is None or not works:
+            return
+        now = self.env.now()
+        for w in works:
+            self._acked(w)
+            if submitted:
+                ms = (now - w.started) * 1e3
+                m.add_sample(("nomad", "worker", "submit_plan"), ms)
+                m.add_sample(("nomad", "plan", "submit"), ms)
+                m.add_sample(("nomad", "plan", "apply"), ms)
+            m.add_sample(("nomad", "worker", "invoke_scheduler", w.kind), (now - w.begun) * 1e3)
+
     def _members(self, batch: int, ids: tuple[str, ...]) -> list[_Work]:
         """The batch's evaluations still in its worker's hands (a timed-out one was put back)."""
         return [w for e in ids if (w := self._running.get(e)) is not None and w.batch == batch]
@@ -502,6 +617,8 @@ class EvalBroker(NodeActor):
         self._dispatch()
 
     def _retry(self, w: _Work, why: str) -> None:
+        if self.metrics is not None:
+            self._acked(w)  # Nomad's nack is timed as its ack is; a retry is queued (and timed) anew
         self._running.pop(w.eval_id, None)
         self._jobs_running.discard(w.job_id)
         attempts = w.attempts + 1
@@ -525,10 +642,9 @@ class EvalBroker(NodeActor):
         kind, gen, key = m.tag
         if gen != self._gen:
             return  # from an earlier term of leadership
-        if kind == "job_status":
+        if kind == "leader_stats":
             if m.ok and self.metrics is not None:
-                for status, count in m.value[1].items():
-                    self.metrics.set_gauge(("nomad", "job_status", status), count)
+                leader_metrics.publish(self.metrics, m.value[1])
             return
         if kind == "watch":
             self._watching = False
@@ -543,6 +659,7 @@ class EvalBroker(NodeActor):
                     self.paused = False
                     self._seen_index = 0
                 else:
+                    self._note_kinds(view[2])
                     self._enqueue(view[0])
                     self._wake_for(view[1])
             self._watch()
@@ -550,6 +667,7 @@ class EvalBroker(NodeActor):
         if kind == "due":  # the one-off read at a waiting evaluation's time
             view = m.value[1] if m.ok else None
             if view is not None and not self.paused:
+                self._note_kinds(view[2])
                 self._enqueue(view[0])
                 self._wake_for(view[1])
             return
@@ -589,5 +707,6 @@ class EvalBroker(NodeActor):
                 self.stats["placed"] += len(r.get("placed", ()))
                 self.stats["refused"] += len(r.get("refused", ()))
         self._batches.pop(batch, None)
+        self._measure(works, submitted=True)
         for w in works:
             self._done(w)

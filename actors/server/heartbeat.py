@@ -361,6 +361,7 @@ class HeartbeatMonitor(NodeActor):
         self.is_leader = False
         self.term = 0
         self.initialized = False
+        self._barrier_at = 0.0  # env time the leadership barrier (the nodes read) was sent
         self.ready: dict[str, None] = {}  # nodes with a timer whose committed status is ready
         self.servers: tuple[str, ...] = ()  # what answers tell clients; the endpoint keeps it current
         self._armed_at: float | None = None
@@ -458,6 +459,7 @@ class HeartbeatMonitor(NodeActor):
     def _read_nodes(self) -> None:
         # A linearizable read is the barrier Nomad runs before
         # initializeHeartbeatTimers: it sees every node committed so far.
+        self._barrier_at = self.env.now()
         self.send(self.env.node, self.raft,
                   Read(query=live_node_ids, reply=ReplyTo(self.env, self.name, ("init", self.term))))
 
@@ -467,6 +469,8 @@ class HeartbeatMonitor(NodeActor):
         if not m.ok:
             self.set_timer("init", self.cfg.init_retry_s)
             return
+        if self.metrics is not None:  # Nomad's leader.barrier: the leader's barrier on taking the lead
+            self.metrics.add_sample(("nomad", "leader", "barrier"), (self.env.now() - self._barrier_at) * 1e3)
         made = self.timers.initialize(m.value[1], self.env.now())
         self.initialized = True
         self.stats["initialized"] += made

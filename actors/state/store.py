@@ -33,6 +33,7 @@ from actors.state import autopilot_config as ap_cfg
 from actors.state import root_keys
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
+from actors.state.fsm_metrics import fsm_key
 
 # A snapshot without the ACL tables (taken before they existed) restores them
 # empty, so SNAPSHOT_VERSION stays 1.
@@ -374,6 +375,10 @@ class StateStore:
         # watch indexes never fall below it, however old the restored records.
         self.restore_index = 0
         self._watchers: list[Callable[[str, int], None]] = []
+        # (clock in seconds, metrics registry) when the agent times each applied command under
+        # Nomad's nomad.fsm.<type> names (actors.state.fsm_metrics); None (the simulator, tools):
+        # nothing timed, one attribute test per command.
+        self.fsm_timing: tuple[Callable[[], float], Any] | None = None
         self._ops: dict[str, Callable[[int, dict[str, Any]], Any]] = {
             "kv_put": self._kv_put,
             "kv_cas": self._kv_cas,
@@ -468,11 +473,26 @@ class StateStore:
             handler = self._ops.get(cmd["op"])
             if handler is None:
                 raise CommandError(f"unknown op {cmd['op']!r}")
+            if self.fsm_timing is not None:
+                return self._apply_timed(index, cmd, handler)
             if self.events is None:
                 return handler(index, cmd)
             return self._apply_with_events(index, cmd, handler)
         except (CommandError, ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
             return {"error": f"{type(exc).__name__}: {exc}"}
+
+    def _apply_timed(self, index: int, cmd: dict[str, Any], handler: Callable[..., Any]) -> Any:
+        """Apply as :meth:`apply` does, adding the time taken to Nomad's ``nomad.fsm.<type>`` sample."""
+        clock, metrics = self.fsm_timing  # type: ignore[misc]
+        t0 = clock()
+        try:
+            if self.events is None:
+                return handler(index, cmd)
+            return self._apply_with_events(index, cmd, handler)
+        finally:
+            key = fsm_key(cmd)
+            if key is not None:
+                metrics.add_sample(key[0], (clock() - t0) * 1e3, key[1])
 
     def enable_events(self, buffer_size: int) -> None:
         """Make events of every write from now on, keeping the newest *buffer_size* batches."""
