@@ -435,7 +435,9 @@ _c("job init", "[options] [<filename>]", "Write an example job file",
 _c("job inspect", "[options] <job>", "Show a submitted job's specification",
    "Prints the job as the servers hold it, in JSON, as {\"Job\": ...} (what \"nomad job run\" takes).",
    ("-version <N>", "The job as it was at this version."),
-   ("-hcl", "Refused: this agent keeps no job submission source."), *_JSON_T)
+   ("-hcl", "Print the job file the version was submitted with, as it was written."),
+   ("-with-vars", "With -hcl: print on standard error the command that runs it again with its "
+                  "variables."), *_JSON_T)
 _c("job periodic force", "[options] <job>", "Launch a periodic job now",
    "Starts an instance of a periodic job now, whatever its schedule.", *_MONITOR)
 _c("job plan", "[options] <path>", "Show what submitting a job would change",
@@ -444,7 +446,9 @@ _c("job plan", "[options] <path>", "Show what submitting a job would change",
    "Exits 0 when nothing would change, 1 when allocations would be created or destroyed.",
    ("-diff", "Print the differences from the job as it runs now (on by default; -diff=false leaves them "
              "out)."), "-verbose",
-   ("-policy-override", "Accepted as Nomad's: there are no Sentinel policies to override."), *_VAR_OPTS)
+   ("-policy-override", "Accepted as Nomad's: there are no Sentinel policies to override."),
+   ("-json-output", "Print the plan's result as JSON (-json reads the job file as JSON)."),
+   ("-t <template>", "Format the plan's result with a Go template."), *_VAR_OPTS)
 _c("job promote", "[options] <job>", "Promote a job's canaries",
    "Promotes the canaries of a job's latest deployment, all its groups' or those named.",
    ("-group <group>", "Promote only this group's canaries; may be given more than once."), *_MONITOR)

@@ -2275,7 +2275,10 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job plan [-diff=false] [-verbose] <path>``: a dry run; exit 1 when allocations would be created
     or destroyed, 0 when nothing would change (Nomad's codes).  The job's structured diff is printed first
     (:func:`format_job_diff`); ``-verbose`` expands added and deleted groups and tasks."""
-    flags, rest = parse_flags(args, {"diff": bool, "verbose": bool, "policy-override": bool, **FILE_FLAGS})
+    flags, rest = parse_flags(args, {"diff": bool, "verbose": bool, "policy-override": bool,
+                                     "json-output": bool, "t": str, **FILE_FLAGS})
+    if flags.get("json-output") and flags.get("t"):
+        raise CliError("Both -json-output and -t formatting are not allowed")
     path = one_arg(rest, "nomad job plan [-var k=v] [-var-file f] <path>")
     job = load_job_file(path, flags)
     scope_to_job(job)
@@ -2286,8 +2289,19 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(job['ID'], safe='')}/plan",
                   {"Job": job, "Diff": True, "PolicyOverride": bool(flags.get("policy-override"))})
     updates = (got.get("Annotations") or {}).get("DesiredTGUpdates") or {}
-    out: list[str] = []
     d = got.get("Diff")
+    # Nomad's exit code: 1 when allocations would be created, destroyed or replaced (and the job changes).
+    changes = (d or {}).get("Type") != "None" and any(
+        u.get(k) for u in updates.values() for k in ("Place", "Stop", "Migrate", "DestructiveUpdate",
+                                                      "Canary"))
+    if flags.get("json-output") or flags.get("t"):
+        # Nomad's: the plan response itself (the machine-readable formats skip the text and the hint).
+        if flags.get("t"):
+            from runtime.cli import render_template
+
+            return render_template(flags["t"], got), 1 if changes else 0
+        return as_json(got), 1 if changes else 0
+    out: list[str] = []
     if d and want_diff:
         out += [format_job_diff(d, bool(flags.get("verbose"))), ""]
     out.append("Scheduler dry-run:")
@@ -2309,10 +2323,6 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
             "job modify index given matches the server-side version. If the index has",
             "changed, another user has modified the job and the plan's results are",
             "potentially invalid."]
-    # Nomad's exit code: 1 when allocations would be created, destroyed or replaced (and the job changes).
-    changes = (d or {}).get("Type") != "None" and any(
-        u.get(k) for u in updates.values() for k in ("Place", "Stop", "Migrate", "DestructiveUpdate",
-                                                      "Canary"))
     return "\n".join(out), 1 if changes else 0
 
 

@@ -793,6 +793,12 @@ def test_job_plan_then_run_with_check_index(dev, tmp_path):  # noqa: F811
     assert first.returncode == 1, first.stderr  # Nomad: 1 when allocations would be created or destroyed
     assert '+ Job: "cli-plan"' in first.stdout and '+ Task Group: "web" (1 create)' in first.stdout
     assert "- All tasks successfully allocated." in first.stdout
+    as_json = nomad(dev, "job", "plan", "-json-output", str(path))  # the plan response, same exit code
+    assert as_json.returncode == 1 and json.loads(as_json.stdout)["JobModifyIndex"] == 0, as_json.stderr
+    templated = nomad(dev, "job", "plan", "-t", "{{ .Diff.Type }}", str(path))
+    assert (templated.returncode, templated.stdout.strip()) == (1, "Added"), templated.stderr
+    both = nomad(dev, "job", "plan", "-json-output", "-t", "x", str(path))
+    assert both.returncode == 255 and "Both -json-output and -t formatting are not allowed" in both.stderr
     index = re.search(r"Job Modify Index: (\d+)", first.stdout).group(1)
     assert index == "0" and f"nomad job run -check-index 0 {path}" in first.stdout
     assert call(dev.http_port, "GET", "/v1/job/cli-plan").status == 404  # a dry run wrote nothing
