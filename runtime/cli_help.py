@@ -930,7 +930,8 @@ _c("var put", "[options] <path> [<key>=<value>]...", "Create or update a variabl
    ("-in <json|hcl>", "The format of the specification read; json by default."),
    ("-out <json|table|hcl|go-template|none>", "How the written variable is printed: nothing on a "
                                               "terminal, JSON otherwise, by default."),
-   ("-template <template>", "With -out go-template: the Go template the variable is printed with."))
+   ("-template <template>", "With -out go-template: the Go template the variable is printed with."),
+   ("-verbose", "Say on standard error what is read and written (standard output keeps the variable)."))
 
 # Aliases' own synopses come from their commands; "agent" is bin/nomad's (runtime.agent_main).
 AGENT_SYNOPSIS = "Run a Nomad agent"

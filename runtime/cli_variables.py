@@ -296,22 +296,31 @@ def _identifier_warning(key: str) -> list[str]:
 
 def var_put(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"force": bool, "check-index": str, "in": str, "out": str,
-                                     "template": str})
+                                     "template": str, "verbose": bool})
     fmt = flags.get("in", "json")
     if fmt not in ("json", "hcl"):
         raise CliError('Invalid value for "-in"; valid values are [hcl, json]')
     out = _out_format(flags, _default_out("none", "json"))
     if not rest:
         raise CliError("Not enough arguments (expected >1, got 0)")
+
+    def verbose(line: str) -> None:  # Nomad's -verbose: on stderr, stdout left to what was written
+        if flags.get("verbose"):
+            print(line, file=sys.stderr)
     spec: dict[str, Any] = {}
     path = ""
     if rest[0] == "-" or rest[0].startswith("@"):
+        where = "stdin" if rest[0] == "-" else f'"{rest[0][1:]}"'
+        verbose(f"Reading whole {fmt.upper()} variable specification from {where}")
         spec = _spec(rest[0], fmt)
     else:
         path = rest[0].strip().strip("/")
+        verbose(f'Writing to path "{path}"')
         if len(rest) == 1:
             raise CliError("Must supply data")
         if rest[1] == "-" or rest[1].startswith("@"):
+            verbose(f'Creating variable "{path}" using specification from stdin' if rest[1] == "-"
+                    else f'Creating variable "{path}" from specification file "{rest[1]}"')
             spec = _spec(rest[1], fmt)
             rest = rest[1:]
     items = dict(spec.get("Items") or {})
@@ -348,8 +357,10 @@ def var_put(addr: str, args: list[str]) -> tuple[str, int]:
         count = "1 warning" if len(warnings) == 1 else f"{len(warnings)} warnings"
         print(f"Variable Warnings:\n{count}:\n" + "".join(f"\n* {w}" for w in sorted(warnings)) + "\n",
               file=sys.stderr)
+    done = f'Created variable "{var.get("Path", path)}" with modify index {var.get("ModifyIndex", 0)}'
     if out == "none":  # Nomad's default on a terminal: a line saying what was written
-        return f'Created variable "{var.get("Path", path)}" with modify index {var.get("ModifyIndex", 0)}', 0
+        return done, 0
+    verbose(done)  # the rendered variable is stdout's
     return _render(var, out, flags.get("template", "")), 0
 
 

@@ -40,6 +40,10 @@ def test_put_with_out_none_says_what_it_wrote(capsys: Any, monkeypatch: Any) -> 
     _api(monkeypatch, {("PUT", "/v1/var/app/cfg"): _VAR})
     code, out, _ = run(capsys, "var", "put", "-force", "-out=none", "app/cfg", "user=admin")
     assert (code, out) == (0, 'Created variable "app/cfg" with modify index 9\n')
+    # -verbose: what is read and written, on stderr; stdout keeps the variable.
+    code, out, err = run(capsys, "var", "put", "-force", "-verbose", "-out=json", "app/cfg", "user=admin")
+    assert code == 0 and json.loads(out)["Path"] == "app/cfg"
+    assert err == 'Writing to path "app/cfg"\nCreated variable "app/cfg" with modify index 9\n'
 
 
 def test_get_and_put_render_hcl_and_go_templates(capsys: Any, monkeypatch: Any, tmp_path: Any) -> None:
