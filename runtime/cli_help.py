@@ -800,7 +800,9 @@ _c("operator snapshot restore", "[options] <file>", "Restore the servers' state 
 _c("operator snapshot save", "[options] [<file>]", "Save the servers' state to a snapshot file",
    "Saves a snapshot of the servers' state to the file (nomad-state-<date>-<unix time>.snap by "
    "default); never over an existing file.",
-   ("-stale", "Let any server answer, not only the leader."))
+   ("-stale", "Let any server answer, not only the leader."),
+   ("-redact", "Remove the root keyring's private key material from the file (a cluster restored from "
+               "it cannot sign with those keys)."))
 _c("operator snapshot state", "[options] <file>", "Print a snapshot's state as JSON",
    "Restores a snapshot file into a state store here and prints its tables as JSON.",
    ("-filter <expression>", "Print only the records this filter expression matches."), general=False)

@@ -113,13 +113,17 @@ def _write_atomically(path: str, data: bytes) -> None:
 
 
 def snapshot_save(addr: str, args: list[str]) -> str:
-    stale = False
+    stale = redact = False
     files = []
     for a in args:
         if a in ("-stale", "-stale=true"):
             stale = True
         elif a == "-stale=false":
             stale = False
+        elif a in ("-redact", "-redact=true"):
+            redact = True
+        elif a == "-redact=false":
+            redact = False
         elif a.startswith("-"):
             raise CliError(f"Failed to parse args: flag provided but not defined: {a.partition('=')[0]}")
         else:
@@ -147,11 +151,18 @@ def snapshot_save(addr: str, args: list[str]) -> str:
         archive.decode(body)
     except archive.ArchiveError as e:
         raise CliError(f"Failed to download snapshot file: {e}") from None
+    said = ""
+    if redact:  # Nomad's -redact: the root keyring's cleartext key material removed before writing
+        said = "Redacting key material from snapshot\n"
+        try:
+            body = archive.redact(body)
+        except (archive.ArchiveError, ValueError) as e:
+            raise CliError(f"Could not redact snapshot: {e}") from None
     try:
         _write_atomically(path, body)
     except OSError as e:
         raise CliError(f"Failed to write snapshot file: {e}") from None
-    return f"State file written to {path}"
+    return f"{said}State file written to {path}"
 
 
 def _ibytes(n: int) -> str:

@@ -77,6 +77,25 @@ def test_archive_round_trip_keeps_the_state_and_its_metadata():
     assert archive.table_stats(snap.state)[0][:2] == ("allocs", 1)
 
 
+def test_a_redacted_archive_keeps_everything_but_the_root_keys_private_material():
+    """Nomad's operator snapshot save -redact: the keyring's cleartext key material removed, the
+    snapshot otherwise as taken (index, term, time, members, every other record)."""
+    s = _store()
+    s.tables["root_keys"]["k1"] = {"KeyID": "k1", "Algorithm": "eddsa", "State": "active", "CreateTime": 5,
+                                   "Seed": "c2VjcmV0", "RSAKey": "cnNh", "CreateIndex": 2, "ModifyIndex": 2}
+    data = archive.encode(s.snapshot(), index=4, term=2, created_ms=CREATED_MS, voters=("s1", "id2@s2"),
+                          learners=("s3",))
+    red = archive.decode(archive.redact(data))
+    before = archive.decode(data)
+    assert (red.index, red.term, red.id, red.meta["Configuration"]) == \
+        (before.index, before.term, before.id, before.meta["Configuration"])
+    key = msgpack.unpackb(red.state, raw=False)["tables"]["root_keys"]["k1"]
+    assert (key["Seed"], key["RSAKey"], key["KeyID"], key["State"]) == ("", "", "k1", "active")
+    back = StateStore()
+    back.restore(red.state, red.index)
+    assert back.tables["kv"] == s.tables["kv"] and back.tables["allocs"] == s.tables["allocs"]
+
+
 @pytest.mark.parametrize("cut", [0, 1, 10, 100, -30, -1])
 def test_a_truncated_archive_is_refused(cut):
     data = archive.encode(_store().snapshot(), index=4, term=2, created_ms=CREATED_MS)
@@ -419,6 +438,12 @@ def test_the_cli_saves_inspects_and_restores(agent, management, tmp_path):
     assert os.listdir(tmp_path) == ["backup.snap"]  # the temporary file was renamed, none left behind
     again = _nomad(agent, "operator", "snapshot", "save", path, token=management)
     assert again.returncode == 1 and "already exists" in again.stderr
+    redacted = str(tmp_path / "redacted.snap")
+    out = _nomad(agent, "operator", "snapshot", "save", "-redact", redacted, token=management)
+    assert out.returncode == 0 and out.stdout.splitlines() == ["Redacting key material from snapshot",
+                                                               f"State file written to {redacted}"]
+    assert archive.decode(open(redacted, "rb").read()).index >= 1
+    os.remove(redacted)
 
     out = _nomad(agent, "operator", "snapshot", "inspect", path, token="")
     assert out.returncode == 0, out.stderr

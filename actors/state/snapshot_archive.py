@@ -219,3 +219,30 @@ def table_stats(state: bytes) -> list[tuple[str, int, int]]:
     except (ValueError, TypeError, KeyError, AttributeError, msgpack.UnpackException) as e:
         raise ArchiveError(f"snapshot state cannot be decoded: {type(e).__name__}: {e}") from None
     return out
+
+
+# What a root key record holds in clear (actors.state.root_keys): its private keys.
+_KEY_MATERIAL = ("Seed", "RSAKey")
+
+
+def redact(archive: bytes) -> bytes:
+    """The archive with the root keyring's cleartext key material removed (Nomad's
+    ``operator snapshot save -redact``, raftutil.RedactSnapshot): every root key keeps its ID, state and
+    times, not its private keys -- such a snapshot is for inspection and sharing, and a cluster
+    restored from it cannot sign with those keys.  Taken, term, index and members are kept."""
+    snap = decode(archive)
+    state = msgpack.unpackb(snap.state, raw=False)
+    keys = (state.get("tables") or {}).get("root_keys") or {}
+    for rec in keys.values():
+        if isinstance(rec, dict):
+            for field in _KEY_MATERIAL:
+                if field in rec:
+                    rec[field] = ""
+    servers = (snap.meta.get("Configuration") or {}).get("Servers") or []
+    members = {0: [], 1: []}
+    for s in servers:
+        sid, addr = str(s.get("ID", "")), str(s.get("Address", ""))
+        members.setdefault(int(s.get("Suffrage", 0)), []).append(addr if sid == addr else f"{sid}@{addr}")
+    created_ms = int(str(snap.meta.get("ID", "0-0-0")).rsplit("-", 1)[-1] or 0)
+    return encode(msgpack.packb(state, use_bin_type=True), index=snap.index, term=snap.term,
+                  created_ms=created_ms, voters=tuple(members[0]), learners=tuple(members[1]))
