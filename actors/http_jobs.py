@@ -1327,10 +1327,10 @@ def _alloc_stop(req: Request, api: Api, alloc_id: str) -> Any:
     """``PUT /v1/allocation/<id>/stop[?no_shutdown_delay=true]`` (Nomad ``Alloc.Stop``): the allocation
     is stopped and replaced; with ``no_shutdown_delay`` it skips its shutdown_delay."""
     require(req, "PUT", "POST")
-    extra = {"no_shutdown_delay": True} if query_flag(req, "no_shutdown_delay") else {}
-    if query_flag(req, "reschedule"):  # Nomad's: a batch allocation is placed again by its reschedule policy
-        extra["reschedule"] = True
-    index, r = _write(api, "alloc_stop", alloc_id=alloc_id, **extra)
+    # Nomad's Alloc.Stop sets both (false too); reschedule: a batch allocation is placed again by its
+    # reschedule policy.
+    index, r = _write(api, "alloc_stop", alloc_id=alloc_id,
+                      no_shutdown_delay=query_flag(req, "no_shutdown_delay"), reschedule=query_flag(req, "reschedule"))
     return Answer({"EvalID": r["EvalID"], "Index": index}, _index_header(index))
 
 

@@ -306,3 +306,21 @@ def test_uuid5_str_is_uuid5_text() -> None:
     for name in ("1/0", "c0ffee/12345/3", "", "ü-名前/7", "x" * 300):
         for ns in (StateStore.EVAL_NS, uuid.NAMESPACE_URL):
             assert uuid5_str(ns, name) == str(uuid.uuid5(ns, name))
+
+
+def test_entries_from_before_the_stop_and_drain_options_apply_as_they_did() -> None:
+    """An alloc_stop or alloc_migrate entry without the keys that came later (no_shutdown_delay,
+    reschedule, batch_no_place) marks only Migrate, as the code that wrote it did."""
+    from tests.test_scheduler import Cluster, service
+
+    c = Cluster()
+    c.node(0)
+    job = service("crunch", count=2)
+    job["Type"] = "batch"
+    c.register(**job)
+    c.schedule()
+    first, second = sorted(a["ID"] for a in c.running("crunch"))
+    c.apply("alloc_stop", alloc_id=first)
+    c.apply("alloc_migrate", allocs=[second], node_id="node-0000")
+    allocs = c.state.tables["allocs"]
+    assert allocs[first]["DesiredTransition"] == allocs[second]["DesiredTransition"] == {"Migrate": True}

@@ -366,7 +366,7 @@ def test_job_stop_and_alloc_stop_with_no_shutdown_delay_mark_the_allocations() -
     allocs = c.state.tables["allocs"]
     web = sorted(a["ID"] for a in allocs.values() if a["JobID"] == "web")
     (other,) = [a["ID"] for a in allocs.values() if a["JobID"] == "other"]
-    assert c.apply("alloc_stop", alloc_id=other, no_shutdown_delay=True)["ok"]
+    assert c.apply("alloc_stop", alloc_id=other, no_shutdown_delay=True, reschedule=False)["ok"]
     assert allocs[other]["DesiredTransition"] == {"Migrate": True, "NoShutdownDelay": True, "Reschedule": False}
     assert allocs[other]["AllocModifyIndex"] == c.index
     assert c.apply("job_deregister", job_id="web", purge=False, no_shutdown_delay=True)["ok"]

@@ -1927,7 +1927,7 @@ def test_alloc_stop_of_a_batch_allocation_places_it_again_after_its_reschedule_d
     not migrated at once as a service allocation is."""
     c, a = _one_running_batch_alloc()
     c.client("running")
-    res = c.apply("alloc_stop", alloc_id=a["ID"], reschedule=True)
+    res = c.apply("alloc_stop", alloc_id=a["ID"], no_shutdown_delay=False, reschedule=True)
     assert c.state.tables["allocs"][a["ID"]]["DesiredTransition"] == {
         "Migrate": True, "NoShutdownDelay": False, "Reschedule": True}
     assert res["ok"]

@@ -115,7 +115,8 @@ def drain_actions(state: Any, now: float) -> list[bytes]:
             marks.setdefault(a["NodeID"], []).append(a["ID"])
     for nid, ids in sorted(marks.items()):
         if ids:
-            out.insert(0, command("alloc_migrate", allocs=sorted(set(ids)), node_id=nid, now=now))
+            out.insert(0, command("alloc_migrate", allocs=sorted(set(ids)), node_id=nid, now=now,
+                                  batch_no_place=True))
     return out
 
 

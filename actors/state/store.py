@@ -1493,9 +1493,12 @@ class StateStore:
         prefix = str(cmd.get("id_prefix_template") or "")
         child_id = f"{parent_id}/dispatch-{prefix + '-' if prefix else ''}{int(now)}-{suffix}"
         child.update(ID=child_id, Name=child_id, ParentID=parent_id, Dispatched=True, Payload=payload or None,
-                     Meta={**parent.get("Meta", {}), **{str(k): str(v) for k, v in meta.items()}},
-                     Priority=int(cmd.get("priority") or 0) or parent.get("Priority", 50),
-                     DispatchIdempotencyToken=token)
+                     Meta={**parent.get("Meta", {}), **{str(k): str(v) for k, v in meta.items()}})
+        # Only what the entry asked for: an entry from before these options replays to the record it made.
+        if cmd.get("priority"):
+            child["Priority"] = int(cmd["priority"])
+        if token:
+            child["DispatchIdempotencyToken"] = token
         res = self._job_register(index, {"job": child, "now": now})
         return {**res, "DispatchedJobID": child_id, "JobCreateIndex": index}
 
@@ -2500,8 +2503,10 @@ class StateStore:
             if a is None or a.get("DesiredStatus") != "run" or a.get("DesiredTransition", {}).get("Migrate"):
                 continue
             job = a.get("Job") or job_table.get(a["JobID"]) or {}
-            transition = {"Migrate": True, "MigrateDisablePlacement": True} if job.get("Type") == "batch" \
-                else {"Migrate": True}
+            # batch_no_place: every entry the drainer writes since batch allocations keep their place; an
+            # older entry applies as it did (Migrate alone).
+            transition = {"Migrate": True, "MigrateDisablePlacement": True} \
+                if job.get("Type") == "batch" and cmd.get("batch_no_place") else {"Migrate": True}
             allocs[alloc_id] = {**a, "DesiredTransition": transition, "ModifyIndex": index,
                                 "AllocModifyIndex": index, "ModifyTime": now}
             self._index_alloc(allocs[alloc_id])
@@ -2519,8 +2524,9 @@ class StateStore:
         a = allocs.get(alloc_id)
         if a is None:
             return {"ok": False, "error": "alloc not found"}
-        transition = {"Migrate": True, "NoShutdownDelay": bool(cmd.get("no_shutdown_delay")),
-                      "Reschedule": bool(cmd.get("reschedule"))}
+        # An entry written before these options (no such keys) applies as it did: Migrate alone.
+        options = (("NoShutdownDelay", "no_shutdown_delay"), ("Reschedule", "reschedule"))
+        transition = {"Migrate": True, **{key: bool(cmd[op]) for key, op in options if op in cmd}}
         self._merge_transition(allocs, alloc_id, transition, index)
         allocs[alloc_id]["ModifyTime"] = now
         self._touch("allocs", index)
