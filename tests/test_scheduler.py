@@ -1766,15 +1766,20 @@ def test_an_unhealthy_canary_fails_the_deployment_and_is_stopped() -> None:
     assert res["error"] == "can't promote terminal deployment"
 
 
+def _rolling_system_job(arg: str, max_parallel: int) -> dict[str, Any]:
+    """A system job "sys" of one sleep task (its argument *arg*), rolled *max_parallel* nodes a stagger."""
+    task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": [arg]}}
+    return {"ID": "sys", "Type": "system", "Update": {"MaxParallel": max_parallel, "Stagger": 30 * SEC},
+            "TaskGroups": [{"Name": "g", "Tasks": [task]}]}
+
+
 def test_system_job_update_rolls_max_parallel_nodes_at_a_time_each_stagger() -> None:
     c = Cluster()
     for i in range(5):
         c.node(i)
 
     def sys_job(arg: str) -> dict[str, Any]:
-        task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": [arg]}}
-        return {"ID": "sys", "Type": "system", "Update": {"MaxParallel": 2, "Stagger": 30 * SEC},
-                "TaskGroups": [{"Name": "g", "Tasks": [task]}]}
+        return _rolling_system_job(arg, max_parallel=2)
     c.register(**sys_job("1"))
     c.schedule()
     c.client("running")
@@ -2580,9 +2585,7 @@ def test_system_update_stops_the_ineligible_nodes_alloc_outside_max_parallel() -
     a, b = c.node(0), c.node(1)
 
     def sys_job(arg: str) -> dict[str, Any]:
-        task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": [arg]}}
-        return {"ID": "sys", "Type": "system", "Update": {"MaxParallel": 1, "Stagger": 30 * SEC},
-                "TaskGroups": [{"Name": "g", "Tasks": [task]}]}
+        return _rolling_system_job(arg, max_parallel=1)
     c.register(**sys_job("1"))
     c.schedule()
     c.client("running")
@@ -2740,9 +2743,7 @@ def test_job_plan_of_a_rolling_system_update_counts_every_destructive_update() -
         c.node(i)
 
     def sys_job(arg: str) -> dict[str, Any]:
-        task = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep", "args": [arg]}}
-        return {"ID": "sys", "Type": "system", "Update": {"MaxParallel": 1, "Stagger": 30 * SEC},
-                "TaskGroups": [{"Name": "g", "Tasks": [task]}]}
+        return _rolling_system_job(arg, max_parallel=1)
     c.register(**sys_job("1"))
     c.schedule()
     c.client("running")

@@ -463,14 +463,7 @@ class RawExecDriver:
                               recoverable=True) from exc
         finally:
             _close_fds(status_w, spec_r)  # now: the launch status below ends when the task's copy closes
-        try:
-            data = json.dumps(spec).encode()
-            while data:  # the launcher reads it all first thing; a launcher already gone: EPIPE
-                data = data[os.write(spec_w, data):]
-        except OSError:
-            pass  # the launch status says what happened
-        finally:
-            _close_fds(spec_w)
+        write_spec(spec_w, spec)
         said = self._read_launch(status_r, proc)
         task_pid, failure = 0, ""
         for line in said.decode("utf-8", "replace").splitlines():
@@ -787,6 +780,21 @@ def clear_exit_record(task_dir: str) -> None:
         log.warning("%s in %s is a directory: the task's exit will not be recorded", EXIT_RECORD, task_dir)
     except OSError as exc:
         log.warning("cannot remove the old exit record in %s: %s", task_dir, exc)
+
+
+def write_spec(fd: int, spec: dict[str, Any]) -> None:
+    """Send a launcher its spec (JSON) through the pipe *fd*, then close it.  The launcher reads it all
+    first thing; one already gone (EPIPE) is not an error here: its launch status says what happened."""
+    import json
+
+    try:
+        data = json.dumps(spec).encode()
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        pass
+    finally:
+        _close_fds(fd)
 
 
 def _close_fds(*fds: int) -> None:

@@ -67,6 +67,7 @@ from actors.client.drivers import (
     run_command,
     run_in_thread,
     signal_number,
+    write_spec,
 )
 
 log = logging.getLogger("nomad.client.driver")
@@ -532,14 +533,7 @@ class ExecDriver(RawExecDriver):
             for fd in (out, err):
                 if fd >= 0:
                     os.close(fd)
-        try:
-            data = json.dumps(spec).encode()
-            while data:  # the launcher reads it all first thing; a launcher already gone: EPIPE
-                data = data[os.write(spec_w, data):]
-        except OSError:
-            pass  # the launch status says what happened
-        finally:
-            _close(spec_w)
+        write_spec(spec_w, spec)
         failure = self._launch_status(status_r, proc)
         if failure is not None:
             proc.wait()
