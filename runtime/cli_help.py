@@ -853,11 +853,22 @@ _g("tls", "Create self-signed TLS certificates",
 _g("tls ca", "Work with certificate authorities", "Create a certificate authority and show one.")
 _g("tls cert", "Work with certificates", "Create certificates and show one.")
 _c("tls ca create", "[options]", "Create a certificate authority",
-   "Writes a new certificate authority's certificate and key (nomad-agent-ca.pem and "
-   "nomad-agent-ca-key.pem).",
+   "Writes a new certificate authority's certificate and key (<domain>-agent-ca.pem and "
+   "<domain>-agent-ca-key.pem; nomad-agent-ca.pem by default). Its subject is Nomad's default unless a "
+   "subject flag is given: then -common-name, -country, -organization and -organizational-unit are "
+   "required.",
    ("-days <n>", "How many days the certificate is valid; 1825 by default."),
-   ("-domain <domain>", "The domain the CA signs names under; \"nomad\" by default."),
-   ("-common-name <name>", "The CA certificate's common name."), general=False)
+   ("-domain <domain>", "The cluster's domain; \"nomad\" by default. Another needs -name-constraint."),
+   ("-name-constraint", "Let the CA sign only names in -domain, localhost, nomad and each "
+                        "-additional-domain."),
+   ("-additional-domain <domain>", "With -name-constraint: another DNS zone the CA may sign names "
+                                   "in; may be given more than once."),
+   ("-common-name <name>", "The CA certificate's common name (its serial number is appended)."),
+   ("-country <code>", "The subject's country."), ("-postal-code <code>", "The subject's postal code."),
+   ("-province <name>", "The subject's province."), ("-locality <name>", "The subject's locality."),
+   ("-street-address <address>", "The subject's street address."),
+   ("-organization <name>", "The subject's organization."),
+   ("-organizational-unit <name>", "The subject's organizational unit."), general=False)
 _c("tls ca info", "<file>", "Show a certificate authority's details",
    "Prints the details of the CA certificate in the file.", general=False)
 _c("tls cert create", "[options]", "Create a certificate",

@@ -87,21 +87,45 @@ def _write_new(path: str, data: bytes, mode: int) -> None:
         fh.write(data)
 
 
-def create_ca(directory: str = "", *, days: int = CA_DAYS, domain: str = DOMAIN,
-              common_name: str = "") -> tuple[str, str]:
-    """A self-signed CA for the cluster; returns (cert path, key path)."""
-    cert_path, key_path = os.path.join(directory, CA_FILE), os.path.join(directory, CA_KEY_FILE)
-    for p in (cert_path, key_path):
-        if os.path.exists(p):
-            raise _cli_error(f"{p} already exists.")
+# Nomad's GenerateCA subject when none of its fields is given (helper/tlsutil/generate.go).
+CA_SUBJECT_DEFAULTS = {"country": "US", "postal_code": "94105", "province": "CA", "locality": "San Francisco",
+                       "street_address": "101 Second Street", "organization": "HashiCorp Inc.",
+                       "organizational_unit": "Nomad"}
+
+
+def create_ca(directory: str = "", *, days: int = CA_DAYS, domain: str = DOMAIN, common_name: str = "",
+              subject: dict[str, str] | None = None,
+              permitted_domains: tuple[str, ...] = ()) -> tuple[str, str]:
+    """A self-signed CA for the cluster (``<domain>-agent-ca.pem`` and its key); returns (cert path, key
+    path).  As Nomad's GenerateCA: the subject is Nomad's defaults unless *subject* (country,
+    postal_code, province, locality, street_address, organization, organizational_unit) gives its
+    own; the common name ("Nomad Agent CA" by default) ends with the serial number; with
+    *permitted_domains* the CA may only sign names in those DNS zones (a critical name constraint)."""
+    cert_path = os.path.join(directory, f"{domain}-agent-ca.pem")
+    key_path = os.path.join(directory, f"{domain}-agent-ca-key.pem")
+    if os.path.exists(cert_path):
+        raise _cli_error(f"CA certificate file '{cert_path}' already exists")
+    if os.path.exists(key_path):
+        raise _cli_error(f"CA key file '{key_path}' already exists")
     key = ec.generate_private_key(ec.SECP256R1())
-    common_name = common_name or f"Nomad Agent CA {os.urandom(4).hex()}"
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "HashiCorp Inc.")])
+    serial = x509.random_serial_number()
+    fields = CA_SUBJECT_DEFAULTS if subject is None else {k: subject.get(k, "") for k in CA_SUBJECT_DEFAULTS}
+    common_name = f"{common_name or 'Nomad Agent CA'} {serial}"
+    oids = (("country", NameOID.COUNTRY_NAME), ("postal_code", NameOID.POSTAL_CODE),
+            ("province", NameOID.STATE_OR_PROVINCE_NAME), ("locality", NameOID.LOCALITY_NAME),
+            ("street_address", NameOID.STREET_ADDRESS), ("organization", NameOID.ORGANIZATION_NAME),
+            ("organizational_unit", NameOID.ORGANIZATIONAL_UNIT_NAME))
+    name = x509.Name([*(x509.NameAttribute(oid, fields[k]) for k, oid in oids if fields.get(k)),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = _now()
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+    builder = x509.CertificateBuilder()
+    if permitted_domains:
+        builder = builder.add_extension(x509.NameConstraints(
+            permitted_subtrees=[x509.DNSName(d) for d in permitted_domains], excluded_subtrees=None),
+            critical=True)
+    cert = (builder.subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(serial)
             .not_valid_before(now - datetime.timedelta(minutes=1))
             .not_valid_after(now + datetime.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -208,10 +232,34 @@ def _int(opts: dict[str, list[str]], name: str, default: int) -> int:
     return value
 
 
+_CA_FIELDS = ("-country", "-postal-code", "-province", "-locality", "-street-address", "-organization",
+              "-organizational-unit")
+
+
 def tls_ca_create(addr: str, args: list[str]) -> str:
-    opts = _options(args, (), ("-days", "-domain", "-common-name"))
-    cert, key = create_ca(days=_int(opts, "-days", CA_DAYS), domain=opts.get("-domain", [DOMAIN])[-1],
-                          common_name=opts.get("-common-name", [""])[-1])
+    """``nomad tls ca create``, as Nomad's: Nomad's default subject, or (any subject flag given) the
+    operator's, which then needs -common-name, -country, -organization and -organizational-unit;
+    ``-name-constraint`` limits the CA to -domain, localhost, nomad and each -additional-domain."""
+    opts = _options(args, ("-name-constraint",),
+                    ("-days", "-domain", "-common-name", "-additional-domain", *_CA_FIELDS))
+    last = {k: v[-1] for k, v in opts.items()}
+    custom = any(last.get(k) for k in ("-common-name", *_CA_FIELDS))
+    if custom:
+        for flag in ("-common-name", "-country", "-organization", "-organizational-unit"):
+            if not last.get(flag):
+                raise _cli_error(f"Please provide the {flag} flag when customizing the CA")
+    domain, constraint = last.get("-domain", DOMAIN), "-name-constraint" in opts
+    if domain and domain != DOMAIN and not constraint:
+        raise _cli_error("Please provide the -name-constraint flag to use a custom domain constraint")
+    if domain == DOMAIN and constraint:
+        raise _cli_error("Please provide the -domain flag if you want to enable custom domain constraints")
+    if opts.get("-additional-domain") and not domain and not constraint:
+        raise _cli_error("Please provide the -name-constraint flag to use a custom domain constraints")
+    permitted = (domain, "localhost", "nomad", *opts.get("-additional-domain", ())) if constraint else ()
+    subject = {k[1:].replace("-", "_"): last.get(k, "") for k in _CA_FIELDS} if custom else None
+    cert, key = create_ca(days=_int(opts, "-days", CA_DAYS), domain=domain,
+                          common_name=last.get("-common-name", ""), subject=subject,
+                          permitted_domains=permitted)
     return f"==> CA certificate saved to: {cert}\n==> CA certificate key saved to: {key}"
 
 

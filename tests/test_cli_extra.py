@@ -42,6 +42,30 @@ class FakeApi:
 # ---------------------------------------------------------------- tls ca info / tls cert info
 
 
+def test_tls_ca_create_takes_a_custom_subject_and_a_name_constraint(tmp_path: Path, capsys: Any,
+                                                                     monkeypatch: Any) -> None:
+    """Nomad's tls ca create: a custom subject needs its four required fields; -name-constraint limits
+    the CA to -domain, localhost, nomad and each -additional-domain, in <domain>-agent-ca.pem."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "tls", "ca", "create", "-organization", "Acme")
+    assert code == 1 and "Please provide the -common-name flag when customizing the CA" in err
+    code, _, err = run(capsys, "tls", "ca", "create", "-domain", "corp")
+    assert code == 1 and "Please provide the -name-constraint flag to use a custom domain constraint" in err
+    code, _, err = run(capsys, "tls", "ca", "create", "-name-constraint")
+    assert code == 1 and "Please provide the -domain flag if you want to enable custom domain constraints" in err
+    code, out, err = run(capsys, "tls", "ca", "create", "-domain", "corp", "-name-constraint",
+                         "-additional-domain", "example.com", "-common-name", "Corp CA", "-country", "DE",
+                         "-organization", "Corp", "-organizational-unit", "Ops")
+    assert code == 0 and out.startswith("==> CA certificate saved to: corp-agent-ca.pem"), err
+    ca = x509.load_pem_x509_certificate(Path("corp-agent-ca.pem").read_bytes())
+    assert ca.subject.rfc4514_string() == f"CN=Corp CA {ca.serial_number},OU=Ops,O=Corp,C=DE"
+    nc = ca.extensions.get_extension_for_class(x509.NameConstraints)
+    assert nc.critical and [g.value for g in nc.value.permitted_subtrees] == \
+        ["corp", "localhost", "nomad", "example.com"]
+    code, _, err = run(capsys, "tls", "ca", "create", "-domain", "corp", "-name-constraint")
+    assert code == 1 and "CA certificate file 'corp-agent-ca.pem' already exists" in err
+
+
 def test_tls_ca_and_cert_info_print_nomads_fields(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
     monkeypatch.chdir(tmp_path)
     cli_tls.create_ca(common_name="Test CA")
@@ -52,8 +76,10 @@ def test_tls_ca_and_cert_info_print_nomads_fields(tmp_path: Path, capsys: Any, m
     expiry = ca.not_valid_after_utc.strftime("%Y-%m-%d %H:%M:%S")
     assert out.splitlines() == [
         f"Serial Number          {ca.serial_number}",
-        "Issuer CN              Test CA",
-        "Common Name            CN=Test CA,O=HashiCorp Inc.",  # Go's pkix.Name.String order
+        f"Issuer CN              Test CA {ca.serial_number}",  # Nomad's GenerateCA: the serial appended
+        # Nomad's default subject, in Go's pkix.Name.String order
+        f"Common Name            CN=Test CA {ca.serial_number},OU=Nomad,O=HashiCorp Inc.,POSTALCODE=94105,"
+        "STREET=101 Second Street,L=San Francisco,ST=CA,C=US",
         f"Expiry Date            {expiry} +0000 UTC",
         "Permitted DNS Domains  []"]
     cert = x509.load_pem_x509_certificate(Path("global-server-nomad.pem").read_bytes())
@@ -61,7 +87,7 @@ def test_tls_ca_and_cert_info_print_nomads_fields(tmp_path: Path, capsys: Any, m
     assert code == 0
     assert out.splitlines() == [
         f"Serial Number  {cert.serial_number}",
-        "Issuer CN      Test CA",
+        f"Issuer CN      Test CA {ca.serial_number}",
         "Common Name    CN=server.global.nomad",
         f"Expiry Date    {cert.not_valid_after_utc.strftime('%Y-%m-%d %H:%M:%S')} +0000 UTC",
         "DNS Names      [server.global.nomad localhost nomad.example]",

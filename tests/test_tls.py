@@ -222,7 +222,7 @@ def test_tls_cli_writes_nomads_file_names_roles_and_sans(tmp_path, monkeypatch):
 def test_tls_cli_never_overwrites_and_needs_exactly_one_role(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cli_tls.tls_ca_create("", [])
-    with pytest.raises(CliError, match=r"nomad-agent-ca.pem already exists"):
+    with pytest.raises(CliError, match=r"CA certificate file 'nomad-agent-ca.pem' already exists"):
         cli_tls.tls_ca_create("", [])
     cli_tls.tls_cert_create("", ["-server"])
     with pytest.raises(CliError, match=r"global-server-nomad.pem already exists"):
