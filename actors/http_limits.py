@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import http.client
 import logging
+import socket
 from typing import Any
 
 import gevent.pywsgi
+import gevent.select
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from runtime.edge import monotonic, wall_time
 
-__all__ = ["HTTP_LIMIT_STATS", "TAKE_OVER", "HardenedWSGIHandler", "LimitedWSGIServer"]
+__all__ = ["CALLER_GONE", "HTTP_LIMIT_STATS", "TAKE_OVER", "HardenedWSGIHandler", "LimitedWSGIServer"]
 
 log = logging.getLogger("agent.http")
 
@@ -43,6 +45,10 @@ SINGLE_SEND_MAX_BYTES = 64 * 1024
 # The environ key of a connection-upgrade request's take-over callable
 # (HardenedWSGIHandler._take_over): ``take_over(status, headers) -> (socket, reader)``.
 TAKE_OVER = "nomad.take_over"
+# The environ key of every request's ``caller_gone() -> bool`` (HardenedWSGIHandler._caller_gone):
+# whether the caller closed its connection.  A streamed answer that writes nothing while it waits
+# (a plain-text log follow) asks it, since only a failed write would tell it otherwise.
+CALLER_GONE = "nomad.caller_gone"
 # Go's net/http answer to a header block it will not read (over MaxHeaderBytes).
 HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
                      b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 35\r\n\r\n"
@@ -211,9 +217,33 @@ class HardenedWSGIHandler(WSGIHandler):
         """pywsgi's environ; a request asking to upgrade its connection (a WebSocket) also gets
         :data:`TAKE_OVER`, with which its handler answers ``101 Switching Protocols`` itself."""
         env: dict[str, Any] = super().get_environ()
+        env[CALLER_GONE] = self._caller_gone
         if self._connection_upgrade_requested():
             env[TAKE_OVER] = self._take_over
         return env
+
+    def _caller_gone(self) -> bool:
+        """True once the caller closed (or reset) its connection, without waiting or reading data.
+
+        A caller waiting for a streamed answer sends nothing, so a readable socket is its
+        end-of-stream: a zero-byte peek.  Where peeking is not possible (TLS), readable alone
+        counts as gone.
+        """
+        sock = self.socket
+        if sock is None:
+            return True
+        try:
+            readable, _, _ = gevent.select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return True  # the descriptor is closed
+        if not readable:
+            return False
+        try:
+            return sock.recv(1, socket.MSG_PEEK) == b""
+        except ValueError:  # an SSL socket takes no recv flags
+            return True
+        except OSError:  # reset by the peer
+            return True
 
     def _take_over(self, status: str, headers: list[tuple[str, str]]) -> tuple[Any, Any]:
         """Send *status* and *headers* (the 101) and hand the connection to the caller: its socket,
