@@ -18,13 +18,15 @@ import logging
 import socket
 from typing import Any
 
+import gevent
 import gevent.pywsgi
 import gevent.select
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from runtime.edge import monotonic, wall_time
 
-__all__ = ["CALLER_GONE", "HTTP_LIMIT_STATS", "TAKE_OVER", "HardenedWSGIHandler", "LimitedWSGIServer"]
+__all__ = ["CALLER_GONE", "CALLER_GONE_POLL_S", "HTTP_LIMIT_STATS", "TAKE_OVER", "HardenedWSGIHandler",
+           "LimitedWSGIServer", "close_when_gone"]
 
 log = logging.getLogger("agent.http")
 
@@ -49,6 +51,28 @@ TAKE_OVER = "nomad.take_over"
 # whether the caller closed its connection.  A streamed answer that writes nothing while it waits
 # (a plain-text log follow) asks it, since only a failed write would tell it otherwise.
 CALLER_GONE = "nomad.caller_gone"
+# How often a relayed stream waiting on its upstream asks whether its caller went (close_when_gone):
+# as often as Nomad's stream heartbeat (1 s), so a hung-up relay holds its upstream about that long.
+CALLER_GONE_POLL_S = 1.0
+
+
+def close_when_gone(caller_gone: Any, conn: Any, poll_s: float = CALLER_GONE_POLL_S) -> Any:
+    """A greenlet that closes *conn* (an upstream connection a relayed stream blocks reading) once
+    *caller_gone()* says the caller hung up: the blocked read then fails and the relay ends,
+    closing its upstream, which the upstream's own stream notices in turn.  Kill it when the
+    relay ends first."""
+    def watch() -> None:
+        while not caller_gone():
+            gevent.sleep(poll_s)
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the read blocked on it
+            except OSError:
+                pass  # already closed
+        conn.close()
+
+    return gevent.spawn(watch)
 # Go's net/http answer to a header block it will not read (over MaxHeaderBytes).
 HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
                      b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 35\r\n\r\n"
