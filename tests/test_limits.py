@@ -393,3 +393,32 @@ def test_a_streamed_answer_that_writes_nothing_learns_that_its_caller_hung_up():
         wait_until(lambda: seen[-1], what="the stream saw its caller hang up")
     finally:
         server.stop(timeout=1)
+
+
+def test_the_caller_gone_check_holds_no_cycle_back_to_its_handler():
+    """The check in every request's environ must not reference the handler that owns the environ:
+    a cycle per request leaves each finished handler (and its environ) to the cyclic collector."""
+    import gc
+    import http.client
+
+    from actors.http_limits import CALLER_GONE, HardenedWSGIHandler
+
+    checks = []
+
+    def app(environ, start_response):
+        checks.append(environ[CALLER_GONE])
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
+        conn.request("GET", "/")
+        assert conn.getresponse().read() == b"ok"
+        conn.close()
+    finally:
+        server.stop(timeout=1)
+    assert not [x for x in gc.get_referents(checks[0]) if isinstance(x, HardenedWSGIHandler)]
+    assert not [x for x in gc.get_referents(*gc.get_referents(checks[0]))
+                if isinstance(x, HardenedWSGIHandler)]
