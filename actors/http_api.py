@@ -33,7 +33,7 @@ import pykka
 from gevent.pywsgi import LoggingLogAdapter, WSGIServer
 
 from actors.agent_messages import GetHealth, GetSelf, Reload
-from actors.http_limits import LimitedWSGIServer
+from actors.http_limits import CALLER_GONE, LimitedWSGIServer, close_when_gone
 from actors.metrics import Metrics
 from runtime.actor import NodeActor
 from runtime.config import format_duration
@@ -907,7 +907,8 @@ def _proxy(target: str, req: Request, body: bytes, headers: dict[str, str], time
         if conn.sock is not None:
             follow = (req.query.get("follow") or [""])[0].lower() in ("1", "t", "true")
             conn.sock.settimeout(None if follow else REGION_STREAM_IDLE_S)
-        return Stream(resp.status, _streamed(conn, resp), ctype)
+        gone = req.environ.get(CALLER_GONE) if req.environ else None
+        return Stream(resp.status, _streamed(conn, resp, gone or (lambda: False)), ctype)
     try:
         data = resp.read()
     finally:
@@ -916,14 +917,19 @@ def _proxy(target: str, req: Request, body: bytes, headers: dict[str, str], time
     return Response(resp.status, data, ctype, passed)
 
 
-def _streamed(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> Iterator[bytes]:
-    """The other region's streamed answer, piece by piece; the connection closes when the caller goes."""
+def _streamed(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse,
+              caller_gone: Callable[[], bool] = lambda: False) -> Iterator[bytes]:
+    """The other region's streamed answer, piece by piece; the connection closes when the caller goes
+    (at the next piece's failed write, or, while nothing comes, when *caller_gone* says so)."""
+    watcher = close_when_gone(caller_gone, conn)
     try:
         while piece := resp.read1(REGION_STREAM_CHUNK_BYTES):
             yield piece
-    except OSError as e:  # the other region's server went away mid-stream: the caller's stream ends
-        log.warning("stream forwarded from another region ended: %s", e)
+    except (OSError, ValueError) as e:  # the other region's server went, or the caller did (closed above)
+        if not caller_gone():
+            log.warning("stream forwarded from another region ended: %s", e)
     finally:
+        watcher.kill(block=False)
         conn.close()
 
 

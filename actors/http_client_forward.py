@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from actors import http_api
@@ -42,6 +42,7 @@ from actors.http_api import (
     read_body,
     request_namespace,
 )
+from actors.http_limits import CALLER_GONE, close_when_gone
 
 log = logging.getLogger("agent.http.client_forward")
 
@@ -160,7 +161,8 @@ def forward_client_route(req: Request, environ: dict[str, Any], api: Api) -> Res
     path = urllib.parse.quote(req.path, safe="/:@-._~!$&'()*+,;=")  # as sent: a decoded space would break it
     url = path + "?" + urllib.parse.urlencode(query, doseq=True)
     try:
-        return _relay(target, req.method, url, body, headers, api.ctx.tls, follow=_follows(query))
+        return _relay(target, req.method, url, body, headers, api.ctx.tls, follow=_follows(query),
+                      caller_gone=environ.get(CALLER_GONE) or (lambda: False))
     except (OSError, http.client.HTTPException) as e:
         raise CodedError(500, f"failed relaying to node {node_id} at {target}: {e}") from None
 
@@ -171,7 +173,7 @@ def _follows(query: dict[str, list[str]]) -> bool:
 
 
 def _relay(target: str, method: str, url: str, body: bytes, headers: dict[str, str], tls: Any, *,
-           follow: bool) -> Response | Stream:
+           follow: bool, caller_gone: Callable[[], bool] = lambda: False) -> Response | Stream:
     host, _, port = target.rpartition(":")
     if tls is not None:  # tls.http: the node's API is HTTPS too; we show our own certificate
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
@@ -197,17 +199,23 @@ def _relay(target: str, method: str, url: str, body: bytes, headers: dict[str, s
         # long as the task is (a plain one sends no heartbeat frames); it ends
         # when the node ends it or the caller hangs up.
         conn.sock.settimeout(None)
-    return Stream(resp.status, _pass_on(conn, resp), ctype)
+    return Stream(resp.status, _pass_on(conn, resp, caller_gone), ctype)
 
 
-def _pass_on(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> Iterator[bytes]:
-    """The node's streamed answer, piece by piece; the connection closes when the caller goes."""
+def _pass_on(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse,
+             caller_gone: Callable[[], bool] = lambda: False) -> Iterator[bytes]:
+    """The node's streamed answer, piece by piece; the connection closes when the caller goes:
+    at the next piece's failed write, or, while the node sends nothing (a quiet plain follow),
+    when *caller_gone* says so."""
+    watcher = close_when_gone(caller_gone, conn)
     try:
         while piece := resp.read1(RELAY_CHUNK_BYTES):
             yield piece
-    except OSError as e:  # the node went away mid-stream: the caller's stream simply ends
-        log.warning("relayed client stream ended: %s", e)
+    except (OSError, ValueError) as e:  # the node went away mid-stream, or the caller did (closed above)
+        if not caller_gone():
+            log.warning("relayed client stream ended: %s", e)
     finally:
+        watcher.kill(block=False)
         conn.close()
 
 

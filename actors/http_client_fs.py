@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from time import monotonic
 from typing import Any
 
@@ -47,6 +47,7 @@ from actors.client.alloc_logs import (
 )
 from actors.client.alloc_runner import GetTaskState
 from actors.http_api import Answer, Api, CodedError, Request, Response, Stream, query_flag, require, route
+from actors.http_limits import CALLER_GONE
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ def client_fs_logs(req: Request, api: Api) -> Any:
         raise CodedError(500, f"reading the log failed: {e.strerror or e}") from None
     plain = query_flag(req, "plain")
     if query_flag(req, "follow"):
-        return Stream(200, _follow(api, logs, alloc_id, task, kind, chunk, plain),
+        gone = req.environ.get(CALLER_GONE) or (lambda: False)
+        return Stream(200, _follow(api, logs, alloc_id, task, kind, chunk, plain, gone),
                       "text/plain; charset=utf-8" if plain else "application/json")
     if plain:
         return Response(200, chunk.data, content_type="text/plain; charset=utf-8")
@@ -116,13 +118,17 @@ def _task_dead(api: Api, alloc_id: str, task: str) -> bool:
 
 
 def _follow(api: Api, logs: Any, alloc_id: str, task: str, kind: str, first: LogChunk,
-            plain: bool) -> Iterator[bytes]:
+            plain: bool, caller_gone: Callable[[], bool] = lambda: False) -> Iterator[bytes]:
     """The followed log, chunk by chunk (runs in the request's greenlet: the HTTP edge).
 
     After the first window it goes on file by file from where that ended: a
     file read to its end is left for the next index once the rotator has
     made one (as Nomad's -f follows onto the next file), and a file deleted
     under a slow follower is skipped for the lowest index still kept.
+    A framed follow sends a heartbeat frame when idle, whose failed write
+    ends it once the caller hung up; a plain one has no frame to send, so
+    it asks *caller_gone* as often instead (else a quiet task's follower
+    would poll for as long as the task lives).
     """
     beat = monotonic()
     if first.data:
@@ -158,8 +164,11 @@ def _follow(api: Api, logs: Any, alloc_id: str, task: str, kind: str, first: Log
                 continue
             if dead:
                 return
-            if not plain and monotonic() - beat >= FOLLOW_HEARTBEAT_S:
-                yield b"{}"
+            if monotonic() - beat >= FOLLOW_HEARTBEAT_S:
+                if plain and caller_gone():
+                    return
+                if not plain:
+                    yield b"{}"
                 beat = monotonic()
             gevent.sleep(FOLLOW_POLL_S)
     except LogNotFound:

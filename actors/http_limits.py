@@ -13,16 +13,21 @@ logged at most once per :data:`REFUSAL_LOG_INTERVAL_S`.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import logging
+import socket
 from typing import Any
 
+import gevent
 import gevent.pywsgi
+import gevent.select
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from runtime.edge import monotonic, wall_time
 
-__all__ = ["HTTP_LIMIT_STATS", "TAKE_OVER", "HardenedWSGIHandler", "LimitedWSGIServer"]
+__all__ = ["CALLER_GONE", "CALLER_GONE_POLL_S", "HTTP_LIMIT_STATS", "TAKE_OVER", "HardenedWSGIHandler",
+           "LimitedWSGIServer", "caller_gone", "close_when_gone"]
 
 log = logging.getLogger("agent.http")
 
@@ -43,6 +48,55 @@ SINGLE_SEND_MAX_BYTES = 64 * 1024
 # The environ key of a connection-upgrade request's take-over callable
 # (HardenedWSGIHandler._take_over): ``take_over(status, headers) -> (socket, reader)``.
 TAKE_OVER = "nomad.take_over"
+# The environ key of every request's ``caller_gone() -> bool`` (caller_gone on its socket):
+# whether the caller closed its connection.  A streamed answer that writes nothing while it waits
+# (a plain-text log follow) asks it, since only a failed write would tell it otherwise.
+CALLER_GONE = "nomad.caller_gone"
+# How often a relayed stream waiting on its upstream asks whether its caller went (close_when_gone):
+# as often as Nomad's stream heartbeat (1 s), so a hung-up relay holds its upstream about that long.
+CALLER_GONE_POLL_S = 1.0
+
+
+def caller_gone(sock: Any) -> bool:
+    """True once the caller closed (or reset) its connection *sock*, without waiting or reading data.
+
+    A caller waiting for a streamed answer sends nothing, so a readable socket is its
+    end-of-stream: a zero-byte peek.  Where peeking is not possible (TLS), readable alone
+    counts as gone.
+    """
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = gevent.select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True  # the descriptor is closed
+    if not readable:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except ValueError:  # an SSL socket takes no recv flags
+        return True
+    except OSError:  # reset by the peer
+        return True
+
+
+def close_when_gone(gone: Any, conn: Any, poll_s: float = CALLER_GONE_POLL_S) -> Any:
+    """A greenlet that closes *conn* (an upstream connection a relayed stream blocks reading) once
+    *gone()* (the request's CALLER_GONE) says the caller hung up: the blocked read then fails
+    and the relay ends, closing its upstream, which the upstream's own stream notices in turn.
+    Kill it when the relay ends first."""
+    def watch() -> None:
+        while not gone():
+            gevent.sleep(poll_s)
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the read blocked on it
+            except OSError:
+                pass  # already closed
+        conn.close()
+
+    return gevent.spawn(watch)
 # Go's net/http answer to a header block it will not read (over MaxHeaderBytes).
 HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
                      b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 35\r\n\r\n"
@@ -211,6 +265,9 @@ class HardenedWSGIHandler(WSGIHandler):
         """pywsgi's environ; a request asking to upgrade its connection (a WebSocket) also gets
         :data:`TAKE_OVER`, with which its handler answers ``101 Switching Protocols`` itself."""
         env: dict[str, Any] = super().get_environ()
+        # Bound to the socket, not to this handler: the environ then holds no cycle back to the
+        # handler, which refcounting frees with its request instead of the cyclic collector.
+        env[CALLER_GONE] = functools.partial(caller_gone, self.socket)
         if self._connection_upgrade_requested():
             env[TAKE_OVER] = self._take_over
         return env

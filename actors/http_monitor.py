@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from time import monotonic
 from typing import Any
 
@@ -25,6 +25,7 @@ import gevent
 
 from actors.http_agent_id import own_agent_id
 from actors.http_api import Api, CodedError, Request, Stream, query_flag, require, route
+from actors.http_limits import CALLER_GONE
 from runtime.logging_setup import LEVELS, MONITOR, Subscription
 
 # New lines are collected this often: a person watching sees them within a
@@ -47,10 +48,15 @@ def agent_monitor(req: Request, api: Api) -> Any:
             raise CodedError(400, f"{key} {other!r}: only this agent's own logs are served here")
     plain = query_flag(req, "plain")
     sub = MONITOR.subscribe(LEVELS[level], query_flag(req, "log_json"))
-    return Stream(200, _stream(sub, plain), "text/plain; charset=utf-8" if plain else "application/json")
+    gone = req.environ.get(CALLER_GONE) or (lambda: False)
+    return Stream(200, _stream(sub, plain, gone),
+                  "text/plain; charset=utf-8" if plain else "application/json")
 
 
-def _stream(sub: Subscription, plain: bool) -> Iterator[bytes]:
+def _stream(sub: Subscription, plain: bool,
+            caller_gone: Callable[[], bool] = lambda: False) -> Iterator[bytes]:
+    """The monitor's lines; an idle framed stream sends ``{}`` (a failed write ends it once the
+    caller hung up), an idle plain one has nothing to send and asks *caller_gone* as often."""
     beat = monotonic()
     try:
         while True:
@@ -59,8 +65,11 @@ def _stream(sub: Subscription, plain: bool) -> Iterator[bytes]:
                 text = "".join(line + "\n" for line in lines).encode()
                 yield text if plain else json.dumps({"Data": base64.b64encode(text).decode()}).encode()
                 beat = monotonic()
-            elif not plain and monotonic() - beat >= MONITOR_HEARTBEAT_S:
-                yield b"{}"
+            elif monotonic() - beat >= MONITOR_HEARTBEAT_S:
+                if plain and caller_gone():
+                    return
+                if not plain:
+                    yield b"{}"
                 beat = monotonic()
             gevent.sleep(MONITOR_POLL_S)
     finally:  # the caller hung up (the write failed) or the agent stops

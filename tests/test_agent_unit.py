@@ -703,6 +703,26 @@ def test_a_monitor_sees_its_own_level_while_the_console_keeps_the_agents():
         root.setLevel(saved[1])
 
 
+def test_a_plain_monitor_on_a_quiet_agent_unsubscribes_once_its_caller_hung_up(monkeypatch):
+    """A plain monitor sends no heartbeat frame, so on an agent logging nothing at its level no
+    failed write ever ended it: each hung-up `monitor?plain=true` kept its subscription (and the
+    root logger's level lowered for it) and its greenlet for the agent's life."""
+    from actors import http_monitor
+    from runtime.logging_setup import LEVELS, MONITOR
+
+    monkeypatch.setattr(http_monitor, "MONITOR_POLL_S", 0.001)
+    monkeypatch.setattr(http_monitor, "MONITOR_HEARTBEAT_S", 0.0)
+    sub = MONITOR.subscribe(LEVELS["ERROR"], json_format=False)
+    asked = []
+
+    def gone() -> bool:
+        asked.append(1)
+        return len(asked) >= 3
+
+    assert list(http_monitor._stream(sub, True, gone)) == []
+    assert len(asked) == 3 and sub not in MONITOR.subs
+
+
 def test_banner_block_is_sorted_title_cased_and_right_aligned():
     cfg = dataclasses.replace(dev_config(), name="n1")
     lines = banner_info(cfg, resolve_addrs(cfg, 4646), "1b2c")

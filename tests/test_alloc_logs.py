@@ -120,3 +120,23 @@ def test_a_link_the_task_planted_among_its_logs_is_never_read_through(tmp_path):
     real_logs.symlink_to(tmp_path / "b" / "a1" / "alloc" / "logs")
     with pytest.raises(LogNotFound, match="is not a regular file"):
         logs.read("a1", "web", "stdout")
+
+
+def test_a_plain_follow_of_a_quiet_task_ends_once_its_caller_hung_up(tmp_path, monkeypatch):
+    """A plain follow sends no heartbeat frame whose failed write would end it: without asking
+    whether its caller is gone, each hung-up `logs -f` of a quiet task polled for the task's life."""
+    monkeypatch.setattr(http_client_fs, "FOLLOW_POLL_S", 0.001)
+    monkeypatch.setattr(http_client_fs, "FOLLOW_HEARTBEAT_S", 0.0)
+    logs = logs_with(tmp_path, {0: b"hello\n"})
+    first = logs.read("a1", "web", "stdout")
+    asked = []
+
+    def gone() -> bool:
+        asked.append(1)
+        return len(asked) >= 3
+
+    forever = [lambda: None] * 10_000  # the task keeps running, quietly
+    gen = http_client_fs._follow(FakeApi(forever), logs, "a1", "web", "stdout", first, plain=True,
+                                 caller_gone=gone)
+    assert list(gen) == [b"hello\n"]
+    assert len(asked) == 3 and len(forever) > 9_000

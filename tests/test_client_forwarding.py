@@ -456,3 +456,39 @@ def test_a_client_in_a_pool_nobody_made_creates_it_and_jobs_there_run_on_it(agen
     assert call(srv.http_port, "DELETE", "/v1/job/on-gpu").status == 200
     wait_for(lambda: [a["ClientStatus"] for a in call(srv.http_port, "GET", "/v1/job/on-gpu/allocations").json()]
              == ["complete"], "the task stopped", REGISTER_DEADLINE_S)  # no task outlives the test
+
+
+def test_a_relayed_quiet_stream_closes_its_node_connection_once_the_caller_hung_up():
+    """A relayed plain follow of a quiet task blocks reading the node, which sends nothing: no write
+    to the caller ever failed, so each hung-up relay held its greenlet and both connections (and kept
+    the node's follower alive) for the task's life.  Now the relay closes the node's connection once
+    the caller is gone, and the node sees it closed."""
+    import socket
+
+    import gevent
+
+    from actors.http_client_forward import _relay
+    from actors.http_limits import CALLER_GONE_POLL_S
+
+    node = socket.create_server(("127.0.0.1", 0))
+    node_saw_close = []
+
+    def serve() -> None:
+        conn, _ = node.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+        node_saw_close.append(conn.recv(1) == b"")  # the task stays quiet: nothing more is sent
+        conn.close()
+
+    server = gevent.spawn(serve)
+    gone = [False]
+    stream = _relay(f"127.0.0.1:{node.getsockname()[1]}", "GET", "/v1/client/fs/logs/a?follow=true",
+                    b"", {}, None, follow=True, caller_gone=lambda: gone[0])
+    pieces = gevent.spawn(lambda: list(stream.chunks))
+    gevent.sleep(0.2)
+    assert not pieces.ready() and not node_saw_close  # the caller is there: the relay waits on
+    gone[0] = True
+    pieces.join(timeout=CALLER_GONE_POLL_S + SLACK_S)
+    server.join(timeout=SLACK_S)
+    node.close()
+    assert pieces.ready() and pieces.value == [] and node_saw_close == [True]

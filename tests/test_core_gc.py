@@ -172,6 +172,29 @@ def test_force_gc_collects_finished_work_at_once_and_then_nodes():
     c.close()
 
 
+def test_collected_jobs_leave_no_empty_entries_in_the_alloc_indexes():
+    """Every batch or dispatched job has an ID of its own: an empty by-job (or by-node) set left
+    behind per collected job grew the state store for the cluster's life (a soak run's follower
+    held 44 empty sets for 8 jobs after four minutes of churn)."""
+    c = _cluster(seed=4)
+    for i in range(6):
+        c.register(sim_job(f"once-{i}", count=2, job_type="batch", run_for_s=5.0))
+    c.run(120.0)
+    live = sim_job("web", count=1)
+    c.register(live)
+    c.run(60.0)
+    fut = c.sched.future_cls()
+    c.sched.nodes[c.leader()].actors[JOB_GC].tell(ForceGC(reply=fut))
+    fut.get(timeout=60.0)
+    c.run(1.0)
+    st = c.checker.replica
+    assert sorted(st.tables["jobs"]) == ["web"]
+    assert sorted(st.allocs_by_job) == ["web"]
+    assert sorted(st._maybe_live_by_job) == ["web"]
+    assert all(st.allocs_by_node.values())
+    c.close()
+
+
 def test_a_finished_batch_job_is_not_run_again_before_it_is_collected():
     c = _cluster(seed=3)
     c.register(sim_job("once", count=2, job_type="batch", run_for_s=30.0))

@@ -358,3 +358,67 @@ def test_the_request_header_reader_keeps_the_standard_librarys_answers_and_limit
     with pytest.raises(http.client.HTTPException, match="got more than 100 headers"):
         read_headers(io.BytesIO(many))
     assert read_headers(io.BytesIO(b"")).items == []  # the connection closed: no headers
+
+
+def test_a_streamed_answer_that_writes_nothing_learns_that_its_caller_hung_up():
+    """A quiet stream (a plain-text log follow) cannot find a closed connection by writing;
+    CALLER_GONE tells it, and says no while the caller is still there."""
+    from actors.http_limits import CALLER_GONE
+
+    seen: list[bool] = []
+
+    def quiet(environ):
+        gone = environ[CALLER_GONE]
+        while True:
+            seen.append(gone())
+            if seen[-1]:
+                return
+            gevent.sleep(0.02)
+            yield from ()
+
+    def app(environ, start_response):
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"")
+        return quiet(environ)
+
+    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+    try:
+        conn = socket.create_connection(("127.0.0.1", server.server_port), timeout=5)
+        conn.sendall(b"GET /follow HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.recv(4096).startswith(b"HTTP/1.1 200 ")
+        wait_until(lambda: len(seen) >= 5, what="the stream polled while the caller was there")
+        assert not any(seen)
+        conn.close()
+        wait_until(lambda: seen[-1], what="the stream saw its caller hang up")
+    finally:
+        server.stop(timeout=1)
+
+
+def test_the_caller_gone_check_holds_no_cycle_back_to_its_handler():
+    """The check in every request's environ must not reference the handler that owns the environ:
+    a cycle per request leaves each finished handler (and its environ) to the cyclic collector."""
+    import gc
+    import http.client
+
+    from actors.http_limits import CALLER_GONE, HardenedWSGIHandler
+
+    checks = []
+
+    def app(environ, start_response):
+        checks.append(environ[CALLER_GONE])
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    server = LimitedWSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
+        conn.request("GET", "/")
+        assert conn.getresponse().read() == b"ok"
+        conn.close()
+    finally:
+        server.stop(timeout=1)
+    assert not [x for x in gc.get_referents(checks[0]) if isinstance(x, HardenedWSGIHandler)]
+    assert not [x for x in gc.get_referents(*gc.get_referents(checks[0]))
+                if isinstance(x, HardenedWSGIHandler)]

@@ -202,7 +202,7 @@ def _preserved(job: dict[str, Any], old: dict[str, Any], counts: bool, resources
 
 
 def _drop_from(by_job: dict[str, set[str]], job_id: str, ev_id: str) -> None:
-    """*ev_id* out of *job_id*'s set in a by-job index; the job's entry goes when it empties."""
+    """*ev_id* out of *job_id*'s set in a by-job (or by-node) index; the entry goes when it empties."""
     ids = by_job.get(job_id)
     if ids is not None:
         ids.discard(ev_id)
@@ -2407,10 +2407,12 @@ class StateStore:
             services.remove_alloc(self, index, aid)
             node = a.get("NodeID", "")
             self._node_usage.pop(node, None)  # a terminal allocation held nothing; dropped all the same
-            self.allocs_by_node.get(node, set()).discard(aid)
-            self.allocs_by_job.get(a.get("JobID", ""), set()).discard(aid)
+            # Each index's entry goes when it empties: jobs (a dispatched or batch job's unique ID)
+            # come and go for the cluster's life, and an empty set per collected job is a leak.
+            _drop_from(self.allocs_by_node, node, aid)
+            _drop_from(self.allocs_by_job, a.get("JobID", ""), aid)
             self._job_alloc_ids.pop(a.get("JobID", ""), None)
-            self._maybe_live_by_job.get(a.get("JobID", ""), set()).discard(aid)
+            _drop_from(self._maybe_live_by_job, a.get("JobID", ""), aid)
             # The node's client is waiting on this index: it learns the
             # allocation is gone and removes what it kept of it.
             self.node_alloc_index[node] = index
