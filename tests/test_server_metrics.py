@@ -346,6 +346,10 @@ def test_leader_publishes_job_summaries_blocked_evals_and_times_its_scheduling_u
                                   now=5.0))
     _propose(sched, raft, command("node_update_status", node_id="n2", status="ready", now=5.0))  # unblocks
     sched.run_for(2.0)
+    # The job summaries are counted every job_summary_interval_s (5 s), the other gauges every second.
+    assert _labelled(m, "nomad.nomad.job_summary.starting") == {labels: 0}
+    assert _totals(m)[0]["nomad.nomad.blocked_evals.total_blocked"] == 0
+    sched.run_for(4.0)
     assert _labelled(m, "nomad.nomad.job_summary.starting") == {labels: 2}  # placed, not yet running
     assert _labelled(m, "nomad.nomad.job_summary.queued") == {labels: 0}
     for gauge in ("queued", "complete", "failed", "running", "lost", "unknown"):

@@ -72,7 +72,8 @@ def parent_id(job_id: str) -> str:
     return job_id.split("/dispatch-", 1)[0].split("/periodic-", 1)[0]
 
 
-def leader_stats(state: Any, skip_dispatched: bool = False, now: float | None = None) -> dict[str, Any]:
+def leader_stats(state: Any, skip_dispatched: bool = False, now: float | None = None,
+                 summaries: bool = True) -> dict[str, Any]:
     """Read query: job status counts, the blocked evaluations, every job's summary as rows of
     (job ID, namespace, group, (queued, complete, failed, running, starting, lost, unknown)), and
     -- with *now* (wall seconds) -- the pending evaluations still waiting, as (job, namespace,
@@ -80,9 +81,10 @@ def leader_stats(state: Any, skip_dispatched: bool = False, now: float | None = 
     from actors.http_jobs import job_summaries  # http_jobs imports the HTTP layer, which imports the broker
 
     jobs = state.tables["jobs"]
-    ids = [jid for jid, job in jobs.items() if not (skip_dispatched and job.get("Dispatched"))]
+    ids = [jid for jid, job in jobs.items() if not (skip_dispatched and job.get("Dispatched"))] \
+        if summaries else []
     rows = []
-    for jid, summary in job_summaries(state, ids).items():
+    for jid, summary in (job_summaries(state, ids) if ids else {}).items():
         ns = summary["Namespace"]
         for group, counts in summary["Summary"].items():
             rows.append((jid, ns, group, tuple(counts[f] for f in _SUMMARY_FIELDS)))
