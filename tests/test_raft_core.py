@@ -53,6 +53,24 @@ def test_leader_steps_down_without_quorum():
     assert net.cores["a"].role != LEADER
 
 
+def test_a_cut_off_leader_steps_down_within_its_lease_before_anyone_may_elect_another():
+    """hashicorp/raft's leader lease (half the election timeout): a leader that hears from no majority
+    steps down before the others' election timeout has run, so two servers never both lead for long
+    -- the old one kept answering clients' heartbeats with TTLs the new leader never heard of, and a
+    node they protected was marked down (simulator seed 854, crowded)."""
+    net = Net(IDS)
+    net.elect("a")
+    net.tick(3)
+    election = net.cores["a"].t.election_ticks
+    net.isolate("a")
+    for n in range(1, election + 1):
+        net.tick(1)
+        if net.cores["a"].role != LEADER:
+            break
+    assert net.cores["a"].role != LEADER and n <= election // 2 + 1, n
+    assert not [c for c in ("b", "c") if net.cores[c].role == LEADER]  # nobody has been elected yet
+
+
 def test_prevote_keeps_partitioned_server_from_disrupting_the_leader():
     net = Net(IDS)
     net.elect("a")

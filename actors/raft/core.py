@@ -168,6 +168,7 @@ class Progress:
     hb_match: int = -1  # match at the previous heartbeat
     stalled: int = 0  # heartbeats in a row with appends outstanding and no progress
     last_ack: int = 0  # the leader's tick count at this follower's last answer
+    heard: int = 0  # the leader's tick count at this follower's last answer of any kind (its lease)
     caught_up_since: int = -1  # a non-voter: tick it caught up since, answering steadily (-1: not)
     probe_tick: int = -1  # the leader's tick count when it last sent this follower a probe
 
@@ -331,7 +332,7 @@ class RaftCore:
         if self.role == LEADER:
             for peer in voters + learners:
                 if peer != self.id and peer not in self.progress:
-                    self.progress[peer] = Progress(next=self.last_index + 1)
+                    self.progress[peer] = Progress(next=self.last_index + 1, heard=self.ticks)
             for peer in list(self.progress):
                 if peer not in voters and peer not in learners:
                     del self.progress[peer]
@@ -536,7 +537,8 @@ class RaftCore:
         self.role = LEADER
         self.leader = self.id
         self._ready.role_changed = True
-        self.progress = {p: Progress(next=self.last_index + 1, recent_active=True, last_ack=self.ticks)
+        self.progress = {p: Progress(next=self.last_index + 1, recent_active=True, last_ack=self.ticks,
+                                     heard=self.ticks)
                          for p in self.voters + self.learners if p != self.id}
         # §5.4.2 / §8: commit an entry of our own term at once (also unblocks ReadIndex).
         index = self.last_index + 1
@@ -607,6 +609,9 @@ class RaftCore:
             if self.t.check_quorum and not self._quorum_active():
                 self._become_follower(self.term, "")
                 return
+        if self.t.check_quorum and not self._lease_held():
+            self._become_follower(self.term, "")
+            return
         committed_voters = self._committed_config()[0]
         if committed_voters and self.id not in committed_voters:
             # Our removal is committed: step down (thesis §4.2.2).
@@ -615,6 +620,19 @@ class RaftCore:
         if self.heartbeat_elapsed >= self.t.heartbeat_ticks:
             self.heartbeat_elapsed = 0
             self._broadcast_heartbeat(0)
+
+    def _lease_held(self) -> bool:
+        """hashicorp/raft's checkLeaderLease: a majority (itself included) answered within the leader
+        lease, half the election timeout (its LeaderLeaseTimeout is half its HeartbeatTimeout).  A leader
+        cut off from a majority steps down within that, before the others' election timeout lets them
+        elect another -- so two servers never both act as leader for long (a partitioned one answered
+        clients' heartbeats with TTLs the new leader never heard of)."""
+        lease = max(1, self.t.election_ticks // 2)
+        heard = 1 if self.id in self.voters else 0
+        for peer, pr in self.progress.items():
+            if peer in self.voters and self.ticks - pr.heard < lease:
+                heard += 1
+        return heard >= self._quorum()
 
     def _quorum_active(self) -> bool:
         active = 1 if self.id in self.voters else 0
@@ -1007,6 +1025,7 @@ class RaftCore:
             self._old_name_hint(m)
             return
         pr.recent_active = True
+        pr.heard = self.ticks
         if pr.state != SNAPSHOT:
             return
         if m.done:
@@ -1024,6 +1043,7 @@ class RaftCore:
             self._old_name_hint(m)
             return
         pr.recent_active = True
+        pr.heard = self.ticks
         if self.ticks - pr.last_ack > self.t.election_ticks or not m.success:
             pr.caught_up_since = -1  # a silence or a rejection: stable only from now on
         pr.last_ack = self.ticks
