@@ -366,12 +366,7 @@ def _exec_task(spec: dict) -> None:
     argv = [_lookup(spec["argv"][0], spec["task_dir"]), *spec["argv"][1:]]
     _become_task_user(spec, last_cap, launcher, "the launcher ended before the task started")
     env = spec["env"]
-    for sig in _signals():  # the task starts with default dispositions (Python ignores SIGPIPE)
-        try:
-            signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _default_signals()
     try:
         os.execve(argv[0], argv, env)
     except FileNotFoundError:  # a script whose interpreter is not in the chroot
@@ -380,6 +375,16 @@ def _exec_task(spec: dict) -> None:
         raise SetupError(f"command {argv[0]!r} is not executable by user {spec['user']!r}") from None
     except OSError as exc:
         raise SetupError(f"executing {argv[0]!r}: {exc.strerror}") from None
+
+
+def _default_signals() -> None:
+    """The task starts with default signal dispositions (Python ignores SIGPIPE) and nothing blocked."""
+    for sig in _signals():
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 def _signals() -> list[int]:
@@ -548,12 +553,7 @@ def _exec_raw(spec: dict, launcher: int) -> None:
     _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != launcher:
         raise SetupError("the launcher ended before the task started")
-    for sig in _signals():  # the task starts with default dispositions (Python ignores SIGPIPE)
-        try:
-            signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _default_signals()
     argv = spec["argv"]
     try:
         os.execvpe(argv[0], argv, spec["env"])  # a bare name is looked up on the task's own PATH
