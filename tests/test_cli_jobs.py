@@ -441,7 +441,7 @@ def test_alloc_logs_follow_prints_output_as_it_comes_and_ends_when_the_task_does
 def test_alloc_logs_follow_alone_follows_both_streams_from_their_ends(dev, tmp_path):  # noqa: F811
     """Nomad's `alloc logs -f` with no stream, -tail, -n or -c (tailMultipleFiles): stdout and stderr
     both followed from where they end, each to its own stream; it printed stdout alone, from its start."""
-    script = "for i in $(seq 1 40); do echo out-$i; echo err-$i >&2; sleep 0.25; done"
+    script = "for i in $(seq 1 30); do echo out-$i; echo err-$i >&2; sleep 0.1; done"
     _run_shell_batch(dev, tmp_path, "cli-both", "t", script)
 
     def written() -> list:
@@ -457,7 +457,7 @@ def test_alloc_logs_follow_alone_follows_both_streams_from_their_ends(dev, tmp_p
         follower.kill()
     assert follower.returncode == 0, err
     outs, errs = out.splitlines(), err.splitlines()
-    assert outs and errs and outs[-1] == "out-40" and errs[-1] == "err-40", (out, err)
+    assert outs and errs and outs[-1] == "out-30" and errs[-1] == "err-30", (out, err)
     assert all(x.startswith("out-") for x in outs) and all(x.startswith("err-") for x in errs), (out, err)
     assert "out-1" not in outs and "err-1" not in errs  # written before it started: not printed
     both = nomad(dev, "alloc", "logs", "-stdout", "-stderr", alloc_id)
