@@ -789,3 +789,17 @@ def test_an_allocation_updated_in_place_takes_the_new_versions_delays_policies_a
     assert (a.spec.max_run_s, a.spec.shutdown_delay_s, a.spec.restart.attempts) == (20.0, 2.0, 4)
     assert t.spec.leader and t.spec.shutdown_delay_s == 3.0 and t.phase == "running"
     c.until(lambda: c.status("a1") == "complete", 60)  # the deadline the new version set
+
+
+def test_a_json_job_reserving_whole_cores_is_refused_not_placed_as_the_default_cpu() -> None:
+    """Nomad's ``resources { cores = N }`` reserves whole CPU cores; this agent does not schedule them, so a
+    JSON job asking for them is refused with the reason (it was taken, and placed with 100 MHz)."""
+    from actors.scheduler.job import JobError, canonical_job
+
+    def job(res: dict) -> dict:
+        return {"ID": "x", "Datacenters": ["dc1"], "TaskGroups": [{"Name": "g", "Tasks": [
+            {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep"}, "Resources": res}]}]}
+    with pytest.raises(JobError, match=r"Resources\.Cores: reserving whole CPU cores \(resources\.cores\) is "
+                                       r"not supported by this agent"):
+        canonical_job(job({"Cores": 2}))
+    assert canonical_job(job({"Cores": 0, "CPU": 250}))["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 250

@@ -307,6 +307,11 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
         _need(all(isinstance(a, str) for a in args), f"{field}.Config.args", "must be a list of strings")
     t["Config"] = cfg
     res = dict(_map(t.get("Resources"), f"{field}.Resources"))
+    # Nomad's ``cores`` (whole CPU cores reserved for the task) is not scheduled by this agent: refused,
+    # as the HCL form refuses it, rather than taken and placed as if it asked for the default CPU.
+    cores_at = f"{field}.Resources.Cores"
+    _need(not _int(res.get("Cores"), cores_at, default=0, minimum=None), cores_at,
+          "reserving whole CPU cores (resources.cores) is not supported by this agent; ask for cpu in MHz")
     res["CPU"] = _int(res.get("CPU"), f"{field}.Resources.CPU", default=DEFAULT_CPU_MHZ, minimum=1)
     res["MemoryMB"] = _int(res.get("MemoryMB"), f"{field}.Resources.MemoryMB", default=DEFAULT_MEMORY_MB,
                            minimum=10)  # Nomad's minimum memory
