@@ -803,3 +803,42 @@ def test_a_json_job_reserving_whole_cores_is_refused_not_placed_as_the_default_c
                                        r"not supported by this agent"):
         canonical_job(job({"Cores": 2}))
     assert canonical_job(job({"Cores": 0, "CPU": 250}))["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 250
+
+
+def _json_job(task: dict | None = None, group: dict | None = None) -> dict:
+    t = {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep"}, **(task or {})}
+    return {"ID": "x", "Datacenters": ["dc1"], "TaskGroups": [{"Name": "g", "Tasks": [t], **(group or {})}]}
+
+
+@pytest.mark.parametrize("task, group, why", [
+    ({"Vault": {"Policies": ["a"]}}, None, 'Tasks[0].Vault: Vault "default" not enabled but used in the job'),
+    ({"Vault": {"Cluster": "other"}}, None, 'Vault "other" not enabled but used in the job'),
+    ({"Schedule": {"Cron": {"Start": "0 1 * * *", "End": "0 2 * * *"}}}, None,
+     "task schedules requires Nomad Enterprise"),
+    ({"Resources": {"NUMA": {"Affinity": "require"}}}, None, "numa scheduling requires Nomad Enterprise"),
+    ({"Resources": {"Devices": [{"Name": "nvidia/gpu", "Count": 1}]}}, None,
+     "Resources.Devices: devices (resources.device) are not supported by this agent"),
+    ({"CSIPluginConfig": {"ID": "p", "Type": "node"}}, None, "CSI plugins (csi_plugin) are not supported"),
+    ({"Kind": "connect-proxy:web"}, None, "task kind 'connect-proxy:web' (Consul Connect) is not supported"),
+    ({"Consul": {"Cluster": "other"}}, None, "non-default Consul cluster requires Nomad Enterprise"),
+    (None, {"Consul": {"Cluster": "other"}}, "TaskGroups[0].Consul: non-default Consul cluster requires"),
+    (None, {"Services": [{"Name": "s", "Connect": {"SidecarService": {}}}]},
+     "Services[0].Connect: Consul Connect (service.connect) is not supported by this agent"),
+])
+def test_a_json_job_block_this_agent_would_ignore_is_refused_as_the_hcl_form_is(task, group, why) -> None:
+    """JSON jobs took these blocks and then ignored them (a Vault block, a device, a Connect sidecar),
+    where the HCL form refuses them: now refused too, with Nomad CE's message where it has one."""
+    import re
+
+    from actors.scheduler.job import JobError, canonical_job
+    with pytest.raises(JobError, match=re.escape(why)):
+        canonical_job(_json_job(task, group))
+
+
+def test_the_null_and_default_blocks_nomads_own_tools_send_are_still_taken() -> None:
+    from actors.scheduler.job import canonical_job
+    canonical_job(_json_job({"Vault": None, "Schedule": None, "CSIPluginConfig": None, "Kind": "", "Consul": None,
+                             "Resources": {"CPU": 100, "MemoryMB": 64, "Devices": None, "Cores": 0,
+                                           "NUMA": {"Affinity": "none", "Devices": None}}},
+                            {"Consul": {"Cluster": "default", "Namespace": "", "Partition": ""},
+                             "Services": [{"Name": "s", "Connect": None}]}))

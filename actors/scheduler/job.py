@@ -295,6 +295,34 @@ def _placement_prefs(obj: dict[str, Any], field: str, *, spreads: bool = True) -
             obj[key] = got
 
 
+def _given(v: Any) -> bool:
+    """A block the job really sets: JSON from Nomad's own tools carries null (or empty) ones."""
+    return v is not None and v != {} and v != [] and v != ""
+
+
+def _unsupported_task_blocks(t: dict[str, Any], res: dict[str, Any], field: str) -> None:
+    """Refuse a task block this agent would take and then ignore, as the HCL form refuses it: with
+    Nomad CE's own message where Nomad CE refuses it too (job_endpoint_hook_*_ce.go and the Vault
+    hook of a server without Vault), else naming what is not supported."""
+    vault = t.get("Vault")
+    if _given(vault):
+        cluster = (vault.get("Cluster") if isinstance(vault, dict) else None) or "default"
+        _need(False, f"{field}.Vault", f'Vault "{cluster}" not enabled but used in the job')
+    _need(not _given(t.get("Schedule")), f"{field}.Schedule", "task schedules requires Nomad Enterprise")
+    numa = res.get("NUMA")
+    _need(not (isinstance(numa, dict) and numa.get("Affinity") not in (None, "", "none")),
+          f"{field}.Resources.NUMA", "numa scheduling requires Nomad Enterprise")
+    _need(not _given(res.get("Devices")), f"{field}.Resources.Devices",
+          "devices (resources.device) are not supported by this agent: no device plugins fingerprint any")
+    _need(not _given(t.get("CSIPluginConfig")), f"{field}.CSIPluginConfig",
+          "CSI plugins (csi_plugin) are not supported by this agent")
+    _need(not _given(t.get("Kind")), f"{field}.Kind",
+          f"task kind {t.get('Kind')!r} (Consul Connect) is not supported by this agent")
+    consul = t.get("Consul")
+    _need(not (isinstance(consul, dict) and (consul.get("Cluster") or "default") != "default"),
+          f"{field}.Consul", "non-default Consul cluster requires Nomad Enterprise")
+
+
 def _task(raw: Any, field: str) -> dict[str, Any]:
     t = dict(_map(raw, field))
     t["Name"] = _str(t.get("Name"), f"{field}.Name", required=True)
@@ -307,6 +335,7 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
         _need(all(isinstance(a, str) for a in args), f"{field}.Config.args", "must be a list of strings")
     t["Config"] = cfg
     res = dict(_map(t.get("Resources"), f"{field}.Resources"))
+    _unsupported_task_blocks(t, res, field)
     # Nomad's ``cores`` (whole CPU cores reserved for the task) is not scheduled by this agent: refused,
     # as the HCL form refuses it, rather than taken and placed as if it asked for the default CPU.
     cores_at = f"{field}.Resources.Cores"
@@ -958,6 +987,8 @@ def _services(raw: Any, field: str, default_name: str, task_name: str = "") -> l
         _need(bool(_SERVICE_NAME_RE.match(svc["Name"])), f"{where}.Name",
               f"service name must be valid per RFC 1123 and can contain only alphanumeric characters or "
               f"dashes, and be at most 63 characters: {svc['Name']!r}")
+        _need(not _given(svc.get("Connect")), f"{where}.Connect",
+              "Consul Connect (service.connect) is not supported by this agent (no Consul integration)")
         svc["Provider"] = _str(svc.get("Provider"), f"{where}.Provider", default="nomad")
         _need(svc["Provider"] in SERVICE_PROVIDERS, f"{where}.Provider",
               f"provider {svc['Provider']!r} is not available on this agent (no Consul integration); "
@@ -1205,6 +1236,9 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
     g["Count"] = _int(g.get("Count"), f"{field}.Count", default=default, maximum=MAX_COUNT)
     if job_type == "system":
         _need(g["Count"] <= 1, f"{field}.Count", "a system job's group runs once per node (count 0 or 1)")
+    consul = g.get("Consul")
+    _need(not (isinstance(consul, dict) and (consul.get("Cluster") or "default") != "default"),
+          f"{field}.Consul", "non-default Consul cluster requires Nomad Enterprise")
     tasks = _list(g.get("Tasks"), f"{field}.Tasks")
     _need(bool(tasks), f"{field}.Tasks", "a task group needs at least one task")
     g["Tasks"] = [_task(t, f"{field}.Tasks[{i}]") for i, t in enumerate(tasks)]
