@@ -30,24 +30,58 @@ def test_job_list_filters_by_namespace_and_star_lists_all(dev):  # noqa: F811
     assert call(dev.http_port, "DELETE", "/v1/job/ns-listed?purge=true").status == 200
 
 
-def test_the_namespace_endpoints_show_default_and_refuse_to_manage_others(dev):  # noqa: F811
+def test_namespaces_are_created_read_listed_updated_and_deleted_over_http(dev):  # noqa: F811
     port = dev.http_port
     listed = call(port, "GET", "/v1/namespaces")
     assert listed.status == 200 and [n["Name"] for n in listed.json()] == ["default"]
     assert listed.json()[0]["Description"] == "Default shared namespace"
-    assert call(port, "GET", "/v1/namespaces?prefix=x").json() == []
-    assert call(port, "GET", "/v1/namespace/default").json()["Name"] == "default"
-    assert call(port, "GET", "/v1/namespace/prod").status == 404
-    for path in ("/v1/namespace", "/v1/namespace/prod", "/v1/namespace/default"):
-        r = call(port, "PUT", path, {"Name": "prod"})
-        assert r.status == 501 and 'only the built-in "default" exists' in r.text, path
+    r = call(port, "PUT", "/v1/namespace", {"Name": "http-a", "Description": "team a", "Meta": {"k": "v"},
+                                            "Capabilities": {"DisabledTaskDrivers": ["docker"]}})
+    assert r.status == 200, r.text
+    created = int(r.headers["x-nomad-index"])
+    got = call(port, "GET", "/v1/namespace/http-a")
+    assert got.status == 200 and int(got.headers["x-nomad-index"]) >= created
+    ns = got.json()
+    assert (ns["Name"], ns["Description"], ns["Meta"]) == ("http-a", "team a", {"k": "v"})
+    assert ns["Capabilities"]["DisabledTaskDrivers"] == ["docker"]
+    assert ns["CreateIndex"] == ns["ModifyIndex"] == created
+    r = call(port, "POST", "/v1/namespace/http-a", {"Name": "http-a", "Description": "changed"})
+    assert r.status == 200, r.text
+    ns = call(port, "GET", "/v1/namespace/http-a").json()
+    assert ns["Description"] == "changed" and ns["CreateIndex"] == created < ns["ModifyIndex"]
+    assert [n["Name"] for n in call(port, "GET", "/v1/namespaces").json()] == ["default", "http-a"]
+    assert [n["Name"] for n in call(port, "GET", "/v1/namespaces?prefix=http").json()] == ["http-a"]
+    # Nomad's errors: a mismatched path, a bad name, the default, one that does not exist
+    r = call(port, "PUT", "/v1/namespace/other", {"Name": "http-a"})
+    assert (r.status, r.text) == (400, "Namespace name does not match request path")
+    r = call(port, "PUT", "/v1/namespace", {"Name": "no spaces"})
+    assert r.status == 500 and 'invalid name "no spaces". Must match regex ^[a-zA-Z0-9-]{1,128}$' in r.text
     r = call(port, "DELETE", "/v1/namespace/default")
-    assert (r.status, r.text) == (400, "default namespace can not be deleted")
-    assert call(port, "DELETE", "/v1/namespace/prod").status == 404
-    assert call(port, "GET", "/v1/namespaces").status == 200  # still serving
+    assert (r.status, r.text) == (500, "can not delete default namespace")
+    assert call(port, "GET", "/v1/namespace/none").status == 404
+    assert call(port, "DELETE", "/v1/namespace/none").text == "namespace not found"
+    r = call(port, "DELETE", "/v1/namespace/http-a")
+    assert r.status == 200 and int(r.headers["x-nomad-index"]) > created
+    assert call(port, "GET", "/v1/namespace/http-a").status == 404
 
 
-def test_python_nomad_and_the_cli_list_the_default_namespace(dev):  # noqa: F811
+def test_a_blocking_namespace_list_wakes_on_a_new_namespace(dev):  # noqa: F811
+    import threading
+
+    port = dev.http_port
+    index = int(call(port, "GET", "/v1/namespaces").headers["x-nomad-index"])
+    got: list = []
+    waiter = threading.Thread(target=lambda: got.append(
+        call(port, "GET", f"/v1/namespaces?index={index}&wait=20s")))
+    waiter.start()
+    assert call(port, "PUT", "/v1/namespace", {"Name": "blocking"}).status == 200
+    waiter.join(30)
+    assert got and "blocking" in [n["Name"] for n in got[0].json()]
+    assert int(got[0].headers["x-nomad-index"]) > index
+    assert call(port, "DELETE", "/v1/namespace/blocking").status == 200
+
+
+def test_python_nomad_and_the_cli_manage_namespaces(dev, tmp_path):  # noqa: F811
     import subprocess
     import sys
 
@@ -56,7 +90,7 @@ def test_python_nomad_and_the_cli_list_the_default_namespace(dev):  # noqa: F811
     from tests.test_cli import NOMAD
 
     n = nomad.Nomad(host="127.0.0.1", port=dev.http_port, timeout=10)
-    assert [x["Name"] for x in n.namespaces.get_namespaces()] == ["default"]
+    assert "default" in [x["Name"] for x in n.namespaces.get_namespaces()]
     assert n.namespace.get_namespace("default")["Name"] == "default"
 
     def cli(*args: str) -> subprocess.CompletedProcess:
@@ -67,8 +101,64 @@ def test_python_nomad_and_the_cli_list_the_default_namespace(dev):  # noqa: F811
     assert out[0].split() == ["Name", "Description"] and out[1].split()[0] == "default"
     shown = cli("namespace", "status", "default").stdout  # Nomad's formatNamespaceBasics
     assert "Name                   = default\n" in shown and "Enabled Drivers        = *\n" in shown
-    refused = cli("namespace", "apply", "prod")
-    assert refused.returncode == 1 and "501" in refused.stderr
+    r = cli("namespace", "apply", "-description", "the cli's", "cli-a")
+    assert (r.returncode, r.stdout) == (0, 'Successfully applied namespace "cli-a"!\n'), r.stderr
+    r = cli("namespace", "apply", "cli-a")  # a name alone keeps what the namespace has
+    assert r.returncode == 0 and n.namespace.get_namespace("cli-a")["Description"] == "the cli's"
+    spec = tmp_path / "ns.hcl"
+    spec.write_text('name = "cli-b"\ndescription = "from a file"\ncapabilities {\n'
+                    '  enabled_task_drivers = ["raw_exec"]\n}\nmeta {\n  owner = "ops"\n}\n')
+    assert cli("namespace", "apply", str(spec)).returncode == 0
+    shown = cli("namespace", "status", "cli-b").stdout
+    assert "Enabled Drivers        = raw_exec\n" in shown and "Metadata\nowner = ops" in shown, shown
+    js = tmp_path / "ns.json"
+    js.write_text('{"Name": "cli-c", "Meta": {"a": "b"}}')
+    assert cli("namespace", "apply", "-json", str(js)).returncode == 0
+    assert '"owner": "ops"' in cli("namespace", "inspect", "cli-b").stdout
+    assert cli("namespace", "list", "-t", "{{range .}}{{.Name}} {{end}}").stdout.split() == \
+        ["cli-a", "cli-b", "cli-c", "default"]
+    r = cli("namespace", "status", "cli")
+    assert r.returncode == 1 and r.stderr.startswith("Prefix matched multiple namespaces"), r.stderr
+    r = cli("namespace", "delete", "default")
+    assert r.returncode == 1 and r.stderr == ("Error deleting namespace: Unexpected response code: 500 "
+                                              "(can not delete default namespace)\n"), r.stderr
+    r = cli("namespace", "apply", "bad_name")
+    assert r.returncode == 1 and "Error applying namespace:" in r.stderr and "Must match regex" in r.stderr
+    for name in ("cli-a", "cli-b", "cli-c"):
+        r = cli("namespace", "delete", name)
+        assert (r.returncode, r.stdout) == (0, f'Successfully deleted namespace "{name}"!\n'), r.stderr
+
+
+def test_namespaces_survive_a_snapshot_and_an_old_snapshot_has_only_default():
+    import msgpack
+
+    from actors.state import namespaces
+    from actors.state.store import StateStore, command
+
+    st = StateStore()
+    assert st.apply(1, command("namespace_upsert", namespaces=[{"Name": "snap", "Meta": {"a": "b"}}]))["ok"]
+    again = StateStore()
+    again.restore(st.snapshot(), 1)
+    assert namespaces.get(again.tables, "snap")["Meta"] == {"a": "b"}
+    assert again.table_index[namespaces.TABLE] == 1
+    old = msgpack.unpackb(st.snapshot(), raw=False)
+    del old["tables"][namespaces.TABLE]
+    older = StateStore()
+    older.restore(msgpack.packb(old, use_bin_type=True), 1)
+    assert [n["Name"] for n in namespaces.listed(older.tables)] == ["default"]
+
+
+def test_the_store_refuses_a_bad_namespace_write_and_changes_nothing():
+    from actors.state import namespaces
+    from actors.state.store import StateStore, command
+
+    st = StateStore()
+    got = st.apply(1, command("namespace_upsert", namespaces=[{"Name": "ok"}, {"Name": "not ok"}]))
+    assert not got["ok"] and got["error"].startswith('Invalid namespace "not ok": invalid name')
+    assert namespaces.get(st.tables, "ok") is None
+    assert st.apply(2, command("namespace_delete", names=["default"]))["error"] == \
+        "default namespace can not be deleted"
+    assert st.apply(3, command("namespace_delete", names=["ok"]))["error"] == "namespace not found"
 
 
 def test_the_general_region_and_namespace_flags_ride_on_every_request():

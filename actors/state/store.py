@@ -28,12 +28,23 @@ from typing import Any
 
 import msgpack
 
-from actors.state import acl_ops, cluster_meta, deployments, eval_delete, node_pools, scaling, services, variables
+from actors.state import (
+    acl_ops,
+    cluster_meta,
+    deployments,
+    eval_delete,
+    namespaces,
+    node_pools,
+    root_keys,
+    scaling,
+    services,
+    variables,
+)
 from actors.state import autopilot_config as ap_cfg
-from actors.state import root_keys
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
 from actors.state.fsm_metrics import fsm_key
+from actors.state.namespaces import job_key_of, key_of, split_key
 
 # A snapshot without the ACL tables (taken before they existed) restores them
 # empty, so SNAPSHOT_VERSION stays 1.
@@ -53,10 +64,12 @@ from actors.state.fsm_metrics import fsm_key
 # job_submissions: the source each registration of a job submitted (Nomad's job_submission table), by
 # job ID, each a map of version (as a string) to its submission; as many versions as job_versions keeps.
 # A snapshot from before it restores it empty, as no source was kept then.
+# namespaces: the namespaces operators created or changed (actors.state.namespaces; "default" is implicit
+# until changed).  A snapshot from before it restores it empty: only "default" existed then.
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
           sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE,
           scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE, variables.LOCKS_TABLE,
-          "job_submissions")
+          "job_submissions", namespaces.TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNDECODED: Any = object()  # apply: its command was not given decoded
@@ -418,6 +431,8 @@ class StateStore:
             "scheduler_set_config": functools.partial(sched_cfg.set_config, self),
             "node_pool_upsert": functools.partial(node_pools.upsert, self),
             "node_pool_delete": functools.partial(node_pools.delete, self),
+            "namespace_upsert": functools.partial(namespaces.upsert, self),
+            "namespace_delete": functools.partial(namespaces.delete, self),
             "var_set": functools.partial(variables.set_var, self),
             "var_delete": functools.partial(variables.delete_var, self),
             "var_lock_acquire": functools.partial(variables.lock_acquire, self),
@@ -560,12 +575,13 @@ class StateStore:
         node = alloc.get("NodeID", "")
         self._usage_written(alloc, replaces)
         self.allocs_by_node.setdefault(node, set()).add(alloc["ID"])
-        job_ids = self.allocs_by_job.setdefault(alloc.get("JobID", ""), set())
+        job = key_of(alloc)
+        job_ids = self.allocs_by_job.setdefault(job, set())
         if alloc["ID"] not in job_ids:
             job_ids.add(alloc["ID"])
-            self._job_alloc_ids.pop(alloc.get("JobID", ""), None)
+            self._job_alloc_ids.pop(job, None)
         if alloc.get("DesiredStatus") == "run" and alloc.get("ClientStatus") not in _TERMINAL_CLIENT:
-            self._maybe_live_by_job.setdefault(alloc.get("JobID", ""), set()).add(alloc["ID"])
+            self._maybe_live_by_job.setdefault(job, set()).add(alloc["ID"])
         mi = alloc.get("AllocModifyIndex", alloc.get("ModifyIndex", 0))
         if mi > self.node_alloc_index.get(node, 0):
             self.node_alloc_index[node] = mi
@@ -580,7 +596,7 @@ class StateStore:
                 ids.add(ev_id)
             else:
                 ids.discard(ev_id)
-        job_id = ev.get("JobID", "")
+        job_id = key_of(ev)
         for name, by_job in (("blocked", self.blocked_by_job), ("pending", self.pending_by_job)):
             if status == name:
                 by_job.setdefault(job_id, set()).add(ev_id)
@@ -601,7 +617,7 @@ class StateStore:
         """The store's records of *job_id*'s pending evaluations, in ID order: do not modify."""
         t = self.tables["evals"]
         return [t[i] for i in sorted(self.pending_by_job.get(job_id, ()))
-                if i in t and t[i].get("JobID", "") == job_id]  # an upsert may have moved one
+                if i in t and key_of(t[i]) == job_id]  # an upsert may have moved one
 
     def blocked_evals_of_job(self, job_id: str) -> list[dict[str, Any]]:
         """The store's records of *job_id*'s blocked evaluations, in ID order: do not modify."""
@@ -657,7 +673,7 @@ class StateStore:
         want: dict[str, set[str]] = {}
         for a in self.tables["allocs"].values():
             if a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in _TERMINAL_CLIENT:
-                want.setdefault(a.get("JobID", ""), set()).add(a["ID"])
+                want.setdefault(key_of(a), set()).add(a["ID"])
         for job_id in sorted(set(want) | set(self._maybe_live_by_job)):
             got = {a["ID"] for a in self.live_job_allocs(job_id)}
             if got != want.get(job_id, set()):
@@ -783,7 +799,7 @@ class StateStore:
         if table == "evals":
             for i, rec in popped:
                 if rec is not None:
-                    self._unindex_eval(i, rec.get("JobID", ""))
+                    self._unindex_eval(i, key_of(rec))
         if table == "allocs":
             for i, rec in popped:
                 if rec is not None:
@@ -1060,10 +1076,10 @@ class StateStore:
                 or node_networks(old) != node_networks(rec)):
             jobs, specs = set(), self.tables["jobs"]
             for a in self.node_allocs(rec["ID"]):
-                job = specs.get(a.get("JobID", ""))
+                job = specs.get(key_of(a))
                 if job is not None and not (job["Type"] == "system" and not job.get("Stop")) \
                         and job["Type"] != "sysbatch":  # Nomad's createNodeEvals skips sysbatch jobs
-                    jobs.add(job["ID"])  # live system jobs: evaluated below, once
+                    jobs.add(job_key_of(job))  # live system jobs: evaluated below, once
             evals = self._create_evals(index, sorted(jobs), "node-update", now, node_id=rec["ID"])
             evals += self._node_capacity_evals(index, now, rec["ID"], rec if cmd.get("pool_evals") else None)
         return {"ok": True, "index": index, "status": rec["Status"], "prev": old["Status"] if old else "",
@@ -1114,7 +1130,7 @@ class StateStore:
             live = sorted(a["ID"] for a in on_node)
             # Nomad createNodeEvals: the scheduler marks them lost and re-places them (a sysbatch job's
             # are left until its next evaluation, as Nomad's).
-            jobs = sorted({a["JobID"] for a in on_node if a.get("JobID") and not self._sysbatch(a)})
+            jobs = sorted({key_of(a) for a in on_node if a.get("JobID") and not self._sysbatch(a)})
             evals = self._create_evals(index, jobs, "node-update", now,
                                        node_id=node_id)
         elif status == "ready" and prev != "ready":
@@ -1139,7 +1155,7 @@ class StateStore:
         return {"ok": True, "deleted": deleted}
 
     def _sysbatch(self, alloc: dict[str, Any]) -> bool:
-        return (self.tables["jobs"].get(alloc.get("JobID", "")) or {}).get("Type") == "sysbatch"
+        return (self.tables["jobs"].get(key_of(alloc)) or {}).get("Type") == "sysbatch"
 
     def _node_evals(self, index: int, now: float, node_id: str,
                     node: dict[str, Any] | None = None) -> list[str]:
@@ -1148,7 +1164,7 @@ class StateStore:
 
         Never for a sysbatch job (Nomad 1.8.4+): it runs on the nodes eligible when it is registered
         (or launched), and a node's changes must not start it again there."""
-        jobs = {a["JobID"] for a in self.node_allocs(node_id) if a.get("JobID") and not self._sysbatch(a)}
+        jobs = {key_of(a) for a in self.node_allocs(node_id) if a.get("JobID") and not self._sysbatch(a)}
         jobs.update(self._system_jobs_for(node))
         return self._create_evals(index, sorted(jobs), "node-update", now, node_id=node_id)
 
@@ -1165,7 +1181,7 @@ class StateStore:
                 if not ("*" in dcs or node.get("Datacenter") in dcs) or \
                         pool not in (node_pools.ALL, node.get("NodePool") or node_pools.DEFAULT):
                     continue
-            out.append(j["ID"])
+            out.append(job_key_of(j))
         return sorted(out)
 
     def _node_deregister(self, index: int, cmd: dict[str, Any]) -> Any:
@@ -1229,7 +1245,8 @@ class StateStore:
         self._entry_evals = start + len(job_ids)
         for n, job_id in enumerate(job_ids, start=start):
             job = jobs.get(job_id)
-            ev = {"ID": self._eval_id(index, n), "Namespace": "default", "JobID": job_id,
+            namespace, bare_id = split_key(job_id)  # job_id: the job's store key
+            ev = {"ID": self._eval_id(index, n), "Namespace": namespace, "JobID": bare_id,
                   "Type": job["Type"] if job else "service",
                   "Priority": priority or (job["Priority"] if job else 50),
                   "TriggeredBy": trigger, "NodeID": node_id, "Status": status, "StatusDescription": "",
@@ -1268,7 +1285,7 @@ class StateStore:
             raise CommandError("job must be a map with a string ID")
         from actors.scheduler.job import is_launcher, schedule_changed, spec_changed
 
-        refused = node_pools.job_pool_error(self.tables, job)
+        refused = namespaces.job_error(self.tables, job) or node_pools.job_pool_error(self.tables, job)
         if refused:
             return {"ok": False, "error": refused}
         jobs = self.tables["jobs"]
