@@ -51,6 +51,7 @@ from actors.http_api import (
 from actors.http_filter import apply_list_options, per_page
 from actors.http_jobs import JOB_ACTIONS, alloc_stub, rfc3339
 from actors.state import deployments
+from actors.state.namespaces import key_of
 from actors.state.store import command
 from runtime.edge import wall_time
 
@@ -253,7 +254,7 @@ def _job_deployments(req: Request, api: Api, job_id: str) -> Any:
     query_flag(req, "all")  # a malformed value is 400, as Nomad's parse
     def query(st: Any) -> list[dict[str, Any]]:
         return [deployment_out(d) for d in _newest_first([d for d in st.tables[TABLE].values()
-                                                          if d["JobID"] == job_id])]
+                                                          if key_of(d) == job_id])]
     return state_query(req, api, (TABLE,), query)
 
 

@@ -50,6 +50,7 @@ from actors.http_api import (
 from actors.http_filter import apply_list_options
 from actors.http_jobs import ALLOC_ACTIONS, JOB_ACTIONS
 from actors.state import services
+from actors.state.namespaces import split_key
 from actors.state.store import command
 
 __all__ = ["choose", "registration_out", "service_list"]
@@ -162,7 +163,7 @@ def _job_services(req: Request, api: Api, job_id: str) -> Any:
         if job is None or job.get("Namespace", DEFAULT_NAMESPACE) != namespace:
             return None
         return [registration_out(r) for _, r in sorted(st.tables[TABLE].items())
-                if r["JobID"] == job_id and r.get("Namespace", DEFAULT_NAMESPACE) == namespace]
+                if r["JobID"] == split_key(job_id)[1] and r.get("Namespace", DEFAULT_NAMESPACE) == namespace]
     answer = state_query(req, api, (TABLE, "jobs"), query)
     if answer.value is None:
         raise CodedError(404, "job not found")

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from actors.scheduler.job import JobError, canonical_job
+from actors.scheduler.job import canonical_job
 from tests.test_http_jobs import call, dev, sleep_job  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def test_a_job_in_a_namespace_that_does_not_exist_is_refused_naming_it():
-    job = sleep_job("ns-job")
-    assert canonical_job(job)["Namespace"] == "default"
-    assert canonical_job({**job, "Namespace": "default"})["Namespace"] == "default"
-    with pytest.raises(JobError, match=r'Namespace: job "ns-job" is in nonexistent namespace "prod"'):
-        canonical_job({**job, "Namespace": "prod"})
+    """The state store decides, at the registration's place in the log (Nomad's state store and its
+    jobNamespaceConstraintCheckHook), so a namespace deleted meanwhile cannot be raced."""
+    from actors.state.store import StateStore, command
+
+    job = canonical_job(sleep_job("ns-job"))
+    assert job["Namespace"] == "default"
+    assert canonical_job({**sleep_job("ns-job"), "Namespace": "prod"})["Namespace"] == "prod"
+    st = StateStore()
+    got = st.apply(1, command("job_register", job={**job, "Namespace": "prod"}, now=1.0))
+    assert got == {"ok": False, "error": 'job "ns-job" is in nonexistent namespace "prod"'}
+    assert st.apply(2, command("namespace_upsert", namespaces=[{"Name": "prod"}]))["ok"]
+    assert st.apply(3, command("job_register", job={**job, "Namespace": "prod"}, now=1.0))["ok"]
 
 
 def test_job_list_filters_by_namespace_and_star_lists_all(dev):  # noqa: F811
@@ -200,7 +207,8 @@ def test_cli_namespace_and_region_flags_scope_each_command_as_nomads_do(dev, tmp
               cli("job", "status", "ns-flags", NOMAD_NAMESPACE="prod")):
         assert r.returncode == 1 and 'No job(s) with prefix or ID "ns-flags" found' in r.stderr, r.stderr
     assert call(port, "GET", "/v1/job/ns-flags?namespace=prod").status == 404
-    assert call(port, "GET", "/v1/job/ns-flags/allocations?namespace=prod").status == 404
+    # Nomad's Job.Allocations lists by namespace and ID: none there
+    assert call(port, "GET", "/v1/job/ns-flags/allocations?namespace=prod").json() == []
     for path in ("/v1/allocations", "/v1/evaluations"):
         assert call(port, "GET", f"{path}?namespace=prod").json() == [], path
         assert any(o["JobID"] == "ns-flags" for o in call(port, "GET", f"{path}?namespace=*").json()), path
@@ -294,3 +302,126 @@ def test_double_dash_address_and_token_are_read_as_their_single_dash_forms(monke
         assert seen[-1] == "http://127.0.0.1:2" and cli.ACTIVE["token"] == "t2"
     finally:
         cli.use_token("")
+
+
+def test_the_same_job_id_runs_in_two_namespaces_and_each_is_stopped_alone(dev):  # noqa: F811
+    from tests.test_http_jobs import PLACE_DEADLINE_S, wait_for
+
+    port = dev.http_port
+    assert call(port, "PUT", "/v1/namespace", {"Name": "two-a"}).status == 200
+    r = call(port, "PUT", "/v1/jobs", {"Job": {**sleep_job("twin"), "Namespace": "two-a"}})
+    assert r.status == 200, r.text
+    r = call(port, "PUT", "/v1/jobs?namespace=default", {"Job": sleep_job("twin")})
+    assert r.status == 200, r.text
+
+    def running(ns: str) -> list:
+        return [a for a in call(port, "GET", f"/v1/job/twin/allocations?namespace={ns}").json()
+                if a["ClientStatus"] == "running"]
+    wait_for(lambda: running("two-a") and running("default"), "twin running in both", PLACE_DEADLINE_S)
+    assert [a["Namespace"] for a in running("two-a")] == ["two-a"]
+    assert call(port, "GET", "/v1/job/twin?namespace=two-a").json()["Namespace"] == "two-a"
+    assert call(port, "GET", "/v1/job/twin").json()["Namespace"] == "default"
+    listed = lambda q: [(j["ID"], j["Namespace"]) for j in call(port, "GET", f"/v1/jobs{q}").json()]
+    assert listed("") == [("twin", "default")] and listed("?namespace=two-a") == [("twin", "two-a")]
+    assert listed("?namespace=*") == [("twin", "default"), ("twin", "two-a")]
+    evals = call(port, "GET", "/v1/evaluations?namespace=*").json()
+    assert {(e["JobID"], e["Namespace"]) for e in evals} >= {("twin", "default"), ("twin", "two-a")}
+    assert call(port, "GET", "/v1/job/twin/summary?namespace=two-a").json()["Namespace"] == "two-a"
+    # a namespace with a live job cannot be deleted (Nomad's endpoint words)
+    r = call(port, "DELETE", "/v1/namespace/two-a")
+    assert r.status == 500 and 'namespace "two-a" has non-terminal jobs in regions: [global]' in r.text
+    # stopping and purging one leaves the other running
+    assert call(port, "DELETE", "/v1/job/twin?namespace=two-a&purge=true").status == 200
+    wait_for(lambda: not running("two-a"), "two-a's twin stopped", PLACE_DEADLINE_S)
+    assert call(port, "GET", "/v1/job/twin?namespace=two-a").status == 404
+    assert running("default") and call(port, "GET", "/v1/job/twin").json()["Stop"] is False
+    wait_for(lambda: call(port, "DELETE", "/v1/namespace/two-a").status == 200, "two-a deleted",
+             PLACE_DEADLINE_S)
+    assert call(port, "DELETE", "/v1/job/twin?purge=true").status == 200
+
+
+def test_a_namespaces_capabilities_refuse_a_job_using_a_disabled_driver(dev):  # noqa: F811
+    port = dev.http_port
+    caps = {"DisabledTaskDrivers": ["raw_exec"]}
+    assert call(port, "PUT", "/v1/namespace", {"Name": "no-raw", "Capabilities": caps}).status == 200
+    r = call(port, "PUT", "/v1/jobs", {"Job": {**sleep_job("capped"), "Namespace": "no-raw"}})
+    assert r.status == 400, r.text
+    assert 'used task driver "raw_exec" is not allowed in namespace "no-raw"' in r.text
+    assert call(port, "DELETE", "/v1/namespace/no-raw").status == 200
+
+
+def test_the_cli_runs_lists_and_stops_a_job_in_a_namespace(dev, tmp_path):  # noqa: F811
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_cli import NOMAD
+
+    port = dev.http_port
+
+    def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, NOMAD, f"-address=http://127.0.0.1:{port}", *args],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+
+    assert cli("namespace", "apply", "cli-ns").returncode == 0
+    job_file = tmp_path / "cli-twin.json"
+    job_file.write_text(json.dumps({"Job": sleep_job("cli-twin")}))
+    assert cli("job", "run", "-detach", str(job_file)).returncode == 0
+    r = cli("job", "run", "-detach", str(job_file), NOMAD_NAMESPACE="cli-ns")
+    assert r.returncode == 0, r.stderr
+    out = cli("job", "status", "-namespace", "*").stdout.splitlines()
+    assert out[0].split() == ["ID", "Namespace", "Type", "Priority", "Status", "Submit", "Date"]
+    assert sorted(ln.split()[1] for ln in out[1:] if ln.startswith("cli-twin")) == ["cli-ns", "default"]
+    assert cli("job", "status").stdout.splitlines()[0].split()[1] == "Type"  # one namespace: no column
+    r = cli("job", "status", "-namespace", "*", "cli-twin")  # Nomad's JobIDByPrefix: ambiguous
+    assert r.returncode == 1 and r.stderr.startswith('Prefix "cli-twin" matched multiple jobs'), r.stderr
+    r = cli("job", "status", "-namespace", "cli-ns", "cli-twin")
+    assert r.returncode == 0 and "Namespace     = cli-ns" in r.stdout, r.stderr
+    r = cli("namespace", "delete", "cli-ns")
+    assert r.returncode == 1 and "has non-terminal jobs" in r.stderr
+    r = cli("job", "stop", "-purge", "-detach", "-namespace", "cli-ns", "cli-twin")
+    assert r.returncode == 0, r.stderr
+    assert call(port, "GET", "/v1/job/cli-twin").json()["Namespace"] == "default"
+    r = cli("job", "run", "-detach", "-namespace", "nowhere", str(job_file))
+    assert r.returncode == 1 and 'job "cli-twin" is in nonexistent namespace "nowhere"' in r.stderr
+    assert call(port, "DELETE", "/v1/job/cli-twin?purge=true").status == 200
+
+
+def test_job_keys_are_bare_in_default_and_composed_elsewhere():
+    from actors.state.namespaces import job_key, job_key_of, key_of, split_key
+
+    assert job_key("default", "web") == job_key(None, "web") == job_key("", "web") == "web"
+    assert job_key("prod", "web") == "prod\x00web" and split_key("prod\x00web") == ("prod", "web")
+    assert split_key("web") == ("default", "web")
+    assert job_key_of({"ID": "web", "Namespace": "prod"}) == key_of({"JobID": "web", "Namespace": "prod"})
+    assert key_of({"JobID": "web"}) == "web"  # a record from before namespaces: default
+
+
+def test_a_log_without_namespaces_replays_into_default_and_indexes_stay_consistent():
+    """Entries written before namespaces carry none: they apply to default, keyed as they always were;
+    the same job ID in another namespace is a separate job with its own evaluation and indexes."""
+    from actors.state.store import StateStore, command
+
+    st = StateStore()
+    job = canonical_job(sleep_job("replayed"))
+    del job["Namespace"]  # as an old entry's job might lack it
+    assert st.apply(1, command("job_register", job=job, now=1.0))["ok"]
+    assert "replayed" in st.tables["jobs"]
+    (ev,) = st.tables["evals"].values()
+    assert (ev["JobID"], ev["Namespace"]) == ("replayed", "default")
+    assert st.apply(2, command("namespace_upsert", namespaces=[{"Name": "other"}]))["ok"]
+    assert st.apply(3, command("job_register", job={**job, "Namespace": "other"}, now=2.0))["ok"]
+    assert set(st.tables["jobs"]) == {"replayed", "other\x00replayed"}
+    assert [e["Namespace"] for e in st.pending_evals_of_job("other\x00replayed")] == ["other"]
+    assert len(st.pending_evals_of_job("replayed")) == 1
+    # a deregistration without a namespace (an old entry) stops default's, not other's
+    assert st.apply(4, command("job_deregister", job_id="replayed", now=3.0))["ok"]
+    assert st.tables["jobs"]["replayed"]["Stop"] and not st.tables["jobs"]["other\x00replayed"].get("Stop")
+    assert st.apply(5, command("job_deregister", job_id="replayed", namespace="other", purge=True,
+                               now=4.0))["ok"]
+    assert set(st.tables["jobs"]) == {"replayed"}
+    st.check_live_index()
+    again = StateStore()
+    again.restore(st.snapshot(), 5)
+    assert set(again.tables["jobs"]) == {"replayed"} and again.tables == st.tables

@@ -44,7 +44,7 @@ from actors.state import autopilot_config as ap_cfg
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
 from actors.state.fsm_metrics import fsm_key
-from actors.state.namespaces import job_key_of, key_of, split_key
+from actors.state.namespaces import job_key, job_key_of, key_of, split_key
 
 # A snapshot without the ACL tables (taken before they existed) restores them
 # empty, so SNAPSHOT_VERSION stays 1.
@@ -1288,8 +1288,8 @@ class StateStore:
         refused = namespaces.job_error(self.tables, job) or node_pools.job_pool_error(self.tables, job)
         if refused:
             return {"ok": False, "error": refused}
-        jobs = self.tables["jobs"]
-        old = jobs.get(job["ID"])
+        jobs, key = self.tables["jobs"], job_key_of(job)
+        old = jobs.get(key)
         enforce = cmd.get("enforce_index")
         # Entries written with enforce_absent (every one since): Nomad's Job.EnforceIndex whole -- index 0
         # means "the job must not exist", any other index that it must.  Older entries apply as they did.
@@ -1309,7 +1309,7 @@ class StateStore:
         changed = old is None or spec_changed(old, job)
         if old is not None and changed:
             self._keep_version(old, index)
-            deployments.cancel_for_job(self, index, job["ID"], deployments.DESC_NEWER_JOB, now,
+            deployments.cancel_for_job(self, index, key, deployments.DESC_NEWER_JOB, now,
                                        older_than=old["Version"] + 1)
         job["ScheduleIndex"] = index if old is None or schedule_changed(old, job) else \
             old.get("ScheduleIndex", old["JobModifyIndex"])
@@ -1325,16 +1325,16 @@ class StateStore:
         if is_launcher(job):
             # Nomad: a periodic or parameterized job never runs itself (no evaluation); its launches do.
             job["Status"] = "dead" if job.get("Stop") else "running"
-            jobs[job["ID"]] = job
+            jobs[key] = job
             self._note_periodic(index, old, job)
             self._touch("jobs", index)
             return {"ok": True, "index": index, "EvalID": "", "EvalCreateIndex": 0,
                     "JobModifyIndex": job["JobModifyIndex"]}
         job["Status"] = old.get("Status", "pending") if old else "pending"
-        jobs[job["ID"]] = job
+        jobs[key] = job
         self._note_periodic(index, old, job)
         self._touch("jobs", index)
-        evals = self._create_evals(index, [job["ID"]], str(cmd.get("trigger") or "job-register"), now,
+        evals = self._create_evals(index, [key], str(cmd.get("trigger") or "job-register"), now,
                                    priority=int(cmd.get("eval_priority") or 0))
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": job["JobModifyIndex"]}
@@ -1353,13 +1353,14 @@ class StateStore:
         from actors.scheduler.job import MAX_COUNT, SERVER_OWNED
 
         job_id, group, raw_count = str(cmd["job_id"]), str(cmd["group"]), cmd.get("count")
+        key = self._cmd_job_key(cmd)
         event = cmd.get("event")
         if event is not None and not isinstance(event, dict):
             raise CommandError("job_scale: event must be a map")
         if raw_count is None and event is None:
             raise CommandError("job_scale needs a count or an event")
         count = None if raw_count is None else int(raw_count)
-        job = self.tables["jobs"].get(job_id)
+        job = self.tables["jobs"].get(key)
         if job is None:
             return {"ok": False, "error": "job not found" if event is None else f'job "{job_id}" not found'}
         if event is None and (job.get("Periodic") or job.get("ParameterizedJob")):
@@ -1401,7 +1402,7 @@ class StateStore:
         ev = None
         if event is not None:
             ev = self._scaling_event(index, cmd, count, previous, None)  # checked before anything is written
-            dep = deployments.latest(self, job_id)
+            dep = deployments.latest(self, key)
             if dep is not None and dep.get("Status") in deployments.ACTIVE \
                     and dep.get("JobCreateIndex") == job.get("CreateIndex"):
                 return {"ok": False, "error": "job scaling blocked due to active deployment"}
@@ -1414,6 +1415,12 @@ class StateStore:
         if ev is not None and result.get("ok"):
             scaling.add_event(self, index, ns, job_id, group, {**ev, "EvalID": result["EvalID"] or None})
         return result
+
+    @staticmethod
+    def _cmd_job_key(cmd: dict[str, Any]) -> str:
+        """The store key of the job a command names: its ``job_id`` in its ``namespace`` (an entry from
+        before namespaces names none: default)."""
+        return job_key(cmd.get("namespace") or None, str(cmd["job_id"]))
 
     @staticmethod
     def _scaling_event(index: int, cmd: dict[str, Any], count: int | None, previous: int,
@@ -1430,27 +1437,30 @@ class StateStore:
         """Launch a periodic job's child for the launch time (the leader's dispatcher, or a force run)."""
         from actors.scheduler.job import SERVER_OWNED
 
-        job_id, launch, now = str(cmd["job_id"]), float(cmd["launch"]), float(cmd["now"])
+        key, launch, now = self._cmd_job_key(cmd), float(cmd["launch"]), float(cmd["now"])
         force = bool(cmd.get("force"))
-        parent = self.tables["jobs"].get(job_id)
+        parent = self.tables["jobs"].get(key)
         if parent is None:
             return {"ok": False, "error": "job not found"}
+        job_id, namespace = parent["ID"], parent.get("Namespace") or "default"
         rules = parent.get("Periodic")
         if not rules:
             return {"ok": False, "error": "can't force run non-periodic job"}
         if parent.get("Stop") or not rules.get("Enabled", True):
             return {"ok": False, "error": "job is stopped or its periodic launches are disabled"}
         launches = self.tables["periodic_launch"]
-        last = launches.get(job_id, {}).get("Launch", 0.0)
+        last = launches.get(key, {}).get("Launch", 0.0)
         if not force and launch <= last:
             return {"ok": True, "index": index, "skipped": "already launched"}
-        launches[job_id] = {"ID": job_id, "Launch": max(last, launch)}
+        launches[key] = {"ID": job_id, "Launch": max(last, launch),
+                         **({"Namespace": namespace} if key != job_id else {})}
         self.periodic_index = index
         self._touch("periodic_launch", index)
         child_id = f"{job_id}/periodic-{int(launch)}"
         running = [j for j in self.tables["jobs"].values()
-                   if j.get("ParentID") == job_id and j.get("Status") != "dead" and not j.get("Stop")]
-        if child_id in self.tables["jobs"] and not force:
+                   if j.get("ParentID") == job_id and (j.get("Namespace") or "default") == namespace
+                   and j.get("Status") != "dead" and not j.get("Stop")]
+        if job_key(namespace, child_id) in self.tables["jobs"] and not force:
             return {"ok": True, "index": index, "skipped": f"{child_id} exists"}
         # A force run in the same second as the last launch registers that launch's job again (a new
         # version of it, and an evaluation), as Nomad's ForceEval does with the same derived ID.
@@ -1467,11 +1477,12 @@ class StateStore:
         """Nomad ``Job.Dispatch``: a child batch job of a parameterized job, with its meta and payload."""
         from actors.scheduler.job import DISPATCH_PAYLOAD_MAX_BYTES, SERVER_OWNED
 
-        parent_id, now = str(cmd["job_id"]), float(cmd["now"])
+        now = float(cmd["now"])
         payload, meta = str(cmd.get("payload") or ""), dict(cmd.get("meta") or {})
-        parent = self.tables["jobs"].get(parent_id)
+        parent = self.tables["jobs"].get(self._cmd_job_key(cmd))
         if parent is None:
             return {"ok": False, "error": "job not found"}
+        parent_id, namespace = parent["ID"], parent.get("Namespace") or "default"
         rules = parent.get("ParameterizedJob")
         if not rules:
             return {"ok": False, "error": "Specified job is not a parameterized job"}
@@ -1502,7 +1513,8 @@ class StateStore:
             # Nomad's CheckIdempotencyToken: a child of this job dispatched with the same token (and not
             # yet collected) is the answer; nothing new is dispatched.
             for job in self.tables["jobs"].values():
-                if job.get("ParentID") == parent_id and job.get("DispatchIdempotencyToken") == token:
+                if job.get("ParentID") == parent_id and job.get("DispatchIdempotencyToken") == token \
+                        and (job.get("Namespace") or "default") == namespace:
                     return {"ok": True, "index": index, "DispatchedJobID": job["ID"], "EvalID": "",
                             "EvalCreateIndex": 0, "JobCreateIndex": job.get("CreateIndex", 0)}
         suffix = str(uuid.uuid5(self.DISPATCH_NS, self._id_seed(f"{index}/{parent_id}")))[:8]
@@ -1523,7 +1535,7 @@ class StateStore:
         """Keep periodic_ids and periodic_index up to date for a job write."""
         if (old is not None and old.get("Periodic")) or (new is not None and new.get("Periodic")):
             self.periodic_index = index
-            job_id = (new or old or {}).get("ID", "")
+            job_id = job_key_of(new or old or {})
             if new is not None and new.get("Periodic"):
                 self.periodic_ids.add(job_id)
             else:
@@ -1537,13 +1549,14 @@ class StateStore:
         versions = self.tables["job_versions"]
         room = self.job_tracked_versions - 1
         kept = []
-        for v in [job, *versions.get(job["ID"], ())]:
+        key = job_key_of(job)
+        for v in [job, *versions.get(key, ())]:
             if v.get("VersionTag"):
                 kept.append(v)
             elif room > 0:
                 kept.append(v)
                 room -= 1
-        versions[job["ID"]] = kept
+        versions[key] = kept
         self._touch("job_versions", index)
 
     def _keep_submission(self, index: int, job: dict[str, Any], sub: dict[str, Any]) -> None:
@@ -1551,7 +1564,7 @@ class StateStore:
         (once: one already kept for that version stays), and only as many as the job's tracked versions,
         newest first (pruneJobSubmissions)."""
         table = self.tables["job_submissions"]
-        kept = dict(table.get(job["ID"]) or {})
+        kept = dict(table.get(job_key_of(job)) or {})
         key = str(job["Version"])
         if key in kept:
             return
@@ -1562,7 +1575,7 @@ class StateStore:
                      "JobID": job["ID"], "Version": job["Version"], "JobModifyIndex": index}
         for old in sorted(kept, key=int)[:max(0, len(kept) - self.job_tracked_versions)]:
             del kept[old]
-        table[job["ID"]] = kept
+        table[job_key_of(job)] = kept
         self._touch("job_submissions", index)
 
     def _drop_submissions(self, job_id: str, index: int) -> None:
@@ -1576,7 +1589,7 @@ class StateStore:
 
     def _job_evaluate(self, index: int, cmd: dict[str, Any]) -> Any:
         """Nomad ``Job.Evaluate``: a new evaluation of the job as it is (a forced reschedule pass)."""
-        job_id, now = str(cmd["job_id"]), float(cmd["now"])
+        job_id, now = self._cmd_job_key(cmd), float(cmd["now"])
         job = self.tables["jobs"].get(job_id)
         if job is None:
             return {"ok": False, "error": "job not found"}
@@ -1597,7 +1610,7 @@ class StateStore:
 
         groups = {g.get("Name"): g for g in job.get("TaskGroups") or ()}
         allocs, marked = self.tables["allocs"], False
-        for a in self.job_allocs(job["ID"]):
+        for a in self.job_allocs(job_key_of(job)):
             group = groups.get(a.get("TaskGroup"))
             rp = reschedule_policy(job, group) if group is not None else None
             if rp is None or not (int(rp.get("Attempts") or 0) > 0 or rp.get("Unlimited")):
@@ -1615,17 +1628,18 @@ class StateStore:
     def _job_stability(self, index: int, cmd: dict[str, Any]) -> Any:
         """Nomad ``Job.Stable``: mark one version of the job stable (or not)."""
         job_id, version, stable = str(cmd["job_id"]), int(cmd["version"]), bool(cmd["stable"])
-        versions = self.job_versions(job_id)
+        key = self._cmd_job_key(cmd)
+        versions = self.job_versions(key)
         at = next((i for i, v in enumerate(versions) if v.get("Version") == version), None)
         if at is None:
             return {"ok": False, "error": f"job {job_id!r} at version {version} not found"}
         if at == 0:
-            self.tables["jobs"][job_id] = {**versions[0], "Stable": stable, "ModifyIndex": index}
+            self.tables["jobs"][key] = {**versions[0], "Stable": stable, "ModifyIndex": index}
             self._touch("jobs", index)
         else:
-            kept = list(self.tables["job_versions"][job_id])
+            kept = list(self.tables["job_versions"][key])
             kept[at - 1] = {**kept[at - 1], "Stable": stable}
-            self.tables["job_versions"][job_id] = kept
+            self.tables["job_versions"][key] = kept
             self._touch("job_versions", index)
         return {"ok": True, "index": index}
 
@@ -1633,7 +1647,8 @@ class StateStore:
         """Nomad ``Job.TagVersion``: name a version ``{Name, Description, TaggedTime}`` (``tag``), or
         with no ``tag`` take the tag ``name`` off the version holding it."""
         job_id, name, tag = str(cmd["job_id"]), str(cmd["name"]), cmd.get("tag")
-        versions = self.job_versions(job_id)
+        key = self._cmd_job_key(cmd)
+        versions = self.job_versions(key)
         if tag is None:
             at = next((i for i, v in enumerate(versions) if (v.get("VersionTag") or {}).get("Name") == name),
                       None)
@@ -1658,12 +1673,12 @@ class StateStore:
             tag = {"Name": tag["Name"], "Description": str(tag.get("Description") or ""),
                    "TaggedTime": int(tag.get("TaggedTime") or 0)}
         if at == 0:
-            self.tables["jobs"][job_id] = {**versions[0], "VersionTag": tag, "ModifyIndex": index}
+            self.tables["jobs"][key] = {**versions[0], "VersionTag": tag, "ModifyIndex": index}
             self._touch("jobs", index)
         else:
-            kept = list(self.tables["job_versions"][job_id])
+            kept = list(self.tables["job_versions"][key])
             kept[at - 1] = {**kept[at - 1], "VersionTag": tag, "ModifyIndex": index}
-            self.tables["job_versions"][job_id] = kept
+            self.tables["job_versions"][key] = kept
             self._touch("job_versions", index)
         return {"ok": True, "index": index, "tag": tag}
 
@@ -1672,7 +1687,7 @@ class StateStore:
         from actors.scheduler.job import SERVER_OWNED
 
         job_id, version = str(cmd["job_id"]), int(cmd["version"])
-        versions = self.job_versions(job_id)
+        versions = self.job_versions(self._cmd_job_key(cmd))
         if not versions:
             return {"ok": False, "error": "job not found"}
         current = versions[0]
@@ -1689,7 +1704,7 @@ class StateStore:
         return self._job_register(index, {"job": spec, "now": cmd["now"]})
 
     def _job_deregister(self, index: int, cmd: dict[str, Any]) -> Any:
-        job_id, now = str(cmd["job_id"]), float(cmd["now"])
+        job_id, now = self._cmd_job_key(cmd), float(cmd["now"])  # job_id: the job's store key
         jobs = self.tables["jobs"]
         old = jobs.get(job_id)
         if old is None:
@@ -1703,7 +1718,7 @@ class StateStore:
         if cmd.get("purge"):
             del jobs[job_id]
             deployments.purge_job(self, index, job_id)
-            scaling.delete_for_job(self, index, old.get("Namespace", "default"), job_id)
+            scaling.delete_for_job(self, index, old.get("Namespace", "default"), old["ID"])
             scaling.delete_events_for_job(self, index, job_id)
             self._note_periodic(index, old, None)
             if self.tables["job_versions"].pop(job_id, None) is not None:
@@ -1876,7 +1891,7 @@ class StateStore:
                 # Server-side only (its AllocModifyIndex stays): the client runs the same tasks.
                 a = allocs.get(aid)
                 if a is None or not live(a) or a.get("JobVersion") == job.get("Version") \
-                        or a["JobID"] != job["ID"]:
+                        or key_of(a) != job_key_of(job):
                     continue
                 rec = {**a, "Job": job, "JobVersion": job.get("Version", 0), "ModifyIndex": index,
                        "ModifyTime": now}
@@ -1922,7 +1937,7 @@ class StateStore:
         if rev >= 3 and job is not None:
             # The deployment this evaluation worked within (Nomad's Evaluation.DeploymentID): the
             # job's active one for its current version, made by this plan or already running.
-            d = deployments.latest(self, plan["JobID"])
+            d = deployments.latest(self, key_of(plan))
             if d is not None and d["Status"] in deployments.ACTIVE and d["JobVersion"] == job.get("Version"):
                 ev["DeploymentID"] = d["ID"]
         evals[ev["ID"]] = ev
@@ -1930,28 +1945,28 @@ class StateStore:
         follow: list[str] = []
         if plan.get("RollingWaitS") and job is not None:
             # A system job's rolling update goes on after its stagger (Nomad's NextRollingEval).
-            follow = self._create_evals(index, [plan["JobID"]], "rolling-update", now, previous=ev["ID"])
+            follow = self._create_evals(index, [key_of(plan)], "rolling-update", now, previous=ev["ID"])
             self.tables["evals"][follow[0]]["WaitUntil"] = now + float(plan["RollingWaitS"])
         if plan.get("RescheduleLater") and job is not None:
-            follow += self._reschedule_later(index, plan["JobID"], plan["RescheduleLater"], now, ev["ID"])
+            follow += self._reschedule_later(index, key_of(plan), plan["RescheduleLater"], now, ev["ID"])
         if plan.get("Disconnect") or plan.get("Reconnect") or plan.get("LostLater"):
             follow += self._disconnect_updates(index, plan, now, ev["ID"])
         # Groups that wait for capacity: a system group that every node filtered out waits for none.
         waiting = set(plan.get("Failed") or ()) - set(plan.get("FilteredOnly") or ())
         if refused:
-            follow += self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
+            follow += self._create_evals(index, [key_of(plan)], "plan-refused", now, previous=ev["ID"])
         elif plan.get("More"):
             # The scheduler placed (or stopped) no more than one plan may hold (the broker's
             # max_placements_per_entry and max_stops_per_entry bound the Raft entry): the rest is
             # done by the next evaluation, which the first one
             # names (Nomad's NextEval, which "nomad job run" goes on to monitor).
-            nxt = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, previous=ev["ID"])
+            nxt = self._create_evals(index, [key_of(plan)], "queued-allocs", now, previous=ev["ID"])
             ev["NextEval"] = nxt[0]
             follow += nxt
         elif waiting:
             # One blocked evaluation per job waits for capacity (Nomad's blocked evals); a system
             # group that every node filtered out waits for none (Nomad's addBlocked is for exhaustion).
-            for other in self.blocked_evals_of_job(plan["JobID"]):
+            for other in self.blocked_evals_of_job(key_of(plan)):
                 other.update(Status="canceled", ModifyIndex=index, StatusDescription="superseded")
                 self._index_eval(other)
             if unblocked and rev >= 8:
@@ -1960,7 +1975,7 @@ class StateStore:
                 ev.update(Status="blocked", StatusDescription=BLOCKED_EVAL_DESCRIPTION)
                 self._index_eval(ev)
         if waiting and not refused and not plan.get("More") and not (unblocked and rev >= 8):
-            blocked = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, status="blocked",
+            blocked = self._create_evals(index, [key_of(plan)], "queued-allocs", now, status="blocked",
                                          previous=ev["ID"])
             if rev >= 7:
                 # Nomad's CreateBlockedEval keeps the failed placements, and the scheduler says why it
@@ -1972,15 +1987,15 @@ class StateStore:
         if rev >= 8 and not plan.get("Failed") and not refused and not plan.get("More"):
             # Nomad's nestedUpsertEval: an evaluation that completes with nothing left to place cancels
             # the job's blocked ones -- what they waited to place is no longer wanted, or is placed.
-            for other in self.blocked_evals_of_job(plan["JobID"]):
+            for other in self.blocked_evals_of_job(key_of(plan)):
                 other.update(Status="canceled", ModifyIndex=index, ModifyTime=now,
                              StatusDescription=f'evaluation "{ev["ID"]}" successful')
                 self._index_eval(other)
         if rev >= 2:
-            self._cancel_superseded(plan["JobID"], index, now)
+            self._cancel_superseded(key_of(plan), index, now)
         self._touch("evals", index)
-        self._job_status(plan["JobID"], index, nomad=rev >= 7)
-        deployments.after_plan(self, index, plan["JobID"], now)
+        self._job_status(key_of(plan), index, nomad=rev >= 7)
+        deployments.after_plan(self, index, key_of(plan), now)
         return {"ok": True, "index": index, "placed": placed, "refused": refused, "evals": follow}
 
     def _reschedule_later(self, index: int, job_id: str, later: list[dict[str, Any]], now: float,
@@ -2038,7 +2053,7 @@ class StateStore:
         for at, _, rec, a in sorted(marked, key=lambda x: (x[0], x[1])):
             if batch_at is None or at - batch_at >= RESCHEDULE_WINDOW_S:
                 batch_at = at
-                made += self._create_evals(index, [plan["JobID"]], disc.TRIGGER_DISCONNECT_TIMEOUT, now,
+                made += self._create_evals(index, [key_of(plan)], disc.TRIGGER_DISCONNECT_TIMEOUT, now,
                                            previous=previous)
                 self.tables["evals"][made[-1]].update(WaitUntil=at,
                                                       StatusDescription=disc.DESC_DISCONNECT_TIMEOUT)
@@ -2056,7 +2071,7 @@ class StateStore:
             at = float(item["At"])
             if batch_at is None or at - batch_at >= RESCHEDULE_WINDOW_S:
                 batch_at = at
-                made += self._create_evals(index, [plan["JobID"]], "alloc-failure", now, previous=previous)
+                made += self._create_evals(index, [key_of(plan)], "alloc-failure", now, previous=previous)
                 self.tables["evals"][made[-1]].update(WaitUntil=at,
                                                       StatusDescription="created for delayed rescheduling")
             rec = {**a, "FollowupEvalID": made[-1], "ModifyIndex": index}
@@ -2121,7 +2136,7 @@ class StateStore:
         """
         if plan.get("Job") is not None or "JobIndex" not in plan:
             return plan.get("Job")
-        job = self.tables["jobs"].get(plan["JobID"])
+        job = self.tables["jobs"].get(key_of(plan))
         if job is None or job.get("Stop"):
             return None
         if job.get("ModifyIndex") == plan["JobIndex"] or \
@@ -2163,10 +2178,11 @@ class StateStore:
         """Nomad's getJobStatus, in its order (see _job_status)."""
         if job["Type"] == "system" or job.get("ParameterizedJob") or job.get("Periodic"):
             return "dead" if job.get("Stop") else "running"
-        dep = deployments.latest(self, job["ID"])
+        key = job_key_of(job)
+        dep = deployments.latest(self, key)
         if running or (dep is not None and dep["Status"] in deployments.ACTIVE):
             return "running"
-        if self.pending_by_job.get(job["ID"]) or self.blocked_by_job.get(job["ID"]):
+        if self.pending_by_job.get(key) or self.blocked_by_job.get(key):
             return "pending"
         # Every evaluation is over: dead once it placed something (or was stopped); a job that never
         # placed anything and has nothing waiting stays pending (Nomad: no evaluation yet).
@@ -2236,7 +2252,7 @@ class StateStore:
                 if k in u:
                     rec[k] = u[k]
             if a.get("ClientStatus") == "unknown" and rec.get("ClientStatus") != "unknown":
-                acc.reconnect_jobs.add(rec["JobID"])  # Nomad's Node.UpdateAlloc: a "reconnect" evaluation
+                acc.reconnect_jobs.add(key_of(rec))  # Nomad's Node.UpdateAlloc: a "reconnect" evaluation
             health = u.get("DeploymentStatus")
             newly_healthy: bool | None = None
             dep_id = rec.get("DeploymentID") or ""
@@ -2266,7 +2282,7 @@ class StateStore:
                 # moves neither the allocation nor its resources); most updates are task states or
                 # health of running allocations, and the recount reads every allocation the job has.
                 self._usage_written(rec, replaces=a)
-                acc.jobs_touched.add(rec["JobID"])
+                acc.jobs_touched.add(key_of(rec))
             terminal = ("failed", "complete", "lost")
             if rec.get("ClientStatus") in terminal and a.get("ClientStatus") not in terminal:
                 acc.freed = True
@@ -2275,7 +2291,7 @@ class StateStore:
                 # A failed allocation is rescheduled; a service one that
                 # ended while still wanted (the client stopped it) is
                 # replaced -- either way the scheduler must look at the job.
-                job = self.tables["jobs"].get(rec["JobID"])
+                job = self.tables["jobs"].get(key_of(rec))
                 if job is not None and (job["Type"] == "sysbatch" or (job["Type"] == "system"
                                                                        and acc.rev >= 3)):
                     # Nothing replaces it now: Nomad's Node.UpdateAlloc makes an alloc-failure evaluation
@@ -2283,7 +2299,7 @@ class StateStore:
                     # system allocation is placed on its node again by the job's next evaluation.
                     pass
                 elif rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
-                    acc.failed_jobs.add(rec["JobID"])
+                    acc.failed_jobs.add(key_of(rec))
         return ""
 
     def _client_reports_done(self, index: int, now: float, acc: _ClientReports,
@@ -2302,7 +2318,7 @@ class StateStore:
             if d is not None and d["Status"] in deployments.ACTIVE:
                 evals.append(deployments.fail(self, index, dep_id, why, now)["EvalID"])
         watcher_jobs = acc.watcher_jobs - acc.failed_jobs
-        watcher_jobs -= {self.tables[deployments.TABLE][d]["JobID"] for d, _ in acc.dep_failures}
+        watcher_jobs -= {key_of(self.tables[deployments.TABLE][d]) for d, _ in acc.dep_failures}
         evals += self._create_evals(index, sorted(watcher_jobs), "deployment-watcher", now)
         for job_id in sorted(acc.jobs_touched):
             self._job_status(job_id, index, nomad=acc.rev >= 2)
@@ -2323,7 +2339,7 @@ class StateStore:
             self._index_eval(evals[ev["ID"]])
             wait = u.get("FollowUpWait")
             if u.get("Status") == "failed" and wait is not None:
-                (fid,) = self._create_evals(index, [ev["JobID"]], "failed-follow-up", now, previous=ev["ID"],
+                (fid,) = self._create_evals(index, [key_of(ev)], "failed-follow-up", now, previous=ev["ID"],
                                             first=n)
                 evals[fid]["WaitUntil"] = now + float(wait)
                 follow.append(fid)
@@ -2346,7 +2362,7 @@ class StateStore:
         jobs, evals, allocs = self.tables["jobs"], self.tables["evals"], self.tables["allocs"]
 
         def eval_allocs(ev: dict[str, Any]) -> list[dict[str, Any]]:
-            return [a for a in self.job_allocs(ev.get("JobID", "")) if a.get("EvalID") == ev["ID"]]
+            return [a for a in self.job_allocs(key_of(ev)) if a.get("EvalID") == ev["ID"]]
 
         gone_jobs: list[str] = []
         gone_evals: set[str] = set()
@@ -2368,14 +2384,14 @@ class StateStore:
             if ev is None or eid in gone_evals:
                 continue
             c = batch_cutoff if ev.get("Type") == "batch" else cutoff
-            collect, _ = gc.eval_gc(ev, jobs.get(ev.get("JobID", "")), eval_allocs(ev), c, allow_batch=False)
+            collect, _ = gc.eval_gc(ev, jobs.get(key_of(ev)), eval_allocs(ev), c, allow_batch=False)
             if collect:
                 gone_evals.add(eid)
         for aid in want["allocs"]:
             a = allocs.get(aid)
             if a is None or aid in gone_allocs:
                 continue
-            job = jobs.get(a.get("JobID", ""))
+            job = jobs.get(key_of(a))
             kind = (job or a.get("Job") or {}).get("Type")
             c = batch_cutoff if kind == "batch" else cutoff
             ev = evals.get(a.get("EvalID", ""))
@@ -2393,14 +2409,14 @@ class StateStore:
                 if d is not None and gc.deployment_gc_eligible(d, dep_cutoff, in_use):
                     del table[did]
                     gone_deployments.append(did)
-                    if self.latest_deployment_of.get(d["JobID"]) == did:
+                    if self.latest_deployment_of.get(key_of(d)) == did:
                         # The newest that remains, as a restore's rebuild would find it.
-                        deployments.reindex_job(self, d["JobID"])
+                        deployments.reindex_job(self, key_of(d))
             if gone_deployments:
                 self._touch(deployments.TABLE, index)
         for jid in gone_jobs:
             deployments.purge_job(self, index, jid)
-            scaling.delete_for_job(self, index, jobs[jid].get("Namespace", "default"), jid)
+            scaling.delete_for_job(self, index, jobs[jid].get("Namespace", "default"), jobs[jid]["ID"])
             scaling.delete_events_for_job(self, index, jid)
             self._note_periodic(index, jobs.pop(jid), None)
             if self.tables["job_versions"].pop(jid, None) is not None:
@@ -2414,7 +2430,7 @@ class StateStore:
             if (gone := evals.pop(eid, None)) is not None:
                 for ids in self.evals_by_status.values():
                     ids.discard(eid)
-                self._unindex_eval(eid, gone.get("JobID", ""))
+                self._unindex_eval(eid, key_of(gone))
         if gone_evals:
             self._touch("evals", index)
         for aid in sorted(gone_allocs):
@@ -2427,9 +2443,9 @@ class StateStore:
             # Each index's entry goes when it empties: jobs (a dispatched or batch job's unique ID)
             # come and go for the cluster's life, and an empty set per collected job is a leak.
             _drop_from(self.allocs_by_node, node, aid)
-            _drop_from(self.allocs_by_job, a.get("JobID", ""), aid)
-            self._job_alloc_ids.pop(a.get("JobID", ""), None)
-            _drop_from(self._maybe_live_by_job, a.get("JobID", ""), aid)
+            _drop_from(self.allocs_by_job, key_of(a), aid)
+            self._job_alloc_ids.pop(key_of(a), None)
+            _drop_from(self._maybe_live_by_job, key_of(a), aid)
             # The node's client is waiting on this index: it learns the
             # allocation is gone and removes what it kept of it.
             self.node_alloc_index[node] = index
@@ -2521,7 +2537,7 @@ class StateStore:
             a = allocs.get(alloc_id)
             if a is None or a.get("DesiredStatus") != "run" or a.get("DesiredTransition", {}).get("Migrate"):
                 continue
-            job = a.get("Job") or job_table.get(a["JobID"]) or {}
+            job = a.get("Job") or job_table.get(key_of(a)) or {}
             # batch_no_place: every entry the drainer writes since batch allocations keep their place; an
             # older entry applies as it did (Migrate alone).
             transition = {"Migrate": True, "MigrateDisablePlacement": True} \
@@ -2529,7 +2545,7 @@ class StateStore:
             allocs[alloc_id] = {**a, "DesiredTransition": transition, "ModifyIndex": index,
                                 "AllocModifyIndex": index, "ModifyTime": now}
             self._index_alloc(allocs[alloc_id])
-            jobs.add(a["JobID"])
+            jobs.add(key_of(a))
         if jobs:
             self._touch("allocs", index)
         evals = self._create_evals(index, sorted(jobs), "node-drain", now,
@@ -2549,7 +2565,7 @@ class StateStore:
         self._merge_transition(allocs, alloc_id, transition, index)
         allocs[alloc_id]["ModifyTime"] = now
         self._touch("allocs", index)
-        evals = self._create_evals(index, [a["JobID"]], "alloc-stop", now)
+        evals = self._create_evals(index, [key_of(a)], "alloc-stop", now)
         return {"ok": True, "index": index, "EvalID": evals[0]}
 
     def _merge_transition(self, allocs: dict[str, Any], alloc_id: str, transition: dict[str, bool],
