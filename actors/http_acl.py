@@ -72,6 +72,7 @@ from actors.acl import (
 )
 from actors.http_api import (
     GUARDS,
+    LISTABLE_NAMESPACES,
     Answer,
     Api,
     CodedError,
@@ -331,9 +332,10 @@ def _remote_lookup(api: Api, secret: str) -> tuple[str, Any, dict[str, tuple[int
     return "ok", token, policies
 
 
-# Lists whose ?namespace=* Nomad answers with the namespaces the token may read (Job.List, Alloc.List,
-# Eval.List, Deployment.List).  Only "default" exists here, so that is the one to be allowed.
-_ALL_NAMESPACE_LISTS = frozenset({"/v1/jobs", "/v1/allocations", "/v1/evaluations", "/v1/deployments"})
+# Lists whose ?namespace=* Nomad answers with what is in the namespaces the token may list, by the
+# capability each checks (Job.List: list-jobs; Alloc.List, Eval.List, Deployment.List: read-job).
+_ALL_NAMESPACE_LISTS = {"/v1/jobs": "list-jobs", "/v1/allocations": "read-job", "/v1/evaluations": "read-job",
+                        "/v1/deployments": "read-job", "/v1/services": "read-job"}
 
 
 def acl_guard(req: Request, api: Api) -> None:
@@ -341,8 +343,16 @@ def acl_guard(req: Request, api: Api) -> None:
     if not api.ctx.acl_enabled:
         return
     namespace = _job_namespace(req) or (req.query.get("namespace") or [""])[0]
+    if namespace == "*" and req.method in ("GET", "HEAD") and req.path in _ALL_NAMESPACE_LISTS \
+            and isinstance(req.environ, dict):
+        # Nomad's allowedNSes: the list keeps what is in the namespaces the token may list (none: empty)
+        acl = resolve(req, api)[1]
+        if not acl.management:
+            cap = _ALL_NAMESPACE_LISTS[req.path]
+            req.environ[LISTABLE_NAMESPACES] = lambda ns: acl.allow_namespace(ns, cap)
+        return
     if namespace == "*" and req.method in ("GET", "HEAD") and req.path in _ALL_NAMESPACE_LISTS:
-        namespace = "default"  # Nomad lists the namespaces the token may read: here all is in "default"
+        namespace = "default"  # no environ to carry the filter (an in-process request): default's rights
     needs = required(req.method, req.path, namespace)
     if needs is None or needs == OPEN:
         return

@@ -38,6 +38,7 @@ from actors.http_api import (
     Request,
     decode_json,
     hold_for_leader,
+    listable,
     parse_uint,
     propose,
     query_flag,
@@ -592,7 +593,8 @@ def _write(api: Api, op: str, **args: Any) -> tuple[int, dict[str, Any]]:
         error = str(result.get("error") or "refused by the state store")
         if error == JOB_REGISTRATION_DISABLED:
             raise CodedError(403, error)  # Nomad maps ErrJobRegistrationDisabled to 403
-        if any(s in error for s in ("nonexistent node pool", "nonexistent namespace", "allowed in namespace")):
+        if any(s in error for s in ("nonexistent node pool", "nonexistent namespace",
+                                    "is not allowed in namespace")):
             raise CodedError(400, error)  # Nomad's admission checks, answered as a job that fails validation
         raise CodedError(404 if error.endswith("not found") else 500, error)
     return index, result
@@ -636,13 +638,13 @@ def jobs_request(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = _prefix(req)
     # ?namespace= (Nomad's default "default"; "*" is every namespace).
-    ns = request_namespace(req)
+    ns, allowed = request_namespace(req), listable(req)
     meta = query_flag(req, "meta")  # Nomad's JobStubFields.Meta: the jobs' meta in the stubs
 
     def query(st: Any) -> list[dict[str, Any]]:
         jobs = st.tables["jobs"]
         ids = sorted((i for i in jobs if jobs[i]["ID"].startswith(prefix)
-                      and (ns == "*" or jobs[i].get("Namespace", "default") == ns)),
+                      and in_namespace(jobs[i], ns, allowed)),
                      key=lambda i: (jobs[i].get("Namespace", "default"), jobs[i]["ID"]))
         sums = job_summaries(st, ids)
         return [job_stub(jobs[i], sums[i], meta=meta) for i in ids]
@@ -650,14 +652,18 @@ def jobs_request(req: Request, api: Api) -> Any:
     if list_options_asked(req):  # ?filter= / ?per_page= / ?next_token=
         # Nomad pages jobs with its NamespaceIDTokenizer: "<namespace>.<job ID>"
         return apply_list_options(req, state_query(req, api, ("jobs", "allocs"), query), namespaced=True)
+    if ns == "*":  # what it lists depends on the token (actors.http_api.listable): not shared
+        return state_query(req, api, ("jobs", "allocs"), query)
     from actors.http_cache import cached_state_query  # the encoded list is reused while unchanged
 
     return cached_state_query(req, api, "jobs", ("jobs", "allocs"), query)
 
 
-def in_namespace(obj: dict[str, Any], ns: str) -> bool:
-    """Whether a listed object belongs in namespace *ns* ("*": every namespace), as Nomad's lists filter."""
-    return ns == "*" or (obj.get("Namespace") or "default") == ns
+def in_namespace(obj: dict[str, Any], ns: str, allowed: Callable[[str], bool] = lambda ns: True) -> bool:
+    """Whether a listed object belongs in namespace *ns* ("*": every namespace *allowed* lets the token
+    list, see actors.http_api.listable), as Nomad's lists filter."""
+    own = obj.get("Namespace") or "default"
+    return allowed(own) if ns == "*" else own == ns
 
 
 def namespace_for_job(req: Request, body: dict[str, Any], raw: dict[str, Any]) -> Any:
@@ -1295,10 +1301,11 @@ def allocations_list(req: Request, api: Api) -> Any:
     prefix = _prefix(req)
     task_states = (req.query.get("task_states") or ["true"])[0].lower() not in ("0", "f", "false")
     resources = query_flag(req, "resources")
-    ns = request_namespace(req)
+    ns, allowed = request_namespace(req), listable(req)
     return apply_list_options(req, state_query(req, api, ("allocs",), lambda st: [
         alloc_stub(a, task_states=task_states, resources=resources)
-        for i, a in sorted(st.tables["allocs"].items()) if i.startswith(prefix) and in_namespace(a, ns)]),
+        for i, a in sorted(st.tables["allocs"].items())
+        if i.startswith(prefix) and in_namespace(a, ns, allowed)]),
         created=not prefix)
 
 
@@ -1335,14 +1342,14 @@ def _alloc_stop(req: Request, api: Api, alloc_id: str) -> Any:
 def evaluations_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = _prefix(req)
-    ns = request_namespace(req)
+    ns, allowed = request_namespace(req), listable(req)
     # Nomad's FilterJobID and FilterEvalStatus (?job=, ?status=), which a filter expression excludes.
     job_id, status = (req.query.get("job") or [""])[0], (req.query.get("status") or [""])[0]
     if (job_id or status) and (req.query.get("filter") or [""])[0]:
         raise CodedError(400, "Filter expression cannot be used with other filter parameters")
     return apply_list_options(req, state_query(req, api, ("evals",), lambda st: [
         eval_out(e) for i, e in sorted(st.tables["evals"].items())
-        if i.startswith(prefix) and in_namespace(e, ns) and (not job_id or e.get("JobID") == job_id)
+        if i.startswith(prefix) and in_namespace(e, ns, allowed) and (not job_id or e.get("JobID") == job_id)
         and (not status or e.get("Status") == status)]), created=not prefix)
 
 

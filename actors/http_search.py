@@ -109,8 +109,8 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str,  # type
                        and (ctx == "nodes" or (v["Target"].get("Namespace") if ctx == "scaling_policy"
                                                else v.get("Namespace", "default")) == namespace)]
             elif ctx == "jobs":
-                ids = [v["ID"] for v in tables["jobs"].values()
-                       if v["ID"].startswith(prefix) and v.get("Namespace", "default") == namespace]
+                ids = [v.get("ID", k) for k, v in tables["jobs"].items()
+                       if v.get("ID", k).startswith(prefix) and v.get("Namespace", "default") == namespace]
             elif ctx == "namespaces":
                 from actors.state import namespaces as ns_state
 

@@ -41,6 +41,7 @@ from actors.http_api import (
     CodedError,
     Request,
     Response,
+    listable,
     parse_uint,
     propose,
     require,
@@ -96,6 +97,9 @@ def services_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     namespace = _namespace(req)
     answer = state_query(req, api, (TABLE,), lambda st: service_list(st.tables[TABLE].values(), namespace))
+    if namespace == "*":  # with ACLs: the namespaces the token may read (actors.http_api.listable)
+        allowed = listable(req)
+        answer = Answer([e for e in answer.value if allowed(e["Namespace"])], answer.headers)
     if "filter" in req.query:  # the namespace entries, by the filter's own rules (and its 400s)
         answer = apply_list_options(Request(req.method, req.path, {"filter": req.query["filter"]}, req.url),
                                     answer)
