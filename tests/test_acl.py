@@ -477,6 +477,28 @@ def test_a_list_across_namespace_star_keeps_what_is_in_the_namespaces_the_token_
     assert _status(st, r) == 403
 
 
+def test_an_allocation_evaluation_or_deployment_named_by_id_is_checked_in_its_own_namespace():
+    """Nomad's Alloc.GetAlloc, Eval.GetEval and Deployment.GetDeployment (and their writes) check the token
+    in the object's namespace, whatever ?namespace= says."""
+    st = _guarded_state()
+    st.apply(4, command("acl_policy_upsert", policies=[{"Name": "writes-a",
+                                                        "Rules": 'namespace "a" { policy = "write" }'}]))
+    st.apply(5, command("acl_token_upsert", tokens=[_token("own-a", "own-a-secret", policies=("writes-a",))]))
+    for n, (table, ns) in enumerate((("allocs", "a"), ("allocs", "b"), ("evals", "a"), ("deployments", "a"))):
+        st.apply(6 + n, command("upsert", table=table, record={"ID": f"{table}-{ns}", "Namespace": ns,
+                                                                "JobID": "j", "NodeID": ""}))
+    assert _status(st, _req("GET", "/v1/allocation/allocs-a", "own-a-secret")) == 200
+    assert _status(st, _req("POST", "/v1/allocation/allocs-a/stop", "own-a-secret")) == 200
+    assert _status(st, _req("GET", "/v1/allocation/allocs-b", "own-a-secret")) == 403
+    r = _req("GET", "/v1/allocation/allocs-b", "own-a-secret")
+    r.query["namespace"] = ["a"]  # the allocation's own namespace counts, not the one asked for
+    assert _status(st, r) == 403
+    assert _status(st, _req("GET", "/v1/evaluation/evals-a", "own-a-secret")) == 200
+    assert _status(st, _req("GET", "/v1/deployment/deployments-a", "own-a-secret")) == 200
+    assert _status(st, _req("POST", "/v1/deployment/fail/deployments-a", "own-a-secret")) == 200
+    assert _status(st, _req("GET", "/v1/allocation/missing", "own-a-secret")) == 403  # default's rights
+
+
 def test_an_edited_policy_takes_effect_on_the_next_request():
     st = _guarded_state()
     assert _status(st, _req("PUT", "/v1/jobs", "ci-secret")) == 200
