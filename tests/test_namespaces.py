@@ -425,3 +425,43 @@ def test_a_log_without_namespaces_replays_into_default_and_indexes_stay_consiste
     again = StateStore()
     again.restore(st.snapshot(), 5)
     assert set(again.tables["jobs"]) == {"replayed"} and again.tables == st.tables
+
+
+def test_the_same_job_in_two_namespaces_is_placed_drained_stopped_and_collected_apart():
+    """The simulated cluster: a job ID in default and in another namespace run side by side, a drain
+    moves both, and stopping one leaves the other until job GC takes only the stopped one.  (The
+    simulator's own convergence check counts allocations by job ID alone, so this one counts here.)"""
+    from actors.state.store import command
+    from sim.client_cluster import ClusterConfig
+    from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
+
+    hour = 3600.0
+    c = JobCluster(7, JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=3)))
+    try:
+        c.run(30.0)
+        _, r = c.propose(command("namespace_upsert", namespaces=[{"Name": "ns2"}]))
+        assert r["ok"], r
+        c.register(sim_job("web", count=2))
+        c.register({**sim_job("web", count=2), "Namespace": "ns2"})
+        c.run(120.0)
+
+        def live(ns: str) -> list:
+            return [a for a in c.checker.replica.tables["allocs"].values()
+                    if a["JobID"] == "web" and a.get("Namespace", "default") == ns
+                    and a["DesiredStatus"] == "run" and a["ClientStatus"] == "running"]
+        assert len(live("default")) == 2 and len(live("ns2")) == 2
+        c.drain(c.clients[0], deadline_s=60.0)
+        c.run(300.0)
+        assert len(live("default")) == 2 and len(live("ns2")) == 2
+        assert not [a for a in live("default") + live("ns2") if a["NodeID"] == c.node_id(c.clients[0])]
+        _, r = c.propose(command("job_deregister", job_id="web", namespace="ns2", now=c.sched.now))
+        assert r["ok"], r
+        c.run(120.0)
+        assert live("ns2") == [] and len(live("default")) == 2
+        c.run(5 * hour)  # past job_gc_threshold (4 h)
+        jobs = c.checker.replica.tables["jobs"]
+        assert list(jobs) == ["web"] and jobs["web"]["Namespace"] == "default"
+        assert not [e for e in c.checker.replica.tables["evals"].values() if e.get("Namespace") == "ns2"]
+        c.checker.replica.check_live_index()
+    finally:
+        c.close()
