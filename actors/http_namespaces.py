@@ -22,6 +22,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
+from actors.acl import PERMISSION_DENIED
 from actors.http_api import Answer, Api, CodedError, Request, json_body, propose, require, route, state_query
 from actors.state import namespaces as ns_state
 from actors.state.store import command
@@ -121,13 +122,14 @@ def namespace_request(req: Request, api: Api) -> Any:
             raise CodedError(500, refused)
         return _write(api, "namespace_delete", names=[name])
     require(req, "GET")
+    if not _allowed(_acl(req, api), name):  # Nomad's GetNamespace: checked before the lookup
+        raise CodedError(403, PERMISSION_DENIED)
 
     def read(st: Any) -> Any:
         found = ns_state.get(st.tables, name)
         return namespace_out(found) if found else None
 
     answer = state_query(req, api, (ns_state.TABLE,), read)
-    if answer.value is None or not _allowed(_acl(req, api), name):
-        raise CodedError(404 if answer.value is None else 403,
-                         "Namespace not found" if answer.value is None else "Permission denied")
+    if answer.value is None:
+        raise CodedError(404, "Namespace not found")
     return answer
