@@ -1269,14 +1269,20 @@ def validate_job(req: Request, api: Api) -> Any:
     and ``DriverConfigValidated``.
     """
     require(req, "PUT", "POST")
-    raw = _json_body(req).get("Job")
+    body = _json_body(req)
+    raw = body.get("Job")
     if not isinstance(raw, dict):
         raise CodedError(400, "Job must be specified")
     errors: list[str] = []
     warnings = ""
     try:
+        raw["Namespace"] = namespace_for_job(req, body, raw)
         job = canonical_job(job_in(raw), region=_region(api), limits=_limits(api))
         warnings = _memory_max_warnings(req, api, job)
+        if api.env.lookup("raft") is not None:  # Nomad's admission validators: the namespace's checks
+            refused = state_query(req, api, (namespaces.TABLE,),
+                                  lambda st: namespaces.job_error(st.tables, job)).value
+            errors += [refused] if refused else []
     except JobError as e:
         errors.append(str(e))
     return {"DriverConfigValidated": not errors, "ValidationErrors": errors, "Error": "\n".join(errors),

@@ -347,6 +347,14 @@ def test_a_namespaces_capabilities_refuse_a_job_using_a_disabled_driver(dev):  #
     r = call(port, "PUT", "/v1/jobs", {"Job": {**sleep_job("capped"), "Namespace": "no-raw"}})
     assert r.status == 400, r.text
     assert 'used task driver "raw_exec" is not allowed in namespace "no-raw"' in r.text
+    # Nomad's Job.Validate runs the same admission checks and lists what they refuse
+    capped = {"Job": {**sleep_job("capped"), "Namespace": "no-raw"}}
+    got = call(port, "PUT", "/v1/validate/job", capped).json()
+    assert got["ValidationErrors"] == ['used task driver "raw_exec" is not allowed in namespace "no-raw"']
+    got = call(port, "PUT", "/v1/validate/job?namespace=nowhere", {"Job": sleep_job("capped")}).json()
+    assert got["ValidationErrors"] == ['job "capped" is in nonexistent namespace "nowhere"']
+    got = call(port, "PUT", "/v1/validate/job", {"Job": sleep_job("capped")}).json()
+    assert got["ValidationErrors"] == []
     assert call(port, "DELETE", "/v1/namespace/no-raw").status == 200
 
 
