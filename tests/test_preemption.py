@@ -239,3 +239,16 @@ def test_old_plan_without_preemptions_applies_as_before() -> None:
     assert not c.running("sys")  # refused: no room, nothing evicted
     assert len(c.running("low")) == 4
     assert not any(ev["TriggeredBy"] == pre.TRIGGER_PREEMPTION for ev in c.state.tables["evals"].values())
+
+
+def test_dry_run_lists_and_counts_the_preemptions() -> None:
+    from actors.scheduler.dryrun import plan_job
+    from actors.scheduler.job import canonical_job
+
+    c = Cluster()
+    _full_node(c)
+    got = plan_job(c.state, canonical_job(_system(priority=100)), diff=False)
+    [stub] = got["Annotations"]["PreemptedAllocs"]
+    assert stub["JobID"] == "low" and stub["Job"] == {"Type": "service"}
+    assert got["Annotations"]["DesiredTGUpdates"]["s"]["Preemptions"] == 1
+    assert not any(a["DesiredStatus"] == "evict" for a in c.state.tables["allocs"].values())  # nothing written
