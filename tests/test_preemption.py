@@ -251,4 +251,5 @@ def test_dry_run_lists_and_counts_the_preemptions() -> None:
     [stub] = got["Annotations"]["PreemptedAllocs"]
     assert stub["JobID"] == "low" and stub["Job"] == {"Type": "service"}
     assert got["Annotations"]["DesiredTGUpdates"]["s"]["Preemptions"] == 1
-    assert not any(a["DesiredStatus"] == "evict" for a in c.state.tables["allocs"].values())  # nothing written
+    # nothing written
+    assert not any(a["DesiredStatus"] == "evict" for a in c.state.tables["allocs"].values())
