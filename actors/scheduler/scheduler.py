@@ -675,8 +675,12 @@ class _Placer:
         job = self.job
         ns = job.get("Namespace", "default")
         usage = self.usage
+        # Only allocations preemptible by priority at all are candidates (the common case, every job at
+        # the default priority, is then no sort and no search).
+        ceiling = int(job.get("Priority", 50)) - preemption.PRIORITY_DELTA
         candidates = sorted((a for a in usage.node_allocs(node_id)
-                             if live(a) and a["ID"] not in usage.preempted
+                             if live(a) and (preemption.alloc_priority(a) or ceiling + 1) <= ceiling
+                             and a["ID"] not in usage.preempted
                              and not (a.get("JobID") == job["ID"] and a.get("Namespace", "default") == ns)),
                             key=operator.itemgetter("ID"))
         if not candidates:
