@@ -253,3 +253,49 @@ def test_dry_run_lists_and_counts_the_preemptions() -> None:
     assert got["Annotations"]["DesiredTGUpdates"]["s"]["Preemptions"] == 1
     # nothing written
     assert not any(a["DesiredStatus"] == "evict" for a in c.state.tables["allocs"].values())
+
+
+# ------------------------------------------------------------ static ports
+PORT = {"Networks": [{"ReservedPorts": [{"Label": "http", "Value": 8080}]}]}
+
+
+def _port_holder(c: Cluster, priority: int) -> None:
+    """A roomy node whose static port 8080 a priority-*priority* service allocation holds."""
+    c.node(0)
+    c.register(**service("low", count=1, cpu=100, mem=64, Priority=priority, group=PORT))
+    c.schedule()
+    c.client("running")
+    assert len(c.running("low")) == 1
+
+
+def test_system_job_preempts_the_holder_of_its_static_port() -> None:
+    c = Cluster()
+    _port_holder(c, 50)
+    c.register(**_system(priority=100, cpu=100, mem=64) | {"TaskGroups": [
+        _system()["TaskGroups"][0] | PORT]})
+    _run(c, "sys")
+    [placed] = c.running("sys")
+    assert placed["AllocatedPorts"][0]["Value"] == 8080
+    assert not c.running("low") and len(placed["PreemptedAllocations"]) == 1
+
+
+def test_static_port_of_a_close_priority_job_is_not_preempted() -> None:
+    c = Cluster()
+    _port_holder(c, 95)
+    c.register(**_system(priority=100, cpu=100, mem=64) | {"TaskGroups": [
+        _system()["TaskGroups"][0] | PORT]})
+    c.schedule()
+    assert not c.running("sys") and len(c.running("low")) == 1
+    failed = [ev["FailedTGAllocs"]["s"] for ev in c.state.tables["evals"].values()
+              if ev["JobID"] == "sys" and ev["FailedTGAllocs"]]
+    assert failed and all("port collision" in str(m).lower() or "8080" in str(m) for m in failed), failed
+
+
+def test_service_job_preempts_the_holder_of_its_static_port_when_enabled() -> None:
+    c = Cluster()
+    _port_holder(c, 50)
+    c.apply("scheduler_set_config", config={"PreemptionConfig": {"ServiceSchedulerEnabled": True}})
+    c.register(**service("high", count=1, cpu=100, mem=64, Priority=80, group=PORT))
+    _run(c, "high")
+    [placed] = c.running("high")
+    assert placed["AllocatedPorts"][0]["Value"] == 8080 and not c.running("low")

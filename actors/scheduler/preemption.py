@@ -16,9 +16,11 @@ placement's need and the allocations on the node:
   distance to the whole ask, farthest first, and taken only until the room
   suffices, so no allocation is evicted that the placement does not need.
 
-Not modelled: network bandwidth and reserved-port preemption
-(PreemptForNetwork) and device preemption (PreemptForDevice); a placement
-whose ports collide is not made to fit by evicting.  Unlike Nomad, the free
+Static ports: the allocations holding a placement's static ports are
+evicted too, when every one of them may be (``_Placer.port_preemption``, the
+reserved-port part of Nomad's PreemptForNetwork).  Not modelled: network
+bandwidth (MBits, which this project does not count) and device preemption
+(PreemptForDevice; devices are not scheduled).  Unlike Nomad, the free
 room counts the placing job's own allocations on the node as used (Nomad's
 Preemptor subtracts only the candidates, so it can offer a node its plan
 applier then refuses).

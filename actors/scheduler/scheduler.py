@@ -693,6 +693,61 @@ class _Placer:
             counts[key] = counts.get(key, 0) + 1
         return preemption.preempt_for_group(need, free, candidates, int(job.get("Priority", 50)), counts)
 
+    def port_preemption(self, node_id: str, group: dict[str, Any]) -> list[dict[str, Any]]:
+        """The allocations holding the group's static ports on *node_id*, to evict (the reserved-port part
+        of Nomad's PreemptForNetwork): none when a port is held by one that may not be preempted (this
+        job's, or of a priority too close), as Nomad's filteredReservedPorts.  A holder on any of the
+        node's addresses counts."""
+        static, _ = group_ports(group)
+        if not static:
+            return []
+        wanted = {p["Value"] for p in static}
+        job, usage = self.job, self.usage
+        ceiling = int(job.get("Priority", 50)) - preemption.PRIORITY_DELTA
+        out = []
+        for a in sorted(usage.node_allocs(node_id), key=operator.itemgetter("ID")):
+            if not live(a) or a["ID"] in usage.preempted or a["ID"] in self.stopping \
+                    or not wanted.intersection(port for _, port in alloc_port_keys(a)):
+                continue
+            if a.get("JobID") == job["ID"] or (preemption.alloc_priority(a) or ceiling + 1) > ceiling:
+                return []
+            out.append(a)
+        return out
+
+    def preempt_option(self, node_id: str, group: dict[str, Any], need: tuple[int, int, int],
+                       cap: tuple[int, ...]) -> tuple[list[dict[str, Any]], tuple[int, ...]] | None:
+        """Nomad's BinPackIterator with eviction on a node the placement does not fit as it is: the
+        allocations holding its static ports (port_preemption), then those freeing the room it lacks
+        (preemption_for); with what the node would hold (its utilisation, the resource evictions still
+        in, as Nomad scores it).  None when evicting does not make it fit (ports included).  The usage
+        view is left as it was."""
+        net = self.port_preemption(node_id, group)
+        if net:
+            self.evict(node_id, net)
+        try:
+            used = self.usage[node_id]
+            after = tuple(used[i] + need[i] for i in range(3))
+            evicts: list[dict[str, Any]] = []
+            if exhausted(cap, after) is not None:
+                got = self.preemption_for(node_id, cap, need)
+                if got is None:
+                    return None
+                evicts = got
+            if not net and not evicts:
+                return None  # it fits, and its ports were the trouble: evicting nothing changes that
+            if self.info(group)[3]:
+                if evicts:
+                    self.evict(node_id, evicts)
+                ok = self.assign_ports(node_id, self.nodes[node_id], group, None) is not None
+                if evicts:
+                    self.evict(node_id, evicts, undo=True)
+                if not ok:
+                    return None
+            return net + evicts, after
+        finally:
+            if net:
+                self.evict(node_id, net, undo=True)
+
     def evict(self, node_id: str, allocs: list[dict[str, Any]], undo: bool = False) -> None:
         """Count *allocs* as preempted in the usage view: their room and ports are free (*undo*: not)."""
         sign = -1 if undo else 1
@@ -1151,16 +1206,25 @@ class _Placer:
             # exhausted(), inline
             dim = "cpu" if after0 > cap[0] else "memory" if after1 > cap[1] else "disk" if after2 > cap[2] \
                 else None
-            evicts = self.preemption_for(node_id, cap, need) if dim is not None and preempt else None
-            if evicts is not None:
-                preempting[node_id] = evicts
-            elif dim is not None:
+            evicts = None
+            if preempt and (dim is not None or (has_ports and self.assign_ports(node_id, nodes[node_id],
+                                                                              group, None) is None)):
+                option = self.preempt_option(node_id, group, need, cap)
+                if option is None:
+                    if dim is None:  # its ports: counted as the check below does
+                        self.assign_ports(node_id, nodes[node_id], group, m)
+                        continue
+                else:
+                    evicts, (after0, after1, after2) = option
+                    preempting[node_id] = evicts
+                    dim = None
+            if dim is not None:
                 m["NodesExhausted"] += 1
                 m["DimensionExhausted"][dim] = m["DimensionExhausted"].get(dim, 0) + 1
                 if nodes[node_id].get("NodeClass"):
                     _class_count(m, "ClassExhausted", nodes[node_id])
                 continue
-            if has_ports and self.assign_ports(node_id, nodes[node_id], group, m) is None:
+            if has_ports and evicts is None and self.assign_ports(node_id, nodes[node_id], group, m) is None:
                 continue
             if preferences or node_id in penalized or evicts is not None:
                 score = self._score(node_id, nodes[node_id], group, cap, (after0, after1, after2), collisions,
@@ -2314,25 +2378,12 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             failed += 1
             continue
         cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
-        used = placer.usage[node_id]
         prev = replace_on.get(node_id)
-        util = tuple(used[i] + need[i] for i in range(3))  # what the node would hold (evictions still in)
-        dim = exhausted(cap, util)
-        evicts = placer.preemption_for(node_id, cap, need) if dim is not None and placer.preempt_enabled \
-            else None
-        if dim is not None and evicts is None:
-            metrics["NodesExhausted"] += 1
-            metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+        fit = _fit_on_node(placer, node_id, node, group, need, cap, metrics)
+        if fit is None:
             failed += 1
             continue
-        if evicts is not None:
-            placer.evict(node_id, evicts)
-        ports = placer.assign_ports(node_id, node, group, metrics)
-        if ports is None:
-            if evicts is not None:
-                placer.evict(node_id, evicts, undo=True)
-            failed += 1
-            continue
+        ports, evicts, util = fit
         if ports:
             placer.usage.used_ports(node_id, placer.stopping).update(
                 alloc_port_keys({"AllocatedPorts": ports}))
@@ -2502,6 +2553,43 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
     _all_filtered(plan, group, metrics, placer, len(plan["Place"]) > placed_before, existing)
 
 
+def _fit_on_node(placer: _Placer, node_id: str, node: dict[str, Any], group: dict[str, Any],
+                 need: tuple[int, int, int], cap: tuple[int, ...], metrics: dict[str, Any],
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, tuple[int, ...]] | None:
+    """A system or sysbatch placement's room on its node (Nomad's system stack's BinPackIterator): the
+    ports assigned, the allocations it evicts (None: none; the usage view counts them evicted), and
+    what the node would hold (scored by bin-packing); None when it does not fit, counted in *metrics*.
+    With the job type's preemption enabled, a node lacking room or ports is tried with evictions."""
+    used = placer.usage[node_id]
+    util = tuple(used[i] + need[i] for i in range(3))
+    dim = exhausted(cap, util)
+    evicts = None
+    if dim is not None:
+        option = placer.preempt_option(node_id, group, need, cap) if placer.preempt_enabled else None
+        if option is None:
+            metrics["NodesExhausted"] += 1
+            metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+            return None
+        evicts, util = option
+        placer.evict(node_id, evicts)
+    # Its static ports held by others may be evicted too: a collision is counted only if they may not.
+    quiet = evicts is None and placer.preempt_enabled and bool(group_ports(group)[0])
+    ports = placer.assign_ports(node_id, node, group, None if quiet else metrics)
+    if ports is None and quiet:
+        option = placer.preempt_option(node_id, group, need, cap)
+        if option is not None:
+            evicts, util = option
+            placer.evict(node_id, evicts)
+            ports = placer.assign_ports(node_id, node, group, None)
+        else:
+            placer.assign_ports(node_id, node, group, metrics)  # counted as the port it lacks
+    if ports is None:
+        if evicts is not None:
+            placer.evict(node_id, evicts, undo=True)
+        return None
+    return ports, evicts, util
+
+
 def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], node_id: str,
               node: dict[str, Any], name: str, prev: dict[str, Any] | None, placer: _Placer,
               metrics: dict[str, Any], need: tuple[int, int, int]) -> bool | None:
@@ -2514,19 +2602,10 @@ def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], 
         return False
     cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
     used = placer.usage[node_id]
-    dim = exhausted(cap, tuple(used[i] + need[i] for i in range(3)))
-    evicts = placer.preemption_for(node_id, cap, need) if dim is not None and placer.preempt_enabled else None
-    if dim is not None and evicts is None:
-        metrics["NodesExhausted"] += 1
-        metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+    fit = _fit_on_node(placer, node_id, node, group, need, cap, metrics)
+    if fit is None:
         return False
-    if evicts is not None:
-        placer.evict(node_id, evicts)
-    ports = placer.assign_ports(node_id, node, group, metrics)
-    if ports is None:
-        if evicts is not None:
-            placer.evict(node_id, evicts, undo=True)
-        return False
+    ports, evicts, _ = fit
     if ports:
         placer.usage.used_ports(node_id, placer.stopping).update(alloc_port_keys({"AllocatedPorts": ports}))
     for i in range(3):
