@@ -7,6 +7,7 @@ the placement and evaluates the preempted jobs again.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import msgpack
@@ -299,3 +300,43 @@ def test_service_job_preempts_the_holder_of_its_static_port_when_enabled() -> No
     _run(c, "high")
     [placed] = c.running("high")
     assert placed["AllocatedPorts"][0]["Value"] == 8080 and not c.running("low")
+
+
+# ------------------------------------------------------------ a random mix
+def test_random_priorities_never_overcommit_and_evict_only_far_lower_priorities() -> None:
+    rng = random.Random(900)
+    evictions = 0
+    for _ in range(6):
+        c = Cluster()
+        c.apply("scheduler_set_config", config={"PreemptionConfig": {
+            "SystemSchedulerEnabled": True, "SysBatchSchedulerEnabled": True,
+            "BatchSchedulerEnabled": True, "ServiceSchedulerEnabled": True}})
+        for i in range(3):
+            c.node(i, cpu=4000, mem=4096)
+        for j in range(10):
+            kind = rng.choice(("service", "service", "batch", "system"))
+            cpu, mem = rng.choice((250, 500, 1000, 1500)), rng.choice((256, 512, 1024))
+            prio = rng.randrange(10, 101)
+            extra = {"group": PORT} if rng.random() < 0.2 else {}
+            if kind == "system":
+                job = _system(f"j{j}", priority=prio, cpu=cpu, mem=mem)
+                if extra:
+                    job["TaskGroups"][0] |= PORT
+            else:
+                job = service(f"j{j}", count=rng.randrange(1, 5), cpu=cpu, mem=mem, Priority=prio,
+                              **extra) | {"Type": kind}
+            c.register(**job)
+            c.schedule()
+            c.client("running")
+            c.schedule()
+            c.assert_not_overcommitted()
+        allocs = c.state.tables["allocs"]
+        for a in allocs.values():
+            if a["DesiredStatus"] != "evict":
+                continue
+            evictions += 1
+            by = allocs[a["PreemptedByAllocation"]]
+            assert by["Job"]["Priority"] - a["Job"]["Priority"] >= pre.PRIORITY_DELTA
+            assert by["NodeID"] == a["NodeID"] and a["ID"] in by["PreemptedAllocations"]
+            assert by["JobID"] != a["JobID"]
+    assert evictions > 0  # the mix does preempt
