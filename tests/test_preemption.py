@@ -340,3 +340,11 @@ def test_random_priorities_never_overcommit_and_evict_only_far_lower_priorities(
             assert by["NodeID"] == a["NodeID"] and a["ID"] in by["PreemptedAllocations"]
             assert by["JobID"] != a["JobID"]
     assert evictions > 0  # the mix does preempt
+
+
+def test_sysbatch_does_not_preempt_by_default() -> None:
+    c = Cluster()
+    _full_node(c)
+    c.register(**_system("sb", priority=100) | {"Type": "sysbatch"})
+    c.schedule()
+    assert not c.running("sb") and len(c.running("low")) == 4
