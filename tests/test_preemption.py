@@ -348,3 +348,21 @@ def test_sysbatch_does_not_preempt_by_default() -> None:
     c.register(**_system("sb", priority=100) | {"Type": "sysbatch"})
     c.schedule()
     assert not c.running("sb") and len(c.running("low")) == 4
+
+
+def test_plans_of_one_batch_never_preempt_the_same_allocation_twice() -> None:
+    from actors.scheduler.broker import plan_batch_command
+
+    c = Cluster()
+    _full_node(c)
+    c.register(**_system("s1", priority=100))
+    c.register(**_system("s2", priority=100))
+    pending = sorted(ev["ID"] for ev in c.state.tables["evals"].values()
+                     if ev["JobID"] in ("s1", "s2") and ev["Status"] == "pending")
+    data, planned, _ = plan_batch_command(c.state, tuple(pending), c.now)
+    assert data is not None and len(planned) == 2
+    victims = [e["ID"] for p in msgpack.unpackb(data, raw=False)["plans"] for e in p.get("Preempt", ())]
+    assert len(victims) == 2 and len(set(victims)) == 2
+    _apply(c, msgpack.unpackb(data, raw=False))
+    assert len(c.running("s1")) == 1 and len(c.running("s2")) == 1 and len(c.running("low")) == 2
+    c.assert_not_overcommitted()
