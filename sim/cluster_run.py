@@ -31,6 +31,10 @@ Cluster fault verbs (on top of the Raft scenario verbs in ``sim.scenarios``):
   N, with a service whose http check fails for its task's first 3 s, so each
   replacement waits for its check.
 * ``drain C DEADLINE_S`` -- drain a client's node with a deadline.
+* ``preempt CPU_MHZ`` -- register the system job ``ops`` at priority 90 asking for
+  CPU_MHZ on every node: the system scheduler evicts the service jobs'
+  allocations where they leave too little room (Nomad's preemption).
+* ``release`` -- stop ``ops`` (the liveness phase does, if it still runs).
 """
 
 from __future__ import annotations
