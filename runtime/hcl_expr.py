@@ -434,7 +434,10 @@ def _template_items(text: str, escapes: bool) -> list[list]:
             if strip_left and items and items[-1][0] == "str":
                 items[-1][1] = items[-1][1].rstrip(" \t\r\n")
             if c == "$":
-                items.append(["interp", parse_expression(inner), strip_right])
+                node = parse_expression(inner)
+                if node[0] == "trav":  # an undefined name keeps the whole ${ ... } as written, spaces too
+                    node = (*node[:3], inner, *node[4:])
+                items.append(["interp", node, strip_right])
             else:
                 items.append(["dir", inner.strip(), strip_right])
             i = end
@@ -603,21 +606,25 @@ def equal(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _decimal(x: int | float) -> Decimal:
+    return Decimal(x) if isinstance(x, int) else Decimal(repr(x))
+
+
 def _arith(op: str, a: Any, b: Any) -> Any:
     x, y = to_number(a), to_number(b)
-    if op == "+":
-        return norm_number(x + y)
-    if op == "-":
-        return norm_number(x - y)
-    if op == "*":
-        return norm_number(x * y)
+    if op in "+-*" and isinstance(x, int) and isinstance(y, int):
+        return x + y if op == "+" else x - y if op == "-" else x * y
+    if op in "+-*":
+        # cty's numbers are decimal-exact big floats: 0.1 + 0.2 is 0.3, not 0.30000000000000004.
+        dx, dy = _decimal(x), _decimal(y)
+        return norm_number(float(dx + dy if op == "+" else dx - dy if op == "-" else dx * dy))
     if y == 0:
         raise HclExprError("Error in function call; Call to function \"divide\" failed: can't divide by zero"
                            if op == "/" else "Error in function call; can't compute modulo of zero")
     if op == "/":
         if isinstance(x, int) and isinstance(y, int) and x % y == 0:
             return x // y
-        return norm_number(x / y)
+        return norm_number(float(_decimal(x) / _decimal(y)))
     # cty's modulo keeps the dividend's sign (Go's big.Int Rem / math.Mod), not Python's floor modulo.
     if isinstance(x, int) and isinstance(y, int):
         r = abs(x) % abs(y)
@@ -827,7 +834,8 @@ def _type_text(node: tuple) -> str:
         return node[1]
     if node[0] == "call":
         return f"{node[1]}({', '.join(_type_text(a) for a in node[2])})"
-    raise HclExprError("Invalid type specification; a type (string, number, bool, list(...), ...) is expected")
+    raise HclExprError("Invalid type specification; a type (string, number, bool, list(...), ...) is "
+                       "expected")
 
 
 def _try(name: str, args: tuple, ctx: Context) -> Any:

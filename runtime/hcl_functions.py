@@ -112,50 +112,41 @@ def _normalize(v: Any) -> Any:
     return v
 
 
-def _yaml_encode(v: Any, indent: int = 0) -> str:
-    """cty-yaml's block style: maps in key order, lists as "- " items, strings quoted when they would read
-    as something else."""
-    pad = "  " * indent
-    if isinstance(v, dict):
-        if not v:
-            return "{}\n"
+def _yaml_encode(v: Any) -> str:
+    """cty-yaml's yamlencode: block style, maps in key order, strings and keys double-quoted, a list under a
+    map key not indented (``"foo":\n- 1``)."""
+    return "\n".join(_yaml_lines(v)) + "\n"
+
+
+def _yaml_lines(v: Any) -> list[str]:
+    if isinstance(v, dict) and v:
         lines = []
         for k in sorted(v):
-            x = v[k]
-            if isinstance(x, (dict, list)) and x:
-                lines.append(f"{pad}{_yaml_scalar(k)}:\n{_yaml_encode(x, indent + 1)}")
+            x, key = v[k], json.dumps(k, ensure_ascii=False)
+            if isinstance(x, dict) and x:
+                lines += [f"{key}:", *("  " + ln for ln in _yaml_lines(x))]
+            elif isinstance(x, list) and x:
+                lines += [f"{key}:", *_yaml_lines(x)]
             else:
-                lines.append(f"{pad}{_yaml_scalar(k)}: {_yaml_encode(x, 0)}")
-        return "".join(lines)
-    if isinstance(v, list):
-        if not v:
-            return "[]\n"
+                lines.append(f"{key}: {_yaml_lines(x)[0]}")
+        return lines
+    if isinstance(v, list) and v:
         lines = []
         for x in v:
-            if isinstance(x, (dict, list)) and x:
-                inner = _yaml_encode(x, indent + 1)
-                lines.append(f"{pad}- {inner[len(pad) + 2:]}")
-            else:
-                lines.append(f"{pad}- {_yaml_encode(x, 0)}")
-        return "".join(lines)
-    return _yaml_scalar(v) + "\n"
-
-
-_YAML_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_ ./-]*")
-_YAML_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
-
-
-def _yaml_scalar(v: Any) -> str:
+            inner = _yaml_lines(x)
+            lines += ["- " + inner[0], *("  " + ln for ln in inner[1:])]
+        return lines
+    if isinstance(v, dict):
+        return ["{}"]
+    if isinstance(v, list):
+        return ["[]"]
     if v is None:
-        return "null"
+        return ["null"]
     if isinstance(v, bool):
-        return "true" if v else "false"
+        return ["true" if v else "false"]
     if isinstance(v, (int, float)):
-        return number_text(v)
-    s = str(v)
-    if _YAML_PLAIN.fullmatch(s) and s.lower() not in _YAML_RESERVED and not s.endswith(" "):
-        return s
-    return json.dumps(s, ensure_ascii=False)
+        return [number_text(v)]
+    return [json.dumps(v, ensure_ascii=False)]
 
 
 def _format(fmt: Any, *args: Any) -> str:
@@ -591,7 +582,7 @@ def functions(base_dir: str | None) -> dict[str, Callable[..., Any]]:
         "uuidv4": lambda: str(uuid.uuid4()),
         "uuidv5": _uuidv5,
         "values": lambda m: [_map(m)[k] for k in sorted(_map(m))],
-        "yamlencode": lambda v: _yaml_encode(v),
+        "yamlencode": _yaml_encode,
         "zipmap": lambda ks, vs: _zipmap(ks, vs),
         "md5": _hash("md5"),
         "sha1": _hash("sha1"),

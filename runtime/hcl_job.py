@@ -51,7 +51,8 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
 
 Input variables, as Nomad's HCL2 jobspec: ``variable "name" { type,
 default, description, sensitive, validation { condition, error_message } }``
-blocks and ``locals { ... }`` (which may refer to each other), referred to
+blocks (or ``variables { name = default }``) and ``locals { ... }`` (which
+may refer to each other), referred to
 as ``var.name`` / ``local.name`` (whole values, ``"${var.name}"`` inside a
 string, ``.key`` and ``[n]`` into a map or list).  Values come, each over the
 one before, from the defaults, ``NOMAD_VAR_<name>`` environment variables,
@@ -798,7 +799,15 @@ def _resolve(value: Any, scope: _Scope, where: str, names: dict[str, Any] | None
     runtime ``${attr.x}``, ``${NOMAD_*}``, ... stay as text (see runtime.hcl_expr)."""
     names = names or {}
     if isinstance(value, list):
-        return [_resolve(v, scope, f"{where}[{i}]", names) for i, v in enumerate(value)]
+        out_list = []
+        for i, v in enumerate(value):
+            if _is_labelled(v):  # group "web" {...}: the path says job['x'].group['web'], as the mapper's
+                (label, body), = v.items()
+                out_list.append({label: _resolve(body, scope, f"{where}[{label!r}]", names)})
+            else:
+                at = where if len(value) == 1 and isinstance(v, dict) else f"{where}[{i}]"
+                out_list.append(_resolve(v, scope, at, names))
+        return out_list
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for k, v in value.items():
@@ -818,11 +827,14 @@ def _resolve(value: Any, scope: _Scope, where: str, names: dict[str, Any] | None
     return _evaluate(value, scope, where, names)
 
 
+def _is_labelled(value: Any) -> bool:
+    """Whether a list item is a labelled block as python-hcl2 gives it: {label: {body}}."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value.values())), dict)
+
+
 def _is_dynamic(value: Any) -> bool:
     """Whether a ``dynamic`` key is HCL's dynamic blocks (not, say, a meta key of that name)."""
-    return isinstance(value, list) and all(
-        isinstance(b, dict) and len(b) == 1 and isinstance(next(iter(b.values())), dict)
-        and "content" in next(iter(b.values())) for b in value)
+    return isinstance(value, list) and all(_is_labelled(b) for b in value)
 
 
 def _dynamic(value: Any, scope: _Scope, where: str, names: dict[str, Any]) -> list[tuple[str, list[Any]]]:
@@ -921,6 +933,12 @@ def _typed(raw: str, vtype: Any, where: str) -> Any:
 def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[str, str],
                env: Mapping[str, str]) -> dict[str, Any]:
     declared: dict[str, dict[str, Any]] = {}
+    blocks = doc.get("variables", [])
+    for block in blocks if isinstance(blocks, list) else [blocks]:  # variables { name = default, ... }
+        for name, default in _body(block, "variables").items():
+            if name in declared:
+                raise HclJobError(f'variable "{name}" is declared twice')
+            declared[name] = {"default": default}
     for name, body in _blocks(doc.get("variable", []), "variable"):
         _check(body, _VAR_FIELDS, f"variable[{name!r}]")
         if name in declared:
@@ -952,7 +970,7 @@ def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[
     if missing:
         raise HclJobError(f"required variable{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)} "
                           "(give -var name=value, -var-file or NOMAD_VAR_<name>)")
-    for name, body in declared.items():
+    for name in declared:
         _validate(name, rules[name], values[name], origins[name])
     return values
 
@@ -1037,7 +1055,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     API does so: "filesystem function disabled").
     """
     doc = _load(text, "file")
-    _check(doc, {"job", "variable", "locals"}, "file")
+    _check(doc, {"job", "variable", "variables", "locals"}, "file")
     locals_raw: dict[str, Any] = {}
     blocks = doc.get("locals", [])
     for block in blocks if isinstance(blocks, list) else [blocks]:
