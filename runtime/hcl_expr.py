@@ -45,7 +45,7 @@ _OPS = ("...", "==", "!=", "<=", ">=", "&&", "||", "=>", "<", ">", "+", "-", "*"
 
 @dataclass(frozen=True, slots=True)
 class _Tok:
-    kind: str  # "ident", "num", "str" (raw template source between the quotes), "op", "eof"
+    kind: str  # "ident", "num", "str" (raw template source between the quotes), "heredoc", "op", "eof"
     text: str
     pos: int
 
@@ -88,6 +88,20 @@ def _skip_braced(src: str, i: int) -> int:
     raise HclExprError("Unclosed template interpolation; no closing brace")
 
 
+# A heredoc inside an expression (``trimspace(<<EOT ... EOT)``): its marker, its lines, its closing marker.
+_HEREDOC = re.compile(r"<<(-?)([A-Za-z_][A-Za-z0-9_-]*)\n(.*?)^[ \t]*\2(?![A-Za-z0-9_-])", re.S | re.M)
+
+
+def _heredoc_body(body: str, indented: bool) -> str:
+    """A heredoc's text as HCL reads it; ``<<-`` takes the smallest indentation of its non-blank lines off
+    every line."""
+    if not indented:
+        return body
+    lines = body.split("\n")
+    cut = min((len(ln) - len(ln.lstrip(" \t")) for ln in lines if ln.strip()), default=0)
+    return "\n".join(ln[cut:] for ln in lines)
+
+
 def _tokens(src: str) -> list[_Tok]:
     out, i = [], 0
     while i < len(src):
@@ -100,6 +114,9 @@ def _tokens(src: str) -> list[_Tok]:
         elif src.startswith("/*", i):
             end = src.find("*/", i + 2)
             i = len(src) if end < 0 else end + 2
+        elif src.startswith("<<", i) and (m := _HEREDOC.match(src, i)):
+            out.append(_Tok("heredoc", _heredoc_body(m.group(3), indented=bool(m.group(1))), i))
+            i = m.end()
         elif c == '"':
             end = _skip_string(src, i)
             out.append(_Tok("str", src[i + 1:end - 1], i))
@@ -196,6 +213,8 @@ class _Parser:
             return ("lit", _number(t.text))
         if t.kind == "str":
             return ("tmpl", parse_template(t.text, escapes=True))
+        if t.kind == "heredoc":
+            return ("tmpl", parse_template(t.text, escapes=False))
         if t.kind == "ident":
             if t.text in ("true", "false"):
                 return ("lit", t.text == "true")

@@ -822,6 +822,8 @@ def _resolve(value: Any, scope: _Scope, where: str, names: dict[str, Any] | None
                 existing = out.get(block_type, [])
                 out[block_type] = [*(existing if isinstance(existing, list) else [existing]), *generated]
         return out
+    if isinstance(value, float):
+        return hcl_expr.norm_number(value)  # cty has one number type: 1.0 is 1 in the JSON job, as Nomad's
     if not isinstance(value, str) or not hcl_expr.has_expression(value):
         return value
     return _evaluate(value, scope, where, names)
@@ -959,6 +961,7 @@ def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[
     for text in var_files:
         for name, value in _load(text, "variable file").items():
             if name in declared:  # Nomad warns of the others and goes on
+                value = _constant(value, f"variable file: {name}")
                 values[name] = _convert(value, _kind(declared[name].get("type")), f"variable file: {name}")
                 origins[name] = "varfile"
     for name, raw in var_args.items():

@@ -71,6 +71,14 @@ def test_templates_interpolate_and_run_if_and_for_directives_with_strip_markers(
     assert value('"curl -w %%{http_code}"') == "curl -w %{http_code}"
 
 
+def test_heredocs_inside_expressions_and_whole_numbers() -> None:
+    pre = ('locals {\n a = trimspace(<<EOT\n  x ${upper("y")}\nEOT\n)\n'
+           ' b = [for l in split("\\n", chomp(<<-EOT\n    one\n      two\n    EOT\n)) : upper(l)]\n}\n')
+    assert value("[local.a, local.b]", pre=pre) == ["x Y", ["ONE", "  TWO"]]
+    got = value("[1.0, 2.50, 1e3]")
+    assert got == [1, 2.5, 1000] and isinstance(got[0], int)  # cty has one number type: 1.0 is 1
+
+
 # Nomad's TestParse_UndefinedVariables: names that are not variables stay as their ${...} text for the client.
 @pytest.mark.parametrize("text", [
     "plain", "foo-${BAR}", "foo-${attr.network.dev-us-east1-relay-vpc.external-ip.0}", '${env["BLAH"]}',
